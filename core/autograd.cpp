@@ -1,0 +1,119 @@
+#include "core/autograd.hpp"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/ops.hpp"
+
+namespace kiln {
+namespace {
+
+thread_local bool grad_mode_enabled = true;
+
+// Adds `grad` to `slot`, which may be undefined. The sum is a fresh tensor, so a gradient handed to
+// a user is never aliased by a later accumulation.
+void accumulate(Tensor& slot, const Tensor& grad) { slot = slot.defined() ? add(slot, grad) : grad; }
+
+// Nodes reachable from `root`, each after every node that feeds it a gradient (reverse post-order).
+std::vector<Node*> topological_order(Node* root) {
+  std::vector<Node*> post_order;
+  std::unordered_set<Node*> visited;
+  // Iterative depth-first search: deep nets (ResNet-110) would overflow a recursive one.
+  std::vector<std::pair<Node*, std::size_t>> stack{{root, 0}};
+  visited.insert(root);
+  while (!stack.empty()) {
+    auto& [node, next_input] = stack.back();
+    if (next_input < node->inputs.size()) {
+      Node* child = node->inputs[next_input++].node.get();
+      if (child && visited.insert(child).second) stack.emplace_back(child, 0);
+    } else {
+      post_order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return {post_order.rbegin(), post_order.rend()};
+}
+
+void check_gradient(const Node& node, std::size_t input, const Tensor& grad, const Edge& edge) {
+  const Shape& expected = edge.leaf ? edge.leaf->shape : edge.node->output_shape;
+  KILN_CHECK(grad.shape() == expected, "backward of ", node.op, ": the gradient for input ", input, " has shape ",
+             grad.shape(), " but the input has shape ", expected);
+}
+
+// A leaf's .grad is always a dense tensor of its own: a rule may hand back a broadcast view or the very
+// gradient the caller seeded backward() with, and neither may alias what the user later reads or edits.
+void accumulate_into_leaf(TensorImpl& leaf, const Tensor& grad) {
+  if (leaf.grad) {
+    leaf.grad = add(Tensor(leaf.grad), grad).to(leaf.dtype).impl_ptr();
+    return;
+  }
+  Tensor own = Tensor::empty(leaf.shape, leaf.dtype, grad.device());
+  own.copy_(grad);
+  leaf.grad = own.impl_ptr();
+}
+
+}  // namespace
+
+bool grad_enabled() { return grad_mode_enabled; }
+
+NoGradGuard::NoGradGuard() : previous_(grad_mode_enabled) { grad_mode_enabled = false; }
+NoGradGuard::~NoGradGuard() { grad_mode_enabled = previous_; }
+
+Tensor record_node(std::string_view op, const std::vector<Tensor>& inputs, Tensor output, BackwardFn rule) {
+  if (!grad_mode_enabled) return output;
+  std::vector<Edge> edges(inputs.size());
+  bool any = false;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& input = inputs[i];
+    if (!input.defined() || !input.requires_grad()) continue;
+    any = true;
+    if (input.grad_fn()) {
+      edges[i].node = input.grad_fn();
+    } else {
+      edges[i].leaf = input.impl_ptr();
+    }
+  }
+  if (!any) return output;
+  auto node = std::make_shared<Node>(Node{op, std::move(edges), std::move(rule), output.shape()});
+  output.impl().grad_fn = std::move(node);
+  output.impl().requires_grad = true;
+  return output;
+}
+
+void run_backward(const Tensor& root, const Tensor& grad_root) {
+  KILN_CHECK(root.requires_grad(), "backward: the tensor ", root.describe(),
+             " does not require grad (no input of the ops that made it requires grad)");
+  KILN_CHECK(grad_root.shape() == root.shape(), "backward: gradient shape ", grad_root.shape(),
+             " does not match the tensor's shape ", root.shape());
+  NoGradGuard no_grad;  // rules compute with ops; their results are plain values, not a second tape
+  if (!root.grad_fn()) {
+    accumulate_into_leaf(root.impl(), grad_root);
+    return;
+  }
+  std::unordered_map<Node*, Tensor> pending;  // the summed gradient of each node's output
+  pending[root.grad_fn().get()] = grad_root;
+  for (Node* node : topological_order(root.grad_fn().get())) {
+    auto found = pending.find(node);
+    if (found == pending.end()) continue;  // no gradient reached it (all paths gave undefined grads)
+    const Tensor grad_output = std::move(found->second);
+    pending.erase(found);
+
+    NeedsGrad needs(node->inputs.size());
+    for (std::size_t i = 0; i < node->inputs.size(); ++i) needs[i] = node->inputs[i].needs_grad();
+    const Grads grads = node->backward(grad_output, needs);
+    KILN_CHECK(grads.size() == node->inputs.size(), "backward of ", node->op, ": the rule returned ",
+               grads.size(), " gradients for ", node->inputs.size(), " inputs");
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+      const Edge& edge = node->inputs[i];
+      if (!edge.needs_grad() || !grads[i].defined()) continue;
+      check_gradient(*node, i, grads[i], edge);
+      if (edge.node) {
+        accumulate(pending[edge.node.get()], grads[i]);
+      } else {
+        accumulate_into_leaf(*edge.leaf, grads[i]);
+      }
+    }
+  }
+}
+
+}  // namespace kiln

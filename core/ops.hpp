@@ -1,0 +1,96 @@
+// The differentiable op API. Every function here computes its result through kernels/ and, when an
+// input requires grad, records its derivative rule on the tape. The rules are in core/derivatives.cpp,
+// one entry per op, next to the forward they differentiate.
+//
+// Binary ops broadcast (NumPy rules) and require operands of one dtype and device; a double operand
+// becomes a scalar of the tensor's dtype.
+#pragma once
+
+#include <vector>
+
+#include "core/autograd.hpp"
+#include "core/op_options.hpp"
+#include "core/tensor.hpp"
+
+namespace kiln {
+
+class Generator;
+
+// ---- elementwise -------------------------------------------------------------------------------------
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& base, const Tensor& exponent);  // needs base > 0 where the exponent's grad is used
+Tensor pow(const Tensor& base, double exponent);
+Tensor maximum(const Tensor& a, const Tensor& b);  // gradient to the larger (split evenly on ties)
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor gelu(const Tensor& x);
+Tensor clamp(const Tensor& x, double low, double high);
+
+// Comparisons: 1 where true, 0 where false, in the operands' dtype; not differentiable.
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& x);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
+
+// ---- reductions (axes empty = all axes) ---------------------------------------------------------------
+Tensor sum(const Tensor& x, const std::vector<int>& axes = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, const std::vector<int>& axes = {}, bool keepdim = false);
+// Maximum over axes; the gradient is split evenly between tied maxima.
+Tensor max(const Tensor& x, const std::vector<int>& axes = {}, bool keepdim = false);
+// Variance over axes; `correction` 1 is the unbiased (Bessel) estimate, 0 the biased one.
+Tensor var(const Tensor& x, const std::vector<int>& axes = {}, bool keepdim = false, int correction = 1);
+// Index of the first maximum along `axis`, as int64; not differentiable.
+Tensor argmax(const Tensor& x, int axis, bool keepdim = false);
+
+// ---- linear algebra --------------------------------------------------------------------------------
+// Batched matrix product: [..., M, K] @ [..., K, N] -> [..., M, N] with broadcast batch dims.
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// ---- neural network ops (NCHW) ----------------------------------------------------------------------
+// x [N, C_in, H, W], weight [C_out, C_in/groups, KH, KW], bias [C_out] or undefined.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              const Conv2dOptions& options = {});
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options);
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options);
+Tensor global_avg_pool2d(const Tensor& x);  // [N, C, H, W] -> [N, C]
+// gamma, beta [C]. In training mode normalizes by batch statistics and updates the running ones in place
+// (when defined); in eval mode normalizes by the running statistics.
+Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                    const Tensor& running_var, const BatchNormOptions& options = {});
+Tensor softmax(const Tensor& x, int axis = -1);
+Tensor log_softmax(const Tensor& x, int axis = -1);
+// logits [N, C], labels int64 [N], class_weight [C] or undefined. PyTorch's semantics, including the
+// weighted mean (divides by the sum of the labels' weights).
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const Tensor& class_weight = Tensor(),
+                     const CrossEntropyOptions& options = {});
+// Multi-label loss on logits; targets in [0, 1] of the logits' shape; pos_weight broadcasts or undefined.
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets,
+                                        const Tensor& pos_weight = Tensor(),
+                                        Reduction reduction = Reduction::Mean);
+// Inverted dropout: identity when !training or p == 0.
+Tensor dropout(const Tensor& x, double p, bool training, Generator* generator = nullptr);
+
+}  // namespace kiln

@@ -1,0 +1,125 @@
+// Tensor-level kernel calls: validate shapes and dtypes, allocate outputs, pick the C++ type, and call
+// the op's one dispatch function in kernels/. Nothing here is recorded on the tape: the differentiable
+// ops in core/derivatives.cpp call these for their forward values and their rules call them for
+// gradients.
+//
+// Every error names the op and the shapes involved.
+#pragma once
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "core/op_options.hpp"
+#include "core/tensor.hpp"
+#include "kernels/elementwise/elementwise.hpp"
+#include "kernels/reduce/reduce.hpp"
+
+namespace kiln {
+class Generator;
+}
+
+namespace kiln::raw {
+
+// Calls fn.template operator()<T>() with T = float or double for a floating dtype; throws naming `op`
+// for any other dtype.
+template <typename Fn> decltype(auto) visit_floating(DType dtype, std::string_view op, Fn&& fn) {
+  switch (dtype) {
+    case DType::Float32: return fn.template operator()<float>();
+    case DType::Float64: return fn.template operator()<double>();
+    default: fail(op, ": dtype ", dtype_name(dtype), " is not supported (expected float32 or float64)");
+  }
+}
+
+// Throws unless every defined tensor has `reference`'s dtype and device.
+void check_same_dtype_and_device(std::string_view op, const Tensor& reference,
+                                 std::initializer_list<const Tensor*> others);
+
+// ---- elementwise -----------------------------------------------------------------------------------
+Tensor unary(kernels::UnaryOp op, const kernels::UnaryParams& params, const Tensor& x);
+Tensor unary_backward(kernels::UnaryOp op, const kernels::UnaryParams& params, const Tensor& x,
+                      const Tensor& y, const Tensor& gy);
+// Broadcasting binary op; `name` is used in errors.
+Tensor binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b, std::string_view name);
+// Writes `source`, broadcast to destination's shape and converted to its dtype, into the view `destination`.
+void copy(const Tensor& destination, const Tensor& source);
+void fill(const Tensor& destination, double value);
+Tensor contiguous(const Tensor& x);
+Tensor cast(const Tensor& x, DType dtype);
+Tensor random_uniform(const Shape& shape, DType dtype, Generator& generator, double low, double high);
+Tensor random_normal(const Shape& shape, DType dtype, Generator& generator, double mean, double std);
+
+// ---- reductions ------------------------------------------------------------------------------------
+// Reduces over `axes` (all when empty); keepdim leaves them as size 1.
+Tensor reduce(kernels::ReduceOp op, const Tensor& x, const std::vector<int>& axes, bool keepdim);
+Tensor argmax(const Tensor& x, int axis, bool keepdim);
+// Sums a broadcast result back to `shape` (the shape of an operand before broadcasting).
+Tensor sum_to(const Tensor& x, const Shape& shape);
+// The shape `x` has after reducing `axes` (all when empty).
+Shape reduced_shape(const Shape& x, const std::vector<int>& axes, bool keepdim, std::string_view op);
+
+// ---- linear algebra --------------------------------------------------------------------------------
+// [..., M, K] @ [..., K, N] -> [..., M, N], batch dims broadcast; 1-d operands as in NumPy's matmul.
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// ---- convolution -----------------------------------------------------------------------------------
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& options);
+Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_shape, const Conv2dOptions& options);
+Tensor conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Shape& w_shape,
+                              const Conv2dOptions& options);
+Tensor conv2d_backward_bias(const Tensor& gy);
+
+// ---- pooling ---------------------------------------------------------------------------------------
+struct MaxPoolResult {
+  Tensor output;   // [N, C, OH, OW]
+  Tensor argmax;   // int64 [N, C, OH, OW], flat index into each input plane
+};
+MaxPoolResult max_pool2d_forward(const Tensor& x, const Pool2dOptions& options);
+Tensor max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Shape& x_shape,
+                           const Pool2dOptions& options);
+Tensor avg_pool2d_forward(const Tensor& x, const Pool2dOptions& options);
+Tensor avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, const Pool2dOptions& options);
+Tensor global_avg_pool2d_forward(const Tensor& x);                       // [N, C, H, W] -> [N, C]
+Tensor global_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape);
+
+// ---- batch normalization -------------------------------------------------------------------------
+struct BatchNormResult {
+  Tensor output;
+  Tensor save_mean;    // [C], train mode only
+  Tensor save_invstd;  // [C], train mode only
+};
+// Updates running_mean / running_var in place in train mode when they are defined.
+BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                    const Tensor& running_mean, const Tensor& running_var,
+                                    const BatchNormOptions& options);
+struct BatchNormGrads {
+  Tensor x, gamma, beta;
+};
+BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma,
+                                    const BatchNormResult& saved, const Tensor& running_mean,
+                                    const Tensor& running_var, const BatchNormOptions& options);
+
+// ---- softmax and losses ----------------------------------------------------------------------------
+Tensor softmax_forward(const Tensor& x, int axis);
+Tensor softmax_backward(const Tensor& y, const Tensor& gy, int axis);
+Tensor log_softmax_forward(const Tensor& x, int axis);
+Tensor log_softmax_backward(const Tensor& y, const Tensor& gy, int axis);
+struct CrossEntropyResult {
+  Tensor loss;       // [N], per sample
+  Tensor log_probs;  // [N, C]
+};
+CrossEntropyResult cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Tensor& class_weight,
+                                         double smoothing);
+Tensor cross_entropy_backward(const CrossEntropyResult& saved, const Tensor& labels, const Tensor& class_weight,
+                              double smoothing, const Tensor& gloss);
+Tensor bce_with_logits_forward(const Tensor& logits, const Tensor& targets, const Tensor& pos_weight);
+Tensor bce_with_logits_backward(const Tensor& logits, const Tensor& targets, const Tensor& pos_weight,
+                                const Tensor& gloss);
+
+// ---- dropout -----------------------------------------------------------------------------------------
+struct DropoutResult {
+  Tensor output, mask;
+};
+DropoutResult dropout_forward(const Tensor& x, double p, Generator& generator);
+
+}  // namespace kiln::raw

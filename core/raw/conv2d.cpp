@@ -1,0 +1,81 @@
+// Tensor-level calls of the conv2d kernels: shape validation and the geometry they share.
+#include "core/raw.hpp"
+#include "kernels/conv2d/conv2d.hpp"
+
+namespace kiln::raw {
+namespace {
+
+// The kernels' geometry for input shape [N, C_in, H, W] and weight shape [C_out, C_in/groups, KH, KW],
+// after checking that the two fit together under `options`.
+kernels::Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& w, const Conv2dOptions& options) {
+  KILN_CHECK(x.rank() == 4, "conv2d: input must be [N, C, H, W], got ", x);
+  KILN_CHECK(w.rank() == 4, "conv2d: weight must be [C_out, C_in/groups, KH, KW], got ", w);
+  const std::int64_t groups = options.groups;
+  KILN_CHECK(groups >= 1 && x[1] % groups == 0 && w[0] % groups == 0, "conv2d: groups=", groups,
+             " must divide input channels (", x[1], ") and output channels (", w[0], ")");
+  KILN_CHECK(w[1] * groups == x[1], "conv2d: weight ", w, " expects ", w[1] * groups, " input channels with groups=",
+             groups, ", but input ", x, " has ", x[1]);
+  for (int i = 0; i < 2; ++i) {
+    KILN_CHECK(options.stride[i] >= 1 && options.dilation[i] >= 1 && options.padding[i] >= 0,
+               "conv2d: stride and dilation must be >= 1 and padding >= 0");
+  }
+  const kernels::Conv2dGeometry g{x[0], x[1], x[2], x[3], w[0], w[2], w[3],
+                                  options.stride[0], options.stride[1], options.padding[0], options.padding[1],
+                                  options.dilation[0], options.dilation[1], groups};
+  KILN_CHECK(g.out_height() >= 1 && g.out_width() >= 1, "conv2d: input ", x, " is smaller than the dilated kernel ",
+             w, " with padding ", options.padding[0], "x", options.padding[1]);
+  return g;
+}
+
+}  // namespace
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& options) {
+  check_same_dtype_and_device("conv2d", x, {&w, &bias});
+  const kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), options);
+  KILN_CHECK(!bias.defined() || bias.shape() == Shape{g.out_channels}, "conv2d: bias ", bias.describe(),
+             " must be [", g.out_channels, "]");
+  const Tensor input = contiguous(x), weight = contiguous(w);
+  const Tensor bias_dense = bias.defined() ? contiguous(bias) : Tensor();
+  Tensor output = Tensor::empty({g.batch, g.out_channels, g.out_height(), g.out_width()}, x.dtype(), x.device());
+  visit_floating(x.dtype(), "conv2d", [&]<typename T>() {
+    kernels::conv2d_forward<T>(x.device(), g, input.data<T>(), weight.data<T>(),
+                               bias_dense.defined() ? bias_dense.data<T>() : nullptr, output.data<T>());
+  });
+  return output;
+}
+
+Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_shape, const Conv2dOptions& options) {
+  const kernels::Conv2dGeometry g = conv2d_geometry(x_shape, w.shape(), options);
+  const Tensor grad_output = contiguous(gy), weight = contiguous(w);
+  Tensor grad_input = Tensor::empty(x_shape, gy.dtype(), gy.device());
+  visit_floating(gy.dtype(), "conv2d backward", [&]<typename T>() {
+    kernels::conv2d_backward_data<T>(gy.device(), g, grad_output.data<T>(), weight.data<T>(), grad_input.data<T>());
+  });
+  return grad_input;
+}
+
+Tensor conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Shape& w_shape, const Conv2dOptions& options) {
+  const kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w_shape, options);
+  const Tensor grad_output = contiguous(gy), input = contiguous(x);
+  Tensor grad_weight = Tensor::empty(w_shape, gy.dtype(), gy.device());
+  visit_floating(gy.dtype(), "conv2d backward", [&]<typename T>() {
+    kernels::conv2d_backward_weight<T>(gy.device(), g, grad_output.data<T>(), input.data<T>(), grad_weight.data<T>());
+  });
+  return grad_weight;
+}
+
+Tensor conv2d_backward_bias(const Tensor& gy) {
+  const Tensor grad_output = contiguous(gy);
+  kernels::Conv2dGeometry g;  // the bias kernel reads only batch, out_channels and the output extent
+  g.batch = gy.size(0);
+  g.out_channels = gy.size(1);
+  g.in_height = gy.size(2);
+  g.in_width = gy.size(3);
+  Tensor grad_bias = Tensor::empty({g.out_channels}, gy.dtype(), gy.device());
+  visit_floating(gy.dtype(), "conv2d backward", [&]<typename T>() {
+    kernels::conv2d_backward_bias<T>(gy.device(), g, grad_output.data<T>(), grad_bias.data<T>());
+  });
+  return grad_bias;
+}
+
+}  // namespace kiln::raw

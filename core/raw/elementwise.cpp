@@ -1,0 +1,160 @@
+// Tensor-level calls of the elementwise, copy, fill and random kernels.
+#include <algorithm>
+#include <cstdint>
+
+#include "core/generator.hpp"
+#include "core/raw.hpp"
+#include "kernels/random/random.hpp"
+
+namespace kiln::raw {
+namespace {
+
+using kernels::kMaxRank;
+
+// x's element strides when broadcast to `target`: missing leading dims and expanded size-1 dims get
+// stride 0, so the kernel reads the same element again instead of a copy being made.
+Strides broadcast_strides(const Tensor& x, const Shape& target) {
+  Strides strides(static_cast<std::size_t>(target.rank()), 0);
+  const int lead = target.rank() - x.dim();
+  for (int axis = 0; axis < x.dim(); ++axis) {
+    if (x.shape()[axis] != 1) strides[static_cast<std::size_t>(axis + lead)] = x.strides()[static_cast<std::size_t>(axis)];
+  }
+  return strides;
+}
+
+void check_rank(std::string_view op, const Shape& shape) {
+  KILN_CHECK(shape.rank() <= kMaxRank, op, ": shape ", shape, " has more than ", kMaxRank, " dimensions");
+}
+
+// Calls fn.template operator()<T>() for the dtypes copies move between.
+template <typename Fn> void visit_copyable(DType dtype, std::string_view role, Fn&& fn) {
+  switch (dtype) {
+    case DType::Float32: return fn.template operator()<float>();
+    case DType::Float64: return fn.template operator()<double>();
+    case DType::Int64: return fn.template operator()<std::int64_t>();
+    case DType::UInt8: return fn.template operator()<std::uint8_t>();
+    default: fail("copy: ", role, " dtype ", dtype_name(dtype), " is not supported");
+  }
+}
+
+}  // namespace
+
+void check_same_dtype_and_device(std::string_view op, const Tensor& reference,
+                                 std::initializer_list<const Tensor*> others) {
+  for (const Tensor* other : others) {
+    if (!other->defined()) continue;
+    KILN_CHECK(other->dtype() == reference.dtype(), op, ": dtype mismatch, ", reference.describe(), " and ",
+               other->describe());
+    KILN_CHECK(other->device() == reference.device(), op, ": device mismatch, ", reference.device().str(),
+               " and ", other->device().str());
+  }
+}
+
+Tensor unary(kernels::UnaryOp op, const kernels::UnaryParams& params, const Tensor& x) {
+  const Tensor input = contiguous(x);
+  Tensor output = Tensor::empty(x.shape(), x.dtype(), x.device());
+  visit_floating(x.dtype(), "unary op", [&]<typename T>() {
+    kernels::unary_forward<T>(x.device(), op, params, x.numel(), input.data<T>(), output.data<T>());
+  });
+  return output;
+}
+
+Tensor unary_backward(kernels::UnaryOp op, const kernels::UnaryParams& params, const Tensor& x, const Tensor& y,
+                      const Tensor& gy) {
+  const Tensor input = contiguous(x), output = contiguous(y), grad_output = contiguous(gy);
+  Tensor grad_input = Tensor::empty(x.shape(), x.dtype(), x.device());
+  visit_floating(x.dtype(), "unary op backward", [&]<typename T>() {
+    kernels::unary_backward<T>(x.device(), op, params, x.numel(), input.data<T>(), output.data<T>(),
+                               grad_output.data<T>(), grad_input.data<T>());
+  });
+  return grad_input;
+}
+
+Tensor binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b, std::string_view name) {
+  check_same_dtype_and_device(name, a, {&b});
+  Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
+  check_rank(name, shape);
+  Tensor output = Tensor::empty(shape, a.dtype(), a.device());
+  Strides a_strides = broadcast_strides(a, shape), b_strides = broadcast_strides(b, shape);
+  visit_floating(a.dtype(), name, [&]<typename T>() {
+    kernels::binary_forward<T>(a.device(), op, shape.rank(), shape.dims().data(), a.data<T>(), a_strides.data(),
+                               b.data<T>(), b_strides.data(), output.data<T>());
+  });
+  return output;
+}
+
+void copy(const Tensor& destination, const Tensor& source) {
+  KILN_CHECK(destination.device() == source.device(), "copy: from ", source.device().str(), " to ",
+             destination.device().str(), " needs a device transfer");
+  const Shape& shape = destination.shape();
+  KILN_CHECK(broadcast_shapes(source.shape(), shape, "copy") == shape, "copy: source ", source.describe(),
+             " does not broadcast to destination ", destination.describe());
+  check_rank("copy", shape);
+  const Strides source_strides = broadcast_strides(source, shape);
+  visit_copyable(source.dtype(), "source", [&]<typename Src>() {
+    visit_copyable(destination.dtype(), "destination", [&]<typename Dst>() {
+      if constexpr (std::is_same_v<Dst, std::uint8_t> && !std::is_same_v<Src, std::uint8_t>) {
+        fail("copy: converting ", source.describe(), " to uint8 is not supported");
+      } else if constexpr (std::is_same_v<Src, std::uint8_t> && !std::is_floating_point_v<Dst>) {
+        fail("copy: converting uint8 to ", dtype_name(destination.dtype()), " is not supported");
+      } else {
+        kernels::copy_strided<Src, Dst>(destination.device(), shape.rank(), shape.dims().data(),
+                                        source.data<Src>(), source_strides.data(), destination.data<Dst>(),
+                                        destination.strides().data());
+      }
+    });
+  });
+}
+
+void fill(const Tensor& destination, double value) {
+  if (!destination.is_contiguous()) {
+    copy(destination, Tensor::full(Shape{}, value, destination.dtype(), destination.device()));
+    return;
+  }
+  const Device device = destination.device();
+  const std::int64_t n = destination.numel();
+  switch (destination.dtype()) {
+    case DType::Float32: return kernels::fill<float>(device, n, static_cast<float>(value), destination.data<float>());
+    case DType::Float64: return kernels::fill<double>(device, n, value, destination.data<double>());
+    case DType::Int64:
+      return kernels::fill<std::int64_t>(device, n, static_cast<std::int64_t>(value),
+                                         destination.data<std::int64_t>());
+    default: fail("fill: dtype ", dtype_name(destination.dtype()), " is not supported");
+  }
+}
+
+Tensor contiguous(const Tensor& x) {
+  if (x.is_contiguous()) return x;
+  Tensor dense = Tensor::empty(x.shape(), x.dtype(), x.device());
+  copy(dense, x);
+  return dense;
+}
+
+Tensor cast(const Tensor& x, DType dtype) {
+  if (x.dtype() == dtype) return contiguous(x);
+  Tensor converted = Tensor::empty(x.shape(), dtype, x.device());
+  copy(converted, x);
+  return converted;
+}
+
+Tensor random_uniform(const Shape& shape, DType dtype, Generator& generator, double low, double high) {
+  Tensor output = Tensor::empty(shape, dtype);
+  const kernels::PhiloxState state = generator.take(static_cast<std::uint64_t>(shape.numel()));
+  visit_floating(dtype, "rand", [&]<typename T>() {
+    kernels::random_uniform<T>(output.device(), output.numel(), state, static_cast<T>(low), static_cast<T>(high),
+                               output.data<T>());
+  });
+  return output;
+}
+
+Tensor random_normal(const Shape& shape, DType dtype, Generator& generator, double mean, double std) {
+  Tensor output = Tensor::empty(shape, dtype);
+  const kernels::PhiloxState state = generator.take(static_cast<std::uint64_t>(shape.numel()));
+  visit_floating(dtype, "randn", [&]<typename T>() {
+    kernels::random_normal<T>(output.device(), output.numel(), state, static_cast<T>(mean), static_cast<T>(std),
+                              output.data<T>());
+  });
+  return output;
+}
+
+}  // namespace kiln::raw

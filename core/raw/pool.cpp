@@ -1,0 +1,102 @@
+// Tensor-level calls of the pooling kernels.
+#include "core/raw.hpp"
+#include "kernels/pool/pool.hpp"
+
+namespace kiln::raw {
+namespace {
+
+kernels::Pool2dGeometry pool2d_geometry(const Shape& x, const Pool2dOptions& options, std::string_view op) {
+  KILN_CHECK(x.rank() == 4, op, ": input must be [N, C, H, W], got ", x);
+  kernels::Pool2dGeometry g;
+  g.batch = x[0];
+  g.channels = x[1];
+  g.in_height = x[2];
+  g.in_width = x[3];
+  g.kernel_h = options.kernel[0];
+  g.kernel_w = options.kernel[1];
+  g.stride_h = options.stride[0] == 0 ? options.kernel[0] : options.stride[0];
+  g.stride_w = options.stride[1] == 0 ? options.kernel[1] : options.stride[1];
+  g.pad_h = options.padding[0];
+  g.pad_w = options.padding[1];
+  g.ceil_mode = options.ceil_mode;
+  g.count_include_pad = options.count_include_pad;
+  KILN_CHECK(g.kernel_h >= 1 && g.kernel_w >= 1 && g.stride_h >= 1 && g.stride_w >= 1, op,
+             ": kernel and stride must be >= 1");
+  // PyTorch's rule: padding beyond half the kernel would make windows that see only padding.
+  KILN_CHECK(g.pad_h >= 0 && g.pad_w >= 0 && 2 * g.pad_h <= g.kernel_h && 2 * g.pad_w <= g.kernel_w, op,
+             ": padding ", g.pad_h, "x", g.pad_w, " must be at most half the kernel ", g.kernel_h, "x", g.kernel_w);
+  KILN_CHECK(g.out_height() >= 1 && g.out_width() >= 1, op, ": input ", x, " is smaller than the kernel ",
+             g.kernel_h, "x", g.kernel_w);
+  return g;
+}
+
+Shape pooled_shape(const kernels::Pool2dGeometry& g) { return {g.batch, g.channels, g.out_height(), g.out_width()}; }
+
+}  // namespace
+
+MaxPoolResult max_pool2d_forward(const Tensor& x, const Pool2dOptions& options) {
+  const kernels::Pool2dGeometry g = pool2d_geometry(x.shape(), options, "max_pool2d");
+  const Tensor input = contiguous(x);
+  MaxPoolResult result{Tensor::empty(pooled_shape(g), x.dtype(), x.device()),
+                       Tensor::empty(pooled_shape(g), DType::Int64, x.device())};
+  visit_floating(x.dtype(), "max_pool2d", [&]<typename T>() {
+    kernels::max_pool2d_forward<T>(x.device(), g, input.data<T>(), result.output.data<T>(),
+                                   result.argmax.data<std::int64_t>());
+  });
+  return result;
+}
+
+Tensor max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Shape& x_shape, const Pool2dOptions& options) {
+  const kernels::Pool2dGeometry g = pool2d_geometry(x_shape, options, "max_pool2d backward");
+  const Tensor grad_output = contiguous(gy);
+  Tensor grad_input = Tensor::empty(x_shape, gy.dtype(), gy.device());
+  visit_floating(gy.dtype(), "max_pool2d backward", [&]<typename T>() {
+    kernels::max_pool2d_backward<T>(gy.device(), g, grad_output.data<T>(), argmax.data<std::int64_t>(),
+                                    grad_input.data<T>());
+  });
+  return grad_input;
+}
+
+Tensor avg_pool2d_forward(const Tensor& x, const Pool2dOptions& options) {
+  const kernels::Pool2dGeometry g = pool2d_geometry(x.shape(), options, "avg_pool2d");
+  const Tensor input = contiguous(x);
+  Tensor output = Tensor::empty(pooled_shape(g), x.dtype(), x.device());
+  visit_floating(x.dtype(), "avg_pool2d", [&]<typename T>() {
+    kernels::avg_pool2d_forward<T>(x.device(), g, input.data<T>(), output.data<T>());
+  });
+  return output;
+}
+
+Tensor avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, const Pool2dOptions& options) {
+  const kernels::Pool2dGeometry g = pool2d_geometry(x_shape, options, "avg_pool2d backward");
+  const Tensor grad_output = contiguous(gy);
+  Tensor grad_input = Tensor::empty(x_shape, gy.dtype(), gy.device());
+  visit_floating(gy.dtype(), "avg_pool2d backward", [&]<typename T>() {
+    kernels::avg_pool2d_backward<T>(gy.device(), g, grad_output.data<T>(), grad_input.data<T>());
+  });
+  return grad_input;
+}
+
+Tensor global_avg_pool2d_forward(const Tensor& x) {
+  KILN_CHECK(x.dim() == 4 && x.size(2) * x.size(3) > 0, "global_avg_pool2d: input must be [N, C, H, W] with H, W > 0, got ",
+             x.shape());
+  const Tensor input = contiguous(x);
+  Tensor output = Tensor::empty({x.size(0), x.size(1)}, x.dtype(), x.device());
+  visit_floating(x.dtype(), "global_avg_pool2d", [&]<typename T>() {
+    kernels::global_avg_pool2d_forward<T>(x.device(), x.size(0) * x.size(1), x.size(2) * x.size(3), input.data<T>(),
+                                          output.data<T>());
+  });
+  return output;
+}
+
+Tensor global_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape) {
+  const Tensor grad_output = contiguous(gy);
+  Tensor grad_input = Tensor::empty(x_shape, gy.dtype(), gy.device());
+  visit_floating(gy.dtype(), "global_avg_pool2d backward", [&]<typename T>() {
+    kernels::global_avg_pool2d_backward<T>(gy.device(), x_shape[0] * x_shape[1], x_shape[2] * x_shape[3],
+                                           grad_output.data<T>(), grad_input.data<T>());
+  });
+  return grad_input;
+}
+
+}  // namespace kiln::raw

@@ -1,0 +1,66 @@
+// Batch normalization over NCHW tensors (Ioffe & Szegedy, 2015), per channel c:
+//
+//   train:  mean_c = mean over (n, h, w) of x;  var_c = biased variance over (n, h, w)
+//           invstd_c = 1 / sqrt(var_c + eps)
+//           y = (x - mean_c) * invstd_c * gamma_c + beta_c
+//           running_mean = (1 - momentum) * running_mean + momentum * mean_c
+//           running_var  = (1 - momentum) * running_var  + momentum * var_c * m / (m - 1),  m = N*H*W
+//           (the running variance is unbiased, as in PyTorch; with m == 1 the biased value is used)
+//   eval:   y = (x - running_mean_c) / sqrt(running_var_c + eps) * gamma_c + beta_c
+//
+//   x, y, gy, gx  [N, C, H, W];  gamma, beta, running_*, save_*, ggamma, gbeta  [C]
+//
+// The train forward saves mean and invstd for the backward pass. Its backward, with xhat = (x-mean)*invstd:
+//   gbeta_c  = sum gy
+//   ggamma_c = sum gy * xhat
+//   gx       = gamma_c * invstd_c / m * (m * gy - gbeta_c - xhat * ggamma_c)
+// In eval mode the statistics are constants, so gx = gy * gamma_c * invstd_c.
+// running_mean / running_var may be null in train mode (no running statistics tracked).
+#pragma once
+
+#include <cstdint>
+
+#include "core/device.hpp"
+
+namespace kiln::kernels {
+
+struct BatchNorm2dGeometry {
+  std::int64_t batch = 1, channels = 1, height = 1, width = 1;
+};
+
+template <typename T>
+void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
+                               const T* beta, T eps, T momentum, T* running_mean, T* running_var, T* y,
+                               T* save_mean, T* save_invstd);
+template <typename T>
+void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
+                              const T* beta, const T* running_mean, const T* running_var, T eps, T* y);
+// Train-mode backward, from the statistics saved by the forward.
+template <typename T>
+void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                                const T* gamma, const T* save_mean, const T* save_invstd, T* gx, T* ggamma,
+                                T* gbeta);
+// Eval-mode backward, through the running statistics.
+template <typename T>
+void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                               const T* gamma, const T* running_mean, const T* running_var, T eps, T* gx,
+                               T* ggamma, T* gbeta);
+
+namespace reference {
+template <typename T>
+void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta, T eps,
+                               T momentum, T* running_mean, T* running_var, T* y, T* save_mean,
+                               T* save_invstd);
+template <typename T>
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta,
+                              const T* running_mean, const T* running_var, T eps, T* y);
+template <typename T>
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* gamma,
+                                const T* save_mean, const T* save_invstd, T* gx, T* ggamma, T* gbeta);
+template <typename T>
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* gamma,
+                               const T* running_mean, const T* running_var, T eps, T* gx, T* ggamma,
+                               T* gbeta);
+}  // namespace reference
+
+}  // namespace kiln::kernels

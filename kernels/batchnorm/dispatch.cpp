@@ -1,0 +1,66 @@
+// The single dispatch point for the batch-normalization family: every caller goes through these functions,
+// and only here is an implementation chosen. Today every CPU call runs the reference kernels; AVX2 /
+// AVX-512 versions (picked by cpu_level()) and CUDA versions (picked by device) plug in here when they exist.
+#include "kernels/batchnorm/batchnorm.hpp"
+#include "kernels/cpu_level.hpp"
+
+namespace kiln::kernels {
+
+template <typename T>
+void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
+                               const T* beta, T eps, T momentum, T* running_mean, T* running_var, T* y,
+                               T* save_mean, T* save_invstd) {
+  require_cpu(device, "batchnorm2d_forward_train");
+  reference::batchnorm2d_forward_train(g, x, gamma, beta, eps, momentum, running_mean, running_var, y,
+                                       save_mean, save_invstd);
+}
+
+template <typename T>
+void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
+                              const T* beta, const T* running_mean, const T* running_var, T eps, T* y) {
+  require_cpu(device, "batchnorm2d_forward_eval");
+  reference::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
+}
+
+template <typename T>
+void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                                const T* gamma, const T* save_mean, const T* save_invstd, T* gx, T* ggamma,
+                                T* gbeta) {
+  require_cpu(device, "batchnorm2d_backward_train");
+  reference::batchnorm2d_backward_train(g, x, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
+}
+
+template <typename T>
+void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                               const T* gamma, const T* running_mean, const T* running_var, T eps, T* gx,
+                               T* ggamma, T* gbeta) {
+  require_cpu(device, "batchnorm2d_backward_eval");
+  reference::batchnorm2d_backward_eval(g, x, gy, gamma, running_mean, running_var, eps, gx, ggamma, gbeta);
+}
+
+template void batchnorm2d_forward_train<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
+                                               const float*, float, float, float*, float*, float*, float*,
+                                               float*);
+template void batchnorm2d_forward_eval<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
+                                              const float*, const float*, const float*, float, float*);
+template void batchnorm2d_backward_train<float>(Device, const BatchNorm2dGeometry&, const float*,
+                                                const float*, const float*, const float*, const float*,
+                                                float*, float*, float*);
+template void batchnorm2d_backward_eval<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
+                                               const float*, const float*, const float*, float, float*,
+                                               float*, float*);
+
+template void batchnorm2d_forward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
+                                                const double*, const double*, double, double, double*,
+                                                double*, double*, double*, double*);
+template void batchnorm2d_forward_eval<double>(Device, const BatchNorm2dGeometry&, const double*,
+                                               const double*, const double*, const double*, const double*,
+                                               double, double*);
+template void batchnorm2d_backward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
+                                                 const double*, const double*, const double*, const double*,
+                                                 double*, double*, double*);
+template void batchnorm2d_backward_eval<double>(Device, const BatchNorm2dGeometry&, const double*,
+                                                const double*, const double*, const double*, const double*,
+                                                double, double*, double*, double*);
+
+}  // namespace kiln::kernels

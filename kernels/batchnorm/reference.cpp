@@ -1,0 +1,206 @@
+// Reference batch-normalization kernels: plain loops that read like the formulas in batchnorm.hpp.
+// They are the oracle every optimized batchnorm kernel is tested against, so clarity beats speed here.
+//
+//   x, y, gy, gx  [N, C, H, W];  gamma, beta, running_*, save_*, ggamma, gbeta  [C]
+//
+// Statistics are per channel, over the m = N*H*W values of that channel. Every per-channel sum is
+// accumulated in double: m is often in the hundreds of thousands, and a float running sum loses digits
+// that the mean, the variance and the gradients all need. The variance is computed in two passes (mean
+// first, then squared deviations), which stays accurate when the mean is large next to the spread.
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/batchnorm/batchnorm.hpp"
+
+namespace kiln::kernels::reference {
+namespace {
+
+// Channel c's values sit in N blocks of H*W contiguous elements, one block per sample:
+// x[n, c, :, :] starts at (n * C + c) * H * W.
+std::int64_t block_start(const BatchNorm2dGeometry& g, std::int64_t n, std::int64_t c) {
+  return (n * g.channels + c) * g.height * g.width;
+}
+
+// sum over (n, h, w) of values[n, c, h, w]
+template <typename T>
+double channel_sum(const BatchNorm2dGeometry& g, const T* values, std::int64_t c) {
+  const std::int64_t plane = g.height * g.width;
+  double sum = 0;
+  for (std::int64_t n = 0; n < g.batch; ++n) {
+    const T* block = values + block_start(g, n, c);
+    for (std::int64_t i = 0; i < plane; ++i) sum += block[i];
+  }
+  return sum;
+}
+
+// sum over (n, h, w) of (values[n, c, h, w] - mean)^2
+template <typename T>
+double channel_squared_deviations(const BatchNorm2dGeometry& g, const T* values, std::int64_t c,
+                                  double mean) {
+  const std::int64_t plane = g.height * g.width;
+  double sum = 0;
+  for (std::int64_t n = 0; n < g.batch; ++n) {
+    const T* block = values + block_start(g, n, c);
+    for (std::int64_t i = 0; i < plane; ++i) sum += (block[i] - mean) * (block[i] - mean);
+  }
+  return sum;
+}
+
+// y[n, c, :, :] = (x[n, c, :, :] - mean) * invstd * gamma_c + beta_c, the same for train and eval mode;
+// only where mean and invstd come from differs.
+template <typename T>
+void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta,
+                       std::int64_t c, double mean, double invstd, T* y) {
+  const std::int64_t plane = g.height * g.width;
+  for (std::int64_t n = 0; n < g.batch; ++n) {
+    const std::int64_t start = block_start(g, n, c);
+    for (std::int64_t i = 0; i < plane; ++i) {
+      y[start + i] = static_cast<T>((x[start + i] - mean) * invstd * gamma[c] + beta[c]);
+    }
+  }
+}
+
+// The gradients of gamma_c and beta_c, the same formulas in train and eval mode:
+//   ggamma_c = sum over (n, h, w) of gy * xhat,  gbeta_c = sum of gy,  where xhat = (x - mean) * invstd.
+struct AffineGradients {
+  double ggamma = 0, gbeta = 0;
+};
+
+template <typename T>
+AffineGradients affine_gradients(const BatchNorm2dGeometry& g, const T* x, const T* gy, std::int64_t c,
+                                 double mean, double invstd) {
+  const std::int64_t plane = g.height * g.width;
+  AffineGradients sums;
+  for (std::int64_t n = 0; n < g.batch; ++n) {
+    const std::int64_t start = block_start(g, n, c);
+    for (std::int64_t i = 0; i < plane; ++i) {
+      const double xhat = (x[start + i] - mean) * invstd;
+      sums.ggamma += gy[start + i] * xhat;
+      sums.gbeta += gy[start + i];
+    }
+  }
+  return sums;
+}
+
+}  // namespace
+
+// ---- train mode --------------------------------------------------------------------------------------
+
+// Normalizes each channel by its own batch statistics, saves mean_c and invstd_c for the backward pass, and
+// (when running_mean / running_var are given) moves the running statistics toward this batch's.
+template <typename T>
+void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta, T eps,
+                               T momentum, T* running_mean, T* running_var, T* y, T* save_mean,
+                               T* save_invstd) {
+  const std::int64_t m = g.batch * g.height * g.width;  // values per channel
+  for (std::int64_t c = 0; c < g.channels; ++c) {
+    const double mean = channel_sum(g, x, c) / static_cast<double>(m);
+    const double biased_var = channel_squared_deviations(g, x, c, mean) / static_cast<double>(m);
+    const double invstd = 1.0 / std::sqrt(biased_var + eps);
+
+    normalize_channel(g, x, gamma, beta, c, mean, invstd, y);
+    save_mean[c] = static_cast<T>(mean);
+    save_invstd[c] = static_cast<T>(invstd);
+
+    // The running variance estimates the population's, so it takes the unbiased m / (m - 1) correction;
+    // a single value has no spread to correct, and keeps the biased (zero) variance.
+    const double unbiased_var =
+        m > 1 ? biased_var * static_cast<double>(m) / static_cast<double>(m - 1) : biased_var;
+    if (running_mean) {
+      running_mean[c] = static_cast<T>((1.0 - momentum) * running_mean[c] + momentum * mean);
+    }
+    if (running_var) {
+      running_var[c] = static_cast<T>((1.0 - momentum) * running_var[c] + momentum * unbiased_var);
+    }
+  }
+}
+
+// With xhat = (x - mean) * invstd and y = gamma * xhat + beta, where mean and invstd depend on every x of
+// the channel:
+//   gbeta_c  = sum gy
+//   ggamma_c = sum gy * xhat
+//   gx       = gamma_c * invstd_c / m * (m * gy - gbeta_c - xhat * ggamma_c)
+// The two subtracted terms are the gradient flowing back through the mean and through the variance.
+template <typename T>
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* gamma,
+                                const T* save_mean, const T* save_invstd, T* gx, T* ggamma, T* gbeta) {
+  const std::int64_t plane = g.height * g.width;
+  const double m = static_cast<double>(g.batch * plane);  // values per channel
+  for (std::int64_t c = 0; c < g.channels; ++c) {
+    const double mean = save_mean[c], invstd = save_invstd[c];
+    const AffineGradients sums = affine_gradients(g, x, gy, c, mean, invstd);
+    ggamma[c] = static_cast<T>(sums.ggamma);
+    gbeta[c] = static_cast<T>(sums.gbeta);
+
+    const double factor = gamma[c] * invstd / m;
+    for (std::int64_t n = 0; n < g.batch; ++n) {
+      const std::int64_t start = block_start(g, n, c);
+      for (std::int64_t i = 0; i < plane; ++i) {
+        const double xhat = (x[start + i] - mean) * invstd;
+        gx[start + i] = static_cast<T>(factor * (m * gy[start + i] - sums.gbeta - xhat * sums.ggamma));
+      }
+    }
+  }
+}
+
+// ---- eval mode ---------------------------------------------------------------------------------------
+
+// y = (x - running_mean_c) / sqrt(running_var_c + eps) * gamma_c + beta_c: a fixed affine map per channel.
+template <typename T>
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta,
+                              const T* running_mean, const T* running_var, T eps, T* y) {
+  for (std::int64_t c = 0; c < g.channels; ++c) {
+    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
+    normalize_channel(g, x, gamma, beta, c, running_mean[c], invstd, y);
+  }
+}
+
+// The running statistics are constants here, so y is affine in x:
+//   gx = gy * gamma_c * invstd_c,  ggamma_c = sum gy * xhat,  gbeta_c = sum gy,
+// with xhat = (x - running_mean_c) * invstd_c and invstd_c = 1 / sqrt(running_var_c + eps).
+template <typename T>
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* gamma,
+                               const T* running_mean, const T* running_var, T eps, T* gx, T* ggamma,
+                               T* gbeta) {
+  const std::int64_t plane = g.height * g.width;
+  for (std::int64_t c = 0; c < g.channels; ++c) {
+    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
+    const AffineGradients sums = affine_gradients(g, x, gy, c, running_mean[c], invstd);
+    ggamma[c] = static_cast<T>(sums.ggamma);
+    gbeta[c] = static_cast<T>(sums.gbeta);
+
+    const double scale = gamma[c] * invstd;
+    for (std::int64_t n = 0; n < g.batch; ++n) {
+      const std::int64_t start = block_start(g, n, c);
+      for (std::int64_t i = 0; i < plane; ++i) gx[start + i] = static_cast<T>(gy[start + i] * scale);
+    }
+  }
+}
+
+// ---- explicit instantiations -------------------------------------------------------------------------
+
+template void batchnorm2d_forward_train<float>(const BatchNorm2dGeometry&, const float*, const float*,
+                                               const float*, float, float, float*, float*, float*, float*,
+                                               float*);
+template void batchnorm2d_forward_eval<float>(const BatchNorm2dGeometry&, const float*, const float*,
+                                              const float*, const float*, const float*, float, float*);
+template void batchnorm2d_backward_train<float>(const BatchNorm2dGeometry&, const float*, const float*,
+                                                const float*, const float*, const float*, float*, float*,
+                                                float*);
+template void batchnorm2d_backward_eval<float>(const BatchNorm2dGeometry&, const float*, const float*,
+                                               const float*, const float*, const float*, float, float*,
+                                               float*, float*);
+
+template void batchnorm2d_forward_train<double>(const BatchNorm2dGeometry&, const double*, const double*,
+                                                const double*, double, double, double*, double*, double*,
+                                                double*, double*);
+template void batchnorm2d_forward_eval<double>(const BatchNorm2dGeometry&, const double*, const double*,
+                                               const double*, const double*, const double*, double, double*);
+template void batchnorm2d_backward_train<double>(const BatchNorm2dGeometry&, const double*, const double*,
+                                                 const double*, const double*, const double*, double*,
+                                                 double*, double*);
+template void batchnorm2d_backward_eval<double>(const BatchNorm2dGeometry&, const double*, const double*,
+                                                const double*, const double*, const double*, double, double*,
+                                                double*, double*);
+
+}  // namespace kiln::kernels::reference

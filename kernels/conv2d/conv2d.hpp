@@ -1,0 +1,64 @@
+// 2-D convolution (cross-correlation, as in every deep learning framework), NCHW layout.
+//
+//   input  x  [N, C_in, H, W]
+//   weight w  [C_out, C_in / groups, KH, KW]
+//   bias   b  [C_out]                       (may be null)
+//   output y  [N, C_out, OH, OW]
+//
+//   y[n, co, oh, ow] = b[co] + sum_{ci in group(co), kh, kw}
+//                      x[n, ci, oh*stride_h - pad_h + kh*dilation_h, ow*stride_w - pad_w + kw*dilation_w]
+//                      * w[co, ci - group_start, kh, kw]
+//
+// with out-of-range input positions reading as zero. Output channel co belongs to group
+// co / (C_out / groups), which reads input channels [g * C_in/groups, (g+1) * C_in/groups).
+// groups == C_in == C_out is depthwise convolution.
+//
+// All buffers are dense (contiguous) in the layouts above. Backward kernels overwrite their output.
+#pragma once
+
+#include <cstdint>
+
+#include "core/device.hpp"
+
+namespace kiln::kernels {
+
+struct Conv2dGeometry {
+  std::int64_t batch = 1, in_channels = 1, in_height = 1, in_width = 1;
+  std::int64_t out_channels = 1, kernel_h = 1, kernel_w = 1;
+  std::int64_t stride_h = 1, stride_w = 1;
+  std::int64_t pad_h = 0, pad_w = 0;
+  std::int64_t dilation_h = 1, dilation_w = 1;
+  std::int64_t groups = 1;
+
+  constexpr std::int64_t out_height() const {
+    return (in_height + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
+  }
+  constexpr std::int64_t out_width() const {
+    return (in_width + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1;
+  }
+  constexpr std::int64_t in_channels_per_group() const { return in_channels / groups; }
+  constexpr std::int64_t out_channels_per_group() const { return out_channels / groups; }
+};
+
+// Dispatch: the one place that picks the implementation for a device and CPU level (dispatch.cpp).
+// T is float or double.
+template <typename T>
+void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
+// gx[N, C_in, H, W] = d loss / d x, from gy[N, C_out, OH, OW] and w.
+template <typename T>
+void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx);
+// gw[C_out, C_in/groups, KH, KW] = d loss / d w, from gy and x.
+template <typename T>
+void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy, const T* x, T* gw);
+// gb[C_out] = sum over n, oh, ow of gy.
+template <typename T> void conv2d_backward_bias(Device device, const Conv2dGeometry& g, const T* gy, T* gb);
+
+// The reference kernels: plain loops that read like the formula above; the oracle for every faster kernel.
+namespace reference {
+template <typename T> void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
+template <typename T> void conv2d_backward_data(const Conv2dGeometry& g, const T* gy, const T* w, T* gx);
+template <typename T> void conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, T* gw);
+template <typename T> void conv2d_backward_bias(const Conv2dGeometry& g, const T* gy, T* gb);
+}  // namespace reference
+
+}  // namespace kiln::kernels

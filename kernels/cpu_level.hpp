@@ -1,0 +1,25 @@
+// The CPU instruction-set level kernels may use, chosen once per process.
+//
+// Every op's dispatch.cpp asks `cpu_level()` which version to run. The level is the best the CPU supports,
+// lowered (never raised) by the KILN_CPU_LEVEL environment variable (reference | avx2 | avx512), so each
+// path can be tested and benchmarked on one machine.
+#pragma once
+
+#include <string_view>
+
+#include "core/device.hpp"
+
+namespace kiln::kernels {
+
+enum class CpuLevel { Reference = 0, Avx2 = 1, Avx512 = 2 };
+
+CpuLevel detected_cpu_level();  // what the hardware supports (AVX2 means AVX2+FMA; AVX-512 means F+BW+VL+DQ)
+CpuLevel cpu_level();           // detected, capped by KILN_CPU_LEVEL; read once
+void set_cpu_level(CpuLevel);   // explicit override (tests, --cpu-level); capped at the detected level
+std::string_view cpu_level_name(CpuLevel);
+
+// Throws a kiln::Error naming `op` when `device` has no kernel for it yet. Dispatch functions call this
+// before running a CPU kernel on pointers they were given.
+void require_cpu(Device device, std::string_view op);
+
+}  // namespace kiln::kernels

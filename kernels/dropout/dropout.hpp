@@ -1,0 +1,26 @@
+// Inverted dropout: each element is kept with probability 1 - p and scaled by 1 / (1 - p), so the
+// expected output equals the input and evaluation needs no rescaling.
+//
+//   x, y, mask [n];  u_i = philox_uniform(state, i) in (0, 1)
+//   mask_i = (u_i >= p) ? 1 / (1 - p) : 0,   y_i = x_i * mask_i
+//
+// Element i always draws the same u_i for a given state, on any device and any thread count. The caller
+// advances its generator by philox_blocks_for(n). The backward pass is gx = gy * mask (an elementwise
+// multiply), so there is no dropout backward kernel. p == 1 drops everything (mask = 0).
+#pragma once
+
+#include <cstdint>
+
+#include "core/device.hpp"
+#include "kernels/random/philox.hpp"
+
+namespace kiln::kernels {
+
+template <typename T>
+void dropout_forward(Device device, std::int64_t n, T p, const PhiloxState& state, const T* x, T* y, T* mask);
+
+namespace reference {
+template <typename T> void dropout_forward(std::int64_t n, T p, const PhiloxState& state, const T* x, T* y, T* mask);
+}  // namespace reference
+
+}  // namespace kiln::kernels

@@ -1,0 +1,85 @@
+// Elementwise kernels: unary maps and their backward, broadcasting binary maps, strided copies and fill.
+//
+// Unary kernels read and write dense buffers of n elements. Binary kernels and copies walk an N-d index
+// space `sizes[rank]` and read each operand through its own element strides; a broadcast dimension has
+// stride 0, so broadcasting costs no copy. Outputs of binary kernels are dense (row-major over `sizes`).
+// In-place use (out aliasing an input with the same layout) is allowed: each element is read before it
+// is written.
+#pragma once
+
+#include <cstdint>
+
+#include "core/device.hpp"
+
+namespace kiln::kernels {
+
+inline constexpr int kMaxRank = 8;
+
+enum class UnaryOp {
+  Neg,        // -x
+  Exp,        // e^x
+  Log,        // ln x
+  Sqrt,       // sqrt x
+  Abs,        // |x|             (d/dx = sign x, 0 at 0)
+  Relu,       // max(x, 0)       (d/dx = 1 for x > 0, else 0)
+  LeakyRelu,  // x > 0 ? x : alpha * x
+  Sigmoid,    // 1 / (1 + e^-x)  (computed without overflow for large |x|)
+  Tanh,       // tanh x
+  Gelu,       // x * Phi(x) = x/2 * (1 + erf(x / sqrt 2))  (the exact form, PyTorch's default)
+  Clamp,      // min(max(x, low), high)  (d/dx = 1 strictly inside (low, high), else 0)
+};
+
+struct UnaryParams {
+  double alpha = 0.01;  // LeakyRelu slope
+  double low = 0.0;     // Clamp bounds
+  double high = 0.0;
+};
+
+enum class BinaryOp {
+  Add, Sub, Mul, Div,
+  Pow,      // a^b
+  Maximum,  // max(a, b)  (NaN propagates, as in PyTorch)
+  Minimum,  // min(a, b)  (NaN propagates)
+  Equal,    // a == b ? 1 : 0
+  Greater,  // a > b ? 1 : 0
+};
+
+// y[i] = op(x[i]) for i < n.
+template <typename T>
+void unary_forward(Device device, UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, T* y);
+// gx[i] = gy[i] * op'(x[i]); x is the forward's input and y its output (each op reads whichever gives
+// the derivative most cheaply: Sigmoid and Tanh read y, the rest read x).
+template <typename T>
+void unary_backward(Device device, UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x,
+                    const T* y, const T* gy, T* gx);
+
+// out[index] = op(a[index . a_strides], b[index . b_strides]) for every index in sizes[rank]; out dense.
+template <typename T>
+void binary_forward(Device device, BinaryOp op, int rank, const std::int64_t* sizes, const T* a,
+                    const std::int64_t* a_strides, const T* b, const std::int64_t* b_strides, T* out);
+
+// dst[index . dst_strides] = Dst(src[index . src_strides]) for every index in sizes[rank].
+// Instantiated for every pair of float, double and int64, and uint8 -> float/double (decoded images).
+template <typename Src, typename Dst>
+void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src* src,
+                  const std::int64_t* src_strides, Dst* dst, const std::int64_t* dst_strides);
+
+// out[i] = value for i < n. Instantiated for float, double, int64.
+template <typename T> void fill(Device device, std::int64_t n, T value, T* out);
+
+namespace reference {
+template <typename T>
+void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, T* y);
+template <typename T>
+void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, const T* y, const T* gy,
+                    T* gx);
+template <typename T>
+void binary_forward(BinaryOp op, int rank, const std::int64_t* sizes, const T* a, const std::int64_t* a_strides,
+                    const T* b, const std::int64_t* b_strides, T* out);
+template <typename Src, typename Dst>
+void copy_strided(int rank, const std::int64_t* sizes, const Src* src, const std::int64_t* src_strides, Dst* dst,
+                  const std::int64_t* dst_strides);
+template <typename T> void fill(std::int64_t n, T value, T* out);
+}  // namespace reference
+
+}  // namespace kiln::kernels

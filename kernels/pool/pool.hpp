@@ -1,0 +1,72 @@
+// 2-D pooling over NCHW tensors: max, average, and global average.
+//
+//   input  x [N, C, H, W]      output y [N, C, OH, OW]
+//   OH = floor_or_ceil((H + 2*pad_h - kernel_h) / stride_h) + 1, likewise OW.
+//
+// Max pooling treats padding as -infinity (a padded position is never the maximum) and records, for each
+// output, the flat index ih * W + iw of the winning input inside its (n, c) plane; the backward pass
+// scatters gradients through those indices. Ties go to the first position in row-major window order; a NaN
+// beats any number, so it propagates to the output.
+//
+// Average pooling divides, when count_include_pad is true, by the number of window positions inside the
+// padded input (kernel_h * kernel_w, except for a ceil-mode window reaching past the right padding), else
+// by the number of window positions inside the unpadded input. With ceil_mode, a last window that starts
+// inside the input or its left padding is kept; positions past the right padding never count, neither in
+// the sum nor in either divisor (PyTorch's rule).
+//
+// All buffers are dense. Backward kernels overwrite their output.
+#pragma once
+
+#include <cstdint>
+
+#include "core/device.hpp"
+
+namespace kiln::kernels {
+
+struct Pool2dGeometry {
+  std::int64_t batch = 1, channels = 1, in_height = 1, in_width = 1;
+  std::int64_t kernel_h = 1, kernel_w = 1;
+  std::int64_t stride_h = 1, stride_w = 1;
+  std::int64_t pad_h = 0, pad_w = 0;
+  bool ceil_mode = false;
+  bool count_include_pad = true;  // average pooling only
+
+  std::int64_t out_height() const { return out_extent(in_height, kernel_h, stride_h, pad_h); }
+  std::int64_t out_width() const { return out_extent(in_width, kernel_w, stride_w, pad_w); }
+
+ private:
+  std::int64_t out_extent(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t pad) const {
+    const std::int64_t span = in + 2 * pad - kernel;
+    std::int64_t out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+    // A ceil-mode window must start inside the input or its left padding.
+    if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+    return out;
+  }
+};
+
+template <typename T>
+void max_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax);
+template <typename T>
+void max_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx);
+template <typename T> void avg_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y);
+template <typename T> void avg_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, T* gx);
+
+// Global average pooling: x [N, C, H, W] -> y [N, C], the mean of each plane.
+template <typename T>
+void global_avg_pool2d_forward(Device device, std::int64_t planes, std::int64_t plane_size, const T* x, T* y);
+template <typename T>
+void global_avg_pool2d_backward(Device device, std::int64_t planes, std::int64_t plane_size, const T* gy, T* gx);
+
+namespace reference {
+template <typename T> void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax);
+template <typename T>
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx);
+template <typename T> void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y);
+template <typename T> void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx);
+template <typename T>
+void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const T* x, T* y);
+template <typename T>
+void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const T* gy, T* gx);
+}  // namespace reference
+
+}  // namespace kiln::kernels

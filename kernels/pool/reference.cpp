@@ -1,0 +1,196 @@
+// Reference 2-D pooling kernels: plain loops that read like the definitions in pool.hpp.
+// They are the oracle every optimized pooling kernel is tested against, so clarity beats speed here.
+//
+//   x, gx  [N, C, H, W]        y, gy, argmax  [N, C, OH, OW]
+//
+// Every (n, c) pair is an independent plane, so each kernel walks the N*C planes and pools one plane at a
+// time. Sums are accumulated in double, so a reference average is as exact as it can be in T.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/pool/pool.hpp"
+
+namespace kiln::kernels::reference {
+namespace {
+
+// The input positions one output index's window covers along one axis.
+//   [begin, end)  the positions inside the real input (the ones that hold values)
+//   padded_size   how many positions lie inside the padded input: the window is clipped at the end of the
+//                 right padding, never before its start (PyTorch's rule for a ceil-mode last window)
+struct WindowSpan {
+  std::int64_t begin, end, padded_size;
+};
+
+WindowSpan window_span(std::int64_t out_index, std::int64_t kernel, std::int64_t stride, std::int64_t pad,
+                       std::int64_t in) {
+  const std::int64_t start = out_index * stride - pad;  // negative when the window begins in the left padding
+  const std::int64_t padded_end = std::min(start + kernel, in + pad);
+  return {std::max<std::int64_t>(start, 0), std::min(padded_end, in), padded_end - start};
+}
+
+WindowSpan row_span(const Pool2dGeometry& g, std::int64_t oh) {
+  return window_span(oh, g.kernel_h, g.stride_h, g.pad_h, g.in_height);
+}
+WindowSpan col_span(const Pool2dGeometry& g, std::int64_t ow) {
+  return window_span(ow, g.kernel_w, g.stride_w, g.pad_w, g.in_width);
+}
+
+// Does `candidate` replace `best` as a window's maximum? Only a strictly larger value does, so ties stay
+// with the first position in row-major order. A NaN beats any number, so a NaN in the input shows up in
+// the output instead of being silently dropped.
+template <typename T>
+bool beats(T candidate, T best) {
+  return candidate > best || (std::isnan(candidate) && !std::isnan(best));
+}
+
+// What an average-pooling window divides its sum by: the positions inside the padded input when padding
+// counts, else only the real input positions it covers.
+std::int64_t avg_pool_divisor(const Pool2dGeometry& g, const WindowSpan& rows, const WindowSpan& cols) {
+  if (g.count_include_pad) return rows.padded_size * cols.padded_size;
+  return (rows.end - rows.begin) * (cols.end - cols.begin);
+}
+
+}  // namespace
+
+// ---- max pooling -------------------------------------------------------------------------------------
+
+// y[n,c,oh,ow] = max over the window of x[n,c,ih,iw];  argmax[n,c,oh,ow] = ih * W + iw of the winner.
+// Padding is never looked at, which is the same as treating it as -infinity. Validated geometry
+// (pad <= kernel / 2, the ceil-mode trim in Pool2dGeometry) gives every window at least one input position.
+template <typename T>
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
+  const std::int64_t planes = g.batch * g.channels;
+  const std::int64_t in_plane = g.in_height * g.in_width;
+  const std::int64_t out_h = g.out_height(), out_w = g.out_width();
+  for (std::int64_t plane = 0; plane < planes; ++plane) {
+    const T* x_plane = x + plane * in_plane;                      // [H, W]
+    T* y_plane = y + plane * out_h * out_w;                       // [OH, OW]
+    std::int64_t* argmax_plane = argmax + plane * out_h * out_w;  // [OH, OW]
+    for (std::int64_t oh = 0; oh < out_h; ++oh) {
+      const WindowSpan rows = row_span(g, oh);
+      for (std::int64_t ow = 0; ow < out_w; ++ow) {
+        const WindowSpan cols = col_span(g, ow);
+        std::int64_t best_index = -1;
+        T best_value{};
+        for (std::int64_t ih = rows.begin; ih < rows.end; ++ih) {
+          for (std::int64_t iw = cols.begin; iw < cols.end; ++iw) {
+            const std::int64_t index = ih * g.in_width + iw;
+            if (best_index < 0 || beats(x_plane[index], best_value)) {
+              best_index = index;
+              best_value = x_plane[index];
+            }
+          }
+        }
+        y_plane[oh * out_w + ow] = best_value;
+        argmax_plane[oh * out_w + ow] = best_index;
+      }
+    }
+  }
+}
+
+// gx[n,c,argmax[n,c,oh,ow]] += gy[n,c,oh,ow]: only the winner of a window moved its output, so it alone
+// receives that output's gradient. Overlapping windows may pick the same winner, hence the sum.
+template <typename T>
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx) {
+  const std::int64_t planes = g.batch * g.channels;
+  const std::int64_t in_plane = g.in_height * g.in_width;
+  const std::int64_t out_plane = g.out_height() * g.out_width();
+  std::fill(gx, gx + planes * in_plane, T{0});
+  for (std::int64_t plane = 0; plane < planes; ++plane) {
+    T* gx_plane = gx + plane * in_plane;                            // [H, W]
+    const T* gy_plane = gy + plane * out_plane;                     // [OH, OW]
+    const std::int64_t* argmax_plane = argmax + plane * out_plane;  // [OH, OW]
+    for (std::int64_t out = 0; out < out_plane; ++out) gx_plane[argmax_plane[out]] += gy_plane[out];
+  }
+}
+
+// ---- average pooling ---------------------------------------------------------------------------------
+
+// y[n,c,oh,ow] = (sum over the window's input positions of x[n,c,ih,iw]) / divisor, where padding adds
+// zeros to the sum and the divisor follows count_include_pad (see avg_pool_divisor).
+template <typename T>
+void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y) {
+  const std::int64_t planes = g.batch * g.channels;
+  const std::int64_t in_plane = g.in_height * g.in_width;
+  const std::int64_t out_h = g.out_height(), out_w = g.out_width();
+  for (std::int64_t plane = 0; plane < planes; ++plane) {
+    const T* x_plane = x + plane * in_plane;  // [H, W]
+    T* y_plane = y + plane * out_h * out_w;   // [OH, OW]
+    for (std::int64_t oh = 0; oh < out_h; ++oh) {
+      const WindowSpan rows = row_span(g, oh);
+      for (std::int64_t ow = 0; ow < out_w; ++ow) {
+        const WindowSpan cols = col_span(g, ow);
+        double sum = 0;
+        for (std::int64_t ih = rows.begin; ih < rows.end; ++ih) {
+          for (std::int64_t iw = cols.begin; iw < cols.end; ++iw) sum += x_plane[ih * g.in_width + iw];
+        }
+        y_plane[oh * out_w + ow] = static_cast<T>(sum / static_cast<double>(avg_pool_divisor(g, rows, cols)));
+      }
+    }
+  }
+}
+
+// Each output is a sum of its inputs divided by a constant, so every input position of the window gets
+// gy[n,c,oh,ow] / divisor; overlapping windows add up.
+template <typename T>
+void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx) {
+  const std::int64_t planes = g.batch * g.channels;
+  const std::int64_t in_plane = g.in_height * g.in_width;
+  const std::int64_t out_h = g.out_height(), out_w = g.out_width();
+  std::fill(gx, gx + planes * in_plane, T{0});
+  for (std::int64_t plane = 0; plane < planes; ++plane) {
+    T* gx_plane = gx + plane * in_plane;             // [H, W]
+    const T* gy_plane = gy + plane * out_h * out_w;  // [OH, OW]
+    for (std::int64_t oh = 0; oh < out_h; ++oh) {
+      const WindowSpan rows = row_span(g, oh);
+      for (std::int64_t ow = 0; ow < out_w; ++ow) {
+        const WindowSpan cols = col_span(g, ow);
+        const T share = static_cast<T>(static_cast<double>(gy_plane[oh * out_w + ow]) /
+                                       static_cast<double>(avg_pool_divisor(g, rows, cols)));
+        for (std::int64_t ih = rows.begin; ih < rows.end; ++ih) {
+          for (std::int64_t iw = cols.begin; iw < cols.end; ++iw) gx_plane[ih * g.in_width + iw] += share;
+        }
+      }
+    }
+  }
+}
+
+// ---- global average pooling --------------------------------------------------------------------------
+
+// x [planes, plane_size] -> y [planes]: the mean of each plane.
+template <typename T>
+void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const T* x, T* y) {
+  for (std::int64_t plane = 0; plane < planes; ++plane) {
+    double sum = 0;
+    for (std::int64_t i = 0; i < plane_size; ++i) sum += x[plane * plane_size + i];
+    y[plane] = static_cast<T>(sum / static_cast<double>(plane_size));
+  }
+}
+
+// gy [planes] -> gx [planes, plane_size]: every element contributed 1 / plane_size of its plane's mean.
+template <typename T>
+void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const T* gy, T* gx) {
+  for (std::int64_t plane = 0; plane < planes; ++plane) {
+    const T share = static_cast<T>(static_cast<double>(gy[plane]) / static_cast<double>(plane_size));
+    std::fill(gx + plane * plane_size, gx + (plane + 1) * plane_size, share);
+  }
+}
+
+// ---- explicit instantiations -------------------------------------------------------------------------
+
+template void max_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*, std::int64_t*);
+template void max_pool2d_backward<float>(const Pool2dGeometry&, const float*, const std::int64_t*, float*);
+template void avg_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*);
+template void avg_pool2d_backward<float>(const Pool2dGeometry&, const float*, float*);
+template void global_avg_pool2d_forward<float>(std::int64_t, std::int64_t, const float*, float*);
+template void global_avg_pool2d_backward<float>(std::int64_t, std::int64_t, const float*, float*);
+
+template void max_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*, std::int64_t*);
+template void max_pool2d_backward<double>(const Pool2dGeometry&, const double*, const std::int64_t*, double*);
+template void avg_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*);
+template void avg_pool2d_backward<double>(const Pool2dGeometry&, const double*, double*);
+template void global_avg_pool2d_forward<double>(std::int64_t, std::int64_t, const double*, double*);
+template void global_avg_pool2d_backward<double>(std::int64_t, std::int64_t, const double*, double*);
+
+}  // namespace kiln::kernels::reference

@@ -1,0 +1,25 @@
+// The single dispatch point for the random fills: reference on CPU for now; vectorized and CUDA versions
+// plug in here and must draw the same numbers (element i depends only on the state and i).
+#include "kernels/cpu_level.hpp"
+#include "kernels/random/random.hpp"
+
+namespace kiln::kernels {
+
+template <typename T>
+void random_uniform(Device device, std::int64_t n, const PhiloxState& state, T low, T high, T* out) {
+  require_cpu(device, "random_uniform");
+  reference::random_uniform(n, state, low, high, out);
+}
+
+template <typename T>
+void random_normal(Device device, std::int64_t n, const PhiloxState& state, T mean, T std, T* out) {
+  require_cpu(device, "random_normal");
+  reference::random_normal(n, state, mean, std, out);
+}
+
+template void random_uniform(Device, std::int64_t, const PhiloxState&, float, float, float*);
+template void random_uniform(Device, std::int64_t, const PhiloxState&, double, double, double*);
+template void random_normal(Device, std::int64_t, const PhiloxState&, float, float, float*);
+template void random_normal(Device, std::int64_t, const PhiloxState&, double, double, double*);
+
+}  // namespace kiln::kernels

@@ -1,0 +1,25 @@
+// Filling buffers with random numbers from a Philox state (see philox.hpp): element i of the draw is
+// computed from (state, i) alone, so any parallel split of the loop gives the same numbers.
+//
+//   uniform: out[i] = low + (high - low) * u_i,  u_i in (0, 1)
+//   normal:  out[i] = mean + std * z_i,          z_i standard normal
+#pragma once
+
+#include <cstdint>
+
+#include "core/device.hpp"
+#include "kernels/random/philox.hpp"
+
+namespace kiln::kernels {
+
+template <typename T>
+void random_uniform(Device device, std::int64_t n, const PhiloxState& state, T low, T high, T* out);
+template <typename T>
+void random_normal(Device device, std::int64_t n, const PhiloxState& state, T mean, T std, T* out);
+
+namespace reference {
+template <typename T> void random_uniform(std::int64_t n, const PhiloxState& state, T low, T high, T* out);
+template <typename T> void random_normal(std::int64_t n, const PhiloxState& state, T mean, T std, T* out);
+}  // namespace reference
+
+}  // namespace kiln::kernels

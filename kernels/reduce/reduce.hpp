@@ -1,0 +1,34 @@
+// Reductions along one axis of a dense tensor viewed as [outer, reduced, inner].
+//
+// Reducing several axes at once is the caller's job: core/ permutes the reduced axes to be adjacent and
+// makes the tensor dense, so every reduction reaches this kernel as the middle axis of a 3-d view.
+//
+//   x [outer, reduced, inner]  ->  y [outer, inner]
+//   Sum:  y = sum over the middle axis (accumulated in double for float, so long sums stay accurate)
+//   Max / Min: the largest / smallest value (NaN propagates)
+//   argmax: the index along the middle axis of the first largest value, as int64 (a NaN counts as
+//   largest, matching Max)
+// reduced == 0 gives Sum 0 and is an error for Max/Min/argmax (core/ rejects it before calling).
+#pragma once
+
+#include <cstdint>
+
+#include "core/device.hpp"
+
+namespace kiln::kernels {
+
+enum class ReduceOp { Sum, Max, Min };
+
+struct ReduceGeometry {
+  std::int64_t outer = 1, reduced = 1, inner = 1;
+};
+
+template <typename T> void reduce(Device device, ReduceOp op, const ReduceGeometry& g, const T* x, T* y);
+template <typename T> void argmax(Device device, const ReduceGeometry& g, const T* x, std::int64_t* indices);
+
+namespace reference {
+template <typename T> void reduce(ReduceOp op, const ReduceGeometry& g, const T* x, T* y);
+template <typename T> void argmax(const ReduceGeometry& g, const T* x, std::int64_t* indices);
+}  // namespace reference
+
+}  // namespace kiln::kernels

@@ -1,0 +1,99 @@
+// The tape and the engine: accumulation across uses, leaf gradients, no_grad, detach, and the errors of
+// a backward that cannot run.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "core/ops.hpp"
+
+using namespace kiln;
+
+namespace {
+std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
+Tensor leaf(std::vector<double> v) {
+  const auto n = static_cast<std::int64_t>(v.size());
+  Tensor t = Tensor::from_vector(v, {n});
+  t.set_requires_grad();
+  return t;
+}
+}  // namespace
+
+TEST_CASE("autograd: a tensor used twice receives the sum of both gradients") {
+  const Tensor x = leaf({1.0, 2.0, 3.0});
+  sum(x * x + x).backward();  // d/dx (x^2 + x) = 2x + 1
+  CHECK(values(x.grad()) == std::vector<double>{3, 5, 7});
+}
+
+TEST_CASE("autograd: gradients accumulate across backward calls until zeroed") {
+  Tensor x = leaf({1.0, -1.0});
+  sum(x * 3.0).backward();
+  sum(x * 3.0).backward();
+  CHECK(values(x.grad()) == std::vector<double>{6, 6});
+  x.zero_grad();
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("autograd: a diamond graph calls each rule once, after all its inputs arrived") {
+  const Tensor x = leaf({2.0});
+  const Tensor a = x * 3.0, b = exp(a), c = a * b;  // c = 3x e^{3x};  dc/dx = 3 e^{3x} (1 + 3x)
+  c.backward();
+  CHECK(x.grad().item() == doctest::Approx(3.0 * std::exp(6.0) * 7.0));
+}
+
+TEST_CASE("autograd: no_grad records nothing and detach cuts the tape") {
+  const Tensor x = leaf({1.0, 2.0});
+  {
+    NoGradGuard no_grad;
+    const Tensor y = x * 2.0;
+    CHECK_FALSE(y.requires_grad());
+    CHECK(grad_enabled() == false);
+  }
+  CHECK(grad_enabled());
+  const Tensor d = (x * 2.0).detach();
+  CHECK_FALSE(d.requires_grad());
+  CHECK(values(d) == std::vector<double>{2, 4});
+  // The detached branch contributes no gradient.
+  sum(x * d).backward();
+  CHECK(values(x.grad()) == std::vector<double>{2, 4});
+}
+
+TEST_CASE("autograd: inputs that do not require grad get none, and rules skip their work") {
+  const Tensor x = leaf({1.0, 2.0});
+  const Tensor constant = Tensor::from_vector<double>({5.0, 7.0}, {2});
+  sum(x * constant).backward();
+  CHECK(values(x.grad()) == std::vector<double>{5, 7});
+  CHECK_FALSE(constant.grad().defined());
+}
+
+TEST_CASE("autograd: a leaf's grad is its own dense tensor, not an alias of the seed") {
+  const Tensor x = leaf({1.0, 2.0});
+  Tensor seed = Tensor::from_vector<double>({1.0, 1.0}, {2});
+  x.clone().backward(seed);
+  seed.fill_(100.0);
+  CHECK(values(x.grad()) == std::vector<double>{1, 1});
+  // Broadcast gradients are materialized too.
+  Tensor s = leaf({3.0});
+  sum(s.expand({4})).backward();
+  CHECK(s.grad().is_contiguous());
+  CHECK(values(s.grad()) == std::vector<double>{4});
+}
+
+TEST_CASE("autograd: errors") {
+  const Tensor x = leaf({1.0, 2.0});
+  const Tensor y = x * 2.0;
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("not a scalar"), Error);
+  CHECK_THROWS_WITH_AS(Tensor::zeros({1}).backward(), doctest::Contains("does not require grad"), Error);
+  CHECK_THROWS_WITH_AS(y.backward(Tensor::ones({3}, DType::Float64)), doctest::Contains("does not match"), Error);
+  Tensor non_leaf = y;
+  CHECK_THROWS_WITH_AS(non_leaf.set_requires_grad(), doctest::Contains("only leaves"), Error);
+  Tensor integers = Tensor::zeros({2}, DType::Int64);
+  CHECK_THROWS_WITH_AS(integers.set_requires_grad(), doctest::Contains("not floating-point"), Error);
+}
+
+TEST_CASE("autograd: a deep chain does not overflow the stack") {
+  const Tensor x = leaf({1.0});
+  Tensor y = x;
+  for (int i = 0; i < 5000; ++i) y = y * 1.0;
+  y.backward();
+  CHECK(x.grad().item() == 1.0);
+}

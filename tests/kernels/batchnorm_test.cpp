@@ -1,0 +1,400 @@
+// Tests of the batch-normalization kernels (kernels/batchnorm): hand-worked forward and backward values in
+// train and eval mode, the running-statistics update, and a finite-difference check of both backward
+// kernels against their forwards over odd shapes.
+#include "kernels/batchnorm/batchnorm.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace {
+
+using kiln::Device;
+using kiln::kernels::BatchNorm2dGeometry;
+namespace ref = kiln::kernels::reference;
+
+template <typename T>
+std::vector<T> to(const std::vector<double>& values) {
+  return std::vector<T>(values.begin(), values.end());
+}
+
+template <typename T>
+void check_values(const std::vector<T>& actual, const std::vector<double>& expected) {
+  REQUIRE(actual.size() == expected.size());
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    INFO("element ", i);
+    CHECK(static_cast<double>(actual[i]) == doctest::Approx(expected[i]).epsilon(1e-6));
+  }
+}
+
+std::int64_t tensor_size(const BatchNorm2dGeometry& g) { return g.batch * g.channels * g.height * g.width; }
+
+// ---- finite differences at raw-buffer level ----------------------------------------------------------
+
+constexpr double kStep = 1e-6;       // central-difference step
+constexpr double kTolerance = 1e-6;  // relative to max(1, |gradient|)
+
+// d loss / d values[i] for every i by central differences; `loss` reads `values`, which is restored.
+std::vector<double> numeric_gradient(std::vector<double>& values, const std::function<double()>& loss) {
+  std::vector<double> gradient(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const double saved = values[i];
+    values[i] = saved + kStep;
+    const double loss_plus = loss();
+    values[i] = saved - kStep;
+    const double loss_minus = loss();
+    values[i] = saved;
+    gradient[i] = (loss_plus - loss_minus) / (2 * kStep);
+  }
+  return gradient;
+}
+
+void check_gradients_match(const std::vector<double>& analytic, const std::vector<double>& numeric) {
+  REQUIRE(analytic.size() == numeric.size());
+  for (std::size_t i = 0; i < analytic.size(); ++i) {
+    INFO("element ", i, ": analytic ", analytic[i], ", numeric ", numeric[i]);
+    const double scale = std::max({1.0, std::abs(analytic[i]), std::abs(numeric[i])});
+    CHECK(std::abs(analytic[i] - numeric[i]) <= kTolerance * scale);
+  }
+}
+
+// sum_j weights[j] * outputs[j]: a scalar loss whose gradient with respect to the outputs is `weights`.
+double weighted_sum(const std::vector<double>& weights, const std::vector<double>& outputs) {
+  return std::inner_product(weights.begin(), weights.end(), outputs.begin(), 0.0);
+}
+
+std::vector<double> random_values(std::int64_t count, std::uint64_t seed, double low = -1.0,
+                                  double high = 1.0) {
+  std::mt19937_64 engine(seed);
+  std::uniform_real_distribution<double> uniform(low, high);
+  std::vector<double> values(static_cast<std::size_t>(count));
+  for (double& v : values) v = uniform(engine);
+  return values;
+}
+
+// Odd shapes: batch 1, 1x1 spatial (down to one value per channel), channels 3/5/7, rectangular planes.
+std::vector<BatchNorm2dGeometry> odd_geometries() {
+  return {
+      {.batch = 1, .channels = 3, .height = 2, .width = 3},  // batch 1
+      {.batch = 2, .channels = 5, .height = 1, .width = 1},  // 1x1 spatial, two values per channel
+      {.batch = 1, .channels = 5, .height = 1, .width = 1},  // one value per channel: var 0, gx 0
+      {.batch = 3, .channels = 7, .height = 3, .width = 2},  // rectangular plane
+      {.batch = 2, .channels = 3, .height = 5, .width = 7},
+  };
+}
+
+}  // namespace
+
+// ---- train forward -----------------------------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("batchnorm2d_forward_train: hand-worked [2,1,1,2] with running-stat update", T, float,
+                   double) {
+  // x [2,1,1,2] = {0, 4 | 4, 8}: one channel, m = 4 values.
+  //   mean = 16 / 4 = 4;  biased var = (16 + 0 + 0 + 16) / 4 = 8;  eps = 1 -> invstd = 1 / sqrt(9) = 1/3
+  //   xhat = {-4/3, 0, 0, 4/3};  gamma = 3, beta = 1 -> y = {-3, 1, 1, 5}
+  // Running statistics, momentum 0.1, starting from mean 0 and var 1; the variance is the unbiased 8 * 4/3:
+  //   running_mean = 0.9 * 0 + 0.1 * 4        = 0.4
+  //   running_var  = 0.9 * 1 + 0.1 * 32 / 3   = 59 / 30
+  const BatchNorm2dGeometry g{.batch = 2, .channels = 1, .height = 1, .width = 2};
+  const auto x = to<T>({0, 4, 4, 8});
+  const std::vector<T> gamma{3}, beta{1};
+  std::vector<T> running_mean{0}, running_var{1};
+  std::vector<T> y(4), save_mean(1), save_invstd(1);
+  ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), T{1}, T(0.1), running_mean.data(),
+                                 running_var.data(), y.data(), save_mean.data(), save_invstd.data());
+  check_values(y, {-3, 1, 1, 5});
+  check_values(save_mean, {4});
+  check_values(save_invstd, {1.0 / 3});
+  check_values(running_mean, {0.4});
+  check_values(running_var, {59.0 / 30});
+}
+
+TEST_CASE_TEMPLATE("batchnorm2d_forward_train: channels are normalized separately", T, float, double) {
+  // x [2,2,1,1] = {n0: 1, 10 | n1: 3, 30}. Channel 0 holds {1, 3}: mean 2, var 1. Channel 1 holds
+  // {10, 30}: mean 20, var 100. eps = 0, so invstd = {1, 0.1} and xhat = -1 for n0 and +1 for n1.
+  //   gamma = {1, 2}, beta = {0, -1} -> y = {n0: -1, -3 | n1: 1, 1}
+  // No running statistics are tracked (null pointers).
+  const BatchNorm2dGeometry g{.batch = 2, .channels = 2, .height = 1, .width = 1};
+  const auto x = to<T>({1, 10, 3, 30});
+  const std::vector<T> gamma{1, 2}, beta{0, -1};
+  std::vector<T> y(4), save_mean(2), save_invstd(2);
+  ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), T{0}, T(0.1),
+                                 static_cast<T*>(nullptr), static_cast<T*>(nullptr), y.data(),
+                                 save_mean.data(), save_invstd.data());
+  check_values(y, {-1, -3, 1, 1});
+  check_values(save_mean, {2, 20});
+  check_values(save_invstd, {1, 0.1});
+}
+
+TEST_CASE_TEMPLATE("batchnorm2d_forward_train: one value per channel uses the biased variance", T, float,
+                   double) {
+  // x [1,2,1,1] = {5, -2}: m = 1, so each channel's variance is 0 and has no unbiased correction.
+  //   eps = 0.25 -> invstd = 2;  xhat = 0 -> y = beta = {0.5, -0.5}
+  //   running_mean = 0.9 * {0, 0} + 0.1 * {5, -2} = {0.5, -0.2}
+  //   running_var  = 0.9 * {2, 4} + 0.1 * 0        = {1.8, 3.6}
+  const BatchNorm2dGeometry g{.batch = 1, .channels = 2, .height = 1, .width = 1};
+  const auto x = to<T>({5, -2});
+  const std::vector<T> gamma{1, 1}, beta = to<T>({0.5, -0.5});
+  std::vector<T> running_mean{0, 0}, running_var{2, 4};
+  std::vector<T> y(2), save_mean(2), save_invstd(2);
+  ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), T(0.25), T(0.1), running_mean.data(),
+                                 running_var.data(), y.data(), save_mean.data(), save_invstd.data());
+  check_values(y, {0.5, -0.5});
+  check_values(save_invstd, {2, 2});
+  check_values(running_mean, {0.5, -0.2});
+  check_values(running_var, {1.8, 3.6});
+}
+
+TEST_CASE("batchnorm2d_forward_train: float statistics stay exact around a large mean") {
+  // 2^20 float values alternating 10000 + 1 and 10000 - 1: mean 10000, biased var 1. A float running sum
+  // reaches 1e10, where float steps are 1024 apart, and E[x^2] - E[x]^2 in float cancels to noise; double
+  // accumulation and a two-pass variance get both exactly.
+  const BatchNorm2dGeometry g{.batch = 16, .channels = 1, .height = 256, .width = 256};
+  std::vector<float> x(static_cast<std::size_t>(tensor_size(g)));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = i % 2 == 0 ? 10001.0f : 9999.0f;
+  const std::vector<float> gamma{1}, beta{0};
+  std::vector<float> y(x.size()), save_mean(1), save_invstd(1);
+  ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 0.0f, 0.1f,
+                                 static_cast<float*>(nullptr), static_cast<float*>(nullptr), y.data(),
+                                 save_mean.data(), save_invstd.data());
+  CHECK(save_mean[0] == 10000.0f);
+  CHECK(save_invstd[0] == 1.0f);
+  CHECK(y[0] == 1.0f);
+  CHECK(y[1] == -1.0f);
+}
+
+// ---- train backward ----------------------------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("batchnorm2d_backward_train: hand-worked [2,1,1,2]", T, float, double) {
+  // The hand-worked forward above: x = {0, 4, 4, 8}, gamma = 3, mean = 4, invstd = 1/3, m = 4,
+  // xhat = {-4/3, 0, 0, 4/3}. With gy = {1, 0, 0, 0}:
+  //   gbeta  = 1;  ggamma = 1 * (-4/3) = -4/3
+  //   gx = 3 * (1/3) / 4 * (4 gy - 1 + xhat * 4/3) = 1/4 * {4 - 1 - 16/9, -1, -1, -1 + 16/9}
+  //      = {11/36, -1/4, -1/4, 7/36}
+  const BatchNorm2dGeometry g{.batch = 2, .channels = 1, .height = 1, .width = 2};
+  const auto x = to<T>({0, 4, 4, 8});
+  const auto gy = to<T>({1, 0, 0, 0});
+  const std::vector<T> gamma{3}, save_mean{4}, save_invstd{T{1} / T{3}};
+  std::vector<T> gx(4), ggamma(1), gbeta(1);
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), gamma.data(), save_mean.data(), save_invstd.data(),
+                                  gx.data(), ggamma.data(), gbeta.data());
+  check_values(gx, {11.0 / 36, -0.25, -0.25, 7.0 / 36});
+  check_values(ggamma, {-4.0 / 3});
+  check_values(gbeta, {1});
+}
+
+TEST_CASE("batchnorm2d_backward_train: gx is orthogonal to 1 and to xhat in every channel") {
+  // With eps = 0, y depends on x only through xhat, which is unchanged by shifting or scaling a channel's x;
+  // so moving x along 1 or along xhat cannot change the loss: per channel, sum gx = 0 and sum gx * xhat = 0.
+  // (With eps > 0 a scaling does change xhat slightly, and only the first identity is exact.)
+  const BatchNorm2dGeometry g{.batch = 3, .channels = 5, .height = 2, .width = 3};
+  const std::int64_t plane = g.height * g.width;
+  const std::vector<double> x = random_values(tensor_size(g), 1, -2.0, 3.0);
+  const std::vector<double> gy = random_values(tensor_size(g), 2);
+  const std::vector<double> gamma = random_values(g.channels, 3, 0.5, 2.0);
+  const std::vector<double> beta = random_values(g.channels, 4);
+  std::vector<double> y(x.size()), gx(x.size()), save_mean(5), save_invstd(5), ggamma(5), gbeta(5);
+  ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 0.0, 0.1,
+                                 static_cast<double*>(nullptr), static_cast<double*>(nullptr), y.data(),
+                                 save_mean.data(), save_invstd.data());
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), gamma.data(), save_mean.data(), save_invstd.data(),
+                                  gx.data(), ggamma.data(), gbeta.data());
+  for (std::int64_t c = 0; c < g.channels; ++c) {
+    double sum_gx = 0, sum_gx_xhat = 0;
+    for (std::int64_t n = 0; n < g.batch; ++n) {
+      for (std::int64_t i = 0; i < plane; ++i) {
+        const std::int64_t at = (n * g.channels + c) * plane + i;
+        sum_gx += gx[at];
+        sum_gx_xhat += gx[at] * (x[at] - save_mean[c]) * save_invstd[c];
+      }
+    }
+    INFO("channel ", c);
+    CHECK(std::abs(sum_gx) < 1e-12);
+    CHECK(std::abs(sum_gx_xhat) < 1e-12);
+  }
+}
+
+TEST_CASE("batchnorm2d_backward_train: matches finite differences for x, gamma and beta over odd shapes") {
+  std::uint64_t seed = 10;
+  for (const BatchNorm2dGeometry& g : odd_geometries()) {
+    INFO("N=", g.batch, " C=", g.channels, " H=", g.height, " W=", g.width);
+    const double eps = 1e-5;
+    std::vector<double> x = random_values(tensor_size(g), seed++, -1.0, 2.0);
+    std::vector<double> gamma = random_values(g.channels, seed++, 0.5, 2.0);
+    std::vector<double> beta = random_values(g.channels, seed++);
+    const std::vector<double> weights = random_values(tensor_size(g), seed++);
+    std::vector<double> y(x.size()), save_mean(gamma.size()), save_invstd(gamma.size());
+    const auto loss = [&] {
+      ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), eps, 0.1,
+                                     static_cast<double*>(nullptr), static_cast<double*>(nullptr), y.data(),
+                                     save_mean.data(), save_invstd.data());
+      return weighted_sum(weights, y);
+    };
+
+    loss();  // fills save_mean and save_invstd at the unperturbed point
+    std::vector<double> gx(x.size()), ggamma(gamma.size()), gbeta(beta.size());
+    ref::batchnorm2d_backward_train(g, x.data(), weights.data(), gamma.data(), save_mean.data(),
+                                    save_invstd.data(), gx.data(), ggamma.data(), gbeta.data());
+    {
+      INFO("gradient of x");
+      check_gradients_match(gx, numeric_gradient(x, loss));
+    }
+    {
+      INFO("gradient of gamma");
+      check_gradients_match(ggamma, numeric_gradient(gamma, loss));
+    }
+    {
+      INFO("gradient of beta");
+      check_gradients_match(gbeta, numeric_gradient(beta, loss));
+    }
+  }
+}
+
+// ---- eval mode ---------------------------------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("batchnorm2d_forward_eval: hand-worked with given running statistics", T, float, double) {
+  // x [1,2,1,2] = {c0: 0, 4 | c1: 1, 7}; running_mean = {2, 4}, running_var = {3, 8}, eps = 1
+  //   -> invstd = {1/2, 1/3}, xhat = {c0: -1, 1 | c1: -1, 1}
+  //   gamma = {0.5, 2}, beta = {-1, 3} -> y = {c0: -1.5, -0.5 | c1: 1, 5}
+  // The batch's own statistics (channel 0 mean 2, var 4) would give different values.
+  const BatchNorm2dGeometry g{.batch = 1, .channels = 2, .height = 1, .width = 2};
+  const auto x = to<T>({0, 4, 1, 7});
+  const auto gamma = to<T>({0.5, 2});
+  const std::vector<T> beta{-1, 3}, running_mean{2, 4}, running_var{3, 8};
+  std::vector<T> y(4);
+  ref::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                running_var.data(), T{1}, y.data());
+  check_values(y, {-1.5, -0.5, 1, 5});
+}
+
+TEST_CASE_TEMPLATE("batchnorm2d_backward_eval: hand-worked with given running statistics", T, float, double) {
+  // The eval forward above (invstd = {1/2, 1/3}, xhat = {-1, 1 | -1, 1}, gamma = {0.5, 2}) with
+  // gy = {1, 2 | 3, 5}:
+  //   gx     = gy * gamma * invstd = {0.25, 0.5 | 2, 10/3}
+  //   ggamma = sum gy * xhat       = {-1 + 2, -3 + 5} = {1, 2}
+  //   gbeta  = sum gy              = {3, 8}
+  const BatchNorm2dGeometry g{.batch = 1, .channels = 2, .height = 1, .width = 2};
+  const auto x = to<T>({0, 4, 1, 7});
+  const auto gy = to<T>({1, 2, 3, 5});
+  const auto gamma = to<T>({0.5, 2});
+  const std::vector<T> running_mean{2, 4}, running_var{3, 8};
+  std::vector<T> gx(4), ggamma(2), gbeta(2);
+  ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), gamma.data(), running_mean.data(),
+                                 running_var.data(), T{1}, gx.data(), ggamma.data(), gbeta.data());
+  check_values(gx, {0.25, 0.5, 2, 10.0 / 3});
+  check_values(ggamma, {1, 2});
+  check_values(gbeta, {3, 8});
+}
+
+TEST_CASE("batchnorm2d_backward_eval: matches finite differences for x, gamma and beta over odd shapes") {
+  std::uint64_t seed = 50;
+  for (const BatchNorm2dGeometry& g : odd_geometries()) {
+    INFO("N=", g.batch, " C=", g.channels, " H=", g.height, " W=", g.width);
+    const double eps = 1e-5;
+    std::vector<double> x = random_values(tensor_size(g), seed++, -1.0, 2.0);
+    std::vector<double> gamma = random_values(g.channels, seed++, 0.5, 2.0);
+    std::vector<double> beta = random_values(g.channels, seed++);
+    const std::vector<double> running_mean = random_values(g.channels, seed++);
+    const std::vector<double> running_var = random_values(g.channels, seed++, 0.2, 3.0);
+    const std::vector<double> weights = random_values(tensor_size(g), seed++);
+    std::vector<double> y(x.size());
+    const auto loss = [&] {
+      ref::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                    running_var.data(), eps, y.data());
+      return weighted_sum(weights, y);
+    };
+
+    std::vector<double> gx(x.size()), ggamma(gamma.size()), gbeta(beta.size());
+    ref::batchnorm2d_backward_eval(g, x.data(), weights.data(), gamma.data(), running_mean.data(),
+                                   running_var.data(), eps, gx.data(), ggamma.data(), gbeta.data());
+    {
+      INFO("gradient of x");
+      check_gradients_match(gx, numeric_gradient(x, loss));
+    }
+    {
+      INFO("gradient of gamma");
+      check_gradients_match(ggamma, numeric_gradient(gamma, loss));
+    }
+    {
+      INFO("gradient of beta");
+      check_gradients_match(gbeta, numeric_gradient(beta, loss));
+    }
+  }
+}
+
+// ---- dispatch ----------------------------------------------------------------------------------------
+
+TEST_CASE("batchnorm dispatch: CPU runs the reference kernels, CUDA is refused") {
+  const BatchNorm2dGeometry g{.batch = 2, .channels = 3, .height = 3, .width = 2};
+  const std::size_t size = static_cast<std::size_t>(tensor_size(g)), channels = 3;
+  const std::vector<double> x = random_values(tensor_size(g), 1);
+  const std::vector<double> gy = random_values(tensor_size(g), 2);
+  const std::vector<double> gamma = random_values(g.channels, 3, 0.5, 2.0),
+                            beta = random_values(g.channels, 4);
+  const std::vector<double> var = random_values(g.channels, 5, 0.5, 2.0);
+
+  std::vector<double> running_mean(channels, 0.0), running_var(channels, 1.0);
+  std::vector<double> running_mean_ref = running_mean, running_var_ref = running_var;
+  std::vector<double> y(size), y_ref(size), save_mean(channels), save_mean_ref(channels);
+  std::vector<double> save_invstd(channels), save_invstd_ref(channels);
+  kiln::kernels::batchnorm2d_forward_train(Device::cpu(), g, x.data(), gamma.data(), beta.data(), 1e-5, 0.1,
+                                           running_mean.data(), running_var.data(), y.data(),
+                                           save_mean.data(), save_invstd.data());
+  ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5, 0.1, running_mean_ref.data(),
+                                 running_var_ref.data(), y_ref.data(), save_mean_ref.data(),
+                                 save_invstd_ref.data());
+  CHECK(y == y_ref);
+  CHECK(save_mean == save_mean_ref);
+  CHECK(save_invstd == save_invstd_ref);
+  CHECK(running_mean == running_mean_ref);
+  CHECK(running_var == running_var_ref);
+
+  std::vector<double> gx(size), gx_ref(size), ggamma(channels), ggamma_ref(channels), gbeta(channels),
+      gbeta_ref(channels);
+  kiln::kernels::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), gamma.data(),
+                                            save_mean.data(), save_invstd.data(), gx.data(), ggamma.data(),
+                                            gbeta.data());
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), gamma.data(), save_mean.data(), save_invstd.data(),
+                                  gx_ref.data(), ggamma_ref.data(), gbeta_ref.data());
+  CHECK(gx == gx_ref);
+  CHECK(ggamma == ggamma_ref);
+  CHECK(gbeta == gbeta_ref);
+
+  kiln::kernels::batchnorm2d_forward_eval(Device::cpu(), g, x.data(), gamma.data(), beta.data(), beta.data(),
+                                          var.data(), 1e-5, y.data());
+  ref::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), beta.data(), var.data(), 1e-5,
+                                y_ref.data());
+  CHECK(y == y_ref);
+  kiln::kernels::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), gamma.data(), beta.data(),
+                                           var.data(), 1e-5, gx.data(), ggamma.data(), gbeta.data());
+  ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), gamma.data(), beta.data(), var.data(), 1e-5,
+                                 gx_ref.data(), ggamma_ref.data(), gbeta_ref.data());
+  CHECK(gx == gx_ref);
+  CHECK(ggamma == ggamma_ref);
+  CHECK(gbeta == gbeta_ref);
+
+  const Device gpu = Device::cuda();
+  CHECK_THROWS_AS(kiln::kernels::batchnorm2d_forward_train(gpu, g, x.data(), gamma.data(), beta.data(), 1e-5,
+                                                           0.1, running_mean.data(), running_var.data(),
+                                                           y.data(), save_mean.data(), save_invstd.data()),
+                  kiln::Error);
+  CHECK_THROWS_AS(kiln::kernels::batchnorm2d_forward_eval(gpu, g, x.data(), gamma.data(), beta.data(),
+                                                          beta.data(), var.data(), 1e-5, y.data()),
+                  kiln::Error);
+  CHECK_THROWS_AS(
+      kiln::kernels::batchnorm2d_backward_train(gpu, g, x.data(), gy.data(), gamma.data(), save_mean.data(),
+                                                save_invstd.data(), gx.data(), ggamma.data(), gbeta.data()),
+      kiln::Error);
+  CHECK_THROWS_AS(
+      kiln::kernels::batchnorm2d_backward_eval(gpu, g, x.data(), gy.data(), gamma.data(), beta.data(),
+                                               var.data(), 1e-5, gx.data(), ggamma.data(), gbeta.data()),
+      kiln::Error);
+}
