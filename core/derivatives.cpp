@@ -173,6 +173,37 @@ Tensor var(const Tensor& x, const std::vector<int>& axes, bool keepdim, int corr
 
 Tensor argmax(const Tensor& x, int axis, bool keepdim) { return raw::argmax(x, axis, keepdim); }
 
+Tensor cat(const std::vector<Tensor>& tensors, int axis) {
+  KILN_CHECK(!tensors.empty(), "cat: no tensors to join");
+  const Tensor& first = tensors.front();
+  const int a = normalize_axis(axis, first.dim(), "cat");
+  std::vector<std::int64_t> dims = first.shape().dims();
+  dims[static_cast<std::size_t>(a)] = 0;
+  for (const Tensor& t : tensors) {
+    raw::check_same_dtype_and_device("cat", first, {&t});
+    KILN_CHECK(t.dim() == first.dim(), "cat: ", t.describe(), " and ", first.describe(), " differ in rank");
+    for (int i = 0; i < t.dim(); ++i) {
+      KILN_CHECK(i == a || t.shape()[i] == first.shape()[i], "cat: ", t.describe(), " and ", first.describe(),
+                 " differ outside axis ", axis);
+    }
+    dims[static_cast<std::size_t>(a)] += t.shape()[a];
+  }
+  Tensor output = Tensor::empty(Shape(dims), first.dtype(), first.device());
+  std::vector<std::int64_t> bounds{0};  // input i occupies [bounds[i], bounds[i + 1]) along the axis
+  for (const Tensor& t : tensors) {
+    bounds.push_back(bounds.back() + t.shape()[a]);
+    const NoGradGuard no_grad;  // the slice is a destination view, not part of the tape
+    raw::copy(output.slice(a, bounds[bounds.size() - 2], bounds.back()), t);
+  }
+  return record("cat", tensors, output, [a, bounds](const Tensor& g, const NeedsGrad& needs) {
+    Grads grads(needs.size());
+    for (std::size_t i = 0; i < needs.size(); ++i) {
+      if (needs[i]) grads[i] = g.slice(a, bounds[i], bounds[i + 1]);
+    }
+    return grads;
+  });
+}
+
 // ---- linear algebra --------------------------------------------------------------------------------------
 
 Tensor matmul(const Tensor& a, const Tensor& b) {

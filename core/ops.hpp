@@ -65,6 +65,9 @@ Tensor var(const Tensor& x, const std::vector<int>& axes = {}, bool keepdim = fa
 // Index of the first maximum along `axis`, as int64; not differentiable.
 Tensor argmax(const Tensor& x, int axis, bool keepdim = false);
 
+// Joins tensors along `axis`; all other dims must match. The gradient of each input is its slice of g.
+Tensor cat(const std::vector<Tensor>& tensors, int axis);
+
 // ---- linear algebra --------------------------------------------------------------------------------
 // Batched matrix product: [..., M, K] @ [..., K, N] -> [..., M, N] with broadcast batch dims.
 Tensor matmul(const Tensor& a, const Tensor& b);

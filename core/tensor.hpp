@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/device.hpp"
@@ -126,6 +127,9 @@ class Tensor {
  private:
   std::shared_ptr<TensorImpl> impl_;
 };
+
+// A tensor with the name a module, an optimizer or a checkpoint knows it by ("stage1.0.conv1.weight").
+using NamedTensor = std::pair<std::string, Tensor>;
 
 // A new view sharing `base`'s storage (and nothing of its autograd state).
 Tensor make_view(const Tensor& base, Shape shape, Strides strides, std::int64_t offset);

@@ -106,6 +106,11 @@ TEST_CASE("gradcheck: var biased, keepdim") {
   check_gradient([](const Inputs& in) { return var(in[0], {1}, true, 0); }, {random_input({2, 6}, 46)});
 }
 
+TEST_CASE("gradcheck: cat along channels") {
+  check_gradient([](const Inputs& in) { return cat({in[0], in[1], in[0]}, 1); },
+                 {random_input({2, 3, 2}, 62), random_input({2, 1, 2}, 63)});
+}
+
 // ---- linear algebra -------------------------------------------------------------------------------------------
 TEST_CASE("gradcheck: matmul 2-d") {
   check_gradient([](const Inputs& in) { return matmul(in[0], in[1]); }, {random_input({3, 5}, 50), random_input({5, 2}, 51)});

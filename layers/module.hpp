@@ -1,0 +1,71 @@
+// Module: the unit networks are composed of. A module owns named parameters (leaf tensors that require
+// grad), named buffers (state that is saved but not trained, like batch-norm running statistics) and
+// named child modules; names compose with dots ("stage1.0.conv1.weight"), which is how checkpoints
+// address every tensor.
+//
+// Modules are held by shared_ptr so a model can be built, returned and stored without copies; a
+// Parameter is a Tensor handle, so an optimizer or a checkpoint loader that writes into it in place
+// (copy_) updates the module's own tensor.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/ops.hpp"
+
+namespace kiln::layers {
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  virtual Tensor forward(const Tensor& input) = 0;
+  Tensor operator()(const Tensor& input) { return forward(input); }
+
+  // A short description of this module alone, e.g. "Conv2d(3, 16, kernel=3x3, stride=1, padding=1)".
+  virtual std::string describe() const = 0;
+  // The whole tree, one module a line, indented (like PyTorch's print(model)).
+  std::string summary() const;
+
+  // Recursive, in registration order, with dotted names.
+  std::vector<NamedTensor> named_parameters() const;
+  std::vector<Tensor> parameters() const;
+  std::vector<NamedTensor> named_buffers() const;
+  std::int64_t parameter_count() const;
+
+  // Train mode (the default) uses batch statistics in batch-norm and drops units in dropout; eval mode
+  // does neither. Applies to every descendant.
+  void train(bool training = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+  void zero_grad();
+
+ protected:
+  // Registers and returns the tensor; parameters are marked requires_grad.
+  Tensor register_parameter(std::string name, Tensor value);
+  Tensor register_buffer(std::string name, Tensor value);
+  template <typename M> std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module) {
+    children_.emplace_back(std::move(name), module);
+    return module;
+  }
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
+
+ private:
+  void collect(const std::string& prefix, bool parameters, std::vector<NamedTensor>& out) const;
+  void describe_tree(const std::string& name, int depth, std::string& out) const;
+
+  std::vector<NamedTensor> parameters_;
+  std::vector<NamedTensor> buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+using ModulePtr = std::shared_ptr<Module>;
+
+}  // namespace kiln::layers
