@@ -7,7 +7,8 @@ namespace kiln::data {
 
 LabeledImages make_stripes(std::int64_t count, std::int64_t channels, std::int64_t size, Generator& generator,
                            double noise) {
-  KILN_CHECK(count > 0 && channels > 0 && size > 1, "make_stripes: count, channels and size must be positive");
+  KILN_CHECK(count > 0 && channels > 0 && size > 1,
+             "make_stripes: count, channels and size must be positive");
   // Per image: class coin, period in [2, 4), phase in [0, 2 pi), contrast in [0.5, 1.5).
   const std::vector<float> draws = Tensor::rand({count, 4}, DType::Float32, &generator).to_vector<float>();
   Tensor images = Tensor::randn({count, channels, size, size}, DType::Float32, &generator, 0.0, noise);

@@ -8,11 +8,13 @@
 // (copy_) updates the module's own tensor.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/error.hpp"
 #include "core/ops.hpp"
 
 namespace kiln::layers {
@@ -50,13 +52,19 @@ class Module {
   // Registers and returns the tensor; parameters are marked requires_grad.
   Tensor register_parameter(std::string name, Tensor value);
   Tensor register_buffer(std::string name, Tensor value);
-  template <typename M> std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module) {
+  template <typename M>
+  std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module) {
+    check_new_name(name, "module");
+    KILN_CHECK(module != nullptr, describe(), ": child module '", name, "' is null");
     children_.emplace_back(std::move(name), module);
     return module;
   }
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
 
  private:
+  // Throws unless `name` is non-empty, has no dot (dots separate levels) and is not taken by another
+  // parameter, buffer or child of this module.
+  void check_new_name(const std::string& name, const char* kind) const;
   void collect(const std::string& prefix, bool parameters, std::vector<NamedTensor>& out) const;
   void describe_tree(const std::string& name, int depth, std::string& out) const;
 

@@ -1,0 +1,33 @@
+// kiln: train, evaluate and inspect image classifiers.
+//
+//   kiln train DATA --model resnet20 --epochs 30 --out runs/cifar
+//   kiln eval runs/cifar/last.kiln DATA
+//   kiln predict runs/cifar/last.kiln photo.jpg --top 5
+//   kiln info runs/cifar/last.kiln
+//
+// Every error ends the program with one line on stderr and exit status 1.
+#include <unistd.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kiln: train, evaluate and predict with small CNNs on image folders"};
+  app.require_subcommand(1);
+  kiln::cli::add_train_command(app);
+  kiln::cli::add_eval_command(app);
+  kiln::cli::add_predict_command(app);
+  kiln::cli::add_info_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  } catch (const std::exception& error) {
+    if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\033[K");  // over any half-drawn progress bar
+    std::fprintf(stderr, "kiln: error: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,137 @@
+// kiln train DATA [options]: trains a model from the zoo on an image folder and writes RUNDIR/last.kiln
+// and RUNDIR/metrics.jsonl after every epoch.
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "cli/progress_bar.hpp"
+#include "models/architecture.hpp"
+#include "train/trainer.hpp"
+
+namespace kiln::cli {
+namespace {
+
+// Prints the run as it goes: a progress bar while an epoch runs, one line per epoch (or a JSON line
+// with --json), warnings on stderr.
+class ConsoleObserver final : public train::TrainingObserver {
+ public:
+  explicit ConsoleObserver(bool json) : json_(json) {}
+
+  void on_start(const nlohmann::json& plan) override {
+    if (json_) {
+      std::printf("%s\n", nlohmann::json{{"event", "start"}, {"plan", plan}}.dump().c_str());
+      return;
+    }
+    const auto& model = plan.at("model");
+    std::printf("training %s (%lld parameters) on %lld images, %zu classes, input %lldx%lldx%lld; evaluating on %s\n",
+                model.at("name").get<std::string>().c_str(), plan.at("parameters").get<long long>(),
+                plan.at("train_images").get<long long>(), plan.at("classes").size(),
+                model.at("in_channels").get<long long>(), model.at("height").get<long long>(),
+                model.at("width").get<long long>(),
+                plan.at("eval_split").get<std::string>().empty() ? "nothing (no test/ or val/ split)"
+                                                                 : plan.at("eval_split").get<std::string>().c_str());
+    if (plan.at("resumed_at_epoch").get<long long>() > 0) {
+      std::printf("resuming after epoch %lld\n", plan.at("resumed_at_epoch").get<long long>());
+    }
+    std::fflush(stdout);
+  }
+
+  void on_step(const train::StepProgress& p) override {
+    if (p.step == 0) epoch_start_ = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
+    const double eta = elapsed / static_cast<double>(p.step + 1) * static_cast<double>(p.steps_in_epoch - p.step - 1);
+    char details[160];
+    std::snprintf(details, sizeof details, "loss %.4f  lr %.4g  %.0f img/s  ETA %s", p.loss, p.learning_rate,
+                  p.images_per_second, format_duration(eta).c_str());
+    bar_.update("epoch " + std::to_string(p.epoch + 1), p.step + 1, p.steps_in_epoch, details);
+  }
+
+  void on_epoch(const train::EpochSummary& s) override {
+    bar_.clear();
+    if (json_) {
+      nlohmann::json line = s.to_json();
+      line["event"] = "epoch";
+      std::printf("%s\n", line.dump().c_str());
+    } else {
+      std::printf("epoch %3lld/%lld  train loss %.4f acc %5.1f%%", static_cast<long long>(s.epoch + 1),
+                  static_cast<long long>(s.epochs), s.train_loss, 100.0 * s.train_accuracy);
+      if (s.validation) {
+        std::printf("  |  eval loss %.4f acc %5.1f%% macro-recall %5.1f%%", s.validation->loss,
+                    100.0 * s.validation->accuracy, 100.0 * s.validation->macro_recall);
+      }
+      std::printf("  |  lr %.4g  %.0f img/s  %s\n", s.learning_rate, s.images_per_second,
+                  format_duration(s.seconds).c_str());
+    }
+    std::fflush(stdout);
+  }
+
+  void on_message(const std::string& text) override {
+    bar_.clear();
+    std::fprintf(stderr, "kiln: warning: %s\n", text.c_str());
+  }
+
+ private:
+  bool json_;
+  ProgressBar bar_;
+  std::chrono::steady_clock::time_point epoch_start_;
+};
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto config = std::make_shared<train::TrainConfig>();
+  auto resume = std::make_shared<bool>(false);
+  auto overwrite = std::make_shared<bool>(false);
+  auto json = std::make_shared<bool>(false);
+  CLI::App* command = app.add_subcommand("train", "train a classifier on an image folder");
+  command->add_option("data", config->data, "root/<class>/<image>, or root/{train,test[,val]}/<class>/<image>")
+      ->required();
+  std::string models;
+  for (const std::string& name : models::model_names()) models += (models.empty() ? "" : ", ") + name;
+  command->add_option("--model", config->model, "architecture: " + models)->capture_default_str();
+  command->add_option("--epochs", config->epochs, "epochs to train")->capture_default_str();
+  command->add_option("--batch", config->batch_size, "batch size")->capture_default_str();
+  command->add_option("--lr", config->learning_rate, "peak learning rate")->capture_default_str();
+  command->add_option("--optimizer", config->optimizer, "sgd, adam or adamw")->capture_default_str();
+  command->add_option("--momentum", config->momentum, "SGD momentum")->capture_default_str();
+  command->add_flag("--nesterov", config->nesterov, "Nesterov momentum");
+  command->add_option("--weight-decay", config->weight_decay, "L2 (sgd, adam) or decoupled (adamw) weight decay")
+      ->capture_default_str();
+  command->add_option("--schedule", config->schedule, "constant, multistep, cosine or onecycle")->capture_default_str();
+  command->add_option("--milestones", config->milestones, "multistep: epochs where the rate is multiplied by gamma");
+  command->add_option("--gamma", config->gamma, "multistep factor")->capture_default_str();
+  command->add_option("--warmup-epochs", config->warmup_epochs, "linear warm-up epochs")->capture_default_str();
+  command->add_option("--label-smoothing", config->label_smoothing, "cross-entropy label smoothing")
+      ->capture_default_str();
+  command->add_option("--clip-grad-norm", config->clip_grad_norm, "clip the global gradient norm (0: off)")
+      ->capture_default_str();
+  command->add_option("--val-split", config->val_split, "validation fraction when DATA has no val/ folder")
+      ->capture_default_str();
+  command->add_option("--crop-padding", config->augmentation.crop_padding, "random-crop padding (0: off)")
+      ->capture_default_str();
+  command->add_option("--flip", config->augmentation.horizontal_flip, "random horizontal flips")->capture_default_str();
+  command->add_option("--color-jitter", config->augmentation.brightness,
+                      "brightness, contrast and saturation jitter strength");
+  command->add_option("--cutout", config->augmentation.cutout, "cutout square side (0: off)")->capture_default_str();
+  command->add_option("--seed", config->seed, "seed for initialization, order and augmentation")->capture_default_str();
+  command->add_option("--threads", config->threads, "data-loading threads")->capture_default_str();
+  command->add_option("--out", config->run_dir, "run folder for last.kiln and metrics.jsonl")->capture_default_str();
+  command->add_option("--max-steps", config->max_steps_per_epoch, "cap on steps per epoch (0: whole epochs)");
+  command->add_flag("--strict", config->strict, "stop on an unreadable image instead of skipping it");
+  command->add_flag("--resume", *resume, "continue the run in --out from its last.kiln");
+  command->add_flag("--overwrite", *overwrite, "start afresh even if --out holds a checkpoint");
+  command->add_flag("--json", *json, "print one JSON object per line instead of text");
+  command->callback([config, resume, overwrite, json] {
+    KILN_CHECK(!(*resume && *overwrite), "train: --resume and --overwrite contradict each other");
+    config->augmentation.contrast = config->augmentation.saturation = config->augmentation.brightness;
+    ConsoleObserver observer(*json);
+    const train::RunStart start = *resume      ? train::RunStart::Resume
+                                  : *overwrite ? train::RunStart::Replace
+                                               : train::RunStart::Fresh;
+    const train::TrainResult result = train::train(*config, start, observer);
+    if (!*json) std::printf("checkpoint: %s\n", result.checkpoint.string().c_str());
+  });
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,165 @@
+#include "data/dataset.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <system_error>
+#include <utility>
+
+#include "core/error.hpp"
+#include "data/image.hpp"
+#include "data/shuffle.hpp"
+
+namespace kiln::data {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_hidden(const fs::path& path) { return path.filename().string().starts_with("."); }
+
+// The entries of `folder` for which `keep` holds, sorted by path. Throws naming the folder when it
+// cannot be listed.
+template <typename Keep>
+std::vector<fs::path> sorted_entries(const fs::path& folder, Keep keep) {
+  std::vector<fs::path> entries;
+  std::error_code status;
+  fs::directory_iterator it(folder, status);
+  if (status) fail(folder.string(), ": cannot list the folder (", status.message(), ")");
+  for (; it != fs::directory_iterator(); it.increment(status)) {
+    if (keep(*it)) entries.push_back(it->path());
+  }
+  if (status) fail(folder.string(), ": cannot list the folder (", status.message(), ")");
+  std::sort(entries.begin(), entries.end());
+  return entries;
+}
+
+// Per-class sample indices of `folder`: result[label] lists the indices of that class's samples.
+std::vector<std::vector<std::size_t>> indices_by_class(const ImageFolder& folder) {
+  std::vector<std::vector<std::size_t>> by_class(folder.classes().size());
+  for (std::size_t i = 0; i < folder.size(); ++i) {
+    by_class[static_cast<std::size_t>(folder.samples()[i].label)].push_back(i);
+  }
+  return by_class;
+}
+
+// Splits `folder` into (train, validation), taking the fraction val_split of each class at random.
+std::pair<ImageFolder, ImageFolder> stratified_split(const ImageFolder& folder, double val_split,
+                                                     std::uint64_t seed) {
+  std::vector<std::size_t> train_indices, validation_indices;
+  const std::vector<std::vector<std::size_t>> by_class = indices_by_class(folder);
+  for (std::size_t label = 0; label < by_class.size(); ++label) {
+    const std::vector<std::size_t>& members = by_class[label];
+    // Each class draws from its own part of the stream (2^30 blocks = 2^32 draws apart), so a class's
+    // split does not depend on the sizes of the classes before it.
+    const kernels::PhiloxState state{seed, kValidationSplitStream, label << 30};
+    const std::vector<std::size_t> order = seeded_permutation(members.size(), state);
+    const auto count = static_cast<std::int64_t>(members.size());
+    const std::int64_t taken =
+        count < 2
+            ? 0
+            : std::clamp<std::int64_t>(std::llround(val_split * static_cast<double>(count)), 1, count - 1);
+    for (std::int64_t k = 0; k < count; ++k) {
+      const std::size_t index = members[order[static_cast<std::size_t>(k)]];
+      (k < taken ? validation_indices : train_indices).push_back(index);
+    }
+  }
+  // Keep the folder's order within each half.
+  std::sort(train_indices.begin(), train_indices.end());
+  std::sort(validation_indices.begin(), validation_indices.end());
+  return {folder.subset(train_indices), folder.subset(validation_indices)};
+}
+
+// Throws naming the first class in which `split` and `train` differ.
+void check_same_classes(const ImageFolder& train, const ImageFolder& split) {
+  const std::vector<std::string>& expected = train.classes();
+  const std::vector<std::string>& found = split.classes();
+  if (expected == found) return;
+  for (const std::string& name : found) {
+    KILN_CHECK(std::find(expected.begin(), expected.end(), name) != expected.end(), split.root().string(),
+               ": class '", name, "' is not a class of ", train.root().string());
+  }
+  for (const std::string& name : expected) {
+    KILN_CHECK(std::find(found.begin(), found.end(), name) != found.end(), split.root().string(), ": class '",
+               name, "' of ", train.root().string(), " is missing");
+  }
+}
+
+}  // namespace
+
+ImageFolder::ImageFolder(std::filesystem::path root, std::vector<std::string> classes,
+                         std::vector<Sample> samples)
+    : root_(std::move(root)), classes_(std::move(classes)), samples_(std::move(samples)) {}
+
+ImageFolder ImageFolder::scan(const std::filesystem::path& root) {
+  std::error_code status;
+  KILN_CHECK(fs::exists(root, status), root.string(), ": image folder does not exist");
+  KILN_CHECK(fs::is_directory(root, status), root.string(),
+             ": is not a folder (expected <root>/<class>/<image>)");
+
+  const std::vector<fs::path> class_folders = sorted_entries(root, [](const fs::directory_entry& entry) {
+    std::error_code ignored;
+    return entry.is_directory(ignored) && !is_hidden(entry.path());
+  });
+  KILN_CHECK(!class_folders.empty(), root.string(),
+             ": no class folders (expected one folder per class: <root>/<class>/<image>)");
+  KILN_CHECK(class_folders.size() >= 2, root.string(), ": needs at least two classes, found only '",
+             class_folders.front().filename().string(), "'");
+
+  std::vector<std::string> classes;
+  std::vector<Sample> samples;
+  for (const fs::path& class_folder : class_folders) {
+    const auto label = static_cast<std::int64_t>(classes.size());
+    classes.push_back(class_folder.filename().string());
+    const std::vector<fs::path> images = sorted_entries(class_folder, [](const fs::directory_entry& entry) {
+      std::error_code ignored;
+      return entry.is_regular_file(ignored) && is_image_file(entry.path()) && !is_hidden(entry.path());
+    });
+    KILN_CHECK(!images.empty(), class_folder.string(),
+               ": empty class folder (no .jpg .jpeg .png .bmp or .tga files)");
+    for (const fs::path& image : images) samples.push_back({image, label});
+  }
+  return ImageFolder(root, std::move(classes), std::move(samples));
+}
+
+ImageFolder ImageFolder::subset(const std::vector<std::size_t>& indices) const {
+  std::vector<Sample> chosen;
+  chosen.reserve(indices.size());
+  for (const std::size_t index : indices) {
+    KILN_CHECK(index < samples_.size(), root_.string(), ": subset index ", index, " is out of range for ",
+               samples_.size(), " samples");
+    chosen.push_back(samples_[index]);
+  }
+  return ImageFolder(root_, classes_, std::move(chosen));
+}
+
+DataSplits discover_splits(const std::filesystem::path& root, double val_split, std::uint64_t seed) {
+  KILN_CHECK(val_split >= 0.0 && val_split < 1.0, "val_split must be in [0, 1), got ", val_split);
+  std::error_code status;
+  KILN_CHECK(fs::is_directory(root, status), root.string(),
+             ": data folder does not exist or is not a folder");
+
+  DataSplits splits;
+  const fs::path train_folder = root / "train";
+  if (fs::is_directory(train_folder, status)) {
+    splits.train = ImageFolder::scan(train_folder);
+    if (fs::is_directory(root / "test", status)) {
+      splits.test = ImageFolder::scan(root / "test");
+      check_same_classes(splits.train, *splits.test);
+    }
+    if (fs::is_directory(root / "val", status)) {
+      splits.validation = ImageFolder::scan(root / "val");
+      check_same_classes(splits.train, *splits.validation);
+      return splits;
+    }
+  } else {
+    splits.train = ImageFolder::scan(root);
+  }
+  if (val_split > 0.0) {
+    auto [train, validation] = stratified_split(splits.train, val_split, seed);
+    splits.train = std::move(train);
+    if (validation.size() > 0) splits.validation = std::move(validation);  // none when each class has 1 image
+  }
+  return splits;
+}
+
+}  // namespace kiln::data

@@ -1,0 +1,77 @@
+// ImageFolder: a labelled image data set laid out as one folder per class, and the discovery of its
+// train / validation / test splits.
+//
+//   root/
+//     cat/  0001.jpg 0002.png ...
+//     dog/  a.jpg b.JPEG ...
+//
+// A sample's label is the index of its folder's name in the sorted list of class names: labels come
+// from folder names only, never from file names. Image files are recognized by extension
+// (is_image_file: jpg jpeg png bmp tga, any letter case) and sorted by name within a class, so a folder
+// always lists the same samples in the same order. Other files, hidden folders (".git") and folders
+// nested inside a class folder are ignored.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln::data {
+
+struct Sample {
+  std::filesystem::path path;
+  std::int64_t label;  // index into ImageFolder::classes()
+};
+
+class ImageFolder {
+ public:
+  ImageFolder() = default;
+  ImageFolder(std::filesystem::path root, std::vector<std::string> classes, std::vector<Sample> samples);
+
+  // Lists root/<class>/<image>. Throws kiln::Error naming the path when root is missing or unreadable,
+  // holds no class folders, holds a single class ("needs at least two classes"), or a class folder holds
+  // no image files ("empty class folder").
+  static ImageFolder scan(const std::filesystem::path& root);
+
+  // The samples at `indices` (in that order), with the same root and classes. Throws on an index out of
+  // range.
+  ImageFolder subset(const std::vector<std::size_t>& indices) const;
+
+  const std::filesystem::path& root() const { return root_; }
+  const std::vector<std::string>& classes() const { return classes_; }
+  const std::vector<Sample>& samples() const { return samples_; }
+  std::size_t size() const { return samples_.size(); }
+
+ private:
+  std::filesystem::path root_;
+  std::vector<std::string> classes_;  // sorted; label i is classes_[i]
+  std::vector<Sample> samples_;       // by class, then by file name
+};
+
+struct DataSplits {
+  ImageFolder train;
+  std::optional<ImageFolder> validation;
+  std::optional<ImageFolder> test;
+};
+
+// Finds the splits under `root`, in one of two layouts:
+//
+//   root/train/<class>/...  [root/val/<class>/...]  [root/test/<class>/...]
+//     The folders are the splits. Every split must list the same classes as train (the error names the
+//     class that differs), so a label means the same class in each. Without root/val, val_split carves
+//     the validation set out of root/train as below; with root/val, the folder is used and val_split is
+//     ignored.
+//
+//   root/<class>/...
+//     The whole tree is the training data. val_split in (0, 1) moves that fraction of each class's
+//     images (rounded, at least one, always leaving one for training) into the validation set: a
+//     stratified split, drawn from `seed`, so the same seed always gives the same split. val_split = 0
+//     gives no validation set.
+//
+// Both halves of a split keep the folder's order (by class, then by name).
+DataSplits discover_splits(const std::filesystem::path& root, double val_split, std::uint64_t seed);
+
+}  // namespace kiln::data

@@ -1,0 +1,44 @@
+// Image: a decoded picture as 8-bit pixels, and decoding from a file or from bytes in memory.
+//
+// Decoding uses stb_image (Debian's libstb-dev) and reads JPEG, PNG, BMP and TGA. An image keeps the
+// colour it was stored with, reduced to what a classifier uses:
+//   grayscale          -> 1 channel
+//   grayscale + alpha  -> 1 channel (alpha dropped)
+//   RGB                -> 3 channels
+//   RGBA               -> 3 channels (alpha dropped, not composited: the stored colour of a transparent
+//                         pixel is kept, as PIL's convert("RGB") does)
+//   palette PNG        -> 3 channels; 16-bit PNG -> 8 bits
+// Turning an Image into a model input (resize, channel count, normalization) is Preprocessing's job
+// (data/preprocessing.hpp), and only its.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace kiln::data {
+
+struct Image {
+  std::int64_t height = 0, width = 0, channels = 0;  // channels is 1 or 3
+  std::vector<std::uint8_t> pixels;                  // [height, width, channels], row-major (HWC)
+
+  std::uint8_t at(std::int64_t row, std::int64_t column, std::int64_t channel) const {
+    return pixels[static_cast<std::size_t>((row * width + column) * channels + channel)];
+  }
+};
+
+// Decodes the file at `path`. Throws kiln::Error naming the file when it is missing, unreadable, empty,
+// or not an image stb_image can decode ("photos/cat.jpg: not an image (stb_image: ...)").
+Image decode_image_file(const std::filesystem::path& path);
+
+// Decodes an encoded image held in memory; `name_for_errors` (usually the file it came from) starts
+// every error message.
+Image decode_image_bytes(std::span<const std::uint8_t> bytes, const std::string& name_for_errors);
+
+// Whether `path` has one of the extensions decode_image_file reads: .jpg .jpeg .png .bmp .tga, in any
+// letter case. Only the name is looked at, not the contents.
+bool is_image_file(const std::filesystem::path& path);
+
+}  // namespace kiln::data

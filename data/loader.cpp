@@ -1,0 +1,202 @@
+#include "data/loader.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+#include <utility>
+
+#include "core/error.hpp"
+#include "data/shuffle.hpp"
+
+namespace kiln::data {
+
+DataLoader::DataLoader(const ImageFolder& folder, Preprocessing preprocessing, LoaderOptions options)
+    : folder_(folder), preprocessing_(std::move(preprocessing)), options_(std::move(options)) {
+  KILN_CHECK(folder_.size() > 0, "DataLoader: ", folder_.root().string(), " holds no samples");
+  KILN_CHECK(options_.batch_size > 0, "DataLoader: batch_size must be positive, got ", options_.batch_size);
+  KILN_CHECK(options_.threads >= 0, "DataLoader: threads must be >= 0, got ", options_.threads);
+  KILN_CHECK(options_.prefetch_batches >= 0, "DataLoader: prefetch_batches must be >= 0, got ",
+             options_.prefetch_batches);
+  preprocessing_.validate();
+  if (options_.augmentation) options_.augmentation->validate();
+  cache_.resize(folder_.size());
+  for (int t = 0; t < options_.threads; ++t) workers_.emplace_back([this] { work(); });
+}
+
+DataLoader::~DataLoader() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    ++generation_;
+  }
+  work_available_.notify_all();
+  for (std::thread& worker : workers_) worker.join();
+}
+
+void DataLoader::start_epoch(std::int64_t epoch) {
+  KILN_CHECK(epoch >= 0, "DataLoader: epoch must be >= 0, got ", epoch);
+  std::vector<std::size_t> order(folder_.size());
+  if (options_.shuffle) {
+    order = seeded_permutation(folder_.size(),
+                               {options_.seed, kEpochOrderStream + static_cast<std::uint64_t>(epoch), 0});
+  } else {
+    std::iota(order.begin(), order.end(), std::size_t{0});
+  }
+  {
+    std::lock_guard lock(mutex_);
+    ++generation_;
+    epoch_ = epoch;
+    order_ = std::move(order);
+    batch_count_ = batches_per_epoch();
+    next_to_claim_ = next_to_return_ = 0;
+    finished_.clear();
+  }
+  work_available_.notify_all();
+}
+
+std::int64_t DataLoader::batches_per_epoch() const {
+  const auto samples = static_cast<std::int64_t>(folder_.size());
+  return options_.drop_last ? samples / options_.batch_size
+                            : (samples + options_.batch_size - 1) / options_.batch_size;
+}
+
+std::int64_t DataLoader::skipped_files() const {
+  std::lock_guard lock(cache_mutex_);
+  return static_cast<std::int64_t>(unreadable_.size());
+}
+
+std::vector<std::string> DataLoader::warnings() const {
+  std::lock_guard lock(cache_mutex_);
+  return warnings_;
+}
+
+std::vector<std::size_t> DataLoader::batch_samples(std::int64_t batch) const {
+  const auto begin = static_cast<std::size_t>(batch * options_.batch_size);
+  const std::size_t end = std::min(order_.size(), begin + static_cast<std::size_t>(options_.batch_size));
+  return {order_.begin() + static_cast<std::ptrdiff_t>(begin),
+          order_.begin() + static_cast<std::ptrdiff_t>(end)};
+}
+
+bool DataLoader::can_claim() const {
+  const std::int64_t ahead = std::max(options_.prefetch_batches, options_.threads);
+  return epoch_ >= 0 && next_to_claim_ < batch_count_ && next_to_claim_ < next_to_return_ + ahead;
+}
+
+void DataLoader::work() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    work_available_.wait(lock, [this] { return stopping_ || can_claim(); });
+    if (stopping_) return;
+    const std::int64_t batch = next_to_claim_++;
+    const std::uint64_t generation = generation_;
+    const std::int64_t epoch = epoch_;
+    const std::vector<std::size_t> samples = batch_samples(batch);
+    lock.unlock();
+
+    Finished finished;
+    try {
+      finished.batch = make_batch(samples, epoch, generation);
+    } catch (...) {
+      finished.error = std::current_exception();
+    }
+
+    lock.lock();
+    if (generation == generation_) {
+      finished_.emplace(batch, std::move(finished));
+      batch_finished_.notify_all();
+    }
+  }
+}
+
+std::optional<Batch> DataLoader::next() {
+  KILN_CHECK(epoch_ >= 0, "DataLoader: call start_epoch(epoch) before next()");
+  while (true) {
+    Finished finished;
+    if (workers_.empty()) {
+      if (next_to_return_ >= batch_count_) return std::nullopt;
+      finished.batch = make_batch(batch_samples(next_to_return_++), epoch_, generation_);
+    } else {
+      std::unique_lock lock(mutex_);
+      if (next_to_return_ >= batch_count_) return std::nullopt;
+      batch_finished_.wait(lock, [this] { return finished_.contains(next_to_return_); });
+      auto found = finished_.find(next_to_return_);
+      finished = std::move(found->second);
+      finished_.erase(found);
+      ++next_to_return_;
+      lock.unlock();
+      work_available_.notify_all();  // a place ahead of the consumer just opened
+    }
+    if (finished.error) std::rethrow_exception(finished.error);
+    if (!finished.batch.indices.empty()) return std::move(finished.batch);
+    // Every file of this batch was skipped: go on to the next one.
+  }
+}
+
+Batch DataLoader::make_batch(const std::vector<std::size_t>& samples, std::int64_t epoch,
+                             std::uint64_t generation) {
+  const std::int64_t channels = preprocessing_.channels, height = preprocessing_.height,
+                     width = preprocessing_.width;
+  const std::int64_t image_size = channels * height * width;
+  const bool augmenting = options_.augmentation && options_.augmentation->any();
+
+  Tensor images = Tensor::empty({static_cast<std::int64_t>(samples.size()), channels, height, width});
+  std::vector<std::int64_t> labels;
+  Batch batch;
+  for (const std::size_t index : samples) {
+    if (generation != generation_) return {};  // the epoch moved on or the loader is closing
+    const std::shared_ptr<const Image> image = load(index);
+    if (!image) continue;
+    Tensor chw = preprocessing_.apply(*image);
+    if (augmenting) {
+      const kernels::PhiloxState state{options_.seed, kAugmentationStream + static_cast<std::uint64_t>(epoch),
+                                       index * kernels::philox_blocks_for(kAugmentationDraws)};
+      augment(chw, *options_.augmentation, preprocessing_, state);
+    }
+    std::copy_n(chw.data<float>(), image_size,
+                images.data<float>() + static_cast<std::int64_t>(batch.indices.size()) * image_size);
+    labels.push_back(folder_.samples()[index].label);
+    batch.indices.push_back(index);
+  }
+  if (batch.indices.empty()) return {};
+
+  const auto kept = static_cast<std::int64_t>(batch.indices.size());
+  if (kept < static_cast<std::int64_t>(samples.size())) {
+    // Some files were skipped: copy the kept images into a batch of the right size.
+    Tensor shorter = Tensor::empty({kept, channels, height, width});
+    std::copy_n(images.data<float>(), kept * image_size, shorter.data<float>());
+    images = shorter;
+  }
+  batch.images = images;
+  batch.labels = Tensor::from_vector(labels, {kept});
+  return batch;
+}
+
+std::shared_ptr<const Image> DataLoader::load(std::size_t index) {
+  {
+    std::lock_guard lock(cache_mutex_);
+    if (cache_[index]) return cache_[index];
+    // A file already found unreadable is not read again (with strict, it is, to throw its error).
+    if (!options_.strict && unreadable_.contains(index)) return nullptr;
+  }
+  const std::filesystem::path& path = folder_.samples()[index].path;
+  std::shared_ptr<const Image> image;
+  try {
+    image = std::make_shared<const Image>(decode_image_file(path));
+  } catch (const Error& error) {
+    if (options_.strict) throw;
+    std::lock_guard lock(cache_mutex_);
+    if (unreadable_.contains(index)) return nullptr;
+    const std::string warning = std::string(error.what()) + "; skipped";
+    unreadable_.emplace(index, warning);
+    warnings_.push_back(warning);
+    std::fprintf(stderr, "kiln: warning: %s\n", warning.c_str());
+    return nullptr;
+  }
+  if (options_.cache_decoded) {
+    std::lock_guard lock(cache_mutex_);
+    cache_[index] = image;
+  }
+  return image;
+}
+
+}  // namespace kiln::data

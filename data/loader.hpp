@@ -1,0 +1,137 @@
+// DataLoader: batches of preprocessed (and, for training, augmented) images from an ImageFolder, made
+// ahead of time on a pool of threads.
+//
+//   DataLoader loader(folder, preprocessing, {.batch_size = 128, .seed = 7});
+//   for (std::int64_t epoch = 0; epoch < epochs; ++epoch) {
+//     loader.start_epoch(epoch);
+//     while (std::optional<Batch> batch = loader.next()) train_step(batch->images, batch->labels);
+//   }
+//
+// Reproducibility. An epoch's order is a permutation drawn from (seed, epoch) (or the folder's order
+// without shuffle), and a sample's augmentation from (seed, epoch, sample index); batches come out in
+// that order whatever the threads do. So the same seed and epoch give the same batches, bit for bit, at
+// any thread count, and a run resumed at epoch k sees what it would have seen.
+//
+// Threads. `threads` workers each claim the next batch number, decode, preprocess and augment its
+// samples, and file the result under its number; next() hands out batch 0, 1, 2, ... as each is done.
+// At most max(prefetch_batches, threads) batches are made ahead of the one next() last returned, which
+// bounds the memory held. threads = 0 makes each batch inside next(), on the calling thread. One thread
+// calls start_epoch and next(). Destroying the loader, or starting a new epoch, while workers are busy
+// is safe: they drop what they were making.
+//
+// Unreadable files. A file that does not decode is, by default, skipped: the batch holding it is one
+// shorter, the file is named in warnings() and on stderr (once per file), and skipped_files() counts
+// it. A batch whose every file was skipped is not returned at all. With strict, next() throws the
+// decode error (kiln::Error naming the file) when it reaches that batch.
+//
+// Caching. With cache_decoded, each image is decoded once and its 8-bit pixels kept in memory for later
+// epochs (height * width * channels bytes per image); preprocessing and augmentation still run every
+// epoch.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/tensor.hpp"
+#include "data/augment.hpp"
+#include "data/dataset.hpp"
+#include "data/image.hpp"
+#include "data/preprocessing.hpp"
+
+namespace kiln::data {
+
+struct Batch {
+  Tensor images;                     // float32 [B, C, H, W]
+  Tensor labels;                     // int64 [B]
+  std::vector<std::size_t> indices;  // [B] the samples' indices in the folder
+};
+
+struct LoaderOptions {
+  std::int64_t batch_size = 128;
+  bool shuffle = true;     // a new seeded order each epoch; false: the folder's order
+  bool drop_last = false;  // leave out the last batch when it is short
+  std::uint64_t seed = 0;  // drives the order and the augmentation
+  int threads = 2;         // worker threads; 0 = make batches on the calling thread
+  int prefetch_batches = 2;
+  bool cache_decoded = true;                 // keep decoded images in memory across epochs
+  bool strict = false;                       // an unreadable file is an error rather than skipped
+  std::optional<Augmentation> augmentation;  // for training; none for evaluation
+};
+
+class DataLoader {
+ public:
+  DataLoader(const ImageFolder& folder, Preprocessing preprocessing, LoaderOptions options);
+  ~DataLoader();
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  // Begins epoch `epoch` (>= 0): fixes its order and sets the workers going. Work left over from an
+  // unfinished epoch is dropped.
+  void start_epoch(std::int64_t epoch);
+
+  // The epoch's next batch, or nothing once the epoch is done. Throws what making the batch threw (with
+  // strict, the error naming an unreadable file).
+  std::optional<Batch> next();
+
+  // Batches in an epoch, counting any that turn out short because of skipped files.
+  std::int64_t batches_per_epoch() const;
+  // Files found unreadable so far (each counted once, in any epoch).
+  std::int64_t skipped_files() const;
+  // One line per unreadable file: "<path>: not an image (stb_image: ...); skipped".
+  std::vector<std::string> warnings() const;
+
+  const ImageFolder& folder() const { return folder_; }
+  const Preprocessing& preprocessing() const { return preprocessing_; }
+  const LoaderOptions& options() const { return options_; }
+
+ private:
+  // A batch a worker finished: the batch, or the error that stopped it.
+  struct Finished {
+    Batch batch;
+    std::exception_ptr error;
+  };
+
+  std::vector<std::size_t> batch_samples(std::int64_t batch) const;  // needs mutex_ held (reads order_)
+  bool can_claim() const;                                            // needs mutex_ held
+  void work();                                                       // a worker thread's loop
+  // Makes the batch of these samples; returns early (an empty batch) once `generation` is stale.
+  Batch make_batch(const std::vector<std::size_t>& samples, std::int64_t epoch, std::uint64_t generation);
+  // The decoded image of sample `index` (from the cache when there), or null when it is skipped.
+  std::shared_ptr<const Image> load(std::size_t index);
+
+  const ImageFolder folder_;
+  const Preprocessing preprocessing_;
+  const LoaderOptions options_;
+
+  // The epoch in progress; guarded by mutex_.
+  std::mutex mutex_;
+  std::condition_variable work_available_;  // workers wait here for a batch to claim
+  std::condition_variable batch_finished_;  // next() waits here for its batch
+  std::int64_t epoch_ = -1;
+  std::vector<std::size_t> order_;  // sample indices in this epoch's order
+  std::int64_t batch_count_ = 0, next_to_claim_ = 0, next_to_return_ = 0;
+  std::map<std::int64_t, Finished> finished_;  // by batch number, waiting for next()
+  // Bumped by start_epoch and the destructor; a worker whose batch is of an older generation drops it.
+  // Written under mutex_, read without it by workers checking between samples.
+  std::atomic<std::uint64_t> generation_ = 0;
+  std::atomic<bool> stopping_ = false;
+  std::vector<std::thread> workers_;
+
+  // Decoded images and unreadable files; guarded by cache_mutex_.
+  mutable std::mutex cache_mutex_;
+  std::vector<std::shared_ptr<const Image>> cache_;  // [folder size]; null until decoded
+  std::map<std::size_t, std::string> unreadable_;    // sample index -> its warning
+  std::vector<std::string> warnings_;                // in the order found
+};
+
+}  // namespace kiln::data

@@ -1,0 +1,78 @@
+// Preprocessing: THE definition of how a decoded image becomes a model input. Training, evaluation and
+// prediction all call the same Preprocessing::apply, with the value stored in the checkpoint, so an
+// image is seen the same way by all three. Nothing else in kiln may resize or normalize an image for a
+// model.
+//
+// apply(image) -> float32 [channels, height, width], in three steps:
+//
+//   1. Resize to height x width, by `resize`:
+//        Stretch                    the whole image, aspect ratio not kept.
+//        ShorterSideThenCenterCrop  scale by the smallest factor that makes the image cover
+//                                   height x width (for a square output: the shorter side becomes the
+//                                   output side), then keep the centre. Aspect ratio kept, edges lost.
+//      Resampling is bilinear: each output pixel averages the source pixels under a triangle centred on
+//      it, one pixel wide when enlarging (ordinary bilinear interpolation with half-pixel centres, edges
+//      clamped) and as wide as the scale factor when shrinking, so a large photo shrunk to 32x32 is
+//      averaged rather than aliased (as PIL's bilinear resize does). Same size: pixels pass unchanged.
+//   2. Match the channel count: a grayscale image given to a 3-channel preprocessing is copied into all
+//      three channels; an RGB image given to a 1-channel one becomes its luminance,
+//      0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, the weights PIL's convert("L") uses).
+//   3. Normalize: out[c] = (pixel / 255 - mean[c]) / std[c], mean and std per channel in [0, 1] pixel
+//      units. Zero in the output is therefore each channel's mean colour.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string_view>
+#include <vector>
+
+#include "core/tensor.hpp"
+#include "data/dataset.hpp"
+#include "data/image.hpp"
+
+namespace kiln::data {
+
+enum class ResizePolicy { Stretch, ShorterSideThenCenterCrop };
+
+// "stretch" / "shorter_side_then_center_crop": the names used in JSON.
+std::string_view resize_policy_name(ResizePolicy policy);
+
+struct Preprocessing {
+  std::int64_t channels = 3, height = 0, width = 0;  // of the output; channels is 1 or 3
+  ResizePolicy resize = ResizePolicy::Stretch;
+  std::vector<float> mean, std;  // one per channel, in [0, 1] pixel units; std > 0
+
+  // The image as a model input: float32 [channels, height, width] (see the steps above).
+  Tensor apply(const Image& image) const;
+
+  // Throws kiln::Error naming the field that is out of range or of the wrong length.
+  void validate() const;
+
+  // {"channels": 3, "height": 32, "width": 32, "resize": "stretch", "mean": [...], "std": [...]}
+  nlohmann::json to_json() const;
+  // Throws kiln::Error naming a missing or invalid field ("preprocessing: missing field 'mean'").
+  static Preprocessing from_json(const nlohmann::json& json);
+
+  friend bool operator==(const Preprocessing&, const Preprocessing&) = default;
+};
+
+// How preprocessing_for surveys a training set.
+struct PreprocessingOptions {
+  std::int64_t max_images = 0;  // 0: decode every image; else a seeded random sample of at most this many
+  std::uint64_t seed = 0;       // picks that sample
+  ResizePolicy resize = ResizePolicy::Stretch;
+  std::int64_t height = 0, width = 0;  // 0, 0: the most common image size
+  int threads = 4;                     // decoding threads; the result does not depend on them
+};
+
+// The Preprocessing for training on `folder`, measured from its images (all, or the sample):
+//   size      the most common height x width (ties: the smaller), unless options give one;
+//   channels  3 if any image is in colour, else 1;
+//   mean/std  per channel, over every pixel of the surveyed images at their own size (a grayscale image
+//             counts towards all three channels of a colour preprocessing). A channel with no spread at
+//             all gets std 1, so it is only centred.
+// Files that fail to decode are passed over (the loader reports them); if none decodes, throws naming
+// the folder and the first failure.
+Preprocessing preprocessing_for(const ImageFolder& folder, const PreprocessingOptions& options = {});
+
+}  // namespace kiln::data

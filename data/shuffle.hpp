@@ -1,0 +1,28 @@
+// Seeded permutations, and the Philox streams the data pipeline draws from.
+//
+// Every random choice in data/ (the validation split, the sample for the statistics, each epoch's
+// order, each sample's augmentation) is a pure function of the seed and a few counters: it draws from
+// its own Philox stream (kernels/random/philox.hpp), so no choice disturbs another and none depends on
+// thread timing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/random/philox.hpp"
+
+namespace kiln::data {
+
+// One stream per kind of choice. A stream is 64 bits: the top 16 name the kind, the low bits carry an
+// epoch where the choice changes every epoch.
+inline constexpr std::uint64_t kValidationSplitStream = 0xDA7A'0001ull << 32;
+inline constexpr std::uint64_t kStatisticsSampleStream = 0xDA7A'0002ull << 32;
+inline constexpr std::uint64_t kEpochOrderStream = 0xDA7A'0003ull << 32;    // + epoch
+inline constexpr std::uint64_t kAugmentationStream = 0xDA7A'0004ull << 32;  // + epoch
+
+// A uniformly random permutation of 0 .. count-1 (Fisher-Yates): step i swaps position i with a position
+// j in [0, i], picked by draw i of `state`. The same state gives the same permutation.
+std::vector<std::size_t> seeded_permutation(std::size_t count, const kernels::PhiloxState& state);
+
+}  // namespace kiln::data

@@ -1,0 +1,54 @@
+// Optimizer updates: one step of SGD or Adam over a dense buffer of n parameters, in place.
+//
+// param, grad and every state buffer hold n elements laid out alike (the parameter tensor's own dense
+// storage). The formulas are PyTorch's (torch.optim.SGD, Adam, AdamW), per element:
+//
+// SGD (momentum_buffer is null when momentum == 0, and unused then):
+//   g   = grad + weight_decay * p                                  (L2 penalty folded into the gradient)
+//   if momentum != 0:
+//     buf = first_step ? g : momentum * buf + (1 - dampening) * g  (the first step copies g, undamped)
+//     g   = nesterov ? g + momentum * buf : buf
+//   p  -= lr * g
+//
+// Adam / AdamW (exp_avg m and exp_avg_sq v start at 0; step t counts this parameter's updates from 1):
+//   Adam:  g  = grad + weight_decay * p                            (L2 penalty, scaled by Adam like grad)
+//   AdamW: p *= 1 - lr * weight_decay,  g = grad                   (decoupled decay, not scaled by Adam)
+//   m  = beta1 * m + (1 - beta1) * g
+//   v  = beta2 * v + (1 - beta2) * g^2
+//   m_hat = m / (1 - beta1^t),  v_hat = v / (1 - beta2^t)          (bias corrections for the zero start)
+//   p -= lr * m_hat / (sqrt(v_hat) + eps)
+#pragma once
+
+#include <cstdint>
+
+#include "core/device.hpp"
+
+namespace kiln::kernels {
+
+struct SgdHyper {
+  double lr = 0.0, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
+  bool nesterov = false;
+  bool first_step = false;  // this parameter's first update with momentum: the buffer is written, not read
+};
+
+struct AdamHyper {
+  double lr = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool decoupled_weight_decay = false;  // true: AdamW
+  std::int64_t step = 1;                // 1-based count of this parameter's updates, including this one
+};
+
+template <typename T>
+void sgd_update(Device device, std::int64_t n, T* param, const T* grad, T* momentum_buffer,
+                const SgdHyper& h);
+template <typename T>
+void adam_update(Device device, std::int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
+                 const AdamHyper& h);
+
+namespace reference {
+template <typename T>
+void sgd_update(std::int64_t n, T* param, const T* grad, T* momentum_buffer, const SgdHyper& h);
+template <typename T>
+void adam_update(std::int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, const AdamHyper& h);
+}  // namespace reference
+
+}  // namespace kiln::kernels

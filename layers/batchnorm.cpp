@@ -1,0 +1,33 @@
+#include "layers/batchnorm.hpp"
+
+#include <sstream>
+
+namespace kiln::layers {
+
+BatchNorm2d::BatchNorm2d(std::int64_t channels, BatchNormLayerOptions options)
+    : channels_(channels), options_(options) {
+  KILN_CHECK(channels > 0, "BatchNorm2d: channels ", channels, " must be positive");
+  KILN_CHECK(options.momentum >= 0.0 && options.momentum <= 1.0 && options.eps > 0.0,
+             "BatchNorm2d: momentum ", options.momentum, " must be in [0, 1] and eps ", options.eps,
+             " positive");
+  weight_ = register_parameter("weight", Tensor::ones({channels}));
+  bias_ = register_parameter("bias", Tensor::zeros({channels}));
+  running_mean_ = register_buffer("running_mean", Tensor::zeros({channels}));
+  running_var_ = register_buffer("running_var", Tensor::ones({channels}));
+}
+
+Tensor BatchNorm2d::forward(const Tensor& input) {
+  KILN_CHECK(input.dim() == 4 && input.size(1) == channels_, describe(), ": input ", input.describe(),
+             " must be [N, ", channels_, ", H, W]");
+  const BatchNormOptions batch_norm_options{
+      .training = is_training(), .momentum = options_.momentum, .eps = options_.eps};
+  return batch_norm2d(input, weight_, bias_, running_mean_, running_var_, batch_norm_options);
+}
+
+std::string BatchNorm2d::describe() const {
+  std::ostringstream out;
+  out << "BatchNorm2d(" << channels_ << ", eps=" << options_.eps << ", momentum=" << options_.momentum << ")";
+  return out.str();
+}
+
+}  // namespace kiln::layers

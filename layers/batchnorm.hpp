@@ -1,0 +1,44 @@
+// BatchNorm2d: batch normalization over the channels of NCHW images (Ioffe and Szegedy, 2015).
+//
+//   input [N, C, H, W] -> output [N, C, H, W],  y = weight * (x - mean) / sqrt(var + eps) + bias
+//
+// In train mode mean and var are the batch's, per channel over (N, H, W), and the running statistics
+// move towards them: running = (1 - momentum) * running + momentum * batch (the running variance uses
+// the unbiased batch variance, as in PyTorch). In eval mode the running statistics normalize instead.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "layers/module.hpp"
+
+namespace kiln::layers {
+
+struct BatchNormLayerOptions {
+  double momentum = 0.1;
+  double eps = 1e-5;
+};
+
+class BatchNorm2d : public Module {
+ public:
+  // Parameters "weight" (ones) and "bias" (zeros), buffers "running_mean" (zeros) and "running_var"
+  // (ones), all [channels].
+  explicit BatchNorm2d(std::int64_t channels, BatchNormLayerOptions options = {});
+
+  Tensor forward(const Tensor& input) override;  // kiln::batch_norm2d with training = is_training()
+  std::string describe() const override;         // "BatchNorm2d(16, eps=1e-05, momentum=0.1)"
+
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+  const Tensor& running_mean() const { return running_mean_; }
+  const Tensor& running_var() const { return running_var_; }
+  const BatchNormLayerOptions& options() const { return options_; }
+  std::int64_t channels() const { return channels_; }
+
+ private:
+  std::int64_t channels_;
+  BatchNormLayerOptions options_;
+  Tensor weight_, bias_, running_mean_, running_var_;
+};
+
+}  // namespace kiln::layers

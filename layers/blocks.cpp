@@ -1,0 +1,125 @@
+#include "layers/blocks.hpp"
+
+#include <sstream>
+#include <vector>
+
+#include "layers/sequential.hpp"
+
+namespace kiln::layers {
+
+// ---- PadIdentityShortcut ---------------------------------------------------------------------------------
+
+PadIdentityShortcut::PadIdentityShortcut(std::int64_t in_channels, std::int64_t out_channels,
+                                         std::int64_t stride)
+    : in_channels_(in_channels), out_channels_(out_channels), stride_(stride) {
+  KILN_CHECK(in_channels > 0 && out_channels >= in_channels && stride > 0,
+             "PadIdentityShortcut: ", in_channels, " -> ", out_channels, " channels with stride ", stride,
+             " (padding can only add channels, and the stride must be positive)");
+}
+
+Tensor PadIdentityShortcut::forward(const Tensor& input) {
+  KILN_CHECK(input.dim() == 4 && input.size(1) == in_channels_, describe(), ": input ", input.describe(),
+             " must be [N, ", in_channels_, ", H, W]");
+  // [N, in, H, W] -> [N, in, ceil(H / stride), ceil(W / stride)]: the pixels a stride-s 3x3 convolution
+  // with padding 1 centres on.
+  const Tensor subsampled = input.slice(2, 0, input.size(2), stride_).slice(3, 0, input.size(3), stride_);
+  const std::int64_t pad_before = (out_channels_ - in_channels_) / 2;
+  const std::int64_t pad_after = out_channels_ - in_channels_ - pad_before;
+  const auto zeros = [&subsampled](std::int64_t channels) {
+    return Tensor::zeros({subsampled.size(0), channels, subsampled.size(2), subsampled.size(3)},
+                         subsampled.dtype(), subsampled.device());
+  };
+  std::vector<Tensor> pieces;
+  if (pad_before > 0) pieces.push_back(zeros(pad_before));
+  pieces.push_back(subsampled);
+  if (pad_after > 0) pieces.push_back(zeros(pad_after));
+  return pieces.size() == 1 ? subsampled : cat(pieces, 1);
+}
+
+std::string PadIdentityShortcut::describe() const {
+  std::ostringstream out;
+  out << "PadIdentityShortcut(" << in_channels_ << " -> " << out_channels_ << ", stride=" << stride_ << ")";
+  return out.str();
+}
+
+// ---- BasicBlock
+// --------------------------------------------------------------------------------------------
+
+BasicBlock::BasicBlock(std::int64_t in_channels, std::int64_t out_channels, std::int64_t stride,
+                       Generator& generator, Shortcut shortcut)
+    : in_channels_(in_channels), out_channels_(out_channels), stride_(stride) {
+  KILN_CHECK(in_channels > 0 && out_channels > 0 && stride > 0, "BasicBlock: in_channels ", in_channels,
+             ", out_channels ", out_channels, " and stride ", stride, " must be positive");
+  conv1_ = register_module(
+      "conv1", std::make_shared<Conv2d>(in_channels, out_channels, 3, generator,
+                                        Conv2dLayerOptions{.stride = stride, .padding = 1, .bias = false}));
+  bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(out_channels));
+  conv2_ =
+      register_module("conv2", std::make_shared<Conv2d>(out_channels, out_channels, 3, generator,
+                                                        Conv2dLayerOptions{.padding = 1, .bias = false}));
+  bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(out_channels));
+
+  if (in_channels == out_channels && stride == 1) {
+    shortcut_name_ = "identity";
+  } else if (shortcut == Shortcut::PadIdentity) {
+    KILN_CHECK(out_channels >= in_channels, "BasicBlock(", in_channels, ", ", out_channels,
+               "): the pad-identity shortcut cannot reduce channels; use Shortcut::Projection");
+    shortcut_name_ = "pad-identity";
+    shortcut_ =
+        register_module("shortcut", std::make_shared<PadIdentityShortcut>(in_channels, out_channels, stride));
+  } else {
+    shortcut_name_ = "projection";
+    auto projection = std::make_shared<Sequential>();
+    projection
+        ->add("conv", std::make_shared<Conv2d>(in_channels, out_channels, 1, generator,
+                                               Conv2dLayerOptions{.stride = stride, .bias = false}))
+        .add("bn", std::make_shared<BatchNorm2d>(out_channels));
+    shortcut_ = register_module("shortcut", ModulePtr(projection));
+  }
+}
+
+Tensor BasicBlock::forward(const Tensor& input) {
+  Tensor residual = relu(bn1_->forward(conv1_->forward(input)));
+  residual = bn2_->forward(conv2_->forward(residual));
+  const Tensor identity = shortcut_ ? shortcut_->forward(input) : input;
+  return relu(residual + identity);
+}
+
+std::string BasicBlock::describe() const {
+  std::ostringstream out;
+  out << "BasicBlock(" << in_channels_ << ", " << out_channels_ << ", stride=" << stride_
+      << ", shortcut=" << shortcut_name_ << ")";
+  return out.str();
+}
+
+// ---- DepthwiseSeparable
+// ------------------------------------------------------------------------------------
+
+DepthwiseSeparable::DepthwiseSeparable(std::int64_t in_channels, std::int64_t out_channels,
+                                       std::int64_t stride, Generator& generator)
+    : in_channels_(in_channels), out_channels_(out_channels), stride_(stride) {
+  KILN_CHECK(in_channels > 0 && out_channels > 0 && stride > 0, "DepthwiseSeparable: in_channels ",
+             in_channels, ", out_channels ", out_channels, " and stride ", stride, " must be positive");
+  depthwise_ = register_module(
+      "depthwise",
+      std::make_shared<Conv2d>(
+          in_channels, in_channels, 3, generator,
+          Conv2dLayerOptions{.stride = stride, .padding = 1, .groups = in_channels, .bias = false}));
+  bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(in_channels));
+  pointwise_ = register_module("pointwise", std::make_shared<Conv2d>(in_channels, out_channels, 1, generator,
+                                                                     Conv2dLayerOptions{.bias = false}));
+  bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(out_channels));
+}
+
+Tensor DepthwiseSeparable::forward(const Tensor& input) {
+  const Tensor per_channel = relu(bn1_->forward(depthwise_->forward(input)));
+  return relu(bn2_->forward(pointwise_->forward(per_channel)));
+}
+
+std::string DepthwiseSeparable::describe() const {
+  std::ostringstream out;
+  out << "DepthwiseSeparable(" << in_channels_ << ", " << out_channels_ << ", stride=" << stride_ << ")";
+  return out.str();
+}
+
+}  // namespace kiln::layers

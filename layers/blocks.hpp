@@ -1,0 +1,89 @@
+// The building blocks of residual networks and MobileNets.
+//
+// BasicBlock (He et al. 2015, "Deep Residual Learning for Image Recognition", figure 2):
+//
+//   x [N, in, H, W] ─ conv 3x3 (stride, pad 1) ─ BN ─ ReLU ─ conv 3x3 (pad 1) ─ BN ─(+)─ ReLU ─ y
+//                  └──────────────────────── shortcut(x) ──────────────────────────┘
+//   y [N, out, H_out, W_out], H_out = ceil(H / stride)
+//
+// The convolutions have no bias (the batch-norm after each supplies one). The shortcut is the identity
+// when the shape is kept (in == out, stride 1); otherwise one of the paper's two options:
+//   PadIdentity (option A, its CIFAR networks): keep every stride-th pixel and append zero channels;
+//                no parameters.
+//   Projection  (option B): a 1x1 convolution with the stride, then batch-norm.
+//
+// DepthwiseSeparable (Howard et al. 2017, "MobileNets", figure 3): a standard 3x3 convolution factored
+// into a per-channel 3x3 and a 1x1 that mixes channels, each followed by BN and ReLU:
+//
+//   x [N, in, H, W] ─ depthwise conv 3x3 (groups = in, stride, pad 1) ─ BN ─ ReLU   [N, in, H_out, W_out]
+//                   ─ pointwise conv 1x1 (in -> out) ─ BN ─ ReLU                      [N, out, H_out, W_out]
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/generator.hpp"
+#include "layers/batchnorm.hpp"
+#include "layers/conv2d.hpp"
+#include "layers/module.hpp"
+
+namespace kiln::layers {
+
+enum class Shortcut { PadIdentity, Projection };
+
+// Option A's shortcut: x [N, in, H, W] -> [N, out, ceil(H / stride), ceil(W / stride)]. Keeps every
+// stride-th row and column, then pads the channels with zeros split evenly around x's channels
+// ((out - in) / 2 before, the rest after), as the common CIFAR ResNet implementations do.
+class PadIdentityShortcut : public Module {
+ public:
+  PadIdentityShortcut(std::int64_t in_channels, std::int64_t out_channels, std::int64_t stride);
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override;  // "PadIdentityShortcut(16 -> 32, stride=2)"
+
+ private:
+  std::int64_t in_channels_, out_channels_, stride_;
+};
+
+// Children "conv1", "bn1", "conv2", "bn2", and "shortcut" when it is not the identity: a
+// PadIdentityShortcut, or a Sequential of "conv" and "bn" (so "shortcut.conv.weight").
+class BasicBlock : public Module {
+ public:
+  BasicBlock(std::int64_t in_channels, std::int64_t out_channels, std::int64_t stride, Generator& generator,
+             Shortcut shortcut = Shortcut::PadIdentity);
+
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override;  // "BasicBlock(16, 32, stride=2, shortcut=pad-identity)"
+
+  // Null when the shortcut is the identity.
+  const ModulePtr& shortcut() const { return shortcut_; }
+
+ private:
+  std::int64_t in_channels_, out_channels_, stride_;
+  std::shared_ptr<Conv2d> conv1_;
+  std::shared_ptr<BatchNorm2d> bn1_;
+  std::shared_ptr<Conv2d> conv2_;
+  std::shared_ptr<BatchNorm2d> bn2_;
+  ModulePtr shortcut_;
+  std::string shortcut_name_;  // "identity", "pad-identity" or "projection", for describe()
+};
+
+// Children "depthwise", "bn1", "pointwise", "bn2". Parameters: in * 9 (depthwise) + 2 * in (bn1)
+// + in * out (pointwise) + 2 * out (bn2).
+class DepthwiseSeparable : public Module {
+ public:
+  DepthwiseSeparable(std::int64_t in_channels, std::int64_t out_channels, std::int64_t stride,
+                     Generator& generator);
+
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override;  // "DepthwiseSeparable(32, 64, stride=1)"
+
+ private:
+  std::int64_t in_channels_, out_channels_, stride_;
+  std::shared_ptr<Conv2d> depthwise_;
+  std::shared_ptr<BatchNorm2d> bn1_;
+  std::shared_ptr<Conv2d> pointwise_;
+  std::shared_ptr<BatchNorm2d> bn2_;
+};
+
+}  // namespace kiln::layers

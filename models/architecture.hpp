@@ -1,0 +1,37 @@
+// ArchitectureSpec: the small value that names a network and the data shape it was built for. A
+// checkpoint stores it, so `kiln eval` and `kiln predict` rebuild exactly the network that was trained.
+//
+//   {"name": "resnet20", "in_channels": 3, "height": 32, "width": 32, "classes": 10}
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/generator.hpp"
+#include "layers/module.hpp"
+
+namespace kiln::models {
+
+struct ArchitectureSpec {
+  std::string name;
+  std::int64_t in_channels = 3;
+  std::int64_t height = 32;
+  std::int64_t width = 32;
+  std::int64_t classes = 10;
+
+  nlohmann::json to_json() const;
+  static ArchitectureSpec from_json(const nlohmann::json& json);  // errors name the missing field
+  friend bool operator==(const ArchitectureSpec&, const ArchitectureSpec&) = default;
+};
+
+// Builds the named network with weights drawn from `generator`. Throws naming the unknown model and
+// listing the known ones, or naming the input size a model cannot take.
+layers::ModulePtr build_model(const ArchitectureSpec& spec, Generator& generator);
+
+// The names build_model knows, in the order `kiln train --help` lists them.
+std::vector<std::string> model_names();
+
+}  // namespace kiln::models

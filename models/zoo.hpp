@@ -1,0 +1,29 @@
+// The model zoo: one builder per family, each in its own file. build_model (architecture.cpp) picks
+// one by name.
+#pragma once
+
+#include "layers/module.hpp"
+#include "models/architecture.hpp"
+
+namespace kiln::models {
+
+// LeNet-5 (LeCun et al. 1998) with ReLU and max-pooling, as it is usually trained today.
+layers::ModulePtr build_lenet5(const ArchitectureSpec& spec, Generator& generator);
+
+// A VGG-style net (Simonyan & Zisserman 2014) for small images: 3x3 conv-BN-ReLU stacks separated by
+// 2x2 max-pools, then global average pooling and one linear classifier.
+//   "vgg11": 64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M  (configuration A, with batch-norm)
+//   "vgg_small": 32, 32, M, 64, 64, M, 128, 128, M                   (fast enough for CPU experiments)
+layers::ModulePtr build_vgg(const ArchitectureSpec& spec, Generator& generator);
+
+// ResNet-20/32/44/56/110 exactly as in He et al. 2015, section 4.2 (CIFAR-10): a 3x3 conv to 16 channels,
+// three stages of n basic blocks with 16, 32 and 64 channels (n = (depth - 2) / 6; stages 2 and 3 start
+// with stride 2), parameter-free "option A" shortcuts, global average pooling and a linear classifier.
+layers::ModulePtr build_resnet(const ArchitectureSpec& spec, std::int64_t depth, Generator& generator);
+
+// A MobileNet-v1-style net (Howard et al. 2017) for small images: a 3x3 conv to 32 channels (stride 1, as
+// CIFAR variants do), then depthwise-separable blocks 64, 128/2, 128, 256/2, 256, 512/2, 5 x 512,
+// 1024/2, 1024, global average pooling and a linear classifier.
+layers::ModulePtr build_mobilenet(const ArchitectureSpec& spec, Generator& generator);
+
+}  // namespace kiln::models

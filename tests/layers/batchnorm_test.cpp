@@ -1,0 +1,69 @@
+// BatchNorm2d layer: its parameters and buffers, batch statistics and running-statistic updates in train
+// mode, the running statistics in eval mode, description and errors.
+#include "layers/batchnorm.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "core/error.hpp"
+#include "tests/layers/layer_testing.hpp"
+
+using namespace kiln;
+using namespace kiln::layers;
+using kiln::layers::testing::names;
+using kiln::layers::testing::values;
+
+TEST_CASE("layers: BatchNorm2d has weight/bias parameters and running_mean/running_var buffers") {
+  const BatchNorm2d bn(3);
+  CHECK(names(bn.named_parameters()) == std::vector<std::string>{"weight", "bias"});
+  CHECK(names(bn.named_buffers()) == std::vector<std::string>{"running_mean", "running_var"});
+  CHECK(values(bn.weight()) == std::vector<double>{1, 1, 1});
+  CHECK(values(bn.bias()) == std::vector<double>{0, 0, 0});
+  CHECK(values(bn.running_mean()) == std::vector<double>{0, 0, 0});
+  CHECK(values(bn.running_var()) == std::vector<double>{1, 1, 1});
+  CHECK(bn.weight().requires_grad());
+  CHECK_FALSE(bn.running_mean().requires_grad());
+  CHECK(bn.parameter_count() == 6);
+  CHECK(bn.describe() == "BatchNorm2d(3, eps=1e-05, momentum=0.1)");
+  CHECK(BatchNorm2d(8, {.momentum = 0.01, .eps = 1e-3}).describe() ==
+        "BatchNorm2d(8, eps=0.001, momentum=0.01)");
+}
+
+// One channel, N = 2, H = 1, W = 2: x = (1, 3, 5, 7), batch mean 4, biased variance 5, unbiased 20/3.
+TEST_CASE("layers: BatchNorm2d in train mode normalizes by the batch and moves the running statistics") {
+  BatchNorm2d bn(1, {.momentum = 0.5});
+  const Tensor x = Tensor::from_vector<float>({1, 3, 5, 7}, {2, 1, 1, 2});
+  const Tensor y = bn(x);
+  CHECK(y.shape() == x.shape());
+  const double scale = 1.0 / std::sqrt(5.0 + 1e-5);
+  const std::vector<double> expected{-3 * scale, -1 * scale, 1 * scale, 3 * scale};
+  const std::vector<double> actual = values(y);
+  for (std::size_t i = 0; i < 4; ++i) CHECK(actual[i] == doctest::Approx(expected[i]).epsilon(1e-5));
+  // running = 0.5 * running + 0.5 * batch: mean 0.5 * 4 = 2, var 0.5 * 1 + 0.5 * 20/3 = 23/6.
+  CHECK(values(bn.running_mean())[0] == doctest::Approx(2.0));
+  CHECK(values(bn.running_var())[0] == doctest::Approx(23.0 / 6.0).epsilon(1e-6));
+}
+
+TEST_CASE("layers: BatchNorm2d in eval mode uses the running statistics and leaves them alone") {
+  BatchNorm2d bn(1);
+  bn.eval();
+  const Tensor x = Tensor::from_vector<float>({1, 3, 5, 7}, {2, 1, 1, 2});
+  // running mean 0, var 1: y = x / sqrt(1 + eps).
+  const std::vector<double> actual = values(bn(x));
+  for (std::size_t i = 0; i < 4; ++i) {
+    CHECK(actual[i] == doctest::Approx(values(x)[i] / std::sqrt(1.0 + 1e-5)).epsilon(1e-6));
+  }
+  CHECK(values(bn.running_mean()) == std::vector<double>{0});
+  CHECK(values(bn.running_var()) == std::vector<double>{1});
+}
+
+TEST_CASE("layers: BatchNorm2d rejects bad settings and an input with the wrong channels") {
+  CHECK_THROWS_WITH_AS(BatchNorm2d(0), doctest::Contains("BatchNorm2d: channels 0"), kiln::Error);
+  CHECK_THROWS_WITH_AS(BatchNorm2d(4, {.momentum = 1.5}), doctest::Contains("momentum 1.5"), kiln::Error);
+  BatchNorm2d bn(4);
+  CHECK_THROWS_WITH_AS(bn(Tensor::zeros({2, 3, 5, 5})),
+                       doctest::Contains("BatchNorm2d(4, eps=1e-05, momentum=0.1): input float32[2, 3, 5, 5] "
+                                         "must be [N, 4, H, W]"),
+                       kiln::Error);
+}

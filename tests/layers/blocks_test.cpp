@@ -1,0 +1,161 @@
+// BasicBlock and DepthwiseSeparable: shapes, shortcut kinds and their parameters, hand-counted parameter
+// totals, the pad-identity shortcut's values, the block's forward against the ops it is made of, and
+// gradients reaching every parameter.
+#include "layers/blocks.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+
+#include "core/error.hpp"
+#include "tests/layers/layer_testing.hpp"
+
+using namespace kiln;
+using namespace kiln::layers;
+using kiln::layers::testing::max_abs_difference;
+using kiln::layers::testing::names;
+using kiln::layers::testing::values;
+
+namespace {
+
+std::map<std::string, Tensor> by_name(const std::vector<NamedTensor>& tensors) {
+  return {tensors.begin(), tensors.end()};
+}
+
+// Backpropagates a random weighting of the block's output (a plain sum would give batch-norm's
+// parameters upstream of another batch-norm zero gradient) and checks each parameter got a nonzero one.
+void check_gradients_reach_every_parameter(Module& block, const Tensor& x, Generator& generator) {
+  const Tensor y = block(x);
+  sum(y * Tensor::randn(y.shape(), DType::Float32, &generator)).backward();
+  for (const auto& [name, parameter] : block.named_parameters()) {
+    CAPTURE(name);
+    REQUIRE(parameter.grad().defined());
+    CHECK(parameter.grad().shape() == parameter.shape());
+    const std::vector<double> grad = values(parameter.grad());
+    CHECK(std::any_of(grad.begin(), grad.end(), [](double g) { return g != 0.0; }));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("layers: BasicBlock with the shape kept has an identity shortcut") {
+  Generator generator(1);
+  BasicBlock block(8, 8, 1, generator);
+  CHECK(block.shortcut() == nullptr);
+  const Tensor x = Tensor::randn({2, 8, 6, 6}, DType::Float32, &generator);
+  CHECK(block(x).shape() == x.shape());
+  CHECK(names(block.named_parameters()) == std::vector<std::string>{"conv1.weight", "bn1.weight", "bn1.bias",
+                                                                    "conv2.weight", "bn2.weight",
+                                                                    "bn2.bias"});
+  CHECK(block.parameter_count() == 2 * 8 * 8 * 9 + 4 * 8);  // 1184
+  CHECK(block.describe() == "BasicBlock(8, 8, stride=1, shortcut=identity)");
+  // Projection is only used where the shape changes.
+  CHECK(BasicBlock(8, 8, 1, generator, Shortcut::Projection).shortcut() == nullptr);
+}
+
+TEST_CASE("layers: BasicBlock forward is relu(bn2(conv2(relu(bn1(conv1 x)))) + x)") {
+  Generator generator(2);
+  BasicBlock block(3, 3, 1, generator);
+  block.eval();  // running statistics 0 and 1: each BN is a fixed scale, so the ops below can repeat it
+  const Tensor x = Tensor::randn({2, 3, 5, 5}, DType::Float32, &generator);
+  const auto p = by_name(block.named_parameters());
+  const Tensor running_mean = Tensor::zeros({3}), running_var = Tensor::ones({3});
+  const BatchNormOptions eval{.training = false};
+  const Conv2dOptions same{.padding = {1, 1}};
+  Tensor h = relu(batch_norm2d(conv2d(x, p.at("conv1.weight"), Tensor(), same), p.at("bn1.weight"),
+                               p.at("bn1.bias"), running_mean, running_var, eval));
+  h = batch_norm2d(conv2d(h, p.at("conv2.weight"), Tensor(), same), p.at("bn2.weight"), p.at("bn2.bias"),
+                   running_mean, running_var, eval);
+  CHECK(max_abs_difference(block(x), relu(h + x)) < 1e-6);
+}
+
+TEST_CASE(
+    "layers: BasicBlock with PadIdentity and stride 2 doubles channels, halves H and W, adds no parameters") {
+  Generator generator(3);
+  BasicBlock block(4, 8, 2, generator, Shortcut::PadIdentity);
+  const Tensor x = Tensor::randn({2, 4, 8, 8}, DType::Float32, &generator);
+  CHECK(block(x).shape() == Shape{2, 8, 4, 4});
+  CHECK(block(Tensor::zeros({1, 4, 7, 7})).shape() == Shape{1, 8, 4, 4});  // odd sizes round up
+  REQUIRE(block.shortcut() != nullptr);
+  CHECK(block.shortcut()->parameter_count() == 0);
+  CHECK(block.shortcut()->named_buffers().empty());
+  CHECK(block.parameter_count() == 4 * 8 * 9 + 8 * 8 * 9 + 4 * 8);  // 896: the two convs and two BNs only
+  CHECK(block.describe() == "BasicBlock(4, 8, stride=2, shortcut=pad-identity)");
+  CHECK(block.shortcut()->describe() == "PadIdentityShortcut(4 -> 8, stride=2)");
+}
+
+TEST_CASE("layers: PadIdentityShortcut keeps every stride-th pixel and pads channels evenly with zeros") {
+  // x [1, 2, 4, 4] holds 0..31; to 6 channels with stride 2: 2 zero channels, x's 2, then 2 zero channels.
+  PadIdentityShortcut shortcut(2, 6, 2);
+  const Tensor y = shortcut(Tensor::arange(0, 32).reshape({1, 2, 4, 4}));
+  REQUIRE(y.shape() == Shape{1, 6, 2, 2});
+  const std::vector<double> expected{0,  0,  0,  0,  0, 0, 0, 0,  //
+                                     0,  2,  8,  10,              // x channel 0, rows/cols 0 and 2
+                                     16, 18, 24, 26,              // x channel 1
+                                     0,  0,  0,  0,  0, 0, 0, 0};
+  CHECK(values(y) == expected);
+  // An odd difference puts the extra zero channel after x's.
+  const Tensor odd = PadIdentityShortcut(1, 4, 1)(Tensor::ones({1, 1, 1, 1}));
+  CHECK(values(odd) == std::vector<double>{0, 1, 0, 0});
+  CHECK_THROWS_WITH_AS(PadIdentityShortcut(1, 4, 1)(Tensor::ones({1, 2, 1, 1})),
+                       doctest::Contains("PadIdentityShortcut(1 -> 4, stride=1): input float32[1, 2, 1, 1]"),
+                       kiln::Error);
+}
+
+TEST_CASE("layers: BasicBlock with Projection adds a 1x1 conv and a BN on the shortcut") {
+  Generator generator(4);
+  BasicBlock block(4, 8, 2, generator, Shortcut::Projection);
+  CHECK(block(Tensor::randn({2, 4, 8, 8}, DType::Float32, &generator)).shape() == Shape{2, 8, 4, 4});
+  CHECK(names(block.named_parameters()) ==
+        std::vector<std::string>{"conv1.weight", "bn1.weight", "bn1.bias", "conv2.weight", "bn2.weight",
+                                 "bn2.bias", "shortcut.conv.weight", "shortcut.bn.weight",
+                                 "shortcut.bn.bias"});
+  CHECK(by_name(block.named_parameters()).at("shortcut.conv.weight").shape() == Shape{8, 4, 1, 1});
+  CHECK(names(block.named_buffers()).back() == "shortcut.bn.running_var");
+  CHECK(block.parameter_count() == 896 + 8 * 4 + 2 * 8);  // 944
+  CHECK(block.describe() == "BasicBlock(4, 8, stride=2, shortcut=projection)");
+}
+
+TEST_CASE("layers: gradients reach every parameter of each kind of BasicBlock") {
+  Generator generator(5);
+  const Tensor x = Tensor::randn({2, 4, 6, 6}, DType::Float32, &generator);
+  BasicBlock identity(4, 4, 1, generator);
+  check_gradients_reach_every_parameter(identity, x, generator);
+  BasicBlock padded(4, 8, 2, generator, Shortcut::PadIdentity);
+  check_gradients_reach_every_parameter(padded, x, generator);
+  BasicBlock projected(4, 8, 2, generator, Shortcut::Projection);
+  check_gradients_reach_every_parameter(projected, x, generator);
+}
+
+TEST_CASE("layers: BasicBlock refuses a pad-identity shortcut that would drop channels") {
+  Generator generator(6);
+  CHECK_THROWS_WITH_AS(
+      BasicBlock(8, 4, 1, generator, Shortcut::PadIdentity),
+      doctest::Contains("BasicBlock(8, 4): the pad-identity shortcut cannot reduce channels"), kiln::Error);
+  CHECK_NOTHROW(BasicBlock(8, 4, 1, generator, Shortcut::Projection));
+  CHECK_THROWS_WITH_AS(BasicBlock(4, 4, 0, generator), doctest::Contains("BasicBlock: in_channels 4"),
+                       kiln::Error);
+}
+
+TEST_CASE("layers: DepthwiseSeparable shapes, parameter names and hand-counted parameter count") {
+  Generator generator(7);
+  DepthwiseSeparable block(8, 16, 2, generator);
+  const Tensor x = Tensor::randn({2, 8, 9, 9}, DType::Float32, &generator);
+  const Tensor y = block(x);
+  CHECK(y.shape() == Shape{2, 16, 5, 5});  // (9 + 2 - 3) / 2 + 1 = 5
+  const std::vector<double> ys = values(y);
+  CHECK(std::all_of(ys.begin(), ys.end(), [](double v) { return v >= 0.0; }));  // ends in ReLU
+  CHECK(names(block.named_parameters()) == std::vector<std::string>{"depthwise.weight", "bn1.weight",
+                                                                    "bn1.bias", "pointwise.weight",
+                                                                    "bn2.weight", "bn2.bias"});
+  const auto p = by_name(block.named_parameters());
+  CHECK(p.at("depthwise.weight").shape() == Shape{8, 1, 3, 3});
+  CHECK(p.at("pointwise.weight").shape() == Shape{16, 8, 1, 1});
+  // depthwise 8*9 = 72, bn1 2*8 = 16, pointwise 16*8 = 128, bn2 2*16 = 32.
+  CHECK(block.parameter_count() == 248);
+  CHECK(DepthwiseSeparable(32, 64, 1, generator)(Tensor::zeros({1, 32, 7, 7})).shape() == Shape{1, 64, 7, 7});
+  CHECK(block.describe() == "DepthwiseSeparable(8, 16, stride=2)");
+  check_gradients_reach_every_parameter(block, x, generator);
+}

@@ -1,0 +1,48 @@
+// Sequential: positional and given names, indexing, chaining, the empty chain.
+#include "layers/sequential.hpp"
+
+#include <doctest/doctest.h>
+
+#include <memory>
+
+#include "core/error.hpp"
+#include "layers/activation.hpp"
+#include "layers/flatten.hpp"
+#include "layers/linear.hpp"
+#include "tests/layers/layer_testing.hpp"
+
+using namespace kiln;
+using namespace kiln::layers;
+using kiln::layers::testing::names;
+using kiln::layers::testing::values;
+
+TEST_CASE("layers: Sequential names children by position unless named, and indexes them") {
+  Generator generator(1);
+  const auto first = std::make_shared<Linear>(6, 5, generator);
+  const auto activation = std::make_shared<Tanh>();
+  const auto last = std::make_shared<Linear>(5, 2, generator);
+  Sequential net;
+  net.add(first).add("act", activation).add(last);
+  CHECK(net.size() == 3);
+  CHECK(net[0] == first);
+  CHECK(net[1] == activation);
+  CHECK(net[2] == last);
+  // The third child is named by its position, 2, whatever the names before it.
+  CHECK(names(net.named_parameters()) ==
+        std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"});
+  CHECK_THROWS_WITH_AS(net[3], doctest::Contains("Sequential: index 3 is out of range for 3 modules"),
+                       kiln::Error);
+}
+
+TEST_CASE("layers: Sequential forward chains its children, and an empty one is the identity") {
+  Generator generator(2);
+  auto linear = std::make_shared<Linear>(12, 3, generator);
+  Sequential net;
+  net.add(std::make_shared<Flatten>()).add(linear).add(std::make_shared<ReLU>());
+  const Tensor x = Tensor::randn({4, 3, 2, 2}, DType::Float32, &generator);
+  const Tensor y = net(x);
+  CHECK(y.shape() == Shape{4, 3});
+  CHECK(values(y) == values(relu((*linear)(x.flatten(1)))));
+  CHECK(values(Sequential()(x)) == values(x));
+  CHECK(net.describe() == "Sequential");
+}

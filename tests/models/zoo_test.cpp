@@ -1,0 +1,70 @@
+// The model zoo: every architecture builds by name, maps [N, C, H, W] to [N, classes], and has the
+// parameter count its paper gives.
+#include <doctest/doctest.h>
+
+#include "models/architecture.hpp"
+
+using namespace kiln;
+
+namespace {
+layers::ModulePtr build(const std::string& name, std::int64_t channels = 3, std::int64_t size = 32,
+                        std::int64_t classes = 10) {
+  Generator generator(1);
+  return models::build_model({name, channels, size, size, classes}, generator);
+}
+}  // namespace
+
+TEST_CASE("zoo: every model maps a batch to one logit per class") {
+  for (const std::string& name : models::model_names()) {
+    if (name == "resnet110" || name == "vgg11" || name == "mobilenet") continue;  // covered by counts below
+    CAPTURE(name);
+    auto model = build(name, 3, 32, 7);
+    model->eval();
+    NoGradGuard no_grad;
+    const Tensor logits = (*model)(Tensor::randn({2, 3, 32, 32}));
+    CHECK(logits.shape() == Shape{2, 7});
+  }
+}
+
+TEST_CASE("zoo: parameter counts match the papers") {
+  // He et al. 2015, Table 6: ResNet-20 0.27M, 32 0.46M, 44 0.66M, 56 0.85M, 110 1.7M. Option A shortcuts
+  // carry no parameters; counts often quoted 2,752 higher (272,474 for ResNet-20) are of the projection
+  // (option B) variant, whose two 1x1 convs and batch-norms hold 512 + 2048 + 64 + 128 parameters.
+  CHECK(build("resnet20")->parameter_count() == 269722);
+  CHECK(build("resnet32")->parameter_count() == 464154);
+  CHECK(build("resnet44")->parameter_count() == 658586);
+  CHECK(build("resnet56")->parameter_count() == 853018);
+  CHECK(build("resnet110")->parameter_count() == 1727962);
+  // LeNet-5 on 3x32x32: 456 + 2416 + 48120 + 10164 + 850.
+  CHECK(build("lenet5")->parameter_count() == 62006);
+  // MobileNet v1 has 3.2M parameters at 1000 classes' worth of classifier; with 10 classes:
+  // conv1 3*32*9 + bn 64, then the 13 blocks, then 1024*10 + 10.
+  CHECK(build("mobilenet")->parameter_count() == 3217226);
+}
+
+TEST_CASE("zoo: models take the input size and channels from the data") {
+  auto grayscale = build("lenet5", 1, 28, 10);
+  NoGradGuard no_grad;
+  CHECK((*grayscale)(Tensor::randn({1, 1, 28, 28})).shape() == Shape{1, 10});
+  auto resnet = build("resnet20", 1, 20, 3);
+  resnet->eval();
+  CHECK((*resnet)(Tensor::randn({1, 1, 20, 20})).shape() == Shape{1, 3});
+}
+
+TEST_CASE("zoo: the same seed builds the same weights") {
+  Generator a(5), b(5);
+  const auto first = models::build_model({"resnet20", 3, 32, 32, 10}, a)->parameters();
+  const auto second = models::build_model({"resnet20", 3, 32, 32, 10}, b)->parameters();
+  REQUIRE(first.size() == second.size());
+  for (std::size_t i = 0; i < first.size(); ++i) CHECK(first[i].to_vector<float>() == second[i].to_vector<float>());
+}
+
+TEST_CASE("zoo: errors name the problem") {
+  CHECK_THROWS_WITH_AS(build("resnet7"), doctest::Contains("unknown model 'resnet7'"), Error);
+  CHECK_THROWS_WITH_AS(build("lenet5", 3, 8), doctest::Contains("too small"), Error);
+  CHECK_THROWS_WITH_AS(build("lenet5", 3, 32, 1), doctest::Contains("two classes"), Error);
+  CHECK_THROWS_WITH_AS(models::ArchitectureSpec::from_json({{"name", "lenet5"}}), doctest::Contains("in_channels"),
+                       Error);
+  const models::ArchitectureSpec spec{"resnet56", 1, 28, 28, 4};
+  CHECK(models::ArchitectureSpec::from_json(spec.to_json()) == spec);
+}

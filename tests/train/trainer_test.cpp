@@ -1,0 +1,137 @@
+// The training workflow on the bundled CIFAR-10 subset, kept small with a cap on steps per epoch:
+// an interrupted run resumed from its checkpoint ends with exactly the weights of an uninterrupted one,
+// and `eval` on a folder agrees with `predict` on each of its images.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "data/dataset.hpp"
+#include "data/loader.hpp"
+#include "models/architecture.hpp"
+#include "train/evaluate.hpp"
+#include "train/trainer.hpp"
+
+using namespace kiln;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kSubset = fs::path(KILN_SOURCE_DIR) / "assets" / "cifar10-subset";
+
+fs::path fresh_run_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("kiln-trainer-test-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  return dir;
+}
+
+train::TrainConfig small_config(const fs::path& run_dir) {
+  train::TrainConfig config;
+  config.data = kSubset;
+  config.run_dir = run_dir;
+  config.model = "lenet5";
+  config.epochs = 2;
+  config.batch_size = 16;
+  config.max_steps_per_epoch = 3;
+  config.learning_rate = 0.05;
+  config.seed = 11;
+  config.augmentation = {.crop_padding = 4, .horizontal_flip = true, .cutout = 8};
+  return config;
+}
+
+class Silent : public train::TrainingObserver {};
+
+// Simulates a crash right after epoch `stop_after` is checkpointed.
+class InterruptAfter : public train::TrainingObserver {
+ public:
+  explicit InterruptAfter(std::int64_t epochs) : epochs_(epochs) {}
+  void on_epoch(const train::EpochSummary& summary) override {
+    if (summary.epoch + 1 == epochs_) throw std::runtime_error("simulated interruption");
+  }
+
+ private:
+  std::int64_t epochs_;
+};
+
+std::vector<std::vector<float>> weights_of(const fs::path& checkpoint) {
+  std::vector<std::vector<float>> weights;
+  for (const auto& [name, tensor] : train::model_state(*train::load_model(checkpoint).model)) {
+    weights.push_back(tensor.to_vector<float>());
+  }
+  return weights;
+}
+
+}  // namespace
+
+TEST_CASE("trainer: a run interrupted after epoch 1 and resumed ends with the same weights") {
+  Silent silent;
+  const fs::path straight = fresh_run_dir("straight"), interrupted = fresh_run_dir("interrupted");
+  const train::TrainResult uninterrupted = train::train(small_config(straight), train::RunStart::Fresh, silent);
+  REQUIRE(uninterrupted.history.size() == 2);
+
+  InterruptAfter crash(1);
+  CHECK_THROWS_AS(train::train(small_config(interrupted), train::RunStart::Fresh, crash), std::runtime_error);
+  const train::TrainResult resumed = train::train(small_config(interrupted), train::RunStart::Resume, silent);
+  CHECK(resumed.history.size() == 1);  // only epoch 2 ran
+
+  const auto expected = weights_of(straight / "last.kiln"), actual = weights_of(interrupted / "last.kiln");
+  REQUIRE(expected.size() == actual.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) CHECK(expected[i] == actual[i]);
+  // Training changed the weights, so equality is not the trivial kind.
+  train::TrainConfig untrained = small_config(fresh_run_dir("unused"));
+  Generator initialization(untrained.seed, 0);
+  const auto initial = models::build_model({"lenet5", 3, 32, 32, 10}, initialization)->parameters();
+  CHECK(initial.front().to_vector<float>() != expected.front());
+  fs::remove_all(straight);
+  fs::remove_all(interrupted);
+}
+
+TEST_CASE("trainer: a fresh run refuses to overwrite a checkpoint, and resume needs one") {
+  Silent silent;
+  const fs::path run = fresh_run_dir("refuse");
+  train::TrainConfig config = small_config(run);
+  config.epochs = 1;
+  config.max_steps_per_epoch = 1;
+  train::train(config, train::RunStart::Fresh, silent);
+  CHECK_THROWS_WITH_AS(train::train(config, train::RunStart::Fresh, silent), doctest::Contains("already exists"), Error);
+  CHECK_THROWS_WITH_AS(train::train(small_config(fresh_run_dir("none")), train::RunStart::Resume, silent),
+                       doctest::Contains("does not exist"), Error);
+  fs::remove_all(run);
+}
+
+TEST_CASE("trainer: eval over a folder agrees with predict on each image") {
+  Silent silent;
+  const fs::path run = fresh_run_dir("agree");
+  train::TrainConfig config = small_config(run);
+  config.epochs = 1;
+  train::train(config, train::RunStart::Fresh, silent);
+  const train::LoadedModel loaded = train::load_model(run / "last.kiln");
+
+  const data::ImageFolder test = data::ImageFolder::scan(kSubset / "test");
+  std::vector<std::size_t> every_25th;
+  for (std::size_t i = 0; i < test.size(); i += 25) every_25th.push_back(i);
+  const data::ImageFolder folder = test.subset(every_25th);
+  data::LoaderOptions options;
+  options.batch_size = 7;  // odd, so batches mix classes and the last one is short
+  options.shuffle = false;
+  data::DataLoader loader(folder, loaded.preprocessing, options);
+
+  NoGradGuard no_grad;
+  std::int64_t compared = 0;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    const std::vector<std::int64_t> batch_predictions = argmax((*loaded.model)(batch->images), 1).to_vector<std::int64_t>();
+    for (std::size_t i = 0; i < batch->indices.size(); ++i) {
+      const fs::path& image = folder.samples()[batch->indices[i]].path;
+      CAPTURE(image);
+      CHECK(train::predict_file(loaded, image, 1).front().index == batch_predictions[i]);
+      ++compared;
+    }
+  }
+  CHECK(compared == static_cast<std::int64_t>(folder.size()));
+  // And evaluate() over the same loader counts the same correct predictions.
+  const train::MetricsReport report = train::evaluate(*loaded.model, loader, 10);
+  CHECK(report.samples == compared);
+  fs::remove_all(run);
+}

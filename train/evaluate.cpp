@@ -1,0 +1,41 @@
+#include "train/evaluate.hpp"
+
+#include <algorithm>
+
+#include "data/image.hpp"
+
+namespace kiln::train {
+
+MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int64_t classes) {
+  const bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard no_grad;
+  ClassificationMetrics metrics(classes);
+  loader.start_epoch(0);
+  while (std::optional<data::Batch> batch = loader.next()) {
+    if (batch->labels.numel() == 0) continue;  // every file of the batch was unreadable and skipped
+    const Tensor logits = model(batch->images);
+    const double loss_sum = cross_entropy(logits, batch->labels, Tensor(), {.reduction = Reduction::Sum}).item();
+    metrics.add(logits, batch->labels, loss_sum);
+  }
+  model.train(was_training);
+  return metrics.report();
+}
+
+std::vector<ClassScore> predict_file(const LoadedModel& loaded, const std::filesystem::path& image, std::int64_t k) {
+  NoGradGuard no_grad;
+  const Tensor input = loaded.preprocessing.apply(data::decode_image_file(image)).unsqueeze(0);
+  const std::vector<double> probabilities = softmax((*loaded.model)(input), 1).to_vector<double>();
+  std::vector<ClassScore> scores;
+  for (std::size_t i = 0; i < probabilities.size(); ++i) {
+    scores.push_back({loaded.classes[i], static_cast<std::int64_t>(i), probabilities[i]});
+  }
+  // Stable: equal probabilities keep class order, so the top-1 matches argmax (first maximum).
+  std::stable_sort(scores.begin(), scores.end(), [](const ClassScore& a, const ClassScore& b) {
+    return a.probability > b.probability;
+  });
+  scores.resize(static_cast<std::size_t>(std::clamp<std::int64_t>(k, 1, static_cast<std::int64_t>(scores.size()))));
+  return scores;
+}
+
+}  // namespace kiln::train

@@ -1,0 +1,44 @@
+#include "train/model_io.hpp"
+
+#include "train/checkpoint.hpp"
+
+namespace kiln::train {
+
+std::vector<NamedTensor> model_state(const layers::Module& model) {
+  std::vector<NamedTensor> state;
+  for (const auto& [name, tensor] : model.named_parameters()) state.emplace_back(kModelTensorPrefix + name, tensor);
+  for (const auto& [name, tensor] : model.named_buffers()) state.emplace_back(kModelTensorPrefix + name, tensor);
+  return state;
+}
+
+LoadedModel load_model(const std::filesystem::path& path) {
+  Checkpoint checkpoint = load_checkpoint(path);
+  const nlohmann::json& header = checkpoint.header;
+  check_header_field(header, "kind", kCheckpointKind, path);
+  check_header_field(header, "schema", kCheckpointSchema, path);
+  LoadedModel loaded;
+  try {
+    loaded.architecture = models::ArchitectureSpec::from_json(header.at("architecture"));
+    loaded.classes = header.at("classes").get<std::vector<std::string>>();
+    loaded.preprocessing = data::Preprocessing::from_json(header.at("preprocessing"));
+  } catch (const nlohmann::json::exception& error) {
+    fail("checkpoint ", path.string(), ": malformed header (", error.what(), ")");
+  } catch (const Error& error) {
+    fail("checkpoint ", path.string(), ": ", error.what());
+  }
+  KILN_CHECK(static_cast<std::int64_t>(loaded.classes.size()) == loaded.architecture.classes, "checkpoint ",
+             path.string(), ": ", loaded.classes.size(), " class names for a model with ", loaded.architecture.classes,
+             " outputs");
+  Generator unused_initialization(0);  // the stored weights replace whatever this draws
+  loaded.model = models::build_model(loaded.architecture, unused_initialization);
+  std::vector<NamedTensor> model_tensors;
+  for (NamedTensor& entry : checkpoint.tensors) {
+    if (entry.first.starts_with(kModelTensorPrefix)) model_tensors.push_back(std::move(entry));
+  }
+  load_into(model_state(*loaded.model), Checkpoint{header, std::move(model_tensors)}, path);
+  loaded.model->eval();
+  loaded.header = header;
+  return loaded;
+}
+
+}  // namespace kiln::train

@@ -1,0 +1,38 @@
+// A trained model as a checkpoint carries it: the architecture to rebuild, the weights, the class names
+// and the one Preprocessing that train, eval and predict all apply. Loading checks what it reads and
+// names the field that is wrong, so a checkpoint from another architecture or kiln version fails loudly
+// instead of predicting nonsense.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/preprocessing.hpp"
+#include "layers/module.hpp"
+#include "models/architecture.hpp"
+
+namespace kiln::train {
+
+inline constexpr const char* kCheckpointKind = "kiln-classifier";
+inline constexpr int kCheckpointSchema = 1;  // the header layout below; bump on incompatible change
+inline constexpr const char* kModelTensorPrefix = "model.";
+inline constexpr const char* kOptimizerTensorPrefix = "optimizer.";
+
+struct LoadedModel {
+  models::ArchitectureSpec architecture;
+  layers::ModulePtr model;  // in eval mode
+  std::vector<std::string> classes;
+  data::Preprocessing preprocessing;
+  nlohmann::json header;
+};
+
+// Reads a checkpoint written by `kiln train` and rebuilds its model with the stored weights.
+LoadedModel load_model(const std::filesystem::path& checkpoint);
+
+// The model's parameters and buffers under the names a checkpoint stores them by ("model.fc.weight").
+std::vector<NamedTensor> model_state(const layers::Module& model);
+
+}  // namespace kiln::train

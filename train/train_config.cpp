@@ -1,0 +1,59 @@
+// TrainConfig's JSON form: stored in every checkpoint, so a resumed run trains exactly as it started.
+#include "core/error.hpp"
+#include "train/trainer.hpp"
+
+namespace kiln::train {
+
+nlohmann::json TrainConfig::to_json() const {
+  return {{"data", data.string()},
+          {"model", model},
+          {"epochs", epochs},
+          {"batch_size", batch_size},
+          {"optimizer", optimizer},
+          {"learning_rate", learning_rate},
+          {"momentum", momentum},
+          {"nesterov", nesterov},
+          {"weight_decay", weight_decay},
+          {"schedule", schedule},
+          {"milestones", milestones},
+          {"gamma", gamma},
+          {"warmup_epochs", warmup_epochs},
+          {"label_smoothing", label_smoothing},
+          {"clip_grad_norm", clip_grad_norm},
+          {"val_split", val_split},
+          {"augmentation", augmentation.to_json()},
+          {"seed", seed},
+          {"strict", strict},
+          {"max_steps_per_epoch", max_steps_per_epoch}};
+}
+
+TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
+  TrainConfig config;
+  try {
+    config.data = json.at("data").get<std::string>();
+    config.model = json.at("model").get<std::string>();
+    config.epochs = json.at("epochs").get<std::int64_t>();
+    config.batch_size = json.at("batch_size").get<std::int64_t>();
+    config.optimizer = json.at("optimizer").get<std::string>();
+    config.learning_rate = json.at("learning_rate").get<double>();
+    config.momentum = json.at("momentum").get<double>();
+    config.nesterov = json.at("nesterov").get<bool>();
+    config.weight_decay = json.at("weight_decay").get<double>();
+    config.schedule = json.at("schedule").get<std::string>();
+    config.milestones = json.at("milestones").get<std::vector<std::int64_t>>();
+    config.gamma = json.at("gamma").get<double>();
+    config.warmup_epochs = json.at("warmup_epochs").get<std::int64_t>();
+    config.label_smoothing = json.at("label_smoothing").get<double>();
+    config.clip_grad_norm = json.at("clip_grad_norm").get<double>();
+    config.val_split = json.at("val_split").get<double>();
+    config.augmentation = data::Augmentation::from_json(json.at("augmentation"));
+    config.seed = json.at("seed").get<std::uint64_t>();
+    config.strict = json.at("strict").get<bool>();
+    config.max_steps_per_epoch = json.at("max_steps_per_epoch").get<std::int64_t>();
+  } catch (const nlohmann::json::exception& error) {
+    fail("training configuration: ", error.what());
+  }
+  return config;
+}
+
+}  // namespace kiln::train

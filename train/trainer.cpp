@@ -1,0 +1,292 @@
+#include "train/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+
+#include "core/generator.hpp"
+#include "data/dataset.hpp"
+#include "data/loader.hpp"
+#include "data/preprocessing.hpp"
+#include "models/architecture.hpp"
+#include "optim/adam.hpp"
+#include "optim/clip.hpp"
+#include "optim/schedule.hpp"
+#include "optim/sgd.hpp"
+#include "train/checkpoint.hpp"
+#include "train/evaluate.hpp"
+#include "train/model_io.hpp"
+
+namespace kiln::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::uint64_t kInitializationStream = 0;  // Philox streams: weights and dropout never share numbers
+constexpr std::uint64_t kDropoutStream = 1;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& config, std::vector<NamedTensor> parameters) {
+  if (config.optimizer == "sgd") {
+    return std::make_unique<optim::Sgd>(std::move(parameters),
+                                        optim::SgdOptions{.lr = config.learning_rate, .momentum = config.momentum,
+                                                          .weight_decay = config.weight_decay,
+                                                          .nesterov = config.nesterov});
+  }
+  const optim::AdamOptions adam{.lr = config.learning_rate, .weight_decay = config.weight_decay};
+  if (config.optimizer == "adam") return std::make_unique<optim::Adam>(std::move(parameters), adam);
+  if (config.optimizer == "adamw") return std::make_unique<optim::AdamW>(std::move(parameters), adam);
+  fail("unknown optimizer '", config.optimizer, "' (known: sgd, adam, adamw)");
+}
+
+std::unique_ptr<optim::Schedule> make_schedule(const TrainConfig& config, std::int64_t steps_per_epoch) {
+  const std::int64_t total = config.epochs * steps_per_epoch;
+  std::unique_ptr<optim::Schedule> schedule;
+  if (config.schedule == "constant") {
+    schedule = std::make_unique<optim::ConstantSchedule>(config.learning_rate);
+  } else if (config.schedule == "cosine") {
+    schedule = std::make_unique<optim::CosineSchedule>(config.learning_rate, total);
+  } else if (config.schedule == "onecycle") {
+    schedule = std::make_unique<optim::OneCycleSchedule>(config.learning_rate, total);
+  } else if (config.schedule == "multistep") {
+    std::vector<std::int64_t> milestone_steps;
+    for (std::int64_t epoch : config.milestones) milestone_steps.push_back(epoch * steps_per_epoch);
+    schedule = std::make_unique<optim::MultiStepSchedule>(config.learning_rate, milestone_steps, config.gamma);
+  } else {
+    fail("unknown schedule '", config.schedule, "' (known: constant, multistep, cosine, onecycle)");
+  }
+  if (config.warmup_epochs > 0) {
+    schedule = std::make_unique<optim::WarmupSchedule>(std::move(schedule), config.warmup_epochs * steps_per_epoch);
+  }
+  return schedule;
+}
+
+// Everything a run needs, built from the configuration (fresh) or from a checkpoint (resume).
+struct Run {
+  TrainConfig config;
+  data::DataSplits splits;
+  data::Preprocessing preprocessing;
+  models::ArchitectureSpec architecture;
+  layers::ModulePtr model;
+  std::unique_ptr<optim::Optimizer> optimizer;
+  std::unique_ptr<data::DataLoader> train_loader;
+  std::unique_ptr<data::DataLoader> eval_loader;
+  std::string eval_split_name;  // "validation" or "test"
+  std::unique_ptr<optim::Schedule> schedule;
+  std::int64_t epochs_done = 0;
+  std::vector<nlohmann::json> history_json;  // one metrics line per finished epoch, stored in the checkpoint
+};
+
+data::LoaderOptions loader_options(const TrainConfig& config, bool training) {
+  data::LoaderOptions options;
+  options.batch_size = config.batch_size;
+  options.shuffle = training;
+  options.seed = config.seed;
+  options.threads = config.threads;
+  options.strict = config.strict;
+  if (training) options.augmentation = config.augmentation;
+  return options;
+}
+
+void open_data(Run& run) {
+  run.splits = data::discover_splits(run.config.data, run.config.val_split, run.config.seed);
+  run.train_loader =
+      std::make_unique<data::DataLoader>(run.splits.train, run.preprocessing, loader_options(run.config, true));
+  const std::optional<data::ImageFolder>& held_out = run.splits.validation ? run.splits.validation : run.splits.test;
+  if (held_out) {
+    run.eval_split_name = run.splits.validation ? "validation" : "test";
+    run.eval_loader = std::make_unique<data::DataLoader>(*held_out, run.preprocessing, loader_options(run.config, false));
+  }
+}
+
+std::int64_t steps_per_epoch(const Run& run) {
+  const std::int64_t full = run.train_loader->batches_per_epoch();
+  return run.config.max_steps_per_epoch > 0 ? std::min(full, run.config.max_steps_per_epoch) : full;
+}
+
+Run start_fresh(const TrainConfig& config) {
+  Run run;
+  run.config = config;
+  const data::DataSplits probe = data::discover_splits(config.data, config.val_split, config.seed);
+  run.preprocessing = data::preprocessing_for(probe.train);
+  open_data(run);
+  const auto& classes = run.splits.train.classes();
+  run.architecture = {config.model, run.preprocessing.channels, run.preprocessing.height, run.preprocessing.width,
+                      static_cast<std::int64_t>(classes.size())};
+  Generator initialization(config.seed, kInitializationStream);
+  run.model = models::build_model(run.architecture, initialization);
+  run.optimizer = make_optimizer(config, run.model->named_parameters());
+  run.schedule = make_schedule(config, steps_per_epoch(run));
+  default_generator() = Generator(config.seed, kDropoutStream);
+  return run;
+}
+
+std::filesystem::path last_checkpoint(const std::filesystem::path& run_dir) { return run_dir / "last.kiln"; }
+
+Run resume_from(const TrainConfig& requested) {
+  const std::filesystem::path path = last_checkpoint(requested.run_dir);
+  KILN_CHECK(std::filesystem::exists(path), "cannot resume: ", path.string(), " does not exist");
+  Checkpoint checkpoint = load_checkpoint(path);
+  const nlohmann::json& header = checkpoint.header;
+  check_header_field(header, "kind", kCheckpointKind, path);
+  check_header_field(header, "schema", kCheckpointSchema, path);
+
+  Run run;
+  run.config = TrainConfig::from_json(header.at("config"));
+  run.config.run_dir = requested.run_dir;
+  run.config.data = requested.data.empty() ? run.config.data : requested.data;
+  run.config.threads = requested.threads;
+  KILN_CHECK(requested.epochs >= run.config.epochs, "cannot resume ", path.string(), " with --epochs ",
+             requested.epochs, ": the run was planned for ", run.config.epochs);
+  // A longer run keeps the stored schedule's shape only for schedules that do not depend on the total.
+  run.config.epochs = requested.epochs;
+  run.preprocessing = data::Preprocessing::from_json(header.at("preprocessing"));
+  open_data(run);
+  const auto stored_classes = header.at("classes").get<std::vector<std::string>>();
+  KILN_CHECK(stored_classes == run.splits.train.classes(), "cannot resume ", path.string(), ": the data at ",
+             run.config.data.string(), " has different classes than the checkpoint");
+  run.architecture = models::ArchitectureSpec::from_json(header.at("architecture"));
+  Generator initialization(run.config.seed, kInitializationStream);
+  run.model = models::build_model(run.architecture, initialization);
+  run.optimizer = make_optimizer(run.config, run.model->named_parameters());
+
+  std::vector<NamedTensor> model_tensors, optimizer_tensors;
+  for (NamedTensor& entry : checkpoint.tensors) {
+    if (entry.first.starts_with(kOptimizerTensorPrefix)) {
+      optimizer_tensors.emplace_back(entry.first.substr(std::string(kOptimizerTensorPrefix).size()), entry.second);
+    } else {
+      model_tensors.push_back(std::move(entry));
+    }
+  }
+  load_into(model_state(*run.model), Checkpoint{header, std::move(model_tensors)}, path);
+  run.optimizer->load_state(header.at("optimizer"), optimizer_tensors);
+  run.schedule = make_schedule(run.config, steps_per_epoch(run));
+  run.epochs_done = header.at("epoch").get<std::int64_t>();
+  default_generator() = Generator(run.config.seed, kDropoutStream);
+  default_generator().set_offset(header.at("rng").at("dropout_offset").get<std::uint64_t>());
+  for (const nlohmann::json& entry : header.at("history")) run.history_json.push_back(entry);
+  return run;
+}
+
+void save(const Run& run) {
+  nlohmann::json header;
+  header["kind"] = kCheckpointKind;
+  header["schema"] = kCheckpointSchema;
+  header["architecture"] = run.architecture.to_json();
+  header["classes"] = run.splits.train.classes();
+  header["preprocessing"] = run.preprocessing.to_json();
+  header["config"] = run.config.to_json();
+  header["optimizer"] = run.optimizer->state_json();
+  header["schedule"] = run.schedule->to_json();
+  header["epoch"] = run.epochs_done;
+  header["rng"] = {{"seed", run.config.seed}, {"dropout_offset", default_generator().offset()}};
+  header["history"] = run.history_json;
+  std::vector<NamedTensor> tensors = model_state(*run.model);
+  for (const auto& [name, tensor] : run.optimizer->state_tensors()) tensors.emplace_back(kOptimizerTensorPrefix + name, tensor);
+  save_checkpoint(last_checkpoint(run.config.run_dir), Checkpoint{header, tensors});
+}
+
+void append_metrics_line(const std::filesystem::path& run_dir, const nlohmann::json& line) {
+  std::ofstream out(run_dir / "metrics.jsonl", std::ios::app);
+  out << line.dump() << '\n';
+  KILN_CHECK(out.good(), "cannot append to ", (run_dir / "metrics.jsonl").string());
+}
+
+EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& observer) {
+  layers::Module& model = *run.model;
+  model.train();
+  data::DataLoader& loader = *run.train_loader;
+  loader.start_epoch(epoch);
+  const std::int64_t steps = steps_per_epoch(run);
+  const auto start = Clock::now();
+  double loss_sum = 0.0, correct = 0.0, seen = 0.0, learning_rate = 0.0;
+  for (std::int64_t step = 0; step < steps; ++step) {
+    std::optional<data::Batch> batch = loader.next();
+    if (!batch) break;
+    if (batch->labels.numel() == 0) continue;
+    learning_rate = run.schedule->learning_rate(epoch * steps + step);
+    run.optimizer->set_learning_rate(learning_rate);
+
+    const Tensor logits = model(batch->images);
+    const Tensor loss = cross_entropy(logits, batch->labels, Tensor(), {.label_smoothing = run.config.label_smoothing});
+    const double loss_value = loss.item();
+    if (!std::isfinite(loss_value)) {
+      fail("training stopped: the loss became ", loss_value, " at epoch ", epoch + 1, ", step ", step + 1, "; ",
+           run.epochs_done > 0 ? last_checkpoint(run.config.run_dir).string() + " still holds epoch " +
+                                     std::to_string(run.epochs_done)
+                               : std::string("no checkpoint was written"),
+           ". Try a lower --lr or --clip-grad-norm.");
+    }
+    run.optimizer->zero_grad();
+    loss.backward();
+    if (run.config.clip_grad_norm > 0) optim::clip_grad_norm(model.parameters(), run.config.clip_grad_norm);
+    run.optimizer->step();
+
+    const auto n = static_cast<double>(batch->labels.numel());
+    loss_sum += loss_value * n;
+    seen += n;
+    {
+      NoGradGuard no_grad;
+      correct += sum(eq(argmax(logits, 1).to(DType::Float64), batch->labels.to(DType::Float64))).item();
+    }
+    observer.on_step({epoch, step, steps, loss_value, learning_rate, seen / seconds_since(start)});
+  }
+  KILN_CHECK(seen > 0, "training: epoch ", epoch + 1, " saw no readable images");
+  EpochSummary summary{epoch, run.config.epochs, loss_sum / seen, correct / seen, learning_rate,
+                       seconds_since(start), seen / seconds_since(start), std::nullopt};
+  if (run.eval_loader) summary.validation = evaluate(model, *run.eval_loader, run.architecture.classes);
+  return summary;
+}
+
+}  // namespace
+
+nlohmann::json EpochSummary::to_json() const {
+  nlohmann::json line{{"epoch", epoch + 1},
+                      {"epochs", epochs},
+                      {"train_loss", train_loss},
+                      {"train_accuracy", train_accuracy},
+                      {"learning_rate", learning_rate},
+                      {"seconds", seconds},
+                      {"images_per_second", images_per_second}};
+  if (validation) {
+    line["eval_loss"] = validation->loss;
+    line["eval_accuracy"] = validation->accuracy;
+    line["eval_macro_recall"] = validation->macro_recall;
+  }
+  return line;
+}
+
+TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& observer) {
+  KILN_CHECK(start != RunStart::Fresh || !std::filesystem::exists(last_checkpoint(config.run_dir)),
+             last_checkpoint(config.run_dir).string(),
+             " already exists; continue it with --resume, or choose another --out (or --overwrite)");
+  std::filesystem::create_directories(config.run_dir);
+  Run run = start == RunStart::Resume ? resume_from(config) : start_fresh(config);
+  observer.on_start({{"model", run.architecture.to_json()},
+                     {"classes", run.splits.train.classes()},
+                     {"train_images", run.splits.train.size()},
+                     {"eval_split", run.eval_split_name},
+                     {"parameters", run.model->parameter_count()},
+                     {"steps_per_epoch", steps_per_epoch(run)},
+                     {"resumed_at_epoch", run.epochs_done},
+                     {"preprocessing", run.preprocessing.to_json()}});
+  TrainResult result;
+  for (std::int64_t epoch = run.epochs_done; epoch < run.config.epochs; ++epoch) {
+    EpochSummary summary = train_one_epoch(run, epoch, observer);
+    run.epochs_done = epoch + 1;
+    nlohmann::json line = summary.to_json();
+    if (!run.eval_split_name.empty()) line["eval_split"] = run.eval_split_name;
+    run.history_json.push_back(line);
+    save(run);  // after the epoch's metrics are final, so the checkpoint and metrics.jsonl agree
+    append_metrics_line(run.config.run_dir, line);
+    observer.on_epoch(summary);
+    result.history.push_back(std::move(summary));
+  }
+  for (const std::string& warning : run.train_loader->warnings()) observer.on_message(warning);
+  result.checkpoint = last_checkpoint(run.config.run_dir);
+  return result;
+}
+
+}  // namespace kiln::train
