@@ -63,9 +63,9 @@ struct LoaderOptions {
   std::uint64_t seed = 0;  // drives the order and the augmentation
   int threads = 2;         // worker threads; 0 = make batches on the calling thread
   int prefetch_batches = 2;
-  bool cache_decoded = true;                 // keep decoded images in memory across epochs
-  bool strict = false;                       // an unreadable file is an error rather than skipped
-  std::optional<Augmentation> augmentation;  // for training; none for evaluation
+  bool cache_decoded = true;  // keep decoded images in memory across epochs
+  bool strict = false;        // an unreadable file is an error rather than skipped
+  std::optional<Augmentation> augmentation = std::nullopt;  // for training; none for evaluation
 };
 
 class DataLoader {
@@ -83,7 +83,8 @@ class DataLoader {
   // strict, the error naming an unreadable file).
   std::optional<Batch> next();
 
-  // Batches in an epoch, counting any that turn out short because of skipped files.
+  // Batches in an epoch: ceil(size / batch_size), or floor with drop_last. Skipped files can make a
+  // batch short, or (when all of its files are skipped) leave it out, so next() may return fewer.
   std::int64_t batches_per_epoch() const;
   // Files found unreadable so far (each counted once, in any epoch).
   std::int64_t skipped_files() const;

@@ -40,7 +40,7 @@ std::string_view resize_policy_name(ResizePolicy policy);
 struct Preprocessing {
   std::int64_t channels = 3, height = 0, width = 0;  // of the output; channels is 1 or 3
   ResizePolicy resize = ResizePolicy::Stretch;
-  std::vector<float> mean, std;  // one per channel, in [0, 1] pixel units; std > 0
+  std::vector<float> mean{}, std{};  // one per channel, in [0, 1] pixel units; std > 0
 
   // The image as a model input: float32 [channels, height, width] (see the steps above).
   Tensor apply(const Image& image) const;

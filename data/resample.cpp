@@ -26,14 +26,18 @@ std::vector<Taps> triangle_taps(std::int64_t source_size, double start, double s
     const auto last =
         std::min<std::int64_t>(source_size - 1, static_cast<std::int64_t>(std::ceil(centre + radius)));
     Taps& tap = taps[static_cast<std::size_t>(o)];
-    tap.first = first;
+    tap.first = -1;
     double total = 0;
     std::vector<double> weights;
     for (std::int64_t i = first; i <= last; ++i) {
       const double weight = std::max(0.0, 1.0 - std::abs(static_cast<double>(i) + 0.5 - centre) / radius);
+      if (weight == 0 && tap.first < 0) continue;  // leading pixels outside the triangle
+      if (tap.first < 0) tap.first = i;
       weights.push_back(weight);
       total += weight;
     }
+    while (!weights.empty() && weights.back() == 0)
+      weights.pop_back();  // and trailing ones: same size keeps a single tap
     // total > 0: the centre lies inside the image, so the nearest pixel centre is within half a pixel.
     for (const double weight : weights) tap.weights.push_back(static_cast<float>(weight / total));
   }

@@ -14,7 +14,7 @@
 
 namespace kiln::data {
 
-// One stream per kind of choice. A stream is 64 bits: the top 16 name the kind, the low bits carry an
+// One stream per kind of choice. A stream is 64 bits: the high 32 name the kind, the low 32 carry the
 // epoch where the choice changes every epoch.
 inline constexpr std::uint64_t kValidationSplitStream = 0xDA7A'0001ull << 32;
 inline constexpr std::uint64_t kStatisticsSampleStream = 0xDA7A'0002ull << 32;

@@ -42,8 +42,7 @@ std::string PadIdentityShortcut::describe() const {
   return out.str();
 }
 
-// ---- BasicBlock
-// --------------------------------------------------------------------------------------------
+// ---- BasicBlock ------------------------------------------------------------------------------------------
 
 BasicBlock::BasicBlock(std::int64_t in_channels, std::int64_t out_channels, std::int64_t stride,
                        Generator& generator, Shortcut shortcut)
@@ -92,8 +91,7 @@ std::string BasicBlock::describe() const {
   return out.str();
 }
 
-// ---- DepthwiseSeparable
-// ------------------------------------------------------------------------------------
+// ---- DepthwiseSeparable ----------------------------------------------------------------------------------
 
 DepthwiseSeparable::DepthwiseSeparable(std::int64_t in_channels, std::int64_t out_channels,
                                        std::int64_t stride, Generator& generator)

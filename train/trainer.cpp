@@ -90,8 +90,8 @@ data::LoaderOptions loader_options(const TrainConfig& config, bool training) {
   return options;
 }
 
-void open_data(Run& run) {
-  run.splits = data::discover_splits(run.config.data, run.config.val_split, run.config.seed);
+// Loaders over run.splits, under run.preprocessing.
+void open_loaders(Run& run) {
   run.train_loader =
       std::make_unique<data::DataLoader>(run.splits.train, run.preprocessing, loader_options(run.config, true));
   const std::optional<data::ImageFolder>& held_out = run.splits.validation ? run.splits.validation : run.splits.test;
@@ -109,9 +109,9 @@ std::int64_t steps_per_epoch(const Run& run) {
 Run start_fresh(const TrainConfig& config) {
   Run run;
   run.config = config;
-  const data::DataSplits probe = data::discover_splits(config.data, config.val_split, config.seed);
-  run.preprocessing = data::preprocessing_for(probe.train);
-  open_data(run);
+  run.splits = data::discover_splits(config.data, config.val_split, config.seed);
+  run.preprocessing = data::preprocessing_for(run.splits.train);
+  open_loaders(run);
   const auto& classes = run.splits.train.classes();
   run.architecture = {config.model, run.preprocessing.channels, run.preprocessing.height, run.preprocessing.width,
                       static_cast<std::int64_t>(classes.size())};
@@ -143,7 +143,8 @@ Run resume_from(const TrainConfig& requested) {
   // A longer run keeps the stored schedule's shape only for schedules that do not depend on the total.
   run.config.epochs = requested.epochs;
   run.preprocessing = data::Preprocessing::from_json(header.at("preprocessing"));
-  open_data(run);
+  run.splits = data::discover_splits(run.config.data, run.config.val_split, run.config.seed);
+  open_loaders(run);
   const auto stored_classes = header.at("classes").get<std::vector<std::string>>();
   KILN_CHECK(stored_classes == run.splits.train.classes(), "cannot resume ", path.string(), ": the data at ",
              run.config.data.string(), " has different classes than the checkpoint");
@@ -263,7 +264,12 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
              last_checkpoint(config.run_dir).string(),
              " already exists; continue it with --resume, or choose another --out (or --overwrite)");
   std::filesystem::create_directories(config.run_dir);
-  Run run = start == RunStart::Resume ? resume_from(config) : start_fresh(config);
+  Run run;
+  try {
+    run = start == RunStart::Resume ? resume_from(config) : start_fresh(config);
+  } catch (const nlohmann::json::exception& error) {
+    fail("cannot resume from ", last_checkpoint(config.run_dir).string(), ": malformed header (", error.what(), ")");
+  }
   observer.on_start({{"model", run.architecture.to_json()},
                      {"classes", run.splits.train.classes()},
                      {"train_images", run.splits.train.size()},

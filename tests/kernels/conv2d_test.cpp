@@ -246,8 +246,7 @@ constexpr double kGradTolerance = 1e-6;
 
 }  // namespace
 
-// ---- forward, worked by hand
-// -------------------------------------------------------------------------------
+// ---- forward, worked by hand -----------------------------------------------------------------------------
 
 TEST_CASE("conv2d_forward: hand-worked 3x3 input, 2x2 kernel") {
   // x = 1 2 3    w = 1 2    y[oh,ow] = x[oh,ow]*1 + x[oh,ow+1]*2 + x[oh+1,ow]*3 + x[oh+1,ow+1]*4
@@ -390,8 +389,7 @@ TEST_CASE("conv2d_forward: bias is added to every output position, padding inclu
               {0.5, 0.5, 2.5, 4.5, 6.5, 8.5, 0.5, 0.5, 10, 10, 9, 8, 7, 6, 10, 10});
 }
 
-// ---- backward, worked by hand
-// ------------------------------------------------------------------------------
+// ---- backward, worked by hand ----------------------------------------------------------------------------
 
 TEST_CASE("conv2d_backward_data: hand-worked 3x3 input, 2x2 kernel") {
   // gy = all ones on the 2x2 output, w = [1 2; 3 4]. Each input position collects w[kh,kw] from every
@@ -436,8 +434,7 @@ TEST_CASE("conv2d_backward_bias: hand-worked sums over batch and positions") {
   check_equal(backward_bias(g, {1, 2, 3, 4, 5, 6, 7, 8}), {14, 22});
 }
 
-// ---- backward against finite differences
-// -------------------------------------------------------------------
+// ---- backward against finite differences -----------------------------------------------------------------
 
 TEST_CASE("conv2d_backward_data: matches finite differences of the forward") {
   for (const NamedGeometry& c : odd_geometries()) {
@@ -466,8 +463,7 @@ TEST_CASE("conv2d_backward_bias: matches finite differences of the forward") {
   }
 }
 
-// ---- properties
-// ----------------------------------------------------------------------------------------------
+// ---- properties ------------------------------------------------------------------------------------------
 
 TEST_CASE(
     "conv2d: adjointness, <conv(x, w), gy> == <x, backward_data(gy, w)> == <w, backward_weight(gy, x)>") {
