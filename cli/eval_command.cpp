@@ -46,7 +46,6 @@ void run_eval(const EvalOptions& options) {
   data::DataLoader loader(folder, loaded.preprocessing, loader_options);
   const train::MetricsReport report =
       train::evaluate(*loaded.model, loader, static_cast<std::int64_t>(loaded.classes.size()));
-  for (const std::string& warning : loader.warnings()) std::fprintf(stderr, "kiln: warning: %s\n", warning.c_str());
   if (options.json) {
     nlohmann::json out = report.to_json(loaded.classes);
     out["data"] = root.string();

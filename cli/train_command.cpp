@@ -13,7 +13,7 @@ namespace kiln::cli {
 namespace {
 
 // Prints the run as it goes: a progress bar while an epoch runs, one line per epoch (or a JSON line
-// with --json), warnings on stderr.
+// with --json). The loader reports unreadable files on stderr itself.
 class ConsoleObserver final : public train::TrainingObserver {
  public:
   explicit ConsoleObserver(bool json) : json_(json) {}
@@ -64,11 +64,6 @@ class ConsoleObserver final : public train::TrainingObserver {
                   format_duration(s.seconds).c_str());
     }
     std::fflush(stdout);
-  }
-
-  void on_message(const std::string& text) override {
-    bar_.clear();
-    std::fprintf(stderr, "kiln: warning: %s\n", text.c_str());
   }
 
  private:

@@ -290,7 +290,6 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
     observer.on_epoch(summary);
     result.history.push_back(std::move(summary));
   }
-  for (const std::string& warning : run.train_loader->warnings()) observer.on_message(warning);
   result.checkpoint = last_checkpoint(run.config.run_dir);
   return result;
 }

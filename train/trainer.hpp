@@ -68,7 +68,6 @@ class TrainingObserver {
   virtual void on_start(const nlohmann::json& /*plan*/) {}
   virtual void on_step(const StepProgress& /*progress*/) {}
   virtual void on_epoch(const EpochSummary& /*summary*/) {}
-  virtual void on_message(const std::string& /*text*/) {}
 };
 
 struct TrainResult {

@@ -200,7 +200,7 @@ TEST_CASE("data/dataset: discover_splits on one class tree makes a seeded, strat
   CHECK_FALSE(discover_splits(root.path(), 0.0, 42).validation);
 }
 
-TEST_CASE("data/dataset: discover_splits rejects a val_split outside [0, 1) and a missing root") {
+TEST_CASE("data/dataset: discover_splits rejects a val_split outside 0 to 1 and a missing root") {
   const TemporaryFolder root;
   make_tree(root.path(), {{"a", 2}, {"b", 2}});
   CHECK_THROWS_WITH_AS(discover_splits(root.path(), 1.0, 0), doctest::Contains("val_split must be in [0, 1)"),
