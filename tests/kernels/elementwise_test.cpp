@@ -14,8 +14,13 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "tests/support/buffer_gradcheck.hpp"
 
 namespace {
+
+using kiln::testing::check_gradients_match;
+using kiln::testing::numeric_gradient;
+using kiln::testing::weighted_sum;
 
 using kiln::Device;
 using kiln::kernels::BinaryOp;
@@ -58,42 +63,6 @@ std::vector<double> run_unary_backward(UnaryOp op, const UnaryParams& params, co
   kernels::unary_backward<double>(kCpu, op, params, static_cast<std::int64_t>(x.size()), x.data(), y.data(),
                                   gy.data(), gx.data());
   return gx;
-}
-
-// ---- finite differences at raw-buffer level ----------------------------------------------------------
-
-constexpr double kStep = 1e-6;           // central-difference step
-constexpr double kGradTolerance = 1e-6;  // relative to max(1, |gradient|)
-
-// d loss / d values[i] for every i by central differences; `loss` reads `values`, which is restored.
-std::vector<double> numeric_gradient(std::vector<double>& values, const std::function<double()>& loss) {
-  std::vector<double> gradient(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    const double saved = values[i];
-    values[i] = saved + kStep;
-    const double loss_plus = loss();
-    values[i] = saved - kStep;
-    const double loss_minus = loss();
-    values[i] = saved;
-    gradient[i] = (loss_plus - loss_minus) / (2 * kStep);
-  }
-  return gradient;
-}
-
-void check_gradients_match(const std::vector<double>& analytic, const std::vector<double>& numeric) {
-  REQUIRE(analytic.size() == numeric.size());
-  for (std::size_t i = 0; i < analytic.size(); ++i) {
-    INFO("element ", i, ": analytic ", analytic[i], ", numeric ", numeric[i]);
-    const double scale = std::max({1.0, std::abs(analytic[i]), std::abs(numeric[i])});
-    CHECK(std::abs(analytic[i] - numeric[i]) <= kGradTolerance * scale);
-  }
-}
-
-// sum_j weights[j] * outputs[j]: a scalar loss whose gradient with respect to the outputs is `weights`.
-double weighted_sum(const std::vector<double>& weights, const std::vector<double>& outputs) {
-  double sum = 0.0;
-  for (std::size_t j = 0; j < weights.size(); ++j) sum += weights[j] * outputs[j];
-  return sum;
 }
 
 // ---- binary and copy helpers -------------------------------------------------------------------------

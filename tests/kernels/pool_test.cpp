@@ -14,8 +14,13 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "tests/support/buffer_gradcheck.hpp"
 
 namespace {
+
+using kiln::testing::check_gradients_match;
+using kiln::testing::numeric_gradient;
+using kiln::testing::weighted_sum;
 
 using kiln::Device;
 using kiln::kernels::Pool2dGeometry;
@@ -40,40 +45,6 @@ std::int64_t output_size(const Pool2dGeometry& g) {
   return g.batch * g.channels * g.out_height() * g.out_width();
 }
 
-// ---- finite differences at raw-buffer level ----------------------------------------------------------
-
-constexpr double kStep = 1e-6;       // central-difference step
-constexpr double kTolerance = 1e-6;  // relative to max(1, |gradient|)
-
-// d loss / d values[i] for every i by central differences; `loss` reads `values`, which is restored.
-std::vector<double> numeric_gradient(std::vector<double>& values, const std::function<double()>& loss) {
-  std::vector<double> gradient(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    const double saved = values[i];
-    values[i] = saved + kStep;
-    const double loss_plus = loss();
-    values[i] = saved - kStep;
-    const double loss_minus = loss();
-    values[i] = saved;
-    gradient[i] = (loss_plus - loss_minus) / (2 * kStep);
-  }
-  return gradient;
-}
-
-void check_gradients_match(const std::vector<double>& analytic, const std::vector<double>& numeric) {
-  REQUIRE(analytic.size() == numeric.size());
-  for (std::size_t i = 0; i < analytic.size(); ++i) {
-    INFO("element ", i, ": analytic ", analytic[i], ", numeric ", numeric[i]);
-    const double scale = std::max({1.0, std::abs(analytic[i]), std::abs(numeric[i])});
-    CHECK(std::abs(analytic[i] - numeric[i]) <= kTolerance * scale);
-  }
-}
-
-// sum_j weights[j] * outputs[j]: a scalar loss whose gradient with respect to the outputs is `weights`.
-double weighted_sum(const std::vector<double>& weights, const std::vector<double>& outputs) {
-  return std::inner_product(weights.begin(), weights.end(), outputs.begin(), 0.0);
-}
-
 std::vector<double> random_values(std::int64_t count, std::uint64_t seed) {
   std::mt19937_64 engine(seed);
   std::uniform_real_distribution<double> uniform(-1.0, 1.0);
@@ -82,7 +53,7 @@ std::vector<double> random_values(std::int64_t count, std::uint64_t seed) {
   return values;
 }
 
-// Values 0.01 apart in shuffled order: no two inputs tie, and a kStep nudge never changes a window's winner,
+// Values 0.01 apart in shuffled order: no two inputs tie, and a finite-difference nudge never changes a window's winner,
 // so max pooling is differentiable at this point.
 std::vector<double> distinct_values(std::int64_t count, std::uint64_t seed) {
   std::vector<double> values(static_cast<std::size_t>(count));
