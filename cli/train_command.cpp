@@ -21,6 +21,7 @@ class ConsoleObserver final : public train::TrainingObserver {
   void on_start(const nlohmann::json& plan) override {
     if (json_) {
       std::printf("%s\n", nlohmann::json{{"event", "start"}, {"plan", plan}}.dump().c_str());
+      std::fflush(stdout);  // a script reading the pipe sees each line as it happens
       return;
     }
     const auto& model = plan.at("model");
@@ -94,7 +95,8 @@ void add_train_command(CLI::App& app) {
   command->add_option("--weight-decay", config->weight_decay, "L2 (sgd, adam) or decoupled (adamw) weight decay")
       ->capture_default_str();
   command->add_option("--schedule", config->schedule, "constant, multistep, cosine or onecycle")->capture_default_str();
-  command->add_option("--milestones", config->milestones, "multistep: epochs where the rate is multiplied by gamma");
+  command->add_option("--milestones", config->milestones, "multistep: epochs where the rate is multiplied by gamma")
+      ->delimiter(',');
   command->add_option("--gamma", config->gamma, "multistep factor")->capture_default_str();
   command->add_option("--warmup-epochs", config->warmup_epochs, "linear warm-up epochs")->capture_default_str();
   command->add_option("--label-smoothing", config->label_smoothing, "cross-entropy label smoothing")

@@ -26,7 +26,7 @@ check_error() {  # check_error DESCRIPTION EXPECTED_TEXT COMMAND...: must fail w
 
 data="$root/assets/cifar10-subset"
 run="$work/run"
-check "train one short epoch" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 4 --batch 32 --out "$run" --json
+check "train one short epoch" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 4 --batch 32 --schedule multistep --milestones 1,2 --out "$run" --json
 grep -q '"event":"epoch"' "$work/out" || { echo "FAIL: --json prints epoch lines"; failures=$((failures + 1)); }
 [ -s "$run/last.kiln" ] || { echo "FAIL: last.kiln written"; failures=$((failures + 1)); }
 [ "$(wc -l <"$run/metrics.jsonl")" -eq 1 ] || { echo "FAIL: metrics.jsonl has one line"; failures=$((failures + 1)); }
