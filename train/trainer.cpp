@@ -206,7 +206,6 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
   for (std::int64_t step = 0; step < steps; ++step) {
     std::optional<data::Batch> batch = loader.next();
     if (!batch) break;
-    if (batch->labels.numel() == 0) continue;
     learning_rate = run.schedule->learning_rate(epoch * steps + step);
     run.optimizer->set_learning_rate(learning_rate);
 
