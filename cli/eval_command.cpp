@@ -16,7 +16,7 @@ namespace {
 struct EvalOptions {
   std::filesystem::path checkpoint, data;
   std::int64_t batch_size = 256;
-  int threads = 2;
+  int loader_threads = 2;
   bool json = false;
   bool strict = false;
 };
@@ -41,7 +41,7 @@ void run_eval(const EvalOptions& options) {
   data::LoaderOptions loader_options;
   loader_options.batch_size = options.batch_size;
   loader_options.shuffle = false;
-  loader_options.threads = options.threads;
+  loader_options.threads = options.loader_threads;
   loader_options.strict = options.strict;
   data::DataLoader loader(folder, loaded.preprocessing, loader_options);
   const train::MetricsReport report =
@@ -67,7 +67,8 @@ void add_eval_command(CLI::App& app) {
   command->add_option("checkpoint", options->checkpoint, "a .kiln file written by kiln train")->required();
   command->add_option("data", options->data, "root/<class>/<image> (root/test is used when present)")->required();
   command->add_option("--batch", options->batch_size, "batch size")->capture_default_str();
-  command->add_option("--threads", options->threads, "data-loading threads")->capture_default_str();
+  command->add_option("--loader-threads", options->loader_threads, "data-loading threads")->capture_default_str();
+  add_compute_threads_option(command);
   command->add_flag("--json", options->json, "print the metrics as one JSON object");
   command->add_flag("--strict", options->strict, "stop on an unreadable image instead of skipping it");
   command->callback([options] { run_eval(*options); });

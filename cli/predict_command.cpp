@@ -61,6 +61,7 @@ void add_predict_command(CLI::App& app) {
   command->add_option("checkpoint", options->checkpoint, "a .kiln file written by kiln train")->required();
   command->add_option("paths", options->paths, "image files or folders of images")->required();
   command->add_option("--top", options->top, "how many classes to show per image")->capture_default_str();
+  add_compute_threads_option(command);
   command->add_flag("--json", options->json, "one JSON object per image");
   command->callback([options] { run_predict(*options); });
 }

@@ -112,7 +112,8 @@ void add_train_command(CLI::App& app) {
                       "brightness, contrast and saturation jitter strength");
   command->add_option("--cutout", config->augmentation.cutout, "cutout square side (0: off)")->capture_default_str();
   command->add_option("--seed", config->seed, "seed for initialization, order and augmentation")->capture_default_str();
-  command->add_option("--threads", config->threads, "data-loading threads")->capture_default_str();
+  command->add_option("--loader-threads", config->loader_threads, "data-loading threads")->capture_default_str();
+  add_compute_threads_option(command);
   command->add_option("--out", config->run_dir, "run folder for last.kiln and metrics.jsonl")->capture_default_str();
   command->add_option("--max-steps", config->max_steps_per_epoch, "cap on steps per epoch (0: whole epochs)");
   command->add_flag("--strict", config->strict, "stop on an unreadable image instead of skipping it");

@@ -84,7 +84,7 @@ data::LoaderOptions loader_options(const TrainConfig& config, bool training) {
   options.batch_size = config.batch_size;
   options.shuffle = training;
   options.seed = config.seed;
-  options.threads = config.threads;
+  options.threads = config.loader_threads;
   options.strict = config.strict;
   if (training) options.augmentation = config.augmentation;
   return options;
@@ -137,7 +137,7 @@ Run resume_from(const TrainConfig& requested) {
   run.config = TrainConfig::from_json(header.at("config"));
   run.config.run_dir = requested.run_dir;
   run.config.data = requested.data.empty() ? run.config.data : requested.data;
-  run.config.threads = requested.threads;
+  run.config.loader_threads = requested.loader_threads;
   KILN_CHECK(requested.epochs >= run.config.epochs, "cannot resume ", path.string(), " with --epochs ",
              requested.epochs, ": the run was planned for ", run.config.epochs);
   // A longer run keeps the stored schedule's shape only for schedules that do not depend on the total.

@@ -41,7 +41,7 @@ struct TrainConfig {
   double val_split = 0.0;                       // used when the data has no val/ folder
   data::Augmentation augmentation{.crop_padding = 4, .horizontal_flip = true};
   std::uint64_t seed = 0;
-  int threads = 2;
+  int loader_threads = 2;                       // data-loading threads (compute threads are set by the caller)
   bool strict = false;                          // a bad image file is an error, not a warning
   std::int64_t max_steps_per_epoch = 0;         // 0: whole epochs (tests and smoke runs use a cap)
 
