@@ -1,6 +1,9 @@
 // The single dispatch point for GEMM: every caller goes through this function, and only here is an
-// implementation chosen. Today every CPU call runs the reference kernel; AVX2 / AVX-512 versions (picked
-// by cpu_level()) and a CUDA version (picked by device) plug in here when they exist.
+// implementation chosen. float runs the fastest version cpu_level() allows (AVX-512, then AVX2, then the
+// reference); double is used only by gradient checks and keeps the reference. A CUDA version (picked by
+// device) plugs in here when it exists.
+#include <type_traits>
+
 #include "kernels/cpu_level.hpp"
 #include "kernels/gemm/gemm.hpp"
 
@@ -9,6 +12,16 @@ namespace kiln::kernels {
 template <typename T>
 void gemm(Device device, const GemmGeometry& g, T alpha, const T* a, const T* b, T beta, T* c) {
   require_cpu(device, "gemm");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::gemm(g, alpha, a, b, beta, c);
+      case CpuLevel::Avx2:
+        return avx2::gemm(g, alpha, a, b, beta, c);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::gemm(g, alpha, a, b, beta, c);
 }
 

@@ -26,4 +26,13 @@ namespace reference {
 template <typename T> void gemm(const GemmGeometry& g, T alpha, const T* a, const T* b, T beta, T* c);
 }  // namespace reference
 
+// The fast float GEMM (BLIS-style five loops, packing, register-blocked micro-kernel; see gemm_driver.hpp
+// and blocking.hpp), one per instruction set. Same semantics as reference::gemm, float only.
+namespace avx512 {
+void gemm(const GemmGeometry& g, float alpha, const float* a, const float* b, float beta, float* c);
+}  // namespace avx512
+namespace avx2 {
+void gemm(const GemmGeometry& g, float alpha, const float* a, const float* b, float beta, float* c);
+}  // namespace avx2
+
 }  // namespace kiln::kernels

@@ -1,0 +1,127 @@
+// GEMM speed in GFLOP/s and % of this machine's measured FP32 peak (bench/support/peak.hpp), on the
+// shapes kiln runs: squares 128..2048, the ResNet-20 convolutions at batch 128 as im2col + GEMM, and
+// small Linear layers. Each shape at 1 and 2 threads, at the dispatch level KILN_CPU_LEVEL allows; tiny
+// shapes also against the reference kernel, which shows where (if anywhere) the simple loop wins.
+//
+//   build-gemm/gemm_bench --benchmark_filter=square       (or conv_, linear_)
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bench/support/peak.hpp"
+#include "kernels/cpu_level.hpp"
+#include "kernels/gemm/gemm.hpp"
+#include "kernels/parallel.hpp"
+
+namespace {
+
+namespace kernels = kiln::kernels;
+
+// Arguments: m, n, k, trans_a, trans_b, threads, use_reference.
+void run_gemm(benchmark::State& state) {
+  const std::int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const bool trans_a = state.range(3) != 0, trans_b = state.range(4) != 0;
+  const int threads = static_cast<int>(state.range(5));
+  const bool use_reference = state.range(6) != 0;
+  const kernels::GemmGeometry g{.m = m,
+                                .n = n,
+                                .k = k,
+                                .trans_a = trans_a,
+                                .trans_b = trans_b,
+                                .lda = trans_a ? m : k,
+                                .ldb = trans_b ? k : n,
+                                .ldc = n};
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n)),
+      c(static_cast<std::size_t>(m * n), 0.0f);
+  for (float& x : a) x = uniform(rng);
+  for (float& x : b) x = uniform(rng);
+
+  const double peak = kiln::bench::fp32_peak_gflops(threads);
+  kernels::set_compute_threads(threads);
+  for (auto _ : state) {
+    if (use_reference) {
+      kernels::reference::gemm<float>(g, 1.0f, a.data(), b.data(), 0.0f, c.data());
+    } else {
+      kernels::gemm<float>(kiln::Device::cpu(), g, 1.0f, a.data(), b.data(), 0.0f, c.data());
+    }
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  kernels::set_compute_threads(0);
+  const double gflop = 2.0 * static_cast<double>(m * n * k) * 1e-9;
+  state.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["pct_of_peak"] =
+      benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(use_reference ? "reference" : std::string(kernels::cpu_level_name(kernels::cpu_level())));
+}
+
+void name_arguments(benchmark::internal::Benchmark* bench) {
+  bench->ArgNames({"m", "n", "k", "ta", "tb", "thr", "ref"})->UseRealTime();
+}
+
+void square(benchmark::internal::Benchmark* bench) {
+  name_arguments(bench);
+  for (const int threads : {1, 2}) {
+    for (const std::int64_t size : {128, 256, 512, 1024, 2048})
+      bench->Args({size, size, size, 0, 0, threads, 0});
+  }
+}
+
+// ResNet-20, batch 128, per image. Forward C[Co, OH*OW] = W[Co, Ci*9] col[Ci*9, OH*OW]; backward-data
+// col = W^T gy (trans_a); backward-weight gW = gy col^T (trans_b) over a chunk of 8 images (K = 8*OH*OW).
+void conv_forward(benchmark::internal::Benchmark* bench) {
+  name_arguments(bench);
+  for (const int threads : {1, 2}) {
+    for (const auto& [co, k, n] :
+         {std::tuple{16, 144, 1024}, {32, 288, 256}, {64, 576, 64}, {16, 27, 1024}}) {
+      bench->Args({co, n, k, 0, 0, threads, 0});
+    }
+  }
+}
+void conv_backward_data(benchmark::internal::Benchmark* bench) {
+  name_arguments(bench);
+  for (const int threads : {1, 2}) {
+    for (const auto& [m, k, n] : {std::tuple{144, 16, 1024}, {288, 32, 256}, {576, 64, 64}}) {
+      bench->Args({m, n, k, 1, 0, threads, 0});
+    }
+  }
+}
+void conv_backward_weight(benchmark::internal::Benchmark* bench) {
+  name_arguments(bench);
+  for (const int threads : {1, 2}) {
+    for (const auto& [m, n, k] : {std::tuple{16, 144, 8 * 1024}, {32, 288, 8 * 256}, {64, 576, 8 * 64}}) {
+      bench->Args({m, n, k, 0, 1, threads, 0});
+    }
+  }
+}
+// Linear at batch 128: forward y[B, out] = x[B, in] W^T[in, out] (trans_b), backward-weight
+// gW[out, in] = gy^T[out, B] x[B, in] (trans_a); on one thread, fast and reference.
+void linear(benchmark::internal::Benchmark* bench) {
+  name_arguments(bench);
+  for (const int use_reference : {0, 1}) {
+    for (const auto& [m, n, k, ta, tb] : {std::tuple{128, 10, 64, 0, 1},
+                                          {10, 64, 128, 1, 0},
+                                          {128, 64, 10, 0, 0},
+                                          {128, 128, 256, 0, 1},
+                                          {8, 8, 8, 0, 0},
+                                          {1, 1, 1, 0, 0}}) {
+      bench->Args({m, n, k, ta, tb, 1, use_reference});
+    }
+  }
+}
+
+}  // namespace
+
+BENCHMARK(run_gemm)->Name("square")->Apply(square);
+BENCHMARK(run_gemm)->Name("conv_forward")->Apply(conv_forward);
+BENCHMARK(run_gemm)->Name("conv_backward_data")->Apply(conv_backward_data);
+BENCHMARK(run_gemm)->Name("conv_backward_weight")->Apply(conv_backward_weight);
+BENCHMARK(run_gemm)->Name("linear")->Apply(linear);
+
+BENCHMARK_MAIN();

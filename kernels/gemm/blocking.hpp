@@ -1,0 +1,70 @@
+// Cache-blocking and register-blocking parameters of the fast float GEMM, one set per instruction set,
+// chosen for AMD Zen 4 (L1d 32 KiB, L2 1 MiB per core, L3 32 MiB shared; two 256-bit FMA pipes, so one
+// 512-bit FMA or two 256-bit FMAs per cycle; FMA latency 4 cycles).
+//
+// The five loops of gemm_driver.hpp and what each block must fit (Goto & van de Geijn; BLIS):
+//
+//   jc: NC columns of C     B panel  KC x NC  packed once per (jc, pc), shared by all threads   -> L3
+//   pc: KC of the depth     A block  MC x KC  packed once per (ic, pc)                        -> L2
+//   ic: MC rows of C        B sliver KC x NR  reused by every MR-row tile of the A block        -> L1
+//   jr: NR columns          A sliver MR x KC  streamed from L2, one per micro-tile
+//   ir: MR rows             C tile   MR x NR  in registers for the whole KC loop
+//
+// Register budget of the micro-kernel: MR x NR / width accumulators, NR / width vectors of B, and one
+// broadcast of A. Each k step loads NR / width vectors of B and MR scalars of A for MR x NR / width FMAs.
+#pragma once
+
+#include <cstdint>
+
+namespace kiln::kernels::gemm_blocking {
+
+// AVX-512: MR = 8, NR = 32 (two zmm). 16 accumulators + 2 B vectors + 1 broadcast = 19 of 32 zmm.
+// - 16 independent FMA chains > latency 4 x throughput 1 zmm/cycle, so the FMA pipes never wait.
+// - Per k step: 2 vector loads + 8 broadcast loads (vbroadcastss) for 16 FMAs (16 cycles on Zen 4),
+//   far below the 2-3 loads per cycle the core can issue.
+// - MR = 8 divides the conv output-channel counts 16 / 32 / 64 and NR = 32 divides the spatial sizes
+//   1024 / 256 / 64, so the ResNet-20 forward shapes have no partial tiles. 8 x 48 (24 accumulators)
+//   would leave a partial sliver on every one of those N (1024 = 21 x 48 + 16; 64 = 48 + 16), and
+//   16 x 16 needs 16 broadcasts per 16 FMAs.
+//   Measured (1 thread, GFLOP/s per CPU-second on a loaded machine, so +-5%; MC = 128, B always packed;
+//   a scratch program calling gemm_blocked with each blocking), 8x32 / 8x48 / 16x16 / 12x32:
+//     squares 512..2048                 95-108 /  95-98 /  97-100 /  97-104   (all alike)
+//     forward 16 x 1024 x 144           73     /  81    /  68     /  56
+//     forward 16 x 1024 x 27            66-71  /  73    /  60-64  /  54
+//     forward 64 x 64 x 576             91-93  /  66    /  94     /  78
+//     backward-data 576 x 64 x 64       93-97  /  67    /  97-99  /  91
+//     backward-weight 16 x 144 x 8192   57-61  /  60    /  71     /  44     (N = 144 = 9 x 16)
+//   8 x 48 loses a third on N = 64; 16 x 16 wins only where N = 144 leaves 8 x 32 a half sliver.
+//   KC 128 / 256 / 384 and MC 128 / 256 moved the numbers by less than the noise; MC = 256 was ahead
+//   on 9 of 13 shapes.
+// - KC = 256: the B sliver (256 x 32 floats = 32 KiB) is read once per micro-tile from L1/L2 while
+//   the A sliver (8 x 256 = 8 KiB) streams; at one zmm FMA per cycle the kernel needs only 128 bytes
+//   of B per 16 cycles, which L2 sustains easily. A longer KC amortizes the C tile update (8 x 32
+//   loads and stores per 8 x 32 x KC FMAs) over more work.
+// - MC = 256: the A block is 256 x 256 x 4 B = 256 KiB, a quarter of L2, leaving room for the B
+//   slivers streaming through L2. A multiple of MR, and M = 16 / 32 / 64 fit in one block.
+// - NC = 3072: the B panel is 256 x 3072 x 4 B = 3 MiB, well inside the shared 32 MiB L3 even with
+//   the other core's data there; every conv shape (N <= 1024) is one panel.
+struct Avx512 {
+  static constexpr int mr = 8;
+  static constexpr int nr = 32;
+  static constexpr std::int64_t kc = 256;
+  static constexpr std::int64_t mc = 256;
+  static constexpr std::int64_t nc = 3072;
+};
+
+// AVX2 + FMA: MR = 6, NR = 16 (two ymm). 12 accumulators + 2 B vectors + 1 broadcast = 15 of 16 ymm.
+// - 12 independent FMA chains cover latency 4 x 2 FMAs/cycle = 8 in flight.
+// - Per k step: 2 loads + 6 broadcasts for 12 FMAs (6 cycles). MR = 8 would need 16 accumulators,
+//   more than the register file holds next to the B vectors.
+// - KC = 256: the B sliver is 256 x 16 x 4 B = 16 KiB, half of L1. MC = 120 (a multiple of 6) keeps
+//   the A block at 120 KiB of L2; NC as for AVX-512.
+struct Avx2 {
+  static constexpr int mr = 6;
+  static constexpr int nr = 16;
+  static constexpr std::int64_t kc = 256;
+  static constexpr std::int64_t mc = 120;
+  static constexpr std::int64_t nc = 3072;
+};
+
+}  // namespace kiln::kernels::gemm_blocking

@@ -1,0 +1,200 @@
+// The five loops of a BLIS-style GEMM around a register-blocked micro-kernel (Goto & van de Geijn,
+// "Anatomy of High-Performance Matrix Multiplication"; Van Zee & van de Geijn, "BLIS"):
+//
+//   for jc in [0, N) step NC:                         B panel  op(B)[pc.., jc..]  KC x NC  (L3)
+//     for pc in [0, K) step KC:
+//       pack the B panel into NR-wide slivers
+//       for ic in [0, M) step MC:                     A block  op(A)[ic.., pc..]  MC x KC  (L2)
+//         pack the A block into MR-tall slivers
+//         for jr in [0, NC) step NR:                  B sliver KC x NR                     (L1)
+//           for ir in [0, MC) step MR:                C tile   MR x NR                     (registers)
+//             micro_kernel(A sliver ir, B sliver jr, C tile)
+//
+// For M <= 32 with B not transposed, the B panel is not packed but read in place (kInPlaceBMaxRows).
+// The first pc block applies the caller's beta; later ones accumulate (beta = 1), so C is read and
+// written once per KC of depth. Blocking sizes and their reasons are in blocking.hpp.
+//
+// Threads: see gemm_blocked at the end of this file.
+//
+// Included by avx512.cpp and avx2.cpp only; unnamed namespace for the reason given in packing.hpp.
+#pragma once
+
+#include <omp.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+#include "kernels/gemm/gemm.hpp"
+#include "kernels/gemm/micro_kernel.hpp"
+#include "kernels/gemm/packing.hpp"
+
+namespace kiln::kernels {
+namespace {
+
+inline std::int64_t smaller(std::int64_t x, std::int64_t y) { return x < y ? x : y; }
+inline std::int64_t round_up(std::int64_t x, std::int64_t multiple) {
+  return (x + multiple - 1) / multiple * multiple;
+}
+
+// Products below this many multiply-adds run on the calling thread: opening a parallel region costs a
+// few microseconds, about what 2 x 10^5 FMAs take on one core at this kernel's speed.
+constexpr std::int64_t kMinParallelMultiplyAdds = 200'000;
+
+// B read in place, unpacked, when M is at most this. A packed B sliver pays for its copy by being read
+// by every MR-row tile of the A block; with M = 16 (the first ResNet-20 stage: 16 x 1024 x 144 forward)
+// it is read only twice, and the copy costs as much as the reads saved. When op(B) is B itself (not
+// trans_b), an NR-wide sliver is NR contiguous floats per row, ldb apart, which the micro-kernel can load
+// directly. Measured, 1 thread, GFLOP/s with threshold 0 / 16 / 32 / 64 rows:
+//   16 x 1024 x 144:  65 / 103 / 105 / 87-98      16 x 1024 x 27:  66 / 84-88 / 87-90 / 79-81
+//   32 x 256 x 288:   91 / 92-94 / 105-110 / 97-103    squares and M >= 64 shapes: unchanged.
+// The partial last sliver (N % NR columns) is still packed: reading NR columns there would overrun B.
+constexpr std::int64_t kInPlaceBMaxRows = 32;
+
+// A growable, 64-byte aligned float buffer, one per calling thread and kept between calls, so a model's
+// thousands of GEMMs do not page-fault a fresh panel each time. A GEMM called inside another kernel's
+// parallel region runs serially on that thread's own buffers.
+class PackBuffer {
+ public:
+  PackBuffer() = default;
+  PackBuffer(const PackBuffer&) = delete;
+  PackBuffer& operator=(const PackBuffer&) = delete;
+  ~PackBuffer() { ::operator delete (data_, std::align_val_t{64}); }
+
+  float* reserve(std::int64_t count) {
+    if (count > capacity_) {
+      ::operator delete (data_, std::align_val_t{64});
+      data_ = static_cast<float*>(
+          ::operator new (static_cast<std::size_t>(count) * sizeof(float), std::align_val_t{64}));
+      capacity_ = count;
+    }
+    return data_;
+  }
+
+ private:
+  float* data_ = nullptr;
+  std::int64_t capacity_ = 0;
+};
+
+// C = beta * C, for K = 0 (the product is an empty sum). beta == 0 writes zeros without reading C.
+inline void scale_c(const GemmGeometry& g, float beta, float* c) {
+  for (std::int64_t i = 0; i < g.m; ++i) {
+    float* row = c + i * g.ldc;
+    for (std::int64_t j = 0; j < g.n; ++j) row[j] = beta == 0.0f ? 0.0f : beta * row[j];
+  }
+}
+
+// The five loops on one thread, for C[M, N] (or the part of it one thread owns; see gemm_blocked).
+// Blocking: a gemm_blocking struct (mr, nr, kc, mc, nc); Vec: the vector trait for micro_kernel.
+template <typename Blocking, typename Vec>
+void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const float* b, float beta,
+                     float* c) {
+  constexpr int MR = Blocking::mr, NR = Blocking::nr;
+  const OperandLayout a_layout = layout_of_a(a, g.lda, g.trans_a);
+  const OperandLayout b_layout = layout_of_b(b, g.ldb, g.trans_b);
+  const std::int64_t kc_max = smaller(Blocking::kc, g.k);
+  thread_local PackBuffer a_buffer, b_buffer;
+  float* a_packed = a_buffer.reserve(round_up(smaller(Blocking::mc, g.m), MR) * kc_max);
+  float* b_packed = b_buffer.reserve(round_up(smaller(Blocking::nc, g.n), NR) * kc_max);
+  const bool b_in_place = !g.trans_b && g.m <= kInPlaceBMaxRows;
+
+  for (std::int64_t jc = 0; jc < g.n; jc += Blocking::nc) {
+    const std::int64_t nc = smaller(Blocking::nc, g.n - jc);
+    const std::int64_t b_slivers = (nc + NR - 1) / NR;
+    for (std::int64_t pc = 0; pc < g.k; pc += Blocking::kc) {
+      const std::int64_t kc = smaller(Blocking::kc, g.k - pc);
+      const float beta_here = pc == 0 ? beta : 1.0f;  // later depth blocks accumulate
+      for (std::int64_t s = 0; s < b_slivers; ++s) {
+        const std::int64_t j0 = jc + s * NR;
+        if (b_in_place && j0 + NR <= g.n) continue;
+        pack_sliver<NR>(b_layout, j0, static_cast<int>(smaller(NR, g.n - j0)), pc, kc,
+                        b_packed + s * NR * kc);
+      }
+      for (std::int64_t ic = 0; ic < g.m; ic += Blocking::mc) {
+        const std::int64_t mc = smaller(Blocking::mc, g.m - ic);
+        const std::int64_t a_slivers = (mc + MR - 1) / MR;
+        for (std::int64_t s = 0; s < a_slivers; ++s) {
+          const std::int64_t i0 = ic + s * MR;
+          pack_sliver<MR>(a_layout, i0, static_cast<int>(smaller(MR, g.m - i0)), pc, kc,
+                          a_packed + s * MR * kc);
+        }
+        // jr outer, ir inner: consecutive micro-tiles reuse the same B sliver from L1.
+        for (std::int64_t jr = 0; jr < b_slivers; ++jr) {
+          for (std::int64_t ir = 0; ir < a_slivers; ++ir) {
+            const std::int64_t i0 = ic + ir * MR, j0 = jc + jr * NR;
+            const bool in_place = b_in_place && j0 + NR <= g.n;
+            const float* b_sliver = in_place ? b + pc * g.ldb + j0 : b_packed + jr * NR * kc;
+            micro_kernel<Vec, MR, NR>(kc, a_packed + ir * MR * kc, b_sliver, in_place ? g.ldb : NR, alpha,
+                                      beta_here, c + i0 * g.ldc + j0, g.ldc,
+                                      static_cast<int>(smaller(MR, g.m - i0)),
+                                      static_cast<int>(smaller(NR, g.n - j0)));
+          }
+        }
+      }
+    }
+  }
+}
+
+// The rows [row0, row0 + rows) and columns [col0, col0 + cols) of the problem, as a GEMM of its own:
+// only the pointers move (op(A) rows are A rows, or A columns when trans_a; likewise op(B) columns).
+struct SubProblem {
+  GemmGeometry g;
+  const float* a;
+  const float* b;
+  float* c;
+};
+
+inline SubProblem sub_problem(const GemmGeometry& g, const float* a, const float* b, float* c,
+                              std::int64_t row0, std::int64_t rows, std::int64_t col0, std::int64_t cols) {
+  GemmGeometry part = g;
+  part.m = rows;
+  part.n = cols;
+  return {part, a + (g.trans_a ? row0 : row0 * g.lda), b + (g.trans_b ? col0 * g.ldb : col0),
+          c + row0 * g.ldc + col0};
+}
+
+// Threads: C is cut into one block of whole NR-wide column slivers per thread (or of whole MR-row tiles,
+// when C has more row tiles than column slivers: 576 x 64 backward-data, a Linear layer's 128 x 10), and
+// each thread runs the five loops on its block with its own packed buffers. No barrier anywhere: the
+// threads share nothing but read-only A and B. The price is that every thread packs all of A (column
+// split), which costs M x K copies against M x K x N / threads multiply-adds, under 2% for N >= 64 per
+// thread. The textbook alternative (threads share one packed B panel and split the jr loop, as BLIS does
+// on many cores) synchronizes twice per A block; here the only synchronization is the join at the end.
+// That matters on this 2-core machine shared with other processes: each synchronization point waits out
+// a scheduler time slice (milliseconds) whenever the other thread is descheduled.
+// K is never split: every C element is computed by the same micro-kernel steps in the same order for any
+// thread count and any cut, so results are bitwise identical for 1 and 2 threads.
+template <typename Blocking, typename Vec>
+void gemm_blocked(const GemmGeometry& g, float alpha, const float* a, const float* b, float beta, float* c) {
+  constexpr int MR = Blocking::mr, NR = Blocking::nr;
+  if (g.m <= 0 || g.n <= 0) return;
+  if (g.k <= 0) {
+    scale_c(g, beta, c);
+    return;
+  }
+  const std::int64_t row_tiles = (g.m + MR - 1) / MR, col_slivers = (g.n + NR - 1) / NR;
+  const bool split_columns = col_slivers >= row_tiles;
+  const std::int64_t units = split_columns ? col_slivers : row_tiles;
+  // Small products, a single unit of work, one thread, or a call from inside another kernel's parallel
+  // region (nested regions are off, so it would get one thread anyway): no parallel region at all.
+  if (g.m * g.n * g.k < kMinParallelMultiplyAdds || units == 1 || omp_get_max_threads() == 1 ||
+      omp_in_parallel()) {
+    gemm_one_thread<Blocking, Vec>(g, alpha, a, b, beta, c);
+    return;
+  }
+
+#pragma omp parallel
+  {
+    const std::int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
+    const std::int64_t first = units * thread / threads, last = units * (thread + 1) / threads;
+    if (first < last) {
+      const SubProblem part =
+          split_columns ? sub_problem(g, a, b, c, 0, g.m, first * NR, smaller(last * NR, g.n) - first * NR)
+                        : sub_problem(g, a, b, c, first * MR, smaller(last * MR, g.m) - first * MR, 0, g.n);
+      gemm_one_thread<Blocking, Vec>(part.g, alpha, part.a, part.b, beta, part.c);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kiln::kernels

@@ -1,0 +1,44 @@
+// An 8 x 8 float transpose in eight ymm registers (AVX, so usable from both the AVX2 and the AVX-512
+// files), the building block of packing a sliver whose source lines run along K (op(B) when trans_b,
+// op(A) when not trans_a): the micro-kernel wants the R values of one k together, the source has the kc
+// values of one line together.
+//
+//   in:  rows[i * row_stride + j], i, j < 8      out: out[j * out_stride + i] = rows[i * row_stride + j]
+//
+// Three shuffle stages (interleave pairs of rows, then pairs of pairs, then swap 128-bit halves), 24
+// shuffles for 64 floats, against 64 scalar loads and 64 scalar stores for the plain loop.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace kiln::kernels {
+namespace {
+
+inline void transpose_8x8(const float* rows, std::int64_t row_stride, float* out, std::int64_t out_stride) {
+  __m256 r[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(rows + i * row_stride);
+  // t: (r0 r1) and (r2 r3) interleaved within each 128-bit half: t0 = a0 b0 a1 b1 | a4 b4 a5 b5, ...
+  __m256 t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // u: four rows' element j side by side in each half: u0 = a0 b0 c0 d0 | a4 b4 c4 d4, ...
+  __m256 u[8];
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  // Lower halves of rows 0-3 and 4-7 give columns 0-3, upper halves columns 4-7.
+  for (int j = 0; j < 4; ++j) {
+    _mm256_storeu_ps(out + j * out_stride, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
+    _mm256_storeu_ps(out + (j + 4) * out_stride, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+  }
+}
+
+}  // namespace
+}  // namespace kiln::kernels

@@ -1,0 +1,219 @@
+// Tests for the fast float GEMM (kernels/gemm/avx512.cpp, avx2.cpp through dispatch.cpp): at every
+// dispatch level this CPU has, the result must match reference::gemm over odd shapes (sizes that are not
+// multiples of MR, NR or the vector width), all four transpose combinations, padded leading dimensions,
+// alpha != 1, beta 0 over a NaN-filled C, beta 1 and 0.5; a shape larger than MC, KC and NC runs every
+// blocking loop more than once; and 1 and 2 threads must give bitwise identical C.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu_level.hpp"
+#include "kernels/gemm/blocking.hpp"
+#include "kernels/gemm/gemm.hpp"
+#include "kernels/parallel.hpp"
+#include "tests/support/matches_reference.hpp"
+
+namespace {
+
+using kiln::Device;
+using kiln::kernels::CpuLevel;
+using kiln::kernels::GemmGeometry;
+using kiln::testing::Tolerance;
+namespace kernels = kiln::kernels;
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// Restores the dispatch level and the thread count a test changed.
+class LevelAndThreadsGuard {
+ public:
+  LevelAndThreadsGuard() : level_(kernels::cpu_level()), threads_(kernels::compute_threads()) {}
+  ~LevelAndThreadsGuard() {
+    kernels::set_cpu_level(level_);
+    kernels::set_compute_threads(threads_);
+  }
+  LevelAndThreadsGuard(const LevelAndThreadsGuard&) = delete;
+  LevelAndThreadsGuard& operator=(const LevelAndThreadsGuard&) = delete;
+
+ private:
+  CpuLevel level_;
+  int threads_;
+};
+
+// The fast levels this CPU supports; the ones it lacks are reported, not failed.
+std::vector<CpuLevel> fast_levels() {
+  std::vector<CpuLevel> levels;
+  for (const CpuLevel level : {CpuLevel::Avx2, CpuLevel::Avx512}) {
+    if (static_cast<int>(kernels::detected_cpu_level()) >= static_cast<int>(level)) {
+      levels.push_back(level);
+    } else {
+      MESSAGE("skipping gemm level ", std::string(kernels::cpu_level_name(level)), ": CPU lacks it");
+    }
+  }
+  return levels;
+}
+
+struct Problem {
+  GemmGeometry g;
+  std::vector<float> a, b, c;  // C holds its initial values (NaN everywhere when beta == 0)
+};
+
+// Operands of geometry g with every leading dimension padded past the stored width by a few elements,
+// values uniform in [-1, 1]. The padding of C is NaN, so a store past column n is seen in the compare.
+Problem random_problem(std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool trans_b, bool nan_c,
+                       std::mt19937& rng) {
+  Problem p;
+  p.g = GemmGeometry{.m = m,
+                     .n = n,
+                     .k = k,
+                     .trans_a = trans_a,
+                     .trans_b = trans_b,
+                     .lda = (trans_a ? m : k) + 3,
+                     .ldb = (trans_b ? k : n) + 5,
+                     .ldc = n + 2};
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  auto fill = [&](std::vector<float>& v, std::int64_t count) {
+    v.resize(static_cast<std::size_t>(count));
+    for (float& x : v) x = uniform(rng);
+  };
+  fill(p.a, (trans_a ? k : m) * p.g.lda);
+  fill(p.b, (trans_b ? n : k) * p.g.ldb);
+  fill(p.c, m * p.g.ldc);
+  for (std::int64_t i = 0; i < m; ++i) {
+    for (std::int64_t j = 0; j < p.g.ldc; ++j) {
+      if (nan_c || j >= n) p.c[static_cast<std::size_t>(i * p.g.ldc + j)] = kNaN;
+    }
+  }
+  return p;
+}
+
+// The reference accumulates in double; the fast kernel in float, in KC-long chunks. The float rounding
+// error of a K-term dot product of values in [-1, 1] grows with K, so the tolerance does too.
+Tolerance tolerance_for(std::int64_t k) { return {1e-6 * static_cast<double>(k + 1), 1e-5}; }
+
+std::vector<float> run_fast(const Problem& p, float alpha, float beta, CpuLevel level, int threads) {
+  kernels::set_cpu_level(level);
+  kernels::set_compute_threads(threads);
+  std::vector<float> c = p.c;
+  kernels::gemm<float>(Device::cpu(), p.g, alpha, p.a.data(), p.b.data(), beta, c.data());
+  return c;
+}
+
+std::vector<float> run_reference(const Problem& p, float alpha, float beta) {
+  std::vector<float> c = p.c;
+  kernels::reference::gemm<float>(p.g, alpha, p.a.data(), p.b.data(), beta, c.data());
+  return c;
+}
+
+void check_matches(const std::vector<float>& fast, const std::vector<float>& expected, std::int64_t k) {
+  const auto report = kiln::testing::matches_reference(
+      fast.data(), expected.data(), static_cast<std::int64_t>(fast.size()), tolerance_for(k));
+  CHECK_MESSAGE(report.ok, report.message);
+  bool any_nan_inside = false;  // beta == 0 must not read the NaN-filled C; padding must stay NaN
+  for (std::size_t i = 0; i < fast.size(); ++i)
+    any_nan_inside |= std::isnan(fast[i]) != std::isnan(expected[i]);
+  CHECK_FALSE(any_nan_inside);
+}
+
+// Equal bit patterns (so equal NaNs in C's padding count as equal, which == on floats would not).
+bool bitwise_equal(const std::vector<float>& x, const std::vector<float>& y) {
+  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+}
+
+struct Shape {
+  std::int64_t m, n, k;
+};
+
+// Every size of {1, 3, 5, 17, 31, 33, 65, 127, 129, 300} appears in each of M, N and K, next to
+// partners that make the tiles full, partial in one direction, or partial in both.
+const Shape kOddShapes[] = {{1, 1, 1},    {1, 33, 5},     {3, 1, 17},    {5, 17, 3},
+                            {17, 31, 33}, {31, 65, 1},    {33, 3, 127},  {65, 129, 31},
+                            {127, 5, 65}, {129, 127, 17}, {300, 33, 3},  {17, 300, 31},
+                            {5, 31, 300}, {16, 1024, 27}, {144, 64, 16}, {31, 129, 129}};
+
+}  // namespace
+
+TEST_CASE("gemm fast: matches the reference over odd shapes, transposes, padded ld, alpha and beta") {
+  LevelAndThreadsGuard guard;
+  std::mt19937 rng(5);
+  struct Scaling {
+    float alpha, beta;
+  };
+  const Scaling scalings[] = {{1.0f, 0.0f}, {-1.5f, 1.0f}, {0.75f, 0.5f}};
+  for (const CpuLevel level : fast_levels()) {
+    for (const Shape& s : kOddShapes) {
+      for (const bool trans_a : {false, true}) {
+        for (const bool trans_b : {false, true}) {
+          for (const Scaling& scaling : scalings) {
+            INFO("level=", std::string(kernels::cpu_level_name(level)), " m=", s.m, " n=", s.n, " k=", s.k,
+                 " trans_a=", trans_a, " trans_b=", trans_b, " alpha=", scaling.alpha,
+                 " beta=", scaling.beta);
+            const Problem p = random_problem(s.m, s.n, s.k, trans_a, trans_b, scaling.beta == 0.0f, rng);
+            const std::vector<float> expected = run_reference(p, scaling.alpha, scaling.beta);
+            check_matches(run_fast(p, scaling.alpha, scaling.beta, level, 1), expected, s.k);
+          }
+        }
+      }
+    }
+  }
+}
+
+// M > MC, K > KC and N > NC for both instruction sets, so the jc, pc and ic loops each run at least
+// twice, the later pc blocks accumulate into C, and every loop ends on a partial block. The reference
+// on all of C takes over a second, so it checks bands of rows: the first, those across each
+// instruction set's MC boundary, and the last (every column, so every NC boundary, is in each band).
+TEST_CASE("gemm fast: a shape past MC, KC and NC matches the reference, bitwise equal on 1 and 2 threads") {
+  namespace blocking = kernels::gemm_blocking;
+  constexpr Shape big{blocking::Avx512::mc + 9, blocking::Avx512::nc + 40, blocking::Avx512::kc + 37};
+  static_assert(big.m > blocking::Avx2::mc && big.n > blocking::Avx2::nc && big.k > blocking::Avx2::kc);
+  constexpr std::int64_t kBand = 8;
+  const std::int64_t band_starts[] = {0, blocking::Avx2::mc - kBand / 2, blocking::Avx512::mc - kBand / 2,
+                                      big.m - kBand};
+  LevelAndThreadsGuard guard;
+  std::mt19937 rng(7);
+  const Problem p = random_problem(big.m, big.n, big.k, true, false, false, rng);
+  const float alpha = 1.25f, beta = 0.5f;
+  for (const CpuLevel level : fast_levels()) {
+    const std::vector<float> one_thread = run_fast(p, alpha, beta, level, 1);
+    for (const std::int64_t row0 : band_starts) {
+      INFO("level=", std::string(kernels::cpu_level_name(level)), " rows ", row0, "..", row0 + kBand);
+      // Rows [row0, row0 + kBand) of C are a GEMM of their own: the same B, A's columns from row0 (trans_a).
+      GemmGeometry band = p.g;
+      band.m = kBand;
+      const std::size_t c_offset = static_cast<std::size_t>(row0 * p.g.ldc), c_size = kBand * p.g.ldc;
+      std::vector<float> expected(p.c.begin() + c_offset, p.c.begin() + c_offset + c_size);
+      kernels::reference::gemm<float>(band, alpha, p.a.data() + row0, p.b.data(), beta, expected.data());
+      check_matches(std::vector<float>(one_thread.begin() + c_offset, one_thread.begin() + c_offset + c_size),
+                    expected, big.k);
+    }
+    CHECK(bitwise_equal(run_fast(p, alpha, beta, level, 2), one_thread));
+  }
+}
+
+// Bitwise equality across thread counts on shapes big enough to run in parallel: the ResNet-20 conv
+// GEMMs (forward, backward-data with trans_a, backward-weight with trans_b) and an odd square.
+TEST_CASE("gemm fast: 1 and 2 threads give bitwise identical C") {
+  LevelAndThreadsGuard guard;
+  std::mt19937 rng(11);
+  struct Case {
+    Shape shape;
+    bool trans_a, trans_b;
+  };
+  const Case cases[] = {{{16, 1024, 144}, false, false},
+                        {{288, 256, 32}, true, false},
+                        {{64, 576, 640}, false, true},
+                        {{129, 131, 300}, true, true}};
+  for (const CpuLevel level : fast_levels()) {
+    for (const Case& c : cases) {
+      INFO("level=", std::string(kernels::cpu_level_name(level)), " m=", c.shape.m, " n=", c.shape.n,
+           " k=", c.shape.k, " trans_a=", c.trans_a, " trans_b=", c.trans_b);
+      const Problem p = random_problem(c.shape.m, c.shape.n, c.shape.k, c.trans_a, c.trans_b, false, rng);
+      CHECK(bitwise_equal(run_fast(p, 1.0f, 1.0f, level, 1), run_fast(p, 1.0f, 1.0f, level, 2)));
+    }
+  }
+}
