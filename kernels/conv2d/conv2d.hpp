@@ -61,4 +61,52 @@ template <typename T> void conv2d_backward_weight(const Conv2dGeometry& g, const
 template <typename T> void conv2d_backward_bias(const Conv2dGeometry& g, const T* gy, T* gb);
 }  // namespace reference
 
+// The fast float kernels. dispatch.cpp chooses among them with the heuristic in algorithm.hpp; each one
+// overwrites its output, as the reference kernels do, and gives bitwise the same result for any thread count.
+
+// im2col + GEMM (gemm_conv.cpp): any geometry. Each image (or fixed chunk of images) is unfolded into a
+// [C_in/groups * KH * KW, OH * OW] matrix per group, and the convolution becomes one GEMM with the weights.
+namespace im2col_gemm {
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
+void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+}  // namespace im2col_gemm
+
+// Pointwise (pointwise.cpp): 1x1 kernel, stride 1, no padding. The NCHW input image already is the GEMM
+// operand [C_in, H * W], so there is no im2col at all.
+namespace pointwise {
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
+void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+}  // namespace pointwise
+
+// Winograd F(2x2, 3x3) (winograd.cpp): forward only, 3x3 kernel, stride 1, dilation 1, groups 1. 16
+// GEMMs over transformed tiles replace the 36 multiplies per 2x2 outputs of the direct method with 16.
+namespace winograd {
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+}  // namespace winograd
+
+// Direct depthwise kernels (avx512_depthwise.cpp, avx2_depthwise.cpp): groups == C_in == C_out, vectorized
+// along the output row. Each takes the per-plane direct loops of depthwise_kernel.hpp at its vector width.
+// The bias kernels (avx512_bias.cpp, avx2_bias.cpp) add the bias to y and sum gy per channel.
+namespace avx512 {
+void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                              float* y);
+void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
+void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
+void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
+}  // namespace avx512
+namespace avx2 {
+void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                              float* y);
+void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
+void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
+void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
+}  // namespace avx2
+
+// y[n, co, :, :] += bias[co], at the current CPU level (dispatch.cpp); the GEMM-based kernels call it.
+void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
+
 }  // namespace kiln::kernels

@@ -1,33 +1,137 @@
 // The single dispatch point for the conv2d family: every caller (core/'s derivative rules, benchmarks)
-// goes through these functions, and this is the only file that chooses an implementation. Today each
-// one runs the reference kernel on the CPU. AVX2 and AVX-512 versions plug in here, chosen by
-// `cpu_level()`, and CUDA versions plug in by branching on `device` before `require_cpu`.
+// goes through these functions, and this is the only file that chooses an implementation.
+//
+// float: the algorithm comes from choose_conv2d_algorithm (algorithm.cpp: by shape, direction and CPU
+// level), and the depthwise and bias kernels come in an AVX-512 and an AVX2 build, picked by cpu_level().
+// double (gradient checks only) runs the reference kernels. CUDA versions plug in by branching on `device`
+// before `require_cpu`.
+#include <string>
+#include <type_traits>
+
+#include "core/error.hpp"
+#include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
 
 namespace kiln::kernels {
+namespace {
+
+void require_support(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, Conv2dDirection direction) {
+  KILN_CHECK(conv2d_algorithm_supports(algorithm, g, direction, cpu_level()), "conv2d ",
+             std::string(conv2d_direction_name(direction)), ": algorithm ",
+             std::string(conv2d_algorithm_name(algorithm)), " does not support this geometry at CPU level ",
+             std::string(cpu_level_name(cpu_level())));
+}
+
+}  // namespace
+
+// ---- float: run a named algorithm ------------------------------------------------------------------------
+
+void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y) {
+  if (cpu_level() == CpuLevel::Avx512) return avx512::conv2d_add_bias(g, bias, y);
+  if (cpu_level() == CpuLevel::Avx2) return avx2::conv2d_add_bias(g, bias, y);
+  const std::int64_t plane = g.out_height() * g.out_width();
+  for (std::int64_t p = 0; p < g.batch * g.out_channels; ++p) {
+    for (std::int64_t i = 0; i < plane; ++i) y[p * plane + i] += bias[p % g.out_channels];
+  }
+}
+
+void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* x, const float* w,
+                          const float* bias, float* y) {
+  require_support(algorithm, g, Conv2dDirection::Forward);
+  switch (algorithm) {
+    case Conv2dAlgorithm::Reference:
+      return reference::conv2d_forward(g, x, w, bias, y);
+    case Conv2dAlgorithm::Im2colGemm:
+      return im2col_gemm::conv2d_forward(g, x, w, bias, y);
+    case Conv2dAlgorithm::Pointwise:
+      return pointwise::conv2d_forward(g, x, w, bias, y);
+    case Conv2dAlgorithm::Winograd:
+      return winograd::conv2d_forward(g, x, w, bias, y);
+    case Conv2dAlgorithm::Depthwise:
+      if (cpu_level() == CpuLevel::Avx512) return avx512::depthwise_conv2d_forward(g, x, w, bias, y);
+      return avx2::depthwise_conv2d_forward(g, x, w, bias, y);
+  }
+}
+
+void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* gy,
+                                const float* w, float* gx) {
+  require_support(algorithm, g, Conv2dDirection::BackwardData);
+  switch (algorithm) {
+    case Conv2dAlgorithm::Reference:
+      return reference::conv2d_backward_data(g, gy, w, gx);
+    case Conv2dAlgorithm::Im2colGemm:
+      return im2col_gemm::conv2d_backward_data(g, gy, w, gx);
+    case Conv2dAlgorithm::Pointwise:
+      return pointwise::conv2d_backward_data(g, gy, w, gx);
+    case Conv2dAlgorithm::Depthwise:
+      if (cpu_level() == CpuLevel::Avx512) return avx512::depthwise_conv2d_backward_data(g, gy, w, gx);
+      return avx2::depthwise_conv2d_backward_data(g, gy, w, gx);
+    case Conv2dAlgorithm::Winograd:
+      break;  // forward only: require_support has thrown
+  }
+}
+
+void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* gy,
+                                  const float* x, float* gw) {
+  require_support(algorithm, g, Conv2dDirection::BackwardWeight);
+  switch (algorithm) {
+    case Conv2dAlgorithm::Reference:
+      return reference::conv2d_backward_weight(g, gy, x, gw);
+    case Conv2dAlgorithm::Im2colGemm:
+      return im2col_gemm::conv2d_backward_weight(g, gy, x, gw);
+    case Conv2dAlgorithm::Pointwise:
+      return pointwise::conv2d_backward_weight(g, gy, x, gw);
+    case Conv2dAlgorithm::Depthwise:
+      if (cpu_level() == CpuLevel::Avx512) return avx512::depthwise_conv2d_backward_weight(g, gy, x, gw);
+      return avx2::depthwise_conv2d_backward_weight(g, gy, x, gw);
+    case Conv2dAlgorithm::Winograd:
+      break;  // forward only: require_support has thrown
+  }
+}
+
+// ---- the dispatch functions
+// --------------------------------------------------------------------------------
 
 template <typename T>
 void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   require_cpu(device, "conv2d_forward");
-  reference::conv2d_forward(g, x, w, bias, y);
+  if constexpr (std::is_same_v<T, float>) {
+    conv2d_forward_using(choose_conv2d_algorithm(g, Conv2dDirection::Forward, cpu_level()), g, x, w, bias, y);
+  } else {
+    reference::conv2d_forward(g, x, w, bias, y);
+  }
 }
 
 template <typename T>
 void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   require_cpu(device, "conv2d_backward_data");
-  reference::conv2d_backward_data(g, gy, w, gx);
+  if constexpr (std::is_same_v<T, float>) {
+    conv2d_backward_data_using(choose_conv2d_algorithm(g, Conv2dDirection::BackwardData, cpu_level()), g, gy,
+                               w, gx);
+  } else {
+    reference::conv2d_backward_data(g, gy, w, gx);
+  }
 }
 
 template <typename T>
 void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
   require_cpu(device, "conv2d_backward_weight");
-  reference::conv2d_backward_weight(g, gy, x, gw);
+  if constexpr (std::is_same_v<T, float>) {
+    conv2d_backward_weight_using(choose_conv2d_algorithm(g, Conv2dDirection::BackwardWeight, cpu_level()), g,
+                                 gy, x, gw);
+  } else {
+    reference::conv2d_backward_weight(g, gy, x, gw);
+  }
 }
 
 template <typename T>
 void conv2d_backward_bias(Device device, const Conv2dGeometry& g, const T* gy, T* gb) {
   require_cpu(device, "conv2d_backward_bias");
+  if constexpr (std::is_same_v<T, float>) {
+    if (cpu_level() == CpuLevel::Avx512) return avx512::conv2d_backward_bias(g, gy, gb);
+    if (cpu_level() == CpuLevel::Avx2) return avx2::conv2d_backward_bias(g, gy, gb);
+  }
   reference::conv2d_backward_bias(g, gy, gb);
 }
 

@@ -1,0 +1,152 @@
+// conv2d speed in GFLOP/s and % of this machine's measured FP32 peak (bench/support/peak.hpp), per
+// direction (forward, backward-data, backward-weight), over the convolution layers of the model zoo at
+// CIFAR size (32x32): ResNet-20 (ResNet-56 has the same layer shapes), vgg_small and the MobileNet-style
+// net, at batch 1, 32 and 128, on every core (compute_threads()). The label is the algorithm dispatch
+// chose (kernels/conv2d/algorithm.cpp). FLOP per direction = 2 * N * C_out * OH * OW * C_in/groups * KH * KW.
+//
+//   build-conv/conv2d_bench                                     (everything, a few minutes)
+//   build-conv/conv2d_bench --benchmark_filter='resnet.*/128'   (one model at one batch)
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bench/support/peak.hpp"
+#include "kernels/conv2d/algorithm.hpp"
+#include "kernels/conv2d/conv2d.hpp"
+#include "kernels/cpu_level.hpp"
+#include "kernels/parallel.hpp"
+
+namespace {
+
+namespace kernels = kiln::kernels;
+using kernels::Conv2dDirection;
+using kernels::Conv2dGeometry;
+
+struct Layer {
+  std::string model;
+  std::int64_t in_channels, out_channels, size, kernel, stride, groups;
+};
+
+// 3x3 layers pad 1, 1x1 layers pad 0; `size` is the input's height and width.
+std::vector<Layer> zoo_layers() {
+  std::vector<Layer> layers = {
+      // ResNet-20 / ResNet-56 (models/resnet.cpp): three stages of 16, 32, 64 channels.
+      {"resnet20_56", 3, 16, 32, 3, 1, 1},
+      {"resnet20_56", 16, 16, 32, 3, 1, 1},
+      {"resnet20_56", 16, 32, 32, 3, 2, 1},
+      {"resnet20_56", 32, 32, 16, 3, 1, 1},
+      {"resnet20_56", 32, 64, 16, 3, 2, 1},
+      {"resnet20_56", 64, 64, 8, 3, 1, 1},
+      // vgg_small (models/vgg.cpp): 32, 32, pool, 64, 64, pool, 128, 128, pool.
+      {"vgg_small", 3, 32, 32, 3, 1, 1},
+      {"vgg_small", 32, 32, 32, 3, 1, 1},
+      {"vgg_small", 32, 64, 16, 3, 1, 1},
+      {"vgg_small", 64, 64, 16, 3, 1, 1},
+      {"vgg_small", 64, 128, 8, 3, 1, 1},
+      {"vgg_small", 128, 128, 8, 3, 1, 1},
+      // MobileNet-style (models/mobilenet.cpp): conv1 is vgg_small's first layer.
+  };
+  // Its 13 depthwise-separable blocks: depthwise 3x3 (stride s) then pointwise 1x1, distinct shapes once.
+  const std::vector<std::pair<std::int64_t, std::int64_t>> blocks{
+      {64, 1},  {128, 2}, {128, 1}, {256, 2}, {256, 1},  {512, 2}, {512, 1},
+      {512, 1}, {512, 1}, {512, 1}, {512, 1}, {1024, 2}, {1024, 1}};
+  std::set<std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>> seen;
+  std::int64_t channels = 32, size = 32;
+  for (const auto& [out_channels, stride] : blocks) {
+    if (seen.insert({channels, channels, size, 3, stride}).second) {
+      layers.push_back({"mobilenet", channels, channels, size, 3, stride, channels});
+    }
+    size = (size + 2 - 3) / stride + 1;
+    if (seen.insert({channels, out_channels, size, 1, 1}).second) {
+      layers.push_back({"mobilenet", channels, out_channels, size, 1, 1, 1});
+    }
+    channels = out_channels;
+  }
+  return layers;
+}
+
+Conv2dGeometry geometry_of(const Layer& layer, std::int64_t batch) {
+  Conv2dGeometry g;
+  g.batch = batch;
+  g.in_channels = layer.in_channels;
+  g.out_channels = layer.out_channels;
+  g.in_height = g.in_width = layer.size;
+  g.kernel_h = g.kernel_w = layer.kernel;
+  g.stride_h = g.stride_w = layer.stride;
+  g.pad_h = g.pad_w = layer.kernel / 2;
+  g.groups = layer.groups;
+  return g;
+}
+
+std::vector<float> random_floats(std::int64_t count) {
+  std::mt19937 engine(7);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> values(static_cast<std::size_t>(count));
+  for (float& v : values) v = uniform(engine);
+  return values;
+}
+
+void run_conv(benchmark::State& state, Conv2dGeometry g, Conv2dDirection direction) {
+  const std::int64_t x_size = g.batch * g.in_channels * g.in_height * g.in_width;
+  const std::int64_t w_size = g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w;
+  const std::int64_t y_size = g.batch * g.out_channels * g.out_height() * g.out_width();
+  std::vector<float> x = random_floats(x_size), w = random_floats(w_size), gy = random_floats(y_size);
+  std::vector<float> y(static_cast<std::size_t>(y_size)), gx(static_cast<std::size_t>(x_size)),
+      gw(static_cast<std::size_t>(w_size));
+  const kiln::Device cpu = kiln::Device::cpu();
+  for (auto _ : state) {
+    switch (direction) {
+      case Conv2dDirection::Forward:
+        kernels::conv2d_forward<float>(cpu, g, x.data(), w.data(), nullptr, y.data());
+        break;
+      case Conv2dDirection::BackwardData:
+        kernels::conv2d_backward_data(cpu, g, gy.data(), w.data(), gx.data());
+        break;
+      case Conv2dDirection::BackwardWeight:
+        kernels::conv2d_backward_weight(cpu, g, gy.data(), x.data(), gw.data());
+        break;
+    }
+    benchmark::ClobberMemory();
+  }
+  const double gflop =
+      2.0 * static_cast<double>(y_size) * static_cast<double>(w_size / g.out_channels) * 1e-9;
+  const double peak = kiln::bench::fp32_peak_gflops(kernels::compute_threads());
+  state.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["pct_of_peak"] =
+      benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(
+      kernels::conv2d_algorithm_name(kernels::choose_conv2d_algorithm(g, direction, kernels::cpu_level()))));
+}
+
+std::string layer_name(const Layer& layer) {
+  return layer.model + "/" + (layer.groups > 1 ? "dw" : "") + std::to_string(layer.in_channels) + "->" +
+         std::to_string(layer.out_channels) + "_k" + std::to_string(layer.kernel) + "s" +
+         std::to_string(layer.stride) + "_at" + std::to_string(layer.size);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  for (const Layer& layer : zoo_layers()) {
+    for (Conv2dDirection direction :
+         {Conv2dDirection::Forward, Conv2dDirection::BackwardData, Conv2dDirection::BackwardWeight}) {
+      for (std::int64_t batch : {1, 32, 128}) {
+        const std::string name = std::string(kernels::conv2d_direction_name(direction)) + "/" +
+                                 layer_name(layer) + "/" + std::to_string(batch);
+        benchmark::RegisterBenchmark(name.c_str(), run_conv, geometry_of(layer, batch), direction)
+            ->MinTime(0.05)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
+    }
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,44 @@
+// Which convolution algorithm runs a given float convolution, and a way to run one by name.
+//
+//   Reference   the plain loops of reference.cpp (the oracle; also what the Reference CPU level runs)
+//   Im2colGemm  unfold the input into columns, then one GEMM per image and group (any geometry)
+//   Pointwise   1x1 kernel, stride 1, no padding: a GEMM directly on the NCHW image, no unfolding
+//   Depthwise   groups == C_in == C_out: a direct kernel vectorized along the output row
+//   Winograd    F(2x2, 3x3): forward only, 3x3 kernel, stride 1, dilation 1, groups 1
+//
+// The choice (choose_conv2d_algorithm) is a function of the shape, the direction and the CPU level only,
+// never of the thread count, so a run is reproducible on any number of threads. dispatch.cpp is the one
+// place that calls it; benchmarks and tests use conv2d_algorithm_name to print the choice and the
+// conv2d_*_using functions to force an algorithm on a shape it supports.
+#pragma once
+
+#include <string_view>
+
+#include "kernels/conv2d/conv2d.hpp"
+#include "kernels/cpu_level.hpp"
+
+namespace kiln::kernels {
+
+enum class Conv2dAlgorithm { Reference, Im2colGemm, Pointwise, Depthwise, Winograd };
+enum class Conv2dDirection { Forward, BackwardData, BackwardWeight };
+
+std::string_view conv2d_algorithm_name(Conv2dAlgorithm algorithm);
+std::string_view conv2d_direction_name(Conv2dDirection direction);
+
+// Whether `algorithm` can run geometry `g` in `direction` at CPU level `level`.
+bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, Conv2dDirection direction,
+                               CpuLevel level);
+
+// The heuristic (algorithm.cpp documents why each rule is there).
+Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection direction, CpuLevel level);
+
+// Run one algorithm explicitly, float only (dispatch.cpp). Throws a kiln::Error when the algorithm does not
+// support the geometry at the current CPU level.
+void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* x, const float* w,
+                          const float* bias, float* y);
+void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* gy,
+                                const float* w, float* gx);
+void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* gy,
+                                  const float* x, float* gw);
+
+}  // namespace kiln::kernels

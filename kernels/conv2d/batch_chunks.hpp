@@ -1,0 +1,135 @@
+// How the GEMM-based convolutions walk the batch: in fixed chunks of images, each chunk one GEMM.
+//
+// One image's GEMM can be small (ResNet-20's last stage is 64 x 64 outputs per image, pointwise layers at
+// 2x2 have 4 columns), so images are grouped into chunks of about `target_columns` GEMM columns: a chunk
+// of `count` images is one matrix [rows, count * OH*OW], with image b in columns [b * OH*OW, (b+1) * OH*OW).
+// The chunk size depends only on the shape, never on the thread count, so the arithmetic (and, in the
+// weight gradient, the order of the sums) is the same on any number of threads.
+//
+// Threads: with at least as many chunks as threads, each thread takes whole chunks and the GEMMs inside run
+// single-threaded (nested parallel regions are off); with fewer chunks (batch 1), the chunks run one after
+// another and each GEMM uses every thread. Either way each output is computed by the same operations.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+
+#include "kernels/parallel.hpp"
+
+namespace kiln::kernels::batch_chunks {
+
+struct Chunking {
+  std::int64_t images_per_chunk = 1;
+  std::int64_t chunk_count = 1;
+  std::int64_t first_image(std::int64_t chunk) const { return chunk * images_per_chunk; }
+  std::int64_t images_in(std::int64_t chunk, std::int64_t batch) const {
+    return std::min(images_per_chunk, batch - first_image(chunk));
+  }
+};
+
+// Chunks of about `target_columns` columns (at least one image), with floats_per_image x images_per_chunk
+// <= max_chunk_floats (unless one image alone is more) so the scratch stays bounded.
+inline Chunking chunk_batch(std::int64_t batch, std::int64_t columns_per_image, std::int64_t target_columns,
+                            std::int64_t floats_per_image, std::int64_t max_chunk_floats) {
+  std::int64_t images =
+      std::max<std::int64_t>(1, target_columns / std::max<std::int64_t>(1, columns_per_image));
+  images = std::min(
+      images, std::max<std::int64_t>(1, max_chunk_floats / std::max<std::int64_t>(1, floats_per_image)));
+  images = std::min(images, std::max<std::int64_t>(1, batch));
+  return {images, (batch + images - 1) / images};
+}
+
+// Scratch memory that is not zero-filled (the kernels overwrite all of it before reading).
+inline std::unique_ptr<float[]> scratch(std::int64_t floats) {
+  return std::unique_ptr<float[]>(new float[static_cast<std::size_t>(std::max<std::int64_t>(1, floats))]);
+}
+
+// Runs body(chunk, scratch_pointer) for every chunk, each thread with its own `scratch_floats` of scratch.
+template <typename Body>
+void for_each_chunk(std::int64_t chunk_count, std::int64_t scratch_floats, Body body) {
+  const int threads = compute_threads();
+  if (threads > 1 && chunk_count >= threads) {
+#pragma omp parallel
+    {
+      const std::unique_ptr<float[]> own = scratch(scratch_floats);
+#pragma omp for schedule(static)
+      for (std::int64_t chunk = 0; chunk < chunk_count; ++chunk) body(chunk, own.get());
+    }
+  } else {
+    const std::unique_ptr<float[]> own = scratch(scratch_floats);
+    for (std::int64_t chunk = 0; chunk < chunk_count; ++chunk) body(chunk, own.get());
+  }
+}
+
+// gradient = sum over chunks of chunk_gradient(chunk, scratch, out), where chunk_gradient overwrites
+// out[gradient_size] with one chunk's sum. Each chunk's sum goes to its own buffer, then every gradient
+// element adds its chunk sums in chunk order: ((g0 + g1) + g2) + ..., the same order for any thread
+// count. A single chunk writes straight into `gradient` (and its GEMM gets every thread).
+//
+// One parallel region holds all of it (chunks, one barrier, the combining pass): on a machine shared with
+// other processes every synchronization can cost a scheduler time slice, so there are as few as possible.
+// Chunk buffers are capped at kMaxPartialFloats; beyond that the chunks go in rounds, combined in the same
+// order.
+constexpr std::int64_t kMaxPartialFloats = std::int64_t{8} << 20;  // 32 MiB
+
+template <typename ChunkGradient>
+void sum_over_chunks(std::int64_t chunk_count, std::int64_t gradient_size, std::int64_t scratch_floats,
+                     float* gradient, ChunkGradient chunk_gradient) {
+  const int threads = compute_threads();
+  if (chunk_count == 1) {
+    const std::unique_ptr<float[]> own = scratch(scratch_floats);
+    chunk_gradient(0, own.get(), gradient);
+    return;
+  }
+  const std::int64_t round =
+      std::min(chunk_count,
+               std::max<std::int64_t>(threads, kMaxPartialFloats / std::max<std::int64_t>(1, gradient_size)));
+  const std::unique_ptr<float[]> partials = scratch(round * gradient_size);
+#pragma omp parallel if (threads > 1)
+  {
+    const std::unique_ptr<float[]> own = scratch(scratch_floats);
+    for (std::int64_t round_start = 0; round_start < chunk_count; round_start += round) {
+      const std::int64_t round_end = std::min(chunk_count, round_start + round);
+#pragma omp for schedule(static)
+      for (std::int64_t chunk = round_start; chunk < round_end; ++chunk) {
+        chunk_gradient(chunk, own.get(), partials.get() + (chunk - round_start) * gradient_size);
+      }
+      // (implicit barrier: every chunk sum of this round is written)
+#pragma omp for schedule(static)
+      for (std::int64_t i = 0; i < gradient_size; ++i) {
+        float total = round_start == 0 ? 0.0f : gradient[i];
+        for (std::int64_t chunk = round_start; chunk < round_end; ++chunk) {
+          const float part = partials[static_cast<std::size_t>((chunk - round_start) * gradient_size + i)];
+          total = chunk == 0 ? part : total + part;
+        }
+        gradient[i] = total;
+      }
+    }
+  }
+}
+
+// dst[c, b * columns + p] = src[(first_image + b) * image_stride + c * columns + p]: `count` images'
+// `channels` planes of `columns` floats each, side by side. `image_stride` is one image's floats in src.
+inline void gather_images(const float* src, std::int64_t image_stride, std::int64_t count,
+                          std::int64_t channels, std::int64_t columns, float* dst) {
+  for (std::int64_t c = 0; c < channels; ++c) {
+    for (std::int64_t b = 0; b < count; ++b) {
+      const float* from = src + b * image_stride + c * columns;
+      std::copy(from, from + columns, dst + (c * count + b) * columns);
+    }
+  }
+}
+
+// The inverse of gather_images.
+inline void scatter_images(const float* src, std::int64_t count, std::int64_t channels, std::int64_t columns,
+                           float* dst, std::int64_t image_stride) {
+  for (std::int64_t c = 0; c < channels; ++c) {
+    for (std::int64_t b = 0; b < count; ++b) {
+      const float* from = src + (c * count + b) * columns;
+      std::copy(from, from + columns, dst + b * image_stride + c * columns);
+    }
+  }
+}
+
+}  // namespace kiln::kernels::batch_chunks

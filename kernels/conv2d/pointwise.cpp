@@ -1,0 +1,123 @@
+// Pointwise convolution (1x1 kernel, stride 1, no padding) as a GEMM straight on the NCHW tensors.
+//
+// With P = H*W, one image's group slice x_group [Cg, P] is already the matrix im2col would build, so:
+//
+//   forward          y_group [Cog, P]   = w_group [Cog, Cg]   x x_group [Cg, P]
+//   backward-data    gx_group [Cg, P]   = w_group^T [Cg, Cog] x gy_group [Cog, P]
+//   backward-weight  gw_group [Cog, Cg] += gy_group [Cog, P]  x x_group^T [P, Cg]
+//
+// Small images (MobileNet's last pointwise layers run at 2x2: P = 4) would make a useless GEMM of 4
+// columns, so images are gathered side by side into chunks of about 1024 columns first (batch_chunks.hpp);
+// a chunk of one image uses the tensors in place.
+#include "kernels/conv2d/batch_chunks.hpp"
+#include "kernels/conv2d/conv2d.hpp"
+#include "kernels/gemm/gemm.hpp"
+
+namespace kiln::kernels::pointwise {
+namespace {
+
+constexpr std::int64_t kForwardChunkColumns = 1024;
+constexpr std::int64_t kWeightChunkColumns = 4096;
+constexpr std::int64_t kMaxChunkFloats = std::int64_t{4} << 20;
+
+struct Sizes {
+  std::int64_t cg, cog, plane;
+  explicit Sizes(const Conv2dGeometry& g)
+      : cg(g.in_channels_per_group()), cog(g.out_channels_per_group()), plane(g.in_height * g.in_width) {}
+};
+
+batch_chunks::Chunking chunking(const Conv2dGeometry& g, const Sizes& s, std::int64_t target_columns) {
+  return batch_chunks::chunk_batch(g.batch, s.plane, target_columns, (s.cg + s.cog) * s.plane,
+                                   kMaxChunkFloats);
+}
+
+}  // namespace
+
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+  const Sizes s(g);
+  const batch_chunks::Chunking chunks = chunking(g, s, kForwardChunkColumns);
+  const std::int64_t max_columns = chunks.images_per_chunk * s.plane;
+  batch_chunks::for_each_chunk(
+      chunks.chunk_count, (s.cg + s.cog) * max_columns, [&](std::int64_t chunk, float* scratch) {
+        const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
+        const std::int64_t columns = count * s.plane;
+        float* x_chunk = scratch;
+        float* y_chunk = scratch + s.cg * max_columns;
+        for (std::int64_t group = 0; group < g.groups; ++group) {
+          const float* x_group = x + (first * g.in_channels + group * s.cg) * s.plane;
+          float* y_group = y + (first * g.out_channels + group * s.cog) * s.plane;
+          if (count > 1)
+            batch_chunks::gather_images(x_group, g.in_channels * s.plane, count, s.cg, s.plane, x_chunk);
+          const GemmGeometry product{
+              .m = s.cog, .n = columns, .k = s.cg, .lda = s.cg, .ldb = columns, .ldc = columns};
+          gemm(Device::cpu(), product, 1.0f, w + group * s.cog * s.cg, count > 1 ? x_chunk : x_group, 0.0f,
+               count > 1 ? y_chunk : y_group);
+          if (count > 1)
+            batch_chunks::scatter_images(y_chunk, count, s.cog, s.plane, y_group, g.out_channels * s.plane);
+        }
+      });
+  if (bias) conv2d_add_bias(g, bias, y);
+}
+
+void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
+  const Sizes s(g);
+  const batch_chunks::Chunking chunks = chunking(g, s, kForwardChunkColumns);
+  const std::int64_t max_columns = chunks.images_per_chunk * s.plane;
+  batch_chunks::for_each_chunk(
+      chunks.chunk_count, (s.cg + s.cog) * max_columns, [&](std::int64_t chunk, float* scratch) {
+        const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
+        const std::int64_t columns = count * s.plane;
+        float* gx_chunk = scratch;
+        float* gy_chunk = scratch + s.cg * max_columns;
+        for (std::int64_t group = 0; group < g.groups; ++group) {
+          const float* gy_group = gy + (first * g.out_channels + group * s.cog) * s.plane;
+          float* gx_group = gx + (first * g.in_channels + group * s.cg) * s.plane;
+          if (count > 1)
+            batch_chunks::gather_images(gy_group, g.out_channels * s.plane, count, s.cog, s.plane, gy_chunk);
+          const GemmGeometry product{.m = s.cg,
+                                     .n = columns,
+                                     .k = s.cog,
+                                     .trans_a = true,
+                                     .lda = s.cg,
+                                     .ldb = columns,
+                                     .ldc = columns};
+          gemm(Device::cpu(), product, 1.0f, w + group * s.cog * s.cg, count > 1 ? gy_chunk : gy_group, 0.0f,
+               count > 1 ? gx_chunk : gx_group);
+          if (count > 1)
+            batch_chunks::scatter_images(gx_chunk, count, s.cg, s.plane, gx_group, g.in_channels * s.plane);
+        }
+      });
+}
+
+void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
+  const Sizes s(g);
+  const batch_chunks::Chunking chunks = chunking(g, s, kWeightChunkColumns);
+  const std::int64_t max_columns = chunks.images_per_chunk * s.plane;
+  batch_chunks::sum_over_chunks(
+      chunks.chunk_count, g.out_channels * s.cg, (s.cg + s.cog) * max_columns, gw,
+      [&](std::int64_t chunk, float* scratch, float* gw_chunk) {
+        const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
+        const std::int64_t columns = count * s.plane;
+        float* x_chunk = scratch;
+        float* gy_chunk = scratch + s.cg * max_columns;
+        for (std::int64_t group = 0; group < g.groups; ++group) {
+          const float* x_group = x + (first * g.in_channels + group * s.cg) * s.plane;
+          const float* gy_group = gy + (first * g.out_channels + group * s.cog) * s.plane;
+          if (count > 1) {
+            batch_chunks::gather_images(x_group, g.in_channels * s.plane, count, s.cg, s.plane, x_chunk);
+            batch_chunks::gather_images(gy_group, g.out_channels * s.plane, count, s.cog, s.plane, gy_chunk);
+          }
+          const GemmGeometry product{.m = s.cog,
+                                     .n = s.cg,
+                                     .k = columns,
+                                     .trans_b = true,
+                                     .lda = columns,
+                                     .ldb = columns,
+                                     .ldc = s.cg};
+          gemm(Device::cpu(), product, 1.0f, count > 1 ? gy_chunk : gy_group, count > 1 ? x_chunk : x_group,
+               0.0f, gw_chunk + group * s.cog * s.cg);
+        }
+      });
+}
+
+}  // namespace kiln::kernels::pointwise

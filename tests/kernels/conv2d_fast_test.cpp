@@ -1,0 +1,414 @@
+// Tests of the fast conv2d kernels (kernels/conv2d/algorithm.hpp, gemm_conv.cpp, pointwise.cpp,
+// depthwise_kernel.hpp, bias_kernel.hpp, winograd.cpp) against the reference kernels.
+//
+// Every algorithm that supports a shape is forced on it, at every CPU level the machine has, in all three
+// directions, and compared with reference::conv2d_* in float. The reference accumulates in double, so it is
+// (almost always) the correctly rounded answer; the fast kernels sum in float in another order, so the
+// tolerance is stated relative to the output's magnitude:
+//
+//   |fast - reference| <= 1e-4 * max|reference| + 1e-4 * |reference|      (float32)
+//
+// The shapes are the odd ones: batch 1, 1x1 spatial, 1x1 kernels at stride 1 and 2, channels 3/5/17,
+// stride 2, padding 0/1/2, dilation 2, groups 2, depthwise, non-square inputs and kernels (3x5), row
+// lengths that are not multiples of the vector width, and batches that split into several chunks.
+// Dispatch is run on 1 and 2 threads and must give the same bits.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "kernels/conv2d/algorithm.hpp"
+#include "kernels/conv2d/conv2d.hpp"
+#include "kernels/cpu_level.hpp"
+#include "kernels/parallel.hpp"
+#include "tests/support/matches_reference.hpp"
+
+namespace {
+
+using kiln::Device;
+using kiln::kernels::Conv2dAlgorithm;
+using kiln::kernels::Conv2dDirection;
+using kiln::kernels::Conv2dGeometry;
+using kiln::kernels::CpuLevel;
+using kiln::testing::Tolerance;
+namespace kernels = kiln::kernels;
+using Floats = std::vector<float>;
+
+// ---- setup ----------------------------------------------------------------------------------------------
+
+class CpuLevelGuard {  // restores the CPU level on scope exit
+ public:
+  CpuLevelGuard() : saved_(kernels::cpu_level()) {}
+  ~CpuLevelGuard() { kernels::set_cpu_level(saved_); }
+
+ private:
+  CpuLevel saved_;
+};
+
+class ThreadsGuard {  // restores the thread count on scope exit
+ public:
+  ThreadsGuard() : saved_(kernels::compute_threads()) {}
+  ~ThreadsGuard() { kernels::set_compute_threads(saved_); }
+
+ private:
+  int saved_;
+};
+
+// The fast levels this CPU has; a missing one is reported, never failed.
+std::vector<CpuLevel> fast_levels() {
+  std::vector<CpuLevel> levels;
+  for (CpuLevel level : {CpuLevel::Avx512, CpuLevel::Avx2}) {
+    if (static_cast<int>(kernels::detected_cpu_level()) >= static_cast<int>(level)) {
+      levels.push_back(level);
+    } else {
+      MESSAGE("CPU lacks ", kernels::cpu_level_name(level), ": its conv2d kernels are not tested here");
+    }
+  }
+  return levels;
+}
+
+Conv2dGeometry geometry(std::int64_t batch, std::int64_t in_channels, std::int64_t height, std::int64_t width,
+                        std::int64_t out_channels, std::int64_t kernel_h, std::int64_t kernel_w) {
+  Conv2dGeometry g;
+  g.batch = batch;
+  g.in_channels = in_channels;
+  g.in_height = height;
+  g.in_width = width;
+  g.out_channels = out_channels;
+  g.kernel_h = kernel_h;
+  g.kernel_w = kernel_w;
+  return g;
+}
+Conv2dGeometry strided(Conv2dGeometry g, std::int64_t stride_h, std::int64_t stride_w) {
+  g.stride_h = stride_h;
+  g.stride_w = stride_w;
+  return g;
+}
+Conv2dGeometry padded(Conv2dGeometry g, std::int64_t pad_h, std::int64_t pad_w) {
+  g.pad_h = pad_h;
+  g.pad_w = pad_w;
+  return g;
+}
+Conv2dGeometry dilated(Conv2dGeometry g, std::int64_t dilation_h, std::int64_t dilation_w) {
+  g.dilation_h = dilation_h;
+  g.dilation_w = dilation_w;
+  return g;
+}
+Conv2dGeometry grouped(Conv2dGeometry g, std::int64_t groups) {
+  g.groups = groups;
+  return g;
+}
+
+std::string describe(const Conv2dGeometry& g) {
+  std::ostringstream out;
+  out << "N" << g.batch << " C" << g.in_channels << " " << g.in_height << "x" << g.in_width << " -> C"
+      << g.out_channels << " k" << g.kernel_h << "x" << g.kernel_w << " stride " << g.stride_h << ","
+      << g.stride_w << " pad " << g.pad_h << "," << g.pad_w << " dilation " << g.dilation_h << ","
+      << g.dilation_w << " groups " << g.groups;
+  return out.str();
+}
+
+// The odd shapes every algorithm is run on (each algorithm on those it supports).
+std::vector<Conv2dGeometry> odd_shapes() {
+  return {
+      geometry(1, 3, 1, 1, 5, 1, 1),                                 // batch 1, 1x1 spatial, pointwise
+      padded(geometry(2, 5, 1, 1, 3, 3, 3), 1, 1),                   // 1x1 spatial through a padded 3x3
+      strided(geometry(2, 5, 7, 6, 17, 1, 1), 2, 2),                 // 1x1 kernel, stride 2
+      padded(strided(geometry(2, 17, 9, 9, 5, 3, 3), 2, 2), 1, 1),   // 17 channels, stride 2, pad 1
+      dilated(padded(geometry(2, 3, 11, 10, 5, 3, 3), 2, 2), 2, 2),  // pad 2, dilation 2
+      padded(strided(geometry(2, 5, 9, 13, 3, 3, 5), 2, 1), 1, 2),   // non-square 3x5 kernel and input
+      geometry(2, 3, 6, 6, 2, 3, 3),                                 // no padding
+      grouped(padded(geometry(3, 6, 8, 7, 4, 3, 3), 1, 1), 2),       // groups 2
+      grouped(padded(geometry(2, 5, 9, 11, 5, 3, 3), 1, 1), 5),      // depthwise
+      grouped(padded(strided(geometry(2, 17, 10, 35, 17, 3, 3), 2, 2), 1, 1), 17),  // depthwise, stride 2
+      grouped(dilated(padded(geometry(1, 3, 7, 20, 3, 3, 5), 2, 2), 2, 2), 3),  // depthwise 3x5, dilation 2
+      grouped(padded(geometry(2, 4, 12, 40, 4, 5, 5), 2, 2), 4),                // depthwise 5x5, rows of 40
+      grouped(padded(geometry(2, 3, 6, 6, 6, 3, 3), 1, 1), 3),  // groups = C_in, 2 outputs per group
+      grouped(geometry(2, 4, 5, 5, 6, 1, 1), 2),                // pointwise, groups 2
+      padded(geometry(5, 3, 32, 32, 4, 3, 3), 1, 1),            // weight gradient in 2 chunks (4 + 1)
+      padded(geometry(19, 3, 8, 8, 5, 3, 3), 1, 1),             // forward in 2 chunks (16 + 3 images)
+      padded(geometry(9, 2, 24, 24, 3, 3, 3), 1, 1),            // weight gradient in 2 chunks (7 + 2)
+      geometry(300, 3, 2, 2, 5, 1, 1),                          // pointwise 2x2: 2 forward chunks
+      geometry(3, 4, 33, 33, 3, 1, 1),                          // pointwise, one image per chunk
+  };
+}
+
+// ---- buffers --------------------------------------------------------------------------------------------
+
+std::int64_t x_size(const Conv2dGeometry& g) { return g.batch * g.in_channels * g.in_height * g.in_width; }
+std::int64_t w_size(const Conv2dGeometry& g) {
+  return g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w;
+}
+std::int64_t y_size(const Conv2dGeometry& g) {
+  return g.batch * g.out_channels * g.out_height() * g.out_width();
+}
+
+Floats random_floats(std::int64_t count, unsigned seed) {
+  std::mt19937 engine(seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  Floats values(static_cast<std::size_t>(count));
+  for (float& v : values) v = uniform(engine);
+  return values;
+}
+// Outputs start as NaN: an element a kernel forgets to write, or adds into, shows up.
+Floats nan_floats(std::int64_t count) {
+  return Floats(static_cast<std::size_t>(count), std::numeric_limits<float>::quiet_NaN());
+}
+
+struct Operands {
+  Floats x, w, bias, gy;
+  explicit Operands(const Conv2dGeometry& g)
+      : x(random_floats(x_size(g), 1)),
+        w(random_floats(w_size(g), 2)),
+        bias(random_floats(g.out_channels, 3)),
+        gy(random_floats(y_size(g), 4)) {}
+};
+
+// The three results of one convolution (forward with bias, backward-data, backward-weight) and the bias
+// gradient.
+struct Results {
+  Floats y, gx, gw, gb;
+};
+
+Results reference_results(const Conv2dGeometry& g, const Operands& in) {
+  Results out{nan_floats(y_size(g)), nan_floats(x_size(g)), nan_floats(w_size(g)),
+              nan_floats(g.out_channels)};
+  kernels::reference::conv2d_forward(g, in.x.data(), in.w.data(), in.bias.data(), out.y.data());
+  kernels::reference::conv2d_backward_data(g, in.gy.data(), in.w.data(), out.gx.data());
+  kernels::reference::conv2d_backward_weight(g, in.gy.data(), in.x.data(), out.gw.data());
+  kernels::reference::conv2d_backward_bias(g, in.gy.data(), out.gb.data());
+  return out;
+}
+
+Results dispatched_results(const Conv2dGeometry& g, const Operands& in) {
+  Results out{nan_floats(y_size(g)), nan_floats(x_size(g)), nan_floats(w_size(g)),
+              nan_floats(g.out_channels)};
+  const Device cpu = Device::cpu();
+  kernels::conv2d_forward(cpu, g, in.x.data(), in.w.data(), in.bias.data(), out.y.data());
+  kernels::conv2d_backward_data(cpu, g, in.gy.data(), in.w.data(), out.gx.data());
+  kernels::conv2d_backward_weight(cpu, g, in.gy.data(), in.x.data(), out.gw.data());
+  kernels::conv2d_backward_bias(cpu, g, in.gy.data(), out.gb.data());
+  return out;
+}
+
+// The float32 tolerance above: 1e-4 of the output's largest magnitude, plus 1e-4 relative.
+Tolerance magnitude_tolerance(const Floats& expected) {
+  double largest = 0.0;
+  for (float v : expected) largest = std::max(largest, std::fabs(static_cast<double>(v)));
+  return Tolerance{1e-4 * std::max(largest, 1e-2), 1e-4};
+}
+
+void check_close(const Floats& actual, const Floats& expected, const std::string& what) {
+  REQUIRE(actual.size() == expected.size());
+  const auto report = kiln::testing::matches_reference(actual.data(), expected.data(),
+                                                       static_cast<std::int64_t>(actual.size()),
+                                                       magnitude_tolerance(expected));
+  CHECK_MESSAGE(report.ok, what, ": ", report.message);
+}
+
+bool bitwise_equal(const Floats& a, const Floats& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+const Conv2dAlgorithm kFastAlgorithms[] = {Conv2dAlgorithm::Im2colGemm, Conv2dAlgorithm::Pointwise,
+                                           Conv2dAlgorithm::Depthwise, Conv2dAlgorithm::Winograd};
+
+}  // namespace
+
+// ---- tests ----------------------------------------------------------------------------------------------
+
+TEST_CASE("conv2d fast: every algorithm forced on every odd shape it supports matches the reference") {
+  CpuLevelGuard level_guard;
+  for (CpuLevel level : fast_levels()) {
+    kernels::set_cpu_level(level);
+    for (const Conv2dGeometry& g : odd_shapes()) {
+      const Operands in(g);
+      const Results expected = reference_results(g, in);
+      for (Conv2dAlgorithm algorithm : kFastAlgorithms) {
+        const auto supports = [&](Conv2dDirection direction) {
+          return kernels::conv2d_algorithm_supports(algorithm, g, direction, level);
+        };
+        const std::string what = std::string(kernels::cpu_level_name(level)) + " " +
+                                 std::string(kernels::conv2d_algorithm_name(algorithm)) + " " + describe(g);
+        if (supports(Conv2dDirection::Forward)) {
+          Floats y = nan_floats(y_size(g));
+          kernels::conv2d_forward_using(algorithm, g, in.x.data(), in.w.data(), in.bias.data(), y.data());
+          check_close(y, expected.y, what + " forward");
+        }
+        if (supports(Conv2dDirection::BackwardData)) {
+          Floats gx = nan_floats(x_size(g));
+          kernels::conv2d_backward_data_using(algorithm, g, in.gy.data(), in.w.data(), gx.data());
+          check_close(gx, expected.gx, what + " backward_data");
+        }
+        if (supports(Conv2dDirection::BackwardWeight)) {
+          Floats gw = nan_floats(w_size(g));
+          kernels::conv2d_backward_weight_using(algorithm, g, in.gy.data(), in.x.data(), gw.data());
+          check_close(gw, expected.gw, what + " backward_weight");
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("conv2d fast: forward without bias matches the reference for every algorithm") {
+  CpuLevelGuard level_guard;
+  for (CpuLevel level : fast_levels()) {
+    kernels::set_cpu_level(level);
+    for (const Conv2dGeometry& g : odd_shapes()) {
+      const Operands in(g);
+      Floats expected = nan_floats(y_size(g));
+      kernels::reference::conv2d_forward(g, in.x.data(), in.w.data(), static_cast<const float*>(nullptr),
+                                         expected.data());
+      for (Conv2dAlgorithm algorithm : kFastAlgorithms) {
+        if (!kernels::conv2d_algorithm_supports(algorithm, g, Conv2dDirection::Forward, level)) continue;
+        Floats actual = nan_floats(y_size(g));
+        kernels::conv2d_forward_using(algorithm, g, in.x.data(), in.w.data(), nullptr, actual.data());
+        check_close(actual, expected,
+                    std::string(kernels::conv2d_algorithm_name(algorithm)) + " " + describe(g));
+      }
+    }
+  }
+}
+
+TEST_CASE("conv2d fast: dispatch matches the reference, and 1 and 2 threads give the same bits") {
+  CpuLevelGuard level_guard;
+  ThreadsGuard threads_guard;
+  for (CpuLevel level : fast_levels()) {
+    kernels::set_cpu_level(level);
+    for (const Conv2dGeometry& g : odd_shapes()) {
+      const Operands in(g);
+      const Results expected = reference_results(g, in);
+      kernels::set_compute_threads(1);
+      const Results one_thread = dispatched_results(g, in);
+      kernels::set_compute_threads(2);
+      const Results two_threads = dispatched_results(g, in);
+      const std::string what = std::string(kernels::cpu_level_name(level)) + " " + describe(g);
+      check_close(one_thread.y, expected.y, what + " forward");
+      check_close(one_thread.gx, expected.gx, what + " backward_data");
+      check_close(one_thread.gw, expected.gw, what + " backward_weight");
+      check_close(one_thread.gb, expected.gb, what + " backward_bias");
+      CHECK_MESSAGE(bitwise_equal(one_thread.y, two_threads.y), what,
+                    " forward differs between 1 and 2 threads");
+      CHECK_MESSAGE(bitwise_equal(one_thread.gx, two_threads.gx), what, " backward_data differs");
+      CHECK_MESSAGE(bitwise_equal(one_thread.gw, two_threads.gw), what, " backward_weight differs");
+      CHECK_MESSAGE(bitwise_equal(one_thread.gb, two_threads.gb), what, " backward_bias differs");
+    }
+  }
+}
+
+TEST_CASE("conv2d fast: every forced algorithm gives the same bits on 1 and 2 threads") {
+  CpuLevelGuard level_guard;
+  ThreadsGuard threads_guard;
+  for (CpuLevel level : fast_levels()) {
+    kernels::set_cpu_level(level);
+    for (const Conv2dGeometry& g : odd_shapes()) {
+      const Operands in(g);
+      for (Conv2dAlgorithm algorithm : kFastAlgorithms) {
+        if (!kernels::conv2d_algorithm_supports(algorithm, g, Conv2dDirection::Forward, level)) continue;
+        Floats y_by_threads[2];
+        for (int threads : {1, 2}) {
+          kernels::set_compute_threads(threads);
+          Floats& y = y_by_threads[threads - 1];
+          y = nan_floats(y_size(g));
+          kernels::conv2d_forward_using(algorithm, g, in.x.data(), in.w.data(), in.bias.data(), y.data());
+        }
+        CHECK_MESSAGE(bitwise_equal(y_by_threads[0], y_by_threads[1]),
+                      kernels::conv2d_algorithm_name(algorithm),
+                      " forward differs between 1 and 2 threads on ", describe(g));
+      }
+    }
+  }
+}
+
+TEST_CASE("conv2d fast: the Reference CPU level runs the reference kernels exactly") {
+  CpuLevelGuard level_guard;
+  kernels::set_cpu_level(CpuLevel::Reference);
+  const Conv2dGeometry g = padded(geometry(2, 3, 7, 5, 4, 3, 3), 1, 1);
+  CHECK(kernels::choose_conv2d_algorithm(g, Conv2dDirection::Forward, CpuLevel::Reference) ==
+        Conv2dAlgorithm::Reference);
+  const Operands in(g);
+  const Results expected = reference_results(g, in);
+  const Results actual = dispatched_results(g, in);
+  CHECK(bitwise_equal(actual.y, expected.y));
+  CHECK(bitwise_equal(actual.gx, expected.gx));
+  CHECK(bitwise_equal(actual.gw, expected.gw));
+  CHECK(bitwise_equal(actual.gb, expected.gb));
+}
+
+TEST_CASE("conv2d fast: double goes through dispatch to the reference kernels") {
+  const Conv2dGeometry g = grouped(padded(geometry(2, 4, 5, 6, 4, 3, 3), 1, 1), 2);
+  std::vector<double> x(static_cast<std::size_t>(x_size(g))), w(static_cast<std::size_t>(w_size(g)));
+  std::vector<double> gy(static_cast<std::size_t>(y_size(g))), bias{0.5, -0.25, 1.0, 2.0};
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.3 * static_cast<double>(i));
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.7 * static_cast<double>(i));
+  for (std::size_t i = 0; i < gy.size(); ++i) gy[i] = std::sin(1.1 * static_cast<double>(i) + 0.2);
+  std::vector<double> y(gy.size()), y_ref(gy.size()), gx(x.size()), gx_ref(x.size()), gw(w.size()),
+      gw_ref(w.size());
+  const Device cpu = Device::cpu();
+  kernels::conv2d_forward(cpu, g, x.data(), w.data(), bias.data(), y.data());
+  kernels::reference::conv2d_forward(g, x.data(), w.data(), bias.data(), y_ref.data());
+  kernels::conv2d_backward_data(cpu, g, gy.data(), w.data(), gx.data());
+  kernels::reference::conv2d_backward_data(g, gy.data(), w.data(), gx_ref.data());
+  kernels::conv2d_backward_weight(cpu, g, gy.data(), x.data(), gw.data());
+  kernels::reference::conv2d_backward_weight(g, gy.data(), x.data(), gw_ref.data());
+  CHECK(y == y_ref);
+  CHECK(gx == gx_ref);
+  CHECK(gw == gw_ref);
+}
+
+TEST_CASE("conv2d fast: forcing an algorithm on a shape it does not support throws") {
+  const Conv2dGeometry g = padded(geometry(1, 3, 5, 5, 4, 3, 3), 1, 1);
+  const Operands in(g);
+  Floats y = nan_floats(y_size(g));
+  CHECK_THROWS_AS(kernels::conv2d_forward_using(Conv2dAlgorithm::Pointwise, g, in.x.data(), in.w.data(),
+                                                nullptr, y.data()),
+                  kiln::Error);
+  Floats gx = nan_floats(x_size(g));
+  CHECK_THROWS_AS(
+      kernels::conv2d_backward_data_using(Conv2dAlgorithm::Winograd, g, in.gy.data(), in.w.data(), gx.data()),
+      kiln::Error);
+  CHECK_THROWS_AS(kernels::conv2d_forward_using(Conv2dAlgorithm::Depthwise, g, in.x.data(), in.w.data(),
+                                                nullptr, y.data()),
+                  kiln::Error);
+}
+
+TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNet layers") {
+  struct Layer {
+    Conv2dGeometry g;
+    Conv2dAlgorithm expected;
+  };
+  const Layer layers[] = {
+      {padded(geometry(128, 3, 32, 32, 16, 3, 3), 1, 1), Conv2dAlgorithm::Im2colGemm},
+      {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Conv2dAlgorithm::Im2colGemm},
+      {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Conv2dAlgorithm::Im2colGemm},
+      {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Conv2dAlgorithm::Im2colGemm},
+      {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Conv2dAlgorithm::Im2colGemm},
+      {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), Conv2dAlgorithm::Im2colGemm},
+      {grouped(padded(geometry(128, 64, 16, 16, 64, 3, 3), 1, 1), 64), Conv2dAlgorithm::Depthwise},
+      {geometry(128, 64, 16, 16, 128, 1, 1), Conv2dAlgorithm::Pointwise},
+  };
+  const Conv2dGeometry vgg_128 = padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1);
+  for (CpuLevel level : fast_levels()) {
+    CHECK(kernels::choose_conv2d_algorithm(vgg_128, Conv2dDirection::Forward, level) ==
+          Conv2dAlgorithm::Winograd);
+    CHECK(kernels::choose_conv2d_algorithm(vgg_128, Conv2dDirection::BackwardData, level) ==
+          Conv2dAlgorithm::Im2colGemm);
+    for (const Layer& layer : layers) {
+      for (Conv2dDirection direction :
+           {Conv2dDirection::Forward, Conv2dDirection::BackwardData, Conv2dDirection::BackwardWeight}) {
+        const Conv2dAlgorithm chosen = kernels::choose_conv2d_algorithm(layer.g, direction, level);
+        CHECK_MESSAGE(chosen == layer.expected, describe(layer.g), " ",
+                      kernels::conv2d_direction_name(direction), ": chose ",
+                      kernels::conv2d_algorithm_name(chosen));
+      }
+    }
+  }
+}
