@@ -1,0 +1,166 @@
+// kiln's side of the CPU comparison (scripts/compare-cpu.sh): times, through kiln's public dispatch
+// functions, each distinct convolution of ResNet-20 in its three directions, a few SGEMMs, and one whole
+// ResNet-20 training step, and prints one JSON object on stdout (progress goes to stderr):
+//
+//   {"program": "kiln", "threads": 2, "batch": 128, "fp32_peak_gflops": 234.0, "parameters": 269722,
+//    "results": [{"kind": "conv", "shape": "16->16 3x3 s1 @32x32", "direction": "forward",
+//                 "layout": "nchw", "ms": 1.2, "gflops": 500.0, "reps": 10}, ...]}
+//
+//   ./build/compare_kiln_cpu [--threads 2] [--batch 128] [--warmup 1] [--reps 10] [--budget 2]
+//
+// The training step is the one train/trainer.cpp takes: forward, cross-entropy, backward, then SGD with
+// momentum 0.9 and weight decay 1e-4, on random images and labels (the data does not change the work).
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "bench/compare/options.hpp"
+#include "bench/compare/shapes.hpp"
+#include "bench/support/peak.hpp"
+#include "core/generator.hpp"
+#include "core/ops.hpp"
+#include "kernels/conv2d/conv2d.hpp"
+#include "kernels/cpu_level.hpp"
+#include "kernels/gemm/gemm.hpp"
+#include "kernels/parallel.hpp"
+#include "layers/module.hpp"
+#include "models/architecture.hpp"
+#include "optim/sgd.hpp"
+
+namespace {
+
+using namespace kiln;
+using namespace kiln::bench::compare;
+
+// Random values in [-1, 1): the kernels' speed does not depend on them, but NaNs or denormals would.
+std::vector<float> random_floats(std::int64_t count, Generator& generator) {
+  const Tensor values = Tensor::rand({count}, DType::Float32, &generator, -1.0, 1.0);
+  return values.to_vector<float>();
+}
+
+nlohmann::json time_conv_directions(const ConvShape& shape, const CompareOptions& options,
+                                    Generator& generator) {
+  kernels::Conv2dGeometry g;
+  g.batch = options.batch;
+  g.in_channels = shape.in_channels;
+  g.in_height = g.in_width = shape.in_size;
+  g.out_channels = shape.out_channels;
+  g.kernel_h = g.kernel_w = 3;
+  g.stride_h = g.stride_w = shape.stride;
+  g.pad_h = g.pad_w = 1;
+  const std::int64_t out_size = g.out_height();
+  const std::vector<float> x = random_floats(g.batch * g.in_channels * g.in_height * g.in_width, generator);
+  const std::vector<float> w = random_floats(g.out_channels * g.in_channels * 9, generator);
+  const std::vector<float> gy = random_floats(g.batch * g.out_channels * out_size * out_size, generator);
+  std::vector<float> y(gy.size()), gx(x.size()), gw(w.size());
+  const Device cpu = Device::cpu();
+
+  nlohmann::json rows = nlohmann::json::array();
+  const auto record = [&](const char* direction, const Timing& timing) {
+    rows.push_back({{"kind", "conv"},
+                    {"shape", shape.name},
+                    {"count", shape.count},
+                    {"direction", direction},
+                    {"layout", "nchw"},
+                    {"ms", timing.median_ms},
+                    {"min_ms", timing.min_ms},
+                    {"gflops", shape.flops(g.batch) / timing.median_ms * 1e-6},
+                    {"reps", timing.reps}});
+    std::fprintf(stderr, "kiln: conv %-22s %-15s %10.3f ms\n", shape.name.c_str(), direction,
+                 timing.median_ms);
+  };
+  record("forward", time_median(options.timing, [&] {
+           kernels::conv2d_forward<float>(cpu, g, x.data(), w.data(), nullptr, y.data());
+         }));
+  record("backward_data", time_median(options.timing, [&] {
+           kernels::conv2d_backward_data<float>(cpu, g, gy.data(), w.data(), gx.data());
+         }));
+  record("backward_weight", time_median(options.timing, [&] {
+           kernels::conv2d_backward_weight<float>(cpu, g, gy.data(), x.data(), gw.data());
+         }));
+  return rows;
+}
+
+nlohmann::json time_gemm(const GemmShape& shape, const CompareOptions& options, Generator& generator) {
+  const std::vector<float> a = random_floats(shape.m * shape.k, generator);
+  const std::vector<float> b = random_floats(shape.k * shape.n, generator);
+  std::vector<float> c(static_cast<std::size_t>(shape.m * shape.n));
+  const kernels::GemmGeometry g{
+      .m = shape.m, .n = shape.n, .k = shape.k, .lda = shape.k, .ldb = shape.n, .ldc = shape.n};
+  const Timing timing = time_median(options.timing, [&] {
+    kernels::gemm<float>(Device::cpu(), g, 1.0f, a.data(), b.data(), 0.0f, c.data());
+  });
+  std::fprintf(stderr, "kiln: sgemm %-22s %10.3f ms\n", shape.name.c_str(), timing.median_ms);
+  return {{"kind", "gemm"},
+          {"shape", shape.name},
+          {"ms", timing.median_ms},
+          {"min_ms", timing.min_ms},
+          {"gflops", shape.flops() / timing.median_ms * 1e-6},
+          {"reps", timing.reps}};
+}
+
+constexpr double kTrainingStepBudgetSeconds = 10.0;  // torch_cpu.py uses the same
+
+// One ResNet-20 training step on a random batch, as train/trainer.cpp writes it.
+nlohmann::json time_training_step(const CompareOptions& options, std::int64_t& parameter_count) {
+  Generator initialization(1);
+  const layers::ModulePtr model = models::build_model({"resnet20", 3, 32, 32, 10}, initialization);
+  model->train();
+  parameter_count = model->parameter_count();
+  optim::Sgd optimizer(model->named_parameters(), {.lr = 0.1, .momentum = 0.9, .weight_decay = 1e-4});
+
+  Generator data(2);
+  const Tensor images = Tensor::randn({options.batch, 3, 32, 32}, DType::Float32, &data);
+  std::vector<std::int64_t> label_values(static_cast<std::size_t>(options.batch));
+  for (std::size_t i = 0; i < label_values.size(); ++i) label_values[i] = static_cast<std::int64_t>(i % 10);
+  const Tensor labels = Tensor::from_vector(label_values, {options.batch});
+
+  // The headline number gets a longer budget than one kernel call: a few steps after the warm-up.
+  TimingOptions timing_options = options.timing;
+  timing_options.budget_s = std::max(timing_options.budget_s, kTrainingStepBudgetSeconds);
+  const Timing timing = time_median(timing_options, [&] {
+    const Tensor logits = (*model)(images);
+    const Tensor loss = cross_entropy(logits, labels);
+    (void)loss.item();  // the trainer reads the loss every step
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+  });
+  const double images_per_s = static_cast<double>(options.batch) / timing.median_ms * 1e3;
+  std::fprintf(stderr, "kiln: resnet20 training step %10.3f ms (%.1f images/s)\n", timing.median_ms,
+               images_per_s);
+  return {{"kind", "train_step"},    {"shape", "resnet20"},          {"ms", timing.median_ms},
+          {"min_ms", timing.min_ms}, {"images_per_s", images_per_s}, {"reps", timing.reps}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const CompareOptions options = parse_options(argc, argv);
+  kernels::set_compute_threads(options.threads);
+  Generator generator(0);
+
+  nlohmann::json results = nlohmann::json::array();
+  for (const ConvShape& shape : resnet20_conv_shapes()) {
+    for (nlohmann::json& row : time_conv_directions(shape, options, generator))
+      results.push_back(std::move(row));
+  }
+  for (const GemmShape& shape : gemm_shapes()) results.push_back(time_gemm(shape, options, generator));
+  std::int64_t parameter_count = 0;
+  results.push_back(time_training_step(options, parameter_count));
+
+  const nlohmann::json report = {{"program", "kiln"},
+                                 {"threads", kernels::compute_threads()},
+                                 {"batch", options.batch},
+                                 {"cpu_level", std::string(kernels::cpu_level_name(kernels::cpu_level()))},
+                                 {"fp32_peak_gflops", kiln::bench::fp32_peak_gflops(options.threads)},
+                                 {"parameters", parameter_count},
+                                 {"results", results}};
+  std::printf("%s\n", report.dump().c_str());
+  return 0;
+} catch (const std::exception& error) {
+  std::fprintf(stderr, "compare_kiln_cpu: %s\n", error.what());
+  return 1;
+}

@@ -1,0 +1,225 @@
+"""PyTorch's side of the CPU comparison (scripts/compare-cpu.sh).
+
+Times the same ResNet-20 convolutions (forward, backward-data, backward-weight) and SGEMMs that
+bench/compare/kiln_cpu.cpp times, and one whole ResNet-20 training step, on CPU, float32, NCHW, and prints
+one JSON object on stdout in the same form as the C++ programs (progress goes to stderr):
+
+    python3 bench/compare/torch_cpu.py [--threads 2] [--batch 128] [--warmup 1] [--reps 10] [--budget 2]
+
+The shapes repeat bench/compare/shapes.hpp (keep the two lists the same; table.py joins by name). The
+backward convolutions call aten::convolution_backward with one gradient requested, the op autograd runs
+(torch.nn.grad.conv2d_input / conv2d_weight call it too).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# (name, in_channels, out_channels, stride, in_size, count in ResNet-20): 3x3 kernels, padding 1, no bias.
+# See shapes.hpp.
+CONV_SHAPES = [
+    ("3->16 3x3 s1 @32x32", 3, 16, 1, 32, 1),
+    ("16->16 3x3 s1 @32x32", 16, 16, 1, 32, 6),
+    ("16->32 3x3 s2 @32x32", 16, 32, 2, 32, 1),
+    ("32->32 3x3 s1 @16x16", 32, 32, 1, 16, 5),
+    ("32->64 3x3 s2 @16x16", 32, 64, 2, 16, 1),
+    ("64->64 3x3 s1 @8x8", 64, 64, 1, 8, 5),
+]
+# (name, m, n, k): C[m, n] = A[m, k] B[k, n].
+GEMM_SHAPES = [
+    ("1024x1024x1024", 1024, 1024, 1024),
+    ("2048x2048x2048", 2048, 2048, 2048),
+    ("conv-like 64x8192x576", 64, 8192, 576),
+    ("conv-like 16x1024x144", 16, 1024, 144),
+]
+KILN_RESNET20_PARAMETERS = 269_722
+TRAINING_STEP_BUDGET_SECONDS = 10.0  # kiln_cpu.cpp uses the same
+
+
+def time_median(args, work):
+    """Warm up, then repeat until --reps runs or --budget seconds; the median and fastest run in ms, and
+    the run count.
+
+    The same rule as bench/compare/timing.hpp: a case whose warm-up alone exceeds the budget is that
+    one sample.
+    """
+    for _ in range(args.warmup):
+        start = time.perf_counter()
+        work()
+        ms = (time.perf_counter() - start) * 1e3
+        if ms >= args.budget * 1e3:
+            return ms, ms, 1
+    samples = []
+    while not samples or (len(samples) < args.reps and sum(samples) < args.budget * 1e3):
+        start = time.perf_counter()
+        work()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(samples), min(samples), len(samples)
+
+
+# ---- ResNet-20, built as kiln builds it (models/resnet.cpp, layers/blocks.cpp) -------------------------
+
+
+class PadIdentityShortcut(nn.Module):
+    """Option A: keep every stride-th pixel, then zero channels, (out - in) // 2 before and the rest after."""
+
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.pad_before = (out_channels - in_channels) // 2
+        self.pad_after = out_channels - in_channels - self.pad_before
+        self.stride = stride
+
+    def forward(self, x):
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, self.pad_before, self.pad_after))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)  # eps 1e-5, momentum 0.1, as kiln's
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        identity = in_channels == out_channels and stride == 1
+        self.shortcut = nn.Identity() if identity else PadIdentityShortcut(in_channels, out_channels, stride)
+
+    def forward(self, x):
+        residual = F.relu(self.bn1(self.conv1(x)))
+        residual = self.bn2(self.conv2(residual))
+        return F.relu(residual + self.shortcut(x))
+
+
+def resnet(depth=20, in_channels=3, classes=10):
+    blocks_per_stage = (depth - 2) // 6
+    layers = [nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    channels = 16
+    for stage in range(3):
+        stage_channels = 16 << stage
+        for block in range(blocks_per_stage):
+            stride = 2 if stage > 0 and block == 0 else 1
+            layers.append(BasicBlock(channels, stage_channels, stride))
+            channels = stage_channels
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, classes)]
+    return nn.Sequential(*layers)
+
+
+# ---- the cases ----------------------------------------------------------------------------------------
+
+
+def conv_rows(args, name, in_channels, out_channels, stride, in_size, count):
+    n = args.batch
+    out_size = (in_size + 2 - 3) // stride + 1
+    flops = 2.0 * n * out_channels * out_size * out_size * in_channels * 9
+    x = torch.rand(n, in_channels, in_size, in_size) * 2 - 1
+    w = torch.rand(out_channels, in_channels, 3, 3) * 2 - 1
+    gy = torch.rand(n, out_channels, out_size, out_size) * 2 - 1
+    strides, padding, dilation = [stride, stride], [1, 1], [1, 1]
+
+    def backward(mask):
+        return torch.ops.aten.convolution_backward(gy, x, w, None, strides, padding, dilation,
+                                                   False, [0, 0], 1, mask)
+
+    directions = [
+        ("forward", lambda: F.conv2d(x, w, None, stride, 1)),
+        ("backward_data", lambda: backward([True, False, False])),
+        ("backward_weight", lambda: backward([False, True, False])),
+    ]
+    rows = []
+    for direction, work in directions:
+        ms, min_ms, reps = time_median(args, work)
+        print(f"torch: conv {name:22s} {direction:15s} {ms:10.3f} ms", file=sys.stderr)
+        rows.append({"kind": "conv", "shape": name, "count": count, "direction": direction, "layout": "nchw",
+                     "ms": ms, "min_ms": min_ms, "gflops": flops / ms * 1e-6, "reps": reps})
+    return rows
+
+
+def gemm_row(args, name, m, n, k):
+    a = torch.rand(m, k) * 2 - 1
+    b = torch.rand(k, n) * 2 - 1
+    c = torch.empty(m, n)
+    ms, min_ms, reps = time_median(args, lambda: torch.mm(a, b, out=c))
+    print(f"torch: sgemm {name:22s} {ms:10.3f} ms", file=sys.stderr)
+    return {"kind": "gemm", "shape": name, "ms": ms, "min_ms": min_ms,
+            "gflops": 2.0 * m * n * k / ms * 1e-6, "reps": reps}
+
+
+def training_step_row(args, model):
+    """One step as kiln's trainer takes it: forward, cross-entropy, backward, SGD momentum + weight decay."""
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    images = torch.randn(args.batch, 3, 32, 32)
+    labels = torch.arange(args.batch) % 10
+
+    def step():
+        loss = F.cross_entropy(model(images), labels)
+        loss.item()  # kiln's trainer reads the loss every step
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    # The headline number gets a longer budget than one kernel call: a few steps after the warm-up.
+    step_args = argparse.Namespace(**{**vars(args), "budget": max(args.budget, TRAINING_STEP_BUDGET_SECONDS)})
+    ms, min_ms, reps = time_median(step_args, step)
+    images_per_s = args.batch / ms * 1e3
+    print(f"torch: resnet20 training step {ms:10.3f} ms ({images_per_s:.1f} images/s)", file=sys.stderr)
+    return {"kind": "train_step", "shape": "resnet20", "ms": ms, "min_ms": min_ms,
+            "images_per_s": images_per_s, "reps": reps}
+
+
+def loaded_blas():
+    """The BLAS library torch.mm calls: Debian's PyTorch uses whatever libblas.so.3 the system's
+    alternatives select (netlib's reference BLAS unless OpenBLAS or BLIS is installed)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "blas" in line.split()[-1]}
+    except OSError:
+        return "unknown"
+    return ", ".join(sorted({os.path.realpath(path) for path in paths})) or "none loaded"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--budget", type=float, default=2.0, help="seconds of timed runs per case, at most")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    model = resnet(20)
+    parameters = sum(p.numel() for p in model.parameters())
+    if parameters != KILN_RESNET20_PARAMETERS:
+        sys.exit(f"torch_cpu.py: ResNet-20 has {parameters} parameters, "
+                 f"kiln's has {KILN_RESNET20_PARAMETERS}")
+
+    results = []
+    with torch.no_grad():
+        for shape in CONV_SHAPES:
+            results += conv_rows(args, *shape)
+        for shape in GEMM_SHAPES:
+            results.append(gemm_row(args, *shape))
+    results.append(training_step_row(args, model))
+    print(json.dumps({
+        "program": "torch",
+        "version": torch.__version__,
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "blas": loaded_blas(),
+        "threads": torch.get_num_threads(),
+        "batch": args.batch,
+        "parameters": parameters,
+        "results": results,
+    }))
+
+
+if __name__ == "__main__":
+    main()
