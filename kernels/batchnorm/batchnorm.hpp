@@ -63,4 +63,35 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
                                T* gbeta);
 }  // namespace reference
 
+// Vectorized float kernels (vectorized_batchnorm.hpp), one namespace per instruction set, same contracts:
+// statistics in one pass (shifted sums), threads over channels.
+namespace avx512 {
+void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
+                               const float* beta, float eps, float momentum, float* running_mean,
+                               float* running_var, float* y, float* save_mean, float* save_invstd);
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
+                              const float* beta, const float* running_mean, const float* running_var,
+                              float eps, float* y);
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+                                const float* gamma, const float* save_mean, const float* save_invstd,
+                                float* gx, float* ggamma, float* gbeta);
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+                               const float* gamma, const float* running_mean, const float* running_var,
+                               float eps, float* gx, float* ggamma, float* gbeta);
+}  // namespace avx512
+namespace avx2 {
+void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
+                               const float* beta, float eps, float momentum, float* running_mean,
+                               float* running_var, float* y, float* save_mean, float* save_invstd);
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
+                              const float* beta, const float* running_mean, const float* running_var,
+                              float eps, float* y);
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+                                const float* gamma, const float* save_mean, const float* save_invstd,
+                                float* gx, float* ggamma, float* gbeta);
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+                               const float* gamma, const float* running_mean, const float* running_var,
+                               float eps, float* gx, float* ggamma, float* gbeta);
+}  // namespace avx2
+
 }  // namespace kiln::kernels

@@ -1,6 +1,8 @@
 // The single dispatch point for the batch-normalization family: every caller goes through these functions,
-// and only here is an implementation chosen. Today every CPU call runs the reference kernels; AVX2 /
-// AVX-512 versions (picked by cpu_level()) and CUDA versions (picked by device) plug in here when they exist.
+// and only here is an implementation chosen. float runs the AVX-512 or AVX2 kernels when cpu_level() allows;
+// double (gradient checks only) and the Reference level run the reference kernels.
+#include <type_traits>
+
 #include "kernels/batchnorm/batchnorm.hpp"
 #include "kernels/cpu_level.hpp"
 
@@ -11,6 +13,18 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
                                const T* beta, T eps, T momentum, T* running_mean, T* running_var, T* y,
                                T* save_mean, T* save_invstd) {
   require_cpu(device, "batchnorm2d_forward_train");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::batchnorm2d_forward_train(g, x, gamma, beta, eps, momentum, running_mean, running_var,
+                                                 y, save_mean, save_invstd);
+      case CpuLevel::Avx2:
+        return avx2::batchnorm2d_forward_train(g, x, gamma, beta, eps, momentum, running_mean, running_var, y,
+                                               save_mean, save_invstd);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::batchnorm2d_forward_train(g, x, gamma, beta, eps, momentum, running_mean, running_var, y,
                                        save_mean, save_invstd);
 }
@@ -19,6 +33,16 @@ template <typename T>
 void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
                               const T* beta, const T* running_mean, const T* running_var, T eps, T* y) {
   require_cpu(device, "batchnorm2d_forward_eval");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
+      case CpuLevel::Avx2:
+        return avx2::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
 }
 
@@ -27,6 +51,16 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
                                 const T* gamma, const T* save_mean, const T* save_invstd, T* gx, T* ggamma,
                                 T* gbeta) {
   require_cpu(device, "batchnorm2d_backward_train");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::batchnorm2d_backward_train(g, x, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
+      case CpuLevel::Avx2:
+        return avx2::batchnorm2d_backward_train(g, x, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::batchnorm2d_backward_train(g, x, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
 }
 
@@ -35,6 +69,18 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
                                const T* gamma, const T* running_mean, const T* running_var, T eps, T* gx,
                                T* ggamma, T* gbeta) {
   require_cpu(device, "batchnorm2d_backward_eval");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::batchnorm2d_backward_eval(g, x, gy, gamma, running_mean, running_var, eps, gx, ggamma,
+                                                 gbeta);
+      case CpuLevel::Avx2:
+        return avx2::batchnorm2d_backward_eval(g, x, gy, gamma, running_mean, running_var, eps, gx, ggamma,
+                                               gbeta);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::batchnorm2d_backward_eval(g, x, gy, gamma, running_mean, running_var, eps, gx, ggamma, gbeta);
 }
 

@@ -1,14 +1,80 @@
 // The single dispatch point for the elementwise family: every caller goes through these functions, and only
-// here is an implementation chosen. Today every CPU call runs the reference kernels; AVX2 / AVX-512
-// versions (picked by cpu_level()) and CUDA versions (picked by device) plug in here when they exist.
+// here is an implementation chosen. float goes to the AVX-512 / AVX2 kernels (by cpu_level()) for the ops
+// and layouts they cover; everything else (double, int64, transcendentals, transposed or gathered layouts)
+// runs the reference kernels.
+#include <optional>
+#include <type_traits>
+
 #include "kernels/cpu_level.hpp"
 #include "kernels/elementwise/elementwise.hpp"
 
 namespace kiln::kernels {
+namespace {
+
+// Rows shorter than this spend more on the per-row bookkeeping than the vector loop saves.
+constexpr std::int64_t kMinRowLength = 16;
+
+bool vectorized_forward(UnaryOp op) {
+  return op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu || op == UnaryOp::LeakyRelu ||
+         op == UnaryOp::Clamp || op == UnaryOp::Sqrt;
+}
+
+bool vectorized_backward(UnaryOp op) {
+  return op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu || op == UnaryOp::LeakyRelu ||
+         op == UnaryOp::Clamp || op == UnaryOp::Sigmoid || op == UnaryOp::Tanh;
+}
+
+bool vectorized(BinaryOp op) {
+  return op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Mul || op == BinaryOp::Div;
+}
+
+// The longest run of trailing dimensions along which each of two operands is dense or constant (see
+// RowPlan), when its rows hold at least kMinRowLength elements; allow_constant false requires both dense.
+// An operand's mode is set by its innermost dimension of size > 1: stride 1 is dense, stride 0 constant.
+std::optional<RowPlan> plan_rows(int rank, const std::int64_t* sizes, const std::int64_t* strides0,
+                                 const std::int64_t* strides1, bool allow_constant) {
+  const std::int64_t* strides[2] = {strides0, strides1};
+  RowPlan plan;
+  plan.outer_rank = rank;
+  enum class Mode { Unset, Dense, Constant };
+  Mode modes[2] = {Mode::Unset, Mode::Unset};
+  for (int d = rank - 1; d >= 0; --d) {
+    bool fits = true;
+    for (int k = 0; k < 2 && sizes[d] != 1; ++k) {
+      const std::int64_t stride = strides[k][d];
+      if (modes[k] == Mode::Unset)
+        modes[k] = stride == 1 ? Mode::Dense : stride == 0 ? Mode::Constant : Mode::Unset;
+      const bool dense_fits = modes[k] == Mode::Dense && stride == plan.row_length;
+      const bool constant_fits = modes[k] == Mode::Constant && stride == 0 && allow_constant;
+      fits = fits && (dense_fits || constant_fits);
+    }
+    if (!fits) break;
+    plan.row_length *= sizes[d];
+    plan.outer_rank = d;
+  }
+  if (plan.row_length < kMinRowLength) return std::nullopt;
+  plan.constant_in_row[0] = modes[0] == Mode::Constant;
+  plan.constant_in_row[1] = modes[1] == Mode::Constant;
+  return plan;
+}
+
+}  // namespace
 
 template <typename T>
 void unary_forward(Device device, UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, T* y) {
   require_cpu(device, "unary_forward");
+  if constexpr (std::is_same_v<T, float>) {
+    if (vectorized_forward(op)) {
+      switch (cpu_level()) {
+        case CpuLevel::Avx512:
+          return avx512::unary_forward(op, params, n, x, y);
+        case CpuLevel::Avx2:
+          return avx2::unary_forward(op, params, n, x, y);
+        case CpuLevel::Reference:
+          break;
+      }
+    }
+  }
   reference::unary_forward(op, params, n, x, y);
 }
 
@@ -16,6 +82,18 @@ template <typename T>
 void unary_backward(Device device, UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x,
                     const T* y, const T* gy, T* gx) {
   require_cpu(device, "unary_backward");
+  if constexpr (std::is_same_v<T, float>) {
+    if (vectorized_backward(op)) {
+      switch (cpu_level()) {
+        case CpuLevel::Avx512:
+          return avx512::unary_backward(op, params, n, x, y, gy, gx);
+        case CpuLevel::Avx2:
+          return avx2::unary_backward(op, params, n, x, y, gy, gx);
+        case CpuLevel::Reference:
+          break;
+      }
+    }
+  }
   reference::unary_backward(op, params, n, x, y, gy, gx);
 }
 
@@ -23,6 +101,15 @@ template <typename T>
 void binary_forward(Device device, BinaryOp op, int rank, const std::int64_t* sizes, const T* a,
                     const std::int64_t* a_strides, const T* b, const std::int64_t* b_strides, T* out) {
   require_cpu(device, "binary_forward");
+  if constexpr (std::is_same_v<T, float>) {
+    const std::optional<RowPlan> plan = vectorized(op) && cpu_level() != CpuLevel::Reference
+                                            ? plan_rows(rank, sizes, a_strides, b_strides, true)
+                                            : std::nullopt;
+    if (plan && cpu_level() == CpuLevel::Avx512)
+      return avx512::binary_forward(op, *plan, sizes, a, a_strides, b, b_strides, out);
+    if (plan && cpu_level() == CpuLevel::Avx2)
+      return avx2::binary_forward(op, *plan, sizes, a, a_strides, b, b_strides, out);
+  }
   reference::binary_forward(op, rank, sizes, a, a_strides, b, b_strides, out);
 }
 
@@ -30,12 +117,31 @@ template <typename Src, typename Dst>
 void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src* src,
                   const std::int64_t* src_strides, Dst* dst, const std::int64_t* dst_strides) {
   require_cpu(device, "copy_strided");
+  if constexpr (std::is_same_v<Src, float> && std::is_same_v<Dst, float>) {
+    const std::optional<RowPlan> plan = cpu_level() != CpuLevel::Reference
+                                            ? plan_rows(rank, sizes, src_strides, dst_strides, false)
+                                            : std::nullopt;
+    if (plan && cpu_level() == CpuLevel::Avx512)
+      return avx512::copy_rows(*plan, sizes, src, src_strides, dst, dst_strides);
+    if (plan && cpu_level() == CpuLevel::Avx2)
+      return avx2::copy_rows(*plan, sizes, src, src_strides, dst, dst_strides);
+  }
   reference::copy_strided(rank, sizes, src, src_strides, dst, dst_strides);
 }
 
 template <typename T>
 void fill(Device device, std::int64_t n, T value, T* out) {
   require_cpu(device, "fill");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::fill(n, value, out);
+      case CpuLevel::Avx2:
+        return avx2::fill(n, value, out);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::fill(n, value, out);
 }
 

@@ -82,4 +82,41 @@ void copy_strided(int rank, const std::int64_t* sizes, const Src* src, const std
 template <typename T> void fill(std::int64_t n, T value, T* out);
 }  // namespace reference
 
+// A binary op's or a copy's index space seen as rows, for the vectorized kernels: the trailing dimensions
+// (all but the first outer_rank) form rows of row_length elements along which each operand is either dense
+// (stride 1, then the product of the sizes after it) or constant (stride 0: one value per row, a broadcast).
+// dispatch.cpp builds the plan from the strides and keeps a layout that does not fit on the reference.
+//   [N, C, H, W] + bias [1, C, 1, 1]:  outer_rank 2, row_length H*W, a dense, b constant
+//   [N, F] + bias [F]:                 outer_rank 1, row_length F, both dense
+struct RowPlan {
+  int outer_rank = 0;
+  std::int64_t row_length = 1;
+  bool constant_in_row[2] = {false, false};  // per operand (a, b) or (src, dst)
+};
+
+// Vectorized float kernels (vectorized_elementwise.hpp), one namespace per instruction set. Each handles only
+// the ops and layouts dispatch.cpp sends it: unary Neg, Abs, Relu, LeakyRelu, Clamp, Sqrt (forward) and
+// Neg, Abs, Relu, LeakyRelu, Clamp, Sigmoid, Tanh (backward); binary Add, Sub, Mul, Div over a RowPlan;
+// copies whose rows are dense in src and dst; fill.
+namespace avx512 {
+void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, float* y);
+void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, const float* y,
+                    const float* gy, float* gx);
+void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes, const float* a,
+                    const std::int64_t* a_strides, const float* b, const std::int64_t* b_strides, float* out);
+void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
+               const std::int64_t* src_strides, float* dst, const std::int64_t* dst_strides);
+void fill(std::int64_t n, float value, float* out);
+}  // namespace avx512
+namespace avx2 {
+void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, float* y);
+void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, const float* y,
+                    const float* gy, float* gx);
+void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes, const float* a,
+                    const std::int64_t* a_strides, const float* b, const std::int64_t* b_strides, float* out);
+void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
+               const std::int64_t* src_strides, float* dst, const std::int64_t* dst_strides);
+void fill(std::int64_t n, float value, float* out);
+}  // namespace avx2
+
 }  // namespace kiln::kernels

@@ -51,4 +51,17 @@ template <typename T>
 void adam_update(std::int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, const AdamHyper& h);
 }  // namespace reference
 
+// Vectorized float updates (vectorized_optim_update.hpp), one namespace per instruction set: computed in
+// double like the reference, so they match it to within one float rounding.
+namespace avx512 {
+void sgd_update(std::int64_t n, float* param, const float* grad, float* momentum_buffer, const SgdHyper& h);
+void adam_update(std::int64_t n, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+                 const AdamHyper& h);
+}  // namespace avx512
+namespace avx2 {
+void sgd_update(std::int64_t n, float* param, const float* grad, float* momentum_buffer, const SgdHyper& h);
+void adam_update(std::int64_t n, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+                 const AdamHyper& h);
+}  // namespace avx2
+
 }  // namespace kiln::kernels

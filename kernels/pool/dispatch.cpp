@@ -1,6 +1,9 @@
 // The single dispatch point for the pooling family: every caller goes through these functions, and only
-// here is an implementation chosen. Today every CPU call runs the reference kernels; AVX2 / AVX-512
-// versions (picked by cpu_level()) and CUDA versions (picked by device) plug in here when they exist.
+// here is an implementation chosen. float runs the AVX-512 / AVX2 kernels when cpu_level() allows (they
+// thread over planes and vectorize the common geometries); double and the Reference level run the
+// reference kernels. CUDA versions (picked by device) plug in here.
+#include <type_traits>
+
 #include "kernels/cpu_level.hpp"
 #include "kernels/pool/pool.hpp"
 
@@ -9,6 +12,16 @@ namespace kiln::kernels {
 template <typename T>
 void max_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
   require_cpu(device, "max_pool2d_forward");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::max_pool2d_forward(g, x, y, argmax);
+      case CpuLevel::Avx2:
+        return avx2::max_pool2d_forward(g, x, y, argmax);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::max_pool2d_forward(g, x, y, argmax);
 }
 
@@ -16,18 +29,48 @@ template <typename T>
 void max_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax,
                          T* gx) {
   require_cpu(device, "max_pool2d_backward");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::max_pool2d_backward(g, gy, argmax, gx);
+      case CpuLevel::Avx2:
+        return avx2::max_pool2d_backward(g, gy, argmax, gx);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::max_pool2d_backward(g, gy, argmax, gx);
 }
 
 template <typename T>
 void avg_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y) {
   require_cpu(device, "avg_pool2d_forward");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::avg_pool2d_forward(g, x, y);
+      case CpuLevel::Avx2:
+        return avx2::avg_pool2d_forward(g, x, y);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::avg_pool2d_forward(g, x, y);
 }
 
 template <typename T>
 void avg_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, T* gx) {
   require_cpu(device, "avg_pool2d_backward");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::avg_pool2d_backward(g, gy, gx);
+      case CpuLevel::Avx2:
+        return avx2::avg_pool2d_backward(g, gy, gx);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::avg_pool2d_backward(g, gy, gx);
 }
 
@@ -35,6 +78,16 @@ template <typename T>
 void global_avg_pool2d_forward(Device device, std::int64_t planes, std::int64_t plane_size, const T* x,
                                T* y) {
   require_cpu(device, "global_avg_pool2d_forward");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::global_avg_pool2d_forward(planes, plane_size, x, y);
+      case CpuLevel::Avx2:
+        return avx2::global_avg_pool2d_forward(planes, plane_size, x, y);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::global_avg_pool2d_forward(planes, plane_size, x, y);
 }
 
@@ -42,6 +95,16 @@ template <typename T>
 void global_avg_pool2d_backward(Device device, std::int64_t planes, std::int64_t plane_size, const T* gy,
                                 T* gx) {
   require_cpu(device, "global_avg_pool2d_backward");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::global_avg_pool2d_backward(planes, plane_size, gy, gx);
+      case CpuLevel::Avx2:
+        return avx2::global_avg_pool2d_backward(planes, plane_size, gy, gx);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::global_avg_pool2d_backward(planes, plane_size, gy, gx);
 }
 

@@ -69,4 +69,23 @@ template <typename T>
 void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const T* gy, T* gx);
 }  // namespace reference
 
+// Threaded float kernels (vectorized_pool.hpp), one namespace per instruction set, same contracts: global
+// average pooling and the 2x2 stride-2 max pool vectorized, every other geometry the reference per plane.
+namespace avx512 {
+void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y, std::int64_t* argmax);
+void max_pool2d_backward(const Pool2dGeometry& g, const float* gy, const std::int64_t* argmax, float* gx);
+void avg_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y);
+void avg_pool2d_backward(const Pool2dGeometry& g, const float* gy, float* gx);
+void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const float* x, float* y);
+void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const float* gy, float* gx);
+}  // namespace avx512
+namespace avx2 {
+void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y, std::int64_t* argmax);
+void max_pool2d_backward(const Pool2dGeometry& g, const float* gy, const std::int64_t* argmax, float* gx);
+void avg_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y);
+void avg_pool2d_backward(const Pool2dGeometry& g, const float* gy, float* gx);
+void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const float* x, float* y);
+void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const float* gy, float* gx);
+}  // namespace avx2
+
 }  // namespace kiln::kernels

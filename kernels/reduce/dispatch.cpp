@@ -1,6 +1,8 @@
 // The single dispatch point for the reduction family: every caller goes through these functions, and only
-// here is an implementation chosen. Today every CPU call runs the reference kernels; AVX2 / AVX-512
-// versions (picked by cpu_level()) and CUDA versions (picked by device) plug in here when they exist.
+// here is an implementation chosen. A float Sum runs the AVX-512 / AVX2 kernel when cpu_level() allows;
+// Max, Min, argmax, double and the Reference level run the reference kernels. CUDA versions plug in here.
+#include <type_traits>
+
 #include "kernels/cpu_level.hpp"
 #include "kernels/reduce/reduce.hpp"
 
@@ -9,6 +11,18 @@ namespace kiln::kernels {
 template <typename T>
 void reduce(Device device, ReduceOp op, const ReduceGeometry& g, const T* x, T* y) {
   require_cpu(device, "reduce");
+  if constexpr (std::is_same_v<T, float>) {
+    if (op == ReduceOp::Sum) {
+      switch (cpu_level()) {
+        case CpuLevel::Avx512:
+          return avx512::reduce_sum(g, x, y);
+        case CpuLevel::Avx2:
+          return avx2::reduce_sum(g, x, y);
+        case CpuLevel::Reference:
+          break;
+      }
+    }
+  }
   reference::reduce(op, g, x, y);
 }
 

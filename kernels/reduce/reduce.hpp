@@ -31,4 +31,14 @@ template <typename T> void reduce(ReduceOp op, const ReduceGeometry& g, const T*
 template <typename T> void argmax(const ReduceGeometry& g, const T* x, std::int64_t* indices);
 }  // namespace reference
 
+// Vectorized float Sum (vectorized_reduce.hpp), one namespace per instruction set, accumulating in double
+// like the reference: column sums (inner > 1) equal it bitwise; row sums (inner == 1) differ only in the
+// order of the double additions.
+namespace avx512 {
+void reduce_sum(const ReduceGeometry& g, const float* x, float* y);
+}  // namespace avx512
+namespace avx2 {
+void reduce_sum(const ReduceGeometry& g, const float* x, float* y);
+}  // namespace avx2
+
 }  // namespace kiln::kernels

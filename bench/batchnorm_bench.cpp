@@ -1,0 +1,101 @@
+// Batch-normalization speed in GB/s on the ResNet-20 activations at batch 128 ([128,16,32,32],
+// [128,32,16,16], [128,64,8,8]), for the reference kernels and each vectorized level, at 1 and 2 threads.
+//
+// These kernels are memory-bound, so the figure of merit is bandwidth. GB/s counts the compulsory traffic
+// only (each tensor read or written once): forward train and eval read x and write y (8 bytes an element),
+// backward train reads x and gy and writes gx (12 bytes). The fast forward train actually reads x twice
+// (statistics, then normalize) and the backward reads x and gy twice, so the bytes moved are 1.5x and
+// 1.67x the counted ones; compare with elementwise_bench's stream_copy for this machine's bandwidth.
+//
+//   build-rest/batchnorm_bench --benchmark_filter=forward_train
+#include <benchmark/benchmark.h>
+
+#include <array>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/batchnorm/batchnorm.hpp"
+#include "kernels/cpu_level.hpp"
+#include "kernels/parallel.hpp"
+
+namespace {
+
+namespace kernels = kiln::kernels;
+using kernels::BatchNorm2dGeometry;
+using kernels::CpuLevel;
+
+const std::array<BatchNorm2dGeometry, 3> kShapes{{{128, 16, 32, 32}, {128, 32, 16, 16}, {128, 64, 8, 8}}};
+
+enum class Pass { ForwardTrain, ForwardEval, BackwardTrain };
+
+// Arguments: shape index, threads, level (0 reference, 1 avx2, 2 avx512).
+void run_batchnorm(benchmark::State& state, Pass pass) {
+  const BatchNorm2dGeometry g = kShapes[static_cast<std::size_t>(state.range(0))];
+  const int threads = static_cast<int>(state.range(1));
+  const auto level = static_cast<CpuLevel>(state.range(2));
+  if (kernels::detected_cpu_level() < level) {
+    state.SkipWithError("this CPU lacks the level");
+    return;
+  }
+  const std::int64_t n = g.batch * g.channels * g.height * g.width;
+  const auto size = static_cast<std::size_t>(n), channels = static_cast<std::size_t>(g.channels);
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> x(size), gy(size), out(size);
+  for (float& v : x) v = uniform(rng);
+  for (float& v : gy) v = uniform(rng);
+  std::vector<float> gamma(channels, 1.5f), beta(channels, 0.1f), running_mean(channels, 0.0f),
+      running_var(channels, 1.0f), mean(channels), invstd(channels), ggamma(channels), gbeta(channels);
+  kernels::reference::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                                static_cast<float*>(nullptr), static_cast<float*>(nullptr),
+                                                out.data(), mean.data(), invstd.data());
+
+  kernels::set_compute_threads(threads);
+  kernels::set_cpu_level(level);
+  const auto cpu = kiln::Device::cpu();
+  for (auto _ : state) {
+    switch (pass) {
+      case Pass::ForwardTrain:
+        kernels::batchnorm2d_forward_train(cpu, g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                           running_mean.data(), running_var.data(), out.data(), mean.data(),
+                                           invstd.data());
+        break;
+      case Pass::ForwardEval:
+        kernels::batchnorm2d_forward_eval(cpu, g, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                          running_var.data(), 1e-5f, out.data());
+        break;
+      case Pass::BackwardTrain:
+        kernels::batchnorm2d_backward_train(cpu, g, x.data(), gy.data(), gamma.data(), mean.data(),
+                                            invstd.data(), out.data(), ggamma.data(), gbeta.data());
+        break;
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  kernels::set_cpu_level(kernels::detected_cpu_level());
+  kernels::set_compute_threads(0);
+  const double bytes_per_element = pass == Pass::BackwardTrain ? 12.0 : 8.0;
+  state.counters["GB/s"] = benchmark::Counter(bytes_per_element * static_cast<double>(n) * 1e-9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(kernels::cpu_level_name(level)));
+}
+
+void shapes_levels_threads(benchmark::internal::Benchmark* bench) {
+  bench->ArgNames({"shape", "threads", "level"});
+  for (const int level : {0, 1, 2}) {
+    for (const int threads : {1, 2}) {
+      for (const int shape : {0, 1, 2}) bench->Args({shape, threads, level});
+    }
+  }
+  bench->Unit(benchmark::kMicrosecond);
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(run_batchnorm, forward_train, Pass::ForwardTrain)->Apply(shapes_levels_threads);
+BENCHMARK_CAPTURE(run_batchnorm, forward_eval, Pass::ForwardEval)->Apply(shapes_levels_threads);
+BENCHMARK_CAPTURE(run_batchnorm, backward_train, Pass::BackwardTrain)->Apply(shapes_levels_threads);
+
+BENCHMARK_MAIN();

@@ -1,0 +1,67 @@
+// Whole training steps of the model zoo: forward, cross-entropy, backward and an SGD update, exactly
+// the work train/trainer.cpp does per batch (minus data loading), on random images. Reports images/s.
+//
+//   ./build/training_step_bench --benchmark_filter='resnet20/128'
+//   perf record -g ./build/training_step_bench --benchmark_filter='resnet20/128'   # where the time goes
+//
+// Arguments: model, batch size, threads. The CIFAR-10 input size (3 x 32 x 32, 10 classes) throughout.
+#include <benchmark/benchmark.h>
+
+#include <string>
+#include <vector>
+
+#include "core/generator.hpp"
+#include "core/ops.hpp"
+#include "kernels/parallel.hpp"
+#include "layers/module.hpp"
+#include "models/architecture.hpp"
+#include "optim/sgd.hpp"
+
+namespace {
+
+using namespace kiln;
+
+const std::vector<std::string> kModels = {"lenet5", "resnet20", "resnet56", "vgg_small", "mobilenet"};
+
+void training_step(benchmark::State& state) {
+  const std::string& name = kModels.at(static_cast<std::size_t>(state.range(0)));
+  const std::int64_t batch = state.range(1);
+  kernels::set_compute_threads(static_cast<int>(state.range(2)));
+  state.SetLabel(name);
+
+  Generator initialization(1);
+  const layers::ModulePtr model = models::build_model({name, 3, 32, 32, 10}, initialization);
+  model->train();
+  optim::Sgd optimizer(model->named_parameters(), {.lr = 0.01, .momentum = 0.9, .weight_decay = 1e-4});
+  Generator data(2);
+  const Tensor images = Tensor::randn({batch, 3, 32, 32}, DType::Float32, &data);
+  std::vector<std::int64_t> label_values(static_cast<std::size_t>(batch));
+  for (std::size_t i = 0; i < label_values.size(); ++i) label_values[i] = static_cast<std::int64_t>(i % 10);
+  const Tensor labels = Tensor::from_vector(label_values, {batch});
+
+  for (auto _ : state) {
+    const Tensor loss = cross_entropy((*model)(images), labels);
+    benchmark::DoNotOptimize(loss.item());
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+  }
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+  kernels::set_compute_threads(0);
+}
+
+void model_batch_threads(benchmark::internal::Benchmark* bench) {
+  bench->ArgNames({"model", "batch", "threads"});
+  for (std::int64_t model = 0; model < static_cast<std::int64_t>(kModels.size()); ++model) {
+    for (const std::int64_t batch : {32, 128}) {
+      for (const std::int64_t threads : {1, 2}) bench->Args({model, batch, threads});
+    }
+  }
+}
+
+}  // namespace
+
+BENCHMARK(training_step)->Apply(model_batch_threads)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+
+BENCHMARK_MAIN();

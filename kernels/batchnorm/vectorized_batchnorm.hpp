@@ -1,0 +1,298 @@
+// Vectorized batch normalization over NCHW float tensors, written once over a vector trait V
+// (simd::FloatVector512 or FloatVector256) and instantiated by avx512.cpp and avx2.cpp.
+//
+//   x, y, gy, gx  [N, C, H, W];  gamma, beta, running_*, save_*, ggamma, gbeta  [C];  m = N*H*W
+//
+// These kernels are memory-bound: a float is loaded, touched by one or two flops and stored. So the design
+// is about passes over memory, not arithmetic:
+//   forward train   2 passes: statistics (sum and sum of squares together), then normalize
+//   backward train  2 passes: sum(gy) and sum(gy * (x - mean)) together, then gx
+//   forward eval    1 pass;  backward eval 2 passes (the sums, then gx)
+// The reference needs 3 (forward) and 2 passes.
+//
+// One-pass statistics: the variance as E[d^2] - E[d]^2 cancels catastrophically when the mean is large next
+// to the spread. Taking d = x - shift, with shift = one value of the channel (x[0, c, 0, 0]), makes E[d] of
+// the order of the spread, so the difference keeps its digits. The sums themselves are accumulated in
+// float vector registers and emptied into double every kChunk values (PairAccumulator): a float lane sums
+// at most about 2 * kChunk / (2 * width) values, and a long channel (131072 values for [128, 16, 32, 32])
+// is summed in double across chunks.
+//
+// Both passes walk memory in order, threads splitting the N*C planes; per-plane sums are combined per
+// channel in a fixed order (all_channel_pair_sums), so results are bitwise the same for any thread count.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+
+#include "kernels/batchnorm/batchnorm.hpp"
+
+namespace kiln::kernels::vectorized {
+namespace {
+
+inline constexpr std::int64_t kChunk = 1024;               // floats summed in float before going to double
+inline constexpr std::int64_t kParallelThreshold = 32768;  // below this many elements, threads cost more
+
+// sum of a and sum of a * b over a channel, where a = p - shift_p and b = q - shift_q: the two sums every
+// batchnorm kernel needs.
+//   forward:   p = q = x, shifts = one value of x      -> sum d, sum d^2
+//   backward:  p = gy (shift 0), q = x (shift mean)     -> sum gy, sum gy * (x - mean)
+struct PairSums {
+  double sum_a = 0, sum_ab = 0;
+};
+
+// Float-lane partial sums, emptied into double once they hold kChunk values. They run across plane
+// boundaries: a small plane (64 values for 8x8) is far shorter than a chunk, and emptying the lanes (a
+// horizontal sum) once per plane would cost more than summing the plane.
+template <class V>
+struct PairAccumulator {
+  using Reg = typename V::Reg;
+  // Two register pairs, so consecutive adds do not wait on each other.
+  Reg a0 = V::zero(), a1 = V::zero(), ab0 = V::zero(), ab1 = V::zero();
+  std::int64_t pending = 0;  // values added to the lanes since they were last emptied
+  PairSums sums;
+
+  void empty_lanes() {
+    sums.sum_a += V::sum_in_double(V::add(a0, a1));
+    sums.sum_ab += V::sum_in_double(V::add(ab0, ab1));
+    a0 = a1 = ab0 = ab1 = V::zero();
+    pending = 0;
+  }
+
+  // Adds n contiguous values of p and q (n <= kChunk).
+  void add(const float* p, float shift_p, const float* q, float shift_q, std::int64_t n) {
+    const Reg vshift_p = V::broadcast(shift_p), vshift_q = V::broadcast(shift_q);
+    std::int64_t i = 0;
+    for (; i + 2 * V::width <= n; i += 2 * V::width) {
+      const Reg da0 = V::sub(V::load(p + i), vshift_p), db0 = V::sub(V::load(q + i), vshift_q);
+      const Reg da1 = V::sub(V::load(p + i + V::width), vshift_p);
+      const Reg db1 = V::sub(V::load(q + i + V::width), vshift_q);
+      a0 = V::add(a0, da0);
+      ab0 = V::fmadd(da0, db0, ab0);
+      a1 = V::add(a1, da1);
+      ab1 = V::fmadd(da1, db1, ab1);
+    }
+    for (; i + V::width <= n; i += V::width) {
+      const Reg da = V::sub(V::load(p + i), vshift_p), db = V::sub(V::load(q + i), vshift_q);
+      a0 = V::add(a0, da);
+      ab0 = V::fmadd(da, db, ab0);
+    }
+    for (; i < n; ++i) {  // scalar tail, fewer than width values, straight into double
+      const double da = p[i] - shift_p, db = q[i] - shift_q;
+      sums.sum_a += da;
+      sums.sum_ab += da * db;
+    }
+    pending += n;
+    if (pending >= kChunk) empty_lanes();
+  }
+};
+
+// The pair sums of every channel, with per-channel shifts (shift_p null means 0). Memory is walked in
+// its own order: threads split the N*C planes, each plane's sums (lanes emptied per kChunk piece and at
+// the plane's end) go into a table, and each channel then adds its N plane sums in n order. Walking a
+// channel's planes instead would jump C planes ahead after every plane (64 KiB for [128, 16, 32, 32]),
+// which the hardware prefetcher does not follow. The table's order is fixed, so the sums are the same
+// for any thread count.
+template <class V>
+void all_channel_pair_sums(const BatchNorm2dGeometry& g, const float* p, const float* shift_p, const float* q,
+                           const float* shift_q, PairSums* channel_sums) {
+  const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
+  const std::unique_ptr<PairSums[]> plane_sums(new PairSums[static_cast<std::size_t>(planes)]);
+#pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
+  for (std::int64_t nc = 0; nc < planes; ++nc) {
+    const std::int64_t c = nc % g.channels;
+    const float sp = shift_p ? shift_p[c] : 0.0f, sq = shift_q[c];
+    PairAccumulator<V> accumulator;
+    for (std::int64_t piece = 0; piece < plane; piece += kChunk) {
+      const std::int64_t start = nc * plane + piece;
+      accumulator.add(p + start, sp, q + start, sq, std::min(kChunk, plane - piece));
+    }
+    accumulator.empty_lanes();
+    plane_sums[static_cast<std::size_t>(nc)] = accumulator.sums;
+  }
+  for (std::int64_t c = 0; c < g.channels; ++c) {
+    PairSums sums;
+    for (std::int64_t n = 0; n < g.batch; ++n) {
+      const PairSums& one = plane_sums[static_cast<std::size_t>(n * g.channels + c)];
+      sums.sum_a += one.sum_a;
+      sums.sum_ab += one.sum_ab;
+    }
+    channel_sums[c] = sums;
+  }
+}
+
+// Per-channel float coefficients for the second pass, indexed by channel.
+struct ChannelCoefficients {
+  explicit ChannelCoefficients(std::int64_t channels)
+      : shift(new float[static_cast<std::size_t>(channels)]),
+        centre(new float[static_cast<std::size_t>(channels)]),
+        slope(new float[static_cast<std::size_t>(channels)]),
+        scale(new float[static_cast<std::size_t>(channels)]) {}
+  std::unique_ptr<float[]> shift, centre, slope, scale;
+};
+
+// out = (in - shift) * scale + offset over n contiguous floats: the normalization (and, with shift 0 and
+// offset 0, the eval backward gx = gy * scale).
+template <class V>
+void shift_scale_offset(const float* in, std::int64_t n, float shift, float scale, float offset, float* out) {
+  using Reg = typename V::Reg;
+  const Reg vshift = V::broadcast(shift), vscale = V::broadcast(scale), voffset = V::broadcast(offset);
+  std::int64_t i = 0;
+  for (; i + V::width <= n; i += V::width) {
+    V::store(out + i, V::fmadd(V::sub(V::load(in + i), vshift), vscale, voffset));
+  }
+  if (i < n) {
+    const Reg d = V::sub(V::load_partial(in + i, n - i), vshift);
+    V::store_partial(out + i, V::fmadd(d, vscale, voffset), n - i);
+  }
+}
+
+// gx = a * ((gy - gy_mean) - k * (x - mean)) over n contiguous floats: the train backward's gx with its
+// per-channel coefficients folded. The differences are taken before scaling by a = gamma * invstd, which
+// is large when the variance is small: scaling first would leave two large terms to cancel in float.
+template <class V>
+void train_backward_gx(const float* x, const float* gy, std::int64_t n, float mean, float gy_mean, float k,
+                       float a, float* gx) {
+  using Reg = typename V::Reg;
+  const Reg vmean = V::broadcast(mean), vgy_mean = V::broadcast(gy_mean);
+  const Reg minus_k = V::broadcast(-k), va = V::broadcast(a);
+  std::int64_t i = 0;
+  for (; i + V::width <= n; i += V::width) {
+    const Reg d = V::sub(V::load(x + i), vmean), centered_gy = V::sub(V::load(gy + i), vgy_mean);
+    V::store(gx + i, V::mul(va, V::fmadd(minus_k, d, centered_gy)));
+  }
+  if (i < n) {
+    const std::int64_t rest = n - i;
+    const Reg d = V::sub(V::load_partial(x + i, rest), vmean);
+    const Reg centered_gy = V::sub(V::load_partial(gy + i, rest), vgy_mean);
+    V::store_partial(gx + i, V::mul(va, V::fmadd(minus_k, d, centered_gy)), rest);
+  }
+}
+
+}  // namespace
+
+// ---- train mode --------------------------------------------------------------------------------------
+
+template <class V>
+void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
+                               const float* beta, float eps, float momentum, float* running_mean,
+                               float* running_var, float* y, float* save_mean, float* save_invstd) {
+  const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
+  const std::int64_t m = g.batch * plane;  // values per channel
+  // Pass 1: sum d and sum d^2, d = x - shift_c, with shift_c = x[0, c, 0, 0].
+  const std::unique_ptr<float[]> shifts(new float[static_cast<std::size_t>(g.channels)]);
+  for (std::int64_t c = 0; c < g.channels; ++c) shifts[static_cast<std::size_t>(c)] = x[c * plane];
+  const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
+  all_channel_pair_sums<V>(g, x, shifts.get(), x, shifts.get(), sums.get());
+
+  ChannelCoefficients normalize(g.channels);  // y = (x - mean) * scale + beta
+  for (std::int64_t c = 0; c < g.channels; ++c) {
+    const auto k = static_cast<std::size_t>(c);
+    const double shifted_mean = sums[k].sum_a / static_cast<double>(m);
+    const double mean = shifts[k] + shifted_mean;
+    // E[d^2] - E[d]^2 can round a tiny bit below zero when every value is equal.
+    const double biased_var =
+        std::max(0.0, sums[k].sum_ab / static_cast<double>(m) - shifted_mean * shifted_mean);
+    const double invstd = 1.0 / std::sqrt(biased_var + eps);
+    normalize.shift[k] = static_cast<float>(mean);
+    normalize.scale[k] = static_cast<float>(invstd * gamma[c]);
+    save_mean[c] = static_cast<float>(mean);
+    save_invstd[c] = static_cast<float>(invstd);
+
+    const double unbiased_var =
+        m > 1 ? biased_var * static_cast<double>(m) / static_cast<double>(m - 1) : biased_var;
+    if (running_mean)
+      running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mean);
+    if (running_var) {
+      running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased_var);
+    }
+  }
+
+  // Pass 2: normalize, plane by plane in memory order.
+#pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
+  for (std::int64_t nc = 0; nc < planes; ++nc) {
+    const auto k = static_cast<std::size_t>(nc % g.channels);
+    shift_scale_offset<V>(x + nc * plane, plane, normalize.shift[k], normalize.scale[k], beta[k],
+                          y + nc * plane);
+  }
+}
+
+// gbeta = sum gy, ggamma = invstd * sum gy * (x - mean), and
+//   gx = gamma * invstd / m * (m * gy - gbeta - xhat * ggamma)
+//      = a * ((gy - gbeta / m) - k * (x - mean)),   a = gamma * invstd,  k = invstd * ggamma / m
+template <class V>
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+                                const float* gamma, const float* save_mean, const float* save_invstd,
+                                float* gx, float* ggamma, float* gbeta) {
+  const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
+  const double m = static_cast<double>(g.batch * plane);
+  // Pass 1: sum gy and sum gy * (x - mean).
+  const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
+  all_channel_pair_sums<V>(g, gy, nullptr, x, save_mean, sums.get());
+
+  ChannelCoefficients gradient(g.channels);  // gx = a * ((gy - centre) - slope * (x - shift))
+  for (std::int64_t c = 0; c < g.channels; ++c) {
+    const auto k = static_cast<std::size_t>(c);
+    const double invstd = save_invstd[c];
+    const double channel_gbeta = sums[k].sum_a;
+    const double channel_ggamma = invstd * sums[k].sum_ab;
+    ggamma[c] = static_cast<float>(channel_ggamma);
+    gbeta[c] = static_cast<float>(channel_gbeta);
+    gradient.shift[k] = save_mean[c];
+    gradient.centre[k] = static_cast<float>(channel_gbeta / m);
+    gradient.slope[k] = static_cast<float>(invstd * channel_ggamma / m);
+    gradient.scale[k] = static_cast<float>(gamma[c] * invstd);
+  }
+
+  // Pass 2: gx, plane by plane in memory order.
+#pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
+  for (std::int64_t nc = 0; nc < planes; ++nc) {
+    const auto k = static_cast<std::size_t>(nc % g.channels);
+    train_backward_gx<V>(x + nc * plane, gy + nc * plane, plane, gradient.shift[k], gradient.centre[k],
+                         gradient.slope[k], gradient.scale[k], gx + nc * plane);
+  }
+}
+
+// ---- eval mode ---------------------------------------------------------------------------------------
+
+// y = (x - running_mean_c) * scale_c + beta_c: no reduction, so threads split the N*C planes.
+template <class V>
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
+                              const float* beta, const float* running_mean, const float* running_var,
+                              float eps, float* y) {
+  const std::int64_t plane = g.height * g.width;
+  const std::int64_t planes = g.batch * g.channels;
+#pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
+  for (std::int64_t nc = 0; nc < planes; ++nc) {
+    const std::int64_t c = nc % g.channels;
+    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
+    shift_scale_offset<V>(x + nc * plane, plane, running_mean[c], static_cast<float>(invstd * gamma[c]),
+                          beta[c], y + nc * plane);
+  }
+}
+
+// gx = gy * gamma_c * invstd_c;  ggamma_c = invstd_c * sum gy * (x - running_mean_c);  gbeta_c = sum gy.
+template <class V>
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+                               const float* gamma, const float* running_mean, const float* running_var,
+                               float eps, float* gx, float* ggamma, float* gbeta) {
+  const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
+  const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
+  all_channel_pair_sums<V>(g, gy, nullptr, x, running_mean, sums.get());
+  const std::unique_ptr<float[]> scale(new float[static_cast<std::size_t>(g.channels)]);
+  for (std::int64_t c = 0; c < g.channels; ++c) {
+    const auto k = static_cast<std::size_t>(c);
+    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
+    ggamma[c] = static_cast<float>(invstd * sums[k].sum_ab);
+    gbeta[c] = static_cast<float>(sums[k].sum_a);
+    scale[k] = static_cast<float>(gamma[c] * invstd);
+  }
+#pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
+  for (std::int64_t nc = 0; nc < planes; ++nc) {
+    shift_scale_offset<V>(gy + nc * plane, plane, 0.0f, scale[static_cast<std::size_t>(nc % g.channels)],
+                          0.0f, gx + nc * plane);
+  }
+}
+
+}  // namespace kiln::kernels::vectorized

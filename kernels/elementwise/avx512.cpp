@@ -1,0 +1,33 @@
+// The AVX-512 (16 floats a register) elementwise kernels: vectorized_elementwise.hpp instantiated with
+// simd::FloatVector512.
+#include "kernels/elementwise/elementwise.hpp"
+#include "kernels/elementwise/float_vector_avx512.hpp"
+#include "kernels/elementwise/vectorized_elementwise.hpp"
+
+namespace kiln::kernels::avx512 {
+
+using Vector = simd::FloatVector512;
+
+void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, float* y) {
+  vectorized::unary_forward<Vector>(op, params, n, x, y);
+}
+
+void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, const float* y,
+                    const float* gy, float* gx) {
+  vectorized::unary_backward<Vector>(op, params, n, x, y, gy, gx);
+}
+
+void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes, const float* a,
+                    const std::int64_t* a_strides, const float* b, const std::int64_t* b_strides,
+                    float* out) {
+  vectorized::binary_forward<Vector>(op, plan, sizes, a, a_strides, b, b_strides, out);
+}
+
+void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
+               const std::int64_t* src_strides, float* dst, const std::int64_t* dst_strides) {
+  vectorized::copy_rows<Vector>(plan, sizes, src, src_strides, dst, dst_strides);
+}
+
+void fill(std::int64_t n, float value, float* out) { vectorized::fill<Vector>(n, value, out); }
+
+}  // namespace kiln::kernels::avx512

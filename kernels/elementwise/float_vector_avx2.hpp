@@ -1,0 +1,88 @@
+// FloatVector256: the AVX2 register of 8 floats (and 4 doubles), with the same operations as
+// FloatVector512 (see float_vector_avx512.hpp), so the templated kernels compile for either.
+// Include this header only from files named avx2*.cpp: they are the ones compiled with -mavx2 -mfma.
+//
+// AVX2 has no mask registers: a Mask is a register whose lanes are all-ones or all-zeros, and the partial
+// loads and stores use _mm256_maskload_ps / _mm256_maskstore_ps, which never touch the masked-off lanes.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace kiln::kernels::simd {
+
+struct FloatVector256 {
+  using Reg = __m256;
+  using Mask = __m256;
+  static constexpr std::int64_t width = 8;
+
+  static Reg zero() { return _mm256_setzero_ps(); }
+  static Reg broadcast(float v) { return _mm256_set1_ps(v); }
+  static Reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
+  // Lane i is on when i < count.
+  static __m256i first(std::int64_t count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static Reg load_partial(const float* p, std::int64_t count) { return _mm256_maskload_ps(p, first(count)); }
+  static void store_partial(float* p, Reg v, std::int64_t count) { _mm256_maskstore_ps(p, first(count), v); }
+
+  static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }
+  static Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
+  static Reg div(Reg a, Reg b) { return _mm256_div_ps(a, b); }
+  static Reg fmadd(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static Reg sqrt(Reg a) { return _mm256_sqrt_ps(a); }
+  static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
+  static Reg min(Reg a, Reg b) { return _mm256_min_ps(a, b); }
+  static Reg abs(Reg a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  static Reg neg(Reg a) { return _mm256_xor_ps(_mm256_set1_ps(-0.0f), a); }
+
+  static Mask greater(Reg a, Reg b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static Mask less(Reg a, Reg b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static Mask both(Mask a, Mask b) { return _mm256_and_ps(a, b); }
+  static Mask either(Mask a, Mask b) { return _mm256_or_ps(a, b); }
+  static Mask and_not(Mask a, Mask b) { return _mm256_andnot_ps(b, a); }  // a and not b
+  static Mask is_nan(Reg a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+  static Reg select(Mask m, Reg if_true, Reg if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
+
+  // The even and the odd elements of the 16 floats lo:hi, in order. shuffle_ps works within 128-bit lanes
+  // (lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6); permute4x64 then puts the 64-bit pairs in order.
+  static void deinterleave(Reg lo, Reg hi, Reg& even, Reg& odd) {
+    even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
+    odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
+  }
+
+  // The sum of the 8 lanes, in double, added in a fixed tree order (see FloatVector512::sum_in_double).
+  static double sum_in_double(Reg v) {
+    const __m256d quad = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+                                       _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    const __m128d pair = _mm_add_pd(_mm256_castpd256_pd128(quad), _mm256_extractf128_pd(quad, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(pair, _mm_unpackhi_pd(pair, pair)));
+  }
+
+  using DoubleReg = __m256d;
+  static constexpr std::int64_t double_width = 4;
+  static __m128i first4(std::int64_t count) {
+    return _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(count)), _mm_setr_epi32(0, 1, 2, 3));
+  }
+  static DoubleReg broadcast_double(double v) { return _mm256_set1_pd(v); }
+  static void store(double* p, DoubleReg v) { _mm256_storeu_pd(p, v); }
+  static DoubleReg load_as_double(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+  static DoubleReg load_partial_as_double(const float* p, std::int64_t count) {
+    return _mm256_cvtps_pd(_mm_maskload_ps(p, first4(count)));
+  }
+  static void store_as_float(float* p, DoubleReg v) { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)); }
+  static void store_partial_as_float(float* p, DoubleReg v, std::int64_t count) {
+    _mm_maskstore_ps(p, first4(count), _mm256_cvtpd_ps(v));
+  }
+  static DoubleReg add(DoubleReg a, DoubleReg b) { return _mm256_add_pd(a, b); }
+  static DoubleReg sub(DoubleReg a, DoubleReg b) { return _mm256_sub_pd(a, b); }
+  static DoubleReg mul(DoubleReg a, DoubleReg b) { return _mm256_mul_pd(a, b); }
+  static DoubleReg div(DoubleReg a, DoubleReg b) { return _mm256_div_pd(a, b); }
+  static DoubleReg sqrt(DoubleReg a) { return _mm256_sqrt_pd(a); }
+};
+
+}  // namespace kiln::kernels::simd

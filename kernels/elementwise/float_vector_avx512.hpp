@@ -1,0 +1,99 @@
+// FloatVector512: the AVX-512 register of 16 floats (and 8 doubles) behind the small set of operations the
+// vectorized memory-bound kernels (elementwise, batchnorm, pooling, optimizer updates) are written in.
+//
+// Kernels are templates over a vector trait (this one or FloatVector256 in float_vector_avx2.hpp), so one
+// kernel text serves both instruction sets. Include this header only from files named avx512*.cpp: they are
+// the ones compiled with -mavx512f/bw/vl/dq.
+//
+// Tails: load_partial / store_partial touch only the first `count` (< width) elements, with AVX-512 masks,
+// so a kernel never reads or writes past the end of a buffer.
+#pragma once
+
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_ps() as an unused merge source, which -Wuninitialized
+// flags falsely wherever they are inlined (GCC bug 105593); the warning is silenced for that header only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <cstdint>
+
+namespace kiln::kernels::simd {
+
+struct FloatVector512 {
+  using Reg = __m512;
+  using Mask = __mmask16;
+  static constexpr std::int64_t width = 16;
+
+  static Reg zero() { return _mm512_setzero_ps(); }
+  static Reg broadcast(float v) { return _mm512_set1_ps(v); }
+  static Reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, Reg v) { _mm512_storeu_ps(p, v); }
+  static Mask first(std::int64_t count) { return static_cast<Mask>((1u << count) - 1u); }
+  static Reg load_partial(const float* p, std::int64_t count) {
+    return _mm512_maskz_loadu_ps(first(count), p);
+  }
+  static void store_partial(float* p, Reg v, std::int64_t count) {
+    _mm512_mask_storeu_ps(p, first(count), v);
+  }
+
+  static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }
+  static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
+  static Reg div(Reg a, Reg b) { return _mm512_div_ps(a, b); }
+  static Reg fmadd(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }  // a * b + c, one rounding
+  static Reg sqrt(Reg a) { return _mm512_sqrt_ps(a); }
+  // max / min return the SECOND operand when either is NaN (the x86 rule); kernels order operands for it.
+  static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
+  static Reg min(Reg a, Reg b) { return _mm512_min_ps(a, b); }
+  static Reg abs(Reg a) { return _mm512_andnot_ps(_mm512_set1_ps(-0.0f), a); }
+  static Reg neg(Reg a) { return _mm512_xor_ps(_mm512_set1_ps(-0.0f), a); }
+
+  // Comparisons are ordered and quiet: false when either side is NaN.
+  static Mask greater(Reg a, Reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static Mask less(Reg a, Reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static Mask both(Mask a, Mask b) { return static_cast<Mask>(a & b); }
+  static Mask either(Mask a, Mask b) { return static_cast<Mask>(a | b); }
+  static Mask and_not(Mask a, Mask b) { return static_cast<Mask>(a & ~b); }  // a and not b
+  static Mask is_nan(Reg a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+  static Reg select(Mask m, Reg if_true, Reg if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
+
+  // The even and the odd elements of the 32 floats lo:hi, in order: even = lo0 lo2 .. lo14 hi0 .. hi14.
+  static void deinterleave(Reg lo, Reg hi, Reg& even, Reg& odd) {
+    const __m512i even_index = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd_index = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    even = _mm512_permutex2var_ps(lo, even_index, hi);
+    odd = _mm512_permutex2var_ps(lo, odd_index, hi);
+  }
+
+  // The sum of the 16 lanes, in double, added in a fixed tree order (so it never depends on the thread
+  // count): the two halves widened to double and added, then the 8 doubles reduced.
+  static double sum_in_double(Reg v) {
+    const __m512d low = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d high = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    return _mm512_reduce_add_pd(_mm512_add_pd(low, high));
+  }
+
+  // Doubles, for kernels whose reference rounds once from double (the optimizer updates): a register of
+  // width / 2 doubles, loaded from and stored to floats.
+  using DoubleReg = __m512d;
+  static constexpr std::int64_t double_width = 8;
+  static DoubleReg broadcast_double(double v) { return _mm512_set1_pd(v); }
+  static void store(double* p, DoubleReg v) { _mm512_storeu_pd(p, v); }
+  static DoubleReg load_as_double(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+  static DoubleReg load_partial_as_double(const float* p, std::int64_t count) {
+    return _mm512_cvtps_pd(_mm256_maskz_loadu_ps(static_cast<__mmask8>((1u << count) - 1u), p));
+  }
+  static void store_as_float(float* p, DoubleReg v) { _mm256_storeu_ps(p, _mm512_cvtpd_ps(v)); }
+  static void store_partial_as_float(float* p, DoubleReg v, std::int64_t count) {
+    _mm256_mask_storeu_ps(p, static_cast<__mmask8>((1u << count) - 1u), _mm512_cvtpd_ps(v));
+  }
+  static DoubleReg add(DoubleReg a, DoubleReg b) { return _mm512_add_pd(a, b); }
+  static DoubleReg sub(DoubleReg a, DoubleReg b) { return _mm512_sub_pd(a, b); }
+  static DoubleReg mul(DoubleReg a, DoubleReg b) { return _mm512_mul_pd(a, b); }
+  static DoubleReg div(DoubleReg a, DoubleReg b) { return _mm512_div_pd(a, b); }
+  static DoubleReg sqrt(DoubleReg a) { return _mm512_sqrt_pd(a); }
+};
+
+}  // namespace kiln::kernels::simd

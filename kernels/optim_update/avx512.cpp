@@ -1,0 +1,18 @@
+// The AVX-512 (8 doubles a register) optimizer updates: vectorized_optim_update.hpp instantiated with
+// simd::FloatVector512.
+#include "kernels/elementwise/float_vector_avx512.hpp"
+#include "kernels/optim_update/optim_update.hpp"
+#include "kernels/optim_update/vectorized_optim_update.hpp"
+
+namespace kiln::kernels::avx512 {
+
+void sgd_update(std::int64_t n, float* param, const float* grad, float* momentum_buffer, const SgdHyper& h) {
+  vectorized::sgd_update<simd::FloatVector512>(n, param, grad, momentum_buffer, h);
+}
+
+void adam_update(std::int64_t n, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+                 const AdamHyper& h) {
+  vectorized::adam_update<simd::FloatVector512>(n, param, grad, exp_avg, exp_avg_sq, h);
+}
+
+}  // namespace kiln::kernels::avx512

@@ -1,0 +1,207 @@
+// Tests of the vectorized batch-normalization kernels (kernels/batchnorm/avx512.cpp, avx2.cpp) against the
+// reference kernels, at every dispatch level this CPU has, over odd shapes (batch 1, 1x1 planes, channels
+// 3/5/17, planes that are not a multiple of the vector width, planes longer than one summation chunk, a
+// channel mean far from zero), and with 1 and 2 threads, which must agree bitwise.
+//
+// Tolerances (float32): y and gx within atol 1e-5 + rtol 1e-4 of the reference, which rounds from double
+// once. The per-channel sums (ggamma, gbeta) and the saved statistics within atol 1e-4 + rtol 1e-4: the fast
+// kernels add float partials of up to 1024 values before going to double.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "kernels/batchnorm/batchnorm.hpp"
+#include "kernels/cpu_level.hpp"
+#include "kernels/parallel.hpp"
+#include "tests/support/matches_reference.hpp"
+
+namespace {
+
+using kiln::Device;
+using kiln::kernels::BatchNorm2dGeometry;
+using kiln::kernels::CpuLevel;
+using kiln::testing::matches_reference;
+using kiln::testing::Tolerance;
+namespace kk = kiln::kernels;
+
+// Restores the process-wide CPU level and thread count when a test ends, even when it fails.
+struct DispatchGuard {
+  CpuLevel saved_level = kk::cpu_level();
+  int saved_threads = kk::compute_threads();
+  ~DispatchGuard() {
+    kk::set_cpu_level(saved_level);
+    kk::set_compute_threads(saved_threads);
+  }
+};
+
+const std::vector<CpuLevel> kFastLevels{CpuLevel::Avx512, CpuLevel::Avx2};
+constexpr Tolerance kElementwise{1e-5, 1e-4};
+constexpr Tolerance kSums{1e-4, 1e-4};
+
+std::vector<float> random_floats(std::int64_t count, std::uint64_t seed, float offset = 0.0f) {
+  std::mt19937_64 engine(seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> values(static_cast<std::size_t>(count));
+  for (float& v : values) v = offset + uniform(engine);
+  return values;
+}
+
+struct Case {
+  BatchNorm2dGeometry g;
+  float offset;  // added to x: a channel mean far from zero tests the shifted one-pass variance
+};
+
+std::vector<Case> odd_cases() {
+  return {
+      {{.batch = 1, .channels = 3, .height = 2, .width = 3}, 0.0f},      // batch 1, plane < width
+      {{.batch = 2, .channels = 5, .height = 1, .width = 1}, 0.0f},      // 1x1 planes
+      {{.batch = 1, .channels = 5, .height = 1, .width = 1}, 0.0f},      // one value per channel
+      {{.batch = 3, .channels = 17, .height = 5, .width = 7}, 3.0f},     // 35-value planes: a scalar tail
+      {{.batch = 4, .channels = 16, .height = 8, .width = 8}, 0.0f},     // ResNet stage 3 plane
+      {{.batch = 3, .channels = 3, .height = 33, .width = 35}, 10.0f},   // 1155 > one 1024-value chunk
+      {{.batch = 16, .channels = 16, .height = 32, .width = 32}, 0.0f},  // threaded (m = 16384)
+  };
+}
+
+std::int64_t numel(const BatchNorm2dGeometry& g) { return g.batch * g.channels * g.height * g.width; }
+
+struct TrainOutputs {
+  std::vector<float> y, save_mean, save_invstd, running_mean, running_var, gx, ggamma, gbeta;
+};
+
+// Forward then backward in train mode, through the dispatcher at the current level.
+TrainOutputs run_train(const Case& c, bool use_reference) {
+  const auto& g = c.g;
+  const auto n = static_cast<std::size_t>(numel(g)), channels = static_cast<std::size_t>(g.channels);
+  const std::vector<float> x = random_floats(numel(g), 1, c.offset), gy = random_floats(numel(g), 2);
+  const std::vector<float> gamma = random_floats(g.channels, 3, 1.0f), beta = random_floats(g.channels, 4);
+  TrainOutputs o{std::vector<float>(n),
+                 std::vector<float>(channels),
+                 std::vector<float>(channels),
+                 std::vector<float>(channels, 0.5f),
+                 std::vector<float>(channels, 2.0f),
+                 std::vector<float>(n),
+                 std::vector<float>(channels),
+                 std::vector<float>(channels)};
+  if (use_reference) {
+    kk::reference::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                             o.running_mean.data(), o.running_var.data(), o.y.data(),
+                                             o.save_mean.data(), o.save_invstd.data());
+    kk::reference::batchnorm2d_backward_train(g, x.data(), gy.data(), gamma.data(), o.save_mean.data(),
+                                              o.save_invstd.data(), o.gx.data(), o.ggamma.data(),
+                                              o.gbeta.data());
+  } else {
+    kk::batchnorm2d_forward_train(Device::cpu(), g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                  o.running_mean.data(), o.running_var.data(), o.y.data(), o.save_mean.data(),
+                                  o.save_invstd.data());
+    // The backward reads the reference's saved statistics, so its check isolates the backward kernel.
+    std::vector<float> mean(channels), invstd(channels), rm(channels), rv(channels), y(n);
+    kk::reference::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, rm.data(),
+                                             rv.data(), y.data(), mean.data(), invstd.data());
+    kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), gamma.data(), mean.data(),
+                                   invstd.data(), o.gx.data(), o.ggamma.data(), o.gbeta.data());
+  }
+  return o;
+}
+
+struct EvalOutputs {
+  std::vector<float> y, gx, ggamma, gbeta;
+};
+
+EvalOutputs run_eval(const Case& c, bool use_reference) {
+  const auto& g = c.g;
+  const auto n = static_cast<std::size_t>(numel(g)), channels = static_cast<std::size_t>(g.channels);
+  const std::vector<float> x = random_floats(numel(g), 5, c.offset), gy = random_floats(numel(g), 6);
+  const std::vector<float> gamma = random_floats(g.channels, 7, 1.0f), beta = random_floats(g.channels, 8);
+  const std::vector<float> running_mean = random_floats(g.channels, 9, c.offset);
+  const std::vector<float> running_var = random_floats(g.channels, 10, 2.0f);
+  EvalOutputs o{std::vector<float>(n), std::vector<float>(n), std::vector<float>(channels),
+                std::vector<float>(channels)};
+  if (use_reference) {
+    kk::reference::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                            running_var.data(), 1e-5f, o.y.data());
+    kk::reference::batchnorm2d_backward_eval(g, x.data(), gy.data(), gamma.data(), running_mean.data(),
+                                             running_var.data(), 1e-5f, o.gx.data(), o.ggamma.data(),
+                                             o.gbeta.data());
+  } else {
+    kk::batchnorm2d_forward_eval(Device::cpu(), g, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                 running_var.data(), 1e-5f, o.y.data());
+    kk::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), gamma.data(), running_mean.data(),
+                                  running_var.data(), 1e-5f, o.gx.data(), o.ggamma.data(), o.gbeta.data());
+  }
+  return o;
+}
+
+void check_close(const std::vector<float>& actual, const std::vector<float>& expected, Tolerance t,
+                 const char* what) {
+  const auto report =
+      matches_reference(actual.data(), expected.data(), static_cast<std::int64_t>(actual.size()), t);
+  CHECK_MESSAGE(report.ok, what, ": ", report.message);
+}
+
+}  // namespace
+
+TEST_CASE("batchnorm fast: train forward and backward match the reference at every level, 1 and 2 threads") {
+  DispatchGuard guard;
+  for (const CpuLevel level : kFastLevels) {
+    if (kk::detected_cpu_level() < level) {
+      MESSAGE("skipping ", kk::cpu_level_name(level), ": this CPU lacks it");
+      continue;
+    }
+    kk::set_cpu_level(level);
+    for (const Case& c : odd_cases()) {
+      INFO(kk::cpu_level_name(level), " [", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width,
+           "]");
+      kk::set_compute_threads(1);
+      const TrainOutputs one = run_train(c, false);
+      kk::set_compute_threads(2);
+      const TrainOutputs two = run_train(c, false);
+      const TrainOutputs expected = run_train(c, true);
+      check_close(one.y, expected.y, kElementwise, "y");
+      check_close(one.save_mean, expected.save_mean, kSums, "save_mean");
+      check_close(one.save_invstd, expected.save_invstd, kSums, "save_invstd");
+      check_close(one.running_mean, expected.running_mean, kSums, "running_mean");
+      check_close(one.running_var, expected.running_var, kSums, "running_var");
+      check_close(one.gx, expected.gx, kElementwise, "gx");
+      check_close(one.ggamma, expected.ggamma, kSums, "ggamma");
+      check_close(one.gbeta, expected.gbeta, kSums, "gbeta");
+      CHECK(one.y == two.y);
+      CHECK(one.save_mean == two.save_mean);
+      CHECK(one.save_invstd == two.save_invstd);
+      CHECK(one.running_var == two.running_var);
+      CHECK(one.gx == two.gx);
+      CHECK(one.ggamma == two.ggamma);
+      CHECK(one.gbeta == two.gbeta);
+    }
+  }
+}
+
+TEST_CASE("batchnorm fast: eval forward and backward match the reference at every level, 1 and 2 threads") {
+  DispatchGuard guard;
+  for (const CpuLevel level : kFastLevels) {
+    if (kk::detected_cpu_level() < level) {
+      MESSAGE("skipping ", kk::cpu_level_name(level), ": this CPU lacks it");
+      continue;
+    }
+    kk::set_cpu_level(level);
+    for (const Case& c : odd_cases()) {
+      INFO(kk::cpu_level_name(level), " [", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width,
+           "]");
+      kk::set_compute_threads(1);
+      const EvalOutputs one = run_eval(c, false);
+      kk::set_compute_threads(2);
+      const EvalOutputs two = run_eval(c, false);
+      const EvalOutputs expected = run_eval(c, true);
+      check_close(one.y, expected.y, kElementwise, "y");
+      check_close(one.gx, expected.gx, kElementwise, "gx");
+      check_close(one.ggamma, expected.ggamma, kSums, "ggamma");
+      check_close(one.gbeta, expected.gbeta, kSums, "gbeta");
+      CHECK(one.y == two.y);
+      CHECK(one.gx == two.gx);
+      CHECK(one.ggamma == two.ggamma);
+      CHECK(one.gbeta == two.gbeta);
+    }
+  }
+}

@@ -1,0 +1,261 @@
+// Tests of the vectorized elementwise kernels (kernels/elementwise/avx512.cpp, avx2.cpp) against the
+// reference kernels, at every dispatch level this CPU has, with 1 and 2 threads (which must agree bitwise):
+// unary forward and backward over lengths around the vector widths and past the threading threshold, with
+// NaN, infinities and signed zeros; binary ops over dense, per-channel, scalar and row broadcasts (and a
+// transposed layout, which dispatch keeps on the reference); strided copies; fill.
+//
+// Tolerance (float32): atol 1e-5 + rtol 1e-4 against the reference, which computes in double and rounds
+// once. Add/Sub/Mul/Div, Sqrt, copies and fill are in fact exact.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu_level.hpp"
+#include "kernels/elementwise/elementwise.hpp"
+#include "kernels/parallel.hpp"
+#include "tests/support/matches_reference.hpp"
+
+namespace {
+
+using kiln::Device;
+using kiln::kernels::BinaryOp;
+using kiln::kernels::CpuLevel;
+using kiln::kernels::UnaryOp;
+using kiln::kernels::UnaryParams;
+using kiln::testing::matches_reference;
+using kiln::testing::Tolerance;
+namespace kk = kiln::kernels;
+
+struct DispatchGuard {
+  CpuLevel saved_level = kk::cpu_level();
+  int saved_threads = kk::compute_threads();
+  ~DispatchGuard() {
+    kk::set_cpu_level(saved_level);
+    kk::set_compute_threads(saved_threads);
+  }
+};
+
+const std::vector<CpuLevel> kFastLevels{CpuLevel::Avx512, CpuLevel::Avx2};
+constexpr Tolerance kFloat{1e-5, 1e-4};
+const std::vector<std::int64_t> kLengths{1, 7, 8, 16, 17, 100, 16385, 70001};
+
+// Calls body() at each fast level the CPU has, naming the level; skips the others with a message.
+template <class Body>
+void at_each_fast_level(Body body) {
+  for (const CpuLevel level : kFastLevels) {
+    if (kk::detected_cpu_level() < level) {
+      MESSAGE("skipping ", kk::cpu_level_name(level), ": this CPU lacks it");
+      continue;
+    }
+    kk::set_cpu_level(level);
+    INFO(kk::cpu_level_name(level));
+    body();
+  }
+}
+
+// Random values in [low, high), with NaN, infinities and signed zeros in the first slots when special.
+std::vector<float> values(std::int64_t n, std::uint64_t seed, float low = -2.0f, float high = 2.0f,
+                          bool special = true) {
+  std::mt19937_64 engine(seed);
+  std::uniform_real_distribution<float> uniform(low, high);
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (float& x : v) x = uniform(engine);
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), 0.0f, -0.0f,
+                            std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
+  for (std::size_t i = 0; special && i < v.size() && i < 5; ++i) v[i] = specials[i];
+  return v;
+}
+
+// Within kFloat, where an infinity must equal the reference's exactly (matches_reference alone reports
+// inf vs inf as an error, since their difference is NaN).
+void check_close(std::vector<float> actual, std::vector<float> expected) {
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    if (std::isinf(expected[i]) && actual[i] == expected[i]) actual[i] = expected[i] = 0.0f;
+  }
+  const auto report =
+      matches_reference(actual.data(), expected.data(), static_cast<std::int64_t>(actual.size()), kFloat);
+  CHECK_MESSAGE(report.ok, report.message);
+}
+
+// True when both hold the same bits (NaN included).
+bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Runs fast(out) with 1 and with 2 threads, checks they agree bitwise, and returns the 1-thread result.
+template <class Fast>
+std::vector<float> one_and_two_threads(std::size_t n, Fast fast) {
+  std::vector<float> one(n), two(n);
+  kk::set_compute_threads(1);
+  fast(one);
+  kk::set_compute_threads(2);
+  fast(two);
+  CHECK(bitwise_equal(one, two));
+  return one;
+}
+
+}  // namespace
+
+TEST_CASE("elementwise fast: unary forward matches the reference at every level") {
+  DispatchGuard guard;
+  const UnaryParams params{.alpha = 0.1, .low = -0.5, .high = 0.7};
+  at_each_fast_level([&] {
+    for (const UnaryOp op :
+         {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Clamp, UnaryOp::Sqrt}) {
+      for (const std::int64_t n : kLengths) {
+        INFO("op ", static_cast<int>(op), " n ", n);
+        const std::vector<float> x = op == UnaryOp::Sqrt ? values(n, 1, 0.0f, 4.0f) : values(n, 1);
+        std::vector<float> expected(x.size());
+        kk::reference::unary_forward(op, params, n, x.data(), expected.data());
+        check_close(one_and_two_threads(x.size(),
+                                        [&](std::vector<float>& y) {
+                                          kk::unary_forward(Device::cpu(), op, params, n, x.data(), y.data());
+                                        }),
+                    expected);
+      }
+    }
+  });
+}
+
+TEST_CASE("elementwise fast: unary backward matches the reference at every level") {
+  DispatchGuard guard;
+  const UnaryParams params{.alpha = 0.1, .low = -0.5, .high = 0.7};
+  at_each_fast_level([&] {
+    for (const UnaryOp op : {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Clamp,
+                             UnaryOp::Sigmoid, UnaryOp::Tanh}) {
+      for (const std::int64_t n : kLengths) {
+        INFO("op ", static_cast<int>(op), " n ", n);
+        const std::vector<float> x = values(n, 2), gy = values(n, 3, -2.0f, 2.0f, false);
+        std::vector<float> y(x.size()), expected(x.size());
+        kk::reference::unary_forward(op, params, n, x.data(), y.data());
+        kk::reference::unary_backward(op, params, n, x.data(), y.data(), gy.data(), expected.data());
+        check_close(one_and_two_threads(x.size(),
+                                        [&](std::vector<float>& gx) {
+                                          kk::unary_backward(Device::cpu(), op, params, n, x.data(), y.data(),
+                                                             gy.data(), gx.data());
+                                        }),
+                    expected);
+      }
+    }
+  });
+}
+
+TEST_CASE("elementwise fast: in-place relu backward (gx aliases gy)") {
+  DispatchGuard guard;
+  at_each_fast_level([&] {
+    const std::int64_t n = 1000;
+    const std::vector<float> x = values(n, 4), gy = values(n, 5, -2.0f, 2.0f, false);
+    std::vector<float> expected(gy.size()), inplace = gy;
+    kk::reference::unary_backward(UnaryOp::Relu, {}, n, x.data(), x.data(), gy.data(), expected.data());
+    kk::unary_backward(Device::cpu(), UnaryOp::Relu, {}, n, x.data(), x.data(), inplace.data(),
+                       inplace.data());
+    CHECK(bitwise_equal(inplace, expected));
+  });
+}
+
+namespace {
+
+struct BinaryCase {
+  const char* name;
+  std::vector<std::int64_t> sizes, a_strides, b_strides;
+  std::int64_t a_extent, b_extent;  // elements each operand's buffer holds
+};
+
+std::vector<BinaryCase> binary_cases() {
+  return {
+      {"dense [3,5,17]", {3, 5, 17}, {85, 17, 1}, {85, 17, 1}, 255, 255},
+      {"per-channel [2,17,5,7] + [1,17,1,1]", {2, 17, 5, 7}, {595, 35, 7, 1}, {0, 1, 0, 0}, 1190, 17},
+      {"per-channel, a broadcast [1,5,1,1] * [3,5,4,4]", {3, 5, 4, 4}, {0, 1, 0, 0}, {80, 16, 4, 1}, 5, 240},
+      {"scalar [4,33] - []", {4, 33}, {33, 1}, {0, 0}, 132, 1},
+      {"row [6,19] / [19]", {6, 19}, {19, 1}, {0, 1}, 114, 19},
+      {"size-1 dims [2,1,40,1]", {2, 1, 40, 1}, {40, 40, 1, 1}, {40, 7, 1, 9}, 80, 80},
+      {"threaded [32,16,16,16] + [1,16,1,1]", {32, 16, 16, 16}, {4096, 256, 16, 1}, {0, 1, 0, 0}, 131072, 16},
+      {"transposed (reference path) [20,30]", {20, 30}, {30, 1}, {1, 20}, 600, 600},
+      // rows longer than one parallel piece (16384): split into pieces
+      {"long dense [3,70001]", {3, 70001}, {70001, 1}, {70001, 1}, 210003, 210003},
+      {"long rows [2,40000] * [40000]", {2, 40000}, {40000, 1}, {0, 1}, 80000, 40000},
+      {"long per-channel rows [2,3,20000] + [1,3,1]", {2, 3, 20000}, {60000, 20000, 1}, {0, 1, 0}, 120000, 3},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("elementwise fast: binary add, sub, mul, div over dense and broadcast layouts") {
+  DispatchGuard guard;
+  at_each_fast_level([&] {
+    for (const BinaryCase& c : binary_cases()) {
+      for (const BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div}) {
+        INFO(c.name, " op ", static_cast<int>(op));
+        const std::vector<float> a = values(c.a_extent, 6), b = values(c.b_extent, 7, 0.5f, 2.0f, false);
+        const int rank = static_cast<int>(c.sizes.size());
+        std::int64_t count = 1;
+        for (const std::int64_t s : c.sizes) count *= s;
+        std::vector<float> expected(static_cast<std::size_t>(count));
+        kk::reference::binary_forward(op, rank, c.sizes.data(), a.data(), c.a_strides.data(), b.data(),
+                                      c.b_strides.data(), expected.data());
+        const std::vector<float> actual = one_and_two_threads(expected.size(), [&](std::vector<float>& out) {
+          kk::binary_forward(Device::cpu(), op, rank, c.sizes.data(), a.data(), c.a_strides.data(), b.data(),
+                             c.b_strides.data(), out.data());
+        });
+        CHECK(bitwise_equal(actual, expected));  // + - * / are correctly rounded in float
+      }
+    }
+  });
+}
+
+TEST_CASE("elementwise fast: strided copies and fill") {
+  DispatchGuard guard;
+  at_each_fast_level([&] {
+    // A [3, 5, 20] window of a [4, 6, 24] tensor, copied into the middle of a [3, 5, 22] buffer: rows
+    // dense on both sides, strided between them.
+    const std::vector<std::int64_t> sizes{3, 5, 20}, src_strides{144, 24, 1}, dst_strides{110, 22, 1};
+    const std::vector<float> src = values(4 * 6 * 24, 8);
+    std::vector<float> expected(3 * 5 * 22, -1.0f);
+    kk::reference::copy_strided(3, sizes.data(), src.data() + 1, src_strides.data(), expected.data() + 1,
+                                dst_strides.data());
+    const std::vector<float> actual = one_and_two_threads(expected.size(), [&](std::vector<float>& dst) {
+      std::fill(dst.begin(), dst.end(), -1.0f);
+      kk::copy_strided(Device::cpu(), 3, sizes.data(), src.data() + 1, src_strides.data(), dst.data() + 1,
+                       dst_strides.data());
+    });
+    CHECK(bitwise_equal(actual, expected));
+
+    // Rows longer than one parallel piece: a [2, 30000] window of a [2, 30010] tensor.
+    const std::vector<std::int64_t> long_sizes{2, 30000}, long_src{30010, 1}, long_dst{30000, 1};
+    const std::vector<float> long_source = values(2 * 30010, 9);
+    std::vector<float> long_expected(60000);
+    kk::reference::copy_strided(2, long_sizes.data(), long_source.data() + 3, long_src.data(),
+                                long_expected.data(), long_dst.data());
+    CHECK(bitwise_equal(one_and_two_threads(long_expected.size(),
+                                            [&](std::vector<float>& dst) {
+                                              kk::copy_strided(Device::cpu(), 2, long_sizes.data(),
+                                                               long_source.data() + 3, long_src.data(),
+                                                               dst.data(), long_dst.data());
+                                            }),
+                        long_expected));
+
+    // A transpose (src not dense along rows) stays on the reference; the result must match too.
+    const std::vector<std::int64_t> t_sizes{24, 20}, t_src{1, 24}, t_dst{20, 1};
+    std::vector<float> t_expected(480), t_actual(480);
+    kk::reference::copy_strided(2, t_sizes.data(), src.data(), t_src.data(), t_expected.data(), t_dst.data());
+    kk::copy_strided(Device::cpu(), 2, t_sizes.data(), src.data(), t_src.data(), t_actual.data(),
+                     t_dst.data());
+    CHECK(bitwise_equal(t_actual, t_expected));
+
+    for (const std::int64_t n : kLengths) {
+      INFO("fill n ", n);
+      std::vector<float> expected_fill(static_cast<std::size_t>(n));
+      kk::reference::fill(n, 2.5f, expected_fill.data());
+      CHECK(bitwise_equal(
+          one_and_two_threads(expected_fill.size(),
+                              [&](std::vector<float>& out) { kk::fill(Device::cpu(), n, 2.5f, out.data()); }),
+          expected_fill));
+    }
+  });
+}
