@@ -2,7 +2,7 @@
 // simd::FloatVector256.
 #include "kernels/batchnorm/batchnorm.hpp"
 #include "kernels/batchnorm/vectorized_batchnorm.hpp"
-#include "kernels/elementwise/float_vector_avx2.hpp"
+#include "kernels/simd/float_vector_avx2.hpp"
 
 namespace kiln::kernels::avx2 {
 

@@ -2,7 +2,7 @@
 // simd::FloatVector512.
 #include "kernels/batchnorm/batchnorm.hpp"
 #include "kernels/batchnorm/vectorized_batchnorm.hpp"
-#include "kernels/elementwise/float_vector_avx512.hpp"
+#include "kernels/simd/float_vector_avx512.hpp"
 
 namespace kiln::kernels::avx512 {
 

@@ -1,19 +1,19 @@
 // The direct depthwise kernels (depthwise_kernel.hpp) at avx2 width.
-#include "kernels/conv2d/avx2_vector.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/depthwise_kernel.hpp"
+#include "kernels/simd/float_vector_avx2.hpp"
 
 namespace kiln::kernels::avx2 {
 
 void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                               float* y) {
-  depthwise::forward<FloatVector>(g, x, w, bias, y);
+  depthwise::forward<simd::FloatVector256>(g, x, w, bias, y);
 }
 void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  depthwise::backward_data<FloatVector>(g, gy, w, gx);
+  depthwise::backward_data<simd::FloatVector256>(g, gy, w, gx);
 }
 void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
-  depthwise::backward_weight<FloatVector>(g, gy, x, gw);
+  depthwise::backward_weight<simd::FloatVector256>(g, gy, x, gw);
 }
 
 }  // namespace kiln::kernels::avx2

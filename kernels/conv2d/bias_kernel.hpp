@@ -1,5 +1,5 @@
-// Bias add and bias gradient for conv2d, written once against a float vector type V (avx512_vector.hpp,
-// avx2_vector.hpp) and instantiated by avx512_bias.cpp and avx2_bias.cpp.
+// Bias add and bias gradient for conv2d, written once against a float vector trait V (simd::FloatVector512
+// or FloatVector256, kernels/simd/) and instantiated by avx512_bias.cpp and avx2_bias.cpp.
 //
 //   add       y[n, co, :, :] += bias[co]                      threads over (n, co) planes
 //   gradient  gb[co] = sum over n, oh, ow of gy[n, co, oh, ow] threads over channels
@@ -23,26 +23,26 @@ void add_bias(const Conv2dGeometry& g, const float* bias, float* y) {
   const std::int64_t planes = g.batch * g.out_channels, plane = g.out_height() * g.out_width();
 #pragma omp parallel for schedule(static) if (g.batch * g.out_channels * plane >= kMinParallelAdds)
   for (std::int64_t p = 0; p < planes; ++p) {
-    const typename V::Vector b = V::broadcast(bias[p % g.out_channels]);
+    const typename V::Reg b = V::broadcast(bias[p % g.out_channels]);
     float* row = y + p * plane;
     for (std::int64_t i = 0; i < plane; i += V::width) {
-      const int count = static_cast<int>(plane - i < V::width ? plane - i : V::width);
-      V::store_first(row + i, V::add(V::load_first(row + i, count), b), count);
+      const std::int64_t count = plane - i < V::width ? plane - i : V::width;
+      V::store_partial(row + i, V::add(V::load_partial(row + i, count), b), count);
     }
   }
 }
 
 template <typename V>
 float plane_sum(const float* values, std::int64_t count) {
-  using Vector = typename V::Vector;
+  using Vector = typename V::Reg;
   Vector sums[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
   std::int64_t i = 0;
   for (; i + 4 * V::width <= count; i += 4 * V::width) {
     for (int k = 0; k < 4; ++k) sums[k] = V::add(sums[k], V::load(values + i + k * V::width));
   }
   for (; i < count; i += V::width) {
-    const int lanes = static_cast<int>(count - i < V::width ? count - i : V::width);
-    sums[0] = V::add(sums[0], V::load_first(values + i, lanes));
+    const std::int64_t lanes = count - i < V::width ? count - i : V::width;
+    sums[0] = V::add(sums[0], V::load_partial(values + i, lanes));
   }
   return V::sum(V::add(V::add(sums[0], sums[1]), V::add(sums[2], sums[3])));
 }

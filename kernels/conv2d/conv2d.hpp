@@ -66,10 +66,15 @@ template <typename T> void conv2d_backward_bias(const Conv2dGeometry& g, const T
 
 // im2col + GEMM (gemm_conv.cpp): any geometry. Each image (or fixed chunk of images) is unfolded into a
 // [C_in/groups * KH * KW, OH * OW] matrix per group, and the convolution becomes one GEMM with the weights.
+// `unfold` is the im2col / col2im_add pair for the CPU level (im2col.hpp), chosen by dispatch.cpp.
+struct Im2colKernels;
 namespace im2col_gemm {
-void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
-void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
-void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+void conv2d_forward(const Im2colKernels& unfold, const Conv2dGeometry& g, const float* x, const float* w,
+                    const float* bias, float* y);
+void conv2d_backward_data(const Im2colKernels& unfold, const Conv2dGeometry& g, const float* gy,
+                          const float* w, float* gx);
+void conv2d_backward_weight(const Im2colKernels& unfold, const Conv2dGeometry& g, const float* gy,
+                            const float* x, float* gw);
 }  // namespace im2col_gemm
 
 // Pointwise (pointwise.cpp): 1x1 kernel, stride 1, no padding. The NCHW input image already is the GEMM

@@ -1,7 +1,7 @@
 // Direct depthwise convolution (groups == C_in == C_out), vectorized along the output row, written once
-// against a float vector type V (avx512_vector.hpp or avx2_vector.hpp) and instantiated by
-// avx512_depthwise.cpp and avx2_depthwise.cpp. Every function here is a template on V, so the two
-// instruction sets never share a compiled function.
+// against a float vector trait V (simd::FloatVector512 or FloatVector256, kernels/simd/) and
+// instantiated by avx512_depthwise.cpp and avx2_depthwise.cpp. Every function here is a template on V,
+// so the two instruction sets never share a compiled function.
 //
 // Each channel is its own tiny convolution of one plane x [H, W] with one kernel w [KH, KW]. The trick
 // that makes every tap a contiguous vector load, for any stride, padding and dilation:
@@ -130,17 +130,16 @@ void join_phases(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const fl
 template <typename V>
 void forward_plane(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const float* phases, const float* w,
                    float bias, float* y_plane) {
-  using Vector = typename V::Vector;
+  using Vector = typename V::Reg;
   const std::int64_t out_h = g.out_height(), out_w = g.out_width();
   for (std::int64_t oh = 0; oh < out_h; ++oh) {
     const float* row_base = phases + oh * g.stride_h * layout.phase_width;
     for (std::int64_t ow = 0; ow < out_w; ow += V::width) {
       Vector sum = V::broadcast(bias);
       for (std::int64_t tap = 0; tap < layout.taps; ++tap) {
-        sum = V::multiply_add(V::broadcast(w[tap]), V::load(row_base + layout.tap_offsets[tap] + ow), sum);
+        sum = V::fmadd(V::broadcast(w[tap]), V::load(row_base + layout.tap_offsets[tap] + ow), sum);
       }
-      V::store_first(y_plane + oh * out_w + ow, sum,
-                     static_cast<int>(std::min<std::int64_t>(V::width, out_w - ow)));
+      V::store_partial(y_plane + oh * out_w + ow, sum, std::min<std::int64_t>(V::width, out_w - ow));
     }
   }
 }
@@ -149,17 +148,17 @@ void forward_plane(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const 
 template <typename V>
 void backward_data_plane(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const float* gy_plane,
                          const float* w, float* phases_grad) {
-  using Vector = typename V::Vector;
+  using Vector = typename V::Reg;
   const std::int64_t out_h = g.out_height(), out_w = g.out_width();
   for (std::int64_t oh = 0; oh < out_h; ++oh) {
     float* row_base = phases_grad + oh * g.stride_h * layout.phase_width;
     for (std::int64_t ow = 0; ow < out_w; ow += V::width) {
       // Lanes past the row's end read as zero, so they add nothing to the buffer's spare columns.
-      const Vector grad = V::load_first(gy_plane + oh * out_w + ow,
-                                        static_cast<int>(std::min<std::int64_t>(V::width, out_w - ow)));
+      const Vector grad =
+          V::load_partial(gy_plane + oh * out_w + ow, std::min<std::int64_t>(V::width, out_w - ow));
       for (std::int64_t tap = 0; tap < layout.taps; ++tap) {
         float* at = row_base + layout.tap_offsets[tap] + ow;
-        V::store(at, V::multiply_add(V::broadcast(w[tap]), grad, V::load(at)));
+        V::store(at, V::fmadd(V::broadcast(w[tap]), grad, V::load(at)));
       }
     }
   }
@@ -168,16 +167,16 @@ void backward_data_plane(const Conv2dGeometry& g, const PhaseLayout<V>& layout, 
 // sums[tap] += sum over oh, ow of gy_plane[oh, ow] * the input that tap read, one vector per tap.
 template <typename V>
 void backward_weight_plane(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const float* gy_plane,
-                           const float* phases, typename V::Vector* sums) {
-  using Vector = typename V::Vector;
+                           const float* phases, typename V::Reg* sums) {
+  using Vector = typename V::Reg;
   const std::int64_t out_h = g.out_height(), out_w = g.out_width();
   for (std::int64_t oh = 0; oh < out_h; ++oh) {
     const float* row_base = phases + oh * g.stride_h * layout.phase_width;
     for (std::int64_t ow = 0; ow < out_w; ow += V::width) {
-      const Vector grad = V::load_first(gy_plane + oh * out_w + ow,
-                                        static_cast<int>(std::min<std::int64_t>(V::width, out_w - ow)));
+      const Vector grad =
+          V::load_partial(gy_plane + oh * out_w + ow, std::min<std::int64_t>(V::width, out_w - ow));
       for (std::int64_t tap = 0; tap < layout.taps; ++tap) {
-        sums[tap] = V::multiply_add(grad, V::load(row_base + layout.tap_offsets[tap] + ow), sums[tap]);
+        sums[tap] = V::fmadd(grad, V::load(row_base + layout.tap_offsets[tap] + ow), sums[tap]);
       }
     }
   }
@@ -261,7 +260,7 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
 // (so a batch of 128 32x32 images is 128 float sums of 1024 / width terms each, not one long float sum).
 template <typename V>
 void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
-  using Vector = typename V::Vector;
+  using Vector = typename V::Reg;
   const PhaseLayout<V> layout(g);
   const std::int64_t channels = g.in_channels, plane_in = g.in_height * g.in_width;
   const std::int64_t plane_out = g.out_height() * g.out_width();

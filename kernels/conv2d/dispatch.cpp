@@ -2,7 +2,8 @@
 // goes through these functions, and this is the only file that chooses an implementation.
 //
 // float: the algorithm comes from choose_conv2d_algorithm (algorithm.cpp: by shape, direction and CPU
-// level), and the depthwise and bias kernels come in an AVX-512 and an AVX2 build, picked by cpu_level().
+// level), and the depthwise, bias and im2col / col2im kernels come in an AVX-512 and an AVX2 build, picked
+// by cpu_level().
 // double (gradient checks only) runs the reference kernels. CUDA versions plug in by branching on `device`
 // before `require_cpu`.
 #include <string>
@@ -11,6 +12,7 @@
 #include "core/error.hpp"
 #include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/conv2d.hpp"
+#include "kernels/conv2d/im2col.hpp"
 #include "kernels/cpu_level.hpp"
 
 namespace kiln::kernels {
@@ -21,6 +23,13 @@ void require_support(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, Conv2dD
              std::string(conv2d_direction_name(direction)), ": algorithm ",
              std::string(conv2d_algorithm_name(algorithm)), " does not support this geometry at CPU level ",
              std::string(cpu_level_name(cpu_level())));
+}
+
+// The im2col / col2im_add pair the im2col + GEMM convolution unfolds with.
+Im2colKernels im2col_kernels() {
+  if (cpu_level() == CpuLevel::Avx512) return {avx512::im2col, avx512::col2im_add};
+  if (cpu_level() == CpuLevel::Avx2) return {avx2::im2col, avx2::col2im_add};
+  return {im2col, col2im_add};
 }
 
 }  // namespace
@@ -43,7 +52,7 @@ void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, co
     case Conv2dAlgorithm::Reference:
       return reference::conv2d_forward(g, x, w, bias, y);
     case Conv2dAlgorithm::Im2colGemm:
-      return im2col_gemm::conv2d_forward(g, x, w, bias, y);
+      return im2col_gemm::conv2d_forward(im2col_kernels(), g, x, w, bias, y);
     case Conv2dAlgorithm::Pointwise:
       return pointwise::conv2d_forward(g, x, w, bias, y);
     case Conv2dAlgorithm::Winograd:
@@ -61,7 +70,7 @@ void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry&
     case Conv2dAlgorithm::Reference:
       return reference::conv2d_backward_data(g, gy, w, gx);
     case Conv2dAlgorithm::Im2colGemm:
-      return im2col_gemm::conv2d_backward_data(g, gy, w, gx);
+      return im2col_gemm::conv2d_backward_data(im2col_kernels(), g, gy, w, gx);
     case Conv2dAlgorithm::Pointwise:
       return pointwise::conv2d_backward_data(g, gy, w, gx);
     case Conv2dAlgorithm::Depthwise:
@@ -79,7 +88,7 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
     case Conv2dAlgorithm::Reference:
       return reference::conv2d_backward_weight(g, gy, x, gw);
     case Conv2dAlgorithm::Im2colGemm:
-      return im2col_gemm::conv2d_backward_weight(g, gy, x, gw);
+      return im2col_gemm::conv2d_backward_weight(im2col_kernels(), g, gy, x, gw);
     case Conv2dAlgorithm::Pointwise:
       return pointwise::conv2d_backward_weight(g, gy, x, gw);
     case Conv2dAlgorithm::Depthwise:

@@ -8,7 +8,8 @@
 //   backward-weight  gw_group [Cog, Cg*KK] += gy_chunk [Cog, K]          x col^T [K, Cg*KK]
 //
 // A chunk of one image needs no gathering: y and gy of one image already are [C_out, P] matrices.
-// Scratch per thread: col (Cg*KK x K) plus one [Cog, K] chunk of y or gy.
+// Scratch per thread: col (Cg*KK x K) plus one [Cog, K] chunk of y or gy. The unfolding itself is the
+// im2col / col2im_add pair dispatch.cpp chose for the CPU level (`unfold`).
 #include <algorithm>
 
 #include "kernels/conv2d/batch_chunks.hpp"
@@ -36,17 +37,18 @@ struct Sizes {
 };
 
 // Unfold images [first, first + count) of group `group` side by side into col [col_rows, count * P].
-void unfold_chunk(const Conv2dGeometry& g, const Sizes& s, const float* x, std::int64_t first,
-                  std::int64_t count, std::int64_t group, float* col) {
+void unfold_chunk(const Im2colKernels& unfold, const Conv2dGeometry& g, const Sizes& s, const float* x,
+                  std::int64_t first, std::int64_t count, std::int64_t group, float* col) {
   for (std::int64_t b = 0; b < count; ++b) {
     const float* x_group = x + ((first + b) * g.in_channels + group * s.cg) * s.plane_in;
-    im2col(g, x_group, s.cg, col + b * s.plane_out, count * s.plane_out);
+    unfold.im2col(g, x_group, s.cg, col + b * s.plane_out, count * s.plane_out);
   }
 }
 
 }  // namespace
 
-void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+void conv2d_forward(const Im2colKernels& unfold, const Conv2dGeometry& g, const float* x, const float* w,
+                    const float* bias, float* y) {
   const Sizes s(g);
   const batch_chunks::Chunking chunks = batch_chunks::chunk_batch(g.batch, s.plane_out, kForwardChunkColumns,
                                                                   s.col_rows * s.plane_out, kMaxChunkFloats);
@@ -58,7 +60,7 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
         float* col = scratch;
         float* y_chunk = scratch + s.col_rows * max_columns;
         for (std::int64_t group = 0; group < g.groups; ++group) {
-          unfold_chunk(g, s, x, first, count, group, col);
+          unfold_chunk(unfold, g, s, x, first, count, group, col);
           float* y_group = y + (first * g.out_channels + group * s.cog) * s.plane_out;
           const bool direct = count == 1;  // one image's y_group already is the [Cog, P] result matrix
           const GemmGeometry product{
@@ -74,7 +76,8 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
   if (bias) conv2d_add_bias(g, bias, y);
 }
 
-void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
+void conv2d_backward_data(const Im2colKernels& unfold, const Conv2dGeometry& g, const float* gy,
+                          const float* w, float* gx) {
   const Sizes s(g);
   const batch_chunks::Chunking chunks = batch_chunks::chunk_batch(g.batch, s.plane_out, kForwardChunkColumns,
                                                                   s.col_rows * s.plane_out, kMaxChunkFloats);
@@ -103,14 +106,15 @@ void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float*
           gemm(Device::cpu(), product, 1.0f, w + group * s.cog * s.col_rows, count > 1 ? gy_chunk : gy_group,
                0.0f, col);
           for (std::int64_t b = 0; b < count; ++b) {
-            col2im_add(g, col + b * s.plane_out, s.cg, columns,
-                       gx_chunk + (b * g.in_channels + group * s.cg) * s.plane_in);
+            unfold.col2im_add(g, col + b * s.plane_out, s.cg, columns,
+                              gx_chunk + (b * g.in_channels + group * s.cg) * s.plane_in);
           }
         }
       });
 }
 
-void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
+void conv2d_backward_weight(const Im2colKernels& unfold, const Conv2dGeometry& g, const float* gy,
+                            const float* x, float* gw) {
   const Sizes s(g);
   const batch_chunks::Chunking chunks = batch_chunks::chunk_batch(g.batch, s.plane_out, kWeightChunkColumns,
                                                                   s.col_rows * s.plane_out, kMaxChunkFloats);
@@ -124,7 +128,7 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const floa
         float* col = scratch;
         float* gy_chunk = scratch + s.col_rows * max_columns;
         for (std::int64_t group = 0; group < g.groups; ++group) {
-          unfold_chunk(g, s, x, first, count, group, col);
+          unfold_chunk(unfold, g, s, x, first, count, group, col);
           const float* gy_group = gy + (first * g.out_channels + group * s.cog) * s.plane_out;
           if (count > 1) {
             batch_chunks::gather_images(gy_group, g.out_channels * s.plane_out, count, s.cog, s.plane_out,

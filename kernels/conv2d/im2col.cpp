@@ -7,22 +7,6 @@
 #include <algorithm>
 
 namespace kiln::kernels {
-namespace {
-
-// The output columns ow whose input column ow*stride + offset lies in [0, width).
-struct ValidRange {
-  std::int64_t begin, end;
-};
-ValidRange valid_outputs(std::int64_t offset, std::int64_t stride, std::int64_t width,
-                         std::int64_t out_width) {
-  const std::int64_t begin = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  const std::int64_t last_input = width - 1 - offset;  // ow*stride <= last_input
-  const std::int64_t end = last_input < 0 ? 0 : last_input / stride + 1;
-  const std::int64_t clamped_end = std::min(end, out_width);
-  return {std::min(begin, clamped_end), clamped_end};
-}
-
-}  // namespace
 
 void im2col(const Conv2dGeometry& g, const float* x_channels, std::int64_t channels, float* col,
             std::int64_t col_stride) {
@@ -33,7 +17,7 @@ void im2col(const Conv2dGeometry& g, const float* x_channels, std::int64_t chann
       for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
         float* col_row = col + ((c * g.kernel_h + kh) * g.kernel_w + kw) * col_stride;
         const std::int64_t col_offset = kw * g.dilation_w - g.pad_w;
-        const ValidRange cols = valid_outputs(col_offset, g.stride_w, g.in_width, out_w);
+        const Im2colRange cols = im2col_valid_outputs(col_offset, g.stride_w, g.in_width, out_w);
         for (std::int64_t oh = 0; oh < out_h; ++oh) {
           float* out = col_row + oh * out_w;
           const std::int64_t ih = oh * g.stride_h - g.pad_h + kh * g.dilation_h;
@@ -65,7 +49,7 @@ void col2im_add(const Conv2dGeometry& g, const float* col, std::int64_t channels
       for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
         const float* col_row = col + ((c * g.kernel_h + kh) * g.kernel_w + kw) * col_stride;
         const std::int64_t col_offset = kw * g.dilation_w - g.pad_w;
-        const ValidRange cols = valid_outputs(col_offset, g.stride_w, g.in_width, out_w);
+        const Im2colRange cols = im2col_valid_outputs(col_offset, g.stride_w, g.in_width, out_w);
         for (std::int64_t oh = 0; oh < out_h; ++oh) {
           const std::int64_t ih = oh * g.stride_h - g.pad_h + kh * g.dilation_h;
           if (ih < 0 || ih >= g.in_height) continue;  // this tap read the padding: nothing to give back

@@ -1,8 +1,8 @@
 // The AVX2 (8 floats a register) elementwise kernels: vectorized_elementwise.hpp instantiated with
 // simd::FloatVector256.
 #include "kernels/elementwise/elementwise.hpp"
-#include "kernels/elementwise/float_vector_avx2.hpp"
 #include "kernels/elementwise/vectorized_elementwise.hpp"
+#include "kernels/simd/float_vector_avx2.hpp"
 
 namespace kiln::kernels::avx2 {
 

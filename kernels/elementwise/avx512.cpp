@@ -1,8 +1,8 @@
 // The AVX-512 (16 floats a register) elementwise kernels: vectorized_elementwise.hpp instantiated with
 // simd::FloatVector512.
 #include "kernels/elementwise/elementwise.hpp"
-#include "kernels/elementwise/float_vector_avx512.hpp"
 #include "kernels/elementwise/vectorized_elementwise.hpp"
+#include "kernels/simd/float_vector_avx512.hpp"
 
 namespace kiln::kernels::avx512 {
 

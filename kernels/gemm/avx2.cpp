@@ -1,7 +1,6 @@
 // AVX2 + FMA float GEMM: the five-loop driver (gemm_driver.hpp) with a 6 x 16 micro-kernel on ymm
 // registers (micro_kernel.hpp; sizes and reasons in blocking.hpp). Compiled with -mavx2 -mfma;
 // dispatch.cpp calls it only when cpu_level() is at least Avx2.
-#include <immintrin.h>
 
 #include "kernels/gemm/blocking.hpp"
 #include "kernels/gemm/gemm.hpp"

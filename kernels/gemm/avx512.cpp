@@ -1,7 +1,6 @@
 // AVX-512 float GEMM: the five-loop driver (gemm_driver.hpp) with an 8 x 32 micro-kernel on zmm
 // registers (micro_kernel.hpp; sizes and reasons in blocking.hpp). Compiled with -mavx512f/bw/vl/dq
 // -mfma; dispatch.cpp calls it only when cpu_level() is Avx512.
-#include <immintrin.h>
 
 #include "kernels/gemm/blocking.hpp"
 #include "kernels/gemm/gemm.hpp"

@@ -9,9 +9,9 @@
 // shuffles for 64 floats, against 64 scalar loads and 64 scalar stores for the plain loop.
 #pragma once
 
-#include <immintrin.h>
-
 #include <cstdint>
+
+#include "kernels/simd/intrinsics.hpp"  // <immintrin.h>
 
 namespace kiln::kernels {
 namespace {

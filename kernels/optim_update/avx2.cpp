@@ -1,8 +1,8 @@
 // The AVX2 (4 doubles a register) optimizer updates: vectorized_optim_update.hpp instantiated with
 // simd::FloatVector256.
-#include "kernels/elementwise/float_vector_avx2.hpp"
 #include "kernels/optim_update/optim_update.hpp"
 #include "kernels/optim_update/vectorized_optim_update.hpp"
+#include "kernels/simd/float_vector_avx2.hpp"
 
 namespace kiln::kernels::avx2 {
 

@@ -1,8 +1,8 @@
 // The AVX-512 (8 doubles a register) optimizer updates: vectorized_optim_update.hpp instantiated with
 // simd::FloatVector512.
-#include "kernels/elementwise/float_vector_avx512.hpp"
 #include "kernels/optim_update/optim_update.hpp"
 #include "kernels/optim_update/vectorized_optim_update.hpp"
+#include "kernels/simd/float_vector_avx512.hpp"
 
 namespace kiln::kernels::avx512 {
 

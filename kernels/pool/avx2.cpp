@@ -1,7 +1,7 @@
 // The AVX2 (8 floats a register) pooling kernels: vectorized_pool.hpp instantiated with simd::FloatVector256.
-#include "kernels/elementwise/float_vector_avx2.hpp"
 #include "kernels/pool/pool.hpp"
 #include "kernels/pool/vectorized_pool.hpp"
+#include "kernels/simd/float_vector_avx2.hpp"
 
 namespace kiln::kernels::avx2 {
 

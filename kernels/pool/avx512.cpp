@@ -1,8 +1,8 @@
 // The AVX-512 (16 floats a register) pooling kernels: vectorized_pool.hpp instantiated with
 // simd::FloatVector512.
-#include "kernels/elementwise/float_vector_avx512.hpp"
 #include "kernels/pool/pool.hpp"
 #include "kernels/pool/vectorized_pool.hpp"
+#include "kernels/simd/float_vector_avx512.hpp"
 
 namespace kiln::kernels::avx512 {
 

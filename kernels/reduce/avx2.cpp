@@ -1,7 +1,7 @@
 // The AVX2 float Sum: vectorized_reduce.hpp instantiated with simd::FloatVector256.
-#include "kernels/elementwise/float_vector_avx2.hpp"
 #include "kernels/reduce/reduce.hpp"
 #include "kernels/reduce/vectorized_reduce.hpp"
+#include "kernels/simd/float_vector_avx2.hpp"
 
 namespace kiln::kernels::avx2 {
 

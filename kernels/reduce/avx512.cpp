@@ -1,7 +1,7 @@
 // The AVX-512 float Sum: vectorized_reduce.hpp instantiated with simd::FloatVector512.
-#include "kernels/elementwise/float_vector_avx512.hpp"
 #include "kernels/reduce/reduce.hpp"
 #include "kernels/reduce/vectorized_reduce.hpp"
+#include "kernels/simd/float_vector_avx512.hpp"
 
 namespace kiln::kernels::avx512 {
 

@@ -29,7 +29,7 @@ struct MatchReport {
   double max_abs_error = 0.0;
 };
 
-// |actual - expected| <= atol + rtol * |expected| everywhere; NaN matches only NaN.
+// |actual - expected| <= atol + rtol * |expected| everywhere; NaN matches only NaN, an infinity only itself.
 template <typename T>
 MatchReport matches_reference(const T* actual, const T* expected, std::int64_t n, Tolerance tolerance) {
   MatchReport report;
@@ -37,6 +37,7 @@ MatchReport matches_reference(const T* actual, const T* expected, std::int64_t n
   for (std::int64_t i = 0; i < n; ++i) {
     const double a = static_cast<double>(actual[i]), e = static_cast<double>(expected[i]);
     if (std::isnan(a) && std::isnan(e)) continue;
+    if (a == e) continue;  // also equal infinities, whose difference would be NaN
     const double error = std::fabs(a - e);
     report.max_abs_error = std::isnan(error) ? INFINITY : std::max(report.max_abs_error, error);
     const double excess = error - (tolerance.atol + tolerance.rtol * std::fabs(e));

@@ -1,23 +1,19 @@
+// kernels/simd/ holds the one vector vocabulary (FloatVector512, FloatVector256) that the vectorized
+// kernels of every op family are written in, so one kernel text, a template over the vector trait,
+// serves both AVX2 and AVX-512.
+//
 // FloatVector512: the AVX-512 register of 16 floats (and 8 doubles) behind the small set of operations the
-// vectorized memory-bound kernels (elementwise, batchnorm, pooling, optimizer updates) are written in.
+// vectorized kernels (elementwise, batchnorm, pooling, reductions, optimizer updates, the direct depthwise
+// convolution and the conv2d bias) are written in. Include this header only from files named avx512*.cpp:
+// they are the ones compiled with -mavx512f/bw/vl/dq.
 //
-// Kernels are templates over a vector trait (this one or FloatVector256 in float_vector_avx2.hpp), so one
-// kernel text serves both instruction sets. Include this header only from files named avx512*.cpp: they are
-// the ones compiled with -mavx512f/bw/vl/dq.
-//
-// Tails: load_partial / store_partial touch only the first `count` (< width) elements, with AVX-512 masks,
-// so a kernel never reads or writes past the end of a buffer.
+// Tails: load_partial / store_partial touch only the first `count` (<= width) elements, with AVX-512
+// masks, so a kernel never reads or writes past the end of a buffer.
 #pragma once
 
-// GCC 12's AVX-512 intrinsics pass _mm512_undefined_ps() as an unused merge source, which -Wuninitialized
-// flags falsely wherever they are inlined (GCC bug 105593); the warning is silenced for that header only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
 #include <cstdint>
+
+#include "kernels/simd/intrinsics.hpp"  // <immintrin.h>, without GCC 12's false -Wuninitialized
 
 namespace kiln::kernels::simd {
 
@@ -30,12 +26,17 @@ struct FloatVector512 {
   static Reg broadcast(float v) { return _mm512_set1_ps(v); }
   static Reg load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, Reg v) { _mm512_storeu_ps(p, v); }
-  static Mask first(std::int64_t count) { return static_cast<Mask>((1u << count) - 1u); }
+  static Mask first(std::int64_t count) { return static_cast<Mask>((1u << count) - 1u); }  // count <= 16
+  // The first `count` lanes (count <= width); the others read as zero and are never touched in memory.
+  // A full vector (the common case in kernels that step a row by width) is a plain load or store.
   static Reg load_partial(const float* p, std::int64_t count) {
-    return _mm512_maskz_loadu_ps(first(count), p);
+    return count == width ? load(p) : _mm512_maskz_loadu_ps(first(count), p);
   }
   static void store_partial(float* p, Reg v, std::int64_t count) {
-    _mm512_mask_storeu_ps(p, first(count), v);
+    if (count == width)
+      store(p, v);
+    else
+      _mm512_mask_storeu_ps(p, first(count), v);
   }
 
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
@@ -65,6 +66,18 @@ struct FloatVector512 {
     const __m512i odd_index = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     even = _mm512_permutex2var_ps(lo, even_index, hi);
     odd = _mm512_permutex2var_ps(lo, odd_index, hi);
+  }
+
+  // The sum of the 16 lanes, in float, folded in halves in a fixed order (never dependent on the thread
+  // count): lane i += lane i + 8, then i += i + 4, i += i + 2, and lane 0 + lane 1, the left operand
+  // always the lower lane (the same adds as FloatVector256::sum, one more fold).
+  static float sum(Reg v) {
+    const __m256 eight = _mm256_add_ps(_mm512_castps512_ps256(v),
+                                       _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 four = _mm_add_ps(_mm256_castps256_ps128(eight), _mm256_extractf128_ps(eight, 1));
+    four = _mm_add_ps(four, _mm_movehl_ps(four, four));
+    four = _mm_add_ss(four, _mm_movehdup_ps(four));
+    return _mm_cvtss_f32(four);
   }
 
   // The sum of the 16 lanes, in double, added in a fixed tree order (so it never depends on the thread

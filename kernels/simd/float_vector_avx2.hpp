@@ -1,3 +1,7 @@
+// kernels/simd/ holds the one vector vocabulary (FloatVector512, FloatVector256) that the vectorized
+// kernels of every op family are written in, so one kernel text, a template over the vector trait,
+// serves both AVX2 and AVX-512.
+//
 // FloatVector256: the AVX2 register of 8 floats (and 4 doubles), with the same operations as
 // FloatVector512 (see float_vector_avx512.hpp), so the templated kernels compile for either.
 // Include this header only from files named avx2*.cpp: they are the ones compiled with -mavx2 -mfma.
@@ -6,9 +10,9 @@
 // loads and stores use _mm256_maskload_ps / _mm256_maskstore_ps, which never touch the masked-off lanes.
 #pragma once
 
-#include <immintrin.h>
-
 #include <cstdint>
+
+#include "kernels/simd/intrinsics.hpp"  // <immintrin.h>
 
 namespace kiln::kernels::simd {
 
@@ -26,8 +30,17 @@ struct FloatVector256 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
-  static Reg load_partial(const float* p, std::int64_t count) { return _mm256_maskload_ps(p, first(count)); }
-  static void store_partial(float* p, Reg v, std::int64_t count) { _mm256_maskstore_ps(p, first(count), v); }
+  // The first `count` lanes (count <= width); the others read as zero and are never touched in memory.
+  // A full vector is a plain load or store (maskload / maskstore cost more).
+  static Reg load_partial(const float* p, std::int64_t count) {
+    return count == width ? load(p) : _mm256_maskload_ps(p, first(count));
+  }
+  static void store_partial(float* p, Reg v, std::int64_t count) {
+    if (count == width)
+      store(p, v);
+    else
+      _mm256_maskstore_ps(p, first(count), v);
+  }
 
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
   static Reg sub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }
@@ -53,6 +66,15 @@ struct FloatVector256 {
   static void deinterleave(Reg lo, Reg hi, Reg& even, Reg& odd) {
     even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
     odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
+  }
+
+  // The sum of the 8 lanes, in float, folded in halves in a fixed order (see FloatVector512::sum):
+  // lane i += lane i + 4, then i += i + 2, and lane 0 + lane 1.
+  static float sum(Reg v) {
+    __m128 four = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    four = _mm_add_ps(four, _mm_movehl_ps(four, four));
+    four = _mm_add_ss(four, _mm_movehdup_ps(four));
+    return _mm_cvtss_f32(four);
   }
 
   // The sum of the 8 lanes, in double, added in a fixed tree order (see FloatVector512::sum_in_double).
