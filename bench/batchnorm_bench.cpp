@@ -77,7 +77,7 @@ void run_batchnorm(benchmark::State& state, Pass pass) {
   kernels::set_cpu_level(kernels::detected_cpu_level());
   kernels::set_compute_threads(0);
   const double bytes_per_element = pass == Pass::BackwardTrain ? 12.0 : 8.0;
-  state.counters["GB/s"] = benchmark::Counter(bytes_per_element * static_cast<double>(n) * 1e-9,
+  state.counters["GB"] = benchmark::Counter(bytes_per_element * static_cast<double>(n) * 1e-9,
                                               benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(std::string(kernels::cpu_level_name(level)));
 }

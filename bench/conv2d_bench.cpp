@@ -116,7 +116,7 @@ void run_conv(benchmark::State& state, Conv2dGeometry g, Conv2dDirection directi
   const double gflop =
       2.0 * static_cast<double>(y_size) * static_cast<double>(w_size / g.out_channels) * 1e-9;
   const double peak = kiln::bench::fp32_peak_gflops(kernels::compute_threads());
-  state.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["pct_of_peak"] =
       benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(std::string(

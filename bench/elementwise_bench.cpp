@@ -77,7 +77,7 @@ void run_elementwise(benchmark::State& state, Op op) {
   kernels::set_cpu_level(kernels::detected_cpu_level());
   kernels::set_compute_threads(0);
   const double bytes = (op == Op::ReluBackward || op == Op::AddDense) ? 12.0 : 8.0;
-  state.counters["GB/s"] = benchmark::Counter(bytes * static_cast<double>(n) * 1e-9,
+  state.counters["GB"] = benchmark::Counter(bytes * static_cast<double>(n) * 1e-9,
                                               benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(std::string(kernels::cpu_level_name(level)));
 }
@@ -99,7 +99,7 @@ void stream_copy(benchmark::State& state) {
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  state.counters["GB/s"] =
+  state.counters["GB"] =
       benchmark::Counter(8.0 * static_cast<double>(n) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 

@@ -55,7 +55,7 @@ void run_gemm(benchmark::State& state) {
   }
   kernels::set_compute_threads(0);
   const double gflop = 2.0 * static_cast<double>(m * n * k) * 1e-9;
-  state.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["pct_of_peak"] =
       benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(use_reference ? "reference" : std::string(kernels::cpu_level_name(kernels::cpu_level())));

@@ -78,7 +78,7 @@ void run_pool(benchmark::State& state, Op op) {
   kernels::set_cpu_level(kernels::detected_cpu_level());
   kernels::set_compute_threads(0);
   const double bytes = op == Op::Max2x2Forward ? 7.0 : op == Op::Avg2x2Forward ? 5.0 : 4.0;
-  state.counters["GB/s"] = benchmark::Counter(bytes * static_cast<double>(n) * 1e-9,
+  state.counters["GB"] = benchmark::Counter(bytes * static_cast<double>(n) * 1e-9,
                                               benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(std::string(kernels::cpu_level_name(level)));
 }

@@ -1,10 +1,11 @@
 // Whole training steps of the model zoo: forward, cross-entropy, backward and an SGD update, exactly
 // the work train/trainer.cpp does per batch (minus data loading), on random images. Reports images/s.
 //
-//   ./build/training_step_bench --benchmark_filter='resnet20/128'
-//   perf record -g ./build/training_step_bench --benchmark_filter='resnet20/128'   # where the time goes
+//   ./build/training_step_bench --benchmark_filter='resnet20/batch:128'
+//   perf record -g ./build/training_step_bench --benchmark_filter='resnet20/batch:128/threads:2'
 //
-// Arguments: model, batch size, threads. The CIFAR-10 input size (3 x 32 x 32, 10 classes) throughout.
+// One benchmark per model, with arguments batch size and threads. The CIFAR-10 input size (3 x 32 x 32,
+// 10 classes) throughout.
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -23,11 +24,9 @@ using namespace kiln;
 
 const std::vector<std::string> kModels = {"lenet5", "resnet20", "resnet56", "vgg_small", "mobilenet"};
 
-void training_step(benchmark::State& state) {
-  const std::string& name = kModels.at(static_cast<std::size_t>(state.range(0)));
-  const std::int64_t batch = state.range(1);
-  kernels::set_compute_threads(static_cast<int>(state.range(2)));
-  state.SetLabel(name);
+void training_step(benchmark::State& state, const std::string& name) {
+  const std::int64_t batch = state.range(0);
+  kernels::set_compute_threads(static_cast<int>(state.range(1)));
 
   Generator initialization(1);
   const layers::ModulePtr model = models::build_model({name, 3, 32, 32, 10}, initialization);
@@ -46,22 +45,25 @@ void training_step(benchmark::State& state) {
     loss.backward();
     optimizer.step();
   }
-  state.counters["images/s"] =
+  state.counters["images"] =
       benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
   kernels::set_compute_threads(0);
 }
 
-void model_batch_threads(benchmark::internal::Benchmark* bench) {
-  bench->ArgNames({"model", "batch", "threads"});
-  for (std::int64_t model = 0; model < static_cast<std::int64_t>(kModels.size()); ++model) {
-    for (const std::int64_t batch : {32, 128}) {
-      for (const std::int64_t threads : {1, 2}) bench->Args({model, batch, threads});
-    }
-  }
-}
-
 }  // namespace
 
-BENCHMARK(training_step)->Apply(model_batch_threads)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
-
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  for (const std::string& name : kModels) {
+    benchmark::RegisterBenchmark(("training_step/" + name).c_str(), training_step, name)
+        ->ArgNames({"batch", "threads"})
+        ->ArgsProduct({{32, 128}, {1, 2}})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->MinTime(2.0);
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
