@@ -1,7 +1,9 @@
 // The single dispatch point for dropout: every caller comes through here, and this is the only place that
-// picks an implementation. Today that is always the reference kernel on the CPU; AVX2 and AVX-512
-// versions (chosen by cpu_level()) and CUDA versions (chosen by the device) plug in here. Any of them must
-// draw element i from philox_uniform(state, i), so every version produces the same mask.
+// picks an implementation. float runs the AVX-512 or AVX2 kernel when cpu_level() allows; double and the
+// Reference level run the reference kernel. CUDA versions (chosen by the device) plug in here. Every
+// version draws element i from philox_uniform(state, i), so every version produces the same mask.
+#include <type_traits>
+
 #include "kernels/cpu_level.hpp"
 #include "kernels/dropout/dropout.hpp"
 
@@ -11,6 +13,16 @@ template <typename T>
 void dropout_forward(Device device, std::int64_t n, T p, const PhiloxState& state, const T* x, T* y,
                      T* mask) {
   require_cpu(device, "dropout_forward");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::dropout_forward(n, p, state, x, y, mask);
+      case CpuLevel::Avx2:
+        return avx2::dropout_forward(n, p, state, x, y, mask);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::dropout_forward(n, p, state, x, y, mask);
 }
 

@@ -23,4 +23,15 @@ namespace reference {
 template <typename T> void dropout_forward(std::int64_t n, T p, const PhiloxState& state, const T* x, T* y, T* mask);
 }  // namespace reference
 
+// The fast float kernels (vectorized_dropout.hpp), chosen by dispatch.cpp when cpu_level() allows.
+namespace avx512 {
+void dropout_forward(std::int64_t n, float p, const PhiloxState& state, const float* x, float* y,
+                     float* mask);
+}  // namespace avx512
+
+namespace avx2 {
+void dropout_forward(std::int64_t n, float p, const PhiloxState& state, const float* x, float* y,
+                     float* mask);
+}  // namespace avx2
+
 }  // namespace kiln::kernels

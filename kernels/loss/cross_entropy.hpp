@@ -43,4 +43,19 @@ void cross_entropy_backward(const CrossEntropyGeometry& g, const T* log_probs, c
                             const T* class_weight, T smoothing, const T* gloss, T* glogits);
 }  // namespace reference
 
+// The fast float kernels (threaded_cross_entropy.hpp), chosen by dispatch.cpp when cpu_level() allows.
+namespace avx512 {
+void cross_entropy_forward(const CrossEntropyGeometry& g, const float* logits, const std::int64_t* labels,
+                           const float* class_weight, float smoothing, float* loss, float* log_probs);
+void cross_entropy_backward(const CrossEntropyGeometry& g, const float* log_probs, const std::int64_t* labels,
+                            const float* class_weight, float smoothing, const float* gloss, float* glogits);
+}  // namespace avx512
+
+namespace avx2 {
+void cross_entropy_forward(const CrossEntropyGeometry& g, const float* logits, const std::int64_t* labels,
+                           const float* class_weight, float smoothing, float* loss, float* log_probs);
+void cross_entropy_backward(const CrossEntropyGeometry& g, const float* log_probs, const std::int64_t* labels,
+                            const float* class_weight, float smoothing, const float* gloss, float* glogits);
+}  // namespace avx2
+
 }  // namespace kiln::kernels

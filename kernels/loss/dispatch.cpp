@@ -1,7 +1,9 @@
 // The single dispatch point for the loss kernels (cross-entropy and BCE-with-logits): every caller comes
-// through here, and this is the only place that picks an implementation. Today that is always the
-// reference kernel on the CPU; AVX2 and AVX-512 versions (chosen by cpu_level()) and CUDA versions (chosen
-// by the device) plug in here.
+// through here, and this is the only place that picks an implementation. Cross-entropy in float runs the
+// AVX-512 or AVX2 kernels when cpu_level() allows; double (gradient checks only), the Reference level and
+// BCE-with-logits run the reference kernels. CUDA versions (chosen by the device) plug in here.
+#include <type_traits>
+
 #include "kernels/cpu_level.hpp"
 #include "kernels/loss/bce_with_logits.hpp"
 #include "kernels/loss/cross_entropy.hpp"
@@ -13,6 +15,16 @@ void cross_entropy_forward(Device device, const CrossEntropyGeometry& g, const T
                            const std::int64_t* labels, const T* class_weight, T smoothing, T* loss,
                            T* log_probs) {
   require_cpu(device, "cross_entropy_forward");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::cross_entropy_forward(g, logits, labels, class_weight, smoothing, loss, log_probs);
+      case CpuLevel::Avx2:
+        return avx2::cross_entropy_forward(g, logits, labels, class_weight, smoothing, loss, log_probs);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::cross_entropy_forward(g, logits, labels, class_weight, smoothing, loss, log_probs);
 }
 
@@ -21,6 +33,16 @@ void cross_entropy_backward(Device device, const CrossEntropyGeometry& g, const 
                             const std::int64_t* labels, const T* class_weight, T smoothing, const T* gloss,
                             T* glogits) {
   require_cpu(device, "cross_entropy_backward");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::cross_entropy_backward(g, log_probs, labels, class_weight, smoothing, gloss, glogits);
+      case CpuLevel::Avx2:
+        return avx2::cross_entropy_backward(g, log_probs, labels, class_weight, smoothing, gloss, glogits);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::cross_entropy_backward(g, log_probs, labels, class_weight, smoothing, gloss, glogits);
 }
 

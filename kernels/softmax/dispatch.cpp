@@ -1,6 +1,9 @@
 // The single dispatch point for softmax and log-softmax: every caller comes through here, and this is the
-// only place that picks an implementation. Today that is always the reference kernel on the CPU; AVX2 and
-// AVX-512 versions (chosen by cpu_level()) and CUDA versions (chosen by the device) plug in here.
+// only place that picks an implementation. float runs the AVX-512 or AVX2 kernels when cpu_level() allows;
+// double (gradient checks only) and the Reference level run the reference kernels. CUDA versions (chosen
+// by the device) plug in here.
+#include <type_traits>
+
 #include "kernels/cpu_level.hpp"
 #include "kernels/softmax/softmax.hpp"
 
@@ -9,24 +12,64 @@ namespace kiln::kernels {
 template <typename T>
 void softmax_forward(Device device, const SoftmaxGeometry& g, const T* x, T* y) {
   require_cpu(device, "softmax_forward");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::softmax_forward(g, x, y);
+      case CpuLevel::Avx2:
+        return avx2::softmax_forward(g, x, y);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::softmax_forward(g, x, y);
 }
 
 template <typename T>
 void softmax_backward(Device device, const SoftmaxGeometry& g, const T* y, const T* gy, T* gx) {
   require_cpu(device, "softmax_backward");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::softmax_backward(g, y, gy, gx);
+      case CpuLevel::Avx2:
+        return avx2::softmax_backward(g, y, gy, gx);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::softmax_backward(g, y, gy, gx);
 }
 
 template <typename T>
 void log_softmax_forward(Device device, const SoftmaxGeometry& g, const T* x, T* y) {
   require_cpu(device, "log_softmax_forward");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::log_softmax_forward(g, x, y);
+      case CpuLevel::Avx2:
+        return avx2::log_softmax_forward(g, x, y);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::log_softmax_forward(g, x, y);
 }
 
 template <typename T>
 void log_softmax_backward(Device device, const SoftmaxGeometry& g, const T* y, const T* gy, T* gx) {
   require_cpu(device, "log_softmax_backward");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::log_softmax_backward(g, y, gy, gx);
+      case CpuLevel::Avx2:
+        return avx2::log_softmax_backward(g, y, gy, gx);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
   reference::log_softmax_backward(g, y, gy, gx);
 }
 

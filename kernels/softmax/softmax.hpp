@@ -36,4 +36,19 @@ template <typename T> void log_softmax_forward(const SoftmaxGeometry& g, const T
 template <typename T> void log_softmax_backward(const SoftmaxGeometry& g, const T* y, const T* gy, T* gx);
 }  // namespace reference
 
+// The fast float kernels (vectorized_softmax.hpp), chosen by dispatch.cpp when cpu_level() allows.
+namespace avx512 {
+void softmax_forward(const SoftmaxGeometry& g, const float* x, float* y);
+void softmax_backward(const SoftmaxGeometry& g, const float* y, const float* gy, float* gx);
+void log_softmax_forward(const SoftmaxGeometry& g, const float* x, float* y);
+void log_softmax_backward(const SoftmaxGeometry& g, const float* y, const float* gy, float* gx);
+}  // namespace avx512
+
+namespace avx2 {
+void softmax_forward(const SoftmaxGeometry& g, const float* x, float* y);
+void softmax_backward(const SoftmaxGeometry& g, const float* y, const float* gy, float* gx);
+void log_softmax_forward(const SoftmaxGeometry& g, const float* x, float* y);
+void log_softmax_backward(const SoftmaxGeometry& g, const float* y, const float* gy, float* gx);
+}  // namespace avx2
+
 }  // namespace kiln::kernels
