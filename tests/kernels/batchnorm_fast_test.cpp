@@ -9,12 +9,12 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "kernels/batchnorm/batchnorm.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
 namespace {
@@ -22,29 +22,20 @@ namespace {
 using kiln::Device;
 using kiln::kernels::BatchNorm2dGeometry;
 using kiln::kernels::CpuLevel;
+using kiln::testing::DispatchGuard;
+using kiln::testing::fast_levels;
 using kiln::testing::matches_reference;
+using kiln::testing::random_floats;
 using kiln::testing::Tolerance;
 namespace kk = kiln::kernels;
 
-// Restores the process-wide CPU level and thread count when a test ends, even when it fails.
-struct DispatchGuard {
-  CpuLevel saved_level = kk::cpu_level();
-  int saved_threads = kk::compute_threads();
-  ~DispatchGuard() {
-    kk::set_cpu_level(saved_level);
-    kk::set_compute_threads(saved_threads);
-  }
-};
-
-const std::vector<CpuLevel> kFastLevels{CpuLevel::Avx512, CpuLevel::Avx2};
 constexpr Tolerance kElementwise{1e-5, 1e-4};
 constexpr Tolerance kSums{1e-4, 1e-4};
 
-std::vector<float> random_floats(std::int64_t count, std::uint64_t seed, float offset = 0.0f) {
-  std::mt19937_64 engine(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> values(static_cast<std::size_t>(count));
-  for (float& v : values) v = offset + uniform(engine);
+// Values uniform in [-1, 1), plus offset.
+std::vector<float> floats_around(std::int64_t count, std::uint64_t seed, float offset = 0.0f) {
+  std::vector<float> values = random_floats(count, seed);
+  for (float& v : values) v = offset + v;
   return values;
 }
 
@@ -75,8 +66,8 @@ struct TrainOutputs {
 TrainOutputs run_train(const Case& c, bool use_reference) {
   const auto& g = c.g;
   const auto n = static_cast<std::size_t>(numel(g)), channels = static_cast<std::size_t>(g.channels);
-  const std::vector<float> x = random_floats(numel(g), 1, c.offset), gy = random_floats(numel(g), 2);
-  const std::vector<float> gamma = random_floats(g.channels, 3, 1.0f), beta = random_floats(g.channels, 4);
+  const std::vector<float> x = floats_around(numel(g), 1, c.offset), gy = floats_around(numel(g), 2);
+  const std::vector<float> gamma = floats_around(g.channels, 3, 1.0f), beta = floats_around(g.channels, 4);
   TrainOutputs o{std::vector<float>(n),
                  std::vector<float>(channels),
                  std::vector<float>(channels),
@@ -113,10 +104,10 @@ struct EvalOutputs {
 EvalOutputs run_eval(const Case& c, bool use_reference) {
   const auto& g = c.g;
   const auto n = static_cast<std::size_t>(numel(g)), channels = static_cast<std::size_t>(g.channels);
-  const std::vector<float> x = random_floats(numel(g), 5, c.offset), gy = random_floats(numel(g), 6);
-  const std::vector<float> gamma = random_floats(g.channels, 7, 1.0f), beta = random_floats(g.channels, 8);
-  const std::vector<float> running_mean = random_floats(g.channels, 9, c.offset);
-  const std::vector<float> running_var = random_floats(g.channels, 10, 2.0f);
+  const std::vector<float> x = floats_around(numel(g), 5, c.offset), gy = floats_around(numel(g), 6);
+  const std::vector<float> gamma = floats_around(g.channels, 7, 1.0f), beta = floats_around(g.channels, 8);
+  const std::vector<float> running_mean = floats_around(g.channels, 9, c.offset);
+  const std::vector<float> running_var = floats_around(g.channels, 10, 2.0f);
   EvalOutputs o{std::vector<float>(n), std::vector<float>(n), std::vector<float>(channels),
                 std::vector<float>(channels)};
   if (use_reference) {
@@ -145,11 +136,7 @@ void check_close(const std::vector<float>& actual, const std::vector<float>& exp
 
 TEST_CASE("batchnorm fast: train forward and backward match the reference at every level, 1 and 2 threads") {
   DispatchGuard guard;
-  for (const CpuLevel level : kFastLevels) {
-    if (kk::detected_cpu_level() < level) {
-      MESSAGE("skipping ", kk::cpu_level_name(level), ": this CPU lacks it");
-      continue;
-    }
+  for (const CpuLevel level : fast_levels()) {
     kk::set_cpu_level(level);
     for (const Case& c : odd_cases()) {
       INFO(kk::cpu_level_name(level), " [", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width,
@@ -180,11 +167,7 @@ TEST_CASE("batchnorm fast: train forward and backward match the reference at eve
 
 TEST_CASE("batchnorm fast: eval forward and backward match the reference at every level, 1 and 2 threads") {
   DispatchGuard guard;
-  for (const CpuLevel level : kFastLevels) {
-    if (kk::detected_cpu_level() < level) {
-      MESSAGE("skipping ", kk::cpu_level_name(level), ": this CPU lacks it");
-      continue;
-    }
+  for (const CpuLevel level : fast_levels()) {
     kk::set_cpu_level(level);
     for (const Case& c : odd_cases()) {
       INFO(kk::cpu_level_name(level), " [", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width,

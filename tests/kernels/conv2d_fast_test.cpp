@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <sstream>
@@ -29,6 +28,7 @@
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
 namespace {
@@ -38,42 +38,15 @@ using kiln::kernels::Conv2dAlgorithm;
 using kiln::kernels::Conv2dDirection;
 using kiln::kernels::Conv2dGeometry;
 using kiln::kernels::CpuLevel;
+using kiln::testing::bitwise_equal;
+using kiln::testing::DispatchGuard;
+using kiln::testing::fast_levels;
+using kiln::testing::random_floats;
 using kiln::testing::Tolerance;
 namespace kernels = kiln::kernels;
 using Floats = std::vector<float>;
 
 // ---- setup ----------------------------------------------------------------------------------------------
-
-class CpuLevelGuard {  // restores the CPU level on scope exit
- public:
-  CpuLevelGuard() : saved_(kernels::cpu_level()) {}
-  ~CpuLevelGuard() { kernels::set_cpu_level(saved_); }
-
- private:
-  CpuLevel saved_;
-};
-
-class ThreadsGuard {  // restores the thread count on scope exit
- public:
-  ThreadsGuard() : saved_(kernels::compute_threads()) {}
-  ~ThreadsGuard() { kernels::set_compute_threads(saved_); }
-
- private:
-  int saved_;
-};
-
-// The fast levels this CPU has; a missing one is reported, never failed.
-std::vector<CpuLevel> fast_levels() {
-  std::vector<CpuLevel> levels;
-  for (CpuLevel level : {CpuLevel::Avx512, CpuLevel::Avx2}) {
-    if (static_cast<int>(kernels::detected_cpu_level()) >= static_cast<int>(level)) {
-      levels.push_back(level);
-    } else {
-      MESSAGE("CPU lacks ", kernels::cpu_level_name(level), ": its conv2d kernels are not tested here");
-    }
-  }
-  return levels;
-}
 
 Conv2dGeometry geometry(std::int64_t batch, std::int64_t in_channels, std::int64_t height, std::int64_t width,
                         std::int64_t out_channels, std::int64_t kernel_h, std::int64_t kernel_w) {
@@ -151,13 +124,6 @@ std::int64_t y_size(const Conv2dGeometry& g) {
   return g.batch * g.out_channels * g.out_height() * g.out_width();
 }
 
-Floats random_floats(std::int64_t count, unsigned seed) {
-  std::mt19937 engine(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  Floats values(static_cast<std::size_t>(count));
-  for (float& v : values) v = uniform(engine);
-  return values;
-}
 // Outputs start as NaN: an element a kernel forgets to write, or adds into, shows up.
 Floats nan_floats(std::int64_t count) {
   return Floats(static_cast<std::size_t>(count), std::numeric_limits<float>::quiet_NaN());
@@ -166,10 +132,10 @@ Floats nan_floats(std::int64_t count) {
 struct Operands {
   Floats x, w, bias, gy;
   explicit Operands(const Conv2dGeometry& g)
-      : x(random_floats(x_size(g), 1)),
-        w(random_floats(w_size(g), 2)),
-        bias(random_floats(g.out_channels, 3)),
-        gy(random_floats(y_size(g), 4)) {}
+      : x(random_floats<std::mt19937>(x_size(g), 1)),
+        w(random_floats<std::mt19937>(w_size(g), 2)),
+        bias(random_floats<std::mt19937>(g.out_channels, 3)),
+        gy(random_floats<std::mt19937>(y_size(g), 4)) {}
 };
 
 // The three results of one convolution (forward with bias, backward-data, backward-weight) and the bias
@@ -214,10 +180,6 @@ void check_close(const Floats& actual, const Floats& expected, const std::string
   CHECK_MESSAGE(report.ok, what, ": ", report.message);
 }
 
-bool bitwise_equal(const Floats& a, const Floats& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
 const Conv2dAlgorithm kFastAlgorithms[] = {Conv2dAlgorithm::Im2colGemm, Conv2dAlgorithm::Pointwise,
                                            Conv2dAlgorithm::Depthwise, Conv2dAlgorithm::Winograd};
 
@@ -226,7 +188,7 @@ const Conv2dAlgorithm kFastAlgorithms[] = {Conv2dAlgorithm::Im2colGemm, Conv2dAl
 // ---- tests ----------------------------------------------------------------------------------------------
 
 TEST_CASE("conv2d fast: every algorithm forced on every odd shape it supports matches the reference") {
-  CpuLevelGuard level_guard;
+  DispatchGuard guard;
   for (CpuLevel level : fast_levels()) {
     kernels::set_cpu_level(level);
     for (const Conv2dGeometry& g : odd_shapes()) {
@@ -259,7 +221,7 @@ TEST_CASE("conv2d fast: every algorithm forced on every odd shape it supports ma
 }
 
 TEST_CASE("conv2d fast: forward without bias matches the reference for every algorithm") {
-  CpuLevelGuard level_guard;
+  DispatchGuard guard;
   for (CpuLevel level : fast_levels()) {
     kernels::set_cpu_level(level);
     for (const Conv2dGeometry& g : odd_shapes()) {
@@ -279,8 +241,7 @@ TEST_CASE("conv2d fast: forward without bias matches the reference for every alg
 }
 
 TEST_CASE("conv2d fast: dispatch matches the reference, and 1 and 2 threads give the same bits") {
-  CpuLevelGuard level_guard;
-  ThreadsGuard threads_guard;
+  DispatchGuard guard;
   for (CpuLevel level : fast_levels()) {
     kernels::set_cpu_level(level);
     for (const Conv2dGeometry& g : odd_shapes()) {
@@ -305,8 +266,7 @@ TEST_CASE("conv2d fast: dispatch matches the reference, and 1 and 2 threads give
 }
 
 TEST_CASE("conv2d fast: every forced algorithm gives the same bits on 1 and 2 threads") {
-  CpuLevelGuard level_guard;
-  ThreadsGuard threads_guard;
+  DispatchGuard guard;
   for (CpuLevel level : fast_levels()) {
     kernels::set_cpu_level(level);
     for (const Conv2dGeometry& g : odd_shapes()) {
@@ -329,7 +289,7 @@ TEST_CASE("conv2d fast: every forced algorithm gives the same bits on 1 and 2 th
 }
 
 TEST_CASE("conv2d fast: the Reference CPU level runs the reference kernels exactly") {
-  CpuLevelGuard level_guard;
+  DispatchGuard guard;
   kernels::set_cpu_level(CpuLevel::Reference);
   const Conv2dGeometry g = padded(geometry(2, 3, 7, 5, 4, 3, 3), 1, 1);
   CHECK(kernels::choose_conv2d_algorithm(g, Conv2dDirection::Forward, CpuLevel::Reference) ==

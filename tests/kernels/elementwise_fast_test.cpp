@@ -11,14 +11,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
-#include <random>
 #include <vector>
 
 #include "kernels/cpu_level.hpp"
 #include "kernels/elementwise/elementwise.hpp"
 #include "kernels/parallel.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
 namespace {
@@ -28,44 +27,21 @@ using kiln::kernels::BinaryOp;
 using kiln::kernels::CpuLevel;
 using kiln::kernels::UnaryOp;
 using kiln::kernels::UnaryParams;
+using kiln::testing::at_each_fast_level;
+using kiln::testing::bitwise_equal;
 using kiln::testing::matches_reference;
+using kiln::testing::one_and_two_threads;
+using kiln::testing::random_floats;
 using kiln::testing::Tolerance;
 namespace kk = kiln::kernels;
 
-struct DispatchGuard {
-  CpuLevel saved_level = kk::cpu_level();
-  int saved_threads = kk::compute_threads();
-  ~DispatchGuard() {
-    kk::set_cpu_level(saved_level);
-    kk::set_compute_threads(saved_threads);
-  }
-};
-
-const std::vector<CpuLevel> kFastLevels{CpuLevel::Avx512, CpuLevel::Avx2};
 constexpr Tolerance kFloat{1e-5, 1e-4};
 const std::vector<std::int64_t> kLengths{1, 7, 8, 16, 17, 100, 16385, 70001};
-
-// Calls body() at each fast level the CPU has, naming the level; skips the others with a message.
-template <class Body>
-void at_each_fast_level(Body body) {
-  for (const CpuLevel level : kFastLevels) {
-    if (kk::detected_cpu_level() < level) {
-      MESSAGE("skipping ", kk::cpu_level_name(level), ": this CPU lacks it");
-      continue;
-    }
-    kk::set_cpu_level(level);
-    INFO(kk::cpu_level_name(level));
-    body();
-  }
-}
 
 // Random values in [low, high), with NaN, infinities and signed zeros in the first slots when special.
 std::vector<float> values(std::int64_t n, std::uint64_t seed, float low = -2.0f, float high = 2.0f,
                           bool special = true) {
-  std::mt19937_64 engine(seed);
-  std::uniform_real_distribution<float> uniform(low, high);
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (float& x : v) x = uniform(engine);
+  std::vector<float> v = random_floats(n, seed, low, high);
   const float specials[] = {std::numeric_limits<float>::quiet_NaN(), 0.0f, -0.0f,
                             std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
   for (std::size_t i = 0; special && i < v.size() && i < 5; ++i) v[i] = specials[i];
@@ -79,27 +55,9 @@ void check_close(const std::vector<float>& actual, const std::vector<float>& exp
   CHECK_MESSAGE(report.ok, report.message);
 }
 
-// True when both hold the same bits (NaN included).
-bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-// Runs fast(out) with 1 and with 2 threads, checks they agree bitwise, and returns the 1-thread result.
-template <class Fast>
-std::vector<float> one_and_two_threads(std::size_t n, Fast fast) {
-  std::vector<float> one(n), two(n);
-  kk::set_compute_threads(1);
-  fast(one);
-  kk::set_compute_threads(2);
-  fast(two);
-  CHECK(bitwise_equal(one, two));
-  return one;
-}
-
 }  // namespace
 
 TEST_CASE("elementwise fast: unary forward matches the reference at every level") {
-  DispatchGuard guard;
   const UnaryParams params{.alpha = 0.1, .low = -0.5, .high = 0.7};
   at_each_fast_level([&] {
     for (const UnaryOp op :
@@ -120,7 +78,6 @@ TEST_CASE("elementwise fast: unary forward matches the reference at every level"
 }
 
 TEST_CASE("elementwise fast: unary backward matches the reference at every level") {
-  DispatchGuard guard;
   const UnaryParams params{.alpha = 0.1, .low = -0.5, .high = 0.7};
   at_each_fast_level([&] {
     for (const UnaryOp op : {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Clamp,
@@ -143,7 +100,6 @@ TEST_CASE("elementwise fast: unary backward matches the reference at every level
 }
 
 TEST_CASE("elementwise fast: in-place relu backward (gx aliases gy)") {
-  DispatchGuard guard;
   at_each_fast_level([&] {
     const std::int64_t n = 1000;
     const std::vector<float> x = values(n, 4), gy = values(n, 5, -2.0f, 2.0f, false);
@@ -183,7 +139,6 @@ std::vector<BinaryCase> binary_cases() {
 }  // namespace
 
 TEST_CASE("elementwise fast: binary add, sub, mul, div over dense and broadcast layouts") {
-  DispatchGuard guard;
   at_each_fast_level([&] {
     for (const BinaryCase& c : binary_cases()) {
       for (const BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div}) {
@@ -206,7 +161,6 @@ TEST_CASE("elementwise fast: binary add, sub, mul, div over dense and broadcast 
 }
 
 TEST_CASE("elementwise fast: strided copies and fill") {
-  DispatchGuard guard;
   at_each_fast_level([&] {
     // A [3, 5, 20] window of a [4, 6, 24] tensor, copied into the middle of a [3, 5, 22] buffer: rows
     // dense on both sides, strided between them.

@@ -7,7 +7,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -17,6 +16,7 @@
 #include "kernels/gemm/blocking.hpp"
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/parallel.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
 namespace {
@@ -24,39 +24,13 @@ namespace {
 using kiln::Device;
 using kiln::kernels::CpuLevel;
 using kiln::kernels::GemmGeometry;
+using kiln::testing::bitwise_equal;
+using kiln::testing::DispatchGuard;
+using kiln::testing::fast_levels;
 using kiln::testing::Tolerance;
 namespace kernels = kiln::kernels;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-// Restores the dispatch level and the thread count a test changed.
-class LevelAndThreadsGuard {
- public:
-  LevelAndThreadsGuard() : level_(kernels::cpu_level()), threads_(kernels::compute_threads()) {}
-  ~LevelAndThreadsGuard() {
-    kernels::set_cpu_level(level_);
-    kernels::set_compute_threads(threads_);
-  }
-  LevelAndThreadsGuard(const LevelAndThreadsGuard&) = delete;
-  LevelAndThreadsGuard& operator=(const LevelAndThreadsGuard&) = delete;
-
- private:
-  CpuLevel level_;
-  int threads_;
-};
-
-// The fast levels this CPU supports; the ones it lacks are reported, not failed.
-std::vector<CpuLevel> fast_levels() {
-  std::vector<CpuLevel> levels;
-  for (const CpuLevel level : {CpuLevel::Avx2, CpuLevel::Avx512}) {
-    if (static_cast<int>(kernels::detected_cpu_level()) >= static_cast<int>(level)) {
-      levels.push_back(level);
-    } else {
-      MESSAGE("skipping gemm level ", std::string(kernels::cpu_level_name(level)), ": CPU lacks it");
-    }
-  }
-  return levels;
-}
 
 struct Problem {
   GemmGeometry g;
@@ -120,11 +94,6 @@ void check_matches(const std::vector<float>& fast, const std::vector<float>& exp
   CHECK_FALSE(any_nan_inside);
 }
 
-// Equal bit patterns (so equal NaNs in C's padding count as equal, which == on floats would not).
-bool bitwise_equal(const std::vector<float>& x, const std::vector<float>& y) {
-  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
-}
-
 struct Shape {
   std::int64_t m, n, k;
 };
@@ -139,7 +108,7 @@ const Shape kOddShapes[] = {{1, 1, 1},    {1, 33, 5},     {3, 1, 17},    {5, 17,
 }  // namespace
 
 TEST_CASE("gemm fast: matches the reference over odd shapes, transposes, padded ld, alpha and beta") {
-  LevelAndThreadsGuard guard;
+  DispatchGuard guard;
   std::mt19937 rng(5);
   struct Scaling {
     float alpha, beta;
@@ -174,7 +143,7 @@ TEST_CASE("gemm fast: a shape past MC, KC and NC matches the reference, bitwise 
   constexpr std::int64_t kBand = 8;
   const std::int64_t band_starts[] = {0, blocking::Avx2::mc - kBand / 2, blocking::Avx512::mc - kBand / 2,
                                       big.m - kBand};
-  LevelAndThreadsGuard guard;
+  DispatchGuard guard;
   std::mt19937 rng(7);
   const Problem p = random_problem(big.m, big.n, big.k, true, false, false, rng);
   const float alpha = 1.25f, beta = 0.5f;
@@ -198,7 +167,7 @@ TEST_CASE("gemm fast: a shape past MC, KC and NC matches the reference, bitwise 
 // Bitwise equality across thread counts on shapes big enough to run in parallel: the ResNet-20 conv
 // GEMMs (forward, backward-data with trans_a, backward-weight with trans_b) and an odd square.
 TEST_CASE("gemm fast: 1 and 2 threads give bitwise identical C") {
-  LevelAndThreadsGuard guard;
+  DispatchGuard guard;
   std::mt19937 rng(11);
   struct Case {
     Shape shape;

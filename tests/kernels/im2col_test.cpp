@@ -11,9 +11,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <sstream>
@@ -22,12 +22,16 @@
 
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
 
 namespace {
 
 using kiln::kernels::Conv2dGeometry;
 using kiln::kernels::CpuLevel;
 using kiln::kernels::Im2colKernels;
+using kiln::testing::bitwise_equal;
+using kiln::testing::fast_levels;
+using kiln::testing::random_floats;
 namespace kernels = kiln::kernels;
 using Floats = std::vector<float>;
 
@@ -37,19 +41,16 @@ struct NamedKernels {
   Im2colKernels kernels;
 };
 
-// The vectorized pairs this CPU can run; a missing level is reported, never failed.
+// The vectorized pairs this CPU can run; fast_levels() reports a missing level, never fails.
 std::vector<NamedKernels> vector_kernels() {
-  std::vector<NamedKernels> all = {
+  const std::vector<NamedKernels> all = {
       {"avx512", CpuLevel::Avx512, {kernels::avx512::im2col, kernels::avx512::col2im_add}},
       {"avx2", CpuLevel::Avx2, {kernels::avx2::im2col, kernels::avx2::col2im_add}},
   };
+  const std::vector<CpuLevel> levels = fast_levels();
   std::vector<NamedKernels> usable;
   for (const NamedKernels& k : all) {
-    if (static_cast<int>(kernels::detected_cpu_level()) >= static_cast<int>(k.level)) {
-      usable.push_back(k);
-    } else {
-      MESSAGE("CPU lacks ", k.name, ": its im2col kernels are not tested here");
-    }
+    if (std::find(levels.begin(), levels.end(), k.level) != levels.end()) usable.push_back(k);
   }
   return usable;
 }
@@ -103,18 +104,6 @@ std::vector<Conv2dGeometry> shapes() {
   return all;
 }
 
-Floats random_floats(std::int64_t count, unsigned seed) {
-  std::mt19937 engine(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  Floats values(static_cast<std::size_t>(count));
-  for (float& v : values) v = uniform(engine);
-  return values;
-}
-
-bool same_bits(const Floats& a, const Floats& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
 // The col matrix of `images` images side by side, as gemm_conv.cpp lays out a chunk, with one NaN row of
 // slack after it. Returns col and its row stride.
 struct ColLayout {
@@ -134,14 +123,14 @@ TEST_CASE("im2col: vectorized builds copy exactly what the portable one does") {
     for (const Conv2dGeometry& g : shapes()) {
       const ColLayout layout = col_layout(g, 2);
       const std::int64_t plane_in = g.in_height * g.in_width;
-      const Floats x = random_floats(2 * g.in_channels * plane_in, 1);
+      const Floats x = random_floats<std::mt19937>(2 * g.in_channels * plane_in, 1);
       Floats expected(static_cast<std::size_t>(layout.floats()), nan), actual = expected;
       for (std::int64_t b = 0; b < 2; ++b) {  // image 1 second: its rows lie between image 0's
         const float* x_image = x.data() + b * g.in_channels * plane_in;
         kernels::im2col(g, x_image, g.in_channels, expected.data() + b * layout.plane, layout.stride);
         k.kernels.im2col(g, x_image, g.in_channels, actual.data() + b * layout.plane, layout.stride);
       }
-      CHECK_MESSAGE(same_bits(actual, expected), k.name, " im2col differs on ", describe(g));
+      CHECK_MESSAGE(bitwise_equal(actual, expected), k.name, " im2col differs on ", describe(g));
     }
   }
 }
@@ -151,9 +140,9 @@ TEST_CASE("col2im_add: vectorized builds add exactly what the portable one does"
     for (const Conv2dGeometry& g : shapes()) {
       const ColLayout layout = col_layout(g, 2);
       const std::int64_t plane_in = g.in_height * g.in_width;
-      const Floats col = random_floats(layout.floats(), 2);
+      const Floats col = random_floats<std::mt19937>(layout.floats(), 2);
       // gx: random, with every third element -0.0, and a NaN guard on either side of the two images.
-      Floats start = random_floats(2 * g.in_channels * plane_in + 2, 3);
+      Floats start = random_floats<std::mt19937>(2 * g.in_channels * plane_in + 2, 3);
       for (std::size_t i = 0; i < start.size(); i += 3) start[i] = -0.0f;
       start.front() = start.back() = std::numeric_limits<float>::quiet_NaN();
       Floats expected = start, actual = start;
@@ -164,7 +153,7 @@ TEST_CASE("col2im_add: vectorized builds add exactly what the portable one does"
         k.kernels.col2im_add(g, col.data() + b * layout.plane, g.in_channels, layout.stride,
                              actual.data() + gx_offset);
       }
-      CHECK_MESSAGE(same_bits(actual, expected), k.name, " col2im_add differs on ", describe(g));
+      CHECK_MESSAGE(bitwise_equal(actual, expected), k.name, " col2im_add differs on ", describe(g));
     }
   }
 }

@@ -8,13 +8,12 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
-#include <cstring>
-#include <random>
 #include <vector>
 
 #include "kernels/cpu_level.hpp"
 #include "kernels/optim_update/optim_update.hpp"
 #include "kernels/parallel.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
 namespace {
@@ -23,27 +22,13 @@ using kiln::Device;
 using kiln::kernels::AdamHyper;
 using kiln::kernels::CpuLevel;
 using kiln::kernels::SgdHyper;
+using kiln::testing::bitwise_equal;
+using kiln::testing::DispatchGuard;
+using kiln::testing::fast_levels;
+using kiln::testing::random_floats;
 namespace kk = kiln::kernels;
 
-struct DispatchGuard {
-  CpuLevel saved_level = kk::cpu_level();
-  int saved_threads = kk::compute_threads();
-  ~DispatchGuard() {
-    kk::set_cpu_level(saved_level);
-    kk::set_compute_threads(saved_threads);
-  }
-};
-
-const std::vector<CpuLevel> kFastLevels{CpuLevel::Avx512, CpuLevel::Avx2};
 const std::vector<std::int64_t> kLengths{1, 3, 8, 17, 1000, 40001};
-
-std::vector<float> values(std::int64_t n, std::uint64_t seed, float low, float high) {
-  std::mt19937_64 engine(seed);
-  std::uniform_real_distribution<float> uniform(low, high);
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (float& x : v) x = uniform(engine);
-  return v;
-}
 
 constexpr kiln::testing::Tolerance kUpdate{1e-9, 1e-6};
 
@@ -53,18 +38,14 @@ void check_close(const std::vector<float>& actual, const std::vector<float>& exp
   CHECK_MESSAGE(report.ok, what, ": ", report.message);
 }
 
-bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
 // param, buffers after one update, by the reference or through the dispatcher.
 struct State {
   std::vector<float> param, first, second;
 };
 
 State sgd(std::int64_t n, const SgdHyper& h, bool use_reference) {
-  State s{values(n, 1, -1, 1), values(n, 2, -1, 1), {}};
-  const std::vector<float> grad = values(n, 3, -1, 1);
+  State s{random_floats(n, 1, -1, 1), random_floats(n, 2, -1, 1), {}};
+  const std::vector<float> grad = random_floats(n, 3, -1, 1);
   float* buffer = h.momentum != 0.0 ? s.first.data() : nullptr;
   if (use_reference)
     kk::reference::sgd_update(n, s.param.data(), grad.data(), buffer, h);
@@ -74,8 +55,8 @@ State sgd(std::int64_t n, const SgdHyper& h, bool use_reference) {
 }
 
 State adam(std::int64_t n, const AdamHyper& h, bool use_reference) {
-  State s{values(n, 4, -1, 1), values(n, 5, -0.1f, 0.1f), values(n, 6, 0.0f, 0.01f)};
-  const std::vector<float> grad = values(n, 7, -1, 1);
+  State s{random_floats(n, 4, -1, 1), random_floats(n, 5, -0.1f, 0.1f), random_floats(n, 6, 0.0f, 0.01f)};
+  const std::vector<float> grad = random_floats(n, 7, -1, 1);
   if (use_reference)
     kk::reference::adam_update(n, s.param.data(), grad.data(), s.first.data(), s.second.data(), h);
   else
@@ -85,11 +66,7 @@ State adam(std::int64_t n, const AdamHyper& h, bool use_reference) {
 
 template <class Run>
 void check_fast_matches_reference(Run run) {
-  for (const CpuLevel level : kFastLevels) {
-    if (kk::detected_cpu_level() < level) {
-      MESSAGE("skipping ", kk::cpu_level_name(level), ": this CPU lacks it");
-      continue;
-    }
+  for (const CpuLevel level : fast_levels()) {
     kk::set_cpu_level(level);
     for (const std::int64_t n : kLengths) {
       INFO(kk::cpu_level_name(level), " n ", n);

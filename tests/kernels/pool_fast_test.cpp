@@ -11,7 +11,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
 #include "kernels/pool/pool.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
 namespace {
@@ -26,31 +26,9 @@ namespace {
 using kiln::Device;
 using kiln::kernels::CpuLevel;
 using kiln::kernels::Pool2dGeometry;
+using kiln::testing::at_each_fast_level;
+using kiln::testing::bitwise_equal;
 namespace kk = kiln::kernels;
-
-struct DispatchGuard {
-  CpuLevel saved_level = kk::cpu_level();
-  int saved_threads = kk::compute_threads();
-  ~DispatchGuard() {
-    kk::set_cpu_level(saved_level);
-    kk::set_compute_threads(saved_threads);
-  }
-};
-
-const std::vector<CpuLevel> kFastLevels{CpuLevel::Avx512, CpuLevel::Avx2};
-
-template <class Body>
-void at_each_fast_level(Body body) {
-  for (const CpuLevel level : kFastLevels) {
-    if (kk::detected_cpu_level() < level) {
-      MESSAGE("skipping ", kk::cpu_level_name(level), ": this CPU lacks it");
-      continue;
-    }
-    kk::set_cpu_level(level);
-    INFO(kk::cpu_level_name(level));
-    body();
-  }
-}
 
 // Values on a coarse grid (so windows hold ties), with a NaN every 97 elements when with_nan.
 std::vector<float> grid_values(std::int64_t n, std::uint64_t seed, bool with_nan) {
@@ -62,11 +40,6 @@ std::vector<float> grid_values(std::int64_t n, std::uint64_t seed, bool with_nan
                                     : 0.5f * static_cast<float>(step(engine));
   }
   return v;
-}
-
-template <typename T>
-bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
 
 std::vector<Pool2dGeometry> geometries() {
@@ -147,7 +120,6 @@ std::int64_t out_size(const Pool2dGeometry& g) {
 }  // namespace
 
 TEST_CASE("pool fast: max pooling forward and backward equal the reference at every level") {
-  DispatchGuard guard;
   at_each_fast_level([] {
     for (const Pool2dGeometry& g : geometries()) {
       INFO("[", g.batch, ",", g.channels, ",", g.in_height, ",", g.in_width, "] kernel ", g.kernel_h, "x",
@@ -173,7 +145,6 @@ TEST_CASE("pool fast: max pooling forward and backward equal the reference at ev
 }
 
 TEST_CASE("pool fast: average pooling forward and backward equal the reference at every level") {
-  DispatchGuard guard;
   at_each_fast_level([] {
     for (Pool2dGeometry g : geometries()) {
       for (const bool include_pad : {true, false}) {
@@ -200,7 +171,6 @@ TEST_CASE("pool fast: average pooling forward and backward equal the reference a
 }
 
 TEST_CASE("pool fast: global average pooling matches the reference at every level") {
-  DispatchGuard guard;
   at_each_fast_level([] {
     for (const auto& [planes, plane_size] : std::vector<std::pair<std::int64_t, std::int64_t>>{
              {5, 1}, {3, 7}, {17, 64}, {4, 1025}, {128 * 64, 64}, {2, 5000}}) {

@@ -8,13 +8,12 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
-#include <cstring>
-#include <random>
 #include <vector>
 
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
 #include "kernels/reduce/reduce.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
 namespace {
@@ -23,22 +22,11 @@ using kiln::Device;
 using kiln::kernels::CpuLevel;
 using kiln::kernels::ReduceGeometry;
 using kiln::kernels::ReduceOp;
+using kiln::testing::bitwise_equal;
+using kiln::testing::DispatchGuard;
+using kiln::testing::fast_levels;
+using kiln::testing::random_floats;
 namespace kk = kiln::kernels;
-
-struct DispatchGuard {
-  CpuLevel saved_level = kk::cpu_level();
-  int saved_threads = kk::compute_threads();
-  ~DispatchGuard() {
-    kk::set_cpu_level(saved_level);
-    kk::set_compute_threads(saved_threads);
-  }
-};
-
-const std::vector<CpuLevel> kFastLevels{CpuLevel::Avx512, CpuLevel::Avx2};
-
-bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
 
 }  // namespace
 
@@ -50,18 +38,11 @@ TEST_CASE("reduce fast: float Sum matches the reference at every level, 1 and 2 
       {.outer = 1, .reduced = 128, .inner = 10},   {.outer = 2, .reduced = 7, .inner = 33},
       {.outer = 3, .reduced = 5, .inner = 100},    {.outer = 1, .reduced = 300, .inner = 257},
   };
-  for (const CpuLevel level : kFastLevels) {
-    if (kk::detected_cpu_level() < level) {
-      MESSAGE("skipping ", kk::cpu_level_name(level), ": this CPU lacks it");
-      continue;
-    }
+  for (const CpuLevel level : fast_levels()) {
     kk::set_cpu_level(level);
     for (const ReduceGeometry& g : geometries) {
       INFO(kk::cpu_level_name(level), " [", g.outer, ",", g.reduced, ",", g.inner, "]");
-      std::mt19937_64 engine(1);
-      std::uniform_real_distribution<float> uniform(-1.0f, 2.0f);
-      std::vector<float> x(static_cast<std::size_t>(g.outer * g.reduced * g.inner));
-      for (float& v : x) v = uniform(engine);
+      const std::vector<float> x = random_floats(g.outer * g.reduced * g.inner, 1, -1.0f, 2.0f);
       const auto outputs = static_cast<std::size_t>(g.outer * g.inner);
       std::vector<float> expected(outputs), one(outputs), two(outputs);
       kk::reference::reduce(ReduceOp::Sum, g, x.data(), expected.data());
