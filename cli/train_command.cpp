@@ -32,6 +32,9 @@ class ConsoleObserver final : public train::TrainingObserver {
                 model.at("width").get<long long>(),
                 plan.at("eval_split").get<std::string>().empty() ? "nothing (no test/ or val/ split)"
                                                                  : plan.at("eval_split").get<std::string>().c_str());
+    const int threads = plan.at("kernels").at("threads").get<int>();
+    std::printf("kernels: %s on %d thread%s\n", plan.at("kernels").at("cpu_level").get<std::string>().c_str(),
+                threads, threads == 1 ? "" : "s");
     if (plan.at("resumed_at_epoch").get<long long>() > 0) {
       std::printf("resuming after epoch %lld\n", plan.at("resumed_at_epoch").get<long long>());
     }

@@ -8,6 +8,8 @@
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
 #include "data/preprocessing.hpp"
+#include "kernels/cpu_level.hpp"
+#include "kernels/parallel.hpp"
 #include "models/architecture.hpp"
 #include "optim/adam.hpp"
 #include "optim/clip.hpp"
@@ -276,7 +278,9 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
                      {"parameters", run.model->parameter_count()},
                      {"steps_per_epoch", steps_per_epoch(run)},
                      {"resumed_at_epoch", run.epochs_done},
-                     {"preprocessing", run.preprocessing.to_json()}});
+                     {"preprocessing", run.preprocessing.to_json()},
+                     {"kernels", {{"cpu_level", kernels::cpu_level_name(kernels::cpu_level())},
+                                  {"threads", kernels::compute_threads()}}}});
   TrainResult result;
   for (std::int64_t epoch = run.epochs_done; epoch < run.config.epochs; ++epoch) {
     EpochSummary summary = train_one_epoch(run, epoch, observer);

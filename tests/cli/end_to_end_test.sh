@@ -32,6 +32,7 @@ grep -q '"event":"epoch"' "$work/out" || { echo "FAIL: --json prints epoch lines
 [ "$(wc -l <"$run/metrics.jsonl")" -eq 1 ] || { echo "FAIL: metrics.jsonl has one line"; failures=$((failures + 1)); }
 check "resume to a second epoch" "$kiln" train "$data" --epochs 2 --out "$run" --resume --threads 1 --loader-threads 1
 grep -q "resuming after epoch 1" "$work/out" || { echo "FAIL: resume says where it starts"; failures=$((failures + 1)); }
+grep -q "on 1 thread$" "$work/out" || { echo "FAIL: --threads 1 sets the kernels' thread count"; failures=$((failures + 1)); }
 [ "$(wc -l <"$run/metrics.jsonl")" -eq 2 ] || { echo "FAIL: metrics.jsonl has two lines"; failures=$((failures + 1)); }
 check "eval prints the metrics table" "$kiln" eval "$run/last.kiln" "$data"
 grep -q "airplane" "$work/out" || { echo "FAIL: eval table names the classes"; failures=$((failures + 1)); }
