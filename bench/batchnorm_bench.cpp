@@ -16,29 +16,21 @@
 #include <string>
 #include <vector>
 
+#include "bench/support/memory_bound.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
-#include "kernels/cpu_level.hpp"
-#include "kernels/parallel.hpp"
 
 namespace {
 
 namespace kernels = kiln::kernels;
 using kernels::BatchNorm2dGeometry;
-using kernels::CpuLevel;
-
-const std::array<BatchNorm2dGeometry, 3> kShapes{{{128, 16, 32, 32}, {128, 32, 16, 16}, {128, 64, 8, 8}}};
 
 enum class Pass { ForwardTrain, ForwardEval, BackwardTrain };
 
-// Arguments: shape index, threads, level (0 reference, 1 avx2, 2 avx512).
+// Arguments: see bench/support/memory_bound.hpp.
 void run_batchnorm(benchmark::State& state, Pass pass) {
-  const BatchNorm2dGeometry g = kShapes[static_cast<std::size_t>(state.range(0))];
-  const int threads = static_cast<int>(state.range(1));
-  const auto level = static_cast<CpuLevel>(state.range(2));
-  if (kernels::detected_cpu_level() < level) {
-    state.SkipWithError("this CPU lacks the level");
-    return;
-  }
+  if (!kiln::bench::cpu_has_level(state)) return;
+  const auto& s = kiln::bench::shape_argument(state);
+  const BatchNorm2dGeometry g{s[0], s[1], s[2], s[3]};
   const std::int64_t n = g.batch * g.channels * g.height * g.width;
   const auto size = static_cast<std::size_t>(n), channels = static_cast<std::size_t>(g.channels);
   std::mt19937 rng(1);
@@ -52,8 +44,7 @@ void run_batchnorm(benchmark::State& state, Pass pass) {
                                                 static_cast<float*>(nullptr), static_cast<float*>(nullptr),
                                                 out.data(), mean.data(), invstd.data());
 
-  kernels::set_compute_threads(threads);
-  kernels::set_cpu_level(level);
+  const kiln::bench::ArgumentKernelSettings settings(state);
   const auto cpu = kiln::Device::cpu();
   for (auto _ : state) {
     switch (pass) {
@@ -74,28 +65,14 @@ void run_batchnorm(benchmark::State& state, Pass pass) {
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  kernels::set_cpu_level(kernels::detected_cpu_level());
-  kernels::set_compute_threads(0);
   const double bytes_per_element = pass == Pass::BackwardTrain ? 12.0 : 8.0;
-  state.counters["GB"] = benchmark::Counter(bytes_per_element * static_cast<double>(n) * 1e-9,
-                                              benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(kernels::cpu_level_name(level)));
-}
-
-void shapes_levels_threads(benchmark::internal::Benchmark* bench) {
-  bench->ArgNames({"shape", "threads", "level"});
-  for (const int level : {0, 1, 2}) {
-    for (const int threads : {1, 2}) {
-      for (const int shape : {0, 1, 2}) bench->Args({shape, threads, level});
-    }
-  }
-  bench->Unit(benchmark::kMicrosecond);
+  kiln::bench::report_bandwidth(state, bytes_per_element * static_cast<double>(n));
 }
 
 }  // namespace
 
-BENCHMARK_CAPTURE(run_batchnorm, forward_train, Pass::ForwardTrain)->Apply(shapes_levels_threads);
-BENCHMARK_CAPTURE(run_batchnorm, forward_eval, Pass::ForwardEval)->Apply(shapes_levels_threads);
-BENCHMARK_CAPTURE(run_batchnorm, backward_train, Pass::BackwardTrain)->Apply(shapes_levels_threads);
+BENCHMARK_CAPTURE(run_batchnorm, forward_train, Pass::ForwardTrain)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_batchnorm, forward_eval, Pass::ForwardEval)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_batchnorm, backward_train, Pass::BackwardTrain)->Apply(kiln::bench::shapes_threads_levels);
 
 BENCHMARK_MAIN();

@@ -17,29 +17,19 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu_level.hpp"
+#include "bench/support/memory_bound.hpp"
 #include "kernels/elementwise/elementwise.hpp"
-#include "kernels/parallel.hpp"
 
 namespace {
 
 namespace kernels = kiln::kernels;
-using kernels::CpuLevel;
-
-const std::array<std::array<std::int64_t, 4>, 3> kShapes{
-    {{128, 16, 32, 32}, {128, 32, 16, 16}, {128, 64, 8, 8}}};
 
 enum class Op { ReluForward, ReluBackward, AddDense, AddChannel };
 
-// Arguments: shape index, threads, level (0 reference, 1 avx2, 2 avx512).
+// Arguments: see bench/support/memory_bound.hpp.
 void run_elementwise(benchmark::State& state, Op op) {
-  const auto& sizes = kShapes[static_cast<std::size_t>(state.range(0))];
-  const int threads = static_cast<int>(state.range(1));
-  const auto level = static_cast<CpuLevel>(state.range(2));
-  if (kernels::detected_cpu_level() < level) {
-    state.SkipWithError("this CPU lacks the level");
-    return;
-  }
+  if (!kiln::bench::cpu_has_level(state)) return;
+  const auto& sizes = kiln::bench::shape_argument(state);
   const std::int64_t n = sizes[0] * sizes[1] * sizes[2] * sizes[3];
   const std::int64_t plane = sizes[2] * sizes[3];
   const std::array<std::int64_t, 4> dense{sizes[1] * plane, plane, sizes[3], 1}, channel{0, 1, 0, 0};
@@ -51,8 +41,7 @@ void run_elementwise(benchmark::State& state, Op op) {
   for (float& v : b) v = uniform(rng);
   for (float& v : bias) v = uniform(rng);
 
-  kernels::set_compute_threads(threads);
-  kernels::set_cpu_level(level);
+  const kiln::bench::ArgumentKernelSettings settings(state);
   const auto cpu = kiln::Device::cpu();
   for (auto _ : state) {
     switch (op) {
@@ -74,19 +63,15 @@ void run_elementwise(benchmark::State& state, Op op) {
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  kernels::set_cpu_level(kernels::detected_cpu_level());
-  kernels::set_compute_threads(0);
   const double bytes = (op == Op::ReluBackward || op == Op::AddDense) ? 12.0 : 8.0;
-  state.counters["GB"] = benchmark::Counter(bytes * static_cast<double>(n) * 1e-9,
-                                              benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(kernels::cpu_level_name(level)));
+  kiln::bench::report_bandwidth(state, bytes * static_cast<double>(n));
 }
 
 // memcpy of the same tensors, split into one contiguous piece per thread: the bandwidth the kernels
 // above can at best reach.
 void stream_copy(benchmark::State& state) {
-  const auto& sizes = kShapes[static_cast<std::size_t>(state.range(0))];
-  const int threads = static_cast<int>(state.range(1));
+  const auto& sizes = kiln::bench::shape_argument(state);
+  const int threads = kiln::bench::threads_argument(state);
   const std::int64_t n = sizes[0] * sizes[1] * sizes[2] * sizes[3];
   std::vector<float> a(static_cast<std::size_t>(n), 1.0f), out(a.size());
   for (auto _ : state) {
@@ -103,16 +88,6 @@ void stream_copy(benchmark::State& state) {
       benchmark::Counter(8.0 * static_cast<double>(n) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void shapes_levels_threads(benchmark::internal::Benchmark* bench) {
-  bench->ArgNames({"shape", "threads", "level"});
-  for (const int level : {0, 1, 2}) {
-    for (const int threads : {1, 2}) {
-      for (const int shape : {0, 1, 2}) bench->Args({shape, threads, level});
-    }
-  }
-  bench->Unit(benchmark::kMicrosecond);
-}
-
 void shapes_threads(benchmark::internal::Benchmark* bench) {
   bench->ArgNames({"shape", "threads"});
   for (const int threads : {1, 2}) {
@@ -123,10 +98,10 @@ void shapes_threads(benchmark::internal::Benchmark* bench) {
 
 }  // namespace
 
-BENCHMARK_CAPTURE(run_elementwise, relu_forward, Op::ReluForward)->Apply(shapes_levels_threads);
-BENCHMARK_CAPTURE(run_elementwise, relu_backward, Op::ReluBackward)->Apply(shapes_levels_threads);
-BENCHMARK_CAPTURE(run_elementwise, add_dense, Op::AddDense)->Apply(shapes_levels_threads);
-BENCHMARK_CAPTURE(run_elementwise, add_channel, Op::AddChannel)->Apply(shapes_levels_threads);
+BENCHMARK_CAPTURE(run_elementwise, relu_forward, Op::ReluForward)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_elementwise, relu_backward, Op::ReluBackward)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_elementwise, add_dense, Op::AddDense)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_elementwise, add_channel, Op::AddChannel)->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK(stream_copy)->Apply(shapes_threads);
 
 BENCHMARK_MAIN();

@@ -15,29 +15,19 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu_level.hpp"
-#include "kernels/parallel.hpp"
+#include "bench/support/memory_bound.hpp"
 #include "kernels/pool/pool.hpp"
 
 namespace {
 
 namespace kernels = kiln::kernels;
-using kernels::CpuLevel;
-
-const std::array<std::array<std::int64_t, 4>, 3> kShapes{
-    {{128, 16, 32, 32}, {128, 32, 16, 16}, {128, 64, 8, 8}}};
 
 enum class Op { GlobalAvgForward, GlobalAvgBackward, Max2x2Forward, Avg2x2Forward };
 
-// Arguments: shape index, threads, level (0 reference, 1 avx2, 2 avx512).
+// Arguments: see bench/support/memory_bound.hpp.
 void run_pool(benchmark::State& state, Op op) {
-  const auto& s = kShapes[static_cast<std::size_t>(state.range(0))];
-  const int threads = static_cast<int>(state.range(1));
-  const auto level = static_cast<CpuLevel>(state.range(2));
-  if (kernels::detected_cpu_level() < level) {
-    state.SkipWithError("this CPU lacks the level");
-    return;
-  }
+  if (!kiln::bench::cpu_has_level(state)) return;
+  const auto& s = kiln::bench::shape_argument(state);
   const kernels::Pool2dGeometry g{.batch = s[0],
                                   .channels = s[1],
                                   .in_height = s[2],
@@ -54,8 +44,7 @@ void run_pool(benchmark::State& state, Op op) {
   for (float& v : x) v = uniform(rng);
   for (float& v : gy) v = uniform(rng);
 
-  kernels::set_compute_threads(threads);
-  kernels::set_cpu_level(level);
+  const kiln::bench::ArgumentKernelSettings settings(state);
   const auto cpu = kiln::Device::cpu();
   for (auto _ : state) {
     switch (op) {
@@ -75,29 +64,15 @@ void run_pool(benchmark::State& state, Op op) {
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  kernels::set_cpu_level(kernels::detected_cpu_level());
-  kernels::set_compute_threads(0);
   const double bytes = op == Op::Max2x2Forward ? 7.0 : op == Op::Avg2x2Forward ? 5.0 : 4.0;
-  state.counters["GB"] = benchmark::Counter(bytes * static_cast<double>(n) * 1e-9,
-                                              benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(kernels::cpu_level_name(level)));
-}
-
-void shapes_levels_threads(benchmark::internal::Benchmark* bench) {
-  bench->ArgNames({"shape", "threads", "level"});
-  for (const int level : {0, 1, 2}) {
-    for (const int threads : {1, 2}) {
-      for (const int shape : {0, 1, 2}) bench->Args({shape, threads, level});
-    }
-  }
-  bench->Unit(benchmark::kMicrosecond);
+  kiln::bench::report_bandwidth(state, bytes * static_cast<double>(n));
 }
 
 }  // namespace
 
-BENCHMARK_CAPTURE(run_pool, global_avg_forward, Op::GlobalAvgForward)->Apply(shapes_levels_threads);
-BENCHMARK_CAPTURE(run_pool, global_avg_backward, Op::GlobalAvgBackward)->Apply(shapes_levels_threads);
-BENCHMARK_CAPTURE(run_pool, max_2x2_forward, Op::Max2x2Forward)->Apply(shapes_levels_threads);
-BENCHMARK_CAPTURE(run_pool, avg_2x2_forward, Op::Avg2x2Forward)->Apply(shapes_levels_threads);
+BENCHMARK_CAPTURE(run_pool, global_avg_forward, Op::GlobalAvgForward)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_pool, global_avg_backward, Op::GlobalAvgBackward)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_pool, max_2x2_forward, Op::Max2x2Forward)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_pool, avg_2x2_forward, Op::Avg2x2Forward)->Apply(kiln::bench::shapes_threads_levels);
 
 BENCHMARK_MAIN();
