@@ -28,6 +28,13 @@ struct Chunking {
   }
 };
 
+// The chunk sizes the GEMM-based convolutions (im2col + GEMM, pointwise) use. GEMM columns per chunk: wide
+// enough that the GEMM streams its column operand efficiently; the weight gradient takes more (its GEMM's
+// K is the batch dimension, and fewer chunks mean fewer partial sums). Scratch is 16 MiB per thread at most.
+inline constexpr std::int64_t kForwardChunkColumns = 1024;
+inline constexpr std::int64_t kWeightChunkColumns = 4096;
+inline constexpr std::int64_t kMaxChunkFloats = std::int64_t{4} << 20;
+
 // Chunks of about `target_columns` columns (at least one image), with floats_per_image x images_per_chunk
 // <= max_chunk_floats (unless one image alone is more) so the scratch stays bounded.
 inline Chunking chunk_batch(std::int64_t batch, std::int64_t columns_per_image, std::int64_t target_columns,

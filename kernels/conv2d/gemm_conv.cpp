@@ -20,11 +20,9 @@
 namespace kiln::kernels::im2col_gemm {
 namespace {
 
-// GEMM columns per chunk: wide enough that the GEMM streams the col matrix efficiently; the weight
-// gradient takes more (its GEMM's K is the batch dimension, and fewer chunks mean fewer partial sums).
-constexpr std::int64_t kForwardChunkColumns = 1024;
-constexpr std::int64_t kWeightChunkColumns = 4096;
-constexpr std::int64_t kMaxChunkFloats = std::int64_t{4} << 20;  // 16 MiB of col per thread at most
+using batch_chunks::kForwardChunkColumns;
+using batch_chunks::kMaxChunkFloats;
+using batch_chunks::kWeightChunkColumns;
 
 struct Sizes {
   std::int64_t cg, cog, col_rows, plane_in, plane_out;

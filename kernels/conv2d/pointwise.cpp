@@ -16,9 +16,9 @@
 namespace kiln::kernels::pointwise {
 namespace {
 
-constexpr std::int64_t kForwardChunkColumns = 1024;
-constexpr std::int64_t kWeightChunkColumns = 4096;
-constexpr std::int64_t kMaxChunkFloats = std::int64_t{4} << 20;
+using batch_chunks::kForwardChunkColumns;
+using batch_chunks::kMaxChunkFloats;
+using batch_chunks::kWeightChunkColumns;
 
 struct Sizes {
   std::int64_t cg, cog, plane;
