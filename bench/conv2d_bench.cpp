@@ -2,10 +2,13 @@
 // direction (forward, backward-data, backward-weight), over the convolution layers of the model zoo at
 // CIFAR size (32x32): ResNet-20 (ResNet-56 has the same layer shapes), vgg_small and the MobileNet-style
 // net, at batch 1, 32 and 128, on every core (compute_threads()). The label is the algorithm dispatch
-// chose (kernels/conv2d/algorithm.cpp). FLOP per direction = 2 * N * C_out * OH * OW * C_in/groups * KH * KW.
+// chose (kernels/conv2d/algorithm.cpp), also the name's fourth part; with --all-algorithms every algorithm
+// that supports the shape runs too, to check the heuristic's choice.
+// FLOP per direction = 2 * N * C_out * OH * OW * C_in/groups * KH * KW.
 //
-//   build-conv/conv2d_bench                                     (everything, a few minutes)
-//   build-conv/conv2d_bench --benchmark_filter='resnet.*/128'   (one model at one batch)
+//   build/conv2d_bench                                          (everything, a few minutes)
+//   build/conv2d_bench --benchmark_filter='resnet.*/128'        (one model at one batch)
+//   build/conv2d_bench --all-algorithms --benchmark_filter='resnet.*/128'
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -91,24 +94,24 @@ std::vector<float> random_floats(std::int64_t count) {
   return values;
 }
 
-void run_conv(benchmark::State& state, Conv2dGeometry g, Conv2dDirection direction) {
+void run_conv(benchmark::State& state, Conv2dGeometry g, Conv2dDirection direction,
+              kernels::Conv2dAlgorithm algorithm) {
   const std::int64_t x_size = g.batch * g.in_channels * g.in_height * g.in_width;
   const std::int64_t w_size = g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w;
   const std::int64_t y_size = g.batch * g.out_channels * g.out_height() * g.out_width();
   std::vector<float> x = random_floats(x_size), w = random_floats(w_size), gy = random_floats(y_size);
   std::vector<float> y(static_cast<std::size_t>(y_size)), gx(static_cast<std::size_t>(x_size)),
       gw(static_cast<std::size_t>(w_size));
-  const kiln::Device cpu = kiln::Device::cpu();
   for (auto _ : state) {
     switch (direction) {
       case Conv2dDirection::Forward:
-        kernels::conv2d_forward<float>(cpu, g, x.data(), w.data(), nullptr, y.data());
+        kernels::conv2d_forward_using(algorithm, g, x.data(), w.data(), nullptr, y.data());
         break;
       case Conv2dDirection::BackwardData:
-        kernels::conv2d_backward_data(cpu, g, gy.data(), w.data(), gx.data());
+        kernels::conv2d_backward_data_using(algorithm, g, gy.data(), w.data(), gx.data());
         break;
       case Conv2dDirection::BackwardWeight:
-        kernels::conv2d_backward_weight(cpu, g, gy.data(), x.data(), gw.data());
+        kernels::conv2d_backward_weight_using(algorithm, g, gy.data(), x.data(), gw.data());
         break;
     }
     benchmark::ClobberMemory();
@@ -119,8 +122,8 @@ void run_conv(benchmark::State& state, Conv2dGeometry g, Conv2dDirection directi
   state.counters["GFLOP"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["pct_of_peak"] =
       benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(
-      kernels::conv2d_algorithm_name(kernels::choose_conv2d_algorithm(g, direction, kernels::cpu_level()))));
+  const bool chosen = algorithm == kernels::choose_conv2d_algorithm(g, direction, kernels::cpu_level());
+  state.SetLabel(std::string(kernels::conv2d_algorithm_name(algorithm)) + (chosen ? " (chosen)" : ""));
 }
 
 std::string layer_name(const Layer& layer) {
@@ -129,20 +132,50 @@ std::string layer_name(const Layer& layer) {
          std::to_string(layer.stride) + "_at" + std::to_string(layer.size);
 }
 
+constexpr kernels::Conv2dAlgorithm kAlgorithms[] = {
+    kernels::Conv2dAlgorithm::Reference, kernels::Conv2dAlgorithm::Im2colGemm, kernels::Conv2dAlgorithm::Pointwise,
+    kernels::Conv2dAlgorithm::Depthwise, kernels::Conv2dAlgorithm::Winograd,  kernels::Conv2dAlgorithm::Direct};
+
+// Removes --all-algorithms from argv (Google Benchmark rejects flags it does not know); true if present.
+bool take_all_algorithms_flag(int& argc, char** argv) {
+  bool found = false;
+  int kept = 0;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string(argv[i]) == "--all-algorithms") {
+      found = true;
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  return found;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool all_algorithms = take_all_algorithms_flag(argc, argv);
   benchmark::Initialize(&argc, argv);
+  const kernels::CpuLevel level = kernels::cpu_level();
   for (const Layer& layer : zoo_layers()) {
     for (Conv2dDirection direction :
          {Conv2dDirection::Forward, Conv2dDirection::BackwardData, Conv2dDirection::BackwardWeight}) {
       for (std::int64_t batch : {1, 32, 128}) {
-        const std::string name = std::string(kernels::conv2d_direction_name(direction)) + "/" +
-                                 layer_name(layer) + "/" + std::to_string(batch);
-        benchmark::RegisterBenchmark(name.c_str(), run_conv, geometry_of(layer, batch), direction)
-            ->MinTime(0.05)
-            ->Unit(benchmark::kMillisecond)
-            ->UseRealTime();
+        const Conv2dGeometry g = geometry_of(layer, batch);
+        const kernels::Conv2dAlgorithm chosen = kernels::choose_conv2d_algorithm(g, direction, level);
+        for (kernels::Conv2dAlgorithm algorithm : kAlgorithms) {
+          const bool wanted = algorithm == chosen || (all_algorithms && algorithm != kernels::Conv2dAlgorithm::Reference &&
+                                                      kernels::conv2d_algorithm_supports(algorithm, g, direction, level));
+          if (!wanted) continue;
+          const std::string name = std::string(kernels::conv2d_direction_name(direction)) + "/" +
+                                   layer_name(layer) + "/" +
+                                   std::string(kernels::conv2d_algorithm_name(algorithm)) + "/" +
+                                   std::to_string(batch);
+          benchmark::RegisterBenchmark(name.c_str(), run_conv, g, direction, algorithm)
+              ->MinTime(0.05)
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+        }
       }
     }
   }

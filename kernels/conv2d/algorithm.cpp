@@ -7,19 +7,31 @@
 //      copy the input KH*KW times to feed it. The direct kernel reads each input row once per tap from L1.
 //      Its weight-gradient keeps one vector accumulator per tap, so it takes kernels of at most 32 taps.
 //   3. A 1x1 kernel with stride 1 and no padding goes to Pointwise: the image is already the GEMM operand.
-//   4. Forward 3x3 stride-1 convolutions with at least 128 input and 128 output channels go to Winograd
-//      F(2x2, 3x3). Its transforms are scalar loops that cost about as much per element as im2col does, so
-//      it wins only where the GEMMs dominate: measured on one thread, batch 128 (ms, im2col vs winograd):
-//      128->128 at 8x8  40.5 vs 29.8;  64->64 at 8x8  11.4 vs 12.5;  32->32 at 16x16  10.4 vs 18.6;
-//      16->16 at 32x32  11.6 vs 30.9; on two threads 128->128 at 8x8  17.8 vs 14.6 (a busy machine).
+//   4. Stride-1 convolutions the strip holds (pad <= dilation * (K - 1)) with at least 8 input and 8
+//      output channels per group and at least 4096 output positions in the batch go to Direct. It skips
+//      im2col's KH*KW-fold copy (and col2im's scattered adds), and its weight gradient visits only real
+//      outputs. Below 8 channels its tiles are mostly empty (backward-data of a 3-channel input computes 3
+//      of 8 rows); below 4096 positions the per-call weight repacking and the strip's junk positions
+//      (21% at 8x8) outweigh what it saves. Measured, batch 128, 2 threads, ms, im2col+GEMM vs direct
+//      (forward / backward-data / backward-weight):
+//        16->16 at 32x32   5.5 / 6.7 / 6.7  vs  4.0 / 3.9 / 4.6      3->16 at 32x32  0.9 / 1.3 / 1.6  vs
+//        32->32 at 16x16   4.0 / 5.1 / 5.9  vs  3.9 / 4.0 / 4.1                      1.0 / 2.1 / 1.9
+//        64->64 at 8x8     4.4 / 4.7 / 5.8  vs  4.1 / 4.3 / 3.9      (so im2col+GEMM keeps C_in = 3)
+//        128->128 at 8x8  21.8 / 18.0 / 37.4 vs 16.2 / 15.5 / 20.6
+//      and at batch 1, 64->64 at 8x8 (64 positions): 0.13 / 0.06 / 0.11 vs 0.21 / 0.24 / 0.10.
 //   5. Everything else goes to im2col + GEMM, which handles any stride, padding, dilation and groups.
+//
+// Winograd F(2x2, 3x3) is no longer chosen: its transforms are scalar loops, and Direct now matches it
+// where it used to win (128->128 at 8x8, batch 128: 1 thread 30.3 vs 30.7 ms, 2 threads 19.3 vs 16.2).
+// It stays as an algorithm to force, study and test.
 #include "kernels/conv2d/algorithm.hpp"
 
 namespace kiln::kernels {
 namespace {
 
 constexpr std::int64_t kMaxDepthwiseTaps = 32;
-constexpr std::int64_t kMinWinogradChannels = 128;
+constexpr std::int64_t kMinDirectChannels = 8;
+constexpr std::int64_t kMinDirectPositions = 4096;
 
 bool is_depthwise(const Conv2dGeometry& g) {
   return g.groups == g.in_channels && g.groups == g.out_channels &&
@@ -50,6 +62,8 @@ std::string_view conv2d_algorithm_name(Conv2dAlgorithm algorithm) {
       return "depthwise";
     case Conv2dAlgorithm::Winograd:
       return "winograd";
+    case Conv2dAlgorithm::Direct:
+      return "direct";
   }
   return "unknown";
 }
@@ -79,6 +93,8 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
       return is_depthwise(g) && level != CpuLevel::Reference;
     case Conv2dAlgorithm::Winograd:
       return direction == Conv2dDirection::Forward && is_winograd_3x3(g);
+    case Conv2dAlgorithm::Direct:
+      return fits_direct_strip(g) && level != CpuLevel::Reference;
   }
   return false;
 }
@@ -88,9 +104,10 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   if (conv2d_algorithm_supports(Conv2dAlgorithm::Depthwise, g, direction, level))
     return Conv2dAlgorithm::Depthwise;
   if (is_pointwise(g)) return Conv2dAlgorithm::Pointwise;
-  if (direction == Conv2dDirection::Forward && is_winograd_3x3(g) && g.in_channels >= kMinWinogradChannels &&
-      g.out_channels >= kMinWinogradChannels) {
-    return Conv2dAlgorithm::Winograd;
+  if (fits_direct_strip(g) && g.in_channels_per_group() >= kMinDirectChannels &&
+      g.out_channels_per_group() >= kMinDirectChannels &&
+      g.batch * g.out_height() * g.out_width() >= kMinDirectPositions) {
+    return Conv2dAlgorithm::Direct;
   }
   return Conv2dAlgorithm::Im2colGemm;
 }

@@ -91,10 +91,22 @@ namespace winograd {
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 }  // namespace winograd
 
+// Direct stride-1 convolution (direct_kernel.hpp, avx512_direct.cpp, avx2_direct.cpp): a GEMM over a
+// zero-padded "strip" of a chunk of images (direct_strip.hpp) on which every tap is a constant offset, so
+// there is no im2col; backward-data is the forward of gy through the transposed kernel. Needs stride 1 and
+// padding no wider than the kernel's reach, pad <= dilation * (K - 1), along each axis.
+constexpr bool fits_direct_strip(const Conv2dGeometry& g) {
+  return g.stride_h == 1 && g.stride_w == 1 && g.pad_h <= g.dilation_h * (g.kernel_h - 1) &&
+         g.pad_w <= g.dilation_w * (g.kernel_w - 1);
+}
+
 // Direct depthwise kernels (avx512_depthwise.cpp, avx2_depthwise.cpp): groups == C_in == C_out, vectorized
 // along the output row. Each takes the per-plane direct loops of depthwise_kernel.hpp at its vector width.
 // The bias kernels (avx512_bias.cpp, avx2_bias.cpp) add the bias to y and sum gy per channel.
 namespace avx512 {
+void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
+void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
 void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                               float* y);
 void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
@@ -103,6 +115,9 @@ void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
 void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
 }  // namespace avx512
 namespace avx2 {
+void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
+void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
 void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                               float* y);
 void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);

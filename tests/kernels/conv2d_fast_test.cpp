@@ -111,6 +111,9 @@ std::vector<Conv2dGeometry> odd_shapes() {
       padded(geometry(9, 2, 24, 24, 3, 3, 3), 1, 1),            // weight gradient in 2 chunks (7 + 2)
       geometry(300, 3, 2, 2, 5, 1, 1),                          // pointwise 2x2: 2 forward chunks
       geometry(3, 4, 33, 33, 3, 1, 1),                          // pointwise, one image per chunk
+      padded(geometry(40, 16, 16, 16, 17, 3, 3), 1, 1),  // direct: 4 chunks, 17 outputs (a part tile)
+      dilated(padded(geometry(2, 5, 9, 8, 7, 3, 3), 0, 2), 1, 2),  // pad 0 along h, pad 2 dilation 2 along w
+      padded(geometry(1, 9, 5, 5, 10, 5, 5), 2, 1),                // 5x5 kernel, batch 1, pads differ
   };
 }
 
@@ -181,7 +184,8 @@ void check_close(const Floats& actual, const Floats& expected, const std::string
 }
 
 const Conv2dAlgorithm kFastAlgorithms[] = {Conv2dAlgorithm::Im2colGemm, Conv2dAlgorithm::Pointwise,
-                                           Conv2dAlgorithm::Depthwise, Conv2dAlgorithm::Winograd};
+                                           Conv2dAlgorithm::Depthwise, Conv2dAlgorithm::Winograd,
+                                           Conv2dAlgorithm::Direct};
 
 }  // namespace
 
@@ -347,20 +351,18 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
   };
   const Layer layers[] = {
       {padded(geometry(128, 3, 32, 32, 16, 3, 3), 1, 1), Conv2dAlgorithm::Im2colGemm},
-      {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Conv2dAlgorithm::Im2colGemm},
+      {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Conv2dAlgorithm::Direct},
       {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Conv2dAlgorithm::Im2colGemm},
-      {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Conv2dAlgorithm::Im2colGemm},
+      {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Conv2dAlgorithm::Direct},
       {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Conv2dAlgorithm::Im2colGemm},
-      {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), Conv2dAlgorithm::Im2colGemm},
+      {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), Conv2dAlgorithm::Direct},
+      {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), Conv2dAlgorithm::Direct},  // no longer Winograd
+      {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), Conv2dAlgorithm::Im2colGemm},  // 2048 positions
+      {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), Conv2dAlgorithm::Im2colGemm},  // batch 1
       {grouped(padded(geometry(128, 64, 16, 16, 64, 3, 3), 1, 1), 64), Conv2dAlgorithm::Depthwise},
       {geometry(128, 64, 16, 16, 128, 1, 1), Conv2dAlgorithm::Pointwise},
   };
-  const Conv2dGeometry vgg_128 = padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1);
   for (CpuLevel level : fast_levels()) {
-    CHECK(kernels::choose_conv2d_algorithm(vgg_128, Conv2dDirection::Forward, level) ==
-          Conv2dAlgorithm::Winograd);
-    CHECK(kernels::choose_conv2d_algorithm(vgg_128, Conv2dDirection::BackwardData, level) ==
-          Conv2dAlgorithm::Im2colGemm);
     for (const Layer& layer : layers) {
       for (Conv2dDirection direction :
            {Conv2dDirection::Forward, Conv2dDirection::BackwardData, Conv2dDirection::BackwardWeight}) {
