@@ -3,11 +3,13 @@
 #include <cstdlib>
 #include <new>
 
+#include "core/caching_allocator.hpp"
 #include "core/error.hpp"
 
 namespace kiln {
 namespace {
 
+// The system's aligned allocation; allocator_for wraps it in a CachingAllocator.
 class CpuAllocator final : public Allocator {
  public:
   void* allocate(std::size_t bytes) override {
@@ -20,12 +22,22 @@ class CpuAllocator final : public Allocator {
   void deallocate(void* pointer, std::size_t) override { std::free(pointer); }
 };
 
+// What the CPU cache may hold: far above a small CNN's working set (ResNet-56 at batch 128 keeps about
+// 1 GiB of activations), so in a training loop every block after the first step is a reused one.
+constexpr std::size_t kCpuCacheLimit = std::size_t{4} << 30;
+
 }  // namespace
 
 Allocator& allocator_for(Device device) {
-  static CpuAllocator cpu;
   KILN_CHECK(device.is_cpu(), "no allocator for device ", device.str(), ": kiln was built without its backend");
-  return cpu;
+  return cpu_caching_allocator();
+}
+
+CachingAllocator& cpu_caching_allocator() {
+  // Never destroyed: a Storage in some other static object may be freed after this one would be.
+  static CpuAllocator system;
+  static CachingAllocator* const cached = new CachingAllocator(system, kCpuCacheLimit);
+  return *cached;
 }
 
 std::shared_ptr<Storage> Storage::allocate(std::size_t bytes, Device device) {

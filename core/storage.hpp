@@ -4,8 +4,8 @@
 // alignment lets AVX-512 kernels use aligned loads on a tensor's first element and keeps rows of
 // different threads off each other's cache lines.
 //
-// Allocation goes through the Allocator of the storage's device: the seam where the CUDA backend's
-// caching allocator plugs in.
+// Allocation goes through the Allocator of the storage's device: on the CPU a CachingAllocator
+// (caching_allocator.hpp) over aligned_alloc, and the seam where the CUDA backend's allocator plugs in.
 #pragma once
 
 #include <cstddef>
@@ -26,6 +26,10 @@ class Allocator {
 
 // The allocator that serves `device`; throws for a device kiln has no backend for.
 Allocator& allocator_for(Device device);
+
+class CachingAllocator;
+// The CPU's allocator, with its statistics (bytes in use, peak, cached).
+CachingAllocator& cpu_caching_allocator();
 
 class Storage {
  public:

@@ -6,6 +6,10 @@
 // The chunk size depends only on the shape, never on the thread count, so the arithmetic (and, in the
 // weight gradient, the order of the sums) is the same on any number of threads.
 //
+// The functions that are not templates are defined in batch_chunks.cpp, compiled for the baseline CPU:
+// this header is also included by the avx512 / avx2 translation units, and an inline function compiled
+// there could be the copy the linker keeps for everyone.
+//
 // Threads: with at least as many chunks as threads, each thread takes whole chunks and the GEMMs inside run
 // single-threaded (nested parallel regions are off); with fewer chunks (batch 1), the chunks run one after
 // another and each GEMM uses every thread. Either way each output is computed by the same operations.
@@ -37,20 +41,19 @@ inline constexpr std::int64_t kMaxChunkFloats = std::int64_t{4} << 20;
 
 // Chunks of about `target_columns` columns (at least one image), with floats_per_image x images_per_chunk
 // <= max_chunk_floats (unless one image alone is more) so the scratch stays bounded.
-inline Chunking chunk_batch(std::int64_t batch, std::int64_t columns_per_image, std::int64_t target_columns,
-                            std::int64_t floats_per_image, std::int64_t max_chunk_floats) {
-  std::int64_t images =
-      std::max<std::int64_t>(1, target_columns / std::max<std::int64_t>(1, columns_per_image));
-  images = std::min(
-      images, std::max<std::int64_t>(1, max_chunk_floats / std::max<std::int64_t>(1, floats_per_image)));
-  images = std::min(images, std::max<std::int64_t>(1, batch));
-  return {images, (batch + images - 1) / images};
-}
+Chunking chunk_batch(std::int64_t batch, std::int64_t columns_per_image, std::int64_t target_columns,
+                     std::int64_t floats_per_image, std::int64_t max_chunk_floats);
 
-// Scratch memory that is not zero-filled (the kernels overwrite all of it before reading).
-inline std::unique_ptr<float[]> scratch(std::int64_t floats) {
-  return std::unique_ptr<float[]>(new float[static_cast<std::size_t>(std::max<std::int64_t>(1, floats))]);
-}
+// Scratch memory that is not zero-filled (the kernels overwrite all of it before reading), from the CPU's
+// caching allocator (core/caching_allocator.hpp): the same sizes come back every training step, and
+// fresh pages from the system would be zeroed by the OS each time.
+struct ScratchRelease {
+  std::size_t bytes = 0;
+  void operator()(float* floats) const;
+};
+using Scratch = std::unique_ptr<float[], ScratchRelease>;
+
+Scratch scratch(std::int64_t floats);
 
 // Runs body(chunk, scratch_pointer) for every chunk, each thread with its own `scratch_floats` of scratch.
 template <typename Body>
@@ -59,12 +62,12 @@ void for_each_chunk(std::int64_t chunk_count, std::int64_t scratch_floats, Body 
   if (threads > 1 && chunk_count >= threads) {
 #pragma omp parallel
     {
-      const std::unique_ptr<float[]> own = scratch(scratch_floats);
+      const Scratch own = scratch(scratch_floats);
 #pragma omp for schedule(static)
       for (std::int64_t chunk = 0; chunk < chunk_count; ++chunk) body(chunk, own.get());
     }
   } else {
-    const std::unique_ptr<float[]> own = scratch(scratch_floats);
+    const Scratch own = scratch(scratch_floats);
     for (std::int64_t chunk = 0; chunk < chunk_count; ++chunk) body(chunk, own.get());
   }
 }
@@ -85,17 +88,17 @@ void sum_over_chunks(std::int64_t chunk_count, std::int64_t gradient_size, std::
                      float* gradient, ChunkGradient chunk_gradient) {
   const int threads = compute_threads();
   if (chunk_count == 1) {
-    const std::unique_ptr<float[]> own = scratch(scratch_floats);
+    const Scratch own = scratch(scratch_floats);
     chunk_gradient(0, own.get(), gradient);
     return;
   }
   const std::int64_t round =
       std::min(chunk_count,
                std::max<std::int64_t>(threads, kMaxPartialFloats / std::max<std::int64_t>(1, gradient_size)));
-  const std::unique_ptr<float[]> partials = scratch(round * gradient_size);
+  const Scratch partials = scratch(round * gradient_size);
 #pragma omp parallel if (threads > 1)
   {
-    const std::unique_ptr<float[]> own = scratch(scratch_floats);
+    const Scratch own = scratch(scratch_floats);
     for (std::int64_t round_start = 0; round_start < chunk_count; round_start += round) {
       const std::int64_t round_end = std::min(chunk_count, round_start + round);
 #pragma omp for schedule(static)
@@ -118,25 +121,11 @@ void sum_over_chunks(std::int64_t chunk_count, std::int64_t gradient_size, std::
 
 // dst[c, b * columns + p] = src[(first_image + b) * image_stride + c * columns + p]: `count` images'
 // `channels` planes of `columns` floats each, side by side. `image_stride` is one image's floats in src.
-inline void gather_images(const float* src, std::int64_t image_stride, std::int64_t count,
-                          std::int64_t channels, std::int64_t columns, float* dst) {
-  for (std::int64_t c = 0; c < channels; ++c) {
-    for (std::int64_t b = 0; b < count; ++b) {
-      const float* from = src + b * image_stride + c * columns;
-      std::copy(from, from + columns, dst + (c * count + b) * columns);
-    }
-  }
-}
+void gather_images(const float* src, std::int64_t image_stride, std::int64_t count, std::int64_t channels,
+                   std::int64_t columns, float* dst);
 
 // The inverse of gather_images.
-inline void scatter_images(const float* src, std::int64_t count, std::int64_t channels, std::int64_t columns,
-                           float* dst, std::int64_t image_stride) {
-  for (std::int64_t c = 0; c < channels; ++c) {
-    for (std::int64_t b = 0; b < count; ++b) {
-      const float* from = src + (c * count + b) * columns;
-      std::copy(from, from + columns, dst + b * image_stride + c * columns);
-    }
-  }
-}
+void scatter_images(const float* src, std::int64_t count, std::int64_t channels, std::int64_t columns,
+                    float* dst, std::int64_t image_stride);
 
 }  // namespace kiln::kernels::batch_chunks

@@ -176,10 +176,12 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
 
   // packed[group][panel][k][r] = w[group * Cog + panel * kRows + r, k]: each panel one A sliver, rows past
   // Cog zero (their outputs are computed and never gathered).
-  std::vector<float> packed(static_cast<std::size_t>(g.groups * panels * depth * kRows), 0.0f);
+  const std::int64_t packed_floats = g.groups * panels * depth * kRows;
+  const batch_chunks::Scratch packed = batch_chunks::scratch(packed_floats);
+  std::fill(packed.get(), packed.get() + packed_floats, 0.0f);
   for (std::int64_t co = 0; co < g.out_channels; ++co) {
     const std::int64_t group = co / cog, panel = co % cog / kRows, r = co % cog % kRows;
-    float* sliver = packed.data() + (group * panels + panel) * depth * kRows;
+    float* sliver = packed.get() + (group * panels + panel) * depth * kRows;
     for (std::int64_t k = 0; k < depth; ++k) sliver[k * kRows + r] = w[co * depth + k];
   }
   const std::vector<std::int64_t> offsets = tap_offsets<V>(g, strip.channel_stride, 0);
@@ -193,7 +195,7 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
         for (std::int64_t group = 0; group < g.groups; ++group) {
           strip.fill_input(x + (first * g.in_channels + group * cg) * plane_in, g.in_channels * plane_in, count,
                            cg, x_strip);
-          const float* group_panels = packed.data() + group * panels * depth * kRows;
+          const float* group_panels = packed.get() + group * panels * depth * kRows;
           for_each_tile<V>(blocks * panels, [&](std::int64_t tile) {
             const std::int64_t block = tile / panels, panel = tile % panels;
             forward_tile<V, kRows, kVectors>(depth, group_panels + panel * depth * kRows, offsets.data(),
@@ -221,17 +223,17 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
 
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
   const std::int64_t taps = g.kernel_h * g.kernel_w;
-  std::vector<float> flipped(static_cast<std::size_t>(g.out_channels * cg * taps));
+  const batch_chunks::Scratch flipped = batch_chunks::scratch(g.out_channels * cg * taps);
   for (std::int64_t group = 0; group < g.groups; ++group) {
     for (std::int64_t co = 0; co < cog; ++co) {
       for (std::int64_t ci = 0; ci < cg; ++ci) {
         const float* from = w + ((group * cog + co) * cg + ci) * taps;
-        float* to = flipped.data() + ((group * cg + ci) * cog + co) * taps;
+        float* to = flipped.get() + ((group * cg + ci) * cog + co) * taps;
         for (std::int64_t tap = 0; tap < taps; ++tap) to[tap] = from[taps - 1 - tap];
       }
     }
   }
-  forward<V, kRows, kVectors>(transposed, gy, flipped.data(), nullptr, gx);
+  forward<V, kRows, kVectors>(transposed, gy, flipped.get(), nullptr, gx);
 }
 
 // gy_t[n][co] = gy[b, co, oh, ow] for the n-th output (b, oh, ow) of a chunk of `count` images, rows of

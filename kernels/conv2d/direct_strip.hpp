@@ -41,6 +41,22 @@
 
 namespace kiln::kernels::direct {
 
+// to[0, n) = from[0, n), and zero-filling, in whole vectors with one masked tail: strip rows are short (8 to
+// 32 floats in CIFAR-sized nets), too short for a memmove call per row to pay for itself.
+template <typename V>
+float* copy_floats(const float* from, std::int64_t n, float* to) {
+  for (std::int64_t i = 0; i < n; i += V::width) {
+    const std::int64_t lanes = std::min<std::int64_t>(V::width, n - i);
+    V::store_partial(to + i, V::load_partial(from + i, lanes), lanes);
+  }
+  return to + n;
+}
+template <typename V>
+float* zero_floats(std::int64_t n, float* to) {
+  for (std::int64_t i = 0; i < n; i += V::width) V::store_partial(to + i, V::zero(), std::min<std::int64_t>(V::width, n - i));
+  return to + n;
+}
+
 template <typename V>
 struct Strip {
   std::int64_t in_height, in_width, pad_h, pad_w;
@@ -91,31 +107,13 @@ struct Strip {
       float* to = strip + c * channel_stride;
       for (std::int64_t b = 0; b < count; ++b) {
         const float* plane = x + b * image_floats + c * in_height * in_width;
-        to = std::fill_n(to, pad_h * row, 0.0f);
+        to = zero_floats<V>(pad_h * row, to);
         for (std::int64_t ih = 0; ih < in_height; ++ih) {
-          to = std::fill_n(to, pad_w, 0.0f);
-          to = std::copy_n(plane + ih * in_width, in_width, to);
+          to = zero_floats<V>(pad_w, to);
+          to = copy_floats<V>(plane + ih * in_width, in_width, to);
         }
       }
-      std::fill(to, strip + (c + 1) * channel_stride, 0.0f);
-    }
-  }
-
-  // strip[c] = images [0, count) of `channels` output planes [OH, OW] (a gradient gy) at their output
-  // positions, every junk position zero up to positions(count), so junk contributes nothing to a sum.
-  void fill_output(const float* gy, std::int64_t image_floats, std::int64_t count, std::int64_t channels,
-                   float* strip, std::int64_t stride) const {
-    for (std::int64_t c = 0; c < channels; ++c) {
-      float* to = strip + c * stride;
-      for (std::int64_t b = 0; b < count; ++b) {
-        const float* plane = gy + b * image_floats + c * out_height * out_width;
-        for (std::int64_t oh = 0; oh < out_height; ++oh) {
-          to = std::copy_n(plane + oh * out_width, out_width, to);
-          to = std::fill_n(to, row - out_width, 0.0f);
-        }
-        to = std::fill_n(to, image_stride - out_height * row, 0.0f);
-      }
-      std::fill(to, strip + c * stride + positions(count), 0.0f);
+      zero_floats<V>(strip + (c + 1) * channel_stride - to, to);
     }
   }
 
@@ -133,7 +131,7 @@ struct Strip {
           if (bias) {
             for (std::int64_t ow = 0; ow < out_width; ++ow) out_row[ow] = in_row[ow] + bias[c];
           } else {
-            std::copy_n(in_row, out_width, out_row);
+            copy_floats<V>(in_row, out_width, out_row);
           }
         }
       }

@@ -1,0 +1,60 @@
+// CachingAllocator: keeps freed blocks and hands them out again instead of returning them to the system.
+//
+// A training step allocates and frees the same tensor sizes every iteration. Given back to the system
+// (glibc unmaps or trims large blocks), each one returns as fresh pages that the OS zeroes on first touch:
+// in a ResNet-20 step on the CPU, page faults and clear_page took 7% of the time. Cached, a block is
+// reused as it is. (The CUDA backend needs the same thing even more: cudaMalloc synchronizes the device.)
+//
+// Blocks of at least kMinCachedBytes are rounded up to a size class, a quarter power of two (2^e, 1.25 *
+// 2^e, 1.5 * 2^e, 1.75 * 2^e: at most 25% slack), and a freed block goes on its class's free list;
+// allocate takes from that list before asking the backing allocator. Smaller blocks pass straight through
+// (malloc keeps small blocks itself). The free lists hold at most `cache_limit` bytes; a block freed
+// beyond that goes back to the backing allocator. One mutex guards everything: data-loader threads
+// allocate tensors too.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "core/storage.hpp"
+
+namespace kiln {
+
+class CachingAllocator final : public Allocator {
+ public:
+  static constexpr std::size_t kMinCachedBytes = std::size_t{64} << 10;
+
+  struct Stats {
+    std::size_t in_use_bytes = 0;       // handed out and not yet freed (size classes, for cached sizes)
+    std::size_t peak_in_use_bytes = 0;  // the most in_use_bytes has been
+    std::size_t cached_bytes = 0;       // on the free lists
+    std::size_t backing_allocations = 0;  // calls that reached the backing allocator
+  };
+
+  // `backing` must outlive this allocator.
+  CachingAllocator(Allocator& backing, std::size_t cache_limit);
+  ~CachingAllocator() override;
+  CachingAllocator(const CachingAllocator&) = delete;
+  CachingAllocator& operator=(const CachingAllocator&) = delete;
+
+  void* allocate(std::size_t bytes) override;
+  void deallocate(void* pointer, std::size_t bytes) override;
+
+  Stats stats() const;
+  // Returns every cached block to the backing allocator.
+  void release_cached();
+
+  // The size a request of `bytes` is served with (bytes itself below kMinCachedBytes).
+  static std::size_t size_class(std::size_t bytes);
+
+ private:
+  Allocator& backing_;
+  const std::size_t cache_limit_;
+  mutable std::mutex mutex_;
+  std::map<std::size_t, std::vector<void*>> free_blocks_;  // size class -> cached blocks
+  Stats stats_;
+};
+
+}  // namespace kiln

@@ -1,0 +1,44 @@
+#include "kernels/conv2d/batch_chunks.hpp"
+
+#include "core/storage.hpp"
+
+namespace kiln::kernels::batch_chunks {
+
+Chunking chunk_batch(std::int64_t batch, std::int64_t columns_per_image, std::int64_t target_columns,
+                     std::int64_t floats_per_image, std::int64_t max_chunk_floats) {
+  std::int64_t images =
+      std::max<std::int64_t>(1, target_columns / std::max<std::int64_t>(1, columns_per_image));
+  images = std::min(
+      images, std::max<std::int64_t>(1, max_chunk_floats / std::max<std::int64_t>(1, floats_per_image)));
+  images = std::min(images, std::max<std::int64_t>(1, batch));
+  return {images, (batch + images - 1) / images};
+}
+
+void ScratchRelease::operator()(float* floats) const { allocator_for(Device::cpu()).deallocate(floats, bytes); }
+
+Scratch scratch(std::int64_t floats) {
+  const std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(1, floats)) * sizeof(float);
+  return Scratch(static_cast<float*>(allocator_for(Device::cpu()).allocate(bytes)), ScratchRelease{bytes});
+}
+
+void gather_images(const float* src, std::int64_t image_stride, std::int64_t count, std::int64_t channels,
+                   std::int64_t columns, float* dst) {
+  for (std::int64_t c = 0; c < channels; ++c) {
+    for (std::int64_t b = 0; b < count; ++b) {
+      const float* from = src + b * image_stride + c * columns;
+      std::copy(from, from + columns, dst + (c * count + b) * columns);
+    }
+  }
+}
+
+void scatter_images(const float* src, std::int64_t count, std::int64_t channels, std::int64_t columns,
+                    float* dst, std::int64_t image_stride) {
+  for (std::int64_t c = 0; c < channels; ++c) {
+    for (std::int64_t b = 0; b < count; ++b) {
+      const float* from = src + (c * count + b) * columns;
+      std::copy(from, from + columns, dst + b * image_stride + c * columns);
+    }
+  }
+}
+
+}  // namespace kiln::kernels::batch_chunks

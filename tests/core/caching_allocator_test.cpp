@@ -1,0 +1,128 @@
+// The caching allocator: freed blocks come back for the same size class, small blocks and blocks past the
+// cache limit pass through, statistics count what is in use, and a failed allocation retries once with
+// the cache emptied.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <set>
+#include <vector>
+
+#include "core/caching_allocator.hpp"
+#include "core/error.hpp"
+
+using kiln::Allocator;
+using kiln::CachingAllocator;
+
+namespace {
+
+// Counts what reaches the system; can be told to fail (as an out-of-memory would) while blocks are live.
+class CountingAllocator final : public Allocator {
+ public:
+  void* allocate(std::size_t bytes) override {
+    KILN_CHECK(live.size() < limit_blocks, "out of memory (test)");
+    void* block = std::malloc(bytes);
+    live.insert(block);
+    ++allocations;
+    return block;
+  }
+  void deallocate(void* pointer, std::size_t) override {
+    live.erase(pointer);
+    std::free(pointer);
+    ++deallocations;
+  }
+  std::set<void*> live;
+  std::size_t limit_blocks = 1000;
+  int allocations = 0, deallocations = 0;
+};
+
+constexpr std::size_t kBig = CachingAllocator::kMinCachedBytes * 3;
+
+}  // namespace
+
+TEST_CASE("caching allocator: size classes are quarter powers of two from 64 KiB up") {
+  CHECK(CachingAllocator::size_class(100) == 100);
+  const std::size_t k64 = std::size_t{64} << 10;
+  CHECK(CachingAllocator::size_class(k64) == k64);
+  CHECK(CachingAllocator::size_class(k64 + 1) == k64 + k64 / 4);
+  CHECK(CachingAllocator::size_class(std::size_t{3} << 20) == std::size_t{3} << 20);  // 1.5 * 2 MiB
+  CHECK(CachingAllocator::size_class((std::size_t{3} << 20) + 1) == std::size_t{7} << 19);  // 1.75 * 2 MiB
+  for (std::size_t bytes : {k64 + 7, std::size_t{5000000}, std::size_t{123456789}}) {
+    const std::size_t size = CachingAllocator::size_class(bytes);
+    CHECK(size >= bytes);
+    CHECK(size <= bytes + bytes / 4);
+  }
+}
+
+TEST_CASE("caching allocator: a freed block is handed out again for the same size class") {
+  CountingAllocator system;
+  CachingAllocator cache(system, std::size_t{1} << 30);
+  void* first = cache.allocate(kBig);
+  cache.deallocate(first, kBig);
+  CHECK(cache.stats().cached_bytes == CachingAllocator::size_class(kBig));
+  void* second = cache.allocate(kBig - 100);  // same size class
+  CHECK(second == first);
+  CHECK(system.allocations == 1);
+  void* other = cache.allocate(kBig * 2);  // another class: a new block
+  CHECK(other != first);
+  CHECK(system.allocations == 2);
+  cache.deallocate(second, kBig - 100);
+  cache.deallocate(other, kBig * 2);
+  CHECK(system.deallocations == 0);
+  cache.release_cached();
+  CHECK(system.deallocations == 2);
+  CHECK(system.live.empty());
+}
+
+TEST_CASE("caching allocator: small blocks pass straight through") {
+  CountingAllocator system;
+  CachingAllocator cache(system, std::size_t{1} << 30);
+  void* block = cache.allocate(1000);
+  cache.deallocate(block, 1000);
+  CHECK(system.deallocations == 1);
+  CHECK(cache.stats().cached_bytes == 0);
+}
+
+TEST_CASE("caching allocator: blocks freed beyond the cache limit go back to the system") {
+  CountingAllocator system;
+  const std::size_t size = CachingAllocator::size_class(kBig);
+  CachingAllocator cache(system, size);  // room for one block
+  void* a = cache.allocate(kBig);
+  void* b = cache.allocate(kBig);
+  cache.deallocate(a, kBig);
+  cache.deallocate(b, kBig);
+  CHECK(cache.stats().cached_bytes == size);
+  CHECK(system.deallocations == 1);
+}
+
+TEST_CASE("caching allocator: statistics track bytes in use and the peak") {
+  CountingAllocator system;
+  CachingAllocator cache(system, std::size_t{1} << 30);
+  const std::size_t size = CachingAllocator::size_class(kBig);
+  void* a = cache.allocate(kBig);
+  void* b = cache.allocate(kBig);
+  CHECK(cache.stats().in_use_bytes == 2 * size);
+  cache.deallocate(a, kBig);
+  void* c = cache.allocate(kBig);
+  const CachingAllocator::Stats stats = cache.stats();
+  CHECK(stats.in_use_bytes == 2 * size);
+  CHECK(stats.peak_in_use_bytes == 2 * size);
+  CHECK(stats.backing_allocations == 2);
+  cache.deallocate(b, kBig);
+  cache.deallocate(c, kBig);
+  CHECK(cache.stats().in_use_bytes == 0);
+}
+
+TEST_CASE("caching allocator: out of memory with blocks cached empties the cache and retries once") {
+  CountingAllocator system;
+  CachingAllocator cache(system, std::size_t{1} << 30);
+  void* cached = cache.allocate(kBig);
+  cache.deallocate(cached, kBig);  // cached, still live in the system
+  system.limit_blocks = 1;         // the system now refuses while that block is live
+  void* fresh = cache.allocate(kBig * 2);
+  CHECK(fresh != nullptr);
+  CHECK(cache.stats().cached_bytes == 0);
+  system.limit_blocks = 1;  // now full again: a second request fails for real, and is not counted in use
+  CHECK_THROWS_AS(cache.allocate(kBig * 4), kiln::Error);
+  CHECK(cache.stats().in_use_bytes == CachingAllocator::size_class(kBig * 2));
+  cache.deallocate(fresh, kBig * 2);
+}
