@@ -6,6 +6,8 @@
 // backward train reads x and gy and writes gx (12 bytes). The fast forward train actually reads x twice
 // (statistics, then normalize) and the backward reads x and gy twice, so the bytes moved are 1.5x and
 // 1.67x the counted ones; compare with elementwise_bench's stream_copy for this machine's bandwidth.
+// The *_relu variants run the ReLU fused in (BatchNorm2dGeometry::fused_relu); their backward also reads
+// y (16 bytes an element). Compare a fused pass with the plain one plus elementwise_bench's relu.
 //
 //   build-rest/batchnorm_bench --benchmark_filter=forward_train
 #include <benchmark/benchmark.h>
@@ -27,10 +29,10 @@ using kernels::BatchNorm2dGeometry;
 enum class Pass { ForwardTrain, ForwardEval, BackwardTrain };
 
 // Arguments: see bench/support/memory_bound.hpp.
-void run_batchnorm(benchmark::State& state, Pass pass) {
+void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu) {
   if (!kiln::bench::cpu_has_level(state)) return;
   const auto& s = kiln::bench::shape_argument(state);
-  const BatchNorm2dGeometry g{s[0], s[1], s[2], s[3]};
+  const BatchNorm2dGeometry g{s[0], s[1], s[2], s[3], fused_relu};
   const std::int64_t n = g.batch * g.channels * g.height * g.width;
   const auto size = static_cast<std::size_t>(n), channels = static_cast<std::size_t>(g.channels);
   std::mt19937 rng(1);
@@ -58,21 +60,27 @@ void run_batchnorm(benchmark::State& state, Pass pass) {
                                           running_var.data(), 1e-5f, out.data());
         break;
       case Pass::BackwardTrain:
-        kernels::batchnorm2d_backward_train(cpu, g, x.data(), gy.data(), gamma.data(), mean.data(),
+        // x stands in for the forward's y when the ReLU is fused: its sign, the mask, is about half positive.
+        kernels::batchnorm2d_backward_train(cpu, g, x.data(), gy.data(), x.data(), gamma.data(), mean.data(),
                                             invstd.data(), out.data(), ggamma.data(), gbeta.data());
         break;
     }
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  const double bytes_per_element = pass == Pass::BackwardTrain ? 12.0 : 8.0;
+  const double bytes_per_element = pass == Pass::BackwardTrain ? (fused_relu ? 16.0 : 12.0) : 8.0;
   kiln::bench::report_bandwidth(state, bytes_per_element * static_cast<double>(n));
 }
 
 }  // namespace
 
-BENCHMARK_CAPTURE(run_batchnorm, forward_train, Pass::ForwardTrain)->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_batchnorm, forward_eval, Pass::ForwardEval)->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_batchnorm, backward_train, Pass::BackwardTrain)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_batchnorm, forward_train, Pass::ForwardTrain, false)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_batchnorm, forward_eval, Pass::ForwardEval, false)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_batchnorm, backward_train, Pass::BackwardTrain, false)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_batchnorm, forward_train_relu, Pass::ForwardTrain, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_batchnorm, backward_train_relu, Pass::BackwardTrain, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
 
 BENCHMARK_MAIN();

@@ -251,8 +251,10 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, co
                     const Tensor& running_var, const BatchNormOptions& options) {
   raw::BatchNormResult result = raw::batchnorm2d_forward(x, gamma, beta, running_mean, running_var, options);
   Tensor y = result.output;
-  result.output = Tensor();  // the rule needs only the saved statistics, not the output
-  return record("batch_norm2d", {x, gamma, beta}, y,
+  // The rule needs the saved statistics, and the output only for a fused ReLU's mask (kept detached, so the
+  // tape holds no cycle through it).
+  result.output = options.fused_relu ? y.detach() : Tensor();
+  return record(options.fused_relu ? "batch_norm2d_relu" : "batch_norm2d", {x, gamma, beta}, y,
                 [x, gamma, saved = std::move(result), running_mean, running_var, options](const Tensor& g) {
                   raw::BatchNormGrads grads =
                       raw::batchnorm2d_backward(g, x, gamma, saved, running_mean, running_var, options);

@@ -28,6 +28,8 @@ struct BatchNormOptions {
   bool training = true;
   double momentum = 0.1;
   double eps = 1e-5;
+  // relu(batch_norm2d(x)) as one op: the ReLU runs inside batchnorm's passes (kernels/batchnorm).
+  bool fused_relu = false;
 };
 
 enum class Reduction { None, Mean, Sum };

@@ -84,7 +84,7 @@ Tensor global_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape);
 
 // ---- batch normalization -------------------------------------------------------------------------
 struct BatchNormResult {
-  Tensor output;
+  Tensor output;       // the backward reads it when options.fused_relu (relu's rule)
   Tensor save_mean;    // [C], train mode only
   Tensor save_invstd;  // [C], train mode only
 };

@@ -16,11 +16,17 @@ BatchNorm2d::BatchNorm2d(std::int64_t channels, BatchNormLayerOptions options)
   running_var_ = register_buffer("running_var", Tensor::ones({channels}));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& input) {
+Tensor BatchNorm2d::forward(const Tensor& input) { return normalize(input, false); }
+
+Tensor BatchNorm2d::forward_then_relu(const Tensor& input) { return normalize(input, true); }
+
+Tensor BatchNorm2d::normalize(const Tensor& input, bool fused_relu) {
   KILN_CHECK(input.dim() == 4 && input.size(1) == channels_, describe(), ": input ", input.describe(),
              " must be [N, ", channels_, ", H, W]");
-  const BatchNormOptions batch_norm_options{
-      .training = is_training(), .momentum = options_.momentum, .eps = options_.eps};
+  const BatchNormOptions batch_norm_options{.training = is_training(),
+                                            .momentum = options_.momentum,
+                                            .eps = options_.eps,
+                                            .fused_relu = fused_relu};
   return batch_norm2d(input, weight_, bias_, running_mean_, running_var_, batch_norm_options);
 }
 

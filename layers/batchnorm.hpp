@@ -26,6 +26,9 @@ class BatchNorm2d : public Module {
   explicit BatchNorm2d(std::int64_t channels, BatchNormLayerOptions options = {});
 
   Tensor forward(const Tensor& input) override;  // kiln::batch_norm2d with training = is_training()
+  // relu(forward(input)) as one fused op (BatchNormOptions::fused_relu): what Sequential runs for a
+  // BatchNorm2d followed by a ReLU, and what the blocks call for their BN -> ReLU pairs.
+  Tensor forward_then_relu(const Tensor& input);
   std::string describe() const override;         // "BatchNorm2d(16, eps=1e-05, momentum=0.1)"
 
   const Tensor& weight() const { return weight_; }
@@ -36,6 +39,8 @@ class BatchNorm2d : public Module {
   std::int64_t channels() const { return channels_; }
 
  private:
+  Tensor normalize(const Tensor& input, bool fused_relu);
+
   std::int64_t channels_;
   BatchNormLayerOptions options_;
   Tensor weight_, bias_, running_mean_, running_var_;

@@ -78,7 +78,7 @@ BasicBlock::BasicBlock(std::int64_t in_channels, std::int64_t out_channels, std:
 }
 
 Tensor BasicBlock::forward(const Tensor& input) {
-  Tensor residual = relu(bn1_->forward(conv1_->forward(input)));
+  Tensor residual = bn1_->forward_then_relu(conv1_->forward(input));
   residual = bn2_->forward(conv2_->forward(residual));
   const Tensor identity = shortcut_ ? shortcut_->forward(input) : input;
   return relu(residual + identity);
@@ -110,8 +110,8 @@ DepthwiseSeparable::DepthwiseSeparable(std::int64_t in_channels, std::int64_t ou
 }
 
 Tensor DepthwiseSeparable::forward(const Tensor& input) {
-  const Tensor per_channel = relu(bn1_->forward(depthwise_->forward(input)));
-  return relu(bn2_->forward(pointwise_->forward(per_channel)));
+  const Tensor per_channel = bn1_->forward_then_relu(depthwise_->forward(input));
+  return bn2_->forward_then_relu(pointwise_->forward(per_channel));
 }
 
 std::string DepthwiseSeparable::describe() const {

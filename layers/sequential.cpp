@@ -1,5 +1,8 @@
 #include "layers/sequential.hpp"
 
+#include "layers/activation.hpp"
+#include "layers/batchnorm.hpp"
+
 #include <utility>
 
 namespace kiln::layers {
@@ -16,9 +19,22 @@ ModulePtr Sequential::operator[](std::size_t index) const {
   return children()[index].second;
 }
 
+// A BatchNorm2d directly followed by a ReLU runs as one fused op (BatchNorm2d::forward_then_relu): the
+// same values, in fewer passes over memory. The ReLU module is then skipped; hooks on it, if kiln ever
+// has them, would not see the fused call.
 Tensor Sequential::forward(const Tensor& input) {
   Tensor output = input;
-  for (const auto& [name, module] : children()) output = module->forward(output);
+  const auto& modules = children();
+  for (std::size_t i = 0; i < modules.size(); ++i) {
+    auto* batch_norm = dynamic_cast<BatchNorm2d*>(modules[i].second.get());
+    const bool relu_next = i + 1 < modules.size() && dynamic_cast<ReLU*>(modules[i + 1].second.get());
+    if (batch_norm && relu_next) {
+      output = batch_norm->forward_then_relu(output);
+      ++i;
+    } else {
+      output = modules[i].second->forward(output);
+    }
+  }
   return output;
 }
 

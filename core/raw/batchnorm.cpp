@@ -25,7 +25,8 @@ template <typename T> T* data_or_null(const Tensor& t) { return t.defined() ? t.
 BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                     const Tensor& running_mean, const Tensor& running_var,
                                     const BatchNormOptions& options) {
-  const kernels::BatchNorm2dGeometry g = batchnorm_geometry(x, gamma, beta, running_mean, running_var);
+  kernels::BatchNorm2dGeometry g = batchnorm_geometry(x, gamma, beta, running_mean, running_var);
+  g.fused_relu = options.fused_relu;
   const Tensor input = contiguous(x);
   BatchNormResult result{Tensor::empty(x.shape(), x.dtype(), x.device()), Tensor(), Tensor()};
   if (options.training) {
@@ -57,18 +58,23 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
 BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma,
                                     const BatchNormResult& saved, const Tensor& running_mean,
                                     const Tensor& running_var, const BatchNormOptions& options) {
-  const kernels::BatchNorm2dGeometry g{x.size(0), x.size(1), x.size(2), x.size(3)};
+  const kernels::BatchNorm2dGeometry g{x.size(0), x.size(1), x.size(2), x.size(3), options.fused_relu};
+  KILN_CHECK(!options.fused_relu || saved.output.defined(),
+             "batch_norm2d backward: the fused ReLU needs the forward's output");
   const Tensor input = contiguous(x), grad_output = contiguous(gy);
+  const Tensor output = options.fused_relu ? contiguous(saved.output) : Tensor();
   BatchNormGrads grads{Tensor::empty(x.shape(), x.dtype(), x.device()),
                        Tensor::empty({g.channels}, x.dtype(), x.device()),
                        Tensor::empty({g.channels}, x.dtype(), x.device())};
   visit_floating(x.dtype(), "batch_norm2d backward", [&]<typename T>() {
     if (options.training) {
-      kernels::batchnorm2d_backward_train<T>(x.device(), g, input.data<T>(), grad_output.data<T>(), gamma.data<T>(),
+      kernels::batchnorm2d_backward_train<T>(x.device(), g, input.data<T>(), grad_output.data<T>(),
+                                             data_or_null<T>(output), gamma.data<T>(),
                                              saved.save_mean.data<T>(), saved.save_invstd.data<T>(),
                                              grads.x.data<T>(), grads.gamma.data<T>(), grads.beta.data<T>());
     } else {
-      kernels::batchnorm2d_backward_eval<T>(x.device(), g, input.data<T>(), grad_output.data<T>(), gamma.data<T>(),
+      kernels::batchnorm2d_backward_eval<T>(x.device(), g, input.data<T>(), grad_output.data<T>(),
+                                            data_or_null<T>(output), gamma.data<T>(),
                                             running_mean.data<T>(), running_var.data<T>(),
                                             static_cast<T>(options.eps), grads.x.data<T>(), grads.gamma.data<T>(),
                                             grads.beta.data<T>());

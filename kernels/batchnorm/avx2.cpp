@@ -21,16 +21,16 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, cons
   vectorized::batchnorm2d_forward_eval<Vector>(g, x, gamma, beta, running_mean, running_var, eps, y);
 }
 
-void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
                                 const float* gamma, const float* save_mean, const float* save_invstd,
                                 float* gx, float* ggamma, float* gbeta) {
-  vectorized::batchnorm2d_backward_train<Vector>(g, x, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
+  vectorized::batchnorm2d_backward_train<Vector>(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
 }
 
-void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
                                const float* gamma, const float* running_mean, const float* running_var,
                                float eps, float* gx, float* ggamma, float* gbeta) {
-  vectorized::batchnorm2d_backward_eval<Vector>(g, x, gy, gamma, running_mean, running_var, eps, gx, ggamma,
+  vectorized::batchnorm2d_backward_eval<Vector>(g, x, gy, y, gamma, running_mean, running_var, eps, gx, ggamma,
                                                 gbeta);
 }
 

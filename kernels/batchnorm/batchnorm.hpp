@@ -16,6 +16,11 @@
 //   gx       = gamma_c * invstd_c / m * (m * gy - gbeta_c - xhat * ggamma_c)
 // In eval mode the statistics are constants, so gx = gy * gamma_c * invstd_c.
 // running_mean / running_var may be null in train mode (no running statistics tracked).
+//
+// Fused ReLU (g.fused_relu): y = relu(batchnorm(x)), computed in the same pass that normalizes, and the
+// backward first takes ReLU's rule, gy * (y > 0 ? 1 : 0), reading the forward's output y, inside its own
+// two passes. A BN -> ReLU pair then costs two passes over memory forward and two backward, where the
+// separate ops take three and three (ReLU's own read and write each way).
 #pragma once
 
 #include <cstdint>
@@ -26,6 +31,7 @@ namespace kiln::kernels {
 
 struct BatchNorm2dGeometry {
   std::int64_t batch = 1, channels = 1, height = 1, width = 1;
+  bool fused_relu = false;  // y = relu(batchnorm(x)); the backward then reads y
 };
 
 template <typename T>
@@ -35,14 +41,15 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
 template <typename T>
 void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
                               const T* beta, const T* running_mean, const T* running_var, T eps, T* y);
-// Train-mode backward, from the statistics saved by the forward.
+// Train-mode backward, from the statistics saved by the forward. y (the forward's output) is read only with
+// g.fused_relu and may be null otherwise; so in every backward below.
 template <typename T>
-void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                 const T* gamma, const T* save_mean, const T* save_invstd, T* gx, T* ggamma,
                                 T* gbeta);
 // Eval-mode backward, through the running statistics.
 template <typename T>
-void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                const T* gamma, const T* running_mean, const T* running_var, T eps, T* gx,
                                T* ggamma, T* gbeta);
 
@@ -55,10 +62,10 @@ template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta,
                               const T* running_mean, const T* running_var, T eps, T* y);
 template <typename T>
-void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* gamma,
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y, const T* gamma,
                                 const T* save_mean, const T* save_invstd, T* gx, T* ggamma, T* gbeta);
 template <typename T>
-void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* gamma,
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y, const T* gamma,
                                const T* running_mean, const T* running_var, T eps, T* gx, T* ggamma,
                                T* gbeta);
 }  // namespace reference
@@ -72,10 +79,10 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, con
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
                               const float* beta, const float* running_mean, const float* running_var,
                               float eps, float* y);
-void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
                                 const float* gamma, const float* save_mean, const float* save_invstd,
                                 float* gx, float* ggamma, float* gbeta);
-void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
                                const float* gamma, const float* running_mean, const float* running_var,
                                float eps, float* gx, float* ggamma, float* gbeta);
 }  // namespace avx512
@@ -86,10 +93,10 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, con
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
                               const float* beta, const float* running_mean, const float* running_var,
                               float eps, float* y);
-void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
                                 const float* gamma, const float* save_mean, const float* save_invstd,
                                 float* gx, float* ggamma, float* gbeta);
-void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
                                const float* gamma, const float* running_mean, const float* running_var,
                                float eps, float* gx, float* ggamma, float* gbeta);
 }  // namespace avx2

@@ -47,41 +47,41 @@ void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const
 }
 
 template <typename T>
-void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                 const T* gamma, const T* save_mean, const T* save_invstd, T* gx, T* ggamma,
                                 T* gbeta) {
   require_cpu(device, "batchnorm2d_backward_train");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
-        return avx512::batchnorm2d_backward_train(g, x, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
+        return avx512::batchnorm2d_backward_train(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
       case CpuLevel::Avx2:
-        return avx2::batchnorm2d_backward_train(g, x, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
+        return avx2::batchnorm2d_backward_train(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
       case CpuLevel::Reference:
         break;
     }
   }
-  reference::batchnorm2d_backward_train(g, x, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
+  reference::batchnorm2d_backward_train(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
 }
 
 template <typename T>
-void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                const T* gamma, const T* running_mean, const T* running_var, T eps, T* gx,
                                T* ggamma, T* gbeta) {
   require_cpu(device, "batchnorm2d_backward_eval");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
-        return avx512::batchnorm2d_backward_eval(g, x, gy, gamma, running_mean, running_var, eps, gx, ggamma,
+        return avx512::batchnorm2d_backward_eval(g, x, gy, y, gamma, running_mean, running_var, eps, gx, ggamma,
                                                  gbeta);
       case CpuLevel::Avx2:
-        return avx2::batchnorm2d_backward_eval(g, x, gy, gamma, running_mean, running_var, eps, gx, ggamma,
+        return avx2::batchnorm2d_backward_eval(g, x, gy, y, gamma, running_mean, running_var, eps, gx, ggamma,
                                                gbeta);
       case CpuLevel::Reference:
         break;
     }
   }
-  reference::batchnorm2d_backward_eval(g, x, gy, gamma, running_mean, running_var, eps, gx, ggamma, gbeta);
+  reference::batchnorm2d_backward_eval(g, x, gy, y, gamma, running_mean, running_var, eps, gx, ggamma, gbeta);
 }
 
 template void batchnorm2d_forward_train<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
@@ -90,9 +90,9 @@ template void batchnorm2d_forward_train<float>(Device, const BatchNorm2dGeometry
 template void batchnorm2d_forward_eval<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
                                               const float*, const float*, const float*, float, float*);
 template void batchnorm2d_backward_train<float>(Device, const BatchNorm2dGeometry&, const float*,
-                                                const float*, const float*, const float*, const float*,
+                                                const float*, const float*, const float*, const float*, const float*,
                                                 float*, float*, float*);
-template void batchnorm2d_backward_eval<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
+template void batchnorm2d_backward_eval<float>(Device, const BatchNorm2dGeometry&, const float*, const float*, const float*,
                                                const float*, const float*, const float*, float, float*,
                                                float*, float*);
 
@@ -103,10 +103,10 @@ template void batchnorm2d_forward_eval<double>(Device, const BatchNorm2dGeometry
                                                const double*, const double*, const double*, const double*,
                                                double, double*);
 template void batchnorm2d_backward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
-                                                 const double*, const double*, const double*, const double*,
+                                                 const double*, const double*, const double*, const double*, const double*,
                                                  double*, double*, double*);
 template void batchnorm2d_backward_eval<double>(Device, const BatchNorm2dGeometry&, const double*,
-                                                const double*, const double*, const double*, const double*,
+                                                const double*, const double*, const double*, const double*, const double*,
                                                 double, double*, double*, double*);
 
 }  // namespace kiln::kernels

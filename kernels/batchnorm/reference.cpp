@@ -9,6 +9,7 @@
 // first, then squared deviations), which stays accurate when the mean is large next to the spread.
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/batchnorm/batchnorm.hpp"
 
@@ -46,8 +47,11 @@ double channel_squared_deviations(const BatchNorm2dGeometry& g, const T* values,
   return sum;
 }
 
+// relu as the elementwise reference has it: a NaN passes through.
+template <typename T> T relu(T v) { return v < 0 ? T(0) : v; }
+
 // y[n, c, :, :] = (x[n, c, :, :] - mean) * invstd * gamma_c + beta_c, the same for train and eval mode;
-// only where mean and invstd come from differs.
+// only where mean and invstd come from differs. With g.fused_relu, y = relu of that.
 template <typename T>
 void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta,
                        std::int64_t c, double mean, double invstd, T* y) {
@@ -55,9 +59,22 @@ void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const T* gamma,
   for (std::int64_t n = 0; n < g.batch; ++n) {
     const std::int64_t start = block_start(g, n, c);
     for (std::int64_t i = 0; i < plane; ++i) {
-      y[start + i] = static_cast<T>((x[start + i] - mean) * invstd * gamma[c] + beta[c]);
+      const T normalized = static_cast<T>((x[start + i] - mean) * invstd * gamma[c] + beta[c]);
+      y[start + i] = g.fused_relu ? relu(normalized) : normalized;
     }
   }
+}
+
+// The gradient batchnorm itself receives: gy, or with g.fused_relu gy * relu'(y) first, the elementwise
+// reference's relu rule (y > 0 exactly where the normalized value was, as y = relu of it).
+template <typename T>
+std::vector<T> gradient_into_batchnorm(const BatchNorm2dGeometry& g, const T* gy, const T* y) {
+  const std::int64_t size = g.batch * g.channels * g.height * g.width;
+  std::vector<T> into(gy, gy + size);
+  if (g.fused_relu) {
+    for (std::int64_t i = 0; i < size; ++i) into[i] = gy[i] * (y[i] > 0 ? T(1) : T(0));
+  }
+  return into;
 }
 
 // The gradients of gamma_c and beta_c, the same formulas in train and eval mode:
@@ -122,8 +139,10 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const T
 //   gx       = gamma_c * invstd_c / m * (m * gy - gbeta_c - xhat * ggamma_c)
 // The two subtracted terms are the gradient flowing back through the mean and through the variance.
 template <typename T>
-void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* gamma,
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y, const T* gamma,
                                 const T* save_mean, const T* save_invstd, T* gx, T* ggamma, T* gbeta) {
+  const std::vector<T> gradient = gradient_into_batchnorm(g, gy, y);
+  gy = gradient.data();
   const std::int64_t plane = g.height * g.width;
   const double m = static_cast<double>(g.batch * plane);  // values per channel
   for (std::int64_t c = 0; c < g.channels; ++c) {
@@ -159,9 +178,11 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const T*
 //   gx = gy * gamma_c * invstd_c,  ggamma_c = sum gy * xhat,  gbeta_c = sum gy,
 // with xhat = (x - running_mean_c) * invstd_c and invstd_c = 1 / sqrt(running_var_c + eps).
 template <typename T>
-void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* gamma,
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y, const T* gamma,
                                const T* running_mean, const T* running_var, T eps, T* gx, T* ggamma,
                                T* gbeta) {
+  const std::vector<T> gradient = gradient_into_batchnorm(g, gy, y);
+  gy = gradient.data();
   const std::int64_t plane = g.height * g.width;
   for (std::int64_t c = 0; c < g.channels; ++c) {
     const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
@@ -184,10 +205,10 @@ template void batchnorm2d_forward_train<float>(const BatchNorm2dGeometry&, const
                                                float*);
 template void batchnorm2d_forward_eval<float>(const BatchNorm2dGeometry&, const float*, const float*,
                                               const float*, const float*, const float*, float, float*);
-template void batchnorm2d_backward_train<float>(const BatchNorm2dGeometry&, const float*, const float*,
+template void batchnorm2d_backward_train<float>(const BatchNorm2dGeometry&, const float*, const float*, const float*,
                                                 const float*, const float*, const float*, float*, float*,
                                                 float*);
-template void batchnorm2d_backward_eval<float>(const BatchNorm2dGeometry&, const float*, const float*,
+template void batchnorm2d_backward_eval<float>(const BatchNorm2dGeometry&, const float*, const float*, const float*,
                                                const float*, const float*, const float*, float, float*,
                                                float*, float*);
 
@@ -196,10 +217,10 @@ template void batchnorm2d_forward_train<double>(const BatchNorm2dGeometry&, cons
                                                 double*, double*);
 template void batchnorm2d_forward_eval<double>(const BatchNorm2dGeometry&, const double*, const double*,
                                                const double*, const double*, const double*, double, double*);
-template void batchnorm2d_backward_train<double>(const BatchNorm2dGeometry&, const double*, const double*,
+template void batchnorm2d_backward_train<double>(const BatchNorm2dGeometry&, const double*, const double*, const double*,
                                                  const double*, const double*, const double*, double*,
                                                  double*, double*);
-template void batchnorm2d_backward_eval<double>(const BatchNorm2dGeometry&, const double*, const double*,
+template void batchnorm2d_backward_eval<double>(const BatchNorm2dGeometry&, const double*, const double*, const double*,
                                                 const double*, const double*, const double*, double, double*,
                                                 double*, double*);
 

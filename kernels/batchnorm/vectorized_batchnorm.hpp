@@ -42,6 +42,13 @@ struct PairSums {
   double sum_a = 0, sum_ab = 0;
 };
 
+// gy * (y > 0 ? 1 : 0): relu's rule from its output, multiplied in as the elementwise kernels do, so a zero
+// gradient keeps its sign and an infinite gy times 0 is NaN, exactly as there.
+template <class V>
+typename V::Reg relu_gradient(typename V::Reg gy, typename V::Reg y) {
+  return V::mul(gy, V::select(V::greater(y, V::zero()), V::broadcast(1.0f), V::zero()));
+}
+
 // Float-lane partial sums, emptied into double once they hold kChunk values. They run across plane
 // boundaries: a small plane (64 values for 8x8) is far shorter than a chunk, and emptying the lanes (a
 // horizontal sum) once per plane would cost more than summing the plane.
@@ -60,8 +67,11 @@ struct PairAccumulator {
     pending = 0;
   }
 
-  // Adds n contiguous values of p and q (n <= kChunk).
-  void add(const float* p, float shift_p, const float* q, float shift_q, std::int64_t n) {
+  // Adds n contiguous values of p and q (n <= kChunk). With relu_output (the fused forward's y), p is first
+  // multiplied by relu's derivative, (y > 0 ? 1 : 0), as the elementwise relu backward does.
+  void add(const float* p, float shift_p, const float* q, float shift_q, const float* relu_output,
+           std::int64_t n) {
+    if (relu_output) return add_masked(p, relu_output, q, shift_q, n);  // the fused backward: shift_p is 0
     const Reg vshift_p = V::broadcast(shift_p), vshift_q = V::broadcast(shift_q);
     std::int64_t i = 0;
     for (; i + 2 * V::width <= n; i += 2 * V::width) {
@@ -86,9 +96,29 @@ struct PairAccumulator {
     pending += n;
     if (pending >= kChunk) empty_lanes();
   }
+
+  // add for the fused BN -> ReLU backward: a = gy * relu'(y), b = x - shift_q.
+  void add_masked(const float* gy, const float* y, const float* q, float shift_q, std::int64_t n) {
+    const Reg vshift_q = V::broadcast(shift_q);
+    std::int64_t i = 0;
+    for (; i + V::width <= n; i += V::width) {
+      const Reg da = relu_gradient<V>(V::load(gy + i), V::load(y + i));
+      const Reg db = V::sub(V::load(q + i), vshift_q);
+      a0 = V::add(a0, da);
+      ab0 = V::fmadd(da, db, ab0);
+    }
+    for (; i < n; ++i) {
+      const double da = gy[i] * (y[i] > 0 ? 1.0f : 0.0f), db = q[i] - shift_q;
+      sums.sum_a += da;
+      sums.sum_ab += da * db;
+    }
+    pending += n;
+    if (pending >= kChunk) empty_lanes();
+  }
 };
 
-// The pair sums of every channel, with per-channel shifts (shift_p null means 0). Memory is walked in
+// The pair sums of every channel, with per-channel shifts (shift_p null means 0; with relu_output, p is
+// masked by relu's derivative and shift_p must be null). Memory is walked in
 // its own order: threads split the N*C planes, each plane's sums (lanes emptied per kChunk piece and at
 // the plane's end) go into a table, and each channel then adds its N plane sums in n order. Walking a
 // channel's planes instead would jump C planes ahead after every plane (64 KiB for [128, 16, 32, 32]),
@@ -96,7 +126,7 @@ struct PairAccumulator {
 // for any thread count.
 template <class V>
 void all_channel_pair_sums(const BatchNorm2dGeometry& g, const float* p, const float* shift_p, const float* q,
-                           const float* shift_q, PairSums* channel_sums) {
+                           const float* shift_q, const float* relu_output, PairSums* channel_sums) {
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const std::unique_ptr<PairSums[]> plane_sums(new PairSums[static_cast<std::size_t>(planes)]);
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
@@ -106,7 +136,8 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const float* p, const f
     PairAccumulator<V> accumulator;
     for (std::int64_t piece = 0; piece < plane; piece += kChunk) {
       const std::int64_t start = nc * plane + piece;
-      accumulator.add(p + start, sp, q + start, sq, std::min(kChunk, plane - piece));
+      accumulator.add(p + start, sp, q + start, sq, relu_output ? relu_output + start : nullptr,
+                      std::min(kChunk, plane - piece));
     }
     accumulator.empty_lanes();
     plane_sums[static_cast<std::size_t>(nc)] = accumulator.sums;
@@ -132,41 +163,46 @@ struct ChannelCoefficients {
   std::unique_ptr<float[]> shift, centre, slope, scale;
 };
 
-// out = (in - shift) * scale + offset over n contiguous floats: the normalization (and, with shift 0 and
-// offset 0, the eval backward gx = gy * scale).
+// out = (in - shift) * scale + offset over n contiguous floats: the normalization. With relu, out = relu of
+// that: max(0, v) lets a NaN v through (max returns its second operand then), as the elementwise relu does.
 template <class V>
-void shift_scale_offset(const float* in, std::int64_t n, float shift, float scale, float offset, float* out) {
+void shift_scale_offset(const float* in, std::int64_t n, float shift, float scale, float offset, bool relu,
+                        float* out) {
   using Reg = typename V::Reg;
   const Reg vshift = V::broadcast(shift), vscale = V::broadcast(scale), voffset = V::broadcast(offset);
+  const auto activate = [relu](Reg v) { return relu ? V::max(V::zero(), v) : v; };
   std::int64_t i = 0;
   for (; i + V::width <= n; i += V::width) {
-    V::store(out + i, V::fmadd(V::sub(V::load(in + i), vshift), vscale, voffset));
+    V::store(out + i, activate(V::fmadd(V::sub(V::load(in + i), vshift), vscale, voffset)));
   }
   if (i < n) {
     const Reg d = V::sub(V::load_partial(in + i, n - i), vshift);
-    V::store_partial(out + i, V::fmadd(d, vscale, voffset), n - i);
+    V::store_partial(out + i, activate(V::fmadd(d, vscale, voffset)), n - i);
   }
+}
+
+// gy at [i, i + lanes), times relu's derivative at y when y is given (the fused backward).
+template <class V>
+typename V::Reg load_gradient(const float* gy, const float* y, std::int64_t i, std::int64_t lanes) {
+  const typename V::Reg g = V::load_partial(gy + i, lanes);
+  return y ? relu_gradient<V>(g, V::load_partial(y + i, lanes)) : g;
 }
 
 // gx = a * ((gy - gy_mean) - k * (x - mean)) over n contiguous floats: the train backward's gx with its
 // per-channel coefficients folded. The differences are taken before scaling by a = gamma * invstd, which
 // is large when the variance is small: scaling first would leave two large terms to cancel in float.
+// relu_output: as in load_gradient.
 template <class V>
-void train_backward_gx(const float* x, const float* gy, std::int64_t n, float mean, float gy_mean, float k,
-                       float a, float* gx) {
+void train_backward_gx(const float* x, const float* gy, const float* relu_output, std::int64_t n, float mean,
+                       float gy_mean, float k, float a, float* gx) {
   using Reg = typename V::Reg;
   const Reg vmean = V::broadcast(mean), vgy_mean = V::broadcast(gy_mean);
   const Reg minus_k = V::broadcast(-k), va = V::broadcast(a);
-  std::int64_t i = 0;
-  for (; i + V::width <= n; i += V::width) {
-    const Reg d = V::sub(V::load(x + i), vmean), centered_gy = V::sub(V::load(gy + i), vgy_mean);
-    V::store(gx + i, V::mul(va, V::fmadd(minus_k, d, centered_gy)));
-  }
-  if (i < n) {
-    const std::int64_t rest = n - i;
-    const Reg d = V::sub(V::load_partial(x + i, rest), vmean);
-    const Reg centered_gy = V::sub(V::load_partial(gy + i, rest), vgy_mean);
-    V::store_partial(gx + i, V::mul(va, V::fmadd(minus_k, d, centered_gy)), rest);
+  for (std::int64_t i = 0; i < n; i += V::width) {
+    const std::int64_t lanes = std::min<std::int64_t>(V::width, n - i);
+    const Reg d = V::sub(V::load_partial(x + i, lanes), vmean);
+    const Reg centered_gy = V::sub(load_gradient<V>(gy, relu_output, i, lanes), vgy_mean);
+    V::store_partial(gx + i, V::mul(va, V::fmadd(minus_k, d, centered_gy)), lanes);
   }
 }
 
@@ -184,7 +220,7 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, con
   const std::unique_ptr<float[]> shifts(new float[static_cast<std::size_t>(g.channels)]);
   for (std::int64_t c = 0; c < g.channels; ++c) shifts[static_cast<std::size_t>(c)] = x[c * plane];
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
-  all_channel_pair_sums<V>(g, x, shifts.get(), x, shifts.get(), sums.get());
+  all_channel_pair_sums<V>(g, x, shifts.get(), x, shifts.get(), nullptr, sums.get());
 
   ChannelCoefficients normalize(g.channels);  // y = (x - mean) * scale + beta
   for (std::int64_t c = 0; c < g.channels; ++c) {
@@ -214,7 +250,7 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, con
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     const auto k = static_cast<std::size_t>(nc % g.channels);
     shift_scale_offset<V>(x + nc * plane, plane, normalize.shift[k], normalize.scale[k], beta[k],
-                          y + nc * plane);
+                          g.fused_relu, y + nc * plane);
   }
 }
 
@@ -222,14 +258,15 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, con
 //   gx = gamma * invstd / m * (m * gy - gbeta - xhat * ggamma)
 //      = a * ((gy - gbeta / m) - k * (x - mean)),   a = gamma * invstd,  k = invstd * ggamma / m
 template <class V>
-void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
                                 const float* gamma, const float* save_mean, const float* save_invstd,
                                 float* gx, float* ggamma, float* gbeta) {
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const double m = static_cast<double>(g.batch * plane);
-  // Pass 1: sum gy and sum gy * (x - mean).
+  // Pass 1: sum gy and sum gy * (x - mean) (gy through relu's rule first, when fused).
+  const float* relu_output = g.fused_relu ? y : nullptr;
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
-  all_channel_pair_sums<V>(g, gy, nullptr, x, save_mean, sums.get());
+  all_channel_pair_sums<V>(g, gy, nullptr, x, save_mean, relu_output, sums.get());
 
   ChannelCoefficients gradient(g.channels);  // gx = a * ((gy - centre) - slope * (x - shift))
   for (std::int64_t c = 0; c < g.channels; ++c) {
@@ -249,8 +286,9 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, co
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     const auto k = static_cast<std::size_t>(nc % g.channels);
-    train_backward_gx<V>(x + nc * plane, gy + nc * plane, plane, gradient.shift[k], gradient.centre[k],
-                         gradient.slope[k], gradient.scale[k], gx + nc * plane);
+    train_backward_gx<V>(x + nc * plane, gy + nc * plane, relu_output ? relu_output + nc * plane : nullptr,
+                         plane, gradient.shift[k], gradient.centre[k], gradient.slope[k], gradient.scale[k],
+                         gx + nc * plane);
   }
 }
 
@@ -268,18 +306,19 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, cons
     const std::int64_t c = nc % g.channels;
     const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
     shift_scale_offset<V>(x + nc * plane, plane, running_mean[c], static_cast<float>(invstd * gamma[c]),
-                          beta[c], y + nc * plane);
+                          beta[c], g.fused_relu, y + nc * plane);
   }
 }
 
 // gx = gy * gamma_c * invstd_c;  ggamma_c = invstd_c * sum gy * (x - running_mean_c);  gbeta_c = sum gy.
 template <class V>
-void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
                                const float* gamma, const float* running_mean, const float* running_var,
                                float eps, float* gx, float* ggamma, float* gbeta) {
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
-  all_channel_pair_sums<V>(g, gy, nullptr, x, running_mean, sums.get());
+  const float* relu_output = g.fused_relu ? y : nullptr;
+  all_channel_pair_sums<V>(g, gy, nullptr, x, running_mean, relu_output, sums.get());
   const std::unique_ptr<float[]> scale(new float[static_cast<std::size_t>(g.channels)]);
   for (std::int64_t c = 0; c < g.channels; ++c) {
     const auto k = static_cast<std::size_t>(c);
@@ -290,8 +329,14 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, con
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
-    shift_scale_offset<V>(gy + nc * plane, plane, 0.0f, scale[static_cast<std::size_t>(nc % g.channels)],
-                          0.0f, gx + nc * plane);
+    // gx = gy * scale (gy through relu's rule first, when fused)
+    const typename V::Reg channel_scale = V::broadcast(scale[static_cast<std::size_t>(nc % g.channels)]);
+    const float* y_plane = relu_output ? relu_output + nc * plane : nullptr;
+    for (std::int64_t i = 0; i < plane; i += V::width) {
+      const std::int64_t lanes = std::min<std::int64_t>(V::width, plane - i);
+      V::store_partial(gx + nc * plane + i,
+                       V::mul(load_gradient<V>(gy + nc * plane, y_plane, i, lanes), channel_scale), lanes);
+    }
   }
 }
 

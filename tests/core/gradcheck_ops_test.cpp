@@ -222,6 +222,19 @@ TEST_CASE("gradcheck: batch_norm2d eval mode") {
       [&](const Inputs& in) { return batch_norm2d(in[0], in[1], in[2], running_mean, running_var, {.training = false}); },
       {random_input({2, 3, 2, 2}, 118), random_input({3}, 119), random_input({3}, 120)});
 }
+TEST_CASE("gradcheck: batch_norm2d with the ReLU fused, training and eval mode") {
+  check_gradient(
+      [](const Inputs& in) {
+        return batch_norm2d(in[0], in[1], in[2], Tensor(), Tensor(), {.training = true, .fused_relu = true});
+      },
+      {random_input({2, 3, 3, 2}, 121), random_input({3}, 122, 0.5, 1.5), random_input({3}, 123)});
+  const Tensor running_mean = random_input({3}, 124), running_var = random_input({3}, 125, 0.5, 2.0);
+  check_gradient(
+      [&](const Inputs& in) {
+        return batch_norm2d(in[0], in[1], in[2], running_mean, running_var, {.training = false, .fused_relu = true});
+      },
+      {random_input({2, 3, 2, 2}, 126), random_input({3}, 127), random_input({3}, 128)});
+}
 
 // ---- softmax and losses -----------------------------------------------------------------------------------------------
 TEST_CASE("gradcheck: softmax over the last axis") {

@@ -1,5 +1,5 @@
 // Tests of the vectorized batch-normalization kernels (kernels/batchnorm/avx512.cpp, avx2.cpp) against the
-// reference kernels, at every dispatch level this CPU has, over odd shapes (batch 1, 1x1 planes, channels
+// reference kernels, plain and with the fused ReLU, at every dispatch level this CPU has, over odd shapes (batch 1, 1x1 planes, channels
 // 3/5/17, planes that are not a multiple of the vector width, planes longer than one summation chunk, a
 // channel mean far from zero), and with 1 and 2 threads, which must agree bitwise.
 //
@@ -44,7 +44,7 @@ struct Case {
   float offset;  // added to x: a channel mean far from zero tests the shifted one-pass variance
 };
 
-std::vector<Case> odd_cases() {
+std::vector<Case> plain_cases() {
   return {
       {{.batch = 1, .channels = 3, .height = 2, .width = 3}, 0.0f},      // batch 1, plane < width
       {{.batch = 2, .channels = 5, .height = 1, .width = 1}, 0.0f},      // 1x1 planes
@@ -54,6 +54,17 @@ std::vector<Case> odd_cases() {
       {{.batch = 3, .channels = 3, .height = 33, .width = 35}, 10.0f},   // 1155 > one 1024-value chunk
       {{.batch = 16, .channels = 16, .height = 32, .width = 32}, 0.0f},  // threaded (m = 16384)
   };
+}
+
+// Each plain case, then each again with the ReLU fused (about half of y is then clamped to zero, so the
+// backward's mask matters).
+std::vector<Case> odd_cases() {
+  std::vector<Case> cases = plain_cases();
+  for (Case c : plain_cases()) {
+    c.g.fused_relu = true;
+    cases.push_back(c);
+  }
+  return cases;
 }
 
 std::int64_t numel(const BatchNorm2dGeometry& g) { return g.batch * g.channels * g.height * g.width; }
@@ -80,18 +91,19 @@ TrainOutputs run_train(const Case& c, bool use_reference) {
     kk::reference::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
                                              o.running_mean.data(), o.running_var.data(), o.y.data(),
                                              o.save_mean.data(), o.save_invstd.data());
-    kk::reference::batchnorm2d_backward_train(g, x.data(), gy.data(), gamma.data(), o.save_mean.data(),
+    kk::reference::batchnorm2d_backward_train(g, x.data(), gy.data(), o.y.data(), gamma.data(), o.save_mean.data(),
                                               o.save_invstd.data(), o.gx.data(), o.ggamma.data(),
                                               o.gbeta.data());
   } else {
     kk::batchnorm2d_forward_train(Device::cpu(), g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
                                   o.running_mean.data(), o.running_var.data(), o.y.data(), o.save_mean.data(),
                                   o.save_invstd.data());
-    // The backward reads the reference's saved statistics, so its check isolates the backward kernel.
+    // The backward reads the reference's saved statistics (and, with a fused ReLU, its y), so its check
+    // isolates the backward kernel.
     std::vector<float> mean(channels), invstd(channels), rm(channels), rv(channels), y(n);
     kk::reference::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, rm.data(),
                                              rv.data(), y.data(), mean.data(), invstd.data());
-    kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), gamma.data(), mean.data(),
+    kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(), mean.data(),
                                    invstd.data(), o.gx.data(), o.ggamma.data(), o.gbeta.data());
   }
   return o;
@@ -113,13 +125,16 @@ EvalOutputs run_eval(const Case& c, bool use_reference) {
   if (use_reference) {
     kk::reference::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
                                             running_var.data(), 1e-5f, o.y.data());
-    kk::reference::batchnorm2d_backward_eval(g, x.data(), gy.data(), gamma.data(), running_mean.data(),
+    kk::reference::batchnorm2d_backward_eval(g, x.data(), gy.data(), o.y.data(), gamma.data(), running_mean.data(),
                                              running_var.data(), 1e-5f, o.gx.data(), o.ggamma.data(),
                                              o.gbeta.data());
   } else {
     kk::batchnorm2d_forward_eval(Device::cpu(), g, x.data(), gamma.data(), beta.data(), running_mean.data(),
                                  running_var.data(), 1e-5f, o.y.data());
-    kk::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), gamma.data(), running_mean.data(),
+    std::vector<float> y(n);  // the reference's, as in run_train
+    kk::reference::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                            running_var.data(), 1e-5f, y.data());
+    kk::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(), running_mean.data(),
                                   running_var.data(), 1e-5f, o.gx.data(), o.ggamma.data(), o.gbeta.data());
   }
   return o;
@@ -140,7 +155,7 @@ TEST_CASE("batchnorm fast: train forward and backward match the reference at eve
     kk::set_cpu_level(level);
     for (const Case& c : odd_cases()) {
       INFO(kk::cpu_level_name(level), " [", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width,
-           "]");
+           "]", c.g.fused_relu ? " fused relu" : "");
       kk::set_compute_threads(1);
       const TrainOutputs one = run_train(c, false);
       kk::set_compute_threads(2);
@@ -171,7 +186,7 @@ TEST_CASE("batchnorm fast: eval forward and backward match the reference at ever
     kk::set_cpu_level(level);
     for (const Case& c : odd_cases()) {
       INFO(kk::cpu_level_name(level), " [", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width,
-           "]");
+           "]", c.g.fused_relu ? " fused relu" : "");
       kk::set_compute_threads(1);
       const EvalOutputs one = run_eval(c, false);
       kk::set_compute_threads(2);

@@ -23,6 +23,9 @@ using kiln::testing::numeric_gradient;
 using kiln::testing::weighted_sum;
 
 using kiln::Device;
+
+// The backward's `y` argument when no ReLU is fused (it is not read): a typed null, so T is deduced.
+template <typename T> const T* no_relu_output(const std::vector<T>&) { return nullptr; }
 using kiln::kernels::BatchNorm2dGeometry;
 namespace ref = kiln::kernels::reference;
 
@@ -155,7 +158,7 @@ TEST_CASE_TEMPLATE("batchnorm2d_backward_train: hand-worked [2,1,1,2]", T, float
   const auto gy = to<T>({1, 0, 0, 0});
   const std::vector<T> gamma{3}, save_mean{4}, save_invstd{T{1} / T{3}};
   std::vector<T> gx(4), ggamma(1), gbeta(1);
-  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), gamma.data(), save_mean.data(), save_invstd.data(),
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(), save_invstd.data(),
                                   gx.data(), ggamma.data(), gbeta.data());
   check_values(gx, {11.0 / 36, -0.25, -0.25, 7.0 / 36});
   check_values(ggamma, {-4.0 / 3});
@@ -176,7 +179,7 @@ TEST_CASE("batchnorm2d_backward_train: gx is orthogonal to 1 and to xhat in ever
   ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 0.0, 0.1,
                                  static_cast<double*>(nullptr), static_cast<double*>(nullptr), y.data(),
                                  save_mean.data(), save_invstd.data());
-  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), gamma.data(), save_mean.data(), save_invstd.data(),
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(), save_invstd.data(),
                                   gx.data(), ggamma.data(), gbeta.data());
   for (std::int64_t c = 0; c < g.channels; ++c) {
     double sum_gx = 0, sum_gx_xhat = 0;
@@ -212,7 +215,7 @@ TEST_CASE("batchnorm2d_backward_train: matches finite differences for x, gamma a
 
     loss();  // fills save_mean and save_invstd at the unperturbed point
     std::vector<double> gx(x.size()), ggamma(gamma.size()), gbeta(beta.size());
-    ref::batchnorm2d_backward_train(g, x.data(), weights.data(), gamma.data(), save_mean.data(),
+    ref::batchnorm2d_backward_train(g, x.data(), weights.data(), no_relu_output(x), gamma.data(), save_mean.data(),
                                     save_invstd.data(), gx.data(), ggamma.data(), gbeta.data());
     {
       INFO("gradient of x");
@@ -258,7 +261,7 @@ TEST_CASE_TEMPLATE("batchnorm2d_backward_eval: hand-worked with given running st
   const auto gamma = to<T>({0.5, 2});
   const std::vector<T> running_mean{2, 4}, running_var{3, 8};
   std::vector<T> gx(4), ggamma(2), gbeta(2);
-  ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), gamma.data(), running_mean.data(),
+  ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), running_mean.data(),
                                  running_var.data(), T{1}, gx.data(), ggamma.data(), gbeta.data());
   check_values(gx, {0.25, 0.5, 2, 10.0 / 3});
   check_values(ggamma, {1, 2});
@@ -284,7 +287,7 @@ TEST_CASE("batchnorm2d_backward_eval: matches finite differences for x, gamma an
     };
 
     std::vector<double> gx(x.size()), ggamma(gamma.size()), gbeta(beta.size());
-    ref::batchnorm2d_backward_eval(g, x.data(), weights.data(), gamma.data(), running_mean.data(),
+    ref::batchnorm2d_backward_eval(g, x.data(), weights.data(), no_relu_output(x), gamma.data(), running_mean.data(),
                                    running_var.data(), eps, gx.data(), ggamma.data(), gbeta.data());
     {
       INFO("gradient of x");
@@ -330,10 +333,10 @@ TEST_CASE("batchnorm dispatch: CPU runs the reference kernels, CUDA is refused")
 
   std::vector<double> gx(size), gx_ref(size), ggamma(channels), ggamma_ref(channels), gbeta(channels),
       gbeta_ref(channels);
-  kiln::kernels::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), gamma.data(),
+  kiln::kernels::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), no_relu_output(x), gamma.data(),
                                             save_mean.data(), save_invstd.data(), gx.data(), ggamma.data(),
                                             gbeta.data());
-  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), gamma.data(), save_mean.data(), save_invstd.data(),
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(), save_invstd.data(),
                                   gx_ref.data(), ggamma_ref.data(), gbeta_ref.data());
   CHECK(gx == gx_ref);
   CHECK(ggamma == ggamma_ref);
@@ -344,9 +347,9 @@ TEST_CASE("batchnorm dispatch: CPU runs the reference kernels, CUDA is refused")
   ref::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), beta.data(), var.data(), 1e-5,
                                 y_ref.data());
   CHECK(y == y_ref);
-  kiln::kernels::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), gamma.data(), beta.data(),
+  kiln::kernels::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), no_relu_output(x), gamma.data(), beta.data(),
                                            var.data(), 1e-5, gx.data(), ggamma.data(), gbeta.data());
-  ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), gamma.data(), beta.data(), var.data(), 1e-5,
+  ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), beta.data(), var.data(), 1e-5,
                                  gx_ref.data(), ggamma_ref.data(), gbeta_ref.data());
   CHECK(gx == gx_ref);
   CHECK(ggamma == ggamma_ref);
@@ -361,11 +364,11 @@ TEST_CASE("batchnorm dispatch: CPU runs the reference kernels, CUDA is refused")
                                                           beta.data(), var.data(), 1e-5, y.data()),
                   kiln::Error);
   CHECK_THROWS_AS(
-      kiln::kernels::batchnorm2d_backward_train(gpu, g, x.data(), gy.data(), gamma.data(), save_mean.data(),
+      kiln::kernels::batchnorm2d_backward_train(gpu, g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(),
                                                 save_invstd.data(), gx.data(), ggamma.data(), gbeta.data()),
       kiln::Error);
   CHECK_THROWS_AS(
-      kiln::kernels::batchnorm2d_backward_eval(gpu, g, x.data(), gy.data(), gamma.data(), beta.data(),
+      kiln::kernels::batchnorm2d_backward_eval(gpu, g, x.data(), gy.data(), no_relu_output(x), gamma.data(), beta.data(),
                                                var.data(), 1e-5, gx.data(), ggamma.data(), gbeta.data()),
       kiln::Error);
 }

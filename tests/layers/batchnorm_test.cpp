@@ -67,3 +67,36 @@ TEST_CASE("layers: BatchNorm2d rejects bad settings and an input with the wrong 
                                          "must be [N, 4, H, W]"),
                        kiln::Error);
 }
+
+// The fused BN -> ReLU (BatchNormOptions::fused_relu) against the two separate ops, in both modes: the
+// same values and the same gradients for the input and both parameters. About half the outputs are
+// clamped, so the ReLU's mask is exercised.
+TEST_CASE("layers: BatchNorm2d::forward_then_relu is relu(forward), values and gradients, train and eval") {
+  for (const bool training : {true, false}) {
+    INFO((training ? "train" : "eval"));
+    BatchNorm2d fused(3), separate(3);
+    if (!training) {
+      fused.eval();
+      separate.eval();
+    }
+    const Tensor x_data = Tensor::randn({4, 3, 5, 5});
+    const Tensor weights = Tensor::randn({4, 3, 5, 5});
+    Tensor x_fused = x_data.detach(), x_separate = x_data.detach();
+    x_fused.set_requires_grad();
+    x_separate.set_requires_grad();
+    const Tensor y_fused = fused.forward_then_relu(x_fused);
+    const Tensor y_separate = relu(separate.forward(x_separate));
+    CHECK(y_fused.grad_fn()->op == "batch_norm2d_relu");
+    CHECK(values(y_fused) == values(y_separate));
+    sum(y_fused * weights).backward();
+    sum(y_separate * weights).backward();
+    const auto close = [](const Tensor& a, const Tensor& b) {
+      const std::vector<double> va = values(a), vb = values(b);
+      REQUIRE(va.size() == vb.size());
+      for (std::size_t i = 0; i < va.size(); ++i) CHECK(va[i] == doctest::Approx(vb[i]).epsilon(1e-5));
+    };
+    close(x_fused.grad(), x_separate.grad());
+    close(fused.weight().grad(), separate.weight().grad());
+    close(fused.bias().grad(), separate.bias().grad());
+  }
+}

@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "layers/activation.hpp"
+#include "layers/batchnorm.hpp"
 #include "layers/flatten.hpp"
 #include "layers/linear.hpp"
 #include "tests/layers/layer_testing.hpp"
@@ -45,4 +46,20 @@ TEST_CASE("layers: Sequential forward chains its children, and an empty one is t
   CHECK(values(y) == values(relu((*linear)(x.flatten(1)))));
   CHECK(values(Sequential()(x)) == values(x));
   CHECK(net.describe() == "Sequential");
+}
+
+TEST_CASE("layers: Sequential runs a BatchNorm2d followed by a ReLU as one fused op, and nothing else fused") {
+  Sequential fused_pair;
+  fused_pair.add("bn", std::make_shared<BatchNorm2d>(2)).add("relu", std::make_shared<ReLU>());
+  Sequential reversed;
+  reversed.add("relu", std::make_shared<ReLU>()).add("bn", std::make_shared<BatchNorm2d>(2));
+  Tensor x = Tensor::randn({2, 2, 3, 3});
+  x.set_requires_grad();
+  const Tensor fused_output = fused_pair(x);
+  CHECK(fused_output.grad_fn()->op == "batch_norm2d_relu");
+  CHECK(reversed(x).grad_fn()->op == "batch_norm2d");
+  // The same values as the two modules one after the other.
+  Sequential bn_alone;
+  bn_alone.add("bn", fused_pair[0]);
+  CHECK(fused_output.to_vector<float>() == relu(bn_alone(x)).to_vector<float>());
 }
