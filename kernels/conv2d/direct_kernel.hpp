@@ -38,6 +38,7 @@
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/direct_strip.hpp"
 #include "kernels/parallel.hpp"
+#include "kernels/simd/transpose_8x8.hpp"
 
 namespace kiln::kernels::direct {
 
@@ -237,16 +238,28 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
 }
 
 // gy_t[n][co] = gy[b, co, oh, ow] for the n-th output (b, oh, ow) of a chunk of `count` images, rows of
-// `stride` floats whose channels past `channels` are zero.
+// `stride` floats whose channels past `channels` are zero. Whole 8 x 8 blocks go through the register
+// transpose (kernels/simd/transpose_8x8.hpp), the ragged edges through plain loops.
 template <typename V>
 void transpose_gradient(const float* gy, std::int64_t image_floats, std::int64_t count, std::int64_t channels,
                         std::int64_t plane, std::int64_t stride, float* gy_t) {
+  constexpr std::int64_t kBlock = 8;
+  const std::int64_t block_channels = channels / kBlock * kBlock, block_plane = plane / kBlock * kBlock;
   for (std::int64_t b = 0; b < count; ++b) {
+    const float* image = gy + b * image_floats;
     float* rows = gy_t + b * plane * stride;
-    for (std::int64_t p = 0; p < plane; ++p) std::fill(rows + p * stride + channels, rows + (p + 1) * stride, 0.0f);
-    for (std::int64_t co = 0; co < channels; ++co) {
-      const float* from = gy + b * image_floats + co * plane;
-      for (std::int64_t p = 0; p < plane; ++p) rows[p * stride + co] = from[p];
+    if (channels < stride) {
+      for (std::int64_t p = 0; p < plane; ++p) std::fill(rows + p * stride + channels, rows + (p + 1) * stride, 0.0f);
+    }
+    for (std::int64_t co = 0; co < block_channels; co += kBlock) {
+      for (std::int64_t p = 0; p < block_plane; p += kBlock)
+        transpose_8x8(image + co * plane + p, plane, rows + p * stride + co, stride);
+      for (std::int64_t p = block_plane; p < plane; ++p) {
+        for (std::int64_t c = co; c < co + kBlock; ++c) rows[p * stride + c] = image[c * plane + p];
+      }
+    }
+    for (std::int64_t c = block_channels; c < channels; ++c) {
+      for (std::int64_t p = 0; p < plane; ++p) rows[p * stride + c] = image[c * plane + p];
     }
   }
 }

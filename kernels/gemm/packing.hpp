@@ -24,7 +24,7 @@
 
 #include <cstdint>
 
-#include "kernels/gemm/transpose_8x8.hpp"
+#include "kernels/simd/transpose_8x8.hpp"
 
 namespace kiln::kernels {
 namespace {

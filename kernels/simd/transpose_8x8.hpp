@@ -1,7 +1,7 @@
 // An 8 x 8 float transpose in eight ymm registers (AVX, so usable from both the AVX2 and the AVX-512
-// files), the building block of packing a sliver whose source lines run along K (op(B) when trans_b,
-// op(A) when not trans_a): the micro-kernel wants the R values of one k together, the source has the kc
-// values of one line together.
+// files). The GEMM packs with it a sliver whose source lines run along K (op(B) when trans_b, op(A) when
+// not trans_a): the micro-kernel wants the R values of one k together, the source has the kc values of
+// one line together. The direct convolution's weight gradient turns gy channels-last with it.
 //
 //   in:  rows[i * row_stride + j], i, j < 8      out: out[j * out_stride + i] = rows[i * row_stride + j]
 //
