@@ -31,6 +31,19 @@ void add_info_command(CLI::App& app) {
     std::printf("preprocessing  %s\n", loaded.preprocessing.to_json().dump().c_str());
     std::printf("trained        %lld of %lld epochs\n", header.at("epoch").get<long long>(),
                 header.at("config").at("epochs").get<long long>());
+    const nlohmann::json& config = header.at("config");
+    if (config.value("balanced_sampler", false)) std::printf("balancing      balanced sampler\n");
+    const auto weights = config.value("class_weight_values", std::vector<double>());
+    if (!weights.empty() && weights.size() == loaded.classes.size()) {
+      std::string list;
+      for (std::size_t c = 0; c < weights.size(); ++c) {
+        char weight[32];
+        std::snprintf(weight, sizeof weight, " %.3g", weights[c]);
+        list += (list.empty() ? "" : ", ") + loaded.classes[c] + weight;
+      }
+      const std::string source = config.value("class_weights", std::string());
+      std::printf("balancing      class weights (%s): %s\n", source.c_str(), list.c_str());
+    }
     if (!header.at("history").empty()) std::printf("last epoch     %s\n", header.at("history").back().dump().c_str());
   });
 }

@@ -12,6 +12,58 @@
 namespace kiln::cli {
 namespace {
 
+constexpr std::size_t kMaxWeightsShown = 12;  // beyond this many classes, see `kiln info --json`
+
+// The imbalance warning: given when the training classes are imbalanced (train/class_balance.hpp) and the
+// run corrects for it neither way. With --json it is a JSON line {"event": "warning", "kind":
+// "class_imbalance", ...} on stdout; otherwise one "kiln: warning:" line on stderr.
+void warn_if_imbalanced(const nlohmann::json& plan, bool json) {
+  const nlohmann::json& balance = plan.at("class_balance");
+  const bool corrected = !plan.at("class_weights").is_null() || plan.at("sampler") == "balanced";
+  if (!balance.at("imbalanced").get<bool>() || corrected) return;
+  const std::string advice =
+      "consider --class-weights auto or --balanced-sampler, and watch the per-class recall";
+  if (json) {
+    std::printf("%s\n", nlohmann::json{{"event", "warning"},
+                                       {"kind", "class_imbalance"},
+                                       {"class_balance", balance},
+                                       {"advice", advice}}
+                            .dump()
+                            .c_str());
+    return;
+  }
+  std::fprintf(stderr, "kiln: warning: imbalanced training classes: %s; %s\n",
+               balance.at("summary").get<std::string>().c_str(), advice.c_str());
+}
+
+// What the run does about imbalance, in text: the imbalance when it is corrected, the weights, the sampler.
+void print_balance_settings(const nlohmann::json& plan) {
+  const nlohmann::json& balance = plan.at("class_balance");
+  const nlohmann::json& weights = plan.at("class_weights");
+  const bool balanced_sampler = plan.at("sampler") == "balanced";
+  if (balance.at("imbalanced").get<bool>() && (!weights.is_null() || balanced_sampler)) {
+    std::printf("imbalanced training classes: %s\n", balance.at("summary").get<std::string>().c_str());
+  }
+  if (!weights.is_null()) {
+    std::string list;
+    if (weights.at("weights").size() <= kMaxWeightsShown) {
+      for (const std::string name : plan.at("classes")) {
+        char entry[32];
+        std::snprintf(entry, sizeof entry, " %.3g", weights.at("weights").at(name).get<double>());
+        list += (list.empty() ? " " : ", ") + name + entry;
+      }
+    } else {
+      list = " " + std::to_string(weights.at("weights").size()) + " classes (see kiln info --json)";
+    }
+    std::printf("class weights (%s):%s\n", weights.at("source").get<std::string>().c_str(), list.c_str());
+  }
+  if (balanced_sampler) {
+    std::printf("sampler: balanced (each epoch draws %lld images with replacement, every class equally "
+                "likely)\n",
+                plan.at("train_images").get<long long>());
+  }
+}
+
 // Prints the run as it goes: a progress bar while an epoch runs, one line per epoch (or a JSON line
 // with --json). The loader reports unreadable files on stderr itself.
 class ConsoleObserver final : public train::TrainingObserver {
@@ -21,6 +73,7 @@ class ConsoleObserver final : public train::TrainingObserver {
   void on_start(const nlohmann::json& plan) override {
     if (json_) {
       std::printf("%s\n", nlohmann::json{{"event", "start"}, {"plan", plan}}.dump().c_str());
+      warn_if_imbalanced(plan, true);
       std::fflush(stdout);  // a script reading the pipe sees each line as it happens
       return;
     }
@@ -38,7 +91,9 @@ class ConsoleObserver final : public train::TrainingObserver {
     if (plan.at("resumed_at_epoch").get<long long>() > 0) {
       std::printf("resuming after epoch %lld\n", plan.at("resumed_at_epoch").get<long long>());
     }
+    print_balance_settings(plan);
     std::fflush(stdout);
+    warn_if_imbalanced(plan, false);
   }
 
   void on_step(const train::StepProgress& p) override {
@@ -119,6 +174,11 @@ void add_train_command(CLI::App& app) {
   add_compute_threads_option(command);
   command->add_option("--out", config->run_dir, "run folder for last.kiln and metrics.jsonl")->capture_default_str();
   command->add_option("--max-steps", config->max_steps_per_epoch, "cap on steps per epoch (0: whole epochs)");
+  command->add_option("--class-weights", config->class_weights,
+                      "weigh the loss per class: auto (inverse frequency, mean 1) or a file of "
+                      "class,weight lines");
+  command->add_flag("--balanced-sampler", config->balanced_sampler,
+                    "draw each epoch with replacement, every class equally likely");
   command->add_flag("--strict", config->strict, "stop on an unreadable image instead of skipping it");
   command->add_flag("--resume", *resume, "continue the run in --out from its last.kiln");
   command->add_flag("--overwrite", *overwrite, "start afresh even if --out holds a checkpoint");

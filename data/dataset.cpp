@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "data/image.hpp"
+#include "data/folder_listing.hpp"
 #include "data/shuffle.hpp"
 
 namespace kiln::data {
@@ -15,23 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_hidden(const fs::path& path) { return path.filename().string().starts_with("."); }
-
-// The entries of `folder` for which `keep` holds, sorted by path. Throws naming the folder when it
-// cannot be listed.
-template <typename Keep>
-std::vector<fs::path> sorted_entries(const fs::path& folder, Keep keep) {
-  std::vector<fs::path> entries;
-  std::error_code status;
-  fs::directory_iterator it(folder, status);
-  if (status) fail(folder.string(), ": cannot list the folder (", status.message(), ")");
-  for (; it != fs::directory_iterator(); it.increment(status)) {
-    if (keep(*it)) entries.push_back(it->path());
-  }
-  if (status) fail(folder.string(), ": cannot list the folder (", status.message(), ")");
-  std::sort(entries.begin(), entries.end());
-  return entries;
-}
 
 // Per-class sample indices of `folder`: result[label] lists the indices of that class's samples.
 std::vector<std::vector<std::size_t>> indices_by_class(const ImageFolder& folder) {

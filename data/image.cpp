@@ -18,9 +18,6 @@
 
 namespace kiln::data {
 
-namespace {
-
-// Reads the whole file; the error says which of "missing", "a directory", "unreadable" it was.
 std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path) {
   std::error_code status;
   if (!std::filesystem::exists(path, status)) fail(path.string(), ": no such file");
@@ -37,8 +34,6 @@ std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path) {
   }
   return bytes;
 }
-
-}  // namespace
 
 Image decode_image_bytes(std::span<const std::uint8_t> bytes, const std::string& name_for_errors) {
   KILN_CHECK(!bytes.empty(), name_for_errors, ": empty file (0 bytes), not an image");

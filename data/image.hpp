@@ -37,6 +37,10 @@ Image decode_image_file(const std::filesystem::path& path);
 // every error message.
 Image decode_image_bytes(std::span<const std::uint8_t> bytes, const std::string& name_for_errors);
 
+// The whole file as bytes. Throws kiln::Error naming the file and saying whether it is missing, a folder,
+// or unreadable (with the system's reason).
+std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path);
+
 // Whether `path` has one of the extensions decode_image_file reads: .jpg .jpeg .png .bmp .tga, in any
 // letter case. Only the name is looked at, not the contents.
 bool is_image_file(const std::filesystem::path& path);

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/error.hpp"
+#include "data/balanced_sampler.hpp"
 #include "data/shuffle.hpp"
 
 namespace kiln::data {
@@ -36,7 +37,13 @@ DataLoader::~DataLoader() {
 void DataLoader::start_epoch(std::int64_t epoch) {
   KILN_CHECK(epoch >= 0, "DataLoader: epoch must be >= 0, got ", epoch);
   std::vector<std::size_t> order(folder_.size());
-  if (options_.shuffle) {
+  if (options_.balanced_sampling) {
+    std::vector<std::int64_t> labels;
+    labels.reserve(folder_.size());
+    for (const Sample& sample : folder_.samples()) labels.push_back(sample.label);
+    order = balanced_draws(labels, folder_.size(),
+                           {options_.seed, kBalancedSamplerStream + static_cast<std::uint64_t>(epoch), 0});
+  } else if (options_.shuffle) {
     order = seeded_permutation(folder_.size(),
                                {options_.seed, kEpochOrderStream + static_cast<std::uint64_t>(epoch), 0});
   } else {
@@ -77,6 +84,10 @@ std::vector<std::size_t> DataLoader::batch_samples(std::int64_t batch) const {
           order_.begin() + static_cast<std::ptrdiff_t>(end)};
 }
 
+std::size_t DataLoader::first_position(std::int64_t batch) const {
+  return static_cast<std::size_t>(batch * options_.batch_size);
+}
+
 bool DataLoader::can_claim() const {
   const std::int64_t ahead = std::max(options_.prefetch_batches, options_.threads);
   return epoch_ >= 0 && next_to_claim_ < batch_count_ && next_to_claim_ < next_to_return_ + ahead;
@@ -95,7 +106,7 @@ void DataLoader::work() {
 
     Finished finished;
     try {
-      finished.batch = make_batch(samples, epoch, generation);
+      finished.batch = make_batch(samples, first_position(batch), epoch, generation);
     } catch (...) {
       finished.error = std::current_exception();
     }
@@ -114,7 +125,8 @@ std::optional<Batch> DataLoader::next() {
     Finished finished;
     if (workers_.empty()) {
       if (next_to_return_ >= batch_count_) return std::nullopt;
-      finished.batch = make_batch(batch_samples(next_to_return_++), epoch_, generation_);
+      const std::int64_t batch = next_to_return_++;
+      finished.batch = make_batch(batch_samples(batch), first_position(batch), epoch_, generation_);
     } else {
       std::unique_lock lock(mutex_);
       if (next_to_return_ >= batch_count_) return std::nullopt;
@@ -132,8 +144,8 @@ std::optional<Batch> DataLoader::next() {
   }
 }
 
-Batch DataLoader::make_batch(const std::vector<std::size_t>& samples, std::int64_t epoch,
-                             std::uint64_t generation) {
+Batch DataLoader::make_batch(const std::vector<std::size_t>& samples, std::size_t first_position,
+                             std::int64_t epoch, std::uint64_t generation) {
   const std::int64_t channels = preprocessing_.channels, height = preprocessing_.height,
                      width = preprocessing_.width;
   const std::int64_t image_size = channels * height * width;
@@ -142,14 +154,17 @@ Batch DataLoader::make_batch(const std::vector<std::size_t>& samples, std::int64
   Tensor images = Tensor::empty({static_cast<std::int64_t>(samples.size()), channels, height, width});
   std::vector<std::int64_t> labels;
   Batch batch;
-  for (const std::size_t index : samples) {
+  for (std::size_t k = 0; k < samples.size(); ++k) {
+    const std::size_t index = samples[k];
     if (generation != generation_) return {};  // the epoch moved on or the loader is closing
     const std::shared_ptr<const Image> image = load(index);
     if (!image) continue;
     Tensor chw = preprocessing_.apply(*image);
     if (augmenting) {
+      // Keyed by sample, or by draw when balanced sampling may repeat a sample within the epoch.
+      const std::size_t key = options_.balanced_sampling ? first_position + k : index;
       const kernels::PhiloxState state{options_.seed, kAugmentationStream + static_cast<std::uint64_t>(epoch),
-                                       index * kernels::philox_blocks_for(kAugmentationDraws)};
+                                       key * kernels::philox_blocks_for(kAugmentationDraws)};
       augment(chw, *options_.augmentation, preprocessing_, state);
     }
     std::copy_n(chw.data<float>(), image_size,

@@ -12,6 +12,11 @@
 // that order whatever the threads do. So the same seed and epoch give the same batches, bit for bit, at
 // any thread count, and a run resumed at epoch k sees what it would have seen.
 //
+// Balanced sampling. With balanced_sampling, an epoch is instead size() draws with replacement from
+// (seed, epoch), each class equally likely (data/balanced_sampler.hpp). A sample may then come up twice in
+// an epoch, so its augmentation is drawn from (seed, epoch, position in the epoch) rather than the sample
+// index: each copy gets its own crop and flip.
+//
 // Threads. `threads` workers each claim the next batch number, decode, preprocess and augment its
 // samples, and file the result under its number; next() hands out batch 0, 1, 2, ... as each is done.
 // At most max(prefetch_batches, threads) batches are made ahead of the one next() last returned, which
@@ -59,6 +64,8 @@ struct Batch {
 struct LoaderOptions {
   std::int64_t batch_size = 128;
   bool shuffle = true;     // a new seeded order each epoch; false: the folder's order
+  // Draw each epoch with replacement, every class equally likely (data/balanced_sampler.hpp); over shuffle.
+  bool balanced_sampling = false;
   bool drop_last = false;  // leave out the last batch when it is short
   std::uint64_t seed = 0;  // drives the order and the augmentation
   int threads = 2;         // worker threads; 0 = make batches on the calling thread
@@ -103,10 +110,13 @@ class DataLoader {
   };
 
   std::vector<std::size_t> batch_samples(std::int64_t batch) const;  // needs mutex_ held (reads order_)
+  std::size_t first_position(std::int64_t batch) const;              // of the batch's first sample
   bool can_claim() const;                                            // needs mutex_ held
   void work();                                                       // a worker thread's loop
-  // Makes the batch of these samples; returns early (an empty batch) once `generation` is stale.
-  Batch make_batch(const std::vector<std::size_t>& samples, std::int64_t epoch, std::uint64_t generation);
+  // Makes the batch of these samples, the first of which is at `first_position` in the epoch's order;
+  // returns early (an empty batch) once `generation` is stale.
+  Batch make_batch(const std::vector<std::size_t>& samples, std::size_t first_position, std::int64_t epoch,
+                   std::uint64_t generation);
   // The decoded image of sample `index` (from the cache when there), or null when it is skipped.
   std::shared_ptr<const Image> load(std::size_t index);
 

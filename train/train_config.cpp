@@ -24,7 +24,10 @@ nlohmann::json TrainConfig::to_json() const {
           {"augmentation", augmentation.to_json()},
           {"seed", seed},
           {"strict", strict},
-          {"max_steps_per_epoch", max_steps_per_epoch}};
+          {"max_steps_per_epoch", max_steps_per_epoch},
+          {"class_weights", class_weights},
+          {"class_weight_values", class_weight_values},
+          {"balanced_sampler", balanced_sampler}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
@@ -50,6 +53,10 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
     config.seed = json.at("seed").get<std::uint64_t>();
     config.strict = json.at("strict").get<bool>();
     config.max_steps_per_epoch = json.at("max_steps_per_epoch").get<std::int64_t>();
+    // Absent from checkpoints written before kiln had them: those runs used neither.
+    config.class_weights = json.value("class_weights", std::string());
+    config.class_weight_values = json.value("class_weight_values", std::vector<double>());
+    config.balanced_sampler = json.value("balanced_sampler", false);
   } catch (const nlohmann::json::exception& error) {
     fail("training configuration: ", error.what());
   }

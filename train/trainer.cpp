@@ -16,6 +16,7 @@
 #include "optim/schedule.hpp"
 #include "optim/sgd.hpp"
 #include "train/checkpoint.hpp"
+#include "train/class_balance.hpp"
 #include "train/evaluate.hpp"
 #include "train/model_io.hpp"
 
@@ -77,6 +78,8 @@ struct Run {
   std::unique_ptr<data::DataLoader> eval_loader;
   std::string eval_split_name;  // "validation" or "test"
   std::unique_ptr<optim::Schedule> schedule;
+  ClassBalance balance;  // of the training split
+  Tensor class_weight;   // float [classes] for cross_entropy, or undefined without --class-weights
   std::int64_t epochs_done = 0;
   std::vector<nlohmann::json> history_json;  // one metrics line per finished epoch, stored in the checkpoint
 };
@@ -85,6 +88,7 @@ data::LoaderOptions loader_options(const TrainConfig& config, bool training) {
   data::LoaderOptions options;
   options.batch_size = config.batch_size;
   options.shuffle = training;
+  options.balanced_sampling = training && config.balanced_sampler;
   options.seed = config.seed;
   options.threads = config.loader_threads;
   options.strict = config.strict;
@@ -103,6 +107,46 @@ void open_loaders(Run& run) {
   }
 }
 
+// Measures the training split's balance and sets up the loss weights. A fresh run resolves
+// --class-weights (auto or a file) into run.config.class_weight_values, which the checkpoint stores; a
+// resumed run finds them already there and uses them as they were.
+void prepare_class_balance(Run& run, bool fresh) {
+  TrainConfig& config = run.config;
+  run.balance = class_balance(run.splits.train);
+  const bool weighted = !config.class_weights.empty() || !config.class_weight_values.empty();
+  KILN_CHECK(!(weighted && config.balanced_sampler),
+             "train: --class-weights and --balanced-sampler both correct class imbalance; use one of them");
+  if (fresh && !config.class_weights.empty()) {
+    config.class_weight_values = resolve_class_weights(config.class_weights, run.balance);
+  }
+  if (config.class_weight_values.empty()) return;
+  const std::vector<double>& weights = config.class_weight_values;
+  KILN_CHECK(weights.size() == run.balance.classes.size(), "train: ", weights.size(), " class weights for ",
+             run.balance.classes.size(), " classes");
+  for (const double weight : weights) {
+    KILN_CHECK(std::isfinite(weight) && weight > 0, "train: class weights must be finite and > 0, got ",
+               weight);
+  }
+  run.class_weight = Tensor::from_vector(std::vector<float>(weights.begin(), weights.end()),
+                                         {static_cast<std::int64_t>(weights.size())});
+}
+
+// What the run does about class imbalance, for the start of the run's report.
+nlohmann::json balance_plan(const Run& run) {
+  nlohmann::json weights = nullptr;
+  if (!run.config.class_weight_values.empty()) {
+    nlohmann::json named = nlohmann::json::object();
+    for (std::size_t c = 0; c < run.balance.classes.size(); ++c) {
+      named[run.balance.classes[c]] = run.config.class_weight_values[c];
+    }
+    const std::string source = run.config.class_weights.empty() ? "given" : run.config.class_weights;
+    weights = {{"source", source}, {"weights", named}};
+  }
+  return {{"class_balance", run.balance.to_json()},
+          {"class_weights", weights},
+          {"sampler", run.config.balanced_sampler ? "balanced" : "shuffle"}};
+}
+
 std::int64_t steps_per_epoch(const Run& run) {
   const std::int64_t full = run.train_loader->batches_per_epoch();
   return run.config.max_steps_per_epoch > 0 ? std::min(full, run.config.max_steps_per_epoch) : full;
@@ -112,6 +156,7 @@ Run start_fresh(const TrainConfig& config) {
   Run run;
   run.config = config;
   run.splits = data::discover_splits(config.data, config.val_split, config.seed);
+  prepare_class_balance(run, true);
   run.preprocessing = data::preprocessing_for(run.splits.train);
   open_loaders(run);
   const auto& classes = run.splits.train.classes();
@@ -150,6 +195,7 @@ Run resume_from(const TrainConfig& requested) {
   const auto stored_classes = header.at("classes").get<std::vector<std::string>>();
   KILN_CHECK(stored_classes == run.splits.train.classes(), "cannot resume ", path.string(), ": the data at ",
              run.config.data.string(), " has different classes than the checkpoint");
+  prepare_class_balance(run, false);
   run.architecture = models::ArchitectureSpec::from_json(header.at("architecture"));
   Generator initialization(run.config.seed, kInitializationStream);
   run.model = models::build_model(run.architecture, initialization);
@@ -212,7 +258,8 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
     run.optimizer->set_learning_rate(learning_rate);
 
     const Tensor logits = model(batch->images);
-    const Tensor loss = cross_entropy(logits, batch->labels, Tensor(), {.label_smoothing = run.config.label_smoothing});
+    const Tensor loss = cross_entropy(logits, batch->labels, run.class_weight,
+                                      {.label_smoothing = run.config.label_smoothing});
     const double loss_value = loss.item();
     if (!std::isfinite(loss_value)) {
       fail("training stopped: the loss became ", loss_value, " at epoch ", epoch + 1, ", step ", step + 1, "; ",
@@ -237,7 +284,8 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
   }
   KILN_CHECK(seen > 0, "training: epoch ", epoch + 1, " saw no readable images");
   EpochSummary summary{epoch, run.config.epochs, loss_sum / seen, correct / seen, learning_rate,
-                       seconds_since(start), seen / seconds_since(start), std::nullopt};
+                       seconds_since(start), seen / seconds_since(start), std::nullopt,
+                       run.splits.train.classes()};
   if (run.eval_loader) summary.validation = evaluate(model, *run.eval_loader, run.architecture.classes);
   return summary;
 }
@@ -256,6 +304,12 @@ nlohmann::json EpochSummary::to_json() const {
     line["eval_loss"] = validation->loss;
     line["eval_accuracy"] = validation->accuracy;
     line["eval_macro_recall"] = validation->macro_recall;
+    // Beside accuracy, so a model that only ever answers the largest class cannot hide.
+    if (classes.size() == validation->per_class.size()) {
+      nlohmann::json recall = nlohmann::json::object();
+      for (std::size_t c = 0; c < classes.size(); ++c) recall[classes[c]] = validation->per_class[c].recall;
+      line["eval_recall_per_class"] = recall;
+    }
   }
   return line;
 }
@@ -271,16 +325,18 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
   } catch (const nlohmann::json::exception& error) {
     fail("cannot resume from ", last_checkpoint(config.run_dir).string(), ": malformed header (", error.what(), ")");
   }
-  observer.on_start({{"model", run.architecture.to_json()},
-                     {"classes", run.splits.train.classes()},
-                     {"train_images", run.splits.train.size()},
-                     {"eval_split", run.eval_split_name},
-                     {"parameters", run.model->parameter_count()},
-                     {"steps_per_epoch", steps_per_epoch(run)},
-                     {"resumed_at_epoch", run.epochs_done},
-                     {"preprocessing", run.preprocessing.to_json()},
-                     {"kernels", {{"cpu_level", kernels::cpu_level_name(kernels::cpu_level())},
-                                  {"threads", kernels::compute_threads()}}}});
+  nlohmann::json plan{{"model", run.architecture.to_json()},
+                      {"classes", run.splits.train.classes()},
+                      {"train_images", run.splits.train.size()},
+                      {"eval_split", run.eval_split_name},
+                      {"parameters", run.model->parameter_count()},
+                      {"steps_per_epoch", steps_per_epoch(run)},
+                      {"resumed_at_epoch", run.epochs_done},
+                      {"preprocessing", run.preprocessing.to_json()},
+                      {"kernels", {{"cpu_level", kernels::cpu_level_name(kernels::cpu_level())},
+                                   {"threads", kernels::compute_threads()}}}};
+  plan.update(balance_plan(run));
+  observer.on_start(plan);
   TrainResult result;
   for (std::int64_t epoch = run.epochs_done; epoch < run.config.epochs; ++epoch) {
     EpochSummary summary = train_one_epoch(run, epoch, observer);

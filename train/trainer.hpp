@@ -44,6 +44,11 @@ struct TrainConfig {
   int loader_threads = 2;                       // data-loading threads (compute threads are set by the caller)
   bool strict = false;                          // a bad image file is an error, not a warning
   std::int64_t max_steps_per_epoch = 0;         // 0: whole epochs (tests and smoke runs use a cap)
+  // Class imbalance (train/class_balance.hpp); at most one of the two.
+  std::string class_weights;                    // "" (none), "auto", or a "class,weight" file
+  std::vector<double> class_weight_values;      // [classes] the resolved weights, filled in at the start
+                                                // of a run and stored, so --resume keeps them
+  bool balanced_sampler = false;                // draw each epoch with replacement, classes equally likely
 
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& json);
@@ -59,6 +64,7 @@ struct EpochSummary {
   std::int64_t epoch, epochs;
   double train_loss, train_accuracy, learning_rate, seconds, images_per_second;
   std::optional<MetricsReport> validation;
+  std::vector<std::string> classes = {};  // names for the per-class recall in to_json
   nlohmann::json to_json() const;
 };
 

@@ -43,6 +43,53 @@ check "predict one image" "$kiln" predict "$run/last.kiln" "$data/test/cat/0000.
 check "info" "$kiln" info "$run/last.kiln"
 grep -q "lenet5" "$work/out" || { echo "FAIL: info names the architecture"; failures=$((failures + 1)); }
 
+# Class imbalance: data-report on the bundled data, then on a small imbalanced folder of links (12
+# airplanes and 3 cats, a test image that is also a training image, an unreadable file), and training on it.
+expect() {  # expect DESCRIPTION FILE TEXT: FILE must hold TEXT
+  grep -qF -- "$3" "$2" || { echo "FAIL: $1: no '$3' in:"; cat "$2"; failures=$((failures + 1)); }
+}
+check "data-report on the bundled data" "$kiln" data-report "$data"
+expect "data-report counts the images" "$work/out" "4000 images in 10 classes"
+expect "data-report finds the bundled data balanced" "$work/out" "imbalance   1.00 (every class has 400)"
+expect "data-report finds no train/test overlap" "$work/out" "train / test  none"
+check "data-report --json" "$kiln" data-report "$data" --json --loader-threads 0
+expect "data-report --json has the ratio" "$work/out" '"imbalance_ratio":1.0'
+imbalanced="$work/imbalanced"
+link_images() {  # link_images SPLIT CLASS COUNT
+  mkdir -p "$imbalanced/$1/$2"
+  for file in $(ls "$data/$1/$2" | head -n "$3"); do ln -s "$data/$1/$2/$file" "$imbalanced/$1/$2/$file"; done
+}
+link_images train airplane 12; link_images train cat 3; link_images test airplane 2; link_images test cat 2
+ln -s "$data/train/cat/0000.jpg" "$imbalanced/test/cat/leaked.jpg"
+printf 'not an image' >"$imbalanced/train/cat/broken.jpg"
+check "data-report on an imbalanced folder" "$kiln" data-report "$imbalanced"
+expect "data-report gives the imbalance" "$work/out" "imbalance   3.00 (largest / smallest class: 'airplane' 12 / 'cat' 4)"
+expect "data-report names the unreadable file" "$work/out" "train/cat/broken.jpg: not an image (stb_image:"
+expect "data-report finds the leaked test image" "$work/out" "test/cat/leaked.jpg = train/cat/0000.jpg"
+rm "$imbalanced/train/cat/broken.jpg"
+train_small=("$kiln" train "$imbalanced" --model lenet5 --epochs 1 --batch 8)
+check "train on imbalanced data" "${train_small[@]}" --out "$work/plain"
+expect "train warns about the imbalance" "$work/err" "kiln: warning: imbalanced training classes: largest 'airplane' 12 images, smallest 'cat' 3 (ratio 4.00 > 1.5)"
+expect "the warning suggests the remedies" "$work/err" "consider --class-weights auto or --balanced-sampler"
+check "train --json on imbalanced data" "${train_small[@]}" --out "$work/plain" --overwrite --json
+expect "--json gives the warning as a JSON line" "$work/out" '"event":"warning","kind":"class_imbalance"'
+check "train --class-weights auto" "${train_small[@]}" --out "$work/weighted" --class-weights auto
+expect "train prints the weights" "$work/out" "class weights (auto): airplane 0.4, cat 1.6"
+grep -q "warning" "$work/err" && { echo "FAIL: no imbalance warning once weighted"; failures=$((failures + 1)); }
+check "resume a weighted run" "$kiln" train "$imbalanced" --epochs 2 --out "$work/weighted" --resume
+expect "resume keeps the weights" "$work/out" "class weights (auto): airplane 0.4, cat 1.6"
+check "info on a weighted run" "$kiln" info "$work/weighted/last.kiln"
+expect "info shows the weights" "$work/out" "balancing      class weights (auto): airplane 0.4, cat 1.6"
+check "train --balanced-sampler" "${train_small[@]}" --out "$work/balanced" --balanced-sampler
+expect "train says it samples balanced" "$work/out" "sampler: balanced"
+check "info --json on a balanced-sampler run" "$kiln" info "$work/balanced/last.kiln" --json
+expect "the checkpoint records the sampler" "$work/out" '"balanced_sampler": true'
+check "eval of the unweighted run" "$kiln" eval "$work/plain/last.kiln" "$imbalanced"
+expect "eval prints per-class recall" "$work/out" "class     precision    recall"
+check_error "both imbalance remedies at once" "use one of them" "${train_small[@]}" --out "$work/both" --class-weights auto --balanced-sampler
+printf 'airplane,1\ndog,2\n' >"$work/weights.csv"
+check_error "a weights file with an unknown class" "weights.csv:2: unknown class 'dog'" "${train_small[@]}" --out "$work/file" --class-weights "$work/weights.csv"
+
 # Bad inputs.
 check_error "missing data folder" "does-not-exist" "$kiln" train "$work/does-not-exist" --out "$work/r2"
 mkdir -p "$work/empty/a" "$work/empty/b"; cp "$data/test/cat/0000.jpg" "$work/empty/a/"

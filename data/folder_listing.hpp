@@ -1,0 +1,33 @@
+// Listing a folder the way the data set code wants it: sorted by path (so a folder always lists the same
+// entries in the same order), hidden entries recognizable, and an unreadable folder an error naming it.
+// Used by the class-folder scan (dataset.cpp) and the data report (data_report.cpp).
+#pragma once
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace kiln::data {
+
+inline bool is_hidden(const std::filesystem::path& path) { return path.filename().string().starts_with("."); }
+
+// The entries of `folder` for which `keep(entry)` holds, sorted by path. Throws kiln::Error naming the folder
+// when it cannot be listed.
+template <typename Keep>
+std::vector<std::filesystem::path> sorted_entries(const std::filesystem::path& folder, Keep keep) {
+  std::vector<std::filesystem::path> entries;
+  std::error_code status;
+  std::filesystem::directory_iterator it(folder, status);
+  if (status) fail(folder.string(), ": cannot list the folder (", status.message(), ")");
+  for (; it != std::filesystem::directory_iterator(); it.increment(status)) {
+    if (keep(*it)) entries.push_back(it->path());
+  }
+  if (status) fail(folder.string(), ": cannot list the folder (", status.message(), ")");
+  std::sort(entries.begin(), entries.end());
+  return entries;
+}
+
+}  // namespace kiln::data
