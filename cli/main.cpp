@@ -5,6 +5,7 @@
 //   kiln predict runs/cifar/last.kiln photo.jpg --top 5
 //   kiln info runs/cifar/last.kiln
 //   kiln data-report DATA
+//   kiln report runs/cifar
 //
 // Every error ends the program with one line on stderr and exit status 1.
 #include <unistd.h>
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_predict_command(app);
   kiln::cli::add_info_command(app);
   kiln::cli::add_data_report_command(app);
+  kiln::cli::add_report_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

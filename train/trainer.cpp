@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 
 #include "core/generator.hpp"
@@ -19,6 +20,7 @@
 #include "train/class_balance.hpp"
 #include "train/evaluate.hpp"
 #include "train/model_io.hpp"
+#include "train/run_plots.hpp"
 
 namespace kiln::train {
 namespace {
@@ -243,6 +245,16 @@ void append_metrics_line(const std::filesystem::path& run_dir, const nlohmann::j
   KILN_CHECK(out.good(), "cannot append to ", (run_dir / "metrics.jsonl").string());
 }
 
+// RUNDIR's loss, accuracy and confusion-matrix pictures (run_plots.hpp), redrawn after every epoch. A
+// picture that cannot be written is a warning, never a reason to stop training.
+void redraw_plots(const std::filesystem::path& run_dir) {
+  try {
+    write_run_plots(run_dir, read_epoch_lines(run_dir));
+  } catch (const Error& error) {
+    std::fprintf(stderr, "kiln: warning: the run's plots were not drawn: %s\n", error.what());
+  }
+}
+
 EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& observer) {
   layers::Module& model = *run.model;
   model.train();
@@ -345,7 +357,13 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
     if (!run.eval_split_name.empty()) line["eval_split"] = run.eval_split_name;
     run.history_json.push_back(line);
     save(run);  // after the epoch's metrics are final, so the checkpoint and metrics.jsonl agree
-    append_metrics_line(run.config.run_dir, line);
+    // metrics.jsonl also gets the held-out confusion matrix (the checkpoint's history stays small).
+    nlohmann::json logged = line;
+    if (summary.validation) {
+      logged["eval_confusion_matrix"] = {{"classes", summary.classes}, {"counts", summary.validation->confusion}};
+    }
+    append_metrics_line(run.config.run_dir, logged);
+    redraw_plots(run.config.run_dir);
     observer.on_epoch(summary);
     result.history.push_back(std::move(summary));
   }

@@ -40,6 +40,16 @@ check "eval --json" "$kiln" eval "$run/last.kiln" "$data" --json
 grep -q '"accuracy"' "$work/out" || { echo "FAIL: eval --json has accuracy"; failures=$((failures + 1)); }
 check "predict one image" "$kiln" predict "$run/last.kiln" "$data/test/cat/0000.jpg" --top 3
 [ "$(grep -c '%' "$work/out")" -eq 3 ] || { echo "FAIL: predict --top 3 prints three classes"; failures=$((failures + 1)); }
+for plot in loss accuracy confusion_matrix; do
+  [ -s "$run/$plot.png" ] || { echo "FAIL: training draws $plot.png"; failures=$((failures + 1)); }
+done
+rm -f "$run/loss.png"
+check "report" "$kiln" report "$run"
+grep -q "^epochs      2 of 2" "$work/out" || { echo "FAIL: report summarizes the run"; failures=$((failures + 1)); }
+[ -s "$run/loss.png" ] || { echo "FAIL: report redraws loss.png"; failures=$((failures + 1)); }
+check "report --json" "$kiln" report "$run" --json
+grep -q '"best_epoch"' "$work/out" || { echo "FAIL: report --json has best_epoch"; failures=$((failures + 1)); }
+check_error "report on a folder that is not a run" "metrics.jsonl: cannot read" "$kiln" report "$work/no-such-run"
 check "info" "$kiln" info "$run/last.kiln"
 grep -q "lenet5" "$work/out" || { echo "FAIL: info names the architecture"; failures=$((failures + 1)); }
 

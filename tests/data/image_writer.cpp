@@ -1,4 +1,4 @@
-// The one translation unit that compiles stb_image_write's implementation, for the tests only.
+// Test images written with stb_image_write (its implementation is compiled once, in plot/stb_plot.cpp).
 #include "tests/data/image_writer.hpp"
 
 #include <cctype>
@@ -7,18 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wall"
-#pragma GCC diagnostic ignored "-Wextra"
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #include <stb/stb_image_write.h>
-#pragma GCC diagnostic pop
 
 namespace kiln::test {
 

@@ -1,0 +1,151 @@
+#include "train/run_plots.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "plot/confusion_matrix.hpp"
+#include "plot/line_chart.hpp"
+
+namespace kiln::train {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
+
+double number_or_missing(const nlohmann::json& line, const char* key) {
+  return line.contains(key) && line[key].is_number() ? line[key].get<double>() : kMissing;
+}
+
+// One curve over the epochs: line[key] per epoch, with gaps where an epoch lacks it.
+plot::Series curve(const std::vector<nlohmann::json>& epochs, const char* key, std::string name, int color) {
+  plot::Series series{std::move(name), plot::series_color(color), {}, {}};
+  for (const nlohmann::json& line : epochs) {
+    series.x.push_back(line.at("epoch").get<double>());
+    series.y.push_back(number_or_missing(line, key));
+  }
+  return series;
+}
+
+bool any_present(const std::vector<nlohmann::json>& epochs, const char* key) {
+  for (const nlohmann::json& line : epochs) {
+    if (line.contains(key)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<nlohmann::json> read_epoch_lines(const fs::path& run_dir) {
+  const fs::path file = run_dir / "metrics.jsonl";
+  std::ifstream in(file);
+  KILN_CHECK(in.good(), file.string(), ": cannot read the run's metrics (is this a kiln run folder?)");
+  std::map<std::int64_t, nlohmann::json> by_epoch;  // a resumed run may repeat an epoch: the later line wins
+  std::string text;
+  for (int number = 1; std::getline(in, text); ++number) {
+    if (text.empty()) continue;
+    nlohmann::json line = nlohmann::json::parse(text, nullptr, false);
+    KILN_CHECK(line.is_object(), file.string(), ":", number, ": not a JSON object");
+    if (line.contains("epoch") && line["epoch"].is_number_integer()) by_epoch[line["epoch"].get<std::int64_t>()] = line;
+  }
+  KILN_CHECK(!by_epoch.empty(), file.string(), ": holds no epoch yet");
+  std::vector<nlohmann::json> epochs;
+  for (auto& [epoch, line] : by_epoch) epochs.push_back(std::move(line));
+  return epochs;
+}
+
+std::vector<fs::path> write_run_plots(const fs::path& run_dir, const std::vector<nlohmann::json>& epochs) {
+  std::vector<fs::path> written;
+  const bool has_eval = any_present(epochs, "eval_loss");
+  const std::string split = epochs.back().value("eval_split", std::string("held-out"));
+
+  plot::LineChart loss{"loss", "epoch", "loss (cross-entropy, mean per image)", {curve(epochs, "train_loss", "train", 0)}, {}};
+  if (has_eval) loss.series.push_back(curve(epochs, "eval_loss", split, 1));
+  written.push_back(run_dir / "loss.png");
+  plot::draw(loss).save_png(written.back());
+
+  plot::LineChart accuracy{"accuracy", "epoch", "fraction of images", {curve(epochs, "train_accuracy", "train", 0)},
+                           std::pair{0.0, 1.0}};
+  if (has_eval) {
+    accuracy.series.push_back(curve(epochs, "eval_accuracy", split, 1));
+    accuracy.series.push_back(curve(epochs, "eval_macro_recall", split + " macro recall", 2));
+  }
+  written.push_back(run_dir / "accuracy.png");
+  plot::draw(accuracy).save_png(written.back());
+
+  const nlohmann::json& last = epochs.back();
+  if (last.contains("eval_confusion_matrix")) {
+    const nlohmann::json& matrix = last["eval_confusion_matrix"];
+    written.push_back(run_dir / "confusion_matrix.png");
+    plot::draw_confusion_matrix(matrix.at("counts").get<std::vector<std::vector<std::int64_t>>>(),
+                                matrix.at("classes").get<std::vector<std::string>>(),
+                                split + " confusion matrix, epoch " + std::to_string(last.at("epoch").get<std::int64_t>()))
+        .save_png(written.back());
+  }
+  return written;
+}
+
+RunSummary summarize_run(const std::vector<nlohmann::json>& epochs) {
+  KILN_CHECK(!epochs.empty(), "a run summary needs at least one epoch");
+  RunSummary summary;
+  const nlohmann::json& last = epochs.back();
+  summary.epochs_done = last.at("epoch").get<std::int64_t>();
+  summary.epochs_planned = last.value("epochs", summary.epochs_done);
+  summary.last_train_loss = last.value("train_loss", kMissing);
+  summary.last_train_accuracy = last.value("train_accuracy", kMissing);
+  double images_per_second_sum = 0;
+  for (const nlohmann::json& line : epochs) {
+    summary.seconds += line.value("seconds", 0.0);
+    images_per_second_sum += line.value("images_per_second", 0.0);
+    if (line.contains("eval_accuracy")) {
+      const double accuracy = line["eval_accuracy"].get<double>();
+      if (!summary.has_eval || accuracy > summary.best_eval_accuracy) {
+        summary.best_eval_accuracy = accuracy;
+        summary.best_epoch = line.at("epoch").get<std::int64_t>();
+      }
+      summary.has_eval = true;
+    }
+  }
+  summary.images_per_second = images_per_second_sum / static_cast<double>(epochs.size());
+  if (summary.has_eval) {
+    summary.last_eval_loss = last.value("eval_loss", kMissing);
+    summary.last_eval_accuracy = last.value("eval_accuracy", kMissing);
+  }
+  return summary;
+}
+
+nlohmann::json RunSummary::to_json() const {
+  nlohmann::json out{{"epochs_done", epochs_done},     {"epochs_planned", epochs_planned},
+                     {"train_loss", last_train_loss},  {"train_accuracy", last_train_accuracy},
+                     {"seconds", seconds},             {"images_per_second", images_per_second}};
+  if (has_eval) {
+    out["eval_loss"] = last_eval_loss;
+    out["eval_accuracy"] = last_eval_accuracy;
+    out["best_eval_accuracy"] = best_eval_accuracy;
+    out["best_epoch"] = best_epoch;
+  }
+  return out;
+}
+
+std::string RunSummary::text() const {
+  const auto fixed = [](double value, int decimals) {
+    std::ostringstream out;
+    out.setf(std::ios::fixed);
+    out.precision(decimals);
+    out << value;
+    return out.str();
+  };
+  const auto percent = [&](double fraction) { return fixed(fraction * 100, 1) + "%"; };
+  std::string out = "epochs      " + std::to_string(epochs_done) + " of " + std::to_string(epochs_planned) + "\n";
+  out += "last epoch  train loss " + fixed(last_train_loss, 4) + ", accuracy " + percent(last_train_accuracy);
+  if (has_eval) out += "  |  held-out loss " + fixed(last_eval_loss, 4) + ", accuracy " + percent(last_eval_accuracy);
+  out += "\n";
+  if (has_eval) out += "best        held-out accuracy " + percent(best_eval_accuracy) + " at epoch " + std::to_string(best_epoch) + "\n";
+  out += "time        " + fixed(seconds, 1) + " s of training, " + fixed(images_per_second, 0) + " images/s on average\n";
+  return out;
+}
+
+}  // namespace kiln::train

@@ -1,0 +1,40 @@
+// The pictures and the summary of a training run, from RUNDIR/metrics.jsonl (one JSON object per epoch,
+// written by the trainer): kiln train redraws them after every epoch, `kiln report RUNDIR` on demand.
+//
+//   RUNDIR/loss.png              train and held-out loss per epoch
+//   RUNDIR/accuracy.png          train and held-out accuracy (and held-out macro recall) per epoch
+//   RUNDIR/confusion_matrix.png  the last epoch's held-out confusion matrix (when the run has a held-out
+//                                split)
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace kiln::train {
+
+// The epoch lines of RUNDIR/metrics.jsonl, in order. Throws kiln::Error naming the file (and the line) when
+// it is missing, unreadable, holds a line that is not a JSON object, or holds no epoch line. When a run was
+// resumed after a crash, an epoch can appear twice; the later line wins.
+std::vector<nlohmann::json> read_epoch_lines(const std::filesystem::path& run_dir);
+
+// Draws the plots above into run_dir and returns their paths. Each is written atomically.
+std::vector<std::filesystem::path> write_run_plots(const std::filesystem::path& run_dir,
+                                                   const std::vector<nlohmann::json>& epochs);
+
+// The run in a few lines: epochs, the best held-out accuracy and its epoch, the last epoch's numbers,
+// total training time and throughput.
+struct RunSummary {
+  std::int64_t epochs_done = 0, epochs_planned = 0;
+  double last_train_loss = 0, last_train_accuracy = 0;
+  bool has_eval = false;
+  double last_eval_loss = 0, last_eval_accuracy = 0, best_eval_accuracy = 0;
+  std::int64_t best_epoch = 0;
+  double seconds = 0, images_per_second = 0;  // total training time; mean images/s over the epochs
+  nlohmann::json to_json() const;
+  std::string text() const;
+};
+RunSummary summarize_run(const std::vector<nlohmann::json>& epochs);
+
+}  // namespace kiln::train
