@@ -350,7 +350,6 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
     Conv2dAlgorithm expected;
   };
   const Layer layers[] = {
-      {padded(geometry(128, 3, 32, 32, 16, 3, 3), 1, 1), Conv2dAlgorithm::Im2colGemm},
       {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Conv2dAlgorithm::Direct},
       {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Conv2dAlgorithm::Im2colGemm},
       {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Conv2dAlgorithm::Direct},
@@ -362,7 +361,16 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
       {grouped(padded(geometry(128, 64, 16, 16, 64, 3, 3), 1, 1), 64), Conv2dAlgorithm::Depthwise},
       {geometry(128, 64, 16, 16, 128, 1, 1), Conv2dAlgorithm::Pointwise},
   };
+  const Conv2dGeometry first_layer = padded(geometry(128, 3, 32, 32, 16, 3, 3), 1, 1);
   for (CpuLevel level : fast_levels()) {
+    // A 3-channel input: im2col + GEMM forward and backward-data, but Direct for the weight gradient,
+    // whose tiles run along output channels and taps (algorithm.cpp, rule 4).
+    CHECK(kernels::choose_conv2d_algorithm(first_layer, Conv2dDirection::Forward, level) ==
+          Conv2dAlgorithm::Im2colGemm);
+    CHECK(kernels::choose_conv2d_algorithm(first_layer, Conv2dDirection::BackwardData, level) ==
+          Conv2dAlgorithm::Im2colGemm);
+    CHECK(kernels::choose_conv2d_algorithm(first_layer, Conv2dDirection::BackwardWeight, level) ==
+          Conv2dAlgorithm::Direct);
     for (const Layer& layer : layers) {
       for (Conv2dDirection direction :
            {Conv2dDirection::Forward, Conv2dDirection::BackwardData, Conv2dDirection::BackwardWeight}) {
