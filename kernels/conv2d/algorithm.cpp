@@ -22,6 +22,9 @@
 //        128->128 at 8x8  21.8 / 18.0 / 37.4 vs 16.2 / 15.5 / 20.6
 //      and at batch 1, 64->64 at 8x8 (64 positions): 0.13 / 0.06 / 0.11 vs 0.21 / 0.24 / 0.10.
 //   5. Everything else goes to im2col + GEMM, which handles any stride, padding, dilation and groups.
+//      Direct runs strided forwards and weight gradients too (through the strip's phases), but at stride 2
+//      im2col + GEMM stays ahead: 1 thread, batch 128, ms, im2col+GEMM vs direct: 16->32 at 32x32
+//      forward 4.46 vs 5.37, weight gradient 5.73 vs 5.63; 32->64 at 16x16 4.15 vs 4.80, 4.47 vs 4.71.
 //
 // Winograd F(2x2, 3x3) is no longer chosen: its transforms are scalar loops, and Direct now matches it
 // where it used to win (128->128 at 8x8, batch 128: 1 thread 30.3 vs 30.7 ms, 2 threads 19.3 vs 16.2).
@@ -96,7 +99,8 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
     case Conv2dAlgorithm::Winograd:
       return direction == Conv2dDirection::Forward && is_winograd_3x3(g);
     case Conv2dAlgorithm::Direct:
-      return fits_direct_strip(g) && level != CpuLevel::Reference;
+      return level != CpuLevel::Reference &&
+             (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
   }
   return false;
 }
@@ -109,7 +113,7 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   // The weight gradient's tiles are output channels by taps, so few input channels only shorten them.
   const bool enough_input_channels =
       direction == Conv2dDirection::BackwardWeight || g.in_channels_per_group() >= kMinDirectChannels;
-  if (fits_direct_strip(g) && enough_input_channels && g.out_channels_per_group() >= kMinDirectChannels &&
+  if (direct_backward_data_fits(g) && enough_input_channels && g.out_channels_per_group() >= kMinDirectChannels &&
       g.batch * g.out_height() * g.out_width() >= kMinDirectPositions) {
     return Conv2dAlgorithm::Direct;
   }

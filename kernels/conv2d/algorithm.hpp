@@ -5,8 +5,9 @@
 //   Pointwise   1x1 kernel, stride 1, no padding: a GEMM directly on the NCHW image, no unfolding
 //   Depthwise   groups == C_in == C_out: a direct kernel vectorized along the output row
 //   Winograd    F(2x2, 3x3): forward only, 3x3 kernel, stride 1, dilation 1, groups 1
-//   Direct      stride 1, pad <= dilation * (K - 1): a GEMM over a zero-padded strip of images where every
-//               tap is a constant offset, so no im2col (direct_kernel.hpp); all three directions
+//   Direct      a GEMM over a zero-padded strip of images where every tap is a constant offset, so no
+//               im2col (direct_kernel.hpp); forward and backward-weight for any geometry, backward-data
+//               for stride 1 with pad <= dilation * (K - 1)
 //
 // The choice (choose_conv2d_algorithm) is a function of the shape, the direction and the CPU level only,
 // never of the thread count, so a run is reproducible on any number of threads. dispatch.cpp is the one

@@ -91,11 +91,12 @@ namespace winograd {
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 }  // namespace winograd
 
-// Direct stride-1 convolution (direct_kernel.hpp, avx512_direct.cpp, avx2_direct.cpp): a GEMM over a
-// zero-padded "strip" of a chunk of images (direct_strip.hpp) on which every tap is a constant offset, so
-// there is no im2col; backward-data is the forward of gy through the transposed kernel. Needs stride 1 and
-// padding no wider than the kernel's reach, pad <= dilation * (K - 1), along each axis.
-constexpr bool fits_direct_strip(const Conv2dGeometry& g) {
+// Direct convolution (direct_kernel.hpp, avx512_direct.cpp, avx2_direct.cpp): a GEMM over a zero-padded
+// "strip" of a chunk of images (direct_strip.hpp) on which every tap is a constant offset, so there is no
+// im2col. Forward and backward-weight take any geometry; backward-data is the forward of gy through the
+// transposed kernel, which needs stride 1 and padding no wider than the kernel's reach,
+// pad <= dilation * (K - 1), along each axis (every "same" and "valid" convolution).
+constexpr bool direct_backward_data_fits(const Conv2dGeometry& g) {
   return g.stride_h == 1 && g.stride_w == 1 && g.pad_h <= g.dilation_h * (g.kernel_h - 1) &&
          g.pad_w <= g.dilation_w * (g.kernel_w - 1);
 }

@@ -1,5 +1,5 @@
-// Direct convolution for stride 1, all three directions, with no im2col: a GEMM whose B operand is never
-// stored, because on the strip (direct_strip.hpp) every row of it is the input shifted by a constant.
+// Direct convolution with no im2col, all three directions: a GEMM whose B operand is never stored,
+// because on the strip (direct_strip.hpp) every row of it is the input shifted by a constant.
 //
 // Per group, with Cg = C_in/groups, Cog = C_out/groups, k = (ci, kh, kw) running over Cg*KH*KW in the
 // weight's own order, q over the strip's output positions and offsets[k] = ci * channel_stride +
@@ -8,11 +8,11 @@
 //   forward          out[co, q] = sum over k of  w[co, k] * strip_x[offsets[k] + q]
 //                    a GEMM [Cog, Cg*KH*KW] x [Cg*KH*KW, positions]: A is the packed weight, B row k is
 //                    the strip starting at offsets[k]; then the output positions are gathered into y
-//   backward-data    the forward convolution of gy, padded by dilation * (K - 1) - pad, through the kernel
-//                    flipped in both axes with C_in and C_out swapped (the transposed convolution)
-//   backward-weight  gw[co, k] = sum over q of strip_gy[co, q] * strip_x[offsets[k] + q]
-//                    the same product with the positions as the sum: dot products along q, one vector
-//                    accumulator per (co, k) of a tile, summed across its lanes once per chunk of images
+//   backward-data    (stride 1) the forward convolution of gy, padded by dilation * (K - 1) - pad, through
+//                    the kernel flipped in both axes with C_in and C_out swapped (the transposed convolution)
+//   backward-weight  gw[co, k] = sum over the outputs n = (b, oh, ow) of strip_x[offsets[k] + q(n)] *
+//                    gy_t[n][co], where gy_t is gy channels-last: the same product with the outputs as the
+//                    sum, vectorized along the output channels, visiting real outputs only (no junk)
 //
 // Against im2col + GEMM this skips writing and re-reading the KH*KW-times larger column matrix (and, in
 // backward-data, col2im's scattered adds); the taps re-read the strip from L1 instead.
@@ -20,8 +20,8 @@
 // Tiles are template parameters, chosen per instruction set in avx512_direct.cpp / avx2_direct.cpp:
 //   forward          kRows output channels x kVectors vectors of positions of accumulators; each k step
 //                    loads kVectors vectors of the strip and broadcasts kRows weights
-//   backward-weight  kRows output channels x kColumns k of accumulators; each vector step of q loads
-//                    kColumns strip vectors and kRows gy vectors
+//   backward-weight  WeightTile: `taps` values of k x `vectors` vectors of output channels; each output
+//                    broadcasts `taps` strip values and loads `vectors` vectors of gy_t
 //
 // Threads: the batch is cut into fixed chunks (batch_chunks.hpp); with at least as many chunks as threads
 // each thread takes whole chunks, otherwise (batch 1) the threads share the tiles of each chunk. Every
@@ -113,9 +113,9 @@ void weight_tile(const Strip<V>& strip, std::int64_t count, const float* const* 
 #pragma GCC unroll 16
   for (int j = 0; j < kTaps; ++j) x[j] = x_rows[j];
   for (std::int64_t b = 0; b < count; ++b) {
-    for (std::int64_t oh = 0; oh < strip.out_height; ++oh) {
+    for (std::int64_t oh = 0; oh < strip.out_height(); ++oh) {
       const std::int64_t q = strip.output_index(b, oh, 0);
-      for (std::int64_t ow = 0; ow < strip.out_width; ++ow) {
+      for (std::int64_t ow = 0; ow < strip.out_width(); ++ow) {
         Reg grad[kVectors];
 #pragma GCC unroll 4
         for (int v = 0; v < kVectors; ++v) grad[v] = V::load(gy_t + v * V::width);
@@ -140,13 +140,12 @@ void weight_tile(const Strip<V>& strip, std::int64_t count, const float* const* 
 
 // offsets[k] for k = (ci, kh, kw) < Cg*KH*KW, then `extra` more zeros (a tile's columns past the end).
 template <typename V>
-std::vector<std::int64_t> tap_offsets(const Conv2dGeometry& g, std::int64_t channel_stride,
-                                      std::int64_t extra) {
+std::vector<std::int64_t> tap_offsets(const Conv2dGeometry& g, const Strip<V>& strip, std::int64_t extra) {
   std::vector<std::int64_t> offsets;
   for (std::int64_t ci = 0; ci < g.in_channels_per_group(); ++ci) {
     for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
       for (std::int64_t kw = 0; kw < g.kernel_w; ++kw)
-        offsets.push_back(ci * channel_stride + Strip<V>::tap_offset(g, kh, kw));
+        offsets.push_back(ci * strip.channel_stride + strip.tap_offset(kh, kw));
     }
   }
   offsets.resize(offsets.size() + static_cast<std::size_t>(extra), 0);
@@ -185,7 +184,7 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
     float* sliver = packed.get() + (group * panels + panel) * depth * kRows;
     for (std::int64_t k = 0; k < depth; ++k) sliver[k * kRows + r] = w[co * depth + k];
   }
-  const std::vector<std::int64_t> offsets = tap_offsets<V>(g, strip.channel_stride, 0);
+  const std::vector<std::int64_t> offsets = tap_offsets<V>(g, strip, 0);
 
   batch_chunks::for_each_chunk(
       chunks.chunk_count, strip.floats(cg) + panels * kRows * out_stride, [&](std::int64_t chunk, float* scratch) {
@@ -278,7 +277,7 @@ void backward_weight_tiled(const Conv2dGeometry& g, const float* gy, const float
   const batch_chunks::Chunking chunks =
       chunk_images<V>(g, cg * probe.image_stride + plane_out * gy_t_stride, kWeightChunkFloats);
   const Strip<V> strip(g, chunks.images_per_chunk, 1);
-  const std::vector<std::int64_t> offsets = tap_offsets<V>(g, strip.channel_stride, Tile::taps);
+  const std::vector<std::int64_t> offsets = tap_offsets<V>(g, strip, Tile::taps);
 
   batch_chunks::sum_over_chunks(
       chunks.chunk_count, g.out_channels * depth,

@@ -1,8 +1,9 @@
-// The strip: the layout that turns a stride-1 convolution into a GEMM without im2col (direct_kernel.hpp).
+// The strip: the layout that turns a convolution into a GEMM without im2col (direct_kernel.hpp).
 //
 // A chunk of images, one channel at a time, is copied into one long zero-padded "strip" of rows `row`
-// floats wide. The images sit one under the other, each preceded by pad_h zero rows, and every row starts
-// with pad_w zeros; the rows after the last image are zero too. For pad 1 and two 3x3 images (a..i, j..r):
+// floats wide. For stride 1 the images sit one under the other, each preceded by pad_h zero rows, and
+// every row starts with pad_w zeros; the rows after the last image are zero too. For pad 1 and two 3x3
+// images (a..i, j..r):
 //
 //      0 0 0 0        row 0     image 0's top padding   (pad_h rows)
 //      0 a b c        row 1     image 0, each row led by pad_w zeros
@@ -21,14 +22,18 @@
 //     leading zeros, which are the right padding it needs (pad_w of them; the reach is always pad_w);
 //   - each image's top padding is the previous image's bottom padding.
 //
+// Stride s: output ow reads padded column ow * s + kw * dilation, so consecutive outputs are s floats
+// apart. The padded image is therefore split into s_h x s_w phases, phase (p, q) holding padded rows
+// i * s_h + p and columns j * s_w + q, each phase a strip of its own; tap (kh, kw) reads phase
+// ((kh * d_h) % s_h, (kw * d_w) % s_w) at the shift ((kh * d_h) / s_h, (kw * d_w) / s_w), and consecutive
+// outputs read consecutive floats again. Stride 1 is the case of one phase. (Only the forward convolution
+// and the weight gradient take strides: backward-data of a strided convolution is not a convolution of
+// this form.)
+//
 // The price is "junk" positions: strip indices whose (oh, ow) is not an output (ow >= OW, oh >= OH, and
 // the positions rounded up to a whole tile). They are computed and thrown away: with pad 1, 3x3 that is
 // 6% of the work at 32x32, 12% at 16x16, 21% at 8x8. Junk positions may read anything inside the strip;
 // no output reads a junk position.
-//
-// Both tricks need an output row to fit in a strip row, OW <= W + pad_w (and OH <= H + pad_h), that is
-// pad <= dilation * (K - 1) along each axis: every "same" and "valid" convolution (fits_direct_strip,
-// conv2d.hpp, checks it).
 //
 // Templates on the vector trait V only so that the two instruction sets never share a compiled function
 // (avx512_direct.cpp and avx2_direct.cpp are compiled with different -m flags).
@@ -51,39 +56,90 @@ float* copy_floats(const float* from, std::int64_t n, float* to) {
   }
   return to + n;
 }
+// to[0, n) = from[0], from[2], ..., from[2n - 2]: a stride-2 phase of a row, two vectors deinterleaved at a
+// time. Reads no further than from[2n - 2].
+template <typename V>
+float* copy_every_other(const float* from, std::int64_t n, float* to) {
+  for (std::int64_t i = 0; i < n; i += V::width) {
+    const std::int64_t lanes = std::min<std::int64_t>(V::width, n - i);
+    const std::int64_t available = 2 * lanes - 1;  // from[2i .. 2i + 2 lanes - 2]
+    const typename V::Reg low = V::load_partial(from + 2 * i, std::min<std::int64_t>(V::width, available));
+    const typename V::Reg high =
+        available > V::width ? V::load_partial(from + 2 * i + V::width, available - V::width) : V::zero();
+    typename V::Reg even, odd;
+    V::deinterleave(low, high, even, odd);
+    V::store_partial(to + i, even, lanes);
+  }
+  return to + n;
+}
+
 template <typename V>
 float* zero_floats(std::int64_t n, float* to) {
   for (std::int64_t i = 0; i < n; i += V::width) V::store_partial(to + i, V::zero(), std::min<std::int64_t>(V::width, n - i));
   return to + n;
 }
 
+// One axis of the strip (its rows, or its columns), for input size `size` with `pad` zeros on each side:
+// phase p holds padded positions i * stride + p, that is input positions i * stride + p - pad, for i in
+// [0, line). Lines follow each other: along columns a line is a strip row, along rows it is an image.
+template <typename V>
+struct StripAxis {
+  std::int64_t size, pad, stride, dilation, kernel, out;
+  std::int64_t line = 0;  // phase positions per line: every output, every input, and no harmful wrap
+
+  StripAxis(std::int64_t size_, std::int64_t pad_, std::int64_t stride_, std::int64_t dilation_, std::int64_t kernel_)
+      : size(size_), pad(pad_), stride(stride_), dilation(dilation_), kernel(kernel_),
+        out((size_ + 2 * pad_ - dilation_ * (kernel_ - 1) - 1) / stride_ + 1) {
+    line = out;
+    for (std::int64_t p = 0; p < stride; ++p) line = std::max(line, data_end(p));
+    // A tap reading past the line's end lands at the start of the next line, which must be that line's
+    // leading zeros. It always is: reads never pass the right padding, and a phase has as many left-padding
+    // positions as it can read of the right padding. (tests/kernels/conv2d_strip_test.cpp checks this
+    // over every small geometry; wraps_into_data is that check.)
+  }
+
+  bool wraps_into_data() const {
+    for (std::int64_t t = 0; t < kernel; ++t) {
+      const std::int64_t last_read = out - 1 + shift(t);
+      if (last_read >= line && last_read - line >= data_begin(phase(t))) return true;
+    }
+    return false;
+  }
+
+  std::int64_t phase(std::int64_t tap) const { return tap * dilation % stride; }
+  std::int64_t shift(std::int64_t tap) const { return tap * dilation / stride; }
+  // Phase p's positions [data_begin, data_end) hold input; the rest of its line is zero.
+  std::int64_t data_begin(std::int64_t p) const { return p >= pad ? 0 : (pad - p + stride - 1) / stride; }
+  std::int64_t data_end(std::int64_t p) const {
+    return pad + size - 1 - p < 0 ? 0 : (pad + size - 1 - p) / stride + 1;
+  }
+  std::int64_t input_of(std::int64_t p, std::int64_t i) const { return i * stride + p - pad; }
+};
+
 template <typename V>
 struct Strip {
-  std::int64_t in_height, in_width, pad_h, pad_w;
-  std::int64_t out_height, out_width;
-  std::int64_t row;             // floats per strip row: W + pad_w
-  std::int64_t image_stride;    // floats per image: (H + pad_h) rows
+  StripAxis<V> rows, columns;
+  std::int64_t row;             // floats per strip row
+  std::int64_t image_stride;    // floats per image in one phase: rows.line strip rows
   std::int64_t images;          // images per chunk
   std::int64_t block;           // computed positions come in whole multiples of this (a kernel's tile)
-  std::int64_t channel_stride;  // floats per channel's strip, every read of every tile included
+  std::int64_t phase_stride;    // floats per phase of one channel, every read of every tile included
+  std::int64_t channel_stride;  // floats per channel: stride_h * stride_w phases
 
   // The layout of a chunk of up to `images` images of g's input (a forward convolution's x).
   Strip(const Conv2dGeometry& g, std::int64_t images_per_chunk, std::int64_t tile_positions)
-      : in_height(g.in_height),
-        in_width(g.in_width),
-        pad_h(g.pad_h),
-        pad_w(g.pad_w),
-        out_height(g.out_height()),
-        out_width(g.out_width()),
-        row(g.in_width + g.pad_w),
-        image_stride((g.in_height + g.pad_h) * row),
+      : rows(g.in_height, g.pad_h, g.stride_h, g.dilation_h, g.kernel_h),
+        columns(g.in_width, g.pad_w, g.stride_w, g.dilation_w, g.kernel_w),
+        row(columns.line),
+        image_stride(rows.line * row),
         images(images_per_chunk),
         block(tile_positions) {
-    const std::int64_t data_rows = images * (in_height + pad_h) + pad_h;  // the last image's bottom padding
-    const std::int64_t last_read = positions(images) - 1 + tap_offset(g, g.kernel_h - 1, g.kernel_w - 1);
-    channel_stride = (std::max(data_rows * row, last_read + 1) + V::width - 1) / V::width * V::width;
+    const std::int64_t last_read =
+        positions(images) - 1 + rows.shift(g.kernel_h - 1) * row + columns.shift(g.kernel_w - 1);
+    phase_stride = (last_read + 1 + V::width - 1) / V::width * V::width;
     // A stride of a multiple of 4 KiB would put every channel's same column in the same L1 set.
-    if (channel_stride % 1024 == 0) channel_stride += V::width;
+    if (phase_stride % 1024 == 0) phase_stride += V::width;
+    channel_stride = rows.stride * columns.stride * phase_stride;
   }
 
   // Output positions computed for a chunk of `count` images: every output, rounded up to a whole block.
@@ -93,27 +149,36 @@ struct Strip {
   std::int64_t output_index(std::int64_t b, std::int64_t oh, std::int64_t ow) const {
     return b * image_stride + oh * row + ow;
   }
-  static std::int64_t tap_offset(const Conv2dGeometry& g, std::int64_t kh, std::int64_t kw) {
-    return kh * g.dilation_h * (g.in_width + g.pad_w) + kw * g.dilation_w;
+  // Where tap (kh, kw) reads, relative to the output index, within a channel.
+  std::int64_t tap_offset(std::int64_t kh, std::int64_t kw) const {
+    const std::int64_t phase = rows.phase(kh) * columns.stride + columns.phase(kw);
+    return phase * phase_stride + rows.shift(kh) * row + columns.shift(kw);
   }
+  std::int64_t out_height() const { return rows.out; }
+  std::int64_t out_width() const { return columns.out; }
   std::int64_t floats(std::int64_t channels) const { return channels * channel_stride; }
 
   // strip[c] = images [0, count) of `channels` planes [H, W] (plane c of image b at
-  // x + b * image_floats + c * H*W), with every padding float written as zero and the rest of the channel's
-  // strip zero too: the whole strip is written, so the scratch it lives in may start as anything.
+  // x + b * image_floats + c * H*W), with every padding float written as zero and the rest of each phase
+  // zero too: the whole strip is written, so the scratch it lives in may start as anything.
   void fill_input(const float* x, std::int64_t image_floats, std::int64_t count, std::int64_t channels,
                   float* strip) const {
+    const std::int64_t plane = rows.size * columns.size;
     for (std::int64_t c = 0; c < channels; ++c) {
-      float* to = strip + c * channel_stride;
-      for (std::int64_t b = 0; b < count; ++b) {
-        const float* plane = x + b * image_floats + c * in_height * in_width;
-        to = zero_floats<V>(pad_h * row, to);
-        for (std::int64_t ih = 0; ih < in_height; ++ih) {
-          to = zero_floats<V>(pad_w, to);
-          to = copy_floats<V>(plane + ih * in_width, in_width, to);
+      for (std::int64_t p = 0; p < rows.stride; ++p) {
+        for (std::int64_t q = 0; q < columns.stride; ++q) {
+          float* phase_begin = strip + c * channel_stride + (p * columns.stride + q) * phase_stride;
+          float* to = phase_begin;
+          for (std::int64_t b = 0; b < count; ++b) {
+            const float* image_plane = x + b * image_floats + c * plane;
+            for (std::int64_t i = 0; i < rows.line; ++i) {
+              const std::int64_t ih = rows.input_of(p, i);
+              to = ih >= 0 && ih < rows.size ? fill_row(image_plane + ih * columns.size, q, to) : zero_floats<V>(row, to);
+            }
+          }
+          zero_floats<V>(phase_begin + phase_stride - to, to);
         }
       }
-      zero_floats<V>(strip + (c + 1) * channel_stride - to, to);
     }
   }
 
@@ -121,21 +186,37 @@ struct Strip {
   // strip[c] (`stride` floats apart), plus bias[c] when bias is not null: the junk is dropped.
   void gather_output(const float* strip, std::int64_t stride, std::int64_t count, std::int64_t channels,
                      const float* bias, float* y, std::int64_t image_floats) const {
+    const std::int64_t out_h = out_height(), out_w = out_width();
     for (std::int64_t b = 0; b < count; ++b) {
       for (std::int64_t c = 0; c < channels; ++c) {
         const float* from = strip + c * stride + b * image_stride;
-        float* plane = y + b * image_floats + c * out_height * out_width;
-        for (std::int64_t oh = 0; oh < out_height; ++oh) {
+        float* plane = y + b * image_floats + c * out_h * out_w;
+        for (std::int64_t oh = 0; oh < out_h; ++oh) {
           const float* in_row = from + oh * row;
-          float* out_row = plane + oh * out_width;
+          float* out_row = plane + oh * out_w;
           if (bias) {
-            for (std::int64_t ow = 0; ow < out_width; ++ow) out_row[ow] = in_row[ow] + bias[c];
+            for (std::int64_t ow = 0; ow < out_w; ++ow) out_row[ow] = in_row[ow] + bias[c];
           } else {
-            copy_floats<V>(in_row, out_width, out_row);
+            copy_floats<V>(in_row, out_w, out_row);
           }
         }
       }
     }
+  }
+
+ private:
+  // One strip row of column phase q from an input row: zeros, the phase's input columns, zeros.
+  float* fill_row(const float* input_row, std::int64_t q, float* to) const {
+    const std::int64_t begin = columns.data_begin(q), end = std::min(row, columns.data_end(q));
+    to = zero_floats<V>(begin, to);
+    if (columns.stride == 1) {
+      to = copy_floats<V>(input_row + columns.input_of(q, begin), end - begin, to);
+    } else if (columns.stride == 2) {
+      to = copy_every_other<V>(input_row + columns.input_of(q, begin), end - begin, to);
+    } else {
+      for (std::int64_t j = begin; j < end; ++j) *to++ = input_row[columns.input_of(q, j)];
+    }
+    return zero_floats<V>(row - std::max(begin, end), to);
   }
 };
 

@@ -114,6 +114,8 @@ std::vector<Conv2dGeometry> odd_shapes() {
       padded(geometry(40, 16, 16, 16, 17, 3, 3), 1, 1),  // direct: 4 chunks, 17 outputs (a part tile)
       dilated(padded(geometry(2, 5, 9, 8, 7, 3, 3), 0, 2), 1, 2),  // pad 0 along h, pad 2 dilation 2 along w
       padded(geometry(1, 9, 5, 5, 10, 5, 5), 2, 1),                // 5x5 kernel, batch 1, pads differ
+      padded(geometry(2, 4, 5, 6, 3, 1, 1), 1, 2),                 // padding wider than the kernel's reach
+      padded(strided(geometry(3, 8, 11, 9, 9, 3, 3), 3, 2), 2, 1), // stride 3 x 2, pad 2 x 1
   };
 }
 
