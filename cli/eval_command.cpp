@@ -1,5 +1,6 @@
 // kiln eval CKPT DATA: the checkpoint's model on a labelled image folder (DATA/test when it exists, else
-// DATA itself), preprocessed exactly as in training, with the full metrics table (or --json).
+// DATA itself), preprocessed exactly as in training, with the full metrics table (or --json), and with
+// --misclassified DIR the worst misclassified images as pictures.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -7,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
+#include "plot/picture.hpp"
 #include "train/evaluate.hpp"
 #include "train/model_io.hpp"
 
@@ -15,6 +17,8 @@ namespace {
 
 struct EvalOptions {
   std::filesystem::path checkpoint, data;
+  std::filesystem::path misclassified;  // empty: do not write the misclassified images
+  std::size_t misclassified_count = 24;
   std::int64_t batch_size = 256;
   int loader_threads = 2;
   bool json = false;
@@ -32,6 +36,39 @@ void check_same_classes(const std::vector<std::string>& trained, const std::vect
   }
 }
 
+// DIR/misclassified.png (a sheet) and one PNG per image: the worst misclassified images, each enlarged as
+// the model saw it with its true and predicted class under it. Returns the files written.
+std::vector<std::filesystem::path> write_misclassified(const EvalOptions& options, const train::LoadedModel& loaded,
+                                                       const data::ImageFolder& folder,
+                                                       const std::vector<train::SampleOutcome>& outcomes) {
+  std::filesystem::create_directories(options.misclassified);
+  std::vector<std::filesystem::path> files;
+  std::vector<plot::Canvas> pictures;
+  const std::vector<train::SampleOutcome> worst = train::worst_misclassified(outcomes, options.misclassified_count);
+  for (std::size_t rank = 0; rank < worst.size(); ++rank) {
+    const train::SampleOutcome& outcome = worst[rank];
+    const data::Sample& sample = folder.samples()[outcome.sample];
+    const data::Image seen = loaded.preprocessing.as_seen(data::decode_image_file(sample.path));
+    const std::string& truth = loaded.classes[static_cast<std::size_t>(outcome.label)];
+    const std::string& guess = loaded.classes[static_cast<std::size_t>(outcome.predicted)];
+    char line[128];
+    std::snprintf(line, sizeof line, "said: %s %.0f%%", guess.c_str(), 100.0 * outcome.predicted_probability);
+    plot::Canvas picture = plot::picture({seen.height, seen.width, seen.channels, seen.pixels.data()},
+                                         std::max<int>(1, static_cast<int>(128 / std::max(seen.height, seen.width))),
+                                         {sample.path.filename().string(), "true: " + truth, line});
+    char name[64];
+    std::snprintf(name, sizeof name, "%02zu-", rank + 1);
+    files.push_back(options.misclassified / (name + truth + "-as-" + guess + "-" + sample.path.stem().string() + ".png"));
+    picture.save_png(files.back());
+    pictures.push_back(std::move(picture));
+  }
+  if (!pictures.empty()) {
+    files.push_back(options.misclassified / "misclassified.png");
+    plot::contact_sheet(pictures, 6).save_png(files.back());
+  }
+  return files;
+}
+
 void run_eval(const EvalOptions& options) {
   const train::LoadedModel loaded = train::load_model(options.checkpoint);
   const std::filesystem::path root =
@@ -44,18 +81,31 @@ void run_eval(const EvalOptions& options) {
   loader_options.threads = options.loader_threads;
   loader_options.strict = options.strict;
   data::DataLoader loader(folder, loaded.preprocessing, loader_options);
-  const train::MetricsReport report =
-      train::evaluate(*loaded.model, loader, static_cast<std::int64_t>(loaded.classes.size()));
+  std::vector<train::SampleOutcome> outcomes;
+  const train::MetricsReport report = train::evaluate(*loaded.model, loader, static_cast<std::int64_t>(loaded.classes.size()),
+                                                      options.misclassified.empty() ? nullptr : &outcomes);
+  const std::vector<std::filesystem::path> pictures =
+      options.misclassified.empty() ? std::vector<std::filesystem::path>() : write_misclassified(options, loaded, folder, outcomes);
   if (options.json) {
     nlohmann::json out = report.to_json(loaded.classes);
     out["data"] = root.string();
     out["skipped_files"] = loader.skipped_files();
+    if (!options.misclassified.empty()) {
+      out["misclassified_files"] = nlohmann::json::array();
+      for (const auto& file : pictures) out["misclassified_files"].push_back(file.string());
+    }
     std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf("%s on %s (%lld images", loaded.architecture.name.c_str(), root.string().c_str(),
                 static_cast<long long>(report.samples));
     if (loader.skipped_files() > 0) std::printf(", %lld unreadable files skipped", static_cast<long long>(loader.skipped_files()));
     std::printf(")\n%s", report.table(loaded.classes).c_str());
+    if (!pictures.empty()) {
+      std::printf("\nthe %zu worst misclassified images (least probability on the true class): %s\n",
+                  pictures.size() - 1, pictures.back().string().c_str());
+    } else if (!options.misclassified.empty()) {
+      std::printf("\nno image was misclassified\n");
+    }
   }
 }
 
@@ -71,6 +121,10 @@ void add_eval_command(CLI::App& app) {
   add_compute_threads_option(command);
   command->add_flag("--json", options->json, "print the metrics as one JSON object");
   command->add_flag("--strict", options->strict, "stop on an unreadable image instead of skipping it");
+  command->add_option("--misclassified", options->misclassified,
+                      "write the worst misclassified images (true and predicted class under each) into this folder");
+  command->add_option("--misclassified-count", options->misclassified_count, "how many misclassified images to write")
+      ->capture_default_str();
   command->callback([options] { run_eval(*options); });
 }
 

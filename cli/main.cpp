@@ -6,6 +6,7 @@
 //   kiln info runs/cifar/last.kiln
 //   kiln data-report DATA
 //   kiln report runs/cifar
+//   kiln explain runs/cifar/last.kiln photo.jpg --top 3
 //
 // Every error ends the program with one line on stderr and exit status 1.
 #include <unistd.h>
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_info_command(app);
   kiln::cli::add_data_report_command(app);
   kiln::cli::add_report_command(app);
+  kiln::cli::add_explain_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -1,5 +1,7 @@
 #include "data/preprocessing.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "core/error.hpp"
@@ -125,6 +127,22 @@ Preprocessing Preprocessing::from_json(const nlohmann::json& json) {
   preprocessing.std = numbers_field(json, "std");
   preprocessing.validate();
   return preprocessing;
+}
+
+Image Preprocessing::as_seen(const Image& image) const {
+  const std::vector<float> values = apply(image).to_vector<float>();
+  Image seen{height, width, channels, {}};
+  const std::int64_t plane = height * width;
+  seen.pixels.resize(static_cast<std::size_t>(plane * channels));
+  for (std::int64_t c = 0; c < channels; ++c) {
+    const auto k = static_cast<std::size_t>(c);
+    for (std::int64_t p = 0; p < plane; ++p) {
+      const double v = values[static_cast<std::size_t>(c * plane + p)] * std[k] + mean[k];
+      seen.pixels[static_cast<std::size_t>(p * channels + c)] =
+          static_cast<std::uint8_t>(std::lround(std::clamp(v, 0.0, 1.0) * 255.0));
+    }
+  }
+  return seen;
 }
 
 }  // namespace kiln::data

@@ -44,6 +44,10 @@ struct Preprocessing {
 
   // The image as a model input: float32 [channels, height, width] (see the steps above).
   Tensor apply(const Image& image) const;
+  // The image as the model sees it, for people: apply's resize and channel matching, then its
+  // normalization undone, as 8-bit pixels [height, width, channels]. (Pictures of what a model saw, such
+  // as kiln explain's heat maps, are drawn over this.)
+  Image as_seen(const Image& image) const;
 
   // Throws kiln::Error naming the field that is out of range or of the wrong length.
   void validate() const;

@@ -19,6 +19,11 @@ ModulePtr Sequential::operator[](std::size_t index) const {
   return children()[index].second;
 }
 
+const std::string& Sequential::name(std::size_t index) const {
+  KILN_CHECK(index < size(), "Sequential: index ", index, " is out of range for ", size(), " modules");
+  return children()[index].first;
+}
+
 // A BatchNorm2d directly followed by a ReLU runs as one fused op (BatchNorm2d::forward_then_relu): the
 // same values, in fewer passes over memory. The ReLU module is then skipped; hooks on it, if kiln ever
 // has them, would not see the fused call.

@@ -25,6 +25,7 @@ class Sequential : public Module {
 
   std::size_t size() const { return children().size(); }
   ModulePtr operator[](std::size_t index) const;  // the index-th child; throws when out of range
+  const std::string& name(std::size_t index) const;  // the index-th child's name; throws when out of range
 
   Tensor forward(const Tensor& input) override;  // the children in order; an empty Sequential is the identity
   std::string describe() const override { return "Sequential"; }

@@ -6,7 +6,23 @@
 
 namespace kiln::train {
 
-MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int64_t classes) {
+namespace {
+
+void record_outcomes(const Tensor& logits, const data::Batch& batch, std::vector<SampleOutcome>& outcomes) {
+  const std::int64_t classes = logits.size(1);
+  const std::vector<double> probabilities = softmax(logits, 1).to_vector<double>();
+  const std::vector<std::int64_t> labels = batch.labels.to_vector<std::int64_t>();
+  for (std::size_t i = 0; i < batch.indices.size(); ++i) {
+    const double* row = probabilities.data() + i * static_cast<std::size_t>(classes);
+    const auto predicted = static_cast<std::int64_t>(std::max_element(row, row + classes) - row);  // first maximum
+    outcomes.push_back({batch.indices[i], labels[i], predicted, row[labels[i]], row[predicted]});
+  }
+}
+
+}  // namespace
+
+MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int64_t classes,
+                       std::vector<SampleOutcome>* outcomes) {
   const bool was_training = model.is_training();
   model.eval();
   NoGradGuard no_grad;
@@ -16,9 +32,22 @@ MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int
     const Tensor logits = model(batch->images);
     const double loss_sum = cross_entropy(logits, batch->labels, Tensor(), {.reduction = Reduction::Sum}).item();
     metrics.add(logits, batch->labels, loss_sum);
+    if (outcomes) record_outcomes(logits, *batch, *outcomes);
   }
   model.train(was_training);
   return metrics.report();
+}
+
+std::vector<SampleOutcome> worst_misclassified(const std::vector<SampleOutcome>& outcomes, std::size_t count) {
+  std::vector<SampleOutcome> wrong;
+  for (const SampleOutcome& outcome : outcomes) {
+    if (outcome.predicted != outcome.label) wrong.push_back(outcome);
+  }
+  std::stable_sort(wrong.begin(), wrong.end(), [](const SampleOutcome& a, const SampleOutcome& b) {
+    return a.label_probability < b.label_probability;
+  });
+  if (wrong.size() > count) wrong.resize(count);
+  return wrong;
 }
 
 std::vector<ClassScore> predict_file(const LoadedModel& loaded, const std::filesystem::path& image, std::int64_t k) {

@@ -12,8 +12,22 @@
 
 namespace kiln::train {
 
-// Runs the model over every batch of the loader's epoch 0 and accumulates metrics (loss included).
-MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int64_t classes);
+// One evaluated image: its index in the loader's folder, its true class, the predicted class (argmax) and
+// the probabilities the model gave both.
+struct SampleOutcome {
+  std::size_t sample = 0;
+  std::int64_t label = 0, predicted = 0;
+  double label_probability = 0, predicted_probability = 0;
+};
+
+// Runs the model over every batch of the loader's epoch 0 and accumulates metrics (loss included). With
+// `outcomes`, also lists every image's outcome, in the loader's order.
+MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int64_t classes,
+                       std::vector<SampleOutcome>* outcomes = nullptr);
+
+// The misclassified outcomes, worst first: those where the model gave the true class the least
+// probability (it was most sure of something else). At most `count`.
+std::vector<SampleOutcome> worst_misclassified(const std::vector<SampleOutcome>& outcomes, std::size_t count);
 
 struct ClassScore {
   std::string name;

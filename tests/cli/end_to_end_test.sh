@@ -50,6 +50,13 @@ grep -q "^epochs      2 of 2" "$work/out" || { echo "FAIL: report summarizes the
 check "report --json" "$kiln" report "$run" --json
 grep -q '"best_epoch"' "$work/out" || { echo "FAIL: report --json has best_epoch"; failures=$((failures + 1)); }
 check_error "report on a folder that is not a run" "metrics.jsonl: cannot read" "$kiln" report "$work/no-such-run"
+check "explain" "$kiln" explain "$run/last.kiln" "$data/test/cat/0001.jpg" --top 2 --out "$work/explained"
+[ -s "$work/explained/0001-explained.png" ] || { echo "FAIL: explain writes the sheet"; failures=$((failures + 1)); }
+[ "$(ls "$work/explained" | grep -c '^0001-[12]-.*\.png$')" -eq 2 ] || { echo "FAIL: explain writes one PNG per class"; failures=$((failures + 1)); }
+check_error "explain a missing image" "no-such.jpg: no such file" "$kiln" explain "$run/last.kiln" "$work/no-such.jpg"
+check "eval --misclassified" "$kiln" eval "$run/last.kiln" "$data" --misclassified "$work/wrong" --misclassified-count 5
+[ "$(ls "$work/wrong" | grep -c -- '-as-')" -eq 5 ] || { echo "FAIL: eval writes 5 misclassified pictures"; failures=$((failures + 1)); }
+[ -s "$work/wrong/misclassified.png" ] || { echo "FAIL: eval writes the misclassified sheet"; failures=$((failures + 1)); }
 check "info" "$kiln" info "$run/last.kiln"
 grep -q "lenet5" "$work/out" || { echo "FAIL: info names the architecture"; failures=$((failures + 1)); }
 
