@@ -11,6 +11,7 @@ void add_predict_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_explain_command(CLI::App& app);
+void add_pack_command(CLI::App& app);
 void add_data_report_command(CLI::App& app);
 
 // `--threads N`: how many threads the compute kernels use (OpenMP), set as soon as the option is parsed,

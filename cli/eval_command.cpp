@@ -8,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
+#include "data/pack.hpp"
 #include "plot/picture.hpp"
 #include "train/evaluate.hpp"
 #include "train/model_io.hpp"
@@ -48,7 +49,7 @@ std::vector<std::filesystem::path> write_misclassified(const EvalOptions& option
   for (std::size_t rank = 0; rank < worst.size(); ++rank) {
     const train::SampleOutcome& outcome = worst[rank];
     const data::Sample& sample = folder.samples()[outcome.sample];
-    const data::Image seen = loaded.preprocessing.as_seen(data::decode_image_file(sample.path));
+    const data::Image seen = loaded.preprocessing.as_seen(folder.decode(outcome.sample));
     const std::string& truth = loaded.classes[static_cast<std::size_t>(outcome.label)];
     const std::string& guess = loaded.classes[static_cast<std::size_t>(outcome.predicted)];
     char line[128];
@@ -71,10 +72,18 @@ std::vector<std::filesystem::path> write_misclassified(const EvalOptions& option
 
 void run_eval(const EvalOptions& options) {
   const train::LoadedModel loaded = train::load_model(options.checkpoint);
+  // A pack evaluates its test split when it has one, else all its images (as a folder without test/ does).
+  const bool packed = data::Pack::is_pack(options.data);
   const std::filesystem::path root =
-      std::filesystem::is_directory(options.data / "test") ? options.data / "test" : options.data;
-  const data::ImageFolder folder = data::ImageFolder::scan(root);
-  check_same_classes(loaded.classes, folder.classes(), root);
+      !packed && std::filesystem::is_directory(options.data / "test") ? options.data / "test" : options.data;
+  data::ImageFolder folder;
+  if (packed) {
+    data::DataSplits splits = data::discover_splits(root, 0.0, 0);
+    folder = splits.test ? std::move(*splits.test) : std::move(splits.train);
+  } else {
+    folder = data::ImageFolder::scan(root);
+  }
+  check_same_classes(loaded.classes, folder.classes(), folder.root());
   data::LoaderOptions loader_options;
   loader_options.batch_size = options.batch_size;
   loader_options.shuffle = false;
@@ -88,7 +97,7 @@ void run_eval(const EvalOptions& options) {
       options.misclassified.empty() ? std::vector<std::filesystem::path>() : write_misclassified(options, loaded, folder, outcomes);
   if (options.json) {
     nlohmann::json out = report.to_json(loaded.classes);
-    out["data"] = root.string();
+    out["data"] = folder.root().string();
     out["skipped_files"] = loader.skipped_files();
     if (!options.misclassified.empty()) {
       out["misclassified_files"] = nlohmann::json::array();
@@ -96,7 +105,7 @@ void run_eval(const EvalOptions& options) {
     }
     std::printf("%s\n", out.dump().c_str());
   } else {
-    std::printf("%s on %s (%lld images", loaded.architecture.name.c_str(), root.string().c_str(),
+    std::printf("%s on %s (%lld images", loaded.architecture.name.c_str(), folder.root().string().c_str(),
                 static_cast<long long>(report.samples));
     if (loader.skipped_files() > 0) std::printf(", %lld unreadable files skipped", static_cast<long long>(loader.skipped_files()));
     std::printf(")\n%s", report.table(loaded.classes).c_str());

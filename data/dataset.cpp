@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "data/image.hpp"
+#include "data/pack.hpp"
 #include "data/folder_listing.hpp"
 #include "data/shuffle.hpp"
 
@@ -68,11 +69,34 @@ void check_same_classes(const ImageFolder& train, const ImageFolder& split) {
   }
 }
 
+// The pack's images of split `name` ("" for a pack of a one-tree folder), in the pack's order (the
+// folder's: by class, then by name).
+ImageFolder pack_split(const std::shared_ptr<const Pack>& pack, const std::string& name) {
+  std::vector<Sample> samples;
+  for (std::size_t i = 0; i < pack->entries().size(); ++i) {
+    const Pack::Entry& entry = pack->entries()[i];
+    if (entry.split != name) continue;
+    fs::path shown = pack->file();
+    if (!name.empty()) shown /= name;
+    shown /= pack->classes()[static_cast<std::size_t>(entry.label)];
+    samples.push_back({shown / entry.name, entry.label, static_cast<std::int64_t>(i)});
+  }
+  fs::path root = pack->file();
+  if (!name.empty()) root /= name;
+  return ImageFolder(root, pack->classes(), std::move(samples), pack);
+}
+
 }  // namespace
 
 ImageFolder::ImageFolder(std::filesystem::path root, std::vector<std::string> classes,
-                         std::vector<Sample> samples)
-    : root_(std::move(root)), classes_(std::move(classes)), samples_(std::move(samples)) {}
+                         std::vector<Sample> samples, std::shared_ptr<const Pack> pack)
+    : root_(std::move(root)), classes_(std::move(classes)), samples_(std::move(samples)), pack_(std::move(pack)) {}
+
+Image ImageFolder::decode(std::size_t index) const {
+  const Sample& sample = samples_.at(index);
+  if (sample.pack_entry < 0) return decode_image_file(sample.path);
+  return decode_image_bytes(pack_->bytes(static_cast<std::size_t>(sample.pack_entry)), sample.path.string());
+}
 
 ImageFolder ImageFolder::scan(const std::filesystem::path& root) {
   std::error_code status;
@@ -113,19 +137,33 @@ ImageFolder ImageFolder::subset(const std::vector<std::size_t>& indices) const {
                samples_.size(), " samples");
     chosen.push_back(samples_[index]);
   }
-  return ImageFolder(root_, classes_, std::move(chosen));
+  return ImageFolder(root_, classes_, std::move(chosen), pack_);
 }
 
 DataSplits discover_splits(const std::filesystem::path& root, double val_split, std::uint64_t seed) {
   KILN_CHECK(val_split >= 0.0 && val_split < 1.0, "val_split must be in [0, 1), got ", val_split);
   std::error_code status;
-  KILN_CHECK(fs::is_directory(root, status), root.string(),
-             ": data folder does not exist or is not a folder");
+  const bool packed = Pack::is_pack(root);
+  KILN_CHECK(packed || fs::is_directory(root, status), root.string(),
+             ": data folder does not exist or is not a folder (or a kiln pack)");
 
   DataSplits splits;
-  const fs::path train_folder = root / "train";
-  if (fs::is_directory(train_folder, status)) {
-    splits.train = ImageFolder::scan(train_folder);
+  if (packed) {
+    const std::shared_ptr<const Pack> pack = Pack::open(root);
+    const auto split_of = [&](const std::string& name) { return pack_split(pack, name); };
+    if (split_of("train").size() > 0) {
+      splits.train = split_of("train");
+      if (split_of("test").size() > 0) splits.test = split_of("test");
+      if (split_of("val").size() > 0) {
+        splits.validation = split_of("val");
+        return splits;
+      }
+    } else {
+      splits.train = split_of("");
+    }
+    KILN_CHECK(splits.train.size() > 0, root.string(), ": the pack holds no training images");
+  } else if (fs::is_directory(root / "train", status)) {
+    splits.train = ImageFolder::scan(root / "train");
     if (fs::is_directory(root / "test", status)) {
       splits.test = ImageFolder::scan(root / "test");
       check_same_classes(splits.train, *splits.test);

@@ -15,21 +15,29 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "data/image.hpp"
+
 namespace kiln::data {
 
 struct Sample {
-  std::filesystem::path path;
-  std::int64_t label;  // index into ImageFolder::classes()
+  std::filesystem::path path;     // for a pack's image: PACK/<split>/<class>/<name>, for messages only
+  std::int64_t label;             // index into ImageFolder::classes()
+  std::int64_t pack_entry = -1;   // the image's entry in the folder's pack; -1: a file at `path`
 };
+
+class Pack;
 
 class ImageFolder {
  public:
   ImageFolder() = default;
-  ImageFolder(std::filesystem::path root, std::vector<std::string> classes, std::vector<Sample> samples);
+  // `pack` holds the samples' bytes when they come from a pack (pack.hpp), else it is null.
+  ImageFolder(std::filesystem::path root, std::vector<std::string> classes, std::vector<Sample> samples,
+              std::shared_ptr<const Pack> pack = nullptr);
 
   // Lists root/<class>/<image>. Throws kiln::Error naming the path when root is missing or unreadable,
   // holds no class folders, holds a single class ("needs at least two classes"), or a class folder holds
@@ -40,6 +48,10 @@ class ImageFolder {
   // range.
   ImageFolder subset(const std::vector<std::size_t>& indices) const;
 
+  // Decodes sample `index`, from its file or from the pack. Throws kiln::Error naming the image when it is
+  // missing, unreadable or not an image.
+  Image decode(std::size_t index) const;
+
   const std::filesystem::path& root() const { return root_; }
   const std::vector<std::string>& classes() const { return classes_; }
   const std::vector<Sample>& samples() const { return samples_; }
@@ -49,6 +61,7 @@ class ImageFolder {
   std::filesystem::path root_;
   std::vector<std::string> classes_;  // sorted; label i is classes_[i]
   std::vector<Sample> samples_;       // by class, then by file name
+  std::shared_ptr<const Pack> pack_;  // null for a folder on disk
 };
 
 struct DataSplits {
@@ -57,7 +70,7 @@ struct DataSplits {
   std::optional<ImageFolder> test;
 };
 
-// Finds the splits under `root`, in one of two layouts:
+// Finds the splits under `root`, in one of two layouts, or in a pack file (pack.hpp) made from either:
 //
 //   root/train/<class>/...  [root/val/<class>/...]  [root/test/<class>/...]
 //     The folders are the splits. Every split must list the same classes as train (the error names the

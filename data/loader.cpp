@@ -193,10 +193,9 @@ std::shared_ptr<const Image> DataLoader::load(std::size_t index) {
     // A file already found unreadable is not read again (with strict, it is, to throw its error).
     if (!options_.strict && unreadable_.contains(index)) return nullptr;
   }
-  const std::filesystem::path& path = folder_.samples()[index].path;
   std::shared_ptr<const Image> image;
   try {
-    image = std::make_shared<const Image>(decode_image_file(path));
+    image = std::make_shared<const Image>(folder_.decode(index));
   } catch (const Error& error) {
     if (options_.strict) throw;
     std::lock_guard lock(cache_mutex_);

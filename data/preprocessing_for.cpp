@@ -76,7 +76,7 @@ Survey survey(const ImageFolder& folder, const std::vector<std::size_t>& chosen,
     try {
       for (std::size_t k = t; k < chosen.size(); k += thread_count) {
         try {
-          surveys[t].add(decode_image_file(folder.samples()[chosen[k]].path));
+          surveys[t].add(folder.decode(chosen[k]));
         } catch (const Error& error) {
           if (surveys[t].first_failure.empty()) surveys[t].first_failure = error.what();
         }
