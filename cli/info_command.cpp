@@ -3,9 +3,40 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "train/early_stopping.hpp"
 #include "train/model_io.hpp"
 
 namespace kiln::cli {
+namespace {
+
+// The overfitting guards' state: the best epoch so far (the one in best.kiln), the patience, the fold.
+void print_guards(const nlohmann::json& header) {
+  const nlohmann::json& config = header.at("config");
+  const train::EarlyStoppingState state =
+      train::EarlyStoppingState::from_json(header.value("early_stopping", nlohmann::json()));
+  const long long epoch = header.at("epoch").get<long long>();
+  if (state.best) {
+    const std::string since = state.best_epoch == epoch ? "this checkpoint's epoch"
+                                                        : std::to_string(state.epochs_without_improvement) +
+                                                              " epochs without improvement since";
+    std::printf("best           epoch %lld, %s %.4g (%s)\n", static_cast<long long>(state.best_epoch),
+                config.value("monitor", std::string("eval_loss")).c_str(), *state.best, since.c_str());
+  }
+  const auto patience = config.value("early_stop_patience", std::int64_t{0});
+  if (patience > 0) {
+    const bool stopped =
+        train::patience_exhausted(state, patience) && epoch < config.at("epochs").get<long long>();
+    std::printf("early stop     after %lld epochs without improvement%s\n", static_cast<long long>(patience),
+                stopped ? ": stopped" : "");
+  }
+  const auto folds = config.value("folds", std::int64_t{0});
+  if (folds > 0) {
+    std::printf("fold           %lld of %lld (cross-validation)\n", config.at("fold").get<long long>() + 1,
+                static_cast<long long>(folds));
+  }
+}
+
+}  // namespace
 
 void add_info_command(CLI::App& app) {
   auto checkpoint = std::make_shared<std::filesystem::path>();
@@ -44,6 +75,7 @@ void add_info_command(CLI::App& app) {
       const std::string source = config.value("class_weights", std::string());
       std::printf("balancing      class weights (%s): %s\n", source.c_str(), list.c_str());
     }
+    print_guards(header);
     if (!header.at("history").empty()) std::printf("last epoch     %s\n", header.at("history").back().dump().c_str());
   });
 }

@@ -1,12 +1,15 @@
 // kiln train DATA [options]: trains a model from the zoo on an image folder and writes RUNDIR/last.kiln
-// and RUNDIR/metrics.jsonl after every epoch.
+// and RUNDIR/metrics.jsonl after every epoch (and RUNDIR/best.kiln when the held-out metric improves);
+// with --folds K, K such runs of a cross-validation in RUNDIR/fold-1 .. fold-K and a summary.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "cli/commands.hpp"
 #include "cli/progress_bar.hpp"
 #include "models/architecture.hpp"
+#include "train/cross_validation.hpp"
 #include "train/trainer.hpp"
 
 namespace kiln::cli {
@@ -64,9 +67,40 @@ void print_balance_settings(const nlohmann::json& plan) {
   }
 }
 
+// What the run does against overfitting, in text: which metric chooses best.kiln and on which split,
+// the patience, and on --resume the best so far. A run without held-out data says it keeps no best.kiln.
+void print_guard_settings(const nlohmann::json& plan) {
+  const std::string split = plan.at("eval_split").get<std::string>();
+  if (plan.at("best_checkpoint").is_null()) {
+    std::printf("best.kiln: not kept, there is no held-out split (add --val-split 0.1 or a val/ folder)\n");
+    return;
+  }
+  std::string line = "best.kiln: the epoch with the best " +
+                     plan.at("monitor").at("description").get<std::string>() + " on " + split;
+  const long long patience = plan.at("early_stop_patience").get<long long>();
+  if (patience > 0) {
+    line += "; early stop after " + std::to_string(patience) + " epoch" + (patience == 1 ? "" : "s") +
+            " without improvement";
+  }
+  if (split == "test") line += " (the test split chooses it: --val-split 0.1 keeps test for the final score)";
+  std::printf("%s\n", line.c_str());
+  const nlohmann::json& state = plan.at("early_stopping");
+  if (plan.at("resumed_at_epoch").get<long long>() > 0 && !state.at("best").is_null()) {
+    const long long since = state.at("epochs_without_improvement").get<long long>();
+    std::printf("best so far: %s %.4g at epoch %lld, %lld epoch%s without improvement since\n",
+                plan.at("monitor").at("metric").get<std::string>().c_str(), state.at("best").get<double>(),
+                state.at("best_epoch").get<long long>(), since, since == 1 ? "" : "s");
+  }
+}
+
+void print_json_line(const nlohmann::json& line) {
+  std::printf("%s\n", line.dump().c_str());
+  std::fflush(stdout);  // a script reading the pipe sees each line as it happens
+}
+
 // Prints the run as it goes: a progress bar while an epoch runs, one line per epoch (or a JSON line
 // with --json). The loader reports unreadable files on stderr itself.
-class ConsoleObserver final : public train::TrainingObserver {
+class ConsoleObserver final : public train::CrossValidationObserver {
  public:
   explicit ConsoleObserver(bool json) : json_(json) {}
 
@@ -92,8 +126,10 @@ class ConsoleObserver final : public train::TrainingObserver {
       std::printf("resuming after epoch %lld\n", plan.at("resumed_at_epoch").get<long long>());
     }
     print_balance_settings(plan);
+    print_guard_settings(plan);
     std::fflush(stdout);
     warn_if_imbalanced(plan, false);
+    keeps_best_ = !plan.at("best_checkpoint").is_null();
   }
 
   void on_step(const train::StepProgress& p) override {
@@ -119,17 +155,84 @@ class ConsoleObserver final : public train::TrainingObserver {
         std::printf("  |  eval loss %.4f acc %5.1f%% macro-recall %5.1f%%", s.validation->loss,
                     100.0 * s.validation->accuracy, 100.0 * s.validation->macro_recall);
       }
-      std::printf("  |  lr %.4g  %.0f img/s  %s\n", s.learning_rate, s.images_per_second,
-                  format_duration(s.seconds).c_str());
+      std::printf("  |  lr %.4g  %.0f img/s  %s%s\n", s.learning_rate, s.images_per_second,
+                  format_duration(s.seconds).c_str(), s.improved && keeps_best_ ? "  -> best.kiln" : "");
     }
+    std::fflush(stdout);
+  }
+
+  void on_early_stop(const train::EarlyStop& stop) override {
+    if (json_) {
+      nlohmann::json line = stop.to_json();
+      line["event"] = "early_stop";
+      print_json_line(line);
+      return;
+    }
+    std::printf("early stop: %s\n", stop.message().c_str());
+    std::fflush(stdout);
+  }
+
+  void on_cross_validation_start(const nlohmann::json& plan) override {
+    if (json_) {
+      print_json_line({{"event", "cross_validation_start"}, {"plan", plan}});
+      return;
+    }
+    std::string sizes;
+    for (const auto& size : plan.at("fold_sizes")) sizes += (sizes.empty() ? "" : ", ") + size.dump();
+    std::printf(
+        "cross-validation: %lld stratified folds of the %lld images in %s (seed %llu; held out: %s)\n",
+        plan.at("folds").get<long long>(), plan.at("images").get<long long>(),
+        plan.at("data").get<std::string>().c_str(), plan.at("seed").get<unsigned long long>(), sizes.c_str());
+    for (const auto& split : plan.at("unused_splits")) {
+      std::printf("the %s/ split is not used: the folds come from the training images only\n",
+                  split.get<std::string>().c_str());
+    }
+    std::fflush(stdout);
+  }
+
+  void on_fold_start(std::int64_t fold, std::int64_t folds, bool already_finished) override {
+    if (json_) {
+      print_json_line(
+          {{"event", "fold"}, {"fold", fold}, {"folds", folds}, {"already_finished", already_finished}});
+      return;
+    }
+    std::printf("\nfold %lld/%lld%s\n", static_cast<long long>(fold), static_cast<long long>(folds),
+                already_finished ? ": finished earlier, skipped" : "");
     std::fflush(stdout);
   }
 
  private:
   bool json_;
+  bool keeps_best_ = false;
   ProgressBar bar_;
   std::chrono::steady_clock::time_point epoch_start_;
 };
+
+// The cross-validation's summary: a table in text, or one JSON line {"event": "cross_validation", ...}.
+void print_cross_validation(const train::CrossValidationSummary& summary,
+                            const std::filesystem::path& run_dir, bool json) {
+  const std::filesystem::path file = run_dir / train::kFoldsSummaryFile;
+  if (json) {
+    nlohmann::json line = summary.to_json();
+    line["event"] = "cross_validation";
+    line["summary_file"] = file.string();
+    print_json_line(line);
+    return;
+  }
+  std::printf("\ncross-validation: %lld folds, each scored at its %s (std: sample standard deviation)\n%s",
+              static_cast<long long>(summary.folds), summary.scored_at.c_str(), summary.table().c_str());
+  std::printf("summary: %s\n", file.string().c_str());
+}
+
+// After a run: where its checkpoints are.
+void print_checkpoints(const train::TrainResult& result) {
+  std::printf("checkpoint: %s\n", result.checkpoint.string().c_str());
+  if (result.best_checkpoint && result.monitored.best) {
+    std::printf("best: %s (epoch %lld, %s %.4g)\n", result.best_checkpoint->string().c_str(),
+                static_cast<long long>(result.monitored.best_epoch), result.monitored_metric.c_str(),
+                *result.monitored.best);
+  }
+}
 
 }  // namespace
 
@@ -179,6 +282,22 @@ void add_train_command(CLI::App& app) {
                       "class,weight lines");
   command->add_flag("--balanced-sampler", config->balanced_sampler,
                     "draw each epoch with replacement, every class equally likely");
+  command
+      ->add_option("--monitor", config->monitor,
+                   "held-out metric for best.kiln and --early-stop: eval_loss (minimized), eval_accuracy or "
+                   "eval_macro_recall (maximized)")
+      ->capture_default_str();
+  command
+      ->add_option("--min-delta", config->min_delta,
+                   "smallest change of --monitor that counts as improvement")
+      ->capture_default_str();
+  command
+      ->add_option("--early-stop", config->early_stop_patience,
+                   "stop after this many epochs without improvement of --monitor (0: off)")
+      ->capture_default_str();
+  command->add_option(
+      "--folds", config->folds,
+      "k-fold cross-validation: K >= 2 runs in --out/fold-1 .. fold-K, then their mean and spread");
   command->add_flag("--strict", config->strict, "stop on an unreadable image instead of skipping it");
   command->add_flag("--resume", *resume, "continue the run in --out from its last.kiln");
   command->add_flag("--overwrite", *overwrite, "start afresh even if --out holds a checkpoint");
@@ -190,8 +309,17 @@ void add_train_command(CLI::App& app) {
     const train::RunStart start = *resume      ? train::RunStart::Resume
                                   : *overwrite ? train::RunStart::Replace
                                                : train::RunStart::Fresh;
+    if (config->folds != 0) {
+      print_cross_validation(train::cross_validate(*config, start, observer), config->run_dir, *json);
+      return;
+    }
+    const std::filesystem::path first_fold = train::fold_run_dir(config->run_dir, 1) / "last.kiln";
+    KILN_CHECK(!*resume || std::filesystem::exists(config->run_dir / "last.kiln") ||
+                   !std::filesystem::exists(first_fold),
+               "cannot resume: ", config->run_dir.string(), " holds a cross-validation (",
+               first_fold.string(), "); resume it with --folds");
     const train::TrainResult result = train::train(*config, start, observer);
-    if (!*json) std::printf("checkpoint: %s\n", result.checkpoint.string().c_str());
+    if (!*json) print_checkpoints(result);
   });
 }
 

@@ -1,9 +1,9 @@
 // Seeded permutations, and the Philox streams the data pipeline draws from.
 //
 // Every random choice in data/ (the validation split, the sample for the statistics, each epoch's
-// order or balanced draws, each sample's augmentation) is a pure function of the seed and a few
-// counters: it draws from its own Philox stream (kernels/random/philox.hpp), so no choice disturbs
-// another and none depends on thread timing.
+// order or balanced draws, each sample's augmentation), and the folds of cross-validation, is a pure
+// function of the seed and a few counters: it draws from its own Philox stream
+// (kernels/random/philox.hpp), so no choice disturbs another and none depends on thread timing.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +21,7 @@ inline constexpr std::uint64_t kStatisticsSampleStream = 0xDA7A'0002ull << 32;
 inline constexpr std::uint64_t kEpochOrderStream = 0xDA7A'0003ull << 32;       // + epoch
 inline constexpr std::uint64_t kAugmentationStream = 0xDA7A'0004ull << 32;     // + epoch
 inline constexpr std::uint64_t kBalancedSamplerStream = 0xDA7A'0005ull << 32;  // + epoch
+inline constexpr std::uint64_t kCrossValidationStream = 0xDA7A'0006ull << 32;  // train/folds.hpp
 
 // A uniformly random permutation of 0 .. count-1 (Fisher-Yates): step i swaps position i with a position
 // j in [0, i], picked by draw i of `state`. The same state gives the same permutation.

@@ -1,4 +1,5 @@
-// TrainConfig's JSON form: stored in every checkpoint, so a resumed run trains exactly as it started.
+// TrainConfig's JSON form, stored in every checkpoint so a resumed run trains exactly as it started, and
+// what a --resume may change of it.
 #include "core/error.hpp"
 #include "train/trainer.hpp"
 
@@ -27,7 +28,12 @@ nlohmann::json TrainConfig::to_json() const {
           {"max_steps_per_epoch", max_steps_per_epoch},
           {"class_weights", class_weights},
           {"class_weight_values", class_weight_values},
-          {"balanced_sampler", balanced_sampler}};
+          {"balanced_sampler", balanced_sampler},
+          {"monitor", monitor},
+          {"min_delta", min_delta},
+          {"early_stop_patience", early_stop_patience},
+          {"folds", folds},
+          {"fold", fold}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
@@ -57,9 +63,33 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
     config.class_weights = json.value("class_weights", std::string());
     config.class_weight_values = json.value("class_weight_values", std::vector<double>());
     config.balanced_sampler = json.value("balanced_sampler", false);
+    // Absent from checkpoints written before kiln kept best.kiln: those runs watched the default.
+    config.monitor = json.value("monitor", std::string("eval_loss"));
+    config.min_delta = json.value("min_delta", 0.0);
+    config.early_stop_patience = json.value("early_stop_patience", std::int64_t{0});
+    config.folds = json.value("folds", std::int64_t{0});
+    config.fold = json.value("fold", std::int64_t{0});
   } catch (const nlohmann::json::exception& error) {
     fail("training configuration: ", error.what());
   }
+  return config;
+}
+
+TrainConfig resumed_config(const TrainConfig& stored, const TrainConfig& requested,
+                           const std::filesystem::path& path) {
+  TrainConfig config = stored;
+  config.run_dir = requested.run_dir;
+  config.data = requested.data.empty() ? stored.data : requested.data;
+  config.loader_threads = requested.loader_threads;
+  KILN_CHECK(requested.epochs >= stored.epochs, "cannot resume ", path.string(), " with --epochs ",
+             requested.epochs, ": the run was planned for ", stored.epochs);
+  // A longer run keeps the stored schedule's shape only for schedules that do not depend on the total.
+  config.epochs = requested.epochs;
+  KILN_CHECK(requested.monitor == stored.monitor && requested.min_delta == stored.min_delta, "cannot resume ",
+             path.string(), " with --monitor ", requested.monitor, " --min-delta ", requested.min_delta,
+             ": its best.kiln was chosen by --monitor ", stored.monitor, " --min-delta ", stored.min_delta,
+             "; resume with those, or start a new run");
+  config.early_stop_patience = requested.early_stop_patience;
   return config;
 }
 

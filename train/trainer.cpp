@@ -19,6 +19,7 @@
 #include "train/checkpoint.hpp"
 #include "train/class_balance.hpp"
 #include "train/evaluate.hpp"
+#include "train/folds.hpp"
 #include "train/model_io.hpp"
 #include "train/run_plots.hpp"
 
@@ -32,6 +33,9 @@ constexpr std::uint64_t kDropoutStream = 1;
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
+
+std::filesystem::path last_checkpoint(const std::filesystem::path& run_dir) { return run_dir / "last.kiln"; }
+std::filesystem::path best_checkpoint(const std::filesystem::path& run_dir) { return run_dir / "best.kiln"; }
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& config, std::vector<NamedTensor> parameters) {
   if (config.optimizer == "sgd") {
@@ -84,6 +88,8 @@ struct Run {
   Tensor class_weight;   // float [classes] for cross_entropy, or undefined without --class-weights
   std::int64_t epochs_done = 0;
   std::vector<nlohmann::json> history_json;  // one metrics line per finished epoch, stored in the checkpoint
+  Monitor monitor{"eval_loss", 0.0};         // what best.kiln and --early-stop watch
+  EarlyStoppingState early_stopping;         // stored in the checkpoint, so --resume continues the count
 };
 
 data::LoaderOptions loader_options(const TrainConfig& config, bool training) {
@@ -98,13 +104,37 @@ data::LoaderOptions loader_options(const TrainConfig& config, bool training) {
   return options;
 }
 
+// The run's data: the folders and --val-split (data/dataset.hpp) or, for fold k of a cross-validation,
+// the training images of the other folds to train on and fold k held out (train/folds.hpp).
+data::DataSplits splits_for(const TrainConfig& config) {
+  if (config.folds == 0) return data::discover_splits(config.data, config.val_split, config.seed);
+  KILN_CHECK(config.val_split == 0,
+             "train: --folds and --val-split both hold out training images; use one of them");
+  const data::DataSplits folders = data::discover_splits(config.data, 0.0, config.seed);
+  FoldSplit fold = fold_split(folders.train, config.folds, config.fold, config.seed);
+  return {std::move(fold.train), std::move(fold.held_out), std::nullopt};
+}
+
+// --early-stop watches held-out data; a run without any could never stop, so it is an error up front.
+void check_early_stop_has_data(const Run& run) {
+  KILN_CHECK(run.config.early_stop_patience >= 0, "train: --early-stop must be >= 0 (0: off), got ",
+             run.config.early_stop_patience);
+  KILN_CHECK(run.config.early_stop_patience == 0 || run.splits.validation || run.splits.test,
+             "train: --early-stop ", run.config.early_stop_patience, " watches held-out data, but ",
+             run.config.data.string(),
+             " has no val/ or test/ folder and --val-split is 0; add --val-split 0.1 (or cross-validate with "
+             "--folds)");
+}
+
 // Loaders over run.splits, under run.preprocessing.
 void open_loaders(Run& run) {
   run.train_loader =
       std::make_unique<data::DataLoader>(run.splits.train, run.preprocessing, loader_options(run.config, true));
   const std::optional<data::ImageFolder>& held_out = run.splits.validation ? run.splits.validation : run.splits.test;
   if (held_out) {
-    run.eval_split_name = run.splits.validation ? "validation" : "test";
+    run.eval_split_name = run.config.folds > 0    ? "fold " + std::to_string(run.config.fold + 1)
+                          : run.splits.validation ? "validation"
+                                                  : "test";
     run.eval_loader = std::make_unique<data::DataLoader>(*held_out, run.preprocessing, loader_options(run.config, false));
   }
 }
@@ -149,6 +179,22 @@ nlohmann::json balance_plan(const Run& run) {
           {"sampler", run.config.balanced_sampler ? "balanced" : "shuffle"}};
 }
 
+// What the run watches against overfitting, for the start of the run's report.
+nlohmann::json guard_plan(const Run& run) {
+  const std::filesystem::path best = best_checkpoint(run.config.run_dir);
+  nlohmann::json plan{
+      {"monitor",
+       {{"metric", run.monitor.metric()},
+        {"min_delta", run.monitor.min_delta()},
+        {"maximized", run.monitor.maximized()},
+        {"description", run.monitor.describe()}}},
+      {"early_stop_patience", run.config.early_stop_patience},
+      {"early_stopping", run.early_stopping.to_json()},
+      {"best_checkpoint", run.eval_loader ? nlohmann::json(best.string()) : nlohmann::json(nullptr)}};
+  if (run.config.folds > 0) plan["fold"] = {{"fold", run.config.fold + 1}, {"folds", run.config.folds}};
+  return plan;
+}
+
 std::int64_t steps_per_epoch(const Run& run) {
   const std::int64_t full = run.train_loader->batches_per_epoch();
   return run.config.max_steps_per_epoch > 0 ? std::min(full, run.config.max_steps_per_epoch) : full;
@@ -157,7 +203,9 @@ std::int64_t steps_per_epoch(const Run& run) {
 Run start_fresh(const TrainConfig& config) {
   Run run;
   run.config = config;
-  run.splits = data::discover_splits(config.data, config.val_split, config.seed);
+  run.monitor = Monitor(config.monitor, config.min_delta);
+  run.splits = splits_for(config);
+  check_early_stop_has_data(run);
   prepare_class_balance(run, true);
   run.preprocessing = data::preprocessing_for(run.splits.train);
   open_loaders(run);
@@ -172,8 +220,6 @@ Run start_fresh(const TrainConfig& config) {
   return run;
 }
 
-std::filesystem::path last_checkpoint(const std::filesystem::path& run_dir) { return run_dir / "last.kiln"; }
-
 Run resume_from(const TrainConfig& requested) {
   const std::filesystem::path path = last_checkpoint(requested.run_dir);
   KILN_CHECK(std::filesystem::exists(path), "cannot resume: ", path.string(), " does not exist");
@@ -183,16 +229,12 @@ Run resume_from(const TrainConfig& requested) {
   check_header_field(header, "schema", kCheckpointSchema, path);
 
   Run run;
-  run.config = TrainConfig::from_json(header.at("config"));
-  run.config.run_dir = requested.run_dir;
-  run.config.data = requested.data.empty() ? run.config.data : requested.data;
-  run.config.loader_threads = requested.loader_threads;
-  KILN_CHECK(requested.epochs >= run.config.epochs, "cannot resume ", path.string(), " with --epochs ",
-             requested.epochs, ": the run was planned for ", run.config.epochs);
-  // A longer run keeps the stored schedule's shape only for schedules that do not depend on the total.
-  run.config.epochs = requested.epochs;
+  run.config = resumed_config(TrainConfig::from_json(header.at("config")), requested, path);
+  run.monitor = Monitor(run.config.monitor, run.config.min_delta);
+  run.early_stopping = EarlyStoppingState::from_json(header.value("early_stopping", nlohmann::json()));
   run.preprocessing = data::Preprocessing::from_json(header.at("preprocessing"));
-  run.splits = data::discover_splits(run.config.data, run.config.val_split, run.config.seed);
+  run.splits = splits_for(run.config);
+  check_early_stop_has_data(run);
   open_loaders(run);
   const auto stored_classes = header.at("classes").get<std::vector<std::string>>();
   KILN_CHECK(stored_classes == run.splits.train.classes(), "cannot resume ", path.string(), ": the data at ",
@@ -221,7 +263,11 @@ Run resume_from(const TrainConfig& requested) {
   return run;
 }
 
-void save(const Run& run) {
+// Writes RUNDIR/last.kiln, and first RUNDIR/best.kiln (the same checkpoint) when the epoch improved the
+// monitored metric. In that order, a crash between the two writes leaves last.kiln an epoch behind, and
+// --resume retrains that epoch to the same best.kiln; the other order could leave last.kiln naming a best
+// epoch that best.kiln does not hold.
+void save(const Run& run, bool improved) {
   nlohmann::json header;
   header["kind"] = kCheckpointKind;
   header["schema"] = kCheckpointSchema;
@@ -234,9 +280,25 @@ void save(const Run& run) {
   header["epoch"] = run.epochs_done;
   header["rng"] = {{"seed", run.config.seed}, {"dropout_offset", default_generator().offset()}};
   header["history"] = run.history_json;
+  header["early_stopping"] = run.early_stopping.to_json();
   std::vector<NamedTensor> tensors = model_state(*run.model);
   for (const auto& [name, tensor] : run.optimizer->state_tensors()) tensors.emplace_back(kOptimizerTensorPrefix + name, tensor);
-  save_checkpoint(last_checkpoint(run.config.run_dir), Checkpoint{header, tensors});
+  const Checkpoint checkpoint{header, tensors};
+  if (improved) save_checkpoint(best_checkpoint(run.config.run_dir), checkpoint);
+  save_checkpoint(last_checkpoint(run.config.run_dir), checkpoint);
+}
+
+EarlyStop early_stop_report(const Run& run, bool before_resume) {
+  return {.before_resume = before_resume,
+          .epoch = run.epochs_done,
+          .epochs = run.config.epochs,
+          .patience = run.config.early_stop_patience,
+          .metric = run.monitor.metric(),
+          .min_delta = run.monitor.min_delta(),
+          .best_value = run.early_stopping.best.value_or(std::nan("")),
+          .best_epoch = run.early_stopping.best_epoch,
+          .best_checkpoint = best_checkpoint(run.config.run_dir),
+          .epochs_without_improvement = run.early_stopping.epochs_without_improvement};
 }
 
 void append_metrics_line(const std::filesystem::path& run_dir, const nlohmann::json& line) {
@@ -313,6 +375,8 @@ nlohmann::json EpochSummary::to_json() const {
                       {"seconds", seconds},
                       {"images_per_second", images_per_second}};
   if (validation) {
+    line["improved"] = improved;
+    line["best_epoch"] = best_epoch;
     line["eval_loss"] = validation->loss;
     line["eval_accuracy"] = validation->accuracy;
     line["eval_macro_recall"] = validation->macro_recall;
@@ -327,6 +391,7 @@ nlohmann::json EpochSummary::to_json() const {
 }
 
 TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& observer) {
+  Monitor{config.monitor, config.min_delta};  // a bad --monitor or --min-delta fails before any work
   KILN_CHECK(start != RunStart::Fresh || !std::filesystem::exists(last_checkpoint(config.run_dir)),
              last_checkpoint(config.run_dir).string(),
              " already exists; continue it with --resume, or choose another --out (or --overwrite)");
@@ -348,15 +413,36 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
                       {"kernels", {{"cpu_level", kernels::cpu_level_name(kernels::cpu_level())},
                                    {"threads", kernels::compute_threads()}}}};
   plan.update(balance_plan(run));
+  plan.update(guard_plan(run));
   observer.on_start(plan);
   TrainResult result;
+  result.checkpoint = last_checkpoint(run.config.run_dir);
+  if (run.eval_loader) result.best_checkpoint = best_checkpoint(run.config.run_dir);
+  result.monitored_metric = run.monitor.metric();
+  const std::int64_t patience = run.config.early_stop_patience;
+  if (run.epochs_done < run.config.epochs && patience_exhausted(run.early_stopping, patience)) {
+    result.monitored = run.early_stopping;
+    result.early_stop = early_stop_report(run, true);
+    observer.on_early_stop(*result.early_stop);
+    return result;
+  }
   for (std::int64_t epoch = run.epochs_done; epoch < run.config.epochs; ++epoch) {
     EpochSummary summary = train_one_epoch(run, epoch, observer);
     run.epochs_done = epoch + 1;
+    if (summary.validation) {
+      summary.improved = record_epoch(run.early_stopping, run.monitor, run.epochs_done,
+                                      run.monitor.value_of(*summary.validation));
+      summary.best_epoch = run.early_stopping.best_epoch;
+    }
     nlohmann::json line = summary.to_json();
     if (!run.eval_split_name.empty()) line["eval_split"] = run.eval_split_name;
     run.history_json.push_back(line);
-    save(run);  // after the epoch's metrics are final, so the checkpoint and metrics.jsonl agree
+    if (start == RunStart::Replace && epoch == 0 && !summary.improved) {
+      std::error_code ignored;  // the replaced run's best.kiln is not this run's
+      std::filesystem::remove(best_checkpoint(run.config.run_dir), ignored);
+    }
+    save(run,
+         summary.improved);  // after the epoch's metrics are final, so the checkpoint and metrics.jsonl agree
     // metrics.jsonl also gets the held-out confusion matrix (the checkpoint's history stays small).
     nlohmann::json logged = line;
     if (summary.validation) {
@@ -366,8 +452,13 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
     redraw_plots(run.config.run_dir);
     observer.on_epoch(summary);
     result.history.push_back(std::move(summary));
+    if (run.epochs_done < run.config.epochs && patience_exhausted(run.early_stopping, patience)) {
+      result.early_stop = early_stop_report(run, false);
+      observer.on_early_stop(*result.early_stop);
+      break;
+    }
   }
-  result.checkpoint = last_checkpoint(run.config.run_dir);
+  result.monitored = run.early_stopping;
   return result;
 }
 

@@ -1,6 +1,8 @@
 // The training loop: data -> model -> cross-entropy -> backward -> optimizer, one epoch at a time, with
 // validation after each epoch, metrics appended to RUNDIR/metrics.jsonl, and RUNDIR/last.kiln written
 // atomically after every epoch so an interrupted run loses at most one epoch and `resume` continues it.
+// With a held-out split, RUNDIR/best.kiln also holds the epoch with the best monitored metric so far,
+// and --early-stop ends the run when that stops improving (train/early_stopping.hpp).
 //
 // Everything random is a function of the seed: weight initialization, the epoch's sample order, each
 // sample's augmentation, dropout. A run resumed from the checkpoint of epoch k therefore ends with the
@@ -10,13 +12,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "data/augment.hpp"
+#include "train/early_stopping.hpp"
 #include "train/metrics.hpp"
 
 namespace kiln::train {
@@ -33,7 +35,7 @@ struct TrainConfig {
   bool nesterov = false;
   double weight_decay = 5e-4;
   std::string schedule = "cosine";              // constant | multistep | cosine | onecycle
-  std::vector<std::int64_t> milestones;         // multistep: epochs at which the rate is multiplied by gamma
+  std::vector<std::int64_t> milestones{};       // multistep: epochs at which the rate is multiplied by gamma
   double gamma = 0.1;
   std::int64_t warmup_epochs = 0;
   double label_smoothing = 0.0;
@@ -45,10 +47,16 @@ struct TrainConfig {
   bool strict = false;                          // a bad image file is an error, not a warning
   std::int64_t max_steps_per_epoch = 0;         // 0: whole epochs (tests and smoke runs use a cap)
   // Class imbalance (train/class_balance.hpp); at most one of the two.
-  std::string class_weights;                    // "" (none), "auto", or a "class,weight" file
-  std::vector<double> class_weight_values;      // [classes] the resolved weights, filled in at the start
+  std::string class_weights{};                  // "" (none), "auto", or a "class,weight" file
+  std::vector<double> class_weight_values{};    // [classes] the resolved weights, filled in at the start
                                                 // of a run and stored, so --resume keeps them
   bool balanced_sampler = false;                // draw each epoch with replacement, classes equally likely
+  // Overfitting guards (train/early_stopping.hpp, train/cross_validation.hpp).
+  std::string monitor = "eval_loss";     // the held-out metric best.kiln and early stopping watch
+  double min_delta = 0.0;                // an improvement must beat the best by more than this
+  std::int64_t early_stop_patience = 0;  // stop after this many epochs without improvement; 0: off
+  std::int64_t folds = 0;                // cross-validation: this run trains on all folds but `fold`
+  std::int64_t fold = 0;                 // of the training data's `folds` (0 folds: not a fold run)
 
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& json);
@@ -65,6 +73,8 @@ struct EpochSummary {
   double train_loss, train_accuracy, learning_rate, seconds, images_per_second;
   std::optional<MetricsReport> validation;
   std::vector<std::string> classes = {};  // names for the per-class recall in to_json
+  bool improved = false;                  // the monitored metric improved: best.kiln now holds this epoch
+  std::int64_t best_epoch = 0;  // 1-based: the epoch best.kiln holds after this one (0: no best.kiln)
   nlohmann::json to_json() const;
 };
 
@@ -74,11 +84,16 @@ class TrainingObserver {
   virtual void on_start(const nlohmann::json& /*plan*/) {}
   virtual void on_step(const StepProgress& /*progress*/) {}
   virtual void on_epoch(const EpochSummary& /*summary*/) {}
+  virtual void on_early_stop(const EarlyStop& /*stop*/) {}
 };
 
 struct TrainResult {
-  std::filesystem::path checkpoint;  // RUNDIR/last.kiln
-  std::vector<EpochSummary> history;
+  std::filesystem::path checkpoint;                      // RUNDIR/last.kiln
+  std::optional<std::filesystem::path> best_checkpoint;  // RUNDIR/best.kiln, for a run with held-out data
+  std::string monitored_metric;                          // what chose best.kiln: "eval_loss"
+  EarlyStoppingState monitored;                          // its best value and epoch (the one in best.kiln)
+  std::vector<EpochSummary> history;                     // the epochs this call trained
+  std::optional<EarlyStop> early_stop;                   // set when --early-stop ended the run
 };
 
 enum class RunStart {
@@ -88,7 +103,15 @@ enum class RunStart {
 };
 
 // Throws kiln::Error on bad data, a NaN loss (after which last.kiln still holds the last good epoch)
-// or a failed checkpoint write (which leaves the previous last.kiln intact).
+// or a failed checkpoint write (which leaves the previous last.kiln intact), and on settings that cannot
+// work: an unknown --monitor, --early-stop without held-out data.
 TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& observer);
+
+// The configuration a --resume trains with: `stored` (the checkpoint's, read from `path`) with the
+// request's run folder, data folder (when given), loader threads, epochs (which may only grow) and
+// early-stop patience (which may change: a larger one continues a run that stopped early). Throws when
+// the request watches another --monitor or --min-delta than the run's best.kiln was chosen by.
+TrainConfig resumed_config(const TrainConfig& stored, const TrainConfig& requested,
+                           const std::filesystem::path& path);
 
 }  // namespace kiln::train

@@ -3,64 +3,35 @@
 // checkpoint, --balanced-sampler resumes to the same weights as an uninterrupted run, the two exclude
 // each other, and the epoch line carries the per-class recall.
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "core/error.hpp"
+#include "tests/support/scratch_folder.hpp"
+#include "tests/support/tiny_training.hpp"
 #include "train/model_io.hpp"
 #include "train/trainer.hpp"
 
 using namespace kiln;
+using kiln::testing::copy_cifar_images;
+using kiln::testing::ScratchFolder;
 namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kSubset = fs::path(KILN_SOURCE_DIR) / "assets" / "cifar10-subset";
-
-// A fresh folder under /tmp, removed at the end of the test.
-class ScratchFolder {
- public:
-  explicit ScratchFolder(const std::string& name)
-      : path_(fs::temp_directory_path() /
-              ("kiln-imbalance-test-" + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~ScratchFolder() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 // DATA/train/{airplane: 12, cat: 3}, DATA/test/{airplane: 2, cat: 2}: a ratio of 4 in training.
 fs::path make_imbalanced_data(const fs::path& root) {
-  const auto copy = [&](const std::string& split, const std::string& name, int count) {
-    fs::create_directories(root / split / name);
-    for (int i = 0; i < count; ++i) {
-      const std::string file = (i < 10 ? "000" : "00") + std::to_string(i) + ".jpg";
-      fs::copy_file(kSubset / split / name / file, root / split / name / file);
-    }
-  };
-  copy("train", "airplane", 12);
-  copy("train", "cat", 3);
-  copy("test", "airplane", 2);
-  copy("test", "cat", 2);
+  copy_cifar_images("train", "airplane", 12, root / "train");
+  copy_cifar_images("train", "cat", 3, root / "train");
+  copy_cifar_images("test", "airplane", 2, root / "test");
+  copy_cifar_images("test", "cat", 2, root / "test");
   return root;
 }
 
 train::TrainConfig tiny_config(const fs::path& data, const fs::path& run_dir) {
-  train::TrainConfig config;
-  config.data = data;
-  config.run_dir = run_dir;
-  config.model = "lenet5";
-  config.epochs = 1;
+  train::TrainConfig config = kiln::testing::tiny_lenet5_config(data, run_dir, 3);
   config.batch_size = 5;
-  config.learning_rate = 0.05;
-  config.seed = 3;
-  config.loader_threads = 0;
   return config;
 }
 
@@ -91,7 +62,7 @@ std::vector<std::vector<float>> weights_of(const fs::path& run_dir) {
 }  // namespace
 
 TEST_CASE("imbalance: --class-weights auto is reported, stored, changes the loss, and survives --resume") {
-  const ScratchFolder scratch("auto");
+  const ScratchFolder scratch("kiln-imbalance-test", "auto");
   const fs::path data = make_imbalanced_data(scratch.path() / "data");
   train::TrainConfig config = tiny_config(data, scratch.path() / "weighted");
   config.class_weights = "auto";
@@ -133,7 +104,7 @@ TEST_CASE("imbalance: --class-weights auto is reported, stored, changes the loss
 }
 
 TEST_CASE("imbalance: --class-weights FILE is stored, so the run resumes after the file is gone") {
-  const ScratchFolder scratch("file");
+  const ScratchFolder scratch("kiln-imbalance-test", "file");
   const fs::path data = make_imbalanced_data(scratch.path() / "data");
   const fs::path weights_file = scratch.path() / "weights.csv";
   std::ofstream(weights_file) << "class,weight\ncat,3\nairplane,1\n";
@@ -151,7 +122,7 @@ TEST_CASE("imbalance: --class-weights FILE is stored, so the run resumes after t
 }
 
 TEST_CASE("imbalance: --balanced-sampler is stored, and a resumed run ends with the same weights") {
-  const ScratchFolder scratch("sampler");
+  const ScratchFolder scratch("kiln-imbalance-test", "sampler");
   const fs::path data = make_imbalanced_data(scratch.path() / "data");
   train::TrainConfig config = tiny_config(data, scratch.path() / "straight");
   config.epochs = 2;
@@ -174,7 +145,7 @@ TEST_CASE("imbalance: --balanced-sampler is stored, and a resumed run ends with 
 }
 
 TEST_CASE("imbalance: --class-weights and --balanced-sampler exclude each other; bad files are named") {
-  const ScratchFolder scratch("errors");
+  const ScratchFolder scratch("kiln-imbalance-test", "errors");
   const fs::path data = make_imbalanced_data(scratch.path() / "data");
   Recorder recorder;
   train::TrainConfig both = tiny_config(data, scratch.path() / "both");
@@ -199,16 +170,9 @@ TEST_CASE("imbalance: --class-weights and --balanced-sampler exclude each other;
 }
 
 TEST_CASE("imbalance: a balanced run is not flagged, and each epoch line has the per-class recall") {
-  const ScratchFolder scratch("recall");
+  const ScratchFolder scratch("kiln-imbalance-test", "recall");
   const fs::path data = scratch.path() / "data";
-  for (const char* name : {"airplane", "cat"}) {
-    for (const char* split : {"train", "test"}) {
-      fs::create_directories(data / split / name);
-      for (const char* file : {"0000.jpg", "0001.jpg", "0002.jpg"}) {
-        fs::copy_file(kSubset / split / name / file, data / split / name / file);
-      }
-    }
-  }
+  kiln::testing::make_two_class_data(data, 3, 3);
   Recorder recorder;
   const train::TrainResult result =
       train::train(tiny_config(data, scratch.path() / "run"), train::RunStart::Fresh, recorder);
