@@ -41,6 +41,10 @@ class PadIdentityShortcut : public Module {
   Tensor forward(const Tensor& input) override;
   std::string describe() const override;  // "PadIdentityShortcut(16 -> 32, stride=2)"
 
+  std::int64_t in_channels() const { return in_channels_; }
+  std::int64_t out_channels() const { return out_channels_; }
+  std::int64_t stride() const { return stride_; }
+
  private:
   std::int64_t in_channels_, out_channels_, stride_;
 };

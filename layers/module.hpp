@@ -48,6 +48,10 @@ class Module {
 
   void zero_grad();
 
+  // The direct children, (name, module) in registration order: what tools that walk a model (the ONNX
+  // exporter) read. Subclasses register them with register_module.
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return children_; }
+
  protected:
   // Registers and returns the tensor; parameters are marked requires_grad.
   Tensor register_parameter(std::string name, Tensor value);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what kiln builds and tests with, from Debian's packages; does nothing when all are present.
 set -euo pipefail
-packages=(build-essential cmake doctest-dev libstb-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev)
+packages=(build-essential cmake doctest-dev libstb-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev python3-numpy python3-onnx)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -57,6 +57,9 @@ check_error "explain a missing image" "no-such.jpg: no such file" "$kiln" explai
 check "eval --misclassified" "$kiln" eval "$run/last.kiln" "$data" --misclassified "$work/wrong" --misclassified-count 5
 [ "$(ls "$work/wrong" | grep -c -- '-as-')" -eq 5 ] || { echo "FAIL: eval writes 5 misclassified pictures"; failures=$((failures + 1)); }
 [ -s "$work/wrong/misclassified.png" ] || { echo "FAIL: eval writes the misclassified sheet"; failures=$((failures + 1)); }
+check "export --onnx" "$kiln" export "$run/last.kiln" --onnx "$work/model.onnx"
+[ -s "$work/model.onnx" ] || { echo "FAIL: export writes the ONNX file"; failures=$((failures + 1)); }
+grep -q "opset 17" "$work/out" || { echo "FAIL: export names the opset"; failures=$((failures + 1)); }
 check "info" "$kiln" info "$run/last.kiln"
 grep -q "lenet5" "$work/out" || { echo "FAIL: info names the architecture"; failures=$((failures + 1)); }
 
@@ -106,6 +109,44 @@ expect "eval prints per-class recall" "$work/out" "class     precision    recall
 check_error "both imbalance remedies at once" "use one of them" "${train_small[@]}" --out "$work/both" --class-weights auto --balanced-sampler
 printf 'airplane,1\ndog,2\n' >"$work/weights.csv"
 check_error "a weights file with an unknown class" "weights.csv:2: unknown class 'dog'" "${train_small[@]}" --out "$work/file" --class-weights "$work/weights.csv"
+
+# Overfitting guards: best.kiln beside last.kiln and --early-stop (a learning rate of 0 keeps the held-out
+# loss where epoch 1 left it, so epochs 2 and 3 bring no improvement), a stopped run resumed, a run with
+# nothing held out, and --folds on the small imbalanced folder.
+guarded=("$kiln" train "$data" --model lenet5 --batch 16 --max-steps 2 --val-split 0.1 --epochs 10 --lr 0 --early-stop 2 --out "$work/guarded")
+check "train with --early-stop" "${guarded[@]}"
+expect "train says what chooses best.kiln" "$work/out" "best.kiln: the epoch with the best eval_loss (lower is better) on validation; early stop after 2 epochs without improvement"
+expect "epoch 1 writes best.kiln" "$work/out" "-> best.kiln"
+expect "the run stops early" "$work/out" "early stop: eval_loss has not improved for 2 epochs (--early-stop 2); best.kiln holds epoch 1"
+expect "train names best.kiln at the end" "$work/out" "best: $work/guarded/best.kiln (epoch 1, eval_loss"
+[ "$(wc -l <"$work/guarded/metrics.jsonl")" -eq 3 ] || { echo "FAIL: early stop after 3 epochs"; failures=$((failures + 1)); }
+check "info on best.kiln" "$kiln" info "$work/guarded/best.kiln"
+expect "best.kiln holds epoch 1" "$work/out" "trained        1 of 10 epochs"
+expect "info gives the best epoch" "$work/out" "best           epoch 1, eval_loss"
+check "eval on best.kiln" "$kiln" eval "$work/guarded/best.kiln" "$data"
+expect "eval reads best.kiln" "$work/out" "lenet5 on $data/test (1000 images)"
+check "resume a stopped run" "${guarded[@]}" --resume --json
+expect "a stopped run resumed stops at once" "$work/out" '"before_resume":true'
+expect "the stop is a JSON event" "$work/out" '"event":"early_stop"'
+[ "$(wc -l <"$work/guarded/metrics.jsonl")" -eq 3 ] || { echo "FAIL: a stopped run resumed trains nothing"; failures=$((failures + 1)); }
+check "train without held-out data" "$kiln" train "$imbalanced/train" --model lenet5 --epochs 1 --batch 8 --out "$work/unguarded"
+expect "train says it keeps no best.kiln" "$work/out" "best.kiln: not kept, there is no held-out split"
+[ ! -e "$work/unguarded/best.kiln" ] || { echo "FAIL: no best.kiln without held-out data"; failures=$((failures + 1)); }
+check_error "--early-stop without held-out data" "train: --early-stop 2 watches held-out data" "$kiln" train "$imbalanced/train" --early-stop 2 --out "$work/r4"
+check_error "an unknown --monitor" "unknown --monitor 'val_loss' (known: eval_loss, eval_accuracy, eval_macro_recall)" "$kiln" train "$data" --monitor val_loss --out "$work/r5"
+check_error "--folds 1" "train: --folds must be at least 2" "$kiln" train "$imbalanced" --folds 1 --out "$work/r6"
+cross_validation=("$kiln" train "$imbalanced" --model lenet5 --epochs 1 --batch 8 --folds 3 --out "$work/cv")
+check "cross-validation" "${cross_validation[@]}"
+expect "cross-validation leaves test/ alone" "$work/out" "the test/ split is not used: the folds come from the training images only"
+expect "cross-validation prints the table" "$work/out" "fold   epoch  trained  held-out  accuracy  macro-recall     loss"
+expect "cross-validation prints the mean" "$work/out" "summary: $work/cv/folds.json"
+for fold in 1 2 3; do
+  [ -s "$work/cv/fold-$fold/best.kiln" ] || { echo "FAIL: fold $fold has its best.kiln"; failures=$((failures + 1)); }
+done
+grep -q '"std"' "$work/cv/folds.json" || { echo "FAIL: folds.json has the spread"; failures=$((failures + 1)); }
+check "cross-validation resumed, --json" "${cross_validation[@]}" --resume --json
+expect "finished folds are skipped" "$work/out" '"already_finished":true,"event":"fold","fold":3'
+expect "--json prints the summary" "$work/out" '"event":"cross_validation"'
 
 # Bad inputs.
 check_error "missing data folder" "does-not-exist" "$kiln" train "$work/does-not-exist" --out "$work/r2"
