@@ -21,7 +21,8 @@ struct ExplainOptions {
 
 // Enough whole-pixel scale for the picture to be about 192 pixels across (CIFAR's 32x32 becomes 192x192).
 int display_scale(const data::Image& image) {
-  return std::max(1, static_cast<int>(std::ceil(192.0 / static_cast<double>(std::max(image.height, image.width)))));
+  return std::max(
+      1, static_cast<int>(std::ceil(192.0 / static_cast<double>(std::max(image.height, image.width)))));
 }
 
 std::string percent(double probability) {
@@ -40,20 +41,24 @@ void run_explain(const ExplainOptions& options) {
                              explanation.seen.pixels.data()};
   const int scale = display_scale(explanation.seen);
 
-  std::vector<plot::Canvas> sheet{plot::picture(seen, scale, {options.image.filename().string(), "as the model sees it"})};
+  std::vector<plot::Canvas> sheet{
+      plot::picture(seen, scale, {options.image.filename().string(), "as the model sees it"})};
   nlohmann::json maps = nlohmann::json::array();
   for (std::size_t rank = 0; rank < explanation.maps.size(); ++rank) {
     const train::ClassActivationMap& map = explanation.maps[rank];
     const plot::HeatMap heat{map.height, map.width, map.values.data()};
-    plot::Canvas canvas = plot::picture(
-        seen, scale, {"#" + std::to_string(rank + 1) + " " + map.name + " " + percent(map.probability),
-                      "Grad-CAM at " + explanation.feature_layer},
-        &heat);
+    plot::Canvas canvas =
+        plot::picture(seen, scale,
+                      {"#" + std::to_string(rank + 1) + " " + map.name + " " + percent(map.probability),
+                       "Grad-CAM at " + explanation.feature_layer},
+                      &heat);
     const std::filesystem::path file =
         options.out / (stem + "-" + std::to_string(rank + 1) + "-" + map.name + ".png");
     canvas.save_png(file);
-    maps.push_back({{"rank", rank + 1}, {"class", map.name}, {"probability", map.probability}, {"file", file.string()}});
-    if (!options.json) std::printf("  %6.2f%%  %-12s %s\n", 100.0 * map.probability, map.name.c_str(), file.string().c_str());
+    maps.push_back(
+        {{"rank", rank + 1}, {"class", map.name}, {"probability", map.probability}, {"file", file.string()}});
+    if (!options.json)
+      std::printf("  %6.2f%%  %-12s %s\n", 100.0 * map.probability, map.name.c_str(), file.string().c_str());
     sheet.push_back(std::move(canvas));
   }
   const std::filesystem::path sheet_file = options.out / (stem + "-explained.png");
@@ -78,7 +83,8 @@ void add_explain_command(CLI::App& app) {
   CLI::App* command = app.add_subcommand("explain", "Grad-CAM heat maps of an image's top classes, as PNGs");
   command->add_option("checkpoint", options->checkpoint, "a .kiln file written by kiln train")->required();
   command->add_option("image", options->image, "the image to explain")->required();
-  command->add_option("--top", options->top, "how many of the most probable classes to explain")->capture_default_str();
+  command->add_option("--top", options->top, "how many of the most probable classes to explain")
+      ->capture_default_str();
   command->add_option("--out", options->out, "folder for the PNGs")->capture_default_str();
   add_compute_threads_option(command);
   command->add_flag("--json", options->json, "print one JSON object");

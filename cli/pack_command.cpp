@@ -23,13 +23,16 @@ void run_pack(const PackOptions& options) {
   data::PackSummary summary;
   const std::vector<std::uint8_t> pack = data::build_pack(options.folder, options.strict, summary,
                                                           [&bar](std::int64_t done, std::int64_t total) {
-                                                            if (done % 256 == 0 || done == total) bar.update("packing", done, total, "");
+                                                            if (done % 256 == 0 || done == total)
+                                                              bar.update("packing", done, total, "");
                                                           });
   bar.clear();
-  for (const std::string& warning : summary.warnings) std::fprintf(stderr, "kiln: warning: %s\n", warning.c_str());
+  for (const std::string& warning : summary.warnings)
+    std::fprintf(stderr, "kiln: warning: %s\n", warning.c_str());
   train::write_file_atomically(options.file, pack, "pack");
   std::string splits;
-  for (const std::string& split : summary.splits) splits += (splits.empty() ? "" : ", ") + (split.empty() ? std::string("(one tree)") : split);
+  for (const std::string& split : summary.splits)
+    splits += (splits.empty() ? "" : ", ") + (split.empty() ? std::string("(one tree)") : split);
   if (options.json) {
     std::printf("%s\n", nlohmann::json{{"pack", options.file.string()},
                                        {"images", summary.images},
@@ -40,9 +43,10 @@ void run_pack(const PackOptions& options) {
                             .c_str());
     return;
   }
-  std::printf("packed %lld images (%s) into %s, %.1f MB", static_cast<long long>(summary.images), splits.c_str(),
-              options.file.string().c_str(), static_cast<double>(summary.bytes) / 1e6);
-  if (summary.skipped > 0) std::printf("; %lld unreadable files left out", static_cast<long long>(summary.skipped));
+  std::printf("packed %lld images (%s) into %s, %.1f MB", static_cast<long long>(summary.images),
+              splits.c_str(), options.file.string().c_str(), static_cast<double>(summary.bytes) / 1e6);
+  if (summary.skipped > 0)
+    std::printf("; %lld unreadable files left out", static_cast<long long>(summary.skipped));
   std::printf("\n");
 }
 
@@ -50,8 +54,11 @@ void run_pack(const PackOptions& options) {
 
 void add_pack_command(CLI::App& app) {
   auto options = std::make_shared<PackOptions>();
-  CLI::App* command = app.add_subcommand("pack", "pack an image folder into one file that kiln reads like the folder");
-  command->add_option("folder", options->folder, "DIR/<class>/<image>, or DIR/{train,val,test}/<class>/<image>")->required();
+  CLI::App* command =
+      app.add_subcommand("pack", "pack an image folder into one file that kiln reads like the folder");
+  command
+      ->add_option("folder", options->folder, "DIR/<class>/<image>, or DIR/{train,val,test}/<class>/<image>")
+      ->required();
   command->add_option("file", options->file, "the pack file to write")->required();
   command->add_flag("--strict", options->strict, "stop on an unreadable image instead of leaving it out");
   command->add_flag("--json", options->json, "print one JSON object");

@@ -27,9 +27,9 @@ class CachingAllocator final : public Allocator {
   static constexpr std::size_t kMinCachedBytes = std::size_t{64} << 10;
 
   struct Stats {
-    std::size_t in_use_bytes = 0;       // handed out and not yet freed (size classes, for cached sizes)
-    std::size_t peak_in_use_bytes = 0;  // the most in_use_bytes has been
-    std::size_t cached_bytes = 0;       // on the free lists
+    std::size_t in_use_bytes = 0;         // handed out and not yet freed (size classes, for cached sizes)
+    std::size_t peak_in_use_bytes = 0;    // the most in_use_bytes has been
+    std::size_t cached_bytes = 0;         // on the free lists
     std::size_t backing_allocations = 0;  // calls that reached the backing allocator
   };
 

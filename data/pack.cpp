@@ -64,10 +64,11 @@ std::shared_ptr<const Pack> Pack::open(const fs::path& file) {
   KILN_CHECK(version == kPackVersion, file.string(), ": pack version ", version, " (this kiln reads version ",
              kPackVersion, ")");
   const std::uint64_t index_bytes = read_le(all.data() + 12, 8);
-  KILN_CHECK(index_bytes <= all.size() - kPreambleBytes, file.string(), ": truncated (the index runs past the end)");
-  const nlohmann::json index = nlohmann::json::parse(all.begin() + kPreambleBytes,
-                                                     all.begin() + static_cast<std::ptrdiff_t>(kPreambleBytes + index_bytes),
-                                                     nullptr, false);
+  KILN_CHECK(index_bytes <= all.size() - kPreambleBytes, file.string(),
+             ": truncated (the index runs past the end)");
+  const nlohmann::json index = nlohmann::json::parse(
+      all.begin() + kPreambleBytes, all.begin() + static_cast<std::ptrdiff_t>(kPreambleBytes + index_bytes),
+      nullptr, false);
   KILN_CHECK(index.is_object() && index.contains("classes") && index.contains("entries") &&
                  index.contains("data_bytes") && index.contains("data_fnv1a64"),
              file.string(), ": damaged pack index");
@@ -75,8 +76,8 @@ std::shared_ptr<const Pack> Pack::open(const fs::path& file) {
   pack->file_ = file;
   const std::size_t data_start = kPreambleBytes + index_bytes;
   const auto data_bytes = index.at("data_bytes").get<std::uint64_t>();
-  KILN_CHECK(all.size() - data_start == data_bytes, file.string(), ": truncated or padded (", all.size() - data_start,
-             " bytes of image data, the index says ", data_bytes, ")");
+  KILN_CHECK(all.size() - data_start == data_bytes, file.string(), ": truncated or padded (",
+             all.size() - data_start, " bytes of image data, the index says ", data_bytes, ")");
   pack->data_.assign(all.begin() + static_cast<std::ptrdiff_t>(data_start), all.end());
   KILN_CHECK(hex64(fnv1a64(pack->data_)) == index.at("data_fnv1a64").get<std::string>(), file.string(),
              ": damaged (the image data does not match its checksum)");
@@ -131,11 +132,12 @@ std::vector<std::uint8_t> build_pack(const fs::path& root, bool strict, PackSumm
       if (progress) progress(++done, total);
     }
   }
-  const std::string index = nlohmann::json{{"classes", splits.front().second.classes()},
-                                           {"entries", entries},
-                                           {"data_bytes", data.size()},
-                                           {"data_fnv1a64", hex64(fnv1a64(data))}}
-                                .dump();
+  const std::string index = nlohmann::json{
+      {"classes", splits.front().second.classes()},
+      {"entries", entries},
+      {"data_bytes", data.size()},
+      {"data_fnv1a64",
+       hex64(fnv1a64(data))}}.dump();
   std::vector<std::uint8_t> pack(kPackMagic, kPackMagic + sizeof kPackMagic);
   append_le(pack, kPackVersion, 4);
   append_le(pack, index.size(), 8);

@@ -20,13 +20,15 @@ Canvas::Canvas(int width, int height, Color background) : width_(width), height_
 Color Canvas::at(int x, int y) const {
   KILN_CHECK(x >= 0 && y >= 0 && x < width_ && y < height_, "plot: pixel (", x, ", ", y, ") is outside the ",
              width_, "x", height_, " canvas");
-  const std::size_t i = (static_cast<std::size_t>(y) * static_cast<std::size_t>(width_) + static_cast<std::size_t>(x)) * 3;
+  const std::size_t i =
+      (static_cast<std::size_t>(y) * static_cast<std::size_t>(width_) + static_cast<std::size_t>(x)) * 3;
   return {rgb_[i], rgb_[i + 1], rgb_[i + 2]};
 }
 
 void Canvas::set(int x, int y, Color color) {
   if (x < 0 || y < 0 || x >= width_ || y >= height_) return;
-  const std::size_t i = (static_cast<std::size_t>(y) * static_cast<std::size_t>(width_) + static_cast<std::size_t>(x)) * 3;
+  const std::size_t i =
+      (static_cast<std::size_t>(y) * static_cast<std::size_t>(width_) + static_cast<std::size_t>(x)) * 3;
   rgb_[i] = color.r;
   rgb_[i + 1] = color.g;
   rgb_[i + 2] = color.b;

@@ -43,13 +43,16 @@ Canvas draw_confusion_matrix(const std::vector<std::vector<std::int64_t>>& count
   const int cell = std::clamp(640 / static_cast<int>(n), 36, 90);
   const int text_height = Canvas::text_height("0", kTextScale);
   int widest_name = 0;
-  for (const std::string& name : classes) widest_name = std::max(widest_name, Canvas::text_width(name, kTextScale));
+  for (const std::string& name : classes)
+    widest_name = std::max(widest_name, Canvas::text_width(name, kTextScale));
   const int left = kPad + widest_name + kPad;
-  const int top = kPad + Canvas::text_height(title, kTitleScale) + kPad + text_height + kPad + text_height + kPad;
+  const int top =
+      kPad + Canvas::text_height(title, kTitleScale) + kPad + text_height + kPad + text_height + kPad;
   const int side = cell * static_cast<int>(n);
   Canvas canvas(left + side + 2 * kPad, top + side + kPad + text_height + 2 * kPad);
 
-  canvas.text((canvas.width() - Canvas::text_width(title, kTitleScale)) / 2, kPad, title, kBlack, kTitleScale);
+  canvas.text((canvas.width() - Canvas::text_width(title, kTitleScale)) / 2, kPad, title, kBlack,
+              kTitleScale);
   const int header = kPad + Canvas::text_height(title, kTitleScale) + kPad;
   canvas.text(left, header, "predicted ->", kAxis, kTextScale);
   canvas.text(kPad, top - kPad - text_height, "true", kAxis, kTextScale);
@@ -62,10 +65,11 @@ Canvas draw_confusion_matrix(const std::vector<std::vector<std::int64_t>>& count
     std::int64_t row_total = 0;
     for (std::int64_t count : counts[r]) row_total += count;
     const int y = top + static_cast<int>(r) * cell;
-    canvas.text(left - kPad - Canvas::text_width(classes[r], kTextScale), y + (cell - text_height) / 2, classes[r],
-                kBlack, kTextScale);
+    canvas.text(left - kPad - Canvas::text_width(classes[r], kTextScale), y + (cell - text_height) / 2,
+                classes[r], kBlack, kTextScale);
     for (std::size_t c = 0; c < n; ++c) {
-      const double share = row_total > 0 ? static_cast<double>(counts[r][c]) / static_cast<double>(row_total) : 0.0;
+      const double share =
+          row_total > 0 ? static_cast<double>(counts[r][c]) / static_cast<double>(row_total) : 0.0;
       const int x = left + static_cast<int>(c) * cell;
       canvas.fill_rect(x, y, x + cell, y + cell, shade(share));
       const std::string label = fitted(std::to_string(counts[r][c]), cell - 4, kTextScale);

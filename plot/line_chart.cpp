@@ -10,7 +10,7 @@
 namespace kiln::plot {
 namespace {
 
-constexpr int kTextScale = 2;   // tick labels, axis labels, legend
+constexpr int kTextScale = 2;  // tick labels, axis labels, legend
 constexpr int kTitleScale = 3;
 constexpr int kPad = 12;
 constexpr std::size_t kMaxMarkedPoints = 60;  // more points than this are drawn as a bare line
@@ -37,8 +37,8 @@ bool all_whole(const std::vector<Series>& series) {
 }  // namespace
 
 Color series_color(int index) {
-  static constexpr Color kPalette[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40},
-                                       {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127}};
+  static constexpr Color kPalette[] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
+                                       {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127}};
   return kPalette[static_cast<std::size_t>(index) % std::size(kPalette)];
 }
 
@@ -64,18 +64,24 @@ Canvas draw(const LineChart& chart, int width, int height) {
   // Layout: the title on top, the y label above the axis, tick labels left of and under the plot area.
   const int text_height = Canvas::text_height("0", kTextScale);
   int widest_y_label = 0;
-  for (double v : y_ticks.values) widest_y_label = std::max(widest_y_label, Canvas::text_width(tick_label(v, y_ticks.step), kTextScale));
+  for (double v : y_ticks.values)
+    widest_y_label = std::max(widest_y_label, Canvas::text_width(tick_label(v, y_ticks.step), kTextScale));
   const int left = kPad + widest_y_label + kPad;
   const int top = kPad + Canvas::text_height(chart.title, kTitleScale) + kPad + text_height + kPad;
   const int right = width - 2 * kPad;
   const int bottom = height - (kPad + text_height + kPad + text_height + kPad);
   KILN_CHECK(right - left > 50 && bottom - top > 50, "plot '", chart.title, "': a ", width, "x", height,
              " canvas is too small");
-  const auto px = [&](double x) { return left + (x - x_ticks.low) / (x_ticks.high - x_ticks.low) * (right - left); };
-  const auto py = [&](double y) { return bottom - (y - y_ticks.low) / (y_ticks.high - y_ticks.low) * (bottom - top); };
+  const auto px = [&](double x) {
+    return left + (x - x_ticks.low) / (x_ticks.high - x_ticks.low) * (right - left);
+  };
+  const auto py = [&](double y) {
+    return bottom - (y - y_ticks.low) / (y_ticks.high - y_ticks.low) * (bottom - top);
+  };
 
   Canvas canvas(width, height);
-  canvas.text((width - Canvas::text_width(chart.title, kTitleScale)) / 2, kPad, chart.title, kBlack, kTitleScale);
+  canvas.text((width - Canvas::text_width(chart.title, kTitleScale)) / 2, kPad, chart.title, kBlack,
+              kTitleScale);
   canvas.text(kPad, top - kPad - text_height, chart.y_label, kAxis, kTextScale);
   canvas.text((left + right - Canvas::text_width(chart.x_label, kTextScale)) / 2, height - kPad - text_height,
               chart.x_label, kAxis, kTextScale);
@@ -83,7 +89,8 @@ Canvas draw(const LineChart& chart, int width, int height) {
     const int y = static_cast<int>(std::lround(py(v)));
     canvas.line(left, y, right, y, kGrid);
     const std::string label = tick_label(v, y_ticks.step);
-    canvas.text(left - kPad - Canvas::text_width(label, kTextScale), y - text_height / 2, label, kAxis, kTextScale);
+    canvas.text(left - kPad - Canvas::text_width(label, kTextScale), y - text_height / 2, label, kAxis,
+                kTextScale);
   }
   for (double v : x_ticks.values) {
     const int x = static_cast<int>(std::lround(px(v)));
@@ -105,7 +112,9 @@ Canvas draw(const LineChart& chart, int width, int height) {
       }
       const double x = px(s.x[i]), y = py(std::clamp(s.y[i], y_ticks.low, y_ticks.high));
       if (have_previous) canvas.line(previous_x, previous_y, x, y, s.color, 3);
-      if (marked) canvas.fill_rect(static_cast<int>(x) - 3, static_cast<int>(y) - 3, static_cast<int>(x) + 4, static_cast<int>(y) + 4, s.color);
+      if (marked)
+        canvas.fill_rect(static_cast<int>(x) - 3, static_cast<int>(y) - 3, static_cast<int>(x) + 4,
+                         static_cast<int>(y) + 4, s.color);
       previous_x = x;
       previous_y = y;
       have_previous = true;
@@ -114,19 +123,23 @@ Canvas draw(const LineChart& chart, int width, int height) {
 
   // The legend, in the plot area's top-right corner: a swatch and the name of each series.
   int legend_width = 0;
-  for (const Series& s : chart.series) legend_width = std::max(legend_width, Canvas::text_width(s.name, kTextScale));
+  for (const Series& s : chart.series)
+    legend_width = std::max(legend_width, Canvas::text_width(s.name, kTextScale));
   legend_width += 3 * kPad + 24;
   const int row = text_height + kPad / 2;
   const int legend_height = static_cast<int>(chart.series.size()) * row + kPad;
   const int legend_left = right - kPad - legend_width, legend_top = top + kPad;
   canvas.fill_rect(legend_left, legend_top, legend_left + legend_width, legend_top + legend_height, kWhite);
   canvas.line(legend_left, legend_top, legend_left + legend_width, legend_top, kGrid);
-  canvas.line(legend_left, legend_top + legend_height, legend_left + legend_width, legend_top + legend_height, kGrid);
+  canvas.line(legend_left, legend_top + legend_height, legend_left + legend_width, legend_top + legend_height,
+              kGrid);
   canvas.line(legend_left, legend_top, legend_left, legend_top + legend_height, kGrid);
-  canvas.line(legend_left + legend_width, legend_top, legend_left + legend_width, legend_top + legend_height, kGrid);
+  canvas.line(legend_left + legend_width, legend_top, legend_left + legend_width, legend_top + legend_height,
+              kGrid);
   for (std::size_t i = 0; i < chart.series.size(); ++i) {
     const int y = legend_top + kPad / 2 + static_cast<int>(i) * row;
-    canvas.fill_rect(legend_left + kPad, y + text_height / 2 - 2, legend_left + kPad + 24, y + text_height / 2 + 2, chart.series[i].color);
+    canvas.fill_rect(legend_left + kPad, y + text_height / 2 - 2, legend_left + kPad + 24,
+                     y + text_height / 2 + 2, chart.series[i].color);
     canvas.text(legend_left + 2 * kPad + 24, y, chart.series[i].name, kBlack, kTextScale);
   }
   return canvas;

@@ -46,7 +46,8 @@ std::vector<FontQuad> easy_font_quads(std::string_view text) {
     const Vertex& top_left = vertices[static_cast<std::size_t>(q) * 4];
     const Vertex& bottom_right = vertices[static_cast<std::size_t>(q) * 4 + 2];
     out.push_back({static_cast<int>(std::lround(top_left.x)), static_cast<int>(std::lround(top_left.y)),
-                   static_cast<int>(std::lround(bottom_right.x)), static_cast<int>(std::lround(bottom_right.y))});
+                   static_cast<int>(std::lround(bottom_right.x)),
+                   static_cast<int>(std::lround(bottom_right.y))});
   }
   return out;
 }

@@ -8,7 +8,7 @@
 namespace kiln::plot {
 
 struct Ticks {
-  double low = 0, high = 1;   // the axis range: low <= every value <= high, both multiples of step
+  double low = 0, high = 1;  // the axis range: low <= every value <= high, both multiples of step
   double step = 1;
   std::vector<double> values;  // low, low + step, ..., high
 };

@@ -40,7 +40,8 @@ Explanation grad_cam(const LoadedModel& loaded, const data::Image& image, std::i
   loaded.model->eval();
   const Tensor input = loaded.preprocessing.apply(image).unsqueeze(0);
   const std::size_t split = last_spatial_layer(*net, input);
-  KILN_CHECK(split + 1 < net->size(), "explain: the model ends in a spatial layer; nothing scores the classes");
+  KILN_CHECK(split + 1 < net->size(),
+             "explain: the model ends in a spatial layer; nothing scores the classes");
 
   Tensor features;  // A, [1, C, h, w]
   {
@@ -59,7 +60,8 @@ Explanation grad_cam(const LoadedModel& loaded, const data::Image& image, std::i
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](std::int64_t a, std::int64_t b) { return probabilities[a] > probabilities[b]; });
-  order.resize(static_cast<std::size_t>(std::clamp<std::int64_t>(top_k, 1, static_cast<std::int64_t>(order.size()))));
+  order.resize(
+      static_cast<std::size_t>(std::clamp<std::int64_t>(top_k, 1, static_cast<std::int64_t>(order.size()))));
 
   Explanation explanation{net->name(split), loaded.preprocessing.as_seen(image), {}};
   for (const std::int64_t k : order) {
@@ -71,15 +73,20 @@ Explanation grad_cam(const LoadedModel& loaded, const data::Image& image, std::i
     sum(logits * Tensor::from_vector<float>(pick, logits.shape())).backward();
     const std::vector<float> gradient = leaf.grad().to_vector<float>();
 
-    ClassActivationMap map{loaded.classes[static_cast<std::size_t>(k)], k, probabilities[static_cast<std::size_t>(k)],
-                           height, width, std::vector<float>(static_cast<std::size_t>(height * width), 0.0f)};
+    ClassActivationMap map{loaded.classes[static_cast<std::size_t>(k)],
+                           k,
+                           probabilities[static_cast<std::size_t>(k)],
+                           height,
+                           width,
+                           std::vector<float>(static_cast<std::size_t>(height * width), 0.0f)};
     const std::int64_t plane = height * width;
     for (std::int64_t c = 0; c < channels; ++c) {
       double alpha = 0;
       for (std::int64_t p = 0; p < plane; ++p) alpha += gradient[static_cast<std::size_t>(c * plane + p)];
       alpha /= static_cast<double>(plane);
       for (std::int64_t p = 0; p < plane; ++p) {
-        map.values[static_cast<std::size_t>(p)] += static_cast<float>(alpha * activations[static_cast<std::size_t>(c * plane + p)]);
+        map.values[static_cast<std::size_t>(p)] +=
+            static_cast<float>(alpha * activations[static_cast<std::size_t>(c * plane + p)]);
       }
     }
     float largest = 0;

@@ -22,18 +22,18 @@
 namespace kiln::train {
 
 struct ClassActivationMap {
-  std::string name;         // class name
-  std::int64_t index = 0;   // class index
-  double probability = 0;   // softmax probability of the class
+  std::string name;        // class name
+  std::int64_t index = 0;  // class index
+  double probability = 0;  // softmax probability of the class
   std::int64_t height = 0, width = 0;
   std::vector<float> values;  // [height, width], in [0, 1]
 };
 
 struct Explanation {
-  std::string feature_layer;              // the layer whose output is A, e.g. "stage3"
-  data::Image seen;                       // the image as the model saw it (resized, cropped, channels
-                                          // matched; the normalization undone for display)
-  std::vector<ClassActivationMap> maps;   // the top_k classes, most probable first
+  std::string feature_layer;             // the layer whose output is A, e.g. "stage3"
+  data::Image seen;                      // the image as the model saw it (resized, cropped, channels
+                                         // matched; the normalization undone for display)
+  std::vector<ClassActivationMap> maps;  // the top_k classes, most probable first
 };
 
 // Grad-CAM for the `top_k` most probable classes of one image, preprocessed by the checkpoint's own

@@ -49,7 +49,8 @@ std::vector<nlohmann::json> read_epoch_lines(const fs::path& run_dir) {
     if (text.empty()) continue;
     nlohmann::json line = nlohmann::json::parse(text, nullptr, false);
     KILN_CHECK(line.is_object(), file.string(), ":", number, ": not a JSON object");
-    if (line.contains("epoch") && line["epoch"].is_number_integer()) by_epoch[line["epoch"].get<std::int64_t>()] = line;
+    if (line.contains("epoch") && line["epoch"].is_number_integer())
+      by_epoch[line["epoch"].get<std::int64_t>()] = line;
   }
   KILN_CHECK(!by_epoch.empty(), file.string(), ": holds no epoch yet");
   std::vector<nlohmann::json> epochs;
@@ -62,12 +63,16 @@ std::vector<fs::path> write_run_plots(const fs::path& run_dir, const std::vector
   const bool has_eval = any_present(epochs, "eval_loss");
   const std::string split = epochs.back().value("eval_split", std::string("held-out"));
 
-  plot::LineChart loss{"loss", "epoch", "loss (cross-entropy, mean per image)", {curve(epochs, "train_loss", "train", 0)}, {}};
+  plot::LineChart loss{
+      "loss", "epoch", "loss (cross-entropy, mean per image)", {curve(epochs, "train_loss", "train", 0)}, {}};
   if (has_eval) loss.series.push_back(curve(epochs, "eval_loss", split, 1));
   written.push_back(run_dir / "loss.png");
   plot::draw(loss).save_png(written.back());
 
-  plot::LineChart accuracy{"accuracy", "epoch", "fraction of images", {curve(epochs, "train_accuracy", "train", 0)},
+  plot::LineChart accuracy{"accuracy",
+                           "epoch",
+                           "fraction of images",
+                           {curve(epochs, "train_accuracy", "train", 0)},
                            std::pair{0.0, 1.0}};
   if (has_eval) {
     accuracy.series.push_back(curve(epochs, "eval_accuracy", split, 1));
@@ -80,9 +85,10 @@ std::vector<fs::path> write_run_plots(const fs::path& run_dir, const std::vector
   if (last.contains("eval_confusion_matrix")) {
     const nlohmann::json& matrix = last["eval_confusion_matrix"];
     written.push_back(run_dir / "confusion_matrix.png");
-    plot::draw_confusion_matrix(matrix.at("counts").get<std::vector<std::vector<std::int64_t>>>(),
-                                matrix.at("classes").get<std::vector<std::string>>(),
-                                split + " confusion matrix, epoch " + std::to_string(last.at("epoch").get<std::int64_t>()))
+    plot::draw_confusion_matrix(
+        matrix.at("counts").get<std::vector<std::vector<std::int64_t>>>(),
+        matrix.at("classes").get<std::vector<std::string>>(),
+        split + " confusion matrix, epoch " + std::to_string(last.at("epoch").get<std::int64_t>()))
         .save_png(written.back());
   }
   return written;
@@ -118,9 +124,12 @@ RunSummary summarize_run(const std::vector<nlohmann::json>& epochs) {
 }
 
 nlohmann::json RunSummary::to_json() const {
-  nlohmann::json out{{"epochs_done", epochs_done},     {"epochs_planned", epochs_planned},
-                     {"train_loss", last_train_loss},  {"train_accuracy", last_train_accuracy},
-                     {"seconds", seconds},             {"images_per_second", images_per_second}};
+  nlohmann::json out{{"epochs_done", epochs_done},
+                     {"epochs_planned", epochs_planned},
+                     {"train_loss", last_train_loss},
+                     {"train_accuracy", last_train_accuracy},
+                     {"seconds", seconds},
+                     {"images_per_second", images_per_second}};
   if (has_eval) {
     out["eval_loss"] = last_eval_loss;
     out["eval_accuracy"] = last_eval_accuracy;
@@ -139,12 +148,17 @@ std::string RunSummary::text() const {
     return out.str();
   };
   const auto percent = [&](double fraction) { return fixed(fraction * 100, 1) + "%"; };
-  std::string out = "epochs      " + std::to_string(epochs_done) + " of " + std::to_string(epochs_planned) + "\n";
+  std::string out =
+      "epochs      " + std::to_string(epochs_done) + " of " + std::to_string(epochs_planned) + "\n";
   out += "last epoch  train loss " + fixed(last_train_loss, 4) + ", accuracy " + percent(last_train_accuracy);
-  if (has_eval) out += "  |  held-out loss " + fixed(last_eval_loss, 4) + ", accuracy " + percent(last_eval_accuracy);
+  if (has_eval)
+    out += "  |  held-out loss " + fixed(last_eval_loss, 4) + ", accuracy " + percent(last_eval_accuracy);
   out += "\n";
-  if (has_eval) out += "best        held-out accuracy " + percent(best_eval_accuracy) + " at epoch " + std::to_string(best_epoch) + "\n";
-  out += "time        " + fixed(seconds, 1) + " s of training, " + fixed(images_per_second, 0) + " images/s on average\n";
+  if (has_eval)
+    out += "best        held-out accuracy " + percent(best_eval_accuracy) + " at epoch " +
+           std::to_string(best_epoch) + "\n";
+  out += "time        " + fixed(seconds, 1) + " s of training, " + fixed(images_per_second, 0) +
+         " images/s on average\n";
   return out;
 }
 

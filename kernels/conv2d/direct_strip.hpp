@@ -75,7 +75,8 @@ float* copy_every_other(const float* from, std::int64_t n, float* to) {
 
 template <typename V>
 float* zero_floats(std::int64_t n, float* to) {
-  for (std::int64_t i = 0; i < n; i += V::width) V::store_partial(to + i, V::zero(), std::min<std::int64_t>(V::width, n - i));
+  for (std::int64_t i = 0; i < n; i += V::width)
+    V::store_partial(to + i, V::zero(), std::min<std::int64_t>(V::width, n - i));
   return to + n;
 }
 
@@ -87,8 +88,13 @@ struct StripAxis {
   std::int64_t size, pad, stride, dilation, kernel, out;
   std::int64_t line = 0;  // phase positions per line: every output, every input, and no harmful wrap
 
-  StripAxis(std::int64_t size_, std::int64_t pad_, std::int64_t stride_, std::int64_t dilation_, std::int64_t kernel_)
-      : size(size_), pad(pad_), stride(stride_), dilation(dilation_), kernel(kernel_),
+  StripAxis(std::int64_t size_, std::int64_t pad_, std::int64_t stride_, std::int64_t dilation_,
+            std::int64_t kernel_)
+      : size(size_),
+        pad(pad_),
+        stride(stride_),
+        dilation(dilation_),
+        kernel(kernel_),
         out((size_ + 2 * pad_ - dilation_ * (kernel_ - 1) - 1) / stride_ + 1) {
     line = out;
     for (std::int64_t p = 0; p < stride; ++p) line = std::max(line, data_end(p));
@@ -173,7 +179,8 @@ struct Strip {
             const float* image_plane = x + b * image_floats + c * plane;
             for (std::int64_t i = 0; i < rows.line; ++i) {
               const std::int64_t ih = rows.input_of(p, i);
-              to = ih >= 0 && ih < rows.size ? fill_row(image_plane + ih * columns.size, q, to) : zero_floats<V>(row, to);
+              to = ih >= 0 && ih < rows.size ? fill_row(image_plane + ih * columns.size, q, to)
+                                             : zero_floats<V>(row, to);
             }
           }
           zero_floats<V>(phase_begin + phase_stride - to, to);

@@ -1,13 +1,14 @@
 // The caching allocator: freed blocks come back for the same size class, small blocks and blocks past the
 // cache limit pass through, statistics count what is in use, and a failed allocation retries once with
 // the cache emptied.
+#include "core/caching_allocator.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cstdlib>
 #include <set>
 #include <vector>
 
-#include "core/caching_allocator.hpp"
 #include "core/error.hpp"
 
 using kiln::Allocator;
@@ -44,7 +45,7 @@ TEST_CASE("caching allocator: size classes are quarter powers of two from 64 KiB
   const std::size_t k64 = std::size_t{64} << 10;
   CHECK(CachingAllocator::size_class(k64) == k64);
   CHECK(CachingAllocator::size_class(k64 + 1) == k64 + k64 / 4);
-  CHECK(CachingAllocator::size_class(std::size_t{3} << 20) == std::size_t{3} << 20);  // 1.5 * 2 MiB
+  CHECK(CachingAllocator::size_class(std::size_t{3} << 20) == std::size_t{3} << 20);        // 1.5 * 2 MiB
   CHECK(CachingAllocator::size_class((std::size_t{3} << 20) + 1) == std::size_t{7} << 19);  // 1.75 * 2 MiB
   for (std::size_t bytes : {k64 + 7, std::size_t{5000000}, std::size_t{123456789}}) {
     const std::size_t size = CachingAllocator::size_class(bytes);

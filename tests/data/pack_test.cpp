@@ -68,7 +68,8 @@ TEST_CASE("pack: a packed folder holds every image's bytes under its split, clas
   CHECK(first.label == 0);
   CHECK(first.name == "img0.jpg");
   const auto stored = pack->bytes(0);
-  CHECK(std::vector<std::uint8_t>(stored.begin(), stored.end()) == file_bytes(root / "train" / "cat" / "img0.jpg"));
+  CHECK(std::vector<std::uint8_t>(stored.begin(), stored.end()) ==
+        file_bytes(root / "train" / "cat" / "img0.jpg"));
   CHECK(pack->entries()[11].split == "test");
   CHECK(pack->entries()[11].label == 1);
 }
@@ -82,7 +83,8 @@ TEST_CASE("pack: discover_splits reads a pack as it reads the folder, pixel for 
   const data::DataSplits from_pack = data::discover_splits(file, 0.0, 0);
   REQUIRE(from_pack.test.has_value());
   CHECK_FALSE(from_pack.validation.has_value());
-  for (const auto& [a, b] : {std::pair{&from_folder.train, &from_pack.train}, std::pair{&*from_folder.test, &*from_pack.test}}) {
+  for (const auto& [a, b] :
+       {std::pair{&from_folder.train, &from_pack.train}, std::pair{&*from_folder.test, &*from_pack.test}}) {
     CHECK(a->classes() == b->classes());
     REQUIRE(a->size() == b->size());
     for (std::size_t i = 0; i < a->size(); ++i) {
@@ -94,10 +96,12 @@ TEST_CASE("pack: discover_splits reads a pack as it reads the folder, pixel for 
   // A held-out share of a one-tree pack is drawn as from the folder.
   const data::DataSplits split_folder = data::discover_splits(root / "train", 0.34, 9);
   data::PackSummary train_only;
-  const data::DataSplits split_pack = data::discover_splits(write_pack(root / "train", out / "train.kpack", train_only), 0.34, 9);
+  const data::DataSplits split_pack =
+      data::discover_splits(write_pack(root / "train", out / "train.kpack", train_only), 0.34, 9);
   REQUIRE(split_pack.validation.has_value());
   CHECK(split_pack.validation->size() == split_folder.validation->size());
-  CHECK(split_pack.validation->samples()[0].path.filename() == split_folder.validation->samples()[0].path.filename());
+  CHECK(split_pack.validation->samples()[0].path.filename() ==
+        split_folder.validation->samples()[0].path.filename());
 }
 
 TEST_CASE("pack: an unreadable image is left out with a warning, or refused with --strict") {
@@ -125,16 +129,19 @@ TEST_CASE("pack: a truncated, damaged or foreign file is refused, naming the fil
     return out / "bad.kpack";
   };
   std::vector<std::uint8_t> truncated(bytes.begin(), bytes.end() - 1);
-  CHECK_THROWS_WITH_AS(data::Pack::open(rewrite(truncated)), doctest::Contains("bad.kpack: truncated"), Error);
+  CHECK_THROWS_WITH_AS(data::Pack::open(rewrite(truncated)), doctest::Contains("bad.kpack: truncated"),
+                       Error);
   REQUIRE(bytes.size() > 100);
   std::vector<std::uint8_t> flipped = bytes;
   const std::size_t last_data_byte = flipped.size() - 1;  // the data comes last
   flipped[last_data_byte] = static_cast<std::uint8_t>(flipped[last_data_byte] ^ 0x40);
-  CHECK_THROWS_WITH_AS(data::Pack::open(rewrite(flipped)), doctest::Contains("does not match its checksum"), Error);
+  CHECK_THROWS_WITH_AS(data::Pack::open(rewrite(flipped)), doctest::Contains("does not match its checksum"),
+                       Error);
   std::vector<std::uint8_t> newer = bytes;
   newer[8] = 9;
   CHECK_THROWS_WITH_AS(data::Pack::open(rewrite(newer)), doctest::Contains("pack version 9"), Error);
-  CHECK_THROWS_WITH_AS(data::Pack::open(root / "train" / "cat" / "img0.jpg"), doctest::Contains("not a kiln pack"), Error);
+  CHECK_THROWS_WITH_AS(data::Pack::open(root / "train" / "cat" / "img0.jpg"),
+                       doctest::Contains("not a kiln pack"), Error);
 }
 
 TEST_CASE("pack: training on the pack of the bundled subset ends with the folder's weights, bit for bit") {
@@ -143,7 +150,8 @@ TEST_CASE("pack: training on the pack of the bundled subset ends with the folder
   data::PackSummary summary;
   const auto file = write_pack(subset, out / "subset.kpack", summary);
   CHECK(summary.images == 5000);
-  class Silent : public train::TrainingObserver {} silent;
+  class Silent : public train::TrainingObserver {
+  } silent;
   train::TrainConfig config;
   config.model = "lenet5";
   config.epochs = 1;

@@ -54,8 +54,8 @@ TEST_CASE("conv2d strip: a read past a line's end always lands in the next line'
             if (size + 2 * pad - dilation * (kernel - 1) < 1) continue;  // no output
             const Axis axis(size, pad, stride, dilation, kernel);
             ++geometries;
-            CHECK_MESSAGE(!axis.wraps_into_data(), "size ", size, " pad ", pad, " stride ", stride, " dilation ",
-                          dilation, " kernel ", kernel);
+            CHECK_MESSAGE(!axis.wraps_into_data(), "size ", size, " pad ", pad, " stride ", stride,
+                          " dilation ", dilation, " kernel ", kernel);
             CHECK(axis.line >= axis.out);
             for (std::int64_t p = 0; p < stride; ++p) CHECK(axis.line >= axis.data_end(p));
           }

@@ -3,12 +3,11 @@
 #include "plot/canvas.hpp"
 
 #include <doctest/doctest.h>
+#include <stb/stb_image.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <string>
-#include <unistd.h>
-
-#include <stb/stb_image.h>
 
 #include "core/error.hpp"
 

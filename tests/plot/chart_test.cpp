@@ -54,10 +54,14 @@ Box box_of(const Canvas& canvas, Color color) {
 }
 }  // namespace
 
-TEST_CASE("plot line chart: a rising curve runs from the bottom left to the top right, a falling one the other way") {
+TEST_CASE(
+    "plot line chart: a rising curve runs from the bottom left to the top right, a falling one the other "
+    "way") {
   LineChart chart{"t", "epoch", "value", {}, std::pair{0.0, 1.0}};
-  chart.series.push_back({"rising", series_color(0), {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {0, .1, .2, .3, .4, .5, .6, .7, .8, .9}});
-  chart.series.push_back({"falling", series_color(1), {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {.9, .8, .7, .6, .5, .4, .3, .2, .1, 0}});
+  chart.series.push_back(
+      {"rising", series_color(0), {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {0, .1, .2, .3, .4, .5, .6, .7, .8, .9}});
+  chart.series.push_back(
+      {"falling", series_color(1), {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {.9, .8, .7, .6, .5, .4, .3, .2, .1, 0}});
   const Canvas canvas = draw(chart, 800, 500);
   const Box rising = box_of(canvas, series_color(0)), falling = box_of(canvas, series_color(1));
   REQUIRE(rising.right > rising.left);
@@ -77,7 +81,8 @@ TEST_CASE("plot line chart: a rising curve runs from the bottom left to the top 
 
 TEST_CASE("plot line chart: errors name the chart") {
   LineChart mismatched{"loss", "epoch", "loss", {{"train", series_color(0), {1, 2}, {1}}}, {}};
-  CHECK_THROWS_WITH_AS(draw(mismatched), doctest::Contains("plot 'loss': series 'train' has 2 x values and 1 y values"),
+  CHECK_THROWS_WITH_AS(draw(mismatched),
+                       doctest::Contains("plot 'loss': series 'train' has 2 x values and 1 y values"),
                        kiln::Error);
   const double nan = std::numeric_limits<double>::quiet_NaN();
   LineChart empty{"loss", "epoch", "loss", {{"train", series_color(0), {1}, {nan}}}, {}};

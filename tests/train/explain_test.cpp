@@ -1,7 +1,5 @@
 // Grad-CAM on a network small enough to know the answer, the worst-misclassified ranking, and the
 // preprocessing's picture of what the model sees.
-#include "train/grad_cam.hpp"
-
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -10,6 +8,7 @@
 #include "core/generator.hpp"
 #include "layers/layers.hpp"
 #include "train/evaluate.hpp"
+#include "train/grad_cam.hpp"
 
 using namespace kiln;
 
@@ -71,13 +70,14 @@ TEST_CASE("explain: Grad-CAM of a red detector lights up the red square and noth
 TEST_CASE("explain: a model without a spatial layer is refused with a clear error") {
   Generator generator(2);
   auto net = std::make_shared<layers::Sequential>();
-  net->add("flatten", std::make_shared<layers::Flatten>()).add("fc", std::make_shared<layers::Linear>(192, 2, generator));
+  net->add("flatten", std::make_shared<layers::Flatten>())
+      .add("fc", std::make_shared<layers::Linear>(192, 2, generator));
   train::LoadedModel loaded;
   loaded.model = net;
   loaded.classes = {"a", "b"};
   loaded.preprocessing = {.channels = 3, .height = 8, .width = 8, .mean = {0, 0, 0}, .std = {1, 1, 1}};
-  CHECK_THROWS_WITH_AS(train::grad_cam(loaded, red_square(), 1), doctest::Contains("no layer with a spatial output"),
-                       Error);
+  CHECK_THROWS_WITH_AS(train::grad_cam(loaded, red_square(), 1),
+                       doctest::Contains("no layer with a spatial output"), Error);
 }
 
 TEST_CASE("eval: the worst misclassified are the wrong answers with the least probability on the truth") {
@@ -97,8 +97,8 @@ TEST_CASE("eval: the worst misclassified are the wrong answers with the least pr
 TEST_CASE("preprocessing: as_seen undoes the normalization of what apply gives the model") {
   data::Image image = red_square();
   image.pixels[5] = 77;
-  const data::Preprocessing preprocessing{.channels = 3, .height = 8, .width = 8, .mean = {0.2f, 0.4f, 0.5f},
-                                          .std = {0.3f, 0.25f, 0.5f}};
+  const data::Preprocessing preprocessing{
+      .channels = 3, .height = 8, .width = 8, .mean = {0.2f, 0.4f, 0.5f}, .std = {0.3f, 0.25f, 0.5f}};
   CHECK(preprocessing.as_seen(image).pixels == image.pixels);
   const data::Preprocessing gray{.channels = 1, .height = 8, .width = 8, .mean = {0.5f}, .std = {0.25f}};
   const data::Image seen = gray.as_seen(image);

@@ -3,13 +3,12 @@
 #include "train/run_plots.hpp"
 
 #include <doctest/doctest.h>
+#include <stb/stb_image.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
-
-#include <stb/stb_image.h>
 
 #include "core/error.hpp"
 
@@ -21,7 +20,8 @@ namespace {
 class RunFolder {
  public:
   explicit RunFolder(const std::string& name)
-      : path_(fs::temp_directory_path() / ("kiln-run-plots-test-" + name + "-" + std::to_string(::getpid()))) {
+      : path_(fs::temp_directory_path() /
+              ("kiln-run-plots-test-" + name + "-" + std::to_string(::getpid()))) {
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -34,10 +34,11 @@ class RunFolder {
 };
 
 std::string epoch_line(int epoch, double train_loss, double eval_accuracy, bool confusion = false) {
-  nlohmann::json line{{"epoch", epoch},          {"epochs", 3},           {"train_loss", train_loss},
-                      {"train_accuracy", 0.5},   {"eval_loss", 1.0},      {"eval_accuracy", eval_accuracy},
-                      {"eval_macro_recall", 0.4}, {"eval_split", "test"}, {"seconds", 2.0},
-                      {"images_per_second", 100.0}};
+  nlohmann::json line{{"epoch", epoch},           {"epochs", 3},
+                      {"train_loss", train_loss}, {"train_accuracy", 0.5},
+                      {"eval_loss", 1.0},         {"eval_accuracy", eval_accuracy},
+                      {"eval_macro_recall", 0.4}, {"eval_split", "test"},
+                      {"seconds", 2.0},           {"images_per_second", 100.0}};
   if (confusion) line["eval_confusion_matrix"] = {{"classes", {"cat", "dog"}}, {"counts", {{3, 1}, {2, 4}}}};
   return line.dump() + "\n";
 }
@@ -90,8 +91,9 @@ TEST_CASE("run plots: a resumed run's repeated epoch counts once, the later line
 
 TEST_CASE("run plots: a run without a held-out split draws no confusion matrix") {
   const RunFolder run("train-only");
-  run.write_metrics(R"({"epoch":1,"epochs":2,"train_loss":2.0,"train_accuracy":0.2,"seconds":1,"images_per_second":9})"
-                    "\n");
+  run.write_metrics(
+      R"({"epoch":1,"epochs":2,"train_loss":2.0,"train_accuracy":0.2,"seconds":1,"images_per_second":9})"
+      "\n");
   const auto epochs = train::read_epoch_lines(run.path());
   CHECK(train::write_run_plots(run.path(), epochs).size() == 2);
   CHECK_FALSE(train::summarize_run(epochs).has_eval);
@@ -100,10 +102,13 @@ TEST_CASE("run plots: a run without a held-out split draws no confusion matrix")
 TEST_CASE("run plots: errors name the metrics file and the line") {
   const RunFolder run("errors");
   CHECK_THROWS_WITH_AS(train::read_epoch_lines(run.path()),
-                       doctest::Contains(((run.path() / "metrics.jsonl").string() + ": cannot read").c_str()), Error);
+                       doctest::Contains(((run.path() / "metrics.jsonl").string() + ": cannot read").c_str()),
+                       Error);
   run.write_metrics(epoch_line(1, 2.0, 0.3) + "not json\n");
-  CHECK_THROWS_WITH_AS(train::read_epoch_lines(run.path()),
-                       doctest::Contains(((run.path() / "metrics.jsonl").string() + ":2: not a JSON object").c_str()), Error);
-  run.write_metrics(R"({"event":"start"})" "\n");
+  CHECK_THROWS_WITH_AS(
+      train::read_epoch_lines(run.path()),
+      doctest::Contains(((run.path() / "metrics.jsonl").string() + ":2: not a JSON object").c_str()), Error);
+  run.write_metrics(R"({"event":"start"})"
+                    "\n");
   CHECK_THROWS_WITH_AS(train::read_epoch_lines(run.path()), doctest::Contains("holds no epoch yet"), Error);
 }
