@@ -59,6 +59,16 @@ Tensor add(const Tensor& a, const Tensor& b) {
   });
 }
 
+// relu(a + b) in one pass forward; backward, relu's rule from the output (y > 0 exactly where a + b > 0),
+// then the sum's: the same gradient to both operands, summed over broadcast dimensions.
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  Tensor y = raw::binary(BinaryOp::AddRelu, a, b, "add_relu");
+  return record("add_relu", {a, b}, y, [sa = a.shape(), sb = b.shape(), y = y.detach()](const Tensor& g) {
+    const Tensor through_relu = raw::unary_backward(UnaryOp::Relu, {}, y, y, g);
+    return Grads{raw::sum_to(through_relu, sa), raw::sum_to(through_relu, sb)};
+  });
+}
+
 Tensor sub(const Tensor& a, const Tensor& b) {
   return record("sub", {a, b}, raw::binary(BinaryOp::Sub, a, b, "sub"), [sa = a.shape(), sb = b.shape()](const Tensor& g) {
     return Grads{raw::sum_to(g, sa), raw::sum_to(neg(g), sb)};

@@ -20,6 +20,8 @@ class Generator;
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
+// relu(a + b) as one op (a residual block's end): the same values, one pass over memory fewer each way.
+Tensor add_relu(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);
 Tensor pow(const Tensor& base, const Tensor& exponent);  // needs base > 0 where the exponent's grad is used
 Tensor pow(const Tensor& base, double exponent);

@@ -81,7 +81,7 @@ Tensor BasicBlock::forward(const Tensor& input) {
   Tensor residual = bn1_->forward_then_relu(conv1_->forward(input));
   residual = bn2_->forward(conv2_->forward(residual));
   const Tensor identity = shortcut_ ? shortcut_->forward(input) : input;
-  return relu(residual + identity);
+  return add_relu(residual, identity);
 }
 
 std::string BasicBlock::describe() const {

@@ -25,7 +25,8 @@ bool vectorized_backward(UnaryOp op) {
 }
 
 bool vectorized(BinaryOp op) {
-  return op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Mul || op == BinaryOp::Div;
+  return op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Mul || op == BinaryOp::Div ||
+         op == BinaryOp::AddRelu;
 }
 
 // The longest run of trailing dimensions along which each of two operands is dense or constant (see

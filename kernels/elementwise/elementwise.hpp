@@ -42,6 +42,7 @@ enum class BinaryOp {
   Minimum,  // min(a, b)  (NaN propagates)
   Equal,    // a == b ? 1 : 0
   Greater,  // a > b ? 1 : 0
+  AddRelu,  // relu(a + b): a residual block's sum and its ReLU in one pass (NaN passes, as relu's)
 };
 
 // y[i] = op(x[i]) for i < n.

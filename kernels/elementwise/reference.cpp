@@ -112,6 +112,10 @@ double binary_value(BinaryOp op, double a, double b) {
       return a == b ? 1.0 : 0.0;
     case BinaryOp::Greater:
       return a > b ? 1.0 : 0.0;
+    case BinaryOp::AddRelu: {
+      const double sum = a + b;
+      return sum < 0 ? 0.0 : sum;  // written so a NaN passes through, as relu does
+    }
   }
   return 0.0;  // unreachable: every op is handled above
 }

@@ -233,7 +233,7 @@ void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const
 // ---- binary ------------------------------------------------------------------------------------------
 
 // Add, Sub, Mul, Div: float arithmetic is correctly rounded, so these match the reference (double, rounded
-// once) bitwise.
+// once) bitwise; AddRelu too (rounding keeps the sum's sign, so clamping before or after it agrees).
 template <class V>
 void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes, const float* a,
                     const std::int64_t* a_strides, const float* b, const std::int64_t* b_strides,
@@ -252,6 +252,9 @@ void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes,
     case BinaryOp::Div:
       return binary_rows<V>(plan, sizes, a, a_strides, b, b_strides, out,
                             [](Reg p, Reg q) { return V::div(p, q); });
+    case BinaryOp::AddRelu:  // max returns its second operand on NaN, so a NaN sum passes through
+      return binary_rows<V>(plan, sizes, a, a_strides, b, b_strides, out,
+                            [](Reg p, Reg q) { return V::max(V::zero(), V::add(p, q)); });
     default:
       return;  // not vectorized: dispatch.cpp never sends it here
   }

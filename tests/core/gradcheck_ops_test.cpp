@@ -207,6 +207,13 @@ TEST_CASE("gradcheck: global_avg_pool2d") {
   check_gradient([](const Inputs& in) { return global_avg_pool2d(in[0]); }, {random_input({2, 5, 3, 4}, 105)});
 }
 
+TEST_CASE("gradcheck: add_relu, same shapes and broadcast") {
+  check_gradient([](const Inputs& in) { return add_relu(in[0], in[1]); },
+                 {random_input({2, 3, 4}, 140), random_input({2, 3, 4}, 141)});
+  check_gradient([](const Inputs& in) { return add_relu(in[0], in[1]); },
+                 {random_input({2, 3, 4}, 142), random_input({3, 1}, 143)});
+}
+
 // ---- batch normalization --------------------------------------------------------------------------------------------
 TEST_CASE("gradcheck: batch_norm2d training mode, 3 channels, batch 2") {
   check_gradient([](const Inputs& in) { return batch_norm2d(in[0], in[1], in[2], Tensor(), Tensor(), {.training = true}); },

@@ -141,7 +141,7 @@ std::vector<BinaryCase> binary_cases() {
 TEST_CASE("elementwise fast: binary add, sub, mul, div over dense and broadcast layouts") {
   at_each_fast_level([&] {
     for (const BinaryCase& c : binary_cases()) {
-      for (const BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div}) {
+      for (const BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::AddRelu}) {
         INFO(c.name, " op ", static_cast<int>(op));
         const std::vector<float> a = values(c.a_extent, 6), b = values(c.b_extent, 7, 0.5f, 2.0f, false);
         const int rank = static_cast<int>(c.sizes.size());

@@ -234,6 +234,7 @@ TEST_CASE_TEMPLATE("binary_forward: every op on hand-worked pairs", T, float, do
   check_close(run(BinaryOp::Minimum), {2, -3, 0.5, 1});
   check_close(run(BinaryOp::Equal), {0, 0, 0, 1});
   check_close(run(BinaryOp::Greater), {0, 0, 1, 0});
+  check_close(run(BinaryOp::AddRelu), {6, 0, 4.5, 2});  // relu of Add's row
 }
 
 // a [2, 3] = [[1, 2, 3], [4, 5, 6]] dense; b [3] = [10, 20, 30] broadcast over rows by a stride-0 row axis.
