@@ -36,6 +36,28 @@ void print_guards(const nlohmann::json& header) {
   }
 }
 
+// Fine-tuning: the checkpoint the run started from and its classes, whether the head was replaced, the
+// frozen modules and the head's learning rate. Nothing for a run from scratch.
+void print_fine_tune(const nlohmann::json& config) {
+  const std::string init = config.value("init_checkpoint", std::string());
+  if (!init.empty()) {
+    std::string classes;
+    for (const std::string& name : config.value("init_classes", std::vector<std::string>())) {
+      classes += (classes.empty() ? "" : ", ") + name;
+    }
+    std::printf("init           %s (classes: %s); head %s\n", init.c_str(), classes.c_str(),
+                config.value("head_replaced", false) ? "re-initialized" : "kept");
+  }
+  std::string frozen;
+  for (const std::string& name : config.value("freeze", std::vector<std::string>())) {
+    frozen += (frozen.empty() ? "" : ", ") + name;
+  }
+  if (!frozen.empty()) std::printf("frozen         %s\n", frozen.c_str());
+  if (config.contains("head_learning_rate") && !config.at("head_learning_rate").is_null()) {
+    std::printf("head lr        %g\n", config.at("head_learning_rate").get<double>());
+  }
+}
+
 }  // namespace
 
 void add_info_command(CLI::App& app) {
@@ -63,6 +85,7 @@ void add_info_command(CLI::App& app) {
     std::printf("trained        %lld of %lld epochs\n", header.at("epoch").get<long long>(),
                 header.at("config").at("epochs").get<long long>());
     const nlohmann::json& config = header.at("config");
+    print_fine_tune(config);
     if (config.value("balanced_sampler", false)) std::printf("balancing      balanced sampler\n");
     const auto weights = config.value("class_weight_values", std::vector<double>());
     if (!weights.empty() && weights.size() == loaded.classes.size()) {

@@ -93,6 +93,26 @@ void print_guard_settings(const nlohmann::json& plan) {
   }
 }
 
+// Fine-tuning, in text: the checkpoint the weights start from, whether its head was replaced, what is
+// frozen and the head's learning rate. Nothing for a run from scratch that freezes nothing.
+void print_fine_tune_settings(const nlohmann::json& plan) {
+  const nlohmann::json& fine_tune = plan.at("fine_tune");
+  const nlohmann::json& init = fine_tune.at("init");
+  const std::string head = fine_tune.at("head").get<std::string>();
+  if (!init.is_null()) {
+    std::printf("init: weights from %s (%zu classes), preprocessing kept from it; head '%s' %s\n",
+                init.at("checkpoint").get<std::string>().c_str(), init.at("classes").size(), head.c_str(),
+                init.at("head_replaced").get<bool>() ? "re-initialized for the new classes"
+                                                     : "kept (same classes)");
+  }
+  std::string frozen;
+  for (const auto& name : fine_tune.at("frozen")) frozen += (frozen.empty() ? "" : ", ") + name.get<std::string>();
+  if (!frozen.empty()) std::printf("frozen: %s (no updates; batch-norm statistics kept)\n", frozen.c_str());
+  if (!fine_tune.at("head_learning_rate").is_null()) {
+    std::printf("head learning rate: %g for '%s'\n", fine_tune.at("head_learning_rate").get<double>(), head.c_str());
+  }
+}
+
 void print_json_line(const nlohmann::json& line) {
   std::printf("%s\n", line.dump().c_str());
   std::fflush(stdout);  // a script reading the pipe sees each line as it happens
@@ -125,6 +145,7 @@ class ConsoleObserver final : public train::CrossValidationObserver {
     if (plan.at("resumed_at_epoch").get<long long>() > 0) {
       std::printf("resuming after epoch %lld\n", plan.at("resumed_at_epoch").get<long long>());
     }
+    print_fine_tune_settings(plan);
     print_balance_settings(plan);
     print_guard_settings(plan);
     std::fflush(stdout);
@@ -241,6 +262,7 @@ void add_train_command(CLI::App& app) {
   auto resume = std::make_shared<bool>(false);
   auto overwrite = std::make_shared<bool>(false);
   auto json = std::make_shared<bool>(false);
+  auto head_learning_rate = std::make_shared<double>(0.0);
   CLI::App* command = app.add_subcommand("train", "train a classifier on an image folder");
   command->add_option("data", config->data, "root/<class>/<image>, or root/{train,test[,val]}/<class>/<image>")
       ->required();
@@ -298,12 +320,23 @@ void add_train_command(CLI::App& app) {
   command->add_option(
       "--folds", config->folds,
       "k-fold cross-validation: K >= 2 runs in --out/fold-1 .. fold-K, then their mean and spread");
+  command->add_option("--init", config->init_checkpoint,
+                      "fine-tune: start from this checkpoint's weights, architecture and preprocessing (its "
+                      "classifier head is re-initialized when the classes differ)");
+  command->add_option("--freeze", config->freeze,
+                      "with --init: top-level modules to freeze, e.g. conv1,bn1,stage1")
+      ->delimiter(',');
+  command->add_option("--freeze-until", config->freeze_until,
+                      "with --init: freeze every top-level module before this one");
+  CLI::Option* head_lr_option =
+      command->add_option("--head-lr", *head_learning_rate, "the classifier head's peak learning rate (default: --lr)");
   command->add_flag("--strict", config->strict, "stop on an unreadable image instead of skipping it");
   command->add_flag("--resume", *resume, "continue the run in --out from its last.kiln");
   command->add_flag("--overwrite", *overwrite, "start afresh even if --out holds a checkpoint");
   command->add_flag("--json", *json, "print one JSON object per line instead of text");
-  command->callback([config, resume, overwrite, json] {
+  command->callback([config, resume, overwrite, json, head_learning_rate, head_lr_option] {
     KILN_CHECK(!(*resume && *overwrite), "train: --resume and --overwrite contradict each other");
+    if (head_lr_option->count() > 0) config->head_learning_rate = *head_learning_rate;
     config->augmentation.contrast = config->augmentation.saturation = config->augmentation.brightness;
     ConsoleObserver observer(*json);
     const train::RunStart start = *resume      ? train::RunStart::Resume

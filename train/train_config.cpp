@@ -33,7 +33,13 @@ nlohmann::json TrainConfig::to_json() const {
           {"min_delta", min_delta},
           {"early_stop_patience", early_stop_patience},
           {"folds", folds},
-          {"fold", fold}};
+          {"fold", fold},
+          {"init_checkpoint", init_checkpoint.string()},
+          {"init_classes", init_classes},
+          {"head_replaced", head_replaced},
+          {"freeze", freeze},
+          {"freeze_until", freeze_until},
+          {"head_learning_rate", head_learning_rate ? nlohmann::json(*head_learning_rate) : nlohmann::json(nullptr)}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
@@ -69,6 +75,15 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
     config.early_stop_patience = json.value("early_stop_patience", std::int64_t{0});
     config.folds = json.value("folds", std::int64_t{0});
     config.fold = json.value("fold", std::int64_t{0});
+    // Absent from checkpoints written before kiln could fine-tune: those runs started from scratch.
+    config.init_checkpoint = json.value("init_checkpoint", std::string());
+    config.init_classes = json.value("init_classes", std::vector<std::string>());
+    config.head_replaced = json.value("head_replaced", false);
+    config.freeze = json.value("freeze", std::vector<std::string>());
+    config.freeze_until = json.value("freeze_until", std::string());
+    if (json.contains("head_learning_rate") && !json.at("head_learning_rate").is_null()) {
+      config.head_learning_rate = json.at("head_learning_rate").get<double>();
+    }
   } catch (const nlohmann::json::exception& error) {
     fail("training configuration: ", error.what());
   }

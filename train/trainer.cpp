@@ -19,6 +19,7 @@
 #include "train/checkpoint.hpp"
 #include "train/class_balance.hpp"
 #include "train/evaluate.hpp"
+#include "train/fine_tune.hpp"
 #include "train/folds.hpp"
 #include "train/model_io.hpp"
 #include "train/run_plots.hpp"
@@ -72,6 +73,16 @@ std::unique_ptr<optim::Schedule> make_schedule(const TrainConfig& config, std::i
   return schedule;
 }
 
+// Parameters trained by one optimizer under one schedule. A run has one group, "optimizer", over every
+// trainable parameter or, with --head-lr, two: "optimizer" for the body at --lr and "head_optimizer" for
+// the classifier head at --head-lr (a group with no trainable parameters is left out). The key names the
+// group's state in the checkpoint: header[key], and its tensors under "key.".
+struct ParameterGroup {
+  std::string key;
+  std::unique_ptr<optim::Optimizer> optimizer;
+  std::unique_ptr<optim::Schedule> schedule;
+};
+
 // Everything a run needs, built from the configuration (fresh) or from a checkpoint (resume).
 struct Run {
   TrainConfig config;
@@ -79,11 +90,11 @@ struct Run {
   data::Preprocessing preprocessing;
   models::ArchitectureSpec architecture;
   layers::ModulePtr model;
-  std::unique_ptr<optim::Optimizer> optimizer;
+  std::string head;                    // the classifier head's module name ("fc")
+  std::vector<ParameterGroup> groups;  // the optimizers, see ParameterGroup
   std::unique_ptr<data::DataLoader> train_loader;
   std::unique_ptr<data::DataLoader> eval_loader;
   std::string eval_split_name;  // "validation" or "test"
-  std::unique_ptr<optim::Schedule> schedule;
   ClassBalance balance;  // of the training split
   Tensor class_weight;   // float [classes] for cross_entropy, or undefined without --class-weights
   std::int64_t epochs_done = 0;
@@ -195,9 +206,88 @@ nlohmann::json guard_plan(const Run& run) {
   return plan;
 }
 
+// Where the weights started and what trains, for the start of the run's report: "init" is null for a
+// run from scratch.
+nlohmann::json fine_tune_plan(const Run& run) {
+  const TrainConfig& config = run.config;
+  nlohmann::json init = nullptr;
+  if (!config.init_checkpoint.empty()) {
+    init = {{"checkpoint", config.init_checkpoint.string()},
+            {"classes", config.init_classes},
+            {"head_replaced", config.head_replaced},
+            {"preprocessing", "kept from the checkpoint"}};
+  }
+  return {{"init", init},
+          {"head", run.head},
+          {"frozen", config.freeze},
+          {"head_learning_rate",
+           config.head_learning_rate ? nlohmann::json(*config.head_learning_rate) : nlohmann::json(nullptr)}};
+}
+
 std::int64_t steps_per_epoch(const Run& run) {
   const std::int64_t full = run.train_loader->batches_per_epoch();
   return run.config.max_steps_per_epoch > 0 ? std::min(full, run.config.max_steps_per_epoch) : full;
+}
+
+// Freezes the run's --freeze modules and builds its optimizers and schedules (see ParameterGroup).
+void prepare_optimizers(Run& run) {
+  TrainConfig& config = run.config;
+  KILN_CHECK((config.freeze.empty() && config.freeze_until.empty()) || !config.init_checkpoint.empty(),
+             "train: --freeze and --freeze-until keep pretrained weights; they need --init CKPT");
+  config.freeze = resolve_frozen_modules(*run.model, config.freeze, config.freeze_until);
+  freeze_modules(*run.model, config.freeze);
+  run.head = head_module_name(*run.model);
+  TrainableParameters trainable = trainable_parameters(*run.model, run.head);
+  const std::int64_t steps = steps_per_epoch(run);
+  const auto add_group = [&](std::string key, const TrainConfig& rates, std::vector<NamedTensor> parameters) {
+    if (parameters.empty()) return;
+    run.groups.push_back(
+        {std::move(key), make_optimizer(rates, std::move(parameters)), make_schedule(rates, steps)});
+  };
+  if (!config.head_learning_rate) {
+    std::vector<NamedTensor> all = std::move(trainable.body);
+    all.insert(all.end(), trainable.head.begin(), trainable.head.end());
+    add_group("optimizer", config, std::move(all));
+    return;
+  }
+  KILN_CHECK(std::isfinite(*config.head_learning_rate) && *config.head_learning_rate >= 0,
+             "train: --head-lr must be a finite number >= 0, got ", *config.head_learning_rate);
+  TrainConfig head_rates = config;
+  head_rates.learning_rate = *config.head_learning_rate;
+  add_group("optimizer", config, std::move(trainable.body));
+  add_group("head_optimizer", head_rates, std::move(trainable.head));
+}
+
+// --init: the model, its architecture and preprocessing from config.init_checkpoint, with the head
+// re-initialized (from `initialization`) when the new data's classes differ from the checkpoint's.
+void initialize_from_checkpoint(Run& run, Generator& initialization) {
+  const std::filesystem::path path = run.config.init_checkpoint;
+  const Checkpoint source = load_checkpoint(path);
+  check_header_field(source.header, "kind", kCheckpointKind, path);
+  check_header_field(source.header, "schema", kCheckpointSchema, path);
+  try {
+    run.preprocessing = data::Preprocessing::from_json(source.header.at("preprocessing"));
+    run.architecture = models::ArchitectureSpec::from_json(source.header.at("architecture"));
+    run.config.init_classes = source.header.at("classes").get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& error) {
+    fail("train: --init ", path.string(), ": malformed header (", error.what(), ")");
+  }
+  // The features were learned under the checkpoint's preprocessing, so the new data is seen through it;
+  // only its input size has to agree with what the new images are.
+  const data::Preprocessing own = data::preprocessing_for(run.splits.train);
+  const auto size = [](const data::Preprocessing& p) {
+    return std::to_string(p.channels) + "x" + std::to_string(p.height) + "x" + std::to_string(p.width);
+  };
+  KILN_CHECK(own.channels == run.preprocessing.channels && own.height == run.preprocessing.height &&
+                 own.width == run.preprocessing.width,
+             "train: --init ", path.string(), " takes ", size(run.preprocessing), " inputs, but the images in ",
+             run.config.data.string(), " are ", size(own), "; fine-tune on images of the checkpoint's input size");
+  const std::vector<std::string>& classes = run.splits.train.classes();
+  run.config.model = run.architecture.name;
+  run.config.head_replaced = classes != run.config.init_classes;
+  run.architecture.classes = static_cast<std::int64_t>(classes.size());
+  run.model = models::build_model(run.architecture, initialization);
+  load_initial_weights(*run.model, source, path, head_module_name(*run.model), run.config.head_replaced);
 }
 
 Run start_fresh(const TrainConfig& config) {
@@ -207,15 +297,18 @@ Run start_fresh(const TrainConfig& config) {
   run.splits = splits_for(config);
   check_early_stop_has_data(run);
   prepare_class_balance(run, true);
-  run.preprocessing = data::preprocessing_for(run.splits.train);
-  open_loaders(run);
-  const auto& classes = run.splits.train.classes();
-  run.architecture = {config.model, run.preprocessing.channels, run.preprocessing.height, run.preprocessing.width,
-                      static_cast<std::int64_t>(classes.size())};
   Generator initialization(config.seed, kInitializationStream);
-  run.model = models::build_model(run.architecture, initialization);
-  run.optimizer = make_optimizer(config, run.model->named_parameters());
-  run.schedule = make_schedule(config, steps_per_epoch(run));
+  if (config.init_checkpoint.empty()) {
+    run.preprocessing = data::preprocessing_for(run.splits.train);
+    const auto& classes = run.splits.train.classes();
+    run.architecture = {config.model, run.preprocessing.channels, run.preprocessing.height,
+                        run.preprocessing.width, static_cast<std::int64_t>(classes.size())};
+    run.model = models::build_model(run.architecture, initialization);
+  } else {
+    initialize_from_checkpoint(run, initialization);
+  }
+  open_loaders(run);
+  prepare_optimizers(run);
   default_generator() = Generator(config.seed, kDropoutStream);
   return run;
 }
@@ -243,19 +336,24 @@ Run resume_from(const TrainConfig& requested) {
   run.architecture = models::ArchitectureSpec::from_json(header.at("architecture"));
   Generator initialization(run.config.seed, kInitializationStream);
   run.model = models::build_model(run.architecture, initialization);
-  run.optimizer = make_optimizer(run.config, run.model->named_parameters());
+  prepare_optimizers(run);  // the stored --freeze list and --head-lr: frozen modules stay frozen
 
-  std::vector<NamedTensor> model_tensors, optimizer_tensors;
+  std::vector<NamedTensor> model_tensors;
+  std::vector<std::vector<NamedTensor>> optimizer_tensors(run.groups.size());
   for (NamedTensor& entry : checkpoint.tensors) {
-    if (entry.first.starts_with(kOptimizerTensorPrefix)) {
-      optimizer_tensors.emplace_back(entry.first.substr(std::string(kOptimizerTensorPrefix).size()), entry.second);
-    } else {
+    if (entry.first.starts_with(kModelTensorPrefix)) {
       model_tensors.push_back(std::move(entry));
+      continue;
+    }
+    for (std::size_t g = 0; g < run.groups.size(); ++g) {
+      const std::string prefix = run.groups[g].key + ".";
+      if (entry.first.starts_with(prefix)) optimizer_tensors[g].emplace_back(entry.first.substr(prefix.size()), entry.second);
     }
   }
   load_into(model_state(*run.model), Checkpoint{header, std::move(model_tensors)}, path);
-  run.optimizer->load_state(header.at("optimizer"), optimizer_tensors);
-  run.schedule = make_schedule(run.config, steps_per_epoch(run));
+  for (std::size_t g = 0; g < run.groups.size(); ++g) {
+    run.groups[g].optimizer->load_state(header.at(run.groups[g].key), optimizer_tensors[g]);
+  }
   run.epochs_done = header.at("epoch").get<std::int64_t>();
   default_generator() = Generator(run.config.seed, kDropoutStream);
   default_generator().set_offset(header.at("rng").at("dropout_offset").get<std::uint64_t>());
@@ -275,14 +373,17 @@ void save(const Run& run, bool improved) {
   header["classes"] = run.splits.train.classes();
   header["preprocessing"] = run.preprocessing.to_json();
   header["config"] = run.config.to_json();
-  header["optimizer"] = run.optimizer->state_json();
-  header["schedule"] = run.schedule->to_json();
+  for (const ParameterGroup& group : run.groups) header[group.key] = group.optimizer->state_json();
+  header["schedule"] = run.groups.front().schedule->to_json();
+  if (run.groups.size() > 1) header["head_schedule"] = run.groups.back().schedule->to_json();
   header["epoch"] = run.epochs_done;
   header["rng"] = {{"seed", run.config.seed}, {"dropout_offset", default_generator().offset()}};
   header["history"] = run.history_json;
   header["early_stopping"] = run.early_stopping.to_json();
   std::vector<NamedTensor> tensors = model_state(*run.model);
-  for (const auto& [name, tensor] : run.optimizer->state_tensors()) tensors.emplace_back(kOptimizerTensorPrefix + name, tensor);
+  for (const ParameterGroup& group : run.groups) {
+    for (const auto& [name, tensor] : group.optimizer->state_tensors()) tensors.emplace_back(group.key + "." + name, tensor);
+  }
   const Checkpoint checkpoint{header, tensors};
   if (improved) save_checkpoint(best_checkpoint(run.config.run_dir), checkpoint);
   save_checkpoint(last_checkpoint(run.config.run_dir), checkpoint);
@@ -320,6 +421,7 @@ void redraw_plots(const std::filesystem::path& run_dir) {
 EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& observer) {
   layers::Module& model = *run.model;
   model.train();
+  keep_frozen_modules_in_eval(model, run.config.freeze);  // their batch-norm statistics stay as loaded
   data::DataLoader& loader = *run.train_loader;
   loader.start_epoch(epoch);
   const std::int64_t steps = steps_per_epoch(run);
@@ -328,8 +430,8 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
   for (std::int64_t step = 0; step < steps; ++step) {
     std::optional<data::Batch> batch = loader.next();
     if (!batch) break;
-    learning_rate = run.schedule->learning_rate(epoch * steps + step);
-    run.optimizer->set_learning_rate(learning_rate);
+    learning_rate = run.groups.front().schedule->learning_rate(epoch * steps + step);
+    for (ParameterGroup& group : run.groups) group.optimizer->set_learning_rate(group.schedule->learning_rate(epoch * steps + step));
 
     const Tensor logits = model(batch->images);
     const Tensor loss = cross_entropy(logits, batch->labels, run.class_weight,
@@ -342,10 +444,10 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
                                : std::string("no checkpoint was written"),
            ". Try a lower --lr or --clip-grad-norm.");
     }
-    run.optimizer->zero_grad();
+    for (ParameterGroup& group : run.groups) group.optimizer->zero_grad();
     loss.backward();
     if (run.config.clip_grad_norm > 0) optim::clip_grad_norm(model.parameters(), run.config.clip_grad_norm);
-    run.optimizer->step();
+    for (ParameterGroup& group : run.groups) group.optimizer->step();
 
     const auto n = static_cast<double>(batch->labels.numel());
     loss_sum += loss_value * n;
@@ -392,6 +494,9 @@ nlohmann::json EpochSummary::to_json() const {
 
 TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& observer) {
   Monitor{config.monitor, config.min_delta};  // a bad --monitor or --min-delta fails before any work
+  KILN_CHECK(start != RunStart::Resume || config.init_checkpoint.empty(),
+             "train: --init starts a new run from another checkpoint and --resume continues this one; use "
+             "one of them");
   KILN_CHECK(start != RunStart::Fresh || !std::filesystem::exists(last_checkpoint(config.run_dir)),
              last_checkpoint(config.run_dir).string(),
              " already exists; continue it with --resume, or choose another --out (or --overwrite)");
@@ -414,6 +519,7 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
                                    {"threads", kernels::compute_threads()}}}};
   plan.update(balance_plan(run));
   plan.update(guard_plan(run));
+  plan["fine_tune"] = fine_tune_plan(run);
   observer.on_start(plan);
   TrainResult result;
   result.checkpoint = last_checkpoint(run.config.run_dir);

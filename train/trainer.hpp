@@ -57,6 +57,13 @@ struct TrainConfig {
   std::int64_t early_stop_patience = 0;  // stop after this many epochs without improvement; 0: off
   std::int64_t folds = 0;                // cross-validation: this run trains on all folds but `fold`
   std::int64_t fold = 0;                 // of the training data's `folds` (0 folds: not a fold run)
+  // Fine-tuning (train/fine_tune.hpp).
+  std::filesystem::path init_checkpoint{};     // --init: the checkpoint the weights start from ("": none)
+  std::vector<std::string> init_classes{};     // its classes, filled in at the start and stored
+  bool head_replaced = false;                  // the classes differed: the head was re-initialized
+  std::vector<std::string> freeze{};           // top-level modules frozen; a run stores the resolved list
+  std::string freeze_until{};                  // --freeze-until: every top-level module before this one
+  std::optional<double> head_learning_rate{};  // --head-lr: the head's peak rate (unset: --lr)
 
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& json);
@@ -102,6 +109,7 @@ enum class RunStart {
   Replace,  // a new run that may replace an existing last.kiln (at the end of its first epoch)
 };
 
+// A Fresh or Replace run with config.init_checkpoint starts from that checkpoint (train/fine_tune.hpp).
 // Throws kiln::Error on bad data, a NaN loss (after which last.kiln still holds the last good epoch)
 // or a failed checkpoint write (which leaves the previous last.kiln intact), and on settings that cannot
 // work: an unknown --monitor, --early-stop without held-out data.

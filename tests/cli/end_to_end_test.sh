@@ -148,6 +148,23 @@ check "cross-validation resumed, --json" "${cross_validation[@]}" --resume --jso
 expect "finished folds are skipped" "$work/out" '"already_finished":true,"event":"fold","fold":3'
 expect "--json prints the summary" "$work/out" '"event":"cross_validation"'
 
+# Fine-tuning: the 10-class run's weights start a 2-class run with its head replaced, conv1 frozen and the
+# head at its own rate; info and --resume show what was frozen; the mistakes are named.
+fine_tune=("$kiln" train "$imbalanced" --init "$run/last.kiln" --epochs 1 --batch 8 --max-steps 2)
+check "fine-tune with --init --freeze --head-lr" "${fine_tune[@]}" --freeze conv1 --head-lr 0.01 --out "$work/tuned"
+expect "train says where the weights come from" "$work/out" "init: weights from $run/last.kiln (10 classes), preprocessing kept from it; head 'fc3' re-initialized for the new classes"
+expect "train says what is frozen" "$work/out" "frozen: conv1 (no updates; batch-norm statistics kept)"
+expect "train gives the head's rate" "$work/out" "head learning rate: 0.01 for 'fc3'"
+check "info on a fine-tuned run" "$kiln" info "$work/tuned/last.kiln"
+expect "info gives the source" "$work/out" "init           $run/last.kiln (classes: airplane, automobile,"
+expect "info gives the frozen modules" "$work/out" "frozen         conv1"
+expect "info gives the head's rate" "$work/out" "head lr        0.01"
+check "resume a fine-tuned run" "$kiln" train "$imbalanced" --epochs 2 --out "$work/tuned" --resume
+expect "resume keeps it frozen" "$work/out" "frozen: conv1"
+check_error "--freeze with an unknown module" "train: --freeze names unknown module 'stage1' (the model's top-level modules: conv1, relu1," "${fine_tune[@]}" --freeze stage1 --out "$work/r7"
+check_error "--init with --resume" "train: --init starts a new run from another checkpoint and --resume continues this one" "${fine_tune[@]}" --resume --out "$work/tuned"
+check_error "--freeze without --init" "they need --init CKPT" "$kiln" train "$imbalanced" --freeze-until fc1 --out "$work/r8"
+
 # Bad inputs.
 check_error "missing data folder" "does-not-exist" "$kiln" train "$work/does-not-exist" --out "$work/r2"
 mkdir -p "$work/empty/a" "$work/empty/b"; cp "$data/test/cat/0000.jpg" "$work/empty/a/"

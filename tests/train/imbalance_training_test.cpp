@@ -10,11 +10,14 @@
 #include "core/error.hpp"
 #include "tests/support/scratch_folder.hpp"
 #include "tests/support/tiny_training.hpp"
+#include "tests/support/training_observers.hpp"
 #include "train/model_io.hpp"
 #include "train/trainer.hpp"
 
 using namespace kiln;
 using kiln::testing::copy_cifar_images;
+using kiln::testing::InterruptAfterFirstEpoch;
+using kiln::testing::Recorder;
 using kiln::testing::ScratchFolder;
 namespace fs = std::filesystem;
 
@@ -34,18 +37,6 @@ train::TrainConfig tiny_config(const fs::path& data, const fs::path& run_dir) {
   config.batch_size = 5;
   return config;
 }
-
-// Keeps what the run reported.
-class Recorder : public train::TrainingObserver {
- public:
-  void on_start(const nlohmann::json& start) override { plan = start; }
-  nlohmann::json plan;
-};
-
-class InterruptAfterFirstEpoch : public train::TrainingObserver {
- public:
-  void on_epoch(const train::EpochSummary&) override { throw std::runtime_error("simulated interruption"); }
-};
 
 nlohmann::json stored_config(const fs::path& run_dir) {
   return train::load_model(run_dir / "last.kiln").header.at("config");
