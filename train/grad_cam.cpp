@@ -13,16 +13,23 @@
 namespace kiln::train {
 namespace {
 
-// The index of the last layer whose output is still [1, C, h, w] with more than one position.
-std::size_t last_spatial_layer(const layers::Sequential& net, const Tensor& input) {
+// One pass of the net without the tape: A (the output of the last layer that is still [1, C, h, w] with
+// more than one position), that layer's index, and the logits the whole net gives.
+struct FeatureSplit {
+  std::size_t layer = 0;
+  Tensor features, logits;
+};
+
+FeatureSplit split_at_last_spatial_layer(const layers::Sequential& net, const Tensor& input) {
   NoGradGuard no_grad;
   Tensor x = input;
-  std::optional<std::size_t> found;
+  std::optional<FeatureSplit> found;
   for (std::size_t i = 0; i < net.size(); ++i) {
     x = net[i]->forward(x);
-    if (x.dim() == 4 && x.size(2) * x.size(3) > 1) found = i;
+    if (x.dim() == 4 && x.size(2) * x.size(3) > 1) found = FeatureSplit{i, x, Tensor()};
   }
   KILN_CHECK(found.has_value(), "explain: the model has no layer with a spatial output to explain");
+  found->logits = x;
   return *found;
 }
 
@@ -39,22 +46,17 @@ Explanation grad_cam(const LoadedModel& loaded, const data::Image& image, std::i
   KILN_CHECK(net != nullptr && net->size() > 0, "explain: the model must be a Sequential of layers");
   loaded.model->eval();
   const Tensor input = loaded.preprocessing.apply(image).unsqueeze(0);
-  const std::size_t split = last_spatial_layer(*net, input);
+  const FeatureSplit pass = split_at_last_spatial_layer(*net, input);
+  const std::size_t split = pass.layer;
   KILN_CHECK(split + 1 < net->size(),
              "explain: the model ends in a spatial layer; nothing scores the classes");
-
-  Tensor features;  // A, [1, C, h, w]
-  {
-    NoGradGuard no_grad;
-    features = run_layers(*net, 0, split, input);
-  }
+  const Tensor& features = pass.features;  // A, [1, C, h, w]
   const std::int64_t channels = features.size(1), height = features.size(2), width = features.size(3);
   const std::vector<float> activations = features.to_vector<float>();
-
   std::vector<double> probabilities;
   {
     NoGradGuard no_grad;
-    probabilities = softmax(run_layers(*net, split + 1, net->size() - 1, features), 1).to_vector<double>();
+    probabilities = softmax(pass.logits, 1).to_vector<double>();
   }
   std::vector<std::int64_t> order(probabilities.size());
   std::iota(order.begin(), order.end(), 0);
