@@ -150,16 +150,16 @@ DataSplits discover_splits(const std::filesystem::path& root, double val_split, 
   DataSplits splits;
   if (packed) {
     const std::shared_ptr<const Pack> pack = Pack::open(root);
-    const auto split_of = [&](const std::string& name) { return pack_split(pack, name); };
-    if (split_of("train").size() > 0) {
-      splits.train = split_of("train");
-      if (split_of("test").size() > 0) splits.test = split_of("test");
-      if (split_of("val").size() > 0) {
-        splits.validation = split_of("val");
+    ImageFolder train = pack_split(pack, "train"), test = pack_split(pack, "test"), val = pack_split(pack, "val");
+    if (train.size() > 0) {
+      splits.train = std::move(train);
+      if (test.size() > 0) splits.test = std::move(test);
+      if (val.size() > 0) {
+        splits.validation = std::move(val);
         return splits;
       }
     } else {
-      splits.train = split_of("");
+      splits.train = pack_split(pack, "");
     }
     KILN_CHECK(splits.train.size() > 0, root.string(), ": the pack holds no training images");
   } else if (fs::is_directory(root / "train", status)) {

@@ -57,7 +57,7 @@ bool Pack::is_pack(const fs::path& path) {
 std::shared_ptr<const Pack> Pack::open(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   KILN_CHECK(in.good(), file.string(), ": cannot open the pack");
-  const std::vector<std::uint8_t> all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::uint8_t> all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   KILN_CHECK(all.size() >= kPreambleBytes && std::memcmp(all.data(), kPackMagic, sizeof kPackMagic) == 0,
              file.string(), ": not a kiln pack (no KILNPACK header)");
   const auto version = static_cast<std::uint32_t>(read_le(all.data() + 8, 4));
@@ -78,8 +78,8 @@ std::shared_ptr<const Pack> Pack::open(const fs::path& file) {
   const auto data_bytes = index.at("data_bytes").get<std::uint64_t>();
   KILN_CHECK(all.size() - data_start == data_bytes, file.string(), ": truncated or padded (",
              all.size() - data_start, " bytes of image data, the index says ", data_bytes, ")");
-  pack->data_.assign(all.begin() + static_cast<std::ptrdiff_t>(data_start), all.end());
-  KILN_CHECK(hex64(fnv1a64(pack->data_)) == index.at("data_fnv1a64").get<std::string>(), file.string(),
+  const std::span<const std::uint8_t> data(all.data() + data_start, data_bytes);
+  KILN_CHECK(hex64(fnv1a64(data)) == index.at("data_fnv1a64").get<std::string>(), file.string(),
              ": damaged (the image data does not match its checksum)");
   try {
     pack->classes_ = index.at("classes").get<std::vector<std::string>>();
@@ -94,12 +94,14 @@ std::shared_ptr<const Pack> Pack::open(const fs::path& file) {
   } catch (const nlohmann::json::exception&) {
     fail(file.string(), ": damaged pack index");
   }
+  pack->data_start_ = data_start;
+  pack->file_bytes_ = std::move(all);  // kept whole: no copy of the image data
   return pack;
 }
 
 std::span<const std::uint8_t> Pack::bytes(std::size_t entry) const {
   const Entry& e = entries_.at(entry);
-  return {data_.data() + e.offset, static_cast<std::size_t>(e.size)};
+  return {file_bytes_.data() + data_start_ + e.offset, static_cast<std::size_t>(e.size)};
 }
 
 std::vector<std::uint8_t> build_pack(const fs::path& root, bool strict, PackSummary& summary,

@@ -58,7 +58,8 @@ class Pack {
   std::filesystem::path file_;
   std::vector<std::string> classes_;
   std::vector<Entry> entries_;
-  std::vector<std::uint8_t> data_;
+  std::vector<std::uint8_t> file_bytes_;  // the whole file, as read
+  std::size_t data_start_ = 0;            // where the image data begins in it
 };
 
 struct PackSummary {
