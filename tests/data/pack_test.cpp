@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "data/dataset.hpp"
 #include "tests/data/image_writer.hpp"
+#include "tests/support/tiny_training.hpp"
 #include "train/atomic_file.hpp"
 #include "train/trainer.hpp"
 
@@ -150,17 +151,9 @@ TEST_CASE("pack: training on the pack of the bundled subset ends with the folder
   data::PackSummary summary;
   const auto file = write_pack(subset, out / "subset.kpack", summary);
   CHECK(summary.images == 5000);
-  class Silent : public train::TrainingObserver {
-  } silent;
-  train::TrainConfig config;
-  config.model = "lenet5";
-  config.epochs = 1;
-  config.batch_size = 32;
+  train::TrainingObserver silent;  // reports nothing
+  train::TrainConfig config = testing::tiny_lenet5_config(subset, out / "from-folder", /*seed=*/4);
   config.max_steps_per_epoch = 3;
-  config.seed = 4;
-  config.loader_threads = 0;
-  config.data = subset;
-  config.run_dir = out / "from-folder";
   const train::TrainResult from_folder = train::train(config, train::RunStart::Fresh, silent);
   config.data = file;
   config.run_dir = out / "from-pack";

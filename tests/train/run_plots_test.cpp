@@ -4,33 +4,28 @@
 
 #include <doctest/doctest.h>
 #include <stb/stb_image.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "core/error.hpp"
+#include "tests/support/scratch_folder.hpp"
 
 namespace fs = std::filesystem;
 using namespace kiln;
 
 namespace {
 
+// A scratch run folder with a metrics.jsonl of the given text.
 class RunFolder {
  public:
-  explicit RunFolder(const std::string& name)
-      : path_(fs::temp_directory_path() /
-              ("kiln-run-plots-test-" + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~RunFolder() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-  void write_metrics(const std::string& text) const { std::ofstream(path_ / "metrics.jsonl") << text; }
+  explicit RunFolder(const std::string& name) : scratch_("kiln-run-plots-test", name) {}
+  const fs::path& path() const { return scratch_.path(); }
+  void write_metrics(const std::string& text) const { std::ofstream(path() / "metrics.jsonl") << text; }
 
  private:
-  fs::path path_;
+  testing::ScratchFolder scratch_;
 };
 
 std::string epoch_line(int epoch, double train_loss, double eval_accuracy, bool confusion = false) {
