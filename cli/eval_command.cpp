@@ -12,6 +12,7 @@
 #include "plot/picture.hpp"
 #include "train/evaluate.hpp"
 #include "train/model_io.hpp"
+#include "train/run_plots.hpp"
 
 namespace kiln::cli {
 namespace {
@@ -60,12 +61,12 @@ std::vector<std::filesystem::path> write_misclassified(const EvalOptions& option
     char name[64];
     std::snprintf(name, sizeof name, "%02zu-", rank + 1);
     files.push_back(options.misclassified / (name + truth + "-as-" + guess + "-" + sample.path.stem().string() + ".png"));
-    picture.save_png(files.back());
+    train::save_png(picture, files.back());
     pictures.push_back(std::move(picture));
   }
   if (!pictures.empty()) {
     files.push_back(options.misclassified / "misclassified.png");
-    plot::contact_sheet(pictures, 6).save_png(files.back());
+    train::save_png(plot::contact_sheet(pictures, 6), files.back());
   }
   return files;
 }

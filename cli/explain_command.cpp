@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "plot/picture.hpp"
 #include "train/grad_cam.hpp"
+#include "train/run_plots.hpp"
 
 namespace kiln::cli {
 namespace {
@@ -54,7 +55,7 @@ void run_explain(const ExplainOptions& options) {
                       &heat);
     const std::filesystem::path file =
         options.out / (stem + "-" + std::to_string(rank + 1) + "-" + map.name + ".png");
-    canvas.save_png(file);
+    train::save_png(canvas, file);
     maps.push_back(
         {{"rank", rank + 1}, {"class", map.name}, {"probability", map.probability}, {"file", file.string()}});
     if (!options.json)
@@ -62,7 +63,7 @@ void run_explain(const ExplainOptions& options) {
     sheet.push_back(std::move(canvas));
   }
   const std::filesystem::path sheet_file = options.out / (stem + "-explained.png");
-  plot::contact_sheet(sheet, static_cast<int>(sheet.size())).save_png(sheet_file);
+  train::save_png(plot::contact_sheet(sheet, static_cast<int>(sheet.size())), sheet_file);
   if (options.json) {
     std::printf("%s\n", nlohmann::json{{"image", options.image.string()},
                                        {"feature_layer", explanation.feature_layer},

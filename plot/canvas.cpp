@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
-#include <system_error>
 
 #include "core/error.hpp"
 #include "plot/easy_font.hpp"
@@ -66,17 +65,6 @@ void Canvas::text(int x, int y, std::string_view text, Color color, int scale) {
 int Canvas::text_width(std::string_view text, int scale) { return easy_font_width(text) * scale; }
 int Canvas::text_height(std::string_view text, int scale) { return easy_font_height(text) * scale; }
 
-void Canvas::save_png(const std::filesystem::path& path) const {
-  std::filesystem::path temporary = path;
-  temporary += ".tmp";
-  KILN_CHECK(write_rgb_png(temporary, width_, height_, rgb_.data()), path.string(),
-             ": cannot write the PNG (is the folder writable, the disk full?)");
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::filesystem::remove(temporary, error);
-    KILN_CHECK(false, path.string(), ": cannot move the finished PNG into place");
-  }
-}
+std::vector<std::uint8_t> Canvas::encode_png() const { return encode_rgb_png(width_, height_, rgb_.data()); }
 
 }  // namespace kiln::plot

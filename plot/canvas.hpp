@@ -9,7 +9,6 @@
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
 #include <string_view>
 #include <vector>
 
@@ -46,9 +45,9 @@ class Canvas {
   static int text_width(std::string_view text, int scale = 1);
   static int text_height(std::string_view text, int scale = 1);
 
-  // Writes the canvas as an 8-bit RGB PNG, atomically (a temporary file beside it, then a rename), so a
-  // reader never sees half a plot. Throws kiln::Error naming the file when it cannot be written.
-  void save_png(const std::filesystem::path& path) const;
+  // The canvas as an 8-bit RGB PNG file's bytes. Callers write them with train::write_file_atomically, so a
+  // reader never sees half a picture (train::save_png in train/run_plots.hpp does both).
+  std::vector<std::uint8_t> encode_png() const;
 
  private:
   int width_, height_;

@@ -2,12 +2,11 @@
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
+#include <vector>
 
 namespace kiln::plot {
 
-// Writes width x height RGB pixels (3 bytes each, row-major, top row first). False when the file cannot be
-// written.
-bool write_rgb_png(const std::filesystem::path& path, int width, int height, const std::uint8_t* rgb);
+// The PNG file of width x height RGB pixels (3 bytes each, row-major, top row first), as bytes.
+std::vector<std::uint8_t> encode_rgb_png(int width, int height, const std::uint8_t* rgb);
 
 }  // namespace kiln::plot

@@ -62,8 +62,15 @@ int easy_font_height(std::string_view text) {
   return stb_easy_font_height(copy.data());
 }
 
-bool write_rgb_png(const std::filesystem::path& path, int width, int height, const std::uint8_t* rgb) {
-  return stbi_write_png(path.c_str(), width, height, 3, rgb, width * 3) != 0;
+std::vector<std::uint8_t> encode_rgb_png(int width, int height, const std::uint8_t* rgb) {
+  std::vector<std::uint8_t> png;
+  const auto append = [](void* context, void* data, int size) {
+    auto* out = static_cast<std::vector<std::uint8_t>*>(context);
+    const auto* bytes = static_cast<const std::uint8_t*>(data);
+    out->insert(out->end(), bytes, bytes + size);
+  };
+  stbi_write_png_to_func(append, &png, width, height, 3, rgb, width * 3);
+  return png;
 }
 
 }  // namespace kiln::plot

@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "plot/confusion_matrix.hpp"
 #include "plot/line_chart.hpp"
+#include "train/atomic_file.hpp"
 
 namespace kiln::train {
 namespace {
@@ -39,6 +40,10 @@ bool any_present(const std::vector<nlohmann::json>& epochs, const char* key) {
 
 }  // namespace
 
+void save_png(const plot::Canvas& picture, const fs::path& path) {
+  write_file_atomically(path, picture.encode_png(), "picture");
+}
+
 std::vector<nlohmann::json> read_epoch_lines(const fs::path& run_dir) {
   const fs::path file = run_dir / "metrics.jsonl";
   std::ifstream in(file);
@@ -67,7 +72,7 @@ std::vector<fs::path> write_run_plots(const fs::path& run_dir, const std::vector
       "loss", "epoch", "loss (cross-entropy, mean per image)", {curve(epochs, "train_loss", "train", 0)}, {}};
   if (has_eval) loss.series.push_back(curve(epochs, "eval_loss", split, 1));
   written.push_back(run_dir / "loss.png");
-  plot::draw(loss).save_png(written.back());
+  save_png(plot::draw(loss), written.back());
 
   plot::LineChart accuracy{"accuracy",
                            "epoch",
@@ -79,17 +84,17 @@ std::vector<fs::path> write_run_plots(const fs::path& run_dir, const std::vector
     accuracy.series.push_back(curve(epochs, "eval_macro_recall", split + " macro recall", 2));
   }
   written.push_back(run_dir / "accuracy.png");
-  plot::draw(accuracy).save_png(written.back());
+  save_png(plot::draw(accuracy), written.back());
 
   const nlohmann::json& last = epochs.back();
   if (last.contains("eval_confusion_matrix")) {
     const nlohmann::json& matrix = last["eval_confusion_matrix"];
     written.push_back(run_dir / "confusion_matrix.png");
-    plot::draw_confusion_matrix(
-        matrix.at("counts").get<std::vector<std::vector<std::int64_t>>>(),
-        matrix.at("classes").get<std::vector<std::string>>(),
-        split + " confusion matrix, epoch " + std::to_string(last.at("epoch").get<std::int64_t>()))
-        .save_png(written.back());
+    save_png(plot::draw_confusion_matrix(
+                 matrix.at("counts").get<std::vector<std::vector<std::int64_t>>>(),
+                 matrix.at("classes").get<std::vector<std::string>>(),
+                 split + " confusion matrix, epoch " + std::to_string(last.at("epoch").get<std::int64_t>())),
+             written.back());
   }
   return written;
 }

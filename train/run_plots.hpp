@@ -12,7 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "plot/canvas.hpp"
+
 namespace kiln::train {
+
+// Writes `picture` as a PNG at `path`, atomically (train/atomic_file.hpp: a temporary file, fsync,
+// rename). Throws kiln::Error naming the file when it cannot be written.
+void save_png(const plot::Canvas& picture, const std::filesystem::path& path);
 
 // The epoch lines of RUNDIR/metrics.jsonl, in order. Throws kiln::Error naming the file (and the line) when
 // it is missing, unreadable, holds a line that is not a JSON object, or holds no epoch line. When a run was

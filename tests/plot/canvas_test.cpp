@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/error.hpp"
+#include "train/run_plots.hpp"
 
 using kiln::plot::Canvas;
 using kiln::plot::Color;
@@ -90,14 +91,14 @@ TEST_CASE("plot canvas: text draws inside the box its size reports, and more tex
   CHECK(Canvas::text_width("ab", 3) == 3 * Canvas::text_width("ab", 1));
 }
 
-TEST_CASE("plot canvas: save_png writes a PNG that reads back pixel for pixel, and names a bad path") {
+TEST_CASE("plot canvas: saved as a PNG, it reads back pixel for pixel, and a bad path is named") {
   Canvas canvas(7, 5);
   canvas.fill_rect(1, 1, 4, 3, kRed);
   canvas.set(6, 4, Color{1, 2, 3});
   const std::filesystem::path file =
       std::filesystem::temp_directory_path() / ("kiln-canvas-test-" + std::to_string(::getpid()) + ".png");
-  canvas.save_png(file);
-  CHECK_FALSE(std::filesystem::exists(file.string() + ".tmp"));
+  kiln::train::save_png(canvas, file);
+  CHECK_FALSE(std::filesystem::exists(file.string() + ".tmp-" + std::to_string(::getpid())));
   int width = 0, height = 0, channels = 0;
   unsigned char* pixels = stbi_load(file.c_str(), &width, &height, &channels, 3);
   REQUIRE(pixels != nullptr);
@@ -112,6 +113,6 @@ TEST_CASE("plot canvas: save_png writes a PNG that reads back pixel for pixel, a
   }
   stbi_image_free(pixels);
   std::filesystem::remove(file);
-  CHECK_THROWS_WITH_AS(canvas.save_png("/nonexistent-folder/plot.png"),
-                       doctest::Contains("/nonexistent-folder/plot.png: cannot write the PNG"), kiln::Error);
+  CHECK_THROWS_WITH_AS(kiln::train::save_png(canvas, "/nonexistent-folder/plot.png"),
+                       doctest::Contains("cannot write picture /nonexistent-folder/plot.png"), kiln::Error);
 }
