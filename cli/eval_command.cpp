@@ -1,17 +1,20 @@
 // kiln eval CKPT DATA: the checkpoint's model on a labelled image folder (DATA/test when it exists, else
 // DATA itself), preprocessed exactly as in training, with the full metrics table (or --json), and with
-// --misclassified DIR the worst misclassified images as pictures.
+// --misclassified DIR the worst misclassified images as pictures. A multi-label checkpoint evaluates a
+// labels .csv (data/label_table.hpp) at the thresholds stored in the checkpoint, with the per-label table.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 
 #include "cli/commands.hpp"
 #include "data/dataset.hpp"
+#include "data/label_table.hpp"
 #include "data/loader.hpp"
 #include "data/pack.hpp"
 #include "plot/picture.hpp"
 #include "train/evaluate.hpp"
 #include "train/model_io.hpp"
+#include "train/multi_label_evaluate.hpp"
 #include "train/run_plots.hpp"
 
 namespace kiln::cli {
@@ -71,8 +74,56 @@ std::vector<std::filesystem::path> write_misclassified(const EvalOptions& option
   return files;
 }
 
+data::LoaderOptions evaluation_loader_options(const EvalOptions& options) {
+  data::LoaderOptions loader_options;
+  loader_options.batch_size = options.batch_size;
+  loader_options.shuffle = false;
+  loader_options.threads = options.loader_threads;
+  loader_options.strict = options.strict;
+  return loader_options;
+}
+
+// A multi-label checkpoint on a labels file: the per-label table (or JSON) at the checkpoint's thresholds.
+// The file's labels must be among the checkpoint's; a label of the checkpoint the file never uses has
+// support 0 (and no AP).
+void run_multi_label_eval(const EvalOptions& options, const train::LoadedModel& loaded) {
+  KILN_CHECK(data::is_label_file(options.data), options.checkpoint.string(),
+             " is multi-label: evaluate it on a labels .csv (path,label[,label...] per line), not on ",
+             options.data.string());
+  KILN_CHECK(options.misclassified.empty(), "eval: --misclassified is for single-label checkpoints");
+  const data::ImageFolder folder =
+      data::multi_label_folder(data::read_label_table(options.data), loaded.classes);
+  data::DataLoader loader(folder, loaded.preprocessing, evaluation_loader_options(options));
+  const auto labels = static_cast<std::int64_t>(loaded.classes.size());
+  const train::MultiLabelReport report =
+      train::evaluate_multi_label(*loaded.model, loader, labels).report(loaded.thresholds.thresholds);
+  if (options.json) {
+    nlohmann::json out = report.to_json(loaded.classes);
+    out["data"] = folder.root().string();
+    out["skipped_files"] = loader.skipped_files();
+    out["thresholds_chosen_on"] = loaded.thresholds.chosen_on;
+    std::printf("%s\n", out.dump().c_str());
+    return;
+  }
+  std::printf("%s on %s (%lld images, %lld labels", loaded.architecture.name.c_str(),
+              folder.root().string().c_str(), static_cast<long long>(report.samples),
+              static_cast<long long>(labels));
+  if (loader.skipped_files() > 0)
+    std::printf(", %lld unreadable files skipped", static_cast<long long>(loader.skipped_files()));
+  std::printf("; thresholds %s)\n%s",
+              loaded.thresholds.chosen_on == "validation" ? "chosen on the validation split"
+                                                          : "0.5 (no validation split)",
+              report.table(loaded.classes).c_str());
+}
+
 void run_eval(const EvalOptions& options) {
   const train::LoadedModel loaded = train::load_model(options.checkpoint);
+  if (loaded.multi_label()) {
+    run_multi_label_eval(options, loaded);
+    return;
+  }
+  KILN_CHECK(!data::is_label_file(options.data), options.checkpoint.string(),
+             " is a single-label classifier; ", options.data.string(), " is a multi-label labels file");
   // A pack evaluates its test split when it has one, else all its images (as a folder without test/ does).
   const bool packed = data::Pack::is_pack(options.data);
   const std::filesystem::path root =
@@ -85,12 +136,7 @@ void run_eval(const EvalOptions& options) {
     folder = data::ImageFolder::scan(root);
   }
   check_same_classes(loaded.classes, folder.classes(), folder.root());
-  data::LoaderOptions loader_options;
-  loader_options.batch_size = options.batch_size;
-  loader_options.shuffle = false;
-  loader_options.threads = options.loader_threads;
-  loader_options.strict = options.strict;
-  data::DataLoader loader(folder, loaded.preprocessing, loader_options);
+  data::DataLoader loader(folder, loaded.preprocessing, evaluation_loader_options(options));
   std::vector<train::SampleOutcome> outcomes;
   const train::MetricsReport report = train::evaluate(*loaded.model, loader, static_cast<std::int64_t>(loaded.classes.size()),
                                                       options.misclassified.empty() ? nullptr : &outcomes);
@@ -125,7 +171,12 @@ void add_eval_command(CLI::App& app) {
   auto options = std::make_shared<EvalOptions>();
   CLI::App* command = app.add_subcommand("eval", "evaluate a checkpoint on a labelled image folder");
   command->add_option("checkpoint", options->checkpoint, "a .kiln file written by kiln train")->required();
-  command->add_option("data", options->data, "root/<class>/<image> (root/test is used when present)")->required();
+  command
+      ->add_option(
+          "data", options->data,
+          "root/<class>/<image> (root/test is used when present), or a labels .csv for a multi-label "
+          "checkpoint")
+      ->required();
   command->add_option("--batch", options->batch_size, "batch size")->capture_default_str();
   command->add_option("--loader-threads", options->loader_threads, "data-loading threads")->capture_default_str();
   add_compute_threads_option(command);

@@ -58,6 +58,24 @@ void print_fine_tune(const nlohmann::json& config) {
   }
 }
 
+// Multi-label: the task, each label with its threshold, and where the thresholds were chosen.
+void print_labels(const train::LoadedModel& loaded) {
+  const train::ThresholdChoice& thresholds = loaded.thresholds;
+  std::printf(
+      "task           multi-label (one sigmoid per label; a label applies when p >= its threshold)\n");
+  std::string labels;
+  for (std::size_t l = 0; l < loaded.classes.size(); ++l) {
+    char threshold[48];
+    std::snprintf(threshold, sizeof threshold, " %.3f%s", thresholds.thresholds[l],
+                  thresholds.tuned[l] ? "" : " (default)");
+    labels += (labels.empty() ? "" : ", ") + loaded.classes[l] + threshold;
+  }
+  std::printf("labels         %zu: %s\n", loaded.classes.size(), labels.c_str());
+  std::printf("thresholds     %s\n", thresholds.chosen_on == "validation"
+                                         ? "chosen on the validation split (max F1 per label)"
+                                         : "0.5 for every label (the run had no validation split)");
+}
+
 }  // namespace
 
 void add_info_command(CLI::App& app) {
@@ -78,9 +96,13 @@ void add_info_command(CLI::App& app) {
                 static_cast<long long>(loaded.model->parameter_count()),
                 static_cast<long long>(loaded.architecture.in_channels),
                 static_cast<long long>(loaded.architecture.height), static_cast<long long>(loaded.architecture.width));
-    std::string classes;
-    for (const auto& name : loaded.classes) classes += (classes.empty() ? "" : ", ") + name;
-    std::printf("classes        %zu: %s\n", loaded.classes.size(), classes.c_str());
+    if (loaded.multi_label()) {
+      print_labels(loaded);
+    } else {
+      std::string classes;
+      for (const auto& name : loaded.classes) classes += (classes.empty() ? "" : ", ") + name;
+      std::printf("classes        %zu: %s\n", loaded.classes.size(), classes.c_str());
+    }
     std::printf("preprocessing  %s\n", loaded.preprocessing.to_json().dump().c_str());
     std::printf("trained        %lld of %lld epochs\n", header.at("epoch").get<long long>(),
                 header.at("config").at("epochs").get<long long>());

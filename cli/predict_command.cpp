@@ -1,5 +1,6 @@
 // kiln predict CKPT PATH...: the top classes for each image (a file, or every image under a folder),
 // preprocessed by the checkpoint's own Preprocessing, so a single image is seen exactly as in training.
+// For a multi-label checkpoint: every label whose probability is at or over its stored threshold.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -8,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "data/dataset.hpp"
 #include "train/evaluate.hpp"
+#include "train/multi_label_evaluate.hpp"
 
 namespace kiln::cli {
 namespace {
@@ -38,9 +40,47 @@ std::vector<std::filesystem::path> expand(const std::vector<std::filesystem::pat
   return images;
 }
 
+// Multi-label: each image's labels at or over their thresholds, most probable first, or a line saying
+// there is none. --json lists every label's probability and threshold, and whether it applies.
+void predict_labels(const train::LoadedModel& loaded, const std::filesystem::path& image, bool json) {
+  std::vector<train::LabelScore> scores = train::predict_labels_file(loaded, image);
+  if (json) {
+    nlohmann::json applies = nlohmann::json::array(), all = nlohmann::json::array();
+    for (const auto& score : scores) {
+      const nlohmann::json entry{{"label", score.name},
+                                 {"index", score.index},
+                                 {"probability", score.probability},
+                                 {"threshold", score.threshold},
+                                 {"applies", score.applies()}};
+      if (score.applies()) applies.push_back(score.name);
+      all.push_back(entry);
+    }
+    std::printf(
+        "%s\n",
+        nlohmann::json{{"image", image.string()}, {"labels", applies}, {"scores", all}}.dump().c_str());
+    return;
+  }
+  std::stable_sort(scores.begin(), scores.end(), [](const train::LabelScore& a, const train::LabelScore& b) {
+    return a.probability > b.probability;
+  });
+  std::printf("%s\n", image.string().c_str());
+  bool any = false;
+  for (const auto& score : scores) {
+    if (!score.applies()) continue;
+    any = true;
+    std::printf("  %6.2f%%  %s (threshold %.2f%%)\n", 100.0 * score.probability, score.name.c_str(),
+                100.0 * score.threshold);
+  }
+  if (!any) std::printf("  (no label over its threshold)\n");
+}
+
 void run_predict(const PredictOptions& options) {
   const train::LoadedModel loaded = train::load_model(options.checkpoint);
   for (const auto& image : expand(options.paths)) {
+    if (loaded.multi_label()) {
+      predict_labels(loaded, image, options.json);
+      continue;
+    }
     const std::vector<train::ClassScore> scores = train::predict_file(loaded, image, options.top);
     if (options.json) {
       nlohmann::json top = nlohmann::json::array();
@@ -60,7 +100,8 @@ void add_predict_command(CLI::App& app) {
   CLI::App* command = app.add_subcommand("predict", "classify images with a checkpoint");
   command->add_option("checkpoint", options->checkpoint, "a .kiln file written by kiln train")->required();
   command->add_option("paths", options->paths, "image files or folders of images")->required();
-  command->add_option("--top", options->top, "how many classes to show per image")->capture_default_str();
+  command->add_option("--top", options->top, "how many classes to show per image (single-label)")
+      ->capture_default_str();
   add_compute_threads_option(command);
   command->add_flag("--json", options->json, "one JSON object per image");
   command->callback([options] { run_predict(*options); });

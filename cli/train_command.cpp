@@ -1,4 +1,5 @@
-// kiln train DATA [options]: trains a model from the zoo on an image folder and writes RUNDIR/last.kiln
+// kiln train DATA [options]: trains a model from the zoo on an image folder (or, multi-label, on a labels
+// .csv: data/label_table.hpp) and writes RUNDIR/last.kiln
 // and RUNDIR/metrics.jsonl after every epoch (and RUNDIR/best.kiln when the held-out metric improves);
 // with --folds K, K such runs of a cross-validation in RUNDIR/fold-1 .. fold-K and a summary.
 #include <chrono>
@@ -22,6 +23,7 @@ constexpr std::size_t kMaxWeightsShown = 12;  // beyond this many classes, see `
 // "class_imbalance", ...} on stdout; otherwise one "kiln: warning:" line on stderr.
 void warn_if_imbalanced(const nlohmann::json& plan, bool json) {
   const nlohmann::json& balance = plan.at("class_balance");
+  if (balance.is_null()) return;  // multi-label: see --pos-weight
   const bool corrected = !plan.at("class_weights").is_null() || plan.at("sampler") == "balanced";
   if (!balance.at("imbalanced").get<bool>() || corrected) return;
   const std::string advice =
@@ -39,9 +41,33 @@ void warn_if_imbalanced(const nlohmann::json& plan, bool json) {
                balance.at("summary").get<std::string>().c_str(), advice.c_str());
 }
 
+// A multi-label run, in text: how often each label applies in training, the --pos-weight values and
+// where the thresholds come from.
+void print_label_settings(const nlohmann::json& plan) {
+  std::string counts;
+  for (const std::string name : plan.at("classes")) {
+    counts += (counts.empty() ? "" : ", ") + name + " " + plan.at("label_counts").at(name).dump();
+  }
+  std::printf("labels (training images each applies to): %s\n", counts.c_str());
+  if (!plan.at("pos_weight").is_null()) {
+    std::string weights;
+    for (const std::string name : plan.at("classes")) {
+      char entry[32];
+      std::snprintf(entry, sizeof entry, " %.3g", plan.at("pos_weight").at(name).get<double>());
+      weights += (weights.empty() ? "" : ", ") + name + entry;
+    }
+    std::printf("pos weight (auto: negatives / positives): %s\n", weights.c_str());
+  }
+  std::printf("thresholds: %s\n", plan.at("thresholds").get<std::string>().c_str());
+}
+
 // What the run does about imbalance, in text: the imbalance when it is corrected, the weights, the sampler.
 void print_balance_settings(const nlohmann::json& plan) {
   const nlohmann::json& balance = plan.at("class_balance");
+  if (balance.is_null()) {
+    print_label_settings(plan);
+    return;
+  }
   const nlohmann::json& weights = plan.at("class_weights");
   const bool balanced_sampler = plan.at("sampler") == "balanced";
   if (balance.at("imbalanced").get<bool>() && (!weights.is_null() || balanced_sampler)) {
@@ -132,13 +158,15 @@ class ConsoleObserver final : public train::CrossValidationObserver {
       return;
     }
     const auto& model = plan.at("model");
-    std::printf("training %s (%lld parameters) on %lld images, %zu classes, input %lldx%lldx%lld; evaluating on %s\n",
-                model.at("name").get<std::string>().c_str(), plan.at("parameters").get<long long>(),
-                plan.at("train_images").get<long long>(), plan.at("classes").size(),
-                model.at("in_channels").get<long long>(), model.at("height").get<long long>(),
-                model.at("width").get<long long>(),
-                plan.at("eval_split").get<std::string>().empty() ? "nothing (no test/ or val/ split)"
-                                                                 : plan.at("eval_split").get<std::string>().c_str());
+    const bool multi_label = plan.at("task") == "multi_label";
+    std::printf(
+        "training %s (%lld parameters) on %lld images, %zu %s, input %lldx%lldx%lld; evaluating on %s\n",
+        model.at("name").get<std::string>().c_str(), plan.at("parameters").get<long long>(),
+        plan.at("train_images").get<long long>(), plan.at("classes").size(),
+        multi_label ? "labels (multi-label)" : "classes", model.at("in_channels").get<long long>(),
+        model.at("height").get<long long>(), model.at("width").get<long long>(),
+        plan.at("eval_split").get<std::string>().empty() ? "nothing (no test/ or val/ split)"
+                                                         : plan.at("eval_split").get<std::string>().c_str());
     const int threads = plan.at("kernels").at("threads").get<int>();
     std::printf("kernels: %s on %d thread%s\n", plan.at("kernels").at("cpu_level").get<std::string>().c_str(),
                 threads, threads == 1 ? "" : "s");
@@ -169,6 +197,8 @@ class ConsoleObserver final : public train::CrossValidationObserver {
       nlohmann::json line = s.to_json();
       line["event"] = "epoch";
       std::printf("%s\n", line.dump().c_str());
+    } else if (s.thresholds) {
+      print_multi_label_epoch(s);
     } else {
       std::printf("epoch %3lld/%lld  train loss %.4f acc %5.1f%%", static_cast<long long>(s.epoch + 1),
                   static_cast<long long>(s.epochs), s.train_loss, 100.0 * s.train_accuracy);
@@ -180,6 +210,22 @@ class ConsoleObserver final : public train::CrossValidationObserver {
                   format_duration(s.seconds).c_str(), s.improved && keeps_best_ ? "  -> best.kiln" : "");
     }
     std::fflush(stdout);
+  }
+
+  // A multi-label epoch: the train loss, and the held-out loss, mAP, macro F1 and exact match.
+  void print_multi_label_epoch(const train::EpochSummary& s) const {
+    std::printf("epoch %3lld/%lld  train loss %.4f", static_cast<long long>(s.epoch + 1),
+                static_cast<long long>(s.epochs), s.train_loss);
+    if (s.multi_label_validation) {
+      const train::MultiLabelReport& report = *s.multi_label_validation;
+      char map[16] = "-";  // absent when no held-out image has any label
+      if (report.mean_average_precision)
+        std::snprintf(map, sizeof map, "%.3f", *report.mean_average_precision);
+      std::printf("  |  eval loss %.4f mAP %s macro-F1 %.3f exact %5.1f%%", report.loss, map, report.macro_f1,
+                  100.0 * report.exact_match);
+    }
+    std::printf("  |  lr %.4g  %.0f img/s  %s%s\n", s.learning_rate, s.images_per_second,
+                format_duration(s.seconds).c_str(), s.improved && keeps_best_ ? "  -> best.kiln" : "");
   }
 
   void on_early_stop(const train::EarlyStop& stop) override {
@@ -264,7 +310,11 @@ void add_train_command(CLI::App& app) {
   auto json = std::make_shared<bool>(false);
   auto head_learning_rate = std::make_shared<double>(0.0);
   CLI::App* command = app.add_subcommand("train", "train a classifier on an image folder");
-  command->add_option("data", config->data, "root/<class>/<image>, or root/{train,test[,val]}/<class>/<image>")
+  command
+      ->add_option(
+          "data", config->data,
+          "root/<class>/<image>, root/{train,test[,val]}/<class>/<image>, or a labels .csv (multi-label: "
+          "path,label[,label...] per line; train.csv takes val.csv and test.csv beside it)")
       ->required();
   std::string models;
   for (const std::string& name : models::model_names()) models += (models.empty() ? "" : ", ") + name;
@@ -304,6 +354,8 @@ void add_train_command(CLI::App& app) {
                       "class,weight lines");
   command->add_flag("--balanced-sampler", config->balanced_sampler,
                     "draw each epoch with replacement, every class equally likely");
+  command->add_option("--pos-weight", config->pos_weight,
+                      "multi-label: auto weighs each label's positives by negatives / positives in training");
   command
       ->add_option("--monitor", config->monitor,
                    "held-out metric for best.kiln and --early-stop: eval_loss (minimized), eval_accuracy or "

@@ -6,9 +6,10 @@
 #include <utility>
 
 #include "core/error.hpp"
-#include "data/image.hpp"
-#include "data/pack.hpp"
 #include "data/folder_listing.hpp"
+#include "data/image.hpp"
+#include "data/label_table.hpp"
+#include "data/pack.hpp"
 #include "data/shuffle.hpp"
 
 namespace kiln::data {
@@ -89,8 +90,12 @@ ImageFolder pack_split(const std::shared_ptr<const Pack>& pack, const std::strin
 }  // namespace
 
 ImageFolder::ImageFolder(std::filesystem::path root, std::vector<std::string> classes,
-                         std::vector<Sample> samples, std::shared_ptr<const Pack> pack)
-    : root_(std::move(root)), classes_(std::move(classes)), samples_(std::move(samples)), pack_(std::move(pack)) {}
+                         std::vector<Sample> samples, std::shared_ptr<const Pack> pack, Task task)
+    : root_(std::move(root)),
+      classes_(std::move(classes)),
+      samples_(std::move(samples)),
+      pack_(std::move(pack)),
+      task_(task) {}
 
 Image ImageFolder::decode(std::size_t index) const {
   const Sample& sample = samples_.at(index);
@@ -137,11 +142,12 @@ ImageFolder ImageFolder::subset(const std::vector<std::size_t>& indices) const {
                samples_.size(), " samples");
     chosen.push_back(samples_[index]);
   }
-  return ImageFolder(root_, classes_, std::move(chosen), pack_);
+  return ImageFolder(root_, classes_, std::move(chosen), pack_, task_);
 }
 
 DataSplits discover_splits(const std::filesystem::path& root, double val_split, std::uint64_t seed) {
   KILN_CHECK(val_split >= 0.0 && val_split < 1.0, "val_split must be in [0, 1), got ", val_split);
+  if (is_label_file(root)) return label_file_splits(root, val_split, seed);
   std::error_code status;
   const bool packed = Pack::is_pack(root);
   KILN_CHECK(packed || fs::is_directory(root, status), root.string(),

@@ -10,6 +10,10 @@
 // (is_image_file: jpg jpeg png bmp tga, any letter case) and sorted by name within a class, so a folder
 // always lists the same samples in the same order. Other files, hidden folders (".git") and folders
 // nested inside a class folder are ignored.
+//
+// A multi-label data set (data/label_table.hpp) is an ImageFolder too, made from a labels file rather
+// than scanned: there classes() are the label names, each sample lists the labels that apply, and
+// task() is Task::MultiLabel.
 #pragma once
 
 #include <cstddef>
@@ -26,9 +30,14 @@ namespace kiln::data {
 
 struct Sample {
   std::filesystem::path path;     // for a pack's image: PACK/<split>/<class>/<name>, for messages only
-  std::int64_t label;             // index into ImageFolder::classes()
+  std::int64_t label;             // index into ImageFolder::classes(); -1 for a multi-label sample
   std::int64_t pack_entry = -1;   // the image's entry in the folder's pack; -1: a file at `path`
+  std::vector<std::int64_t> labels = {};  // multi-label: the indices of the labels that apply, ascending
 };
+
+// Single-label: each image shows one of the classes (a softmax over them). Multi-label: any number of
+// the labels applies to an image (one sigmoid per label).
+enum class Task { SingleLabel, MultiLabel };
 
 class Pack;
 
@@ -37,7 +46,7 @@ class ImageFolder {
   ImageFolder() = default;
   // `pack` holds the samples' bytes when they come from a pack (pack.hpp), else it is null.
   ImageFolder(std::filesystem::path root, std::vector<std::string> classes, std::vector<Sample> samples,
-              std::shared_ptr<const Pack> pack = nullptr);
+              std::shared_ptr<const Pack> pack = nullptr, Task task = Task::SingleLabel);
 
   // Lists root/<class>/<image>. Throws kiln::Error naming the path when root is missing or unreadable,
   // holds no class folders, holds a single class ("needs at least two classes"), or a class folder holds
@@ -56,12 +65,15 @@ class ImageFolder {
   const std::vector<std::string>& classes() const { return classes_; }
   const std::vector<Sample>& samples() const { return samples_; }
   std::size_t size() const { return samples_.size(); }
+  Task task() const { return task_; }
+  bool multi_label() const { return task_ == Task::MultiLabel; }
 
  private:
   std::filesystem::path root_;
   std::vector<std::string> classes_;  // sorted; label i is classes_[i]
   std::vector<Sample> samples_;       // by class, then by file name
   std::shared_ptr<const Pack> pack_;  // null for a folder on disk
+  Task task_ = Task::SingleLabel;
 };
 
 struct DataSplits {
@@ -83,6 +95,9 @@ struct DataSplits {
 //     images (rounded, at least one, always leaving one for training) into the validation set: a
 //     stratified split, drawn from `seed`, so the same seed always gives the same split. val_split = 0
 //     gives no validation set.
+//
+// A `root` whose name ends in .csv is a labels file instead: a multi-label data set, whose splits
+// data/label_table.hpp describes (label_file_splits).
 //
 // Both halves of a split keep the folder's order (by class, then by name).
 DataSplits discover_splits(const std::filesystem::path& root, double val_split, std::uint64_t seed);

@@ -16,6 +16,8 @@ DataLoader::DataLoader(const ImageFolder& folder, Preprocessing preprocessing, L
   KILN_CHECK(folder_.size() > 0, "DataLoader: ", folder_.root().string(), " holds no samples");
   KILN_CHECK(options_.batch_size > 0, "DataLoader: batch_size must be positive, got ", options_.batch_size);
   KILN_CHECK(options_.threads >= 0, "DataLoader: threads must be >= 0, got ", options_.threads);
+  KILN_CHECK(!(options_.balanced_sampling && folder_.multi_label()), "DataLoader: ", folder_.root().string(),
+             " is multi-label; balanced sampling needs one class per image");
   KILN_CHECK(options_.prefetch_batches >= 0, "DataLoader: prefetch_batches must be >= 0, got ",
              options_.prefetch_batches);
   preprocessing_.validate();
@@ -153,6 +155,8 @@ Batch DataLoader::make_batch(const std::vector<std::size_t>& samples, std::size_
 
   Tensor images = Tensor::empty({static_cast<std::int64_t>(samples.size()), channels, height, width});
   std::vector<std::int64_t> labels;
+  const auto label_count = static_cast<std::size_t>(folder_.multi_label() ? folder_.classes().size() : 0);
+  std::vector<float> targets;  // [kept samples, label_count], multi-hot
   Batch batch;
   for (std::size_t k = 0; k < samples.size(); ++k) {
     const std::size_t index = samples[k];
@@ -170,6 +174,12 @@ Batch DataLoader::make_batch(const std::vector<std::size_t>& samples, std::size_
     std::copy_n(chw.data<float>(), image_size,
                 images.data<float>() + static_cast<std::int64_t>(batch.indices.size()) * image_size);
     labels.push_back(folder_.samples()[index].label);
+    if (label_count > 0) {
+      targets.resize(targets.size() + label_count, 0.0f);
+      for (const std::int64_t label : folder_.samples()[index].labels) {
+        targets[targets.size() - label_count + static_cast<std::size_t>(label)] = 1.0f;
+      }
+    }
     batch.indices.push_back(index);
   }
   if (batch.indices.empty()) return {};
@@ -183,6 +193,8 @@ Batch DataLoader::make_batch(const std::vector<std::size_t>& samples, std::size_
   }
   batch.images = images;
   batch.labels = Tensor::from_vector(labels, {kept});
+  if (label_count > 0)
+    batch.targets = Tensor::from_vector(targets, {kept, static_cast<std::int64_t>(label_count)});
   return batch;
 }
 

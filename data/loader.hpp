@@ -57,14 +57,18 @@ namespace kiln::data {
 
 struct Batch {
   Tensor images;                     // float32 [B, C, H, W]
-  Tensor labels;                     // int64 [B]
+  Tensor labels;                     // int64 [B]; all -1 for a multi-label folder
   std::vector<std::size_t> indices;  // [B] the samples' indices in the folder
+  // Multi-label folders only (data/label_table.hpp): float32 [B, L], targets[b][l] = 1 when label l
+  // applies to image b, else 0 (multi-hot); undefined for a single-label folder.
+  Tensor targets;
 };
 
 struct LoaderOptions {
   std::int64_t batch_size = 128;
   bool shuffle = true;     // a new seeded order each epoch; false: the folder's order
   // Draw each epoch with replacement, every class equally likely (data/balanced_sampler.hpp); over shuffle.
+  // Single-label folders only: a multi-label image has no one class to balance by.
   bool balanced_sampling = false;
   bool drop_last = false;  // leave out the last batch when it is short
   std::uint64_t seed = 0;  // drives the order and the augmentation

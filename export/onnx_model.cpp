@@ -285,17 +285,26 @@ Model to_onnx(const train::LoadedModel& loaded, const ExportOptions& options) {
   }
   const std::vector<Dimension> scores{{"batch"}, {spec.classes}};
   graph.outputs.push_back({"logits", scores});
+  // One class per image: a softmax over the classes. Several labels per image: an independent sigmoid
+  // per label, as the model was trained (BCE on the logits).
+  const bool multi_label = loaded.multi_label();
   if (options.probabilities) {
-    graph.nodes.push_back(
-        Node{"Softmax", "probabilities", {"logits"}, {"probabilities"}, {{"axis", std::int64_t{1}}}});
+    graph.nodes.push_back(multi_label ? Node{"Sigmoid", "probabilities", {"logits"}, {"probabilities"}, {}}
+                                      : Node{"Softmax", "probabilities", {"logits"}, {"probabilities"},
+                                             {{"axis", std::int64_t{1}}}});
     graph.outputs.push_back({"probabilities", scores});
   }
 
   std::ostringstream doc;
-  doc << "kiln " << spec.name << " image classifier over " << spec.classes << " classes. "
-      << describe_preprocessing(loaded.preprocessing) << " Output 'logits': float32 [batch, " << spec.classes
-      << "]";
-  if (options.probabilities) doc << "; 'probabilities': their softmax";
+  doc << "kiln " << spec.name
+      << (multi_label ? " multi-label image classifier over " : " image classifier over ") << spec.classes
+      << (multi_label ? " labels. " : " classes. ") << describe_preprocessing(loaded.preprocessing)
+      << " Output 'logits': float32 [batch, " << spec.classes << "]";
+  if (options.probabilities) {
+    doc << (multi_label ? "; 'probabilities': their sigmoids (a label applies when its probability is at "
+                          "least its threshold in the metadata entry 'thresholds')"
+                        : "; 'probabilities': their softmax");
+  }
   doc << ".";
   model.doc_string = doc.str();
   graph.doc_string = "exported by kiln export --onnx";
@@ -303,6 +312,10 @@ Model to_onnx(const train::LoadedModel& loaded, const ExportOptions& options) {
   model.metadata.emplace_back("architecture", spec.to_json().dump());
   model.metadata.emplace_back("classes", nlohmann::json(loaded.classes).dump());
   model.metadata.emplace_back("preprocessing", loaded.preprocessing.to_json().dump());
+  if (multi_label) {
+    model.metadata.emplace_back("task", loaded.task);
+    model.metadata.emplace_back("thresholds", nlohmann::json(loaded.thresholds.thresholds).dump());
+  }
   return model;
 }
 

@@ -4,7 +4,9 @@
 //   input          float [batch, C, H, W]   NCHW, preprocessed exactly as kiln does (the doc_string says
 //                                           how; the metadata entry "preprocessing" says it exactly)
 //   logits         float [batch, classes]
-//   probabilities  float [batch, classes]   softmax(logits), unless ExportOptions::probabilities is off
+//   probabilities  float [batch, classes]   softmax(logits), unless ExportOptions::probabilities is off;
+//                                           for a multi-label model sigmoid(logits), with the metadata
+//                                           entries "task" ("multi_label") and "thresholds" (per label)
 //
 // The module tree becomes ONNX nodes one layer at a time, in eval mode:
 //

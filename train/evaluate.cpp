@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "data/image.hpp"
+#include "train/eval_mode.hpp"
 
 namespace kiln::train {
 
@@ -23,9 +24,7 @@ void record_outcomes(const Tensor& logits, const data::Batch& batch, std::vector
 
 MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int64_t classes,
                        std::vector<SampleOutcome>* outcomes) {
-  const bool was_training = model.is_training();
-  model.eval();
-  NoGradGuard no_grad;
+  const EvalMode evaluating(model);
   ClassificationMetrics metrics(classes);
   loader.start_epoch(0);
   while (std::optional<data::Batch> batch = loader.next()) {
@@ -34,7 +33,6 @@ MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int
     metrics.add(logits, batch->labels, loss_sum);
     if (outcomes) record_outcomes(logits, *batch, *outcomes);
   }
-  model.train(was_training);
   return metrics.report();
 }
 

@@ -14,6 +14,8 @@ void check_fold_count(std::int64_t folds) {
 std::vector<std::int64_t> stratified_folds(const data::ImageFolder& folder, std::int64_t folds,
                                            std::uint64_t seed) {
   check_fold_count(folds);
+  KILN_CHECK(!folder.multi_label(), "train: --folds is not supported for multi-label data (",
+             folder.root().string(), "): the folds are stratified by each image's one class");
   std::vector<std::vector<std::size_t>> by_class(folder.classes().size());  // [class] sample indices
   for (std::size_t i = 0; i < folder.size(); ++i) {
     by_class[static_cast<std::size_t>(folder.samples()[i].label)].push_back(i);

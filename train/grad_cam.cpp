@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "core/ops.hpp"
 #include "layers/sequential.hpp"
+#include "train/multi_label_metrics.hpp"
 
 namespace kiln::train {
 namespace {
@@ -56,7 +57,12 @@ Explanation grad_cam(const LoadedModel& loaded, const data::Image& image, std::i
   std::vector<double> probabilities;
   {
     NoGradGuard no_grad;
-    probabilities = softmax(pass.logits, 1).to_vector<double>();
+    if (loaded.multi_label()) {  // each label its own sigmoid: the labels most likely to apply come first
+      for (const double logit : pass.logits.to_vector<double>())
+        probabilities.push_back(label_probability(logit));
+    } else {
+      probabilities = softmax(pass.logits, 1).to_vector<double>();
+    }
   }
   std::vector<std::int64_t> order(probabilities.size());
   std::iota(order.begin(), order.end(), 0);

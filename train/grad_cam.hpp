@@ -24,7 +24,7 @@ namespace kiln::train {
 struct ClassActivationMap {
   std::string name;        // class name
   std::int64_t index = 0;  // class index
-  double probability = 0;  // softmax probability of the class
+  double probability = 0;  // softmax probability of the class (a multi-label model's: its sigmoid)
   std::int64_t height = 0, width = 0;
   std::vector<float> values;  // [height, width], in [0, 1]
 };

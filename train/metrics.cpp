@@ -7,15 +7,12 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "train/report_format.hpp"
 
 namespace kiln::train {
 namespace {
 
 constexpr std::int64_t kTopKMax = 5;
-
-double ratio(double numerator, double denominator) {
-  return denominator == 0 ? 0.0 : numerator / denominator;
-}
 
 // One-vs-rest ROC-AUC of `positive_class` from each sample's probability of that class.
 //
@@ -58,61 +55,6 @@ std::optional<double> one_vs_rest_auc(const std::vector<double>& probabilities,
   const double u = positive_rank_sum - positives * (positives + 1) / 2.0;
   return u / (positives * negatives);
 }
-
-nlohmann::json optional_to_json(const std::optional<double>& value) {
-  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
-}
-
-// The names the report prints: the caller's, or the class indices when none are given.
-std::vector<std::string> names_for(const std::vector<std::string>& class_names, std::int64_t classes) {
-  if (class_names.empty()) {
-    std::vector<std::string> indices;
-    for (std::int64_t c = 0; c < classes; ++c) indices.push_back(std::to_string(c));
-    return indices;
-  }
-  KILN_CHECK(static_cast<std::int64_t>(class_names.size()) == classes, "metrics: ", class_names.size(),
-             " class names for ", classes, " classes");
-  return class_names;
-}
-
-// ---- text layout ----------------------------------------------------------------------------------------
-// Widths count code points, not bytes, so UTF-8 class names ("café") line up too.
-
-std::size_t display_width(const std::string& text) {
-  return static_cast<std::size_t>(std::count_if(
-      text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
-}
-
-// `text` cut to at most `width` code points, a cut marked by a trailing '.': "airplane" -> "airp.".
-std::string abbreviate(const std::string& text, std::size_t width) {
-  if (display_width(text) <= width) return text;
-  std::string cut;
-  std::size_t kept = 0;
-  for (char c : text) {
-    const bool starts_code_point = (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-    if (starts_code_point && ++kept > width - 1) break;
-    cut += c;
-  }
-  return cut + ".";
-}
-
-std::string pad_left(const std::string& text, std::size_t width) {
-  const std::size_t used = display_width(text);
-  return std::string(width > used ? width - used : 0, ' ') + text;
-}
-
-std::string pad_right(const std::string& text, std::size_t width) {
-  const std::size_t used = display_width(text);
-  return text + std::string(width > used ? width - used : 0, ' ');
-}
-
-std::string fixed(double value, int decimals = 4) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*f", decimals, value);
-  return text;
-}
-
-std::string fixed_or_dash(const std::optional<double>& value) { return value ? fixed(*value) : "-"; }
 
 }  // namespace
 
@@ -231,12 +173,9 @@ nlohmann::json MetricsReport::to_json(const std::vector<std::string>& class_name
   nlohmann::json per_class_json = nlohmann::json::array();
   for (std::size_t c = 0; c < per_class.size(); ++c) {
     const ClassMetrics& m = per_class[c];
-    per_class_json.push_back({{"name", names[c]},
-                              {"precision", m.precision},
-                              {"recall", m.recall},
-                              {"f1", m.f1},
-                              {"support", m.support},
-                              {"auc", optional_to_json(m.auc)}});
+    nlohmann::json row = score_row_json(names[c], m.precision, m.recall, m.f1, m.support);
+    row["auc"] = optional_to_json(m.auc);
+    per_class_json.push_back(std::move(row));
   }
   return {{"samples", samples},
           {"loss", loss},
@@ -255,11 +194,9 @@ nlohmann::json MetricsReport::to_json(const std::vector<std::string>& class_name
 
 std::string MetricsReport::table(const std::vector<std::string>& class_names) const {
   const std::vector<std::string> names = names_for(class_names, classes);
-  constexpr std::size_t kNameWidthLimit = 24, kNumberWidth = 10;
+  constexpr std::size_t kNumberWidth = 10;
   const std::string macro_label = "macro avg";
-  std::size_t name_width = std::max(display_width(macro_label), display_width("class"));
-  for (const std::string& name : names)
-    name_width = std::max(name_width, std::min(display_width(name), kNameWidthLimit));
+  const std::size_t name_width = name_column_width(names, {"macro avg", "class"});
 
   std::ostringstream out;
   out << pad_right("class", name_width);

@@ -21,6 +21,7 @@ LoadedModel load_model(const std::filesystem::path& path) {
     loaded.architecture = models::ArchitectureSpec::from_json(header.at("architecture"));
     loaded.classes = header.at("classes").get<std::vector<std::string>>();
     loaded.preprocessing = data::Preprocessing::from_json(header.at("preprocessing"));
+    loaded.task = header.value("task", std::string(kSingleLabelTask));
   } catch (const nlohmann::json::exception& error) {
     fail("checkpoint ", path.string(), ": malformed header (", error.what(), ")");
   } catch (const Error& error) {
@@ -29,6 +30,14 @@ LoadedModel load_model(const std::filesystem::path& path) {
   KILN_CHECK(static_cast<std::int64_t>(loaded.classes.size()) == loaded.architecture.classes, "checkpoint ",
              path.string(), ": ", loaded.classes.size(), " class names for a model with ", loaded.architecture.classes,
              " outputs");
+  KILN_CHECK(loaded.task == kSingleLabelTask || loaded.task == kMultiLabelTask, "checkpoint ", path.string(),
+             ": unknown task '", loaded.task, "' (known: ", kSingleLabelTask, ", ", kMultiLabelTask, ")");
+  if (loaded.multi_label()) {
+    KILN_CHECK(header.contains("thresholds"), "checkpoint ", path.string(),
+               ": a multi-label checkpoint without thresholds");
+    loaded.thresholds = ThresholdChoice::from_json(header.at("thresholds"), loaded.classes.size(),
+                                                   "checkpoint " + path.string());
+  }
   Generator unused_initialization(0);  // the stored weights replace whatever this draws
   loaded.model = models::build_model(loaded.architecture, unused_initialization);
   std::vector<NamedTensor> model_tensors;

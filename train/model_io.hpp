@@ -2,17 +2,21 @@
 // and the one Preprocessing that train, eval and predict all apply. Loading checks what it reads and
 // names the field that is wrong, so a checkpoint from another architecture or kiln version fails loudly
 // instead of predicting nonsense.
+//
+// A multi-label checkpoint (data/label_table.hpp) carries the same fields, with "classes" holding the
+// label names, plus "task": "multi_label" and "thresholds" (train/multi_label_thresholds.hpp). A header
+// without "task" is a single-label classifier.
 #pragma once
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "data/preprocessing.hpp"
 #include "layers/module.hpp"
 #include "models/architecture.hpp"
+#include "train/multi_label_thresholds.hpp"
 
 namespace kiln::train {
 
@@ -20,13 +24,19 @@ inline constexpr const char* kCheckpointKind = "kiln-classifier";
 inline constexpr int kCheckpointSchema = 1;  // the header layout below; bump on incompatible change
 inline constexpr const char* kModelTensorPrefix = "model.";
 inline constexpr const char* kOptimizerTensorPrefix = "optimizer.";
+inline constexpr const char* kSingleLabelTask = "single_label";
+inline constexpr const char* kMultiLabelTask = "multi_label";
 
 struct LoadedModel {
   models::ArchitectureSpec architecture;
   layers::ModulePtr model;  // in eval mode
-  std::vector<std::string> classes;
+  std::vector<std::string> classes;  // the label names for a multi-label model
   data::Preprocessing preprocessing;
   nlohmann::json header;
+  std::string task = kSingleLabelTask;  // kSingleLabelTask or kMultiLabelTask
+  ThresholdChoice thresholds;           // multi-label only: one decision threshold per label
+
+  bool multi_label() const { return task == kMultiLabelTask; }
 };
 
 // Reads a checkpoint written by `kiln train` and rebuilds its model with the stored weights.

@@ -67,13 +67,33 @@ std::vector<fs::path> write_run_plots(const fs::path& run_dir, const std::vector
   std::vector<fs::path> written;
   const bool has_eval = any_present(epochs, "eval_loss");
   const std::string split = epochs.back().value("eval_split", std::string("held-out"));
+  const bool multi_label = epochs.back().value("task", std::string()) == "multi_label";
 
-  plot::LineChart loss{
-      "loss", "epoch", "loss (cross-entropy, mean per image)", {curve(epochs, "train_loss", "train", 0)}, {}};
+  plot::LineChart loss{"loss",
+                       "epoch",
+                       multi_label ? "loss (binary cross-entropy, mean per image and label)"
+                                   : "loss (cross-entropy, mean per image)",
+                       {curve(epochs, "train_loss", "train", 0)},
+                       {}};
   if (has_eval) loss.series.push_back(curve(epochs, "eval_loss", split, 1));
   written.push_back(run_dir / "loss.png");
   save_png(plot::draw(loss), written.back());
 
+  if (multi_label) {
+    // No train accuracy (one number per image does not fit several labels): the held-out label metrics.
+    if (has_eval) {
+      plot::LineChart labels{"held-out label metrics",
+                             "epoch",
+                             "fraction",
+                             {curve(epochs, "eval_map", split + " mAP", 0)},
+                             std::pair{0.0, 1.0}};
+      labels.series.push_back(curve(epochs, "eval_macro_f1", split + " macro F1", 1));
+      labels.series.push_back(curve(epochs, "eval_exact_match", split + " exact match", 2));
+      written.push_back(run_dir / "label_metrics.png");
+      save_png(plot::draw(labels), written.back());
+    }
+    return written;  // and no confusion matrix: it does not apply to several labels per image
+  }
   plot::LineChart accuracy{"accuracy",
                            "epoch",
                            "fraction of images",
@@ -155,7 +175,9 @@ std::string RunSummary::text() const {
   const auto percent = [&](double fraction) { return fixed(fraction * 100, 1) + "%"; };
   std::string out =
       "epochs      " + std::to_string(epochs_done) + " of " + std::to_string(epochs_planned) + "\n";
-  out += "last epoch  train loss " + fixed(last_train_loss, 4) + ", accuracy " + percent(last_train_accuracy);
+  out += "last epoch  train loss " + fixed(last_train_loss, 4);
+  if (!std::isnan(last_train_accuracy))
+    out += ", accuracy " + percent(last_train_accuracy);  // multi-label: none
   if (has_eval)
     out += "  |  held-out loss " + fixed(last_eval_loss, 4) + ", accuracy " + percent(last_eval_accuracy);
   out += "\n";

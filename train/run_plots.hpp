@@ -5,6 +5,8 @@
 //   RUNDIR/accuracy.png          train and held-out accuracy (and held-out macro recall) per epoch
 //   RUNDIR/confusion_matrix.png  the last epoch's held-out confusion matrix (when the run has a held-out
 //                                split)
+//   RUNDIR/label_metrics.png     multi-label runs, instead of the accuracy and confusion-matrix pictures:
+//                                held-out mAP, macro F1 and exact match per epoch
 #pragma once
 
 #include <filesystem>

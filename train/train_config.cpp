@@ -28,6 +28,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"max_steps_per_epoch", max_steps_per_epoch},
           {"class_weights", class_weights},
           {"class_weight_values", class_weight_values},
+          {"pos_weight", pos_weight},
+          {"pos_weight_values", pos_weight_values},
           {"balanced_sampler", balanced_sampler},
           {"monitor", monitor},
           {"min_delta", min_delta},
@@ -39,7 +41,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"head_replaced", head_replaced},
           {"freeze", freeze},
           {"freeze_until", freeze_until},
-          {"head_learning_rate", head_learning_rate ? nlohmann::json(*head_learning_rate) : nlohmann::json(nullptr)}};
+          {"head_learning_rate",
+           head_learning_rate ? nlohmann::json(*head_learning_rate) : nlohmann::json(nullptr)}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
@@ -68,6 +71,8 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
     // Absent from checkpoints written before kiln had them: those runs used neither.
     config.class_weights = json.value("class_weights", std::string());
     config.class_weight_values = json.value("class_weight_values", std::vector<double>());
+    config.pos_weight = json.value("pos_weight", std::string());
+    config.pos_weight_values = json.value("pos_weight_values", std::vector<double>());
     config.balanced_sampler = json.value("balanced_sampler", false);
     // Absent from checkpoints written before kiln kept best.kiln: those runs watched the default.
     config.monitor = json.value("monitor", std::string("eval_loss"));

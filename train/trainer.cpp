@@ -21,7 +21,10 @@
 #include "train/evaluate.hpp"
 #include "train/fine_tune.hpp"
 #include "train/folds.hpp"
+#include "train/label_counts.hpp"
 #include "train/model_io.hpp"
+#include "train/multi_label_evaluate.hpp"
+#include "train/report_format.hpp"
 #include "train/run_plots.hpp"
 
 namespace kiln::train {
@@ -101,7 +104,34 @@ struct Run {
   std::vector<nlohmann::json> history_json;  // one metrics line per finished epoch, stored in the checkpoint
   Monitor monitor{"eval_loss", 0.0};         // what best.kiln and --early-stop watch
   EarlyStoppingState early_stopping;         // stored in the checkpoint, so --resume continues the count
+  // Multi-label runs (a labels .csv): the loss's per-label positive weights (undefined: all 1) and the
+  // decision thresholds, chosen on the validation split after each epoch and stored in the checkpoint.
+  bool multi_label = false;
+  Tensor pos_weight;
+  ThresholdChoice thresholds;
 };
+
+// What a multi-label run cannot do: the settings that assume one class per image. Checked up front, so
+// the error names the setting rather than failing deep inside.
+void check_multi_label_settings(const Run& run) {
+  const TrainConfig& config = run.config;
+  KILN_CHECK(config.pos_weight.empty() || config.pos_weight == "auto",
+             "train: --pos-weight must be auto, got '", config.pos_weight, "'");
+  if (!run.multi_label) {
+    KILN_CHECK(config.pos_weight.empty() && config.pos_weight_values.empty(),
+               "train: --pos-weight is for multi-label data (a labels .csv); ", config.data.string(),
+               " is a class folder (use --class-weights)");
+    return;
+  }
+  const std::string data = config.data.string();
+  KILN_CHECK(!config.balanced_sampler && config.class_weights.empty() && config.class_weight_values.empty(),
+             "train: --balanced-sampler and --class-weights need one class per image; ", data,
+             " is multi-label (use --pos-weight auto)");
+  KILN_CHECK(config.label_smoothing == 0, "train: --label-smoothing is for single-label data; ", data,
+             " is multi-label");
+  KILN_CHECK(run.monitor.metric() == "eval_loss",
+             "train: a multi-label run monitors eval_loss, not --monitor ", run.monitor.metric());
+}
 
 data::LoaderOptions loader_options(const TrainConfig& config, bool training) {
   data::LoaderOptions options;
@@ -150,11 +180,31 @@ void open_loaders(Run& run) {
   }
 }
 
+// Multi-label: resolves --pos-weight auto from the training split (fresh) or takes the stored values
+// (resume), and makes the loss's pos_weight tensor from them.
+void prepare_pos_weight(Run& run, bool fresh) {
+  TrainConfig& config = run.config;
+  if (fresh && config.pos_weight == "auto") {
+    config.pos_weight_values =
+        auto_pos_weights(label_counts(run.splits.train), static_cast<std::int64_t>(run.splits.train.size()));
+  }
+  if (config.pos_weight_values.empty()) return;
+  const std::vector<double>& weights = config.pos_weight_values;
+  KILN_CHECK(weights.size() == run.splits.train.classes().size(), "train: ", weights.size(),
+             " pos weights for ", run.splits.train.classes().size(), " labels");
+  run.pos_weight = Tensor::from_vector(std::vector<float>(weights.begin(), weights.end()),
+                                       {static_cast<std::int64_t>(weights.size())});
+}
+
 // Measures the training split's balance and sets up the loss weights. A fresh run resolves
 // --class-weights (auto or a file) into run.config.class_weight_values, which the checkpoint stores; a
 // resumed run finds them already there and uses them as they were.
 void prepare_class_balance(Run& run, bool fresh) {
   TrainConfig& config = run.config;
+  if (run.multi_label) {
+    prepare_pos_weight(run, fresh);
+    return;
+  }
   run.balance = class_balance(run.splits.train);
   const bool weighted = !config.class_weights.empty() || !config.class_weight_values.empty();
   KILN_CHECK(!(weighted && config.balanced_sampler),
@@ -176,6 +226,21 @@ void prepare_class_balance(Run& run, bool fresh) {
 
 // What the run does about class imbalance, for the start of the run's report.
 nlohmann::json balance_plan(const Run& run) {
+  if (run.multi_label) {
+    const std::vector<std::string>& labels = run.splits.train.classes();
+    const std::vector<std::int64_t> counts = label_counts(run.splits.train);
+    nlohmann::json named = nlohmann::json::object(), weights = nullptr;
+    for (std::size_t l = 0; l < labels.size(); ++l) named[labels[l]] = counts[l];
+    if (!run.config.pos_weight_values.empty()) {
+      weights = nlohmann::json::object();
+      for (std::size_t l = 0; l < labels.size(); ++l) weights[labels[l]] = run.config.pos_weight_values[l];
+    }
+    return {{"class_balance", nullptr},
+            {"class_weights", nullptr},
+            {"sampler", "shuffle"},
+            {"label_counts", named},
+            {"pos_weight", weights}};
+  }
   nlohmann::json weights = nullptr;
   if (!run.config.class_weight_values.empty()) {
     nlohmann::json named = nlohmann::json::object();
@@ -295,6 +360,9 @@ Run start_fresh(const TrainConfig& config) {
   run.config = config;
   run.monitor = Monitor(config.monitor, config.min_delta);
   run.splits = splits_for(config);
+  run.multi_label = run.splits.train.multi_label();
+  run.thresholds = ThresholdChoice::defaults(run.splits.train.classes().size());
+  check_multi_label_settings(run);
   check_early_stop_has_data(run);
   prepare_class_balance(run, true);
   Generator initialization(config.seed, kInitializationStream);
@@ -327,6 +395,17 @@ Run resume_from(const TrainConfig& requested) {
   run.early_stopping = EarlyStoppingState::from_json(header.value("early_stopping", nlohmann::json()));
   run.preprocessing = data::Preprocessing::from_json(header.at("preprocessing"));
   run.splits = splits_for(run.config);
+  run.multi_label = run.splits.train.multi_label();
+  KILN_CHECK(header.value("task", std::string(kSingleLabelTask)) ==
+                 (run.multi_label ? kMultiLabelTask : kSingleLabelTask),
+             "cannot resume ", path.string(), ": the checkpoint's task is ",
+             header.value("task", std::string(kSingleLabelTask)), " but ", run.config.data.string(), " is ",
+             run.multi_label ? "multi-label" : "single-label");
+  run.thresholds =
+      run.multi_label ? ThresholdChoice::from_json(header.at("thresholds"), run.splits.train.classes().size(),
+                                                   "cannot resume " + path.string())
+                      : ThresholdChoice::defaults(run.splits.train.classes().size());
+  check_multi_label_settings(run);
   check_early_stop_has_data(run);
   open_loaders(run);
   const auto stored_classes = header.at("classes").get<std::vector<std::string>>();
@@ -380,6 +459,10 @@ void save(const Run& run, bool improved) {
   header["rng"] = {{"seed", run.config.seed}, {"dropout_offset", default_generator().offset()}};
   header["history"] = run.history_json;
   header["early_stopping"] = run.early_stopping.to_json();
+  if (run.multi_label) {
+    header["task"] = kMultiLabelTask;
+    header["thresholds"] = run.thresholds.to_json();
+  }
   std::vector<NamedTensor> tensors = model_state(*run.model);
   for (const ParameterGroup& group : run.groups) {
     for (const auto& [name, tensor] : group.optimizer->state_tensors()) tensors.emplace_back(group.key + "." + name, tensor);
@@ -418,6 +501,24 @@ void redraw_plots(const std::filesystem::path& run_dir) {
   }
 }
 
+// A multi-label epoch's held-out evaluation. On the validation split it first chooses the thresholds
+// (kept in run.thresholds, so the checkpoint written next carries them) and reports at them; a run
+// whose held-out split is the test split keeps the default thresholds, so the test images stay unseen.
+void evaluate_multi_label_epoch(Run& run, EpochSummary& summary) {
+  if (!run.eval_loader) {
+    summary.thresholds = run.thresholds;
+    return;
+  }
+  const MultiLabelMetrics metrics =
+      evaluate_multi_label(*run.model, *run.eval_loader, run.architecture.classes);
+  if (run.splits.validation) {
+    run.thresholds = choose_thresholds(metrics.probabilities(), metrics.truth(),
+                                       static_cast<std::size_t>(run.architecture.classes));
+  }
+  summary.multi_label_validation = metrics.report(run.thresholds.thresholds);
+  summary.thresholds = run.thresholds;
+}
+
 EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& observer) {
   layers::Module& model = *run.model;
   model.train();
@@ -434,8 +535,10 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
     for (ParameterGroup& group : run.groups) group.optimizer->set_learning_rate(group.schedule->learning_rate(epoch * steps + step));
 
     const Tensor logits = model(batch->images);
-    const Tensor loss = cross_entropy(logits, batch->labels, run.class_weight,
-                                      {.label_smoothing = run.config.label_smoothing});
+    const Tensor loss = run.multi_label
+                            ? binary_cross_entropy_with_logits(logits, batch->targets, run.pos_weight)
+                            : cross_entropy(logits, batch->labels, run.class_weight,
+                                            {.label_smoothing = run.config.label_smoothing});
     const double loss_value = loss.item();
     if (!std::isfinite(loss_value)) {
       fail("training stopped: the loss became ", loss_value, " at epoch ", epoch + 1, ", step ", step + 1, "; ",
@@ -452,30 +555,61 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
     const auto n = static_cast<double>(batch->labels.numel());
     loss_sum += loss_value * n;
     seen += n;
-    {
+    if (!run.multi_label) {
       NoGradGuard no_grad;
       correct += sum(eq(argmax(logits, 1).to(DType::Float64), batch->labels.to(DType::Float64))).item();
     }
     observer.on_step({epoch, step, steps, loss_value, learning_rate, seen / seconds_since(start)});
   }
   KILN_CHECK(seen > 0, "training: epoch ", epoch + 1, " saw no readable images");
-  EpochSummary summary{epoch, run.config.epochs, loss_sum / seen, correct / seen, learning_rate,
-                       seconds_since(start), seen / seconds_since(start), std::nullopt,
+  EpochSummary summary{epoch,
+                       run.config.epochs,
+                       loss_sum / seen,
+                       run.multi_label ? std::nan("") : correct / seen,
+                       learning_rate,
+                       seconds_since(start),
+                       seen / seconds_since(start),
+                       std::nullopt,
                        run.splits.train.classes()};
-  if (run.eval_loader) summary.validation = evaluate(model, *run.eval_loader, run.architecture.classes);
+  if (run.multi_label) {
+    evaluate_multi_label_epoch(run, summary);
+  } else if (run.eval_loader) {
+    summary.validation = evaluate(model, *run.eval_loader, run.architecture.classes);
+  }
   return summary;
 }
 
 }  // namespace
 
 nlohmann::json EpochSummary::to_json() const {
-  nlohmann::json line{{"epoch", epoch + 1},
-                      {"epochs", epochs},
-                      {"train_loss", train_loss},
-                      {"train_accuracy", train_accuracy},
-                      {"learning_rate", learning_rate},
-                      {"seconds", seconds},
-                      {"images_per_second", images_per_second}};
+  nlohmann::json line{{"epoch", epoch + 1},       {"epochs", epochs},
+                      {"train_loss", train_loss}, {"learning_rate", learning_rate},
+                      {"seconds", seconds},       {"images_per_second", images_per_second}};
+  if (thresholds) {
+    line["task"] = kMultiLabelTask;
+  } else {
+    line["train_accuracy"] = train_accuracy;
+  }
+  if (multi_label_validation) {
+    const MultiLabelReport& report = *multi_label_validation;
+    line["improved"] = improved;
+    line["best_epoch"] = best_epoch;
+    line["eval_loss"] = report.loss;
+    line["eval_map"] = optional_to_json(report.mean_average_precision);
+    line["eval_macro_f1"] = report.macro_f1;
+    line["eval_micro_f1"] = report.micro_f1;
+    line["eval_exact_match"] = report.exact_match;
+    line["eval_hamming_loss"] = report.hamming_loss;
+    if (classes.size() == report.per_label.size()) {
+      nlohmann::json ap = nlohmann::json::object(), chosen = nlohmann::json::object();
+      for (std::size_t l = 0; l < classes.size(); ++l) {
+        ap[classes[l]] = optional_to_json(report.per_label[l].average_precision);
+        chosen[classes[l]] = report.thresholds[l];
+      }
+      line["eval_ap_per_label"] = ap;
+      line["thresholds"] = chosen;
+    }
+  }
   if (validation) {
     line["improved"] = improved;
     line["best_epoch"] = best_epoch;
@@ -517,6 +651,12 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
                       {"preprocessing", run.preprocessing.to_json()},
                       {"kernels", {{"cpu_level", kernels::cpu_level_name(kernels::cpu_level())},
                                    {"threads", kernels::compute_threads()}}}};
+  plan["task"] = run.multi_label ? kMultiLabelTask : kSingleLabelTask;
+  if (run.multi_label) {
+    plan["thresholds"] = run.splits.validation
+                             ? "chosen on validation after each epoch (max F1 per label)"
+                             : "0.5 for every label (no validation split to choose them on)";
+  }
   plan.update(balance_plan(run));
   plan.update(guard_plan(run));
   plan["fine_tune"] = fine_tune_plan(run);
@@ -535,9 +675,11 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
   for (std::int64_t epoch = run.epochs_done; epoch < run.config.epochs; ++epoch) {
     EpochSummary summary = train_one_epoch(run, epoch, observer);
     run.epochs_done = epoch + 1;
-    if (summary.validation) {
-      summary.improved = record_epoch(run.early_stopping, run.monitor, run.epochs_done,
-                                      run.monitor.value_of(*summary.validation));
+    if (summary.validation || summary.multi_label_validation) {
+      // A multi-label run monitors eval_loss (check_multi_label_settings).
+      const double value = summary.validation ? run.monitor.value_of(*summary.validation)
+                                              : summary.multi_label_validation->loss;
+      summary.improved = record_epoch(run.early_stopping, run.monitor, run.epochs_done, value);
       summary.best_epoch = run.early_stopping.best_epoch;
     }
     nlohmann::json line = summary.to_json();

@@ -4,6 +4,12 @@
 // With a held-out split, RUNDIR/best.kiln also holds the epoch with the best monitored metric so far,
 // and --early-stop ends the run when that stops improving (train/early_stopping.hpp).
 //
+// A data path ending in .csv is a labels file (data/label_table.hpp): the run is then multi-label, with
+// one sigmoid output per label, binary cross-entropy on logits (mean over the batch and the labels), the
+// per-label metrics of train/multi_label_metrics.hpp on the held-out split, and per-label decision
+// thresholds chosen on the validation split after every epoch (train/multi_label_thresholds.hpp) and
+// stored with the weights in last.kiln and best.kiln.
+//
 // Everything random is a function of the seed: weight initialization, the epoch's sample order, each
 // sample's augmentation, dropout. A run resumed from the checkpoint of epoch k therefore ends with the
 // same weights as one that never stopped.
@@ -20,11 +26,13 @@
 #include "data/augment.hpp"
 #include "train/early_stopping.hpp"
 #include "train/metrics.hpp"
+#include "train/multi_label_metrics.hpp"
+#include "train/multi_label_thresholds.hpp"
 
 namespace kiln::train {
 
 struct TrainConfig {
-  std::filesystem::path data;  // root/<class>/... or root/{train,test[,val]}/<class>/...
+  std::filesystem::path data;  // root/<class>/... or root/{train,test[,val]}/<class>/..., or a labels .csv
   std::filesystem::path run_dir = "runs/latest";
   std::string model = "resnet20";
   std::int64_t epochs = 10;
@@ -51,6 +59,10 @@ struct TrainConfig {
   std::vector<double> class_weight_values{};    // [classes] the resolved weights, filled in at the start
                                                 // of a run and stored, so --resume keeps them
   bool balanced_sampler = false;                // draw each epoch with replacement, classes equally likely
+  // Multi-label: --pos-weight auto weighs each label's positive term in the loss by negatives /
+  // positives of the training split, so a rare label is not learned as "never".
+  std::string pos_weight{};                 // "" (none) or "auto"
+  std::vector<double> pos_weight_values{};  // [labels] resolved at the start of a run and stored
   // Overfitting guards (train/early_stopping.hpp, train/cross_validation.hpp).
   std::string monitor = "eval_loss";     // the held-out metric best.kiln and early stopping watch
   double min_delta = 0.0;                // an improvement must beat the best by more than this
@@ -77,11 +89,14 @@ struct StepProgress {
 
 struct EpochSummary {
   std::int64_t epoch, epochs;
-  double train_loss, train_accuracy, learning_rate, seconds, images_per_second;
+  double train_loss, train_accuracy, learning_rate, seconds, images_per_second;  // accuracy: single-label
   std::optional<MetricsReport> validation;
-  std::vector<std::string> classes = {};  // names for the per-class recall in to_json
+  std::vector<std::string> classes = {};  // names for the per-class recall (per-label AP) in to_json
   bool improved = false;                  // the monitored metric improved: best.kiln now holds this epoch
   std::int64_t best_epoch = 0;  // 1-based: the epoch best.kiln holds after this one (0: no best.kiln)
+  // A multi-label run's held-out metrics, at `thresholds` (chosen on this epoch's validation split).
+  std::optional<MultiLabelReport> multi_label_validation = std::nullopt;
+  std::optional<ThresholdChoice> thresholds = std::nullopt;  // multi-label runs only
   nlohmann::json to_json() const;
 };
 

@@ -165,6 +165,43 @@ check_error "--freeze with an unknown module" "train: --freeze names unknown mod
 check_error "--init with --resume" "train: --init starts a new run from another checkpoint and --resume continues this one" "${fine_tune[@]}" --resume --out "$work/tuned"
 check_error "--freeze without --init" "they need --init CKPT" "$kiln" train "$imbalanced" --freeze-until fc1 --out "$work/r8"
 
+# Multi-label: a labels file (every 100th row of the bundled attribute CSV, 4 images a class, absolute
+# paths) trains sigmoid outputs; eval prints the per-label table at the stored thresholds, predict the
+# labels over their thresholds, info the labels and thresholds; --resume continues; mistakes are named.
+attributes="$root/assets/cifar10-attributes"
+mkdir -p "$work/labels"
+awk -v d="$attributes/" 'NR > 1 && NR % 100 == 2 { print d $0 }' "$attributes/train.csv" >"$work/labels/train.csv"
+awk -v d="$attributes/" 'NR > 1 && NR % 50 == 2 { print d $0 }' "$attributes/test.csv" >"$work/labels/test.csv"
+multi=("$kiln" train "$work/labels/train.csv" --model lenet5 --batch 8 --max-steps 2 --val-split 0.25 --out "$work/multi")
+check "multi-label train on a labels file" "${multi[@]}" --epochs 1 --pos-weight auto
+expect "train says it is multi-label" "$work/out" "on 30 images, 9 labels (multi-label), input 3x32x32; evaluating on validation"
+expect "train gives the label counts" "$work/out" "labels (training images each applies to): animal "
+expect "train gives the pos weights" "$work/out" "pos weight (auto: negatives / positives): animal "
+expect "train says where the thresholds come from" "$work/out" "thresholds: chosen on validation after each epoch (max F1 per label)"
+expect "the epoch line has mAP" "$work/out" " mAP "
+[ -s "$work/multi/label_metrics.png" ] && [ ! -e "$work/multi/confusion_matrix.png" ] || { echo "FAIL: multi-label plots"; failures=$((failures + 1)); }
+check "resume a multi-label run" "${multi[@]}" --epochs 2 --resume
+expect "resume keeps the pos weights" "$work/out" "pos weight (auto: negatives / positives): animal "
+check "multi-label eval" "$kiln" eval "$work/multi/last.kiln" "$work/labels/test.csv"
+expect "eval names the thresholds' source" "$work/out" "lenet5 on $work/labels/test.csv (20 images, 9 labels; thresholds chosen on the validation split)"
+expect "eval prints the per-label table" "$work/out" "label     precision    recall        f1   support        AP  threshold"
+expect "eval prints the micro row" "$work/out" "micro avg"
+expect "eval prints mAP" "$work/out" "mAP 0."
+check "multi-label eval --json" "$kiln" eval "$work/multi/last.kiln" "$work/labels/test.csv" --json
+expect "eval --json has the per-label AP" "$work/out" '"average_precision":'
+check "multi-label predict" "$kiln" predict "$work/multi/last.kiln" "$data/test/cat/0000.jpg" "$data/test/ship/0000.jpg"
+grep -q "(threshold \|(no label over its threshold)" "$work/out" || { echo "FAIL: multi-label predict prints labels or none"; cat "$work/out"; failures=$((failures + 1)); }
+check "multi-label predict --json" "$kiln" predict "$work/multi/last.kiln" "$data/test/cat/0000.jpg" --json
+expect "predict --json gives every label's threshold" "$work/out" '"applies":'
+check "multi-label info" "$kiln" info "$work/multi/last.kiln"
+expect "info gives the task" "$work/out" "task           multi-label"
+expect "info gives the labels and thresholds" "$work/out" "labels         9: animal "
+printf '%s\n' "$data/train/cat/0000.jpg,animal" "$work/nope.jpg,animal" >"$work/labels/broken.csv"
+check_error "a labels file naming a missing image" "broken.csv:2: image '$work/nope.jpg' does not exist" "$kiln" train "$work/labels/broken.csv" --out "$work/r9"
+check_error "a class folder for a multi-label checkpoint" "is multi-label: evaluate it on a labels .csv" "$kiln" eval "$work/multi/last.kiln" "$data"
+check_error "a labels file for a single-label checkpoint" "is a multi-label labels file" "$kiln" eval "$run/last.kiln" "$work/labels/test.csv"
+check_error "--balanced-sampler on multi-label data" "need one class per image" "${multi[@]}" --balanced-sampler --overwrite
+
 # Bad inputs.
 check_error "missing data folder" "does-not-exist" "$kiln" train "$work/does-not-exist" --out "$work/r2"
 mkdir -p "$work/empty/a" "$work/empty/b"; cp "$data/test/cat/0000.jpg" "$work/empty/a/"

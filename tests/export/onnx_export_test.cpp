@@ -429,6 +429,23 @@ TEST_CASE("onnx export: the metadata and doc_string carry the preprocessing and 
   CHECK(model.doc_string.find("subtract mean [0.49, 0.48, 0.45]") != std::string::npos);
 }
 
+TEST_CASE("onnx export: a multi-label model's probabilities are sigmoids, its thresholds in the metadata") {
+  train::LoadedModel loaded = zoo_model("lenet5");
+  loaded.task = train::kMultiLabelTask;
+  loaded.thresholds.thresholds.assign(kClasses.size(), 0.5);
+  loaded.thresholds.thresholds[1] = 0.25;
+  const onnx::Model model = onnx::to_onnx(loaded);
+  REQUIRE(!model.graph.nodes.empty());
+  CHECK(model.graph.nodes.back().op_type == "Sigmoid");
+  CHECK(model.graph.nodes.back().outputs == std::vector<std::string>{"probabilities"});
+  REQUIRE(model.metadata.size() == 5);
+  CHECK(model.metadata[3] == std::pair<std::string, std::string>{"task", "multi_label"});
+  CHECK(nlohmann::json::parse(model.metadata[4].second).at(1).get<double>() == 0.25);
+  CHECK(model.doc_string.find("sigmoids") != std::string::npos);
+  // A single-label model keeps its softmax.
+  CHECK(onnx::to_onnx(zoo_model("lenet5")).graph.nodes.back().op_type == "Softmax");
+}
+
 TEST_CASE(
     "onnx export: python3-onnx's checker and shape inference pass, and a numpy run matches kiln's logits") {
   check_with_python(zoo_model("lenet5"), cifar_images(), "lenet5");

@@ -1,0 +1,37 @@
+#include "train/multi_label_evaluate.hpp"
+
+#include "core/error.hpp"
+#include "data/image.hpp"
+#include "train/eval_mode.hpp"
+
+namespace kiln::train {
+
+MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& loader, std::int64_t labels) {
+  KILN_CHECK(loader.folder().multi_label(), loader.folder().root().string(),
+             ": not a multi-label data set (evaluate a class folder with evaluate())");
+  const EvalMode evaluating(model);
+  MultiLabelMetrics metrics(labels);
+  loader.start_epoch(0);
+  while (std::optional<data::Batch> batch = loader.next()) {
+    const Tensor logits = model(batch->images);  // [B, L]
+    const double loss_sum =
+        binary_cross_entropy_with_logits(logits, batch->targets, Tensor(), Reduction::Sum).item();
+    metrics.add(logits, batch->targets, loss_sum);
+  }
+  return metrics;
+}
+
+std::vector<LabelScore> predict_labels_file(const LoadedModel& loaded, const std::filesystem::path& image) {
+  KILN_CHECK(loaded.multi_label(), "predict_labels_file: the checkpoint is not multi-label");
+  NoGradGuard no_grad;
+  const Tensor input = loaded.preprocessing.apply(data::decode_image_file(image)).unsqueeze(0);
+  const std::vector<double> logits = (*loaded.model)(input).to_vector<double>();  // [L]
+  std::vector<LabelScore> scores;
+  for (std::size_t l = 0; l < logits.size(); ++l) {
+    scores.push_back({loaded.classes[l], static_cast<std::int64_t>(l), label_probability(logits[l]),
+                      loaded.thresholds.thresholds[l]});
+  }
+  return scores;
+}
+
+}  // namespace kiln::train

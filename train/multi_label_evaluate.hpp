@@ -1,0 +1,33 @@
+// Evaluation and prediction with a trained multi-label model (data/label_table.hpp), under no_grad and
+// in eval mode: the sigmoid probability of every label, scored against the per-label thresholds.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "data/loader.hpp"
+#include "layers/module.hpp"
+#include "train/model_io.hpp"
+#include "train/multi_label_metrics.hpp"
+
+namespace kiln::train {
+
+// Runs the model over every batch of the loader's epoch 0 (a multi-label folder) and gathers each
+// sample's probabilities, targets and binary cross-entropy: ask the result for a report at some
+// thresholds, or choose the thresholds from it (train/multi_label_thresholds.hpp).
+MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& loader, std::int64_t labels);
+
+struct LabelScore {
+  std::string name;
+  std::int64_t index;
+  double probability, threshold;
+  bool applies() const { return probability >= threshold; }  // the prediction: p >= threshold
+};
+
+// Every label's score for one image file (in label order), preprocessed exactly as in training, with the
+// checkpoint's thresholds. Throws unless `model` is multi-label.
+std::vector<LabelScore> predict_labels_file(const LoadedModel& model, const std::filesystem::path& image);
+
+}  // namespace kiln::train
