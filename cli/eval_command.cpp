@@ -75,12 +75,7 @@ std::vector<std::filesystem::path> write_misclassified(const EvalOptions& option
 }
 
 data::LoaderOptions evaluation_loader_options(const EvalOptions& options) {
-  data::LoaderOptions loader_options;
-  loader_options.batch_size = options.batch_size;
-  loader_options.shuffle = false;
-  loader_options.threads = options.loader_threads;
-  loader_options.strict = options.strict;
-  return loader_options;
+  return data::LoaderOptions::in_order(options.batch_size, options.loader_threads, options.strict);
 }
 
 // A multi-label checkpoint on a labels file: the per-label table (or JSON) at the checkpoint's thresholds.

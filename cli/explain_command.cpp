@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "core/error.hpp"
 #include "plot/picture.hpp"
 #include "train/grad_cam.hpp"
 #include "train/run_plots.hpp"
@@ -34,6 +35,9 @@ std::string percent(double probability) {
 
 void run_explain(const ExplainOptions& options) {
   const train::LoadedModel loaded = train::load_model(options.checkpoint);
+  KILN_CHECK(!loaded.int8(), "kiln explain: ", options.checkpoint.string(),
+             " is an int8 model; Grad-CAM differentiates the model, so give it the float checkpoint (",
+             loaded.header.value("source_checkpoint", std::string("the one it was quantized from")), ")");
   const train::Explanation explanation =
       train::grad_cam(loaded, data::decode_image_file(options.image), options.top);
   std::filesystem::create_directories(options.out);

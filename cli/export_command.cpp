@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "core/error.hpp"
 #include "export/onnx_model.hpp"
 #include "train/atomic_file.hpp"
 
@@ -18,6 +19,9 @@ struct ExportCommandOptions {
 
 void run_export(const ExportCommandOptions& options) {
   const train::LoadedModel loaded = train::load_model(options.checkpoint);
+  KILN_CHECK(!loaded.int8(), "kiln export: ", options.checkpoint.string(),
+             " is an int8 model; export the float checkpoint (",
+             loaded.header.value("source_checkpoint", std::string("the one it was quantized from")), ")");
   const onnx::Model model = onnx::to_onnx(loaded, {.probabilities = !options.logits_only});
   const std::vector<std::uint8_t> bytes = onnx::serialize(model);
   train::write_file_atomically(options.onnx_file, bytes, "ONNX model");

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "quant/quantized_module.hpp"
 #include "train/early_stopping.hpp"
 #include "train/model_io.hpp"
 
@@ -76,6 +77,18 @@ void print_labels(const train::LoadedModel& loaded) {
                                          : "0.5 for every label (the run had no validation split)");
 }
 
+// An int8 model (kiln quantize): where it came from, how it was calibrated, its size.
+void print_int8(const train::LoadedModel& loaded) {
+  const nlohmann::json& header = loaded.header;
+  const nlohmann::json& calibration = header.at("calibration");
+  auto& model = dynamic_cast<quant::QuantizedModule&>(*loaded.model).model();
+  std::printf("int8           quantized from %s: %zu steps, %.2f MB of weights (int8, per-channel scales)\n",
+              header.value("source_checkpoint", std::string("?")).c_str(), model.steps().size(),
+              static_cast<double>(model.weight_bytes()) / 1e6);
+  std::printf("calibration    %s on %lld images of %s\n", calibration.value("method", std::string("?")).c_str(),
+              calibration.value("images", 0LL), calibration.value("data", std::string("?")).c_str());
+}
+
 }  // namespace
 
 void add_info_command(CLI::App& app) {
@@ -92,8 +105,9 @@ void add_info_command(CLI::App& app) {
     }
     const nlohmann::json& header = loaded.header;
     std::printf("checkpoint     %s\n", checkpoint->string().c_str());
-    std::printf("architecture   %s (%lld parameters), input %lldx%lldx%lld\n", loaded.architecture.name.c_str(),
-                static_cast<long long>(loaded.model->parameter_count()),
+    const std::string size = loaded.int8() ? std::string("int8")
+                                           : std::to_string(loaded.model->parameter_count()) + " parameters";
+    std::printf("architecture   %s (%s), input %lldx%lldx%lld\n", loaded.architecture.name.c_str(), size.c_str(),
                 static_cast<long long>(loaded.architecture.in_channels),
                 static_cast<long long>(loaded.architecture.height), static_cast<long long>(loaded.architecture.width));
     if (loaded.multi_label()) {
@@ -104,6 +118,7 @@ void add_info_command(CLI::App& app) {
       std::printf("classes        %zu: %s\n", loaded.classes.size(), classes.c_str());
     }
     std::printf("preprocessing  %s\n", loaded.preprocessing.to_json().dump().c_str());
+    if (loaded.int8()) return print_int8(loaded);
     std::printf("trained        %lld of %lld epochs\n", header.at("epoch").get<long long>(),
                 header.at("config").at("epochs").get<long long>());
     const nlohmann::json& config = header.at("config");

@@ -9,6 +9,7 @@
 //   kiln explain runs/cifar/last.kiln photo.jpg --top 3
 //   kiln pack data/cifar10 packs/cifar10.kpack
 //   kiln export runs/cifar/last.kiln --onnx cifar.onnx
+//   kiln quantize runs/cifar/last.kiln data/cifar10 --out cifar.int8.kiln
 //
 // Every error ends the program with one line on stderr and exit status 1.
 #include <unistd.h>
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_explain_command(app);
   kiln::cli::add_pack_command(app);
   kiln::cli::add_export_command(app);
+  kiln::cli::add_quantize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -1,9 +1,9 @@
 // DType: the element type of a tensor.
 //
 // float32 is kiln's working type; float64 exists so gradient checks are tight; int64 carries labels and
-// argmax indices. The reduced-precision and small integer types are named now so storage, printing and
-// the checkpoint format can grow into them; compute kernels reject them with a clear error until a
-// kernel for them exists.
+// argmax indices; int8 holds quantized weights in int8 model files (quant/). The reduced-precision and
+// other small integer types are named now so storage, printing and the checkpoint format can grow into
+// them; compute kernels reject them with a clear error until a kernel for them exists.
 #pragma once
 
 #include <cstddef>
@@ -12,7 +12,7 @@
 
 namespace kiln {
 
-enum class DType : std::uint8_t { Float32, Float64, BFloat16, Float16, Int32, Int64, UInt8 };
+enum class DType : std::uint8_t { Float32, Float64, BFloat16, Float16, Int32, Int64, UInt8, Int8 };
 
 constexpr std::size_t dtype_size(DType dtype) {
   switch (dtype) {
@@ -23,6 +23,8 @@ constexpr std::size_t dtype_size(DType dtype) {
     case DType::Int32: return 4;
     case DType::Int64: return 8;
     case DType::UInt8: return 1;
+    case DType::Int8:
+      return 1;
   }
   return 0;
 }
@@ -36,6 +38,8 @@ constexpr std::string_view dtype_name(DType dtype) {
     case DType::Int32: return "int32";
     case DType::Int64: return "int64";
     case DType::UInt8: return "uint8";
+    case DType::Int8:
+      return "int8";
   }
   return "unknown";
 }
@@ -52,6 +56,10 @@ template <> struct dtype_of<double> { static constexpr DType value = DType::Floa
 template <> struct dtype_of<std::int64_t> { static constexpr DType value = DType::Int64; };
 template <> struct dtype_of<std::int32_t> { static constexpr DType value = DType::Int32; };
 template <> struct dtype_of<std::uint8_t> { static constexpr DType value = DType::UInt8; };
+template <>
+struct dtype_of<std::int8_t> {
+  static constexpr DType value = DType::Int8;
+};
 template <typename T> inline constexpr DType dtype_of_v = dtype_of<T>::value;
 
 }  // namespace kiln

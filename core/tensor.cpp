@@ -95,6 +95,7 @@ template double* Tensor::data<double>() const;
 template std::int64_t* Tensor::data<std::int64_t>() const;
 template std::int32_t* Tensor::data<std::int32_t>() const;
 template std::uint8_t* Tensor::data<std::uint8_t>() const;
+template std::int8_t* Tensor::data<std::int8_t>() const;
 
 double Tensor::item() const {
   KILN_CHECK(numel() == 1, "item: tensor ", describe(), " has ", numel(), " elements, not one");

@@ -77,6 +77,16 @@ struct LoaderOptions {
   bool cache_decoded = true;  // keep decoded images in memory across epochs
   bool strict = false;        // an unreadable file is an error rather than skipped
   std::optional<Augmentation> augmentation = std::nullopt;  // for training; none for evaluation
+
+  // Every image once, in the folder's order, unaugmented: how evaluation and calibration read.
+  static LoaderOptions in_order(std::int64_t batch_size, int threads, bool strict) {
+    LoaderOptions options;
+    options.batch_size = batch_size;
+    options.shuffle = false;
+    options.threads = threads;
+    options.strict = strict;
+    return options;
+  }
 };
 
 class DataLoader {

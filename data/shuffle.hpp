@@ -22,6 +22,8 @@ inline constexpr std::uint64_t kEpochOrderStream = 0xDA7A'0003ull << 32;       /
 inline constexpr std::uint64_t kAugmentationStream = 0xDA7A'0004ull << 32;     // + epoch
 inline constexpr std::uint64_t kBalancedSamplerStream = 0xDA7A'0005ull << 32;  // + epoch
 inline constexpr std::uint64_t kCrossValidationStream = 0xDA7A'0006ull << 32;  // train/folds.hpp
+inline constexpr std::uint64_t kCalibrationSampleStream = 0xDA7A'0007ull
+                                                          << 32;  // quant/quantize_checkpoint.hpp
 
 // A uniformly random permutation of 0 .. count-1 (Fisher-Yates): step i swaps position i with a position
 // j in [0, i], picked by draw i of `state`. The same state gives the same permutation.

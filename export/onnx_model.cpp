@@ -13,21 +13,6 @@ namespace {
 
 using layers::Module;
 
-const Module& child(const Module& parent, const std::string& name) {
-  for (const auto& [child_name, module] : parent.named_children()) {
-    if (child_name == name) return *module;
-  }
-  fail("onnx export: ", parent.describe(), " has no child '", name, "'");
-}
-
-template <typename Layer>
-const Layer& child_as(const Module& parent, const std::string& name) {
-  const auto* layer = dynamic_cast<const Layer*>(&child(parent, name));
-  KILN_CHECK(layer != nullptr, "onnx export: ", parent.describe(), ": child '", name, "' is ",
-             child(parent, name).describe(), ", not the layer expected there");
-  return *layer;
-}
-
 std::string join(const std::string& path, const std::string& name) {
   return path.empty() ? name : path + "." + name;
 }
@@ -170,12 +155,14 @@ class GraphBuilder {
 
   std::string emit_basic_block(const layers::BasicBlock& block, const std::string& path,
                                const std::string& input) {
-    const auto& conv1 = child_as<layers::Conv2d>(block, "conv1");
+    const auto& conv1 = layers::child_as<layers::Conv2d>(block, "conv1");
     std::string residual = emit_conv(conv1, join(path, "conv1"), input);
-    residual = emit_batch_norm(child_as<layers::BatchNorm2d>(block, "bn1"), join(path, "bn1"), residual);
+    residual =
+        emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn1"), join(path, "bn1"), residual);
     residual = node("Relu", join(path, "relu1"), {residual});
-    residual = emit_conv(child_as<layers::Conv2d>(block, "conv2"), join(path, "conv2"), residual);
-    residual = emit_batch_norm(child_as<layers::BatchNorm2d>(block, "bn2"), join(path, "bn2"), residual);
+    residual = emit_conv(layers::child_as<layers::Conv2d>(block, "conv2"), join(path, "conv2"), residual);
+    residual =
+        emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn2"), join(path, "bn2"), residual);
     std::string identity = input;
     if (const auto& shortcut = block.shortcut()) {
       const std::string shortcut_path = join(path, "shortcut");
@@ -212,11 +199,11 @@ class GraphBuilder {
   std::string emit_depthwise_separable(const layers::DepthwiseSeparable& block, const std::string& path,
                                        const std::string& input) {
     std::string value =
-        emit_conv(child_as<layers::Conv2d>(block, "depthwise"), join(path, "depthwise"), input);
-    value = emit_batch_norm(child_as<layers::BatchNorm2d>(block, "bn1"), join(path, "bn1"), value);
+        emit_conv(layers::child_as<layers::Conv2d>(block, "depthwise"), join(path, "depthwise"), input);
+    value = emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn1"), join(path, "bn1"), value);
     value = node("Relu", join(path, "relu1"), {value});
-    value = emit_conv(child_as<layers::Conv2d>(block, "pointwise"), join(path, "pointwise"), value);
-    value = emit_batch_norm(child_as<layers::BatchNorm2d>(block, "bn2"), join(path, "bn2"), value);
+    value = emit_conv(layers::child_as<layers::Conv2d>(block, "pointwise"), join(path, "pointwise"), value);
+    value = emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn2"), join(path, "bn2"), value);
     return node("Relu", path, {value});
   }
 

@@ -52,6 +52,18 @@ void Module::collect(const std::string& prefix, bool parameters, std::vector<Nam
   for (const auto& [name, child] : children_) child->collect(prefix + name + ".", parameters, out);
 }
 
+const Module& Module::named_child(const std::string& name) const {
+  for (const auto& [child_name, module] : children_) {
+    if (child_name == name) return *module;
+  }
+  fail(describe(), " has no child '", name, "'");
+}
+
+void fail_child_kind(const Module& parent, const std::string& name) {
+  fail(parent.describe(), ": child '", name, "' is ", parent.named_child(name).describe(),
+       ", not the layer expected there");
+}
+
 std::vector<NamedTensor> Module::named_parameters() const {
   std::vector<NamedTensor> out;
   collect("", true, out);

@@ -51,6 +51,8 @@ class Module {
   // The direct children, (name, module) in registration order: what tools that walk a model (the ONNX
   // exporter) read. Subclasses register them with register_module.
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return children_; }
+  // The direct child called `name`; throws kiln::Error naming this module when it has none.
+  const Module& named_child(const std::string& name) const;
 
  protected:
   // Registers and returns the tensor; parameters are marked requires_grad.
@@ -79,5 +81,15 @@ class Module {
 };
 
 using ModulePtr = std::shared_ptr<Module>;
+
+// The direct child `name` of `parent` as a `Layer`, for the tools that walk a model's known structure (the
+// ONNX exporter, int8 lowering). Throws kiln::Error naming both when the child is another kind of module.
+[[noreturn]] void fail_child_kind(const Module& parent, const std::string& name);
+template <typename Layer>
+const Layer& child_as(const Module& parent, const std::string& name) {
+  const auto* layer = dynamic_cast<const Layer*>(&parent.named_child(name));
+  if (layer == nullptr) fail_child_kind(parent, name);
+  return *layer;
+}
 
 }  // namespace kiln::layers

@@ -32,7 +32,7 @@ std::uint64_t round_up_to_alignment(std::uint64_t bytes) {
 
 // The dtypes a checkpoint stores, by the names in the tensor table.
 std::optional<DType> stored_dtype_named(std::string_view name) {
-  for (const DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+  for (const DType dtype : {DType::Float32, DType::Float64, DType::Int64, DType::Int8}) {
     if (dtype_name(dtype) == name) return dtype;
   }
   return std::nullopt;
@@ -198,7 +198,7 @@ TableEntry parse_table_entry(const nlohmann::json& row, std::size_t index, std::
              " has no dtype");
   const std::optional<DType> dtype = stored_dtype_named(row["dtype"].get<std::string>());
   KILN_CHECK(dtype, "checkpoint ", where, ": ", tensor, " has unknown dtype '",
-             row["dtype"].get<std::string>(), "' (this build reads float32, float64, int64)");
+             row["dtype"].get<std::string>(), "' (this build reads float32, float64, int64, int8)");
   parsed.dtype = *dtype;
 
   KILN_CHECK(row.contains("shape") && row["shape"].is_array(), "checkpoint ", where, ": ", tensor,

@@ -19,7 +19,7 @@
 //                 The file ends with the last tensor's last byte.
 //
 // 64-byte alignment matches Storage's, so a later version can map the file and hand the bytes to AVX-512
-// kernels without copying. The dtypes stored are float32, float64 and int64.
+// kernels without copying. The dtypes stored are float32, float64, int64 and int8 (quantized weights).
 //
 // Loading checks everything it reads and throws kiln::Error naming the file and the problem: a missing
 // file, the wrong magic ("not a kiln checkpoint"), a version this build cannot read, a truncated file,

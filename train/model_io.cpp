@@ -1,8 +1,15 @@
 #include "train/model_io.hpp"
 
+#include <memory>
+
+#include "quant/quantized_module.hpp"
 #include "train/checkpoint.hpp"
 
 namespace kiln::train {
+
+bool LoadedModel::int8() const {
+  return header.is_object() && header.value("kind", "") == quant::kQuantizedModelKind;
+}
 
 std::vector<NamedTensor> model_state(const layers::Module& model) {
   std::vector<NamedTensor> state;
@@ -14,8 +21,13 @@ std::vector<NamedTensor> model_state(const layers::Module& model) {
 LoadedModel load_model(const std::filesystem::path& path) {
   Checkpoint checkpoint = load_checkpoint(path);
   const nlohmann::json& header = checkpoint.header;
-  check_header_field(header, "kind", kCheckpointKind, path);
-  check_header_field(header, "schema", kCheckpointSchema, path);
+  // An int8 model (quant/quantized_model.hpp) carries the same architecture, classes and preprocessing;
+  // its weights run through the int8 kernels behind the same Module interface.
+  const bool int8 = header.is_object() && header.value("kind", "") == quant::kQuantizedModelKind;
+  if (!int8) {
+    check_header_field(header, "kind", kCheckpointKind, path);
+    check_header_field(header, "schema", kCheckpointSchema, path);
+  }
   LoadedModel loaded;
   try {
     loaded.architecture = models::ArchitectureSpec::from_json(header.at("architecture"));
@@ -38,6 +50,14 @@ LoadedModel load_model(const std::filesystem::path& path) {
     loaded.thresholds = ThresholdChoice::from_json(header.at("thresholds"), loaded.classes.size(),
                                                    "checkpoint " + path.string());
   }
+  loaded.header = header;
+  if (int8) {
+    auto model = std::make_shared<quant::QuantizedModule>(quant::QuantizedModel::from_checkpoint(checkpoint, path));
+    KILN_CHECK(model->model().classes() == loaded.architecture.classes, "int8 model ", path.string(), ": ",
+               model->model().classes(), " outputs for ", loaded.architecture.classes, " classes");
+    loaded.model = std::move(model);
+    return loaded;
+  }
   Generator unused_initialization(0);  // the stored weights replace whatever this draws
   loaded.model = models::build_model(loaded.architecture, unused_initialization);
   std::vector<NamedTensor> model_tensors;
@@ -46,7 +66,6 @@ LoadedModel load_model(const std::filesystem::path& path) {
   }
   load_into(model_state(*loaded.model), Checkpoint{header, std::move(model_tensors)}, path);
   loaded.model->eval();
-  loaded.header = header;
   return loaded;
 }
 

@@ -6,6 +6,10 @@
 // A multi-label checkpoint (data/label_table.hpp) carries the same fields, with "classes" holding the
 // label names, plus "task": "multi_label" and "thresholds" (train/multi_label_thresholds.hpp). A header
 // without "task" is a single-label classifier.
+//
+// An int8 model written by `kiln quantize` (kind "kiln-int8-classifier", quant/quantized_model.hpp) loads
+// too: the same fields, and a model that runs the int8 kernels (quant::QuantizedModule) with no
+// parameters and no backward. LoadedModel::int8() tells them apart.
 #pragma once
 
 #include <filesystem>
@@ -37,6 +41,7 @@ struct LoadedModel {
   ThresholdChoice thresholds;           // multi-label only: one decision threshold per label
 
   bool multi_label() const { return task == kMultiLabelTask; }
+  bool int8() const;  // the model is an int8 model (kiln quantize), which cannot be trained or differentiated
 };
 
 // Reads a checkpoint written by `kiln train` and rebuilds its model with the stored weights.

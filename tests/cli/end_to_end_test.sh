@@ -60,6 +60,18 @@ check "eval --misclassified" "$kiln" eval "$run/last.kiln" "$data" --misclassifi
 check "export --onnx" "$kiln" export "$run/last.kiln" --onnx "$work/model.onnx"
 [ -s "$work/model.onnx" ] || { echo "FAIL: export writes the ONNX file"; failures=$((failures + 1)); }
 grep -q "opset 17" "$work/out" || { echo "FAIL: export names the opset"; failures=$((failures + 1)); }
+check "quantize to int8" "$kiln" quantize "$run/last.kiln" "$data" --out "$work/model.int8.kiln" --calibration-images 64
+grep -q "accuracy drop" "$work/out" || { echo "FAIL: quantize compares on the test split"; failures=$((failures + 1)); }
+check "quantize --json" "$kiln" quantize "$run/last.kiln" "$data" --out "$work/model.int8.kiln" --calibration-images 16 --no-compare --json
+grep -q '"int8_weight_bytes"' "$work/out" || { echo "FAIL: quantize --json has the sizes"; failures=$((failures + 1)); }
+check "predict with the int8 model" "$kiln" predict "$work/model.int8.kiln" "$data/test/cat/0000.jpg" --top 3
+[ "$(grep -c '%' "$work/out")" -eq 3 ] || { echo "FAIL: int8 predict --top 3 prints three classes"; failures=$((failures + 1)); }
+check "eval the int8 model" "$kiln" eval "$work/model.int8.kiln" "$data" --json
+grep -q '"accuracy"' "$work/out" || { echo "FAIL: int8 eval --json has accuracy"; failures=$((failures + 1)); }
+check "info on the int8 model" "$kiln" info "$work/model.int8.kiln"
+grep -q "^int8 .*quantized from" "$work/out" || { echo "FAIL: info says the model is int8"; failures=$((failures + 1)); }
+check_error "explain an int8 model" "is an int8 model; Grad-CAM differentiates" "$kiln" explain "$work/model.int8.kiln" "$data/test/cat/0000.jpg"
+check_error "quantize an int8 model" "is already an int8 model" "$kiln" quantize "$work/model.int8.kiln" "$data" --out "$work/again.kiln"
 check "info" "$kiln" info "$run/last.kiln"
 grep -q "lenet5" "$work/out" || { echo "FAIL: info names the architecture"; failures=$((failures + 1)); }
 
