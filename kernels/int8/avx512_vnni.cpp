@@ -129,9 +129,9 @@ void run(const Call& c) {
   const std::int64_t tiles = pixels / P, tail_start = tiles * P, tail = pixels - tail_start;
   const std::int64_t macs = pixels * c.g.out_channels * c.g.kernel_h * c.g.kernel_w * c.g.in_channel_stride;
   const bool parallel = macs >= kParallelMacs;
+  // Whole tiles, then the last pixels that do not fill one, one pixel at a time.
 #pragma omp parallel for schedule(static) if (parallel)
   for (std::int64_t i = 0; i < groups * tiles; ++i) conv_tile<B, P>(c, i % tiles * P, i / tiles * B);
-    // The last pixels that do not fill a tile, one at a time.
 #pragma omp parallel for schedule(static) if (parallel)
   for (std::int64_t i = 0; i < groups * tail; ++i) conv_tile<B, 1>(c, tail_start + i % tail, i / tail * B);
 }

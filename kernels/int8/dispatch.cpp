@@ -22,6 +22,9 @@ void check_geometry(const Int8ConvGeometry& g, const char* op) {
                  g.out_height() >= 1 && g.out_width() >= 1 && g.batch >= 1,
              op,
              ": output channels must be a multiple of 16 and the channel stride of 4, the output non-empty");
+  const std::int64_t inputs = g.kernel_h * g.kernel_w * g.in_channel_stride;
+  KILN_CHECK(inputs <= kInt8MaxInputsPerOutput, op, ": ", inputs,
+             " inputs per output could overflow the s32 sums (the most is ", kInt8MaxInputsPerOutput, ")");
 }
 
 // Runs kernel(geometry of one image, its input, its epilogue, its output) for every image, images in

@@ -41,6 +41,9 @@ namespace kiln::kernels {
 
 inline constexpr std::int64_t kInt8ChannelQuad = 4;    // input channels per VNNI lane
 inline constexpr std::int64_t kInt8ChannelBlock = 16;  // output channels per 512-bit vector of s32
+// The s32 sums are exact while no sum of products (each at most 255 x 128 in size) can pass 2^31: up to
+// this many inputs per output (KH x KW x CS). The kernels refuse more.
+inline constexpr std::int64_t kInt8MaxInputsPerOutput = (std::int64_t{1} << 31) / (255 * 128) - 1;
 
 constexpr std::int64_t round_up_to_multiple(std::int64_t value, std::int64_t multiple) {
   return (value + multiple - 1) / multiple * multiple;

@@ -14,6 +14,7 @@
 #include <random>
 #include <vector>
 
+#include "core/error.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
@@ -288,6 +289,19 @@ TEST_CASE("int8 layout: padding fills the border with the zero point and keeps t
     const bool inside = row == 1 && (column == 1 || column == 2);
     CHECK(padded[i] == (inside ? x[(column - 1) * 4 + i % 4] : 9));
   }
+}
+
+TEST_CASE("int8 conv2d: a geometry whose s32 sums could overflow is refused") {
+  // 3x3 taps of 8192 channels: 73,728 inputs per output, over the 65,791 whose sums always fit in s32.
+  const Int8ConvGeometry g{.padded_height = 3, .padded_width = 3, .in_channel_stride = 8192, .kernel_h = 3,
+                           .kernel_w = 3};
+  std::vector<std::uint8_t> x(static_cast<std::size_t>(9 * 8192));
+  std::vector<std::int8_t> w(static_cast<std::size_t>(g.packed_block_bytes()));
+  std::vector<float> y(16), ones(16, 1.0f);
+  Int8Epilogue e = kk::int8_bounds_float(false);
+  e.multiplier = e.offset = ones.data();
+  CHECK_THROWS_WITH_AS(kk::int8_conv2d(g, x.data(), w.data(), e, y.data()),
+                       doctest::Contains("could overflow the s32 sums"), kiln::Error);
 }
 
 }  // namespace
