@@ -5,7 +5,7 @@
 // different threads off each other's cache lines.
 //
 // Allocation goes through the Allocator of the storage's device: on the CPU a CachingAllocator
-// (caching_allocator.hpp) over aligned_alloc, and the seam where the CUDA backend's allocator plugs in.
+// (caching_allocator.hpp) over aligned_alloc; on a CUDA device the same cache over cudaMalloc.
 #pragma once
 
 #include <cstddef>
@@ -30,6 +30,9 @@ Allocator& allocator_for(Device device);
 class CachingAllocator;
 // The CPU's allocator, with its statistics (bytes in use, peak, cached).
 CachingAllocator& cpu_caching_allocator();
+// cuda:index's allocator (cudaMalloc behind a cache), with the same statistics: peak_in_use_bytes is the
+// device memory a run needed. Throws on first use when the build has no CUDA.
+CachingAllocator& cuda_caching_allocator(int index);
 
 class Storage {
  public:

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/autograd.hpp"
+#include "core/cuda_runtime.hpp"
 #include "core/generator.hpp"
 #include "core/raw.hpp"
 
@@ -82,6 +83,21 @@ bool Tensor::is_contiguous() const {
 std::string Tensor::describe() const {
   if (!defined()) return "undefined";
   return std::string(dtype_name(dtype())) + shape().str();
+}
+
+// ---- devices -------------------------------------------------------------------------------------------
+
+Tensor Tensor::to(Device target) const {
+  if (target == device()) return *this;
+  KILN_CHECK(device().is_cpu() || is_contiguous(), "to(", target.str(), "): ", describe(),
+             " is not contiguous; only contiguous tensors leave a CUDA device for now");
+  const Tensor source = device().is_cpu() ? contiguous() : *this;
+  Tensor copy = empty(shape(), dtype(), target);
+  const std::size_t bytes = static_cast<std::size_t>(numel()) * dtype_size(dtype());
+  const std::size_t offset_bytes = static_cast<std::size_t>(source.offset()) * dtype_size(dtype());
+  cuda::copy_bytes(copy.impl().storage->data(), target,
+                   static_cast<const char*>(source.impl().storage->data()) + offset_bytes, device(), bytes);
+  return copy;
 }
 
 // ---- element access ----------------------------------------------------------------------------------

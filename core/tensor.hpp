@@ -98,6 +98,9 @@ class Tensor {
   Tensor contiguous() const;
   Tensor clone() const;                 // a dense copy that stays on the tape
   Tensor to(DType dtype) const;         // differentiable between floating types
+  // A dense copy on `device`, or this tensor when it is already there. Not recorded on the tape yet. A
+  // tensor leaving a CUDA device must be contiguous (strided device copies come with the CUDA kernels).
+  Tensor to(Device device) const;
 
   // ---- autograd ----------------------------------------------------------------------------------------
   bool requires_grad() const { return impl().requires_grad; }

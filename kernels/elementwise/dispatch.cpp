@@ -132,6 +132,9 @@ void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src*
 
 template <typename T>
 void fill(Device device, std::int64_t n, T value, T* out) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::fill(n, value, out);
+#endif
   require_cpu(device, "fill");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {

@@ -120,4 +120,10 @@ void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
 void fill(std::int64_t n, float value, float* out);
 }  // namespace avx2
 
+// CUDA kernels (cuda_*.cu, built when CMake finds a CUDA compiler), on the current device.
+namespace cuda {
+template <typename T>
+void fill(std::int64_t n, T value, T* out);
+}  // namespace cuda
+
 }  // namespace kiln::kernels

@@ -1,0 +1,38 @@
+// fill on a CUDA device (elementwise.hpp): out[i] = value, one thread per element in a grid-stride loop,
+// so any n runs in one launch of at most kMaxBlocks blocks.
+#include <algorithm>
+#include <cstdint>
+
+#include "core/cuda_runtime.hpp"
+#include "kernels/elementwise/elementwise.hpp"
+
+namespace kiln::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr std::int64_t kMaxBlocks = 65535;
+
+template <typename T>
+__global__ void fill_kernel(std::int64_t n, T value, T* out) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    out[i] = value;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void fill(std::int64_t n, T value, T* out) {
+  if (n == 0) return;
+  const auto blocks = static_cast<unsigned>(std::min((n + kThreads - 1) / kThreads, kMaxBlocks));
+  fill_kernel<<<blocks, kThreads>>>(n, value, out);
+  kiln::cuda::check_launch("fill");
+}
+
+template void fill<float>(std::int64_t, float, float*);
+template void fill<double>(std::int64_t, double, double*);
+template void fill<std::int64_t>(std::int64_t, std::int64_t, std::int64_t*);
+
+}  // namespace kiln::kernels::cuda

@@ -1,0 +1,95 @@
+// The CUDA device plumbing (core/cuda_runtime.hpp, the CUDA allocator behind Storage, Tensor::to, the
+// CUDA fill kernel). Without a GPU (or without CUDA in the build) the tests that need one say so and
+// skip; what must hold everywhere is checked everywhere: device_count never throws, and asking for device
+// memory without a device is a kiln::Error that names CUDA, never a crash.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <string>
+
+#include "core/caching_allocator.hpp"
+#include "core/cuda_runtime.hpp"
+#include "core/error.hpp"
+#include "core/generator.hpp"
+#include "core/tensor.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
+
+namespace {
+
+using namespace kiln;
+
+// True when a test may use cuda:0; otherwise reports why it skips.
+bool have_gpu() {
+  if (cuda::device_count() > 0) return true;
+  const std::string message =
+      std::string("skipping: no CUDA device (") +
+      (cuda::built_with_cuda() ? "the driver sees no GPU)" : "kiln was built without CUDA)");
+  MESSAGE(message);
+  return false;
+}
+
+TEST_CASE("cuda: the device count never throws, and is 0 in a build without CUDA") {
+  int count = -1;
+  CHECK_NOTHROW(count = cuda::device_count());
+  CHECK(count >= 0);
+  if (!cuda::built_with_cuda()) CHECK(count == 0);
+}
+
+TEST_CASE("cuda: without a device, device memory is an error naming CUDA") {
+  if (cuda::device_count() > 0) {
+    MESSAGE("skipping: this machine has a CUDA device");
+    return;
+  }
+  CHECK_THROWS_WITH_AS(Tensor::empty({4}, DType::Float32, Device::cuda()), doctest::Contains("CUDA"), Error);
+  CHECK_THROWS_WITH_AS(Tensor::zeros({4}).to(Device::cuda()), doctest::Contains("CUDA"), Error);
+}
+
+TEST_CASE("cuda: a tensor goes to the device and back unchanged") {
+  if (!have_gpu()) return;
+  MESSAGE("on ", cuda::device_description(0));
+  Generator generator(3);
+  for (const Shape& shape : {Shape{}, Shape{1}, Shape{3, 5, 7}, Shape{1000003}}) {
+    const Tensor host = Tensor::randn(shape, DType::Float32, &generator);
+    const Tensor device = host.to(Device::cuda());
+    CHECK(device.device() == Device::cuda());
+    CHECK(device.shape() == shape);
+    const Tensor back = device.to(Device::cpu());
+    CHECK(testing::bitwise_equal(back.to_vector<float>(), host.to_vector<float>()));
+  }
+  // A strided host view arrives dense.
+  const Tensor matrix = Tensor::randn({4, 6}, DType::Float32, &generator);
+  const Tensor transposed = matrix.transpose(0, 1);
+  CHECK(testing::bitwise_equal(transposed.to(Device::cuda()).to(Device::cpu()).to_vector<float>(),
+                               transposed.contiguous().to_vector<float>()));
+}
+
+TEST_CASE("cuda: fill on the device, every dtype, sizes around the block size") {
+  if (!have_gpu()) return;
+  for (const std::int64_t n :
+       {std::int64_t{0}, std::int64_t{1}, std::int64_t{255}, std::int64_t{257}, std::int64_t{5000001}}) {
+    INFO("n = ", n);
+    CHECK(testing::bitwise_equal(
+        Tensor::full({n}, 2.5, DType::Float32, Device::cuda()).to(Device::cpu()).to_vector<float>(),
+        std::vector<float>(static_cast<std::size_t>(n), 2.5f)));
+    CHECK(Tensor::full({n}, -3.0, DType::Float64, Device::cuda()).to(Device::cpu()).to_vector<double>() ==
+          std::vector<double>(static_cast<std::size_t>(n), -3.0));
+    CHECK(Tensor::full({n}, 7.0, DType::Int64, Device::cuda()).to(Device::cpu()).to_vector<std::int64_t>() ==
+          std::vector<std::int64_t>(static_cast<std::size_t>(n), 7));
+  }
+  CHECK_NOTHROW(cuda::synchronize(0));
+}
+
+TEST_CASE("cuda: the device allocator caches freed blocks and reports the peak") {
+  if (!have_gpu()) return;
+  CachingAllocator& allocator = cuda_caching_allocator(0);
+  { const Tensor warm = Tensor::empty({1 << 20}, DType::Float32, Device::cuda()); }
+  const auto before = allocator.stats();
+  for (int i = 0; i < 10; ++i) {
+    const Tensor again = Tensor::empty({1 << 20}, DType::Float32, Device::cuda());
+  }
+  const auto after = allocator.stats();
+  CHECK(after.backing_allocations == before.backing_allocations);  // every block came from the cache
+  CHECK(after.peak_in_use_bytes >= (std::size_t{1} << 22));
+}
+
+}  // namespace
