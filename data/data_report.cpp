@@ -13,6 +13,7 @@
 #include "data/folder_listing.hpp"
 #include "data/content_hash.hpp"
 #include "data/image.hpp"
+#include "data/label_table.hpp"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpedantic"
@@ -258,7 +259,9 @@ std::int64_t SplitOverlap::files_in_second() const {
 DataReport make_data_report(const std::filesystem::path& root, const DataReportOptions& options) {
   std::error_code status;
   KILN_CHECK(fs::exists(root, status), root.string(), ": data folder does not exist");
-  KILN_CHECK(fs::is_directory(root, status), root.string(), ": is not a folder");
+  KILN_CHECK(fs::is_directory(root, status), root.string(),
+             is_label_file(root) ? ": data-report reads image folders; a labels file (.csv) is not supported yet"
+                                 : ": is not a folder");
 
   std::vector<SplitFiles> splits;
   if (fs::is_directory(root / "train", status)) {

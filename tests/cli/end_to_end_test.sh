@@ -84,6 +84,7 @@ check "data-report on the bundled data" "$kiln" data-report "$data"
 expect "data-report counts the images" "$work/out" "4000 images in 10 classes"
 expect "data-report finds the bundled data balanced" "$work/out" "imbalance   1.00 (every class has 400)"
 expect "data-report finds no train/test overlap" "$work/out" "train / test  none"
+check_error "data-report on a labels file" "a labels file (.csv) is not supported yet" "$kiln" data-report "$root/assets/cifar10-attributes/train.csv"
 check "data-report --json" "$kiln" data-report "$data" --json --loader-threads 0
 expect "data-report --json has the ratio" "$work/out" '"imbalance_ratio":1.0'
 imbalanced="$work/imbalanced"
