@@ -30,17 +30,6 @@ struct EvalOptions {
   bool strict = false;
 };
 
-// The checkpoint's classes, in order, must be the folder's: a model's output i means class i.
-void check_same_classes(const std::vector<std::string>& trained, const std::vector<std::string>& found,
-                        const std::filesystem::path& data) {
-  for (std::size_t i = 0; i < std::max(trained.size(), found.size()); ++i) {
-    const std::string expected = i < trained.size() ? trained[i] : "(none)";
-    const std::string actual = i < found.size() ? found[i] : "(none)";
-    KILN_CHECK(expected == actual, "classes of ", data.string(), " differ from the checkpoint's: class ", i, " is '",
-               actual, "' but the model was trained with '", expected, "'");
-  }
-}
-
 // DIR/misclassified.png (a sheet) and one PNG per image: the worst misclassified images, each enlarged as
 // the model saw it with its true and predicted class under it. Returns the files written.
 std::vector<std::filesystem::path> write_misclassified(const EvalOptions& options, const train::LoadedModel& loaded,
@@ -130,7 +119,7 @@ void run_eval(const EvalOptions& options) {
   } else {
     folder = data::ImageFolder::scan(root);
   }
-  check_same_classes(loaded.classes, folder.classes(), folder.root());
+  train::check_same_classes(loaded, folder);
   data::DataLoader loader(folder, loaded.preprocessing, evaluation_loader_options(options));
   std::vector<train::SampleOutcome> outcomes;
   const train::MetricsReport report = train::evaluate(*loaded.model, loader, static_cast<std::int64_t>(loaded.classes.size()),

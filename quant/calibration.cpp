@@ -9,8 +9,8 @@ namespace kiln::quant {
 
 Calibrator::Calibrator(const InferenceProgram& program) : program_(program), ranges_(program.values.size()) {}
 
-void Calibrator::observe(const Tensor& images) {
-  run_float(program_, images, [&](int value, const Tensor& tensor) {
+Tensor Calibrator::observe(const Tensor& images) {
+  Tensor logits = run_float(program_, images, [&](int value, const Tensor& tensor) {
     const std::vector<float> elements = tensor.contiguous().to_vector<float>();
     ValueRange& range = ranges_[static_cast<std::size_t>(value)];
     for (const float v : elements) {
@@ -21,6 +21,7 @@ void Calibrator::observe(const Tensor& images) {
     }
   });
   images_ += images.shape()[0];
+  return logits;
 }
 
 const std::vector<ValueRange>& Calibrator::ranges() const {

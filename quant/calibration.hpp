@@ -28,9 +28,10 @@ class Calibrator {
  public:
   explicit Calibrator(const InferenceProgram& program);
 
-  // Runs the program in float on `images` and widens each value's range by what it computed. Throws when
-  // a value is not finite (NaN or infinite activations cannot be quantized: the model is broken).
-  void observe(const Tensor& images);
+  // Runs the program in float on `images`, widens each value's range by what it computed and returns the
+  // program's logits [N, classes]. Throws when a value is not finite (NaN or infinite activations cannot
+  // be quantized: the model is broken).
+  Tensor observe(const Tensor& images);
 
   std::int64_t images() const { return images_; }
   // One range per program value; throws when nothing was observed.

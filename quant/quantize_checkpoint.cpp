@@ -20,11 +20,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-void check_same_classes(const std::vector<std::string>& trained, const data::ImageFolder& folder) {
-  KILN_CHECK(trained == folder.classes(), "quantize: the classes of ", folder.root().string(),
-             " differ from the checkpoint's (the model's output i must mean the data's class i)");
-}
-
 data::LoaderOptions loader_options(const QuantizeOptions& options) {
   data::LoaderOptions loader =
       data::LoaderOptions::in_order(options.batch_size, options.loader_threads, options.strict);
@@ -68,7 +63,7 @@ QuantizeResult quantize_checkpoint(const train::LoadedModel& loaded, const std::
                                    const QuantizeProgress& progress) {
   KILN_CHECK(options.batch_size >= 1 && options.calibration_images >= 1,
              "quantize: the batch size and the calibration image count must be positive");
-  check_same_classes(loaded.classes, splits.train);
+  train::check_same_classes(loaded, splits.train);
   NoGradGuard no_grad;
   loaded.model->eval();
   const data::Preprocessing& pre = loaded.preprocessing;
@@ -81,15 +76,16 @@ QuantizeResult quantize_checkpoint(const train::LoadedModel& loaded, const std::
   Calibrator calibrator(program);
   calibration_loader.start_epoch(0);
   while (std::optional<data::Batch> batch = calibration_loader.next()) {
-    if (calibrator.images() == 0) {
+    const bool first_batch = calibrator.images() == 0;
+    const Tensor program_logits = calibrator.observe(batch->images);
+    if (first_batch) {
       const Tensor logits = (*loaded.model)(batch->images);
-      result.lowering_error = max_abs_difference(run_float(program, batch->images), logits);
+      result.lowering_error = max_abs_difference(program_logits, logits);
       const double scale = std::max(1.0, largest_magnitude(logits));
       KILN_CHECK(result.lowering_error <= 1e-3 * scale,
                  "quantize: the lowered program's logits differ from the model's by ", result.lowering_error,
                  " (a kiln bug: please report it with the checkpoint)");
     }
-    calibrator.observe(batch->images);
     if (progress) progress("calibrating", calibrator.images(), static_cast<std::int64_t>(sample.size()));
   }
   result.calibration_images = calibrator.images();
@@ -104,8 +100,8 @@ QuantizeResult quantize_checkpoint(const train::LoadedModel& loaded, const std::
                                   {"seed", options.seed},
                                   {"data", splits.train.root().string()}};
 
+  // discover_splits has checked that the test split lists the training split's classes.
   if (!options.compare || !splits.test) return result;
-  check_same_classes(loaded.classes, *splits.test);
   data::DataLoader test_loader(*splits.test, pre, loader_options(options));
   QuantizeComparison comparison;
   comparison.batch_size = options.batch_size;

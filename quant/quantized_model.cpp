@@ -20,8 +20,10 @@ using kernels::round_up_to_multiple;
 
 bool has_weights(StepKind kind) { return kind == StepKind::Conv || kind == StepKind::Linear; }
 
-// The steps that move bytes: their output keeps the input's quantization.
-bool keeps_quantization(StepKind kind) { return !has_weights(kind); }
+// Pools keep their input's channel layout; every other step writes channels of its own.
+bool is_pool(StepKind kind) {
+  return kind == StepKind::MaxPool || kind == StepKind::AvgPool || kind == StepKind::GlobalAvgPool;
+}
 
 const char* kind_name(StepKind kind) {
   switch (kind) {
@@ -67,15 +69,6 @@ std::vector<std::int8_t> channels_last(const std::vector<std::int8_t>& w, std::i
 
 bool is_depthwise(const QuantizedStep& step) { return step.kind == StepKind::Conv && step.groups > 1; }
 
-Int8Epilogue epilogue_for(const QuantizedStep& step, const QuantizedValue& out, bool float_output) {
-  Int8Epilogue e = float_output ? kernels::int8_bounds_float(step.relu)
-                                : kernels::int8_bounds_u8(out.quantization.zero_point, step.relu);
-  e.multiplier = step.multiplier.data();
-  e.offset = step.offset.data();
-  e.residual_multiplier = step.residual_multiplier;
-  return e;
-}
-
 }  // namespace
 
 QuantizedModel QuantizedModel::quantize(const InferenceProgram& program,
@@ -118,9 +111,8 @@ void QuantizedModel::prepare() {
   for (QuantizedStep& step : steps_) {
     const QuantizedValue& in = values_[static_cast<std::size_t>(step.input)];
     QuantizedValue& out = values_[static_cast<std::size_t>(step.output)];
-    const bool pool = keeps_quantization(step.kind) && step.kind != StepKind::PadShortcut;
     out.channel_stride =
-        pool ? in.channel_stride : round_up_to_multiple(out.shape.channels, kInt8ChannelBlock);
+        is_pool(step.kind) ? in.channel_stride : round_up_to_multiple(out.shape.channels, kInt8ChannelBlock);
     if (has_weights(step.kind)) {
       prepare_weights(step, in, out);
       prepare_epilogue(step, in, out);
@@ -161,7 +153,7 @@ void QuantizedModel::prepare_epilogue(QuantizedStep& step, const QuantizedValue&
                                       const QuantizedValue& out) {
   // int8_conv.hpp's constants: multiplier = s_x s_w / s_y, offset = (bias - s_x s_w z_x sum w) / s_y + z_y
   // - residual_multiplier z_r. The logits are float: s_y = 1, z_y = 0. Computed in double, rounded once.
-  const bool float_output = step.output == output_;
+  const bool float_output = writes_logits(step);
   const double s_x = in.quantization.scale, s_y = float_output ? 1.0 : out.quantization.scale;
   const double z_x = in.quantization.zero_point, z_y = float_output ? 0.0 : out.quantization.zero_point;
   double residual_shift = 0.0;
@@ -192,6 +184,21 @@ std::uint8_t* QuantizedModel::buffer(int value, std::int64_t batch) {
   return bytes.data();
 }
 
+Int8Epilogue QuantizedModel::epilogue(const QuantizedStep& step) const {
+  const QuantizedValue& out = values_[static_cast<std::size_t>(step.output)];
+  Int8Epilogue e = writes_logits(step) ? kernels::int8_bounds_float(step.relu)
+                                       : kernels::int8_bounds_u8(out.quantization.zero_point, step.relu);
+  e.multiplier = step.multiplier.data();
+  e.offset = step.offset.data();
+  if (step.residual >= 0) e.residual = buffers_[static_cast<std::size_t>(step.residual)].data();
+  e.residual_multiplier = step.residual_multiplier;
+  return e;
+}
+
+void* QuantizedModel::destination(const QuantizedStep& step, std::int64_t batch) {
+  return writes_logits(step) ? static_cast<void*>(logits_.data()) : buffer(step.output, batch);
+}
+
 void QuantizedModel::run_conv(const QuantizedStep& step, std::int64_t batch) {
   const QuantizedValue& in = values_[static_cast<std::size_t>(step.input)];
   const QuantizedValue& out = values_[static_cast<std::size_t>(step.output)];
@@ -213,10 +220,8 @@ void QuantizedModel::run_conv(const QuantizedStep& step, std::int64_t batch) {
                            .kernel_w = step.kernel,
                            .stride = step.stride,
                            .dilation = step.dilation};
-  const bool float_output = step.output == output_;
-  Int8Epilogue e = epilogue_for(step, out, float_output);
-  if (step.residual >= 0) e.residual = buffers_[static_cast<std::size_t>(step.residual)].data();
-  void* y = float_output ? static_cast<void*>(logits_.data()) : buffer(step.output, batch);
+  const Int8Epilogue e = epilogue(step);
+  void* y = destination(step, batch);
   if (is_depthwise(step)) {
     kernels::int8_depthwise_conv2d(g, x, step.kernel_weights.data(), e, y);
   } else {
@@ -231,11 +236,8 @@ void QuantizedModel::run_linear(const QuantizedStep& step, std::int64_t batch) {
   const Int8ConvGeometry g{.batch = batch,
                            .in_channel_stride = in.shape.height * in.shape.width * in.channel_stride,
                            .out_channels = out.channel_stride};
-  const bool float_output = step.output == output_;
-  const Int8Epilogue e = epilogue_for(step, out, float_output);
-  void* y = float_output ? static_cast<void*>(logits_.data()) : buffer(step.output, batch);
   kernels::int8_conv2d(g, buffers_[static_cast<std::size_t>(step.input)].data(), step.kernel_weights.data(),
-                       e, y);
+                       epilogue(step), destination(step, batch));
 }
 
 Tensor QuantizedModel::forward(const Tensor& images) {

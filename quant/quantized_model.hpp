@@ -94,6 +94,9 @@ class QuantizedModel {
   void prepare();  // channel strides, kernel weights and epilogue constants from the stored fields
   void prepare_weights(QuantizedStep& step, const QuantizedValue& in, const QuantizedValue& out);
   void prepare_epilogue(QuantizedStep& step, const QuantizedValue& in, const QuantizedValue& out);
+  bool writes_logits(const QuantizedStep& step) const { return step.output == output_; }  // float, not u8
+  kernels::Int8Epilogue epilogue(const QuantizedStep& step) const;   // the residual read from its buffer
+  void* destination(const QuantizedStep& step, std::int64_t batch);  // logits_, or the output's buffer
   void run_conv(const QuantizedStep& step, std::int64_t batch);
   void run_linear(const QuantizedStep& step, std::int64_t batch);
   std::uint8_t* buffer(int value, std::int64_t batch);

@@ -1,5 +1,6 @@
 #include "train/model_io.hpp"
 
+#include <algorithm>
 #include <memory>
 
 #include "quant/quantized_module.hpp"
@@ -16,6 +17,18 @@ std::vector<NamedTensor> model_state(const layers::Module& model) {
   for (const auto& [name, tensor] : model.named_parameters()) state.emplace_back(kModelTensorPrefix + name, tensor);
   for (const auto& [name, tensor] : model.named_buffers()) state.emplace_back(kModelTensorPrefix + name, tensor);
   return state;
+}
+
+void check_same_classes(const LoadedModel& model, const data::ImageFolder& folder) {
+  const std::vector<std::string>& trained = model.classes;
+  const std::vector<std::string>& found = folder.classes();
+  for (std::size_t i = 0; i < std::max(trained.size(), found.size()); ++i) {
+    const std::string expected = i < trained.size() ? trained[i] : "(none)";
+    const std::string actual = i < found.size() ? found[i] : "(none)";
+    KILN_CHECK(expected == actual, "classes of ", folder.root().string(),
+               " differ from the checkpoint's: class ", i, " is '", actual,
+               "' but the model was trained with '", expected, "'");
+  }
 }
 
 LoadedModel load_model(const std::filesystem::path& path) {

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.hpp"
 #include "data/preprocessing.hpp"
 #include "layers/module.hpp"
 #include "models/architecture.hpp"
@@ -46,6 +47,10 @@ struct LoadedModel {
 
 // Reads a checkpoint written by `kiln train` and rebuilds its model with the stored weights.
 LoadedModel load_model(const std::filesystem::path& checkpoint);
+
+// Throws unless `folder` lists the model's classes in the model's order (output i means class i), naming
+// the first class that differs.
+void check_same_classes(const LoadedModel& model, const data::ImageFolder& folder);
 
 // The model's parameters and buffers under the names a checkpoint stores them by ("model.fc.weight").
 std::vector<NamedTensor> model_state(const layers::Module& model);
