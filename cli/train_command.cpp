@@ -170,6 +170,7 @@ class ConsoleObserver final : public train::CrossValidationObserver {
     const int threads = plan.at("kernels").at("threads").get<int>();
     std::printf("kernels: %s on %d thread%s\n", plan.at("kernels").at("cpu_level").get<std::string>().c_str(),
                 threads, threads == 1 ? "" : "s");
+    if (plan.at("device") != "cpu") std::printf("device: %s\n", plan.at("device").get<std::string>().c_str());
     if (plan.at("resumed_at_epoch").get<long long>() > 0) {
       std::printf("resuming after epoch %lld\n", plan.at("resumed_at_epoch").get<long long>());
     }
@@ -346,6 +347,8 @@ void add_train_command(CLI::App& app) {
   command->add_option("--cutout", config->augmentation.cutout, "cutout square side (0: off)")->capture_default_str();
   command->add_option("--seed", config->seed, "seed for initialization, order and augmentation")->capture_default_str();
   command->add_option("--loader-threads", config->loader_threads, "data-loading threads")->capture_default_str();
+  command->add_option("--device", config->device, "where to train: cpu, cuda or cuda:N")
+      ->capture_default_str();
   add_compute_threads_option(command);
   command->add_option("--out", config->run_dir, "run folder for last.kiln and metrics.jsonl")->capture_default_str();
   command->add_option("--max-steps", config->max_steps_per_epoch, "cap on steps per epoch (0: whole epochs)");

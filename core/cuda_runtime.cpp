@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "core/error.hpp"
 
@@ -42,6 +43,8 @@ int device_count() {
   }
   return count;
 }
+
+void require_device(int index) { use_device(index); }
 
 std::string device_description(int index) {
   use_device(index);
@@ -90,6 +93,67 @@ void synchronize(int index) {
   check(cudaDeviceSynchronize(), "cudaDeviceSynchronize" + on(index));
 }
 
+PinnedBuffer::PinnedBuffer(std::size_t bytes) : bytes_(bytes) {
+  check(cudaHostAlloc(&data_, bytes == 0 ? 1 : bytes, cudaHostAllocDefault),
+        "cudaHostAlloc(" + std::to_string(bytes) + " bytes)");
+}
+
+PinnedBuffer::~PinnedBuffer() {
+  if (data_ != nullptr) cudaFreeHost(data_);  // a destructor cannot throw; a failure here leaks at worst
+}
+
+CopyStream::CopyStream(int device_index) : device_index_(device_index) {
+  use_device(device_index);
+  cudaStream_t stream = nullptr;
+  // Non-blocking: the legacy default stream would otherwise serialize with it and nothing would overlap.
+  check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+        "cudaStreamCreateWithFlags" + on(device_index));
+  stream_ = stream;
+  cudaEvent_t copies = nullptr, kernels = nullptr;
+  check(cudaEventCreateWithFlags(&copies, cudaEventDisableTiming), "cudaEventCreate" + on(device_index));
+  check(cudaEventCreateWithFlags(&kernels, cudaEventDisableTiming), "cudaEventCreate" + on(device_index));
+  copies_done_ = copies;
+  kernels_done_ = kernels;
+}
+
+CopyStream::~CopyStream() {
+  cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));  // no copy may outlive its buffers
+  cudaEventDestroy(static_cast<cudaEvent_t>(copies_done_));
+  cudaEventDestroy(static_cast<cudaEvent_t>(kernels_done_));
+  cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
+}
+
+void CopyStream::wait_for_kernels() {
+  use_device(device_index_);
+  const auto kernels = static_cast<cudaEvent_t>(kernels_done_);
+  check(cudaEventRecord(kernels, cudaStreamLegacy), "cudaEventRecord(default stream)" + on(device_index_));
+  check(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream_), kernels, 0),
+        "cudaStreamWaitEvent(copy stream)" + on(device_index_));
+}
+
+void CopyStream::copy_to_device(void* destination, const void* source, std::size_t bytes) {
+  if (bytes == 0) return;
+  use_device(device_index_);
+  const auto stream = static_cast<cudaStream_t>(stream_);
+  check(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyHostToDevice, stream),
+        "cudaMemcpyAsync(" + std::to_string(bytes) + " bytes, cpu -> cuda:" + std::to_string(device_index_) +
+            ")");
+  check(cudaEventRecord(static_cast<cudaEvent_t>(copies_done_), stream),
+        "cudaEventRecord(copy stream)" + on(device_index_));
+}
+
+void CopyStream::order_before_kernels() {
+  use_device(device_index_);
+  check(cudaStreamWaitEvent(cudaStreamLegacy, static_cast<cudaEvent_t>(copies_done_), 0),
+        "cudaStreamWaitEvent(default stream)" + on(device_index_));
+}
+
+void CopyStream::wait_for_copies() {
+  use_device(device_index_);
+  check(cudaEventSynchronize(static_cast<cudaEvent_t>(copies_done_)),
+        "cudaEventSynchronize(copy stream)" + on(device_index_));
+}
+
 #else  // built without the CUDA toolkit
 
 namespace {
@@ -100,6 +164,7 @@ namespace {
 
 bool built_with_cuda() { return false; }
 int device_count() { return 0; }
+void require_device(int index) { no_cuda(("using cuda:" + std::to_string(index)).c_str()); }
 std::string device_description(int) { no_cuda("device_description"); }
 void* allocate_device(std::size_t, int) { no_cuda("allocating device memory"); }
 void free_device(void*, int) { no_cuda("freeing device memory"); }
@@ -110,7 +175,27 @@ void copy_bytes(void* destination, Device destination_device, const void* source
 }
 void check_launch(const char* kernel) { no_cuda(kernel); }
 void synchronize(int) { no_cuda("synchronize"); }
+PinnedBuffer::PinnedBuffer(std::size_t) { no_cuda("allocating pinned host memory"); }
+PinnedBuffer::~PinnedBuffer() = default;
+CopyStream::CopyStream(int device_index) : device_index_(device_index) { no_cuda("creating a copy stream"); }
+CopyStream::~CopyStream() = default;
+void CopyStream::wait_for_kernels() { no_cuda("CopyStream"); }
+void CopyStream::copy_to_device(void*, const void*, std::size_t) { no_cuda("CopyStream"); }
+void CopyStream::order_before_kernels() { no_cuda("CopyStream"); }
+void CopyStream::wait_for_copies() { no_cuda("CopyStream"); }
 
 #endif
+
+PinnedBuffer::PinnedBuffer(PinnedBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+
+PinnedBuffer& PinnedBuffer::operator=(PinnedBuffer&& other) noexcept {
+  if (this != &other) {
+    PinnedBuffer released(std::move(*this));
+    data_ = std::exchange(other.data_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+  }
+  return *this;
+}
 
 }  // namespace kiln::cuda

@@ -21,6 +21,10 @@ bool built_with_cuda();
 // Never throws.
 int device_count();
 
+// Throws a kiln::Error saying why cuda:index cannot be used (no such device, no driver, no CUDA in this
+// build); returns when it can.
+void require_device(int index);
+
 // "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)". Throws for an index that is not a device.
 std::string device_description(int index);
 
@@ -36,6 +40,58 @@ void copy_bytes(void* destination, Device destination_device, const void* source
 // Throws, naming `kernel`, when its launch failed (a bad configuration, no device): kernels/ calls it
 // right after each <<<...>>> launch.
 void check_launch(const char* kernel);
+
+// Page-locked host memory (cudaHostAlloc). A host-to-device copy overlaps running kernels only from
+// memory like this: from ordinary (pageable) memory the driver stages it and the copy blocks the host.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  explicit PinnedBuffer(std::size_t bytes);
+  ~PinnedBuffer();
+  PinnedBuffer(PinnedBuffer&& other) noexcept;
+  PinnedBuffer& operator=(PinnedBuffer&& other) noexcept;
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+
+  void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
+// A stream of host-to-device copies beside the default stream, where every kernel runs: the next batch
+// travels while this one computes. Ordering between the two streams is explicit, through events:
+//
+//   copies.wait_for_kernels();            // the destination block may have been used by earlier kernels
+//   copies.copy_to_device(dst, pinned, n);
+//   ...                                   // the current step's kernels, on the default stream
+//   copies.order_before_kernels();        // kernels launched from now on start after the copy
+//   copies.wait_for_copies();             // (host) before the pinned source is written again
+class CopyStream {
+ public:
+  explicit CopyStream(int device_index);
+  ~CopyStream();
+  CopyStream(const CopyStream&) = delete;
+  CopyStream& operator=(const CopyStream&) = delete;
+
+  // Copies on this stream start only after every kernel launched on the default stream so far: device
+  // memory freed by those kernels and handed out again by the caching allocator is not written early.
+  void wait_for_kernels();
+  // Enqueues the copy and returns at once; `source` should be pinned (else the copy is synchronous).
+  void copy_to_device(void* destination, const void* source, std::size_t bytes);
+  // Kernels launched on the default stream from now on start only after the copies enqueued so far.
+  void order_before_kernels();
+  // Blocks the host until the copies enqueued so far have finished.
+  void wait_for_copies();
+
+ private:
+  int device_index_;
+  void* stream_ = nullptr;        // cudaStream_t
+  void* copies_done_ = nullptr;   // cudaEvent_t, recorded after each copy
+  void* kernels_done_ = nullptr;  // cudaEvent_t, recorded on the default stream by wait_for_kernels
+};
 
 // Waits until every kernel launched on cuda:index has finished, and throws the first error one of them
 // raised (kernel launches are asynchronous: a fault surfaces at the next synchronizing call).

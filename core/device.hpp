@@ -1,8 +1,9 @@
-// Device: where a tensor's storage lives. CPU today; the CUDA kind is named so the dispatch seam
-// (one function per op in kernels/<op>/dispatch.cpp) can route to a GPU kernel without touching layers.
+// Device: where a tensor's storage lives, the CPU or a CUDA device. The dispatch seam (one function per op
+// in kernels/<op>/dispatch.cpp) routes on it, so layers never ask.
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace kiln {
 
@@ -21,5 +22,9 @@ struct Device {
 
   friend constexpr bool operator==(Device, Device) = default;
 };
+
+// "cpu", "cuda" (cuda:0) or "cuda:N", as --device takes it; throws kiln::Error naming the text otherwise.
+// Says nothing of whether the device exists (cuda::require_device does).
+Device parse_device(std::string_view text);
 
 }  // namespace kiln

@@ -41,7 +41,8 @@ Tensor unary_backward(kernels::UnaryOp op, const kernels::UnaryParams& params, c
                       const Tensor& y, const Tensor& gy);
 // Broadcasting binary op; `name` is used in errors.
 Tensor binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b, std::string_view name);
-// Writes `source`, broadcast to destination's shape and converted to its dtype, into the view `destination`.
+// Writes `source`, broadcast to destination's shape and converted to its dtype, into the view `destination`;
+// a source on another device is moved to the destination's first.
 void copy(const Tensor& destination, const Tensor& source);
 void fill(const Tensor& destination, double value);
 Tensor contiguous(const Tensor& x);

@@ -89,9 +89,8 @@ std::string Tensor::describe() const {
 
 Tensor Tensor::to(Device target) const {
   if (target == device()) return *this;
-  KILN_CHECK(device().is_cpu() || is_contiguous(), "to(", target.str(), "): ", describe(),
-             " is not contiguous; only contiguous tensors leave a CUDA device for now");
-  const Tensor source = device().is_cpu() ? contiguous() : *this;
+  // Made dense where it is (a strided CUDA view through the CUDA copy kernel), then moved as one block.
+  const Tensor source = contiguous();
   Tensor copy = empty(shape(), dtype(), target);
   const std::size_t bytes = static_cast<std::size_t>(numel()) * dtype_size(dtype());
   const std::size_t offset_bytes = static_cast<std::size_t>(source.offset()) * dtype_size(dtype());
@@ -119,7 +118,7 @@ double Tensor::item() const {
 }
 
 template <typename T> std::vector<T> Tensor::to_vector() const {
-  KILN_CHECK(device().is_cpu(), "to_vector: tensor is on ", device().str());
+  if (!device().is_cpu()) return to(Device::cpu()).to_vector<T>();
   const Tensor dense = raw::cast(*this, dtype_of_v<T>);
   const T* values = dense.data<T>();
   return std::vector<T>(values, values + numel());
@@ -168,6 +167,17 @@ Tensor& Tensor::copy_(const Tensor& source) {
 
 Tensor& Tensor::fill_(double value) {
   raw::fill(*this, value);
+  return *this;
+}
+
+Tensor& Tensor::move_to_(Device target) {
+  if (target == device()) return *this;
+  const Tensor moved = to(target);
+  TensorImpl& self = impl();
+  self.storage = moved.impl().storage;
+  self.strides = moved.strides();
+  self.offset = 0;
+  self.grad.reset();
   return *this;
 }
 

@@ -77,12 +77,13 @@ class Tensor {
   // A short description for error messages: "float32[2, 3]".
   std::string describe() const;
 
-  // ---- element access (CPU) --------------------------------------------------------------------------
-  // Pointer to the first element of the view; T must match dtype().
+  // ---- element access ---------------------------------------------------------------------------------
+  // Pointer to the first element of the view, in the memory of device(); T must match dtype().
   template <typename T> T* data() const;
-  // The single element of a one-element tensor, converted to double.
+  // The single element of a one-element tensor, converted to double (copied to the host: for a CUDA
+  // tensor this waits for the kernels that compute it).
   double item() const;
-  // The elements in row-major order, converted to T (any view, any source dtype).
+  // The elements in row-major order on the host, converted to T (any view, any source dtype, any device).
   template <typename T> std::vector<T> to_vector() const;
 
   // ---- views and copies (differentiable) ---------------------------------------------------------------
@@ -98,8 +99,9 @@ class Tensor {
   Tensor contiguous() const;
   Tensor clone() const;                 // a dense copy that stays on the tape
   Tensor to(DType dtype) const;         // differentiable between floating types
-  // A dense copy on `device`, or this tensor when it is already there. Not recorded on the tape yet. A
-  // tensor leaving a CUDA device must be contiguous (strided device copies come with the CUDA kernels).
+  // A dense copy on `device`, or this tensor when it is already there. Not recorded on the tape: inputs
+  // and parameters move before a forward pass, never inside one. Synchronous (the copy has finished when
+  // it returns); train/device_batches.hpp overlaps input copies with compute.
   Tensor to(Device device) const;
 
   // ---- autograd ----------------------------------------------------------------------------------------
@@ -122,6 +124,10 @@ class Tensor {
   Tensor& copy_(const Tensor& source);  // source broadcasts to this shape; dtypes convert
   Tensor& fill_(double value);
   Tensor& zero_() { return fill_(0.0); }
+  // Moves this tensor's data to `device` in place, dense: every handle to it (a module's member, an
+  // optimizer's parameter list) sees the new storage. Views taken earlier keep the old data; the gradient
+  // is dropped. For parameters and buffers before training (layers::Module::to).
+  Tensor& move_to_(Device device);
 
   TensorImpl& impl() const;
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/cuda_runtime.hpp"
 #include "core/error.hpp"
 
 namespace kiln::kernels {
@@ -59,7 +60,8 @@ std::string_view cpu_level_name(CpuLevel level) {
 }
 
 void require_cpu(Device device, std::string_view op) {
-  KILN_CHECK(device.is_cpu(), std::string(op), ": no kernel for device ", device.str(), " yet");
+  KILN_CHECK(device.is_cpu(), std::string(op), ": no kernel for device ", device.str(),
+             cuda::built_with_cuda() ? "" : " (this kiln was built without CUDA)");
 }
 
 }  // namespace kiln::kernels

@@ -18,8 +18,9 @@ CpuLevel cpu_level();           // detected, capped by KILN_CPU_LEVEL; read once
 void set_cpu_level(CpuLevel);   // explicit override (tests, --cpu-level); capped at the detected level
 std::string_view cpu_level_name(CpuLevel);
 
-// Throws a kiln::Error naming `op` when `device` has no kernel for it yet. Dispatch functions call this
-// before running a CPU kernel on pointers they were given.
+// Throws a kiln::Error naming `op` unless `device` is the CPU. Dispatch functions call this before running
+// a CPU kernel on pointers they were given: a CUDA device reaches it only where the build has no CUDA
+// kernels (or the op has none).
 void require_cpu(Device device, std::string_view op);
 
 }  // namespace kiln::kernels

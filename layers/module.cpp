@@ -97,6 +97,18 @@ void Module::zero_grad() {
   for (Tensor& parameter : parameters()) parameter.zero_grad();
 }
 
+void Module::to(Device device) {
+  for (auto& [name, tensor] : named_parameters()) tensor.move_to_(device);
+  for (auto& [name, tensor] : named_buffers()) tensor.move_to_(device);
+}
+
+Device Module::device() const {
+  for (const auto& tensors : {named_parameters(), named_buffers()}) {
+    if (!tensors.empty()) return tensors.front().second.device();
+  }
+  return Device::cpu();
+}
+
 // One line per module, children indented two spaces under their parent and labelled with their name:
 //
 //   Sequential  (1,234 parameters)

@@ -48,6 +48,13 @@ class Module {
 
   void zero_grad();
 
+  // Moves every parameter and buffer to `device` in place (Tensor::move_to_), like PyTorch's module.to():
+  // the layers keep their handles. Build optimizers after moving, so their state is created there too.
+  void to(Device device);
+  // Where the parameters live: the first parameter's (or buffer's) device, the CPU for a module with
+  // neither. Callers move inputs there.
+  Device device() const;
+
   // The direct children, (name, module) in registration order: what tools that walk a model (the ONNX
   // exporter) read. Subclasses register them with register_module.
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return children_; }

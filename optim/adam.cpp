@@ -58,23 +58,39 @@ AdamOptions Adam::options() const {
   return current;
 }
 
-void Adam::update(std::size_t index, const Tensor& parameter, const Tensor& grad) {
-  if (!exp_avgs_[index].defined()) {
-    exp_avgs_[index] = Tensor::zeros(parameter.shape(), parameter.dtype(), parameter.device());
-    exp_avg_sqs_[index] = Tensor::zeros(parameter.shape(), parameter.dtype(), parameter.device());
+void Adam::update(const std::vector<ParameterUpdate>& updates) {
+  for (const ParameterUpdate& update : updates) {
+    if (exp_avgs_[update.index].defined()) continue;
+    const Tensor& parameter = update.parameter;
+    exp_avgs_[update.index] = Tensor::zeros(parameter.shape(), parameter.dtype(), parameter.device());
+    exp_avg_sqs_[update.index] = Tensor::zeros(parameter.shape(), parameter.dtype(), parameter.device());
   }
-  const kernels::AdamHyper hyper{.lr = learning_rate(),
-                                 .beta1 = options_.beta1,
-                                 .beta2 = options_.beta2,
-                                 .eps = options_.eps,
-                                 .weight_decay = options_.weight_decay,
-                                 .decoupled_weight_decay = decoupled_weight_decay_,
-                                 .step = parameter_steps_[index] + 1};
-  raw::visit_floating(parameter.dtype(), kind(), [&]<typename T>() {
-    kernels::adam_update(parameter.device(), parameter.numel(), parameter.data<T>(), grad.data<T>(),
-                         exp_avgs_[index].data<T>(), exp_avg_sqs_[index].data<T>(), hyper);
-  });
-  ++parameter_steps_[index];
+  // The bias corrections depend on each parameter's own step count, so it splits the groups.
+  for_each_group(
+      updates, [&](const ParameterUpdate& update) { return parameter_steps_[update.index] + 1; },
+      [&](const std::vector<ParameterUpdate>& group) {
+        const Tensor& leader = group.front().parameter;
+        const kernels::AdamHyper hyper{.lr = learning_rate(),
+                                       .beta1 = options_.beta1,
+                                       .beta2 = options_.beta2,
+                                       .eps = options_.eps,
+                                       .weight_decay = options_.weight_decay,
+                                       .decoupled_weight_decay = decoupled_weight_decay_,
+                                       .step = parameter_steps_[group.front().index] + 1};
+        raw::visit_floating(leader.dtype(), kind(), [&]<typename T>() {
+          std::vector<kernels::AdamSlice<T>> slices;
+          slices.reserve(group.size());
+          for (const ParameterUpdate& update : group) {
+            slices.push_back({.param = update.parameter.data<T>(),
+                              .grad = update.grad.data<T>(),
+                              .exp_avg = exp_avgs_[update.index].data<T>(),
+                              .exp_avg_sq = exp_avg_sqs_[update.index].data<T>(),
+                              .n = update.parameter.numel()});
+          }
+          kernels::adam_update_many<T>(leader.device(), hyper, slices);
+        });
+      });
+  for (const ParameterUpdate& update : updates) ++parameter_steps_[update.index];
 }
 
 nlohmann::json Adam::state_json() const {

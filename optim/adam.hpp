@@ -33,7 +33,7 @@ class Adam : public Optimizer {
        bool decoupled_weight_decay);
 
  private:
-  void update(std::size_t index, const Tensor& parameter, const Tensor& grad) override;
+  void update(const std::vector<ParameterUpdate>& updates) override;
   nlohmann::json hyperparameters_json() const override;
   std::vector<std::string> state_buffer_names() const override { return {"exp_avg", "exp_avg_sq"}; }
   void restore(const nlohmann::json& state, const StoredTensors& tensors) override;

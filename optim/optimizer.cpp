@@ -44,6 +44,8 @@ Optimizer::Optimizer(std::string kind, std::vector<NamedTensor> parameters, doub
 
 void Optimizer::step() {
   NoGradGuard no_grad;  // the updates are not part of any model's forward pass
+  // Every gradient is checked before any parameter changes.
+  std::vector<ParameterUpdate> updates;
   for (std::size_t index = 0; index < parameters_.size(); ++index) {
     const auto& [name, parameter] = parameters_[index];
     const Tensor grad = parameter.grad();
@@ -53,8 +55,9 @@ void Optimizer::step() {
                kind_, " step: the gradient of parameter '", name, "' is ", grad.describe(), " on ",
                grad.device().str(), " but the parameter is ", parameter.describe(), " on ",
                parameter.device().str());
-    update(index, parameter, grad.contiguous());
+    updates.push_back({index, parameter, grad.contiguous()});
   }
+  if (!updates.empty()) update(updates);
   ++steps_taken_;
 }
 

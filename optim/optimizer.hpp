@@ -4,8 +4,12 @@
 // A training step is
 //     optimizer.zero_grad();  loss.backward();  optimizer.step();
 // step() runs under NoGradGuard, skips parameters without a gradient (unused in this forward pass), and
-// updates each other parameter in place through the kernels/optim_update kernels, so the model's own
-// tensors change. Parameters must be dense leaf tensors that require grad, float32 or float64.
+// updates every other parameter in place through the kernels/optim_update kernels, so the model's own
+// tensors change. Parameters must be dense leaf tensors that require grad, float32 or float64, on the CPU
+// or a CUDA device (each parameter's optimizer state lives on its device). The update is multi-tensor: the
+// parameters that share dtype, device and per-parameter hyperparameters (SGD's first step, Adam's step
+// count) go to one *_update_many call, which on CUDA updates them in a few kernel launches instead of one
+// per parameter, and on the CPU gives bitwise the per-parameter results.
 //
 // Checkpointing is split in two, like the model's weights and its architecture:
 //   state_json()     {"kind": "sgd", "hyperparameters": {"lr": 0.1, ...}, "steps_taken": 5, ...}
@@ -13,10 +17,11 @@
 // load_state() takes both back, checks every name, type and shape before changing anything, and restores
 // the hyperparameters too (as PyTorch's load_state_dict does).
 //
-// Subclasses (Sgd, Adam, AdamW) supply the update of one parameter and their own state; this class does
-// everything they share.
+// Subclasses (Sgd, Adam, AdamW) supply the update of the parameters that have a gradient and their own
+// state; this class does everything they share.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -64,8 +69,20 @@ class Optimizer {
   // state_buffer_names() and to have its parameter's shape.
   using StoredTensors = std::map<std::string, Tensor>;
 
-  // One update of parameters()[index] from `grad` (dense, same dtype, shape and device).
-  virtual void update(std::size_t index, const Tensor& parameter, const Tensor& grad) = 0;
+  // A parameter step() updates: its position in parameters(), the tensor, and its gradient (dense, same
+  // dtype, shape and device).
+  struct ParameterUpdate {
+    std::size_t index;
+    Tensor parameter;
+    Tensor grad;
+  };
+  // One update of every parameter in `updates` (those with a gradient, in parameters() order, at least one).
+  virtual void update(const std::vector<ParameterUpdate>& updates) = 0;
+  // Splits `updates` into the groups one multi-tensor kernel call can take: the same dtype, device and
+  // key(update) (a per-parameter hyperparameter, compared with ==). Calls visit(group), a
+  // std::vector<ParameterUpdate> in parameters() order, once per group, groups in order of first appearance.
+  template <class Key, class Visit>
+  static void for_each_group(const std::vector<ParameterUpdate>& updates, Key key, Visit visit);
   // All hyperparameters, "lr" included, as stored by state_json().
   virtual nlohmann::json hyperparameters_json() const = 0;
   // The per-parameter buffers this optimizer keeps ("momentum_buffer"; "exp_avg", "exp_avg_sq").
@@ -89,5 +106,28 @@ class Optimizer {
   double learning_rate_;
   std::int64_t steps_taken_ = 0;
 };
+
+template <class Key, class Visit>
+void Optimizer::for_each_group(const std::vector<ParameterUpdate>& updates, Key key, Visit visit) {
+  using KeyValue = decltype(key(updates.front()));
+  struct Group {
+    DType dtype;
+    Device device;
+    KeyValue key;
+    std::vector<ParameterUpdate> members;
+  };
+  std::vector<Group> groups;
+  for (const ParameterUpdate& update : updates) {
+    const DType dtype = update.parameter.dtype();
+    const Device device = update.parameter.device();
+    const KeyValue value = key(update);
+    auto group = std::find_if(groups.begin(), groups.end(), [&](const Group& candidate) {
+      return candidate.dtype == dtype && candidate.device == device && candidate.key == value;
+    });
+    if (group == groups.end()) group = groups.insert(groups.end(), Group{dtype, device, value, {}});
+    group->members.push_back(update);
+  }
+  for (const Group& group : groups) visit(group.members);
+}
 
 }  // namespace kiln::optim

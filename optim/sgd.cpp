@@ -47,21 +47,39 @@ SgdOptions Sgd::options() const {
   return current;
 }
 
-void Sgd::update(std::size_t index, const Tensor& parameter, const Tensor& grad) {
-  Tensor& buffer = momentum_buffers_[index];
-  const bool first_step = options_.momentum != 0.0 && !buffer.defined();
-  // On the first step the kernel writes the buffer without reading it, so it need not be initialized.
-  if (first_step) buffer = Tensor::empty(parameter.shape(), parameter.dtype(), parameter.device());
-  const kernels::SgdHyper hyper{.lr = learning_rate(),
-                                .momentum = options_.momentum,
-                                .dampening = options_.dampening,
-                                .weight_decay = options_.weight_decay,
-                                .nesterov = options_.nesterov,
-                                .first_step = first_step};
-  raw::visit_floating(parameter.dtype(), "sgd", [&]<typename T>() {
-    kernels::sgd_update(parameter.device(), parameter.numel(), parameter.data<T>(), grad.data<T>(),
-                        buffer.defined() ? buffer.data<T>() : nullptr, hyper);
-  });
+void Sgd::update(const std::vector<ParameterUpdate>& updates) {
+  // A parameter's first update with momentum writes its buffer without reading it, so the buffer need not
+  // be initialized; which parameters take that first step is per parameter, so it splits the groups.
+  std::vector<bool> first_step(parameters().size(), false);
+  for (const ParameterUpdate& update : updates) {
+    Tensor& buffer = momentum_buffers_[update.index];
+    if (options_.momentum == 0.0 || buffer.defined()) continue;
+    first_step[update.index] = true;
+    buffer = Tensor::empty(update.parameter.shape(), update.parameter.dtype(), update.parameter.device());
+  }
+  for_each_group(
+      updates, [&](const ParameterUpdate& update) { return static_cast<bool>(first_step[update.index]); },
+      [&](const std::vector<ParameterUpdate>& group) {
+        const Tensor& leader = group.front().parameter;
+        const kernels::SgdHyper hyper{.lr = learning_rate(),
+                                      .momentum = options_.momentum,
+                                      .dampening = options_.dampening,
+                                      .weight_decay = options_.weight_decay,
+                                      .nesterov = options_.nesterov,
+                                      .first_step = first_step[group.front().index]};
+        raw::visit_floating(leader.dtype(), "sgd", [&]<typename T>() {
+          std::vector<kernels::SgdSlice<T>> slices;
+          slices.reserve(group.size());
+          for (const ParameterUpdate& update : group) {
+            const Tensor& buffer = momentum_buffers_[update.index];
+            slices.push_back({.param = update.parameter.data<T>(),
+                              .grad = update.grad.data<T>(),
+                              .momentum_buffer = buffer.defined() ? buffer.data<T>() : nullptr,
+                              .n = update.parameter.numel()});
+          }
+          kernels::sgd_update_many<T>(leader.device(), hyper, slices);
+        });
+      });
 }
 
 std::vector<NamedTensor> Sgd::state_tensors() const {

@@ -25,7 +25,7 @@ class Sgd : public Optimizer {
   std::vector<NamedTensor> state_tensors() const override;
 
  private:
-  void update(std::size_t index, const Tensor& parameter, const Tensor& grad) override;
+  void update(const std::vector<ParameterUpdate>& updates) override;
   nlohmann::json hyperparameters_json() const override;
   std::vector<std::string> state_buffer_names() const override { return {"momentum_buffer"}; }
   void restore(const nlohmann::json& state, const StoredTensors& tensors) override;

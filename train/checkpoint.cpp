@@ -80,11 +80,9 @@ std::vector<std::uint8_t> encode_checkpoint(const std::filesystem::path& path, c
     KILN_CHECK(names.insert(name).second, "cannot save checkpoint ", where, ": two tensors are named '", name,
                "'");
     KILN_CHECK(tensor.defined(), "cannot save checkpoint ", where, ": tensor '", name, "' is undefined");
-    KILN_CHECK(tensor.device().is_cpu(), "cannot save checkpoint ", where, ": tensor '", name, "' is on ",
-               tensor.device().str(), "; checkpoints are written from CPU tensors");
     KILN_CHECK(stored_dtype_named(dtype_name(tensor.dtype())), "cannot save checkpoint ", where, ": tensor '",
                name, "' is ", tensor.describe(), "; checkpoints store float32, float64 and int64");
-    Tensor dense = tensor.detach().contiguous();
+    Tensor dense = tensor.detach().to(Device::cpu()).contiguous();  // a CUDA model's tensors are copied out
     const std::span<const std::uint8_t> bytes = dense_bytes(dense);
     const std::uint64_t offset = round_up_to_alignment(data_bytes);
     table.push_back({{"name", name},

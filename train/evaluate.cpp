@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "data/image.hpp"
+#include "train/device_batches.hpp"
 #include "train/eval_mode.hpp"
 
 namespace kiln::train {
@@ -26,8 +27,9 @@ MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int
                        std::vector<SampleOutcome>* outcomes) {
   const EvalMode evaluating(model);
   ClassificationMetrics metrics(classes);
-  loader.start_epoch(0);
-  while (std::optional<data::Batch> batch = loader.next()) {
+  DeviceBatches batches(loader, model.device());
+  batches.start_epoch(0);
+  while (std::optional<data::Batch> batch = batches.next()) {
     const Tensor logits = model(batch->images);
     const double loss_sum = cross_entropy(logits, batch->labels, Tensor(), {.reduction = Reduction::Sum}).item();
     metrics.add(logits, batch->labels, loss_sum);

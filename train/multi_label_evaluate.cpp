@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 #include "data/image.hpp"
+#include "train/device_batches.hpp"
 #include "train/eval_mode.hpp"
 
 namespace kiln::train {
@@ -11,8 +12,9 @@ MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& 
              ": not a multi-label data set (evaluate a class folder with evaluate())");
   const EvalMode evaluating(model);
   MultiLabelMetrics metrics(labels);
-  loader.start_epoch(0);
-  while (std::optional<data::Batch> batch = loader.next()) {
+  DeviceBatches batches(loader, model.device());
+  batches.start_epoch(0);
+  while (std::optional<data::Batch> batch = batches.next()) {
     const Tensor logits = model(batch->images);  // [B, L]
     const double loss_sum =
         binary_cross_entropy_with_logits(logits, batch->targets, Tensor(), Reduction::Sum).item();

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "core/cuda_runtime.hpp"
 #include "core/generator.hpp"
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
@@ -18,6 +19,7 @@
 #include "optim/sgd.hpp"
 #include "train/checkpoint.hpp"
 #include "train/class_balance.hpp"
+#include "train/device_batches.hpp"
 #include "train/evaluate.hpp"
 #include "train/fine_tune.hpp"
 #include "train/folds.hpp"
@@ -97,6 +99,7 @@ struct Run {
   std::vector<ParameterGroup> groups;  // the optimizers, see ParameterGroup
   std::unique_ptr<data::DataLoader> train_loader;
   std::unique_ptr<data::DataLoader> eval_loader;
+  Device device;                // where the model, its optimizer state and each step's batch live (--device)
   std::string eval_split_name;  // "validation" or "test"
   ClassBalance balance;  // of the training split
   Tensor class_weight;   // float [classes] for cross_entropy, or undefined without --class-weights
@@ -355,6 +358,22 @@ void initialize_from_checkpoint(Run& run, Generator& initialization) {
   load_initial_weights(*run.model, source, path, head_module_name(*run.model), run.config.head_replaced);
 }
 
+// Moves the model and the loss weights to --device, before the optimizers are built (their state is
+// created beside the parameters). Fails before any work when the device cannot be used.
+void place_on_device(Run& run) {
+  run.device = parse_device(run.config.device);
+  if (run.device.is_cuda()) {
+    try {
+      cuda::require_device(run.device.index);
+    } catch (const Error& error) {
+      fail("train: --device ", run.config.device, ": ", error.what());
+    }
+  }
+  run.model->to(run.device);
+  if (run.class_weight.defined()) run.class_weight = run.class_weight.to(run.device);
+  if (run.pos_weight.defined()) run.pos_weight = run.pos_weight.to(run.device);
+}
+
 Run start_fresh(const TrainConfig& config) {
   Run run;
   run.config = config;
@@ -375,6 +394,7 @@ Run start_fresh(const TrainConfig& config) {
   } else {
     initialize_from_checkpoint(run, initialization);
   }
+  place_on_device(run);
   open_loaders(run);
   prepare_optimizers(run);
   default_generator() = Generator(config.seed, kDropoutStream);
@@ -415,6 +435,7 @@ Run resume_from(const TrainConfig& requested) {
   run.architecture = models::ArchitectureSpec::from_json(header.at("architecture"));
   Generator initialization(run.config.seed, kInitializationStream);
   run.model = models::build_model(run.architecture, initialization);
+  place_on_device(run);     // the stored weights and optimizer state are then copied straight there
   prepare_optimizers(run);  // the stored --freeze list and --head-lr: frozen modules stay frozen
 
   std::vector<NamedTensor> model_tensors;
@@ -523,7 +544,7 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
   layers::Module& model = *run.model;
   model.train();
   keep_frozen_modules_in_eval(model, run.config.freeze);  // their batch-norm statistics stay as loaded
-  data::DataLoader& loader = *run.train_loader;
+  DeviceBatches loader(*run.train_loader, run.device);
   loader.start_epoch(epoch);
   const std::int64_t steps = steps_per_epoch(run);
   const auto start = Clock::now();
@@ -641,16 +662,20 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
   } catch (const nlohmann::json::exception& error) {
     fail("cannot resume from ", last_checkpoint(config.run_dir).string(), ": malformed header (", error.what(), ")");
   }
-  nlohmann::json plan{{"model", run.architecture.to_json()},
-                      {"classes", run.splits.train.classes()},
-                      {"train_images", run.splits.train.size()},
-                      {"eval_split", run.eval_split_name},
-                      {"parameters", run.model->parameter_count()},
-                      {"steps_per_epoch", steps_per_epoch(run)},
-                      {"resumed_at_epoch", run.epochs_done},
-                      {"preprocessing", run.preprocessing.to_json()},
-                      {"kernels", {{"cpu_level", kernels::cpu_level_name(kernels::cpu_level())},
-                                   {"threads", kernels::compute_threads()}}}};
+  nlohmann::json plan{
+      {"model", run.architecture.to_json()},
+      {"classes", run.splits.train.classes()},
+      {"train_images", run.splits.train.size()},
+      {"eval_split", run.eval_split_name},
+      {"parameters", run.model->parameter_count()},
+      {"steps_per_epoch", steps_per_epoch(run)},
+      {"resumed_at_epoch", run.epochs_done},
+      {"preprocessing", run.preprocessing.to_json()},
+      {"kernels",
+       {{"cpu_level", kernels::cpu_level_name(kernels::cpu_level())},
+        {"threads", kernels::compute_threads()}}},
+      {"device",
+       run.device.is_cuda() ? run.device.str() + ": " + cuda::device_description(run.device.index) : "cpu"}};
   plan["task"] = run.multi_label ? kMultiLabelTask : kSingleLabelTask;
   if (run.multi_label) {
     plan["thresholds"] = run.splits.validation

@@ -52,6 +52,8 @@ struct TrainConfig {
   data::Augmentation augmentation{.crop_padding = 4, .horizontal_flip = true};
   std::uint64_t seed = 0;
   int loader_threads = 2;                       // data-loading threads (compute threads are set by the caller)
+  std::string device = "cpu";  // where the model trains: cpu, cuda, cuda:N (like loader_threads,
+                               // a choice of this process: not stored, a --resume may change it)
   bool strict = false;                          // a bad image file is an error, not a warning
   std::int64_t max_steps_per_epoch = 0;         // 0: whole epochs (tests and smoke runs use a cap)
   // Class imbalance (train/class_balance.hpp); at most one of the two.

@@ -84,8 +84,9 @@ Tensor binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b, std::strin
 }
 
 void copy(const Tensor& destination, const Tensor& source) {
-  KILN_CHECK(destination.device() == source.device(), "copy: from ", source.device().str(), " to ",
-             destination.device().str(), " needs a device transfer");
+  // Across devices the source first moves, dense, to the destination's device; the kernel then broadcasts
+  // and converts it there.
+  if (source.device() != destination.device()) return copy(destination, source.to(destination.device()));
   const Shape& shape = destination.shape();
   KILN_CHECK(broadcast_shapes(source.shape(), shape, "copy") == shape, "copy: source ", source.describe(),
              " does not broadcast to destination ", destination.describe());

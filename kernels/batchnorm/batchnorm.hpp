@@ -101,4 +101,27 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, con
                                float eps, float* gx, float* ggamma, float* gbeta);
 }  // namespace avx2
 
+// CUDA kernels (cuda_batchnorm.cu, built when CMake finds a CUDA compiler), float and double, same
+// contracts: on the current device, on the default stream, asynchronously; every pointer is device memory,
+// and `device` (the current device) is where the kernels' scratch for per-channel sums is allocated.
+// Statistics in one pass (shifted sums in double); every per-channel sum is added in a fixed order, without
+// atomics, so results are the same on every run (not bitwise the reference's: the order differs).
+namespace cuda {
+template <typename T>
+void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
+                               const T* beta, T eps, T momentum, T* running_mean, T* running_var, T* y,
+                               T* save_mean, T* save_invstd);
+template <typename T>
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta,
+                              const T* running_mean, const T* running_var, T eps, T* y);
+template <typename T>
+void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                                const T* y, const T* gamma, const T* save_mean, const T* save_invstd, T* gx,
+                                T* ggamma, T* gbeta);
+template <typename T>
+void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                               const T* y, const T* gamma, const T* running_mean, const T* running_var, T eps,
+                               T* gx, T* ggamma, T* gbeta);
+}  // namespace cuda
+
 }  // namespace kiln::kernels

@@ -16,6 +16,7 @@
 // All buffers are dense (contiguous) in the layouts above. Backward kernels overwrite their output.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "core/device.hpp"
@@ -129,5 +130,68 @@ void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
 
 // y[n, co, :, :] += bias[co], at the current CPU level (dispatch.cpp); the GEMM-based kernels call it.
 void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
+
+// The CUDA kernels (cuda_conv2d.cu, cuda_im2col.cu, cuda_depthwise.cu; built when CMake finds a CUDA
+// compiler), float and double: every buffer a device pointer in the layouts above, every kernel on the
+// current device, on the default stream, asynchronously, with the reference's semantics (outputs
+// overwritten). dispatch.cpp sends depthwise geometries to the direct kernels and every other one to im2col +
+// GEMM. README.md
+// ("On a CUDA device") explains the choices.
+namespace cuda {
+
+// The most scratch one im2col + GEMM call allocates for its columns: the batch is cut into chunks of images
+// that fit (one image at least, whatever it needs).
+inline constexpr std::size_t kConv2dWorkspaceBytes = std::size_t{256} << 20;
+
+// im2col + cuBLAS GEMM (cuda_conv2d.cu), any geometry; a 1x1, stride-1, unpadded convolution skips the
+// im2col (its NCHW image already is the GEMM operand). workspace_bytes bounds the scratch (tests pass a
+// small one to force many chunks).
+template <typename T>
+void gemm_conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                         std::size_t workspace_bytes = kConv2dWorkspaceBytes);
+template <typename T>
+void gemm_conv2d_backward_data(const Conv2dGeometry& g, const T* gy, const T* w, T* gx,
+                               std::size_t workspace_bytes = kConv2dWorkspaceBytes);
+template <typename T>
+void gemm_conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, T* gw,
+                                 std::size_t workspace_bytes = kConv2dWorkspaceBytes);
+
+// Direct depthwise kernels (cuda_depthwise.cu): groups == C_in == C_out, any kernel, stride, padding and
+// dilation. The weight gradient is a deterministic block reduction (no atomics).
+template <typename T>
+void depthwise_conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
+template <typename T>
+void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const T* gy, const T* w, T* gx);
+template <typename T>
+void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, T* gw);
+
+// y[n, co, :, :] += bias[co]; gb[co] = sum of gy[:, co, :, :], a deterministic block reduction
+// (cuda_depthwise.cu).
+template <typename T>
+void conv2d_add_bias(const Conv2dGeometry& g, const T* bias, T* y);
+template <typename T>
+void conv2d_backward_bias(const Conv2dGeometry& g, const T* gy, T* gb);
+
+// The unfolding (cuda_im2col.cu), for a chunk of `count` consecutive images x_images [count, C_in, H, W]
+// (all C_in channels; a group's rows are a contiguous block of them):
+//
+//   col[b * image_stride + r * row_stride + p] = x_images[b, ci, ih, iw]   (0 in the padding)
+//   with r = (ci * KH + kh) * KW + kw, p = oh * OW + ow, ih and iw as in the formula at the top.
+//
+// image_stride = C_in*KH*KW * OH*OW, row_stride = OH*OW: one [C_in*KH*KW, OH*OW] matrix per image.
+// image_stride = OH*OW, row_stride = count * OH*OW: the images side by side in one [C_in*KH*KW, count*OH*OW].
+template <typename T>
+void im2col(const Conv2dGeometry& g, const T* x_images, std::int64_t count, std::int64_t image_stride,
+            std::int64_t row_stride, T* col);
+// gx_images [count, C_in, H, W] = the adjoint of im2col, overwritten: each input element gathers the col
+// entries that were read from it, in a fixed order (deterministic, no atomics). Same layout parameters.
+template <typename T>
+void col2im(const Conv2dGeometry& g, const T* col, std::int64_t count, std::int64_t image_stride,
+            std::int64_t row_stride, T* gx_images);
+// matrix [channels, count * plane] from images [count, channels, plane]: the images' planes side by side.
+template <typename T>
+void gather_images(const T* images, std::int64_t count, std::int64_t channels, std::int64_t plane, T* matrix);
+
+}  // namespace cuda
 
 }  // namespace kiln::kernels

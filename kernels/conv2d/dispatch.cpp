@@ -4,8 +4,9 @@
 // float: the algorithm comes from choose_conv2d_algorithm (algorithm.cpp: by shape, direction and CPU
 // level), and the depthwise, bias and im2col / col2im kernels come in an AVX-512 and an AVX2 build, picked
 // by cpu_level().
-// double (gradient checks only) runs the reference kernels. CUDA versions plug in by branching on `device`
-// before `require_cpu`.
+// double (gradient checks only) runs the reference kernels. On a CUDA device, float and double alike: the
+// direct depthwise kernels for groups == C_in == C_out, im2col + cuBLAS GEMM for every other geometry
+// (README.md, "On a CUDA device").
 #include <string>
 #include <type_traits>
 
@@ -30,6 +31,12 @@ Im2colKernels im2col_kernels() {
   if (cpu_level() == CpuLevel::Avx512) return {avx512::im2col, avx512::col2im_add};
   if (cpu_level() == CpuLevel::Avx2) return {avx2::im2col, avx2::col2im_add};
   return {im2col, col2im_add};
+}
+
+// Depthwise on the GPU: each output channel reads its own input channel, any kernel size (a GEMM per
+// channel would have one row).
+constexpr bool is_cuda_depthwise(const Conv2dGeometry& g) {
+  return g.groups == g.in_channels && g.groups == g.out_channels;
 }
 
 }  // namespace
@@ -113,6 +120,12 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
 
 template <typename T>
 void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) {
+    if (is_cuda_depthwise(g)) return cuda::depthwise_conv2d_forward(g, x, w, bias, y);
+    return cuda::gemm_conv2d_forward(g, x, w, bias, y);
+  }
+#endif
   require_cpu(device, "conv2d_forward");
   if constexpr (std::is_same_v<T, float>) {
     conv2d_forward_using(choose_conv2d_algorithm(g, Conv2dDirection::Forward, cpu_level()), g, x, w, bias, y);
@@ -123,6 +136,12 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
 
 template <typename T>
 void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) {
+    if (is_cuda_depthwise(g)) return cuda::depthwise_conv2d_backward_data(g, gy, w, gx);
+    return cuda::gemm_conv2d_backward_data(g, gy, w, gx);
+  }
+#endif
   require_cpu(device, "conv2d_backward_data");
   if constexpr (std::is_same_v<T, float>) {
     conv2d_backward_data_using(choose_conv2d_algorithm(g, Conv2dDirection::BackwardData, cpu_level()), g, gy,
@@ -134,6 +153,12 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
 
 template <typename T>
 void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) {
+    if (is_cuda_depthwise(g)) return cuda::depthwise_conv2d_backward_weight(g, gy, x, gw);
+    return cuda::gemm_conv2d_backward_weight(g, gy, x, gw);
+  }
+#endif
   require_cpu(device, "conv2d_backward_weight");
   if constexpr (std::is_same_v<T, float>) {
     conv2d_backward_weight_using(choose_conv2d_algorithm(g, Conv2dDirection::BackwardWeight, cpu_level()), g,
@@ -145,6 +170,9 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
 
 template <typename T>
 void conv2d_backward_bias(Device device, const Conv2dGeometry& g, const T* gy, T* gb) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::conv2d_backward_bias(g, gy, gb);
+#endif
   require_cpu(device, "conv2d_backward_bias");
   if constexpr (std::is_same_v<T, float>) {
     if (cpu_level() == CpuLevel::Avx512) return avx512::conv2d_backward_bias(g, gy, gb);

@@ -1,6 +1,6 @@
 // The single dispatch point for dropout: every caller comes through here, and this is the only place that
 // picks an implementation. float runs the AVX-512 or AVX2 kernel when cpu_level() allows; double and the
-// Reference level run the reference kernel. CUDA versions (chosen by the device) plug in here. Every
+// Reference level run the reference kernel; a CUDA device runs the CUDA kernel (cuda_dropout.cu). Every
 // version draws element i from philox_uniform(state, i), so every version produces the same mask.
 #include <type_traits>
 
@@ -12,6 +12,9 @@ namespace kiln::kernels {
 template <typename T>
 void dropout_forward(Device device, std::int64_t n, T p, const PhiloxState& state, const T* x, T* y,
                      T* mask) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::dropout_forward(n, p, state, x, y, mask);
+#endif
   require_cpu(device, "dropout_forward");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {

@@ -34,4 +34,11 @@ void dropout_forward(std::int64_t n, float p, const PhiloxState& state, const fl
                      float* mask);
 }  // namespace avx2
 
+// The CUDA kernel (cuda_dropout.cu, built when CMake finds a CUDA compiler): on the current device, on the
+// default stream, asynchronously; x, y and mask are device memory. Its mask is the reference's, bit for bit.
+namespace cuda {
+template <typename T>
+void dropout_forward(std::int64_t n, T p, const PhiloxState& state, const T* x, T* y, T* mask);
+}  // namespace cuda
+
 }  // namespace kiln::kernels

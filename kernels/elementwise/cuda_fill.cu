@@ -1,16 +1,14 @@
 // fill on a CUDA device (elementwise.hpp): out[i] = value, one thread per element in a grid-stride loop,
-// so any n runs in one launch of at most kMaxBlocks blocks.
+// so any n runs in one launch of at most kMaxGridBlocks blocks.
 #include <algorithm>
 #include <cstdint>
 
 #include "core/cuda_runtime.hpp"
+#include "kernels/cuda_launch.cuh"
 #include "kernels/elementwise/elementwise.hpp"
 
 namespace kiln::kernels::cuda {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr std::int64_t kMaxBlocks = 65535;
 
 template <typename T>
 __global__ void fill_kernel(std::int64_t n, T value, T* out) {
@@ -26,8 +24,8 @@ __global__ void fill_kernel(std::int64_t n, T value, T* out) {
 template <typename T>
 void fill(std::int64_t n, T value, T* out) {
   if (n == 0) return;
-  const auto blocks = static_cast<unsigned>(std::min((n + kThreads - 1) / kThreads, kMaxBlocks));
-  fill_kernel<<<blocks, kThreads>>>(n, value, out);
+  const auto blocks = grid_blocks(n);
+  fill_kernel<<<blocks, kThreadsPerBlock>>>(n, value, out);
   kiln::cuda::check_launch("fill");
 }
 

@@ -1,7 +1,8 @@
 // The single dispatch point for the elementwise family: every caller goes through these functions, and only
-// here is an implementation chosen. float goes to the AVX-512 / AVX2 kernels (by cpu_level()) for the ops
-// and layouts they cover; everything else (double, int64, transcendentals, transposed or gathered layouts)
-// runs the reference kernels.
+// here is an implementation chosen. A CUDA device runs the CUDA kernels (cuda_elementwise.cu, cuda_fill.cu),
+// every op and dtype. On the CPU, float goes to the AVX-512 / AVX2 kernels (by cpu_level()) for the ops and
+// layouts they cover; everything else (double, int64, transcendentals, transposed or gathered layouts) runs
+// the reference kernels.
 #include <optional>
 #include <type_traits>
 
@@ -63,6 +64,9 @@ std::optional<RowPlan> plan_rows(int rank, const std::int64_t* sizes, const std:
 
 template <typename T>
 void unary_forward(Device device, UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, T* y) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::unary_forward(op, params, n, x, y);
+#endif
   require_cpu(device, "unary_forward");
   if constexpr (std::is_same_v<T, float>) {
     if (vectorized_forward(op)) {
@@ -82,6 +86,9 @@ void unary_forward(Device device, UnaryOp op, const UnaryParams& params, std::in
 template <typename T>
 void unary_backward(Device device, UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x,
                     const T* y, const T* gy, T* gx) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::unary_backward(op, params, n, x, y, gy, gx);
+#endif
   require_cpu(device, "unary_backward");
   if constexpr (std::is_same_v<T, float>) {
     if (vectorized_backward(op)) {
@@ -101,6 +108,9 @@ void unary_backward(Device device, UnaryOp op, const UnaryParams& params, std::i
 template <typename T>
 void binary_forward(Device device, BinaryOp op, int rank, const std::int64_t* sizes, const T* a,
                     const std::int64_t* a_strides, const T* b, const std::int64_t* b_strides, T* out) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::binary_forward(op, rank, sizes, a, a_strides, b, b_strides, out);
+#endif
   require_cpu(device, "binary_forward");
   if constexpr (std::is_same_v<T, float>) {
     const std::optional<RowPlan> plan = vectorized(op) && cpu_level() != CpuLevel::Reference
@@ -117,6 +127,9 @@ void binary_forward(Device device, BinaryOp op, int rank, const std::int64_t* si
 template <typename Src, typename Dst>
 void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src* src,
                   const std::int64_t* src_strides, Dst* dst, const std::int64_t* dst_strides) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::copy_strided(rank, sizes, src, src_strides, dst, dst_strides);
+#endif
   require_cpu(device, "copy_strided");
   if constexpr (std::is_same_v<Src, float> && std::is_same_v<Dst, float>) {
     const std::optional<RowPlan> plan = cpu_level() != CpuLevel::Reference

@@ -120,8 +120,23 @@ void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
 void fill(std::int64_t n, float value, float* out);
 }  // namespace avx2
 
-// CUDA kernels (cuda_*.cu, built when CMake finds a CUDA compiler), on the current device.
+// CUDA kernels (cuda_elementwise.cu, cuda_fill.cu; built when CMake finds a CUDA compiler). Each runs on the
+// current device, on the default stream, asynchronously: it returns once its kernels are enqueued. Data
+// pointers are device memory; sizes and strides are host arrays. Same contracts as the functions above, and
+// the reference's math (in double, rounded once to T).
 namespace cuda {
+template <typename T>
+void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, T* y);
+template <typename T>
+void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, const T* y,
+                    const T* gy, T* gx);
+template <typename T>
+void binary_forward(BinaryOp op, int rank, const std::int64_t* sizes, const T* a,
+                    const std::int64_t* a_strides, const T* b, const std::int64_t* b_strides, T* out);
+// Instantiated for the same pairs as copy_strided above.
+template <typename Src, typename Dst>
+void copy_strided(int rank, const std::int64_t* sizes, const Src* src, const std::int64_t* src_strides,
+                  Dst* dst, const std::int64_t* dst_strides);
 template <typename T>
 void fill(std::int64_t n, T value, T* out);
 }  // namespace cuda

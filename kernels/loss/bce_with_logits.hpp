@@ -32,4 +32,14 @@ void bce_with_logits_backward(std::int64_t n, const T* logits, const T* targets,
                               const T* gloss, T* glogits);
 }  // namespace reference
 
+// CUDA kernels (cuda_loss.cu), on the current device, on the default stream, asynchronously; every pointer
+// is a device pointer. One thread per element, the reference's double arithmetic.
+namespace cuda {
+template <typename T>
+void bce_with_logits_forward(std::int64_t n, const T* logits, const T* targets, const T* pos_weight, T* loss);
+template <typename T>
+void bce_with_logits_backward(std::int64_t n, const T* logits, const T* targets, const T* pos_weight,
+                              const T* gloss, T* glogits);
+}  // namespace cuda
+
 }  // namespace kiln::kernels

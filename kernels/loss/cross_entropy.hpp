@@ -58,4 +58,19 @@ void cross_entropy_backward(const CrossEntropyGeometry& g, const float* log_prob
                             const float* class_weight, float smoothing, const float* gloss, float* glogits);
 }  // namespace avx2
 
+// CUDA kernels (cuda_loss.cu), on the current device, on the default stream, asynchronously; every pointer
+// is a device pointer. The forward writes log_probs with cuda::log_softmax_forward, then one warp per sample
+// sums its loss; the backward is one warp per sample. Arithmetic in double as in the reference, sums in a
+// fixed order (deterministic). Labels are not checked on the host here (they live on the device; core/
+// checks them before calling): a sample whose label is outside [0, C) gets a NaN loss, and a NaN row of
+// glogits, and nothing is read out of bounds.
+namespace cuda {
+template <typename T>
+void cross_entropy_forward(const CrossEntropyGeometry& g, const T* logits, const std::int64_t* labels,
+                           const T* class_weight, T smoothing, T* loss, T* log_probs);
+template <typename T>
+void cross_entropy_backward(const CrossEntropyGeometry& g, const T* log_probs, const std::int64_t* labels,
+                            const T* class_weight, T smoothing, const T* gloss, T* glogits);
+}  // namespace cuda
+
 }  // namespace kiln::kernels

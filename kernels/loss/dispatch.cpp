@@ -1,7 +1,8 @@
 // The single dispatch point for the loss kernels (cross-entropy and BCE-with-logits): every caller comes
 // through here, and this is the only place that picks an implementation. Cross-entropy in float runs the
 // AVX-512 or AVX2 kernels when cpu_level() allows; double (gradient checks only), the Reference level and
-// BCE-with-logits run the reference kernels. CUDA versions (chosen by the device) plug in here.
+// BCE-with-logits run the reference kernels. A CUDA device runs the CUDA kernels (cuda_loss.cu), float and
+// double, in a build with CUDA.
 #include <type_traits>
 
 #include "kernels/cpu_level.hpp"
@@ -14,6 +15,10 @@ template <typename T>
 void cross_entropy_forward(Device device, const CrossEntropyGeometry& g, const T* logits,
                            const std::int64_t* labels, const T* class_weight, T smoothing, T* loss,
                            T* log_probs) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda())
+    return cuda::cross_entropy_forward(g, logits, labels, class_weight, smoothing, loss, log_probs);
+#endif
   require_cpu(device, "cross_entropy_forward");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {
@@ -32,6 +37,10 @@ template <typename T>
 void cross_entropy_backward(Device device, const CrossEntropyGeometry& g, const T* log_probs,
                             const std::int64_t* labels, const T* class_weight, T smoothing, const T* gloss,
                             T* glogits) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda())
+    return cuda::cross_entropy_backward(g, log_probs, labels, class_weight, smoothing, gloss, glogits);
+#endif
   require_cpu(device, "cross_entropy_backward");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {
@@ -49,6 +58,9 @@ void cross_entropy_backward(Device device, const CrossEntropyGeometry& g, const 
 template <typename T>
 void bce_with_logits_forward(Device device, std::int64_t n, const T* logits, const T* targets,
                              const T* pos_weight, T* loss) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::bce_with_logits_forward(n, logits, targets, pos_weight, loss);
+#endif
   require_cpu(device, "bce_with_logits_forward");
   reference::bce_with_logits_forward(n, logits, targets, pos_weight, loss);
 }
@@ -56,6 +68,9 @@ void bce_with_logits_forward(Device device, std::int64_t n, const T* logits, con
 template <typename T>
 void bce_with_logits_backward(Device device, std::int64_t n, const T* logits, const T* targets,
                               const T* pos_weight, const T* gloss, T* glogits) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::bce_with_logits_backward(n, logits, targets, pos_weight, gloss, glogits);
+#endif
   require_cpu(device, "bce_with_logits_backward");
   reference::bce_with_logits_backward(n, logits, targets, pos_weight, gloss, glogits);
 }

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/device.hpp"
 
@@ -44,6 +45,32 @@ template <typename T>
 void adam_update(Device device, std::int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
                  const AdamHyper& h);
 
+// Multi-tensor updates: one step of every parameter in `slices`, all under the same hyperparameters
+// (first_step and step included) and on `device`. A slice is one parameter's buffers, n elements each laid
+// out alike; momentum_buffer is null when momentum == 0. On the CPU they are the per-tensor updates above,
+// one slice after another (bitwise the same results); on CUDA one kernel launch updates up to a few hundred
+// slices (cuda_optim_update.cu).
+template <typename T>
+struct SgdSlice {
+  T* param = nullptr;
+  const T* grad = nullptr;
+  T* momentum_buffer = nullptr;
+  std::int64_t n = 0;
+};
+template <typename T>
+struct AdamSlice {
+  T* param = nullptr;
+  const T* grad = nullptr;
+  T* exp_avg = nullptr;
+  T* exp_avg_sq = nullptr;
+  std::int64_t n = 0;
+};
+
+template <typename T>
+void sgd_update_many(Device device, const SgdHyper& h, std::span<const SgdSlice<T>> slices);
+template <typename T>
+void adam_update_many(Device device, const AdamHyper& h, std::span<const AdamSlice<T>> slices);
+
 namespace reference {
 template <typename T>
 void sgd_update(std::int64_t n, T* param, const T* grad, T* momentum_buffer, const SgdHyper& h);
@@ -63,5 +90,15 @@ void sgd_update(std::int64_t n, float* param, const float* grad, float* momentum
 void adam_update(std::int64_t n, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                  const AdamHyper& h);
 }  // namespace avx2
+
+// CUDA kernels (cuda_optim_update.cu), on the current device, on the default stream, asynchronously; every
+// pointer in the slices is a device pointer. Computed in double like the reference, so they match it to
+// within one float rounding. The per-tensor dispatch calls these with one slice.
+namespace cuda {
+template <typename T>
+void sgd_update_many(const SgdHyper& h, std::span<const SgdSlice<T>> slices);
+template <typename T>
+void adam_update_many(const AdamHyper& h, std::span<const AdamSlice<T>> slices);
+}  // namespace cuda
 
 }  // namespace kiln::kernels

@@ -1,7 +1,7 @@
 // The single dispatch point for the pooling family: every caller goes through these functions, and only
 // here is an implementation chosen. float runs the AVX-512 / AVX2 kernels when cpu_level() allows (they
 // thread over planes and vectorize the common geometries); double and the Reference level run the
-// reference kernels. CUDA versions (picked by device) plug in here.
+// reference kernels. A CUDA device runs the CUDA kernels (cuda_pool.cu), float and double.
 #include <type_traits>
 
 #include "kernels/cpu_level.hpp"
@@ -11,6 +11,9 @@ namespace kiln::kernels {
 
 template <typename T>
 void max_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::max_pool2d_forward(g, x, y, argmax);
+#endif
   require_cpu(device, "max_pool2d_forward");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {
@@ -28,6 +31,9 @@ void max_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y
 template <typename T>
 void max_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax,
                          T* gx) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::max_pool2d_backward(g, gy, argmax, gx);
+#endif
   require_cpu(device, "max_pool2d_backward");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {
@@ -44,6 +50,9 @@ void max_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, co
 
 template <typename T>
 void avg_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::avg_pool2d_forward(g, x, y);
+#endif
   require_cpu(device, "avg_pool2d_forward");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {
@@ -60,6 +69,9 @@ void avg_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y
 
 template <typename T>
 void avg_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, T* gx) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::avg_pool2d_backward(g, gy, gx);
+#endif
   require_cpu(device, "avg_pool2d_backward");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {
@@ -77,6 +89,9 @@ void avg_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, T*
 template <typename T>
 void global_avg_pool2d_forward(Device device, std::int64_t planes, std::int64_t plane_size, const T* x,
                                T* y) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::global_avg_pool2d_forward(planes, plane_size, x, y);
+#endif
   require_cpu(device, "global_avg_pool2d_forward");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {
@@ -94,6 +109,9 @@ void global_avg_pool2d_forward(Device device, std::int64_t planes, std::int64_t 
 template <typename T>
 void global_avg_pool2d_backward(Device device, std::int64_t planes, std::int64_t plane_size, const T* gy,
                                 T* gx) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::global_avg_pool2d_backward(planes, plane_size, gy, gx);
+#endif
   require_cpu(device, "global_avg_pool2d_backward");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {

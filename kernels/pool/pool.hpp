@@ -88,4 +88,26 @@ void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, con
 void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const float* gy, float* gx);
 }  // namespace avx2
 
+// CUDA kernels (cuda_pool.cu, built when CMake finds a CUDA compiler), float and double, same contracts:
+// on the current device, on the default stream, asynchronously; every pointer is device memory. The
+// backward kernels gather (one thread per input element visits the outputs covering it) instead of
+// scattering with atomics, so max pooling's gradients are bitwise the reference's; average pooling sums
+// its windows in double in the reference's order; global average pooling sums each plane in a fixed
+// order (the same every run, not the reference's). The max backward reads argmax as the forward wrote it:
+// an index outside its own window would be skipped, where the reference's scatter would follow it.
+namespace cuda {
+template <typename T>
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax);
+template <typename T>
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx);
+template <typename T>
+void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y);
+template <typename T>
+void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx);
+template <typename T>
+void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const T* x, T* y);
+template <typename T>
+void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const T* gy, T* gx);
+}  // namespace cuda
+
 }  // namespace kiln::kernels

@@ -22,4 +22,14 @@ template <typename T> void random_uniform(std::int64_t n, const PhiloxState& sta
 template <typename T> void random_normal(std::int64_t n, const PhiloxState& state, T mean, T std, T* out);
 }  // namespace reference
 
+// CUDA kernels (cuda_random.cu, built when CMake finds a CUDA compiler). Each runs on the current device, on
+// the default stream, asynchronously; out is device memory. They draw the reference's numbers: uniform bit
+// for bit, normal within a few ulps (the device's log, sin and cos round differently from glibc's).
+namespace cuda {
+template <typename T>
+void random_uniform(std::int64_t n, const PhiloxState& state, T low, T high, T* out);
+template <typename T>
+void random_normal(std::int64_t n, const PhiloxState& state, T mean, T std, T* out);
+}  // namespace cuda
+
 }  // namespace kiln::kernels

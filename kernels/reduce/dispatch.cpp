@@ -1,6 +1,7 @@
 // The single dispatch point for the reduction family: every caller goes through these functions, and only
 // here is an implementation chosen. A float Sum runs the AVX-512 / AVX2 kernel when cpu_level() allows;
-// Max, Min, argmax, double and the Reference level run the reference kernels. CUDA versions plug in here.
+// Max, Min, argmax, double and the Reference level run the reference kernels. A CUDA device runs the CUDA
+// kernels (cuda_reduce.cu) for every op and dtype.
 #include <type_traits>
 
 #include "kernels/cpu_level.hpp"
@@ -10,6 +11,9 @@ namespace kiln::kernels {
 
 template <typename T>
 void reduce(Device device, ReduceOp op, const ReduceGeometry& g, const T* x, T* y) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::reduce(device, op, g, x, y);
+#endif
   require_cpu(device, "reduce");
   if constexpr (std::is_same_v<T, float>) {
     if (op == ReduceOp::Sum) {
@@ -28,6 +32,9 @@ void reduce(Device device, ReduceOp op, const ReduceGeometry& g, const T* x, T* 
 
 template <typename T>
 void argmax(Device device, const ReduceGeometry& g, const T* x, std::int64_t* indices) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::argmax(device, g, x, indices);
+#endif
   require_cpu(device, "argmax");
   reference::argmax(g, x, indices);
 }

@@ -41,4 +41,15 @@ namespace avx2 {
 void reduce_sum(const ReduceGeometry& g, const float* x, float* y);
 }  // namespace avx2
 
+// CUDA kernels (cuda_reduce.cu, built when CMake finds a CUDA compiler). Each runs on the current device, on
+// the default stream, asynchronously; x, y and indices are device memory on `device`, which also serves
+// the scratch a split reduction needs. Deterministic (no atomics). Sum differs from the reference only in
+// the order of its double additions; Max, Min and argmax give exactly the reference's element.
+namespace cuda {
+template <typename T>
+void reduce(Device device, ReduceOp op, const ReduceGeometry& g, const T* x, T* y);
+template <typename T>
+void argmax(Device device, const ReduceGeometry& g, const T* x, std::int64_t* indices);
+}  // namespace cuda
+
 }  // namespace kiln::kernels

@@ -1,7 +1,7 @@
 // The single dispatch point for softmax and log-softmax: every caller comes through here, and this is the
 // only place that picks an implementation. float runs the AVX-512 or AVX2 kernels when cpu_level() allows;
-// double (gradient checks only) and the Reference level run the reference kernels. CUDA versions (chosen
-// by the device) plug in here.
+// double (gradient checks only) and the Reference level run the reference kernels. A CUDA device runs
+// the CUDA kernels (cuda_softmax.cu), float and double, in a build with CUDA.
 #include <type_traits>
 
 #include "kernels/cpu_level.hpp"
@@ -11,6 +11,9 @@ namespace kiln::kernels {
 
 template <typename T>
 void softmax_forward(Device device, const SoftmaxGeometry& g, const T* x, T* y) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::softmax_forward(g, x, y);
+#endif
   require_cpu(device, "softmax_forward");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {
@@ -27,6 +30,9 @@ void softmax_forward(Device device, const SoftmaxGeometry& g, const T* x, T* y) 
 
 template <typename T>
 void softmax_backward(Device device, const SoftmaxGeometry& g, const T* y, const T* gy, T* gx) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::softmax_backward(g, y, gy, gx);
+#endif
   require_cpu(device, "softmax_backward");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {
@@ -43,6 +49,9 @@ void softmax_backward(Device device, const SoftmaxGeometry& g, const T* y, const
 
 template <typename T>
 void log_softmax_forward(Device device, const SoftmaxGeometry& g, const T* x, T* y) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::log_softmax_forward(g, x, y);
+#endif
   require_cpu(device, "log_softmax_forward");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {
@@ -59,6 +68,9 @@ void log_softmax_forward(Device device, const SoftmaxGeometry& g, const T* x, T*
 
 template <typename T>
 void log_softmax_backward(Device device, const SoftmaxGeometry& g, const T* y, const T* gy, T* gx) {
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::log_softmax_backward(g, y, gy, gx);
+#endif
   require_cpu(device, "log_softmax_backward");
   if constexpr (std::is_same_v<T, float>) {
     switch (cpu_level()) {

@@ -12,21 +12,15 @@
 #include "core/error.hpp"
 #include "core/generator.hpp"
 #include "core/tensor.hpp"
+#include "kernels/softmax/softmax.hpp"
+#include "tests/support/cuda_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 
 namespace {
 
 using namespace kiln;
 
-// True when a test may use cuda:0; otherwise reports why it skips.
-bool have_gpu() {
-  if (cuda::device_count() > 0) return true;
-  const std::string message =
-      std::string("skipping: no CUDA device (") +
-      (cuda::built_with_cuda() ? "the driver sees no GPU)" : "kiln was built without CUDA)");
-  MESSAGE(message);
-  return false;
-}
+using testing::have_gpu;
 
 TEST_CASE("cuda: the device count never throws, and is 0 in a build without CUDA") {
   int count = -1;
@@ -42,6 +36,17 @@ TEST_CASE("cuda: without a device, device memory is an error naming CUDA") {
   }
   CHECK_THROWS_WITH_AS(Tensor::empty({4}, DType::Float32, Device::cuda()), doctest::Contains("CUDA"), Error);
   CHECK_THROWS_WITH_AS(Tensor::zeros({4}).to(Device::cuda()), doctest::Contains("CUDA"), Error);
+}
+
+TEST_CASE("cuda: a build without CUDA refuses a CUDA device in dispatch, naming the op") {
+  if (cuda::built_with_cuda()) {
+    MESSAGE("skipping: this build has the CUDA kernels");
+    return;
+  }
+  const float x[1] = {0.0f};
+  float y[1];
+  CHECK_THROWS_WITH_AS(kernels::softmax_forward(Device::cuda(), kernels::SoftmaxGeometry{1, 1, 1}, x, y),
+                       doctest::Contains("softmax_forward"), Error);
 }
 
 TEST_CASE("cuda: a tensor goes to the device and back unchanged") {

@@ -393,21 +393,3 @@ TEST_CASE_TEMPLATE("fill: writes value to exactly n elements", T, float, double,
   kernels::fill<T>(kCpu, 4, T(7), out.data());
   CHECK(out == std::vector<T>{7, 7, 7, 7, -1});
 }
-
-// ---- dispatch ----------------------------------------------------------------------------------------
-
-TEST_CASE("elementwise dispatch: a CUDA device is rejected with kiln::Error") {
-  const Device gpu = Device::cuda(0);
-  std::vector<float> x(2, 1.0f), y(2);
-  const std::int64_t sizes[] = {2}, strides[] = {1};
-  CHECK_THROWS_AS(kernels::unary_forward<float>(gpu, UnaryOp::Exp, {}, 2, x.data(), y.data()), kiln::Error);
-  CHECK_THROWS_AS(
-      kernels::unary_backward<float>(gpu, UnaryOp::Exp, {}, 2, x.data(), x.data(), x.data(), y.data()),
-      kiln::Error);
-  CHECK_THROWS_AS(kernels::binary_forward<float>(gpu, BinaryOp::Add, 1, sizes, x.data(), strides, x.data(),
-                                                 strides, y.data()),
-                  kiln::Error);
-  CHECK_THROWS_AS((kernels::copy_strided<float, float>(gpu, 1, sizes, x.data(), strides, y.data(), strides)),
-                  kiln::Error);
-  CHECK_THROWS_AS(kernels::fill<float>(gpu, 2, 0.0f, y.data()), kiln::Error);
-}

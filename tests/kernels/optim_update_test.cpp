@@ -196,13 +196,11 @@ TEST_CASE("optim_update: float and double agree over many elements") {
   }
 }
 
-TEST_CASE("optim_update: dispatch rejects a missing buffer, step 0 and devices without a kernel") {
+TEST_CASE("optim_update: dispatch rejects a missing buffer and step 0") {
   float p = 1.0f, g = 1.0f, m = 0.0f, v = 0.0f;
   CHECK_THROWS_WITH_AS(kernels::sgd_update<float>(kCpu, 1, &p, &g, nullptr, {.lr = 0.1, .momentum = 0.9}),
                        doctest::Contains("needs a momentum buffer"), kiln::Error);
   CHECK_NOTHROW(kernels::sgd_update<float>(kCpu, 1, &p, &g, nullptr, {.lr = 0.1}));
   CHECK_THROWS_WITH_AS(kernels::adam_update(kCpu, 1, &p, &g, &m, &v, {.lr = 0.1, .step = 0}),
                        doctest::Contains("counts from 1"), kiln::Error);
-  CHECK_THROWS_WITH_AS(kernels::adam_update(Device::cuda(), 1, &p, &g, &m, &v, {.lr = 0.1, .step = 1}),
-                       doctest::Contains("adam_update: no kernel for device cuda:0"), kiln::Error);
 }

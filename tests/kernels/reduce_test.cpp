@@ -153,12 +153,3 @@ TEST_CASE("reduce: a long float Sum matches the double sum of its terms") {
   const float y = run_reduce(ReduceOp::Sum, {1, count, 1}, x)[0];
   CHECK(y == doctest::Approx(exact).epsilon(1e-7));
 }
-
-TEST_CASE("reduce dispatch: a CUDA device is rejected with kiln::Error") {
-  const std::vector<float> x{1, 2};
-  std::vector<float> y(1);
-  std::vector<std::int64_t> indices(1);
-  const ReduceGeometry g{1, 2, 1};
-  CHECK_THROWS_AS(kernels::reduce<float>(Device::cuda(0), ReduceOp::Sum, g, x.data(), y.data()), kiln::Error);
-  CHECK_THROWS_AS(kernels::argmax<float>(Device::cuda(0), g, x.data(), indices.data()), kiln::Error);
-}

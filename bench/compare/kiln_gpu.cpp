@@ -1,0 +1,246 @@
+// kiln's side of the GPU comparison (scripts/compare-gpu.sh): trains one model of the zoo on cuda:0 on a
+// random batch, as train/trainer.cpp trains (forward, cross-entropy, the loss read back, backward), with
+// bench/training_step_bench.cpp's recipe (SGD, learning rate 0.01, momentum 0.9, weight decay 1e-4), and
+// prints one JSON object on stdout (progress goes to stderr):
+//
+//   {"program": "kiln", "device": "cuda:0: NVIDIA H200 (sm_90, 139.8 GiB)", "batch": 128, ...,
+//    "results": [{"kind": "train_step", "model": "resnet20", "precision": "fp32", "status": "ok",
+//                 "images_per_s": 9000.0, "ms_per_step": 14.2, "peak_bytes": 123456789, ...},
+//                {"kind": "train_step", "model": "resnet20", "precision": "bf16",
+//                 "status": "not implemented"}]}
+//
+//   ./build/compare_kiln_gpu --model resnet20 [--batch 128] [--warmup 10] [--steps 50] [--rounds 5]
+//                            [--budget 30] [--precision fp32|bf16|both]
+//
+// One model per process, because the device allocator's peak (cuda_caching_allocator(0).stats()) has no
+// reset: in a fresh process it is this model's own peak, since the first allocation, so it covers the
+// weights, gradients, momentum buffers, one step's activations and kernel scratch. It is read after the
+// timed steps; the warm-up steps allocate what the timed steps do, so it is the steady state's peak.
+// It counts the allocator's size classes (a request of 70 KiB holds an 80 KiB block), not bytes asked
+// for, and nothing that cuBLAS allocates for itself.
+//
+// Timing: --warmup untimed steps, then rounds of --steps steps, each round timed on the host clock from
+// an idle device to kiln::cuda::synchronize(0) after its last step; the median round gives images/s.
+// Rounds stop after --rounds or once they have taken --budget seconds (at least one round runs).
+//
+// kiln has no bf16 yet: a bf16 row says "not implemented" and carries no numbers.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bench/compare/timing.hpp"
+#include "core/caching_allocator.hpp"
+#include "core/cuda_runtime.hpp"
+#include "core/generator.hpp"
+#include "core/ops.hpp"
+#include "core/storage.hpp"
+#include "layers/module.hpp"
+#include "models/architecture.hpp"
+#include "optim/sgd.hpp"
+
+namespace {
+
+using namespace kiln;
+using namespace kiln::bench::compare;
+
+constexpr int kDevice = 0;
+
+struct GpuCompareOptions {
+  std::string model = "resnet20";
+  std::int64_t batch = 128;
+  int warmup_steps = 10;
+  int steps_per_round = 50;
+  TimingOptions rounds{.warmup = 0, .max_reps = 5, .budget_s = 30.0};  // the warm-up is in steps, above
+  bool fp32 = true, bf16 = true;
+};
+
+const char* const kUsage =
+    "usage: compare_kiln_gpu --model NAME [--batch 128] [--warmup 10] [--steps 50] [--rounds 5] "
+    "[--budget 30] [--precision fp32|bf16|both]";
+
+// std::stoll's own error says only "stoll": this one names the flag.
+long long integer_value(const std::string& flag, const std::string& value) {
+  std::size_t used = 0;
+  long long number = 0;
+  try {
+    number = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size())
+    throw std::invalid_argument(flag + " takes a whole number, not " + value);
+  return number;
+}
+
+double decimal_value(const std::string& flag, const std::string& value) {
+  std::size_t used = 0;
+  double number = 0.0;
+  try {
+    number = std::stod(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size()) throw std::invalid_argument(flag + " takes a number, not " + value);
+  return number;
+}
+
+GpuCompareOptions parse_gpu_options(int argc, char** argv) {
+  GpuCompareOptions options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "-h" || flag == "--help") {
+      std::printf("%s\n", kUsage);
+      std::exit(0);
+    }
+    if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value; " + kUsage);
+    const std::string value = argv[++i];
+    if (flag == "--model") {
+      options.model = value;
+    } else if (flag == "--batch") {
+      options.batch = integer_value(flag, value);
+    } else if (flag == "--warmup") {
+      options.warmup_steps = static_cast<int>(integer_value(flag, value));
+    } else if (flag == "--steps") {
+      options.steps_per_round = static_cast<int>(integer_value(flag, value));
+    } else if (flag == "--rounds") {
+      options.rounds.max_reps = static_cast<int>(integer_value(flag, value));
+    } else if (flag == "--budget") {
+      options.rounds.budget_s = decimal_value(flag, value);
+    } else if (flag == "--precision") {
+      if (value != "fp32" && value != "bf16" && value != "both")
+        throw std::invalid_argument("--precision takes fp32, bf16 or both, not " + value);
+      options.fp32 = value != "bf16";
+      options.bf16 = value != "fp32";
+    } else {
+      throw std::invalid_argument("unknown option " + flag + "; " + kUsage);
+    }
+  }
+  if (options.batch < 1 || options.warmup_steps < 0 || options.steps_per_round < 1 ||
+      options.rounds.max_reps < 1 || options.rounds.budget_s < 0) {
+    throw std::invalid_argument("--batch, --steps and --rounds must be positive; --warmup and --budget >= 0");
+  }
+  return options;
+}
+
+double mebibytes(std::size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+// The fp32 training steps of one model on cuda:0: throughput, peak device memory, and the loss before and
+// after the timed steps (a sanity check: it must stay finite, and on a fixed batch it usually falls).
+nlohmann::json time_fp32_training(const GpuCompareOptions& options) {
+  const Device device = Device::cuda(kDevice);
+  Generator initialization(1);
+  const layers::ModulePtr model = models::build_model({options.model, 3, 32, 32, 10}, initialization);
+  model->to(device);  // before the optimizer, so its momentum buffers are created on the device
+  model->train();
+  optim::Sgd optimizer(model->named_parameters(), {.lr = 0.01, .momentum = 0.9, .weight_decay = 1e-4});
+
+  // One batch, on the device before the clock starts: the comparison is of compute, not of input copies
+  // (train/device_batches.hpp overlaps those with the previous step in real training).
+  Generator data(2);
+  const Tensor images = Tensor::randn({options.batch, 3, 32, 32}, DType::Float32, &data).to(device);
+  std::vector<std::int64_t> label_values(static_cast<std::size_t>(options.batch));
+  for (std::size_t i = 0; i < label_values.size(); ++i) label_values[i] = static_cast<std::int64_t>(i % 10);
+  const Tensor labels = Tensor::from_vector(label_values, {options.batch}).to(device);
+
+  double loss_value = 0.0;
+  const auto step = [&] {
+    const Tensor loss = cross_entropy((*model)(images), labels);
+    loss_value = loss.item();  // the trainer reads the loss every step (this waits for the forward)
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+  };
+  for (int i = 0; i < options.warmup_steps; ++i) step();
+  cuda::synchronize(kDevice);  // rounds start on an idle device
+  const double loss_after_warmup = loss_value;
+
+  const Timing round = time_median(options.rounds, [&] {
+    for (int i = 0; i < options.steps_per_round; ++i) step();
+    cuda::synchronize(kDevice);  // the last step's backward and update have run when the clock is read
+  });
+  const CachingAllocator::Stats memory = cuda_caching_allocator(kDevice).stats();
+
+  const double ms_per_step = round.median_ms / options.steps_per_round;
+  const double images_per_s = static_cast<double>(options.batch) / ms_per_step * 1e3;
+  std::fprintf(stderr, "kiln: %s fp32 %9.3f ms/step  %10.1f images/s  peak %8.1f MiB  loss %.4f -> %.4f\n",
+               options.model.c_str(), ms_per_step, images_per_s, mebibytes(memory.peak_in_use_bytes),
+               loss_after_warmup, loss_value);
+  nlohmann::json row = {{"kind", "train_step"},
+                        {"model", options.model},
+                        {"precision", "fp32"},
+                        {"status", "ok"},
+                        {"parameters", model->parameter_count()},
+                        {"images_per_s", images_per_s},
+                        {"ms_per_step", ms_per_step},
+                        {"min_ms_per_step", round.min_ms / options.steps_per_round},
+                        {"rounds", round.reps},
+                        {"steps_per_round", options.steps_per_round},
+                        {"peak_bytes", memory.peak_in_use_bytes},
+                        {"peak_scope",
+                         "since the process started (one model per process), read after the "
+                         "timed steps; allocator size classes"},
+                        {"in_use_bytes_at_end", memory.in_use_bytes},
+                        {"cached_bytes_at_end", memory.cached_bytes}};
+  // The timings stand either way (NaNs cost the same arithmetic), but a loss that is not finite on a fixed
+  // batch at this learning rate points at a wrong kernel: the table shows the warning. JSON has no NaN,
+  // so such a loss is written as null.
+  if (!std::isfinite(loss_after_warmup) || !std::isfinite(loss_value)) row["warning"] = "non-finite loss";
+  row["loss_after_warmup"] = std::isfinite(loss_after_warmup) ? nlohmann::json(loss_after_warmup) : nullptr;
+  row["loss_at_end"] = std::isfinite(loss_value) ? nlohmann::json(loss_value) : nullptr;
+  return row;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const GpuCompareOptions options = parse_gpu_options(argc, argv);
+  cuda::require_device(kDevice);  // a clear error, before any work, where there is no GPU
+  const std::string device = Device::cuda(kDevice).str() + ": " + cuda::device_description(kDevice);
+  std::fprintf(stderr, "kiln: %s on %s, batch %lld\n", options.model.c_str(), device.c_str(),
+               static_cast<long long>(options.batch));
+
+  bool failed = false;
+  nlohmann::json results = nlohmann::json::array();
+  if (options.fp32) {
+    try {
+      results.push_back(time_fp32_training(options));
+      failed = results.back().contains("warning");
+    } catch (const std::exception& error) {
+      // Reported in the table rather than aborting the comparison: an op without a CUDA kernel yet fails
+      // here with a kiln::Error naming it.
+      std::fprintf(stderr, "kiln: %s fp32 failed: %s\n", options.model.c_str(), error.what());
+      results.push_back({{"kind", "train_step"},
+                         {"model", options.model},
+                         {"precision", "fp32"},
+                         {"status", "failed"},
+                         {"error", error.what()}});
+      failed = true;
+    }
+  }
+  if (options.bf16) {
+    results.push_back({{"kind", "train_step"},
+                       {"model", options.model},
+                       {"precision", "bf16"},
+                       {"status", "not implemented"}});
+  }
+
+  const nlohmann::json report = {{"program", "kiln"},
+                                 {"device", device},
+                                 {"batch", options.batch},
+                                 {"warmup_steps", options.warmup_steps},
+                                 {"steps_per_round", options.steps_per_round},
+                                 {"max_rounds", options.rounds.max_reps},
+                                 {"budget_s", options.rounds.budget_s},
+                                 {"results", results}};
+  std::printf("%s\n", report.dump().c_str());
+  std::fflush(stdout);  // the report is out even if tearing down a faulted CUDA context aborts the process
+  return failed ? 1 : 0;
+} catch (const std::exception& error) {
+  std::fprintf(stderr, "compare_kiln_gpu: %s\n", error.what());
+  return 1;
+}

@@ -1,0 +1,444 @@
+// Batch normalization on a CUDA device (batchnorm.hpp), train and eval, forward and backward, with and
+// without the fused ReLU: the reference's formulas, with every per-channel sum and every per-element
+// formula in double, as the reference computes them.
+//
+//   x, y, gy, gx  [N, C, H, W];  gamma, beta, running_*, save_*, ggamma, gbeta  [C];  m = N*H*W
+//
+// Work split. Channel c's m values are N runs of H*W contiguous values (x[n, c, :, :] starts at
+// (n*C + c)*H*W). A channel is cut into `slices` contiguous ranges of its flat index j = n*H*W + i, each
+// of about kValuesPerSlice values, and one block of kThreadsPerBlock threads works on one (channel, slice)
+// pair: thread t takes j = begin + t, begin + t + kThreadsPerBlock, ... (consecutive threads read consecutive
+// addresses inside a run). One block per whole channel would be simpler, but [128, 16, 32, 32] has 16
+// channels of 131,072 values: 16 blocks would leave most of the GPU's 132 multiprocessors idle. Sliced, it
+// runs 256 blocks; a channel of at most kValuesPerSlice values (small batches, late stages) is one slice, so
+// one block per channel.
+//
+// Per-channel sums, deterministic (no atomics): each block reduces its slice's pair of sums in a fixed
+// tree (per-thread running sums in double, warp shuffles, then the 8 warp sums in one warp) and writes
+// them to scratch [C, slices]; a second kernel (one thread per channel) adds a channel's slices in slice
+// order. The results depend only on the shape, never on timing.
+//
+// Statistics in one pass: sum d and sum d^2 with d = x - shift, shift = x[0, c, 0, 0]; the variance is
+// E[d^2] - E[d]^2. The shift keeps E[d] of the order of the spread, so the difference keeps its digits
+// when the mean is large next to the spread (the reference takes two passes instead).
+//
+// Launches, all on the default stream, in order:
+//   forward train   partial sums of d, d^2  ->  statistics per channel (+ running stats)  ->  normalize
+//   forward eval    normalize
+//   backward train  partial sums of gy', gy' * xhat  ->  per-channel sums (ggamma, gbeta)  ->  gx
+//   backward eval   partial sums, and gx in the same pass (it needs no sums)  ->  per-channel sums
+// where gy' = gy, or with the fused ReLU gy * (y > 0 ? 1 : 0), in T, as the reference has it.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "core/cuda_runtime.hpp"
+#include "core/storage.hpp"
+#include "kernels/batchnorm/batchnorm.hpp"
+#include "kernels/cuda_launch.cuh"
+
+namespace kiln::kernels::cuda {
+namespace {
+
+// 32 values per thread: enough to amortize a block's start and its reduction.
+constexpr std::int64_t kValuesPerSlice = 32 * kThreadsPerBlock;
+// Bounds the per-channel merge (one thread adds a channel's slices); past 1024 slices, slices grow.
+constexpr std::int64_t kMaxSlices = 1024;
+
+// How a [N, C, H, W] tensor splits into (channel, slice) work items, work = c * slices + slice.
+struct ChannelSlices {
+  std::int64_t channels;      // C
+  std::int64_t plane;         // H * W
+  std::int64_t values;        // m = N * H * W, values per channel
+  std::int64_t slices;        // per channel, >= 1
+  std::int64_t slice_length;  // values per slice (the last may hold fewer, or none)
+
+  __host__ __device__ std::int64_t work_items() const { return channels * slices; }
+};
+
+ChannelSlices plan_slices(const BatchNorm2dGeometry& g) {
+  ChannelSlices s{};
+  s.channels = g.channels;
+  s.plane = g.height * g.width;
+  s.values = g.batch * s.plane;
+  s.slices = std::clamp<std::int64_t>((s.values + kValuesPerSlice - 1) / kValuesPerSlice, 1, kMaxSlices);
+  s.slice_length = (s.values + s.slices - 1) / s.slices;
+  return s;
+}
+
+// Calls visit(offset) for this thread's values of slice `slice` of channel c: flat indices
+// j = begin + threadIdx.x + k * kThreadsPerBlock below the slice's end, value j sitting at
+// offset = (n*C + c) * plane + i with n = j / plane, i = j % plane. The thread divides once; each step of
+// kThreadsPerBlock values then moves q whole runs and r more values (kThreadsPerBlock = q * plane + r),
+// division-free.
+template <class Visit>
+__device__ void for_each_value(const ChannelSlices& s, std::int64_t c, std::int64_t slice, Visit&& visit) {
+  const std::int64_t begin = slice * s.slice_length;
+  const std::int64_t end = begin + s.slice_length < s.values ? begin + s.slice_length : s.values;
+  std::int64_t j = begin + threadIdx.x;
+  if (j >= end) return;  // also every thread of an empty channel (m = 0), before dividing by plane
+  const std::int64_t sample_stride = s.channels * s.plane;  // from x[n, c, ...] to x[n + 1, c, ...]
+  const std::int64_t q = kThreadsPerBlock / s.plane, r = kThreadsPerBlock % s.plane;
+  std::int64_t i = j % s.plane;
+  std::int64_t offset = (j / s.plane) * sample_stride + c * s.plane + i;
+  for (; j < end; j += kThreadsPerBlock) {
+    visit(offset);
+    i += r;
+    offset += q * sample_stride + r;
+    if (i >= s.plane) {  // r < plane, so at most one more run
+      i -= s.plane;
+      offset += sample_stride - s.plane;
+    }
+  }
+}
+
+// The two sums every kernel here needs (see the launch list at the top).
+struct PairSums {
+  double a = 0, b = 0;
+};
+
+__device__ PairSums warp_sum(PairSums v) {
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+    v.a += __shfl_down_sync(kFullWarpMask, v.a, offset);
+    v.b += __shfl_down_sync(kFullWarpMask, v.b, offset);
+  }
+  return v;
+}
+
+// The block's total, valid in thread 0. Every thread of the block must call it (it synchronizes), with
+// blockDim.x == kThreadsPerBlock. Warp 0 runs the second stage whole, lanes past kWarpsPerBlock adding zeros,
+// so every shuffle has all 32 lanes.
+__device__ PairSums block_sum(PairSums v) {
+  __shared__ double warp_a[kWarpsPerBlock], warp_b[kWarpsPerBlock];
+  const int lane = static_cast<int>(threadIdx.x) % kWarpSize,
+            warp = static_cast<int>(threadIdx.x) / kWarpSize;
+  v = warp_sum(v);
+  if (lane == 0) {
+    warp_a[warp] = v.a;
+    warp_b[warp] = v.b;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < kWarpsPerBlock ? PairSums{warp_a[lane], warp_b[lane]} : PairSums{};
+    v = warp_sum(v);
+  }
+  __syncthreads();  // warp 0's reads finish before the next call's writes
+  return v;
+}
+
+// Where a channel's mean and invstd come from. Each kernel below takes one of these.
+struct BatchStatistics {  // train forward: this batch's, in double (finish_statistics_kernel)
+  const double* mean_values;
+  const double* invstd_values;
+  __device__ double mean(std::int64_t c) const { return mean_values[c]; }
+  __device__ double invstd(std::int64_t c) const { return invstd_values[c]; }
+};
+
+template <typename T>
+struct SavedStatistics {  // train backward: what the forward saved
+  const T* save_mean;
+  const T* save_invstd;
+  __device__ double mean(std::int64_t c) const { return static_cast<double>(save_mean[c]); }
+  __device__ double invstd(std::int64_t c) const { return static_cast<double>(save_invstd[c]); }
+};
+
+template <typename T>
+struct RunningStatistics {  // eval: invstd = 1 / sqrt(running_var + eps)
+  const T* running_mean;
+  const T* running_var;
+  double eps;
+  __device__ double mean(std::int64_t c) const { return static_cast<double>(running_mean[c]); }
+  __device__ double invstd(std::int64_t c) const {
+    return 1.0 / sqrt(static_cast<double>(running_var[c]) + eps);
+  }
+};
+
+// relu as the elementwise reference has it: a NaN passes through.
+template <typename T>
+__device__ T relu(T v) {
+  return v < T(0) ? T(0) : v;
+}
+
+// The gradient batchnorm itself receives at one element: gy, or with the fused ReLU gy * relu'(y), in T
+// as the reference computes it (so 0 * inf is NaN there and here).
+template <typename T>
+__device__ T gradient_into_batchnorm(bool fused_relu, const T* gy, const T* y, std::int64_t offset) {
+  return fused_relu ? gy[offset] * (y[offset] > T(0) ? T(1) : T(0)) : gy[offset];
+}
+
+// The value statistics are taken around: one value of the channel, x[0, c, 0, 0], unless it is not finite
+// (an infinity would make every d infinite or NaN; zero then keeps an infinite mean infinite, as in the
+// reference).
+template <typename T>
+__device__ double statistics_shift(const ChannelSlices& s, const T* x, std::int64_t c) {
+  if (s.values == 0) return 0.0;
+  const double first = static_cast<double>(x[c * s.plane]);
+  return isfinite(first) ? first : 0.0;
+}
+
+// ---- forward -----------------------------------------------------------------------------------------
+
+// One block per (channel, slice): sum d and sum d^2 over the slice, d = x - shift, into
+// partial_d / partial_d2 [C, slices].
+template <typename T>
+__global__ void forward_partial_sums_kernel(ChannelSlices s, const T* x, double* partial_d,
+                                            double* partial_d2) {
+  for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {  // uniform in the block
+    const std::int64_t c = work / s.slices, slice = work % s.slices;
+    const double shift = statistics_shift(s, x, c);
+    PairSums sums;
+    for_each_value(s, c, slice, [&](std::int64_t offset) {
+      const double d = static_cast<double>(x[offset]) - shift;
+      sums.a += d;
+      sums.b += d * d;
+    });
+    sums = block_sum(sums);
+    if (threadIdx.x == 0) {
+      partial_d[work] = sums.a;
+      partial_d2[work] = sums.b;
+    }
+  }
+}
+
+// One thread per channel: adds the channel's slices in order, then the reference's formulas: mean,
+// biased variance (for normalizing), invstd; saves mean and invstd (in T for the backward, in double for
+// normalize_kernel) and moves the running statistics, with the unbiased variance, when they are given.
+template <typename T>
+__global__ void finish_statistics_kernel(ChannelSlices s, const T* x, double eps, double momentum,
+                                         const double* partial_d, const double* partial_d2,
+                                         double* batch_mean, double* batch_invstd, T* save_mean,
+                                         T* save_invstd, T* running_mean, T* running_var) {
+  const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < s.channels;
+       c += grid_stride) {
+    double sum_d = 0, sum_d2 = 0;
+    for (std::int64_t slice = 0; slice < s.slices; ++slice) {
+      sum_d += partial_d[c * s.slices + slice];
+      sum_d2 += partial_d2[c * s.slices + slice];
+    }
+    const double m = static_cast<double>(s.values);
+    const double mean_d = sum_d / m;  // m = 0 gives NaN statistics, as in the reference
+    const double spread = sum_d2 / m - mean_d * mean_d;
+    const double biased_var = spread < 0 ? 0.0 : spread;  // rounding can dip below 0; a NaN stays NaN
+    const double mean = statistics_shift(s, x, c) + mean_d;
+    const double invstd = 1.0 / sqrt(biased_var + eps);
+    batch_mean[c] = mean;
+    batch_invstd[c] = invstd;
+    save_mean[c] = static_cast<T>(mean);
+    save_invstd[c] = static_cast<T>(invstd);
+    // The running variance estimates the population's: unbiased, except for a single value.
+    const double unbiased_var =
+        s.values > 1 ? biased_var * m / static_cast<double>(s.values - 1) : biased_var;
+    if (running_mean) {
+      running_mean[c] =
+          static_cast<T>((1.0 - momentum) * static_cast<double>(running_mean[c]) + momentum * mean);
+    }
+    if (running_var) {
+      running_var[c] =
+          static_cast<T>((1.0 - momentum) * static_cast<double>(running_var[c]) + momentum * unbiased_var);
+    }
+  }
+}
+
+// One block per (channel, slice): y = (x - mean) * invstd * gamma + beta in double, then relu when fused.
+template <typename T, class Statistics>
+__global__ void normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* gamma, const T* beta,
+                                 Statistics statistics, T* y) {
+  for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
+    const std::int64_t c = work / s.slices, slice = work % s.slices;
+    const double mean = statistics.mean(c), invstd = statistics.invstd(c);
+    const double scale = static_cast<double>(gamma[c]), bias = static_cast<double>(beta[c]);
+    for_each_value(s, c, slice, [&](std::int64_t offset) {
+      const T normalized = static_cast<T>((static_cast<double>(x[offset]) - mean) * invstd * scale + bias);
+      y[offset] = fused_relu ? relu(normalized) : normalized;
+    });
+  }
+}
+
+// ---- backward ----------------------------------------------------------------------------------------
+
+// One block per (channel, slice): sum gy' and sum gy' * xhat over the slice, xhat = (x - mean) * invstd,
+// into partial_gy / partial_gy_xhat [C, slices]. In eval mode (eval_gx given) the same pass also writes
+// gx = gy' * gamma * invstd, which needs no sums.
+template <typename T, class Statistics>
+__global__ void backward_partial_sums_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* gy,
+                                             const T* y, const T* gamma, Statistics statistics,
+                                             double* partial_gy, double* partial_gy_xhat, T* eval_gx) {
+  for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
+    const std::int64_t c = work / s.slices, slice = work % s.slices;
+    const double mean = statistics.mean(c), invstd = statistics.invstd(c);
+    const double eval_scale = static_cast<double>(gamma[c]) * invstd;
+    PairSums sums;
+    for_each_value(s, c, slice, [&](std::int64_t offset) {
+      const double g = static_cast<double>(gradient_into_batchnorm(fused_relu, gy, y, offset));
+      const double xhat = (static_cast<double>(x[offset]) - mean) * invstd;
+      sums.a += g;
+      sums.b += g * xhat;
+      if (eval_gx) eval_gx[offset] = static_cast<T>(g * eval_scale);
+    });
+    sums = block_sum(sums);
+    if (threadIdx.x == 0) {
+      partial_gy[work] = sums.a;
+      partial_gy_xhat[work] = sums.b;
+    }
+  }
+}
+
+// One thread per channel: adds the channel's slices in order into gbeta = sum gy' and
+// ggamma = sum gy' * xhat, in T for the caller and in double for train_gx_kernel.
+template <typename T>
+__global__ void finish_gradient_sums_kernel(ChannelSlices s, const double* partial_gy,
+                                            const double* partial_gy_xhat, double* sum_gy,
+                                            double* sum_gy_xhat, T* gbeta, T* ggamma) {
+  const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < s.channels;
+       c += grid_stride) {
+    double total_gy = 0, total_gy_xhat = 0;
+    for (std::int64_t slice = 0; slice < s.slices; ++slice) {
+      total_gy += partial_gy[c * s.slices + slice];
+      total_gy_xhat += partial_gy_xhat[c * s.slices + slice];
+    }
+    sum_gy[c] = total_gy;
+    sum_gy_xhat[c] = total_gy_xhat;
+    gbeta[c] = static_cast<T>(total_gy);
+    ggamma[c] = static_cast<T>(total_gy_xhat);
+  }
+}
+
+// One block per (channel, slice): gx = gamma * invstd / m * (m * gy' - gbeta - xhat * ggamma), with the
+// sums in double.
+template <typename T>
+__global__ void train_gx_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* gy, const T* y,
+                                const T* gamma, SavedStatistics<T> statistics, const double* sum_gy,
+                                const double* sum_gy_xhat, T* gx) {
+  const double m = static_cast<double>(s.values);
+  for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
+    const std::int64_t c = work / s.slices, slice = work % s.slices;
+    const double mean = statistics.mean(c), invstd = statistics.invstd(c);
+    const double factor = static_cast<double>(gamma[c]) * invstd / m;
+    const double gbeta = sum_gy[c], ggamma = sum_gy_xhat[c];
+    for_each_value(s, c, slice, [&](std::int64_t offset) {
+      const double g = static_cast<double>(gradient_into_batchnorm(fused_relu, gy, y, offset));
+      const double xhat = (static_cast<double>(x[offset]) - mean) * invstd;
+      gx[offset] = static_cast<T>(factor * (m * g - gbeta - xhat * ggamma));
+    });
+  }
+}
+
+// Scratch for the per-slice partial sums and the per-channel results, in device memory:
+//   partial_a, partial_b  [C, slices];  channel_a, channel_b  [C]   (all double)
+// Freed when the Scratch goes out of scope, right after the launches that use it are enqueued: every
+// kernel runs on the default stream, so whatever reuses the block later runs after them.
+struct Scratch {
+  std::shared_ptr<Storage> storage;
+  double *partial_a, *partial_b, *channel_a, *channel_b;
+
+  Scratch(const ChannelSlices& s, Device device)
+      : storage(Storage::allocate(
+            static_cast<std::size_t>(2 * s.work_items() + 2 * s.channels) * sizeof(double), device)) {
+    partial_a = static_cast<double*>(storage->data());
+    partial_b = partial_a + s.work_items();
+    channel_a = partial_b + s.work_items();
+    channel_b = channel_a + s.channels;
+  }
+};
+
+unsigned channel_blocks(const ChannelSlices& s) { return grid_blocks(s.channels); }
+
+}  // namespace
+
+template <typename T>
+void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
+                               const T* beta, T eps, T momentum, T* running_mean, T* running_var, T* y,
+                               T* save_mean, T* save_invstd) {
+  const ChannelSlices s = plan_slices(g);
+  if (s.channels <= 0) return;
+  const Scratch scratch(s, device);
+  forward_partial_sums_kernel<<<grid_blocks(s.work_items(), 1), kThreadsPerBlock>>>(s, x, scratch.partial_a,
+                                                                                    scratch.partial_b);
+  kiln::cuda::check_launch("batchnorm2d_forward_train (statistics)");
+  finish_statistics_kernel<<<channel_blocks(s), kThreadsPerBlock>>>(
+      s, x, static_cast<double>(eps), static_cast<double>(momentum), scratch.partial_a, scratch.partial_b,
+      scratch.channel_a, scratch.channel_b, save_mean, save_invstd, running_mean, running_var);
+  kiln::cuda::check_launch("batchnorm2d_forward_train (statistics)");
+  if (s.values == 0) return;
+  normalize_kernel<<<grid_blocks(s.work_items(), 1), kThreadsPerBlock>>>(
+      s, g.fused_relu, x, gamma, beta, BatchStatistics{scratch.channel_a, scratch.channel_b}, y);
+  kiln::cuda::check_launch("batchnorm2d_forward_train (normalize)");
+}
+
+template <typename T>
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta,
+                              const T* running_mean, const T* running_var, T eps, T* y) {
+  const ChannelSlices s = plan_slices(g);
+  if (s.channels <= 0 || s.values == 0) return;
+  normalize_kernel<<<grid_blocks(s.work_items(), 1), kThreadsPerBlock>>>(
+      s, g.fused_relu, x, gamma, beta,
+      RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, y);
+  kiln::cuda::check_launch("batchnorm2d_forward_eval");
+}
+
+template <typename T>
+void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                                const T* y, const T* gamma, const T* save_mean, const T* save_invstd, T* gx,
+                                T* ggamma, T* gbeta) {
+  const ChannelSlices s = plan_slices(g);
+  if (s.channels <= 0) return;
+  const Scratch scratch(s, device);
+  const SavedStatistics<T> statistics{save_mean, save_invstd};
+  backward_partial_sums_kernel<<<grid_blocks(s.work_items(), 1), kThreadsPerBlock>>>(
+      s, g.fused_relu, x, gy, y, gamma, statistics, scratch.partial_a, scratch.partial_b,
+      static_cast<T*>(nullptr));
+  kiln::cuda::check_launch("batchnorm2d_backward_train (sums)");
+  finish_gradient_sums_kernel<<<channel_blocks(s), kThreadsPerBlock>>>(
+      s, scratch.partial_a, scratch.partial_b, scratch.channel_a, scratch.channel_b, gbeta, ggamma);
+  kiln::cuda::check_launch("batchnorm2d_backward_train (sums)");
+  if (s.values == 0) return;
+  train_gx_kernel<<<grid_blocks(s.work_items(), 1), kThreadsPerBlock>>>(
+      s, g.fused_relu, x, gy, y, gamma, statistics, scratch.channel_a, scratch.channel_b, gx);
+  kiln::cuda::check_launch("batchnorm2d_backward_train (gx)");
+}
+
+template <typename T>
+void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                               const T* y, const T* gamma, const T* running_mean, const T* running_var, T eps,
+                               T* gx, T* ggamma, T* gbeta) {
+  const ChannelSlices s = plan_slices(g);
+  if (s.channels <= 0) return;
+  const Scratch scratch(s, device);
+  backward_partial_sums_kernel<<<grid_blocks(s.work_items(), 1), kThreadsPerBlock>>>(
+      s, g.fused_relu, x, gy, y, gamma,
+      RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, scratch.partial_a,
+      scratch.partial_b, gx);
+  kiln::cuda::check_launch("batchnorm2d_backward_eval (sums and gx)");
+  finish_gradient_sums_kernel<<<channel_blocks(s), kThreadsPerBlock>>>(
+      s, scratch.partial_a, scratch.partial_b, scratch.channel_a, scratch.channel_b, gbeta, ggamma);
+  kiln::cuda::check_launch("batchnorm2d_backward_eval (sums)");
+}
+
+template void batchnorm2d_forward_train<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
+                                               const float*, float, float, float*, float*, float*, float*,
+                                               float*);
+template void batchnorm2d_forward_eval<float>(const BatchNorm2dGeometry&, const float*, const float*,
+                                              const float*, const float*, const float*, float, float*);
+template void batchnorm2d_backward_train<float>(Device, const BatchNorm2dGeometry&, const float*,
+                                                const float*, const float*, const float*, const float*,
+                                                const float*, float*, float*, float*);
+template void batchnorm2d_backward_eval<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
+                                               const float*, const float*, const float*, const float*, float,
+                                               float*, float*, float*);
+
+template void batchnorm2d_forward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
+                                                const double*, const double*, double, double, double*,
+                                                double*, double*, double*, double*);
+template void batchnorm2d_forward_eval<double>(const BatchNorm2dGeometry&, const double*, const double*,
+                                               const double*, const double*, const double*, double, double*);
+template void batchnorm2d_backward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
+                                                 const double*, const double*, const double*, const double*,
+                                                 const double*, double*, double*, double*);
+template void batchnorm2d_backward_eval<double>(Device, const BatchNorm2dGeometry&, const double*,
+                                                const double*, const double*, const double*, const double*,
+                                                const double*, double, double*, double*, double*);
+
+}  // namespace kiln::kernels::cuda

@@ -1,0 +1,219 @@
+// The CUDA convolution kernels that need no GEMM (conv2d.hpp, namespace cuda): depthwise convolution
+// (groups == C_in == C_out, so output channel c reads input channel c alone) in all three directions, and the
+// bias's forward add and backward sum.
+//
+//   x, gx [N, C, H, W]    w, gw [C, 1, KH, KW]    y, gy [N, C, OH, OW]    b, gb [C]
+//
+// Elementwise kernels (forward, backward-data, bias add) run one thread per element they write in a
+// grid-stride loop (at most kMaxGridBlocks blocks of kThreadsPerBlock threads), the fastest-moving index
+// across consecutive threads. The two reductions (the depthwise weight gradient, the bias gradient) run one
+// block per output element, a grid-stride loop over blocks: the block's threads stride over the positions
+// summed, each keeping a double partial sum, and block_sum adds the partials in a fixed tree. Which thread
+// adds which term depends only on kThreadsPerBlock, so the result is the same bits on every run (no atomics).
+// Sums over a handful of taps (forward, backward-data) are kept in T; the long reductions in double, as the
+// reference does.
+#include <algorithm>
+#include <cstdint>
+
+#include "core/cuda_runtime.hpp"
+#include "kernels/conv2d/conv2d.hpp"
+#include "kernels/cuda_launch.cuh"
+
+namespace kiln::kernels::cuda {
+namespace {
+
+// The sum of `value` over the block's kThreadsPerBlock threads, returned to thread 0 (other threads get a
+// partial). Every thread of the block must call it (it synchronizes). Each warp adds its 32 values with
+// shuffles (all 32 lanes take part), warp 0 then adds the kWarpsPerBlock warp sums. The final __syncthreads
+// lets a caller that loops call it again without overwriting `warp_sums` while warp 0 still reads them.
+__device__ double block_sum(double value) {
+  __shared__ double warp_sums[kWarpsPerBlock];
+  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(0xffffffffu, value, offset);
+  const int lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
+  if (lane == 0) warp_sums[warp] = value;
+  __syncthreads();
+  if (warp == 0) {
+    value = lane < kWarpsPerBlock ? warp_sums[lane] : 0.0;
+    for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(0xffffffffu, value, offset);
+  }
+  __syncthreads();
+  return value;
+}
+
+// ---- depthwise -----------------------------------------------------------------------------------------
+
+// y[n, c, oh, ow] = b[c] + sum over the taps inside the input of x[n, c, ih, iw] * w[c, 0, kh, kw]. Element e
+// is (plane = n * C + c, oh, ow) with ow fastest; x's plane has the same index as y's (C_in == C_out).
+// Taps in the padding are skipped, as in the reference.
+template <typename T>
+__global__ void depthwise_forward_kernel(Conv2dGeometry g, std::int64_t out_h, std::int64_t out_w, const T* x,
+                                         const T* w, const T* bias, T* y) {
+  const std::int64_t channels = g.out_channels, plane_out = out_h * out_w;
+  const std::int64_t total = g.batch * channels * plane_out;
+  for (std::int64_t e = first_thread_index(); e < total; e += grid_thread_count()) {
+    const std::int64_t ow = e % out_w, oh = (e / out_w) % out_h, plane = e / plane_out, c = plane % channels;
+    const T* x_plane = x + plane * g.in_height * g.in_width;
+    const T* w_taps = w + c * g.kernel_h * g.kernel_w;
+    T sum = bias ? bias[c] : T(0);
+    for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+      const std::int64_t ih = oh * g.stride_h - g.pad_h + kh * g.dilation_h;
+      if (ih < 0 || ih >= g.in_height) continue;
+      for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
+        const std::int64_t iw = ow * g.stride_w - g.pad_w + kw * g.dilation_w;
+        if (iw < 0 || iw >= g.in_width) continue;
+        sum += x_plane[ih * g.in_width + iw] * w_taps[kh * g.kernel_w + kw];
+      }
+    }
+    y[e] = sum;
+  }
+}
+
+// gx[n, c, ih, iw] = sum over the taps (kh, kw) and output positions (oh, ow) that read (ih, iw) of
+// gy[n, c, oh, ow] * w[c, 0, kh, kw]: a gather, as col2im (cuda_im2col.cu) inverts the index. Element e is
+// (plane, ih, iw) with iw fastest.
+template <typename T>
+__global__ void depthwise_backward_data_kernel(Conv2dGeometry g, std::int64_t out_h, std::int64_t out_w,
+                                               const T* gy, const T* w, T* gx) {
+  const std::int64_t channels = g.in_channels, plane_in = g.in_height * g.in_width;
+  const std::int64_t total = g.batch * channels * plane_in;
+  for (std::int64_t e = first_thread_index(); e < total; e += grid_thread_count()) {
+    const std::int64_t iw = e % g.in_width, ih = (e / g.in_width) % g.in_height;
+    const std::int64_t plane = e / plane_in, c = plane % channels;
+    const T* gy_plane = gy + plane * out_h * out_w;
+    const T* w_taps = w + c * g.kernel_h * g.kernel_w;
+    T sum = 0;
+    for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+      const std::int64_t row_times_stride = ih + g.pad_h - kh * g.dilation_h;  // oh * stride_h
+      if (row_times_stride < 0 || row_times_stride % g.stride_h != 0) continue;
+      const std::int64_t oh = row_times_stride / g.stride_h;
+      if (oh >= out_h) continue;
+      for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
+        const std::int64_t col_times_stride = iw + g.pad_w - kw * g.dilation_w;  // ow * stride_w
+        if (col_times_stride < 0 || col_times_stride % g.stride_w != 0) continue;
+        const std::int64_t ow = col_times_stride / g.stride_w;
+        if (ow >= out_w) continue;
+        sum += gy_plane[oh * out_w + ow] * w_taps[kh * g.kernel_w + kw];
+      }
+    }
+    gx[e] = sum;
+  }
+}
+
+// gw[c, 0, kh, kw] = sum over n, oh, ow of gy[n, c, oh, ow] * x[n, c, ih, iw] (taps in the padding add
+// nothing). One block per weight (tap = (c * KH + kh) * KW + kw), its threads striding over the N * OH * OW
+// positions (consecutive threads, consecutive ow: coalesced reads of gy).
+template <typename T>
+__global__ void depthwise_backward_weight_kernel(Conv2dGeometry g, std::int64_t out_h, std::int64_t out_w,
+                                                 const T* gy, const T* x, T* gw) {
+  const std::int64_t channels = g.in_channels, taps = g.kernel_h * g.kernel_w;
+  const std::int64_t plane_out = out_h * out_w, positions = g.batch * plane_out;
+  for (std::int64_t weight = blockIdx.x; weight < channels * taps; weight += gridDim.x) {
+    const std::int64_t c = weight / taps, kh = (weight % taps) / g.kernel_w, kw = weight % g.kernel_w;
+    double sum = 0.0;
+    for (std::int64_t j = threadIdx.x; j < positions; j += blockDim.x) {
+      const std::int64_t n = j / plane_out, p = j % plane_out;
+      const std::int64_t ih = (p / out_w) * g.stride_h - g.pad_h + kh * g.dilation_h;
+      const std::int64_t iw = (p % out_w) * g.stride_w - g.pad_w + kw * g.dilation_w;
+      if (ih < 0 || ih >= g.in_height || iw < 0 || iw >= g.in_width) continue;
+      const std::int64_t plane = n * channels + c;
+      sum += static_cast<double>(gy[plane * plane_out + p]) *
+             static_cast<double>(x[(plane * g.in_height + ih) * g.in_width + iw]);
+    }
+    sum = block_sum(sum);  // every thread of the block gets here: the loop bounds are the same for all
+    if (threadIdx.x == 0) gw[weight] = static_cast<T>(sum);
+  }
+}
+
+// ---- bias ----------------------------------------------------------------------------------------------
+
+// y[n, co, p] += b[co]; element e is y's, whose channel is (e / plane) % C_out.
+template <typename T>
+__global__ void add_bias_kernel(std::int64_t total, std::int64_t channels, std::int64_t plane, const T* bias,
+                                T* y) {
+  for (std::int64_t e = first_thread_index(); e < total; e += grid_thread_count())
+    y[e] += bias[(e / plane) % channels];
+}
+
+// gb[co] = sum over n and p of gy[n, co, p]. One block per channel, its threads striding over the N * plane
+// positions (consecutive threads, consecutive p).
+template <typename T>
+__global__ void backward_bias_kernel(std::int64_t batch, std::int64_t channels, std::int64_t plane,
+                                     const T* gy, T* gb) {
+  const std::int64_t positions = batch * plane;
+  for (std::int64_t c = blockIdx.x; c < channels; c += gridDim.x) {
+    double sum = 0.0;
+    for (std::int64_t j = threadIdx.x; j < positions; j += blockDim.x) {
+      const std::int64_t n = j / plane, p = j % plane;
+      sum += static_cast<double>(gy[(n * channels + c) * plane + p]);
+    }
+    sum = block_sum(sum);
+    if (threadIdx.x == 0) gb[c] = static_cast<T>(sum);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void depthwise_conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const std::int64_t total = g.batch * g.out_channels * g.out_height() * g.out_width();
+  if (total == 0) return;
+  depthwise_forward_kernel<<<grid_blocks(total), kThreadsPerBlock>>>(g, g.out_height(), g.out_width(), x, w,
+                                                                     bias, y);
+  kiln::cuda::check_launch("conv2d depthwise forward");
+}
+
+template <typename T>
+void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
+  const std::int64_t total = g.batch * g.in_channels * g.in_height * g.in_width;
+  if (total == 0) return;
+  depthwise_backward_data_kernel<<<grid_blocks(total), kThreadsPerBlock>>>(g, g.out_height(), g.out_width(),
+                                                                           gy, w, gx);
+  kiln::cuda::check_launch("conv2d depthwise backward_data");
+}
+
+// A batch of 0 images still writes gw (zeros): the kernel's sums are empty, not skipped.
+template <typename T>
+void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
+  const std::int64_t weights = g.in_channels * g.kernel_h * g.kernel_w;
+  if (weights == 0) return;
+  const auto blocks = grid_blocks(weights, 1);
+  depthwise_backward_weight_kernel<<<blocks, kThreadsPerBlock>>>(g, g.out_height(), g.out_width(), gy, x, gw);
+  kiln::cuda::check_launch("conv2d depthwise backward_weight");
+}
+
+template <typename T>
+void conv2d_add_bias(const Conv2dGeometry& g, const T* bias, T* y) {
+  const std::int64_t plane = g.out_height() * g.out_width(), total = g.batch * g.out_channels * plane;
+  if (total == 0) return;
+  add_bias_kernel<<<grid_blocks(total), kThreadsPerBlock>>>(total, g.out_channels, plane, bias, y);
+  kiln::cuda::check_launch("conv2d add bias");
+}
+
+// Also writes zeros for an empty batch, as the reference does.
+template <typename T>
+void conv2d_backward_bias(const Conv2dGeometry& g, const T* gy, T* gb) {
+  if (g.out_channels == 0) return;
+  const auto blocks = grid_blocks(g.out_channels, 1);
+  backward_bias_kernel<<<blocks, kThreadsPerBlock>>>(g.batch, g.out_channels, g.out_height() * g.out_width(),
+                                                     gy, gb);
+  kiln::cuda::check_launch("conv2d backward_bias");
+}
+
+template void depthwise_conv2d_forward<float>(const Conv2dGeometry&, const float*, const float*, const float*,
+                                              float*);
+template void depthwise_conv2d_backward_data<float>(const Conv2dGeometry&, const float*, const float*,
+                                                    float*);
+template void depthwise_conv2d_backward_weight<float>(const Conv2dGeometry&, const float*, const float*,
+                                                      float*);
+template void conv2d_add_bias<float>(const Conv2dGeometry&, const float*, float*);
+template void conv2d_backward_bias<float>(const Conv2dGeometry&, const float*, float*);
+template void depthwise_conv2d_forward<double>(const Conv2dGeometry&, const double*, const double*,
+                                               const double*, double*);
+template void depthwise_conv2d_backward_data<double>(const Conv2dGeometry&, const double*, const double*,
+                                                     double*);
+template void depthwise_conv2d_backward_weight<double>(const Conv2dGeometry&, const double*, const double*,
+                                                       double*);
+template void conv2d_add_bias<double>(const Conv2dGeometry&, const double*, double*);
+template void conv2d_backward_bias<double>(const Conv2dGeometry&, const double*, double*);
+
+}  // namespace kiln::kernels::cuda

@@ -1,0 +1,57 @@
+// Inverted dropout on a CUDA device (dropout.hpp), with the CPU's mask: element i draws
+// u_i = uniform_open01(lane i % 4 of Philox block i / 4) from the same Philox functions (philox.hpp,
+// compiled for the device), so for the same state the mask equals the reference's bit for bit.
+//
+//   x, y, mask [n]:  mask_i = (u_i >= p) ? 1 / (1 - p) : 0,  y_i = x_i * mask_i
+//
+// Launch geometry: blocks of kThreadsPerBlock threads in a grid-stride loop (at most kMaxGridBlocks blocks);
+// a thread takes one Philox block, elements 4g .. 4g + 3 (those below n), computing the 10 rounds once for
+// four elements as the vectorized CPU kernels do. The scale 1 / (1 - p) is computed on the host exactly as
+// the reference computes it, and y_i is a single multiply, so nothing can round differently.
+#include <algorithm>
+#include <cstdint>
+
+#include "core/cuda_runtime.hpp"
+#include "kernels/cuda_launch.cuh"
+#include "kernels/dropout/dropout.hpp"
+#include "kernels/random/philox.hpp"
+
+namespace kiln::kernels::cuda {
+namespace {
+
+template <typename T>
+__global__ void dropout_forward_kernel(std::int64_t n, T p, T keep_scale, PhiloxState state, const T* x, T* y,
+                                       T* mask) {
+  const std::int64_t groups = (n + 3) / 4;
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t g = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
+       g += stride) {
+    const PhiloxBlock words = philox_block(state, static_cast<std::uint64_t>(g));
+    const std::int64_t count = std::min<std::int64_t>(4, n - 4 * g);
+    for (int lane = 0; lane < count; ++lane) {
+      const std::int64_t i = 4 * g + lane;
+      const T kept = uniform_open01<T>(words[lane]) >= p ? keep_scale : T(0);
+      mask[i] = kept;
+      y[i] = x[i] * kept;  // x is read before y is written, so y may alias x
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void dropout_forward(std::int64_t n, T p, const PhiloxState& state, const T* x, T* y, T* mask) {
+  if (n == 0) return;
+  // As in the reference: when p == 1 nothing is kept (u < 1 always), so the scale is never used.
+  const T keep_scale = p < T(1) ? T(1) / (T(1) - p) : T(0);
+  const std::int64_t groups = (n + 3) / 4;
+  const auto blocks = grid_blocks(groups);
+  dropout_forward_kernel<<<blocks, kThreadsPerBlock>>>(n, p, keep_scale, state, x, y, mask);
+  kiln::cuda::check_launch("dropout_forward");
+}
+
+template void dropout_forward<float>(std::int64_t, float, const PhiloxState&, const float*, float*, float*);
+template void dropout_forward<double>(std::int64_t, double, const PhiloxState&, const double*, double*,
+                                      double*);
+
+}  // namespace kiln::kernels::cuda

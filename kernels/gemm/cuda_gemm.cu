@@ -1,0 +1,201 @@
+// gemm on a CUDA device (gemm.hpp) through cuBLAS: the row-major BLAS-convention GEMM of gemm.hpp mapped
+// onto cuBLAS's column-major one, plus the strided-batched form the convolutions use.
+//
+// The mapping. cuBLAS reads a row-major [R, C] matrix with row stride ld as the column-major [C, R] matrix
+// with leading dimension ld: its transpose, for free. So the row-major C [M, N] is the column-major C^T
+// [N, M], and
+//
+//   C^T = (op(A) op(B))^T = op(B)^T op(A)^T
+//
+// is one column-major GEMM with the operands swapped (B first), m and n swapped (cuBLAS's m = N, n = M), and
+// each operand's own flag kept: B stored [K, N] (not transposed) already reads as op(B)^T [N, K]
+// (CUBLAS_OP_N); B stored [N, K] (trans_b) reads as op(B) and needs CUBLAS_OP_T. Likewise A.
+//
+// Numerics: cuBLAS's default math mode (never changed here) computes float GEMMs in pure FP32, without TF32
+// tensor cores: the result differs from the reference (a double sum, rounded once) by the rounding of a
+// float sum of K products, in cuBLAS's order. Issue 7 brings the tensor-core modes. cuBLAS gives bitwise the
+// same result run after run for the same call on the same GPU when, as here, one stream uses the handle.
+//
+// beta == 0: cuBLAS does not read C then (its documented contract), so C may hold NaN, as gemm.hpp allows.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "core/cuda_runtime.hpp"
+#include "core/error.hpp"
+#include "kernels/cuda_launch.cuh"
+#include "kernels/gemm/gemm.hpp"
+
+namespace kiln::kernels::cuda {
+namespace {
+
+// ---- the cuBLAS handle -------------------------------------------------------------------------------
+
+// Throws a kiln::Error naming the cuBLAS call and its status ("gemm on CUDA: cublasSgemm_64 failed:
+// CUBLAS_STATUS_INVALID_VALUE (an invalid value was used as an argument)").
+void check_cublas(cublasStatus_t status, const char* call) {
+  if (status == CUBLAS_STATUS_SUCCESS) return;
+  fail("gemm on CUDA: ", call, " failed: ", cublasGetStatusName(status), " (", cublasGetStatusString(status),
+       ")");
+}
+
+int current_device() {
+  int device = 0;
+  const cudaError_t status = cudaGetDevice(&device);
+  if (status != cudaSuccess) {
+    cudaGetLastError();  // clear it, so the next runtime call does not report it again
+    fail("gemm on CUDA: cudaGetDevice failed: ", cudaGetErrorString(status));
+  }
+  return device;
+}
+
+// The cuBLAS handle of the current device, created on first use (a handle belongs to the device current at
+// its creation). Creation is serialized by a mutex; using one handle from several host threads at once is
+// safe in cuBLAS as long as nobody changes its settings, and nothing here does after creation. Its stream
+// is the default one (a new handle's), where every kiln kernel runs, so GEMMs and kernels stay in order.
+//
+// The handles are never destroyed: cublasDestroy at static-destruction time could run after the CUDA runtime
+// has begun shutting down (the order is unspecified) and fail or crash, and the driver frees a process's
+// device resources when it exits anyway. A handle holds a few MiB of workspace per device.
+cublasHandle_t handle_for_current_device() {
+  static std::mutex mutex;
+  static std::vector<cublasHandle_t> handles;  // indexed by device; nullptr until first used
+  const int device = current_device();
+  const std::lock_guard lock(mutex);
+  const auto index = static_cast<std::size_t>(device);
+  if (handles.size() <= index) handles.resize(index + 1, nullptr);
+  if (handles[index] == nullptr) {
+    cublasHandle_t handle = nullptr;
+    check_cublas(cublasCreate(&handle), "cublasCreate");
+    handles[index] = handle;
+  }
+  return handles[index];
+}
+
+// ---- row-major to column-major -----------------------------------------------------------------------
+
+// The leading dimension cuBLAS gets for a row-major matrix stored [rows, cols] with row stride ld. cuBLAS
+// refuses ld < cols (its rows would overlap) even when there is one row and ld is never used, so a
+// one-row matrix gets ld = cols; otherwise ld must hold a row.
+std::int64_t leading_dimension(std::int64_t ld, std::int64_t rows, std::int64_t cols, const char* name) {
+  if (rows <= 1) return std::max<std::int64_t>(cols, 1);
+  KILN_CHECK(ld >= cols, "gemm on CUDA: ", name, " = ", ld, " is smaller than a stored row of ", cols,
+             " elements (cuBLAS needs rows that do not overlap)");
+  return ld;
+}
+
+// One cuBLAS call computing the row-major C = alpha op(A) op(B) + beta C (see the top of the file).
+struct ColumnMajorCall {
+  cublasOperation_t op_b, op_a;  // cuBLAS's first operand is B, its second A
+  std::int64_t m, n, k;          // cuBLAS's: N, M, K
+  std::int64_t ldb, lda, ldc;
+};
+
+ColumnMajorCall column_major_call(const GemmGeometry& g) {
+  const std::int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;  // A as stored
+  const std::int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;  // B as stored
+  return {g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+          g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+          g.n,
+          g.m,
+          g.k,
+          leading_dimension(g.ldb, b_rows, b_cols, "ldb"),
+          leading_dimension(g.lda, a_rows, a_cols, "lda"),
+          leading_dimension(g.ldc, g.m, g.n, "ldc")};
+}
+
+// The cuBLAS entry points by element type (the _64 forms take 64-bit sizes, so no size is truncated).
+cublasStatus_t cublas_gemm(cublasHandle_t handle, const ColumnMajorCall& call, const float* alpha,
+                           const float* b, const float* a, const float* beta, float* c) {
+  return cublasSgemm_64(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b, call.ldb, a, call.lda,
+                        beta, c, call.ldc);
+}
+cublasStatus_t cublas_gemm(cublasHandle_t handle, const ColumnMajorCall& call, const double* alpha,
+                           const double* b, const double* a, const double* beta, double* c) {
+  return cublasDgemm_64(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b, call.ldb, a, call.lda,
+                        beta, c, call.ldc);
+}
+cublasStatus_t cublas_gemm_strided_batched(cublasHandle_t handle, const ColumnMajorCall& call,
+                                           std::int64_t batch_count, std::int64_t stride_a,
+                                           std::int64_t stride_b, std::int64_t stride_c, const float* alpha,
+                                           const float* b, const float* a, const float* beta, float* c) {
+  return cublasSgemmStridedBatched_64(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b,
+                                      call.ldb, stride_b, a, call.lda, stride_a, beta, c, call.ldc, stride_c,
+                                      batch_count);
+}
+cublasStatus_t cublas_gemm_strided_batched(cublasHandle_t handle, const ColumnMajorCall& call,
+                                           std::int64_t batch_count, std::int64_t stride_a,
+                                           std::int64_t stride_b, std::int64_t stride_c, const double* alpha,
+                                           const double* b, const double* a, const double* beta, double* c) {
+  return cublasDgemmStridedBatched_64(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b,
+                                      call.ldb, stride_b, a, call.lda, stride_a, beta, c, call.ldc, stride_c,
+                                      batch_count);
+}
+const char* gemm_name(float) { return "cublasSgemm_64"; }
+const char* gemm_name(double) { return "cublasDgemm_64"; }
+const char* strided_batched_name(float) { return "cublasSgemmStridedBatched_64"; }
+const char* strided_batched_name(double) { return "cublasDgemmStridedBatched_64"; }
+
+// ---- k == 0 ------------------------------------------------------------------------------------------
+
+// C_i = alpha * 0 + beta * C_i over batch_count matrices [m, n]: the product of an empty sum, written the
+// way the reference writes it (beta == 0 never reads C). One thread per element of C in a grid-stride loop
+// (element e is column e % n of row (e / n) % m of matrix e / (m * n)). Done here rather than trusting
+// cuBLAS's k == 0 handling, which its documentation does not spell out.
+template <typename T>
+__global__ void scale_by_beta_kernel(std::int64_t batch_count, std::int64_t m, std::int64_t n,
+                                     std::int64_t ldc, std::int64_t stride_c, T alpha, T beta, T* c) {
+  const std::int64_t total = batch_count * m * n;
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += stride) {
+    const std::int64_t col = e % n, row = (e / n) % m, matrix = e / (m * n);
+    T& c_ij = c[matrix * stride_c + row * ldc + col];
+    c_ij = alpha * T(0) + (beta == T(0) ? T(0) : beta * c_ij);
+  }
+}
+
+template <typename T>
+void scale_by_beta(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_c, T alpha, T beta,
+                   T* c) {
+  const std::int64_t total = batch_count * g.m * g.n;
+  const auto blocks = grid_blocks(total);
+  scale_by_beta_kernel<<<blocks, kThreadsPerBlock>>>(batch_count, g.m, g.n, g.ldc, stride_c, alpha, beta, c);
+  kiln::cuda::check_launch("gemm (k == 0)");
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(const GemmGeometry& g, T alpha, const T* a, const T* b, T beta, T* c) {
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0) return scale_by_beta(g, 1, 0, alpha, beta, c);
+  const ColumnMajorCall call = column_major_call(g);
+  check_cublas(cublas_gemm(handle_for_current_device(), call, &alpha, b, a, &beta, c), gemm_name(T{}));
+}
+
+template <typename T>
+void gemm_strided_batched(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_a,
+                          std::int64_t stride_b, std::int64_t stride_c, T alpha, const T* a, const T* b,
+                          T beta, T* c) {
+  if (g.m == 0 || g.n == 0 || batch_count == 0) return;
+  if (g.k == 0) return scale_by_beta(g, batch_count, stride_c, alpha, beta, c);
+  const ColumnMajorCall call = column_major_call(g);
+  check_cublas(cublas_gemm_strided_batched(handle_for_current_device(), call, batch_count, stride_a, stride_b,
+                                           stride_c, &alpha, b, a, &beta, c),
+               strided_batched_name(T{}));
+}
+
+template void gemm<float>(const GemmGeometry&, float, const float*, const float*, float, float*);
+template void gemm<double>(const GemmGeometry&, double, const double*, const double*, double, double*);
+template void gemm_strided_batched<float>(const GemmGeometry&, std::int64_t, std::int64_t, std::int64_t,
+                                          std::int64_t, float, const float*, const float*, float, float*);
+template void gemm_strided_batched<double>(const GemmGeometry&, std::int64_t, std::int64_t, std::int64_t,
+                                           std::int64_t, double, const double*, const double*, double,
+                                           double*);
+
+}  // namespace kiln::kernels::cuda

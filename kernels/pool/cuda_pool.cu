@@ -1,0 +1,296 @@
+// 2-D pooling on a CUDA device (pool.hpp): the reference's semantics (window clipping, ceil mode, the two
+// average-pool divisors, max pooling's tie and NaN rules), one thread per output element forward and one
+// thread per INPUT element backward.
+//
+//   x, gx  [N, C, H, W]        y, gy, argmax  [N, C, OH, OW]
+//
+// Backward kernels GATHER: the thread of input position (ih, iw) visits the outputs whose windows cover it,
+// in row-major order, and adds up what each sends back (max: gy if argmax names this position; average:
+// gy / divisor). No two threads write the same element, so there are no atomics, and the sum runs in the
+// same order and the same precision (T) as the reference's scatter loop: max pooling's gradients are
+// bitwise the reference's, run after run. A scatter with atomicAdd would be simpler to write but adds in
+// whatever order the threads arrive, so its float sums would change from run to run.
+//
+// Every kernel walks its elements in a grid-stride loop (int64 indices), so one launch of at most
+// kMaxGridBlocks blocks of kThreadsPerBlock threads covers any size.
+#include <algorithm>
+#include <cstdint>
+
+#include "core/cuda_runtime.hpp"
+#include "kernels/cuda_launch.cuh"
+#include "kernels/pool/pool.hpp"
+
+namespace kiln::kernels::cuda {
+namespace {
+
+// Pool2dGeometry with its output extents worked out on the host (its member functions are host code).
+struct PoolShape {
+  std::int64_t planes;  // N * C
+  std::int64_t in_h, in_w, out_h, out_w;
+  std::int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+  bool count_include_pad;
+};
+
+PoolShape pool_shape(const Pool2dGeometry& g) {
+  return {g.batch * g.channels, g.in_height, g.in_width, g.out_height(), g.out_width(), g.kernel_h,
+          g.kernel_w,           g.stride_h,  g.stride_w, g.pad_h,        g.pad_w,       g.count_include_pad};
+}
+
+// The input positions one output index's window covers along one axis, as reference.cpp's window_span:
+//   [begin, end)  the positions inside the real input
+//   padded_size   how many positions lie inside the padded input (clipped at the end of the right padding)
+struct WindowSpan {
+  std::int64_t begin, end, padded_size;
+};
+
+__device__ WindowSpan window_span(std::int64_t out_index, std::int64_t kernel, std::int64_t stride,
+                                  std::int64_t pad, std::int64_t in) {
+  const std::int64_t start = out_index * stride - pad;  // negative when the window begins in the left padding
+  const std::int64_t padded_end = start + kernel < in + pad ? start + kernel : in + pad;
+  return {start > 0 ? start : 0, padded_end < in ? padded_end : in, padded_end - start};
+}
+
+__device__ WindowSpan row_span(const PoolShape& s, std::int64_t oh) {
+  return window_span(oh, s.kernel_h, s.stride_h, s.pad_h, s.in_h);
+}
+__device__ WindowSpan col_span(const PoolShape& s, std::int64_t ow) {
+  return window_span(ow, s.kernel_w, s.stride_w, s.pad_w, s.in_w);
+}
+
+// The outputs [first, last] along one axis whose windows cover input position `in_index`: those with
+// start <= in_index < start + kernel, start = out * stride - pad. (The reference clips a window to
+// [max(start, 0), min(start + kernel, in)), which for a position inside the input is the same test.)
+// first > last when none does.
+struct CoveringOutputs {
+  std::int64_t first, last;
+};
+
+__device__ CoveringOutputs covering_outputs(std::int64_t in_index, std::int64_t kernel, std::int64_t stride,
+                                            std::int64_t pad, std::int64_t out) {
+  const std::int64_t lowest_start = in_index + pad - kernel + 1;  // out * stride must reach this
+  const std::int64_t first = lowest_start <= 0 ? 0 : (lowest_start + stride - 1) / stride;
+  const std::int64_t last_unclipped = (in_index + pad) / stride;  // in_index + pad >= 0
+  return {first, last_unclipped < out - 1 ? last_unclipped : out - 1};
+}
+
+// Does `candidate` replace `best` as a window's maximum? The reference's rule: only a strictly larger
+// value (ties stay with the first position in row-major order), or a NaN over a number.
+template <typename T>
+__device__ bool beats(T candidate, T best) {
+  return candidate > best || (isnan(candidate) && !isnan(best));
+}
+
+// The average-pool divisor of the window with these spans (reference.cpp's avg_pool_divisor).
+__device__ std::int64_t avg_pool_divisor(const PoolShape& s, const WindowSpan& rows, const WindowSpan& cols) {
+  if (s.count_include_pad) return rows.padded_size * cols.padded_size;
+  return (rows.end - rows.begin) * (cols.end - cols.begin);
+}
+
+// ---- max pooling -------------------------------------------------------------------------------------
+
+// One thread per output element y[plane, oh, ow]: scans its window in row-major order.
+template <typename T>
+__global__ void max_pool2d_forward_kernel(PoolShape s, const T* x, T* y, std::int64_t* argmax) {
+  const std::int64_t out_plane = s.out_h * s.out_w;
+  const std::int64_t total = s.planes * out_plane;
+  const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t out = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; out < total;
+       out += grid_stride) {
+    const std::int64_t plane = out / out_plane, oh = out % out_plane / s.out_w, ow = out % s.out_w;
+    const WindowSpan rows = row_span(s, oh), cols = col_span(s, ow);
+    const T* x_plane = x + plane * s.in_h * s.in_w;  // [H, W]
+    std::int64_t best_index = -1;
+    T best_value{};
+    for (std::int64_t ih = rows.begin; ih < rows.end; ++ih) {
+      for (std::int64_t iw = cols.begin; iw < cols.end; ++iw) {
+        const std::int64_t index = ih * s.in_w + iw;
+        const T value = x_plane[index];
+        if (best_index < 0 || beats(value, best_value)) {
+          best_index = index;
+          best_value = value;
+        }
+      }
+    }
+    y[out] = best_value;
+    argmax[out] = best_index;
+  }
+}
+
+// One thread per input element gx[plane, ih, iw]: the sum, in row-major output order, of gy over the
+// covering outputs whose argmax is this position.
+template <typename T>
+__global__ void max_pool2d_backward_kernel(PoolShape s, const T* gy, const std::int64_t* argmax, T* gx) {
+  const std::int64_t in_plane = s.in_h * s.in_w, out_plane = s.out_h * s.out_w;
+  const std::int64_t total = s.planes * in_plane;
+  const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t in = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; in < total;
+       in += grid_stride) {
+    const std::int64_t plane = in / in_plane, index = in % in_plane;  // index = ih * W + iw, as argmax holds
+    const std::int64_t ih = index / s.in_w, iw = index % s.in_w;
+    const CoveringOutputs rows = covering_outputs(ih, s.kernel_h, s.stride_h, s.pad_h, s.out_h);
+    const CoveringOutputs cols = covering_outputs(iw, s.kernel_w, s.stride_w, s.pad_w, s.out_w);
+    const T* gy_plane = gy + plane * out_plane;                     // [OH, OW]
+    const std::int64_t* argmax_plane = argmax + plane * out_plane;  // [OH, OW]
+    T sum{0};
+    for (std::int64_t oh = rows.first; oh <= rows.last; ++oh) {
+      for (std::int64_t ow = cols.first; ow <= cols.last; ++ow) {
+        if (argmax_plane[oh * s.out_w + ow] == index) sum += gy_plane[oh * s.out_w + ow];
+      }
+    }
+    gx[in] = sum;
+  }
+}
+
+// ---- average pooling ---------------------------------------------------------------------------------
+
+// One thread per output element: the window's sum in double, in the reference's order, over its divisor.
+template <typename T>
+__global__ void avg_pool2d_forward_kernel(PoolShape s, const T* x, T* y) {
+  const std::int64_t out_plane = s.out_h * s.out_w;
+  const std::int64_t total = s.planes * out_plane;
+  const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t out = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; out < total;
+       out += grid_stride) {
+    const std::int64_t plane = out / out_plane, oh = out % out_plane / s.out_w, ow = out % s.out_w;
+    const WindowSpan rows = row_span(s, oh), cols = col_span(s, ow);
+    const T* x_plane = x + plane * s.in_h * s.in_w;  // [H, W]
+    double sum = 0;
+    for (std::int64_t ih = rows.begin; ih < rows.end; ++ih) {
+      for (std::int64_t iw = cols.begin; iw < cols.end; ++iw)
+        sum += static_cast<double>(x_plane[ih * s.in_w + iw]);
+    }
+    y[out] = static_cast<T>(sum / static_cast<double>(avg_pool_divisor(s, rows, cols)));
+  }
+}
+
+// One thread per input element: the sum, in row-major output order, of each covering output's share
+// gy / divisor (rounded to T as the reference rounds it).
+template <typename T>
+__global__ void avg_pool2d_backward_kernel(PoolShape s, const T* gy, T* gx) {
+  const std::int64_t in_plane = s.in_h * s.in_w, out_plane = s.out_h * s.out_w;
+  const std::int64_t total = s.planes * in_plane;
+  const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t in = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; in < total;
+       in += grid_stride) {
+    const std::int64_t plane = in / in_plane, ih = in % in_plane / s.in_w, iw = in % s.in_w;
+    const CoveringOutputs rows = covering_outputs(ih, s.kernel_h, s.stride_h, s.pad_h, s.out_h);
+    const CoveringOutputs cols = covering_outputs(iw, s.kernel_w, s.stride_w, s.pad_w, s.out_w);
+    const T* gy_plane = gy + plane * out_plane;  // [OH, OW]
+    T sum{0};
+    for (std::int64_t oh = rows.first; oh <= rows.last; ++oh) {
+      const WindowSpan out_rows = row_span(s, oh);
+      for (std::int64_t ow = cols.first; ow <= cols.last; ++ow) {
+        const std::int64_t divisor = avg_pool_divisor(s, out_rows, col_span(s, ow));
+        sum +=
+            static_cast<T>(static_cast<double>(gy_plane[oh * s.out_w + ow]) / static_cast<double>(divisor));
+      }
+    }
+    gx[in] = sum;
+  }
+}
+
+// ---- global average pooling --------------------------------------------------------------------------
+
+// One warp per plane: lane l sums elements l, l + 32, ... in double, then the warp adds its 32 partial
+// sums by shuffles (a fixed tree, so the result is the same every run, though not the reference's
+// left-to-right order). The plane loop's condition is the same for the whole warp, so all 32 lanes reach
+// every shuffle.
+
+template <typename T>
+__global__ void global_avg_pool2d_forward_kernel(std::int64_t planes, std::int64_t plane_size, const T* x,
+                                                 T* y) {
+  const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
+  const std::int64_t warp_stride = static_cast<std::int64_t>(gridDim.x) * kWarpsPerBlock;
+  for (std::int64_t plane = static_cast<std::int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarpSize;
+       plane < planes; plane += warp_stride) {
+    const T* x_plane = x + plane * plane_size;
+    double sum = 0;
+    for (std::int64_t i = lane; i < plane_size; i += kWarpSize) sum += static_cast<double>(x_plane[i]);
+    for (int offset = kWarpSize / 2; offset > 0; offset /= 2)
+      sum += __shfl_down_sync(kFullWarpMask, sum, offset);
+    if (lane == 0) y[plane] = static_cast<T>(sum / static_cast<double>(plane_size));
+  }
+}
+
+// One thread per input element: gx = gy[plane] / plane_size, rounded to T as the reference does.
+template <typename T>
+__global__ void global_avg_pool2d_backward_kernel(std::int64_t planes, std::int64_t plane_size, const T* gy,
+                                                  T* gx) {
+  const std::int64_t total = planes * plane_size;
+  const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += grid_stride) {
+    gx[i] = static_cast<T>(static_cast<double>(gy[i / plane_size]) / static_cast<double>(plane_size));
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
+  const PoolShape s = pool_shape(g);
+  const std::int64_t outputs = s.planes * s.out_h * s.out_w;
+  if (outputs <= 0) return;
+  max_pool2d_forward_kernel<<<grid_blocks(outputs, kThreadsPerBlock), kThreadsPerBlock>>>(s, x, y, argmax);
+  kiln::cuda::check_launch("max_pool2d_forward");
+}
+
+template <typename T>
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx) {
+  const PoolShape s = pool_shape(g);
+  const std::int64_t inputs = s.planes * s.in_h * s.in_w;
+  if (inputs <= 0) return;
+  max_pool2d_backward_kernel<<<grid_blocks(inputs, kThreadsPerBlock), kThreadsPerBlock>>>(s, gy, argmax, gx);
+  kiln::cuda::check_launch("max_pool2d_backward");
+}
+
+template <typename T>
+void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y) {
+  const PoolShape s = pool_shape(g);
+  const std::int64_t outputs = s.planes * s.out_h * s.out_w;
+  if (outputs <= 0) return;
+  avg_pool2d_forward_kernel<<<grid_blocks(outputs, kThreadsPerBlock), kThreadsPerBlock>>>(s, x, y);
+  kiln::cuda::check_launch("avg_pool2d_forward");
+}
+
+template <typename T>
+void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx) {
+  const PoolShape s = pool_shape(g);
+  const std::int64_t inputs = s.planes * s.in_h * s.in_w;
+  if (inputs <= 0) return;
+  avg_pool2d_backward_kernel<<<grid_blocks(inputs, kThreadsPerBlock), kThreadsPerBlock>>>(s, gy, gx);
+  kiln::cuda::check_launch("avg_pool2d_backward");
+}
+
+template <typename T>
+void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const T* x, T* y) {
+  if (planes <= 0) return;  // plane_size 0 still writes y: 0 / 0, NaN, as the reference does
+  global_avg_pool2d_forward_kernel<<<grid_blocks(planes, kWarpsPerBlock), kThreadsPerBlock>>>(
+      planes, plane_size, x, y);
+  kiln::cuda::check_launch("global_avg_pool2d_forward");
+}
+
+template <typename T>
+void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const T* gy, T* gx) {
+  const std::int64_t inputs = planes * plane_size;
+  if (inputs <= 0) return;
+  global_avg_pool2d_backward_kernel<<<grid_blocks(inputs, kThreadsPerBlock), kThreadsPerBlock>>>(
+      planes, plane_size, gy, gx);
+  kiln::cuda::check_launch("global_avg_pool2d_backward");
+}
+
+template void max_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*, std::int64_t*);
+template void max_pool2d_backward<float>(const Pool2dGeometry&, const float*, const std::int64_t*, float*);
+template void avg_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*);
+template void avg_pool2d_backward<float>(const Pool2dGeometry&, const float*, float*);
+template void global_avg_pool2d_forward<float>(std::int64_t, std::int64_t, const float*, float*);
+template void global_avg_pool2d_backward<float>(std::int64_t, std::int64_t, const float*, float*);
+
+template void max_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*, std::int64_t*);
+template void max_pool2d_backward<double>(const Pool2dGeometry&, const double*, const std::int64_t*, double*);
+template void avg_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*);
+template void avg_pool2d_backward<double>(const Pool2dGeometry&, const double*, double*);
+template void global_avg_pool2d_forward<double>(std::int64_t, std::int64_t, const double*, double*);
+template void global_avg_pool2d_backward<double>(std::int64_t, std::int64_t, const double*, double*);
+
+}  // namespace kiln::kernels::cuda

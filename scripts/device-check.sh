@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The one command a session with a lent GPU runs: builds kiln with the CUDA backend, runs the CUDA tests
+# and the GPU comparison with PyTorch, and leaves every log under $OUT.
+#
+#   here:  bash scripts/device-deps.sh      (once: copies the build's Debian packages into device-deps/)
+#   there: bash scripts/device-check.sh     (device tool, carry: device-deps, packs; timeout_s about 570)
+#
+# Stages, each timestamped, each run even when an earlier one failed (a stage that needs a missing
+# program is marked failed); the end lists which failed and the script exits non-zero if any did:
+#   gpu        nvidia-smi                                                          -> $OUT/gpu.log
+#   configure  Release, the CUDA backend (checked), ninja where present            -> $OUT/build.log
+#   build      kiln_tests, compare_kiln_gpu and kiln on every core, keeping going
+#              past errors                                                         -> $OUT/build.log
+#   tests      ./build-device/kiln_tests -tc='cuda:*'                              -> $OUT/tests.log
+#   ctest      the CTest entries whose names start with "cuda:", 8 at a time        -> $OUT/ctest.log
+#   compare    scripts/compare-gpu.sh --quick (or $DEVICE_CHECK_COMPARE_ARGS)       -> $OUT/compare.log,
+#                                                                                     $OUT/compare.json
+# and $OUT/stages.log, the timestamps and results. Seven files: the device tool returns at most eight.
+#
+# Time: the whole must end inside the device call's limit, so each stage runs under `timeout`, capped
+# (configure 90 s, build 300 s, tests 100 s, ctest 60 s, compare 150 s) and never past
+# DEVICE_CHECK_BUDGET_S (default 480 s) from the start; a stage that would get less than 20 s is skipped
+# and counts as failed.
+# Override the caps with DEVICE_CHECK_{CONFIGURE,BUILD,TESTS,CTEST,COMPARE}_S.
+#
+# Without $OUT (a run by hand) the logs go to out/device-check/.
+set -uo pipefail  # no -e: a failed stage is recorded and the next one runs
+cd "$(dirname "$0")/.." || exit 1
+
+out="${OUT:-out/device-check}"
+mkdir -p "$out"
+rm -f "$out"/{stages,gpu,build,tests,ctest,compare}.log "$out/compare.json"  # a rerun by hand starts clean
+build_dir=build-device
+budget_s="${DEVICE_CHECK_BUDGET_S:-480}"
+compare_args="${DEVICE_CHECK_COMPARE_ARGS:---quick}"
+start_s=$SECONDS
+failed=()
+
+log() { echo "[$(date -u +%H:%M:%S) +$((SECONDS - start_s))s] $*" | tee -a "$out/stages.log"; }
+
+# stage NAME CAP_S LOG COMMAND...: runs COMMAND under timeout (its cap, or what is left of the budget),
+# output to LOG (and, for the short stages, nothing on stdout: the reply shows only the output's end).
+stage() {
+  local name="$1" cap="$2" log_file="$3"
+  shift 3
+  local left=$((budget_s - (SECONDS - start_s)))
+  local limit=$((cap < left ? cap : left))
+  if ((limit < 20)); then
+    log "$name: SKIPPED (${left}s of the ${budget_s}s budget left)"
+    failed+=("$name(skipped)")
+    return
+  fi
+  log "$name: start (limit ${limit}s) -> $log_file"
+  timeout --kill-after=10 "$limit" "$@" >>"$log_file" 2>&1
+  local rc=$?
+  if ((rc == 0)); then
+    log "$name: ok"
+  else
+    ((rc == 124 || rc == 137)) && log "$name: TIMED OUT after ${limit}s"
+    log "$name: FAILED (exit $rc)"
+    failed+=("$name")
+  fi
+}
+
+# ---- the machine ---------------------------------------------------------------------------------------
+log "device-check: $(uname -m), $(nproc) cores, budget ${budget_s}s, logs in $out"
+export PYTHONUNBUFFERED=1  # the Python programs' progress reaches the logs as it happens
+gpu_log="$out/gpu.log"
+if {
+  nvidia-smi
+  echo
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
+    --format=csv
+} >"$gpu_log" 2>&1; then
+  log "gpu: ok ($(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1))"
+else
+  log "gpu: FAILED (nvidia-smi; see gpu.log)"
+  failed+=(gpu)
+fi
+
+# ---- build ---------------------------------------------------------------------------------------------
+build_log="$out/build.log"
+{
+  echo "== tools"
+  cmake --version | head -1
+  command -v ninja && ninja --version
+  c++ --version | head -1
+  "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" --version | tail -2
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+} >"$build_log" 2>&1
+# CMakeLists.txt looks for nvcc in /usr/local/cuda; elsewhere on PATH, CUDACXX names it.
+if [ ! -x /usr/local/cuda/bin/nvcc ] && [ -z "${CUDACXX:-}" ] && command -v nvcc >/dev/null; then
+  CUDACXX="$(command -v nvcc)"
+  export CUDACXX
+fi
+# CMake 4 refuses package files that ask for policies older than 3.5; this lets them load (CMake 3 ignores it).
+export CMAKE_POLICY_VERSION_MINIMUM=3.5
+configure=(cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_EXAMPLES=OFF)
+if [ ! -f "$build_dir/CMakeCache.txt" ]; then  # a rerun on the same machine keeps its configuration
+  if command -v ninja >/dev/null; then configure+=(-G Ninja); fi
+  # Where kiln's Debian packages are missing (the GPU machine), the copies scripts/device-deps.sh made.
+  if [ -f device-deps/deps.cmake ]; then configure+=(-C device-deps/deps.cmake); fi
+fi
+echo "== configure: ${configure[*]}" >>"$build_log"
+stage configure "${DEVICE_CHECK_CONFIGURE_S:-90}" "$build_log" "${configure[@]}"
+if ! grep -q "kiln: CUDA backend on" "$build_log"; then
+  log "configure: FAILED (no CUDA backend: $(grep -m1 "kiln: " "$build_log"))"
+  failed+=(cuda-backend)
+fi
+# Keep going past a file that fails: the other targets (the comparison, the tests) still get built.
+keep_going=(-k)
+if grep -q "^CMAKE_GENERATOR:INTERNAL=Ninja" "$build_dir/CMakeCache.txt" 2>/dev/null; then keep_going=(-k 0); fi
+echo "== build" >>"$build_log"
+stage build "${DEVICE_CHECK_BUILD_S:-300}" "$build_log" \
+  cmake --build "$build_dir" -j"$(nproc)" --target kiln_tests compare_kiln_gpu kiln -- "${keep_going[@]}"
+grep -E "error|FAILED:" "$build_log" | head -40
+
+# ---- CUDA tests ----------------------------------------------------------------------------------------
+tests_log="$out/tests.log"
+if [ -x "$build_dir/kiln_tests" ]; then
+  stage tests "${DEVICE_CHECK_TESTS_S:-100}" "$tests_log" "$build_dir/kiln_tests" -tc='cuda:*' --duration=true
+  grep -E "^\[doctest\] (test cases|assertions|Status)" "$tests_log"
+else
+  log "tests: FAILED (no $build_dir/kiln_tests: see build.log)"
+  failed+=(tests)
+fi
+ctest_log="$out/ctest.log"
+if [ -x "$build_dir/kiln_tests" ]; then
+  stage ctest "${DEVICE_CHECK_CTEST_S:-60}" "$ctest_log" \
+    ctest --test-dir "$build_dir" -R '^cuda:' -j 8 --timeout 50 --output-on-failure
+  grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)|\(SEGFAULT\)|\(Subprocess aborted\)|CMake Error|Errors while" \
+    "$ctest_log"
+else
+  log "ctest: FAILED (no $build_dir/kiln_tests)"
+  failed+=(ctest)
+fi
+
+# ---- the comparison with PyTorch -----------------------------------------------------------------------
+compare_log="$out/compare.log"
+# shellcheck disable=SC2086  # DEVICE_CHECK_COMPARE_ARGS is a list of options, split on purpose
+stage compare "${DEVICE_CHECK_COMPARE_S:-150}" "$compare_log" \
+  bash scripts/compare-gpu.sh --build-dir "$build_dir" --json "$out/compare.json" --timeout 60 $compare_args
+# The table, where the reply's output tail shows it.
+sed -n '/^GPU comparison:/,$p' "$compare_log"
+
+# ---- summary -------------------------------------------------------------------------------------------
+echo
+logs=$(cd "$out" && printf '%s ' *)
+if ((${#failed[@]})); then
+  log "device-check: FAILED stages: ${failed[*]} (logs in $out: $logs)"
+  exit 1
+fi
+log "device-check: all stages passed (logs in $out: $logs)"

@@ -1,0 +1,292 @@
+// Tests of the CUDA batch-normalization kernels (kernels/batchnorm/cuda_batchnorm.cu), called through the
+// dispatch functions with Device::cuda(), against the reference kernels on the same host data, float and
+// double, plain and with the fused ReLU (forward and backward): train mode (y, the saved statistics, the
+// running-statistics update, gx, ggamma, gbeta) and eval mode, over odd shapes (one value per channel
+// [1, 3, 1, 1], batch 1, 1x1 planes, channels 3/17/33, planes that are not multiples of 32, channels of
+// several slices, a channel mean far from zero, [128, 16, 32, 32]); NaN and infinity propagation; and the
+// Tensor-level ops (raw::batchnorm2d_forward / backward) on CUDA tensors against the same ops on the CPU.
+// Each test skips without a GPU.
+//
+// Tolerances: Tolerance::float32() / float64(), the precision's own rounding, for every output. The CUDA
+// kernels compute every element's formula in double and round once, as the reference does; their
+// per-channel sums are in double too, added in another order (per-thread, shuffle tree, slices), and the
+// variance comes from shifted sums in one pass instead of the reference's two, which in double moves the
+// statistics by a few units in the 15th digit: far inside float32's tolerance, and inside float64's
+// (atol 1e-12, rtol 1e-10) for these shapes and means.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/generator.hpp"
+#include "core/raw.hpp"
+#include "core/tensor.hpp"
+#include "kernels/batchnorm/batchnorm.hpp"
+#include "tests/support/cuda_testing.hpp"
+#include "tests/support/matches_reference.hpp"
+
+namespace {
+
+using namespace kiln;
+using kernels::BatchNorm2dGeometry;
+using testing::empty_gpu;
+using testing::have_gpu;
+using testing::matches_reference;
+using testing::to_gpu;
+using testing::to_host;
+using testing::Tolerance;
+namespace ref = kernels::reference;
+
+template <typename T>
+Tolerance tolerance() {
+  return sizeof(T) == sizeof(float) ? Tolerance::float32() : Tolerance::float64();
+}
+
+std::int64_t numel(const BatchNorm2dGeometry& g) { return g.batch * g.channels * g.height * g.width; }
+
+template <typename T>
+std::vector<T> values_around(std::int64_t count, std::uint64_t seed, double offset = 0.0) {
+  std::mt19937_64 engine(seed);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  std::vector<T> values(static_cast<std::size_t>(count));
+  for (T& v : values) v = static_cast<T>(offset + uniform(engine));
+  return values;
+}
+
+struct Case {
+  BatchNorm2dGeometry g;
+  double offset;  // added to x: a channel mean far from zero tests the shifted one-pass variance
+};
+
+std::string describe(const Case& c) {
+  std::ostringstream out;
+  out << "[" << c.g.batch << ", " << c.g.channels << ", " << c.g.height << ", " << c.g.width << "]"
+      << (c.g.fused_relu ? " fused relu" : "") << " offset " << c.offset;
+  return out.str();
+}
+
+// The kernels cut a channel of m values into slices of at most 8192 (cuda_batchnorm.cu); the cases cover
+// one slice, several slices, and 1x1 planes across slices.
+std::vector<Case> plain_cases() {
+  return {
+      {{.batch = 1, .channels = 3, .height = 1, .width = 1}, 0.0},       // one value per channel
+      {{.batch = 1, .channels = 3, .height = 2, .width = 3}, 0.0},       // batch 1
+      {{.batch = 2, .channels = 5, .height = 1, .width = 1}, 0.0},       // 1x1 planes
+      {{.batch = 3, .channels = 17, .height = 5, .width = 7}, 3.0},      // 35-value planes
+      {{.batch = 7, .channels = 33, .height = 3, .width = 3}, 0.0},      // 33 channels
+      {{.batch = 3, .channels = 3, .height = 33, .width = 35}, 10.0},    // planes longer than a block's step
+      {{.batch = 16, .channels = 3, .height = 40, .width = 41}, 0.0},    // 4 slices per channel
+      {{.batch = 20000, .channels = 2, .height = 1, .width = 1}, 5.0},   // 3 slices of 1x1 planes
+      {{.batch = 2, .channels = 2, .height = 300, .width = 47}, 100.0},  // mean 100 next to spread 0.6
+      {{.batch = 128, .channels = 16, .height = 32, .width = 32}, 0.0},  // 16 slices per channel
+  };
+}
+
+// Each plain case, then each again with the ReLU fused (about half of y is then clamped to zero, so the
+// backward's mask matters).
+std::vector<Case> all_cases() {
+  std::vector<Case> cases = plain_cases();
+  for (Case c : plain_cases()) {
+    c.g.fused_relu = true;
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+template <typename T>
+void check(const Tensor& actual_gpu, const std::vector<T>& expected, const char* what) {
+  const std::vector<T> actual = to_host<T>(actual_gpu);
+  REQUIRE(actual.size() == expected.size());
+  const auto report = matches_reference(actual.data(), expected.data(),
+                                        static_cast<std::int64_t>(actual.size()), tolerance<T>());
+  CHECK_MESSAGE(report.ok, what, ": ", report.message);
+}
+
+// Forward then backward in train mode, on the GPU and with the reference, from the same inputs. The GPU
+// backward reads the reference forward's saved statistics (and, fused, its y), so its check isolates the
+// backward kernels.
+template <typename T>
+void check_train(const Case& c, const std::vector<T>& x, std::uint64_t seed) {
+  const BatchNorm2dGeometry& g = c.g;
+  const std::int64_t n = numel(g), channels = g.channels;
+  const std::vector<T> gy = values_around<T>(n, seed + 1), gamma = values_around<T>(channels, seed + 2, 1.0);
+  const std::vector<T> beta = values_around<T>(channels, seed + 3);
+  const T eps = T(1e-5), momentum = T(0.1);
+  const auto size = static_cast<std::size_t>(n), csize = static_cast<std::size_t>(channels);
+
+  std::vector<T> y(size), save_mean(csize), save_invstd(csize), running_mean(csize, T(0.5)),
+      running_var(csize, T(2));
+  ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), eps, momentum, running_mean.data(),
+                                 running_var.data(), y.data(), save_mean.data(), save_invstd.data());
+  std::vector<T> gx(size), ggamma(csize), gbeta(csize);
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), y.data(), gamma.data(), save_mean.data(),
+                                  save_invstd.data(), gx.data(), ggamma.data(), gbeta.data());
+
+  const Tensor x_gpu = to_gpu(x), gy_gpu = to_gpu(gy), gamma_gpu = to_gpu(gamma), beta_gpu = to_gpu(beta);
+  const Tensor running_mean_gpu = to_gpu(std::vector<T>(csize, T(0.5)));
+  const Tensor running_var_gpu = to_gpu(std::vector<T>(csize, T(2)));
+  const Tensor y_gpu = empty_gpu<T>(n), save_mean_gpu = empty_gpu<T>(channels),
+               save_invstd_gpu = empty_gpu<T>(channels);
+  kernels::batchnorm2d_forward_train(Device::cuda(), g, x_gpu.data<T>(), gamma_gpu.data<T>(),
+                                     beta_gpu.data<T>(), eps, momentum, running_mean_gpu.data<T>(),
+                                     running_var_gpu.data<T>(), y_gpu.data<T>(), save_mean_gpu.data<T>(),
+                                     save_invstd_gpu.data<T>());
+  check(y_gpu, y, "y");
+  check(save_mean_gpu, save_mean, "save_mean");
+  check(save_invstd_gpu, save_invstd, "save_invstd");
+  check(running_mean_gpu, running_mean, "running_mean");
+  check(running_var_gpu, running_var, "running_var");
+
+  const Tensor reference_y = to_gpu(y), reference_mean = to_gpu(save_mean),
+               reference_invstd = to_gpu(save_invstd);
+  const Tensor gx_gpu = empty_gpu<T>(n), ggamma_gpu = empty_gpu<T>(channels),
+               gbeta_gpu = empty_gpu<T>(channels);
+  kernels::batchnorm2d_backward_train(Device::cuda(), g, x_gpu.data<T>(), gy_gpu.data<T>(),
+                                      g.fused_relu ? reference_y.data<T>() : nullptr, gamma_gpu.data<T>(),
+                                      reference_mean.data<T>(), reference_invstd.data<T>(), gx_gpu.data<T>(),
+                                      ggamma_gpu.data<T>(), gbeta_gpu.data<T>());
+  check(gx_gpu, gx, "gx");
+  check(ggamma_gpu, ggamma, "ggamma");
+  check(gbeta_gpu, gbeta, "gbeta");
+
+  // Without running statistics (null pointers) the rest is unchanged.
+  const Tensor y2_gpu = empty_gpu<T>(n), mean2_gpu = empty_gpu<T>(channels),
+               invstd2_gpu = empty_gpu<T>(channels);
+  kernels::batchnorm2d_forward_train(Device::cuda(), g, x_gpu.data<T>(), gamma_gpu.data<T>(),
+                                     beta_gpu.data<T>(), eps, momentum, static_cast<T*>(nullptr),
+                                     static_cast<T*>(nullptr), y2_gpu.data<T>(), mean2_gpu.data<T>(),
+                                     invstd2_gpu.data<T>());
+  check(y2_gpu, y, "y without running statistics");
+  check(invstd2_gpu, save_invstd, "save_invstd without running statistics");
+}
+
+template <typename T>
+void check_eval(const Case& c, const std::vector<T>& x, std::uint64_t seed) {
+  const BatchNorm2dGeometry& g = c.g;
+  const std::int64_t n = numel(g), channels = g.channels;
+  const std::vector<T> gy = values_around<T>(n, seed + 1), gamma = values_around<T>(channels, seed + 2, 1.0);
+  const std::vector<T> beta = values_around<T>(channels, seed + 3);
+  const std::vector<T> running_mean = values_around<T>(channels, seed + 4, c.offset);
+  const std::vector<T> running_var = values_around<T>(channels, seed + 5, 2.0);
+  const T eps = T(1e-5);
+  const auto size = static_cast<std::size_t>(n), csize = static_cast<std::size_t>(channels);
+
+  std::vector<T> y(size), gx(size), ggamma(csize), gbeta(csize);
+  ref::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                running_var.data(), eps, y.data());
+  ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), y.data(), gamma.data(), running_mean.data(),
+                                 running_var.data(), eps, gx.data(), ggamma.data(), gbeta.data());
+
+  const Tensor x_gpu = to_gpu(x), gy_gpu = to_gpu(gy), gamma_gpu = to_gpu(gamma), beta_gpu = to_gpu(beta);
+  const Tensor running_mean_gpu = to_gpu(running_mean), running_var_gpu = to_gpu(running_var);
+  const Tensor y_gpu = empty_gpu<T>(n);
+  kernels::batchnorm2d_forward_eval(Device::cuda(), g, x_gpu.data<T>(), gamma_gpu.data<T>(),
+                                    beta_gpu.data<T>(), running_mean_gpu.data<T>(), running_var_gpu.data<T>(),
+                                    eps, y_gpu.data<T>());
+  check(y_gpu, y, "eval y");
+
+  const Tensor reference_y = to_gpu(y);
+  const Tensor gx_gpu = empty_gpu<T>(n), ggamma_gpu = empty_gpu<T>(channels),
+               gbeta_gpu = empty_gpu<T>(channels);
+  kernels::batchnorm2d_backward_eval(Device::cuda(), g, x_gpu.data<T>(), gy_gpu.data<T>(),
+                                     g.fused_relu ? reference_y.data<T>() : nullptr, gamma_gpu.data<T>(),
+                                     running_mean_gpu.data<T>(), running_var_gpu.data<T>(), eps,
+                                     gx_gpu.data<T>(), ggamma_gpu.data<T>(), gbeta_gpu.data<T>());
+  check(gx_gpu, gx, "eval gx");
+  check(ggamma_gpu, ggamma, "eval ggamma");
+  check(gbeta_gpu, gbeta, "eval gbeta");
+}
+
+}  // namespace
+
+TEST_CASE("cuda: batchnorm2d train forward and backward match the reference, plain and fused ReLU") {
+  if (!have_gpu()) return;
+  std::uint64_t seed = 1;
+  for (const Case& c : all_cases()) {
+    INFO(describe(c));
+    check_train<float>(c, values_around<float>(numel(c.g), seed, c.offset), seed + 10);
+    check_train<double>(c, values_around<double>(numel(c.g), seed, c.offset), seed + 10);
+    seed += 20;
+  }
+}
+
+TEST_CASE("cuda: batchnorm2d eval forward and backward match the reference, plain and fused ReLU") {
+  if (!have_gpu()) return;
+  std::uint64_t seed = 1000;
+  for (const Case& c : all_cases()) {
+    INFO(describe(c));
+    check_eval<float>(c, values_around<float>(numel(c.g), seed, c.offset), seed + 10);
+    check_eval<double>(c, values_around<double>(numel(c.g), seed, c.offset), seed + 10);
+    seed += 20;
+  }
+}
+
+TEST_CASE("cuda: batchnorm2d propagates NaN and infinity through a channel's statistics as the reference") {
+  if (!have_gpu()) return;
+  // Channel 0 holds a NaN (its statistics and every y are NaN), channel 1 is finite, channel 2 holds +inf at
+  // x[0, 2, 0, 0], the value the one-pass statistics are shifted by (the mean is then inf, the variance
+  // NaN), channel 3 holds +inf elsewhere; with and without the fused ReLU (relu keeps a NaN).
+  for (const bool fused_relu : {false, true}) {
+    const Case c{{.batch = 2, .channels = 4, .height = 4, .width = 5, .fused_relu = fused_relu}, 0.0};
+    INFO(describe(c));
+    std::vector<float> x = values_around<float>(numel(c.g), 77);
+    const std::int64_t plane = c.g.height * c.g.width;
+    x[static_cast<std::size_t>(0 * plane + 7)] = std::numeric_limits<float>::quiet_NaN();  // n 0, c 0
+    x[static_cast<std::size_t>(2 * plane)] = std::numeric_limits<float>::infinity();       // n 0, c 2, first
+    x[static_cast<std::size_t>((4 + 3) * plane + 3)] = std::numeric_limits<float>::infinity();  // n 1, c 3
+    check_train<float>(c, x, 78);
+    check_eval<float>(c, x, 79);
+  }
+}
+
+TEST_CASE("cuda: the Tensor-level batchnorm2d on CUDA tensors matches the same op on the CPU") {
+  if (!have_gpu()) return;
+  // The CPU side runs the AVX kernels where the CPU has them, whose float partial sums (up to 1024 values
+  // before going to double) are looser than the reference's: atol 1e-4 + rtol 1e-4 for everything, as in
+  // tests/kernels/batchnorm_fast_test.cpp.
+  constexpr Tolerance kCpuFloat{1e-4, 1e-4};
+  Generator generator(11);
+  const Tensor x = Tensor::randn({6, 17, 9, 7}, DType::Float32, &generator);
+  const Tensor gy = Tensor::randn({6, 17, 9, 7}, DType::Float32, &generator);
+  const Tensor gamma = Tensor::randn({17}, DType::Float32, &generator);
+  const Tensor beta = Tensor::randn({17}, DType::Float32, &generator);
+  auto on_gpu = [](const Tensor& t) { return t.to(Device::cuda()); };
+  auto expect_close = [&](const Tensor& gpu, const Tensor& cpu, const char* what) {
+    REQUIRE(gpu.device() == Device::cuda());
+    const auto report = matches_reference(gpu.to(Device::cpu()), cpu, kCpuFloat);
+    CHECK_MESSAGE(report.ok, what, ": ", report.message);
+  };
+  for (const bool training : {true, false}) {
+    for (const bool fused_relu : {false, true}) {
+      INFO((training ? "train" : "eval"), (fused_relu ? ", fused relu" : ""));
+      const BatchNormOptions options{
+          .training = training, .momentum = 0.1, .eps = 1e-5, .fused_relu = fused_relu};
+      const Tensor running_mean = Tensor::full({17}, 0.25), running_var = Tensor::full({17}, 1.5);
+      const Tensor running_mean_gpu = on_gpu(running_mean), running_var_gpu = on_gpu(running_var);
+
+      const raw::BatchNormResult cpu =
+          raw::batchnorm2d_forward(x, gamma, beta, running_mean, running_var, options);
+      const raw::BatchNormResult gpu = raw::batchnorm2d_forward(on_gpu(x), on_gpu(gamma), on_gpu(beta),
+                                                                running_mean_gpu, running_var_gpu, options);
+      expect_close(gpu.output, cpu.output, "output");
+      expect_close(running_mean_gpu, running_mean, "running_mean");
+      expect_close(running_var_gpu, running_var, "running_var");
+      if (training) {
+        expect_close(gpu.save_mean, cpu.save_mean, "save_mean");
+        expect_close(gpu.save_invstd, cpu.save_invstd, "save_invstd");
+      }
+
+      const raw::BatchNormGrads cpu_grads =
+          raw::batchnorm2d_backward(gy, x, gamma, cpu, running_mean, running_var, options);
+      const raw::BatchNormGrads gpu_grads = raw::batchnorm2d_backward(
+          on_gpu(gy), on_gpu(x), on_gpu(gamma), gpu, running_mean_gpu, running_var_gpu, options);
+      expect_close(gpu_grads.x, cpu_grads.x, "grad x");
+      expect_close(gpu_grads.gamma, cpu_grads.gamma, "grad gamma");
+      expect_close(gpu_grads.beta, cpu_grads.beta, "grad beta");
+    }
+  }
+}

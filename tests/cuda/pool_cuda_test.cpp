@@ -1,0 +1,273 @@
+// Tests of the CUDA pooling kernels (kernels/pool/cuda_pool.cu), called through the dispatch functions with
+// Device::cuda(), against the reference kernels on the same host data, float and double: odd geometries
+// (batch 1, a 1x1 input, channels 3/17/33, planes that are not multiples of 32, 2x2 and 3x3 windows with
+// stride 2 and padding, overlapping windows, strides that skip inputs, ceil mode, both average-pool
+// divisors), ties and NaNs in max pooling, sizes that need several grid-stride iterations, and the
+// Tensor-level ops (raw::) on CUDA tensors against the same ops on the CPU. Each test skips without a GPU.
+//
+// Tolerances. Max pooling is compared bitwise (and argmax exactly): the forward only selects values, and the
+// backward gathers each input's gradient in the reference's order and precision. Average pooling runs the
+// reference's own arithmetic (window sums in double, in its order; shares rounded to T and added in its
+// order), so it is expected to match exactly as well; it is held to Tolerance::float32() / float64() all the
+// same, the precision's own rounding and no more. Global average pooling sums a plane in another order (32
+// lane sums, then a shuffle tree), in double, then rounds to T: the same tolerances cover it.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/generator.hpp"
+#include "core/raw.hpp"
+#include "core/tensor.hpp"
+#include "kernels/pool/pool.hpp"
+#include "tests/support/cuda_testing.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
+#include "tests/support/matches_reference.hpp"
+
+namespace {
+
+using namespace kiln;
+using kernels::Pool2dGeometry;
+using testing::bitwise_equal;
+using testing::empty_gpu;
+using testing::have_gpu;
+using testing::matches_reference;
+using testing::to_gpu;
+using testing::to_host;
+using testing::Tolerance;
+namespace ref = kernels::reference;
+
+template <typename T>
+Tolerance tolerance() {
+  return sizeof(T) == sizeof(float) ? Tolerance::float32() : Tolerance::float64();
+}
+
+std::int64_t input_size(const Pool2dGeometry& g) { return g.batch * g.channels * g.in_height * g.in_width; }
+std::int64_t output_size(const Pool2dGeometry& g) {
+  return g.batch * g.channels * g.out_height() * g.out_width();
+}
+
+std::string describe(const Pool2dGeometry& g) {
+  std::ostringstream out;
+  out << "[" << g.batch << ", " << g.channels << ", " << g.in_height << ", " << g.in_width << "] kernel "
+      << g.kernel_h << "x" << g.kernel_w << " stride " << g.stride_h << "x" << g.stride_w << " pad "
+      << g.pad_h << "x" << g.pad_w << (g.ceil_mode ? " ceil" : "")
+      << (g.count_include_pad ? "" : " excluding pad");
+  return out.str();
+}
+
+Pool2dGeometry pool(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w, std::int64_t kernel_h,
+                    std::int64_t kernel_w, std::int64_t stride_h, std::int64_t stride_w, std::int64_t pad_h,
+                    std::int64_t pad_w, bool ceil_mode = false, bool count_include_pad = true) {
+  return {.batch = n,
+          .channels = c,
+          .in_height = h,
+          .in_width = w,
+          .kernel_h = kernel_h,
+          .kernel_w = kernel_w,
+          .stride_h = stride_h,
+          .stride_w = stride_w,
+          .pad_h = pad_h,
+          .pad_w = pad_w,
+          .ceil_mode = ceil_mode,
+          .count_include_pad = count_include_pad};
+}
+
+// Valid geometries (padding at most half the kernel, as raw:: requires) with the shapes the kernels' index
+// arithmetic could get wrong.
+std::vector<Pool2dGeometry> odd_geometries() {
+  return {
+      pool(1, 1, 1, 1, 1, 1, 1, 1, 0, 0),                // 1x1 input, batch 1
+      pool(2, 3, 8, 8, 2, 2, 2, 2, 0, 0),                // the common 2x2 stride 2
+      pool(1, 17, 7, 9, 2, 2, 2, 2, 0, 0, true),         // odd sides, ceil mode adds a clipped window
+      pool(3, 5, 7, 9, 3, 3, 2, 2, 1, 1),                // ResNet's stem pool
+      pool(3, 5, 7, 9, 3, 3, 2, 2, 1, 1, false, false),  // the same, padding not counted
+      pool(3, 5, 8, 10, 3, 3, 2, 2, 1, 1, true),         // ceil mode with padding
+      pool(3, 5, 8, 10, 3, 3, 2, 2, 1, 1, true, false),
+      pool(2, 3, 6, 6, 3, 3, 1, 1, 1, 1),               // overlapping windows: an input feeds up to 9 outputs
+      pool(2, 3, 9, 7, 1, 1, 2, 2, 0, 0),               // stride past the kernel: some inputs feed no output
+      pool(2, 3, 9, 7, 3, 2, 3, 1, 1, 0, true, false),  // rectangular everything
+      pool(1, 2, 5, 5, 5, 5, 1, 1, 2, 2, true),         // windows wider than half the input
+      pool(2, 33, 11, 13, 4, 4, 3, 3, 2, 2, true),      // 33 channels
+      pool(4, 16, 33, 35, 2, 2, 2, 2, 0, 0),            // 1155-value planes, several blocks
+  };
+}
+
+template <typename T>
+std::vector<T> uniform_values(std::int64_t count, std::uint64_t seed) {
+  std::mt19937_64 engine(seed);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  std::vector<T> values(static_cast<std::size_t>(count));
+  for (T& v : values) v = static_cast<T>(uniform(engine));
+  return values;
+}
+
+// Values from {-1, -0.5, 0, 0.5, 1}, so most windows hold ties, with a NaN every 7 to 19 elements, so some
+// windows hold one NaN, some two, and most none.
+template <typename T>
+std::vector<T> tied_values_with_nans(std::int64_t count, std::uint64_t seed) {
+  std::mt19937_64 engine(seed);
+  std::vector<T> values(static_cast<std::size_t>(count));
+  for (T& v : values) v = static_cast<T>(static_cast<int>(engine() % 5) - 2) / T(2);
+  for (std::int64_t i = 0; i < count; i += 7 + static_cast<std::int64_t>(engine() % 13)) {
+    values[static_cast<std::size_t>(i)] = std::numeric_limits<T>::quiet_NaN();
+  }
+  return values;
+}
+
+template <typename T>
+void check_max_pool(const Pool2dGeometry& g, std::uint64_t seed) {
+  INFO(describe(g), (sizeof(T) == sizeof(float) ? " float" : " double"));
+  const std::int64_t in = input_size(g), out = output_size(g);
+  const std::vector<T> x = tied_values_with_nans<T>(in, seed), gy = uniform_values<T>(out, seed + 1);
+
+  std::vector<T> expected_y(static_cast<std::size_t>(out));
+  std::vector<std::int64_t> expected_argmax(static_cast<std::size_t>(out));
+  ref::max_pool2d_forward(g, x.data(), expected_y.data(), expected_argmax.data());
+  const Tensor x_gpu = to_gpu(x), y_gpu = empty_gpu<T>(out), argmax_gpu = empty_gpu<std::int64_t>(out);
+  kernels::max_pool2d_forward(Device::cuda(), g, x_gpu.data<T>(), y_gpu.data<T>(),
+                              argmax_gpu.data<std::int64_t>());
+  CHECK(bitwise_equal(to_host<T>(y_gpu), expected_y));
+  CHECK(to_host<std::int64_t>(argmax_gpu) == expected_argmax);
+
+  // The backward reads the reference's argmax, so its check isolates the backward kernel.
+  std::vector<T> expected_gx(static_cast<std::size_t>(in));
+  ref::max_pool2d_backward(g, gy.data(), expected_argmax.data(), expected_gx.data());
+  const Tensor gy_gpu = to_gpu(gy), expected_argmax_gpu = to_gpu(expected_argmax), gx_gpu = empty_gpu<T>(in);
+  kernels::max_pool2d_backward(Device::cuda(), g, gy_gpu.data<T>(), expected_argmax_gpu.data<std::int64_t>(),
+                               gx_gpu.data<T>());
+  CHECK(bitwise_equal(to_host<T>(gx_gpu), expected_gx));
+}
+
+template <typename T>
+void check_avg_pool(const Pool2dGeometry& g, std::uint64_t seed) {
+  INFO(describe(g), (sizeof(T) == sizeof(float) ? " float" : " double"));
+  const std::int64_t in = input_size(g), out = output_size(g);
+  const std::vector<T> x = uniform_values<T>(in, seed), gy = uniform_values<T>(out, seed + 1);
+
+  std::vector<T> expected_y(static_cast<std::size_t>(out));
+  ref::avg_pool2d_forward(g, x.data(), expected_y.data());
+  const Tensor x_gpu = to_gpu(x), y_gpu = empty_gpu<T>(out);
+  kernels::avg_pool2d_forward(Device::cuda(), g, x_gpu.data<T>(), y_gpu.data<T>());
+  const auto forward = matches_reference(to_host<T>(y_gpu).data(), expected_y.data(), out, tolerance<T>());
+  CHECK_MESSAGE(forward.ok, "forward: ", forward.message);
+
+  std::vector<T> expected_gx(static_cast<std::size_t>(in));
+  ref::avg_pool2d_backward(g, gy.data(), expected_gx.data());
+  const Tensor gy_gpu = to_gpu(gy), gx_gpu = empty_gpu<T>(in);
+  kernels::avg_pool2d_backward(Device::cuda(), g, gy_gpu.data<T>(), gx_gpu.data<T>());
+  const auto backward = matches_reference(to_host<T>(gx_gpu).data(), expected_gx.data(), in, tolerance<T>());
+  CHECK_MESSAGE(backward.ok, "backward: ", backward.message);
+}
+
+template <typename T>
+void check_global_avg_pool(std::int64_t planes, std::int64_t plane_size, std::uint64_t seed) {
+  INFO(planes, " planes of ", plane_size, (sizeof(T) == sizeof(float) ? " float" : " double"));
+  // Values around 3, so a plane's mean is far from zero and a lost or doubled element would show.
+  std::vector<T> x = uniform_values<T>(planes * plane_size, seed);
+  for (T& v : x) v += T(3);
+  const std::vector<T> gy = uniform_values<T>(planes, seed + 1);
+
+  std::vector<T> expected_y(static_cast<std::size_t>(planes));
+  ref::global_avg_pool2d_forward(planes, plane_size, x.data(), expected_y.data());
+  const Tensor x_gpu = to_gpu(x), y_gpu = empty_gpu<T>(planes);
+  kernels::global_avg_pool2d_forward(Device::cuda(), planes, plane_size, x_gpu.data<T>(), y_gpu.data<T>());
+  const auto forward = matches_reference(to_host<T>(y_gpu).data(), expected_y.data(), planes, tolerance<T>());
+  CHECK_MESSAGE(forward.ok, "forward: ", forward.message);
+
+  std::vector<T> expected_gx(static_cast<std::size_t>(planes * plane_size));
+  ref::global_avg_pool2d_backward(planes, plane_size, gy.data(), expected_gx.data());
+  const Tensor gy_gpu = to_gpu(gy), gx_gpu = empty_gpu<T>(planes * plane_size);
+  kernels::global_avg_pool2d_backward(Device::cuda(), planes, plane_size, gy_gpu.data<T>(), gx_gpu.data<T>());
+  const auto backward =
+      matches_reference(to_host<T>(gx_gpu).data(), expected_gx.data(), planes * plane_size, tolerance<T>());
+  CHECK_MESSAGE(backward.ok, "backward: ", backward.message);
+}
+
+}  // namespace
+
+TEST_CASE("cuda: max_pool2d forward and backward are bitwise the reference's, with ties and NaNs") {
+  if (!have_gpu()) return;
+  std::uint64_t seed = 1;
+  for (const Pool2dGeometry& g : odd_geometries()) {
+    check_max_pool<float>(g, seed++);
+    check_max_pool<double>(g, seed++);
+  }
+}
+
+TEST_CASE("cuda: max_pool2d on a batch large enough for several grid-stride iterations") {
+  if (!have_gpu()) return;
+  // 17.3 million inputs: more than the 65535 blocks x 256 threads of one grid pass, so the backward's
+  // threads (one per input) each take two elements.
+  check_max_pool<float>(pool(16, 64, 130, 130, 2, 2, 2, 2, 0, 0), 101);
+  check_max_pool<float>(pool(128, 16, 32, 32, 3, 3, 2, 2, 1, 1), 102);
+  check_max_pool<double>(pool(128, 16, 32, 32, 2, 2, 2, 2, 0, 0), 103);
+}
+
+TEST_CASE("cuda: avg_pool2d forward and backward match the reference, both divisors, ceil mode") {
+  if (!have_gpu()) return;
+  std::uint64_t seed = 200;
+  for (const Pool2dGeometry& g : odd_geometries()) {
+    check_avg_pool<float>(g, seed++);
+    check_avg_pool<double>(g, seed++);
+  }
+  check_avg_pool<float>(pool(16, 64, 130, 130, 3, 3, 2, 2, 1, 1, false, false), seed++);  // grid-stride
+  check_avg_pool<double>(pool(128, 16, 32, 32, 2, 2, 2, 2, 0, 0), seed++);
+}
+
+TEST_CASE("cuda: global_avg_pool2d forward and backward match the reference") {
+  if (!have_gpu()) return;
+  std::uint64_t seed = 300;
+  // planes x plane size: 1x1 planes, planes shorter and longer than a warp, not multiples of 32, and
+  // 614,400 planes: more than 65535 blocks x 8 warps, so warps take several planes.
+  const std::vector<std::pair<std::int64_t, std::int64_t>> shapes = {
+      {1, 1},         {3, 1}, {17, 7 * 7}, {33, 8 * 8}, {64, 33}, {5, 224 * 224 + 3}, {128 * 16, 32 * 32},
+      {1024 * 600, 1}};
+  for (const auto& [planes, plane_size] : shapes) {
+    check_global_avg_pool<float>(planes, plane_size, seed++);
+    check_global_avg_pool<double>(planes, plane_size, seed++);
+  }
+}
+
+TEST_CASE("cuda: the Tensor-level pooling ops on CUDA tensors match the same ops on the CPU") {
+  if (!have_gpu()) return;
+  Generator generator(7);
+  const Tensor x = Tensor::randn({3, 17, 13, 11}, DType::Float32, &generator);
+  const Tensor x_gpu = x.to(Device::cuda());
+  for (const Pool2dOptions& options :
+       {Pool2dOptions{.kernel = {2, 2}}, Pool2dOptions{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}},
+        Pool2dOptions{.kernel = {3, 3},
+        .stride = {2, 2},
+        .padding = {1, 1},
+        .ceil_mode = true,
+        .count_include_pad = false}}) {
+    INFO("kernel ", options.kernel[0], " padding ", options.padding[0], (options.ceil_mode ? " ceil" : ""));
+    const raw::MaxPoolResult cpu = raw::max_pool2d_forward(x, options);
+    const raw::MaxPoolResult gpu = raw::max_pool2d_forward(x_gpu, options);
+    CHECK(gpu.output.device() == Device::cuda());
+    CHECK(gpu.output.shape() == cpu.output.shape());
+    CHECK(bitwise_equal(gpu.output.to(Device::cpu()).to_vector<float>(), cpu.output.to_vector<float>()));
+    CHECK(gpu.argmax.to(Device::cpu()).to_vector<std::int64_t>() == cpu.argmax.to_vector<std::int64_t>());
+
+    const Tensor gy = Tensor::randn(cpu.output.shape(), DType::Float32, &generator);
+    const Tensor gx_cpu = raw::max_pool2d_backward(gy, cpu.argmax, x.shape(), options);
+    const Tensor gx_gpu = raw::max_pool2d_backward(gy.to(Device::cuda()), gpu.argmax, x.shape(), options);
+    CHECK(bitwise_equal(gx_gpu.to(Device::cpu()).to_vector<float>(), gx_cpu.to_vector<float>()));
+
+    const auto avg = matches_reference(raw::avg_pool2d_forward(x_gpu, options).to(Device::cpu()),
+                                       raw::avg_pool2d_forward(x, options), Tolerance::float32());
+    CHECK_MESSAGE(avg.ok, "avg_pool2d: ", avg.message);
+    const auto avg_backward = matches_reference(
+        raw::avg_pool2d_backward(gy.to(Device::cuda()), x.shape(), options).to(Device::cpu()),
+        raw::avg_pool2d_backward(gy, x.shape(), options), Tolerance::float32());
+    CHECK_MESSAGE(avg_backward.ok, "avg_pool2d backward: ", avg_backward.message);
+  }
+  const auto global = matches_reference(raw::global_avg_pool2d_forward(x_gpu).to(Device::cpu()),
+                                        raw::global_avg_pool2d_forward(x), Tolerance::float32());
+  CHECK_MESSAGE(global.ok, "global_avg_pool2d: ", global.message);
+}

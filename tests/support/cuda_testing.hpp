@@ -1,0 +1,61 @@
+// cuda_testing: what a CUDA kernel test needs besides matches_reference: the check that skips (with a
+// MESSAGE saying why, never a failure) where there is no GPU, and host vectors carried to the device and
+// back through Tensor, so a test hands kernels device pointers without touching the CUDA runtime itself.
+//
+//   TEST_CASE("cuda relu matches the reference") {
+//     if (!testing::have_gpu()) return;
+//     const std::vector<float> x = random_floats(n, /*seed=*/1);
+//     const Tensor x_gpu = testing::to_gpu(x), y_gpu = testing::empty_gpu<float>(n);
+//     kernels::unary_forward(Device::cuda(), UnaryOp::Relu, {}, n, x_gpu.data<float>(), y_gpu.data<float>());
+//     std::vector<float> expected(n);
+//     kernels::reference::unary_forward(UnaryOp::Relu, {}, n, x.data(), expected.data());
+//     const auto report = matches_reference(testing::to_host<float>(y_gpu).data(), expected.data(), n,
+//                                           Tolerance::float32());
+//     CHECK_MESSAGE(report.ok, report.message);
+//   }
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "core/cuda_runtime.hpp"
+#include "core/tensor.hpp"
+
+namespace kiln::testing {
+
+// True when a test may use cuda:0; otherwise reports why the test skips.
+inline bool have_gpu() {
+  if (cuda::device_count() > 0) return true;
+  const std::string why = cuda::built_with_cuda() ? "the driver sees no GPU" : "kiln was built without CUDA";
+  const std::string message = "skipping: no CUDA device (" + why + ")";  // MESSAGE takes one operand
+  MESSAGE(message);
+  return false;
+}
+
+// A 1-d tensor on cuda:0 holding `values` (float, double, int64 or uint8); its data<T>() is a device
+// pointer.
+template <typename T>
+Tensor to_gpu(const std::vector<T>& values) {
+  return Tensor::from_vector(values, Shape{static_cast<std::int64_t>(values.size())}).to(Device::cuda());
+}
+
+// count elements on cuda:0 for a kernel to write, filled with a poison value (NaN for floating types,
+// -777 for int64) so an element the kernel forgets to write shows up in the comparison.
+template <typename T>
+Tensor empty_gpu(std::int64_t count) {
+  const double poison = std::is_floating_point_v<T> ? std::numeric_limits<double>::quiet_NaN() : -777.0;
+  return Tensor::full(Shape{count}, poison, dtype_of_v<T>, Device::cuda());
+}
+
+// The elements of a device tensor, copied to the host (waits for the kernels that write it).
+template <typename T>
+std::vector<T> to_host(const Tensor& device_tensor) {
+  return device_tensor.to(Device::cpu()).to_vector<T>();
+}
+
+}  // namespace kiln::testing

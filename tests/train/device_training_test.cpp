@@ -1,0 +1,164 @@
+// Training on a device (--device): what must hold on every machine is checked everywhere (device names
+// parse or are refused by name; asking for a CUDA device that is not there fails before any work, leaving
+// no checkpoint); what needs a GPU (a model moved there computes what it computes on the CPU, a whole run
+// trains and its checkpoint loads on the CPU) skips with a message where there is none.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+#include "core/cuda_runtime.hpp"
+#include "core/generator.hpp"
+#include "models/architecture.hpp"
+#include "optim/sgd.hpp"
+#include "tests/support/cuda_testing.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
+#include "tests/support/matches_reference.hpp"
+#include "tests/support/scratch_folder.hpp"
+#include "tests/support/tiny_training.hpp"
+#include "tests/support/training_observers.hpp"
+#include "train/evaluate.hpp"
+#include "train/model_io.hpp"
+#include "train/trainer.hpp"
+
+using namespace kiln;
+namespace fs = std::filesystem;
+
+namespace {
+
+TEST_CASE("device: --device names parse, and anything else is refused naming the text") {
+  CHECK(parse_device("cpu") == Device::cpu());
+  CHECK(parse_device("cuda") == Device::cuda(0));
+  CHECK(parse_device("cuda:3") == Device::cuda(3));
+  for (const char* bad : {"gpu", "cuda:", "cuda:-1", "cuda:1x", "CPU", ""}) {
+    INFO(bad);
+    CHECK_THROWS_WITH_AS(parse_device(bad), doctest::Contains("unknown device"), Error);
+  }
+}
+
+TEST_CASE("device: a model on the CPU stays there, and says where it is") {
+  Generator generator(1);
+  const layers::ModulePtr model = models::build_model({"lenet5", 3, 32, 32, 10}, generator);
+  CHECK(model->device() == Device::cpu());
+  const Tensor weight = model->named_parameters().front().second;
+  model->to(Device::cpu());
+  CHECK(model->named_parameters().front().second.same(weight));
+}
+
+TEST_CASE("device: training on a CUDA device that is not there fails before any work") {
+  if (cuda::device_count() > 0) {
+    MESSAGE("skipping: this machine has a CUDA device");
+    return;
+  }
+  testing::ScratchFolder scratch("kiln-device-test", "no-gpu");
+  const fs::path data = testing::make_two_class_data(scratch.path() / "data", 4, 2);
+  train::TrainConfig config = testing::tiny_lenet5_config(data, scratch.path() / "run", 1);
+  config.device = "cuda";
+  testing::Recorder observer;
+  CHECK_THROWS_WITH_AS(train::train(config, train::RunStart::Fresh, observer),
+                       doctest::Contains("--device cuda"), Error);
+  CHECK_FALSE(fs::exists(scratch.path() / "run" / "last.kiln"));
+  config.device = "tpu";
+  CHECK_THROWS_WITH_AS(train::train(config, train::RunStart::Fresh, observer),
+                       doctest::Contains("unknown device 'tpu'"), Error);
+}
+
+// The same model, built from the same seed, on the CPU and on cuda:0.
+struct TwinModels {
+  layers::ModulePtr cpu, gpu;
+};
+
+TwinModels twin_models(const std::string& name) {
+  Generator cpu_generator(7), gpu_generator(7);
+  TwinModels twins{models::build_model({name, 3, 32, 32, 10}, cpu_generator),
+                   models::build_model({name, 3, 32, 32, 10}, gpu_generator)};
+  twins.gpu->to(Device::cuda());
+  return twins;
+}
+
+TEST_CASE("cuda: a model moved to the GPU keeps its tensors' handles and values") {
+  if (!testing::have_gpu()) return;
+  const TwinModels twins = twin_models("resnet20");
+  const auto cpu_tensors = twins.cpu->named_parameters(), gpu_tensors = twins.gpu->named_parameters();
+  REQUIRE(cpu_tensors.size() == gpu_tensors.size());
+  for (std::size_t i = 0; i < cpu_tensors.size(); ++i) {
+    INFO(cpu_tensors[i].first);
+    CHECK(gpu_tensors[i].second.device() == Device::cuda());
+    CHECK(gpu_tensors[i].second.requires_grad());
+    CHECK(testing::bitwise_equal(gpu_tensors[i].second.to_vector<float>(),
+                                 cpu_tensors[i].second.to_vector<float>()));
+  }
+  for (const auto& [name, buffer] : twins.gpu->named_buffers()) {
+    INFO(name);
+    CHECK(buffer.device() == Device::cuda());
+  }
+  CHECK(twins.gpu->device() == Device::cuda());
+}
+
+// One SGD step (forward, cross-entropy, backward, update) of `name` on the CPU and on the GPU, from the
+// same weights and batch: the losses and the updated weights agree to float32 accuracy. Summation orders
+// differ between the devices (cuBLAS, block reductions), so the comparison is relative, not bitwise.
+void check_one_step_agrees(const std::string& name) {
+  const TwinModels twins = twin_models(name);
+  Generator data_generator(3);
+  const Tensor images = Tensor::randn({8, 3, 32, 32}, DType::Float32, &data_generator);
+  const Tensor labels = Tensor::from_vector<std::int64_t>({0, 1, 2, 3, 4, 5, 6, 9}, {8});
+  double losses[2];
+  int device_number = 0;
+  for (const layers::ModulePtr& model : {twins.cpu, twins.gpu}) {
+    const Device device = model->device();
+    optim::Sgd sgd(model->named_parameters(), {.lr = 0.1, .momentum = 0.9, .weight_decay = 5e-4});
+    const Tensor loss = cross_entropy((*model)(images.to(device)), labels.to(device));
+    losses[device_number++] = loss.item();
+    sgd.zero_grad();
+    loss.backward();
+    sgd.step();
+  }
+  CHECK(losses[1] == doctest::Approx(losses[0]).epsilon(1e-4));
+  const auto cpu_tensors = twins.cpu->named_parameters(), gpu_tensors = twins.gpu->named_parameters();
+  for (std::size_t i = 0; i < cpu_tensors.size(); ++i) {
+    INFO(cpu_tensors[i].first);
+    const auto report = testing::matches_reference(gpu_tensors[i].second.to(Device::cpu()),
+                                                   cpu_tensors[i].second, {.atol = 1e-4, .rtol = 1e-3});
+    CHECK_MESSAGE(report.ok, report.message);
+  }
+}
+
+TEST_CASE("cuda: one training step of each zoo family agrees with the CPU") {
+  if (!testing::have_gpu()) return;
+  for (const char* name : {"lenet5", "resnet20", "mobilenet"}) {
+    INFO(name);
+    check_one_step_agrees(name);
+  }
+}
+
+TEST_CASE("cuda: kiln train --device cuda trains, and its checkpoint predicts on the CPU as it evaluated") {
+  if (!testing::have_gpu()) return;
+  testing::ScratchFolder scratch("kiln-device-test", "train");
+  const fs::path data = testing::make_two_class_data(scratch.path() / "data", 12, 6);
+  train::TrainConfig config = testing::tiny_lenet5_config(data, scratch.path() / "run", 4);
+  config.device = "cuda";
+  config.epochs = 2;
+  testing::Recorder observer;
+  const train::TrainResult result = train::train(config, train::RunStart::Fresh, observer);
+  CHECK(observer.plan.at("device").get<std::string>().starts_with("cuda:0"));
+  REQUIRE(result.history.size() == 2);
+  REQUIRE(result.history.back().validation);
+  const double gpu_accuracy = result.history.back().validation->accuracy;
+
+  // The checkpoint was written from device tensors; loaded, it is an ordinary CPU model that evaluates
+  // the test split as the run did on the GPU.
+  const train::LoadedModel loaded = train::load_model(result.checkpoint);
+  CHECK(loaded.model->device() == Device::cpu());
+  const data::ImageFolder test_folder = data::ImageFolder::scan(data / "test");
+  data::DataLoader loader(test_folder, loaded.preprocessing, data::LoaderOptions::in_order(4, 0, false));
+  const train::MetricsReport cpu_report = train::evaluate(*loaded.model, loader, 2);
+  CHECK(cpu_report.accuracy == doctest::Approx(gpu_accuracy));
+
+  // And a resumed run may continue on the CPU.
+  config.device = "cpu";
+  config.epochs = 3;
+  const train::TrainResult resumed = train::train(config, train::RunStart::Resume, observer);
+  CHECK(resumed.history.size() == 1);
+}
+
+}  // namespace

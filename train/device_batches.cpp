@@ -1,0 +1,77 @@
+#include "train/device_batches.hpp"
+
+#include <cstring>
+#include <vector>
+
+namespace kiln::train {
+namespace {
+
+constexpr std::size_t kStagingAlignment = 64;
+
+// Each tensor starts on its own 64-byte boundary of the staging buffer.
+std::size_t aligned(std::size_t bytes) {
+  return (bytes + kStagingAlignment - 1) / kStagingAlignment * kStagingAlignment;
+}
+
+std::size_t byte_size(const Tensor& tensor) {
+  return static_cast<std::size_t>(tensor.numel()) * dtype_size(tensor.dtype());
+}
+
+// The first byte of a dense tensor's elements, whatever its dtype.
+const char* first_byte(const Tensor& dense) {
+  return static_cast<const char*>(dense.impl().storage->data()) +
+         static_cast<std::size_t>(dense.offset()) * dtype_size(dense.dtype());
+}
+
+}  // namespace
+
+DeviceBatches::DeviceBatches(data::DataLoader& loader, Device device) : loader_(loader), device_(device) {
+  if (device_.is_cuda()) copies_ = std::make_unique<cuda::CopyStream>(device_.index);
+}
+
+void DeviceBatches::start_epoch(std::int64_t epoch) {
+  // A batch still in flight belongs to the old epoch; its device tensors are simply dropped.
+  in_flight_.reset();
+  epoch_started_ = false;
+  loader_.start_epoch(epoch);
+}
+
+std::optional<data::Batch> DeviceBatches::next() {
+  if (device_.is_cpu()) return loader_.next();
+  if (!epoch_started_) {
+    in_flight_ = send_next();
+    epoch_started_ = true;
+  }
+  std::optional<data::Batch> ready = std::move(in_flight_);
+  if (!ready) return std::nullopt;
+  copies_->order_before_kernels();  // this step's kernels start after its inputs have arrived
+  in_flight_ = send_next();         // and the next batch travels while they run
+  return ready;
+}
+
+std::optional<data::Batch> DeviceBatches::send_next() {
+  std::optional<data::Batch> batch = loader_.next();
+  if (!batch) return std::nullopt;
+  std::vector<Tensor*> moving{&batch->images, &batch->labels};
+  if (batch->targets.defined()) moving.push_back(&batch->targets);
+
+  std::size_t total = 0;
+  for (const Tensor* tensor : moving) total += aligned(byte_size(*tensor));
+  copies_->wait_for_copies();  // the staging buffer's last copy (the batch handed out now) has finished
+  if (staging_.bytes() < total) staging_ = cuda::PinnedBuffer(total);
+  copies_->wait_for_kernels();  // the device blocks allocated below may have just been freed by kernels
+
+  auto* staging = static_cast<char*>(staging_.data());
+  for (Tensor* tensor : moving) {
+    const Tensor host = tensor->contiguous();
+    const std::size_t bytes = byte_size(host);
+    std::memcpy(staging, first_byte(host), bytes);
+    Tensor on_device = Tensor::empty(host.shape(), host.dtype(), device_);
+    copies_->copy_to_device(on_device.impl().storage->data(), staging, bytes);
+    *tensor = std::move(on_device);
+    staging += aligned(bytes);
+  }
+  return batch;
+}
+
+}  // namespace kiln::train
