@@ -3,6 +3,8 @@
 #include <cstring>
 #include <vector>
 
+#include "core/error.hpp"
+
 namespace kiln::train {
 namespace {
 
@@ -29,9 +31,21 @@ DeviceBatches::DeviceBatches(data::DataLoader& loader, Device device) : loader_(
   if (device_.is_cuda()) copies_ = std::make_unique<cuda::CopyStream>(device_.index);
 }
 
-void DeviceBatches::start_epoch(std::int64_t epoch) {
-  // A batch still in flight belongs to the old epoch; its device tensors are simply dropped.
+DeviceBatches::~DeviceBatches() {
+  try {
+    drop_in_flight();
+  } catch (const Error&) {
+    // The device is already in error (the wait reports it); a destructor must not throw.
+  }
+}
+
+void DeviceBatches::drop_in_flight() {
+  if (copies_) copies_->wait_for_copies();
   in_flight_.reset();
+}
+
+void DeviceBatches::start_epoch(std::int64_t epoch) {
+  drop_in_flight();  // a batch still in flight belongs to the old epoch
   epoch_started_ = false;
   loader_.start_epoch(epoch);
 }

@@ -24,6 +24,9 @@ namespace kiln::train {
 class DeviceBatches {
  public:
   DeviceBatches(data::DataLoader& loader, Device device);
+  ~DeviceBatches();
+  DeviceBatches(const DeviceBatches&) = delete;
+  DeviceBatches& operator=(const DeviceBatches&) = delete;
 
   void start_epoch(std::int64_t epoch);
   // The epoch's next batch with its tensors on the device, or nothing once the epoch is done.
@@ -33,6 +36,9 @@ class DeviceBatches {
   // Takes the loader's next batch and starts copying its tensors to the device (the tensors of the
   // returned batch are device tensors whose contents are not there until order_before_kernels()).
   std::optional<data::Batch> send_next();
+  // Drops the batch in flight once its copy has finished: freed earlier, its device blocks could go to a
+  // kernel while the copy stream is still writing them, and its pinned source could be released under it.
+  void drop_in_flight();
 
   data::DataLoader& loader_;
   Device device_;

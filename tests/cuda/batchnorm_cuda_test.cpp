@@ -41,11 +41,6 @@ using testing::to_host;
 using testing::Tolerance;
 namespace ref = kernels::reference;
 
-template <typename T>
-Tolerance tolerance() {
-  return sizeof(T) == sizeof(float) ? Tolerance::float32() : Tolerance::float64();
-}
-
 std::int64_t numel(const BatchNorm2dGeometry& g) { return g.batch * g.channels * g.height * g.width; }
 
 template <typename T>
@@ -102,7 +97,7 @@ void check(const Tensor& actual_gpu, const std::vector<T>& expected, const char*
   const std::vector<T> actual = to_host<T>(actual_gpu);
   REQUIRE(actual.size() == expected.size());
   const auto report = matches_reference(actual.data(), expected.data(),
-                                        static_cast<std::int64_t>(actual.size()), tolerance<T>());
+                                        static_cast<std::int64_t>(actual.size()), Tolerance::of<T>());
   CHECK_MESSAGE(report.ok, what, ": ", report.message);
 }
 

@@ -30,6 +30,7 @@
 #include "core/tensor.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "tests/support/cuda_testing.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
 namespace {
@@ -37,6 +38,7 @@ namespace {
 using namespace kiln;
 using kernels::Conv2dGeometry;
 using testing::matches_reference;
+using testing::random_values;
 using testing::Tolerance;
 
 // ---- sizes, data, tolerances ---------------------------------------------------------------------------
@@ -58,16 +60,6 @@ std::string describe(const Conv2dGeometry& g) {
          pair(g.kernel_h, g.kernel_w) + " stride " + pair(g.stride_h, g.stride_w) + " pad " +
          pair(g.pad_h, g.pad_w) + " dilation " + pair(g.dilation_h, g.dilation_w) +
          " groups=" + std::to_string(g.groups);
-}
-
-// Uniform values in [-1, 1), the same for the same seed.
-template <typename T>
-std::vector<T> random_values(std::int64_t count, unsigned seed) {
-  std::mt19937 engine(seed);
-  std::uniform_real_distribution<T> uniform(T(-1), T(1));
-  std::vector<T> values(static_cast<std::size_t>(count));
-  for (T& v : values) v = uniform(engine);
-  return values;
 }
 
 // A sum of `terms` products of values in [-1, 1) rounds each addition, by about 2^-24 (float) or 2^-53

@@ -28,6 +28,7 @@ namespace {
 using namespace kiln;
 using kernels::BinaryOp;
 using kernels::UnaryOp;
+using testing::first_difference;
 using testing::Tolerance;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -54,27 +55,6 @@ std::vector<T> test_values(std::int64_t n, std::uint64_t seed, double low = -4.0
   for (std::size_t i = 0; i < std::size(specials) && i < values.size(); ++i)
     values[(i * 7919) % values.size()] = static_cast<T>(specials[i]);
   return values;
-}
-
-// "" when actual and expected hold the same values (NaN matching NaN, -0 differing from +0), else the first
-// difference.
-template <typename T>
-std::string first_difference(const std::vector<T>& actual, const std::vector<T>& expected) {
-  if (actual.size() != expected.size()) return "sizes differ";
-  for (std::size_t i = 0; i < actual.size(); ++i) {
-    bool same = actual[i] == expected[i];
-    if constexpr (std::is_floating_point_v<T>) {
-      same = (std::isnan(actual[i]) && std::isnan(expected[i])) ||
-             (same && std::signbit(actual[i]) == std::signbit(expected[i]));
-    }
-    if (!same) {
-      std::ostringstream message;
-      message << "element " << i << " of " << actual.size() << ": got " << actual[i] << ", reference "
-              << expected[i];
-      return message.str();
-    }
-  }
-  return "";
 }
 
 const UnaryOp kUnaryOps[] = {UnaryOp::Neg,  UnaryOp::Exp,  UnaryOp::Log,       UnaryOp::Sqrt,

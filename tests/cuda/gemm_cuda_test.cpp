@@ -17,6 +17,7 @@
 #include "core/tensor.hpp"
 #include "kernels/gemm/gemm.hpp"
 #include "tests/support/cuda_testing.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
 namespace {
@@ -24,17 +25,8 @@ namespace {
 using namespace kiln;
 using kernels::GemmGeometry;
 using testing::matches_reference;
+using testing::random_values;
 using testing::Tolerance;
-
-// Uniform values in [-1, 1), the same for the same seed.
-template <typename T>
-std::vector<T> random_values(std::int64_t count, unsigned seed) {
-  std::mt19937 engine(seed);
-  std::uniform_real_distribution<T> uniform(T(-1), T(1));
-  std::vector<T> values(static_cast<std::size_t>(count));
-  for (T& v : values) v = uniform(engine);
-  return values;
-}
 
 // A dot product of K terms in [-1, 1) rounds each of its K additions, by about 2^-24 (float) or 2^-53
 // (double) of a partial sum that grows like sqrt(K): some 1.5e-8 * K in all for float. The tolerance allows

@@ -34,6 +34,7 @@ using kernels::SgdHyper;
 using kernels::SgdSlice;
 using testing::have_gpu;
 using testing::matches_reference;
+using testing::random_values;
 using testing::to_gpu;
 using testing::to_host;
 using testing::Tolerance;
@@ -49,12 +50,6 @@ void check_matches(const std::vector<T>& actual, const std::vector<T>& expected,
   const auto report = matches_reference(actual.data(), expected.data(),
                                         static_cast<std::int64_t>(actual.size()), tolerance<T>());
   CHECK_MESSAGE(report.ok, what, ": ", report.message);
-}
-
-template <typename T>
-std::vector<T> random_values(std::int64_t count, std::uint64_t seed, float low = -1.0f, float high = 1.0f) {
-  const std::vector<float> drawn = testing::random_floats(count, seed, low, high);
-  return std::vector<T>(drawn.begin(), drawn.end());
 }
 
 // The buffer on the GPU, or no tensor (and a null pointer) for an empty one.

@@ -42,11 +42,6 @@ using testing::to_host;
 using testing::Tolerance;
 namespace ref = kernels::reference;
 
-template <typename T>
-Tolerance tolerance() {
-  return sizeof(T) == sizeof(float) ? Tolerance::float32() : Tolerance::float64();
-}
-
 std::int64_t input_size(const Pool2dGeometry& g) { return g.batch * g.channels * g.in_height * g.in_width; }
 std::int64_t output_size(const Pool2dGeometry& g) {
   return g.batch * g.channels * g.out_height() * g.out_width();
@@ -154,14 +149,16 @@ void check_avg_pool(const Pool2dGeometry& g, std::uint64_t seed) {
   ref::avg_pool2d_forward(g, x.data(), expected_y.data());
   const Tensor x_gpu = to_gpu(x), y_gpu = empty_gpu<T>(out);
   kernels::avg_pool2d_forward(Device::cuda(), g, x_gpu.data<T>(), y_gpu.data<T>());
-  const auto forward = matches_reference(to_host<T>(y_gpu).data(), expected_y.data(), out, tolerance<T>());
+  const auto forward =
+      matches_reference(to_host<T>(y_gpu).data(), expected_y.data(), out, Tolerance::of<T>());
   CHECK_MESSAGE(forward.ok, "forward: ", forward.message);
 
   std::vector<T> expected_gx(static_cast<std::size_t>(in));
   ref::avg_pool2d_backward(g, gy.data(), expected_gx.data());
   const Tensor gy_gpu = to_gpu(gy), gx_gpu = empty_gpu<T>(in);
   kernels::avg_pool2d_backward(Device::cuda(), g, gy_gpu.data<T>(), gx_gpu.data<T>());
-  const auto backward = matches_reference(to_host<T>(gx_gpu).data(), expected_gx.data(), in, tolerance<T>());
+  const auto backward =
+      matches_reference(to_host<T>(gx_gpu).data(), expected_gx.data(), in, Tolerance::of<T>());
   CHECK_MESSAGE(backward.ok, "backward: ", backward.message);
 }
 
@@ -177,15 +174,16 @@ void check_global_avg_pool(std::int64_t planes, std::int64_t plane_size, std::ui
   ref::global_avg_pool2d_forward(planes, plane_size, x.data(), expected_y.data());
   const Tensor x_gpu = to_gpu(x), y_gpu = empty_gpu<T>(planes);
   kernels::global_avg_pool2d_forward(Device::cuda(), planes, plane_size, x_gpu.data<T>(), y_gpu.data<T>());
-  const auto forward = matches_reference(to_host<T>(y_gpu).data(), expected_y.data(), planes, tolerance<T>());
+  const auto forward =
+      matches_reference(to_host<T>(y_gpu).data(), expected_y.data(), planes, Tolerance::of<T>());
   CHECK_MESSAGE(forward.ok, "forward: ", forward.message);
 
   std::vector<T> expected_gx(static_cast<std::size_t>(planes * plane_size));
   ref::global_avg_pool2d_backward(planes, plane_size, gy.data(), expected_gx.data());
   const Tensor gy_gpu = to_gpu(gy), gx_gpu = empty_gpu<T>(planes * plane_size);
   kernels::global_avg_pool2d_backward(Device::cuda(), planes, plane_size, gy_gpu.data<T>(), gx_gpu.data<T>());
-  const auto backward =
-      matches_reference(to_host<T>(gx_gpu).data(), expected_gx.data(), planes * plane_size, tolerance<T>());
+  const auto backward = matches_reference(to_host<T>(gx_gpu).data(), expected_gx.data(), planes * plane_size,
+                                          Tolerance::of<T>());
   CHECK_MESSAGE(backward.ok, "backward: ", backward.message);
 }
 

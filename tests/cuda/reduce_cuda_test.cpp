@@ -28,6 +28,7 @@ namespace {
 using namespace kiln;
 using kernels::ReduceGeometry;
 using kernels::ReduceOp;
+using testing::first_difference;
 using testing::Tolerance;
 
 // Sum's tolerance. Both sides accumulate in double; only the order of the additions differs. For float
@@ -61,27 +62,6 @@ std::vector<T> spread_values(std::int64_t n, std::uint64_t seed) {
   std::vector<T> values(static_cast<std::size_t>(n));
   for (T& v : values) v = static_cast<T>(uniform(engine));
   return values;
-}
-
-// "" when actual and expected hold the same values (NaN matching NaN, -0 differing from +0), else the first
-// difference.
-template <typename T>
-std::string first_difference(const std::vector<T>& actual, const std::vector<T>& expected) {
-  if (actual.size() != expected.size()) return "sizes differ";
-  for (std::size_t i = 0; i < actual.size(); ++i) {
-    bool same = actual[i] == expected[i];
-    if constexpr (std::is_floating_point_v<T>) {
-      same = (std::isnan(actual[i]) && std::isnan(expected[i])) ||
-             (same && std::signbit(actual[i]) == std::signbit(expected[i]));
-    }
-    if (!same) {
-      std::ostringstream message;
-      message << "output " << i << " of " << actual.size() << ": got " << actual[i] << ", reference "
-              << expected[i];
-      return message.str();
-    }
-  }
-  return "";
 }
 
 std::string describe(const ReduceGeometry& g) {

@@ -40,6 +40,7 @@ using kernels::SoftmaxGeometry;
 using testing::empty_gpu;
 using testing::have_gpu;
 using testing::matches_reference;
+using testing::random_values;
 using testing::to_gpu;
 using testing::to_host;
 using testing::Tolerance;
@@ -55,13 +56,6 @@ void check_matches(const std::vector<T>& actual, const std::vector<T>& expected,
   const auto report = matches_reference(actual.data(), expected.data(),
                                         static_cast<std::int64_t>(actual.size()), tolerance<T>());
   CHECK_MESSAGE(report.ok, what, ": ", report.message);
-}
-
-// count values uniform in [low, high), drawn as float (so float and double tests see the same numbers).
-template <typename T>
-std::vector<T> random_values(std::int64_t count, std::uint64_t seed, float low = -1.0f, float high = 1.0f) {
-  const std::vector<float> drawn = testing::random_floats(count, seed, low, high);
-  return std::vector<T>(drawn.begin(), drawn.end());
 }
 
 std::string describe(const SoftmaxGeometry& g) {

@@ -80,6 +80,14 @@ std::vector<float> random_floats(std::int64_t count, std::uint64_t seed, float l
   return values;
 }
 
+// count values uniform in [low, high), drawn as float by random_floats and converted to T, so a float and a
+// double test see the same numbers.
+template <typename T>
+std::vector<T> random_values(std::int64_t count, std::uint64_t seed, float low = -1.0f, float high = 1.0f) {
+  const std::vector<float> drawn = random_floats(count, seed, low, high);
+  return std::vector<T>(drawn.begin(), drawn.end());
+}
+
 // True when both hold the same bit patterns (so equal NaNs count as equal, and -0.0 differs from +0.0).
 template <typename T>
 bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/tensor.hpp"
@@ -21,6 +22,11 @@ struct Tolerance {
   static constexpr Tolerance float64() { return {1e-12, 1e-10}; }
   static constexpr Tolerance float32() { return {1e-5, 1e-4}; }
   static constexpr Tolerance bfloat16() { return {1e-2, 1e-2}; }
+  // float32() or float64(), by the element type.
+  template <typename T>
+  static constexpr Tolerance of() {
+    return sizeof(T) == sizeof(float) ? float32() : float64();
+  }
 };
 
 struct MatchReport {
@@ -51,6 +57,27 @@ MatchReport matches_reference(const T* actual, const T* expected, std::int64_t n
     }
   }
   return report;
+}
+
+// "" when actual and expected hold the same values exactly (a NaN matching any NaN, -0 differing from +0),
+// else the first difference: for kernels that must equal their reference, not merely come close.
+template <typename T>
+std::string first_difference(const std::vector<T>& actual, const std::vector<T>& expected) {
+  if (actual.size() != expected.size()) return "sizes differ";
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    bool same = actual[i] == expected[i];
+    if constexpr (std::is_floating_point_v<T>) {
+      same = (std::isnan(actual[i]) && std::isnan(expected[i])) ||
+             (same && std::signbit(actual[i]) == std::signbit(expected[i]));
+    }
+    if (!same) {
+      std::ostringstream message;
+      message << "element " << i << " of " << actual.size() << ": got " << actual[i] << ", reference "
+              << expected[i];
+      return message.str();
+    }
+  }
+  return "";
 }
 
 inline MatchReport matches_reference(const Tensor& actual, const Tensor& expected, Tolerance tolerance) {
