@@ -17,12 +17,19 @@
 // same result run after run for the same call on the same GPU when, as here, one stream uses the handle.
 //
 // beta == 0: cuBLAS does not read C then (its documented contract), so C may hold NaN, as gemm.hpp allows.
+//
+// Loading. cuBLAS is opened with dlopen on the first GEMM on a device, not linked: libcublasLt's static
+// initializers cost about half a second at every process start (measured: `kiln --help` took 0.6 s, 52% of it
+// in libcublasLt), paid by every CLI call and every test process, GPU or not. The few entry points used are
+// resolved into CublasLibrary below; cublas_v2.h is included for their types only.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "core/cuda_runtime.hpp"
@@ -33,14 +40,64 @@
 namespace kiln::kernels::cuda {
 namespace {
 
+// ---- the cuBLAS library, opened on first use -----------------------------------------------------------
+
+// The exported name of an entry point: cublas_v2.h maps some names by macro (cublasCreate -> cublasCreate_v2,
+// cublasSgemm_64 -> cublasSgemm_v2_64), and the macro is expanded before it is stringified.
+#define KILN_CUBLAS_STRINGIFY(name) #name
+#define KILN_CUBLAS_SYMBOL(name) KILN_CUBLAS_STRINGIFY(name)
+
+struct CublasLibrary {
+  decltype(&cublasCreate) create;
+  decltype(&cublasGetStatusName) status_name;
+  decltype(&cublasGetStatusString) status_string;
+  decltype(&cublasSgemm_64) sgemm;
+  decltype(&cublasDgemm_64) dgemm;
+  decltype(&cublasSgemmStridedBatched_64) sgemm_strided_batched;
+  decltype(&cublasDgemmStridedBatched_64) dgemm_strided_batched;
+};
+
+template <typename Function>
+Function resolve(void* library, const char* library_name, const char* symbol) {
+  void* address = dlsym(library, symbol);
+  KILN_CHECK(address != nullptr, "gemm on CUDA: ", library_name, " has no ", symbol, " (", dlerror(), ")");
+  return reinterpret_cast<Function>(address);
+}
+
+// Opens the cuBLAS of the toolkit kiln was compiled with (its soname, libcublas.so.<major>), found the way
+// the dynamic loader finds the CUDA runtime (the executable's run path, then the system's library path).
+// Never closed, like the handles below.
+CublasLibrary open_cublas() {
+  const std::string name = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
+  void* library = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+  KILN_CHECK(library != nullptr, "gemm on CUDA: cannot load cuBLAS (", dlerror(),
+             "); it comes with the CUDA toolkit: add its lib64 folder to LD_LIBRARY_PATH");
+  const char* n = name.c_str();
+  return {resolve<decltype(&cublasCreate)>(library, n, KILN_CUBLAS_SYMBOL(cublasCreate)),
+          resolve<decltype(&cublasGetStatusName)>(library, n, KILN_CUBLAS_SYMBOL(cublasGetStatusName)),
+          resolve<decltype(&cublasGetStatusString)>(library, n, KILN_CUBLAS_SYMBOL(cublasGetStatusString)),
+          resolve<decltype(&cublasSgemm_64)>(library, n, KILN_CUBLAS_SYMBOL(cublasSgemm_64)),
+          resolve<decltype(&cublasDgemm_64)>(library, n, KILN_CUBLAS_SYMBOL(cublasDgemm_64)),
+          resolve<decltype(&cublasSgemmStridedBatched_64)>(library, n,
+                                                           KILN_CUBLAS_SYMBOL(cublasSgemmStridedBatched_64)),
+          resolve<decltype(&cublasDgemmStridedBatched_64)>(library, n,
+                                                           KILN_CUBLAS_SYMBOL(cublasDgemmStridedBatched_64))};
+}
+
+// Opened once, by the first caller (a magic static: thread-safe); a failure throws again at every call.
+const CublasLibrary& cublas() {
+  static const CublasLibrary library = open_cublas();
+  return library;
+}
+
 // ---- the cuBLAS handle -------------------------------------------------------------------------------
 
 // Throws a kiln::Error naming the cuBLAS call and its status ("gemm on CUDA: cublasSgemm_64 failed:
 // CUBLAS_STATUS_INVALID_VALUE (an invalid value was used as an argument)").
 void check_cublas(cublasStatus_t status, const char* call) {
   if (status == CUBLAS_STATUS_SUCCESS) return;
-  fail("gemm on CUDA: ", call, " failed: ", cublasGetStatusName(status), " (", cublasGetStatusString(status),
-       ")");
+  fail("gemm on CUDA: ", call, " failed: ", cublas().status_name(status), " (",
+       cublas().status_string(status), ")");
 }
 
 int current_device() {
@@ -70,7 +127,7 @@ cublasHandle_t handle_for_current_device() {
   if (handles.size() <= index) handles.resize(index + 1, nullptr);
   if (handles[index] == nullptr) {
     cublasHandle_t handle = nullptr;
-    check_cublas(cublasCreate(&handle), "cublasCreate");
+    check_cublas(cublas().create(&handle), "cublasCreate");
     handles[index] = handle;
   }
   return handles[index];
@@ -111,29 +168,29 @@ ColumnMajorCall column_major_call(const GemmGeometry& g) {
 // The cuBLAS entry points by element type (the _64 forms take 64-bit sizes, so no size is truncated).
 cublasStatus_t cublas_gemm(cublasHandle_t handle, const ColumnMajorCall& call, const float* alpha,
                            const float* b, const float* a, const float* beta, float* c) {
-  return cublasSgemm_64(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b, call.ldb, a, call.lda,
+  return cublas().sgemm(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b, call.ldb, a, call.lda,
                         beta, c, call.ldc);
 }
 cublasStatus_t cublas_gemm(cublasHandle_t handle, const ColumnMajorCall& call, const double* alpha,
                            const double* b, const double* a, const double* beta, double* c) {
-  return cublasDgemm_64(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b, call.ldb, a, call.lda,
+  return cublas().dgemm(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b, call.ldb, a, call.lda,
                         beta, c, call.ldc);
 }
 cublasStatus_t cublas_gemm_strided_batched(cublasHandle_t handle, const ColumnMajorCall& call,
                                            std::int64_t batch_count, std::int64_t stride_a,
                                            std::int64_t stride_b, std::int64_t stride_c, const float* alpha,
                                            const float* b, const float* a, const float* beta, float* c) {
-  return cublasSgemmStridedBatched_64(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b,
-                                      call.ldb, stride_b, a, call.lda, stride_a, beta, c, call.ldc, stride_c,
-                                      batch_count);
+  return cublas().sgemm_strided_batched(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b,
+                                        call.ldb, stride_b, a, call.lda, stride_a, beta, c, call.ldc,
+                                        stride_c, batch_count);
 }
 cublasStatus_t cublas_gemm_strided_batched(cublasHandle_t handle, const ColumnMajorCall& call,
                                            std::int64_t batch_count, std::int64_t stride_a,
                                            std::int64_t stride_b, std::int64_t stride_c, const double* alpha,
                                            const double* b, const double* a, const double* beta, double* c) {
-  return cublasDgemmStridedBatched_64(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b,
-                                      call.ldb, stride_b, a, call.lda, stride_a, beta, c, call.ldc, stride_c,
-                                      batch_count);
+  return cublas().dgemm_strided_batched(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b,
+                                        call.ldb, stride_b, a, call.lda, stride_a, beta, c, call.ldc,
+                                        stride_c, batch_count);
 }
 const char* gemm_name(float) { return "cublasSgemm_64"; }
 const char* gemm_name(double) { return "cublasDgemm_64"; }
