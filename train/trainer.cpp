@@ -544,13 +544,13 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
   layers::Module& model = *run.model;
   model.train();
   keep_frozen_modules_in_eval(model, run.config.freeze);  // their batch-norm statistics stay as loaded
-  DeviceBatches loader(*run.train_loader, run.device);
-  loader.start_epoch(epoch);
+  DeviceBatches batches(*run.train_loader, run.device);   // the loader's batches, on the model's device
+  batches.start_epoch(epoch);
   const std::int64_t steps = steps_per_epoch(run);
   const auto start = Clock::now();
   double loss_sum = 0.0, correct = 0.0, seen = 0.0, learning_rate = 0.0;
   for (std::int64_t step = 0; step < steps; ++step) {
-    std::optional<data::Batch> batch = loader.next();
+    std::optional<data::Batch> batch = batches.next();
     if (!batch) break;
     learning_rate = run.groups.front().schedule->learning_rate(epoch * steps + step);
     for (ParameterGroup& group : run.groups) group.optimizer->set_learning_rate(group.schedule->learning_rate(epoch * steps + step));
