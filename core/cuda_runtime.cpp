@@ -46,6 +46,12 @@ int device_count() {
 
 void require_device(int index) { use_device(index); }
 
+int current_device() {
+  int index = 0;
+  check(cudaGetDevice(&index), "cudaGetDevice");
+  return index;
+}
+
 std::string device_description(int index) {
   use_device(index);
   cudaDeviceProp properties{};
@@ -165,6 +171,7 @@ namespace {
 bool built_with_cuda() { return false; }
 int device_count() { return 0; }
 void require_device(int index) { no_cuda(("using cuda:" + std::to_string(index)).c_str()); }
+int current_device() { no_cuda("current_device"); }
 std::string device_description(int) { no_cuda("device_description"); }
 void* allocate_device(std::size_t, int) { no_cuda("allocating device memory"); }
 void free_device(void*, int) { no_cuda("freeing device memory"); }

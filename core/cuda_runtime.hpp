@@ -21,6 +21,9 @@ bool built_with_cuda();
 // Never throws.
 int device_count();
 
+// The device the calling thread's kernels launch on (cudaGetDevice), for code that allocates beside them.
+int current_device();
+
 // Throws a kiln::Error saying why cuda:index cannot be used (no such device, no driver, no CUDA in this
 // build); returns when it can.
 void require_device(int index);

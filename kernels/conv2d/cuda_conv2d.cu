@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/cuda_runtime.hpp"
 #include "core/error.hpp"
 #include "core/storage.hpp"
 #include "kernels/conv2d/conv2d.hpp"
@@ -83,20 +84,11 @@ Chunks chunk_batch(std::int64_t batch, std::int64_t elements_per_image, std::siz
   return {(batch + chunk_count - 1) / chunk_count, chunk_count};
 }
 
-int current_device() {
-  int device = 0;
-  const cudaError_t status = cudaGetDevice(&device);
-  if (status != cudaSuccess) {
-    cudaGetLastError();  // clear it, so the next runtime call does not report it again
-    fail("conv2d on CUDA: cudaGetDevice failed: ", cudaGetErrorString(status));
-  }
-  return device;
-}
-
 // `elements` of T on the current device (see the top of the file for when it may be released).
 template <typename T>
 std::shared_ptr<Storage> scratch(std::int64_t elements) {
-  return Storage::allocate(static_cast<std::size_t>(elements) * sizeof(T), Device::cuda(current_device()));
+  return Storage::allocate(static_cast<std::size_t>(elements) * sizeof(T),
+                           Device::cuda(kiln::cuda::current_device()));
 }
 
 }  // namespace

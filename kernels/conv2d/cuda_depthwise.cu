@@ -17,6 +17,7 @@
 
 #include "core/cuda_runtime.hpp"
 #include "kernels/conv2d/conv2d.hpp"
+#include "kernels/conv2d/cuda_covering_taps.cuh"
 #include "kernels/cuda_launch.cuh"
 
 namespace kiln::kernels::cuda {
@@ -82,19 +83,10 @@ __global__ void depthwise_backward_data_kernel(Conv2dGeometry g, std::int64_t ou
     const T* gy_plane = gy + plane * out_h * out_w;
     const T* w_taps = w + c * g.kernel_h * g.kernel_w;
     T sum = 0;
-    for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
-      const std::int64_t row_times_stride = ih + g.pad_h - kh * g.dilation_h;  // oh * stride_h
-      if (row_times_stride < 0 || row_times_stride % g.stride_h != 0) continue;
-      const std::int64_t oh = row_times_stride / g.stride_h;
-      if (oh >= out_h) continue;
-      for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
-        const std::int64_t col_times_stride = iw + g.pad_w - kw * g.dilation_w;  // ow * stride_w
-        if (col_times_stride < 0 || col_times_stride % g.stride_w != 0) continue;
-        const std::int64_t ow = col_times_stride / g.stride_w;
-        if (ow >= out_w) continue;
-        sum += gy_plane[oh * out_w + ow] * w_taps[kh * g.kernel_w + kw];
-      }
-    }
+    for_each_covering_tap(g, out_h, out_w, ih, iw,
+                          [&](std::int64_t kh, std::int64_t kw, std::int64_t oh, std::int64_t ow) {
+                            sum += gy_plane[oh * out_w + ow] * w_taps[kh * g.kernel_w + kw];
+                          });
     gx[e] = sum;
   }
 }

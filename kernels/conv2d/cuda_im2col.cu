@@ -9,6 +9,7 @@
 
 #include "core/cuda_runtime.hpp"
 #include "kernels/conv2d/conv2d.hpp"
+#include "kernels/conv2d/cuda_covering_taps.cuh"
 #include "kernels/cuda_launch.cuh"
 
 namespace kiln::kernels::cuda {
@@ -32,10 +33,9 @@ __global__ void im2col_kernel(Conv2dGeometry g, std::int64_t out_h, std::int64_t
   }
 }
 
-// gx_images[b, ci, ih, iw] = sum over the taps (kh, kw) whose output position (oh, ow) read (ih, iw):
-// ih = oh * stride_h - pad_h + kh * dilation_h, so oh = (ih + pad_h - kh * dilation_h) / stride_h when that
-// is a whole number in [0, OH); likewise ow. Element e is (b, ci, ih, iw) with iw fastest. The sum runs in
-// the fixed (kh, kw) order: the result is the same bits on every run.
+// gx_images[b, ci, ih, iw] = sum over the taps (kh, kw) whose output position (oh, ow) read (ih, iw)
+// (cuda_covering_taps.cuh), in a fixed order: the result is the same bits on every run. Element e is
+// (b, ci, ih, iw) with iw fastest.
 template <typename T>
 __global__ void col2im_kernel(Conv2dGeometry g, std::int64_t out_h, std::int64_t out_w, std::int64_t count,
                               const T* col, std::int64_t image_stride, std::int64_t row_stride,
@@ -46,20 +46,11 @@ __global__ void col2im_kernel(Conv2dGeometry g, std::int64_t out_h, std::int64_t
     const std::int64_t ci = (e / plane_in) % g.in_channels, b = e / (plane_in * g.in_channels);
     const T* col_image = col + b * image_stride;
     T sum = 0;
-    for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
-      const std::int64_t row_times_stride = ih + g.pad_h - kh * g.dilation_h;  // oh * stride_h
-      if (row_times_stride < 0 || row_times_stride % g.stride_h != 0) continue;
-      const std::int64_t oh = row_times_stride / g.stride_h;
-      if (oh >= out_h) continue;
-      for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
-        const std::int64_t col_times_stride = iw + g.pad_w - kw * g.dilation_w;  // ow * stride_w
-        if (col_times_stride < 0 || col_times_stride % g.stride_w != 0) continue;
-        const std::int64_t ow = col_times_stride / g.stride_w;
-        if (ow >= out_w) continue;
-        const std::int64_t r = (ci * g.kernel_h + kh) * g.kernel_w + kw;
-        sum += col_image[r * row_stride + oh * out_w + ow];
-      }
-    }
+    for_each_covering_tap(g, out_h, out_w, ih, iw,
+                          [&](std::int64_t kh, std::int64_t kw, std::int64_t oh, std::int64_t ow) {
+                            const std::int64_t r = (ci * g.kernel_h + kh) * g.kernel_w + kw;
+                            sum += col_image[r * row_stride + oh * out_w + ow];
+                          });
     gx_images[e] = sum;
   }
 }

@@ -23,9 +23,7 @@ template <typename T>
 __global__ void dropout_forward_kernel(std::int64_t n, T p, T keep_scale, PhiloxState state, const T* x, T* y,
                                        T* mask) {
   const std::int64_t groups = (n + 3) / 4;
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t g = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
-       g += stride) {
+  for (std::int64_t g = first_thread_index(); g < groups; g += grid_thread_count()) {
     const PhiloxBlock words = philox_block(state, static_cast<std::uint64_t>(g));
     const std::int64_t count = std::min<std::int64_t>(4, n - 4 * g);
     for (int lane = 0; lane < count; ++lane) {

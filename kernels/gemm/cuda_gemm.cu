@@ -100,16 +100,6 @@ void check_cublas(cublasStatus_t status, const char* call) {
        cublas().status_string(status), ")");
 }
 
-int current_device() {
-  int device = 0;
-  const cudaError_t status = cudaGetDevice(&device);
-  if (status != cudaSuccess) {
-    cudaGetLastError();  // clear it, so the next runtime call does not report it again
-    fail("gemm on CUDA: cudaGetDevice failed: ", cudaGetErrorString(status));
-  }
-  return device;
-}
-
 // The cuBLAS handle of the current device, created on first use (a handle belongs to the device current at
 // its creation). Creation is serialized by a mutex; using one handle from several host threads at once is
 // safe in cuBLAS as long as nobody changes its settings, and nothing here does after creation. Its stream
@@ -121,7 +111,7 @@ int current_device() {
 cublasHandle_t handle_for_current_device() {
   static std::mutex mutex;
   static std::vector<cublasHandle_t> handles;  // indexed by device; nullptr until first used
-  const int device = current_device();
+  const int device = kiln::cuda::current_device();
   const std::lock_guard lock(mutex);
   const auto index = static_cast<std::size_t>(device);
   if (handles.size() <= index) handles.resize(index + 1, nullptr);

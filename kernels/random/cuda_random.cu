@@ -37,9 +37,7 @@ __device__ double affine(double offset, double scale, double value) {
 template <typename T>
 __global__ void uniform_kernel(std::int64_t n, PhiloxState state, T low, T span, T* out) {
   const std::int64_t groups = (n + 3) / 4;
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t g = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
-       g += stride) {
+  for (std::int64_t g = first_thread_index(); g < groups; g += grid_thread_count()) {
     const PhiloxBlock words = philox_block(state, static_cast<std::uint64_t>(g));
     const std::int64_t count = std::min<std::int64_t>(4, n - 4 * g);
     for (int lane = 0; lane < count; ++lane)
@@ -50,8 +48,7 @@ __global__ void uniform_kernel(std::int64_t n, PhiloxState state, T low, T span,
 // out[i] = mean + std * z_i, one thread per element.
 template <typename T>
 __global__ void normal_kernel(std::int64_t n, PhiloxState state, T mean, T std, T* out) {
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+  for (std::int64_t i = first_thread_index(); i < n; i += grid_thread_count())
     out[i] = affine(mean, std, philox_normal<T>(state, static_cast<std::uint64_t>(i)));
 }
 
