@@ -171,6 +171,10 @@ class ConsoleObserver final : public train::CrossValidationObserver {
     std::printf("kernels: %s on %d thread%s\n", plan.at("kernels").at("cpu_level").get<std::string>().c_str(),
                 threads, threads == 1 ? "" : "s");
     if (plan.at("device") != "cpu") std::printf("device: %s\n", plan.at("device").get<std::string>().c_str());
+    if (plan.at("precision") != "fp32") {
+      std::printf("precision: %s (bfloat16 activations, float32 master weights)\n",
+                  plan.at("precision").get<std::string>().c_str());
+    }
     if (plan.at("resumed_at_epoch").get<long long>() > 0) {
       std::printf("resuming after epoch %lld\n", plan.at("resumed_at_epoch").get<long long>());
     }
@@ -348,6 +352,12 @@ void add_train_command(CLI::App& app) {
   command->add_option("--seed", config->seed, "seed for initialization, order and augmentation")->capture_default_str();
   command->add_option("--loader-threads", config->loader_threads, "data-loading threads")->capture_default_str();
   command->add_option("--device", config->device, "where to train: cpu, cuda or cuda:N")
+      ->capture_default_str();
+  command
+      ->add_option("--precision", config->precision,
+                   "fp32, or bf16: bfloat16 activations and conv/GEMM operands with float32 accumulation "
+                   "and float32 master weights")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
   add_compute_threads_option(command);
   command->add_option("--out", config->run_dir, "run folder for last.kiln and metrics.jsonl")->capture_default_str();

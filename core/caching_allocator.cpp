@@ -73,6 +73,11 @@ CachingAllocator::Stats CachingAllocator::stats() const {
   return stats_;
 }
 
+void CachingAllocator::reset_peak() {
+  std::lock_guard lock(mutex_);
+  stats_.peak_in_use_bytes = stats_.in_use_bytes;
+}
+
 void CachingAllocator::release_cached() {
   std::map<std::size_t, std::vector<void*>> blocks;
   {

@@ -43,6 +43,9 @@ class CachingAllocator final : public Allocator {
   void deallocate(void* pointer, std::size_t bytes) override;
 
   Stats stats() const;
+  // Starts the peak over from the bytes in use now (as torch.cuda.reset_peak_memory_stats does), so one
+  // process can measure the peaks of workloads run one after another.
+  void reset_peak();
   // Returns every cached block to the backing allocator.
   void release_cached();
 

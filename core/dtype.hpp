@@ -1,14 +1,17 @@
 // DType: the element type of a tensor.
 //
 // float32 is kiln's working type; float64 exists so gradient checks are tight; int64 carries labels and
-// argmax indices; int8 holds quantized weights in int8 model files (quant/). The reduced-precision and
-// other small integer types are named now so storage, printing and the checkpoint format can grow into
-// them; compute kernels reject them with a clear error until a kernel for them exists.
+// argmax indices; int8 holds quantized weights in int8 model files (quant/); bfloat16 (core/bfloat16.hpp)
+// holds activations under mixed precision (`--precision bf16`), with float32 master weights. float16 and
+// the other small integer types are named so storage, printing and the checkpoint format can grow into
+// them; compute kernels reject a dtype they have no kernel for with a clear error.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+
+#include "core/bfloat16.hpp"
 
 namespace kiln {
 
@@ -53,6 +56,10 @@ constexpr bool is_floating(DType dtype) {
 template <typename T> struct dtype_of;
 template <> struct dtype_of<float> { static constexpr DType value = DType::Float32; };
 template <> struct dtype_of<double> { static constexpr DType value = DType::Float64; };
+template <>
+struct dtype_of<bfloat16> {
+  static constexpr DType value = DType::BFloat16;
+};
 template <> struct dtype_of<std::int64_t> { static constexpr DType value = DType::Int64; };
 template <> struct dtype_of<std::int32_t> { static constexpr DType value = DType::Int32; };
 template <> struct dtype_of<std::uint8_t> { static constexpr DType value = DType::UInt8; };

@@ -21,12 +21,31 @@ class Generator;
 
 namespace kiln::raw {
 
-// Calls fn.template operator()<T>() with T = float or double for a floating dtype; throws naming `op`
-// for any other dtype.
+// Calls fn.template operator()<T>() with T = float, double or bfloat16 for a floating dtype; throws naming
+// `op` for any other dtype. For the ops with bfloat16 kernels (the ones mixed-precision training runs in
+// bfloat16: elementwise, reductions, matmul, convolution, pooling, batch normalization, dropout).
 template <typename Fn> decltype(auto) visit_floating(DType dtype, std::string_view op, Fn&& fn) {
   switch (dtype) {
     case DType::Float32: return fn.template operator()<float>();
     case DType::Float64: return fn.template operator()<double>();
+    case DType::BFloat16:
+      return fn.template operator()<bfloat16>();
+    default:
+      fail(op, ": dtype ", dtype_name(dtype), " is not supported (expected float32, float64 or bfloat16)");
+  }
+}
+
+// The same for float and double only: the ops that mixed precision keeps in float32 (softmax, the losses,
+// random draws, optimizer updates), whose bfloat16 error says so.
+template <typename Fn>
+decltype(auto) visit_float_or_double(DType dtype, std::string_view op, Fn&& fn) {
+  switch (dtype) {
+    case DType::Float32:
+      return fn.template operator()<float>();
+    case DType::Float64:
+      return fn.template operator()<double>();
+    case DType::BFloat16:
+      fail(op, ": runs in float32 or float64, not bfloat16 (cast the input to float32 first)");
     default: fail(op, ": dtype ", dtype_name(dtype), " is not supported (expected float32 or float64)");
   }
 }

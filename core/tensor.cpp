@@ -64,6 +64,7 @@ template <typename T> Tensor Tensor::from_vector(const std::vector<T>& values, c
 }
 template Tensor Tensor::from_vector(const std::vector<float>&, const Shape&);
 template Tensor Tensor::from_vector(const std::vector<double>&, const Shape&);
+template Tensor Tensor::from_vector(const std::vector<bfloat16>&, const Shape&);
 template Tensor Tensor::from_vector(const std::vector<std::int64_t>&, const Shape&);
 template Tensor Tensor::from_vector(const std::vector<std::uint8_t>&, const Shape&);
 
@@ -107,6 +108,7 @@ template <typename T> T* Tensor::data() const {
 }
 template float* Tensor::data<float>() const;
 template double* Tensor::data<double>() const;
+template bfloat16* Tensor::data<bfloat16>() const;
 template std::int64_t* Tensor::data<std::int64_t>() const;
 template std::int32_t* Tensor::data<std::int32_t>() const;
 template std::uint8_t* Tensor::data<std::uint8_t>() const;
@@ -125,6 +127,7 @@ template <typename T> std::vector<T> Tensor::to_vector() const {
 }
 template std::vector<float> Tensor::to_vector() const;
 template std::vector<double> Tensor::to_vector() const;
+template std::vector<bfloat16> Tensor::to_vector() const;
 template std::vector<std::int64_t> Tensor::to_vector() const;
 
 // ---- autograd ------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "layers/compute_dtype.hpp"
 #include "layers/init.hpp"
 
 namespace kiln::layers {
@@ -29,7 +30,7 @@ Tensor Conv2d::forward(const Tensor& input) {
                                    .padding = {options_.padding, options_.padding},
                                    .dilation = {options_.dilation, options_.dilation},
                                    .groups = options_.groups};
-  return conv2d(input, weight_, bias_, conv_options);
+  return conv2d(input, as_compute_dtype(weight_, input), as_compute_dtype(bias_, input), conv_options);
 }
 
 std::string Conv2d::describe() const {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "layers/compute_dtype.hpp"
 #include "layers/init.hpp"
 
 namespace kiln::layers {
@@ -20,8 +21,8 @@ Tensor Linear::forward(const Tensor& input) {
   KILN_CHECK(input.dim() == 2 && input.size(1) == in_features_, describe(), ": input ", input.describe(),
              " must be [N, ", in_features_, "]");
   // [N, in] @ [in, out] -> [N, out]; the transpose is a view, not a copy of the weight.
-  const Tensor output = matmul(input, weight_.transpose(0, 1));
-  return bias_.defined() ? output + bias_ : output;
+  const Tensor output = matmul(input, as_compute_dtype(weight_, input).transpose(0, 1));
+  return bias_.defined() ? output + as_compute_dtype(bias_, input) : output;
 }
 
 std::string Linear::describe() const {

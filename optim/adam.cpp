@@ -77,7 +77,7 @@ void Adam::update(const std::vector<ParameterUpdate>& updates) {
                                        .weight_decay = options_.weight_decay,
                                        .decoupled_weight_decay = decoupled_weight_decay_,
                                        .step = parameter_steps_[group.front().index] + 1};
-        raw::visit_floating(leader.dtype(), kind(), [&]<typename T>() {
+        raw::visit_float_or_double(leader.dtype(), kind(), [&]<typename T>() {
           std::vector<kernels::AdamSlice<T>> slices;
           slices.reserve(group.size());
           for (const ParameterUpdate& update : group) {

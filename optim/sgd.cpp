@@ -67,7 +67,7 @@ void Sgd::update(const std::vector<ParameterUpdate>& updates) {
                                       .weight_decay = options_.weight_decay,
                                       .nesterov = options_.nesterov,
                                       .first_step = first_step[group.front().index]};
-        raw::visit_floating(leader.dtype(), "sgd", [&]<typename T>() {
+        raw::visit_float_or_double(leader.dtype(), "sgd", [&]<typename T>() {
           std::vector<kernels::SgdSlice<T>> slices;
           slices.reserve(group.size());
           for (const ParameterUpdate& update : group) {

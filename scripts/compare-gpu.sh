@@ -9,8 +9,8 @@
 #   --warmup N       untimed steps before the timed rounds                             default 10
 #   --rounds N       timed rounds per row, at most                                     default 5
 #   --budget S       seconds of timed rounds per row, at most (at least one round)     default 30
-#   --precision P    fp32, bf16 or both (kiln has no bf16 yet: its bf16 cells stay
-#                    blank, "not implemented"; PyTorch's are measured)                 default both
+#   --precision P    fp32, bf16 or both (bf16: kiln's --precision bf16 against PyTorch's
+#                    torch.autocast(cuda, bfloat16))                                   default both
 #   --models LIST    comma-separated                                                   default resnet20,resnet56
 #   --json FILE      also write the merged results (and each program's raw report) to FILE
 #   --build-dir D    where to build (Release)                                          default build

@@ -24,13 +24,13 @@ void record_outcomes(const Tensor& logits, const data::Batch& batch, std::vector
 }  // namespace
 
 MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int64_t classes,
-                       std::vector<SampleOutcome>* outcomes) {
+                       std::vector<SampleOutcome>* outcomes, Precision precision) {
   const EvalMode evaluating(model);
   ClassificationMetrics metrics(classes);
   DeviceBatches batches(loader, model.device());
   batches.start_epoch(0);
   while (std::optional<data::Batch> batch = batches.next()) {
-    const Tensor logits = model(batch->images);
+    const Tensor logits = forward_logits(model, batch->images, precision);
     const double loss_sum = cross_entropy(logits, batch->labels, Tensor(), {.reduction = Reduction::Sum}).item();
     metrics.add(logits, batch->labels, loss_sum);
     if (outcomes) record_outcomes(logits, *batch, *outcomes);

@@ -9,6 +9,7 @@
 #include "layers/module.hpp"
 #include "train/metrics.hpp"
 #include "train/model_io.hpp"
+#include "train/precision.hpp"
 
 namespace kiln::train {
 
@@ -20,10 +21,11 @@ struct SampleOutcome {
   double label_probability = 0, predicted_probability = 0;
 };
 
-// Runs the model over every batch of the loader's epoch 0 and accumulates metrics (loss included). With
-// `outcomes`, also lists every image's outcome, in the loader's order.
+// Runs the model over every batch of the loader's epoch 0, in `precision`, and accumulates metrics (loss
+// included). With `outcomes`, also lists every image's outcome, in the loader's order.
 MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int64_t classes,
-                       std::vector<SampleOutcome>* outcomes = nullptr);
+                       std::vector<SampleOutcome>* outcomes = nullptr,
+                       Precision precision = Precision::Float32);
 
 // The misclassified outcomes, worst first: those where the model gave the true class the least
 // probability (it was most sure of something else). At most `count`.

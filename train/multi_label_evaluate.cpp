@@ -4,10 +4,12 @@
 #include "data/image.hpp"
 #include "train/device_batches.hpp"
 #include "train/eval_mode.hpp"
+#include "train/precision.hpp"
 
 namespace kiln::train {
 
-MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& loader, std::int64_t labels) {
+MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& loader, std::int64_t labels,
+                                       Precision precision) {
   KILN_CHECK(loader.folder().multi_label(), loader.folder().root().string(),
              ": not a multi-label data set (evaluate a class folder with evaluate())");
   const EvalMode evaluating(model);
@@ -15,7 +17,7 @@ MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& 
   DeviceBatches batches(loader, model.device());
   batches.start_epoch(0);
   while (std::optional<data::Batch> batch = batches.next()) {
-    const Tensor logits = model(batch->images);  // [B, L]
+    const Tensor logits = forward_logits(model, batch->images, precision);  // float32 [B, L]
     const double loss_sum =
         binary_cross_entropy_with_logits(logits, batch->targets, Tensor(), Reduction::Sum).item();
     metrics.add(logits, batch->targets, loss_sum);

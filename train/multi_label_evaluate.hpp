@@ -11,13 +11,15 @@
 #include "layers/module.hpp"
 #include "train/model_io.hpp"
 #include "train/multi_label_metrics.hpp"
+#include "train/precision.hpp"
 
 namespace kiln::train {
 
-// Runs the model over every batch of the loader's epoch 0 (a multi-label folder) and gathers each
-// sample's probabilities, targets and binary cross-entropy: ask the result for a report at some
+// Runs the model over every batch of the loader's epoch 0 (a multi-label folder), in `precision`, and gathers
+// each sample's probabilities, targets and binary cross-entropy: ask the result for a report at some
 // thresholds, or choose the thresholds from it (train/multi_label_thresholds.hpp).
-MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& loader, std::int64_t labels);
+MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& loader, std::int64_t labels,
+                                       Precision precision = Precision::Float32);
 
 struct LabelScore {
   std::string name;

@@ -102,6 +102,7 @@ TrainConfig resumed_config(const TrainConfig& stored, const TrainConfig& request
   config.data = requested.data.empty() ? stored.data : requested.data;
   config.loader_threads = requested.loader_threads;
   config.device = requested.device;
+  config.precision = requested.precision;
   KILN_CHECK(requested.epochs >= stored.epochs, "cannot resume ", path.string(), " with --epochs ",
              requested.epochs, ": the run was planned for ", stored.epochs);
   // A longer run keeps the stored schedule's shape only for schedules that do not depend on the total.

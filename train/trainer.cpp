@@ -26,6 +26,7 @@
 #include "train/label_counts.hpp"
 #include "train/model_io.hpp"
 #include "train/multi_label_evaluate.hpp"
+#include "train/precision.hpp"
 #include "train/report_format.hpp"
 #include "train/run_plots.hpp"
 
@@ -100,6 +101,7 @@ struct Run {
   std::unique_ptr<data::DataLoader> train_loader;
   std::unique_ptr<data::DataLoader> eval_loader;
   Device device;                // where the model, its optimizer state and each step's batch live (--device)
+  Precision precision = Precision::Float32;  // what the model computes in (--precision)
   std::string eval_split_name;  // "validation" or "test"
   ClassBalance balance;  // of the training split
   Tensor class_weight;   // float [classes] for cross_entropy, or undefined without --class-weights
@@ -377,6 +379,7 @@ void place_on_device(Run& run) {
 Run start_fresh(const TrainConfig& config) {
   Run run;
   run.config = config;
+  run.precision = parse_precision(config.precision);
   run.monitor = Monitor(config.monitor, config.min_delta);
   run.splits = splits_for(config);
   run.multi_label = run.splits.train.multi_label();
@@ -411,6 +414,7 @@ Run resume_from(const TrainConfig& requested) {
 
   Run run;
   run.config = resumed_config(TrainConfig::from_json(header.at("config")), requested, path);
+  run.precision = parse_precision(run.config.precision);
   run.monitor = Monitor(run.config.monitor, run.config.min_delta);
   run.early_stopping = EarlyStoppingState::from_json(header.value("early_stopping", nlohmann::json()));
   run.preprocessing = data::Preprocessing::from_json(header.at("preprocessing"));
@@ -531,7 +535,7 @@ void evaluate_multi_label_epoch(Run& run, EpochSummary& summary) {
     return;
   }
   const MultiLabelMetrics metrics =
-      evaluate_multi_label(*run.model, *run.eval_loader, run.architecture.classes);
+      evaluate_multi_label(*run.model, *run.eval_loader, run.architecture.classes, run.precision);
   if (run.splits.validation) {
     run.thresholds = choose_thresholds(metrics.probabilities(), metrics.truth(),
                                        static_cast<std::size_t>(run.architecture.classes));
@@ -555,7 +559,7 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
     learning_rate = run.groups.front().schedule->learning_rate(epoch * steps + step);
     for (ParameterGroup& group : run.groups) group.optimizer->set_learning_rate(group.schedule->learning_rate(epoch * steps + step));
 
-    const Tensor logits = model(batch->images);
+    const Tensor logits = forward_logits(model, batch->images, run.precision);  // float32 [B, classes]
     const Tensor loss = run.multi_label
                             ? binary_cross_entropy_with_logits(logits, batch->targets, run.pos_weight)
                             : cross_entropy(logits, batch->labels, run.class_weight,
@@ -595,7 +599,7 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
   if (run.multi_label) {
     evaluate_multi_label_epoch(run, summary);
   } else if (run.eval_loader) {
-    summary.validation = evaluate(model, *run.eval_loader, run.architecture.classes);
+    summary.validation = evaluate(model, *run.eval_loader, run.architecture.classes, nullptr, run.precision);
   }
   return summary;
 }
@@ -675,7 +679,8 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
        {{"cpu_level", kernels::cpu_level_name(kernels::cpu_level())},
         {"threads", kernels::compute_threads()}}},
       {"device",
-       run.device.is_cuda() ? run.device.str() + ": " + cuda::device_description(run.device.index) : "cpu"}};
+       run.device.is_cuda() ? run.device.str() + ": " + cuda::device_description(run.device.index) : "cpu"},
+      {"precision", precision_name(run.precision)}};
   plan["task"] = run.multi_label ? kMultiLabelTask : kSingleLabelTask;
   if (run.multi_label) {
     plan["thresholds"] = run.splits.validation

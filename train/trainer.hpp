@@ -54,6 +54,7 @@ struct TrainConfig {
   int loader_threads = 2;                       // data-loading threads (compute threads are set by the caller)
   std::string device = "cpu";  // where the model trains: cpu, cuda, cuda:N (like loader_threads,
                                // a choice of this process: not stored, a --resume may change it)
+  std::string precision = "fp32";  // fp32 | bf16 (train/precision.hpp); like device, a choice of this process
   bool strict = false;                          // a bad image file is an error, not a warning
   std::int64_t max_steps_per_epoch = 0;         // 0: whole epochs (tests and smoke runs use a cap)
   // Class imbalance (train/class_balance.hpp); at most one of the two.

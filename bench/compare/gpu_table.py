@@ -21,9 +21,10 @@ FOOTNOTES = [
     "GPU to a device synchronize.",
     "fp32: PyTorch with TF32 off (cuDNN convolutions and cuBLAS matmuls in true fp32, as kiln computes); "
     "cuDNN autotuning (cudnn.benchmark) at PyTorch's default, off.",
-    "bf16: PyTorch under torch.autocast(cuda, bfloat16); kiln has no bf16 yet (blank: not implemented).",
+    "bf16: PyTorch under torch.autocast(cuda, bfloat16); kiln with --precision bf16 (bf16 activations, fp32 master weights).",
     "peak MiB: kiln counts its caching allocator's size classes (blocks rounded up to a quarter power of "
-    "two, at most 25% slack; cuBLAS's own workspace not included), since its process started; PyTorch "
+    "two, at most 25% slack; cuBLAS's own workspace not included), started over before each precision's "
+    "run; PyTorch "
     "counts torch.cuda.max_memory_allocated (allocated blocks, 512-byte rounding, cuDNN/cuBLAS workspaces "
     "included), reset before each model was built. Both include weights, gradients, momentum buffers and "
     "activations; neither includes the CUDA context.",

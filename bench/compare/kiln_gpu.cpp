@@ -1,20 +1,19 @@
 // kiln's side of the GPU comparison (scripts/compare-gpu.sh): trains one model of the zoo on cuda:0 on a
-// random batch, as train/trainer.cpp trains (forward, cross-entropy, the loss read back, backward), with
-// bench/training_step_bench.cpp's recipe (SGD, learning rate 0.01, momentum 0.9, weight decay 1e-4), and
-// prints one JSON object on stdout (progress goes to stderr):
+// random batch, as train/trainer.cpp trains (forward in fp32 or in bf16 mixed precision, cross-entropy,
+// the loss read back, backward), with bench/training_step_bench.cpp's recipe (SGD, learning rate 0.01,
+// momentum 0.9, weight decay 1e-4), and prints one JSON object on stdout (progress goes to stderr):
 //
 //   {"program": "kiln", "device": "cuda:0: NVIDIA H200 (sm_90, 139.8 GiB)", "batch": 128, ...,
 //    "results": [{"kind": "train_step", "model": "resnet20", "precision": "fp32", "status": "ok",
 //                 "images_per_s": 9000.0, "ms_per_step": 14.2, "peak_bytes": 123456789, ...},
-//                {"kind": "train_step", "model": "resnet20", "precision": "bf16",
-//                 "status": "not implemented"}]}
+//                {"kind": "train_step", "model": "resnet20", "precision": "bf16", "status": "ok", ...}]}
 //
 //   ./build/compare_kiln_gpu --model resnet20 [--batch 128] [--warmup 10] [--steps 50] [--rounds 5]
 //                            [--budget 30] [--precision fp32|bf16|both]
 //
-// One model per process, because the device allocator's peak (cuda_caching_allocator(0).stats()) has no
-// reset: in a fresh process it is this model's own peak, since the first allocation, so it covers the
-// weights, gradients, momentum buffers, one step's activations and kernel scratch. It is read after the
+// Peak memory is the device allocator's (cuda_caching_allocator(0).stats()), started over before each
+// precision's run (reset_peak) after the previous run's tensors were freed, so each row's peak is its own:
+// the weights, gradients, momentum buffers, one step's activations and kernel scratch. It is read after the
 // timed steps; the warm-up steps allocate what the timed steps do, so it is the steady state's peak.
 // It counts the allocator's size classes (a request of 70 KiB holds an 80 KiB block), not bytes asked
 // for, and nothing that cuBLAS allocates for itself.
@@ -23,7 +22,8 @@
 // an idle device to kiln::cuda::synchronize(0) after its last step; the median round gives images/s.
 // Rounds stop after --rounds or once they have taken --budget seconds (at least one round runs).
 //
-// kiln has no bf16 yet: a bf16 row says "not implemented" and carries no numbers.
+// bf16 is `kiln train --precision bf16` (train/precision.hpp): the batch enters the model as bfloat16, the
+// weights stay float32 and are cast per step, the logits return to float32 for the loss.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +42,7 @@
 #include "layers/module.hpp"
 #include "models/architecture.hpp"
 #include "optim/sgd.hpp"
+#include "train/precision.hpp"
 
 namespace {
 
@@ -129,10 +130,13 @@ GpuCompareOptions parse_gpu_options(int argc, char** argv) {
 
 double mebibytes(std::size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
-// The fp32 training steps of one model on cuda:0: throughput, peak device memory, and the loss before and
-// after the timed steps (a sanity check: it must stay finite, and on a fixed batch it usually falls).
-nlohmann::json time_fp32_training(const GpuCompareOptions& options) {
+// The training steps of one model on cuda:0 in `precision`: throughput, peak device memory, and the loss
+// before and after the timed steps (a sanity check: it must stay finite, and on a fixed batch it usually
+// falls).
+nlohmann::json time_training(const GpuCompareOptions& options, train::Precision precision) {
+  const std::string precision_name(train::precision_name(precision));
   const Device device = Device::cuda(kDevice);
+  cuda_caching_allocator(kDevice).reset_peak();  // the previous precision's tensors are freed by now
   Generator initialization(1);
   const layers::ModulePtr model = models::build_model({options.model, 3, 32, 32, 10}, initialization);
   model->to(device);  // before the optimizer, so its momentum buffers are created on the device
@@ -149,7 +153,7 @@ nlohmann::json time_fp32_training(const GpuCompareOptions& options) {
 
   double loss_value = 0.0;
   const auto step = [&] {
-    const Tensor loss = cross_entropy((*model)(images), labels);
+    const Tensor loss = cross_entropy(train::forward_logits(*model, images, precision), labels);
     loss_value = loss.item();  // the trainer reads the loss every step (this waits for the forward)
     optimizer.zero_grad();
     loss.backward();
@@ -167,12 +171,12 @@ nlohmann::json time_fp32_training(const GpuCompareOptions& options) {
 
   const double ms_per_step = round.median_ms / options.steps_per_round;
   const double images_per_s = static_cast<double>(options.batch) / ms_per_step * 1e3;
-  std::fprintf(stderr, "kiln: %s fp32 %9.3f ms/step  %10.1f images/s  peak %8.1f MiB  loss %.4f -> %.4f\n",
-               options.model.c_str(), ms_per_step, images_per_s, mebibytes(memory.peak_in_use_bytes),
-               loss_after_warmup, loss_value);
+  std::fprintf(stderr, "kiln: %s %s %9.3f ms/step  %10.1f images/s  peak %8.1f MiB  loss %.4f -> %.4f\n",
+               options.model.c_str(), precision_name.c_str(), ms_per_step, images_per_s,
+               mebibytes(memory.peak_in_use_bytes), loss_after_warmup, loss_value);
   nlohmann::json row = {{"kind", "train_step"},
                         {"model", options.model},
-                        {"precision", "fp32"},
+                        {"precision", precision_name},
                         {"status", "ok"},
                         {"parameters", model->parameter_count()},
                         {"images_per_s", images_per_s},
@@ -206,27 +210,24 @@ int main(int argc, char** argv) try {
 
   bool failed = false;
   nlohmann::json results = nlohmann::json::array();
-  if (options.fp32) {
+  for (const train::Precision precision : {train::Precision::Float32, train::Precision::BFloat16}) {
+    if (!(precision == train::Precision::Float32 ? options.fp32 : options.bf16)) continue;
+    const std::string precision_name(train::precision_name(precision));
     try {
-      results.push_back(time_fp32_training(options));
-      failed = results.back().contains("warning");
+      results.push_back(time_training(options, precision));
+      failed = failed || results.back().contains("warning");
     } catch (const std::exception& error) {
-      // Reported in the table rather than aborting the comparison: an op without a CUDA kernel yet fails
-      // here with a kiln::Error naming it.
-      std::fprintf(stderr, "kiln: %s fp32 failed: %s\n", options.model.c_str(), error.what());
+      // Reported in the table rather than aborting the comparison: a kernel that fails on the device says
+      // so here with a kiln::Error naming it.
+      std::fprintf(stderr, "kiln: %s %s failed: %s\n", options.model.c_str(), precision_name.c_str(),
+                   error.what());
       results.push_back({{"kind", "train_step"},
                          {"model", options.model},
-                         {"precision", "fp32"},
+                         {"precision", precision_name},
                          {"status", "failed"},
                          {"error", error.what()}});
       failed = true;
     }
-  }
-  if (options.bf16) {
-    results.push_back({{"kind", "train_step"},
-                       {"model", options.model},
-                       {"precision", "bf16"},
-                       {"status", "not implemented"}});
   }
 
   const nlohmann::json report = {{"program", "kiln"},

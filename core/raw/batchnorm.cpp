@@ -1,14 +1,34 @@
-// Tensor-level calls of the batch-normalization kernels.
+// Tensor-level calls of the batch-normalization kernels. Mixed dtypes, as batchnorm.hpp's kernels take
+// them: x, y, gy, gx in x's dtype; gamma, beta, the running and saved statistics and ggamma, gbeta in its
+// opmath dtype (float32 beside bfloat16, x's own dtype for float32 and float64).
 #include "core/raw.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
 
 namespace kiln::raw {
 namespace {
 
+// The dtype of the per-channel tensors beside an input of dtype x: opmath_t of x's element type.
+DType channel_dtype(DType x, std::string_view op) {
+  return visit_floating(x, op, []<typename T>() { return dtype_of_v<opmath_t<T>>; });
+}
+
+// Throws unless every defined per-channel tensor has channel_dtype(x) and x's device.
+void check_channel_dtype_and_device(std::string_view op, const Tensor& x,
+                                    std::initializer_list<const Tensor*> per_channel) {
+  const DType expected = channel_dtype(x.dtype(), op);
+  for (const Tensor* t : per_channel) {
+    if (!t->defined()) continue;
+    KILN_CHECK(t->dtype() == expected, op, ": per-channel tensor ", t->describe(), " must be ",
+               dtype_name(expected), " for an input of dtype ", dtype_name(x.dtype()));
+    KILN_CHECK(t->device() == x.device(), op, ": device mismatch, ", x.device().str(), " and ",
+               t->device().str());
+  }
+}
+
 kernels::BatchNorm2dGeometry batchnorm_geometry(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                                 const Tensor& running_mean, const Tensor& running_var) {
   KILN_CHECK(x.dim() == 4, "batch_norm2d: input must be [N, C, H, W], got ", x.shape());
-  check_same_dtype_and_device("batch_norm2d", x, {&gamma, &beta, &running_mean, &running_var});
+  check_channel_dtype_and_device("batch_norm2d", x, {&gamma, &beta, &running_mean, &running_var});
   const Shape channels{x.size(1)};
   for (const Tensor* t : {&gamma, &beta, &running_mean, &running_var}) {
     KILN_CHECK(!t->defined() || (t->shape() == channels && t->is_contiguous()), "batch_norm2d: per-channel tensor ",
@@ -34,22 +54,24 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
                x.shape());
     KILN_CHECK(running_mean.defined() == running_var.defined(),
                "batch_norm2d: running_mean and running_var must be given together");
-    result.save_mean = Tensor::empty({g.channels}, x.dtype(), x.device());
-    result.save_invstd = Tensor::empty({g.channels}, x.dtype(), x.device());
+    const DType statistics_dtype = channel_dtype(x.dtype(), "batch_norm2d");
+    result.save_mean = Tensor::empty({g.channels}, statistics_dtype, x.device());
+    result.save_invstd = Tensor::empty({g.channels}, statistics_dtype, x.device());
     visit_floating(x.dtype(), "batch_norm2d", [&]<typename T>() {
-      kernels::batchnorm2d_forward_train<T>(x.device(), g, input.data<T>(), gamma.data<T>(), beta.data<T>(),
-                                            static_cast<T>(options.eps), static_cast<T>(options.momentum),
-                                            data_or_null<T>(running_mean), data_or_null<T>(running_var),
-                                            result.output.data<T>(), result.save_mean.data<T>(),
-                                            result.save_invstd.data<T>());
+      using P = opmath_t<T>;
+      kernels::batchnorm2d_forward_train<T>(
+          x.device(), g, input.data<T>(), gamma.data<P>(), beta.data<P>(), static_cast<P>(options.eps),
+          static_cast<P>(options.momentum), data_or_null<P>(running_mean), data_or_null<P>(running_var),
+          result.output.data<T>(), result.save_mean.data<P>(), result.save_invstd.data<P>());
     });
   } else {
     KILN_CHECK(running_mean.defined() && running_var.defined(),
                "batch_norm2d: eval mode needs running_mean and running_var");
     visit_floating(x.dtype(), "batch_norm2d", [&]<typename T>() {
-      kernels::batchnorm2d_forward_eval<T>(x.device(), g, input.data<T>(), gamma.data<T>(), beta.data<T>(),
-                                           running_mean.data<T>(), running_var.data<T>(),
-                                           static_cast<T>(options.eps), result.output.data<T>());
+      using P = opmath_t<T>;
+      kernels::batchnorm2d_forward_eval<T>(x.device(), g, input.data<T>(), gamma.data<P>(), beta.data<P>(),
+                                           running_mean.data<P>(), running_var.data<P>(),
+                                           static_cast<P>(options.eps), result.output.data<T>());
     });
   }
   return result;
@@ -61,23 +83,27 @@ BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Ten
   const kernels::BatchNorm2dGeometry g{x.size(0), x.size(1), x.size(2), x.size(3), options.fused_relu};
   KILN_CHECK(!options.fused_relu || saved.output.defined(),
              "batch_norm2d backward: the fused ReLU needs the forward's output");
+  check_same_dtype_and_device("batch_norm2d backward", x, {&gy, &saved.output});
+  check_channel_dtype_and_device("batch_norm2d backward", x,
+                                 {&gamma, &saved.save_mean, &saved.save_invstd, &running_mean, &running_var});
   const Tensor input = contiguous(x), grad_output = contiguous(gy);
   const Tensor output = options.fused_relu ? contiguous(saved.output) : Tensor();
+  const DType parameter_dtype = channel_dtype(x.dtype(), "batch_norm2d backward");
   BatchNormGrads grads{Tensor::empty(x.shape(), x.dtype(), x.device()),
-                       Tensor::empty({g.channels}, x.dtype(), x.device()),
-                       Tensor::empty({g.channels}, x.dtype(), x.device())};
+                       Tensor::empty({g.channels}, parameter_dtype, x.device()),
+                       Tensor::empty({g.channels}, parameter_dtype, x.device())};
   visit_floating(x.dtype(), "batch_norm2d backward", [&]<typename T>() {
+    using P = opmath_t<T>;
     if (options.training) {
       kernels::batchnorm2d_backward_train<T>(x.device(), g, input.data<T>(), grad_output.data<T>(),
-                                             data_or_null<T>(output), gamma.data<T>(),
-                                             saved.save_mean.data<T>(), saved.save_invstd.data<T>(),
-                                             grads.x.data<T>(), grads.gamma.data<T>(), grads.beta.data<T>());
+                                             data_or_null<T>(output), gamma.data<P>(),
+                                             saved.save_mean.data<P>(), saved.save_invstd.data<P>(),
+                                             grads.x.data<T>(), grads.gamma.data<P>(), grads.beta.data<P>());
     } else {
       kernels::batchnorm2d_backward_eval<T>(x.device(), g, input.data<T>(), grad_output.data<T>(),
-                                            data_or_null<T>(output), gamma.data<T>(),
-                                            running_mean.data<T>(), running_var.data<T>(),
-                                            static_cast<T>(options.eps), grads.x.data<T>(), grads.gamma.data<T>(),
-                                            grads.beta.data<T>());
+                                            data_or_null<T>(output), gamma.data<P>(), running_mean.data<P>(),
+                                            running_var.data<P>(), static_cast<P>(options.eps),
+                                            grads.x.data<T>(), grads.gamma.data<P>(), grads.beta.data<P>());
     }
   });
   return grads;

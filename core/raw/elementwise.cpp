@@ -26,11 +26,14 @@ void check_rank(std::string_view op, const Shape& shape) {
   KILN_CHECK(shape.rank() <= kMaxRank, op, ": shape ", shape, " has more than ", kMaxRank, " dimensions");
 }
 
-// Calls fn.template operator()<T>() for the dtypes copies move between.
+// Calls fn.template operator()<T>() for the dtypes copies move between (bfloat16 included: raw::cast to and
+// from it is a copy).
 template <typename Fn> void visit_copyable(DType dtype, std::string_view role, Fn&& fn) {
   switch (dtype) {
     case DType::Float32: return fn.template operator()<float>();
     case DType::Float64: return fn.template operator()<double>();
+    case DType::BFloat16:
+      return fn.template operator()<bfloat16>();
     case DType::Int64: return fn.template operator()<std::int64_t>();
     case DType::UInt8: return fn.template operator()<std::uint8_t>();
     default: fail("copy: ", role, " dtype ", dtype_name(dtype), " is not supported");
@@ -96,7 +99,8 @@ void copy(const Tensor& destination, const Tensor& source) {
     visit_copyable(destination.dtype(), "destination", [&]<typename Dst>() {
       if constexpr (std::is_same_v<Dst, std::uint8_t> && !std::is_same_v<Src, std::uint8_t>) {
         fail("copy: converting ", source.describe(), " to uint8 is not supported");
-      } else if constexpr (std::is_same_v<Src, std::uint8_t> && !std::is_floating_point_v<Dst>) {
+      } else if constexpr (std::is_same_v<Src, std::uint8_t> && !std::is_floating_point_v<Dst> &&
+                           !std::is_same_v<Dst, bfloat16>) {
         fail("copy: converting uint8 to ", dtype_name(destination.dtype()), " is not supported");
       } else {
         kernels::copy_strided<Src, Dst>(destination.device(), shape.rank(), shape.dims().data(),
@@ -117,6 +121,8 @@ void fill(const Tensor& destination, double value) {
   switch (destination.dtype()) {
     case DType::Float32: return kernels::fill<float>(device, n, static_cast<float>(value), destination.data<float>());
     case DType::Float64: return kernels::fill<double>(device, n, value, destination.data<double>());
+    case DType::BFloat16:
+      return kernels::fill<bfloat16>(device, n, static_cast<bfloat16>(value), destination.data<bfloat16>());
     case DType::Int64:
       return kernels::fill<std::int64_t>(device, n, static_cast<std::int64_t>(value),
                                          destination.data<std::int64_t>());
@@ -141,7 +147,7 @@ Tensor cast(const Tensor& x, DType dtype) {
 Tensor random_uniform(const Shape& shape, DType dtype, Generator& generator, double low, double high) {
   Tensor output = Tensor::empty(shape, dtype);
   const kernels::PhiloxState state = generator.take(static_cast<std::uint64_t>(shape.numel()));
-  visit_floating(dtype, "rand", [&]<typename T>() {
+  visit_float_or_double(dtype, "rand", [&]<typename T>() {
     kernels::random_uniform<T>(output.device(), output.numel(), state, static_cast<T>(low), static_cast<T>(high),
                                output.data<T>());
   });
@@ -151,7 +157,7 @@ Tensor random_uniform(const Shape& shape, DType dtype, Generator& generator, dou
 Tensor random_normal(const Shape& shape, DType dtype, Generator& generator, double mean, double std) {
   Tensor output = Tensor::empty(shape, dtype);
   const kernels::PhiloxState state = generator.take(static_cast<std::uint64_t>(shape.numel()));
-  visit_floating(dtype, "randn", [&]<typename T>() {
+  visit_float_or_double(dtype, "randn", [&]<typename T>() {
     kernels::random_normal<T>(output.device(), output.numel(), state, static_cast<T>(mean), static_cast<T>(std),
                               output.data<T>());
   });

@@ -75,8 +75,9 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
                                        std::max<std::int64_t>(n, 1)};
   visit_floating(a.dtype(), "matmul", [&]<typename T>() {
     for (std::int64_t index = 0; index < batch.numel(); ++index) {
-      kernels::gemm<T>(a.device(), geometry, T{1}, lhs.tensor.template data<T>() + batch_offset(lhs.tensor, batch, index),
-                       rhs.tensor.template data<T>() + batch_offset(rhs.tensor, batch, index), T{0},
+      kernels::gemm<T>(a.device(), geometry, opmath_t<T>{1},
+                       lhs.tensor.template data<T>() + batch_offset(lhs.tensor, batch, index),
+                       rhs.tensor.template data<T>() + batch_offset(rhs.tensor, batch, index), opmath_t<T>{0},
                        output.data<T>() + index * m * n);
     }
   });

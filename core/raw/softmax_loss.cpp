@@ -26,7 +26,7 @@ Tensor softmax_like_forward(const Tensor& x, int axis, std::string_view op, Forw
   const kernels::SoftmaxGeometry g = softmax_geometry(x.shape(), axis, op);
   const Tensor input = contiguous(x);
   Tensor output = Tensor::empty(x.shape(), x.dtype(), x.device());
-  visit_floating(x.dtype(), op, [&]<typename T>() { forward(g, input.data<T>(), output.data<T>()); });
+  visit_float_or_double(x.dtype(), op, [&]<typename T>() { forward(g, input.data<T>(), output.data<T>()); });
   return output;
 }
 
@@ -35,7 +35,7 @@ Tensor softmax_like_backward(const Tensor& y, const Tensor& gy, int axis, std::s
   const kernels::SoftmaxGeometry g = softmax_geometry(y.shape(), axis, op);
   const Tensor output = contiguous(y), grad_output = contiguous(gy);
   Tensor grad_input = Tensor::empty(y.shape(), y.dtype(), y.device());
-  visit_floating(y.dtype(), op, [&]<typename T>() {
+  visit_float_or_double(y.dtype(), op, [&]<typename T>() {
     backward(g, output.data<T>(), grad_output.data<T>(), grad_input.data<T>());
   });
   return grad_input;
@@ -95,7 +95,7 @@ CrossEntropyResult cross_entropy_forward(const Tensor& logits, const Tensor& lab
   const Tensor weight = class_weight.defined() ? contiguous(class_weight) : Tensor();
   CrossEntropyResult result{Tensor::empty({g.batch}, logits.dtype(), logits.device()),
                             Tensor::empty(logits.shape(), logits.dtype(), logits.device())};
-  visit_floating(logits.dtype(), "cross_entropy", [&]<typename T>() {
+  visit_float_or_double(logits.dtype(), "cross_entropy", [&]<typename T>() {
     kernels::cross_entropy_forward<T>(logits.device(), g, input.data<T>(), targets.data<std::int64_t>(),
                                       data_or_null<T>(weight), static_cast<T>(smoothing), result.loss.data<T>(),
                                       result.log_probs.data<T>());
@@ -110,7 +110,7 @@ Tensor cross_entropy_backward(const CrossEntropyResult& saved, const Tensor& lab
   const Tensor targets = contiguous(labels), grad_loss = contiguous(gloss);
   const Tensor weight = class_weight.defined() ? contiguous(class_weight) : Tensor();
   Tensor grad_logits = Tensor::empty(log_probs.shape(), log_probs.dtype(), log_probs.device());
-  visit_floating(log_probs.dtype(), "cross_entropy backward", [&]<typename T>() {
+  visit_float_or_double(log_probs.dtype(), "cross_entropy backward", [&]<typename T>() {
     kernels::cross_entropy_backward<T>(log_probs.device(), g, log_probs.data<T>(), targets.data<std::int64_t>(),
                                        data_or_null<T>(weight), static_cast<T>(smoothing), grad_loss.data<T>(),
                                        grad_logits.data<T>());
@@ -126,7 +126,7 @@ Tensor bce_with_logits_forward(const Tensor& logits, const Tensor& targets, cons
   // pos_weight is per label ([C] for [N, C] logits); the kernel reads it per element.
   const Tensor weight = pos_weight.defined() ? contiguous(pos_weight.expand(logits.shape())) : Tensor();
   Tensor loss = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-  visit_floating(logits.dtype(), "binary_cross_entropy_with_logits", [&]<typename T>() {
+  visit_float_or_double(logits.dtype(), "binary_cross_entropy_with_logits", [&]<typename T>() {
     kernels::bce_with_logits_forward<T>(logits.device(), logits.numel(), input.data<T>(), target.data<T>(),
                                         data_or_null<T>(weight), loss.data<T>());
   });
@@ -138,7 +138,7 @@ Tensor bce_with_logits_backward(const Tensor& logits, const Tensor& targets, con
   const Tensor input = contiguous(logits), target = contiguous(targets), grad_loss = contiguous(gloss);
   const Tensor weight = pos_weight.defined() ? contiguous(pos_weight.expand(logits.shape())) : Tensor();
   Tensor grad_logits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-  visit_floating(logits.dtype(), "binary_cross_entropy_with_logits backward", [&]<typename T>() {
+  visit_float_or_double(logits.dtype(), "binary_cross_entropy_with_logits backward", [&]<typename T>() {
     kernels::bce_with_logits_backward<T>(logits.device(), logits.numel(), input.data<T>(), target.data<T>(),
                                          data_or_null<T>(weight), grad_loss.data<T>(), grad_logits.data<T>());
   });
@@ -151,7 +151,7 @@ DropoutResult dropout_forward(const Tensor& x, double p, Generator& generator) {
   DropoutResult result{Tensor::empty(x.shape(), x.dtype(), x.device()), Tensor::empty(x.shape(), x.dtype(), x.device())};
   const kernels::PhiloxState state = generator.take(static_cast<std::uint64_t>(x.numel()));
   visit_floating(x.dtype(), "dropout", [&]<typename T>() {
-    kernels::dropout_forward<T>(x.device(), x.numel(), static_cast<T>(p), state, input.data<T>(),
+    kernels::dropout_forward<T>(x.device(), x.numel(), static_cast<opmath_t<T>>(p), state, input.data<T>(),
                                 result.output.data<T>(), result.mask.data<T>());
   });
   return result;

@@ -21,10 +21,16 @@
 // backward first takes ReLU's rule, gy * (y > 0 ? 1 : 0), reading the forward's output y, inside its own
 // two passes. A BN -> ReLU pair then costs two passes over memory forward and two backward, where the
 // separate ops take three and three (ReLU's own read and write each way).
+//
+// Types, for mixed-precision training: the activations x, y, gy, gx are T (float, double or bfloat16); the
+// per-channel tensors and scalars (gamma, beta, running_*, save_*, ggamma, gbeta, eps, momentum) are
+// opmath_t<T>: float beside bfloat16 (fp32 master weights and statistics), T itself for float and double.
+// Every kernel accumulates its per-channel sums in double and rounds each output once.
 #pragma once
 
 #include <cstdint>
 
+#include "core/bfloat16.hpp"
 #include "core/device.hpp"
 
 namespace kiln::kernels {
@@ -35,39 +41,49 @@ struct BatchNorm2dGeometry {
 };
 
 template <typename T>
-void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
-                               const T* beta, T eps, T momentum, T* running_mean, T* running_var, T* y,
-                               T* save_mean, T* save_invstd);
+void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,
+                               const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
+                               opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
+                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd);
 template <typename T>
-void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
-                              const T* beta, const T* running_mean, const T* running_var, T eps, T* y);
+void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const T* x,
+                              const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                              const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
+                              opmath_t<T> eps, T* y);
 // Train-mode backward, from the statistics saved by the forward. y (the forward's output) is read only with
 // g.fused_relu and may be null otherwise; so in every backward below.
 template <typename T>
-void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                                const T* gamma, const T* save_mean, const T* save_invstd, T* gx, T* ggamma,
-                                T* gbeta);
+void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
+                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
+                                opmath_t<T>* gbeta);
 // Eval-mode backward, through the running statistics.
 template <typename T>
-void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                               const T* gamma, const T* running_mean, const T* running_var, T eps, T* gx,
-                               T* ggamma, T* gbeta);
+void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
+                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
+                               opmath_t<T>* gbeta);
 
 namespace reference {
 template <typename T>
-void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta, T eps,
-                               T momentum, T* running_mean, T* running_var, T* y, T* save_mean,
-                               T* save_invstd);
+void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
+                               const opmath_t<T>* beta, opmath_t<T> eps, opmath_t<T> momentum,
+                               opmath_t<T>* running_mean, opmath_t<T>* running_var, T* y,
+                               opmath_t<T>* save_mean, opmath_t<T>* save_invstd);
 template <typename T>
-void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta,
-                              const T* running_mean, const T* running_var, T eps, T* y);
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
+                              const opmath_t<T>* beta, const opmath_t<T>* running_mean,
+                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y);
 template <typename T>
-void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y, const T* gamma,
-                                const T* save_mean, const T* save_invstd, T* gx, T* ggamma, T* gbeta);
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
+                                const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
+                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
+                                opmath_t<T>* gbeta);
 template <typename T>
-void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y, const T* gamma,
-                               const T* running_mean, const T* running_var, T eps, T* gx, T* ggamma,
-                               T* gbeta);
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
+                               const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
+                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
+                               opmath_t<T>* gbeta);
 }  // namespace reference
 
 // Vectorized float kernels (vectorized_batchnorm.hpp), one namespace per instruction set, same contracts:
@@ -101,27 +117,31 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, con
                                float eps, float* gx, float* ggamma, float* gbeta);
 }  // namespace avx2
 
-// CUDA kernels (cuda_batchnorm.cu, built when CMake finds a CUDA compiler), float and double, same
-// contracts: on the current device, on the default stream, asynchronously; every pointer is device memory,
-// and `device` (the current device) is where the kernels' scratch for per-channel sums is allocated.
+// CUDA kernels (cuda_batchnorm.cu, built when CMake finds a CUDA compiler), float, double and bfloat16,
+// same contracts: on the current device, on the default stream, asynchronously; every pointer is device
+// memory, and `device` (the current device) is where the kernels' scratch for per-channel sums is allocated.
 // Statistics in one pass (shifted sums in double); every per-channel sum is added in a fixed order, without
 // atomics, so results are the same on every run (not bitwise the reference's: the order differs).
 namespace cuda {
 template <typename T>
-void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
-                               const T* beta, T eps, T momentum, T* running_mean, T* running_var, T* y,
-                               T* save_mean, T* save_invstd);
+void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,
+                               const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
+                               opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
+                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd);
 template <typename T>
-void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta,
-                              const T* running_mean, const T* running_var, T eps, T* y);
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
+                              const opmath_t<T>* beta, const opmath_t<T>* running_mean,
+                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y);
 template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                                const T* y, const T* gamma, const T* save_mean, const T* save_invstd, T* gx,
-                                T* ggamma, T* gbeta);
+                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
+                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
+                                opmath_t<T>* gbeta);
 template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                               const T* y, const T* gamma, const T* running_mean, const T* running_var, T eps,
-                               T* gx, T* ggamma, T* gbeta);
+                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
+                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
+                               opmath_t<T>* gbeta);
 }  // namespace cuda
 
 }  // namespace kiln::kernels

@@ -1,8 +1,10 @@
 // Batch normalization on a CUDA device (batchnorm.hpp), train and eval, forward and backward, with and
 // without the fused ReLU: the reference's formulas, with every per-channel sum and every per-element
-// formula in double, as the reference computes them.
+// formula in double, as the reference computes them, for every T (bfloat16 included: its values are read
+// exactly as float and each result is rounded to bfloat16 once).
 //
-//   x, y, gy, gx  [N, C, H, W];  gamma, beta, running_*, save_*, ggamma, gbeta  [C];  m = N*H*W
+//   x, y, gy, gx  [N, C, H, W] in T;  gamma, beta, running_*, save_*, ggamma, gbeta  [C] in opmath_t<T>;
+//   m = N*H*W
 //
 // Work split. Channel c's m values are N runs of H*W contiguous values (x[n, c, :, :] starts at
 // (n*C + c)*H*W). A channel is cut into `slices` contiguous ranges of its flat index j = n*H*W + i, each
@@ -137,16 +139,16 @@ struct BatchStatistics {  // train forward: this batch's, in double (finish_stat
 
 template <typename T>
 struct SavedStatistics {  // train backward: what the forward saved
-  const T* save_mean;
-  const T* save_invstd;
+  const opmath_t<T>* save_mean;
+  const opmath_t<T>* save_invstd;
   __device__ double mean(std::int64_t c) const { return static_cast<double>(save_mean[c]); }
   __device__ double invstd(std::int64_t c) const { return static_cast<double>(save_invstd[c]); }
 };
 
 template <typename T>
 struct RunningStatistics {  // eval: invstd = 1 / sqrt(running_var + eps)
-  const T* running_mean;
-  const T* running_var;
+  const opmath_t<T>* running_mean;
+  const opmath_t<T>* running_var;
   double eps;
   __device__ double mean(std::int64_t c) const { return static_cast<double>(running_mean[c]); }
   __device__ double invstd(std::int64_t c) const {
@@ -161,10 +163,10 @@ __device__ T relu(T v) {
 }
 
 // The gradient batchnorm itself receives at one element: gy, or with the fused ReLU gy * relu'(y), in T
-// as the reference computes it (so 0 * inf is NaN there and here).
+// as the reference computes it (so 0 * inf is NaN there and here; gy * 1 and gy * 0 are exact in bfloat16).
 template <typename T>
 __device__ T gradient_into_batchnorm(bool fused_relu, const T* gy, const T* y, std::int64_t offset) {
-  return fused_relu ? gy[offset] * (y[offset] > T(0) ? T(1) : T(0)) : gy[offset];
+  return fused_relu ? static_cast<T>(gy[offset] * (y[offset] > T(0) ? T(1) : T(0))) : gy[offset];
 }
 
 // The value statistics are taken around: one value of the channel, x[0, c, 0, 0], unless it is not finite
@@ -202,13 +204,15 @@ __global__ void forward_partial_sums_kernel(ChannelSlices s, const T* x, double*
 }
 
 // One thread per channel: adds the channel's slices in order, then the reference's formulas: mean,
-// biased variance (for normalizing), invstd; saves mean and invstd (in T for the backward, in double for
-// normalize_kernel) and moves the running statistics, with the unbiased variance, when they are given.
+// biased variance (for normalizing), invstd; saves mean and invstd (in opmath_t<T> for the backward, in
+// double for normalize_kernel) and moves the running statistics, with the unbiased variance, when they are
+// given.
 template <typename T>
 __global__ void finish_statistics_kernel(ChannelSlices s, const T* x, double eps, double momentum,
                                          const double* partial_d, const double* partial_d2,
-                                         double* batch_mean, double* batch_invstd, T* save_mean,
-                                         T* save_invstd, T* running_mean, T* running_var) {
+                                         double* batch_mean, double* batch_invstd, opmath_t<T>* save_mean,
+                                         opmath_t<T>* save_invstd, opmath_t<T>* running_mean,
+                                         opmath_t<T>* running_var) {
   const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < s.channels;
        c += grid_stride) {
@@ -225,26 +229,26 @@ __global__ void finish_statistics_kernel(ChannelSlices s, const T* x, double eps
     const double invstd = 1.0 / sqrt(biased_var + eps);
     batch_mean[c] = mean;
     batch_invstd[c] = invstd;
-    save_mean[c] = static_cast<T>(mean);
-    save_invstd[c] = static_cast<T>(invstd);
+    save_mean[c] = static_cast<opmath_t<T>>(mean);
+    save_invstd[c] = static_cast<opmath_t<T>>(invstd);
     // The running variance estimates the population's: unbiased, except for a single value.
     const double unbiased_var =
         s.values > 1 ? biased_var * m / static_cast<double>(s.values - 1) : biased_var;
     if (running_mean) {
       running_mean[c] =
-          static_cast<T>((1.0 - momentum) * static_cast<double>(running_mean[c]) + momentum * mean);
+          static_cast<opmath_t<T>>((1.0 - momentum) * static_cast<double>(running_mean[c]) + momentum * mean);
     }
     if (running_var) {
-      running_var[c] =
-          static_cast<T>((1.0 - momentum) * static_cast<double>(running_var[c]) + momentum * unbiased_var);
+      running_var[c] = static_cast<opmath_t<T>>((1.0 - momentum) * static_cast<double>(running_var[c]) +
+                                                momentum * unbiased_var);
     }
   }
 }
 
 // One block per (channel, slice): y = (x - mean) * invstd * gamma + beta in double, then relu when fused.
 template <typename T, class Statistics>
-__global__ void normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* gamma, const T* beta,
-                                 Statistics statistics, T* y) {
+__global__ void normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, const opmath_t<T>* gamma,
+                                 const opmath_t<T>* beta, Statistics statistics, T* y) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
     const std::int64_t c = work / s.slices, slice = work % s.slices;
     const double mean = statistics.mean(c), invstd = statistics.invstd(c);
@@ -263,7 +267,7 @@ __global__ void normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, c
 // gx = gy' * gamma * invstd, which needs no sums.
 template <typename T, class Statistics>
 __global__ void backward_partial_sums_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* gy,
-                                             const T* y, const T* gamma, Statistics statistics,
+                                             const T* y, const opmath_t<T>* gamma, Statistics statistics,
                                              double* partial_gy, double* partial_gy_xhat, T* eval_gx) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
     const std::int64_t c = work / s.slices, slice = work % s.slices;
@@ -286,11 +290,11 @@ __global__ void backward_partial_sums_kernel(ChannelSlices s, bool fused_relu, c
 }
 
 // One thread per channel: adds the channel's slices in order into gbeta = sum gy' and
-// ggamma = sum gy' * xhat, in T for the caller and in double for train_gx_kernel.
-template <typename T>
+// ggamma = sum gy' * xhat, in Parameter (opmath_t<T>) for the caller and in double for train_gx_kernel.
+template <typename Parameter>
 __global__ void finish_gradient_sums_kernel(ChannelSlices s, const double* partial_gy,
                                             const double* partial_gy_xhat, double* sum_gy,
-                                            double* sum_gy_xhat, T* gbeta, T* ggamma) {
+                                            double* sum_gy_xhat, Parameter* gbeta, Parameter* ggamma) {
   const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < s.channels;
        c += grid_stride) {
@@ -301,8 +305,8 @@ __global__ void finish_gradient_sums_kernel(ChannelSlices s, const double* parti
     }
     sum_gy[c] = total_gy;
     sum_gy_xhat[c] = total_gy_xhat;
-    gbeta[c] = static_cast<T>(total_gy);
-    ggamma[c] = static_cast<T>(total_gy_xhat);
+    gbeta[c] = static_cast<Parameter>(total_gy);
+    ggamma[c] = static_cast<Parameter>(total_gy_xhat);
   }
 }
 
@@ -310,7 +314,7 @@ __global__ void finish_gradient_sums_kernel(ChannelSlices s, const double* parti
 // sums in double.
 template <typename T>
 __global__ void train_gx_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* gy, const T* y,
-                                const T* gamma, SavedStatistics<T> statistics, const double* sum_gy,
+                                const opmath_t<T>* gamma, SavedStatistics<T> statistics, const double* sum_gy,
                                 const double* sum_gy_xhat, T* gx) {
   const double m = static_cast<double>(s.values);
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
@@ -349,9 +353,10 @@ unsigned channel_blocks(const ChannelSlices& s) { return grid_blocks(s.channels)
 }  // namespace
 
 template <typename T>
-void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
-                               const T* beta, T eps, T momentum, T* running_mean, T* running_var, T* y,
-                               T* save_mean, T* save_invstd) {
+void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,
+                               const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
+                               opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
+                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd) {
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0) return;
   const Scratch scratch(s, device);
@@ -369,8 +374,9 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
 }
 
 template <typename T>
-void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta,
-                              const T* running_mean, const T* running_var, T eps, T* y) {
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
+                              const opmath_t<T>* beta, const opmath_t<T>* running_mean,
+                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y) {
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0 || s.values == 0) return;
   normalize_kernel<<<grid_blocks(s.work_items(), 1), kThreadsPerBlock>>>(
@@ -381,8 +387,9 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const T*
 
 template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                                const T* y, const T* gamma, const T* save_mean, const T* save_invstd, T* gx,
-                                T* ggamma, T* gbeta) {
+                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
+                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
+                                opmath_t<T>* gbeta) {
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0) return;
   const Scratch scratch(s, device);
@@ -402,8 +409,9 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
 
 template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                               const T* y, const T* gamma, const T* running_mean, const T* running_var, T eps,
-                               T* gx, T* ggamma, T* gbeta) {
+                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
+                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
+                               opmath_t<T>* gbeta) {
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0) return;
   const Scratch scratch(s, device);
@@ -440,5 +448,18 @@ template void batchnorm2d_backward_train<double>(Device, const BatchNorm2dGeomet
 template void batchnorm2d_backward_eval<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                 const double*, const double*, const double*, const double*,
                                                 const double*, double, double*, double*, double*);
+
+template void batchnorm2d_forward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
+                                                  const float*, const float*, float, float, float*, float*,
+                                                  bfloat16*, float*, float*);
+template void batchnorm2d_forward_eval<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*, const float*,
+                                                 const float*, const float*, const float*, float, bfloat16*);
+template void batchnorm2d_backward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
+                                                   const bfloat16*, const bfloat16*, const float*,
+                                                   const float*, const float*, bfloat16*, float*, float*);
+template void batchnorm2d_backward_eval<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
+                                                  const bfloat16*, const bfloat16*, const float*,
+                                                  const float*, const float*, float, bfloat16*, float*,
+                                                  float*);
 
 }  // namespace kiln::kernels::cuda

@@ -1,7 +1,7 @@
 // The single dispatch point for the batch-normalization family: every caller goes through these functions,
 // and only here is an implementation chosen. float runs the AVX-512 or AVX2 kernels when cpu_level() allows;
-// double (gradient checks only) and the Reference level run the reference kernels. A CUDA device runs the
-// CUDA kernels (cuda_batchnorm.cu), float and double.
+// double (gradient checks only), bfloat16 (no vectorized bfloat16 kernels) and the Reference level run the
+// reference kernels. A CUDA device runs the CUDA kernels (cuda_batchnorm.cu), float, double and bfloat16.
 #include <type_traits>
 
 #include "kernels/batchnorm/batchnorm.hpp"
@@ -10,9 +10,10 @@
 namespace kiln::kernels {
 
 template <typename T>
-void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
-                               const T* beta, T eps, T momentum, T* running_mean, T* running_var, T* y,
-                               T* save_mean, T* save_invstd) {
+void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,
+                               const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
+                               opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
+                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd) {
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda())
     return cuda::batchnorm2d_forward_train(device, g, x, gamma, beta, eps, momentum, running_mean,
@@ -36,8 +37,10 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
 }
 
 template <typename T>
-void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gamma,
-                              const T* beta, const T* running_mean, const T* running_var, T eps, T* y) {
+void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const T* x,
+                              const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                              const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
+                              opmath_t<T> eps, T* y) {
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda())
     return cuda::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
@@ -57,9 +60,10 @@ void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const
 }
 
 template <typename T>
-void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                                const T* gamma, const T* save_mean, const T* save_invstd, T* gx, T* ggamma,
-                                T* gbeta) {
+void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
+                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
+                                opmath_t<T>* gbeta) {
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda())
     return cuda::batchnorm2d_backward_train(device, g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma,
@@ -80,9 +84,10 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
 }
 
 template <typename T>
-void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                               const T* gamma, const T* running_mean, const T* running_var, T eps, T* gx,
-                               T* ggamma, T* gbeta) {
+void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
+                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
+                               opmath_t<T>* gbeta) {
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda())
     return cuda::batchnorm2d_backward_eval(device, g, x, gy, y, gamma, running_mean, running_var, eps, gx,
@@ -128,5 +133,19 @@ template void batchnorm2d_backward_train<double>(Device, const BatchNorm2dGeomet
 template void batchnorm2d_backward_eval<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                 const double*, const double*, const double*, const double*, const double*,
                                                 double, double*, double*, double*);
+
+template void batchnorm2d_forward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
+                                                  const float*, const float*, float, float, float*, float*,
+                                                  bfloat16*, float*, float*);
+template void batchnorm2d_forward_eval<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
+                                                 const float*, const float*, const float*, const float*,
+                                                 float, bfloat16*);
+template void batchnorm2d_backward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
+                                                   const bfloat16*, const bfloat16*, const float*,
+                                                   const float*, const float*, bfloat16*, float*, float*);
+template void batchnorm2d_backward_eval<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
+                                                  const bfloat16*, const bfloat16*, const float*,
+                                                  const float*, const float*, float, bfloat16*, float*,
+                                                  float*);
 
 }  // namespace kiln::kernels

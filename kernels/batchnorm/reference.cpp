@@ -7,6 +7,7 @@
 // accumulated in double: m is often in the hundreds of thousands, and a float running sum loses digits
 // that the mean, the variance and the gradients all need. The variance is computed in two passes (mean
 // first, then squared deviations), which stays accurate when the mean is large next to the spread.
+// Every output is rounded once: activations to T, per-channel results to opmath_t<T> (batchnorm.hpp).
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -53,8 +54,8 @@ template <typename T> T relu(T v) { return v < 0 ? T(0) : v; }
 // y[n, c, :, :] = (x[n, c, :, :] - mean) * invstd * gamma_c + beta_c, the same for train and eval mode;
 // only where mean and invstd come from differs. With g.fused_relu, y = relu of that.
 template <typename T>
-void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta,
-                       std::int64_t c, double mean, double invstd, T* y) {
+void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
+                       const opmath_t<T>* beta, std::int64_t c, double mean, double invstd, T* y) {
   const std::int64_t plane = g.height * g.width;
   for (std::int64_t n = 0; n < g.batch; ++n) {
     const std::int64_t start = block_start(g, n, c);
@@ -66,13 +67,14 @@ void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const T* gamma,
 }
 
 // The gradient batchnorm itself receives: gy, or with g.fused_relu gy * relu'(y) first, the elementwise
-// reference's relu rule (y > 0 exactly where the normalized value was, as y = relu of it).
+// reference's relu rule (y > 0 exactly where the normalized value was, as y = relu of it). gy * 1 and
+// gy * 0 are exact in T, bfloat16 included.
 template <typename T>
 std::vector<T> gradient_into_batchnorm(const BatchNorm2dGeometry& g, const T* gy, const T* y) {
   const std::int64_t size = g.batch * g.channels * g.height * g.width;
   std::vector<T> into(gy, gy + size);
   if (g.fused_relu) {
-    for (std::int64_t i = 0; i < size; ++i) into[i] = gy[i] * (y[i] > 0 ? T(1) : T(0));
+    for (std::int64_t i = 0; i < size; ++i) into[i] = static_cast<T>(gy[i] * (y[i] > 0 ? T(1) : T(0)));
   }
   return into;
 }
@@ -106,9 +108,10 @@ AffineGradients affine_gradients(const BatchNorm2dGeometry& g, const T* x, const
 // Normalizes each channel by its own batch statistics, saves mean_c and invstd_c for the backward pass, and
 // (when running_mean / running_var are given) moves the running statistics toward this batch's.
 template <typename T>
-void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta, T eps,
-                               T momentum, T* running_mean, T* running_var, T* y, T* save_mean,
-                               T* save_invstd) {
+void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
+                               const opmath_t<T>* beta, opmath_t<T> eps, opmath_t<T> momentum,
+                               opmath_t<T>* running_mean, opmath_t<T>* running_var, T* y,
+                               opmath_t<T>* save_mean, opmath_t<T>* save_invstd) {
   const std::int64_t m = g.batch * g.height * g.width;  // values per channel
   for (std::int64_t c = 0; c < g.channels; ++c) {
     const double mean = channel_sum(g, x, c) / static_cast<double>(m);
@@ -116,18 +119,18 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const T
     const double invstd = 1.0 / std::sqrt(biased_var + eps);
 
     normalize_channel(g, x, gamma, beta, c, mean, invstd, y);
-    save_mean[c] = static_cast<T>(mean);
-    save_invstd[c] = static_cast<T>(invstd);
+    save_mean[c] = static_cast<opmath_t<T>>(mean);
+    save_invstd[c] = static_cast<opmath_t<T>>(invstd);
 
     // The running variance estimates the population's, so it takes the unbiased m / (m - 1) correction;
     // a single value has no spread to correct, and keeps the biased (zero) variance.
     const double unbiased_var =
         m > 1 ? biased_var * static_cast<double>(m) / static_cast<double>(m - 1) : biased_var;
     if (running_mean) {
-      running_mean[c] = static_cast<T>((1.0 - momentum) * running_mean[c] + momentum * mean);
+      running_mean[c] = static_cast<opmath_t<T>>((1.0 - momentum) * running_mean[c] + momentum * mean);
     }
     if (running_var) {
-      running_var[c] = static_cast<T>((1.0 - momentum) * running_var[c] + momentum * unbiased_var);
+      running_var[c] = static_cast<opmath_t<T>>((1.0 - momentum) * running_var[c] + momentum * unbiased_var);
     }
   }
 }
@@ -139,8 +142,10 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const T
 //   gx       = gamma_c * invstd_c / m * (m * gy - gbeta_c - xhat * ggamma_c)
 // The two subtracted terms are the gradient flowing back through the mean and through the variance.
 template <typename T>
-void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y, const T* gamma,
-                                const T* save_mean, const T* save_invstd, T* gx, T* ggamma, T* gbeta) {
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
+                                const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
+                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
+                                opmath_t<T>* gbeta) {
   const std::vector<T> gradient = gradient_into_batchnorm(g, gy, y);
   gy = gradient.data();
   const std::int64_t plane = g.height * g.width;
@@ -148,8 +153,8 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
   for (std::int64_t c = 0; c < g.channels; ++c) {
     const double mean = save_mean[c], invstd = save_invstd[c];
     const AffineGradients sums = affine_gradients(g, x, gy, c, mean, invstd);
-    ggamma[c] = static_cast<T>(sums.ggamma);
-    gbeta[c] = static_cast<T>(sums.gbeta);
+    ggamma[c] = static_cast<opmath_t<T>>(sums.ggamma);
+    gbeta[c] = static_cast<opmath_t<T>>(sums.gbeta);
 
     const double factor = gamma[c] * invstd / m;
     for (std::int64_t n = 0; n < g.batch; ++n) {
@@ -166,8 +171,9 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
 
 // y = (x - running_mean_c) / sqrt(running_var_c + eps) * gamma_c + beta_c: a fixed affine map per channel.
 template <typename T>
-void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gamma, const T* beta,
-                              const T* running_mean, const T* running_var, T eps, T* y) {
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
+                              const opmath_t<T>* beta, const opmath_t<T>* running_mean,
+                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y) {
   for (std::int64_t c = 0; c < g.channels; ++c) {
     const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
     normalize_channel(g, x, gamma, beta, c, running_mean[c], invstd, y);
@@ -178,17 +184,18 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const T*
 //   gx = gy * gamma_c * invstd_c,  ggamma_c = sum gy * xhat,  gbeta_c = sum gy,
 // with xhat = (x - running_mean_c) * invstd_c and invstd_c = 1 / sqrt(running_var_c + eps).
 template <typename T>
-void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y, const T* gamma,
-                               const T* running_mean, const T* running_var, T eps, T* gx, T* ggamma,
-                               T* gbeta) {
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
+                               const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
+                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
+                               opmath_t<T>* gbeta) {
   const std::vector<T> gradient = gradient_into_batchnorm(g, gy, y);
   gy = gradient.data();
   const std::int64_t plane = g.height * g.width;
   for (std::int64_t c = 0; c < g.channels; ++c) {
     const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
     const AffineGradients sums = affine_gradients(g, x, gy, c, running_mean[c], invstd);
-    ggamma[c] = static_cast<T>(sums.ggamma);
-    gbeta[c] = static_cast<T>(sums.gbeta);
+    ggamma[c] = static_cast<opmath_t<T>>(sums.ggamma);
+    gbeta[c] = static_cast<opmath_t<T>>(sums.gbeta);
 
     const double scale = gamma[c] * invstd;
     for (std::int64_t n = 0; n < g.batch; ++n) {
@@ -223,5 +230,18 @@ template void batchnorm2d_backward_train<double>(const BatchNorm2dGeometry&, con
 template void batchnorm2d_backward_eval<double>(const BatchNorm2dGeometry&, const double*, const double*, const double*,
                                                 const double*, const double*, const double*, double, double*,
                                                 double*, double*);
+
+template void batchnorm2d_forward_train<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*, const float*,
+                                                  const float*, float, float, float*, float*, bfloat16*,
+                                                  float*, float*);
+template void batchnorm2d_forward_eval<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*, const float*,
+                                                 const float*, const float*, const float*, float, bfloat16*);
+template void batchnorm2d_backward_train<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*,
+                                                   const bfloat16*, const bfloat16*, const float*,
+                                                   const float*, const float*, bfloat16*, float*, float*);
+template void batchnorm2d_backward_eval<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*,
+                                                  const bfloat16*, const bfloat16*, const float*,
+                                                  const float*, const float*, float, bfloat16*, float*,
+                                                  float*);
 
 }  // namespace kiln::kernels::reference

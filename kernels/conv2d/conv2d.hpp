@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/bfloat16.hpp"
 #include "core/device.hpp"
 
 namespace kiln::kernels {
@@ -42,7 +43,9 @@ struct Conv2dGeometry {
 };
 
 // Dispatch: the one place that picks the implementation for a device and CPU level (dispatch.cpp).
-// T is float or double.
+// T is float, double or bfloat16. bfloat16 on the CPU widens its inputs to float (exactly), runs the float
+// dispatch (the fast kernels below) and rounds the output to bfloat16 once; at the Reference CPU level it
+// runs the bfloat16 reference kernels.
 template <typename T>
 void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
 // gx[N, C_in, H, W] = d loss / d x, from gy[N, C_out, OH, OW] and w.
@@ -55,6 +58,7 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
 template <typename T> void conv2d_backward_bias(Device device, const Conv2dGeometry& g, const T* gy, T* gb);
 
 // The reference kernels: plain loops that read like the formula above; the oracle for every faster kernel.
+// Every sum is accumulated in double and rounded to T (float, double or bfloat16) once.
 namespace reference {
 template <typename T> void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
 template <typename T> void conv2d_backward_data(const Conv2dGeometry& g, const T* gy, const T* w, T* gx);
@@ -132,11 +136,17 @@ void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
 void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
 
 // The CUDA kernels (cuda_conv2d.cu, cuda_im2col.cu, cuda_depthwise.cu; built when CMake finds a CUDA
-// compiler), float and double: every buffer a device pointer in the layouts above, every kernel on the
-// current device, on the default stream, asynchronously, with the reference's semantics (outputs
+// compiler), float, double and bfloat16: every buffer a device pointer in the layouts above, every kernel on
+// the current device, on the default stream, asynchronously, with the reference's semantics (outputs
 // overwritten). dispatch.cpp sends depthwise geometries to the direct kernels and every other one to im2col +
-// GEMM. README.md
-// ("On a CUDA device") explains the choices.
+// GEMM. README.md ("On a CUDA device") explains the choices.
+//
+// What bfloat16 accumulates in: every sum in float or wider, every output rounded to bfloat16 once. The
+// GEMMs sum in float inside cuBLAS (CUBLAS_COMPUTE_32F); the forward GEMM starts from y filled with the bias
+// (beta = 1), so the bias is added before the one rounding; backward-data's GEMM writes float columns that
+// col2im folds in float; backward-weight sums its chunks of images in a float workspace (beta = 1) and
+// rounds it once at the end. The depthwise forward and backward-data sums run in float (opmath_t<T>), the
+// depthwise weight and bias gradients in double.
 namespace cuda {
 
 // The most scratch one im2col + GEMM call allocates for its columns: the batch is cut into chunks of images
@@ -144,8 +154,9 @@ namespace cuda {
 inline constexpr std::size_t kConv2dWorkspaceBytes = std::size_t{256} << 20;
 
 // im2col + cuBLAS GEMM (cuda_conv2d.cu), any geometry; a 1x1, stride-1, unpadded convolution skips the
-// im2col (its NCHW image already is the GEMM operand). workspace_bytes bounds the scratch (tests pass a
-// small one to force many chunks).
+// im2col (its NCHW image already is the GEMM operand). workspace_bytes bounds the column scratch (tests pass
+// a small one to force many chunks); bfloat16's float weight-gradient accumulator [C_out, C_in/groups * KH *
+// KW] comes on top.
 template <typename T>
 void gemm_conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y,
                          std::size_t workspace_bytes = kConv2dWorkspaceBytes);
@@ -165,10 +176,11 @@ void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const T* gy, const 
 template <typename T>
 void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, T* gw);
 
-// y[n, co, :, :] += bias[co]; gb[co] = sum of gy[:, co, :, :], a deterministic block reduction
+// y[n, co, :, :] = bias[co] (what the forward GEMM then adds to, with beta = 1, so the bias joins the sum
+// before its one rounding); gb[co] = sum of gy[:, co, :, :], a deterministic block reduction in double
 // (cuda_depthwise.cu).
 template <typename T>
-void conv2d_add_bias(const Conv2dGeometry& g, const T* bias, T* y);
+void conv2d_fill_bias(const Conv2dGeometry& g, const T* bias, T* y);
 template <typename T>
 void conv2d_backward_bias(const Conv2dGeometry& g, const T* gy, T* gb);
 
@@ -184,10 +196,14 @@ template <typename T>
 void im2col(const Conv2dGeometry& g, const T* x_images, std::int64_t count, std::int64_t image_stride,
             std::int64_t row_stride, T* col);
 // gx_images [count, C_in, H, W] = the adjoint of im2col, overwritten: each input element gathers the col
-// entries that were read from it, in a fixed order (deterministic, no atomics). Same layout parameters.
+// entries that were read from it, in a fixed order (deterministic, no atomics), summed in opmath_t<T> and
+// rounded to T once. Same layout parameters. col is opmath_t<T>: float columns for bfloat16 gx, so the
+// backward-data GEMM's float sums are not rounded to bfloat16 before they are folded.
 template <typename T>
-void col2im(const Conv2dGeometry& g, const T* col, std::int64_t count, std::int64_t image_stride,
+void col2im(const Conv2dGeometry& g, const opmath_t<T>* col, std::int64_t count, std::int64_t image_stride,
             std::int64_t row_stride, T* gx_images);
+// dense[i] = T(wide[i]) for i < count: the one rounding of a float accumulator (bfloat16 only).
+void round_to_bfloat16(const float* wide, std::int64_t count, bfloat16* dense);
 // matrix [channels, count * plane] from images [count, channels, plane]: the images' planes side by side.
 template <typename T>
 void gather_images(const T* images, std::int64_t count, std::int64_t channels, std::int64_t plane, T* matrix);

@@ -11,11 +11,18 @@
 //
 // Forward and backward-data keep one [C_in*KH*KW, P] column matrix per image, so y and gy, [C_out, P] per
 // image in NCHW, are the GEMM's C and B where they lie: one strided-batched GEMM per group and chunk (batch
-// = the chunk's images, the weights shared with stride 0) writes y, or reads gy, with no permute. The weight
-// gradient is a sum over images, so there the chunk's images go side by side instead ([C_in*KH*KW,
-// count*P]; gy gathered to [C_out, count*P] to match) and one GEMM per group sums over all count*P
-// positions; chunks accumulate into gw with beta = 1 after the first (beta = 0), in chunk order, so the
-// result is the same bits on every run.
+// = the chunk's images, the weights shared with stride 0) writes y, or reads gy, with no permute. With a
+// bias, y is first filled with it and the forward GEMMs add to it (beta = 1), so the bias joins the sum
+// before its one rounding. The weight gradient is a sum over images, so there the chunk's images go side by
+// side instead ([C_in*KH*KW, count*P]; gy gathered to [C_out, count*P] to match) and one GEMM per group sums
+// over all count*P positions; chunks accumulate into gw with beta = 1 after the first (beta = 0), in chunk
+// order, so the result is the same bits on every run.
+//
+// bfloat16 (T = bfloat16, opmath_t<T> = float): the columns and the gathered gy stay bfloat16 (copies,
+// exact), and cuBLAS sums in float. What must not be rounded to bfloat16 midway stays float: backward-data's
+// columns (the GEMM writes float, col2im folds them in float and rounds gx once) and backward-weight's sum
+// over chunks (a float accumulator [C_out, R], rounded to gw once after the last chunk). For float and double
+// both are T itself and the GEMMs write in place, as before.
 //
 // A 1x1, stride-1, unpadded convolution needs no im2col: an image's NCHW channels already are the [Cg, P]
 // operand (P = H*W), so forward and backward-data run one strided-batched GEMM per group over the whole
@@ -34,6 +41,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 
 #include "core/cuda_runtime.hpp"
 #include "core/error.hpp"
@@ -91,6 +99,34 @@ std::shared_ptr<Storage> scratch(std::int64_t elements) {
                            Device::cuda(kiln::cuda::current_device()));
 }
 
+// True when T's sums are kept in a wider type than T (bfloat16): the GEMMs then write float scratch.
+template <typename T>
+constexpr bool accumulates_wider = !std::is_same_v<T, opmath_t<T>>;
+
+// The strided-batched GEMM C = op(A) op(B) (beta = 0) writing opmath_t<T>: T's own, or for bfloat16 the
+// one writing float.
+template <typename T>
+void gemm_strided_batched_wide(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_a,
+                               std::int64_t stride_b, std::int64_t stride_c, const T* a, const T* b,
+                               opmath_t<T>* c) {
+  if constexpr (accumulates_wider<T>) {
+    kernels::cuda::gemm_strided_batched_into_float(g, batch_count, stride_a, stride_b, stride_c, 1.0f, a, b,
+                                                   0.0f, c);
+  } else {
+    kernels::cuda::gemm_strided_batched(g, batch_count, stride_a, stride_b, stride_c, T(1), a, b, T(0), c);
+  }
+}
+
+// C = op(A) op(B) + beta C writing opmath_t<T>, as above.
+template <typename T>
+void gemm_wide(const GemmGeometry& g, const T* a, const T* b, opmath_t<T> beta, opmath_t<T>* c) {
+  if constexpr (accumulates_wider<T>) {
+    kernels::cuda::gemm_into_float(g, 1.0f, a, b, beta, c);
+  } else {
+    kernels::cuda::gemm(g, T(1), a, b, beta, c);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -99,12 +135,15 @@ void gemm_conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const 
   const Sizes s(g);
   if (g.batch * g.out_channels * s.plane_out == 0) return;
   const std::int64_t x_image = g.in_channels * s.plane_in, y_image = g.out_channels * s.plane_out;
+  // y starts as the bias, which the GEMMs add to (beta = 1), or is overwritten (beta = 0) when there is none.
+  if (bias) kernels::cuda::conv2d_fill_bias(g, bias, y);
+  const opmath_t<T> beta = bias ? 1 : 0;
   if (is_pointwise(g)) {  // y_img_group [Cog, P] = w_group [Cog, Cg] x x_img_group [Cg, P], every image
     const GemmGeometry product{
         .m = s.cog, .n = s.plane_out, .k = s.cg, .lda = s.cg, .ldb = s.plane_in, .ldc = s.plane_out};
     for (std::int64_t group = 0; group < g.groups; ++group) {
-      kernels::cuda::gemm_strided_batched(product, g.batch, 0, x_image, y_image, T(1),
-                                          w + group * s.cog * s.cg, x + group * s.cg * s.plane_in, T(0),
+      kernels::cuda::gemm_strided_batched(product, g.batch, 0, x_image, y_image, 1, w + group * s.cog * s.cg,
+                                          x + group * s.cg * s.plane_in, beta,
                                           y + group * s.cog * s.plane_out);
     }
   } else {
@@ -122,14 +161,13 @@ void gemm_conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const 
       const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
       kernels::cuda::im2col(g, x + first * x_image, count, col_image, s.plane_out, col);
       for (std::int64_t group = 0; group < g.groups; ++group) {
-        kernels::cuda::gemm_strided_batched(product, count, 0, col_image, y_image, T(1),
+        kernels::cuda::gemm_strided_batched(product, count, 0, col_image, y_image, 1,
                                             w + group * s.cog * s.group_rows,
-                                            col + group * s.group_rows * s.plane_out, T(0),
+                                            col + group * s.group_rows * s.plane_out, beta,
                                             y + first * y_image + group * s.cog * s.plane_out);
       }
     }
   }
-  if (bias) kernels::cuda::conv2d_add_bias(g, bias, y);
 }
 
 template <typename T>
@@ -147,16 +185,17 @@ void gemm_conv2d_backward_data(const Conv2dGeometry& g, const T* gy, const T* w,
                                .ldb = s.plane_out,
                                .ldc = s.plane_in};
     for (std::int64_t group = 0; group < g.groups; ++group) {
-      kernels::cuda::gemm_strided_batched(product, g.batch, 0, y_image, x_image, T(1),
-                                          w + group * s.cog * s.cg, gy + group * s.cog * s.plane_out, T(0),
+      kernels::cuda::gemm_strided_batched(product, g.batch, 0, y_image, x_image, 1, w + group * s.cog * s.cg,
+                                          gy + group * s.cog * s.plane_out, 0,
                                           gx + group * s.cg * s.plane_in);
     }
     return;
   }
+  // The columns in opmath_t<T> (float for bfloat16), folded by col2im before any rounding to T.
   const std::int64_t col_image = s.col_rows * s.plane_out;
-  const Chunks chunks = chunk_batch(g.batch, col_image, sizeof(T), workspace_bytes);
-  const auto workspace = scratch<T>(chunks.images_per_chunk * col_image);
-  T* col = static_cast<T*>(workspace->data());
+  const Chunks chunks = chunk_batch(g.batch, col_image, sizeof(opmath_t<T>), workspace_bytes);
+  const auto workspace = scratch<opmath_t<T>>(chunks.images_per_chunk * col_image);
+  opmath_t<T>* col = static_cast<opmath_t<T>*>(workspace->data());
   const GemmGeometry product{.m = s.group_rows,
                              .n = s.plane_out,
                              .k = s.cog,
@@ -167,9 +206,9 @@ void gemm_conv2d_backward_data(const Conv2dGeometry& g, const T* gy, const T* w,
   for (std::int64_t chunk = 0; chunk < chunks.chunk_count; ++chunk) {
     const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
     for (std::int64_t group = 0; group < g.groups; ++group) {
-      kernels::cuda::gemm_strided_batched(
-          product, count, 0, y_image, col_image, T(1), w + group * s.cog * s.group_rows,
-          gy + first * y_image + group * s.cog * s.plane_out, T(0), col + group * s.group_rows * s.plane_out);
+      gemm_strided_batched_wide<T>(product, count, 0, y_image, col_image, w + group * s.cog * s.group_rows,
+                                   gy + first * y_image + group * s.cog * s.plane_out,
+                                   col + group * s.group_rows * s.plane_out);
     }
     kernels::cuda::col2im(g, col, count, col_image, s.plane_out, gx + first * x_image);
   }
@@ -201,6 +240,15 @@ void gemm_conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, const T* 
   const auto workspace = scratch<T>(col_elements + gy_elements);
   T* col = static_cast<T*>(workspace->data());
   T* gy_chunk = col + col_elements;
+  // The sum over chunks: gw itself, or for bfloat16 a float accumulator rounded to gw after the last chunk.
+  std::shared_ptr<Storage> accumulator;
+  opmath_t<T>* gw_sum = nullptr;
+  if constexpr (accumulates_wider<T>) {
+    accumulator = scratch<opmath_t<T>>(weights);
+    gw_sum = static_cast<opmath_t<T>*>(accumulator->data());
+  } else {
+    gw_sum = gw;
+  }
   for (std::int64_t chunk = 0; chunk < chunks.chunk_count; ++chunk) {
     const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
     const std::int64_t columns = count * s.plane_out;
@@ -223,11 +271,11 @@ void gemm_conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, const T* 
                                .ldb = columns,
                                .ldc = s.group_rows};
     for (std::int64_t group = 0; group < g.groups; ++group) {
-      kernels::cuda::gemm(product, T(1), gy_matrix + group * s.cog * columns,
-                          col_matrix + group * s.group_rows * columns, chunk == 0 ? T(0) : T(1),
-                          gw + group * s.cog * s.group_rows);
+      gemm_wide<T>(product, gy_matrix + group * s.cog * columns, col_matrix + group * s.group_rows * columns,
+                   chunk == 0 ? 0 : 1, gw_sum + group * s.cog * s.group_rows);
     }
   }
+  if constexpr (accumulates_wider<T>) kernels::cuda::round_to_bfloat16(gw_sum, weights, gw);
 }
 
 template void gemm_conv2d_forward<float>(const Conv2dGeometry&, const float*, const float*, const float*,
@@ -242,5 +290,11 @@ template void gemm_conv2d_backward_weight<float>(const Conv2dGeometry&, const fl
                                                  std::size_t);
 template void gemm_conv2d_backward_weight<double>(const Conv2dGeometry&, const double*, const double*,
                                                   double*, std::size_t);
+template void gemm_conv2d_forward<bfloat16>(const Conv2dGeometry&, const bfloat16*, const bfloat16*,
+                                            const bfloat16*, bfloat16*, std::size_t);
+template void gemm_conv2d_backward_data<bfloat16>(const Conv2dGeometry&, const bfloat16*, const bfloat16*,
+                                                  bfloat16*, std::size_t);
+template void gemm_conv2d_backward_weight<bfloat16>(const Conv2dGeometry&, const bfloat16*, const bfloat16*,
+                                                    bfloat16*, std::size_t);
 
 }  // namespace kiln::kernels::cuda

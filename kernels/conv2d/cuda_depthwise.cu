@@ -1,6 +1,6 @@
 // The CUDA convolution kernels that need no GEMM (conv2d.hpp, namespace cuda): depthwise convolution
 // (groups == C_in == C_out, so output channel c reads input channel c alone) in all three directions, and the
-// bias's forward add and backward sum.
+// bias's forward fill (or add) and backward sum.
 //
 //   x, gx [N, C, H, W]    w, gw [C, 1, KH, KW]    y, gy [N, C, OH, OW]    b, gb [C]
 //
@@ -10,8 +10,9 @@
 // block per output element, a grid-stride loop over blocks: the block's threads stride over the positions
 // summed, each keeping a double partial sum, and block_sum adds the partials in a fixed tree. Which thread
 // adds which term depends only on kThreadsPerBlock, so the result is the same bits on every run (no atomics).
-// Sums over a handful of taps (forward, backward-data) are kept in T; the long reductions in double, as the
-// reference does.
+// T is float, double or bfloat16. Sums over a handful of taps (forward, backward-data) are kept in
+// opmath_t<T> (T for float and double, float for bfloat16) and rounded to T once; the long reductions in
+// double, as the reference does, for every T.
 #include <algorithm>
 #include <cstdint>
 
@@ -55,17 +56,18 @@ __global__ void depthwise_forward_kernel(Conv2dGeometry g, std::int64_t out_h, s
     const std::int64_t ow = e % out_w, oh = (e / out_w) % out_h, plane = e / plane_out, c = plane % channels;
     const T* x_plane = x + plane * g.in_height * g.in_width;
     const T* w_taps = w + c * g.kernel_h * g.kernel_w;
-    T sum = bias ? bias[c] : T(0);
+    opmath_t<T> sum = bias ? static_cast<opmath_t<T>>(bias[c]) : opmath_t<T>(0);
     for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
       const std::int64_t ih = oh * g.stride_h - g.pad_h + kh * g.dilation_h;
       if (ih < 0 || ih >= g.in_height) continue;
       for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
         const std::int64_t iw = ow * g.stride_w - g.pad_w + kw * g.dilation_w;
         if (iw < 0 || iw >= g.in_width) continue;
-        sum += x_plane[ih * g.in_width + iw] * w_taps[kh * g.kernel_w + kw];
+        sum += static_cast<opmath_t<T>>(x_plane[ih * g.in_width + iw]) *
+               static_cast<opmath_t<T>>(w_taps[kh * g.kernel_w + kw]);
       }
     }
-    y[e] = sum;
+    y[e] = static_cast<T>(sum);
   }
 }
 
@@ -82,12 +84,13 @@ __global__ void depthwise_backward_data_kernel(Conv2dGeometry g, std::int64_t ou
     const std::int64_t plane = e / plane_in, c = plane % channels;
     const T* gy_plane = gy + plane * out_h * out_w;
     const T* w_taps = w + c * g.kernel_h * g.kernel_w;
-    T sum = 0;
+    opmath_t<T> sum = 0;
     for_each_covering_tap(g, out_h, out_w, ih, iw,
                           [&](std::int64_t kh, std::int64_t kw, std::int64_t oh, std::int64_t ow) {
-                            sum += gy_plane[oh * out_w + ow] * w_taps[kh * g.kernel_w + kw];
+                            sum += static_cast<opmath_t<T>>(gy_plane[oh * out_w + ow]) *
+                                   static_cast<opmath_t<T>>(w_taps[kh * g.kernel_w + kw]);
                           });
-    gx[e] = sum;
+    gx[e] = static_cast<T>(sum);
   }
 }
 
@@ -118,12 +121,12 @@ __global__ void depthwise_backward_weight_kernel(Conv2dGeometry g, std::int64_t 
 
 // ---- bias ----------------------------------------------------------------------------------------------
 
-// y[n, co, p] += b[co]; element e is y's, whose channel is (e / plane) % C_out.
+// y[n, co, p] = b[co]; element e is y's, whose channel is (e / plane) % C_out.
 template <typename T>
-__global__ void add_bias_kernel(std::int64_t total, std::int64_t channels, std::int64_t plane, const T* bias,
-                                T* y) {
+__global__ void fill_bias_kernel(std::int64_t total, std::int64_t channels, std::int64_t plane, const T* bias,
+                                 T* y) {
   for (std::int64_t e = first_thread_index(); e < total; e += grid_thread_count())
-    y[e] += bias[(e / plane) % channels];
+    y[e] = bias[(e / plane) % channels];
 }
 
 // gb[co] = sum over n and p of gy[n, co, p]. One block per channel, its threads striding over the N * plane
@@ -174,11 +177,11 @@ void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, cons
 }
 
 template <typename T>
-void conv2d_add_bias(const Conv2dGeometry& g, const T* bias, T* y) {
+void conv2d_fill_bias(const Conv2dGeometry& g, const T* bias, T* y) {
   const std::int64_t plane = g.out_height() * g.out_width(), total = g.batch * g.out_channels * plane;
   if (total == 0) return;
-  add_bias_kernel<<<grid_blocks(total), kThreadsPerBlock>>>(total, g.out_channels, plane, bias, y);
-  kiln::cuda::check_launch("conv2d add bias");
+  fill_bias_kernel<<<grid_blocks(total), kThreadsPerBlock>>>(total, g.out_channels, plane, bias, y);
+  kiln::cuda::check_launch("conv2d fill bias");
 }
 
 // Also writes zeros for an empty batch, as the reference does.
@@ -197,7 +200,7 @@ template void depthwise_conv2d_backward_data<float>(const Conv2dGeometry&, const
                                                     float*);
 template void depthwise_conv2d_backward_weight<float>(const Conv2dGeometry&, const float*, const float*,
                                                       float*);
-template void conv2d_add_bias<float>(const Conv2dGeometry&, const float*, float*);
+template void conv2d_fill_bias<float>(const Conv2dGeometry&, const float*, float*);
 template void conv2d_backward_bias<float>(const Conv2dGeometry&, const float*, float*);
 template void depthwise_conv2d_forward<double>(const Conv2dGeometry&, const double*, const double*,
                                                const double*, double*);
@@ -205,7 +208,15 @@ template void depthwise_conv2d_backward_data<double>(const Conv2dGeometry&, cons
                                                      double*);
 template void depthwise_conv2d_backward_weight<double>(const Conv2dGeometry&, const double*, const double*,
                                                        double*);
-template void conv2d_add_bias<double>(const Conv2dGeometry&, const double*, double*);
+template void conv2d_fill_bias<double>(const Conv2dGeometry&, const double*, double*);
 template void conv2d_backward_bias<double>(const Conv2dGeometry&, const double*, double*);
+template void depthwise_conv2d_forward<bfloat16>(const Conv2dGeometry&, const bfloat16*, const bfloat16*,
+                                                 const bfloat16*, bfloat16*);
+template void depthwise_conv2d_backward_data<bfloat16>(const Conv2dGeometry&, const bfloat16*,
+                                                       const bfloat16*, bfloat16*);
+template void depthwise_conv2d_backward_weight<bfloat16>(const Conv2dGeometry&, const bfloat16*,
+                                                         const bfloat16*, bfloat16*);
+template void conv2d_fill_bias<bfloat16>(const Conv2dGeometry&, const bfloat16*, bfloat16*);
+template void conv2d_backward_bias<bfloat16>(const Conv2dGeometry&, const bfloat16*, bfloat16*);
 
 }  // namespace kiln::kernels::cuda

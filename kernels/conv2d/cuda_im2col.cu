@@ -1,5 +1,7 @@
 // The unfolding behind the CUDA im2col + GEMM convolution (conv2d.hpp, namespace cuda): im2col, its adjoint
-// col2im as a gather, and the copy that puts a chunk of images' planes side by side.
+// col2im as a gather, and the copy that puts a chunk of images' planes side by side; float, double and
+// bfloat16. im2col and the copy move values unchanged; col2im sums in opmath_t<T> (float for bfloat16, whose
+// columns arrive in float) and rounds to T once.
 //
 // Every kernel runs one thread per element of what it writes, in a grid-stride loop (at most kMaxGridBlocks
 // blocks of kThreadsPerBlock threads), so any size runs in one launch. Consecutive threads take consecutive
@@ -38,20 +40,20 @@ __global__ void im2col_kernel(Conv2dGeometry g, std::int64_t out_h, std::int64_t
 // (b, ci, ih, iw) with iw fastest.
 template <typename T>
 __global__ void col2im_kernel(Conv2dGeometry g, std::int64_t out_h, std::int64_t out_w, std::int64_t count,
-                              const T* col, std::int64_t image_stride, std::int64_t row_stride,
+                              const opmath_t<T>* col, std::int64_t image_stride, std::int64_t row_stride,
                               T* gx_images) {
   const std::int64_t plane_in = g.in_height * g.in_width, total = count * g.in_channels * plane_in;
   for (std::int64_t e = first_thread_index(); e < total; e += grid_thread_count()) {
     const std::int64_t iw = e % g.in_width, ih = (e / g.in_width) % g.in_height;
     const std::int64_t ci = (e / plane_in) % g.in_channels, b = e / (plane_in * g.in_channels);
-    const T* col_image = col + b * image_stride;
-    T sum = 0;
+    const opmath_t<T>* col_image = col + b * image_stride;
+    opmath_t<T> sum = 0;
     for_each_covering_tap(g, out_h, out_w, ih, iw,
                           [&](std::int64_t kh, std::int64_t kw, std::int64_t oh, std::int64_t ow) {
                             const std::int64_t r = (ci * g.kernel_h + kh) * g.kernel_w + kw;
                             sum += col_image[r * row_stride + oh * out_w + ow];
                           });
-    gx_images[e] = sum;
+    gx_images[e] = static_cast<T>(sum);
   }
 }
 
@@ -67,6 +69,11 @@ __global__ void gather_images_kernel(const T* images, std::int64_t count, std::i
   }
 }
 
+__global__ void round_to_bfloat16_kernel(const float* wide, std::int64_t count, bfloat16* dense) {
+  for (std::int64_t e = first_thread_index(); e < count; e += grid_thread_count())
+    dense[e] = bfloat16(wide[e]);
+}
+
 }  // namespace
 
 template <typename T>
@@ -80,12 +87,12 @@ void im2col(const Conv2dGeometry& g, const T* x_images, std::int64_t count, std:
 }
 
 template <typename T>
-void col2im(const Conv2dGeometry& g, const T* col, std::int64_t count, std::int64_t image_stride,
+void col2im(const Conv2dGeometry& g, const opmath_t<T>* col, std::int64_t count, std::int64_t image_stride,
             std::int64_t row_stride, T* gx_images) {
   const std::int64_t total = count * g.in_channels * g.in_height * g.in_width;
   if (total == 0) return;
-  col2im_kernel<<<grid_blocks(total), kThreadsPerBlock>>>(g, g.out_height(), g.out_width(), count, col,
-                                                          image_stride, row_stride, gx_images);
+  col2im_kernel<T><<<grid_blocks(total), kThreadsPerBlock>>>(g, g.out_height(), g.out_width(), count, col,
+                                                             image_stride, row_stride, gx_images);
   kiln::cuda::check_launch("conv2d col2im");
 }
 
@@ -98,6 +105,12 @@ void gather_images(const T* images, std::int64_t count, std::int64_t channels, s
   kiln::cuda::check_launch("conv2d gather_images");
 }
 
+void round_to_bfloat16(const float* wide, std::int64_t count, bfloat16* dense) {
+  if (count == 0) return;
+  round_to_bfloat16_kernel<<<grid_blocks(count), kThreadsPerBlock>>>(wide, count, dense);
+  kiln::cuda::check_launch("conv2d round to bfloat16");
+}
+
 template void im2col<float>(const Conv2dGeometry&, const float*, std::int64_t, std::int64_t, std::int64_t,
                             float*);
 template void im2col<double>(const Conv2dGeometry&, const double*, std::int64_t, std::int64_t, std::int64_t,
@@ -108,5 +121,10 @@ template void col2im<double>(const Conv2dGeometry&, const double*, std::int64_t,
                              double*);
 template void gather_images<float>(const float*, std::int64_t, std::int64_t, std::int64_t, float*);
 template void gather_images<double>(const double*, std::int64_t, std::int64_t, std::int64_t, double*);
+template void im2col<bfloat16>(const Conv2dGeometry&, const bfloat16*, std::int64_t, std::int64_t,
+                               std::int64_t, bfloat16*);
+template void col2im<bfloat16>(const Conv2dGeometry&, const float*, std::int64_t, std::int64_t, std::int64_t,
+                               bfloat16*);
+template void gather_images<bfloat16>(const bfloat16*, std::int64_t, std::int64_t, std::int64_t, bfloat16*);
 
 }  // namespace kiln::kernels::cuda

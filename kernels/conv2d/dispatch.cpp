@@ -4,11 +4,16 @@
 // float: the algorithm comes from choose_conv2d_algorithm (algorithm.cpp: by shape, direction and CPU
 // level), and the depthwise, bias and im2col / col2im kernels come in an AVX-512 and an AVX2 build, picked
 // by cpu_level().
-// double (gradient checks only) runs the reference kernels. On a CUDA device, float and double alike: the
+// double (gradient checks only) runs the reference kernels. bfloat16 has no CPU kernels of its own: its
+// inputs are widened to float (exactly), the float dispatch runs (the fast kernels, summing in float), and
+// the output is rounded to bfloat16 once; at the Reference CPU level the bfloat16 reference kernels run
+// instead (the oracle, not float's reference rounded a second time). On a CUDA device, all three alike: the
 // direct depthwise kernels for groups == C_in == C_out, im2col + cuBLAS GEMM for every other geometry
 // (README.md, "On a CUDA device").
+#include <cstdint>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "core/error.hpp"
 #include "kernels/conv2d/algorithm.hpp"
@@ -38,6 +43,35 @@ Im2colKernels im2col_kernels() {
 constexpr bool is_cuda_depthwise(const Conv2dGeometry& g) {
   return g.groups == g.in_channels && g.groups == g.out_channels;
 }
+
+// ---- bfloat16 on the CPU: through the float kernels ------------------------------------------------------
+
+// Element counts of the dense buffers of conv2d.hpp.
+std::int64_t x_elements(const Conv2dGeometry& g) {
+  return g.batch * g.in_channels * g.in_height * g.in_width;
+}
+std::int64_t w_elements(const Conv2dGeometry& g) {
+  return g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w;
+}
+std::int64_t y_elements(const Conv2dGeometry& g) {
+  return g.batch * g.out_channels * g.out_height() * g.out_width();
+}
+
+// count bfloat16 values widened to float: exact.
+std::vector<float> widen(const bfloat16* values, std::int64_t count) {
+  return std::vector<float>(values, values + count);
+}
+// A float kernel's output for count elements, allocated for it to overwrite.
+std::vector<float> float_output(std::int64_t count) {
+  return std::vector<float>(static_cast<std::size_t>(count));
+}
+// The one rounding of a float kernel's output to bfloat16.
+void round_into(const std::vector<float>& wide, bfloat16* out) {
+  for (std::size_t i = 0; i < wide.size(); ++i) out[i] = bfloat16(wide[i]);
+}
+
+// True when bfloat16 on the CPU runs its reference kernels rather than the float ones (see the top).
+bool bfloat16_runs_reference() { return cpu_level() == CpuLevel::Reference; }
 
 }  // namespace
 
@@ -127,7 +161,15 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
   }
 #endif
   require_cpu(device, "conv2d_forward");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    if (bfloat16_runs_reference()) return reference::conv2d_forward(g, x, w, bias, y);
+    const std::vector<float> x_float = widen(x, x_elements(g)), w_float = widen(w, w_elements(g));
+    const std::vector<float> bias_float = bias ? widen(bias, g.out_channels) : std::vector<float>();
+    std::vector<float> y_float = float_output(y_elements(g));
+    conv2d_forward<float>(device, g, x_float.data(), w_float.data(), bias ? bias_float.data() : nullptr,
+                          y_float.data());
+    round_into(y_float, y);
+  } else if constexpr (std::is_same_v<T, float>) {
     conv2d_forward_using(choose_conv2d_algorithm(g, Conv2dDirection::Forward, cpu_level()), g, x, w, bias, y);
   } else {
     reference::conv2d_forward(g, x, w, bias, y);
@@ -143,7 +185,13 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
   }
 #endif
   require_cpu(device, "conv2d_backward_data");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    if (bfloat16_runs_reference()) return reference::conv2d_backward_data(g, gy, w, gx);
+    const std::vector<float> gy_float = widen(gy, y_elements(g)), w_float = widen(w, w_elements(g));
+    std::vector<float> gx_float = float_output(x_elements(g));
+    conv2d_backward_data<float>(device, g, gy_float.data(), w_float.data(), gx_float.data());
+    round_into(gx_float, gx);
+  } else if constexpr (std::is_same_v<T, float>) {
     conv2d_backward_data_using(choose_conv2d_algorithm(g, Conv2dDirection::BackwardData, cpu_level()), g, gy,
                                w, gx);
   } else {
@@ -160,7 +208,13 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
   }
 #endif
   require_cpu(device, "conv2d_backward_weight");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    if (bfloat16_runs_reference()) return reference::conv2d_backward_weight(g, gy, x, gw);
+    const std::vector<float> gy_float = widen(gy, y_elements(g)), x_float = widen(x, x_elements(g));
+    std::vector<float> gw_float = float_output(w_elements(g));
+    conv2d_backward_weight<float>(device, g, gy_float.data(), x_float.data(), gw_float.data());
+    round_into(gw_float, gw);
+  } else if constexpr (std::is_same_v<T, float>) {
     conv2d_backward_weight_using(choose_conv2d_algorithm(g, Conv2dDirection::BackwardWeight, cpu_level()), g,
                                  gy, x, gw);
   } else {
@@ -174,6 +228,14 @@ void conv2d_backward_bias(Device device, const Conv2dGeometry& g, const T* gy, T
   if (device.is_cuda()) return cuda::conv2d_backward_bias(g, gy, gb);
 #endif
   require_cpu(device, "conv2d_backward_bias");
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    if (!bfloat16_runs_reference()) {
+      const std::vector<float> gy_float = widen(gy, y_elements(g));
+      std::vector<float> gb_float = float_output(g.out_channels);
+      conv2d_backward_bias<float>(device, g, gy_float.data(), gb_float.data());
+      return round_into(gb_float, gb);
+    }
+  }
   if constexpr (std::is_same_v<T, float>) {
     if (cpu_level() == CpuLevel::Avx512) return avx512::conv2d_backward_bias(g, gy, gb);
     if (cpu_level() == CpuLevel::Avx2) return avx2::conv2d_backward_bias(g, gy, gb);
@@ -195,5 +257,13 @@ template void conv2d_backward_data<double>(Device, const Conv2dGeometry&, const 
 template void conv2d_backward_weight<double>(Device, const Conv2dGeometry&, const double*, const double*,
                                              double*);
 template void conv2d_backward_bias<double>(Device, const Conv2dGeometry&, const double*, double*);
+
+template void conv2d_forward<bfloat16>(Device, const Conv2dGeometry&, const bfloat16*, const bfloat16*,
+                                       const bfloat16*, bfloat16*);
+template void conv2d_backward_data<bfloat16>(Device, const Conv2dGeometry&, const bfloat16*, const bfloat16*,
+                                             bfloat16*);
+template void conv2d_backward_weight<bfloat16>(Device, const Conv2dGeometry&, const bfloat16*,
+                                               const bfloat16*, bfloat16*);
+template void conv2d_backward_bias<bfloat16>(Device, const Conv2dGeometry&, const bfloat16*, bfloat16*);
 
 }  // namespace kiln::kernels

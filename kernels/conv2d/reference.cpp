@@ -10,6 +10,7 @@
 // Every sum is accumulated in double and rounded to T once at the end: a 3x3 convolution over 512
 // channels adds 4608 products, and a float accumulator would lose several digits doing it. With a double
 // accumulator the float result is (almost always) the correctly rounded value, which keeps the oracle tight.
+// T is float, double or bfloat16 (whose reference is likewise: summed in double, rounded once).
 #include <cstdint>
 #include <vector>
 
@@ -181,5 +182,13 @@ template void conv2d_forward<double>(const Conv2dGeometry&, const double*, const
 template void conv2d_backward_data<double>(const Conv2dGeometry&, const double*, const double*, double*);
 template void conv2d_backward_weight<double>(const Conv2dGeometry&, const double*, const double*, double*);
 template void conv2d_backward_bias<double>(const Conv2dGeometry&, const double*, double*);
+
+template void conv2d_forward<bfloat16>(const Conv2dGeometry&, const bfloat16*, const bfloat16*,
+                                       const bfloat16*, bfloat16*);
+template void conv2d_backward_data<bfloat16>(const Conv2dGeometry&, const bfloat16*, const bfloat16*,
+                                             bfloat16*);
+template void conv2d_backward_weight<bfloat16>(const Conv2dGeometry&, const bfloat16*, const bfloat16*,
+                                               bfloat16*);
+template void conv2d_backward_bias<bfloat16>(const Conv2dGeometry&, const bfloat16*, bfloat16*);
 
 }  // namespace kiln::kernels::reference

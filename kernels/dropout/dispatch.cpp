@@ -1,7 +1,7 @@
 // The single dispatch point for dropout: every caller comes through here, and this is the only place that
-// picks an implementation. float runs the AVX-512 or AVX2 kernel when cpu_level() allows; double and the
-// Reference level run the reference kernel; a CUDA device runs the CUDA kernel (cuda_dropout.cu). Every
-// version draws element i from philox_uniform(state, i), so every version produces the same mask.
+// picks an implementation. float runs the AVX-512 or AVX2 kernel when cpu_level() allows; double, bfloat16
+// and the Reference level run the reference kernel; a CUDA device runs the CUDA kernel (cuda_dropout.cu).
+// Every version draws element i from philox_uniform(state, i), so every version produces the same mask.
 #include <type_traits>
 
 #include "kernels/cpu_level.hpp"
@@ -10,7 +10,7 @@
 namespace kiln::kernels {
 
 template <typename T>
-void dropout_forward(Device device, std::int64_t n, T p, const PhiloxState& state, const T* x, T* y,
+void dropout_forward(Device device, std::int64_t n, opmath_t<T> p, const PhiloxState& state, const T* x, T* y,
                      T* mask) {
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::dropout_forward(n, p, state, x, y, mask);
@@ -33,5 +33,7 @@ template void dropout_forward<float>(Device, std::int64_t, float, const PhiloxSt
                                      float*);
 template void dropout_forward<double>(Device, std::int64_t, double, const PhiloxState&, const double*,
                                       double*, double*);
+template void dropout_forward<bfloat16>(Device, std::int64_t, float, const PhiloxState&, const bfloat16*,
+                                        bfloat16*, bfloat16*);
 
 }  // namespace kiln::kernels

@@ -8,10 +8,13 @@
 // Launch geometry, every kernel here: blocks of kThreadsPerBlock threads, one element per thread per step of
 // a grid-stride loop (at most kMaxGridBlocks blocks), so any element count runs in one launch.
 //
-// Values are computed in double and rounded once to T, exactly as the reference does: the results then
-// agree with the CPU's to the last bit for + - * / and comparisons, and to the few ulps by which CUDA's
-// double exp, log, tanh, erf and pow differ from glibc's for the rest. These kernels are bound by memory
-// traffic, and sm_90 runs double arithmetic at half the float rate, so the double costs little.
+// T is float, double or bfloat16. Values are computed in double and rounded once to T, exactly as the
+// reference does (bfloat16 operands widen exactly; nothing accumulates): the results then agree with the
+// CPU's to the last bit for + - * / and comparisons, and to the few ulps by which CUDA's double exp, log,
+// tanh, erf and pow differ from glibc's for the rest (for bfloat16 that moves a result by at most one
+// bfloat16 ulp, and only when the double lands next to a rounding boundary). These kernels are bound by
+// memory traffic, and sm_90 runs double arithmetic at half the float rate, so the double costs little.
+// Copies convert with static_cast, to bfloat16 by kiln::bfloat16's round-to-nearest-even, the CPU's own.
 //
 // Strided index spaces are first coalesced on the host (coalesce below): size-1 dimensions dropped and
 // neighbours that every operand walks as one merged, so [N, C, H, W] + bias [1, C, 1, 1] becomes
@@ -332,13 +335,19 @@ template void unary_backward<float>(UnaryOp, const UnaryParams&, std::int64_t, c
                                     const float*, float*);
 template void unary_backward<double>(UnaryOp, const UnaryParams&, std::int64_t, const double*, const double*,
                                      const double*, double*);
+template void unary_forward<bfloat16>(UnaryOp, const UnaryParams&, std::int64_t, const bfloat16*, bfloat16*);
+template void unary_backward<bfloat16>(UnaryOp, const UnaryParams&, std::int64_t, const bfloat16*,
+                                       const bfloat16*, const bfloat16*, bfloat16*);
 
 template void binary_forward<float>(BinaryOp, int, const std::int64_t*, const float*, const std::int64_t*,
                                     const float*, const std::int64_t*, float*);
 template void binary_forward<double>(BinaryOp, int, const std::int64_t*, const double*, const std::int64_t*,
                                      const double*, const std::int64_t*, double*);
+template void binary_forward<bfloat16>(BinaryOp, int, const std::int64_t*, const bfloat16*,
+                                       const std::int64_t*, const bfloat16*, const std::int64_t*, bfloat16*);
 
-// copy_strided: every pair of float, double and int64, and uint8 -> float / double (decoded images).
+// copy_strided: every pair of float, double, bfloat16 and int64, and uint8 -> float / double / bfloat16
+// (decoded images).
 template void copy_strided<float, float>(int, const std::int64_t*, const float*, const std::int64_t*, float*,
                                          const std::int64_t*);
 template void copy_strided<float, double>(int, const std::int64_t*, const float*, const std::int64_t*,
@@ -362,5 +371,21 @@ template void copy_strided<std::uint8_t, float>(int, const std::int64_t*, const 
                                                 const std::int64_t*, float*, const std::int64_t*);
 template void copy_strided<std::uint8_t, double>(int, const std::int64_t*, const std::uint8_t*,
                                                  const std::int64_t*, double*, const std::int64_t*);
+template void copy_strided<std::uint8_t, bfloat16>(int, const std::int64_t*, const std::uint8_t*,
+                                                   const std::int64_t*, bfloat16*, const std::int64_t*);
+template void copy_strided<float, bfloat16>(int, const std::int64_t*, const float*, const std::int64_t*,
+                                            bfloat16*, const std::int64_t*);
+template void copy_strided<double, bfloat16>(int, const std::int64_t*, const double*, const std::int64_t*,
+                                             bfloat16*, const std::int64_t*);
+template void copy_strided<std::int64_t, bfloat16>(int, const std::int64_t*, const std::int64_t*,
+                                                   const std::int64_t*, bfloat16*, const std::int64_t*);
+template void copy_strided<bfloat16, bfloat16>(int, const std::int64_t*, const bfloat16*, const std::int64_t*,
+                                               bfloat16*, const std::int64_t*);
+template void copy_strided<bfloat16, float>(int, const std::int64_t*, const bfloat16*, const std::int64_t*,
+                                            float*, const std::int64_t*);
+template void copy_strided<bfloat16, double>(int, const std::int64_t*, const bfloat16*, const std::int64_t*,
+                                             double*, const std::int64_t*);
+template void copy_strided<bfloat16, std::int64_t>(int, const std::int64_t*, const bfloat16*,
+                                                   const std::int64_t*, std::int64_t*, const std::int64_t*);
 
 }  // namespace kiln::kernels::cuda

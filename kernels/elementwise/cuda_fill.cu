@@ -1,5 +1,6 @@
 // fill on a CUDA device (elementwise.hpp): out[i] = value, one thread per element in a grid-stride loop,
-// so any n runs in one launch of at most kMaxGridBlocks blocks.
+// so any n runs in one launch of at most kMaxGridBlocks blocks. T is float, double, bfloat16 or int64; the
+// value arrives already in T, so nothing is rounded here.
 #include <algorithm>
 #include <cstdint>
 
@@ -31,6 +32,7 @@ void fill(std::int64_t n, T value, T* out) {
 
 template void fill<float>(std::int64_t, float, float*);
 template void fill<double>(std::int64_t, double, double*);
+template void fill<bfloat16>(std::int64_t, bfloat16, bfloat16*);
 template void fill<std::int64_t>(std::int64_t, std::int64_t, std::int64_t*);
 
 }  // namespace kiln::kernels::cuda

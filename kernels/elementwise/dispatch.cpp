@@ -1,8 +1,8 @@
 // The single dispatch point for the elementwise family: every caller goes through these functions, and only
 // here is an implementation chosen. A CUDA device runs the CUDA kernels (cuda_elementwise.cu, cuda_fill.cu),
 // every op and dtype. On the CPU, float goes to the AVX-512 / AVX2 kernels (by cpu_level()) for the ops and
-// layouts they cover; everything else (double, int64, transcendentals, transposed or gathered layouts) runs
-// the reference kernels.
+// layouts they cover; everything else (double, bfloat16, int64, transcendentals, transposed or gathered
+// layouts) runs the reference kernels.
 #include <optional>
 #include <type_traits>
 
@@ -169,13 +169,20 @@ template void unary_backward<float>(Device, UnaryOp, const UnaryParams&, std::in
                                     const float*, const float*, float*);
 template void unary_backward<double>(Device, UnaryOp, const UnaryParams&, std::int64_t, const double*,
                                      const double*, const double*, double*);
+template void unary_forward<bfloat16>(Device, UnaryOp, const UnaryParams&, std::int64_t, const bfloat16*,
+                                      bfloat16*);
+template void unary_backward<bfloat16>(Device, UnaryOp, const UnaryParams&, std::int64_t, const bfloat16*,
+                                       const bfloat16*, const bfloat16*, bfloat16*);
 
 template void binary_forward<float>(Device, BinaryOp, int, const std::int64_t*, const float*,
                                     const std::int64_t*, const float*, const std::int64_t*, float*);
 template void binary_forward<double>(Device, BinaryOp, int, const std::int64_t*, const double*,
                                      const std::int64_t*, const double*, const std::int64_t*, double*);
+template void binary_forward<bfloat16>(Device, BinaryOp, int, const std::int64_t*, const bfloat16*,
+                                       const std::int64_t*, const bfloat16*, const std::int64_t*, bfloat16*);
 
-// copy_strided: every pair of float, double and int64, and uint8 -> float / double (decoded images).
+// copy_strided: every pair of float, double, bfloat16 and int64, and uint8 -> float / double / bfloat16
+// (decoded images).
 template void copy_strided<float, float>(Device, int, const std::int64_t*, const float*, const std::int64_t*,
                                          float*, const std::int64_t*);
 template void copy_strided<float, double>(Device, int, const std::int64_t*, const float*, const std::int64_t*,
@@ -199,9 +206,26 @@ template void copy_strided<std::uint8_t, float>(Device, int, const std::int64_t*
                                                 const std::int64_t*, float*, const std::int64_t*);
 template void copy_strided<std::uint8_t, double>(Device, int, const std::int64_t*, const std::uint8_t*,
                                                  const std::int64_t*, double*, const std::int64_t*);
+template void copy_strided<std::uint8_t, bfloat16>(Device, int, const std::int64_t*, const std::uint8_t*,
+                                                   const std::int64_t*, bfloat16*, const std::int64_t*);
+template void copy_strided<float, bfloat16>(Device, int, const std::int64_t*, const float*,
+                                            const std::int64_t*, bfloat16*, const std::int64_t*);
+template void copy_strided<double, bfloat16>(Device, int, const std::int64_t*, const double*,
+                                             const std::int64_t*, bfloat16*, const std::int64_t*);
+template void copy_strided<std::int64_t, bfloat16>(Device, int, const std::int64_t*, const std::int64_t*,
+                                                   const std::int64_t*, bfloat16*, const std::int64_t*);
+template void copy_strided<bfloat16, bfloat16>(Device, int, const std::int64_t*, const bfloat16*,
+                                               const std::int64_t*, bfloat16*, const std::int64_t*);
+template void copy_strided<bfloat16, float>(Device, int, const std::int64_t*, const bfloat16*,
+                                            const std::int64_t*, float*, const std::int64_t*);
+template void copy_strided<bfloat16, double>(Device, int, const std::int64_t*, const bfloat16*,
+                                             const std::int64_t*, double*, const std::int64_t*);
+template void copy_strided<bfloat16, std::int64_t>(Device, int, const std::int64_t*, const bfloat16*,
+                                                   const std::int64_t*, std::int64_t*, const std::int64_t*);
 
 template void fill<float>(Device, std::int64_t, float, float*);
 template void fill<double>(Device, std::int64_t, double, double*);
+template void fill<bfloat16>(Device, std::int64_t, bfloat16, bfloat16*);
 template void fill<std::int64_t>(Device, std::int64_t, std::int64_t, std::int64_t*);
 
 }  // namespace kiln::kernels

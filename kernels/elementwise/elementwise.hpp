@@ -5,10 +5,16 @@
 // stride 0, so broadcasting costs no copy. Outputs of binary kernels are dense (row-major over `sizes`).
 // In-place use (out aliasing an input with the same layout) is allowed: each element is read before it
 // is written.
+//
+// T is float, double or bfloat16 for the unary and binary maps. The reference and CUDA kernels compute each
+// element in double and round it once to T (for bfloat16 too: no float or bfloat16 intermediate); the AVX
+// kernels (float only, below) compute in float. bfloat16 has no AVX kernels: on the CPU it runs the
+// reference.
 #pragma once
 
 #include <cstdint>
 
+#include "core/bfloat16.hpp"
 #include "core/device.hpp"
 
 namespace kiln::kernels {
@@ -60,12 +66,13 @@ void binary_forward(Device device, BinaryOp op, int rank, const std::int64_t* si
                     const std::int64_t* a_strides, const T* b, const std::int64_t* b_strides, T* out);
 
 // dst[index . dst_strides] = Dst(src[index . src_strides]) for every index in sizes[rank].
-// Instantiated for every pair of float, double and int64, and uint8 -> float/double (decoded images).
+// Instantiated for every pair of float, double, bfloat16 and int64, and uint8 -> float/double/bfloat16
+// (decoded images). To bfloat16 rounds to nearest even; from bfloat16 is exact.
 template <typename Src, typename Dst>
 void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src* src,
                   const std::int64_t* src_strides, Dst* dst, const std::int64_t* dst_strides);
 
-// out[i] = value for i < n. Instantiated for float, double, int64.
+// out[i] = value for i < n. Instantiated for float, double, bfloat16, int64.
 template <typename T> void fill(Device device, std::int64_t n, T value, T* out);
 
 namespace reference {

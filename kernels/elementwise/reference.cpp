@@ -5,14 +5,16 @@
 //   binary:  a, b  read through their own strides over sizes[rank] (stride 0 = broadcast);  out dense
 //   copy:    src, dst  each read / written through its own strides over sizes[rank]
 //
-// Unary and binary values are computed in double and rounded once to T, so a float result is as close
-// to the true value as float can hold (for + - * / this is exactly what float arithmetic gives).
+// Unary and binary values are computed in double and rounded once to T (float, double or bfloat16), so a
+// float or bfloat16 result is as close to the true value as T can hold (for + - * / on float this is
+// exactly what float arithmetic gives). bfloat16 operands are read exactly (their implicit widening).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <numbers>
 
+#include "core/bfloat16.hpp"
 #include "kernels/elementwise/elementwise.hpp"
 #include "kernels/elementwise/strided_walk.hpp"
 
@@ -156,7 +158,8 @@ void binary_forward(BinaryOp op, int rank, const std::int64_t* sizes, const T* a
 // ---- copy and fill -----------------------------------------------------------------------------------
 
 // dst[index . dst_strides] = Dst(src[index . src_strides]). The conversion is static_cast: floating to
-// integer truncates toward zero, and a value Dst cannot hold (NaN, out of range) is not defined.
+// integer truncates toward zero, and a value Dst cannot hold (NaN, out of range) is not defined; to
+// bfloat16 it rounds to nearest even (NaN, infinities and signed zeros kept), from bfloat16 it is exact.
 template <typename Src, typename Dst>
 void copy_strided(int rank, const std::int64_t* sizes, const Src* src, const std::int64_t* src_strides,
                   Dst* dst, const std::int64_t* dst_strides) {
@@ -177,17 +180,23 @@ void fill(std::int64_t n, T value, T* out) {
 
 template void unary_forward<float>(UnaryOp, const UnaryParams&, std::int64_t, const float*, float*);
 template void unary_forward<double>(UnaryOp, const UnaryParams&, std::int64_t, const double*, double*);
+template void unary_forward<bfloat16>(UnaryOp, const UnaryParams&, std::int64_t, const bfloat16*, bfloat16*);
 template void unary_backward<float>(UnaryOp, const UnaryParams&, std::int64_t, const float*, const float*,
                                     const float*, float*);
 template void unary_backward<double>(UnaryOp, const UnaryParams&, std::int64_t, const double*, const double*,
                                      const double*, double*);
+template void unary_backward<bfloat16>(UnaryOp, const UnaryParams&, std::int64_t, const bfloat16*,
+                                       const bfloat16*, const bfloat16*, bfloat16*);
 
 template void binary_forward<float>(BinaryOp, int, const std::int64_t*, const float*, const std::int64_t*,
                                     const float*, const std::int64_t*, float*);
 template void binary_forward<double>(BinaryOp, int, const std::int64_t*, const double*, const std::int64_t*,
                                      const double*, const std::int64_t*, double*);
+template void binary_forward<bfloat16>(BinaryOp, int, const std::int64_t*, const bfloat16*,
+                                       const std::int64_t*, const bfloat16*, const std::int64_t*, bfloat16*);
 
-// copy_strided: every pair of float, double and int64, and uint8 -> float / double (decoded images).
+// copy_strided: every pair of float, double, bfloat16 and int64, and uint8 -> float / double / bfloat16
+// (decoded images).
 template void copy_strided<float, float>(int, const std::int64_t*, const float*, const std::int64_t*, float*,
                                          const std::int64_t*);
 template void copy_strided<float, double>(int, const std::int64_t*, const float*, const std::int64_t*,
@@ -212,8 +221,26 @@ template void copy_strided<std::uint8_t, float>(int, const std::int64_t*, const 
 template void copy_strided<std::uint8_t, double>(int, const std::int64_t*, const std::uint8_t*,
                                                  const std::int64_t*, double*, const std::int64_t*);
 
+template void copy_strided<std::uint8_t, bfloat16>(int, const std::int64_t*, const std::uint8_t*,
+                                                   const std::int64_t*, bfloat16*, const std::int64_t*);
+template void copy_strided<float, bfloat16>(int, const std::int64_t*, const float*, const std::int64_t*,
+                                            bfloat16*, const std::int64_t*);
+template void copy_strided<double, bfloat16>(int, const std::int64_t*, const double*, const std::int64_t*,
+                                             bfloat16*, const std::int64_t*);
+template void copy_strided<std::int64_t, bfloat16>(int, const std::int64_t*, const std::int64_t*,
+                                                   const std::int64_t*, bfloat16*, const std::int64_t*);
+template void copy_strided<bfloat16, bfloat16>(int, const std::int64_t*, const bfloat16*, const std::int64_t*,
+                                               bfloat16*, const std::int64_t*);
+template void copy_strided<bfloat16, float>(int, const std::int64_t*, const bfloat16*, const std::int64_t*,
+                                            float*, const std::int64_t*);
+template void copy_strided<bfloat16, double>(int, const std::int64_t*, const bfloat16*, const std::int64_t*,
+                                             double*, const std::int64_t*);
+template void copy_strided<bfloat16, std::int64_t>(int, const std::int64_t*, const bfloat16*,
+                                                   const std::int64_t*, std::int64_t*, const std::int64_t*);
+
 template void fill<float>(std::int64_t, float, float*);
 template void fill<double>(std::int64_t, double, double*);
+template void fill<bfloat16>(std::int64_t, bfloat16, bfloat16*);
 template void fill<std::int64_t>(std::int64_t, std::int64_t, std::int64_t*);
 
 }  // namespace kiln::kernels::reference

@@ -13,8 +13,12 @@
 //
 // Numerics: cuBLAS's default math mode (never changed here) computes float GEMMs in pure FP32, without TF32
 // tensor cores: the result differs from the reference (a double sum, rounded once) by the rounding of a
-// float sum of K products, in cuBLAS's order. Issue 7 brings the tensor-core modes. cuBLAS gives bitwise the
-// same result run after run for the same call on the same GPU when, as here, one stream uses the handle.
+// float sum of K products, in cuBLAS's order. bfloat16 goes through cublasGemmEx / cublasGemmStridedBatchedEx
+// with CUDA_R_16BF operands and CUBLAS_COMPUTE_32F: each product of two bfloat16 values is exact in float,
+// the sum is kept in float (tensor cores may add in another order), and C, CUDA_R_16BF or, for the
+// *_into_float forms, CUDA_R_32F, is written once at the end; alpha and beta are float. Issue 7 brings the
+// tensor-core modes. cuBLAS gives bitwise the same result run after run for the same call on the same GPU
+// when, as here, one stream uses the handle.
 //
 // beta == 0: cuBLAS does not read C then (its documented contract), so C may hold NaN, as gemm.hpp allows.
 //
@@ -30,6 +34,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/cuda_runtime.hpp"
@@ -55,6 +60,8 @@ struct CublasLibrary {
   decltype(&cublasDgemm_64) dgemm;
   decltype(&cublasSgemmStridedBatched_64) sgemm_strided_batched;
   decltype(&cublasDgemmStridedBatched_64) dgemm_strided_batched;
+  decltype(&cublasGemmEx_64) gemm_ex;
+  decltype(&cublasGemmStridedBatchedEx_64) gemm_strided_batched_ex;
 };
 
 template <typename Function>
@@ -81,7 +88,10 @@ CublasLibrary open_cublas() {
           resolve<decltype(&cublasSgemmStridedBatched_64)>(library, n,
                                                            KILN_CUBLAS_SYMBOL(cublasSgemmStridedBatched_64)),
           resolve<decltype(&cublasDgemmStridedBatched_64)>(library, n,
-                                                           KILN_CUBLAS_SYMBOL(cublasDgemmStridedBatched_64))};
+                                                           KILN_CUBLAS_SYMBOL(cublasDgemmStridedBatched_64)),
+          resolve<decltype(&cublasGemmEx_64)>(library, n, KILN_CUBLAS_SYMBOL(cublasGemmEx_64)),
+          resolve<decltype(&cublasGemmStridedBatchedEx_64)>(
+              library, n, KILN_CUBLAS_SYMBOL(cublasGemmStridedBatchedEx_64))};
 }
 
 // Opened once, by the first caller (a magic static: thread-safe); a failure throws again at every call.
@@ -182,59 +192,114 @@ cublasStatus_t cublas_gemm_strided_batched(cublasHandle_t handle, const ColumnMa
                                         call.ldb, stride_b, a, call.lda, stride_a, beta, c, call.ldc,
                                         stride_c, batch_count);
 }
+// bfloat16 A and B (both CUDA_R_16BF), C of type CType (bfloat16 or float), float alpha and beta, summed in
+// float (CUBLAS_COMPUTE_32F; cuBLAS picks the algorithm, tensor cores where it can).
+template <typename CType>
+cudaDataType c_data_type() {
+  return std::is_same_v<CType, float> ? CUDA_R_32F : CUDA_R_16BF;
+}
+template <typename CType>
+cublasStatus_t cublas_gemm(cublasHandle_t handle, const ColumnMajorCall& call, const float* alpha,
+                           const bfloat16* b, const bfloat16* a, const float* beta, CType* c) {
+  return cublas().gemm_ex(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b, CUDA_R_16BF,
+                          call.ldb, a, CUDA_R_16BF, call.lda, beta, c, c_data_type<CType>(), call.ldc,
+                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
+template <typename CType>
+cublasStatus_t cublas_gemm_strided_batched(cublasHandle_t handle, const ColumnMajorCall& call,
+                                           std::int64_t batch_count, std::int64_t stride_a,
+                                           std::int64_t stride_b, std::int64_t stride_c, const float* alpha,
+                                           const bfloat16* b, const bfloat16* a, const float* beta,
+                                           CType* c) {
+  return cublas().gemm_strided_batched_ex(handle, call.op_b, call.op_a, call.m, call.n, call.k, alpha, b,
+                                          CUDA_R_16BF, call.ldb, stride_b, a, CUDA_R_16BF, call.lda, stride_a,
+                                          beta, c, c_data_type<CType>(), call.ldc, stride_c, batch_count,
+                                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
 const char* gemm_name(float) { return "cublasSgemm_64"; }
 const char* gemm_name(double) { return "cublasDgemm_64"; }
+const char* gemm_name(bfloat16) { return "cublasGemmEx_64"; }
 const char* strided_batched_name(float) { return "cublasSgemmStridedBatched_64"; }
 const char* strided_batched_name(double) { return "cublasDgemmStridedBatched_64"; }
+const char* strided_batched_name(bfloat16) { return "cublasGemmStridedBatchedEx_64"; }
 
 // ---- k == 0 ------------------------------------------------------------------------------------------
 
 // C_i = alpha * 0 + beta * C_i over batch_count matrices [m, n]: the product of an empty sum, written the
 // way the reference writes it (beta == 0 never reads C). One thread per element of C in a grid-stride loop
 // (element e is column e % n of row (e / n) % m of matrix e / (m * n)). Done here rather than trusting
-// cuBLAS's k == 0 handling, which its documentation does not spell out.
+// cuBLAS's k == 0 handling, which its documentation does not spell out. Computed in T's opmath_t (float for
+// bfloat16) and rounded to T once.
 template <typename T>
 __global__ void scale_by_beta_kernel(std::int64_t batch_count, std::int64_t m, std::int64_t n,
-                                     std::int64_t ldc, std::int64_t stride_c, T alpha, T beta, T* c) {
+                                     std::int64_t ldc, std::int64_t stride_c, opmath_t<T> alpha,
+                                     opmath_t<T> beta, T* c) {
+  using Op = opmath_t<T>;
   const std::int64_t total = batch_count * m * n;
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
        e += stride) {
     const std::int64_t col = e % n, row = (e / n) % m, matrix = e / (m * n);
     T& c_ij = c[matrix * stride_c + row * ldc + col];
-    c_ij = alpha * T(0) + (beta == T(0) ? T(0) : beta * c_ij);
+    c_ij = static_cast<T>(alpha * Op(0) + (beta == Op(0) ? Op(0) : beta * static_cast<Op>(c_ij)));
   }
 }
 
 template <typename T>
-void scale_by_beta(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_c, T alpha, T beta,
-                   T* c) {
+void scale_by_beta(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_c, opmath_t<T> alpha,
+                   opmath_t<T> beta, T* c) {
   const std::int64_t total = batch_count * g.m * g.n;
   const auto blocks = grid_blocks(total);
-  scale_by_beta_kernel<<<blocks, kThreadsPerBlock>>>(batch_count, g.m, g.n, g.ldc, stride_c, alpha, beta, c);
+  scale_by_beta_kernel<T>
+      <<<blocks, kThreadsPerBlock>>>(batch_count, g.m, g.n, g.ldc, stride_c, alpha, beta, c);
   kiln::cuda::check_launch("gemm (k == 0)");
+}
+
+// The two entry points for every (A/B type, C type) pair: T A and B, CType C.
+template <typename T, typename CType>
+void gemm_of(const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, opmath_t<T> beta, CType* c) {
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0) return scale_by_beta<CType>(g, 1, 0, alpha, beta, c);
+  const ColumnMajorCall call = column_major_call(g);
+  check_cublas(cublas_gemm(handle_for_current_device(), call, &alpha, b, a, &beta, c), gemm_name(T{}));
+}
+
+template <typename T, typename CType>
+void gemm_strided_batched_of(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_a,
+                             std::int64_t stride_b, std::int64_t stride_c, opmath_t<T> alpha, const T* a,
+                             const T* b, opmath_t<T> beta, CType* c) {
+  if (g.m == 0 || g.n == 0 || batch_count == 0) return;
+  if (g.k == 0) return scale_by_beta<CType>(g, batch_count, stride_c, alpha, beta, c);
+  const ColumnMajorCall call = column_major_call(g);
+  check_cublas(cublas_gemm_strided_batched(handle_for_current_device(), call, batch_count, stride_a, stride_b,
+                                           stride_c, &alpha, b, a, &beta, c),
+               strided_batched_name(T{}));
 }
 
 }  // namespace
 
 template <typename T>
-void gemm(const GemmGeometry& g, T alpha, const T* a, const T* b, T beta, T* c) {
-  if (g.m == 0 || g.n == 0) return;
-  if (g.k == 0) return scale_by_beta(g, 1, 0, alpha, beta, c);
-  const ColumnMajorCall call = column_major_call(g);
-  check_cublas(cublas_gemm(handle_for_current_device(), call, &alpha, b, a, &beta, c), gemm_name(T{}));
+void gemm(const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, opmath_t<T> beta, T* c) {
+  gemm_of<T, T>(g, alpha, a, b, beta, c);
 }
 
 template <typename T>
 void gemm_strided_batched(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_a,
-                          std::int64_t stride_b, std::int64_t stride_c, T alpha, const T* a, const T* b,
-                          T beta, T* c) {
-  if (g.m == 0 || g.n == 0 || batch_count == 0) return;
-  if (g.k == 0) return scale_by_beta(g, batch_count, stride_c, alpha, beta, c);
-  const ColumnMajorCall call = column_major_call(g);
-  check_cublas(cublas_gemm_strided_batched(handle_for_current_device(), call, batch_count, stride_a, stride_b,
-                                           stride_c, &alpha, b, a, &beta, c),
-               strided_batched_name(T{}));
+                          std::int64_t stride_b, std::int64_t stride_c, opmath_t<T> alpha, const T* a,
+                          const T* b, opmath_t<T> beta, T* c) {
+  gemm_strided_batched_of<T, T>(g, batch_count, stride_a, stride_b, stride_c, alpha, a, b, beta, c);
+}
+
+void gemm_into_float(const GemmGeometry& g, float alpha, const bfloat16* a, const bfloat16* b, float beta,
+                     float* c) {
+  gemm_of<bfloat16, float>(g, alpha, a, b, beta, c);
+}
+
+void gemm_strided_batched_into_float(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_a,
+                                     std::int64_t stride_b, std::int64_t stride_c, float alpha,
+                                     const bfloat16* a, const bfloat16* b, float beta, float* c) {
+  gemm_strided_batched_of<bfloat16, float>(g, batch_count, stride_a, stride_b, stride_c, alpha, a, b, beta,
+                                           c);
 }
 
 template void gemm<float>(const GemmGeometry&, float, const float*, const float*, float, float*);
@@ -244,5 +309,9 @@ template void gemm_strided_batched<float>(const GemmGeometry&, std::int64_t, std
 template void gemm_strided_batched<double>(const GemmGeometry&, std::int64_t, std::int64_t, std::int64_t,
                                            std::int64_t, double, const double*, const double*, double,
                                            double*);
+template void gemm<bfloat16>(const GemmGeometry&, float, const bfloat16*, const bfloat16*, float, bfloat16*);
+template void gemm_strided_batched<bfloat16>(const GemmGeometry&, std::int64_t, std::int64_t, std::int64_t,
+                                             std::int64_t, float, const bfloat16*, const bfloat16*, float,
+                                             bfloat16*);
 
 }  // namespace kiln::kernels::cuda

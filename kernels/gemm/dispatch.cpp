@@ -1,16 +1,58 @@
 // The single dispatch point for GEMM: every caller goes through this function, and only here is an
 // implementation chosen. float runs the fastest version cpu_level() allows (AVX-512, then AVX2, then the
-// reference); double is used only by gradient checks and keeps the reference. On a CUDA device both run
-// through cuBLAS (cuda_gemm.cu).
+// reference); double is used only by gradient checks and keeps the reference. bfloat16 has no CPU kernel of
+// its own: its operands are widened to float (exactly) and run through the float GEMM, and C is rounded to
+// bfloat16 once. On a CUDA device all three run through cuBLAS (cuda_gemm.cu).
+#include <algorithm>
+#include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/cpu_level.hpp"
 #include "kernels/gemm/gemm.hpp"
 
 namespace kiln::kernels {
+namespace {
+
+// A stored [rows, cols] bfloat16 matrix with row stride ld, widened into a dense float [rows, cols] one
+// (row stride cols). Widening is exact; the gaps between rows (ld > cols) are neither read nor copied.
+std::vector<float> widen(const bfloat16* stored, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+  std::vector<float> dense(static_cast<std::size_t>(rows * cols));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const bfloat16* row = stored + r * ld;
+    std::copy(row, row + cols, dense.begin() + r * cols);
+  }
+  return dense;
+}
+
+// C [M, N] (bfloat16) = alpha op(A) op(B) + beta C through the float GEMM: A, B and, when beta reads it, C
+// widened to dense float copies, the float GEMM (which sums in float), C rounded to bfloat16 once. beta == 0
+// never reads C (it may hold NaN), so its float copy then starts as zeros instead.
+void gemm_through_float(Device device, const GemmGeometry& g, float alpha, const bfloat16* a,
+                        const bfloat16* b, float beta, bfloat16* c) {
+  if (g.m == 0 || g.n == 0) return;
+  const std::int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;  // A as stored
+  const std::int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;  // B as stored
+  const std::vector<float> a_float = widen(a, a_rows, a_cols, g.lda);
+  const std::vector<float> b_float = widen(b, b_rows, b_cols, g.ldb);
+  std::vector<float> c_float =
+      beta == 0.0f ? std::vector<float>(static_cast<std::size_t>(g.m * g.n)) : widen(c, g.m, g.n, g.ldc);
+  GemmGeometry dense = g;
+  dense.lda = std::max<std::int64_t>(a_cols, 1);
+  dense.ldb = std::max<std::int64_t>(b_cols, 1);
+  dense.ldc = g.n;
+  gemm<float>(device, dense, alpha, a_float.data(), b_float.data(), beta, c_float.data());
+  for (std::int64_t i = 0; i < g.m; ++i) {
+    for (std::int64_t j = 0; j < g.n; ++j)
+      c[i * g.ldc + j] = bfloat16(c_float[static_cast<std::size_t>(i * g.n + j)]);
+  }
+}
+
+}  // namespace
 
 template <typename T>
-void gemm(Device device, const GemmGeometry& g, T alpha, const T* a, const T* b, T beta, T* c) {
+void gemm(Device device, const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, opmath_t<T> beta,
+          T* c) {
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::gemm(g, alpha, a, b, beta, c);
 #endif
@@ -25,11 +67,17 @@ void gemm(Device device, const GemmGeometry& g, T alpha, const T* a, const T* b,
         break;
     }
   }
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    // The Reference level runs the oracle itself (float's reference, then a second rounding, would not be).
+    if (cpu_level() != CpuLevel::Reference) return gemm_through_float(device, g, alpha, a, b, beta, c);
+  }
   reference::gemm(g, alpha, a, b, beta, c);
 }
 
 template void gemm<float>(Device, const GemmGeometry&, float, const float*, const float*, float, float*);
 template void gemm<double>(Device, const GemmGeometry&, double, const double*, const double*, double,
                            double*);
+template void gemm<bfloat16>(Device, const GemmGeometry&, float, const bfloat16*, const bfloat16*, float,
+                             bfloat16*);
 
 }  // namespace kiln::kernels

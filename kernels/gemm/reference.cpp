@@ -3,8 +3,8 @@
 //
 //   C[M, N] = alpha * op(A)[M, K] * op(B)[K, N] + beta * C[M, N]      (row-major, BLAS convention)
 //
-// Each dot product is accumulated in double and the result rounded to T once, so the float reference is
-// as accurate as float can hold and does not depend on the order of the K terms.
+// Each dot product is accumulated in double and the result rounded to T once, so the float (and bfloat16)
+// reference is as accurate as its type can hold and does not depend on the order of the K terms.
 #include <cstdint>
 
 #include "kernels/gemm/gemm.hpp"
@@ -28,7 +28,7 @@ struct OperandView {
 }  // namespace
 
 template <typename T>
-void gemm(const GemmGeometry& g, T alpha, const T* a, const T* b, T beta, T* c) {
+void gemm(const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, opmath_t<T> beta, T* c) {
   const OperandView<T> op_a{a, g.lda, g.trans_a};  // op(A) [M, K]
   const OperandView<T> op_b{b, g.ldb, g.trans_b};  // op(B) [K, N]
   for (std::int64_t i = 0; i < g.m; ++i) {
@@ -37,7 +37,7 @@ void gemm(const GemmGeometry& g, T alpha, const T* a, const T* b, T beta, T* c) 
       for (std::int64_t p = 0; p < g.k; ++p) dot += op_a.at(i, p) * op_b.at(p, j);
       T& c_ij = c[i * g.ldc + j];
       // beta == 0 must not read C: it may hold NaN, and 0 * NaN would be NaN.
-      const double scaled_c = beta == T(0) ? 0.0 : static_cast<double>(beta) * c_ij;
+      const double scaled_c = beta == 0 ? 0.0 : static_cast<double>(beta) * static_cast<double>(c_ij);
       c_ij = static_cast<T>(static_cast<double>(alpha) * dot + scaled_c);
     }
   }
@@ -45,5 +45,6 @@ void gemm(const GemmGeometry& g, T alpha, const T* a, const T* b, T beta, T* c) 
 
 template void gemm<float>(const GemmGeometry&, float, const float*, const float*, float, float*);
 template void gemm<double>(const GemmGeometry&, double, const double*, const double*, double, double*);
+template void gemm<bfloat16>(const GemmGeometry&, float, const bfloat16*, const bfloat16*, float, bfloat16*);
 
 }  // namespace kiln::kernels::reference

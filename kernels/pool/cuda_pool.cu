@@ -7,9 +7,13 @@
 // Backward kernels GATHER: the thread of input position (ih, iw) visits the outputs whose windows cover it,
 // in row-major order, and adds up what each sends back (max: gy if argmax names this position; average:
 // gy / divisor). No two threads write the same element, so there are no atomics, and the sum runs in the
-// same order and the same precision (T) as the reference's scatter loop: max pooling's gradients are
-// bitwise the reference's, run after run. A scatter with atomicAdd would be simpler to write but adds in
-// whatever order the threads arrive, so its float sums would change from run to run.
+// same order and the same precision (pool_gradient_sum_t<T>: T for float and double, double for bfloat16)
+// as the reference's scatter loop: both backward passes are bitwise the reference's, run after run. A
+// scatter with atomicAdd would be simpler to write but adds in whatever order the threads arrive, so its
+// float sums would change from run to run.
+//
+// Precision: the average forward and the global average forward sum in double; max pooling only compares
+// (bfloat16 as the float it widens to, exactly); every result is rounded to T once.
 //
 // Every kernel walks its elements in a grid-stride loop (int64 indices), so one launch of at most
 // kMaxGridBlocks blocks of kThreadsPerBlock threads covers any size.
@@ -74,9 +78,11 @@ __device__ CoveringOutputs covering_outputs(std::int64_t in_index, std::int64_t 
 }
 
 // Does `candidate` replace `best` as a window's maximum? The reference's rule: only a strictly larger
-// value (ties stay with the first position in row-major order), or a NaN over a number.
+// value (ties stay with the first position in row-major order), or a NaN over a number. bfloat16 compares
+// as the float it widens to.
 template <typename T>
-__device__ bool beats(T candidate, T best) {
+__device__ bool beats(T candidate_value, T best_value) {
+  const opmath_t<T> candidate = candidate_value, best = best_value;
   return candidate > best || (isnan(candidate) && !isnan(best));
 }
 
@@ -131,13 +137,14 @@ __global__ void max_pool2d_backward_kernel(PoolShape s, const T* gy, const std::
     const CoveringOutputs cols = covering_outputs(iw, s.kernel_w, s.stride_w, s.pad_w, s.out_w);
     const T* gy_plane = gy + plane * out_plane;                     // [OH, OW]
     const std::int64_t* argmax_plane = argmax + plane * out_plane;  // [OH, OW]
-    T sum{0};
+    using Sum = pool_gradient_sum_t<T>;
+    Sum sum{0};
     for (std::int64_t oh = rows.first; oh <= rows.last; ++oh) {
       for (std::int64_t ow = cols.first; ow <= cols.last; ++ow) {
-        if (argmax_plane[oh * s.out_w + ow] == index) sum += gy_plane[oh * s.out_w + ow];
+        if (argmax_plane[oh * s.out_w + ow] == index) sum += Sum(gy_plane[oh * s.out_w + ow]);
       }
     }
-    gx[in] = sum;
+    gx[in] = static_cast<T>(sum);
   }
 }
 
@@ -164,7 +171,7 @@ __global__ void avg_pool2d_forward_kernel(PoolShape s, const T* x, T* y) {
 }
 
 // One thread per input element: the sum, in row-major output order, of each covering output's share
-// gy / divisor (rounded to T as the reference rounds it).
+// gy / divisor (rounded to pool_gradient_sum_t<T> as the reference rounds it).
 template <typename T>
 __global__ void avg_pool2d_backward_kernel(PoolShape s, const T* gy, T* gx) {
   const std::int64_t in_plane = s.in_h * s.in_w, out_plane = s.out_h * s.out_w;
@@ -176,16 +183,17 @@ __global__ void avg_pool2d_backward_kernel(PoolShape s, const T* gy, T* gx) {
     const CoveringOutputs rows = covering_outputs(ih, s.kernel_h, s.stride_h, s.pad_h, s.out_h);
     const CoveringOutputs cols = covering_outputs(iw, s.kernel_w, s.stride_w, s.pad_w, s.out_w);
     const T* gy_plane = gy + plane * out_plane;  // [OH, OW]
-    T sum{0};
+    using Sum = pool_gradient_sum_t<T>;
+    Sum sum{0};
     for (std::int64_t oh = rows.first; oh <= rows.last; ++oh) {
       const WindowSpan out_rows = row_span(s, oh);
       for (std::int64_t ow = cols.first; ow <= cols.last; ++ow) {
         const std::int64_t divisor = avg_pool_divisor(s, out_rows, col_span(s, ow));
         sum +=
-            static_cast<T>(static_cast<double>(gy_plane[oh * s.out_w + ow]) / static_cast<double>(divisor));
+            static_cast<Sum>(static_cast<double>(gy_plane[oh * s.out_w + ow]) / static_cast<double>(divisor));
       }
     }
-    gx[in] = sum;
+    gx[in] = static_cast<T>(sum);
   }
 }
 
@@ -292,5 +300,13 @@ template void avg_pool2d_forward<double>(const Pool2dGeometry&, const double*, d
 template void avg_pool2d_backward<double>(const Pool2dGeometry&, const double*, double*);
 template void global_avg_pool2d_forward<double>(std::int64_t, std::int64_t, const double*, double*);
 template void global_avg_pool2d_backward<double>(std::int64_t, std::int64_t, const double*, double*);
+
+template void max_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*, std::int64_t*);
+template void max_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, const std::int64_t*,
+                                            bfloat16*);
+template void avg_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
+template void avg_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
+template void global_avg_pool2d_forward<bfloat16>(std::int64_t, std::int64_t, const bfloat16*, bfloat16*);
+template void global_avg_pool2d_backward<bfloat16>(std::int64_t, std::int64_t, const bfloat16*, bfloat16*);
 
 }  // namespace kiln::kernels::cuda

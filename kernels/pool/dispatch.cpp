@@ -1,7 +1,8 @@
 // The single dispatch point for the pooling family: every caller goes through these functions, and only
 // here is an implementation chosen. float runs the AVX-512 / AVX2 kernels when cpu_level() allows (they
-// thread over planes and vectorize the common geometries); double and the Reference level run the
-// reference kernels. A CUDA device runs the CUDA kernels (cuda_pool.cu), float and double.
+// thread over planes and vectorize the common geometries); double, bfloat16 (no vectorized bfloat16 kernels)
+// and the Reference level run the reference kernels. A CUDA device runs the CUDA kernels (cuda_pool.cu),
+// float, double and bfloat16.
 #include <type_traits>
 
 #include "kernels/cpu_level.hpp"
@@ -142,5 +143,16 @@ template void avg_pool2d_forward<double>(Device, const Pool2dGeometry&, const do
 template void avg_pool2d_backward<double>(Device, const Pool2dGeometry&, const double*, double*);
 template void global_avg_pool2d_forward<double>(Device, std::int64_t, std::int64_t, const double*, double*);
 template void global_avg_pool2d_backward<double>(Device, std::int64_t, std::int64_t, const double*, double*);
+
+template void max_pool2d_forward<bfloat16>(Device, const Pool2dGeometry&, const bfloat16*, bfloat16*,
+                                           std::int64_t*);
+template void max_pool2d_backward<bfloat16>(Device, const Pool2dGeometry&, const bfloat16*,
+                                            const std::int64_t*, bfloat16*);
+template void avg_pool2d_forward<bfloat16>(Device, const Pool2dGeometry&, const bfloat16*, bfloat16*);
+template void avg_pool2d_backward<bfloat16>(Device, const Pool2dGeometry&, const bfloat16*, bfloat16*);
+template void global_avg_pool2d_forward<bfloat16>(Device, std::int64_t, std::int64_t, const bfloat16*,
+                                                  bfloat16*);
+template void global_avg_pool2d_backward<bfloat16>(Device, std::int64_t, std::int64_t, const bfloat16*,
+                                                   bfloat16*);
 
 }  // namespace kiln::kernels

@@ -15,13 +15,24 @@
 // the sum nor in either divisor (PyTorch's rule).
 //
 // All buffers are dense. Backward kernels overwrite their output.
+//
+// T is float, double or bfloat16. Forward sums (average pooling) run in double; max pooling only compares,
+// so it is exact in any T. The backward passes add up gradients in pool_gradient_sum_t<T>.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
+#include "core/bfloat16.hpp"
 #include "core/device.hpp"
 
 namespace kiln::kernels {
+
+// The type the backward passes add gradients up in, and round from once per input element: T itself for
+// float and double (the sums the reference has always made, which the CUDA gathers match bitwise), double
+// for bfloat16, whose 8 significant bits would lose most of a sum of many small shares.
+template <typename T>
+using pool_gradient_sum_t = std::conditional_t<std::is_same_v<T, bfloat16>, double, T>;
 
 struct Pool2dGeometry {
   std::int64_t batch = 1, channels = 1, in_height = 1, in_width = 1;
@@ -88,13 +99,14 @@ void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, con
 void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const float* gy, float* gx);
 }  // namespace avx2
 
-// CUDA kernels (cuda_pool.cu, built when CMake finds a CUDA compiler), float and double, same contracts:
-// on the current device, on the default stream, asynchronously; every pointer is device memory. The
-// backward kernels gather (one thread per input element visits the outputs covering it) instead of
-// scattering with atomics, so max pooling's gradients are bitwise the reference's; average pooling sums
-// its windows in double in the reference's order; global average pooling sums each plane in a fixed
-// order (the same every run, not the reference's). The max backward reads argmax as the forward wrote it:
-// an index outside its own window would be skipped, where the reference's scatter would follow it.
+// CUDA kernels (cuda_pool.cu, built when CMake finds a CUDA compiler), float, double and bfloat16, same
+// contracts: on the current device, on the default stream, asynchronously; every pointer is device memory.
+// The backward kernels gather (one thread per input element visits the outputs covering it) instead of
+// scattering with atomics, adding in pool_gradient_sum_t<T> in the reference's order, so both backward
+// passes are bitwise the reference's; average pooling sums its windows in double in the reference's order;
+// global average pooling sums each plane in double in a fixed order (the same every run, not the
+// reference's). The max backward reads argmax as the forward wrote it: an index outside its own window
+// would be skipped, where the reference's scatter would follow it.
 namespace cuda {
 template <typename T>
 void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax);

@@ -4,10 +4,14 @@
 //   x, gx  [N, C, H, W]        y, gy, argmax  [N, C, OH, OW]
 //
 // Every (n, c) pair is an independent plane, so each kernel walks the N*C planes and pools one plane at a
-// time. Sums are accumulated in double, so a reference average is as exact as it can be in T.
+// time. Sums are accumulated in double, so a reference average is as exact as it can be in T. Gradients
+// are added up in pool_gradient_sum_t<T> (T for float and double, double for bfloat16) and rounded to T
+// once per element.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+#include <vector>
 
 #include "kernels/pool/pool.hpp"
 
@@ -38,9 +42,10 @@ WindowSpan col_span(const Pool2dGeometry& g, std::int64_t ow) {
 
 // Does `candidate` replace `best` as a window's maximum? Only a strictly larger value does, so ties stay
 // with the first position in row-major order. A NaN beats any number, so a NaN in the input shows up in
-// the output instead of being silently dropped.
+// the output instead of being silently dropped. bfloat16 compares as the float it widens to, exactly.
 template <typename T>
-bool beats(T candidate, T best) {
+bool beats(T candidate_value, T best_value) {
+  const opmath_t<T> candidate = candidate_value, best = best_value;
   return candidate > best || (std::isnan(candidate) && !std::isnan(best));
 }
 
@@ -49,6 +54,26 @@ bool beats(T candidate, T best) {
 std::int64_t avg_pool_divisor(const Pool2dGeometry& g, const WindowSpan& rows, const WindowSpan& cols) {
   if (g.count_include_pad) return rows.padded_size * cols.padded_size;
   return (rows.end - rows.begin) * (cols.end - cols.begin);
+}
+
+// Runs scatter(plane, sums) for every plane, where sums is that plane's [H, W] of zeros in
+// pool_gradient_sum_t<T> for the scatter to add into, and leaves the sums, rounded to T, in gx. For float
+// and double the sums are gx's own plane; bfloat16 adds into one double plane, rounded into gx per plane.
+template <typename T, class Scatter>
+void scatter_gradients(std::int64_t planes, std::int64_t in_plane, T* gx, Scatter&& scatter) {
+  using Sum = pool_gradient_sum_t<T>;
+  if constexpr (std::is_same_v<Sum, T>) {
+    std::fill(gx, gx + planes * in_plane, T{0});
+    for (std::int64_t plane = 0; plane < planes; ++plane) scatter(plane, gx + plane * in_plane);
+  } else {
+    std::vector<Sum> sums(static_cast<std::size_t>(in_plane));
+    for (std::int64_t plane = 0; plane < planes; ++plane) {
+      std::fill(sums.begin(), sums.end(), Sum{0});
+      scatter(plane, sums.data());
+      std::transform(sums.begin(), sums.end(), gx + plane * in_plane,
+                     [](Sum sum) { return static_cast<T>(sum); });
+    }
+  }
 }
 
 }  // namespace
@@ -96,13 +121,12 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_
   const std::int64_t planes = g.batch * g.channels;
   const std::int64_t in_plane = g.in_height * g.in_width;
   const std::int64_t out_plane = g.out_height() * g.out_width();
-  std::fill(gx, gx + planes * in_plane, T{0});
-  for (std::int64_t plane = 0; plane < planes; ++plane) {
-    T* gx_plane = gx + plane * in_plane;                            // [H, W]
+  using Sum = pool_gradient_sum_t<T>;
+  scatter_gradients(planes, in_plane, gx, [&](std::int64_t plane, Sum* gx_plane /* [H, W] */) {
     const T* gy_plane = gy + plane * out_plane;                     // [OH, OW]
     const std::int64_t* argmax_plane = argmax + plane * out_plane;  // [OH, OW]
-    for (std::int64_t out = 0; out < out_plane; ++out) gx_plane[argmax_plane[out]] += gy_plane[out];
-  }
+    for (std::int64_t out = 0; out < out_plane; ++out) gx_plane[argmax_plane[out]] += Sum(gy_plane[out]);
+  });
 }
 
 // ---- average pooling ---------------------------------------------------------------------------------
@@ -132,28 +156,28 @@ void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y) {
 }
 
 // Each output is a sum of its inputs divided by a constant, so every input position of the window gets
-// gy[n,c,oh,ow] / divisor; overlapping windows add up.
+// gy[n,c,oh,ow] / divisor; overlapping windows add up. The share is rounded to the sum's type (T for
+// float and double; unrounded double for bfloat16).
 template <typename T>
 void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx) {
   const std::int64_t planes = g.batch * g.channels;
   const std::int64_t in_plane = g.in_height * g.in_width;
   const std::int64_t out_h = g.out_height(), out_w = g.out_width();
-  std::fill(gx, gx + planes * in_plane, T{0});
-  for (std::int64_t plane = 0; plane < planes; ++plane) {
-    T* gx_plane = gx + plane * in_plane;             // [H, W]
+  using Sum = pool_gradient_sum_t<T>;
+  scatter_gradients(planes, in_plane, gx, [&](std::int64_t plane, Sum* gx_plane /* [H, W] */) {
     const T* gy_plane = gy + plane * out_h * out_w;  // [OH, OW]
     for (std::int64_t oh = 0; oh < out_h; ++oh) {
       const WindowSpan rows = row_span(g, oh);
       for (std::int64_t ow = 0; ow < out_w; ++ow) {
         const WindowSpan cols = col_span(g, ow);
-        const T share = static_cast<T>(static_cast<double>(gy_plane[oh * out_w + ow]) /
-                                       static_cast<double>(avg_pool_divisor(g, rows, cols)));
+        const Sum share = static_cast<Sum>(static_cast<double>(gy_plane[oh * out_w + ow]) /
+                                           static_cast<double>(avg_pool_divisor(g, rows, cols)));
         for (std::int64_t ih = rows.begin; ih < rows.end; ++ih) {
           for (std::int64_t iw = cols.begin; iw < cols.end; ++iw) gx_plane[ih * g.in_width + iw] += share;
         }
       }
     }
-  }
+  });
 }
 
 // ---- global average pooling --------------------------------------------------------------------------
@@ -192,5 +216,13 @@ template void avg_pool2d_forward<double>(const Pool2dGeometry&, const double*, d
 template void avg_pool2d_backward<double>(const Pool2dGeometry&, const double*, double*);
 template void global_avg_pool2d_forward<double>(std::int64_t, std::int64_t, const double*, double*);
 template void global_avg_pool2d_backward<double>(std::int64_t, std::int64_t, const double*, double*);
+
+template void max_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*, std::int64_t*);
+template void max_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, const std::int64_t*,
+                                            bfloat16*);
+template void avg_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
+template void avg_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
+template void global_avg_pool2d_forward<bfloat16>(std::int64_t, std::int64_t, const bfloat16*, bfloat16*);
+template void global_avg_pool2d_backward<bfloat16>(std::int64_t, std::int64_t, const bfloat16*, bfloat16*);
 
 }  // namespace kiln::kernels::reference

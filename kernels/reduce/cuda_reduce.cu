@@ -1,7 +1,9 @@
 // Reductions on a CUDA device (reduce.hpp): Sum, Max, Min and argmax over the middle axis of a dense
-// x [outer, reduced, inner], giving y or indices [outer, inner]. The same results as reference.cpp:
-//   Sum accumulates in double (for float too) and rounds to T once; it adds in another order than the
-//   reference's left-to-right loop (a tree, below), so it differs from it by double rounding, not more.
+// x [outer, reduced, inner], giving y or indices [outer, inner]; T is float, double or bfloat16. The same
+// results as reference.cpp:
+//   Sum accumulates in double (for float and bfloat16 too) and rounds to T once; it adds in another order
+//   than the reference's left-to-right loop (a tree, below), so it differs from it by double rounding, not
+//   more (enough to move a float or bfloat16 result by one ulp where the sum lies next to a rounding tie).
 //   Max / Min / argmax pick the first NaN if there is one, else the first extreme value: exactly the
 //   reference's element, whatever order the candidates meet in (see ExtremePolicy::combine).
 // Deterministic: no atomics; the split of the work, and so the order of the additions, depends only on the
@@ -22,6 +24,7 @@
 // inner == 1 with reduced < 32 takes the column kernel too: a warp per row would leave most lanes idle.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/cuda_runtime.hpp"
 #include "core/error.hpp"
@@ -49,7 +52,7 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; 
 // r), combine(a, b) (associative and commutative, so any tree gives the same answer up to Sum's rounding),
 // shuffle_down(acc, delta) (a warp shuffle of the whole accumulator).
 
-// Sum: a double, for float and double alike.
+// Sum: a double, for float, double and bfloat16 alike.
 template <typename T>
 struct SumPolicy {
   using Accumulator = double;
@@ -68,6 +71,18 @@ struct Extreme {
   T value;
   std::int64_t index;
 };
+
+// The value of the lane delta above, bit for bit. There is no 16-bit shuffle, so a bfloat16 travels as its
+// bits in an unsigned (a round trip through float could quiet a signalling NaN).
+template <typename T>
+__device__ T shuffle_value_down(T value, int delta) {
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    const unsigned bits = __shfl_down_sync(kFullMask, static_cast<unsigned>(value.bits), delta);
+    return bfloat16::from_bits(static_cast<std::uint16_t>(bits));
+  } else {
+    return __shfl_down_sync(kFullMask, value, delta);
+  }
+}
 
 template <typename T>
 struct ExtremePolicy {
@@ -90,7 +105,7 @@ struct ExtremePolicy {
     return a_better ? a : b;
   }
   __device__ Accumulator shuffle_down(Accumulator a, int delta) const {
-    return {__shfl_down_sync(kFullMask, a.value, delta), __shfl_down_sync(kFullMask, a.index, delta)};
+    return {shuffle_value_down(a.value, delta), __shfl_down_sync(kFullMask, a.index, delta)};
   }
 };
 
@@ -315,7 +330,9 @@ void argmax(Device device, const ReduceGeometry& g, const T* x, std::int64_t* in
 
 template void reduce<float>(Device, ReduceOp, const ReduceGeometry&, const float*, float*);
 template void reduce<double>(Device, ReduceOp, const ReduceGeometry&, const double*, double*);
+template void reduce<bfloat16>(Device, ReduceOp, const ReduceGeometry&, const bfloat16*, bfloat16*);
 template void argmax<float>(Device, const ReduceGeometry&, const float*, std::int64_t*);
 template void argmax<double>(Device, const ReduceGeometry&, const double*, std::int64_t*);
+template void argmax<bfloat16>(Device, const ReduceGeometry&, const bfloat16*, std::int64_t*);
 
 }  // namespace kiln::kernels::cuda

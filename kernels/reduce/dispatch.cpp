@@ -1,7 +1,7 @@
 // The single dispatch point for the reduction family: every caller goes through these functions, and only
 // here is an implementation chosen. A float Sum runs the AVX-512 / AVX2 kernel when cpu_level() allows;
-// Max, Min, argmax, double and the Reference level run the reference kernels. A CUDA device runs the CUDA
-// kernels (cuda_reduce.cu) for every op and dtype.
+// Max, Min, argmax, double, bfloat16 and the Reference level run the reference kernels. A CUDA device runs
+// the CUDA kernels (cuda_reduce.cu) for every op and dtype.
 #include <type_traits>
 
 #include "kernels/cpu_level.hpp"
@@ -41,7 +41,9 @@ void argmax(Device device, const ReduceGeometry& g, const T* x, std::int64_t* in
 
 template void reduce<float>(Device, ReduceOp, const ReduceGeometry&, const float*, float*);
 template void reduce<double>(Device, ReduceOp, const ReduceGeometry&, const double*, double*);
+template void reduce<bfloat16>(Device, ReduceOp, const ReduceGeometry&, const bfloat16*, bfloat16*);
 template void argmax<float>(Device, const ReduceGeometry&, const float*, std::int64_t*);
 template void argmax<double>(Device, const ReduceGeometry&, const double*, std::int64_t*);
+template void argmax<bfloat16>(Device, const ReduceGeometry&, const bfloat16*, std::int64_t*);
 
 }  // namespace kiln::kernels

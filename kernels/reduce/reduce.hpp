@@ -4,8 +4,10 @@
 // makes the tensor dense, so every reduction reaches this kernel as the middle axis of a 3-d view.
 //
 //   x [outer, reduced, inner]  ->  y [outer, inner]
-//   Sum:  y = sum over the middle axis (accumulated in double for float, so long sums stay accurate)
-//   Max / Min: the largest / smallest value (NaN propagates)
+//   T is float, double or bfloat16.
+//   Sum:  y = sum over the middle axis, accumulated in double (for float and bfloat16 too, so long sums stay
+//         accurate) and rounded once to T
+//   Max / Min: the largest / smallest value (NaN propagates); exact, an element of x
 //   argmax: the index along the middle axis of the first largest value, as int64 (a NaN counts as
 //   largest, matching Max)
 // reduced == 0 gives Sum 0 and is an error for Max/Min/argmax (core/ rejects it before calling).
@@ -13,6 +15,7 @@
 
 #include <cstdint>
 
+#include "core/bfloat16.hpp"
 #include "core/device.hpp"
 
 namespace kiln::kernels {
@@ -43,8 +46,9 @@ void reduce_sum(const ReduceGeometry& g, const float* x, float* y);
 
 // CUDA kernels (cuda_reduce.cu, built when CMake finds a CUDA compiler). Each runs on the current device, on
 // the default stream, asynchronously; x, y and indices are device memory on `device`, which also serves
-// the scratch a split reduction needs. Deterministic (no atomics). Sum differs from the reference only in
-// the order of its double additions; Max, Min and argmax give exactly the reference's element.
+// the scratch a split reduction needs. Deterministic (no atomics). Sum accumulates in double for every T
+// (bfloat16 too) and differs from the reference only in the order of its double additions; Max, Min and
+// argmax give exactly the reference's element.
 namespace cuda {
 template <typename T>
 void reduce(Device device, ReduceOp op, const ReduceGeometry& g, const T* x, T* y);

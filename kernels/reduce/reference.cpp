@@ -38,7 +38,8 @@ std::int64_t extreme_index(ReduceOp op, const ReduceGeometry& g, const T* x, std
 }
 
 // sum over r of x[o, r, i]. The sum is accumulated in double so a long float sum stays accurate (a float
-// accumulator stops growing once the total dwarfs each term); it is rounded to T once, at the end.
+// accumulator stops growing once the total dwarfs each term); it is rounded to T once, at the end. For
+// bfloat16 that is one rounding of the double sum, never a bfloat16 (or float) partial sum.
 template <typename T>
 T column_sum(const ReduceGeometry& g, const T* x, std::int64_t o, std::int64_t i) {
   double sum = 0.0;
@@ -70,7 +71,9 @@ void argmax(const ReduceGeometry& g, const T* x, std::int64_t* indices) {
 
 template void reduce<float>(ReduceOp, const ReduceGeometry&, const float*, float*);
 template void reduce<double>(ReduceOp, const ReduceGeometry&, const double*, double*);
+template void reduce<bfloat16>(ReduceOp, const ReduceGeometry&, const bfloat16*, bfloat16*);
 template void argmax<float>(const ReduceGeometry&, const float*, std::int64_t*);
 template void argmax<double>(const ReduceGeometry&, const double*, std::int64_t*);
+template void argmax<bfloat16>(const ReduceGeometry&, const bfloat16*, std::int64_t*);
 
 }  // namespace kiln::kernels::reference

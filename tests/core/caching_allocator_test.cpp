@@ -113,6 +113,22 @@ TEST_CASE("caching allocator: statistics track bytes in use and the peak") {
   CHECK(cache.stats().in_use_bytes == 0);
 }
 
+TEST_CASE("caching allocator: reset_peak starts the peak over from what is in use") {
+  CountingAllocator system;
+  CachingAllocator cache(system, std::size_t{1} << 30);
+  const std::size_t size = CachingAllocator::size_class(kBig);
+  void* a = cache.allocate(kBig);
+  void* b = cache.allocate(kBig);
+  cache.deallocate(b, kBig);
+  CHECK(cache.stats().peak_in_use_bytes == 2 * size);
+  cache.reset_peak();
+  CHECK(cache.stats().peak_in_use_bytes == size);  // a is still in use
+  void* c = cache.allocate(kBig);
+  CHECK(cache.stats().peak_in_use_bytes == 2 * size);
+  cache.deallocate(a, kBig);
+  cache.deallocate(c, kBig);
+}
+
 TEST_CASE("caching allocator: out of memory with blocks cached empties the cache and retries once") {
   CountingAllocator system;
   CachingAllocator cache(system, std::size_t{1} << 30);

@@ -1,18 +1,21 @@
 // Tests of the CUDA batch-normalization kernels (kernels/batchnorm/cuda_batchnorm.cu), called through the
-// dispatch functions with Device::cuda(), against the reference kernels on the same host data, float and
-// double, plain and with the fused ReLU (forward and backward): train mode (y, the saved statistics, the
-// running-statistics update, gx, ggamma, gbeta) and eval mode, over odd shapes (one value per channel
-// [1, 3, 1, 1], batch 1, 1x1 planes, channels 3/17/33, planes that are not multiples of 32, channels of
-// several slices, a channel mean far from zero, [128, 16, 32, 32]); NaN and infinity propagation; and the
-// Tensor-level ops (raw::batchnorm2d_forward / backward) on CUDA tensors against the same ops on the CPU.
-// Each test skips without a GPU.
+// dispatch functions with Device::cuda(), against the reference kernels on the same host data, float,
+// double and bfloat16 (with float per-channel tensors), plain and with the fused ReLU (forward and backward):
+// train mode (y, the saved statistics, the running-statistics update, gx, ggamma, gbeta) and eval mode, over
+// odd shapes (one value per channel [1, 3, 1, 1], batch 1, 1x1 planes, channels 3/17/33, planes that are not
+// multiples of 32, channels of several slices, a channel mean far from zero, [128, 16, 32, 32]); NaN and
+// infinity propagation; and the Tensor-level ops (raw::batchnorm2d_forward / backward) on CUDA tensors
+// against the same ops on the CPU. Each test skips without a GPU.
 //
 // Tolerances: Tolerance::float32() / float64(), the precision's own rounding, for every output. The CUDA
 // kernels compute every element's formula in double and round once, as the reference does; their
 // per-channel sums are in double too, added in another order (per-thread, shuffle tree, slices), and the
 // variance comes from shifted sums in one pass instead of the reference's two, which in double moves the
 // statistics by a few units in the 15th digit: far inside float32's tolerance, and inside float64's
-// (atol 1e-12, rtol 1e-10) for these shapes and means.
+// (atol 1e-12, rtol 1e-10) for these shapes and means. bfloat16 activations: the same double arithmetic,
+// rounded once to bfloat16, can land on the other side of a rounding boundary where the two double results
+// differ in the last digits: 1 bfloat16 ulp at most, inside Tolerance::bfloat16() ({1e-2, 1e-2}); their
+// float per-channel results are held to Tolerance::float32().
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -20,6 +23,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/generator.hpp"
@@ -92,12 +96,20 @@ std::vector<Case> all_cases() {
   return cases;
 }
 
+// Tolerance::of<T>() for float and double (per-channel values of bfloat16 activations are float);
+// Tolerance::bfloat16() for bfloat16 activations (see the top).
+template <typename T>
+Tolerance tolerance() {
+  if constexpr (std::is_same_v<T, bfloat16>) return Tolerance::bfloat16();
+  return Tolerance::of<T>();
+}
+
 template <typename T>
 void check(const Tensor& actual_gpu, const std::vector<T>& expected, const char* what) {
   const std::vector<T> actual = to_host<T>(actual_gpu);
   REQUIRE(actual.size() == expected.size());
   const auto report = matches_reference(actual.data(), expected.data(),
-                                        static_cast<std::int64_t>(actual.size()), Tolerance::of<T>());
+                                        static_cast<std::int64_t>(actual.size()), tolerance<T>());
   CHECK_MESSAGE(report.ok, what, ": ", report.message);
 }
 
@@ -108,28 +120,31 @@ template <typename T>
 void check_train(const Case& c, const std::vector<T>& x, std::uint64_t seed) {
   const BatchNorm2dGeometry& g = c.g;
   const std::int64_t n = numel(g), channels = g.channels;
-  const std::vector<T> gy = values_around<T>(n, seed + 1), gamma = values_around<T>(channels, seed + 2, 1.0);
-  const std::vector<T> beta = values_around<T>(channels, seed + 3);
-  const T eps = T(1e-5), momentum = T(0.1);
+  using P = opmath_t<T>;  // the per-channel type
+  const std::vector<T> gy = values_around<T>(n, seed + 1);
+  const std::vector<P> gamma = values_around<P>(channels, seed + 2, 1.0),
+                       beta = values_around<P>(channels, seed + 3);
+  const P eps = P(1e-5), momentum = P(0.1);
   const auto size = static_cast<std::size_t>(n), csize = static_cast<std::size_t>(channels);
 
-  std::vector<T> y(size), save_mean(csize), save_invstd(csize), running_mean(csize, T(0.5)),
-      running_var(csize, T(2));
+  std::vector<T> y(size);
+  std::vector<P> save_mean(csize), save_invstd(csize), running_mean(csize, P(0.5)), running_var(csize, P(2));
   ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), eps, momentum, running_mean.data(),
                                  running_var.data(), y.data(), save_mean.data(), save_invstd.data());
-  std::vector<T> gx(size), ggamma(csize), gbeta(csize);
+  std::vector<T> gx(size);
+  std::vector<P> ggamma(csize), gbeta(csize);
   ref::batchnorm2d_backward_train(g, x.data(), gy.data(), y.data(), gamma.data(), save_mean.data(),
                                   save_invstd.data(), gx.data(), ggamma.data(), gbeta.data());
 
   const Tensor x_gpu = to_gpu(x), gy_gpu = to_gpu(gy), gamma_gpu = to_gpu(gamma), beta_gpu = to_gpu(beta);
-  const Tensor running_mean_gpu = to_gpu(std::vector<T>(csize, T(0.5)));
-  const Tensor running_var_gpu = to_gpu(std::vector<T>(csize, T(2)));
-  const Tensor y_gpu = empty_gpu<T>(n), save_mean_gpu = empty_gpu<T>(channels),
-               save_invstd_gpu = empty_gpu<T>(channels);
-  kernels::batchnorm2d_forward_train(Device::cuda(), g, x_gpu.data<T>(), gamma_gpu.data<T>(),
-                                     beta_gpu.data<T>(), eps, momentum, running_mean_gpu.data<T>(),
-                                     running_var_gpu.data<T>(), y_gpu.data<T>(), save_mean_gpu.data<T>(),
-                                     save_invstd_gpu.data<T>());
+  const Tensor running_mean_gpu = to_gpu(std::vector<P>(csize, P(0.5)));
+  const Tensor running_var_gpu = to_gpu(std::vector<P>(csize, P(2)));
+  const Tensor y_gpu = empty_gpu<T>(n), save_mean_gpu = empty_gpu<P>(channels),
+               save_invstd_gpu = empty_gpu<P>(channels);
+  kernels::batchnorm2d_forward_train(Device::cuda(), g, x_gpu.data<T>(), gamma_gpu.data<P>(),
+                                     beta_gpu.data<P>(), eps, momentum, running_mean_gpu.data<P>(),
+                                     running_var_gpu.data<P>(), y_gpu.data<T>(), save_mean_gpu.data<P>(),
+                                     save_invstd_gpu.data<P>());
   check(y_gpu, y, "y");
   check(save_mean_gpu, save_mean, "save_mean");
   check(save_invstd_gpu, save_invstd, "save_invstd");
@@ -138,23 +153,23 @@ void check_train(const Case& c, const std::vector<T>& x, std::uint64_t seed) {
 
   const Tensor reference_y = to_gpu(y), reference_mean = to_gpu(save_mean),
                reference_invstd = to_gpu(save_invstd);
-  const Tensor gx_gpu = empty_gpu<T>(n), ggamma_gpu = empty_gpu<T>(channels),
-               gbeta_gpu = empty_gpu<T>(channels);
+  const Tensor gx_gpu = empty_gpu<T>(n), ggamma_gpu = empty_gpu<P>(channels),
+               gbeta_gpu = empty_gpu<P>(channels);
   kernels::batchnorm2d_backward_train(Device::cuda(), g, x_gpu.data<T>(), gy_gpu.data<T>(),
-                                      g.fused_relu ? reference_y.data<T>() : nullptr, gamma_gpu.data<T>(),
-                                      reference_mean.data<T>(), reference_invstd.data<T>(), gx_gpu.data<T>(),
-                                      ggamma_gpu.data<T>(), gbeta_gpu.data<T>());
+                                      g.fused_relu ? reference_y.data<T>() : nullptr, gamma_gpu.data<P>(),
+                                      reference_mean.data<P>(), reference_invstd.data<P>(), gx_gpu.data<T>(),
+                                      ggamma_gpu.data<P>(), gbeta_gpu.data<P>());
   check(gx_gpu, gx, "gx");
   check(ggamma_gpu, ggamma, "ggamma");
   check(gbeta_gpu, gbeta, "gbeta");
 
   // Without running statistics (null pointers) the rest is unchanged.
-  const Tensor y2_gpu = empty_gpu<T>(n), mean2_gpu = empty_gpu<T>(channels),
-               invstd2_gpu = empty_gpu<T>(channels);
-  kernels::batchnorm2d_forward_train(Device::cuda(), g, x_gpu.data<T>(), gamma_gpu.data<T>(),
-                                     beta_gpu.data<T>(), eps, momentum, static_cast<T*>(nullptr),
-                                     static_cast<T*>(nullptr), y2_gpu.data<T>(), mean2_gpu.data<T>(),
-                                     invstd2_gpu.data<T>());
+  const Tensor y2_gpu = empty_gpu<T>(n), mean2_gpu = empty_gpu<P>(channels),
+               invstd2_gpu = empty_gpu<P>(channels);
+  kernels::batchnorm2d_forward_train(Device::cuda(), g, x_gpu.data<T>(), gamma_gpu.data<P>(),
+                                     beta_gpu.data<P>(), eps, momentum, static_cast<P*>(nullptr),
+                                     static_cast<P*>(nullptr), y2_gpu.data<T>(), mean2_gpu.data<P>(),
+                                     invstd2_gpu.data<P>());
   check(y2_gpu, y, "y without running statistics");
   check(invstd2_gpu, save_invstd, "save_invstd without running statistics");
 }
@@ -163,14 +178,17 @@ template <typename T>
 void check_eval(const Case& c, const std::vector<T>& x, std::uint64_t seed) {
   const BatchNorm2dGeometry& g = c.g;
   const std::int64_t n = numel(g), channels = g.channels;
-  const std::vector<T> gy = values_around<T>(n, seed + 1), gamma = values_around<T>(channels, seed + 2, 1.0);
-  const std::vector<T> beta = values_around<T>(channels, seed + 3);
-  const std::vector<T> running_mean = values_around<T>(channels, seed + 4, c.offset);
-  const std::vector<T> running_var = values_around<T>(channels, seed + 5, 2.0);
-  const T eps = T(1e-5);
+  using P = opmath_t<T>;  // the per-channel type
+  const std::vector<T> gy = values_around<T>(n, seed + 1);
+  const std::vector<P> gamma = values_around<P>(channels, seed + 2, 1.0),
+                       beta = values_around<P>(channels, seed + 3);
+  const std::vector<P> running_mean = values_around<P>(channels, seed + 4, c.offset);
+  const std::vector<P> running_var = values_around<P>(channels, seed + 5, 2.0);
+  const P eps = P(1e-5);
   const auto size = static_cast<std::size_t>(n), csize = static_cast<std::size_t>(channels);
 
-  std::vector<T> y(size), gx(size), ggamma(csize), gbeta(csize);
+  std::vector<T> y(size), gx(size);
+  std::vector<P> ggamma(csize), gbeta(csize);
   ref::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
                                 running_var.data(), eps, y.data());
   ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), y.data(), gamma.data(), running_mean.data(),
@@ -179,18 +197,18 @@ void check_eval(const Case& c, const std::vector<T>& x, std::uint64_t seed) {
   const Tensor x_gpu = to_gpu(x), gy_gpu = to_gpu(gy), gamma_gpu = to_gpu(gamma), beta_gpu = to_gpu(beta);
   const Tensor running_mean_gpu = to_gpu(running_mean), running_var_gpu = to_gpu(running_var);
   const Tensor y_gpu = empty_gpu<T>(n);
-  kernels::batchnorm2d_forward_eval(Device::cuda(), g, x_gpu.data<T>(), gamma_gpu.data<T>(),
-                                    beta_gpu.data<T>(), running_mean_gpu.data<T>(), running_var_gpu.data<T>(),
+  kernels::batchnorm2d_forward_eval(Device::cuda(), g, x_gpu.data<T>(), gamma_gpu.data<P>(),
+                                    beta_gpu.data<P>(), running_mean_gpu.data<P>(), running_var_gpu.data<P>(),
                                     eps, y_gpu.data<T>());
   check(y_gpu, y, "eval y");
 
   const Tensor reference_y = to_gpu(y);
-  const Tensor gx_gpu = empty_gpu<T>(n), ggamma_gpu = empty_gpu<T>(channels),
-               gbeta_gpu = empty_gpu<T>(channels);
+  const Tensor gx_gpu = empty_gpu<T>(n), ggamma_gpu = empty_gpu<P>(channels),
+               gbeta_gpu = empty_gpu<P>(channels);
   kernels::batchnorm2d_backward_eval(Device::cuda(), g, x_gpu.data<T>(), gy_gpu.data<T>(),
-                                     g.fused_relu ? reference_y.data<T>() : nullptr, gamma_gpu.data<T>(),
-                                     running_mean_gpu.data<T>(), running_var_gpu.data<T>(), eps,
-                                     gx_gpu.data<T>(), ggamma_gpu.data<T>(), gbeta_gpu.data<T>());
+                                     g.fused_relu ? reference_y.data<T>() : nullptr, gamma_gpu.data<P>(),
+                                     running_mean_gpu.data<P>(), running_var_gpu.data<P>(), eps,
+                                     gx_gpu.data<T>(), ggamma_gpu.data<P>(), gbeta_gpu.data<P>());
   check(gx_gpu, gx, "eval gx");
   check(ggamma_gpu, ggamma, "eval ggamma");
   check(gbeta_gpu, gbeta, "eval gbeta");
@@ -282,6 +300,94 @@ TEST_CASE("cuda: the Tensor-level batchnorm2d on CUDA tensors matches the same o
       expect_close(gpu_grads.x, cpu_grads.x, "grad x");
       expect_close(gpu_grads.gamma, cpu_grads.gamma, "grad gamma");
       expect_close(gpu_grads.beta, cpu_grads.beta, "grad beta");
+    }
+  }
+}
+
+TEST_CASE("cuda: bfloat16 batchnorm2d train and eval, float parameters, match the bfloat16 reference") {
+  if (!have_gpu()) return;
+  std::uint64_t seed = 2000;
+  for (const Case& c : all_cases()) {
+    INFO(describe(c), " bfloat16");
+    check_train<bfloat16>(c, values_around<bfloat16>(numel(c.g), seed, c.offset), seed + 10);
+    check_eval<bfloat16>(c, values_around<bfloat16>(numel(c.g), seed, c.offset), seed + 10);
+    seed += 20;
+  }
+}
+
+TEST_CASE("cuda: bfloat16 batchnorm2d propagates NaN and infinity as the bfloat16 reference") {
+  if (!have_gpu()) return;
+  // The channels of the float case above: NaN in channel 0, +inf at the shift value of channel 2 and
+  // elsewhere in channel 3.
+  for (const bool fused_relu : {false, true}) {
+    const Case c{{.batch = 2, .channels = 4, .height = 4, .width = 5, .fused_relu = fused_relu}, 0.0};
+    INFO(describe(c), " bfloat16");
+    std::vector<bfloat16> x = values_around<bfloat16>(numel(c.g), 87);
+    const std::int64_t plane = c.g.height * c.g.width;
+    x[static_cast<std::size_t>(0 * plane + 7)] = bfloat16(std::numeric_limits<float>::quiet_NaN());
+    x[static_cast<std::size_t>(2 * plane)] = bfloat16(std::numeric_limits<float>::infinity());
+    x[static_cast<std::size_t>((4 + 3) * plane + 3)] = bfloat16(std::numeric_limits<float>::infinity());
+    check_train<bfloat16>(c, x, 88);
+    check_eval<bfloat16>(c, x, 89);
+  }
+}
+
+TEST_CASE("cuda: the Tensor-level batchnorm2d on a bfloat16 CUDA x with float32 parameters matches the CPU") {
+  if (!have_gpu()) return;
+  // The CPU runs the bfloat16 reference. Activations: Tolerance::bfloat16(). Per-channel float32 results:
+  // atol 1e-4 + rtol 1e-4. Both sides sum in double, but each backward reads its own forward's saved
+  // statistics, which may differ in the last float bit, and ggamma sums 378 products of them per channel.
+  constexpr Tolerance kChannel{1e-4, 1e-4};
+  Generator generator(13);
+  const Shape shape{6, 17, 9, 7};
+  const Tensor x = Tensor::from_vector(values_around<bfloat16>(shape.numel(), 21), shape);
+  const Tensor gy = Tensor::from_vector(values_around<bfloat16>(shape.numel(), 22), shape);
+  const Tensor gamma = Tensor::randn({17}, DType::Float32, &generator);
+  const Tensor beta = Tensor::randn({17}, DType::Float32, &generator);
+  auto on_gpu = [](const Tensor& t) { return t.to(Device::cuda()); };
+  auto expect_activation = [&](const Tensor& gpu, const Tensor& cpu, const char* what) {
+    REQUIRE(gpu.device() == Device::cuda());
+    REQUIRE(gpu.dtype() == DType::BFloat16);
+    const std::vector<bfloat16> actual = gpu.to(Device::cpu()).to_vector<bfloat16>();
+    const std::vector<bfloat16> expected = cpu.to_vector<bfloat16>();
+    REQUIRE(actual.size() == expected.size());
+    const auto report = matches_reference(actual.data(), expected.data(),
+                                          static_cast<std::int64_t>(actual.size()), Tolerance::bfloat16());
+    CHECK_MESSAGE(report.ok, what, ": ", report.message);
+  };
+  auto expect_channel = [&](const Tensor& gpu, const Tensor& cpu, const char* what) {
+    REQUIRE(gpu.device() == Device::cuda());
+    REQUIRE(gpu.dtype() == DType::Float32);
+    const auto report = matches_reference(gpu.to(Device::cpu()), cpu, kChannel);
+    CHECK_MESSAGE(report.ok, what, ": ", report.message);
+  };
+  for (const bool training : {true, false}) {
+    for (const bool fused_relu : {false, true}) {
+      INFO((training ? "train" : "eval"), (fused_relu ? ", fused relu" : ""));
+      const BatchNormOptions options{
+          .training = training, .momentum = 0.1, .eps = 1e-5, .fused_relu = fused_relu};
+      const Tensor running_mean = Tensor::full({17}, 0.25), running_var = Tensor::full({17}, 1.5);
+      const Tensor running_mean_gpu = on_gpu(running_mean), running_var_gpu = on_gpu(running_var);
+
+      const raw::BatchNormResult cpu =
+          raw::batchnorm2d_forward(x, gamma, beta, running_mean, running_var, options);
+      const raw::BatchNormResult gpu = raw::batchnorm2d_forward(on_gpu(x), on_gpu(gamma), on_gpu(beta),
+                                                                running_mean_gpu, running_var_gpu, options);
+      expect_activation(gpu.output, cpu.output, "output");
+      expect_channel(running_mean_gpu, running_mean, "running_mean");
+      expect_channel(running_var_gpu, running_var, "running_var");
+      if (training) {
+        expect_channel(gpu.save_mean, cpu.save_mean, "save_mean");
+        expect_channel(gpu.save_invstd, cpu.save_invstd, "save_invstd");
+      }
+
+      const raw::BatchNormGrads cpu_grads =
+          raw::batchnorm2d_backward(gy, x, gamma, cpu, running_mean, running_var, options);
+      const raw::BatchNormGrads gpu_grads = raw::batchnorm2d_backward(
+          on_gpu(gy), on_gpu(x), on_gpu(gamma), gpu, running_mean_gpu, running_var_gpu, options);
+      expect_activation(gpu_grads.x, cpu_grads.x, "grad x");
+      expect_channel(gpu_grads.gamma, cpu_grads.gamma, "grad gamma");
+      expect_channel(gpu_grads.beta, cpu_grads.beta, "grad beta");
     }
   }
 }

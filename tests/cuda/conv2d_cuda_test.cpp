@@ -1,5 +1,5 @@
-// Tests of conv2d on a CUDA device (kernels/conv2d/cuda_*.cu) against the reference kernels, float and
-// double, all four directions (forward with and without bias, backward-data, backward-weight,
+// Tests of conv2d on a CUDA device (kernels/conv2d/cuda_*.cu) against the reference kernels, float,
+// double and bfloat16, all four directions (forward with and without bias, backward-data, backward-weight,
 // backward-bias), through the dispatch functions with Device::cuda():
 //   - odd geometries: 1x1 (the no-im2col path), 3x3 pad 1, stride 2 and 3, dilation 2, groups 2 and 3, a
 //     channel multiplier, depthwise with stride 2 and dilation, channels 3 / 5 / 17 / 33, batch 1 and 5, 7x9
@@ -25,6 +25,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/bfloat16.hpp"
 #include "core/op_options.hpp"
 #include "core/raw.hpp"
 #include "core/tensor.hpp"
@@ -66,13 +67,24 @@ std::string describe(const Conv2dGeometry& g) {
 // (double) of a partial sum that grows like sqrt(terms): about 1.5e-8 * terms in all for float, in whatever
 // order the GPU adds. The tolerance allows ten times that (at least the usual 1e-5); a wrong index or a
 // missed term is off by the size of a term, and a sum of the wrong terms by about sqrt(terms) / 3.
+//
+// bfloat16: every sum runs in float (or double) with that float error, and is rounded once to bfloat16, which
+// may land one bfloat16 step (at most 2^-7 of the value) from the reference's rounding of the exact sum.
 template <typename T>
 Tolerance sum_tolerance(std::int64_t terms) {
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    return {std::max(1e-5, 2e-7 * static_cast<double>(terms)), 1.0 / 128};
+  } else if constexpr (std::is_same_v<T, float>) {
     return {std::max(1e-5, 2e-7 * static_cast<double>(terms)), 1e-4};
   } else {
     return {std::max(1e-12, 4e-16 * static_cast<double>(terms)), 1e-10};
   }
+}
+
+// A quiet NaN of T (std::numeric_limits has none for bfloat16).
+template <typename T>
+T quiet_nan() {
+  return T(std::numeric_limits<float>::quiet_NaN());
 }
 
 constexpr std::int64_t kGuard = 7;  // poisoned elements past the end of every output buffer
@@ -394,6 +406,7 @@ TEST_CASE("cuda: conv2d matches the reference in every direction over odd geomet
   if (!testing::have_gpu()) return;
   SUBCASE("float32") { check_every_geometry<float>(); }
   SUBCASE("float64") { check_every_geometry<double>(); }
+  SUBCASE("bfloat16") { check_every_geometry<bfloat16>(); }
 }
 
 // ---- chunks of images ----------------------------------------------------------------------------------
@@ -425,6 +438,9 @@ TEST_CASE("cuda: conv2d im2col + GEMM over several chunks of images matches the 
   if (!testing::have_gpu()) return;
   SUBCASE("float32") { check_chunked<float>(); }
   SUBCASE("float64") { check_chunked<double>(); }
+  // bfloat16's weight gradient sums the chunks in a float workspace and rounds once at the end: summing them
+  // in bfloat16 would be off by a step per chunk, beyond sum_tolerance's one.
+  SUBCASE("bfloat16") { check_chunked<bfloat16>(); }
 }
 
 // ---- NaN, determinism, large shapes ----------------------------------------------------------------------
@@ -438,8 +454,8 @@ void check_nan_propagation(const Conv2dGeometry& g) {
   INFO(describe(g));
   const ConvInputs<T> clean = random_inputs<T>(g, 201);
   ConvInputs<T> x_poisoned = clean, gy_poisoned = clean;
-  x_poisoned.x[static_cast<std::size_t>(x_size(g) / 2 + 3)] = std::numeric_limits<T>::quiet_NaN();
-  gy_poisoned.gy[static_cast<std::size_t>(y_size(g) / 3 + 1)] = std::numeric_limits<T>::quiet_NaN();
+  x_poisoned.x[static_cast<std::size_t>(x_size(g) / 2 + 3)] = quiet_nan<T>();
+  gy_poisoned.gy[static_cast<std::size_t>(y_size(g) / 3 + 1)] = quiet_nan<T>();
 
   const ConvOutputs<T> expected_x = reference_outputs(g, x_poisoned), actual_x = gpu_outputs(g, x_poisoned);
   const ConvOutputs<T> expected_gy = reference_outputs(g, gy_poisoned),
@@ -461,6 +477,8 @@ TEST_CASE("cuda: conv2d propagates NaN where the reference does") {
   check_nan_propagation<float>(geometry_named("3x3 pad 1"));  // im2col + GEMM
   check_nan_propagation<float>(geometry_named("depthwise 3x3 stride 2 pad 1"));
   check_nan_propagation<double>(geometry_named("3x2 groups 3, stride (2, 1), pad (1, 0), dilation (1, 2)"));
+  check_nan_propagation<bfloat16>(geometry_named("3x3 pad 1"));
+  check_nan_propagation<bfloat16>(geometry_named("depthwise 3x3 stride 2 pad 1"));
 }
 
 TEST_CASE("cuda: conv2d gradients give the same bits on every run") {
@@ -481,6 +499,12 @@ TEST_CASE("cuda: conv2d gradients give the same bits on every run") {
   const ConvOutputs<float> first = gpu_outputs(g, in, workspace_for<float>(g, 2));
   const ConvOutputs<float> second = gpu_outputs(g, in, workspace_for<float>(g, 2));
   CHECK(first.gw == second.gw);
+  // bfloat16 through its float accumulators (backward-data's columns, backward-weight's chunk sum).
+  const ConvInputs<bfloat16> in_bf16 = random_inputs<bfloat16>(g, 303);
+  const ConvOutputs<bfloat16> first_bf16 = gpu_outputs(g, in_bf16, workspace_for<bfloat16>(g, 2));
+  const ConvOutputs<bfloat16> second_bf16 = gpu_outputs(g, in_bf16, workspace_for<bfloat16>(g, 2));
+  CHECK(testing::bitwise_equal(first_bf16.gx, second_bf16.gx));
+  CHECK(testing::bitwise_equal(first_bf16.gw, second_bf16.gw));
 }
 
 TEST_CASE("cuda: conv2d kernels over more elements than one grid covers match the reference") {
@@ -523,19 +547,27 @@ void check_raw_conv2d(const Shape& x_shape, const Shape& w_shape, const Conv2dOp
   const Tensor gw_gpu = raw::conv2d_backward_weight(gy_gpu, x_gpu, w_shape, options);
   const Tensor gb_gpu = raw::conv2d_backward_bias(gy_gpu);
   for (const Tensor* result : {&y_gpu, &gx_gpu, &gw_gpu, &gb_gpu}) CHECK(result->device() == gpu);
+  for (const Tensor* result : {&y_gpu, &gx_gpu, &gw_gpu, &gb_gpu}) CHECK(result->dtype() == dtype_of_v<T>);
 
+  // bfloat16: the CPU (float kernels) and the GPU each round their own float sums once, so they may lie one
+  // bfloat16 step either side of the exact value: twice sum_tolerance's relative part.
+  const auto tolerance_for = [](std::int64_t terms) {
+    Tolerance tolerance = sum_tolerance<T>(terms);
+    if constexpr (std::is_same_v<T, bfloat16>) tolerance.rtol *= 2;
+    return tolerance;
+  };
   const std::int64_t positions = y.numel() / w_shape[0];  // N * OH * OW
   const std::int64_t taps = w_shape[2] * w_shape[3];
-  auto report = matches_reference(y_gpu.to(Device::cpu()), y, sum_tolerance<T>(w_shape[1] * taps + 1));
+  auto report = matches_reference(y_gpu.to(Device::cpu()), y, tolerance_for(w_shape[1] * taps + 1));
   CHECK_MESSAGE(report.ok, "forward: ", report.message);
   report = matches_reference(gx_gpu.to(Device::cpu()), raw::conv2d_backward_data(gy, w, x_shape, options),
-                             sum_tolerance<T>(w_shape[0] / options.groups * taps));
+                             tolerance_for(w_shape[0] / options.groups * taps));
   CHECK_MESSAGE(report.ok, "backward_data: ", report.message);
   report = matches_reference(gw_gpu.to(Device::cpu()), raw::conv2d_backward_weight(gy, x, w_shape, options),
-                             sum_tolerance<T>(positions));
+                             tolerance_for(positions));
   CHECK_MESSAGE(report.ok, "backward_weight: ", report.message);
   report =
-      matches_reference(gb_gpu.to(Device::cpu()), raw::conv2d_backward_bias(gy), sum_tolerance<T>(positions));
+      matches_reference(gb_gpu.to(Device::cpu()), raw::conv2d_backward_bias(gy), tolerance_for(positions));
   CHECK_MESSAGE(report.ok, "backward_bias: ", report.message);
 }
 
@@ -552,6 +584,7 @@ TEST_CASE("cuda: raw::conv2d_* on CUDA tensors match the CPU") {
   if (!testing::have_gpu()) return;
   SUBCASE("float32") { check_raw_cases<float>(); }
   SUBCASE("float64") { check_raw_cases<double>(); }
+  SUBCASE("bfloat16") { check_raw_cases<bfloat16>(); }
 }
 
 }  // namespace

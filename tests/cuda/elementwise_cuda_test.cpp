@@ -5,7 +5,8 @@
 // Ops whose result is correctly rounded on both sides (+ - * /, sqrt, comparisons, selections) and every
 // conversion must agree exactly: the same value, or NaN where the reference has NaN (NaN payloads and signs
 // differ between the two hardware, so NaNs are compared as NaN). Ops built on exp, log, tanh, erf and pow
-// compare under a tolerance, because CUDA's double versions differ from glibc's by a few ulps.
+// compare under a tolerance, because CUDA's double versions differ from glibc's by a few ulps. bfloat16 runs
+// the same cases under the same split: both sides round the same double with kiln::bfloat16's rounding.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -38,9 +39,22 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // in the double value moves the result by at most one float ulp (6e-8 relative); for double it stays within
 // a few double ulps (CUDA's exp, log, tanh: 1 ulp; erf, pow: 2), far inside 1e-12. The absolute part covers
 // results near 0 that come out of cancellation (Gelu at x << 0, where 1 + erf(x / sqrt 2) is tiny).
+// For bfloat16 the few-ulp double difference moves a result by at most one bfloat16 ulp (at most 2^-7 =
+// 7.8e-3 relative), and only where the double lies next to a rounding tie.
 template <typename T>
 Tolerance transcendental_tolerance() {
+  if constexpr (std::is_same_v<T, bfloat16>) return Tolerance{1e-6, 8e-3};
   return std::is_same_v<T, float> ? Tolerance{1e-6, 1e-6} : Tolerance{1e-13, 1e-12};
+}
+
+// The values as float for first_difference, which compares NaN as NaN and zeros by sign only for the
+// standard floating types (bfloat16 widens exactly); other types unchanged.
+template <typename T>
+auto comparable(const std::vector<T>& values) {
+  if constexpr (std::is_same_v<T, bfloat16>)
+    return std::vector<float>(values.begin(), values.end());
+  else
+    return values;
 }
 
 // n values uniform in [low, high), seeded; the first ones are the special values every op must get right
@@ -75,7 +89,7 @@ bool exact_backward(UnaryOp op) { return op != UnaryOp::Exp && op != UnaryOp::Ge
 template <typename T>
 void check_against(const std::vector<T>& actual, const std::vector<T>& expected, bool exact) {
   if (exact) {
-    const std::string difference = first_difference(actual, expected);
+    const std::string difference = first_difference(comparable(actual), comparable(expected));
     CHECK_MESSAGE(difference.empty(), difference);
   } else {
     const auto report =
@@ -87,7 +101,7 @@ void check_against(const std::vector<T>& actual, const std::vector<T>& expected,
 
 template <typename T>
 void check_unary(std::int64_t n) {
-  INFO("n = ", n, ", ", std::is_same_v<T, float> ? "float" : "double");
+  INFO("n = ", n, ", ", dtype_name(dtype_of_v<T>));
   kernels::UnaryParams params;
   params.alpha = 0.1;
   params.low = -0.5;
@@ -117,6 +131,11 @@ TEST_CASE("cuda: unary forward and backward match the reference, every op, float
     check_unary<float>(n);
     check_unary<double>(n);
   }
+}
+
+TEST_CASE("cuda: unary forward and backward match the reference, every op, bfloat16") {
+  if (!testing::have_gpu()) return;
+  for (const std::int64_t n : {0, 1, 31, 257, 100003}) check_unary<bfloat16>(n);
 }
 
 TEST_CASE("cuda: unary ops run in place") {
@@ -174,7 +193,7 @@ std::vector<BinaryCase> binary_cases() {
 
 template <typename T>
 void check_binary(const BinaryCase& layout) {
-  INFO(layout.name, ", ", std::is_same_v<T, float> ? "float" : "double");
+  INFO(layout.name, ", ", dtype_name(dtype_of_v<T>));
   const int rank = static_cast<int>(layout.sizes.size());
   const std::int64_t count = count_of(layout.sizes);
   const std::vector<T> a = test_values<T>(extent(layout.sizes, layout.a_strides), 11, -3.0, 3.0);
@@ -201,6 +220,11 @@ TEST_CASE("cuda: binary ops match the reference over broadcast, transposed and o
     check_binary<float>(layout);
     check_binary<double>(layout);
   }
+}
+
+TEST_CASE("cuda: bfloat16 binary ops match the reference over broadcast, transposed and odd layouts") {
+  if (!testing::have_gpu()) return;
+  for (const BinaryCase& layout : binary_cases()) check_binary<bfloat16>(layout);
 }
 
 TEST_CASE("cuda: binary ops over more elements than one pass of the grid covers") {
@@ -275,8 +299,10 @@ std::vector<Src> copy_source(std::int64_t n, std::uint64_t seed) {
 // The poison testing::empty_gpu fills with, so the host reference's untouched elements match the device's.
 template <typename Dst>
 Dst poison() {
-  if constexpr (std::is_floating_point_v<Dst>) return std::numeric_limits<Dst>::quiet_NaN();
-  return Dst{-777};
+  if constexpr (std::is_floating_point_v<Dst> || std::is_same_v<Dst, bfloat16>)
+    return Dst(kNaN);
+  else
+    return Dst{-777};
 }
 
 template <typename Src, typename Dst>
@@ -294,7 +320,8 @@ void check_copy(const CopyCase& layout) {
   const Tensor src_gpu = testing::to_gpu(src), dst_gpu = testing::empty_gpu<Dst>(dst_count);
   kernels::copy_strided(Device::cuda(), rank, layout.sizes.data(), src_gpu.data<Src>() + layout.src_offset,
                         layout.src_strides.data(), dst_gpu.data<Dst>(), layout.dst_strides.data());
-  const std::string difference = first_difference(testing::to_host<Dst>(dst_gpu), expected);
+  const std::string difference =
+      first_difference(comparable(testing::to_host<Dst>(dst_gpu)), comparable(expected));
   CHECK_MESSAGE(difference.empty(), difference);
 }
 
@@ -312,6 +339,31 @@ TEST_CASE("cuda: strided copies match the reference, every dtype pair") {
     check_copies_from<double>(layout);
     check_copies_from<std::int64_t>(layout);
     check_copies_from<std::uint8_t>(layout);
+  }
+}
+
+TEST_CASE("cuda: strided copies to and from bfloat16 match the reference") {
+  if (!testing::have_gpu()) return;
+  for (const CopyCase& layout : copy_cases()) {
+    check_copy<bfloat16, bfloat16>(layout);
+    check_copy<bfloat16, float>(layout);
+    check_copy<bfloat16, double>(layout);
+    check_copy<bfloat16, std::int64_t>(layout);
+    check_copy<float, bfloat16>(layout);
+    check_copy<double, bfloat16>(layout);
+    check_copy<std::int64_t, bfloat16>(layout);
+    check_copy<std::uint8_t, bfloat16>(layout);
+  }
+}
+
+TEST_CASE("cuda: fill writes a bfloat16 everywhere") {
+  if (!testing::have_gpu()) return;
+  for (const std::int64_t n : {1, 1031, 100003}) {
+    const std::vector<bfloat16> values =
+        testing::to_host<bfloat16>(Tensor::full(Shape{n}, 0.1, DType::BFloat16, Device::cuda()));
+    std::int64_t wrong = 0;
+    for (const bfloat16 v : values) wrong += v.bits == bfloat16(0.1).bits ? 0 : 1;
+    CHECK(wrong == 0);
   }
 }
 
@@ -380,6 +432,43 @@ TEST_CASE("cuda: raw::binary, unary and contiguous on CUDA tensors equal the sam
   const Tensor gx_gpu = raw::unary_backward(UnaryOp::Gelu, {}, x_t_gpu, y_gpu, gy.to(Device::cuda()));
   const Tensor gx = raw::unary_backward(UnaryOp::Gelu, {}, x_t, y, gy);
   report = testing::matches_reference(gx_gpu.to(Device::cpu()), gx, transcendental_tolerance<float>());
+  CHECK_MESSAGE(report.ok, report.message);
+}
+
+TEST_CASE("cuda: raw::binary, unary, cast and contiguous on bfloat16 CUDA tensors equal the CPU's") {
+  if (!testing::have_gpu()) return;
+  const auto [x, x_gpu] = cpu_and_gpu<bfloat16>(Shape{4, 6, 5, 7}, 51);
+  const auto [bias, bias_gpu] = cpu_and_gpu<bfloat16>(Shape{1, 6, 1, 1}, 52);
+  const auto as_float = [](const Tensor& t) { return t.to(Device::cpu()).to_vector<float>(); };
+
+  std::string difference =
+      first_difference(as_float(raw::binary(BinaryOp::AddRelu, x_gpu, bias_gpu, "add_relu")),
+                       as_float(raw::binary(BinaryOp::AddRelu, x, bias, "add_relu")));
+  CHECK_MESSAGE(difference.empty(), difference);
+  const Tensor x_t = x.transpose(1, 3), x_t_gpu = x_gpu.transpose(1, 3);
+  difference = first_difference(as_float(raw::binary(BinaryOp::Mul, x_t_gpu, x_t_gpu, "mul")),
+                                as_float(raw::binary(BinaryOp::Mul, x_t, x_t, "mul")));
+  CHECK_MESSAGE(difference.empty(), difference);
+  difference = first_difference(as_float(raw::contiguous(x_t_gpu)), as_float(raw::contiguous(x_t)));
+  CHECK_MESSAGE(difference.empty(), difference);
+  // Casts on the device, both ways: float -> bfloat16 rounds as the CPU does, bfloat16 -> float is exact.
+  const Tensor wide = Tensor::from_vector(test_values<float>(1031, 53), Shape{1031});
+  difference = first_difference(as_float(raw::cast(wide.to(Device::cuda()), DType::BFloat16)),
+                                as_float(raw::cast(wide, DType::BFloat16)));
+  CHECK_MESSAGE(difference.empty(), difference);
+  difference = first_difference(as_float(raw::cast(x_t_gpu, DType::Float32)),
+                                as_float(raw::cast(x_t, DType::Float32)));
+  CHECK_MESSAGE(difference.empty(), difference);
+
+  const Tensor y_gpu = raw::unary(UnaryOp::Gelu, {}, x_t_gpu), y = raw::unary(UnaryOp::Gelu, {}, x_t);
+  CHECK(y_gpu.dtype() == DType::BFloat16);
+  auto report = testing::matches_reference(y_gpu.to(Device::cpu()), y, transcendental_tolerance<bfloat16>());
+  CHECK_MESSAGE(report.ok, report.message);
+  const Tensor gy = Tensor::from_vector(test_values<bfloat16>(y.numel(), 54), y.shape());
+  const Tensor gx_gpu = raw::unary_backward(UnaryOp::Gelu, {}, x_t_gpu, y_gpu, gy.to(Device::cuda()));
+  report =
+      testing::matches_reference(gx_gpu.to(Device::cpu()), raw::unary_backward(UnaryOp::Gelu, {}, x_t, y, gy),
+                                 transcendental_tolerance<bfloat16>());
   CHECK_MESSAGE(report.ok, report.message);
 }
 

@@ -1,9 +1,10 @@
 // Tests of the CUDA pooling kernels (kernels/pool/cuda_pool.cu), called through the dispatch functions with
-// Device::cuda(), against the reference kernels on the same host data, float and double: odd geometries
-// (batch 1, a 1x1 input, channels 3/17/33, planes that are not multiples of 32, 2x2 and 3x3 windows with
-// stride 2 and padding, overlapping windows, strides that skip inputs, ceil mode, both average-pool
-// divisors), ties and NaNs in max pooling, sizes that need several grid-stride iterations, and the
-// Tensor-level ops (raw::) on CUDA tensors against the same ops on the CPU. Each test skips without a GPU.
+// Device::cuda(), against the reference kernels on the same host data, float, double and bfloat16: odd
+// geometries (batch 1, a 1x1 input, channels 3/17/33, planes that are not multiples of 32, 2x2 and 3x3
+// windows with stride 2 and padding, overlapping windows, strides that skip inputs, ceil mode, both
+// average-pool divisors), ties and NaNs in max pooling, sizes that need several grid-stride iterations, and
+// the Tensor-level ops (raw::) on CUDA tensors against the same ops on the CPU. Each test skips without a
+// GPU.
 //
 // Tolerances. Max pooling is compared bitwise (and argmax exactly): the forward only selects values, and the
 // backward gathers each input's gradient in the reference's order and precision. Average pooling runs the
@@ -11,6 +12,10 @@
 // order), so it is expected to match exactly as well; it is held to Tolerance::float32() / float64() all the
 // same, the precision's own rounding and no more. Global average pooling sums a plane in another order (32
 // lane sums, then a shuffle tree), in double, then rounds to T: the same tolerances cover it.
+// bfloat16: max pooling and both backward passes bitwise as above (the gathers add in double, as the
+// reference does); the average forward runs the reference's double arithmetic, rounded once; the global
+// average's double sum in another order can land on the other side of a rounding boundary only when the
+// double results differ, so 1 bfloat16 ulp at most: Tolerance::bfloat16() ({1e-2, 1e-2}) covers it.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -19,6 +24,8 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/generator.hpp"
@@ -41,6 +48,19 @@ using testing::to_gpu;
 using testing::to_host;
 using testing::Tolerance;
 namespace ref = kernels::reference;
+
+template <typename T>
+const char* type_name() {
+  if constexpr (std::is_same_v<T, bfloat16>) return " bfloat16";
+  return sizeof(T) == sizeof(float) ? " float" : " double";
+}
+
+// Tolerance::of<T>() for float and double, Tolerance::bfloat16() for bfloat16 (see the top).
+template <typename T>
+Tolerance tolerance() {
+  if constexpr (std::is_same_v<T, bfloat16>) return Tolerance::bfloat16();
+  return Tolerance::of<T>();
+}
 
 std::int64_t input_size(const Pool2dGeometry& g) { return g.batch * g.channels * g.in_height * g.in_width; }
 std::int64_t output_size(const Pool2dGeometry& g) {
@@ -108,16 +128,16 @@ template <typename T>
 std::vector<T> tied_values_with_nans(std::int64_t count, std::uint64_t seed) {
   std::mt19937_64 engine(seed);
   std::vector<T> values(static_cast<std::size_t>(count));
-  for (T& v : values) v = static_cast<T>(static_cast<int>(engine() % 5) - 2) / T(2);
+  for (T& v : values) v = static_cast<T>(static_cast<double>(static_cast<int>(engine() % 5) - 2) / 2.0);
   for (std::int64_t i = 0; i < count; i += 7 + static_cast<std::int64_t>(engine() % 13)) {
-    values[static_cast<std::size_t>(i)] = std::numeric_limits<T>::quiet_NaN();
+    values[static_cast<std::size_t>(i)] = static_cast<T>(std::numeric_limits<double>::quiet_NaN());
   }
   return values;
 }
 
 template <typename T>
 void check_max_pool(const Pool2dGeometry& g, std::uint64_t seed) {
-  INFO(describe(g), (sizeof(T) == sizeof(float) ? " float" : " double"));
+  INFO(describe(g), type_name<T>());
   const std::int64_t in = input_size(g), out = output_size(g);
   const std::vector<T> x = tied_values_with_nans<T>(in, seed), gy = uniform_values<T>(out, seed + 1);
 
@@ -141,7 +161,7 @@ void check_max_pool(const Pool2dGeometry& g, std::uint64_t seed) {
 
 template <typename T>
 void check_avg_pool(const Pool2dGeometry& g, std::uint64_t seed) {
-  INFO(describe(g), (sizeof(T) == sizeof(float) ? " float" : " double"));
+  INFO(describe(g), type_name<T>());
   const std::int64_t in = input_size(g), out = output_size(g);
   const std::vector<T> x = uniform_values<T>(in, seed), gy = uniform_values<T>(out, seed + 1);
 
@@ -149,41 +169,38 @@ void check_avg_pool(const Pool2dGeometry& g, std::uint64_t seed) {
   ref::avg_pool2d_forward(g, x.data(), expected_y.data());
   const Tensor x_gpu = to_gpu(x), y_gpu = empty_gpu<T>(out);
   kernels::avg_pool2d_forward(Device::cuda(), g, x_gpu.data<T>(), y_gpu.data<T>());
-  const auto forward =
-      matches_reference(to_host<T>(y_gpu).data(), expected_y.data(), out, Tolerance::of<T>());
+  const auto forward = matches_reference(to_host<T>(y_gpu).data(), expected_y.data(), out, tolerance<T>());
   CHECK_MESSAGE(forward.ok, "forward: ", forward.message);
 
   std::vector<T> expected_gx(static_cast<std::size_t>(in));
   ref::avg_pool2d_backward(g, gy.data(), expected_gx.data());
   const Tensor gy_gpu = to_gpu(gy), gx_gpu = empty_gpu<T>(in);
   kernels::avg_pool2d_backward(Device::cuda(), g, gy_gpu.data<T>(), gx_gpu.data<T>());
-  const auto backward =
-      matches_reference(to_host<T>(gx_gpu).data(), expected_gx.data(), in, Tolerance::of<T>());
+  const auto backward = matches_reference(to_host<T>(gx_gpu).data(), expected_gx.data(), in, tolerance<T>());
   CHECK_MESSAGE(backward.ok, "backward: ", backward.message);
 }
 
 template <typename T>
 void check_global_avg_pool(std::int64_t planes, std::int64_t plane_size, std::uint64_t seed) {
-  INFO(planes, " planes of ", plane_size, (sizeof(T) == sizeof(float) ? " float" : " double"));
+  INFO(planes, " planes of ", plane_size, type_name<T>());
   // Values around 3, so a plane's mean is far from zero and a lost or doubled element would show.
   std::vector<T> x = uniform_values<T>(planes * plane_size, seed);
-  for (T& v : x) v += T(3);
+  for (T& v : x) v = static_cast<T>(v + 3.0);
   const std::vector<T> gy = uniform_values<T>(planes, seed + 1);
 
   std::vector<T> expected_y(static_cast<std::size_t>(planes));
   ref::global_avg_pool2d_forward(planes, plane_size, x.data(), expected_y.data());
   const Tensor x_gpu = to_gpu(x), y_gpu = empty_gpu<T>(planes);
   kernels::global_avg_pool2d_forward(Device::cuda(), planes, plane_size, x_gpu.data<T>(), y_gpu.data<T>());
-  const auto forward =
-      matches_reference(to_host<T>(y_gpu).data(), expected_y.data(), planes, Tolerance::of<T>());
+  const auto forward = matches_reference(to_host<T>(y_gpu).data(), expected_y.data(), planes, tolerance<T>());
   CHECK_MESSAGE(forward.ok, "forward: ", forward.message);
 
   std::vector<T> expected_gx(static_cast<std::size_t>(planes * plane_size));
   ref::global_avg_pool2d_backward(planes, plane_size, gy.data(), expected_gx.data());
   const Tensor gy_gpu = to_gpu(gy), gx_gpu = empty_gpu<T>(planes * plane_size);
   kernels::global_avg_pool2d_backward(Device::cuda(), planes, plane_size, gy_gpu.data<T>(), gx_gpu.data<T>());
-  const auto backward = matches_reference(to_host<T>(gx_gpu).data(), expected_gx.data(), planes * plane_size,
-                                          Tolerance::of<T>());
+  const auto backward =
+      matches_reference(to_host<T>(gx_gpu).data(), expected_gx.data(), planes * plane_size, tolerance<T>());
   CHECK_MESSAGE(backward.ok, "backward: ", backward.message);
 }
 
@@ -268,4 +285,68 @@ TEST_CASE("cuda: the Tensor-level pooling ops on CUDA tensors match the same ops
   const auto global = matches_reference(raw::global_avg_pool2d_forward(x_gpu).to(Device::cpu()),
                                         raw::global_avg_pool2d_forward(x), Tolerance::float32());
   CHECK_MESSAGE(global.ok, "global_avg_pool2d: ", global.message);
+}
+
+TEST_CASE("cuda: bfloat16 max_pool2d and avg_pool2d forward and backward match the bfloat16 reference") {
+  if (!have_gpu()) return;
+  std::uint64_t seed = 400;
+  for (const Pool2dGeometry& g : odd_geometries()) {
+    check_max_pool<bfloat16>(g, seed++);
+    check_avg_pool<bfloat16>(g, seed++);
+  }
+  // Several grid-stride iterations: 17.3 million inputs, more than one grid pass of the backward.
+  check_max_pool<bfloat16>(pool(16, 64, 130, 130, 2, 2, 2, 2, 0, 0), seed++);
+  check_avg_pool<bfloat16>(pool(16, 64, 130, 130, 3, 3, 2, 2, 1, 1, false, false), seed++);
+}
+
+TEST_CASE("cuda: bfloat16 global_avg_pool2d forward and backward match the bfloat16 reference") {
+  if (!have_gpu()) return;
+  std::uint64_t seed = 500;
+  const std::vector<std::pair<std::int64_t, std::int64_t>> shapes = {
+      {1, 1}, {3, 1}, {17, 7 * 7}, {33, 8 * 8}, {64, 33}, {5, 224 * 224 + 3}, {1024 * 600, 1}};
+  for (const auto& [planes, plane_size] : shapes) check_global_avg_pool<bfloat16>(planes, plane_size, seed++);
+}
+
+TEST_CASE("cuda: the Tensor-level pooling ops on bfloat16 CUDA tensors match the same ops on the CPU") {
+  if (!have_gpu()) return;
+  // The CPU runs the bfloat16 reference; tolerances as for the kernels above.
+  const Shape shape{3, 17, 13, 11};
+  const Tensor x = Tensor::from_vector(uniform_values<bfloat16>(shape.numel(), 9), shape);
+  const Tensor x_gpu = x.to(Device::cuda());
+  auto host_values = [](const Tensor& t) {
+    REQUIRE(t.dtype() == DType::BFloat16);
+    return t.to(Device::cpu()).to_vector<bfloat16>();
+  };
+  auto expect_close = [&](const Tensor& gpu, const Tensor& cpu, const char* what) {
+    REQUIRE(gpu.device() == Device::cuda());
+    const std::vector<bfloat16> actual = host_values(gpu), expected = host_values(cpu);
+    REQUIRE(actual.size() == expected.size());
+    const auto report = matches_reference(actual.data(), expected.data(),
+                                          static_cast<std::int64_t>(actual.size()), Tolerance::bfloat16());
+    CHECK_MESSAGE(report.ok, what, ": ", report.message);
+  };
+  std::uint64_t seed = 600;
+  for (const Pool2dOptions& options :
+       {Pool2dOptions{.kernel = {2, 2}}, Pool2dOptions{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}},
+        Pool2dOptions{.kernel = {3, 3},
+        .stride = {2, 2},
+        .padding = {1, 1},
+        .ceil_mode = true,
+        .count_include_pad = false}}) {
+    INFO("kernel ", options.kernel[0], " padding ", options.padding[0], (options.ceil_mode ? " ceil" : ""));
+    const raw::MaxPoolResult cpu = raw::max_pool2d_forward(x, options);
+    const raw::MaxPoolResult gpu = raw::max_pool2d_forward(x_gpu, options);
+    CHECK(bitwise_equal(host_values(gpu.output), host_values(cpu.output)));
+    CHECK(gpu.argmax.to(Device::cpu()).to_vector<std::int64_t>() == cpu.argmax.to_vector<std::int64_t>());
+
+    const Tensor gy =
+        Tensor::from_vector(uniform_values<bfloat16>(cpu.output.numel(), seed++), cpu.output.shape());
+    const Tensor gy_gpu = gy.to(Device::cuda());
+    CHECK(bitwise_equal(host_values(raw::max_pool2d_backward(gy_gpu, gpu.argmax, shape, options)),
+                        host_values(raw::max_pool2d_backward(gy, cpu.argmax, shape, options))));
+    expect_close(raw::avg_pool2d_forward(x_gpu, options), raw::avg_pool2d_forward(x, options), "avg_pool2d");
+    expect_close(raw::avg_pool2d_backward(gy_gpu, shape, options),
+                 raw::avg_pool2d_backward(gy, shape, options), "avg_pool2d backward");
+  }
+  expect_close(raw::global_avg_pool2d_forward(x_gpu), raw::global_avg_pool2d_forward(x), "global_avg_pool2d");
 }

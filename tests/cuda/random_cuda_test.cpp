@@ -99,9 +99,11 @@ TEST_CASE("cuda: a uniform draw over more elements than one pass of the grid cov
   check_uniform<float>(67107840 + 4 * 1000 + 3, {5, 1, 0});
 }
 
+// For bfloat16 too the device must equal the CPU bit for bit: p, u and the scale are float on both, and y is
+// the product rounded once to bfloat16 by the same kiln::bfloat16 rounding.
 template <typename T>
-void check_dropout(std::int64_t n, T p, const PhiloxState& state) {
-  INFO("n = ", n, ", p = ", p, ", ", std::is_same_v<T, float> ? "float" : "double");
+void check_dropout(std::int64_t n, opmath_t<T> p, const PhiloxState& state) {
+  INFO("n = ", n, ", p = ", p, ", ", dtype_name(dtype_of_v<T>));
   std::mt19937_64 engine(n);
   std::uniform_real_distribution<double> uniform(-3.0, 3.0);
   std::vector<T> x(static_cast<std::size_t>(n));
@@ -117,7 +119,7 @@ void check_dropout(std::int64_t n, T p, const PhiloxState& state) {
   CHECK_MESSAGE(difference.empty(), ("output: " + difference));
 }
 
-TEST_CASE("cuda: dropout's mask and output equal the CPU's bit for bit") {
+TEST_CASE("cuda: dropout's mask and output equal the CPU's bit for bit, float, double and bfloat16") {
   if (!testing::have_gpu()) return;
   for (const PhiloxState& state : states()) {
     INFO("seed ", state.seed, ", offset ", state.offset);
@@ -125,10 +127,12 @@ TEST_CASE("cuda: dropout's mask and output equal the CPU's bit for bit") {
       for (const double p : {0.0, 0.3, 0.5, 1.0}) {
         check_dropout<float>(n, static_cast<float>(p), state);
         check_dropout<double>(n, p, state);
+        check_dropout<bfloat16>(n, static_cast<float>(p), state);
       }
     }
   }
   check_dropout<float>(67107840 + 4 * 1000 + 3, 0.25f, {9, 0, 0});  // more than one pass of the grid
+  check_dropout<bfloat16>(1001, 0.1f, {9, 0, 0});                   // a scale that is not a bfloat16 (1/0.9f)
 }
 
 TEST_CASE("cuda: dropout in place (output over the input)") {
@@ -167,6 +171,23 @@ TEST_CASE("cuda: raw::dropout_forward on a CUDA tensor equals the CPU's, and adv
                                       expected.output.to_vector<float>());
     CHECK_MESSAGE(difference.empty(), ("output: " + difference));
   }
+}
+
+TEST_CASE("cuda: raw::dropout_forward on a bfloat16 CUDA tensor equals the CPU's bit for bit") {
+  if (!testing::have_gpu()) return;
+  const Shape shape{8, 3, 17, 5};
+  const Tensor x = raw::cast(Tensor::randn(shape, DType::Float32), DType::BFloat16);
+  Generator on_cpu(42, 1), on_gpu(42, 1);
+  const raw::DropoutResult expected = raw::dropout_forward(x, 0.3, on_cpu);
+  const raw::DropoutResult actual = raw::dropout_forward(x.to(Device::cuda()), 0.3, on_gpu);
+  CHECK(actual.output.dtype() == DType::BFloat16);
+  CHECK(actual.output.device() == Device::cuda());
+  std::string difference = first_bit_difference(actual.mask.to(Device::cpu()).to_vector<bfloat16>(),
+                                                expected.mask.to_vector<bfloat16>());
+  CHECK_MESSAGE(difference.empty(), ("mask: " + difference));
+  difference = first_bit_difference(actual.output.to(Device::cpu()).to_vector<bfloat16>(),
+                                    expected.output.to_vector<bfloat16>());
+  CHECK_MESSAGE(difference.empty(), ("output: " + difference));
 }
 
 }  // namespace

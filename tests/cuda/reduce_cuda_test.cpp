@@ -35,9 +35,22 @@ using testing::Tolerance;
 // the double sums then round to the same float, or to a neighbour when they straddle a rounding boundary
 // (one float ulp, 6e-8 relative). For double the two orders differ by the rounding of partial sums: for
 // 100,000 terms of magnitude <= 1, whose partial sums stay below ~1000, well under 1e-9 absolute.
+// bfloat16 rounds the double sums the same way: to the same bfloat16 or a neighbour (one bfloat16 ulp, at
+// most 2^-7 = 7.8e-3 relative); the absolute part covers sums that cancel to near 0.
 template <typename T>
 Tolerance sum_tolerance() {
+  if constexpr (std::is_same_v<T, bfloat16>) return Tolerance{1e-9, 8e-3};
   return std::is_same_v<T, float> ? Tolerance{1e-6, 1e-6} : Tolerance{1e-9, 1e-12};
+}
+
+// The values as float for first_difference, which compares NaN as NaN and zeros by sign only for the
+// standard floating types (bfloat16 widens exactly); other types unchanged.
+template <typename T>
+auto comparable(const std::vector<T>& values) {
+  if constexpr (std::is_same_v<T, bfloat16>)
+    return std::vector<float>(values.begin(), values.end());
+  else
+    return values;
 }
 
 // Values uniform in [-1, 1), quantized to multiples of 1/8 so that many are equal (argmax must take the
@@ -94,7 +107,8 @@ void check_extremes(const ReduceGeometry& g, const std::vector<T>& x) {
     kernels::reference::reduce(op, g, x.data(), expected.data());
     const Tensor y_gpu = testing::empty_gpu<T>(outputs);
     kernels::reduce(Device::cuda(), op, g, x_gpu.data<T>(), y_gpu.data<T>());
-    const std::string difference = first_difference(testing::to_host<T>(y_gpu), expected);
+    const std::string difference =
+        first_difference(comparable(testing::to_host<T>(y_gpu)), comparable(expected));
     CHECK_MESSAGE(difference.empty(), difference);
   }
   INFO("argmax");
@@ -111,18 +125,18 @@ void check_extremes(const ReduceGeometry& g, const std::vector<T>& x) {
 template <typename T>
 void add_nans(const ReduceGeometry& g, std::vector<T>& x) {
   if (x.empty()) return;
-  const T nan = std::numeric_limits<T>::quiet_NaN();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
   const auto at = [&](std::int64_t o, std::int64_t r, std::int64_t i) -> T& {
     return x[static_cast<std::size_t>((o * g.reduced + r) * g.inner + i)];
   };
   for (std::int64_t o = 0; o < g.outer; ++o) {
     for (std::int64_t i = 0; i < g.inner; ++i) {
       if ((o * g.inner + i) % 5 != 2) continue;
-      at(o, g.reduced * 2 / 3, i) = nan;
-      at(o, g.reduced * 5 / 6, i) = -nan;
+      at(o, g.reduced * 2 / 3, i) = static_cast<T>(nan);
+      at(o, g.reduced * 5 / 6, i) = static_cast<T>(-nan);
     }
   }
-  at(g.outer - 1, g.reduced - 1, g.inner - 1) = nan;
+  at(g.outer - 1, g.reduced - 1, g.inner - 1) = static_cast<T>(nan);
 }
 
 // The geometries, named by the kernels they take (cuda_reduce.cu): rows (inner == 1, reduced >= 32) go
@@ -173,6 +187,27 @@ TEST_CASE("cuda: max, min and argmax equal the reference's, with ties, signed ze
     check_extremes(g, x_float);
     check_extremes(g, x_double);
   }
+}
+
+TEST_CASE("cuda: bfloat16 sums, max, min and argmax match the bfloat16 reference for each shape of work") {
+  if (!testing::have_gpu()) return;
+  for (const ReduceGeometry& g : geometries()) {
+    INFO(describe(g), ", bfloat16");
+    const std::int64_t n = g.outer * g.reduced * g.inner;
+    check_sum<bfloat16>(g, spread_values<bfloat16>(n, 1));
+    std::vector<bfloat16> x = tied_values<bfloat16>(n, 3);
+    check_extremes(g, x);
+    add_nans(g, x);
+    INFO("with NaNs");
+    check_extremes(g, x);
+  }
+  // A long row of ones: a bfloat16 accumulator would stop at 256; the double one reaches 100000, which
+  // rounds to the bfloat16 99840.
+  const ReduceGeometry row{1, 100000, 1};
+  const Tensor ones = Tensor::ones(Shape{row.reduced}, DType::BFloat16, Device::cuda());
+  const Tensor total = testing::empty_gpu<bfloat16>(1);
+  kernels::reduce(Device::cuda(), ReduceOp::Sum, row, ones.data<bfloat16>(), total.data<bfloat16>());
+  CHECK(static_cast<float>(testing::to_host<bfloat16>(total)[0]) == 99840.0f);
 }
 
 TEST_CASE("cuda: the first maximum wins across a long row's chunks") {
@@ -249,6 +284,33 @@ TEST_CASE("cuda: raw::reduce and raw::argmax on CUDA tensors equal the CPU's") {
     CHECK(indices_gpu.to(Device::cpu()).to_vector<std::int64_t>() ==
           raw::argmax(tied, axis, false).to_vector<std::int64_t>());
   }
+}
+
+TEST_CASE("cuda: raw::reduce, raw::argmax and raw::sum_to on bfloat16 CUDA tensors equal the CPU's") {
+  if (!testing::have_gpu()) return;
+  const Shape shape{4, 6, 9, 35};
+  const Tensor x = Tensor::from_vector(tied_values<bfloat16>(shape.numel(), 10), shape);
+  const Tensor x_gpu = x.to(Device::cuda());
+  for (const std::vector<int>& axes :
+       {std::vector<int>{1}, std::vector<int>{3}, std::vector<int>{0, 2, 3}, std::vector<int>{}}) {
+    INFO("axes of size ", axes.size());
+    const Tensor sum_gpu = raw::reduce(ReduceOp::Sum, x_gpu, axes, true);
+    CHECK(sum_gpu.dtype() == DType::BFloat16);
+    const auto report = testing::matches_reference(
+        sum_gpu.to(Device::cpu()), raw::reduce(ReduceOp::Sum, x, axes, true), sum_tolerance<bfloat16>());
+    CHECK_MESSAGE(report.ok, report.message);
+    for (const ReduceOp op : {ReduceOp::Max, ReduceOp::Min}) {
+      const std::string difference =
+          first_difference(raw::reduce(op, x_gpu, axes, false).to(Device::cpu()).to_vector<float>(),
+                           raw::reduce(op, x, axes, false).to_vector<float>());
+      CHECK_MESSAGE(difference.empty(), difference);
+    }
+  }
+  CHECK(raw::argmax(x_gpu, 2, false).to(Device::cpu()).to_vector<std::int64_t>() ==
+        raw::argmax(x, 2, false).to_vector<std::int64_t>());
+  const auto report = testing::matches_reference(raw::sum_to(x_gpu, Shape{6, 1, 1}).to(Device::cpu()),
+                                                 raw::sum_to(x, Shape{6, 1, 1}), sum_tolerance<bfloat16>());
+  CHECK_MESSAGE(report.ok, report.message);
 }
 
 }  // namespace

@@ -37,18 +37,20 @@ inline bool have_gpu() {
   return false;
 }
 
-// A 1-d tensor on cuda:0 holding `values` (float, double, int64 or uint8); its data<T>() is a device
-// pointer.
+// A 1-d tensor on cuda:0 holding `values` (float, double, bfloat16, int64 or uint8); its data<T>() is a
+// device pointer.
 template <typename T>
 Tensor to_gpu(const std::vector<T>& values) {
   return Tensor::from_vector(values, Shape{static_cast<std::int64_t>(values.size())}).to(Device::cuda());
 }
 
 // count elements on cuda:0 for a kernel to write, filled with a poison value (NaN for floating types,
-// -777 for int64) so an element the kernel forgets to write shows up in the comparison.
+// bfloat16 included; -777 for int64) so an element the kernel forgets to write shows up in the comparison.
 template <typename T>
 Tensor empty_gpu(std::int64_t count) {
-  const double poison = std::is_floating_point_v<T> ? std::numeric_limits<double>::quiet_NaN() : -777.0;
+  const double poison = std::is_floating_point_v<T> || std::is_same_v<T, bfloat16>
+                            ? std::numeric_limits<double>::quiet_NaN()
+                            : -777.0;
   return Tensor::full(Shape{count}, poison, dtype_of_v<T>, Device::cuda());
 }
 

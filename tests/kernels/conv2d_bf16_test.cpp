@@ -1,0 +1,365 @@
+// Tests of conv2d in bfloat16 (kernels/conv2d/conv2d.hpp) on the CPU, in every direction (forward with and
+// without bias, backward-data, backward-weight, backward-bias):
+//   - the bfloat16 reference against the double and float references run on the same values (bfloat16
+//     inputs, exact in every wider type): equal to the double one rounded to bfloat16 (both sum in double and
+//     round once), within 1 bfloat16 ulp of the float one rounded to bfloat16 (a second rounding);
+//   - dispatch (inputs widened to float, the fast float kernels, outputs rounded once) against the bfloat16
+//     reference at every fast CPU level, the same bits on 1 and 2 threads, and exactly the reference at the
+//     Reference level; NaN where the reference has it;
+//   - raw::conv2d_* on bfloat16 tensors against the same calls in float.
+// The odd geometries of conv2d_fast_test.cpp: 1x1 kernels at stride 1 and 2, 1x1 images, channels 3 / 5 /
+// 17, stride 2 and 3, padding 0 / 1 / 2, dilation 2, groups 2, depthwise, batch 1, batches in chunks.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/bfloat16.hpp"
+#include "core/op_options.hpp"
+#include "core/raw.hpp"
+#include "core/tensor.hpp"
+#include "kernels/conv2d/conv2d.hpp"
+#include "kernels/cpu_level.hpp"
+#include "kernels/parallel.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
+#include "tests/support/matches_reference.hpp"
+
+namespace {
+
+using namespace kiln;
+using kernels::Conv2dGeometry;
+using testing::matches_reference;
+using testing::random_values;
+using testing::Tolerance;
+using Bf16s = std::vector<bfloat16>;
+
+// ---- bfloat16 helpers ----------------------------------------------------------------------------------
+
+template <typename To, typename From>
+std::vector<To> convert(const std::vector<From>& values) {
+  std::vector<To> converted;
+  converted.reserve(values.size());
+  for (const From& v : values) converted.push_back(To(v));
+  return converted;
+}
+
+bool is_nan(bfloat16 v) { return std::isnan(static_cast<float>(v)); }
+
+// How many bfloat16 steps lie between a and b: their bit patterns on one ordered integer line (-0 == +0).
+// Two NaNs are 0 apart; a NaN and a number are "infinitely" far.
+std::int64_t ulps_apart(bfloat16 a, bfloat16 b) {
+  if (is_nan(a) || is_nan(b)) return is_nan(a) && is_nan(b) ? 0 : std::numeric_limits<std::int64_t>::max();
+  const auto ordered = [](bfloat16 v) -> std::int64_t {
+    const std::int64_t magnitude = v.bits & 0x7fff;
+    return (v.bits & 0x8000) != 0 ? -magnitude : magnitude;
+  };
+  return std::llabs(ordered(a) - ordered(b));
+}
+
+// "" when every element of actual is within max_ulps bfloat16 steps of expected, else the worst element.
+std::string ulp_mismatch(const Bf16s& actual, const Bf16s& expected, std::int64_t max_ulps) {
+  if (actual.size() != expected.size()) return "sizes differ";
+  std::int64_t worst = 0;
+  std::size_t worst_index = 0;
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    const std::int64_t apart = ulps_apart(actual[i], expected[i]);
+    if (apart > worst) worst = apart, worst_index = i;
+  }
+  if (worst <= max_ulps) return "";
+  std::ostringstream message;
+  message << "element " << worst_index << " of " << actual.size() << ": got "
+          << static_cast<float>(actual[worst_index]) << ", expected "
+          << static_cast<float>(expected[worst_index]) << " (" << worst << " bfloat16 steps apart, allowed "
+          << max_ulps << ")";
+  return message.str();
+}
+
+// Dispatch against the bfloat16 reference: the fast float kernels sum in float in their own order, within
+// 1e-4 of the output's largest magnitude (conv2d_fast_test.cpp's float32 tolerance), and the result is then
+// rounded once to bfloat16, which may land one bfloat16 step (at most 2^-7 of the value) from the reference's
+// rounding of the exact sum.
+Tolerance dispatch_tolerance(const Bf16s& expected) {
+  double largest = 0.0;
+  for (const bfloat16 v : expected) {
+    if (!is_nan(v)) largest = std::max(largest, std::fabs(static_cast<double>(v)));
+  }
+  return {1e-4 * std::max(largest, 1e-2), 1.0 / 128};
+}
+
+// ---- geometries ----------------------------------------------------------------------------------------
+
+Conv2dGeometry geometry(std::int64_t batch, std::int64_t in_channels, std::int64_t height, std::int64_t width,
+                        std::int64_t out_channels, std::int64_t kernel_h, std::int64_t kernel_w) {
+  return {.batch = batch,
+          .in_channels = in_channels,
+          .in_height = height,
+          .in_width = width,
+          .out_channels = out_channels,
+          .kernel_h = kernel_h,
+          .kernel_w = kernel_w};
+}
+Conv2dGeometry strided(Conv2dGeometry g, std::int64_t stride_h, std::int64_t stride_w) {
+  g.stride_h = stride_h;
+  g.stride_w = stride_w;
+  return g;
+}
+Conv2dGeometry padded(Conv2dGeometry g, std::int64_t pad_h, std::int64_t pad_w) {
+  g.pad_h = pad_h;
+  g.pad_w = pad_w;
+  return g;
+}
+Conv2dGeometry dilated(Conv2dGeometry g, std::int64_t dilation_h, std::int64_t dilation_w) {
+  g.dilation_h = dilation_h;
+  g.dilation_w = dilation_w;
+  return g;
+}
+Conv2dGeometry grouped(Conv2dGeometry g, std::int64_t groups) {
+  g.groups = groups;
+  return g;
+}
+
+std::string describe(const Conv2dGeometry& g) {
+  std::ostringstream out;
+  out << "N" << g.batch << " C" << g.in_channels << " " << g.in_height << "x" << g.in_width << " -> C"
+      << g.out_channels << " k" << g.kernel_h << "x" << g.kernel_w << " stride " << g.stride_h << ","
+      << g.stride_w << " pad " << g.pad_h << "," << g.pad_w << " dilation " << g.dilation_h << ","
+      << g.dilation_w << " groups " << g.groups;
+  return out.str();
+}
+
+std::vector<Conv2dGeometry> odd_shapes() {
+  return {
+      geometry(1, 3, 1, 1, 5, 1, 1),                                 // batch 1, 1x1 spatial, pointwise
+      padded(geometry(2, 5, 1, 1, 3, 3, 3), 1, 1),                   // 1x1 spatial through a padded 3x3
+      strided(geometry(2, 5, 7, 6, 17, 1, 1), 2, 2),                 // 1x1 kernel, stride 2
+      padded(strided(geometry(2, 17, 9, 9, 5, 3, 3), 2, 2), 1, 1),   // 17 channels, stride 2, pad 1
+      dilated(padded(geometry(2, 3, 11, 10, 5, 3, 3), 2, 2), 2, 2),  // pad 2, dilation 2
+      padded(strided(geometry(2, 5, 9, 13, 3, 3, 5), 2, 1), 1, 2),   // non-square 3x5 kernel and input
+      geometry(2, 3, 6, 6, 2, 3, 3),                                 // no padding
+      grouped(padded(geometry(3, 6, 8, 7, 4, 3, 3), 1, 1), 2),       // groups 2
+      grouped(padded(geometry(2, 5, 9, 11, 5, 3, 3), 1, 1), 5),      // depthwise
+      grouped(padded(strided(geometry(2, 17, 10, 35, 17, 3, 3), 2, 2), 1, 1), 17),  // depthwise, stride 2
+      grouped(dilated(padded(geometry(1, 3, 7, 20, 3, 3, 5), 2, 2), 2, 2), 3),  // depthwise 3x5, dilation 2
+      grouped(padded(geometry(2, 3, 6, 6, 6, 3, 3), 1, 1), 3),      // groups = C_in, 2 outputs per group
+      grouped(geometry(2, 4, 5, 5, 6, 1, 1), 2),                    // pointwise, groups 2
+      padded(geometry(5, 3, 32, 32, 4, 3, 3), 1, 1),                // weight gradient in 2 chunks (4 + 1)
+      geometry(3, 4, 33, 33, 3, 1, 1),                              // pointwise, one image per chunk
+      padded(geometry(1, 9, 5, 5, 10, 5, 5), 2, 1),                 // 5x5 kernel, batch 1, pads differ
+      padded(strided(geometry(3, 8, 11, 9, 9, 3, 3), 3, 2), 2, 1),  // stride 3 x 2, pad 2 x 1
+  };
+}
+
+// ---- one convolution, every direction ------------------------------------------------------------------
+
+std::int64_t x_size(const Conv2dGeometry& g) { return g.batch * g.in_channels * g.in_height * g.in_width; }
+std::int64_t w_size(const Conv2dGeometry& g) {
+  return g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w;
+}
+std::int64_t y_size(const Conv2dGeometry& g) {
+  return g.batch * g.out_channels * g.out_height() * g.out_width();
+}
+
+template <typename T>
+struct Operands {
+  std::vector<T> x, w, bias, gy;
+};
+
+Operands<bfloat16> random_operands(const Conv2dGeometry& g, unsigned seed) {
+  return {random_values<bfloat16>(x_size(g), seed), random_values<bfloat16>(w_size(g), seed + 1),
+          random_values<bfloat16>(g.out_channels, seed + 2), random_values<bfloat16>(y_size(g), seed + 3)};
+}
+
+template <typename T>
+struct Results {
+  std::vector<T> y, y_no_bias, gx, gw, gb;
+};
+
+// Outputs start as NaN, so an element a kernel forgets to write shows up.
+template <typename T>
+std::vector<T> poisoned(std::int64_t count) {
+  return std::vector<T>(static_cast<std::size_t>(count), T(std::numeric_limits<float>::quiet_NaN()));
+}
+
+template <typename T>
+Results<T> poisoned_results(const Conv2dGeometry& g) {
+  return {poisoned<T>(y_size(g)), poisoned<T>(y_size(g)), poisoned<T>(x_size(g)), poisoned<T>(w_size(g)),
+          poisoned<T>(g.out_channels)};
+}
+
+template <typename T>
+Results<T> reference_results(const Conv2dGeometry& g, const Operands<T>& in) {
+  Results<T> out = poisoned_results<T>(g);
+  kernels::reference::conv2d_forward(g, in.x.data(), in.w.data(), in.bias.data(), out.y.data());
+  kernels::reference::conv2d_forward(g, in.x.data(), in.w.data(), static_cast<const T*>(nullptr),
+                                     out.y_no_bias.data());
+  kernels::reference::conv2d_backward_data(g, in.gy.data(), in.w.data(), out.gx.data());
+  kernels::reference::conv2d_backward_weight(g, in.gy.data(), in.x.data(), out.gw.data());
+  kernels::reference::conv2d_backward_bias(g, in.gy.data(), out.gb.data());
+  return out;
+}
+
+Results<bfloat16> dispatched_results(const Conv2dGeometry& g, const Operands<bfloat16>& in) {
+  Results<bfloat16> out = poisoned_results<bfloat16>(g);
+  const Device cpu = Device::cpu();
+  kernels::conv2d_forward(cpu, g, in.x.data(), in.w.data(), in.bias.data(), out.y.data());
+  kernels::conv2d_forward(cpu, g, in.x.data(), in.w.data(), static_cast<const bfloat16*>(nullptr),
+                          out.y_no_bias.data());
+  kernels::conv2d_backward_data(cpu, g, in.gy.data(), in.w.data(), out.gx.data());
+  kernels::conv2d_backward_weight(cpu, g, in.gy.data(), in.x.data(), out.gw.data());
+  kernels::conv2d_backward_bias(cpu, g, in.gy.data(), out.gb.data());
+  return out;
+}
+
+// The reference in Wide (float or double) on the widened operands, each output rounded to bfloat16.
+template <typename Wide>
+Results<bfloat16> wide_reference_results(const Conv2dGeometry& g, const Operands<bfloat16>& in) {
+  const Operands<Wide> wide{convert<Wide>(in.x), convert<Wide>(in.w), convert<Wide>(in.bias),
+                            convert<Wide>(in.gy)};
+  const Results<Wide> out = reference_results(g, wide);
+  return {convert<bfloat16>(out.y), convert<bfloat16>(out.y_no_bias), convert<bfloat16>(out.gx),
+          convert<bfloat16>(out.gw), convert<bfloat16>(out.gb)};
+}
+
+// Calls check(name, actual, expected) for each direction.
+template <class Check>
+void for_each_direction(const Results<bfloat16>& actual, const Results<bfloat16>& expected, Check&& check) {
+  check("forward", actual.y, expected.y);
+  check("forward without bias", actual.y_no_bias, expected.y_no_bias);
+  check("backward_data", actual.gx, expected.gx);
+  check("backward_weight", actual.gw, expected.gw);
+  check("backward_bias", actual.gb, expected.gb);
+}
+
+void check_dispatch_close(const char* what, const Bf16s& actual, const Bf16s& expected) {
+  const auto report =
+      matches_reference(actual.data(), expected.data(), static_cast<std::int64_t>(expected.size()),
+                        dispatch_tolerance(expected));
+  CHECK_MESSAGE(report.ok, what, ": ", report.message);
+}
+
+// ---- the tests -----------------------------------------------------------------------------------------
+
+TEST_CASE(
+    "conv2d bfloat16: the reference equals the double reference rounded once, within 1 ulp of float's") {
+  unsigned seed = 1;
+  for (const Conv2dGeometry& g : odd_shapes()) {
+    INFO(describe(g));
+    const Operands<bfloat16> in = random_operands(g, seed += 5);
+    const Results<bfloat16> actual = reference_results(g, in);
+    for_each_direction(actual, wide_reference_results<double>(g, in),
+                       [](const char* what, const Bf16s& a, const Bf16s& e) {
+                         CHECK_MESSAGE(testing::bitwise_equal(a, e), what);
+                       });
+    for_each_direction(actual, wide_reference_results<float>(g, in),
+                       [](const char* what, const Bf16s& a, const Bf16s& e) {
+                         const std::string mismatch = ulp_mismatch(a, e, 1);
+                         CHECK_MESSAGE(mismatch.empty(), what, ": ", mismatch);
+                       });
+  }
+}
+
+TEST_CASE("conv2d bfloat16: dispatch through the fast float kernels matches the bfloat16 reference") {
+  testing::at_each_fast_level([&] {
+    unsigned seed = 1;
+    for (const Conv2dGeometry& g : odd_shapes()) {
+      INFO(describe(g));
+      const Operands<bfloat16> in = random_operands(g, seed += 5);
+      const Results<bfloat16> expected = reference_results(g, in);
+      kernels::set_compute_threads(1);
+      const Results<bfloat16> one_thread = dispatched_results(g, in);
+      kernels::set_compute_threads(2);
+      const Results<bfloat16> two_threads = dispatched_results(g, in);
+      for_each_direction(one_thread, two_threads, [](const char* what, const Bf16s& a, const Bf16s& b) {
+        CHECK_MESSAGE(testing::bitwise_equal(a, b), what, ": 1 and 2 threads differ");
+      });
+      for_each_direction(one_thread, expected, check_dispatch_close);
+    }
+  });
+}
+
+TEST_CASE("conv2d bfloat16: the Reference CPU level runs the bfloat16 reference exactly") {
+  testing::DispatchGuard guard;
+  kernels::set_cpu_level(kernels::CpuLevel::Reference);
+  unsigned seed = 300;
+  for (const Conv2dGeometry& g : odd_shapes()) {
+    INFO(describe(g));
+    const Operands<bfloat16> in = random_operands(g, seed += 5);
+    for_each_direction(dispatched_results(g, in), reference_results(g, in),
+                       [](const char* what, const Bf16s& a, const Bf16s& e) {
+                         CHECK_MESSAGE(testing::bitwise_equal(a, e), what);
+                       });
+  }
+}
+
+// A NaN in x reaches exactly the outputs whose sums read it; a NaN in gy exactly the input gradients and the
+// bias gradient it feeds. (As for float: a NaN in w forward, or in gy for the weight gradient, meets the
+// zeros im2col writes for the padding in the fast kernels, where the reference skips padded taps.)
+TEST_CASE("conv2d bfloat16: dispatch propagates NaN where the reference does") {
+  for (const Conv2dGeometry& g : {padded(strided(geometry(2, 17, 9, 9, 5, 3, 3), 2, 2), 1, 1),
+                                  grouped(padded(geometry(2, 5, 9, 11, 5, 3, 3), 1, 1), 5)}) {
+    INFO(describe(g));
+    const Operands<bfloat16> clean = random_operands(g, 201);
+    Operands<bfloat16> x_poisoned = clean, gy_poisoned = clean;
+    x_poisoned.x[static_cast<std::size_t>(x_size(g) / 2 + 3)] =
+        bfloat16(std::numeric_limits<float>::quiet_NaN());
+    gy_poisoned.gy[static_cast<std::size_t>(y_size(g) / 3 + 1)] =
+        bfloat16(std::numeric_limits<float>::quiet_NaN());
+    const Results<bfloat16> expected_x = reference_results(g, x_poisoned);
+    const Results<bfloat16> expected_gy = reference_results(g, gy_poisoned);
+    REQUIRE(std::count_if(expected_x.y.begin(), expected_x.y.end(), is_nan) > 0);
+    REQUIRE(std::count_if(expected_gy.gx.begin(), expected_gy.gx.end(), is_nan) > 0);
+    testing::at_each_fast_level([&] {
+      const Results<bfloat16> actual_x = dispatched_results(g, x_poisoned);
+      const Results<bfloat16> actual_gy = dispatched_results(g, gy_poisoned);
+      check_dispatch_close("forward, NaN in x", actual_x.y, expected_x.y);
+      check_dispatch_close("backward_weight, NaN in x", actual_x.gw, expected_x.gw);
+      check_dispatch_close("backward_data, NaN in gy", actual_gy.gx, expected_gy.gx);
+      check_dispatch_close("backward_bias, NaN in gy", actual_gy.gb, expected_gy.gb);
+    });
+  }
+}
+
+// raw::conv2d_* on bfloat16 tensors (outputs bfloat16) against the same calls in float on the same values.
+void check_raw_conv2d(const Shape& x_shape, const Shape& w_shape, const Conv2dOptions& options,
+                      unsigned seed) {
+  INFO("x ", x_shape.str(), " w ", w_shape.str(), " groups ", options.groups);
+  const auto pair = [](const Shape& shape, unsigned pair_seed) {
+    const Bf16s values = random_values<bfloat16>(shape.numel(), pair_seed);
+    return std::pair{Tensor::from_vector(values, shape), Tensor::from_vector(convert<float>(values), shape)};
+  };
+  const auto [x, x_float] = pair(x_shape, seed);
+  const auto [w, w_float] = pair(w_shape, seed + 1);
+  const auto [bias, bias_float] = pair(Shape{w_shape[0]}, seed + 2);
+  const Tensor y_float = raw::conv2d_forward(x_float, w_float, bias_float, options);
+  const auto [gy, gy_float] = pair(y_float.shape(), seed + 3);
+
+  const auto check = [](const char* what, const Tensor& actual, const Tensor& expected) {
+    CHECK_MESSAGE(actual.dtype() == DType::BFloat16, what);
+    const Bf16s expected_rounded = convert<bfloat16>(expected.to_vector<float>());
+    const auto report = matches_reference(actual, expected, dispatch_tolerance(expected_rounded));
+    CHECK_MESSAGE(report.ok, what, ": ", report.message);
+  };
+  check("forward", raw::conv2d_forward(x, w, bias, options), y_float);
+  check("backward_data", raw::conv2d_backward_data(gy, w, x_shape, options),
+        raw::conv2d_backward_data(gy_float, w_float, x_shape, options));
+  check("backward_weight", raw::conv2d_backward_weight(gy, x, w_shape, options),
+        raw::conv2d_backward_weight(gy_float, x_float, w_shape, options));
+  check("backward_bias", raw::conv2d_backward_bias(gy), raw::conv2d_backward_bias(gy_float));
+}
+
+TEST_CASE("conv2d bfloat16: raw::conv2d_* on bfloat16 tensors match float") {
+  const Conv2dOptions grouped_options{.stride = {2, 1}, .padding = {1, 1}, .dilation = {1, 2}, .groups = 2};
+  check_raw_conv2d(Shape{5, 6, 7, 9}, Shape{4, 3, 3, 3}, grouped_options, 501);
+  const Conv2dOptions depthwise{.stride = {2, 2}, .padding = {1, 1}, .dilation = {1, 1}, .groups = 5};
+  check_raw_conv2d(Shape{2, 5, 7, 9}, Shape{5, 1, 3, 3}, depthwise, 502);
+  check_raw_conv2d(Shape{3, 17, 5, 5}, Shape{33, 17, 1, 1}, Conv2dOptions{}, 503);  // pointwise
+}
+
+}  // namespace
