@@ -17,7 +17,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <limits>
 #include <sstream>
@@ -29,6 +28,7 @@
 #include "core/raw.hpp"
 #include "core/tensor.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
+#include "tests/support/bfloat16_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
@@ -36,6 +36,9 @@ namespace {
 
 using namespace kiln;
 using kernels::BatchNorm2dGeometry;
+using testing::check_bfloat16_against_wider;
+using testing::converted;
+using testing::first_difference;
 using testing::matches_reference;
 using testing::random_floats;
 using testing::random_values;
@@ -69,74 +72,15 @@ std::vector<BatchNorm2dGeometry> odd_geometries() {
   return shapes;
 }
 
-template <typename Wide, typename Narrow>
-std::vector<Wide> widen(const std::vector<Narrow>& values) {
-  return std::vector<Wide>(values.begin(), values.end());
-}
-
-template <typename Narrow, typename Wide>
-std::vector<Narrow> round_to(const std::vector<Wide>& values) {
-  return std::vector<Narrow>(values.begin(), values.end());
-}
-
 template <typename T>
 std::vector<T> sized(std::int64_t count, T value = T{}) {
   return std::vector<T>(static_cast<std::size_t>(count), value);
 }
 
-bool is_nan(bfloat16 v) { return std::isnan(static_cast<float>(v)); }
-
-// A position on the number line of bfloat16 values: adjacent values differ by 1 (-0 and +0 are both 0).
-int ordinal(bfloat16 v) { return (v.bits & 0x8000u) ? -static_cast<int>(v.bits & 0x7fffu) : v.bits & 0x7fff; }
-
-// "" when actual and expected are at most max_ulps bfloat16 steps apart everywhere (a NaN matching only a
-// NaN; max_ulps 0 also tells -0 from +0), else the first element that is not.
-std::string first_difference(const std::vector<bfloat16>& actual, const std::vector<bfloat16>& expected,
-                             int max_ulps) {
-  if (actual.size() != expected.size()) return "sizes differ";
-  for (std::size_t i = 0; i < actual.size(); ++i) {
-    const bool both_nan = is_nan(actual[i]) && is_nan(expected[i]);
-    const bool close = max_ulps == 0 ? actual[i].bits == expected[i].bits
-                                     : std::abs(ordinal(actual[i]) - ordinal(expected[i])) <= max_ulps;
-    if (!both_nan && (is_nan(actual[i]) || is_nan(expected[i]) || !close)) {
-      std::ostringstream message;
-      message << "element " << i << " of " << actual.size() << ": got " << static_cast<float>(actual[i])
-              << ", expected " << static_cast<float>(expected[i]) << " (more than " << max_ulps
-              << " ulp apart)";
-      return message.str();
-    }
-  }
-  return "";
-}
-
-// "" when the floats are the same bit for bit (any NaN matching any NaN), else the first difference.
-std::string first_difference(const std::vector<float>& actual, const std::vector<float>& expected) {
-  if (actual.size() != expected.size()) return "sizes differ";
-  for (std::size_t i = 0; i < actual.size(); ++i) {
-    if (std::isnan(actual[i]) && std::isnan(expected[i])) continue;
-    if (std::memcmp(&actual[i], &expected[i], sizeof(float)) != 0) {
-      std::ostringstream message;
-      message << "element " << i << " of " << actual.size() << ": got " << actual[i] << ", expected "
-              << expected[i];
-      return message.str();
-    }
-  }
-  return "";
-}
-
-// An activation: the double result rounded once, bit for bit; the float result rounded, within 1 ulp.
-void check_activation(const std::vector<bfloat16>& actual, const std::vector<double>& from_double,
-                      const std::vector<float>& from_float, const char* what) {
-  const std::string exact = first_difference(actual, round_to<bfloat16>(from_double), 0);
-  CHECK_MESSAGE(exact.empty(), what, " vs the double reference: ", exact);
-  const std::string close = first_difference(actual, round_to<bfloat16>(from_float), 1);
-  CHECK_MESSAGE(close.empty(), what, " vs the float reference: ", close);
-}
-
 // A per-channel result: the double result rounded once to float, and the float result, bit for bit.
 void check_channel(const std::vector<float>& actual, const std::vector<double>& from_double,
                    const std::vector<float>& from_float, const char* what) {
-  const std::string exact = first_difference(actual, round_to<float>(from_double));
+  const std::string exact = first_difference(actual, converted<float>(from_double));
   CHECK_MESSAGE(exact.empty(), what, " vs the double reference: ", exact);
   const std::string same = first_difference(actual, from_float);
   CHECK_MESSAGE(same.empty(), what, " vs the float reference: ", same);
@@ -175,21 +119,21 @@ void check_train(const BatchNorm2dGeometry& g, const Inputs& in) {
 
   auto y_double = sized<double>(n);
   auto mean_double = sized<double>(c), invstd_double = sized<double>(c);
-  std::vector<double> running_mean_double = widen<double>(in.running_mean);
-  std::vector<double> running_var_double = widen<double>(in.running_var);
-  ref::batchnorm2d_forward_train(g, widen<double>(in.x).data(), widen<double>(in.gamma).data(),
-                                 widen<double>(in.beta).data(), double{kEps}, double{kMomentum},
+  std::vector<double> running_mean_double = converted<double>(in.running_mean);
+  std::vector<double> running_var_double = converted<double>(in.running_var);
+  ref::batchnorm2d_forward_train(g, converted<double>(in.x).data(), converted<double>(in.gamma).data(),
+                                 converted<double>(in.beta).data(), double{kEps}, double{kMomentum},
                                  running_mean_double.data(), running_var_double.data(), y_double.data(),
                                  mean_double.data(), invstd_double.data());
 
   auto y_float = sized<float>(n);
   auto mean_float = sized<float>(c), invstd_float = sized<float>(c);
   std::vector<float> running_mean_float = in.running_mean, running_var_float = in.running_var;
-  ref::batchnorm2d_forward_train(g, widen<float>(in.x).data(), in.gamma.data(), in.beta.data(), kEps,
+  ref::batchnorm2d_forward_train(g, converted<float>(in.x).data(), in.gamma.data(), in.beta.data(), kEps,
                                  kMomentum, running_mean_float.data(), running_var_float.data(),
                                  y_float.data(), mean_float.data(), invstd_float.data());
 
-  check_activation(y, y_double, y_float, "y");
+  check_bfloat16_against_wider(y, y_double, y_float, "y");
   check_channel(mean, mean_double, mean_float, "save_mean");
   check_channel(invstd, invstd_double, invstd_float, "save_invstd");
   check_channel(running_mean, running_mean_double, running_mean_float, "running_mean");
@@ -201,16 +145,16 @@ void check_train(const BatchNorm2dGeometry& g, const Inputs& in) {
                                   invstd.data(), gx.data(), ggamma.data(), gbeta.data());
   auto gx_double = sized<double>(n);
   auto ggamma_double = sized<double>(c), gbeta_double = sized<double>(c);
-  ref::batchnorm2d_backward_train(g, widen<double>(in.x).data(), widen<double>(in.gy).data(),
-                                  widen<double>(y).data(), widen<double>(in.gamma).data(),
-                                  widen<double>(mean).data(), widen<double>(invstd).data(), gx_double.data(),
-                                  ggamma_double.data(), gbeta_double.data());
+  ref::batchnorm2d_backward_train(g, converted<double>(in.x).data(), converted<double>(in.gy).data(),
+                                  converted<double>(y).data(), converted<double>(in.gamma).data(),
+                                  converted<double>(mean).data(), converted<double>(invstd).data(),
+                                  gx_double.data(), ggamma_double.data(), gbeta_double.data());
   auto gx_float = sized<float>(n);
   auto ggamma_float = sized<float>(c), gbeta_float = sized<float>(c);
-  ref::batchnorm2d_backward_train(g, widen<float>(in.x).data(), widen<float>(in.gy).data(),
-                                  widen<float>(y).data(), in.gamma.data(), mean.data(), invstd.data(),
+  ref::batchnorm2d_backward_train(g, converted<float>(in.x).data(), converted<float>(in.gy).data(),
+                                  converted<float>(y).data(), in.gamma.data(), mean.data(), invstd.data(),
                                   gx_float.data(), ggamma_float.data(), gbeta_float.data());
-  check_activation(gx, gx_double, gx_float, "gx");
+  check_bfloat16_against_wider(gx, gx_double, gx_float, "gx");
   check_channel(ggamma, ggamma_double, ggamma_float, "ggamma");
   check_channel(gbeta, gbeta_double, gbeta_float, "gbeta");
 }
@@ -221,13 +165,13 @@ void check_eval(const BatchNorm2dGeometry& g, const Inputs& in) {
   ref::batchnorm2d_forward_eval(g, in.x.data(), in.gamma.data(), in.beta.data(), in.running_mean.data(),
                                 in.running_var.data(), kEps, y.data());
   auto y_double = sized<double>(n);
-  ref::batchnorm2d_forward_eval(g, widen<double>(in.x).data(), widen<double>(in.gamma).data(),
-                                widen<double>(in.beta).data(), widen<double>(in.running_mean).data(),
-                                widen<double>(in.running_var).data(), double{kEps}, y_double.data());
+  ref::batchnorm2d_forward_eval(g, converted<double>(in.x).data(), converted<double>(in.gamma).data(),
+                                converted<double>(in.beta).data(), converted<double>(in.running_mean).data(),
+                                converted<double>(in.running_var).data(), double{kEps}, y_double.data());
   auto y_float = sized<float>(n);
-  ref::batchnorm2d_forward_eval(g, widen<float>(in.x).data(), in.gamma.data(), in.beta.data(),
+  ref::batchnorm2d_forward_eval(g, converted<float>(in.x).data(), in.gamma.data(), in.beta.data(),
                                 in.running_mean.data(), in.running_var.data(), kEps, y_float.data());
-  check_activation(y, y_double, y_float, "eval y");
+  check_bfloat16_against_wider(y, y_double, y_float, "eval y");
 
   auto gx = sized<bfloat16>(n);
   auto ggamma = sized<float>(c), gbeta = sized<float>(c);
@@ -236,17 +180,18 @@ void check_eval(const BatchNorm2dGeometry& g, const Inputs& in) {
                                  ggamma.data(), gbeta.data());
   auto gx_double = sized<double>(n);
   auto ggamma_double = sized<double>(c), gbeta_double = sized<double>(c);
-  ref::batchnorm2d_backward_eval(g, widen<double>(in.x).data(), widen<double>(in.gy).data(),
-                                 widen<double>(y).data(), widen<double>(in.gamma).data(),
-                                 widen<double>(in.running_mean).data(), widen<double>(in.running_var).data(),
-                                 double{kEps}, gx_double.data(), ggamma_double.data(), gbeta_double.data());
+  ref::batchnorm2d_backward_eval(g, converted<double>(in.x).data(), converted<double>(in.gy).data(),
+                                 converted<double>(y).data(), converted<double>(in.gamma).data(),
+                                 converted<double>(in.running_mean).data(),
+                                 converted<double>(in.running_var).data(), double{kEps}, gx_double.data(),
+                                 ggamma_double.data(), gbeta_double.data());
   auto gx_float = sized<float>(n);
   auto ggamma_float = sized<float>(c), gbeta_float = sized<float>(c);
-  ref::batchnorm2d_backward_eval(g, widen<float>(in.x).data(), widen<float>(in.gy).data(),
-                                 widen<float>(y).data(), in.gamma.data(), in.running_mean.data(),
+  ref::batchnorm2d_backward_eval(g, converted<float>(in.x).data(), converted<float>(in.gy).data(),
+                                 converted<float>(y).data(), in.gamma.data(), in.running_mean.data(),
                                  in.running_var.data(), kEps, gx_float.data(), ggamma_float.data(),
                                  gbeta_float.data());
-  check_activation(gx, gx_double, gx_float, "eval gx");
+  check_bfloat16_against_wider(gx, gx_double, gx_float, "eval gx");
   check_channel(ggamma, ggamma_double, ggamma_float, "eval ggamma");
   check_channel(gbeta, gbeta_double, gbeta_float, "eval gbeta");
 }
@@ -266,7 +211,7 @@ Tensor bfloat16_tensor(const Shape& shape, std::uint64_t seed) {
 
 // A bfloat16 tensor's values widened to float32, in a float32 tensor.
 Tensor widened(const Tensor& t) {
-  return Tensor::from_vector(widen<float>(t.to_vector<bfloat16>()), t.shape());
+  return Tensor::from_vector(converted<float>(t.to_vector<bfloat16>()), t.shape());
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
+#include "tests/support/bfloat16_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
@@ -35,51 +36,15 @@ namespace {
 
 using namespace kiln;
 using kernels::Conv2dGeometry;
+using testing::bfloat16_difference;
+using testing::converted;
+using testing::is_nan;
 using testing::matches_reference;
 using testing::random_values;
 using testing::Tolerance;
 using Bf16s = std::vector<bfloat16>;
 
 // ---- bfloat16 helpers ----------------------------------------------------------------------------------
-
-template <typename To, typename From>
-std::vector<To> convert(const std::vector<From>& values) {
-  std::vector<To> converted;
-  converted.reserve(values.size());
-  for (const From& v : values) converted.push_back(To(v));
-  return converted;
-}
-
-bool is_nan(bfloat16 v) { return std::isnan(static_cast<float>(v)); }
-
-// How many bfloat16 steps lie between a and b: their bit patterns on one ordered integer line (-0 == +0).
-// Two NaNs are 0 apart; a NaN and a number are "infinitely" far.
-std::int64_t ulps_apart(bfloat16 a, bfloat16 b) {
-  if (is_nan(a) || is_nan(b)) return is_nan(a) && is_nan(b) ? 0 : std::numeric_limits<std::int64_t>::max();
-  const auto ordered = [](bfloat16 v) -> std::int64_t {
-    const std::int64_t magnitude = v.bits & 0x7fff;
-    return (v.bits & 0x8000) != 0 ? -magnitude : magnitude;
-  };
-  return std::llabs(ordered(a) - ordered(b));
-}
-
-// "" when every element of actual is within max_ulps bfloat16 steps of expected, else the worst element.
-std::string ulp_mismatch(const Bf16s& actual, const Bf16s& expected, std::int64_t max_ulps) {
-  if (actual.size() != expected.size()) return "sizes differ";
-  std::int64_t worst = 0;
-  std::size_t worst_index = 0;
-  for (std::size_t i = 0; i < actual.size(); ++i) {
-    const std::int64_t apart = ulps_apart(actual[i], expected[i]);
-    if (apart > worst) worst = apart, worst_index = i;
-  }
-  if (worst <= max_ulps) return "";
-  std::ostringstream message;
-  message << "element " << worst_index << " of " << actual.size() << ": got "
-          << static_cast<float>(actual[worst_index]) << ", expected "
-          << static_cast<float>(expected[worst_index]) << " (" << worst << " bfloat16 steps apart, allowed "
-          << max_ulps << ")";
-  return message.str();
-}
 
 // Dispatch against the bfloat16 reference: the fast float kernels sum in float in their own order, within
 // 1e-4 of the output's largest magnitude (conv2d_fast_test.cpp's float32 tolerance), and the result is then
@@ -220,11 +185,11 @@ Results<bfloat16> dispatched_results(const Conv2dGeometry& g, const Operands<bfl
 // The reference in Wide (float or double) on the widened operands, each output rounded to bfloat16.
 template <typename Wide>
 Results<bfloat16> wide_reference_results(const Conv2dGeometry& g, const Operands<bfloat16>& in) {
-  const Operands<Wide> wide{convert<Wide>(in.x), convert<Wide>(in.w), convert<Wide>(in.bias),
-                            convert<Wide>(in.gy)};
+  const Operands<Wide> wide{converted<Wide>(in.x), converted<Wide>(in.w), converted<Wide>(in.bias),
+                            converted<Wide>(in.gy)};
   const Results<Wide> out = reference_results(g, wide);
-  return {convert<bfloat16>(out.y), convert<bfloat16>(out.y_no_bias), convert<bfloat16>(out.gx),
-          convert<bfloat16>(out.gw), convert<bfloat16>(out.gb)};
+  return {converted<bfloat16>(out.y), converted<bfloat16>(out.y_no_bias), converted<bfloat16>(out.gx),
+          converted<bfloat16>(out.gw), converted<bfloat16>(out.gb)};
 }
 
 // Calls check(name, actual, expected) for each direction.
@@ -259,7 +224,7 @@ TEST_CASE(
                        });
     for_each_direction(actual, wide_reference_results<float>(g, in),
                        [](const char* what, const Bf16s& a, const Bf16s& e) {
-                         const std::string mismatch = ulp_mismatch(a, e, 1);
+                         const std::string mismatch = bfloat16_difference(a, e, 1);
                          CHECK_MESSAGE(mismatch.empty(), what, ": ", mismatch);
                        });
   }
@@ -332,7 +297,8 @@ void check_raw_conv2d(const Shape& x_shape, const Shape& w_shape, const Conv2dOp
   INFO("x ", x_shape.str(), " w ", w_shape.str(), " groups ", options.groups);
   const auto pair = [](const Shape& shape, unsigned pair_seed) {
     const Bf16s values = random_values<bfloat16>(shape.numel(), pair_seed);
-    return std::pair{Tensor::from_vector(values, shape), Tensor::from_vector(convert<float>(values), shape)};
+    return std::pair{Tensor::from_vector(values, shape),
+                     Tensor::from_vector(converted<float>(values), shape)};
   };
   const auto [x, x_float] = pair(x_shape, seed);
   const auto [w, w_float] = pair(w_shape, seed + 1);
@@ -342,7 +308,7 @@ void check_raw_conv2d(const Shape& x_shape, const Shape& w_shape, const Conv2dOp
 
   const auto check = [](const char* what, const Tensor& actual, const Tensor& expected) {
     CHECK_MESSAGE(actual.dtype() == DType::BFloat16, what);
-    const Bf16s expected_rounded = convert<bfloat16>(expected.to_vector<float>());
+    const Bf16s expected_rounded = converted<bfloat16>(expected.to_vector<float>());
     const auto report = matches_reference(actual, expected, dispatch_tolerance(expected_rounded));
     CHECK_MESSAGE(report.ok, what, ": ", report.message);
   };

@@ -23,6 +23,7 @@
 #include "core/raw.hpp"
 #include "core/tensor.hpp"
 #include "kernels/elementwise/elementwise.hpp"
+#include "tests/support/bfloat16_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
@@ -31,6 +32,9 @@ namespace {
 using namespace kiln;
 using kernels::BinaryOp;
 using kernels::UnaryOp;
+using testing::bfloat16_difference;
+using testing::check_bfloat16_against_wider;
+using testing::converted;
 using testing::first_difference;
 using testing::random_values;
 using testing::Tolerance;
@@ -49,63 +53,6 @@ std::vector<bfloat16> bf16_values(std::int64_t n, std::uint64_t seed, float low 
   for (std::size_t i = 0; i < std::size(specials) && i < values.size(); ++i)
     values[(i * 7919) % values.size()] = bfloat16(specials[i]);
   return values;
-}
-
-// The same values in a wider type (exact).
-template <typename Wide>
-std::vector<Wide> widen(const std::vector<bfloat16>& values) {
-  return std::vector<Wide>(values.begin(), values.end());
-}
-
-// Each value rounded once to bfloat16.
-template <typename Wide>
-std::vector<bfloat16> to_bf16(const std::vector<Wide>& values) {
-  std::vector<bfloat16> rounded;
-  rounded.reserve(values.size());
-  for (const Wide value : values) rounded.push_back(bfloat16(value));
-  return rounded;
-}
-
-// How many bfloat16 steps lie between a and b: 0 for two NaNs and for -0 against +0, "far" for a NaN
-// against a number. The bit patterns of one sign are ordered like the values, so a signed magnitude is a
-// position on the number line.
-std::int64_t ulp_distance(bfloat16 a, bfloat16 b) {
-  constexpr std::int64_t kFar = 1 << 20;
-  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b) ? 0 : kFar;
-  const auto position = [](bfloat16 v) -> std::int64_t {
-    const std::int64_t magnitude = v.bits & 0x7fff;
-    return (v.bits & 0x8000) != 0 ? -magnitude : magnitude;
-  };
-  return std::abs(position(a) - position(b));
-}
-
-// "" when actual and expected agree everywhere within max_ulps bfloat16 steps (with max_ulps 0: the same
-// bits, any NaN matching any NaN), else the first element that does not.
-std::string bf16_difference(const std::vector<bfloat16>& actual, const std::vector<bfloat16>& expected,
-                            std::int64_t max_ulps) {
-  if (actual.size() != expected.size()) return "sizes differ";
-  for (std::size_t i = 0; i < actual.size(); ++i) {
-    const bool both_nan = std::isnan(actual[i]) && std::isnan(expected[i]);
-    const bool same = max_ulps == 0 ? both_nan || actual[i].bits == expected[i].bits
-                                    : ulp_distance(actual[i], expected[i]) <= max_ulps;
-    if (!same) {
-      std::ostringstream message;
-      message << "element " << i << " of " << actual.size() << ": got " << static_cast<float>(actual[i])
-              << " (bits 0x" << std::hex << actual[i].bits << "), expected "
-              << static_cast<float>(expected[i]) << " (bits 0x" << expected[i].bits << ")";
-      return message.str();
-    }
-  }
-  return "";
-}
-
-// Checks a bfloat16 result against the double reference rounded (exactly) and the float one (1 ulp).
-void check_against_wider(const std::vector<bfloat16>& actual, const std::vector<double>& double_result,
-                         const std::vector<float>& float_result) {
-  std::string difference = bf16_difference(actual, to_bf16(double_result), 0);
-  CHECK_MESSAGE(difference.empty(), "against the double reference: " << difference);
-  difference = bf16_difference(actual, to_bf16(float_result), 1);
-  CHECK_MESSAGE(difference.empty(), "against the float reference: " << difference);
 }
 
 const UnaryOp kUnaryOps[] = {UnaryOp::Neg,  UnaryOp::Exp,  UnaryOp::Log,       UnaryOp::Sqrt,
@@ -131,20 +78,22 @@ TEST_CASE("bfloat16 unary forward and backward: the double reference rounded onc
       kernels::unary_forward<bfloat16>(kCpu, op, params, n, x.data(), y.data());
       std::vector<double> y_double(count);
       std::vector<float> y_float(count);
-      kernels::reference::unary_forward(op, params, n, widen<double>(x).data(), y_double.data());
-      kernels::reference::unary_forward(op, params, n, widen<float>(x).data(), y_float.data());
-      check_against_wider(y, y_double, y_float);
+      kernels::reference::unary_forward(op, params, n, converted<double>(x).data(), y_double.data());
+      kernels::reference::unary_forward(op, params, n, converted<float>(x).data(), y_float.data());
+      check_bfloat16_against_wider(y, y_double, y_float, "y");
 
       // The backward reads the bfloat16 forward's y on every side, so only the derivative is compared.
       std::vector<bfloat16> gx(count);
       kernels::unary_backward<bfloat16>(kCpu, op, params, n, x.data(), y.data(), gy.data(), gx.data());
       std::vector<double> gx_double(count);
       std::vector<float> gx_float(count);
-      kernels::reference::unary_backward(op, params, n, widen<double>(x).data(), widen<double>(y).data(),
-                                         widen<double>(gy).data(), gx_double.data());
-      kernels::reference::unary_backward(op, params, n, widen<float>(x).data(), widen<float>(y).data(),
-                                         widen<float>(gy).data(), gx_float.data());
-      check_against_wider(gx, gx_double, gx_float);
+      kernels::reference::unary_backward(op, params, n, converted<double>(x).data(),
+                                         converted<double>(y).data(), converted<double>(gy).data(),
+                                         gx_double.data());
+      kernels::reference::unary_backward(op, params, n, converted<float>(x).data(),
+                                         converted<float>(y).data(), converted<float>(gy).data(),
+                                         gx_float.data());
+      check_bfloat16_against_wider(gx, gx_double, gx_float, "gx");
     }
   }
 }
@@ -216,13 +165,13 @@ TEST_CASE("bfloat16 binary ops: the double reference rounded once, over broadcas
                                         out.data());
       std::vector<double> out_double(count);
       std::vector<float> out_float(count);
-      kernels::reference::binary_forward(op, rank, layout.sizes.data(), widen<double>(a).data(),
-                                         layout.a_strides.data(), widen<double>(b).data(),
+      kernels::reference::binary_forward(op, rank, layout.sizes.data(), converted<double>(a).data(),
+                                         layout.a_strides.data(), converted<double>(b).data(),
                                          layout.b_strides.data(), out_double.data());
-      kernels::reference::binary_forward(op, rank, layout.sizes.data(), widen<float>(a).data(),
-                                         layout.a_strides.data(), widen<float>(b).data(),
+      kernels::reference::binary_forward(op, rank, layout.sizes.data(), converted<float>(a).data(),
+                                         layout.a_strides.data(), converted<float>(b).data(),
                                          layout.b_strides.data(), out_float.data());
-      check_against_wider(out, out_double, out_float);
+      check_bfloat16_against_wider(out, out_double, out_float, "out");
     }
   }
 }
@@ -307,7 +256,7 @@ std::vector<Src> copy_source(std::int64_t n, std::uint64_t seed) {
 template <typename T>
 std::string copy_difference(const std::vector<T>& actual, const std::vector<T>& expected) {
   if constexpr (std::is_same_v<T, bfloat16>)
-    return bf16_difference(actual, expected, 0);
+    return bfloat16_difference(actual, expected, 0);
   else
     return first_difference(actual, expected);
 }
@@ -366,7 +315,7 @@ TEST_CASE("bfloat16 fill writes the one value everywhere") {
 // A bfloat16 tensor of random bfloat16-exact values and the same values as float32.
 std::pair<Tensor, Tensor> bf16_and_float(const Shape& shape, std::uint64_t seed) {
   const Tensor bf16 = Tensor::from_vector(random_values<bfloat16>(shape.numel(), seed), shape);
-  return {bf16, Tensor::from_vector(widen<float>(bf16.to_vector<bfloat16>()), shape)};
+  return {bf16, Tensor::from_vector(converted<float>(bf16.to_vector<bfloat16>()), shape)};
 }
 
 // Checks a bfloat16 tensor against a float32 one: within max_ulps bfloat16 steps of the float result
@@ -375,8 +324,8 @@ std::pair<Tensor, Tensor> bf16_and_float(const Shape& shape, std::uint64_t seed)
 void check_tensor(const Tensor& bf16, const Tensor& reference, std::int64_t max_ulps) {
   CHECK(bf16.dtype() == DType::BFloat16);
   CHECK(bf16.shape() == reference.shape());
-  const std::string difference =
-      bf16_difference(bf16.to_vector<bfloat16>(), to_bf16(reference.to_vector<float>()), max_ulps);
+  const std::string difference = bfloat16_difference(
+      bf16.to_vector<bfloat16>(), converted<bfloat16>(reference.to_vector<float>()), max_ulps);
   CHECK_MESSAGE(difference.empty(), difference);
 }
 void check_tensor(const Tensor& bf16, const Tensor& reference, Tolerance tolerance) {
@@ -446,9 +395,9 @@ TEST_CASE("bfloat16 tensors: cast from and to float32, float64, int64 and uint8"
     CHECK(std::signbit(back[i]) == std::signbit(expected[i]));
   }
   // bfloat16 -> float -> bfloat16 is the identity.
-  const std::string difference =
-      bf16_difference(raw::cast(raw::cast(as_bf16, DType::Float32), DType::BFloat16).to_vector<bfloat16>(),
-                      as_bf16.to_vector<bfloat16>(), 0);
+  const std::string difference = bfloat16_difference(
+      raw::cast(raw::cast(as_bf16, DType::Float32), DType::BFloat16).to_vector<bfloat16>(),
+      as_bf16.to_vector<bfloat16>(), 0);
   CHECK_MESSAGE(difference.empty(), difference);
 
   // double -> bfloat16 rounds once: 1 + 2^-8 + 2^-40 is past the tie, though as a float it would be on it.
@@ -472,10 +421,10 @@ TEST_CASE("bfloat16 tensors: strided views copied into bfloat16, and contiguous(
   const Tensor x =
       Tensor::from_vector(random_values<float>(4 * 6 * 5 * 7, 61, -300.0f, 300.0f), Shape{4, 6, 5, 7});
   const Tensor view = x.transpose(1, 3).slice(2, 1, 5, 2);  // [4, 7, 2, 6], gathered
-  const Tensor converted = raw::cast(view, DType::BFloat16);
-  CHECK(converted.is_contiguous());
-  std::string difference =
-      bf16_difference(converted.to_vector<bfloat16>(), to_bf16(raw::contiguous(view).to_vector<float>()), 0);
+  const Tensor cast = raw::cast(view, DType::BFloat16);
+  CHECK(cast.is_contiguous());
+  std::string difference = bfloat16_difference(
+      cast.to_vector<bfloat16>(), converted<bfloat16>(raw::contiguous(view).to_vector<float>()), 0);
   CHECK_MESSAGE(difference.empty(), difference);
 
   // Into a strided bfloat16 destination, broadcasting the source: every other column of [6, 10].
@@ -493,8 +442,9 @@ TEST_CASE("bfloat16 tensors: strided views copied into bfloat16, and contiguous(
 
   // contiguous() of a transposed bfloat16 tensor: a bfloat16 -> bfloat16 copy, bit for bit.
   const Tensor bf16 = raw::cast(x, DType::BFloat16);
-  difference = bf16_difference(raw::contiguous(bf16.transpose(0, 2)).to_vector<bfloat16>(),
-                               to_bf16(raw::contiguous(x.transpose(0, 2)).to_vector<float>()), 0);
+  difference =
+      bfloat16_difference(raw::contiguous(bf16.transpose(0, 2)).to_vector<bfloat16>(),
+                          converted<bfloat16>(raw::contiguous(x.transpose(0, 2)).to_vector<float>()), 0);
   CHECK_MESSAGE(difference.empty(), difference);
 }
 

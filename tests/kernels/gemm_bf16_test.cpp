@@ -25,6 +25,7 @@
 #include "kernels/cpu_level.hpp"
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/parallel.hpp"
+#include "tests/support/bfloat16_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
@@ -32,51 +33,14 @@ namespace {
 
 using namespace kiln;
 using kernels::GemmGeometry;
+using testing::bfloat16_difference;
+using testing::converted;
+using testing::is_nan;
 using testing::matches_reference;
 using testing::random_values;
 using testing::Tolerance;
 
 // ---- bfloat16 helpers ----------------------------------------------------------------------------------
-
-template <typename To, typename From>
-std::vector<To> convert(const std::vector<From>& values) {
-  std::vector<To> converted;
-  converted.reserve(values.size());
-  for (const From& v : values) converted.push_back(To(v));
-  return converted;
-}
-
-bool is_nan(bfloat16 v) { return std::isnan(static_cast<float>(v)); }
-
-// How many bfloat16 steps lie between a and b: their bit patterns on one ordered integer line (-0 == +0).
-// Two NaNs are 0 apart; a NaN and a number are "infinitely" far.
-std::int64_t ulps_apart(bfloat16 a, bfloat16 b) {
-  if (is_nan(a) || is_nan(b)) return is_nan(a) && is_nan(b) ? 0 : std::numeric_limits<std::int64_t>::max();
-  const auto ordered = [](bfloat16 v) -> std::int64_t {
-    const std::int64_t magnitude = v.bits & 0x7fff;
-    return (v.bits & 0x8000) != 0 ? -magnitude : magnitude;
-  };
-  return std::llabs(ordered(a) - ordered(b));
-}
-
-// "" when every element of actual is within max_ulps bfloat16 steps of expected, else the worst element.
-std::string ulp_mismatch(const std::vector<bfloat16>& actual, const std::vector<bfloat16>& expected,
-                         std::int64_t max_ulps) {
-  if (actual.size() != expected.size()) return "sizes differ";
-  std::int64_t worst = 0;
-  std::size_t worst_index = 0;
-  for (std::size_t i = 0; i < actual.size(); ++i) {
-    const std::int64_t apart = ulps_apart(actual[i], expected[i]);
-    if (apart > worst) worst = apart, worst_index = i;
-  }
-  if (worst <= max_ulps) return "";
-  std::ostringstream message;
-  message << "element " << worst_index << " of " << actual.size() << ": got "
-          << static_cast<float>(actual[worst_index]) << ", expected "
-          << static_cast<float>(expected[worst_index]) << " (" << worst << " bfloat16 steps apart, allowed "
-          << max_ulps << ")";
-  return message.str();
-}
 
 // Dispatch against the bfloat16 reference: the fast float GEMM sums K products in float, in its own order
 // (about 2^-24 of a partial sum per addition: 4e-7 * K allows ten times that), then rounds once to bfloat16,
@@ -152,10 +116,10 @@ std::vector<bfloat16> bf16_dispatch(const Case& c, const Operands& in) {
 // The reference in Wide (float or double) on the widened operands, rounded to bfloat16.
 template <typename Wide>
 std::vector<bfloat16> wide_reference(const Case& c, const Operands& in) {
-  const std::vector<Wide> a = convert<Wide>(in.a), b = convert<Wide>(in.b);
-  std::vector<Wide> out = convert<Wide>(in.c);
+  const std::vector<Wide> a = converted<Wide>(in.a), b = converted<Wide>(in.b);
+  std::vector<Wide> out = converted<Wide>(in.c);
   kernels::reference::gemm<Wide>(c.g, c.alpha, a.data(), b.data(), c.beta, out.data());
-  return convert<bfloat16>(out);
+  return converted<bfloat16>(out);
 }
 
 std::vector<Case> odd_cases() {
@@ -187,7 +151,7 @@ TEST_CASE("gemm bfloat16: the reference equals the double reference rounded once
     const Operands in = operands(c, seed += 3);
     const std::vector<bfloat16> actual = bf16_reference(c, in);
     CHECK(testing::bitwise_equal(actual, wide_reference<double>(c, in)));
-    const std::string mismatch = ulp_mismatch(actual, wide_reference<float>(c, in), 1);
+    const std::string mismatch = bfloat16_difference(actual, wide_reference<float>(c, in), 1);
     CHECK_MESSAGE(mismatch.empty(), mismatch);
   }
 }
@@ -251,7 +215,8 @@ TEST_CASE("gemm bfloat16: dispatch propagates NaN and infinity where the referen
 TEST_CASE("gemm bfloat16: raw::matmul on bfloat16 tensors matches float") {
   const auto pair = [](const Shape& shape, unsigned seed) {
     const std::vector<bfloat16> values = random_values<bfloat16>(shape.numel(), seed);
-    return std::pair{Tensor::from_vector(values, shape), Tensor::from_vector(convert<float>(values), shape)};
+    return std::pair{Tensor::from_vector(values, shape),
+                     Tensor::from_vector(converted<float>(values), shape)};
   };
   const auto check = [](const Tensor& bf16_result, const Tensor& float_result, std::int64_t k) {
     CHECK(bf16_result.dtype() == DType::BFloat16);

@@ -24,6 +24,7 @@
 #include "core/raw.hpp"
 #include "core/tensor.hpp"
 #include "kernels/pool/pool.hpp"
+#include "tests/support/bfloat16_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
@@ -31,6 +32,9 @@ namespace {
 
 using namespace kiln;
 using kernels::Pool2dGeometry;
+using testing::bfloat16_difference;
+using testing::check_bfloat16_against_wider;
+using testing::converted;
 using testing::matches_reference;
 using testing::random_values;
 using testing::Tolerance;
@@ -85,16 +89,6 @@ std::vector<Pool2dGeometry> odd_geometries() {
   };
 }
 
-template <typename Wide>
-std::vector<Wide> widen(const std::vector<bfloat16>& values) {
-  return std::vector<Wide>(values.begin(), values.end());
-}
-
-template <typename Wide>
-std::vector<bfloat16> round_to_bfloat16(const std::vector<Wide>& values) {
-  return std::vector<bfloat16>(values.begin(), values.end());
-}
-
 // Values from {-1, -0.5, 0, 0.5, 1}, so most windows hold ties, with a NaN every 7 to 19 elements.
 std::vector<bfloat16> tied_values_with_nans(std::int64_t count, std::uint64_t seed) {
   std::mt19937_64 engine(seed);
@@ -104,41 +98,6 @@ std::vector<bfloat16> tied_values_with_nans(std::int64_t count, std::uint64_t se
     values[static_cast<std::size_t>(i)] = bfloat16(std::numeric_limits<float>::quiet_NaN());
   }
   return values;
-}
-
-bool is_nan(bfloat16 v) { return std::isnan(static_cast<float>(v)); }
-
-// A position on the number line of bfloat16 values: adjacent values differ by 1 (-0 and +0 are both 0).
-int ordinal(bfloat16 v) { return (v.bits & 0x8000u) ? -static_cast<int>(v.bits & 0x7fffu) : v.bits & 0x7fff; }
-
-// "" when actual and expected are at most max_ulps bfloat16 steps apart everywhere (a NaN matching only a
-// NaN; max_ulps 0 also tells -0 from +0), else the first element that is not.
-std::string first_difference(const std::vector<bfloat16>& actual, const std::vector<bfloat16>& expected,
-                             int max_ulps) {
-  if (actual.size() != expected.size()) return "sizes differ";
-  for (std::size_t i = 0; i < actual.size(); ++i) {
-    const bool both_nan = is_nan(actual[i]) && is_nan(expected[i]);
-    const bool close = max_ulps == 0 ? actual[i].bits == expected[i].bits
-                                     : std::abs(ordinal(actual[i]) - ordinal(expected[i])) <= max_ulps;
-    if (!both_nan && (is_nan(actual[i]) || is_nan(expected[i]) || !close)) {
-      std::ostringstream message;
-      message << "element " << i << " of " << actual.size() << ": got " << static_cast<float>(actual[i])
-              << ", expected " << static_cast<float>(expected[i]) << " (more than " << max_ulps
-              << " ulp apart)";
-      return message.str();
-    }
-  }
-  return "";
-}
-
-// The bfloat16 result must be the double result rounded once, bit for bit, and within 1 ulp of the float
-// result rounded.
-void check_against_wider(const std::vector<bfloat16>& actual, const std::vector<double>& from_double,
-                         const std::vector<float>& from_float, const char* what) {
-  const std::string exact = first_difference(actual, round_to_bfloat16(from_double), 0);
-  CHECK_MESSAGE(exact.empty(), what, " vs the double reference: ", exact);
-  const std::string close = first_difference(actual, round_to_bfloat16(from_float), 1);
-  CHECK_MESSAGE(close.empty(), what, " vs the float reference: ", close);
 }
 
 template <typename T>
@@ -164,21 +123,21 @@ TEST_CASE("bfloat16 max_pool2d reference: forward and backward equal the wider r
       ref::max_pool2d_forward(g, x.data(), y.data(), argmax.data());
       auto y_double = sized<double>(out);
       auto argmax_double = sized<std::int64_t>(out);
-      ref::max_pool2d_forward(g, widen<double>(x).data(), y_double.data(), argmax_double.data());
+      ref::max_pool2d_forward(g, converted<double>(x).data(), y_double.data(), argmax_double.data());
       auto y_float = sized<float>(out);
       auto argmax_float = sized<std::int64_t>(out);
-      ref::max_pool2d_forward(g, widen<float>(x).data(), y_float.data(), argmax_float.data());
-      check_against_wider(y, y_double, y_float, "y");
+      ref::max_pool2d_forward(g, converted<float>(x).data(), y_float.data(), argmax_float.data());
+      check_bfloat16_against_wider(y, y_double, y_float, "y");
       CHECK(argmax == argmax_double);
       CHECK(argmax == argmax_float);
 
       auto gx = sized<bfloat16>(in);
       ref::max_pool2d_backward(g, gy.data(), argmax.data(), gx.data());
       auto gx_double = sized<double>(in);
-      ref::max_pool2d_backward(g, widen<double>(gy).data(), argmax.data(), gx_double.data());
+      ref::max_pool2d_backward(g, converted<double>(gy).data(), argmax.data(), gx_double.data());
       auto gx_float = sized<float>(in);
-      ref::max_pool2d_backward(g, widen<float>(gy).data(), argmax.data(), gx_float.data());
-      check_against_wider(gx, gx_double, gx_float, "gx");
+      ref::max_pool2d_backward(g, converted<float>(gy).data(), argmax.data(), gx_float.data());
+      check_bfloat16_against_wider(gx, gx_double, gx_float, "gx");
     }
   }
 }
@@ -198,18 +157,18 @@ TEST_CASE("bfloat16 avg_pool2d reference: forward and backward equal the wider r
       auto y = sized<bfloat16>(out);
       ref::avg_pool2d_forward(g, x.data(), y.data());
       auto y_double = sized<double>(out);
-      ref::avg_pool2d_forward(g, widen<double>(x).data(), y_double.data());
+      ref::avg_pool2d_forward(g, converted<double>(x).data(), y_double.data());
       auto y_float = sized<float>(out);
-      ref::avg_pool2d_forward(g, widen<float>(x).data(), y_float.data());
-      check_against_wider(y, y_double, y_float, "y");
+      ref::avg_pool2d_forward(g, converted<float>(x).data(), y_float.data());
+      check_bfloat16_against_wider(y, y_double, y_float, "y");
 
       auto gx = sized<bfloat16>(in);
       ref::avg_pool2d_backward(g, gy.data(), gx.data());
       auto gx_double = sized<double>(in);
-      ref::avg_pool2d_backward(g, widen<double>(gy).data(), gx_double.data());
+      ref::avg_pool2d_backward(g, converted<double>(gy).data(), gx_double.data());
       auto gx_float = sized<float>(in);
-      ref::avg_pool2d_backward(g, widen<float>(gy).data(), gx_float.data());
-      check_against_wider(gx, gx_double, gx_float, "gx");
+      ref::avg_pool2d_backward(g, converted<float>(gy).data(), gx_float.data());
+      check_bfloat16_against_wider(gx, gx_double, gx_float, "gx");
     }
   }
 }
@@ -227,18 +186,18 @@ TEST_CASE("bfloat16 global_avg_pool2d reference: forward and backward equal the 
     auto y = sized<bfloat16>(planes);
     ref::global_avg_pool2d_forward(planes, plane_size, x.data(), y.data());
     auto y_double = sized<double>(planes);
-    ref::global_avg_pool2d_forward(planes, plane_size, widen<double>(x).data(), y_double.data());
+    ref::global_avg_pool2d_forward(planes, plane_size, converted<double>(x).data(), y_double.data());
     auto y_float = sized<float>(planes);
-    ref::global_avg_pool2d_forward(planes, plane_size, widen<float>(x).data(), y_float.data());
-    check_against_wider(y, y_double, y_float, "y");
+    ref::global_avg_pool2d_forward(planes, plane_size, converted<float>(x).data(), y_float.data());
+    check_bfloat16_against_wider(y, y_double, y_float, "y");
 
     auto gx = sized<bfloat16>(planes * plane_size);
     ref::global_avg_pool2d_backward(planes, plane_size, gy.data(), gx.data());
     auto gx_double = sized<double>(planes * plane_size);
-    ref::global_avg_pool2d_backward(planes, plane_size, widen<double>(gy).data(), gx_double.data());
+    ref::global_avg_pool2d_backward(planes, plane_size, converted<double>(gy).data(), gx_double.data());
     auto gx_float = sized<float>(planes * plane_size);
-    ref::global_avg_pool2d_backward(planes, plane_size, widen<float>(gy).data(), gx_float.data());
-    check_against_wider(gx, gx_double, gx_float, "gx");
+    ref::global_avg_pool2d_backward(planes, plane_size, converted<float>(gy).data(), gx_float.data());
+    check_bfloat16_against_wider(gx, gx_double, gx_float, "gx");
   }
 }
 
@@ -249,10 +208,10 @@ TEST_CASE("bfloat16 Tensor-level pooling ops match the float32 ops on the same v
   const Shape shape{3, 17, 13, 11};
   const std::vector<bfloat16> x_values = random_values<bfloat16>(shape.numel(), 7, -2.0f, 2.0f);
   const Tensor x = Tensor::from_vector(x_values, shape),
-               x_float = Tensor::from_vector(widen<float>(x_values), shape);
+               x_float = Tensor::from_vector(converted<float>(x_values), shape);
   auto as_double = [](const Tensor& t) {
     REQUIRE(t.dtype() == DType::BFloat16);
-    return widen<double>(t.to_vector<bfloat16>());
+    return converted<double>(t.to_vector<bfloat16>());
   };
   auto expect_close = [&](const Tensor& actual, const Tensor& expected_float, const char* what) {
     const std::vector<double> a = as_double(actual), e = expected_float.to_vector<double>();
@@ -277,7 +236,7 @@ TEST_CASE("bfloat16 Tensor-level pooling ops match the float32 ops on the same v
 
     const std::vector<bfloat16> gy_values = random_values<bfloat16>(max.output.numel(), seed++);
     const Tensor gy = Tensor::from_vector(gy_values, max.output.shape());
-    const Tensor gy_float = Tensor::from_vector(widen<float>(gy_values), max.output.shape());
+    const Tensor gy_float = Tensor::from_vector(converted<float>(gy_values), max.output.shape());
     expect_close(raw::max_pool2d_backward(gy, max.argmax, shape, options),
                  raw::max_pool2d_backward(gy_float, max_float.argmax, shape, options), "max_pool2d backward");
     expect_close(raw::avg_pool2d_forward(x, options), raw::avg_pool2d_forward(x_float, options),
@@ -288,7 +247,8 @@ TEST_CASE("bfloat16 Tensor-level pooling ops match the float32 ops on the same v
   expect_close(raw::global_avg_pool2d_forward(x), raw::global_avg_pool2d_forward(x_float),
                "global_avg_pool2d");
   const std::vector<bfloat16> gy_values = random_values<bfloat16>(3 * 17, seed);
-  expect_close(raw::global_avg_pool2d_backward(Tensor::from_vector(gy_values, {3, 17}), shape),
-               raw::global_avg_pool2d_backward(Tensor::from_vector(widen<float>(gy_values), {3, 17}), shape),
-               "global_avg_pool2d backward");
+  expect_close(
+      raw::global_avg_pool2d_backward(Tensor::from_vector(gy_values, {3, 17}), shape),
+      raw::global_avg_pool2d_backward(Tensor::from_vector(converted<float>(gy_values), {3, 17}), shape),
+      "global_avg_pool2d backward");
 }

@@ -26,6 +26,7 @@
 #include "core/tensor.hpp"
 #include "kernels/dropout/dropout.hpp"
 #include "kernels/reduce/reduce.hpp"
+#include "tests/support/bfloat16_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 
 namespace {
@@ -34,55 +35,13 @@ using namespace kiln;
 using kernels::PhiloxState;
 using kernels::ReduceGeometry;
 using kernels::ReduceOp;
+using testing::bfloat16_difference;
+using testing::converted;
 using testing::random_values;
 
 constexpr Device kCpu = Device::cpu();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-template <typename Wide>
-std::vector<Wide> widen(const std::vector<bfloat16>& values) {
-  return std::vector<Wide>(values.begin(), values.end());
-}
-
-template <typename Wide>
-std::vector<bfloat16> to_bf16(const std::vector<Wide>& values) {
-  std::vector<bfloat16> rounded;
-  rounded.reserve(values.size());
-  for (const Wide value : values) rounded.push_back(bfloat16(value));
-  return rounded;
-}
-
-// How many bfloat16 steps lie between a and b: 0 for two NaNs and for -0 against +0, "far" for a NaN
-// against a number (bit patterns of one sign are ordered like the values).
-std::int64_t ulp_distance(bfloat16 a, bfloat16 b) {
-  constexpr std::int64_t kFar = 1 << 20;
-  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b) ? 0 : kFar;
-  const auto position = [](bfloat16 v) -> std::int64_t {
-    const std::int64_t magnitude = v.bits & 0x7fff;
-    return (v.bits & 0x8000) != 0 ? -magnitude : magnitude;
-  };
-  return std::abs(position(a) - position(b));
-}
-
-// "" when actual and expected agree everywhere within max_ulps bfloat16 steps (with max_ulps 0: the same
-// bits, any NaN matching any NaN), else the first element that does not.
-std::string bf16_difference(const std::vector<bfloat16>& actual, const std::vector<bfloat16>& expected,
-                            std::int64_t max_ulps) {
-  if (actual.size() != expected.size()) return "sizes differ";
-  for (std::size_t i = 0; i < actual.size(); ++i) {
-    const bool both_nan = std::isnan(actual[i]) && std::isnan(expected[i]);
-    const bool same = max_ulps == 0 ? both_nan || actual[i].bits == expected[i].bits
-                                    : ulp_distance(actual[i], expected[i]) <= max_ulps;
-    if (!same) {
-      std::ostringstream message;
-      message << "element " << i << " of " << actual.size() << ": got " << static_cast<float>(actual[i])
-              << ", expected " << static_cast<float>(expected[i]);
-      return message.str();
-    }
-  }
-  return "";
-}
 
 // ---- reduce ------------------------------------------------------------------------------------------
 
@@ -102,16 +61,16 @@ TEST_CASE("bfloat16 Sum: the double reference rounded once; Max, Min, argmax: fl
       kernels::reduce<bfloat16>(kCpu, op, g, x.data(), y.data());
       std::vector<double> y_double(outputs);
       std::vector<float> y_float(outputs);
-      kernels::reference::reduce(op, g, widen<double>(x).data(), y_double.data());
-      kernels::reference::reduce(op, g, widen<float>(x).data(), y_float.data());
-      std::string difference = bf16_difference(y, to_bf16(y_double), 0);
+      kernels::reference::reduce(op, g, converted<double>(x).data(), y_double.data());
+      kernels::reference::reduce(op, g, converted<float>(x).data(), y_float.data());
+      std::string difference = bfloat16_difference(y, converted<bfloat16>(y_double), 0);
       CHECK_MESSAGE(difference.empty(), "against the double reference: " << difference);
-      difference = bf16_difference(y, to_bf16(y_float), op == ReduceOp::Sum ? 1 : 0);
+      difference = bfloat16_difference(y, converted<bfloat16>(y_float), op == ReduceOp::Sum ? 1 : 0);
       CHECK_MESSAGE(difference.empty(), "against the float reference: " << difference);
     }
     std::vector<std::int64_t> indices(outputs), float_indices(outputs);
     kernels::argmax<bfloat16>(kCpu, g, x.data(), indices.data());
-    kernels::reference::argmax(g, widen<float>(x).data(), float_indices.data());
+    kernels::reference::argmax(g, converted<float>(x).data(), float_indices.data());
     CHECK(indices == float_indices);
   }
 }
@@ -154,8 +113,8 @@ std::pair<Tensor, Tensor> bf16_and_float(const Shape& shape, std::uint64_t seed)
 void check_tensor(const Tensor& bf16, const Tensor& reference, std::int64_t max_ulps) {
   CHECK(bf16.dtype() == DType::BFloat16);
   CHECK(bf16.shape() == reference.shape());
-  const std::string difference =
-      bf16_difference(bf16.to_vector<bfloat16>(), to_bf16(reference.to_vector<float>()), max_ulps);
+  const std::string difference = bfloat16_difference(
+      bf16.to_vector<bfloat16>(), converted<bfloat16>(reference.to_vector<float>()), max_ulps);
   CHECK_MESSAGE(difference.empty(), difference);
 }
 
@@ -203,18 +162,18 @@ TEST_CASE("bfloat16 dropout: float's mask, rounded; y is x times that mask round
       std::vector<bfloat16> y(count), mask(count);
       kernels::dropout_forward<bfloat16>(kCpu, n, p, state, x.data(), y.data(), mask.data());
       std::vector<float> y_float(count), mask_float(count);
-      const std::vector<float> x_float = widen<float>(x);
+      const std::vector<float> x_float = converted<float>(x);
       kernels::reference::dropout_forward(n, p, state, x_float.data(), y_float.data(), mask_float.data());
 
-      std::string difference = bf16_difference(mask, to_bf16(mask_float), 0);
+      std::string difference = bfloat16_difference(mask, converted<bfloat16>(mask_float), 0);
       CHECK_MESSAGE(difference.empty(), "mask: " << difference);
       // The product of two bfloat16 values is exact in double, so this is the exact product rounded once.
       std::vector<double> exact(count);
       for (std::size_t i = 0; i < count; ++i)
         exact[i] = static_cast<double>(x[i]) * static_cast<double>(mask[i]);
-      difference = bf16_difference(y, to_bf16(exact), 0);
+      difference = bfloat16_difference(y, converted<bfloat16>(exact), 0);
       CHECK_MESSAGE(difference.empty(), "y against the exact product: " << difference);
-      difference = bf16_difference(y, to_bf16(y_float), 1);
+      difference = bfloat16_difference(y, converted<bfloat16>(y_float), 1);
       CHECK_MESSAGE(difference.empty(), "y against float's y: " << difference);
     }
   }
