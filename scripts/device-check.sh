@@ -7,21 +7,26 @@
 #
 # Stages, each timestamped, each run even when an earlier one failed (a stage that needs a missing
 # program is marked failed); the end lists which failed and the script exits non-zero if any did:
-#   gpu        nvidia-smi                                                          -> $OUT/gpu.log
+#   gpu        nvidia-smi                                                          -> $OUT/build.log (top)
 #   configure  Release, the CUDA backend (checked), ninja where present            -> $OUT/build.log
-#   build      kiln_tests, compare_kiln_gpu and kiln on every core, keeping going
-#              past errors                                                         -> $OUT/build.log
+#   build      kiln_tests, compare_kiln_gpu, kiln and the ladder benchmarks
+#              (gemm_ladder, conv2d_ladder where cuDNN is found) on every core,
+#              keeping going past errors                                           -> $OUT/build.log
 #   tests      ./build-device/kiln_tests -tc='cuda:*'                              -> $OUT/tests.log
 #   ctest      the CTest entries whose names start with "cuda:", 8 at a time        -> $OUT/ctest.log
+#   ladder     scripts/ladder-bench.sh --quick (or $DEVICE_CHECK_LADDER_ARGS): the
+#              kernel ladders against cuBLAS and cuDNN                              -> $OUT/ladder.log,
+#                                                                                     $OUT/ladder.json
 #   compare    scripts/compare-gpu.sh --quick (or $DEVICE_CHECK_COMPARE_ARGS)       -> $OUT/compare.log,
 #                                                                                     $OUT/compare.json
-# and $OUT/stages.log, the timestamps and results. Seven files: the device tool returns at most eight.
+# and $OUT/stages.log, the timestamps and results. Eight files, the most the device tool returns (so the
+# nvidia-smi output opens build.log rather than having a file of its own).
 #
 # Time: the whole must end inside the device call's limit, so each stage runs under `timeout`, capped
-# (configure 90 s, build 300 s, tests 100 s, ctest 60 s, compare 150 s) and never past
+# (configure 90 s, build 300 s, tests 100 s, ctest 60 s, ladder 120 s, compare 150 s) and never past
 # DEVICE_CHECK_BUDGET_S (default 480 s) from the start; a stage that would get less than 20 s is skipped
 # and counts as failed.
-# Override the caps with DEVICE_CHECK_{CONFIGURE,BUILD,TESTS,CTEST,COMPARE}_S.
+# Override the caps with DEVICE_CHECK_{CONFIGURE,BUILD,TESTS,CTEST,LADDER,COMPARE}_S.
 #
 # Without $OUT (a run by hand) the logs go to out/device-check/.
 set -uo pipefail  # no -e: a failed stage is recorded and the next one runs
@@ -29,10 +34,11 @@ cd "$(dirname "$0")/.." || exit 1
 
 out="${OUT:-out/device-check}"
 mkdir -p "$out"
-rm -f "$out"/{stages,gpu,build,tests,ctest,compare}.log "$out/compare.json"  # a rerun by hand starts clean
+rm -f "$out"/{stages,gpu,build,tests,ctest,ladder,compare}.log "$out"/{ladder,compare}.json  # a rerun starts clean
 build_dir=build-device
 budget_s="${DEVICE_CHECK_BUDGET_S:-480}"
 compare_args="${DEVICE_CHECK_COMPARE_ARGS:---quick}"
+ladder_args="${DEVICE_CHECK_LADDER_ARGS:---quick}"
 start_s=$SECONDS
 failed=()
 
@@ -65,21 +71,21 @@ stage() {
 # ---- the machine ---------------------------------------------------------------------------------------
 log "device-check: $(uname -m), $(nproc) cores, budget ${budget_s}s, logs in $out"
 export PYTHONUNBUFFERED=1  # the Python programs' progress reaches the logs as it happens
-gpu_log="$out/gpu.log"
+build_log="$out/build.log"
 if {
+  echo "== gpu"
   nvidia-smi
   echo
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
     --format=csv
-} >"$gpu_log" 2>&1; then
+} >"$build_log" 2>&1; then
   log "gpu: ok ($(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1))"
 else
-  log "gpu: FAILED (nvidia-smi; see gpu.log)"
+  log "gpu: FAILED (nvidia-smi; see the top of build.log)"
   failed+=(gpu)
 fi
 
 # ---- build ---------------------------------------------------------------------------------------------
-build_log="$out/build.log"
 {
   echo "== tools"
   cmake --version | head -1
@@ -87,7 +93,7 @@ build_log="$out/build.log"
   c++ --version | head -1
   "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" --version | tail -2
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-} >"$build_log" 2>&1
+} >>"$build_log" 2>&1
 # CMakeLists.txt looks for nvcc in /usr/local/cuda; elsewhere on PATH, CUDACXX names it.
 if [ ! -x /usr/local/cuda/bin/nvcc ] && [ -z "${CUDACXX:-}" ] && command -v nvcc >/dev/null; then
   CUDACXX="$(command -v nvcc)"
@@ -110,9 +116,13 @@ fi
 # Keep going past a file that fails: the other targets (the comparison, the tests) still get built.
 keep_going=(-k)
 if grep -q "^CMAKE_GENERATOR:INTERNAL=Ninja" "$build_dir/CMakeCache.txt" 2>/dev/null; then keep_going=(-k 0); fi
+# The ladder benchmarks the configure step says it set up ("kiln: ladder benchmarks: gemm_ladder conv2d_ladder
+# (...)"): naming a target that does not exist would stop the whole build.
+read -r -a ladder_targets <<<"$(sed -n 's/^-- kiln: ladder benchmarks: \([a-z0-9_ ]*\).*/\1/p' "$build_log" | tail -1)"
 echo "== build" >>"$build_log"
 stage build "${DEVICE_CHECK_BUILD_S:-300}" "$build_log" \
-  cmake --build "$build_dir" -j"$(nproc)" --target kiln_tests compare_kiln_gpu kiln -- "${keep_going[@]}"
+  cmake --build "$build_dir" -j"$(nproc)" --target kiln_tests compare_kiln_gpu kiln \
+  ${ladder_targets[@]+"${ladder_targets[@]}"} -- "${keep_going[@]}"
 grep -E "error|FAILED:" "$build_log" | head -40
 
 # ---- CUDA tests ----------------------------------------------------------------------------------------
@@ -133,6 +143,20 @@ if [ -x "$build_dir/kiln_tests" ]; then
 else
   log "ctest: FAILED (no $build_dir/kiln_tests)"
   failed+=(ctest)
+fi
+
+# ---- the kernel ladders against cuBLAS and cuDNN -------------------------------------------------------
+ladder_log="$out/ladder.log"
+if [ -x "$build_dir/gemm_ladder" ] || [ -x "$build_dir/conv2d_ladder" ]; then
+  # shellcheck disable=SC2086  # DEVICE_CHECK_LADDER_ARGS is a list of options, split on purpose
+  stage ladder "${DEVICE_CHECK_LADDER_S:-120}" "$ladder_log" \
+    bash scripts/ladder-bench.sh --no-build --build-dir "$build_dir" --json "$out/ladder.json" $ladder_args
+  # The GEMM rows and the convolution summary, where the reply's output tail shows them.
+  grep -E "^(gemm_ladder:|measured peaks|[0-9]+x[0-9]+x[0-9]+ )" "$ladder_log" 2>/dev/null | head -30
+  sed -n '/^summary:/,$p' "$ladder_log" 2>/dev/null
+else
+  log "ladder: FAILED (no $build_dir/gemm_ladder or conv2d_ladder: see build.log)"
+  failed+=(ladder)
 fi
 
 # ---- the comparison with PyTorch -----------------------------------------------------------------------

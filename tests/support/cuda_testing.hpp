@@ -60,4 +60,11 @@ std::vector<T> to_host(const Tensor& device_tensor) {
   return device_tensor.to(Device::cpu()).to_vector<T>();
 }
 
+// The device pointer to a float or bfloat16 tensor's elements, for kernels that take untyped operands (the
+// kernel ladders' tables).
+inline const void* device_pointer(const Tensor& tensor) {
+  return tensor.dtype() == DType::BFloat16 ? static_cast<const void*>(tensor.data<bfloat16>())
+                                           : static_cast<const void*>(tensor.data<float>());
+}
+
 }  // namespace kiln::testing

@@ -1,0 +1,165 @@
+// The convolution ladder's table: every step of every pass in order, with what the tests and the benchmark
+// need to run it. A new step is a new file and a line here.
+#include <array>
+#include <climits>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "core/error.hpp"
+#include "kernels/conv2d/ladder/ladder.hpp"
+
+namespace kiln::kernels::conv2d_ladder {
+namespace {
+
+#ifdef KILN_WITH_CUDA  // the launchers exist only where the .cu files are built
+// Gives a typed launcher the table's untyped signature: the inputs are `Operand`s (float or bfloat16).
+template <typename Operand, void (*typed)(const Conv2dGeometry&, const Operand*, const Operand*, float*)>
+void untyped(const Conv2dGeometry& g, const void* first, const void* second, float* output) {
+  typed(g, static_cast<const Operand*>(first), static_cast<const Operand*>(second), output);
+}
+
+bool any_geometry(const Conv2dGeometry&) { return true; }
+// 02's block stages an input tile of 8x8 outputs' reach and 16 filters' R x S taps: 12,288 floats, 48 KiB.
+bool halo_fits(const Conv2dGeometry& g) {
+  const std::int64_t tile_h = 7 * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
+  const std::int64_t tile_w = 7 * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
+  return tile_h * tile_w + 16 * g.kernel_h * g.kernel_w <= 12288;
+}
+bool one_group(const Conv2dGeometry& g) { return g.groups == 1; }
+// 16-byte copies of consecutive channels: 4 floats, 8 bfloat16.
+bool one_group_channels_of_4(const Conv2dGeometry& g) { return g.groups == 1 && g.in_channels % 4 == 0; }
+bool one_group_channels_of_8(const Conv2dGeometry& g) { return g.groups == 1 && g.in_channels % 8 == 0; }
+// The same for the passes that also copy 16 bytes of consecutive output channels (gy in NHWC).
+bool one_group_channels_and_filters_of_4(const Conv2dGeometry& g) {
+  return one_group_channels_of_4(g) && g.out_channels % 4 == 0;
+}
+bool one_group_channels_and_filters_of_8(const Conv2dGeometry& g) {
+  return one_group_channels_of_8(g) && g.out_channels % 8 == 0;
+}
+#endif
+
+constexpr std::int64_t kMaxWindow = 65535;
+
+// Why `g` is not a convolution every step can run, or "" when it is.
+std::string invalid_reason(const Conv2dGeometry& g) {
+  if (g.batch < 1 || g.in_channels < 1 || g.in_height < 1 || g.in_width < 1 || g.out_channels < 1 ||
+      g.kernel_h < 1 || g.kernel_w < 1 || g.stride_h < 1 || g.stride_w < 1 || g.pad_h < 0 || g.pad_w < 0 ||
+      g.dilation_h < 1 || g.dilation_w < 1 || g.groups < 1)
+    return "sizes, strides, dilations and groups must be at least 1 and padding at least 0";
+  // Index arithmetic like p * stride - pad + r * dilation runs in int: bounding each factor keeps it there.
+  if (g.kernel_h > kMaxWindow || g.kernel_w > kMaxWindow || g.stride_h > kMaxWindow ||
+      g.stride_w > kMaxWindow || g.pad_h > kMaxWindow || g.pad_w > kMaxWindow || g.dilation_h > kMaxWindow ||
+      g.dilation_w > kMaxWindow)
+    return "kernel sizes, strides, padding and dilations must be at most 65535";
+  if (g.in_channels % g.groups != 0 || g.out_channels % g.groups != 0)
+    return "channels must be divisible by groups";
+  if (g.out_height() < 1 || g.out_width() < 1) return "the kernel does not fit in the padded image";
+  const std::int64_t x = g.batch * g.in_channels * g.in_height * g.in_width;
+  const std::int64_t w = g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w;
+  const std::int64_t y = g.batch * g.out_channels * g.out_height() * g.out_width();
+  if (x > INT_MAX || w > INT_MAX || y > INT_MAX)
+    return "every tensor must hold fewer than 2^31 elements (the kernels index with int)";
+  return "";
+}
+
+}  // namespace
+
+std::span<const Step> steps() {
+#ifdef KILN_WITH_CUDA
+  using enum Pass;
+  using enum Layout;
+  static constexpr std::array table{
+      Step{"01_forward_naive",
+           "one thread per output element, a loop over the C/groups x R x S taps, all from global memory", "",
+           Forward, Precision::Fp32, Nchw, any_geometry, untyped<float, launch_01_forward_naive>},
+      Step{"02_forward_shared_tiled",
+           "an 8x8 output tile x 16 channels per block, from an input halo tile and a filter slice staged in "
+           "shared "
+           "memory",
+           "(7*stride_h + (R-1)*dilation_h + 1) * (7*stride_w + (S-1)*dilation_w + 1) + 16*R*S <= 12288",
+           Forward, Precision::Fp32, Nchw, halo_fits, untyped<float, launch_02_forward_shared_tiled>},
+      Step{"03_forward_implicit_gemm",
+           "implicit GEMM: im2col tiles gathered on the fly into shared memory, 4x4 register blocking, the "
+           "next tile "
+           "prefetched through registers",
+           "groups 1", Forward, Precision::Fp32, Nchw, one_group,
+           untyped<float, launch_03_forward_implicit_gemm>},
+      Step{"04_forward_implicit_gemm_tf32",
+           "implicit GEMM on tensor cores (mma.sync m16n8k8 TF32): NHWC 16-byte gathers, a three-stage "
+           "cp.async pipeline, "
+           "the tile width picked by K",
+           "groups 1, C % 4 == 0", Forward, Precision::Tf32, Nhwc, one_group_channels_of_4,
+           untyped<float, launch_04_forward_implicit_gemm_tf32>},
+      Step{"05_forward_implicit_gemm_bf16",
+           "bfloat16 tensor cores (m16n8k16) fed by ldmatrix: twice the values per byte and per mma",
+           "groups 1, C % 8 == 0", Forward, Precision::Bf16, Nhwc, one_group_channels_of_8,
+           untyped<bfloat16, launch_05_forward_implicit_gemm_bf16>},
+      Step{"01_backward_data_naive",
+           "one thread per element of gx, gathering the taps that read it (no atomics)", "", BackwardData,
+           Precision::Fp32, Nchw, any_geometry, untyped<float, launch_01_backward_data_naive>},
+      Step{"03_backward_data_implicit_gemm",
+           "implicit GEMM for gx: gy gathered through the taps that read each input, tiles in shared memory, "
+           "register-blocked 4 x 4",
+           "groups 1", BackwardData, Precision::Fp32, Nchw, one_group,
+           untyped<float, launch_03_backward_data_implicit_gemm>},
+      Step{"04_backward_data_implicit_gemm_tf32",
+           "implicit GEMM for gx on tensor cores (mma.sync m16n8k8 TF32): NHWC 16-byte gathers of gy, a "
+           "division-free "
+           "tap test, a three-stage cp.async pipeline, the tile width picked by C",
+           "groups 1, C % 4 == 0, K % 4 == 0", BackwardData, Precision::Tf32, Nhwc,
+           one_group_channels_and_filters_of_4, untyped<float, launch_04_backward_data_implicit_gemm_tf32>},
+      Step{"05_backward_data_implicit_gemm_bf16",
+           "bfloat16 tensor cores (m16n8k16): A by ldmatrix, the filter's [k][c] slabs by ldmatrix_x4_trans",
+           "groups 1, C % 8 == 0, K % 8 == 0", BackwardData, Precision::Bf16, Nhwc,
+           one_group_channels_and_filters_of_8,
+           untyped<bfloat16, launch_05_backward_data_implicit_gemm_bf16>},
+      Step{"01_backward_weight_naive",
+           "one thread per element of gw, a serial sum over N x P x Q (slow and simple)", "", BackwardWeight,
+           Precision::Fp32, Nchw, any_geometry, untyped<float, launch_01_backward_weight_naive>},
+      Step{"03_backward_weight_implicit_gemm",
+           "implicit GEMM over the batch's positions with split-K: partial tiles summed in a fixed order, "
+           "register-blocked",
+           "groups 1", BackwardWeight, Precision::Fp32, Nchw, one_group,
+           untyped<float, launch_03_backward_weight_implicit_gemm>},
+      Step{"04_backward_weight_implicit_gemm_tf32",
+           "split-K implicit GEMM on tensor cores (mma.sync m16n8k8 TF32): NHWC 16-byte gathers, a "
+           "three-stage "
+           "cp.async pipeline",
+           "groups 1, C % 4 == 0, K % 4 == 0", BackwardWeight, Precision::Tf32, Nhwc,
+           one_group_channels_and_filters_of_4, untyped<float, launch_04_backward_weight_implicit_gemm_tf32>},
+      Step{"05_backward_weight_implicit_gemm_bf16",
+           "bfloat16 tensor cores (m16n8k16) fed by ldmatrix.trans from reduction-major tiles",
+           "groups 1, C % 8 == 0, K % 8 == 0", BackwardWeight, Precision::Bf16, Nhwc,
+           one_group_channels_and_filters_of_8,
+           untyped<bfloat16, launch_05_backward_weight_implicit_gemm_bf16>},
+  };
+  return table;
+#else
+  return {};
+#endif
+}
+
+bool supports(const Step& step, const Conv2dGeometry& g) {
+  return invalid_reason(g).empty() && step.takes(g);
+}
+
+void require_supported(std::string_view step_name, const Conv2dGeometry& g, bool step_takes_it,
+                       std::string_view requirement) {
+  std::string reason = invalid_reason(g);
+  if (reason.empty() && !step_takes_it) reason = "this step needs " + std::string(requirement);
+  KILN_CHECK(reason.empty(), "conv2d ladder ", step_name, ": cannot run N=", g.batch, " C=", g.in_channels,
+             " H=", g.in_height, " W=", g.in_width, " K=", g.out_channels, " R=", g.kernel_h,
+             " S=", g.kernel_w, " groups=", g.groups, ": ", reason);
+}
+
+void require_16_byte_operands(std::string_view step_name, const void* first, const void* second,
+                              const float* output) {
+  const auto on_16_bytes = [](const void* pointer) {
+    return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0;
+  };
+  KILN_CHECK(on_16_bytes(first) && on_16_bytes(second) && on_16_bytes(output), "conv2d ladder ", step_name,
+             ": its inputs and output must start on 16 bytes (its copies move 16 bytes at a time)");
+}
+
+}  // namespace kiln::kernels::conv2d_ladder

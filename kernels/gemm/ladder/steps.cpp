@@ -1,0 +1,81 @@
+// The GEMM ladder's table: every step in order, with what the tests and the benchmark need to run it. A new
+// step is a new file and a line here.
+#include <array>
+#include <climits>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "core/error.hpp"
+#include "kernels/gemm/ladder/ladder.hpp"
+
+namespace kiln::kernels::gemm_ladder {
+namespace {
+
+#ifdef KILN_WITH_CUDA  // the launchers exist only where the .cu files are built
+// Gives a typed launcher the table's untyped signature: A and B are `Operand`s (float or bfloat16).
+template <typename Operand, void (*typed)(const Problem&, const Operand*, const Operand*, float*)>
+void untyped(const Problem& problem, const void* a, const void* b, float* c) {
+  typed(problem, static_cast<const Operand*>(a), static_cast<const Operand*>(b), c);
+}
+#endif
+
+bool fits_int(std::int64_t rows, std::int64_t columns) { return rows * columns <= INT_MAX; }
+
+// Why `problem` cannot run with rows aligned to `alignment` elements, or "" when it can.
+std::string unsupported_reason(const Problem& problem, int alignment) {
+  const Problem& p = problem;
+  if (p.m < 1 || p.n < 1 || p.k < 1) return "M, N and K must be at least 1";
+  if (!fits_int(p.m, p.k) || !fits_int(p.k, p.n) || !fits_int(p.m, p.n))
+    return "every matrix must hold fewer than 2^31 elements (the kernels index with int)";
+  if (p.k % alignment != 0 || p.n % alignment != 0)
+    return "K and N must be multiples of " + std::to_string(alignment) +
+           " (rows of A and B that start on 16 bytes)";
+  return "";
+}
+
+}  // namespace
+
+std::span<const Step> steps() {
+#ifdef KILN_WITH_CUDA
+  static constexpr std::array table{
+      Step{"01_naive", "one thread per element of C, a dot product over K from global memory",
+           Precision::Fp32, 1, untyped<float, launch_01_naive>},
+      Step{"02_shared_tiled",
+           "32x32 tiles of A and B staged in shared memory: each global value read once per block",
+           Precision::Fp32, 1, untyped<float, launch_02_shared_tiled>},
+      Step{"03_register_blocked",
+           "a tile of C per thread in registers, from outer products of A's and B's slices", Precision::Fp32,
+           1, untyped<float, launch_03_register_blocked>},
+      Step{"04_vectorized", "128-bit loads and stores, warp-tiled for conflict-free shared reads",
+           Precision::Fp32, 4, untyped<float, launch_04_vectorized>},
+      Step{"05_mma_tf32", "tensor cores (mma.sync m16n8k8, TF32), tiles double-buffered by cp.async",
+           Precision::Tf32, 4, untyped<float, launch_05_mma_tf32>},
+      Step{"06_mma_bf16", "bfloat16 tensor cores (m16n8k16) fed by ldmatrix, a three-stage cp.async pipeline",
+           Precision::Bf16, 8, untyped<bfloat16, launch_06_mma_bf16>},
+  };
+  return table;
+#else
+  return {};
+#endif
+}
+
+bool supports(const Step& step, const Problem& problem) {
+  return unsupported_reason(problem, step.alignment).empty();
+}
+
+void require_supported(std::string_view step_name, const Problem& problem, int alignment) {
+  const std::string reason = unsupported_reason(problem, alignment);
+  KILN_CHECK(reason.empty(), "gemm ladder ", step_name, ": cannot run M=", problem.m, " N=", problem.n,
+             " K=", problem.k, ": ", reason);
+}
+
+void require_16_byte_operands(std::string_view step_name, const void* a, const void* b, const float* c) {
+  const auto on_16_bytes = [](const void* pointer) {
+    return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0;
+  };
+  KILN_CHECK(on_16_bytes(a) && on_16_bytes(b) && on_16_bytes(c), "gemm ladder ", step_name,
+             ": A, B and C must start on 16 bytes (its loads move 16 bytes at a time)");
+}
+
+}  // namespace kiln::kernels::gemm_ladder

@@ -1,0 +1,844 @@
+// The CPU emulator behind kernels/ladder/launch.cuh, mma.cuh and cp_async.cuh when they are built with
+// KILN_CUDA_EMULATION: runs a grid's blocks one after another, each block's threads as fibers (cooperative,
+// on the calling thread), with real barriers, warp-level operations computed from the layouts mma.cuh
+// documents, deferred cp.async copies and poisoned, guarded dynamic shared memory. cuda_emulator.hpp says
+// what each part does and why.
+//
+// Fibers rather than one std::thread per CUDA thread: a block of the ladders has 256 to 1024 threads that
+// meet at a barrier every few hundred instructions, and a warp of 32 that meets at every mma. A switch
+// between fibers is a dozen instructions (x86-64, below) where a switch between OS threads is a trip
+// through the kernel's scheduler; and the fibers make a deadlock certain the moment no thread can run,
+// with no timeout to wait out.
+//
+// Compiled only into the emulation test (tests/emulation/CMakeLists.txt).
+
+#include "tests/emulation/cuda_emulator.hpp"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/error.hpp"
+#include "kernels/ladder/cp_async.cuh"
+#include "kernels/ladder/launch.cuh"
+#include "kernels/ladder/mma.cuh"
+
+#if defined(__x86_64__)
+#define KILN_EMULATION_ASM_SWITCH 1
+#else
+#include <ucontext.h>
+#endif
+
+namespace kiln::emulation {
+
+thread_local uint3 thread_index{0, 0, 0};
+thread_local uint3 block_index{0, 0, 0};
+thread_local dim3 block_size;
+thread_local dim3 grid_size;
+
+}  // namespace kiln::emulation
+
+// ---- Context switching ----------------------------------------------------------------------------------
+#ifdef KILN_EMULATION_ASM_SWITCH
+// kiln_emulation_switch(&save, next): pushes the callee-saved registers (System V x86-64: rbx, rbp,
+// r12-r15) on the current stack, stores the stack pointer in *save, loads `next` as the stack pointer and
+// pops the registers saved there; `ret` then resumes whoever saved that stack. A fresh fiber's stack is
+// prepared to look as if it had been saved on entry to fiber_entry (make_context below).
+asm(R"(
+  .text
+  .p2align 4
+  .type kiln_emulation_switch,@function
+kiln_emulation_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size kiln_emulation_switch,.-kiln_emulation_switch
+)");
+extern "C" void kiln_emulation_switch(void** save_stack_pointer, void* next_stack_pointer);
+#endif
+
+namespace kiln::emulation {
+namespace {
+
+struct Context {
+#ifdef KILN_EMULATION_ASM_SWITCH
+  void* stack_pointer = nullptr;
+#else
+  ucontext_t context;
+#endif
+};
+
+void switch_context(Context& from, Context& to) {
+#ifdef KILN_EMULATION_ASM_SWITCH
+  kiln_emulation_switch(&from.stack_pointer, to.stack_pointer);
+#else
+  swapcontext(&from.context, &to.context);
+#endif
+}
+
+// A context that starts entry() on the stack [stack, stack + bytes); entry never returns.
+void make_context(Context& context, unsigned char* stack, std::size_t bytes, void (*entry)()) {
+#ifdef KILN_EMULATION_ASM_SWITCH
+  auto top = reinterpret_cast<std::uintptr_t>(stack + bytes) & ~std::uintptr_t{15};
+  auto* slot = reinterpret_cast<std::uintptr_t*>(top);
+  *--slot = 0;                                        // entry's return address: none (keeps rsp % 16 == 8)
+  *--slot = reinterpret_cast<std::uintptr_t>(entry);  // where kiln_emulation_switch's `ret` goes
+  for (int i = 0; i < 6; ++i) *--slot = 0;            // rbp, rbx, r12-r15
+  context.stack_pointer = slot;
+#else
+  getcontext(&context.context);
+  context.context.uc_stack.ss_sp = stack;
+  context.context.uc_stack.ss_size = bytes;
+  context.context.uc_link = nullptr;
+  makecontext(&context.context, entry, 0);
+#endif
+}
+
+// ---- Memory with guard pages ----------------------------------------------------------------------------
+std::size_t page_size() {
+  static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+std::size_t round_up(std::size_t value, std::size_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
+}
+
+// An anonymous mapping, released on destruction.
+class Mapping {
+ public:
+  Mapping() = default;
+  explicit Mapping(std::size_t bytes) : bytes_(bytes) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    KILN_CHECK(p != MAP_FAILED, "cuda emulator: mmap of ", bytes, " bytes failed");
+    base_ = static_cast<unsigned char*>(p);
+  }
+  ~Mapping() {
+    if (base_ != nullptr) munmap(base_, bytes_);
+  }
+  Mapping(Mapping&& other) noexcept : base_(other.base_), bytes_(other.bytes_) { other.base_ = nullptr; }
+  Mapping& operator=(Mapping&& other) noexcept {
+    std::swap(base_, other.base_);
+    std::swap(bytes_, other.bytes_);
+    return *this;
+  }
+  unsigned char* base() const { return base_; }
+  std::size_t bytes() const { return bytes_; }
+  void protect(std::size_t offset, std::size_t bytes) const {
+    KILN_CHECK(mprotect(base_ + offset, bytes, PROT_NONE) == 0, "cuda emulator: mprotect failed");
+  }
+
+ private:
+  unsigned char* base_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
+// ---- What a launch keeps --------------------------------------------------------------------------------
+enum class State { Runnable, AtBlockBarrier, AtWarpOperation, Finished };
+
+struct Copy {
+  void* destination;
+  const void* source;
+  int bytes;
+  bool in_bounds;
+};
+
+// A warp-level operation: the last lane to arrive calls it with every lane's slot (lanes 0 .. lanes - 1).
+using WarpOperation = void (*)(void* const* slots, int lanes);
+
+struct Fiber {
+  Context context;
+  unsigned char* stack = nullptr;
+  uint3 index{0, 0, 0};
+  int rank = 0;  // linear index in the block: x + y X + z X Y; lane = rank % 32, warp = rank / 32
+  State state = State::Runnable;
+  const char* waiting_at = "";
+  std::vector<Copy> copies;      // issued and not landed, in order
+  std::vector<int> group_sizes;  // committed groups (oldest first): how many of `copies` each holds
+  int open_copies = 0;           // issued since the last commit (the tail of `copies`)
+};
+
+struct Warp {
+  int lanes = 32;
+  int arrived = 0;
+  WarpOperation operation = nullptr;
+  const char* name = "";
+  void* slots[32] = {};
+};
+
+constexpr std::size_t kStackBytes = 256 * 1024;
+constexpr unsigned char kSharedPoison = 0xff;               // every float and bfloat16 made of it is a NaN
+constexpr std::size_t kMaxDynamicSharedBytes = 227 * 1024;  // an H100's per-block opt-in limit
+constexpr int kWatchdogSeconds = 120;
+
+struct Launch {
+  const char* name = "";
+  dim3 grid, block;
+  const std::function<void()>* body = nullptr;
+  int threads = 0;
+  std::vector<Fiber>* fibers = nullptr;
+  std::vector<Warp> warps;
+  Fiber* current = nullptr;
+  Context scheduler;
+  int barrier_arrived = 0;
+  std::exception_ptr error;
+  unsigned char* shared = nullptr;  // the dynamic shared memory
+  std::size_t shared_bytes = 0;
+};
+
+thread_local Launch* active = nullptr;
+
+// Fiber stacks, kept between launches: kStackBytes each with a guard page below.
+struct StackPool {
+  Mapping mapping;
+  std::vector<Fiber> fibers;
+  void reserve(int count) {
+    if (static_cast<int>(fibers.size()) >= count) return;
+    const std::size_t each = kStackBytes + page_size();
+    Mapping grown(each * static_cast<std::size_t>(count));
+    for (int i = 0; i < count; ++i) grown.protect(each * static_cast<std::size_t>(i), page_size());
+    mapping = std::move(grown);
+    fibers.assign(static_cast<std::size_t>(count), Fiber{});
+    for (int i = 0; i < count; ++i)
+      fibers[static_cast<std::size_t>(i)].stack =
+          mapping.base() + each * static_cast<std::size_t>(i) + page_size();
+  }
+};
+thread_local StackPool stack_pool;
+
+struct DeviceBuffer {
+  const unsigned char* begin;
+  std::size_t bytes;
+};
+std::vector<DeviceBuffer>& device_buffers() {
+  static std::vector<DeviceBuffer> buffers;
+  return buffers;
+}
+bool inside_device_buffer(const void* pointer, std::size_t bytes) {
+  const auto* p = static_cast<const unsigned char*>(pointer);
+  for (const DeviceBuffer& buffer : device_buffers())
+    if (p >= buffer.begin && p + bytes <= buffer.begin + buffer.bytes) return true;
+  return false;
+}
+bool touches_device_buffer(const void* pointer, std::size_t bytes) {
+  const auto* p = static_cast<const unsigned char*>(pointer);
+  for (const DeviceBuffer& buffer : device_buffers())
+    if (p < buffer.begin + buffer.bytes && buffer.begin < p + bytes) return true;
+  return false;
+}
+
+std::string describe(const uint3& v) {
+  std::ostringstream text;  // (GCC 12 at -O3 warns, wrongly, on the same built with operator+: -Wrestrict)
+  text << "(" << v.x << ", " << v.y << ", " << v.z << ")";
+  return text.str();
+}
+
+Launch& launch_here(const char* what) {
+  if (active == nullptr || active->current == nullptr)
+    fail("cuda emulator: ", what, " called outside a kernel launched through ladder::launch");
+  return *active;
+}
+
+// Throws a kiln::Error prefixed with the kernel, block and thread running now.
+template <typename... Parts>
+[[noreturn]] void fail_here(const Parts&... parts) {
+  const Launch& launch = *active;
+  fail(launch.name, ": block ", describe(block_index), " thread ", describe(thread_index), ": ", parts...);
+}
+
+void yield_to_scheduler() {
+  Launch& launch = *active;
+  switch_context(launch.current->context, launch.scheduler);
+}
+
+// ---- Fault reporting and the watchdog --------------------------------------------------------------------
+// What the fault handler prints; plain globals (a signal handler may read them).
+const char* volatile fault_kernel = nullptr;
+volatile unsigned fault_block[3], fault_thread[3];
+struct sigaction previous_segv, previous_bus;
+stack_t alternate_stack;
+std::vector<unsigned char> alternate_stack_memory;
+
+void write_text(const char* text) {
+  const ssize_t ignored = write(STDERR_FILENO, text, std::strlen(text));
+  (void)ignored;
+}
+void write_number(std::uintptr_t value, int base) {
+  char digits[32];
+  int n = 0;
+  do {
+    digits[n++] = "0123456789abcdef"[value % static_cast<unsigned>(base)];
+    value /= static_cast<unsigned>(base);
+  } while (value != 0);
+  char text[34];
+  int t = 0;
+  if (base == 16) {
+    text[t++] = '0';
+    text[t++] = 'x';
+  }
+  while (n > 0) text[t++] = digits[--n];
+  text[t] = '\0';
+  write_text(text);
+}
+
+void on_fault(int signal, siginfo_t* info, void*) {
+  write_text("\ncuda emulator: memory fault at ");
+  write_number(reinterpret_cast<std::uintptr_t>(info->si_addr), 16);
+  write_text(" in ");
+  write_text(fault_kernel != nullptr ? fault_kernel : "?");
+  write_text(", block (");
+  for (int i = 0; i < 3; ++i) {
+    write_number(fault_block[i], 10);
+    write_text(i < 2 ? ", " : "), thread (");
+  }
+  for (int i = 0; i < 3; ++i) {
+    write_number(fault_thread[i], 10);
+    write_text(i < 2 ? ", " : ")");
+  }
+  write_text(
+      ": a read or write past a guarded operand, past the dynamic shared memory, or off a thread's stack\n");
+  // Hand the fault to whoever handled it before (doctest reports the crashed test): the instruction runs
+  // again and faults again under the previous handler.
+  sigaction(SIGSEGV, &previous_segv, nullptr);
+  sigaction(SIGBUS, &previous_bus, nullptr);
+  (void)signal;
+}
+
+void install_fault_handler() {
+  if (alternate_stack_memory.empty()) alternate_stack_memory.resize(64 * 1024);
+  alternate_stack.ss_sp = alternate_stack_memory.data();
+  alternate_stack.ss_size = alternate_stack_memory.size();
+  alternate_stack.ss_flags = 0;
+  sigaltstack(&alternate_stack, nullptr);
+  struct sigaction action {};
+  action.sa_sigaction = on_fault;
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGSEGV, &action, &previous_segv);
+  sigaction(SIGBUS, &action, &previous_bus);
+}
+void remove_fault_handler() {
+  sigaction(SIGSEGV, &previous_segv, nullptr);
+  sigaction(SIGBUS, &previous_bus, nullptr);
+}
+
+// A launch that runs longer than kWatchdogSeconds (a thread spinning in a loop that never meets a barrier)
+// aborts the process with its name: a deadlock at a barrier is found at once, without it.
+std::atomic<std::int64_t> launch_started_ms{0};
+std::atomic<const char*> launch_name{nullptr};
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+void start_watchdog() {
+  static std::once_flag started;
+  std::call_once(started, [] {
+    std::thread([] {
+      for (;;) {
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        const std::int64_t started_ms = launch_started_ms.load();
+        if (started_ms != 0 && now_ms() - started_ms > kWatchdogSeconds * 1000) {
+          std::fprintf(stderr,
+                       "\ncuda emulator: %s has run for over %d s: a thread stuck in a loop? aborting\n",
+                       launch_name.load(), kWatchdogSeconds);
+          std::abort();
+        }
+      }
+    }).detach();
+  });
+}
+
+// ---- Running a block --------------------------------------------------------------------------------------
+[[noreturn]] void fiber_entry() {
+  Launch& launch = *active;
+  try {
+    (*launch.body)();
+  } catch (...) {
+    if (!launch.error) launch.error = std::current_exception();
+  }
+  launch.current->state = State::Finished;
+  switch_context(launch.current->context, launch.scheduler);
+  std::abort();  // a finished fiber is never resumed
+}
+
+// Where the threads of a stuck block wait, for the deadlock message.
+std::string describe_deadlock(const Launch& launch) {
+  int at_barrier = 0, finished = 0;
+  for (int i = 0; i < launch.threads; ++i) {
+    const Fiber& fiber = (*launch.fibers)[static_cast<std::size_t>(i)];
+    if (fiber.state == State::AtBlockBarrier) ++at_barrier;
+    if (fiber.state == State::Finished) ++finished;
+  }
+  std::ostringstream text;
+  text << "deadlock in " << launch.name << ", block " << describe(block_index) << ": " << at_barrier << " of "
+       << launch.threads << " threads stuck at __syncthreads, " << finished
+       << " returned (a barrier that some threads never reach: undefined on the GPU)";
+  int listed = 0;
+  for (std::size_t w = 0; w < launch.warps.size() && listed < 8; ++w) {
+    const Warp& warp = launch.warps[w];
+    if (warp.arrived == 0) continue;
+    text << "; warp " << w << ": " << warp.arrived << " of " << warp.lanes << " lanes wait at " << warp.name;
+    ++listed;
+  }
+  return text.str();
+}
+
+void run_block(Launch& launch, const uint3& block) {
+  block_index = block;
+  for (int i = 0; i < launch.threads; ++i) {
+    Fiber& fiber = (*launch.fibers)[static_cast<std::size_t>(i)];
+    const unsigned x = static_cast<unsigned>(i) % launch.block.x;
+    const unsigned y = static_cast<unsigned>(i) / launch.block.x % launch.block.y;
+    const unsigned z = static_cast<unsigned>(i) / (launch.block.x * launch.block.y);
+    fiber.index = {x, y, z};
+    fiber.rank = i;
+    fiber.state = State::Runnable;
+    fiber.waiting_at = "";
+    fiber.copies.clear();
+    fiber.group_sizes.clear();
+    fiber.open_copies = 0;
+    make_context(fiber.context, fiber.stack, kStackBytes, fiber_entry);
+  }
+  for (Warp& warp : launch.warps) {
+    warp.arrived = 0;
+    warp.operation = nullptr;
+  }
+  launch.barrier_arrived = 0;
+  if (launch.shared_bytes > 0) std::memset(launch.shared, kSharedPoison, launch.shared_bytes);
+  fault_block[0] = block.x;
+  fault_block[1] = block.y;
+  fault_block[2] = block.z;
+
+  // Odd blocks run their threads last to first: a barrier missing between a write to shared memory and
+  // another thread's read of it shows whichever thread runs first.
+  const bool reverse = (block.x + block.y + block.z) % 2 == 1;
+  for (;;) {
+    bool ran = false, all_finished = true;
+    for (int n = 0; n < launch.threads; ++n) {
+      const int i = reverse ? launch.threads - 1 - n : n;
+      Fiber& fiber = (*launch.fibers)[static_cast<std::size_t>(i)];
+      if (fiber.state != State::Finished) all_finished = false;
+      if (fiber.state != State::Runnable) continue;
+      launch.current = &fiber;
+      thread_index = fiber.index;
+      fault_thread[0] = fiber.index.x;
+      fault_thread[1] = fiber.index.y;
+      fault_thread[2] = fiber.index.z;
+      switch_context(launch.scheduler, fiber.context);
+      launch.current = nullptr;
+      ran = true;
+      if (launch.error) std::rethrow_exception(launch.error);
+    }
+    if (all_finished) return;
+    if (!ran) fail(describe_deadlock(launch));
+  }
+}
+
+// ---- Warp-level operations --------------------------------------------------------------------------------
+// The calling lane publishes `slot` and waits for its warp; the last lane to arrive runs `operation` on every
+// lane's slot, and the warp goes on.
+void warp_collective(const char* name, WarpOperation operation, void* slot, bool needs_full_warp) {
+  Launch& launch = launch_here(name);
+  Fiber& fiber = *launch.current;
+  Warp& warp = launch.warps[static_cast<std::size_t>(fiber.rank / 32)];
+  if (needs_full_warp && warp.lanes != 32)
+    fail_here(name, " in a warp of ", warp.lanes, " threads: the block's size is not a multiple of 32");
+  if (warp.arrived == 0) {
+    warp.operation = operation;
+    warp.name = name;
+  } else if (warp.operation != operation) {
+    fail_here("the lanes of warp ", fiber.rank / 32, " diverged: lane ", fiber.rank % 32, " is at ", name,
+              " while others wait at ", warp.name);
+  }
+  warp.slots[fiber.rank % 32] = slot;
+  if (++warp.arrived < warp.lanes) {
+    fiber.state = State::AtWarpOperation;
+    fiber.waiting_at = name;
+    yield_to_scheduler();
+    return;  // the last lane has computed this lane's result
+  }
+  warp.arrived = 0;
+  operation(warp.slots, warp.lanes);
+  const int first = fiber.rank / 32 * 32;
+  for (int lane = 0; lane < warp.lanes; ++lane) {
+    Fiber& other = (*launch.fibers)[static_cast<std::size_t>(first + lane)];
+    if (other.state == State::AtWarpOperation) other.state = State::Runnable;
+  }
+}
+
+void check_full_mask(unsigned mask, const char* name) {
+  const Launch& launch = launch_here(name);
+  const int lanes = launch.warps[static_cast<std::size_t>(launch.current->rank / 32)].lanes;
+  const unsigned full = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
+  if ((mask & full) != full) fail_here(name, " with mask ", mask, ": only whole-warp masks are emulated");
+}
+
+struct ShuffleSlot {
+  const void* value;
+  void* result;
+  std::size_t bytes;
+  ShuffleMode mode;
+  int lane_arg, width;
+};
+
+void shuffle_operation(void* const* slots, int lanes) {
+  for (int lane = 0; lane < lanes; ++lane) {
+    const auto& slot = *static_cast<const ShuffleSlot*>(slots[lane]);
+    const int width = slot.width;
+    if (width < 1 || width > 32 || (width & (width - 1)) != 0)
+      fail_here("shuffle width ", width, ": must be a power of 2 up to 32");
+    const int segment = lane / width * width, in_segment = lane % width;
+    int source = lane;
+    switch (slot.mode) {
+      case ShuffleMode::Index:
+        source = segment + (slot.lane_arg % width + width) % width;
+        break;
+      case ShuffleMode::Up:
+        source = in_segment - slot.lane_arg >= 0 ? lane - slot.lane_arg : lane;
+        break;
+      case ShuffleMode::Down:
+        source = in_segment + slot.lane_arg < width ? lane + slot.lane_arg : lane;
+        break;
+      case ShuffleMode::Xor: {
+        const int target = lane ^ slot.lane_arg;
+        source = target / width * width == segment ? target : lane;
+        break;
+      }
+    }
+    if (source >= lanes) source = lane;
+    const auto& from = *static_cast<const ShuffleSlot*>(slots[source]);
+    if (from.bytes != slot.bytes || from.mode != slot.mode)
+      fail_here("the lanes of a warp shuffle disagree on its type");
+    std::memcpy(slot.result, from.value, slot.bytes);
+  }
+}
+
+// mma: every lane's fragment pointers; the last lane assembles the whole matrices.
+struct MmaSlot {
+  float* c;
+  const std::uint32_t* a;
+  const std::uint32_t* b;
+};
+
+float float_from_bits(std::uint32_t bits) { return std::bit_cast<float>(bits); }
+// The tensor core reads a TF32 operand as the register's top 19 bits (sign, exponent, 10 mantissa bits).
+float tf32_operand(std::uint32_t bits) { return float_from_bits(bits & 0xffffe000u); }
+float bf16_from_bits(std::uint32_t half) { return float_from_bits((half & 0xffffu) << 16); }
+
+// D[16, 8] = A[16, K] B[K, 8] + C, then every lane's accumulators from the layout of mma.cuh:
+//   c[0] = (group, 2 thread), c[1] = (group, 2 thread + 1), c[2] = (group + 8, 2 thread), c[3] = (group + 8,
+//   2 thread + 1). Products are exact in float (11 x 11 and 8 x 8 significant bits); the sum runs in float.
+template <int K>
+void multiply_accumulate(void* const* slots, const float (&a)[16][K], const float (&b)[K][8]) {
+  for (int lane = 0; lane < 32; ++lane) {
+    float* c = static_cast<const MmaSlot*>(slots[lane])->c;
+    const int group = lane / 4, thread = lane % 4;
+    for (int r = 0; r < 4; ++r) {
+      const int row = group + (r >= 2 ? 8 : 0), col = 2 * thread + r % 2;
+      float sum = c[r];
+      for (int k = 0; k < K; ++k) sum += a[row][k] * b[k][col];
+      c[r] = sum;
+    }
+  }
+}
+
+void mma_tf32_operation(void* const* slots, int) {
+  float a[16][8], b[8][8];
+  for (int lane = 0; lane < 32; ++lane) {
+    const auto& slot = *static_cast<const MmaSlot*>(slots[lane]);
+    const int group = lane / 4, thread = lane % 4;
+    // mma.cuh, tf32: a[0] = (group, thread), a[1] = (group + 8, thread), a[2] = (group, thread + 4),
+    // a[3] = (group + 8, thread + 4); b[0] = (row thread, col group), b[1] = (row thread + 4, col group).
+    a[group][thread] = tf32_operand(slot.a[0]);
+    a[group + 8][thread] = tf32_operand(slot.a[1]);
+    a[group][thread + 4] = tf32_operand(slot.a[2]);
+    a[group + 8][thread + 4] = tf32_operand(slot.a[3]);
+    b[thread][group] = tf32_operand(slot.b[0]);
+    b[thread + 4][group] = tf32_operand(slot.b[1]);
+  }
+  multiply_accumulate<8>(slots, a, b);
+}
+
+void mma_bf16_operation(void* const* slots, int) {
+  float a[16][16], b[16][8];
+  for (int lane = 0; lane < 32; ++lane) {
+    const auto& slot = *static_cast<const MmaSlot*>(slots[lane]);
+    const int group = lane / 4, thread = lane % 4;
+    // mma.cuh, bf16 (the lower column or row in the low 16 bits): a[0] = (group, 2 thread + {0, 1}),
+    // a[1] = (group + 8, 2 thread + {0, 1}), a[2] = (group, 2 thread + 8 + {0, 1}), a[3] = (group + 8,
+    // 2 thread + 8 + {0, 1}); b[0] = (rows 2 thread + {0, 1}, col group), b[1] = (rows 2 thread + 8 + {0,
+    // 1}).
+    for (int half = 0; half < 2; ++half) {
+      const int shift = 16 * half;
+      a[group][2 * thread + half] = bf16_from_bits(slot.a[0] >> shift);
+      a[group + 8][2 * thread + half] = bf16_from_bits(slot.a[1] >> shift);
+      a[group][2 * thread + 8 + half] = bf16_from_bits(slot.a[2] >> shift);
+      a[group + 8][2 * thread + 8 + half] = bf16_from_bits(slot.a[3] >> shift);
+      b[2 * thread + half][group] = bf16_from_bits(slot.b[0] >> shift);
+      b[2 * thread + 8 + half][group] = bf16_from_bits(slot.b[1] >> shift);
+    }
+  }
+  multiply_accumulate<16>(slots, a, b);
+}
+
+// ldmatrix: lanes 8i .. 8i + 7 name the 16-byte rows of matrix i; lane l receives in r[i] matrix i's
+// (row l / 4, cols 2 (l % 4) + {0, 1}), or transposed (rows 2 (l % 4) + {0, 1}, col l / 4); the lower
+// column (row) in the low 16 bits.
+struct LdmatrixSlot {
+  std::uint32_t* r;
+  const void* row;
+};
+
+template <bool transposed>
+void ldmatrix_operation(void* const* slots, int) {
+  std::uint16_t m[4][8][8];  // m[matrix][row][col]
+  for (int lane = 0; lane < 32; ++lane) {
+    const void* row = static_cast<const LdmatrixSlot*>(slots[lane])->row;
+    if (reinterpret_cast<std::uintptr_t>(row) % 16 != 0)
+      fail_here("ldmatrix: lane ", lane, " names a row that does not start on 16 bytes");
+    if (touches_device_buffer(row, 16)) fail_here("ldmatrix: lane ", lane, " names a row in global memory");
+    std::memcpy(m[lane / 8][lane % 8], row, 16);
+  }
+  for (int lane = 0; lane < 32; ++lane) {
+    std::uint32_t* r = static_cast<const LdmatrixSlot*>(slots[lane])->r;
+    const int quad = lane / 4, pair = 2 * (lane % 4);
+    for (int i = 0; i < 4; ++i) {
+      const std::uint16_t low = transposed ? m[i][pair][quad] : m[i][quad][pair];
+      const std::uint16_t high = transposed ? m[i][pair + 1][quad] : m[i][quad][pair + 1];
+      r[i] = static_cast<std::uint32_t>(low) | static_cast<std::uint32_t>(high) << 16;
+    }
+  }
+}
+
+void sync_warp_operation(void* const*, int) {}
+
+// ---- cp.async -------------------------------------------------------------------------------------------
+void queue_copy(void* destination, const void* source, int bytes, bool in_bounds) {
+  Launch& launch = launch_here("cp.async");
+  const auto alignment = static_cast<std::uintptr_t>(bytes);
+  if (reinterpret_cast<std::uintptr_t>(destination) % alignment != 0)
+    fail_here("cp.async of ", bytes, " bytes to shared memory that does not start on ", bytes, " bytes");
+  if (touches_device_buffer(destination, static_cast<std::size_t>(bytes)))
+    fail_here("cp.async destination in a device (global) buffer, not in shared memory");
+  if (launch.shared_bytes > 0) {
+    const auto* d = static_cast<const unsigned char*>(destination);
+    const bool in_dynamic = d >= launch.shared && d < launch.shared + launch.shared_bytes;
+    if (in_dynamic && d + bytes > launch.shared + launch.shared_bytes)
+      fail_here("cp.async destination runs past the end of the dynamic shared memory");
+  }
+  if (in_bounds) {
+    if (reinterpret_cast<std::uintptr_t>(source) % alignment != 0)
+      fail_here("cp.async of ", bytes, " bytes from global memory that does not start on ", bytes, " bytes");
+    if (!device_buffers().empty() && !inside_device_buffer(source, static_cast<std::size_t>(bytes)))
+      fail_here("cp.async reads ", bytes, " bytes at ", source, ", outside every operand of the launch");
+  }
+  Fiber& fiber = *launch.current;
+  fiber.copies.push_back({destination, source, bytes, in_bounds});
+  ++fiber.open_copies;
+}
+
+}  // namespace
+
+// ---- The interface ----------------------------------------------------------------------------------------
+void register_device_buffer(const void* data, std::size_t bytes) {
+  device_buffers().push_back({static_cast<const unsigned char*>(data), bytes});
+}
+void unregister_device_buffer(const void* data) {
+  auto& buffers = device_buffers();
+  for (auto it = buffers.begin(); it != buffers.end(); ++it) {
+    if (it->begin == data) {
+      buffers.erase(it);
+      return;
+    }
+  }
+}
+
+void run_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
+              const std::function<void()>& body) {
+  KILN_CHECK(active == nullptr, name,
+             ": launched from inside a kernel (the emulator runs one grid at a time)");
+  // The launch configuration CUDA would refuse.
+  KILN_CHECK(grid.x >= 1 && grid.y >= 1 && grid.z >= 1, name, ": empty grid ",
+             describe({grid.x, grid.y, grid.z}));
+  KILN_CHECK(grid.x <= 2147483647u && grid.y <= 65535u && grid.z <= 65535u, name, ": grid ",
+             describe({grid.x, grid.y, grid.z}), " over CUDA's limits (2^31 - 1, 65535, 65535)");
+  KILN_CHECK(
+      block.x >= 1 && block.y >= 1 && block.z >= 1 && block.x <= 1024 && block.y <= 1024 && block.z <= 64,
+      name, ": block ", describe({block.x, block.y, block.z}), " outside CUDA's limits");
+  const std::uint64_t threads = std::uint64_t{block.x} * block.y * block.z;
+  KILN_CHECK(threads <= 1024, name, ": ", threads, " threads per block, over CUDA's 1024");
+  KILN_CHECK(dynamic_shared_bytes <= kMaxDynamicSharedBytes, name, ": ", dynamic_shared_bytes,
+             " bytes of dynamic shared memory, over the 227 KiB an H100 block may have");
+
+  Launch launch;
+  launch.name = name;
+  launch.grid = grid;
+  launch.block = block;
+  launch.body = &body;
+  launch.threads = static_cast<int>(threads);
+  stack_pool.reserve(launch.threads);
+  launch.fibers = &stack_pool.fibers;
+  launch.warps.resize(static_cast<std::size_t>((launch.threads + 31) / 32));
+  for (std::size_t w = 0; w < launch.warps.size(); ++w)
+    launch.warps[w].lanes = std::min(32, launch.threads - static_cast<int>(w) * 32);
+
+  // The dynamic shared memory ends flush against a page with no access (its size rounded to 16 bytes, so
+  // that it starts on 16 as CUDA's does).
+  launch.shared_bytes = round_up(dynamic_shared_bytes, 16);
+  const std::size_t shared_pages = round_up(launch.shared_bytes, page_size());
+  Mapping shared_mapping(shared_pages + page_size());
+  shared_mapping.protect(shared_pages, page_size());
+  launch.shared = shared_mapping.base() + shared_pages - launch.shared_bytes;
+
+  grid_size = grid;
+  block_size = block;
+  fault_kernel = name;
+  start_watchdog();
+  launch_name.store(name);
+  launch_started_ms.store(now_ms());
+  install_fault_handler();
+  active = &launch;
+  try {
+    for (unsigned z = 0; z < grid.z; ++z)
+      for (unsigned y = 0; y < grid.y; ++y)
+        for (unsigned x = 0; x < grid.x; ++x) run_block(launch, {x, y, z});
+  } catch (...) {
+    active = nullptr;
+    launch_started_ms.store(0);
+    remove_fault_handler();
+    throw;
+  }
+  active = nullptr;
+  launch_started_ms.store(0);
+  remove_fault_handler();
+}
+
+unsigned char* dynamic_shared_memory() { return launch_here("dynamic_shared_memory()").shared; }
+
+void sync_threads() {
+  Launch& launch = launch_here("__syncthreads");
+  Fiber& fiber = *launch.current;
+  if (++launch.barrier_arrived < launch.threads) {
+    fiber.state = State::AtBlockBarrier;
+    fiber.waiting_at = "__syncthreads";
+    yield_to_scheduler();
+    return;
+  }
+  launch.barrier_arrived = 0;  // the last to arrive releases the block
+  for (int i = 0; i < launch.threads; ++i) {
+    Fiber& other = (*launch.fibers)[static_cast<std::size_t>(i)];
+    if (other.state == State::AtBlockBarrier) other.state = State::Runnable;
+  }
+}
+
+void sync_warp(unsigned mask) {
+  check_full_mask(mask, "__syncwarp");
+  warp_collective("__syncwarp", sync_warp_operation, nullptr, false);
+}
+
+void warp_shuffle(unsigned mask, const void* value, void* result, std::size_t bytes, ShuffleMode mode,
+                  int lane_arg, int width) {
+  check_full_mask(mask, "__shfl_*_sync");
+  ShuffleSlot slot{value, result, bytes, mode, lane_arg, width};
+  warp_collective("__shfl_*_sync", shuffle_operation, &slot, false);
+}
+
+}  // namespace kiln::emulation
+
+namespace kiln::kernels::ladder {
+
+using emulation::fail_here;
+
+// cvt.rna.tf32.f32: round to nearest, ties away from zero, to 10 mantissa bits; the low 13 bits come back
+// zero. Adding half of the dropped unit to the magnitude bits and truncating does exactly that (a carry into
+// the exponent is the right result, up to infinity); NaN and infinity pass unchanged.
+std::uint32_t to_tf32(float value) {
+  const auto bits = std::bit_cast<std::uint32_t>(value);
+  if ((bits & 0x7f800000u) == 0x7f800000u) return bits;
+  return (bits + 0x1000u) & 0xffffe000u;
+}
+
+void mma_m16n8k8_tf32(float (&c)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
+  emulation::MmaSlot slot{c, a, b};
+  emulation::warp_collective("mma.sync.m16n8k8.tf32", emulation::mma_tf32_operation, &slot, true);
+}
+
+void mma_m16n8k16_bf16(float (&c)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
+  emulation::MmaSlot slot{c, a, b};
+  emulation::warp_collective("mma.sync.m16n8k16.bf16", emulation::mma_bf16_operation, &slot, true);
+}
+
+void ldmatrix_x4(std::uint32_t (&r)[4], const void* row_of_this_lane) {
+  emulation::LdmatrixSlot slot{r, row_of_this_lane};
+  emulation::warp_collective("ldmatrix.x4", emulation::ldmatrix_operation<false>, &slot, true);
+}
+
+void ldmatrix_x4_trans(std::uint32_t (&r)[4], const void* row_of_this_lane) {
+  emulation::LdmatrixSlot slot{r, row_of_this_lane};
+  emulation::warp_collective("ldmatrix.x4.trans", emulation::ldmatrix_operation<true>, &slot, true);
+}
+
+void cp_async_16(void* shared_destination, const void* global_source, bool in_bounds) {
+  emulation::queue_copy(shared_destination, global_source, 16, in_bounds);
+}
+
+void cp_async_4(void* shared_destination, const void* global_source, bool in_bounds) {
+  emulation::queue_copy(shared_destination, global_source, 4, in_bounds);
+}
+
+void cp_async_commit() {
+  emulation::Fiber& fiber = *emulation::launch_here("cp_async_commit").current;
+  fiber.group_sizes.push_back(fiber.open_copies);
+  fiber.open_copies = 0;
+}
+
+// Lands every committed group but the newest `pending`, oldest first; copies not yet committed stay queued.
+void cp_async_wait_pending(int pending) {
+  emulation::Fiber& fiber = *emulation::launch_here("cp_async_wait").current;
+  if (pending < 0) fail_here("cp_async_wait<", pending, ">");
+  const int groups = static_cast<int>(fiber.group_sizes.size()) - pending;
+  if (groups <= 0) return;
+  std::size_t landed = 0;
+  for (int g = 0; g < groups; ++g)
+    landed += static_cast<std::size_t>(fiber.group_sizes[static_cast<std::size_t>(g)]);
+  for (std::size_t i = 0; i < landed; ++i) {
+    const emulation::Copy& copy = fiber.copies[i];
+    if (copy.in_bounds) {
+      std::memcpy(copy.destination, copy.source, static_cast<std::size_t>(copy.bytes));
+    } else {
+      std::memset(copy.destination, 0, static_cast<std::size_t>(copy.bytes));
+    }
+  }
+  fiber.copies.erase(fiber.copies.begin(), fiber.copies.begin() + static_cast<std::ptrdiff_t>(landed));
+  fiber.group_sizes.erase(fiber.group_sizes.begin(), fiber.group_sizes.begin() + groups);
+}
+
+}  // namespace kiln::kernels::ladder

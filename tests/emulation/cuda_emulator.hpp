@@ -1,0 +1,34 @@
+// The CPU emulator of the kernel ladders (cuda_emulator.cpp), as the emulation test sees it. The kernels see
+// it through kernels/ladder/launch.cuh (run_grid, dynamic_shared_memory), mma.cuh and cp_async.cuh (the
+// warp-level functions), all with KILN_CUDA_EMULATION, and through cuda_shim.hpp (threadIdx, __syncthreads,
+// shuffles). How it runs a grid:
+//
+//   - blocks one after another; a block's threads as fibers on the calling thread, each on its own stack
+//     (with a guard page below), switched cooperatively: a thread runs until it waits at a barrier; even
+//     blocks run their threads first to last, odd blocks last to first, so that a missing barrier shows;
+//   - __syncthreads releases the block when every one of its threads has arrived; a warp-level operation
+//     (mma, ldmatrix, shuffle, __syncwarp) when every lane of the warp has: the last lane to arrive
+//     computes every lane's result from the fragments the warp published (the layouts of mma.cuh);
+//   - when no thread can run and some have not finished, the launch is a deadlock and throws a kiln::Error
+//     naming the kernel and where its threads wait (a thread that returned while others wait at
+//     __syncthreads counts: CUDA leaves that undefined); a launch running past a time limit aborts the
+//     process with its name, rather than hanging CI;
+//   - cp.async copies are queued per thread and land only when a cp_async_wait covers their group, so a tile
+//     read before its wait reads stale shared memory, as it may on the GPU;
+//   - the dynamic shared memory is filled with 0xff bytes (NaN as float and as bfloat16) at each block start
+//     and ends flush against a page with no access, so reading memory the block never wrote shows in the
+//     output and running past its end faults. (Static __shared__ arrays keep the previous block's contents.)
+//   - a memory fault inside a launch prints the kernel, the block and the thread before the process dies.
+#pragma once
+
+#include <cstddef>
+
+namespace kiln::emulation {
+
+// Declares [data, data + bytes) as device memory: once any buffer is registered, every cp.async that reads
+// must read inside one of them (an error naming the kernel otherwise), and no cp.async or ldmatrix may treat
+// one as shared memory. The test registers the operands it hands to a step.
+void register_device_buffer(const void* data, std::size_t bytes);
+void unregister_device_buffer(const void* data);
+
+}  // namespace kiln::emulation
