@@ -114,6 +114,11 @@ std::span<const Step> steps() {
            "groups 1, C % 8 == 0, K % 8 == 0", BackwardData, Precision::Bf16, Nhwc,
            one_group_channels_and_filters_of_8,
            untyped<bfloat16, launch_05_backward_data_implicit_gemm_bf16>},
+      Step{"06_backward_data_stride_phase_bf16",
+           "stride-phase decomposition: one dense implicit GEMM per phase of (h + pad) mod stride, over only "
+           "the taps that land on it (a quarter of step 05's mma work for a 3x3 at stride 2)",
+           "groups 1, C % 8 == 0, K % 8 == 0", BackwardData, Precision::Bf16, Nhwc,
+           one_group_channels_and_filters_of_8, untyped<bfloat16, launch_06_backward_data_stride_phase_bf16>},
       Step{"01_backward_weight_naive",
            "one thread per element of gw, a serial sum over N x P x Q (slow and simple)", "", BackwardWeight,
            Precision::Fp32, Nchw, any_geometry, untyped<float, launch_01_backward_weight_naive>},

@@ -61,5 +61,6 @@ void launch_03_register_blocked(const Problem& problem, const float* a, const fl
 void launch_04_vectorized(const Problem& problem, const float* a, const float* b, float* c);
 void launch_05_mma_tf32(const Problem& problem, const float* a, const float* b, float* c);
 void launch_06_mma_bf16(const Problem& problem, const bfloat16* a, const bfloat16* b, float* c);
+void launch_07_mma_bf16_swizzled(const Problem& problem, const bfloat16* a, const bfloat16* b, float* c);
 
 }  // namespace kiln::kernels::gemm_ladder

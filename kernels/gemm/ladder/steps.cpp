@@ -53,6 +53,9 @@ std::span<const Step> steps() {
            Precision::Tf32, 4, untyped<float, launch_05_mma_tf32>},
       Step{"06_mma_bf16", "bfloat16 tensor cores (m16n8k16) fed by ldmatrix, a three-stage cp.async pipeline",
            Precision::Bf16, 8, untyped<bfloat16, launch_06_mma_bf16>},
+      Step{"07_mma_bf16_swizzled",
+           "64x64 warp tiles, XOR-swizzled shared memory, a four-stage pipeline, grouped block order",
+           Precision::Bf16, 8, untyped<bfloat16, launch_07_mma_bf16_swizzled>},
   };
   return table;
 #else
