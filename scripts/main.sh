@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-bash scripts/build.sh
+bash scripts/build.sh --target kiln
 data=assets/cifar10-subset
 run=runs/cifar10-subset
 ./build/kiln train "$data" --model resnet20 --epochs 15 --lr 0.1 --out "$run" --overwrite "$@"
