@@ -62,8 +62,7 @@ using kiln::kernels::Conv2dGeometry;
 
 constexpr Pass kPasses[] = {Pass::Forward, Pass::BackwardData, Pass::BackwardWeight};
 
-// ---- cuDNN
-// -------------------------------------------------------------------------------------------------
+// ---- cuDNN ------------------------------------------------------------------------------------------------
 
 // A failed cuDNN call, with its status: the algorithm loops leave out the ones that say NOT_SUPPORTED.
 class CudnnFailure : public kiln::Error {
@@ -234,8 +233,7 @@ std::vector<int> reference_algorithms(Pass pass) {
   return {};
 }
 
-// ---- tensors
-// -----------------------------------------------------------------------------------------------
+// ---- tensors ----------------------------------------------------------------------------------------------
 
 // A tensor's four sizes in NCHW order ([N, C, H, W] or, for a filter, [K, C/g, R, S]). Stored NHWC it is
 // [d0, d2, d3, d1].
@@ -292,8 +290,7 @@ double flop(const Conv2dGeometry& g) {
          static_cast<double>(g.in_channels_per_group() * g.kernel_h * g.kernel_w);
 }
 
-// ---- options
-// -----------------------------------------------------------------------------------------------
+// ---- options ----------------------------------------------------------------------------------------------
 
 struct Options {
   CommonOptions common;
@@ -366,8 +363,7 @@ Options parse_options(int argc, char** argv) {
   return options;
 }
 
-// ---- rows
-// --------------------------------------------------------------------------------------------------
+// ---- rows -------------------------------------------------------------------------------------------------
 
 struct Row {
   Pass pass = Pass::Forward;
@@ -439,8 +435,7 @@ Row measure(const ShapeContext& context, Row row, int copies, const std::functio
   return row;
 }
 
-// ---- one (layer, batch)
-// ------------------------------------------------------------------------------------
+// ---- one (layer, batch) -----------------------------------------------------------------------------------
 
 struct RunState {
   std::vector<nlohmann::json> rows;

@@ -60,8 +60,7 @@ inline bool device_still_usable() {
   return cudaDeviceSynchronize() == cudaSuccess;  // a sticky error fails again
 }
 
-// ---- device memory
-// -----------------------------------------------------------------------------------------
+// ---- device memory ----------------------------------------------------------------------------------------
 
 // cudaMalloc'd bytes (256-byte aligned), freed with the object.
 class DeviceBuffer {
@@ -177,8 +176,7 @@ inline DeviceInfo query_device(const std::string& description) {
 
 inline double mebibytes(std::size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
-// ---- timing
-// ------------------------------------------------------------------------------------------------
+// ---- timing -----------------------------------------------------------------------------------------------
 
 // The gate (launch_gate.cu): gate_hold() enqueues on the default stream a kernel that spins until
 // gate_release() or until `timeout_ms` of device time passed. gate_timed_out(), read once the work behind
@@ -282,8 +280,7 @@ Timing time_runs(const TimingOptions& options, int copies, Run&& run) {
   return timing;
 }
 
-// ---- inputs and the check
-// ----------------------------------------------------------------------------------
+// ---- inputs and the check ---------------------------------------------------------------------------------
 
 // n values uniform in [-1, 1), each exactly representable in bfloat16. Every precision then multiplies the
 // same values: converting them to bfloat16 or TF32 loses nothing, so one fp32 result from the vendor
@@ -340,8 +337,7 @@ inline double tolerance(Precision precision) {
   return 0.0;
 }
 
-// ---- the command line
-// --------------------------------------------------------------------------------------
+// ---- the command line -------------------------------------------------------------------------------------
 
 struct CommonOptions {
   bool quick = false;
@@ -430,8 +426,7 @@ inline bool parse_common_flag(int argc, char** argv, int& i, CommonOptions& opti
   return true;
 }
 
-// ---- printing
-// ----------------------------------------------------------------------------------------------
+// ---- printing ---------------------------------------------------------------------------------------------
 
 // "12.345" or "-" for a missing number, in a column of `width`.
 inline std::string cell(double value, int decimals, bool present = true) {

@@ -168,8 +168,7 @@ TEST_CASE("emulated: conv2d ladder: every step of every pass matches the referen
   testing::check_every_conv2d_ladder_step(/*seed=*/2000, /*minimum_cases=*/6, run_conv2d_emulated);
 }
 
-// ---- The emulator itself
-// ------------------------------------------------------------------------------------
+// ---- The emulator itself ---------------------------------------------------------------------------------
 
 constexpr int kCopyFloats = 32 * 4;  // one warp, one 16-byte copy per lane
 
