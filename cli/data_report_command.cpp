@@ -3,6 +3,7 @@
 // across splits (data/data_report.hpp). Text tables, or one JSON object with --json.
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "cli/progress_bar.hpp"

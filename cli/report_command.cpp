@@ -2,6 +2,7 @@
 // confusion_matrix.png; see train/run_plots.hpp) and prints a summary of the run.
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "train/run_plots.hpp"

@@ -2,14 +2,19 @@
 // .csv: data/label_table.hpp) and writes RUNDIR/last.kiln
 // and RUNDIR/metrics.jsonl after every epoch (and RUNDIR/best.kiln when the held-out metric improves);
 // with --folds K, K such runs of a cross-validation in RUNDIR/fold-1 .. fold-K and a summary.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <vector>
 
 #include "cli/commands.hpp"
 #include "cli/progress_bar.hpp"
+#include "kernels/conv2d/cuda_tuning.hpp"
 #include "models/architecture.hpp"
+#include "train/conv_choices.hpp"
 #include "train/cross_validation.hpp"
 #include "train/trainer.hpp"
 
@@ -170,7 +175,11 @@ class ConsoleObserver final : public train::CrossValidationObserver {
     const int threads = plan.at("kernels").at("threads").get<int>();
     std::printf("kernels: %s on %d thread%s\n", plan.at("kernels").at("cpu_level").get<std::string>().c_str(),
                 threads, threads == 1 ? "" : "s");
-    if (plan.at("device") != "cpu") std::printf("device: %s\n", plan.at("device").get<std::string>().c_str());
+    if (plan.at("device") != "cpu") {
+      std::printf("device: %s, convolutions: %s\n", plan.at("device").get<std::string>().c_str(),
+                  plan.at("cuda_conv") == "measured" ? "the fastest agreeing kernel per shape, measured on first use"
+                                                     : "library (im2col + cuBLAS)");
+    }
     if (plan.at("precision") != "fp32") {
       std::printf("precision: %s (bfloat16 activations, float32 master weights)\n",
                   plan.at("precision").get<std::string>().c_str());
@@ -296,6 +305,25 @@ void print_cross_validation(const train::CrossValidationSummary& summary,
   std::printf("summary: %s\n", file.string().c_str());
 }
 
+// After a CUDA run: how many convolution shapes a ladder step served, and where the measurements are.
+void print_conv_choices(const std::filesystem::path& run_dir, bool json) {
+  const std::vector<kernels::cuda::ConvChoice> choices = kernels::cuda::conv_choices();
+  if (choices.empty()) return;  // the library policy, or no convolution
+  const auto by_ladder = std::count_if(choices.begin(), choices.end(), [](const kernels::cuda::ConvChoice& c) {
+    return c.chosen != kernels::cuda::kLibraryCandidate;
+  });
+  const std::filesystem::path file = run_dir / train::kConvChoicesFile;
+  if (json) {
+    print_json_line({{"event", "cuda_conv_choices"},
+                     {"shapes", choices.size()},
+                     {"served_by_ladder", by_ladder},
+                     {"file", file.string()}});
+    return;
+  }
+  std::printf("convolutions: %zu shapes and passes, %lld of them served by a ladder step (%s)\n", choices.size(),
+              static_cast<long long>(by_ladder), file.string().c_str());
+}
+
 // After a run: where its checkpoints are.
 void print_checkpoints(const train::TrainResult& result) {
   std::printf("checkpoint: %s\n", result.checkpoint.string().c_str());
@@ -359,6 +387,13 @@ void add_train_command(CLI::App& app) {
                    "and float32 master weights")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
+  command
+      ->add_option("--cuda-conv", config->cuda_conv,
+                   "on a CUDA device, what runs each convolution: measured (per shape, on first use, the fastest "
+                   "of the library path and the kernel ladder's steps that agree with it) or library (im2col + "
+                   "cuBLAS always: the same bits on every run)")
+      ->check(CLI::IsMember({"measured", "library"}))
+      ->capture_default_str();
   add_compute_threads_option(command);
   command->add_option("--out", config->run_dir, "run folder for last.kiln and metrics.jsonl")->capture_default_str();
   command->add_option("--max-steps", config->max_steps_per_epoch, "cap on steps per epoch (0: whole epochs)");
@@ -417,6 +452,7 @@ void add_train_command(CLI::App& app) {
                "cannot resume: ", config->run_dir.string(), " holds a cross-validation (",
                first_fold.string(), "); resume it with --folds");
     const train::TrainResult result = train::train(*config, start, observer);
+    print_conv_choices(config->run_dir, *json);
     if (!*json) print_checkpoints(result);
   });
 }

@@ -21,7 +21,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>  // declarations only; the full json.hpp costs each includer ~2 s
 #include <optional>
 #include <string>
 #include <vector>

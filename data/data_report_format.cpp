@@ -16,6 +16,7 @@
 //   }]
 //   overlaps [{splits [first, second], files_in_second, shared [{<first>: [paths], <second>: [paths]}]}]
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "data/data_report.hpp"

@@ -5,10 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>  // declarations only; the full json.hpp costs each includer ~2 s
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/generator.hpp"
 #include "layers/module.hpp"

@@ -1,6 +1,7 @@
 #include "optim/json_fields.hpp"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 

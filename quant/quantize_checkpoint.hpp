@@ -12,7 +12,7 @@
 
 #include <cstdint>
 #include <functional>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json.hpp>  // the full type: QuantizeResult holds a json by value
 #include <optional>
 #include <string>
 

@@ -29,7 +29,7 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json.hpp>  // the full type: Checkpoint holds a json by value
 #include <string>
 #include <string_view>
 #include <vector>

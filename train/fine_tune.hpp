@@ -22,8 +22,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "core/tensor.hpp"
 #include "layers/module.hpp"
 #include "train/checkpoint.hpp"

@@ -13,7 +13,7 @@
 #pragma once
 
 #include <filesystem>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json.hpp>  // the full type: LoadedModel holds a json by value
 #include <string>
 #include <vector>
 

@@ -23,7 +23,7 @@
 #pragma once
 
 #include <cstdint>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>  // declarations only; the full json.hpp costs each includer ~2 s
 #include <optional>
 #include <string>
 #include <vector>

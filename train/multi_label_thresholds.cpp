@@ -1,6 +1,7 @@
 #include "train/multi_label_thresholds.hpp"
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "train/multi_label_metrics.hpp"

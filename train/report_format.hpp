@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>  // declarations only; the full json.hpp costs each includer ~2 s
 #include <optional>
 #include <string>
 #include <vector>

@@ -1,5 +1,7 @@
 // TrainConfig's JSON form, stored in every checkpoint so a resumed run trains exactly as it started, and
 // what a --resume may change of it.
+#include <nlohmann/json.hpp>
+
 #include "core/error.hpp"
 #include "train/trainer.hpp"
 
@@ -103,6 +105,7 @@ TrainConfig resumed_config(const TrainConfig& stored, const TrainConfig& request
   config.loader_threads = requested.loader_threads;
   config.device = requested.device;
   config.precision = requested.precision;
+  config.cuda_conv = requested.cuda_conv;
   KILN_CHECK(requested.epochs >= stored.epochs, "cannot resume ", path.string(), " with --epochs ",
              requested.epochs, ": the run was planned for ", stored.epochs);
   // A longer run keeps the stored schedule's shape only for schedules that do not depend on the total.

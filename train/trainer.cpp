@@ -10,6 +10,7 @@
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
 #include "data/preprocessing.hpp"
+#include "kernels/conv2d/cuda_tuning.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
 #include "models/architecture.hpp"
@@ -19,6 +20,7 @@
 #include "optim/sgd.hpp"
 #include "train/checkpoint.hpp"
 #include "train/class_balance.hpp"
+#include "train/conv_choices.hpp"
 #include "train/device_batches.hpp"
 #include "train/evaluate.hpp"
 #include "train/fine_tune.hpp"
@@ -360,6 +362,13 @@ void initialize_from_checkpoint(Run& run, Generator& initialization) {
   load_initial_weights(*run.model, source, path, head_module_name(*run.model), run.config.head_replaced);
 }
 
+// --cuda-conv as a policy for the CUDA convolutions.
+kernels::cuda::ConvPolicy cuda_conv_policy(const std::string& name) {
+  if (name == "measured") return kernels::cuda::ConvPolicy::Measured;
+  if (name == "library") return kernels::cuda::ConvPolicy::Library;
+  fail("train: --cuda-conv ", name, ": expected measured or library");
+}
+
 // Moves the model and the loss weights to --device, before the optimizers are built (their state is
 // created beside the parameters). Fails before any work when the device cannot be used.
 void place_on_device(Run& run) {
@@ -371,6 +380,7 @@ void place_on_device(Run& run) {
       fail("train: --device ", run.config.device, ": ", error.what());
     }
   }
+  if (run.device.is_cuda()) kernels::cuda::set_conv_policy(cuda_conv_policy(run.config.cuda_conv));
   run.model->to(run.device);
   if (run.class_weight.defined()) run.class_weight = run.class_weight.to(run.device);
   if (run.pos_weight.defined()) run.pos_weight = run.pos_weight.to(run.device);
@@ -681,6 +691,7 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
       {"device",
        run.device.is_cuda() ? run.device.str() + ": " + cuda::device_description(run.device.index) : "cpu"},
       {"precision", precision_name(run.precision)}};
+  if (run.device.is_cuda()) plan["cuda_conv"] = run.config.cuda_conv;
   plan["task"] = run.multi_label ? kMultiLabelTask : kSingleLabelTask;
   if (run.multi_label) {
     plan["thresholds"] = run.splits.validation
@@ -727,6 +738,7 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
       logged["eval_confusion_matrix"] = {{"classes", summary.classes}, {"counts", summary.validation->confusion}};
     }
     append_metrics_line(run.config.run_dir, logged);
+    if (run.device.is_cuda()) write_conv_choices(run.config.run_dir);  // the first epoch has met every shape
     redraw_plots(run.config.run_dir);
     observer.on_epoch(summary);
     result.history.push_back(std::move(summary));

@@ -9,12 +9,18 @@
 //                {"kind": "train_step", "model": "resnet20", "precision": "bf16", "status": "ok", ...}]}
 //
 //   ./build/compare_kiln_gpu --model resnet20 [--batch 128] [--warmup 10] [--steps 50] [--rounds 5]
-//                            [--budget 30] [--precision fp32|bf16|both]
+//                            [--budget 30] [--precision fp32|bf16|both] [--cuda-conv measured|library]
+//
+// --cuda-conv is `kiln train --cuda-conv` (kernels/conv2d/cuda_tuning.hpp): measured (the default) lets the
+// first warm-up step measure, once per convolution shape and pass, the library path (im2col + cuBLAS) against
+// the kernel ladder's steps, and keeps the fastest that agrees; library always takes the library path. Each
+// row says which, and how many of its shapes and passes a ladder step serves.
 //
 // Peak memory is the device allocator's (cuda_caching_allocator(0).stats()), started over before each
 // precision's run (reset_peak) after the previous run's tensors were freed, so each row's peak is its own:
 // the weights, gradients, momentum buffers, one step's activations and kernel scratch. It is read after the
-// timed steps; the warm-up steps allocate what the timed steps do, so it is the steady state's peak.
+// timed steps; the warm-up steps allocate what the timed steps do, so it is the steady state's peak, plus
+// (under --cuda-conv measured) the one-time scratch of measuring each shape: a few tensors of a layer's size.
 // It counts the allocator's size classes (a request of 70 KiB holds an 80 KiB block), not bytes asked
 // for, and nothing that cuBLAS allocates for itself.
 //
@@ -25,6 +31,7 @@
 // bf16 is `kiln train --precision bf16` (train/precision.hpp): the batch enters the model as bfloat16, the
 // weights stay float32 and are cast per step, the logits return to float32 for the loss.
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -39,6 +46,7 @@
 #include "core/generator.hpp"
 #include "core/ops.hpp"
 #include "core/storage.hpp"
+#include "kernels/conv2d/cuda_tuning.hpp"
 #include "layers/module.hpp"
 #include "models/architecture.hpp"
 #include "optim/sgd.hpp"
@@ -58,11 +66,12 @@ struct GpuCompareOptions {
   int steps_per_round = 50;
   TimingOptions rounds{.warmup = 0, .max_reps = 5, .budget_s = 30.0};  // the warm-up is in steps, above
   bool fp32 = true, bf16 = true;
+  kernels::cuda::ConvPolicy cuda_conv = kernels::cuda::ConvPolicy::Measured;
 };
 
 const char* const kUsage =
     "usage: compare_kiln_gpu --model NAME [--batch 128] [--warmup 10] [--steps 50] [--rounds 5] "
-    "[--budget 30] [--precision fp32|bf16|both]";
+    "[--budget 30] [--precision fp32|bf16|both] [--cuda-conv measured|library]";
 
 // std::stoll's own error says only "stoll": this one names the flag.
 long long integer_value(const std::string& flag, const std::string& value) {
@@ -117,6 +126,10 @@ GpuCompareOptions parse_gpu_options(int argc, char** argv) {
         throw std::invalid_argument("--precision takes fp32, bf16 or both, not " + value);
       options.fp32 = value != "bf16";
       options.bf16 = value != "fp32";
+    } else if (flag == "--cuda-conv") {
+      if (value != "measured" && value != "library")
+        throw std::invalid_argument("--cuda-conv takes measured or library, not " + value);
+      options.cuda_conv = value == "measured" ? kernels::cuda::ConvPolicy::Measured : kernels::cuda::ConvPolicy::Library;
     } else {
       throw std::invalid_argument("unknown option " + flag + "; " + kUsage);
     }
@@ -129,6 +142,15 @@ GpuCompareOptions parse_gpu_options(int argc, char** argv) {
 }
 
 double mebibytes(std::size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+// How many of the convolution shapes and passes measured for `precision` a ladder step serves.
+std::int64_t served_by_ladder(train::Precision precision) {
+  const std::string element_type = precision == train::Precision::BFloat16 ? "bfloat16" : "float";
+  std::int64_t count = 0;
+  for (const kernels::cuda::ConvChoice& choice : kernels::cuda::conv_choices())
+    count += choice.element_type == element_type && choice.chosen != kernels::cuda::kLibraryCandidate;
+  return count;
+}
 
 // The training steps of one model on cuda:0 in `precision`: throughput, peak device memory, and the loss
 // before and after the timed steps (a sanity check: it must stay finite, and on a fixed batch it usually
@@ -189,7 +211,9 @@ nlohmann::json time_training(const GpuCompareOptions& options, train::Precision 
                          "since the process started (one model per process), read after the "
                          "timed steps; allocator size classes"},
                         {"in_use_bytes_at_end", memory.in_use_bytes},
-                        {"cached_bytes_at_end", memory.cached_bytes}};
+                        {"cached_bytes_at_end", memory.cached_bytes},
+                        {"cuda_conv", options.cuda_conv == kernels::cuda::ConvPolicy::Measured ? "measured" : "library"},
+                        {"conv_passes_served_by_ladder", served_by_ladder(precision)}};
   // The timings stand either way (NaNs cost the same arithmetic), but a loss that is not finite on a fixed
   // batch at this learning rate points at a wrong kernel: the table shows the warning. JSON has no NaN,
   // so such a loss is written as null.
@@ -204,6 +228,7 @@ nlohmann::json time_training(const GpuCompareOptions& options, train::Precision 
 int main(int argc, char** argv) try {
   const GpuCompareOptions options = parse_gpu_options(argc, argv);
   cuda::require_device(kDevice);  // a clear error, before any work, where there is no GPU
+  kernels::cuda::set_conv_policy(options.cuda_conv);
   const std::string device = Device::cuda(kDevice).str() + ": " + cuda::device_description(kDevice);
   std::fprintf(stderr, "kiln: %s on %s, batch %lld\n", options.model.c_str(), device.c_str(),
                static_cast<long long>(options.batch));

@@ -40,6 +40,8 @@ struct Conv2dGeometry {
   }
   constexpr std::int64_t in_channels_per_group() const { return in_channels / groups; }
   constexpr std::int64_t out_channels_per_group() const { return out_channels / groups; }
+
+  friend constexpr bool operator==(const Conv2dGeometry&, const Conv2dGeometry&) = default;
 };
 
 // Dispatch: the one place that picks the implementation for a device and CPU level (dispatch.cpp).
@@ -138,8 +140,9 @@ void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
 // The CUDA kernels (cuda_conv2d.cu, cuda_im2col.cu, cuda_depthwise.cu; built when CMake finds a CUDA
 // compiler), float, double and bfloat16: every buffer a device pointer in the layouts above, every kernel on
 // the current device, on the default stream, asynchronously, with the reference's semantics (outputs
-// overwritten). dispatch.cpp sends depthwise geometries to the direct kernels and every other one to im2col +
-// GEMM. README.md ("On a CUDA device") explains the choices.
+// overwritten). Together they are the library path: the direct kernels for depthwise geometries, im2col +
+// GEMM for every other one. dispatch.cpp runs it, or a step of the convolution ladder measured faster on the
+// shape (cuda_tuning.hpp). README.md ("On a CUDA device") explains the choices.
 //
 // What bfloat16 accumulates in: every sum in float or wider, every output rounded to bfloat16 once. The
 // GEMMs sum in float inside cuBLAS (CUBLAS_COMPUTE_32F); the forward GEMM starts from y filled with the bias

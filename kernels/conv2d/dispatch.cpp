@@ -8,8 +8,9 @@
 // inputs are widened to float (exactly), the float dispatch runs (the fast kernels, summing in float), and
 // the output is rounded to bfloat16 once; at the Reference CPU level the bfloat16 reference kernels run
 // instead (the oracle, not float's reference rounded a second time). On a CUDA device, all three alike: the
-// direct depthwise kernels for groups == C_in == C_out, im2col + cuBLAS GEMM for every other geometry
-// (README.md, "On a CUDA device").
+// candidate measured fastest for the shape (cuda_tuning.hpp): the library path (the direct depthwise kernels
+// for groups == C_in == C_out, im2col + cuBLAS GEMM for every other geometry) or a step of the convolution
+// ladder that agrees with it (README.md, "On a CUDA device").
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -18,6 +19,7 @@
 #include "core/error.hpp"
 #include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/conv2d.hpp"
+#include "kernels/conv2d/cuda_tuning.hpp"
 #include "kernels/conv2d/im2col.hpp"
 #include "kernels/cpu_level.hpp"
 
@@ -36,12 +38,6 @@ Im2colKernels im2col_kernels() {
   if (cpu_level() == CpuLevel::Avx512) return {avx512::im2col, avx512::col2im_add};
   if (cpu_level() == CpuLevel::Avx2) return {avx2::im2col, avx2::col2im_add};
   return {im2col, col2im_add};
-}
-
-// Depthwise on the GPU: each output channel reads its own input channel, any kernel size (a GEMM per
-// channel would have one row).
-constexpr bool is_cuda_depthwise(const Conv2dGeometry& g) {
-  return g.groups == g.in_channels && g.groups == g.out_channels;
 }
 
 // ---- bfloat16 on the CPU: through the float kernels ------------------------------------------------------
@@ -155,10 +151,7 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
 template <typename T>
 void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda()) {
-    if (is_cuda_depthwise(g)) return cuda::depthwise_conv2d_forward(g, x, w, bias, y);
-    return cuda::gemm_conv2d_forward(g, x, w, bias, y);
-  }
+  if (device.is_cuda()) return cuda::tuned_conv2d_forward(g, x, w, bias, y);
 #endif
   require_cpu(device, "conv2d_forward");
   if constexpr (std::is_same_v<T, bfloat16>) {
@@ -179,10 +172,7 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
 template <typename T>
 void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda()) {
-    if (is_cuda_depthwise(g)) return cuda::depthwise_conv2d_backward_data(g, gy, w, gx);
-    return cuda::gemm_conv2d_backward_data(g, gy, w, gx);
-  }
+  if (device.is_cuda()) return cuda::tuned_conv2d_backward_data(g, gy, w, gx);
 #endif
   require_cpu(device, "conv2d_backward_data");
   if constexpr (std::is_same_v<T, bfloat16>) {
@@ -202,10 +192,7 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
 template <typename T>
 void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda()) {
-    if (is_cuda_depthwise(g)) return cuda::depthwise_conv2d_backward_weight(g, gy, x, gw);
-    return cuda::gemm_conv2d_backward_weight(g, gy, x, gw);
-  }
+  if (device.is_cuda()) return cuda::tuned_conv2d_backward_weight(g, gy, x, gw);
 #endif
   require_cpu(device, "conv2d_backward_weight");
   if constexpr (std::is_same_v<T, bfloat16>) {

@@ -1,8 +1,8 @@
-// How a ladder step launches its kernel, declares dynamic shared memory and gets scratch memory: the three
-// places where a step touches the CUDA runtime, kept here so that the steps' files hold kernels and nothing
-// else, and so that the CPU emulator (tests/emulation) can run the very same files: built with
-// KILN_CUDA_EMULATION, the launch runs the grid on CPU threads and the shared memory is the emulator's.
-// Included by .cu files only.
+// How a ladder step launches its kernel, declares dynamic shared memory, gets scratch memory and learns the
+// GPU's multiprocessor count: the places where a step touches the CUDA runtime, kept here so that the steps'
+// files hold kernels and nothing else, and so that the CPU emulator (tests/emulation) can run the very same
+// files: built with KILN_CUDA_EMULATION, the launch runs the grid on CPU threads and the shared memory is the
+// emulator's. Included by .cu files only.
 //
 //   __global__ void tile_kernel(Problem p, const float* a, float* c) {
 //     KILN_DYNAMIC_SHARED_MEMORY(shared);                      // unsigned char*, 16-byte aligned
@@ -33,6 +33,9 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_share
               const std::function<void()>& body);
 // The calling block's dynamic shared memory.
 unsigned char* dynamic_shared_memory();
+// Host memory the emulated kernels may treat as device memory (a cp.async must read from such a buffer).
+void register_device_buffer(const void* data, std::size_t bytes);
+void unregister_device_buffer(const void* data);
 }  // namespace kiln::emulation
 
 #define KILN_DYNAMIC_SHARED_MEMORY(name) \
@@ -40,13 +43,19 @@ unsigned char* dynamic_shared_memory();
 
 namespace kiln::kernels::ladder {
 
-// Scratch memory for a launcher's kernels (split-K partial sums): host memory, as every "device" pointer is
-// in emulation, where each launch has finished when it returns.
+// Scratch memory for a launcher's kernels (split-K partial sums, NHWC copies): host memory, as every "device"
+// pointer is in emulation, where each launch has finished when it returns; registered as device memory, so
+// the kernels may cp.async from it.
 class Scratch {
  public:
   explicit Scratch(std::size_t bytes)
-      : bytes_(new (std::align_val_t{16}) unsigned char[bytes > 0 ? bytes : 1]) {}
-  ~Scratch() { ::operator delete[](bytes_, std::align_val_t{16}); }
+      : bytes_(new (std::align_val_t{16}) unsigned char[bytes > 0 ? bytes : 1]) {
+    emulation::register_device_buffer(bytes_, bytes);
+  }
+  ~Scratch() {
+    emulation::unregister_device_buffer(bytes_);
+    ::operator delete[](bytes_, std::align_val_t{16});
+  }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
   template <typename T>
@@ -63,12 +72,16 @@ void launch(const char* name, void (*kernel)(Parameters...), dim3 grid, dim3 blo
             Arguments... arguments) {
   emulation::run_grid(name, grid, block, shared_bytes, [&] { kernel(arguments...); });
 }
+
+// An H100's (and H200's) count, so the emulator runs the grids a GPU of the target would.
+inline int multiprocessors() { return 132; }
 }  // namespace kiln::kernels::ladder
 
 #else  // CUDA
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <memory>
 
 #include "core/cuda_runtime.hpp"
@@ -98,6 +111,25 @@ class Scratch {
  private:
   std::shared_ptr<Storage> storage_;
 };
+
+// The current device's multiprocessor count, which a step sizes its grid by when the output alone would
+// leave most of the GPU idle (split-K). Asked of the runtime once per device.
+inline int multiprocessors() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> counts[kMaxDevices] = {};
+  const int device = ::kiln::cuda::current_device();
+  KILN_CHECK(device >= 0 && device < kMaxDevices, "kernel ladder: device ", device, " is past the ", kMaxDevices,
+             " this build counts");
+  int count = counts[device].load(std::memory_order_relaxed);
+  if (count == 0) {
+    const cudaError_t status = cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device);
+    if (status != cudaSuccess)
+      fail("kernel ladder: cudaDeviceGetAttribute(MultiProcessorCount) on cuda:", device,
+           " failed: ", cudaGetErrorString(status));
+    counts[device].store(count, std::memory_order_relaxed);
+  }
+  return count;
+}
 
 // Launches kernel<<<grid, block, shared_bytes>>>(arguments...) on the default stream and checks the launch,
 // naming the step in any error.

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.hpp"
 #include "tests/data/image_writer.hpp"
 

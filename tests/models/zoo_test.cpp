@@ -2,6 +2,8 @@
 // parameter count its paper gives.
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "models/architecture.hpp"
 
 using namespace kiln;

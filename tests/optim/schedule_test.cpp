@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <numbers>
 #include <vector>
 

@@ -79,15 +79,17 @@ struct LadderReport {
 };
 
 // Checks every element: finite, and |actual - expected| <= bound * magnitude (plus a floor of 2^-100 for an
-// all-zero sum). Reports the worst element and how many failed.
+// all-zero sum), plus output_rounding * |expected| where the output was rounded once more after the sum (to
+// bfloat16: 2^-8). Reports the worst element and how many failed.
 inline LadderReport within_ladder_bound(const std::vector<float>& actual, const std::vector<double>& expected,
-                                        const std::vector<double>& magnitude, double bound) {
+                                        const std::vector<double>& magnitude, double bound,
+                                        double output_rounding = 0.0) {
   if (actual.size() != expected.size()) return {false, "sizes differ"};
   std::size_t failures = 0, worst = 0;
   double worst_ratio = -1.0;
   for (std::size_t i = 0; i < actual.size(); ++i) {
     const double error = std::abs(static_cast<double>(actual[i]) - expected[i]);
-    const double allowed = bound * magnitude[i] + 0x1p-100;
+    const double allowed = bound * magnitude[i] + output_rounding * std::abs(expected[i]) + 0x1p-100;
     const double ratio = std::isfinite(actual[i]) ? error / allowed : INFINITY;
     if (!(ratio <= 1.0)) ++failures;
     if (ratio > worst_ratio) {
@@ -100,6 +102,7 @@ inline LadderReport within_ladder_bound(const std::vector<float>& actual, const 
           << " = " << actual[worst] << ", reference " << expected[worst] << ", magnitude " << magnitude[worst]
           << ", error " << std::abs(static_cast<double>(actual[worst]) - expected[worst]) << " = "
           << worst_ratio << " x the allowed " << bound << " x magnitude";
+  if (output_rounding > 0) message << " + " << output_rounding << " x |reference|";
   return {failures == 0, message.str()};
 }
 

@@ -2,7 +2,7 @@
 // interrupts a run after its first epoch's checkpoint is written, as a crash would.
 #pragma once
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json.hpp>  // the full type: Recorder holds a json by value
 #include <stdexcept>
 
 #include "train/trainer.hpp"

@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/cuda_runtime.hpp"
 #include "core/generator.hpp"
@@ -16,6 +18,7 @@
 #include "tests/support/scratch_folder.hpp"
 #include "tests/support/tiny_training.hpp"
 #include "tests/support/training_observers.hpp"
+#include "train/conv_choices.hpp"
 #include "train/evaluate.hpp"
 #include "train/model_io.hpp"
 #include "train/trainer.hpp"
@@ -141,7 +144,20 @@ TEST_CASE("cuda: kiln train --device cuda trains, and its checkpoint predicts on
   testing::Recorder observer;
   const train::TrainResult result = train::train(config, train::RunStart::Fresh, observer);
   CHECK(observer.plan.at("device").get<std::string>().starts_with("cuda:0"));
+  CHECK(observer.plan.at("cuda_conv") == "measured");
   REQUIRE(result.history.size() == 2);
+  // What served each convolution, beside the metrics: LeNet-5's two convolutions forward and backward (the
+  // first has no backward-data: the images need no gradient), with the library path measured first
+  // wherever there were other candidates.
+  std::ifstream choices_file(scratch.path() / "run" / train::kConvChoicesFile);
+  REQUIRE(choices_file);
+  const nlohmann::json choices = nlohmann::json::parse(choices_file);
+  REQUIRE(choices.is_array());
+  CHECK(choices.size() >= 5);
+  for (const nlohmann::json& choice : choices) {
+    CHECK(choice.at("chosen").is_string());
+    if (!choice.at("trials").empty()) CHECK(choice.at("trials")[0].at("candidate") == "library");
+  }
   REQUIRE(result.history.back().validation);
   const double gpu_accuracy = result.history.back().validation->accuracy;
 

@@ -75,9 +75,9 @@ constexpr int kThreads = 256;
 constexpr int kBK = 16;         // reduction positions (n, p, q) per tile
 constexpr int kThreadTile = 4;  // a thread's outputs: 4 channels x 4 taps
 constexpr int kSumThreads = 256;
-// The split-K choice (see the top of the file): about four blocks per multiprocessor of an H100 (132 of
-// them), and no chunk shorter than 512 positions.
-constexpr std::int64_t kTargetBlocks = 4 * 132;
+// The split-K choice: about four blocks per multiprocessor of the device (132 on an H100 or H200), no chunk
+// under 512 positions.
+constexpr std::int64_t kBlocksPerMultiprocessor = 4;
 constexpr std::int64_t kMinChunk = 512;
 
 // The geometry in int, with the output size, the GEMM's sizes and the split worked out on the host.
@@ -270,7 +270,8 @@ struct Split {
   int splits, chunk;
 };
 Split split_reduction(std::int64_t positions, std::int64_t tiles) {
-  std::int64_t splits = (kTargetBlocks + tiles - 1) / tiles;                    // >= 1
+  const std::int64_t target_blocks = kBlocksPerMultiprocessor * ladder::multiprocessors();
+  std::int64_t splits = (target_blocks + tiles - 1) / tiles;                    // >= 1
   splits = std::max<std::int64_t>(1, std::min(splits, positions / kMinChunk));  // chunks of >= 512
   std::int64_t chunk = ((positions + splits - 1) / splits + kBK - 1) / kBK * kBK;
   chunk = std::min(chunk, positions);

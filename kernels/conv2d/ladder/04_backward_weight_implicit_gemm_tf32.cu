@@ -93,8 +93,9 @@ constexpr int kLanesPerBRow = 8;  // threads copying one row of the B tile
 constexpr int kBRowsPerPass = kThreads / kLanesPerBRow;  // 16
 constexpr int kBPasses = kBlockK / kBRowsPerPass;        // 2 rows of B per thread
 constexpr int kSumThreads = 256;
-// The split-K choice: about four blocks per multiprocessor of an H100 (132), no chunk under 512 positions.
-constexpr std::int64_t kTargetBlocks = 4 * 132;
+// The split-K choice: about four blocks per multiprocessor of the device (132 on an H100 or H200), no chunk
+// under 512 positions.
+constexpr std::int64_t kBlocksPerMultiprocessor = 4;
 constexpr std::int64_t kMinChunk = 512;
 
 // The geometry in int (the launcher has checked that every tensor holds fewer than 2^31 elements; with
@@ -338,7 +339,8 @@ struct Split {
   int splits, chunk;
 };
 Split split_reduction(std::int64_t positions, std::int64_t tiles) {
-  std::int64_t splits = (kTargetBlocks + tiles - 1) / tiles;                    // >= 1
+  const std::int64_t target_blocks = kBlocksPerMultiprocessor * ladder::multiprocessors();
+  std::int64_t splits = (target_blocks + tiles - 1) / tiles;                    // >= 1
   splits = std::max<std::int64_t>(1, std::min(splits, positions / kMinChunk));  // chunks of >= 512
   std::int64_t chunk = ((positions + splits - 1) / splits + kBlockK - 1) / kBlockK * kBlockK;
   chunk = std::min(chunk, positions);

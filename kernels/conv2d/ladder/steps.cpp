@@ -1,23 +1,21 @@
 // The convolution ladder's table: every step of every pass in order, with what the tests and the benchmark
 // need to run it. A new step is a new file and a line here.
 #include <array>
-#include <climits>
 #include <cstdint>
 #include <span>
 #include <string>
 
 #include "core/error.hpp"
 #include "kernels/conv2d/ladder/ladder.hpp"
+#include "kernels/ladder/operands.hpp"
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
 
 #ifdef KILN_WITH_CUDA  // the launchers exist only where the .cu files are built
-// Gives a typed launcher the table's untyped signature: the inputs are `Operand`s (float or bfloat16).
+// A typed launcher behind the table's untyped signature: the inputs are `Operand`s (float or bfloat16).
 template <typename Operand, void (*typed)(const Conv2dGeometry&, const Operand*, const Operand*, float*)>
-void untyped(const Conv2dGeometry& g, const void* first, const void* second, float* output) {
-  typed(g, static_cast<const Operand*>(first), static_cast<const Operand*>(second), output);
-}
+constexpr auto untyped = ladder::untyped<Conv2dGeometry, Operand, typed>;
 
 bool any_geometry(const Conv2dGeometry&) { return true; }
 // 02's block stages an input tile of 8x8 outputs' reach and 16 filters' R x S taps: 12,288 floats, 48 KiB.
@@ -58,7 +56,7 @@ std::string invalid_reason(const Conv2dGeometry& g) {
   const std::int64_t x = g.batch * g.in_channels * g.in_height * g.in_width;
   const std::int64_t w = g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w;
   const std::int64_t y = g.batch * g.out_channels * g.out_height() * g.out_width();
-  if (x > INT_MAX || w > INT_MAX || y > INT_MAX)
+  if (!ladder::indexable_with_int(x) || !ladder::indexable_with_int(w) || !ladder::indexable_with_int(y))
     return "every tensor must hold fewer than 2^31 elements (the kernels index with int)";
   return "";
 }
@@ -160,11 +158,7 @@ void require_supported(std::string_view step_name, const Conv2dGeometry& g, bool
 
 void require_16_byte_operands(std::string_view step_name, const void* first, const void* second,
                               const float* output) {
-  const auto on_16_bytes = [](const void* pointer) {
-    return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0;
-  };
-  KILN_CHECK(on_16_bytes(first) && on_16_bytes(second) && on_16_bytes(output), "conv2d ladder ", step_name,
-             ": its inputs and output must start on 16 bytes (its copies move 16 bytes at a time)");
+  ladder::require_16_byte_operands("conv2d ladder", step_name, first, second, output);
 }
 
 }  // namespace kiln::kernels::conv2d_ladder

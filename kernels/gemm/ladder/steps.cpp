@@ -1,26 +1,24 @@
 // The GEMM ladder's table: every step in order, with what the tests and the benchmark need to run it. A new
 // step is a new file and a line here.
 #include <array>
-#include <climits>
 #include <cstdint>
 #include <span>
 #include <string>
 
 #include "core/error.hpp"
 #include "kernels/gemm/ladder/ladder.hpp"
+#include "kernels/ladder/operands.hpp"
 
 namespace kiln::kernels::gemm_ladder {
 namespace {
 
 #ifdef KILN_WITH_CUDA  // the launchers exist only where the .cu files are built
-// Gives a typed launcher the table's untyped signature: A and B are `Operand`s (float or bfloat16).
+// A typed launcher behind the table's untyped signature: A and B are `Operand`s (float or bfloat16).
 template <typename Operand, void (*typed)(const Problem&, const Operand*, const Operand*, float*)>
-void untyped(const Problem& problem, const void* a, const void* b, float* c) {
-  typed(problem, static_cast<const Operand*>(a), static_cast<const Operand*>(b), c);
-}
+constexpr auto untyped = ladder::untyped<Problem, Operand, typed>;
 #endif
 
-bool fits_int(std::int64_t rows, std::int64_t columns) { return rows * columns <= INT_MAX; }
+bool fits_int(std::int64_t rows, std::int64_t columns) { return ladder::indexable_with_int(rows * columns); }
 
 // Why `problem` cannot run with rows aligned to `alignment` elements, or "" when it can.
 std::string unsupported_reason(const Problem& problem, int alignment) {
@@ -74,11 +72,7 @@ void require_supported(std::string_view step_name, const Problem& problem, int a
 }
 
 void require_16_byte_operands(std::string_view step_name, const void* a, const void* b, const float* c) {
-  const auto on_16_bytes = [](const void* pointer) {
-    return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0;
-  };
-  KILN_CHECK(on_16_bytes(a) && on_16_bytes(b) && on_16_bytes(c), "gemm ladder ", step_name,
-             ": A, B and C must start on 16 bytes (its loads move 16 bytes at a time)");
+  ladder::require_16_byte_operands("gemm ladder", step_name, a, b, c);
 }
 
 }  // namespace kiln::kernels::gemm_ladder

@@ -1,0 +1,187 @@
+// A ladder step run as one of kiln's convolutions (cuda_ladder_conv2d.hpp): the layout changes around it.
+#include <cstdint>
+#include <type_traits>
+
+#include "core/bfloat16.hpp"
+#include "core/error.hpp"
+#include "kernels/conv2d/cuda_ladder_conv2d.hpp"
+#include "kernels/conv2d/ladder/ladder.hpp"
+#include "kernels/ladder/launch.cuh"
+
+namespace kiln::kernels::cuda {
+namespace {
+
+using conv2d_ladder::Layout;
+using conv2d_ladder::Pass;
+using conv2d_ladder::Step;
+using ladder::Precision;
+
+// ---- The transpose --------------------------------------------------------------------------------------
+
+constexpr int kTile = 32;     // a tile of kTile x kTile elements per block
+constexpr int kTileRows = 8;  // the block is kTile x kTileRows threads; each moves kTile / kTileRows elements
+constexpr unsigned kMaxGridY = 65535, kMaxGridZ = 65535;
+
+// dst[b, j, i] = Out(src[b, i, j] + column_bias[j]) for every plane b < planes, i < rows, j < columns: each
+// plane of src, a [rows, columns] matrix, transposed. The sum is in float, so a bfloat16 output is rounded
+// once, after the bias. A block moves one 32x32 tile: it reads 32 rows of 32 consecutive src elements, and
+// writes 32 rows of 32 consecutive dst elements, both whole 128-byte lines for float. The tile's rows are
+// 33 floats long, so the column a warp reads back spreads over all 32 banks.
+template <typename In, typename Out>
+__global__ void __launch_bounds__(kTile* kTileRows)
+    transpose_planes_kernel(const In* __restrict__ src, Out* __restrict__ dst, int planes, int rows,
+                            int columns, const Out* __restrict__ column_bias) {
+  __shared__ float tile[kTile][kTile + 1];
+  const long long plane_size = static_cast<long long>(rows) * columns;
+  const int first_row = blockIdx.y * kTile, first_column = blockIdx.x * kTile;
+  for (int plane = blockIdx.z; plane < planes; plane += gridDim.z) {
+    const In* plane_src = src + plane * plane_size;
+    Out* plane_dst = dst + plane * plane_size;
+    const int column = first_column + threadIdx.x;
+    const float bias =
+        column_bias != nullptr && column < columns ? static_cast<float>(column_bias[column]) : 0.f;
+    for (int i = threadIdx.y; i < kTile; i += kTileRows) {
+      const int row = first_row + i;
+      if (row < rows && column < columns)
+        tile[i][threadIdx.x] =
+            static_cast<float>(plane_src[static_cast<long long>(row) * columns + column]) + bias;
+    }
+    __syncthreads();
+    const int dst_column = first_row + threadIdx.x;  // dst is [columns, rows]
+    for (int i = threadIdx.y; i < kTile; i += kTileRows) {
+      const int dst_row = first_column + i;
+      if (dst_row < columns && dst_column < rows)
+        plane_dst[static_cast<long long>(dst_row) * rows + dst_column] = Out(tile[threadIdx.x][i]);
+    }
+    __syncthreads();  // the tile is rewritten for the next plane
+  }
+}
+
+template <typename In, typename Out>
+void transpose_planes(const In* src, Out* dst, std::int64_t planes, std::int64_t rows, std::int64_t columns,
+                      const Out* column_bias = nullptr) {
+  const std::int64_t row_tiles = (rows + kTile - 1) / kTile, column_tiles = (columns + kTile - 1) / kTile;
+  // The ladder's own limit (every tensor below 2^31 elements) keeps these in int; the grid's y extent is
+  // the one bound left to check.
+  KILN_CHECK(row_tiles <= kMaxGridY, "conv2d ladder transpose: ", rows, " rows is more than ", kMaxGridY,
+             " tiles of ", kTile);
+  const dim3 grid(static_cast<unsigned>(column_tiles), static_cast<unsigned>(row_tiles),
+                  static_cast<unsigned>(planes < kMaxGridZ ? planes : kMaxGridZ));
+  ladder::launch("conv2d ladder layout transpose", transpose_planes_kernel<In, Out>, grid,
+                 dim3(kTile, kTileRows), 0, src, dst, static_cast<int>(planes), static_cast<int>(rows),
+                 static_cast<int>(columns), column_bias);
+}
+
+// y[n, k, :] += bias[k] over [N, K, plane] float, in place: the NCHW fp32 steps write y without a bias.
+__global__ void add_channel_bias_kernel(float* __restrict__ y, const float* __restrict__ bias, int channels,
+                                        long long plane, long long count) {
+  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
+  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
+    y[i] += bias[(i / plane) % channels];
+}
+
+void add_channel_bias(const Conv2dGeometry& g, const float* bias, float* y) {
+  const long long plane = g.out_height() * g.out_width(), count = g.batch * g.out_channels * plane;
+  constexpr int kThreads = 256;
+  const long long blocks = (count + kThreads - 1) / kThreads;
+  ladder::launch("conv2d ladder bias", add_channel_bias_kernel,
+                 dim3(static_cast<unsigned>(blocks < 4096 ? blocks : 4096)), dim3(kThreads), 0, y, bias,
+                 static_cast<int>(g.out_channels), plane, count);
+}
+
+// ---- The passes' tensors as [planes, rows, columns] -------------------------------------------------------
+
+// An NCHW tensor seen as [planes, channels, positions]; transposing it gives the NHWC [planes, positions,
+// channels]. The weights [K, C, R, S] are [K, C, R*S] the same way.
+struct Nchw {
+  std::int64_t planes, channels, positions;
+  std::int64_t elements() const { return planes * channels * positions; }
+};
+Nchw input_of(const Conv2dGeometry& g) { return {g.batch, g.in_channels, g.in_height * g.in_width}; }
+Nchw output_of(const Conv2dGeometry& g) { return {g.batch, g.out_channels, g.out_height() * g.out_width()}; }
+Nchw weights_of(const Conv2dGeometry& g) {
+  return {g.out_channels, g.in_channels_per_group(), g.kernel_h * g.kernel_w};
+}
+
+// The pass's two inputs and its output, in the order of conv2d_ladder::Step.
+struct PassTensors {
+  Nchw first, second, output;
+};
+PassTensors tensors_of(Pass pass, const Conv2dGeometry& g) {
+  switch (pass) {
+    case Pass::Forward:
+      return {input_of(g), weights_of(g), output_of(g)};
+    case Pass::BackwardData:
+      return {output_of(g), weights_of(g), input_of(g)};
+    case Pass::BackwardWeight:
+      return {output_of(g), input_of(g), weights_of(g)};
+  }
+  return {};
+}
+
+// `t` (NCHW, of T) as an NHWC copy in scratch.
+template <typename T>
+const T* to_nhwc(const T* t, const Nchw& shape, const ladder::Scratch& scratch) {
+  T* copy = scratch.as<T>();
+  transpose_planes(t, copy, shape.planes, shape.channels, shape.positions);
+  return copy;
+}
+
+template <typename T>
+constexpr Precision precision_of() {
+  return std::is_same_v<T, bfloat16> ? Precision::Bf16 : Precision::Fp32;
+}
+
+}  // namespace
+
+template <typename T>
+bool ladder_step_serves(const Step& step, const Conv2dGeometry& g) {
+  if constexpr (std::is_same_v<T, double>) {
+    return false;  // no step computes in double
+  } else {
+    // An NCHW step writes its float output in place, which only a float tensor can take.
+    const bool layout_fits = step.layout == Layout::Nhwc || std::is_same_v<T, float>;
+    return step.precision == precision_of<T>() && layout_fits && conv2d_ladder::supports(step, g);
+  }
+}
+
+template <typename T>
+void run_ladder_step(const Step& step, const Conv2dGeometry& g, const T* first, const T* second,
+                     const T* bias, T* output) {
+  KILN_CHECK(ladder_step_serves<T>(step, g), "conv2d ladder ", step.name, ": cannot serve this ",
+             conv2d_ladder::pass_name(step.pass), " convolution (",
+             std::is_same_v<T, bfloat16> ? "bfloat16" : (std::is_same_v<T, float> ? "float" : "double"),
+             " tensors, C=", g.in_channels, " K=", g.out_channels, " groups=", g.groups, ")");
+  KILN_CHECK(bias == nullptr || step.pass == Pass::Forward, "conv2d ladder ", step.name,
+             ": only the forward pass takes a bias");
+  if constexpr (!std::is_same_v<T, double>) {
+    const PassTensors shapes = tensors_of(step.pass, g);
+    if (step.layout == Layout::Nchw) {
+      if constexpr (std::is_same_v<T, float>) {
+        step.launch(g, first, second, output);
+        if (bias != nullptr) add_channel_bias(g, bias, output);
+      }
+      return;
+    }
+    const ladder::Scratch first_nhwc(static_cast<std::size_t>(shapes.first.elements()) * sizeof(T));
+    const ladder::Scratch second_nhwc(static_cast<std::size_t>(shapes.second.elements()) * sizeof(T));
+    const ladder::Scratch output_nhwc(static_cast<std::size_t>(shapes.output.elements()) * sizeof(float));
+    step.launch(g, to_nhwc(first, shapes.first, first_nhwc), to_nhwc(second, shapes.second, second_nhwc),
+                output_nhwc.as<float>());
+    // Back to NCHW: each plane of the output, [positions, channels], transposed.
+    const Nchw& out = shapes.output;
+    transpose_planes(output_nhwc.as<const float>(), output, out.planes, out.positions, out.channels, bias);
+  }
+}
+
+template bool ladder_step_serves<float>(const Step&, const Conv2dGeometry&);
+template bool ladder_step_serves<double>(const Step&, const Conv2dGeometry&);
+template bool ladder_step_serves<bfloat16>(const Step&, const Conv2dGeometry&);
+template void run_ladder_step<float>(const Step&, const Conv2dGeometry&, const float*, const float*,
+                                     const float*, float*);
+template void run_ladder_step<double>(const Step&, const Conv2dGeometry&, const double*, const double*,
+                                      const double*, double*);
+template void run_ladder_step<bfloat16>(const Step&, const Conv2dGeometry&, const bfloat16*, const bfloat16*,
+                                        const bfloat16*, bfloat16*);
+
+}  // namespace kiln::kernels::cuda

@@ -1,0 +1,41 @@
+// A step of the convolution ladder (kernels/conv2d/ladder) run as one of kiln's convolutions: NCHW tensors of
+// T in and out, the bias added forward, each output rounded to T once. This is what lets the tuning
+// (cuda_tuning.hpp) offer the ladder's steps to training.
+//
+// A ladder step takes its own layout and writes float; kiln's tensors are NCHW and of T. So, per pass
+// (first and second as in conv2d_ladder::Step, NHWC scratch from the caching allocator):
+//
+//   NCHW fp32 step (T float)    the step reads the tensors and writes the output where they lie; forward adds
+//                               the bias in place afterwards
+//   NHWC step                   first and second transposed to NHWC (x [N,C,H,W] -> [N,H,W,C], w [K,C,R,S] ->
+//                               [K,R,S,C], gy [N,K,P,Q] -> [N,P,Q,K]), the step writes float NHWC scratch,
+//                               which one transpose back to NCHW turns into T, the bias added in float
+//                               before the rounding
+//
+// The transposes are 32x32 tiles through shared memory, read and written in whole rows. They are the price
+// of a channels-last kernel in an NCHW framework, paid on every call and included in every measured time.
+// Kernels launch through the ladder's seam (kernels/ladder/launch.cuh), so the CPU emulator runs this file
+// unchanged (tests/emulation).
+#pragma once
+
+#include "kernels/conv2d/conv2d.hpp"
+#include "kernels/conv2d/ladder/ladder.hpp"
+
+namespace kiln::kernels::cuda {
+
+// Whether `step` can serve a convolution of T over `g`: its precision is T's own (fp32 for float, bf16 for
+// bfloat16; nothing for double, and never tf32), and it supports g (conv2d_ladder::supports).
+template <typename T>
+bool ladder_step_serves(const conv2d_ladder::Step& step, const Conv2dGeometry& g);
+
+// Runs `step` as its pass of kiln's convolution (conv2d.hpp's semantics and layouts), on the current device's
+// default stream, asynchronously:
+//   forward          (x, w, bias) -> y     bias may be null
+//   backward data    (gy, w)      -> gx    bias must be null
+//   backward weight  (gy, x)      -> gw    bias must be null
+// Throws a kiln::Error when ladder_step_serves(step, g) is false.
+template <typename T>
+void run_ladder_step(const conv2d_ladder::Step& step, const Conv2dGeometry& g, const T* first,
+                     const T* second, const T* bias, T* output);
+
+}  // namespace kiln::kernels::cuda
