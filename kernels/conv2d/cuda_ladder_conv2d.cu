@@ -20,6 +20,7 @@ using ladder::Precision;
 
 constexpr int kTile = 32;     // a tile of kTile x kTile elements per block
 constexpr int kTileRows = 8;  // the block is kTile x kTileRows threads; each moves kTile / kTileRows elements
+constexpr int kTransposeThreads = kTile * kTileRows;
 constexpr unsigned kMaxGridY = 65535, kMaxGridZ = 65535;
 
 // dst[b, j, i] = Out(src[b, i, j] + column_bias[j]) for every plane b < planes, i < rows, j < columns: each
@@ -28,7 +29,7 @@ constexpr unsigned kMaxGridY = 65535, kMaxGridZ = 65535;
 // writes 32 rows of 32 consecutive dst elements, both whole 128-byte lines for float. The tile's rows are
 // 33 floats long, so the column a warp reads back spreads over all 32 banks.
 template <typename In, typename Out>
-__global__ void __launch_bounds__(kTile* kTileRows)
+__global__ void __launch_bounds__(kTransposeThreads)
     transpose_planes_kernel(const In* __restrict__ src, Out* __restrict__ dst, int planes, int rows,
                             int columns, const Out* __restrict__ column_bias) {
   __shared__ float tile[kTile][kTile + 1];
