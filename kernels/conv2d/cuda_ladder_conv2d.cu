@@ -90,39 +90,9 @@ void add_channel_bias(const Conv2dGeometry& g, const float* bias, float* y) {
                  static_cast<int>(g.out_channels), plane, count);
 }
 
-// ---- The passes' tensors as [planes, rows, columns] -------------------------------------------------------
-
-// An NCHW tensor seen as [planes, channels, positions]; transposing it gives the NHWC [planes, positions,
-// channels]. The weights [K, C, R, S] are [K, C, R*S] the same way.
-struct Nchw {
-  std::int64_t planes, channels, positions;
-  std::int64_t elements() const { return planes * channels * positions; }
-};
-Nchw input_of(const Conv2dGeometry& g) { return {g.batch, g.in_channels, g.in_height * g.in_width}; }
-Nchw output_of(const Conv2dGeometry& g) { return {g.batch, g.out_channels, g.out_height() * g.out_width()}; }
-Nchw weights_of(const Conv2dGeometry& g) {
-  return {g.out_channels, g.in_channels_per_group(), g.kernel_h * g.kernel_w};
-}
-
-// The pass's two inputs and its output, in the order of conv2d_ladder::Step.
-struct PassTensors {
-  Nchw first, second, output;
-};
-PassTensors tensors_of(Pass pass, const Conv2dGeometry& g) {
-  switch (pass) {
-    case Pass::Forward:
-      return {input_of(g), weights_of(g), output_of(g)};
-    case Pass::BackwardData:
-      return {output_of(g), weights_of(g), input_of(g)};
-    case Pass::BackwardWeight:
-      return {output_of(g), input_of(g), weights_of(g)};
-  }
-  return {};
-}
-
 // `t` (NCHW, of T) as an NHWC copy in scratch.
 template <typename T>
-const T* to_nhwc(const T* t, const Nchw& shape, const ladder::Scratch& scratch) {
+const T* to_nhwc(const T* t, const NchwShape& shape, const ladder::Scratch& scratch) {
   T* copy = scratch.as<T>();
   transpose_planes(t, copy, shape.planes, shape.channels, shape.positions);
   return copy;
@@ -134,6 +104,21 @@ constexpr Precision precision_of() {
 }
 
 }  // namespace
+
+PassTensors pass_tensors(Pass pass, const Conv2dGeometry& g) {
+  const NchwShape input{g.batch, g.in_channels, g.in_height * g.in_width};
+  const NchwShape output{g.batch, g.out_channels, g.out_height() * g.out_width()};
+  const NchwShape weights{g.out_channels, g.in_channels_per_group(), g.kernel_h * g.kernel_w};
+  switch (pass) {
+    case Pass::Forward:
+      return {input, weights, output};
+    case Pass::BackwardData:
+      return {output, weights, input};
+    case Pass::BackwardWeight:
+      return {output, input, weights};
+  }
+  return {};
+}
 
 template <typename T>
 bool ladder_step_serves(const Step& step, const Conv2dGeometry& g) {
@@ -156,7 +141,7 @@ void run_ladder_step(const Step& step, const Conv2dGeometry& g, const T* first, 
   KILN_CHECK(bias == nullptr || step.pass == Pass::Forward, "conv2d ladder ", step.name,
              ": only the forward pass takes a bias");
   if constexpr (!std::is_same_v<T, double>) {
-    const PassTensors shapes = tensors_of(step.pass, g);
+    const PassTensors shapes = pass_tensors(step.pass, g);
     if (step.layout == Layout::Nchw) {
       if constexpr (std::is_same_v<T, float>) {
         step.launch(g, first, second, output);
@@ -170,7 +155,7 @@ void run_ladder_step(const Step& step, const Conv2dGeometry& g, const T* first, 
     step.launch(g, to_nhwc(first, shapes.first, first_nhwc), to_nhwc(second, shapes.second, second_nhwc),
                 output_nhwc.as<float>());
     // Back to NCHW: each plane of the output, [positions, channels], transposed.
-    const Nchw& out = shapes.output;
+    const NchwShape& out = shapes.output;
     transpose_planes(output_nhwc.as<const float>(), output, out.planes, out.positions, out.channels, bias);
   }
 }

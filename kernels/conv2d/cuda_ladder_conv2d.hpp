@@ -18,10 +18,24 @@
 // unchanged (tests/emulation).
 #pragma once
 
+#include <cstdint>
+
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/ladder/ladder.hpp"
 
 namespace kiln::kernels::cuda {
+
+// An NCHW tensor seen as [planes, channels, positions]: x [N, C, H*W], y [N, K, P*Q], and the weights
+// [K, C/groups, R*S]. Transposing each plane gives the NHWC [planes, positions, channels].
+struct NchwShape {
+  std::int64_t planes, channels, positions;
+  std::int64_t elements() const { return planes * channels * positions; }
+};
+// A pass's two inputs and its output, in the order of conv2d_ladder::Step.
+struct PassTensors {
+  NchwShape first, second, output;
+};
+PassTensors pass_tensors(conv2d_ladder::Pass pass, const Conv2dGeometry& g);
 
 // Whether `step` can serve a convolution of T over `g`: its precision is T's own (fp32 for float, bf16 for
 // bfloat16; nothing for double, and never tf32), and it supports g (conv2d_ladder::supports).

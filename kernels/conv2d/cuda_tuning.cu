@@ -59,25 +59,6 @@ conv2d_ladder::Pass pass_of(Conv2dDirection direction) {
   return conv2d_ladder::Pass::Forward;
 }
 
-// The element counts of a pass's two inputs and output (conv2d.hpp's dense layouts).
-struct PassSizes {
-  std::int64_t first, second, output;
-};
-PassSizes sizes_of(Conv2dDirection direction, const Conv2dGeometry& g) {
-  const std::int64_t x = g.batch * g.in_channels * g.in_height * g.in_width;
-  const std::int64_t w = g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w;
-  const std::int64_t y = g.batch * g.out_channels * g.out_height() * g.out_width();
-  switch (direction) {
-    case Conv2dDirection::Forward:
-      return {x, w, y};
-    case Conv2dDirection::BackwardData:
-      return {y, w, x};
-    case Conv2dDirection::BackwardWeight:
-      return {y, x, w};
-  }
-  return {};
-}
-
 // ---- The candidates ---------------------------------------------------------------------------------------
 
 constexpr bool is_depthwise(const Conv2dGeometry& g) {
@@ -127,24 +108,30 @@ void check(cudaError_t status, const char* call) {
   if (status != cudaSuccess) fail("conv2d tuning: ", call, " failed: ", cudaGetErrorString(status));
 }
 
-// `count` elements of T from the current device, widened to double (exactly) on the host.
+// `count` elements of T from the current device, on the host.
 template <typename T>
-std::vector<double> to_host(const T* values, std::int64_t count) {
+std::vector<T> host_copy(const T* values, std::int64_t count) {
   std::vector<T> host(static_cast<std::size_t>(count));
   kiln::cuda::copy_bytes(host.data(), Device::cpu(), values, Device::cuda(kiln::cuda::current_device()),
                          host.size() * sizeof(T));
+  return host;
+}
+
+// The same, widened to double (exactly).
+template <typename T>
+std::vector<double> to_host(const T* values, std::int64_t count) {
+  const std::vector<T> host = host_copy(values, count);
   return std::vector<double>(host.begin(), host.end());
 }
 
 // A device copy of |values| (exact in every type: only the sign changes).
 template <typename T>
 std::shared_ptr<Storage> absolute_copy(const T* values, std::int64_t count) {
-  const Device device = Device::cuda(kiln::cuda::current_device());
-  std::vector<T> host(static_cast<std::size_t>(count));
-  kiln::cuda::copy_bytes(host.data(), Device::cpu(), values, device, host.size() * sizeof(T));
+  std::vector<T> host = host_copy(values, count);
   for (T& value : host) {
     if (static_cast<double>(value) < 0) value = T(-static_cast<double>(value));
   }
+  const Device device = Device::cuda(kiln::cuda::current_device());
   std::shared_ptr<Storage> copy = Storage::allocate(host.size() * sizeof(T), device);
   kiln::cuda::copy_bytes(copy->data(), device, host.data(), Device::cpu(), host.size() * sizeof(T));
   return copy;
@@ -202,12 +189,13 @@ struct Yardstick {
 };
 template <typename T>
 Yardstick yardstick(const PassCall<T>& c) {
-  const PassSizes n = sizes_of(c.direction, c.g);
+  const PassTensors n = pass_tensors(pass_of(c.direction), c.g);
   run_library(c);
-  Yardstick result{to_host(c.output, n.output), {}};
-  const auto first = absolute_copy(c.first, n.first), second = absolute_copy(c.second, n.second);
+  Yardstick result{to_host(c.output, n.output.elements()), {}};
+  const auto first = absolute_copy(c.first, n.first.elements());
+  const auto second = absolute_copy(c.second, n.second.elements());
   const auto bias = c.bias ? absolute_copy(c.bias, c.g.out_channels) : nullptr;
-  const auto magnitude = Storage::allocate(static_cast<std::size_t>(n.output) * sizeof(T),
+  const auto magnitude = Storage::allocate(static_cast<std::size_t>(n.output.elements()) * sizeof(T),
                                            Device::cuda(kiln::cuda::current_device()));
   const PassCall<T> absolute{c.direction,
                              c.g,
@@ -216,7 +204,7 @@ Yardstick yardstick(const PassCall<T>& c) {
                              bias ? static_cast<const T*>(bias->data()) : nullptr,
                              static_cast<T*>(magnitude->data())};
   run_library(absolute);
-  result.magnitude = to_host(absolute.output, n.output);
+  result.magnitude = to_host(absolute.output, n.output.elements());
   return result;
 }
 
@@ -236,7 +224,8 @@ std::string disagreement(const Step& step, const PassCall<T>& c, const Yardstick
     }
     return error.what();
   }
-  const std::vector<double> values = to_host(c.output, sizes_of(c.direction, c.g).output);
+  const std::vector<double> values =
+      to_host(c.output, pass_tensors(pass_of(c.direction), c.g).output.elements());
   const AgreementTolerance tolerance =
       agreement_tolerance(reduction_terms(c.g, c.direction), std::is_same_v<T, bfloat16>);
   const std::int64_t i = first_disagreement(expected.values, values, expected.magnitude, tolerance);
