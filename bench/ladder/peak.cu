@@ -7,6 +7,9 @@
 //   mma_*_kernel     256 threads x 4 blocks per multiprocessor (8 warps per sub-partition), each warp 8
 //                    independent accumulator tiles (32 float registers) fed the same A and B fragments: the
 //                    tensor cores' pipeline stays full without any load.
+//   wgmma_bf16_kernel  128 threads (one warpgroup) x 2 blocks per multiprocessor, each wgmma.m64n128k16 from
+//                    two tiles in shared memory into two alternating accumulators (64 floats each), 8 per
+//                    committed group, with the previous group still in flight at each wait.
 //
 // Each result feeds a never-true store (`if (total == -1) *sink = total`) so the compiler keeps the work;
 // the operands are small positive numbers, so nothing overflows and no denormal slows anything.
@@ -17,7 +20,10 @@
 
 #include "bench/ladder/harness.hpp"
 #include "bench/ladder/peak.hpp"
+#include "kernels/ladder/hopper.hpp"
+#include "kernels/ladder/launch.cuh"
 #include "kernels/ladder/mma.cuh"
+#include "kernels/ladder/wgmma.cuh"
 
 namespace kiln::bench::ladder {
 namespace {
@@ -30,6 +36,11 @@ constexpr int kMmaBlocksPerSm = 4;
 constexpr int kFfmaChains = 8;   // independent accumulators per thread
 constexpr int kFfmaUnroll = 16;  // FFMAs per chain per loop iteration (amortizes the loop's own instructions)
 constexpr int kMmaTiles = 8;     // independent 16x8 accumulator tiles per warp
+constexpr int kWgmmaBlocksPerSm = 2;
+constexpr int kWgmmaThreads = 128;  // one warpgroup
+constexpr int kWgmmaN = 128;
+constexpr int kWgmmaPerGroup = 8;
+constexpr int kWgmmaSharedBytes = (64 + kWgmmaN) * 128 + 1024;  // A 64 x 64, B 128 x 64 bfloat16, alignment
 
 __global__ void __launch_bounds__(kThreadsPerBlock)
     ffma_kernel(int iterations, float a, float b, float* sink) {
@@ -81,6 +92,36 @@ __global__ void __launch_bounds__(kThreadsPerBlock) mma_bf16_kernel(int iteratio
   float total = 0.0f;
 #pragma unroll
   for (int t = 0; t < kMmaTiles; ++t) total += c[t][0] + c[t][1] + c[t][2] + c[t][3];
+  if (total == -1.0f) *sink = total;
+}
+
+__global__ void __launch_bounds__(kWgmmaThreads) wgmma_bf16_kernel(int iterations, float* sink) {
+  KILN_DYNAMIC_SHARED_MEMORY(shared);
+  unsigned char* const tiles = shared + (1024 - device::shared_address(shared) % 1024) % 1024;
+  // Bfloat16 about 1e-3 (0x3a80), varied in the low bits: the layout does not matter, only that the
+  // operands are real numbers.
+  auto* const halves = reinterpret_cast<std::uint16_t*>(tiles);
+  for (int i = static_cast<int>(threadIdx.x); i < (64 + kWgmmaN) * 64; i += kWgmmaThreads)
+    halves[i] = static_cast<std::uint16_t>(0x3a80 | (i & 7));
+  device::fence_proxy_async_shared();
+  __syncthreads();
+  const std::uint64_t a = device::k_major_128b_descriptor(tiles);
+  const std::uint64_t b = device::k_major_128b_descriptor(tiles + 64 * 128);
+  float acc[2][kWgmmaN / 2] = {};
+  for (int i = 0; i < iterations; ++i) {
+    device::wgmma_fence(acc);
+#pragma unroll
+    for (int u = 0; u < kWgmmaPerGroup; ++u) device::wgmma_bf16<kWgmmaN>(acc[u % 2], a, b, true);
+    device::wgmma_commit_group();
+    device::wgmma_wait<1>(acc);  // the group before this one is done; this one runs on
+  }
+  device::wgmma_wait<0>(acc);
+  float total = 0.0f;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+#pragma unroll
+    for (int i = 0; i < kWgmmaN / 2; ++i) total += acc[h][i];
+  }
   if (total == -1.0f) *sink = total;
 }
 
@@ -144,6 +185,15 @@ Peaks measure_peaks(bool quick) {
         LADDER_CUDA(cudaGetLastError());
       },
       warps * kMmaTiles * 2.0 * 16 * 8 * 16, target_ms);  // m16n8k16
+  if (kernels::ladder::wgmma_available()) {
+    const unsigned wgmma_blocks = static_cast<unsigned>(multiprocessors * kWgmmaBlocksPerSm);
+    peaks.bf16_wgmma_tflops = best_tflops(
+        [&](int iterations) {
+          wgmma_bf16_kernel<<<wgmma_blocks, kWgmmaThreads, kWgmmaSharedBytes>>>(iterations, sink_pointer);
+          LADDER_CUDA(cudaGetLastError());
+        },
+        wgmma_blocks * kWgmmaPerGroup * 2.0 * 64 * kWgmmaN * 16, target_ms);  // m64n128k16
+  }
   LADDER_CUDA(cudaDeviceSynchronize());
   return peaks;
 }

@@ -21,6 +21,8 @@ namespace kiln::kernels::ladder {
 // The CPU emulator (tests/emulation/cuda_emulator.cpp) defines these with the same contract: a copy is only
 // queued when issued and lands when a wait_group covers its group, so a kernel that reads a tile before
 // waiting for it reads stale data there too.
+// The shared-memory address of a pointer into the dynamic shared memory (what a wgmma descriptor holds).
+std::uint32_t shared_address(const void* shared_pointer);
 void cp_async_16(void* shared_destination, const void* global_source, bool in_bounds);
 void cp_async_4(void* shared_destination, const void* global_source, bool in_bounds);
 void cp_async_commit();

@@ -36,8 +36,10 @@
 
 #include "core/error.hpp"
 #include "kernels/ladder/cp_async.cuh"
+#include "kernels/ladder/hopper.hpp"
 #include "kernels/ladder/launch.cuh"
 #include "kernels/ladder/mma.cuh"
+#include "kernels/ladder/wgmma.cuh"
 
 #if defined(__x86_64__)
 #define KILN_EMULATION_ASM_SWITCH 1
@@ -183,6 +185,7 @@ struct Fiber {
   std::vector<Copy> copies;      // issued and not landed, in order
   std::vector<int> group_sizes;  // committed groups (oldest first): how many of `copies` each holds
   int open_copies = 0;           // issued since the last commit (the tail of `copies`)
+  bool unfenced_copies = false;  // copies landed since this thread's last fence_proxy_async_shared
 };
 
 struct Warp {
@@ -192,6 +195,38 @@ struct Warp {
   const char* name = "";
   void* slots[32] = {};
 };
+
+// One wgmma as issued: the operands' descriptors and every thread's accumulators (thread t of the
+// warpgroup at d[t]).
+struct WgmmaOperation {
+  int n = 0;
+  std::uint64_t a = 0, b = 0;
+  bool accumulate = false;
+  kernels::ladder::Major b_major = kernels::ladder::Major::K;
+  float* d[128] = {};
+  std::vector<std::size_t> read_chunks;  // what it reads (16-byte chunks of the dynamic shared memory)
+};
+
+// A warpgroup-level operation, as WarpOperation: the last of the 128 threads to arrive runs it.
+struct Warpgroup;
+using WarpgroupOperation = void (*)(void* const* slots, Warpgroup& warpgroup);
+
+// Four consecutive warps: their rendezvous, and the wgmma they have issued and not yet waited for.
+struct Warpgroup {
+  int arrived = 0;
+  WarpgroupOperation operation = nullptr;
+  const char* name = "";
+  void* slots[128] = {};
+  std::vector<WgmmaOperation> open;                    // issued since the last commit
+  std::vector<std::vector<WgmmaOperation>> committed;  // committed groups, oldest first
+  bool fenced = false;                                 // a wgmma_fence since the start or the last wait
+};
+
+constexpr int kWarpgroupThreads = 128;
+// Where the dynamic shared memory starts in the emulated shared address space (shared_address): 16-byte
+// aligned as on the GPU, and deliberately not on 1024 bytes, so a kernel that does not align its swizzled
+// tiles reads the wrong bytes here too.
+constexpr std::uint32_t kSharedWindowOrigin = 0x190;
 
 constexpr std::size_t kStackBytes = 256 * 1024;
 constexpr unsigned char kSharedPoison = 0xff;               // every float and bfloat16 made of it is a NaN
@@ -205,6 +240,10 @@ struct Launch {
   int threads = 0;
   std::vector<Fiber>* fibers = nullptr;
   std::vector<Warp> warps;
+  std::vector<Warpgroup> warpgroups;  // empty unless the block is whole warpgroups
+  // Per 16-byte chunk of the dynamic shared memory: how many issued, unretired wgmma read it. A cp.async
+  // into such a chunk is an error (the GPU may land it before the wgmma reads).
+  std::vector<std::uint16_t> wgmma_readers;
   Fiber* current = nullptr;
   Context scheduler;
   int barrier_arrived = 0;
@@ -408,6 +447,12 @@ std::string describe_deadlock(const Launch& launch) {
     text << "; warp " << w << ": " << warp.arrived << " of " << warp.lanes << " lanes wait at " << warp.name;
     ++listed;
   }
+  for (std::size_t g = 0; g < launch.warpgroups.size(); ++g) {
+    const Warpgroup& warpgroup = launch.warpgroups[g];
+    if (warpgroup.arrived == 0) continue;
+    text << "; warpgroup " << g << ": " << warpgroup.arrived << " of " << kWarpgroupThreads
+         << " threads wait at " << warpgroup.name;
+  }
   return text.str();
 }
 
@@ -425,12 +470,15 @@ void run_block(Launch& launch, const uint3& block) {
     fiber.copies.clear();
     fiber.group_sizes.clear();
     fiber.open_copies = 0;
+    fiber.unfenced_copies = false;
     make_context(fiber.context, fiber.stack, kStackBytes, fiber_entry);
   }
   for (Warp& warp : launch.warps) {
     warp.arrived = 0;
     warp.operation = nullptr;
   }
+  for (Warpgroup& warpgroup : launch.warpgroups) warpgroup = Warpgroup{};
+  std::fill(launch.wgmma_readers.begin(), launch.wgmma_readers.end(), std::uint16_t{0});
   launch.barrier_arrived = 0;
   if (launch.shared_bytes > 0) std::memset(launch.shared, kSharedPoison, launch.shared_bytes);
   fault_block[0] = block.x;
@@ -457,7 +505,16 @@ void run_block(Launch& launch, const uint3& block) {
       ran = true;
       if (launch.error) std::rethrow_exception(launch.error);
     }
-    if (all_finished) return;
+    if (all_finished) {
+      for (std::size_t g = 0; g < launch.warpgroups.size(); ++g) {
+        const Warpgroup& warpgroup = launch.warpgroups[g];
+        if (!warpgroup.open.empty() || !warpgroup.committed.empty())
+          fail(launch.name, ": block ", describe(block), ", warpgroup ", g,
+               ": its threads returned with wgmma still in flight (no wgmma_wait covers them: the "
+               "accumulators were never complete)");
+      }
+      return;
+    }
     if (!ran) fail(describe_deadlock(launch));
   }
 }
@@ -640,6 +697,175 @@ void ldmatrix_operation(void* const* slots, int) {
 
 void sync_warp_operation(void* const*, int) {}
 
+// ---- Warpgroup-level operations (wgmma) -----------------------------------------------------------------
+// As warp_collective, for the 128 threads of the calling thread's warpgroup.
+void warpgroup_collective(const char* name, WarpgroupOperation operation, void* slot) {
+  Launch& launch = launch_here(name);
+  Fiber& fiber = *launch.current;
+  if (launch.warpgroups.empty())
+    fail_here(name, " in a block of ", launch.threads,
+              " threads: a warpgroup operation needs whole warpgroups (", kWarpgroupThreads, " threads)");
+  Warpgroup& warpgroup = launch.warpgroups[static_cast<std::size_t>(fiber.rank / kWarpgroupThreads)];
+  if (warpgroup.arrived == 0) {
+    warpgroup.operation = operation;
+    warpgroup.name = name;
+  } else if (warpgroup.operation != operation) {
+    fail_here("the threads of warpgroup ", fiber.rank / kWarpgroupThreads, " diverged: thread ",
+              fiber.rank % kWarpgroupThreads, " is at ", name, " while others wait at ", warpgroup.name);
+  }
+  warpgroup.slots[fiber.rank % kWarpgroupThreads] = slot;
+  if (++warpgroup.arrived < kWarpgroupThreads) {
+    fiber.state = State::AtWarpOperation;
+    fiber.waiting_at = name;
+    yield_to_scheduler();
+    return;  // the last thread has done this thread's part
+  }
+  warpgroup.arrived = 0;
+  operation(warpgroup.slots, warpgroup);
+  const int first = fiber.rank / kWarpgroupThreads * kWarpgroupThreads;
+  for (int t = 0; t < kWarpgroupThreads; ++t) {
+    Fiber& other = (*launch.fibers)[static_cast<std::size_t>(first + t)];
+    if (other.state == State::AtWarpOperation) other.state = State::Runnable;
+  }
+}
+
+// The bfloat16 at (row, k) of the 128-byte-swizzled tile a descriptor names (wgmma.cuh), row being m or n:
+// the address is formed as the hardware forms it for the operand's orientation, then bits 4-6 are XORed
+// with bits 7-9, in the emulated shared address space.
+//   K-major:  start + (row / 8) stride + (row % 8) 128 + 2 k
+//   MN-major: start + (row / 64) leading + (k / 8) stride + (k % 8) 128 + 2 (row % 64)
+std::string hexadecimal(std::uint64_t value) {
+  std::ostringstream text;
+  text << "0x" << std::hex << value;
+  return text.str();
+}
+
+std::size_t wgmma_operand_offset(std::uint64_t descriptor, kernels::ladder::Major major, int row, int k) {
+  const Launch& launch = *active;
+  const std::uint64_t start = (descriptor & 0x3fff) << 4;
+  const std::uint64_t leading = (descriptor >> 16 & 0x3fff) << 4;
+  const std::uint64_t stride = (descriptor >> 32 & 0x3fff) << 4;
+  const std::uint64_t base_offset = descriptor >> 49 & 7;
+  const std::uint64_t swizzle = descriptor >> 62;
+  if (swizzle != 1 || base_offset != 0)
+    fail_here("wgmma: descriptor ", hexadecimal(descriptor),
+              ": only the 128-byte swizzle (mode 1) with base offset 0 is emulated (wgmma.cuh's layout)");
+  const auto r = static_cast<std::uint64_t>(row), kk = static_cast<std::uint64_t>(k);
+  const std::uint64_t logical =
+      major == kernels::ladder::Major::K
+          ? start + r / 8 * stride + r % 8 * 128 + 2 * kk
+          : start + r / 64 * leading + kk / 8 * stride + kk % 8 * 128 + 2 * (r % 64);
+  const std::uint64_t physical = logical ^ ((logical >> 7 & 7) << 4);
+  if (physical < kSharedWindowOrigin || physical + 2 > kSharedWindowOrigin + launch.shared_bytes)
+    fail_here("wgmma: descriptor ", hexadecimal(descriptor), " reaches shared address ",
+              hexadecimal(physical), ", outside the dynamic shared memory");
+  return static_cast<std::size_t>(physical - kSharedWindowOrigin);
+}
+
+float wgmma_operand(std::uint64_t descriptor, kernels::ladder::Major major, int row, int k) {
+  std::uint16_t bits;
+  std::memcpy(&bits, active->shared + wgmma_operand_offset(descriptor, major, row, k), sizeof bits);
+  return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
+}
+
+// The 16-byte chunks of dynamic shared memory (offset / 16) that `op` reads, each once.
+std::vector<std::size_t> wgmma_read_chunks(const WgmmaOperation& op) {
+  std::vector<std::size_t> chunks;
+  for (int k = 0; k < 16; k += 8) {  // 8 bfloat16 of k share a chunk in a K-major line
+    for (int m = 0; m < 64; ++m)
+      chunks.push_back(wgmma_operand_offset(op.a, kernels::ladder::Major::K, m, k) / 16);
+  }
+  for (int k = 0; k < 16; ++k) {
+    for (int n = 0; n < op.n; ++n) chunks.push_back(wgmma_operand_offset(op.b, op.b_major, n, k) / 16);
+  }
+  std::sort(chunks.begin(), chunks.end());
+  chunks.erase(std::unique(chunks.begin(), chunks.end()), chunks.end());
+  return chunks;
+}
+
+// D[64, n] (+)= A[64, 16] B[16, n], then each thread's accumulators from wgmma.cuh's layout:
+//   d[i] = D(16 warp + group + 8 ((i / 2) % 2), 8 (i / 4) + 2 quad + i % 2). Products exact; sums in float.
+void execute_wgmma(const WgmmaOperation& op) {
+  float a[64][16];
+  std::vector<float> b(static_cast<std::size_t>(op.n) * 16);
+  for (int m = 0; m < 64; ++m)
+    for (int k = 0; k < 16; ++k) a[m][k] = wgmma_operand(op.a, kernels::ladder::Major::K, m, k);
+  for (int n = 0; n < op.n; ++n)
+    for (int k = 0; k < 16; ++k)
+      b[static_cast<std::size_t>(n * 16 + k)] = wgmma_operand(op.b, op.b_major, n, k);
+  for (int t = 0; t < kWarpgroupThreads; ++t) {
+    const int warp = t / 32, group = t % 32 / 4, quad = t % 4;
+    for (int i = 0; i < op.n / 2; ++i) {
+      const int row = 16 * warp + group + 8 * (i / 2 % 2), col = 8 * (i / 4) + 2 * quad + i % 2;
+      float sum = op.accumulate ? op.d[t][i] : 0.0f;
+      for (int k = 0; k < 16; ++k) sum += a[row][k] * b[static_cast<std::size_t>(col * 16 + k)];
+      op.d[t][i] = sum;
+    }
+  }
+}
+
+struct WgmmaSlot {
+  int n;
+  float* d;
+  std::uint64_t a, b;
+  bool accumulate;
+  kernels::ladder::Major b_major;
+};
+
+void wgmma_fence_operation(void* const*, Warpgroup& warpgroup) { warpgroup.fenced = true; }
+
+void wgmma_issue_operation(void* const* slots, Warpgroup& warpgroup) {
+  const auto& first = *static_cast<const WgmmaSlot*>(slots[0]);
+  if (!warpgroup.fenced)
+    fail_here("wgmma issued without a wgmma_fence since the kernel's start or the last wgmma_wait");
+  const Launch& launch = *active;
+  for (int i = 0; i < launch.threads; ++i)
+    if ((*launch.fibers)[static_cast<std::size_t>(i)].unfenced_copies)
+      fail_here(
+          "wgmma issued while thread ", i,
+          "'s landed cp.async copies await fence_proxy_async_shared: the tensor cores could read shared "
+          "memory older than them");
+  WgmmaOperation op;
+  op.n = first.n;
+  op.a = first.a;
+  op.b = first.b;
+  op.accumulate = first.accumulate;
+  op.b_major = first.b_major;
+  for (int t = 0; t < kWarpgroupThreads; ++t) {
+    const auto& slot = *static_cast<const WgmmaSlot*>(slots[t]);
+    if (slot.n != op.n || slot.a != op.a || slot.b != op.b || slot.accumulate != op.accumulate ||
+        slot.b_major != op.b_major)
+      fail_here("the threads of a warpgroup issued different wgmma (thread ", t, " disagrees with thread 0)");
+    op.d[t] = slot.d;
+  }
+  op.read_chunks = wgmma_read_chunks(op);
+  for (std::size_t chunk : op.read_chunks) ++active->wgmma_readers[chunk];
+  warpgroup.open.push_back(std::move(op));
+}
+
+void wgmma_commit_operation(void* const*, Warpgroup& warpgroup) {
+  warpgroup.committed.push_back(std::move(warpgroup.open));
+  warpgroup.open.clear();
+}
+
+// Retires every committed group but the newest `pending`, oldest first, computing its wgmma now.
+void wgmma_wait_operation(void* const* slots, Warpgroup& warpgroup) {
+  const int pending = *static_cast<const int*>(slots[0]);
+  for (int t = 1; t < kWarpgroupThreads; ++t)
+    if (*static_cast<const int*>(slots[t]) != pending)
+      fail_here("the threads of a warpgroup wait for different wgmma group counts");
+  const int retire = static_cast<int>(warpgroup.committed.size()) - pending;
+  for (int g = 0; g < retire; ++g) {
+    for (const WgmmaOperation& op : warpgroup.committed[static_cast<std::size_t>(g)]) {
+      execute_wgmma(op);
+      for (std::size_t chunk : op.read_chunks) --active->wgmma_readers[chunk];
+    }
+  }
+  if (retire > 0)
+    warpgroup.committed.erase(warpgroup.committed.begin(), warpgroup.committed.begin() + retire);
+  warpgroup.fenced = false;  // the threads may now touch the accumulators: the next batch needs a fence
+}
+
 // ---- cp.async -------------------------------------------------------------------------------------------
 void queue_copy(void* destination, const void* source, int bytes, bool in_bounds) {
   Launch& launch = launch_here("cp.async");
@@ -653,6 +879,10 @@ void queue_copy(void* destination, const void* source, int bytes, bool in_bounds
     const bool in_dynamic = d >= launch.shared && d < launch.shared + launch.shared_bytes;
     if (in_dynamic && d + bytes > launch.shared + launch.shared_bytes)
       fail_here("cp.async destination runs past the end of the dynamic shared memory");
+    if (in_dynamic && launch.wgmma_readers[static_cast<std::size_t>(d - launch.shared) / 16] > 0)
+      fail_here(
+          "cp.async into shared memory that an issued wgmma reads and no wgmma_wait has retired: the "
+          "copy may land before the tensor cores read");
   }
   if (in_bounds) {
     if (reinterpret_cast<std::uintptr_t>(source) % alignment != 0)
@@ -709,6 +939,8 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_share
   launch.warps.resize(static_cast<std::size_t>((launch.threads + 31) / 32));
   for (std::size_t w = 0; w < launch.warps.size(); ++w)
     launch.warps[w].lanes = std::min(32, launch.threads - static_cast<int>(w) * 32);
+  if (launch.threads % kWarpgroupThreads == 0)
+    launch.warpgroups.resize(static_cast<std::size_t>(launch.threads / kWarpgroupThreads));
 
   // The dynamic shared memory ends flush against a page with no access (its size rounded to 16 bytes, so
   // that it starts on 16 as CUDA's does).
@@ -717,6 +949,7 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_share
   Mapping shared_mapping(shared_pages + page_size());
   shared_mapping.protect(shared_pages, page_size());
   launch.shared = shared_mapping.base() + shared_pages - launch.shared_bytes;
+  launch.wgmma_readers.assign(launch.shared_bytes / 16, 0);
 
   grid_size = grid;
   block_size = block;
@@ -806,6 +1039,40 @@ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const void* row_of_this_lane) {
   emulation::warp_collective("ldmatrix.x4.trans", emulation::ldmatrix_operation<true>, &slot, true);
 }
 
+std::uint32_t shared_address(const void* shared_pointer) {
+  const emulation::Launch& launch = emulation::launch_here("shared_address");
+  const auto* p = static_cast<const unsigned char*>(shared_pointer);
+  if (p < launch.shared || p > launch.shared + launch.shared_bytes)
+    fail_here(
+        "shared_address of a pointer outside the dynamic shared memory (the emulator gives addresses "
+        "to the dynamic shared memory only)");
+  return emulation::kSharedWindowOrigin + static_cast<std::uint32_t>(p - launch.shared);
+}
+
+bool wgmma_available() { return true; }  // the emulator's device is an H100
+
+void fence_proxy_async_shared() {
+  emulation::launch_here("fence_proxy_async_shared").current->unfenced_copies = false;
+}
+
+void wgmma_fence_emulated() {
+  emulation::warpgroup_collective("wgmma.fence", emulation::wgmma_fence_operation, nullptr);
+}
+
+void wgmma_commit_group() {
+  emulation::warpgroup_collective("wgmma.commit_group", emulation::wgmma_commit_operation, nullptr);
+}
+
+void wgmma_wait_emulated(int pending) {
+  if (pending < 0) fail_here("wgmma_wait<", pending, ">");
+  emulation::warpgroup_collective("wgmma.wait_group", emulation::wgmma_wait_operation, &pending);
+}
+
+void wgmma_bf16_emulated(int n, float* d, std::uint64_t a, std::uint64_t b, bool accumulate, Major b_major) {
+  emulation::WgmmaSlot slot{n, d, a, b, accumulate, b_major};
+  emulation::warpgroup_collective("wgmma.mma_async.bf16", emulation::wgmma_issue_operation, &slot);
+}
+
 void cp_async_16(void* shared_destination, const void* global_source, bool in_bounds) {
   emulation::queue_copy(shared_destination, global_source, 16, in_bounds);
 }
@@ -837,6 +1104,7 @@ void cp_async_wait_pending(int pending) {
       std::memset(copy.destination, 0, static_cast<std::size_t>(copy.bytes));
     }
   }
+  if (landed > 0) fiber.unfenced_copies = true;
   fiber.copies.erase(fiber.copies.begin(), fiber.copies.begin() + static_cast<std::ptrdiff_t>(landed));
   fiber.group_sizes.erase(fiber.group_sizes.begin(), fiber.group_sizes.begin() + groups);
 }

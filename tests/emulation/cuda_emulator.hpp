@@ -13,6 +13,13 @@
 //     naming the kernel and where its threads wait (a thread that returned while others wait at
 //     __syncthreads counts: CUDA leaves that undefined); a launch running past a time limit aborts the
 //     process with its name, rather than hanging CI;
+//   - a warpgroup-level operation (wgmma.cuh: fence, issue, commit, wait) when all 128 threads of the
+//     warpgroup have arrived. A wgmma is queued with every thread's accumulators and computed when a wait
+//     retires its group, from the 128-byte-swizzled tiles its descriptors name, in an emulated shared
+//     address space that starts at 0x190 (not on 1024 bytes, so unaligned swizzled tiles read wrong bytes).
+//     A wgmma without a wgmma_fence since the last wait, or while landed copies await
+//     fence_proxy_async_shared, a cp.async into a chunk an unretired wgmma reads, and a block that ends with
+//     wgmma in flight are errors;
 //   - cp.async copies are queued per thread and land only when a cp_async_wait covers their group, so a tile
 //     read before its wait reads stale shared memory, as it may on the GPU;
 //   - the dynamic shared memory is filled with 0xff bytes (NaN as float and as bfloat16) at each block start

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "core/bfloat16.hpp"
@@ -36,7 +37,7 @@ std::vector<T> run_emulated(const kernels::conv2d_ladder::Step& step, const test
     kernels::cuda::run_ladder_step<T>(step, g, first_buffer.data(), second_buffer.data(),
                                       bias.empty() ? nullptr : bias_buffer.data(), output.data());
   } catch (const Error& error) {
-    FAIL_CHECK(error.what());
+    FAIL_CHECK(std::string(error.what()));
   }
   CHECK_MESSAGE(output.margins_intact(), step.name, " wrote outside its output");
   return output.values();

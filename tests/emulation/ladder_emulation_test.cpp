@@ -1,10 +1,12 @@
 // The kernel ladders' very CUDA files run on the CPU (tests/emulation/cuda_emulator.cpp), in every CI,
 // against the reference: the same cases and bounds as the GPU tests (tests/support/gemm_ladder_cases.hpp,
 // conv2d_ladder_cases.hpp), with runners that hand the steps host memory. What the emulator validates:
-// indexing, edges, tiling, barriers, the deferred landing of cp.async copies, and the mma / ldmatrix fragment
-// mapping against the layouts written in kernels/ladder/mma.cuh. What it cannot: speed, bank conflicts, the
-// memory model beyond barriers, and whether those layouts are the hardware's (they were checked against the
-// PTX ISA by hand; a GPU run of tests/cuda/*_ladder_test.cpp settles it).
+// indexing, edges, tiling, barriers, the deferred landing of cp.async copies, the mma / ldmatrix fragment
+// mapping against the layouts written in kernels/ladder/mma.cuh, and the wgmma steps' swizzled tiles,
+// descriptors and ordering against kernels/ladder/wgmma.cuh (whose own probes are in wgmma_emulation_test.cpp).
+// What it cannot: speed, bank conflicts, the memory model beyond barriers, and whether those layouts are the
+// hardware's (they were checked against the PTX ISA by hand; a GPU run of tests/cuda/*_ladder_test.cpp
+// settles it).
 //
 // The operands live in guarded buffers: each ends flush against a page with no access (and starts one page
 // after another), the inputs are read-only, so a read or write past either end, or a write to an input,
@@ -74,7 +76,7 @@ bool launched(const Launch& launch) {
     launch();
     return true;
   } catch (const Error& error) {
-    FAIL_CHECK(error.what());
+    FAIL_CHECK(std::string(error.what()));
     return false;
   }
 }

@@ -15,6 +15,7 @@
 
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/ladder/ladder.hpp"
+#include "kernels/ladder/hopper.hpp"
 #include "tests/support/ladder_testing.hpp"
 
 namespace kiln::testing {
@@ -180,6 +181,10 @@ inline void check_conv2d_ladder_step(const kernels::conv2d_ladder::Step& step, c
 inline void check_every_conv2d_ladder_step(std::uint64_t seed, int minimum_cases,
                                            const Conv2dLadderRunner& run) {
   for (const kernels::conv2d_ladder::Step& step : kernels::conv2d_ladder::steps()) {
+    if (step.needs_wgmma && !kernels::ladder::wgmma_available()) {
+      MESSAGE(std::string(step.name), ": not run (a Hopper step; this build or GPU has no wgmma)");
+      continue;
+    }
     int checked = 0;
     for (const Conv2dGeometry& g : conv2d_ladder_geometries()) {
       if (!kernels::conv2d_ladder::supports(step, g)) continue;

@@ -14,6 +14,7 @@
 
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/gemm/ladder/ladder.hpp"
+#include "kernels/ladder/hopper.hpp"
 #include "tests/support/ladder_testing.hpp"
 
 namespace kiln::testing {
@@ -81,6 +82,10 @@ inline void check_gemm_ladder_step(const kernels::gemm_ladder::Step& step,
 inline void check_every_gemm_ladder_step(const std::vector<kernels::gemm_ladder::Problem>& problems,
                                          std::uint64_t seed, int minimum_cases, const GemmLadderRunner& run) {
   for (const kernels::gemm_ladder::Step& step : kernels::gemm_ladder::steps()) {
+    if (step.needs_wgmma && !kernels::ladder::wgmma_available()) {
+      MESSAGE(std::string(step.name), ": not run (a Hopper step; this build or GPU has no wgmma)");
+      continue;
+    }
     int checked = 0;
     for (const kernels::gemm_ladder::Problem& problem : problems) {
       if (!kernels::gemm_ladder::supports(step, problem)) continue;

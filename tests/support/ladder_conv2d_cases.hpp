@@ -11,12 +11,14 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <type_traits>
 #include <vector>
 
 #include "core/bfloat16.hpp"
 #include "kernels/conv2d/cuda_ladder_conv2d.hpp"
 #include "kernels/conv2d/ladder/ladder.hpp"
+#include "kernels/ladder/hopper.hpp"
 #include "tests/support/conv2d_ladder_cases.hpp"
 #include "tests/support/ladder_testing.hpp"
 
@@ -67,7 +69,7 @@ inline ReferenceWithBias reference_with_bias(Pass pass, const Conv2dGeometry& g,
 template <typename T>
 void check_ladder_step_as_conv2d(const kernels::conv2d_ladder::Step& step, const Conv2dGeometry& g,
                                  std::uint64_t seed, const LadderConv2dRunner<T>& run) {
-  INFO(step.name, " as a convolution of ", std::is_same_v<T, float> ? "float" : "bfloat16", ": ",
+  INFO(step.name, " as a convolution of ", std::string(std::is_same_v<T, float> ? "float" : "bfloat16"), ": ",
        describe(g));
   const PassSizes sizes = pass_sizes(step.pass, g);
   // Values T holds exactly, so the reference multiplies what the step multiplies.
@@ -96,6 +98,10 @@ void check_every_ladder_step_as_conv2d(std::uint64_t seed, int minimum_cases,
   int steps_checked = 0;
   for (const kernels::conv2d_ladder::Step& step : kernels::conv2d_ladder::steps()) {
     if (step.precision != precision_of<T>) continue;
+    if (step.needs_wgmma && !kernels::ladder::wgmma_available()) {
+      MESSAGE(std::string(step.name), ": not run (a Hopper step; this build or GPU has no wgmma)");
+      continue;
+    }
     int checked = 0;
     for (const Conv2dGeometry& g : conv2d_ladder_geometries()) {
       if (!kernels::cuda::ladder_step_serves<T>(step, g)) continue;

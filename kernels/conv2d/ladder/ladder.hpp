@@ -56,13 +56,15 @@ struct Step {
   Layout layout;
   bool (*takes)(const Conv2dGeometry& g);  // the requirement, as a test
   void (*launch)(const Conv2dGeometry& g, const void* first, const void* second, float* output);
+  bool needs_wgmma = false;  // a Hopper step: runs only where ladder::wgmma_available() (ladder/hopper.hpp)
 };
 
 // The steps in ladder order, every pass; empty in a build without CUDA.
 std::span<const Step> steps();
 
-// Whether `step` runs `g`: a valid geometry (positive sizes, an output of at least 1x1, channels divisible by
-// groups), every tensor below 2^31 elements (the kernels index with int), and step.takes(g).
+// Whether `step` runs `g` here: a valid geometry (positive sizes, an output of at least 1x1, channels
+// divisible by groups), every tensor below 2^31 elements (the kernels index with int), step.takes(g), and for
+// a Hopper step, a build and a device that have wgmma.
 bool supports(const Step& step, const Conv2dGeometry& g);
 
 // Throws a kiln::Error naming the step and what does not fit; every launcher calls it first.
@@ -81,6 +83,7 @@ void launch_03_forward_implicit_gemm(const Conv2dGeometry& g, const float* x, co
 void launch_04_forward_implicit_gemm_tf32(const Conv2dGeometry& g, const float* x, const float* w, float* y);
 void launch_05_forward_implicit_gemm_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
                                           float* y);
+void launch_07_forward_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, float* y);
 // Backward data: gx from gy and w.
 void launch_01_backward_data_naive(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void launch_03_backward_data_implicit_gemm(const Conv2dGeometry& g, const float* gy, const float* w,

@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "kernels/conv2d/ladder/ladder.hpp"
+#include "kernels/ladder/hopper.hpp"
 #include "kernels/ladder/operands.hpp"
 
 namespace kiln::kernels::conv2d_ladder {
@@ -93,6 +94,11 @@ std::span<const Step> steps() {
            "bfloat16 tensor cores (m16n8k16) fed by ldmatrix: twice the values per byte and per mma",
            "groups 1, C % 8 == 0", Forward, Precision::Bf16, Nhwc, one_group_channels_of_8,
            untyped<bfloat16, launch_05_forward_implicit_gemm_bf16>},
+      Step{"07_forward_wgmma_bf16",
+           "Hopper's asynchronous warpgroup multiply (wgmma m64nNk16) reading 128-byte-swizzled tiles from "
+           "shared memory, its work overlapped with a four-stage cp.async pipeline",
+           "groups 1, C % 8 == 0, an H100 or H200 and a build for sm_90a", Forward, Precision::Bf16, Nhwc,
+           one_group_channels_of_8, untyped<bfloat16, launch_07_forward_wgmma_bf16>, /*needs_wgmma=*/true},
       Step{"01_backward_data_naive",
            "one thread per element of gx, gathering the taps that read it (no atomics)", "", BackwardData,
            Precision::Fp32, Nchw, any_geometry, untyped<float, launch_01_backward_data_naive>},
@@ -144,7 +150,7 @@ std::span<const Step> steps() {
 }
 
 bool supports(const Step& step, const Conv2dGeometry& g) {
-  return invalid_reason(g).empty() && step.takes(g);
+  return invalid_reason(g).empty() && step.takes(g) && (!step.needs_wgmma || ladder::wgmma_available());
 }
 
 void require_supported(std::string_view step_name, const Conv2dGeometry& g, bool step_takes_it,

@@ -39,13 +39,14 @@ struct Step {
   Precision precision;
   int alignment;  // K and N must be multiples of this (elements); 1: any shape
   void (*launch)(const Problem& problem, const void* a, const void* b, float* c);
+  bool needs_wgmma = false;  // a Hopper step: runs only where ladder::wgmma_available() (ladder/hopper.hpp)
 };
 
 // The steps in ladder order; empty in a build without CUDA.
 std::span<const Step> steps();
 
-// Whether `step` runs `problem`: sizes >= 1, the alignment, and M*K, K*N, M*N below 2^31 (the kernels index
-// with int).
+// Whether `step` runs `problem` here: sizes >= 1, the alignment, M*K, K*N, M*N below 2^31 (the kernels index
+// with int), and for a Hopper step, a build and a device that have wgmma.
 bool supports(const Step& step, const Problem& problem);
 
 // Throws a kiln::Error naming the step and the reason when !supports(step, problem); every launcher calls it.
@@ -62,5 +63,6 @@ void launch_04_vectorized(const Problem& problem, const float* a, const float* b
 void launch_05_mma_tf32(const Problem& problem, const float* a, const float* b, float* c);
 void launch_06_mma_bf16(const Problem& problem, const bfloat16* a, const bfloat16* b, float* c);
 void launch_07_mma_bf16_swizzled(const Problem& problem, const bfloat16* a, const bfloat16* b, float* c);
+void launch_08_wgmma_bf16(const Problem& problem, const bfloat16* a, const bfloat16* b, float* c);
 
 }  // namespace kiln::kernels::gemm_ladder

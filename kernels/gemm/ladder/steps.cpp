@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "kernels/gemm/ladder/ladder.hpp"
+#include "kernels/ladder/hopper.hpp"
 #include "kernels/ladder/operands.hpp"
 
 namespace kiln::kernels::gemm_ladder {
@@ -54,6 +55,10 @@ std::span<const Step> steps() {
       Step{"07_mma_bf16_swizzled",
            "64x64 warp tiles, XOR-swizzled shared memory, a four-stage pipeline, grouped block order",
            Precision::Bf16, 8, untyped<bfloat16, launch_07_mma_bf16_swizzled>},
+      Step{"08_wgmma_bf16",
+           "Hopper's asynchronous warpgroup multiply (wgmma m64n128k16) reading 128-byte-swizzled tiles, B "
+           "MN-major, one group in flight",
+           Precision::Bf16, 8, untyped<bfloat16, launch_08_wgmma_bf16>, /*needs_wgmma=*/true},
   };
   return table;
 #else
@@ -62,7 +67,8 @@ std::span<const Step> steps() {
 }
 
 bool supports(const Step& step, const Problem& problem) {
-  return unsupported_reason(problem, step.alignment).empty();
+  return unsupported_reason(problem, step.alignment).empty() &&
+         (!step.needs_wgmma || ladder::wgmma_available());
 }
 
 void require_supported(std::string_view step_name, const Problem& problem, int alignment) {
