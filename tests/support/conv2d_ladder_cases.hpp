@@ -68,6 +68,7 @@ inline std::vector<Conv2dGeometry> conv2d_ladder_geometries() {
       convolution(5, 24, 17, 17, 40, 3, 3, 1, 0),       // unpadded, many output positions
       convolution(2, 20, 6, 6, 36, 1, 1, 2, 0),         // a 1x1 projection shortcut with stride 2
       convolution(3, 16, 7, 7, 32, 1, 1, 2, 0),         // ResNet's projection shortcut, 16 -> 32, stride 2
+      convolution(1, 72, 6, 6, 136, 3, 3, 1, 1),        // wide (VGG-style): the widest tiles, K past one
   };
   Conv2dGeometry asymmetric = convolution(2, 16, 5, 7, 33, 5, 3, 1, 0);  // 5x3 kernel, strides 2 and 1
   asymmetric.stride_h = 2;

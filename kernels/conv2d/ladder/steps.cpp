@@ -123,6 +123,12 @@ std::span<const Step> steps() {
            "the taps that land on it (a quarter of step 05's mma work for a 3x3 at stride 2)",
            "groups 1, C % 8 == 0, K % 8 == 0", BackwardData, Precision::Bf16, Nhwc,
            one_group_channels_and_filters_of_8, untyped<bfloat16, launch_06_backward_data_stride_phase_bf16>},
+      Step{"07_backward_data_wgmma_bf16",
+           "Hopper's wgmma for gx: the gathered gy K-major, the filter's [K][C] slabs read MN-major (wgmma's "
+           "transposed B), four cp.async stages overlapping the multiplies",
+           "groups 1, C % 8 == 0, K % 8 == 0, an H100 or H200 and a build for sm_90a", BackwardData,
+           Precision::Bf16, Nhwc, one_group_channels_and_filters_of_8,
+           untyped<bfloat16, launch_07_backward_data_wgmma_bf16>, /*needs_wgmma=*/true},
       Step{"01_backward_weight_naive",
            "one thread per element of gw, a serial sum over N x P x Q (slow and simple)", "", BackwardWeight,
            Precision::Fp32, Nchw, any_geometry, untyped<float, launch_01_backward_weight_naive>},
