@@ -31,14 +31,14 @@
 // and the tensor cores' reads of 8 lines, touch every bank once. The hardware applies the XOR to the address
 // bits it forms (bits 4-6 ^= bits 7-9), which is why an atom must start on 1024 bytes, and why a slice of a
 // tile is named by moving the start address, as if unswizzled.
-//   K-major (A always, here; B when it is stored [n][k]): a line is one row (m or n) and 64 k. A tile of
+//   K-major (an operand stored [m][k] or [n][k]): a line is one row (m or n) and 64 k. A tile of
 //     R rows is R / 8 atoms, 1024 bytes apart: the stride byte offset. The leading byte offset (between core
 //     matrices along k) is unused: a k16 slice, 32 bytes, lies inside the line. Slice j starts 32 j bytes in.
 //     (k_major_128b_descriptor)
-//   MN-major (B stored [k][n], as a row-major GEMM's B is; wgmma's "transposed" B): a line is one k and 64
-//     n. A 64-wide column of n is a stack of atoms along k, 8 k each, 1024 bytes apart (the stride byte
-//     offset); the next 64 n start `leading` bytes on (the leading byte offset). Slice j (k = 16 j ..) starts
-//     2048 j bytes in. (mn_major_128b_descriptor)
+//   MN-major (B stored [k][n], as a row-major GEMM's B is, or A stored [k][m]; wgmma's "transposed"
+//     operands): a line is one k and 64 n (or m). A 64-wide column of n is a stack of atoms along k, 8 k
+//     each, 1024 bytes apart (the stride byte offset); the next 64 n start `leading` bytes on (the leading
+//     byte offset). Slice j (k = 16 j ..) starts 2048 j bytes in. (mn_major_128b_descriptor)
 //
 // Ordering, in the order a main loop meets it:
 //   fence_proxy_async_shared()  in every thread that wrote a tile (cp.async copies landed, or plain stores),
@@ -47,8 +47,8 @@
 //                               ordinary writes otherwise.
 //   wgmma_fence(acc)            before a batch of wgmma, once ordinary code has touched the accumulators
 //                               (zeroed them, read them).
-//   wgmma_bf16<N, B's major>(...)  the batch; consecutive wgmma on the same accumulators need nothing
-//   between. wgmma_commit_group()        closes the wgmma issued since the last commit into a group.
+//   wgmma_bf16<N, a, b>(...)    the batch; consecutive wgmma on the same accumulators need nothing between.
+//   wgmma_commit_group()        closes the wgmma issued since the last commit into a group.
 //   wgmma_wait<pending>(acc)    until at most `pending` groups are in flight: only then may the accumulators
 //                               be read, or the shared memory a finished group read be overwritten.
 // The acc arguments (any array of float) also tell the compiler that the accumulators change there, so that
@@ -103,7 +103,8 @@ void fence_proxy_async_shared();
 void wgmma_fence_emulated();
 void wgmma_commit_group();
 void wgmma_wait_emulated(int pending);
-void wgmma_bf16_emulated(int n, float* d, std::uint64_t a, std::uint64_t b, bool accumulate, Major b_major);
+void wgmma_bf16_emulated(int n, float* d, std::uint64_t a, std::uint64_t b, bool accumulate, Major a_major,
+                         Major b_major);
 
 template <typename Accumulators>
 void wgmma_fence(Accumulators&) {
@@ -113,10 +114,10 @@ template <int pending, typename Accumulators>
 void wgmma_wait(Accumulators&) {
   wgmma_wait_emulated(pending);
 }
-template <int N, Major b_major = Major::K>
+template <int N, Major a_major = Major::K, Major b_major = Major::K>
 void wgmma_bf16(float (&d)[N / 2], std::uint64_t a, std::uint64_t b, bool accumulate) {
   static_assert(N == 16 || N == 32 || N == 64 || N == 128, "the tile widths wgmma.cuh provides");
-  wgmma_bf16_emulated(N, d, a, b, accumulate, b_major);
+  wgmma_bf16_emulated(N, d, a, b, accumulate, a_major, b_major);
 }
 #else
 // An empty asm that "changes" every float of `values`: the compiler must keep reads and writes of them on
@@ -159,11 +160,11 @@ __device__ __forceinline__ void wgmma_wait(Accumulators& accumulators) {
   "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
       "+f"(d[i + 6]), "+f"(d[i + 7])
 
-// d (+)= A[64, 16] B[16, N], bfloat16 operands named by descriptors (A K-major, B as b_major says), float
-// accumulators (layouts above); with accumulate false, d's old values are ignored. Built for anything but
-// sm_90a, it traps: the launchers run it only where wgmma_available() (hopper.hpp) says the build and the
-// device have it.
-template <int N, Major b_major = Major::K>
+// d (+)= A[64, 16] B[16, N], bfloat16 operands named by descriptors, each K-major or MN-major as a_major and
+// b_major say (A MN-major: its lines are one k and 64 m), float accumulators (layouts above); with accumulate
+// false, d's old values are ignored. Built for anything but sm_90a, it traps: the launchers run it only where
+// wgmma_available() (hopper.hpp) says the build and the device have it.
+template <int N, Major a_major = Major::K, Major b_major = Major::K>
 __device__ __forceinline__ void wgmma_bf16(float (&d)[N / 2], std::uint64_t a, std::uint64_t b,
                                            bool accumulate) {
   static_assert(N == 16 || N == 32 || N == 64 || N == 128, "the tile widths wgmma.cuh provides");
@@ -174,26 +175,26 @@ __device__ __forceinline__ void wgmma_bf16(float (&d)[N / 2], std::uint64_t a, s
         "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %10, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {"
         "%0, %1, %2, %3, %4, %5, %6, %7"
-        "}, %8, %9, accumulate, 1, 1, 0, %11;\n}\n"
+        "}, %8, %9, accumulate, 1, 1, %11, %12;\n}\n"
         : KILN_WGMMA_D8(0)
-        : "l"(a), "l"(b), "r"(scale_d), "n"(static_cast<int>(b_major)));
+        : "l"(a), "l"(b), "r"(scale_d), "n"(static_cast<int>(a_major)), "n"(static_cast<int>(b_major)));
   } else if constexpr (N == 32) {
     asm volatile(
         "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %18, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {"
         "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
-        "}, %16, %17, accumulate, 1, 1, 0, %19;\n}\n"
+        "}, %16, %17, accumulate, 1, 1, %19, %20;\n}\n"
         : KILN_WGMMA_D8(0), KILN_WGMMA_D8(8)
-        : "l"(a), "l"(b), "r"(scale_d), "n"(static_cast<int>(b_major)));
+        : "l"(a), "l"(b), "r"(scale_d), "n"(static_cast<int>(a_major)), "n"(static_cast<int>(b_major)));
   } else if constexpr (N == 64) {
     asm volatile(
         "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %34, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
         "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
         "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-        "}, %32, %33, accumulate, 1, 1, 0, %35;\n}\n"
+        "}, %32, %33, accumulate, 1, 1, %35, %36;\n}\n"
         : KILN_WGMMA_D8(0), KILN_WGMMA_D8(8), KILN_WGMMA_D8(16), KILN_WGMMA_D8(24)
-        : "l"(a), "l"(b), "r"(scale_d), "n"(static_cast<int>(b_major)));
+        : "l"(a), "l"(b), "r"(scale_d), "n"(static_cast<int>(a_major)), "n"(static_cast<int>(b_major)));
   } else if constexpr (N == 128) {
     asm volatile(
         "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %66, 0;\n"
@@ -202,10 +203,10 @@ __device__ __forceinline__ void wgmma_bf16(float (&d)[N / 2], std::uint64_t a, s
         "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
         "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
         "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-        "}, %64, %65, accumulate, 1, 1, 0, %67;\n}\n"
+        "}, %64, %65, accumulate, 1, 1, %67, %68;\n}\n"
         : KILN_WGMMA_D8(0), KILN_WGMMA_D8(8), KILN_WGMMA_D8(16), KILN_WGMMA_D8(24), KILN_WGMMA_D8(32),
           KILN_WGMMA_D8(40), KILN_WGMMA_D8(48), KILN_WGMMA_D8(56)
-        : "l"(a), "l"(b), "r"(scale_d), "n"(static_cast<int>(b_major)));
+        : "l"(a), "l"(b), "r"(scale_d), "n"(static_cast<int>(a_major)), "n"(static_cast<int>(b_major)));
   }
 #elif defined(__CUDA_ARCH__)
   (void)d, (void)a, (void)b, (void)accumulate;

@@ -202,6 +202,7 @@ struct WgmmaOperation {
   int n = 0;
   std::uint64_t a = 0, b = 0;
   bool accumulate = false;
+  kernels::ladder::Major a_major = kernels::ladder::Major::K;
   kernels::ladder::Major b_major = kernels::ladder::Major::K;
   float* d[128] = {};
   std::vector<std::size_t> read_chunks;  // what it reads (16-byte chunks of the dynamic shared memory)
@@ -771,9 +772,8 @@ float wgmma_operand(std::uint64_t descriptor, kernels::ladder::Major major, int 
 // The 16-byte chunks of dynamic shared memory (offset / 16) that `op` reads, each once.
 std::vector<std::size_t> wgmma_read_chunks(const WgmmaOperation& op) {
   std::vector<std::size_t> chunks;
-  for (int k = 0; k < 16; k += 8) {  // 8 bfloat16 of k share a chunk in a K-major line
-    for (int m = 0; m < 64; ++m)
-      chunks.push_back(wgmma_operand_offset(op.a, kernels::ladder::Major::K, m, k) / 16);
+  for (int k = 0; k < 16; ++k) {
+    for (int m = 0; m < 64; ++m) chunks.push_back(wgmma_operand_offset(op.a, op.a_major, m, k) / 16);
   }
   for (int k = 0; k < 16; ++k) {
     for (int n = 0; n < op.n; ++n) chunks.push_back(wgmma_operand_offset(op.b, op.b_major, n, k) / 16);
@@ -789,7 +789,7 @@ void execute_wgmma(const WgmmaOperation& op) {
   float a[64][16];
   std::vector<float> b(static_cast<std::size_t>(op.n) * 16);
   for (int m = 0; m < 64; ++m)
-    for (int k = 0; k < 16; ++k) a[m][k] = wgmma_operand(op.a, kernels::ladder::Major::K, m, k);
+    for (int k = 0; k < 16; ++k) a[m][k] = wgmma_operand(op.a, op.a_major, m, k);
   for (int n = 0; n < op.n; ++n)
     for (int k = 0; k < 16; ++k)
       b[static_cast<std::size_t>(n * 16 + k)] = wgmma_operand(op.b, op.b_major, n, k);
@@ -809,7 +809,7 @@ struct WgmmaSlot {
   float* d;
   std::uint64_t a, b;
   bool accumulate;
-  kernels::ladder::Major b_major;
+  kernels::ladder::Major a_major, b_major;
 };
 
 void wgmma_fence_operation(void* const*, Warpgroup& warpgroup) { warpgroup.fenced = true; }
@@ -830,11 +830,12 @@ void wgmma_issue_operation(void* const* slots, Warpgroup& warpgroup) {
   op.a = first.a;
   op.b = first.b;
   op.accumulate = first.accumulate;
+  op.a_major = first.a_major;
   op.b_major = first.b_major;
   for (int t = 0; t < kWarpgroupThreads; ++t) {
     const auto& slot = *static_cast<const WgmmaSlot*>(slots[t]);
     if (slot.n != op.n || slot.a != op.a || slot.b != op.b || slot.accumulate != op.accumulate ||
-        slot.b_major != op.b_major)
+        slot.a_major != op.a_major || slot.b_major != op.b_major)
       fail_here("the threads of a warpgroup issued different wgmma (thread ", t, " disagrees with thread 0)");
     op.d[t] = slot.d;
   }
@@ -1068,8 +1069,9 @@ void wgmma_wait_emulated(int pending) {
   emulation::warpgroup_collective("wgmma.wait_group", emulation::wgmma_wait_operation, &pending);
 }
 
-void wgmma_bf16_emulated(int n, float* d, std::uint64_t a, std::uint64_t b, bool accumulate, Major b_major) {
-  emulation::WgmmaSlot slot{n, d, a, b, accumulate, b_major};
+void wgmma_bf16_emulated(int n, float* d, std::uint64_t a, std::uint64_t b, bool accumulate, Major a_major,
+                         Major b_major) {
+  emulation::WgmmaSlot slot{n, d, a, b, accumulate, a_major, b_major};
   emulation::warpgroup_collective("wgmma.mma_async.bf16", emulation::wgmma_issue_operation, &slot);
 }
 

@@ -101,7 +101,7 @@ __global__ void wgmma_mn_major_probe_kernel(const bfloat16* a, const bfloat16* b
   float acc[kWideCols / 2] = {};
   ladder::wgmma_fence(acc);
   for (int k16 = 0; k16 < kDepth / 16; ++k16)
-    ladder::wgmma_bf16<kWideCols, ladder::Major::MN>(
+    ladder::wgmma_bf16<kWideCols, ladder::Major::K, ladder::Major::MN>(
         acc, ladder::k_major_128b_descriptor(a_tile + 32 * k16),
         ladder::mn_major_128b_descriptor(b_tile + 2048 * k16, kColumnStride), true);
   ladder::wgmma_commit_group();

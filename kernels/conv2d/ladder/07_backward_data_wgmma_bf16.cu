@@ -260,9 +260,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int j16 = 0; j16 < kBlockK / 16; ++j16) {
       // Slice j16: 32 bytes into each line of A; 16 lines (two atoms, 2048 bytes) into B's columns.
       const std::uint64_t b_slice = mn_major_128b_descriptor(b + 2048 * j16, kBColumnBytes);
-      wgmma_bf16<BN, Major::MN>(acc[0], k_major_128b_descriptor(a + 32 * j16), b_slice, true);
-      wgmma_bf16<BN, Major::MN>(acc[1], k_major_128b_descriptor(a + 64 * kLineBytes + 32 * j16), b_slice,
-                                true);
+      wgmma_bf16<BN, Major::K, Major::MN>(acc[0], k_major_128b_descriptor(a + 32 * j16), b_slice, true);
+      wgmma_bf16<BN, Major::K, Major::MN>(acc[1], k_major_128b_descriptor(a + 64 * kLineBytes + 32 * j16),
+                                          b_slice, true);
     }
     wgmma_commit_group();
     if (t + kStages - 1 < k_tiles) copy_tile((t + kStages - 1) % kStages);  // into tile t - 1's buffer

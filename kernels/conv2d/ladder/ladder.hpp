@@ -104,5 +104,7 @@ void launch_04_backward_weight_implicit_gemm_tf32(const Conv2dGeometry& g, const
                                                   float* gw);
 void launch_05_backward_weight_implicit_gemm_bf16(const Conv2dGeometry& g, const bfloat16* gy,
                                                   const bfloat16* x, float* gw);
+void launch_07_backward_weight_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
+                                          float* gw);
 
 }  // namespace kiln::kernels::conv2d_ladder

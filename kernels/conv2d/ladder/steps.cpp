@@ -148,6 +148,13 @@ std::span<const Step> steps() {
            "groups 1, C % 8 == 0, K % 8 == 0", BackwardWeight, Precision::Bf16, Nhwc,
            one_group_channels_and_filters_of_8,
            untyped<bfloat16, launch_05_backward_weight_implicit_gemm_bf16>},
+      Step{"07_backward_weight_wgmma_bf16",
+           "Hopper's wgmma for gw, computed as gw^T so the R*S*C columns fill its 64-row tiles: the gathered "
+           "x "
+           "and gy both read MN-major, split-K",
+           "groups 1, C % 8 == 0, K % 8 == 0, an H100 or H200 and a build for sm_90a", BackwardWeight,
+           Precision::Bf16, Nhwc, one_group_channels_and_filters_of_8,
+           untyped<bfloat16, launch_07_backward_weight_wgmma_bf16>, /*needs_wgmma=*/true},
   };
   return table;
 #else

@@ -193,7 +193,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int h = 0; h < 2; ++h) {
         const std::uint64_t b_slice =
             mn_major_128b_descriptor(b_stage + h * 2 * kColumnBytesB + 2048 * j, kColumnBytesB);
-        wgmma_bf16<kWgmmaN, Major::MN>(acc[h], a_slice, b_slice, true);
+        wgmma_bf16<kWgmmaN, Major::K, Major::MN>(acc[h], a_slice, b_slice, true);
       }
     }
     wgmma_commit_group();
