@@ -22,7 +22,8 @@
 // over chunk z alone, into partials[z] (scratch, splits x K x C*R*S floats), and sum_splits_kernel then
 // writes
 //   gw[e] = partials[0][e] + partials[1][e] + ... + partials[splits - 1][e]
-// in that order, one thread per element: the same bits on every run. The choice of splits (split_reduction):
+// in that order, one thread per element: the same bits on every run. The choice of splits (split_reduction;
+// it and the sum live in split_k.cuh, shared with the later backward-weight steps):
 // enough blocks for about four per multiprocessor of an H100 (4 x 132 = 528; the blocks are short-lived and
 // the last wave is then a small part of the run), but never chunks shorter than 512 positions (32 tiles), so
 // that each block's fixed costs (its first tile, its BM x BN partial written and read back once) stay small
@@ -66,6 +67,7 @@
 #include <cstdint>
 
 #include "kernels/conv2d/ladder/ladder.hpp"
+#include "kernels/conv2d/ladder/split_k.cuh"
 #include "kernels/ladder/launch.cuh"
 
 namespace kiln::kernels::conv2d_ladder {
@@ -74,11 +76,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kBK = 16;         // reduction positions (n, p, q) per tile
 constexpr int kThreadTile = 4;  // a thread's outputs: 4 channels x 4 taps
-constexpr int kSumThreads = 256;
-// The split-K choice: about four blocks per multiprocessor of the device (132 on an H100 or H200), no chunk
-// under 512 positions.
-constexpr std::int64_t kBlocksPerMultiprocessor = 4;
-constexpr std::int64_t kMinChunk = 512;
 
 // The geometry in int, with the output size, the GEMM's sizes and the split worked out on the host.
 struct Shape {
@@ -237,16 +234,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// gw[e] = partials[0][e] + ... + partials[splits - 1][e], in that order: deterministic, no atomics.
-__global__ void __launch_bounds__(kSumThreads)
-    sum_splits_kernel(int outputs, int splits, const float* partials, float* gw) {
-  const std::int64_t index = static_cast<std::int64_t>(blockIdx.x) * kSumThreads + threadIdx.x;
-  if (index >= outputs) return;
-  float total = 0.0f;
-  for (int z = 0; z < splits; ++z) total += partials[z * static_cast<std::int64_t>(outputs) + index];
-  gw[index] = total;
-}
-
 Shape int_shape(const Conv2dGeometry& g) {
   const auto i = [](std::int64_t v) { return static_cast<int>(v); };
   Shape s{};
@@ -264,43 +251,18 @@ Shape int_shape(const Conv2dGeometry& g) {
   return s;
 }
 
-// How many chunks to cut the N*P*Q positions into, for `tiles` output tiles (see the top of the file), and
-// the chunk length: a whole number of BK-position tiles, except that it never exceeds the positions.
-struct Split {
-  int splits, chunk;
-};
-Split split_reduction(std::int64_t positions, std::int64_t tiles) {
-  const std::int64_t target_blocks = kBlocksPerMultiprocessor * ladder::multiprocessors();
-  std::int64_t splits = (target_blocks + tiles - 1) / tiles;                    // >= 1
-  splits = std::max<std::int64_t>(1, std::min(splits, positions / kMinChunk));  // chunks of >= 512
-  std::int64_t chunk = ((positions + splits - 1) / splits + kBK - 1) / kBK * kBK;
-  chunk = std::min(chunk, positions);
-  splits = (positions + chunk - 1) / chunk;  // every split has at least one position
-  return {static_cast<int>(splits), static_cast<int>(chunk)};
-}
-
 template <int BM>
 void launch_tiles(Shape shape, const float* gy, const float* x, float* gw) {
   constexpr int BN = 4096 / BM;
   constexpr const char* kName = "conv2d ladder 03_backward_weight_implicit_gemm";
   // Every tile holds at least one element of gw, which holds fewer than 2^31: the count fits gridDim.x.
   const std::int64_t tiles = ((shape.taps + BN - 1) / BN) * ((shape.out_channels + BM - 1) / BM);
-  const Split split = split_reduction(shape.positions, tiles);  // splits <= 528: within gridDim.y's 65535
-  shape.chunk = split.chunk;
-  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(split.splits));
-  if (split.splits == 1) {
-    ladder::launch(kName, backward_weight_implicit_gemm_kernel<BM>, grid, dim3(kThreads), 0, shape, gy, x,
-                   gw);
-    return;
-  }
-  const std::int64_t outputs = std::int64_t{shape.out_channels} * shape.taps;
-  const ladder::Scratch partials(static_cast<std::size_t>(split.splits * outputs) * sizeof(float));
-  ladder::launch(kName, backward_weight_implicit_gemm_kernel<BM>, grid, dim3(kThreads), 0, shape, gy, x,
-                 partials.as<float>());
-  const auto sum_blocks = static_cast<unsigned>((outputs + kSumThreads - 1) / kSumThreads);
-  ladder::launch("conv2d ladder 03_backward_weight_implicit_gemm (sum of splits)", sum_splits_kernel,
-                 dim3(sum_blocks), dim3(kSumThreads), 0, static_cast<int>(outputs), split.splits,
-                 static_cast<const float*>(partials.as<float>()), gw);
+  run_split_k("conv2d ladder 03_backward_weight_implicit_gemm (sum of splits)", tiles, shape.positions, kBK,
+              std::int64_t{shape.out_channels} * shape.taps, gw, [&](dim3 grid, int chunk, float* out) {
+                shape.chunk = chunk;
+                ladder::launch(kName, backward_weight_implicit_gemm_kernel<BM>, grid, dim3(kThreads), 0,
+                               shape, gy, x, out);
+              });
 }
 
 }  // namespace

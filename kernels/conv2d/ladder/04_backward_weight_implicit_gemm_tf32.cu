@@ -71,6 +71,7 @@
 #include <cstdint>
 
 #include "kernels/conv2d/ladder/ladder.hpp"
+#include "kernels/conv2d/ladder/split_k.cuh"
 #include "kernels/ladder/cp_async.cuh"
 #include "kernels/ladder/launch.cuh"
 #include "kernels/ladder/mma.cuh"
@@ -92,11 +93,6 @@ constexpr int kVector = 4;        // floats per 16-byte copy
 constexpr int kLanesPerBRow = 8;  // threads copying one row of the B tile
 constexpr int kBRowsPerPass = kThreads / kLanesPerBRow;  // 16
 constexpr int kBPasses = kBlockK / kBRowsPerPass;        // 2 rows of B per thread
-constexpr int kSumThreads = 256;
-// The split-K choice: about four blocks per multiprocessor of the device (132 on an H100 or H200), no chunk
-// under 512 positions.
-constexpr std::int64_t kBlocksPerMultiprocessor = 4;
-constexpr std::int64_t kMinChunk = 512;
 
 // The geometry in int (the launcher has checked that every tensor holds fewer than 2^31 elements; with
 // K % 4 == 0, N*P*Q < 2^29, so a position plus a few tiles never overflows).
@@ -298,16 +294,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// gw[e] = partials[0][e] + ... + partials[splits - 1][e], in that order: deterministic, no atomics.
-__global__ void __launch_bounds__(kSumThreads)
-    sum_splits_kernel(int outputs, int splits, const float* __restrict__ partials, float* __restrict__ gw) {
-  const std::int64_t index = static_cast<std::int64_t>(blockIdx.x) * kSumThreads + threadIdx.x;
-  if (index >= outputs) return;
-  float total = 0.0f;
-  for (int z = 0; z < splits; ++z) total += partials[z * static_cast<std::int64_t>(outputs) + index];
-  gw[index] = total;
-}
-
 ConvShape conv_shape(const Conv2dGeometry& g) {
   const auto as_int = [](std::int64_t value) { return static_cast<int>(value); };
   ConvShape s{};
@@ -333,21 +319,6 @@ ConvShape conv_shape(const Conv2dGeometry& g) {
   return s;
 }
 
-// How many chunks to cut the N*P*Q positions into, for `tiles` output tiles (see the top of the file), and
-// the chunk length: whole BK-position tiles, but never more than the positions.
-struct Split {
-  int splits, chunk;
-};
-Split split_reduction(std::int64_t positions, std::int64_t tiles) {
-  const std::int64_t target_blocks = kBlocksPerMultiprocessor * ladder::multiprocessors();
-  std::int64_t splits = (target_blocks + tiles - 1) / tiles;                    // >= 1
-  splits = std::max<std::int64_t>(1, std::min(splits, positions / kMinChunk));  // chunks of >= 512
-  std::int64_t chunk = ((positions + splits - 1) / splits + kBlockK - 1) / kBlockK * kBlockK;
-  chunk = std::min(chunk, positions);
-  splits = (positions + chunk - 1) / chunk;  // every split has at least one position
-  return {static_cast<int>(splits), static_cast<int>(chunk)};
-}
-
 template <int BM, int BN, int WARPS_M, int WARPS_N>
 void launch_tiles(ConvShape s, const float* gy, const float* x, float* gw) {
   constexpr const char* kName = "conv2d ladder 04_backward_weight_implicit_gemm_tf32";
@@ -355,20 +326,11 @@ void launch_tiles(ConvShape s, const float* gy, const float* x, float* gw) {
   constexpr int kSharedBytes = kStages * kBlockK * (BM + BN + 2 * kPad) * static_cast<int>(sizeof(float));
   // Every tile holds at least one element of gw (< 2^31 of them): the count fits gridDim.x.
   const std::int64_t tiles = ((s.columns + BN - 1) / BN) * ((s.out_channels + BM - 1) / BM);
-  const Split split = split_reduction(s.positions, tiles);  // splits <= 528: within gridDim.y's 65535
-  s.chunk = split.chunk;
-  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(split.splits));
-  if (split.splits == 1) {
-    ladder::launch(kName, kernel, grid, dim3(kThreads), kSharedBytes, s, gy, x, gw);
-    return;
-  }
-  const std::int64_t outputs = std::int64_t{s.out_channels} * s.columns;
-  const ladder::Scratch partials(static_cast<std::size_t>(split.splits * outputs) * sizeof(float));
-  ladder::launch(kName, kernel, grid, dim3(kThreads), kSharedBytes, s, gy, x, partials.as<float>());
-  const auto sum_blocks = static_cast<unsigned>((outputs + kSumThreads - 1) / kSumThreads);
-  ladder::launch("conv2d ladder 04_backward_weight_implicit_gemm_tf32 (sum of splits)", sum_splits_kernel,
-                 dim3(sum_blocks), dim3(kSumThreads), 0, static_cast<int>(outputs), split.splits,
-                 static_cast<const float*>(partials.as<float>()), gw);
+  run_split_k("conv2d ladder 04_backward_weight_implicit_gemm_tf32 (sum of splits)", tiles, s.positions,
+              kBlockK, std::int64_t{s.out_channels} * s.columns, gw, [&](dim3 grid, int chunk, float* out) {
+                s.chunk = chunk;
+                ladder::launch(kName, kernel, grid, dim3(kThreads), kSharedBytes, s, gy, x, out);
+              });
 }
 
 }  // namespace

@@ -49,6 +49,7 @@
 #include <cstdint>
 
 #include "kernels/conv2d/ladder/ladder.hpp"
+#include "kernels/conv2d/ladder/split_k.cuh"
 #include "kernels/ladder/cp_async.cuh"
 #include "kernels/ladder/hopper.hpp"
 #include "kernels/ladder/launch.cuh"
@@ -82,10 +83,6 @@ constexpr int kAChunks = kBlockM / 8;                     // 16 chunks of 8 j pe
 constexpr int kALinesPerPass = kThreads / kAChunks;       // 8
 constexpr int kAPasses = kBlockK / kALinesPerPass;        // 8 positions per thread per tile
 constexpr int kTileAlignment = 1024;                      // the 128-byte swizzle's atom: 8 lines
-constexpr int kSumThreads = 256;
-// The split-K choice, as step 05: about four blocks per multiprocessor, no chunk under 512 positions.
-constexpr std::int64_t kBlocksPerMultiprocessor = 4;
-constexpr std::int64_t kMinChunk = 512;
 
 template <int BN>
 constexpr int b_tile_bytes() {
@@ -275,16 +272,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
-// gw[e] = partials[0][e] + ... + partials[splits - 1][e], in that order: deterministic, no atomics.
-__global__ void __launch_bounds__(kSumThreads)
-    sum_splits_kernel(int outputs, int splits, const float* __restrict__ partials, float* __restrict__ gw) {
-  const std::int64_t index = static_cast<std::int64_t>(blockIdx.x) * kSumThreads + threadIdx.x;
-  if (index >= outputs) return;
-  float total = 0.0f;
-  for (int z = 0; z < splits; ++z) total += partials[z * static_cast<std::int64_t>(outputs) + index];
-  gw[index] = total;
-}
-
 ConvShape conv_shape(const Conv2dGeometry& g) {
   const auto as_int = [](std::int64_t value) { return static_cast<int>(value); };
   ConvShape s{};
@@ -310,42 +297,18 @@ ConvShape conv_shape(const Conv2dGeometry& g) {
   return s;
 }
 
-// How many chunks to cut the N*P*Q positions into, for `tiles` output tiles (see the top of the file), and
-// the chunk length: whole BK-position tiles, but never more than the positions.
-struct Split {
-  int splits, chunk;
-};
-Split split_reduction(std::int64_t positions, std::int64_t tiles) {
-  const std::int64_t target_blocks = kBlocksPerMultiprocessor * ladder::multiprocessors();
-  std::int64_t splits = (target_blocks + tiles - 1) / tiles;                    // >= 1
-  splits = std::max<std::int64_t>(1, std::min(splits, positions / kMinChunk));  // chunks of >= 512
-  std::int64_t chunk = ((positions + splits - 1) / splits + kBlockK - 1) / kBlockK * kBlockK;
-  chunk = std::min(chunk, positions);
-  splits = (positions + chunk - 1) / chunk;  // every split has at least one position
-  return {static_cast<int>(splits), static_cast<int>(chunk)};
-}
-
 template <int BN>
 void launch_tiles(ConvShape s, const bfloat16* gy, const bfloat16* x, float* gw) {
   constexpr const char* kName = "conv2d ladder 07_backward_weight_wgmma_bf16";
   auto* const kernel = backward_weight_wgmma_kernel<BN>;
   // Every tile holds at least one element of gw (< 2^31 of them): the count fits gridDim.x.
   const std::int64_t tiles = ((s.columns + kBlockM - 1) / kBlockM) * ((s.out_channels + BN - 1) / BN);
-  const Split split = split_reduction(s.positions, tiles);  // splits <= 528: within gridDim.y's 65535
-  s.chunk = split.chunk;
-  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(split.splits));
-  if (split.splits == 1) {
-    ladder::launch(kName, kernel, grid, dim3(kThreads), dynamic_shared_bytes<BN>(), s, gy, x, gw);
-    return;
-  }
-  const std::int64_t outputs = std::int64_t{s.out_channels} * s.columns;
-  const ladder::Scratch partials(static_cast<std::size_t>(split.splits * outputs) * sizeof(float));
-  ladder::launch(kName, kernel, grid, dim3(kThreads), dynamic_shared_bytes<BN>(), s, gy, x,
-                 partials.as<float>());
-  const auto sum_blocks = static_cast<unsigned>((outputs + kSumThreads - 1) / kSumThreads);
-  ladder::launch("conv2d ladder 07_backward_weight_wgmma_bf16 (sum of splits)", sum_splits_kernel,
-                 dim3(sum_blocks), dim3(kSumThreads), 0, static_cast<int>(outputs), split.splits,
-                 static_cast<const float*>(partials.as<float>()), gw);
+  run_split_k("conv2d ladder 07_backward_weight_wgmma_bf16 (sum of splits)", tiles, s.positions, kBlockK,
+              std::int64_t{s.out_channels} * s.columns, gw, [&](dim3 grid, int chunk, float* out) {
+                s.chunk = chunk;
+                ladder::launch(kName, kernel, grid, dim3(kThreads), dynamic_shared_bytes<BN>(), s, gy, x,
+                               out);
+              });
 }
 
 }  // namespace
