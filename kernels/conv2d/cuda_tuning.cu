@@ -47,18 +47,6 @@ constexpr std::string_view element_type_name() {
   return "double";
 }
 
-conv2d_ladder::Pass pass_of(Conv2dDirection direction) {
-  switch (direction) {
-    case Conv2dDirection::Forward:
-      return conv2d_ladder::Pass::Forward;
-    case Conv2dDirection::BackwardData:
-      return conv2d_ladder::Pass::BackwardData;
-    case Conv2dDirection::BackwardWeight:
-      return conv2d_ladder::Pass::BackwardWeight;
-  }
-  return conv2d_ladder::Pass::Forward;
-}
-
 // ---- The candidates ---------------------------------------------------------------------------------------
 
 constexpr bool is_depthwise(const Conv2dGeometry& g) {
@@ -97,7 +85,7 @@ template <typename T>
 std::vector<const Step*> ladder_candidates(const PassCall<T>& c) {
   std::vector<const Step*> candidates;
   for (const Step& step : conv2d_ladder::steps()) {
-    if (step.pass == pass_of(c.direction) && ladder_step_serves<T>(step, c.g)) candidates.push_back(&step);
+    if (step.pass == c.direction && ladder_step_serves<T>(step, c.g)) candidates.push_back(&step);
   }
   return candidates;
 }
@@ -189,7 +177,7 @@ struct Yardstick {
 };
 template <typename T>
 Yardstick yardstick(const PassCall<T>& c) {
-  const PassTensors n = pass_tensors(pass_of(c.direction), c.g);
+  const PassTensors n = pass_tensors(c.direction, c.g);
   run_library(c);
   Yardstick result{to_host(c.output, n.output.elements()), {}};
   const auto first = absolute_copy(c.first, n.first.elements());
@@ -224,8 +212,7 @@ std::string disagreement(const Step& step, const PassCall<T>& c, const Yardstick
     }
     return error.what();
   }
-  const std::vector<double> values =
-      to_host(c.output, pass_tensors(pass_of(c.direction), c.g).output.elements());
+  const std::vector<double> values = to_host(c.output, pass_tensors(c.direction, c.g).output.elements());
   const AgreementTolerance tolerance =
       agreement_tolerance(reduction_terms(c.g, c.direction), std::is_same_v<T, bfloat16>);
   const std::int64_t i = first_disagreement(expected.values, values, expected.magnitude, tolerance);

@@ -72,12 +72,6 @@ std::vector<T> dispatched(Pass pass, const Conv2dGeometry& g, const std::vector<
   return testing::to_host<T>(output);
 }
 
-Conv2dDirection direction_of(Pass pass) {
-  return pass == Pass::Forward        ? Conv2dDirection::Forward
-         : pass == Pass::BackwardData ? Conv2dDirection::BackwardData
-                                      : Conv2dDirection::BackwardWeight;
-}
-
 // Every pass of each geometry through the measured dispatch, twice (the first call measures, the second runs
 // the recorded choice), each output checked against the reference; then the record: one choice per pass,
 // the library path among its trials, and no ladder step rejected (a rejection means a step computes
@@ -115,9 +109,8 @@ void check_measured_dispatch(std::uint64_t seed) {
         CHECK_MESSAGE(report.ok, report.message);
       }
       ++calls;
-      const auto recorded =
-          cuda::find_conv_choice(g, direction_of(pass), std::is_same_v<T, bfloat16> ? "bfloat16" : "float",
-                                 kiln::cuda::current_device());
+      const auto recorded = cuda::find_conv_choice(
+          g, pass, std::is_same_v<T, bfloat16> ? "bfloat16" : "float", kiln::cuda::current_device());
       CHECK(recorded.found);
     }
   }

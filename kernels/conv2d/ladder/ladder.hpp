@@ -21,6 +21,7 @@
 #include <span>
 #include <string_view>
 
+#include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/ladder/precision.hpp"
 
@@ -28,20 +29,12 @@ namespace kiln::kernels::conv2d_ladder {
 
 using ladder::Precision;
 
-enum class Pass { Forward, BackwardData, BackwardWeight };
+// A pass is one of the convolution's three directions, the same values the CPU kernels and the tuning use.
+using Pass = Conv2dDirection;
 enum class Layout { Nchw, Nhwc };
 
-constexpr std::string_view pass_name(Pass pass) {
-  switch (pass) {
-    case Pass::Forward:
-      return "forward";
-    case Pass::BackwardData:
-      return "backward_data";
-    case Pass::BackwardWeight:
-      return "backward_weight";
-  }
-  return "?";
-}
+// "forward", "backward_data" or "backward_weight".
+inline std::string_view pass_name(Pass pass) { return conv2d_direction_name(pass); }
 constexpr std::string_view layout_name(Layout layout) { return layout == Layout::Nchw ? "nchw" : "nhwc"; }
 
 // One rung. `first` and `second` are the pass's two inputs in the order above, float or bfloat16 as

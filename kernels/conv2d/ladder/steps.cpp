@@ -66,7 +66,7 @@ std::string invalid_reason(const Conv2dGeometry& g) {
 
 std::span<const Step> steps() {
 #ifdef KILN_WITH_CUDA
-  using enum Pass;
+  using enum Conv2dDirection;
   using enum Layout;
   static constexpr std::array table{
       Step{"01_forward_naive",
