@@ -126,6 +126,13 @@ void print_guard_settings(const nlohmann::json& plan) {
 
 // Fine-tuning, in text: the checkpoint the weights start from, whether its head was replaced, what is
 // frozen and the head's learning rate. Nothing for a run from scratch that freezes nothing.
+// What --cuda-conv VALUE does, in a few words.
+std::string cuda_conv_summary(const std::string& value) {
+  if (value == "measured") return "the fastest agreeing kernel per shape, measured on first use";
+  if (value == "library") return "library (im2col + cuBLAS)";
+  return "replayed from " + value + ", other shapes measured on first use";
+}
+
 void print_fine_tune_settings(const nlohmann::json& plan) {
   const nlohmann::json& fine_tune = plan.at("fine_tune");
   const nlohmann::json& init = fine_tune.at("init");
@@ -177,8 +184,7 @@ class ConsoleObserver final : public train::CrossValidationObserver {
                 threads, threads == 1 ? "" : "s");
     if (plan.at("device") != "cpu") {
       std::printf("device: %s, convolutions: %s\n", plan.at("device").get<std::string>().c_str(),
-                  plan.at("cuda_conv") == "measured" ? "the fastest agreeing kernel per shape, measured on first use"
-                                                     : "library (im2col + cuBLAS)");
+                  cuda_conv_summary(plan.at("cuda_conv").get<std::string>()).c_str());
     }
     if (plan.at("precision") != "fp32") {
       std::printf("precision: %s (bfloat16 activations, float32 master weights)\n",
@@ -388,11 +394,13 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
   command
-      ->add_option("--cuda-conv", config->cuda_conv,
-                   "on a CUDA device, what runs each convolution: measured (per shape, on first use, the fastest "
-                   "of the library path and the kernel ladder's steps that agree with it) or library (im2col + "
-                   "cuBLAS always: the same bits on every run)")
-      ->check(CLI::IsMember({"measured", "library"}))
+      ->add_option(
+          "--cuda-conv", config->cuda_conv,
+          "on a CUDA device, what runs each convolution: measured (per shape, on first use, the fastest "
+          "of the library path and the kernel ladder's steps that agree with it), library (im2col + "
+          "cuBLAS always: the same bits on every run), or FILE, a cuda_conv_choices.json from an earlier "
+          "run: its choices replayed (its speed, and the same bits on every run), other shapes measured")
+      ->check(CLI::IsMember({"measured", "library"}) | CLI::ExistingFile)
       ->capture_default_str();
   add_compute_threads_option(command);
   command->add_option("--out", config->run_dir, "run folder for last.kiln and metrics.jsonl")->capture_default_str();

@@ -1,9 +1,14 @@
 #include "train/conv_choices.hpp"
 
 #include <cstdint>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "core/error.hpp"
 #include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
 #include "train/atomic_file.hpp"
@@ -26,6 +31,57 @@ nlohmann::json geometry_json(const kernels::Conv2dGeometry& g) {
           {"dilation_h", g.dilation_h},
           {"dilation_w", g.dilation_w},
           {"groups", g.groups}};
+}
+
+kernels::Conv2dGeometry geometry_from(const nlohmann::json& json) {
+  kernels::Conv2dGeometry g;
+  for (auto [name, field] : {std::pair{"batch", &g.batch},
+                             {"in_channels", &g.in_channels},
+                             {"in_height", &g.in_height},
+                             {"in_width", &g.in_width},
+                             {"out_channels", &g.out_channels},
+                             {"kernel_h", &g.kernel_h},
+                             {"kernel_w", &g.kernel_w},
+                             {"stride_h", &g.stride_h},
+                             {"stride_w", &g.stride_w},
+                             {"pad_h", &g.pad_h},
+                             {"pad_w", &g.pad_w},
+                             {"dilation_h", &g.dilation_h},
+                             {"dilation_w", &g.dilation_w},
+                             {"groups", &g.groups}}) {
+    *field = json.at(name).get<std::int64_t>();
+  }
+  return g;
+}
+
+kernels::Conv2dDirection direction_from(const std::string& name) {
+  using kernels::Conv2dDirection;
+  for (const Conv2dDirection direction :
+       {Conv2dDirection::Forward, Conv2dDirection::BackwardData, Conv2dDirection::BackwardWeight}) {
+    if (name == kernels::conv2d_direction_name(direction)) return direction;
+  }
+  fail("direction '", name, "': expected forward, backward_data or backward_weight");
+}
+
+// One entry of a choices file as a choice for `device`; throws a kiln::Error (a json error for a missing or
+// mistyped field) saying what is wrong with it.
+kernels::cuda::ConvChoice choice_from(const nlohmann::json& entry, int device) {
+  kernels::cuda::ConvChoice choice;
+  choice.geometry = geometry_from(entry.at("geometry"));
+  choice.direction = direction_from(entry.at("direction").get<std::string>());
+  choice.element_type = entry.at("element_type").get<std::string>();
+  KILN_CHECK(
+      choice.element_type == "float" || choice.element_type == "bfloat16" || choice.element_type == "double",
+      "element type '", choice.element_type, "': expected float, bfloat16 or double");
+  choice.device = device;
+  choice.chosen = entry.at("chosen").get<std::string>();
+  choice.step = kernels::cuda::conv_candidate_named(choice.chosen, choice.direction, choice.element_type,
+                                                    choice.geometry);
+  for (const nlohmann::json& trial : entry.value("trials", nlohmann::json::array())) {
+    choice.trials.push_back({trial.at("candidate").get<std::string>(), trial.value("milliseconds", 0.0),
+                             trial.value("rejected", std::string())});
+  }
+  return choice;
 }
 
 }  // namespace
@@ -51,6 +107,36 @@ nlohmann::json conv_choices_json() {
                        {"trials", std::move(trials)}});
   }
   return choices;
+}
+
+std::size_t replay_conv_choices(const std::filesystem::path& file, int device) {
+  std::ifstream in(file, std::ios::binary);
+  KILN_CHECK(in.good(), "--cuda-conv ", file.string(), ": cannot open the file");
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json entries;
+  try {
+    entries = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::exception& error) {
+    fail("--cuda-conv ", file.string(), ": not a choices file (", kConvChoicesFile,
+         " from a run folder): ", error.what());
+  }
+  KILN_CHECK(entries.is_array(), "--cuda-conv ", file.string(), ": not a choices file (", kConvChoicesFile,
+             " from a run folder): expected a JSON array of choices");
+  std::vector<kernels::cuda::ConvChoice> choices;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    try {
+      choices.push_back(choice_from(entries[i], device));
+    } catch (const nlohmann::json::exception& error) {
+      fail("--cuda-conv ", file.string(), ": choice ", i + 1, " of ", entries.size(), ": ", error.what());
+    } catch (const Error& error) {
+      fail("--cuda-conv ", file.string(), ": choice ", i + 1, " of ", entries.size(), ": ", error.what(),
+           "; measure afresh with --cuda-conv measured");
+    }
+  }
+  // Every entry was checked before any is recorded: a bad file changes nothing.
+  for (kernels::cuda::ConvChoice& choice : choices) kernels::cuda::record_conv_choice(std::move(choice));
+  return choices.size();
 }
 
 void write_conv_choices(const std::filesystem::path& run_dir) {

@@ -362,11 +362,16 @@ void initialize_from_checkpoint(Run& run, Generator& initialization) {
   load_initial_weights(*run.model, source, path, head_module_name(*run.model), run.config.head_replaced);
 }
 
-// --cuda-conv as a policy for the CUDA convolutions.
-kernels::cuda::ConvPolicy cuda_conv_policy(const std::string& name) {
-  if (name == "measured") return kernels::cuda::ConvPolicy::Measured;
-  if (name == "library") return kernels::cuda::ConvPolicy::Library;
-  fail("train: --cuda-conv ", name, ": expected measured or library");
+// --cuda-conv: `library` or `measured` as the policy for the CUDA convolutions; anything else is a choices
+// file from an earlier run, replayed, with the shapes it does not name measured.
+void apply_cuda_conv(const Run& run) {
+  const std::string& value = run.config.cuda_conv;
+  if (value == "library") {
+    kernels::cuda::set_conv_policy(kernels::cuda::ConvPolicy::Library);
+    return;
+  }
+  kernels::cuda::set_conv_policy(kernels::cuda::ConvPolicy::Measured);
+  if (value != "measured") replay_conv_choices(value, run.device.index);
 }
 
 // Moves the model and the loss weights to --device, before the optimizers are built (their state is
@@ -380,7 +385,7 @@ void place_on_device(Run& run) {
       fail("train: --device ", run.config.device, ": ", error.what());
     }
   }
-  if (run.device.is_cuda()) kernels::cuda::set_conv_policy(cuda_conv_policy(run.config.cuda_conv));
+  if (run.device.is_cuda()) apply_cuda_conv(run);
   run.model->to(run.device);
   if (run.class_weight.defined()) run.class_weight = run.class_weight.to(run.device);
   if (run.pos_weight.defined()) run.pos_weight = run.pos_weight.to(run.device);

@@ -55,8 +55,9 @@ struct TrainConfig {
   std::string device = "cpu";  // where the model trains: cpu, cuda, cuda:N (like loader_threads,
                                // a choice of this process: not stored, a --resume may change it)
   std::string precision = "fp32";  // fp32 | bf16 (train/precision.hpp); like device, a choice of this process
-  std::string cuda_conv = "measured";  // measured | library: what runs each convolution on a CUDA device
-                                      // (kernels/conv2d/cuda_tuning.hpp); like device, a choice of this process
+  // measured | library | a choices file to replay (train/conv_choices.hpp): what runs each convolution on a
+  // CUDA device (kernels/conv2d/cuda_tuning.hpp); like device, a choice of this process
+  std::string cuda_conv = "measured";
   bool strict = false;                          // a bad image file is an error, not a warning
   std::int64_t max_steps_per_epoch = 0;         // 0: whole epochs (tests and smoke runs use a cap)
   // Class imbalance (train/class_balance.hpp); at most one of the two.

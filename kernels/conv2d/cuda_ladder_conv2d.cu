@@ -5,6 +5,7 @@
 #include "core/bfloat16.hpp"
 #include "core/error.hpp"
 #include "kernels/conv2d/cuda_ladder_conv2d.hpp"
+#include "kernels/conv2d/cuda_tuning.hpp"
 #include "kernels/conv2d/ladder/ladder.hpp"
 #include "kernels/ladder/launch.cuh"
 
@@ -14,7 +15,6 @@ namespace {
 using conv2d_ladder::Layout;
 using conv2d_ladder::Pass;
 using conv2d_ladder::Step;
-using ladder::Precision;
 
 // ---- The transpose --------------------------------------------------------------------------------------
 
@@ -98,11 +98,6 @@ const T* to_nhwc(const T* t, const NchwShape& shape, const ladder::Scratch& scra
   return copy;
 }
 
-template <typename T>
-constexpr Precision precision_of() {
-  return std::is_same_v<T, bfloat16> ? Precision::Bf16 : Precision::Fp32;
-}
-
 }  // namespace
 
 PassTensors pass_tensors(Pass pass, const Conv2dGeometry& g) {
@@ -122,13 +117,9 @@ PassTensors pass_tensors(Pass pass, const Conv2dGeometry& g) {
 
 template <typename T>
 bool ladder_step_serves(const Step& step, const Conv2dGeometry& g) {
-  if constexpr (std::is_same_v<T, double>) {
-    return false;  // no step computes in double
-  } else {
-    // An NCHW step writes its float output in place, which only a float tensor can take.
-    const bool layout_fits = step.layout == Layout::Nhwc || std::is_same_v<T, float>;
-    return step.precision == precision_of<T>() && layout_fits && conv2d_ladder::supports(step, g);
-  }
+  // The rule, with its reasons, is cuda_tuning.hpp's, by element type name.
+  const char* element_type = std::is_same_v<T, bfloat16> ? "bfloat16" : std::is_same_v<T, float> ? "float" : "double";
+  return ladder_step_serves(step, g, element_type);
 }
 
 template <typename T>

@@ -37,8 +37,8 @@ struct PassTensors {
 };
 PassTensors pass_tensors(conv2d_ladder::Pass pass, const Conv2dGeometry& g);
 
-// Whether `step` can serve a convolution of T over `g`: its precision is T's own (fp32 for float, bf16 for
-// bfloat16; nothing for double, and never tf32), and it supports g (conv2d_ladder::supports).
+// Whether `step` can serve a convolution of T over `g`: cuda_tuning.hpp's rule, for T's element type (its
+// precision is T's own, an NCHW step only for float, and it supports g here).
 template <typename T>
 bool ladder_step_serves(const conv2d_ladder::Step& step, const Conv2dGeometry& g);
 

@@ -80,11 +80,24 @@ struct ConvChoice {
   const conv2d_ladder::Step* step = nullptr;  // the step `chosen` names; null for the library path
   std::vector<ConvTrial> trials;              // empty when the library path was the only candidate
 };
+// Whether ladder step `step` can serve a convolution over `g` whose tensors hold `element_type` ("float",
+// "bfloat16", "double"): its precision is the tensors' own (fp32 for float, bf16 for bfloat16; nothing for
+// double, and never tf32), an NCHW step (it writes its float output in place) only for float, and it takes g
+// in this build, on this device (conv2d_ladder::supports).
+bool ladder_step_serves(const conv2d_ladder::Step& step, const Conv2dGeometry& g, std::string_view element_type);
+
+// The candidate `name` names (kLibraryCandidate, or a ladder step's name) as a choice for (direction, g,
+// element_type): null for the library path, else the step. Throws a kiln::Error saying why when no such
+// candidate can serve that shape in this build, on this device (replaying a choices file, say).
+const conv2d_ladder::Step* conv_candidate_named(std::string_view name, Conv2dDirection direction,
+                                                std::string_view element_type, const Conv2dGeometry& g);
+
 // Every shape this process has chosen for, in the order first seen.
 std::vector<ConvChoice> conv_choices();
 // Forgets every choice, so the next call of each shape measures again (tests).
 void forget_conv_choices();
-// For cuda_tuning.cu: records a choice, the first for its shape, and finds one again.
+// Records a choice, the first for its shape (cuda_tuning.cu after measuring; a replayed choices file before
+// the first call), and finds one again.
 void record_conv_choice(ConvChoice choice);
 struct RecordedChoice {
   bool found = false;

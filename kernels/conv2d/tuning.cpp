@@ -6,6 +6,7 @@
 #include <mutex>
 #include <utility>
 
+#include "core/error.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
 
 namespace kiln::kernels::cuda {
@@ -61,6 +62,33 @@ std::int64_t first_disagreement(std::span<const double> library, std::span<const
     if (!(std::fabs(candidate[i] - library[i]) <= allowed)) return static_cast<std::int64_t>(i);
   }
   return -1;
+}
+
+bool ladder_step_serves(const conv2d_ladder::Step& step, const Conv2dGeometry& g,
+                        std::string_view element_type) {
+  using conv2d_ladder::Layout;
+  using ladder::Precision;
+  const bool precision_fits = (element_type == "float" && step.precision == Precision::Fp32) ||
+                              (element_type == "bfloat16" && step.precision == Precision::Bf16);
+  const bool layout_fits = step.layout == Layout::Nhwc || element_type == "float";
+  return precision_fits && layout_fits && conv2d_ladder::supports(step, g);
+}
+
+const conv2d_ladder::Step* conv_candidate_named(std::string_view name, Conv2dDirection direction,
+                                                std::string_view element_type, const Conv2dGeometry& g) {
+  if (name == kLibraryCandidate) return nullptr;
+  for (const conv2d_ladder::Step& step : conv2d_ladder::steps()) {
+    if (step.name != name) continue;
+    KILN_CHECK(step.pass == direction, "ladder step ", name, " computes the ",
+               conv2d_ladder::pass_name(step.pass), " pass, not ", conv2d_direction_name(direction));
+    KILN_CHECK(ladder_step_serves(step, g, element_type), "ladder step ", name, " cannot serve this ",
+               element_type, " convolution here (it takes ", ladder::precision_name(step.precision),
+               " tensors in ", conv2d_ladder::layout_name(step.layout),
+               step.requirement.empty() ? "" : ", with ", step.requirement, ")");
+    return &step;
+  }
+  fail("no ladder step named '", name, "' in this build",
+       conv2d_ladder::steps().empty() ? " (built without CUDA: only the library path)" : "");
 }
 
 std::vector<ConvChoice> conv_choices() {
