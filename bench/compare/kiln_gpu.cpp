@@ -9,12 +9,13 @@
 //                {"kind": "train_step", "model": "resnet20", "precision": "bf16", "status": "ok", ...}]}
 //
 //   ./build/compare_kiln_gpu --model resnet20 [--batch 128] [--warmup 10] [--steps 50] [--rounds 5]
-//                            [--budget 30] [--precision fp32|bf16|both] [--cuda-conv measured|library]
+//                            [--budget 30] [--precision fp32|bf16|both] [--cuda-conv measured|library|FILE]
 //
 // --cuda-conv is `kiln train --cuda-conv` (kernels/conv2d/cuda_tuning.hpp): measured (the default) lets the
 // first warm-up step measure, once per convolution shape and pass, the library path (im2col + cuBLAS) against
-// the kernel ladder's steps, and keeps the fastest that agrees; library always takes the library path. Each
-// row says which, and how many of its shapes and passes a ladder step serves.
+// the kernel ladder's steps, and keeps the fastest that agrees; library always takes the library path; FILE,
+// a cuda_conv_choices.json from a run, replays its choices (train/conv_choices.hpp), so two comparisons run
+// the same kernels. Each row says which, and how many of its shapes and passes a ladder step serves.
 //
 // Peak memory is the device allocator's (cuda_caching_allocator(0).stats()), started over before each
 // precision's run (reset_peak) after the previous run's tensors were freed, so each row's peak is its own:
@@ -50,6 +51,7 @@
 #include "layers/module.hpp"
 #include "models/architecture.hpp"
 #include "optim/sgd.hpp"
+#include "train/conv_choices.hpp"
 #include "train/precision.hpp"
 
 namespace {
@@ -66,12 +68,12 @@ struct GpuCompareOptions {
   int steps_per_round = 50;
   TimingOptions rounds{.warmup = 0, .max_reps = 5, .budget_s = 30.0};  // the warm-up is in steps, above
   bool fp32 = true, bf16 = true;
-  kernels::cuda::ConvPolicy cuda_conv = kernels::cuda::ConvPolicy::Measured;
+  std::string cuda_conv = "measured";  // measured | library | a choices file to replay
 };
 
 const char* const kUsage =
     "usage: compare_kiln_gpu --model NAME [--batch 128] [--warmup 10] [--steps 50] [--rounds 5] "
-    "[--budget 30] [--precision fp32|bf16|both] [--cuda-conv measured|library]";
+    "[--budget 30] [--precision fp32|bf16|both] [--cuda-conv measured|library|FILE]";
 
 // std::stoll's own error says only "stoll": this one names the flag.
 long long integer_value(const std::string& flag, const std::string& value) {
@@ -127,9 +129,7 @@ GpuCompareOptions parse_gpu_options(int argc, char** argv) {
       options.fp32 = value != "bf16";
       options.bf16 = value != "fp32";
     } else if (flag == "--cuda-conv") {
-      if (value != "measured" && value != "library")
-        throw std::invalid_argument("--cuda-conv takes measured or library, not " + value);
-      options.cuda_conv = value == "measured" ? kernels::cuda::ConvPolicy::Measured : kernels::cuda::ConvPolicy::Library;
+      options.cuda_conv = value;  // a file is checked when it is replayed
     } else {
       throw std::invalid_argument("unknown option " + flag + "; " + kUsage);
     }
@@ -212,7 +212,7 @@ nlohmann::json time_training(const GpuCompareOptions& options, train::Precision 
                          "timed steps; allocator size classes"},
                         {"in_use_bytes_at_end", memory.in_use_bytes},
                         {"cached_bytes_at_end", memory.cached_bytes},
-                        {"cuda_conv", options.cuda_conv == kernels::cuda::ConvPolicy::Measured ? "measured" : "library"},
+                        {"cuda_conv", options.cuda_conv},
                         {"conv_passes_served_by_ladder", served_by_ladder(precision)}};
   // The timings stand either way (NaNs cost the same arithmetic), but a loss that is not finite on a fixed
   // batch at this learning rate points at a wrong kernel: the table shows the warning. JSON has no NaN,
@@ -228,7 +228,13 @@ nlohmann::json time_training(const GpuCompareOptions& options, train::Precision 
 int main(int argc, char** argv) try {
   const GpuCompareOptions options = parse_gpu_options(argc, argv);
   cuda::require_device(kDevice);  // a clear error, before any work, where there is no GPU
-  kernels::cuda::set_conv_policy(options.cuda_conv);
+  kernels::cuda::set_conv_policy(options.cuda_conv == "library" ? kernels::cuda::ConvPolicy::Library
+                                                                : kernels::cuda::ConvPolicy::Measured);
+  if (options.cuda_conv != "measured" && options.cuda_conv != "library") {
+    const std::size_t replayed = train::replay_conv_choices(options.cuda_conv, kDevice);
+    std::fprintf(stderr, "kiln: %zu convolution choices replayed from %s\n", replayed,
+                 options.cuda_conv.c_str());
+  }
   const std::string device = Device::cuda(kDevice).str() + ": " + cuda::device_description(kDevice);
   std::fprintf(stderr, "kiln: %s on %s, batch %lld\n", options.model.c_str(), device.c_str(),
                static_cast<long long>(options.batch));
