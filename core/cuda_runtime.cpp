@@ -2,7 +2,10 @@
 
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -61,6 +64,28 @@ std::string device_description(int index) {
                 static_cast<double>(properties.totalGlobalMem) / (1 << 30));
   return std::string(properties.name) + " (sm_" + std::to_string(properties.major) +
          std::to_string(properties.minor) + ", " + memory + ")";
+}
+
+DeviceProperties device_properties(int index) {
+  static std::mutex mutex;
+  static std::vector<std::optional<DeviceProperties>> known;  // by device index
+  const int count = device_count();
+  KILN_CHECK(index >= 0 && index < count, "CUDA: cuda:", index, " is not a device (the driver sees ", count,
+             count == 1 ? " device)" : " devices)");
+  const std::lock_guard lock(mutex);
+  if (known.size() < static_cast<std::size_t>(count)) known.resize(static_cast<std::size_t>(count));
+  std::optional<DeviceProperties>& entry = known[static_cast<std::size_t>(index)];
+  if (!entry) {
+    DeviceProperties properties;
+    check(cudaDeviceGetAttribute(&properties.multiprocessors, cudaDevAttrMultiProcessorCount, index),
+          "cudaDeviceGetAttribute(MultiProcessorCount)" + on(index));
+    check(cudaDeviceGetAttribute(&properties.major, cudaDevAttrComputeCapabilityMajor, index),
+          "cudaDeviceGetAttribute(ComputeCapabilityMajor)" + on(index));
+    check(cudaDeviceGetAttribute(&properties.minor, cudaDevAttrComputeCapabilityMinor, index),
+          "cudaDeviceGetAttribute(ComputeCapabilityMinor)" + on(index));
+    entry = properties;
+  }
+  return *entry;
 }
 
 void* allocate_device(std::size_t bytes, int index) {
@@ -173,6 +198,7 @@ int device_count() { return 0; }
 void require_device(int index) { no_cuda(("using cuda:" + std::to_string(index)).c_str()); }
 int current_device() { no_cuda("current_device"); }
 std::string device_description(int) { no_cuda("device_description"); }
+DeviceProperties device_properties(int) { no_cuda("device_properties"); }
 void* allocate_device(std::size_t, int) { no_cuda("allocating device memory"); }
 void free_device(void*, int) { no_cuda("freeing device memory"); }
 void copy_bytes(void* destination, Device destination_device, const void* source, Device source_device,

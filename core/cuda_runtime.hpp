@@ -31,6 +31,15 @@ void require_device(int index);
 // "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)". Throws for an index that is not a device.
 std::string device_description(int index);
 
+// What kernels size themselves by, or choose by: asked of the runtime once per device and kept, so that a
+// launcher may ask on every launch. Does not change the current device. Throws for an index that is not a
+// device.
+struct DeviceProperties {
+  int multiprocessors = 0;
+  int major = 0, minor = 0;  // the compute capability: 9.0 for an H100 or H200
+};
+DeviceProperties device_properties(int index);
+
 // Device memory on cuda:index, through cudaMalloc / cudaFree (storage.cpp caches it).
 void* allocate_device(std::size_t bytes, int index);
 void free_device(void* pointer, int index);

@@ -81,7 +81,6 @@ inline int multiprocessors() { return 132; }
 
 #include <cuda_runtime.h>
 
-#include <atomic>
 #include <memory>
 
 #include "core/cuda_runtime.hpp"
@@ -113,22 +112,9 @@ class Scratch {
 };
 
 // The current device's multiprocessor count, which a step sizes its grid by when the output alone would
-// leave most of the GPU idle (split-K). Asked of the runtime once per device.
+// leave most of the GPU idle (split-K). Asked of the runtime once per device (cuda::device_properties).
 inline int multiprocessors() {
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int> counts[kMaxDevices] = {};
-  const int device = ::kiln::cuda::current_device();
-  KILN_CHECK(device >= 0 && device < kMaxDevices, "kernel ladder: device ", device, " is past the ", kMaxDevices,
-             " this build counts");
-  int count = counts[device].load(std::memory_order_relaxed);
-  if (count == 0) {
-    const cudaError_t status = cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device);
-    if (status != cudaSuccess)
-      fail("kernel ladder: cudaDeviceGetAttribute(MultiProcessorCount) on cuda:", device,
-           " failed: ", cudaGetErrorString(status));
-    counts[device].store(count, std::memory_order_relaxed);
-  }
-  return count;
+  return ::kiln::cuda::device_properties(::kiln::cuda::current_device()).multiprocessors;
 }
 
 // Launches kernel<<<grid, block, shared_bytes>>>(arguments...) on the default stream and checks the launch,
