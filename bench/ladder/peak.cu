@@ -40,7 +40,8 @@ constexpr int kWgmmaBlocksPerSm = 2;
 constexpr int kWgmmaThreads = 128;  // one warpgroup
 constexpr int kWgmmaN = 128;
 constexpr int kWgmmaPerGroup = 8;
-constexpr int kWgmmaSharedBytes = (64 + kWgmmaN) * 128 + 1024;  // A 64 x 64, B 128 x 64 bfloat16, alignment
+// A 64 x 64 and B 128 x 64 bfloat16, and the slack that aligning the first atom may take.
+constexpr int kWgmmaSharedBytes = (64 + kWgmmaN) * 128 + device::kSwizzleAtomBytes;
 
 __global__ void __launch_bounds__(kThreadsPerBlock)
     ffma_kernel(int iterations, float a, float b, float* sink) {
@@ -97,7 +98,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock) mma_bf16_kernel(int iteratio
 
 __global__ void __launch_bounds__(kWgmmaThreads) wgmma_bf16_kernel(int iterations, float* sink) {
   KILN_DYNAMIC_SHARED_MEMORY(shared);
-  unsigned char* const tiles = shared + (1024 - device::shared_address(shared) % 1024) % 1024;
+  unsigned char* const tiles = device::first_swizzle_atom(shared);
   // Bfloat16 about 1e-3 (0x3a80), varied in the low bits: the layout does not matter, only that the
   // operands are real numbers.
   auto* const halves = reinterpret_cast<std::uint16_t*>(tiles);

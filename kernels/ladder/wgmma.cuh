@@ -61,6 +61,16 @@
 
 namespace kiln::kernels::ladder {
 
+// A 128-byte swizzle atom: 8 lines of 128 bytes, which must start on a multiple of its size (above).
+inline constexpr int kSwizzleAtomBytes = 1024;
+
+// The first byte of `shared` (dynamic shared memory) whose shared address is a multiple of
+// kSwizzleAtomBytes: where a kernel's swizzled tiles start. The launch must ask for kSwizzleAtomBytes of
+// slack beyond the tiles.
+__device__ __forceinline__ unsigned char* first_swizzle_atom(unsigned char* shared) {
+  return shared + (kSwizzleAtomBytes - shared_address(shared) % kSwizzleAtomBytes) % kSwizzleAtomBytes;
+}
+
 // Byte offset of line `row`'s 16-byte chunk `chunk` (0..7) in a stack of 128-byte-swizzled atoms (above).
 __device__ __forceinline__ int swizzled_128b(int row, int chunk) {
   return row * 128 + 16 * (chunk ^ (row % 8));

@@ -25,7 +25,7 @@ namespace ladder = kernels::ladder;
 
 constexpr int kRows = 64, kCols = 16, kDepth = 64;  // D[64, 16] = A[64, 64] B[16, 64]^T
 constexpr int kTileBytes = kRows * 128;             // A: 64 rows of 128 bytes; B's 16 rows follow it
-constexpr int kSharedBytes = kTileBytes + kCols * 128 + 1024;
+constexpr int kSharedBytes = kTileBytes + kCols * 128 + ladder::kSwizzleAtomBytes;
 constexpr float kStale = 1000.0f;  // the accumulators' value before the wgmma
 
 enum class Probe { Product, NoFence, UnfencedCopies, CopyIntoInFlightTile, NoWait };
@@ -38,7 +38,7 @@ float b_value(int n, int k) { return static_cast<float>((n * 5 + k) % 7 - 3); }
 __global__ void wgmma_probe_kernel(Probe probe, const bfloat16* a, const bfloat16* b, float* out,
                                    float* early) {
   KILN_DYNAMIC_SHARED_MEMORY(shared);
-  unsigned char* const tiles = shared + (1024 - ladder::shared_address(shared) % 1024) % 1024;
+  unsigned char* const tiles = ladder::first_swizzle_atom(shared);
   unsigned char* const a_tile = tiles;
   unsigned char* const b_tile = tiles + kTileBytes;
   const int t = static_cast<int>(threadIdx.x);
@@ -78,11 +78,11 @@ __global__ void wgmma_probe_kernel(Probe probe, const bfloat16* a, const bfloat1
 // kColumnStride bytes after the first.
 constexpr int kWideCols = 128;
 constexpr int kColumnStride = kDepth / 8 * 1024;  // 8192
-constexpr int kWideSharedBytes = kTileBytes + kWideCols / 64 * kColumnStride + 1024;
+constexpr int kWideSharedBytes = kTileBytes + kWideCols / 64 * kColumnStride + ladder::kSwizzleAtomBytes;
 
 __global__ void wgmma_mn_major_probe_kernel(const bfloat16* a, const bfloat16* b, float* out) {
   KILN_DYNAMIC_SHARED_MEMORY(shared);
-  unsigned char* const tiles = shared + (1024 - ladder::shared_address(shared) % 1024) % 1024;
+  unsigned char* const tiles = ladder::first_swizzle_atom(shared);
   unsigned char* const a_tile = tiles;
   unsigned char* const b_tile = tiles + kTileBytes;
   const int t = static_cast<int>(threadIdx.x);

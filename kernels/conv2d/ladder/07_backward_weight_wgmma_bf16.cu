@@ -62,9 +62,10 @@ using ladder::cp_async_16;
 using ladder::cp_async_commit;
 using ladder::cp_async_wait;
 using ladder::fence_proxy_async_shared;
+using ladder::first_swizzle_atom;
+using ladder::kSwizzleAtomBytes;
 using ladder::Major;
 using ladder::mn_major_128b_descriptor;
-using ladder::shared_address;
 using ladder::swizzled_128b;
 using ladder::wgmma_bf16;
 using ladder::wgmma_commit_group;
@@ -82,7 +83,6 @@ constexpr int kATileBytes = kBlockM / 64 * kColumnBytes;  // 16 KiB
 constexpr int kAChunks = kBlockM / 8;                     // 16 chunks of 8 j per position
 constexpr int kALinesPerPass = kThreads / kAChunks;       // 8
 constexpr int kAPasses = kBlockK / kALinesPerPass;        // 8 positions per thread per tile
-constexpr int kTileAlignment = 1024;                      // the 128-byte swizzle's atom: 8 lines
 
 template <int BN>
 constexpr int b_tile_bytes() {
@@ -94,7 +94,7 @@ constexpr int stage_bytes() {
 }
 template <int BN>
 constexpr int dynamic_shared_bytes() {
-  return kStages * stage_bytes<BN>() + kTileAlignment;  // the slack the alignment may take
+  return kStages * stage_bytes<BN>() + kSwizzleAtomBytes;  // the slack the alignment may take
 }
 
 // The geometry in int (the launcher has checked that every tensor holds fewer than 2^31 elements; with
@@ -120,12 +120,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   constexpr int kLinesPerPassB = kThreads / kChunksB;  // 64 to 8
   constexpr int kPassesB = kBlockK / kLinesPerPassB;   // 1 to 8
   static_assert(kBlockK % kLinesPerPassB == 0, "whole copy passes for B");
-  static_assert(stage_bytes<BN>() % kTileAlignment == 0, "every tile of every stage starts on 1024 bytes");
+  static_assert(stage_bytes<BN>() % kSwizzleAtomBytes == 0, "every tile of every stage starts on 1024 bytes");
 
   KILN_DYNAMIC_SHARED_MEMORY(shared);
-  // Up to the next 1024-byte shared address (the launch asked for the slack).
-  unsigned char* const tiles =
-      shared + (kTileAlignment - shared_address(shared) % kTileAlignment) % kTileAlignment;
+  unsigned char* const tiles = first_swizzle_atom(shared);  // the launch asked for the slack
   const auto a_tile = [&](int stage) { return tiles + stage * stage_bytes<BN>(); };
   const auto b_tile = [&](int stage) { return tiles + stage * stage_bytes<BN>() + kATileBytes; };
 

@@ -58,8 +58,9 @@ using ladder::cp_async_16;
 using ladder::cp_async_commit;
 using ladder::cp_async_wait;
 using ladder::fence_proxy_async_shared;
+using ladder::first_swizzle_atom;
 using ladder::k_major_128b_descriptor;
-using ladder::shared_address;
+using ladder::kSwizzleAtomBytes;
 using ladder::swizzled_128b;
 using ladder::wgmma_bf16;
 using ladder::wgmma_commit_group;
@@ -73,7 +74,6 @@ constexpr int kStages = 4;                              // tiles in flight
 constexpr int kRowBytes = 128;                          // kBlockK bfloat16
 constexpr int kChunksPerRow = 8;                        // 16-byte copies per row
 constexpr int kRowsPerPass = kThreads / kChunksPerRow;  // rows the block copies per pass: 16
-constexpr int kTileAlignment = 1024;                    // the 128-byte swizzle's repeat: 8 rows of 128 bytes
 constexpr int kATileBytes = kBlockM * kRowBytes;
 
 template <int BN>
@@ -82,7 +82,7 @@ constexpr int stage_bytes() {
 }
 template <int BN>
 constexpr int dynamic_shared_bytes() {
-  return kStages * stage_bytes<BN>() + kTileAlignment;  // the slack the alignment may take
+  return kStages * stage_bytes<BN>() + kSwizzleAtomBytes;  // the slack the alignment may take
 }
 
 // The geometry in int (the launcher has checked that every tensor holds fewer than 2^31 elements).
@@ -103,12 +103,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   constexpr int kPassesA = kBlockM / kRowsPerPass;  // 8
   constexpr int kPassesB = BN / kRowsPerPass;       // 1 to 8
   static_assert(BN % kRowsPerPass == 0 && BN % 8 == 0, "whole copy passes and whole 8-row swizzle groups");
-  static_assert(stage_bytes<BN>() % kTileAlignment == 0, "every tile of every stage starts on 1024 bytes");
+  static_assert(stage_bytes<BN>() % kSwizzleAtomBytes == 0, "every tile of every stage starts on 1024 bytes");
 
   KILN_DYNAMIC_SHARED_MEMORY(shared);
-  // Up to the next 1024-byte shared address (the launch asked for the slack).
-  unsigned char* const tiles =
-      shared + (kTileAlignment - shared_address(shared) % kTileAlignment) % kTileAlignment;
+  unsigned char* const tiles = first_swizzle_atom(shared);  // the launch asked for the slack
   const auto a_tile = [&](int stage) { return tiles + stage * stage_bytes<BN>(); };
   const auto b_tile = [&](int stage) { return tiles + stage * stage_bytes<BN>() + kATileBytes; };
 

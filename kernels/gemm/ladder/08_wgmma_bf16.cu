@@ -67,10 +67,11 @@ using ladder::cp_async_16;
 using ladder::cp_async_commit;
 using ladder::cp_async_wait;
 using ladder::fence_proxy_async_shared;
+using ladder::first_swizzle_atom;
 using ladder::k_major_128b_descriptor;
+using ladder::kSwizzleAtomBytes;
 using ladder::Major;
 using ladder::mn_major_128b_descriptor;
-using ladder::shared_address;
 using ladder::swizzled_128b;
 using ladder::wgmma_bf16;
 using ladder::wgmma_commit_group;
@@ -85,17 +86,18 @@ constexpr int kStages = 4;
 constexpr int kGroupRows = 16;  // tile rows per group of the block order
 
 constexpr int kLineBytes = 128;                          // 64 bfloat16: one swizzled line
-constexpr int kAtomBytes = 8 * kLineBytes;               // 1024
 constexpr int kStageBytesA = kBlockM * kLineBytes;       // 16,384
 constexpr int kColumnBytesB = kBlockK * kLineBytes;      // 8,192: one 64-wide column of n, 64 k-lines
 constexpr int kColumnsB = kBlockN / 64;                  // 4
 constexpr int kStageBytesB = kColumnsB * kColumnBytesB;  // 32,768
 constexpr int kStageBytes = kStageBytesA + kStageBytesB;
-constexpr int kSharedBytes = kStages * kStageBytes + kAtomBytes;  // 197,632: the alignment's slack included
+// 197,632 bytes, with the slack that aligning the first atom may take.
+constexpr int kSharedBytes = kStages * kStageBytes + kSwizzleAtomBytes;
 
 constexpr int kCopiesA = kBlockM * 8 / kThreads;   // 4 chunks a thread per k-tile
 constexpr int kCopiesB = kBlockK * 32 / kThreads;  // 8
-static_assert(kStageBytesA % kAtomBytes == 0 && kStageBytes % kAtomBytes == 0, "every atom on 1024 bytes");
+static_assert(kStageBytesA % kSwizzleAtomBytes == 0 && kStageBytes % kSwizzleAtomBytes == 0,
+              "every atom on 1024 bytes");
 static_assert(kBlockM == 64 * kWarpgroups && kBlockN == 2 * kWgmmaN && kBlockK % 16 == 0);
 
 // c[row, col] and c[row, col + 1] (where col + 1 < n) = alpha * acc + beta * c_old, c_old read only when
@@ -126,8 +128,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                       const bfloat16* __restrict__ b, float beta, float* __restrict__ c, int tiles_m,
                       int tiles_n) {
   KILN_DYNAMIC_SHARED_MEMORY(shared);
-  // Up to the next 1024-byte shared address (the launch asked for the slack).
-  unsigned char* const tiles = shared + (kAtomBytes - shared_address(shared) % kAtomBytes) % kAtomBytes;
+  unsigned char* const tiles = first_swizzle_atom(shared);  // the launch asked for the slack
 
   // The grouped block order of step 07: a bijection from 0 .. tiles_m * tiles_n - 1 onto the tiles.
   const int block = static_cast<int>(blockIdx.x);
