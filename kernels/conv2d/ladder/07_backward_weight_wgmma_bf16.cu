@@ -221,12 +221,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     cp_async_commit();  // an empty group when there is no tile t: the counting stays uniform
   }
 
-  float acc[2][BN / 2];  // columns j0 .. j0 + 63 and j0 + 64 .. j0 + 127 of gw, as rows of gw^T
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-#pragma unroll
-    for (int i = 0; i < BN / 2; ++i) acc[h][i] = 0.0f;
-  }
+  float acc[2][BN / 2] = {};  // columns j0 .. j0 + 63 and j0 + 64 .. j0 + 127 of gw, as rows of gw^T
 
   for (int t = 0; t < k_tiles; ++t) {
     cp_async_wait<kStages - 2>();  // this thread's copies of tile t have landed...

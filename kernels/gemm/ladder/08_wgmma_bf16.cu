@@ -166,12 +166,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   };
 
   const int warpgroup = tid / 128;
-  float acc[2][kWgmmaN / 2];  // columns 0-127 and 128-255 of this warpgroup's 64 rows
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-#pragma unroll
-    for (int i = 0; i < kWgmmaN / 2; ++i) acc[h][i] = 0.0f;
-  }
+  float acc[2][kWgmmaN / 2] = {};  // columns 0-127 and 128-255 of this warpgroup's 64 rows
 
   const int k_tiles = (k + kBlockK - 1) / kBlockK;
 #pragma unroll
