@@ -3,7 +3,6 @@
 #include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,41 +15,32 @@
 namespace kiln::train {
 namespace {
 
+// The geometry's fields as a choices file names them, written and read through this one list.
+constexpr std::pair<const char*, std::int64_t kernels::Conv2dGeometry::*> kGeometryFields[] = {
+    {"batch", &kernels::Conv2dGeometry::batch},
+    {"in_channels", &kernels::Conv2dGeometry::in_channels},
+    {"in_height", &kernels::Conv2dGeometry::in_height},
+    {"in_width", &kernels::Conv2dGeometry::in_width},
+    {"out_channels", &kernels::Conv2dGeometry::out_channels},
+    {"kernel_h", &kernels::Conv2dGeometry::kernel_h},
+    {"kernel_w", &kernels::Conv2dGeometry::kernel_w},
+    {"stride_h", &kernels::Conv2dGeometry::stride_h},
+    {"stride_w", &kernels::Conv2dGeometry::stride_w},
+    {"pad_h", &kernels::Conv2dGeometry::pad_h},
+    {"pad_w", &kernels::Conv2dGeometry::pad_w},
+    {"dilation_h", &kernels::Conv2dGeometry::dilation_h},
+    {"dilation_w", &kernels::Conv2dGeometry::dilation_w},
+    {"groups", &kernels::Conv2dGeometry::groups}};
+
 nlohmann::json geometry_json(const kernels::Conv2dGeometry& g) {
-  return {{"batch", g.batch},
-          {"in_channels", g.in_channels},
-          {"in_height", g.in_height},
-          {"in_width", g.in_width},
-          {"out_channels", g.out_channels},
-          {"kernel_h", g.kernel_h},
-          {"kernel_w", g.kernel_w},
-          {"stride_h", g.stride_h},
-          {"stride_w", g.stride_w},
-          {"pad_h", g.pad_h},
-          {"pad_w", g.pad_w},
-          {"dilation_h", g.dilation_h},
-          {"dilation_w", g.dilation_w},
-          {"groups", g.groups}};
+  nlohmann::json json = nlohmann::json::object();
+  for (const auto& [name, field] : kGeometryFields) json[name] = g.*field;
+  return json;
 }
 
 kernels::Conv2dGeometry geometry_from(const nlohmann::json& json) {
   kernels::Conv2dGeometry g;
-  for (auto [name, field] : {std::pair{"batch", &g.batch},
-                             {"in_channels", &g.in_channels},
-                             {"in_height", &g.in_height},
-                             {"in_width", &g.in_width},
-                             {"out_channels", &g.out_channels},
-                             {"kernel_h", &g.kernel_h},
-                             {"kernel_w", &g.kernel_w},
-                             {"stride_h", &g.stride_h},
-                             {"stride_w", &g.stride_w},
-                             {"pad_h", &g.pad_h},
-                             {"pad_w", &g.pad_w},
-                             {"dilation_h", &g.dilation_h},
-                             {"dilation_w", &g.dilation_w},
-                             {"groups", &g.groups}}) {
-    *field = json.at(name).get<std::int64_t>();
-  }
+  for (const auto& [name, field] : kGeometryFields) g.*field = json.at(name).get<std::int64_t>();
   return g;
 }
 
@@ -112,11 +102,9 @@ nlohmann::json conv_choices_json() {
 std::size_t replay_conv_choices(const std::filesystem::path& file, int device) {
   std::ifstream in(file, std::ios::binary);
   KILN_CHECK(in.good(), "--cuda-conv ", file.string(), ": cannot open the file");
-  std::stringstream text;
-  text << in.rdbuf();
   nlohmann::json entries;
   try {
-    entries = nlohmann::json::parse(text.str());
+    entries = nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& error) {
     fail("--cuda-conv ", file.string(), ": not a choices file (", kConvChoicesFile,
          " from a run folder): ", error.what());
