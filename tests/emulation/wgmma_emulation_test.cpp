@@ -32,6 +32,31 @@ enum class Probe { Product, NoFence, UnfencedCopies, CopyIntoInFlightTile, NoWai
 
 float a_value(int m, int k) { return static_cast<float>((m * 7 + k * 3) % 9 - 4); }
 float b_value(int n, int k) { return static_cast<float>((n * 5 + k) % 7 - 3); }
+// D(m, n): small integers, exact in bfloat16 and in every float sum.
+float product(int m, int n) {
+  float sum = 0.0f;
+  for (int k = 0; k < kDepth; ++k) sum += a_value(m, k) * b_value(n, k);
+  return sum;
+}
+// A [64][64] as both probes hand it over, row-major.
+std::vector<bfloat16> a_operand() {
+  std::vector<bfloat16> a;
+  for (int m = 0; m < kRows; ++m)
+    for (int k = 0; k < kDepth; ++k) a.emplace_back(a_value(m, k));
+  return a;
+}
+
+// Thread t of the warpgroup copies chunk t % 8 of A's rows t / 8, t / 8 + 16, ... into the K-major tile.
+__device__ void copy_a_tile(unsigned char* a_tile, const bfloat16* a, int t) {
+  for (int row = t / 8; row < kRows; row += 16)
+    ladder::cp_async_16(a_tile + ladder::swizzled_128b(row, t % 8), a + row * kDepth + 8 * (t % 8), true);
+}
+
+// Where thread t's accumulator d[i] lands in a row-major [64][columns] D: wgmma.cuh's layout.
+__device__ int accumulator_offset(int t, int i, int columns) {
+  const int warp = t / 32, group = t % 32 / 4, quad = t % 4;
+  return (16 * warp + group + 8 * (i / 2 % 2)) * columns + 8 * (i / 4) + 2 * quad + i % 2;
+}
 
 // 128 threads. a [64][64] and b [16][64] bfloat16 in global memory; out [64][16] the product, early [64][16]
 // the accumulators as read before the wait.
@@ -42,9 +67,8 @@ __global__ void wgmma_probe_kernel(Probe probe, const bfloat16* a, const bfloat1
   unsigned char* const a_tile = tiles;
   unsigned char* const b_tile = tiles + kTileBytes;
   const int t = static_cast<int>(threadIdx.x);
-  // Thread t copies chunk t % 8 of A's rows t / 8 and t / 8 + 16, ..., and of B's row t / 8.
-  for (int row = t / 8; row < kRows; row += 16)
-    ladder::cp_async_16(a_tile + ladder::swizzled_128b(row, t % 8), a + row * kDepth + 8 * (t % 8), true);
+  copy_a_tile(a_tile, a, t);
+  // And chunk t % 8 of B's row t / 8.
   ladder::cp_async_16(b_tile + ladder::swizzled_128b(t / 8, t % 8), b + t / 8 * kDepth + 8 * (t % 8), true);
   ladder::cp_async_commit();
   ladder::cp_async_wait<0>();
@@ -62,22 +86,18 @@ __global__ void wgmma_probe_kernel(Probe probe, const bfloat16* a, const bfloat1
     ladder::cp_async_16(a_tile + 16 * t, a, true);
     ladder::cp_async_commit();
   }
-  const int warp = t / 32, group = t % 32 / 4, quad = t % 4;
-  const auto at = [&](int i) {
-    return (16 * warp + group + 8 * (i / 2 % 2)) * kCols + 8 * (i / 4) + 2 * quad + i % 2;
-  };
-  for (int i = 0; i < kCols / 2; ++i) early[at(i)] = acc[i];
+  for (int i = 0; i < kCols / 2; ++i) early[accumulator_offset(t, i, kCols)] = acc[i];
   if (probe == Probe::NoWait) return;
   ladder::wgmma_wait<0>(acc);
   ladder::cp_async_wait<0>();
-  for (int i = 0; i < kCols / 2; ++i) out[at(i)] = acc[i];
+  for (int i = 0; i < kCols / 2; ++i) out[accumulator_offset(t, i, kCols)] = acc[i];
 }
 
 // B MN-major, as a row-major GEMM stores it: b [64 k][128 n] bfloat16, out [64][128] = A B. In shared memory
 // B is two 64-wide columns of n, each a stack of 8 atoms along k (1024 bytes apart), the second column
 // kColumnStride bytes after the first.
 constexpr int kWideCols = 128;
-constexpr int kColumnStride = kDepth / 8 * 1024;  // 8192
+constexpr int kColumnStride = kDepth / 8 * ladder::kSwizzleAtomBytes;  // 8192
 constexpr int kWideSharedBytes = kTileBytes + kWideCols / 64 * kColumnStride + ladder::kSwizzleAtomBytes;
 
 __global__ void wgmma_mn_major_probe_kernel(const bfloat16* a, const bfloat16* b, float* out) {
@@ -86,8 +106,7 @@ __global__ void wgmma_mn_major_probe_kernel(const bfloat16* a, const bfloat16* b
   unsigned char* const a_tile = tiles;
   unsigned char* const b_tile = tiles + kTileBytes;
   const int t = static_cast<int>(threadIdx.x);
-  for (int row = t / 8; row < kRows; row += 16)
-    ladder::cp_async_16(a_tile + ladder::swizzled_128b(row, t % 8), a + row * kDepth + 8 * (t % 8), true);
+  copy_a_tile(a_tile, a, t);
   // B's line k of column c: 64 n from 64 c, chunk t % 8 of it; thread t takes k = t / 8 + 16 i, both columns.
   for (int k = t / 8; k < kDepth; k += 16)
     for (int column = 0; column < kWideCols / 64; ++column)
@@ -106,9 +125,7 @@ __global__ void wgmma_mn_major_probe_kernel(const bfloat16* a, const bfloat16* b
         ladder::mn_major_128b_descriptor(b_tile + 2048 * k16, kColumnStride), true);
   ladder::wgmma_commit_group();
   ladder::wgmma_wait<0>(acc);
-  const int warp = t / 32, group = t % 32 / 4, quad = t % 4;
-  for (int i = 0; i < kWideCols / 2; ++i)
-    out[(16 * warp + group + 8 * (i / 2 % 2)) * kWideCols + 8 * (i / 4) + 2 * quad + i % 2] = acc[i];
+  for (int i = 0; i < kWideCols / 2; ++i) out[accumulator_offset(t, i, kWideCols)] = acc[i];
 }
 
 struct ProbeResult {
@@ -117,13 +134,10 @@ struct ProbeResult {
 };
 
 ProbeResult run_probe(Probe probe) {
-  std::vector<float> a(kRows * kDepth), b(kCols * kDepth);
-  for (int m = 0; m < kRows; ++m)
-    for (int k = 0; k < kDepth; ++k) a[static_cast<std::size_t>(m * kDepth + k)] = a_value(m, k);
+  std::vector<bfloat16> b;  // [16 n][64 k]: K-major
   for (int n = 0; n < kCols; ++n)
-    for (int k = 0; k < kDepth; ++k) b[static_cast<std::size_t>(n * kDepth + k)] = b_value(n, k);
-  const testing::GuardedBuffer<bfloat16> a_buffer(std::vector<bfloat16>(a.begin(), a.end()), true);
-  const testing::GuardedBuffer<bfloat16> b_buffer(std::vector<bfloat16>(b.begin(), b.end()), true);
+    for (int k = 0; k < kDepth; ++k) b.emplace_back(b_value(n, k));
+  const testing::GuardedBuffer<bfloat16> a_buffer(a_operand(), true), b_buffer(b, true);
   ProbeResult result{std::vector<float>(kRows * kCols, -1.0f), std::vector<float>(kRows * kCols, -1.0f), ""};
   try {
     ladder::launch("wgmma probe", wgmma_probe_kernel, dim3(1), dim3(128), kSharedBytes, probe,
@@ -141,10 +155,8 @@ TEST_CASE(
   REQUIRE(result.error == "");
   for (int m = 0; m < kRows; ++m) {
     for (int n = 0; n < kCols; ++n) {
-      float expected = 0.0f;  // small integers: exact in bfloat16 and in every float sum
-      for (int k = 0; k < kDepth; ++k) expected += a_value(m, k) * b_value(n, k);
       INFO("D(", m, ", ", n, ")");
-      CHECK(result.out[static_cast<std::size_t>(m * kCols + n)] == expected);
+      CHECK(result.out[static_cast<std::size_t>(m * kCols + n)] == product(m, n));
       // Read before the wait, the accumulators had not changed: the emulator computes at the wait.
       CHECK(result.early[static_cast<std::size_t>(m * kCols + n)] == kStale);
     }
@@ -152,21 +164,17 @@ TEST_CASE(
 }
 
 TEST_CASE("emulator: a wgmma with B MN-major (transposed) over two 64-wide columns gives the product") {
-  std::vector<bfloat16> a, b;
-  for (int m = 0; m < kRows; ++m)
-    for (int k = 0; k < kDepth; ++k) a.emplace_back(a_value(m, k));
+  std::vector<bfloat16> b;  // [64 k][128 n]: MN-major
   for (int k = 0; k < kDepth; ++k)
     for (int n = 0; n < kWideCols; ++n) b.emplace_back(b_value(n, k));
-  const testing::GuardedBuffer<bfloat16> a_buffer(a, true), b_buffer(b, true);
+  const testing::GuardedBuffer<bfloat16> a_buffer(a_operand(), true), b_buffer(b, true);
   std::vector<float> out(kRows * kWideCols, -1.0f);
   REQUIRE_NOTHROW(ladder::launch("wgmma MN-major probe", wgmma_mn_major_probe_kernel, dim3(1), dim3(128),
                                  kWideSharedBytes, a_buffer.data(), b_buffer.data(), out.data()));
   for (int m = 0; m < kRows; ++m) {
     for (int n = 0; n < kWideCols; ++n) {
-      float expected = 0.0f;
-      for (int k = 0; k < kDepth; ++k) expected += a_value(m, k) * b_value(n, k);
       INFO("D(", m, ", ", n, ")");
-      CHECK(out[static_cast<std::size_t>(m * kWideCols + n)] == expected);
+      CHECK(out[static_cast<std::size_t>(m * kWideCols + n)] == product(m, n));
     }
   }
 }
