@@ -15,8 +15,9 @@
 // Everything else a step's device code may use: threadIdx, blockIdx, blockDim, gridDim, __syncthreads,
 // __shfl_*_sync, static __shared__ arrays (`__shared__ __align__(16) float tile[..]`), float2 / float4 /
 // uint2 / uint4 and make_*, __float_as_uint / __uint_as_float, fmaf / fminf / fmaxf, min / max,
-// kiln::bfloat16, #pragma unroll, __restrict__, __forceinline__, __launch_bounds__, and the wrappers in
-// mma.cuh, wgmma.cuh and cp_async.cuh. No inline PTX outside those three headers.
+// kiln::bfloat16, #pragma unroll, __restrict__, __forceinline__, __launch_bounds__, __grid_constant__, and the
+// wrappers in mma.cuh, wgmma.cuh, cp_async.cuh, mbarrier.cuh, tma.cuh and warpgroup_registers.cuh. No inline
+// PTX outside those headers.
 #pragma once
 
 #include <cstddef>

@@ -1,8 +1,9 @@
-// The CPU emulator behind kernels/ladder/launch.cuh, mma.cuh and cp_async.cuh when they are built with
-// KILN_CUDA_EMULATION: runs a grid's blocks one after another, each block's threads as fibers (cooperative,
-// on the calling thread), with real barriers, warp-level operations computed from the layouts mma.cuh
-// documents, deferred cp.async copies and poisoned, guarded dynamic shared memory. cuda_emulator.hpp says
-// what each part does and why.
+// The CPU emulator behind kernels/ladder/launch.cuh, mma.cuh, wgmma.cuh, cp_async.cuh, mbarrier.cuh, tma.cuh
+// and warpgroup_registers.cuh when they are built with KILN_CUDA_EMULATION: runs a grid's blocks one after
+// another, each block's threads as fibers (cooperative, on the calling thread), with real barriers, warp- and
+// warpgroup-level operations computed from the layouts mma.cuh and wgmma.cuh document, deferred cp.async
+// copies, mbarriers whose tensor copies land when waited for, and poisoned, guarded dynamic shared memory.
+// cuda_emulator.hpp says what each part does and why.
 //
 // Fibers rather than one std::thread per CUDA thread: a block of the ladders has 256 to 1024 threads that
 // meet at a barrier every few hundred instructions, and a warp of 32 that meets at every mma. A switch
@@ -28,6 +29,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -38,7 +40,10 @@
 #include "kernels/ladder/cp_async.cuh"
 #include "kernels/ladder/hopper.hpp"
 #include "kernels/ladder/launch.cuh"
+#include "kernels/ladder/mbarrier.cuh"
 #include "kernels/ladder/mma.cuh"
+#include "kernels/ladder/tma.cuh"
+#include "kernels/ladder/warpgroup_registers.cuh"
 #include "kernels/ladder/wgmma.cuh"
 
 #if defined(__x86_64__)
@@ -163,7 +168,7 @@ class Mapping {
 };
 
 // ---- What a launch keeps --------------------------------------------------------------------------------
-enum class State { Runnable, AtBlockBarrier, AtWarpOperation, Finished };
+enum class State { Runnable, AtBlockBarrier, AtWarpOperation, AtMbarrier, Finished };
 
 struct Copy {
   void* destination;
@@ -186,6 +191,8 @@ struct Fiber {
   std::vector<int> group_sizes;  // committed groups (oldest first): how many of `copies` each holds
   int open_copies = 0;           // issued since the last commit (the tail of `copies`)
   bool unfenced_copies = false;  // copies landed since this thread's last fence_proxy_async_shared
+  std::size_t waiting_barrier = 0;  // AtMbarrier: the barrier's offset in the dynamic shared memory...
+  int waiting_parity = 0;           // ...and the parity of the phase it waits to see complete
 };
 
 struct Warp {
@@ -206,6 +213,24 @@ struct WgmmaOperation {
   kernels::ladder::Major b_major = kernels::ladder::Major::K;
   float* d[128] = {};
   std::vector<std::size_t> read_chunks;  // what it reads (16-byte chunks of the dynamic shared memory)
+};
+
+// A tensor copy (tma.cuh) issued and not landed: the box at (row, column) of `map` for `destination`.
+struct TensorCopy {
+  unsigned char* destination;
+  kernels::ladder::TensorMap map;
+  int row, column;
+};
+
+// An mbarrier (mbarrier.cuh), kept beside the shared memory word that names it.
+struct Mbarrier {
+  int arrivals = 0;                   // per phase, from mbarrier_init
+  int pending = 0;                    // arrivals the current phase still waits for
+  std::int64_t bytes = 0;             // transaction bytes the current phase still waits for
+  unsigned completed = 0;             // phases completed: the current phase's parity is completed % 2
+  bool fenced = false;                // fence_mbarrier_init since mbarrier_init...
+  unsigned fenced_at_generation = 0;  // ...at this count of __syncthreads, which must then pass once
+  std::vector<TensorCopy> copies;     // issued, landing when a thread waits here
 };
 
 // A warpgroup-level operation, as WarpOperation: the last of the 128 threads to arrive runs it.
@@ -245,9 +270,12 @@ struct Launch {
   // Per 16-byte chunk of the dynamic shared memory: how many issued, unretired wgmma read it. A cp.async
   // into such a chunk is an error (the GPU may land it before the wgmma reads).
   std::vector<std::uint16_t> wgmma_readers;
+  // The block's mbarriers by offset in the dynamic shared memory (mbarrier.cuh).
+  std::map<std::size_t, Mbarrier> mbarriers;
   Fiber* current = nullptr;
   Context scheduler;
   int barrier_arrived = 0;
+  unsigned barrier_generation = 0;  // how many times __syncthreads has released the block
   std::exception_ptr error;
   unsigned char* shared = nullptr;  // the dynamic shared memory
   std::size_t shared_bytes = 0;
@@ -432,10 +460,12 @@ void start_watchdog() {
 // Where the threads of a stuck block wait, for the deadlock message.
 std::string describe_deadlock(const Launch& launch) {
   int at_barrier = 0, finished = 0;
+  std::map<std::pair<std::size_t, int>, int> at_mbarrier;  // (barrier, parity) -> threads waiting
   for (int i = 0; i < launch.threads; ++i) {
     const Fiber& fiber = (*launch.fibers)[static_cast<std::size_t>(i)];
     if (fiber.state == State::AtBlockBarrier) ++at_barrier;
     if (fiber.state == State::Finished) ++finished;
+    if (fiber.state == State::AtMbarrier) ++at_mbarrier[{fiber.waiting_barrier, fiber.waiting_parity}];
   }
   std::ostringstream text;
   text << "deadlock in " << launch.name << ", block " << describe(block_index) << ": " << at_barrier << " of "
@@ -453,6 +483,12 @@ std::string describe_deadlock(const Launch& launch) {
     if (warpgroup.arrived == 0) continue;
     text << "; warpgroup " << g << ": " << warpgroup.arrived << " of " << kWarpgroupThreads
          << " threads wait at " << warpgroup.name;
+  }
+  for (const auto& [wait, threads] : at_mbarrier) {
+    const Mbarrier& barrier = launch.mbarriers.at(wait.first);
+    text << "; " << threads << " threads wait on the mbarrier at shared offset " << wait.first
+         << " for its phase of parity " << wait.second << ", which still waits for " << barrier.pending
+         << " arrivals and " << barrier.bytes << " transaction bytes";
   }
   return text.str();
 }
@@ -481,6 +517,8 @@ void run_block(Launch& launch, const uint3& block) {
   for (Warpgroup& warpgroup : launch.warpgroups) warpgroup = Warpgroup{};
   std::fill(launch.wgmma_readers.begin(), launch.wgmma_readers.end(), std::uint16_t{0});
   launch.barrier_arrived = 0;
+  launch.barrier_generation = 0;
+  launch.mbarriers.clear();
   if (launch.shared_bytes > 0) std::memset(launch.shared, kSharedPoison, launch.shared_bytes);
   fault_block[0] = block.x;
   fault_block[1] = block.y;
@@ -514,6 +552,11 @@ void run_block(Launch& launch, const uint3& block) {
                ": its threads returned with wgmma still in flight (no wgmma_wait covers them: the "
                "accumulators were never complete)");
       }
+      for (const auto& [offset, barrier] : launch.mbarriers)
+        if (!barrier.copies.empty())
+          fail(launch.name, ": block ", describe(block), ": its threads returned with ",
+               barrier.copies.size(), " tensor copies in flight on the mbarrier at shared offset ", offset,
+               " (nobody waited for them: on the GPU they would land in a block that has ended)");
       return;
     }
     if (!ran) fail(describe_deadlock(launch));
@@ -896,6 +939,113 @@ void queue_copy(void* destination, const void* source, int bytes, bool in_bounds
   ++fiber.open_copies;
 }
 
+// ---- mbarrier and the tensor memory accelerator (mbarrier.cuh, tma.cuh) -----------------------------------
+// The offset of the barrier word at `barrier` in the dynamic shared memory, checked.
+std::size_t mbarrier_offset(const void* barrier, const char* what) {
+  const Launch& launch = launch_here(what);
+  const auto* p = static_cast<const unsigned char*>(barrier);
+  if (p < launch.shared || p + sizeof(std::uint64_t) > launch.shared + launch.shared_bytes)
+    fail_here(what, ": the barrier is not in the dynamic shared memory (where the emulator keeps mbarriers)");
+  if (reinterpret_cast<std::uintptr_t>(p) % sizeof(std::uint64_t) != 0)
+    fail_here(what, ": the barrier does not start on 8 bytes");
+  return static_cast<std::size_t>(p - launch.shared);
+}
+
+// The barrier at `offset`, which mbarrier_init must have set up and fence_mbarrier_init and a __syncthreads
+// published since (the GPU's other threads and its copy engine may see the word uninitialized otherwise).
+Mbarrier& usable_mbarrier(std::size_t offset, const char* what) {
+  Launch& launch = *active;
+  const auto found = launch.mbarriers.find(offset);
+  if (found == launch.mbarriers.end())
+    fail_here(what, " at shared offset ", offset, ", where no mbarrier_init has set up a barrier");
+  Mbarrier& barrier = found->second;
+  if (!barrier.fenced || launch.barrier_generation == barrier.fenced_at_generation)
+    fail_here(what, " on the mbarrier at shared offset ", offset,
+              " before its initialization was published: mbarrier_init, then fence_mbarrier_init and a "
+              "__syncthreads, must come first");
+  return barrier;
+}
+
+// Completes the barrier's current phase when it waits for no more arrivals and no more bytes, and wakes
+// the threads waiting on it (each checks its parity again).
+void complete_phase_if_done(Mbarrier& barrier, std::size_t offset) {
+  if (barrier.pending > 0 || barrier.bytes > 0) return;
+  if (!barrier.copies.empty())
+    fail_here("the mbarrier at shared offset ", offset, " completed a phase with ", barrier.copies.size(),
+              " tensor copies still in flight: mbarrier_arrive_expect_tx announced fewer bytes than the "
+              "copies deliver");
+  ++barrier.completed;
+  barrier.pending = barrier.arrivals;
+  const Launch& launch = *active;
+  for (int i = 0; i < launch.threads; ++i) {
+    Fiber& fiber = (*launch.fibers)[static_cast<std::size_t>(i)];
+    if (fiber.state == State::AtMbarrier && fiber.waiting_barrier == offset) fiber.state = State::Runnable;
+  }
+}
+
+void arrive_on(std::uint64_t* barrier_word, std::int64_t bytes, const char* what) {
+  const std::size_t offset = mbarrier_offset(barrier_word, what);
+  Mbarrier& barrier = usable_mbarrier(offset, what);
+  if (bytes < 0) fail_here(what, ": ", bytes, " transaction bytes");
+  if (barrier.pending == 0)
+    fail_here(what, ": one arrival more than the ", barrier.arrivals, " that the mbarrier at shared offset ",
+              offset, " expects in a phase");
+  barrier.bytes += bytes;
+  --barrier.pending;
+  complete_phase_if_done(barrier, offset);
+}
+
+// Writes a copy's box as the copy engine does (tma.cuh): line r's 64 elements at 128 r bytes from the
+// destination, the 128-byte swizzle applied to the shared address formed (bits 4-6 ^= bits 7-9), elements
+// outside the matrix as zeros.
+void land_tensor_copy(const TensorCopy& copy) {
+  const Launch& launch = *active;
+  const kernels::ladder::TensorMap& map = copy.map;
+  const std::uint32_t start = kernels::ladder::shared_address(copy.destination);
+  for (int r = 0; r < map.box_rows; ++r) {
+    const std::int64_t row = std::int64_t{copy.row} + r;
+    for (int e = 0; e < kernels::ladder::kTmaBoxColumns; ++e) {
+      const std::int64_t column = std::int64_t{copy.column} + e;
+      std::uint16_t bits = 0;
+      if (row >= 0 && row < map.rows && column >= 0 && column < map.columns)
+        std::memcpy(&bits, map.base + row * map.columns + column, sizeof bits);
+      const std::uint32_t logical =
+          start + static_cast<std::uint32_t>(kernels::ladder::kTmaLineBytes * r + 2 * e);
+      const std::uint32_t physical = logical ^ ((logical >> 7 & 7) << 4);
+      std::memcpy(launch.shared + (physical - kSharedWindowOrigin), &bits, sizeof bits);
+    }
+  }
+}
+
+// Lands every copy queued on the barrier, counting their bytes off its phase.
+void land_tensor_copies(Mbarrier& barrier, std::size_t offset) {
+  const std::vector<TensorCopy> copies = std::move(barrier.copies);
+  barrier.copies.clear();
+  for (const TensorCopy& copy : copies) {
+    land_tensor_copy(copy);
+    barrier.bytes -= std::int64_t{kernels::ladder::kTmaLineBytes} * copy.map.box_rows;
+  }
+  if (barrier.bytes < 0)
+    fail_here("tensor copies delivered ", -barrier.bytes, " bytes more than mbarrier_arrive_expect_tx ",
+              "announced on the mbarrier at shared offset ", offset);
+  complete_phase_if_done(barrier, offset);
+}
+
+struct RegisterSlot {
+  int count;
+  const char* name;
+};
+
+void set_registers_operation(void* const* slots, Warpgroup&) {
+  const auto& first = *static_cast<const RegisterSlot*>(slots[0]);
+  for (int t = 1; t < kWarpgroupThreads; ++t) {
+    const auto& slot = *static_cast<const RegisterSlot*>(slots[t]);
+    if (slot.count != first.count || std::strcmp(slot.name, first.name) != 0)
+      fail_here("the threads of a warpgroup disagree at setmaxnreg: thread ", t, " has ", slot.name, " ",
+                slot.count, ", thread 0 ", first.name, " ", first.count);
+  }
+}
+
 }  // namespace
 
 // ---- The interface ----------------------------------------------------------------------------------------
@@ -987,6 +1137,7 @@ void sync_threads() {
     return;
   }
   launch.barrier_arrived = 0;  // the last to arrive releases the block
+  ++launch.barrier_generation;
   for (int i = 0; i < launch.threads; ++i) {
     Fiber& other = (*launch.fibers)[static_cast<std::size_t>(i)];
     if (other.state == State::AtBlockBarrier) other.state = State::Runnable;
@@ -1109,6 +1260,98 @@ void cp_async_wait_pending(int pending) {
   if (landed > 0) fiber.unfenced_copies = true;
   fiber.copies.erase(fiber.copies.begin(), fiber.copies.begin() + static_cast<std::ptrdiff_t>(landed));
   fiber.group_sizes.erase(fiber.group_sizes.begin(), fiber.group_sizes.begin() + groups);
+}
+
+}  // namespace kiln::kernels::ladder
+
+// ---- mbarrier, tensor copies and setmaxnreg: the interface ------------------------------------------------
+namespace kiln::kernels::ladder {
+
+using emulation::fail_here;
+
+void mbarrier_init(std::uint64_t* barrier, int arrivals) {
+  emulation::Launch& launch = emulation::launch_here("mbarrier_init");
+  const std::size_t offset = emulation::mbarrier_offset(barrier, "mbarrier_init");
+  if (arrivals < 1 || arrivals >= (1 << 20))
+    fail_here("mbarrier_init with ", arrivals, " arrivals (1 to 2^20 - 1)");
+  const auto found = launch.mbarriers.find(offset);
+  if (found != launch.mbarriers.end() && !found->second.copies.empty())
+    fail_here("mbarrier_init on the mbarrier at shared offset ", offset,
+              " while tensor copies are in flight on it");
+  emulation::Mbarrier fresh;
+  fresh.arrivals = fresh.pending = arrivals;
+  launch.mbarriers[offset] = fresh;
+}
+
+void fence_mbarrier_init() {
+  emulation::Launch& launch = emulation::launch_here("fence_mbarrier_init");
+  for (auto& [offset, barrier] : launch.mbarriers) {
+    if (barrier.fenced) continue;
+    barrier.fenced = true;
+    barrier.fenced_at_generation = launch.barrier_generation;
+  }
+}
+
+void mbarrier_arrive(std::uint64_t* barrier) { emulation::arrive_on(barrier, 0, "mbarrier_arrive"); }
+
+void mbarrier_arrive_expect_tx(std::uint64_t* barrier, int bytes) {
+  emulation::arrive_on(barrier, bytes, "mbarrier_arrive_expect_tx");
+}
+
+// Returns once the phase of parity `parity` has completed: at once when the current phase has the other
+// parity. Landing the barrier's copies may complete it; otherwise the thread sleeps until it completes.
+void mbarrier_wait(std::uint64_t* barrier_word, int parity) {
+  emulation::Launch& launch = emulation::launch_here("mbarrier_wait");
+  if (parity != 0 && parity != 1) fail_here("mbarrier_wait for parity ", parity, " (0 or 1)");
+  const std::size_t offset = emulation::mbarrier_offset(barrier_word, "mbarrier_wait");
+  for (;;) {
+    emulation::Mbarrier& barrier = emulation::usable_mbarrier(offset, "mbarrier_wait");
+    if (static_cast<int>(barrier.completed % 2) != parity) return;
+    if (!barrier.copies.empty()) {
+      emulation::land_tensor_copies(barrier, offset);
+      continue;
+    }
+    emulation::Fiber& fiber = *launch.current;
+    fiber.state = emulation::State::AtMbarrier;
+    fiber.waiting_at = "mbarrier_wait";
+    fiber.waiting_barrier = offset;
+    fiber.waiting_parity = parity;
+    emulation::yield_to_scheduler();
+  }
+}
+
+TensorMap bf16_tensor_map_128b(const bfloat16* base, std::int64_t rows, std::int64_t columns, int box_rows) {
+  require_tensor_map_rules(base, rows, columns, box_rows);
+  return TensorMap{base, rows, columns, box_rows};
+}
+
+void tma_load_2d(void* destination, const TensorMap& map, int row, int column, std::uint64_t* barrier_word) {
+  emulation::Launch& launch = emulation::launch_here("tma_load_2d");
+  const std::size_t barrier_offset = emulation::mbarrier_offset(barrier_word, "tma_load_2d");
+  emulation::Mbarrier& barrier = emulation::usable_mbarrier(barrier_offset, "tma_load_2d");
+  auto* const d = static_cast<unsigned char*>(destination);
+  const std::size_t bytes = static_cast<std::size_t>(kTmaLineBytes) * static_cast<std::size_t>(map.box_rows);
+  if (d < launch.shared || d + bytes > launch.shared + launch.shared_bytes)
+    fail_here("tma_load_2d: the box's ", bytes, " bytes do not fit in the dynamic shared memory");
+  if (shared_address(d) % 128 != 0) fail_here("tma_load_2d: a destination that does not start on 128 bytes");
+  const auto offset = static_cast<std::size_t>(d - launch.shared);
+  for (std::size_t chunk = offset / 16; chunk < (offset + bytes) / 16; ++chunk)
+    if (launch.wgmma_readers[chunk] > 0)
+      fail_here(
+          "tma_load_2d into shared memory that an issued wgmma reads and no wgmma_wait has retired: the copy "
+          "may land before the tensor cores read");
+  const auto overlapped = launch.mbarriers.lower_bound(offset);
+  if (overlapped != launch.mbarriers.end() && overlapped->first < offset + bytes)
+    fail_here("tma_load_2d: the box would overwrite the mbarrier at shared offset ", overlapped->first);
+  const auto matrix_bytes = static_cast<std::size_t>(map.rows * map.columns) * sizeof(bfloat16);
+  if (!emulation::device_buffers().empty() && !emulation::inside_device_buffer(map.base, matrix_bytes))
+    fail_here("tma_load_2d: the tensor map's matrix lies outside every operand of the launch");
+  barrier.copies.push_back({d, map, row, column});
+}
+
+void warpgroup_set_registers_emulated(int count, const char* name) {
+  emulation::RegisterSlot slot{count, name};
+  emulation::warpgroup_collective(name, emulation::set_registers_operation, &slot);
 }
 
 }  // namespace kiln::kernels::ladder

@@ -22,6 +22,13 @@
 //     wgmma in flight are errors;
 //   - cp.async copies are queued per thread and land only when a cp_async_wait covers their group, so a tile
 //     read before its wait reads stale shared memory, as it may on the GPU;
+//   - mbarriers (mbarrier.cuh) are kept beside the dynamic shared memory by address: arrivals and
+//     transaction bytes per phase, and a wait that sleeps the thread until its parity's phase completes.
+//     Tensor copies (tma.cuh) are queued on their barrier and land, swizzled as the copy engine writes, when
+//     a thread first waits there. A barrier used before mbarrier_init, fence_mbarrier_init and a
+//     __syncthreads, one arrival too many, bytes delivered beyond those announced, a copy into a chunk an
+//     unretired wgmma reads, and a block that ends with copies in flight are errors; bytes announced and
+//     never delivered are a deadlock, reported with what each waited-on barrier still expects;
 //   - the dynamic shared memory is filled with 0xff bytes (NaN as float and as bfloat16) at each block start
 //     and ends flush against a page with no access, so reading memory the block never wrote shows in the
 //     output and running past its end faults. (Static __shared__ arrays keep the previous block's contents.)

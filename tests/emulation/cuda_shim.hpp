@@ -4,6 +4,7 @@
 // may use is listed at the top of kernels/ladder/launch.cuh; this header defines it:
 //
 //   __global__ __device__ __host__     nothing: a kernel is an ordinary function, run once per thread
+//   __grid_constant__                  nothing: a kernel's parameters are its function's
 //   __shared__                         static: blocks run one after another, so a static array is the
 //                                      running block's shared memory (not poisoned between blocks: only the
 //                                      dynamic shared memory is, see cuda_emulator.hpp)
@@ -31,6 +32,7 @@
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 #define __shared__ static
+#define __grid_constant__
 
 struct uint3 {
   unsigned x, y, z;

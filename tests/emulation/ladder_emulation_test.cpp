@@ -2,8 +2,10 @@
 // against the reference: the same cases and bounds as the GPU tests (tests/support/gemm_ladder_cases.hpp,
 // conv2d_ladder_cases.hpp), with runners that hand the steps host memory. What the emulator validates:
 // indexing, edges, tiling, barriers, the deferred landing of cp.async copies, the mma / ldmatrix fragment
-// mapping against the layouts written in kernels/ladder/mma.cuh, and the wgmma steps' swizzled tiles,
-// descriptors and ordering against kernels/ladder/wgmma.cuh (whose own probes are in wgmma_emulation_test.cpp).
+// mapping against the layouts written in kernels/ladder/mma.cuh, the wgmma steps' swizzled tiles,
+// descriptors and ordering against kernels/ladder/wgmma.cuh (whose own probes are in wgmma_emulation_test.cpp),
+// and the tensor copies and mbarriers of the warp-specialized step against tma.cuh and mbarrier.cuh (probes
+// in tma_emulation_test.cpp).
 // What it cannot: speed, bank conflicts, the memory model beyond barriers, and whether those layouts are the
 // hardware's (they were checked against the PTX ISA by hand; a GPU run of tests/cuda/*_ladder_test.cpp
 // settles it).

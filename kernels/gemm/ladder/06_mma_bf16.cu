@@ -59,6 +59,7 @@
 #include "core/bfloat16.hpp"
 #include "core/error.hpp"
 #include "kernels/gemm/ladder/ladder.hpp"
+#include "kernels/gemm/ladder/store_pair.cuh"
 #include "kernels/ladder/cp_async.cuh"
 #include "kernels/ladder/launch.cuh"
 #include "kernels/ladder/mma.cuh"
@@ -100,27 +101,6 @@ static_assert(kBlockM * kChunksPerRowA % kThreads == 0 && kBlockK * kChunksPerRo
 static_assert(kStrideA % 8 == 0 && kStrideB % 8 == 0, "rows of 16 bytes, for cp.async and ldmatrix");
 static_assert((kStrideA / 8) % 2 == 1 && (kStrideB / 8) % 2 == 1, "odd 16-byte slots per row: see the top");
 static_assert(kBlockK % kMmaK == 0 && kTilesN % 2 == 0 && kStages >= 2);
-
-// c[row, col] and c[row, col + 1] (where col + 1 < n) = alpha * acc + beta * c_old, c_old read only when
-// beta != 0. One 8-byte store when both columns exist and the address allows it, else one or two scalars.
-__device__ void store_pair(float* c, int m, int n, int row, int col, float acc0, float acc1, float alpha,
-                           float beta) {
-  if (row >= m || col >= n) return;
-  float* out = c + row * n + col;  // row * n + col < M * N < 2^31
-  const bool pair = col + 1 < n;
-  if (pair && reinterpret_cast<std::uintptr_t>(out) % sizeof(float2) == 0) {
-    float2 value = make_float2(alpha * acc0, alpha * acc1);
-    if (beta != 0.0f) {
-      const float2 old = *reinterpret_cast<const float2*>(out);
-      value.x += beta * old.x;
-      value.y += beta * old.y;
-    }
-    *reinterpret_cast<float2*>(out) = value;
-    return;
-  }
-  out[0] = alpha * acc0 + (beta != 0.0f ? beta * out[0] : 0.0f);
-  if (pair) out[1] = alpha * acc1 + (beta != 0.0f ? beta * out[1] : 0.0f);
-}
 
 // One block computes the 128 x 128 tile of C at (tile_m, tile_n), tile = tile_m * tiles_n + tile_n.
 // a [m, k], b [k, n] bfloat16, c [m, n] float, row-major, k % 8 == 0, n % 8 == 0, a and b 16-byte aligned.

@@ -59,6 +59,10 @@ std::span<const Step> steps() {
            "Hopper's asynchronous warpgroup multiply (wgmma m64n128k16) reading 128-byte-swizzled tiles, B "
            "MN-major, one group in flight",
            Precision::Bf16, 8, untyped<bfloat16, launch_08_wgmma_bf16>, /*needs_wgmma=*/true},
+      Step{"09_tma_wgmma_bf16",
+           "warp specialization: one thread drives the tensor memory accelerator, two warpgroups only "
+           "multiply, stages handed over by mbarriers",
+           Precision::Bf16, 8, untyped<bfloat16, launch_09_tma_wgmma_bf16>, /*needs_wgmma=*/true},
   };
   return table;
 #else
