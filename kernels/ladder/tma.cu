@@ -32,22 +32,27 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
 
 }  // namespace
 
-TensorMap bf16_tensor_map_128b(const bfloat16* base, std::int64_t rows, std::int64_t columns, int box_rows) {
-  require_tensor_map_rules(base, rows, columns, box_rows);
-  // Dimensions innermost first: columns, then rows; one stride, the row pitch in bytes.
-  const cuuint64_t dimensions[2] = {static_cast<cuuint64_t>(columns), static_cast<cuuint64_t>(rows)};
-  const cuuint64_t row_pitch[1] = {static_cast<cuuint64_t>(columns) * sizeof(bfloat16)};
-  const cuuint32_t box[2] = {static_cast<cuuint32_t>(kTmaBoxColumns), static_cast<cuuint32_t>(box_rows)};
-  const cuuint32_t element_steps[2] = {1, 1};
+TensorMap bf16_tensor_map_128b(const bfloat16* base, const TensorMapShape& shape) {
+  require_tensor_map_rules(base, shape);
+  // The driver's terms: strides in bytes for dimensions 1.., and a box's extent in elements spanned
+  // (box x step), of which every step-th is taken.
+  cuuint64_t sizes[kTmaMaxRank] = {}, strides[kTmaMaxRank - 1] = {};
+  cuuint32_t extents[kTmaMaxRank] = {}, steps[kTmaMaxRank] = {};
+  for (int i = 0; i < shape.rank; ++i) {
+    sizes[i] = static_cast<cuuint64_t>(shape.sizes[i]);
+    extents[i] = static_cast<cuuint32_t>(shape.box[i] * shape.steps[i]);
+    steps[i] = static_cast<cuuint32_t>(shape.steps[i]);
+    if (i > 0) strides[i - 1] = static_cast<cuuint64_t>(shape.strides[i]) * sizeof(bfloat16);
+  }
   TensorMap map;
-  // 256-byte L2 promotion: a box line is 128 bytes, and the next box along the row is the next k-tile.
-  const CUresult result =
-      encode_tiled()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bfloat16*>(base), dimensions,
-                     row_pitch, box, element_steps, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                     CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  // 256-byte L2 promotion: a box line is 128 bytes, and the next box along dimension 0 is the next k-tile.
+  const CUresult result = encode_tiled()(
+      &map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, static_cast<cuuint32_t>(shape.rank),
+      const_cast<bfloat16*>(base), sizes, strides, extents, steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
+      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   KILN_CHECK(result == CUDA_SUCCESS, "tensor map: cuTensorMapEncodeTiled failed (CUresult ",
-             static_cast<int>(result), ") for a ", rows, " x ", columns, " bfloat16 matrix in boxes of ",
-             box_rows, " x ", kTmaBoxColumns);
+             static_cast<int>(result), ") for a bfloat16 tensor of rank ", shape.rank, ", ", box_lines(shape),
+             " lines a box");
   return map;
 }
 

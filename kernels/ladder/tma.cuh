@@ -5,21 +5,24 @@
 // What it changes from cp.async (cp_async.cuh). There, every thread of the block computes addresses and
 // issues 16-byte copies, a few per tile, and the tile is known complete only when each thread has waited for
 // its own copies and the block has met at a barrier. Here one thread issues one instruction per box (up to
-// 256 x 128 bytes); the engine forms the addresses, zero-fills what lies outside the matrix, writes the box
-// in the 128-byte swizzle that wgmma reads (wgmma.cuh), and counts the bytes onto an mbarrier
+// 256 lines of 128 bytes); the engine forms the addresses, zero-fills what lies outside the tensor, writes
+// the box in the 128-byte swizzle that wgmma reads (wgmma.cuh), and counts the bytes onto an mbarrier
 // (mbarrier.cuh) as they land. The threads that would have copied are free to multiply, and nobody meets
 // anybody at __syncthreads.
 //
-// The map (host, bf16_tensor_map_128b): a row-major bfloat16 matrix [rows][columns] whose rows are `columns`
-// elements apart, read in boxes of box_rows lines of 64 columns, 128 bytes, each box one stack of swizzle
-// atoms. In shared memory, box line r's 16-byte chunk c lands at
-//     128 r + 16 (c XOR (r % 8))
-// from a destination on 1024 bytes: swizzled_128b(r, c), exactly the layout the wgmma descriptors name, for a
-// K-major operand (lines are rows of A, 64 k) and an MN-major one (lines are k, 64 n) alike.
+// The map (host, bf16_tensor_map_128b): a bfloat16 tensor of rank 2 to 5, dimensions innermost first, the
+// innermost dense (TensorMapShape). A box takes 64 elements of dimension 0, one 128-byte line, and box[i]
+// elements of each dimension i >= 1, every steps[i]-th one (a strided convolution's input rows: steps are
+// what make a box an im2col tile). The box's lines land one after another, dimension 1 fastest; line L's
+// 16-byte chunk c at
+//     128 L + 16 (c XOR (L % 8))
+// from a destination on 1024 bytes: swizzled_128b(L, c), exactly the layout the wgmma descriptors name, for
+// a K-major operand (lines are rows of A, 64 k) and an MN-major one (lines are k, 64 n) alike.
 //
-// Rules the map imposes: the matrix starts on 16 bytes and its row pitch is a multiple of 16 bytes
-// (columns % 8 == 0), box_rows <= 256. Coordinates may lie outside the matrix, negative too; those elements
-// land as zeros and still count as bytes on the barrier (a box always delivers 128 box_rows bytes).
+// Rules the map imposes: the tensor starts on 16 bytes and every stride is a multiple of 16 bytes (8
+// elements); sizes below 2^32; 1 <= box[i] and box[i] steps[i] <= 256; steps of 1 to 8. Coordinates may lie
+// outside the tensor, negative too; those elements land as zeros and still count as bytes on the barrier
+// (a box always delivers 128 bytes a line).
 #pragma once
 
 #include <cstdint>
@@ -34,16 +37,44 @@
 
 namespace kiln::kernels::ladder {
 
-// The columns, and bytes, of one box line: one 128-byte swizzled line of bfloat16.
+// The elements, and bytes, of one box line: one 128-byte swizzled line of bfloat16.
 inline constexpr int kTmaBoxColumns = 64;
 inline constexpr int kTmaLineBytes = kTmaBoxColumns * 2;
+inline constexpr int kTmaMaxRank = 5;
+
+// A bfloat16 tensor as the copy engine reads it, dimensions innermost first (above).
+struct TensorMapShape {
+  int rank = 2;
+  std::int64_t sizes[kTmaMaxRank] = {};    // elements along each dimension
+  std::int64_t strides[kTmaMaxRank] = {};  // elements between neighbours along dimension i >= 1 (0 is dense)
+  int box[kTmaMaxRank] = {};               // elements a box takes along each dimension; box[0] is 64
+  int steps[kTmaMaxRank] = {1, 1, 1, 1, 1};  // along dimension i, every steps[i]-th element (steps[0] is 1)
+};
+
+// The lines a box fills: the product of box[1..rank).
+constexpr int box_lines(const TensorMapShape& shape) {
+  int lines = 1;
+  for (int i = 1; i < shape.rank; ++i) lines *= shape.box[i];
+  return lines;
+}
+
+// A row-major matrix [rows][columns] read in boxes of box_rows x 64: the 2-D shape a GEMM's operands take.
+constexpr TensorMapShape matrix_shape(std::int64_t rows, std::int64_t columns, int box_rows) {
+  TensorMapShape shape;
+  shape.rank = 2;
+  shape.sizes[0] = columns;
+  shape.sizes[1] = rows;
+  shape.strides[1] = columns;
+  shape.box[0] = kTmaBoxColumns;
+  shape.box[1] = box_rows;
+  return shape;
+}
 
 #ifdef KILN_CUDA_EMULATION
 // The emulator's map: what cuTensorMapEncodeTiled would have encoded.
 struct TensorMap {
   const bfloat16* base;
-  std::int64_t rows, columns;
-  int box_rows;
+  TensorMapShape shape;
 };
 #else
 // The driver's opaque 128-byte map, 64-byte aligned; a kernel takes it by value as a
@@ -51,42 +82,85 @@ struct TensorMap {
 using TensorMap = CUtensorMap;
 #endif
 
-// Host: the map of `base` [rows][columns] (above) for boxes of `box_rows` x 64. Throws a kiln::Error naming
-// what breaks the rules above, or what the driver said.
-TensorMap bf16_tensor_map_128b(const bfloat16* base, std::int64_t rows, std::int64_t columns, int box_rows);
+// Host: the map of the tensor at `base` (above). Throws a kiln::Error naming the rule the shape breaks, or
+// what the driver said.
+TensorMap bf16_tensor_map_128b(const bfloat16* base, const TensorMapShape& shape);
 
-// Host: throws a kiln::Error naming the rule above that the matrix or the box breaks. Both definitions of
+// Host: throws a kiln::Error naming the rule above that the tensor or the box breaks. Both definitions of
 // bf16_tensor_map_128b (the driver's, the emulator's) ask it first.
-inline void require_tensor_map_rules(const bfloat16* base, std::int64_t rows, std::int64_t columns,
-                                     int box_rows) {
-  KILN_CHECK(rows >= 1 && columns >= 1, "tensor map: an empty matrix (", rows, " x ", columns, ")");
+inline void require_tensor_map_rules(const bfloat16* base, const TensorMapShape& shape) {
+  KILN_CHECK(shape.rank >= 2 && shape.rank <= kTmaMaxRank, "tensor map: rank ", shape.rank, " (2 to 5)");
   KILN_CHECK(reinterpret_cast<std::uintptr_t>(base) % 16 == 0,
-             "tensor map: the matrix does not start on 16 bytes");
-  KILN_CHECK(columns % 8 == 0, "tensor map: rows of ", columns,
-             " bfloat16 are not a multiple of 16 bytes apart (columns must be a multiple of 8)");
-  KILN_CHECK(rows < (std::int64_t{1} << 32) && columns < (std::int64_t{1} << 32),
-             "tensor map: a dimension of 2^32 or more");
-  KILN_CHECK(box_rows >= 1 && box_rows <= 256, "tensor map: boxes of ", box_rows, " rows (1 to 256)");
+             "tensor map: the tensor does not start on 16 bytes");
+  KILN_CHECK(shape.box[0] == kTmaBoxColumns && shape.steps[0] == 1,
+             "tensor map: a box line is 64 contiguous ", "elements (box[0] = 64, steps[0] = 1)");
+  for (int i = 0; i < shape.rank; ++i) {
+    KILN_CHECK(shape.sizes[i] >= 1 && shape.sizes[i] < (std::int64_t{1} << 32), "tensor map: dimension ", i,
+               " of ", shape.sizes[i], " elements (1 to 2^32 - 1)");
+    KILN_CHECK(shape.steps[i] >= 1 && shape.steps[i] <= 8, "tensor map: a step of ", shape.steps[i],
+               " along dimension ", i, " (1 to 8)");
+    KILN_CHECK(shape.box[i] >= 1 && shape.box[i] * shape.steps[i] <= 256, "tensor map: a box of ",
+               shape.box[i], " elements every ", shape.steps[i], " along dimension ", i,
+               " (1 to 256 elements spanned)");
+    if (i == 0) continue;
+    KILN_CHECK(
+        shape.strides[i] % 8 == 0 && shape.strides[i] >= 8 && shape.strides[i] < (std::int64_t{1} << 39),
+        "tensor map: neighbours along dimension ", i, " are ", shape.strides[i],
+        " elements apart (a positive multiple of 8: 16 bytes)");
+  }
 }
 
 #ifdef KILN_CUDA_EMULATION
 // Queues the copy on `barrier`; it lands when a thread waits there (mbarrier.cuh). A destination not on 128
-// bytes, one that runs past the dynamic shared memory or over a chunk an unretired wgmma reads, a barrier
-// not initialized, and a map outside the launch's operands are errors.
-void tma_load_2d(void* destination, const TensorMap& map, int row, int column, std::uint64_t* barrier);
+// bytes, one that runs past the dynamic shared memory or over a chunk an unretired wgmma reads or over a
+// barrier, a barrier not initialized, and a tensor outside the launch's operands are errors.
+void tma_load_emulated(void* destination, const TensorMap& map, const int* coordinates, int rank,
+                       std::uint64_t* barrier);
+template <int Rank>
+void tma_load(void* destination, const TensorMap& map, const int (&coordinates)[Rank],
+              std::uint64_t* barrier) {
+  static_assert(Rank >= 2 && Rank <= kTmaMaxRank, "tensor copies of rank 2 to 5");
+  tma_load_emulated(destination, map, coordinates, Rank, barrier);
+}
 #else
-// Copies the box of `map` whose first element is (row, column) to `destination` (shared memory, 1024-byte
-// aligned for the swizzle above), completing its bytes on `barrier`. One thread issues it.
-__device__ __forceinline__ void tma_load_2d(void* destination, const TensorMap& map, int row, int column,
-                                            std::uint64_t* barrier) {
+// Copies the box of `map` whose first element is at `coordinates` (innermost first, as the map's
+// dimensions) to `destination` (shared memory, 1024-byte aligned for the swizzle above), completing its
+// bytes on `barrier`. One thread issues it; Rank must be the map's.
+template <int Rank>
+__device__ __forceinline__ void tma_load(void* destination, const TensorMap& map,
+                                         const int (&coordinates)[Rank], std::uint64_t* barrier) {
+  static_assert(Rank >= 2 && Rank <= kTmaMaxRank, "tensor copies of rank 2 to 5");
 #if __CUDA_ARCH__ >= 900
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
-      " [%0], [%1, {%2, %3}], [%4];\n" ::"r"(shared_address(destination)),
-      "l"(reinterpret_cast<std::uint64_t>(&map)), "r"(column), "r"(row), "r"(shared_address(barrier))
-      : "memory");
+  const std::uint32_t to = shared_address(destination), on = shared_address(barrier);
+  const auto from = reinterpret_cast<std::uint64_t>(&map);
+  const int* c = coordinates;
+  if constexpr (Rank == 2) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%2, %3}], [%4];\n" ::"r"(to),
+        "l"(from), "r"(c[0]), "r"(c[1]), "r"(on)
+        : "memory");
+  } else if constexpr (Rank == 3) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(to),
+        "l"(from), "r"(c[0]), "r"(c[1]), "r"(c[2]), "r"(on)
+        : "memory");
+  } else if constexpr (Rank == 4) {
+    asm volatile(
+        "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(to),
+        "l"(from), "r"(c[0]), "r"(c[1]), "r"(c[2]), "r"(c[3]), "r"(on)
+        : "memory");
+  } else {
+    asm volatile(
+        "cp.async.bulk.tensor.5d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%2, %3, %4, %5, %6}], [%7];\n" ::"r"(to),
+        "l"(from), "r"(c[0]), "r"(c[1]), "r"(c[2]), "r"(c[3]), "r"(c[4]), "r"(on)
+        : "memory");
+  }
 #else
-  (void)destination, (void)map, (void)row, (void)column, (void)barrier;
+  (void)destination, (void)map, (void)coordinates, (void)barrier;
   __trap();
 #endif
 }

@@ -215,11 +215,11 @@ struct WgmmaOperation {
   std::vector<std::size_t> read_chunks;  // what it reads (16-byte chunks of the dynamic shared memory)
 };
 
-// A tensor copy (tma.cuh) issued and not landed: the box at (row, column) of `map` for `destination`.
+// A tensor copy (tma.cuh) issued and not landed: the box of `map` at `coordinates` for `destination`.
 struct TensorCopy {
   unsigned char* destination;
   kernels::ladder::TensorMap map;
-  int row, column;
+  int coordinates[kernels::ladder::kTmaMaxRank];
 };
 
 // An mbarrier (mbarrier.cuh), kept beside the shared memory word that names it.
@@ -995,22 +995,32 @@ void arrive_on(std::uint64_t* barrier_word, std::int64_t bytes, const char* what
   complete_phase_if_done(barrier, offset);
 }
 
-// Writes a copy's box as the copy engine does (tma.cuh): line r's 64 elements at 128 r bytes from the
-// destination, the 128-byte swizzle applied to the shared address formed (bits 4-6 ^= bits 7-9), elements
-// outside the matrix as zeros.
+// Writes a copy's box as the copy engine does (tma.cuh): line L (dimension 1 fastest) gets 64 elements of
+// dimension 0 at 128 L bytes from the destination, the 128-byte swizzle applied to the shared address formed
+// (bits 4-6 ^= bits 7-9); along dimension i >= 1 the box takes every steps[i]-th element; elements outside
+// the tensor land as zeros.
 void land_tensor_copy(const TensorCopy& copy) {
+  using kernels::ladder::kTmaMaxRank;
   const Launch& launch = *active;
-  const kernels::ladder::TensorMap& map = copy.map;
+  const kernels::ladder::TensorMapShape& shape = copy.map.shape;
   const std::uint32_t start = kernels::ladder::shared_address(copy.destination);
-  for (int r = 0; r < map.box_rows; ++r) {
-    const std::int64_t row = std::int64_t{copy.row} + r;
+  const int lines = kernels::ladder::box_lines(shape);
+  for (int line = 0; line < lines; ++line) {
+    // The line's position in the box, dimension by dimension, and from it the tensor's element.
+    std::int64_t element[kTmaMaxRank] = {}, offset = 0;
+    bool inside = true;
+    for (int i = 1, rest = line; i < shape.rank; rest /= shape.box[i], ++i) {
+      element[i] = copy.coordinates[i] + std::int64_t{rest % shape.box[i]} * shape.steps[i];
+      inside = inside && element[i] >= 0 && element[i] < shape.sizes[i];
+      offset += element[i] * shape.strides[i];
+    }
     for (int e = 0; e < kernels::ladder::kTmaBoxColumns; ++e) {
-      const std::int64_t column = std::int64_t{copy.column} + e;
+      const std::int64_t column = std::int64_t{copy.coordinates[0]} + e;
       std::uint16_t bits = 0;
-      if (row >= 0 && row < map.rows && column >= 0 && column < map.columns)
-        std::memcpy(&bits, map.base + row * map.columns + column, sizeof bits);
+      if (inside && column >= 0 && column < shape.sizes[0])
+        std::memcpy(&bits, copy.map.base + offset + column, sizeof bits);
       const std::uint32_t logical =
-          start + static_cast<std::uint32_t>(kernels::ladder::kTmaLineBytes * r + 2 * e);
+          start + static_cast<std::uint32_t>(kernels::ladder::kTmaLineBytes * line + 2 * e);
       const std::uint32_t physical = logical ^ ((logical >> 7 & 7) << 4);
       std::memcpy(launch.shared + (physical - kSharedWindowOrigin), &bits, sizeof bits);
     }
@@ -1023,7 +1033,8 @@ void land_tensor_copies(Mbarrier& barrier, std::size_t offset) {
   barrier.copies.clear();
   for (const TensorCopy& copy : copies) {
     land_tensor_copy(copy);
-    barrier.bytes -= std::int64_t{kernels::ladder::kTmaLineBytes} * copy.map.box_rows;
+    barrier.bytes -=
+        std::int64_t{kernels::ladder::kTmaLineBytes} * kernels::ladder::box_lines(copy.map.shape);
   }
   if (barrier.bytes < 0)
     fail_here("tensor copies delivered ", -barrier.bytes, " bytes more than mbarrier_arrive_expect_tx ",
@@ -1320,33 +1331,42 @@ void mbarrier_wait(std::uint64_t* barrier_word, int parity) {
   }
 }
 
-TensorMap bf16_tensor_map_128b(const bfloat16* base, std::int64_t rows, std::int64_t columns, int box_rows) {
-  require_tensor_map_rules(base, rows, columns, box_rows);
-  return TensorMap{base, rows, columns, box_rows};
+TensorMap bf16_tensor_map_128b(const bfloat16* base, const TensorMapShape& shape) {
+  require_tensor_map_rules(base, shape);
+  return TensorMap{base, shape};
 }
 
-void tma_load_2d(void* destination, const TensorMap& map, int row, int column, std::uint64_t* barrier_word) {
-  emulation::Launch& launch = emulation::launch_here("tma_load_2d");
-  const std::size_t barrier_offset = emulation::mbarrier_offset(barrier_word, "tma_load_2d");
-  emulation::Mbarrier& barrier = emulation::usable_mbarrier(barrier_offset, "tma_load_2d");
+void tma_load_emulated(void* destination, const TensorMap& map, const int* coordinates, int rank,
+                       std::uint64_t* barrier_word) {
+  emulation::Launch& launch = emulation::launch_here("tma_load");
+  if (rank != map.shape.rank)
+    fail_here("tma_load: ", rank, " coordinates for a tensor map of rank ", map.shape.rank);
+  const std::size_t barrier_offset = emulation::mbarrier_offset(barrier_word, "tma_load");
+  emulation::Mbarrier& barrier = emulation::usable_mbarrier(barrier_offset, "tma_load");
   auto* const d = static_cast<unsigned char*>(destination);
-  const std::size_t bytes = static_cast<std::size_t>(kTmaLineBytes) * static_cast<std::size_t>(map.box_rows);
+  const std::size_t bytes =
+      static_cast<std::size_t>(kTmaLineBytes) * static_cast<std::size_t>(box_lines(map.shape));
   if (d < launch.shared || d + bytes > launch.shared + launch.shared_bytes)
-    fail_here("tma_load_2d: the box's ", bytes, " bytes do not fit in the dynamic shared memory");
-  if (shared_address(d) % 128 != 0) fail_here("tma_load_2d: a destination that does not start on 128 bytes");
+    fail_here("tma_load: the box's ", bytes, " bytes do not fit in the dynamic shared memory");
+  if (shared_address(d) % 128 != 0) fail_here("tma_load: a destination that does not start on 128 bytes");
   const auto offset = static_cast<std::size_t>(d - launch.shared);
   for (std::size_t chunk = offset / 16; chunk < (offset + bytes) / 16; ++chunk)
     if (launch.wgmma_readers[chunk] > 0)
       fail_here(
-          "tma_load_2d into shared memory that an issued wgmma reads and no wgmma_wait has retired: the copy "
+          "tma_load into shared memory that an issued wgmma reads and no wgmma_wait has retired: the copy "
           "may land before the tensor cores read");
   const auto overlapped = launch.mbarriers.lower_bound(offset);
   if (overlapped != launch.mbarriers.end() && overlapped->first < offset + bytes)
-    fail_here("tma_load_2d: the box would overwrite the mbarrier at shared offset ", overlapped->first);
-  const auto matrix_bytes = static_cast<std::size_t>(map.rows * map.columns) * sizeof(bfloat16);
-  if (!emulation::device_buffers().empty() && !emulation::inside_device_buffer(map.base, matrix_bytes))
-    fail_here("tma_load_2d: the tensor map's matrix lies outside every operand of the launch");
-  barrier.copies.push_back({d, map, row, column});
+    fail_here("tma_load: the box would overwrite the mbarrier at shared offset ", overlapped->first);
+  // The tensor's extent: its last element's offset, plus one.
+  std::int64_t extent = map.shape.sizes[0];
+  for (int i = 1; i < map.shape.rank; ++i) extent += (map.shape.sizes[i] - 1) * map.shape.strides[i];
+  if (!emulation::device_buffers().empty() &&
+      !emulation::inside_device_buffer(map.base, static_cast<std::size_t>(extent) * sizeof(bfloat16)))
+    fail_here("tma_load: the tensor map's tensor lies outside every operand of the launch");
+  emulation::TensorCopy copy{d, map, {}};
+  std::copy(coordinates, coordinates + rank, copy.coordinates);
+  barrier.copies.push_back(copy);
 }
 
 void warpgroup_set_registers_emulated(int count, const char* name) {

@@ -85,7 +85,7 @@ __global__ void tma_probe_kernel(Probe probe, const __grid_constant__ ladder::Te
     if (probe == Probe::TooManyBytes) bytes += 128;
     ladder::mbarrier_arrive_expect_tx(barrier, bytes);
     if (probe == Probe::ExtraArrival) ladder::mbarrier_arrive(barrier);
-    ladder::tma_load_2d(probe == Probe::MisalignedBox ? box + 16 : box, map, row, column, barrier);
+    ladder::tma_load(probe == Probe::MisalignedBox ? box + 16 : box, map, {column, row}, barrier);
   }
   // Thread t reads chunk t % 8 of lines t / 8, t / 8 + 16, ...
   const auto read_box = [&](std::uint16_t* into) {
@@ -108,7 +108,7 @@ __global__ void tma_probe_kernel(Probe probe, const __grid_constant__ ladder::Te
   ladder::wgmma_commit_group();
   if (probe == Probe::CopyIntoReadTile && t == 0) {  // the next box into the tile it reads, before the wait
     ladder::mbarrier_arrive_expect_tx(barrier, kBoxBytes);
-    ladder::tma_load_2d(box, map, row, column, barrier);
+    ladder::tma_load(box, map, {column, row}, barrier);
   }
   ladder::wgmma_wait<0>(acc);
   const int warp = t / 32, group = t % 32 / 4, quad = t % 4;
@@ -128,8 +128,8 @@ ProbeResult run_probe(Probe probe, int row, int column) {
                      std::vector<std::uint16_t>(kBoxRows * kBoxColumns, 1),
                      std::vector<float>(64 * 16, -1.0f), ""};
   try {
-    const ladder::TensorMap map =
-        ladder::bf16_tensor_map_128b(source.data(), kMatrixRows, kMatrixColumns, kBoxRows);
+    const ladder::TensorMap map = ladder::bf16_tensor_map_128b(
+        source.data(), ladder::matrix_shape(kMatrixRows, kMatrixColumns, kBoxRows));
     ladder::launch("tma probe", tma_probe_kernel, dim3(1), dim3(128), kSharedBytes, probe, map, row, column,
                    result.early.data(), result.out.data(), result.product.data());
   } catch (const Error& error) {
@@ -192,7 +192,7 @@ TEST_CASE(
     }
   }
   CHECK(run_probe(Probe::CopyIntoReadTile, row, column)
-            .error.find("tma_load_2d into shared memory that an issued wgmma reads") != std::string::npos);
+            .error.find("tma_load into shared memory that an issued wgmma reads") != std::string::npos);
 }
 
 TEST_CASE("emulator: barriers used before they are published, or with the wrong counts, are errors") {
@@ -216,14 +216,106 @@ TEST_CASE(
   CHECK(run_probe(Probe::DisagreeingRegisters, 0, 0).error.find("setmaxnreg") != std::string::npos);
 }
 
-TEST_CASE("tensor map: a matrix the copy engine cannot address is refused, naming the rule") {
+// An NHWC activation x [3][9][10][72] read as a strided convolution's tile: a box of 64 channels from c0,
+// 4 columns every 2nd from w0, 4 rows every 3rd from h0, 2 images from n0 (32 lines): x's rank-4 map.
+constexpr int kImages = 3, kHeight = 9, kWidth = 10, kChannels = 72;
+constexpr int kBoxW = 4, kStepW = 2, kBoxH = 4, kStepH = 3, kBoxN = 2;
+constexpr int kStridedLines = kBoxW * kBoxH * kBoxN;
+
+float activation(int n, int h, int w, int c) {
+  return static_cast<float>((n * 7 + h * 5 + w * 3 + c) % 11 - 5);
+}
+
+ladder::TensorMapShape activation_shape() {
+  ladder::TensorMapShape shape;
+  shape.rank = 4;
+  const std::int64_t sizes[] = {kChannels, kWidth, kHeight, kImages};
+  const std::int64_t strides[] = {1, kChannels, std::int64_t{kWidth} * kChannels,
+                                  std::int64_t{kHeight} * kWidth * kChannels};
+  const int box[] = {ladder::kTmaBoxColumns, kBoxW, kBoxH, kBoxN}, steps[] = {1, kStepW, kStepH, 1};
+  for (int i = 0; i < 4; ++i) {
+    shape.sizes[i] = sizes[i];
+    shape.strides[i] = strides[i];
+    shape.box[i] = box[i];
+    shape.steps[i] = steps[i];
+  }
+  return shape;
+}
+
+// 128 threads; out [32 lines][64] gets the box as landed, unswizzled.
+__global__ void strided_box_kernel(const __grid_constant__ ladder::TensorMap map, int c0, int w0, int h0,
+                                   int n0, std::uint16_t* out) {
+  KILN_DYNAMIC_SHARED_MEMORY(shared);
+  unsigned char* const box = ladder::first_swizzle_atom(shared);
+  auto* const barrier = reinterpret_cast<std::uint64_t*>(box + kStridedLines * ladder::kTmaLineBytes);
+  const int t = static_cast<int>(threadIdx.x);
+  if (t == 0) {
+    ladder::mbarrier_init(barrier, 1);
+    ladder::fence_mbarrier_init();
+  }
+  __syncthreads();
+  if (t == 0) {
+    ladder::mbarrier_arrive_expect_tx(barrier, kStridedLines * ladder::kTmaLineBytes);
+    ladder::tma_load(box, map, {c0, w0, h0, n0}, barrier);
+  }
+  ladder::mbarrier_wait(barrier, 0);
+  for (int line = t / 8; line < kStridedLines; line += 16)
+    std::memcpy(out + line * kBoxColumns + 8 * (t % 8), box + ladder::swizzled_128b(line, t % 8), 16);
+}
+
+TEST_CASE(
+    "emulator: a rank-4 tensor copy with steps takes every step-th element along each dimension, lines "
+    "ordered dimension 1 fastest, zeros outside") {
+  std::vector<bfloat16> x;
+  for (int n = 0; n < kImages; ++n)
+    for (int h = 0; h < kHeight; ++h)
+      for (int w = 0; w < kWidth; ++w)
+        for (int c = 0; c < kChannels; ++c) x.emplace_back(activation(n, h, w, c));
+  const testing::GuardedBuffer<bfloat16> source(x, true);
+  const ladder::TensorMap map = ladder::bf16_tensor_map_128b(source.data(), activation_shape());
+  constexpr int kBoxBytesStrided = kStridedLines * ladder::kTmaLineBytes;
+  // Corners: inside; hanging over every edge, from negative coordinates (a padded convolution's first tile).
+  const int corners[][4] = {{0, 0, 0, 0}, {8, 3, 1, 1}, {40, -3, -4, 2}, {-16, 7, 5, -1}};
+  for (const auto& corner : corners) {
+    INFO("box at (", corner[0], ", ", corner[1], ", ", corner[2], ", ", corner[3], ")");
+    std::vector<std::uint16_t> out(kStridedLines * kBoxColumns, 1);
+    REQUIRE_NOTHROW(ladder::launch("strided box", strided_box_kernel, dim3(1), dim3(128),
+                                   kBoxBytesStrided + 8 + ladder::kSwizzleAtomBytes, map, corner[0],
+                                   corner[1], corner[2], corner[3], out.data()));
+    int mismatches = 0;
+    for (int line = 0; line < kStridedLines; ++line) {
+      const int w = corner[1] + line % kBoxW * kStepW, h = corner[2] + line / kBoxW % kBoxH * kStepH,
+                n = corner[3] + line / (kBoxW * kBoxH);
+      for (int e = 0; e < kBoxColumns; ++e) {
+        const int c = corner[0] + e;
+        const bool inside =
+            n >= 0 && n < kImages && h >= 0 && h < kHeight && w >= 0 && w < kWidth && c >= 0 && c < kChannels;
+        const std::uint16_t expected = inside ? bits_of(activation(n, h, w, c)) : std::uint16_t{0};
+        if (out[static_cast<std::size_t>(line * kBoxColumns + e)] != expected) ++mismatches;
+      }
+    }
+    CHECK(mismatches == 0);
+  }
+}
+
+TEST_CASE("tensor map: a tensor the copy engine cannot address is refused, naming the rule") {
   const testing::GuardedBuffer<bfloat16> source(matrix(), true);
-  CHECK_THROWS_WITH_AS(ladder::bf16_tensor_map_128b(source.data(), kMatrixRows, 70, 64),
+  CHECK_THROWS_WITH_AS(ladder::bf16_tensor_map_128b(source.data(), ladder::matrix_shape(kMatrixRows, 70, 64)),
                        doctest::Contains("multiple of 8"), Error);
-  CHECK_THROWS_WITH_AS(ladder::bf16_tensor_map_128b(source.data() + 1, kMatrixRows, 64, 64),
-                       doctest::Contains("16 bytes"), Error);
-  CHECK_THROWS_WITH_AS(ladder::bf16_tensor_map_128b(source.data(), kMatrixRows, 64, 300),
-                       doctest::Contains("1 to 256"), Error);
+  CHECK_THROWS_WITH_AS(
+      ladder::bf16_tensor_map_128b(source.data() + 1, ladder::matrix_shape(kMatrixRows, 64, 64)),
+      doctest::Contains("16 bytes"), Error);
+  CHECK_THROWS_WITH_AS(
+      ladder::bf16_tensor_map_128b(source.data(), ladder::matrix_shape(kMatrixRows, 64, 300)),
+      doctest::Contains("1 to 256 elements spanned"), Error);
+  ladder::TensorMapShape stepped = activation_shape();
+  stepped.steps[2] = 9;
+  CHECK_THROWS_WITH_AS(ladder::bf16_tensor_map_128b(source.data(), stepped), doctest::Contains("(1 to 8)"),
+                       Error);
+  stepped.steps[2] = 8;
+  stepped.box[2] = 40;  // spans 320 elements
+  CHECK_THROWS_WITH_AS(ladder::bf16_tensor_map_128b(source.data(), stepped),
+                       doctest::Contains("1 to 256 elements spanned"), Error);
 }
 
 }  // namespace

@@ -77,6 +77,8 @@ void launch_04_forward_implicit_gemm_tf32(const Conv2dGeometry& g, const float* 
 void launch_05_forward_implicit_gemm_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
                                           float* y);
 void launch_07_forward_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, float* y);
+void launch_08_forward_tma_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
+                                      float* y);
 // Backward data: gx from gy and w.
 void launch_01_backward_data_naive(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void launch_03_backward_data_implicit_gemm(const Conv2dGeometry& g, const float* gy, const float* w,

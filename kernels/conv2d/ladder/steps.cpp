@@ -29,6 +29,9 @@ bool one_group(const Conv2dGeometry& g) { return g.groups == 1; }
 // 16-byte copies of consecutive channels: 4 floats, 8 bfloat16.
 bool one_group_channels_of_4(const Conv2dGeometry& g) { return g.groups == 1 && g.in_channels % 4 == 0; }
 bool one_group_channels_of_8(const Conv2dGeometry& g) { return g.groups == 1 && g.in_channels % 8 == 0; }
+bool one_group_channels_of_8_strides_to_8(const Conv2dGeometry& g) {
+  return one_group_channels_of_8(g) && g.stride_h <= 8 && g.stride_w <= 8;  // a tensor map's steps
+}
 // The same for the passes that also copy 16 bytes of consecutive output channels (gy in NHWC).
 bool one_group_channels_and_filters_of_4(const Conv2dGeometry& g) {
   return one_group_channels_of_4(g) && g.out_channels % 4 == 0;
@@ -99,6 +102,13 @@ std::span<const Step> steps() {
            "shared memory, its work overlapped with a four-stage cp.async pipeline",
            "groups 1, C % 8 == 0, an H100 or H200 and a build for sm_90a", Forward, Precision::Bf16, Nhwc,
            one_group_channels_of_8, untyped<bfloat16, launch_07_forward_wgmma_bf16>, /*needs_wgmma=*/true},
+      Step{
+          "08_forward_tma_wgmma_bf16",
+          "warp specialization: the tensor memory accelerator gathers each im2col tile as one strided box of "
+          "x (the padding as out-of-bounds zeros), two warpgroups only multiply, mbarriers hand stages over",
+          "groups 1, C % 8 == 0, strides up to 8, an H100 or H200 and a build for sm_90a", Forward,
+          Precision::Bf16, Nhwc, one_group_channels_of_8_strides_to_8,
+          untyped<bfloat16, launch_08_forward_tma_wgmma_bf16>, /*needs_wgmma=*/true},
       Step{"01_backward_data_naive",
            "one thread per element of gx, gathering the taps that read it (no atomics)", "", BackwardData,
            Precision::Fp32, Nchw, any_geometry, untyped<float, launch_01_backward_data_naive>},

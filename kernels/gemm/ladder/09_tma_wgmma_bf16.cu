@@ -69,7 +69,7 @@ using ladder::mbarrier_arrive_expect_tx;
 using ladder::mbarrier_wait;
 using ladder::mn_major_128b_descriptor;
 using ladder::TensorMap;
-using ladder::tma_load_2d;
+using ladder::tma_load;
 using ladder::wgmma_bf16;
 using ladder::wgmma_commit_group;
 using ladder::wgmma_fence;
@@ -141,10 +141,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       unsigned char* const a_stage = tiles + s * kStageBytes;
       unsigned char* const b_stage = a_stage + kStageBytesA;
       mbarrier_arrive_expect_tx(&full[s], kStageBytes);
-      tma_load_2d(a_stage, a_map, block_row, t * kBlockK, &full[s]);
+      tma_load(a_stage, a_map, {t * kBlockK, block_row}, &full[s]);  // coordinates innermost first: (k, m)
 #pragma unroll
       for (int column = 0; column < kColumnsB; ++column)
-        tma_load_2d(b_stage + column * kColumnBytesB, b_map, t * kBlockK, block_col + 64 * column, &full[s]);
+        tma_load(b_stage + column * kColumnBytesB, b_map, {block_col + 64 * column, t * kBlockK}, &full[s]);
     }
   } else {
     ladder::warpgroup_claim_registers<kConsumerRegisters>();
@@ -198,8 +198,10 @@ void launch_09_tma_wgmma_bf16(const Problem& problem, const bfloat16* a, const b
   const std::int64_t tiles_m = (problem.m + kBlockM - 1) / kBlockM,
                      tiles_n = (problem.n + kBlockN - 1) / kBlockN;
   KILN_CHECK(tiles_m * tiles_n <= INT_MAX, "gemm ladder 09_tma_wgmma_bf16: too many tiles");  // < M * N
-  const TensorMap a_map = ladder::bf16_tensor_map_128b(a, problem.m, problem.k, kBlockM);
-  const TensorMap b_map = ladder::bf16_tensor_map_128b(b, problem.k, problem.n, kBlockK);
+  const TensorMap a_map =
+      ladder::bf16_tensor_map_128b(a, ladder::matrix_shape(problem.m, problem.k, kBlockM));
+  const TensorMap b_map =
+      ladder::bf16_tensor_map_128b(b, ladder::matrix_shape(problem.k, problem.n, kBlockK));
   ladder::launch("gemm ladder 09_tma_wgmma_bf16", tma_wgmma_bf16_kernel,
                  dim3(static_cast<unsigned>(tiles_m * tiles_n)), dim3(kThreads), kSharedBytes, a_map, b_map,
                  problem.m, problem.n, problem.k, problem.alpha, problem.beta, c, static_cast<int>(tiles_m),

@@ -1,0 +1,300 @@
+// Convolution ladder, step 08 (forward): warp specialization, as GEMM step 09, with the im2col gather done
+// by the tensor memory accelerator. One producer thread issues two tensor copies per k-tile, two consumer
+// warpgroups only multiply, and mbarriers hand each stage from one side to the other. Built for sm_90a
+// (H100, H200); elsewhere the step refuses (kernels/ladder/hopper.hpp).
+//
+// The GEMM view of step 07: x [N, H, W, C], w [K, R, S, C] bfloat16, y [N, P, Q, K] float,
+//   y[m, k] = sum over j of A[m, j] B[k, j]      m = (n, p, q),  j = (r, s, c)
+//   A[m, j] = x[n, p sh - ph + r dh, q sw - pw + s dw, c], zero in the padding;  B[k, j] = w[k, r, s, c]
+//
+// The gather as a box. Step 07's 128 threads each worked out, for every row of A, which input pixel a tap
+// reads and whether it lies in the padding, and issued a 16-byte cp.async per chunk. Here the tile's 128
+// output positions are a box of the output, BW columns x BH rows x BI images (BW BH BI = 128, powers of two
+// chosen per layer, below), and for a fixed tap (r, s) the input pixels they read form a box of x too: BW
+// columns every sw-th, from q0 sw - pw + s dw; BH rows every sh-th, from p0 sh - ph + r dh; BI images. x's
+// rank-4 tensor map (tma.cuh: dimensions C, W, H, N innermost first, with steps sw and sh) describes exactly
+// that, so one tensor copy gathers A's tile for one tap and 64 channels: the engine takes every sw-th column
+// and sh-th row, and fills whatever lies outside x (the padding, and the tile's overhang past P, Q or N)
+// with zeros. The box's lines land in the order q fastest, then p, then n: line L is the output position
+// (n0 + L / (BW BH), p0 + L / BW % BH, q0 + L % BW), which the epilogue undoes. Dilation is only where the
+// boxes start.
+//
+// k-tiles: t = (tap, channel block), tap = r S + s, 64 channels a block; C need not be a multiple of 64: a
+// block's channels past C are zeros in both operands (x's and w's maps stop at C). w is read through a
+// rank-3 map [K][R S][C] in boxes of 64 channels x 1 tap x BN filters: B's tile, K-major, as in step 07.
+//
+// Output tile shapes. BW = the power of two at or above Q, at most 128 and at most 256 / sw (a box spans at
+// most 256 elements); BH likewise from P, at most 128 / BW; BI = 128 / (BW BH). ResNet's layers: 32 x 32
+// outputs take 32 x 4 x 1 tiles, 16 x 16 take 16 x 8 x 1, 8 x 8 take 8 x 8 x 2, nothing wasted. A Q or P
+// between powers of two wastes the overhang (7 x 7: 8 x 8 x 2, 49 of every 64 positions used).
+//
+// Tiles, stages and the pipeline are GEMM step 09's: BM = 128 positions, BN = 16, 32, 64 or 128 filters (the
+// smallest that holds K), BK = 64; consumer warpgroup g owns positions 64 g .. 64 g + 63, one m64nBNk16 per
+// k16 slice; 8 stages (6 at BN = 128), each a 16 KiB box of x then a BN x 128-byte box of w; `full[s]`
+// completes on the stage's bytes, `empty[s]` on both consumers' release after their wgmma on it retired.
+// setmaxnreg: producer 40, consumers 232.
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/conv2d/ladder/ladder.hpp"
+#include "kernels/ladder/hopper.hpp"
+#include "kernels/ladder/launch.cuh"
+#include "kernels/ladder/mbarrier.cuh"
+#include "kernels/ladder/tma.cuh"
+#include "kernels/ladder/warpgroup_registers.cuh"
+#include "kernels/ladder/wgmma.cuh"
+
+namespace kiln::kernels::conv2d_ladder {
+namespace {
+
+using ladder::first_swizzle_atom;
+using ladder::k_major_128b_descriptor;
+using ladder::kSwizzleAtomBytes;
+using ladder::kTmaBoxColumns;
+using ladder::mbarrier_arrive;
+using ladder::mbarrier_arrive_expect_tx;
+using ladder::mbarrier_wait;
+using ladder::TensorMap;
+using ladder::TensorMapShape;
+using ladder::tma_load;
+using ladder::wgmma_bf16;
+using ladder::wgmma_commit_group;
+using ladder::wgmma_fence;
+using ladder::wgmma_wait;
+
+constexpr int kBlockM = 128;                      // output positions per tile: one box of x
+constexpr int kBlockK = kTmaBoxColumns;           // channels per k-tile: one 128-byte line
+constexpr int kConsumers = 2;                     // warpgroups, 64 positions each
+constexpr int kThreads = (1 + kConsumers) * 128;  // 384: the producer's warpgroup first
+constexpr int kLineBytes = 128;
+constexpr int kATileBytes = kBlockM * kLineBytes;                 // 16,384
+constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;  // as GEMM step 09
+
+template <int BN>
+constexpr int stage_bytes() {
+  return kATileBytes + BN * kLineBytes;
+}
+// As many stages as fit in 200 KiB, at most 8: 8 for BN up to 64, 6 for 128.
+template <int BN>
+constexpr int stages() {
+  return 200 * 1024 / stage_bytes<BN>() < 8 ? 200 * 1024 / stage_bytes<BN>() : 8;
+}
+template <int BN>
+constexpr int dynamic_shared_bytes() {
+  return stages<BN>() * (stage_bytes<BN>() + 2 * static_cast<int>(sizeof(std::uint64_t))) + kSwizzleAtomBytes;
+}
+
+// What the kernel needs of the geometry, in int (every tensor holds fewer than 2^31 elements).
+struct ForwardTiling {
+  int batch, out_h, out_w, out_channels;  // N, P, Q, K
+  int kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
+  int channel_blocks;    // ceil(C / 64)
+  int k_tiles;           // R S channel_blocks
+  int log_w, log_h;      // the output tile: BW = 2^log_w, BH = 2^log_h, BI = 128 / (BW BH)
+  int tiles_q, tiles_p;  // tiles along Q and P (and along N: the rest)
+  int tiles_k;           // tiles along K
+};
+
+// y [N, P, Q, K] = [M, K] float; x_map: x's rank-4 map, boxes of 64 x BW x BH x BI; w_map: w's rank-3 map
+// [K][R S][C], boxes of 64 x 1 x BN.
+template <int BN>
+__global__ void __launch_bounds__(kThreads, 1)
+    forward_tma_wgmma_kernel(const __grid_constant__ TensorMap x_map, const __grid_constant__ TensorMap w_map,
+                             ForwardTiling g, float* __restrict__ y) {
+  constexpr int kStages = stages<BN>();
+  static_assert(stage_bytes<BN>() % kSwizzleAtomBytes == 0, "every box of every stage starts on 1024 bytes");
+  KILN_DYNAMIC_SHARED_MEMORY(shared);
+  unsigned char* const tiles = first_swizzle_atom(shared);  // the launch asked for the slack
+  auto* const full = reinterpret_cast<std::uint64_t*>(tiles + kStages * stage_bytes<BN>());
+  std::uint64_t* const empty = full + kStages;
+
+  // The tile: filters fastest, so that consecutive blocks read the same box of x.
+  const int block = static_cast<int>(blockIdx.x);
+  const int tile_m = block / g.tiles_k;
+  const int k0 = block % g.tiles_k * BN;
+  const int q0 = tile_m % g.tiles_q << g.log_w;
+  const int p0 = tile_m / g.tiles_q % g.tiles_p << g.log_h;
+  const int n0 = tile_m / (g.tiles_q * g.tiles_p) * (kBlockM >> (g.log_w + g.log_h));
+
+  const int tid = static_cast<int>(threadIdx.x);
+  const int warpgroup = tid / 128;
+  if (tid == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      ladder::mbarrier_init(&full[s], 1);            // the producer's arrive_expect_tx, then the bytes
+      ladder::mbarrier_init(&empty[s], kConsumers);  // one arrival per consumer warpgroup
+    }
+    ladder::fence_mbarrier_init();
+  }
+  __syncthreads();  // the last block-wide barrier: from here on the roles meet only at mbarriers
+
+  if (warpgroup == 0) {
+    ladder::warpgroup_release_registers<kProducerRegisters>();
+    if (tid != 0) return;
+    int tap_r = 0, tap_s = 0, block_c = 0;  // k-tile t's tap and channel block, walked along with t
+    for (int t = 0; t < g.k_tiles; ++t) {
+      const int stage = t % kStages, lap = t / kStages;
+      if (lap > 0) mbarrier_wait(&empty[stage], (lap - 1) % 2);  // k-tile t - kStages's readers are done
+      unsigned char* const a = tiles + stage * stage_bytes<BN>();
+      mbarrier_arrive_expect_tx(&full[stage], stage_bytes<BN>());
+      // Coordinates innermost first: (c, w, h, n) of x, (c, tap, k) of w.
+      tma_load(a, x_map,
+               {block_c * kBlockK, q0 * g.stride_w - g.pad_w + tap_s * g.dilation_w,
+                p0 * g.stride_h - g.pad_h + tap_r * g.dilation_h, n0},
+               &full[stage]);
+      tma_load(a + kATileBytes, w_map, {block_c * kBlockK, tap_r * g.kernel_w + tap_s, k0}, &full[stage]);
+      if (++block_c == g.channel_blocks) {
+        block_c = 0;
+        if (++tap_s == g.kernel_w) {
+          tap_s = 0;
+          ++tap_r;
+        }
+      }
+    }
+  } else {
+    ladder::warpgroup_claim_registers<kConsumerRegisters>();
+    const int consumer = warpgroup - 1;
+    float acc[BN / 2] = {};  // this warpgroup's 64 positions x BN filters
+    for (int t = 0; t < g.k_tiles; ++t) {
+      const int stage = t % kStages;
+      mbarrier_wait(&full[stage], (t / kStages) % 2);  // k-tile t has landed
+      const unsigned char* const a = tiles + stage * stage_bytes<BN>();
+      const unsigned char* const b = a + kATileBytes;
+      wgmma_fence(acc);
+#pragma unroll
+      for (int k16 = 0; k16 < kBlockK / 16; ++k16)
+        wgmma_bf16<BN>(acc, k_major_128b_descriptor(a + consumer * 64 * kLineBytes + 32 * k16),
+                       k_major_128b_descriptor(b + 32 * k16), true);
+      wgmma_commit_group();
+      wgmma_wait<1>(acc);  // group t - 1 is done: k-tile t - 1's stage may be refilled
+      if (t > 0 && tid % 128 == 0) mbarrier_arrive(&empty[(t - 1) % kStages]);
+    }
+    wgmma_wait<0>(acc);  // the last k-tile's stage is never refilled: no arrival owed
+
+    // The accumulators (wgmma.cuh): acc[i] is (row 16 warp + group + 8 ((i / 2) % 2), filter 8 (i / 4) +
+    // 2 quad + i % 2) of this warpgroup's 64 positions; a row is a line of x's box: q fastest, then p, n.
+    const int warp = tid % 128 / 32, lane = tid % 32;
+    const int group = lane / 4, quad = lane % 4;
+    const bool even_k = g.out_channels % 2 == 0;  // then every (m, even k) is 8-byte aligned: float2 stores
+#pragma unroll
+    for (int i = 0; i < BN / 2; i += 2) {
+      const int line = 64 * consumer + 16 * warp + group + 8 * ((i / 2) % 2);
+      const int q = q0 + (line & ((1 << g.log_w) - 1));
+      const int p = p0 + (line >> g.log_w & ((1 << g.log_h) - 1));
+      const int n = n0 + (line >> (g.log_w + g.log_h));
+      const int k = k0 + 8 * (i / 4) + 2 * quad;
+      if (q >= g.out_w || p >= g.out_h || n >= g.batch || k >= g.out_channels) continue;
+      float* out = y + (((n * g.out_h + p) * g.out_w + q) * g.out_channels + k);  // < N P Q K < 2^31
+      if (k + 1 >= g.out_channels) {
+        out[0] = acc[i];
+      } else if (even_k) {
+        *reinterpret_cast<float2*>(out) = make_float2(acc[i], acc[i + 1]);
+      } else {
+        out[0] = acc[i];
+        out[1] = acc[i + 1];
+      }
+    }
+  }
+}
+
+// The smallest power of two at or above `value`, but at most `cap` (a power of two).
+int power_of_two_at_least(std::int64_t value, int cap) {
+  int power = 1;
+  while (power < value && power < cap) power *= 2;
+  return power;
+}
+// The largest power of two at most `limit` (>= 1).
+int power_of_two_at_most(std::int64_t limit) {
+  int power = 1;
+  while (2 * power <= limit) power *= 2;
+  return power;
+}
+int log2_of(int power_of_two) {
+  int log = 0;
+  while ((1 << log) < power_of_two) ++log;
+  return log;
+}
+
+template <int BN>
+void launch_tiles(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, float* y) {
+  const auto as_int = [](std::int64_t value) { return static_cast<int>(value); };
+  const std::int64_t P = g.out_height(), Q = g.out_width();
+  // The output tile (top): BW, BH from Q and P, a box spanning at most 256 elements of x along W and H.
+  const int box_w = power_of_two_at_least(Q, std::min(kBlockM, power_of_two_at_most(256 / g.stride_w)));
+  const int box_h =
+      power_of_two_at_least(P, std::min(kBlockM / box_w, power_of_two_at_most(256 / g.stride_h)));
+  const int box_images = kBlockM / (box_w * box_h);
+
+  TensorMapShape x_shape;  // x [N][H][W][C]: dimensions (C, W, H, N)
+  x_shape.rank = 4;
+  const std::int64_t x_sizes[] = {g.in_channels, g.in_width, g.in_height, g.batch};
+  const std::int64_t x_strides[] = {1, g.in_channels, g.in_width * g.in_channels,
+                                    g.in_height * g.in_width * g.in_channels};
+  const int x_box[] = {kBlockK, box_w, box_h, box_images};
+  const int x_steps[] = {1, as_int(g.stride_w), as_int(g.stride_h), 1};
+  for (int i = 0; i < 4; ++i) {
+    x_shape.sizes[i] = x_sizes[i];
+    x_shape.strides[i] = x_strides[i];
+    x_shape.box[i] = x_box[i];
+    x_shape.steps[i] = x_steps[i];
+  }
+  TensorMapShape w_shape;  // w [K][R S][C]: dimensions (C, tap, K)
+  w_shape.rank = 3;
+  w_shape.sizes[0] = g.in_channels;
+  w_shape.sizes[1] = g.kernel_h * g.kernel_w;
+  w_shape.sizes[2] = g.out_channels;
+  w_shape.strides[1] = g.in_channels;
+  w_shape.strides[2] = g.kernel_h * g.kernel_w * g.in_channels;
+  w_shape.box[0] = kBlockK;
+  w_shape.box[1] = 1;
+  w_shape.box[2] = BN;
+  const TensorMap x_map = ladder::bf16_tensor_map_128b(x, x_shape);
+  const TensorMap w_map = ladder::bf16_tensor_map_128b(w, w_shape);
+
+  ForwardTiling t{};
+  t.batch = as_int(g.batch);
+  t.out_h = as_int(P);
+  t.out_w = as_int(Q);
+  t.out_channels = as_int(g.out_channels);
+  t.kernel_w = as_int(g.kernel_w);
+  t.stride_h = as_int(g.stride_h);
+  t.stride_w = as_int(g.stride_w);
+  t.pad_h = as_int(g.pad_h);
+  t.pad_w = as_int(g.pad_w);
+  t.dilation_h = as_int(g.dilation_h);
+  t.dilation_w = as_int(g.dilation_w);
+  t.channel_blocks = as_int((g.in_channels + kBlockK - 1) / kBlockK);
+  t.k_tiles = as_int(g.kernel_h * g.kernel_w) * t.channel_blocks;
+  t.log_w = log2_of(box_w);
+  t.log_h = log2_of(box_h);
+  t.tiles_q = as_int((Q + box_w - 1) / box_w);
+  t.tiles_p = as_int((P + box_h - 1) / box_h);
+  t.tiles_k = as_int((g.out_channels + BN - 1) / BN);
+  const std::int64_t tiles_n = (g.batch + box_images - 1) / box_images;
+  // Every tile holds at least one output of y, so blocks <= N P Q K < 2^31: within gridDim.x's limit.
+  const std::int64_t blocks = tiles_n * t.tiles_p * t.tiles_q * t.tiles_k;
+  ladder::launch("conv2d ladder 08_forward_tma_wgmma_bf16", forward_tma_wgmma_kernel<BN>,
+                 dim3(static_cast<unsigned>(blocks)), dim3(kThreads), dynamic_shared_bytes<BN>(), x_map,
+                 w_map, t, y);
+}
+
+}  // namespace
+
+void launch_08_forward_tma_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
+                                      float* y) {
+  require_supported("08_forward_tma_wgmma_bf16", g,
+                    g.groups == 1 && g.in_channels % 8 == 0 && g.stride_h <= 8 && g.stride_w <= 8 &&
+                        ladder::wgmma_available(),
+                    "groups 1, C % 8 == 0, strides up to 8, an H100 or H200 and a build for sm_90a");
+  require_16_byte_operands("08_forward_tma_wgmma_bf16", x, w, y);
+  if (g.out_channels <= 16) {
+    launch_tiles<16>(g, x, w, y);
+  } else if (g.out_channels <= 32) {
+    launch_tiles<32>(g, x, w, y);
+  } else if (g.out_channels <= 64) {
+    launch_tiles<64>(g, x, w, y);
+  } else {
+    launch_tiles<128>(g, x, w, y);
+  }
+}
+
+}  // namespace kiln::kernels::conv2d_ladder
