@@ -59,6 +59,7 @@ inline std::vector<Conv2dGeometry> conv2d_ladder_geometries() {
       convolution(1, 3, 7, 7, 5, 3, 3, 1, 1),           // a network's first layer: 3 channels, batch 1
       convolution(3, 16, 11, 13, 24, 3, 3, 2, 1),       // stride 2 over odd sizes
       convolution(2, 12, 10, 10, 20, 1, 1, 1, 0),       // 1x1
+      convolution(3, 16, 5, 6, 24, 1, 1, 1, 0),         // 1x1 on a non-square map, channels in 8s
       convolution(2, 8, 12, 12, 8, 3, 3, 1, 2, 2),      // dilation 2
       convolution(2, 8, 8, 8, 12, 3, 3, 1, 1, 1, 4),    // groups
       convolution(2, 16, 9, 9, 16, 3, 3, 1, 1, 1, 16),  // depthwise

@@ -23,23 +23,25 @@
 // block's channels past C are zeros in both operands (x's and w's maps stop at C). w is read through a
 // rank-3 map [K][R S][C] in boxes of 64 channels x 1 tap x BN filters: B's tile, K-major, as in step 07.
 //
-// Output tile shapes. BW = the power of two at or above Q, at most 128 and at most 256 / sw (a box spans at
-// most 256 elements); BH likewise from P, at most 128 / BW; BI = 128 / (BW BH). ResNet's layers: 32 x 32
-// outputs take 32 x 4 x 1 tiles, 16 x 16 take 16 x 8 x 1, 8 x 8 take 8 x 8 x 2, nothing wasted. A Q or P
-// between powers of two wastes the overhang (7 x 7: 8 x 8 x 2, 49 of every 64 positions used).
+// Output tile shapes (position_box, tma_boxes.hpp). BW = the power of two at or above Q, at most 128 and at
+// most 256 / sw (a box spans at most 256 elements); BH likewise from P, at most 128 / BW; BI = 128 / (BW BH).
+// ResNet's layers: 32 x 32 outputs take 32 x 4 x 1 tiles, 16 x 16 take 16 x 8 x 1, 8 x 8 take 8 x 8 x 2,
+// nothing wasted. A Q or P between powers of two wastes the overhang (7 x 7: 8 x 8 x 2, 49 of every 64
+// positions used).
 //
 // Tiles, stages and the pipeline are GEMM step 09's: BM = 128 positions, BN = 16, 32, 64 or 128 filters (the
 // smallest that holds K), BK = 64; consumer warpgroup g owns positions 64 g .. 64 g + 63, one m64nBNk16 per
 // k16 slice; 8 stages (6 at BN = 128), each a 16 KiB box of x then a BN x 128-byte box of w; `full[s]`
-// completes on the stage's bytes, `empty[s]` on both consumers' release after their wgmma on it retired.
+// completes on the stage's bytes, `empty[s]` on both consumers' release after their wgmma on it retired
+// (kernels/ladder/stage_ring.cuh).
 // setmaxnreg: producer 40, consumers 232.
-#include <algorithm>
 #include <cstdint>
 
 #include "kernels/conv2d/ladder/ladder.hpp"
+#include "kernels/conv2d/ladder/tma_boxes.hpp"
 #include "kernels/ladder/hopper.hpp"
 #include "kernels/ladder/launch.cuh"
-#include "kernels/ladder/mbarrier.cuh"
+#include "kernels/ladder/stage_ring.cuh"
 #include "kernels/ladder/tma.cuh"
 #include "kernels/ladder/warpgroup_registers.cuh"
 #include "kernels/ladder/wgmma.cuh"
@@ -51,18 +53,14 @@ using ladder::first_swizzle_atom;
 using ladder::k_major_128b_descriptor;
 using ladder::kSwizzleAtomBytes;
 using ladder::kTmaBoxColumns;
-using ladder::mbarrier_arrive;
-using ladder::mbarrier_arrive_expect_tx;
-using ladder::mbarrier_wait;
 using ladder::TensorMap;
-using ladder::TensorMapShape;
 using ladder::tma_load;
 using ladder::wgmma_bf16;
 using ladder::wgmma_commit_group;
 using ladder::wgmma_fence;
 using ladder::wgmma_wait;
 
-constexpr int kBlockM = 128;                      // output positions per tile: one box of x
+constexpr int kBlockM = kTilePositions;           // output positions per tile: one box of x (tma_boxes.hpp)
 constexpr int kBlockK = kTmaBoxColumns;           // channels per k-tile: one 128-byte line
 constexpr int kConsumers = 2;                     // warpgroups, 64 positions each
 constexpr int kThreads = (1 + kConsumers) * 128;  // 384: the producer's warpgroup first
@@ -80,8 +78,10 @@ constexpr int stages() {
   return 200 * 1024 / stage_bytes<BN>() < 8 ? 200 * 1024 / stage_bytes<BN>() : 8;
 }
 template <int BN>
+using Ring = ladder::StageRing<stages<BN>(), kConsumers>;  // the stages' mbarriers (stage_ring.cuh)
+template <int BN>
 constexpr int dynamic_shared_bytes() {
-  return stages<BN>() * (stage_bytes<BN>() + 2 * static_cast<int>(sizeof(std::uint64_t))) + kSwizzleAtomBytes;
+  return stages<BN>() * stage_bytes<BN>() + Ring<BN>::kBarrierBytes + kSwizzleAtomBytes;
 }
 
 // What the kernel needs of the geometry, in int (every tensor holds fewer than 2^31 elements).
@@ -105,8 +105,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(stage_bytes<BN>() % kSwizzleAtomBytes == 0, "every box of every stage starts on 1024 bytes");
   KILN_DYNAMIC_SHARED_MEMORY(shared);
   unsigned char* const tiles = first_swizzle_atom(shared);  // the launch asked for the slack
-  auto* const full = reinterpret_cast<std::uint64_t*>(tiles + kStages * stage_bytes<BN>());
-  std::uint64_t* const empty = full + kStages;
+  const Ring<BN> ring = Ring<BN>::at(tiles + kStages * stage_bytes<BN>());
 
   // The tile: filters fastest, so that consecutive blocks read the same box of x.
   const int block = static_cast<int>(blockIdx.x);
@@ -118,13 +117,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const int tid = static_cast<int>(threadIdx.x);
   const int warpgroup = tid / 128;
-  if (tid == 0) {
-    for (int s = 0; s < kStages; ++s) {
-      ladder::mbarrier_init(&full[s], 1);            // the producer's arrive_expect_tx, then the bytes
-      ladder::mbarrier_init(&empty[s], kConsumers);  // one arrival per consumer warpgroup
-    }
-    ladder::fence_mbarrier_init();
-  }
+  if (tid == 0) ring.init();
   __syncthreads();  // the last block-wide barrier: from here on the roles meet only at mbarriers
 
   if (warpgroup == 0) {
@@ -132,16 +125,15 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (tid != 0) return;
     int tap_r = 0, tap_s = 0, block_c = 0;  // k-tile t's tap and channel block, walked along with t
     for (int t = 0; t < g.k_tiles; ++t) {
-      const int stage = t % kStages, lap = t / kStages;
-      if (lap > 0) mbarrier_wait(&empty[stage], (lap - 1) % 2);  // k-tile t - kStages's readers are done
-      unsigned char* const a = tiles + stage * stage_bytes<BN>();
-      mbarrier_arrive_expect_tx(&full[stage], stage_bytes<BN>());
+      // Once k-tile t - kStages's readers are done: the barrier the stage's copies complete on.
+      std::uint64_t* const landed = ring.produce(t, stage_bytes<BN>());
+      unsigned char* const a = tiles + Ring<BN>::stage(t) * stage_bytes<BN>();
       // Coordinates innermost first: (c, w, h, n) of x, (c, tap, k) of w.
       tma_load(a, x_map,
                {block_c * kBlockK, q0 * g.stride_w - g.pad_w + tap_s * g.dilation_w,
                 p0 * g.stride_h - g.pad_h + tap_r * g.dilation_h, n0},
-               &full[stage]);
-      tma_load(a + kATileBytes, w_map, {block_c * kBlockK, tap_r * g.kernel_w + tap_s, k0}, &full[stage]);
+               landed);
+      tma_load(a + kATileBytes, w_map, {block_c * kBlockK, tap_r * g.kernel_w + tap_s, k0}, landed);
       if (++block_c == g.channel_blocks) {
         block_c = 0;
         if (++tap_s == g.kernel_w) {
@@ -155,9 +147,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int consumer = warpgroup - 1;
     float acc[BN / 2] = {};  // this warpgroup's 64 positions x BN filters
     for (int t = 0; t < g.k_tiles; ++t) {
-      const int stage = t % kStages;
-      mbarrier_wait(&full[stage], (t / kStages) % 2);  // k-tile t has landed
-      const unsigned char* const a = tiles + stage * stage_bytes<BN>();
+      ring.consume(t);  // k-tile t has landed
+      const unsigned char* const a = tiles + Ring<BN>::stage(t) * stage_bytes<BN>();
       const unsigned char* const b = a + kATileBytes;
       wgmma_fence(acc);
 #pragma unroll
@@ -166,9 +157,9 @@ __global__ void __launch_bounds__(kThreads, 1)
                        k_major_128b_descriptor(b + 32 * k16), true);
       wgmma_commit_group();
       wgmma_wait<1>(acc);  // group t - 1 is done: k-tile t - 1's stage may be refilled
-      if (t > 0 && tid % 128 == 0) mbarrier_arrive(&empty[(t - 1) % kStages]);
+      if (t > 0 && tid % 128 == 0) ring.release(t - 1);
     }
-    wgmma_wait<0>(acc);  // the last k-tile's stage is never refilled: no arrival owed
+    wgmma_wait<0>(acc);  // the last k-tile's stage is never refilled: no release owed
 
     // The accumulators (wgmma.cuh): acc[i] is (row 16 warp + group + 8 ((i / 2) % 2), filter 8 (i / 4) +
     // 2 quad + i % 2) of this warpgroup's 64 positions; a row is a line of x's box: q fastest, then p, n.
@@ -196,59 +187,16 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
-// The smallest power of two at or above `value`, but at most `cap` (a power of two).
-int power_of_two_at_least(std::int64_t value, int cap) {
-  int power = 1;
-  while (power < value && power < cap) power *= 2;
-  return power;
-}
-// The largest power of two at most `limit` (>= 1).
-int power_of_two_at_most(std::int64_t limit) {
-  int power = 1;
-  while (2 * power <= limit) power *= 2;
-  return power;
-}
-int log2_of(int power_of_two) {
-  int log = 0;
-  while ((1 << log) < power_of_two) ++log;
-  return log;
-}
-
 template <int BN>
 void launch_tiles(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, float* y) {
   const auto as_int = [](std::int64_t value) { return static_cast<int>(value); };
   const std::int64_t P = g.out_height(), Q = g.out_width();
-  // The output tile (top): BW, BH from Q and P, a box spanning at most 256 elements of x along W and H.
-  const int box_w = power_of_two_at_least(Q, std::min(kBlockM, power_of_two_at_most(256 / g.stride_w)));
-  const int box_h =
-      power_of_two_at_least(P, std::min(kBlockM / box_w, power_of_two_at_most(256 / g.stride_h)));
-  const int box_images = kBlockM / (box_w * box_h);
-
-  TensorMapShape x_shape;  // x [N][H][W][C]: dimensions (C, W, H, N)
-  x_shape.rank = 4;
-  const std::int64_t x_sizes[] = {g.in_channels, g.in_width, g.in_height, g.batch};
-  const std::int64_t x_strides[] = {1, g.in_channels, g.in_width * g.in_channels,
-                                    g.in_height * g.in_width * g.in_channels};
-  const int x_box[] = {kBlockK, box_w, box_h, box_images};
-  const int x_steps[] = {1, as_int(g.stride_w), as_int(g.stride_h), 1};
-  for (int i = 0; i < 4; ++i) {
-    x_shape.sizes[i] = x_sizes[i];
-    x_shape.strides[i] = x_strides[i];
-    x_shape.box[i] = x_box[i];
-    x_shape.steps[i] = x_steps[i];
-  }
-  TensorMapShape w_shape;  // w [K][R S][C]: dimensions (C, tap, K)
-  w_shape.rank = 3;
-  w_shape.sizes[0] = g.in_channels;
-  w_shape.sizes[1] = g.kernel_h * g.kernel_w;
-  w_shape.sizes[2] = g.out_channels;
-  w_shape.strides[1] = g.in_channels;
-  w_shape.strides[2] = g.kernel_h * g.kernel_w * g.in_channels;
-  w_shape.box[0] = kBlockK;
-  w_shape.box[1] = 1;
-  w_shape.box[2] = BN;
-  const TensorMap x_map = ladder::bf16_tensor_map_128b(x, x_shape);
-  const TensorMap w_map = ladder::bf16_tensor_map_128b(w, w_shape);
+  const int stride_h = as_int(g.stride_h), stride_w = as_int(g.stride_w);
+  const PositionBox box = position_box(P, Q, stride_h, stride_w);  // the output tile (tma_boxes.hpp)
+  const TensorMap x_map = ladder::bf16_tensor_map_128b(
+      x, nhwc_box_shape(g.batch, g.in_height, g.in_width, g.in_channels, box, stride_h, stride_w));
+  const TensorMap w_map = ladder::bf16_tensor_map_128b(
+      w, filter_box_shape(g.out_channels, g.kernel_h * g.kernel_w, g.in_channels, BN));
 
   ForwardTiling t{};
   t.batch = as_int(g.batch);
@@ -256,20 +204,20 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
   t.out_w = as_int(Q);
   t.out_channels = as_int(g.out_channels);
   t.kernel_w = as_int(g.kernel_w);
-  t.stride_h = as_int(g.stride_h);
-  t.stride_w = as_int(g.stride_w);
+  t.stride_h = stride_h;
+  t.stride_w = stride_w;
   t.pad_h = as_int(g.pad_h);
   t.pad_w = as_int(g.pad_w);
   t.dilation_h = as_int(g.dilation_h);
   t.dilation_w = as_int(g.dilation_w);
   t.channel_blocks = as_int((g.in_channels + kBlockK - 1) / kBlockK);
   t.k_tiles = as_int(g.kernel_h * g.kernel_w) * t.channel_blocks;
-  t.log_w = log2_of(box_w);
-  t.log_h = log2_of(box_h);
-  t.tiles_q = as_int((Q + box_w - 1) / box_w);
-  t.tiles_p = as_int((P + box_h - 1) / box_h);
+  t.log_w = box.log_w;
+  t.log_h = box.log_h;
+  t.tiles_q = as_int((Q + box.width() - 1) / box.width());
+  t.tiles_p = as_int((P + box.height() - 1) / box.height());
   t.tiles_k = as_int((g.out_channels + BN - 1) / BN);
-  const std::int64_t tiles_n = (g.batch + box_images - 1) / box_images;
+  const std::int64_t tiles_n = (g.batch + box.images() - 1) / box.images();
   // Every tile holds at least one output of y, so blocks <= N P Q K < 2^31: within gridDim.x's limit.
   const std::int64_t blocks = tiles_n * t.tiles_p * t.tiles_q * t.tiles_k;
   ladder::launch("conv2d ladder 08_forward_tma_wgmma_bf16", forward_tma_wgmma_kernel<BN>,

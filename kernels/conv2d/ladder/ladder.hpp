@@ -91,6 +91,8 @@ void launch_06_backward_data_stride_phase_bf16(const Conv2dGeometry& g, const bf
                                                float* gx);
 void launch_07_backward_data_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w,
                                         float* gx);
+void launch_08_backward_data_tma_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w,
+                                            float* gx);
 // Backward weight: gw from gy and x.
 void launch_01_backward_weight_naive(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
 void launch_03_backward_weight_implicit_gemm(const Conv2dGeometry& g, const float* gy, const float* x,

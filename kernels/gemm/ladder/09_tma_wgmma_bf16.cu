@@ -11,7 +11,8 @@
 //   - the copies are made by the copy engine (kernels/ladder/tma.cuh): one instruction moves a whole
 //     128 x 64 box of A, already in the 128-byte swizzle the wgmma descriptors read, with out-of-bounds
 //     rows and columns filled with zeros. Five instructions fill a stage; one thread issues them;
-//   - each stage has two mbarriers (kernels/ladder/mbarrier.cuh): `full`, which completes when the stage's
+//   - each stage has two mbarriers (kernels/ladder/mbarrier.cuh, the ring in stage_ring.cuh): `full`, which
+//   completes when the stage's
 //     49,152 bytes have landed, and `empty`, which completes when both consumer warpgroups have finished
 //     reading it. Each side waits only for the other's signal on that one stage, never for the block;
 //   - the producer's warpgroup returns its registers to the pool (setmaxnreg,
@@ -51,7 +52,7 @@
 #include "kernels/gemm/ladder/store_pair.cuh"
 #include "kernels/ladder/hopper.hpp"
 #include "kernels/ladder/launch.cuh"
-#include "kernels/ladder/mbarrier.cuh"
+#include "kernels/ladder/stage_ring.cuh"
 #include "kernels/ladder/tma.cuh"
 #include "kernels/ladder/warpgroup_registers.cuh"
 #include "kernels/ladder/wgmma.cuh"
@@ -64,9 +65,6 @@ using ladder::k_major_128b_descriptor;
 using ladder::kSwizzleAtomBytes;
 using ladder::kTmaBoxColumns;
 using ladder::Major;
-using ladder::mbarrier_arrive;
-using ladder::mbarrier_arrive_expect_tx;
-using ladder::mbarrier_wait;
 using ladder::mn_major_128b_descriptor;
 using ladder::TensorMap;
 using ladder::tma_load;
@@ -90,9 +88,9 @@ constexpr int kColumnBytesB = kBlockK * kLineBytes;      // 8,192: one box of 64
 constexpr int kColumnsB = kBlockN / 64;                  // 4
 constexpr int kStageBytesB = kColumnsB * kColumnBytesB;  // 32,768
 constexpr int kStageBytes = kStageBytesA + kStageBytesB;
-constexpr int kBarrierBytes = 2 * kStages * static_cast<int>(sizeof(std::uint64_t));
+using Ring = ladder::StageRing<kStages, kConsumers>;  // the stages' mbarriers (stage_ring.cuh)
 // 197,696 bytes, with the slack that aligning the first atom may take.
-constexpr int kSharedBytes = kStages * kStageBytes + kBarrierBytes + kSwizzleAtomBytes;
+constexpr int kSharedBytes = kStages * kStageBytes + Ring::kBarrierBytes + kSwizzleAtomBytes;
 
 static_assert(kStageBytesA % kSwizzleAtomBytes == 0 && kStageBytes % kSwizzleAtomBytes == 0,
               "every box on 1024 bytes");
@@ -107,8 +105,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                           int tiles_n) {
   KILN_DYNAMIC_SHARED_MEMORY(shared);
   unsigned char* const tiles = first_swizzle_atom(shared);  // the launch asked for the slack
-  auto* const full = reinterpret_cast<std::uint64_t*>(tiles + kStages * kStageBytes);
-  std::uint64_t* const empty = full + kStages;
+  const Ring ring = Ring::at(tiles + kStages * kStageBytes);
 
   // The grouped block order of step 07: a bijection from 0 .. tiles_m * tiles_n - 1 onto the tiles.
   const int block = static_cast<int>(blockIdx.x);
@@ -121,13 +118,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const int tid = static_cast<int>(threadIdx.x);
   const int warpgroup = tid / 128;
-  if (tid == 0) {
-    for (int s = 0; s < kStages; ++s) {
-      ladder::mbarrier_init(&full[s], 1);            // the producer's arrive_expect_tx, then the bytes
-      ladder::mbarrier_init(&empty[s], kConsumers);  // one arrival per consumer warpgroup
-    }
-    ladder::fence_mbarrier_init();
-  }
+  if (tid == 0) ring.init();
   __syncthreads();  // the last block-wide barrier: from here on the roles meet only at mbarriers
 
   const int k_tiles = (k + kBlockK - 1) / kBlockK;
@@ -136,24 +127,21 @@ __global__ void __launch_bounds__(kThreads, 1)
     ladder::warpgroup_release_registers<kProducerRegisters>();
     if (tid != 0) return;
     for (int t = 0; t < k_tiles; ++t) {
-      const int s = t % kStages, lap = t / kStages;
-      if (lap > 0) mbarrier_wait(&empty[s], (lap - 1) % 2);  // k-tile t - 4's readers are done
-      unsigned char* const a_stage = tiles + s * kStageBytes;
+      std::uint64_t* const landed = ring.produce(t, kStageBytes);  // k-tile t - 4's readers are done
+      unsigned char* const a_stage = tiles + Ring::stage(t) * kStageBytes;
       unsigned char* const b_stage = a_stage + kStageBytesA;
-      mbarrier_arrive_expect_tx(&full[s], kStageBytes);
-      tma_load(a_stage, a_map, {t * kBlockK, block_row}, &full[s]);  // coordinates innermost first: (k, m)
+      tma_load(a_stage, a_map, {t * kBlockK, block_row}, landed);  // coordinates innermost first: (k, m)
 #pragma unroll
       for (int column = 0; column < kColumnsB; ++column)
-        tma_load(b_stage + column * kColumnBytesB, b_map, {block_col + 64 * column, t * kBlockK}, &full[s]);
+        tma_load(b_stage + column * kColumnBytesB, b_map, {block_col + 64 * column, t * kBlockK}, landed);
     }
   } else {
     ladder::warpgroup_claim_registers<kConsumerRegisters>();
     const int consumer = warpgroup - 1;
     float acc[2][kWgmmaN / 2] = {};  // columns 0-127 and 128-255 of this warpgroup's 64 rows
     for (int t = 0; t < k_tiles; ++t) {
-      const int s = t % kStages;
-      mbarrier_wait(&full[s], (t / kStages) % 2);  // k-tile t has landed
-      const unsigned char* const a_stage = tiles + s * kStageBytes;
+      ring.consume(t);  // k-tile t has landed
+      const unsigned char* const a_stage = tiles + Ring::stage(t) * kStageBytes;
       const unsigned char* const b_stage = a_stage + kStageBytesA;
       wgmma_fence(acc);
 #pragma unroll
@@ -168,9 +156,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       wgmma_commit_group();
       wgmma_wait<1>(acc);  // group t - 1 is done: k-tile t - 1's stage may be refilled
-      if (t > 0 && tid % 128 == 0) mbarrier_arrive(&empty[(t - 1) % kStages]);
+      if (t > 0 && tid % 128 == 0) ring.release(t - 1);
     }
-    wgmma_wait<0>(acc);  // the last k-tile's stage is never refilled: no arrival owed
+    wgmma_wait<0>(acc);  // the last k-tile's stage is never refilled: no release owed
 
     // The accumulators (wgmma.cuh): acc[h][i] is (row 16 warp + group + 8 ((i / 2) % 2), col 8 (i / 4) +
     // 2 quad + i % 2) of this warpgroup's 64 x 128 half h.

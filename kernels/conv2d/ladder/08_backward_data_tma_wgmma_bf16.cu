@@ -1,0 +1,234 @@
+// Convolution ladder, step 08 (backward data, stride 1): the forward step 08's design for gx: the tensor
+// memory accelerator gathers gy per tap as one box, one producer thread issues the copies, two consumer
+// warpgroups only multiply, mbarriers hand the stages over. Built for sm_90a (H100, H200); elsewhere the
+// step refuses (kernels/ladder/hopper.hpp).
+//
+// The GEMM view of step 07 at stride 1. With gy [N, P, Q, K], w [K, R, S, C] bfloat16, gx [N, H, W, C] float:
+//   gx[m, c] = sum over j of A[m, j] B[j, c]       m = (n, h, w),  j = (r, s, k)
+//   A[m, j] = gy[n, h + ph - r dh, w + pw - s dw, k], zero outside gy;  B[j, c] = w[k, r, s, c]
+// At stride 1 every tap of every input position reads one output position (or none, outside gy), and for
+// a fixed tap the positions a tile of gx reads form a box of gy: the tile's box (BW columns x BH rows x BI
+// images of gx, tma_boxes.hpp) moved by (pw - s dw, ph - r dh). So A's tile for a tap and 64 channels k is
+// one tensor copy of gy's rank-4 map, the border's missing outputs arriving as the engine's out-of-bounds
+// zeros. (At stride 2 only every second tap lands on a given row: the stride-phase decomposition of step 06
+// would give each phase a box; that step is left for later, and strided layers keep step 06 or 07.)
+//
+// B runs along c, the GEMM's N: MN-major, as in step 07. For a k-tile (tap, k0 .. k0 + 63), w's rank-3 map
+// [K][R S][C] delivers boxes of 64 channels c x 1 tap x 64 filters k: 64 lines (one per k) of 64 c, one
+// 64-wide column of the MN-major operand, 8 KiB. BN = 128 takes two such boxes, the second column 8 KiB on
+// (the descriptor's leading byte offset); BN = 16 or 32 reads only the first BN channels of each line.
+//
+// Stages, ring, registers and epilogue: the forward step 08's (8 stages, 6 at BN = 128; producer 40
+// registers, consumers 232), with gx's positions and channels in place of y's.
+#include <cstdint>
+
+#include "kernels/conv2d/ladder/ladder.hpp"
+#include "kernels/conv2d/ladder/tma_boxes.hpp"
+#include "kernels/ladder/hopper.hpp"
+#include "kernels/ladder/launch.cuh"
+#include "kernels/ladder/stage_ring.cuh"
+#include "kernels/ladder/tma.cuh"
+#include "kernels/ladder/warpgroup_registers.cuh"
+#include "kernels/ladder/wgmma.cuh"
+
+namespace kiln::kernels::conv2d_ladder {
+namespace {
+
+using ladder::first_swizzle_atom;
+using ladder::k_major_128b_descriptor;
+using ladder::kSwizzleAtomBytes;
+using ladder::kTmaBoxColumns;
+using ladder::Major;
+using ladder::mn_major_128b_descriptor;
+using ladder::TensorMap;
+using ladder::tma_load;
+using ladder::wgmma_bf16;
+using ladder::wgmma_commit_group;
+using ladder::wgmma_fence;
+using ladder::wgmma_wait;
+
+constexpr int kBlockM = kTilePositions;           // input positions per tile: one box of gy
+constexpr int kBlockK = kTmaBoxColumns;           // output channels k per k-tile: one 128-byte line
+constexpr int kConsumers = 2;                     // warpgroups, 64 positions each
+constexpr int kThreads = (1 + kConsumers) * 128;  // 384: the producer's warpgroup first
+constexpr int kLineBytes = 128;
+constexpr int kATileBytes = kBlockM * kLineBytes;                 // 16,384
+constexpr int kColumnBytes = kBlockK * kLineBytes;                // 8,192: one 64-wide column of c
+constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;  // as GEMM step 09
+
+template <int BN>
+constexpr int columns() {
+  return BN > 64 ? BN / 64 : 1;  // 64-wide columns of c a stage holds
+}
+template <int BN>
+constexpr int stage_bytes() {
+  return kATileBytes + columns<BN>() * kColumnBytes;
+}
+// As many stages as fit in 200 KiB, at most 8: 8 for BN up to 64, 6 for 128.
+template <int BN>
+constexpr int stages() {
+  return 200 * 1024 / stage_bytes<BN>() < 8 ? 200 * 1024 / stage_bytes<BN>() : 8;
+}
+template <int BN>
+using Ring = ladder::StageRing<stages<BN>(), kConsumers>;  // the stages' mbarriers (stage_ring.cuh)
+template <int BN>
+constexpr int dynamic_shared_bytes() {
+  return stages<BN>() * stage_bytes<BN>() + Ring<BN>::kBarrierBytes + kSwizzleAtomBytes;
+}
+
+// What the kernel needs of the geometry, in int (every tensor holds fewer than 2^31 elements).
+struct BackwardDataTiling {
+  int batch, height, width, channels;  // N, H, W, C
+  int kernel_w, pad_h, pad_w, dilation_h, dilation_w;
+  int filter_blocks;     // ceil(K / 64)
+  int k_tiles;           // R S filter_blocks
+  int log_w, log_h;      // the input tile: BW = 2^log_w, BH = 2^log_h, BI = 128 / (BW BH)
+  int tiles_w, tiles_h;  // tiles along W and H (and along N: the rest)
+  int tiles_c;           // tiles along C
+};
+
+// gx [N, H, W, C] float; gy_map: gy's rank-4 map, boxes of 64 x BW x BH x BI; w_map: w's rank-3 map
+// [K][R S][C], boxes of 64 c x 1 x 64 k.
+template <int BN>
+__global__ void __launch_bounds__(kThreads, 1)
+    backward_data_tma_wgmma_kernel(const __grid_constant__ TensorMap gy_map,
+                                   const __grid_constant__ TensorMap w_map, BackwardDataTiling g,
+                                   float* __restrict__ gx) {
+  constexpr int kStages = stages<BN>();
+  static_assert(stage_bytes<BN>() % kSwizzleAtomBytes == 0, "every box of every stage starts on 1024 bytes");
+  KILN_DYNAMIC_SHARED_MEMORY(shared);
+  unsigned char* const tiles = first_swizzle_atom(shared);  // the launch asked for the slack
+  const Ring<BN> ring = Ring<BN>::at(tiles + kStages * stage_bytes<BN>());
+
+  // The tile: channels fastest, so that consecutive blocks read the same box of gy.
+  const int block = static_cast<int>(blockIdx.x);
+  const int tile_m = block / g.tiles_c;
+  const int c0 = block % g.tiles_c * BN;
+  const int w0 = tile_m % g.tiles_w << g.log_w;
+  const int h0 = tile_m / g.tiles_w % g.tiles_h << g.log_h;
+  const int n0 = tile_m / (g.tiles_w * g.tiles_h) * (kBlockM >> (g.log_w + g.log_h));
+
+  const int tid = static_cast<int>(threadIdx.x);
+  const int warpgroup = tid / 128;
+  if (tid == 0) ring.init();
+  __syncthreads();  // the last block-wide barrier: from here on the roles meet only at mbarriers
+
+  if (warpgroup == 0) {
+    ladder::warpgroup_release_registers<kProducerRegisters>();
+    if (tid != 0) return;
+    int tap_r = 0, tap_s = 0, block_k = 0;  // k-tile t's tap and filter block, walked along with t
+    for (int t = 0; t < g.k_tiles; ++t) {
+      // Once k-tile t - kStages's readers are done: the barrier the stage's copies complete on.
+      std::uint64_t* const landed = ring.produce(t, stage_bytes<BN>());
+      unsigned char* const a = tiles + Ring<BN>::stage(t) * stage_bytes<BN>();
+      // Coordinates innermost first: (k, q, p, n) of gy, (c, tap, k) of w.
+      tma_load(
+          a, gy_map,
+          {block_k * kBlockK, w0 + g.pad_w - tap_s * g.dilation_w, h0 + g.pad_h - tap_r * g.dilation_h, n0},
+          landed);
+#pragma unroll
+      for (int column = 0; column < columns<BN>(); ++column)
+        tma_load(a + kATileBytes + column * kColumnBytes, w_map,
+                 {c0 + 64 * column, tap_r * g.kernel_w + tap_s, block_k * kBlockK}, landed);
+      if (++block_k == g.filter_blocks) {
+        block_k = 0;
+        if (++tap_s == g.kernel_w) {
+          tap_s = 0;
+          ++tap_r;
+        }
+      }
+    }
+  } else {
+    ladder::warpgroup_claim_registers<kConsumerRegisters>();
+    const int consumer = warpgroup - 1;
+    float acc[BN / 2] = {};  // this warpgroup's 64 positions x BN channels
+    for (int t = 0; t < g.k_tiles; ++t) {
+      ring.consume(t);  // k-tile t has landed
+      const unsigned char* const a = tiles + Ring<BN>::stage(t) * stage_bytes<BN>();
+      const unsigned char* const b = a + kATileBytes;
+      wgmma_fence(acc);
+#pragma unroll
+      for (int k16 = 0; k16 < kBlockK / 16; ++k16)  // slice k16: 16 lines of B's columns, 2048 bytes in
+        wgmma_bf16<BN, Major::K, Major::MN>(
+            acc, k_major_128b_descriptor(a + consumer * 64 * kLineBytes + 32 * k16),
+            mn_major_128b_descriptor(b + 2048 * k16, kColumnBytes), true);
+      wgmma_commit_group();
+      wgmma_wait<1>(acc);  // group t - 1 is done: k-tile t - 1's stage may be refilled
+      if (t > 0 && tid % 128 == 0) ring.release(t - 1);
+    }
+    wgmma_wait<0>(acc);  // the last k-tile's stage is never refilled: no release owed
+
+    // The accumulators (wgmma.cuh): acc[i] is (row 16 warp + group + 8 ((i / 2) % 2), channel 8 (i / 4) +
+    // 2 quad + i % 2) of this warpgroup's 64 positions; a row is a line of gy's box: w fastest, then h, n.
+    // C % 8 == 0, so a pair of channels is whole and 8-byte aligned.
+    const int warp = tid % 128 / 32, lane = tid % 32;
+    const int group = lane / 4, quad = lane % 4;
+#pragma unroll
+    for (int i = 0; i < BN / 2; i += 2) {
+      const int line = 64 * consumer + 16 * warp + group + 8 * ((i / 2) % 2);
+      const int w = w0 + (line & ((1 << g.log_w) - 1));
+      const int h = h0 + (line >> g.log_w & ((1 << g.log_h) - 1));
+      const int n = n0 + (line >> (g.log_w + g.log_h));
+      const int c = c0 + 8 * (i / 4) + 2 * quad;
+      if (w >= g.width || h >= g.height || n >= g.batch || c >= g.channels) continue;
+      float* out = gx + (((n * g.height + h) * g.width + w) * g.channels + c);  // < N H W C < 2^31
+      *reinterpret_cast<float2*>(out) = make_float2(acc[i], acc[i + 1]);
+    }
+  }
+}
+
+template <int BN>
+void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, float* gx) {
+  const auto as_int = [](std::int64_t value) { return static_cast<int>(value); };
+  const PositionBox box = position_box(g.in_height, g.in_width, 1, 1);  // the input tile (tma_boxes.hpp)
+  const TensorMap gy_map = ladder::bf16_tensor_map_128b(
+      gy, nhwc_box_shape(g.batch, g.out_height(), g.out_width(), g.out_channels, box, 1, 1));
+  const TensorMap w_map = ladder::bf16_tensor_map_128b(
+      w, filter_box_shape(g.out_channels, g.kernel_h * g.kernel_w, g.in_channels, kBlockK));
+
+  BackwardDataTiling t{};
+  t.batch = as_int(g.batch);
+  t.height = as_int(g.in_height);
+  t.width = as_int(g.in_width);
+  t.channels = as_int(g.in_channels);
+  t.kernel_w = as_int(g.kernel_w);
+  t.pad_h = as_int(g.pad_h);
+  t.pad_w = as_int(g.pad_w);
+  t.dilation_h = as_int(g.dilation_h);
+  t.dilation_w = as_int(g.dilation_w);
+  t.filter_blocks = as_int((g.out_channels + kBlockK - 1) / kBlockK);
+  t.k_tiles = as_int(g.kernel_h * g.kernel_w) * t.filter_blocks;
+  t.log_w = box.log_w;
+  t.log_h = box.log_h;
+  t.tiles_w = as_int((g.in_width + box.width() - 1) / box.width());
+  t.tiles_h = as_int((g.in_height + box.height() - 1) / box.height());
+  t.tiles_c = as_int((g.in_channels + BN - 1) / BN);
+  const std::int64_t tiles_n = (g.batch + box.images() - 1) / box.images();
+  // Every tile holds at least one element of gx, so blocks <= N H W C < 2^31: within gridDim.x's limit.
+  const std::int64_t blocks = tiles_n * t.tiles_h * t.tiles_w * t.tiles_c;
+  ladder::launch("conv2d ladder 08_backward_data_tma_wgmma_bf16", backward_data_tma_wgmma_kernel<BN>,
+                 dim3(static_cast<unsigned>(blocks)), dim3(kThreads), dynamic_shared_bytes<BN>(), gy_map,
+                 w_map, t, gx);
+}
+
+}  // namespace
+
+void launch_08_backward_data_tma_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w,
+                                            float* gx) {
+  require_supported("08_backward_data_tma_wgmma_bf16", g,
+                    g.groups == 1 && g.in_channels % 8 == 0 && g.out_channels % 8 == 0 && g.stride_h == 1 &&
+                        g.stride_w == 1 && ladder::wgmma_available(),
+                    "groups 1, C % 8 == 0, K % 8 == 0, stride 1, an H100 or H200 and a build for sm_90a");
+  require_16_byte_operands("08_backward_data_tma_wgmma_bf16", gy, w, gx);
+  if (g.in_channels <= 16) {
+    launch_tiles<16>(g, gy, w, gx);
+  } else if (g.in_channels <= 32) {
+    launch_tiles<32>(g, gy, w, gx);
+  } else if (g.in_channels <= 64) {
+    launch_tiles<64>(g, gy, w, gx);
+  } else {
+    launch_tiles<128>(g, gy, w, gx);
+  }
+}
+
+}  // namespace kiln::kernels::conv2d_ladder

@@ -1,0 +1,84 @@
+// The boxes the convolution ladder's warp-specialized steps (08) copy with the tensor memory accelerator
+// (kernels/ladder/tma.cuh): a tile of 128 positions as a box of an NHWC tensor, and a filter's taps. Host
+// code, included by those steps' .cu files.
+//
+// A tile's 128 positions are a box BW columns x BH rows x BI images of the positions a step computes (the
+// output's for forward, the input's for backward data), BW BH BI = 128, all powers of two so that the
+// epilogue finds a line's position with shifts. For tap (r, s) the positions of the operand it reads then
+// form a box too, every step-th column and row (the stride), from a corner the tap moves: one tensor copy.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/ladder/tma.cuh"
+
+namespace kiln::kernels::conv2d_ladder {
+
+inline constexpr int kTilePositions = 128;  // a tile's positions: two consumer warpgroups of 64 rows
+
+// BW = 2^log_w columns x BH = 2^log_h rows x BI images, BW BH BI = 128.
+struct PositionBox {
+  int log_w = 0, log_h = 0;
+  int width() const { return 1 << log_w; }
+  int height() const { return 1 << log_h; }
+  int images() const { return kTilePositions >> (log_w + log_h); }
+};
+
+// The box for positions `height` x `width` whose reads step by step_h, step_w (1 to 8): BW the power of two
+// at or above the width, BH likewise, each at most what 128 positions leave and at most 256 / step (a tensor
+// copy spans at most 256 elements a dimension). ResNet's 32 x 32 maps: 32 x 4 x 1; 16 x 16: 16 x 8 x 1;
+// 8 x 8: 8 x 8 x 2, nothing wasted; 7 x 7: 8 x 8 x 2, 49 of every 64 positions used.
+inline PositionBox position_box(std::int64_t height, std::int64_t width, int step_h, int step_w) {
+  const auto log_at_least = [](std::int64_t value, int cap) {  // cap: a power of two
+    int log = 0;
+    while ((std::int64_t{1} << log) < value && (1 << log) < cap) ++log;
+    return log;
+  };
+  const auto power_at_most = [](int limit) {
+    int power = 1;
+    while (2 * power <= limit) power *= 2;
+    return power;
+  };
+  PositionBox box;
+  box.log_w = log_at_least(width, std::min(kTilePositions, power_at_most(256 / step_w)));
+  box.log_h = log_at_least(height, std::min(kTilePositions >> box.log_w, power_at_most(256 / step_h)));
+  return box;
+}
+
+// An NHWC tensor [N][H][W][C] as a rank-4 map, dimensions (C, W, H, N): boxes of 64 channels x BW columns
+// every step_w-th x BH rows every step_h-th x BI images, 128 lines, one position each.
+inline ladder::TensorMapShape nhwc_box_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c,
+                                             const PositionBox& box, int step_h, int step_w) {
+  ladder::TensorMapShape shape;
+  shape.rank = 4;
+  const std::int64_t sizes[] = {c, w, h, n}, strides[] = {1, c, w * c, h * w * c};
+  const int extents[] = {ladder::kTmaBoxColumns, box.width(), box.height(), box.images()};
+  const int steps[] = {1, step_w, step_h, 1};
+  for (int i = 0; i < 4; ++i) {
+    shape.sizes[i] = sizes[i];
+    shape.strides[i] = strides[i];
+    shape.box[i] = extents[i];
+    shape.steps[i] = steps[i];
+  }
+  return shape;
+}
+
+// A filter w [K][R][S][C] as a rank-3 map [K][R S][C], dimensions (C, tap, K): boxes of 64 channels x one
+// tap x `filters` filters, a line per filter.
+inline ladder::TensorMapShape filter_box_shape(std::int64_t k, std::int64_t taps, std::int64_t c,
+                                               int filters) {
+  ladder::TensorMapShape shape;
+  shape.rank = 3;
+  shape.sizes[0] = c;
+  shape.sizes[1] = taps;
+  shape.sizes[2] = k;
+  shape.strides[1] = c;
+  shape.strides[2] = taps * c;
+  shape.box[0] = ladder::kTmaBoxColumns;
+  shape.box[1] = 1;
+  shape.box[2] = filters;
+  return shape;
+}
+
+}  // namespace kiln::kernels::conv2d_ladder
