@@ -103,5 +103,7 @@ void launch_05_backward_weight_implicit_gemm_bf16(const Conv2dGeometry& g, const
                                                   const bfloat16* x, float* gw);
 void launch_07_backward_weight_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
                                           float* gw);
+void launch_08_backward_weight_tma_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
+                                              float* gw);
 
 }  // namespace kiln::kernels::conv2d_ladder

@@ -42,6 +42,9 @@ bool one_group_channels_and_filters_of_8(const Conv2dGeometry& g) {
 bool one_group_channels_and_filters_of_8_stride_1(const Conv2dGeometry& g) {
   return one_group_channels_and_filters_of_8(g) && g.stride_h == 1 && g.stride_w == 1;
 }
+bool one_group_channels_and_filters_of_8_strides_to_8(const Conv2dGeometry& g) {
+  return one_group_channels_and_filters_of_8(g) && g.stride_h <= 8 && g.stride_w <= 8;  // a tensor map's steps
+}
 #endif
 
 constexpr std::int64_t kMaxWindow = 65535;
@@ -174,6 +177,12 @@ std::span<const Step> steps() {
            "groups 1, C % 8 == 0, K % 8 == 0, an H100 or H200 and a build for sm_90a", BackwardWeight,
            Precision::Bf16, Nhwc, one_group_channels_and_filters_of_8,
            untyped<bfloat16, launch_07_backward_weight_wgmma_bf16>, /*needs_wgmma=*/true},
+      Step{"08_backward_weight_tma_wgmma_bf16",
+           "warp specialization for gw^T: x's box per tap and gy's box over the same positions, both MN-major "
+           "from the tensor memory accelerator, two warpgroups splitting each stage, split-K",
+           "groups 1, C % 8 == 0, K % 8 == 0, strides up to 8, an H100 or H200 and a build for sm_90a",
+           BackwardWeight, Precision::Bf16, Nhwc, one_group_channels_and_filters_of_8_strides_to_8,
+           untyped<bfloat16, launch_08_backward_weight_tma_wgmma_bf16>, /*needs_wgmma=*/true},
   };
   return table;
 #else
