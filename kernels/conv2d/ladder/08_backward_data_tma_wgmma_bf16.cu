@@ -1,17 +1,23 @@
-// Convolution ladder, step 08 (backward data, stride 1): the forward step 08's design for gx: the tensor
-// memory accelerator gathers gy per tap as one box, one producer thread issues the copies, two consumer
-// warpgroups only multiply, mbarriers hand the stages over. Built for sm_90a (H100, H200); elsewhere the
-// step refuses (kernels/ladder/hopper.hpp).
+// Convolution ladder, step 08 (backward data): the forward step 08's design for gx, by stride phase: the
+// tensor memory accelerator gathers gy per tap as one box, one producer thread issues the copies, two
+// consumer warpgroups only multiply, mbarriers hand the stages over. Built for sm_90a (H100, H200); elsewhere
+// the step refuses (kernels/ladder/hopper.hpp).
 //
-// The GEMM view of step 07 at stride 1. With gy [N, P, Q, K], w [K, R, S, C] bfloat16, gx [N, H, W, C] float:
+// The GEMM view of step 07. With gy [N, P, Q, K], w [K, R, S, C] bfloat16, gx [N, H, W, C] float:
 //   gx[m, c] = sum over j of A[m, j] B[j, c]       m = (n, h, w),  j = (r, s, k)
-//   A[m, j] = gy[n, h + ph - r dh, w + pw - s dw, k], zero outside gy;  B[j, c] = w[k, r, s, c]
-// At stride 1 every tap of every input position reads one output position (or none, outside gy), and for
-// a fixed tap the positions a tile of gx reads form a box of gy: the tile's box (BW columns x BH rows x BI
-// images of gx, tma_boxes.hpp) moved by (pw - s dw, ph - r dh). So A's tile for a tap and 64 channels k is
-// one tensor copy of gy's rank-4 map, the border's missing outputs arriving as the engine's out-of-bounds
-// zeros. (At stride 2 only every second tap lands on a given row: the stride-phase decomposition of step 06
-// would give each phase a box; that step is left for later, and strided layers keep step 06 or 07.)
+//   A[m, j] = gy[n, (h + ph - r dh) / sh, (w + pw - s dw) / sw, k] where both divide exactly and the position
+//             lies inside gy, else zero;  B[j, c] = w[k, r, s, c]
+//
+// Stride phases, as step 06. Whether tap r reaches row h depends only on h mod sh: split gx's rows into the
+// sh phases a = h mod sh (and columns likewise, sh sw phases in all), and within phase (a, b) a fixed set of
+// taps lands on every position, each reading gy at a constant offset: row h = a + sh i reads gy row
+// i + (a + ph - r dh) / sh. So for a phase and a landing tap, the positions of a tile of the phase (a box of
+// its (i, j), tma_boxes.hpp) read a box of gy, steps of 1, moved by that offset: A's tile for the tap and 64
+// filters k is one tensor copy of gy's rank-4 map, the border's missing outputs arriving as out-of-bounds
+// zeros. A phase walks only its landing taps (a quarter of them at stride 2): no zeros multiplied, no tap
+// test per position. A phase no tap reaches (a 1x1 filter at stride 2, phases with a = 1) gets zeros. At
+// stride 1 there is one phase, every tap lands, and the boxes are the tile's own moved by (pw - s dw,
+// ph - r dh).
 //
 // B runs along c, the GEMM's N: MN-major, as in step 07. For a k-tile (tap, k0 .. k0 + 63), w's rank-3 map
 // [K][R S][C] delivers boxes of 64 channels c x 1 tap x 64 filters k: 64 lines (one per k) of 64 c, one
@@ -19,9 +25,12 @@
 // (the descriptor's leading byte offset); BN = 16 or 32 reads only the first BN channels of each line.
 //
 // Stages, ring, registers and epilogue: the forward step 08's (8 stages, 6 at BN = 128; producer 40
-// registers, consumers 232), with gx's positions and channels in place of y's.
+// registers, consumers 232), with gx's positions and channels in place of y's: line L of the tile is gx row
+// a + sh (h0 + L / BW % BH), column b + sw (w0 + L % BW), image n0 + L / (BW BH). The grid is phase-major:
+// (phase, tile of its positions, tile of C), every phase with as many tiles as phase 0, the largest.
 #include <cstdint>
 
+#include "core/error.hpp"
 #include "kernels/conv2d/ladder/ladder.hpp"
 #include "kernels/conv2d/ladder/tma_boxes.hpp"
 #include "kernels/ladder/hopper.hpp"
@@ -79,13 +88,19 @@ constexpr int dynamic_shared_bytes() {
 // What the kernel needs of the geometry, in int (every tensor holds fewer than 2^31 elements).
 struct BackwardDataTiling {
   int batch, height, width, channels;  // N, H, W, C
-  int kernel_w, pad_h, pad_w, dilation_h, dilation_w;
+  int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
   int filter_blocks;     // ceil(K / 64)
-  int k_tiles;           // R S filter_blocks
-  int log_w, log_h;      // the input tile: BW = 2^log_w, BH = 2^log_h, BI = 128 / (BW BH)
-  int tiles_w, tiles_h;  // tiles along W and H (and along N: the rest)
+  int log_w, log_h;      // the tile of a phase's positions: BW = 2^log_w, BH = 2^log_h, BI = 128 / (BW BH)
+  int tiles_w, tiles_h;  // tiles along a phase's W / sw and H / sh (rounded up), and along N: the rest
+  int tiles_m;           // tiles of a phase's positions
   int tiles_c;           // tiles along C
 };
+
+// Whether tap `tap` lands on the positions of phase `phase` (those congruent to it modulo `stride`): the
+// output it reads, (phase + pad - tap dilation) / stride, is then a whole number.
+__device__ bool tap_lands(int phase, int pad, int tap, int dilation, int stride) {
+  return ((phase + pad - tap * dilation) % stride + stride) % stride == 0;
+}
 
 // gx [N, H, W, C] float; gy_map: gy's rank-4 map, boxes of 64 x BW x BH x BI; w_map: w's rank-3 map
 // [K][R S][C], boxes of 64 c x 1 x 64 k.
@@ -100,13 +115,22 @@ __global__ void __launch_bounds__(kThreads, 1)
   unsigned char* const tiles = first_swizzle_atom(shared);  // the launch asked for the slack
   const Ring<BN> ring = Ring<BN>::at(tiles + kStages * stage_bytes<BN>());
 
-  // The tile: channels fastest, so that consecutive blocks read the same box of gy.
+  // The tile: channels fastest, so that consecutive blocks read the same box of gy; then the phase's
+  // positions; the phase (a, b) last. (h0, w0) count the phase's rows and columns: gx's h = a + sh (h0 + ..).
   const int block = static_cast<int>(blockIdx.x);
-  const int tile_m = block / g.tiles_c;
   const int c0 = block % g.tiles_c * BN;
+  const int tile_m = block / g.tiles_c % g.tiles_m;
+  const int phase = block / (g.tiles_c * g.tiles_m);
+  const int phase_h = phase / g.stride_w, phase_w = phase % g.stride_w;
   const int w0 = tile_m % g.tiles_w << g.log_w;
   const int h0 = tile_m / g.tiles_w % g.tiles_h << g.log_h;
   const int n0 = tile_m / (g.tiles_w * g.tiles_h) * (kBlockM >> (g.log_w + g.log_h));
+
+  // The phase's k-tiles: every (r, s) that lands on it, times the filter blocks (none: gx is zero there).
+  int taps_r = 0, taps_s = 0;
+  for (int r = 0; r < g.kernel_h; ++r) taps_r += tap_lands(phase_h, g.pad_h, r, g.dilation_h, g.stride_h);
+  for (int s = 0; s < g.kernel_w; ++s) taps_s += tap_lands(phase_w, g.pad_w, s, g.dilation_w, g.stride_w);
+  const int k_tiles = taps_r * taps_s * g.filter_blocks;
 
   const int tid = static_cast<int>(threadIdx.x);
   const int warpgroup = tid / 128;
@@ -116,25 +140,23 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (warpgroup == 0) {
     ladder::warpgroup_release_registers<kProducerRegisters>();
     if (tid != 0) return;
-    int tap_r = 0, tap_s = 0, block_k = 0;  // k-tile t's tap and filter block, walked along with t
-    for (int t = 0; t < g.k_tiles; ++t) {
-      // Once k-tile t - kStages's readers are done: the barrier the stage's copies complete on.
-      std::uint64_t* const landed = ring.produce(t, stage_bytes<BN>());
-      unsigned char* const a = tiles + Ring<BN>::stage(t) * stage_bytes<BN>();
-      // Coordinates innermost first: (k, q, p, n) of gy, (c, tap, k) of w.
-      tma_load(
-          a, gy_map,
-          {block_k * kBlockK, w0 + g.pad_w - tap_s * g.dilation_w, h0 + g.pad_h - tap_r * g.dilation_h, n0},
-          landed);
+    int t = 0;
+    for (int r = 0; r < g.kernel_h; ++r) {
+      if (!tap_lands(phase_h, g.pad_h, r, g.dilation_h, g.stride_h)) continue;
+      const int p0 = h0 + (phase_h + g.pad_h - r * g.dilation_h) / g.stride_h;  // exact: the tap lands
+      for (int s = 0; s < g.kernel_w; ++s) {
+        if (!tap_lands(phase_w, g.pad_w, s, g.dilation_w, g.stride_w)) continue;
+        const int q0 = w0 + (phase_w + g.pad_w - s * g.dilation_w) / g.stride_w;
+        for (int block_k = 0; block_k < g.filter_blocks; ++block_k, ++t) {
+          // Once k-tile t - kStages's readers are done: the barrier the stage's copies complete on.
+          std::uint64_t* const landed = ring.produce(t, stage_bytes<BN>());
+          unsigned char* const a = tiles + Ring<BN>::stage(t) * stage_bytes<BN>();
+          // Coordinates innermost first: (k, q, p, n) of gy, (c, tap, k) of w.
+          tma_load(a, gy_map, {block_k * kBlockK, q0, p0, n0}, landed);
 #pragma unroll
-      for (int column = 0; column < columns<BN>(); ++column)
-        tma_load(a + kATileBytes + column * kColumnBytes, w_map,
-                 {c0 + 64 * column, tap_r * g.kernel_w + tap_s, block_k * kBlockK}, landed);
-      if (++block_k == g.filter_blocks) {
-        block_k = 0;
-        if (++tap_s == g.kernel_w) {
-          tap_s = 0;
-          ++tap_r;
+          for (int column = 0; column < columns<BN>(); ++column)
+            tma_load(a + kATileBytes + column * kColumnBytes, w_map,
+                     {c0 + 64 * column, r * g.kernel_w + s, block_k * kBlockK}, landed);
         }
       }
     }
@@ -142,7 +164,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     ladder::warpgroup_claim_registers<kConsumerRegisters>();
     const int consumer = warpgroup - 1;
     float acc[BN / 2] = {};  // this warpgroup's 64 positions x BN channels
-    for (int t = 0; t < g.k_tiles; ++t) {
+    for (int t = 0; t < k_tiles; ++t) {
       ring.consume(t);  // k-tile t has landed
       const unsigned char* const a = tiles + Ring<BN>::stage(t) * stage_bytes<BN>();
       const unsigned char* const b = a + kATileBytes;
@@ -166,8 +188,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int i = 0; i < BN / 2; i += 2) {
       const int line = 64 * consumer + 16 * warp + group + 8 * ((i / 2) % 2);
-      const int w = w0 + (line & ((1 << g.log_w) - 1));
-      const int h = h0 + (line >> g.log_w & ((1 << g.log_h) - 1));
+      const int w = phase_w + g.stride_w * (w0 + (line & ((1 << g.log_w) - 1)));
+      const int h = phase_h + g.stride_h * (h0 + (line >> g.log_w & ((1 << g.log_h) - 1)));
       const int n = n0 + (line >> (g.log_w + g.log_h));
       const int c = c0 + 8 * (i / 4) + 2 * quad;
       if (w >= g.width || h >= g.height || n >= g.batch || c >= g.channels) continue;
@@ -180,7 +202,10 @@ __global__ void __launch_bounds__(kThreads, 1)
 template <int BN>
 void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, float* gx) {
   const auto as_int = [](std::int64_t value) { return static_cast<int>(value); };
-  const PositionBox box = position_box(g.in_height, g.in_width, 1, 1);  // the input tile (tma_boxes.hpp)
+  // A phase's positions: at most ceil(H / sh) x ceil(W / sw) (phase 0's); the tile is a box of them.
+  const std::int64_t phase_height = (g.in_height + g.stride_h - 1) / g.stride_h;
+  const std::int64_t phase_width = (g.in_width + g.stride_w - 1) / g.stride_w;
+  const PositionBox box = position_box(phase_height, phase_width, 1, 1);  // (tma_boxes.hpp)
   const TensorMap gy_map = ladder::bf16_tensor_map_128b(
       gy, nhwc_box_shape(g.batch, g.out_height(), g.out_width(), g.out_channels, box, 1, 1));
   const TensorMap w_map = ladder::bf16_tensor_map_128b(
@@ -191,21 +216,25 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w
   t.height = as_int(g.in_height);
   t.width = as_int(g.in_width);
   t.channels = as_int(g.in_channels);
+  t.kernel_h = as_int(g.kernel_h);
   t.kernel_w = as_int(g.kernel_w);
+  t.stride_h = as_int(g.stride_h);
+  t.stride_w = as_int(g.stride_w);
   t.pad_h = as_int(g.pad_h);
   t.pad_w = as_int(g.pad_w);
   t.dilation_h = as_int(g.dilation_h);
   t.dilation_w = as_int(g.dilation_w);
   t.filter_blocks = as_int((g.out_channels + kBlockK - 1) / kBlockK);
-  t.k_tiles = as_int(g.kernel_h * g.kernel_w) * t.filter_blocks;
   t.log_w = box.log_w;
   t.log_h = box.log_h;
-  t.tiles_w = as_int((g.in_width + box.width() - 1) / box.width());
-  t.tiles_h = as_int((g.in_height + box.height() - 1) / box.height());
+  t.tiles_w = as_int((phase_width + box.width() - 1) / box.width());
+  t.tiles_h = as_int((phase_height + box.height() - 1) / box.height());
+  t.tiles_m = as_int((g.batch + box.images() - 1) / box.images()) * t.tiles_h * t.tiles_w;
   t.tiles_c = as_int((g.in_channels + BN - 1) / BN);
-  const std::int64_t tiles_n = (g.batch + box.images() - 1) / box.images();
-  // Every tile holds at least one element of gx, so blocks <= N H W C < 2^31: within gridDim.x's limit.
-  const std::int64_t blocks = tiles_n * t.tiles_h * t.tiles_w * t.tiles_c;
+  // Each phase has as many tiles as phase 0, the largest: blocks <= sh sw N H W C, checked against
+  // gridDim.x's limit.
+  const std::int64_t blocks = g.stride_h * g.stride_w * std::int64_t{t.tiles_m} * t.tiles_c;
+  KILN_CHECK(blocks <= 2147483647, "conv2d ladder 08_backward_data_tma_wgmma_bf16: too many tiles");
   ladder::launch("conv2d ladder 08_backward_data_tma_wgmma_bf16", backward_data_tma_wgmma_kernel<BN>,
                  dim3(static_cast<unsigned>(blocks)), dim3(kThreads), dynamic_shared_bytes<BN>(), gy_map,
                  w_map, t, gx);
@@ -215,10 +244,10 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w
 
 void launch_08_backward_data_tma_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w,
                                             float* gx) {
-  require_supported("08_backward_data_tma_wgmma_bf16", g,
-                    g.groups == 1 && g.in_channels % 8 == 0 && g.out_channels % 8 == 0 && g.stride_h == 1 &&
-                        g.stride_w == 1 && ladder::wgmma_available(),
-                    "groups 1, C % 8 == 0, K % 8 == 0, stride 1, an H100 or H200 and a build for sm_90a");
+  require_supported(
+      "08_backward_data_tma_wgmma_bf16", g,
+      g.groups == 1 && g.in_channels % 8 == 0 && g.out_channels % 8 == 0 && ladder::wgmma_available(),
+      "groups 1, C % 8 == 0, K % 8 == 0, an H100 or H200 and a build for sm_90a");
   require_16_byte_operands("08_backward_data_tma_wgmma_bf16", gy, w, gx);
   if (g.in_channels <= 16) {
     launch_tiles<16>(g, gy, w, gx);

@@ -39,9 +39,6 @@ bool one_group_channels_and_filters_of_4(const Conv2dGeometry& g) {
 bool one_group_channels_and_filters_of_8(const Conv2dGeometry& g) {
   return one_group_channels_of_8(g) && g.out_channels % 8 == 0;
 }
-bool one_group_channels_and_filters_of_8_stride_1(const Conv2dGeometry& g) {
-  return one_group_channels_and_filters_of_8(g) && g.stride_h == 1 && g.stride_w == 1;
-}
 bool one_group_channels_and_filters_of_8_strides_to_8(const Conv2dGeometry& g) {
   return one_group_channels_and_filters_of_8(g) && g.stride_h <= 8 && g.stride_w <= 8;  // a tensor map's steps
 }
@@ -146,10 +143,10 @@ std::span<const Step> steps() {
            Precision::Bf16, Nhwc, one_group_channels_and_filters_of_8,
            untyped<bfloat16, launch_07_backward_data_wgmma_bf16>, /*needs_wgmma=*/true},
       Step{"08_backward_data_tma_wgmma_bf16",
-           "warp specialization for gx at stride 1: gy gathered per tap as one box by the tensor memory "
+           "warp specialization for gx, by stride phase: gy gathered per tap as one box by the tensor memory "
            "accelerator, the filter's boxes MN-major, two warpgroups only multiply",
-           "groups 1, C % 8 == 0, K % 8 == 0, stride 1, an H100 or H200 and a build for sm_90a", BackwardData,
-           Precision::Bf16, Nhwc, one_group_channels_and_filters_of_8_stride_1,
+           "groups 1, C % 8 == 0, K % 8 == 0, an H100 or H200 and a build for sm_90a", BackwardData,
+           Precision::Bf16, Nhwc, one_group_channels_and_filters_of_8,
            untyped<bfloat16, launch_08_backward_data_tma_wgmma_bf16>, /*needs_wgmma=*/true},
       Step{"01_backward_weight_naive",
            "one thread per element of gw, a serial sum over N x P x Q (slow and simple)", "", BackwardWeight,
