@@ -15,9 +15,10 @@
 //   producer (one thread)                            consumers
 //   mbarrier_wait(empty[s], ..)   (after 1st lap)    mbarrier_wait(full[s], lap parity)
 //   mbarrier_arrive_expect_tx(full[s], bytes)        read stage s (wgmma), and once those reads are done:
-//   tma_load_2d(stage s, .., full[s]) ...            mbarrier_arrive(empty[s])
+//   tma_load(stage s, .., full[s]) ...               mbarrier_arrive(empty[s])
 //
 // A waiter names the parity of the phase it waits to see complete: lap L of a ring waits for parity L % 2.
+// (stage_ring.cuh writes this protocol once for the steps that use it.)
 //
 // Setup: one thread inits each barrier, then fence_mbarrier_init() and a __syncthreads() before any thread
 // (or the copy engine) uses it.

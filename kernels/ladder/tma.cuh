@@ -93,7 +93,7 @@ inline void require_tensor_map_rules(const bfloat16* base, const TensorMapShape&
   KILN_CHECK(reinterpret_cast<std::uintptr_t>(base) % 16 == 0,
              "tensor map: the tensor does not start on 16 bytes");
   KILN_CHECK(shape.box[0] == kTmaBoxColumns && shape.steps[0] == 1,
-             "tensor map: a box line is 64 contiguous ", "elements (box[0] = 64, steps[0] = 1)");
+             "tensor map: a box line is 64 contiguous elements (box[0] = 64, steps[0] = 1)");
   for (int i = 0; i < shape.rank; ++i) {
     KILN_CHECK(shape.sizes[i] >= 1 && shape.sizes[i] < (std::int64_t{1} << 32), "tensor map: dimension ", i,
                " of ", shape.sizes[i], " elements (1 to 2^32 - 1)");

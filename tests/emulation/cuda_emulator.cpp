@@ -1005,6 +1005,12 @@ void land_tensor_copy(const TensorCopy& copy) {
   const kernels::ladder::TensorMapShape& shape = copy.map.shape;
   const std::uint32_t start = kernels::ladder::shared_address(copy.destination);
   const int lines = kernels::ladder::box_lines(shape);
+  const auto first_chunk = static_cast<std::size_t>(copy.destination - launch.shared) / 16;
+  for (std::size_t chunk = first_chunk; chunk < first_chunk + static_cast<std::size_t>(lines) * 8; ++chunk)
+    if (launch.wgmma_readers[chunk] > 0)
+      fail_here(
+          "a wgmma was issued on a tile whose tensor copy had not landed: no mbarrier_wait on the copy's "
+          "barrier came before it");
   for (int line = 0; line < lines; ++line) {
     // The line's position in the box, dimension by dimension, and from it the tensor's element.
     std::int64_t element[kTmaMaxRank] = {}, offset = 0;

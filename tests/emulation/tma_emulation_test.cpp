@@ -45,6 +45,7 @@ enum class Probe {
   NoWait,               // return with the copy in flight
   WgmmaOnBox,           // a wgmma on the landed box, with no proxy fence
   CopyIntoReadTile,     // as WgmmaOnBox, and a copy into the box before the wgmma's wait
+  WgmmaBeforeWait,      // a wgmma on the box before anyone waits for its copy
   DisagreeingRegisters  // half the warpgroup releases registers, half claims them
 };
 
@@ -86,6 +87,16 @@ __global__ void tma_probe_kernel(Probe probe, const __grid_constant__ ladder::Te
     ladder::mbarrier_arrive_expect_tx(barrier, bytes);
     if (probe == Probe::ExtraArrival) ladder::mbarrier_arrive(barrier);
     ladder::tma_load(probe == Probe::MisalignedBox ? box + 16 : box, map, {column, row}, barrier);
+  }
+  if (probe == Probe::WgmmaBeforeWait) {
+    float acc[8] = {};
+    ladder::wgmma_fence(acc);
+    ladder::wgmma_bf16<16>(acc, ladder::k_major_128b_descriptor(box), ladder::k_major_128b_descriptor(box),
+                           true);
+    ladder::wgmma_commit_group();
+    ladder::mbarrier_wait(barrier, 0);  // lands the copy under the wgmma
+    ladder::wgmma_wait<0>(acc);
+    return;
   }
   // Thread t reads chunk t % 8 of lines t / 8, t / 8 + 16, ...
   const auto read_box = [&](std::uint16_t* into) {
@@ -175,8 +186,9 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "emulator: a wgmma reads a landed box with no proxy fence, and a copy into the box while it reads is an "
-    "error") {
+    "emulator: a wgmma reads a landed box with no proxy fence; a copy into the box while it reads, or a "
+    "wgmma "
+    "on it before its copy was waited for, is an error") {
   const int row = 2, column = 8;
   const ProbeResult result = run_probe(Probe::WgmmaOnBox, row, column);
   REQUIRE(result.error == "");
@@ -193,6 +205,8 @@ TEST_CASE(
   }
   CHECK(run_probe(Probe::CopyIntoReadTile, row, column)
             .error.find("tma_load into shared memory that an issued wgmma reads") != std::string::npos);
+  CHECK(run_probe(Probe::WgmmaBeforeWait, row, column).error.find("whose tensor copy had not landed") !=
+        std::string::npos);
 }
 
 TEST_CASE("emulator: barriers used before they are published, or with the wrong counts, are errors") {

@@ -11,10 +11,10 @@
 //   - the copies are made by the copy engine (kernels/ladder/tma.cuh): one instruction moves a whole
 //     128 x 64 box of A, already in the 128-byte swizzle the wgmma descriptors read, with out-of-bounds
 //     rows and columns filled with zeros. Five instructions fill a stage; one thread issues them;
-//   - each stage has two mbarriers (kernels/ladder/mbarrier.cuh, the ring in stage_ring.cuh): `full`, which
-//   completes when the stage's
-//     49,152 bytes have landed, and `empty`, which completes when both consumer warpgroups have finished
-//     reading it. Each side waits only for the other's signal on that one stage, never for the block;
+//   - each stage has two mbarriers (kernels/ladder/mbarrier.cuh; the ring, stage_ring.cuh): `full`, which
+//     completes when the stage's 49,152 bytes have landed, and `empty`, which completes when both consumer
+//     warpgroups have finished reading it. Each side waits only for the other's signal on that one stage,
+//     never for the block;
 //   - the producer's warpgroup returns its registers to the pool (setmaxnreg,
 //     kernels/ladder/warpgroup_registers.cuh) and the consumers take them: 40 against 232 a thread, where
 //     the launch's 384 threads alone would give each 168.
