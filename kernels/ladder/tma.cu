@@ -44,12 +44,16 @@ TensorMap bf16_tensor_map_128b(const bfloat16* base, const TensorMapShape& shape
     steps[i] = static_cast<cuuint32_t>(shape.steps[i]);
     if (i > 0) strides[i - 1] = static_cast<cuuint64_t>(shape.strides[i]) * sizeof(bfloat16);
   }
+  // The swizzle as wide as a line (tma.cuh).
+  const CUtensorMapSwizzle swizzle = line_bytes(shape) == 128  ? CU_TENSOR_MAP_SWIZZLE_128B
+                                     : line_bytes(shape) == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
+                                                               : CU_TENSOR_MAP_SWIZZLE_32B;
   TensorMap map;
   // 256-byte L2 promotion: a box line is 128 bytes, and the next box along dimension 0 is the next k-tile.
   const CUresult result = encode_tiled()(
       &map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, static_cast<cuuint32_t>(shape.rank),
-      const_cast<bfloat16*>(base), sizes, strides, extents, steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
-      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+      const_cast<bfloat16*>(base), sizes, strides, extents, steps, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   KILN_CHECK(result == CUDA_SUCCESS, "tensor map: cuTensorMapEncodeTiled failed (CUresult ",
              static_cast<int>(result), ") for a bfloat16 tensor of rank ", shape.rank, ", ", box_lines(shape),
              " lines a box");

@@ -17,12 +17,15 @@
 // 16-byte chunk c at
 //     128 L + 16 (c XOR (L % 8))
 // from a destination on 1024 bytes: swizzled_128b(L, c), exactly the layout the wgmma descriptors name, for
-// a K-major operand (lines are rows of A, 64 k) and an MN-major one (lines are k, 64 n) alike.
+// a K-major operand (lines are rows of A, 64 k) and an MN-major one (lines are k, 64 n) alike. A box of 16
+// or 32 elements of dimension 0 makes lines of 32 or 64 bytes in the 32- or 64-byte swizzle instead,
+// wgmma.cuh's swizzled(L, c, line_bytes) from a destination on 8 lines: the K-major layouts of a 16- or
+// 32-wide reduction (the map's name keeps the widest).
 //
 // Rules the map imposes: the tensor starts on 16 bytes and every stride is a multiple of 16 bytes (8
 // elements); sizes below 2^32; 1 <= box[i] and box[i] steps[i] <= 256; steps of 1 to 8. Coordinates may lie
 // outside the tensor, negative too; those elements land as zeros and still count as bytes on the barrier
-// (a box always delivers 128 bytes a line).
+// (a box always delivers line_bytes a line).
 #pragma once
 
 #include <cstdint>
@@ -37,7 +40,7 @@
 
 namespace kiln::kernels::ladder {
 
-// The elements, and bytes, of one box line: one 128-byte swizzled line of bfloat16.
+// The elements, and bytes, of one box line at its widest: one 128-byte swizzled line of bfloat16.
 inline constexpr int kTmaBoxColumns = 64;
 inline constexpr int kTmaLineBytes = kTmaBoxColumns * 2;
 inline constexpr int kTmaMaxRank = 5;
@@ -47,16 +50,17 @@ struct TensorMapShape {
   int rank = 2;
   std::int64_t sizes[kTmaMaxRank] = {};    // elements along each dimension
   std::int64_t strides[kTmaMaxRank] = {};  // elements between neighbours along dimension i >= 1 (0 is dense)
-  int box[kTmaMaxRank] = {};               // elements a box takes along each dimension; box[0] is 64
+  int box[kTmaMaxRank] = {};               // elements a box takes along each dimension; box[0] 16, 32, 64
   int steps[kTmaMaxRank] = {1, 1, 1, 1, 1};  // along dimension i, every steps[i]-th element (steps[0] is 1)
 };
 
-// The lines a box fills: the product of box[1..rank).
+// The lines a box fills: the product of box[1..rank); and the bytes of each (the swizzle's width).
 constexpr int box_lines(const TensorMapShape& shape) {
   int lines = 1;
   for (int i = 1; i < shape.rank; ++i) lines *= shape.box[i];
   return lines;
 }
+constexpr int line_bytes(const TensorMapShape& shape) { return 2 * shape.box[0]; }
 
 // A row-major matrix [rows][columns] read in boxes of box_rows x 64: the 2-D shape a GEMM's operands take.
 constexpr TensorMapShape matrix_shape(std::int64_t rows, std::int64_t columns, int box_rows) {
@@ -92,8 +96,9 @@ inline void require_tensor_map_rules(const bfloat16* base, const TensorMapShape&
   KILN_CHECK(shape.rank >= 2 && shape.rank <= kTmaMaxRank, "tensor map: rank ", shape.rank, " (2 to 5)");
   KILN_CHECK(reinterpret_cast<std::uintptr_t>(base) % 16 == 0,
              "tensor map: the tensor does not start on 16 bytes");
-  KILN_CHECK(shape.box[0] == kTmaBoxColumns && shape.steps[0] == 1,
-             "tensor map: a box line is 64 contiguous elements (box[0] = 64, steps[0] = 1)");
+  KILN_CHECK((shape.box[0] == 16 || shape.box[0] == 32 || shape.box[0] == 64) && shape.steps[0] == 1,
+             "tensor map: a box line is 16, 32 or 64 contiguous elements (box[0] = ", shape.box[0],
+             ", steps[0] = ", shape.steps[0], ")");
   for (int i = 0; i < shape.rank; ++i) {
     KILN_CHECK(shape.sizes[i] >= 1 && shape.sizes[i] < (std::int64_t{1} << 32), "tensor map: dimension ", i,
                " of ", shape.sizes[i], " elements (1 to 2^32 - 1)");

@@ -94,6 +94,23 @@ __device__ __forceinline__ std::uint64_t swizzled_128b_descriptor(const void* st
 __device__ __forceinline__ std::uint64_t k_major_128b_descriptor(const void* start) {
   return swizzled_128b_descriptor(start, 16, 1024);
 }
+
+// Narrower lines, for K-major operands whose reduction is only 16 or 32 bfloat16 wide (a convolution's 16- or
+// 32-channel taps): the 32- and 64-byte swizzles. A line of `line_bytes` (32, 64 or 128) is one row; an atom
+// is 8 lines, 8 line_bytes bytes, starting on a multiple of its size; line r's chunk c lies at
+//     line_bytes r + 16 (c XOR ((line_bytes r / 128) % (line_bytes / 16)))
+// which is the hardware's XOR of address bits 4.. with bits 7.. (one bit for 32 bytes, two for 64, three
+// for 128: swizzled_128b's pattern when line_bytes is 128). The descriptor's mode: 3 (32 bytes), 2 (64), 1
+// (128); its stride byte offset one atom.
+__device__ __forceinline__ int swizzled(int row, int chunk, int line_bytes) {
+  return row * line_bytes + 16 * (chunk ^ (row * line_bytes / 128 % (line_bytes / 16)));
+}
+__device__ __forceinline__ std::uint64_t k_major_descriptor(const void* start, int line_bytes) {
+  const std::uint64_t mode = line_bytes == 128 ? 1 : line_bytes == 64 ? 2 : 3;
+  const std::uint64_t address = shared_address(start);
+  return ((address & 0x3ffff) >> 4) | std::uint64_t{1} << 16 |
+         static_cast<std::uint64_t>((8 * line_bytes >> 4) & 0x3fff) << 32 | mode << 62;
+}
 // An MN-major tile's k-slice at `start` (the start of its first 64-wide column plus 2048 bytes per k16
 // slice); atoms along k 1024 bytes apart, 64-wide columns `column_stride_bytes` apart.
 __device__ __forceinline__ std::uint64_t mn_major_128b_descriptor(const void* start,

@@ -773,10 +773,11 @@ void warpgroup_collective(const char* name, WarpgroupOperation operation, void* 
   }
 }
 
-// The bfloat16 at (row, k) of the 128-byte-swizzled tile a descriptor names (wgmma.cuh), row being m or n:
-// the address is formed as the hardware forms it for the operand's orientation, then bits 4-6 are XORed
-// with bits 7-9, in the emulated shared address space.
-//   K-major:  start + (row / 8) stride + (row % 8) 128 + 2 k
+// The bfloat16 at (row, k) of the swizzled tile a descriptor names (wgmma.cuh), row being m or n: the
+// address is formed as the hardware forms it for the operand's orientation, then bits 4.. are XORed with
+// bits 7.. (three bits for the 128-byte swizzle, two for 64, one for 32), in the emulated shared address
+// space. With L the line's bytes (128, 64 or 32; the MN-major form only with 128):
+//   K-major:  start + (row / 8) stride + (row % 8) L + 2 k
 //   MN-major: start + (row / 64) leading + (k / 8) stride + (k % 8) 128 + 2 (row % 64)
 std::string hexadecimal(std::uint64_t value) {
   std::ostringstream text;
@@ -791,15 +792,17 @@ std::size_t wgmma_operand_offset(std::uint64_t descriptor, kernels::ladder::Majo
   const std::uint64_t stride = (descriptor >> 32 & 0x3fff) << 4;
   const std::uint64_t base_offset = descriptor >> 49 & 7;
   const std::uint64_t swizzle = descriptor >> 62;
-  if (swizzle != 1 || base_offset != 0)
+  const bool k_major = major == kernels::ladder::Major::K;
+  if (swizzle == 0 || base_offset != 0 || (!k_major && swizzle != 1))
     fail_here("wgmma: descriptor ", hexadecimal(descriptor),
-              ": only the 128-byte swizzle (mode 1) with base offset 0 is emulated (wgmma.cuh's layout)");
+              ": only the swizzled layouts of wgmma.cuh are emulated (128, 64 or 32 bytes K-major, 128 bytes "
+              "MN-major, base offset 0)");
+  const std::uint64_t line_bytes = 256 >> swizzle;  // 1: 128, 2: 64, 3: 32
   const auto r = static_cast<std::uint64_t>(row), kk = static_cast<std::uint64_t>(k);
   const std::uint64_t logical =
-      major == kernels::ladder::Major::K
-          ? start + r / 8 * stride + r % 8 * 128 + 2 * kk
-          : start + r / 64 * leading + kk / 8 * stride + kk % 8 * 128 + 2 * (r % 64);
-  const std::uint64_t physical = logical ^ ((logical >> 7 & 7) << 4);
+      k_major ? start + r / 8 * stride + r % 8 * line_bytes + 2 * kk
+              : start + r / 64 * leading + kk / 8 * stride + kk % 8 * 128 + 2 * (r % 64);
+  const std::uint64_t physical = logical ^ ((logical >> 7 & (line_bytes / 16 - 1)) << 4);
   if (physical < kSharedWindowOrigin || physical + 2 > kSharedWindowOrigin + launch.shared_bytes)
     fail_here("wgmma: descriptor ", hexadecimal(descriptor), " reaches shared address ",
               hexadecimal(physical), ", outside the dynamic shared memory");
@@ -995,18 +998,19 @@ void arrive_on(std::uint64_t* barrier_word, std::int64_t bytes, const char* what
   complete_phase_if_done(barrier, offset);
 }
 
-// Writes a copy's box as the copy engine does (tma.cuh): line L (dimension 1 fastest) gets 64 elements of
-// dimension 0 at 128 L bytes from the destination, the 128-byte swizzle applied to the shared address formed
-// (bits 4-6 ^= bits 7-9); along dimension i >= 1 the box takes every steps[i]-th element; elements outside
-// the tensor land as zeros.
+// Writes a copy's box as the copy engine does (tma.cuh): line L (dimension 1 fastest) gets box[0] elements
+// of dimension 0 at line_bytes L from the destination, the swizzle of that width applied to the shared
+// address formed (bits 4.. ^= bits 7..: three bits for 128-byte lines, two for 64, one for 32); along
+// dimension i >= 1 the box takes every steps[i]-th element; elements outside the tensor land as zeros.
 void land_tensor_copy(const TensorCopy& copy) {
   using kernels::ladder::kTmaMaxRank;
   const Launch& launch = *active;
   const kernels::ladder::TensorMapShape& shape = copy.map.shape;
   const std::uint32_t start = kernels::ladder::shared_address(copy.destination);
-  const int lines = kernels::ladder::box_lines(shape);
+  const int lines = kernels::ladder::box_lines(shape), line_bytes = kernels::ladder::line_bytes(shape);
   const auto first_chunk = static_cast<std::size_t>(copy.destination - launch.shared) / 16;
-  for (std::size_t chunk = first_chunk; chunk < first_chunk + static_cast<std::size_t>(lines) * 8; ++chunk)
+  const auto chunks = static_cast<std::size_t>(lines) * static_cast<std::size_t>(line_bytes) / 16;
+  for (std::size_t chunk = first_chunk; chunk < first_chunk + chunks; ++chunk)
     if (launch.wgmma_readers[chunk] > 0)
       fail_here(
           "a wgmma was issued on a tile whose tensor copy had not landed: no mbarrier_wait on the copy's "
@@ -1020,14 +1024,14 @@ void land_tensor_copy(const TensorCopy& copy) {
       inside = inside && element[i] >= 0 && element[i] < shape.sizes[i];
       offset += element[i] * shape.strides[i];
     }
-    for (int e = 0; e < kernels::ladder::kTmaBoxColumns; ++e) {
+    for (int e = 0; e < shape.box[0]; ++e) {
       const std::int64_t column = std::int64_t{copy.coordinates[0]} + e;
       std::uint16_t bits = 0;
       if (inside && column >= 0 && column < shape.sizes[0])
         std::memcpy(&bits, copy.map.base + offset + column, sizeof bits);
-      const std::uint32_t logical =
-          start + static_cast<std::uint32_t>(kernels::ladder::kTmaLineBytes * line + 2 * e);
-      const std::uint32_t physical = logical ^ ((logical >> 7 & 7) << 4);
+      const std::uint32_t logical = start + static_cast<std::uint32_t>(line_bytes * line + 2 * e);
+      const auto xor_mask = static_cast<std::uint32_t>(line_bytes / 16 - 1);
+      const std::uint32_t physical = logical ^ ((logical >> 7 & xor_mask) << 4);
       std::memcpy(launch.shared + (physical - kSharedWindowOrigin), &bits, sizeof bits);
     }
   }
@@ -1039,8 +1043,8 @@ void land_tensor_copies(Mbarrier& barrier, std::size_t offset) {
   barrier.copies.clear();
   for (const TensorCopy& copy : copies) {
     land_tensor_copy(copy);
-    barrier.bytes -=
-        std::int64_t{kernels::ladder::kTmaLineBytes} * kernels::ladder::box_lines(copy.map.shape);
+    barrier.bytes -= std::int64_t{kernels::ladder::line_bytes(copy.map.shape)} *
+                     kernels::ladder::box_lines(copy.map.shape);
   }
   if (barrier.bytes < 0)
     fail_here("tensor copies delivered ", -barrier.bytes, " bytes more than mbarrier_arrive_expect_tx ",
@@ -1351,7 +1355,7 @@ void tma_load_emulated(void* destination, const TensorMap& map, const int* coord
   emulation::Mbarrier& barrier = emulation::usable_mbarrier(barrier_offset, "tma_load");
   auto* const d = static_cast<unsigned char*>(destination);
   const std::size_t bytes =
-      static_cast<std::size_t>(kTmaLineBytes) * static_cast<std::size_t>(box_lines(map.shape));
+      static_cast<std::size_t>(line_bytes(map.shape)) * static_cast<std::size_t>(box_lines(map.shape));
   if (d < launch.shared || d + bytes > launch.shared + launch.shared_bytes)
     fail_here("tma_load: the box's ", bytes, " bytes do not fit in the dynamic shared memory");
   if (shared_address(d) % 128 != 0) fail_here("tma_load: a destination that does not start on 128 bytes");

@@ -240,13 +240,14 @@ float activation(int n, int h, int w, int c) {
   return static_cast<float>((n * 7 + h * 5 + w * 3 + c) % 11 - 5);
 }
 
-ladder::TensorMapShape activation_shape() {
+// Lines of `line_elements` channels: 64 (128 bytes), or 32 and 16 in the 64- and 32-byte swizzles.
+ladder::TensorMapShape activation_shape(int line_elements = ladder::kTmaBoxColumns) {
   ladder::TensorMapShape shape;
   shape.rank = 4;
   const std::int64_t sizes[] = {kChannels, kWidth, kHeight, kImages};
   const std::int64_t strides[] = {1, kChannels, std::int64_t{kWidth} * kChannels,
                                   std::int64_t{kHeight} * kWidth * kChannels};
-  const int box[] = {ladder::kTmaBoxColumns, kBoxW, kBoxH, kBoxN}, steps[] = {1, kStepW, kStepH, 1};
+  const int box[] = {line_elements, kBoxW, kBoxH, kBoxN}, steps[] = {1, kStepW, kStepH, 1};
   for (int i = 0; i < 4; ++i) {
     shape.sizes[i] = sizes[i];
     shape.strides[i] = strides[i];
@@ -256,12 +257,13 @@ ladder::TensorMapShape activation_shape() {
   return shape;
 }
 
-// 128 threads; out [32 lines][64] gets the box as landed, unswizzled.
-__global__ void strided_box_kernel(const __grid_constant__ ladder::TensorMap map, int c0, int w0, int h0,
-                                   int n0, std::uint16_t* out) {
+// 128 threads; out [32 lines][64] gets the box's lines of line_bytes as landed, unswizzled by wgmma.cuh's
+// swizzled(line, chunk, line_bytes).
+__global__ void strided_box_kernel(const __grid_constant__ ladder::TensorMap map, int line_bytes, int c0,
+                                   int w0, int h0, int n0, std::uint16_t* out) {
   KILN_DYNAMIC_SHARED_MEMORY(shared);
   unsigned char* const box = ladder::first_swizzle_atom(shared);
-  auto* const barrier = reinterpret_cast<std::uint64_t*>(box + kStridedLines * ladder::kTmaLineBytes);
+  auto* const barrier = reinterpret_cast<std::uint64_t*>(box + kStridedLines * line_bytes);
   const int t = static_cast<int>(threadIdx.x);
   if (t == 0) {
     ladder::mbarrier_init(barrier, 1);
@@ -269,47 +271,53 @@ __global__ void strided_box_kernel(const __grid_constant__ ladder::TensorMap map
   }
   __syncthreads();
   if (t == 0) {
-    ladder::mbarrier_arrive_expect_tx(barrier, kStridedLines * ladder::kTmaLineBytes);
+    ladder::mbarrier_arrive_expect_tx(barrier, kStridedLines * line_bytes);
     ladder::tma_load(box, map, {c0, w0, h0, n0}, barrier);
   }
   ladder::mbarrier_wait(barrier, 0);
-  for (int line = t / 8; line < kStridedLines; line += 16)
-    std::memcpy(out + line * kBoxColumns + 8 * (t % 8), box + ladder::swizzled_128b(line, t % 8), 16);
+  const int chunks = line_bytes / 16;
+  for (int i = t; i < kStridedLines * chunks; i += 128) {
+    const int line = i / chunks, chunk = i % chunks;
+    std::memcpy(out + line * kBoxColumns + 8 * chunk, box + ladder::swizzled(line, chunk, line_bytes), 16);
+  }
 }
 
 TEST_CASE(
     "emulator: a rank-4 tensor copy with steps takes every step-th element along each dimension, lines "
-    "ordered dimension 1 fastest, zeros outside") {
+    "ordered dimension 1 fastest, zeros outside, in 128-, 64- and 32-byte lines") {
   std::vector<bfloat16> x;
   for (int n = 0; n < kImages; ++n)
     for (int h = 0; h < kHeight; ++h)
       for (int w = 0; w < kWidth; ++w)
         for (int c = 0; c < kChannels; ++c) x.emplace_back(activation(n, h, w, c));
   const testing::GuardedBuffer<bfloat16> source(x, true);
-  const ladder::TensorMap map = ladder::bf16_tensor_map_128b(source.data(), activation_shape());
-  constexpr int kBoxBytesStrided = kStridedLines * ladder::kTmaLineBytes;
   // Corners: inside; hanging over every edge, from negative coordinates (a padded convolution's first tile).
   const int corners[][4] = {{0, 0, 0, 0}, {8, 3, 1, 1}, {40, -3, -4, 2}, {-16, 7, 5, -1}};
-  for (const auto& corner : corners) {
-    INFO("box at (", corner[0], ", ", corner[1], ", ", corner[2], ", ", corner[3], ")");
-    std::vector<std::uint16_t> out(kStridedLines * kBoxColumns, 1);
-    REQUIRE_NOTHROW(ladder::launch("strided box", strided_box_kernel, dim3(1), dim3(128),
-                                   kBoxBytesStrided + 8 + ladder::kSwizzleAtomBytes, map, corner[0],
-                                   corner[1], corner[2], corner[3], out.data()));
-    int mismatches = 0;
-    for (int line = 0; line < kStridedLines; ++line) {
-      const int w = corner[1] + line % kBoxW * kStepW, h = corner[2] + line / kBoxW % kBoxH * kStepH,
-                n = corner[3] + line / (kBoxW * kBoxH);
-      for (int e = 0; e < kBoxColumns; ++e) {
-        const int c = corner[0] + e;
-        const bool inside =
-            n >= 0 && n < kImages && h >= 0 && h < kHeight && w >= 0 && w < kWidth && c >= 0 && c < kChannels;
-        const std::uint16_t expected = inside ? bits_of(activation(n, h, w, c)) : std::uint16_t{0};
-        if (out[static_cast<std::size_t>(line * kBoxColumns + e)] != expected) ++mismatches;
+  for (const int line_elements : {64, 32, 16})
+    for (const auto& corner : corners) {
+      INFO(line_elements, " elements a line, box at (", corner[0], ", ", corner[1], ", ", corner[2], ", ",
+           corner[3], ")");
+      const ladder::TensorMap map =
+          ladder::bf16_tensor_map_128b(source.data(), activation_shape(line_elements));
+      const int line_bytes = 2 * line_elements;
+      std::vector<std::uint16_t> out(kStridedLines * kBoxColumns, 0);
+      REQUIRE_NOTHROW(ladder::launch("strided box", strided_box_kernel, dim3(1), dim3(128),
+                                     kStridedLines * line_bytes + 8 + ladder::kSwizzleAtomBytes, map,
+                                     line_bytes, corner[0], corner[1], corner[2], corner[3], out.data()));
+      int mismatches = 0;
+      for (int line = 0; line < kStridedLines; ++line) {
+        const int w = corner[1] + line % kBoxW * kStepW, h = corner[2] + line / kBoxW % kBoxH * kStepH,
+                  n = corner[3] + line / (kBoxW * kBoxH);
+        for (int e = 0; e < line_elements; ++e) {
+          const int c = corner[0] + e;
+          const bool inside = n >= 0 && n < kImages && h >= 0 && h < kHeight && w >= 0 && w < kWidth &&
+                              c >= 0 && c < kChannels;
+          const std::uint16_t expected = inside ? bits_of(activation(n, h, w, c)) : std::uint16_t{0};
+          if (out[static_cast<std::size_t>(line * kBoxColumns + e)] != expected) ++mismatches;
+        }
       }
+      CHECK(mismatches == 0);
     }
-    CHECK(mismatches == 0);
-  }
 }
 
 TEST_CASE("tensor map: a tensor the copy engine cannot address is refused, naming the rule") {

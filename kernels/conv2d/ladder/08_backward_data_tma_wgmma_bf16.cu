@@ -207,9 +207,9 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w
   const std::int64_t phase_width = (g.in_width + g.stride_w - 1) / g.stride_w;
   const PositionBox box = position_box(phase_height, phase_width, 1, 1);  // (tma_boxes.hpp)
   const TensorMap gy_map = ladder::bf16_tensor_map_128b(
-      gy, nhwc_box_shape(g.batch, g.out_height(), g.out_width(), g.out_channels, box, 1, 1));
+      gy, nhwc_box_shape(g.batch, g.out_height(), g.out_width(), g.out_channels, kBlockK, box, 1, 1));
   const TensorMap w_map = ladder::bf16_tensor_map_128b(
-      w, filter_box_shape(g.out_channels, g.kernel_h * g.kernel_w, g.in_channels, kBlockK));
+      w, filter_box_shape(g.out_channels, g.kernel_h * g.kernel_w, g.in_channels, kBlockK, kBlockK));
 
   BackwardDataTiling t{};
   t.batch = as_int(g.batch);

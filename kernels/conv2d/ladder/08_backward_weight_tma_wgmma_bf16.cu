@@ -220,9 +220,9 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x
   const int stride_h = as_int(g.stride_h), stride_w = as_int(g.stride_w);
   const PositionBox box = position_box(P, Q, stride_h, stride_w);  // the positions' boxes (tma_boxes.hpp)
   const TensorMap x_map = ladder::bf16_tensor_map_128b(
-      x, nhwc_box_shape(g.batch, g.in_height, g.in_width, g.in_channels, box, stride_h, stride_w));
-  const TensorMap gy_map =
-      ladder::bf16_tensor_map_128b(gy, nhwc_box_shape(g.batch, P, Q, g.out_channels, box, 1, 1));
+      x, nhwc_box_shape(g.batch, g.in_height, g.in_width, g.in_channels, kBlockJ, box, stride_h, stride_w));
+  const TensorMap gy_map = ladder::bf16_tensor_map_128b(
+      gy, nhwc_box_shape(g.batch, P, Q, g.out_channels, kTmaBoxColumns, box, 1, 1));
 
   BackwardWeightTiling t{};
   t.channels = as_int(g.in_channels);

@@ -19,9 +19,16 @@
 // (n0 + L / (BW BH), p0 + L / BW % BH, q0 + L % BW), which the epilogue undoes. Dilation is only where the
 // boxes start.
 //
-// k-tiles: t = (tap, channel block), tap = r S + s, 64 channels a block; C need not be a multiple of 64: a
-// block's channels past C are zeros in both operands (x's and w's maps stop at C). w is read through a
-// rank-3 map [K][R S][C] in boxes of 64 channels x 1 tap x BN filters: B's tile, K-major, as in step 07.
+// Lines and k-tiles. A box line holds LC channels of one position: 64 (128 bytes, the 128-byte swizzle) when
+// C > 32, else 32 or 16, the narrowest that holds C (64- or 32-byte lines in their own swizzles, wgmma.cuh's
+// swizzled(line, chunk, line_bytes), and K-major descriptors of that width). The reduction runs over pairs
+// (tap, channel block of LC), tap = r S + s, and a k-tile of 64 packs 64 / LC pairs: at C = 16 four taps
+// share a stage, each its own box of x and of w, so a 16-channel layer multiplies no zeros (with 64-channel
+// lines it would multiply three of every four). C need not be a multiple of LC: a block's channels past C are
+// zeros in both operands (x's and w's maps stop at C), and the last k-tile's missing pairs are boxes wholly
+// past C, zeros, so that the consumers issue every slot's wgmma without a branch between them (a branch there
+// makes ptxas insert warpgroup fences: its C7519). w is read through a rank-3 map [K][R S][C] in boxes of LC
+// channels x 1 tap x BN filters: B's tile, K-major, as in step 07.
 //
 // Output tile shapes (position_box, tma_boxes.hpp). BW = the power of two at or above Q, at most 128 and at
 // most 256 / sw (a box spans at most 256 elements); BH likewise from P, at most 128 / BW; BI = 128 / (BW BH).
@@ -31,7 +38,7 @@
 //
 // Tiles, stages and the pipeline are GEMM step 09's: BM = 128 positions, BN = 16, 32, 64 or 128 filters (the
 // smallest that holds K), BK = 64; consumer warpgroup g owns positions 64 g .. 64 g + 63, one m64nBNk16 per
-// k16 slice; 8 stages (6 at BN = 128), each a 16 KiB box of x then a BN x 128-byte box of w; `full[s]`
+// k16 slice; 8 stages (6 at BN = 128), each 16 KiB of x's boxes then BN x 128 bytes of w's; `full[s]`
 // completes on the stage's bytes, `empty[s]` on both consumers' release after their wgmma on it retired
 // (kernels/ladder/stage_ring.cuh).
 // setmaxnreg: producer 40, consumers 232.
@@ -50,7 +57,7 @@ namespace kiln::kernels::conv2d_ladder {
 namespace {
 
 using ladder::first_swizzle_atom;
-using ladder::k_major_128b_descriptor;
+using ladder::k_major_descriptor;
 using ladder::kSwizzleAtomBytes;
 using ladder::kTmaBoxColumns;
 using ladder::TensorMap;
@@ -61,7 +68,7 @@ using ladder::wgmma_fence;
 using ladder::wgmma_wait;
 
 constexpr int kBlockM = kTilePositions;           // output positions per tile: one box of x (tma_boxes.hpp)
-constexpr int kBlockK = kTmaBoxColumns;           // channels per k-tile: one 128-byte line
+constexpr int kBlockK = kTmaBoxColumns;           // reduction per k-tile: 64, 128 bytes a position
 constexpr int kConsumers = 2;                     // warpgroups, 64 positions each
 constexpr int kThreads = (1 + kConsumers) * 128;  // 384: the producer's warpgroup first
 constexpr int kLineBytes = 128;
@@ -87,21 +94,25 @@ constexpr int dynamic_shared_bytes() {
 // What the kernel needs of the geometry, in int (every tensor holds fewer than 2^31 elements).
 struct ForwardTiling {
   int batch, out_h, out_w, out_channels;  // N, P, Q, K
-  int kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
-  int channel_blocks;    // ceil(C / 64)
-  int k_tiles;           // R S channel_blocks
+  int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
+  int channel_blocks;    // ceil(C / LC): blocks of a tap's channels, one line each
+  int k_tiles;           // (tap, channel block) pairs, R S channel_blocks of them, 64 / LC to a k-tile
   int log_w, log_h;      // the output tile: BW = 2^log_w, BH = 2^log_h, BI = 128 / (BW BH)
   int tiles_q, tiles_p;  // tiles along Q and P (and along N: the rest)
   int tiles_k;           // tiles along K
 };
 
-// y [N, P, Q, K] = [M, K] float; x_map: x's rank-4 map, boxes of 64 x BW x BH x BI; w_map: w's rank-3 map
-// [K][R S][C], boxes of 64 x 1 x BN.
-template <int BN>
+// y [N, P, Q, K] = [M, K] float; x_map: x's rank-4 map, boxes of LC x BW x BH x BI; w_map: w's rank-3 map
+// [K][R S][C], boxes of LC x 1 x BN. LC: a line's channels, 64, or 32 or 16 for narrow layers (top).
+template <int BN, int LC>
 __global__ void __launch_bounds__(kThreads, 1)
     forward_tma_wgmma_kernel(const __grid_constant__ TensorMap x_map, const __grid_constant__ TensorMap w_map,
                              ForwardTiling g, float* __restrict__ y) {
   constexpr int kStages = stages<BN>();
+  constexpr int kUnitsPerTile = kBlockK / LC;  // (tap, channel block) pairs a stage holds
+  constexpr int kLine = 2 * LC;                // bytes a line: the swizzle's width
+  constexpr int kABoxBytes = kBlockM * kLine, kBBoxBytes = BN * kLine;  // one pair's boxes
+  static_assert(kUnitsPerTile * (kABoxBytes + kBBoxBytes) == stage_bytes<BN>());
   static_assert(stage_bytes<BN>() % kSwizzleAtomBytes == 0, "every box of every stage starts on 1024 bytes");
   KILN_DYNAMIC_SHARED_MEMORY(shared);
   unsigned char* const tiles = first_swizzle_atom(shared);  // the launch asked for the slack
@@ -123,22 +134,28 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (warpgroup == 0) {
     ladder::warpgroup_release_registers<kProducerRegisters>();
     if (tid != 0) return;
-    int tap_r = 0, tap_s = 0, block_c = 0;  // k-tile t's tap and channel block, walked along with t
+    int tap_r = 0, tap_s = 0, block_c = 0;  // the next pair's tap and channel block
     for (int t = 0; t < g.k_tiles; ++t) {
       // Once k-tile t - kStages's readers are done: the barrier the stage's copies complete on.
       std::uint64_t* const landed = ring.produce(t, stage_bytes<BN>());
       unsigned char* const a = tiles + Ring<BN>::stage(t) * stage_bytes<BN>();
-      // Coordinates innermost first: (c, w, h, n) of x, (c, tap, k) of w.
-      tma_load(a, x_map,
-               {block_c * kBlockK, q0 * g.stride_w - g.pad_w + tap_s * g.dilation_w,
-                p0 * g.stride_h - g.pad_h + tap_r * g.dilation_h, n0},
-               landed);
-      tma_load(a + kATileBytes, w_map, {block_c * kBlockK, tap_r * g.kernel_w + tap_s, k0}, landed);
-      if (++block_c == g.channel_blocks) {
-        block_c = 0;
-        if (++tap_s == g.kernel_w) {
-          tap_s = 0;
-          ++tap_r;
+      unsigned char* const b = a + kATileBytes;
+      for (int unit = 0; unit < kUnitsPerTile; ++unit) {
+        // Past the last pair (the last k-tile may hold fewer), boxes wholly past C: zeros, so that the
+        // consumers multiply every slot without a branch between their wgmma.
+        const int c = tap_r < g.kernel_h ? block_c * LC : g.channel_blocks * LC;
+        // Coordinates innermost first: (c, w, h, n) of x, (c, tap, k) of w.
+        tma_load(a + unit * kABoxBytes, x_map,
+                 {c, q0 * g.stride_w - g.pad_w + tap_s * g.dilation_w,
+                  p0 * g.stride_h - g.pad_h + tap_r * g.dilation_h, n0},
+                 landed);
+        tma_load(b + unit * kBBoxBytes, w_map, {c, tap_r * g.kernel_w + tap_s, k0}, landed);
+        if (++block_c == g.channel_blocks) {
+          block_c = 0;
+          if (++tap_s == g.kernel_w) {
+            tap_s = 0;
+            ++tap_r;
+          }
         }
       }
     }
@@ -152,9 +169,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       const unsigned char* const b = a + kATileBytes;
       wgmma_fence(acc);
 #pragma unroll
-      for (int k16 = 0; k16 < kBlockK / 16; ++k16)
-        wgmma_bf16<BN>(acc, k_major_128b_descriptor(a + consumer * 64 * kLineBytes + 32 * k16),
-                       k_major_128b_descriptor(b + 32 * k16), true);
+      for (int unit = 0; unit < kUnitsPerTile; ++unit) {
+#pragma unroll
+        for (int k16 = 0; k16 < LC / 16; ++k16)  // slice k16 of a line starts 32 k16 bytes in
+          wgmma_bf16<BN>(acc,
+                         k_major_descriptor(a + unit * kABoxBytes + consumer * 64 * kLine + 32 * k16, kLine),
+                         k_major_descriptor(b + unit * kBBoxBytes + 32 * k16, kLine), true);
+      }
       wgmma_commit_group();
       wgmma_wait<1>(acc);  // group t - 1 is done: k-tile t - 1's stage may be refilled
       if (t > 0 && tid % 128 == 0) ring.release(t - 1);
@@ -187,22 +208,23 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
-template <int BN>
+template <int BN, int LC>
 void launch_tiles(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, float* y) {
   const auto as_int = [](std::int64_t value) { return static_cast<int>(value); };
   const std::int64_t P = g.out_height(), Q = g.out_width();
   const int stride_h = as_int(g.stride_h), stride_w = as_int(g.stride_w);
   const PositionBox box = position_box(P, Q, stride_h, stride_w);  // the output tile (tma_boxes.hpp)
   const TensorMap x_map = ladder::bf16_tensor_map_128b(
-      x, nhwc_box_shape(g.batch, g.in_height, g.in_width, g.in_channels, box, stride_h, stride_w));
+      x, nhwc_box_shape(g.batch, g.in_height, g.in_width, g.in_channels, LC, box, stride_h, stride_w));
   const TensorMap w_map = ladder::bf16_tensor_map_128b(
-      w, filter_box_shape(g.out_channels, g.kernel_h * g.kernel_w, g.in_channels, BN));
+      w, filter_box_shape(g.out_channels, g.kernel_h * g.kernel_w, g.in_channels, LC, BN));
 
   ForwardTiling t{};
   t.batch = as_int(g.batch);
   t.out_h = as_int(P);
   t.out_w = as_int(Q);
   t.out_channels = as_int(g.out_channels);
+  t.kernel_h = as_int(g.kernel_h);
   t.kernel_w = as_int(g.kernel_w);
   t.stride_h = stride_h;
   t.stride_w = stride_w;
@@ -210,8 +232,9 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
   t.pad_w = as_int(g.pad_w);
   t.dilation_h = as_int(g.dilation_h);
   t.dilation_w = as_int(g.dilation_w);
-  t.channel_blocks = as_int((g.in_channels + kBlockK - 1) / kBlockK);
-  t.k_tiles = as_int(g.kernel_h * g.kernel_w) * t.channel_blocks;
+  t.channel_blocks = as_int((g.in_channels + LC - 1) / LC);
+  const int pairs = as_int(g.kernel_h * g.kernel_w) * t.channel_blocks;
+  t.k_tiles = (pairs + kBlockK / LC - 1) / (kBlockK / LC);
   t.log_w = box.log_w;
   t.log_h = box.log_h;
   t.tiles_q = as_int((Q + box.width() - 1) / box.width());
@@ -220,7 +243,7 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
   const std::int64_t tiles_n = (g.batch + box.images() - 1) / box.images();
   // Every tile holds at least one output of y, so blocks <= N P Q K < 2^31: within gridDim.x's limit.
   const std::int64_t blocks = tiles_n * t.tiles_p * t.tiles_q * t.tiles_k;
-  ladder::launch("conv2d ladder 08_forward_tma_wgmma_bf16", forward_tma_wgmma_kernel<BN>,
+  ladder::launch("conv2d ladder 08_forward_tma_wgmma_bf16", forward_tma_wgmma_kernel<BN, LC>,
                  dim3(static_cast<unsigned>(blocks)), dim3(kThreads), dynamic_shared_bytes<BN>(), x_map,
                  w_map, t, y);
 }
@@ -234,14 +257,24 @@ void launch_08_forward_tma_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* x
                         ladder::wgmma_available(),
                     "groups 1, C % 8 == 0, strides up to 8, an H100 or H200 and a build for sm_90a");
   require_16_byte_operands("08_forward_tma_wgmma_bf16", x, w, y);
+  // BN: the smallest tile that holds K; LC: the narrowest line that holds C (top).
+  const auto with_lines = [&]<int BN>() {
+    if (g.in_channels <= 16) {
+      launch_tiles<BN, 16>(g, x, w, y);
+    } else if (g.in_channels <= 32) {
+      launch_tiles<BN, 32>(g, x, w, y);
+    } else {
+      launch_tiles<BN, 64>(g, x, w, y);
+    }
+  };
   if (g.out_channels <= 16) {
-    launch_tiles<16>(g, x, w, y);
+    with_lines.template operator()<16>();
   } else if (g.out_channels <= 32) {
-    launch_tiles<32>(g, x, w, y);
+    with_lines.template operator()<32>();
   } else if (g.out_channels <= 64) {
-    launch_tiles<64>(g, x, w, y);
+    with_lines.template operator()<64>();
   } else {
-    launch_tiles<128>(g, x, w, y);
+    with_lines.template operator()<128>();
   }
 }
 

@@ -46,14 +46,16 @@ inline PositionBox position_box(std::int64_t height, std::int64_t width, int ste
   return box;
 }
 
-// An NHWC tensor [N][H][W][C] as a rank-4 map, dimensions (C, W, H, N): boxes of 64 channels x BW columns
-// every step_w-th x BH rows every step_h-th x BI images, 128 lines, one position each.
+// An NHWC tensor [N][H][W][C] as a rank-4 map, dimensions (C, W, H, N): boxes of `line_channels` (16, 32 or
+// 64) channels x BW columns every step_w-th x BH rows every step_h-th x BI images, 128 lines, one position
+// each.
 inline ladder::TensorMapShape nhwc_box_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c,
-                                             const PositionBox& box, int step_h, int step_w) {
+                                             int line_channels, const PositionBox& box, int step_h,
+                                             int step_w) {
   ladder::TensorMapShape shape;
   shape.rank = 4;
   const std::int64_t sizes[] = {c, w, h, n}, strides[] = {1, c, w * c, h * w * c};
-  const int extents[] = {ladder::kTmaBoxColumns, box.width(), box.height(), box.images()};
+  const int extents[] = {line_channels, box.width(), box.height(), box.images()};
   const int steps[] = {1, step_w, step_h, 1};
   for (int i = 0; i < 4; ++i) {
     shape.sizes[i] = sizes[i];
@@ -64,10 +66,10 @@ inline ladder::TensorMapShape nhwc_box_shape(std::int64_t n, std::int64_t h, std
   return shape;
 }
 
-// A filter w [K][R][S][C] as a rank-3 map [K][R S][C], dimensions (C, tap, K): boxes of 64 channels x one
-// tap x `filters` filters, a line per filter.
+// A filter w [K][R][S][C] as a rank-3 map [K][R S][C], dimensions (C, tap, K): boxes of `line_channels` (16,
+// 32 or 64) channels x one tap x `filters` filters, a line per filter.
 inline ladder::TensorMapShape filter_box_shape(std::int64_t k, std::int64_t taps, std::int64_t c,
-                                               int filters) {
+                                               int line_channels, int filters) {
   ladder::TensorMapShape shape;
   shape.rank = 3;
   shape.sizes[0] = c;
@@ -75,7 +77,7 @@ inline ladder::TensorMapShape filter_box_shape(std::int64_t k, std::int64_t taps
   shape.sizes[2] = k;
   shape.strides[1] = c;
   shape.strides[2] = taps * c;
-  shape.box[0] = ladder::kTmaBoxColumns;
+  shape.box[0] = line_channels;
   shape.box[1] = 1;
   shape.box[2] = filters;
   return shape;
