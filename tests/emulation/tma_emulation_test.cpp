@@ -1,10 +1,12 @@
 // The emulator's tensor copies and mbarriers (kernels/ladder/tma.cuh, mbarrier.cuh; tests/emulation/
-// cuda_emulator.cpp): a box copied through a tensor map lands in the documented 128-byte swizzle with zeros
-// outside the matrix, negative coordinates included, only once a thread waits on its barrier; a wgmma reads
-// it with no proxy fence; and the uses the GPU leaves undefined or hangs on are errors here: a barrier used
-// before its initialization is published, expect_tx announcing too few or too many bytes, one arrival too
-// many, a destination off 128 bytes, a copy into a tile an unretired wgmma reads, a block that ends with
-// copies in flight, a warpgroup that disagrees at setmaxnreg.
+// cuda_emulator.cpp): a box copied through a tensor map lands in the documented swizzle (128-byte lines, and
+// for a rank-4 box with steps 64- and 32-byte lines too) with zeros outside the tensor, negative coordinates
+// included, only once a thread waits on its barrier; a wgmma reads it with no proxy fence; and the uses the
+// GPU leaves undefined or hangs on are errors here: a barrier used before its initialization is published,
+// expect_tx announcing too few or too many bytes, one arrival too many, a destination off 128 bytes, a copy
+// into a tile an unretired wgmma reads, a wgmma on a tile whose copy has not landed, a block that ends with
+// copies in flight, a warpgroup that disagrees at setmaxnreg; and a map whose tensor breaks the copy
+// engine's rules is refused.
 #include <doctest/doctest.h>
 
 #include <cstdint>
