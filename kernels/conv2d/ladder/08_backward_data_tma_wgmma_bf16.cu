@@ -19,10 +19,15 @@
 // stride 1 there is one phase, every tap lands, and the boxes are the tile's own moved by (pw - s dw,
 // ph - r dh).
 //
-// B runs along c, the GEMM's N: MN-major, as in step 07. For a k-tile (tap, k0 .. k0 + 63), w's rank-3 map
-// [K][R S][C] delivers boxes of 64 channels c x 1 tap x 64 filters k: 64 lines (one per k) of 64 c, one
-// 64-wide column of the MN-major operand, 8 KiB. BN = 128 takes two such boxes, the second column 8 KiB on
-// (the descriptor's leading byte offset); BN = 16 or 32 reads only the first BN channels of each line.
+// Lines and k-tiles, as the forward step 08's: a line of gy holds LK filters of a position, 64, or the
+// narrowest of 32 and 16 that holds K (in the 64- or 32-byte swizzle), and a k-tile of 64 packs 64 / LK
+// (landing tap, filter block) pairs; the last k-tile's missing pairs are boxes wholly past K (zeros).
+//
+// B runs along c, the GEMM's N: MN-major, as in step 07. For a pair (tap, k0 .. k0 + LK - 1), w's rank-3 map
+// [K][R S][C] delivers a box of 64 channels c x 1 tap x LK filters k: LK lines (one per k) of 64 c, placed
+// down a 64-wide column of the MN-major operand after the stage's earlier pairs, so a stage's 64 lines make
+// one column of 8 KiB whatever LK is. BN = 128 takes two such boxes per pair, the second column 8 KiB on (the
+// descriptor's leading byte offset); BN = 16 or 32 reads only the first BN channels of each line.
 //
 // Stages, ring, registers and epilogue: the forward step 08's (8 stages, 6 at BN = 128; producer 40
 // registers, consumers 232), with gx's positions and channels in place of y's: line L of the tile is gx row
@@ -44,7 +49,7 @@ namespace kiln::kernels::conv2d_ladder {
 namespace {
 
 using ladder::first_swizzle_atom;
-using ladder::k_major_128b_descriptor;
+using ladder::k_major_descriptor;
 using ladder::kSwizzleAtomBytes;
 using ladder::kTmaBoxColumns;
 using ladder::Major;
@@ -57,7 +62,7 @@ using ladder::wgmma_fence;
 using ladder::wgmma_wait;
 
 constexpr int kBlockM = kTilePositions;           // input positions per tile: one box of gy
-constexpr int kBlockK = kTmaBoxColumns;           // output channels k per k-tile: one 128-byte line
+constexpr int kBlockK = kTmaBoxColumns;           // reduction per k-tile: 64, 128 bytes a position
 constexpr int kConsumers = 2;                     // warpgroups, 64 positions each
 constexpr int kThreads = (1 + kConsumers) * 128;  // 384: the producer's warpgroup first
 constexpr int kLineBytes = 128;
@@ -89,7 +94,7 @@ constexpr int dynamic_shared_bytes() {
 struct BackwardDataTiling {
   int batch, height, width, channels;  // N, H, W, C
   int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
-  int filter_blocks;     // ceil(K / 64)
+  int filter_blocks;     // ceil(K / LK): blocks of a tap's filters, one line of gy each
   int log_w, log_h;      // the tile of a phase's positions: BW = 2^log_w, BH = 2^log_h, BI = 128 / (BW BH)
   int tiles_w, tiles_h;  // tiles along a phase's W / sw and H / sh (rounded up), and along N: the rest
   int tiles_m;           // tiles of a phase's positions
@@ -102,14 +107,17 @@ __device__ bool tap_lands(int phase, int pad, int tap, int dilation, int stride)
   return ((phase + pad - tap * dilation) % stride + stride) % stride == 0;
 }
 
-// gx [N, H, W, C] float; gy_map: gy's rank-4 map, boxes of 64 x BW x BH x BI; w_map: w's rank-3 map
-// [K][R S][C], boxes of 64 c x 1 x 64 k.
-template <int BN>
+// gx [N, H, W, C] float; gy_map: gy's rank-4 map, boxes of LK x BW x BH x BI; w_map: w's rank-3 map
+// [K][R S][C], boxes of 64 c x 1 x LK k. LK: a line's filters, 64, or 32 or 16 for narrow layers (top).
+template <int BN, int LK>
 __global__ void __launch_bounds__(kThreads, 1)
     backward_data_tma_wgmma_kernel(const __grid_constant__ TensorMap gy_map,
                                    const __grid_constant__ TensorMap w_map, BackwardDataTiling g,
                                    float* __restrict__ gx) {
   constexpr int kStages = stages<BN>();
+  constexpr int kPairsPerTile = kBlockK / LK;  // (tap, filter block) pairs a stage holds
+  constexpr int kLine = 2 * LK;                // bytes of a line of gy: the swizzle's width
+  constexpr int kABoxBytes = kBlockM * kLine;  // one pair's box of gy; its box of w: LK lines per column
   static_assert(stage_bytes<BN>() % kSwizzleAtomBytes == 0, "every box of every stage starts on 1024 bytes");
   KILN_DYNAMIC_SHARED_MEMORY(shared);
   unsigned char* const tiles = first_swizzle_atom(shared);  // the launch asked for the slack
@@ -130,7 +138,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   int taps_r = 0, taps_s = 0;
   for (int r = 0; r < g.kernel_h; ++r) taps_r += tap_lands(phase_h, g.pad_h, r, g.dilation_h, g.stride_h);
   for (int s = 0; s < g.kernel_w; ++s) taps_s += tap_lands(phase_w, g.pad_w, s, g.dilation_w, g.stride_w);
-  const int k_tiles = taps_r * taps_s * g.filter_blocks;
+  const int k_tiles = (taps_r * taps_s * g.filter_blocks + kPairsPerTile - 1) / kPairsPerTile;
 
   const int tid = static_cast<int>(threadIdx.x);
   const int warpgroup = tid / 128;
@@ -140,24 +148,43 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (warpgroup == 0) {
     ladder::warpgroup_release_registers<kProducerRegisters>();
     if (tid != 0) return;
-    int t = 0;
-    for (int r = 0; r < g.kernel_h; ++r) {
-      if (!tap_lands(phase_h, g.pad_h, r, g.dilation_h, g.stride_h)) continue;
-      const int p0 = h0 + (phase_h + g.pad_h - r * g.dilation_h) / g.stride_h;  // exact: the tap lands
-      for (int s = 0; s < g.kernel_w; ++s) {
-        if (!tap_lands(phase_w, g.pad_w, s, g.dilation_w, g.stride_w)) continue;
+    // The phase's pairs in order: landing taps (r, s), each with its filter blocks. r == kernel_h: past the
+    // last, where the boxes are wholly past K (zeros), so that the consumers multiply every slot without a
+    // branch between their wgmma.
+    const auto lands_r = [&](int r) { return tap_lands(phase_h, g.pad_h, r, g.dilation_h, g.stride_h); };
+    const auto lands_s = [&](int s) { return tap_lands(phase_w, g.pad_w, s, g.dilation_w, g.stride_w); };
+    int first_s = 0;
+    while (first_s < g.kernel_w && !lands_s(first_s)) ++first_s;
+    int r = 0, s = first_s, block_k = 0;
+    while (r < g.kernel_h && !lands_r(r)) ++r;
+    const auto advance = [&] {
+      if (++block_k < g.filter_blocks) return;
+      block_k = 0;
+      do ++s;
+      while (s < g.kernel_w && !lands_s(s));
+      if (s < g.kernel_w) return;
+      s = first_s;
+      do ++r;
+      while (r < g.kernel_h && !lands_r(r));
+    };
+    for (int t = 0; t < k_tiles; ++t) {
+      // Once k-tile t - kStages's readers are done: the barrier the stage's copies complete on.
+      std::uint64_t* const landed = ring.produce(t, stage_bytes<BN>());
+      unsigned char* const a = tiles + Ring<BN>::stage(t) * stage_bytes<BN>();
+      unsigned char* const b = a + kATileBytes;
+      for (int pair = 0; pair < kPairsPerTile; ++pair) {
+        const bool real = r < g.kernel_h;
+        const int k = real ? block_k * LK : g.filter_blocks * LK;
+        // gy's corner for this tap: exact when the tap lands (any corner serves the zero boxes).
+        const int p0 = h0 + (phase_h + g.pad_h - r * g.dilation_h) / g.stride_h;
         const int q0 = w0 + (phase_w + g.pad_w - s * g.dilation_w) / g.stride_w;
-        for (int block_k = 0; block_k < g.filter_blocks; ++block_k, ++t) {
-          // Once k-tile t - kStages's readers are done: the barrier the stage's copies complete on.
-          std::uint64_t* const landed = ring.produce(t, stage_bytes<BN>());
-          unsigned char* const a = tiles + Ring<BN>::stage(t) * stage_bytes<BN>();
-          // Coordinates innermost first: (k, q, p, n) of gy, (c, tap, k) of w.
-          tma_load(a, gy_map, {block_k * kBlockK, q0, p0, n0}, landed);
+        // Coordinates innermost first: (k, q, p, n) of gy, (c, tap, k) of w.
+        tma_load(a + pair * kABoxBytes, gy_map, {k, q0, p0, n0}, landed);
 #pragma unroll
-          for (int column = 0; column < columns<BN>(); ++column)
-            tma_load(a + kATileBytes + column * kColumnBytes, w_map,
-                     {c0 + 64 * column, r * g.kernel_w + s, block_k * kBlockK}, landed);
-        }
+        for (int column = 0; column < columns<BN>(); ++column)
+          tma_load(b + column * kColumnBytes + pair * LK * kLineBytes, w_map,
+                   {c0 + 64 * column, r * g.kernel_w + s, k}, landed);
+        if (real) advance();
       }
     }
   } else {
@@ -170,10 +197,14 @@ __global__ void __launch_bounds__(kThreads, 1)
       const unsigned char* const b = a + kATileBytes;
       wgmma_fence(acc);
 #pragma unroll
-      for (int k16 = 0; k16 < kBlockK / 16; ++k16)  // slice k16: 16 lines of B's columns, 2048 bytes in
+      for (int k16 = 0; k16 < kBlockK / 16; ++k16) {
+        // Slice k16: pair k16 / (LK / 16)'s box of gy, 32 bytes per slice into its lines; and 16 lines of
+        // B's columns, 2048 bytes in (the pairs' LK lines lie one after another down each column).
+        const int pair = k16 / (LK / 16), slice = k16 % (LK / 16);
         wgmma_bf16<BN, Major::K, Major::MN>(
-            acc, k_major_128b_descriptor(a + consumer * 64 * kLineBytes + 32 * k16),
+            acc, k_major_descriptor(a + pair * kABoxBytes + consumer * 64 * kLine + 32 * slice, kLine),
             mn_major_128b_descriptor(b + 2048 * k16, kColumnBytes), true);
+      }
       wgmma_commit_group();
       wgmma_wait<1>(acc);  // group t - 1 is done: k-tile t - 1's stage may be refilled
       if (t > 0 && tid % 128 == 0) ring.release(t - 1);
@@ -199,7 +230,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
-template <int BN>
+template <int BN, int LK>
 void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, float* gx) {
   const auto as_int = [](std::int64_t value) { return static_cast<int>(value); };
   // A phase's positions: at most ceil(H / sh) x ceil(W / sw) (phase 0's); the tile is a box of them.
@@ -207,9 +238,9 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w
   const std::int64_t phase_width = (g.in_width + g.stride_w - 1) / g.stride_w;
   const PositionBox box = position_box(phase_height, phase_width, 1, 1);  // (tma_boxes.hpp)
   const TensorMap gy_map = ladder::bf16_tensor_map_128b(
-      gy, nhwc_box_shape(g.batch, g.out_height(), g.out_width(), g.out_channels, kBlockK, box, 1, 1));
+      gy, nhwc_box_shape(g.batch, g.out_height(), g.out_width(), g.out_channels, LK, box, 1, 1));
   const TensorMap w_map = ladder::bf16_tensor_map_128b(
-      w, filter_box_shape(g.out_channels, g.kernel_h * g.kernel_w, g.in_channels, kBlockK, kBlockK));
+      w, filter_box_shape(g.out_channels, g.kernel_h * g.kernel_w, g.in_channels, kBlockK, LK));
 
   BackwardDataTiling t{};
   t.batch = as_int(g.batch);
@@ -224,7 +255,7 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w
   t.pad_w = as_int(g.pad_w);
   t.dilation_h = as_int(g.dilation_h);
   t.dilation_w = as_int(g.dilation_w);
-  t.filter_blocks = as_int((g.out_channels + kBlockK - 1) / kBlockK);
+  t.filter_blocks = as_int((g.out_channels + LK - 1) / LK);
   t.log_w = box.log_w;
   t.log_h = box.log_h;
   t.tiles_w = as_int((phase_width + box.width() - 1) / box.width());
@@ -235,7 +266,7 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w
   // gridDim.x's limit.
   const std::int64_t blocks = g.stride_h * g.stride_w * std::int64_t{t.tiles_m} * t.tiles_c;
   KILN_CHECK(blocks <= 2147483647, "conv2d ladder 08_backward_data_tma_wgmma_bf16: too many tiles");
-  ladder::launch("conv2d ladder 08_backward_data_tma_wgmma_bf16", backward_data_tma_wgmma_kernel<BN>,
+  ladder::launch("conv2d ladder 08_backward_data_tma_wgmma_bf16", backward_data_tma_wgmma_kernel<BN, LK>,
                  dim3(static_cast<unsigned>(blocks)), dim3(kThreads), dynamic_shared_bytes<BN>(), gy_map,
                  w_map, t, gx);
 }
@@ -249,14 +280,24 @@ void launch_08_backward_data_tma_wgmma_bf16(const Conv2dGeometry& g, const bfloa
       g.groups == 1 && g.in_channels % 8 == 0 && g.out_channels % 8 == 0 && ladder::wgmma_available(),
       "groups 1, C % 8 == 0, K % 8 == 0, an H100 or H200 and a build for sm_90a");
   require_16_byte_operands("08_backward_data_tma_wgmma_bf16", gy, w, gx);
+  // BN: the smallest tile that holds C; LK: the narrowest line that holds K (top).
+  const auto with_lines = [&]<int BN>() {
+    if (g.out_channels <= 16) {
+      launch_tiles<BN, 16>(g, gy, w, gx);
+    } else if (g.out_channels <= 32) {
+      launch_tiles<BN, 32>(g, gy, w, gx);
+    } else {
+      launch_tiles<BN, 64>(g, gy, w, gx);
+    }
+  };
   if (g.in_channels <= 16) {
-    launch_tiles<16>(g, gy, w, gx);
+    with_lines.template operator()<16>();
   } else if (g.in_channels <= 32) {
-    launch_tiles<32>(g, gy, w, gx);
+    with_lines.template operator()<32>();
   } else if (g.in_channels <= 64) {
-    launch_tiles<64>(g, gy, w, gx);
+    with_lines.template operator()<64>();
   } else {
-    launch_tiles<128>(g, gy, w, gx);
+    with_lines.template operator()<128>();
   }
 }
 
