@@ -21,6 +21,12 @@
 
 namespace kiln::kernels::ladder {
 
+// How many stages of `stage_bytes` a ring holds: as many as fit in 200 KiB of the 227 KiB a block may have
+// (the rest is the barriers and the alignment's slack), and no more than 8.
+constexpr int stages_that_fit(int stage_bytes) {
+  return 200 * 1024 / stage_bytes < 8 ? 200 * 1024 / stage_bytes : 8;
+}
+
 template <int Stages, int Consumers>
 struct StageRing {
   std::uint64_t* full;   // [Stages], in shared memory

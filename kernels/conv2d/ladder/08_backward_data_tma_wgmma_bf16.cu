@@ -81,7 +81,7 @@ constexpr int stage_bytes() {
 // As many stages as fit in 200 KiB, at most 8: 8 for BN up to 64, 6 for 128.
 template <int BN>
 constexpr int stages() {
-  return 200 * 1024 / stage_bytes<BN>() < 8 ? 200 * 1024 / stage_bytes<BN>() : 8;
+  return ladder::stages_that_fit(stage_bytes<BN>());
 }
 template <int BN>
 using Ring = ladder::StageRing<stages<BN>(), kConsumers>;  // the stages' mbarriers (stage_ring.cuh)
