@@ -94,11 +94,9 @@ constexpr int dynamic_shared_bytes() {
 struct BackwardDataTiling {
   int batch, height, width, channels;  // N, H, W, C
   int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
-  int filter_blocks;     // ceil(K / LK): blocks of a tap's filters, one line of gy each
-  int log_w, log_h;      // the tile of a phase's positions: BW = 2^log_w, BH = 2^log_h, BI = 128 / (BW BH)
-  int tiles_w, tiles_h;  // tiles along a phase's W / sw and H / sh (rounded up), and along N: the rest
-  int tiles_m;           // tiles of a phase's positions
-  int tiles_c;           // tiles along C
+  int filter_blocks;        // ceil(K / LK): blocks of a tap's filters, one line of gy each
+  PositionTiles positions;  // a phase's positions (i, j) in boxes of 128, as phase 0's, the largest, need
+  int tiles_c;              // tiles along C
 };
 
 // Whether tap `tap` lands on the positions of phase `phase` (those congruent to it modulo `stride`): the
@@ -127,12 +125,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   // positions; the phase (a, b) last. (h0, w0) count the phase's rows and columns: gx's h = a + sh (h0 + ..).
   const int block = static_cast<int>(blockIdx.x);
   const int c0 = block % g.tiles_c * BN;
-  const int tile_m = block / g.tiles_c % g.tiles_m;
-  const int phase = block / (g.tiles_c * g.tiles_m);
+  const int tile_m = block / g.tiles_c % g.positions.tiles;
+  const int phase = block / (g.tiles_c * g.positions.tiles);
   const int phase_h = phase / g.stride_w, phase_w = phase % g.stride_w;
-  const int w0 = tile_m % g.tiles_w << g.log_w;
-  const int h0 = tile_m / g.tiles_w % g.tiles_h << g.log_h;
-  const int n0 = tile_m / (g.tiles_w * g.tiles_h) * (kBlockM >> (g.log_w + g.log_h));
+  const Position corner = g.positions.corner(tile_m);
+  const int w0 = corner.w, h0 = corner.h, n0 = corner.n;
 
   // The phase's k-tiles: every (r, s) that lands on it, times the filter blocks (none: gx is zero there).
   int taps_r = 0, taps_s = 0;
@@ -219,9 +216,10 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int i = 0; i < BN / 2; i += 2) {
       const int line = 64 * consumer + 16 * warp + group + 8 * ((i / 2) % 2);
-      const int w = phase_w + g.stride_w * (w0 + (line & ((1 << g.log_w) - 1)));
-      const int h = phase_h + g.stride_h * (h0 + (line >> g.log_w & ((1 << g.log_h) - 1)));
-      const int n = n0 + (line >> (g.log_w + g.log_h));
+      const Position in_box = g.positions.line(line);
+      const int w = phase_w + g.stride_w * (w0 + in_box.w);
+      const int h = phase_h + g.stride_h * (h0 + in_box.h);
+      const int n = n0 + in_box.n;
       const int c = c0 + 8 * (i / 4) + 2 * quad;
       if (w >= g.width || h >= g.height || n >= g.batch || c >= g.channels) continue;
       float* out = gx + (((n * g.height + h) * g.width + w) * g.channels + c);  // < N H W C < 2^31
@@ -236,9 +234,10 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w
   // A phase's positions: at most ceil(H / sh) x ceil(W / sw) (phase 0's); the tile is a box of them.
   const std::int64_t phase_height = (g.in_height + g.stride_h - 1) / g.stride_h;
   const std::int64_t phase_width = (g.in_width + g.stride_w - 1) / g.stride_w;
-  const PositionBox box = position_box(phase_height, phase_width, 1, 1);  // (tma_boxes.hpp)
+  const PositionTiles positions =
+      position_tiles(g.batch, phase_height, phase_width, 1, 1);  // (tma_boxes.hpp)
   const TensorMap gy_map = ladder::bf16_tensor_map_128b(
-      gy, nhwc_box_shape(g.batch, g.out_height(), g.out_width(), g.out_channels, LK, box, 1, 1));
+      gy, nhwc_box_shape(g.batch, g.out_height(), g.out_width(), g.out_channels, LK, positions.box, 1, 1));
   const TensorMap w_map = ladder::bf16_tensor_map_128b(
       w, filter_box_shape(g.out_channels, g.kernel_h * g.kernel_w, g.in_channels, kBlockK, LK));
 
@@ -256,15 +255,11 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w
   t.dilation_h = as_int(g.dilation_h);
   t.dilation_w = as_int(g.dilation_w);
   t.filter_blocks = as_int((g.out_channels + LK - 1) / LK);
-  t.log_w = box.log_w;
-  t.log_h = box.log_h;
-  t.tiles_w = as_int((phase_width + box.width() - 1) / box.width());
-  t.tiles_h = as_int((phase_height + box.height() - 1) / box.height());
-  t.tiles_m = as_int((g.batch + box.images() - 1) / box.images()) * t.tiles_h * t.tiles_w;
+  t.positions = positions;
   t.tiles_c = as_int((g.in_channels + BN - 1) / BN);
   // Each phase has as many tiles as phase 0, the largest: blocks <= sh sw N H W C, checked against
   // gridDim.x's limit.
-  const std::int64_t blocks = g.stride_h * g.stride_w * std::int64_t{t.tiles_m} * t.tiles_c;
+  const std::int64_t blocks = g.stride_h * g.stride_w * std::int64_t{positions.tiles} * t.tiles_c;
   KILN_CHECK(blocks <= 2147483647, "conv2d ladder 08_backward_data_tma_wgmma_bf16: too many tiles");
   ladder::launch("conv2d ladder 08_backward_data_tma_wgmma_bf16", backward_data_tma_wgmma_kernel<BN, LK>,
                  dim3(static_cast<unsigned>(blocks)), dim3(kThreads), dynamic_shared_bytes<BN>(), gy_map,

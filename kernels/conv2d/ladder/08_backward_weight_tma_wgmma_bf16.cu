@@ -96,11 +96,10 @@ constexpr int dynamic_shared_bytes() {
 struct BackwardWeightTiling {
   int channels, out_channels, kernel_w, taps;  // C, K, S, R S
   int stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
-  int channel_blocks;           // ceil(C / 64): blocks of j per tap
-  int log_w, log_h;             // the position box: BW = 2^log_w, BH = 2^log_h, BI = 128 / (BW BH)
-  int boxes_q, boxes_p, boxes;  // boxes along Q, along P, and in all (N's are the rest)
-  int chunk;                    // boxes per split; the last split may have fewer
-  int tiles_k;                  // tiles along K
+  int channel_blocks;       // ceil(C / 64): blocks of j per tap
+  PositionTiles positions;  // gy's positions in boxes of 128, the reduction's k-tiles (tma_boxes.hpp)
+  int chunk;                // boxes per split; the last split may have fewer
+  int tiles_k;              // tiles along K
 };
 
 // out [K][R S C] float (gw, or split z's partials at out + z K R S C); x_map: x's rank-4 map, boxes of 64
@@ -126,7 +125,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int c0 = tile_j % g.channel_blocks * kBlockJ;
   const int tap_r = tap / g.kernel_w, tap_s = tap % g.kernel_w;
   const int first_box = static_cast<int>(blockIdx.y) * g.chunk;
-  const int k_tiles = min(g.chunk, g.boxes - first_box);  // >= 1: every split has a box
+  const int k_tiles = min(g.chunk, g.positions.tiles - first_box);  // >= 1: every split has a box
 
   const int tid = static_cast<int>(threadIdx.x);
   const int warpgroup = tid / 128;
@@ -142,11 +141,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     ladder::warpgroup_release_registers<kProducerRegisters>();
     if (tid != 0) return;
     for (int t = 0; t < k_tiles; ++t) {
-      // Box b of the positions: (n, p, q) of its first position.
-      const int b = first_box + t;
-      const int q0 = b % g.boxes_q << g.log_w;
-      const int p0 = b / g.boxes_q % g.boxes_p << g.log_h;
-      const int n0 = b / (g.boxes_q * g.boxes_p) * (kBlockPositions >> (g.log_w + g.log_h));
+      // k-tile t: box first_box + t of the positions, from its first position (n, p, q).
+      const Position corner = g.positions.corner(first_box + t);
+      const int q0 = corner.w, p0 = corner.h, n0 = corner.n;
       // Once k-tile t - kStages's readers are done: the barrier the stage's copies complete on.
       std::uint64_t* const landed = ring.produce(t, stage_bytes<BN>());
       unsigned char* const a = tiles + Ring<BN>::stage(t) * stage_bytes<BN>();
@@ -218,11 +215,12 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x
   const auto as_int = [](std::int64_t value) { return static_cast<int>(value); };
   const std::int64_t P = g.out_height(), Q = g.out_width();
   const int stride_h = as_int(g.stride_h), stride_w = as_int(g.stride_w);
-  const PositionBox box = position_box(P, Q, stride_h, stride_w);  // the positions' boxes (tma_boxes.hpp)
-  const TensorMap x_map = ladder::bf16_tensor_map_128b(
-      x, nhwc_box_shape(g.batch, g.in_height, g.in_width, g.in_channels, kBlockJ, box, stride_h, stride_w));
+  const PositionTiles positions = position_tiles(g.batch, P, Q, stride_h, stride_w);  // (tma_boxes.hpp)
+  const TensorMap x_map =
+      ladder::bf16_tensor_map_128b(x, nhwc_box_shape(g.batch, g.in_height, g.in_width, g.in_channels, kBlockJ,
+                                                     positions.box, stride_h, stride_w));
   const TensorMap gy_map = ladder::bf16_tensor_map_128b(
-      gy, nhwc_box_shape(g.batch, P, Q, g.out_channels, kTmaBoxColumns, box, 1, 1));
+      gy, nhwc_box_shape(g.batch, P, Q, g.out_channels, kTmaBoxColumns, positions.box, 1, 1));
 
   BackwardWeightTiling t{};
   t.channels = as_int(g.in_channels);
@@ -236,17 +234,12 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x
   t.dilation_h = as_int(g.dilation_h);
   t.dilation_w = as_int(g.dilation_w);
   t.channel_blocks = as_int((g.in_channels + kBlockJ - 1) / kBlockJ);
-  t.log_w = box.log_w;
-  t.log_h = box.log_h;
-  t.boxes_q = as_int((Q + box.width() - 1) / box.width());
-  t.boxes_p = as_int((P + box.height() - 1) / box.height());
-  // Every box holds at least one position of gy, so boxes <= N P Q < 2^31.
-  t.boxes = as_int((g.batch + box.images() - 1) / box.images()) * t.boxes_p * t.boxes_q;
+  t.positions = positions;
   t.tiles_k = as_int((g.out_channels + BN - 1) / BN);
   const std::int64_t tiles = std::int64_t{t.taps} * t.channel_blocks * t.tiles_k;
   constexpr const char* kName = "conv2d ladder 08_backward_weight_tma_wgmma_bf16";
   run_split_k("conv2d ladder 08_backward_weight_tma_wgmma_bf16 (sum of splits)", tiles,
-              std::int64_t{t.boxes} * kBlockPositions, kBlockPositions,
+              std::int64_t{positions.tiles} * kBlockPositions, kBlockPositions,
               g.out_channels * g.kernel_h * g.kernel_w * g.in_channels, gw,
               [&](dim3 grid, int chunk, float* out) {
                 t.chunk = chunk / kBlockPositions;  // split_k.cuh keeps chunks whole boxes

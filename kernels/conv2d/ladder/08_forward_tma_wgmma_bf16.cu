@@ -95,11 +95,10 @@ constexpr int dynamic_shared_bytes() {
 struct ForwardTiling {
   int batch, out_h, out_w, out_channels;  // N, P, Q, K
   int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
-  int channel_blocks;    // ceil(C / LC): blocks of a tap's channels, one line each
-  int k_tiles;           // (tap, channel block) pairs, R S channel_blocks of them, 64 / LC to a k-tile
-  int log_w, log_h;      // the output tile: BW = 2^log_w, BH = 2^log_h, BI = 128 / (BW BH)
-  int tiles_q, tiles_p;  // tiles along Q and P (and along N: the rest)
-  int tiles_k;           // tiles along K
+  int channel_blocks;       // ceil(C / LC): blocks of a tap's channels, one line each
+  int k_tiles;              // (tap, channel block) pairs, R S channel_blocks of them, 64 / LC to a k-tile
+  PositionTiles positions;  // y's positions in boxes of 128: the output tiles (tma_boxes.hpp)
+  int tiles_k;              // tiles along K
 };
 
 // y [N, P, Q, K] = [M, K] float; x_map: x's rank-4 map, boxes of LC x BW x BH x BI; w_map: w's rank-3 map
@@ -122,9 +121,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int block = static_cast<int>(blockIdx.x);
   const int tile_m = block / g.tiles_k;
   const int k0 = block % g.tiles_k * BN;
-  const int q0 = tile_m % g.tiles_q << g.log_w;
-  const int p0 = tile_m / g.tiles_q % g.tiles_p << g.log_h;
-  const int n0 = tile_m / (g.tiles_q * g.tiles_p) * (kBlockM >> (g.log_w + g.log_h));
+  const Position corner = g.positions.corner(tile_m);
+  const int q0 = corner.w, p0 = corner.h, n0 = corner.n;
 
   const int tid = static_cast<int>(threadIdx.x);
   const int warpgroup = tid / 128;
@@ -190,9 +188,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int i = 0; i < BN / 2; i += 2) {
       const int line = 64 * consumer + 16 * warp + group + 8 * ((i / 2) % 2);
-      const int q = q0 + (line & ((1 << g.log_w) - 1));
-      const int p = p0 + (line >> g.log_w & ((1 << g.log_h) - 1));
-      const int n = n0 + (line >> (g.log_w + g.log_h));
+      const Position in_box = g.positions.line(line);
+      const int q = q0 + in_box.w, p = p0 + in_box.h, n = n0 + in_box.n;
       const int k = k0 + 8 * (i / 4) + 2 * quad;
       if (q >= g.out_w || p >= g.out_h || n >= g.batch || k >= g.out_channels) continue;
       float* out = y + (((n * g.out_h + p) * g.out_w + q) * g.out_channels + k);  // < N P Q K < 2^31
@@ -213,9 +210,10 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
   const auto as_int = [](std::int64_t value) { return static_cast<int>(value); };
   const std::int64_t P = g.out_height(), Q = g.out_width();
   const int stride_h = as_int(g.stride_h), stride_w = as_int(g.stride_w);
-  const PositionBox box = position_box(P, Q, stride_h, stride_w);  // the output tile (tma_boxes.hpp)
+  const PositionTiles positions = position_tiles(g.batch, P, Q, stride_h, stride_w);  // the output tiles
   const TensorMap x_map = ladder::bf16_tensor_map_128b(
-      x, nhwc_box_shape(g.batch, g.in_height, g.in_width, g.in_channels, LC, box, stride_h, stride_w));
+      x,
+      nhwc_box_shape(g.batch, g.in_height, g.in_width, g.in_channels, LC, positions.box, stride_h, stride_w));
   const TensorMap w_map = ladder::bf16_tensor_map_128b(
       w, filter_box_shape(g.out_channels, g.kernel_h * g.kernel_w, g.in_channels, LC, BN));
 
@@ -235,14 +233,10 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
   t.channel_blocks = as_int((g.in_channels + LC - 1) / LC);
   const int pairs = as_int(g.kernel_h * g.kernel_w) * t.channel_blocks;
   t.k_tiles = (pairs + kBlockK / LC - 1) / (kBlockK / LC);
-  t.log_w = box.log_w;
-  t.log_h = box.log_h;
-  t.tiles_q = as_int((Q + box.width() - 1) / box.width());
-  t.tiles_p = as_int((P + box.height() - 1) / box.height());
+  t.positions = positions;
   t.tiles_k = as_int((g.out_channels + BN - 1) / BN);
-  const std::int64_t tiles_n = (g.batch + box.images() - 1) / box.images();
   // Every tile holds at least one output of y, so blocks <= N P Q K < 2^31: within gridDim.x's limit.
-  const std::int64_t blocks = tiles_n * t.tiles_p * t.tiles_q * t.tiles_k;
+  const std::int64_t blocks = std::int64_t{positions.tiles} * t.tiles_k;
   ladder::launch("conv2d ladder 08_forward_tma_wgmma_bf16", forward_tma_wgmma_kernel<BN, LC>,
                  dim3(static_cast<unsigned>(blocks)), dim3(kThreads), dynamic_shared_bytes<BN>(), x_map,
                  w_map, t, y);

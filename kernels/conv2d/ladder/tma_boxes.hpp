@@ -1,11 +1,12 @@
 // The boxes the convolution ladder's warp-specialized steps (08) copy with the tensor memory accelerator
-// (kernels/ladder/tma.cuh): a tile of 128 positions as a box of an NHWC tensor, and a filter's taps. Host
-// code, included by those steps' .cu files.
+// (kernels/ladder/tma.cuh): a tile of 128 positions as a box of an NHWC tensor, and a filter's taps.
+// Included by those steps' .cu files; the maps are host code, PositionTiles serves the kernels too.
 //
 // A tile's 128 positions are a box BW columns x BH rows x BI images of the positions a step computes (the
 // output's for forward, the input's for backward data), BW BH BI = 128, all powers of two so that the
 // epilogue finds a line's position with shifts. For tap (r, s) the positions of the operand it reads then
 // form a box too, every step-th column and row (the stride), from a corner the tap moves: one tensor copy.
+// PositionTiles numbers the boxes, and finds a box's corner and a line's position in it.
 #pragma once
 
 #include <algorithm>
@@ -20,9 +21,33 @@ inline constexpr int kTilePositions = 128;  // a tile's positions: two consumer 
 // BW = 2^log_w columns x BH = 2^log_h rows x BI images, BW BH BI = 128.
 struct PositionBox {
   int log_w = 0, log_h = 0;
-  int width() const { return 1 << log_w; }
-  int height() const { return 1 << log_h; }
-  int images() const { return kTilePositions >> (log_w + log_h); }
+  __host__ __device__ int width() const { return 1 << log_w; }
+  __host__ __device__ int height() const { return 1 << log_h; }
+  __host__ __device__ int images() const { return kTilePositions >> (log_w + log_h); }
+};
+
+// A position of an NHWC tensor (its image, row and column), or an offset from one.
+struct Position {
+  int n, h, w;
+};
+
+// Positions N x H x W cut into boxes, numbered w fastest, then h, then n; what a kernel carries.
+struct PositionTiles {
+  PositionBox box;
+  int tiles_w, tiles_h;  // boxes along W and along H (per BI images)
+  int tiles;             // boxes in all
+
+  // Box `tile`'s first position.
+  __host__ __device__ Position corner(int tile) const {
+    return {tile / (tiles_w * tiles_h) * box.images(), tile / tiles_w % tiles_h << box.log_h,
+            tile % tiles_w << box.log_w};
+  }
+  // Line `line`'s position in a box, from its corner: the order in which the copy engine lands a box's
+  // lines, w fastest, then h, then n.
+  __host__ __device__ Position line(int line) const {
+    return {line >> (box.log_w + box.log_h), line >> box.log_w & (box.height() - 1),
+            line & (box.width() - 1)};
+  }
 };
 
 // The box for positions `height` x `width` whose reads step by step_h, step_w (1 to 8): BW the power of two
@@ -44,6 +69,18 @@ inline PositionBox position_box(std::int64_t height, std::int64_t width, int ste
   box.log_w = log_at_least(width, std::min(kTilePositions, power_at_most(256 / step_w)));
   box.log_h = log_at_least(height, std::min(kTilePositions >> box.log_w, power_at_most(256 / step_h)));
   return box;
+}
+
+// The boxes (position_box) covering N x H x W positions, and their count.
+inline PositionTiles position_tiles(std::int64_t n, std::int64_t h, std::int64_t w, int step_h, int step_w) {
+  PositionTiles tiles;
+  tiles.box = position_box(h, w, step_h, step_w);
+  const auto per = [](std::int64_t extent, int box) { return static_cast<int>((extent + box - 1) / box); };
+  tiles.tiles_w = per(w, tiles.box.width());
+  tiles.tiles_h = per(h, tiles.box.height());
+  // Every box holds at least one of the positions, so tiles <= N H W, below 2^31 for any tensor kiln allows.
+  tiles.tiles = per(n, tiles.box.images()) * tiles.tiles_h * tiles.tiles_w;
+  return tiles;
 }
 
 // An NHWC tensor [N][H][W][C] as a rank-4 map, dimensions (C, W, H, N): boxes of `line_channels` (16, 32 or
