@@ -65,12 +65,12 @@
 // at most the newest two (t + 1, t + 2) in flight, so k-tile t has landed. A copy now has three k-tiles'
 // compute to land, not two.
 //
-// Block order. Blocks are numbered in groups of kGroupRows = 16 tile rows: block b is in group g = b /
-// (16 tiles_n), and inside it consecutive blocks walk down the group's (up to) 16 tile rows, then step one
-// tile column right. The 132 blocks an H100 runs at once (one per SM) then cover about 16 x 8 tiles, a
-// 2,048 x 2,112 patch of C, and read 16 panels of A (128 rows each) and 8.25 of B (256 columns each) in a
-// wave; in row order, when N is wide (tiles_n >= 132), they would cover one tile row and read 1 panel of A
-// and 132 of B: 128 + 132 x 256 = 33,920 rows-or-columns of K against 16 x 128 + 8.25 x 256 = 4,160, eight
+// Block order (grouped_tiles.cuh). Blocks are numbered in groups of kGroupRows = 16 tile rows: block b is
+// in group g = b / (16 tiles_n), and inside it consecutive blocks walk down the group's (up to) 16 tile rows,
+// then step one tile column right. The 132 blocks an H100 runs at once (one per SM) then cover about 16 x 8
+// tiles, a 2,048 x 2,112 patch of C, and read 16 panels of A (128 rows each) and 8.25 of B (256 columns each)
+// in a wave; in row order, when N is wide (tiles_n >= 132), they would cover one tile row and read 1 panel of
+// A and 132 of B: 128 + 132 x 256 = 33,920 rows-or-columns of K against 16 x 128 + 8.25 x 256 = 4,160, eight
 // times the bytes. When tiles_n is small (4096^2 has 16) the two orders differ little.
 //
 // Edges. Any M, K, N >= 1 with K % 8 == 0 and N % 8 == 0 (alignment 8: each 16-byte copy is 8 bfloat16 of one
@@ -81,6 +81,7 @@
 
 #include "core/bfloat16.hpp"
 #include "core/error.hpp"
+#include "kernels/gemm/ladder/grouped_tiles.cuh"
 #include "kernels/gemm/ladder/ladder.hpp"
 #include "kernels/gemm/ladder/store_pair.cuh"
 #include "kernels/ladder/cp_async.cuh"
@@ -106,7 +107,6 @@ constexpr int kMmaM = 16, kMmaN = 8, kMmaK = 16;           // one mma.sync.m16n8
 constexpr int kTilesM = kWarpM / kMmaM;                    // 4 mma tiles down the warp tile
 constexpr int kTilesN = kWarpN / kMmaN;                    // 8 across
 constexpr int kStages = 4;                                 // k-tiles t .. t + 3 resident
-constexpr int kGroupRows = 16;                             // tile rows per group of the block order
 
 constexpr int kChunk = 8;                           // bfloat16 per 16-byte chunk
 constexpr int kChunksPerRowA = kBlockK / kChunk;    // 4 per As row (64 bytes)
@@ -146,17 +146,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   bfloat16* const as = reinterpret_cast<bfloat16*>(shared_bytes);  // [kStages][kBlockM][kBlockK], swizzled
   bfloat16* const bs = as + kStages * kStageElementsA;             // [kStages][kBlockK][kBlockN], swizzled
 
-  // The grouped block order: group block / blocks_per_group holds tile rows first_tile_m .. + group_rows - 1
-  // (16, fewer in the last group), every tile column; inside it, block `in_group` is tile row
-  // in_group % group_rows of tile column in_group / group_rows. A bijection from 0 .. tiles_m * tiles_n - 1
-  // onto the tiles. blocks_per_group = 16 tiles_n < 16 (N / 256 + 1) fits an int.
-  const int block = static_cast<int>(blockIdx.x);
-  const int blocks_per_group = kGroupRows * tiles_n;
-  const int first_tile_m = (block / blocks_per_group) * kGroupRows;
-  const int group_rows = min(tiles_m - first_tile_m, kGroupRows);
-  const int in_group = block % blocks_per_group;
-  const int block_row = (first_tile_m + in_group % group_rows) * kBlockM;
-  const int block_col = (in_group / group_rows) * kBlockN;
+  // The grouped block order (grouped_tiles.cuh; the top says why).
+  const TileIndex tile = grouped_tile(static_cast<int>(blockIdx.x), tiles_m, tiles_n);
+  const int block_row = tile.row * kBlockM, block_col = tile.column * kBlockN;
 
   const int tid = static_cast<int>(threadIdx.x);
   const int warp = tid / 32, lane = tid % 32;

@@ -54,6 +54,7 @@
 
 #include "core/bfloat16.hpp"
 #include "core/error.hpp"
+#include "kernels/gemm/ladder/grouped_tiles.cuh"
 #include "kernels/gemm/ladder/ladder.hpp"
 #include "kernels/gemm/ladder/store_pair.cuh"
 #include "kernels/ladder/cp_async.cuh"
@@ -84,7 +85,6 @@ constexpr int kWarpgroups = 2;                             // each 64 rows x 256
 constexpr int kThreads = kWarpgroups * 128;                // 256
 constexpr int kWgmmaN = 128;                               // two m64n128k16 across the 256 columns
 constexpr int kStages = 4;
-constexpr int kGroupRows = 16;  // tile rows per group of the block order
 
 constexpr int kLineBytes = 128;                          // 64 bfloat16: one swizzled line
 constexpr int kStageBytesA = kBlockM * kLineBytes;       // 16,384
@@ -110,14 +110,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   KILN_DYNAMIC_SHARED_MEMORY(shared);
   unsigned char* const tiles = first_swizzle_atom(shared);  // the launch asked for the slack
 
-  // The grouped block order of step 07: a bijection from 0 .. tiles_m * tiles_n - 1 onto the tiles.
-  const int block = static_cast<int>(blockIdx.x);
-  const int blocks_per_group = kGroupRows * tiles_n;
-  const int first_tile_m = (block / blocks_per_group) * kGroupRows;
-  const int group_rows = min(tiles_m - first_tile_m, kGroupRows);
-  const int in_group = block % blocks_per_group;
-  const int block_row = (first_tile_m + in_group % group_rows) * kBlockM;
-  const int block_col = (in_group / group_rows) * kBlockN;
+  // The grouped block order (grouped_tiles.cuh; step 07's top says why).
+  const TileIndex tile = grouped_tile(static_cast<int>(blockIdx.x), tiles_m, tiles_n);
+  const int block_row = tile.row * kBlockM, block_col = tile.column * kBlockN;
 
   const int tid = static_cast<int>(threadIdx.x);
 

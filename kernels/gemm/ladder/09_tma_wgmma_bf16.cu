@@ -48,6 +48,7 @@
 
 #include "core/bfloat16.hpp"
 #include "core/error.hpp"
+#include "kernels/gemm/ladder/grouped_tiles.cuh"
 #include "kernels/gemm/ladder/ladder.hpp"
 #include "kernels/gemm/ladder/store_pair.cuh"
 #include "kernels/ladder/hopper.hpp"
@@ -78,7 +79,6 @@ constexpr int kConsumers = 2;                              // warpgroups, each 6
 constexpr int kThreads = (1 + kConsumers) * 128;           // 384: the producer's warpgroup first
 constexpr int kWgmmaN = 128;                               // two m64n128k16 across the 256 columns
 constexpr int kStages = 4;
-constexpr int kGroupRows = 16;  // tile rows per group of the block order
 // setmaxnreg's budgets (warpgroup_registers.cuh): 128 x 40 + 256 x 232 = 64,512 of the SM's 65,536.
 constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
 
@@ -107,14 +107,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   unsigned char* const tiles = first_swizzle_atom(shared);  // the launch asked for the slack
   const Ring ring = Ring::at(tiles + kStages * kStageBytes);
 
-  // The grouped block order of step 07: a bijection from 0 .. tiles_m * tiles_n - 1 onto the tiles.
-  const int block = static_cast<int>(blockIdx.x);
-  const int blocks_per_group = kGroupRows * tiles_n;
-  const int first_tile_m = (block / blocks_per_group) * kGroupRows;
-  const int group_rows = min(tiles_m - first_tile_m, kGroupRows);
-  const int in_group = block % blocks_per_group;
-  const int block_row = (first_tile_m + in_group % group_rows) * kBlockM;
-  const int block_col = (in_group / group_rows) * kBlockN;
+  // The grouped block order (grouped_tiles.cuh; step 07's top says why).
+  const TileIndex tile = grouped_tile(static_cast<int>(blockIdx.x), tiles_m, tiles_n);
+  const int block_row = tile.row * kBlockM, block_col = tile.column * kBlockN;
 
   const int tid = static_cast<int>(threadIdx.x);
   const int warpgroup = tid / 128;
