@@ -276,24 +276,8 @@ void launch_08_backward_data_tma_wgmma_bf16(const Conv2dGeometry& g, const bfloa
       "groups 1, C % 8 == 0, K % 8 == 0, an H100 or H200 and a build for sm_90a");
   require_16_byte_operands("08_backward_data_tma_wgmma_bf16", gy, w, gx);
   // BN: the smallest tile that holds C; LK: the narrowest line that holds K (top).
-  const auto with_lines = [&]<int BN>() {
-    if (g.out_channels <= 16) {
-      launch_tiles<BN, 16>(g, gy, w, gx);
-    } else if (g.out_channels <= 32) {
-      launch_tiles<BN, 32>(g, gy, w, gx);
-    } else {
-      launch_tiles<BN, 64>(g, gy, w, gx);
-    }
-  };
-  if (g.in_channels <= 16) {
-    with_lines.template operator()<16>();
-  } else if (g.in_channels <= 32) {
-    with_lines.template operator()<32>();
-  } else if (g.in_channels <= 64) {
-    with_lines.template operator()<64>();
-  } else {
-    with_lines.template operator()<128>();
-  }
+  with_tile_and_line_width(g.in_channels, g.out_channels,
+                           [&]<int BN, int LK>() { launch_tiles<BN, LK>(g, gy, w, gx); });
 }
 
 }  // namespace kiln::kernels::conv2d_ladder

@@ -258,15 +258,7 @@ void launch_08_backward_weight_tma_wgmma_bf16(const Conv2dGeometry& g, const bfl
           g.stride_w <= 8 && ladder::wgmma_available(),
       "groups 1, C % 8 == 0, K % 8 == 0, strides up to 8, an H100 or H200 and a build for sm_90a");
   require_16_byte_operands("08_backward_weight_tma_wgmma_bf16", gy, x, gw);
-  if (g.out_channels <= 16) {
-    launch_tiles<16>(g, gy, x, gw);
-  } else if (g.out_channels <= 32) {
-    launch_tiles<32>(g, gy, x, gw);
-  } else if (g.out_channels <= 64) {
-    launch_tiles<64>(g, gy, x, gw);
-  } else {
-    launch_tiles<128>(g, gy, x, gw);
-  }
+  with_tile_width(g.out_channels, [&]<int BN>() { launch_tiles<BN>(g, gy, x, gw); });  // BN holds K
 }
 
 }  // namespace kiln::kernels::conv2d_ladder

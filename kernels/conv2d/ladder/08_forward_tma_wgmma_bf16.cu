@@ -252,24 +252,8 @@ void launch_08_forward_tma_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* x
                     "groups 1, C % 8 == 0, strides up to 8, an H100 or H200 and a build for sm_90a");
   require_16_byte_operands("08_forward_tma_wgmma_bf16", x, w, y);
   // BN: the smallest tile that holds K; LC: the narrowest line that holds C (top).
-  const auto with_lines = [&]<int BN>() {
-    if (g.in_channels <= 16) {
-      launch_tiles<BN, 16>(g, x, w, y);
-    } else if (g.in_channels <= 32) {
-      launch_tiles<BN, 32>(g, x, w, y);
-    } else {
-      launch_tiles<BN, 64>(g, x, w, y);
-    }
-  };
-  if (g.out_channels <= 16) {
-    with_lines.template operator()<16>();
-  } else if (g.out_channels <= 32) {
-    with_lines.template operator()<32>();
-  } else if (g.out_channels <= 64) {
-    with_lines.template operator()<64>();
-  } else {
-    with_lines.template operator()<128>();
-  }
+  with_tile_and_line_width(g.out_channels, g.in_channels,
+                           [&]<int BN, int LC>() { launch_tiles<BN, LC>(g, x, w, y); });
 }
 
 }  // namespace kiln::kernels::conv2d_ladder

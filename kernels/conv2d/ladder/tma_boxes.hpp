@@ -6,7 +6,8 @@
 // output's for forward, the input's for backward data), BW BH BI = 128, all powers of two so that the
 // epilogue finds a line's position with shifts. For tap (r, s) the positions of the operand it reads then
 // form a box too, every step-th column and row (the stride), from a corner the tap moves: one tensor copy.
-// PositionTiles numbers the boxes, and finds a box's corner and a line's position in it.
+// PositionTiles numbers the boxes, and finds a box's corner and a line's position in it; with_tile_width and
+// with_tile_and_line_width pick the instantiation (tile width BN, line width) a layer takes.
 #pragma once
 
 #include <algorithm>
@@ -118,6 +119,36 @@ inline ladder::TensorMapShape filter_box_shape(std::int64_t k, std::int64_t taps
   shape.box[1] = 1;
   shape.box[2] = filters;
   return shape;
+}
+
+// The instantiation a launch takes: launch.template operator()<BN>() with BN the smallest of 16, 32, 64 and
+// 128 that holds `columns` (the tile's N: filters or channels), 128 past that.
+template <typename Launch>
+void with_tile_width(std::int64_t columns, const Launch& launch) {
+  if (columns <= 16) {
+    launch.template operator()<16>();
+  } else if (columns <= 32) {
+    launch.template operator()<32>();
+  } else if (columns <= 64) {
+    launch.template operator()<64>();
+  } else {
+    launch.template operator()<128>();
+  }
+}
+
+// As with_tile_width, with a line width too: launch.template operator()<BN, L>(), L the narrowest of 16, 32
+// and 64 elements that holds `line_elements` (a line's channels), 64 past that.
+template <typename Launch>
+void with_tile_and_line_width(std::int64_t columns, std::int64_t line_elements, const Launch& launch) {
+  with_tile_width(columns, [&]<int BN>() {
+    if (line_elements <= 16) {
+      launch.template operator()<BN, 16>();
+    } else if (line_elements <= 32) {
+      launch.template operator()<BN, 32>();
+    } else {
+      launch.template operator()<BN, 64>();
+    }
+  });
 }
 
 }  // namespace kiln::kernels::conv2d_ladder
