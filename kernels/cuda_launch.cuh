@@ -1,30 +1,38 @@
-// What every CUDA kernel file shares: the block size, the grid cap, and the grid-stride loop that lets one
-// launch of a capped grid cover any number of elements. Included by .cu files only (it has device code).
+// What every CUDA kernel file shares: the block size, the grid cap, the grid-stride loop that lets one
+// launch of a capped grid cover any number of elements, and the launch itself. Included by .cu files only
+// (it has device code).
 //
 //   template <typename T>
 //   __global__ void scale_kernel(std::int64_t n, T factor, T* x) {
 //     for (std::int64_t i = first_thread_index(); i < n; i += grid_thread_count()) x[i] *= factor;
 //   }
-//   scale_kernel<<<grid_blocks(n), kThreadsPerBlock>>>(n, factor, x);
-//   kiln::cuda::check_launch("scale");
+//   launch("scale", scale_kernel<T>, grid_blocks(n), kThreadsPerBlock, n, factor, x);
+//
+// Every kernel launches through launch(), never with <<<...>>> in place: that one seam is where a launch is
+// checked, and where the CPU emulator (tests/emulation, built with KILN_CUDA_EMULATION) takes the grid
+// instead, so that the same .cu files run in CI, on no GPU, against the reference kernels.
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 
-namespace kiln::kernels::cuda {
+#include "kernels/cuda_grid.hpp"
 
-// 8 warps: enough threads per block to hide memory latency, few enough that a block's shared-memory
-// reductions stay small. Kernels that reduce across a block assume exactly this many threads.
-inline constexpr int kThreadsPerBlock = 256;
-inline constexpr int kWarpSize = 32;
-inline constexpr int kWarpsPerBlock = kThreadsPerBlock / kWarpSize;
-// Every lane of a warp takes part in a shuffle.
-inline constexpr unsigned kFullWarpMask = 0xffffffffu;
-// Grids stay at most this many blocks (the old gridDim.y/z limit, ample for gridDim.x): far more than
-// the 132 multiprocessors of an H100 keep resident, so nothing is lost, and grid-stride loops cover the
-// rest.
-inline constexpr std::int64_t kMaxGridBlocks = 65535;
+#ifdef KILN_CUDA_EMULATION
+#include <functional>
+
+namespace kiln::emulation {
+// Runs body() as every thread of every block of the grid (tests/emulation/cuda_emulator.cpp), each block's
+// threads concurrently with a real barrier behind __syncthreads, with dynamic_shared_bytes of shared memory.
+void run_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
+              const std::function<void()>& body);
+}  // namespace kiln::emulation
+#else
+#include "core/cuda_runtime.hpp"
+#endif
+
+namespace kiln::kernels::cuda {
 
 // Blocks for `work_items` units (elements, rows, planes...) of which one block takes `items_per_block`,
 // capped at kMaxGridBlocks. work_items must be > 0: a grid of 0 blocks is a launch error.
@@ -40,6 +48,21 @@ __device__ inline std::int64_t first_thread_index() {
 }
 __device__ inline std::int64_t grid_thread_count() {
   return static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+}
+
+// Launches kernel<<<grid, block>>>(arguments...) on the default stream, where every kiln kernel runs, and
+// checks the launch, naming `name` in any error. Emulated, the grid has run when this returns.
+template <typename... Parameters, typename... Arguments>
+void launch(const char* name, void (*kernel)(Parameters...), dim3 grid, dim3 block, Arguments... arguments) {
+#ifdef KILN_CUDA_EMULATION
+  emulation::run_grid(name, grid, block, 0, [&] { kernel(arguments...); });
+#else
+  // clang-format takes a .cuh for C++ and would split the >>>.
+  // clang-format off
+  kernel<<<grid, block>>>(arguments...);
+  // clang-format on
+  ::kiln::cuda::check_launch(name);
+#endif
 }
 
 }  // namespace kiln::kernels::cuda

@@ -360,17 +360,16 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0) return;
   const Scratch scratch(s, device);
-  forward_partial_sums_kernel<<<grid_blocks(s.work_items(), 1), kThreadsPerBlock>>>(s, x, scratch.partial_a,
-                                                                                    scratch.partial_b);
-  kiln::cuda::check_launch("batchnorm2d_forward_train (statistics)");
-  finish_statistics_kernel<<<channel_blocks(s), kThreadsPerBlock>>>(
-      s, x, static_cast<double>(eps), static_cast<double>(momentum), scratch.partial_a, scratch.partial_b,
-      scratch.channel_a, scratch.channel_b, save_mean, save_invstd, running_mean, running_var);
-  kiln::cuda::check_launch("batchnorm2d_forward_train (statistics)");
+  launch("batchnorm2d_forward_train (statistics)", forward_partial_sums_kernel<T>,
+         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, x, scratch.partial_a, scratch.partial_b);
+  launch("batchnorm2d_forward_train (statistics)", finish_statistics_kernel<T>, channel_blocks(s),
+         kThreadsPerBlock, s, x, static_cast<double>(eps), static_cast<double>(momentum), scratch.partial_a,
+         scratch.partial_b, scratch.channel_a, scratch.channel_b, save_mean, save_invstd, running_mean,
+         running_var);
   if (s.values == 0) return;
-  normalize_kernel<<<grid_blocks(s.work_items(), 1), kThreadsPerBlock>>>(
-      s, g.fused_relu, x, gamma, beta, BatchStatistics{scratch.channel_a, scratch.channel_b}, y);
-  kiln::cuda::check_launch("batchnorm2d_forward_train (normalize)");
+  launch("batchnorm2d_forward_train (normalize)", normalize_kernel<T, BatchStatistics>,
+         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, g.fused_relu, x, gamma, beta,
+         BatchStatistics{scratch.channel_a, scratch.channel_b}, y);
 }
 
 template <typename T>
@@ -379,10 +378,9 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const op
                               const opmath_t<T>* running_var, opmath_t<T> eps, T* y) {
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0 || s.values == 0) return;
-  normalize_kernel<<<grid_blocks(s.work_items(), 1), kThreadsPerBlock>>>(
-      s, g.fused_relu, x, gamma, beta,
-      RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, y);
-  kiln::cuda::check_launch("batchnorm2d_forward_eval");
+  launch("batchnorm2d_forward_eval", normalize_kernel<T, RunningStatistics<T>>,
+         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, g.fused_relu, x, gamma, beta,
+         RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, y);
 }
 
 template <typename T>
@@ -394,17 +392,16 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
   if (s.channels <= 0) return;
   const Scratch scratch(s, device);
   const SavedStatistics<T> statistics{save_mean, save_invstd};
-  backward_partial_sums_kernel<<<grid_blocks(s.work_items(), 1), kThreadsPerBlock>>>(
-      s, g.fused_relu, x, gy, y, gamma, statistics, scratch.partial_a, scratch.partial_b,
-      static_cast<T*>(nullptr));
-  kiln::cuda::check_launch("batchnorm2d_backward_train (sums)");
-  finish_gradient_sums_kernel<<<channel_blocks(s), kThreadsPerBlock>>>(
-      s, scratch.partial_a, scratch.partial_b, scratch.channel_a, scratch.channel_b, gbeta, ggamma);
-  kiln::cuda::check_launch("batchnorm2d_backward_train (sums)");
+  launch("batchnorm2d_backward_train (sums)", backward_partial_sums_kernel<T, SavedStatistics<T>>,
+         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma, statistics,
+         scratch.partial_a, scratch.partial_b, static_cast<T*>(nullptr));
+  launch("batchnorm2d_backward_train (sums)", finish_gradient_sums_kernel<opmath_t<T>>, channel_blocks(s),
+         kThreadsPerBlock, s, scratch.partial_a, scratch.partial_b, scratch.channel_a, scratch.channel_b,
+         gbeta, ggamma);
   if (s.values == 0) return;
-  train_gx_kernel<<<grid_blocks(s.work_items(), 1), kThreadsPerBlock>>>(
-      s, g.fused_relu, x, gy, y, gamma, statistics, scratch.channel_a, scratch.channel_b, gx);
-  kiln::cuda::check_launch("batchnorm2d_backward_train (gx)");
+  launch("batchnorm2d_backward_train (gx)", train_gx_kernel<T>, grid_blocks(s.work_items(), 1),
+         kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma, statistics, scratch.channel_a, scratch.channel_b,
+         gx);
 }
 
 template <typename T>
@@ -415,14 +412,13 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0) return;
   const Scratch scratch(s, device);
-  backward_partial_sums_kernel<<<grid_blocks(s.work_items(), 1), kThreadsPerBlock>>>(
-      s, g.fused_relu, x, gy, y, gamma,
-      RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, scratch.partial_a,
-      scratch.partial_b, gx);
-  kiln::cuda::check_launch("batchnorm2d_backward_eval (sums and gx)");
-  finish_gradient_sums_kernel<<<channel_blocks(s), kThreadsPerBlock>>>(
-      s, scratch.partial_a, scratch.partial_b, scratch.channel_a, scratch.channel_b, gbeta, ggamma);
-  kiln::cuda::check_launch("batchnorm2d_backward_eval (sums)");
+  launch("batchnorm2d_backward_eval (sums and gx)", backward_partial_sums_kernel<T, RunningStatistics<T>>,
+         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma,
+         RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, scratch.partial_a,
+         scratch.partial_b, gx);
+  launch("batchnorm2d_backward_eval (sums)", finish_gradient_sums_kernel<opmath_t<T>>, channel_blocks(s),
+         kThreadsPerBlock, s, scratch.partial_a, scratch.partial_b, scratch.channel_a, scratch.channel_b,
+         gbeta, ggamma);
 }
 
 template void batchnorm2d_forward_train<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,

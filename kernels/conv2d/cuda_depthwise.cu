@@ -152,18 +152,16 @@ template <typename T>
 void depthwise_conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const std::int64_t total = g.batch * g.out_channels * g.out_height() * g.out_width();
   if (total == 0) return;
-  depthwise_forward_kernel<<<grid_blocks(total), kThreadsPerBlock>>>(g, g.out_height(), g.out_width(), x, w,
-                                                                     bias, y);
-  kiln::cuda::check_launch("conv2d depthwise forward");
+  launch("conv2d depthwise forward", depthwise_forward_kernel<T>, grid_blocks(total), kThreadsPerBlock, g,
+         g.out_height(), g.out_width(), x, w, bias, y);
 }
 
 template <typename T>
 void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   const std::int64_t total = g.batch * g.in_channels * g.in_height * g.in_width;
   if (total == 0) return;
-  depthwise_backward_data_kernel<<<grid_blocks(total), kThreadsPerBlock>>>(g, g.out_height(), g.out_width(),
-                                                                           gy, w, gx);
-  kiln::cuda::check_launch("conv2d depthwise backward_data");
+  launch("conv2d depthwise backward_data", depthwise_backward_data_kernel<T>, grid_blocks(total),
+         kThreadsPerBlock, g, g.out_height(), g.out_width(), gy, w, gx);
 }
 
 // A batch of 0 images still writes gw (zeros): the kernel's sums are empty, not skipped.
@@ -172,16 +170,16 @@ void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, cons
   const std::int64_t weights = g.in_channels * g.kernel_h * g.kernel_w;
   if (weights == 0) return;
   const auto blocks = grid_blocks(weights, 1);
-  depthwise_backward_weight_kernel<<<blocks, kThreadsPerBlock>>>(g, g.out_height(), g.out_width(), gy, x, gw);
-  kiln::cuda::check_launch("conv2d depthwise backward_weight");
+  launch("conv2d depthwise backward_weight", depthwise_backward_weight_kernel<T>, blocks, kThreadsPerBlock, g,
+         g.out_height(), g.out_width(), gy, x, gw);
 }
 
 template <typename T>
 void conv2d_fill_bias(const Conv2dGeometry& g, const T* bias, T* y) {
   const std::int64_t plane = g.out_height() * g.out_width(), total = g.batch * g.out_channels * plane;
   if (total == 0) return;
-  fill_bias_kernel<<<grid_blocks(total), kThreadsPerBlock>>>(total, g.out_channels, plane, bias, y);
-  kiln::cuda::check_launch("conv2d fill bias");
+  launch("conv2d fill bias", fill_bias_kernel<T>, grid_blocks(total), kThreadsPerBlock, total, g.out_channels,
+         plane, bias, y);
 }
 
 // Also writes zeros for an empty batch, as the reference does.
@@ -189,9 +187,8 @@ template <typename T>
 void conv2d_backward_bias(const Conv2dGeometry& g, const T* gy, T* gb) {
   if (g.out_channels == 0) return;
   const auto blocks = grid_blocks(g.out_channels, 1);
-  backward_bias_kernel<<<blocks, kThreadsPerBlock>>>(g.batch, g.out_channels, g.out_height() * g.out_width(),
-                                                     gy, gb);
-  kiln::cuda::check_launch("conv2d backward_bias");
+  launch("conv2d backward_bias", backward_bias_kernel<T>, blocks, kThreadsPerBlock, g.batch, g.out_channels,
+         g.out_height() * g.out_width(), gy, gb);
 }
 
 template void depthwise_conv2d_forward<float>(const Conv2dGeometry&, const float*, const float*, const float*,

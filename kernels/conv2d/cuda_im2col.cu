@@ -81,9 +81,8 @@ void im2col(const Conv2dGeometry& g, const T* x_images, std::int64_t count, std:
             std::int64_t row_stride, T* col) {
   const std::int64_t total = count * g.in_channels * g.kernel_h * g.kernel_w * g.out_height() * g.out_width();
   if (total == 0) return;
-  im2col_kernel<<<grid_blocks(total), kThreadsPerBlock>>>(g, g.out_height(), g.out_width(), count, x_images,
-                                                          image_stride, row_stride, col);
-  kiln::cuda::check_launch("conv2d im2col");
+  launch("conv2d im2col", im2col_kernel<T>, grid_blocks(total), kThreadsPerBlock, g, g.out_height(),
+         g.out_width(), count, x_images, image_stride, row_stride, col);
 }
 
 template <typename T>
@@ -91,9 +90,8 @@ void col2im(const Conv2dGeometry& g, const opmath_t<T>* col, std::int64_t count,
             std::int64_t row_stride, T* gx_images) {
   const std::int64_t total = count * g.in_channels * g.in_height * g.in_width;
   if (total == 0) return;
-  col2im_kernel<T><<<grid_blocks(total), kThreadsPerBlock>>>(g, g.out_height(), g.out_width(), count, col,
-                                                             image_stride, row_stride, gx_images);
-  kiln::cuda::check_launch("conv2d col2im");
+  launch("conv2d col2im", col2im_kernel<T>, grid_blocks(total), kThreadsPerBlock, g, g.out_height(),
+         g.out_width(), count, col, image_stride, row_stride, gx_images);
 }
 
 template <typename T>
@@ -101,14 +99,14 @@ void gather_images(const T* images, std::int64_t count, std::int64_t channels, s
                    T* matrix) {
   const std::int64_t total = count * channels * plane;
   if (total == 0) return;
-  gather_images_kernel<<<grid_blocks(total), kThreadsPerBlock>>>(images, count, channels, plane, matrix);
-  kiln::cuda::check_launch("conv2d gather_images");
+  launch("conv2d gather_images", gather_images_kernel<T>, grid_blocks(total), kThreadsPerBlock, images, count,
+         channels, plane, matrix);
 }
 
 void round_to_bfloat16(const float* wide, std::int64_t count, bfloat16* dense) {
   if (count == 0) return;
-  round_to_bfloat16_kernel<<<grid_blocks(count), kThreadsPerBlock>>>(wide, count, dense);
-  kiln::cuda::check_launch("conv2d round to bfloat16");
+  launch("conv2d round to bfloat16", round_to_bfloat16_kernel, grid_blocks(count), kThreadsPerBlock, wide,
+         count, dense);
 }
 
 template void im2col<float>(const Conv2dGeometry&, const float*, std::int64_t, std::int64_t, std::int64_t,

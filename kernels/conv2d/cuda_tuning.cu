@@ -232,7 +232,9 @@ void measure(const PassCall<T>& c) {
                     .direction = c.direction,
                     .element_type = std::string(element_type_name<T>()),
                     .device = device,
-                    .chosen = std::string(kLibraryCandidate)};
+                    .chosen = std::string(kLibraryCandidate),
+                    .step = nullptr,
+                    .trials = {}};
   const std::vector<const Step*> steps = ladder_candidates(c);
   if (steps.empty()) {
     run_library(c);

@@ -49,8 +49,8 @@ void dropout_forward(std::int64_t n, opmath_t<T> p, const PhiloxState& state, co
   const Scalar keep_scale = p < Scalar(1) ? Scalar(1) / (Scalar(1) - p) : Scalar(0);
   const std::int64_t groups = (n + 3) / 4;
   const auto blocks = grid_blocks(groups);
-  dropout_forward_kernel<<<blocks, kThreadsPerBlock>>>(n, p, keep_scale, state, x, y, mask);
-  kiln::cuda::check_launch("dropout_forward");
+  launch("dropout_forward", dropout_forward_kernel<T>, blocks, kThreadsPerBlock, n, p, keep_scale, state, x,
+         y, mask);
 }
 
 template void dropout_forward<float>(std::int64_t, float, const PhiloxState&, const float*, float*, float*);

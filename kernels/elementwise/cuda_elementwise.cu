@@ -282,16 +282,15 @@ std::int64_t element_count(int rank, const std::int64_t* sizes) {
 template <typename T>
 void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, T* y) {
   if (n == 0) return;
-  unary_forward_kernel<<<grid_blocks(n), kThreadsPerBlock>>>(op, params, n, x, y);
-  kiln::cuda::check_launch("unary_forward");
+  launch("unary_forward", unary_forward_kernel<T>, grid_blocks(n), kThreadsPerBlock, op, params, n, x, y);
 }
 
 template <typename T>
 void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, const T* y,
                     const T* gy, T* gx) {
   if (n == 0) return;
-  unary_backward_kernel<<<grid_blocks(n), kThreadsPerBlock>>>(op, params, n, x, y, gy, gx);
-  kiln::cuda::check_launch("unary_backward");
+  launch("unary_backward", unary_backward_kernel<T>, grid_blocks(n), kThreadsPerBlock, op, params, n, x, y,
+         gy, gx);
 }
 
 template <typename T>
@@ -303,13 +302,15 @@ void binary_forward(BinaryOp op, int rank, const std::int64_t* sizes, const T* a
   const StridedSpace<2> space = coalesce<2>(rank, sizes, {a_strides, b_strides});
   const std::int64_t a_step = dense_step(space, 0), b_step = dense_step(space, 1);
   if (a_step >= 0 && b_step >= 0) {
-    binary_dense_kernel<<<grid_blocks(n), kThreadsPerBlock>>>(op, n, a, a_step, b, b_step, out);
+    launch("binary_forward", binary_dense_kernel<T>, grid_blocks(n), kThreadsPerBlock, op, n, a, a_step, b,
+           b_step, out);
   } else if (fits_32_bits(n)) {
-    binary_strided_kernel<T, std::uint32_t><<<grid_blocks(n), kThreadsPerBlock>>>(op, n, space, a, b, out);
+    launch("binary_forward", binary_strided_kernel<T, std::uint32_t>, grid_blocks(n), kThreadsPerBlock, op, n,
+           space, a, b, out);
   } else {
-    binary_strided_kernel<T, std::int64_t><<<grid_blocks(n), kThreadsPerBlock>>>(op, n, space, a, b, out);
+    launch("binary_forward", binary_strided_kernel<T, std::int64_t>, grid_blocks(n), kThreadsPerBlock, op, n,
+           space, a, b, out);
   }
-  kiln::cuda::check_launch("binary_forward");
 }
 
 template <typename Src, typename Dst>
@@ -320,13 +321,15 @@ void copy_strided(int rank, const std::int64_t* sizes, const Src* src, const std
   const StridedSpace<2> space = coalesce<2>(rank, sizes, {src_strides, dst_strides});
   const std::int64_t src_step = dense_step(space, 0), dst_step = dense_step(space, 1);
   if (src_step >= 0 && dst_step == 1) {
-    copy_dense_kernel<<<grid_blocks(n), kThreadsPerBlock>>>(n, src, src_step, dst);
+    launch("copy_strided", copy_dense_kernel<Src, Dst>, grid_blocks(n), kThreadsPerBlock, n, src, src_step,
+           dst);
   } else if (fits_32_bits(n)) {
-    copy_strided_kernel<Src, Dst, std::uint32_t><<<grid_blocks(n), kThreadsPerBlock>>>(n, space, src, dst);
+    launch("copy_strided", copy_strided_kernel<Src, Dst, std::uint32_t>, grid_blocks(n), kThreadsPerBlock, n,
+           space, src, dst);
   } else {
-    copy_strided_kernel<Src, Dst, std::int64_t><<<grid_blocks(n), kThreadsPerBlock>>>(n, space, src, dst);
+    launch("copy_strided", copy_strided_kernel<Src, Dst, std::int64_t>, grid_blocks(n), kThreadsPerBlock, n,
+           space, src, dst);
   }
-  kiln::cuda::check_launch("copy_strided");
 }
 
 template void unary_forward<float>(UnaryOp, const UnaryParams&, std::int64_t, const float*, float*);

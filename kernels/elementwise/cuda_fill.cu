@@ -26,8 +26,7 @@ template <typename T>
 void fill(std::int64_t n, T value, T* out) {
   if (n == 0) return;
   const auto blocks = grid_blocks(n);
-  fill_kernel<<<blocks, kThreadsPerBlock>>>(n, value, out);
-  kiln::cuda::check_launch("fill");
+  launch("fill", fill_kernel<T>, blocks, kThreadsPerBlock, n, value, out);
 }
 
 template void fill<float>(std::int64_t, float, float*);

@@ -71,6 +71,20 @@ Function resolve(void* library, const char* library_name, const char* symbol) {
   return reinterpret_cast<Function>(address);
 }
 
+#ifdef KILN_CUDA_EMULATION
+// The emulated backend (tests/emulation) links column-major host GEMMs under cuBLAS's names instead.
+CublasLibrary open_cublas() {
+  return {&cublasCreate,
+          &cublasGetStatusName,
+          &cublasGetStatusString,
+          &cublasSgemm_64,
+          &cublasDgemm_64,
+          &cublasSgemmStridedBatched_64,
+          &cublasDgemmStridedBatched_64,
+          &cublasGemmEx_64,
+          &cublasGemmStridedBatchedEx_64};
+}
+#else
 // Opens the cuBLAS of the toolkit kiln was compiled with (its soname, libcublas.so.<major>), found the way
 // the dynamic loader finds the CUDA runtime (the executable's run path, then the system's library path).
 // Never closed, like the handles below.
@@ -93,6 +107,7 @@ CublasLibrary open_cublas() {
           resolve<decltype(&cublasGemmStridedBatchedEx_64)>(
               library, n, KILN_CUBLAS_SYMBOL(cublasGemmStridedBatchedEx_64))};
 }
+#endif
 
 // Opened once, by the first caller (a magic static: thread-safe); a failure throws again at every call.
 const CublasLibrary& cublas() {
@@ -250,9 +265,8 @@ void scale_by_beta(const GemmGeometry& g, std::int64_t batch_count, std::int64_t
                    opmath_t<T> beta, T* c) {
   const std::int64_t total = batch_count * g.m * g.n;
   const auto blocks = grid_blocks(total);
-  scale_by_beta_kernel<T>
-      <<<blocks, kThreadsPerBlock>>>(batch_count, g.m, g.n, g.ldc, stride_c, alpha, beta, c);
-  kiln::cuda::check_launch("gemm (k == 0)");
+  launch("gemm (k == 0)", scale_by_beta_kernel<T>, blocks, kThreadsPerBlock, batch_count, g.m, g.n, g.ldc,
+         stride_c, alpha, beta, c);
 }
 
 // The two entry points for every (A/B type, C type) pair: T A and B, CType C.

@@ -24,14 +24,11 @@
 
 #ifdef KILN_CUDA_EMULATION
 
-#include <functional>
 #include <new>
 
+#include "kernels/cuda_launch.cuh"  // emulation::run_grid
+
 namespace kiln::emulation {
-// Runs body() as every thread of every block of the grid (tests/emulation/cuda_emulator.cpp), each block's
-// threads concurrently with a real barrier behind __syncthreads, with dynamic_shared_bytes of shared memory.
-void run_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
-              const std::function<void()>& body);
 // The calling block's dynamic shared memory.
 unsigned char* dynamic_shared_memory();
 // Host memory the emulated kernels may treat as device memory (a cp.async must read from such a buffer).

@@ -170,36 +170,33 @@ void cross_entropy_forward(const CrossEntropyGeometry& g, const T* logits, const
   // [N, C] logits normalized over C is the softmax view [outer = N, dim = C, inner = 1].
   kernels::cuda::log_softmax_forward(SoftmaxGeometry{g.batch, g.classes, 1}, logits, log_probs);
   // Queued after the log-softmax on the same (default) stream, so it reads finished log_probs.
-  cross_entropy_loss_kernel<<<grid_blocks(g.batch, kWarpsPerBlock), kThreadsPerBlock>>>(
-      g, log_probs, labels, class_weight, static_cast<double>(smoothing), loss);
-  kiln::cuda::check_launch("cross_entropy_forward");
+  launch("cross_entropy_forward", cross_entropy_loss_kernel<T>, grid_blocks(g.batch, kWarpsPerBlock),
+         kThreadsPerBlock, g, log_probs, labels, class_weight, static_cast<double>(smoothing), loss);
 }
 
 template <typename T>
 void cross_entropy_backward(const CrossEntropyGeometry& g, const T* log_probs, const std::int64_t* labels,
                             const T* class_weight, T smoothing, const T* gloss, T* glogits) {
   if (g.batch == 0 || g.classes == 0) return;
-  cross_entropy_backward_kernel<<<grid_blocks(g.batch, kWarpsPerBlock), kThreadsPerBlock>>>(
-      g, log_probs, labels, class_weight, static_cast<double>(smoothing), gloss, glogits);
-  kiln::cuda::check_launch("cross_entropy_backward");
+  launch("cross_entropy_backward", cross_entropy_backward_kernel<T>, grid_blocks(g.batch, kWarpsPerBlock),
+         kThreadsPerBlock, g, log_probs, labels, class_weight, static_cast<double>(smoothing), gloss,
+         glogits);
 }
 
 template <typename T>
 void bce_with_logits_forward(std::int64_t n, const T* logits, const T* targets, const T* pos_weight,
                              T* loss) {
   if (n == 0) return;
-  bce_forward_kernel<<<grid_blocks(n, kThreadsPerBlock), kThreadsPerBlock>>>(n, logits, targets, pos_weight,
-                                                                             loss);
-  kiln::cuda::check_launch("bce_with_logits_forward");
+  launch("bce_with_logits_forward", bce_forward_kernel<T>, grid_blocks(n, kThreadsPerBlock), kThreadsPerBlock,
+         n, logits, targets, pos_weight, loss);
 }
 
 template <typename T>
 void bce_with_logits_backward(std::int64_t n, const T* logits, const T* targets, const T* pos_weight,
                               const T* gloss, T* glogits) {
   if (n == 0) return;
-  bce_backward_kernel<<<grid_blocks(n, kThreadsPerBlock), kThreadsPerBlock>>>(n, logits, targets, pos_weight,
-                                                                              gloss, glogits);
-  kiln::cuda::check_launch("bce_with_logits_backward");
+  launch("bce_with_logits_backward", bce_backward_kernel<T>, grid_blocks(n, kThreadsPerBlock),
+         kThreadsPerBlock, n, logits, targets, pos_weight, gloss, glogits);
 }
 
 template void cross_entropy_forward<float>(const CrossEntropyGeometry&, const float*, const std::int64_t*,

@@ -157,11 +157,10 @@ void update_in_launches(std::span<const Slice> slices, const Step& step, const c
   static_assert(sizeof(Table) + sizeof(Step) <= kMaxKernelArgumentBytes,
                 "the table must fit in kernel arguments");
   Table table{};
-  auto launch = [&] {
+  auto launch_table = [&] {
     if (table.count == 0) return;
     const std::int64_t chunks = table.first_chunk[table.count];
-    update_kernel<T, Step><<<grid_blocks(chunks, 1), kThreadsPerBlock>>>(table, step);
-    kiln::cuda::check_launch(name);
+    launch(name, update_kernel<T, Step>, grid_blocks(chunks, 1), kThreadsPerBlock, table, step);
     table.count = 0;  // the launch holds its own copy of the table
   };
   for (const Slice& slice : slices) {
@@ -170,9 +169,9 @@ void update_in_launches(std::span<const Slice> slices, const Step& step, const c
     set_buffers(table, t, slice);
     table.n[t] = slice.n;
     table.first_chunk[t + 1] = table.first_chunk[t] + (slice.n + kChunk - 1) / kChunk;
-    if (++table.count == kTensorsPerLaunch) launch();
+    if (++table.count == kTensorsPerLaunch) launch_table();
   }
-  launch();
+  launch_table();
 }
 
 }  // namespace

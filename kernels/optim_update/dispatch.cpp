@@ -15,7 +15,7 @@ namespace kiln::kernels {
 template <typename T>
 void sgd_update(Device device, std::int64_t n, T* param, const T* grad, T* momentum_buffer,
                 const SgdHyper& h) {
-  KILN_CHECK(h.momentum == 0.0 || momentum_buffer != nullptr, "sgd_update: momentum ", h.momentum,
+  KILN_CHECK(h.momentum == 0.0 || n == 0 || momentum_buffer != nullptr, "sgd_update: momentum ", h.momentum,
              " needs a momentum buffer");
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
@@ -63,9 +63,10 @@ void adam_update(Device device, std::int64_t n, T* param, const T* grad, T* exp_
 
 template <typename T>
 void sgd_update_many(Device device, const SgdHyper& h, std::span<const SgdSlice<T>> slices) {
-  for (const SgdSlice<T>& slice : slices) {
-    KILN_CHECK(h.momentum == 0.0 || slice.momentum_buffer != nullptr, "sgd_update_many: momentum ",
-               h.momentum, " needs a momentum buffer for every tensor");
+  for (const SgdSlice<T>& slice : slices) {  // an empty tensor's buffer may be null, as its data is
+    KILN_CHECK(h.momentum == 0.0 || slice.n == 0 || slice.momentum_buffer != nullptr,
+               "sgd_update_many: momentum ", h.momentum,
+               " needs a momentum buffer for every non-empty tensor");
   }
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::sgd_update_many(h, slices);

@@ -239,8 +239,8 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
   const PoolShape s = pool_shape(g);
   const std::int64_t outputs = s.planes * s.out_h * s.out_w;
   if (outputs <= 0) return;
-  max_pool2d_forward_kernel<<<grid_blocks(outputs, kThreadsPerBlock), kThreadsPerBlock>>>(s, x, y, argmax);
-  kiln::cuda::check_launch("max_pool2d_forward");
+  launch("max_pool2d_forward", max_pool2d_forward_kernel<T>, grid_blocks(outputs, kThreadsPerBlock),
+         kThreadsPerBlock, s, x, y, argmax);
 }
 
 template <typename T>
@@ -248,8 +248,8 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_
   const PoolShape s = pool_shape(g);
   const std::int64_t inputs = s.planes * s.in_h * s.in_w;
   if (inputs <= 0) return;
-  max_pool2d_backward_kernel<<<grid_blocks(inputs, kThreadsPerBlock), kThreadsPerBlock>>>(s, gy, argmax, gx);
-  kiln::cuda::check_launch("max_pool2d_backward");
+  launch("max_pool2d_backward", max_pool2d_backward_kernel<T>, grid_blocks(inputs, kThreadsPerBlock),
+         kThreadsPerBlock, s, gy, argmax, gx);
 }
 
 template <typename T>
@@ -257,8 +257,8 @@ void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y) {
   const PoolShape s = pool_shape(g);
   const std::int64_t outputs = s.planes * s.out_h * s.out_w;
   if (outputs <= 0) return;
-  avg_pool2d_forward_kernel<<<grid_blocks(outputs, kThreadsPerBlock), kThreadsPerBlock>>>(s, x, y);
-  kiln::cuda::check_launch("avg_pool2d_forward");
+  launch("avg_pool2d_forward", avg_pool2d_forward_kernel<T>, grid_blocks(outputs, kThreadsPerBlock),
+         kThreadsPerBlock, s, x, y);
 }
 
 template <typename T>
@@ -266,25 +266,23 @@ void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx) {
   const PoolShape s = pool_shape(g);
   const std::int64_t inputs = s.planes * s.in_h * s.in_w;
   if (inputs <= 0) return;
-  avg_pool2d_backward_kernel<<<grid_blocks(inputs, kThreadsPerBlock), kThreadsPerBlock>>>(s, gy, gx);
-  kiln::cuda::check_launch("avg_pool2d_backward");
+  launch("avg_pool2d_backward", avg_pool2d_backward_kernel<T>, grid_blocks(inputs, kThreadsPerBlock),
+         kThreadsPerBlock, s, gy, gx);
 }
 
 template <typename T>
 void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const T* x, T* y) {
   if (planes <= 0) return;  // plane_size 0 still writes y: 0 / 0, NaN, as the reference does
-  global_avg_pool2d_forward_kernel<<<grid_blocks(planes, kWarpsPerBlock), kThreadsPerBlock>>>(
-      planes, plane_size, x, y);
-  kiln::cuda::check_launch("global_avg_pool2d_forward");
+  launch("global_avg_pool2d_forward", global_avg_pool2d_forward_kernel<T>,
+         grid_blocks(planes, kWarpsPerBlock), kThreadsPerBlock, planes, plane_size, x, y);
 }
 
 template <typename T>
 void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const T* gy, T* gx) {
   const std::int64_t inputs = planes * plane_size;
   if (inputs <= 0) return;
-  global_avg_pool2d_backward_kernel<<<grid_blocks(inputs, kThreadsPerBlock), kThreadsPerBlock>>>(
-      planes, plane_size, gy, gx);
-  kiln::cuda::check_launch("global_avg_pool2d_backward");
+  launch("global_avg_pool2d_backward", global_avg_pool2d_backward_kernel<T>,
+         grid_blocks(inputs, kThreadsPerBlock), kThreadsPerBlock, planes, plane_size, gy, gx);
 }
 
 template void max_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*, std::int64_t*);

@@ -58,16 +58,14 @@ template <typename T>
 void random_uniform(std::int64_t n, const PhiloxState& state, T low, T high, T* out) {
   if (n == 0) return;
   // high - low is rounded on the host, in T, as the reference rounds it.
-  uniform_kernel<<<grid_blocks((n + 3) / 4), kThreadsPerBlock>>>(n, state, low, static_cast<T>(high - low),
-                                                                 out);
-  kiln::cuda::check_launch("random_uniform");
+  launch("random_uniform", uniform_kernel<T>, grid_blocks((n + 3) / 4), kThreadsPerBlock, n, state, low,
+         static_cast<T>(high - low), out);
 }
 
 template <typename T>
 void random_normal(std::int64_t n, const PhiloxState& state, T mean, T std, T* out) {
   if (n == 0) return;
-  normal_kernel<<<grid_blocks(n), kThreadsPerBlock>>>(n, state, mean, std, out);
-  kiln::cuda::check_launch("random_normal");
+  launch("random_normal", normal_kernel<T>, grid_blocks(n), kThreadsPerBlock, n, state, mean, std, out);
 }
 
 template void random_uniform(std::int64_t, const PhiloxState&, float, float, float*);

@@ -246,9 +246,8 @@ void reduce_rows(Device device, const Policy& policy, const ReduceGeometry& g, c
   using Accumulator = typename Policy::Accumulator;
   const ValueSource<Policy, T> source{policy, x};
   if (g.reduced <= kWarpRowLength) {
-    row_warp_kernel<<<grid_blocks(g.outer, kWarpsPerBlock), kThreadsPerBlock>>>(policy, source, g.outer,
-                                                                                g.reduced, sink);
-    kiln::cuda::check_launch(name);
+    launch(name, row_warp_kernel<Policy, ValueSource<Policy, T>, Sink>, grid_blocks(g.outer, kWarpsPerBlock),
+           kThreadsPerBlock, policy, source, g.outer, g.reduced, sink);
     return;
   }
   const std::int64_t splits =
@@ -256,9 +255,8 @@ void reduce_rows(Device device, const Policy& policy, const ReduceGeometry& g, c
                  std::int64_t{1}, kMaxRowSplits);
   const std::int64_t chunk = ceil_div(g.reduced, splits);
   if (splits == 1) {
-    row_block_kernel<<<grid_blocks(g.outer, 1), kThreadsPerBlock>>>(policy, source, g.outer, g.reduced, 1,
-                                                                    chunk, sink);
-    kiln::cuda::check_launch(name);
+    launch(name, row_block_kernel<Policy, ValueSource<Policy, T>, Sink>, grid_blocks(g.outer, 1),
+           kThreadsPerBlock, policy, source, g.outer, g.reduced, 1, chunk, sink);
     return;
   }
   // Partials [outer, splits]. Freeing the scratch when this function returns, before the kernels have
@@ -266,12 +264,12 @@ void reduce_rows(Device device, const Policy& policy, const ReduceGeometry& g, c
   const auto scratch =
       Storage::allocate(static_cast<std::size_t>(g.outer * splits) * sizeof(Accumulator), device);
   auto* partials = static_cast<Accumulator*>(scratch->data());
-  row_block_kernel<<<grid_blocks(g.outer * splits, 1), kThreadsPerBlock>>>(
-      policy, source, g.outer, g.reduced, splits, chunk, PartialSink<Accumulator>{partials});
-  kiln::cuda::check_launch(name);
-  row_warp_kernel<<<grid_blocks(g.outer, kWarpsPerBlock), kThreadsPerBlock>>>(
-      policy, PartialSource<Accumulator>{partials}, g.outer, splits, sink);
-  kiln::cuda::check_launch(name);
+  launch(name, row_block_kernel<Policy, ValueSource<Policy, T>, PartialSink<Accumulator>>,
+         grid_blocks(g.outer * splits, 1), kThreadsPerBlock, policy, source, g.outer, g.reduced, splits,
+         chunk, PartialSink<Accumulator>{partials});
+  launch(name, row_warp_kernel<Policy, PartialSource<Accumulator>, Sink>,
+         grid_blocks(g.outer, kWarpsPerBlock), kThreadsPerBlock, policy, PartialSource<Accumulator>{partials},
+         g.outer, splits, sink);
 }
 
 // Columns: x [outer, reduced, inner].
@@ -286,21 +284,20 @@ void reduce_columns(Device device, const Policy& policy, const ReduceGeometry& g
                  std::int64_t{1}, kMaxColumnSplits);
   const std::int64_t chunk = ceil_div(g.reduced, splits);
   if (splits == 1) {
-    column_kernel<<<grid_blocks(outputs, kThreadsPerBlock), kThreadsPerBlock>>>(
-        policy, source, g.outer, g.reduced, g.inner, 1, g.reduced, sink);
-    kiln::cuda::check_launch(name);
+    launch(name, column_kernel<Policy, ValueSource<Policy, T>, Sink>, grid_blocks(outputs, kThreadsPerBlock),
+           kThreadsPerBlock, policy, source, g.outer, g.reduced, g.inner, 1, g.reduced, sink);
     return;
   }
   // Partials [outer, splits, inner]; freed early as in reduce_rows (same stream, so safe).
   const auto scratch =
       Storage::allocate(static_cast<std::size_t>(outputs * splits) * sizeof(Accumulator), device);
   auto* partials = static_cast<Accumulator*>(scratch->data());
-  column_kernel<<<grid_blocks(outputs * splits, kThreadsPerBlock), kThreadsPerBlock>>>(
-      policy, source, g.outer, g.reduced, g.inner, splits, chunk, PartialSink<Accumulator>{partials});
-  kiln::cuda::check_launch(name);
-  column_kernel<<<grid_blocks(outputs, kThreadsPerBlock), kThreadsPerBlock>>>(
-      policy, PartialSource<Accumulator>{partials}, g.outer, splits, g.inner, 1, splits, sink);
-  kiln::cuda::check_launch(name);
+  launch(name, column_kernel<Policy, ValueSource<Policy, T>, PartialSink<Accumulator>>,
+         grid_blocks(outputs * splits, kThreadsPerBlock), kThreadsPerBlock, policy, source, g.outer,
+         g.reduced, g.inner, splits, chunk, PartialSink<Accumulator>{partials});
+  launch(name, column_kernel<Policy, PartialSource<Accumulator>, Sink>,
+         grid_blocks(outputs, kThreadsPerBlock), kThreadsPerBlock, policy,
+         PartialSource<Accumulator>{partials}, g.outer, splits, g.inner, 1, splits, sink);
 }
 
 template <typename T, class Policy, class Sink>

@@ -180,40 +180,41 @@ __global__ void rows_by_block_kernel(std::int64_t rows, std::int64_t dim, const 
 }
 
 template <RowOp op, typename T>
-void launch(const SoftmaxGeometry& g, const T* in, const T* gy, T* out, const char* name) {
+void normalize_rows(const SoftmaxGeometry& g, const T* in, const T* gy, T* out, const char* name) {
   const std::int64_t rows = g.outer * g.inner;
   if (rows == 0 || g.dim == 0) return;  // nothing to write (and a grid of 0 blocks is an error)
   if (g.inner > 1) {
-    rows_by_thread_kernel<op><<<grid_blocks(rows, kThreadsPerBlock), kThreadsPerBlock>>>(g, in, gy, out);
+    launch(name, rows_by_thread_kernel<op, T>, grid_blocks(rows, kThreadsPerBlock), kThreadsPerBlock, g, in,
+           gy, out);
   } else if (g.dim <= kWarpRowMaxDim) {
-    rows_by_warp_kernel<op>
-        <<<grid_blocks(rows, kWarpsPerBlock), kThreadsPerBlock>>>(rows, g.dim, in, gy, out);
+    launch(name, rows_by_warp_kernel<op, T>, grid_blocks(rows, kWarpsPerBlock), kThreadsPerBlock, rows, g.dim,
+           in, gy, out);
   } else {
-    rows_by_block_kernel<op><<<grid_blocks(rows, 1), kThreadsPerBlock>>>(rows, g.dim, in, gy, out);
+    launch(name, rows_by_block_kernel<op, T>, grid_blocks(rows, 1), kThreadsPerBlock, rows, g.dim, in, gy,
+           out);
   }
-  kiln::cuda::check_launch(name);
 }
 
 }  // namespace
 
 template <typename T>
 void softmax_forward(const SoftmaxGeometry& g, const T* x, T* y) {
-  launch<RowOp::SoftmaxForward, T>(g, x, nullptr, y, "softmax_forward");
+  normalize_rows<RowOp::SoftmaxForward, T>(g, x, nullptr, y, "softmax_forward");
 }
 
 template <typename T>
 void softmax_backward(const SoftmaxGeometry& g, const T* y, const T* gy, T* gx) {
-  launch<RowOp::SoftmaxBackward, T>(g, y, gy, gx, "softmax_backward");
+  normalize_rows<RowOp::SoftmaxBackward, T>(g, y, gy, gx, "softmax_backward");
 }
 
 template <typename T>
 void log_softmax_forward(const SoftmaxGeometry& g, const T* x, T* y) {
-  launch<RowOp::LogSoftmaxForward, T>(g, x, nullptr, y, "log_softmax_forward");
+  normalize_rows<RowOp::LogSoftmaxForward, T>(g, x, nullptr, y, "log_softmax_forward");
 }
 
 template <typename T>
 void log_softmax_backward(const SoftmaxGeometry& g, const T* y, const T* gy, T* gx) {
-  launch<RowOp::LogSoftmaxBackward, T>(g, y, gy, gx, "log_softmax_backward");
+  normalize_rows<RowOp::LogSoftmaxBackward, T>(g, y, gy, gx, "log_softmax_backward");
 }
 
 template void softmax_forward<float>(const SoftmaxGeometry&, const float*, float*);

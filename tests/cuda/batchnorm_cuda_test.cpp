@@ -12,12 +12,14 @@
 // per-channel sums are in double too, added in another order (per-thread, shuffle tree, slices), and the
 // variance comes from shifted sums in one pass instead of the reference's two, which in double moves the
 // statistics by a few units in the 15th digit: far inside float32's tolerance, and inside float64's
-// (atol 1e-12, rtol 1e-10) for these shapes and means. bfloat16 activations: the same double arithmetic,
-// rounded once to bfloat16, can land on the other side of a rounding boundary where the two double results
-// differ in the last digits: 1 bfloat16 ulp at most, inside Tolerance::bfloat16() ({1e-2, 1e-2}); their
-// float per-channel results are held to Tolerance::float32().
+// (atol 1e-12, rtol 1e-10) for these shapes and means, except train mode's y near a large mean, where the
+// reference's own sum is the looser one (train_y_tolerance). bfloat16 activations: the same double
+// arithmetic, rounded once to bfloat16, can land on the other side of a rounding boundary where the two
+// double results differ in the last digits: 1 bfloat16 ulp at most, inside Tolerance::bfloat16() ({1e-2,
+// 1e-2}); their float per-channel results are held to Tolerance::float32().
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -105,12 +107,28 @@ Tolerance tolerance() {
 }
 
 template <typename T>
-void check(const Tensor& actual_gpu, const std::vector<T>& expected, const char* what) {
+void check(const Tensor& actual_gpu, const std::vector<T>& expected, const char* what,
+           const Tolerance& allowed = tolerance<T>()) {
   const std::vector<T> actual = to_host<T>(actual_gpu);
   REQUIRE(actual.size() == expected.size());
-  const auto report = matches_reference(actual.data(), expected.data(),
-                                        static_cast<std::int64_t>(actual.size()), tolerance<T>());
-  CHECK_MESSAGE(report.ok, what, ": ", report.message);
+  const auto report =
+      matches_reference(actual.data(), expected.data(), static_cast<std::int64_t>(actual.size()), allowed);
+  const std::string message = std::string(what) + ": " + report.message;  // CHECK_MESSAGE takes one operand
+  CHECK_MESSAGE(report.ok, message);
+}
+
+// The tolerance of train mode's y. In float64 the reference is the looser side: its mean is one sequential
+// double sum over the channel's m values, off by up to about m 2^-53 |offset| when they sit near `offset`
+// (the kernels' per-thread sums and tree are closer), and y inherits that error times invstd * gamma, below
+// 4 here. At offset 100 and m = 28,200 that came to 1.7e-12 on the emulator, past float64's atol of 1e-12.
+template <typename T>
+Tolerance train_y_tolerance(const Case& c) {
+  Tolerance allowed = tolerance<T>();
+  if constexpr (std::is_same_v<T, double>) {
+    const double m = static_cast<double>(c.g.batch * c.g.height * c.g.width);
+    allowed.atol += 4.0 * m * 0x1p-53 * std::abs(c.offset);
+  }
+  return allowed;
 }
 
 // Forward then backward in train mode, on the GPU and with the reference, from the same inputs. The GPU
@@ -145,7 +163,7 @@ void check_train(const Case& c, const std::vector<T>& x, std::uint64_t seed) {
                                      beta_gpu.data<P>(), eps, momentum, running_mean_gpu.data<P>(),
                                      running_var_gpu.data<P>(), y_gpu.data<T>(), save_mean_gpu.data<P>(),
                                      save_invstd_gpu.data<P>());
-  check(y_gpu, y, "y");
+  check(y_gpu, y, "y", train_y_tolerance<T>(c));
   check(save_mean_gpu, save_mean, "save_mean");
   check(save_invstd_gpu, save_invstd, "save_invstd");
   check(running_mean_gpu, running_mean, "running_mean");
@@ -170,7 +188,7 @@ void check_train(const Case& c, const std::vector<T>& x, std::uint64_t seed) {
                                      beta_gpu.data<P>(), eps, momentum, static_cast<P*>(nullptr),
                                      static_cast<P*>(nullptr), y2_gpu.data<T>(), mean2_gpu.data<P>(),
                                      invstd2_gpu.data<P>());
-  check(y2_gpu, y, "y without running statistics");
+  check(y2_gpu, y, "y without running statistics", train_y_tolerance<T>(c));
   check(invstd2_gpu, save_invstd, "save_invstd without running statistics");
 }
 

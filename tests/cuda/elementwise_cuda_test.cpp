@@ -285,12 +285,13 @@ std::vector<Src> copy_source(std::int64_t n, std::uint64_t seed) {
   } else if constexpr (std::is_same_v<Src, std::int64_t>) {
     for (Src& v : values) v = static_cast<Src>(engine() % 2001) - 1000;
     const std::int64_t specials[] = {(std::int64_t{1} << 53) + 1, -(std::int64_t{1} << 40) - 1, 16777217};
-    for (std::size_t i = 0; i < std::size(specials) && i < values.size(); ++i) values[i * 3] = specials[i];
+    for (std::size_t i = 0; i < std::size(specials) && i * 3 < values.size(); ++i)
+      values[i * 3] = specials[i];
   } else {
     std::uniform_real_distribution<double> uniform(-1000.0, 1000.0);
     for (Src& v : values) v = static_cast<Src>(uniform(engine));
     const double specials[] = {-2.5, 2.5, -0.75, 0.75, 1e10};
-    for (std::size_t i = 0; i < std::size(specials) && i < values.size(); ++i)
+    for (std::size_t i = 0; i < std::size(specials) && i * 3 < values.size(); ++i)
       values[i * 3] = static_cast<Src>(specials[i]);
   }
   return values;

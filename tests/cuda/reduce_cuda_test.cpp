@@ -19,6 +19,7 @@
 
 #include "core/raw.hpp"
 #include "core/tensor.hpp"
+#include "kernels/cuda_grid.hpp"
 #include "kernels/reduce/reduce.hpp"
 #include "tests/support/cuda_testing.hpp"
 #include "tests/support/matches_reference.hpp"
@@ -241,10 +242,14 @@ TEST_CASE("cuda: empty reductions") {
 
 TEST_CASE("cuda: reductions over more rows or columns than one pass of the grid covers") {
   if (!testing::have_gpu()) return;
-  // 65535 blocks: a warp per row covers 524,280 rows per pass, a block per row 65,535 rows, a thread per
-  // column 16,777,216 columns.
+  // kMaxGridBlocks blocks per pass (65535 on a GPU: 524,280 rows with a warp per row, 65,535 with a block
+  // per row, 16,776,960 columns with a thread per column; emulated, the cap is lower): a little more than
+  // each.
+  using kernels::cuda::kMaxGridBlocks;
   for (const ReduceGeometry& g :
-       {ReduceGeometry{600000, 33, 1}, ReduceGeometry{70000, 1100, 1}, ReduceGeometry{1, 2, 17000000}}) {
+       {ReduceGeometry{kMaxGridBlocks * kernels::cuda::kWarpsPerBlock + 37, 33, 1},
+        ReduceGeometry{kMaxGridBlocks + 5, 1100, 1},
+        ReduceGeometry{1, 2, kMaxGridBlocks * kernels::cuda::kThreadsPerBlock + 11}}) {
     INFO(describe(g));
     const std::int64_t n = g.outer * g.reduced * g.inner;
     check_sum<float>(g, spread_values<float>(n, 6));

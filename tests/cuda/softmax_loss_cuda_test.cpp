@@ -25,6 +25,7 @@
 #include "core/generator.hpp"
 #include "core/raw.hpp"
 #include "core/tensor.hpp"
+#include "kernels/cuda_grid.hpp"
 #include "kernels/loss/bce_with_logits.hpp"
 #include "kernels/loss/cross_entropy.hpp"
 #include "kernels/softmax/softmax.hpp"
@@ -150,10 +151,14 @@ TEST_CASE_TEMPLATE("cuda: softmax and log_softmax, strided rows (inner > 1), one
 
 TEST_CASE("cuda: softmax_forward with more rows than one grid covers (grid-stride loops)") {
   if (!have_gpu()) return;
-  // Each launch shape caps its grid at 65535 blocks: 65535 * 8 warp rows, 65535 block rows, 65535 * 256
-  // thread rows. One shape past each cap, forward only (the loop is shared by every op).
-  for (const SoftmaxGeometry& g : {SoftmaxGeometry{65535 * 8 + 37, 3, 1}, SoftmaxGeometry{65535 + 3, 513, 1},
-                                   SoftmaxGeometry{1, 2, 65535 * 256 + 5}}) {
+  // Each launch shape caps its grid at kMaxGridBlocks blocks (65535 on a GPU; emulated, fewer): that many
+  // times 8 warp rows, block rows, or 256 thread rows. One shape past each cap, forward only (the loop is
+  // shared by every op).
+  using kernels::cuda::kMaxGridBlocks;
+  for (const SoftmaxGeometry& g :
+       {SoftmaxGeometry{kMaxGridBlocks * kernels::cuda::kWarpsPerBlock + 37, 3, 1},
+        SoftmaxGeometry{kMaxGridBlocks + 3, 513, 1},
+        SoftmaxGeometry{1, 2, kMaxGridBlocks * kernels::cuda::kThreadsPerBlock + 5}}) {
     INFO("geometry ", describe(g));
     const std::int64_t count = g.outer * g.dim * g.inner;
     const std::vector<float> x = testing::random_floats(count, 14, -4.0f, 4.0f);
@@ -342,8 +347,10 @@ TEST_CASE_TEMPLATE("cuda: bce_with_logits forward and backward, with and without
   for (const std::int64_t n : {1, 5, 1000, 100003}) {
     for (const bool weighted : {false, true}) check_bce<T>(n, weighted, 51);
   }
-  // More elements than one grid of 65535 blocks of 256 threads covers: a second grid-stride pass.
-  if constexpr (std::is_same_v<T, float>) check_bce<T>(65535 * 256 + 77, false, 52);
+  // More elements than one grid of kMaxGridBlocks blocks of kThreadsPerBlock threads covers: a second
+  // grid-stride pass.
+  if constexpr (std::is_same_v<T, float>)
+    check_bce<T>(kernels::cuda::kMaxGridBlocks * kernels::cuda::kThreadsPerBlock + 77, false, 52);
 }
 
 TEST_CASE("cuda: bce_with_logits on CUDA tensors matches the CPU op (raw::)") {

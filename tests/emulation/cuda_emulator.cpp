@@ -11,7 +11,7 @@
 // through the kernel's scheduler; and the fibers make a deadlock certain the moment no thread can run,
 // with no timeout to wait out.
 //
-// Compiled only into the emulation test (tests/emulation/CMakeLists.txt).
+// Compiled only into the emulated backend (kiln_emulated_library, tests/emulation/CMakeLists.txt).
 
 #include "tests/emulation/cuda_emulator.hpp"
 
@@ -301,25 +301,38 @@ struct StackPool {
 };
 thread_local StackPool stack_pool;
 
-struct DeviceBuffer {
-  const unsigned char* begin;
-  std::size_t bytes;
+// The registered device buffers, [begin, begin + bytes) by begin. The emulated runtime registers each
+// cudaMalloc, from whichever host thread allocates (a data loader's, say), hence the lock.
+struct DeviceBuffers {
+  std::mutex mutex;
+  std::map<const unsigned char*, std::size_t> by_begin;
 };
-std::vector<DeviceBuffer>& device_buffers() {
-  static std::vector<DeviceBuffer> buffers;
+DeviceBuffers& device_buffers() {
+  static DeviceBuffers buffers;
   return buffers;
+}
+bool any_device_buffer() {
+  DeviceBuffers& buffers = device_buffers();
+  const std::lock_guard lock(buffers.mutex);
+  return !buffers.by_begin.empty();
 }
 bool inside_device_buffer(const void* pointer, std::size_t bytes) {
   const auto* p = static_cast<const unsigned char*>(pointer);
-  for (const DeviceBuffer& buffer : device_buffers())
-    if (p >= buffer.begin && p + bytes <= buffer.begin + buffer.bytes) return true;
-  return false;
+  DeviceBuffers& buffers = device_buffers();
+  const std::lock_guard lock(buffers.mutex);
+  const auto after = buffers.by_begin.upper_bound(p);
+  if (after == buffers.by_begin.begin()) return false;
+  const auto& [begin, size] = *std::prev(after);
+  return p + bytes <= begin + size;
 }
 bool touches_device_buffer(const void* pointer, std::size_t bytes) {
   const auto* p = static_cast<const unsigned char*>(pointer);
-  for (const DeviceBuffer& buffer : device_buffers())
-    if (p < buffer.begin + buffer.bytes && buffer.begin < p + bytes) return true;
-  return false;
+  DeviceBuffers& buffers = device_buffers();
+  const std::lock_guard lock(buffers.mutex);
+  const auto after = buffers.by_begin.lower_bound(p + std::max<std::size_t>(bytes, 1));
+  if (after == buffers.by_begin.begin()) return false;
+  const auto& [begin, size] = *std::prev(after);
+  return p < begin + size;
 }
 
 std::string describe(const uint3& v) {
@@ -330,7 +343,7 @@ std::string describe(const uint3& v) {
 
 Launch& launch_here(const char* what) {
   if (active == nullptr || active->current == nullptr)
-    fail("cuda emulator: ", what, " called outside a kernel launched through ladder::launch");
+    fail("cuda emulator: ", what, " called outside a kernel launched through launch()");
   return *active;
 }
 
@@ -934,7 +947,7 @@ void queue_copy(void* destination, const void* source, int bytes, bool in_bounds
   if (in_bounds) {
     if (reinterpret_cast<std::uintptr_t>(source) % alignment != 0)
       fail_here("cp.async of ", bytes, " bytes from global memory that does not start on ", bytes, " bytes");
-    if (!device_buffers().empty() && !inside_device_buffer(source, static_cast<std::size_t>(bytes)))
+    if (any_device_buffer() && !inside_device_buffer(source, static_cast<std::size_t>(bytes)))
       fail_here("cp.async reads ", bytes, " bytes at ", source, ", outside every operand of the launch");
   }
   Fiber& fiber = *launch.current;
@@ -1071,17 +1084,17 @@ void set_registers_operation(void* const* slots, Warpgroup&) {
 
 // ---- The interface ----------------------------------------------------------------------------------------
 void register_device_buffer(const void* data, std::size_t bytes) {
-  device_buffers().push_back({static_cast<const unsigned char*>(data), bytes});
+  DeviceBuffers& buffers = device_buffers();
+  const std::lock_guard lock(buffers.mutex);
+  buffers.by_begin[static_cast<const unsigned char*>(data)] = bytes;
 }
 void unregister_device_buffer(const void* data) {
-  auto& buffers = device_buffers();
-  for (auto it = buffers.begin(); it != buffers.end(); ++it) {
-    if (it->begin == data) {
-      buffers.erase(it);
-      return;
-    }
-  }
+  DeviceBuffers& buffers = device_buffers();
+  const std::lock_guard lock(buffers.mutex);
+  buffers.by_begin.erase(static_cast<const unsigned char*>(data));
 }
+bool inside_device_memory(const void* data, std::size_t bytes) { return inside_device_buffer(data, bytes); }
+bool touches_device_memory(const void* data, std::size_t bytes) { return touches_device_buffer(data, bytes); }
 
 void run_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
               const std::function<void()>& body) {
@@ -1371,7 +1384,7 @@ void tma_load_emulated(void* destination, const TensorMap& map, const int* coord
   // The tensor's extent: its last element's offset, plus one.
   std::int64_t extent = map.shape.sizes[0];
   for (int i = 1; i < map.shape.rank; ++i) extent += (map.shape.sizes[i] - 1) * map.shape.strides[i];
-  if (!emulation::device_buffers().empty() &&
+  if (emulation::any_device_buffer() &&
       !emulation::inside_device_buffer(map.base, static_cast<std::size_t>(extent) * sizeof(bfloat16)))
     fail_here("tma_load: the tensor map's tensor lies outside every operand of the launch");
   emulation::TensorCopy copy{d, map, {}};

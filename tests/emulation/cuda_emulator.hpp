@@ -1,7 +1,8 @@
-// The CPU emulator of the kernel ladders (cuda_emulator.cpp), as the emulation test sees it. The kernels see
-// it through kernels/ladder/launch.cuh (run_grid, dynamic_shared_memory), mma.cuh and cp_async.cuh (the
-// warp-level functions), all with KILN_CUDA_EMULATION, and through cuda_shim.hpp (threadIdx, __syncthreads,
-// shuffles). How it runs a grid:
+// The CPU emulator of kiln's CUDA kernels (cuda_emulator.cpp), the backend's and the ladders', as the
+// emulation tests and the emulated runtime see it. The kernels see it through kernels/cuda_launch.cuh and
+// kernels/ladder/launch.cuh (run_grid, dynamic_shared_memory), mma.cuh, wgmma.cuh, cp_async.cuh, mbarrier.cuh
+// and tma.cuh (the warp- and warpgroup-level functions), all with KILN_CUDA_EMULATION, and through
+// cuda_shim.hpp (threadIdx, __syncthreads, shuffles). How it runs a grid:
 //
 //   - blocks one after another; a block's threads as fibers on the calling thread, each on its own stack
 //     (with a guard page below), switched cooperatively: a thread runs until it waits at a barrier; even
@@ -44,5 +45,9 @@ namespace kiln::emulation {
 // one as shared memory. The test registers the operands it hands to a step.
 void register_device_buffer(const void* data, std::size_t bytes);
 void unregister_device_buffer(const void* data);
+// Whether [data, data + bytes) lies inside one registered buffer; whether it overlaps any (the emulated
+// runtime's checks of copies and cuBLAS operands).
+bool inside_device_memory(const void* data, std::size_t bytes);
+bool touches_device_memory(const void* data, std::size_t bytes);
 
 }  // namespace kiln::emulation

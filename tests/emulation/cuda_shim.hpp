@@ -1,7 +1,8 @@
-// The CUDA device dialect as plain C++, for running the kernel ladders' .cu files on the CPU
-// (tests/emulation/cuda_emulator.cpp). Force-included (-include) ahead of every source of the emulation
-// test, with KILN_CUDA_EMULATION defined; the .cu files themselves are not changed. What a step's device code
-// may use is listed at the top of kernels/ladder/launch.cuh; this header defines it:
+// The CUDA device dialect as plain C++, for running kiln's .cu files on the CPU (tests/emulation/
+// cuda_emulator.cpp). Force-included (-include) ahead of every source of the emulated backend and its tests,
+// with KILN_CUDA_EMULATION defined; the .cu files themselves are not changed. What a ladder step's device code
+// may use is listed at the top of kernels/ladder/launch.cuh; this header defines it, and what the backend's
+// kernels use besides:
 //
 //   __global__ __device__ __host__     nothing: a kernel is an ordinary function, run once per thread
 //   __grid_constant__                  nothing: a kernel's parameters are its function's
@@ -11,7 +12,8 @@
 //   threadIdx blockIdx blockDim gridDim  read-only views of the emulator's per-thread values
 //   __syncthreads, __syncwarp, __shfl_*_sync   the emulator's block and warp barriers
 //   float2 float4 int2 int4 uint2 uint4 make_*  with CUDA's alignments (8 and 16 bytes)
-//   __float_as_uint and friends, __fmaf_rn, __ldg, min / max, warpSize
+//   __float_as_uint and friends, __fmaf_rn, __fadd_rn / __fmul_rn / __dadd_rn / __dmul_rn, __ldg, isnan /
+//   isinf / isfinite, min / max, warpSize
 #pragma once
 
 #ifndef KILN_CUDA_EMULATION
@@ -28,7 +30,6 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 #define __shared__ static
@@ -132,11 +133,23 @@ inline float __uint_as_float(unsigned bits) { return std::bit_cast<float>(bits);
 inline int __float_as_int(float value) { return std::bit_cast<int>(value); }
 inline float __int_as_float(int bits) { return std::bit_cast<float>(bits); }
 inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
+// The round-to-nearest arithmetic intrinsics: kernels use them where the compiler must not contract a
+// product and a sum into one fused multiply-add. Plain C++ arithmetic on x86-64 (SSE, no FMA contraction
+// in the baseline build) rounds each operation once, as they do.
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
 inline float __fdividef(float a, float b) { return a / b; }
 template <typename T>
 T __ldg(const T* pointer) {
   return *pointer;
 }
+
+// CUDA's device math puts the classification functions in the global namespace.
+using std::isfinite;
+using std::isinf;
+using std::isnan;
 
 // CUDA's min and max for device code: the same type on both sides.
 inline int min(int a, int b) { return b < a ? b : a; }
