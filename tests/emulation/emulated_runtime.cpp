@@ -10,6 +10,8 @@
 //     (a live cudaMalloc, or a ladder step's scratch: the emulator's register of device buffers), and its
 //     host side outside every one: a copy named HostToDevice from device memory, or one running past the
 //     end of an allocation, is cudaErrorInvalidValue (the real runtime would fault or copy garbage);
+//   - device memory ends against a page with no access, so running past an allocation's end faults at once
+//     (past cudaMalloc's 256-byte rounding; the caching allocator's size classes round up further);
 //   - fresh device memory holds 0xff bytes, NaN in every floating type kiln uses, never zeros: a kernel
 //     that reads what nobody wrote shows in its results;
 //   - cudaEventElapsedTime needs two recorded events with timing on.
@@ -18,6 +20,8 @@
 // the copy stream and the default stream, which would race on a GPU, goes unnoticed here; and host code
 // that dereferences a device pointer works here and faults on a GPU.
 #include <cuda_runtime.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -46,6 +50,35 @@ void* allocate_aligned(std::size_t bytes) {
   return ::operator new (rounded, std::align_val_t{kAlignment}, std::nothrow);
 }
 void free_aligned(void* pointer) { ::operator delete (pointer, std::align_val_t{kAlignment}); }
+
+// Device memory: its own mapping, ending flush (to cudaMalloc's 256-byte alignment) against a page with no
+// access, so that a kernel or a copy running past an allocation's end faults there (the emulator names the
+// kernel, block and thread) instead of corrupting the host's heap.
+struct GuardedMapping {
+  void* mapping;  // [mapping, mapping + mapped): the pages, the last one the guard
+  std::size_t mapped;
+};
+std::map<const unsigned char*, GuardedMapping> device_mappings;  // by allocation, under allocations_mutex
+
+std::size_t round_up(std::size_t value, std::size_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
+}
+
+void* map_device_memory(std::size_t bytes) {
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  const std::size_t span = round_up(std::max<std::size_t>(bytes, 1), kAlignment);
+  const std::size_t mapped = round_up(span, page) + page;
+  void* mapping = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapping == MAP_FAILED) return nullptr;
+  unsigned char* guard = static_cast<unsigned char*>(mapping) + mapped - page;
+  if (mprotect(guard, page, PROT_NONE) != 0) {
+    munmap(mapping, mapped);
+    return nullptr;
+  }
+  unsigned char* memory = guard - span;
+  device_mappings.emplace(memory, GuardedMapping{mapping, mapped});
+  return memory;
+}
 
 // Whether a copy of `kind` may take these two ranges.
 bool copy_is_valid(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind) {
@@ -155,13 +188,14 @@ cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 // ---- memory ----------------------------------------------------------------------------------------------
 
 cudaError_t cudaMalloc(void** pointer, std::size_t bytes) {
-  void* memory = allocate_aligned(bytes);
-  if (memory == nullptr) return cudaErrorMemoryAllocation;
-  std::memset(memory, 0xff, bytes);  // never zeros: see the top of the file
+  void* memory = nullptr;
   {
     const std::lock_guard lock(allocations_mutex);
+    memory = map_device_memory(bytes);
+    if (memory == nullptr) return cudaErrorMemoryAllocation;
     device_allocations.emplace(static_cast<const unsigned char*>(memory), bytes);
   }
+  std::memset(memory, 0xff, bytes);                        // never zeros: see the top of the file
   kiln::emulation::register_device_buffer(memory, bytes);  // cp.async may read it
   *pointer = memory;
   return cudaSuccess;
@@ -169,13 +203,13 @@ cudaError_t cudaMalloc(void** pointer, std::size_t bytes) {
 
 cudaError_t cudaFree(void* pointer) {
   if (pointer == nullptr) return cudaSuccess;
-  {
-    const std::lock_guard lock(allocations_mutex);
-    if (device_allocations.erase(static_cast<const unsigned char*>(pointer)) == 0)
-      return cudaErrorInvalidValue;
-  }
+  const std::lock_guard lock(allocations_mutex);
+  const auto* key = static_cast<const unsigned char*>(pointer);
+  if (device_allocations.erase(key) == 0) return cudaErrorInvalidValue;
   kiln::emulation::unregister_device_buffer(pointer);
-  free_aligned(pointer);
+  const auto mapping = device_mappings.find(key);
+  munmap(mapping->second.mapping, mapping->second.mapped);
+  device_mappings.erase(mapping);
   return cudaSuccess;
 }
 
