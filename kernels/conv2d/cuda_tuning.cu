@@ -25,8 +25,14 @@ namespace {
 using conv2d_ladder::Step;
 
 // Timed runs per candidate; the median is kept, so one run disturbed by the host or the clock does not
-// decide. The first, untimed run is the agreement check, which also warms the caches and the allocator.
+// decide. The first, untimed run is the agreement check, which also warms the caches and the allocator. On
+// the CPU emulator (tests/emulation) one timed run: its times say nothing of a GPU's, and every candidate's
+// runs cost seconds there.
+#ifdef KILN_CUDA_EMULATION
+constexpr int kTimedRuns = 1;
+#else
 constexpr int kTimedRuns = 5;
+#endif
 
 // One call of a pass: its two inputs, in the order of conv2d_ladder::Step, the bias (forward only, may be
 // null) and the output.
