@@ -41,15 +41,9 @@ constexpr std::size_t kReportedMemory = std::size_t{16} << 30;
 
 thread_local int current_device = 0;  // per host thread, as the runtime keeps it
 
-// Live allocations, device (cudaMalloc) and pinned host (cudaHostAlloc), by first byte.
-std::mutex allocations_mutex;
-std::map<const unsigned char*, std::size_t> device_allocations, pinned_allocations;
-
-void* allocate_aligned(std::size_t bytes) {
-  const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
-  return ::operator new (rounded, std::align_val_t{kAlignment}, std::nothrow);
+std::size_t round_up(std::size_t value, std::size_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
 }
-void free_aligned(void* pointer) { ::operator delete (pointer, std::align_val_t{kAlignment}); }
 
 // Device memory: its own mapping, ending flush (to cudaMalloc's 256-byte alignment) against a page with no
 // access, so that a kernel or a copy running past an allocation's end faults there (the emulator names the
@@ -58,11 +52,18 @@ struct GuardedMapping {
   void* mapping;  // [mapping, mapping + mapped): the pages, the last one the guard
   std::size_t mapped;
 };
-std::map<const unsigned char*, GuardedMapping> device_mappings;  // by allocation, under allocations_mutex
 
-std::size_t round_up(std::size_t value, std::size_t multiple) {
-  return (value + multiple - 1) / multiple * multiple;
+// Live allocations by first byte, under allocations_mutex: device (cudaMalloc) with their mappings, pinned
+// host (cudaHostAlloc) with their sizes.
+std::mutex allocations_mutex;
+std::map<const unsigned char*, GuardedMapping> device_allocations;
+std::map<const unsigned char*, std::size_t> pinned_allocations;
+
+void* allocate_aligned(std::size_t bytes) {
+  return ::operator new (round_up(std::max<std::size_t>(bytes, 1), kAlignment), std::align_val_t{kAlignment},
+                         std::nothrow);
 }
+void free_aligned(void* pointer) { ::operator delete (pointer, std::align_val_t{kAlignment}); }
 
 void* map_device_memory(std::size_t bytes) {
   const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
@@ -76,7 +77,7 @@ void* map_device_memory(std::size_t bytes) {
     return nullptr;
   }
   unsigned char* memory = guard - span;
-  device_mappings.emplace(memory, GuardedMapping{mapping, mapped});
+  device_allocations.emplace(memory, GuardedMapping{mapping, mapped});
   return memory;
 }
 
@@ -193,7 +194,6 @@ cudaError_t cudaMalloc(void** pointer, std::size_t bytes) {
     const std::lock_guard lock(allocations_mutex);
     memory = map_device_memory(bytes);
     if (memory == nullptr) return cudaErrorMemoryAllocation;
-    device_allocations.emplace(static_cast<const unsigned char*>(memory), bytes);
   }
   std::memset(memory, 0xff, bytes);                        // never zeros: see the top of the file
   kiln::emulation::register_device_buffer(memory, bytes);  // cp.async may read it
@@ -204,12 +204,11 @@ cudaError_t cudaMalloc(void** pointer, std::size_t bytes) {
 cudaError_t cudaFree(void* pointer) {
   if (pointer == nullptr) return cudaSuccess;
   const std::lock_guard lock(allocations_mutex);
-  const auto* key = static_cast<const unsigned char*>(pointer);
-  if (device_allocations.erase(key) == 0) return cudaErrorInvalidValue;
+  const auto allocation = device_allocations.find(static_cast<const unsigned char*>(pointer));
+  if (allocation == device_allocations.end()) return cudaErrorInvalidValue;
   kiln::emulation::unregister_device_buffer(pointer);
-  const auto mapping = device_mappings.find(key);
-  munmap(mapping->second.mapping, mapping->second.mapped);
-  device_mappings.erase(mapping);
+  munmap(allocation->second.mapping, allocation->second.mapped);
+  device_allocations.erase(allocation);
   return cudaSuccess;
 }
 
