@@ -7,13 +7,16 @@
 
 namespace kiln {
 
-CachingAllocator::CachingAllocator(Allocator& backing, std::size_t cache_limit)
-    : backing_(backing), cache_limit_(cache_limit) {}
+CachingAllocator::CachingAllocator(Allocator& backing, std::size_t cache_limit, std::size_t min_cached_bytes)
+    : backing_(backing), cache_limit_(cache_limit), min_cached_bytes_(min_cached_bytes) {
+  KILN_CHECK(min_cached_bytes >= 1, "CachingAllocator: min_cached_bytes must be at least 1 (got 0)");
+}
 
 CachingAllocator::~CachingAllocator() { release_cached(); }
 
-std::size_t CachingAllocator::size_class(std::size_t bytes) {
-  if (bytes < kMinCachedBytes) return bytes;
+std::size_t CachingAllocator::size_class(std::size_t bytes) const {
+  if (!cached(bytes)) return bytes;
+  if (bytes < kQuarterPowersFrom) return (bytes + kSmallGranule - 1) / kSmallGranule * kSmallGranule;
   const std::size_t power = std::bit_floor(bytes);  // 2^e <= bytes < 2^(e+1)
   const std::size_t step = power / 4;
   return (bytes + step - 1) / step * step;
@@ -22,7 +25,7 @@ std::size_t CachingAllocator::size_class(std::size_t bytes) {
 void* CachingAllocator::allocate(std::size_t bytes) {
   const std::size_t size = size_class(bytes);
   std::unique_lock lock(mutex_);
-  if (size >= kMinCachedBytes) {
+  if (cached(bytes)) {
     stats_.in_use_bytes += size;
     stats_.peak_in_use_bytes = std::max(stats_.peak_in_use_bytes, stats_.in_use_bytes);
     const auto found = free_blocks_.find(size);
@@ -44,7 +47,7 @@ void* CachingAllocator::allocate(std::size_t bytes) {
       return backing_.allocate(size);
     }
   } catch (...) {
-    if (size >= kMinCachedBytes) {
+    if (cached(bytes)) {
       std::lock_guard relock(mutex_);
       stats_.in_use_bytes -= size;
     }
@@ -56,7 +59,7 @@ void CachingAllocator::deallocate(void* pointer, std::size_t bytes) {
   const std::size_t size = size_class(bytes);
   {
     std::lock_guard lock(mutex_);
-    if (size >= kMinCachedBytes) {
+    if (cached(bytes)) {
       stats_.in_use_bytes -= size;
       if (stats_.cached_bytes + size <= cache_limit_) {
         free_blocks_[size].push_back(pointer);

@@ -41,10 +41,14 @@ constexpr int kMaxCudaDevices = 16;
 // What each device's cache may hold: most of an H100's memory is free for it, and a small CNN's step
 // needs far less.
 constexpr std::size_t kCudaCacheLimit = std::size_t{32} << 30;
+// Every device block is cached, however small: cudaFree synchronizes the device (caching_allocator.hpp).
+constexpr std::size_t kCudaMinCachedBytes = 1;
 
 // What the CPU cache may hold: far above a small CNN's working set (ResNet-56 at batch 128 keeps about
 // 1 GiB of activations), so in a training loop every block after the first step is a reused one.
 constexpr std::size_t kCpuCacheLimit = std::size_t{4} << 30;
+// Below 64 KiB malloc's own free lists serve as well.
+constexpr std::size_t kCpuMinCachedBytes = std::size_t{64} << 10;
 
 }  // namespace
 
@@ -59,7 +63,8 @@ CachingAllocator& cuda_caching_allocator(int index) {
   static const std::array<CachingAllocator*, kMaxCudaDevices> allocators = [] {
     std::array<CachingAllocator*, kMaxCudaDevices> made{};
     for (int i = 0; i < kMaxCudaDevices; ++i)
-      made[static_cast<std::size_t>(i)] = new CachingAllocator(*new CudaAllocator(i), kCudaCacheLimit);
+      made[static_cast<std::size_t>(i)] =
+          new CachingAllocator(*new CudaAllocator(i), kCudaCacheLimit, kCudaMinCachedBytes);
     return made;
   }();
   return *allocators[static_cast<std::size_t>(index)];
@@ -68,7 +73,7 @@ CachingAllocator& cuda_caching_allocator(int index) {
 CachingAllocator& cpu_caching_allocator() {
   // Never destroyed: a Storage in some other static object may be freed after this one would be.
   static CpuAllocator system;
-  static CachingAllocator* const cached = new CachingAllocator(system, kCpuCacheLimit);
+  static CachingAllocator* const cached = new CachingAllocator(system, kCpuCacheLimit, kCpuMinCachedBytes);
   return *cached;
 }
 

@@ -1,6 +1,6 @@
-// The caching allocator: freed blocks come back for the same size class, small blocks and blocks past the
-// cache limit pass through, statistics count what is in use, and a failed allocation retries once with
-// the cache emptied.
+// The caching allocator: freed blocks come back for the same size class, blocks below where caching starts
+// (the CPU's 64 KiB) and blocks past the cache limit pass through, a device's cache keeps every block,
+// statistics count what is in use, and a failed allocation retries once with the cache emptied.
 #include "core/caching_allocator.hpp"
 
 #include <doctest/doctest.h>
@@ -36,30 +36,63 @@ class CountingAllocator final : public Allocator {
   int allocations = 0, deallocations = 0;
 };
 
-constexpr std::size_t kBig = CachingAllocator::kMinCachedBytes * 3;
+constexpr std::size_t kLimit = std::size_t{1} << 30;
+constexpr std::size_t kCpuMinCached = std::size_t{64} << 10;  // as core/storage.cpp's CPU cache
+constexpr std::size_t kBig = kCpuMinCached * 3;
+
+// A CPU-style cache over `system`: blocks from 64 KiB.
+CachingAllocator cpu_style(Allocator& system, std::size_t limit = kLimit) {
+  return CachingAllocator(system, limit, kCpuMinCached);
+}
 
 }  // namespace
 
 TEST_CASE("caching allocator: size classes are quarter powers of two from 64 KiB up") {
-  CHECK(CachingAllocator::size_class(100) == 100);
+  CountingAllocator system;
+  const CachingAllocator cache = cpu_style(system);
+  CHECK(cache.size_class(100) == 100);
   const std::size_t k64 = std::size_t{64} << 10;
-  CHECK(CachingAllocator::size_class(k64) == k64);
-  CHECK(CachingAllocator::size_class(k64 + 1) == k64 + k64 / 4);
-  CHECK(CachingAllocator::size_class(std::size_t{3} << 20) == std::size_t{3} << 20);        // 1.5 * 2 MiB
-  CHECK(CachingAllocator::size_class((std::size_t{3} << 20) + 1) == std::size_t{7} << 19);  // 1.75 * 2 MiB
+  CHECK(cache.size_class(k64) == k64);
+  CHECK(cache.size_class(k64 + 1) == k64 + k64 / 4);
+  CHECK(cache.size_class(std::size_t{3} << 20) == std::size_t{3} << 20);        // 1.5 * 2 MiB
+  CHECK(cache.size_class((std::size_t{3} << 20) + 1) == std::size_t{7} << 19);  // 1.75 * 2 MiB
   for (std::size_t bytes : {k64 + 7, std::size_t{5000000}, std::size_t{123456789}}) {
-    const std::size_t size = CachingAllocator::size_class(bytes);
+    const std::size_t size = cache.size_class(bytes);
     CHECK(size >= bytes);
     CHECK(size <= bytes + bytes / 4);
   }
 }
 
+TEST_CASE("caching allocator: a device's cache keeps every block, small ones in multiples of 512 bytes") {
+  CountingAllocator system;
+  CachingAllocator cache(system, kLimit, 1);  // as core/storage.cpp's CUDA caches
+  CHECK(cache.size_class(0) == 0);            // an empty block passes through
+  CHECK(cache.size_class(1) == 512);
+  CHECK(cache.size_class(512) == 512);
+  CHECK(cache.size_class(513) == 1024);
+  CHECK(cache.size_class((std::size_t{64} << 10) - 1) == std::size_t{64} << 10);
+  CHECK(cache.size_class((std::size_t{64} << 10) + 1) == std::size_t{80} << 10);  // quarter powers from there
+
+  // A bias's gradient, freed and asked for again each step: one cudaMalloc, never a cudaFree.
+  void* first = cache.allocate(40);
+  CHECK(cache.stats().in_use_bytes == 512);
+  cache.deallocate(first, 40);
+  void* again = cache.allocate(100);  // the same class
+  CHECK(again == first);
+  cache.deallocate(again, 100);
+  CHECK(system.allocations == 1);
+  CHECK(system.deallocations == 0);
+  CHECK(cache.stats().cached_bytes == 512);
+  CHECK(cache.stats().in_use_bytes == 0);
+  CHECK_THROWS_AS(CachingAllocator(system, kLimit, 0), kiln::Error);
+}
+
 TEST_CASE("caching allocator: a freed block is handed out again for the same size class") {
   CountingAllocator system;
-  CachingAllocator cache(system, std::size_t{1} << 30);
+  CachingAllocator cache = cpu_style(system);
   void* first = cache.allocate(kBig);
   cache.deallocate(first, kBig);
-  CHECK(cache.stats().cached_bytes == CachingAllocator::size_class(kBig));
+  CHECK(cache.stats().cached_bytes == cache.size_class(kBig));
   void* second = cache.allocate(kBig - 100);  // same size class
   CHECK(second == first);
   CHECK(system.allocations == 1);
@@ -74,9 +107,9 @@ TEST_CASE("caching allocator: a freed block is handed out again for the same siz
   CHECK(system.live.empty());
 }
 
-TEST_CASE("caching allocator: small blocks pass straight through") {
+TEST_CASE("caching allocator: blocks below where caching starts pass straight through") {
   CountingAllocator system;
-  CachingAllocator cache(system, std::size_t{1} << 30);
+  CachingAllocator cache = cpu_style(system);
   void* block = cache.allocate(1000);
   cache.deallocate(block, 1000);
   CHECK(system.deallocations == 1);
@@ -85,8 +118,8 @@ TEST_CASE("caching allocator: small blocks pass straight through") {
 
 TEST_CASE("caching allocator: blocks freed beyond the cache limit go back to the system") {
   CountingAllocator system;
-  const std::size_t size = CachingAllocator::size_class(kBig);
-  CachingAllocator cache(system, size);  // room for one block
+  const std::size_t size = cpu_style(system).size_class(kBig);
+  CachingAllocator cache = cpu_style(system, size);  // room for one block
   void* a = cache.allocate(kBig);
   void* b = cache.allocate(kBig);
   cache.deallocate(a, kBig);
@@ -97,8 +130,8 @@ TEST_CASE("caching allocator: blocks freed beyond the cache limit go back to the
 
 TEST_CASE("caching allocator: statistics track bytes in use and the peak") {
   CountingAllocator system;
-  CachingAllocator cache(system, std::size_t{1} << 30);
-  const std::size_t size = CachingAllocator::size_class(kBig);
+  CachingAllocator cache = cpu_style(system);
+  const std::size_t size = cache.size_class(kBig);
   void* a = cache.allocate(kBig);
   void* b = cache.allocate(kBig);
   CHECK(cache.stats().in_use_bytes == 2 * size);
@@ -115,8 +148,8 @@ TEST_CASE("caching allocator: statistics track bytes in use and the peak") {
 
 TEST_CASE("caching allocator: reset_peak starts the peak over from what is in use") {
   CountingAllocator system;
-  CachingAllocator cache(system, std::size_t{1} << 30);
-  const std::size_t size = CachingAllocator::size_class(kBig);
+  CachingAllocator cache = cpu_style(system);
+  const std::size_t size = cache.size_class(kBig);
   void* a = cache.allocate(kBig);
   void* b = cache.allocate(kBig);
   cache.deallocate(b, kBig);
@@ -131,7 +164,7 @@ TEST_CASE("caching allocator: reset_peak starts the peak over from what is in us
 
 TEST_CASE("caching allocator: out of memory with blocks cached empties the cache and retries once") {
   CountingAllocator system;
-  CachingAllocator cache(system, std::size_t{1} << 30);
+  CachingAllocator cache = cpu_style(system);
   void* cached = cache.allocate(kBig);
   cache.deallocate(cached, kBig);  // cached, still live in the system
   system.limit_blocks = 1;         // the system now refuses while that block is live
@@ -140,6 +173,6 @@ TEST_CASE("caching allocator: out of memory with blocks cached empties the cache
   CHECK(cache.stats().cached_bytes == 0);
   system.limit_blocks = 1;  // now full again: a second request fails for real, and is not counted in use
   CHECK_THROWS_AS(cache.allocate(kBig * 4), kiln::Error);
-  CHECK(cache.stats().in_use_bytes == CachingAllocator::size_class(kBig * 2));
+  CHECK(cache.stats().in_use_bytes == cache.size_class(kBig * 2));
   cache.deallocate(fresh, kBig * 2);
 }

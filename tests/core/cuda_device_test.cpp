@@ -11,6 +11,7 @@
 #include "core/cuda_runtime.hpp"
 #include "core/error.hpp"
 #include "core/generator.hpp"
+#include "core/ops.hpp"
 #include "core/tensor.hpp"
 #include "kernels/softmax/softmax.hpp"
 #include "tests/support/cuda_testing.hpp"
@@ -84,7 +85,7 @@ TEST_CASE("cuda: fill on the device, every dtype, sizes around the block size") 
   CHECK_NOTHROW(cuda::synchronize(0));
 }
 
-TEST_CASE("cuda: the device allocator caches freed blocks and reports the peak") {
+TEST_CASE("cuda: the device allocator caches freed blocks of every size and reports the peak") {
   if (!have_gpu()) return;
   CachingAllocator& allocator = cuda_caching_allocator(0);
   { const Tensor warm = Tensor::empty({1 << 20}, DType::Float32, Device::cuda()); }
@@ -95,6 +96,42 @@ TEST_CASE("cuda: the device allocator caches freed blocks and reports the peak")
   const auto after = allocator.stats();
   CHECK(after.backing_allocations == before.backing_allocations);  // every block came from the cache
   CHECK(after.peak_in_use_bytes >= (std::size_t{1} << 22));
+
+  // Small blocks too (a bias, a label batch): cudaFree would synchronize the device at each.
+  { const Tensor warm_small = Tensor::empty({10}, DType::Float32, Device::cuda()); }
+  const auto before_small = allocator.stats();
+  for (int i = 0; i < 10; ++i) {
+    const Tensor small = Tensor::empty({10}, DType::Float32, Device::cuda());
+    CHECK(allocator.stats().in_use_bytes == before_small.in_use_bytes + CachingAllocator::kSmallGranule);
+  }
+  CHECK(allocator.stats().backing_allocations == before_small.backing_allocations);
+}
+
+TEST_CASE(
+    "cuda: a CopyStream's copies reach the kernels ordered after them, and its pinned source is free "
+    "to refill once waited for") {
+  if (!have_gpu()) return;
+  // The emulated runtime runs copy-stream work only when something waits for it: without the order a kernel
+  // there reads the destination's 0xff bytes (NaN), and a refill before the wait is what the copy takes.
+  constexpr std::int64_t n = 1000;
+  const std::size_t bytes = n * sizeof(float);
+  cuda::CopyStream copies(0);
+  cuda::PinnedBuffer staging(bytes);
+  auto* pinned = static_cast<float*>(staging.data());
+  for (int round = 1; round <= 3; ++round) {
+    INFO("round ", round);
+    for (std::int64_t i = 0; i < n; ++i) pinned[i] = static_cast<float>(round * 1000 + i);
+    const std::vector<float> sent(pinned, pinned + n);
+    copies.wait_for_kernels();
+    const Tensor arrived = Tensor::empty({n}, DType::Float32, Device::cuda());
+    copies.copy_to_device(arrived.impl().storage->data(), pinned, bytes);
+    copies.order_before_kernels();
+    const Tensor doubled = arrived * 2.0;  // a kernel on the default stream
+    copies.wait_for_copies();              // before the host writes the pinned buffer again
+    std::vector<float> expected(sent);
+    for (float& value : expected) value *= 2.0f;
+    CHECK(testing::bitwise_equal(doubled.to(Device::cpu()).to_vector<float>(), expected));
+  }
 }
 
 }  // namespace

@@ -14,22 +14,35 @@
 //     (past cudaMalloc's 256-byte rounding; the caching allocator's size classes round up further);
 //   - fresh device memory holds 0xff bytes, NaN in every floating type kiln uses, never zeros: a kernel
 //     that reads what nobody wrote shows in its results;
-//   - cudaEventElapsedTime needs two recorded events with timing on.
+//   - cudaEventElapsedTime needs two completed events with timing on;
+//   - work on a non-blocking stream (kiln's copy stream) runs as late as a GPU may run it: queued, and run
+//     only when something waits for it (an event wait or synchronize, a stream or device synchronize,
+//     cudaFree, the stream's end). A kernel that reads a copy's destination without waiting for the copy
+//     reads the 0xff bytes (or the block's stale contents), and a host write to a pinned source before its
+//     copy has run is what the copy takes: both races show in results instead of hiding.
 //
-// What it cannot show: every copy and kernel has finished when its call returns, so a missing wait between
-// the copy stream and the default stream, which would race on a GPU, goes unnoticed here; and host code
-// that dereferences a device pointer works here and faults on a GPU.
+// What it cannot show: kernels run, and the default stream's copies finish, when their call returns, and a
+// wait on an event runs the event's stream up to it at once. So a copy cannot overtake kernels still reading
+// its destination (the caching allocator handing a block to the copy stream early), and a pinned source
+// rewritten after the default stream waited for its copy but before the host did goes unnoticed; and host
+// code that dereferences a device pointer works here and faults on a GPU.
 #include <cuda_runtime.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <new>
+#include <set>
+#include <vector>
 
 #include "tests/emulation/cuda_emulator.hpp"
 
@@ -100,22 +113,76 @@ bool copy_is_valid(void* destination, const void* source, std::size_t bytes, cud
   return false;
 }
 
-cudaError_t copy(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind) {
-  if (bytes == 0) return cudaSuccess;
-  if (!copy_is_valid(destination, source, bytes, kind)) return cudaErrorInvalidValue;
-  std::memmove(destination, source, bytes);
-  return cudaSuccess;
+// Whether [pointer, pointer + bytes) lies inside one pinned (cudaHostAlloc) allocation.
+bool pinned(const void* pointer, std::size_t bytes) {
+  const auto* first = static_cast<const unsigned char*>(pointer);
+  const std::lock_guard lock(allocations_mutex);
+  auto allocation = pinned_allocations.upper_bound(first);
+  if (allocation == pinned_allocations.begin()) return false;
+  --allocation;
+  return first + bytes <= allocation->first + allocation->second;
 }
+
+// The work of one non-blocking stream, in order: what has been enqueued and not yet run, and counts of
+// both, so an event can name the point it completes at. A stream owns its queue and each event recorded on
+// it shares it, so an event outlives its stream safely (the queue is empty by then).
+struct WorkQueue {
+  std::deque<std::function<void()>> pending;
+  std::uint64_t enqueued = 0;  // operations ever enqueued
+  std::uint64_t finished = 0;  // of those, how many have run
+
+  void enqueue(std::function<void()> work) {
+    pending.push_back(std::move(work));
+    ++enqueued;
+  }
+  // Runs the queued work up to and including the operation numbered `position` (counting from 1).
+  void run_until(std::uint64_t position) {
+    while (finished < position) {
+      const std::function<void()> work = std::move(pending.front());
+      pending.pop_front();
+      work();
+      ++finished;
+    }
+  }
+  void run_all() { run_until(enqueued); }
+};
 
 }  // namespace
 
-// Streams only need to exist; events keep the host time they were recorded at.
-struct CUstream_st {};
+struct CUstream_st {
+  std::shared_ptr<WorkQueue> work = std::make_shared<WorkQueue>();
+};
+
+// An event completes when its stream's work reaches the point it was recorded at (at once on the default
+// stream); `completed_at` is the host time it did, shared with the queued mark that sets it.
 struct CUevent_st {
   bool timing = true;
   bool recorded = false;
-  std::chrono::steady_clock::time_point time;
+  std::shared_ptr<WorkQueue> queue;  // null: recorded on the default stream, or never
+  std::uint64_t position = 0;
+  std::shared_ptr<std::chrono::steady_clock::time_point> completed_at;
 };
+
+namespace {
+
+// Every stream's and event's queue, under one lock; the live non-blocking streams, for the calls that
+// synchronize the whole device.
+std::mutex streams_mutex;
+std::set<cudaStream_t> live_streams;
+
+// The legacy default stream, where every kiln kernel runs, runs everything at once.
+bool immediate(cudaStream_t stream) { return stream == nullptr || stream == cudaStreamLegacy; }
+
+void complete(const CUevent_st& event) {
+  if (event.queue) event.queue->run_until(event.position);
+}
+bool is_complete(const CUevent_st& event) { return !event.queue || event.queue->finished >= event.position; }
+
+void run_every_stream() {
+  for (const cudaStream_t stream : live_streams) stream->work->run_all();
+}
+
+}  // namespace
 
 // ---- errors and devices
 // ------------------------------------------------------------------------------------
@@ -137,6 +204,8 @@ const char* cudaGetErrorString(cudaError_t error) {
       return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle:
       return "invalid resource handle";
+    case cudaErrorNotReady:
+      return "device not ready";
   }
   return "unrecognized error code";
 }
@@ -184,8 +253,6 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int dev
   return cudaErrorInvalidValue;
 }
 
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
-
 // ---- memory ----------------------------------------------------------------------------------------------
 
 cudaError_t cudaMalloc(void** pointer, std::size_t bytes) {
@@ -203,6 +270,10 @@ cudaError_t cudaMalloc(void** pointer, std::size_t bytes) {
 
 cudaError_t cudaFree(void* pointer) {
   if (pointer == nullptr) return cudaSuccess;
+  {
+    const std::lock_guard streams(streams_mutex);
+    run_every_stream();  // cudaFree synchronizes the device: no queued copy may land in freed memory
+  }
   const std::lock_guard lock(allocations_mutex);
   const auto allocation = device_allocations.find(static_cast<const unsigned char*>(pointer));
   if (allocation == device_allocations.end()) return cudaErrorInvalidValue;
@@ -225,6 +296,10 @@ cudaError_t cudaHostAlloc(void** pointer, std::size_t bytes, unsigned flags) {
 cudaError_t cudaFreeHost(void* pointer) {
   if (pointer == nullptr) return cudaSuccess;
   {
+    const std::lock_guard streams(streams_mutex);
+    run_every_stream();  // as cudaFree: no queued copy may read freed memory
+  }
+  {
     const std::lock_guard lock(allocations_mutex);
     if (pinned_allocations.erase(static_cast<const unsigned char*>(pointer)) == 0)
       return cudaErrorInvalidValue;
@@ -233,39 +308,86 @@ cudaError_t cudaFreeHost(void* pointer) {
   return cudaSuccess;
 }
 
+// On the legacy default stream, which does not wait for non-blocking streams.
 cudaError_t cudaMemcpy(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind) {
-  return copy(destination, source, bytes, kind);
+  if (bytes == 0) return cudaSuccess;
+  if (!copy_is_valid(destination, source, bytes, kind)) return cudaErrorInvalidValue;
+  std::memmove(destination, source, bytes);
+  return cudaSuccess;
 }
 
 cudaError_t cudaMemcpyAsync(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind,
-                            cudaStream_t) {
-  return copy(destination, source, bytes, kind);
+                            cudaStream_t stream) {
+  if (bytes == 0) return cudaSuccess;
+  if (!copy_is_valid(destination, source, bytes, kind)) return cudaErrorInvalidValue;
+  if (immediate(stream)) {
+    std::memmove(destination, source, bytes);
+    return cudaSuccess;
+  }
+  const std::lock_guard lock(streams_mutex);
+  WorkQueue& work = *stream->work;
+  if (kind == cudaMemcpyHostToDevice && !pinned(source, bytes)) {
+    // From pageable memory the runtime stages the source before it returns: what lands is what it held
+    // at the call.
+    const auto* first = static_cast<const unsigned char*>(source);
+    auto staged = std::make_shared<const std::vector<unsigned char>>(first, first + bytes);
+    work.enqueue([=] { std::memcpy(destination, staged->data(), bytes); });
+  } else if (kind == cudaMemcpyDeviceToHost && !pinned(destination, bytes)) {
+    // To pageable memory it returns only once the copy, and so the stream's work before it, has finished.
+    work.run_all();
+    std::memmove(destination, source, bytes);
+  } else {
+    work.enqueue([=] { std::memmove(destination, source, bytes); });
+  }
+  return cudaSuccess;
 }
 
-cudaError_t cudaMemsetAsync(void* pointer, int value, std::size_t bytes, cudaStream_t) {
+cudaError_t cudaMemsetAsync(void* pointer, int value, std::size_t bytes, cudaStream_t stream) {
   if (bytes == 0) return cudaSuccess;
   if (!kiln::emulation::inside_device_memory(pointer, bytes)) return cudaErrorInvalidValue;
-  std::memset(pointer, value, bytes);
+  if (immediate(stream)) {
+    std::memset(pointer, value, bytes);
+    return cudaSuccess;
+  }
+  const std::lock_guard lock(streams_mutex);
+  stream->work->enqueue([=] { std::memset(pointer, value, bytes); });
   return cudaSuccess;
 }
 
 // ---- streams and events ----------------------------------------------------------------------------------
 
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
+  // A blocking stream would make every default-stream call wait for it; kiln creates none.
+  if (flags != cudaStreamNonBlocking) return cudaErrorInvalidValue;
   *stream = new CUstream_st;
+  const std::lock_guard lock(streams_mutex);
+  live_streams.insert(*stream);
   return cudaSuccess;
 }
 
+// Returns at once on a GPU, the stream's work still finishing: here it finishes first.
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-  if (stream == nullptr || stream == cudaStreamLegacy) return cudaErrorInvalidResourceHandle;
+  const std::lock_guard lock(streams_mutex);
+  if (live_streams.erase(stream) == 0) return cudaErrorInvalidResourceHandle;
+  stream->work->run_all();
   delete stream;
   return cudaSuccess;
 }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  if (immediate(stream)) return cudaSuccess;
+  const std::lock_guard lock(streams_mutex);
+  stream->work->run_all();
+  return cudaSuccess;
+}
 
+// The stream's later work starts after the event: the event's stream runs up to it now (later than that
+// would be as legal, and kiln's waits all come from the immediate default stream's side).
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t event, unsigned) {
-  return event == nullptr ? cudaErrorInvalidResourceHandle : cudaSuccess;
+  if (event == nullptr) return cudaErrorInvalidResourceHandle;
+  const std::lock_guard lock(streams_mutex);
+  complete(*event);
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, cudaEventDefault); }
@@ -282,21 +404,43 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
   return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (event == nullptr) return cudaErrorInvalidResourceHandle;
+  const std::lock_guard lock(streams_mutex);
   event->recorded = true;
-  event->time = std::chrono::steady_clock::now();
+  event->completed_at = std::make_shared<std::chrono::steady_clock::time_point>();
+  if (immediate(stream)) {
+    event->queue = nullptr;
+    *event->completed_at = std::chrono::steady_clock::now();
+    return cudaSuccess;
+  }
+  event->queue = stream->work;
+  event->queue->enqueue(
+      [completed_at = event->completed_at] { *completed_at = std::chrono::steady_clock::now(); });
+  event->position = event->queue->enqueued;
   return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
-  return event == nullptr ? cudaErrorInvalidResourceHandle : cudaSuccess;
+  if (event == nullptr) return cudaErrorInvalidResourceHandle;
+  const std::lock_guard lock(streams_mutex);
+  complete(*event);
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventElapsedTime(float* milliseconds, cudaEvent_t start, cudaEvent_t stop) {
   if (start == nullptr || stop == nullptr || !start->timing || !stop->timing)
     return cudaErrorInvalidResourceHandle;
   if (!start->recorded || !stop->recorded) return cudaErrorInvalidResourceHandle;
-  *milliseconds = std::chrono::duration<float, std::milli>(stop->time - start->time).count();
+  const std::lock_guard lock(streams_mutex);
+  if (!is_complete(*start) || !is_complete(*stop)) return cudaErrorNotReady;
+  *milliseconds =
+      std::chrono::duration<float, std::milli>(*stop->completed_at - *start->completed_at).count();
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize() {
+  const std::lock_guard lock(streams_mutex);
+  run_every_stream();
   return cudaSuccess;
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/caching_allocator.hpp"
 #include "core/cuda_runtime.hpp"
 #include "core/generator.hpp"
 #include "kernels/cpu_level.hpp"
@@ -154,6 +155,28 @@ void check_one_step_agrees(const std::string& name) {
 TEST_CASE("cuda: one training step of each zoo family agrees with the CPU") {
   if (!testing::have_gpu()) return;
   for (const char* name : {"lenet5", "resnet20", "mobilenet"}) check_one_step_agrees(name);
+}
+
+TEST_CASE("cuda: from the third training step on, every device block comes from the allocator's cache") {
+  if (!testing::have_gpu()) return;
+  // cudaMalloc and cudaFree synchronize the device: a step that reached either would stall the GPU there.
+  // (The second step still allocates: the first step's gradients are live through its forward pass.)
+  Generator generator(5);
+  const layers::ModulePtr model = models::build_model({"resnet20", 3, 16, 16, 10}, generator);
+  model->to(Device::cuda());
+  optim::Sgd sgd(model->named_parameters(), {.lr = 0.1, .momentum = 0.9, .weight_decay = 5e-4});
+  const Tensor images = Tensor::randn({4, 3, 16, 16}, DType::Float32, &generator).to(Device::cuda());
+  const Tensor labels = Tensor::from_vector<std::int64_t>({0, 1, 2, 3}, {4}).to(Device::cuda());
+  const CachingAllocator& allocator = cuda_caching_allocator(0);
+  std::size_t after_two_steps = 0;
+  for (int step = 0; step < 4; ++step) {
+    const Tensor loss = cross_entropy((*model)(images), labels);
+    sgd.zero_grad();
+    loss.backward();
+    sgd.step();
+    if (step == 1) after_two_steps = allocator.stats().backing_allocations;
+  }
+  CHECK(allocator.stats().backing_allocations == after_two_steps);
 }
 
 TEST_CASE("cuda: kiln train --device cuda trains, and its checkpoint predicts on the CPU as it evaluated") {
