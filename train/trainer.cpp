@@ -567,7 +567,10 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
   batches.start_epoch(epoch);
   const std::int64_t steps = steps_per_epoch(run);
   const auto start = Clock::now();
-  double loss_sum = 0.0, correct = 0.0, seen = 0.0, learning_rate = 0.0;
+  double loss_sum = 0.0, seen = 0.0, learning_rate = 0.0;
+  // Counted on the model's device and read once, at the epoch's end: a read every step would make the host
+  // wait for the GPU a second time per step (the loss is read already, for the NaN check and the progress).
+  Tensor correct;
   for (std::int64_t step = 0; step < steps; ++step) {
     std::optional<data::Batch> batch = batches.next();
     if (!batch) break;
@@ -597,7 +600,8 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
     seen += n;
     if (!run.multi_label) {
       NoGradGuard no_grad;
-      correct += sum(eq(argmax(logits, 1).to(DType::Float64), batch->labels.to(DType::Float64))).item();
+      const Tensor hits = sum(eq(argmax(logits, 1).to(DType::Float64), batch->labels.to(DType::Float64)));
+      correct = correct.defined() ? correct + hits : hits;
     }
     observer.on_step({epoch, step, steps, loss_value, learning_rate, seen / seconds_since(start)});
   }
@@ -605,7 +609,7 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
   EpochSummary summary{epoch,
                        run.config.epochs,
                        loss_sum / seen,
-                       run.multi_label ? std::nan("") : correct / seen,
+                       run.multi_label ? std::nan("") : correct.item() / seen,
                        learning_rate,
                        seconds_since(start),
                        seen / seconds_since(start),

@@ -1,8 +1,10 @@
 // The training workflow on the bundled CIFAR-10 subset, kept small with a cap on steps per epoch:
 // an interrupted run resumed from its checkpoint ends with exactly the weights of an uninterrupted one,
-// and `eval` on a folder agrees with `predict` on each of its images.
-#include <doctest/doctest.h>
+// `eval` on a folder agrees with `predict` on each of its images, and an epoch's train accuracy counts what
+// the model got right.
+#include "train/trainer.hpp"
 
+#include <doctest/doctest.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -10,8 +12,9 @@
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
 #include "models/architecture.hpp"
+#include "tests/support/scratch_folder.hpp"
+#include "tests/support/tiny_training.hpp"
 #include "train/evaluate.hpp"
-#include "train/trainer.hpp"
 
 using namespace kiln;
 namespace fs = std::filesystem;
@@ -134,4 +137,26 @@ TEST_CASE("trainer: eval over a folder agrees with predict on each image") {
   const train::MetricsReport report = train::evaluate(*loaded.model, loader, 10);
   CHECK(report.samples == compared);
   fs::remove_all(run);
+}
+
+TEST_CASE("trainer: an epoch's train accuracy is the share of its images the model classified right") {
+  // At learning rate 0 with no weight decay the weights never move, and LeNet-5 has no batch statistics or
+  // dropout: every step's logits are the saved model's, so the accuracy the epoch reports (counted on the
+  // model's device, read once at the end) is what evaluating the saved model on the same images gives.
+  testing::ScratchFolder scratch("kiln-trainer-test", "train-accuracy");
+  const fs::path data = testing::make_two_class_data(scratch.path() / "data", 12, 2);
+  train::TrainConfig config = testing::tiny_lenet5_config(data, scratch.path() / "run", 5);
+  config.learning_rate = 0.0;
+  config.weight_decay = 0.0;
+  config.augmentation = {};  // the images as evaluation sees them
+  Silent silent;
+  const train::TrainResult result = train::train(config, train::RunStart::Fresh, silent);
+  REQUIRE(result.history.size() == 1);
+
+  const train::LoadedModel loaded = train::load_model(result.checkpoint);
+  data::DataLoader loader(data::ImageFolder::scan(data / "train"), loaded.preprocessing,
+                          data::LoaderOptions::in_order(4, 0, false));
+  const train::MetricsReport report = train::evaluate(*loaded.model, loader, 2);
+  REQUIRE(report.samples == 24);
+  CHECK(result.history[0].train_accuracy == doctest::Approx(report.accuracy));
 }
