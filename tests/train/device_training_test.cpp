@@ -110,7 +110,7 @@ TEST_CASE("cuda: a model moved to the GPU keeps its tensors' handles and values"
 // the model's own matter. For LeNet-5 and ResNet-20 it is rounding; MobileNet at batch 8 ends in 2x2 maps,
 // where batch norm over 32 values and the ReLUs around it make the gradient jump: on the CPU a 1e-6 relative
 // change of the input moved conv1's gradient by 0.6%, and the two CPU levels' steps differ by 2.5% there
-// (measured; the emulated GPU, whose sums are in double, lands on the reference's side).
+// (measured on the CPU).
 void check_one_step_agrees(const std::string& name) {
   const TwinModels twins = twin_models(name);
   Generator reference_generator(7);
