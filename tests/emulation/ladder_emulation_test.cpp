@@ -146,15 +146,16 @@ __global__ void cp_async_probe_kernel(const float* source, float* before, float*
 }
 
 TEST_CASE("emulator: a cp.async tile read before its wait is stale, and zero-fill copies write zeros") {
-  std::vector<float> source(kCopyFloats);
-  for (int i = 0; i < kCopyFloats; ++i) source[static_cast<std::size_t>(i)] = static_cast<float>(i + 1);
+  std::vector<float> values(kCopyFloats);
+  for (int i = 0; i < kCopyFloats; ++i) values[static_cast<std::size_t>(i)] = static_cast<float>(i + 1);
+  const GuardedBuffer<float> source(values, /*read_only=*/true);  // device memory, as cp.async requires
   std::vector<float> before(32), between(64), after(32);
   ladder::launch("cp.async probe", cp_async_probe_kernel, dim3(1), dim3(32), 2 * kCopyFloats * sizeof(float),
                  source.data(), before.data(), between.data(), after.data());
   for (int lane = 0; lane < 32; ++lane) {
     INFO("lane ", lane);
     CHECK(std::isnan(before[static_cast<std::size_t>(lane)]));
-    CHECK(between[static_cast<std::size_t>(lane)] == source[static_cast<std::size_t>(4 * lane + 1)]);
+    CHECK(between[static_cast<std::size_t>(lane)] == values[static_cast<std::size_t>(4 * lane + 1)]);
     CHECK(std::isnan(between[static_cast<std::size_t>(32 + lane)]));
     CHECK(after[static_cast<std::size_t>(lane)] == 0.0f);
   }
