@@ -1100,6 +1100,7 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_share
               const std::function<void()>& body) {
   KILN_CHECK(active == nullptr, name,
              ": launched from inside a kernel (the emulator runs one grid at a time)");
+  before_default_stream_work();
   // The launch configuration CUDA would refuse.
   KILN_CHECK(grid.x >= 1 && grid.y >= 1 && grid.z >= 1, name, ": empty grid ",
              describe({grid.x, grid.y, grid.z}));

@@ -50,4 +50,8 @@ void unregister_device_buffer(const void* data);
 bool inside_device_memory(const void* data, std::size_t bytes);
 bool touches_device_memory(const void* data, std::size_t bytes);
 
+// Called by each launch and each cuBLAS call, which run on the default stream: the emulated runtime first
+// runs the copy-stream work the default stream was told to wait for (cudaStreamWaitEvent), no earlier.
+void before_default_stream_work();
+
 }  // namespace kiln::emulation

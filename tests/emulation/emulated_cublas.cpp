@@ -115,6 +115,7 @@ cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t op_a, cublasOperati
   for (const Operand* x : {&a_stored, &b_stored, &c_stored})
     if (!valid_leading_dimension(*x)) return CUBLAS_STATUS_INVALID_VALUE;
   if (m == 0 || n == 0 || batch_count == 0) return CUBLAS_STATUS_SUCCESS;
+  kiln::emulation::before_default_stream_work();
   const std::int64_t inner = alpha == 0.0 ? 0 : k;  // alpha == 0: A and B are not read
   if (!in_device_memory(c_stored, batch_count) ||
       (inner > 0 && (!in_device_memory(a_stored, batch_count) || !in_device_memory(b_stored, batch_count))))

@@ -16,16 +16,16 @@
 //     that reads what nobody wrote shows in its results;
 //   - cudaEventElapsedTime needs two completed events with timing on;
 //   - work on a non-blocking stream (kiln's copy stream) runs as late as a GPU may run it: queued, and run
-//     only when something waits for it (an event wait or synchronize, a stream or device synchronize,
-//     cudaFree, the stream's end). A kernel that reads a copy's destination without waiting for the copy
-//     reads the 0xff bytes (or the block's stale contents), and a host write to a pinned source before its
-//     copy has run is what the copy takes: both races show in results instead of hiding.
+//     only when something needs it: a host wait (cudaEventSynchronize, cudaStreamSynchronize,
+//     cudaDeviceSynchronize, cudaFree, the stream's end) or the default stream's next operation (a launch,
+//     a copy, a cuBLAS call) after a cudaStreamWaitEvent on it. A kernel that reads a copy's destination
+//     without waiting for the copy reads the 0xff bytes (or the block's stale contents), and a host write
+//     to a pinned source before its copy has run is what the copy takes: both races show in results
+//     instead of hiding (a missing wait in train/device_batches.cpp fails tests/train/device_batches_test).
 //
-// What it cannot show: kernels run, and the default stream's copies finish, when their call returns, and a
-// wait on an event runs the event's stream up to it at once. So a copy cannot overtake kernels still reading
-// its destination (the caching allocator handing a block to the copy stream early), and a pinned source
-// rewritten after the default stream waited for its copy but before the host did goes unnoticed; and host
-// code that dereferences a device pointer works here and faults on a GPU.
+// What it cannot show: kernels run, and the default stream's copies finish, when their call returns, so a
+// copy cannot overtake kernels still reading its destination (the caching allocator handing a block to the
+// copy stream early); and host code that dereferences a device pointer works here and faults on a GPU.
 #include <cuda_runtime.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -153,36 +153,67 @@ struct CUstream_st {
   std::shared_ptr<WorkQueue> work = std::make_shared<WorkQueue>();
 };
 
-// An event completes when its stream's work reaches the point it was recorded at (at once on the default
-// stream); `completed_at` is the host time it did, shared with the queued mark that sets it.
+namespace {
+
+// A point in a non-blocking stream's work: reached once the queue has finished `position` operations.
+struct StreamPoint {
+  std::shared_ptr<WorkQueue> queue;
+  std::uint64_t position;
+  bool reached() const { return queue->finished >= position; }
+  void run_to() const { queue->run_until(position); }
+};
+using StreamPoints = std::vector<StreamPoint>;
+
+}  // namespace
+
+// An event completes when the points it stands for are reached: its own point in a non-blocking stream's
+// work, or, recorded on the default stream, whatever that stream was waiting for then (nothing, mostly: the
+// default stream's own work has finished). `completed_at` is the host time it did, shared with the queued
+// mark that sets it.
 struct CUevent_st {
   bool timing = true;
   bool recorded = false;
-  std::shared_ptr<WorkQueue> queue;  // null: recorded on the default stream, or never
-  std::uint64_t position = 0;
+  StreamPoints waits_for;
   std::shared_ptr<std::chrono::steady_clock::time_point> completed_at;
 };
 
 namespace {
 
 // Every stream's and event's queue, under one lock; the live non-blocking streams, for the calls that
-// synchronize the whole device.
+// synchronize the whole device; and the points the default stream waits for before its next operation
+// (cudaStreamWaitEvent on it).
 std::mutex streams_mutex;
 std::set<cudaStream_t> live_streams;
+StreamPoints default_stream_waits;
 
 // The legacy default stream, where every kiln kernel runs, runs everything at once.
 bool immediate(cudaStream_t stream) { return stream == nullptr || stream == cudaStreamLegacy; }
 
 void complete(const CUevent_st& event) {
-  if (event.queue) event.queue->run_until(event.position);
+  for (const StreamPoint& point : event.waits_for) point.run_to();
 }
-bool is_complete(const CUevent_st& event) { return !event.queue || event.queue->finished >= event.position; }
+bool is_complete(const CUevent_st& event) {
+  return std::all_of(event.waits_for.begin(), event.waits_for.end(),
+                     [](const StreamPoint& point) { return point.reached(); });
+}
 
 void run_every_stream() {
   for (const cudaStream_t stream : live_streams) stream->work->run_all();
+  default_stream_waits.clear();
+}
+
+// Before an operation on the default stream: the work it was told to wait for runs now.
+void settle_default_stream_waits() {
+  for (const StreamPoint& point : default_stream_waits) point.run_to();
+  default_stream_waits.clear();
 }
 
 }  // namespace
+
+void kiln::emulation::before_default_stream_work() {
+  const std::lock_guard lock(streams_mutex);
+  settle_default_stream_waits();
+}
 
 // ---- errors and devices
 // ------------------------------------------------------------------------------------
@@ -312,6 +343,7 @@ cudaError_t cudaFreeHost(void* pointer) {
 cudaError_t cudaMemcpy(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind) {
   if (bytes == 0) return cudaSuccess;
   if (!copy_is_valid(destination, source, bytes, kind)) return cudaErrorInvalidValue;
+  kiln::emulation::before_default_stream_work();
   std::memmove(destination, source, bytes);
   return cudaSuccess;
 }
@@ -320,11 +352,12 @@ cudaError_t cudaMemcpyAsync(void* destination, const void* source, std::size_t b
                             cudaStream_t stream) {
   if (bytes == 0) return cudaSuccess;
   if (!copy_is_valid(destination, source, bytes, kind)) return cudaErrorInvalidValue;
+  const std::lock_guard lock(streams_mutex);
   if (immediate(stream)) {
+    settle_default_stream_waits();
     std::memmove(destination, source, bytes);
     return cudaSuccess;
   }
-  const std::lock_guard lock(streams_mutex);
   WorkQueue& work = *stream->work;
   if (kind == cudaMemcpyHostToDevice && !pinned(source, bytes)) {
     // From pageable memory the runtime stages the source before it returns: what lands is what it held
@@ -345,11 +378,12 @@ cudaError_t cudaMemcpyAsync(void* destination, const void* source, std::size_t b
 cudaError_t cudaMemsetAsync(void* pointer, int value, std::size_t bytes, cudaStream_t stream) {
   if (bytes == 0) return cudaSuccess;
   if (!kiln::emulation::inside_device_memory(pointer, bytes)) return cudaErrorInvalidValue;
+  const std::lock_guard lock(streams_mutex);
   if (immediate(stream)) {
+    settle_default_stream_waits();
     std::memset(pointer, value, bytes);
     return cudaSuccess;
   }
-  const std::lock_guard lock(streams_mutex);
   stream->work->enqueue([=] { std::memset(pointer, value, bytes); });
   return cudaSuccess;
 }
@@ -375,18 +409,28 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-  if (immediate(stream)) return cudaSuccess;
   const std::lock_guard lock(streams_mutex);
-  stream->work->run_all();
+  if (immediate(stream)) {
+    settle_default_stream_waits();
+  } else {
+    stream->work->run_all();
+  }
   return cudaSuccess;
 }
 
-// The stream's later work starts after the event: the event's stream runs up to it now (later than that
-// would be as legal, and kiln's waits all come from the immediate default stream's side).
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t event, unsigned) {
+// The stream's later work starts after the event, and nothing runs now: the default stream runs what the
+// event stands for before its next operation; a non-blocking stream, when its queue reaches the wait.
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned) {
   if (event == nullptr) return cudaErrorInvalidResourceHandle;
   const std::lock_guard lock(streams_mutex);
-  complete(*event);
+  if (is_complete(*event)) return cudaSuccess;
+  if (immediate(stream)) {
+    default_stream_waits.insert(default_stream_waits.end(), event->waits_for.begin(), event->waits_for.end());
+  } else {
+    stream->work->enqueue([points = event->waits_for] {
+      for (const StreamPoint& point : points) point.run_to();
+    });
+  }
   return cudaSuccess;
 }
 
@@ -410,14 +454,13 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   event->recorded = true;
   event->completed_at = std::make_shared<std::chrono::steady_clock::time_point>();
   if (immediate(stream)) {
-    event->queue = nullptr;
+    event->waits_for = default_stream_waits;  // the default stream's own work has finished
     *event->completed_at = std::chrono::steady_clock::now();
     return cudaSuccess;
   }
-  event->queue = stream->work;
-  event->queue->enqueue(
-      [completed_at = event->completed_at] { *completed_at = std::chrono::steady_clock::now(); });
-  event->position = event->queue->enqueued;
+  WorkQueue& work = *stream->work;
+  work.enqueue([completed_at = event->completed_at] { *completed_at = std::chrono::steady_clock::now(); });
+  event->waits_for = {StreamPoint{stream->work, work.enqueued}};
   return cudaSuccess;
 }
 

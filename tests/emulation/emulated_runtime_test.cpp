@@ -1,7 +1,8 @@
 // The emulated runtime's streams (tests/emulation/emulated_runtime.cpp): the default stream runs each call
-// to its end, and a non-blocking stream runs its work as late as a GPU may, only once something waits for
-// it. What these cases pin down is what makes a missing wait visible in kiln's own tests: until then a
-// copy's destination keeps its old bytes, and a pinned source rewritten meanwhile is what lands.
+// to its end, and a non-blocking stream runs its work as late as a GPU may: at a host wait, or at the default
+// stream's first work after it waits. What these cases pin down is what makes a missing wait visible in
+// kiln's own tests: until then a copy's destination keeps its old bytes, and a pinned source rewritten
+// meanwhile is what lands.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -58,15 +59,18 @@ struct Fixture {
 };
 
 TEST_CASE(
-    "emulated runtime: a copy on a non-blocking stream lands only once the default stream waits for it") {
+    "emulated runtime: a copy on a non-blocking stream lands at the default stream's first work after "
+    "it waits") {
   Fixture f;
   fill(f.pinned, 1.0f);
   f.copy_in();
   CHECK(untouched(f.device));  // a kernel launched now would read 0xff bytes: NaN
-  fill(f.pinned, 2.0f);        // a host write racing the copy: on a GPU either value may land
-  CHECK(untouched(f.device));
   REQUIRE(cudaStreamWaitEvent(cudaStreamLegacy, f.copied, 0) == cudaSuccess);
-  CHECK(holds(f.device, 2.0f));  // here the latest one does, so the race shows
+  CHECK(untouched(f.device));  // the wait only orders the default stream's later work
+  fill(f.pinned, 2.0f);        // a host write racing the copy: on a GPU either value may land
+  std::vector<float> back(kCount);
+  REQUIRE(cudaMemcpy(back.data(), f.device, kBytes, cudaMemcpyDeviceToHost) == cudaSuccess);
+  CHECK(back == std::vector<float>(kCount, 2.0f));  // here the latest one does, so the race shows
 }
 
 TEST_CASE("emulated runtime: every synchronizing call finishes the stream's work") {
@@ -112,6 +116,22 @@ TEST_CASE("emulated runtime: the default stream neither waits for a non-blocking
   REQUIRE(cudaEventRecord(kernels_done, cudaStreamLegacy) == cudaSuccess);
   REQUIRE(cudaStreamWaitEvent(f.stream, kernels_done, 0) == cudaSuccess);
   CHECK(untouched(f.device));
+  cudaEventDestroy(kernels_done);
+}
+
+TEST_CASE("emulated runtime: an event recorded on the default stream while it waits stands for that wait") {
+  Fixture f;
+  fill(f.pinned, 8.0f);
+  f.copy_in();
+  REQUIRE(cudaStreamWaitEvent(cudaStreamLegacy, f.copied, 0) == cudaSuccess);
+  cudaEvent_t kernels_done = nullptr;
+  REQUIRE(cudaEventCreate(&kernels_done) == cudaSuccess);
+  REQUIRE(cudaEventRecord(kernels_done, cudaStreamLegacy) == cudaSuccess);
+  CHECK(untouched(f.device));  // recording marks the default stream; it runs nothing
+  REQUIRE(cudaStreamWaitEvent(f.stream, kernels_done, 0) == cudaSuccess);
+  CHECK(untouched(f.device));  // nor does a non-blocking stream's wait, until its queue reaches it
+  REQUIRE(cudaEventSynchronize(kernels_done) == cudaSuccess);
+  CHECK(holds(f.device, 8.0f));
   cudaEventDestroy(kernels_done);
 }
 
