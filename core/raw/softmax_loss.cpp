@@ -53,6 +53,11 @@ void check_cross_entropy_inputs(const Tensor& logits, const Tensor& labels, cons
   check_same_dtype_and_device("cross_entropy", logits, {&class_weight});
   KILN_CHECK(smoothing >= 0.0 && smoothing < 1.0, "cross_entropy: label_smoothing ", smoothing,
              " must be in [0, 1)");
+  // Labels on the CPU are checked here, naming the first bad one. Labels on a GPU are not read back (that
+  // would make the host wait for the device at every step): the CUDA kernels give a sample whose label is out
+  // of range a NaN loss and read nothing out of bounds, so the run stops at its NaN check, as PyTorch's
+  // device-side assert stops it.
+  if (!labels.device().is_cpu()) return;
   const std::int64_t classes = logits.size(1);
   for (std::int64_t label : labels.to_vector<std::int64_t>()) {
     KILN_CHECK(label >= 0 && label < classes, "cross_entropy: label ", label, " is outside [0, ", classes, ")");

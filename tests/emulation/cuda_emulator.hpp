@@ -37,6 +37,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace kiln::emulation {
 
@@ -53,5 +54,11 @@ bool touches_device_memory(const void* data, std::size_t bytes);
 // Called by each launch and each cuBLAS call, which run on the default stream: the emulated runtime first
 // runs the copy-stream work the default stream was told to wait for (cudaStreamWaitEvent), no earlier.
 void before_default_stream_work();
+
+// How many times the host has waited for the default stream's work so far: each cudaMemcpy (to or from
+// the device), cudaDeviceSynchronize, synchronize of the default stream or of an event recorded there,
+// cudaFree and cudaFreeHost (which synchronize the device). On a GPU each leaves the device idle until the
+// host launches again; a training step needs one (its loss, read for the NaN check and the progress).
+std::uint64_t default_stream_drains();
 
 }  // namespace kiln::emulation

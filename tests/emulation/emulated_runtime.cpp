@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -173,6 +174,7 @@ using StreamPoints = std::vector<StreamPoint>;
 struct CUevent_st {
   bool timing = true;
   bool recorded = false;
+  bool on_default_stream = false;  // where it was last recorded
   StreamPoints waits_for;
   std::shared_ptr<std::chrono::steady_clock::time_point> completed_at;
 };
@@ -209,6 +211,13 @@ void settle_default_stream_waits() {
 }
 
 }  // namespace
+
+namespace {
+std::atomic<std::uint64_t> drains{0};
+void count_drain() { drains.fetch_add(1, std::memory_order_relaxed); }
+}  // namespace
+
+std::uint64_t kiln::emulation::default_stream_drains() { return drains.load(std::memory_order_relaxed); }
 
 void kiln::emulation::before_default_stream_work() {
   const std::lock_guard lock(streams_mutex);
@@ -301,6 +310,7 @@ cudaError_t cudaMalloc(void** pointer, std::size_t bytes) {
 
 cudaError_t cudaFree(void* pointer) {
   if (pointer == nullptr) return cudaSuccess;
+  count_drain();
   {
     const std::lock_guard streams(streams_mutex);
     run_every_stream();  // cudaFree synchronizes the device: no queued copy may land in freed memory
@@ -326,6 +336,7 @@ cudaError_t cudaHostAlloc(void** pointer, std::size_t bytes, unsigned flags) {
 
 cudaError_t cudaFreeHost(void* pointer) {
   if (pointer == nullptr) return cudaSuccess;
+  count_drain();
   {
     const std::lock_guard streams(streams_mutex);
     run_every_stream();  // as cudaFree: no queued copy may read freed memory
@@ -343,6 +354,7 @@ cudaError_t cudaFreeHost(void* pointer) {
 cudaError_t cudaMemcpy(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind) {
   if (bytes == 0) return cudaSuccess;
   if (!copy_is_valid(destination, source, bytes, kind)) return cudaErrorInvalidValue;
+  count_drain();  // it waits for the default stream's work before it copies, and returns once copied
   kiln::emulation::before_default_stream_work();
   std::memmove(destination, source, bytes);
   return cudaSuccess;
@@ -354,6 +366,7 @@ cudaError_t cudaMemcpyAsync(void* destination, const void* source, std::size_t b
   if (!copy_is_valid(destination, source, bytes, kind)) return cudaErrorInvalidValue;
   const std::lock_guard lock(streams_mutex);
   if (immediate(stream)) {
+    if (kind == cudaMemcpyDeviceToHost && !pinned(destination, bytes)) count_drain();  // synchronous then
     settle_default_stream_waits();
     std::memmove(destination, source, bytes);
     return cudaSuccess;
@@ -411,6 +424,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   const std::lock_guard lock(streams_mutex);
   if (immediate(stream)) {
+    count_drain();
     settle_default_stream_waits();
   } else {
     stream->work->run_all();
@@ -453,6 +467,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   const std::lock_guard lock(streams_mutex);
   event->recorded = true;
   event->completed_at = std::make_shared<std::chrono::steady_clock::time_point>();
+  event->on_default_stream = immediate(stream);
   if (immediate(stream)) {
     event->waits_for = default_stream_waits;  // the default stream's own work has finished
     *event->completed_at = std::chrono::steady_clock::now();
@@ -466,6 +481,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   if (event == nullptr) return cudaErrorInvalidResourceHandle;
+  if (event->on_default_stream) count_drain();
   const std::lock_guard lock(streams_mutex);
   complete(*event);
   return cudaSuccess;
@@ -483,6 +499,7 @@ cudaError_t cudaEventElapsedTime(float* milliseconds, cudaEvent_t start, cudaEve
 }
 
 cudaError_t cudaDeviceSynchronize() {
+  count_drain();
   const std::lock_guard lock(streams_mutex);
   run_every_stream();
   return cudaSuccess;

@@ -1,0 +1,51 @@
+// A training run on the emulated GPU, counted: how often the host waits for the default stream's work
+// (kiln::emulation::default_stream_drains). Speed is a GPU's to show, but a drain is visible here: on a GPU
+// each one idles the device until the host launches again, so a step that reads a value back, frees device
+// memory or synchronizes more than it must loses time at every step, in every run. A steady step needs one:
+// its loss, read for the NaN check and the progress bar.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "tests/emulation/cuda_emulator.hpp"
+#include "tests/support/scratch_folder.hpp"
+#include "tests/support/tiny_training.hpp"
+#include "train/trainer.hpp"
+
+namespace {
+
+using namespace kiln;
+
+// The drains counted when each step of each epoch was reported.
+class DrainsPerStep : public train::TrainingObserver {
+ public:
+  void on_step(const train::StepProgress& progress) override {
+    if (static_cast<std::size_t>(progress.epoch) >= at_step.size()) at_step.emplace_back();
+    at_step.back().push_back(emulation::default_stream_drains());
+  }
+  std::vector<std::vector<std::uint64_t>> at_step;
+};
+
+TEST_CASE("emulated training: a steady training step waits for the GPU once, to read its loss") {
+  testing::ScratchFolder scratch("kiln-emulated-training-test", "drains");
+  const auto data = testing::make_two_class_data(scratch.path() / "data", 3, 1);
+  train::TrainConfig config = testing::tiny_lenet5_config(data, scratch.path() / "run", 3);
+  config.model = "resnet20";  // batch norm, residual additions, global pooling: every kind of layer
+  config.batch_size = 2;
+  config.epochs = 2;  // the first epoch warms the caching allocator
+  config.device = "cuda";
+  config.cuda_conv = "library";  // no per-shape measuring, which synchronizes on purpose
+  DrainsPerStep observer;
+  const train::TrainResult result = train::train(config, train::RunStart::Fresh, observer);
+  REQUIRE(result.history.size() == 2);
+  REQUIRE(observer.at_step.size() == 2);
+  const std::vector<std::uint64_t>& second_epoch = observer.at_step[1];
+  REQUIRE(second_epoch.size() == 3);  // 6 images in batches of 2
+  for (std::size_t step = 1; step < second_epoch.size(); ++step) {
+    INFO("epoch 2, step ", step + 1);
+    CHECK(second_epoch[step] - second_epoch[step - 1] == 1);
+  }
+}
+
+}  // namespace
