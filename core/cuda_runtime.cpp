@@ -185,6 +185,35 @@ void CopyStream::wait_for_copies() {
         "cudaEventSynchronize(copy stream)" + on(device_index_));
 }
 
+HostReadback::HostReadback(int device_index, std::size_t bytes)
+    : device_index_(device_index), bytes_(bytes), landed_(bytes) {
+  use_device(device_index);
+  cudaEvent_t copied = nullptr;
+  check(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming), "cudaEventCreate" + on(device_index));
+  copied_ = copied;
+}
+
+HostReadback::~HostReadback() {
+  cudaEventSynchronize(static_cast<cudaEvent_t>(copied_));  // no copy may outlive its page-locked buffer
+  cudaEventDestroy(static_cast<cudaEvent_t>(copied_));
+}
+
+void HostReadback::start(const void* device_source) {
+  use_device(device_index_);
+  check(cudaMemcpyAsync(landed_.data(), device_source, bytes_, cudaMemcpyDeviceToHost, cudaStreamLegacy),
+        "cudaMemcpyAsync(" + std::to_string(bytes_) + " bytes, cuda:" + std::to_string(device_index_) +
+            " -> cpu)");
+  check(cudaEventRecord(static_cast<cudaEvent_t>(copied_), cudaStreamLegacy),
+        "cudaEventRecord(default stream)" + on(device_index_));
+}
+
+const void* HostReadback::wait() const {
+  use_device(device_index_);
+  check(cudaEventSynchronize(static_cast<cudaEvent_t>(copied_)),
+        "cudaEventSynchronize(readback)" + on(device_index_));
+  return landed_.data();
+}
+
 #else  // built without the CUDA toolkit
 
 namespace {
@@ -216,6 +245,12 @@ void CopyStream::wait_for_kernels() { no_cuda("CopyStream"); }
 void CopyStream::copy_to_device(void*, const void*, std::size_t) { no_cuda("CopyStream"); }
 void CopyStream::order_before_kernels() { no_cuda("CopyStream"); }
 void CopyStream::wait_for_copies() { no_cuda("CopyStream"); }
+HostReadback::HostReadback(int device_index, std::size_t bytes) : device_index_(device_index), bytes_(bytes) {
+  no_cuda("reading back from a device");
+}
+HostReadback::~HostReadback() = default;
+void HostReadback::start(const void*) { no_cuda("HostReadback"); }
+const void* HostReadback::wait() const { no_cuda("HostReadback"); }
 
 #endif
 

@@ -105,6 +105,30 @@ class CopyStream {
   void* kernels_done_ = nullptr;  // cudaEvent_t, recorded on the default stream by wait_for_kernels
 };
 
+// A small device-to-host copy that does not stall the device. start() enqueues it on the default stream,
+// behind the kernels that compute the value, into page-locked memory, and marks its end with an event;
+// wait() blocks until that copy has landed and returns the bytes. Read a step late, the copy has long
+// landed: the training loop reads each step's loss this way, so the host never waits for work it has just
+// queued (a cudaMemcpy would, and the GPU would idle until the host launched again).
+class HostReadback {
+ public:
+  HostReadback(int device_index, std::size_t bytes);
+  ~HostReadback();
+  HostReadback(const HostReadback&) = delete;
+  HostReadback& operator=(const HostReadback&) = delete;
+
+  // Enqueues the copy of `bytes` (as constructed) from device memory; returns at once.
+  void start(const void* device_source);
+  // Blocks until the last start()'s copy has landed; its bytes.
+  const void* wait() const;
+
+ private:
+  int device_index_;
+  std::size_t bytes_;
+  PinnedBuffer landed_;
+  void* copied_ = nullptr;  // cudaEvent_t, recorded after each copy
+};
+
 // Waits until every kernel launched on cuda:index has finished, and throws the first error one of them
 // raised (kernel launches are asynchronous: a fault surfaces at the next synchronizing call).
 void synchronize(int index);

@@ -26,6 +26,7 @@
 #include "train/fine_tune.hpp"
 #include "train/folds.hpp"
 #include "train/label_counts.hpp"
+#include "train/loss_readback.hpp"
 #include "train/model_io.hpp"
 #include "train/multi_label_evaluate.hpp"
 #include "train/precision.hpp"
@@ -569,8 +570,31 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
   const auto start = Clock::now();
   double loss_sum = 0.0, seen = 0.0, learning_rate = 0.0;
   // Counted on the model's device and read once, at the epoch's end: a read every step would make the host
-  // wait for the GPU a second time per step (the loss is read already, for the NaN check and the progress).
+  // wait for the GPU at every step.
   Tensor correct;
+  // Each step's loss reaches the host a step late (train/loss_readback.hpp): it is checked, summed and
+  // reported once the next step's work is queued, so on a GPU the device never waits for the host.
+  LossReadback losses(run.device);
+  struct Unreported {
+    std::int64_t step;
+    std::uint64_t loss_ticket;
+    double learning_rate, images;
+  };
+  std::optional<Unreported> unreported;
+  const auto report = [&](const Unreported& u) {
+    const double loss_value = losses.value(u.loss_ticket);
+    if (!std::isfinite(loss_value)) {
+      fail("training stopped: the loss became ", loss_value, " at epoch ", epoch + 1, ", step ", u.step + 1,
+           "; ",
+           run.epochs_done > 0 ? last_checkpoint(run.config.run_dir).string() + " still holds epoch " +
+                                     std::to_string(run.epochs_done)
+                               : std::string("no checkpoint was written"),
+           ". Try a lower --lr or --clip-grad-norm.");
+    }
+    loss_sum += loss_value * u.images;
+    seen += u.images;
+    observer.on_step({epoch, u.step, steps, loss_value, u.learning_rate, seen / seconds_since(start)});
+  };
   for (std::int64_t step = 0; step < steps; ++step) {
     std::optional<data::Batch> batch = batches.next();
     if (!batch) break;
@@ -582,29 +606,21 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
                             ? binary_cross_entropy_with_logits(logits, batch->targets, run.pos_weight)
                             : cross_entropy(logits, batch->labels, run.class_weight,
                                             {.label_smoothing = run.config.label_smoothing});
-    const double loss_value = loss.item();
-    if (!std::isfinite(loss_value)) {
-      fail("training stopped: the loss became ", loss_value, " at epoch ", epoch + 1, ", step ", step + 1, "; ",
-           run.epochs_done > 0 ? last_checkpoint(run.config.run_dir).string() + " still holds epoch " +
-                                     std::to_string(run.epochs_done)
-                               : std::string("no checkpoint was written"),
-           ". Try a lower --lr or --clip-grad-norm.");
-    }
+    const std::uint64_t loss_ticket = losses.start(loss);
     for (ParameterGroup& group : run.groups) group.optimizer->zero_grad();
     loss.backward();
     if (run.config.clip_grad_norm > 0) optim::clip_grad_norm(model.parameters(), run.config.clip_grad_norm);
     for (ParameterGroup& group : run.groups) group.optimizer->step();
 
-    const auto n = static_cast<double>(batch->labels.numel());
-    loss_sum += loss_value * n;
-    seen += n;
     if (!run.multi_label) {
       NoGradGuard no_grad;
       const Tensor hits = sum(eq(argmax(logits, 1).to(DType::Float64), batch->labels.to(DType::Float64)));
       correct = correct.defined() ? correct + hits : hits;
     }
-    observer.on_step({epoch, step, steps, loss_value, learning_rate, seen / seconds_since(start)});
+    if (unreported) report(*unreported);
+    unreported = Unreported{step, loss_ticket, learning_rate, static_cast<double>(batch->labels.numel())};
   }
+  if (unreported) report(*unreported);
   KILN_CHECK(seen > 0, "training: epoch ", epoch + 1, " saw no readable images");
   EpochSummary summary{epoch,
                        run.config.epochs,

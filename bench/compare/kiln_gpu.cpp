@@ -1,7 +1,8 @@
 // kiln's side of the GPU comparison (scripts/compare-gpu.sh): trains one model of the zoo on cuda:0 on a
 // random batch, as train/trainer.cpp trains (forward in fp32 or in bf16 mixed precision, cross-entropy,
-// the loss read back, backward), with bench/training_step_bench.cpp's recipe (SGD, learning rate 0.01,
-// momentum 0.9, weight decay 1e-4), and prints one JSON object on stdout (progress goes to stderr):
+// backward, update, each loss read back a step late through train/loss_readback.hpp), with
+// bench/training_step_bench.cpp's recipe (SGD, learning rate 0.01, momentum 0.9, weight decay 1e-4), and
+// prints one JSON object on stdout (progress goes to stderr):
 //
 //   {"program": "kiln", "device": "cuda:0: NVIDIA H200 (sm_90, 139.8 GiB)", "batch": 128, ...,
 //    "results": [{"kind": "train_step", "model": "resnet20", "precision": "fp32", "status": "ok",
@@ -37,6 +38,7 @@
 #include <cstdlib>
 #include <exception>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -52,6 +54,7 @@
 #include "models/architecture.hpp"
 #include "optim/sgd.hpp"
 #include "train/conv_choices.hpp"
+#include "train/loss_readback.hpp"
 #include "train/precision.hpp"
 
 namespace {
@@ -173,13 +176,19 @@ nlohmann::json time_training(const GpuCompareOptions& options, train::Precision 
   for (std::size_t i = 0; i < label_values.size(); ++i) label_values[i] = static_cast<std::int64_t>(i % 10);
   const Tensor labels = Tensor::from_vector(label_values, {options.batch}).to(device);
 
+  // As the trainer: each loss comes back behind its step's work and is read after the next step is queued,
+  // so the host never waits for the device between steps.
+  train::LossReadback losses(device);
+  std::optional<std::uint64_t> previous;
   double loss_value = 0.0;
   const auto step = [&] {
     const Tensor loss = cross_entropy(train::forward_logits(*model, images, precision), labels);
-    loss_value = loss.item();  // the trainer reads the loss every step (this waits for the forward)
+    const std::uint64_t ticket = losses.start(loss);
     optimizer.zero_grad();
     loss.backward();
     optimizer.step();
+    if (previous) loss_value = losses.value(*previous);
+    previous = ticket;
   };
   for (int i = 0; i < options.warmup_steps; ++i) step();
   cuda::synchronize(kDevice);  // rounds start on an idle device

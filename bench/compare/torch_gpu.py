@@ -91,14 +91,26 @@ def train_row(args, name, precision):
     autocast = precision == "bf16"
 
     loss_value = [math.nan]
+    # As kiln's trainer reads each loss (train/loss_readback.hpp): copied back behind its step's work into
+    # page-locked memory, and read once the next step is queued, so the host never waits for the device.
+    readback = torch.empty(2, dtype=torch.float64, pin_memory=True)
+    landed = [torch.cuda.Event(), torch.cuda.Event()]
+    started = [0]
 
     def step():
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=autocast):
             loss = F.cross_entropy(model(images), labels)
-        loss_value[0] = loss.item()  # kiln's trainer reads the loss every step
+        slot = started[0] % 2
+        readback[slot].copy_(loss.detach().double(), non_blocking=True)
+        landed[slot].record()
+        started[0] += 1
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if started[0] > 1:
+            previous = (started[0] - 2) % 2
+            landed[previous].synchronize()
+            loss_value[0] = readback[previous].item()
 
     for _ in range(args.warmup):
         step()

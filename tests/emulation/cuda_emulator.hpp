@@ -55,10 +55,10 @@ bool touches_device_memory(const void* data, std::size_t bytes);
 // runs the copy-stream work the default stream was told to wait for (cudaStreamWaitEvent), no earlier.
 void before_default_stream_work();
 
-// How many times the host has waited for the default stream's work so far: each cudaMemcpy (to or from
-// the device), cudaDeviceSynchronize, synchronize of the default stream or of an event recorded there,
-// cudaFree and cudaFreeHost (which synchronize the device). On a GPU each leaves the device idle until the
-// host launches again; a training step needs one (its loss, read for the NaN check and the progress).
+// How many times the host has waited for all the default stream's work so far: each cudaMemcpy (to or
+// from the device), cudaDeviceSynchronize, synchronize of the default stream, synchronize of an event
+// recorded there with nothing queued after it, cudaFree and cudaFreeHost (which synchronize the device). On
+// a GPU each leaves the device idle until the host launches again.
 std::uint64_t default_stream_drains();
 
 }  // namespace kiln::emulation

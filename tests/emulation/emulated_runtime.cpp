@@ -175,6 +175,7 @@ struct CUevent_st {
   bool timing = true;
   bool recorded = false;
   bool on_default_stream = false;  // where it was last recorded
+  std::uint64_t operations_before = 0;  // the default stream's, when recorded there
   StreamPoints waits_for;
   std::shared_ptr<std::chrono::steady_clock::time_point> completed_at;
 };
@@ -204,24 +205,32 @@ void run_every_stream() {
   default_stream_waits.clear();
 }
 
-// Before an operation on the default stream: the work it was told to wait for runs now.
+// The work the default stream was told to wait for runs now.
 void settle_default_stream_waits() {
   for (const StreamPoint& point : default_stream_waits) point.run_to();
   default_stream_waits.clear();
 }
 
-}  // namespace
+// Operations queued on the default stream so far (launches, copies, memsets, cuBLAS calls): a host wait for
+// an event recorded there drains the stream only when nothing was queued after it.
+std::uint64_t default_stream_operations = 0;
 
-namespace {
+// Before each operation on the default stream.
+void begin_default_stream_operation() {
+  settle_default_stream_waits();
+  ++default_stream_operations;
+}
+
 std::atomic<std::uint64_t> drains{0};
 void count_drain() { drains.fetch_add(1, std::memory_order_relaxed); }
+
 }  // namespace
 
 std::uint64_t kiln::emulation::default_stream_drains() { return drains.load(std::memory_order_relaxed); }
 
 void kiln::emulation::before_default_stream_work() {
   const std::lock_guard lock(streams_mutex);
-  settle_default_stream_waits();
+  begin_default_stream_operation();
 }
 
 // ---- errors and devices
@@ -367,7 +376,7 @@ cudaError_t cudaMemcpyAsync(void* destination, const void* source, std::size_t b
   const std::lock_guard lock(streams_mutex);
   if (immediate(stream)) {
     if (kind == cudaMemcpyDeviceToHost && !pinned(destination, bytes)) count_drain();  // synchronous then
-    settle_default_stream_waits();
+    begin_default_stream_operation();
     std::memmove(destination, source, bytes);
     return cudaSuccess;
   }
@@ -393,7 +402,7 @@ cudaError_t cudaMemsetAsync(void* pointer, int value, std::size_t bytes, cudaStr
   if (!kiln::emulation::inside_device_memory(pointer, bytes)) return cudaErrorInvalidValue;
   const std::lock_guard lock(streams_mutex);
   if (immediate(stream)) {
-    settle_default_stream_waits();
+    begin_default_stream_operation();
     std::memset(pointer, value, bytes);
     return cudaSuccess;
   }
@@ -469,6 +478,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   event->completed_at = std::make_shared<std::chrono::steady_clock::time_point>();
   event->on_default_stream = immediate(stream);
   if (immediate(stream)) {
+    event->operations_before = default_stream_operations;
     event->waits_for = default_stream_waits;  // the default stream's own work has finished
     *event->completed_at = std::chrono::steady_clock::now();
     return cudaSuccess;
@@ -481,8 +491,8 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   if (event == nullptr) return cudaErrorInvalidResourceHandle;
-  if (event->on_default_stream) count_drain();
   const std::lock_guard lock(streams_mutex);
+  if (event->on_default_stream && event->operations_before == default_stream_operations) count_drain();
   complete(*event);
   return cudaSuccess;
 }

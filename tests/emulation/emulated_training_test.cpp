@@ -1,8 +1,8 @@
 // A training run on the emulated GPU, counted: how often the host waits for the default stream's work
 // (kiln::emulation::default_stream_drains). Speed is a GPU's to show, but a drain is visible here: on a GPU
 // each one idles the device until the host launches again, so a step that reads a value back, frees device
-// memory or synchronizes more than it must loses time at every step, in every run. A steady step needs one:
-// its loss, read for the NaN check and the progress bar.
+// memory or synchronizes loses time at every step, in every run. A steady step needs none: even its loss
+// reaches the host a step late, behind the work (train/loss_readback.hpp).
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -27,7 +27,7 @@ class DrainsPerStep : public train::TrainingObserver {
   std::vector<std::vector<std::uint64_t>> at_step;
 };
 
-TEST_CASE("emulated training: a steady training step waits for the GPU once, to read its loss") {
+TEST_CASE("emulated training: a steady training step never waits for the GPU to run dry") {
   testing::ScratchFolder scratch("kiln-emulated-training-test", "drains");
   const auto data = testing::make_two_class_data(scratch.path() / "data", 3, 1);
   train::TrainConfig config = testing::tiny_lenet5_config(data, scratch.path() / "run", 3);
@@ -44,7 +44,7 @@ TEST_CASE("emulated training: a steady training step waits for the GPU once, to 
   REQUIRE(second_epoch.size() == 3);  // 6 images in batches of 2
   for (std::size_t step = 1; step < second_epoch.size(); ++step) {
     INFO("epoch 2, step ", step + 1);
-    CHECK(second_epoch[step] - second_epoch[step - 1] == 1);
+    CHECK(second_epoch[step] == second_epoch[step - 1]);
   }
 }
 
