@@ -23,6 +23,9 @@
 //     to a pinned source before its copy has run is what the copy takes: both races show in results
 //     instead of hiding (a missing wait in train/device_batches.cpp fails tests/train/device_batches_test).
 //
+// And it counts what a GPU would show only as lost speed: the host's waits for all the default stream's work
+// (kiln::emulation::default_stream_drains; tests/emulation/emulated_training_test.cpp).
+//
 // What it cannot show: kernels run, and the default stream's copies finish, when their call returns, so a
 // copy cannot overtake kernels still reading its destination (the caching allocator handing a block to the
 // copy stream early); and host code that dereferences a device pointer works here and faults on a GPU.
