@@ -31,6 +31,7 @@
 #include "core/generator.hpp"
 #include "core/raw.hpp"
 #include "core/tensor.hpp"
+#include "kernels/cuda_grid.hpp"
 #include "kernels/pool/pool.hpp"
 #include "tests/support/cuda_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
@@ -235,14 +236,24 @@ TEST_CASE("cuda: avg_pool2d forward and backward match the reference, both divis
   check_avg_pool<double>(pool(128, 16, 32, 32, 2, 2, 2, 2, 0, 0), seed++);
 }
 
+// Global average pooling takes a warp per plane: more planes than a grid of kMaxGridBlocks blocks of 8 warps
+// covers (524,280 on a GPU, far fewer emulated) make warps take several.
+constexpr std::int64_t kPlanesBeyondOneGridPass =
+    kernels::cuda::kMaxGridBlocks * kernels::cuda::kWarpsPerBlock + 37;
+
 TEST_CASE("cuda: global_avg_pool2d forward and backward match the reference") {
   if (!have_gpu()) return;
   std::uint64_t seed = 300;
-  // planes x plane size: 1x1 planes, planes shorter and longer than a warp, not multiples of 32, and
-  // 614,400 planes: more than 65535 blocks x 8 warps, so warps take several planes.
-  const std::vector<std::pair<std::int64_t, std::int64_t>> shapes = {
-      {1, 1},         {3, 1}, {17, 7 * 7}, {33, 8 * 8}, {64, 33}, {5, 224 * 224 + 3}, {128 * 16, 32 * 32},
-      {1024 * 600, 1}};
+  // planes x plane size: 1x1 planes, planes shorter and longer than a warp, not multiples of 32, and more
+  // planes than one grid pass covers, so warps take several.
+  const std::vector<std::pair<std::int64_t, std::int64_t>> shapes = {{1, 1},
+                                                                     {3, 1},
+                                                                     {17, 7 * 7},
+                                                                     {33, 8 * 8},
+                                                                     {64, 33},
+                                                                     {5, 224 * 224 + 3},
+                                                                     {128 * 16, 32 * 32},
+                                                                     {kPlanesBeyondOneGridPass, 1}};
   for (const auto& [planes, plane_size] : shapes) {
     check_global_avg_pool<float>(planes, plane_size, seed++);
     check_global_avg_pool<double>(planes, plane_size, seed++);
@@ -303,7 +314,7 @@ TEST_CASE("cuda: bfloat16 global_avg_pool2d forward and backward match the bfloa
   if (!have_gpu()) return;
   std::uint64_t seed = 500;
   const std::vector<std::pair<std::int64_t, std::int64_t>> shapes = {
-      {1, 1}, {3, 1}, {17, 7 * 7}, {33, 8 * 8}, {64, 33}, {5, 224 * 224 + 3}, {1024 * 600, 1}};
+      {1, 1}, {3, 1}, {17, 7 * 7}, {33, 8 * 8}, {64, 33}, {5, 224 * 224 + 3}, {kPlanesBeyondOneGridPass, 1}};
   for (const auto& [planes, plane_size] : shapes) check_global_avg_pool<bfloat16>(planes, plane_size, seed++);
 }
 

@@ -16,6 +16,7 @@
 #include "core/generator.hpp"
 #include "core/raw.hpp"
 #include "core/tensor.hpp"
+#include "kernels/cuda_grid.hpp"
 #include "kernels/dropout/dropout.hpp"
 #include "kernels/random/random.hpp"
 #include "tests/support/cuda_testing.hpp"
@@ -93,10 +94,14 @@ TEST_CASE("cuda: uniform draws equal the CPU's bit for bit, normal draws within 
   }
 }
 
+// More elements than one pass of the grid covers: a thread takes one Philox block of 4 elements, so a pass
+// of kMaxGridBlocks blocks covers 67,107,840 on a GPU (65535 blocks of 256 threads), far fewer emulated.
+constexpr std::int64_t kBeyondOneGridPass =
+    kernels::cuda::kMaxGridBlocks * kernels::cuda::kThreadsPerBlock * 4 + 4 * 1000 + 3;
+
 TEST_CASE("cuda: a uniform draw over more elements than one pass of the grid covers") {
   if (!testing::have_gpu()) return;
-  // A thread takes 4 elements; 65535 blocks of 256 threads cover 67,107,840 per pass.
-  check_uniform<float>(67107840 + 4 * 1000 + 3, {5, 1, 0});
+  check_uniform<float>(kBeyondOneGridPass, {5, 1, 0});
 }
 
 // For bfloat16 too the device must equal the CPU bit for bit: p, u and the scale are float on both, and y is
@@ -131,7 +136,7 @@ TEST_CASE("cuda: dropout's mask and output equal the CPU's bit for bit, float, d
       }
     }
   }
-  check_dropout<float>(67107840 + 4 * 1000 + 3, 0.25f, {9, 0, 0});  // more than one pass of the grid
+  check_dropout<float>(kBeyondOneGridPass, 0.25f, {9, 0, 0});
   check_dropout<bfloat16>(1001, 0.1f, {9, 0, 0});                   // a scale that is not a bfloat16 (1/0.9f)
 }
 
