@@ -20,7 +20,7 @@ std::uint64_t LossReadback::start(const Tensor& loss) {
     // In double on the device (one tiny kernel), so the copy back is always 8 bytes. The copy is queued on
     // the default stream behind that kernel; the tensor may be freed once queued, since the caching
     // allocator hands its block only to work queued later on the same stream.
-    const Tensor wide = loss.to(DType::Float64).contiguous();
+    const Tensor wide = loss.to(DType::Float64);  // one element: its offset is all its layout
     readbacks_[slot]->start(wide.data<double>());
   }
   return started_++;

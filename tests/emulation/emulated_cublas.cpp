@@ -72,33 +72,6 @@ void store(void* data, std::int64_t index, cudaDataType type, double value) {
 
 std::size_t bytes_of(cudaDataType type) { return type == CUDA_R_64F ? 8 : type == CUDA_R_32F ? 4 : 2; }
 
-// C = alpha op(A) op(B) + beta C over a checked batch, computed in Sum (the compute type).
-template <typename Sum>
-void multiply(cublasOperation_t op_a, cublasOperation_t op_b, std::int64_t m, std::int64_t n, std::int64_t k,
-              double alpha, const void* a, cudaDataType a_type, std::int64_t lda, std::int64_t stride_a,
-              const void* b, cudaDataType b_type, std::int64_t ldb, std::int64_t stride_b, double beta, void* c,
-              cudaDataType c_type, std::int64_t ldc, std::int64_t stride_c, std::int64_t batch_count) {
-  const bool a_n = op_a == CUBLAS_OP_N, b_n = op_b == CUBLAS_OP_N;
-  const auto alpha_s = static_cast<Sum>(alpha), beta_s = static_cast<Sum>(beta);
-  for (std::int64_t batch = 0; batch < batch_count; ++batch) {
-    const std::int64_t a0 = batch * stride_a, b0 = batch * stride_b, c0 = batch * stride_c;
-    for (std::int64_t j = 0; j < n; ++j) {
-      for (std::int64_t i = 0; i < m; ++i) {
-        Sum sum = 0;
-        for (std::int64_t l = 0; l < k; ++l) {
-          const auto a_il = static_cast<Sum>(load(a, a0 + (a_n ? i + l * lda : l + i * lda), a_type));
-          const auto b_lj = static_cast<Sum>(load(b, b0 + (b_n ? l + j * ldb : j + l * ldb), b_type));
-          sum = std::fma(a_il, b_lj, sum);
-        }
-        const std::int64_t at = c0 + i + j * ldc;
-        const Sum scaled = alpha_s * sum;
-        store(c, at, c_type,
-              beta == 0.0 ? scaled : std::fma(beta_s, static_cast<Sum>(load(c, at, c_type)), scaled));
-      }
-    }
-  }
-}
-
 // The one GEMM every entry point below calls.
 cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t op_a, cublasOperation_t op_b, std::int64_t m,
                     std::int64_t n, std::int64_t k, double alpha, const void* a, cudaDataType a_type,
@@ -115,17 +88,37 @@ cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t op_a, cublasOperati
   for (const Operand* x : {&a_stored, &b_stored, &c_stored})
     if (!valid_leading_dimension(*x)) return CUBLAS_STATUS_INVALID_VALUE;
   if (m == 0 || n == 0 || batch_count == 0) return CUBLAS_STATUS_SUCCESS;
-  kiln::emulation::before_default_stream_work();
   const std::int64_t inner = alpha == 0.0 ? 0 : k;  // alpha == 0: A and B are not read
   if (!in_device_memory(c_stored, batch_count) ||
       (inner > 0 && (!in_device_memory(a_stored, batch_count) || !in_device_memory(b_stored, batch_count))))
     return CUBLAS_STATUS_INVALID_VALUE;
+  kiln::emulation::before_default_stream_work();
+  // C = alpha op(A) op(B) + beta C, computed in the compute type of `zero`.
+  const auto multiply = [&](auto zero) {
+    using Sum = decltype(zero);
+    const auto alpha_s = static_cast<Sum>(alpha), beta_s = static_cast<Sum>(beta);
+    for (std::int64_t batch = 0; batch < batch_count; ++batch) {
+      const std::int64_t a0 = batch * stride_a, b0 = batch * stride_b, c0 = batch * stride_c;
+      for (std::int64_t j = 0; j < n; ++j) {
+        for (std::int64_t i = 0; i < m; ++i) {
+          Sum sum = zero;
+          for (std::int64_t l = 0; l < inner; ++l) {
+            const auto a_il = static_cast<Sum>(load(a, a0 + (a_n ? i + l * lda : l + i * lda), a_type));
+            const auto b_lj = static_cast<Sum>(load(b, b0 + (b_n ? l + j * ldb : j + l * ldb), b_type));
+            sum = std::fma(a_il, b_lj, sum);
+          }
+          const std::int64_t at = c0 + i + j * ldc;
+          const Sum scaled = alpha_s * sum;
+          store(c, at, c_type,
+                beta == 0.0 ? scaled : std::fma(beta_s, static_cast<Sum>(load(c, at, c_type)), scaled));
+        }
+      }
+    }
+  };
   if (c_type == CUDA_R_64F) {
-    multiply<double>(op_a, op_b, m, n, inner, alpha, a, a_type, lda, stride_a, b, b_type, ldb, stride_b, beta, c,
-                     c_type, ldc, stride_c, batch_count);
+    multiply(0.0);
   } else {
-    multiply<float>(op_a, op_b, m, n, inner, alpha, a, a_type, lda, stride_a, b, b_type, ldb, stride_b, beta, c,
-                    c_type, ldc, stride_c, batch_count);
+    multiply(0.0f);
   }
   return CUBLAS_STATUS_SUCCESS;
 }

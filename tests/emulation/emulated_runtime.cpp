@@ -168,6 +168,10 @@ struct StreamPoint {
 };
 using StreamPoints = std::vector<StreamPoint>;
 
+void run_to(const StreamPoints& points) {
+  for (const StreamPoint& point : points) point.run_to();
+}
+
 }  // namespace
 
 // An event completes when the points it stands for are reached: its own point in a non-blocking stream's
@@ -195,9 +199,7 @@ StreamPoints default_stream_waits;
 // The legacy default stream, where every kiln kernel runs, runs everything at once.
 bool immediate(cudaStream_t stream) { return stream == nullptr || stream == cudaStreamLegacy; }
 
-void complete(const CUevent_st& event) {
-  for (const StreamPoint& point : event.waits_for) point.run_to();
-}
+void complete(const CUevent_st& event) { run_to(event.waits_for); }
 bool is_complete(const CUevent_st& event) {
   return std::all_of(event.waits_for.begin(), event.waits_for.end(),
                      [](const StreamPoint& point) { return point.reached(); });
@@ -210,7 +212,7 @@ void run_every_stream() {
 
 // The work the default stream was told to wait for runs now.
 void settle_default_stream_waits() {
-  for (const StreamPoint& point : default_stream_waits) point.run_to();
+  run_to(default_stream_waits);
   default_stream_waits.clear();
 }
 
@@ -453,9 +455,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
   if (immediate(stream)) {
     default_stream_waits.insert(default_stream_waits.end(), event->waits_for.begin(), event->waits_for.end());
   } else {
-    stream->work->enqueue([points = event->waits_for] {
-      for (const StreamPoint& point : points) point.run_to();
-    });
+    stream->work->enqueue([points = event->waits_for] { run_to(points); });
   }
   return cudaSuccess;
 }
