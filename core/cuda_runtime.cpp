@@ -1,5 +1,6 @@
 #include "core/cuda_runtime.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -185,8 +186,7 @@ void CopyStream::wait_for_copies() {
         "cudaEventSynchronize(copy stream)" + on(device_index_));
 }
 
-HostReadback::HostReadback(int device_index, std::size_t bytes)
-    : device_index_(device_index), bytes_(bytes), landed_(bytes) {
+HostReadback::HostReadback(int device_index) : device_index_(device_index) {
   use_device(device_index);
   cudaEvent_t copied = nullptr;
   check(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming), "cudaEventCreate" + on(device_index));
@@ -198,11 +198,20 @@ HostReadback::~HostReadback() {
   cudaEventDestroy(static_cast<cudaEvent_t>(copied_));
 }
 
-void HostReadback::start(const void* device_source) {
+void HostReadback::start(std::span<const Piece> pieces) {
   use_device(device_index_);
-  check(cudaMemcpyAsync(landed_.data(), device_source, bytes_, cudaMemcpyDeviceToHost, cudaStreamLegacy),
-        "cudaMemcpyAsync(" + std::to_string(bytes_) + " bytes, cuda:" + std::to_string(device_index_) +
-            " -> cpu)");
+  std::size_t reach = 0;
+  for (const Piece& piece : pieces) reach = std::max(reach, piece.landing_offset + piece.bytes);
+  if (reach > landed_.bytes()) {
+    wait();  // the previous copies land in the buffer about to be released
+    landed_ = PinnedBuffer(reach);
+  }
+  for (const Piece& piece : pieces) {
+    check(cudaMemcpyAsync(static_cast<char*>(landed_.data()) + piece.landing_offset, piece.device_source,
+                          piece.bytes, cudaMemcpyDeviceToHost, cudaStreamLegacy),
+          "cudaMemcpyAsync(" + std::to_string(piece.bytes) + " bytes, cuda:" + std::to_string(device_index_) +
+              " -> cpu)");
+  }
   check(cudaEventRecord(static_cast<cudaEvent_t>(copied_), cudaStreamLegacy),
         "cudaEventRecord(default stream)" + on(device_index_));
 }
@@ -245,11 +254,11 @@ void CopyStream::wait_for_kernels() { no_cuda("CopyStream"); }
 void CopyStream::copy_to_device(void*, const void*, std::size_t) { no_cuda("CopyStream"); }
 void CopyStream::order_before_kernels() { no_cuda("CopyStream"); }
 void CopyStream::wait_for_copies() { no_cuda("CopyStream"); }
-HostReadback::HostReadback(int device_index, std::size_t bytes) : device_index_(device_index), bytes_(bytes) {
+HostReadback::HostReadback(int device_index) : device_index_(device_index) {
   no_cuda("reading back from a device");
 }
 HostReadback::~HostReadback() = default;
-void HostReadback::start(const void*) { no_cuda("HostReadback"); }
+void HostReadback::start(std::span<const Piece>) { no_cuda("HostReadback"); }
 const void* HostReadback::wait() const { no_cuda("HostReadback"); }
 
 #endif

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <string>
 
 #include "core/device.hpp"
@@ -105,28 +106,36 @@ class CopyStream {
   void* kernels_done_ = nullptr;  // cudaEvent_t, recorded on the default stream by wait_for_kernels
 };
 
-// A small device-to-host copy that does not stall the device. start() enqueues it on the default stream,
-// behind the kernels that compute the value, into page-locked memory, and marks its end with an event;
-// wait() blocks until that copy has landed and returns the bytes. Read a step late, the copy has long
-// landed: the training loop reads each step's loss this way, so the host never waits for work it has just
-// queued (a cudaMemcpy would, and the GPU would idle until the host launched again).
+// Device-to-host copies that do not stall the device. start() enqueues them on the default stream, behind
+// the kernels that compute the values, into page-locked memory, and marks their end with an event; wait()
+// blocks until they have landed and returns the landing buffer. Read a step late, the copies have long
+// landed: the training loop reads each step's loss this way and evaluation each batch's logits, so the
+// host never waits for work it has just queued (a cudaMemcpy would, and the GPU would idle until the host
+// launched again).
 class HostReadback {
  public:
-  HostReadback(int device_index, std::size_t bytes);
+  // One dense block of device memory to bring back, and where it lands in the buffer wait() returns.
+  struct Piece {
+    const void* device_source = nullptr;
+    std::size_t bytes = 0, landing_offset = 0;
+  };
+
+  explicit HostReadback(int device_index);
   ~HostReadback();
   HostReadback(const HostReadback&) = delete;
   HostReadback& operator=(const HostReadback&) = delete;
 
-  // Enqueues the copy of `bytes` (as constructed) from device memory; returns at once.
-  void start(const void* device_source);
-  // Blocks until the last start()'s copy has landed; its bytes.
+  // Enqueues the pieces' copies and returns at once. When they reach past the landing buffer, it first
+  // waits for the previous copies (they land in the old buffer) and grows it: a loop that brings back the
+  // same sizes every step allocates once.
+  void start(std::span<const Piece> pieces);
+  // Blocks until the last start()'s copies have landed; the landing buffer.
   const void* wait() const;
 
  private:
   int device_index_;
-  std::size_t bytes_;
   PinnedBuffer landed_;
-  void* copied_ = nullptr;  // cudaEvent_t, recorded after each copy
+  void* copied_ = nullptr;  // cudaEvent_t, recorded after each start()'s copies
 };
 
 // Waits until every kernel launched on cuda:index has finished, and throws the first error one of them

@@ -4,26 +4,12 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "train/tensor_bytes.hpp"
 
 namespace kiln::train {
 namespace {
 
-constexpr std::size_t kStagingAlignment = 64;
-
-// Each tensor starts on its own 64-byte boundary of the staging buffer.
-std::size_t aligned(std::size_t bytes) {
-  return (bytes + kStagingAlignment - 1) / kStagingAlignment * kStagingAlignment;
-}
-
-std::size_t byte_size(const Tensor& tensor) {
-  return static_cast<std::size_t>(tensor.numel()) * dtype_size(tensor.dtype());
-}
-
-// The first byte of a dense tensor's elements, whatever its dtype.
-const char* first_byte(const Tensor& dense) {
-  return static_cast<const char*>(dense.impl().storage->data()) +
-         static_cast<std::size_t>(dense.offset()) * dtype_size(dense.dtype());
-}
+constexpr std::size_t kStagingAlignment = 64;  // each tensor starts on its own 64-byte boundary
 
 }  // namespace
 
@@ -70,7 +56,7 @@ std::optional<data::Batch> DeviceBatches::send_next() {
   if (batch->targets.defined()) moving.push_back(&batch->targets);
 
   std::size_t total = 0;
-  for (const Tensor* tensor : moving) total += aligned(byte_size(*tensor));
+  for (const Tensor* tensor : moving) total += round_up(byte_size(*tensor), kStagingAlignment);
   copies_->wait_for_copies();  // the staging buffer's last copy (the batch handed out now) has finished
   if (staging_.bytes() < total) staging_ = cuda::PinnedBuffer(total);
   copies_->wait_for_kernels();  // the device blocks allocated below may have just been freed by kernels
@@ -83,7 +69,7 @@ std::optional<data::Batch> DeviceBatches::send_next() {
     Tensor on_device = Tensor::empty(host.shape(), host.dtype(), device_);
     copies_->copy_to_device(on_device.impl().storage->data(), staging, bytes);
     *tensor = std::move(on_device);
-    staging += aligned(bytes);
+    staging += round_up(bytes, kStagingAlignment);
   }
   return batch;
 }

@@ -1,40 +1,60 @@
 #include "train/evaluate.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include "data/image.hpp"
 #include "train/device_batches.hpp"
 #include "train/eval_mode.hpp"
+#include "train/tensor_readback.hpp"
 
 namespace kiln::train {
 
 namespace {
 
-void record_outcomes(const Tensor& logits, const data::Batch& batch, std::vector<SampleOutcome>& outcomes) {
+// logits: float [B, C] and labels: int64 [B] on the CPU, for the batch's images `indices`.
+void record_outcomes(const Tensor& logits, const Tensor& labels, const std::vector<std::size_t>& indices,
+                     std::vector<SampleOutcome>& outcomes) {
   const std::int64_t classes = logits.size(1);
   const std::vector<double> probabilities = softmax(logits, 1).to_vector<double>();
-  const std::vector<std::int64_t> labels = batch.labels.to_vector<std::int64_t>();
-  for (std::size_t i = 0; i < batch.indices.size(); ++i) {
+  const std::vector<std::int64_t> truths = labels.to_vector<std::int64_t>();
+  for (std::size_t i = 0; i < indices.size(); ++i) {
     const double* row = probabilities.data() + i * static_cast<std::size_t>(classes);
     const auto predicted = static_cast<std::int64_t>(std::max_element(row, row + classes) - row);  // first maximum
-    outcomes.push_back({batch.indices[i], labels[i], predicted, row[labels[i]], row[predicted]});
+    outcomes.push_back({indices[i], truths[i], predicted, row[truths[i]], row[predicted]});
   }
 }
 
 }  // namespace
 
+// On a GPU every batch's logits, labels and loss come back a batch late (a TensorReadback): batch k's are
+// counted on the host once batch k+1's forward pass is queued, so the device never waits for the host.
 MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int64_t classes,
                        std::vector<SampleOutcome>* outcomes, Precision precision) {
   const EvalMode evaluating(model);
   ClassificationMetrics metrics(classes);
+  TensorReadback results(model.device());
+  struct Unread {
+    std::uint64_t ticket;
+    std::vector<std::size_t> indices;
+  };
+  std::optional<Unread> unread;
+  const auto count = [&](const Unread& batch) {
+    const std::vector<Tensor> host = results.read(batch.ticket);  // logits, labels, loss sum
+    metrics.add(host[0], host[1], host[2].item());
+    if (outcomes) record_outcomes(host[0], host[1], batch.indices, *outcomes);
+  };
+
   DeviceBatches batches(loader, model.device());
   batches.start_epoch(0);
   while (std::optional<data::Batch> batch = batches.next()) {
     const Tensor logits = forward_logits(model, batch->images, precision);
-    const double loss_sum = cross_entropy(logits, batch->labels, Tensor(), {.reduction = Reduction::Sum}).item();
-    metrics.add(logits, batch->labels, loss_sum);
-    if (outcomes) record_outcomes(logits, *batch, *outcomes);
+    const Tensor loss_sum = cross_entropy(logits, batch->labels, Tensor(), {.reduction = Reduction::Sum});
+    const std::uint64_t ticket = results.start({logits, batch->labels, loss_sum});
+    if (unread) count(*unread);
+    unread = Unread{ticket, std::move(batch->indices)};
   }
+  if (unread) count(*unread);
   return metrics.report();
 }
 

@@ -11,6 +11,8 @@
 #include "tests/emulation/cuda_emulator.hpp"
 #include "tests/support/scratch_folder.hpp"
 #include "tests/support/tiny_training.hpp"
+#include "train/evaluate.hpp"
+#include "train/model_io.hpp"
 #include "train/trainer.hpp"
 
 namespace {
@@ -46,6 +48,37 @@ TEST_CASE("emulated training: a steady training step never waits for the GPU to 
     INFO("epoch 2, step ", step + 1);
     CHECK(second_epoch[step] == second_epoch[step - 1]);
   }
+}
+
+// Evaluation reads every batch's logits, labels and loss back a batch late (train/tensor_readback.hpp), so
+// a pass waits for the GPU a fixed number of times however many batches it has: 6 batches of 1 image wait
+// as often as 2 batches of 3. Reading each batch at once waited 3 times a batch.
+TEST_CASE("emulated evaluation: a pass waits for the GPU as often in 6 batches as in 2") {
+  testing::ScratchFolder scratch("kiln-emulated-training-test", "evaluate");
+  const auto data = testing::make_two_class_data(scratch.path() / "data", 3, 1);
+  train::TrainConfig config = testing::tiny_lenet5_config(data, scratch.path() / "run", 3);
+  train::TrainingObserver quiet;
+  const train::TrainResult result = train::train(config, train::RunStart::Fresh, quiet);  // on the CPU: quick
+  const train::LoadedModel loaded = train::load_model(result.checkpoint);
+  loaded.model->to(Device::cuda());
+  const data::ImageFolder images = data::ImageFolder::scan(data / "train");  // 6 images
+
+  // The drains of one evaluation pass over the 6 images in batches of `batch_size`, and its report.
+  const auto evaluate_in_batches = [&](std::int64_t batch_size, train::MetricsReport& report) {
+    data::DataLoader loader(images, loaded.preprocessing,
+                            data::LoaderOptions::in_order(batch_size, 0, false));
+    const std::uint64_t before = emulation::default_stream_drains();
+    report = train::evaluate(*loaded.model, loader, 2);
+    return emulation::default_stream_drains() - before;
+  };
+  train::MetricsReport warm_up, two_batches, six_batches;
+  for (const std::int64_t batch_size : {1, 3}) evaluate_in_batches(batch_size, warm_up);  // fills the cache
+  const std::uint64_t drains_for_two_batches = evaluate_in_batches(3, two_batches);
+  const std::uint64_t drains_for_six_batches = evaluate_in_batches(1, six_batches);
+  CHECK(drains_for_six_batches == drains_for_two_batches);
+  CHECK(six_batches.samples == 6);
+  CHECK(six_batches.accuracy == two_batches.accuracy);
+  CHECK(six_batches.loss == doctest::Approx(two_batches.loss));
 }
 
 }  // namespace

@@ -213,7 +213,7 @@ TEST_CASE("cuda: kiln train --device cuda trains, and its checkpoint predicts on
     if (!choice.at("trials").empty()) CHECK(choice.at("trials")[0].at("candidate") == "library");
   }
   REQUIRE(result.history.back().validation);
-  const double gpu_accuracy = result.history.back().validation->accuracy;
+  const train::MetricsReport& gpu_report = *result.history.back().validation;
 
   // The checkpoint was written from device tensors; loaded, it is an ordinary CPU model that evaluates
   // the test split as the run did on the GPU.
@@ -222,7 +222,10 @@ TEST_CASE("cuda: kiln train --device cuda trains, and its checkpoint predicts on
   const data::ImageFolder test_folder = data::ImageFolder::scan(data / "test");
   data::DataLoader loader(test_folder, loaded.preprocessing, data::LoaderOptions::in_order(4, 0, false));
   const train::MetricsReport cpu_report = train::evaluate(*loaded.model, loader, 2);
-  CHECK(cpu_report.accuracy == doctest::Approx(gpu_accuracy));
+  CHECK(cpu_report.samples == gpu_report.samples);
+  CHECK(cpu_report.accuracy == doctest::Approx(gpu_report.accuracy));
+  CHECK(cpu_report.loss == doctest::Approx(gpu_report.loss).epsilon(1e-4));
+  CHECK(cpu_report.confusion == gpu_report.confusion);
 
   // And a resumed run may continue on the CPU.
   config.device = "cpu";
