@@ -19,28 +19,11 @@
 #include "core/cuda_runtime.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/cuda_covering_taps.cuh"
+#include "kernels/cuda_block_sum.cuh"
 #include "kernels/cuda_launch.cuh"
 
 namespace kiln::kernels::cuda {
 namespace {
-
-// The sum of `value` over the block's kThreadsPerBlock threads, returned to thread 0 (other threads get a
-// partial). Every thread of the block must call it (it synchronizes). Each warp adds its 32 values with
-// shuffles (all 32 lanes take part), warp 0 then adds the kWarpsPerBlock warp sums. The final __syncthreads
-// lets a caller that loops call it again without overwriting `warp_sums` while warp 0 still reads them.
-__device__ double block_sum(double value) {
-  __shared__ double warp_sums[kWarpsPerBlock];
-  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(0xffffffffu, value, offset);
-  const int lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
-  if (lane == 0) warp_sums[warp] = value;
-  __syncthreads();
-  if (warp == 0) {
-    value = lane < kWarpsPerBlock ? warp_sums[lane] : 0.0;
-    for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(0xffffffffu, value, offset);
-  }
-  __syncthreads();
-  return value;
-}
 
 // ---- depthwise -----------------------------------------------------------------------------------------
 

@@ -5,16 +5,8 @@
 //   slice t: param, grad, state buffers [n_t], updated in place (SGD: momentum_buffer; Adam: exp_avg,
 //            exp_avg_sq), all under one set of hyperparameters
 //
-// Each tensor is cut into chunks of kChunk elements. A launch takes a table of up to kTensorsPerLaunch
-// tensors by value, as a kernel argument: their pointers, sizes, and the number of the first chunk of
-// each (a prefix sum). Block b updates chunk b (then b + gridDim.x, ..., a grid-stride loop over chunks):
-// it finds the tensor holding the chunk by binary search in the table, and its 256 threads walk the
-// chunk's elements, thread j taking elements j, j + 256, ..., coalesced. Longer lists take one launch per
-// kTensorsPerLaunch tensors; the host table is refilled after each launch, which is safe because a launch
-// copies its arguments when it is enqueued.
-//
-// Kernel arguments may take 32 KiB (32,764 bytes) on sm_70 and later from CUDA 12.1, 4 KiB before; the
-// table is sized to fit (static_assert below). Tensors with no elements are left out of the table.
+// The launches go through the multi-tensor table (kernels/multi_tensor.cuh): up to a few hundred tensors
+// each, a block per chunk of 4096 elements.
 //
 // Arithmetic per element is the reference's, in double, each stored value rounded to T once; the scalars
 // that do not depend on the element (Adam's bias corrections) are computed on the host exactly as the
@@ -30,20 +22,11 @@
 
 #include "core/cuda_runtime.hpp"
 #include "kernels/cuda_launch.cuh"
+#include "kernels/multi_tensor.cuh"
 #include "kernels/optim_update/optim_update.hpp"
 
 namespace kiln::kernels::cuda {
 namespace {
-
-constexpr std::int64_t kChunk = 16 * kThreadsPerBlock;  // elements a block updates per chunk: 16 per thread
-
-#if CUDART_VERSION >= 12010
-constexpr int kTensorsPerLaunch = 320;  // 320 * 48 bytes for Adam: 15 KiB of the 32 KiB allowed
-constexpr std::size_t kMaxKernelArgumentBytes = 32764;
-#else
-constexpr int kTensorsPerLaunch = 72;  // 72 * 48 bytes for Adam: 3.4 KiB of the 4 KiB allowed
-constexpr std::size_t kMaxKernelArgumentBytes = 4096;
-#endif
 
 // One tensor's buffers, as a thread uses them (kStates: 1 for SGD, 2 for Adam).
 template <typename T, int kStates>
@@ -51,18 +34,6 @@ struct TensorBuffers {
   T* param;
   const T* grad;
   T* state[kStates];
-};
-
-// Up to kTensorsPerLaunch tensors for one launch. Tensor t covers chunks [first_chunk[t], first_chunk[t+1]);
-// every tensor in the table has at least one element, so first_chunk is strictly increasing.
-template <typename T, int kStates>
-struct TensorTable {
-  T* param[kTensorsPerLaunch];
-  const T* grad[kTensorsPerLaunch];
-  T* state[kStates][kTensorsPerLaunch];
-  std::int64_t n[kTensorsPerLaunch];
-  std::int64_t first_chunk[kTensorsPerLaunch + 1];
-  int count;
 };
 
 // p -= lr * g, with weight decay, momentum and Nesterov as optim_update.hpp writes them.
@@ -107,71 +78,33 @@ struct AdamStep {
   }
 };
 
-// The tensor holding `chunk`: the last t with first_chunk[t] <= chunk.
-template <typename T, int kStates>
-__device__ int tensor_of_chunk(const TensorTable<T, kStates>& table, std::int64_t chunk) {
-  int low = 0, high = table.count - 1;
-  while (low < high) {
-    const int middle = (low + high + 1) / 2;
-    if (table.first_chunk[middle] <= chunk) {
-      low = middle;
-    } else {
-      high = middle - 1;
-    }
-  }
-  return low;
-}
-
 template <typename T, class Step>
-__global__ void update_kernel(TensorTable<T, Step::kStates> table, Step step) {
-  const std::int64_t chunks = table.first_chunk[table.count];
-  for (std::int64_t chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
-    const int t = tensor_of_chunk(table, chunk);
-    TensorBuffers<T, Step::kStates> tensor{table.param[t], table.grad[t], {}};
-    for (int s = 0; s < Step::kStates; ++s) tensor.state[s] = table.state[s][t];
-    const std::int64_t begin = (chunk - table.first_chunk[t]) * kChunk;
-    const std::int64_t end = begin + kChunk < table.n[t] ? begin + kChunk : table.n[t];
-    for (std::int64_t i = begin + threadIdx.x; i < end; i += kThreadsPerBlock) step(tensor, i);
-  }
+__global__ void update_kernel(TensorTable<TensorBuffers<T, Step::kStates>> table, Step step) {
+  table.for_each_element_of_block(
+      [&](const TensorBuffers<T, Step::kStates>& tensor, std::int64_t i) { step(tensor, i); });
 }
 
 template <typename T>
-void set_buffers(TensorTable<T, 1>& table, int t, const SgdSlice<T>& slice) {
-  table.param[t] = slice.param;
-  table.grad[t] = slice.grad;
-  table.state[0][t] = slice.momentum_buffer;
+TensorBuffers<T, 1> buffers_of(const SgdSlice<T>& slice) {
+  return {slice.param, slice.grad, {slice.momentum_buffer}};
 }
 
 template <typename T>
-void set_buffers(TensorTable<T, 2>& table, int t, const AdamSlice<T>& slice) {
-  table.param[t] = slice.param;
-  table.grad[t] = slice.grad;
-  table.state[0][t] = slice.exp_avg;
-  table.state[1][t] = slice.exp_avg_sq;
+TensorBuffers<T, 2> buffers_of(const AdamSlice<T>& slice) {
+  return {slice.param, slice.grad, {slice.exp_avg, slice.exp_avg_sq}};
 }
 
-// Fills tables from `slices` and launches each one full (and the last, partial one).
+// One launch per table of up to kTensorsPerLaunch tensors.
 template <typename T, class Step, class Slice>
 void update_in_launches(std::span<const Slice> slices, const Step& step, const char* name) {
-  using Table = TensorTable<T, Step::kStates>;
-  static_assert(sizeof(Table) + sizeof(Step) <= kMaxKernelArgumentBytes,
+  using Buffers = TensorBuffers<T, Step::kStates>;
+  static_assert(sizeof(TensorTable<Buffers>) + sizeof(Step) <= kMaxKernelArgumentBytes,
                 "the table must fit in kernel arguments");
-  Table table{};
-  auto launch_table = [&] {
-    if (table.count == 0) return;
-    const std::int64_t chunks = table.first_chunk[table.count];
-    launch(name, update_kernel<T, Step>, grid_blocks(chunks, 1), kThreadsPerBlock, table, step);
-    table.count = 0;  // the launch holds its own copy of the table
-  };
-  for (const Slice& slice : slices) {
-    if (slice.n == 0) continue;
-    const int t = table.count;
-    set_buffers(table, t, slice);
-    table.n[t] = slice.n;
-    table.first_chunk[t + 1] = table.first_chunk[t] + (slice.n + kChunk - 1) / kChunk;
-    if (++table.count == kTensorsPerLaunch) launch_table();
-  }
-  launch_table();
+  for_each_table<Buffers>(
+      slices, [](const Slice& slice) { return buffers_of(slice); },
+      [&](const TensorTable<Buffers>& table) {
+        launch(name, update_kernel<T, Step>, grid_blocks(table.chunks(), 1), kThreadsPerBlock, table, step);
+      });
 }
 
 }  // namespace
