@@ -296,14 +296,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const Tensor& c
                       [saved = std::move(saved), labels, class_weight, smoothing](const Tensor& g) {
                         return Grads{raw::cross_entropy_backward(saved, labels, class_weight, smoothing, g)};
                       });
-  // PyTorch's weighted mean divides by the total weight of the samples' labels, not by N.
-  double denominator = static_cast<double>(logits.size(0));
-  if (class_weight.defined()) {
-    const std::vector<double> weights = class_weight.to_vector<double>();
-    denominator = 0.0;
-    for (std::int64_t label : labels.to_vector<std::int64_t>()) denominator += weights[static_cast<std::size_t>(label)];
-  }
-  return reduce_loss(per_sample, options.reduction, scalar_like(denominator, logits));
+  // PyTorch's weighted mean divides by the total weight of the samples' labels, not by N: summed where the
+  // labels are, so a GPU run never reads them back. A constant, as the weights are throughout (the tape
+  // records the logits alone), as in PyTorch.
+  const Tensor denominator =
+      class_weight.defined() ? raw::reduce(kernels::ReduceOp::Sum, raw::take(class_weight, labels), {}, false)
+                             : scalar_like(static_cast<double>(logits.size(0)), logits);
+  return reduce_loss(per_sample, options.reduction, denominator);
 }
 
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets, const Tensor& pos_weight,

@@ -136,6 +136,12 @@ Tensor bce_with_logits_forward(const Tensor& logits, const Tensor& targets, cons
 Tensor bce_with_logits_backward(const Tensor& logits, const Tensor& targets, const Tensor& pos_weight,
                                 const Tensor& gloss);
 
+// ---- indexing ----------------------------------------------------------------------------------------
+// table[indices]: table float or double [size], indices int64 of any shape, on table's device; the result
+// has the indices' shape. Indices on the CPU are checked; on a GPU an index outside [0, size) gives NaN
+// (kernels/take/take.hpp).
+Tensor take(const Tensor& table, const Tensor& indices);
+
 // ---- dropout -----------------------------------------------------------------------------------------
 struct DropoutResult {
   Tensor output, mask;

@@ -37,8 +37,9 @@ TEST_CASE("emulated training: a steady training step never waits for the GPU to 
   config.batch_size = 2;
   config.epochs = 2;  // the first epoch warms the caching allocator
   config.device = "cuda";
-  config.cuda_conv = "library";  // no per-shape measuring, which synchronizes on purpose
-  config.clip_grad_norm = 0.5;   // summed and applied on the device: no wait either
+  config.cuda_conv = "library";   // no per-shape measuring, which synchronizes on purpose
+  config.clip_grad_norm = 0.5;    // summed and applied on the device: no wait either
+  config.class_weights = "auto";  // the weighted mean's denominator too
   DrainsPerStep observer;
   const train::TrainResult result = train::train(config, train::RunStart::Fresh, observer);
   REQUIRE(result.history.size() == 2);
