@@ -121,18 +121,18 @@ void check_against_reference() {
   }
 }
 
-TEST_CASE("cuda grad clip: sums of squares and clipping match the reference (float)") {
+TEST_CASE("cuda: grad clip sums of squares and clipping match the reference (float)") {
   if (!have_gpu()) return;
   check_against_reference<float>();
 }
 
-TEST_CASE("cuda grad clip: sums of squares and clipping match the reference (double)") {
+TEST_CASE("cuda: grad clip sums of squares and clipping match the reference (double)") {
   if (!have_gpu()) return;
   check_against_reference<double>();
 }
 
 // Within max_norm, or a NaN or an infinity anywhere: not one bit changes.
-TEST_CASE("cuda grad clip: leaves gradients within max_norm, and non-finite ones, untouched") {
+TEST_CASE("cuda: grad clip leaves gradients within max_norm, and non-finite ones, untouched") {
   if (!have_gpu()) return;
   for (const double poison :
        {0.0, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {

@@ -40,7 +40,7 @@ void check_take(std::int64_t n, std::int64_t size) {
   CHECK(testing::first_difference(testing::to_host<T>(taken_gpu), expected) == "");  // exact, NaN for NaN
 }
 
-TEST_CASE("cuda take: matches the reference, bad indices giving NaN") {
+TEST_CASE("cuda: take matches the reference, bad indices giving NaN") {
   if (!testing::have_gpu()) return;
   for (const auto& [n, size] :
        {std::pair<std::int64_t, std::int64_t>{1, 1}, {128, 10}, {1000, 3}, {kBeyondOneGridPass, 37}}) {

@@ -1,8 +1,9 @@
 // cuda_testing: what a CUDA kernel test needs besides matches_reference: the check that skips (with a
 // MESSAGE saying why, never a failure) where there is no GPU, and host vectors carried to the device and
 // back through Tensor, so a test hands kernels device pointers without touching the CUDA runtime itself.
+// A GPU case's name starts with "cuda:": that is how scripts/device-check.sh finds the cases to run there.
 //
-//   TEST_CASE("cuda relu matches the reference") {
+//   TEST_CASE("cuda: relu matches the reference") {
 //     if (!testing::have_gpu()) return;
 //     const std::vector<float> x = random_floats(n, /*seed=*/1);
 //     const Tensor x_gpu = testing::to_gpu(x), y_gpu = testing::empty_gpu<float>(n);
