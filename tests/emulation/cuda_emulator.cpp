@@ -45,6 +45,7 @@
 #include "kernels/ladder/tma.cuh"
 #include "kernels/ladder/warpgroup_registers.cuh"
 #include "kernels/ladder/wgmma.cuh"
+#include "tests/emulation/address_ranges.hpp"
 
 #if defined(__x86_64__)
 #define KILN_EMULATION_ASM_SWITCH 1
@@ -301,11 +302,11 @@ struct StackPool {
 };
 thread_local StackPool stack_pool;
 
-// The registered device buffers, [begin, begin + bytes) by begin. The emulated runtime registers each
-// cudaMalloc, from whichever host thread allocates (a data loader's, say), hence the lock.
+// The registered device buffers. The emulated runtime registers each cudaMalloc, from whichever host thread
+// allocates (a data loader's, say), hence the lock.
 struct DeviceBuffers {
   std::mutex mutex;
-  std::map<const unsigned char*, std::size_t> by_begin;
+  AddressRanges ranges;
 };
 DeviceBuffers& device_buffers() {
   static DeviceBuffers buffers;
@@ -314,25 +315,17 @@ DeviceBuffers& device_buffers() {
 bool any_device_buffer() {
   DeviceBuffers& buffers = device_buffers();
   const std::lock_guard lock(buffers.mutex);
-  return !buffers.by_begin.empty();
+  return !buffers.ranges.empty();
 }
 bool inside_device_buffer(const void* pointer, std::size_t bytes) {
-  const auto* p = static_cast<const unsigned char*>(pointer);
   DeviceBuffers& buffers = device_buffers();
   const std::lock_guard lock(buffers.mutex);
-  const auto after = buffers.by_begin.upper_bound(p);
-  if (after == buffers.by_begin.begin()) return false;
-  const auto& [begin, size] = *std::prev(after);
-  return p + bytes <= begin + size;
+  return buffers.ranges.holds(pointer, bytes);
 }
 bool touches_device_buffer(const void* pointer, std::size_t bytes) {
-  const auto* p = static_cast<const unsigned char*>(pointer);
   DeviceBuffers& buffers = device_buffers();
   const std::lock_guard lock(buffers.mutex);
-  const auto after = buffers.by_begin.lower_bound(p + std::max<std::size_t>(bytes, 1));
-  if (after == buffers.by_begin.begin()) return false;
-  const auto& [begin, size] = *std::prev(after);
-  return p < begin + size;
+  return buffers.ranges.touches(pointer, bytes);
 }
 
 std::string describe(const uint3& v) {
@@ -1086,12 +1079,12 @@ void set_registers_operation(void* const* slots, Warpgroup&) {
 void register_device_buffer(const void* data, std::size_t bytes) {
   DeviceBuffers& buffers = device_buffers();
   const std::lock_guard lock(buffers.mutex);
-  buffers.by_begin[static_cast<const unsigned char*>(data)] = bytes;
+  buffers.ranges.insert(data, bytes);
 }
 void unregister_device_buffer(const void* data) {
   DeviceBuffers& buffers = device_buffers();
   const std::lock_guard lock(buffers.mutex);
-  buffers.by_begin.erase(static_cast<const unsigned char*>(data));
+  buffers.ranges.erase(data);
 }
 bool inside_device_memory(const void* data, std::size_t bytes) { return inside_device_buffer(data, bytes); }
 bool touches_device_memory(const void* data, std::size_t bytes) { return touches_device_buffer(data, bytes); }

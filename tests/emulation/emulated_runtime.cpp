@@ -48,6 +48,7 @@
 #include <set>
 #include <vector>
 
+#include "tests/emulation/address_ranges.hpp"
 #include "tests/emulation/cuda_emulator.hpp"
 
 namespace {
@@ -74,7 +75,7 @@ struct GuardedMapping {
 // host (cudaHostAlloc) with their sizes.
 std::mutex allocations_mutex;
 std::map<const unsigned char*, GuardedMapping> device_allocations;
-std::map<const unsigned char*, std::size_t> pinned_allocations;
+kiln::emulation::AddressRanges pinned_allocations;
 
 void* allocate_aligned(std::size_t bytes) {
   return ::operator new (round_up(std::max<std::size_t>(bytes, 1), kAlignment), std::align_val_t{kAlignment},
@@ -119,12 +120,8 @@ bool copy_is_valid(void* destination, const void* source, std::size_t bytes, cud
 
 // Whether [pointer, pointer + bytes) lies inside one pinned (cudaHostAlloc) allocation.
 bool pinned(const void* pointer, std::size_t bytes) {
-  const auto* first = static_cast<const unsigned char*>(pointer);
   const std::lock_guard lock(allocations_mutex);
-  auto allocation = pinned_allocations.upper_bound(first);
-  if (allocation == pinned_allocations.begin()) return false;
-  --allocation;
-  return first + bytes <= allocation->first + allocation->second;
+  return pinned_allocations.holds(pointer, bytes);
 }
 
 // The work of one non-blocking stream, in order: what has been enqueued and not yet run, and counts of
@@ -343,7 +340,7 @@ cudaError_t cudaHostAlloc(void** pointer, std::size_t bytes, unsigned flags) {
   void* memory = allocate_aligned(bytes);
   if (memory == nullptr) return cudaErrorMemoryAllocation;
   const std::lock_guard lock(allocations_mutex);
-  pinned_allocations.emplace(static_cast<const unsigned char*>(memory), bytes);
+  pinned_allocations.insert(memory, bytes);
   *pointer = memory;
   return cudaSuccess;
 }
@@ -357,8 +354,7 @@ cudaError_t cudaFreeHost(void* pointer) {
   }
   {
     const std::lock_guard lock(allocations_mutex);
-    if (pinned_allocations.erase(static_cast<const unsigned char*>(pointer)) == 0)
-      return cudaErrorInvalidValue;
+    if (!pinned_allocations.erase(pointer)) return cudaErrorInvalidValue;
   }
   free_aligned(pointer);
   return cudaSuccess;
