@@ -2,6 +2,7 @@
 
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "core/ops.hpp"
 
@@ -42,9 +43,24 @@ void check_gradient(const Node& node, std::size_t input, const Tensor& grad, con
 
 // A leaf's .grad is always a dense tensor of its own: a rule may hand back a broadcast view or the very
 // gradient the caller seeded backward() with, and neither may alias what the user later reads or edits.
-void accumulate_into_leaf(TensorImpl& leaf, const Tensor& grad) {
+// A rule's fresh gradient usually is one already (dense, of the leaf's dtype, its storage exactly its
+// elements, and the engine's the last reference to it or its storage): then it becomes .grad as it is, as
+// PyTorch's AccumulateGrad steals it, and the copy is saved (on a GPU, a launch and a pass over the gradient
+// per parameter per step).
+bool owned_outright(const Tensor& grad, const TensorImpl& leaf) {
+  const TensorImpl& impl = grad.impl();
+  return grad.impl_ptr().use_count() == 1 && impl.storage.use_count() == 1 && grad.dtype() == leaf.dtype &&
+         grad.is_contiguous() && grad.offset() == 0 &&
+         impl.storage->bytes() == static_cast<std::size_t>(grad.numel()) * dtype_size(grad.dtype());
+}
+
+void accumulate_into_leaf(TensorImpl& leaf, Tensor grad) {
   if (leaf.grad) {
     leaf.grad = add(Tensor(leaf.grad), grad).to(leaf.dtype).impl_ptr();
+    return;
+  }
+  if (owned_outright(grad, leaf)) {
+    leaf.grad = grad.impl_ptr();
     return;
   }
   Tensor own = Tensor::empty(leaf.shape, leaf.dtype, grad.device());
@@ -100,7 +116,7 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
 
     NeedsGrad needs(node->inputs.size());
     for (std::size_t i = 0; i < node->inputs.size(); ++i) needs[i] = node->inputs[i].needs_grad();
-    const Grads grads = node->backward(grad_output, needs);
+    Grads grads = node->backward(grad_output, needs);
     KILN_CHECK(grads.size() == node->inputs.size(), "backward of ", node->op, ": the rule returned ",
                grads.size(), " gradients for ", node->inputs.size(), " inputs");
     for (std::size_t i = 0; i < grads.size(); ++i) {
@@ -110,7 +126,7 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
       if (edge.node) {
         accumulate(pending[edge.node.get()], grads[i]);
       } else {
-        accumulate_into_leaf(*edge.leaf, grads[i]);
+        accumulate_into_leaf(*edge.leaf, std::move(grads[i]));  // the rule's last use of it
       }
     }
   }

@@ -1,5 +1,7 @@
 // The tape and the engine: accumulation across uses, leaf gradients, no_grad, detach, and the errors of
 // a backward that cannot run.
+#include "core/autograd.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -78,12 +80,50 @@ TEST_CASE("autograd: a leaf's grad is its own dense tensor, not an alias of the 
   CHECK(values(s.grad()) == std::vector<double>{4});
 }
 
+// A rule's fresh dense gradient becomes .grad as it is; one the rule still holds (or a view, or one handed
+// to two inputs) is copied, so .grad never changes behind the user's back.
+TEST_CASE("autograd: a leaf takes a rule's fresh gradient without a copy, and copies one held elsewhere") {
+  const Tensor x = leaf({1.0, 2.0});
+  const double* handed = nullptr;
+  Tensor y = record_node("probe", {x}, x.detach().clone(), [&handed](const Tensor& g, const NeedsGrad&) {
+    Tensor fresh = g * 2.0;
+    handed = fresh.data<double>();
+    return Grads{fresh};
+  });
+  sum(y).backward();
+  CHECK(x.grad().data<double>() == handed);
+  CHECK(values(x.grad()) == std::vector<double>{2, 2});
+
+  const Tensor z = leaf({1.0, 2.0});
+  Tensor stash;
+  y = record_node("stashing probe", {z}, z.detach().clone(), [&stash](const Tensor& g, const NeedsGrad&) {
+    stash = g * 2.0;
+    return Grads{stash};
+  });
+  sum(y).backward();
+  CHECK(z.grad().data<double>() != stash.data<double>());
+  stash.fill_(-1.0);
+  CHECK(values(z.grad()) == std::vector<double>{2, 2});
+
+  // One gradient for two leaves: each gets its own.
+  const Tensor a = leaf({1.0}), b = leaf({2.0});
+  y = record_node("shared probe", {a, b}, a.detach().clone(), [](const Tensor& g, const NeedsGrad&) {
+    const Tensor fresh = g * 3.0;
+    return Grads{fresh, fresh};
+  });
+  sum(y).backward();
+  CHECK(a.grad().data<double>() != b.grad().data<double>());
+  a.grad().fill_(0.0);
+  CHECK(b.grad().item() == 3.0);
+}
+
 TEST_CASE("autograd: errors") {
   const Tensor x = leaf({1.0, 2.0});
   const Tensor y = x * 2.0;
   CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("not a scalar"), Error);
   CHECK_THROWS_WITH_AS(Tensor::zeros({1}).backward(), doctest::Contains("does not require grad"), Error);
-  CHECK_THROWS_WITH_AS(y.backward(Tensor::ones({3}, DType::Float64)), doctest::Contains("does not match"), Error);
+  CHECK_THROWS_WITH_AS(y.backward(Tensor::ones({3}, DType::Float64)), doctest::Contains("does not match"),
+                       Error);
   Tensor non_leaf = y;
   CHECK_THROWS_WITH_AS(non_leaf.set_requires_grad(), doctest::Contains("only leaves"), Error);
   Tensor integers = Tensor::zeros({2}, DType::Int64);

@@ -1073,6 +1073,22 @@ void set_registers_operation(void* const* slots, Warpgroup&) {
   }
 }
 
+// Launches so far, by kernel name. Launches come from the host thread that runs the model; the lock is for
+// the tests that ask.
+struct LaunchCounts {
+  std::mutex mutex;
+  std::map<std::string, std::uint64_t, std::less<>> by_name;
+};
+LaunchCounts& launch_counts() {
+  static LaunchCounts counts;
+  return counts;
+}
+void count_launch(const char* name) {
+  LaunchCounts& counts = launch_counts();
+  const std::lock_guard lock(counts.mutex);
+  ++counts.by_name[name];
+}
+
 }  // namespace
 
 // ---- The interface ----------------------------------------------------------------------------------------
@@ -1087,6 +1103,12 @@ void unregister_device_buffer(const void* data) {
   buffers.ranges.erase(data);
 }
 bool inside_device_memory(const void* data, std::size_t bytes) { return inside_device_buffer(data, bytes); }
+std::uint64_t kernel_launches(std::string_view name) {
+  LaunchCounts& counts = launch_counts();
+  const std::lock_guard lock(counts.mutex);
+  const auto found = counts.by_name.find(name);
+  return found == counts.by_name.end() ? 0 : found->second;
+}
 bool touches_device_memory(const void* data, std::size_t bytes) { return touches_device_buffer(data, bytes); }
 
 void run_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
@@ -1094,6 +1116,7 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_share
   KILN_CHECK(active == nullptr, name,
              ": launched from inside a kernel (the emulator runs one grid at a time)");
   before_default_stream_work();
+  count_launch(name);
   // The launch configuration CUDA would refuse.
   KILN_CHECK(grid.x >= 1 && grid.y >= 1 && grid.z >= 1, name, ": empty grid ",
              describe({grid.x, grid.y, grid.z}));

@@ -38,6 +38,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace kiln::emulation {
 
@@ -60,5 +61,10 @@ void before_default_stream_work();
 // recorded there with nothing queued after it, cudaFree and cudaFreeHost (which synchronize the device). On
 // a GPU each leaves the device idle until the host launches again.
 std::uint64_t default_stream_drains();
+
+// How many grids have been launched so far under `name` (the name each launcher gives launch(): "fill",
+// "copy_strided", "conv2d im2col"...). On a GPU each launch costs microseconds of host and device time
+// whatever its size, which at small batches is most of a step: what a step launches shows here.
+std::uint64_t kernel_launches(std::string_view name);
 
 }  // namespace kiln::emulation
