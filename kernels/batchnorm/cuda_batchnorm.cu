@@ -17,17 +17,21 @@
 //
 // Per-channel sums, deterministic (no atomics): each block reduces its slice's pair of sums in a fixed
 // tree (per-thread running sums in double, warp shuffles, then the 8 warp sums in one warp) and writes
-// them to scratch [C, slices]; a second kernel (one thread per channel) adds a channel's slices in slice
-// order. The results depend only on the shape, never on timing.
+// them to scratch [C, slices]. The kernel that needs a channel's totals next (normalize, gx) merges them
+// itself: every block of the channel adds the channel's slices in the same fixed tree (channel_totals), so
+// they all get the same bits, and the block of slice 0 is the one that writes the per-channel results
+// (saved statistics, running statistics, ggamma and gbeta). A separate one-thread-per-channel merge would
+// cost a launch per direction, which at a small CNN's sizes costs more than the merge itself. The results
+// depend only on the shape, never on timing.
 //
 // Statistics in one pass: sum d and sum d^2 with d = x - shift, shift = x[0, c, 0, 0]; the variance is
 // E[d^2] - E[d]^2. The shift keeps E[d] of the order of the spread, so the difference keeps its digits
 // when the mean is large next to the spread (the reference takes two passes instead).
 //
 // Launches, all on the default stream, in order:
-//   forward train   partial sums of d, d^2  ->  statistics per channel (+ running stats)  ->  normalize
+//   forward train   partial sums of d, d^2  ->  statistics per channel (+ saved, running stats) and normalize
 //   forward eval    normalize
-//   backward train  partial sums of gy', gy' * xhat  ->  per-channel sums (ggamma, gbeta)  ->  gx
+//   backward train  partial sums of gy', gy' * xhat  ->  per-channel sums (ggamma, gbeta) and gx
 //   backward eval   partial sums, and gx in the same pass (it needs no sums)  ->  per-channel sums
 // where gy' = gy, or with the fused ReLU gy * (y > 0 ? 1 : 0), in T, as the reference has it.
 #include <algorithm>
@@ -129,14 +133,28 @@ __device__ PairSums block_sum(PairSums v) {
   return v;
 }
 
-// Where a channel's mean and invstd come from. Each kernel below takes one of these.
-struct BatchStatistics {  // train forward: this batch's, in double (finish_statistics_kernel)
-  const double* mean_values;
-  const double* invstd_values;
-  __device__ double mean(std::int64_t c) const { return mean_values[c]; }
-  __device__ double invstd(std::int64_t c) const { return invstd_values[c]; }
-};
+// The totals of channel c's per-slice partial sums (partial_a, partial_b [C, slices]), in every thread of the
+// block: thread t adds slices t, t + kThreadsPerBlock, ... and block_sum adds the threads' sums in its fixed
+// tree, so every block of the channel gets the same bits. Every thread of the block must call it. The
+// block_sum calls' barriers order this call's reads of the shared totals before a later call's writes.
+__device__ PairSums channel_totals(const ChannelSlices& s, std::int64_t c, const double* partial_a,
+                                   const double* partial_b) {
+  __shared__ double total_a, total_b;
+  PairSums sums;
+  for (std::int64_t slice = threadIdx.x; slice < s.slices; slice += kThreadsPerBlock) {
+    sums.a += partial_a[c * s.slices + slice];
+    sums.b += partial_b[c * s.slices + slice];
+  }
+  sums = block_sum(sums);
+  if (threadIdx.x == 0) {
+    total_a = sums.a;
+    total_b = sums.b;
+  }
+  __syncthreads();
+  return {total_a, total_b};
+}
 
+// Where a channel's mean and invstd come from. Each kernel below takes one of these.
 template <typename T>
 struct SavedStatistics {  // train backward: what the forward saved
   const opmath_t<T>* save_mean;
@@ -203,60 +221,65 @@ __global__ void forward_partial_sums_kernel(ChannelSlices s, const T* x, double*
   }
 }
 
-// One thread per channel: adds the channel's slices in order, then the reference's formulas: mean,
-// biased variance (for normalizing), invstd; saves mean and invstd (in opmath_t<T> for the backward, in
-// double for normalize_kernel) and moves the running statistics, with the unbiased variance, when they are
-// given.
+// y = (x - mean) * invstd * gamma + beta in double over this thread's values of (c, slice), then relu when
+// fused.
 template <typename T>
-__global__ void finish_statistics_kernel(ChannelSlices s, const T* x, double eps, double momentum,
-                                         const double* partial_d, const double* partial_d2,
-                                         double* batch_mean, double* batch_invstd, opmath_t<T>* save_mean,
-                                         opmath_t<T>* save_invstd, opmath_t<T>* running_mean,
-                                         opmath_t<T>* running_var) {
-  const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < s.channels;
-       c += grid_stride) {
-    double sum_d = 0, sum_d2 = 0;
-    for (std::int64_t slice = 0; slice < s.slices; ++slice) {
-      sum_d += partial_d[c * s.slices + slice];
-      sum_d2 += partial_d2[c * s.slices + slice];
-    }
+__device__ void normalize_slice(const ChannelSlices& s, std::int64_t c, std::int64_t slice, bool fused_relu,
+                                const T* x, double mean, double invstd, double scale, double bias, T* y) {
+  for_each_value(s, c, slice, [&](std::int64_t offset) {
+    const T normalized = static_cast<T>((static_cast<double>(x[offset]) - mean) * invstd * scale + bias);
+    y[offset] = fused_relu ? relu(normalized) : normalized;
+  });
+}
+
+// One block per (channel, slice): merges the channel's partial sums (channel_totals) into the reference's
+// formulas (mean, biased variance for normalizing, invstd), then normalizes the slice. The block of slice 0
+// also saves mean and invstd (in opmath_t<T>, for the backward) and moves the running statistics, with the
+// unbiased variance, when they are given. With no values (m = 0) the statistics are NaN, as in the
+// reference, and there is nothing to normalize.
+template <typename T>
+__global__ void train_normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, const opmath_t<T>* gamma,
+                                       const opmath_t<T>* beta, double eps, double momentum,
+                                       const double* partial_d, const double* partial_d2,
+                                       opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
+                                       opmath_t<T>* running_mean, opmath_t<T>* running_var, T* y) {
+  for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {  // uniform in the block
+    const std::int64_t c = work / s.slices, slice = work % s.slices;
+    const PairSums totals = channel_totals(s, c, partial_d, partial_d2);
     const double m = static_cast<double>(s.values);
-    const double mean_d = sum_d / m;  // m = 0 gives NaN statistics, as in the reference
-    const double spread = sum_d2 / m - mean_d * mean_d;
+    const double mean_d = totals.a / m;
+    const double spread = totals.b / m - mean_d * mean_d;
     const double biased_var = spread < 0 ? 0.0 : spread;  // rounding can dip below 0; a NaN stays NaN
     const double mean = statistics_shift(s, x, c) + mean_d;
     const double invstd = 1.0 / sqrt(biased_var + eps);
-    batch_mean[c] = mean;
-    batch_invstd[c] = invstd;
-    save_mean[c] = static_cast<opmath_t<T>>(mean);
-    save_invstd[c] = static_cast<opmath_t<T>>(invstd);
-    // The running variance estimates the population's: unbiased, except for a single value.
-    const double unbiased_var =
-        s.values > 1 ? biased_var * m / static_cast<double>(s.values - 1) : biased_var;
-    if (running_mean) {
-      running_mean[c] =
-          static_cast<opmath_t<T>>((1.0 - momentum) * static_cast<double>(running_mean[c]) + momentum * mean);
+    if (slice == 0 && threadIdx.x == 0) {
+      save_mean[c] = static_cast<opmath_t<T>>(mean);
+      save_invstd[c] = static_cast<opmath_t<T>>(invstd);
+      // The running variance estimates the population's: unbiased, except for a single value.
+      const double unbiased_var =
+          s.values > 1 ? biased_var * m / static_cast<double>(s.values - 1) : biased_var;
+      if (running_mean) {
+        running_mean[c] = static_cast<opmath_t<T>>((1.0 - momentum) * static_cast<double>(running_mean[c]) +
+                                                   momentum * mean);
+      }
+      if (running_var) {
+        running_var[c] = static_cast<opmath_t<T>>((1.0 - momentum) * static_cast<double>(running_var[c]) +
+                                                  momentum * unbiased_var);
+      }
     }
-    if (running_var) {
-      running_var[c] = static_cast<opmath_t<T>>((1.0 - momentum) * static_cast<double>(running_var[c]) +
-                                                momentum * unbiased_var);
-    }
+    normalize_slice(s, c, slice, fused_relu, x, mean, invstd, static_cast<double>(gamma[c]),
+                    static_cast<double>(beta[c]), y);
   }
 }
 
-// One block per (channel, slice): y = (x - mean) * invstd * gamma + beta in double, then relu when fused.
-template <typename T, class Statistics>
-__global__ void normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, const opmath_t<T>* gamma,
-                                 const opmath_t<T>* beta, Statistics statistics, T* y) {
+// Eval: one block per (channel, slice), normalized with the running statistics.
+template <typename T>
+__global__ void eval_normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, const opmath_t<T>* gamma,
+                                      const opmath_t<T>* beta, RunningStatistics<T> statistics, T* y) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
     const std::int64_t c = work / s.slices, slice = work % s.slices;
-    const double mean = statistics.mean(c), invstd = statistics.invstd(c);
-    const double scale = static_cast<double>(gamma[c]), bias = static_cast<double>(beta[c]);
-    for_each_value(s, c, slice, [&](std::int64_t offset) {
-      const T normalized = static_cast<T>((static_cast<double>(x[offset]) - mean) * invstd * scale + bias);
-      y[offset] = fused_relu ? relu(normalized) : normalized;
-    });
+    normalize_slice(s, c, slice, fused_relu, x, statistics.mean(c), statistics.invstd(c),
+                    static_cast<double>(gamma[c]), static_cast<double>(beta[c]), y);
   }
 }
 
@@ -289,12 +312,12 @@ __global__ void backward_partial_sums_kernel(ChannelSlices s, bool fused_relu, c
   }
 }
 
-// One thread per channel: adds the channel's slices in order into gbeta = sum gy' and
-// ggamma = sum gy' * xhat, in Parameter (opmath_t<T>) for the caller and in double for train_gx_kernel.
+// Eval: one thread per channel adds the channel's slices in order into gbeta = sum gy' and
+// ggamma = sum gy' * xhat (there is no later kernel to merge them in).
 template <typename Parameter>
 __global__ void finish_gradient_sums_kernel(ChannelSlices s, const double* partial_gy,
-                                            const double* partial_gy_xhat, double* sum_gy,
-                                            double* sum_gy_xhat, Parameter* gbeta, Parameter* ggamma) {
+                                            const double* partial_gy_xhat, Parameter* gbeta,
+                                            Parameter* ggamma) {
   const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < s.channels;
        c += grid_stride) {
@@ -303,48 +326,49 @@ __global__ void finish_gradient_sums_kernel(ChannelSlices s, const double* parti
       total_gy += partial_gy[c * s.slices + slice];
       total_gy_xhat += partial_gy_xhat[c * s.slices + slice];
     }
-    sum_gy[c] = total_gy;
-    sum_gy_xhat[c] = total_gy_xhat;
     gbeta[c] = static_cast<Parameter>(total_gy);
     ggamma[c] = static_cast<Parameter>(total_gy_xhat);
   }
 }
 
-// One block per (channel, slice): gx = gamma * invstd / m * (m * gy' - gbeta - xhat * ggamma), with the
-// sums in double.
+// Train: one block per (channel, slice): merges the channel's partial sums (channel_totals) into
+// gbeta = sum gy' and ggamma = sum gy' * xhat, which the block of slice 0 writes (in opmath_t<T>), then
+// gx = gamma * invstd / m * (m * gy' - gbeta - xhat * ggamma) over the slice, with the sums in double.
 template <typename T>
 __global__ void train_gx_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* gy, const T* y,
-                                const opmath_t<T>* gamma, SavedStatistics<T> statistics, const double* sum_gy,
-                                const double* sum_gy_xhat, T* gx) {
+                                const opmath_t<T>* gamma, SavedStatistics<T> statistics,
+                                const double* partial_gy, const double* partial_gy_xhat, T* gx,
+                                opmath_t<T>* ggamma, opmath_t<T>* gbeta) {
   const double m = static_cast<double>(s.values);
-  for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
+  for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {  // uniform in the block
     const std::int64_t c = work / s.slices, slice = work % s.slices;
+    const PairSums totals = channel_totals(s, c, partial_gy, partial_gy_xhat);
+    const double gbeta_c = totals.a, ggamma_c = totals.b;
+    if (slice == 0 && threadIdx.x == 0) {
+      gbeta[c] = static_cast<opmath_t<T>>(gbeta_c);
+      ggamma[c] = static_cast<opmath_t<T>>(ggamma_c);
+    }
     const double mean = statistics.mean(c), invstd = statistics.invstd(c);
     const double factor = static_cast<double>(gamma[c]) * invstd / m;
-    const double gbeta = sum_gy[c], ggamma = sum_gy_xhat[c];
     for_each_value(s, c, slice, [&](std::int64_t offset) {
       const double g = static_cast<double>(gradient_into_batchnorm(fused_relu, gy, y, offset));
       const double xhat = (static_cast<double>(x[offset]) - mean) * invstd;
-      gx[offset] = static_cast<T>(factor * (m * g - gbeta - xhat * ggamma));
+      gx[offset] = static_cast<T>(factor * (m * g - gbeta_c - xhat * ggamma_c));
     });
   }
 }
 
-// Scratch for the per-slice partial sums and the per-channel results, in device memory:
-//   partial_a, partial_b  [C, slices];  channel_a, channel_b  [C]   (all double)
+// Scratch for the per-slice partial sums, in device memory: partial_a, partial_b [C, slices] (double).
 // Freed when the Scratch goes out of scope, right after the launches that use it are enqueued: every
 // kernel runs on the default stream, so whatever reuses the block later runs after them.
 struct Scratch {
   std::shared_ptr<Storage> storage;
-  double *partial_a, *partial_b, *channel_a, *channel_b;
+  double *partial_a, *partial_b;
 
   Scratch(const ChannelSlices& s, Device device)
-      : storage(Storage::allocate(
-            static_cast<std::size_t>(2 * s.work_items() + 2 * s.channels) * sizeof(double), device)) {
+      : storage(Storage::allocate(static_cast<std::size_t>(2 * s.work_items()) * sizeof(double), device)) {
     partial_a = static_cast<double*>(storage->data());
     partial_b = partial_a + s.work_items();
-    channel_a = partial_b + s.work_items();
-    channel_b = channel_a + s.channels;
   }
 };
 
@@ -362,14 +386,10 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
   const Scratch scratch(s, device);
   launch("batchnorm2d_forward_train (statistics)", forward_partial_sums_kernel<T>,
          grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, x, scratch.partial_a, scratch.partial_b);
-  launch("batchnorm2d_forward_train (statistics)", finish_statistics_kernel<T>, channel_blocks(s),
-         kThreadsPerBlock, s, x, static_cast<double>(eps), static_cast<double>(momentum), scratch.partial_a,
-         scratch.partial_b, scratch.channel_a, scratch.channel_b, save_mean, save_invstd, running_mean,
-         running_var);
-  if (s.values == 0) return;
-  launch("batchnorm2d_forward_train (normalize)", normalize_kernel<T, BatchStatistics>,
-         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, g.fused_relu, x, gamma, beta,
-         BatchStatistics{scratch.channel_a, scratch.channel_b}, y);
+  launch("batchnorm2d_forward_train (normalize)", train_normalize_kernel<T>, grid_blocks(s.work_items(), 1),
+         kThreadsPerBlock, s, g.fused_relu, x, gamma, beta, static_cast<double>(eps),
+         static_cast<double>(momentum), scratch.partial_a, scratch.partial_b, save_mean, save_invstd,
+         running_mean, running_var, y);
 }
 
 template <typename T>
@@ -378,8 +398,8 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const op
                               const opmath_t<T>* running_var, opmath_t<T> eps, T* y) {
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0 || s.values == 0) return;
-  launch("batchnorm2d_forward_eval", normalize_kernel<T, RunningStatistics<T>>,
-         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, g.fused_relu, x, gamma, beta,
+  launch("batchnorm2d_forward_eval", eval_normalize_kernel<T>, grid_blocks(s.work_items(), 1),
+         kThreadsPerBlock, s, g.fused_relu, x, gamma, beta,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, y);
 }
 
@@ -395,13 +415,9 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
   launch("batchnorm2d_backward_train (sums)", backward_partial_sums_kernel<T, SavedStatistics<T>>,
          grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma, statistics,
          scratch.partial_a, scratch.partial_b, static_cast<T*>(nullptr));
-  launch("batchnorm2d_backward_train (sums)", finish_gradient_sums_kernel<opmath_t<T>>, channel_blocks(s),
-         kThreadsPerBlock, s, scratch.partial_a, scratch.partial_b, scratch.channel_a, scratch.channel_b,
-         gbeta, ggamma);
-  if (s.values == 0) return;
   launch("batchnorm2d_backward_train (gx)", train_gx_kernel<T>, grid_blocks(s.work_items(), 1),
-         kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma, statistics, scratch.channel_a, scratch.channel_b,
-         gx);
+         kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma, statistics, scratch.partial_a, scratch.partial_b,
+         gx, ggamma, gbeta);
 }
 
 template <typename T>
@@ -417,8 +433,7 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, scratch.partial_a,
          scratch.partial_b, gx);
   launch("batchnorm2d_backward_eval (sums)", finish_gradient_sums_kernel<opmath_t<T>>, channel_blocks(s),
-         kThreadsPerBlock, s, scratch.partial_a, scratch.partial_b, scratch.channel_a, scratch.channel_b,
-         gbeta, ggamma);
+         kThreadsPerBlock, s, scratch.partial_a, scratch.partial_b, gbeta, ggamma);
 }
 
 template void batchnorm2d_forward_train<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,

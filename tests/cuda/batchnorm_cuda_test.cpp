@@ -245,6 +245,15 @@ TEST_CASE("cuda: batchnorm2d train forward and backward match the reference, pla
   }
 }
 
+// A channel of more slices than a block has threads (263 slices of 8192 values): the kernels that merge a
+// channel's partial sums (cuda_batchnorm.cu: channel_totals) then add several per thread.
+TEST_CASE("cuda: batchnorm2d train over more slices per channel than a block has threads") {
+  if (!have_gpu()) return;
+  const Case c{{.batch = 2100, .channels = 1, .height = 32, .width = 32}, 1.0};
+  INFO(describe(c));
+  check_train<float>(c, values_around<float>(numel(c.g), 5, c.offset), 15);
+}
+
 TEST_CASE("cuda: batchnorm2d eval forward and backward match the reference, plain and fused ReLU") {
   if (!have_gpu()) return;
   std::uint64_t seed = 1000;
