@@ -14,11 +14,11 @@
 // user static_asserts that its table and other arguments fit. Included by .cu files only (device code).
 #pragma once
 
+#include <cuda_runtime.h>  // CUDART_VERSION
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
-
-#include <cuda_runtime.h>  // CUDART_VERSION
 
 #include "kernels/cuda_launch.cuh"
 
