@@ -50,8 +50,7 @@ void check_gradient(const Node& node, std::size_t input, const Tensor& grad, con
 bool owned_outright(const Tensor& grad, const TensorImpl& leaf) {
   const TensorImpl& impl = grad.impl();
   return grad.impl_ptr().use_count() == 1 && impl.storage.use_count() == 1 && grad.dtype() == leaf.dtype &&
-         grad.is_contiguous() && grad.offset() == 0 &&
-         impl.storage->bytes() == static_cast<std::size_t>(grad.numel()) * dtype_size(grad.dtype());
+         grad.is_contiguous() && grad.offset() == 0 && impl.storage->bytes() == grad.nbytes();
 }
 
 void accumulate_into_leaf(TensorImpl& leaf, Tensor grad) {

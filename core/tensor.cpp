@@ -93,18 +93,20 @@ Tensor Tensor::to(Device target) const {
   // Made dense where it is (a strided CUDA view through the CUDA copy kernel), then moved as one block.
   const Tensor source = contiguous();
   Tensor copy = empty(shape(), dtype(), target);
-  const std::size_t bytes = static_cast<std::size_t>(numel()) * dtype_size(dtype());
-  const std::size_t offset_bytes = static_cast<std::size_t>(source.offset()) * dtype_size(dtype());
-  cuda::copy_bytes(copy.impl().storage->data(), target,
-                   static_cast<const char*>(source.impl().storage->data()) + offset_bytes, device(), bytes);
+  cuda::copy_bytes(copy.data_ptr(), target, source.data_ptr(), device(), source.nbytes());
   return copy;
 }
 
 // ---- element access ----------------------------------------------------------------------------------
 
+void* Tensor::data_ptr() const {
+  return static_cast<char*>(impl().storage->data()) +
+         static_cast<std::size_t>(offset()) * dtype_size(dtype());
+}
+
 template <typename T> T* Tensor::data() const {
   KILN_CHECK(dtype() == dtype_of_v<T>, "data: tensor ", describe(), " read as ", dtype_name(dtype_of_v<T>));
-  return static_cast<T*>(impl().storage->data()) + offset();
+  return static_cast<T*>(data_ptr());
 }
 template float* Tensor::data<float>() const;
 template double* Tensor::data<double>() const;

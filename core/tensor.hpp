@@ -80,6 +80,10 @@ class Tensor {
   // ---- element access ---------------------------------------------------------------------------------
   // Pointer to the first element of the view, in the memory of device(); T must match dtype().
   template <typename T> T* data() const;
+  // The same pointer untyped, and the bytes numel() elements take: a dense tensor's elements as one block,
+  // for raw copies (to another device, into a file, through a pinned buffer).
+  void* data_ptr() const;
+  std::size_t nbytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype()); }
   // The single element of a one-element tensor, converted to double (copied to the host: for a CUDA
   // tensor this waits for the kernels that compute it).
   double item() const;

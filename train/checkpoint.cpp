@@ -52,10 +52,7 @@ std::uint64_t read_little_endian(std::span<const std::uint8_t> bytes) {
 
 // The bytes of a dense tensor's elements (its view may start at an offset into the storage).
 std::span<std::uint8_t> dense_bytes(const Tensor& dense) {
-  const std::size_t element_size = dtype_size(dense.dtype());
-  auto* first = static_cast<std::uint8_t*>(dense.impl().storage->data()) +
-                static_cast<std::size_t>(dense.offset()) * element_size;
-  return {first, static_cast<std::size_t>(dense.numel()) * element_size};
+  return {static_cast<std::uint8_t*>(dense.data_ptr()), dense.nbytes()};
 }
 
 // ---- saving ------------------------------------------------------------------------------------------

@@ -4,14 +4,9 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "train/tensor_bytes.hpp"
+#include "train/packing.hpp"
 
 namespace kiln::train {
-namespace {
-
-constexpr std::size_t kStagingAlignment = 64;  // each tensor starts on its own 64-byte boundary
-
-}  // namespace
 
 DeviceBatches::DeviceBatches(data::DataLoader& loader, Device device) : loader_(loader), device_(device) {
   if (device_.is_cuda()) copies_ = std::make_unique<cuda::CopyStream>(device_.index);
@@ -56,7 +51,7 @@ std::optional<data::Batch> DeviceBatches::send_next() {
   if (batch->targets.defined()) moving.push_back(&batch->targets);
 
   std::size_t total = 0;
-  for (const Tensor* tensor : moving) total += round_up(byte_size(*tensor), kStagingAlignment);
+  for (const Tensor* tensor : moving) total += packed_size(tensor->nbytes());
   copies_->wait_for_copies();  // the staging buffer's last copy (the batch handed out now) has finished
   if (staging_.bytes() < total) staging_ = cuda::PinnedBuffer(total);
   copies_->wait_for_kernels();  // the device blocks allocated below may have just been freed by kernels
@@ -64,12 +59,12 @@ std::optional<data::Batch> DeviceBatches::send_next() {
   auto* staging = static_cast<char*>(staging_.data());
   for (Tensor* tensor : moving) {
     const Tensor host = tensor->contiguous();
-    const std::size_t bytes = byte_size(host);
-    std::memcpy(staging, first_byte(host), bytes);
+    const std::size_t bytes = host.nbytes();
+    std::memcpy(staging, host.data_ptr(), bytes);
     Tensor on_device = Tensor::empty(host.shape(), host.dtype(), device_);
-    copies_->copy_to_device(on_device.impl().storage->data(), staging, bytes);
+    copies_->copy_to_device(on_device.data_ptr(), staging, bytes);
     *tensor = std::move(on_device);
-    staging += round_up(bytes, kStagingAlignment);
+    staging += packed_size(bytes);
   }
   return batch;
 }

@@ -1,24 +1,12 @@
 #include "train/tensor_readback.hpp"
 
 #include <cstring>
+#include <utility>
 
 #include "core/error.hpp"
-#include "train/tensor_bytes.hpp"
+#include "train/packing.hpp"
 
 namespace kiln::train {
-namespace {
-
-constexpr std::size_t kLandingAlignment = 64;  // each tensor lands on its own 64-byte boundary
-
-// A dense CPU tensor holding a copy of `bytes`, laid out as `shape` of `dtype`.
-Tensor host_tensor(const Shape& shape, DType dtype, const void* bytes) {
-  Tensor host = Tensor::empty(shape, dtype);
-  if (host.numel() > 0)
-    std::memcpy(first_byte(host), bytes, byte_size(host));  // an empty one may have no data
-  return host;
-}
-
-}  // namespace
 
 TensorReadback::TensorReadback(Device device) : device_(device) {
   if (device_.is_cuda())
@@ -35,10 +23,7 @@ std::uint64_t TensorReadback::start(const std::vector<Tensor>& tensors) {
   Slot& slot = slots_[started_ % kSlots];
   if (device_.is_cpu()) {
     slot.snapshots.clear();
-    for (const Tensor& tensor : tensors) {
-      const Tensor dense = tensor.contiguous();
-      slot.snapshots.push_back(host_tensor(dense.shape(), dense.dtype(), first_byte(dense)));
-    }
+    for (const Tensor& tensor : tensors) slot.snapshots.push_back(tensor.detach().clone());
     return started_++;
   }
   // The dense copies are queued on the default stream behind the kernels that make them, and the copies
@@ -49,10 +34,9 @@ std::uint64_t TensorReadback::start(const std::vector<Tensor>& tensors) {
   std::size_t offset = 0;
   for (const Tensor& tensor : tensors) {
     const Tensor dense = tensor.contiguous();
-    pieces.push_back(
-        {.device_source = first_byte(dense), .bytes = byte_size(dense), .landing_offset = offset});
+    pieces.push_back({.device_source = dense.data_ptr(), .bytes = dense.nbytes(), .landing_offset = offset});
     slot.landings.push_back({dense.shape(), dense.dtype(), offset});
-    offset += round_up(byte_size(dense), kLandingAlignment);
+    offset += packed_size(dense.nbytes());
   }
   slot.copies->start(pieces);
   return started_++;
@@ -65,8 +49,12 @@ std::vector<Tensor> TensorReadback::read(std::uint64_t ticket) const {
   if (device_.is_cpu()) return slot.snapshots;
   const auto* landed = static_cast<const char*>(slot.copies->wait());
   std::vector<Tensor> host;
-  for (const Landing& landing : slot.landings)
-    host.push_back(host_tensor(landing.shape, landing.dtype, landed + landing.offset));
+  for (const Landing& landing : slot.landings) {
+    Tensor copy = Tensor::empty(landing.shape, landing.dtype);
+    if (copy.numel() > 0)
+      std::memcpy(copy.data_ptr(), landed + landing.offset, copy.nbytes());  // else no data
+    host.push_back(std::move(copy));
+  }
   return host;
 }
 
