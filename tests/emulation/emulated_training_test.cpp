@@ -21,7 +21,7 @@ namespace {
 using namespace kiln;
 
 // The drains and the copy kernels counted when each step of each epoch was reported.
-class DrainsPerStep : public train::TrainingObserver {
+class CountsPerStep : public train::TrainingObserver {
  public:
   struct Counts {
     std::uint64_t drains, copies;
@@ -45,11 +45,11 @@ TEST_CASE("emulated training: a steady training step never waits for the GPU, no
   config.cuda_conv = "library";   // no per-shape measuring, which synchronizes on purpose
   config.clip_grad_norm = 0.5;    // summed and applied on the device: no wait either
   config.class_weights = "auto";  // the weighted mean's denominator too
-  DrainsPerStep observer;
+  CountsPerStep observer;
   const train::TrainResult result = train::train(config, train::RunStart::Fresh, observer);
   REQUIRE(result.history.size() == 2);
   REQUIRE(observer.at_step.size() == 2);
-  const std::vector<DrainsPerStep::Counts>& second_epoch = observer.at_step[1];
+  const std::vector<CountsPerStep::Counts>& second_epoch = observer.at_step[1];
   REQUIRE(second_epoch.size() == 3);  // 6 images in batches of 2
   for (std::size_t step = 1; step < second_epoch.size(); ++step) {
     INFO("epoch 2, step ", step + 1);
