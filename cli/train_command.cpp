@@ -183,8 +183,9 @@ class ConsoleObserver final : public train::CrossValidationObserver {
     std::printf("kernels: %s on %d thread%s\n", plan.at("kernels").at("cpu_level").get<std::string>().c_str(),
                 threads, threads == 1 ? "" : "s");
     if (plan.at("device") != "cpu") {
-      std::printf("device: %s, convolutions: %s\n", plan.at("device").get<std::string>().c_str(),
-                  cuda_conv_summary(plan.at("cuda_conv").get<std::string>()).c_str());
+      std::printf("device: %s, convolutions: %s%s\n", plan.at("device").get<std::string>().c_str(),
+                  cuda_conv_summary(plan.at("cuda_conv").get<std::string>()).c_str(),
+                  plan.at("cuda_graphs").get<bool>() ? ", steps as CUDA graphs" : "");
     }
     if (plan.at("precision") != "fp32") {
       std::printf("precision: %s (bfloat16 activations, float32 master weights)\n",
@@ -402,6 +403,11 @@ void add_train_command(CLI::App& app) {
           "run: its choices replayed (its speed, and the same bits on every run), other shapes measured")
       ->check(CLI::IsMember({"measured", "library"}) | CLI::ExistingFile)
       ->capture_default_str();
+  command->add_flag(
+      "--cuda-graphs", config->cuda_graphs,
+      "on a CUDA device, capture the training step's forward and backward pass as a CUDA graph "
+      "after one step, and launch it as one unit at every later step (the optimizer's update "
+      "stays outside); falls back to plain launches, with a warning, when it cannot be captured");
   add_compute_threads_option(command);
   command->add_option("--out", config->run_dir, "run folder for last.kiln and metrics.jsonl")->capture_default_str();
   command->add_option("--max-steps", config->max_steps_per_epoch, "cap on steps per epoch (0: whole epochs)");

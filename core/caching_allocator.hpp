@@ -14,11 +14,22 @@
 // freeing its biases, batch-norm statistics and labels through it stalled the GPU about 270 times. The
 // free lists hold at most `cache_limit` bytes; a block freed beyond that goes back to the backing
 // allocator. One mutex guards everything: data-loader threads allocate tensors too.
+//
+// Private pools serve CUDA graphs (core/cuda_graph.hpp). A graph replays its kernels on the addresses they
+// were captured with, so every block the captured work was handed must stay the graph's while the graph
+// lives: a block freed during the capture and handed to a tensor outside it would be overwritten by the next
+// replay. While a pool is open, every allocation (of any size) belongs to it: taken from its own free blocks,
+// else from the shared lists or the backing allocator. A block that belongs to a pool goes back to that pool
+// when freed, whenever that is, and only allocations inside the pool take it again. Releasing the pool (when
+// the graph is destroyed) gives its free blocks to the shared lists, and its blocks still in use go there
+// when they are freed.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "core/storage.hpp"
@@ -50,21 +61,41 @@ class CachingAllocator final : public Allocator {
   // Starts the peak over from the bytes in use now (as torch.cuda.reset_peak_memory_stats does), so one
   // process can measure the peaks of workloads run one after another.
   void reset_peak();
-  // Returns every cached block to the backing allocator.
+  // Returns every block on the shared lists to the backing allocator (a pool keeps its own).
   void release_cached();
 
   // The size a request of `bytes` is served with (bytes itself below min_cached_bytes).
   std::size_t size_class(std::size_t bytes) const;
 
+  // Private pools (see the top of the file). One is open at a time.
+  using PoolId = std::uint64_t;
+  PoolId open_pool();
+  void close_pool();  // allocations come from the shared lists again; the pool keeps its blocks
+  void release_pool(PoolId pool);
+  // Blocks that belong to `pool`: in use and free.
+  std::size_t pool_blocks(PoolId pool) const;
+
  private:
+  using FreeBlocks = std::map<std::size_t, std::vector<void*>>;  // size class -> cached blocks
+  struct Pool {
+    FreeBlocks free_blocks;
+    std::size_t blocks = 0;
+  };
+
   bool cached(std::size_t bytes) const { return bytes >= min_cached_bytes_; }
+  // A free block of `size` from `blocks`, or null. Under mutex_.
+  void* take(FreeBlocks& blocks, std::size_t size);
 
   Allocator& backing_;
   const std::size_t cache_limit_;
   const std::size_t min_cached_bytes_;
   mutable std::mutex mutex_;
-  std::map<std::size_t, std::vector<void*>> free_blocks_;  // size class -> cached blocks
+  FreeBlocks free_blocks_;  // the shared lists
   Stats stats_;
+  std::map<PoolId, Pool> pools_;
+  std::unordered_map<void*, PoolId> pool_of_;  // every block that belongs to a pool
+  PoolId open_pool_ = 0;                       // 0: none
+  PoolId last_pool_ = 0;
 };
 
 }  // namespace kiln

@@ -1,6 +1,8 @@
 #include "core/cuda_runtime.hpp"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -118,6 +120,37 @@ void copy_bytes(void* destination, Device destination_device, const void* source
                                                           destination_device.str() + ")");
 }
 
+void check_status(int status, const std::string& call) { check(static_cast<cudaError_t>(status), call); }
+
+void* compute_stream(int index) {
+  constexpr int kMaxDevices = 64;
+  static std::array<std::atomic<void*>, kMaxDevices> streams{};
+  static std::mutex creation;
+  KILN_CHECK(index >= 0 && index < kMaxDevices, "CUDA: cuda:", index, " is not a device kiln can address");
+  std::atomic<void*>& slot = streams[static_cast<std::size_t>(index)];
+  if (void* stream = slot.load(std::memory_order_acquire)) return stream;  // every launch after the first
+  const std::lock_guard lock(creation);
+  if (void* stream = slot.load(std::memory_order_acquire)) return stream;
+  // A stream belongs to the device current at its creation.
+  const int previous = current_device();
+  use_device(index);
+  cudaStream_t stream = nullptr;
+  const cudaError_t status = cudaStreamCreateWithFlags(&stream, cudaStreamDefault);
+  check(cudaSetDevice(previous), "cudaSetDevice(" + std::to_string(previous) + ")");
+  check(status, "cudaStreamCreateWithFlags(compute stream)" + on(index));
+  slot.store(stream, std::memory_order_release);  // never destroyed, like the cuBLAS handles
+  return stream;
+}
+
+void* current_compute_stream() { return compute_stream(current_device()); }
+
+bool is_capturing(int index) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  check(cudaStreamIsCapturing(static_cast<cudaStream_t>(compute_stream(index)), &status),
+        "cudaStreamIsCapturing" + on(index));
+  return status != cudaStreamCaptureStatusNone;
+}
+
 void check_launch(const char* kernel) { check(cudaGetLastError(), std::string("launching ") + kernel); }
 
 void synchronize(int index) {
@@ -137,7 +170,8 @@ PinnedBuffer::~PinnedBuffer() {
 CopyStream::CopyStream(int device_index) : device_index_(device_index) {
   use_device(device_index);
   cudaStream_t stream = nullptr;
-  // Non-blocking: the legacy default stream would otherwise serialize with it and nothing would overlap.
+  // Non-blocking: a blocking stream would serialize with the legacy default stream, and through it with the
+  // compute stream, and nothing would overlap.
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
         "cudaStreamCreateWithFlags" + on(device_index));
   stream_ = stream;
@@ -158,7 +192,8 @@ CopyStream::~CopyStream() {
 void CopyStream::wait_for_kernels() {
   use_device(device_index_);
   const auto kernels = static_cast<cudaEvent_t>(kernels_done_);
-  check(cudaEventRecord(kernels, cudaStreamLegacy), "cudaEventRecord(default stream)" + on(device_index_));
+  check(cudaEventRecord(kernels, static_cast<cudaStream_t>(compute_stream(device_index_))),
+        "cudaEventRecord(compute stream)" + on(device_index_));
   check(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream_), kernels, 0),
         "cudaStreamWaitEvent(copy stream)" + on(device_index_));
 }
@@ -176,8 +211,9 @@ void CopyStream::copy_to_device(void* destination, const void* source, std::size
 
 void CopyStream::order_before_kernels() {
   use_device(device_index_);
-  check(cudaStreamWaitEvent(cudaStreamLegacy, static_cast<cudaEvent_t>(copies_done_), 0),
-        "cudaStreamWaitEvent(default stream)" + on(device_index_));
+  check(cudaStreamWaitEvent(static_cast<cudaStream_t>(compute_stream(device_index_)),
+                            static_cast<cudaEvent_t>(copies_done_), 0),
+        "cudaStreamWaitEvent(compute stream)" + on(device_index_));
 }
 
 void CopyStream::wait_for_copies() {
@@ -206,14 +242,15 @@ void HostReadback::start(std::span<const Piece> pieces) {
     wait();  // the previous copies land in the buffer about to be released
     landed_ = PinnedBuffer(reach);
   }
+  const auto stream = static_cast<cudaStream_t>(compute_stream(device_index_));
   for (const Piece& piece : pieces) {
     check(cudaMemcpyAsync(static_cast<char*>(landed_.data()) + piece.landing_offset, piece.device_source,
-                          piece.bytes, cudaMemcpyDeviceToHost, cudaStreamLegacy),
+                          piece.bytes, cudaMemcpyDeviceToHost, stream),
           "cudaMemcpyAsync(" + std::to_string(piece.bytes) + " bytes, cuda:" + std::to_string(device_index_) +
               " -> cpu)");
   }
-  check(cudaEventRecord(static_cast<cudaEvent_t>(copied_), cudaStreamLegacy),
-        "cudaEventRecord(default stream)" + on(device_index_));
+  check(cudaEventRecord(static_cast<cudaEvent_t>(copied_), stream),
+        "cudaEventRecord(compute stream)" + on(device_index_));
 }
 
 const void* HostReadback::wait() const {
@@ -244,6 +281,12 @@ void copy_bytes(void* destination, Device destination_device, const void* source
   if (!destination_device.is_cpu() || !source_device.is_cpu()) no_cuda("copying to or from a device");
   if (bytes > 0) std::memcpy(destination, source, bytes);
 }
+void check_status(int status, const std::string& call) {
+  if (status != 0) no_cuda(call.c_str());
+}
+void* compute_stream(int) { no_cuda("compute_stream"); }
+void* current_compute_stream() { no_cuda("current_compute_stream"); }
+bool is_capturing(int) { return false; }
 void check_launch(const char* kernel) { no_cuda(kernel); }
 void synchronize(int) { no_cuda("synchronize"); }
 PinnedBuffer::PinnedBuffer(std::size_t) { no_cuda("allocating pinned host memory"); }

@@ -50,6 +50,22 @@ void free_device(void* pointer, int index);
 void copy_bytes(void* destination, Device destination_device, const void* source, Device source_device,
                 std::size_t bytes);
 
+// The stream all of kiln's device work on cuda:index goes on, in order: every kernel, cuBLAS call, fill and
+// asynchronous copy of a step. One per device, created on first use and kept for the process; returned as a
+// cudaStream_t. It is a blocking stream, so work on the legacy default stream (a synchronous cudaMemcpy,
+// another library's kernels) still waits for it and it for them, as when kiln ran on the legacy stream
+// itself; unlike the legacy stream, it can be captured into a CUDA graph (core/cuda_graph.hpp).
+void* compute_stream(int index);
+// compute_stream(current_device()): the stream a launch on the calling thread's device goes on.
+void* current_compute_stream();
+// Whether cuda:index's compute stream is being captured into a graph (core/cuda_graph.hpp): work queued now
+// is recorded, not run, and must not wait for the device nor differ between launches.
+bool is_capturing(int index);
+
+// Throws a kiln::Error naming `call` and the runtime's message when `status` (a cudaError_t) is not
+// cudaSuccess, and clears the error; for the runtime's other callers in core/ (cuda_graph.cpp).
+void check_status(int status, const std::string& call);
+
 // Throws, naming `kernel`, when its launch failed (a bad configuration, no device): kernels/ calls it
 // right after each <<<...>>> launch.
 void check_launch(const char* kernel);
@@ -74,12 +90,12 @@ class PinnedBuffer {
   std::size_t bytes_ = 0;
 };
 
-// A stream of host-to-device copies beside the default stream, where every kernel runs: the next batch
+// A stream of host-to-device copies beside the compute stream, where every kernel runs: the next batch
 // travels while this one computes. Ordering between the two streams is explicit, through events:
 //
 //   copies.wait_for_kernels();            // the destination block may have been used by earlier kernels
 //   copies.copy_to_device(dst, pinned, n);
-//   ...                                   // the current step's kernels, on the default stream
+//   ...                                   // the current step's kernels, on the compute stream
 //   copies.order_before_kernels();        // kernels launched from now on start after the copy
 //   copies.wait_for_copies();             // (host) before the pinned source is written again
 class CopyStream {
@@ -89,12 +105,12 @@ class CopyStream {
   CopyStream(const CopyStream&) = delete;
   CopyStream& operator=(const CopyStream&) = delete;
 
-  // Copies on this stream start only after every kernel launched on the default stream so far: device
+  // Copies on this stream start only after every kernel launched on the compute stream so far: device
   // memory freed by those kernels and handed out again by the caching allocator is not written early.
   void wait_for_kernels();
   // Enqueues the copy and returns at once; `source` should be pinned (else the copy is synchronous).
   void copy_to_device(void* destination, const void* source, std::size_t bytes);
-  // Kernels launched on the default stream from now on start only after the copies enqueued so far.
+  // Kernels launched on the compute stream from now on start only after the copies enqueued so far.
   void order_before_kernels();
   // Blocks the host until the copies enqueued so far have finished.
   void wait_for_copies();
@@ -103,10 +119,10 @@ class CopyStream {
   int device_index_;
   void* stream_ = nullptr;        // cudaStream_t
   void* copies_done_ = nullptr;   // cudaEvent_t, recorded after each copy
-  void* kernels_done_ = nullptr;  // cudaEvent_t, recorded on the default stream by wait_for_kernels
+  void* kernels_done_ = nullptr;  // cudaEvent_t, recorded on the compute stream by wait_for_kernels
 };
 
-// Device-to-host copies that do not stall the device. start() enqueues them on the default stream, behind
+// Device-to-host copies that do not stall the device. start() enqueues them on the compute stream, behind
 // the kernels that compute the values, into page-locked memory, and marks their end with an event; wait()
 // blocks until they have landed and returns the landing buffer. Read a step late, the copies have long
 // landed: the training loop reads each step's loss this way and evaluation each batch's logits, so the

@@ -50,16 +50,19 @@ __device__ inline std::int64_t grid_thread_count() {
   return static_cast<std::int64_t>(gridDim.x) * blockDim.x;
 }
 
-// Launches kernel<<<grid, block>>>(arguments...) on the default stream, where every kiln kernel runs, and
-// checks the launch, naming `name` in any error. Emulated, the grid has run when this returns.
+// Launches kernel<<<grid, block>>>(arguments...) on the current device's compute stream, where every kiln
+// kernel runs (cuda::compute_stream), and checks the launch, naming `name` in any error. Emulated, the grid
+// has run when this returns, or has been recorded when the stream is being captured into a graph (which is
+// why the emulated body holds copies of the arguments, as a launch does).
 template <typename... Parameters, typename... Arguments>
 void launch(const char* name, void (*kernel)(Parameters...), dim3 grid, dim3 block, Arguments... arguments) {
 #ifdef KILN_CUDA_EMULATION
-  emulation::run_grid(name, grid, block, 0, [&] { kernel(arguments...); });
+  emulation::run_grid(name, grid, block, 0, [=] { kernel(arguments...); });
 #else
+  const auto stream = static_cast<cudaStream_t>(::kiln::cuda::current_compute_stream());
   // clang-format takes a .cuh for C++ and would split the >>>.
   // clang-format off
-  kernel<<<grid, block>>>(arguments...);
+  kernel<<<grid, block, 0, stream>>>(arguments...);
   // clang-format on
   ::kiln::cuda::check_launch(name);
 #endif

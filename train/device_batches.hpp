@@ -2,7 +2,7 @@
 //
 // On the CPU the loader's batches pass through. On a CUDA device one batch is always in flight: when the
 // step for batch k asks for its batch, batch k+1 is taken from the loader at once and its tensors start
-// travelling (packed into one pinned staging buffer, copied on a CopyStream beside the default stream), so
+// travelling (packed into one pinned staging buffer, copied on a CopyStream beside the compute stream), so
 // the copy overlaps step k's kernels and step k+1 finds its inputs already on the device:
 //
 //   host:        next() -> k          next() -> k+1

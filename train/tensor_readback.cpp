@@ -26,7 +26,7 @@ std::uint64_t TensorReadback::start(const std::vector<Tensor>& tensors) {
     for (const Tensor& tensor : tensors) slot.snapshots.push_back(tensor.detach().clone());
     return started_++;
   }
-  // The dense copies are queued on the default stream behind the kernels that make them, and the copies
+  // The dense copies are queued on the compute stream behind the kernels that make them, and the copies
   // back behind those; a temporary may be freed once queued, since the caching allocator hands its block
   // only to work queued later on the same stream.
   std::vector<cuda::HostReadback::Piece> pieces;

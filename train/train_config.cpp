@@ -106,6 +106,7 @@ TrainConfig resumed_config(const TrainConfig& stored, const TrainConfig& request
   config.device = requested.device;
   config.precision = requested.precision;
   config.cuda_conv = requested.cuda_conv;
+  config.cuda_graphs = requested.cuda_graphs;
   KILN_CHECK(requested.epochs >= stored.epochs, "cannot resume ", path.string(), " with --epochs ",
              requested.epochs, ": the run was planned for ", stored.epochs);
   // A longer run keeps the stored schedule's shape only for schedules that do not depend on the total.

@@ -25,6 +25,7 @@
 #include "train/evaluate.hpp"
 #include "train/fine_tune.hpp"
 #include "train/folds.hpp"
+#include "train/graphed_step.hpp"
 #include "train/label_counts.hpp"
 #include "train/loss_readback.hpp"
 #include "train/model_io.hpp"
@@ -117,6 +118,9 @@ struct Run {
   bool multi_label = false;
   Tensor pos_weight;
   ThresholdChoice thresholds;
+  // With --cuda-graphs on a CUDA device: each step's pass, captured once for the whole run.
+  std::unique_ptr<GraphedStep> graphed_step;
+  bool graph_fallback_reported = false;
 };
 
 // What a multi-label run cannot do: the settings that assume one class per image. Checked up front, so
@@ -560,6 +564,26 @@ void evaluate_multi_label_epoch(Run& run, EpochSummary& summary) {
   summary.thresholds = run.thresholds;
 }
 
+// A step's pass, everything of it but the optimizers' update (what train/graphed_step.hpp can capture):
+// forward, the loss, backward, clipping, and (single-label) the batch's correct predictions.
+//   inputs: images and labels (single-label) or images and targets (multi-label);
+//   returns: the loss, and (single-label) the count of correct predictions, a float64 scalar.
+std::vector<Tensor> training_pass(Run& run, const std::vector<Tensor>& inputs) {
+  const Tensor& images = inputs[0];
+  const Tensor logits = forward_logits(*run.model, images, run.precision);  // float32 [B, classes]
+  const Tensor loss = run.multi_label ? binary_cross_entropy_with_logits(logits, inputs[1], run.pos_weight)
+                                      : cross_entropy(logits, inputs[1], run.class_weight,
+                                                      {.label_smoothing = run.config.label_smoothing});
+  for (ParameterGroup& group : run.groups) group.optimizer->zero_grad();
+  loss.backward();
+  if (run.config.clip_grad_norm > 0)
+    optim::clip_grad_norm(run.model->parameters(), run.config.clip_grad_norm);
+  if (run.multi_label) return {loss};
+  const NoGradGuard no_grad;
+  const Tensor hits = sum(eq(argmax(logits, 1).to(DType::Float64), inputs[1].to(DType::Float64)));
+  return {loss, hits};
+}
+
 EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& observer) {
   layers::Module& model = *run.model;
   model.train();
@@ -571,7 +595,12 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
   double loss_sum = 0.0, seen = 0.0, learning_rate = 0.0;
   // Counted on the model's device and read once, at the epoch's end: a read every step would make the host
   // wait for the GPU at every step.
-  Tensor correct;
+  Tensor correct = Tensor::zeros({}, DType::Float64, run.device);
+  if (run.config.cuda_graphs && run.device.is_cuda() && !run.graphed_step) {
+    run.graphed_step = std::make_unique<GraphedStep>(
+        run.device.index, model.parameters(),
+        [&run](const std::vector<Tensor>& inputs) { return training_pass(run, inputs); });
+  }
   // Each step's loss reaches the host a step late (train/loss_readback.hpp): it is checked, summed and
   // reported once the next step's work is queued, so on a GPU the device never waits for the host.
   LossReadback losses(run.device);
@@ -601,21 +630,23 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
     learning_rate = run.groups.front().schedule->learning_rate(epoch * steps + step);
     for (ParameterGroup& group : run.groups) group.optimizer->set_learning_rate(group.schedule->learning_rate(epoch * steps + step));
 
-    const Tensor logits = forward_logits(model, batch->images, run.precision);  // float32 [B, classes]
-    const Tensor loss = run.multi_label
-                            ? binary_cross_entropy_with_logits(logits, batch->targets, run.pos_weight)
-                            : cross_entropy(logits, batch->labels, run.class_weight,
-                                            {.label_smoothing = run.config.label_smoothing});
-    const std::uint64_t loss_ticket = losses.start(loss);
-    for (ParameterGroup& group : run.groups) group.optimizer->zero_grad();
-    loss.backward();
-    if (run.config.clip_grad_norm > 0) optim::clip_grad_norm(model.parameters(), run.config.clip_grad_norm);
+    const std::vector<Tensor> inputs{batch->images, run.multi_label ? batch->targets : batch->labels};
+    // A graph's outputs are overwritten by its next launch: the loss's copy and the count below are queued
+    // before it.
+    const std::vector<Tensor> results =
+        run.graphed_step ? run.graphed_step->run(inputs) : training_pass(run, inputs);
+    const std::uint64_t loss_ticket = losses.start(results[0]);
+    if (run.graphed_step && run.graphed_step->fallback_reason() && !run.graph_fallback_reported) {
+      std::fprintf(stderr,
+                   "kiln: warning: --cuda-graphs: the training step could not be captured (%s); it "
+                   "runs without a graph\n",
+                   run.graphed_step->fallback_reason()->c_str());
+      run.graph_fallback_reported = true;
+    }
     for (ParameterGroup& group : run.groups) group.optimizer->step();
-
     if (!run.multi_label) {
-      NoGradGuard no_grad;
-      const Tensor hits = sum(eq(argmax(logits, 1).to(DType::Float64), batch->labels.to(DType::Float64)));
-      correct = correct.defined() ? correct + hits : hits;
+      const NoGradGuard no_grad;
+      correct = correct + results[1];
     }
     if (unreported) report(*unreported);
     unreported = Unreported{step, loss_ticket, learning_rate, static_cast<double>(batch->labels.numel())};
@@ -716,7 +747,10 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
       {"device",
        run.device.is_cuda() ? run.device.str() + ": " + cuda::device_description(run.device.index) : "cpu"},
       {"precision", precision_name(run.precision)}};
-  if (run.device.is_cuda()) plan["cuda_conv"] = run.config.cuda_conv;
+  if (run.device.is_cuda()) {
+    plan["cuda_conv"] = run.config.cuda_conv;
+    plan["cuda_graphs"] = run.config.cuda_graphs;
+  }
   plan["task"] = run.multi_label ? kMultiLabelTask : kSingleLabelTask;
   if (run.multi_label) {
     plan["thresholds"] = run.splits.validation

@@ -58,6 +58,9 @@ struct TrainConfig {
   // measured | library | a choices file to replay (train/conv_choices.hpp): what runs each convolution on a
   // CUDA device (kernels/conv2d/cuda_tuning.hpp); like device, a choice of this process
   std::string cuda_conv = "measured";
+  // Capture each step's forward and backward pass as a CUDA graph once, and launch it as one unit at every
+  // later step (train/graphed_step.hpp); like device, a choice of this process
+  bool cuda_graphs = false;
   bool strict = false;                          // a bad image file is an error, not a warning
   std::int64_t max_steps_per_epoch = 0;         // 0: whole epochs (tests and smoke runs use a cap)
   // Class imbalance (train/class_balance.hpp); at most one of the two.

@@ -4,7 +4,9 @@
 
 Each report is what bench/compare/kiln_gpu.cpp (one per model) or torch_gpu.py printed; a missing or
 empty file leaves its cells blank. Rows are joined by (model, precision). Ratios are kiln / PyTorch: for
-images/s above 1 means kiln is faster; for peak memory above 1 means kiln needs more. Standard library only.
+images/s above 1 means kiln is faster; for peak memory above 1 means kiln needs more. A kiln row measured
+with CUDA graphs too (kiln_gpu.cpp --cuda-graphs both) adds that throughput and its ratio as two more columns.
+Standard library only.
 """
 
 import argparse
@@ -28,6 +30,8 @@ FOOTNOTES = [
     "counts torch.cuda.max_memory_allocated (allocated blocks, 512-byte rounding, cuDNN/cuBLAS workspaces "
     "included), reset before each model was built. Both include weights, gradients, momentum buffers and "
     "activations; neither includes the CUDA context.",
+    "kiln+graphs: the same steps with each step's forward and backward pass launched as one CUDA graph "
+    "(kiln train --cuda-graphs; the SGD update outside the graph); PyTorch stays eager.",
 ]
 
 
@@ -106,6 +110,8 @@ def merge(kiln_rows, torch_rows):
         kiln, torch = kiln_rows.get(key), torch_rows.get(key)
         kiln_rate, torch_rate = measured(kiln, "images_per_s"), measured(torch, "images_per_s")
         kiln_peak, torch_peak = measured(kiln, "peak_bytes"), measured(torch, "peak_bytes")
+        graphs = (kiln or {}).get("with_cuda_graphs")
+        graphs_rate = measured(graphs, "images_per_s")
         merged.append({
             "model": key[0], "precision": key[1],
             "kiln_images_per_s": kiln_rate, "torch_images_per_s": torch_rate,
@@ -114,6 +120,9 @@ def merge(kiln_rows, torch_rows):
             "torch_peak_mib": torch_peak / 2**20 if torch_peak is not None else None,
             "memory_ratio_kiln_over_torch": ratio(kiln_peak, torch_peak),
             "kiln_status": status_text(kiln), "torch_status": status_text(torch),
+            "kiln_graphs_images_per_s": graphs_rate,
+            "speed_ratio_kiln_graphs_over_torch": ratio(graphs_rate, torch_rate),
+            "kiln_graphs_fallback": (graphs or {}).get("fallback"),
         })
     return merged
 
@@ -153,7 +162,15 @@ def main():
               number_text(r["torch_images_per_s"]), ratio_text(r["speed_ratio_kiln_over_torch"]),
               number_text(r["kiln_peak_mib"]), number_text(r["torch_peak_mib"]),
               ratio_text(r["memory_ratio_kiln_over_torch"])] for r in merged]
+    if any(r["kiln_graphs_images_per_s"] is not None for r in merged):
+        headers += ["kiln+graphs img/s", "speed kiln+graphs/torch"]
+        for row, r in zip(table, merged):
+            row += [number_text(r["kiln_graphs_images_per_s"]), ratio_text(r["speed_ratio_kiln_graphs_over_torch"])]
     print_table(headers, table)
+    for r in merged:
+        if r["kiln_graphs_fallback"]:
+            print(f"WARNING: kiln {r['model']} {r['precision']}: the step was not captured as a graph "
+                  f"({r['kiln_graphs_fallback']}); its +graphs cells ran without one")
 
     not_ok = [r for r in merged if r["kiln_status"] != "ok" or r["torch_status"] != "ok"]
     if not_ok:

@@ -11,6 +11,12 @@
 //
 //   ./build/compare_kiln_gpu --model resnet20 [--batch 128] [--warmup 10] [--steps 50] [--rounds 5]
 //                            [--budget 30] [--precision fp32|bf16|both] [--cuda-conv measured|library|FILE]
+//                            [--cuda-graphs off|on|both]
+//
+// --cuda-graphs is `kiln train --cuda-graphs` (train/graphed_step.hpp): each step's forward and backward pass
+// captured once as a CUDA graph and launched as one unit, the SGD update outside it. "both" (the default)
+// times each precision without graphs and then with them, the second measurement under "with_cuda_graphs" in
+// the same row; a capture that fails says why there ("fallback") and its steps run without a graph.
 //
 // --cuda-conv is `kiln train --cuda-conv` (kernels/conv2d/cuda_tuning.hpp): measured (the default) lets the
 // first warm-up step measure, once per convolution shape and pass, the library path (im2col + cuBLAS) against
@@ -54,6 +60,7 @@
 #include "models/architecture.hpp"
 #include "optim/sgd.hpp"
 #include "train/conv_choices.hpp"
+#include "train/graphed_step.hpp"
 #include "train/loss_readback.hpp"
 #include "train/precision.hpp"
 
@@ -72,11 +79,13 @@ struct GpuCompareOptions {
   TimingOptions rounds{.warmup = 0, .max_reps = 5, .budget_s = 30.0};  // the warm-up is in steps, above
   bool fp32 = true, bf16 = true;
   std::string cuda_conv = "measured";  // measured | library | a choices file to replay
+  bool without_graphs = true, with_graphs = true;
 };
 
 const char* const kUsage =
     "usage: compare_kiln_gpu --model NAME [--batch 128] [--warmup 10] [--steps 50] [--rounds 5] "
-    "[--budget 30] [--precision fp32|bf16|both] [--cuda-conv measured|library|FILE]";
+    "[--budget 30] [--precision fp32|bf16|both] [--cuda-conv measured|library|FILE] "
+    "[--cuda-graphs off|on|both]";
 
 // std::stoll's own error says only "stoll": this one names the flag.
 long long integer_value(const std::string& flag, const std::string& value) {
@@ -133,6 +142,11 @@ GpuCompareOptions parse_gpu_options(int argc, char** argv) {
       options.bf16 = value != "fp32";
     } else if (flag == "--cuda-conv") {
       options.cuda_conv = value;  // a file is checked when it is replayed
+    } else if (flag == "--cuda-graphs") {
+      if (value != "off" && value != "on" && value != "both")
+        throw std::invalid_argument("--cuda-graphs takes off, on or both, not " + value);
+      options.without_graphs = value != "on";
+      options.with_graphs = value != "off";
     } else {
       throw std::invalid_argument("unknown option " + flag + "; " + kUsage);
     }
@@ -158,7 +172,7 @@ std::int64_t served_by_ladder(train::Precision precision) {
 // The training steps of one model on cuda:0 in `precision`: throughput, peak device memory, and the loss
 // before and after the timed steps (a sanity check: it must stay finite, and on a fixed batch it usually
 // falls).
-nlohmann::json time_training(const GpuCompareOptions& options, train::Precision precision) {
+nlohmann::json time_training(const GpuCompareOptions& options, train::Precision precision, bool graphs) {
   const std::string precision_name(train::precision_name(precision));
   const Device device = Device::cuda(kDevice);
   cuda_caching_allocator(kDevice).reset_peak();  // the previous precision's tensors are freed by now
@@ -181,11 +195,17 @@ nlohmann::json time_training(const GpuCompareOptions& options, train::Precision 
   train::LossReadback losses(device);
   std::optional<std::uint64_t> previous;
   double loss_value = 0.0;
-  const auto step = [&] {
-    const Tensor loss = cross_entropy(train::forward_logits(*model, images, precision), labels);
-    const std::uint64_t ticket = losses.start(loss);
+  const train::GraphedStep::Pass pass = [&](const std::vector<Tensor>& inputs) {
+    const Tensor loss = cross_entropy(train::forward_logits(*model, inputs[0], precision), inputs[1]);
     optimizer.zero_grad();
     loss.backward();
+    return std::vector<Tensor>{loss};
+  };
+  std::optional<train::GraphedStep> graphed;
+  if (graphs) graphed.emplace(kDevice, model->parameters(), pass);
+  const auto step = [&] {
+    const Tensor loss = graphed ? graphed->run({images, labels})[0] : pass({images, labels})[0];
+    const std::uint64_t ticket = losses.start(loss);
     optimizer.step();
     if (previous) loss_value = losses.value(*previous);
     previous = ticket;
@@ -202,9 +222,9 @@ nlohmann::json time_training(const GpuCompareOptions& options, train::Precision 
 
   const double ms_per_step = round.median_ms / options.steps_per_round;
   const double images_per_s = static_cast<double>(options.batch) / ms_per_step * 1e3;
-  std::fprintf(stderr, "kiln: %s %s %9.3f ms/step  %10.1f images/s  peak %8.1f MiB  loss %.4f -> %.4f\n",
-               options.model.c_str(), precision_name.c_str(), ms_per_step, images_per_s,
-               mebibytes(memory.peak_in_use_bytes), loss_after_warmup, loss_value);
+  std::fprintf(stderr, "kiln: %s %s%s %9.3f ms/step  %10.1f images/s  peak %8.1f MiB  loss %.4f -> %.4f\n",
+               options.model.c_str(), precision_name.c_str(), graphs ? " graphs" : "", ms_per_step,
+               images_per_s, mebibytes(memory.peak_in_use_bytes), loss_after_warmup, loss_value);
   nlohmann::json row = {{"kind", "train_step"},
                         {"model", options.model},
                         {"precision", precision_name},
@@ -222,7 +242,9 @@ nlohmann::json time_training(const GpuCompareOptions& options, train::Precision 
                         {"in_use_bytes_at_end", memory.in_use_bytes},
                         {"cached_bytes_at_end", memory.cached_bytes},
                         {"cuda_conv", options.cuda_conv},
-                        {"conv_passes_served_by_ladder", served_by_ladder(precision)}};
+                        {"conv_passes_served_by_ladder", served_by_ladder(precision)},
+                        {"cuda_graphs", graphed && graphed->captured()}};
+  if (graphed && graphed->fallback_reason()) row["fallback"] = *graphed->fallback_reason();
   // The timings stand either way (NaNs cost the same arithmetic), but a loss that is not finite on a fixed
   // batch at this learning rate points at a wrong kernel: the table shows the warning. JSON has no NaN,
   // so such a loss is written as null.
@@ -254,8 +276,14 @@ int main(int argc, char** argv) try {
     if (!(precision == train::Precision::Float32 ? options.fp32 : options.bf16)) continue;
     const std::string precision_name(train::precision_name(precision));
     try {
-      results.push_back(time_training(options, precision));
-      failed = failed || results.back().contains("warning");
+      nlohmann::json row = time_training(options, precision, options.with_graphs && !options.without_graphs);
+      if (options.with_graphs && options.without_graphs) {
+        nlohmann::json with_graphs = time_training(options, precision, true);
+        failed = failed || with_graphs.contains("warning") || with_graphs.contains("fallback");
+        row["with_cuda_graphs"] = std::move(with_graphs);
+      }
+      failed = failed || row.contains("warning") || row.contains("fallback");
+      results.push_back(std::move(row));
     } catch (const std::exception& error) {
       // Reported in the table rather than aborting the comparison: a kernel that fails on the device says
       // so here with a kiln::Error naming it.

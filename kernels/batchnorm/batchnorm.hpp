@@ -118,7 +118,7 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, con
 }  // namespace avx2
 
 // CUDA kernels (cuda_batchnorm.cu, built when CMake finds a CUDA compiler), float, double and bfloat16,
-// same contracts: on the current device, on the default stream, asynchronously; every pointer is device
+// same contracts: on the current device, on the compute stream, asynchronously; every pointer is device
 // memory, and `device` (the current device) is where the kernels' scratch for per-channel sums is allocated.
 // Statistics in one pass (shifted sums in double); every per-channel sum is added in a fixed order, without
 // atomics, so results are the same on every run (not bitwise the reference's: the order differs).

@@ -28,7 +28,7 @@
 // E[d^2] - E[d]^2. The shift keeps E[d] of the order of the spread, so the difference keeps its digits
 // when the mean is large next to the spread (the reference takes two passes instead).
 //
-// Launches, all on the default stream, in order:
+// Launches, all on the compute stream, in order:
 //   forward train   partial sums of d, d^2  ->  statistics per channel (+ saved, running stats) and normalize
 //   forward eval    normalize
 //   backward train  partial sums of gy', gy' * xhat  ->  per-channel sums (ggamma, gbeta) and gx
@@ -360,7 +360,7 @@ __global__ void train_gx_kernel(ChannelSlices s, bool fused_relu, const T* x, co
 
 // Scratch for the per-slice partial sums, in device memory: partial_a, partial_b [C, slices] (double).
 // Freed when the Scratch goes out of scope, right after the launches that use it are enqueued: every
-// kernel runs on the default stream, so whatever reuses the block later runs after them.
+// kernel runs on the compute stream, so whatever reuses the block later runs after them.
 struct Scratch {
   std::shared_ptr<Storage> storage;
   double *partial_a, *partial_b;

@@ -139,7 +139,7 @@ void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
 
 // The CUDA kernels (cuda_conv2d.cu, cuda_im2col.cu, cuda_depthwise.cu; built when CMake finds a CUDA
 // compiler), float, double and bfloat16: every buffer a device pointer in the layouts above, every kernel on
-// the current device, on the default stream, asynchronously, with the reference's semantics (outputs
+// the current device, on the compute stream, asynchronously, with the reference's semantics (outputs
 // overwritten). Together they are the library path: the direct kernels for depthwise geometries, im2col +
 // GEMM for every other one. dispatch.cpp runs it, or a step of the convolution ladder measured faster on the
 // shape (cuda_tuning.hpp). README.md ("On a CUDA device") explains the choices.

@@ -34,7 +34,7 @@
 // (conv2d_add_bias for float) beats the template.
 //
 // Scratch comes from the caching allocator (kiln::Storage) and is released when the call returns, while its
-// kernels may still be queued. That is safe: every kernel and GEMM runs on the default stream, so whatever
+// kernels may still be queued. That is safe: every kernel and GEMM runs on the compute stream, so whatever
 // reuses the block later is ordered after them.
 #include <cuda_runtime.h>
 
@@ -221,7 +221,9 @@ void gemm_conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, const T* 
   const std::int64_t weights = g.out_channels * s.group_rows;
   if (weights == 0) return;
   if (g.batch * s.plane_out == 0) {  // an empty sum: gw = 0 (all-zero bytes are 0.0)
-    const cudaError_t status = cudaMemsetAsync(gw, 0, static_cast<std::size_t>(weights) * sizeof(T));
+    const cudaError_t status =
+        cudaMemsetAsync(gw, 0, static_cast<std::size_t>(weights) * sizeof(T),
+                        static_cast<cudaStream_t>(kiln::cuda::current_compute_stream()));
     if (status != cudaSuccess) {
       cudaGetLastError();
       fail("conv2d backward_weight on CUDA: cudaMemsetAsync failed: ", cudaGetErrorString(status));

@@ -43,7 +43,7 @@ template <typename T>
 bool ladder_step_serves(const conv2d_ladder::Step& step, const Conv2dGeometry& g);
 
 // Runs `step` as its pass of kiln's convolution (conv2d.hpp's semantics and layouts), on the current device's
-// default stream, asynchronously:
+// compute stream, asynchronously:
 //   forward          (x, w, bias) -> y     bias may be null
 //   backward data    (gy, w)      -> gx    bias must be null
 //   backward weight  (gy, x)      -> gw    bias must be null

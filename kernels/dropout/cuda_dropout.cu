@@ -17,6 +17,7 @@
 #include "kernels/cuda_launch.cuh"
 #include "kernels/dropout/dropout.hpp"
 #include "kernels/random/philox.hpp"
+#include "kernels/random/random.hpp"
 
 namespace kiln::kernels::cuda {
 namespace {
@@ -44,6 +45,7 @@ __global__ void dropout_forward_kernel(std::int64_t n, opmath_t<T> p, opmath_t<T
 template <typename T>
 void dropout_forward(std::int64_t n, opmath_t<T> p, const PhiloxState& state, const T* x, T* y, T* mask) {
   using Scalar = opmath_t<T>;
+  refuse_capture("dropout");
   if (n == 0) return;
   // As in the reference: when p == 1 nothing is kept (u < 1 always), so the scale is never used.
   const Scalar keep_scale = p < Scalar(1) ? Scalar(1) / (Scalar(1) - p) : Scalar(0);

@@ -45,7 +45,7 @@ void dropout_forward(std::int64_t n, float p, const PhiloxState& state, const fl
 }  // namespace avx2
 
 // The CUDA kernel (cuda_dropout.cu, built when CMake finds a CUDA compiler): on the current device, on the
-// default stream, asynchronously; x, y and mask are device memory. Its mask is the reference's, bit for bit.
+// compute stream, asynchronously; x, y and mask are device memory. Its mask is the reference's, bit for bit.
 namespace cuda {
 template <typename T>
 void dropout_forward(std::int64_t n, opmath_t<T> p, const PhiloxState& state, const T* x, T* y, T* mask);

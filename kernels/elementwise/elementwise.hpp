@@ -128,7 +128,7 @@ void fill(std::int64_t n, float value, float* out);
 }  // namespace avx2
 
 // CUDA kernels (cuda_elementwise.cu, cuda_fill.cu; built when CMake finds a CUDA compiler). Each runs on the
-// current device, on the default stream, asynchronously: it returns once its kernels are enqueued. Data
+// current device, on the compute stream, asynchronously: it returns once its kernels are enqueued. Data
 // pointers are device memory; sizes and strides are host arrays. Same contracts as the functions above, and
 // the reference's math (in double, rounded once to T).
 namespace cuda {

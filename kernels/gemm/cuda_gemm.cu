@@ -54,6 +54,7 @@ namespace {
 
 struct CublasLibrary {
   decltype(&cublasCreate) create;
+  decltype(&cublasSetStream) set_stream;
   decltype(&cublasGetStatusName) status_name;
   decltype(&cublasGetStatusString) status_string;
   decltype(&cublasSgemm_64) sgemm;
@@ -75,6 +76,7 @@ Function resolve(void* library, const char* library_name, const char* symbol) {
 // The emulated backend (tests/emulation) links column-major host GEMMs under cuBLAS's names instead.
 CublasLibrary open_cublas() {
   return {&cublasCreate,
+          &cublasSetStream,
           &cublasGetStatusName,
           &cublasGetStatusString,
           &cublasSgemm_64,
@@ -95,6 +97,7 @@ CublasLibrary open_cublas() {
              "); it comes with the CUDA toolkit: add its lib64 folder to LD_LIBRARY_PATH");
   const char* n = name.c_str();
   return {resolve<decltype(&cublasCreate)>(library, n, KILN_CUBLAS_SYMBOL(cublasCreate)),
+          resolve<decltype(&cublasSetStream)>(library, n, KILN_CUBLAS_SYMBOL(cublasSetStream)),
           resolve<decltype(&cublasGetStatusName)>(library, n, KILN_CUBLAS_SYMBOL(cublasGetStatusName)),
           resolve<decltype(&cublasGetStatusString)>(library, n, KILN_CUBLAS_SYMBOL(cublasGetStatusString)),
           resolve<decltype(&cublasSgemm_64)>(library, n, KILN_CUBLAS_SYMBOL(cublasSgemm_64)),
@@ -128,7 +131,8 @@ void check_cublas(cublasStatus_t status, const char* call) {
 // The cuBLAS handle of the current device, created on first use (a handle belongs to the device current at
 // its creation). Creation is serialized by a mutex; using one handle from several host threads at once is
 // safe in cuBLAS as long as nobody changes its settings, and nothing here does after creation. Its stream
-// is the default one (a new handle's), where every kiln kernel runs, so GEMMs and kernels stay in order.
+// is the device's compute stream, where every kiln kernel runs, so GEMMs and kernels stay in order (and a
+// CUDA graph captures both).
 //
 // The handles are never destroyed: cublasDestroy at static-destruction time could run after the CUDA runtime
 // has begun shutting down (the order is unspecified) and fail or crash, and the driver frees a process's
@@ -143,6 +147,8 @@ cublasHandle_t handle_for_current_device() {
   if (handles[index] == nullptr) {
     cublasHandle_t handle = nullptr;
     check_cublas(cublas().create(&handle), "cublasCreate");
+    check_cublas(cublas().set_stream(handle, static_cast<cudaStream_t>(kiln::cuda::compute_stream(device))),
+                 "cublasSetStream");
     handles[index] = handle;
   }
   return handles[index];

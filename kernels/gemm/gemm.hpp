@@ -45,7 +45,7 @@ void gemm(const GemmGeometry& g, float alpha, const float* a, const float* b, fl
 }  // namespace avx2
 
 // GEMM on a CUDA device through cuBLAS (cuda_gemm.cu, built when CMake finds a CUDA compiler): the same
-// row-major semantics as above, on the current device, on the default stream, asynchronously. T is float,
+// row-major semantics as above, on the current device, on the compute stream, asynchronously. T is float,
 // double or bfloat16. cuBLAS keeps its default math mode: float runs in pure FP32 (no TF32), so a float
 // result differs from the reference's (summed in double, rounded once) by the rounding of a float sum of K
 // products. bfloat16 runs cublasGemmEx with CUDA_R_16BF A, B and C and CUBLAS_COMPUTE_32F: the products

@@ -63,7 +63,7 @@ void add_sum_of_squares_many(Device device, std::span<const ClipSlice<T>> slices
       [&](const TensorTable<const T*>& table) {
         const unsigned blocks = grid_blocks(table.chunks(), 1);
         // Freed when this returns, before the kernels have run: safe, since whatever reuses the block runs
-        // later on the same (default) stream.
+        // later on the same (compute) stream.
         const auto block_sums = Storage::allocate(blocks * sizeof(double), device);
         auto* sums = static_cast<double*>(block_sums->data());
         launch("grad_clip: sums of squares", block_sums_of_squares_kernel<T>, blocks, kThreadsPerBlock, table,

@@ -53,7 +53,7 @@ template <typename T>
 void clip_to_norm_many(std::span<const ClipSlice<T>> slices, const double* sum_of_squares, double max_norm);
 }  // namespace reference
 
-// CUDA kernels (cuda_grad_clip.cu), on the current device, on the default stream, asynchronously; every
+// CUDA kernels (cuda_grad_clip.cu), on the current device, on the compute stream, asynchronously; every
 // pointer is a device pointer. Many tensors per launch (kernels/multi_tensor.cuh). The sum adds in another
 // order than the reference (each block's chunks, then the blocks in a fixed tree): it differs from it by
 // double rounding, and gives the same bits on every run (no atomics).

@@ -47,7 +47,7 @@ namespace kiln::kernels::ladder {
 template <typename... Parameters, typename... Arguments>
 void launch(const char* name, void (*kernel)(Parameters...), dim3 grid, dim3 block, std::size_t shared_bytes,
             Arguments... arguments) {
-  emulation::run_grid(name, grid, block, shared_bytes, [&] { kernel(arguments...); });
+  emulation::run_grid(name, grid, block, shared_bytes, [=] { kernel(arguments...); });
 }
 
 }  // namespace kiln::kernels::ladder
@@ -66,8 +66,8 @@ namespace kiln::kernels::ladder {
 // every launch that needs it (a cheap attribute write), so a second GPU is not forgotten.
 inline constexpr std::size_t kDefaultSharedLimitBytes = 48 * 1024;
 
-// Launches kernel<<<grid, block, shared_bytes>>>(arguments...) on the default stream and checks the launch,
-// naming the step in any error.
+// Launches kernel<<<grid, block, shared_bytes>>>(arguments...) on the current device's compute stream
+// (cuda::compute_stream) and checks the launch, naming the step in any error.
 template <typename... Parameters, typename... Arguments>
 void launch(const char* name, void (*kernel)(Parameters...), dim3 grid, dim3 block, std::size_t shared_bytes,
             Arguments... arguments) {
@@ -82,7 +82,8 @@ void launch(const char* name, void (*kernel)(Parameters...), dim3 grid, dim3 blo
   }
   // clang-format takes a .cuh for C++ and would split the >>>.
   // clang-format off
-  kernel<<<grid, block, shared_bytes>>>(arguments...);
+  kernel<<<grid, block, shared_bytes, static_cast<cudaStream_t>(::kiln::cuda::current_compute_stream())>>>(
+      arguments...);
   // clang-format on
   ::kiln::cuda::check_launch(name);
 }
@@ -97,7 +98,7 @@ namespace kiln::kernels::ladder {
 
 // Scratch memory for a launcher's kernels (split-K partial sums, NHWC copies), on the current device, from
 // kiln's caching allocator. It goes back when the launcher returns, before its kernels have run, and that is
-// safe: the allocator hands a block out again only to work queued after them on the same (default) stream.
+// safe: the allocator hands a block out again only to work queued after them on the same (compute) stream.
 class Scratch {
  public:
   explicit Scratch(std::size_t bytes)

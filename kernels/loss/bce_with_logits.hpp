@@ -32,7 +32,7 @@ void bce_with_logits_backward(std::int64_t n, const T* logits, const T* targets,
                               const T* gloss, T* glogits);
 }  // namespace reference
 
-// CUDA kernels (cuda_loss.cu), on the current device, on the default stream, asynchronously; every pointer
+// CUDA kernels (cuda_loss.cu), on the current device, on the compute stream, asynchronously; every pointer
 // is a device pointer. One thread per element, the reference's double arithmetic.
 namespace cuda {
 template <typename T>

@@ -58,7 +58,7 @@ void cross_entropy_backward(const CrossEntropyGeometry& g, const float* log_prob
                             const float* class_weight, float smoothing, const float* gloss, float* glogits);
 }  // namespace avx2
 
-// CUDA kernels (cuda_loss.cu), on the current device, on the default stream, asynchronously; every pointer
+// CUDA kernels (cuda_loss.cu), on the current device, on the compute stream, asynchronously; every pointer
 // is a device pointer. The forward writes log_probs with cuda::log_softmax_forward, then one warp per sample
 // sums its loss; the backward is one warp per sample. Arithmetic in double as in the reference, sums in a
 // fixed order (deterministic). Labels are not checked on the host here (they live on the device; core/

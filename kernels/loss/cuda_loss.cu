@@ -169,7 +169,7 @@ void cross_entropy_forward(const CrossEntropyGeometry& g, const T* logits, const
   if (g.batch == 0) return;
   // [N, C] logits normalized over C is the softmax view [outer = N, dim = C, inner = 1].
   kernels::cuda::log_softmax_forward(SoftmaxGeometry{g.batch, g.classes, 1}, logits, log_probs);
-  // Queued after the log-softmax on the same (default) stream, so it reads finished log_probs.
+  // Queued after the log-softmax on the same (compute) stream, so it reads finished log_probs.
   launch("cross_entropy_forward", cross_entropy_loss_kernel<T>, grid_blocks(g.batch, kWarpsPerBlock),
          kThreadsPerBlock, g, log_probs, labels, class_weight, static_cast<double>(smoothing), loss);
 }

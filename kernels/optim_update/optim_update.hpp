@@ -91,7 +91,7 @@ void adam_update(std::int64_t n, float* param, const float* grad, float* exp_avg
                  const AdamHyper& h);
 }  // namespace avx2
 
-// CUDA kernels (cuda_optim_update.cu), on the current device, on the default stream, asynchronously; every
+// CUDA kernels (cuda_optim_update.cu), on the current device, on the compute stream, asynchronously; every
 // pointer in the slices is a device pointer. Computed in double like the reference, so they match it to
 // within one float rounding. The per-tensor dispatch calls these with one slice.
 namespace cuda {

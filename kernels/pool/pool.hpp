@@ -100,7 +100,7 @@ void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, co
 }  // namespace avx2
 
 // CUDA kernels (cuda_pool.cu, built when CMake finds a CUDA compiler), float, double and bfloat16, same
-// contracts: on the current device, on the default stream, asynchronously; every pointer is device memory.
+// contracts: on the current device, on the compute stream, asynchronously; every pointer is device memory.
 // The backward kernels gather (one thread per input element visits the outputs covering it) instead of
 // scattering with atomics, adding in pool_gradient_sum_t<T> in the reference's order, so both backward
 // passes are bitwise the reference's; average pooling sums its windows in double in the reference's order;

@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "core/cuda_runtime.hpp"
+#include "core/error.hpp"
 #include "kernels/cuda_launch.cuh"
 #include "kernels/random/philox.hpp"
 #include "kernels/random/random.hpp"
@@ -54,8 +55,16 @@ __global__ void normal_kernel(std::int64_t n, PhiloxState state, T mean, T std, 
 
 }  // namespace
 
+void refuse_capture(const char* op) {
+  KILN_CHECK(
+      !kiln::cuda::is_capturing(kiln::cuda::current_device()), op,
+      ": random numbers cannot be drawn inside a CUDA graph: its Philox state is a kernel argument, so "
+      "every launch of the graph would draw the same numbers");
+}
+
 template <typename T>
 void random_uniform(std::int64_t n, const PhiloxState& state, T low, T high, T* out) {
+  refuse_capture("random_uniform");
   if (n == 0) return;
   // high - low is rounded on the host, in T, as the reference rounds it.
   launch("random_uniform", uniform_kernel<T>, grid_blocks((n + 3) / 4), kThreadsPerBlock, n, state, low,
@@ -64,6 +73,7 @@ void random_uniform(std::int64_t n, const PhiloxState& state, T low, T high, T* 
 
 template <typename T>
 void random_normal(std::int64_t n, const PhiloxState& state, T mean, T std, T* out) {
+  refuse_capture("random_normal");
   if (n == 0) return;
   launch("random_normal", normal_kernel<T>, grid_blocks(n), kThreadsPerBlock, n, state, mean, std, out);
 }

@@ -23,9 +23,13 @@ template <typename T> void random_normal(std::int64_t n, const PhiloxState& stat
 }  // namespace reference
 
 // CUDA kernels (cuda_random.cu, built when CMake finds a CUDA compiler). Each runs on the current device, on
-// the default stream, asynchronously; out is device memory. They draw the reference's numbers: uniform bit
+// the compute stream, asynchronously; out is device memory. They draw the reference's numbers: uniform bit
 // for bit, normal within a few ulps (the device's log, sin and cos round differently from glibc's).
 namespace cuda {
+// Every CUDA draw (these and dropout's) calls this first. A draw's Philox state is a kernel argument, so in
+// a CUDA graph (core/cuda_graph.hpp) every launch would draw the same numbers: `op` refuses to be captured.
+void refuse_capture(const char* op);
+
 template <typename T>
 void random_uniform(std::int64_t n, const PhiloxState& state, T low, T high, T* out);
 template <typename T>

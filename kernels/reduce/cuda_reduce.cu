@@ -260,7 +260,7 @@ void reduce_rows(Device device, const Policy& policy, const ReduceGeometry& g, c
     return;
   }
   // Partials [outer, splits]. Freeing the scratch when this function returns, before the kernels have
-  // run, is safe: every kernel runs on the default stream, so whatever reuses the block is ordered after.
+  // run, is safe: every kernel runs on the compute stream, so whatever reuses the block is ordered after.
   const auto scratch =
       Storage::allocate(static_cast<std::size_t>(g.outer * splits) * sizeof(Accumulator), device);
   auto* partials = static_cast<Accumulator*>(scratch->data());

@@ -45,7 +45,7 @@ void reduce_sum(const ReduceGeometry& g, const float* x, float* y);
 }  // namespace avx2
 
 // CUDA kernels (cuda_reduce.cu, built when CMake finds a CUDA compiler). Each runs on the current device, on
-// the default stream, asynchronously; x, y and indices are device memory on `device`, which also serves
+// the compute stream, asynchronously; x, y and indices are device memory on `device`, which also serves
 // the scratch a split reduction needs. Deterministic (no atomics). Sum accumulates in double for every T
 // (bfloat16 too) and differs from the reference only in the order of its double additions; Max, Min and
 // argmax give exactly the reference's element.

@@ -51,7 +51,7 @@ void log_softmax_forward(const SoftmaxGeometry& g, const float* x, float* y);
 void log_softmax_backward(const SoftmaxGeometry& g, const float* y, const float* gy, float* gx);
 }  // namespace avx2
 
-// CUDA kernels (cuda_softmax.cu), on the current device, on the default stream, asynchronously: x, y, gy
+// CUDA kernels (cuda_softmax.cu), on the current device, on the compute stream, asynchronously: x, y, gy
 // and gx are device pointers. The arithmetic is the reference's (exp, log and the row sums in double, each
 // output rounded to T once); only the order of the row sums differs, a fixed tree instead of left to
 // right, so results are deterministic and within double rounding of the reference's.

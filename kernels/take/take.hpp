@@ -26,7 +26,7 @@ template <typename T>
 void take(std::int64_t n, const T* table, std::int64_t size, const std::int64_t* indices, T* y);
 }  // namespace reference
 
-// CUDA (cuda_take.cu): one thread per output element, on the current device, on the default stream,
+// CUDA (cuda_take.cu): one thread per output element, on the current device, on the compute stream,
 // asynchronously; every pointer is a device pointer.
 namespace cuda {
 template <typename T>

@@ -176,3 +176,56 @@ TEST_CASE("caching allocator: out of memory with blocks cached empties the cache
   CHECK(cache.stats().in_use_bytes == cache.size_class(kBig * 2));
   cache.deallocate(fresh, kBig * 2);
 }
+
+TEST_CASE("caching allocator: a private pool's blocks go back to it, and to nobody else, until released") {
+  CountingAllocator system;
+  CachingAllocator cache(system, kLimit, 1);  // a device's: every block cached
+  void* shared = cache.allocate(kBig);
+  cache.deallocate(shared, kBig);  // on the shared list
+
+  const CachingAllocator::PoolId pool = cache.open_pool();
+  void* first = cache.allocate(kBig);  // the shared block, now the pool's
+  CHECK(first == shared);
+  void* second = cache.allocate(kBig);  // a new one, the pool's from the start
+  void* empty = cache.allocate(0);      // even an empty block: nothing goes back to the system in a pool
+  cache.deallocate(first, kBig);        // back to the pool
+  cache.deallocate(empty, 0);
+  CHECK(cache.allocate(kBig) == first);  // the pool reuses its own
+  cache.deallocate(first, kBig);
+  cache.close_pool();
+  CHECK(cache.pool_blocks(pool) == 3);
+
+  void* outside = cache.allocate(kBig);  // not the pool's free block: a new one
+  CHECK(outside != first);
+  CHECK(outside != second);
+  cache.deallocate(second, kBig);  // freed after the pool closed: still the pool's
+  void* again = cache.allocate(kBig);
+  CHECK(again != first);
+  CHECK(again != second);
+  CHECK(cache.stats().backing_allocations == 5);  // shared, second, empty, outside, again
+  CHECK(system.deallocations == 0);
+
+  cache.release_pool(pool);  // its free blocks join the shared lists
+  CHECK(cache.pool_blocks(pool) == 0);
+  void* after = cache.allocate(kBig);
+  CHECK((after == first || after == second));
+  for (void* block : {outside, again, after}) cache.deallocate(block, kBig);
+  CHECK(cache.stats().in_use_bytes == 0);
+  CHECK(cache.stats().backing_allocations == 5);
+}
+
+TEST_CASE("caching allocator: while a pool is open, no block goes back to the system, even past the limit") {
+  CountingAllocator system;
+  CachingAllocator cache = cpu_style(system, /*limit=*/0);  // nothing is cached normally
+  void* before = cache.allocate(kBig);
+  void* small = cache.allocate(100);
+  const CachingAllocator::PoolId pool = cache.open_pool();
+  cache.deallocate(before, kBig);  // a block from before the pool: kept on the shared list
+  cache.deallocate(small, 100);    // and one below where caching starts
+  CHECK(system.deallocations == 0);
+  cache.close_pool();
+  cache.release_pool(pool);
+  cache.release_cached();
+  CHECK(system.deallocations == 2);
+  CHECK(system.live.empty());
+}

@@ -1109,13 +1109,26 @@ std::uint64_t kernel_launches(std::string_view name) {
   const auto found = counts.by_name.find(name);
   return found == counts.by_name.end() ? 0 : found->second;
 }
+std::uint64_t kernel_launches() {
+  LaunchCounts& counts = launch_counts();
+  const std::lock_guard lock(counts.mutex);
+  std::uint64_t total = 0;
+  for (const auto& entry : counts.by_name) total += entry.second;
+  return total;
+}
 bool touches_device_memory(const void* data, std::size_t bytes) { return touches_device_buffer(data, bytes); }
 
+namespace {
+void execute_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
+                  const std::function<void()>& body);
+}  // namespace
+
+// Checked and counted when launched, as a GPU's launch does; run then, or at each launch of the graph being
+// captured.
 void run_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
               const std::function<void()>& body) {
   KILN_CHECK(active == nullptr, name,
              ": launched from inside a kernel (the emulator runs one grid at a time)");
-  before_default_stream_work();
   count_launch(name);
   // The launch configuration CUDA would refuse.
   KILN_CHECK(grid.x >= 1 && grid.y >= 1 && grid.z >= 1, name, ": empty grid ",
@@ -1129,6 +1142,14 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_share
   KILN_CHECK(threads <= 1024, name, ": ", threads, " threads per block, over CUDA's 1024");
   KILN_CHECK(dynamic_shared_bytes <= kMaxDynamicSharedBytes, name, ": ", dynamic_shared_bytes,
              " bytes of dynamic shared memory, over the 227 KiB an H100 block may have");
+  default_stream_work([=] { execute_grid(name, grid, block, dynamic_shared_bytes, body); });
+}
+
+namespace {
+
+void execute_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
+                  const std::function<void()>& body) {
+  const std::uint64_t threads = std::uint64_t{block.x} * block.y * block.z;
 
   Launch launch;
   launch.name = name;
@@ -1175,6 +1196,8 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t dynamic_share
   launch_started_ms.store(0);
   remove_fault_handler();
 }
+
+}  // namespace
 
 unsigned char* dynamic_shared_memory() { return launch_here("dynamic_shared_memory()").shared; }
 

@@ -38,6 +38,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string_view>
 
 namespace kiln::emulation {
@@ -52,9 +53,18 @@ void unregister_device_buffer(const void* data);
 bool inside_device_memory(const void* data, std::size_t bytes);
 bool touches_device_memory(const void* data, std::size_t bytes);
 
-// Called by each launch and each cuBLAS call, which run on the default stream: the emulated runtime first
-// runs the copy-stream work the default stream was told to wait for (cudaStreamWaitEvent), no earlier.
-void before_default_stream_work();
+// One operation on the default stream: a launch, a cuBLAS call, an asynchronous copy or fill. The emulated
+// runtime's default stream is every stream kiln's kernels may run on, the legacy one and blocking ones
+// (kiln's compute stream), which run in order with each other as on a GPU. The operation runs now, after the
+// copy-stream work the default stream was told to wait for (cudaStreamWaitEvent), no earlier; or, while a
+// blocking stream is being captured into a graph (cudaStreamBeginCapture), it is recorded instead, to run at
+// each launch of the graph. Returns false, running nothing, for an operation issued on the legacy stream
+// during a capture: a GPU invalidates the capture then (the legacy stream would wait for the capturing one),
+// and so does the emulated runtime.
+bool default_stream_work(std::function<void()> work, bool on_legacy_stream = false);
+
+// How many graphs have been launched (cudaGraphLaunch) so far.
+std::uint64_t graph_launches();
 
 // How many times the host has waited for all the default stream's work so far: each cudaMemcpy (to or
 // from the device), cudaDeviceSynchronize, synchronize of the default stream, synchronize of an event
@@ -66,5 +76,7 @@ std::uint64_t default_stream_drains();
 // "copy_strided", "conv2d im2col"...). On a GPU each launch costs microseconds of host and device time
 // whatever its size, which at small batches is most of a step: what a step launches shows here.
 std::uint64_t kernel_launches(std::string_view name);
+// How many grids have been launched so far, under any name.
+std::uint64_t kernel_launches();
 
 }  // namespace kiln::emulation

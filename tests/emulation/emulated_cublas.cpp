@@ -21,7 +21,10 @@
 #include "core/bfloat16.hpp"
 #include "tests/emulation/cuda_emulator.hpp"
 
-struct cublasContext {};
+// A handle's stream: the legacy default stream until cublasSetStream.
+struct cublasContext {
+  cudaStream_t stream = nullptr;
+};
 
 namespace {
 
@@ -92,9 +95,9 @@ cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t op_a, cublasOperati
   if (!in_device_memory(c_stored, batch_count) ||
       (inner > 0 && (!in_device_memory(a_stored, batch_count) || !in_device_memory(b_stored, batch_count))))
     return CUBLAS_STATUS_INVALID_VALUE;
-  kiln::emulation::before_default_stream_work();
-  // C = alpha op(A) op(B) + beta C, computed in the compute type of `zero`.
-  const auto multiply = [&](auto zero) {
+  // C = alpha op(A) op(B) + beta C, computed in the compute type of `zero`; by value, as the work may run at
+  // each launch of a graph being captured.
+  const auto multiply = [=](auto zero) {
     using Sum = decltype(zero);
     const auto alpha_s = static_cast<Sum>(alpha), beta_s = static_cast<Sum>(beta);
     for (std::int64_t batch = 0; batch < batch_count; ++batch) {
@@ -115,12 +118,17 @@ cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t op_a, cublasOperati
       }
     }
   };
-  if (c_type == CUDA_R_64F) {
-    multiply(0.0);
-  } else {
-    multiply(0.0f);
-  }
-  return CUBLAS_STATUS_SUCCESS;
+  const bool on_legacy_stream = handle->stream == nullptr || handle->stream == cudaStreamLegacy;
+  const bool queued = kiln::emulation::default_stream_work(
+      [=] {
+        if (c_type == CUDA_R_64F) {
+          multiply(0.0);
+        } else {
+          multiply(0.0f);
+        }
+      },
+      on_legacy_stream);
+  return queued ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
 // GemmEx's types, as kiln uses them: bfloat16 A and B, bfloat16 or float C, float scalars, float sums.
@@ -137,6 +145,12 @@ cublasStatus_t cublasCreate(cublasHandle_t* handle) {
   return CUBLAS_STATUS_SUCCESS;
 }
 
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
+  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  handle->stream = stream;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
 const char* cublasGetStatusName(cublasStatus_t status) {
   switch (status) {
     case CUBLAS_STATUS_SUCCESS:
@@ -147,6 +161,8 @@ const char* cublasGetStatusName(cublasStatus_t status) {
       return "CUBLAS_STATUS_INVALID_VALUE";
     case CUBLAS_STATUS_NOT_SUPPORTED:
       return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+      return "CUBLAS_STATUS_EXECUTION_FAILED";
   }
   return "CUBLAS_STATUS_UNKNOWN";
 }
@@ -161,6 +177,8 @@ const char* cublasGetStatusString(cublasStatus_t status) {
       return "an invalid value was used as an argument";
     case CUBLAS_STATUS_NOT_SUPPORTED:
       return "the functionality requested is not supported";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+      return "the GPU program failed to execute";
   }
   return "unknown status";
 }

@@ -15,6 +15,15 @@
 //   - fresh device memory holds 0xff bytes, NaN in every floating type kiln uses, never zeros: a kernel
 //     that reads what nobody wrote shows in its results;
 //   - cudaEventElapsedTime needs two completed events with timing on;
+//   - the "default stream" below is every stream kiln's kernels may run on: the legacy one and blocking ones
+//     (kiln's compute stream, core/cuda_runtime.hpp), which a GPU keeps in order with each other;
+//   - while a blocking stream is captured into a graph (cudaStreamBeginCapture), the default stream's work
+//     (launches, cuBLAS calls, asynchronous copies and fills) is recorded instead of run, each with its
+//     arguments as they were, and each cudaGraphLaunch runs the recording again; what a relaxed capture
+//     refuses on a GPU fails here and invalidates the capture: a synchronous copy or work on the legacy
+//     stream (which would wait for the capturing one), a copy to or from pageable memory, a synchronize,
+//     cudaFree, a wait on an event recorded outside the capture (and an event recorded inside one, which
+//     kiln never does);
 //   - work on a non-blocking stream (kiln's copy stream) runs as late as a GPU may run it: queued, and run
 //     only when something needs it: a host wait (cudaEventSynchronize, cudaStreamSynchronize,
 //     cudaDeviceSynchronize, cudaFree, the stream's end) or the default stream's next operation (a launch,
@@ -150,8 +159,20 @@ struct WorkQueue {
 
 }  // namespace
 
+// A blocking stream (kiln's compute stream) is the default stream here: its work runs at once, in order with
+// the legacy stream's, and its queue stays empty. A non-blocking one (kiln's copy stream) queues its work.
 struct CUstream_st {
+  bool blocking = false;
   std::shared_ptr<WorkQueue> work = std::make_shared<WorkQueue>();
+};
+
+// A graph: the default-stream operations a capture recorded, in order, each a closure holding its arguments
+// (a launch's by value, as a GPU keeps them). Launching it runs them again.
+struct CUgraph_st {
+  std::vector<std::function<void()>> work;
+};
+struct CUgraphExec_st {
+  std::vector<std::function<void()>> work;
 };
 
 namespace {
@@ -193,8 +214,25 @@ std::mutex streams_mutex;
 std::set<cudaStream_t> live_streams;
 StreamPoints default_stream_waits;
 
-// The legacy default stream, where every kiln kernel runs, runs everything at once.
-bool immediate(cudaStream_t stream) { return stream == nullptr || stream == cudaStreamLegacy; }
+// The legacy default stream and the blocking streams run everything at once.
+bool legacy(cudaStream_t stream) { return stream == nullptr || stream == cudaStreamLegacy; }
+bool immediate(cudaStream_t stream) { return legacy(stream) || stream->blocking; }
+
+// The capture in progress (cudaStreamBeginCapture to cudaStreamEndCapture), under streams_mutex: its stream,
+// the default-stream work recorded so far, and whether a call the capture cannot take has invalidated it.
+struct Capture {
+  cudaStream_t stream;
+  std::vector<std::function<void()>> work;
+  bool invalidated = false;
+};
+std::unique_ptr<Capture> capture;
+
+// A call that a GPU refuses during a capture (a synchronization, a copy on the legacy stream) invalidates it:
+// cudaStreamEndCapture then fails, and the caller (core/cuda_graph.cpp) must not rely on anything recorded.
+cudaError_t refuse_during_capture(cudaError_t error) {
+  capture->invalidated = true;
+  return error;
+}
 
 void complete(const CUevent_st& event) { run_to(event.waits_for); }
 bool is_complete(const CUevent_st& event) {
@@ -230,10 +268,28 @@ void count_drain() { drains.fetch_add(1, std::memory_order_relaxed); }
 
 std::uint64_t kiln::emulation::default_stream_drains() { return drains.load(std::memory_order_relaxed); }
 
-void kiln::emulation::before_default_stream_work() {
-  const std::lock_guard lock(streams_mutex);
-  begin_default_stream_operation();
+bool kiln::emulation::default_stream_work(std::function<void()> work, bool on_legacy_stream) {
+  {
+    const std::lock_guard lock(streams_mutex);
+    if (capture) {
+      if (on_legacy_stream) {
+        capture->invalidated = true;
+        return false;
+      }
+      capture->work.push_back(std::move(work));
+      return true;
+    }
+    begin_default_stream_operation();
+  }
+  work();
+  return true;
 }
+
+namespace {
+std::atomic<std::uint64_t> graphs_launched{0};
+}  // namespace
+
+std::uint64_t kiln::emulation::graph_launches() { return graphs_launched.load(std::memory_order_relaxed); }
 
 // ---- errors and devices
 // ------------------------------------------------------------------------------------
@@ -257,6 +313,14 @@ const char* cudaGetErrorString(cudaError_t error) {
       return "invalid resource handle";
     case cudaErrorNotReady:
       return "device not ready";
+    case cudaErrorStreamCaptureUnsupported:
+      return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated:
+      return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureIsolation:
+      return "dependency created on uncaptured work in another stream";
+    case cudaErrorStreamCaptureImplicit:
+      return "operation would make the legacy stream depend on a capturing blocking stream";
   }
   return "unrecognized error code";
 }
@@ -321,9 +385,10 @@ cudaError_t cudaMalloc(void** pointer, std::size_t bytes) {
 
 cudaError_t cudaFree(void* pointer) {
   if (pointer == nullptr) return cudaSuccess;
-  count_drain();
   {
     const std::lock_guard streams(streams_mutex);
+    if (capture) return refuse_during_capture(cudaErrorStreamCaptureUnsupported);  // it synchronizes
+    count_drain();
     run_every_stream();  // cudaFree synchronizes the device: no queued copy may land in freed memory
   }
   const std::lock_guard lock(allocations_mutex);
@@ -347,9 +412,10 @@ cudaError_t cudaHostAlloc(void** pointer, std::size_t bytes, unsigned flags) {
 
 cudaError_t cudaFreeHost(void* pointer) {
   if (pointer == nullptr) return cudaSuccess;
-  count_drain();
   {
     const std::lock_guard streams(streams_mutex);
+    if (capture) return refuse_during_capture(cudaErrorStreamCaptureUnsupported);  // it synchronizes
+    count_drain();
     run_every_stream();  // as cudaFree: no queued copy may read freed memory
   }
   {
@@ -364,8 +430,10 @@ cudaError_t cudaFreeHost(void* pointer) {
 cudaError_t cudaMemcpy(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind) {
   if (bytes == 0) return cudaSuccess;
   if (!copy_is_valid(destination, source, bytes, kind)) return cudaErrorInvalidValue;
+  const std::lock_guard lock(streams_mutex);
+  if (capture) return refuse_during_capture(cudaErrorStreamCaptureImplicit);
   count_drain();  // it waits for the default stream's work before it copies, and returns once copied
-  kiln::emulation::before_default_stream_work();
+  begin_default_stream_operation();
   std::memmove(destination, source, bytes);
   return cudaSuccess;
 }
@@ -375,6 +443,15 @@ cudaError_t cudaMemcpyAsync(void* destination, const void* source, std::size_t b
   if (bytes == 0) return cudaSuccess;
   if (!copy_is_valid(destination, source, bytes, kind)) return cudaErrorInvalidValue;
   const std::lock_guard lock(streams_mutex);
+  if (immediate(stream) && capture) {
+    if (legacy(stream)) return refuse_during_capture(cudaErrorStreamCaptureImplicit);
+    // A copy to or from pageable memory is synchronous, which a capture cannot take.
+    if ((kind == cudaMemcpyDeviceToHost && !pinned(destination, bytes)) ||
+        (kind == cudaMemcpyHostToDevice && !pinned(source, bytes)))
+      return refuse_during_capture(cudaErrorStreamCaptureUnsupported);
+    capture->work.push_back([=] { std::memmove(destination, source, bytes); });
+    return cudaSuccess;
+  }
   if (immediate(stream)) {
     if (kind == cudaMemcpyDeviceToHost && !pinned(destination, bytes)) count_drain();  // synchronous then
     begin_default_stream_operation();
@@ -402,6 +479,11 @@ cudaError_t cudaMemsetAsync(void* pointer, int value, std::size_t bytes, cudaStr
   if (bytes == 0) return cudaSuccess;
   if (!kiln::emulation::inside_device_memory(pointer, bytes)) return cudaErrorInvalidValue;
   const std::lock_guard lock(streams_mutex);
+  if (immediate(stream) && capture) {
+    if (legacy(stream)) return refuse_during_capture(cudaErrorStreamCaptureImplicit);
+    capture->work.push_back([=] { std::memset(pointer, value, bytes); });
+    return cudaSuccess;
+  }
   if (immediate(stream)) {
     begin_default_stream_operation();
     std::memset(pointer, value, bytes);
@@ -414,9 +496,9 @@ cudaError_t cudaMemsetAsync(void* pointer, int value, std::size_t bytes, cudaStr
 // ---- streams and events ----------------------------------------------------------------------------------
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
-  // A blocking stream would make every default-stream call wait for it; kiln creates none.
-  if (flags != cudaStreamNonBlocking) return cudaErrorInvalidValue;
+  if (flags != cudaStreamDefault && flags != cudaStreamNonBlocking) return cudaErrorInvalidValue;
   *stream = new CUstream_st;
+  (*stream)->blocking = flags == cudaStreamDefault;
   const std::lock_guard lock(streams_mutex);
   live_streams.insert(*stream);
   return cudaSuccess;
@@ -433,6 +515,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   const std::lock_guard lock(streams_mutex);
+  if (immediate(stream) && capture) return refuse_during_capture(cudaErrorStreamCaptureUnsupported);
   if (immediate(stream)) {
     count_drain();
     settle_default_stream_waits();
@@ -447,6 +530,8 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned) {
   if (event == nullptr) return cudaErrorInvalidResourceHandle;
   const std::lock_guard lock(streams_mutex);
+  // An event from outside the capture: the graph would depend on work it does not hold.
+  if (immediate(stream) && capture) return refuse_during_capture(cudaErrorStreamCaptureIsolation);
   if (is_complete(*event)) return cudaSuccess;
   if (immediate(stream)) {
     default_stream_waits.insert(default_stream_waits.end(), event->waits_for.begin(), event->waits_for.end());
@@ -473,6 +558,8 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (event == nullptr) return cudaErrorInvalidResourceHandle;
   const std::lock_guard lock(streams_mutex);
+  // A GPU would record an event node; kiln records none inside a graph, and the emulation does not either.
+  if (immediate(stream) && capture) return refuse_during_capture(cudaErrorStreamCaptureUnsupported);
   event->recorded = true;
   event->completed_at = std::make_shared<std::chrono::steady_clock::time_point>();
   event->on_default_stream = immediate(stream);
@@ -508,8 +595,72 @@ cudaError_t cudaEventElapsedTime(float* milliseconds, cudaEvent_t start, cudaEve
 }
 
 cudaError_t cudaDeviceSynchronize() {
-  count_drain();
   const std::lock_guard lock(streams_mutex);
+  if (capture) return refuse_during_capture(cudaErrorStreamCaptureUnsupported);
+  count_drain();
   run_every_stream();
+  return cudaSuccess;
+}
+
+// ---- graphs ----------------------------------------------------------------------------------------------
+// One capture at a time, of a blocking stream (the legacy stream cannot be captured), in any mode: the
+// emulation refuses, in every mode, what a relaxed capture refuses (synchronizing, the legacy stream).
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
+  const std::lock_guard lock(streams_mutex);
+  if (legacy(stream) || !stream->blocking) return cudaErrorStreamCaptureUnsupported;
+  if (capture) return cudaErrorStreamCaptureUnsupported;  // one at a time
+  settle_default_stream_waits();  // the waits belong to work queued before the capture
+  capture = std::make_unique<Capture>(Capture{stream, {}, false});
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+  const std::lock_guard lock(streams_mutex);
+  if (!capture || capture->stream != stream) return cudaErrorInvalidValue;
+  const std::unique_ptr<Capture> ended = std::move(capture);
+  *graph = nullptr;
+  if (ended->invalidated) return cudaErrorStreamCaptureInvalidated;
+  *graph = new CUgraph_st{std::move(ended->work)};
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
+  const std::lock_guard lock(streams_mutex);
+  *status = !capture || (!legacy(stream) && capture->stream != stream) ? cudaStreamCaptureStatusNone
+            : capture->invalidated                                     ? cudaStreamCaptureStatusInvalidated
+                                                                       : cudaStreamCaptureStatusActive;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  if (graph == nullptr) return cudaErrorInvalidValue;
+  *exec = new CUgraphExec_st{graph->work};
+  return cudaSuccess;
+}
+
+// The recorded operations, in order, as the stream's next operation.
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  if (exec == nullptr) return cudaErrorInvalidResourceHandle;
+  {
+    const std::lock_guard lock(streams_mutex);
+    if (!immediate(stream)) return cudaErrorInvalidValue;  // kiln launches graphs on its compute stream
+    if (capture) return refuse_during_capture(cudaErrorStreamCaptureUnsupported);
+    begin_default_stream_operation();
+  }
+  graphs_launched.fetch_add(1, std::memory_order_relaxed);
+  for (const std::function<void()>& work : exec->work) work();
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  if (exec == nullptr) return cudaErrorInvalidResourceHandle;
+  delete exec;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  if (graph == nullptr) return cudaErrorInvalidResourceHandle;
+  delete graph;
   return cudaSuccess;
 }

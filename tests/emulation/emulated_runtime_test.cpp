@@ -165,8 +165,56 @@ TEST_CASE("emulated runtime: an event's time is not ready until its stream reach
   REQUIRE(cudaMalloc(reinterpret_cast<void**>(&second), kBytes) == cudaSuccess);
   REQUIRE(cudaMemcpyAsync(second, f.pinned, kBytes, cudaMemcpyHostToDevice, f.stream) == cudaSuccess);
   CHECK(cudaFree(second) == cudaSuccess);
+}
+
+// A graph (kiln's CudaGraph, core/cuda_graph.hpp): what a blocking stream is asked to do during a capture is
+// recorded, not run, and runs at each launch, reading its pinned source as it is then; a call a GPU refuses
+// during a capture (a synchronous copy, a synchronize, cudaFree) fails and invalidates the capture.
+TEST_CASE("emulated runtime: a capture records a blocking stream's work, and each graph launch runs it") {
+  Fixture f;
   cudaStream_t blocking = nullptr;
-  CHECK(cudaStreamCreateWithFlags(&blocking, 0) == cudaErrorInvalidValue);  // kiln makes none
+  REQUIRE(cudaStreamCreateWithFlags(&blocking, cudaStreamDefault) == cudaSuccess);
+  float* second = nullptr;
+  REQUIRE(cudaMalloc(reinterpret_cast<void**>(&second), kBytes) == cudaSuccess);
+
+  REQUIRE(cudaStreamBeginCapture(blocking, cudaStreamCaptureModeRelaxed) == cudaSuccess);
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  REQUIRE(cudaStreamIsCapturing(blocking, &status) == cudaSuccess);
+  CHECK(status == cudaStreamCaptureStatusActive);
+  REQUIRE(cudaMemcpyAsync(f.device, f.pinned, kBytes, cudaMemcpyHostToDevice, blocking) == cudaSuccess);
+  REQUIRE(cudaMemsetAsync(second, 0, kBytes, blocking) == cudaSuccess);
+  CHECK(untouched(f.device));  // recorded, not run
+  CHECK(untouched(second));
+  cudaGraph_t graph = nullptr;
+  REQUIRE(cudaStreamEndCapture(blocking, &graph) == cudaSuccess);
+  cudaGraphExec_t exec = nullptr;
+  REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
+  REQUIRE(cudaGraphDestroy(graph) == cudaSuccess);
+
+  for (const float value : {1.0f, 2.0f}) {
+    fill(f.pinned, value);  // each launch copies what the pinned buffer holds then
+    REQUIRE(cudaGraphLaunch(exec, blocking) == cudaSuccess);
+    CHECK(holds(f.device, value));
+    CHECK(holds(second, 0.0f));
+  }
+  REQUIRE(cudaGraphExecDestroy(exec) == cudaSuccess);
+
+  // A synchronous copy would make the legacy stream wait for the capturing one: refused, and the capture
+  // is invalidated, so it ends with an error and no graph.
+  REQUIRE(cudaStreamBeginCapture(blocking, cudaStreamCaptureModeRelaxed) == cudaSuccess);
+  CHECK(cudaMemcpy(f.pinned, f.device, kBytes, cudaMemcpyDeviceToHost) == cudaErrorStreamCaptureImplicit);
+  CHECK(cudaStreamSynchronize(blocking) == cudaErrorStreamCaptureUnsupported);
+  CHECK(cudaFree(second) == cudaErrorStreamCaptureUnsupported);
+  REQUIRE(cudaStreamIsCapturing(blocking, &status) == cudaSuccess);
+  CHECK(status == cudaStreamCaptureStatusInvalidated);
+  CHECK(cudaStreamEndCapture(blocking, &graph) == cudaErrorStreamCaptureInvalidated);
+  CHECK(graph == nullptr);
+  // The legacy stream cannot be captured, nor a non-blocking stream here (kiln captures its compute stream).
+  CHECK(cudaStreamBeginCapture(cudaStreamLegacy, cudaStreamCaptureModeRelaxed) ==
+        cudaErrorStreamCaptureUnsupported);
+  CHECK(cudaStreamBeginCapture(f.stream, cudaStreamCaptureModeRelaxed) == cudaErrorStreamCaptureUnsupported);
+  CHECK(cudaFree(second) == cudaSuccess);
+  CHECK(cudaStreamDestroy(blocking) == cudaSuccess);
 }
 
 }  // namespace

@@ -20,31 +20,39 @@ namespace {
 
 using namespace kiln;
 
-// The drains and the copy kernels counted when each step of each epoch was reported.
+// The drains, copy kernels, kernels and graphs counted when each step of each epoch was reported. Each step
+// is reported once the next is queued, so between two reports of an epoch lies one whole step.
 class CountsPerStep : public train::TrainingObserver {
  public:
   struct Counts {
-    std::uint64_t drains, copies;
+    std::uint64_t drains, copies, launches, graphs;
   };
   void on_step(const train::StepProgress& progress) override {
     if (static_cast<std::size_t>(progress.epoch) >= at_step.size()) at_step.emplace_back();
-    at_step.back().push_back(
-        {emulation::default_stream_drains(), emulation::kernel_launches("copy_strided")});
+    at_step.back().push_back({emulation::default_stream_drains(), emulation::kernel_launches("copy_strided"),
+                              emulation::kernel_launches(), emulation::graph_launches()});
   }
   std::vector<std::vector<Counts>> at_step;
 };
 
-TEST_CASE("emulated training: a steady training step never waits for the GPU, nor copies each gradient") {
-  testing::ScratchFolder scratch("kiln-emulated-training-test", "drains");
-  const auto data = testing::make_two_class_data(scratch.path() / "data", 3, 1);
-  train::TrainConfig config = testing::tiny_lenet5_config(data, scratch.path() / "run", 3);
+// ResNet-20 on 6 images in batches of 2 for 2 epochs (the first warms the caching allocator), on the emulated
+// GPU, with gradient clipping and class weights.
+train::TrainConfig resnet20_on_the_gpu(const std::filesystem::path& folder) {
+  const auto data = testing::make_two_class_data(folder / "data", 3, 1);
+  train::TrainConfig config = testing::tiny_lenet5_config(data, folder / "run", 3);
   config.model = "resnet20";  // batch norm, residual additions, global pooling: every kind of layer
   config.batch_size = 2;
-  config.epochs = 2;  // the first epoch warms the caching allocator
+  config.epochs = 2;
   config.device = "cuda";
   config.cuda_conv = "library";   // no per-shape measuring, which synchronizes on purpose
   config.clip_grad_norm = 0.5;    // summed and applied on the device: no wait either
   config.class_weights = "auto";  // the weighted mean's denominator too
+  return config;
+}
+
+TEST_CASE("emulated training: a steady training step never waits for the GPU, nor copies each gradient") {
+  testing::ScratchFolder scratch("kiln-emulated-training-test", "drains");
+  const train::TrainConfig config = resnet20_on_the_gpu(scratch.path());
   CountsPerStep observer;
   const train::TrainResult result = train::train(config, train::RunStart::Fresh, observer);
   REQUIRE(result.history.size() == 2);
@@ -63,6 +71,50 @@ TEST_CASE("emulated training: a steady training step never waits for the GPU, no
   const std::uint64_t copies_in_a_step = second_epoch[1].copies - second_epoch[0].copies;
   CHECK(copies_in_a_step > 0);  // the shortcuts' copies: the count counts
   CHECK(copies_in_a_step < parameters / 2);
+}
+
+// With --cuda-graphs (train/graphed_step.hpp) a steady step launches its forward and backward pass as one
+// graph: the host launches a handful of kernels (the batch's copies into the graph's inputs, the optimizer's
+// update, the accuracy count) where it launched a few hundred, and still never waits. The run reaches the
+// very weights and losses the same run reaches without graphs.
+TEST_CASE(
+    "emulated training: with --cuda-graphs a step is one graph launch, and the run's weights are the same") {
+  testing::ScratchFolder scratch("kiln-emulated-training-test", "graphs");
+  train::TrainConfig config = resnet20_on_the_gpu(scratch.path());
+  config.cuda_graphs = true;
+  CountsPerStep graphed;
+  const train::TrainResult with_graphs = train::train(config, train::RunStart::Fresh, graphed);
+  config.cuda_graphs = false;
+  config.run_dir = scratch.path() / "eager-run";
+  CountsPerStep eager;
+  const train::TrainResult without = train::train(config, train::RunStart::Fresh, eager);
+
+  REQUIRE(graphed.at_step.size() == 2);
+  REQUIRE(graphed.at_step[1].size() == 3);
+  const CountsPerStep::Counts& before = graphed.at_step[1][0];
+  const CountsPerStep::Counts& after = graphed.at_step[1][1];  // one steady step later
+  CHECK(after.graphs - before.graphs == 1);
+  CHECK(after.drains == before.drains);
+  const std::uint64_t eager_launches = eager.at_step[1][1].launches - eager.at_step[1][0].launches;
+  INFO("kernels a steady step launches: ", after.launches - before.launches, " with a graph, ",
+       eager_launches, " without");
+  CHECK(after.launches - before.launches <= 8);
+  CHECK(eager_launches > 100);
+
+  REQUIRE(with_graphs.history.size() == without.history.size());
+  for (std::size_t epoch = 0; epoch < without.history.size(); ++epoch) {
+    CHECK(with_graphs.history[epoch].train_loss == without.history[epoch].train_loss);  // the same bits
+    CHECK(with_graphs.history[epoch].train_accuracy == without.history[epoch].train_accuracy);
+  }
+  const auto graphed_model = train::load_model(with_graphs.checkpoint).model;
+  const auto eager_model = train::load_model(without.checkpoint).model;
+  const std::vector<NamedTensor> graphed_parameters = graphed_model->named_parameters();
+  const std::vector<NamedTensor> eager_parameters = eager_model->named_parameters();
+  REQUIRE(graphed_parameters.size() == eager_parameters.size());
+  for (std::size_t i = 0; i < eager_parameters.size(); ++i) {
+    INFO(eager_parameters[i].first);
+    CHECK(graphed_parameters[i].second.to_vector<float>() == eager_parameters[i].second.to_vector<float>());
+  }
 }
 
 // Evaluation reads every batch's logits, labels and loss back a batch late (train/tensor_readback.hpp), so

@@ -14,7 +14,7 @@
 // Layouts. NCHW: x [N, C, H, W], w [K, C/groups, R, S], y [N, K, P, Q] (kiln's layout everywhere else).
 // NHWC, channels last: x [N, H, W, C], w [K, R, S, C], y [N, P, Q, K]; a GEMM's reduction over (r, s, c) then
 // reads contiguous channels, which is what tensor-core steps want. A step takes its layout as given:
-// converting is the caller's business, outside the timed loop. Each launch runs on the default stream and
+// converting is the caller's business, outside the timed loop. Each launch runs on the compute stream and
 // returns at once.
 #pragma once
 

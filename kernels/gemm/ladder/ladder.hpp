@@ -13,7 +13,7 @@
 // semantics; the tests poison it). M, N and K are any size >= 1; a step whose loads are vectors needs K and
 // N to be multiples of its `alignment` and A, B and C to start on 16 bytes (as every cudaMalloc'd block and
 // every tensor kiln allocates do), so that every row starts on 16 bytes; its launcher checks both. Each
-// launch runs on the default stream and returns at once.
+// launch runs on the compute stream (cuda::compute_stream) and returns at once.
 #pragma once
 
 #include <cstdint>
