@@ -17,9 +17,14 @@ GraphedStep::GraphedStep(int device_index, std::vector<Tensor> parameters, Pass 
 
 std::vector<Tensor> GraphedStep::run(const std::vector<Tensor>& inputs) {
   if (graph_ && signature(inputs) == signature(static_inputs_)) return launch(inputs);
-  if (eager_steps_ == 0) first_signature_ = signature(inputs);
-  if (graph_ || fallback_reason_ || eager_steps_ < kWarmupSteps || signature(inputs) != first_signature_) {
-    ++eager_steps_;
+  if (graph_ || fallback_reason_) return pass_(inputs);
+  if (inputs.front().numel() > target_elements_) {
+    target_signature_ = signature(inputs);
+    target_elements_ = inputs.front().numel();
+    target_steps_ = 0;
+  }
+  if (signature(inputs) != target_signature_ || target_steps_ < kWarmupSteps) {
+    target_steps_ += signature(inputs) == target_signature_;
     return pass_(inputs);
   }
   try {

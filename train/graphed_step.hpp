@@ -7,9 +7,11 @@
 // learning rate changes with the schedule, and a graph would keep the rate it was captured with.
 //
 // How a step runs:
-//   - The first kWarmupSteps run eagerly: they create the optimizer's state, and let the convolution tuner
-//     measure every shape (kernels/conv2d/cuda_tuning.hpp), neither of which a capture can do.
-//   - The next one shaped like the first is captured (an epoch's last, smaller batch is not). Its inputs are
+//   - The graph is made for the largest batch seen (an epoch's last, smaller batch runs eagerly, even when a
+//     resumed run starts with one). The first kWarmupSteps of that batch run eagerly: they create the
+//     optimizer's state, and let the convolution tuner measure every shape (kernels/conv2d/cuda_tuning.hpp),
+//     neither of which a capture can do.
+//   - The next one is captured. Its inputs are
 //   copied into "static" tensors that the graph reads at every
 //     launch; the pass's outputs, and the gradients it leaves on the parameters, are tensors the graph writes
 //     at every launch. The graph is then launched for this step too (capturing runs nothing).
@@ -24,6 +26,7 @@
 // last batch of an epoch, replaced them), so the optimizer always reads what the pass just wrote.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -65,9 +68,11 @@ class GraphedStep {
   int device_index_;
   std::vector<Tensor> parameters_;
   Pass pass_;
-  int eager_steps_ = 0;
-  std::vector<std::pair<Shape, DType>>
-      first_signature_;  // the first step's inputs': what a graph is made for
+  // The inputs' shapes of the largest batch so far (by its first input's elements): what a graph is made
+  // for; and how many steps of that batch have run eagerly.
+  std::vector<std::pair<Shape, DType>> target_signature_;
+  std::int64_t target_elements_ = -1;
+  int target_steps_ = 0;
   std::vector<Tensor> static_inputs_, static_outputs_, static_grads_;
   std::unique_ptr<CudaGraph> graph_;
   std::optional<std::string> fallback_reason_;

@@ -112,10 +112,12 @@ TEST_CASE("cuda: training steps run as a graph reach the weights the same steps 
   };
   const auto eager_pass = pass(*eager_model, eager_sgd);
   train::GraphedStep graphed(0, graphed_model->parameters(), pass(*graphed_model, graphed_sgd));
-  // Batches of 5, one of 2 in the middle (an epoch's last: it runs eagerly), then 5 again.
-  for (int step = 0; step < 7; ++step) {
+  // A batch of 2 first (an epoch's last, where a resumed run may start), then of 5, one of 2 in the middle:
+  // the graph is made for the batch of 5 after its one eager step, and batches of 2 run eagerly.
+  const std::vector<std::int64_t> batches{2, 5, 5, 5, 2, 5, 5};
+  for (int step = 0; step < static_cast<int>(batches.size()); ++step) {
     INFO("step ", step);
-    const std::int64_t batch = step == 4 ? 2 : 5;
+    const std::int64_t batch = batches[static_cast<std::size_t>(step)];
     const Tensor images = random_gpu({batch, 3, 6, 6}, 100 + static_cast<std::uint64_t>(step));
     std::vector<std::int64_t> label_values;
     for (std::int64_t i = 0; i < batch; ++i) label_values.push_back((i + step) % 3);
@@ -128,7 +130,7 @@ TEST_CASE("cuda: training steps run as a graph reach the weights the same steps 
     const Tensor graphed_loss = graphed.run({images, labels})[0];
     graphed_sgd.step();
     CHECK(graphed_loss.item() == eager_loss.item());
-    CHECK(graphed.captured() == (step >= train::GraphedStep::kWarmupSteps));
+    CHECK(graphed.captured() == (step >= 1 + train::GraphedStep::kWarmupSteps));
   }
   CHECK_FALSE(graphed.fallback_reason().has_value());
   // The weights, and the batch norm's running statistics (updated in place by every launch).
