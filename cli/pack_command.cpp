@@ -32,7 +32,8 @@ void run_pack(const PackOptions& options) {
   train::write_file_atomically(options.file, pack, "pack");
   std::string splits;
   for (const std::string& split : summary.splits)
-    splits += (splits.empty() ? "" : ", ") + (split.empty() ? std::string("(one tree)") : split);
+    splits +=
+        (splits.empty() ? "" : ", ") + (split.empty() ? std::string("one tree of class folders") : split);
   if (options.json) {
     std::printf("%s\n", nlohmann::json{{"pack", options.file.string()},
                                        {"images", summary.images},

@@ -25,12 +25,29 @@ void record_outcomes(const Tensor& logits, const Tensor& labels, const std::vect
   }
 }
 
+// A batch's forward pass: logits float [B, C] and the summed cross-entropy, from its images and labels.
+std::vector<Tensor> evaluation_pass(layers::Module& model, Precision precision,
+                                    const std::vector<Tensor>& inputs) {
+  const Tensor logits = forward_logits(model, inputs[0], precision);
+  const Tensor loss_sum = cross_entropy(logits, inputs[1], Tensor(), {.reduction = Reduction::Sum});
+  return {logits, loss_sum};
+}
+
 }  // namespace
+
+std::unique_ptr<GraphedStep> evaluation_graph(layers::Module& model, Precision precision) {
+  KILN_CHECK(model.device().is_cuda(), "evaluation_graph: the model is on ", model.device().str(),
+             "; CUDA graphs need a CUDA device");
+  return std::make_unique<GraphedStep>(model.device().index, std::vector<Tensor>{},
+                                       [&model, precision](const std::vector<Tensor>& inputs) {
+                                         return evaluation_pass(model, precision, inputs);
+                                       });
+}
 
 // On a GPU every batch's logits, labels and loss come back a batch late (a TensorReadback): batch k's are
 // counted on the host once batch k+1's forward pass is queued, so the device never waits for the host.
 MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int64_t classes,
-                       std::vector<SampleOutcome>* outcomes, Precision precision) {
+                       std::vector<SampleOutcome>* outcomes, Precision precision, GraphedStep* graphed) {
   const EvalMode evaluating(model);
   ClassificationMetrics metrics(classes);
   TensorReadback results(model.device());
@@ -48,9 +65,11 @@ MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int
   DeviceBatches batches(loader, model.device());
   batches.start_epoch(0);
   while (std::optional<data::Batch> batch = batches.next()) {
-    const Tensor logits = forward_logits(model, batch->images, precision);
-    const Tensor loss_sum = cross_entropy(logits, batch->labels, Tensor(), {.reduction = Reduction::Sum});
-    const std::uint64_t ticket = results.start({logits, batch->labels, loss_sum});
+    const std::vector<Tensor> inputs{batch->images, batch->labels};
+    // A graph's outputs are overwritten by its next launch: their copies are queued before it.
+    const std::vector<Tensor> pass =
+        graphed ? graphed->run(inputs) : evaluation_pass(model, precision, inputs);  // logits, loss sum
+    const std::uint64_t ticket = results.start({pass[0], batch->labels, pass[1]});
     if (unread) count(*unread);
     unread = Unread{ticket, std::move(batch->indices)};
   }

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "data/loader.hpp"
 #include "layers/module.hpp"
+#include "train/graphed_step.hpp"
 #include "train/metrics.hpp"
 #include "train/model_io.hpp"
 #include "train/precision.hpp"
@@ -22,10 +24,17 @@ struct SampleOutcome {
 };
 
 // Runs the model over every batch of the loader's epoch 0, in `precision`, and accumulates metrics (loss
-// included). With `outcomes`, also lists every image's outcome, in the loader's order.
+// included). With `outcomes`, also lists every image's outcome, in the loader's order. With `graphed`, made
+// by evaluation_graph() for this model and precision, each batch's forward pass runs through it: as a CUDA
+// graph from its second full batch on (train/graphed_step.hpp), across evaluations.
 MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int64_t classes,
                        std::vector<SampleOutcome>* outcomes = nullptr,
-                       Precision precision = Precision::Float32);
+                       Precision precision = Precision::Float32, GraphedStep* graphed = nullptr);
+
+// The forward pass evaluate() runs per batch, for a model on a CUDA device, as a GraphedStep (`kiln train
+// --cuda-graphs` evaluates every epoch through one). The model's tensors must stay where they are while it
+// lives, as training keeps them (its updates are in place).
+std::unique_ptr<GraphedStep> evaluation_graph(layers::Module& model, Precision precision);
 
 // The misclassified outcomes, worst first: those where the model gave the true class the least
 // probability (it was most sure of something else). At most `count`.

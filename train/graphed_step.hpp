@@ -1,10 +1,12 @@
-// GraphedStep: the device work of a training step, captured once as a CUDA graph and launched as one unit at
-// every later step (`kiln train --cuda-graphs`).
+// GraphedStep: the device work of a step, captured once as a CUDA graph and launched as one unit at every
+// later step (`kiln train --cuda-graphs`).
 //
-// What it holds is the "pass": the forward pass, the loss, backward into the parameters' gradients, gradient
-// clipping and the count of correct predictions, a few hundred kernel launches in all (core/cuda_graph.hpp
-// says why that matters at small batches). The optimizer's update stays outside, launched as before: its
-// learning rate changes with the schedule, and a graph would keep the rate it was captured with.
+// What it holds is the "pass". For a training step (train/trainer.cpp): the forward pass, the loss, backward
+// into the parameters' gradients, gradient clipping and the count of correct predictions, a few hundred
+// kernel launches in all (core/cuda_graph.hpp says why that matters at small batches). The optimizer's update
+// stays outside, launched as before: its learning rate changes with the schedule, and a graph would keep the
+// rate it was captured with. For an evaluation batch (train/evaluate.hpp): the forward pass and the loss,
+// with no parameters whose gradients to keep.
 //
 // How a step runs:
 //   - The graph is made for the largest batch seen (an epoch's last, smaller batch runs eagerly, even when a
@@ -47,7 +49,8 @@ class GraphedStep {
 
   static constexpr int kWarmupSteps = 1;
 
-  // `parameters`: the tensors whose gradients the pass leaves, all on cuda:device_index.
+  // `parameters`: the tensors whose gradients the pass leaves, all on cuda:device_index (none for a pass
+  // without backward).
   GraphedStep(int device_index, std::vector<Tensor> parameters, Pass pass);
 
   // Runs the pass on `inputs`: eagerly, or by launching the graph (capturing it first, once). The outputs of

@@ -118,9 +118,10 @@ struct Run {
   bool multi_label = false;
   Tensor pos_weight;
   ThresholdChoice thresholds;
-  // With --cuda-graphs on a CUDA device: each step's pass, captured once for the whole run.
-  std::unique_ptr<GraphedStep> graphed_step;
-  bool graph_fallback_reported = false;
+  // With --cuda-graphs on a CUDA device: each step's pass, and each evaluation batch's forward pass, captured
+  // once for the whole run.
+  std::unique_ptr<GraphedStep> graphed_step, eval_graphed_step;
+  bool train_graph_warned = false, eval_graph_warned = false;
 };
 
 // What a multi-label run cannot do: the settings that assume one class per image. Checked up front, so
@@ -564,6 +565,15 @@ void evaluate_multi_label_epoch(Run& run, EpochSummary& summary) {
   summary.thresholds = run.thresholds;
 }
 
+// Says once, on stderr, why a --cuda-graphs pass runs without a graph (train/graphed_step.hpp).
+void warn_once_if_not_captured(const GraphedStep* step, const char* what, bool& warned) {
+  if (step == nullptr || !step->fallback_reason() || warned) return;
+  std::fprintf(stderr,
+               "kiln: warning: --cuda-graphs: the %s could not be captured (%s); it runs without a graph\n",
+               what, step->fallback_reason()->c_str());
+  warned = true;
+}
+
 // A step's pass, everything of it but the optimizers' update (what train/graphed_step.hpp can capture):
 // forward, the loss, backward, clipping, and (single-label) the batch's correct predictions.
 //   inputs: images and labels (single-label) or images and targets (multi-label);
@@ -636,13 +646,7 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
     const std::vector<Tensor> results =
         run.graphed_step ? run.graphed_step->run(inputs) : training_pass(run, inputs);
     const std::uint64_t loss_ticket = losses.start(results[0]);
-    if (run.graphed_step && run.graphed_step->fallback_reason() && !run.graph_fallback_reported) {
-      std::fprintf(stderr,
-                   "kiln: warning: --cuda-graphs: the training step could not be captured (%s); it "
-                   "runs without a graph\n",
-                   run.graphed_step->fallback_reason()->c_str());
-      run.graph_fallback_reported = true;
-    }
+    warn_once_if_not_captured(run.graphed_step.get(), "training step", run.train_graph_warned);
     for (ParameterGroup& group : run.groups) group.optimizer->step();
     if (!run.multi_label) {
       const NoGradGuard no_grad;
@@ -665,7 +669,11 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
   if (run.multi_label) {
     evaluate_multi_label_epoch(run, summary);
   } else if (run.eval_loader) {
-    summary.validation = evaluate(model, *run.eval_loader, run.architecture.classes, nullptr, run.precision);
+    if (run.graphed_step && !run.eval_graphed_step)
+      run.eval_graphed_step = evaluation_graph(model, run.precision);
+    summary.validation = evaluate(model, *run.eval_loader, run.architecture.classes, nullptr, run.precision,
+                                  run.eval_graphed_step.get());
+    warn_once_if_not_captured(run.eval_graphed_step.get(), "evaluation pass", run.eval_graph_warned);
   }
   return summary;
 }

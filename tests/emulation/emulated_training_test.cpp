@@ -75,15 +75,20 @@ TEST_CASE("emulated training: a steady training step never waits for the GPU, no
 
 // With --cuda-graphs (train/graphed_step.hpp) a steady step launches its forward and backward pass as one
 // graph: the host launches a handful of kernels (the batch's copies into the graph's inputs, the optimizer's
-// update, the accuracy count) where it launched a few hundred, and still never waits. The run reaches the
-// very weights and losses the same run reaches without graphs.
+// update, the accuracy count) where it launched a few hundred, and still never waits. Evaluation launches
+// each batch's forward pass as a graph too. The run reaches the very weights, losses and held-out metrics the
+// same run reaches without graphs.
 TEST_CASE(
     "emulated training: with --cuda-graphs a step is one graph launch, and the run's weights are the same") {
   testing::ScratchFolder scratch("kiln-emulated-training-test", "graphs");
   train::TrainConfig config = resnet20_on_the_gpu(scratch.path());
   config.cuda_graphs = true;
   CountsPerStep graphed;
+  const std::uint64_t graphs_before = emulation::graph_launches();
   const train::TrainResult with_graphs = train::train(config, train::RunStart::Fresh, graphed);
+  // Training: epoch 1 runs its first step eagerly and captures the second; epoch 2 launches all three.
+  // Evaluation (one batch an epoch): epoch 1's eagerly, epoch 2's captured.
+  CHECK(emulation::graph_launches() - graphs_before == 2 + 3 + 1);
   config.cuda_graphs = false;
   config.run_dir = scratch.path() / "eager-run";
   CountsPerStep eager;
@@ -105,6 +110,9 @@ TEST_CASE(
   for (std::size_t epoch = 0; epoch < without.history.size(); ++epoch) {
     CHECK(with_graphs.history[epoch].train_loss == without.history[epoch].train_loss);  // the same bits
     CHECK(with_graphs.history[epoch].train_accuracy == without.history[epoch].train_accuracy);
+    REQUIRE(with_graphs.history[epoch].validation.has_value());
+    CHECK(with_graphs.history[epoch].validation->loss == without.history[epoch].validation->loss);
+    CHECK(with_graphs.history[epoch].validation->accuracy == without.history[epoch].validation->accuracy);
   }
   const auto graphed_model = train::load_model(with_graphs.checkpoint).model;
   const auto eager_model = train::load_model(without.checkpoint).model;
