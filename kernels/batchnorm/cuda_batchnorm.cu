@@ -42,6 +42,7 @@
 #include "core/cuda_runtime.hpp"
 #include "core/storage.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
+#include "kernels/cuda_block_sum.cuh"
 #include "kernels/cuda_launch.cuh"
 
 namespace kiln::kernels::cuda {
@@ -99,38 +100,15 @@ __device__ void for_each_value(const ChannelSlices& s, std::int64_t c, std::int6
   }
 }
 
-// The two sums every kernel here needs (see the launch list at the top).
+// The two sums every kernel here needs (see the launch list at the top), added by block_sum
+// (kernels/cuda_block_sum.cuh) member by member. No member initializers: block_sum keeps them in a __shared__
+// array, which cannot have a constructor; PairSums{} is zero.
 struct PairSums {
-  double a = 0, b = 0;
+  double a, b;
 };
-
-__device__ PairSums warp_sum(PairSums v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    v.a += __shfl_down_sync(kFullWarpMask, v.a, offset);
-    v.b += __shfl_down_sync(kFullWarpMask, v.b, offset);
-  }
-  return v;
-}
-
-// The block's total, valid in thread 0. Every thread of the block must call it (it synchronizes), with
-// blockDim.x == kThreadsPerBlock. Warp 0 runs the second stage whole, lanes past kWarpsPerBlock adding zeros,
-// so every shuffle has all 32 lanes.
-__device__ PairSums block_sum(PairSums v) {
-  __shared__ double warp_a[kWarpsPerBlock], warp_b[kWarpsPerBlock];
-  const int lane = static_cast<int>(threadIdx.x) % kWarpSize,
-            warp = static_cast<int>(threadIdx.x) / kWarpSize;
-  v = warp_sum(v);
-  if (lane == 0) {
-    warp_a[warp] = v.a;
-    warp_b[warp] = v.b;
-  }
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < kWarpsPerBlock ? PairSums{warp_a[lane], warp_b[lane]} : PairSums{};
-    v = warp_sum(v);
-  }
-  __syncthreads();  // warp 0's reads finish before the next call's writes
-  return v;
+__device__ inline PairSums operator+(PairSums x, PairSums y) { return {x.a + y.a, x.b + y.b}; }
+__device__ inline PairSums shuffle_down(PairSums v, int offset) {
+  return {__shfl_down_sync(kFullWarpMask, v.a, offset), __shfl_down_sync(kFullWarpMask, v.b, offset)};
 }
 
 // The totals of channel c's per-slice partial sums (partial_a, partial_b [C, slices]), in every thread of the
@@ -140,7 +118,7 @@ __device__ PairSums block_sum(PairSums v) {
 __device__ PairSums channel_totals(const ChannelSlices& s, std::int64_t c, const double* partial_a,
                                    const double* partial_b) {
   __shared__ double total_a, total_b;
-  PairSums sums;
+  PairSums sums{};
   for (std::int64_t slice = threadIdx.x; slice < s.slices; slice += kThreadsPerBlock) {
     sums.a += partial_a[c * s.slices + slice];
     sums.b += partial_b[c * s.slices + slice];
@@ -207,7 +185,7 @@ __global__ void forward_partial_sums_kernel(ChannelSlices s, const T* x, double*
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {  // uniform in the block
     const std::int64_t c = work / s.slices, slice = work % s.slices;
     const double shift = statistics_shift(s, x, c);
-    PairSums sums;
+    PairSums sums{};
     for_each_value(s, c, slice, [&](std::int64_t offset) {
       const double d = static_cast<double>(x[offset]) - shift;
       sums.a += d;
@@ -296,7 +274,7 @@ __global__ void backward_partial_sums_kernel(ChannelSlices s, bool fused_relu, c
     const std::int64_t c = work / s.slices, slice = work % s.slices;
     const double mean = statistics.mean(c), invstd = statistics.invstd(c);
     const double eval_scale = static_cast<double>(gamma[c]) * invstd;
-    PairSums sums;
+    PairSums sums{};
     for_each_value(s, c, slice, [&](std::int64_t offset) {
       const double g = static_cast<double>(gradient_into_batchnorm(fused_relu, gy, y, offset));
       const double xhat = (static_cast<double>(x[offset]) - mean) * invstd;
