@@ -384,6 +384,8 @@ void apply_cuda_conv(const Run& run) {
 // created beside the parameters). Fails before any work when the device cannot be used.
 void place_on_device(Run& run) {
   run.device = parse_device(run.config.device);
+  KILN_CHECK(!run.config.cuda_graphs || run.device.is_cuda(),
+             "train: --cuda-graphs needs a CUDA device (--device cuda), not ", run.config.device);
   if (run.device.is_cuda()) {
     try {
       cuda::require_device(run.device.index);

@@ -70,6 +70,17 @@ TEST_CASE("device: training on a CUDA device that is not there fails before any 
                        doctest::Contains("unknown device 'tpu'"), Error);
 }
 
+TEST_CASE("device: --cuda-graphs on the CPU is refused before any work, naming what it needs") {
+  testing::ScratchFolder scratch("kiln-device-test", "graphs-on-cpu");
+  const fs::path data = testing::make_two_class_data(scratch.path() / "data", 4, 2);
+  train::TrainConfig config = testing::tiny_lenet5_config(data, scratch.path() / "run", 1);
+  config.cuda_graphs = true;
+  testing::Recorder observer;
+  CHECK_THROWS_WITH_AS(train::train(config, train::RunStart::Fresh, observer),
+                       doctest::Contains("--cuda-graphs needs a CUDA device"), Error);
+  CHECK_FALSE(fs::exists(scratch.path() / "run" / "last.kiln"));
+}
+
 // The same model, built from the same seed, on the CPU and on cuda:0.
 struct TwinModels {
   layers::ModulePtr cpu, gpu;
