@@ -3,7 +3,7 @@
 # and the GPU comparison with PyTorch, and leaves every log under $OUT.
 #
 #   here:  bash scripts/device-deps.sh      (once: copies the build's Debian packages into device-deps/)
-#   there: bash scripts/device-check.sh     (device tool, carry: device-deps, packs; timeout_s about 570)
+#   there: bash scripts/device-check.sh     (device tool, carry: device-deps; timeout_s about 570)
 #
 # Stages, each timestamped, each run even when an earlier one failed (a stage that needs a missing
 # program is marked failed); the end lists which failed and the script exits non-zero if any did:
