@@ -1,6 +1,7 @@
 #include "train/multi_label_evaluate.hpp"
 
 #include <optional>
+#include <utility>
 
 #include "core/error.hpp"
 #include "data/image.hpp"
@@ -11,8 +12,28 @@
 
 namespace kiln::train {
 
+namespace {
+
+// A batch's forward pass: logits float [B, L] and the summed binary cross-entropy, from images and targets.
+std::vector<Tensor> multi_label_pass(layers::Module& model, Precision precision,
+                                     const std::vector<Tensor>& inputs) {
+  const Tensor logits = forward_logits(model, inputs[0], precision);
+  return {logits, binary_cross_entropy_with_logits(logits, inputs[1], Tensor(), Reduction::Sum)};
+}
+
+}  // namespace
+
+std::unique_ptr<GraphedStep> multi_label_evaluation_graph(layers::Module& model, Precision precision) {
+  KILN_CHECK(model.device().is_cuda(), "multi_label_evaluation_graph: the model is on ", model.device().str(),
+             "; CUDA graphs need a CUDA device");
+  GraphedStep::Pass pass = [&model, precision](const std::vector<Tensor>& inputs) {
+    return multi_label_pass(model, precision, inputs);
+  };
+  return std::make_unique<GraphedStep>(model.device().index, std::vector<Tensor>{}, std::move(pass));
+}
+
 MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& loader, std::int64_t labels,
-                                       Precision precision) {
+                                       Precision precision, GraphedStep* graphed) {
   KILN_CHECK(loader.folder().multi_label(), loader.folder().root().string(),
              ": not a multi-label data set (evaluate a class folder with evaluate())");
   const EvalMode evaluating(model);
@@ -28,10 +49,11 @@ MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& 
   DeviceBatches batches(loader, model.device());
   batches.start_epoch(0);
   while (std::optional<data::Batch> batch = batches.next()) {
-    const Tensor logits = forward_logits(model, batch->images, precision);  // float32 [B, L]
-    const Tensor loss_sum =
-        binary_cross_entropy_with_logits(logits, batch->targets, Tensor(), Reduction::Sum);
-    const std::uint64_t ticket = results.start({logits, batch->targets, loss_sum});
+    const std::vector<Tensor> inputs{batch->images, batch->targets};
+    // A graph's outputs are overwritten by its next launch: their copies are queued before it.
+    const std::vector<Tensor> pass =
+        graphed ? graphed->run(inputs) : multi_label_pass(model, precision, inputs);  // logits, loss sum
+    const std::uint64_t ticket = results.start({pass[0], batch->targets, pass[1]});
     if (unread) count(*unread);
     unread = ticket;
   }

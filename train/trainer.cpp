@@ -549,6 +549,15 @@ void redraw_plots(const std::filesystem::path& run_dir) {
   }
 }
 
+// Says once, on stderr, why a --cuda-graphs pass runs without a graph (train/graphed_step.hpp).
+void warn_once_if_not_captured(const GraphedStep* step, const char* what, bool& warned) {
+  if (step == nullptr || !step->fallback_reason() || warned) return;
+  std::fprintf(stderr,
+               "kiln: warning: --cuda-graphs: the %s could not be captured (%s); it runs without a graph\n",
+               what, step->fallback_reason()->c_str());
+  warned = true;
+}
+
 // A multi-label epoch's held-out evaluation. On the validation split it first chooses the thresholds
 // (kept in run.thresholds, so the checkpoint written next carries them) and reports at them; a run
 // whose held-out split is the test split keeps the default thresholds, so the test images stay unseen.
@@ -557,23 +566,17 @@ void evaluate_multi_label_epoch(Run& run, EpochSummary& summary) {
     summary.thresholds = run.thresholds;
     return;
   }
-  const MultiLabelMetrics metrics =
-      evaluate_multi_label(*run.model, *run.eval_loader, run.architecture.classes, run.precision);
+  if (run.graphed_step && !run.eval_graphed_step)
+    run.eval_graphed_step = multi_label_evaluation_graph(*run.model, run.precision);
+  const MultiLabelMetrics metrics = evaluate_multi_label(
+      *run.model, *run.eval_loader, run.architecture.classes, run.precision, run.eval_graphed_step.get());
+  warn_once_if_not_captured(run.eval_graphed_step.get(), "evaluation pass", run.eval_graph_warned);
   if (run.splits.validation) {
     run.thresholds = choose_thresholds(metrics.probabilities(), metrics.truth(),
                                        static_cast<std::size_t>(run.architecture.classes));
   }
   summary.multi_label_validation = metrics.report(run.thresholds.thresholds);
   summary.thresholds = run.thresholds;
-}
-
-// Says once, on stderr, why a --cuda-graphs pass runs without a graph (train/graphed_step.hpp).
-void warn_once_if_not_captured(const GraphedStep* step, const char* what, bool& warned) {
-  if (step == nullptr || !step->fallback_reason() || warned) return;
-  std::fprintf(stderr,
-               "kiln: warning: --cuda-graphs: the %s could not be captured (%s); it runs without a graph\n",
-               what, step->fallback_reason()->c_str());
-  warned = true;
 }
 
 // A step's pass, everything of it but the optimizers' update (what train/graphed_step.hpp can capture):

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "tests/support/cuda_testing.hpp"
 #include "tests/support/scratch_folder.hpp"
 #include "tests/support/tiny_training.hpp"
 #include "tests/support/training_observers.hpp"
@@ -150,6 +151,35 @@ TEST_CASE(
   CHECK(expected == model_tensors(interrupted.run_dir / "last.kiln"));
   CHECK(train::load_model(straight.run_dir / "last.kiln").thresholds.thresholds ==
         train::load_model(interrupted.run_dir / "last.kiln").thresholds.thresholds);
+}
+
+// On a GPU with --cuda-graphs (train/graphed_step.hpp) the training steps and the validation batches run as
+// CUDA graphs; the run must end where the same run without graphs does, to the bit.
+TEST_CASE(
+    "cuda: multi-label training with --cuda-graphs ends with the weights and thresholds of a run without") {
+  if (!testing::have_gpu()) return;
+  ScratchFolder scratch("kiln-multi-label-test", "graphs");
+  const fs::path csv = make_labelled_data(scratch.path() / "data", 2, 6);
+  testing::Recorder silent;
+  train::TrainConfig config = tiny_config(csv, scratch.path() / "graphed");
+  config.device = "cuda";
+  config.cuda_conv = "library";  // the same kernels in both runs
+  config.cuda_graphs = true;
+  const train::TrainResult graphed = train::train(config, train::RunStart::Fresh, silent);
+  config.cuda_graphs = false;
+  config.run_dir = scratch.path() / "eager";
+  const train::TrainResult eager = train::train(config, train::RunStart::Fresh, silent);
+
+  CHECK(model_tensors(graphed.checkpoint) == model_tensors(eager.checkpoint));
+  CHECK(train::load_model(graphed.checkpoint).thresholds.thresholds ==
+        train::load_model(eager.checkpoint).thresholds.thresholds);
+  REQUIRE(graphed.history.size() == eager.history.size());
+  for (std::size_t epoch = 0; epoch < eager.history.size(); ++epoch) {
+    CHECK(graphed.history[epoch].train_loss == eager.history[epoch].train_loss);
+    REQUIRE(graphed.history[epoch].multi_label_validation.has_value());
+    CHECK(graphed.history[epoch].multi_label_validation->loss ==
+          eager.history[epoch].multi_label_validation->loss);
+  }
 }
 
 TEST_CASE(
