@@ -16,15 +16,15 @@ GraphedStep::GraphedStep(int device_index, std::vector<Tensor> parameters, Pass 
 }
 
 std::vector<Tensor> GraphedStep::run(const std::vector<Tensor>& inputs) {
-  if (graph_ && signature(inputs) == signature(static_inputs_)) return launch(inputs);
+  const Signature shapes = signature(inputs);
+  if (graph_ && shapes == target_signature_) return launch(inputs);  // the graph is made for the target
   if (graph_ || fallback_reason_) return pass_(inputs);
-  if (inputs.front().numel() > target_elements_) {
-    target_signature_ = signature(inputs);
-    target_elements_ = inputs.front().numel();
+  if (target_signature_.empty() || shapes.front().first.numel() > target_signature_.front().first.numel()) {
+    target_signature_ = shapes;
     target_steps_ = 0;
   }
-  if (signature(inputs) != target_signature_ || target_steps_ < kWarmupSteps) {
-    target_steps_ += signature(inputs) == target_signature_;
+  if (shapes != target_signature_ || target_steps_ < kWarmupSteps) {
+    target_steps_ += shapes == target_signature_;
     return pass_(inputs);
   }
   try {
@@ -41,8 +41,8 @@ std::vector<Tensor> GraphedStep::run(const std::vector<Tensor>& inputs) {
   return launch(inputs);
 }
 
-std::vector<std::pair<Shape, DType>> GraphedStep::signature(const std::vector<Tensor>& inputs) {
-  std::vector<std::pair<Shape, DType>> shapes;
+GraphedStep::Signature GraphedStep::signature(const std::vector<Tensor>& inputs) {
+  Signature shapes;
   for (const Tensor& input : inputs) shapes.emplace_back(input.shape(), input.dtype());
   return shapes;
 }

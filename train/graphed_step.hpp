@@ -13,13 +13,11 @@
 //     resumed run starts with one). The first kWarmupSteps of that batch run eagerly: they create the
 //     optimizer's state, and let the convolution tuner measure every shape (kernels/conv2d/cuda_tuning.hpp),
 //     neither of which a capture can do.
-//   - The next one is captured. Its inputs are
-//   copied into "static" tensors that the graph reads at every
+//   - The next one is captured. Its inputs are copied into "static" tensors that the graph reads at every
 //     launch; the pass's outputs, and the gradients it leaves on the parameters, are tensors the graph writes
 //     at every launch. The graph is then launched for this step too (capturing runs nothing).
 //   - Every later step copies its inputs into the static tensors (one device-to-device copy each) and
-//   launches
-//     the graph. A step whose inputs differ in shape (an epoch's last, smaller batch) runs eagerly.
+//     launches the graph. A step whose inputs differ in shape (an epoch's last, smaller batch) runs eagerly.
 //   - A pass that cannot be captured (it draws random numbers, as dropout does, or waits for the device)
 //     makes the capture fail; the step then runs eagerly, and so does every later one: `fallback_reason()`
 //     says why.
@@ -28,7 +26,6 @@
 // last batch of an epoch, replaced them), so the optimizer always reads what the pass just wrote.
 #pragma once
 
-#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -63,8 +60,9 @@ class GraphedStep {
   const std::optional<std::string>& fallback_reason() const { return fallback_reason_; }
 
  private:
-  // The shapes and dtypes of `inputs`.
-  static std::vector<std::pair<Shape, DType>> signature(const std::vector<Tensor>& inputs);
+  // The shapes and dtypes of a step's inputs.
+  using Signature = std::vector<std::pair<Shape, DType>>;
+  static Signature signature(const std::vector<Tensor>& inputs);
   void capture(const std::vector<Tensor>& inputs);
   std::vector<Tensor> launch(const std::vector<Tensor>& inputs);
 
@@ -72,9 +70,8 @@ class GraphedStep {
   std::vector<Tensor> parameters_;
   Pass pass_;
   // The inputs' shapes of the largest batch so far (by its first input's elements): what a graph is made
-  // for; and how many steps of that batch have run eagerly.
-  std::vector<std::pair<Shape, DType>> target_signature_;
-  std::int64_t target_elements_ = -1;
+  // for, and once captured what it was made for; and how many steps of that batch have run eagerly.
+  Signature target_signature_;
   int target_steps_ = 0;
   std::vector<Tensor> static_inputs_, static_outputs_, static_grads_;
   std::unique_ptr<CudaGraph> graph_;
