@@ -14,14 +14,33 @@
 //      of 8 rows); below 4096 positions the per-call weight repacking and the strip's junk positions
 //      (21% at 8x8) outweigh what it saves. The weight gradient needs only the 8 output channels: its tiles
 //      run along output channels and taps, so a 3-channel input just has fewer taps (3->16 at 32x32, batch
-//      128, 2 threads: 1.04 ms against im2col + GEMM's 1.72). Measured, batch 128, 2 threads, ms, im2col+GEMM vs direct
-//      (forward / backward-data / backward-weight):
+//      128, 2 threads: 1.04 ms against im2col + GEMM's 1.72). Measured, batch 128, 2 threads, ms, im2col+GEMM
+//      vs direct (forward / backward-data / backward-weight):
 //        16->16 at 32x32   5.5 / 6.7 / 6.7  vs  4.0 / 3.9 / 4.6      3->16 at 32x32  0.9 / 1.3 / 1.6  vs
 //        32->32 at 16x16   4.0 / 5.1 / 5.9  vs  3.9 / 4.0 / 4.1                      1.0 / 2.1 / 1.9
 //        64->64 at 8x8     4.4 / 4.7 / 5.8  vs  4.1 / 4.3 / 3.9      (so im2col+GEMM keeps C_in = 3)
 //        128->128 at 8x8  21.8 / 18.0 / 37.4 vs 16.2 / 15.5 / 20.6
 //      and at batch 1, 64->64 at 8x8 (64 positions): 0.13 / 0.06 / 0.11 vs 0.21 / 0.24 / 0.10.
-//   5. Everything else goes to im2col + GEMM, which handles any stride, padding, dilation and groups.
+//   5. DirectChannels (direct_channels_kernel.hpp) reads the same strip one output row at a time, vectorized
+//      along the output channels, so it computes no junk; its backward-data runs the input gradient phase
+//      by phase, so it takes any stride. It goes
+//      a. to strided backward-data with at least 8 input and 8 output channels per group and 1024 output
+//         positions, which otherwise would be im2col + GEMM and col2im's overlapping adds. Measured, 2
+//         threads, ms, im2col + GEMM vs DirectChannels: 16->32 at 32x32 (stride 2), batch 128, 3.37 vs 2.71,
+//         batch 32, 0.77 vs 0.57; 32->64 at 16x16 2.55 vs 2.01, 0.59 vs 0.57.
+//      b. in place of rule 4, to the forward and backward-data passes whose output has at least 32 channels
+//         per group and 1024 positions in the batch. (Its panels are 32 channels wide at AVX-512, so a
+//         16-channel output fills half of each; there it only ties Direct.) Measured, 2 threads, ms, Direct
+//         vs DirectChannels (forward / backward-data), AVX-512:
+//           batch 128   32->32 at 16x16   3.81 / 4.00  vs  3.61 / 3.42
+//                       64->64 at 8x8     4.11 / 4.15  vs  3.17 / 3.39
+//                       128->128 at 8x8        - / 15.8 vs       - / 12.0
+//                       16->16 at 32x32   4.17 / 4.10  vs  4.18 / 4.03
+//           batch 16    64->64 at 8x8     0.89 / 0.83  vs  0.64 / 0.49   (im2col + GEMM 1.26 / 0.81)
+//         and AVX2 (4 positions x 16 channels), batch 128: 32->32 4.83 / 4.57 vs 4.43 / 4.15; 64->64
+//         4.93 / 4.39 vs 4.14 / 3.97. At batch 1 (64 positions at 8x8) im2col + GEMM stays ahead. Strided
+//         forwards stay with im2col + GEMM (16->32 at 32x32: 2.25 vs 2.47).
+//   6. Everything else goes to im2col + GEMM, which handles any stride, padding, dilation and groups.
 //      Direct runs strided forwards and weight gradients too (through the strip's phases), but at stride 2
 //      im2col + GEMM stays ahead: 1 thread, batch 128, ms, im2col+GEMM vs direct: 16->32 at 32x32
 //      forward 4.46 vs 5.37, weight gradient 5.73 vs 5.63; 32->64 at 16x16 4.15 vs 4.80, 4.47 vs 4.71.
@@ -37,6 +56,8 @@ namespace {
 constexpr std::int64_t kMaxDepthwiseTaps = 32;
 constexpr std::int64_t kMinDirectChannels = 8;
 constexpr std::int64_t kMinDirectPositions = 4096;
+constexpr std::int64_t kMinDirectChannelsOutputChannels = 32;
+constexpr std::int64_t kMinDirectChannelsPositions = 1024;
 
 bool is_depthwise(const Conv2dGeometry& g) {
   return g.groups == g.in_channels && g.groups == g.out_channels &&
@@ -69,6 +90,8 @@ std::string_view conv2d_algorithm_name(Conv2dAlgorithm algorithm) {
       return "winograd";
     case Conv2dAlgorithm::Direct:
       return "direct";
+    case Conv2dAlgorithm::DirectChannels:
+      return "direct_channels";
   }
   return "unknown";
 }
@@ -101,6 +124,8 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
     case Conv2dAlgorithm::Direct:
       return level != CpuLevel::Reference &&
              (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
+    case Conv2dAlgorithm::DirectChannels:
+      return level != CpuLevel::Reference && direction != Conv2dDirection::BackwardWeight;
   }
   return false;
 }
@@ -110,14 +135,22 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   if (conv2d_algorithm_supports(Conv2dAlgorithm::Depthwise, g, direction, level))
     return Conv2dAlgorithm::Depthwise;
   if (is_pointwise(g)) return Conv2dAlgorithm::Pointwise;
+  const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
+  const std::int64_t positions = g.batch * g.out_height() * g.out_width();
   // The weight gradient's tiles are output channels by taps, so few input channels only shorten them.
-  const bool enough_input_channels =
-      direction == Conv2dDirection::BackwardWeight || g.in_channels_per_group() >= kMinDirectChannels;
-  if (direct_backward_data_fits(g) && enough_input_channels && g.out_channels_per_group() >= kMinDirectChannels &&
-      g.batch * g.out_height() * g.out_width() >= kMinDirectPositions) {
-    return Conv2dAlgorithm::Direct;
+  const bool enough_input_channels = direction == Conv2dDirection::BackwardWeight || cg >= kMinDirectChannels;
+  if (!enough_input_channels || cog < kMinDirectChannels) return Conv2dAlgorithm::Im2colGemm;
+  const bool strided = g.stride_h > 1 || g.stride_w > 1;
+  if (direction == Conv2dDirection::BackwardData && strided && positions >= kMinDirectChannelsPositions)
+    return Conv2dAlgorithm::DirectChannels;  // rule 5a
+  if (!direct_backward_data_fits(g)) return Conv2dAlgorithm::Im2colGemm;
+  // The channels of the pass's own output: backward-data's output is the input gradient.
+  const std::int64_t pass_output_channels = direction == Conv2dDirection::BackwardData ? cg : cog;
+  if (direction != Conv2dDirection::BackwardWeight &&
+      pass_output_channels >= kMinDirectChannelsOutputChannels && positions >= kMinDirectChannelsPositions) {
+    return Conv2dAlgorithm::DirectChannels;  // rule 5b
   }
-  return Conv2dAlgorithm::Im2colGemm;
+  return positions >= kMinDirectPositions ? Conv2dAlgorithm::Direct : Conv2dAlgorithm::Im2colGemm;
 }
 
 }  // namespace kiln::kernels

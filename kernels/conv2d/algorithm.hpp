@@ -8,6 +8,9 @@
 //   Direct      a GEMM over a zero-padded strip of images where every tap is a constant offset, so no
 //               im2col (direct_kernel.hpp); forward and backward-weight for any geometry, backward-data
 //               for stride 1 with pad <= dilation * (K - 1)
+//   DirectChannels  the same strip read one output row at a time, vectorized along the output channels
+//               (direct_channels_kernel.hpp): no junk positions; forward and backward-data (phase by
+//               phase, any stride) for any geometry; no weight gradient (Direct's visits no junk already)
 //
 // The choice (choose_conv2d_algorithm) is a function of the shape, the direction and the CPU level only,
 // never of the thread count, so a run is reproducible on any number of threads. dispatch.cpp is the one
@@ -22,7 +25,7 @@
 
 namespace kiln::kernels {
 
-enum class Conv2dAlgorithm { Reference, Im2colGemm, Pointwise, Depthwise, Winograd, Direct };
+enum class Conv2dAlgorithm { Reference, Im2colGemm, Pointwise, Depthwise, Winograd, Direct, DirectChannels };
 enum class Conv2dDirection { Forward, BackwardData, BackwardWeight };
 
 std::string_view conv2d_algorithm_name(Conv2dAlgorithm algorithm);

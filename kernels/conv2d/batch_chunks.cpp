@@ -14,6 +14,14 @@ Chunking chunk_batch(std::int64_t batch, std::int64_t columns_per_image, std::in
   return {images, (batch + images - 1) / images};
 }
 
+Chunking balanced(Chunking chunking, std::int64_t batch, int threads) {
+  if (threads <= 1 || batch <= 1) return chunking;
+  const std::int64_t per_round = threads * chunking.images_per_chunk;
+  const std::int64_t rounds = (batch + per_round - 1) / per_round;
+  const std::int64_t images = std::max<std::int64_t>(1, (batch + rounds * threads - 1) / (rounds * threads));
+  return {images, (batch + images - 1) / images};
+}
+
 void ScratchRelease::operator()(float* floats) const { allocator_for(Device::cpu()).deallocate(floats, bytes); }
 
 Scratch scratch(std::int64_t floats) {

@@ -44,6 +44,13 @@ inline constexpr std::int64_t kMaxChunkFloats = std::int64_t{4} << 20;
 Chunking chunk_batch(std::int64_t batch, std::int64_t columns_per_image, std::int64_t target_columns,
                      std::int64_t floats_per_image, std::int64_t max_chunk_floats);
 
+// `chunking` re-cut into a multiple of `threads` chunks of at most as many images each, as even as the batch
+// allows, so that no thread idles while another finishes a last chunk: 128 images in chunks of 12 are 11
+// chunks, 6 for one thread and 5 for the other; 12 chunks of 11 give each thread 6. Only for kernels whose
+// outputs do not depend on the chunking (each output summed within one chunk, in an order the chunk does
+// not change), such as direct_channels_kernel.hpp's; never for a weight gradient's chunk sums.
+Chunking balanced(Chunking chunking, std::int64_t batch, int threads);
+
 // Scratch memory that is not zero-filled (the kernels overwrite all of it before reading), from the CPU's
 // caching allocator (core/caching_allocator.hpp): the same sizes come back every training step, and
 // fresh pages from the system would be zeroed by the OS each time.

@@ -108,6 +108,10 @@ constexpr bool direct_backward_data_fits(const Conv2dGeometry& g) {
          g.pad_w <= g.dilation_w * (g.kernel_w - 1);
 }
 
+// The channel-vectorized direct convolution (direct_channels_kernel.hpp, avx512_direct_channels.cpp,
+// avx2_direct_channels.cpp): the same strip read one output row at a time, so no junk; forward and
+// backward-data (one phase of the input gradient at a time) for any geometry.
+//
 // Direct depthwise kernels (avx512_depthwise.cpp, avx2_depthwise.cpp): groups == C_in == C_out, vectorized
 // along the output row. Each takes the per-plane direct loops of depthwise_kernel.hpp at its vector width.
 // The bias kernels (avx512_bias.cpp, avx2_bias.cpp) add the bias to y and sum gy per channel.
@@ -115,6 +119,10 @@ namespace avx512 {
 void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+void direct_channels_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w,
+                                    const float* bias, float* y);
+void direct_channels_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w,
+                                          float* gx);
 void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                               float* y);
 void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
@@ -126,6 +134,10 @@ namespace avx2 {
 void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+void direct_channels_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w,
+                                    const float* bias, float* y);
+void direct_channels_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w,
+                                          float* gx);
 void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                               float* y);
 void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);

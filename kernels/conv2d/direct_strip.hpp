@@ -132,8 +132,10 @@ struct Strip {
   std::int64_t phase_stride;    // floats per phase of one channel, every read of every tile included
   std::int64_t channel_stride;  // floats per channel: stride_h * stride_w phases
 
-  // The layout of a chunk of up to `images` images of g's input (a forward convolution's x).
-  Strip(const Conv2dGeometry& g, std::int64_t images_per_chunk, std::int64_t tile_positions)
+  // The layout of a chunk of up to `images` images of g's input (a forward convolution's x). `slack`: how
+  // many positions past the last computed one a kernel may read (zeros), for tiles that overrun a row.
+  Strip(const Conv2dGeometry& g, std::int64_t images_per_chunk, std::int64_t tile_positions,
+        std::int64_t slack = 0)
       : rows(g.in_height, g.pad_h, g.stride_h, g.dilation_h, g.kernel_h),
         columns(g.in_width, g.pad_w, g.stride_w, g.dilation_w, g.kernel_w),
         row(columns.line),
@@ -141,7 +143,7 @@ struct Strip {
         images(images_per_chunk),
         block(tile_positions) {
     const std::int64_t last_read =
-        positions(images) - 1 + rows.shift(g.kernel_h - 1) * row + columns.shift(g.kernel_w - 1);
+        positions(images) - 1 + slack + rows.shift(g.kernel_h - 1) * row + columns.shift(g.kernel_w - 1);
     phase_stride = (last_read + 1 + V::width - 1) / V::width * V::width;
     // A stride of a multiple of 4 KiB would put every channel's same column in the same L1 set.
     if (phase_stride % 1024 == 0) phase_stride += V::width;

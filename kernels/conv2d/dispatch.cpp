@@ -97,6 +97,9 @@ void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, co
     case Conv2dAlgorithm::Direct:
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_conv2d_forward(g, x, w, bias, y);
       return avx2::direct_conv2d_forward(g, x, w, bias, y);
+    case Conv2dAlgorithm::DirectChannels:
+      if (cpu_level() == CpuLevel::Avx512) return avx512::direct_channels_conv2d_forward(g, x, w, bias, y);
+      return avx2::direct_channels_conv2d_forward(g, x, w, bias, y);
     case Conv2dAlgorithm::Depthwise:
       if (cpu_level() == CpuLevel::Avx512) return avx512::depthwise_conv2d_forward(g, x, w, bias, y);
       return avx2::depthwise_conv2d_forward(g, x, w, bias, y);
@@ -119,6 +122,9 @@ void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry&
     case Conv2dAlgorithm::Direct:
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_conv2d_backward_data(g, gy, w, gx);
       return avx2::direct_conv2d_backward_data(g, gy, w, gx);
+    case Conv2dAlgorithm::DirectChannels:
+      if (cpu_level() == CpuLevel::Avx512) return avx512::direct_channels_conv2d_backward_data(g, gy, w, gx);
+      return avx2::direct_channels_conv2d_backward_data(g, gy, w, gx);
     case Conv2dAlgorithm::Winograd:
       break;  // forward only: require_support has thrown
   }
@@ -140,8 +146,9 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
     case Conv2dAlgorithm::Direct:
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_conv2d_backward_weight(g, gy, x, gw);
       return avx2::direct_conv2d_backward_weight(g, gy, x, gw);
+    case Conv2dAlgorithm::DirectChannels:
     case Conv2dAlgorithm::Winograd:
-      break;  // forward only: require_support has thrown
+      break;  // no weight gradient: require_support has thrown
   }
 }
 

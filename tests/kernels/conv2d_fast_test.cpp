@@ -111,11 +111,17 @@ std::vector<Conv2dGeometry> odd_shapes() {
       padded(geometry(9, 2, 24, 24, 3, 3, 3), 1, 1),            // weight gradient in 2 chunks (7 + 2)
       geometry(300, 3, 2, 2, 5, 1, 1),                          // pointwise 2x2: 2 forward chunks
       geometry(3, 4, 33, 33, 3, 1, 1),                          // pointwise, one image per chunk
-      padded(geometry(40, 16, 16, 16, 17, 3, 3), 1, 1),  // direct: 4 chunks, 17 outputs (a part tile)
-      dilated(padded(geometry(2, 5, 9, 8, 7, 3, 3), 0, 2), 1, 2),  // pad 0 along h, pad 2 dilation 2 along w
-      padded(geometry(1, 9, 5, 5, 10, 5, 5), 2, 1),                // 5x5 kernel, batch 1, pads differ
-      padded(geometry(2, 4, 5, 6, 3, 1, 1), 1, 2),                 // padding wider than the kernel's reach
-      padded(strided(geometry(3, 8, 11, 9, 9, 3, 3), 3, 2), 2, 1), // stride 3 x 2, pad 2 x 1
+      padded(geometry(40, 16, 16, 16, 17, 3, 3), 1, 1),         // direct: 4 chunks, 17 outputs (a part tile)
+      dilated(padded(geometry(2, 5, 9, 8, 7, 3, 3), 0, 2), 1, 2),   // pad 0 along h, pad 2 dilation 2 along w
+      padded(geometry(1, 9, 5, 5, 10, 5, 5), 2, 1),                 // 5x5 kernel, batch 1, pads differ
+      padded(geometry(2, 4, 5, 6, 3, 1, 1), 1, 2),                  // padding wider than the kernel's reach
+      padded(strided(geometry(3, 8, 11, 9, 9, 3, 3), 3, 2), 2, 1),  // stride 3 x 2, pad 2 x 1
+      // Wide enough for DirectChannels' 32-channel panels (direct_channels_kernel.hpp):
+      padded(geometry(8, 40, 13, 13, 37, 3, 3), 1, 1),  // dispatch picks it; 32 + 5 outputs, rows of 13
+      padded(geometry(2, 33, 5, 6, 48, 3, 3), 1, 1),    // rows of 6, shorter than a tile
+      grouped(dilated(padded(geometry(2, 64, 10, 9, 64, 3, 3), 2, 2), 2, 2),
+              2),                                                      // 2 groups of 32, dilation 2
+      padded(strided(geometry(2, 32, 17, 17, 40, 3, 3), 2, 2), 1, 1),  // stride 2: rows of 9
   };
 }
 
@@ -186,8 +192,8 @@ void check_close(const Floats& actual, const Floats& expected, const std::string
 }
 
 const Conv2dAlgorithm kFastAlgorithms[] = {Conv2dAlgorithm::Im2colGemm, Conv2dAlgorithm::Pointwise,
-                                           Conv2dAlgorithm::Depthwise, Conv2dAlgorithm::Winograd,
-                                           Conv2dAlgorithm::Direct};
+                                           Conv2dAlgorithm::Depthwise,  Conv2dAlgorithm::Winograd,
+                                           Conv2dAlgorithm::Direct,     Conv2dAlgorithm::DirectChannels};
 
 }  // namespace
 
@@ -349,19 +355,27 @@ TEST_CASE("conv2d fast: forcing an algorithm on a shape it does not support thro
 TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNet layers") {
   struct Layer {
     Conv2dGeometry g;
-    Conv2dAlgorithm expected;
+    Conv2dAlgorithm forward, backward_data, backward_weight;
   };
+  using enum Conv2dAlgorithm;
   const Layer layers[] = {
-      {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Conv2dAlgorithm::Direct},
-      {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Conv2dAlgorithm::Im2colGemm},
-      {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Conv2dAlgorithm::Direct},
-      {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Conv2dAlgorithm::Im2colGemm},
-      {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), Conv2dAlgorithm::Direct},
-      {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), Conv2dAlgorithm::Direct},  // no longer Winograd
-      {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), Conv2dAlgorithm::Im2colGemm},  // 2048 positions
-      {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), Conv2dAlgorithm::Im2colGemm},  // batch 1
-      {grouped(padded(geometry(128, 64, 16, 16, 64, 3, 3), 1, 1), 64), Conv2dAlgorithm::Depthwise},
-      {geometry(128, 64, 16, 16, 128, 1, 1), Conv2dAlgorithm::Pointwise},
+      {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Direct, Direct, Direct},  // 16 channels: Direct
+      {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Im2colGemm, DirectChannels,
+       Im2colGemm},
+      {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), DirectChannels, DirectChannels, Direct},
+      {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Im2colGemm, DirectChannels,
+       Im2colGemm},
+      {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), DirectChannels, DirectChannels, Direct},
+      {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), DirectChannels, DirectChannels,
+       Direct},  // not Winograd
+      {padded(geometry(128, 16, 16, 16, 32, 3, 3), 1, 1), DirectChannels, Direct,
+       Direct},  // gx has 16 channels
+      {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), DirectChannels, DirectChannels,
+       Im2colGemm},                                                                         // 2048 positions
+      {padded(geometry(8, 64, 8, 8, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 512 positions
+      {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // batch 1
+      {grouped(padded(geometry(128, 64, 16, 16, 64, 3, 3), 1, 1), 64), Depthwise, Depthwise, Depthwise},
+      {geometry(128, 64, 16, 16, 128, 1, 1), Pointwise, Pointwise, Pointwise},
   };
   const Conv2dGeometry first_layer = padded(geometry(128, 3, 32, 32, 16, 3, 3), 1, 1);
   for (CpuLevel level : fast_levels()) {
@@ -377,9 +391,11 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
       for (Conv2dDirection direction :
            {Conv2dDirection::Forward, Conv2dDirection::BackwardData, Conv2dDirection::BackwardWeight}) {
         const Conv2dAlgorithm chosen = kernels::choose_conv2d_algorithm(layer.g, direction, level);
-        CHECK_MESSAGE(chosen == layer.expected, describe(layer.g), " ",
-                      kernels::conv2d_direction_name(direction), ": chose ",
-                      kernels::conv2d_algorithm_name(chosen));
+        const Conv2dAlgorithm expected = direction == Conv2dDirection::Forward        ? layer.forward
+                                         : direction == Conv2dDirection::BackwardData ? layer.backward_data
+                                                                                      : layer.backward_weight;
+        CHECK_MESSAGE(chosen == expected, describe(layer.g), " ", kernels::conv2d_direction_name(direction),
+                      ": chose ", kernels::conv2d_algorithm_name(chosen));
       }
     }
   }
