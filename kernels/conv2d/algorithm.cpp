@@ -28,18 +28,20 @@
 //         positions, which otherwise would be im2col + GEMM and col2im's overlapping adds. Measured, 2
 //         threads, ms, im2col + GEMM vs DirectChannels: 16->32 at 32x32 (stride 2), batch 128, 3.37 vs 2.71,
 //         batch 32, 0.77 vs 0.57; 32->64 at 16x16 2.55 vs 2.01, 0.59 vs 0.57.
-//      b. in place of rule 4, to the forward and backward-data passes whose output has at least 32 channels
-//         per group and 1024 positions in the batch. (Its panels are 32 channels wide at AVX-512, so a
-//         16-channel output fills half of each; there it only ties Direct.) Measured, 2 threads, ms, Direct
-//         vs DirectChannels (forward / backward-data), AVX-512:
+//      b. in place of rule 4, to the forward and backward-data passes whose output has at least 16 channels
+//         per group and 1024 positions in the batch. Measured, ms, Direct vs DirectChannels (forward /
+//         backward-data), AVX-512, 2 threads:
 //           batch 128   32->32 at 16x16   3.81 / 4.00  vs  3.61 / 3.42
 //                       64->64 at 8x8     4.11 / 4.15  vs  3.17 / 3.39
 //                       128->128 at 8x8        - / 15.8 vs       - / 12.0
-//                       16->16 at 32x32   4.17 / 4.10  vs  4.18 / 4.03
 //           batch 16    64->64 at 8x8     0.89 / 0.83  vs  0.64 / 0.49   (im2col + GEMM 1.26 / 0.81)
-//         and AVX2 (4 positions x 16 channels), batch 128: 32->32 4.83 / 4.57 vs 4.43 / 4.15; 64->64
-//         4.93 / 4.39 vs 4.14 / 3.97. At batch 1 (64 positions at 8x8) im2col + GEMM stays ahead. Strided
-//         forwards stay with im2col + GEMM (16->32 at 32x32: 2.25 vs 2.47).
+//         and 16->16 at 32x32, batch 128, on 1 thread (2 threads are too noisy here to split them):
+//         7.83 / 7.93 vs 7.56 / 6.97, and again 8.28 / 8.27 vs 6.83 / 7.88. AVX2 (4 positions x 16
+//         channels), 2 threads, batch 128: 32->32 4.83 / 4.57 vs 4.43 / 4.15; 64->64 4.93 / 4.39 vs
+//         4.14 / 3.97; 16->16 a tie (5.16 / 5.34 vs 4.93 / 5.24, 4.87 / 5.45 vs 5.06 / 5.48). At batch 1,
+//         16->16 at 32x32 (1024 positions) takes 0.04 / 0.05 ms against im2col + GEMM's 0.07 / 0.07, but
+//         with 64 or 256 positions (8x8, 16x16) im2col + GEMM is as fast or ahead. Strided forwards stay with
+//         im2col + GEMM (16->32 at 32x32: 2.25 vs 2.47).
 //   6. Everything else goes to im2col + GEMM, which handles any stride, padding, dilation and groups.
 //      Direct runs strided forwards and weight gradients too (through the strip's phases), but at stride 2
 //      im2col + GEMM stays ahead: 1 thread, batch 128, ms, im2col+GEMM vs direct: 16->32 at 32x32
@@ -56,7 +58,7 @@ namespace {
 constexpr std::int64_t kMaxDepthwiseTaps = 32;
 constexpr std::int64_t kMinDirectChannels = 8;
 constexpr std::int64_t kMinDirectPositions = 4096;
-constexpr std::int64_t kMinDirectChannelsOutputChannels = 32;
+constexpr std::int64_t kMinDirectChannelsOutputChannels = 16;
 constexpr std::int64_t kMinDirectChannelsPositions = 1024;
 
 bool is_depthwise(const Conv2dGeometry& g) {

@@ -2,7 +2,7 @@
 //   wide     8 positions of an output row x 2 vectors (32 output channels): 16 zmm accumulators, 2 weight
 //            vectors and 1 broadcast input, 16 FMAs for 10 loads per k, as avx512_direct.cpp's tile
 //   narrow   16 positions x 1 vector, for at most 16 output channels per group, which would leave half of
-//            each wide panel empty (16->16 at 32x32 then ties Direct: 4.18 / 4.03 ms against 4.17 / 4.10)
+//            each wide panel empty: 1 weight vector and 16 broadcasts per 16 FMAs
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/direct_channels_kernel.hpp"
 #include "kernels/simd/float_vector_avx512.hpp"

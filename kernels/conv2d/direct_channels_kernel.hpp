@@ -77,11 +77,14 @@ void channel_tile(std::int64_t depth, const float* panel, const std::int64_t* of
       V::store(tile[j] + v * V::width, sum);
     }
   }
-  if (kPositions == 8 && positions == 8 && column_stride == 1) {
+  if (kPositions % 8 == 0 && positions == kPositions && column_stride == 1) {
     const std::int64_t blocks = channels / 8 * 8;
-    for (std::int64_t c = 0; c < blocks; c += 8) transpose_8x8(&tile[0][c], kChannels, y + c * plane, plane);
+    for (int j = 0; j < kPositions; j += 8) {
+      for (std::int64_t c = 0; c < blocks; c += 8)
+        transpose_8x8(&tile[j][c], kChannels, y + c * plane + j, plane);
+    }
     for (std::int64_t c = blocks; c < channels; ++c) {
-      for (int j = 0; j < 8; ++j) y[c * plane + j] = tile[j][c];
+      for (int j = 0; j < kPositions; ++j) y[c * plane + j] = tile[j][c];
     }
     return;
   }

@@ -359,7 +359,7 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
   };
   using enum Conv2dAlgorithm;
   const Layer layers[] = {
-      {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Direct, Direct, Direct},  // 16 channels: Direct
+      {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), DirectChannels, DirectChannels, Direct},
       {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Im2colGemm, DirectChannels,
        Im2colGemm},
       {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), DirectChannels, DirectChannels, Direct},
@@ -367,13 +367,14 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
        Im2colGemm},
       {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), DirectChannels, DirectChannels, Direct},
       {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), DirectChannels, DirectChannels,
-       Direct},  // not Winograd
-      {padded(geometry(128, 16, 16, 16, 32, 3, 3), 1, 1), DirectChannels, Direct,
-       Direct},  // gx has 16 channels
+       Direct},                                                                            // not Winograd
+      {padded(geometry(128, 8, 16, 16, 32, 3, 3), 1, 1), DirectChannels, Direct, Direct},  // gx: 8 channels
       {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), DirectChannels, DirectChannels,
        Im2colGemm},                                                                         // 2048 positions
       {padded(geometry(8, 64, 8, 8, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 512 positions
-      {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // batch 1
+      {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), DirectChannels, DirectChannels,
+       Im2colGemm},                                                                           // batch 1
+      {padded(geometry(1, 32, 16, 16, 32, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 256 positions
       {grouped(padded(geometry(128, 64, 16, 16, 64, 3, 3), 1, 1), 64), Depthwise, Depthwise, Depthwise},
       {geometry(128, 64, 16, 16, 128, 1, 1), Pointwise, Pointwise, Pointwise},
   };
