@@ -129,7 +129,7 @@ grep -E "error|FAILED:" "$build_log" | head -40
 tests_log="$out/tests.log"
 if [ -x "$build_dir/kiln_tests" ]; then
   stage tests "${DEVICE_CHECK_TESTS_S:-100}" "$tests_log" "$build_dir/kiln_tests" -tc='cuda:*' --duration=true
-  grep -E "^\[doctest\] (test cases|assertions|Status)" "$tests_log"
+  grep -E "^\[doctest\] (test cases|assertions|Status)" "$tests_log" 2>/dev/null
 else
   log "tests: FAILED (no $build_dir/kiln_tests: see build.log)"
   failed+=(tests)
@@ -139,7 +139,7 @@ if [ -x "$build_dir/kiln_tests" ]; then
   stage ctest "${DEVICE_CHECK_CTEST_S:-60}" "$ctest_log" \
     ctest --test-dir "$build_dir" -R '^cuda:' -j 8 --timeout 50 --output-on-failure
   grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)|\(SEGFAULT\)|\(Subprocess aborted\)|CMake Error|Errors while" \
-    "$ctest_log"
+    "$ctest_log" 2>/dev/null
 else
   log "ctest: FAILED (no $build_dir/kiln_tests)"
   failed+=(ctest)
@@ -165,7 +165,7 @@ compare_log="$out/compare.log"
 stage compare "${DEVICE_CHECK_COMPARE_S:-150}" "$compare_log" \
   bash scripts/compare-gpu.sh --build-dir "$build_dir" --json "$out/compare.json" --timeout 60 $compare_args
 # The table, where the reply's output tail shows it.
-sed -n '/^GPU comparison:/,$p' "$compare_log"
+sed -n '/^GPU comparison:/,$p' "$compare_log" 2>/dev/null
 
 # ---- summary -------------------------------------------------------------------------------------------
 echo
