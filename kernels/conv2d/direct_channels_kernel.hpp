@@ -238,9 +238,11 @@ struct PhasePanels {
     const auto& row = row_axis[ph];
     const auto& column = column_axis[pw];
     const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
+    const std::int64_t taps = g.kernel_h * g.kernel_w;
     depth = cog * static_cast<std::int64_t>(row.taps.size() * column.taps.size());
-    packed = batch_chunks::scratch(g.groups * panels * depth * kChannels);
-    std::fill(packed.get(), packed.get() + g.groups * panels * depth * kChannels, 0.0f);
+    const std::int64_t packed_floats = g.groups * panels * depth * kChannels;
+    packed = batch_chunks::scratch(packed_floats);
+    std::fill(packed.get(), packed.get() + packed_floats, 0.0f);
     std::int64_t k = 0;
     for (std::int64_t co = 0; co < cog; ++co) {
       for (std::size_t h = 0; h < row.taps.size(); ++h) {
@@ -249,7 +251,6 @@ struct PhasePanels {
                                                                          column.shifts[v] + column_axis.pad));
           const std::int64_t tap = row.taps[h] * g.kernel_w + column.taps[v];
           for (std::int64_t group = 0; group < g.groups; ++group) {
-            const std::int64_t taps = g.kernel_h * g.kernel_w;
             const float* weights =
                 w + (group * cog + co) * cg * taps + tap;  // w[group * Cog + co, 0, kh, kw]
             for (std::int64_t ci = 0; ci < cg; ++ci) {
@@ -269,7 +270,7 @@ void zero_unreached_phases(const Conv2dGeometry& g, const PhaseAxis<V>& rows, co
                            std::int64_t first, std::int64_t count, float* gx) {
   for (std::int64_t ph = 0; ph < g.stride_h; ++ph) {
     for (std::int64_t pw = 0; pw < g.stride_w; ++pw) {
-      if (!rows[ph].taps.empty() && !columns[pw].taps.empty()) continue;
+      if (rows[ph].reached() && columns[pw].reached()) continue;  // backward_data writes it
       for (std::int64_t plane = first * g.in_channels; plane < (first + count) * g.in_channels; ++plane) {
         float* gx_plane = gx + plane * g.in_height * g.in_width;
         for (std::int64_t ih = ph; ih < g.in_height; ih += g.stride_h) {
