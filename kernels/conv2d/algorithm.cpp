@@ -21,7 +21,22 @@
 //        64->64 at 8x8     4.4 / 4.7 / 5.8  vs  4.1 / 4.3 / 3.9      (so im2col+GEMM keeps C_in = 3)
 //        128->128 at 8x8  21.8 / 18.0 / 37.4 vs 16.2 / 15.5 / 20.6
 //      and at batch 1, 64->64 at 8x8 (64 positions): 0.13 / 0.06 / 0.11 vs 0.21 / 0.24 / 0.10.
-//   5. DirectChannels (direct_channels_kernel.hpp) reads the same strip one output row at a time, vectorized
+//   5. Winograd F(2x2, 3x3) (winograd_kernel.hpp) takes 3x3 convolutions at stride 1, dilation 1, groups 1
+//      with at least 16 input and 16 output channels and 2048 output positions in the batch: forward and
+//      backward-data (pad <= 2), and the weight gradient when both sides have at least 64 channels. It
+//      makes 2 x 2 outputs with 16 multiplies instead of 36; its transforms cost a fixed amount per channel
+//      and tile, so its lead grows with the channels, and below 64 the weight gradient's transforms (of x
+//      and of gy, both per tile) eat it. Measured, AVX-512, 2 threads, batch 128, ms, the algorithm that
+//      served the pass before vs Winograd (forward / backward-data / backward-weight):
+//        16->16 at 32x32   4.22 / 4.24 / 3.96  vs  3.65 / 3.75 / 4.82   (weight stays Direct)
+//        32->32 at 16x16   3.65 / 3.79 / 3.96  vs  2.50 / 2.57 / 4.45   (weight stays Direct)
+//        64->64 at 8x8     3.56 / 3.70 / 3.83  vs  2.17 / 2.10 / 2.81
+//        128->128 at 8x8  11.8 / 12.7 / 16.5   vs  6.44 / 6.81 / 10.9   (vgg_small)
+//        32->64 at 16x16   6.42 / 6.20 / 7.57  vs  4.19 / 4.33 / 8.35   (weight stays Direct)
+//      and at batch 32, 64->64 at 8x8 (2048 positions): 1.06 / 1.08 / 1.01 vs 0.74 / 0.76 / 0.70. AVX2
+//      the same way (64->64 at 8x8: 6.64 / 6.72 / 7.03 vs 2.36 / 2.22 / 5.43; 16->16's weight gradient 6.56
+//      vs 9.33). At batch 1, 16->16 at 32x32 (1024 positions), the forward lost (0.067 vs 0.049 ms).
+//   6. DirectChannels (direct_channels_kernel.hpp) reads the same strip one output row at a time, vectorized
 //      along the output channels, so it computes no junk; its backward-data runs the input gradient phase
 //      by phase, so it takes any stride. It goes
 //      a. to strided backward-data with at least 8 input and 8 output channels per group and 1024 output
@@ -42,15 +57,14 @@
 //         16->16 at 32x32 (1024 positions) takes 0.04 / 0.05 ms against im2col + GEMM's 0.07 / 0.07, but
 //         with 64 or 256 positions (8x8, 16x16) im2col + GEMM is as fast or ahead. Strided forwards stay with
 //         im2col + GEMM (16->32 at 32x32: 2.25 vs 2.47).
-//   6. Everything else goes to im2col + GEMM, which handles any stride, padding, dilation and groups.
+//   7. Everything else goes to im2col + GEMM, which handles any stride, padding, dilation and groups.
 //      Direct runs strided forwards and weight gradients too (through the strip's phases), but at stride 2
 //      im2col + GEMM stays ahead: 1 thread, batch 128, ms, im2col+GEMM vs direct: 16->32 at 32x32
 //      forward 4.46 vs 5.37, weight gradient 5.73 vs 5.63; 32->64 at 16x16 4.15 vs 4.80, 4.47 vs 4.71.
-//
-// Winograd F(2x2, 3x3) is no longer chosen: its transforms are scalar loops, and Direct now matches it
-// where it used to win (128->128 at 8x8, batch 128: 1 thread 30.3 vs 30.7 ms, 2 threads 19.3 vs 16.2).
-// It stays as an algorithm to force, study and test.
+
 #include "kernels/conv2d/algorithm.hpp"
+
+#include <algorithm>
 
 namespace kiln::kernels {
 namespace {
@@ -60,6 +74,9 @@ constexpr std::int64_t kMinDirectChannels = 8;
 constexpr std::int64_t kMinDirectPositions = 4096;
 constexpr std::int64_t kMinDirectChannelsOutputChannels = 16;
 constexpr std::int64_t kMinDirectChannelsPositions = 1024;
+constexpr std::int64_t kMinWinogradChannels = 16;
+constexpr std::int64_t kMinWinogradWeightChannels = 64;
+constexpr std::int64_t kMinWinogradPositions = 2048;
 
 bool is_depthwise(const Conv2dGeometry& g) {
   return g.groups == g.in_channels && g.groups == g.out_channels &&
@@ -122,7 +139,8 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
     case Conv2dAlgorithm::Depthwise:
       return is_depthwise(g) && level != CpuLevel::Reference;
     case Conv2dAlgorithm::Winograd:
-      return direction == Conv2dDirection::Forward && is_winograd_3x3(g);
+      return level != CpuLevel::Reference && is_winograd_3x3(g) &&
+             (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
     case Conv2dAlgorithm::Direct:
       return level != CpuLevel::Reference &&
              (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
@@ -139,18 +157,24 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   if (is_pointwise(g)) return Conv2dAlgorithm::Pointwise;
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
   const std::int64_t positions = g.batch * g.out_height() * g.out_width();
+  if (is_winograd_3x3(g) && std::min(cg, cog) >= kMinWinogradChannels && positions >= kMinWinogradPositions) {
+    const bool wins = direction == Conv2dDirection::Forward ||
+                      (direction == Conv2dDirection::BackwardData && direct_backward_data_fits(g)) ||
+                      std::min(cg, cog) >= kMinWinogradWeightChannels;
+    if (wins) return Conv2dAlgorithm::Winograd;  // rule 5
+  }
   // The weight gradient's tiles are output channels by taps, so few input channels only shorten them.
   const bool enough_input_channels = direction == Conv2dDirection::BackwardWeight || cg >= kMinDirectChannels;
   if (!enough_input_channels || cog < kMinDirectChannels) return Conv2dAlgorithm::Im2colGemm;
   const bool strided = g.stride_h > 1 || g.stride_w > 1;
   if (direction == Conv2dDirection::BackwardData && strided && positions >= kMinDirectChannelsPositions)
-    return Conv2dAlgorithm::DirectChannels;  // rule 5a
+    return Conv2dAlgorithm::DirectChannels;  // rule 6a
   if (!direct_backward_data_fits(g)) return Conv2dAlgorithm::Im2colGemm;
   // The channels of the pass's own output: backward-data's output is the input gradient.
   const std::int64_t pass_output_channels = direction == Conv2dDirection::BackwardData ? cg : cog;
   if (direction != Conv2dDirection::BackwardWeight &&
       pass_output_channels >= kMinDirectChannelsOutputChannels && positions >= kMinDirectChannelsPositions) {
-    return Conv2dAlgorithm::DirectChannels;  // rule 5b
+    return Conv2dAlgorithm::DirectChannels;  // rule 6b
   }
   return positions >= kMinDirectPositions ? Conv2dAlgorithm::Direct : Conv2dAlgorithm::Im2colGemm;
 }

@@ -92,12 +92,6 @@ void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float*
 void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
 }  // namespace pointwise
 
-// Winograd F(2x2, 3x3) (winograd.cpp): forward only, 3x3 kernel, stride 1, dilation 1, groups 1. 16
-// GEMMs over transformed tiles replace the 36 multiplies per 2x2 outputs of the direct method with 16.
-namespace winograd {
-void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
-}  // namespace winograd
-
 // Direct convolution (direct_kernel.hpp, avx512_direct.cpp, avx2_direct.cpp): a GEMM over a zero-padded
 // "strip" of a chunk of images (direct_strip.hpp) on which every tap is a constant offset, so there is no
 // im2col. Forward and backward-weight take any geometry; backward-data is the forward of gy through the
@@ -112,10 +106,18 @@ constexpr bool direct_backward_data_fits(const Conv2dGeometry& g) {
 // avx2_direct_channels.cpp): the same strip read one output row at a time, so no junk; forward and
 // backward-data (one phase of the input gradient at a time) for any geometry.
 //
+// Winograd F(2x2, 3x3) (winograd_kernel.hpp, avx512_winograd.cpp, avx2_winograd.cpp): 3x3 kernel, stride 1,
+// dilation 1, groups 1; 16 multiplies per 2x2 outputs instead of 36. Forward and backward-weight at any
+// padding, backward-data where direct_backward_data_fits (pad <= 2).
+//
 // Direct depthwise kernels (avx512_depthwise.cpp, avx2_depthwise.cpp): groups == C_in == C_out, vectorized
 // along the output row. Each takes the per-plane direct loops of depthwise_kernel.hpp at its vector width.
 // The bias kernels (avx512_bias.cpp, avx2_bias.cpp) add the bias to y and sum gy per channel.
 namespace avx512 {
+void winograd_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                             float* y);
+void winograd_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
+void winograd_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
 void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
@@ -131,6 +133,10 @@ void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
 void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
 }  // namespace avx512
 namespace avx2 {
+void winograd_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                             float* y);
+void winograd_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
+void winograd_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
 void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);

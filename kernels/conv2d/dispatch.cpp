@@ -93,7 +93,8 @@ void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, co
     case Conv2dAlgorithm::Pointwise:
       return pointwise::conv2d_forward(g, x, w, bias, y);
     case Conv2dAlgorithm::Winograd:
-      return winograd::conv2d_forward(g, x, w, bias, y);
+      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_conv2d_forward(g, x, w, bias, y);
+      return avx2::winograd_conv2d_forward(g, x, w, bias, y);
     case Conv2dAlgorithm::Direct:
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_conv2d_forward(g, x, w, bias, y);
       return avx2::direct_conv2d_forward(g, x, w, bias, y);
@@ -126,7 +127,8 @@ void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry&
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_channels_conv2d_backward_data(g, gy, w, gx);
       return avx2::direct_channels_conv2d_backward_data(g, gy, w, gx);
     case Conv2dAlgorithm::Winograd:
-      break;  // forward only: require_support has thrown
+      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_conv2d_backward_data(g, gy, w, gx);
+      return avx2::winograd_conv2d_backward_data(g, gy, w, gx);
   }
 }
 
@@ -146,8 +148,10 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
     case Conv2dAlgorithm::Direct:
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_conv2d_backward_weight(g, gy, x, gw);
       return avx2::direct_conv2d_backward_weight(g, gy, x, gw);
-    case Conv2dAlgorithm::DirectChannels:
     case Conv2dAlgorithm::Winograd:
+      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_conv2d_backward_weight(g, gy, x, gw);
+      return avx2::winograd_conv2d_backward_weight(g, gy, x, gw);
+    case Conv2dAlgorithm::DirectChannels:
       break;  // no weight gradient: require_support has thrown
   }
 }

@@ -122,6 +122,11 @@ std::vector<Conv2dGeometry> odd_shapes() {
       grouped(dilated(padded(geometry(2, 64, 10, 9, 64, 3, 3), 2, 2), 2, 2),
               2),                                                      // 2 groups of 32, dilation 2
       padded(strided(geometry(2, 32, 17, 17, 40, 3, 3), 2, 2), 1, 1),  // stride 2: rows of 9
+      // Winograd's tiles (winograd_kernel.hpp) hanging over odd outputs, and its chunks:
+      padded(geometry(3, 20, 7, 9, 18, 3, 3), 0, 2),  // 5 x 11 outputs: pad 0 down, 2 across
+      padded(geometry(2, 17, 6, 5, 16, 3, 3), 3, 1),  // pad 3: forward and weight only
+      padded(geometry(37, 16, 9, 9, 33, 3, 3), 1,
+             1),  // weight gradient: chunks of 12 images (12+12+12+1), blocks of 3
   };
 }
 
@@ -284,17 +289,27 @@ TEST_CASE("conv2d fast: every forced algorithm gives the same bits on 1 and 2 th
     for (const Conv2dGeometry& g : odd_shapes()) {
       const Operands in(g);
       for (Conv2dAlgorithm algorithm : kFastAlgorithms) {
-        if (!kernels::conv2d_algorithm_supports(algorithm, g, Conv2dDirection::Forward, level)) continue;
-        Floats y_by_threads[2];
+        const auto supports = [&](Conv2dDirection direction) {
+          return kernels::conv2d_algorithm_supports(algorithm, g, direction, level);
+        };
+        Results by_threads[2];
         for (int threads : {1, 2}) {
           kernels::set_compute_threads(threads);
-          Floats& y = y_by_threads[threads - 1];
-          y = nan_floats(y_size(g));
-          kernels::conv2d_forward_using(algorithm, g, in.x.data(), in.w.data(), in.bias.data(), y.data());
+          Results& out = by_threads[threads - 1];
+          out = Results{nan_floats(y_size(g)), nan_floats(x_size(g)), nan_floats(w_size(g)), {}};
+          if (supports(Conv2dDirection::Forward))
+            kernels::conv2d_forward_using(algorithm, g, in.x.data(), in.w.data(), in.bias.data(),
+                                          out.y.data());
+          if (supports(Conv2dDirection::BackwardData))
+            kernels::conv2d_backward_data_using(algorithm, g, in.gy.data(), in.w.data(), out.gx.data());
+          if (supports(Conv2dDirection::BackwardWeight))
+            kernels::conv2d_backward_weight_using(algorithm, g, in.gy.data(), in.x.data(), out.gw.data());
         }
-        CHECK_MESSAGE(bitwise_equal(y_by_threads[0], y_by_threads[1]),
-                      kernels::conv2d_algorithm_name(algorithm),
-                      " forward differs between 1 and 2 threads on ", describe(g));
+        const std::string what =
+            std::string(kernels::conv2d_algorithm_name(algorithm)) + " on " + describe(g);
+        CHECK_MESSAGE(bitwise_equal(by_threads[0].y, by_threads[1].y), what, ": forward differs");
+        CHECK_MESSAGE(bitwise_equal(by_threads[0].gx, by_threads[1].gx), what, ": backward_data differs");
+        CHECK_MESSAGE(bitwise_equal(by_threads[0].gw, by_threads[1].gw), what, ": backward_weight differs");
       }
     }
   }
@@ -343,10 +358,15 @@ TEST_CASE("conv2d fast: forcing an algorithm on a shape it does not support thro
   CHECK_THROWS_AS(kernels::conv2d_forward_using(Conv2dAlgorithm::Pointwise, g, in.x.data(), in.w.data(),
                                                 nullptr, y.data()),
                   kiln::Error);
-  Floats gx = nan_floats(x_size(g));
-  CHECK_THROWS_AS(
-      kernels::conv2d_backward_data_using(Conv2dAlgorithm::Winograd, g, in.gy.data(), in.w.data(), gx.data()),
-      kiln::Error);
+  // Winograd's backward-data is the forward through the flipped kernel, which needs stride 1 and pad <= 2.
+  for (const Conv2dGeometry& beyond : {padded(strided(geometry(1, 3, 5, 5, 4, 3, 3), 2, 2), 1, 1),
+                                       padded(geometry(1, 3, 5, 5, 4, 3, 3), 3, 3)}) {
+    const Operands beyond_in(beyond);
+    Floats gx = nan_floats(x_size(beyond));
+    CHECK_THROWS_AS(kernels::conv2d_backward_data_using(Conv2dAlgorithm::Winograd, beyond,
+                                                        beyond_in.gy.data(), beyond_in.w.data(), gx.data()),
+                    kiln::Error);
+  }
   CHECK_THROWS_AS(kernels::conv2d_forward_using(Conv2dAlgorithm::Depthwise, g, in.x.data(), in.w.data(),
                                                 nullptr, y.data()),
                   kiln::Error);
@@ -359,18 +379,17 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
   };
   using enum Conv2dAlgorithm;
   const Layer layers[] = {
-      {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), DirectChannels, DirectChannels, Direct},
+      {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Winograd, Winograd, Direct},
       {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Im2colGemm, DirectChannels,
        Im2colGemm},
-      {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), DirectChannels, DirectChannels, Direct},
+      {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Winograd, Winograd, Direct},
       {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Im2colGemm, DirectChannels,
        Im2colGemm},
-      {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), DirectChannels, DirectChannels, Direct},
-      {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), DirectChannels, DirectChannels,
-       Direct},                                                                            // not Winograd
+      {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), Winograd, Winograd, Winograd},
+      {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), Winograd, Winograd, Winograd},
       {padded(geometry(128, 8, 16, 16, 32, 3, 3), 1, 1), DirectChannels, Direct, Direct},  // gx: 8 channels
-      {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), DirectChannels, DirectChannels,
-       Im2colGemm},                                                                         // 2048 positions
+      {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), Winograd, Winograd, Winograd},      // 2048 positions
+      {padded(geometry(16, 64, 8, 8, 64, 3, 3), 1, 1), DirectChannels, DirectChannels, Im2colGemm},  // 1024
       {padded(geometry(8, 64, 8, 8, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 512 positions
       {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), DirectChannels, DirectChannels,
        Im2colGemm},                                                                           // batch 1

@@ -1,0 +1,554 @@
+// Winograd F(2x2, 3x3) convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2015),
+// vectorized along the channels and fused per block of tiles, for 3x3 kernels at stride 1, dilation 1,
+// groups 1: forward (any padding) and backward-data (the forward of gy through the flipped kernel with C_in
+// and C_out swapped, padding 2 - pad, so pad <= 2).
+//
+// Each 2x2 block of outputs, a tile, comes from the 4x4 input patch d under it:
+//
+//   Y = A^T [ sum over ci of (G g G^T) (.) (B^T d B) ] A          (.) elementwise, g = w[co, ci] (3x3)
+//
+//   B^T = [1  0 -1  0]    G = [1    0    0  ]    A^T = [1  1  1  0]
+//         [0  1  1  0]        [1/2  1/2  1/2]          [0  1 -1 -1]
+//         [0 -1  1  0]        [1/2 -1/2  1/2]
+//         [0  1  0 -1]        [0    0    1  ]
+//
+// U = G g G^T is computed once per call, V = B^T d B once per patch and input channel, and the sum over the
+// input channels falls apart into 16 independent products, one per position p of the 4x4:
+//
+//   M_p[t][co] = sum over ci of V_p[t][ci] * U_p[ci][co]
+//
+// 16 multiplies make a tile's 4 outputs where the direct method takes 36: 2.25x fewer. The transforms are
+// adds and subtracts, done once per patch and channel rather than once per output channel.
+//
+// Per chunk of images:
+//   1. The chunk's input goes channels-last and zero-padded: xp[b][r][c][ci], r < 2*TH + 2, c < 2*TW + 2
+//      (TH x TW tiles cover the output; the last row or column of tiles may hang over it), ci padded with
+//      zeros to whole vectors. So a patch's channels are vectors, and the padding needs no tests.
+//   2. Per block of kTiles tiles, in raster order over (image, tile row, tile column):
+//      a. input transform, vectorized along ci: V[p][t][ci] (per vector: 16 loads, 32 adds, 16 stores)
+//      b. the 16 products: direct_channels_kernel.hpp's tile as a plain GEMM, kTiles tiles (broadcast from V)
+//         by kVectors vectors of output channels (loaded from U), summing over K = C_in: M[p][t][co]
+//      c. output transform, vectorized along co, plus the bias: the tile's 2x2 outputs channels-last, then
+//         into NCHW through the register transpose, one run of tiles of one tile row at a time
+//   A block's V, M and staged outputs stay in L1 and L2 from one step to the next; U (16 x C_in x C_out)
+//   stays in L2 for the whole call.
+//
+// Rounding: the transforms add before they multiply, so the bits are not the direct sum's; the error stays
+// a few units in the last place of the largest term (conv2d_fast_test.cpp holds every shape to the float32
+// tolerance). An infinity in a patch makes NaN in all four of the tile's outputs, as in any Winograd
+// convolution. Every output is computed by one thread in a fixed order whatever the chunk it falls in, so
+// the batch is cut for the threads (batch_chunks::balanced) and the bits are the same on any thread count.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/conv2d/batch_chunks.hpp"
+#include "kernels/conv2d/conv2d.hpp"
+#include "kernels/conv2d/direct_kernel.hpp"
+#include "kernels/parallel.hpp"
+#include "kernels/simd/transpose_8x8.hpp"
+
+namespace kiln::kernels::winograd {
+
+inline constexpr int kPositions = 16;  // a 4x4 transformed tile
+
+// Where the tiles of one call are, and the padded channels-last input they read. (Every type here is a
+// template on the vector trait V so that the AVX-512 and AVX2 objects never share a compiled function.)
+template <typename V>
+struct Tiling {
+  std::int64_t tiles_h, tiles_w;  // tiles per image, down and across
+  std::int64_t rows, columns;     // of the padded input: 2 * tiles + 2, so every patch lies inside
+  std::int64_t channels;          // input channels padded to whole vectors
+
+  explicit Tiling(const Conv2dGeometry& g)
+      : tiles_h((g.out_height() + 1) / 2),
+        tiles_w((g.out_width() + 1) / 2),
+        rows(2 * tiles_h + 2),
+        columns(2 * tiles_w + 2),
+        channels((g.in_channels + V::width - 1) / V::width * V::width) {}
+  std::int64_t per_image() const { return tiles_h * tiles_w; }
+  std::int64_t image_floats() const { return rows * columns * channels; }
+
+  struct Place {
+    std::int64_t image, row, column;  // the tile's image in the chunk, tile row, tile column
+  };
+  Place place(std::int64_t tile) const {
+    const std::int64_t at = tile % per_image();
+    return {tile / per_image(), at / tiles_w, at % tiles_w};
+  }
+};
+
+// out[j * out_stride + i] = in[i * in_stride + j] for i < count, j < width: 8 x 8 blocks through the register
+// transpose, the ragged edges one float at a time.
+template <typename V>
+void transpose(const float* in, std::int64_t in_stride, std::int64_t count, std::int64_t width, float* out,
+               std::int64_t out_stride) {
+  const std::int64_t block_count = count / 8 * 8, block_width = width / 8 * 8;
+  for (std::int64_t i = 0; i < block_count; i += 8) {
+    for (std::int64_t j = 0; j < block_width; j += 8)
+      transpose_8x8(in + i * in_stride + j, in_stride, out + j * out_stride + i, out_stride);
+  }
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::int64_t first_j = i < block_count ? block_width : 0;
+    for (std::int64_t j = first_j; j < width; ++j) out[j * out_stride + i] = in[i * in_stride + j];
+  }
+}
+
+// xp for `count` images of x (NCHW, `image_stride` floats apart): step 1 above.
+template <typename V>
+void pad_input(const Conv2dGeometry& g, const Tiling<V>& tiling, const float* x, std::int64_t image_stride,
+               std::int64_t count, float* xp) {
+  const std::int64_t plane = g.in_height * g.in_width, row_floats = tiling.columns * tiling.channels;
+  const std::int64_t left = g.pad_w * tiling.channels, right = (g.pad_w + g.in_width) * tiling.channels;
+  for (std::int64_t b = 0; b < count; ++b) {
+    for (std::int64_t r = 0; r < tiling.rows; ++r) {
+      float* row = xp + (b * tiling.rows + r) * row_floats;
+      const std::int64_t ih = r - g.pad_h;
+      if (ih < 0 || ih >= g.in_height) {
+        std::fill(row, row + row_floats, 0.0f);
+        continue;
+      }
+      std::fill(row, row + left, 0.0f);
+      std::fill(row + right, row + row_floats, 0.0f);
+      if (g.in_channels < tiling.channels) {
+        for (std::int64_t iw = 0; iw < g.in_width; ++iw)
+          std::fill(row + left + iw * tiling.channels + g.in_channels,
+                    row + left + (iw + 1) * tiling.channels, 0.0f);
+      }
+      transpose<V>(x + b * image_stride + ih * g.in_width, plane, g.in_channels, g.in_width, row + left,
+                   tiling.channels);
+    }
+  }
+}
+
+// packed[panel][p][ci][lane] = U_p[ci][panel * kChannels + lane] = (G g G^T)_p for g = w[co, ci]; lanes past
+// C_out are zero.
+template <typename V, int kChannels>
+void transform_weights(const Conv2dGeometry& g, const float* w, float* packed) {
+  const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels;
+  std::fill(packed, packed + panels * kPositions * g.in_channels * kChannels, 0.0f);
+  for (std::int64_t co = 0; co < g.out_channels; ++co) {
+    float* panel = packed + co / kChannels * kPositions * g.in_channels * kChannels + co % kChannels;
+    for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
+      const float* k = w + (co * g.in_channels + ci) * 9;
+      float gk[4][3];  // G g
+      for (int c = 0; c < 3; ++c) {
+        gk[0][c] = k[c];
+        gk[1][c] = 0.5f * (k[c] + k[3 + c] + k[6 + c]);
+        gk[2][c] = 0.5f * (k[c] - k[3 + c] + k[6 + c]);
+        gk[3][c] = k[6 + c];
+      }
+      for (int r = 0; r < 4; ++r) {  // (G g) G^T
+        const float u[4] = {gk[r][0], 0.5f * (gk[r][0] + gk[r][1] + gk[r][2]),
+                            0.5f * (gk[r][0] - gk[r][1] + gk[r][2]), gk[r][2]};
+        for (int c = 0; c < 4; ++c) panel[((r * 4 + c) * g.in_channels + ci) * kChannels] = u[c];
+      }
+    }
+  }
+}
+
+// v[p][j][ci] = (B^T d B)_p for tiles first + j, j < block, of the chunk (zeros for tiles past `tiles`).
+template <typename V>
+void transform_inputs(const Tiling<V>& tiling, const float* xp, std::int64_t first, std::int64_t block,
+                      std::int64_t tiles, float* v) {
+  using Reg = typename V::Reg;
+  const std::int64_t c = tiling.channels, position_stride = block * c;
+  for (std::int64_t j = 0; j < block; ++j) {
+    if (first + j >= tiles) {
+      for (int p = 0; p < kPositions; ++p) std::fill_n(v + p * position_stride + j * c, c, 0.0f);
+      continue;
+    }
+    const auto at = tiling.place(first + j);
+    const float* patch = xp + ((at.image * tiling.rows + 2 * at.row) * tiling.columns + 2 * at.column) * c;
+    for (std::int64_t lane0 = 0; lane0 < c; lane0 += V::width) {
+      Reg d[4][4];
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) {
+#pragma GCC unroll 4
+        for (int col = 0; col < 4; ++col) d[r][col] = V::load(patch + (r * tiling.columns + col) * c + lane0);
+      }
+      Reg e[4][4];  // B^T d
+#pragma GCC unroll 4
+      for (int col = 0; col < 4; ++col) {
+        e[0][col] = V::sub(d[0][col], d[2][col]);
+        e[1][col] = V::add(d[1][col], d[2][col]);
+        e[2][col] = V::sub(d[2][col], d[1][col]);
+        e[3][col] = V::sub(d[1][col], d[3][col]);
+      }
+      float* to = v + j * c + lane0;
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) {  // (B^T d) B
+        V::store(to + (r * 4 + 0) * position_stride, V::sub(e[r][0], e[r][2]));
+        V::store(to + (r * 4 + 1) * position_stride, V::add(e[r][1], e[r][2]));
+        V::store(to + (r * 4 + 2) * position_stride, V::sub(e[r][2], e[r][1]));
+        V::store(to + (r * 4 + 3) * position_stride, V::sub(e[r][1], e[r][3]));
+      }
+    }
+  }
+}
+
+// m[j * m_stride + lane] = sum over ci < depth of v[j * v_stride + ci] * u[ci][lane], j < kTiles, lane <
+// kVectors * width: one position's product for one panel of output channels.
+template <typename V, int kTiles, int kVectors>
+void product_tile(std::int64_t depth, const float* v, std::int64_t v_stride, const float* u, float* m,
+                  std::int64_t m_stride) {
+  using Reg = typename V::Reg;
+  constexpr int kChannels = kVectors * V::width;
+  Reg acc[kTiles][kVectors];
+#pragma GCC unroll 16
+  for (int j = 0; j < kTiles; ++j) {
+#pragma GCC unroll 4
+    for (int k = 0; k < kVectors; ++k) acc[j][k] = V::zero();
+  }
+  for (std::int64_t ci = 0; ci < depth; ++ci) {
+    Reg weights[kVectors];
+#pragma GCC unroll 4
+    for (int k = 0; k < kVectors; ++k) weights[k] = V::load(u + k * V::width);
+#pragma GCC unroll 16
+    for (int j = 0; j < kTiles; ++j) {
+      const Reg input = V::broadcast(v[j * v_stride + ci]);
+#pragma GCC unroll 4
+      for (int k = 0; k < kVectors; ++k) acc[j][k] = V::fmadd(input, weights[k], acc[j][k]);
+    }
+    u += kChannels;
+  }
+#pragma GCC unroll 16
+  for (int j = 0; j < kTiles; ++j) {
+#pragma GCC unroll 4
+    for (int k = 0; k < kVectors; ++k) V::store(m + j * m_stride + k * V::width, acc[j][k]);
+  }
+}
+
+// staged[r][2 * j + col][co] = (A^T M A)[r][col] + bias[co] for the block's valid tiles j < valid: rows of
+// m_stride floats, the two output rows 2 * kTiles rows apart.
+template <typename V, int kTiles>
+void transform_outputs(const float* m, std::int64_t m_stride, const float* bias, std::int64_t valid,
+                       float* staged) {
+  using Reg = typename V::Reg;
+  const std::int64_t position_stride = kTiles * m_stride;
+  for (std::int64_t j = 0; j < valid; ++j) {
+    for (std::int64_t lane0 = 0; lane0 < m_stride; lane0 += V::width) {
+      const float* from = m + j * m_stride + lane0;
+      Reg s[2][4];  // A^T M
+#pragma GCC unroll 4
+      for (int col = 0; col < 4; ++col) {
+        const Reg m0 = V::load(from + (0 * 4 + col) * position_stride);
+        const Reg m1 = V::load(from + (1 * 4 + col) * position_stride);
+        const Reg m2 = V::load(from + (2 * 4 + col) * position_stride);
+        const Reg m3 = V::load(from + (3 * 4 + col) * position_stride);
+        s[0][col] = V::add(V::add(m0, m1), m2);
+        s[1][col] = V::sub(V::sub(m1, m2), m3);
+      }
+      const Reg b = bias ? V::load(bias + lane0) : V::zero();
+#pragma GCC unroll 2
+      for (int r = 0; r < 2; ++r) {  // (A^T M) A
+        float* to = staged + (r * 2 * kTiles + 2 * j) * m_stride + lane0;
+        V::store(to, V::add(V::add(V::add(s[r][0], s[r][1]), s[r][2]), b));
+        V::store(to + m_stride, V::add(V::sub(V::sub(s[r][1], s[r][2]), s[r][3]), b));
+      }
+    }
+  }
+}
+
+// The block's staged outputs into y (NCHW, the chunk's first image at y, `image_stride` floats apart): each
+// run of tiles in one tile row is a contiguous run of outputs in each of its two output rows.
+template <typename V, int kTiles>
+void store_outputs(const Conv2dGeometry& g, const Tiling<V>& tiling, std::int64_t first, std::int64_t valid,
+                   const float* staged, std::int64_t m_stride, float* y, std::int64_t image_stride) {
+  const std::int64_t out_h = g.out_height(), out_w = g.out_width(), plane = out_h * out_w;
+  for (std::int64_t j = 0; j < valid;) {
+    const auto at = tiling.place(first + j);
+    const std::int64_t run = std::min(valid - j, tiling.tiles_w - at.column);  // tiles left in the tile row
+    const std::int64_t ow = 2 * at.column, outputs = std::min(2 * run, out_w - ow);
+    for (std::int64_t r = 0; r < 2 && 2 * at.row + r < out_h; ++r) {
+      transpose<V>(staged + (r * 2 * kTiles + 2 * j) * m_stride, m_stride, outputs, g.out_channels,
+                   y + at.image * image_stride + (2 * at.row + r) * out_w + ow, plane);
+    }
+    j += run;
+  }
+}
+
+// body(block, scratch) for block < count: on every thread, each with its own `scratch_floats`, when the
+// caller is not already inside a parallel region (fewer chunks than threads); else on the calling thread
+// with `own`.
+template <typename V, typename Body>
+void for_each_block(std::int64_t count, std::int64_t scratch_floats, float* own, Body body) {
+  if (count > 1 && compute_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel
+    {
+      const batch_chunks::Scratch mine = batch_chunks::scratch(scratch_floats);
+#pragma omp for schedule(static)
+      for (std::int64_t block = 0; block < count; ++block) body(block, mine.get());
+    }
+    return;
+  }
+  for (std::int64_t block = 0; block < count; ++block) body(block, own);
+}
+
+template <typename V, int kTiles, int kVectors>
+void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+  constexpr std::int64_t kChannels = kVectors * V::width;
+  const Tiling<V> tiling(g);
+  const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels, m_stride = panels * kChannels;
+  const std::int64_t in_image = g.in_channels * g.in_height * g.in_width;
+  const std::int64_t out_image = g.out_channels * g.out_height() * g.out_width();
+
+  const std::int64_t u_panel = kPositions * g.in_channels * kChannels;
+  const batch_chunks::Scratch u = batch_chunks::scratch(panels * u_panel);
+  transform_weights<V, kChannels>(g, w, u.get());
+  const batch_chunks::Scratch packed_bias = batch_chunks::scratch(m_stride);
+  std::fill(packed_bias.get(), packed_bias.get() + m_stride, 0.0f);
+  if (bias) std::copy(bias, bias + g.out_channels, packed_bias.get());
+
+  const batch_chunks::Chunking chunks =
+      batch_chunks::balanced(direct::chunk_images<V>(g, tiling.image_floats(), direct::kForwardChunkFloats),
+                             g.batch, compute_threads());
+  const std::int64_t xp_floats = chunks.images_per_chunk * tiling.image_floats();
+  // A block's scratch: V [16][kTiles][channels], M [16][kTiles][m_stride], staged [2][2 * kTiles][m_stride].
+  const std::int64_t v_floats = kPositions * kTiles * tiling.channels,
+                     m_floats = kPositions * kTiles * m_stride;
+  const std::int64_t block_floats = v_floats + m_floats + 4 * kTiles * m_stride;
+
+  batch_chunks::for_each_chunk(
+      chunks.chunk_count, xp_floats + block_floats, [&](std::int64_t chunk, float* scratch) {
+        const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
+        float* xp = scratch;
+        pad_input(g, tiling, x + first * in_image, in_image, count, xp);
+        const std::int64_t tiles = count * tiling.per_image();
+        for_each_block<V>(
+            (tiles + kTiles - 1) / kTiles, block_floats, scratch + xp_floats,
+            [&](std::int64_t block, float* block_scratch) {
+              float* v = block_scratch;
+              float* m = v + v_floats;
+              float* staged = m + m_floats;
+              const std::int64_t first_tile = block * kTiles;
+              transform_inputs<V>(tiling, xp, first_tile, kTiles, tiles, v);
+              for (int p = 0; p < kPositions; ++p) {
+                for (std::int64_t panel = 0; panel < panels; ++panel) {
+                  product_tile<V, kTiles, kVectors>(g.in_channels, v + p * kTiles * tiling.channels,
+                                                    tiling.channels,
+                                                    u.get() + panel * u_panel + p * g.in_channels * kChannels,
+                                                    m + p * kTiles * m_stride + panel * kChannels, m_stride);
+                }
+              }
+              const std::int64_t valid = std::min<std::int64_t>(kTiles, tiles - first_tile);
+              transform_outputs<V, kTiles>(m, m_stride, bias ? packed_bias.get() : nullptr, valid, staged);
+              store_outputs<V, kTiles>(g, tiling, first_tile, valid, staged, m_stride, y + first * out_image,
+                                       out_image);
+            });
+      });
+}
+
+// gx is the forward convolution of gy through wt[ci, co, kh, kw] = w[co, ci, 2 - kh, 2 - kw], padded by
+// 2 - pad: input position (ih, iw) then reads exactly the outputs it fed in the forward pass.
+template <typename V, int kTiles, int kVectors>
+void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
+  Conv2dGeometry transposed = g;
+  transposed.in_channels = g.out_channels;
+  transposed.out_channels = g.in_channels;
+  transposed.in_height = g.out_height();
+  transposed.in_width = g.out_width();
+  transposed.pad_h = 2 - g.pad_h;
+  transposed.pad_w = 2 - g.pad_w;
+  const batch_chunks::Scratch flipped = batch_chunks::scratch(g.in_channels * g.out_channels * 9);
+  for (std::int64_t co = 0; co < g.out_channels; ++co) {
+    for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
+      const float* from = w + (co * g.in_channels + ci) * 9;
+      float* to = flipped.get() + (ci * g.out_channels + co) * 9;
+      for (int tap = 0; tap < 9; ++tap) to[tap] = from[8 - tap];
+    }
+  }
+  forward<V, kTiles, kVectors>(transposed, gy, flipped.get(), nullptr, gx);
+}
+
+// ---- backward-weight
+// ---------------------------------------------------------------------------------------
+//
+// Each forward map transposed: dM = A dY A^T per tile (dY the tile's 2x2 of gy, zero where the tile hangs
+// over the output), dU_p[ci][co] = sum over the tiles t of V_p[t][ci] * dM_p[t][co], and gw[co, ci] = G^T dU
+// G. So the weight gradient is 16 GEMMs with the tiles as their K: long sums, where the forward's were short.
+//
+//   A = [1  0]      G^T = [1  1/2  1/2  0]
+//       [1  1]            [0  1/2 -1/2  0]
+//       [1 -1]            [0  1/2  1/2  1]
+//       [0 -1]
+//
+// The batch is cut into fixed chunks of images (kWeightChunkTiles tiles at least), each summed into its own
+// partial dU, and the partials are added in chunk order (batch_chunks::sum_over_chunks): the same bits on any
+// thread count. Within a chunk, kWeightBlockTiles tiles at a time are padded, transformed and multiplied,
+// each block adding into the chunk's dU in block order, so a block's transforms stay in L2.
+inline constexpr std::int64_t kWeightChunkTiles = 256;
+inline constexpr std::int64_t kWeightBlockTiles = 64;
+
+// gyp[b][r][c][co] for r < 2 * TH, c < 2 * TW: `count` images of gy channels-last, zero past the output and
+// in the lanes from C_out up to `channels`.
+template <typename V>
+void pad_gradient(const Conv2dGeometry& g, const Tiling<V>& tiling, const float* gy,
+                  std::int64_t image_stride, std::int64_t count, std::int64_t channels, float* gyp) {
+  const std::int64_t out_h = g.out_height(), out_w = g.out_width(), plane = out_h * out_w;
+  const std::int64_t rows = 2 * tiling.tiles_h, row_floats = 2 * tiling.tiles_w * channels;
+  for (std::int64_t b = 0; b < count; ++b) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      float* row = gyp + (b * rows + r) * row_floats;
+      if (r >= out_h) {
+        std::fill_n(row, row_floats, 0.0f);
+        continue;
+      }
+      std::fill(row + out_w * channels, row + row_floats, 0.0f);
+      if (g.out_channels < channels) {
+        for (std::int64_t ow = 0; ow < out_w; ++ow)
+          std::fill_n(row + ow * channels + g.out_channels, channels - g.out_channels, 0.0f);
+      }
+      transpose<V>(gy + b * image_stride + r * out_w, plane, g.out_channels, out_w, row, channels);
+    }
+  }
+}
+
+// dm[p][t][co] = (A dY A^T)_p for the tiles t < tiles of gyp (rows of `channels` floats).
+template <typename V>
+void transform_gradients(const Tiling<V>& tiling, const float* gyp, std::int64_t channels, std::int64_t tiles,
+                         float* dm) {
+  using Reg = typename V::Reg;
+  const std::int64_t position_stride = tiles * channels, row_floats = 2 * tiling.tiles_w * channels;
+  for (std::int64_t t = 0; t < tiles; ++t) {
+    const auto at = tiling.place(t);
+    const float* top =
+        gyp + ((at.image * 2 * tiling.tiles_h + 2 * at.row) * 2 * tiling.tiles_w + 2 * at.column) * channels;
+    for (std::int64_t lane0 = 0; lane0 < channels; lane0 += V::width) {
+      // dY = [a b; c d]. A dY has rows (a, b), (a + c, b + d), (a - c, b - d), (-c, -d); each row (u, z)
+      // times A^T is (u, u + z, u - z, -z).
+      const Reg a = V::load(top + lane0), b = V::load(top + channels + lane0);
+      const Reg c = V::load(top + row_floats + lane0), d = V::load(top + row_floats + channels + lane0);
+      const Reg u[4] = {a, V::add(a, c), V::sub(a, c), V::neg(c)};
+      const Reg z[4] = {b, V::add(b, d), V::sub(b, d), V::neg(d)};
+      float* to = dm + t * channels + lane0;
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) {
+        V::store(to + (r * 4 + 0) * position_stride, u[r]);
+        V::store(to + (r * 4 + 1) * position_stride, V::add(u[r], z[r]));
+        V::store(to + (r * 4 + 2) * position_stride, V::sub(u[r], z[r]));
+        V::store(to + (r * 4 + 3) * position_stride, V::neg(z[r]));
+      }
+    }
+  }
+}
+
+// du[j * du_stride + lane] (+)= sum over t < tiles of v[t * v_stride + j] * dm[t * dm_stride + lane], for
+// j < Tile::taps input channels and lane < Tile::vectors * width output channels; `accumulate` adds to what
+// du holds (a chunk's later blocks), else overwrites it.
+template <typename V, typename Tile>
+void weight_product_tile(std::int64_t tiles, const float* v, std::int64_t v_stride, const float* dm,
+                         std::int64_t dm_stride, bool accumulate, float* du, std::int64_t du_stride) {
+  using Reg = typename V::Reg;
+  constexpr int kTaps = Tile::taps, kVectors = Tile::vectors;
+  Reg acc[kTaps][kVectors];
+#pragma GCC unroll 16
+  for (int j = 0; j < kTaps; ++j) {
+#pragma GCC unroll 4
+    for (int k = 0; k < kVectors; ++k)
+      acc[j][k] = accumulate ? V::load(du + j * du_stride + k * V::width) : V::zero();
+  }
+  for (std::int64_t t = 0; t < tiles; ++t) {
+    Reg grad[kVectors];
+#pragma GCC unroll 4
+    for (int k = 0; k < kVectors; ++k) grad[k] = V::load(dm + k * V::width);
+#pragma GCC unroll 16
+    for (int j = 0; j < kTaps; ++j) {
+      const Reg input = V::broadcast(v[j]);
+#pragma GCC unroll 4
+      for (int k = 0; k < kVectors; ++k) acc[j][k] = V::fmadd(input, grad[k], acc[j][k]);
+    }
+    v += v_stride;
+    dm += dm_stride;
+  }
+#pragma GCC unroll 16
+  for (int j = 0; j < kTaps; ++j) {
+#pragma GCC unroll 4
+    for (int k = 0; k < kVectors; ++k) V::store(du + j * du_stride + k * V::width, acc[j][k]);
+  }
+}
+
+// gw[co, ci] = G^T dU_{ci, co} G, from du[p][ci][co] (rows of du_stride floats).
+template <typename V>
+void untransform_weights(const Conv2dGeometry& g, const float* du, std::int64_t du_rows,
+                         std::int64_t du_stride, float* gw) {
+  for (std::int64_t co = 0; co < g.out_channels; ++co) {
+    for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
+      float m[4][4];
+      for (int p = 0; p < kPositions; ++p) m[p / 4][p % 4] = du[(p * du_rows + ci) * du_stride + co];
+      float h[3][4];  // G^T dU
+      for (int c = 0; c < 4; ++c) {
+        h[0][c] = m[0][c] + 0.5f * (m[1][c] + m[2][c]);
+        h[1][c] = 0.5f * (m[1][c] - m[2][c]);
+        h[2][c] = 0.5f * (m[1][c] + m[2][c]) + m[3][c];
+      }
+      float* k = gw + (co * g.in_channels + ci) * 9;
+      for (int r = 0; r < 3; ++r) {  // (G^T dU) G
+        k[r * 3 + 0] = h[r][0] + 0.5f * (h[r][1] + h[r][2]);
+        k[r * 3 + 1] = 0.5f * (h[r][1] - h[r][2]);
+        k[r * 3 + 2] = 0.5f * (h[r][1] + h[r][2]) + h[r][3];
+      }
+    }
+  }
+}
+
+template <typename V, typename Tile>
+void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
+  constexpr std::int64_t kChannels = Tile::vectors * V::width;
+  const Tiling<V> tiling(g);
+  const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels, dm_stride = panels * kChannels;
+  const std::int64_t groups = (g.in_channels + Tile::taps - 1) / Tile::taps, du_rows = groups * Tile::taps;
+  const std::int64_t in_image = g.in_channels * g.in_height * g.in_width;
+  const std::int64_t out_image = g.out_channels * g.out_height() * g.out_width();
+
+  const std::int64_t block_images =
+      std::clamp<std::int64_t>((kWeightBlockTiles + tiling.per_image() - 1) / tiling.per_image(), 1, g.batch);
+  const std::int64_t chunk_blocks = std::max<std::int64_t>(
+      1, (kWeightChunkTiles + block_images * tiling.per_image() - 1) / (block_images * tiling.per_image()));
+  const std::int64_t chunk_images = std::min(g.batch, chunk_blocks * block_images);
+  const std::int64_t chunk_count = (g.batch + chunk_images - 1) / chunk_images;
+  const std::int64_t block_tiles = block_images * tiling.per_image();
+
+  // A block's scratch: xp, gy channels-last, V [16][tiles][channels] (plus Tile::taps floats that the last
+  // tile's last group of input channels may read past its row: they meet rows of dU that are never used),
+  // and dM [16][tiles][dm_stride].
+  const std::int64_t xp_floats = block_images * tiling.image_floats();
+  const std::int64_t gyp_floats = block_images * 4 * tiling.per_image() * dm_stride;
+  const std::int64_t v_floats = kPositions * block_tiles * tiling.channels + Tile::taps;
+  const std::int64_t dm_floats = kPositions * block_tiles * dm_stride;
+  const std::int64_t du_floats = kPositions * du_rows * dm_stride;
+  const batch_chunks::Scratch du = batch_chunks::scratch(du_floats);
+
+  batch_chunks::sum_over_chunks(
+      chunk_count, du_floats, xp_floats + gyp_floats + v_floats + dm_floats, du.get(),
+      [&](std::int64_t chunk, float* scratch, float* du_chunk) {
+        float* xp = scratch;
+        float* gyp = xp + xp_floats;
+        float* v = gyp + gyp_floats;
+        float* dm = v + v_floats;
+        const std::int64_t chunk_end = std::min(g.batch, (chunk + 1) * chunk_images);
+        for (std::int64_t first = chunk * chunk_images; first < chunk_end; first += block_images) {
+          const std::int64_t count = std::min(block_images, chunk_end - first);
+          const std::int64_t tiles = count * tiling.per_image();
+          pad_input(g, tiling, x + first * in_image, in_image, count, xp);
+          pad_gradient(g, tiling, gy + first * out_image, out_image, count, dm_stride, gyp);
+          transform_inputs<V>(tiling, xp, 0, tiles, tiles, v);
+          transform_gradients<V>(tiling, gyp, dm_stride, tiles, dm);
+          const bool accumulate = first > chunk * chunk_images;
+          direct::for_each_tile<V>(kPositions * groups * panels, [&](std::int64_t tile) {
+            const std::int64_t p = tile / (groups * panels), group = tile / panels % groups,
+                               panel = tile % panels;
+            weight_product_tile<V, Tile>(
+                tiles, v + p * tiles * tiling.channels + group * Tile::taps, tiling.channels,
+                dm + p * tiles * dm_stride + panel * kChannels, dm_stride, accumulate,
+                du_chunk + (p * du_rows + group * Tile::taps) * dm_stride + panel * kChannels, dm_stride);
+          });
+        }
+      });
+  untransform_weights<V>(g, du.get(), du_rows, dm_stride, gw);
+}
+
+}  // namespace kiln::kernels::winograd
