@@ -21,13 +21,13 @@
 //        64->64 at 8x8     4.4 / 4.7 / 5.8  vs  4.1 / 4.3 / 3.9      (so im2col+GEMM keeps C_in = 3)
 //        128->128 at 8x8  21.8 / 18.0 / 37.4 vs 16.2 / 15.5 / 20.6
 //      and at batch 1, 64->64 at 8x8 (64 positions): 0.13 / 0.06 / 0.11 vs 0.21 / 0.24 / 0.10.
-//   5. Winograd F(2x2, 3x3) (winograd_kernel.hpp) takes 3x3 convolutions at stride 1, dilation 1, groups 1
-//      with at least 16 input and 16 output channels and 2048 output positions in the batch: forward and
-//      backward-data (pad <= 2), and the weight gradient when both sides have at least 64 channels. It
-//      makes 2 x 2 outputs with 16 multiplies instead of 36; its transforms cost a fixed amount per channel
-//      and tile, so its lead grows with the channels, and below 64 the weight gradient's transforms (of x
-//      and of gy, both per tile) eat it. Measured, AVX-512, 2 threads, batch 128, ms, the algorithm that
-//      served the pass before vs Winograd (forward / backward-data / backward-weight):
+//   5. Winograd (winograd_kernel.hpp) takes 3x3 convolutions at stride 1, dilation 1, groups 1 with at least
+//      16 input and 16 output channels and 2048 output positions in the batch: forward and backward-data
+//      (pad <= 2), and the weight gradient when both sides have at least 64 channels. F(2x2, 3x3) makes 2 x 2
+//      outputs with 16 multiplies instead of 36; its transforms cost a fixed amount per channel and tile, so
+//      its lead grows with the channels, and below 64 the weight gradient's transforms (of x and of gy, both
+//      per tile) eat it. Measured, AVX-512, 2 threads, batch 128, ms, the algorithm that served the pass
+//      before vs F(2x2, 3x3) (forward / backward-data / backward-weight):
 //        16->16 at 32x32   4.22 / 4.24 / 3.96  vs  3.65 / 3.75 / 4.82   (weight stays Direct)
 //        32->32 at 16x16   3.65 / 3.79 / 3.96  vs  2.50 / 2.57 / 4.45   (weight stays Direct)
 //        64->64 at 8x8     3.56 / 3.70 / 3.83  vs  2.17 / 2.10 / 2.81
@@ -35,7 +35,19 @@
 //        32->64 at 16x16   6.42 / 6.20 / 7.57  vs  4.19 / 4.33 / 8.35   (weight stays Direct)
 //      and at batch 32, 64->64 at 8x8 (2048 positions): 1.06 / 1.08 / 1.01 vs 0.74 / 0.76 / 0.70. AVX2
 //      the same way (64->64 at 8x8: 6.64 / 6.72 / 7.03 vs 2.36 / 2.22 / 5.43; 16->16's weight gradient 6.56
-//      vs 9.33). At batch 1, 16->16 at 32x32 (1024 positions), the forward lost (0.067 vs 0.049 ms).
+//      vs 9.33). At batch 1, 16->16 at 32x32 (1024 positions), the forward lost (0.067 vs 0.049 ms). F(4x4,
+//      3x3) makes 4 x 4 outputs with 36 multiplies, 1.78x fewer again, and takes the forward and
+//      backward-data from 8192 positions up when neither side has more than 64 channels. Past 64 its
+//      transformed weights (36 x C_in x C_out floats: 2.4 MB at 128 x 128) leave L2 and are re-read for
+//      every block of tiles; at 8x8 with few images, an image is only 4 tiles and a chunk's last block runs
+//      part empty. Measured, 2 threads, ms, F(2x2, 3x3) vs F(4x4, 3x3) (forward / backward-data):
+//        batch 128  16->16 at 32x32   3.36 / 3.28  vs  2.43 / 2.40
+//                   32->32 at 16x16   2.11 / 2.29  vs  1.63 / 1.70
+//                   64->64 at 8x8     1.89 / 2.00  vs  1.48 / 1.72
+//                   64->64 at 16x16   7.00 / 7.55  vs  5.40 / 5.14   (vgg_small)
+//                   128->128 at 8x8   6.80 / 7.46  vs  7.50 / 7.35   (vgg_small: F(2x2, 3x3))
+//        batch 32   32->32 at 16x16   0.54 / 0.57  vs  0.46 / 0.47
+//                   64->64 at 8x8     0.57 / 0.60  vs  0.81 / 0.72   (2048 positions: F(2x2, 3x3))
 //   6. DirectChannels (direct_channels_kernel.hpp) reads the same strip one output row at a time, vectorized
 //      along the output channels, so it computes no junk; its backward-data runs the input gradient phase
 //      by phase, so it takes any stride. It goes
@@ -77,6 +89,8 @@ constexpr std::int64_t kMinDirectChannelsPositions = 1024;
 constexpr std::int64_t kMinWinogradChannels = 16;
 constexpr std::int64_t kMinWinogradWeightChannels = 64;
 constexpr std::int64_t kMinWinogradPositions = 2048;
+constexpr std::int64_t kMinWinograd4x4Positions = 8192;
+constexpr std::int64_t kMaxWinograd4x4Channels = 64;
 
 bool is_depthwise(const Conv2dGeometry& g) {
   return g.groups == g.in_channels && g.groups == g.out_channels &&
@@ -105,8 +119,10 @@ std::string_view conv2d_algorithm_name(Conv2dAlgorithm algorithm) {
       return "pointwise";
     case Conv2dAlgorithm::Depthwise:
       return "depthwise";
-    case Conv2dAlgorithm::Winograd:
-      return "winograd";
+    case Conv2dAlgorithm::Winograd2x2:
+      return "winograd_2x2";
+    case Conv2dAlgorithm::Winograd4x4:
+      return "winograd_4x4";
     case Conv2dAlgorithm::Direct:
       return "direct";
     case Conv2dAlgorithm::DirectChannels:
@@ -138,9 +154,13 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
       return is_pointwise(g);
     case Conv2dAlgorithm::Depthwise:
       return is_depthwise(g) && level != CpuLevel::Reference;
-    case Conv2dAlgorithm::Winograd:
+    case Conv2dAlgorithm::Winograd2x2:
       return level != CpuLevel::Reference && is_winograd_3x3(g) &&
              (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
+    case Conv2dAlgorithm::Winograd4x4:
+      return level != CpuLevel::Reference && is_winograd_3x3(g) &&
+             (direction == Conv2dDirection::Forward ||
+              (direction == Conv2dDirection::BackwardData && direct_backward_data_fits(g)));
     case Conv2dAlgorithm::Direct:
       return level != CpuLevel::Reference &&
              (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
@@ -158,10 +178,13 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
   const std::int64_t positions = g.batch * g.out_height() * g.out_width();
   if (is_winograd_3x3(g) && std::min(cg, cog) >= kMinWinogradChannels && positions >= kMinWinogradPositions) {
-    const bool wins = direction == Conv2dDirection::Forward ||
-                      (direction == Conv2dDirection::BackwardData && direct_backward_data_fits(g)) ||
-                      std::min(cg, cog) >= kMinWinogradWeightChannels;
-    if (wins) return Conv2dAlgorithm::Winograd;  // rule 5
+    if (direction == Conv2dDirection::Forward ||
+        (direction == Conv2dDirection::BackwardData && direct_backward_data_fits(g))) {
+      const bool large_tiles =
+          positions >= kMinWinograd4x4Positions && std::max(cg, cog) <= kMaxWinograd4x4Channels;
+      return large_tiles ? Conv2dAlgorithm::Winograd4x4 : Conv2dAlgorithm::Winograd2x2;  // rule 5
+    }
+    if (std::min(cg, cog) >= kMinWinogradWeightChannels) return Conv2dAlgorithm::Winograd2x2;  // rule 5
   }
   // The weight gradient's tiles are output channels by taps, so few input channels only shorten them.
   const bool enough_input_channels = direction == Conv2dDirection::BackwardWeight || cg >= kMinDirectChannels;

@@ -4,8 +4,10 @@
 //   Im2colGemm  unfold the input into columns, then one GEMM per image and group (any geometry)
 //   Pointwise   1x1 kernel, stride 1, no padding: a GEMM directly on the NCHW image, no unfolding
 //   Depthwise   groups == C_in == C_out: a direct kernel vectorized along the output row
-//   Winograd    F(2x2, 3x3), vectorized along the channels (winograd_kernel.hpp): 3x3 kernel, stride 1,
-//               dilation 1, groups 1; forward and backward-weight at any padding, backward-data at pad <= 2
+//   Winograd2x2 Winograd F(2x2, 3x3), vectorized along the channels (winograd_kernel.hpp): 3x3 kernel,
+//               stride 1, dilation 1, groups 1; forward and backward-weight at any padding, backward-data at
+//               pad <= 2
+//   Winograd4x4 F(4x4, 3x3), the same kernel with 4x4 output tiles: forward and backward-data only
 //   Direct      a GEMM over a zero-padded strip of images where every tap is a constant offset, so no
 //               im2col (direct_kernel.hpp); forward and backward-weight for any geometry, backward-data
 //               for stride 1 with pad <= dilation * (K - 1)
@@ -26,7 +28,16 @@
 
 namespace kiln::kernels {
 
-enum class Conv2dAlgorithm { Reference, Im2colGemm, Pointwise, Depthwise, Winograd, Direct, DirectChannels };
+enum class Conv2dAlgorithm {
+  Reference,
+  Im2colGemm,
+  Pointwise,
+  Depthwise,
+  Winograd2x2,
+  Winograd4x4,
+  Direct,
+  DirectChannels
+};
 enum class Conv2dDirection { Forward, BackwardData, BackwardWeight };
 
 std::string_view conv2d_algorithm_name(Conv2dAlgorithm algorithm);

@@ -1,5 +1,6 @@
-// Winograd F(2x2, 3x3) (winograd_kernel.hpp) at avx2 width. The products use direct_channels' AVX2 tile:
-// 4 tiles x 2 vectors (16 output channels), 8 ymm accumulators, 2 loads and 4 broadcasts per 8 FMAs.
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) (winograd_kernel.hpp) at avx2 width. The products use
+// direct_channels' AVX2 tile, 4 tiles x 2 vectors (16 output channels): 8 ymm accumulators, 2 loads and 4
+// broadcasts per 8 FMAs; the weight gradient direct_kernel.hpp's weight tiles (avx2_direct.cpp).
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/winograd_kernel.hpp"
 #include "kernels/simd/float_vector_avx2.hpp"
@@ -8,18 +9,25 @@ namespace kiln::kernels::avx2 {
 
 using Ymm = simd::FloatVector256;
 
-void winograd_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                             float* y) {
-  winograd::forward<Ymm, 4, 2>(g, x, w, bias, y);
+void winograd_2x2_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                                 float* y) {
+  winograd::forward<Ymm, winograd::F2x2<Ymm>, 4, 2>(g, x, w, bias, y);
 }
-void winograd_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  winograd::backward_data<Ymm, 4, 2>(g, gy, w, gx);
+void winograd_2x2_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
+  winograd::backward_data<Ymm, winograd::F2x2<Ymm>, 4, 2>(g, gy, w, gx);
 }
-
-void winograd_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
+void winograd_2x2_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
+                                         float* gw) {
   if (g.out_channels <= Ymm::width)
     return winograd::backward_weight<Ymm, direct::WeightTile<8, 1>>(g, gy, x, gw);
   winograd::backward_weight<Ymm, direct::WeightTile<4, 2>>(g, gy, x, gw);
+}
+void winograd_4x4_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                                 float* y) {
+  winograd::forward<Ymm, winograd::F4x4<Ymm>, 4, 2>(g, x, w, bias, y);
+}
+void winograd_4x4_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
+  winograd::backward_data<Ymm, winograd::F4x4<Ymm>, 4, 2>(g, gy, w, gx);
 }
 
 }  // namespace kiln::kernels::avx2

@@ -92,9 +92,12 @@ void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, co
       return im2col_gemm::conv2d_forward(im2col_kernels(), g, x, w, bias, y);
     case Conv2dAlgorithm::Pointwise:
       return pointwise::conv2d_forward(g, x, w, bias, y);
-    case Conv2dAlgorithm::Winograd:
-      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_conv2d_forward(g, x, w, bias, y);
-      return avx2::winograd_conv2d_forward(g, x, w, bias, y);
+    case Conv2dAlgorithm::Winograd2x2:
+      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_2x2_conv2d_forward(g, x, w, bias, y);
+      return avx2::winograd_2x2_conv2d_forward(g, x, w, bias, y);
+    case Conv2dAlgorithm::Winograd4x4:
+      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_4x4_conv2d_forward(g, x, w, bias, y);
+      return avx2::winograd_4x4_conv2d_forward(g, x, w, bias, y);
     case Conv2dAlgorithm::Direct:
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_conv2d_forward(g, x, w, bias, y);
       return avx2::direct_conv2d_forward(g, x, w, bias, y);
@@ -126,9 +129,12 @@ void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry&
     case Conv2dAlgorithm::DirectChannels:
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_channels_conv2d_backward_data(g, gy, w, gx);
       return avx2::direct_channels_conv2d_backward_data(g, gy, w, gx);
-    case Conv2dAlgorithm::Winograd:
-      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_conv2d_backward_data(g, gy, w, gx);
-      return avx2::winograd_conv2d_backward_data(g, gy, w, gx);
+    case Conv2dAlgorithm::Winograd2x2:
+      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_2x2_conv2d_backward_data(g, gy, w, gx);
+      return avx2::winograd_2x2_conv2d_backward_data(g, gy, w, gx);
+    case Conv2dAlgorithm::Winograd4x4:
+      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_4x4_conv2d_backward_data(g, gy, w, gx);
+      return avx2::winograd_4x4_conv2d_backward_data(g, gy, w, gx);
   }
 }
 
@@ -148,9 +154,10 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
     case Conv2dAlgorithm::Direct:
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_conv2d_backward_weight(g, gy, x, gw);
       return avx2::direct_conv2d_backward_weight(g, gy, x, gw);
-    case Conv2dAlgorithm::Winograd:
-      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_conv2d_backward_weight(g, gy, x, gw);
-      return avx2::winograd_conv2d_backward_weight(g, gy, x, gw);
+    case Conv2dAlgorithm::Winograd2x2:
+      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_2x2_conv2d_backward_weight(g, gy, x, gw);
+      return avx2::winograd_2x2_conv2d_backward_weight(g, gy, x, gw);
+    case Conv2dAlgorithm::Winograd4x4:
     case Conv2dAlgorithm::DirectChannels:
       break;  // no weight gradient: require_support has thrown
   }

@@ -1,7 +1,8 @@
-// Winograd F(2x2, 3x3) convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2015),
-// vectorized along the channels and fused per block of tiles, for 3x3 kernels at stride 1, dilation 1,
-// groups 1: forward (any padding) and backward-data (the forward of gy through the flipped kernel with C_in
-// and C_out swapped, padding 2 - pad, so pad <= 2).
+// Winograd convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2015), vectorized
+// along the channels and fused per block of tiles, for 3x3 kernels at stride 1, dilation 1, groups 1, with
+// two tile sizes: F(2x2, 3x3), written out below, and F(4x4, 3x3) (F4x4: 36 multiplies for 16 outputs).
+// Forward (any padding) and backward-data (the forward of gy through the flipped kernel with C_in and C_out
+// swapped, padding 2 - pad, so pad <= 2) take either; the weight gradient takes F(2x2, 3x3).
 //
 // Each 2x2 block of outputs, a tile, comes from the 4x4 input patch d under it:
 //
@@ -21,7 +22,7 @@
 // adds and subtracts, done once per patch and channel rather than once per output channel.
 //
 // Per chunk of images:
-//   1. The chunk's input goes channels-last and zero-padded: xp[b][r][c][ci], r < 2*TH + 2, c < 2*TW + 2
+//   1. The chunk's input goes channels-last and zero-padded: xp[b][r][c][ci], r < m*TH + 2, c < m*TW + 2
 //      (TH x TW tiles cover the output; the last row or column of tiles may hang over it), ci padded with
 //      zeros to whole vectors. So a patch's channels are vectors, and the padding needs no tests.
 //   2. Per block of kTiles tiles, in raster order over (image, tile row, tile column):
@@ -33,11 +34,13 @@
 //   A block's V, M and staged outputs stay in L1 and L2 from one step to the next; U (16 x C_in x C_out)
 //   stays in L2 for the whole call.
 //
-// Rounding: the transforms add before they multiply, so the bits are not the direct sum's; the error stays
-// a few units in the last place of the largest term (conv2d_fast_test.cpp holds every shape to the float32
-// tolerance). An infinity in a patch makes NaN in all four of the tile's outputs, as in any Winograd
-// convolution. Every output is computed by one thread in a fixed order whatever the chunk it falls in, so
-// the batch is cut for the threads (batch_chunks::balanced) and the bits are the same on any thread count.
+// Rounding: the transforms add before they multiply, so the bits are not the direct sum's. F(2x2, 3x3)
+// stays within about 1e-6 of the largest output, F(4x4, 3x3), whose transforms scale by up to 8 and 1/24,
+// within about 1e-5 (float32, 16 to 256 input channels of random data); conv2d_fast_test.cpp holds both to
+// the same float32 tolerance as every other algorithm. An infinity in a patch makes NaN in all of its tile's
+// outputs, as in any Winograd convolution. Every output is computed by one thread in a fixed order whatever
+// the chunk it falls in, so the batch is cut for the threads (batch_chunks::balanced) and the bits are the
+// same on any thread count.
 #pragma once
 
 #include <omp.h>
@@ -53,21 +56,89 @@
 
 namespace kiln::kernels::winograd {
 
-inline constexpr int kPositions = 16;  // a 4x4 transformed tile
-
-// Where the tiles of one call are, and the padded channels-last input they read. (Every type here is a
-// template on the vector trait V so that the AVX-512 and AVX2 objects never share a compiled function.)
+// The tile sizes. Each gives the 1-D maps that the 2-D transforms apply along the columns, then the rows:
+//   input   B^T x   alpha -> alpha floats, on vectors
+//   output  A^T x   alpha -> m, on vectors
+//   weight  G g     3 -> alpha, in double (once per call, then rounded once)
+// (Every type here is a template on the vector trait V so that the AVX-512 and AVX2 objects never share a
+// compiled function.)
 template <typename V>
+struct F2x2 {
+  using Reg = typename V::Reg;
+  static constexpr int m = 2, alpha = 4, positions = alpha * alpha;
+
+  static void input(const Reg (&x)[alpha], Reg (&out)[alpha]) {
+    out[0] = V::sub(x[0], x[2]);
+    out[1] = V::add(x[1], x[2]);
+    out[2] = V::sub(x[2], x[1]);
+    out[3] = V::sub(x[1], x[3]);
+  }
+  static void output(const Reg (&x)[alpha], Reg (&out)[m]) {
+    out[0] = V::add(V::add(x[0], x[1]), x[2]);
+    out[1] = V::sub(V::sub(x[1], x[2]), x[3]);
+  }
+  static void weight(const double (&g)[3], double (&out)[alpha]) {
+    out[0] = g[0];
+    out[1] = 0.5 * (g[0] + g[1] + g[2]);
+    out[2] = 0.5 * (g[0] - g[1] + g[2]);
+    out[3] = g[2];
+  }
+};
+
+//   B^T = [4  0 -5  0  1  0]    G = [ 1/4     0     0  ]    A^T = [1  1  1  1  1  0]
+//         [0 -4 -4  1  1  0]        [-1/6  -1/6  -1/6  ]          [0  1 -1  2 -2  0]
+//         [0  4 -4 -1  1  0]        [-1/6   1/6  -1/6  ]          [0  1  1  4  4  0]
+//         [0 -2 -1  2  1  0]        [ 1/24  1/12  1/6  ]          [0  1 -1  8 -8  1]
+//         [0  2 -1 -2  1  0]        [ 1/24 -1/12  1/6  ]
+//         [0  4  0 -5  0  1]        [ 0     0     1    ]
+template <typename V>
+struct F4x4 {
+  using Reg = typename V::Reg;
+  static constexpr int m = 4, alpha = 6, positions = alpha * alpha;
+
+  static void input(const Reg (&x)[alpha], Reg (&out)[alpha]) {
+    const Reg four = V::broadcast(4.0f), minus_four = V::broadcast(-4.0f), minus_five = V::broadcast(-5.0f);
+    const Reg a = V::fmadd(minus_four, x[2], x[4]);  // x4 - 4 x2
+    const Reg b = V::fmadd(minus_four, x[1], x[3]);  // x3 - 4 x1
+    const Reg c = V::sub(x[4], x[2]);
+    const Reg e = V::add(V::sub(x[3], x[1]), V::sub(x[3], x[1]));  // 2 (x3 - x1)
+    out[0] = V::fmadd(four, x[0], V::fmadd(minus_five, x[2], x[4]));
+    out[1] = V::add(a, b);
+    out[2] = V::sub(a, b);
+    out[3] = V::add(c, e);
+    out[4] = V::sub(c, e);
+    out[5] = V::fmadd(four, x[1], V::fmadd(minus_five, x[3], x[5]));
+  }
+  static void output(const Reg (&x)[alpha], Reg (&out)[m]) {
+    const Reg sum12 = V::add(x[1], x[2]), difference12 = V::sub(x[1], x[2]);
+    const Reg sum34 = V::add(x[3], x[4]), difference34 = V::sub(x[3], x[4]);
+    out[0] = V::add(V::add(x[0], sum12), sum34);
+    out[1] = V::fmadd(V::broadcast(2.0f), difference34, difference12);
+    out[2] = V::fmadd(V::broadcast(4.0f), sum34, sum12);
+    out[3] = V::add(V::fmadd(V::broadcast(8.0f), difference34, difference12), x[5]);
+  }
+  static void weight(const double (&g)[3], double (&out)[alpha]) {
+    out[0] = g[0] / 4;
+    out[1] = -(g[0] + g[1] + g[2]) / 6;
+    out[2] = -(g[0] - g[1] + g[2]) / 6;
+    out[3] = g[0] / 24 + g[1] / 12 + g[2] / 6;
+    out[4] = g[0] / 24 - g[1] / 12 + g[2] / 6;
+    out[5] = g[2];
+  }
+};
+
+// Where the tiles of one call are, and the padded channels-last input they read.
+template <typename V, typename T>
 struct Tiling {
   std::int64_t tiles_h, tiles_w;  // tiles per image, down and across
-  std::int64_t rows, columns;     // of the padded input: 2 * tiles + 2, so every patch lies inside
+  std::int64_t rows, columns;     // of the padded input: m * tiles + 2, so every patch lies inside
   std::int64_t channels;          // input channels padded to whole vectors
 
   explicit Tiling(const Conv2dGeometry& g)
-      : tiles_h((g.out_height() + 1) / 2),
-        tiles_w((g.out_width() + 1) / 2),
-        rows(2 * tiles_h + 2),
-        columns(2 * tiles_w + 2),
+      : tiles_h((g.out_height() + T::m - 1) / T::m),
+        tiles_w((g.out_width() + T::m - 1) / T::m),
+        rows(T::m * tiles_h + 2),
+        columns(T::m * tiles_w + 2),
         channels((g.in_channels + V::width - 1) / V::width * V::width) {}
   std::int64_t per_image() const { return tiles_h * tiles_w; }
   std::int64_t image_floats() const { return rows * columns * channels; }
@@ -98,8 +169,8 @@ void transpose(const float* in, std::int64_t in_stride, std::int64_t count, std:
 }
 
 // xp for `count` images of x (NCHW, `image_stride` floats apart): step 1 above.
-template <typename V>
-void pad_input(const Conv2dGeometry& g, const Tiling<V>& tiling, const float* x, std::int64_t image_stride,
+template <typename V, typename T>
+void pad_input(const Conv2dGeometry& g, const Tiling<V, T>& tiling, const float* x, std::int64_t image_stride,
                std::int64_t count, float* xp) {
   const std::int64_t plane = g.in_height * g.in_width, row_floats = tiling.columns * tiling.channels;
   const std::int64_t left = g.pad_w * tiling.channels, right = (g.pad_w + g.in_width) * tiling.channels;
@@ -124,67 +195,68 @@ void pad_input(const Conv2dGeometry& g, const Tiling<V>& tiling, const float* x,
   }
 }
 
-// packed[panel][p][ci][lane] = U_p[ci][panel * kChannels + lane] = (G g G^T)_p for g = w[co, ci]; lanes past
-// C_out are zero.
-template <typename V, int kChannels>
+// packed[panel][p][ci][lane] = U_p[ci][panel * kChannels + lane] = (G g G^T)_p for g = w[co, ci], computed
+// in double and rounded once; lanes past C_out are zero.
+template <typename V, typename T, int kChannels>
 void transform_weights(const Conv2dGeometry& g, const float* w, float* packed) {
+  constexpr int kAlpha = T::alpha;
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels;
-  std::fill(packed, packed + panels * kPositions * g.in_channels * kChannels, 0.0f);
+  std::fill(packed, packed + panels * T::positions * g.in_channels * kChannels, 0.0f);
   for (std::int64_t co = 0; co < g.out_channels; ++co) {
-    float* panel = packed + co / kChannels * kPositions * g.in_channels * kChannels + co % kChannels;
+    float* panel = packed + co / kChannels * T::positions * g.in_channels * kChannels + co % kChannels;
     for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
       const float* k = w + (co * g.in_channels + ci) * 9;
-      float gk[4][3];  // G g
+      double gk[kAlpha][3];  // G g, column by column
       for (int c = 0; c < 3; ++c) {
-        gk[0][c] = k[c];
-        gk[1][c] = 0.5f * (k[c] + k[3 + c] + k[6 + c]);
-        gk[2][c] = 0.5f * (k[c] - k[3 + c] + k[6 + c]);
-        gk[3][c] = k[6 + c];
+        const double column[3] = {k[c], k[3 + c], k[6 + c]};
+        double out[kAlpha];
+        T::weight(column, out);
+        for (int r = 0; r < kAlpha; ++r) gk[r][c] = out[r];
       }
-      for (int r = 0; r < 4; ++r) {  // (G g) G^T
-        const float u[4] = {gk[r][0], 0.5f * (gk[r][0] + gk[r][1] + gk[r][2]),
-                            0.5f * (gk[r][0] - gk[r][1] + gk[r][2]), gk[r][2]};
-        for (int c = 0; c < 4; ++c) panel[((r * 4 + c) * g.in_channels + ci) * kChannels] = u[c];
+      for (int r = 0; r < kAlpha; ++r) {  // (G g) G^T, row by row
+        const double row[3] = {gk[r][0], gk[r][1], gk[r][2]};
+        double u[kAlpha];
+        T::weight(row, u);
+        for (int c = 0; c < kAlpha; ++c)
+          panel[((r * kAlpha + c) * g.in_channels + ci) * kChannels] = static_cast<float>(u[c]);
       }
     }
   }
 }
 
 // v[p][j][ci] = (B^T d B)_p for tiles first + j, j < block, of the chunk (zeros for tiles past `tiles`).
-template <typename V>
-void transform_inputs(const Tiling<V>& tiling, const float* xp, std::int64_t first, std::int64_t block,
+template <typename V, typename T>
+void transform_inputs(const Tiling<V, T>& tiling, const float* xp, std::int64_t first, std::int64_t block,
                       std::int64_t tiles, float* v) {
   using Reg = typename V::Reg;
+  constexpr int kAlpha = T::alpha;
   const std::int64_t c = tiling.channels, position_stride = block * c;
   for (std::int64_t j = 0; j < block; ++j) {
     if (first + j >= tiles) {
-      for (int p = 0; p < kPositions; ++p) std::fill_n(v + p * position_stride + j * c, c, 0.0f);
+      for (int p = 0; p < T::positions; ++p) std::fill_n(v + p * position_stride + j * c, c, 0.0f);
       continue;
     }
     const auto at = tiling.place(first + j);
-    const float* patch = xp + ((at.image * tiling.rows + 2 * at.row) * tiling.columns + 2 * at.column) * c;
+    const float* patch =
+        xp + ((at.image * tiling.rows + T::m * at.row) * tiling.columns + T::m * at.column) * c;
     for (std::int64_t lane0 = 0; lane0 < c; lane0 += V::width) {
-      Reg d[4][4];
-#pragma GCC unroll 4
-      for (int r = 0; r < 4; ++r) {
-#pragma GCC unroll 4
-        for (int col = 0; col < 4; ++col) d[r][col] = V::load(patch + (r * tiling.columns + col) * c + lane0);
-      }
-      Reg e[4][4];  // B^T d
-#pragma GCC unroll 4
-      for (int col = 0; col < 4; ++col) {
-        e[0][col] = V::sub(d[0][col], d[2][col]);
-        e[1][col] = V::add(d[1][col], d[2][col]);
-        e[2][col] = V::sub(d[2][col], d[1][col]);
-        e[3][col] = V::sub(d[1][col], d[3][col]);
+      Reg e[kAlpha][kAlpha];  // B^T d, one column of the patch at a time
+#pragma GCC unroll 6
+      for (int col = 0; col < kAlpha; ++col) {
+        Reg column[kAlpha], out[kAlpha];
+#pragma GCC unroll 6
+        for (int r = 0; r < kAlpha; ++r) column[r] = V::load(patch + (r * tiling.columns + col) * c + lane0);
+        T::input(column, out);
+#pragma GCC unroll 6
+        for (int r = 0; r < kAlpha; ++r) e[r][col] = out[r];
       }
       float* to = v + j * c + lane0;
-#pragma GCC unroll 4
-      for (int r = 0; r < 4; ++r) {  // (B^T d) B
-        V::store(to + (r * 4 + 0) * position_stride, V::sub(e[r][0], e[r][2]));
-        V::store(to + (r * 4 + 1) * position_stride, V::add(e[r][1], e[r][2]));
-        V::store(to + (r * 4 + 2) * position_stride, V::sub(e[r][2], e[r][1]));
-        V::store(to + (r * 4 + 3) * position_stride, V::sub(e[r][1], e[r][3]));
+#pragma GCC unroll 6
+      for (int r = 0; r < kAlpha; ++r) {  // (B^T d) B, row by row
+        Reg out[kAlpha];
+        T::input(e[r], out);
+#pragma GCC unroll 6
+        for (int col = 0; col < kAlpha; ++col) V::store(to + (r * kAlpha + col) * position_stride, out[col]);
       }
     }
   }
@@ -222,50 +294,54 @@ void product_tile(std::int64_t depth, const float* v, std::int64_t v_stride, con
   }
 }
 
-// staged[r][2 * j + col][co] = (A^T M A)[r][col] + bias[co] for the block's valid tiles j < valid: rows of
-// m_stride floats, the two output rows 2 * kTiles rows apart.
-template <typename V, int kTiles>
+// staged[r][m * j + col][co] = (A^T M A)[r][col] + bias[co] for the block's valid tiles j < valid: rows of
+// m_stride floats, output row r starting m * kTiles rows after row r - 1.
+template <typename V, typename T, int kTiles>
 void transform_outputs(const float* m, std::int64_t m_stride, const float* bias, std::int64_t valid,
                        float* staged) {
   using Reg = typename V::Reg;
+  constexpr int kAlpha = T::alpha, kM = T::m;
   const std::int64_t position_stride = kTiles * m_stride;
   for (std::int64_t j = 0; j < valid; ++j) {
     for (std::int64_t lane0 = 0; lane0 < m_stride; lane0 += V::width) {
       const float* from = m + j * m_stride + lane0;
-      Reg s[2][4];  // A^T M
+      Reg s[kM][kAlpha];  // A^T M, one column at a time
+#pragma GCC unroll 6
+      for (int col = 0; col < kAlpha; ++col) {
+        Reg column[kAlpha], out[kM];
+#pragma GCC unroll 6
+        for (int r = 0; r < kAlpha; ++r) column[r] = V::load(from + (r * kAlpha + col) * position_stride);
+        T::output(column, out);
 #pragma GCC unroll 4
-      for (int col = 0; col < 4; ++col) {
-        const Reg m0 = V::load(from + (0 * 4 + col) * position_stride);
-        const Reg m1 = V::load(from + (1 * 4 + col) * position_stride);
-        const Reg m2 = V::load(from + (2 * 4 + col) * position_stride);
-        const Reg m3 = V::load(from + (3 * 4 + col) * position_stride);
-        s[0][col] = V::add(V::add(m0, m1), m2);
-        s[1][col] = V::sub(V::sub(m1, m2), m3);
+        for (int r = 0; r < kM; ++r) s[r][col] = out[r];
       }
       const Reg b = bias ? V::load(bias + lane0) : V::zero();
-#pragma GCC unroll 2
-      for (int r = 0; r < 2; ++r) {  // (A^T M) A
-        float* to = staged + (r * 2 * kTiles + 2 * j) * m_stride + lane0;
-        V::store(to, V::add(V::add(V::add(s[r][0], s[r][1]), s[r][2]), b));
-        V::store(to + m_stride, V::add(V::sub(V::sub(s[r][1], s[r][2]), s[r][3]), b));
+#pragma GCC unroll 4
+      for (int r = 0; r < kM; ++r) {  // (A^T M) A, row by row
+        Reg out[kM];
+        T::output(s[r], out);
+        float* to = staged + (r * kM * kTiles + kM * j) * m_stride + lane0;
+#pragma GCC unroll 4
+        for (int col = 0; col < kM; ++col) V::store(to + col * m_stride, V::add(out[col], b));
       }
     }
   }
 }
 
 // The block's staged outputs into y (NCHW, the chunk's first image at y, `image_stride` floats apart): each
-// run of tiles in one tile row is a contiguous run of outputs in each of its two output rows.
-template <typename V, int kTiles>
-void store_outputs(const Conv2dGeometry& g, const Tiling<V>& tiling, std::int64_t first, std::int64_t valid,
-                   const float* staged, std::int64_t m_stride, float* y, std::int64_t image_stride) {
+// run of tiles in one tile row is a contiguous run of outputs in each of its m output rows.
+template <typename V, typename T, int kTiles>
+void store_outputs(const Conv2dGeometry& g, const Tiling<V, T>& tiling, std::int64_t first,
+                   std::int64_t valid, const float* staged, std::int64_t m_stride, float* y,
+                   std::int64_t image_stride) {
   const std::int64_t out_h = g.out_height(), out_w = g.out_width(), plane = out_h * out_w;
   for (std::int64_t j = 0; j < valid;) {
     const auto at = tiling.place(first + j);
     const std::int64_t run = std::min(valid - j, tiling.tiles_w - at.column);  // tiles left in the tile row
-    const std::int64_t ow = 2 * at.column, outputs = std::min(2 * run, out_w - ow);
-    for (std::int64_t r = 0; r < 2 && 2 * at.row + r < out_h; ++r) {
-      transpose<V>(staged + (r * 2 * kTiles + 2 * j) * m_stride, m_stride, outputs, g.out_channels,
-                   y + at.image * image_stride + (2 * at.row + r) * out_w + ow, plane);
+    const std::int64_t ow = T::m * at.column, outputs = std::min(T::m * run, out_w - ow);
+    for (std::int64_t r = 0; r < T::m && T::m * at.row + r < out_h; ++r) {
+      transpose<V>(staged + (r * T::m * kTiles + T::m * j) * m_stride, m_stride, outputs, g.out_channels,
+                   y + at.image * image_stride + (T::m * at.row + r) * out_w + ow, plane);
     }
     j += run;
   }
@@ -288,17 +364,17 @@ void for_each_block(std::int64_t count, std::int64_t scratch_floats, float* own,
   for (std::int64_t block = 0; block < count; ++block) body(block, own);
 }
 
-template <typename V, int kTiles, int kVectors>
+template <typename V, typename T, int kTiles, int kVectors>
 void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   constexpr std::int64_t kChannels = kVectors * V::width;
-  const Tiling<V> tiling(g);
+  const Tiling<V, T> tiling(g);
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels, m_stride = panels * kChannels;
   const std::int64_t in_image = g.in_channels * g.in_height * g.in_width;
   const std::int64_t out_image = g.out_channels * g.out_height() * g.out_width();
 
-  const std::int64_t u_panel = kPositions * g.in_channels * kChannels;
+  const std::int64_t u_panel = T::positions * g.in_channels * kChannels;
   const batch_chunks::Scratch u = batch_chunks::scratch(panels * u_panel);
-  transform_weights<V, kChannels>(g, w, u.get());
+  transform_weights<V, T, kChannels>(g, w, u.get());
   const batch_chunks::Scratch packed_bias = batch_chunks::scratch(m_stride);
   std::fill(packed_bias.get(), packed_bias.get() + m_stride, 0.0f);
   if (bias) std::copy(bias, bias + g.out_channels, packed_bias.get());
@@ -307,10 +383,11 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
       batch_chunks::balanced(direct::chunk_images<V>(g, tiling.image_floats(), direct::kForwardChunkFloats),
                              g.batch, compute_threads());
   const std::int64_t xp_floats = chunks.images_per_chunk * tiling.image_floats();
-  // A block's scratch: V [16][kTiles][channels], M [16][kTiles][m_stride], staged [2][2 * kTiles][m_stride].
-  const std::int64_t v_floats = kPositions * kTiles * tiling.channels,
-                     m_floats = kPositions * kTiles * m_stride;
-  const std::int64_t block_floats = v_floats + m_floats + 4 * kTiles * m_stride;
+  // A block's scratch: V [positions][kTiles][channels], M [positions][kTiles][m_stride], staged
+  // [m][m * kTiles][m_stride].
+  const std::int64_t v_floats = T::positions * kTiles * tiling.channels;
+  const std::int64_t m_floats = T::positions * kTiles * m_stride;
+  const std::int64_t block_floats = v_floats + m_floats + T::m * T::m * kTiles * m_stride;
 
   batch_chunks::for_each_chunk(
       chunks.chunk_count, xp_floats + block_floats, [&](std::int64_t chunk, float* scratch) {
@@ -325,8 +402,8 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
               float* m = v + v_floats;
               float* staged = m + m_floats;
               const std::int64_t first_tile = block * kTiles;
-              transform_inputs<V>(tiling, xp, first_tile, kTiles, tiles, v);
-              for (int p = 0; p < kPositions; ++p) {
+              transform_inputs<V, T>(tiling, xp, first_tile, kTiles, tiles, v);
+              for (int p = 0; p < T::positions; ++p) {
                 for (std::int64_t panel = 0; panel < panels; ++panel) {
                   product_tile<V, kTiles, kVectors>(g.in_channels, v + p * kTiles * tiling.channels,
                                                     tiling.channels,
@@ -335,16 +412,16 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
                 }
               }
               const std::int64_t valid = std::min<std::int64_t>(kTiles, tiles - first_tile);
-              transform_outputs<V, kTiles>(m, m_stride, bias ? packed_bias.get() : nullptr, valid, staged);
-              store_outputs<V, kTiles>(g, tiling, first_tile, valid, staged, m_stride, y + first * out_image,
-                                       out_image);
+              transform_outputs<V, T, kTiles>(m, m_stride, bias ? packed_bias.get() : nullptr, valid, staged);
+              store_outputs<V, T, kTiles>(g, tiling, first_tile, valid, staged, m_stride,
+                                          y + first * out_image, out_image);
             });
       });
 }
 
 // gx is the forward convolution of gy through wt[ci, co, kh, kw] = w[co, ci, 2 - kh, 2 - kw], padded by
 // 2 - pad: input position (ih, iw) then reads exactly the outputs it fed in the forward pass.
-template <typename V, int kTiles, int kVectors>
+template <typename V, typename T, int kTiles, int kVectors>
 void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
   Conv2dGeometry transposed = g;
   transposed.in_channels = g.out_channels;
@@ -361,7 +438,7 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
       for (int tap = 0; tap < 9; ++tap) to[tap] = from[8 - tap];
     }
   }
-  forward<V, kTiles, kVectors>(transposed, gy, flipped.get(), nullptr, gx);
+  forward<V, T, kTiles, kVectors>(transposed, gy, flipped.get(), nullptr, gx);
 }
 
 // ---- backward-weight
@@ -386,7 +463,7 @@ inline constexpr std::int64_t kWeightBlockTiles = 64;
 // gyp[b][r][c][co] for r < 2 * TH, c < 2 * TW: `count` images of gy channels-last, zero past the output and
 // in the lanes from C_out up to `channels`.
 template <typename V>
-void pad_gradient(const Conv2dGeometry& g, const Tiling<V>& tiling, const float* gy,
+void pad_gradient(const Conv2dGeometry& g, const Tiling<V, F2x2<V>>& tiling, const float* gy,
                   std::int64_t image_stride, std::int64_t count, std::int64_t channels, float* gyp) {
   const std::int64_t out_h = g.out_height(), out_w = g.out_width(), plane = out_h * out_w;
   const std::int64_t rows = 2 * tiling.tiles_h, row_floats = 2 * tiling.tiles_w * channels;
@@ -409,8 +486,8 @@ void pad_gradient(const Conv2dGeometry& g, const Tiling<V>& tiling, const float*
 
 // dm[p][t][co] = (A dY A^T)_p for the tiles t < tiles of gyp (rows of `channels` floats).
 template <typename V>
-void transform_gradients(const Tiling<V>& tiling, const float* gyp, std::int64_t channels, std::int64_t tiles,
-                         float* dm) {
+void transform_gradients(const Tiling<V, F2x2<V>>& tiling, const float* gyp, std::int64_t channels,
+                         std::int64_t tiles, float* dm) {
   using Reg = typename V::Reg;
   const std::int64_t position_stride = tiles * channels, row_floats = 2 * tiling.tiles_w * channels;
   for (std::int64_t t = 0; t < tiles; ++t) {
@@ -475,6 +552,7 @@ void weight_product_tile(std::int64_t tiles, const float* v, std::int64_t v_stri
 template <typename V>
 void untransform_weights(const Conv2dGeometry& g, const float* du, std::int64_t du_rows,
                          std::int64_t du_stride, float* gw) {
+  constexpr int kPositions = F2x2<V>::positions;
   for (std::int64_t co = 0; co < g.out_channels; ++co) {
     for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
       float m[4][4];
@@ -498,7 +576,9 @@ void untransform_weights(const Conv2dGeometry& g, const float* du, std::int64_t 
 template <typename V, typename Tile>
 void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
   constexpr std::int64_t kChannels = Tile::vectors * V::width;
-  const Tiling<V> tiling(g);
+  using T = F2x2<V>;
+  constexpr int kPositions = T::positions;
+  const Tiling<V, T> tiling(g);
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels, dm_stride = panels * kChannels;
   const std::int64_t groups = (g.in_channels + Tile::taps - 1) / Tile::taps, du_rows = groups * Tile::taps;
   const std::int64_t in_image = g.in_channels * g.in_height * g.in_width;
@@ -535,7 +615,7 @@ void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, f
           const std::int64_t tiles = count * tiling.per_image();
           pad_input(g, tiling, x + first * in_image, in_image, count, xp);
           pad_gradient(g, tiling, gy + first * out_image, out_image, count, dm_stride, gyp);
-          transform_inputs<V>(tiling, xp, 0, tiles, tiles, v);
+          transform_inputs<V, T>(tiling, xp, 0, tiles, tiles, v);
           transform_gradients<V>(tiling, gyp, dm_stride, tiles, dm);
           const bool accumulate = first > chunk * chunk_images;
           direct::for_each_tile<V>(kPositions * groups * panels, [&](std::int64_t tile) {

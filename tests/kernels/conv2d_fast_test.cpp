@@ -196,9 +196,10 @@ void check_close(const Floats& actual, const Floats& expected, const std::string
   CHECK_MESSAGE(report.ok, what, ": ", report.message);
 }
 
-const Conv2dAlgorithm kFastAlgorithms[] = {Conv2dAlgorithm::Im2colGemm, Conv2dAlgorithm::Pointwise,
-                                           Conv2dAlgorithm::Depthwise,  Conv2dAlgorithm::Winograd,
-                                           Conv2dAlgorithm::Direct,     Conv2dAlgorithm::DirectChannels};
+const Conv2dAlgorithm kFastAlgorithms[] = {Conv2dAlgorithm::Im2colGemm,    Conv2dAlgorithm::Pointwise,
+                                           Conv2dAlgorithm::Depthwise,     Conv2dAlgorithm::Winograd2x2,
+                                           Conv2dAlgorithm::Winograd4x4,   Conv2dAlgorithm::Direct,
+                                           Conv2dAlgorithm::DirectChannels};
 
 }  // namespace
 
@@ -358,15 +359,22 @@ TEST_CASE("conv2d fast: forcing an algorithm on a shape it does not support thro
   CHECK_THROWS_AS(kernels::conv2d_forward_using(Conv2dAlgorithm::Pointwise, g, in.x.data(), in.w.data(),
                                                 nullptr, y.data()),
                   kiln::Error);
-  // Winograd's backward-data is the forward through the flipped kernel, which needs stride 1 and pad <= 2.
+  // Winograd's backward-data is the forward through the flipped kernel, which needs stride 1 and pad <= 2;
+  // F(4x4, 3x3) has no weight gradient.
   for (const Conv2dGeometry& beyond : {padded(strided(geometry(1, 3, 5, 5, 4, 3, 3), 2, 2), 1, 1),
                                        padded(geometry(1, 3, 5, 5, 4, 3, 3), 3, 3)}) {
     const Operands beyond_in(beyond);
     Floats gx = nan_floats(x_size(beyond));
-    CHECK_THROWS_AS(kernels::conv2d_backward_data_using(Conv2dAlgorithm::Winograd, beyond,
-                                                        beyond_in.gy.data(), beyond_in.w.data(), gx.data()),
-                    kiln::Error);
+    for (Conv2dAlgorithm winograd : {Conv2dAlgorithm::Winograd2x2, Conv2dAlgorithm::Winograd4x4}) {
+      CHECK_THROWS_AS(kernels::conv2d_backward_data_using(winograd, beyond, beyond_in.gy.data(),
+                                                          beyond_in.w.data(), gx.data()),
+                      kiln::Error);
+    }
   }
+  Floats gw = nan_floats(w_size(g));
+  CHECK_THROWS_AS(kernels::conv2d_backward_weight_using(Conv2dAlgorithm::Winograd4x4, g, in.gy.data(),
+                                                        in.x.data(), gw.data()),
+                  kiln::Error);
   CHECK_THROWS_AS(kernels::conv2d_forward_using(Conv2dAlgorithm::Depthwise, g, in.x.data(), in.w.data(),
                                                 nullptr, y.data()),
                   kiln::Error);
@@ -379,16 +387,18 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
   };
   using enum Conv2dAlgorithm;
   const Layer layers[] = {
-      {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Winograd, Winograd, Direct},
+      {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Direct},
       {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Im2colGemm, DirectChannels,
        Im2colGemm},
-      {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Winograd, Winograd, Direct},
+      {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Direct},
       {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Im2colGemm, DirectChannels,
        Im2colGemm},
-      {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), Winograd, Winograd, Winograd},
-      {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), Winograd, Winograd, Winograd},
+      {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd2x2},
+      {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
+       Winograd2x2},                                                                       // 128 channels
       {padded(geometry(128, 8, 16, 16, 32, 3, 3), 1, 1), DirectChannels, Direct, Direct},  // gx: 8 channels
-      {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), Winograd, Winograd, Winograd},      // 2048 positions
+      {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
+       Winograd2x2},  // 2048 positions
       {padded(geometry(16, 64, 8, 8, 64, 3, 3), 1, 1), DirectChannels, DirectChannels, Im2colGemm},  // 1024
       {padded(geometry(8, 64, 8, 8, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 512 positions
       {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), DirectChannels, DirectChannels,
