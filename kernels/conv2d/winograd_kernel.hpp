@@ -26,13 +26,15 @@
 //      (TH x TW tiles cover the output; the last row or column of tiles may hang over it), ci padded with
 //      zeros to whole vectors. So a patch's channels are vectors, and the padding needs no tests.
 //   2. Per block of kTiles tiles, in raster order over (image, tile row, tile column):
-//      a. input transform, vectorized along ci: V[p][t][ci] (per vector: 16 loads, 32 adds, 16 stores)
-//      b. the 16 products: direct_channels_kernel.hpp's tile as a plain GEMM, kTiles tiles (broadcast from V)
-//         by kVectors vectors of output channels (loaded from U), summing over K = C_in: M[p][t][co]
-//      c. output transform, vectorized along co, plus the bias: the tile's 2x2 outputs channels-last, then
+//      a. input transform, vectorized along ci: V[p][t][ci] (F(2x2, 3x3), per vector: 16 loads, 32 adds,
+//         16 stores)
+//      b. the alpha^2 products (16, or 36 for F(4x4, 3x3)): direct_channels_kernel.hpp's tile as a plain
+//         GEMM, kTiles tiles (broadcast from V) by kVectors vectors of output channels (loaded from U),
+//         summing over K = C_in: M[p][t][co]
+//      c. output transform, vectorized along co, plus the bias: the tile's m x m outputs channels-last, then
 //         into NCHW through the register transpose, one run of tiles of one tile row at a time
-//   A block's V, M and staged outputs stay in L1 and L2 from one step to the next; U (16 x C_in x C_out)
-//   stays in L2 for the whole call.
+//   A block's V, M and staged outputs stay in L1 and L2 from one step to the next; U (alpha^2 x C_in x C_out
+//   floats) stays in L2 for the whole call up to 64 channels each side (algorithm.cpp, rule 5).
 //
 // Rounding: the transforms add before they multiply, so the bits are not the direct sum's. F(2x2, 3x3)
 // stays within about 1e-6 of the largest output, F(4x4, 3x3), whose transforms scale by up to 8 and 1/24,
