@@ -125,8 +125,9 @@ std::vector<Conv2dGeometry> odd_shapes() {
       // Winograd's tiles (winograd_kernel.hpp) hanging over odd outputs, and its chunks:
       padded(geometry(3, 20, 7, 9, 18, 3, 3), 0, 2),  // 5 x 11 outputs: pad 0 down, 2 across
       padded(geometry(2, 17, 6, 5, 16, 3, 3), 3, 1),  // pad 3: forward and weight only
-      padded(geometry(37, 16, 9, 9, 33, 3, 3), 1,
-             1),  // weight gradient: chunks of 12 images (12+12+12+1), blocks of 3
+      // Winograd's weight gradient at 9x9 outputs (25 tiles an image): blocks of 11 images, chunks of 22, so
+      // 37 images are a chunk of two blocks and one of 11 + 4 images.
+      padded(geometry(37, 16, 9, 9, 33, 3, 3), 1, 1),
   };
 }
 
