@@ -48,6 +48,9 @@
 //                   128->128 at 8x8   6.80 / 7.46  vs  7.50 / 7.35   (vgg_small: F(2x2, 3x3))
 //        batch 32   32->32 at 16x16   0.54 / 0.57  vs  0.46 / 0.47
 //                   64->64 at 8x8     0.57 / 0.60  vs  0.81 / 0.72   (2048 positions: F(2x2, 3x3))
+//      and AVX2, batch 128: 16->16 3.64 / 3.44 vs 2.99 / 2.74, 32->32 2.68 / 2.45 vs 1.99 / 2.06, 64->64
+//      2.52 / 2.34 vs 2.27 / 2.00. (The weight-gradient times above are from before its blocks grew to 256
+//      tiles, winograd_kernel.hpp, which took 64->64 at 8x8 from 5.37 to 4.2 ms on one thread.)
 //   6. DirectChannels (direct_channels_kernel.hpp) reads the same strip one output row at a time, vectorized
 //      along the output channels, so it computes no junk; its backward-data runs the input gradient phase
 //      by phase, so it takes any stride. It goes
