@@ -22,22 +22,23 @@
 //        128->128 at 8x8  21.8 / 18.0 / 37.4 vs 16.2 / 15.5 / 20.6
 //      and at batch 1, 64->64 at 8x8 (64 positions): 0.13 / 0.06 / 0.11 vs 0.21 / 0.24 / 0.10.
 //   5. Winograd (winograd_kernel.hpp) takes 3x3 convolutions at stride 1, dilation 1, groups 1 with at least
-//      16 input and 16 output channels and 2048 output positions in the batch: forward and backward-data
-//      (pad <= 2), and the weight gradient when both sides have at least 64 channels. F(2x2, 3x3) makes 2 x 2
-//      outputs with 16 multiplies instead of 36; its transforms cost a fixed amount per channel and tile, so
-//      its lead grows with the channels, and below 64 the weight gradient's transforms (of x and of gy, both
-//      per tile) eat it. Measured, AVX-512, 2 threads, batch 128, ms, the algorithm that served the pass
-//      before vs F(2x2, 3x3) (forward / backward-data / backward-weight):
-//        16->16 at 32x32   4.22 / 4.24 / 3.96  vs  3.65 / 3.75 / 4.82   (weight stays Direct)
-//        32->32 at 16x16   3.65 / 3.79 / 3.96  vs  2.50 / 2.57 / 4.45   (weight stays Direct)
+//      16 input and 16 output channels and 2048 output positions in the batch (backward-data: pad <= 2):
+//      F(4x4, 3x3) from 8192 positions when neither side has more than 64 channels, all three passes;
+//      otherwise F(2x2, 3x3) for the forward and backward-data, and for the weight gradient when both sides
+//      have at least 64 channels. F(2x2, 3x3) makes 2 x 2 outputs with 16 multiplies instead of 36; its
+//      transforms cost a fixed amount per channel and tile, so its lead grows with the channels, and below
+//      64 the weight gradient's transforms (of x and of gy, both per tile) eat it. Measured, AVX-512, 2
+//      threads, batch 128, ms, the algorithm that served the pass before vs F(2x2, 3x3) (forward /
+//      backward-data / backward-weight):
+//        16->16 at 32x32   4.22 / 4.24 / 3.96  vs  3.65 / 3.75 / 4.82
+//        32->32 at 16x16   3.65 / 3.79 / 3.96  vs  2.50 / 2.57 / 4.45
 //        64->64 at 8x8     3.56 / 3.70 / 3.83  vs  2.17 / 2.10 / 2.81
 //        128->128 at 8x8  11.8 / 12.7 / 16.5   vs  6.44 / 6.81 / 10.9   (vgg_small)
-//        32->64 at 16x16   6.42 / 6.20 / 7.57  vs  4.19 / 4.33 / 8.35   (weight stays Direct)
+//        32->64 at 16x16   6.42 / 6.20 / 7.57  vs  4.19 / 4.33 / 8.35
 //      and at batch 32, 64->64 at 8x8 (2048 positions): 1.06 / 1.08 / 1.01 vs 0.74 / 0.76 / 0.70. AVX2
 //      the same way (64->64 at 8x8: 6.64 / 6.72 / 7.03 vs 2.36 / 2.22 / 5.43; 16->16's weight gradient 6.56
-//      vs 9.33). At batch 1, 16->16 at 32x32 (1024 positions), the forward lost (0.067 vs 0.049 ms). F(4x4,
-//      3x3) makes 4 x 4 outputs with 36 multiplies, 1.78x fewer again, and takes the forward and
-//      backward-data from 8192 positions up when neither side has more than 64 channels. Past 64 its
+//      vs 9.33). At batch 1, 16->16 at 32x32 (1024 positions), the forward lost (0.067 vs 0.049 ms).
+//      F(4x4, 3x3) makes 4 x 4 outputs with 36 multiplies, 1.78x fewer again. Past 64 channels its
 //      transformed weights (36 x C_in x C_out floats: 2.4 MB at 128 x 128) leave L2 and are re-read for
 //      every block of tiles; at 8x8 with few images, an image is only 4 tiles and a chunk's last block runs
 //      part empty. Measured, 2 threads, ms, F(2x2, 3x3) vs F(4x4, 3x3) (forward / backward-data):
@@ -49,8 +50,15 @@
 //        batch 32   32->32 at 16x16   0.54 / 0.57  vs  0.46 / 0.47
 //                   64->64 at 8x8     0.57 / 0.60  vs  0.81 / 0.72   (2048 positions: F(2x2, 3x3))
 //      and AVX2, batch 128: 16->16 3.64 / 3.44 vs 2.99 / 2.74, 32->32 2.68 / 2.45 vs 1.99 / 2.06, 64->64
-//      2.52 / 2.34 vs 2.27 / 2.00. (The weight-gradient times above are from before its blocks grew to 256
-//      tiles, winograd_kernel.hpp, which took 64->64 at 8x8 from 5.37 to 4.2 ms on one thread.)
+//      2.52 / 2.34 vs 2.27 / 2.00. The weight gradient, with its blocks of 256 tiles (winograd_kernel.hpp),
+//      batch 128, ms, Direct vs F(2x2, 3x3) vs F(4x4, 3x3), 1 thread / 2 threads:
+//        16->16 at 32x32   7.88 / 3.98   8.25 / 4.79   6.21 / 3.33
+//        32->32 at 16x16   7.29 / 3.70   7.52 / 3.85   5.12 / 3.15
+//        64->64 at 8x8     6.91 / 3.77   4.43 / 3.58   3.02 / 2.84
+//        128->128 at 8x8  31.5 / 16.4   18.7 / 11.3   12.5 / 12.8    (vgg_small: F(2x2, 3x3), as above)
+//      AVX2 is mixed at 2 threads (16->16 5.02 / 6.70 / 5.33, 32->32 5.18 / 5.54 / 4.90, 64->64 5.24 /
+//      4.58 / 5.63) and on F(4x4, 3x3)'s side at 1 thread (7.68 / 10.9 / 7.64, 7.96 / 9.62 / 6.11, 7.63 /
+//      6.17 / 4.74); the rule does not depend on the level.
 //   6. DirectChannels (direct_channels_kernel.hpp) reads the same strip one output row at a time, vectorized
 //      along the output channels, so it computes no junk; its backward-data runs the input gradient phase
 //      by phase, so it takes any stride. It goes
@@ -162,8 +170,7 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
              (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
     case Conv2dAlgorithm::Winograd4x4:
       return level != CpuLevel::Reference && is_winograd_3x3(g) &&
-             (direction == Conv2dDirection::Forward ||
-              (direction == Conv2dDirection::BackwardData && direct_backward_data_fits(g)));
+             (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
     case Conv2dAlgorithm::Direct:
       return level != CpuLevel::Reference &&
              (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
@@ -180,14 +187,13 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   if (is_pointwise(g)) return Conv2dAlgorithm::Pointwise;
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
   const std::int64_t positions = g.batch * g.out_height() * g.out_width();
-  if (is_winograd_3x3(g) && std::min(cg, cog) >= kMinWinogradChannels && positions >= kMinWinogradPositions) {
-    if (direction == Conv2dDirection::Forward ||
-        (direction == Conv2dDirection::BackwardData && direct_backward_data_fits(g))) {
-      const bool large_tiles =
-          positions >= kMinWinograd4x4Positions && std::max(cg, cog) <= kMaxWinograd4x4Channels;
-      return large_tiles ? Conv2dAlgorithm::Winograd4x4 : Conv2dAlgorithm::Winograd2x2;  // rule 5
-    }
-    if (std::min(cg, cog) >= kMinWinogradWeightChannels) return Conv2dAlgorithm::Winograd2x2;  // rule 5
+  if (is_winograd_3x3(g) && std::min(cg, cog) >= kMinWinogradChannels && positions >= kMinWinogradPositions &&
+      (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g))) {
+    const bool large_tiles =
+        positions >= kMinWinograd4x4Positions && std::max(cg, cog) <= kMaxWinograd4x4Channels;
+    if (large_tiles) return Conv2dAlgorithm::Winograd4x4;  // rule 5
+    if (direction != Conv2dDirection::BackwardWeight || std::min(cg, cog) >= kMinWinogradWeightChannels)
+      return Conv2dAlgorithm::Winograd2x2;  // rule 5
   }
   // The weight gradient's tiles are output channels by taps, so few input channels only shorten them.
   const bool enough_input_channels = direction == Conv2dDirection::BackwardWeight || cg >= kMinDirectChannels;

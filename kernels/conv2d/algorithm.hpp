@@ -7,7 +7,7 @@
 //   Winograd2x2 Winograd F(2x2, 3x3), vectorized along the channels (winograd_kernel.hpp): 3x3 kernel,
 //               stride 1, dilation 1, groups 1; forward and backward-weight at any padding, backward-data at
 //               pad <= 2
-//   Winograd4x4 F(4x4, 3x3), the same kernel with 4x4 output tiles: forward and backward-data only
+//   Winograd4x4 F(4x4, 3x3), the same kernel with 4x4 output tiles, the same directions
 //   Direct      a GEMM over a zero-padded strip of images where every tap is a constant offset, so no
 //               im2col (direct_kernel.hpp); forward and backward-weight for any geometry, backward-data
 //               for stride 1 with pad <= dilation * (K - 1)

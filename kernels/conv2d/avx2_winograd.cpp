@@ -9,6 +9,17 @@ namespace kiln::kernels::avx2 {
 
 using Ymm = simd::FloatVector256;
 
+namespace {
+
+template <typename T>
+void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
+  if (g.out_channels <= Ymm::width)
+    return winograd::backward_weight<Ymm, T, direct::WeightTile<8, 1>>(g, gy, x, gw);
+  winograd::backward_weight<Ymm, T, direct::WeightTile<4, 2>>(g, gy, x, gw);
+}
+
+}  // namespace
+
 void winograd_2x2_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                                  float* y) {
   winograd::forward<Ymm, winograd::F2x2<Ymm>, 4, 2>(g, x, w, bias, y);
@@ -18,13 +29,15 @@ void winograd_2x2_conv2d_backward_data(const Conv2dGeometry& g, const float* gy,
 }
 void winograd_2x2_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
                                          float* gw) {
-  if (g.out_channels <= Ymm::width)
-    return winograd::backward_weight<Ymm, direct::WeightTile<8, 1>>(g, gy, x, gw);
-  winograd::backward_weight<Ymm, direct::WeightTile<4, 2>>(g, gy, x, gw);
+  backward_weight<winograd::F2x2<Ymm>>(g, gy, x, gw);
 }
 void winograd_4x4_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                                  float* y) {
   winograd::forward<Ymm, winograd::F4x4<Ymm>, 4, 2>(g, x, w, bias, y);
+}
+void winograd_4x4_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
+                                         float* gw) {
+  backward_weight<winograd::F4x4<Ymm>>(g, gy, x, gw);
 }
 void winograd_4x4_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
   winograd::backward_data<Ymm, winograd::F4x4<Ymm>, 4, 2>(g, gy, w, gx);

@@ -26,6 +26,13 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
   winograd::backward_data<Zmm, T, 8, 2>(g, gy, w, gx);
 }
 
+template <typename T>
+void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
+  if (g.out_channels <= Zmm::width)
+    return winograd::backward_weight<Zmm, T, direct::WeightTile<8, 1>>(g, gy, x, gw);
+  winograd::backward_weight<Zmm, T, direct::WeightTile<6, 2>>(g, gy, x, gw);
+}
+
 }  // namespace
 
 void winograd_2x2_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
@@ -37,13 +44,15 @@ void winograd_2x2_conv2d_backward_data(const Conv2dGeometry& g, const float* gy,
 }
 void winograd_2x2_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
                                          float* gw) {
-  if (g.out_channels <= Zmm::width)
-    return winograd::backward_weight<Zmm, direct::WeightTile<8, 1>>(g, gy, x, gw);
-  winograd::backward_weight<Zmm, direct::WeightTile<6, 2>>(g, gy, x, gw);
+  backward_weight<winograd::F2x2<Zmm>>(g, gy, x, gw);
 }
 void winograd_4x4_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                                  float* y) {
   forward<winograd::F4x4<Zmm>>(g, x, w, bias, y);
+}
+void winograd_4x4_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
+                                         float* gw) {
+  backward_weight<winograd::F4x4<Zmm>>(g, gy, x, gw);
 }
 void winograd_4x4_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
   backward_data<winograd::F4x4<Zmm>>(g, gy, w, gx);

@@ -108,8 +108,8 @@ constexpr bool direct_backward_data_fits(const Conv2dGeometry& g) {
 //
 // Winograd F(2x2, 3x3) and F(4x4, 3x3) (winograd_kernel.hpp, avx512_winograd.cpp, avx2_winograd.cpp): 3x3
 // kernel, stride 1, dilation 1, groups 1; 16 multiplies per 2x2 outputs, or 36 per 4x4, where the direct
-// method takes 36 per 2x2. Forward at any padding, backward-data where direct_backward_data_fits (pad <= 2);
-// the weight gradient in F(2x2, 3x3) only.
+// method takes 36 per 2x2. Forward and backward-weight at any padding, backward-data where
+// direct_backward_data_fits (pad <= 2).
 //
 // Direct depthwise kernels (avx512_depthwise.cpp, avx2_depthwise.cpp): groups == C_in == C_out, vectorized
 // along the output row. Each takes the per-plane direct loops of depthwise_kernel.hpp at its vector width.
@@ -122,6 +122,7 @@ void winograd_2x2_conv2d_backward_weight(const Conv2dGeometry& g, const float* g
 void winograd_4x4_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                                  float* y);
 void winograd_4x4_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
+void winograd_4x4_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
 void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
@@ -144,6 +145,7 @@ void winograd_2x2_conv2d_backward_weight(const Conv2dGeometry& g, const float* g
 void winograd_4x4_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                                  float* y);
 void winograd_4x4_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
+void winograd_4x4_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
 void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);

@@ -158,6 +158,8 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
       if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_2x2_conv2d_backward_weight(g, gy, x, gw);
       return avx2::winograd_2x2_conv2d_backward_weight(g, gy, x, gw);
     case Conv2dAlgorithm::Winograd4x4:
+      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_4x4_conv2d_backward_weight(g, gy, x, gw);
+      return avx2::winograd_4x4_conv2d_backward_weight(g, gy, x, gw);
     case Conv2dAlgorithm::DirectChannels:
       break;  // no weight gradient: require_support has thrown
   }

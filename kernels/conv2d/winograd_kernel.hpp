@@ -1,8 +1,8 @@
 // Winograd convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2015), vectorized
 // along the channels and fused per block of tiles, for 3x3 kernels at stride 1, dilation 1, groups 1, with
 // two tile sizes: F(2x2, 3x3), written out below, and F(4x4, 3x3) (F4x4: 36 multiplies for 16 outputs).
-// Forward (any padding) and backward-data (the forward of gy through the flipped kernel with C_in and C_out
-// swapped, padding 2 - pad, so pad <= 2) take either; the weight gradient takes F(2x2, 3x3).
+// Forward and the weight gradient (any padding) and backward-data (the forward of gy through the flipped
+// kernel with C_in and C_out swapped, padding 2 - pad, so pad <= 2) take either.
 //
 // Each 2x2 block of outputs, a tile, comes from the 4x4 input patch d under it:
 //
@@ -85,6 +85,18 @@ struct F2x2 {
     out[2] = 0.5 * (g[0] - g[1] + g[2]);
     out[3] = g[2];
   }
+  // The weight gradient's two maps, the transposes of output and weight: A x and G^T y.
+  static void gradient(const Reg (&x)[m], Reg (&out)[alpha]) {
+    out[0] = x[0];
+    out[1] = V::add(x[0], x[1]);
+    out[2] = V::sub(x[0], x[1]);
+    out[3] = V::neg(x[1]);
+  }
+  static void unweight(const double (&y)[alpha], double (&out)[3]) {
+    out[0] = y[0] + 0.5 * (y[1] + y[2]);
+    out[1] = 0.5 * (y[1] - y[2]);
+    out[2] = 0.5 * (y[1] + y[2]) + y[3];
+  }
 };
 
 //   B^T = [4  0 -5  0  1  0]    G = [ 1/4     0     0  ]    A^T = [1  1  1  1  1  0]
@@ -126,6 +138,23 @@ struct F4x4 {
     out[3] = g[0] / 24 + g[1] / 12 + g[2] / 6;
     out[4] = g[0] / 24 - g[1] / 12 + g[2] / 6;
     out[5] = g[2];
+  }
+  static void gradient(const Reg (&x)[m], Reg (&out)[alpha]) {
+    const Reg even = V::add(x[0], x[2]), odd = V::add(x[1], x[3]);
+    // even4 = x0 + 4 x2, odd4 = x1 + 4 x3
+    const Reg even4 = V::fmadd(V::broadcast(4.0f), x[2], x[0]),
+              odd4 = V::fmadd(V::broadcast(4.0f), x[3], x[1]);
+    out[0] = x[0];
+    out[1] = V::add(even, odd);
+    out[2] = V::sub(even, odd);
+    out[3] = V::fmadd(V::broadcast(2.0f), odd4, even4);   // x0 + 2 x1 + 4 x2 + 8 x3
+    out[4] = V::fmadd(V::broadcast(-2.0f), odd4, even4);  // x0 - 2 x1 + 4 x2 - 8 x3
+    out[5] = x[3];
+  }
+  static void unweight(const double (&y)[alpha], double (&out)[3]) {
+    out[0] = y[0] / 4 - (y[1] + y[2]) / 6 + (y[3] + y[4]) / 24;
+    out[1] = (y[2] - y[1]) / 6 + (y[3] - y[4]) / 12;
+    out[2] = (y[3] + y[4] - y[1] - y[2]) / 6 + y[5];
   }
 };
 
@@ -448,7 +477,8 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
 //
 // Each forward map transposed: dM = A dY A^T per tile (dY the tile's 2x2 of gy, zero where the tile hangs
 // over the output), dU_p[ci][co] = sum over the tiles t of V_p[t][ci] * dM_p[t][co], and gw[co, ci] = G^T dU
-// G. So the weight gradient is 16 GEMMs with the tiles as their K: long sums, where the forward's were short.
+// G. So the weight gradient is alpha^2 GEMMs with the tiles as their K: long sums, where the forward's were
+// short. For F(2x2, 3x3) (F4x4's gradient and unweight maps hold the same for F(4x4, 3x3)):
 //
 //   A = [1  0]      G^T = [1  1/2  1/2  0]
 //       [1  1]            [0  1/2 -1/2  0]
@@ -460,19 +490,21 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
 // thread count. Within a chunk, kWeightBlockTiles tiles at a time are padded, transformed and multiplied,
 // each block adding into the chunk's dU in block order. A longer block is a longer K for each product
 // between its loads and stores of dU; fewer chunks, fewer partial dUs to write and add, but fewer to share
-// among threads (at batch 128: 4 chunks at 8x8, 16 at 16x16, 64 at 32x32). Measured, 1 thread, batch 128,
+// among threads (F(2x2, 3x3) at batch 128: 4 chunks at 8x8, 16 at 16x16, 64 at 32x32; never fewer than
+// kMinWeightChunks when the batch has the images). Measured, 1 thread, batch 128,
 // ms, chunks of 256 tiles in blocks of 64 vs 512 in blocks of 256: 64->64 at 8x8 5.36 / 5.38 vs 4.24 /
 // 4.19; vgg_small 64->64 at 16x16 25.4 / 26.7 vs 21.8 / 18.6, 128->128 at 8x8 22.9 / 24.2 vs 20.0 / 16.1.
 inline constexpr std::int64_t kWeightChunkTiles = 512;
 inline constexpr std::int64_t kWeightBlockTiles = 256;
+inline constexpr std::int64_t kMinWeightChunks = 4;
 
-// gyp[b][r][c][co] for r < 2 * TH, c < 2 * TW: `count` images of gy channels-last, zero past the output and
-// in the lanes from C_out up to `channels`.
-template <typename V>
-void pad_gradient(const Conv2dGeometry& g, const Tiling<V, F2x2<V>>& tiling, const float* gy,
+// gyp[b][r][c][co] for r < m * TH, c < m * TW: `count` images of gy channels-last, zero past the output
+// and in the lanes from C_out up to `channels`.
+template <typename V, typename T>
+void pad_gradient(const Conv2dGeometry& g, const Tiling<V, T>& tiling, const float* gy,
                   std::int64_t image_stride, std::int64_t count, std::int64_t channels, float* gyp) {
   const std::int64_t out_h = g.out_height(), out_w = g.out_width(), plane = out_h * out_w;
-  const std::int64_t rows = 2 * tiling.tiles_h, row_floats = 2 * tiling.tiles_w * channels;
+  const std::int64_t rows = T::m * tiling.tiles_h, row_floats = T::m * tiling.tiles_w * channels;
   for (std::int64_t b = 0; b < count; ++b) {
     for (std::int64_t r = 0; r < rows; ++r) {
       float* row = gyp + (b * rows + r) * row_floats;
@@ -490,30 +522,37 @@ void pad_gradient(const Conv2dGeometry& g, const Tiling<V, F2x2<V>>& tiling, con
   }
 }
 
-// dm[p][t][co] = (A dY A^T)_p for the tiles t < tiles of gyp (rows of `channels` floats).
-template <typename V>
-void transform_gradients(const Tiling<V, F2x2<V>>& tiling, const float* gyp, std::int64_t channels,
+// dm[p][t][co] = (A dY A^T)_p for the tiles t < tiles of gyp (rows of `channels` floats), dY the tile's
+// m x m block of gy.
+template <typename V, typename T>
+void transform_gradients(const Tiling<V, T>& tiling, const float* gyp, std::int64_t channels,
                          std::int64_t tiles, float* dm) {
   using Reg = typename V::Reg;
-  const std::int64_t position_stride = tiles * channels, row_floats = 2 * tiling.tiles_w * channels;
+  constexpr int kAlpha = T::alpha, kM = T::m;
+  const std::int64_t position_stride = tiles * channels, row_floats = kM * tiling.tiles_w * channels;
   for (std::int64_t t = 0; t < tiles; ++t) {
     const auto at = tiling.place(t);
     const float* top =
-        gyp + ((at.image * 2 * tiling.tiles_h + 2 * at.row) * 2 * tiling.tiles_w + 2 * at.column) * channels;
+        gyp +
+        ((at.image * kM * tiling.tiles_h + kM * at.row) * kM * tiling.tiles_w + kM * at.column) * channels;
     for (std::int64_t lane0 = 0; lane0 < channels; lane0 += V::width) {
-      // dY = [a b; c d]. A dY has rows (a, b), (a + c, b + d), (a - c, b - d), (-c, -d); each row (u, z)
-      // times A^T is (u, u + z, u - z, -z).
-      const Reg a = V::load(top + lane0), b = V::load(top + channels + lane0);
-      const Reg c = V::load(top + row_floats + lane0), d = V::load(top + row_floats + channels + lane0);
-      const Reg u[4] = {a, V::add(a, c), V::sub(a, c), V::neg(c)};
-      const Reg z[4] = {b, V::add(b, d), V::sub(b, d), V::neg(d)};
-      float* to = dm + t * channels + lane0;
+      Reg e[kAlpha][kM];  // A dY, one column at a time
 #pragma GCC unroll 4
-      for (int r = 0; r < 4; ++r) {
-        V::store(to + (r * 4 + 0) * position_stride, u[r]);
-        V::store(to + (r * 4 + 1) * position_stride, V::add(u[r], z[r]));
-        V::store(to + (r * 4 + 2) * position_stride, V::sub(u[r], z[r]));
-        V::store(to + (r * 4 + 3) * position_stride, V::neg(z[r]));
+      for (int col = 0; col < kM; ++col) {
+        Reg column[kM], out[kAlpha];
+#pragma GCC unroll 4
+        for (int r = 0; r < kM; ++r) column[r] = V::load(top + r * row_floats + col * channels + lane0);
+        T::gradient(column, out);
+#pragma GCC unroll 6
+        for (int r = 0; r < kAlpha; ++r) e[r][col] = out[r];
+      }
+      float* to = dm + t * channels + lane0;
+#pragma GCC unroll 6
+      for (int r = 0; r < kAlpha; ++r) {  // (A dY) A^T, row by row
+        Reg out[kAlpha];
+        T::gradient(e[r], out);
+#pragma GCC unroll 6
+        for (int col = 0; col < kAlpha; ++col) V::store(to + (r * kAlpha + col) * position_stride, out[col]);
       }
     }
   }
@@ -554,35 +593,33 @@ void weight_product_tile(std::int64_t tiles, const float* v, std::int64_t v_stri
   }
 }
 
-// gw[co, ci] = G^T dU_{ci, co} G, from du[p][ci][co] (rows of du_stride floats).
-template <typename V>
+// gw[co, ci] = G^T dU_{ci, co} G, from du[p][ci][co] (rows of du_stride floats), in double.
+template <typename V, typename T>
 void untransform_weights(const Conv2dGeometry& g, const float* du, std::int64_t du_rows,
                          std::int64_t du_stride, float* gw) {
-  constexpr int kPositions = F2x2<V>::positions;
+  constexpr int kAlpha = T::alpha;
   for (std::int64_t co = 0; co < g.out_channels; ++co) {
     for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
-      float m[4][4];
-      for (int p = 0; p < kPositions; ++p) m[p / 4][p % 4] = du[(p * du_rows + ci) * du_stride + co];
-      float h[3][4];  // G^T dU
-      for (int c = 0; c < 4; ++c) {
-        h[0][c] = m[0][c] + 0.5f * (m[1][c] + m[2][c]);
-        h[1][c] = 0.5f * (m[1][c] - m[2][c]);
-        h[2][c] = 0.5f * (m[1][c] + m[2][c]) + m[3][c];
+      double h[3][kAlpha];  // G^T dU, one column at a time
+      for (int c = 0; c < kAlpha; ++c) {
+        double column[kAlpha], out[3];
+        for (int r = 0; r < kAlpha; ++r) column[r] = du[((r * kAlpha + c) * du_rows + ci) * du_stride + co];
+        T::unweight(column, out);
+        for (int r = 0; r < 3; ++r) h[r][c] = out[r];
       }
       float* k = gw + (co * g.in_channels + ci) * 9;
-      for (int r = 0; r < 3; ++r) {  // (G^T dU) G
-        k[r * 3 + 0] = h[r][0] + 0.5f * (h[r][1] + h[r][2]);
-        k[r * 3 + 1] = 0.5f * (h[r][1] - h[r][2]);
-        k[r * 3 + 2] = 0.5f * (h[r][1] + h[r][2]) + h[r][3];
+      for (int r = 0; r < 3; ++r) {  // (G^T dU) G, row by row
+        double out[3];
+        T::unweight(h[r], out);
+        for (int c = 0; c < 3; ++c) k[r * 3 + c] = static_cast<float>(out[c]);
       }
     }
   }
 }
 
-template <typename V, typename Tile>
+template <typename V, typename T, typename Tile>
 void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
   constexpr std::int64_t kChannels = Tile::vectors * V::width;
-  using T = F2x2<V>;
   constexpr int kPositions = T::positions;
   const Tiling<V, T> tiling(g);
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels, dm_stride = panels * kChannels;
@@ -590,11 +627,14 @@ void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, f
   const std::int64_t in_image = g.in_channels * g.in_height * g.in_width;
   const std::int64_t out_image = g.out_channels * g.out_height() * g.out_width();
 
-  const std::int64_t block_images =
-      std::clamp<std::int64_t>((kWeightBlockTiles + tiling.per_image() - 1) / tiling.per_image(), 1, g.batch);
+  // At most a kMinWeightChunks-th of the batch per chunk, so small images still leave the threads chunks
+  // to share (their transforms run on the chunk's thread).
+  const std::int64_t most_images = (g.batch + kMinWeightChunks - 1) / kMinWeightChunks;
+  const std::int64_t block_images = std::clamp<std::int64_t>(
+      (kWeightBlockTiles + tiling.per_image() - 1) / tiling.per_image(), 1, most_images);
   const std::int64_t chunk_blocks = std::max<std::int64_t>(
       1, (kWeightChunkTiles + block_images * tiling.per_image() - 1) / (block_images * tiling.per_image()));
-  const std::int64_t chunk_images = std::min(g.batch, chunk_blocks * block_images);
+  const std::int64_t chunk_images = std::min(most_images, chunk_blocks * block_images);
   const std::int64_t chunk_count = (g.batch + chunk_images - 1) / chunk_images;
   const std::int64_t block_tiles = block_images * tiling.per_image();
 
@@ -602,7 +642,7 @@ void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, f
   // tile's last group of input channels may read past its row: they meet rows of dU that are never used),
   // and dM [16][tiles][dm_stride].
   const std::int64_t xp_floats = block_images * tiling.image_floats();
-  const std::int64_t gyp_floats = block_images * 4 * tiling.per_image() * dm_stride;
+  const std::int64_t gyp_floats = block_images * T::m * T::m * tiling.per_image() * dm_stride;
   const std::int64_t v_floats = kPositions * block_tiles * tiling.channels + Tile::taps;
   const std::int64_t dm_floats = kPositions * block_tiles * dm_stride;
   const std::int64_t du_floats = kPositions * du_rows * dm_stride;
@@ -622,7 +662,7 @@ void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, f
           pad_input(g, tiling, x + first * in_image, in_image, count, xp);
           pad_gradient(g, tiling, gy + first * out_image, out_image, count, dm_stride, gyp);
           transform_inputs<V, T>(tiling, xp, 0, tiles, tiles, v);
-          transform_gradients<V>(tiling, gyp, dm_stride, tiles, dm);
+          transform_gradients<V, T>(tiling, gyp, dm_stride, tiles, dm);
           const bool accumulate = first > chunk * chunk_images;
           direct::for_each_tile<V>(kPositions * groups * panels, [&](std::int64_t tile) {
             const std::int64_t p = tile / (groups * panels), group = tile / panels % groups,
@@ -634,7 +674,7 @@ void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, f
           });
         }
       });
-  untransform_weights<V>(g, du.get(), du_rows, dm_stride, gw);
+  untransform_weights<V, T>(g, du.get(), du_rows, dm_stride, gw);
 }
 
 }  // namespace kiln::kernels::winograd
