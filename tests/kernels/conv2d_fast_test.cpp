@@ -1,5 +1,6 @@
 // Tests of the fast conv2d kernels (kernels/conv2d/algorithm.hpp, gemm_conv.cpp, pointwise.cpp,
-// depthwise_kernel.hpp, bias_kernel.hpp, winograd.cpp) against the reference kernels.
+// depthwise_kernel.hpp, bias_kernel.hpp, direct_kernel.hpp, direct_channels_kernel.hpp, winograd_kernel.hpp)
+// against the reference kernels.
 //
 // Every algorithm that supports a shape is forced on it, at every CPU level the machine has, in all three
 // directions, and compared with reference::conv2d_* in float. The reference accumulates in double, so it is
