@@ -218,8 +218,11 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
 // gx = the forward convolution of gy through the transposed kernel wt[ci, co, kh, kw] =
 // w[co, ci, KH-1-kh, KW-1-kw] (within each group), padding dilation * (K - 1) - pad: output position
 // (ih, iw) then reads gy[ih + pad - kh'*d ...], exactly the outputs input (ih, iw) fed in the forward pass.
-template <typename V, int kRows, int kVectors>
-void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
+// (winograd_kernel.hpp's backward-data is built from the same two pieces.)
+
+// The transposed convolution's geometry: C_in and C_out swapped, gy's size as the input, the padding above.
+template <typename V>
+Conv2dGeometry transposed_geometry(const Conv2dGeometry& g) {
   Conv2dGeometry transposed = g;
   transposed.in_channels = g.out_channels;
   transposed.out_channels = g.in_channels;
@@ -227,10 +230,15 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
   transposed.in_width = g.out_width();
   transposed.pad_h = g.dilation_h * (g.kernel_h - 1) - g.pad_h;
   transposed.pad_w = g.dilation_w * (g.kernel_w - 1) - g.pad_w;
+  return transposed;
+}
 
+// wt above, [C_in][C_out / groups][KH][KW].
+template <typename V>
+batch_chunks::Scratch flipped_weights(const Conv2dGeometry& g, const float* w) {
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
   const std::int64_t taps = g.kernel_h * g.kernel_w;
-  const batch_chunks::Scratch flipped = batch_chunks::scratch(g.out_channels * cg * taps);
+  batch_chunks::Scratch flipped = batch_chunks::scratch(g.out_channels * cg * taps);
   for (std::int64_t group = 0; group < g.groups; ++group) {
     for (std::int64_t co = 0; co < cog; ++co) {
       for (std::int64_t ci = 0; ci < cg; ++ci) {
@@ -240,34 +248,28 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
       }
     }
   }
-  forward<V, kRows, kVectors>(transposed, gy, flipped.get(), nullptr, gx);
+  return flipped;
+}
+
+template <typename V, int kRows, int kVectors>
+void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
+  const batch_chunks::Scratch flipped = flipped_weights<V>(g, w);
+  forward<V, kRows, kVectors>(transposed_geometry<V>(g), gy, flipped.get(), nullptr, gx);
 }
 
 // gy_t[n][co] = gy[b, co, oh, ow] for the n-th output (b, oh, ow) of a chunk of `count` images, rows of
-// `stride` floats whose channels past `channels` are zero. Whole 8 x 8 blocks go through the register
-// transpose (kernels/simd/transpose_8x8.hpp), the ragged edges through plain loops.
+// `stride` floats whose channels past `channels` are zero (through transpose_matrix,
+// kernels/simd/transpose_8x8.hpp).
 template <typename V>
 void transpose_gradient(const float* gy, std::int64_t image_floats, std::int64_t count, std::int64_t channels,
                         std::int64_t plane, std::int64_t stride, float* gy_t) {
-  constexpr std::int64_t kBlock = 8;
-  const std::int64_t block_channels = channels / kBlock * kBlock, block_plane = plane / kBlock * kBlock;
   for (std::int64_t b = 0; b < count; ++b) {
-    const float* image = gy + b * image_floats;
     float* rows = gy_t + b * plane * stride;
     if (channels < stride) {
       for (std::int64_t p = 0; p < plane; ++p)
         std::fill(rows + p * stride + channels, rows + (p + 1) * stride, 0.0f);
     }
-    for (std::int64_t co = 0; co < block_channels; co += kBlock) {
-      for (std::int64_t p = 0; p < block_plane; p += kBlock)
-        transpose_8x8(image + co * plane + p, plane, rows + p * stride + co, stride);
-      for (std::int64_t p = block_plane; p < plane; ++p) {
-        for (std::int64_t c = co; c < co + kBlock; ++c) rows[p * stride + c] = image[c * plane + p];
-      }
-    }
-    for (std::int64_t c = block_channels; c < channels; ++c) {
-      for (std::int64_t p = 0; p < plane; ++p) rows[p * stride + c] = image[c * plane + p];
-    }
+    transpose_matrix(gy + b * image_floats, plane, channels, plane, rows, stride);
   }
 }
 

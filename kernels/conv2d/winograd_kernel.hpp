@@ -183,22 +183,6 @@ struct Tiling {
   }
 };
 
-// out[j * out_stride + i] = in[i * in_stride + j] for i < count, j < width: 8 x 8 blocks through the register
-// transpose, the ragged edges one float at a time.
-template <typename V>
-void transpose(const float* in, std::int64_t in_stride, std::int64_t count, std::int64_t width, float* out,
-               std::int64_t out_stride) {
-  const std::int64_t block_count = count / 8 * 8, block_width = width / 8 * 8;
-  for (std::int64_t i = 0; i < block_count; i += 8) {
-    for (std::int64_t j = 0; j < block_width; j += 8)
-      transpose_8x8(in + i * in_stride + j, in_stride, out + j * out_stride + i, out_stride);
-  }
-  for (std::int64_t i = 0; i < count; ++i) {
-    const std::int64_t first_j = i < block_count ? block_width : 0;
-    for (std::int64_t j = first_j; j < width; ++j) out[j * out_stride + i] = in[i * in_stride + j];
-  }
-}
-
 // xp for `count` images of x (NCHW, `image_stride` floats apart): step 1 above.
 template <typename V, typename T>
 void pad_input(const Conv2dGeometry& g, const Tiling<V, T>& tiling, const float* x, std::int64_t image_stride,
@@ -220,8 +204,8 @@ void pad_input(const Conv2dGeometry& g, const Tiling<V, T>& tiling, const float*
           std::fill(row + left + iw * tiling.channels + g.in_channels,
                     row + left + (iw + 1) * tiling.channels, 0.0f);
       }
-      transpose<V>(x + b * image_stride + ih * g.in_width, plane, g.in_channels, g.in_width, row + left,
-                   tiling.channels);
+      transpose_matrix(x + b * image_stride + ih * g.in_width, plane, g.in_channels, g.in_width, row + left,
+                       tiling.channels);
     }
   }
 }
@@ -371,8 +355,8 @@ void store_outputs(const Conv2dGeometry& g, const Tiling<V, T>& tiling, std::int
     const std::int64_t run = std::min(valid - j, tiling.tiles_w - at.column);  // tiles left in the tile row
     const std::int64_t ow = T::m * at.column, outputs = std::min(T::m * run, out_w - ow);
     for (std::int64_t r = 0; r < T::m && T::m * at.row + r < out_h; ++r) {
-      transpose<V>(staged + (r * T::m * kTiles + T::m * j) * m_stride, m_stride, outputs, g.out_channels,
-                   y + at.image * image_stride + (T::m * at.row + r) * out_w + ow, plane);
+      transpose_matrix(staged + (r * T::m * kTiles + T::m * j) * m_stride, m_stride, outputs, g.out_channels,
+                       y + at.image * image_stride + (T::m * at.row + r) * out_w + ow, plane);
     }
     j += run;
   }
@@ -451,25 +435,12 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
 }
 
 // gx is the forward convolution of gy through wt[ci, co, kh, kw] = w[co, ci, 2 - kh, 2 - kw], padded by
-// 2 - pad: input position (ih, iw) then reads exactly the outputs it fed in the forward pass.
+// 2 - pad: input position (ih, iw) then reads exactly the outputs it fed in the forward pass (the transposed
+// convolution of direct_kernel.hpp's backward-data).
 template <typename V, typename T, int kTiles, int kVectors>
 void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  Conv2dGeometry transposed = g;
-  transposed.in_channels = g.out_channels;
-  transposed.out_channels = g.in_channels;
-  transposed.in_height = g.out_height();
-  transposed.in_width = g.out_width();
-  transposed.pad_h = 2 - g.pad_h;
-  transposed.pad_w = 2 - g.pad_w;
-  const batch_chunks::Scratch flipped = batch_chunks::scratch(g.in_channels * g.out_channels * 9);
-  for (std::int64_t co = 0; co < g.out_channels; ++co) {
-    for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
-      const float* from = w + (co * g.in_channels + ci) * 9;
-      float* to = flipped.get() + (ci * g.out_channels + co) * 9;
-      for (int tap = 0; tap < 9; ++tap) to[tap] = from[8 - tap];
-    }
-  }
-  forward<V, T, kTiles, kVectors>(transposed, gy, flipped.get(), nullptr, gx);
+  const batch_chunks::Scratch flipped = direct::flipped_weights<V>(g, w);
+  forward<V, T, kTiles, kVectors>(direct::transposed_geometry<V>(g), gy, flipped.get(), nullptr, gx);
 }
 
 // ---- backward-weight
@@ -517,7 +488,7 @@ void pad_gradient(const Conv2dGeometry& g, const Tiling<V, T>& tiling, const flo
         for (std::int64_t ow = 0; ow < out_w; ++ow)
           std::fill_n(row + ow * channels + g.out_channels, channels - g.out_channels, 0.0f);
       }
-      transpose<V>(gy + b * image_stride + r * out_w, plane, g.out_channels, out_w, row, channels);
+      transpose_matrix(gy + b * image_stride + r * out_w, plane, g.out_channels, out_w, row, channels);
     }
   }
 }

@@ -1,7 +1,8 @@
 // An 8 x 8 float transpose in eight ymm registers (AVX, so usable from both the AVX2 and the AVX-512
-// files). The GEMM packs with it a sliver whose source lines run along K (op(B) when trans_b, op(A) when
-// not trans_a): the micro-kernel wants the R values of one k together, the source has the kc values of
-// one line together. The direct convolution's weight gradient turns gy channels-last with it.
+// files), and a whole matrix transposed through it. The GEMM packs with it a sliver whose source lines run
+// along K (op(B) when trans_b, op(A) when not trans_a): the micro-kernel wants the R values of one k
+// together, the source has the kc values of one line together. The direct convolution's weight gradient and
+// Winograd's channels-last copies go between NCHW and channels-last with transpose_matrix.
 //
 //   in:  rows[i * row_stride + j], i, j < 8      out: out[j * out_stride + i] = rows[i * row_stride + j]
 //
@@ -37,6 +38,21 @@ inline void transpose_8x8(const float* rows, std::int64_t row_stride, float* out
   for (int j = 0; j < 4; ++j) {
     _mm256_storeu_ps(out + j * out_stride, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
     _mm256_storeu_ps(out + (j + 4) * out_stride, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+  }
+}
+
+// out[j * out_stride + i] = in[i * in_stride + j] for i < count, j < width: 8 x 8 blocks through the register
+// transpose, the ragged edges one float at a time.
+inline void transpose_matrix(const float* in, std::int64_t in_stride, std::int64_t count, std::int64_t width,
+                             float* out, std::int64_t out_stride) {
+  const std::int64_t block_count = count / 8 * 8, block_width = width / 8 * 8;
+  for (std::int64_t i = 0; i < block_count; i += 8) {
+    for (std::int64_t j = 0; j < block_width; j += 8)
+      transpose_8x8(in + i * in_stride + j, in_stride, out + j * out_stride + i, out_stride);
+  }
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::int64_t first_j = i < block_count ? block_width : 0;
+    for (std::int64_t j = first_j; j < width; ++j) out[j * out_stride + i] = in[i * in_stride + j];
   }
 }
 
