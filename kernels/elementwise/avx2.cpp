@@ -28,6 +28,11 @@ void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
   vectorized::copy_rows<Vector>(plan, sizes, src, src_strides, dst, dst_strides);
 }
 
+void copy_strided_rows(int rank, const std::int64_t* sizes, const float* src, const std::int64_t* src_strides,
+                       float* dst, const std::int64_t* dst_strides) {
+  vectorized::copy_strided_rows<Vector>(rank, sizes, src, src_strides, dst, dst_strides);
+}
+
 void fill(std::int64_t n, float value, float* out) { vectorized::fill<Vector>(n, value, out); }
 
 }  // namespace kiln::kernels::avx2

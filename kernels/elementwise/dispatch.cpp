@@ -1,8 +1,8 @@
 // The single dispatch point for the elementwise family: every caller goes through these functions, and only
 // here is an implementation chosen. A CUDA device runs the CUDA kernels (cuda_elementwise.cu, cuda_fill.cu),
 // every op and dtype. On the CPU, float goes to the AVX-512 / AVX2 kernels (by cpu_level()) for the ops and
-// layouts they cover; everything else (double, bfloat16, int64, transcendentals, transposed or gathered
-// layouts) runs the reference kernels.
+// layouts they cover (every float -> float copy); everything else (double, bfloat16, int64, transcendentals,
+// binary ops on transposed or gathered layouts) runs the reference kernels.
 #include <optional>
 #include <type_traits>
 
@@ -139,6 +139,11 @@ void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src*
       return avx512::copy_rows(*plan, sizes, src, src_strides, dst, dst_strides);
     if (plan && cpu_level() == CpuLevel::Avx2)
       return avx2::copy_rows(*plan, sizes, src, src_strides, dst, dst_strides);
+    // Rows that are not dense (a subsampling slice, a transposed view), or too short for a plan.
+    if (rank >= 1 && cpu_level() == CpuLevel::Avx512)
+      return avx512::copy_strided_rows(rank, sizes, src, src_strides, dst, dst_strides);
+    if (rank >= 1 && cpu_level() == CpuLevel::Avx2)
+      return avx2::copy_strided_rows(rank, sizes, src, src_strides, dst, dst_strides);
   }
   reference::copy_strided(rank, sizes, src, src_strides, dst, dst_strides);
 }

@@ -105,7 +105,8 @@ struct RowPlan {
 // Vectorized float kernels (vectorized_elementwise.hpp), one namespace per instruction set. Each handles only
 // the ops and layouts dispatch.cpp sends it: unary Neg, Abs, Relu, LeakyRelu, Clamp, Sqrt (forward) and
 // Neg, Abs, Relu, LeakyRelu, Clamp, Sigmoid, Tanh (backward); binary Add, Sub, Mul, Div over a RowPlan;
-// copies whose rows are dense in src and dst; fill.
+// copies whose rows are dense in src and dst (copy_rows), and the others of rank >= 1, row by row
+// (copy_strided_rows); fill.
 namespace avx512 {
 void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, float* y);
 void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, const float* y,
@@ -114,6 +115,8 @@ void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes,
                     const std::int64_t* a_strides, const float* b, const std::int64_t* b_strides, float* out);
 void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
                const std::int64_t* src_strides, float* dst, const std::int64_t* dst_strides);
+void copy_strided_rows(int rank, const std::int64_t* sizes, const float* src, const std::int64_t* src_strides,
+                       float* dst, const std::int64_t* dst_strides);
 void fill(std::int64_t n, float value, float* out);
 }  // namespace avx512
 namespace avx2 {
@@ -124,6 +127,8 @@ void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes,
                     const std::int64_t* a_strides, const float* b, const std::int64_t* b_strides, float* out);
 void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
                const std::int64_t* src_strides, float* dst, const std::int64_t* dst_strides);
+void copy_strided_rows(int rank, const std::int64_t* sizes, const float* src, const std::int64_t* src_strides,
+                       float* dst, const std::int64_t* dst_strides);
 void fill(std::int64_t n, float value, float* out);
 }  // namespace avx2
 

@@ -4,7 +4,8 @@
 //   unary:   x, y, gy, gx  [n] dense
 //   binary:  a, b, out over sizes[rank], seen as rows (see RowPlan in elementwise.hpp): out dense, each
 //            operand either dense along a row or one value per row (a per-channel bias, a scalar)
-//   copy:    src, dst dense along a row, strided between rows
+//   copy:    src, dst dense along a row, strided between rows; or any strides, a row being the last
+//            dimension (copy_strided_rows)
 //
 // Every element is independent, so threads may split the work anywhere: the results are the same for any
 // thread count. Work is cut into fixed blocks of kBlock elements (or whole rows), threaded only when large.
@@ -272,6 +273,23 @@ void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
                    std::int64_t length) {
                  std::memcpy(dst + dst_offset + begin, src + src_offset + begin,
                              static_cast<std::size_t>(length) * sizeof(float));
+               });
+}
+
+// A copy whose rows are not dense on some side (a subsampling slice such as x[:, :, ::2, ::2], a
+// transposed view): the last dimension is the row, copied element by element with each side's stride, and
+// the rows are threaded as copy_rows' are.
+template <class V>
+void copy_strided_rows(int rank, const std::int64_t* sizes, const float* src, const std::int64_t* src_strides,
+                       float* dst, const std::int64_t* dst_strides) {
+  const RowPlan plan{.outer_rank = rank - 1, .row_length = sizes[rank - 1]};
+  const std::int64_t src_step = src_strides[rank - 1], dst_step = dst_strides[rank - 1];
+  for_each_row(plan, sizes, src_strides, dst_strides,
+               [&](std::int64_t, std::int64_t src_offset, std::int64_t dst_offset, std::int64_t begin,
+                   std::int64_t length) {
+                 const float* from = src + src_offset + begin * src_step;
+                 float* to = dst + dst_offset + begin * dst_step;
+                 for (std::int64_t i = 0; i < length; ++i) to[i * dst_step] = from[i * src_step];
                });
 }
 

@@ -190,13 +190,34 @@ TEST_CASE("elementwise fast: strided copies and fill") {
                                             }),
                         long_expected));
 
-    // A transpose (src not dense along rows) stays on the reference; the result must match too.
-    const std::vector<std::int64_t> t_sizes{24, 20}, t_src{1, 24}, t_dst{20, 1};
-    std::vector<float> t_expected(480), t_actual(480);
-    kk::reference::copy_strided(2, t_sizes.data(), src.data(), t_src.data(), t_expected.data(), t_dst.data());
-    kk::copy_strided(Device::cpu(), 2, t_sizes.data(), src.data(), t_src.data(), t_actual.data(),
-                     t_dst.data());
-    CHECK(bitwise_equal(t_actual, t_expected));
+    // Rows that are not dense go row by row (copy_strided_rows): a transpose; x[:, :, ::2, ::2] of a
+    // [16, 16, 32, 32] tensor (65536 elements: threaded) and its scatter back; short rows of 3; rank 1.
+    struct StridedCopy {
+      std::vector<std::int64_t> sizes, src_strides, dst_strides;
+      std::int64_t src_floats, dst_floats;
+    };
+    const StridedCopy strided_copies[] = {
+        {{24, 20}, {1, 24}, {20, 1}, 480, 480},
+        {{16, 16, 16, 16}, {16384, 1024, 64, 2}, {4096, 256, 16, 1}, 16 * 16 * 32 * 32, 65536},
+        {{16, 16, 16, 16}, {4096, 256, 16, 1}, {16384, 1024, 64, 2}, 65536, 16 * 16 * 32 * 32},
+        {{5, 7, 3}, {1, 5, 35}, {21, 3, 1}, 105, 105},
+        {{37}, {3}, {1}, 111, 37},
+    };
+    for (const StridedCopy& c : strided_copies) {
+      const int rank = static_cast<int>(c.sizes.size());
+      INFO("strided copy of rank ", rank, ", ", c.dst_floats, " floats out");
+      const std::vector<float> from = values(c.src_floats, 10);
+      std::vector<float> strided_expected(static_cast<std::size_t>(c.dst_floats), -1.0f);
+      kk::reference::copy_strided(rank, c.sizes.data(), from.data(), c.src_strides.data(),
+                                  strided_expected.data(), c.dst_strides.data());
+      const std::vector<float> strided_actual =
+          one_and_two_threads(strided_expected.size(), [&](std::vector<float>& dst) {
+            std::fill(dst.begin(), dst.end(), -1.0f);
+            kk::copy_strided(Device::cpu(), rank, c.sizes.data(), from.data(), c.src_strides.data(),
+                             dst.data(), c.dst_strides.data());
+          });
+      CHECK(bitwise_equal(strided_actual, strided_expected));
+    }
 
     for (const std::int64_t n : kLengths) {
       INFO("fill n ", n);
