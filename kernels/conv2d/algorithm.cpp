@@ -59,6 +59,18 @@
 //      AVX2 is mixed at 2 threads (16->16 5.02 / 6.70 / 5.33, 32->32 5.18 / 5.54 / 4.90, 64->64 5.24 /
 //      4.58 / 5.63) and on F(4x4, 3x3)'s side at 1 thread (7.68 / 10.9 / 7.64, 7.96 / 9.62 / 6.11, 7.63 /
 //      6.17 / 4.74); the rule does not depend on the level.
+//      At stride 2 the same kernel splits each patch by phase (winograd_kernel.hpp's F2x2Stride2 and
+//      F4x4Stride2: 25 multiplies per 2x2 outputs, or 81 per 4x4, where the direct method takes 36 or 144),
+//      and Winograd takes the forward with the same minimums: F(4x4, 3x3) from 8192 positions with at most
+//      32 channels each side (its U, 81 x C_in x C_out floats, is 0.66 MB at 32 -> 64), else F(2x2, 3x3).
+//      Measured, batch 128, ms, 1 thread / 2 threads, im2col + GEMM vs F(2x2, 3x3) vs F(4x4, 3x3):
+//        16->32 at 32x32   4.89 / 2.25   3.93 / 2.02   3.34 / 1.75
+//        32->64 at 16x16   4.23 / 2.33   3.29 / 1.64   3.96 / 2.38
+//      and at batch 32 (2 threads), 16->32 0.56 / 0.55 / 0.58 (1 thread: F(2x2, 3x3) 0.81, F(4x4, 3x3)
+//      0.79), 32->64 (2048 positions) 0.91 / 0.57 / 1.17; at batch 1 im2col + GEMM wins (0.075 / 0.081 /
+//      0.195, 0.106 / 0.219 / 0.731); AVX2, 2 threads, batch 128: 16->32 4.57 / 2.99 / 2.84, 32->64 3.39
+//      / 2.30 / 2.62. Its weight gradients did not beat Direct or im2col + GEMM (16->32, 1 thread: 5.24 /
+//      5.74 vs 6.12 / 6.22), and a strided backward-data is not a forward convolution.
 //   6. DirectChannels (direct_channels_kernel.hpp) reads the same strip one output row at a time, vectorized
 //      along the output channels, so it computes no junk; its backward-data runs the input gradient phase
 //      by phase, so it takes any stride. It goes
@@ -78,8 +90,8 @@
 //         channels), 2 threads, batch 128: 32->32 4.83 / 4.57 vs 4.43 / 4.15; 64->64 4.93 / 4.39 vs
 //         4.14 / 3.97; 16->16 a tie (5.16 / 5.34 vs 4.93 / 5.24, 4.87 / 5.45 vs 5.06 / 5.48). At batch 1,
 //         16->16 at 32x32 (1024 positions) takes 0.04 / 0.05 ms against im2col + GEMM's 0.07 / 0.07, but
-//         with 64 or 256 positions (8x8, 16x16) im2col + GEMM is as fast or ahead. Strided forwards stay with
-//         im2col + GEMM (16->32 at 32x32: 2.25 vs 2.47).
+//         with 64 or 256 positions (8x8, 16x16) im2col + GEMM is as fast or ahead. Strided forwards that
+//         Winograd does not take stay with im2col + GEMM (16->32 at 32x32: 2.25 vs 2.47).
 //   7. Everything else goes to im2col + GEMM, which handles any stride, padding, dilation and groups.
 //      Direct runs strided forwards and weight gradients too (through the strip's phases), but at stride 2
 //      im2col + GEMM stays ahead: 1 thread, batch 128, ms, im2col+GEMM vs direct: 16->32 at 32x32
@@ -102,6 +114,7 @@ constexpr std::int64_t kMinWinogradWeightChannels = 64;
 constexpr std::int64_t kMinWinogradPositions = 2048;
 constexpr std::int64_t kMinWinograd4x4Positions = 8192;
 constexpr std::int64_t kMaxWinograd4x4Channels = 64;
+constexpr std::int64_t kMaxWinograd4x4Stride2Channels = 32;
 
 bool is_depthwise(const Conv2dGeometry& g) {
   return g.groups == g.in_channels && g.groups == g.out_channels &&
@@ -115,6 +128,12 @@ bool is_pointwise(const Conv2dGeometry& g) {
 
 bool is_winograd_3x3(const Conv2dGeometry& g) {
   return g.kernel_h == 3 && g.kernel_w == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 &&
+         g.dilation_w == 1 && g.groups == 1;
+}
+
+// Winograd at stride 2 (winograd_kernel.hpp's F2x2Stride2, F4x4Stride2): forward and backward-weight only.
+bool is_winograd_3x3_stride2(const Conv2dGeometry& g) {
+  return g.kernel_h == 3 && g.kernel_w == 3 && g.stride_h == 2 && g.stride_w == 2 && g.dilation_h == 1 &&
          g.dilation_w == 1 && g.groups == 1;
 }
 
@@ -166,9 +185,13 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
     case Conv2dAlgorithm::Depthwise:
       return is_depthwise(g) && level != CpuLevel::Reference;
     case Conv2dAlgorithm::Winograd2x2:
+      if (level != CpuLevel::Reference && is_winograd_3x3_stride2(g))
+        return direction != Conv2dDirection::BackwardData;
       return level != CpuLevel::Reference && is_winograd_3x3(g) &&
              (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
     case Conv2dAlgorithm::Winograd4x4:
+      if (level != CpuLevel::Reference && is_winograd_3x3_stride2(g))
+        return direction != Conv2dDirection::BackwardData;
       return level != CpuLevel::Reference && is_winograd_3x3(g) &&
              (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
     case Conv2dAlgorithm::Direct:
@@ -187,6 +210,12 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   if (is_pointwise(g)) return Conv2dAlgorithm::Pointwise;
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
   const std::int64_t positions = g.batch * g.out_height() * g.out_width();
+  if (direction == Conv2dDirection::Forward && is_winograd_3x3_stride2(g) &&
+      std::min(cg, cog) >= kMinWinogradChannels && positions >= kMinWinogradPositions) {
+    const bool large_tiles =
+        positions >= kMinWinograd4x4Positions && std::max(cg, cog) <= kMaxWinograd4x4Stride2Channels;
+    return large_tiles ? Conv2dAlgorithm::Winograd4x4 : Conv2dAlgorithm::Winograd2x2;  // rule 5, stride 2
+  }
   if (is_winograd_3x3(g) && std::min(cg, cog) >= kMinWinogradChannels && positions >= kMinWinogradPositions &&
       (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g))) {
     const bool large_tiles =

@@ -5,8 +5,8 @@
 //   Pointwise   1x1 kernel, stride 1, no padding: a GEMM directly on the NCHW image, no unfolding
 //   Depthwise   groups == C_in == C_out: a direct kernel vectorized along the output row
 //   Winograd2x2 Winograd F(2x2, 3x3), vectorized along the channels (winograd_kernel.hpp): 3x3 kernel,
-//               stride 1, dilation 1, groups 1; forward and backward-weight at any padding, backward-data at
-//               pad <= 2
+//               dilation 1, groups 1; at stride 1 forward and backward-weight at any padding, backward-data
+//               at pad <= 2; at stride 2 (each patch split by phase) forward and backward-weight
 //   Winograd4x4 F(4x4, 3x3), the same kernel with 4x4 output tiles, the same directions
 //   Direct      a GEMM over a zero-padded strip of images where every tap is a constant offset, so no
 //               im2col (direct_kernel.hpp); forward and backward-weight for any geometry, backward-data

@@ -1,5 +1,5 @@
-// Winograd F(2x2, 3x3) and F(4x4, 3x3) (winograd_kernel.hpp) at avx512 width. The products use
-// direct_channels' tiles:
+// Winograd F(2x2, 3x3) and F(4x4, 3x3), at stride 1 or 2 (winograd_kernel.hpp), at avx512 width. The products
+// use direct_channels' tiles:
 //   wide     8 tiles x 2 vectors (32 output channels): 16 zmm accumulators, 2 loads and 8 broadcasts per 16
 //            FMAs
 //   narrow   16 tiles x 1 vector, for at most 16 output channels, which would leave half of each wide panel
@@ -37,6 +37,7 @@ void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, f
 
 void winograd_2x2_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                                  float* y) {
+  if (g.stride_h == 2) return forward<winograd::F2x2Stride2<Zmm>>(g, x, w, bias, y);
   forward<winograd::F2x2<Zmm>>(g, x, w, bias, y);
 }
 void winograd_2x2_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
@@ -44,14 +45,17 @@ void winograd_2x2_conv2d_backward_data(const Conv2dGeometry& g, const float* gy,
 }
 void winograd_2x2_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
                                          float* gw) {
+  if (g.stride_h == 2) return backward_weight<winograd::F2x2Stride2<Zmm>>(g, gy, x, gw);
   backward_weight<winograd::F2x2<Zmm>>(g, gy, x, gw);
 }
 void winograd_4x4_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                                  float* y) {
+  if (g.stride_h == 2) return forward<winograd::F4x4Stride2<Zmm>>(g, x, w, bias, y);
   forward<winograd::F4x4<Zmm>>(g, x, w, bias, y);
 }
 void winograd_4x4_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
                                          float* gw) {
+  if (g.stride_h == 2) return backward_weight<winograd::F4x4Stride2<Zmm>>(g, gy, x, gw);
   backward_weight<winograd::F4x4<Zmm>>(g, gy, x, gw);
 }
 void winograd_4x4_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {

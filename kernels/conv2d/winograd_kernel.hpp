@@ -1,8 +1,10 @@
 // Winograd convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2015), vectorized
-// along the channels and fused per block of tiles, for 3x3 kernels at stride 1, dilation 1, groups 1, with
-// two tile sizes: F(2x2, 3x3), written out below, and F(4x4, 3x3) (F4x4: 36 multiplies for 16 outputs).
-// Forward and the weight gradient (any padding) and backward-data (the forward of gy through the flipped
-// kernel with C_in and C_out swapped, padding 2 - pad, so pad <= 2) take either.
+// along the channels and fused per block of tiles, for 3x3 kernels at dilation 1, groups 1, with two tile
+// sizes: F(2x2, 3x3), written out below, and F(4x4, 3x3) (F4x4: 36 multiplies for 16 outputs). At stride 1,
+// forward and the weight gradient (any padding) and backward-data (the forward of gy through the flipped
+// kernel with C_in and C_out swapped, padding 2 - pad, so pad <= 2) take either. At stride 2, forward and
+// the weight gradient take either through a split of each patch by phase (F2x2Stride2, F4x4Stride2: 25
+// multiplies per 2x2 outputs, 81 per 4x4); a strided backward-data is not a forward convolution.
 //
 // Each 2x2 block of outputs, a tile, comes from the 4x4 input patch d under it:
 //
@@ -23,8 +25,9 @@
 //
 // Per chunk of images:
 //   1. The chunk's input goes channels-last and zero-padded: xp[b][r][c][ci], r < m*TH + 2, c < m*TW + 2
-//      (TH x TW tiles cover the output; the last row or column of tiles may hang over it), ci padded with
-//      zeros to whole vectors. So a patch's channels are vectors, and the padding needs no tests.
+//      (TH x TW tiles cover the output; the last row or column of tiles may hang over it; at stride 2,
+//      r < 2m*TH + 1, c < 2m*TW + 1), ci padded with zeros to whole vectors. So a patch's channels are
+//      vectors, and the padding needs no tests.
 //   2. Per block of kTiles tiles, in raster order over (image, tile row, tile column):
 //      a. input transform, vectorized along ci: V[p][t][ci] (F(2x2, 3x3), per vector: 16 loads, 32 adds,
 //         16 stores)
@@ -38,11 +41,12 @@
 //
 // Rounding: the transforms add before they multiply, so the bits are not the direct sum's. F(2x2, 3x3)
 // stays within about 1e-6 of the largest output, F(4x4, 3x3), whose transforms scale by up to 8 and 1/24,
-// within about 1e-5 (float32, 16 to 256 input channels of random data); conv2d_fast_test.cpp holds both to
-// the same float32 tolerance as every other algorithm. An infinity in a patch makes NaN in all of its tile's
-// outputs, as in any Winograd convolution. Every output is computed by one thread in a fixed order whatever
-// the chunk it falls in, so the batch is cut for the threads (batch_chunks::balanced) and the bits are the
-// same on any thread count.
+// within about 1e-5 (float32, 16 to 256 input channels of random data); at stride 2, about 1e-6 and 5e-6
+// (im2col + GEMM's plain sums: within 1e-6). conv2d_fast_test.cpp holds all of them to the same float32
+// tolerance as every other algorithm. An infinity in a patch makes NaN in all of its tile's outputs, as in
+// any Winograd convolution. Every output is computed by one thread in a fixed order whatever the chunk it
+// falls in, so the batch is cut for the threads (batch_chunks::balanced) and the bits are the same on any
+// thread count.
 #pragma once
 
 #include <omp.h>
@@ -68,6 +72,7 @@ template <typename V>
 struct F2x2 {
   using Reg = typename V::Reg;
   static constexpr int m = 2, alpha = 4, positions = alpha * alpha;
+  static constexpr int stride = 1, step = m;  // the convolution's stride; input rows from a patch to the next
 
   static void input(const Reg (&x)[alpha], Reg (&out)[alpha]) {
     out[0] = V::sub(x[0], x[2]);
@@ -109,6 +114,7 @@ template <typename V>
 struct F4x4 {
   using Reg = typename V::Reg;
   static constexpr int m = 4, alpha = 6, positions = alpha * alpha;
+  static constexpr int stride = 1, step = m;
 
   static void input(const Reg (&x)[alpha], Reg (&out)[alpha]) {
     const Reg four = V::broadcast(4.0f), minus_four = V::broadcast(-4.0f), minus_five = V::broadcast(-5.0f);
@@ -158,18 +164,133 @@ struct F4x4 {
   }
 };
 
+// F(2x2, 3x3) at stride 2, by phases. Output j of a tile reads patch elements 2j, 2j + 1 and 2j + 2 of a
+// 5-wide patch (the next tile's patch starts 4 further on). Split the patch by parity: the even elements
+// e = (d0, d2, d4) meet taps 0 and 2, the odd ones o = (d1, d3) tap 1 alone,
+//
+//   y_j = e_j g0 + e_{j+1} g2 + o_j g1
+//
+// The first part is a stride-1 correlation with a 2-tap kernel, F(2, 2): 3 multiplies for 2 outputs
+// (M0 = (e0 - e1) g0, M1 = e1 (g0 + g2), M2 = (e2 - e1) g2; y0 = M0 + M1, y1 = M1 + M2); the second is 2
+// plain products. So 5 multiplies in 1-D where the direct sum takes 6, 25 in 2-D where it takes 36, and
+// every constant is 0 or +-1:
+//
+//   B^T = [1  0 -1  0  0]    G = [1  0  0]    A^T = [1  1  0  1  0]
+//         [0  0  1  0  0]        [1  0  1]          [0  1  1  0  1]
+//         [0  0 -1  0  1]        [0  0  1]
+//         [0  1  0  0  0]        [0  1  0]
+//         [0  0  0  1  0]        [0  1  0]
+template <typename V>
+struct F2x2Stride2 {
+  using Reg = typename V::Reg;
+  static constexpr int m = 2, alpha = 5, positions = alpha * alpha;
+  static constexpr int stride = 2, step = stride * m;
+
+  static void input(const Reg (&x)[alpha], Reg (&out)[alpha]) {
+    out[0] = V::sub(x[0], x[2]);
+    out[1] = x[2];
+    out[2] = V::sub(x[4], x[2]);
+    out[3] = x[1];
+    out[4] = x[3];
+  }
+  static void output(const Reg (&x)[alpha], Reg (&out)[m]) {
+    out[0] = V::add(V::add(x[0], x[1]), x[3]);
+    out[1] = V::add(V::add(x[1], x[2]), x[4]);
+  }
+  static void weight(const double (&g)[3], double (&out)[alpha]) {
+    out[0] = g[0];
+    out[1] = g[0] + g[2];
+    out[2] = g[2];
+    out[3] = g[1];
+    out[4] = g[1];
+  }
+  static void gradient(const Reg (&x)[m], Reg (&out)[alpha]) {
+    out[0] = x[0];
+    out[1] = V::add(x[0], x[1]);
+    out[2] = x[1];
+    out[3] = x[0];
+    out[4] = x[1];
+  }
+  static void unweight(const double (&y)[alpha], double (&out)[3]) {
+    out[0] = y[0] + y[1];
+    out[1] = y[3] + y[4];
+    out[2] = y[1] + y[2];
+  }
+};
+
+// F(4x4, 3x3) at stride 2, the same way with a 9-wide patch (the next tile's starts 8 further on): the even
+// elements e = (d0, d2, ..., d8) under taps 0 and 2 are F(4, 2), 5 multiplies for 4 outputs (Toom-Cook at
+// 0, 1, -1, 2 and infinity), and the odd ones o = (d1, d3, d5, d7) under tap 1 are 4 plain products: 9 in
+// 1-D where the direct sum takes 12, 81 for a 4x4 tile in 2-D where it takes 144. On the even part
+// (the odd part is the identity, as above):
+//
+//   B^T = [2 -1 -2  1  0]    G = [ 1/2    0  ]    A^T = [1  1  1  1  0]
+//         [0 -2 -1  1  0]        [-1/2  -1/2 ]          [0  1 -1  2  0]
+//         [0  2 -3  1  0]        [-1/6   1/6 ]          [0  1  1  4  0]
+//         [0 -1  0  1  0]        [ 1/6   1/3 ]          [0  1 -1  8  1]
+//         [0  2 -1 -2  1]        [ 0     1   ]
+template <typename V>
+struct F4x4Stride2 {
+  using Reg = typename V::Reg;
+  static constexpr int m = 4, alpha = 9, positions = alpha * alpha;
+  static constexpr int stride = 2, step = stride * m;
+
+  static void input(const Reg (&x)[alpha], Reg (&out)[alpha]) {
+    const Reg two = V::broadcast(2.0f), minus_two = V::broadcast(-2.0f);
+    const Reg e0 = x[0], e1 = x[2], e2 = x[4], e3 = x[6], e4 = x[8];
+    const Reg d31 = V::sub(e3, e1);
+    out[0] = V::fmadd(two, V::sub(e0, e2), d31);                        // 2 e0 - e1 - 2 e2 + e3
+    out[1] = V::fmadd(minus_two, e1, V::sub(e3, e2));                   // -2 e1 - e2 + e3
+    out[2] = V::fmadd(two, e1, V::fmadd(V::broadcast(-3.0f), e2, e3));  // 2 e1 - 3 e2 + e3
+    out[3] = d31;                                                       // e3 - e1
+    out[4] = V::fmadd(minus_two, d31, V::sub(e4, e2));                  // 2 e1 - e2 - 2 e3 + e4
+    out[5] = x[1];
+    out[6] = x[3];
+    out[7] = x[5];
+    out[8] = x[7];
+  }
+  static void output(const Reg (&x)[alpha], Reg (&out)[m]) {
+    const Reg sum12 = V::add(x[1], x[2]), difference12 = V::sub(x[1], x[2]);
+    out[0] = V::add(V::add(x[0], sum12), V::add(x[3], x[5]));
+    out[1] = V::add(V::fmadd(V::broadcast(2.0f), x[3], difference12), x[6]);
+    out[2] = V::add(V::fmadd(V::broadcast(4.0f), x[3], sum12), x[7]);
+    out[3] = V::add(V::fmadd(V::broadcast(8.0f), x[3], difference12), V::add(x[4], x[8]));
+  }
+  static void weight(const double (&g)[3], double (&out)[alpha]) {
+    out[0] = g[0] / 2;
+    out[1] = -(g[0] + g[2]) / 2;
+    out[2] = (g[2] - g[0]) / 6;
+    out[3] = g[0] / 6 + g[2] / 3;
+    out[4] = g[2];
+    for (int j = 5; j < alpha; ++j) out[j] = g[1];
+  }
+  static void gradient(const Reg (&x)[m], Reg (&out)[alpha]) {
+    // A's rows for the points 0, 1, -1 and 2 are F(4x4, 3x3)'s first four.
+    Reg stride1[F4x4<V>::alpha];
+    F4x4<V>::gradient(x, stride1);
+    for (int j = 0; j < 4; ++j) out[j] = stride1[j];
+    out[4] = x[3];
+    for (int j = 0; j < m; ++j) out[5 + j] = x[j];
+  }
+  static void unweight(const double (&y)[alpha], double (&out)[3]) {
+    out[0] = (y[0] - y[1]) / 2 + (y[3] - y[2]) / 6;
+    out[1] = y[5] + y[6] + y[7] + y[8];
+    out[2] = y[2] / 6 + y[3] / 3 - y[1] / 2 + y[4];
+  }
+};
+
 // Where the tiles of one call are, and the padded channels-last input they read.
 template <typename V, typename T>
 struct Tiling {
   std::int64_t tiles_h, tiles_w;  // tiles per image, down and across
-  std::int64_t rows, columns;     // of the padded input: m * tiles + 2, so every patch lies inside
-  std::int64_t channels;          // input channels padded to whole vectors
+  std::int64_t rows, columns;  // of the padded input: step * tiles + alpha - step, so every patch lies inside
+  std::int64_t channels;       // input channels padded to whole vectors
 
   explicit Tiling(const Conv2dGeometry& g)
       : tiles_h((g.out_height() + T::m - 1) / T::m),
         tiles_w((g.out_width() + T::m - 1) / T::m),
-        rows(T::m * tiles_h + 2),
-        columns(T::m * tiles_w + 2),
+        rows(T::step * tiles_h + T::alpha - T::step),
+        columns(T::step * tiles_w + T::alpha - T::step),
         channels((g.in_channels + V::width - 1) / V::width * V::width) {}
   std::int64_t per_image() const { return tiles_h * tiles_w; }
   std::int64_t image_floats() const { return rows * columns * channels; }
@@ -187,8 +308,11 @@ struct Tiling {
 template <typename V, typename T>
 void pad_input(const Conv2dGeometry& g, const Tiling<V, T>& tiling, const float* x, std::int64_t image_stride,
                std::int64_t count, float* xp) {
+  // At stride 2 without padding the patches may stop short of the input's last column, which no output
+  // reads: only the columns the patches cover are copied.
+  const std::int64_t width = std::min(g.in_width, tiling.columns - g.pad_w);
   const std::int64_t plane = g.in_height * g.in_width, row_floats = tiling.columns * tiling.channels;
-  const std::int64_t left = g.pad_w * tiling.channels, right = (g.pad_w + g.in_width) * tiling.channels;
+  const std::int64_t left = g.pad_w * tiling.channels, right = (g.pad_w + width) * tiling.channels;
   for (std::int64_t b = 0; b < count; ++b) {
     for (std::int64_t r = 0; r < tiling.rows; ++r) {
       float* row = xp + (b * tiling.rows + r) * row_floats;
@@ -200,15 +324,20 @@ void pad_input(const Conv2dGeometry& g, const Tiling<V, T>& tiling, const float*
       std::fill(row, row + left, 0.0f);
       std::fill(row + right, row + row_floats, 0.0f);
       if (g.in_channels < tiling.channels) {
-        for (std::int64_t iw = 0; iw < g.in_width; ++iw)
+        for (std::int64_t iw = 0; iw < width; ++iw)
           std::fill(row + left + iw * tiling.channels + g.in_channels,
                     row + left + (iw + 1) * tiling.channels, 0.0f);
       }
-      transpose_matrix(x + b * image_stride + ih * g.in_width, plane, g.in_channels, g.in_width, row + left,
+      transpose_matrix(x + b * image_stride + ih * g.in_width, plane, g.in_channels, width, row + left,
                        tiling.channels);
     }
   }
 }
+
+// The weight transforms run once per call, in double, on every thread: threads split the input channels,
+// each of which owns its rows of U (and of gw's kernels, bar a cache line at the seams), from this many
+// kernels (C_in x C_out) on.
+inline constexpr std::int64_t kMinParallelKernels = 1024;
 
 // packed[panel][p][ci][lane] = U_p[ci][panel * kChannels + lane] = (G g G^T)_p for g = w[co, ci], computed
 // in double and rounded once; lanes past C_out are zero.
@@ -216,24 +345,30 @@ template <typename V, typename T, int kChannels>
 void transform_weights(const Conv2dGeometry& g, const float* w, float* packed) {
   constexpr int kAlpha = T::alpha;
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels;
-  std::fill(packed, packed + panels * T::positions * g.in_channels * kChannels, 0.0f);
-  for (std::int64_t co = 0; co < g.out_channels; ++co) {
-    float* panel = packed + co / kChannels * T::positions * g.in_channels * kChannels + co % kChannels;
-    for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
-      const float* k = w + (co * g.in_channels + ci) * 9;
-      double gk[kAlpha][3];  // G g, column by column
-      for (int c = 0; c < 3; ++c) {
-        const double column[3] = {k[c], k[3 + c], k[6 + c]};
-        double out[kAlpha];
-        T::weight(column, out);
-        for (int r = 0; r < kAlpha; ++r) gk[r][c] = out[r];
-      }
-      for (int r = 0; r < kAlpha; ++r) {  // (G g) G^T, row by row
-        const double row[3] = {gk[r][0], gk[r][1], gk[r][2]};
-        double u[kAlpha];
-        T::weight(row, u);
-        for (int c = 0; c < kAlpha; ++c)
-          panel[((r * kAlpha + c) * g.in_channels + ci) * kChannels] = static_cast<float>(u[c]);
+  const std::int64_t row_stride = g.in_channels * kChannels;  // from U_p's row ci to U_{p+1}'s
+#pragma omp parallel for schedule(static) if (g.in_channels * g.out_channels >= kMinParallelKernels)
+  for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
+    for (std::int64_t panel = 0; panel < panels; ++panel) {
+      float* rows = packed + panel * T::positions * row_stride + ci * kChannels;
+      const std::int64_t lanes = std::min<std::int64_t>(kChannels, g.out_channels - panel * kChannels);
+      for (int p = 0; p < T::positions; ++p)
+        std::fill(rows + p * row_stride + lanes, rows + p * row_stride + kChannels, 0.0f);
+      for (std::int64_t lane = 0; lane < lanes; ++lane) {
+        const float* k = w + ((panel * kChannels + lane) * g.in_channels + ci) * 9;
+        double gk[kAlpha][3];  // G g, column by column
+        for (int c = 0; c < 3; ++c) {
+          const double column[3] = {k[c], k[3 + c], k[6 + c]};
+          double out[kAlpha];
+          T::weight(column, out);
+          for (int r = 0; r < kAlpha; ++r) gk[r][c] = out[r];
+        }
+        for (int r = 0; r < kAlpha; ++r) {  // (G g) G^T, row by row
+          const double row[3] = {gk[r][0], gk[r][1], gk[r][2]};
+          double u[kAlpha];
+          T::weight(row, u);
+          for (int c = 0; c < kAlpha; ++c)
+            rows[(r * kAlpha + c) * row_stride + lane] = static_cast<float>(u[c]);
+        }
       }
     }
   }
@@ -253,24 +388,24 @@ void transform_inputs(const Tiling<V, T>& tiling, const float* xp, std::int64_t 
     }
     const auto at = tiling.place(first + j);
     const float* patch =
-        xp + ((at.image * tiling.rows + T::m * at.row) * tiling.columns + T::m * at.column) * c;
+        xp + ((at.image * tiling.rows + T::step * at.row) * tiling.columns + T::step * at.column) * c;
     for (std::int64_t lane0 = 0; lane0 < c; lane0 += V::width) {
       Reg e[kAlpha][kAlpha];  // B^T d, one column of the patch at a time
-#pragma GCC unroll 6
+#pragma GCC unroll 9
       for (int col = 0; col < kAlpha; ++col) {
         Reg column[kAlpha], out[kAlpha];
-#pragma GCC unroll 6
+#pragma GCC unroll 9
         for (int r = 0; r < kAlpha; ++r) column[r] = V::load(patch + (r * tiling.columns + col) * c + lane0);
         T::input(column, out);
-#pragma GCC unroll 6
+#pragma GCC unroll 9
         for (int r = 0; r < kAlpha; ++r) e[r][col] = out[r];
       }
       float* to = v + j * c + lane0;
-#pragma GCC unroll 6
+#pragma GCC unroll 9
       for (int r = 0; r < kAlpha; ++r) {  // (B^T d) B, row by row
         Reg out[kAlpha];
         T::input(e[r], out);
-#pragma GCC unroll 6
+#pragma GCC unroll 9
         for (int col = 0; col < kAlpha; ++col) V::store(to + (r * kAlpha + col) * position_stride, out[col]);
       }
     }
@@ -321,10 +456,10 @@ void transform_outputs(const float* m, std::int64_t m_stride, const float* bias,
     for (std::int64_t lane0 = 0; lane0 < m_stride; lane0 += V::width) {
       const float* from = m + j * m_stride + lane0;
       Reg s[kM][kAlpha];  // A^T M, one column at a time
-#pragma GCC unroll 6
+#pragma GCC unroll 9
       for (int col = 0; col < kAlpha; ++col) {
         Reg column[kAlpha], out[kM];
-#pragma GCC unroll 6
+#pragma GCC unroll 9
         for (int r = 0; r < kAlpha; ++r) column[r] = V::load(from + (r * kAlpha + col) * position_stride);
         T::output(column, out);
 #pragma GCC unroll 4
@@ -439,6 +574,7 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
 // convolution of direct_kernel.hpp's backward-data).
 template <typename V, typename T, int kTiles, int kVectors>
 void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
+  static_assert(T::stride == 1, "a strided transposed convolution is not a forward convolution");
   const batch_chunks::Scratch flipped = direct::flipped_weights<V>(g, w);
   forward<V, T, kTiles, kVectors>(direct::transposed_geometry<V>(g), gy, flipped.get(), nullptr, gx);
 }
@@ -514,15 +650,15 @@ void transform_gradients(const Tiling<V, T>& tiling, const float* gyp, std::int6
 #pragma GCC unroll 4
         for (int r = 0; r < kM; ++r) column[r] = V::load(top + r * row_floats + col * channels + lane0);
         T::gradient(column, out);
-#pragma GCC unroll 6
+#pragma GCC unroll 9
         for (int r = 0; r < kAlpha; ++r) e[r][col] = out[r];
       }
       float* to = dm + t * channels + lane0;
-#pragma GCC unroll 6
+#pragma GCC unroll 9
       for (int r = 0; r < kAlpha; ++r) {  // (A dY) A^T, row by row
         Reg out[kAlpha];
         T::gradient(e[r], out);
-#pragma GCC unroll 6
+#pragma GCC unroll 9
         for (int col = 0; col < kAlpha; ++col) V::store(to + (r * kAlpha + col) * position_stride, out[col]);
       }
     }
@@ -569,8 +705,9 @@ template <typename V, typename T>
 void untransform_weights(const Conv2dGeometry& g, const float* du, std::int64_t du_rows,
                          std::int64_t du_stride, float* gw) {
   constexpr int kAlpha = T::alpha;
-  for (std::int64_t co = 0; co < g.out_channels; ++co) {
-    for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
+#pragma omp parallel for schedule(static) if (g.in_channels * g.out_channels >= kMinParallelKernels)
+  for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
+    for (std::int64_t co = 0; co < g.out_channels; ++co) {
       double h[3][kAlpha];  // G^T dU, one column at a time
       for (int c = 0; c < kAlpha; ++c) {
         double column[kAlpha], out[3];

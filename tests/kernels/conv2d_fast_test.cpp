@@ -126,6 +126,10 @@ std::vector<Conv2dGeometry> odd_shapes() {
       // Winograd's tiles (winograd_kernel.hpp) hanging over odd outputs, and its chunks:
       padded(geometry(3, 20, 7, 9, 18, 3, 3), 0, 2),  // 5 x 11 outputs: pad 0 down, 2 across
       padded(geometry(2, 17, 6, 5, 16, 3, 3), 3, 1),  // pad 3: forward and weight only
+      // F(2x2, 3x3) at stride 2 (forward and weight): 4 x 6 outputs of a 9 x 14 input without padding, whose
+      // last column no patch reaches; 5 x 5 outputs (tiles hanging over) with pad 2.
+      strided(geometry(3, 20, 9, 14, 18, 3, 3), 2, 2),
+      padded(strided(geometry(2, 17, 7, 8, 16, 3, 3), 2, 2), 2, 2),
       // Winograd F(2x2, 3x3)'s weight gradient at 16x16 outputs (64 tiles an image): blocks of 4 images,
       // chunks of 8, so 37 images are four chunks of two blocks and one of 4 + 1 images.
       padded(geometry(37, 16, 16, 16, 33, 3, 3), 1, 1),
@@ -387,11 +391,13 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
   using enum Conv2dAlgorithm;
   const Layer layers[] = {
       {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
-      {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Im2colGemm, DirectChannels,
+      {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Winograd4x4, DirectChannels,
        Im2colGemm},
       {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
-      {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Im2colGemm, DirectChannels,
-       Im2colGemm},
+      {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Winograd2x2, DirectChannels,
+       Im2colGemm},  // stride 2 with 64 channels: F(2x2, 3x3)
+      {padded(strided(geometry(1, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Im2colGemm, Im2colGemm,
+       Im2colGemm},  // stride 2, batch 1: 64 positions
       {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
       {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
        Winograd2x2},                                                                       // 128 channels
