@@ -70,7 +70,15 @@
 //      0.79), 32->64 (2048 positions) 0.91 / 0.57 / 1.17; at batch 1 im2col + GEMM wins (0.075 / 0.081 /
 //      0.195, 0.106 / 0.219 / 0.731); AVX2, 2 threads, batch 128: 16->32 4.57 / 2.99 / 2.84, 32->64 3.39
 //      / 2.30 / 2.62. Its weight gradients did not beat Direct or im2col + GEMM (16->32, 1 thread: 5.24 /
-//      5.74 vs 6.12 / 6.22), and a strided backward-data is not a forward convolution.
+//      5.74 vs 6.12 / 6.22). Backward-data at padding 1 (F2x2Stride2Data, F4x4Stride2Data: tiles of 4x4 or
+//      8x8 input-gradient pixels) takes F(4x4, 3x3) from 16384 positions with at most 32 channels each side,
+//      else F(2x2, 3x3) when the input has at least 32 channels; otherwise DirectChannels (rule 6a) keeps it.
+//      Measured, ms, 1 thread / 2 threads, DirectChannels vs F(2x2, 3x3) vs F(4x4, 3x3):
+//        batch 128  16->32 at 32x32   7.21 / 3.36   6.40 / 3.07   5.05 / 3.02
+//                   32->64 at 16x16   4.94 / 2.68   3.73 / 1.89   4.63 / 3.00
+//        batch 32   16->32 at 32x32   1.25 / 0.71   1.34 / 0.77   1.33 / 0.94
+//                   32->64 at 16x16   1.17 / 0.73   1.02 / 0.54   1.79 / 0.87
+//      and AVX2, 2 threads, batch 128: 16->32 3.99 / 3.18 / 3.58, 32->64 3.41 / 2.53 / 2.84.
 //   6. DirectChannels (direct_channels_kernel.hpp) reads the same strip one output row at a time, vectorized
 //      along the output channels, so it computes no junk; its backward-data runs the input gradient phase
 //      by phase, so it takes any stride. It goes
@@ -115,6 +123,8 @@ constexpr std::int64_t kMinWinogradPositions = 2048;
 constexpr std::int64_t kMinWinograd4x4Positions = 8192;
 constexpr std::int64_t kMaxWinograd4x4Channels = 64;
 constexpr std::int64_t kMaxWinograd4x4Stride2Channels = 32;
+constexpr std::int64_t kMinWinograd4x4Stride2DataPositions = 16384;
+constexpr std::int64_t kMinWinograd2x2Stride2DataChannels = 32;
 
 bool is_depthwise(const Conv2dGeometry& g) {
   return g.groups == g.in_channels && g.groups == g.out_channels &&
@@ -131,10 +141,12 @@ bool is_winograd_3x3(const Conv2dGeometry& g) {
          g.dilation_w == 1 && g.groups == 1;
 }
 
-// Winograd at stride 2 (winograd_kernel.hpp's F2x2Stride2, F4x4Stride2): forward and backward-weight only.
-bool is_winograd_3x3_stride2(const Conv2dGeometry& g) {
+// Winograd at stride 2 (winograd_kernel.hpp's F2x2Stride2, F4x4Stride2): forward and backward-weight at
+// any padding, backward-data (F2x2Stride2Data, F4x4Stride2Data) at padding 1.
+bool is_winograd_3x3_stride2(const Conv2dGeometry& g, Conv2dDirection direction) {
   return g.kernel_h == 3 && g.kernel_w == 3 && g.stride_h == 2 && g.stride_w == 2 && g.dilation_h == 1 &&
-         g.dilation_w == 1 && g.groups == 1;
+         g.dilation_w == 1 && g.groups == 1 &&
+         (direction != Conv2dDirection::BackwardData || (g.pad_h == 1 && g.pad_w == 1));
 }
 
 }  // namespace
@@ -185,13 +197,11 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
     case Conv2dAlgorithm::Depthwise:
       return is_depthwise(g) && level != CpuLevel::Reference;
     case Conv2dAlgorithm::Winograd2x2:
-      if (level != CpuLevel::Reference && is_winograd_3x3_stride2(g))
-        return direction != Conv2dDirection::BackwardData;
+      if (level != CpuLevel::Reference && is_winograd_3x3_stride2(g, direction)) return true;
       return level != CpuLevel::Reference && is_winograd_3x3(g) &&
              (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
     case Conv2dAlgorithm::Winograd4x4:
-      if (level != CpuLevel::Reference && is_winograd_3x3_stride2(g))
-        return direction != Conv2dDirection::BackwardData;
+      if (level != CpuLevel::Reference && is_winograd_3x3_stride2(g, direction)) return true;
       return level != CpuLevel::Reference && is_winograd_3x3(g) &&
              (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
     case Conv2dAlgorithm::Direct:
@@ -210,11 +220,14 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   if (is_pointwise(g)) return Conv2dAlgorithm::Pointwise;
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
   const std::int64_t positions = g.batch * g.out_height() * g.out_width();
-  if (direction == Conv2dDirection::Forward && is_winograd_3x3_stride2(g) &&
-      std::min(cg, cog) >= kMinWinogradChannels && positions >= kMinWinogradPositions) {
-    const bool large_tiles =
-        positions >= kMinWinograd4x4Positions && std::max(cg, cog) <= kMaxWinograd4x4Stride2Channels;
-    return large_tiles ? Conv2dAlgorithm::Winograd4x4 : Conv2dAlgorithm::Winograd2x2;  // rule 5, stride 2
+  if (direction != Conv2dDirection::BackwardWeight && is_winograd_3x3_stride2(g, direction) &&
+      std::min(cg, cog) >= kMinWinogradChannels && positions >= kMinWinogradPositions) {  // rule 5, stride 2
+    const bool forward = direction == Conv2dDirection::Forward;
+    const std::int64_t large_tile_positions =
+        forward ? kMinWinograd4x4Positions : kMinWinograd4x4Stride2DataPositions;
+    if (positions >= large_tile_positions && std::max(cg, cog) <= kMaxWinograd4x4Stride2Channels)
+      return Conv2dAlgorithm::Winograd4x4;
+    if (forward || cg >= kMinWinograd2x2Stride2DataChannels) return Conv2dAlgorithm::Winograd2x2;
   }
   if (is_winograd_3x3(g) && std::min(cg, cog) >= kMinWinogradChannels && positions >= kMinWinogradPositions &&
       (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g))) {

@@ -6,7 +6,7 @@
 //   Depthwise   groups == C_in == C_out: a direct kernel vectorized along the output row
 //   Winograd2x2 Winograd F(2x2, 3x3), vectorized along the channels (winograd_kernel.hpp): 3x3 kernel,
 //               dilation 1, groups 1; at stride 1 forward and backward-weight at any padding, backward-data
-//               at pad <= 2; at stride 2 (each patch split by phase) forward and backward-weight
+//               at pad <= 2; at stride 2 (split by phase) the same, backward-data at pad 1
 //   Winograd4x4 F(4x4, 3x3), the same kernel with 4x4 output tiles, the same directions
 //   Direct      a GEMM over a zero-padded strip of images where every tap is a constant offset, so no
 //               im2col (direct_kernel.hpp); forward and backward-weight for any geometry, backward-data

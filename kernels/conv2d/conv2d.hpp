@@ -109,8 +109,8 @@ constexpr bool direct_backward_data_fits(const Conv2dGeometry& g) {
 // Winograd F(2x2, 3x3) and F(4x4, 3x3) (winograd_kernel.hpp, avx512_winograd.cpp, avx2_winograd.cpp): 3x3
 // kernel, dilation 1, groups 1; 16 multiplies per 2x2 outputs, or 36 per 4x4, where the direct method takes
 // 36 per 2x2. At stride 1, forward and backward-weight at any padding, backward-data where
-// direct_backward_data_fits (pad <= 2); at stride 2, forward and backward-weight (25 multiplies per 2x2
-// outputs, 81 per 4x4).
+// direct_backward_data_fits (pad <= 2); at stride 2, forward and backward-weight at any padding and
+// backward-data at pad 1 (25 multiplies per 2x2 outputs, 81 per 4x4).
 //
 // Direct depthwise kernels (avx512_depthwise.cpp, avx2_depthwise.cpp): groups == C_in == C_out, vectorized
 // along the output row. Each takes the per-plane direct loops of depthwise_kernel.hpp at its vector width.

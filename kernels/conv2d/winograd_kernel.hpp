@@ -4,7 +4,8 @@
 // forward and the weight gradient (any padding) and backward-data (the forward of gy through the flipped
 // kernel with C_in and C_out swapped, padding 2 - pad, so pad <= 2) take either. At stride 2, forward and
 // the weight gradient take either through a split of each patch by phase (F2x2Stride2, F4x4Stride2: 25
-// multiplies per 2x2 outputs, 81 per 4x4); a strided backward-data is not a forward convolution.
+// multiplies per 2x2 outputs, 81 per 4x4), and backward-data at padding 1 through a split of the input
+// gradient by phase (F2x2Stride2Data, F4x4Stride2Data).
 //
 // Each 2x2 block of outputs, a tile, comes from the 4x4 input patch d under it:
 //
@@ -72,9 +73,9 @@ template <typename V>
 struct F2x2 {
   using Reg = typename V::Reg;
   static constexpr int m = 2, alpha = 4, positions = alpha * alpha;
-  static constexpr int stride = 1, step = m;  // the convolution's stride; input rows from a patch to the next
+  static constexpr int patch = alpha, step = m;  // a patch's input rows, and the rows from one to the next
 
-  static void input(const Reg (&x)[alpha], Reg (&out)[alpha]) {
+  static void input(const Reg (&x)[patch], Reg (&out)[alpha]) {
     out[0] = V::sub(x[0], x[2]);
     out[1] = V::add(x[1], x[2]);
     out[2] = V::sub(x[2], x[1]);
@@ -114,9 +115,9 @@ template <typename V>
 struct F4x4 {
   using Reg = typename V::Reg;
   static constexpr int m = 4, alpha = 6, positions = alpha * alpha;
-  static constexpr int stride = 1, step = m;
+  static constexpr int patch = alpha, step = m;
 
-  static void input(const Reg (&x)[alpha], Reg (&out)[alpha]) {
+  static void input(const Reg (&x)[patch], Reg (&out)[alpha]) {
     const Reg four = V::broadcast(4.0f), minus_four = V::broadcast(-4.0f), minus_five = V::broadcast(-5.0f);
     const Reg a = V::fmadd(minus_four, x[2], x[4]);  // x4 - 4 x2
     const Reg b = V::fmadd(minus_four, x[1], x[3]);  // x3 - 4 x1
@@ -184,9 +185,9 @@ template <typename V>
 struct F2x2Stride2 {
   using Reg = typename V::Reg;
   static constexpr int m = 2, alpha = 5, positions = alpha * alpha;
-  static constexpr int stride = 2, step = stride * m;
+  static constexpr int patch = alpha, step = 2 * m;
 
-  static void input(const Reg (&x)[alpha], Reg (&out)[alpha]) {
+  static void input(const Reg (&x)[patch], Reg (&out)[alpha]) {
     out[0] = V::sub(x[0], x[2]);
     out[1] = x[2];
     out[2] = V::sub(x[4], x[2]);
@@ -233,9 +234,9 @@ template <typename V>
 struct F4x4Stride2 {
   using Reg = typename V::Reg;
   static constexpr int m = 4, alpha = 9, positions = alpha * alpha;
-  static constexpr int stride = 2, step = stride * m;
+  static constexpr int patch = alpha, step = 2 * m;
 
-  static void input(const Reg (&x)[alpha], Reg (&out)[alpha]) {
+  static void input(const Reg (&x)[patch], Reg (&out)[alpha]) {
     const Reg two = V::broadcast(2.0f), minus_two = V::broadcast(-2.0f);
     const Reg e0 = x[0], e1 = x[2], e2 = x[4], e3 = x[6], e4 = x[8];
     const Reg d31 = V::sub(e3, e1);
@@ -279,18 +280,91 @@ struct F4x4Stride2 {
   }
 };
 
+// Backward-data at stride 2 and padding 1, the transposed convolution, split by the phase of gx rather than
+// of the patch: gx[2i] = gy[i] w1 and gx[2i + 1] = gy[i] w2 + gy[i + 1] w0 (along each axis). With the
+// kernel flipped (g = (w2, w1, w0), direct::flipped_weights) and each row of gy read twice, d[2i] = d[2i + 1]
+// = gy[i], that is the stride-2 forward's two parts, e_j g0 + e_{j+1} g2 (F(k, 2)) and o_j g1, kept apart
+// rather than added: the first makes the odd gx, the second the even. So the input and weight maps are the
+// forward's, on a patch of k + 1 rows of gy spread to 2k + 1, and a tile is m = 2k gx outputs, interleaved
+// even, odd, even, ...; the next tile's gy rows start k further on. winograd::forward runs it over gy
+// (backward_data_stride2 below).
+template <typename V>
+struct F2x2Stride2Data {
+  using Reg = typename V::Reg;
+  static constexpr int m = 4, alpha = 5, positions = alpha * alpha;
+  static constexpr int patch = 3, step = 2;
+
+  static void input(const Reg (&x)[patch], Reg (&out)[alpha]) {
+    const Reg spread[F2x2Stride2<V>::patch] = {x[0], x[0], x[1], x[1], x[2]};
+    F2x2Stride2<V>::input(spread, out);
+  }
+  static void output(const Reg (&x)[alpha], Reg (&out)[m]) {
+    out[0] = x[3];
+    out[1] = V::add(x[0], x[1]);
+    out[2] = x[4];
+    out[3] = V::add(x[1], x[2]);
+  }
+  static void weight(const double (&g)[3], double (&out)[alpha]) { F2x2Stride2<V>::weight(g, out); }
+};
+
+// The same with F(4, 2): 8 gx outputs a tile from 5 rows of gy, 81 multiplies for 64 outputs where the
+// direct sum takes 144 (a gx output has 1, 2, 2 or 4 taps).
+template <typename V>
+struct F4x4Stride2Data {
+  using Reg = typename V::Reg;
+  static constexpr int m = 8, alpha = 9, positions = alpha * alpha;
+  static constexpr int patch = 5, step = 4;
+
+  static void input(const Reg (&x)[patch], Reg (&out)[alpha]) {
+    const Reg spread[F4x4Stride2<V>::patch] = {x[0], x[0], x[1], x[1], x[2], x[2], x[3], x[3], x[4]};
+    F4x4Stride2<V>::input(spread, out);
+  }
+  static void output(const Reg (&x)[alpha], Reg (&out)[m]) {
+    const Reg sum12 = V::add(x[1], x[2]), difference12 = V::sub(x[1], x[2]);
+    out[0] = x[5];
+    out[1] = V::add(V::add(x[0], sum12), x[3]);
+    out[2] = x[6];
+    out[3] = V::fmadd(V::broadcast(2.0f), x[3], difference12);
+    out[4] = x[7];
+    out[5] = V::fmadd(V::broadcast(4.0f), x[3], sum12);
+    out[6] = x[8];
+    out[7] = V::add(V::fmadd(V::broadcast(8.0f), x[3], difference12), x[4]);
+  }
+  static void weight(const double (&g)[3], double (&out)[alpha]) { F4x4Stride2<V>::weight(g, out); }
+};
+
+// What one pass of the kernel computes: `batch` images of in_channels planes of in_height x in_width, read as
+// zero-padded by pad_h rows and pad_w columns at the top and left (and as far as the tiles reach at the
+// bottom and right), into out_channels planes of out_height x out_width, with weights [out][in][3][3]. A
+// forward convolution's is Pass::of(g); backward-data's is one over gy.
+struct Pass {
+  std::int64_t batch, in_channels, in_height, in_width, pad_h, pad_w, out_channels, out_height, out_width;
+
+  static Pass of(const Conv2dGeometry& g) {
+    return {.batch = g.batch,
+            .in_channels = g.in_channels,
+            .in_height = g.in_height,
+            .in_width = g.in_width,
+            .pad_h = g.pad_h,
+            .pad_w = g.pad_w,
+            .out_channels = g.out_channels,
+            .out_height = g.out_height(),
+            .out_width = g.out_width()};
+  }
+};
+
 // Where the tiles of one call are, and the padded channels-last input they read.
 template <typename V, typename T>
 struct Tiling {
   std::int64_t tiles_h, tiles_w;  // tiles per image, down and across
-  std::int64_t rows, columns;  // of the padded input: step * tiles + alpha - step, so every patch lies inside
+  std::int64_t rows, columns;  // of the padded input: step * tiles + patch - step, so every patch lies inside
   std::int64_t channels;       // input channels padded to whole vectors
 
-  explicit Tiling(const Conv2dGeometry& g)
-      : tiles_h((g.out_height() + T::m - 1) / T::m),
-        tiles_w((g.out_width() + T::m - 1) / T::m),
-        rows(T::step * tiles_h + T::alpha - T::step),
-        columns(T::step * tiles_w + T::alpha - T::step),
+  explicit Tiling(const Pass& g)
+      : tiles_h((g.out_height + T::m - 1) / T::m),
+        tiles_w((g.out_width + T::m - 1) / T::m),
+        rows(T::step * tiles_h + T::patch - T::step),
+        columns(T::step * tiles_w + T::patch - T::step),
         channels((g.in_channels + V::width - 1) / V::width * V::width) {}
   std::int64_t per_image() const { return tiles_h * tiles_w; }
   std::int64_t image_floats() const { return rows * columns * channels; }
@@ -306,7 +380,7 @@ struct Tiling {
 
 // xp for `count` images of x (NCHW, `image_stride` floats apart): step 1 above.
 template <typename V, typename T>
-void pad_input(const Conv2dGeometry& g, const Tiling<V, T>& tiling, const float* x, std::int64_t image_stride,
+void pad_input(const Pass& g, const Tiling<V, T>& tiling, const float* x, std::int64_t image_stride,
                std::int64_t count, float* xp) {
   // At stride 2 without padding the patches may stop short of the input's last column, which no output
   // reads: only the columns the patches cover are copied.
@@ -342,7 +416,7 @@ inline constexpr std::int64_t kMinParallelKernels = 1024;
 // packed[panel][p][ci][lane] = U_p[ci][panel * kChannels + lane] = (G g G^T)_p for g = w[co, ci], computed
 // in double and rounded once; lanes past C_out are zero.
 template <typename V, typename T, int kChannels>
-void transform_weights(const Conv2dGeometry& g, const float* w, float* packed) {
+void transform_weights(const Pass& g, const float* w, float* packed) {
   constexpr int kAlpha = T::alpha;
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels;
   const std::int64_t row_stride = g.in_channels * kChannels;  // from U_p's row ci to U_{p+1}'s
@@ -379,7 +453,7 @@ template <typename V, typename T>
 void transform_inputs(const Tiling<V, T>& tiling, const float* xp, std::int64_t first, std::int64_t block,
                       std::int64_t tiles, float* v) {
   using Reg = typename V::Reg;
-  constexpr int kAlpha = T::alpha;
+  constexpr int kAlpha = T::alpha, kPatch = T::patch;
   const std::int64_t c = tiling.channels, position_stride = block * c;
   for (std::int64_t j = 0; j < block; ++j) {
     if (first + j >= tiles) {
@@ -390,12 +464,12 @@ void transform_inputs(const Tiling<V, T>& tiling, const float* xp, std::int64_t 
     const float* patch =
         xp + ((at.image * tiling.rows + T::step * at.row) * tiling.columns + T::step * at.column) * c;
     for (std::int64_t lane0 = 0; lane0 < c; lane0 += V::width) {
-      Reg e[kAlpha][kAlpha];  // B^T d, one column of the patch at a time
+      Reg e[kAlpha][kPatch];  // B^T d, one column of the patch at a time
 #pragma GCC unroll 9
-      for (int col = 0; col < kAlpha; ++col) {
-        Reg column[kAlpha], out[kAlpha];
+      for (int col = 0; col < kPatch; ++col) {
+        Reg column[kPatch], out[kAlpha];
 #pragma GCC unroll 9
-        for (int r = 0; r < kAlpha; ++r) column[r] = V::load(patch + (r * tiling.columns + col) * c + lane0);
+        for (int r = 0; r < kPatch; ++r) column[r] = V::load(patch + (r * tiling.columns + col) * c + lane0);
         T::input(column, out);
 #pragma GCC unroll 9
         for (int r = 0; r < kAlpha; ++r) e[r][col] = out[r];
@@ -481,10 +555,9 @@ void transform_outputs(const float* m, std::int64_t m_stride, const float* bias,
 // The block's staged outputs into y (NCHW, the chunk's first image at y, `image_stride` floats apart): each
 // run of tiles in one tile row is a contiguous run of outputs in each of its m output rows.
 template <typename V, typename T, int kTiles>
-void store_outputs(const Conv2dGeometry& g, const Tiling<V, T>& tiling, std::int64_t first,
-                   std::int64_t valid, const float* staged, std::int64_t m_stride, float* y,
-                   std::int64_t image_stride) {
-  const std::int64_t out_h = g.out_height(), out_w = g.out_width(), plane = out_h * out_w;
+void store_outputs(const Pass& g, const Tiling<V, T>& tiling, std::int64_t first, std::int64_t valid,
+                   const float* staged, std::int64_t m_stride, float* y, std::int64_t image_stride) {
+  const std::int64_t out_h = g.out_height, out_w = g.out_width, plane = out_h * out_w;
   for (std::int64_t j = 0; j < valid;) {
     const auto at = tiling.place(first + j);
     const std::int64_t run = std::min(valid - j, tiling.tiles_w - at.column);  // tiles left in the tile row
@@ -515,12 +588,12 @@ void for_each_block(std::int64_t count, std::int64_t scratch_floats, float* own,
 }
 
 template <typename V, typename T, int kTiles, int kVectors>
-void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+void forward(const Pass& g, const float* x, const float* w, const float* bias, float* y) {
   constexpr std::int64_t kChannels = kVectors * V::width;
   const Tiling<V, T> tiling(g);
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels, m_stride = panels * kChannels;
   const std::int64_t in_image = g.in_channels * g.in_height * g.in_width;
-  const std::int64_t out_image = g.out_channels * g.out_height() * g.out_width();
+  const std::int64_t out_image = g.out_channels * g.out_height * g.out_width;
 
   const std::int64_t u_panel = T::positions * g.in_channels * kChannels;
   const batch_chunks::Scratch u = batch_chunks::scratch(panels * u_panel);
@@ -529,9 +602,9 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
   std::fill(packed_bias.get(), packed_bias.get() + m_stride, 0.0f);
   if (bias) std::copy(bias, bias + g.out_channels, packed_bias.get());
 
-  const batch_chunks::Chunking chunks =
-      batch_chunks::balanced(direct::chunk_images<V>(g, tiling.image_floats(), direct::kForwardChunkFloats),
-                             g.batch, compute_threads());
+  const batch_chunks::Chunking chunks = batch_chunks::balanced(
+      batch_chunks::chunk_batch(g.batch, 1, g.batch, tiling.image_floats(), direct::kForwardChunkFloats),
+      g.batch, compute_threads());
   const std::int64_t xp_floats = chunks.images_per_chunk * tiling.image_floats();
   // A block's scratch: V [positions][kTiles][channels], M [positions][kTiles][m_stride], staged
   // [m][m * kTiles][m_stride].
@@ -569,14 +642,37 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
       });
 }
 
+template <typename V, typename T, int kTiles, int kVectors>
+void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+  forward<V, T, kTiles, kVectors>(Pass::of(g), x, w, bias, y);
+}
+
 // gx is the forward convolution of gy through wt[ci, co, kh, kw] = w[co, ci, 2 - kh, 2 - kw], padded by
 // 2 - pad: input position (ih, iw) then reads exactly the outputs it fed in the forward pass (the transposed
 // convolution of direct_kernel.hpp's backward-data).
 template <typename V, typename T, int kTiles, int kVectors>
 void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  static_assert(T::stride == 1, "a strided transposed convolution is not a forward convolution");
+  static_assert(T::step == T::m, "a stride-1 trait: at stride 2, backward_data_stride2");
   const batch_chunks::Scratch flipped = direct::flipped_weights<V>(g, w);
   forward<V, T, kTiles, kVectors>(direct::transposed_geometry<V>(g), gy, flipped.get(), nullptr, gx);
+}
+
+// At stride 2 and padding 1, a pass over gy (no padding: the tiles' last rows read the zeros past it) through
+// the flipped kernel, with a Stride2Data trait's tiles of 2m gx outputs.
+template <typename V, typename T, int kTiles, int kVectors>
+void backward_data_stride2(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
+  static_assert(T::m == 2 * T::step, "a Stride2Data trait");
+  const batch_chunks::Scratch flipped = direct::flipped_weights<V>(g, w);
+  const Pass pass{.batch = g.batch,
+                  .in_channels = g.out_channels,
+                  .in_height = g.out_height(),
+                  .in_width = g.out_width(),
+                  .pad_h = 0,
+                  .pad_w = 0,
+                  .out_channels = g.in_channels,
+                  .out_height = g.in_height,
+                  .out_width = g.in_width};
+  forward<V, T, kTiles, kVectors>(pass, gy, flipped.get(), nullptr, gx);
 }
 
 // ---- backward-weight
@@ -608,9 +704,9 @@ inline constexpr std::int64_t kMinWeightChunks = 4;
 // gyp[b][r][c][co] for r < m * TH, c < m * TW: `count` images of gy channels-last, zero past the output
 // and in the lanes from C_out up to `channels`.
 template <typename V, typename T>
-void pad_gradient(const Conv2dGeometry& g, const Tiling<V, T>& tiling, const float* gy,
-                  std::int64_t image_stride, std::int64_t count, std::int64_t channels, float* gyp) {
-  const std::int64_t out_h = g.out_height(), out_w = g.out_width(), plane = out_h * out_w;
+void pad_gradient(const Pass& g, const Tiling<V, T>& tiling, const float* gy, std::int64_t image_stride,
+                  std::int64_t count, std::int64_t channels, float* gyp) {
+  const std::int64_t out_h = g.out_height, out_w = g.out_width, plane = out_h * out_w;
   const std::int64_t rows = T::m * tiling.tiles_h, row_floats = T::m * tiling.tiles_w * channels;
   for (std::int64_t b = 0; b < count; ++b) {
     for (std::int64_t r = 0; r < rows; ++r) {
@@ -702,8 +798,8 @@ void weight_product_tile(std::int64_t tiles, const float* v, std::int64_t v_stri
 
 // gw[co, ci] = G^T dU_{ci, co} G, from du[p][ci][co] (rows of du_stride floats), in double.
 template <typename V, typename T>
-void untransform_weights(const Conv2dGeometry& g, const float* du, std::int64_t du_rows,
-                         std::int64_t du_stride, float* gw) {
+void untransform_weights(const Pass& g, const float* du, std::int64_t du_rows, std::int64_t du_stride,
+                         float* gw) {
   constexpr int kAlpha = T::alpha;
 #pragma omp parallel for schedule(static) if (g.in_channels * g.out_channels >= kMinParallelKernels)
   for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
@@ -726,14 +822,15 @@ void untransform_weights(const Conv2dGeometry& g, const float* du, std::int64_t 
 }
 
 template <typename V, typename T, typename Tile>
-void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
+void backward_weight(const Conv2dGeometry& geometry, const float* gy, const float* x, float* gw) {
+  const Pass g = Pass::of(geometry);
   constexpr std::int64_t kChannels = Tile::vectors * V::width;
   constexpr int kPositions = T::positions;
   const Tiling<V, T> tiling(g);
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels, dm_stride = panels * kChannels;
   const std::int64_t groups = (g.in_channels + Tile::taps - 1) / Tile::taps, du_rows = groups * Tile::taps;
   const std::int64_t in_image = g.in_channels * g.in_height * g.in_width;
-  const std::int64_t out_image = g.out_channels * g.out_height() * g.out_width();
+  const std::int64_t out_image = g.out_channels * g.out_height * g.out_width;
 
   // At most a kMinWeightChunks-th of the batch per chunk, so small images still leave the threads chunks
   // to share (their transforms run on the chunk's thread).

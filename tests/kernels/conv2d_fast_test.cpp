@@ -126,10 +126,12 @@ std::vector<Conv2dGeometry> odd_shapes() {
       // Winograd's tiles (winograd_kernel.hpp) hanging over odd outputs, and its chunks:
       padded(geometry(3, 20, 7, 9, 18, 3, 3), 0, 2),  // 5 x 11 outputs: pad 0 down, 2 across
       padded(geometry(2, 17, 6, 5, 16, 3, 3), 3, 1),  // pad 3: forward and weight only
-      // F(2x2, 3x3) at stride 2 (forward and weight): 4 x 6 outputs of a 9 x 14 input without padding, whose
-      // last column no patch reaches; 5 x 5 outputs (tiles hanging over) with pad 2.
+      // Winograd at stride 2: 4 x 6 outputs of a 9 x 14 input without padding, whose last column no patch
+      // reaches; 5 x 5 outputs (tiles hanging over) with pad 2 (forward and weight only); and backward-data's
+      // tiles of gx (4x4 and 8x8) hanging over a 10 x 13 input, 16 input channels (the narrow tile).
       strided(geometry(3, 20, 9, 14, 18, 3, 3), 2, 2),
       padded(strided(geometry(2, 17, 7, 8, 16, 3, 3), 2, 2), 2, 2),
+      padded(strided(geometry(3, 16, 10, 13, 20, 3, 3), 2, 2), 1, 1),
       // Winograd F(2x2, 3x3)'s weight gradient at 16x16 outputs (64 tiles an image): blocks of 4 images,
       // chunks of 8, so 37 images are four chunks of two blocks and one of 4 + 1 images.
       padded(geometry(37, 16, 16, 16, 33, 3, 3), 1, 1),
@@ -367,8 +369,10 @@ TEST_CASE("conv2d fast: forcing an algorithm on a shape it does not support thro
   CHECK_THROWS_AS(kernels::conv2d_forward_using(Conv2dAlgorithm::Pointwise, g, in.x.data(), in.w.data(),
                                                 nullptr, y.data()),
                   kiln::Error);
-  // Winograd's backward-data is the forward through the flipped kernel, which needs stride 1 and pad <= 2.
-  for (const Conv2dGeometry& beyond : {padded(strided(geometry(1, 3, 5, 5, 4, 3, 3), 2, 2), 1, 1),
+  // Winograd's backward-data is the forward through the flipped kernel, which needs pad <= 2 at stride 1
+  // and pad 1 at stride 2.
+  for (const Conv2dGeometry& beyond : {strided(geometry(1, 3, 5, 5, 4, 3, 3), 2, 2),
+                                       padded(strided(geometry(1, 3, 5, 5, 4, 3, 3), 2, 2), 2, 2),
                                        padded(geometry(1, 3, 5, 5, 4, 3, 3), 3, 3)}) {
     const Operands beyond_in(beyond);
     Floats gx = nan_floats(x_size(beyond));
@@ -391,10 +395,12 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
   using enum Conv2dAlgorithm;
   const Layer layers[] = {
       {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
-      {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Winograd4x4, DirectChannels,
+      {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Winograd4x4, Winograd4x4,
        Im2colGemm},
+      {padded(strided(geometry(32, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Winograd4x4, DirectChannels,
+       Im2colGemm},  // stride 2, batch 32: backward-data with 16 input channels
       {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
-      {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Winograd2x2, DirectChannels,
+      {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Winograd2x2, Winograd2x2,
        Im2colGemm},  // stride 2 with 64 channels: F(2x2, 3x3)
       {padded(strided(geometry(1, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Im2colGemm, Im2colGemm,
        Im2colGemm},  // stride 2, batch 1: 64 positions
