@@ -54,6 +54,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/conv2d.hpp"
@@ -64,9 +65,9 @@
 namespace kiln::kernels::winograd {
 
 // The tile sizes. Each gives the 1-D maps that the 2-D transforms apply along the columns, then the rows:
-//   input   B^T x   alpha -> alpha floats, on vectors
+//   input   B^T x   patch -> alpha floats, on vectors (a stride-1 patch is alpha wide)
 //   output  A^T x   alpha -> m, on vectors
-//   weight  G g     3 -> alpha, in double (once per call, then rounded once)
+//   weight  G g     3 -> alpha, in double (once per call, then rounded once), on a double or on Doubles
 // (Every type here is a template on the vector trait V so that the AVX-512 and AVX2 objects never share a
 // compiled function.)
 template <typename V>
@@ -85,7 +86,8 @@ struct F2x2 {
     out[0] = V::add(V::add(x[0], x[1]), x[2]);
     out[1] = V::sub(V::sub(x[1], x[2]), x[3]);
   }
-  static void weight(const double (&g)[3], double (&out)[alpha]) {
+  template <typename D>
+  static void weight(const D (&g)[3], D (&out)[alpha]) {
     out[0] = g[0];
     out[1] = 0.5 * (g[0] + g[1] + g[2]);
     out[2] = 0.5 * (g[0] - g[1] + g[2]);
@@ -98,7 +100,8 @@ struct F2x2 {
     out[2] = V::sub(x[0], x[1]);
     out[3] = V::neg(x[1]);
   }
-  static void unweight(const double (&y)[alpha], double (&out)[3]) {
+  template <typename D>
+  static void unweight(const D (&y)[alpha], D (&out)[3]) {
     out[0] = y[0] + 0.5 * (y[1] + y[2]);
     out[1] = 0.5 * (y[1] - y[2]);
     out[2] = 0.5 * (y[1] + y[2]) + y[3];
@@ -138,7 +141,8 @@ struct F4x4 {
     out[2] = V::fmadd(V::broadcast(4.0f), sum34, sum12);
     out[3] = V::add(V::fmadd(V::broadcast(8.0f), difference34, difference12), x[5]);
   }
-  static void weight(const double (&g)[3], double (&out)[alpha]) {
+  template <typename D>
+  static void weight(const D (&g)[3], D (&out)[alpha]) {
     out[0] = g[0] / 4;
     out[1] = -(g[0] + g[1] + g[2]) / 6;
     out[2] = -(g[0] - g[1] + g[2]) / 6;
@@ -158,7 +162,8 @@ struct F4x4 {
     out[4] = V::fmadd(V::broadcast(-2.0f), odd4, even4);  // x0 - 2 x1 + 4 x2 - 8 x3
     out[5] = x[3];
   }
-  static void unweight(const double (&y)[alpha], double (&out)[3]) {
+  template <typename D>
+  static void unweight(const D (&y)[alpha], D (&out)[3]) {
     out[0] = y[0] / 4 - (y[1] + y[2]) / 6 + (y[3] + y[4]) / 24;
     out[1] = (y[2] - y[1]) / 6 + (y[3] - y[4]) / 12;
     out[2] = (y[3] + y[4] - y[1] - y[2]) / 6 + y[5];
@@ -198,7 +203,8 @@ struct F2x2Stride2 {
     out[0] = V::add(V::add(x[0], x[1]), x[3]);
     out[1] = V::add(V::add(x[1], x[2]), x[4]);
   }
-  static void weight(const double (&g)[3], double (&out)[alpha]) {
+  template <typename D>
+  static void weight(const D (&g)[3], D (&out)[alpha]) {
     out[0] = g[0];
     out[1] = g[0] + g[2];
     out[2] = g[2];
@@ -212,7 +218,8 @@ struct F2x2Stride2 {
     out[3] = x[0];
     out[4] = x[1];
   }
-  static void unweight(const double (&y)[alpha], double (&out)[3]) {
+  template <typename D>
+  static void unweight(const D (&y)[alpha], D (&out)[3]) {
     out[0] = y[0] + y[1];
     out[1] = y[3] + y[4];
     out[2] = y[1] + y[2];
@@ -257,7 +264,8 @@ struct F4x4Stride2 {
     out[2] = V::add(V::fmadd(V::broadcast(4.0f), x[3], sum12), x[7]);
     out[3] = V::add(V::fmadd(V::broadcast(8.0f), x[3], difference12), V::add(x[4], x[8]));
   }
-  static void weight(const double (&g)[3], double (&out)[alpha]) {
+  template <typename D>
+  static void weight(const D (&g)[3], D (&out)[alpha]) {
     out[0] = g[0] / 2;
     out[1] = -(g[0] + g[2]) / 2;
     out[2] = (g[2] - g[0]) / 6;
@@ -273,7 +281,8 @@ struct F4x4Stride2 {
     out[4] = x[3];
     for (int j = 0; j < m; ++j) out[5 + j] = x[j];
   }
-  static void unweight(const double (&y)[alpha], double (&out)[3]) {
+  template <typename D>
+  static void unweight(const D (&y)[alpha], D (&out)[3]) {
     out[0] = (y[0] - y[1]) / 2 + (y[3] - y[2]) / 6;
     out[1] = y[5] + y[6] + y[7] + y[8];
     out[2] = y[2] / 6 + y[3] / 3 - y[1] / 2 + y[4];
@@ -304,7 +313,10 @@ struct F2x2Stride2Data {
     out[2] = x[4];
     out[3] = V::add(x[1], x[2]);
   }
-  static void weight(const double (&g)[3], double (&out)[alpha]) { F2x2Stride2<V>::weight(g, out); }
+  template <typename D>
+  static void weight(const D (&g)[3], D (&out)[alpha]) {
+    F2x2Stride2<V>::weight(g, out);
+  }
 };
 
 // The same with F(4, 2): 8 gx outputs a tile from 5 rows of gy, 81 multiplies for 64 outputs where the
@@ -330,7 +342,10 @@ struct F4x4Stride2Data {
     out[6] = x[8];
     out[7] = V::add(V::fmadd(V::broadcast(8.0f), x[3], difference12), x[4]);
   }
-  static void weight(const double (&g)[3], double (&out)[alpha]) { F4x4Stride2<V>::weight(g, out); }
+  template <typename D>
+  static void weight(const D (&g)[3], D (&out)[alpha]) {
+    F4x4Stride2<V>::weight(g, out);
+  }
 };
 
 // What one pass of the kernel computes: `batch` images of in_channels planes of in_height x in_width, read as
@@ -413,6 +428,13 @@ void pad_input(const Pass& g, const Tiling<V, T>& tiling, const float* x, std::i
 // kernels (C_in x C_out) on.
 inline constexpr std::int64_t kMinParallelKernels = 1024;
 
+// Within a thread they run on eight output channels at once: the traits' weight maps are written for any
+// type with double's arithmetic, and GCC's vector extension gives that to eight doubles, in whatever
+// registers the including instruction-set file has. Each lane computes what a double would, bit for bit.
+inline constexpr int kDoubleLanes = 8;
+using Doubles = double __attribute__((vector_size(kDoubleLanes * sizeof(double))));
+using DoubleLaneFloats = float __attribute__((vector_size(kDoubleLanes * sizeof(float))));
+
 // packed[panel][p][ci][lane] = U_p[ci][panel * kChannels + lane] = (G g G^T)_p for g = w[co, ci], computed
 // in double and rounded once; lanes past C_out are zero.
 template <typename V, typename T, int kChannels>
@@ -427,21 +449,33 @@ void transform_weights(const Pass& g, const float* w, float* packed) {
       const std::int64_t lanes = std::min<std::int64_t>(kChannels, g.out_channels - panel * kChannels);
       for (int p = 0; p < T::positions; ++p)
         std::fill(rows + p * row_stride + lanes, rows + p * row_stride + kChannels, 0.0f);
-      for (std::int64_t lane = 0; lane < lanes; ++lane) {
-        const float* k = w + ((panel * kChannels + lane) * g.in_channels + ci) * 9;
-        double gk[kAlpha][3];  // G g, column by column
+      for (std::int64_t lane0 = 0; lane0 < lanes; lane0 += kDoubleLanes) {
+        const std::int64_t count = std::min<std::int64_t>(kDoubleLanes, lanes - lane0);
+        Doubles k[9];  // lane l: the kernel w[panel * kChannels + lane0 + l, ci] (lanes past C_out: zero)
+        for (int l = 0; l < kDoubleLanes; ++l) {
+          const float* kernel = w + ((panel * kChannels + lane0 + l) * g.in_channels + ci) * 9;
+          for (int t = 0; t < 9; ++t) k[t][l] = l < count ? kernel[t] : 0.0;
+        }
+        Doubles gk[kAlpha][3];  // G g, column by column
         for (int c = 0; c < 3; ++c) {
-          const double column[3] = {k[c], k[3 + c], k[6 + c]};
-          double out[kAlpha];
+          const Doubles column[3] = {k[c], k[3 + c], k[6 + c]};
+          Doubles out[kAlpha];
           T::weight(column, out);
           for (int r = 0; r < kAlpha; ++r) gk[r][c] = out[r];
         }
         for (int r = 0; r < kAlpha; ++r) {  // (G g) G^T, row by row
-          const double row[3] = {gk[r][0], gk[r][1], gk[r][2]};
-          double u[kAlpha];
+          const Doubles row[3] = {gk[r][0], gk[r][1], gk[r][2]};
+          Doubles u[kAlpha];
           T::weight(row, u);
-          for (int c = 0; c < kAlpha; ++c)
-            rows[(r * kAlpha + c) * row_stride + lane] = static_cast<float>(u[c]);
+          for (int c = 0; c < kAlpha; ++c) {
+            const DoubleLaneFloats rounded = __builtin_convertvector(u[c], DoubleLaneFloats);
+            float* to = rows + (r * kAlpha + c) * row_stride + lane0;
+            if (count == kDoubleLanes) {
+              std::memcpy(to, &rounded, sizeof(rounded));  // one store
+            } else {
+              for (std::int64_t l = 0; l < count; ++l) to[l] = rounded[l];
+            }
+          }
         }
       }
     }
@@ -803,19 +837,28 @@ void untransform_weights(const Pass& g, const float* du, std::int64_t du_rows, s
   constexpr int kAlpha = T::alpha;
 #pragma omp parallel for schedule(static) if (g.in_channels * g.out_channels >= kMinParallelKernels)
   for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
-    for (std::int64_t co = 0; co < g.out_channels; ++co) {
-      double h[3][kAlpha];  // G^T dU, one column at a time
+    // Eight output channels at a time; du's rows are whole panels of output channels (du_stride, a
+    // multiple of eight), so the last eight read past C_out stay inside the row.
+    for (std::int64_t co0 = 0; co0 < g.out_channels; co0 += kDoubleLanes) {
+      const std::int64_t count = std::min<std::int64_t>(kDoubleLanes, g.out_channels - co0);
+      Doubles h[3][kAlpha];  // G^T dU, one column at a time
       for (int c = 0; c < kAlpha; ++c) {
-        double column[kAlpha], out[3];
-        for (int r = 0; r < kAlpha; ++r) column[r] = du[((r * kAlpha + c) * du_rows + ci) * du_stride + co];
+        Doubles column[kAlpha], out[3];
+        for (int r = 0; r < kAlpha; ++r) {
+          DoubleLaneFloats row;
+          std::memcpy(&row, du + ((r * kAlpha + c) * du_rows + ci) * du_stride + co0, sizeof(row));
+          column[r] = __builtin_convertvector(row, Doubles);
+        }
         T::unweight(column, out);
         for (int r = 0; r < 3; ++r) h[r][c] = out[r];
       }
-      float* k = gw + (co * g.in_channels + ci) * 9;
       for (int r = 0; r < 3; ++r) {  // (G^T dU) G, row by row
-        double out[3];
+        Doubles out[3];
         T::unweight(h[r], out);
-        for (int c = 0; c < 3; ++c) k[r * 3 + c] = static_cast<float>(out[c]);
+        for (std::int64_t l = 0; l < count; ++l) {
+          float* k = gw + ((co0 + l) * g.in_channels + ci) * 9;
+          for (int c = 0; c < 3; ++c) k[r * 3 + c] = static_cast<float>(out[c][l]);
+        }
       }
     }
   }
