@@ -131,8 +131,12 @@ void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src*
   if (device.is_cuda()) return cuda::copy_strided(rank, sizes, src, src_strides, dst, dst_strides);
 #endif
   require_cpu(device, "copy_strided");
+  // The threaded copies need each destination element written once: a destination broadcast along some
+  // dimension (stride 0) keeps the reference's order, the last write winning.
+  bool one_write_each = rank >= 1;
+  for (int d = 0; d < rank; ++d) one_write_each = one_write_each && (sizes[d] == 1 || dst_strides[d] != 0);
   if constexpr (std::is_same_v<Src, float> && std::is_same_v<Dst, float>) {
-    const std::optional<RowPlan> plan = cpu_level() != CpuLevel::Reference
+    const std::optional<RowPlan> plan = cpu_level() != CpuLevel::Reference && one_write_each
                                             ? plan_rows(rank, sizes, src_strides, dst_strides, false)
                                             : std::nullopt;
     if (plan && cpu_level() == CpuLevel::Avx512)
@@ -140,9 +144,9 @@ void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src*
     if (plan && cpu_level() == CpuLevel::Avx2)
       return avx2::copy_rows(*plan, sizes, src, src_strides, dst, dst_strides);
     // Rows that are not dense (a subsampling slice, a transposed view), or too short for a plan.
-    if (rank >= 1 && cpu_level() == CpuLevel::Avx512)
+    if (one_write_each && cpu_level() == CpuLevel::Avx512)
       return avx512::copy_strided_rows(rank, sizes, src, src_strides, dst, dst_strides);
-    if (rank >= 1 && cpu_level() == CpuLevel::Avx2)
+    if (one_write_each && cpu_level() == CpuLevel::Avx2)
       return avx2::copy_strided_rows(rank, sizes, src, src_strides, dst, dst_strides);
   }
   reference::copy_strided(rank, sizes, src, src_strides, dst, dst_strides);

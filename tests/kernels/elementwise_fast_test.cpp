@@ -191,7 +191,8 @@ TEST_CASE("elementwise fast: strided copies and fill") {
                         long_expected));
 
     // Rows that are not dense go row by row (copy_strided_rows): a transpose; x[:, :, ::2, ::2] of a
-    // [16, 16, 32, 32] tensor (65536 elements: threaded) and its scatter back; short rows of 3; rank 1.
+    // [16, 16, 32, 32] tensor (65536 elements: threaded) and its scatter back; short rows of 3; rank 1;
+    // and a broadcast destination, which stays on the reference.
     struct StridedCopy {
       std::vector<std::int64_t> sizes, src_strides, dst_strides;
       std::int64_t src_floats, dst_floats;
@@ -202,6 +203,10 @@ TEST_CASE("elementwise fast: strided copies and fill") {
         {{16, 16, 16, 16}, {4096, 256, 16, 1}, {16384, 1024, 64, 2}, 65536, 16 * 16 * 32 * 32},
         {{5, 7, 3}, {1, 5, 35}, {21, 3, 1}, 105, 105},
         {{37}, {3}, {1}, 111, 37},
+        // A destination broadcast along the first dimension (every row lands on the same 20000 floats):
+        // threaded, the rows would race (and only sometimes lose), so it stays on the reference, whose last
+        // row wins.
+        {{4, 20000}, {20000, 1}, {0, 1}, 80000, 20000},
     };
     for (const StridedCopy& c : strided_copies) {
       const int rank = static_cast<int>(c.sizes.size());
