@@ -65,7 +65,7 @@
 namespace kiln::kernels::winograd {
 
 // The tile sizes. Each gives the 1-D maps that the 2-D transforms apply along the columns, then the rows:
-//   input   B^T x   patch -> alpha floats, on vectors (a stride-1 patch is alpha wide)
+//   input   B^T x   patch -> alpha floats, on vectors (patch = alpha but for the Stride2Data traits)
 //   output  A^T x   alpha -> m, on vectors
 //   weight  G g     3 -> alpha, in double (once per call, then rounded once), on a double or on Doubles
 // (Every type here is a template on the vector trait V so that the AVX-512 and AVX2 objects never share a
@@ -453,8 +453,9 @@ void transform_weights(const Pass& g, const float* w, float* packed) {
         const std::int64_t count = std::min<std::int64_t>(kDoubleLanes, lanes - lane0);
         Doubles k[9];  // lane l: the kernel w[panel * kChannels + lane0 + l, ci] (lanes past C_out: zero)
         for (int l = 0; l < kDoubleLanes; ++l) {
-          const float* kernel = w + ((panel * kChannels + lane0 + l) * g.in_channels + ci) * 9;
-          for (int t = 0; t < 9; ++t) k[t][l] = l < count ? kernel[t] : 0.0;
+          const float* kernel =
+              l < count ? w + ((panel * kChannels + lane0 + l) * g.in_channels + ci) * 9 : nullptr;
+          for (int t = 0; t < 9; ++t) k[t][l] = kernel ? kernel[t] : 0.0;
         }
         Doubles gk[kAlpha][3];  // G g, column by column
         for (int c = 0; c < 3; ++c) {
