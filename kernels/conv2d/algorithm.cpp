@@ -136,17 +136,17 @@ bool is_pointwise(const Conv2dGeometry& g) {
          g.pad_w == 0;
 }
 
-bool is_winograd_3x3(const Conv2dGeometry& g) {
-  return g.kernel_h == 3 && g.kernel_w == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 &&
-         g.dilation_w == 1 && g.groups == 1;
-}
-
-// Winograd at stride 2 (winograd_kernel.hpp's F2x2Stride2, F4x4Stride2): forward and backward-weight at
-// any padding, backward-data (F2x2Stride2Data, F4x4Stride2Data) at padding 1.
-bool is_winograd_3x3_stride2(const Conv2dGeometry& g, Conv2dDirection direction) {
-  return g.kernel_h == 3 && g.kernel_w == 3 && g.stride_h == 2 && g.stride_w == 2 && g.dilation_h == 1 &&
-         g.dilation_w == 1 && g.groups == 1 &&
-         (direction != Conv2dDirection::BackwardData || (g.pad_h == 1 && g.pad_w == 1));
+// What both Winograds take (winograd_kernel.hpp): a 3x3 kernel at dilation 1, groups 1, stride 1 or 2 (the
+// same both ways). Forward and backward-weight at any padding; backward-data at stride 1 where it is the
+// forward through the flipped kernel (direct_backward_data_fits: pad <= 2), at stride 2 at padding 1
+// (F2x2Stride2Data, F4x4Stride2Data).
+bool winograd_takes(const Conv2dGeometry& g, Conv2dDirection direction) {
+  const bool stride_1_or_2 = g.stride_h == g.stride_w && (g.stride_h == 1 || g.stride_h == 2);
+  if (g.kernel_h != 3 || g.kernel_w != 3 || !stride_1_or_2 || g.dilation_h != 1 || g.dilation_w != 1 ||
+      g.groups != 1)
+    return false;
+  if (direction != Conv2dDirection::BackwardData) return true;
+  return g.stride_h == 1 ? direct_backward_data_fits(g) : g.pad_h == 1 && g.pad_w == 1;
 }
 
 }  // namespace
@@ -197,13 +197,8 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
     case Conv2dAlgorithm::Depthwise:
       return is_depthwise(g) && level != CpuLevel::Reference;
     case Conv2dAlgorithm::Winograd2x2:
-      if (level != CpuLevel::Reference && is_winograd_3x3_stride2(g, direction)) return true;
-      return level != CpuLevel::Reference && is_winograd_3x3(g) &&
-             (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
     case Conv2dAlgorithm::Winograd4x4:
-      if (level != CpuLevel::Reference && is_winograd_3x3_stride2(g, direction)) return true;
-      return level != CpuLevel::Reference && is_winograd_3x3(g) &&
-             (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
+      return level != CpuLevel::Reference && winograd_takes(g, direction);
     case Conv2dAlgorithm::Direct:
       return level != CpuLevel::Reference &&
              (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
@@ -220,8 +215,9 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   if (is_pointwise(g)) return Conv2dAlgorithm::Pointwise;
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
   const std::int64_t positions = g.batch * g.out_height() * g.out_width();
-  if (direction != Conv2dDirection::BackwardWeight && is_winograd_3x3_stride2(g, direction) &&
-      std::min(cg, cog) >= kMinWinogradChannels && positions >= kMinWinogradPositions) {  // rule 5, stride 2
+  const bool winograd = winograd_takes(g, direction) && std::min(cg, cog) >= kMinWinogradChannels &&
+                        positions >= kMinWinogradPositions;
+  if (winograd && g.stride_h == 2 && direction != Conv2dDirection::BackwardWeight) {  // rule 5, stride 2
     const bool forward = direction == Conv2dDirection::Forward;
     const std::int64_t large_tile_positions =
         forward ? kMinWinograd4x4Positions : kMinWinograd4x4Stride2DataPositions;
@@ -229,8 +225,7 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
       return Conv2dAlgorithm::Winograd4x4;
     if (forward || cg >= kMinWinograd2x2Stride2DataChannels) return Conv2dAlgorithm::Winograd2x2;
   }
-  if (is_winograd_3x3(g) && std::min(cg, cog) >= kMinWinogradChannels && positions >= kMinWinogradPositions &&
-      (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g))) {
+  if (winograd && g.stride_h == 1) {
     const bool large_tiles =
         positions >= kMinWinograd4x4Positions && std::max(cg, cog) <= kMaxWinograd4x4Channels;
     if (large_tiles) return Conv2dAlgorithm::Winograd4x4;  // rule 5

@@ -27,7 +27,7 @@ void winograd_2x2_conv2d_forward(const Conv2dGeometry& g, const float* x, const 
 }
 void winograd_2x2_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
   if (g.stride_h == 2)
-    return winograd::backward_data_stride2<Ymm, winograd::F2x2Stride2Data<Ymm>, 4, 2>(g, gy, w, gx);
+    return winograd::backward_data<Ymm, winograd::F2x2Stride2Data<Ymm>, 4, 2>(g, gy, w, gx);
   winograd::backward_data<Ymm, winograd::F2x2<Ymm>, 4, 2>(g, gy, w, gx);
 }
 void winograd_2x2_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
@@ -47,7 +47,7 @@ void winograd_4x4_conv2d_backward_weight(const Conv2dGeometry& g, const float* g
 }
 void winograd_4x4_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
   if (g.stride_h == 2)
-    return winograd::backward_data_stride2<Ymm, winograd::F4x4Stride2Data<Ymm>, 4, 2>(g, gy, w, gx);
+    return winograd::backward_data<Ymm, winograd::F4x4Stride2Data<Ymm>, 4, 2>(g, gy, w, gx);
   winograd::backward_data<Ymm, winograd::F4x4<Ymm>, 4, 2>(g, gy, w, gx);
 }
 

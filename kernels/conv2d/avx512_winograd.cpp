@@ -25,11 +25,6 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
   if (g.in_channels <= Zmm::width) return winograd::backward_data<Zmm, T, 16, 1>(g, gy, w, gx);
   winograd::backward_data<Zmm, T, 8, 2>(g, gy, w, gx);
 }
-template <typename T>
-void backward_data_stride2(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  if (g.in_channels <= Zmm::width) return winograd::backward_data_stride2<Zmm, T, 16, 1>(g, gy, w, gx);
-  winograd::backward_data_stride2<Zmm, T, 8, 2>(g, gy, w, gx);
-}
 
 template <typename T>
 void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
@@ -46,7 +41,7 @@ void winograd_2x2_conv2d_forward(const Conv2dGeometry& g, const float* x, const 
   forward<winograd::F2x2<Zmm>>(g, x, w, bias, y);
 }
 void winograd_2x2_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  if (g.stride_h == 2) return backward_data_stride2<winograd::F2x2Stride2Data<Zmm>>(g, gy, w, gx);
+  if (g.stride_h == 2) return backward_data<winograd::F2x2Stride2Data<Zmm>>(g, gy, w, gx);
   backward_data<winograd::F2x2<Zmm>>(g, gy, w, gx);
 }
 void winograd_2x2_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
@@ -65,7 +60,7 @@ void winograd_4x4_conv2d_backward_weight(const Conv2dGeometry& g, const float* g
   backward_weight<winograd::F4x4<Zmm>>(g, gy, x, gw);
 }
 void winograd_4x4_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  if (g.stride_h == 2) return backward_data_stride2<winograd::F4x4Stride2Data<Zmm>>(g, gy, w, gx);
+  if (g.stride_h == 2) return backward_data<winograd::F4x4Stride2Data<Zmm>>(g, gy, w, gx);
   backward_data<winograd::F4x4<Zmm>>(g, gy, w, gx);
 }
 

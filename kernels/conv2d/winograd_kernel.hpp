@@ -296,7 +296,7 @@ struct F4x4Stride2 {
 // rather than added: the first makes the odd gx, the second the even. So the input and weight maps are the
 // forward's, on a patch of k + 1 rows of gy spread to 2k + 1, and a tile is m = 2k gx outputs, interleaved
 // even, odd, even, ...; the next tile's gy rows start k further on. winograd::forward runs it over gy
-// (backward_data_stride2 below).
+// (backward_data below).
 template <typename V>
 struct F2x2Stride2Data {
   using Reg = typename V::Reg;
@@ -682,32 +682,30 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
   forward<V, T, kTiles, kVectors>(Pass::of(g), x, w, bias, y);
 }
 
-// gx is the forward convolution of gy through wt[ci, co, kh, kw] = w[co, ci, 2 - kh, 2 - kw], padded by
-// 2 - pad: input position (ih, iw) then reads exactly the outputs it fed in the forward pass (the transposed
-// convolution of direct_kernel.hpp's backward-data).
+// Backward-data: a forward pass through wt[ci, co, kh, kw] = w[co, ci, 2 - kh, 2 - kw], over gy.
+//   stride 1: the forward convolution of gy padded by 2 - pad: input position (ih, iw) then reads exactly the
+//             outputs it fed in the forward pass (the transposed convolution of direct_kernel.hpp's
+//             backward-data);
+//   stride 2, padding 1 (a Stride2Data trait, whose tiles are m = 2 * step gx pixels): a pass over gy with no
+//             padding (the tiles' last rows read the zeros past it) into gx's size.
 template <typename V, typename T, int kTiles, int kVectors>
 void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  static_assert(T::step == T::m, "a stride-1 trait: at stride 2, backward_data_stride2");
   const batch_chunks::Scratch flipped = direct::flipped_weights<V>(g, w);
-  forward<V, T, kTiles, kVectors>(direct::transposed_geometry<V>(g), gy, flipped.get(), nullptr, gx);
-}
-
-// At stride 2 and padding 1, a pass over gy (no padding: the tiles' last rows read the zeros past it) through
-// the flipped kernel, with a Stride2Data trait's tiles of 2m gx outputs.
-template <typename V, typename T, int kTiles, int kVectors>
-void backward_data_stride2(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  static_assert(T::m == 2 * T::step, "a Stride2Data trait");
-  const batch_chunks::Scratch flipped = direct::flipped_weights<V>(g, w);
-  const Pass pass{.batch = g.batch,
-                  .in_channels = g.out_channels,
-                  .in_height = g.out_height(),
-                  .in_width = g.out_width(),
-                  .pad_h = 0,
-                  .pad_w = 0,
-                  .out_channels = g.in_channels,
-                  .out_height = g.in_height,
-                  .out_width = g.in_width};
-  forward<V, T, kTiles, kVectors>(pass, gy, flipped.get(), nullptr, gx);
+  if constexpr (T::m == T::step) {
+    forward<V, T, kTiles, kVectors>(direct::transposed_geometry<V>(g), gy, flipped.get(), nullptr, gx);
+  } else {
+    static_assert(T::m == 2 * T::step, "a stride-1 trait or a Stride2Data trait");
+    const Pass pass{.batch = g.batch,
+                    .in_channels = g.out_channels,
+                    .in_height = g.out_height(),
+                    .in_width = g.out_width(),
+                    .pad_h = 0,
+                    .pad_w = 0,
+                    .out_channels = g.in_channels,
+                    .out_height = g.in_height,
+                    .out_width = g.in_width};
+    forward<V, T, kTiles, kVectors>(pass, gy, flipped.get(), nullptr, gx);
+  }
 }
 
 // ---- backward-weight
