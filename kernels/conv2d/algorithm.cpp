@@ -208,6 +208,11 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
   return false;
 }
 
+bool conv2d_algorithm_takes_channels_last(Conv2dAlgorithm algorithm) {
+  return algorithm == Conv2dAlgorithm::Reference || algorithm == Conv2dAlgorithm::Winograd2x2 ||
+         algorithm == Conv2dAlgorithm::Winograd4x4;
+}
+
 Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection direction, CpuLevel level) {
   if (level == CpuLevel::Reference) return Conv2dAlgorithm::Reference;
   if (conv2d_algorithm_supports(Conv2dAlgorithm::Depthwise, g, direction, level))

@@ -47,6 +47,11 @@ std::string_view conv2d_direction_name(Conv2dDirection direction);
 bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, Conv2dDirection direction,
                                CpuLevel level);
 
+// Whether `algorithm` reads and writes channels-last activations itself (Conv2dGeometry::channels_last):
+// the reference loops and Winograd, whose tiles are channels-last inside anyway. dispatch.cpp runs every
+// other algorithm on a channels-last geometry behind a conversion to NCHW and back.
+bool conv2d_algorithm_takes_channels_last(Conv2dAlgorithm algorithm);
+
 // The heuristic (algorithm.cpp documents why each rule is there).
 Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection direction, CpuLevel level);
 

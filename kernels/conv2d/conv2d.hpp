@@ -13,7 +13,9 @@
 // co / (C_out / groups), which reads input channels [g * C_in/groups, (g+1) * C_in/groups).
 // groups == C_in == C_out is depthwise convolution.
 //
-// All buffers are dense (contiguous) in the layouts above. Backward kernels overwrite their output.
+// All buffers are dense (contiguous) in the layouts above, or, with Conv2dGeometry::channels_last, the
+// activations channels-last (NHWC): x, gx [N, H, W, C_in] and y, gy [N, OH, OW, C_out], the same dims stored
+// with the channel innermost; weights and bias keep their layouts. Backward kernels overwrite their output.
 #pragma once
 
 #include <cstddef>
@@ -31,6 +33,10 @@ struct Conv2dGeometry {
   std::int64_t pad_h = 0, pad_w = 0;
   std::int64_t dilation_h = 1, dilation_w = 1;
   std::int64_t groups = 1;
+  // The activations' layout (see the top). Every algorithm takes either: those that read and write
+  // channels-last themselves run on it directly (conv2d_algorithm_takes_channels_last), the others behind a
+  // conversion to NCHW and back in dispatch.cpp.
+  bool channels_last = false;
 
   constexpr std::int64_t out_height() const {
     return (in_height + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;

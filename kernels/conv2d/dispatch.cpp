@@ -11,6 +11,7 @@
 // candidate measured fastest for the shape (cuda_tuning.hpp): the library path (the direct depthwise kernels
 // for groups == C_in == C_out, im2col + cuBLAS GEMM for every other geometry) or a step of the convolution
 // ladder that agrees with it (README.md, "On a CUDA device").
+#include <array>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -22,6 +23,7 @@
 #include "kernels/conv2d/cuda_tuning.hpp"
 #include "kernels/conv2d/im2col.hpp"
 #include "kernels/cpu_level.hpp"
+#include "kernels/elementwise/elementwise.hpp"
 
 namespace kiln::kernels {
 namespace {
@@ -69,6 +71,43 @@ void round_into(const std::vector<float>& wide, bfloat16* out) {
 // True when bfloat16 on the CPU runs its reference kernels rather than the float ones (see the top).
 bool bfloat16_runs_reference() { return cpu_level() == CpuLevel::Reference; }
 
+// The CUDA kernels take NCHW only; core/raw converts channels-last tensors on a CUDA device first.
+[[maybe_unused]] void require_nchw_on_cuda(const Conv2dGeometry& g) {
+  KILN_CHECK(!g.channels_last, "conv2d: channels-last activations are not supported on a CUDA device");
+}
+
+// ---- channels-last through an NCHW kernel --------------------------------------------------------------
+
+// The same convolution with NCHW activations.
+Conv2dGeometry as_nchw(Conv2dGeometry g) {
+  g.channels_last = false;
+  return g;
+}
+
+// The strides, in floats, of a dense [n, c, h, w] tensor stored channels-last: [h * w * c, 1, w * c, c].
+std::array<std::int64_t, 4> channels_last_strides(std::int64_t c, std::int64_t h, std::int64_t w) {
+  return {h * w * c, 1, w * c, c};
+}
+std::array<std::int64_t, 4> nchw_strides(std::int64_t c, std::int64_t h, std::int64_t w) {
+  return {c * h * w, h * w, w, 1};
+}
+
+// A dense NCHW copy of n images of [h, w, c] channels-last (the threaded strided copy).
+std::vector<float> to_nchw(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
+                           const float* from) {
+  std::vector<float> to = float_output(n * c * h * w);
+  const std::array<std::int64_t, 4> sizes{n, c, h, w};
+  copy_strided<float, float>(Device::cpu(), 4, sizes.data(), from, channels_last_strides(c, h, w).data(),
+                             to.data(), nchw_strides(c, h, w).data());
+  return to;
+}
+void to_channels_last(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w, const float* from,
+                      float* to) {
+  const std::array<std::int64_t, 4> sizes{n, c, h, w};
+  copy_strided<float, float>(Device::cpu(), 4, sizes.data(), from, nchw_strides(c, h, w).data(), to,
+                             channels_last_strides(c, h, w).data());
+}
+
 }  // namespace
 
 // ---- float: run a named algorithm ------------------------------------------------------------------------
@@ -85,6 +124,12 @@ void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y) {
 void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* x, const float* w,
                           const float* bias, float* y) {
   require_support(algorithm, g, Conv2dDirection::Forward);
+  if (g.channels_last && !conv2d_algorithm_takes_channels_last(algorithm)) {
+    const std::vector<float> x_nchw = to_nchw(g.batch, g.in_channels, g.in_height, g.in_width, x);
+    std::vector<float> y_nchw = float_output(y_elements(g));
+    conv2d_forward_using(algorithm, as_nchw(g), x_nchw.data(), w, bias, y_nchw.data());
+    return to_channels_last(g.batch, g.out_channels, g.out_height(), g.out_width(), y_nchw.data(), y);
+  }
   switch (algorithm) {
     case Conv2dAlgorithm::Reference:
       return reference::conv2d_forward(g, x, w, bias, y);
@@ -113,6 +158,12 @@ void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, co
 void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* gy,
                                 const float* w, float* gx) {
   require_support(algorithm, g, Conv2dDirection::BackwardData);
+  if (g.channels_last && !conv2d_algorithm_takes_channels_last(algorithm)) {
+    const std::vector<float> gy_nchw = to_nchw(g.batch, g.out_channels, g.out_height(), g.out_width(), gy);
+    std::vector<float> gx_nchw = float_output(x_elements(g));
+    conv2d_backward_data_using(algorithm, as_nchw(g), gy_nchw.data(), w, gx_nchw.data());
+    return to_channels_last(g.batch, g.in_channels, g.in_height, g.in_width, gx_nchw.data(), gx);
+  }
   switch (algorithm) {
     case Conv2dAlgorithm::Reference:
       return reference::conv2d_backward_data(g, gy, w, gx);
@@ -141,6 +192,11 @@ void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry&
 void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* gy,
                                   const float* x, float* gw) {
   require_support(algorithm, g, Conv2dDirection::BackwardWeight);
+  if (g.channels_last && !conv2d_algorithm_takes_channels_last(algorithm)) {
+    const std::vector<float> gy_nchw = to_nchw(g.batch, g.out_channels, g.out_height(), g.out_width(), gy);
+    const std::vector<float> x_nchw = to_nchw(g.batch, g.in_channels, g.in_height, g.in_width, x);
+    return conv2d_backward_weight_using(algorithm, as_nchw(g), gy_nchw.data(), x_nchw.data(), gw);
+  }
   switch (algorithm) {
     case Conv2dAlgorithm::Reference:
       return reference::conv2d_backward_weight(g, gy, x, gw);
@@ -171,7 +227,10 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
 template <typename T>
 void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda()) return cuda::tuned_conv2d_forward(g, x, w, bias, y);
+  if (device.is_cuda()) {
+    require_nchw_on_cuda(g);
+    return cuda::tuned_conv2d_forward(g, x, w, bias, y);
+  }
 #endif
   require_cpu(device, "conv2d_forward");
   if constexpr (std::is_same_v<T, bfloat16>) {
@@ -192,7 +251,10 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
 template <typename T>
 void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda()) return cuda::tuned_conv2d_backward_data(g, gy, w, gx);
+  if (device.is_cuda()) {
+    require_nchw_on_cuda(g);
+    return cuda::tuned_conv2d_backward_data(g, gy, w, gx);
+  }
 #endif
   require_cpu(device, "conv2d_backward_data");
   if constexpr (std::is_same_v<T, bfloat16>) {
@@ -212,7 +274,10 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
 template <typename T>
 void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda()) return cuda::tuned_conv2d_backward_weight(g, gy, x, gw);
+  if (device.is_cuda()) {
+    require_nchw_on_cuda(g);
+    return cuda::tuned_conv2d_backward_weight(g, gy, x, gw);
+  }
 #endif
   require_cpu(device, "conv2d_backward_weight");
   if constexpr (std::is_same_v<T, bfloat16>) {
@@ -232,7 +297,10 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
 template <typename T>
 void conv2d_backward_bias(Device device, const Conv2dGeometry& g, const T* gy, T* gb) {
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda()) return cuda::conv2d_backward_bias(g, gy, gb);
+  if (device.is_cuda()) {
+    require_nchw_on_cuda(g);
+    return cuda::conv2d_backward_bias(g, gy, gb);
+  }
 #endif
   require_cpu(device, "conv2d_backward_bias");
   if constexpr (std::is_same_v<T, bfloat16>) {
@@ -243,7 +311,10 @@ void conv2d_backward_bias(Device device, const Conv2dGeometry& g, const T* gy, T
       return round_into(gb_float, gb);
     }
   }
+  // Channels-last bias gradients (column sums of [N * OH * OW, C_out]) run the reference loops: the
+  // networks kept channels-last follow their convolutions with batch norm and have no bias.
   if constexpr (std::is_same_v<T, float>) {
+    if (g.channels_last) return reference::conv2d_backward_bias(g, gy, gb);
     if (cpu_level() == CpuLevel::Avx512) return avx512::conv2d_backward_bias(g, gy, gb);
     if (cpu_level() == CpuLevel::Avx2) return avx2::conv2d_backward_bias(g, gy, gb);
   }

@@ -2,7 +2,7 @@
 // They are the oracle every optimized convolution kernel is tested against, so clarity beats speed here.
 //
 //   x, gx  [N, C_in, H, W]     w, gw  [C_out, C_in/groups, KH, KW]     b, gb  [C_out]
-//   y, gy  [N, C_out, OH, OW]
+//   y, gy  [N, C_out, OH, OW]          (channels-last: x, gx [N, H, W, C_in], y, gy [N, OH, OW, C_out])
 //
 //   y[n, co, oh, ow] = b[co] + sum_{ci in group(co), kh, kw} x[n, ci, ih, iw] * w[co, ci - group_start, kh,
 //   kw] with ih = oh*stride_h - pad_h + kh*dilation_h,  iw = ow*stride_w - pad_w + kw*dilation_w.
@@ -23,7 +23,8 @@ namespace {
 
 // Offsets of one element in the dense buffers.
 std::int64_t x_offset(const Conv2dGeometry& g, std::int64_t n, std::int64_t ci, std::int64_t ih,
-                      std::int64_t iw) {  // x [N, C_in, H, W]
+                      std::int64_t iw) {  // x [N, C_in, H, W], or [N, H, W, C_in] channels-last
+  if (g.channels_last) return ((n * g.in_height + ih) * g.in_width + iw) * g.in_channels + ci;
   return ((n * g.in_channels + ci) * g.in_height + ih) * g.in_width + iw;
 }
 std::int64_t w_offset(const Conv2dGeometry& g, std::int64_t co, std::int64_t ci_in_group, std::int64_t kh,
@@ -31,7 +32,8 @@ std::int64_t w_offset(const Conv2dGeometry& g, std::int64_t co, std::int64_t ci_
   return ((co * g.in_channels_per_group() + ci_in_group) * g.kernel_h + kh) * g.kernel_w + kw;
 }
 std::int64_t y_offset(const Conv2dGeometry& g, std::int64_t n, std::int64_t co, std::int64_t oh,
-                      std::int64_t ow) {  // y [N, C_out, OH, OW]
+                      std::int64_t ow) {  // y [N, C_out, OH, OW], or [N, OH, OW, C_out] channels-last
+  if (g.channels_last) return ((n * g.out_height() + oh) * g.out_width() + ow) * g.out_channels + co;
   return ((n * g.out_channels + co) * g.out_height() + oh) * g.out_width() + ow;
 }
 

@@ -350,10 +350,12 @@ struct F4x4Stride2Data {
 
 // What one pass of the kernel computes: `batch` images of in_channels planes of in_height x in_width, read as
 // zero-padded by pad_h rows and pad_w columns at the top and left (and as far as the tiles reach at the
-// bottom and right), into out_channels planes of out_height x out_width, with weights [out][in][3][3]. A
-// forward convolution's is Pass::of(g); backward-data's is one over gy.
+// bottom and right), into out_channels planes of out_height x out_width, with weights [out][in][3][3]; with
+// channels_last, input and output images are [height][width][channels] instead. A forward convolution's is
+// Pass::of(g); backward-data's is one over gy.
 struct Pass {
   std::int64_t batch, in_channels, in_height, in_width, pad_h, pad_w, out_channels, out_height, out_width;
+  bool channels_last;
 
   static Pass of(const Conv2dGeometry& g) {
     return {.batch = g.batch,
@@ -364,7 +366,8 @@ struct Pass {
             .pad_w = g.pad_w,
             .out_channels = g.out_channels,
             .out_height = g.out_height(),
-            .out_width = g.out_width()};
+            .out_width = g.out_width(),
+            .channels_last = g.channels_last};
   }
 };
 
@@ -393,7 +396,22 @@ struct Tiling {
   }
 };
 
-// xp for `count` images of x (NCHW, `image_stride` floats apart): step 1 above.
+// Copies `count` positions of `channels` floats each, `from_stride` floats apart, into rows of `to_stride`
+// floats, zeroing each row's lanes past `channels`: channels-last pixels into the padded channel vectors.
+inline void copy_pixels(const float* from, std::int64_t from_stride, std::int64_t count,
+                        std::int64_t channels, float* to, std::int64_t to_stride) {
+  if (channels == from_stride && channels == to_stride) {
+    std::copy_n(from, count * channels, to);
+    return;
+  }
+  for (std::int64_t i = 0; i < count; ++i) {
+    std::copy_n(from + i * from_stride, channels, to + i * to_stride);
+    std::fill(to + i * to_stride + channels, to + (i + 1) * to_stride, 0.0f);
+  }
+}
+
+// xp for `count` images of x (NCHW, or channels-last with g.channels_last; `image_stride` floats apart):
+// step 1 above.
 template <typename V, typename T>
 void pad_input(const Pass& g, const Tiling<V, T>& tiling, const float* x, std::int64_t image_stride,
                std::int64_t count, float* xp) {
@@ -412,6 +430,11 @@ void pad_input(const Pass& g, const Tiling<V, T>& tiling, const float* x, std::i
       }
       std::fill(row, row + left, 0.0f);
       std::fill(row + right, row + row_floats, 0.0f);
+      if (g.channels_last) {
+        copy_pixels(x + b * image_stride + ih * g.in_width * g.in_channels, g.in_channels, width,
+                    g.in_channels, row + left, tiling.channels);
+        continue;
+      }
       if (g.in_channels < tiling.channels) {
         for (std::int64_t iw = 0; iw < width; ++iw)
           std::fill(row + left + iw * tiling.channels + g.in_channels,
@@ -587,8 +610,9 @@ void transform_outputs(const float* m, std::int64_t m_stride, const float* bias,
   }
 }
 
-// The block's staged outputs into y (NCHW, the chunk's first image at y, `image_stride` floats apart): each
-// run of tiles in one tile row is a contiguous run of outputs in each of its m output rows.
+// The block's staged outputs into y (NCHW, or channels-last with g.channels_last; the chunk's first image at
+// y, `image_stride` floats apart): each run of tiles in one tile row is a contiguous run of outputs in each
+// of its m output rows, a transpose into NCHW, a copy of channel vectors into channels-last.
 template <typename V, typename T, int kTiles>
 void store_outputs(const Pass& g, const Tiling<V, T>& tiling, std::int64_t first, std::int64_t valid,
                    const float* staged, std::int64_t m_stride, float* y, std::int64_t image_stride) {
@@ -598,7 +622,14 @@ void store_outputs(const Pass& g, const Tiling<V, T>& tiling, std::int64_t first
     const std::int64_t run = std::min(valid - j, tiling.tiles_w - at.column);  // tiles left in the tile row
     const std::int64_t ow = T::m * at.column, outputs = std::min(T::m * run, out_w - ow);
     for (std::int64_t r = 0; r < T::m && T::m * at.row + r < out_h; ++r) {
-      transpose_matrix(staged + (r * T::m * kTiles + T::m * j) * m_stride, m_stride, outputs, g.out_channels,
+      const float* from = staged + (r * T::m * kTiles + T::m * j) * m_stride;
+      if (g.channels_last) {
+        float* to = y + at.image * image_stride + ((T::m * at.row + r) * out_w + ow) * g.out_channels;
+        for (std::int64_t i = 0; i < outputs; ++i)
+          std::copy_n(from + i * m_stride, g.out_channels, to + i * g.out_channels);
+        continue;
+      }
+      transpose_matrix(from, m_stride, outputs, g.out_channels,
                        y + at.image * image_stride + (T::m * at.row + r) * out_w + ow, plane);
     }
     j += run;
@@ -703,7 +734,8 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
                     .pad_w = 0,
                     .out_channels = g.in_channels,
                     .out_height = g.in_height,
-                    .out_width = g.in_width};
+                    .out_width = g.in_width,
+                    .channels_last = g.channels_last};
     forward<V, T, kTiles, kVectors>(pass, gy, flipped.get(), nullptr, gx);
   }
 }
@@ -734,8 +766,8 @@ inline constexpr std::int64_t kWeightChunkTiles = 512;
 inline constexpr std::int64_t kWeightBlockTiles = 256;
 inline constexpr std::int64_t kMinWeightChunks = 4;
 
-// gyp[b][r][c][co] for r < m * TH, c < m * TW: `count` images of gy channels-last, zero past the output
-// and in the lanes from C_out up to `channels`.
+// gyp[b][r][c][co] for r < m * TH, c < m * TW: `count` images of gy (NCHW, or channels-last with
+// g.channels_last) channels-last, zero past the output and in the lanes from C_out up to `channels`.
 template <typename V, typename T>
 void pad_gradient(const Pass& g, const Tiling<V, T>& tiling, const float* gy, std::int64_t image_stride,
                   std::int64_t count, std::int64_t channels, float* gyp) {
@@ -749,6 +781,11 @@ void pad_gradient(const Pass& g, const Tiling<V, T>& tiling, const float* gy, st
         continue;
       }
       std::fill(row + out_w * channels, row + row_floats, 0.0f);
+      if (g.channels_last) {
+        copy_pixels(gy + b * image_stride + r * out_w * g.out_channels, g.out_channels, out_w, g.out_channels,
+                    row, channels);
+        continue;
+      }
       if (g.out_channels < channels) {
         for (std::int64_t ow = 0; ow < out_w; ++ow)
           std::fill_n(row + ow * channels + g.out_channels, channels - g.out_channels, 0.0f);

@@ -206,6 +206,27 @@ void check_close(const Floats& actual, const Floats& expected, const std::string
   CHECK_MESSAGE(report.ok, what, ": ", report.message);
 }
 
+// The same [n, c, h, w] values stored channels-last ([n, h, w, c]).
+Floats channels_last(const Floats& nchw, std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) {
+  Floats nhwc(nchw.size());
+  for (std::int64_t b = 0; b < n; ++b)
+    for (std::int64_t ch = 0; ch < c; ++ch)
+      for (std::int64_t p = 0; p < h * w; ++p)
+        nhwc[static_cast<std::size_t>((b * h * w + p) * c + ch)] =
+            nchw[static_cast<std::size_t>((b * c + ch) * h * w + p)];
+  return nhwc;
+}
+Floats x_channels_last(const Conv2dGeometry& g, const Floats& x) {
+  return channels_last(x, g.batch, g.in_channels, g.in_height, g.in_width);
+}
+Floats y_channels_last(const Conv2dGeometry& g, const Floats& y) {
+  return channels_last(y, g.batch, g.out_channels, g.out_height(), g.out_width());
+}
+Conv2dGeometry with_channels_last(Conv2dGeometry g) {
+  g.channels_last = true;
+  return g;
+}
+
 const Conv2dAlgorithm kFastAlgorithms[] = {Conv2dAlgorithm::Im2colGemm,    Conv2dAlgorithm::Pointwise,
                                            Conv2dAlgorithm::Depthwise,     Conv2dAlgorithm::Winograd2x2,
                                            Conv2dAlgorithm::Winograd4x4,   Conv2dAlgorithm::Direct,
@@ -322,6 +343,75 @@ TEST_CASE("conv2d fast: every forced algorithm gives the same bits on 1 and 2 th
         CHECK_MESSAGE(bitwise_equal(by_threads[0].gx, by_threads[1].gx), what, ": backward_data differs");
         CHECK_MESSAGE(bitwise_equal(by_threads[0].gw, by_threads[1].gw), what, ": backward_weight differs");
       }
+    }
+  }
+}
+
+// Channels-last activations (Conv2dGeometry::channels_last): Winograd and the reference read and write them
+// themselves, every other algorithm runs behind dispatch.cpp's conversion to NCHW and back. Either way the
+// sums are the NCHW run's, so the results are its bits, moved.
+TEST_CASE("conv2d fast: every algorithm on channels-last activations gives its NCHW bits, moved") {
+  DispatchGuard guard;
+  for (CpuLevel level : fast_levels()) {
+    kernels::set_cpu_level(level);
+    for (const Conv2dGeometry& g : odd_shapes()) {
+      const Operands in(g);
+      const Conv2dGeometry last = with_channels_last(g);
+      const Floats x_last = x_channels_last(g, in.x), gy_last = y_channels_last(g, in.gy);
+      for (Conv2dAlgorithm algorithm : kFastAlgorithms) {
+        const auto supports = [&](Conv2dDirection direction) {
+          return kernels::conv2d_algorithm_supports(algorithm, g, direction, level);
+        };
+        const std::string what = std::string(kernels::cpu_level_name(level)) + " " +
+                                 std::string(kernels::conv2d_algorithm_name(algorithm)) + " " + describe(g);
+        if (supports(Conv2dDirection::Forward)) {
+          Floats y = nan_floats(y_size(g)), y_last = nan_floats(y_size(g));
+          kernels::conv2d_forward_using(algorithm, g, in.x.data(), in.w.data(), in.bias.data(), y.data());
+          kernels::conv2d_forward_using(algorithm, last, x_last.data(), in.w.data(), in.bias.data(),
+                                        y_last.data());
+          CHECK_MESSAGE(bitwise_equal(y_last, y_channels_last(g, y)), what, " forward");
+        }
+        if (supports(Conv2dDirection::BackwardData)) {
+          Floats gx = nan_floats(x_size(g)), gx_last = nan_floats(x_size(g));
+          kernels::conv2d_backward_data_using(algorithm, g, in.gy.data(), in.w.data(), gx.data());
+          kernels::conv2d_backward_data_using(algorithm, last, gy_last.data(), in.w.data(), gx_last.data());
+          CHECK_MESSAGE(bitwise_equal(gx_last, x_channels_last(g, gx)), what, " backward_data");
+        }
+        if (supports(Conv2dDirection::BackwardWeight)) {
+          Floats gw = nan_floats(w_size(g)), gw_last = nan_floats(w_size(g));
+          kernels::conv2d_backward_weight_using(algorithm, g, in.gy.data(), in.x.data(), gw.data());
+          kernels::conv2d_backward_weight_using(algorithm, last, gy_last.data(), x_last.data(),
+                                                gw_last.data());
+          CHECK_MESSAGE(bitwise_equal(gw_last, gw), what, " backward_weight");
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("conv2d fast: the channels-last reference and dispatch give the NCHW reference's bits, moved") {
+  DispatchGuard guard;
+  for (const Conv2dGeometry& g : odd_shapes()) {
+    const Operands in(g);
+    const Results expected = reference_results(g, in);
+    const Conv2dGeometry last = with_channels_last(g);
+    Operands moved = in;
+    moved.x = x_channels_last(g, in.x);
+    moved.gy = y_channels_last(g, in.gy);
+    const Results reference_last = reference_results(last, moved);
+    CHECK_MESSAGE(bitwise_equal(reference_last.y, y_channels_last(g, expected.y)), describe(g), " forward");
+    CHECK_MESSAGE(bitwise_equal(reference_last.gx, x_channels_last(g, expected.gx)), describe(g),
+                  " backward_data");
+    CHECK_MESSAGE(bitwise_equal(reference_last.gw, expected.gw), describe(g), " backward_weight");
+    CHECK_MESSAGE(bitwise_equal(reference_last.gb, expected.gb), describe(g), " backward_bias");
+    for (CpuLevel level : fast_levels()) {  // the chosen algorithm, channels-last
+      kernels::set_cpu_level(level);
+      const Results nchw = dispatched_results(g, in), dispatched_last = dispatched_results(last, moved);
+      const std::string what = std::string(kernels::cpu_level_name(level)) + " " + describe(g);
+      CHECK_MESSAGE(bitwise_equal(dispatched_last.y, y_channels_last(g, nchw.y)), what, " forward");
+      CHECK_MESSAGE(bitwise_equal(dispatched_last.gx, x_channels_last(g, nchw.gx)), what, " backward_data");
+      CHECK_MESSAGE(bitwise_equal(dispatched_last.gw, nchw.gw), what, " backward_weight");
+      check_close(dispatched_last.gb, expected.gb, what + " backward_bias");
     }
   }
 }
