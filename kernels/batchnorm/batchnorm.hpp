@@ -38,6 +38,8 @@ namespace kiln::kernels {
 struct BatchNorm2dGeometry {
   std::int64_t batch = 1, channels = 1, height = 1, width = 1;
   bool fused_relu = false;  // y = relu(batchnorm(x)); the backward then reads y
+  // x, y, gy, gx stored channels-last, [N, H, W, C] (the CPU kernels; core/raw gives a CUDA device NCHW).
+  bool channels_last = false;
 };
 
 template <typename T>

@@ -4,10 +4,19 @@
 // reference kernels. A CUDA device runs the CUDA kernels (cuda_batchnorm.cu), float, double and bfloat16.
 #include <type_traits>
 
+#include "core/error.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
 #include "kernels/cpu_level.hpp"
 
 namespace kiln::kernels {
+namespace {
+
+// The CUDA kernels take NCHW only; core/raw converts channels-last tensors on a CUDA device first.
+[[maybe_unused]] void require_nchw_on_cuda(const BatchNorm2dGeometry& g) {
+  KILN_CHECK(!g.channels_last, "batch_norm2d: channels-last activations are not supported on a CUDA device");
+}
+
+}  // namespace
 
 template <typename T>
 void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,
@@ -15,9 +24,11 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
                                T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd) {
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda())
+  if (device.is_cuda()) {
+    require_nchw_on_cuda(g);
     return cuda::batchnorm2d_forward_train(device, g, x, gamma, beta, eps, momentum, running_mean,
                                            running_var, y, save_mean, save_invstd);
+  }
 #endif
   require_cpu(device, "batchnorm2d_forward_train");
   if constexpr (std::is_same_v<T, float>) {
@@ -42,8 +53,10 @@ void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const
                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
                               opmath_t<T> eps, T* y) {
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda())
+  if (device.is_cuda()) {
+    require_nchw_on_cuda(g);
     return cuda::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
+  }
 #endif
   require_cpu(device, "batchnorm2d_forward_eval");
   if constexpr (std::is_same_v<T, float>) {
@@ -65,9 +78,11 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
                                 const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
                                 opmath_t<T>* gbeta) {
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda())
+  if (device.is_cuda()) {
+    require_nchw_on_cuda(g);
     return cuda::batchnorm2d_backward_train(device, g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma,
                                             gbeta);
+  }
 #endif
   require_cpu(device, "batchnorm2d_backward_train");
   if constexpr (std::is_same_v<T, float>) {
@@ -89,9 +104,11 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
                                const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
                                opmath_t<T>* gbeta) {
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda())
+  if (device.is_cuda()) {
+    require_nchw_on_cuda(g);
     return cuda::batchnorm2d_backward_eval(device, g, x, gy, y, gamma, running_mean, running_var, eps, gx,
                                            ggamma, gbeta);
+  }
 #endif
   require_cpu(device, "batchnorm2d_backward_eval");
   if constexpr (std::is_same_v<T, float>) {

@@ -1,7 +1,8 @@
 // Reference batch-normalization kernels: plain loops that read like the formulas in batchnorm.hpp.
 // They are the oracle every optimized batchnorm kernel is tested against, so clarity beats speed here.
 //
-//   x, y, gy, gx  [N, C, H, W];  gamma, beta, running_*, save_*, ggamma, gbeta  [C]
+//   x, y, gy, gx  [N, C, H, W] (channels-last: [N, H, W, C]);  gamma, beta, running_*, save_*, ggamma, gbeta
+//   [C]
 //
 // Statistics are per channel, over the m = N*H*W values of that channel. Every per-channel sum is
 // accumulated in double: m is often in the hundreds of thousands, and a float running sum loses digits
@@ -17,10 +18,13 @@
 namespace kiln::kernels::reference {
 namespace {
 
-// Channel c's values sit in N blocks of H*W contiguous elements, one block per sample:
-// x[n, c, :, :] starts at (n * C + c) * H * W.
-std::int64_t block_start(const BatchNorm2dGeometry& g, std::int64_t n, std::int64_t c) {
-  return (n * g.channels + c) * g.height * g.width;
+// Where value i (i < H*W) of sample n's plane of channel c sits: NCHW keeps the plane contiguous, at
+// (n * C + c) * H * W; channels-last interleaves the channels, so the plane's values are C apart. Every loop
+// below visits n, then i, in the same order for both layouts, so both give the same bits.
+std::int64_t offset(const BatchNorm2dGeometry& g, std::int64_t n, std::int64_t c, std::int64_t i) {
+  const std::int64_t plane = g.height * g.width;
+  if (g.channels_last) return (n * plane + i) * g.channels + c;
+  return (n * g.channels + c) * plane + i;
 }
 
 // sum over (n, h, w) of values[n, c, h, w]
@@ -29,8 +33,7 @@ double channel_sum(const BatchNorm2dGeometry& g, const T* values, std::int64_t c
   const std::int64_t plane = g.height * g.width;
   double sum = 0;
   for (std::int64_t n = 0; n < g.batch; ++n) {
-    const T* block = values + block_start(g, n, c);
-    for (std::int64_t i = 0; i < plane; ++i) sum += block[i];
+    for (std::int64_t i = 0; i < plane; ++i) sum += values[offset(g, n, c, i)];
   }
   return sum;
 }
@@ -42,8 +45,10 @@ double channel_squared_deviations(const BatchNorm2dGeometry& g, const T* values,
   const std::int64_t plane = g.height * g.width;
   double sum = 0;
   for (std::int64_t n = 0; n < g.batch; ++n) {
-    const T* block = values + block_start(g, n, c);
-    for (std::int64_t i = 0; i < plane; ++i) sum += (block[i] - mean) * (block[i] - mean);
+    for (std::int64_t i = 0; i < plane; ++i) {
+      const T value = values[offset(g, n, c, i)];
+      sum += (value - mean) * (value - mean);
+    }
   }
   return sum;
 }
@@ -58,10 +63,10 @@ void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const opmath_t<
                        const opmath_t<T>* beta, std::int64_t c, double mean, double invstd, T* y) {
   const std::int64_t plane = g.height * g.width;
   for (std::int64_t n = 0; n < g.batch; ++n) {
-    const std::int64_t start = block_start(g, n, c);
     for (std::int64_t i = 0; i < plane; ++i) {
-      const T normalized = static_cast<T>((x[start + i] - mean) * invstd * gamma[c] + beta[c]);
-      y[start + i] = g.fused_relu ? relu(normalized) : normalized;
+      const std::int64_t at = offset(g, n, c, i);
+      const T normalized = static_cast<T>((x[at] - mean) * invstd * gamma[c] + beta[c]);
+      y[at] = g.fused_relu ? relu(normalized) : normalized;
     }
   }
 }
@@ -91,11 +96,11 @@ AffineGradients affine_gradients(const BatchNorm2dGeometry& g, const T* x, const
   const std::int64_t plane = g.height * g.width;
   AffineGradients sums;
   for (std::int64_t n = 0; n < g.batch; ++n) {
-    const std::int64_t start = block_start(g, n, c);
     for (std::int64_t i = 0; i < plane; ++i) {
-      const double xhat = (x[start + i] - mean) * invstd;
-      sums.ggamma += gy[start + i] * xhat;
-      sums.gbeta += gy[start + i];
+      const std::int64_t at = offset(g, n, c, i);
+      const double xhat = (x[at] - mean) * invstd;
+      sums.ggamma += gy[at] * xhat;
+      sums.gbeta += gy[at];
     }
   }
   return sums;
@@ -158,10 +163,10 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
 
     const double factor = gamma[c] * invstd / m;
     for (std::int64_t n = 0; n < g.batch; ++n) {
-      const std::int64_t start = block_start(g, n, c);
       for (std::int64_t i = 0; i < plane; ++i) {
-        const double xhat = (x[start + i] - mean) * invstd;
-        gx[start + i] = static_cast<T>(factor * (m * gy[start + i] - sums.gbeta - xhat * sums.ggamma));
+        const std::int64_t at = offset(g, n, c, i);
+        const double xhat = (x[at] - mean) * invstd;
+        gx[at] = static_cast<T>(factor * (m * gy[at] - sums.gbeta - xhat * sums.ggamma));
       }
     }
   }
@@ -199,8 +204,10 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
 
     const double scale = gamma[c] * invstd;
     for (std::int64_t n = 0; n < g.batch; ++n) {
-      const std::int64_t start = block_start(g, n, c);
-      for (std::int64_t i = 0; i < plane; ++i) gx[start + i] = static_cast<T>(gy[start + i] * scale);
+      for (std::int64_t i = 0; i < plane; ++i) {
+        const std::int64_t at = offset(g, n, c, i);
+        gx[at] = static_cast<T>(gy[at] * scale);
+      }
     }
   }
 }

@@ -1,5 +1,7 @@
 // Vectorized batch normalization over NCHW float tensors, written once over a vector trait V
-// (simd::FloatVector512 or FloatVector256) and instantiated by avx512.cpp and avx2.cpp.
+// (simd::FloatVector512 or FloatVector256) and instantiated by avx512.cpp and avx2.cpp. Channels-last tensors
+// (BatchNorm2dGeometry::channels_last) take the same passes and per-channel arithmetic, walking memory
+// through channels_last_batchnorm.hpp instead.
 //
 //   x, y, gy, gx  [N, C, H, W];  gamma, beta, running_*, save_*, ggamma, gbeta  [C];  m = N*H*W
 //
@@ -27,12 +29,13 @@
 #include <memory>
 
 #include "kernels/batchnorm/batchnorm.hpp"
+#include "kernels/batchnorm/batchnorm_vector_ops.hpp"
+#include "kernels/batchnorm/channels_last_batchnorm.hpp"
 
 namespace kiln::kernels::vectorized {
 namespace {
 
-inline constexpr std::int64_t kChunk = 1024;               // floats summed in float before going to double
-inline constexpr std::int64_t kParallelThreshold = 32768;  // below this many elements, threads cost more
+inline constexpr std::int64_t kChunk = 1024;  // floats summed in float before going to double
 
 // sum of a and sum of a * b over a channel, where a = p - shift_p and b = q - shift_q: the two sums every
 // batchnorm kernel needs.
@@ -41,13 +44,6 @@ inline constexpr std::int64_t kParallelThreshold = 32768;  // below this many el
 struct PairSums {
   double sum_a = 0, sum_ab = 0;
 };
-
-// gy * (y > 0 ? 1 : 0): relu's rule from its output, multiplied in as the elementwise kernels do, so a zero
-// gradient keeps its sign and an infinite gy times 0 is NaN, exactly as there.
-template <class V>
-typename V::Reg relu_gradient(typename V::Reg gy, typename V::Reg y) {
-  return V::mul(gy, V::select(V::greater(y, V::zero()), V::broadcast(1.0f), V::zero()));
-}
 
 // Float-lane partial sums, emptied into double once they hold kChunk values. They run across plane
 // boundaries: a small plane (64 values for 8x8) is far shorter than a chunk, and emptying the lanes (a
@@ -127,6 +123,8 @@ struct PairAccumulator {
 template <class V>
 void all_channel_pair_sums(const BatchNorm2dGeometry& g, const float* p, const float* shift_p, const float* q,
                            const float* shift_q, const float* relu_output, PairSums* channel_sums) {
+  if (g.channels_last)
+    return channels_last::all_channel_pair_sums<V>(g, p, shift_p, q, shift_q, relu_output, channel_sums);
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const std::unique_ptr<PairSums[]> plane_sums(new PairSums[static_cast<std::size_t>(planes)]);
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
@@ -181,13 +179,6 @@ void shift_scale_offset(const float* in, std::int64_t n, float shift, float scal
   }
 }
 
-// gy at [i, i + lanes), times relu's derivative at y when y is given (the fused backward).
-template <class V>
-typename V::Reg load_gradient(const float* gy, const float* y, std::int64_t i, std::int64_t lanes) {
-  const typename V::Reg g = V::load_partial(gy + i, lanes);
-  return y ? relu_gradient<V>(g, V::load_partial(y + i, lanes)) : g;
-}
-
 // gx = a * ((gy - gy_mean) - k * (x - mean)) over n contiguous floats: the train backward's gx with its
 // per-channel coefficients folded. The differences are taken before scaling by a = gamma * invstd, which
 // is large when the variance is small: scaling first would leave two large terms to cancel in float.
@@ -218,7 +209,8 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, con
   const std::int64_t m = g.batch * plane;  // values per channel
   // Pass 1: sum d and sum d^2, d = x - shift_c, with shift_c = x[0, c, 0, 0].
   const std::unique_ptr<float[]> shifts(new float[static_cast<std::size_t>(g.channels)]);
-  for (std::int64_t c = 0; c < g.channels; ++c) shifts[static_cast<std::size_t>(c)] = x[c * plane];
+  for (std::int64_t c = 0; c < g.channels; ++c)
+    shifts[static_cast<std::size_t>(c)] = x[g.channels_last ? c : c * plane];
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
   all_channel_pair_sums<V>(g, x, shifts.get(), x, shifts.get(), nullptr, sums.get());
 
@@ -245,7 +237,11 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, con
     }
   }
 
-  // Pass 2: normalize, plane by plane in memory order.
+  // Pass 2: normalize, plane by plane (or row by row) in memory order.
+  if (g.channels_last) {
+    return channels_last::shift_scale_offset<V>(g, x, normalize.shift.get(), normalize.scale.get(), beta,
+                                                g.fused_relu, y);
+  }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     const auto k = static_cast<std::size_t>(nc % g.channels);
@@ -282,7 +278,12 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, co
     gradient.scale[k] = static_cast<float>(gamma[c] * invstd);
   }
 
-  // Pass 2: gx, plane by plane in memory order.
+  // Pass 2: gx, plane by plane (or row by row) in memory order.
+  if (g.channels_last) {
+    return channels_last::train_backward_gx<V>(g, x, gy, relu_output, gradient.shift.get(),
+                                               gradient.centre.get(), gradient.slope.get(),
+                                               gradient.scale.get(), gx);
+  }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     const auto k = static_cast<std::size_t>(nc % g.channels);
@@ -301,6 +302,15 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, cons
                               float eps, float* y) {
   const std::int64_t plane = g.height * g.width;
   const std::int64_t planes = g.batch * g.channels;
+  if (g.channels_last) {
+    ChannelCoefficients normalize(g.channels);
+    for (std::int64_t c = 0; c < g.channels; ++c) {
+      const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
+      normalize.scale[static_cast<std::size_t>(c)] = static_cast<float>(invstd * gamma[c]);
+    }
+    return channels_last::shift_scale_offset<V>(g, x, running_mean, normalize.scale.get(), beta, g.fused_relu,
+                                                y);
+  }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     const std::int64_t c = nc % g.channels;
@@ -327,6 +337,7 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, con
     gbeta[c] = static_cast<float>(sums[k].sum_a);
     scale[k] = static_cast<float>(gamma[c] * invstd);
   }
+  if (g.channels_last) return channels_last::scale_gradient<V>(g, gy, relu_output, scale.get(), gx);
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     // gx = gy * scale (gy through relu's rule first, when fused)

@@ -1,7 +1,8 @@
 // Tests of the vectorized batch-normalization kernels (kernels/batchnorm/avx512.cpp, avx2.cpp) against the
-// reference kernels, plain and with the fused ReLU, at every dispatch level this CPU has, over odd shapes (batch 1, 1x1 planes, channels
-// 3/5/17, planes that are not a multiple of the vector width, planes longer than one summation chunk, a
-// channel mean far from zero), and with 1 and 2 threads, which must agree bitwise.
+// reference kernels, plain and with the fused ReLU, NCHW and channels-last, at every dispatch level this CPU
+// has, over odd shapes (batch 1, 1x1 planes, channels 3/5/17, planes that are not a multiple of the vector
+// width, planes longer than one summation chunk, a channel mean far from zero), and with 1 and 2 threads,
+// which must agree bitwise.
 //
 // Tolerances (float32): y and gx within atol 1e-5 + rtol 1e-4 of the reference, which rounds from double
 // once. The per-channel sums (ggamma, gbeta) and the saved statistics within atol 1e-4 + rtol 1e-4: the fast
@@ -57,11 +58,20 @@ std::vector<Case> plain_cases() {
 }
 
 // Each plain case, then each again with the ReLU fused (about half of y is then clamped to zero, so the
-// backward's mask matters).
+// backward's mask matters); then all of those channels-last, with two more whose rows are wider than the
+// channels-last walk's group of 4 vectors (64 channels on AVX2; 130, with a partial vector, on both).
 std::vector<Case> odd_cases() {
   std::vector<Case> cases = plain_cases();
   for (Case c : plain_cases()) {
     c.g.fused_relu = true;
+    cases.push_back(c);
+  }
+  cases.push_back({{.batch = 8, .channels = 64, .height = 8, .width = 8}, 0.0f});
+  cases.push_back({{.batch = 2, .channels = 130, .height = 9, .width = 15, .fused_relu = true}, 1.0f});
+  const std::size_t nchw = cases.size();
+  for (std::size_t i = 0; i < nchw; ++i) {
+    Case c = cases[i];
+    c.g.channels_last = true;
     cases.push_back(c);
   }
   return cases;
@@ -155,7 +165,7 @@ TEST_CASE("batchnorm fast: train forward and backward match the reference at eve
     kk::set_cpu_level(level);
     for (const Case& c : odd_cases()) {
       INFO(kk::cpu_level_name(level), " [", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width,
-           "]", c.g.fused_relu ? " fused relu" : "");
+           "]", c.g.fused_relu ? " fused relu" : "", c.g.channels_last ? " channels-last" : "");
       kk::set_compute_threads(1);
       const TrainOutputs one = run_train(c, false);
       kk::set_compute_threads(2);
@@ -186,7 +196,7 @@ TEST_CASE("batchnorm fast: eval forward and backward match the reference at ever
     kk::set_cpu_level(level);
     for (const Case& c : odd_cases()) {
       INFO(kk::cpu_level_name(level), " [", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width,
-           "]", c.g.fused_relu ? " fused relu" : "");
+           "]", c.g.fused_relu ? " fused relu" : "", c.g.channels_last ? " channels-last" : "");
       kk::set_compute_threads(1);
       const EvalOutputs one = run_eval(c, false);
       kk::set_compute_threads(2);
@@ -201,5 +211,48 @@ TEST_CASE("batchnorm fast: eval forward and backward match the reference at ever
       CHECK(one.ggamma == two.ggamma);
       CHECK(one.gbeta == two.gbeta);
     }
+  }
+}
+
+// The channels-last reference visits every channel's values in the NCHW reference's order, so it gives
+// the same bits, moved.
+TEST_CASE("batchnorm reference: channels-last gives the NCHW bits, moved") {
+  for (const Case& c : odd_cases()) {
+    if (c.g.channels_last) continue;
+    Case last = c;
+    last.g.channels_last = true;
+    const auto move = [&](const std::vector<float>& nchw) {
+      const std::int64_t plane = c.g.height * c.g.width;
+      std::vector<float> nhwc(nchw.size());
+      for (std::int64_t n = 0; n < c.g.batch; ++n)
+        for (std::int64_t ch = 0; ch < c.g.channels; ++ch)
+          for (std::int64_t i = 0; i < plane; ++i)
+            nhwc[static_cast<std::size_t>((n * plane + i) * c.g.channels + ch)] =
+                nchw[static_cast<std::size_t>((n * c.g.channels + ch) * plane + i)];
+      return nhwc;
+    };
+    INFO("[", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width, "]",
+         c.g.fused_relu ? " fused" : "");
+    // run_train's inputs, moved to channels-last.
+    const TrainOutputs expected = run_train(c, true);
+    const auto x = floats_around(numel(c.g), 1, c.offset), gy = floats_around(numel(c.g), 2);
+    const auto gamma = floats_around(c.g.channels, 3, 1.0f), beta = floats_around(c.g.channels, 4);
+    const auto channels = static_cast<std::size_t>(c.g.channels);
+    std::vector<float> y(x.size()), mean(channels), invstd(channels), rm(channels, 0.5f), rv(channels, 2.0f);
+    std::vector<float> gx(x.size()), ggamma(channels), gbeta(channels);
+    const std::vector<float> x_last = move(x), gy_last = move(gy);
+    kk::reference::batchnorm2d_forward_train(last.g, x_last.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                             rm.data(), rv.data(), y.data(), mean.data(), invstd.data());
+    kk::reference::batchnorm2d_backward_train(last.g, x_last.data(), gy_last.data(), y.data(), gamma.data(),
+                                              mean.data(), invstd.data(), gx.data(), ggamma.data(),
+                                              gbeta.data());
+    CHECK(y == move(expected.y));
+    CHECK(mean == expected.save_mean);
+    CHECK(invstd == expected.save_invstd);
+    CHECK(rm == expected.running_mean);
+    CHECK(rv == expected.running_var);
+    CHECK(gx == move(expected.gx));
+    CHECK(ggamma == expected.ggamma);
+    CHECK(gbeta == expected.gbeta);
   }
 }

@@ -1,0 +1,27 @@
+// The pieces both vectorized batch-norm walks share (vectorized_batchnorm.hpp over NCHW planes,
+// channels_last_batchnorm.hpp over channels-last rows), written once over a vector trait V.
+#pragma once
+
+#include <cstdint>
+
+namespace kiln::kernels::vectorized {
+namespace {
+
+inline constexpr std::int64_t kParallelThreshold = 32768;  // below this many elements, threads cost more
+
+// gy * (y > 0 ? 1 : 0): relu's rule from its output, multiplied in as the elementwise kernels do, so a zero
+// gradient keeps its sign and an infinite gy times 0 is NaN, exactly as there.
+template <class V>
+typename V::Reg relu_gradient(typename V::Reg gy, typename V::Reg y) {
+  return V::mul(gy, V::select(V::greater(y, V::zero()), V::broadcast(1.0f), V::zero()));
+}
+
+// gy at [i, i + lanes), times relu's derivative at y when y is given (the fused backward).
+template <class V>
+typename V::Reg load_gradient(const float* gy, const float* y, std::int64_t i, std::int64_t lanes) {
+  const typename V::Reg g = V::load_partial(gy + i, lanes);
+  return y ? relu_gradient<V>(g, V::load_partial(y + i, lanes)) : g;
+}
+
+}  // namespace
+}  // namespace kiln::kernels::vectorized

@@ -1,0 +1,164 @@
+// The memory walks of vectorized_batchnorm.hpp for channels-last tensors (BatchNorm2dGeometry::channels_last):
+//
+//   x, y, gy, gx  [N, H, W, C], read as rows = N*H*W rows of C floats
+//
+// A channel is one lane of every row, so the vectors run along the channels: each row is C / width vectors
+// (the last one partial when C is not a whole number of vectors), and the per-channel coefficients are
+// vectors loaded beside them instead of one broadcast per plane.
+//
+// Sums: the rows are cut into fixed blocks of kBlockRows, each block's per-channel sums go into a table, and
+// each channel adds its blocks' sums in block order, so the bits do not depend on the thread count. Within a
+// block, up to kGroupVectors channel vectors at a time keep their float sums in registers (two sets, even
+// and odd rows, so consecutive adds do not wait on each other); wider rows take their channels in groups,
+// each group walking the block again (kBlockRows rows of C floats stay in L2). A float lane sums
+// kFlushRows values before they go to double, as the NCHW walk's lanes sum about kChunk / (2 * width).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+
+#include "kernels/batchnorm/batchnorm.hpp"
+#include "kernels/batchnorm/batchnorm_vector_ops.hpp"
+
+namespace kiln::kernels::vectorized::channels_last {
+namespace {
+
+inline constexpr std::int64_t kBlockRows = 256;
+inline constexpr std::int64_t kFlushRows = 32;
+inline constexpr int kGroupVectors = 4;
+
+struct Sums {
+  double sum_a = 0, sum_ab = 0;
+};
+
+// The pair sums (vectorized_batchnorm.hpp's PairSums: sum a and sum a * b, a = p - shift_p or p * relu'(y),
+// b = q - shift_q) of channels [c0, c0 + kVectors * width) over rows [first, last), added into sums[c - c0].
+template <class V, int kVectors>
+void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first, std::int64_t last,
+                     const float* p, const float* shift_p, const float* q, const float* shift_q,
+                     const float* relu_output, Sums* sums) {
+  using Reg = typename V::Reg;
+  const std::int64_t lanes_in_group = std::min<std::int64_t>(kVectors * V::width, channels - c0);
+  const auto lanes = [&](int k) { return std::clamp<std::int64_t>(lanes_in_group - k * V::width, 0, V::width); };
+  Reg vshift_p[kVectors], vshift_q[kVectors];
+  for (int k = 0; k < kVectors; ++k) {
+    vshift_p[k] = shift_p ? V::load_partial(shift_p + c0 + k * V::width, lanes(k)) : V::zero();
+    vshift_q[k] = V::load_partial(shift_q + c0 + k * V::width, lanes(k));
+  }
+  const auto a_of = [&](std::int64_t at, int k) {
+    const Reg pk = V::load_partial(p + at, lanes(k));
+    if (relu_output) return V::mul(pk, V::select(V::greater(V::load_partial(relu_output + at, lanes(k)), V::zero()),
+                                                 V::broadcast(1.0f), V::zero()));
+    return V::sub(pk, vshift_p[k]);
+  };
+  for (std::int64_t start = first; start < last; start += kFlushRows) {
+    const std::int64_t end = std::min(last, start + kFlushRows);
+    Reg a[2][kVectors], ab[2][kVectors];
+    for (int s = 0; s < 2; ++s)
+      for (int k = 0; k < kVectors; ++k) a[s][k] = ab[s][k] = V::zero();
+    for (std::int64_t row = start; row < end; ++row) {
+      const int s = static_cast<int>(row & 1);
+#pragma GCC unroll 4
+      for (int k = 0; k < kVectors; ++k) {
+        const std::int64_t at = row * channels + c0 + k * V::width;
+        const Reg da = a_of(at, k), db = V::sub(V::load_partial(q + at, lanes(k)), vshift_q[k]);
+        a[s][k] = V::add(a[s][k], da);
+        ab[s][k] = V::fmadd(da, db, ab[s][k]);
+      }
+    }
+    for (int k = 0; k < kVectors; ++k) {
+      alignas(64) float lane_a[V::width], lane_ab[V::width];
+      V::store(lane_a, V::add(a[0][k], a[1][k]));
+      V::store(lane_ab, V::add(ab[0][k], ab[1][k]));
+      for (std::int64_t l = 0; l < lanes(k); ++l) {
+        sums[k * V::width + l].sum_a += lane_a[l];
+        sums[k * V::width + l].sum_ab += lane_ab[l];
+      }
+    }
+  }
+}
+
+// channel_sums[c] for every channel, as vectorized_batchnorm.hpp's all_channel_pair_sums.
+template <class V, class PairSums>
+void all_channel_pair_sums(const BatchNorm2dGeometry& g, const float* p, const float* shift_p, const float* q,
+                           const float* shift_q, const float* relu_output, PairSums* channel_sums) {
+  const std::int64_t channels = g.channels, rows = g.batch * g.height * g.width;
+  const std::int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+  const std::unique_ptr<Sums[]> block_sums(new Sums[static_cast<std::size_t>(blocks * channels)]);
+#pragma omp parallel for schedule(static) if (rows * channels >= kParallelThreshold)
+  for (std::int64_t block = 0; block < blocks; ++block) {
+    Sums* sums = block_sums.get() + block * channels;
+    const std::int64_t first = block * kBlockRows, last = std::min(rows, first + kBlockRows);
+    for (std::int64_t c0 = 0; c0 < channels; c0 += kGroupVectors * V::width) {
+      const std::int64_t vectors = std::min<std::int64_t>(kGroupVectors, (channels - c0 + V::width - 1) / V::width);
+      switch (vectors) {
+        case 1: group_pair_sums<V, 1>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0); break;
+        case 2: group_pair_sums<V, 2>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0); break;
+        case 3: group_pair_sums<V, 3>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0); break;
+        default: group_pair_sums<V, 4>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
+      }
+    }
+  }
+  for (std::int64_t c = 0; c < channels; ++c) {
+    PairSums total;
+    for (std::int64_t block = 0; block < blocks; ++block) {
+      total.sum_a += block_sums[static_cast<std::size_t>(block * channels + c)].sum_a;
+      total.sum_ab += block_sums[static_cast<std::size_t>(block * channels + c)].sum_ab;
+    }
+    channel_sums[c] = total;
+  }
+}
+
+// For every row and channel vector, body(at, c0, lanes): the row's floats [at, at + lanes) are channels
+// [c0, c0 + lanes). Threads split the rows.
+template <class V, class Body>
+void for_each_vector(const BatchNorm2dGeometry& g, Body body) {
+  const std::int64_t channels = g.channels, rows = g.batch * g.height * g.width;
+#pragma omp parallel for schedule(static) if (rows * channels >= kParallelThreshold)
+  for (std::int64_t row = 0; row < rows; ++row) {
+    for (std::int64_t c0 = 0; c0 < channels; c0 += V::width)
+      body(row * channels + c0, c0, std::min<std::int64_t>(V::width, channels - c0));
+  }
+}
+
+// y = (x - shift_c) * scale_c + offset_c, relu of that when `relu` (max(0, v): a NaN passes, as in
+// shift_scale_offset).
+template <class V>
+void shift_scale_offset(const BatchNorm2dGeometry& g, const float* x, const float* shift, const float* scale,
+                        const float* offset, bool relu, float* y) {
+  for_each_vector<V>(g, [&](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
+    const typename V::Reg d = V::sub(V::load_partial(x + at, lanes), V::load_partial(shift + c0, lanes));
+    const typename V::Reg v = V::fmadd(d, V::load_partial(scale + c0, lanes), V::load_partial(offset + c0, lanes));
+    V::store_partial(y + at, relu ? V::max(V::zero(), v) : v, lanes);
+  });
+}
+
+// gx = a_c * ((gy - centre_c) - slope_c * (x - shift_c)), gy through relu's rule first when relu_output is
+// given (train_backward_gx's formula, per channel vector).
+template <class V>
+void train_backward_gx(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* relu_output,
+                       const float* shift, const float* centre, const float* slope, const float* scale,
+                       float* gx) {
+  for_each_vector<V>(g, [&](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
+    const typename V::Reg d = V::sub(V::load_partial(x + at, lanes), V::load_partial(shift + c0, lanes));
+    const typename V::Reg centred =
+        V::sub(load_gradient<V>(gy, relu_output, at, lanes), V::load_partial(centre + c0, lanes));
+    const typename V::Reg minus_slope = V::neg(V::load_partial(slope + c0, lanes));
+    V::store_partial(gx + at, V::mul(V::load_partial(scale + c0, lanes), V::fmadd(minus_slope, d, centred)),
+                     lanes);
+  });
+}
+
+// gx = gy * scale_c, gy through relu's rule first when relu_output is given.
+template <class V>
+void scale_gradient(const BatchNorm2dGeometry& g, const float* gy, const float* relu_output, const float* scale,
+                    float* gx) {
+  for_each_vector<V>(g, [&](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
+    V::store_partial(gx + at, V::mul(load_gradient<V>(gy, relu_output, at, lanes), V::load_partial(scale + c0, lanes)),
+                     lanes);
+  });
+}
+
+}  // namespace
+}  // namespace kiln::kernels::vectorized::channels_last
