@@ -198,7 +198,12 @@ Tensor cat(const std::vector<Tensor>& tensors, int axis) {
     }
     dims[static_cast<std::size_t>(a)] += t.shape()[a];
   }
-  Tensor output = Tensor::empty(Shape(dims), first.dtype(), first.device());
+  // Channels-last when any input is stored so (a channels-last network's padded shortcut stays
+  // channels-last).
+  const bool channels_last = std::any_of(tensors.begin(), tensors.end(),
+                                         [](const Tensor& t) { return raw::stored_channels_last(t); });
+  Tensor output = channels_last ? raw::empty_channels_last(Shape(dims), first.dtype(), first.device())
+                                : Tensor::empty(Shape(dims), first.dtype(), first.device());
   std::vector<std::int64_t> bounds{0};  // input i occupies [bounds[i], bounds[i + 1]) along the axis
   for (const Tensor& t : tensors) {
     bounds.push_back(bounds.back() + t.shape()[a]);
@@ -444,6 +449,12 @@ Tensor Tensor::flatten(int start_axis, int end_axis) const {
 Tensor Tensor::contiguous() const {
   if (is_contiguous()) return *this;
   return clone();
+}
+
+Tensor Tensor::channels_last() const {
+  if (is_channels_last()) return *this;
+  return record("channels_last", {*this}, raw::to_channels_last(*this),
+                [](const Tensor& g) { return Grads{g}; });
 }
 
 Tensor Tensor::clone() const {

@@ -66,6 +66,21 @@ void copy(const Tensor& destination, const Tensor& source);
 void fill(const Tensor& destination, double value);
 Tensor contiguous(const Tensor& x);
 Tensor cast(const Tensor& x, DType dtype);
+
+// ---- channels-last (Tensor::is_channels_last) -------------------------------------------------------
+// True when x is channels-last and not also NCHW-dense (a [N, C, H, W] with C == 1 or H * W == 1 is both,
+// and takes the NCHW kernels as it is).
+bool stored_channels_last(const Tensor& x);
+// An uninitialized [N, C, H, W] tensor stored channels-last.
+Tensor empty_channels_last(const Shape& shape, DType dtype, Device device);
+// A dense channels-last copy of x (x itself when it is one already).
+Tensor to_channels_last(const Tensor& x);
+// An uninitialized tensor shaped and stored like x: channels-last when x is stored so, else dense.
+Tensor empty_like(const Tensor& x);
+// t dense in the layout an op runs in: channels-last (to_channels_last) or NCHW (contiguous). An op that
+// takes several activations runs in its principal input's layout and brings the others to it, so a
+// gradient arriving NCHW (from a pooling head, or a loss) joins a channels-last network once.
+Tensor in_layout(const Tensor& t, bool channels_last);
 Tensor random_uniform(const Shape& shape, DType dtype, Generator& generator, double low, double high);
 Tensor random_normal(const Shape& shape, DType dtype, Generator& generator, double mean, double std);
 

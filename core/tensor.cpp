@@ -81,6 +81,16 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+bool Tensor::is_channels_last() const {
+  if (dim() != 4) return false;
+  const std::int64_t c = shape()[1], h = shape()[2], w = shape()[3];
+  const std::int64_t expected[4] = {h * w * c, 1, w * c, c};
+  for (int axis = 0; axis < 4; ++axis) {
+    if (shape()[axis] != 1 && strides()[static_cast<std::size_t>(axis)] != expected[axis]) return false;
+  }
+  return true;
+}
+
 std::string Tensor::describe() const {
   if (!defined()) return "undefined";
   return std::string(dtype_name(dtype())) + shape().str();

@@ -74,6 +74,11 @@ class Tensor {
   DType dtype() const { return impl().dtype; }
   Device device() const { return impl().storage->device(); }
   bool is_contiguous() const;
+  // Stored channels-last: a [N, C, H, W] whose elements lie in memory as [N, H, W, C], strides [H*W*C, 1,
+  // W*C, C] (PyTorch's torch.channels_last). The CPU convolution, batch norm and elementwise ops keep this
+  // layout from input to output, so a network fed channels-last stays so; every other op reads it through
+  // its strides.
+  bool is_channels_last() const;
   // A short description for error messages: "float32[2, 3]".
   std::string describe() const;
 
@@ -101,6 +106,7 @@ class Tensor {
   Tensor unsqueeze(int axis) const;
   Tensor flatten(int start_axis = 0, int end_axis = -1) const;
   Tensor contiguous() const;
+  Tensor channels_last() const;         // a dense channels-last copy, or this tensor when it is one already
   Tensor clone() const;                 // a dense copy that stays on the tape
   Tensor to(DType dtype) const;         // differentiable between floating types
   // A dense copy on `device`, or this tensor when it is already there. Not recorded on the tape: inputs

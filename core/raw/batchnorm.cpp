@@ -47,8 +47,9 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
                                     const BatchNormOptions& options) {
   kernels::BatchNorm2dGeometry g = batchnorm_geometry(x, gamma, beta, running_mean, running_var);
   g.fused_relu = options.fused_relu;
-  const Tensor input = contiguous(x);
-  BatchNormResult result{Tensor::empty(x.shape(), x.dtype(), x.device()), Tensor(), Tensor()};
+  g.channels_last = x.device().is_cpu() && stored_channels_last(x);
+  const Tensor input = in_layout(x, g.channels_last);
+  BatchNormResult result{empty_like(input), Tensor(), Tensor()};
   if (options.training) {
     KILN_CHECK(g.batch * g.height * g.width > 1, "batch_norm2d: training needs more than one value per channel, got ",
                x.shape());
@@ -80,17 +81,18 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
 BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma,
                                     const BatchNormResult& saved, const Tensor& running_mean,
                                     const Tensor& running_var, const BatchNormOptions& options) {
-  const kernels::BatchNorm2dGeometry g{x.size(0), x.size(1), x.size(2), x.size(3), options.fused_relu};
+  kernels::BatchNorm2dGeometry g{x.size(0), x.size(1), x.size(2), x.size(3), options.fused_relu};
   KILN_CHECK(!options.fused_relu || saved.output.defined(),
              "batch_norm2d backward: the fused ReLU needs the forward's output");
   check_same_dtype_and_device("batch_norm2d backward", x, {&gy, &saved.output});
   check_channel_dtype_and_device("batch_norm2d backward", x,
                                  {&gamma, &saved.save_mean, &saved.save_invstd, &running_mean, &running_var});
-  const Tensor input = contiguous(x), grad_output = contiguous(gy);
-  const Tensor output = options.fused_relu ? contiguous(saved.output) : Tensor();
+  // Channels-last on the CPU when x is stored so (gy and the saved output are brought to it), else NCHW.
+  g.channels_last = x.device().is_cpu() && stored_channels_last(x);
+  const Tensor input = in_layout(x, g.channels_last), grad_output = in_layout(gy, g.channels_last);
+  const Tensor output = options.fused_relu ? in_layout(saved.output, g.channels_last) : Tensor();
   const DType parameter_dtype = channel_dtype(x.dtype(), "batch_norm2d backward");
-  BatchNormGrads grads{Tensor::empty(x.shape(), x.dtype(), x.device()),
-                       Tensor::empty({g.channels}, parameter_dtype, x.device()),
+  BatchNormGrads grads{empty_like(input), Tensor::empty({g.channels}, parameter_dtype, x.device()),
                        Tensor::empty({g.channels}, parameter_dtype, x.device())};
   visit_floating(x.dtype(), "batch_norm2d backward", [&]<typename T>() {
     using P = opmath_t<T>;

@@ -27,16 +27,31 @@ kernels::Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& w, const Co
   return g;
 }
 
+// Whether a pass runs channels-last (conv2d.hpp): on the CPU, when its principal activation (the input
+// forward and for the weight gradient, gy for backward-data) is stored so; the others follow (in_layout).
+// Otherwise every activation is made NCHW-dense.
+bool runs_channels_last(const Tensor& principal) {
+  return principal.device().is_cpu() && stored_channels_last(principal);
+}
+
+// A pass's output: channels-last when its inputs run so.
+Tensor activations(const Shape& shape, const Tensor& like, bool channels_last) {
+  return channels_last ? empty_channels_last(shape, like.dtype(), like.device())
+                       : Tensor::empty(shape, like.dtype(), like.device());
+}
+
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& options) {
   check_same_dtype_and_device("conv2d", x, {&w, &bias});
-  const kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), options);
+  kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), options);
   KILN_CHECK(!bias.defined() || bias.shape() == Shape{g.out_channels}, "conv2d: bias ", bias.describe(),
              " must be [", g.out_channels, "]");
-  const Tensor input = contiguous(x), weight = contiguous(w);
+  const Tensor weight = contiguous(w);
   const Tensor bias_dense = bias.defined() ? contiguous(bias) : Tensor();
-  Tensor output = Tensor::empty({g.batch, g.out_channels, g.out_height(), g.out_width()}, x.dtype(), x.device());
+  g.channels_last = runs_channels_last(x);
+  const Tensor input = in_layout(x, g.channels_last);
+  Tensor output = activations({g.batch, g.out_channels, g.out_height(), g.out_width()}, x, g.channels_last);
   visit_floating(x.dtype(), "conv2d", [&]<typename T>() {
     kernels::conv2d_forward<T>(x.device(), g, input.data<T>(), weight.data<T>(),
                                bias_dense.defined() ? bias_dense.data<T>() : nullptr, output.data<T>());
@@ -45,9 +60,10 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
 }
 
 Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_shape, const Conv2dOptions& options) {
-  const kernels::Conv2dGeometry g = conv2d_geometry(x_shape, w.shape(), options);
-  const Tensor grad_output = contiguous(gy), weight = contiguous(w);
-  Tensor grad_input = Tensor::empty(x_shape, gy.dtype(), gy.device());
+  kernels::Conv2dGeometry g = conv2d_geometry(x_shape, w.shape(), options);
+  g.channels_last = runs_channels_last(gy);
+  const Tensor grad_output = in_layout(gy, g.channels_last), weight = contiguous(w);
+  Tensor grad_input = activations(x_shape, gy, g.channels_last);
   visit_floating(gy.dtype(), "conv2d backward", [&]<typename T>() {
     kernels::conv2d_backward_data<T>(gy.device(), g, grad_output.data<T>(), weight.data<T>(), grad_input.data<T>());
   });
@@ -55,8 +71,9 @@ Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_sh
 }
 
 Tensor conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Shape& w_shape, const Conv2dOptions& options) {
-  const kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w_shape, options);
-  const Tensor grad_output = contiguous(gy), input = contiguous(x);
+  kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w_shape, options);
+  g.channels_last = runs_channels_last(x);
+  const Tensor grad_output = in_layout(gy, g.channels_last), input = in_layout(x, g.channels_last);
   Tensor grad_weight = Tensor::empty(w_shape, gy.dtype(), gy.device());
   visit_floating(gy.dtype(), "conv2d backward", [&]<typename T>() {
     kernels::conv2d_backward_weight<T>(gy.device(), g, grad_output.data<T>(), input.data<T>(), grad_weight.data<T>());
@@ -65,8 +82,9 @@ Tensor conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Shape& w_
 }
 
 Tensor conv2d_backward_bias(const Tensor& gy) {
-  const Tensor grad_output = contiguous(gy);
-  kernels::Conv2dGeometry g;  // the bias kernel reads only batch, out_channels and the output extent
+  kernels::Conv2dGeometry g;  // the bias kernel reads only batch, out_channels, the output extent and layout
+  g.channels_last = runs_channels_last(gy);
+  const Tensor grad_output = in_layout(gy, g.channels_last);
   g.batch = gy.size(0);
   g.out_channels = gy.size(1);
   g.in_height = gy.size(2);

@@ -53,9 +53,12 @@ void check_same_dtype_and_device(std::string_view op, const Tensor& reference,
   }
 }
 
+// An elementwise op on a channels-last operand keeps that layout (binary ops of one shape when either
+// operand has it), bringing the other operands to it: the kernels then run over the dense storage in memory
+// order, whatever the layout.
 Tensor unary(kernels::UnaryOp op, const kernels::UnaryParams& params, const Tensor& x) {
-  const Tensor input = contiguous(x);
-  Tensor output = Tensor::empty(x.shape(), x.dtype(), x.device());
+  const Tensor input = stored_channels_last(x) ? x : contiguous(x);
+  Tensor output = empty_like(input);
   visit_floating(x.dtype(), "unary op", [&]<typename T>() {
     kernels::unary_forward<T>(x.device(), op, params, x.numel(), input.data<T>(), output.data<T>());
   });
@@ -64,8 +67,10 @@ Tensor unary(kernels::UnaryOp op, const kernels::UnaryParams& params, const Tens
 
 Tensor unary_backward(kernels::UnaryOp op, const kernels::UnaryParams& params, const Tensor& x, const Tensor& y,
                       const Tensor& gy) {
-  const Tensor input = contiguous(x), output = contiguous(y), grad_output = contiguous(gy);
-  Tensor grad_input = Tensor::empty(x.shape(), x.dtype(), x.device());
+  const bool channels_last = stored_channels_last(x);
+  const Tensor input = in_layout(x, channels_last), output = in_layout(y, channels_last);
+  const Tensor grad_output = in_layout(gy, channels_last);
+  Tensor grad_input = empty_like(input);
   visit_floating(x.dtype(), "unary op backward", [&]<typename T>() {
     kernels::unary_backward<T>(x.device(), op, params, x.numel(), input.data<T>(), output.data<T>(),
                                grad_output.data<T>(), grad_input.data<T>());
@@ -77,6 +82,16 @@ Tensor binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b, std::strin
   check_same_dtype_and_device(name, a, {&b});
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   check_rank(name, shape);
+  if (a.shape() == b.shape() && (stored_channels_last(a) || stored_channels_last(b))) {
+    const Tensor left = in_layout(a, true), right = in_layout(b, true);
+    Tensor output = empty_like(left);
+    const std::int64_t count = a.numel(), one = 1;
+    visit_floating(a.dtype(), name, [&]<typename T>() {
+      kernels::binary_forward<T>(a.device(), op, 1, &count, left.data<T>(), &one, right.data<T>(), &one,
+                                 output.data<T>());
+    });
+    return output;
+  }
   Tensor output = Tensor::empty(shape, a.dtype(), a.device());
   Strides a_strides = broadcast_strides(a, shape), b_strides = broadcast_strides(b, shape);
   visit_floating(a.dtype(), name, [&]<typename T>() {
@@ -135,6 +150,31 @@ Tensor contiguous(const Tensor& x) {
   Tensor dense = Tensor::empty(x.shape(), x.dtype(), x.device());
   copy(dense, x);
   return dense;
+}
+
+bool stored_channels_last(const Tensor& x) { return x.is_channels_last() && !x.is_contiguous(); }
+
+Tensor empty_channels_last(const Shape& shape, DType dtype, Device device) {
+  KILN_CHECK(shape.rank() == 4, "channels-last: shape ", shape, " is not [N, C, H, W]");
+  const std::int64_t c = shape[1], h = shape[2], w = shape[3];
+  return make_view(Tensor::empty({shape.numel()}, dtype, device), shape, Strides{h * w * c, 1, w * c, c}, 0);
+}
+
+Tensor to_channels_last(const Tensor& x) {
+  if (x.is_channels_last()) return x;
+  Tensor dense = empty_channels_last(x.shape(), x.dtype(), x.device());
+  copy(dense, x);
+  return dense;
+}
+
+Tensor empty_like(const Tensor& x) {
+  if (stored_channels_last(x)) return empty_channels_last(x.shape(), x.dtype(), x.device());
+  return Tensor::empty(x.shape(), x.dtype(), x.device());
+}
+
+Tensor in_layout(const Tensor& t, bool channels_last) {
+  if (!t.defined()) return t;
+  return channels_last ? to_channels_last(t) : contiguous(t);
 }
 
 Tensor cast(const Tensor& x, DType dtype) {

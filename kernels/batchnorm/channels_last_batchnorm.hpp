@@ -111,10 +111,18 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const float* p, const f
 }
 
 // For every row and channel vector, body(at, c0, lanes): the row's floats [at, at + lanes) are channels
-// [c0, c0 + lanes). Threads split the rows.
+// [c0, c0 + lanes). Threads split the rows. Rows of whole vectors (C a multiple of the width, as in every
+// zoo network) pass a constant width, so the body's partial loads and stores become plain ones.
 template <class V, class Body>
 void for_each_vector(const BatchNorm2dGeometry& g, Body body) {
   const std::int64_t channels = g.channels, rows = g.batch * g.height * g.width;
+  if (channels % V::width == 0) {
+#pragma omp parallel for schedule(static) if (rows * channels >= kParallelThreshold)
+    for (std::int64_t row = 0; row < rows; ++row) {
+      for (std::int64_t c0 = 0; c0 < channels; c0 += V::width) body(row * channels + c0, c0, V::width);
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static) if (rows * channels >= kParallelThreshold)
   for (std::int64_t row = 0; row < rows; ++row) {
     for (std::int64_t c0 = 0; c0 < channels; c0 += V::width)

@@ -396,17 +396,31 @@ struct Tiling {
   }
 };
 
-// Copies `count` positions of `channels` floats each, `from_stride` floats apart, into rows of `to_stride`
-// floats, zeroing each row's lanes past `channels`: channels-last pixels into the padded channel vectors.
-inline void copy_pixels(const float* from, std::int64_t from_stride, std::int64_t count,
-                        std::int64_t channels, float* to, std::int64_t to_stride) {
-  if (channels == from_stride && channels == to_stride) {
-    std::copy_n(from, count * channels, to);
-    return;
-  }
+// Channels-last pixels into padded channel vectors: `count` pixels of `channels` floats, `from_stride`
+// floats apart, into rows of `to_stride` floats (whole vectors), zero in the lanes past `channels`.
+template <typename V>
+void copy_pixels(const float* from, std::int64_t from_stride, std::int64_t count, std::int64_t channels,
+                 float* to, std::int64_t to_stride) {
   for (std::int64_t i = 0; i < count; ++i) {
-    std::copy_n(from + i * from_stride, channels, to + i * to_stride);
-    std::fill(to + i * to_stride + channels, to + (i + 1) * to_stride, 0.0f);
+    for (std::int64_t lane0 = 0; lane0 < to_stride; lane0 += V::width) {
+      const std::int64_t lanes = std::clamp<std::int64_t>(channels - lane0, 0, V::width);
+      const float* pixel = from + i * from_stride + lane0;
+      V::store(to + i * to_stride + lane0,
+               lanes == V::width ? V::load(pixel) : V::load_partial(pixel, lanes));
+    }
+  }
+}
+
+// And back: `count` pixels' first `channels` floats from rows of `from_stride` into dense channels-last
+// pixels.
+template <typename V>
+void store_pixels(const float* from, std::int64_t from_stride, std::int64_t count, std::int64_t channels,
+                  float* to) {
+  for (std::int64_t i = 0; i < count; ++i) {
+    for (std::int64_t lane0 = 0; lane0 < channels; lane0 += V::width) {
+      V::store_partial(to + i * channels + lane0, V::load(from + i * from_stride + lane0),
+                       std::min<std::int64_t>(V::width, channels - lane0));
+    }
   }
 }
 
@@ -431,8 +445,8 @@ void pad_input(const Pass& g, const Tiling<V, T>& tiling, const float* x, std::i
       std::fill(row, row + left, 0.0f);
       std::fill(row + right, row + row_floats, 0.0f);
       if (g.channels_last) {
-        copy_pixels(x + b * image_stride + ih * g.in_width * g.in_channels, g.in_channels, width,
-                    g.in_channels, row + left, tiling.channels);
+        copy_pixels<V>(x + b * image_stride + ih * g.in_width * g.in_channels, g.in_channels, width,
+                       g.in_channels, row + left, tiling.channels);
         continue;
       }
       if (g.in_channels < tiling.channels) {
@@ -625,8 +639,7 @@ void store_outputs(const Pass& g, const Tiling<V, T>& tiling, std::int64_t first
       const float* from = staged + (r * T::m * kTiles + T::m * j) * m_stride;
       if (g.channels_last) {
         float* to = y + at.image * image_stride + ((T::m * at.row + r) * out_w + ow) * g.out_channels;
-        for (std::int64_t i = 0; i < outputs; ++i)
-          std::copy_n(from + i * m_stride, g.out_channels, to + i * g.out_channels);
+        store_pixels<V>(from, m_stride, outputs, g.out_channels, to);
         continue;
       }
       transpose_matrix(from, m_stride, outputs, g.out_channels,
@@ -782,8 +795,8 @@ void pad_gradient(const Pass& g, const Tiling<V, T>& tiling, const float* gy, st
       }
       std::fill(row + out_w * channels, row + row_floats, 0.0f);
       if (g.channels_last) {
-        copy_pixels(gy + b * image_stride + r * out_w * g.out_channels, g.out_channels, out_w, g.out_channels,
-                    row, channels);
+        copy_pixels<V>(gy + b * image_stride + r * out_w * g.out_channels, g.out_channels, out_w,
+                       g.out_channels, row, channels);
         continue;
       }
       if (g.out_channels < channels) {

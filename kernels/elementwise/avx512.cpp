@@ -33,6 +33,11 @@ void copy_strided_rows(int rank, const std::int64_t* sizes, const float* src, co
   vectorized::copy_strided_rows<Vector>(rank, sizes, src, src_strides, dst, dst_strides);
 }
 
+void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t columns, const float* src,
+                        float* dst) {
+  vectorized::transpose_matrices<Vector>(count, rows, columns, src, dst);
+}
+
 void fill(std::int64_t n, float value, float* out) { vectorized::fill<Vector>(n, value, out); }
 
 }  // namespace kiln::kernels::avx512

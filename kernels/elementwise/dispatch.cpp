@@ -3,6 +3,8 @@
 // every op and dtype. On the CPU, float goes to the AVX-512 / AVX2 kernels (by cpu_level()) for the ops and
 // layouts they cover (every float -> float copy); everything else (double, bfloat16, int64, transcendentals,
 // binary ops on transposed or gathered layouts) runs the reference kernels.
+#include <algorithm>
+#include <array>
 #include <optional>
 #include <type_traits>
 
@@ -124,6 +126,32 @@ void binary_forward(Device device, BinaryOp op, int rank, const std::int64_t* si
   reference::binary_forward(op, rank, sizes, a, a_strides, b, b_strides, out);
 }
 
+namespace {
+
+// A copy that is `count` dense rows x columns matrices into their transposes.
+struct Transposes {
+  std::int64_t count, rows, columns;
+};
+
+// The copies between the two dense layouts of an [N, C, H, W] tensor (core/tensor.hpp's
+// is_channels_last): NCHW to channels-last transposes each image's [C][H*W], channels-last to NCHW its
+// [H*W][C]. Anything else, nullopt.
+std::optional<Transposes> layout_transposes(int rank, const std::int64_t* sizes,
+                                            const std::int64_t* src_strides,
+                                            const std::int64_t* dst_strides) {
+  if (rank != 4) return std::nullopt;
+  const std::int64_t n = sizes[0], c = sizes[1], plane = sizes[2] * sizes[3];
+  const std::array<std::int64_t, 4> nchw{c * plane, plane, sizes[3], 1}, nhwc{c * plane, 1, sizes[3] * c, c};
+  const auto is = [](const std::int64_t* strides, const std::array<std::int64_t, 4>& layout) {
+    return std::equal(layout.begin(), layout.end(), strides);
+  };
+  if (is(src_strides, nchw) && is(dst_strides, nhwc)) return Transposes{n, c, plane};
+  if (is(src_strides, nhwc) && is(dst_strides, nchw)) return Transposes{n, plane, c};
+  return std::nullopt;
+}
+
+}  // namespace
+
 template <typename Src, typename Dst>
 void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src* src,
                   const std::int64_t* src_strides, Dst* dst, const std::int64_t* dst_strides) {
@@ -143,6 +171,14 @@ void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src*
       return avx512::copy_rows(*plan, sizes, src, src_strides, dst, dst_strides);
     if (plan && cpu_level() == CpuLevel::Avx2)
       return avx2::copy_rows(*plan, sizes, src, src_strides, dst, dst_strides);
+    // Between NCHW and channels-last: a batch of [C][H*W] <-> [H*W][C] transposes.
+    if (const std::optional<Transposes> transposes =
+            layout_transposes(rank, sizes, src_strides, dst_strides)) {
+      if (cpu_level() == CpuLevel::Avx512)
+        return avx512::transpose_matrices(transposes->count, transposes->rows, transposes->columns, src, dst);
+      if (cpu_level() == CpuLevel::Avx2)
+        return avx2::transpose_matrices(transposes->count, transposes->rows, transposes->columns, src, dst);
+    }
     // Rows that are not dense (a subsampling slice, a transposed view), or too short for a plan.
     if (one_write_each && cpu_level() == CpuLevel::Avx512)
       return avx512::copy_strided_rows(rank, sizes, src, src_strides, dst, dst_strides);

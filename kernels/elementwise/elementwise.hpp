@@ -106,7 +106,8 @@ struct RowPlan {
 // the ops and layouts dispatch.cpp sends it: unary Neg, Abs, Relu, LeakyRelu, Clamp, Sqrt (forward) and
 // Neg, Abs, Relu, LeakyRelu, Clamp, Sigmoid, Tanh (backward); binary Add, Sub, Mul, Div over a RowPlan;
 // copies whose rows are dense in src and dst (copy_rows), and the others of rank >= 1, row by row
-// (copy_strided_rows); fill.
+// (copy_strided_rows); batches of matrix transposes (transpose_matrices: dst[b][j][i] = src[b][i][j]), which
+// is what a copy between NCHW and channels-last is; fill.
 namespace avx512 {
 void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, float* y);
 void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, const float* y,
@@ -117,6 +118,8 @@ void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
                const std::int64_t* src_strides, float* dst, const std::int64_t* dst_strides);
 void copy_strided_rows(int rank, const std::int64_t* sizes, const float* src, const std::int64_t* src_strides,
                        float* dst, const std::int64_t* dst_strides);
+void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t columns, const float* src,
+                        float* dst);
 void fill(std::int64_t n, float value, float* out);
 }  // namespace avx512
 namespace avx2 {
@@ -129,6 +132,8 @@ void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
                const std::int64_t* src_strides, float* dst, const std::int64_t* dst_strides);
 void copy_strided_rows(int rank, const std::int64_t* sizes, const float* src, const std::int64_t* src_strides,
                        float* dst, const std::int64_t* dst_strides);
+void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t columns, const float* src,
+                        float* dst);
 void fill(std::int64_t n, float value, float* out);
 }  // namespace avx2
 

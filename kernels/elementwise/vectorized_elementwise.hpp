@@ -21,6 +21,7 @@
 #include <cstring>
 
 #include "kernels/elementwise/elementwise.hpp"
+#include "kernels/simd/transpose_8x8.hpp"
 
 namespace kiln::kernels::vectorized {
 namespace {
@@ -291,6 +292,18 @@ void copy_strided_rows(int rank, const std::int64_t* sizes, const float* src, co
                  float* to = dst + dst_offset + begin * dst_step;
                  for (std::int64_t i = 0; i < length; ++i) to[i * dst_step] = from[i * src_step];
                });
+}
+
+// dst[b][j][i] = src[b][i][j] for count matrices of rows x columns: the conversions between NCHW and
+// channels-last (an image is [C][H*W] one way, [H*W][C] the other), through the 8 x 8 register transpose,
+// threaded over the matrices (or, for a single one, not at all: the conversions come in batches).
+template <class V>
+void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t columns, const float* src,
+                        float* dst) {
+  const std::int64_t size = rows * columns;
+#pragma omp parallel for schedule(static) if (count * size >= kElementwiseThreshold)
+  for (std::int64_t b = 0; b < count; ++b)
+    transpose_matrix(src + b * size, columns, rows, columns, dst + b * size, rows);
 }
 
 template <class V>

@@ -207,6 +207,12 @@ TEST_CASE("elementwise fast: strided copies and fill") {
         // threaded, the rows would race (and only sometimes lose), so it stays on the reference, whose last
         // row wins.
         {{4, 20000}, {20000, 1}, {0, 1}, 80000, 20000},
+        // NCHW to channels-last and back (transpose_matrices): [3, 17, 5, 7], ragged against the 8 x 8
+        // blocks; [16, 16, 16, 16], threaded.
+        {{3, 17, 5, 7}, {595, 35, 7, 1}, {595, 1, 119, 17}, 1785, 1785},
+        {{3, 17, 5, 7}, {595, 1, 119, 17}, {595, 35, 7, 1}, 1785, 1785},
+        {{16, 16, 16, 16}, {4096, 256, 16, 1}, {4096, 1, 256, 16}, 65536, 65536},
+        {{16, 16, 16, 16}, {4096, 1, 256, 16}, {4096, 256, 16, 1}, 65536, 65536},
     };
     for (const StridedCopy& c : strided_copies) {
       const int rank = static_cast<int>(c.sizes.size());

@@ -1,0 +1,106 @@
+// Channels-last tensors (Tensor::is_channels_last, Tensor::channels_last): the layout itself, that the CPU
+// convolution, batch norm and elementwise ops keep it from input to output and from gradient to gradient,
+// that a network fed channels-last computes what it computes on NCHW, and that the backward rules hold
+// on it (finite differences in float64, through the reference kernels' channels-last loops).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/generator.hpp"
+#include "core/ops.hpp"
+#include "core/tensor.hpp"
+#include "layers/blocks.hpp"
+#include "tests/support/gradcheck.hpp"
+
+using namespace kiln;
+using kiln::testing::gradcheck;
+using kiln::testing::Inputs;
+using kiln::testing::random_input;
+
+namespace {
+
+// The largest |a - b| over two tensors of one shape, read in logical order whatever their layouts.
+double largest_difference(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  const std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+  double largest = 0.0;
+  for (std::size_t i = 0; i < x.size(); ++i) largest = std::max(largest, std::fabs(x[i] - y[i]));
+  return largest;
+}
+
+}  // namespace
+
+TEST_CASE("channels-last: the layout's strides, values and round trip") {
+  const Tensor x = random_input({2, 3, 4, 5}, 1).to(DType::Float32);
+  const Tensor last = x.channels_last();
+  CHECK(last.is_channels_last());
+  CHECK_FALSE(last.is_contiguous());
+  CHECK(last.strides() == Strides{60, 1, 15, 3});
+  CHECK(last.to_vector<float>() == x.to_vector<float>());
+  CHECK(last.channels_last().same(last));  // already channels-last: no copy
+  CHECK(last.contiguous().is_contiguous());
+  CHECK(last.contiguous().to_vector<float>() == x.to_vector<float>());
+  CHECK_FALSE(x.is_channels_last());
+  // One channel, or one pixel: both layouts are the same memory.
+  CHECK(Tensor::zeros({2, 1, 3, 3}).is_channels_last());
+  CHECK(Tensor::zeros({2, 5, 1, 1}).is_channels_last());
+}
+
+TEST_CASE("channels-last: elementwise ops and cat keep the layout, and mixed operands take it") {
+  const Tensor a = random_input({2, 3, 4, 5}, 8).to(DType::Float32), b = random_input({2, 3, 4, 5}, 9).to(DType::Float32);
+  const Tensor a_last = a.channels_last(), b_last = b.channels_last();
+  CHECK(relu(a_last).is_channels_last());
+  CHECK(relu(a_last).to_vector<float>() == relu(a).to_vector<float>());
+  for (const Tensor& sum : {a_last + b_last, a_last + b, a + b_last}) {
+    CHECK(sum.is_channels_last());
+    CHECK(sum.to_vector<float>() == (a + b).to_vector<float>());
+  }
+  CHECK_FALSE((a + b).is_channels_last());
+  const Tensor joined = cat({a_last, Tensor::zeros({2, 2, 4, 5})}, 1);
+  CHECK(joined.is_channels_last());
+  CHECK(joined.to_vector<float>() == cat({a, Tensor::zeros({2, 2, 4, 5})}, 1).to_vector<float>());
+}
+
+TEST_CASE("channels-last: a ResNet block keeps the layout and computes what it computes on NCHW") {
+  // 16 channels at 8x8, batch 8: Winograd takes the convolutions (channels-last itself), the vectorized
+  // batch norm walks channels-last rows; the shortcut pads 8 -> 16 channels at stride 2 in the second case.
+  for (const auto& [in_channels, stride] : {std::pair<std::int64_t, std::int64_t>{16, 1}, {8, 2}}) {
+    INFO(in_channels, " -> 16 channels, stride ", stride);
+    Generator generator(7);
+    layers::BasicBlock block(in_channels, 16, stride, generator, layers::Shortcut::PadIdentity);
+    const Tensor x = random_input({8, in_channels, 16, 16}, 2).to(DType::Float32);
+
+    const auto run = [&](const Tensor& input) {
+      for (Tensor& p : block.parameters()) p.zero_grad();
+      Tensor leaf = input.detach().set_requires_grad(true);
+      const Tensor y = block.forward(leaf);
+      sum(y * y).backward();
+      std::vector<Tensor> grads{leaf.grad()};
+      for (const Tensor& p : block.parameters()) grads.push_back(p.grad());
+      return std::pair{y, grads};
+    };
+    const auto [y_nchw, grads_nchw] = run(x);
+    const auto [y_last, grads_last] = run(x.channels_last());
+    CHECK(y_last.is_channels_last());
+    CHECK_FALSE(y_nchw.is_channels_last());
+    CHECK(largest_difference(y_last, y_nchw) <= 1e-4);
+    for (std::size_t i = 0; i < grads_nchw.size(); ++i) {
+      INFO("gradient ", i);
+      CHECK(largest_difference(grads_last[i], grads_nchw[i]) <= 1e-3);
+    }
+  }
+}
+
+TEST_CASE("channels-last: conv2d -> batch norm -> relu backward against finite differences (float64)") {
+  const Tensor x = random_input({2, 5, 6, 7}, 3), w = random_input({4, 5, 3, 3}, 4);
+  const Tensor gamma = random_input({4}, 5, 0.5, 1.5), beta = random_input({4}, 6);
+  const auto result = gradcheck(
+      [](const Inputs& in) {
+        const Tensor y = conv2d(in[0].channels_last(), in[1], Tensor(), {.stride = {1, 2}, .padding = {1, 1}});
+        REQUIRE(y.is_channels_last());
+        return relu(batch_norm2d(y, in[2], in[3], Tensor(), Tensor(), {.training = true}) + 0.1);
+      },
+      {x, w, gamma, beta});
+  CHECK_MESSAGE(result.ok, result.message);
+}
