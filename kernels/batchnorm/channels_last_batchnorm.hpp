@@ -1,4 +1,4 @@
-// The memory walks of vectorized_batchnorm.hpp for channels-last tensors (BatchNorm2dGeometry::channels_last):
+// vectorized_batchnorm.hpp's memory walks for channels-last tensors (BatchNorm2dGeometry::channels_last):
 //
 //   x, y, gy, gx  [N, H, W, C], read as rows = N*H*W rows of C floats
 //
@@ -40,7 +40,9 @@ void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first,
                      const float* relu_output, Sums* sums) {
   using Reg = typename V::Reg;
   const std::int64_t lanes_in_group = std::min<std::int64_t>(kVectors * V::width, channels - c0);
-  const auto lanes = [&](int k) { return std::clamp<std::int64_t>(lanes_in_group - k * V::width, 0, V::width); };
+  const auto lanes = [&](int k) {
+    return std::clamp<std::int64_t>(lanes_in_group - k * V::width, 0, V::width);
+  };
   Reg vshift_p[kVectors], vshift_q[kVectors];
   for (int k = 0; k < kVectors; ++k) {
     vshift_p[k] = shift_p ? V::load_partial(shift_p + c0 + k * V::width, lanes(k)) : V::zero();
@@ -48,8 +50,7 @@ void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first,
   }
   const auto a_of = [&](std::int64_t at, int k) {
     const Reg pk = V::load_partial(p + at, lanes(k));
-    if (relu_output) return V::mul(pk, V::select(V::greater(V::load_partial(relu_output + at, lanes(k)), V::zero()),
-                                                 V::broadcast(1.0f), V::zero()));
+    if (relu_output) return relu_gradient<V>(pk, V::load_partial(relu_output + at, lanes(k)));
     return V::sub(pk, vshift_p[k]);
   };
   for (std::int64_t start = first; start < last; start += kFlushRows) {
@@ -91,12 +92,20 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const float* p, const f
     Sums* sums = block_sums.get() + block * channels;
     const std::int64_t first = block * kBlockRows, last = std::min(rows, first + kBlockRows);
     for (std::int64_t c0 = 0; c0 < channels; c0 += kGroupVectors * V::width) {
-      const std::int64_t vectors = std::min<std::int64_t>(kGroupVectors, (channels - c0 + V::width - 1) / V::width);
+      const std::int64_t vectors =
+          std::min<std::int64_t>(kGroupVectors, (channels - c0 + V::width - 1) / V::width);
       switch (vectors) {
-        case 1: group_pair_sums<V, 1>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0); break;
-        case 2: group_pair_sums<V, 2>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0); break;
-        case 3: group_pair_sums<V, 3>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0); break;
-        default: group_pair_sums<V, 4>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
+        case 1:
+          group_pair_sums<V, 1>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
+          break;
+        case 2:
+          group_pair_sums<V, 2>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
+          break;
+        case 3:
+          group_pair_sums<V, 3>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
+          break;
+        default:
+          group_pair_sums<V, 4>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
       }
     }
   }
@@ -137,7 +146,8 @@ void shift_scale_offset(const BatchNorm2dGeometry& g, const float* x, const floa
                         const float* offset, bool relu, float* y) {
   for_each_vector<V>(g, [&](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
     const typename V::Reg d = V::sub(V::load_partial(x + at, lanes), V::load_partial(shift + c0, lanes));
-    const typename V::Reg v = V::fmadd(d, V::load_partial(scale + c0, lanes), V::load_partial(offset + c0, lanes));
+    const typename V::Reg v =
+        V::fmadd(d, V::load_partial(scale + c0, lanes), V::load_partial(offset + c0, lanes));
     V::store_partial(y + at, relu ? V::max(V::zero(), v) : v, lanes);
   });
 }
@@ -145,9 +155,9 @@ void shift_scale_offset(const BatchNorm2dGeometry& g, const float* x, const floa
 // gx = a_c * ((gy - centre_c) - slope_c * (x - shift_c)), gy through relu's rule first when relu_output is
 // given (train_backward_gx's formula, per channel vector).
 template <class V>
-void train_backward_gx(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* relu_output,
-                       const float* shift, const float* centre, const float* slope, const float* scale,
-                       float* gx) {
+void train_backward_gx(const BatchNorm2dGeometry& g, const float* x, const float* gy,
+                       const float* relu_output, const float* shift, const float* centre, const float* slope,
+                       const float* scale, float* gx) {
   for_each_vector<V>(g, [&](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
     const typename V::Reg d = V::sub(V::load_partial(x + at, lanes), V::load_partial(shift + c0, lanes));
     const typename V::Reg centred =
@@ -160,10 +170,11 @@ void train_backward_gx(const BatchNorm2dGeometry& g, const float* x, const float
 
 // gx = gy * scale_c, gy through relu's rule first when relu_output is given.
 template <class V>
-void scale_gradient(const BatchNorm2dGeometry& g, const float* gy, const float* relu_output, const float* scale,
-                    float* gx) {
+void scale_gradient(const BatchNorm2dGeometry& g, const float* gy, const float* relu_output,
+                    const float* scale, float* gx) {
   for_each_vector<V>(g, [&](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
-    V::store_partial(gx + at, V::mul(load_gradient<V>(gy, relu_output, at, lanes), V::load_partial(scale + c0, lanes)),
+    V::store_partial(gx + at,
+                     V::mul(load_gradient<V>(gy, relu_output, at, lanes), V::load_partial(scale + c0, lanes)),
                      lanes);
   });
 }

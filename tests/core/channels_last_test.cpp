@@ -48,7 +48,8 @@ TEST_CASE("channels-last: the layout's strides, values and round trip") {
 }
 
 TEST_CASE("channels-last: elementwise ops and cat keep the layout, and mixed operands take it") {
-  const Tensor a = random_input({2, 3, 4, 5}, 8).to(DType::Float32), b = random_input({2, 3, 4, 5}, 9).to(DType::Float32);
+  const Tensor a = random_input({2, 3, 4, 5}, 8).to(DType::Float32),
+               b = random_input({2, 3, 4, 5}, 9).to(DType::Float32);
   const Tensor a_last = a.channels_last(), b_last = b.channels_last();
   CHECK(relu(a_last).is_channels_last());
   CHECK(relu(a_last).to_vector<float>() == relu(a).to_vector<float>());
@@ -97,7 +98,8 @@ TEST_CASE("channels-last: conv2d -> batch norm -> relu backward against finite d
   const Tensor gamma = random_input({4}, 5, 0.5, 1.5), beta = random_input({4}, 6);
   const auto result = gradcheck(
       [](const Inputs& in) {
-        const Tensor y = conv2d(in[0].channels_last(), in[1], Tensor(), {.stride = {1, 2}, .padding = {1, 1}});
+        const Tensor y =
+            conv2d(in[0].channels_last(), in[1], Tensor(), {.stride = {1, 2}, .padding = {1, 1}});
         REQUIRE(y.is_channels_last());
         return relu(batch_norm2d(y, in[2], in[3], Tensor(), Tensor(), {.training = true}) + 0.1);
       },
