@@ -92,7 +92,7 @@ std::array<std::int64_t, 4> nchw_strides(std::int64_t c, std::int64_t h, std::in
   return {c * h * w, h * w, w, 1};
 }
 
-// A dense NCHW copy of n images of [h, w, c] channels-last (the threaded strided copy).
+// A dense NCHW copy of n images of [h, w, c] channels-last (copy_strided: a batch of transposes).
 std::vector<float> to_nchw(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
                            const float* from) {
   std::vector<float> to = float_output(n * c * h * w);
