@@ -57,7 +57,7 @@ void check_same_dtype_and_device(std::string_view op, const Tensor& reference,
 // operand has it), bringing the other operands to it: the kernels then run over the dense storage in memory
 // order, whatever the layout.
 Tensor unary(kernels::UnaryOp op, const kernels::UnaryParams& params, const Tensor& x) {
-  const Tensor input = stored_channels_last(x) ? x : contiguous(x);
+  const Tensor input = in_layout(x, stored_channels_last(x));
   Tensor output = empty_like(input);
   visit_floating(x.dtype(), "unary op", [&]<typename T>() {
     kernels::unary_forward<T>(x.device(), op, params, x.numel(), input.data<T>(), output.data<T>());

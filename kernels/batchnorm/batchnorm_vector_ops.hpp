@@ -9,6 +9,14 @@ namespace {
 
 inline constexpr std::int64_t kParallelThreshold = 32768;  // below this many elements, threads cost more
 
+// sum of a and sum of a * b over a channel, where a = p - shift_p and b = q - shift_q: the two sums every
+// batchnorm kernel needs.
+//   forward:   p = q = x, shifts = one value of x      -> sum d, sum d^2
+//   backward:  p = gy (shift 0), q = x (shift mean)     -> sum gy, sum gy * (x - mean)
+struct PairSums {
+  double sum_a = 0, sum_ab = 0;
+};
+
 // gy * (y > 0 ? 1 : 0): relu's rule from its output, multiplied in as the elementwise kernels do, so a zero
 // gradient keeps its sign and an infinite gy times 0 is NaN, exactly as there.
 template <class V>

@@ -28,16 +28,12 @@ inline constexpr std::int64_t kBlockRows = 256;
 inline constexpr std::int64_t kFlushRows = 32;
 inline constexpr int kGroupVectors = 4;
 
-struct Sums {
-  double sum_a = 0, sum_ab = 0;
-};
-
-// The pair sums (vectorized_batchnorm.hpp's PairSums: sum a and sum a * b, a = p - shift_p or p * relu'(y),
+// The pair sums (PairSums: sum a and sum a * b, a = p - shift_p or p * relu'(y),
 // b = q - shift_q) of channels [c0, c0 + kVectors * width) over rows [first, last), added into sums[c - c0].
 template <class V, int kVectors>
 void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first, std::int64_t last,
                      const float* p, const float* shift_p, const float* q, const float* shift_q,
-                     const float* relu_output, Sums* sums) {
+                     const float* relu_output, PairSums* sums) {
   using Reg = typename V::Reg;
   const std::int64_t lanes_in_group = std::min<std::int64_t>(kVectors * V::width, channels - c0);
   const auto lanes = [&](int k) {
@@ -81,15 +77,15 @@ void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first,
 }
 
 // channel_sums[c] for every channel, as vectorized_batchnorm.hpp's all_channel_pair_sums.
-template <class V, class PairSums>
+template <class V>
 void all_channel_pair_sums(const BatchNorm2dGeometry& g, const float* p, const float* shift_p, const float* q,
                            const float* shift_q, const float* relu_output, PairSums* channel_sums) {
   const std::int64_t channels = g.channels, rows = g.batch * g.height * g.width;
   const std::int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
-  const std::unique_ptr<Sums[]> block_sums(new Sums[static_cast<std::size_t>(blocks * channels)]);
+  const std::unique_ptr<PairSums[]> block_sums(new PairSums[static_cast<std::size_t>(blocks * channels)]);
 #pragma omp parallel for schedule(static) if (rows * channels >= kParallelThreshold)
   for (std::int64_t block = 0; block < blocks; ++block) {
-    Sums* sums = block_sums.get() + block * channels;
+    PairSums* sums = block_sums.get() + block * channels;
     const std::int64_t first = block * kBlockRows, last = std::min(rows, first + kBlockRows);
     for (std::int64_t c0 = 0; c0 < channels; c0 += kGroupVectors * V::width) {
       const std::int64_t vectors =

@@ -37,14 +37,6 @@ namespace {
 
 inline constexpr std::int64_t kChunk = 1024;  // floats summed in float before going to double
 
-// sum of a and sum of a * b over a channel, where a = p - shift_p and b = q - shift_q: the two sums every
-// batchnorm kernel needs.
-//   forward:   p = q = x, shifts = one value of x      -> sum d, sum d^2
-//   backward:  p = gy (shift 0), q = x (shift mean)     -> sum gy, sum gy * (x - mean)
-struct PairSums {
-  double sum_a = 0, sum_ab = 0;
-};
-
 // Float-lane partial sums, emptied into double once they hold kChunk values. They run across plane
 // boundaries: a small plane (64 values for 8x8) is far shorter than a chunk, and emptying the lanes (a
 // horizontal sum) once per plane would cost more than summing the plane.
@@ -303,13 +295,12 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, cons
   const std::int64_t plane = g.height * g.width;
   const std::int64_t planes = g.batch * g.channels;
   if (g.channels_last) {
-    ChannelCoefficients normalize(g.channels);
+    const std::unique_ptr<float[]> scale(new float[static_cast<std::size_t>(g.channels)]);
     for (std::int64_t c = 0; c < g.channels; ++c) {
       const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
-      normalize.scale[static_cast<std::size_t>(c)] = static_cast<float>(invstd * gamma[c]);
+      scale[static_cast<std::size_t>(c)] = static_cast<float>(invstd * gamma[c]);
     }
-    return channels_last::shift_scale_offset<V>(g, x, running_mean, normalize.scale.get(), beta, g.fused_relu,
-                                                y);
+    return channels_last::shift_scale_offset<V>(g, x, running_mean, scale.get(), beta, g.fused_relu, y);
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
