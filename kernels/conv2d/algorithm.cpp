@@ -23,42 +23,46 @@
 //      and at batch 1, 64->64 at 8x8 (64 positions): 0.13 / 0.06 / 0.11 vs 0.21 / 0.24 / 0.10.
 //   5. Winograd (winograd_kernel.hpp) takes 3x3 convolutions at stride 1, dilation 1, groups 1 with at least
 //      16 input and 16 output channels and 2048 output positions in the batch (backward-data: pad <= 2):
-//      F(4x4, 3x3) from 8192 positions when neither side has more than 64 channels, all three passes;
+//      F(4x4, 3x3) when neither side has more than 128 channels (the weight gradient from 8192 positions),
 //      otherwise F(2x2, 3x3) for the forward and backward-data, and for the weight gradient when both sides
 //      have at least 64 channels. F(2x2, 3x3) makes 2 x 2 outputs with 16 multiplies instead of 36; its
-//      transforms cost a fixed amount per channel and tile, so its lead grows with the channels, and below
-//      64 the weight gradient's transforms (of x and of gy, both per tile) eat it. Measured, AVX-512, 2
-//      threads, batch 128, ms, the algorithm that served the pass before vs F(2x2, 3x3) (forward /
-//      backward-data / backward-weight):
-//        16->16 at 32x32   4.22 / 4.24 / 3.96  vs  3.65 / 3.75 / 4.82
-//        32->32 at 16x16   3.65 / 3.79 / 3.96  vs  2.50 / 2.57 / 4.45
-//        64->64 at 8x8     3.56 / 3.70 / 3.83  vs  2.17 / 2.10 / 2.81
-//        128->128 at 8x8  11.8 / 12.7 / 16.5   vs  6.44 / 6.81 / 10.9   (vgg_small)
-//        32->64 at 16x16   6.42 / 6.20 / 7.57  vs  4.19 / 4.33 / 8.35
-//      and at batch 32, 64->64 at 8x8 (2048 positions): 1.06 / 1.08 / 1.01 vs 0.74 / 0.76 / 0.70. AVX2
-//      the same way (64->64 at 8x8: 6.64 / 6.72 / 7.03 vs 2.36 / 2.22 / 5.43; 16->16's weight gradient 6.56
-//      vs 9.33). At batch 1, 16->16 at 32x32 (1024 positions), the forward lost (0.067 vs 0.049 ms).
-//      F(4x4, 3x3) makes 4 x 4 outputs with 36 multiplies, 1.78x fewer again. Past 64 channels its
-//      transformed weights (36 x C_in x C_out floats: 2.4 MB at 128 x 128) leave L2 and are re-read for
-//      every block of tiles; at 8x8 with few images, an image is only 4 tiles and a chunk's last block runs
-//      part empty. Measured, 2 threads, ms, F(2x2, 3x3) vs F(4x4, 3x3) (forward / backward-data):
-//        batch 128  16->16 at 32x32   3.36 / 3.28  vs  2.43 / 2.40
-//                   32->32 at 16x16   2.11 / 2.29  vs  1.63 / 1.70
-//                   64->64 at 8x8     1.89 / 2.00  vs  1.48 / 1.72
-//                   64->64 at 16x16   7.00 / 7.55  vs  5.40 / 5.14   (vgg_small)
-//                   128->128 at 8x8   6.80 / 7.46  vs  7.50 / 7.35   (vgg_small: F(2x2, 3x3))
-//        batch 32   32->32 at 16x16   0.54 / 0.57  vs  0.46 / 0.47
-//                   64->64 at 8x8     0.57 / 0.60  vs  0.81 / 0.72   (2048 positions: F(2x2, 3x3))
+//      transforms cost a fixed amount per channel and tile, so its lead grows with the channels. Measured,
+//      AVX-512, 2 threads, batch 128, ms, the algorithm that served the pass before vs F(2x2, 3x3) (forward
+//      / backward-data):
+//        16->16 at 32x32   4.22 / 4.24  vs  3.65 / 3.75
+//        32->32 at 16x16   3.65 / 3.79  vs  2.50 / 2.57
+//        64->64 at 8x8     3.56 / 3.70  vs  2.17 / 2.10
+//        128->128 at 8x8  11.8 / 12.7   vs  6.44 / 6.81   (vgg_small)
+//        32->64 at 16x16   6.42 / 6.20  vs  4.19 / 4.33
+//      and at batch 32, 64->64 at 8x8 (2048 positions): 1.06 / 1.08 vs 0.74 / 0.76. AVX2 the same way
+//      (64->64 at 8x8: 6.64 / 6.72 vs 2.36 / 2.22). At batch 1, 16->16 at 32x32 (1024 positions), the
+//      forward lost (0.067 vs 0.049 ms).
+//      F(4x4, 3x3) makes 4 x 4 outputs with 36 multiplies, 1.78x fewer again. Measured, 2 threads / 1
+//      thread, ms, F(2x2, 3x3) vs F(4x4, 3x3), forward and backward-data (the 16 to 64-channel rows from
+//      before the position stride of winograd_kernel.hpp, which moved neither of them much there):
+//        batch 128  16->16 at 32x32   3.36 / 3.28  vs  2.43 / 2.40                     (2 threads)
+//                   32->32 at 16x16   2.11 / 2.29  vs  1.63 / 1.70                     (2 threads)
+//                   64->64 at 8x8     1.00 / 0.95  vs  0.74 / 0.71,  1.93 / 1.82 vs 1.47 / 1.50
+//                   64->128 at 8x8    1.75 / 1.79  vs  1.33 / 1.52,  3.30 / 3.41 vs 2.23 / 2.80
+//                   128->128 at 8x8   3.53 / 3.52  vs  2.79 / 2.84,  6.54 / 6.57 vs 5.17 / 5.04
+//        batch 32   64->64 at 8x8     0.28 / 0.28  vs  0.26 / 0.26,  0.49 / 0.50 vs 0.43 / 0.42
+//                   128->128 at 8x8   0.98 / 1.00  vs  0.90 / 0.94,  1.69 / 1.71 vs 1.49 / 1.49
 //      and AVX2, batch 128: 16->16 3.64 / 3.44 vs 2.99 / 2.74, 32->32 2.68 / 2.45 vs 1.99 / 2.06, 64->64
-//      2.52 / 2.34 vs 2.27 / 2.00. The weight gradient, with its blocks of 256 tiles (winograd_kernel.hpp),
-//      batch 128, ms, Direct vs F(2x2, 3x3) vs F(4x4, 3x3), 1 thread / 2 threads:
-//        16->16 at 32x32   7.88 / 3.98   8.25 / 4.79   6.21 / 3.33
-//        32->32 at 16x16   7.29 / 3.70   7.52 / 3.85   5.12 / 3.15
-//        64->64 at 8x8     6.91 / 3.77   4.43 / 3.58   3.02 / 2.84
-//        128->128 at 8x8  31.5 / 16.4   18.7 / 11.3   12.5 / 12.8    (vgg_small: F(2x2, 3x3), as above)
-//      AVX2 is mixed at 2 threads (16->16 5.02 / 6.70 / 5.33, 32->32 5.18 / 5.54 / 4.90, 64->64 5.24 /
-//      4.58 / 5.63) and on F(4x4, 3x3)'s side at 1 thread (7.68 / 10.9 / 7.64, 7.96 / 9.62 / 6.11, 7.63 /
-//      6.17 / 4.74); the rule does not depend on the level.
+//      2.52 / 2.34 vs 2.27 / 2.00. Its transformed weights (36 x C_in x C_out floats: 2.4 MB at 128 x 128)
+//      leave L2 past 64 channels and are re-read for every block of tiles, and still it wins at 128; beyond
+//      that, unmeasured, the rule keeps F(2x2, 3x3).
+//      The weight gradient transforms both x and gy per tile and sums over the tiles, so it needs more
+//      tiles to pay: below 8192 positions F(2x2, 3x3) wins, and below 64 channels as well Direct keeps it
+//      (unmeasured there since the position stride). Measured, batch 128, ms, 2 threads / 1 thread, Direct
+//      vs F(2x2, 3x3) vs F(4x4, 3x3):
+//        16->16 at 32x32   2.52 / 4.86   2.63 / 4.75   1.78 / 3.26
+//        32->32 at 16x16   2.15 / 3.90   1.86 / 3.33   1.26 / 2.20
+//        64->64 at 8x8     2.47 / 3.87   1.35 / 2.37   1.26 / 1.96
+//        64->128 at 8x8    4.97 / 7.97   3.30 / 4.68   3.12 / 3.61    (vgg_small)
+//        128->128 at 8x8   9.13 / 18.0   5.60 / 8.64   4.18 / 6.67    (vgg_small)
+//      and at batch 32 (2048 positions), 64->64 at 8x8: 0.63 / 0.97, 0.44 / 0.71, 0.56 / 0.77; 128->128
+//      2.60 / 4.00, 2.23 / 2.69, 2.79 / 2.82. AVX2 agrees at 2 threads, batch 128 (128->128 at 8x8, F(2x2,
+//      3x3) vs F(4x4, 3x3), the three passes: 6.86 / 7.23 / 7.93 vs 4.69 / 5.02 / 5.78).
 //      At stride 2 the same kernel splits each patch by phase (winograd_kernel.hpp's F2x2Stride2 and
 //      F4x4Stride2: 25 multiplies per 2x2 outputs, or 81 per 4x4, where the direct method takes 36 or 144),
 //      and Winograd takes the forward with the same minimums: F(4x4, 3x3) from 8192 positions with at most
@@ -69,8 +73,14 @@
 //      and at batch 32 (2 threads), 16->32 0.56 / 0.55 / 0.58 (1 thread: F(2x2, 3x3) 0.81, F(4x4, 3x3)
 //      0.79), 32->64 (2048 positions) 0.91 / 0.57 / 1.17; at batch 1 im2col + GEMM wins (0.075 / 0.081 /
 //      0.195, 0.106 / 0.219 / 0.731); AVX2, 2 threads, batch 128: 16->32 4.57 / 2.99 / 2.84, 32->64 3.39
-//      / 2.30 / 2.62. Its weight gradients did not beat Direct or im2col + GEMM (16->32, 1 thread: 5.24 /
-//      5.74 vs 6.12 / 6.22). Backward-data at padding 1 (F2x2Stride2Data, F4x4Stride2Data: tiles of 4x4 or
+//      / 2.30 / 2.62. The stride-2 weight gradient takes F(2x2, 3x3) with the same minimums. Measured, ms,
+//      2 threads / 1 thread, im2col + GEMM vs Direct vs F(2x2, 3x3) vs F(4x4, 3x3):
+//        batch 128  16->32 at 32x32   2.51 / 3.86   1.95 / 3.47   1.78 / 3.25   1.96 / 3.05
+//                   32->64 at 16x16   2.30 / 2.99   1.79 / 2.95   1.36 / 2.24   1.67 / 2.46
+//        batch 32   16->32 at 32x32   0.96 / 0.79   0.54 / 0.73   0.46 / 0.71   0.55 / 0.69
+//                   32->64 at 16x16   0.81 / 0.65   0.54 / 0.71   0.41 / 0.62   0.65 / 0.81
+//      and AVX2, 2 threads, batch 128: 16->32 4.43 / - / 3.28 / 3.11, 32->64 3.73 / - / 2.52 / 2.71.
+//      Backward-data at padding 1 (F2x2Stride2Data, F4x4Stride2Data: tiles of 4x4 or
 //      8x8 input-gradient pixels) takes F(4x4, 3x3) from 16384 positions with at most 32 channels each side,
 //      else F(2x2, 3x3) when the input has at least 32 channels; otherwise DirectChannels (rule 6a) keeps it.
 //      Measured, ms, 1 thread / 2 threads, DirectChannels vs F(2x2, 3x3) vs F(4x4, 3x3):
@@ -121,7 +131,7 @@ constexpr std::int64_t kMinWinogradChannels = 16;
 constexpr std::int64_t kMinWinogradWeightChannels = 64;
 constexpr std::int64_t kMinWinogradPositions = 2048;
 constexpr std::int64_t kMinWinograd4x4Positions = 8192;
-constexpr std::int64_t kMaxWinograd4x4Channels = 64;
+constexpr std::int64_t kMaxWinograd4x4Channels = 128;
 constexpr std::int64_t kMaxWinograd4x4Stride2Channels = 32;
 constexpr std::int64_t kMinWinograd4x4Stride2DataPositions = 16384;
 constexpr std::int64_t kMinWinograd2x2Stride2DataChannels = 32;
@@ -222,7 +232,9 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   const std::int64_t positions = g.batch * g.out_height() * g.out_width();
   const bool winograd = winograd_takes(g, direction) && std::min(cg, cog) >= kMinWinogradChannels &&
                         positions >= kMinWinogradPositions;
-  if (winograd && g.stride_h == 2 && direction != Conv2dDirection::BackwardWeight) {  // rule 5, stride 2
+  const bool weight = direction == Conv2dDirection::BackwardWeight;
+  if (winograd && g.stride_h == 2) {  // rule 5, stride 2
+    if (weight) return Conv2dAlgorithm::Winograd2x2;
     const bool forward = direction == Conv2dDirection::Forward;
     const std::int64_t large_tile_positions =
         forward ? kMinWinograd4x4Positions : kMinWinograd4x4Stride2DataPositions;
@@ -230,15 +242,14 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
       return Conv2dAlgorithm::Winograd4x4;
     if (forward || cg >= kMinWinograd2x2Stride2DataChannels) return Conv2dAlgorithm::Winograd2x2;
   }
-  if (winograd && g.stride_h == 1) {
+  if (winograd && g.stride_h == 1) {  // rule 5
     const bool large_tiles =
-        positions >= kMinWinograd4x4Positions && std::max(cg, cog) <= kMaxWinograd4x4Channels;
-    if (large_tiles) return Conv2dAlgorithm::Winograd4x4;  // rule 5
-    if (direction != Conv2dDirection::BackwardWeight || std::min(cg, cog) >= kMinWinogradWeightChannels)
-      return Conv2dAlgorithm::Winograd2x2;  // rule 5
+        std::max(cg, cog) <= kMaxWinograd4x4Channels && (!weight || positions >= kMinWinograd4x4Positions);
+    if (large_tiles) return Conv2dAlgorithm::Winograd4x4;
+    if (!weight || std::min(cg, cog) >= kMinWinogradWeightChannels) return Conv2dAlgorithm::Winograd2x2;
   }
   // The weight gradient's tiles are output channels by taps, so few input channels only shorten them.
-  const bool enough_input_channels = direction == Conv2dDirection::BackwardWeight || cg >= kMinDirectChannels;
+  const bool enough_input_channels = weight || cg >= kMinDirectChannels;
   if (!enough_input_channels || cog < kMinDirectChannels) return Conv2dAlgorithm::Im2colGemm;
   const bool strided = g.stride_h > 1 || g.stride_w > 1;
   if (direction == Conv2dDirection::BackwardData && strided && positions >= kMinDirectChannelsPositions)

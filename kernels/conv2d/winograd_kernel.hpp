@@ -37,8 +37,9 @@
 //         summing over K = C_in: M[p][t][co]
 //      c. output transform, vectorized along co, plus the bias: the tile's m x m outputs channels-last, then
 //         into NCHW through the register transpose, one run of tiles of one tile row at a time
-//   A block's V, M and staged outputs stay in L1 and L2 from one step to the next; U (alpha^2 x C_in x C_out
-//   floats) stays in L2 for the whole call up to 64 channels each side (algorithm.cpp, rule 5).
+//   A block's V, M and staged outputs stay in L1 and L2 from one step to the next, each position's rows an
+//   odd number of cache lines after the last (position_stride: else a tile's positions can share one cache
+//   set); U (alpha^2 x C_in x C_out floats) stays in L2 for the whole call up to 64 channels each side.
 //
 // Rounding: the transforms add before they multiply, so the bits are not the direct sum's. F(2x2, 3x3)
 // stays within about 1e-6 of the largest output, F(4x4, 3x3), whose transforms scale by up to 8 and 1/24,
@@ -396,6 +397,23 @@ struct Tiling {
   }
 };
 
+// The distance, in floats, between the rows of neighbouring positions p in V, M and dM: at least `floats`
+// (a position's tiles times their channels), rounded up to an odd number of 64-byte cache lines.
+//
+// Why odd: a tile's transform writes (or reads) its 16 or 36 positions together, one vector each, one
+// position stride apart. The L1 data cache maps an address to one of 64 sets by bits 6-11 (32 KiB, 8 ways,
+// on Zen 4 and on Intel's cores alike), so were the stride a multiple of 4 KiB (256 tiles of 16 channels in
+// the weight gradient, 16 tiles of 64 in the forward pass), all of a tile's positions would land in one set
+// and evict each other, eight ways for 36 lines, on every tile. An odd number of lines is coprime with the
+// 64 sets, so up to 64 positions land in distinct ones. Measured on the weight gradient of ResNet-20's
+// 16 -> 16 layer at 32x32 (batch 128, 1 thread), 256 tiles a block: 6.9 ms with the plain stride, 3.3 ms
+// with this one.
+inline constexpr std::int64_t kCacheLineFloats = 16;
+inline std::int64_t position_stride(std::int64_t floats) {
+  const std::int64_t lines = (floats + kCacheLineFloats - 1) / kCacheLineFloats;
+  return (lines | 1) * kCacheLineFloats;
+}
+
 // Channels-last pixels into padded channel vectors: `count` pixels of `channels` floats, `from_stride`
 // floats apart, into rows of `to_stride` floats (whole vectors), zero in the lanes past `channels`.
 template <typename V>
@@ -520,16 +538,17 @@ void transform_weights(const Pass& g, const float* w, float* packed) {
   }
 }
 
-// v[p][j][ci] = (B^T d B)_p for tiles first + j, j < block, of the chunk (zeros for tiles past `tiles`).
+// v[p * v_position + j * channels + ci] = (B^T d B)_p for tiles first + j, j < block, of the chunk (zeros for
+// tiles past `tiles`).
 template <typename V, typename T>
 void transform_inputs(const Tiling<V, T>& tiling, const float* xp, std::int64_t first, std::int64_t block,
-                      std::int64_t tiles, float* v) {
+                      std::int64_t tiles, float* v, std::int64_t v_position) {
   using Reg = typename V::Reg;
   constexpr int kAlpha = T::alpha, kPatch = T::patch;
-  const std::int64_t c = tiling.channels, position_stride = block * c;
+  const std::int64_t c = tiling.channels;
   for (std::int64_t j = 0; j < block; ++j) {
     if (first + j >= tiles) {
-      for (int p = 0; p < T::positions; ++p) std::fill_n(v + p * position_stride + j * c, c, 0.0f);
+      for (int p = 0; p < T::positions; ++p) std::fill_n(v + p * v_position + j * c, c, 0.0f);
       continue;
     }
     const auto at = tiling.place(first + j);
@@ -552,7 +571,7 @@ void transform_inputs(const Tiling<V, T>& tiling, const float* xp, std::int64_t 
         Reg out[kAlpha];
         T::input(e[r], out);
 #pragma GCC unroll 9
-        for (int col = 0; col < kAlpha; ++col) V::store(to + (r * kAlpha + col) * position_stride, out[col]);
+        for (int col = 0; col < kAlpha; ++col) V::store(to + (r * kAlpha + col) * v_position, out[col]);
       }
     }
   }
@@ -590,14 +609,14 @@ void product_tile(std::int64_t depth, const float* v, std::int64_t v_stride, con
   }
 }
 
-// staged[r][m * j + col][co] = (A^T M A)[r][col] + bias[co] for the block's valid tiles j < valid: rows of
-// m_stride floats, output row r starting m * kTiles rows after row r - 1.
+// staged[r][m * j + col][co] = (A^T M A)[r][col] + bias[co] for the block's valid tiles j < valid, from
+// m[p * m_position + j * m_stride + co]: rows of m_stride floats, output row r starting m * kTiles rows after
+// row r - 1.
 template <typename V, typename T, int kTiles>
-void transform_outputs(const float* m, std::int64_t m_stride, const float* bias, std::int64_t valid,
-                       float* staged) {
+void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_position, const float* bias,
+                       std::int64_t valid, float* staged) {
   using Reg = typename V::Reg;
   constexpr int kAlpha = T::alpha, kM = T::m;
-  const std::int64_t position_stride = kTiles * m_stride;
   for (std::int64_t j = 0; j < valid; ++j) {
     for (std::int64_t lane0 = 0; lane0 < m_stride; lane0 += V::width) {
       const float* from = m + j * m_stride + lane0;
@@ -606,7 +625,7 @@ void transform_outputs(const float* m, std::int64_t m_stride, const float* bias,
       for (int col = 0; col < kAlpha; ++col) {
         Reg column[kAlpha], out[kM];
 #pragma GCC unroll 9
-        for (int r = 0; r < kAlpha; ++r) column[r] = V::load(from + (r * kAlpha + col) * position_stride);
+        for (int r = 0; r < kAlpha; ++r) column[r] = V::load(from + (r * kAlpha + col) * m_position);
         T::output(column, out);
 #pragma GCC unroll 4
         for (int r = 0; r < kM; ++r) s[r][col] = out[r];
@@ -685,10 +704,11 @@ void forward(const Pass& g, const float* x, const float* w, const float* bias, f
       batch_chunks::chunk_batch(g.batch, 1, g.batch, tiling.image_floats(), direct::kForwardChunkFloats),
       g.batch, compute_threads());
   const std::int64_t xp_floats = chunks.images_per_chunk * tiling.image_floats();
-  // A block's scratch: V [positions][kTiles][channels], M [positions][kTiles][m_stride], staged
-  // [m][m * kTiles][m_stride].
-  const std::int64_t v_floats = T::positions * kTiles * tiling.channels;
-  const std::int64_t m_floats = T::positions * kTiles * m_stride;
+  // A block's scratch: V [positions][kTiles][channels], M [positions][kTiles][m_stride] (each position
+  // v_position, m_position floats after the last), staged [m][m * kTiles][m_stride].
+  const std::int64_t v_position = position_stride(kTiles * tiling.channels);
+  const std::int64_t m_position = position_stride(kTiles * m_stride);
+  const std::int64_t v_floats = T::positions * v_position, m_floats = T::positions * m_position;
   const std::int64_t block_floats = v_floats + m_floats + T::m * T::m * kTiles * m_stride;
 
   batch_chunks::for_each_chunk(
@@ -704,17 +724,17 @@ void forward(const Pass& g, const float* x, const float* w, const float* bias, f
               float* m = v + v_floats;
               float* staged = m + m_floats;
               const std::int64_t first_tile = block * kTiles;
-              transform_inputs<V, T>(tiling, xp, first_tile, kTiles, tiles, v);
+              transform_inputs<V, T>(tiling, xp, first_tile, kTiles, tiles, v, v_position);
               for (int p = 0; p < T::positions; ++p) {
                 for (std::int64_t panel = 0; panel < panels; ++panel) {
-                  product_tile<V, kTiles, kVectors>(g.in_channels, v + p * kTiles * tiling.channels,
-                                                    tiling.channels,
+                  product_tile<V, kTiles, kVectors>(g.in_channels, v + p * v_position, tiling.channels,
                                                     u.get() + panel * u_panel + p * g.in_channels * kChannels,
-                                                    m + p * kTiles * m_stride + panel * kChannels, m_stride);
+                                                    m + p * m_position + panel * kChannels, m_stride);
                 }
               }
               const std::int64_t valid = std::min<std::int64_t>(kTiles, tiles - first_tile);
-              transform_outputs<V, T, kTiles>(m, m_stride, bias ? packed_bias.get() : nullptr, valid, staged);
+              transform_outputs<V, T, kTiles>(m, m_stride, m_position, bias ? packed_bias.get() : nullptr,
+                                              valid, staged);
               store_outputs<V, T, kTiles>(g, tiling, first_tile, valid, staged, m_stride,
                                           y + first * out_image, out_image);
             });
@@ -772,9 +792,12 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
 // each block adding into the chunk's dU in block order. A longer block is a longer K for each product
 // between its loads and stores of dU; fewer chunks, fewer partial dUs to write and add, but fewer to share
 // among threads (F(2x2, 3x3) at batch 128: 4 chunks at 8x8, 16 at 16x16, 64 at 32x32; never fewer than
-// kMinWeightChunks when the batch has the images). Measured, 1 thread, batch 128,
-// ms, chunks of 256 tiles in blocks of 64 vs 512 in blocks of 256: 64->64 at 8x8 5.36 / 5.38 vs 4.24 /
-// 4.19; vgg_small 64->64 at 16x16 25.4 / 26.7 vs 21.8 / 18.6, 128->128 at 8x8 22.9 / 24.2 vs 20.0 / 16.1.
+// kMinWeightChunks when the batch has the images). The block's length moves no bits: a product's running
+// sums go to dU in float and come back unchanged. Measured in F(4x4, 3x3), batch 128, ms, 1 thread / 2
+// threads, chunks of 512 tiles in blocks of 64 / 128 / 256 / 512:
+//   16->16 at 32x32     3.02 / 1.62   3.32 / 1.67   3.14 / 1.57   3.29 / 1.93
+//   32->32 at 16x16     1.98 / 1.10   2.51 / 1.01   2.37 / 0.97   2.34 / 1.85
+//   128->128 at 8x8     6.88 / 3.75   8.19 / 4.54   6.83 / 4.18   7.62 / 4.49   (vgg_small)
 inline constexpr std::int64_t kWeightChunkTiles = 512;
 inline constexpr std::int64_t kWeightBlockTiles = 256;
 inline constexpr std::int64_t kMinWeightChunks = 4;
@@ -808,14 +831,14 @@ void pad_gradient(const Pass& g, const Tiling<V, T>& tiling, const float* gy, st
   }
 }
 
-// dm[p][t][co] = (A dY A^T)_p for the tiles t < tiles of gyp (rows of `channels` floats), dY the tile's
-// m x m block of gy.
+// dm[p * dm_position + t * channels + co] = (A dY A^T)_p for the tiles t < tiles of gyp (rows of `channels`
+// floats), dY the tile's m x m block of gy.
 template <typename V, typename T>
 void transform_gradients(const Tiling<V, T>& tiling, const float* gyp, std::int64_t channels,
-                         std::int64_t tiles, float* dm) {
+                         std::int64_t tiles, float* dm, std::int64_t dm_position) {
   using Reg = typename V::Reg;
   constexpr int kAlpha = T::alpha, kM = T::m;
-  const std::int64_t position_stride = tiles * channels, row_floats = kM * tiling.tiles_w * channels;
+  const std::int64_t row_floats = kM * tiling.tiles_w * channels;
   for (std::int64_t t = 0; t < tiles; ++t) {
     const auto at = tiling.place(t);
     const float* top =
@@ -838,7 +861,7 @@ void transform_gradients(const Tiling<V, T>& tiling, const float* gyp, std::int6
         Reg out[kAlpha];
         T::gradient(e[r], out);
 #pragma GCC unroll 9
-        for (int col = 0; col < kAlpha; ++col) V::store(to + (r * kAlpha + col) * position_stride, out[col]);
+        for (int col = 0; col < kAlpha; ++col) V::store(to + (r * kAlpha + col) * dm_position, out[col]);
       }
     }
   }
@@ -935,13 +958,15 @@ void backward_weight(const Conv2dGeometry& geometry, const float* gy, const floa
   const std::int64_t chunk_count = (g.batch + chunk_images - 1) / chunk_images;
   const std::int64_t block_tiles = block_images * tiling.per_image();
 
-  // A block's scratch: xp, gy channels-last, V [16][tiles][channels] (plus Tile::taps floats that the last
-  // tile's last group of input channels may read past its row: they meet rows of dU that are never used),
-  // and dM [16][tiles][dm_stride].
+  // A block's scratch: xp, gy channels-last, V [positions][tiles][channels] (plus Tile::taps floats that the
+  // last tile's last group of input channels may read past its row: they meet rows of dU that are never
+  // used), and dM [positions][tiles][dm_stride], each position v_position, dm_position floats after the last.
   const std::int64_t xp_floats = block_images * tiling.image_floats();
   const std::int64_t gyp_floats = block_images * T::m * T::m * tiling.per_image() * dm_stride;
-  const std::int64_t v_floats = kPositions * block_tiles * tiling.channels + Tile::taps;
-  const std::int64_t dm_floats = kPositions * block_tiles * dm_stride;
+  const std::int64_t v_position = position_stride(block_tiles * tiling.channels);
+  const std::int64_t dm_position = position_stride(block_tiles * dm_stride);
+  const std::int64_t v_floats = kPositions * v_position + Tile::taps;
+  const std::int64_t dm_floats = kPositions * dm_position;
   const std::int64_t du_floats = kPositions * du_rows * dm_stride;
   const batch_chunks::Scratch du = batch_chunks::scratch(du_floats);
 
@@ -958,15 +983,15 @@ void backward_weight(const Conv2dGeometry& geometry, const float* gy, const floa
           const std::int64_t tiles = count * tiling.per_image();
           pad_input(g, tiling, x + first * in_image, in_image, count, xp);
           pad_gradient(g, tiling, gy + first * out_image, out_image, count, dm_stride, gyp);
-          transform_inputs<V, T>(tiling, xp, 0, tiles, tiles, v);
-          transform_gradients<V, T>(tiling, gyp, dm_stride, tiles, dm);
+          transform_inputs<V, T>(tiling, xp, 0, tiles, tiles, v, v_position);
+          transform_gradients<V, T>(tiling, gyp, dm_stride, tiles, dm, dm_position);
           const bool accumulate = first > chunk * chunk_images;
           direct::for_each_tile<V>(kPositions * groups * panels, [&](std::int64_t tile) {
             const std::int64_t p = tile / (groups * panels), group = tile / panels % groups,
                                panel = tile % panels;
             weight_product_tile<V, Tile>(
-                tiles, v + p * tiles * tiling.channels + group * Tile::taps, tiling.channels,
-                dm + p * tiles * dm_stride + panel * kChannels, dm_stride, accumulate,
+                tiles, v + p * v_position + group * Tile::taps, tiling.channels,
+                dm + p * dm_position + panel * kChannels, dm_stride, accumulate,
                 du_chunk + (p * du_rows + group * Tile::taps) * dm_stride + panel * kChannels, dm_stride);
           });
         }

@@ -486,20 +486,22 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
   const Layer layers[] = {
       {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
       {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Winograd4x4, Winograd4x4,
-       Im2colGemm},
+       Winograd2x2},
       {padded(strided(geometry(32, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Winograd4x4, DirectChannels,
-       Im2colGemm},  // stride 2, batch 32: backward-data with 16 input channels
+       Winograd2x2},  // stride 2, batch 32: backward-data with 16 input channels
       {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
       {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Winograd2x2, Winograd2x2,
-       Im2colGemm},  // stride 2 with 64 channels: F(2x2, 3x3)
+       Winograd2x2},  // stride 2 with 64 channels: F(2x2, 3x3)
       {padded(strided(geometry(1, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Im2colGemm, Im2colGemm,
        Im2colGemm},  // stride 2, batch 1: 64 positions
       {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
-      {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
-       Winograd2x2},                                                                       // 128 channels
+      {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
+       Winograd4x4},  // 128 channels
+      {padded(geometry(128, 128, 8, 8, 256, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
+       Winograd2x2},                                                                       // 256 channels
       {padded(geometry(128, 8, 16, 16, 32, 3, 3), 1, 1), DirectChannels, Direct, Direct},  // gx: 8 channels
-      {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
-       Winograd2x2},  // 2048 positions
+      {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
+       Winograd2x2},  // 2048 positions: too few for F(4x4, 3x3)'s weight gradient
       {padded(geometry(16, 64, 8, 8, 64, 3, 3), 1, 1), DirectChannels, DirectChannels, Im2colGemm},  // 1024
       {padded(geometry(8, 64, 8, 8, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 512 positions
       {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), DirectChannels, DirectChannels,
