@@ -1,5 +1,6 @@
 // An 8 x 8 float transpose in eight ymm registers (AVX, so usable from both the AVX2 and the AVX-512
-// files), and a whole matrix transposed through it. The GEMM packs with it a sliver whose source lines run
+// files), and a whole matrix transposed through it (in the AVX-512 files, through transpose_16x16.hpp's
+// 16 x 16 one first). The GEMM packs with it a sliver whose source lines run
 // along K (op(B) when trans_b, op(A) when not trans_a): the micro-kernel wants the R values of one k
 // together, the source has the kc values of one line together. The direct convolution's weight gradient and
 // Winograd's channels-last copies go between NCHW and channels-last with transpose_matrix.
@@ -13,6 +14,7 @@
 #include <cstdint>
 
 #include "kernels/simd/intrinsics.hpp"  // <immintrin.h>
+#include "kernels/simd/transpose_16x16.hpp"
 
 namespace kiln::kernels {
 namespace {
@@ -41,19 +43,40 @@ inline void transpose_8x8(const float* rows, std::int64_t row_stride, float* out
   }
 }
 
-// out[j * out_stride + i] = in[i * in_stride + j] for i < count, j < width: 8 x 8 blocks through the register
-// transpose, the ragged edges one float at a time.
-inline void transpose_matrix(const float* in, std::int64_t in_stride, std::int64_t count, std::int64_t width,
-                             float* out, std::int64_t out_stride) {
-  const std::int64_t block_count = count / 8 * 8, block_width = width / 8 * 8;
+// out[j * out_stride + i] = in[i * in_stride + j] for i < count, first_column <= j < width: 8 x 8 blocks
+// through the register transpose, the ragged edges one float at a time.
+inline void transpose_by_8(const float* in, std::int64_t in_stride, std::int64_t count,
+                           std::int64_t first_column, std::int64_t width, float* out,
+                           std::int64_t out_stride) {
+  const std::int64_t block_count = count / 8 * 8;
+  const std::int64_t block_end = first_column + (width - first_column) / 8 * 8;
   for (std::int64_t i = 0; i < block_count; i += 8) {
-    for (std::int64_t j = 0; j < block_width; j += 8)
+    for (std::int64_t j = first_column; j < block_end; j += 8)
       transpose_8x8(in + i * in_stride + j, in_stride, out + j * out_stride + i, out_stride);
   }
   for (std::int64_t i = 0; i < count; ++i) {
-    const std::int64_t first_j = i < block_count ? block_width : 0;
+    const std::int64_t first_j = i < block_count ? block_end : first_column;
     for (std::int64_t j = first_j; j < width; ++j) out[j * out_stride + i] = in[i * in_stride + j];
   }
+}
+
+// out[j * out_stride + i] = in[i * in_stride + j] for i < count, j < width. Compiled with AVX-512, whole
+// 16 x 16 blocks go through transpose_16x16.hpp's transpose and what is left by 8 x 8; otherwise all by 8.
+inline void transpose_matrix(const float* in, std::int64_t in_stride, std::int64_t count, std::int64_t width,
+                             float* out, std::int64_t out_stride) {
+#ifdef __AVX512F__
+  const std::int64_t block_count = count / 16 * 16, block_width = width / 16 * 16;
+  for (std::int64_t i = 0; i < block_count; i += 16) {
+    for (std::int64_t j = 0; j < block_width; j += 16)
+      transpose_16x16(in + i * in_stride + j, in_stride, out + j * out_stride + i, out_stride);
+  }
+  // The columns right of the blocks in their rows, then every column of the rows below them.
+  transpose_by_8(in, in_stride, block_count, block_width, width, out, out_stride);
+  transpose_by_8(in + block_count * in_stride, in_stride, count - block_count, 0, width, out + block_count,
+                 out_stride);
+#else
+  transpose_by_8(in, in_stride, count, 0, width, out, out_stride);
+#endif
 }
 
 }  // namespace
