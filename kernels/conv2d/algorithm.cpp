@@ -38,7 +38,7 @@
 //      (64->64 at 8x8: 6.64 / 6.72 vs 2.36 / 2.22). At batch 1, 16->16 at 32x32 (1024 positions), the
 //      forward lost (0.067 vs 0.049 ms).
 //      F(4x4, 3x3) makes 4 x 4 outputs with 36 multiplies, 1.78x fewer again. Measured, 2 threads / 1
-//      thread, ms, F(2x2, 3x3) vs F(4x4, 3x3), forward and backward-data (the 16 to 64-channel rows from
+//      thread, ms, F(2x2, 3x3) vs F(4x4, 3x3), forward and backward-data (the 16->16 and 32->32 rows from
 //      before the position stride of winograd_kernel.hpp, which moved neither of them much there):
 //        batch 128  16->16 at 32x32   3.36 / 3.28  vs  2.43 / 2.40                     (2 threads)
 //                   32->32 at 16x16   2.11 / 2.29  vs  1.63 / 1.70                     (2 threads)
