@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/support/aligned_floats.hpp"
 #include "bench/support/memory_bound.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
 
@@ -37,7 +38,7 @@ void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu) {
   const auto size = static_cast<std::size_t>(n), channels = static_cast<std::size_t>(g.channels);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> x(size), gy(size), out(size);
+  kiln::bench::AlignedFloats x(size), gy(size), out(size);
   for (float& v : x) v = uniform(rng);
   for (float& v : gy) v = uniform(rng);
   std::vector<float> gamma(channels, 1.5f), beta(channels, 0.1f), running_mean(channels, 0.0f),

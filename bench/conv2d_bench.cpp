@@ -18,6 +18,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bench/support/aligned_floats.hpp"
 #include "bench/support/peak.hpp"
 #include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/conv2d.hpp"
@@ -86,10 +87,10 @@ Conv2dGeometry geometry_of(const Layer& layer, std::int64_t batch) {
   return g;
 }
 
-std::vector<float> random_floats(std::int64_t count) {
+kiln::bench::AlignedFloats random_floats(std::int64_t count) {
   std::mt19937 engine(7);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> values(static_cast<std::size_t>(count));
+  kiln::bench::AlignedFloats values(static_cast<std::size_t>(count));
   for (float& v : values) v = uniform(engine);
   return values;
 }
@@ -99,8 +100,8 @@ void run_conv(benchmark::State& state, Conv2dGeometry g, Conv2dDirection directi
   const std::int64_t x_size = g.batch * g.in_channels * g.in_height * g.in_width;
   const std::int64_t w_size = g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w;
   const std::int64_t y_size = g.batch * g.out_channels * g.out_height() * g.out_width();
-  std::vector<float> x = random_floats(x_size), w = random_floats(w_size), gy = random_floats(y_size);
-  std::vector<float> y(static_cast<std::size_t>(y_size)), gx(static_cast<std::size_t>(x_size)),
+  kiln::bench::AlignedFloats x = random_floats(x_size), w = random_floats(w_size), gy = random_floats(y_size);
+  kiln::bench::AlignedFloats y(static_cast<std::size_t>(y_size)), gx(static_cast<std::size_t>(x_size)),
       gw(static_cast<std::size_t>(w_size));
   for (auto _ : state) {
     switch (direction) {

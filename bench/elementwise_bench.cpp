@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/support/aligned_floats.hpp"
 #include "bench/support/memory_bound.hpp"
 #include "kernels/elementwise/elementwise.hpp"
 
@@ -35,7 +36,7 @@ void run_elementwise(benchmark::State& state, Op op) {
   const std::array<std::int64_t, 4> dense{sizes[1] * plane, plane, sizes[3], 1}, channel{0, 1, 0, 0};
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> a(static_cast<std::size_t>(n)), b(a.size()), out(a.size()),
+  kiln::bench::AlignedFloats a(static_cast<std::size_t>(n)), b(a.size()), out(a.size()),
       bias(static_cast<std::size_t>(sizes[1]));
   for (float& v : a) v = uniform(rng);
   for (float& v : b) v = uniform(rng);
@@ -73,7 +74,7 @@ void stream_copy(benchmark::State& state) {
   const auto& sizes = kiln::bench::shape_argument(state);
   const int threads = kiln::bench::threads_argument(state);
   const std::int64_t n = sizes[0] * sizes[1] * sizes[2] * sizes[3];
-  std::vector<float> a(static_cast<std::size_t>(n), 1.0f), out(a.size());
+  kiln::bench::AlignedFloats a(static_cast<std::size_t>(n), 1.0f), out(a.size());
   for (auto _ : state) {
 #pragma omp parallel for num_threads(threads)
     for (int t = 0; t < threads; ++t) {

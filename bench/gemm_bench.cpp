@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bench/support/aligned_floats.hpp"
 #include "bench/support/peak.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/gemm/gemm.hpp"
@@ -37,7 +38,7 @@ void run_gemm(benchmark::State& state) {
                                 .ldc = n};
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n)),
+  kiln::bench::AlignedFloats a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n)),
       c(static_cast<std::size_t>(m * n), 0.0f);
   for (float& x : a) x = uniform(rng);
   for (float& x : b) x = uniform(rng);

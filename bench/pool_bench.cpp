@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/support/aligned_floats.hpp"
 #include "bench/support/memory_bound.hpp"
 #include "kernels/pool/pool.hpp"
 
@@ -39,7 +40,8 @@ void run_pool(benchmark::State& state, Op op) {
   const std::int64_t n = s[0] * s[1] * s[2] * s[3], planes = s[0] * s[1], plane = s[2] * s[3];
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> x(static_cast<std::size_t>(n)), out(x.size()), gy(static_cast<std::size_t>(planes));
+  kiln::bench::AlignedFloats x(static_cast<std::size_t>(n)), out(x.size()),
+      gy(static_cast<std::size_t>(planes));
   std::vector<std::int64_t> argmax(x.size() / 4);
   for (float& v : x) v = uniform(rng);
   for (float& v : gy) v = uniform(rng);

@@ -18,6 +18,7 @@
 
 #include "bench/compare/options.hpp"
 #include "bench/compare/shapes.hpp"
+#include "bench/support/aligned_floats.hpp"
 #include "bench/support/peak.hpp"
 #include "core/generator.hpp"
 #include "core/ops.hpp"
@@ -35,9 +36,10 @@ using namespace kiln;
 using namespace kiln::bench::compare;
 
 // Random values in [-1, 1): the kernels' speed does not depend on them, but NaNs or denormals would.
-std::vector<float> random_floats(std::int64_t count, Generator& generator) {
-  const Tensor values = Tensor::rand({count}, DType::Float32, &generator, -1.0, 1.0);
-  return values.to_vector<float>();
+bench::AlignedFloats random_floats(std::int64_t count, Generator& generator) {
+  const std::vector<float> values =
+      Tensor::rand({count}, DType::Float32, &generator, -1.0, 1.0).to_vector<float>();
+  return bench::AlignedFloats(values.begin(), values.end());
 }
 
 nlohmann::json time_conv_directions(const ConvShape& shape, const CompareOptions& options,
@@ -51,10 +53,10 @@ nlohmann::json time_conv_directions(const ConvShape& shape, const CompareOptions
   g.stride_h = g.stride_w = shape.stride;
   g.pad_h = g.pad_w = 1;
   const std::int64_t out_size = g.out_height();
-  const std::vector<float> x = random_floats(g.batch * g.in_channels * g.in_height * g.in_width, generator);
-  const std::vector<float> w = random_floats(g.out_channels * g.in_channels * 9, generator);
-  const std::vector<float> gy = random_floats(g.batch * g.out_channels * out_size * out_size, generator);
-  std::vector<float> y(gy.size()), gx(x.size()), gw(w.size());
+  const bench::AlignedFloats x = random_floats(g.batch * g.in_channels * g.in_height * g.in_width, generator);
+  const bench::AlignedFloats w = random_floats(g.out_channels * g.in_channels * 9, generator);
+  const bench::AlignedFloats gy = random_floats(g.batch * g.out_channels * out_size * out_size, generator);
+  bench::AlignedFloats y(gy.size()), gx(x.size()), gw(w.size());
   const Device cpu = Device::cpu();
 
   nlohmann::json rows = nlohmann::json::array();
@@ -84,9 +86,9 @@ nlohmann::json time_conv_directions(const ConvShape& shape, const CompareOptions
 }
 
 nlohmann::json time_gemm(const GemmShape& shape, const CompareOptions& options, Generator& generator) {
-  const std::vector<float> a = random_floats(shape.m * shape.k, generator);
-  const std::vector<float> b = random_floats(shape.k * shape.n, generator);
-  std::vector<float> c(static_cast<std::size_t>(shape.m * shape.n));
+  const bench::AlignedFloats a = random_floats(shape.m * shape.k, generator);
+  const bench::AlignedFloats b = random_floats(shape.k * shape.n, generator);
+  bench::AlignedFloats c(static_cast<std::size_t>(shape.m * shape.n));
   const kernels::GemmGeometry g{
       .m = shape.m, .n = shape.n, .k = shape.k, .lda = shape.k, .ldb = shape.n, .ldc = shape.n};
   const Timing timing = time_median(options.timing, [&] {
