@@ -202,8 +202,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int axis) {
   // channels-last).
   const bool channels_last = std::any_of(tensors.begin(), tensors.end(),
                                          [](const Tensor& t) { return raw::stored_channels_last(t); });
-  Tensor output = channels_last ? raw::empty_channels_last(Shape(dims), first.dtype(), first.device())
-                                : Tensor::empty(Shape(dims), first.dtype(), first.device());
+  Tensor output = raw::empty_in_layout(Shape(dims), first.dtype(), first.device(), channels_last);
   std::vector<std::int64_t> bounds{0};  // input i occupies [bounds[i], bounds[i + 1]) along the axis
   for (const Tensor& t : tensors) {
     bounds.push_back(bounds.back() + t.shape()[a]);

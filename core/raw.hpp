@@ -75,8 +75,13 @@ bool stored_channels_last(const Tensor& x);
 Tensor empty_channels_last(const Shape& shape, DType dtype, Device device);
 // A dense channels-last copy of x (x itself when it is one already).
 Tensor to_channels_last(const Tensor& x);
+// An uninitialized [N, C, H, W] tensor, channels-last or dense NCHW as `channels_last` says.
+Tensor empty_in_layout(const Shape& shape, DType dtype, Device device, bool channels_last);
 // An uninitialized tensor shaped and stored like x: channels-last when x is stored so, else dense.
 Tensor empty_like(const Tensor& x);
+// Whether a layout-keeping kernel (conv2d, batch norm) runs channels-last on x: on the CPU, when x is stored
+// so. The CUDA kernels take NCHW only.
+bool runs_channels_last(const Tensor& x);
 // t dense in the layout an op runs in: channels-last (to_channels_last) or NCHW (contiguous). An op that
 // takes several activations runs in its principal input's layout and brings the others to it, so a
 // gradient arriving NCHW (from a pooling head, or a loss) joins a channels-last network once.

@@ -47,7 +47,7 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
                                     const BatchNormOptions& options) {
   kernels::BatchNorm2dGeometry g = batchnorm_geometry(x, gamma, beta, running_mean, running_var);
   g.fused_relu = options.fused_relu;
-  g.channels_last = x.device().is_cpu() && stored_channels_last(x);
+  g.channels_last = runs_channels_last(x);
   const Tensor input = in_layout(x, g.channels_last);
   BatchNormResult result{empty_like(input), Tensor(), Tensor()};
   if (options.training) {
@@ -88,7 +88,7 @@ BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Ten
   check_channel_dtype_and_device("batch_norm2d backward", x,
                                  {&gamma, &saved.save_mean, &saved.save_invstd, &running_mean, &running_var});
   // Channels-last on the CPU when x is stored so (gy and the saved output are brought to it), else NCHW.
-  g.channels_last = x.device().is_cpu() && stored_channels_last(x);
+  g.channels_last = runs_channels_last(x);
   const Tensor input = in_layout(x, g.channels_last), grad_output = in_layout(gy, g.channels_last);
   const Tensor output = options.fused_relu ? in_layout(saved.output, g.channels_last) : Tensor();
   const DType parameter_dtype = channel_dtype(x.dtype(), "batch_norm2d backward");

@@ -27,19 +27,6 @@ kernels::Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& w, const Co
   return g;
 }
 
-// Whether a pass runs channels-last (conv2d.hpp): on the CPU, when its principal activation (the input
-// forward and for the weight gradient, gy for backward-data) is stored so; the others follow (in_layout).
-// Otherwise every activation is made NCHW-dense.
-bool runs_channels_last(const Tensor& principal) {
-  return principal.device().is_cpu() && stored_channels_last(principal);
-}
-
-// A pass's output: channels-last when its inputs run so.
-Tensor activations(const Shape& shape, const Tensor& like, bool channels_last) {
-  return channels_last ? empty_channels_last(shape, like.dtype(), like.device())
-                       : Tensor::empty(shape, like.dtype(), like.device());
-}
-
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& options) {
@@ -51,7 +38,8 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
   const Tensor bias_dense = bias.defined() ? contiguous(bias) : Tensor();
   g.channels_last = runs_channels_last(x);
   const Tensor input = in_layout(x, g.channels_last);
-  Tensor output = activations({g.batch, g.out_channels, g.out_height(), g.out_width()}, x, g.channels_last);
+  Tensor output = empty_in_layout({g.batch, g.out_channels, g.out_height(), g.out_width()}, x.dtype(),
+                                  x.device(), g.channels_last);
   visit_floating(x.dtype(), "conv2d", [&]<typename T>() {
     kernels::conv2d_forward<T>(x.device(), g, input.data<T>(), weight.data<T>(),
                                bias_dense.defined() ? bias_dense.data<T>() : nullptr, output.data<T>());
@@ -63,7 +51,7 @@ Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_sh
   kernels::Conv2dGeometry g = conv2d_geometry(x_shape, w.shape(), options);
   g.channels_last = runs_channels_last(gy);
   const Tensor grad_output = in_layout(gy, g.channels_last), weight = contiguous(w);
-  Tensor grad_input = activations(x_shape, gy, g.channels_last);
+  Tensor grad_input = empty_in_layout(x_shape, gy.dtype(), gy.device(), g.channels_last);
   visit_floating(gy.dtype(), "conv2d backward", [&]<typename T>() {
     kernels::conv2d_backward_data<T>(gy.device(), g, grad_output.data<T>(), weight.data<T>(), grad_input.data<T>());
   });

@@ -167,10 +167,15 @@ Tensor to_channels_last(const Tensor& x) {
   return dense;
 }
 
-Tensor empty_like(const Tensor& x) {
-  if (stored_channels_last(x)) return empty_channels_last(x.shape(), x.dtype(), x.device());
-  return Tensor::empty(x.shape(), x.dtype(), x.device());
+Tensor empty_in_layout(const Shape& shape, DType dtype, Device device, bool channels_last) {
+  return channels_last ? empty_channels_last(shape, dtype, device) : Tensor::empty(shape, dtype, device);
 }
+
+Tensor empty_like(const Tensor& x) {
+  return empty_in_layout(x.shape(), x.dtype(), x.device(), stored_channels_last(x));
+}
+
+bool runs_channels_last(const Tensor& x) { return x.device().is_cpu() && stored_channels_last(x); }
 
 Tensor in_layout(const Tensor& t, bool channels_last) {
   if (!t.defined()) return t;
