@@ -295,8 +295,9 @@ void copy_strided_rows(int rank, const std::int64_t* sizes, const float* src, co
 }
 
 // dst[b][j][i] = src[b][i][j] for count matrices of rows x columns: the conversions between NCHW and
-// channels-last (an image is [C][H*W] one way, [H*W][C] the other), through the 8 x 8 register transpose,
-// threaded over the matrices (or, for a single one, not at all: the conversions come in batches).
+// channels-last (an image is [C][H*W] one way, [H*W][C] the other), through the register transposes of
+// transpose_matrix (16 x 16 blocks in the AVX-512 objects, 8 x 8 ones otherwise), threaded over the matrices
+// (or, for a single one, not at all: the conversions come in batches).
 template <class V>
 void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t columns, const float* src,
                         float* dst) {
