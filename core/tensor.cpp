@@ -9,6 +9,7 @@
 #include "core/cuda_runtime.hpp"
 #include "core/generator.hpp"
 #include "core/raw.hpp"
+#include "kernels/activation_layout.hpp"
 
 namespace kiln {
 
@@ -83,8 +84,8 @@ bool Tensor::is_contiguous() const {
 
 bool Tensor::is_channels_last() const {
   if (dim() != 4) return false;
-  const std::int64_t c = shape()[1], h = shape()[2], w = shape()[3];
-  const std::int64_t expected[4] = {h * w * c, 1, w * c, c};
+  const kernels::ActivationStrides expected =
+      kernels::channels_last_strides(shape()[1], shape()[2], shape()[3]);
   for (int axis = 0; axis < 4; ++axis) {
     if (shape()[axis] != 1 && strides()[static_cast<std::size_t>(axis)] != expected[axis]) return false;
   }

@@ -4,6 +4,7 @@
 
 #include "core/generator.hpp"
 #include "core/raw.hpp"
+#include "kernels/activation_layout.hpp"
 #include "kernels/random/random.hpp"
 
 namespace kiln::raw {
@@ -156,8 +157,9 @@ bool stored_channels_last(const Tensor& x) { return x.is_channels_last() && !x.i
 
 Tensor empty_channels_last(const Shape& shape, DType dtype, Device device) {
   KILN_CHECK(shape.rank() == 4, "channels-last: shape ", shape, " is not [N, C, H, W]");
-  const std::int64_t c = shape[1], h = shape[2], w = shape[3];
-  return make_view(Tensor::empty({shape.numel()}, dtype, device), shape, Strides{h * w * c, 1, w * c, c}, 0);
+  const kernels::ActivationStrides strides = kernels::channels_last_strides(shape[1], shape[2], shape[3]);
+  return make_view(Tensor::empty({shape.numel()}, dtype, device), shape,
+                   Strides(strides.begin(), strides.end()), 0);
 }
 
 Tensor to_channels_last(const Tensor& x) {

@@ -1,7 +1,9 @@
 // The direct stride-1 convolution (direct_kernel.hpp) at avx2 width. Tiles, within the 16 ymm registers:
 //   forward          6 output channels x 2 vectors (16 positions): 12 accumulators, 2 strip vectors and 1
 //                    broadcast weight, the shape of the AVX2 GEMM micro-kernel
-//   backward-weight  3 output channels x 3 taps: 9 accumulators, 3 strip vectors and 1 gy vector
+//   backward-weight  8 taps x 1 vector of output channels where C_out fits one vector (8 accumulators,
+//                    1 gy vector, 1 broadcast tap); else 4 taps x 2 vectors (16 channels): 8 accumulators,
+//                    2 gy vectors and 1 broadcast, 2 loads and 4 broadcasts per 8 FMAs
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/direct_kernel.hpp"
 #include "kernels/simd/float_vector_avx2.hpp"

@@ -1,8 +1,9 @@
 // The direct stride-1 convolution (direct_kernel.hpp) at avx512 width. Tiles:
 //   forward          8 output channels x 2 vectors (32 positions): 16 zmm accumulators, 2 strip vectors
 //                    and 1 broadcast weight, the shape of the GEMM's micro-kernel (kernels/gemm/blocking.hpp)
-//   backward-weight  6 output channels x 4 taps: 24 accumulators, 4 strip vectors and 1 gy vector, 29 of
-//                    the 32 zmm registers; 10 loads per 24 FMAs
+//   backward-weight  8 taps x 1 vector of output channels where C_out fits one vector (8 accumulators,
+//                    1 gy vector, 1 broadcast tap); else 6 taps x 2 vectors (32 channels): 12 accumulators,
+//                    2 gy vectors and 1 broadcast, 2 loads and 6 broadcasts per 12 FMAs
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/direct_kernel.hpp"
 #include "kernels/simd/float_vector_avx512.hpp"

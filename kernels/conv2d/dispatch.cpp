@@ -18,7 +18,9 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "kernels/activation_layout.hpp"
 #include "kernels/conv2d/algorithm.hpp"
+#include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
 #include "kernels/conv2d/im2col.hpp"
@@ -84,21 +86,14 @@ Conv2dGeometry as_nchw(Conv2dGeometry g) {
   return g;
 }
 
-// The strides, in floats, of a dense [n, c, h, w] tensor stored channels-last: [h * w * c, 1, w * c, c].
-std::array<std::int64_t, 4> channels_last_strides(std::int64_t c, std::int64_t h, std::int64_t w) {
-  return {h * w * c, 1, w * c, c};
-}
-std::array<std::int64_t, 4> nchw_strides(std::int64_t c, std::int64_t h, std::int64_t w) {
-  return {c * h * w, h * w, w, 1};
-}
-
-// A dense NCHW copy of n images of [h, w, c] channels-last (copy_strided: a batch of transposes).
-std::vector<float> to_nchw(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
-                           const float* from) {
-  std::vector<float> to = float_output(n * c * h * w);
+// A dense NCHW copy of n images of [h, w, c] channels-last, in scratch from the caching allocator (the
+// same sizes come back every step); copy_strided runs it as a batch of [H*W][C] -> [C][H*W] transposes.
+batch_chunks::Scratch to_nchw(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
+                              const float* from) {
+  batch_chunks::Scratch to = batch_chunks::scratch(n * c * h * w);
   const std::array<std::int64_t, 4> sizes{n, c, h, w};
   copy_strided<float, float>(Device::cpu(), 4, sizes.data(), from, channels_last_strides(c, h, w).data(),
-                             to.data(), nchw_strides(c, h, w).data());
+                             to.get(), nchw_strides(c, h, w).data());
   return to;
 }
 void to_channels_last(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w, const float* from,
@@ -125,10 +120,10 @@ void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, co
                           const float* bias, float* y) {
   require_support(algorithm, g, Conv2dDirection::Forward);
   if (g.channels_last && !conv2d_algorithm_takes_channels_last(algorithm)) {
-    const std::vector<float> x_nchw = to_nchw(g.batch, g.in_channels, g.in_height, g.in_width, x);
-    std::vector<float> y_nchw = float_output(y_elements(g));
-    conv2d_forward_using(algorithm, as_nchw(g), x_nchw.data(), w, bias, y_nchw.data());
-    return to_channels_last(g.batch, g.out_channels, g.out_height(), g.out_width(), y_nchw.data(), y);
+    const batch_chunks::Scratch x_nchw = to_nchw(g.batch, g.in_channels, g.in_height, g.in_width, x);
+    const batch_chunks::Scratch y_nchw = batch_chunks::scratch(y_elements(g));
+    conv2d_forward_using(algorithm, as_nchw(g), x_nchw.get(), w, bias, y_nchw.get());
+    return to_channels_last(g.batch, g.out_channels, g.out_height(), g.out_width(), y_nchw.get(), y);
   }
   switch (algorithm) {
     case Conv2dAlgorithm::Reference:
@@ -159,10 +154,10 @@ void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry&
                                 const float* w, float* gx) {
   require_support(algorithm, g, Conv2dDirection::BackwardData);
   if (g.channels_last && !conv2d_algorithm_takes_channels_last(algorithm)) {
-    const std::vector<float> gy_nchw = to_nchw(g.batch, g.out_channels, g.out_height(), g.out_width(), gy);
-    std::vector<float> gx_nchw = float_output(x_elements(g));
-    conv2d_backward_data_using(algorithm, as_nchw(g), gy_nchw.data(), w, gx_nchw.data());
-    return to_channels_last(g.batch, g.in_channels, g.in_height, g.in_width, gx_nchw.data(), gx);
+    const batch_chunks::Scratch gy_nchw = to_nchw(g.batch, g.out_channels, g.out_height(), g.out_width(), gy);
+    const batch_chunks::Scratch gx_nchw = batch_chunks::scratch(x_elements(g));
+    conv2d_backward_data_using(algorithm, as_nchw(g), gy_nchw.get(), w, gx_nchw.get());
+    return to_channels_last(g.batch, g.in_channels, g.in_height, g.in_width, gx_nchw.get(), gx);
   }
   switch (algorithm) {
     case Conv2dAlgorithm::Reference:
@@ -193,9 +188,9 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
                                   const float* x, float* gw) {
   require_support(algorithm, g, Conv2dDirection::BackwardWeight);
   if (g.channels_last && !conv2d_algorithm_takes_channels_last(algorithm)) {
-    const std::vector<float> gy_nchw = to_nchw(g.batch, g.out_channels, g.out_height(), g.out_width(), gy);
-    const std::vector<float> x_nchw = to_nchw(g.batch, g.in_channels, g.in_height, g.in_width, x);
-    return conv2d_backward_weight_using(algorithm, as_nchw(g), gy_nchw.data(), x_nchw.data(), gw);
+    const batch_chunks::Scratch gy_nchw = to_nchw(g.batch, g.out_channels, g.out_height(), g.out_width(), gy);
+    const batch_chunks::Scratch x_nchw = to_nchw(g.batch, g.in_channels, g.in_height, g.in_width, x);
+    return conv2d_backward_weight_using(algorithm, as_nchw(g), gy_nchw.get(), x_nchw.get(), gw);
   }
   switch (algorithm) {
     case Conv2dAlgorithm::Reference:

@@ -8,6 +8,7 @@
 #include <optional>
 #include <type_traits>
 
+#include "kernels/activation_layout.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/elementwise/elementwise.hpp"
 
@@ -141,8 +142,9 @@ std::optional<Transposes> layout_transposes(int rank, const std::int64_t* sizes,
                                             const std::int64_t* dst_strides) {
   if (rank != 4) return std::nullopt;
   const std::int64_t n = sizes[0], c = sizes[1], plane = sizes[2] * sizes[3];
-  const std::array<std::int64_t, 4> nchw{c * plane, plane, sizes[3], 1}, nhwc{c * plane, 1, sizes[3] * c, c};
-  const auto is = [](const std::int64_t* strides, const std::array<std::int64_t, 4>& layout) {
+  const ActivationStrides nchw = nchw_strides(c, sizes[2], sizes[3]);
+  const ActivationStrides nhwc = channels_last_strides(c, sizes[2], sizes[3]);
+  const auto is = [](const std::int64_t* strides, const ActivationStrides& layout) {
     return std::equal(layout.begin(), layout.end(), strides);
   };
   if (is(src_strides, nchw) && is(dst_strides, nhwc)) return Transposes{n, c, plane};
