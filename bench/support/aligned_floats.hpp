@@ -3,7 +3,7 @@
 //
 // std::vector<float> gets malloc's 16 bytes, and a large one sits 16 bytes past a page boundary: there every
 // 64-byte load and store of the AVX-512 kernels straddles two cache lines, where half of AVX2's 32-byte ones
-// do. That made batch norm look slower at AVX-512 than at AVX2 on Zen 4 (batchnorm_bench, [128, 16, 32, 32],
+// do. That made batch norm look slower at AVX-512 than at AVX2 on Zen 5 (batchnorm_bench, [128, 16, 32, 32],
 // 1 thread, forward train 432 vs 376 us, backward 796 vs 679), a cost training never pays.
 #pragma once
 

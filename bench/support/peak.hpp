@@ -5,7 +5,8 @@
 // peak by construction: many independent fused multiply-adds on registers, no memory traffic. Twelve
 // independent accumulators cover FMA latency (4 cycles) x throughput (2 per cycle) with room to spare.
 // The widest vector the CPU supports is used (AVX-512, else AVX2); on AMD Zen 4, 512-bit FMAs run as two
-// 256-bit halves, and this measurement shows it rather than assuming it.
+// 256-bit halves, on Zen 5 (this repository's machine: 228 GFLOP/s a core, 64 FLOP a cycle) at full
+// width, and this measurement shows which rather than assuming it.
 #pragma once
 
 namespace kiln::bench {

@@ -1,6 +1,9 @@
 // Cache-blocking and register-blocking parameters of the fast float GEMM, one set per instruction set,
-// chosen for AMD Zen 4 (L1d 32 KiB, L2 1 MiB per core, L3 32 MiB shared; two 256-bit FMA pipes, so one
-// 512-bit FMA or two 256-bit FMAs per cycle; FMA latency 4 cycles).
+// chosen on this repository's machine, an AMD EPYC of CPU family 26 (Zen 5: L1d 48 KiB, L2 1 MiB per core,
+// L3 32 MiB shared; two FMA pipes 512 bits wide, so two zmm or two ymm FMAs per cycle: peak_bench measures
+// 228 GFLOP/s a core, 64 FLOP a cycle at about 3.6 GHz; FMA latency 4 cycles). The set was tuned when the
+// machine was taken for a Zen 4, whose 512-bit FMAs run as two 256-bit halves; the reasoning below holds
+// for both, with twice the FMA rate on Zen 5.
 //
 // The five loops of gemm_driver.hpp and what each block must fit (Goto & van de Geijn; BLIS):
 //
@@ -19,9 +22,9 @@
 namespace kiln::kernels::gemm_blocking {
 
 // AVX-512: MR = 8, NR = 32 (two zmm). 16 accumulators + 2 B vectors + 1 broadcast = 19 of 32 zmm.
-// - 16 independent FMA chains > latency 4 x throughput 1 zmm/cycle, so the FMA pipes never wait.
-// - Per k step: 2 vector loads + 8 broadcast loads (vbroadcastss) for 16 FMAs (16 cycles on Zen 4),
-//   far below the 2-3 loads per cycle the core can issue.
+// - 16 independent FMA chains > latency 4 x throughput 2 zmm/cycle, so the FMA pipes never wait.
+// - Per k step: 2 vector loads + 8 broadcast loads (vbroadcastss) for 16 FMAs (8 cycles on Zen 5),
+//   1.25 loads a cycle, below the 2 zmm loads per cycle the core can issue.
 // - MR = 8 divides the conv output-channel counts 16 / 32 / 64 and NR = 32 divides the spatial sizes
 //   1024 / 256 / 64, so the ResNet-20 forward shapes have no partial tiles. 8 x 48 (24 accumulators)
 //   would leave a partial sliver on every one of those N (1024 = 21 x 48 + 16; 64 = 48 + 16), and
@@ -38,8 +41,8 @@ namespace kiln::kernels::gemm_blocking {
 //   KC 128 / 256 / 384 and MC 128 / 256 moved the numbers by less than the noise; MC = 256 was ahead
 //   on 9 of 13 shapes.
 // - KC = 256: the B sliver (256 x 32 floats = 32 KiB) is read once per micro-tile from L1/L2 while
-//   the A sliver (8 x 256 = 8 KiB) streams; at one zmm FMA per cycle the kernel needs only 128 bytes
-//   of B per 16 cycles, which L2 sustains easily. A longer KC amortizes the C tile update (8 x 32
+//   the A sliver (8 x 256 = 8 KiB) streams; at two zmm FMAs per cycle the kernel needs only 128 bytes
+//   of B per 8 cycles, which L2 sustains easily. A longer KC amortizes the C tile update (8 x 32
 //   loads and stores per 8 x 32 x KC FMAs) over more work.
 // - MC = 256: the A block is 256 x 256 x 4 B = 256 KiB, a quarter of L2, leaving room for the B
 //   slivers streaming through L2. A multiple of MR, and M = 16 / 32 / 64 fit in one block.
