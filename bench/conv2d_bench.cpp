@@ -134,10 +134,11 @@ std::string layer_name(const Layer& layer) {
 }
 
 constexpr kernels::Conv2dAlgorithm kAlgorithms[] = {
-    kernels::Conv2dAlgorithm::Reference,   kernels::Conv2dAlgorithm::Im2colGemm,
-    kernels::Conv2dAlgorithm::Pointwise,   kernels::Conv2dAlgorithm::Depthwise,
-    kernels::Conv2dAlgorithm::Winograd2x2, kernels::Conv2dAlgorithm::Winograd4x4,
-    kernels::Conv2dAlgorithm::Direct,      kernels::Conv2dAlgorithm::DirectChannels};
+    kernels::Conv2dAlgorithm::Reference,        kernels::Conv2dAlgorithm::Im2colGemm,
+    kernels::Conv2dAlgorithm::Pointwise,        kernels::Conv2dAlgorithm::Depthwise,
+    kernels::Conv2dAlgorithm::Winograd2x2,      kernels::Conv2dAlgorithm::Winograd4x4,
+    kernels::Conv2dAlgorithm::Direct,           kernels::Conv2dAlgorithm::DirectChannels,
+    kernels::Conv2dAlgorithm::DepthwiseChannels};
 
 // Removes --all-algorithms from argv (Google Benchmark rejects flags it does not know); true if present.
 bool take_all_algorithms_flag(int& argc, char** argv) {

@@ -4,6 +4,8 @@
 //   Im2colGemm  unfold the input into columns, then one GEMM per image and group (any geometry)
 //   Pointwise   1x1 kernel, stride 1, no padding: a GEMM directly on the NCHW image, no unfolding
 //   Depthwise   groups == C_in == C_out: a direct kernel vectorized along the output row
+//   DepthwiseChannels  the same convolutions vectorized along the channels, one image's block of channels
+//               at a time (depthwise_channels_kernel.hpp): every lane useful at any plane size
 //   Winograd2x2 Winograd F(2x2, 3x3), vectorized along the channels (winograd_kernel.hpp): 3x3 kernel,
 //               dilation 1, groups 1; at stride 1 forward and backward-weight at any padding, backward-data
 //               at pad <= 2; at stride 2 (split by phase) the same, backward-data at pad 1
@@ -36,7 +38,8 @@ enum class Conv2dAlgorithm {
   Winograd2x2,
   Winograd4x4,
   Direct,
-  DirectChannels
+  DirectChannels,
+  DepthwiseChannels
 };
 enum class Conv2dDirection { Forward, BackwardData, BackwardWeight };
 
@@ -48,7 +51,8 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
                                CpuLevel level);
 
 // Whether `algorithm` reads and writes channels-last activations itself (Conv2dGeometry::channels_last):
-// the reference loops and Winograd, whose tiles are channels-last inside anyway. dispatch.cpp runs every
+// the reference loops, Winograd, whose tiles are channels-last inside anyway, and DepthwiseChannels, whose
+// blocks are. dispatch.cpp runs every
 // other algorithm on a channels-last geometry behind a conversion to NCHW and back.
 bool conv2d_algorithm_takes_channels_last(Conv2dAlgorithm algorithm);
 

@@ -119,7 +119,8 @@ constexpr bool direct_backward_data_fits(const Conv2dGeometry& g) {
 // backward-data at pad 1 (25 multiplies per 2x2 outputs, 81 per 4x4).
 //
 // Direct depthwise kernels (avx512_depthwise.cpp, avx2_depthwise.cpp): groups == C_in == C_out, vectorized
-// along the output row. Each takes the per-plane direct loops of depthwise_kernel.hpp at its vector width.
+// along the output row (the per-plane loops of depthwise_kernel.hpp) or along the channels
+// (depthwise_channels_kernel.hpp), each at its vector width.
 // The bias kernels (avx512_bias.cpp, avx2_bias.cpp) add the bias to y and sum gy per channel.
 namespace avx512 {
 void winograd_2x2_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
@@ -141,6 +142,12 @@ void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const flo
                               float* y);
 void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+void depthwise_channels_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w,
+                                       const float* bias, float* y);
+void depthwise_channels_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w,
+                                             float* gx);
+void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
+                                               float* gw);
 void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
 void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
 }  // namespace avx512
@@ -164,6 +171,12 @@ void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const flo
                               float* y);
 void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+void depthwise_channels_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w,
+                                       const float* bias, float* y);
+void depthwise_channels_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w,
+                                             float* gx);
+void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
+                                               float* gw);
 void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
 void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
 }  // namespace avx2

@@ -147,6 +147,9 @@ void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, co
     case Conv2dAlgorithm::Depthwise:
       if (cpu_level() == CpuLevel::Avx512) return avx512::depthwise_conv2d_forward(g, x, w, bias, y);
       return avx2::depthwise_conv2d_forward(g, x, w, bias, y);
+    case Conv2dAlgorithm::DepthwiseChannels:
+      if (cpu_level() == CpuLevel::Avx512) return avx512::depthwise_channels_conv2d_forward(g, x, w, bias, y);
+      return avx2::depthwise_channels_conv2d_forward(g, x, w, bias, y);
   }
 }
 
@@ -169,6 +172,10 @@ void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry&
     case Conv2dAlgorithm::Depthwise:
       if (cpu_level() == CpuLevel::Avx512) return avx512::depthwise_conv2d_backward_data(g, gy, w, gx);
       return avx2::depthwise_conv2d_backward_data(g, gy, w, gx);
+    case Conv2dAlgorithm::DepthwiseChannels:
+      if (cpu_level() == CpuLevel::Avx512)
+        return avx512::depthwise_channels_conv2d_backward_data(g, gy, w, gx);
+      return avx2::depthwise_channels_conv2d_backward_data(g, gy, w, gx);
     case Conv2dAlgorithm::Direct:
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_conv2d_backward_data(g, gy, w, gx);
       return avx2::direct_conv2d_backward_data(g, gy, w, gx);
@@ -202,6 +209,10 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
     case Conv2dAlgorithm::Depthwise:
       if (cpu_level() == CpuLevel::Avx512) return avx512::depthwise_conv2d_backward_weight(g, gy, x, gw);
       return avx2::depthwise_conv2d_backward_weight(g, gy, x, gw);
+    case Conv2dAlgorithm::DepthwiseChannels:
+      if (cpu_level() == CpuLevel::Avx512)
+        return avx512::depthwise_channels_conv2d_backward_weight(g, gy, x, gw);
+      return avx2::depthwise_channels_conv2d_backward_weight(g, gy, x, gw);
     case Conv2dAlgorithm::Direct:
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_conv2d_backward_weight(g, gy, x, gw);
       return avx2::direct_conv2d_backward_weight(g, gy, x, gw);

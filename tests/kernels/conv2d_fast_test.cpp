@@ -227,10 +227,10 @@ Conv2dGeometry with_channels_last(Conv2dGeometry g) {
   return g;
 }
 
-const Conv2dAlgorithm kFastAlgorithms[] = {Conv2dAlgorithm::Im2colGemm,    Conv2dAlgorithm::Pointwise,
-                                           Conv2dAlgorithm::Depthwise,     Conv2dAlgorithm::Winograd2x2,
-                                           Conv2dAlgorithm::Winograd4x4,   Conv2dAlgorithm::Direct,
-                                           Conv2dAlgorithm::DirectChannels};
+const Conv2dAlgorithm kFastAlgorithms[] = {
+    Conv2dAlgorithm::Im2colGemm,     Conv2dAlgorithm::Pointwise,        Conv2dAlgorithm::Depthwise,
+    Conv2dAlgorithm::Winograd2x2,    Conv2dAlgorithm::Winograd4x4,      Conv2dAlgorithm::Direct,
+    Conv2dAlgorithm::DirectChannels, Conv2dAlgorithm::DepthwiseChannels};
 
 }  // namespace
 
@@ -507,7 +507,14 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
       {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), DirectChannels, DirectChannels,
        Im2colGemm},                                                                           // batch 1
       {padded(geometry(1, 32, 16, 16, 32, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 256 positions
-      {grouped(padded(geometry(128, 64, 16, 16, 64, 3, 3), 1, 1), 64), Depthwise, Depthwise, Depthwise},
+      {grouped(padded(geometry(128, 64, 16, 16, 64, 3, 3), 1, 1), 64), Depthwise, Depthwise,
+       DepthwiseChannels},  // 256 positions a plane at stride 1: Depthwise but for the weight gradient
+      {grouped(padded(geometry(128, 512, 4, 4, 512, 3, 3), 1, 1), 512), DepthwiseChannels, DepthwiseChannels,
+       DepthwiseChannels},  // small planes
+      {grouped(padded(strided(geometry(128, 64, 32, 32, 64, 3, 3), 2, 2), 1, 1), 64), DepthwiseChannels,
+       DepthwiseChannels, DepthwiseChannels},  // stride 2
+      {grouped(padded(geometry(128, 8, 4, 4, 8, 3, 3), 1, 1), 8), Depthwise, Depthwise,
+       Depthwise},  // 8 channels: half a zmm
       {geometry(128, 64, 16, 16, 128, 1, 1), Pointwise, Pointwise, Pointwise},
   };
   const Conv2dGeometry first_layer = padded(geometry(128, 3, 32, 32, 16, 3, 3), 1, 1);
