@@ -92,7 +92,8 @@ void stream_copy(benchmark::State& state) {
 void shapes_threads(benchmark::internal::Benchmark* bench) {
   bench->ArgNames({"shape", "threads"});
   for (const int threads : {1, 2}) {
-    for (const int shape : {0, 1, 2}) bench->Args({shape, threads});
+    for (int shape = 0; shape < static_cast<int>(kiln::bench::kActivations.size()); ++shape)
+      bench->Args({shape, threads});
   }
   bench->Unit(benchmark::kMicrosecond);
 }

@@ -1,5 +1,5 @@
 // What the memory-bound kernel benchmarks (batchnorm_bench, elementwise_bench, pool_bench) share: the
-// ResNet-20 activation shapes they run on, the (shape, threads, level) argument grid, running the kernels
+// activation shapes they run on, the (shape, threads, level) argument grid, running the kernels
 // at the level and thread count the arguments name, and the GB/s counter.
 #pragma once
 
@@ -16,13 +16,14 @@ namespace kiln::bench {
 
 using ActivationShape = std::array<std::int64_t, 4>;  // [N, C, H, W]
 
-// ResNet-20's three stages at batch 128.
-inline constexpr std::array<ActivationShape, 3> kResNet20Activations{
-    {{128, 16, 32, 32}, {128, 32, 16, 16}, {128, 64, 8, 8}}};
+// ResNet-20's three stages at batch 128 (shapes 0 to 2), then two of MobileNet's deep layers (3 and 4),
+// whose planes of 16 and 4 values are shorter than one AVX-512 vector.
+inline constexpr std::array<ActivationShape, 5> kActivations{
+    {{128, 16, 32, 32}, {128, 32, 16, 16}, {128, 64, 8, 8}, {128, 512, 4, 4}, {128, 1024, 2, 2}}};
 
 // Arguments of a memory-bound benchmark: shape index, threads, CPU level (0 reference, 1 avx2, 2 avx512).
 inline const ActivationShape& shape_argument(const benchmark::State& state) {
-  return kResNet20Activations[static_cast<std::size_t>(state.range(0))];
+  return kActivations[static_cast<std::size_t>(state.range(0))];
 }
 inline int threads_argument(const benchmark::State& state) { return static_cast<int>(state.range(1)); }
 inline kernels::CpuLevel level_argument(const benchmark::State& state) {
@@ -34,7 +35,8 @@ inline void shapes_threads_levels(benchmark::internal::Benchmark* bench) {
   bench->ArgNames({"shape", "threads", "level"});
   for (const int level : {0, 1, 2}) {
     for (const int threads : {1, 2}) {
-      for (const int shape : {0, 1, 2}) bench->Args({shape, threads, level});
+      for (int shape = 0; shape < static_cast<int>(kActivations.size()); ++shape)
+        bench->Args({shape, threads, level});
     }
   }
   bench->Unit(benchmark::kMicrosecond);

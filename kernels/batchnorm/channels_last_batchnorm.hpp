@@ -83,26 +83,29 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const float* p, const f
   const std::int64_t channels = g.channels, rows = g.batch * g.height * g.width;
   const std::int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
   const std::unique_ptr<PairSums[]> block_sums(new PairSums[static_cast<std::size_t>(blocks * channels)]);
+  // Threads share the (block, group) pairs, each writing its own entries of the table: a batch of small
+  // planes read as rows (vectorized_batchnorm.hpp, as_rows) is one block of 128 rows but many groups.
+  const std::int64_t group_channels = kGroupVectors * V::width;
+  const std::int64_t groups = (channels + group_channels - 1) / group_channels;
 #pragma omp parallel for schedule(static) if (rows * channels >= kParallelThreshold)
-  for (std::int64_t block = 0; block < blocks; ++block) {
+  for (std::int64_t unit = 0; unit < blocks * groups; ++unit) {
+    const std::int64_t block = unit / groups, c0 = unit % groups * group_channels;
     PairSums* sums = block_sums.get() + block * channels;
     const std::int64_t first = block * kBlockRows, last = std::min(rows, first + kBlockRows);
-    for (std::int64_t c0 = 0; c0 < channels; c0 += kGroupVectors * V::width) {
-      const std::int64_t vectors =
-          std::min<std::int64_t>(kGroupVectors, (channels - c0 + V::width - 1) / V::width);
-      switch (vectors) {
-        case 1:
-          group_pair_sums<V, 1>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
-          break;
-        case 2:
-          group_pair_sums<V, 2>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
-          break;
-        case 3:
-          group_pair_sums<V, 3>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
-          break;
-        default:
-          group_pair_sums<V, 4>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
-      }
+    const std::int64_t vectors =
+        std::min<std::int64_t>(kGroupVectors, (channels - c0 + V::width - 1) / V::width);
+    switch (vectors) {
+      case 1:
+        group_pair_sums<V, 1>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
+        break;
+      case 2:
+        group_pair_sums<V, 2>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
+        break;
+      case 3:
+        group_pair_sums<V, 3>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
+        break;
+      default:
+        group_pair_sums<V, 4>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
     }
   }
   for (std::int64_t c = 0; c < channels; ++c) {

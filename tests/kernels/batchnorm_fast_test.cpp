@@ -54,6 +54,9 @@ std::vector<Case> plain_cases() {
       {{.batch = 4, .channels = 16, .height = 8, .width = 8}, 0.0f},     // ResNet stage 3 plane
       {{.batch = 3, .channels = 3, .height = 33, .width = 35}, 10.0f},   // 1155 > one 1024-value chunk
       {{.batch = 16, .channels = 16, .height = 32, .width = 32}, 0.0f},  // threaded (m = 16384)
+      // Planes shorter than a vector go as rows of C * H * W floats (vectorized_batchnorm.hpp, as_rows): 2x2
+      // planes of 257 channels are rows of 1028, a partial vector at the end, threaded (32896 values).
+      {{.batch = 32, .channels = 257, .height = 2, .width = 2}, 5.0f},
   };
 }
 
