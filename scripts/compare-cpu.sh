@@ -5,19 +5,19 @@
 #                               [--reps 10] [--budget 2] [--warmup 1] [--build-dir build]
 #
 #   --threads N     threads for all three libraries (OpenMP; torch.set_num_threads)   default 2
-#   --batch N       images per convolution and per ResNet-20 training step           default 128
+#   --batch N       images per convolution and per training step                     default 128
 #   --json FILE     also write the merged results (and each program's raw report) to FILE
 #   --reps N        timed repetitions per case, at most; the median is reported       default 10
 #   --budget S      seconds of timed repetitions per case, at most (a slow case runs
 #                   fewer times; one whose warm-up alone exceeds S is timed once;
-#                   the training step gets at least 10 s)                             default 2
+#                   a training step gets at least 10 s)                               default 2
 #   --warmup N      untimed runs before each case                                     default 1
 #   --build-dir D   where to build (Release)                                          default build
 #
 # What it times (the shapes are in bench/compare/shapes.hpp): conv forward, backward-data and
 # backward-weight for each distinct 3x3 convolution of ResNet-20 (CIFAR, 32x32), SGEMM at 1024^3,
-# 2048^3 and two convolution-like shapes, and a whole ResNet-20 training step (forward, cross-entropy,
-# backward, SGD momentum 0.9 + weight decay 1e-4). Three programs, run one after the other so they never
+# 2048^3 and two convolution-like shapes, and a whole training step of ResNet-20 and of the MobileNet-style
+# net (forward, cross-entropy, backward, SGD momentum 0.9 + weight decay 1e-4). Three programs, run one after the other so they never
 # share the cores: bench/compare/kiln_cpu.cpp (kiln's dispatch functions and model zoo),
 # bench/compare/onednn_cpu.cpp (oneDNN in plain nchw layouts and in its own blocked layouts),
 # bench/compare/torch_cpu.py (PyTorch, NCHW float32). bench/compare/table.py merges them into one table

@@ -1,8 +1,9 @@
 // kiln's side of the CPU comparison (scripts/compare-cpu.sh): times, through kiln's public dispatch
-// functions, each distinct convolution of ResNet-20 in its three directions, a few SGEMMs, and one whole
-// ResNet-20 training step, and prints one JSON object on stdout (progress goes to stderr):
+// functions, each distinct convolution of ResNet-20 in its three directions, a few SGEMMs, and a whole
+// training step of ResNet-20 and of the MobileNet-style net, and prints one JSON object on stdout (progress
+// goes to stderr):
 //
-//   {"program": "kiln", "threads": 2, "batch": 128, "fp32_peak_gflops": 234.0, "parameters": 269722,
+//   {"program": "kiln", "threads": 2, "batch": 128, "fp32_peak_gflops": 234.0,
 //    "results": [{"kind": "conv", "shape": "16->16 3x3 s1 @32x32", "direction": "forward",
 //                 "layout": "nchw", "ms": 1.2, "gflops": 500.0, "reps": 10}, ...]}
 //
@@ -105,12 +106,15 @@ nlohmann::json time_gemm(const GemmShape& shape, const CompareOptions& options, 
 
 constexpr double kTrainingStepBudgetSeconds = 10.0;  // torch_cpu.py uses the same
 
-// One ResNet-20 training step on a random batch, as train/trainer.cpp writes it.
-nlohmann::json time_training_step(const CompareOptions& options, std::int64_t& parameter_count) {
+// The zoo networks whose whole training step is timed (torch_cpu.py builds the same two).
+const char* const kTrainingStepModels[] = {"resnet20", "mobilenet"};
+
+// One training step of zoo model `name` on a random batch, as train/trainer.cpp writes it.
+nlohmann::json time_training_step(const CompareOptions& options, const std::string& name) {
   Generator initialization(1);
-  const layers::ModulePtr model = models::build_model({"resnet20", 3, 32, 32, 10}, initialization);
+  const layers::ModulePtr model = models::build_model({name, 3, 32, 32, 10}, initialization);
   model->train();
-  parameter_count = model->parameter_count();
+  const std::int64_t parameter_count = model->parameter_count();
   optim::Sgd optimizer(model->named_parameters(), {.lr = 0.1, .momentum = 0.9, .weight_decay = 1e-4});
 
   Generator data(2);
@@ -131,10 +135,12 @@ nlohmann::json time_training_step(const CompareOptions& options, std::int64_t& p
     optimizer.step();
   });
   const double images_per_s = static_cast<double>(options.batch) / timing.median_ms * 1e3;
-  std::fprintf(stderr, "kiln: resnet20 training step %10.3f ms (%.1f images/s)\n", timing.median_ms,
+  std::fprintf(stderr, "kiln: %s training step %10.3f ms (%.1f images/s)\n", name.c_str(), timing.median_ms,
                images_per_s);
-  return {{"kind", "train_step"},    {"shape", "resnet20"},          {"ms", timing.median_ms},
-          {"min_ms", timing.min_ms}, {"images_per_s", images_per_s}, {"reps", timing.reps}};
+  return {{"kind", "train_step"},         {"shape", name},
+          {"ms", timing.median_ms},       {"min_ms", timing.min_ms},
+          {"images_per_s", images_per_s}, {"reps", timing.reps},
+          {"parameters", parameter_count}};
 }
 
 }  // namespace
@@ -150,15 +156,13 @@ int main(int argc, char** argv) try {
       results.push_back(std::move(row));
   }
   for (const GemmShape& shape : gemm_shapes()) results.push_back(time_gemm(shape, options, generator));
-  std::int64_t parameter_count = 0;
-  results.push_back(time_training_step(options, parameter_count));
+  for (const char* name : kTrainingStepModels) results.push_back(time_training_step(options, name));
 
   const nlohmann::json report = {{"program", "kiln"},
                                  {"threads", kernels::compute_threads()},
                                  {"batch", options.batch},
                                  {"cpu_level", std::string(kernels::cpu_level_name(kernels::cpu_level()))},
                                  {"fp32_peak_gflops", kiln::bench::fp32_peak_gflops(options.threads)},
-                                 {"parameters", parameter_count},
                                  {"results", results}};
   std::printf("%s\n", report.dump().c_str());
   return 0;

@@ -14,6 +14,7 @@ import os
 import sys
 
 DIRECTIONS = ["forward", "backward_data", "backward_weight"]
+TRAINING_STEP_MODELS = ["resnet20", "mobilenet"]  # the zoo networks whose whole step both sides time
 # Column key -> (program, layout) of the row it reads.
 LIBRARIES = {
     "onednn_nchw": ("onednn", "nchw"),
@@ -193,22 +194,22 @@ def main():
                 summary["sgemm_gflops"].setdefault(row["shape"], {})[program] = source["gflops"]
         print(f"  {row['shape']:24s} " + ", ".join(cells))
 
-    print("ResNet-20 training step (forward, loss, backward, SGD momentum + weight decay):")
-    step = {name: index(report).get(("train_step", "resnet20", "", "nchw"))
-            for name, report in reports.items()}
-    kiln_rate = step["kiln"]["images_per_s"] if step["kiln"] else None
-    torch_rate = step["torch"]["images_per_s"] if step["torch"] else None
-    summary["resnet20_images_per_s"] = {"kiln": kiln_rate, "torch": torch_rate}
+    print("Training steps (forward, loss, backward, SGD momentum + weight decay):")
 
     def rate_text(rate):
         return "-" if rate is None else f"{rate:.1f} images/s"
 
-    speedup = kiln_rate / torch_rate if kiln_rate and torch_rate else None
-    print(f"  kiln {rate_text(kiln_rate)}, PyTorch {rate_text(torch_rate)}, "
-          f"kiln speedup {ratio_text(speedup)}")
-    torch_parameters = (reports["torch"] or {}).get("parameters")
-    if torch_parameters and kiln.get("parameters") and torch_parameters != kiln["parameters"]:
-        print(f"  WARNING: parameter counts differ: kiln {kiln['parameters']}, PyTorch {torch_parameters}")
+    for model in TRAINING_STEP_MODELS:
+        step = {name: index(report).get(("train_step", model, "", "nchw")) for name, report in reports.items()}
+        kiln_rate = step["kiln"]["images_per_s"] if step["kiln"] else None
+        torch_rate = step["torch"]["images_per_s"] if step["torch"] else None
+        summary[f"{model}_images_per_s"] = {"kiln": kiln_rate, "torch": torch_rate}
+        speedup = kiln_rate / torch_rate if kiln_rate and torch_rate else None
+        print(f"  {model:10s} kiln {rate_text(kiln_rate)}, PyTorch {rate_text(torch_rate)}, "
+              f"kiln speedup {ratio_text(speedup)}")
+        counts = {name: row.get("parameters") for name, row in step.items() if row}
+        if len(set(counts.values())) > 1:
+            print(f"  WARNING: {model}'s parameter counts differ: {counts}")
 
     if args.json:
         meta = {name: {k: v for k, v in report.items() if k != "results"}

@@ -1,7 +1,8 @@
 """PyTorch's side of the CPU comparison (scripts/compare-cpu.sh).
 
 Times the same ResNet-20 convolutions (forward, backward-data, backward-weight) and SGEMMs that
-bench/compare/kiln_cpu.cpp times, and one whole ResNet-20 training step, on CPU, float32, NCHW, and prints
+bench/compare/kiln_cpu.cpp times, and a whole training step of ResNet-20 and of the MobileNet-style net,
+on CPU, float32, NCHW, and prints
 one JSON object on stdout in the same form as the C++ programs (progress goes to stderr):
 
     python3 bench/compare/torch_cpu.py [--threads 2] [--batch 128] [--warmup 1] [--reps 10] [--budget 2]
@@ -39,7 +40,8 @@ GEMM_SHAPES = [
     ("conv-like 64x8192x576", 64, 8192, 576),
     ("conv-like 16x1024x144", 16, 1024, 144),
 ]
-KILN_RESNET20_PARAMETERS = 269_722
+# kiln's parameter counts for the two networks, checked so that both sides train the same thing.
+KILN_PARAMETERS = {"resnet20": 269_722, "mobilenet": 3_217_226}
 TRAINING_STEP_BUDGET_SECONDS = 10.0  # kiln_cpu.cpp uses the same
 
 
@@ -111,6 +113,30 @@ def resnet(depth=20, in_channels=3, classes=10):
     return nn.Sequential(*layers)
 
 
+# ---- the MobileNet-style net, built as kiln builds it (models/mobilenet.cpp, layers/blocks.cpp) ----------
+
+
+def depthwise_separable(in_channels, out_channels, stride):
+    return nn.Sequential(
+        nn.Conv2d(in_channels, in_channels, 3, stride, 1, groups=in_channels, bias=False),
+        nn.BatchNorm2d(in_channels), nn.ReLU(),
+        nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU())
+
+
+MOBILENET_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1),
+                    (512, 1), (512, 1), (1024, 2), (1024, 1)]
+
+
+def mobilenet(in_channels=3, classes=10):
+    layers = [nn.Conv2d(in_channels, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU()]
+    channels = 32
+    for block_channels, stride in MOBILENET_BLOCKS:
+        layers.append(depthwise_separable(channels, block_channels, stride))
+        channels = block_channels
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, classes)]
+    return nn.Sequential(*layers)
+
+
 # ---- the cases ----------------------------------------------------------------------------------------
 
 
@@ -151,7 +177,7 @@ def gemm_row(args, name, m, n, k):
             "gflops": 2.0 * m * n * k / ms * 1e-6, "reps": reps}
 
 
-def training_step_row(args, model):
+def training_step_row(args, name, model):
     """One step as kiln's trainer takes it: forward, cross-entropy, backward, SGD momentum + weight decay."""
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
@@ -169,9 +195,9 @@ def training_step_row(args, model):
     step_args = argparse.Namespace(**{**vars(args), "budget": max(args.budget, TRAINING_STEP_BUDGET_SECONDS)})
     ms, min_ms, reps = time_median(step_args, step)
     images_per_s = args.batch / ms * 1e3
-    print(f"torch: resnet20 training step {ms:10.3f} ms ({images_per_s:.1f} images/s)", file=sys.stderr)
-    return {"kind": "train_step", "shape": "resnet20", "ms": ms, "min_ms": min_ms,
-            "images_per_s": images_per_s, "reps": reps}
+    print(f"torch: {name} training step {ms:10.3f} ms ({images_per_s:.1f} images/s)", file=sys.stderr)
+    return {"kind": "train_step", "shape": name, "ms": ms, "min_ms": min_ms,
+            "images_per_s": images_per_s, "reps": reps, "parameters": sum(p.numel() for p in model.parameters())}
 
 
 def loaded_blas():
@@ -196,11 +222,11 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    model = resnet(20)
-    parameters = sum(p.numel() for p in model.parameters())
-    if parameters != KILN_RESNET20_PARAMETERS:
-        sys.exit(f"torch_cpu.py: ResNet-20 has {parameters} parameters, "
-                 f"kiln's has {KILN_RESNET20_PARAMETERS}")
+    models = {"resnet20": resnet(20), "mobilenet": mobilenet()}
+    for name, model in models.items():
+        parameters = sum(p.numel() for p in model.parameters())
+        if parameters != KILN_PARAMETERS[name]:
+            sys.exit(f"torch_cpu.py: {name} has {parameters} parameters, kiln's has {KILN_PARAMETERS[name]}")
 
     results = []
     with torch.no_grad():
@@ -208,7 +234,8 @@ def main():
             results += conv_rows(args, *shape)
         for shape in GEMM_SHAPES:
             results.append(gemm_row(args, *shape))
-    results.append(training_step_row(args, model))
+    for name, model in models.items():
+        results.append(training_step_row(args, name, model))
     print(json.dumps({
         "program": "torch",
         "version": torch.__version__,
@@ -216,7 +243,6 @@ def main():
         "blas": loaded_blas(),
         "threads": torch.get_num_threads(),
         "batch": args.batch,
-        "parameters": parameters,
         "results": results,
     }))
 
