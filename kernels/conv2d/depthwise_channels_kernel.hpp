@@ -5,13 +5,12 @@
 // depthwise_kernel.hpp vectorizes along each channel's output row. That wastes most of every vector once the
 // planes are small (a 4x4 plane's rows fill a quarter of a zmm), and pays a per-plane setup (the phase copy,
 // the loops) that a 2x2 plane's 36 multiply-adds cannot carry: MobileNet's deep layers, 512 channels at 4x4
-// or 1024 at 2x2, spent 30 to 50 times longer than their arithmetic. Here a vector holds one pixel of
+// or 1024 at 2x2, took 30 to 90 times what their arithmetic takes at peak. Here a vector holds one pixel of
 // V::width channels, every lane useful at any plane size, and each tap is one multiply-add of a pixel vector
 // by that tap's vector of V::width channels' weights:
 //
-//   y[oh, ow][c..c+width] = bias[c..] + sum over taps (kh, kw) of
-//                           xs[oh*stride_h + kh*dilation_h][ow*stride_w + kw*dilation_w][c..] * wt[kh,
-//                           kw][c..]
+//   y[oh, ow][c..] = bias[c..] + sum over taps (kh, kw) of
+//                    xs[oh*stride_h + kh*dilation_h][ow*stride_w + kw*dilation_w][c..] * wt[kh, kw][c..]
 //
 // where xs is one image's block of channels, channels-last, inside a border of pad_h / pad_w zeros: each tap
 // is a constant offset into it (`tap_offsets`), for any stride, padding and dilation.
@@ -28,11 +27,11 @@
 //                    inside the output; likewise for w) of gy[oh, ow] * w[kh, kw], taps in order. Each input
 //                    pixel is written once, from registers (no scatter of load-add-stores into overlapping
 //                    addresses)
-//   backward-weight  gw[c, tap] = sum over images, oh, ow of gy[oh, ow][c] * xs[...][c]: lanes are channels,
-//   so
-//                    each lane's sum is that channel's, no reduction across lanes. Per image in float (up to
-//                    9 taps at a time, one accumulator each), then added into double image by image within a
-//                    fixed chunk of kWeightChunkImages images; the chunks' doubles are added in chunk order
+//   backward-weight  gw[c, tap] = sum over images, oh, ow of gy[oh, ow][c] * xs[...][c]: lanes are
+//                    channels, so each lane's sum is that channel's, no reduction across lanes. Per image
+//                    in float (up to 9 taps at a time, one accumulator each), then added into double image
+//                    by image within a fixed chunk of kWeightChunkImages images; the chunks' doubles are
+//                    added in chunk order
 //
 // Threads share the units (image x block; for the weight gradient, chunk x block). Every output float is
 // computed by one unit in a fixed order, and the weight gradient's chunks are fixed by the batch, so any
@@ -264,8 +263,9 @@ void weight_sums_block(const Conv2dGeometry& g, const Layout<V>& layout, const f
 
 // ---- whole tensors -------------------------------------------------------------------------------------
 
-// body(unit, scratch) for unit < units, threads sharing them when the call is worth it (depthwise.hpp's
-// threshold), each thread with `scratch_floats` of its own scratch whose first `zeroed_floats` are zero.
+// body(unit, scratch) for unit < units, threads sharing them when the call is worth it
+// (depthwise_kernel.hpp's worth_threads), each thread with `scratch_floats` of its own scratch whose first
+// `zeroed_floats` are zero.
 template <typename V, typename Body>
 void for_each_unit(const Conv2dGeometry& g, std::int64_t units, std::int64_t scratch_floats,
                    std::int64_t zeroed_floats, Body body) {
