@@ -10,8 +10,9 @@
 //      channels, a block of them at a time (depthwise_channels_kernel.hpp). DepthwiseChannels takes every
 //      pass with at least 16 channels except the stride-1 forward and backward-data of planes of 256 output
 //      positions or more, which read and write rows long enough for Depthwise's vectors and which both
-//      kernels run at the memory's pace (Depthwise 1 to 10% ahead). The layout does not enter the choice,
-//      so channels-last activations give the NCHW bits. Measured, AVX-512, 1 thread, batch 128, MobileNet's
+//      kernels run at the memory's pace (Depthwise 1 to 10% ahead), unless the activations are channels-last
+//      (no conversion then; the two kernels' forward and stride-1 backward-data give the same bits, so
+//      channels-last still gives the NCHW bits). Measured, AVX-512, 1 thread, batch 128, MobileNet's
 //      layers, ms, Depthwise vs DepthwiseChannels (forward / backward-data / backward-weight):
 //        32 at 32x32            2.62 / 2.60 / 5.99  vs  2.72 / 2.62 / 2.48
 //        64 at 32x32, stride 2  4.66 / 7.48 / 8.72  vs  2.84 / 4.76 / 2.93
@@ -239,7 +240,8 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
 
 bool conv2d_algorithm_takes_channels_last(Conv2dAlgorithm algorithm) {
   return algorithm == Conv2dAlgorithm::Reference || algorithm == Conv2dAlgorithm::Winograd2x2 ||
-         algorithm == Conv2dAlgorithm::Winograd4x4 || algorithm == Conv2dAlgorithm::DepthwiseChannels;
+         algorithm == Conv2dAlgorithm::Winograd4x4 || algorithm == Conv2dAlgorithm::DepthwiseChannels ||
+         algorithm == Conv2dAlgorithm::Pointwise;
 }
 
 Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection direction, CpuLevel level) {
@@ -248,8 +250,12 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
     const bool long_rows = g.stride_h == 1 && g.stride_w == 1 &&
                            direction != Conv2dDirection::BackwardWeight &&
                            g.out_height() * g.out_width() >= kMinDepthwisePlanePositions;
-    return g.in_channels >= kMinDepthwiseChannelsChannels && !long_rows ? Conv2dAlgorithm::DepthwiseChannels
-                                                                        : Conv2dAlgorithm::Depthwise;
+    // Channels-last activations take DepthwiseChannels for the long rows too (no conversion): its forward
+    // and stride-1 backward-data add the same products in the same order as Depthwise's, so the bits
+    // are the NCHW bits.
+    const bool channels = g.in_channels >= kMinDepthwiseChannelsChannels;
+    return channels && (!long_rows || g.channels_last) ? Conv2dAlgorithm::DepthwiseChannels
+                                                       : Conv2dAlgorithm::Depthwise;
   }
   if (is_pointwise(g)) return Conv2dAlgorithm::Pointwise;
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();

@@ -51,8 +51,8 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
                                CpuLevel level);
 
 // Whether `algorithm` reads and writes channels-last activations itself (Conv2dGeometry::channels_last):
-// the reference loops, Winograd, whose tiles are channels-last inside anyway, and DepthwiseChannels, whose
-// blocks are. dispatch.cpp runs every
+// the reference loops, Winograd, whose tiles are channels-last inside anyway, DepthwiseChannels, whose
+// blocks are, and Pointwise, for which a channels-last batch is one GEMM operand. dispatch.cpp runs every
 // other algorithm on a channels-last geometry behind a conversion to NCHW and back.
 bool conv2d_algorithm_takes_channels_last(Conv2dAlgorithm algorithm);
 

@@ -9,6 +9,16 @@
 // Small images (MobileNet's last pointwise layers run at 2x2: P = 4) would make a useless GEMM of 4
 // columns, so images are gathered side by side into chunks of about 1024 columns first (batch_chunks.hpp);
 // a chunk of one image uses the tensors in place.
+//
+// Channels-last activations (Conv2dGeometry::channels_last) are already the whole batch's matrix, rows of
+// pixels: x [N*P, C_in], y [N*P, C_out], a group's channels a block of columns. So each direction is one
+// GEMM with no gathering, the same products summed in the same order as the NCHW chunks' (the forward and
+// backward-data sum over channels only; the weight gradient takes the NCHW path's chunks of rows and adds
+// them in the same order), so the bits are the NCHW bits, moved:
+//
+//   forward          y [N*P, Cog]   = x [N*P, Cg]  x w_group^T [Cg, Cog]
+//   backward-data    gx [N*P, Cg]   = gy [N*P, Cog] x w_group [Cog, Cg]
+//   backward-weight  gw_group [Cog, Cg] += gy_chunk^T [Cog, rows] x x_chunk [rows, Cg]
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/gemm/gemm.hpp"
@@ -31,10 +41,67 @@ batch_chunks::Chunking chunking(const Conv2dGeometry& g, const Sizes& s, std::in
                                    kMaxChunkFloats);
 }
 
+// y[row, c] += bias[c] for every pixel row of a channels-last output (after the sums, as conv2d_add_bias).
+void add_bias_channels_last(const Conv2dGeometry& g, const float* bias, float* y) {
+  const std::int64_t rows = g.batch * g.out_height() * g.out_width();
+  for (std::int64_t row = 0; row < rows; ++row) {
+    float* pixel = y + row * g.out_channels;
+    for (std::int64_t c = 0; c < g.out_channels; ++c) pixel[c] += bias[c];
+  }
+}
+
+void forward_channels_last(const Conv2dGeometry& g, const Sizes& s, const float* x, const float* w,
+                           const float* bias, float* y) {
+  const std::int64_t rows = g.batch * s.plane;
+  for (std::int64_t group = 0; group < g.groups; ++group) {
+    const GemmGeometry product{.m = rows,
+                               .n = s.cog,
+                               .k = s.cg,
+                               .trans_b = true,
+                               .lda = g.in_channels,
+                               .ldb = s.cg,
+                               .ldc = g.out_channels};
+    gemm(Device::cpu(), product, 1.0f, x + group * s.cg, w + group * s.cog * s.cg, 0.0f, y + group * s.cog);
+  }
+  if (bias) add_bias_channels_last(g, bias, y);
+}
+
+void backward_data_channels_last(const Conv2dGeometry& g, const Sizes& s, const float* gy, const float* w,
+                                 float* gx) {
+  const std::int64_t rows = g.batch * s.plane;
+  for (std::int64_t group = 0; group < g.groups; ++group) {
+    const GemmGeometry product{
+        .m = rows, .n = s.cg, .k = s.cog, .lda = g.out_channels, .ldb = s.cg, .ldc = g.in_channels};
+    gemm(Device::cpu(), product, 1.0f, gy + group * s.cog, w + group * s.cog * s.cg, 0.0f, gx + group * s.cg);
+  }
+}
+
+void backward_weight_channels_last(const Conv2dGeometry& g, const Sizes& s,
+                                   const batch_chunks::Chunking& chunks, const float* gy, const float* x,
+                                   float* gw) {
+  batch_chunks::sum_over_chunks(
+      chunks.chunk_count, g.out_channels * s.cg, 0, gw, [&](std::int64_t chunk, float*, float* gw_chunk) {
+        const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
+        const std::int64_t first_row = first * s.plane;
+        for (std::int64_t group = 0; group < g.groups; ++group) {
+          const GemmGeometry product{.m = s.cog,
+                                     .n = s.cg,
+                                     .k = count * s.plane,
+                                     .trans_a = true,
+                                     .lda = g.out_channels,
+                                     .ldb = g.in_channels,
+                                     .ldc = s.cg};
+          gemm(Device::cpu(), product, 1.0f, gy + first_row * g.out_channels + group * s.cog,
+               x + first_row * g.in_channels + group * s.cg, 0.0f, gw_chunk + group * s.cog * s.cg);
+        }
+      });
+}
+
 }  // namespace
 
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   const Sizes s(g);
+  if (g.channels_last) return forward_channels_last(g, s, x, w, bias, y);
   const batch_chunks::Chunking chunks = chunking(g, s, kForwardChunkColumns);
   const std::int64_t max_columns = chunks.images_per_chunk * s.plane;
   batch_chunks::for_each_chunk(
@@ -61,6 +128,7 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
 
 void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
   const Sizes s(g);
+  if (g.channels_last) return backward_data_channels_last(g, s, gy, w, gx);
   const batch_chunks::Chunking chunks = chunking(g, s, kForwardChunkColumns);
   const std::int64_t max_columns = chunks.images_per_chunk * s.plane;
   batch_chunks::for_each_chunk(
@@ -92,6 +160,7 @@ void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float*
 void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
   const Sizes s(g);
   const batch_chunks::Chunking chunks = chunking(g, s, kWeightChunkColumns);
+  if (g.channels_last) return backward_weight_channels_last(g, s, chunks, gy, x, gw);
   const std::int64_t max_columns = chunks.images_per_chunk * s.plane;
   batch_chunks::sum_over_chunks(
       chunks.chunk_count, g.out_channels * s.cg, (s.cg + s.cog) * max_columns, gw,

@@ -105,6 +105,9 @@ std::vector<Conv2dGeometry> odd_shapes() {
       grouped(padded(strided(geometry(2, 17, 10, 35, 17, 3, 3), 2, 2), 1, 1), 17),  // depthwise, stride 2
       grouped(dilated(padded(geometry(1, 3, 7, 20, 3, 3, 5), 2, 2), 2, 2), 3),  // depthwise 3x5, dilation 2
       grouped(padded(geometry(2, 4, 12, 40, 4, 5, 5), 2, 2), 4),                // depthwise 5x5, rows of 40
+      // Depthwise with 17 channels and 272-position planes: NCHW runs Depthwise forward and backward-data,
+      // channels-last DepthwiseChannels (algorithm.cpp, rule 2), and the two must give the same bits.
+      grouped(padded(geometry(2, 17, 16, 17, 17, 3, 3), 1, 1), 17),
       grouped(padded(geometry(2, 3, 6, 6, 6, 3, 3), 1, 1), 3),  // groups = C_in, 2 outputs per group
       grouped(geometry(2, 4, 5, 5, 6, 1, 1), 2),                // pointwise, groups 2
       padded(geometry(5, 3, 32, 32, 4, 3, 3), 1, 1),            // weight gradient in 2 chunks (4 + 1)
