@@ -3,12 +3,15 @@
 // CIFAR size (32x32): ResNet-20 (ResNet-56 has the same layer shapes), vgg_small and the MobileNet-style
 // net, at batch 1, 32 and 128, on every core (compute_threads()). The label is the algorithm dispatch
 // chose (kernels/conv2d/algorithm.cpp), also the name's fourth part; with --all-algorithms every algorithm
-// that supports the shape runs too, to check the heuristic's choice.
+// that supports the shape runs too, to check the heuristic's choice. With --channels-last the activations
+// are channels-last ([N, H, W, C]; names end in /channels_last); an algorithm that does not take the layout
+// itself runs behind dispatch.cpp's conversion to NCHW and back, timed with it, and says so in its label.
 // FLOP per direction = 2 * N * C_out * OH * OW * C_in/groups * KH * KW.
 //
 //   build/conv2d_bench                                          (everything, a few minutes)
 //   build/conv2d_bench --benchmark_filter='resnet.*/128'        (one model at one batch)
 //   build/conv2d_bench --all-algorithms --benchmark_filter='resnet.*/128'
+//   build/conv2d_bench --channels-last --benchmark_filter='mobilenet.*/128'
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -124,7 +127,9 @@ void run_conv(benchmark::State& state, Conv2dGeometry g, Conv2dDirection directi
   state.counters["pct_of_peak"] =
       benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
   const bool chosen = algorithm == kernels::choose_conv2d_algorithm(g, direction, kernels::cpu_level());
-  state.SetLabel(std::string(kernels::conv2d_algorithm_name(algorithm)) + (chosen ? " (chosen)" : ""));
+  const bool converts = g.channels_last && !kernels::conv2d_algorithm_takes_channels_last(algorithm);
+  state.SetLabel(std::string(kernels::conv2d_algorithm_name(algorithm)) + (chosen ? " (chosen)" : "") +
+                 (converts ? " (through NCHW)" : ""));
 }
 
 std::string layer_name(const Layer& layer) {
@@ -140,12 +145,12 @@ constexpr kernels::Conv2dAlgorithm kAlgorithms[] = {
     kernels::Conv2dAlgorithm::Direct,           kernels::Conv2dAlgorithm::DirectChannels,
     kernels::Conv2dAlgorithm::DepthwiseChannels};
 
-// Removes --all-algorithms from argv (Google Benchmark rejects flags it does not know); true if present.
-bool take_all_algorithms_flag(int& argc, char** argv) {
+// Removes `flag` from argv (Google Benchmark rejects flags it does not know); true if present.
+bool take_flag(int& argc, char** argv, const std::string& flag) {
   bool found = false;
   int kept = 0;
   for (int i = 0; i < argc; ++i) {
-    if (std::string(argv[i]) == "--all-algorithms") {
+    if (std::string(argv[i]) == flag) {
       found = true;
     } else {
       argv[kept++] = argv[i];
@@ -158,14 +163,16 @@ bool take_all_algorithms_flag(int& argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool all_algorithms = take_all_algorithms_flag(argc, argv);
+  const bool all_algorithms = take_flag(argc, argv, "--all-algorithms");
+  const bool channels_last = take_flag(argc, argv, "--channels-last");
   benchmark::Initialize(&argc, argv);
   const kernels::CpuLevel level = kernels::cpu_level();
   for (const Layer& layer : zoo_layers()) {
     for (Conv2dDirection direction :
          {Conv2dDirection::Forward, Conv2dDirection::BackwardData, Conv2dDirection::BackwardWeight}) {
       for (std::int64_t batch : {1, 32, 128}) {
-        const Conv2dGeometry g = geometry_of(layer, batch);
+        Conv2dGeometry g = geometry_of(layer, batch);
+        g.channels_last = channels_last;
         const kernels::Conv2dAlgorithm chosen = kernels::choose_conv2d_algorithm(g, direction, level);
         for (kernels::Conv2dAlgorithm algorithm : kAlgorithms) {
           const bool wanted = algorithm == chosen || (all_algorithms && algorithm != kernels::Conv2dAlgorithm::Reference &&
@@ -174,7 +181,7 @@ int main(int argc, char** argv) {
           const std::string name = std::string(kernels::conv2d_direction_name(direction)) + "/" +
                                    layer_name(layer) + "/" +
                                    std::string(kernels::conv2d_algorithm_name(algorithm)) + "/" +
-                                   std::to_string(batch);
+                                   std::to_string(batch) + (channels_last ? "/channels_last" : "");
           benchmark::RegisterBenchmark(name.c_str(), run_conv, g, direction, algorithm)
               ->MinTime(0.05)
               ->Unit(benchmark::kMillisecond)
