@@ -191,6 +191,7 @@ class ConsoleObserver final : public train::CrossValidationObserver {
       std::printf("precision: %s (bfloat16 activations, float32 master weights)\n",
                   plan.at("precision").get<std::string>().c_str());
     }
+    if (plan.at("memory_format") != "nchw") std::printf("memory format: channels-last images\n");
     if (plan.at("resumed_at_epoch").get<long long>() > 0) {
       std::printf("resuming after epoch %lld\n", plan.at("resumed_at_epoch").get<long long>());
     }
@@ -393,6 +394,13 @@ void add_train_command(CLI::App& app) {
                    "fp32, or bf16: bfloat16 activations and conv/GEMM operands with float32 accumulation "
                    "and float32 master weights")
       ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
+  command
+      ->add_option("--memory-format", config->memory_format,
+                   "nchw, or channels-last: store each batch's images channels-last, a layout the CPU "
+                   "convolutions, batch norms and elementwise ops keep through the model (faster for "
+                   "MobileNet-style nets; CPU only)")
+      ->check(CLI::IsMember({"nchw", "channels-last"}))
       ->capture_default_str();
   command
       ->add_option(

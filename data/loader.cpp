@@ -191,7 +191,7 @@ Batch DataLoader::make_batch(const std::vector<std::size_t>& samples, std::size_
     std::copy_n(images.data<float>(), kept * image_size, shorter.data<float>());
     images = shorter;
   }
-  batch.images = images;
+  batch.images = options_.channels_last ? images.channels_last() : images;
   batch.labels = Tensor::from_vector(labels, {kept});
   if (label_count > 0)
     batch.targets = Tensor::from_vector(targets, {kept, static_cast<std::int64_t>(label_count)});

@@ -77,6 +77,9 @@ struct LoaderOptions {
   bool cache_decoded = true;  // keep decoded images in memory across epochs
   bool strict = false;        // an unreadable file is an error rather than skipped
   std::optional<Augmentation> augmentation = std::nullopt;  // for training; none for evaluation
+  // Batches' images stored channels-last (Tensor::channels_last: [N, C, H, W] with [N, H, W, C] in memory),
+  // which the CPU kernels keep through a model; converted on the loader's threads, off the training step.
+  bool channels_last = false;
 
   // Every image once, in the folder's order, unaugmented: how evaluation and calibration read.
   static LoaderOptions in_order(std::int64_t batch_size, int threads, bool strict) {

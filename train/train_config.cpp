@@ -105,6 +105,7 @@ TrainConfig resumed_config(const TrainConfig& stored, const TrainConfig& request
   config.loader_threads = requested.loader_threads;
   config.device = requested.device;
   config.precision = requested.precision;
+  config.memory_format = requested.memory_format;
   config.cuda_conv = requested.cuda_conv;
   config.cuda_graphs = requested.cuda_graphs;
   KILN_CHECK(requested.epochs >= stored.epochs, "cannot resume ", path.string(), " with --epochs ",

@@ -154,6 +154,7 @@ data::LoaderOptions loader_options(const TrainConfig& config, bool training) {
   options.seed = config.seed;
   options.threads = config.loader_threads;
   options.strict = config.strict;
+  options.channels_last = config.memory_format == "channels-last";
   if (training) options.augmentation = config.augmentation;
   return options;
 }
@@ -386,6 +387,11 @@ void place_on_device(Run& run) {
   run.device = parse_device(run.config.device);
   KILN_CHECK(!run.config.cuda_graphs || run.device.is_cuda(),
              "train: --cuda-graphs needs a CUDA device (--device cuda), not ", run.config.device);
+  KILN_CHECK(run.config.memory_format == "nchw" || run.config.memory_format == "channels-last",
+             "train: --memory-format ", run.config.memory_format, " is neither nchw nor channels-last");
+  KILN_CHECK(run.config.memory_format == "nchw" || run.device.is_cpu(),
+             "train: --memory-format channels-last is a layout for the CPU kernels; on ", run.config.device,
+             " the model runs NCHW");
   if (run.device.is_cuda()) {
     try {
       cuda::require_device(run.device.index);
@@ -759,7 +765,8 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
         {"threads", kernels::compute_threads()}}},
       {"device",
        run.device.is_cuda() ? run.device.str() + ": " + cuda::device_description(run.device.index) : "cpu"},
-      {"precision", precision_name(run.precision)}};
+      {"precision", precision_name(run.precision)},
+      {"memory_format", run.config.memory_format}};
   if (run.device.is_cuda()) {
     plan["cuda_conv"] = run.config.cuda_conv;
     plan["cuda_graphs"] = run.config.cuda_graphs;
