@@ -207,14 +207,25 @@ Landings<V> landings(std::int64_t i, std::int64_t pad, std::int64_t kernel, std:
   return found;
 }
 
-// gxs [H*W][width] from gys [OH*OW][width] and wt [taps][width]; `columns` holds each input column's
-// landings.
+// landings(i, ...) for every input index i < inputs: the same for every image and block, so computed once.
+template <typename V>
+std::vector<Landings<V>> all_landings(std::int64_t inputs, std::int64_t pad, std::int64_t kernel,
+                                      std::int64_t dilation, std::int64_t stride, std::int64_t outputs) {
+  std::vector<Landings<V>> found(static_cast<std::size_t>(inputs));
+  for (std::int64_t i = 0; i < inputs; ++i)
+    found[static_cast<std::size_t>(i)] = landings<V>(i, pad, kernel, dilation, stride, outputs);
+  return found;
+}
+
+// gxs [H*W][width] from gys [OH*OW][width] and wt [taps][width]; `rows_of` and `columns` hold each input
+// row's and column's landings.
 template <typename V>
 void backward_data_block(const Conv2dGeometry& g, const Layout<V>& layout, const float* gys, const float* wt,
-                         const std::vector<Landings<V>>& columns, float* gxs) {
+                         const std::vector<Landings<V>>& rows_of, const std::vector<Landings<V>>& columns,
+                         float* gxs) {
   using Reg = typename V::Reg;
   for (std::int64_t ih = 0; ih < layout.in_h; ++ih) {
-    const Landings<V> rows = landings<V>(ih, g.pad_h, g.kernel_h, g.dilation_h, g.stride_h, layout.out_h);
+    const Landings<V>& rows = rows_of[static_cast<std::size_t>(ih)];
     for (std::int64_t iw = 0; iw < layout.in_w; ++iw) {
       const Landings<V>& across = columns[static_cast<std::size_t>(iw)];
       Reg acc = V::zero();
@@ -327,10 +338,10 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
     }
     return forward_by_tap<V>(depthwise::transposed_geometry<V>(g), gy, flipped, nullptr, gx);
   }
-  std::vector<Landings<V>> columns(static_cast<std::size_t>(layout.in_w));
-  for (std::int64_t iw = 0; iw < layout.in_w; ++iw)
-    columns[static_cast<std::size_t>(iw)] =
-        landings<V>(iw, g.pad_w, g.kernel_w, g.dilation_w, g.stride_w, layout.out_w);
+  const std::vector<Landings<V>> rows =
+      all_landings<V>(layout.in_h, g.pad_h, g.kernel_h, g.dilation_h, g.stride_h, layout.out_h);
+  const std::vector<Landings<V>> columns =
+      all_landings<V>(layout.in_w, g.pad_w, g.kernel_w, g.dilation_w, g.stride_w, layout.out_w);
   for_each_unit<V>(g, g.batch * layout.blocks, layout.out_floats() + layout.in_floats(), 0,
                    [&](std::int64_t unit, float* scratch) {
                      const std::int64_t image = unit / layout.blocks, block = unit % layout.blocks;
@@ -338,8 +349,8 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
                      float* gxs = gys + layout.out_floats();
                      gather_block(layout, g.channels_last, gy, layout.out_h, layout.out_w, image, block, gys,
                                   0, 0, layout.out_w, nullptr);
-                     backward_data_block(g, layout, gys, wt.data() + block * layout.taps * V::width, columns,
-                                         gxs);
+                     backward_data_block(g, layout, gys, wt.data() + block * layout.taps * V::width, rows,
+                                         columns, gxs);
                      scatter_block(layout, g.channels_last, gxs, layout.in_h, layout.in_w, image, block, gx);
                    });
 }
@@ -349,7 +360,8 @@ void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, f
   const Layout<V> layout(g);
   const std::int64_t chunks = (g.batch + kWeightChunkImages - 1) / kWeightChunkImages;
   const std::int64_t block_sums = layout.taps * V::width;
-  // partials[(chunk * blocks + block) * block_sums + tap * width + l]: one chunk's double sum per unit.
+  // partials[(chunk * blocks + block) * block_sums + tap * width + l]: one chunk's double sum per unit, from
+  // zero (each unit adds into its own slice only).
   std::vector<double> partials(static_cast<std::size_t>(chunks * layout.blocks * block_sums));
   const std::int64_t xs_floats = layout.padded_floats();
   for_each_unit<V>(g, chunks * layout.blocks,
@@ -361,7 +373,6 @@ void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, f
                      float* slab = gys + layout.out_floats();
                      float* sums = slab + layout.in_floats();
                      double* total = partials.data() + unit * block_sums;
-                     std::fill_n(total, block_sums, 0.0);
                      const std::int64_t end = std::min(g.batch, (chunk + 1) * kWeightChunkImages);
                      for (std::int64_t image = chunk * kWeightChunkImages; image < end; ++image) {
                        gather_block(layout, g.channels_last, x, layout.in_h, layout.in_w, image, block, xs,
