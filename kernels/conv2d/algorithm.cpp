@@ -15,7 +15,7 @@
 //      channels-last still gives the NCHW bits). Measured, AVX-512, 1 thread, batch 128, MobileNet's
 //      layers, ms, Depthwise vs DepthwiseChannels (forward / backward-data / backward-weight):
 //        32 at 32x32            2.62 / 2.60 / 5.99  vs  2.72 / 2.62 / 2.48
-//        64 at 32x32, stride 2  4.66 / 7.48 / 8.72  vs  2.84 / 4.76 / 2.93
+//        64 at 32x32, stride 2  4.66 / 7.48 / 8.72  vs  2.84 / 2.94 / 2.93  (backward-data phase by phase)
 //        128 at 16x16           2.48 / 2.52 / 6.03  vs  2.72 / 2.67 / 2.66
 //        512 at 4x4             2.86 / 3.00 / 4.90  vs  0.47 / 0.46 / 0.79
 //        1024 at 2x2            3.61 / 3.90 / 6.14  vs  0.71 / 0.71 / 0.95

@@ -104,7 +104,12 @@ std::vector<Conv2dGeometry> odd_shapes() {
       grouped(padded(geometry(2, 5, 9, 11, 5, 3, 3), 1, 1), 5),      // depthwise
       grouped(padded(strided(geometry(2, 17, 10, 35, 17, 3, 3), 2, 2), 1, 1), 17),  // depthwise, stride 2
       grouped(dilated(padded(geometry(1, 3, 7, 20, 3, 3, 5), 2, 2), 2, 2), 3),  // depthwise 3x5, dilation 2
-      grouped(padded(geometry(2, 4, 12, 40, 4, 5, 5), 2, 2), 4),                // depthwise 5x5, rows of 40
+      // Strided depthwise backward-data runs phase by phase (depthwise_channels_kernel.hpp's PhasePlan):
+      // a phase with no taps (1x1 at stride 2), offsets before and after gy, stride 3.
+      grouped(dilated(padded(strided(geometry(2, 19, 13, 11, 19, 3, 3), 3, 2), 2, 3), 2, 1), 19),
+      grouped(strided(geometry(1, 16, 7, 8, 16, 1, 1), 2, 2), 16),                // 1x1 kernel, stride 2
+      grouped(padded(strided(geometry(2, 16, 9, 6, 16, 5, 5), 2, 2), 3, 3), 16),  // pad 3 with a 5x5 kernel
+      grouped(padded(geometry(2, 4, 12, 40, 4, 5, 5), 2, 2), 4),                  // depthwise 5x5, rows of 40
       // Depthwise with 17 channels and 272-position planes: NCHW runs Depthwise forward and backward-data,
       // channels-last DepthwiseChannels (algorithm.cpp, rule 2), and the two must give the same bits.
       grouped(padded(geometry(2, 17, 16, 17, 17, 3, 3), 1, 1), 17),
