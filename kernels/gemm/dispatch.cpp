@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/error.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/gemm/gemm.hpp"
 
@@ -53,6 +54,8 @@ void gemm_through_float(Device device, const GemmGeometry& g, float alpha, const
 template <typename T>
 void gemm(Device device, const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, opmath_t<T> beta,
           T* c) {
+  KILN_CHECK(!g.blocked_columns() || (device.is_cpu() && !g.trans_b),
+             "gemm: columns in blocks (column_block ", g.column_block, ") need the CPU and trans_b false");
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::gemm(g, alpha, a, b, beta, c);
 #endif
@@ -69,7 +72,8 @@ void gemm(Device device, const GemmGeometry& g, opmath_t<T> alpha, const T* a, c
   }
   if constexpr (std::is_same_v<T, bfloat16>) {
     // The Reference level runs the oracle itself (float's reference, then a second rounding, would not be).
-    if (cpu_level() != CpuLevel::Reference) return gemm_through_float(device, g, alpha, a, b, beta, c);
+    if (cpu_level() != CpuLevel::Reference && !g.blocked_columns())
+      return gemm_through_float(device, g, alpha, a, b, beta, c);
   }
   reference::gemm(g, alpha, a, b, beta, c);
 }

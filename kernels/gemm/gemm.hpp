@@ -21,6 +21,22 @@ struct GemmGeometry {
   std::int64_t m = 1, n = 1, k = 1;
   bool trans_a = false, trans_b = false;
   std::int64_t lda = 1, ldb = 1, ldc = 1;
+  // The columns of op(B) and C in blocks, when column_block > 0: column j of B sits at
+  //   (j / column_block) * b_block_stride + j % column_block
+  // from its row's start instead of at j, and likewise in C with c_block_stride (ldb and ldc still step from
+  // row to row within a block). A batch of NCHW images [N, C, P] is then one matrix [C, N * P] as it lies,
+  // each image a block of P columns C * P floats after the one before, with no copy to set the images side
+  // by side (kernels/conv2d/pointwise.cpp). Needs trans_b false; the CPU only, any type (bfloat16 then runs
+  // the reference).
+  std::int64_t column_block = 0, b_block_stride = 0, c_block_stride = 0;
+
+  bool blocked_columns() const { return column_block > 0; }
+  // Where column j starts, from its row's start, in op(B) and in C.
+  std::int64_t b_column(std::int64_t j) const { return blocked(j, b_block_stride); }
+  std::int64_t c_column(std::int64_t j) const { return blocked(j, c_block_stride); }
+  std::int64_t blocked(std::int64_t j, std::int64_t block_stride) const {
+    return blocked_columns() ? (j / column_block) * block_stride + j % column_block : j;
+  }
 };
 
 // Dispatch. bfloat16 on the CPU widens A and B (and C when beta != 0) to float scratch, runs the fast float

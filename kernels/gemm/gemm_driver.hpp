@@ -11,6 +11,9 @@
 //             micro_kernel(A sliver ir, B sliver jr, C tile)
 //
 // For M <= 32 with B not transposed, the B panel is not packed but read in place (kInPlaceBMaxRows).
+// Columns in blocks (GemmGeometry::column_block, a batch of NCHW images): a sliver inside one block is a
+// plain strided matrix; one across blocks is packed a block's run at a time, and its C tiles go through a
+// small buffer to be stored the same way.
 // The first pc block applies the caller's beta; later ones accumulate (beta = 1), so C is read and
 // written once per KC of depth. Blocking sizes and their reasons are in blocking.hpp.
 //
@@ -21,6 +24,7 @@
 
 #include <omp.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
@@ -80,15 +84,44 @@ class PackBuffer {
 inline void scale_c(const GemmGeometry& g, float beta, float* c) {
   for (std::int64_t i = 0; i < g.m; ++i) {
     float* row = c + i * g.ldc;
-    for (std::int64_t j = 0; j < g.n; ++j) row[j] = beta == 0.0f ? 0.0f : beta * row[j];
+    for (std::int64_t j = 0; j < g.n; ++j) {
+      float& c_ij = row[g.c_column(j)];
+      c_ij = beta == 0.0f ? 0.0f : beta * c_ij;
+    }
+  }
+}
+
+// C's [rows, cols] tile at row i0 and column j0, whose columns are in blocks (GemmGeometry::column_block),
+// from `tile` [MR][NR] = alpha * the tile's sums: C = tile + beta * C, as the micro-kernel's own store
+// computes it (one fused multiply-add, C not read when beta == 0), so C's bits are those of a product whose
+// columns lay side by side. A run of consecutive columns of one block at a time.
+template <int NR>
+void store_blocked_tile(const GemmGeometry& g, const float* tile, int rows, int cols, float beta, float* c,
+                        std::int64_t i0, std::int64_t j0) {
+  for (int col = 0; col < cols;) {
+    const std::int64_t j = j0 + col;
+    const int run = static_cast<int>(smaller(cols - col, g.column_block - j % g.column_block));
+    float* to = c + i0 * g.ldc + g.c_column(j);
+    for (int r = 0; r < rows; ++r) {
+      const float* from = tile + r * NR + col;
+      float* row = to + r * g.ldc;
+      if (beta == 0.0f) {
+        for (int i = 0; i < run; ++i) row[i] = from[i];
+      } else {
+        for (int i = 0; i < run; ++i) row[i] = std::fma(beta, row[i], from[i]);
+      }
+    }
+    col += run;
   }
 }
 
 // The five loops on one thread, for C[M, N] (or the part of it one thread owns; see gemm_blocked).
 // Blocking: a gemm_blocking struct (mr, nr, kc, mc, nc); Vec: the vector trait for micro_kernel.
+// first_column: where a thread's part of a product with blocked columns starts (its b and c stay the whole
+// product's: a block's columns cannot be shifted past its end); 0 otherwise.
 template <typename Blocking, typename Vec>
-void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const float* b, float beta,
-                     float* c) {
+void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const float* b, float beta, float* c,
+                     std::int64_t first_column = 0) {
   constexpr int MR = Blocking::mr, NR = Blocking::nr;
   const OperandLayout a_layout = layout_of_a(a, g.lda, g.trans_a);
   const OperandLayout b_layout = layout_of_b(b, g.ldb, g.trans_b);
@@ -97,18 +130,40 @@ void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const f
   float* a_packed = a_buffer.reserve(round_up(smaller(Blocking::mc, g.m), MR) * kc_max);
   float* b_packed = b_buffer.reserve(round_up(smaller(Blocking::nc, g.n), NR) * kc_max);
   const bool b_in_place = !g.trans_b && g.m <= kInPlaceBMaxRows;
+  // Where each sliver of the panel starts in a row of B and of C, worked out once per panel (the divisions
+  // would cost as much as a micro-tile's multiply-adds where K is 32). With blocked columns, a sliver inside
+  // one block (every sliver, when the blocks are whole slivers: planes of 32x32, 16x16, 8x8) is a plain
+  // strided matrix from there; one across blocks is packed and stored a block's run at a time.
+  struct SliverPlace {
+    bool plain;         // a plain strided matrix: inside one block, or no blocks
+    std::int64_t b, c;  // its first column's offset in a row of B (read only untransposed) and of C
+  };
+  SliverPlace places[Blocking::nc / NR + 1];
+  const bool blocked = g.blocked_columns();
 
   for (std::int64_t jc = 0; jc < g.n; jc += Blocking::nc) {
     const std::int64_t nc = smaller(Blocking::nc, g.n - jc);
     const std::int64_t b_slivers = (nc + NR - 1) / NR;
+    for (std::int64_t s = 0; s < b_slivers; ++s) {
+      const std::int64_t j0 = jc + s * NR, j = first_column + j0, last = j + smaller(NR, g.n - j0) - 1;
+      places[s] = blocked
+                      ? SliverPlace{j / g.column_block == last / g.column_block, g.b_column(j), g.c_column(j)}
+                      : SliverPlace{true, j0, j0};
+    }
     for (std::int64_t pc = 0; pc < g.k; pc += Blocking::kc) {
       const std::int64_t kc = smaller(Blocking::kc, g.k - pc);
       const float beta_here = pc == 0 ? beta : 1.0f;  // later depth blocks accumulate
       for (std::int64_t s = 0; s < b_slivers; ++s) {
         const std::int64_t j0 = jc + s * NR;
-        if (b_in_place && j0 + NR <= g.n) continue;
-        pack_sliver<NR>(b_layout, j0, static_cast<int>(smaller(NR, g.n - j0)), pc, kc,
-                        b_packed + s * NR * kc);
+        const int cols = static_cast<int>(smaller(NR, g.n - j0));
+        float* packed = b_packed + s * NR * kc;
+        if (!places[s].plain) {
+          pack_blocked_sliver<NR>(b, g, first_column + j0, cols, pc, kc, packed);
+        } else if (!(b_in_place && cols == NR)) {
+          // (B in blocks is never transposed: a sliver of one block is unit-stride along its columns.)
+          const OperandLayout from = blocked ? OperandLayout{b + places[s].b, 1, g.ldb} : b_layout;
+          pack_sliver<NR>(from, blocked ? 0 : j0, cols, pc, kc, packed);
+        }
       }
       for (std::int64_t ic = 0; ic < g.m; ic += Blocking::mc) {
         const std::int64_t mc = smaller(Blocking::mc, g.m - ic);
@@ -120,14 +175,24 @@ void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const f
         }
         // jr outer, ir inner: consecutive micro-tiles reuse the same B sliver from L1.
         for (std::int64_t jr = 0; jr < b_slivers; ++jr) {
+          const std::int64_t j0 = jc + jr * NR;
+          const int cols = static_cast<int>(smaller(NR, g.n - j0));
+          const SliverPlace& place = places[jr];
+          const bool in_place = place.plain && b_in_place && cols == NR;
+          const float* b_sliver = in_place ? b + pc * g.ldb + place.b : b_packed + jr * NR * kc;
           for (std::int64_t ir = 0; ir < a_slivers; ++ir) {
-            const std::int64_t i0 = ic + ir * MR, j0 = jc + jr * NR;
-            const bool in_place = b_in_place && j0 + NR <= g.n;
-            const float* b_sliver = in_place ? b + pc * g.ldb + j0 : b_packed + jr * NR * kc;
-            micro_kernel<Vec, MR, NR>(kc, a_packed + ir * MR * kc, b_sliver, in_place ? g.ldb : NR, alpha,
-                                      beta_here, c + i0 * g.ldc + j0, g.ldc,
-                                      static_cast<int>(smaller(MR, g.m - i0)),
-                                      static_cast<int>(smaller(NR, g.n - j0)));
+            const std::int64_t i0 = ic + ir * MR;
+            const int rows = static_cast<int>(smaller(MR, g.m - i0));
+            if (place.plain) {
+              micro_kernel<Vec, MR, NR>(kc, a_packed + ir * MR * kc, b_sliver, in_place ? g.ldb : NR, alpha,
+                                        beta_here, c + i0 * g.ldc + place.c, g.ldc, rows, cols);
+              continue;
+            }
+            // The tile's columns are two blocks' or more: into a buffer, then out a block's run at a time.
+            alignas(64) float tile[MR * NR];
+            micro_kernel<Vec, MR, NR>(kc, a_packed + ir * MR * kc, b_sliver, NR, alpha, 0.0f, tile, NR, MR,
+                                      NR);
+            store_blocked_tile<NR>(g, tile, rows, cols, beta_here, c, i0, first_column + j0);
           }
         }
       }
@@ -137,11 +202,13 @@ void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const f
 
 // The rows [row0, row0 + rows) and columns [col0, col0 + cols) of the problem, as a GEMM of its own:
 // only the pointers move (op(A) rows are A rows, or A columns when trans_a; likewise op(B) columns).
+// With blocked columns the column pointers stay and first_column says where the part starts.
 struct SubProblem {
   GemmGeometry g;
   const float* a;
   const float* b;
   float* c;
+  std::int64_t first_column = 0;
 };
 
 inline SubProblem sub_problem(const GemmGeometry& g, const float* a, const float* b, float* c,
@@ -149,8 +216,9 @@ inline SubProblem sub_problem(const GemmGeometry& g, const float* a, const float
   GemmGeometry part = g;
   part.m = rows;
   part.n = cols;
-  return {part, a + (g.trans_a ? row0 : row0 * g.lda), b + (g.trans_b ? col0 * g.ldb : col0),
-          c + row0 * g.ldc + col0};
+  const float* a_part = a + (g.trans_a ? row0 : row0 * g.lda);
+  if (g.blocked_columns()) return {part, a_part, b, c + row0 * g.ldc, col0};
+  return {part, a_part, b + (g.trans_b ? col0 * g.ldb : col0), c + row0 * g.ldc + col0};
 }
 
 // Threads: C is cut into one block of whole NR-wide column slivers per thread (or of whole MR-row tiles,
@@ -191,7 +259,7 @@ void gemm_blocked(const GemmGeometry& g, float alpha, const float* a, const floa
       const SubProblem part =
           split_columns ? sub_problem(g, a, b, c, 0, g.m, first * NR, smaller(last * NR, g.n) - first * NR)
                         : sub_problem(g, a, b, c, first * MR, smaller(last * MR, g.m) - first * MR, 0, g.n);
-      gemm_one_thread<Blocking, Vec>(part.g, alpha, part.a, part.b, beta, part.c);
+      gemm_one_thread<Blocking, Vec>(part.g, alpha, part.a, part.b, beta, part.c, part.first_column);
     }
   }
 }

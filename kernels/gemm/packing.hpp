@@ -22,8 +22,10 @@
 // own copy: with external linkage the linker would keep one of the two, possibly the AVX-512 one, for both.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
+#include "kernels/gemm/gemm.hpp"
 #include "kernels/simd/transpose_8x8.hpp"
 
 namespace kiln::kernels {
@@ -90,6 +92,28 @@ void pack_sliver(const OperandLayout& src, std::int64_t line0, int lines, std::i
   }
   for (int padding = lines; padding < R; ++padding) {
     for (std::int64_t p = 0; p < kc; ++p) dst[p * R + padding] = 0.0f;
+  }
+}
+
+// Packs columns [j0, j0 + cols) x depth [p0, p0 + kc) of op(B) = B [K, N] whose columns are in blocks
+// (GemmGeometry::column_block; trans_b false) into dst[kc][R], zero-filling columns >= `cols`. A sliver
+// may cross from one block into the next (R = 32 columns of 16-pixel images are two images): it goes a run of
+// consecutive columns of one block at a time, each run contiguous in every row of B.
+template <int R>
+void pack_blocked_sliver(const float* b, const GemmGeometry& g, std::int64_t j0, int cols, std::int64_t p0,
+                         std::int64_t kc, float* dst) {
+  for (int r = 0; r < cols;) {
+    const std::int64_t j = j0 + r;
+    const int run = static_cast<int>(
+        std::min<std::int64_t>(cols - r, g.column_block - j % g.column_block));  // to the block's end
+    const float* from = b + p0 * g.ldb + g.b_column(j);
+    for (std::int64_t p = 0; p < kc; ++p) {
+      for (int i = 0; i < run; ++i) dst[p * R + r + i] = from[p * g.ldb + i];
+    }
+    r += run;
+  }
+  for (std::int64_t p = 0; p < kc; ++p) {
+    for (int r = cols; r < R; ++r) dst[p * R + r] = 0.0f;
   }
 }
 

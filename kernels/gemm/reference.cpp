@@ -14,13 +14,16 @@ namespace {
 
 // op(M)[row, col] for a matrix stored row-major with `ld` elements between stored rows. When transposed,
 // the stored matrix is op(M)'s transpose, so the roles of row and col swap.
+// `columns` places op(B)'s columns when they are in blocks (GemmGeometry::b_column).
 template <typename T>
 struct OperandView {
   const T* data;
   std::int64_t ld;
   bool transposed;
+  const GemmGeometry* columns = nullptr;
 
   double at(std::int64_t row, std::int64_t col) const {
+    if (columns) return data[row * ld + columns->b_column(col)];
     return transposed ? data[col * ld + row] : data[row * ld + col];
   }
 };
@@ -29,13 +32,13 @@ struct OperandView {
 
 template <typename T>
 void gemm(const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, opmath_t<T> beta, T* c) {
-  const OperandView<T> op_a{a, g.lda, g.trans_a};  // op(A) [M, K]
-  const OperandView<T> op_b{b, g.ldb, g.trans_b};  // op(B) [K, N]
+  const OperandView<T> op_a{a, g.lda, g.trans_a};                                      // op(A) [M, K]
+  const OperandView<T> op_b{b, g.ldb, g.trans_b, g.blocked_columns() ? &g : nullptr};  // op(B) [K, N]
   for (std::int64_t i = 0; i < g.m; ++i) {
     for (std::int64_t j = 0; j < g.n; ++j) {
       double dot = 0.0;  // (op(A) op(B))[i, j]
       for (std::int64_t p = 0; p < g.k; ++p) dot += op_a.at(i, p) * op_b.at(p, j);
-      T& c_ij = c[i * g.ldc + j];
+      T& c_ij = c[i * g.ldc + g.c_column(j)];
       // beta == 0 must not read C: it may hold NaN, and 0 * NaN would be NaN.
       const double scaled_c = beta == 0 ? 0.0 : static_cast<double>(beta) * static_cast<double>(c_ij);
       c_ij = static_cast<T>(static_cast<double>(alpha) * dot + scaled_c);

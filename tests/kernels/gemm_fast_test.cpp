@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/gemm/blocking.hpp"
 #include "kernels/gemm/gemm.hpp"
@@ -185,4 +186,105 @@ TEST_CASE("gemm fast: 1 and 2 threads give bitwise identical C") {
       CHECK(bitwise_equal(run_fast(p, 1.0f, 1.0f, level, 1), run_fast(p, 1.0f, 1.0f, level, 2)));
     }
   }
+}
+
+// op(B) and C with their columns in blocks (GemmGeometry::column_block), as a batch of NCHW images: block b
+// holds columns [b * block, (b + 1) * block) with its rows ld apart, the next block a stride further on, and
+// gaps (NaN in C) between rows and between blocks. The fast GEMM must match the reference, leave every gap
+// alone, and give bitwise the C of the same product with the blocks gathered side by side into plain
+// matrices (the copy kernels/conv2d/pointwise.cpp made before), on 1 and 2 threads.
+TEST_CASE("gemm fast: columns in blocks match the reference and, bitwise, the product laid side by side") {
+  struct Case {
+    Shape shape;
+    std::int64_t block;
+    bool trans_a;
+    float beta;
+  };
+  const Case cases[] = {
+      {{64, 2048, 256}, 16, false, 0.0f},  // a pointwise layer at 4x4: a 32-column sliver spans two blocks
+      {{17, 300, 33}, 4, true, 0.5f},      // 2x2 planes; M <= 32, where plain columns read B in place
+      {{33, 333, 300}, 37, false, 1.0f},   // blocks across slivers; K past KC, later depth blocks accumulate
+      {{8, 1030, 5}, 1024, true, 0.0f},    // a block wider than a sliver, a short last block
+      {{40, 256, 20}, 64, false, 0.5f},    // blocks of two whole slivers, each a plain matrix
+      {{3, 5, 7}, 2, false, 0.5f},         // one partial tile
+  };
+  DispatchGuard guard;
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (const Case& test : cases) {
+    const auto [m, n, k] = test.shape;
+    const std::int64_t blocks = (n + test.block - 1) / test.block;
+    GemmGeometry blocked{.m = m,
+                         .n = n,
+                         .k = k,
+                         .trans_a = test.trans_a,
+                         .lda = (test.trans_a ? m : k) + 1,
+                         .ldb = test.block + 1,
+                         .ldc = test.block + 2,
+                         .column_block = test.block,
+                         .b_block_stride = k * (test.block + 1) + 3,
+                         .c_block_stride = m * (test.block + 2) + 5};
+    std::vector<float> a(static_cast<std::size_t>((test.trans_a ? k : m) * blocked.lda));
+    std::vector<float> b(static_cast<std::size_t>(blocks * blocked.b_block_stride));
+    std::vector<float> c(static_cast<std::size_t>(blocks * blocked.c_block_stride), kNaN);
+    for (float& x : a) x = uniform(rng);
+    for (float& x : b) x = uniform(rng);
+    // The same product laid side by side: plain B [K, N] and C [M, N].
+    GemmGeometry plain = blocked;
+    plain.ldb = plain.ldc = n;
+    plain.column_block = 0;
+    std::vector<float> b_plain(static_cast<std::size_t>(k * n)), c_plain(static_cast<std::size_t>(m * n));
+    for (std::int64_t p = 0; p < k; ++p) {
+      for (std::int64_t j = 0; j < n; ++j)
+        b_plain[static_cast<std::size_t>(p * n + j)] =
+            b[static_cast<std::size_t>(p * blocked.ldb + blocked.b_column(j))];
+    }
+    for (std::int64_t i = 0; i < m; ++i) {
+      for (std::int64_t j = 0; j < n; ++j) {
+        float& c_ij = c[static_cast<std::size_t>(i * blocked.ldc + blocked.c_column(j))];
+        if (test.beta != 0.0f) c_ij = uniform(rng);  // beta == 0: C stays NaN, which must not be read
+        c_plain[static_cast<std::size_t>(i * n + j)] = c_ij;
+      }
+    }
+    std::vector<float> expected = c;
+    kernels::reference::gemm<float>(blocked, 0.75f, a.data(), b.data(), test.beta, expected.data());
+    for (const CpuLevel level : fast_levels()) {
+      kernels::set_cpu_level(level);
+      INFO("level=", std::string(kernels::cpu_level_name(level)), " m=", m, " n=", n, " k=", k,
+           " block=", test.block, " trans_a=", test.trans_a, " beta=", test.beta);
+      std::vector<float> side_by_side = c_plain;
+      kernels::set_compute_threads(1);
+      kernels::gemm<float>(Device::cpu(), plain, 0.75f, a.data(), b_plain.data(), test.beta,
+                           side_by_side.data());
+      for (const int threads : {1, 2}) {
+        kernels::set_compute_threads(threads);
+        std::vector<float> fast = c;
+        kernels::gemm<float>(Device::cpu(), blocked, 0.75f, a.data(), b.data(), test.beta, fast.data());
+        check_matches(fast, expected, k);
+        std::vector<float> fast_plain(c_plain.size());
+        for (std::int64_t i = 0; i < m; ++i) {
+          for (std::int64_t j = 0; j < n; ++j)
+            fast_plain[static_cast<std::size_t>(i * n + j)] =
+                fast[static_cast<std::size_t>(i * blocked.ldc + blocked.c_column(j))];
+        }
+        CHECK(bitwise_equal(fast_plain, side_by_side));
+      }
+    }
+  }
+}
+
+TEST_CASE("gemm: columns in blocks are refused with trans_b") {
+  const GemmGeometry g{.m = 2,
+                       .n = 4,
+                       .k = 3,
+                       .trans_b = true,
+                       .lda = 3,
+                       .ldb = 3,
+                       .ldc = 2,
+                       .column_block = 2,
+                       .b_block_stride = 8,
+                       .c_block_stride = 6};
+  std::vector<float> a(6, 1.0f), b(16, 1.0f), c(12, 0.0f);
+  CHECK_THROWS_WITH_AS(kernels::gemm<float>(Device::cpu(), g, 1.0f, a.data(), b.data(), 0.0f, c.data()),
+                       doctest::Contains("columns in blocks"), kiln::Error);
 }
