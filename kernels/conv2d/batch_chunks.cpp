@@ -29,24 +29,4 @@ Scratch scratch(std::int64_t floats) {
   return Scratch(static_cast<float*>(allocator_for(Device::cpu()).allocate(bytes)), ScratchRelease{bytes});
 }
 
-void gather_images(const float* src, std::int64_t image_stride, std::int64_t count, std::int64_t channels,
-                   std::int64_t columns, float* dst) {
-  for (std::int64_t c = 0; c < channels; ++c) {
-    for (std::int64_t b = 0; b < count; ++b) {
-      const float* from = src + b * image_stride + c * columns;
-      std::copy(from, from + columns, dst + (c * count + b) * columns);
-    }
-  }
-}
-
-void scatter_images(const float* src, std::int64_t count, std::int64_t channels, std::int64_t columns,
-                    float* dst, std::int64_t image_stride) {
-  for (std::int64_t c = 0; c < channels; ++c) {
-    for (std::int64_t b = 0; b < count; ++b) {
-      const float* from = src + (c * count + b) * columns;
-      std::copy(from, from + columns, dst + b * image_stride + c * columns);
-    }
-  }
-}
-
 }  // namespace kiln::kernels::batch_chunks

@@ -2,7 +2,9 @@
 //
 // One image's GEMM can be small (ResNet-20's last stage is 64 x 64 outputs per image, pointwise layers at
 // 2x2 have 4 columns), so images are grouped into chunks of about `target_columns` GEMM columns: a chunk
-// of `count` images is one matrix [rows, count * OH*OW], with image b in columns [b * OH*OW, (b+1) * OH*OW).
+// of `count` images is one matrix [rows, count * OH*OW], with image b in columns [b * OH*OW, (b+1) * OH*OW):
+// where the images lie, their blocks of columns C * OH*OW apart (GemmGeometry::column_block, depth_block), or
+// unfolded side by side by im2col.
 // The chunk size depends only on the shape, never on the thread count, so the arithmetic (and, in the
 // weight gradient, the order of the sums) is the same on any number of threads.
 //
@@ -129,14 +131,5 @@ void sum_over_chunks(std::int64_t chunk_count, std::int64_t gradient_size, std::
     }
   }
 }
-
-// dst[c, b * columns + p] = src[(first_image + b) * image_stride + c * columns + p]: `count` images'
-// `channels` planes of `columns` floats each, side by side. `image_stride` is one image's floats in src.
-void gather_images(const float* src, std::int64_t image_stride, std::int64_t count, std::int64_t channels,
-                   std::int64_t columns, float* dst);
-
-// The inverse of gather_images.
-void scatter_images(const float* src, std::int64_t count, std::int64_t channels, std::int64_t columns,
-                    float* dst, std::int64_t image_stride);
 
 }  // namespace kiln::kernels::batch_chunks

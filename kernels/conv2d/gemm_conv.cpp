@@ -7,9 +7,11 @@
 //   backward-data    col     [Cg*KK, K]     = w_group^T [Cg*KK, Cog]    x gy_chunk [Cog, K],  then col2im
 //   backward-weight  gw_group [Cog, Cg*KK] += gy_chunk [Cog, K]          x col^T [K, Cg*KK]
 //
-// A chunk of one image needs no gathering: y and gy of one image already are [C_out, P] matrices.
-// Scratch per thread: col (Cg*KK x K) plus one [Cog, K] chunk of y or gy. The unfolding itself is the
-// im2col / col2im_add pair dispatch.cpp chose for the CPU level (`unfold`).
+// y and gy are never copied: a chunk's images are one matrix [Cog, K] where they lie, each image's slice a
+// block of P columns (or of the depth K, for the weight gradient) C_out * P floats after the one before
+// (GemmGeometry::column_block, depth_block); col, dense, is the same geometry with blocks P apart. Scratch
+// per thread: col (Cg*KK x K). The unfolding itself is the im2col / col2im_add pair dispatch.cpp chose for
+// the CPU level (`unfold`).
 #include <algorithm>
 
 #include "kernels/conv2d/batch_chunks.hpp"
@@ -43,6 +45,16 @@ void unfold_chunk(const Im2colKernels& unfold, const Conv2dGeometry& g, const Si
   }
 }
 
+// The chunk's product with its columns (forward, backward-data) or depth (weight gradient) in blocks of P:
+// y or gy where they lie, C_out * P floats from image to image; col dense, its blocks P apart.
+GemmGeometry columns_in_blocks(GemmGeometry product, const Conv2dGeometry& g, const Sizes& s, bool col_is_b) {
+  product.column_block = s.plane_out;
+  const std::int64_t images = g.out_channels * s.plane_out, dense = s.plane_out;
+  product.b_column_block_stride = col_is_b ? dense : images;
+  product.c_column_block_stride = col_is_b ? images : dense;
+  return product;
+}
+
 }  // namespace
 
 void conv2d_forward(const Im2colKernels& unfold, const Conv2dGeometry& g, const float* x, const float* w,
@@ -52,23 +64,21 @@ void conv2d_forward(const Im2colKernels& unfold, const Conv2dGeometry& g, const 
                                                                   s.col_rows * s.plane_out, kMaxChunkFloats);
   const std::int64_t max_columns = chunks.images_per_chunk * s.plane_out;
   batch_chunks::for_each_chunk(
-      chunks.chunk_count, (s.col_rows + s.cog) * max_columns, [&](std::int64_t chunk, float* scratch) {
+      chunks.chunk_count, s.col_rows * max_columns, [&](std::int64_t chunk, float* col) {
         const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
         const std::int64_t columns = count * s.plane_out;
-        float* col = scratch;
-        float* y_chunk = scratch + s.col_rows * max_columns;
+        // y_chunk [Cog, count * P] = w_group x col, y's images where they lie.
+        const GemmGeometry product = columns_in_blocks({.m = s.cog,
+                                                        .n = columns,
+                                                        .k = s.col_rows,
+                                                        .lda = s.col_rows,
+                                                        .ldb = columns,
+                                                        .ldc = s.plane_out},
+                                                       g, s, true);
         for (std::int64_t group = 0; group < g.groups; ++group) {
           unfold_chunk(unfold, g, s, x, first, count, group, col);
-          float* y_group = y + (first * g.out_channels + group * s.cog) * s.plane_out;
-          const bool direct = count == 1;  // one image's y_group already is the [Cog, P] result matrix
-          const GemmGeometry product{
-              .m = s.cog, .n = columns, .k = s.col_rows, .lda = s.col_rows, .ldb = columns, .ldc = columns};
           gemm(Device::cpu(), product, 1.0f, w + group * s.cog * s.col_rows, col, 0.0f,
-               direct ? y_group : y_chunk);
-          if (!direct) {
-            batch_chunks::scatter_images(y_chunk, count, s.cog, s.plane_out, y_group,
-                                         g.out_channels * s.plane_out);
-          }
+               y + (first * g.out_channels + group * s.cog) * s.plane_out);
         }
       });
   if (bias) conv2d_add_bias(g, bias, y);
@@ -81,28 +91,23 @@ void conv2d_backward_data(const Im2colKernels& unfold, const Conv2dGeometry& g, 
                                                                   s.col_rows * s.plane_out, kMaxChunkFloats);
   const std::int64_t max_columns = chunks.images_per_chunk * s.plane_out;
   batch_chunks::for_each_chunk(
-      chunks.chunk_count, (s.col_rows + s.cog) * max_columns, [&](std::int64_t chunk, float* scratch) {
+      chunks.chunk_count, s.col_rows * max_columns, [&](std::int64_t chunk, float* col) {
         const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
         const std::int64_t columns = count * s.plane_out;
-        float* col = scratch;
-        float* gy_chunk = scratch + s.col_rows * max_columns;
         float* gx_chunk = gx + first * g.in_channels * s.plane_in;
         std::fill(gx_chunk, gx_chunk + count * g.in_channels * s.plane_in, 0.0f);
+        // col [Cg*KK, count * P] = w_group^T x gy_chunk, gy's images where they lie.
+        const GemmGeometry product = columns_in_blocks({.m = s.col_rows,
+                                                        .n = columns,
+                                                        .k = s.cog,
+                                                        .trans_a = true,
+                                                        .lda = s.col_rows,
+                                                        .ldb = s.plane_out,
+                                                        .ldc = columns},
+                                                       g, s, false);
         for (std::int64_t group = 0; group < g.groups; ++group) {
-          const float* gy_group = gy + (first * g.out_channels + group * s.cog) * s.plane_out;
-          if (count > 1) {
-            batch_chunks::gather_images(gy_group, g.out_channels * s.plane_out, count, s.cog, s.plane_out,
-                                        gy_chunk);
-          }
-          const GemmGeometry product{.m = s.col_rows,
-                                     .n = columns,
-                                     .k = s.cog,
-                                     .trans_a = true,
-                                     .lda = s.col_rows,
-                                     .ldb = columns,
-                                     .ldc = columns};
-          gemm(Device::cpu(), product, 1.0f, w + group * s.cog * s.col_rows, count > 1 ? gy_chunk : gy_group,
-               0.0f, col);
+          gemm(Device::cpu(), product, 1.0f, w + group * s.cog * s.col_rows,
+               gy + (first * g.out_channels + group * s.cog) * s.plane_out, 0.0f, col);
           for (std::int64_t b = 0; b < count; ++b) {
             unfold.col2im_add(g, col + b * s.plane_out, s.cg, columns,
                               gx_chunk + (b * g.in_channels + group * s.cg) * s.plane_in);
@@ -119,28 +124,25 @@ void conv2d_backward_weight(const Im2colKernels& unfold, const Conv2dGeometry& g
   const std::int64_t max_columns = chunks.images_per_chunk * s.plane_out;
   const std::int64_t weight_size = g.out_channels * s.col_rows;
   batch_chunks::sum_over_chunks(
-      chunks.chunk_count, weight_size, (s.col_rows + s.cog) * max_columns, gw,
-      [&](std::int64_t chunk, float* scratch, float* gw_chunk) {
+      chunks.chunk_count, weight_size, s.col_rows * max_columns, gw,
+      [&](std::int64_t chunk, float* col, float* gw_chunk) {
         const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
         const std::int64_t columns = count * s.plane_out;
-        float* col = scratch;
-        float* gy_chunk = scratch + s.col_rows * max_columns;
+        // gw_group = gy_chunk [Cog, count * P] x col^T, the depth in blocks: gy's images where they lie.
+        const GemmGeometry product{.m = s.cog,
+                                   .n = s.col_rows,
+                                   .k = columns,
+                                   .trans_b = true,
+                                   .lda = s.plane_out,
+                                   .ldb = columns,
+                                   .ldc = s.col_rows,
+                                   .depth_block = s.plane_out,
+                                   .a_depth_block_stride = g.out_channels * s.plane_out,
+                                   .b_depth_block_stride = s.plane_out};
         for (std::int64_t group = 0; group < g.groups; ++group) {
           unfold_chunk(unfold, g, s, x, first, count, group, col);
-          const float* gy_group = gy + (first * g.out_channels + group * s.cog) * s.plane_out;
-          if (count > 1) {
-            batch_chunks::gather_images(gy_group, g.out_channels * s.plane_out, count, s.cog, s.plane_out,
-                                        gy_chunk);
-          }
-          const GemmGeometry product{.m = s.cog,
-                                     .n = s.col_rows,
-                                     .k = columns,
-                                     .trans_b = true,
-                                     .lda = columns,
-                                     .ldb = columns,
-                                     .ldc = s.col_rows};
-          gemm(Device::cpu(), product, 1.0f, count > 1 ? gy_chunk : gy_group, col, 0.0f,
-               gw_chunk + group * s.cog * s.col_rows);
+          gemm(Device::cpu(), product, 1.0f, gy + (first * g.out_channels + group * s.cog) * s.plane_out, col,
+               0.0f, gw_chunk + group * s.cog * s.col_rows);
         }
       });
 }

@@ -7,24 +7,25 @@
 //   backward-weight  gw_group [Cog, Cg] += gy_group [Cog, P]  x x_group^T [P, Cg]
 //
 // Small images (MobileNet's last pointwise layers run at 2x2: P = 4) would make a useless GEMM of 4
-// columns, so images go into chunks of about 1024 columns (batch_chunks.hpp), each one GEMM. A chunk's
-// images stay where they lie: its matrix [C, count * P] has each image's group slice as a block of P
-// columns, C * P floats after the one before (GemmGeometry::column_block), which the GEMM packs and
-// stores a block's run at a time. The forward and backward-data used to gather the images side by side
-// into scratch and scatter the result back; the copies took a quarter to a half of the layer's time.
-// Measured, batch 128, 2 threads, ms, forward / backward-data, the copies vs blocks in place:
-//   64 -> 128 at 16x16    2.68 / 2.29  vs  1.38 / 1.51
-//   128 -> 128 at 16x16   4.17 / 4.19  vs  2.90 / 2.88
-//   256 -> 256 at 8x8     3.43 / 3.42  vs  2.57 / 2.57
-//   512 -> 512 at 4x4     3.39 / 3.40  vs  2.65 / 2.67
-//   1024 -> 1024 at 2x2   4.56 / 4.51  vs  3.86 / 3.86
-// and a whole MobileNet step from 217 to 201 ms (4 alternating runs). Each output is a sum over channels
-// only, computed by the same micro-kernel steps either way: the bits did not change. The weight gradient
-// still gathers (chunks of about 4096 columns): its GEMM's K runs along the images.
+// columns, so images go into chunks (batch_chunks.hpp), each one GEMM: about 1024 columns for the forward
+// and backward-data, about 4096 positions of depth for the weight gradient, whose chunks' partial sums fix
+// the order of its additions. A chunk's images stay where they lie: its matrix [C, count * P] has each
+// image's group slice as a block of P columns (or of the depth), C * P floats after the one before
+// (GemmGeometry::column_block, depth_block), which the GEMM packs and stores a block's run at a time. They
+// used to be gathered side by side into scratch (and the outputs scattered back); the copies took a quarter
+// to a half of a layer's time. Measured, batch 128, 2 threads, ms, forward / backward-data / weight
+// gradient, the copies vs blocks in place:
+//   64 -> 128 at 16x16    2.68 / 2.29 / 2.59  vs  1.38 / 1.51 / 1.94
+//   128 -> 128 at 16x16   4.17 / 4.19 / 4.67  vs  2.90 / 2.88 / 3.96
+//   256 -> 256 at 8x8     3.43 / 3.42 / 3.40  vs  2.57 / 2.57 / 3.11
+//   512 -> 512 at 4x4     3.39 / 3.40 / 4.57  vs  2.65 / 2.67 / 3.02
+//   1024 -> 1024 at 2x2   4.56 / 4.51 / 3.83  vs  3.86 / 3.86 / 3.07
+// and a whole MobileNet step from 219 to 189 ms (4 alternating runs). The micro-kernel sees the same packed
+// operands either way: the bits did not change.
 //
 // Channels-last activations (Conv2dGeometry::channels_last) are already the whole batch's matrix, rows of
 // pixels: x [N*P, C_in], y [N*P, C_out], a group's channels a block of columns. So each direction is one
-// GEMM with no gathering, the same products summed in the same order as the NCHW chunks' (the forward and
+// GEMM, the same products summed in the same order as the NCHW chunks' (the forward and
 // backward-data sum over channels only; the weight gradient takes the NCHW path's chunks of rows and adds
 // them in the same order), so the bits are the NCHW bits, moved:
 //
@@ -62,8 +63,8 @@ GemmGeometry over_images(const Sizes& s, GemmGeometry product, std::int64_t coun
   product.ldb = product.ldc = s.plane;
   if (count > 1) {
     product.column_block = s.plane;
-    product.b_block_stride = b_channels * s.plane;
-    product.c_block_stride = c_channels * s.plane;
+    product.b_column_block_stride = b_channels * s.plane;
+    product.c_column_block_stride = c_channels * s.plane;
   }
   return product;
 }
@@ -163,30 +164,25 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const floa
   const Sizes s(g);
   const batch_chunks::Chunking chunks = chunking(g, s, kWeightChunkColumns);
   if (g.channels_last) return backward_weight_channels_last(g, s, chunks, gy, x, gw);
-  const std::int64_t max_columns = chunks.images_per_chunk * s.plane;
   batch_chunks::sum_over_chunks(
-      chunks.chunk_count, g.out_channels * s.cg, (s.cg + s.cog) * max_columns, gw,
-      [&](std::int64_t chunk, float* scratch, float* gw_chunk) {
+      chunks.chunk_count, g.out_channels * s.cg, 0, gw, [&](std::int64_t chunk, float*, float* gw_chunk) {
         const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
-        const std::int64_t columns = count * s.plane;
-        float* x_chunk = scratch;
-        float* gy_chunk = scratch + s.cg * max_columns;
+        // gy [Cog, count * P] x x^T [count * P, Cg], each image's slice a block of the depth where it lies.
+        GemmGeometry product{.m = s.cog,
+                             .n = s.cg,
+                             .k = count * s.plane,
+                             .trans_b = true,
+                             .lda = s.plane,
+                             .ldb = s.plane,
+                             .ldc = s.cg};
+        if (count > 1) {
+          product.depth_block = s.plane;
+          product.a_depth_block_stride = g.out_channels * s.plane;
+          product.b_depth_block_stride = g.in_channels * s.plane;
+        }
         for (std::int64_t group = 0; group < g.groups; ++group) {
-          const float* x_group = x + (first * g.in_channels + group * s.cg) * s.plane;
-          const float* gy_group = gy + (first * g.out_channels + group * s.cog) * s.plane;
-          if (count > 1) {
-            batch_chunks::gather_images(x_group, g.in_channels * s.plane, count, s.cg, s.plane, x_chunk);
-            batch_chunks::gather_images(gy_group, g.out_channels * s.plane, count, s.cog, s.plane, gy_chunk);
-          }
-          const GemmGeometry product{.m = s.cog,
-                                     .n = s.cg,
-                                     .k = columns,
-                                     .trans_b = true,
-                                     .lda = columns,
-                                     .ldb = columns,
-                                     .ldc = s.cg};
-          gemm(Device::cpu(), product, 1.0f, count > 1 ? gy_chunk : gy_group, count > 1 ? x_chunk : x_group,
-               0.0f, gw_chunk + group * s.cog * s.cg);
+          gemm(Device::cpu(), product, 1.0f, gy + (first * g.out_channels + group * s.cog) * s.plane,
+               x + (first * g.in_channels + group * s.cg) * s.plane, 0.0f, gw_chunk + group * s.cog * s.cg);
         }
       });
 }

@@ -54,8 +54,13 @@ void gemm_through_float(Device device, const GemmGeometry& g, float alpha, const
 template <typename T>
 void gemm(Device device, const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, opmath_t<T> beta,
           T* c) {
-  KILN_CHECK(!g.blocked_columns() || (device.is_cpu() && !g.trans_b),
-             "gemm: columns in blocks (column_block ", g.column_block, ") need the CPU and trans_b false");
+  if (g.blocked_columns() || g.blocked_depth()) {
+    KILN_CHECK(device.is_cpu(),
+               "gemm: images in blocks (GemmGeometry::column_block, depth_block) run on the CPU only");
+    KILN_CHECK(!(g.blocked_columns() && g.blocked_depth()),
+               "gemm: columns and depth cannot both be in blocks");
+    KILN_CHECK(!g.blocked_columns() || !g.trans_b, "gemm: columns in blocks need trans_b false");
+  }
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::gemm(g, alpha, a, b, beta, c);
 #endif
@@ -72,7 +77,7 @@ void gemm(Device device, const GemmGeometry& g, opmath_t<T> alpha, const T* a, c
   }
   if constexpr (std::is_same_v<T, bfloat16>) {
     // The Reference level runs the oracle itself (float's reference, then a second rounding, would not be).
-    if (cpu_level() != CpuLevel::Reference && !g.blocked_columns())
+    if (cpu_level() != CpuLevel::Reference && !g.blocked_columns() && !g.blocked_depth())
       return gemm_through_float(device, g, alpha, a, b, beta, c);
   }
   reference::gemm(g, alpha, a, b, beta, c);

@@ -21,21 +21,45 @@ struct GemmGeometry {
   std::int64_t m = 1, n = 1, k = 1;
   bool trans_a = false, trans_b = false;
   std::int64_t lda = 1, ldb = 1, ldc = 1;
-  // The columns of op(B) and C in blocks, when column_block > 0: column j of B sits at
-  //   (j / column_block) * b_block_stride + j % column_block
-  // from its row's start instead of at j, and likewise in C with c_block_stride (ldb and ldc still step from
-  // row to row within a block). A batch of NCHW images [N, C, P] is then one matrix [C, N * P] as it lies,
-  // each image a block of P columns C * P floats after the one before, with no copy to set the images side
-  // by side (kernels/conv2d/pointwise.cpp). Needs trans_b false; the CPU only, any type (bfloat16 then runs
-  // the reference).
-  std::int64_t column_block = 0, b_block_stride = 0, c_block_stride = 0;
+  // A batch of NCHW images [N, C, P] as one matrix [C, N * P] where it lies, with no copy to set the images
+  // side by side (kernels/conv2d/pointwise.cpp): each image's slice a block of P indices along one dimension,
+  // the next image's C * P floats on. Along that dimension, index t then sits at
+  //   (t / block) * block_stride + (t % block) * step       instead of t * step
+  // where step is the operand's own stride along it (1, or its ld). Two dimensions can be in blocks, not
+  // both:
+  //   columns (N) of op(B) and C, column_block > 0: a pointwise forward or backward-data, y [C_out, N*P] =
+  //     w [C_out, C_in] x x [C_in, N*P]; needs trans_b false;
+  //   depth (K) of op(A) and op(B), depth_block > 0: its weight gradient, gw [C_out, C_in] =
+  //     gy [C_out, N*P] x x^T [N*P, C_in].
+  // The CPU only, any type (bfloat16 then runs the reference).
+  std::int64_t column_block = 0, b_column_block_stride = 0, c_column_block_stride = 0;
+  std::int64_t depth_block = 0, a_depth_block_stride = 0, b_depth_block_stride = 0;
 
-  bool blocked_columns() const { return column_block > 0; }
-  // Where column j starts, from its row's start, in op(B) and in C.
-  std::int64_t b_column(std::int64_t j) const { return blocked(j, b_block_stride); }
-  std::int64_t c_column(std::int64_t j) const { return blocked(j, c_block_stride); }
-  std::int64_t blocked(std::int64_t j, std::int64_t block_stride) const {
-    return blocked_columns() ? (j / column_block) * block_stride + j % column_block : j;
+  constexpr bool blocked_columns() const { return column_block > 0; }
+  constexpr bool blocked_depth() const { return depth_block > 0; }
+  // Where op(A)[i, p], op(B)[p, j] and C[i, j] sit, from the matrices' starts.
+  constexpr std::int64_t a_offset(std::int64_t i, std::int64_t p) const {
+    return trans_a ? i + depth_offset(p, lda, a_depth_block_stride)
+                   : i * lda + depth_offset(p, 1, a_depth_block_stride);
+  }
+  constexpr std::int64_t b_offset(std::int64_t p, std::int64_t j) const {
+    return trans_b ? j * ldb + depth_offset(p, 1, b_depth_block_stride)
+                   : depth_offset(p, ldb, b_depth_block_stride) + b_column(j);
+  }
+  constexpr std::int64_t c_offset(std::int64_t i, std::int64_t j) const { return i * ldc + c_column(j); }
+  // Column j's place in a row of op(B) (untransposed) and of C.
+  constexpr std::int64_t b_column(std::int64_t j) const {
+    return in_blocks(j, 1, column_block, b_column_block_stride);
+  }
+  constexpr std::int64_t c_column(std::int64_t j) const {
+    return in_blocks(j, 1, column_block, c_column_block_stride);
+  }
+  constexpr std::int64_t depth_offset(std::int64_t p, std::int64_t step, std::int64_t block_stride) const {
+    return in_blocks(p, step, depth_block, block_stride);
+  }
+  static constexpr std::int64_t in_blocks(std::int64_t t, std::int64_t step, std::int64_t block,
+                                          std::int64_t block_stride) {
+    return block > 0 ? (t / block) * block_stride + (t % block) * step : t * step;
   }
 };
 

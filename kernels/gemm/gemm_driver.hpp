@@ -11,9 +11,10 @@
 //             micro_kernel(A sliver ir, B sliver jr, C tile)
 //
 // For M <= 32 with B not transposed, the B panel is not packed but read in place (kInPlaceBMaxRows).
-// Columns in blocks (GemmGeometry::column_block, a batch of NCHW images): a sliver inside one block is a
-// plain strided matrix; one across blocks is packed a block's run at a time, and its C tiles go through a
-// small buffer to be stored the same way.
+// A batch of NCHW images in blocks (GemmGeometry::column_block, depth_block): along the depth, packing goes a
+// block's run at a time; along the columns, a sliver inside one block is a plain strided matrix, one across
+// blocks is packed a block's run at a time and its C tiles go through a small buffer to be stored the same
+// way. Either way the micro-kernel sees what it would for the images side by side, so C has the same bits.
 // The first pc block applies the caller's beta; later ones accumulate (beta = 1), so C is read and
 // written once per KC of depth. Blocking sizes and their reasons are in blocking.hpp.
 //
@@ -123,13 +124,13 @@ template <typename Blocking, typename Vec>
 void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const float* b, float beta, float* c,
                      std::int64_t first_column = 0) {
   constexpr int MR = Blocking::mr, NR = Blocking::nr;
-  const OperandLayout a_layout = layout_of_a(a, g.lda, g.trans_a);
-  const OperandLayout b_layout = layout_of_b(b, g.ldb, g.trans_b);
+  const OperandLayout a_layout = layout_of_a(a, g);
+  const OperandLayout b_layout = layout_of_b(b, g);
   const std::int64_t kc_max = smaller(Blocking::kc, g.k);
   thread_local PackBuffer a_buffer, b_buffer;
   float* a_packed = a_buffer.reserve(round_up(smaller(Blocking::mc, g.m), MR) * kc_max);
   float* b_packed = b_buffer.reserve(round_up(smaller(Blocking::nc, g.n), NR) * kc_max);
-  const bool b_in_place = !g.trans_b && g.m <= kInPlaceBMaxRows;
+  const bool b_in_place = !g.trans_b && !g.blocked_depth() && g.m <= kInPlaceBMaxRows;
   // Where each sliver of the panel starts in a row of B and of C, worked out once per panel (the divisions
   // would cost as much as a micro-tile's multiply-adds where K is 32). With blocked columns, a sliver inside
   // one block (every sliver, when the blocks are whole slivers: planes of 32x32, 16x16, 8x8) is a plain

@@ -32,26 +32,44 @@ namespace kiln::kernels {
 namespace {
 
 // A strided view of a matrix operand: element (line, p) is at data[line * line_stride + p * depth_stride],
-// where `line` runs along M (for A) or N (for B) and p along K.
+// where `line` runs along M (for A) or N (for B) and p along K. With the depth in blocks
+// (GemmGeometry::depth_block > 0), p * depth_stride becomes (p / depth_block) * depth_block_stride +
+// (p % depth_block) * depth_stride.
 struct OperandLayout {
   const float* data;
   std::int64_t line_stride;
   std::int64_t depth_stride;
+  std::int64_t depth_block = 0, depth_block_stride = 0;
 };
 
-inline OperandLayout layout_of_a(const float* a, std::int64_t lda, bool trans_a) {
-  return trans_a ? OperandLayout{a, 1, lda} : OperandLayout{a, lda, 1};
+inline OperandLayout layout_of_a(const float* a, const GemmGeometry& g) {
+  return g.trans_a ? OperandLayout{a, 1, g.lda, g.depth_block, g.a_depth_block_stride}
+                   : OperandLayout{a, g.lda, 1, g.depth_block, g.a_depth_block_stride};
 }
 
-inline OperandLayout layout_of_b(const float* b, std::int64_t ldb, bool trans_b) {
-  return trans_b ? OperandLayout{b, ldb, 1} : OperandLayout{b, 1, ldb};
+inline OperandLayout layout_of_b(const float* b, const GemmGeometry& g) {
+  return g.trans_b ? OperandLayout{b, g.ldb, 1, g.depth_block, g.b_depth_block_stride}
+                   : OperandLayout{b, 1, g.ldb, g.depth_block, g.b_depth_block_stride};
 }
 
 // Packs lines [line0, line0 + lines) x depth [p0, p0 + kc) into dst[kc][R], zero-filling lines >= `lines`
 // (lines <= R). The loop order follows the source's unit stride, so reads are always contiguous.
+//
+// With the depth in blocks, a run of one block's depth at a time: each is a plain strided piece from its
+// block's start, packed into its rows of dst, so dst holds what packing the images side by side would give.
 template <int R>
 void pack_sliver(const OperandLayout& src, std::int64_t line0, int lines, std::int64_t p0, std::int64_t kc,
                  float* dst) {
+  if (src.depth_block > 0) {
+    for (std::int64_t p = p0; p < p0 + kc;) {
+      const std::int64_t within = p % src.depth_block, run = std::min(p0 + kc - p, src.depth_block - within);
+      const OperandLayout block{src.data + (p / src.depth_block) * src.depth_block_stride, src.line_stride,
+                                src.depth_stride};
+      pack_sliver<R>(block, line0, lines, within, run, dst + (p - p0) * R);
+      p += run;
+    }
+    return;
+  }
   const float* origin = src.data + line0 * src.line_stride + p0 * src.depth_stride;
   if (src.line_stride == 1 && lines == R) {
     // The R values of one k are contiguous in the source: a straight copy of R floats per k.

@@ -222,11 +222,11 @@ TEST_CASE("gemm fast: columns in blocks match the reference and, bitwise, the pr
                          .ldb = test.block + 1,
                          .ldc = test.block + 2,
                          .column_block = test.block,
-                         .b_block_stride = k * (test.block + 1) + 3,
-                         .c_block_stride = m * (test.block + 2) + 5};
+                         .b_column_block_stride = k * (test.block + 1) + 3,
+                         .c_column_block_stride = m * (test.block + 2) + 5};
     std::vector<float> a(static_cast<std::size_t>((test.trans_a ? k : m) * blocked.lda));
-    std::vector<float> b(static_cast<std::size_t>(blocks * blocked.b_block_stride));
-    std::vector<float> c(static_cast<std::size_t>(blocks * blocked.c_block_stride), kNaN);
+    std::vector<float> b(static_cast<std::size_t>(blocks * blocked.b_column_block_stride));
+    std::vector<float> c(static_cast<std::size_t>(blocks * blocked.c_column_block_stride), kNaN);
     for (float& x : a) x = uniform(rng);
     for (float& x : b) x = uniform(rng);
     // The same product laid side by side: plain B [K, N] and C [M, N].
@@ -273,7 +273,76 @@ TEST_CASE("gemm fast: columns in blocks match the reference and, bitwise, the pr
   }
 }
 
-TEST_CASE("gemm: columns in blocks are refused with trans_b") {
+// The depth (K) of op(A) and op(B) in blocks (GemmGeometry::depth_block), as a convolution's weight gradient
+// sees a batch of images: gy [M, K] and x [N, K] (op(B) = x^T) with each image a block of the depth, its rows
+// ld apart, gaps between. Same checks as for columns: the reference, and bitwise the product of the matrices
+// laid side by side (the copy the pointwise weight gradient made before), on 1 and 2 threads.
+TEST_CASE("gemm fast: depth in blocks matches the reference and, bitwise, the product laid side by side") {
+  struct Case {
+    Shape shape;
+    std::int64_t block;
+    bool trans_a, trans_b;
+  };
+  const Case cases[] = {
+      {{64, 128, 1024}, 16, false, true},  // a pointwise weight gradient at 4x4: 64 images in one chunk
+      {{17, 33, 300}, 4, false, true},     // 2x2 planes, runs shorter than the 8-wide transposes of packing
+      {{9, 40, 600}, 37, true, false},     // odd blocks across KC, both operands the other way round
+      {{33, 5, 7}, 3, true, true},         // one partial tile
+  };
+  DispatchGuard guard;
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (const Case& test : cases) {
+    const auto [m, n, k] = test.shape;
+    const std::int64_t blocks = (k + test.block - 1) / test.block;
+    // Stored A is [M, K] (depth along a row) or [K, M] (trans_a: depth down the rows); B likewise.
+    const std::int64_t a_lines = m, b_lines = n;
+    GemmGeometry blocked{
+        .m = m, .n = n, .k = k, .trans_a = test.trans_a, .trans_b = test.trans_b, .ldc = n + 1};
+    // Within a block, one line of depth `block` long (untransposed: ld = block + 1 apart) or `block` rows of
+    // the lines (transposed: ld = lines + 2); blocks a few floats further apart than they need.
+    blocked.lda = test.trans_a ? a_lines + 2 : test.block + 1;
+    blocked.ldb = test.trans_b ? test.block + 1 : b_lines + 2;
+    blocked.depth_block = test.block;
+    blocked.a_depth_block_stride = (test.trans_a ? test.block * blocked.lda : a_lines * blocked.lda) + 3;
+    blocked.b_depth_block_stride = (test.trans_b ? b_lines * blocked.ldb : test.block * blocked.ldb) + 5;
+    std::vector<float> a(static_cast<std::size_t>(blocks * blocked.a_depth_block_stride));
+    std::vector<float> b(static_cast<std::size_t>(blocks * blocked.b_depth_block_stride));
+    for (float& v : a) v = uniform(rng);
+    for (float& v : b) v = uniform(rng);
+    std::vector<float> c(static_cast<std::size_t>(m * blocked.ldc));
+    for (float& v : c) v = uniform(rng);
+    // Side by side: plain op(A) [M, K] and op(B) [K, N], untransposed.
+    GemmGeometry plain{.m = m, .n = n, .k = k, .lda = k, .ldb = n, .ldc = blocked.ldc};
+    std::vector<float> a_plain(static_cast<std::size_t>(m * k)), b_plain(static_cast<std::size_t>(k * n));
+    for (std::int64_t p = 0; p < k; ++p) {
+      for (std::int64_t i = 0; i < m; ++i)
+        a_plain[static_cast<std::size_t>(i * k + p)] = a[static_cast<std::size_t>(blocked.a_offset(i, p))];
+      for (std::int64_t j = 0; j < n; ++j)
+        b_plain[static_cast<std::size_t>(p * n + j)] = b[static_cast<std::size_t>(blocked.b_offset(p, j))];
+    }
+    std::vector<float> expected = c;
+    kernels::reference::gemm<float>(blocked, 1.25f, a.data(), b.data(), 0.5f, expected.data());
+    for (const CpuLevel level : fast_levels()) {
+      kernels::set_cpu_level(level);
+      INFO("level=", std::string(kernels::cpu_level_name(level)), " m=", m, " n=", n, " k=", k,
+           " block=", test.block, " trans_a=", test.trans_a, " trans_b=", test.trans_b);
+      kernels::set_compute_threads(1);
+      std::vector<float> side_by_side = c;
+      kernels::gemm<float>(Device::cpu(), plain, 1.25f, a_plain.data(), b_plain.data(), 0.5f,
+                           side_by_side.data());
+      for (const int threads : {1, 2}) {
+        kernels::set_compute_threads(threads);
+        std::vector<float> fast = c;
+        kernels::gemm<float>(Device::cpu(), blocked, 1.25f, a.data(), b.data(), 0.5f, fast.data());
+        check_matches(fast, expected, k);
+        CHECK(bitwise_equal(fast, side_by_side));
+      }
+    }
+  }
+}
+
+TEST_CASE("gemm: columns in blocks are refused with trans_b, and with the depth in blocks too") {
   const GemmGeometry g{.m = 2,
                        .n = 4,
                        .k = 3,
@@ -282,9 +351,14 @@ TEST_CASE("gemm: columns in blocks are refused with trans_b") {
                        .ldb = 3,
                        .ldc = 2,
                        .column_block = 2,
-                       .b_block_stride = 8,
-                       .c_block_stride = 6};
+                       .b_column_block_stride = 8,
+                       .c_column_block_stride = 6};
   std::vector<float> a(6, 1.0f), b(16, 1.0f), c(12, 0.0f);
   CHECK_THROWS_WITH_AS(kernels::gemm<float>(Device::cpu(), g, 1.0f, a.data(), b.data(), 0.0f, c.data()),
-                       doctest::Contains("columns in blocks"), kiln::Error);
+                       doctest::Contains("columns in blocks need trans_b false"), kiln::Error);
+  GemmGeometry both = g;
+  both.trans_b = false;
+  both.depth_block = 3;
+  CHECK_THROWS_WITH_AS(kernels::gemm<float>(Device::cpu(), both, 1.0f, a.data(), b.data(), 0.0f, c.data()),
+                       doctest::Contains("cannot both be in blocks"), kiln::Error);
 }
