@@ -94,24 +94,18 @@ inline void scale_c(const GemmGeometry& g, float beta, float* c) {
 
 // C's [rows, cols] tile at row i0 and column j0, whose columns are in blocks (GemmGeometry::column_block),
 // from `tile` [MR][NR] = alpha * the tile's sums: C = tile + beta * C, as the micro-kernel's own store
-// computes it (one fused multiply-add, C not read when beta == 0), so C's bits are those of a product whose
-// columns lay side by side. A run of consecutive columns of one block at a time.
-template <int NR>
+// computes it (move_run: one fused multiply-add, C not read when beta == 0), so C's bits are those of a
+// product whose columns lay side by side. A run of consecutive columns of one block at a time.
+template <typename Vec, int NR>
 void store_blocked_tile(const GemmGeometry& g, const float* tile, int rows, int cols, float beta, float* c,
                         std::int64_t i0, std::int64_t j0) {
-  for (int col = 0; col < cols;) {
-    const std::int64_t j = j0 + col;
-    const int run = static_cast<int>(smaller(cols - col, g.column_block - j % g.column_block));
-    float* to = c + i0 * g.ldc + g.c_column(j);
-    for (int r = 0; r < rows; ++r) {
-      const float* from = tile + r * NR + col;
-      float* row = to + r * g.ldc;
-      if (beta == 0.0f) {
-        for (int i = 0; i < run; ++i) row[i] = from[i];
-      } else {
-        for (int i = 0; i < run; ++i) row[i] = std::fma(beta, row[i], from[i]);
-      }
-    }
+  // One division for the tile, then block by block (a tile of a 2x2 image's blocks has 8 runs: a division
+  // for each cost as much as a third of the tile's multiply-adds).
+  std::int64_t block = j0 / g.column_block, within = j0 % g.column_block;
+  for (int col = 0; col < cols; ++block, within = 0) {
+    const int run = static_cast<int>(smaller(cols - col, g.column_block - within));
+    float* to = c + i0 * g.ldc + block * g.c_column_block_stride + within;
+    move_runs<Vec>(tile + col, NR, to, g.ldc, rows, run, beta);
     col += run;
   }
 }
@@ -159,7 +153,7 @@ void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const f
         const int cols = static_cast<int>(smaller(NR, g.n - j0));
         float* packed = b_packed + s * NR * kc;
         if (!places[s].plain) {
-          pack_blocked_sliver<NR>(b, g, first_column + j0, cols, pc, kc, packed);
+          pack_blocked_sliver<Vec, NR>(b, g, first_column + j0, cols, pc, kc, packed);
         } else if (!(b_in_place && cols == NR)) {
           // (B in blocks is never transposed: a sliver of one block is unit-stride along its columns.)
           const OperandLayout from = blocked ? OperandLayout{b + places[s].b, 1, g.ldb} : b_layout;
@@ -193,7 +187,7 @@ void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const f
             alignas(64) float tile[MR * NR];
             micro_kernel<Vec, MR, NR>(kc, a_packed + ir * MR * kc, b_sliver, NR, alpha, 0.0f, tile, NR, MR,
                                       NR);
-            store_blocked_tile<NR>(g, tile, rows, cols, beta_here, c, i0, first_column + j0);
+            store_blocked_tile<Vec, NR>(g, tile, rows, cols, beta_here, c, i0, first_column + j0);
           }
         }
       }
