@@ -25,8 +25,8 @@ struct GemmGeometry {
   // side by side (kernels/conv2d/pointwise.cpp): each image's slice a block of P indices along one dimension,
   // the next image's C * P floats on. Along that dimension, index t then sits at
   //   (t / block) * block_stride + (t % block) * step       instead of t * step
-  // where step is the operand's own stride along it (1, or its ld). Two dimensions can be in blocks, not
-  // both:
+  // where step is the operand's own stride along it (1, or its ld). Either of two dimensions can be in
+  // blocks, not both:
   //   columns (N) of op(B) and C, column_block > 0: a pointwise forward or backward-data, y [C_out, N*P] =
   //     w [C_out, C_in] x x [C_in, N*P]; needs trans_b false;
   //   depth (K) of op(A) and op(B), depth_block > 0: its weight gradient, gw [C_out, C_in] =

@@ -117,10 +117,6 @@ void pack_sliver(const OperandLayout& src, std::int64_t line0, int lines, std::i
   }
 }
 
-// Packs columns [j0, j0 + cols) x depth [p0, p0 + kc) of op(B) = B [K, N] whose columns are in blocks
-// (GemmGeometry::column_block; trans_b false) into dst[kc][R], zero-filling columns >= `cols`. A sliver
-// may cross from one block into the next (R = 32 columns of 16-pixel images are two images): it goes a run of
-// consecutive columns of one block at a time, each run contiguous in every row of B.
 // to[0..n) = from[0..n) when beta == 0 (to is not read), else fma(beta, to, from): the micro-kernel's own
 // store, in whole vectors, then 4 floats at a time (SSE), then one.
 template <typename Vec>
@@ -162,6 +158,10 @@ void move_runs(const float* from, std::int64_t from_stride, float* to, std::int6
   }
 }
 
+// Packs columns [j0, j0 + cols) x depth [p0, p0 + kc) of op(B) = B [K, N] whose columns are in blocks
+// (GemmGeometry::column_block; trans_b false) into dst[kc][R], zero-filling columns >= `cols`. A sliver
+// may cross from one block into the next (R = 32 columns of 16-pixel images are two images): it goes a run of
+// consecutive columns of one block at a time, each run contiguous in every row of B.
 template <typename Vec, int R>
 void pack_blocked_sliver(const float* b, const GemmGeometry& g, std::int64_t j0, int cols, std::int64_t p0,
                          std::int64_t kc, float* dst) {

@@ -240,6 +240,34 @@ const Conv2dAlgorithm kFastAlgorithms[] = {
     Conv2dAlgorithm::Winograd2x2,    Conv2dAlgorithm::Winograd4x4,      Conv2dAlgorithm::Direct,
     Conv2dAlgorithm::DirectChannels, Conv2dAlgorithm::DepthwiseChannels};
 
+// The passes `algorithm` supports on g at `level`, forced (conv2d_*_using), each into a NaN-filled buffer;
+// a pass it does not support stays empty. x and gy are the operands as g lays them out (NCHW, or
+// channels-last when g.channels_last).
+Results forced_results(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, CpuLevel level, const Floats& x,
+                       const Operands& in, const Floats& gy) {
+  const auto supports = [&](Conv2dDirection direction) {
+    return kernels::conv2d_algorithm_supports(algorithm, g, direction, level);
+  };
+  Results out;
+  if (supports(Conv2dDirection::Forward)) {
+    out.y = nan_floats(y_size(g));
+    kernels::conv2d_forward_using(algorithm, g, x.data(), in.w.data(), in.bias.data(), out.y.data());
+  }
+  if (supports(Conv2dDirection::BackwardData)) {
+    out.gx = nan_floats(x_size(g));
+    kernels::conv2d_backward_data_using(algorithm, g, gy.data(), in.w.data(), out.gx.data());
+  }
+  if (supports(Conv2dDirection::BackwardWeight)) {
+    out.gw = nan_floats(w_size(g));
+    kernels::conv2d_backward_weight_using(algorithm, g, gy.data(), x.data(), out.gw.data());
+  }
+  return out;
+}
+Results forced_results(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, CpuLevel level,
+                       const Operands& in) {
+  return forced_results(algorithm, g, level, in.x, in, in.gy);
+}
+
 }  // namespace
 
 // ---- tests ----------------------------------------------------------------------------------------------
@@ -252,26 +280,12 @@ TEST_CASE("conv2d fast: every algorithm forced on every odd shape it supports ma
       const Operands in(g);
       const Results expected = reference_results(g, in);
       for (Conv2dAlgorithm algorithm : kFastAlgorithms) {
-        const auto supports = [&](Conv2dDirection direction) {
-          return kernels::conv2d_algorithm_supports(algorithm, g, direction, level);
-        };
         const std::string what = std::string(kernels::cpu_level_name(level)) + " " +
                                  std::string(kernels::conv2d_algorithm_name(algorithm)) + " " + describe(g);
-        if (supports(Conv2dDirection::Forward)) {
-          Floats y = nan_floats(y_size(g));
-          kernels::conv2d_forward_using(algorithm, g, in.x.data(), in.w.data(), in.bias.data(), y.data());
-          check_close(y, expected.y, what + " forward");
-        }
-        if (supports(Conv2dDirection::BackwardData)) {
-          Floats gx = nan_floats(x_size(g));
-          kernels::conv2d_backward_data_using(algorithm, g, in.gy.data(), in.w.data(), gx.data());
-          check_close(gx, expected.gx, what + " backward_data");
-        }
-        if (supports(Conv2dDirection::BackwardWeight)) {
-          Floats gw = nan_floats(w_size(g));
-          kernels::conv2d_backward_weight_using(algorithm, g, in.gy.data(), in.x.data(), gw.data());
-          check_close(gw, expected.gw, what + " backward_weight");
-        }
+        const Results forced = forced_results(algorithm, g, level, in);
+        if (!forced.y.empty()) check_close(forced.y, expected.y, what + " forward");
+        if (!forced.gx.empty()) check_close(forced.gx, expected.gx, what + " backward_data");
+        if (!forced.gw.empty()) check_close(forced.gw, expected.gw, what + " backward_weight");
       }
     }
   }
@@ -329,21 +343,10 @@ TEST_CASE("conv2d fast: every forced algorithm gives the same bits on 1 and 2 th
     for (const Conv2dGeometry& g : odd_shapes()) {
       const Operands in(g);
       for (Conv2dAlgorithm algorithm : kFastAlgorithms) {
-        const auto supports = [&](Conv2dDirection direction) {
-          return kernels::conv2d_algorithm_supports(algorithm, g, direction, level);
-        };
         Results by_threads[2];
         for (int threads : {1, 2}) {
           kernels::set_compute_threads(threads);
-          Results& out = by_threads[threads - 1];
-          out = Results{nan_floats(y_size(g)), nan_floats(x_size(g)), nan_floats(w_size(g)), {}};
-          if (supports(Conv2dDirection::Forward))
-            kernels::conv2d_forward_using(algorithm, g, in.x.data(), in.w.data(), in.bias.data(),
-                                          out.y.data());
-          if (supports(Conv2dDirection::BackwardData))
-            kernels::conv2d_backward_data_using(algorithm, g, in.gy.data(), in.w.data(), out.gx.data());
-          if (supports(Conv2dDirection::BackwardWeight))
-            kernels::conv2d_backward_weight_using(algorithm, g, in.gy.data(), in.x.data(), out.gw.data());
+          by_threads[threads - 1] = forced_results(algorithm, g, level, in);
         }
         const std::string what =
             std::string(kernels::conv2d_algorithm_name(algorithm)) + " on " + describe(g);
@@ -367,31 +370,15 @@ TEST_CASE("conv2d fast: every algorithm on channels-last activations gives its N
       const Conv2dGeometry last = with_channels_last(g);
       const Floats x_last = x_channels_last(g, in.x), gy_last = y_channels_last(g, in.gy);
       for (Conv2dAlgorithm algorithm : kFastAlgorithms) {
-        const auto supports = [&](Conv2dDirection direction) {
-          return kernels::conv2d_algorithm_supports(algorithm, g, direction, level);
-        };
         const std::string what = std::string(kernels::cpu_level_name(level)) + " " +
                                  std::string(kernels::conv2d_algorithm_name(algorithm)) + " " + describe(g);
-        if (supports(Conv2dDirection::Forward)) {
-          Floats y = nan_floats(y_size(g)), y_last = nan_floats(y_size(g));
-          kernels::conv2d_forward_using(algorithm, g, in.x.data(), in.w.data(), in.bias.data(), y.data());
-          kernels::conv2d_forward_using(algorithm, last, x_last.data(), in.w.data(), in.bias.data(),
-                                        y_last.data());
-          CHECK_MESSAGE(bitwise_equal(y_last, y_channels_last(g, y)), what, " forward");
-        }
-        if (supports(Conv2dDirection::BackwardData)) {
-          Floats gx = nan_floats(x_size(g)), gx_last = nan_floats(x_size(g));
-          kernels::conv2d_backward_data_using(algorithm, g, in.gy.data(), in.w.data(), gx.data());
-          kernels::conv2d_backward_data_using(algorithm, last, gy_last.data(), in.w.data(), gx_last.data());
-          CHECK_MESSAGE(bitwise_equal(gx_last, x_channels_last(g, gx)), what, " backward_data");
-        }
-        if (supports(Conv2dDirection::BackwardWeight)) {
-          Floats gw = nan_floats(w_size(g)), gw_last = nan_floats(w_size(g));
-          kernels::conv2d_backward_weight_using(algorithm, g, in.gy.data(), in.x.data(), gw.data());
-          kernels::conv2d_backward_weight_using(algorithm, last, gy_last.data(), x_last.data(),
-                                                gw_last.data());
-          CHECK_MESSAGE(bitwise_equal(gw_last, gw), what, " backward_weight");
-        }
+        const Results nchw = forced_results(algorithm, g, level, in);
+        const Results moved = forced_results(algorithm, last, level, x_last, in, gy_last);
+        if (!nchw.y.empty())
+          CHECK_MESSAGE(bitwise_equal(moved.y, y_channels_last(g, nchw.y)), what, " forward");
+        if (!nchw.gx.empty())
+          CHECK_MESSAGE(bitwise_equal(moved.gx, x_channels_last(g, nchw.gx)), what, " backward_data");
+        if (!nchw.gw.empty()) CHECK_MESSAGE(bitwise_equal(moved.gw, nchw.gw), what, " backward_weight");
       }
     }
   }
