@@ -19,8 +19,8 @@
 //   128 -> 128 at 16x16   4.17 / 4.19 / 4.67  vs  2.90 / 2.88 / 3.96
 //   256 -> 256 at 8x8     3.43 / 3.42 / 3.40  vs  2.57 / 2.57 / 3.11
 //   512 -> 512 at 4x4     3.39 / 3.40 / 4.57  vs  2.65 / 2.67 / 3.02
-//   512 -> 1024 at 2x2    2.65 / 2.44 / 1.85  vs  1.39 / 1.43 / 1.54
-//   1024 -> 1024 at 2x2   4.25 / 4.37 / 3.80  vs  2.84 / 2.85 / 2.96
+//   512 -> 1024 at 2x2    2.65 / 2.44 / 1.85  vs  1.39 / 1.43 / 1.40
+//   1024 -> 1024 at 2x2   4.25 / 4.37 / 3.80  vs  2.84 / 2.85 / 2.80
 // and a whole MobileNet step a fifth shorter (4 alternating runs on a busy machine: 244 to 257 ms against
 // 192 to 208). The micro-kernel sees the same packed operands either way: the bits did not change.
 //

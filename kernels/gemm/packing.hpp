@@ -102,6 +102,8 @@ void pack_sliver(const OperandLayout& src, std::int64_t line0, int lines, std::i
       const float* from = origin + r * src.line_stride;
       std::int64_t p = 0;
       for (; p + 8 <= kc; p += 8) transpose_8x8(from + p, src.line_stride, dst + p * R + r, R);
+      // A run of 4 to 7 (a 2x2 image's block of the depth, GemmGeometry::depth_block): 4 at a time.
+      for (; p + 4 <= kc; p += 4) transpose_8x4(from + p, src.line_stride, dst + p * R + r, R);
       for (; p < kc; ++p) {
         for (int i = 0; i < 8; ++i) dst[p * R + r + i] = from[i * src.line_stride + p];
       }

@@ -43,6 +43,22 @@ inline void transpose_8x8(const float* rows, std::int64_t row_stride, float* out
   }
 }
 
+// out[j * out_stride + i] = rows[i * row_stride + j] for i < 8, j < 4: eight rows of 4 into four of 8, two
+// 4 x 4 register transposes side by side. (The GEMM packs a 2x2 image's run of 4 depth indices so.)
+inline void transpose_8x4(const float* rows, std::int64_t row_stride, float* out, std::int64_t out_stride) {
+  __m128 low[4], high[4];  // rows 0-3 and 4-7
+  for (int i = 0; i < 4; ++i) {
+    low[i] = _mm_loadu_ps(rows + i * row_stride);
+    high[i] = _mm_loadu_ps(rows + (i + 4) * row_stride);
+  }
+  _MM_TRANSPOSE4_PS(low[0], low[1], low[2], low[3]);  // low[j] = rows 0-3's element j
+  _MM_TRANSPOSE4_PS(high[0], high[1], high[2], high[3]);
+  for (int j = 0; j < 4; ++j) {
+    _mm_storeu_ps(out + j * out_stride, low[j]);
+    _mm_storeu_ps(out + j * out_stride + 4, high[j]);
+  }
+}
+
 // out[j * out_stride + i] = in[i * in_stride + j] for i < count, first_column <= j < width: 8 x 8 blocks
 // through the register transpose, the ragged edges one float at a time.
 inline void transpose_by_8(const float* in, std::int64_t in_stride, std::int64_t count,
