@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "kernels/conv2d/batch_chunks.hpp"
+#include "kernels/conv2d/channel_pixels.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/depthwise_kernel.hpp"
 #include "kernels/simd/transpose_8x8.hpp"
@@ -110,9 +111,9 @@ struct Layout {
 // ---- moving one block of channels between a tensor and a channels-last buffer --------------------------
 
 // to[((top + r) * pitch + left + col) * width + l] = the tensor's (image, channel block * width + l, r, col)
-// for r < h, col < w, l < lanes; lanes from `lanes` up hold whatever they held (no output reads them). The
-// tensor is [N, C, h, w] (NCHW) or [N, h, w, C] (channels_last). `slab` is h * w * width floats of scratch
-// for the NCHW transpose.
+// for r < h, col < w, l < lanes; lanes from `lanes` up are zero (channel_pixels::copy_pixels) or hold
+// whatever the transpose left there (no output reads them). The tensor is [N, C, h, w] (NCHW) or
+// [N, h, w, C] (channels_last). `slab` is h * w * width floats of scratch for the NCHW transpose.
 template <typename V>
 void gather_block(const Layout<V>& layout, bool channels_last, const float* tensor, std::int64_t h,
                   std::int64_t w, std::int64_t image, std::int64_t block, float* to, std::int64_t top,
@@ -121,10 +122,8 @@ void gather_block(const Layout<V>& layout, bool channels_last, const float* tens
   const bool dense = top == 0 && left == 0 && pitch == w;
   if (channels_last) {
     for (std::int64_t r = 0; r < h; ++r) {
-      const float* pixel = tensor + ((image * h + r) * w) * c + c0;
-      float* out = to + ((top + r) * pitch + left) * V::width;
-      for (std::int64_t col = 0; col < w; ++col, pixel += c, out += V::width)
-        V::store(out, lanes == V::width ? V::load(pixel) : V::load_partial(pixel, lanes));
+      channel_pixels::copy_pixels<V>(tensor + ((image * h + r) * w) * c + c0, c, w, lanes,
+                                     to + ((top + r) * pitch + left) * V::width, V::width);
     }
     return;
   }

@@ -58,6 +58,7 @@
 #include <cstring>
 
 #include "kernels/conv2d/batch_chunks.hpp"
+#include "kernels/conv2d/channel_pixels.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/direct_kernel.hpp"
 #include "kernels/parallel.hpp"
@@ -404,10 +405,10 @@ struct Tiling {
 // position stride apart. The L1 data cache maps an address to one of 64 sets by bits 6-11 (48 KiB of 12
 // ways on Zen 5, 32 KiB of 8 on Zen 4 and many of Intel's cores), so were the stride a multiple of 4 KiB (256
 // tiles of 16 channels in the weight gradient, 16 tiles of 64 in the forward pass), all of a tile's positions
-// would land in one set and evict each other, 12 ways for 36 lines, on every tile. An odd number of lines is coprime with the
-// 64 sets, so up to 64 positions land in distinct ones. Measured on the weight gradient of ResNet-20's
-// 16 -> 16 layer at 32x32 (batch 128, 1 thread), 256 tiles a block: 6.9 ms with the plain stride, 3.3 ms
-// with this one.
+// would land in one set and evict each other, 12 ways for 36 lines, on every tile. An odd number of lines is
+// coprime with the 64 sets, so up to 64 positions land in distinct ones. Measured on the weight gradient of
+// ResNet-20's 16 -> 16 layer at 32x32 (batch 128, 1 thread), 256 tiles a block: 6.9 ms with the plain
+// stride, 3.3 ms with this one.
 inline constexpr std::int64_t kCacheLineFloats = 16;
 inline std::int64_t position_stride(std::int64_t floats) {
   const std::int64_t lines = (floats + kCacheLineFloats - 1) / kCacheLineFloats;
@@ -436,34 +437,6 @@ void prefetch_rows(const float* first, std::int64_t plane, std::int64_t channels
   }
 }
 
-// Channels-last pixels into padded channel vectors: `count` pixels of `channels` floats, `from_stride`
-// floats apart, into rows of `to_stride` floats (whole vectors), zero in the lanes past `channels`.
-template <typename V>
-void copy_pixels(const float* from, std::int64_t from_stride, std::int64_t count, std::int64_t channels,
-                 float* to, std::int64_t to_stride) {
-  for (std::int64_t i = 0; i < count; ++i) {
-    for (std::int64_t lane0 = 0; lane0 < to_stride; lane0 += V::width) {
-      const std::int64_t lanes = std::clamp<std::int64_t>(channels - lane0, 0, V::width);
-      const float* pixel = from + i * from_stride + lane0;
-      V::store(to + i * to_stride + lane0,
-               lanes == V::width ? V::load(pixel) : V::load_partial(pixel, lanes));
-    }
-  }
-}
-
-// And back: `count` pixels' first `channels` floats from rows of `from_stride` into dense channels-last
-// pixels.
-template <typename V>
-void store_pixels(const float* from, std::int64_t from_stride, std::int64_t count, std::int64_t channels,
-                  float* to) {
-  for (std::int64_t i = 0; i < count; ++i) {
-    for (std::int64_t lane0 = 0; lane0 < channels; lane0 += V::width) {
-      V::store_partial(to + i * channels + lane0, V::load(from + i * from_stride + lane0),
-                       std::min<std::int64_t>(V::width, channels - lane0));
-    }
-  }
-}
-
 // xp for `count` images of x (NCHW, or channels-last with g.channels_last; `image_stride` floats apart):
 // step 1 above.
 template <typename V, typename T>
@@ -485,8 +458,8 @@ void pad_input(const Pass& g, const Tiling<V, T>& tiling, const float* x, std::i
       std::fill(row, row + left, 0.0f);
       std::fill(row + right, row + row_floats, 0.0f);
       if (g.channels_last) {
-        copy_pixels<V>(x + b * image_stride + ih * g.in_width * g.in_channels, g.in_channels, width,
-                       g.in_channels, row + left, tiling.channels);
+        channel_pixels::copy_pixels<V>(x + b * image_stride + ih * g.in_width * g.in_channels, g.in_channels,
+                                       width, g.in_channels, row + left, tiling.channels);
         continue;
       }
       if (g.in_channels < tiling.channels) {
@@ -683,7 +656,7 @@ void store_outputs(const Pass& g, const Tiling<V, T>& tiling, std::int64_t first
       const float* from = staged + (r * T::m * kTiles + T::m * j) * m_stride;
       if (g.channels_last) {
         float* to = y + at.image * image_stride + ((T::m * at.row + r) * out_w + ow) * g.out_channels;
-        store_pixels<V>(from, m_stride, outputs, g.out_channels, to);
+        channel_pixels::store_pixels<V>(from, m_stride, outputs, g.out_channels, to);
         continue;
       }
       transpose_matrix(from, m_stride, outputs, g.out_channels,
@@ -746,27 +719,27 @@ void forward(const Pass& g, const float* x, const float* w, const float* bias, f
         float* xp = scratch;
         pad_input(g, tiling, x + first * in_image, in_image, count, xp);
         const std::int64_t tiles = count * tiling.per_image();
-        for_each_block<V>(
-            (tiles + kTiles - 1) / kTiles, block_floats, scratch + xp_floats,
-            [&](std::int64_t block, float* block_scratch) {
-              float* v = block_scratch;
-              float* m = v + v_floats;
-              float* staged = m + m_floats;
-              const std::int64_t first_tile = block * kTiles;
-              transform_inputs<V, T>(tiling, xp, first_tile, kTiles, tiles, v, v_position);
-              for (int p = 0; p < T::positions; ++p) {
-                for (std::int64_t panel = 0; panel < panels; ++panel) {
-                  product_tile<V, kTiles, kVectors>(g.in_channels, v + p * v_position, tiling.channels,
-                                                    u.get() + panel * u_panel + p * g.in_channels * kChannels,
-                                                    m + p * m_position + panel * kChannels, m_stride);
-                }
-              }
-              const std::int64_t valid = std::min<std::int64_t>(kTiles, tiles - first_tile);
-              transform_outputs<V, T, kTiles>(m, m_stride, m_position, bias ? packed_bias.get() : nullptr,
-                                              valid, staged);
-              store_outputs<V, T, kTiles>(g, tiling, first_tile, valid, staged, m_stride,
-                                          y + first * out_image, out_image);
-            });
+        for_each_block<V>((tiles + kTiles - 1) / kTiles, block_floats, scratch + xp_floats,
+                          [&](std::int64_t block, float* block_scratch) {
+                            float* v = block_scratch;
+                            float* m = v + v_floats;
+                            float* staged = m + m_floats;
+                            const std::int64_t first_tile = block * kTiles;
+                            transform_inputs<V, T>(tiling, xp, first_tile, kTiles, tiles, v, v_position);
+                            for (int p = 0; p < T::positions; ++p) {
+                              for (std::int64_t panel = 0; panel < panels; ++panel) {
+                                product_tile<V, kTiles, kVectors>(
+                                    g.in_channels, v + p * v_position, tiling.channels,
+                                    u.get() + panel * u_panel + p * g.in_channels * kChannels,
+                                    m + p * m_position + panel * kChannels, m_stride);
+                              }
+                            }
+                            const std::int64_t valid = std::min<std::int64_t>(kTiles, tiles - first_tile);
+                            transform_outputs<V, T, kTiles>(
+                                m, m_stride, m_position, bias ? packed_bias.get() : nullptr, valid, staged);
+                            store_outputs<V, T, kTiles>(g, tiling, first_tile, valid, staged, m_stride,
+                                                        y + first * out_image, out_image);
+                          });
       });
 }
 
@@ -847,8 +820,8 @@ void pad_gradient(const Pass& g, const Tiling<V, T>& tiling, const float* gy, st
       }
       std::fill(row + out_w * channels, row + row_floats, 0.0f);
       if (g.channels_last) {
-        copy_pixels<V>(gy + b * image_stride + r * out_w * g.out_channels, g.out_channels, out_w,
-                       g.out_channels, row, channels);
+        channel_pixels::copy_pixels<V>(gy + b * image_stride + r * out_w * g.out_channels, g.out_channels,
+                                       out_w, g.out_channels, row, channels);
         continue;
       }
       if (g.out_channels < channels) {
