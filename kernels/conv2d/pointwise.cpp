@@ -50,6 +50,8 @@ struct Sizes {
       : cg(g.in_channels_per_group()), cog(g.out_channels_per_group()), plane(g.in_height * g.in_width) {}
 };
 
+// The chunks, their floats bounded as when their images were copied into scratch: nothing is copied now,
+// but the bound still fixes the weight gradient's chunks (so its bits) and keeps a chunk's GEMM in cache.
 batch_chunks::Chunking chunking(const Conv2dGeometry& g, const Sizes& s, std::int64_t target_columns) {
   return batch_chunks::chunk_batch(g.batch, s.plane, target_columns, (s.cg + s.cog) * s.plane,
                                    kMaxChunkFloats);
