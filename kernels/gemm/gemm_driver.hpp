@@ -25,7 +25,6 @@
 
 #include <omp.h>
 
-#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
@@ -99,8 +98,7 @@ inline void scale_c(const GemmGeometry& g, float beta, float* c) {
 template <typename Vec, int NR>
 void store_blocked_tile(const GemmGeometry& g, const float* tile, int rows, int cols, float beta, float* c,
                         std::int64_t i0, std::int64_t j0) {
-  // One division for the tile, then block by block (a tile of a 2x2 image's blocks has 8 runs: a division
-  // for each cost as much as a third of the tile's multiply-adds).
+  // One division for the tile, then block by block.
   std::int64_t block = j0 / g.column_block, within = j0 % g.column_block;
   for (int col = 0; col < cols; ++block, within = 0) {
     const int run = static_cast<int>(smaller(cols - col, g.column_block - within));
