@@ -123,10 +123,10 @@ void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const f
   float* a_packed = a_buffer.reserve(round_up(smaller(Blocking::mc, g.m), MR) * kc_max);
   float* b_packed = b_buffer.reserve(round_up(smaller(Blocking::nc, g.n), NR) * kc_max);
   const bool b_in_place = !g.trans_b && !g.blocked_depth() && g.m <= kInPlaceBMaxRows;
-  // Where each sliver of the panel starts in a row of B and of C, worked out once per panel (the divisions
-  // would cost as much as a micro-tile's multiply-adds where K is 32). With blocked columns, a sliver inside
-  // one block (every sliver, when the blocks are whole slivers: planes of 32x32, 16x16, 8x8) is a plain
-  // strided matrix from there; one across blocks is packed and stored a block's run at a time.
+  // Where each sliver of the panel starts in a row of B and of C, worked out once per panel rather than
+  // once per micro-tile (two integer divisions each). With blocked columns, a sliver inside one block (every
+  // sliver, when the blocks are whole slivers: planes of 32x32, 16x16, 8x8) is a plain strided matrix from
+  // there; one across blocks is packed and stored a block's run at a time.
   struct SliverPlace {
     bool plain;         // a plain strided matrix: inside one block, or no blocks
     std::int64_t b, c;  // its first column's offset in a row of B (read only untransposed) and of C
