@@ -1,9 +1,10 @@
 // GEMM speed in GFLOP/s and % of this machine's measured FP32 peak (bench/support/peak.hpp), on the
-// shapes kiln runs: squares 128..2048, the ResNet-20 convolutions at batch 128 as im2col + GEMM, and
-// small Linear layers. Each shape at 1 and 2 threads, at the dispatch level KILN_CPU_LEVEL allows; tiny
-// shapes also against the reference kernel, which shows where (if anywhere) the simple loop wins.
+// shapes kiln runs: squares 128..2048, the ResNet-20 convolutions at batch 128 as im2col + GEMM, small
+// Linear layers, and MobileNet's 1x1 layers with the images' columns in blocks where they lie. Each shape at
+// 1 and 2 threads, at the dispatch level KILN_CPU_LEVEL allows; tiny shapes also against the reference
+// kernel, which shows where (if anywhere) the simple loop wins.
 //
-//   build-gemm/gemm_bench --benchmark_filter=square       (or conv_, linear_)
+//   build/gemm_bench --benchmark_filter=square       (or conv_, linear_, blocked_columns)
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -117,8 +118,58 @@ void linear(benchmark::internal::Benchmark* bench) {
   }
 }
 
+// A chunk of NCHW images as the GEMM takes them in a 1x1 convolution (GemmGeometry::column_block): C
+// [Co, images * P] = W [Co, Ci] x X [Ci, images * P], each image's P columns where it lies in the batch,
+// against the same product with its columns side by side (blocked = 0), which is what blocks must match.
+// Arguments: co, ci, P, images, blocked, threads.
+void run_blocked_columns(benchmark::State& state) {
+  const std::int64_t co = state.range(0), ci = state.range(1), plane = state.range(2),
+                     images = state.range(3);
+  const bool blocked = state.range(4) != 0;
+  const int threads = static_cast<int>(state.range(5));
+  const std::int64_t n = images * plane;
+  kernels::GemmGeometry g{.m = co, .n = n, .k = ci, .lda = ci, .ldb = n, .ldc = n};
+  if (blocked) {
+    g.ldb = g.ldc = plane;
+    g.column_block = plane;
+    g.b_column_block_stride = ci * plane;
+    g.c_column_block_stride = co * plane;
+  }
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  kiln::bench::AlignedFloats a(static_cast<std::size_t>(co * ci)), b(static_cast<std::size_t>(ci * n)),
+      c(static_cast<std::size_t>(co * n), 0.0f);
+  for (float& x : a) x = uniform(rng);
+  for (float& x : b) x = uniform(rng);
+  const double peak = kiln::bench::fp32_peak_gflops(threads);
+  kernels::set_compute_threads(threads);
+  for (auto _ : state) {
+    kernels::gemm<float>(kiln::Device::cpu(), g, 1.0f, a.data(), b.data(), 0.0f, c.data());
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  kernels::set_compute_threads(0);
+  const double gflop = 2.0 * static_cast<double>(co * n * ci) * 1e-9;
+  state.counters["GFLOP"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["pct_of_peak"] =
+      benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(blocked ? "blocks" : "side by side");
+}
+
+// MobileNet's pointwise chunks at batch 128: 128 -> 128 at 16x16 (4 images), 512 -> 512 at 4x4 (64),
+// 1024 -> 1024 at 2x2 (the whole batch, 512 columns).
+void blocked_columns(benchmark::internal::Benchmark* bench) {
+  bench->ArgNames({"co", "ci", "P", "images", "blocked", "thr"})->UseRealTime();
+  for (const int threads : {1, 2}) {
+    for (const auto& [channels, plane, images] : {std::tuple{128, 256, 4}, {512, 16, 64}, {1024, 4, 128}}) {
+      for (const int blocked : {0, 1}) bench->Args({channels, channels, plane, images, blocked, threads});
+    }
+  }
+}
+
 }  // namespace
 
+BENCHMARK(run_blocked_columns)->Name("blocked_columns")->Apply(blocked_columns);
 BENCHMARK(run_gemm)->Name("square")->Apply(square);
 BENCHMARK(run_gemm)->Name("conv_forward")->Apply(conv_forward);
 BENCHMARK(run_gemm)->Name("conv_backward_data")->Apply(conv_backward_data);
