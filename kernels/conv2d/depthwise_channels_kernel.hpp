@@ -78,6 +78,12 @@ struct TapList {
   }
 };
 
+// Where a block sits in its scratch buffer: `top` rows and `left` columns of zeros before it, rows of
+// `pitch` pixels, `floats` in all (zeros after it too, as far as the taps reach).
+struct Border {
+  std::int64_t top, left, pitch, floats;
+};
+
 // The geometry in the buffers' terms: the padded input block, where the taps read it, the channel blocks.
 template <typename V>
 struct Layout {
@@ -103,6 +109,8 @@ struct Layout {
     }
   }
   std::int64_t padded_floats() const { return padded_h * padded_w * V::width; }
+  // xs: the input inside its border of pad_h / pad_w zeros.
+  Border input_border(const Conv2dGeometry& g) const { return {g.pad_h, g.pad_w, padded_w, padded_floats()}; }
   std::int64_t in_floats() const { return in_h * in_w * V::width; }
   std::int64_t out_floats() const { return out_h * out_w * V::width; }
   std::int64_t lanes(std::int64_t block) const { return std::min(V::width, channels - block * V::width); }
@@ -292,7 +300,7 @@ struct PhasePlan {
       }
     }
   }
-  std::int64_t padded_floats() const { return rows * pitch * V::width; }
+  Border border() const { return {top, left, pitch, rows * pitch * V::width}; }
 };
 
 // gxs [H*W][width] from gyp (gy in the plan's border of zeros) and wt [taps][width], phase by phase. A
@@ -360,27 +368,40 @@ void for_each_unit(const Conv2dGeometry& g, std::int64_t units, std::int64_t scr
   }
 }
 
+// The shape of the forward pass and of backward-data: for every unit (image x channel block), the block of
+// `in` [in_h, in_w] into a buffer inside `border` (zero: each thread clears its buffer once, and units write
+// only the block's place in it), compute(block, buffer, result) into result [out_h * out_w][width], and the
+// result back into `out`.
+template <typename V, typename Compute>
+void through_blocks(const Conv2dGeometry& g, const Layout<V>& layout, const float* in, std::int64_t in_h,
+                    std::int64_t in_w, const Border& border, std::int64_t out_h, std::int64_t out_w,
+                    float* out, Compute compute) {
+  const std::int64_t result_floats = out_h * out_w * V::width;
+  // Scratch: the bordered buffer, the result, and a slab for the NCHW transpose.
+  for_each_unit<V>(g, g.batch * layout.blocks, border.floats + result_floats + in_h * in_w * V::width,
+                   border.floats, [&](std::int64_t unit, float* scratch) {
+                     const std::int64_t image = unit / layout.blocks, block = unit % layout.blocks;
+                     float* bordered = scratch;
+                     float* result = bordered + border.floats;
+                     float* slab = result + result_floats;
+                     gather_block(layout, g.channels_last, in, in_h, in_w, image, block, bordered, border.top,
+                                  border.left, border.pitch, slab);
+                     compute(block, bordered, result);
+                     scatter_block(layout, g.channels_last, result, out_h, out_w, image, block, out);
+                   });
+}
+
 // The forward pass with the weights already by tap (weights_by_tap, or flipped for backward-data).
 template <typename V>
 void forward_by_tap(const Conv2dGeometry& g, const float* x, const std::vector<float>& wt, const float* bias,
                     float* y) {
   const Layout<V> layout(g);
-  // Scratch: xs (padded; its border stays zero, every unit writes only the interior), ys, the slab.
-  const std::int64_t xs_floats = layout.padded_floats();
-  for_each_unit<V>(g, g.batch * layout.blocks, xs_floats + layout.out_floats() + layout.in_floats(),
-                   xs_floats, [&](std::int64_t unit, float* scratch) {
-                     const std::int64_t image = unit / layout.blocks, block = unit % layout.blocks;
-                     float* xs = scratch;
-                     float* ys = xs + xs_floats;
-                     float* slab = ys + layout.out_floats();
-                     gather_block(layout, g.channels_last, x, layout.in_h, layout.in_w, image, block, xs,
-                                  g.pad_h, g.pad_w, layout.padded_w, slab);
-                     const auto bias_vector =
-                         bias ? V::load_partial(bias + block * V::width, layout.lanes(block)) : V::zero();
-                     forward_block(g, layout, xs, wt.data() + block * layout.taps * V::width, bias_vector,
-                                   ys);
-                     scatter_block(layout, g.channels_last, ys, layout.out_h, layout.out_w, image, block, y);
-                   });
+  through_blocks(g, layout, x, layout.in_h, layout.in_w, layout.input_border(g), layout.out_h, layout.out_w,
+                 y, [&](std::int64_t block, const float* xs, float* ys) {
+                   const auto bias_vector =
+                       bias ? V::load_partial(bias + block * V::width, layout.lanes(block)) : V::zero();
+                   forward_block(g, layout, xs, wt.data() + block * layout.taps * V::width, bias_vector, ys);
+                 });
 }
 
 template <typename V>
@@ -404,20 +425,10 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
     return forward_by_tap<V>(depthwise::transposed_geometry<V>(g), gy, flipped, nullptr, gx);
   }
   const PhasePlan<V> plan(g, layout);
-  // Scratch: gyp (its border stays zero, every unit writes only gy's place in it), gxs, the slab.
-  const std::int64_t gyp_floats = plan.padded_floats();
-  for_each_unit<V>(g, g.batch * layout.blocks, gyp_floats + layout.in_floats() + layout.out_floats(),
-                   gyp_floats, [&](std::int64_t unit, float* scratch) {
-                     const std::int64_t image = unit / layout.blocks, block = unit % layout.blocks;
-                     float* gyp = scratch;
-                     float* gxs = gyp + gyp_floats;
-                     float* slab = gxs + layout.in_floats();
-                     gather_block(layout, g.channels_last, gy, layout.out_h, layout.out_w, image, block, gyp,
-                                  plan.top, plan.left, plan.pitch, slab);
-                     backward_data_block(g, layout, plan, gyp, wt.data() + block * layout.taps * V::width,
-                                         gxs);
-                     scatter_block(layout, g.channels_last, gxs, layout.in_h, layout.in_w, image, block, gx);
-                   });
+  through_blocks(g, layout, gy, layout.out_h, layout.out_w, plan.border(), layout.in_h, layout.in_w, gx,
+                 [&](std::int64_t block, const float* gyp, float* gxs) {
+                   backward_data_block(g, layout, plan, gyp, wt.data() + block * layout.taps * V::width, gxs);
+                 });
 }
 
 template <typename V>
@@ -428,7 +439,8 @@ void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, f
   // partials[(chunk * blocks + block) * block_sums + tap * width + l]: one chunk's double sum per unit, from
   // zero (each unit adds into its own slice only).
   std::vector<double> partials(static_cast<std::size_t>(chunks * layout.blocks * block_sums));
-  const std::int64_t xs_floats = layout.padded_floats();
+  const Border border = layout.input_border(g);
+  const std::int64_t xs_floats = border.floats;
   for_each_unit<V>(g, chunks * layout.blocks,
                    xs_floats + layout.out_floats() + layout.in_floats() + block_sums, xs_floats,
                    [&](std::int64_t unit, float* scratch) {
@@ -441,7 +453,7 @@ void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, f
                      const std::int64_t end = std::min(g.batch, (chunk + 1) * kWeightChunkImages);
                      for (std::int64_t image = chunk * kWeightChunkImages; image < end; ++image) {
                        gather_block(layout, g.channels_last, x, layout.in_h, layout.in_w, image, block, xs,
-                                    g.pad_h, g.pad_w, layout.padded_w, slab);
+                                    border.top, border.left, border.pitch, slab);
                        gather_block(layout, g.channels_last, gy, layout.out_h, layout.out_w, image, block,
                                     gys, 0, 0, layout.out_w, nullptr);
                        weight_sums_block(g, layout, gys, xs, sums);
