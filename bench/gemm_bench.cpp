@@ -23,6 +23,37 @@ namespace {
 
 namespace kernels = kiln::kernels;
 
+// count floats uniform in [-1, 1].
+kiln::bench::AlignedFloats random_floats(std::int64_t count, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  kiln::bench::AlignedFloats floats(static_cast<std::size_t>(count));
+  for (float& x : floats) x = uniform(rng);
+  return floats;
+}
+
+// Times C = op(A) op(B) of geometry g (the fast dispatch, or the reference) on `threads` threads, with its
+// GFLOP/s and % of this machine's FP32 peak as counters.
+void time_gemm(benchmark::State& state, const kernels::GemmGeometry& g, int threads, bool use_reference,
+               const float* a, const float* b, float* c) {
+  const double peak = kiln::bench::fp32_peak_gflops(threads);
+  kernels::set_compute_threads(threads);
+  for (auto _ : state) {
+    if (use_reference) {
+      kernels::reference::gemm<float>(g, 1.0f, a, b, 0.0f, c);
+    } else {
+      kernels::gemm<float>(kiln::Device::cpu(), g, 1.0f, a, b, 0.0f, c);
+    }
+    benchmark::DoNotOptimize(c);
+    benchmark::ClobberMemory();
+  }
+  kernels::set_compute_threads(0);
+  const double gflop = 2.0 * static_cast<double>(g.m * g.n * g.k) * 1e-9;
+  state.counters["GFLOP"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["pct_of_peak"] =
+      benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // Arguments: m, n, k, trans_a, trans_b, threads, use_reference.
 void run_gemm(benchmark::State& state) {
   const std::int64_t m = state.range(0), n = state.range(1), k = state.range(2);
@@ -37,29 +68,9 @@ void run_gemm(benchmark::State& state) {
                                 .lda = trans_a ? m : k,
                                 .ldb = trans_b ? k : n,
                                 .ldc = n};
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  kiln::bench::AlignedFloats a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n)),
-      c(static_cast<std::size_t>(m * n), 0.0f);
-  for (float& x : a) x = uniform(rng);
-  for (float& x : b) x = uniform(rng);
-
-  const double peak = kiln::bench::fp32_peak_gflops(threads);
-  kernels::set_compute_threads(threads);
-  for (auto _ : state) {
-    if (use_reference) {
-      kernels::reference::gemm<float>(g, 1.0f, a.data(), b.data(), 0.0f, c.data());
-    } else {
-      kernels::gemm<float>(kiln::Device::cpu(), g, 1.0f, a.data(), b.data(), 0.0f, c.data());
-    }
-    benchmark::DoNotOptimize(c.data());
-    benchmark::ClobberMemory();
-  }
-  kernels::set_compute_threads(0);
-  const double gflop = 2.0 * static_cast<double>(m * n * k) * 1e-9;
-  state.counters["GFLOP"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["pct_of_peak"] =
-      benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
+  const kiln::bench::AlignedFloats a = random_floats(m * k, 1), b = random_floats(k * n, 2);
+  kiln::bench::AlignedFloats c(static_cast<std::size_t>(m * n), 0.0f);
+  time_gemm(state, g, threads, use_reference, a.data(), b.data(), c.data());
   state.SetLabel(use_reference ? "reference" : std::string(kernels::cpu_level_name(kernels::cpu_level())));
 }
 
@@ -135,24 +146,9 @@ void run_blocked_columns(benchmark::State& state) {
     g.b_column_block_stride = ci * plane;
     g.c_column_block_stride = co * plane;
   }
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  kiln::bench::AlignedFloats a(static_cast<std::size_t>(co * ci)), b(static_cast<std::size_t>(ci * n)),
-      c(static_cast<std::size_t>(co * n), 0.0f);
-  for (float& x : a) x = uniform(rng);
-  for (float& x : b) x = uniform(rng);
-  const double peak = kiln::bench::fp32_peak_gflops(threads);
-  kernels::set_compute_threads(threads);
-  for (auto _ : state) {
-    kernels::gemm<float>(kiln::Device::cpu(), g, 1.0f, a.data(), b.data(), 0.0f, c.data());
-    benchmark::DoNotOptimize(c.data());
-    benchmark::ClobberMemory();
-  }
-  kernels::set_compute_threads(0);
-  const double gflop = 2.0 * static_cast<double>(co * n * ci) * 1e-9;
-  state.counters["GFLOP"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["pct_of_peak"] =
-      benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
+  const kiln::bench::AlignedFloats a = random_floats(co * ci, 1), b = random_floats(ci * n, 2);
+  kiln::bench::AlignedFloats c(static_cast<std::size_t>(co * n), 0.0f);
+  time_gemm(state, g, threads, false, a.data(), b.data(), c.data());
   state.SetLabel(blocked ? "blocks" : "side by side");
 }
 
