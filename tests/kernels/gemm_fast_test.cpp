@@ -188,6 +188,49 @@ TEST_CASE("gemm fast: 1 and 2 threads give bitwise identical C") {
   }
 }
 
+// A product with its images in blocks (GemmGeometry::column_block or depth_block) and the same product laid
+// side by side in plain matrices (the copy the convolutions made before), with C's starting values in both.
+struct BlockedPair {
+  GemmGeometry blocked, plain;
+  std::vector<float> a, b, c;                    // as the blocks lie, gaps included
+  std::vector<float> a_plain, b_plain, c_plain;  // side by side
+};
+
+// C [M, N] as a plain row-major matrix, read through g's places (GemmGeometry::c_offset).
+std::vector<float> read_c(const GemmGeometry& g, const std::vector<float>& c) {
+  std::vector<float> dense(static_cast<std::size_t>(g.m * g.n));
+  for (std::int64_t i = 0; i < g.m; ++i) {
+    for (std::int64_t j = 0; j < g.n; ++j)
+      dense[static_cast<std::size_t>(i * g.n + j)] = c[static_cast<std::size_t>(g.c_offset(i, j))];
+  }
+  return dense;
+}
+
+// At every fast level, on 1 and 2 threads: the blocked product matches the reference (every gap left as
+// it was) and its C is bitwise the side-by-side product's.
+void check_blocked(const BlockedPair& pair, float alpha, float beta) {
+  const std::int64_t k = pair.blocked.k;
+  std::vector<float> expected = pair.c;
+  kernels::reference::gemm<float>(pair.blocked, alpha, pair.a.data(), pair.b.data(), beta, expected.data());
+  for (const CpuLevel level : fast_levels()) {
+    kernels::set_cpu_level(level);
+    INFO("level=", std::string(kernels::cpu_level_name(level)));
+    kernels::set_compute_threads(1);
+    std::vector<float> side_by_side = pair.c_plain;
+    kernels::gemm<float>(Device::cpu(), pair.plain, alpha, pair.a_plain.data(), pair.b_plain.data(), beta,
+                         side_by_side.data());
+    for (const int threads : {1, 2}) {
+      INFO("threads=", threads);
+      kernels::set_compute_threads(threads);
+      std::vector<float> fast = pair.c;
+      kernels::gemm<float>(Device::cpu(), pair.blocked, alpha, pair.a.data(), pair.b.data(), beta,
+                           fast.data());
+      check_matches(fast, expected, k);
+      CHECK(bitwise_equal(read_c(pair.blocked, fast), read_c(pair.plain, side_by_side)));
+    }
+  }
+}
+
 // op(B) and C with their columns in blocks (GemmGeometry::column_block), as a batch of NCHW images: block b
 // holds columns [b * block, (b + 1) * block) with its rows ld apart, the next block a stride further on, and
 // gaps (NaN in C) between rows and between blocks. The fast GEMM must match the reference, leave every gap
@@ -213,63 +256,45 @@ TEST_CASE("gemm fast: columns in blocks match the reference and, bitwise, the pr
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   for (const Case& test : cases) {
     const auto [m, n, k] = test.shape;
+    INFO("m=", m, " n=", n, " k=", k, " block=", test.block, " trans_a=", test.trans_a, " beta=", test.beta);
     const std::int64_t blocks = (n + test.block - 1) / test.block;
-    GemmGeometry blocked{.m = m,
-                         .n = n,
-                         .k = k,
-                         .trans_a = test.trans_a,
-                         .lda = (test.trans_a ? m : k) + 1,
-                         .ldb = test.block + 1,
-                         .ldc = test.block + 2,
-                         .column_block = test.block,
-                         .b_column_block_stride = k * (test.block + 1) + 3,
-                         .c_column_block_stride = m * (test.block + 2) + 5};
-    std::vector<float> a(static_cast<std::size_t>((test.trans_a ? k : m) * blocked.lda));
-    std::vector<float> b(static_cast<std::size_t>(blocks * blocked.b_column_block_stride));
-    std::vector<float> c(static_cast<std::size_t>(blocks * blocked.c_column_block_stride), kNaN);
-    for (float& x : a) x = uniform(rng);
-    for (float& x : b) x = uniform(rng);
-    // The same product laid side by side: plain B [K, N] and C [M, N].
-    GemmGeometry plain = blocked;
-    plain.ldb = plain.ldc = n;
-    plain.column_block = 0;
-    std::vector<float> b_plain(static_cast<std::size_t>(k * n)), c_plain(static_cast<std::size_t>(m * n));
+    BlockedPair pair;
+    pair.blocked = GemmGeometry{.m = m,
+                                .n = n,
+                                .k = k,
+                                .trans_a = test.trans_a,
+                                .lda = (test.trans_a ? m : k) + 1,
+                                .ldb = test.block + 1,
+                                .ldc = test.block + 2,
+                                .column_block = test.block,
+                                .b_column_block_stride = k * (test.block + 1) + 3,
+                                .c_column_block_stride = m * (test.block + 2) + 5};
+    const GemmGeometry& blocked = pair.blocked;
+    pair.a.resize(static_cast<std::size_t>((test.trans_a ? k : m) * blocked.lda));
+    pair.b.resize(static_cast<std::size_t>(blocks * blocked.b_column_block_stride));
+    pair.c.assign(static_cast<std::size_t>(blocks * blocked.c_column_block_stride), kNaN);
+    for (float& x : pair.a) x = uniform(rng);
+    for (float& x : pair.b) x = uniform(rng);
+    // The same product laid side by side: the same A, plain B [K, N] and C [M, N].
+    pair.plain = blocked;
+    pair.plain.ldb = pair.plain.ldc = n;
+    pair.plain.column_block = 0;
+    pair.a_plain = pair.a;
+    pair.b_plain.resize(static_cast<std::size_t>(k * n));
+    pair.c_plain.resize(static_cast<std::size_t>(m * n));
     for (std::int64_t p = 0; p < k; ++p) {
       for (std::int64_t j = 0; j < n; ++j)
-        b_plain[static_cast<std::size_t>(p * n + j)] =
-            b[static_cast<std::size_t>(p * blocked.ldb + blocked.b_column(j))];
+        pair.b_plain[static_cast<std::size_t>(p * n + j)] =
+            pair.b[static_cast<std::size_t>(blocked.b_offset(p, j))];
     }
     for (std::int64_t i = 0; i < m; ++i) {
       for (std::int64_t j = 0; j < n; ++j) {
-        float& c_ij = c[static_cast<std::size_t>(i * blocked.ldc + blocked.c_column(j))];
+        float& c_ij = pair.c[static_cast<std::size_t>(blocked.c_offset(i, j))];
         if (test.beta != 0.0f) c_ij = uniform(rng);  // beta == 0: C stays NaN, which must not be read
-        c_plain[static_cast<std::size_t>(i * n + j)] = c_ij;
+        pair.c_plain[static_cast<std::size_t>(i * n + j)] = c_ij;
       }
     }
-    std::vector<float> expected = c;
-    kernels::reference::gemm<float>(blocked, 0.75f, a.data(), b.data(), test.beta, expected.data());
-    for (const CpuLevel level : fast_levels()) {
-      kernels::set_cpu_level(level);
-      INFO("level=", std::string(kernels::cpu_level_name(level)), " m=", m, " n=", n, " k=", k,
-           " block=", test.block, " trans_a=", test.trans_a, " beta=", test.beta);
-      std::vector<float> side_by_side = c_plain;
-      kernels::set_compute_threads(1);
-      kernels::gemm<float>(Device::cpu(), plain, 0.75f, a.data(), b_plain.data(), test.beta,
-                           side_by_side.data());
-      for (const int threads : {1, 2}) {
-        kernels::set_compute_threads(threads);
-        std::vector<float> fast = c;
-        kernels::gemm<float>(Device::cpu(), blocked, 0.75f, a.data(), b.data(), test.beta, fast.data());
-        check_matches(fast, expected, k);
-        std::vector<float> fast_plain(c_plain.size());
-        for (std::int64_t i = 0; i < m; ++i) {
-          for (std::int64_t j = 0; j < n; ++j)
-            fast_plain[static_cast<std::size_t>(i * n + j)] =
-                fast[static_cast<std::size_t>(i * blocked.ldc + blocked.c_column(j))];
-        }
-        CHECK(bitwise_equal(fast_plain, side_by_side));
-      }
-    }
+    check_blocked(pair, 0.75f, test.beta);
   }
 }
 
@@ -294,11 +319,15 @@ TEST_CASE("gemm fast: depth in blocks matches the reference and, bitwise, the pr
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   for (const Case& test : cases) {
     const auto [m, n, k] = test.shape;
+    INFO("m=", m, " n=", n, " k=", k, " block=", test.block, " trans_a=", test.trans_a,
+         " trans_b=", test.trans_b);
     const std::int64_t blocks = (k + test.block - 1) / test.block;
     // Stored A is [M, K] (depth along a row) or [K, M] (trans_a: depth down the rows); B likewise.
     const std::int64_t a_lines = m, b_lines = n;
-    GemmGeometry blocked{
-        .m = m, .n = n, .k = k, .trans_a = test.trans_a, .trans_b = test.trans_b, .ldc = n + 1};
+    BlockedPair pair;
+    GemmGeometry& blocked = pair.blocked;
+    blocked =
+        GemmGeometry{.m = m, .n = n, .k = k, .trans_a = test.trans_a, .trans_b = test.trans_b, .ldc = n + 1};
     // Within a block, one line of depth `block` long (untransposed: ld = block + 1 apart) or `block` rows of
     // the lines (transposed: ld = lines + 2); blocks a few floats further apart than they need.
     blocked.lda = test.trans_a ? a_lines + 2 : test.block + 1;
@@ -306,39 +335,26 @@ TEST_CASE("gemm fast: depth in blocks matches the reference and, bitwise, the pr
     blocked.depth_block = test.block;
     blocked.a_depth_block_stride = (test.trans_a ? test.block * blocked.lda : a_lines * blocked.lda) + 3;
     blocked.b_depth_block_stride = (test.trans_b ? b_lines * blocked.ldb : test.block * blocked.ldb) + 5;
-    std::vector<float> a(static_cast<std::size_t>(blocks * blocked.a_depth_block_stride));
-    std::vector<float> b(static_cast<std::size_t>(blocks * blocked.b_depth_block_stride));
-    for (float& v : a) v = uniform(rng);
-    for (float& v : b) v = uniform(rng);
-    std::vector<float> c(static_cast<std::size_t>(m * blocked.ldc));
-    for (float& v : c) v = uniform(rng);
-    // Side by side: plain op(A) [M, K] and op(B) [K, N], untransposed.
-    GemmGeometry plain{.m = m, .n = n, .k = k, .lda = k, .ldb = n, .ldc = blocked.ldc};
-    std::vector<float> a_plain(static_cast<std::size_t>(m * k)), b_plain(static_cast<std::size_t>(k * n));
+    pair.a.resize(static_cast<std::size_t>(blocks * blocked.a_depth_block_stride));
+    pair.b.resize(static_cast<std::size_t>(blocks * blocked.b_depth_block_stride));
+    for (float& v : pair.a) v = uniform(rng);
+    for (float& v : pair.b) v = uniform(rng);
+    pair.c.resize(static_cast<std::size_t>(m * blocked.ldc));
+    for (float& v : pair.c) v = uniform(rng);
+    // Side by side: plain op(A) [M, K] and op(B) [K, N], untransposed; the same C.
+    pair.plain = GemmGeometry{.m = m, .n = n, .k = k, .lda = k, .ldb = n, .ldc = blocked.ldc};
+    pair.a_plain.resize(static_cast<std::size_t>(m * k));
+    pair.b_plain.resize(static_cast<std::size_t>(k * n));
     for (std::int64_t p = 0; p < k; ++p) {
       for (std::int64_t i = 0; i < m; ++i)
-        a_plain[static_cast<std::size_t>(i * k + p)] = a[static_cast<std::size_t>(blocked.a_offset(i, p))];
+        pair.a_plain[static_cast<std::size_t>(i * k + p)] =
+            pair.a[static_cast<std::size_t>(blocked.a_offset(i, p))];
       for (std::int64_t j = 0; j < n; ++j)
-        b_plain[static_cast<std::size_t>(p * n + j)] = b[static_cast<std::size_t>(blocked.b_offset(p, j))];
+        pair.b_plain[static_cast<std::size_t>(p * n + j)] =
+            pair.b[static_cast<std::size_t>(blocked.b_offset(p, j))];
     }
-    std::vector<float> expected = c;
-    kernels::reference::gemm<float>(blocked, 1.25f, a.data(), b.data(), 0.5f, expected.data());
-    for (const CpuLevel level : fast_levels()) {
-      kernels::set_cpu_level(level);
-      INFO("level=", std::string(kernels::cpu_level_name(level)), " m=", m, " n=", n, " k=", k,
-           " block=", test.block, " trans_a=", test.trans_a, " trans_b=", test.trans_b);
-      kernels::set_compute_threads(1);
-      std::vector<float> side_by_side = c;
-      kernels::gemm<float>(Device::cpu(), plain, 1.25f, a_plain.data(), b_plain.data(), 0.5f,
-                           side_by_side.data());
-      for (const int threads : {1, 2}) {
-        kernels::set_compute_threads(threads);
-        std::vector<float> fast = c;
-        kernels::gemm<float>(Device::cpu(), blocked, 1.25f, a.data(), b.data(), 0.5f, fast.data());
-        check_matches(fast, expected, k);
-        CHECK(bitwise_equal(fast, side_by_side));
-      }
-    }
+    pair.c_plain = pair.c;
+    check_blocked(pair, 1.25f, 0.5f);
   }
 }
 
