@@ -25,7 +25,8 @@ Chunking balanced(Chunking chunking, std::int64_t batch, int threads) {
 void ScratchRelease::operator()(float* floats) const { allocator_for(Device::cpu()).deallocate(floats, bytes); }
 
 Scratch scratch(std::int64_t floats) {
-  const std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(1, floats)) * sizeof(float);
+  if (floats <= 0) return Scratch(nullptr, ScratchRelease{});
+  const std::size_t bytes = static_cast<std::size_t>(floats) * sizeof(float);
   return Scratch(static_cast<float*>(allocator_for(Device::cpu()).allocate(bytes)), ScratchRelease{bytes});
 }
 

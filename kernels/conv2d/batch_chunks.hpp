@@ -66,6 +66,8 @@ struct ScratchRelease {
 };
 using Scratch = std::unique_ptr<float[], ScratchRelease>;
 
+// `floats` of scratch; none (a null pointer) for zero, so a walk whose chunks need no scratch (pointwise's
+// GEMMs read and write the tensors where they lie) takes nothing from the allocator.
 Scratch scratch(std::int64_t floats);
 
 // Runs body(chunk, scratch_pointer) for every chunk, each thread with its own `scratch_floats` of scratch.
