@@ -16,10 +16,12 @@ void print_guards(const nlohmann::json& header) {
   const train::EarlyStoppingState state =
       train::EarlyStoppingState::from_json(header.value("early_stopping", nlohmann::json()));
   const long long epoch = header.at("epoch").get<long long>();
+  const auto eval_every = config.value("eval_every", std::int64_t{1});
   if (state.best) {
     const std::string since = state.best_epoch == epoch ? "this checkpoint's epoch"
-                                                        : std::to_string(state.epochs_without_improvement) +
-                                                              " epochs without improvement since";
+                                                        : train::evaluated_epochs_phrase(
+                                                              state.epochs_without_improvement, eval_every) +
+                                                              " without improvement since";
     std::printf("best           epoch %lld, %s %.4g (%s)\n", static_cast<long long>(state.best_epoch),
                 config.value("monitor", std::string("eval_loss")).c_str(), *state.best, since.c_str());
   }
@@ -27,7 +29,10 @@ void print_guards(const nlohmann::json& header) {
   if (patience > 0) {
     const bool stopped =
         train::patience_exhausted(state, patience) && epoch < config.at("epochs").get<long long>();
-    std::printf("early stop     after %lld epochs without improvement%s\n", static_cast<long long>(patience),
+    const std::string every =
+        eval_every > 1 ? " (evaluating every " + std::to_string(eval_every) + " epochs)" : std::string();
+    std::printf("early stop     after %s without improvement%s%s\n",
+                train::evaluated_epochs_phrase(patience, eval_every).c_str(), every.c_str(),
                 stopped ? ": stopped" : "");
   }
   const auto folds = config.value("folds", std::int64_t{0});

@@ -16,6 +16,7 @@
 #include "models/architecture.hpp"
 #include "train/conv_choices.hpp"
 #include "train/cross_validation.hpp"
+#include "train/early_stopping.hpp"
 #include "train/trainer.hpp"
 
 namespace kiln::cli {
@@ -109,18 +110,20 @@ void print_guard_settings(const nlohmann::json& plan) {
   std::string line = "best.kiln: the epoch with the best " +
                      plan.at("monitor").at("description").get<std::string>() + " on " + split;
   const long long patience = plan.at("early_stop_patience").get<long long>();
+  const long long eval_every = plan.at("eval_every").get<long long>();
   if (patience > 0) {
-    line += "; early stop after " + std::to_string(patience) + " epoch" + (patience == 1 ? "" : "s") +
-            " without improvement";
+    line +=
+        "; early stop after " + train::evaluated_epochs_phrase(patience, eval_every) + " without improvement";
   }
   if (split == "test") line += " (the test split chooses it: --val-split 0.1 keeps test for the final score)";
   std::printf("%s\n", line.c_str());
   const nlohmann::json& state = plan.at("early_stopping");
   if (plan.at("resumed_at_epoch").get<long long>() > 0 && !state.at("best").is_null()) {
     const long long since = state.at("epochs_without_improvement").get<long long>();
-    std::printf("best so far: %s %.4g at epoch %lld, %lld epoch%s without improvement since\n",
+    std::printf("best so far: %s %.4g at epoch %lld, %s without improvement since\n",
                 plan.at("monitor").at("metric").get<std::string>().c_str(), state.at("best").get<double>(),
-                state.at("best_epoch").get<long long>(), since, since == 1 ? "" : "s");
+                state.at("best_epoch").get<long long>(),
+                train::evaluated_epochs_phrase(since, eval_every).c_str());
   }
 }
 
@@ -171,14 +174,19 @@ class ConsoleObserver final : public train::CrossValidationObserver {
     }
     const auto& model = plan.at("model");
     const bool multi_label = plan.at("task") == "multi_label";
+    std::string evaluating = plan.at("eval_split").get<std::string>();
+    const long long eval_every = plan.at("eval_every").get<long long>();
+    if (evaluating.empty()) {
+      evaluating = "nothing (no test/ or val/ split)";
+    } else if (eval_every > 1) {
+      evaluating += " every " + std::to_string(eval_every) + " epochs and after the last";
+    }
     std::printf(
         "training %s (%lld parameters) on %lld images, %zu %s, input %lldx%lldx%lld; evaluating on %s\n",
         model.at("name").get<std::string>().c_str(), plan.at("parameters").get<long long>(),
         plan.at("train_images").get<long long>(), plan.at("classes").size(),
         multi_label ? "labels (multi-label)" : "classes", model.at("in_channels").get<long long>(),
-        model.at("height").get<long long>(), model.at("width").get<long long>(),
-        plan.at("eval_split").get<std::string>().empty() ? "nothing (no test/ or val/ split)"
-                                                         : plan.at("eval_split").get<std::string>().c_str());
+        model.at("height").get<long long>(), model.at("width").get<long long>(), evaluating.c_str());
     const int threads = plan.at("kernels").at("threads").get<int>();
     std::printf("kernels: %s on %d thread%s\n", plan.at("kernels").at("cpu_level").get<std::string>().c_str(),
                 threads, threads == 1 ? "" : "s");
@@ -207,9 +215,10 @@ class ConsoleObserver final : public train::CrossValidationObserver {
     if (p.step == 0) epoch_start_ = std::chrono::steady_clock::now();
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
     const double eta = elapsed / static_cast<double>(p.step + 1) * static_cast<double>(p.steps_in_epoch - p.step - 1);
-    char details[160];
-    std::snprintf(details, sizeof details, "loss %.4f  lr %.4g  %.0f img/s  ETA %s", p.loss, p.learning_rate,
-                  p.images_per_second, format_duration(eta).c_str());
+    char details[192];
+    std::snprintf(details, sizeof details, "loss %.4f  lr %.4g  %.0f img/s  ETA %s (run %s)", p.loss,
+                  p.learning_rate, p.images_per_second, format_duration(eta).c_str(),
+                  format_duration(p.run_seconds_left).c_str());
     bar_.update("epoch " + std::to_string(p.epoch + 1), p.step + 1, p.steps_in_epoch, details);
   }
 
@@ -228,10 +237,16 @@ class ConsoleObserver final : public train::CrossValidationObserver {
         std::printf("  |  eval loss %.4f acc %5.1f%% macro-recall %5.1f%%", s.validation->loss,
                     100.0 * s.validation->accuracy, 100.0 * s.validation->macro_recall);
       }
-      std::printf("  |  lr %.4g  %.0f img/s  %s%s\n", s.learning_rate, s.images_per_second,
-                  format_duration(s.seconds).c_str(), s.improved && keeps_best_ ? "  -> best.kiln" : "");
+      std::printf("  |  lr %.4g  %.0f img/s  %s%s%s\n", s.learning_rate, s.images_per_second,
+                  format_duration(s.seconds).c_str(), run_left(s).c_str(),
+                  s.improved && keeps_best_ ? "  -> best.kiln" : "");
     }
     std::fflush(stdout);
+  }
+
+  // "  run ETA 1:02:03" while epochs remain, for the end of an epoch's line.
+  static std::string run_left(const train::EpochSummary& s) {
+    return s.epoch + 1 < s.epochs ? "  run ETA " + format_duration(s.run_seconds_left) : std::string();
   }
 
   // A multi-label epoch: the train loss, and the held-out loss, mAP, macro F1 and exact match.
@@ -246,8 +261,9 @@ class ConsoleObserver final : public train::CrossValidationObserver {
       std::printf("  |  eval loss %.4f mAP %s macro-F1 %.3f exact %5.1f%%", report.loss, map, report.macro_f1,
                   100.0 * report.exact_match);
     }
-    std::printf("  |  lr %.4g  %.0f img/s  %s%s\n", s.learning_rate, s.images_per_second,
-                format_duration(s.seconds).c_str(), s.improved && keeps_best_ ? "  -> best.kiln" : "");
+    std::printf("  |  lr %.4g  %.0f img/s  %s%s%s\n", s.learning_rate, s.images_per_second,
+                format_duration(s.seconds).c_str(), run_left(s).c_str(),
+                s.improved && keeps_best_ ? "  -> best.kiln" : "");
   }
 
   void on_early_stop(const train::EarlyStop& stop) override {
@@ -437,7 +453,14 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   command
       ->add_option("--early-stop", config->early_stop_patience,
-                   "stop after this many epochs without improvement of --monitor (0: off)")
+                   "stop after this many epochs without improvement of --monitor (0: off; with --eval-every, "
+                   "evaluations)")
+      ->capture_default_str();
+  command
+      ->add_option(
+          "--eval-every", config->eval_every,
+          "evaluate the held-out split after every N-th epoch and the last (best.kiln and --early-stop "
+          "see those epochs only)")
       ->capture_default_str();
   command->add_option(
       "--folds", config->folds,

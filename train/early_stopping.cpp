@@ -72,6 +72,10 @@ bool record_epoch(EarlyStoppingState& state, const Monitor& monitor, std::int64_
   return improved;
 }
 
+std::string evaluated_epochs_phrase(std::int64_t count, std::int64_t eval_every) {
+  return std::to_string(count) + (eval_every > 1 ? " evaluation" : " epoch") + (count == 1 ? "" : "s");
+}
+
 bool patience_exhausted(const EarlyStoppingState& state, std::int64_t patience) {
   return patience > 0 && state.epochs_without_improvement >= patience;
 }
@@ -82,8 +86,9 @@ std::string EarlyStop::message() const {
   if (before_resume) out << "the run already stopped at epoch " << epoch << ": ";
   out << metric << (before_resume ? " had" : " has") << " not improved";
   if (min_delta != 0) out << " by more than " << min_delta;
-  out << " for " << epochs_without_improvement << " epoch" << (epochs_without_improvement == 1 ? "" : "s")
-      << " (--early-stop " << patience << "); " << best_checkpoint.filename().string() << " holds epoch "
+  out << " for " << evaluated_epochs_phrase(epochs_without_improvement, eval_every);
+  if (eval_every > 1) out << ", every " << eval_every << " epochs";
+  out << " (--early-stop " << patience << "); " << best_checkpoint.filename().string() << " holds epoch "
       << best_epoch << " (" << metric << " " << best_value << ")";
   if (before_resume) out << ". Nothing was trained; a larger --early-stop continues the run";
   return out.str();
@@ -97,6 +102,7 @@ nlohmann::json EarlyStop::to_json() const {
           {"monitor", metric},
           {"min_delta", min_delta},
           {"epochs_without_improvement", epochs_without_improvement},
+          {"eval_every", eval_every},
           {"best_epoch", best_epoch},
           {"best_value", best_value},
           {"best_checkpoint", best_checkpoint.string()},

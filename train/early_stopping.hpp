@@ -1,6 +1,7 @@
 // Overfitting guards, the decision part: which held-out number the run watches (--monitor, --min-delta),
 // when an epoch counts as an improvement (then the trainer writes RUNDIR/best.kiln), and when the run has
-// gone --early-stop PATIENCE epochs without one (then it stops).
+// gone --early-stop PATIENCE epochs without one (then it stops). Only evaluated epochs count: with
+// --eval-every N the patience is a number of evaluations, N epochs apart.
 //
 // A run that trains long enough starts fitting its training images rather than the task: the training
 // loss keeps falling while the held-out loss turns back up. best.kiln keeps the model from the epoch
@@ -54,7 +55,7 @@ class Monitor {
 struct EarlyStoppingState {
   std::optional<double> best;                   // the best value so far; none before the first
   std::int64_t best_epoch = 0;                  // 1-based: the epoch best.kiln holds (0: none yet)
-  std::int64_t epochs_without_improvement = 0;  // since best_epoch
+  std::int64_t epochs_without_improvement = 0;  // evaluated epochs since best_epoch (--eval-every)
 
   // {"best": value or null, "best_epoch", "epochs_without_improvement"}; from_json of null (a checkpoint
   // written before kiln had best.kiln) is the empty state.
@@ -63,11 +64,15 @@ struct EarlyStoppingState {
 };
 
 // Records the held-out value of `epoch` (1-based). Returns true, and makes the epoch the best, when the
-// value improves on the best so far; otherwise counts one more epoch without improvement.
+// value improves on the best so far; otherwise counts one more evaluated epoch without improvement.
 bool record_epoch(EarlyStoppingState& state, const Monitor& monitor, std::int64_t epoch, double value);
 
-// --early-stop PATIENCE: true once PATIENCE epochs in a row have passed without improvement. Patience 0
-// means early stopping is off: never true.
+// A count of evaluated epochs in words: "1 epoch", "5 epochs", and with --eval-every N > 1, when only
+// every N-th epoch is evaluated, "1 evaluation", "2 evaluations".
+std::string evaluated_epochs_phrase(std::int64_t count, std::int64_t eval_every);
+
+// --early-stop PATIENCE: true once PATIENCE evaluated epochs in a row have passed without improvement.
+// Patience 0 means early stopping is off: never true.
 bool patience_exhausted(const EarlyStoppingState& state, std::int64_t patience);
 
 // --early-stop ended the run: now, or before this --resume (which then trained nothing).
@@ -80,13 +85,15 @@ struct EarlyStop {
   double best_value = 0;
   std::int64_t best_epoch = 0;
   std::filesystem::path best_checkpoint;
-  std::int64_t epochs_without_improvement = 0;
+  std::int64_t epochs_without_improvement = 0;  // evaluated epochs
+  std::int64_t eval_every = 1;                  // --eval-every: the evaluated epochs are every N-th
   // "eval_loss has not improved for 3 epochs (--early-stop 3); best.kiln holds epoch 4 (eval_loss 0.4622)",
+  // with --eval-every 2 "... for 3 evaluations, every 2 epochs (--early-stop 3) ...",
   // and for a run stopped before this --resume: "the run already stopped at epoch 7: eval_loss had not
   // improved ... Nothing was trained; a larger --early-stop continues the run".
   std::string message() const;
   // {"before_resume", "epoch", "epochs", "patience", "monitor", "min_delta", "epochs_without_improvement",
-  //  "best_epoch", "best_value", "best_checkpoint", "message"}
+  //  "eval_every", "best_epoch", "best_value", "best_checkpoint", "message"}
   nlohmann::json to_json() const;
 };
 

@@ -1,5 +1,6 @@
 #include "train/run_plots.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -22,10 +23,13 @@ double number_or_missing(const nlohmann::json& line, const char* key) {
   return line.contains(key) && line[key].is_number() ? line[key].get<double>() : kMissing;
 }
 
-// One curve over the epochs: line[key] per epoch, with gaps where an epoch lacks it.
+// One curve over the epochs: line[key] per epoch that has the key (an epoch that did not evaluate,
+// --eval-every, has no held-out point: the curve joins the epochs that did), with a gap where its value
+// is not a number.
 plot::Series curve(const std::vector<nlohmann::json>& epochs, const char* key, std::string name, int color) {
   plot::Series series{std::move(name), plot::series_color(color), {}, {}};
   for (const nlohmann::json& line : epochs) {
+    if (!line.contains(key)) continue;
     series.x.push_back(line.at("epoch").get<double>());
     series.y.push_back(number_or_missing(line, key));
   }
@@ -107,14 +111,17 @@ std::vector<fs::path> write_run_plots(const fs::path& run_dir, const std::vector
   written.push_back(run_dir / "accuracy.png");
   save_png(plot::draw(accuracy), written.back());
 
-  const nlohmann::json& last = epochs.back();
-  if (last.contains("eval_confusion_matrix")) {
-    const nlohmann::json& matrix = last["eval_confusion_matrix"];
+  // The last evaluated epoch's confusion matrix (with --eval-every, not always the last epoch's).
+  const auto last = std::find_if(epochs.rbegin(), epochs.rend(), [](const nlohmann::json& line) {
+    return line.contains("eval_confusion_matrix");
+  });
+  if (last != epochs.rend()) {
+    const nlohmann::json& matrix = last->at("eval_confusion_matrix");
     written.push_back(run_dir / "confusion_matrix.png");
     save_png(plot::draw_confusion_matrix(
                  matrix.at("counts").get<std::vector<std::vector<std::int64_t>>>(),
                  matrix.at("classes").get<std::vector<std::string>>(),
-                 split + " confusion matrix, epoch " + std::to_string(last.at("epoch").get<std::int64_t>())),
+                 split + " confusion matrix, epoch " + std::to_string(last->at("epoch").get<std::int64_t>())),
              written.back());
   }
   return written;
@@ -139,13 +146,12 @@ RunSummary summarize_run(const std::vector<nlohmann::json>& epochs) {
         summary.best_epoch = line.at("epoch").get<std::int64_t>();
       }
       summary.has_eval = true;
+      summary.last_eval_loss = line.value("eval_loss", kMissing);
+      summary.last_eval_accuracy = accuracy;
+      summary.last_eval_epoch = line.at("epoch").get<std::int64_t>();
     }
   }
   summary.images_per_second = images_per_second_sum / static_cast<double>(epochs.size());
-  if (summary.has_eval) {
-    summary.last_eval_loss = last.value("eval_loss", kMissing);
-    summary.last_eval_accuracy = last.value("eval_accuracy", kMissing);
-  }
   return summary;
 }
 
@@ -159,6 +165,7 @@ nlohmann::json RunSummary::to_json() const {
   if (has_eval) {
     out["eval_loss"] = last_eval_loss;
     out["eval_accuracy"] = last_eval_accuracy;
+    out["eval_epoch"] = last_eval_epoch;
     out["best_eval_accuracy"] = best_eval_accuracy;
     out["best_epoch"] = best_epoch;
   }
@@ -179,8 +186,10 @@ std::string RunSummary::text() const {
   out += "last epoch  train loss " + fixed(last_train_loss, 4);
   if (!std::isnan(last_train_accuracy))
     out += ", accuracy " + percent(last_train_accuracy);  // multi-label: none
-  if (has_eval)
+  if (has_eval) {
     out += "  |  held-out loss " + fixed(last_eval_loss, 4) + ", accuracy " + percent(last_eval_accuracy);
+    if (last_eval_epoch != epochs_done) out += " (at epoch " + std::to_string(last_eval_epoch) + ")";
+  }
   out += "\n";
   if (has_eval)
     out += "best        held-out accuracy " + percent(best_eval_accuracy) + " at epoch " +

@@ -3,8 +3,8 @@
 //
 //   RUNDIR/loss.png              train and held-out loss per epoch
 //   RUNDIR/accuracy.png          train and held-out accuracy (and held-out macro recall) per epoch
-//   RUNDIR/confusion_matrix.png  the last epoch's held-out confusion matrix (when the run has a held-out
-//                                split)
+//   RUNDIR/confusion_matrix.png  the last evaluated epoch's held-out confusion matrix (when the run has a
+//                                held-out split)
 //   RUNDIR/label_metrics.png     multi-label runs, instead of the accuracy and confusion-matrix pictures:
 //                                held-out mAP, macro F1 and exact match per epoch
 #pragma once
@@ -37,8 +37,9 @@ struct RunSummary {
   std::int64_t epochs_done = 0, epochs_planned = 0;
   double last_train_loss = 0, last_train_accuracy = 0;
   bool has_eval = false;
+  // The last evaluated epoch's held-out numbers (the last epoch's, unless --eval-every skipped it).
   double last_eval_loss = 0, last_eval_accuracy = 0, best_eval_accuracy = 0;
-  std::int64_t best_epoch = 0;
+  std::int64_t last_eval_epoch = 0, best_epoch = 0;
   double seconds = 0, images_per_second = 0;  // total training time; mean images/s over the epochs
   nlohmann::json to_json() const;
   std::string text() const;

@@ -36,6 +36,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"monitor", monitor},
           {"min_delta", min_delta},
           {"early_stop_patience", early_stop_patience},
+          {"eval_every", eval_every},
           {"folds", folds},
           {"fold", fold},
           {"init_checkpoint", init_checkpoint.string()},
@@ -80,6 +81,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
     config.monitor = json.value("monitor", std::string("eval_loss"));
     config.min_delta = json.value("min_delta", 0.0);
     config.early_stop_patience = json.value("early_stop_patience", std::int64_t{0});
+    config.eval_every = json.value("eval_every", std::int64_t{1});  // before --eval-every: every epoch
     config.folds = json.value("folds", std::int64_t{0});
     config.fold = json.value("fold", std::int64_t{0});
     // Absent from checkpoints written before kiln could fine-tune: those runs started from scratch.
@@ -117,6 +119,7 @@ TrainConfig resumed_config(const TrainConfig& stored, const TrainConfig& request
              ": its best.kiln was chosen by --monitor ", stored.monitor, " --min-delta ", stored.min_delta,
              "; resume with those, or start a new run");
   config.early_stop_patience = requested.early_stop_patience;
+  config.eval_every = requested.eval_every;
   return config;
 }
 

@@ -32,6 +32,7 @@
 #include "train/multi_label_evaluate.hpp"
 #include "train/precision.hpp"
 #include "train/report_format.hpp"
+#include "train/run_eta.hpp"
 #include "train/run_plots.hpp"
 
 namespace kiln::train {
@@ -279,6 +280,7 @@ nlohmann::json guard_plan(const Run& run) {
         {"maximized", run.monitor.maximized()},
         {"description", run.monitor.describe()}}},
       {"early_stop_patience", run.config.early_stop_patience},
+      {"eval_every", run.config.eval_every},
       {"early_stopping", run.early_stopping.to_json()},
       {"best_checkpoint", run.eval_loader ? nlohmann::json(best.string()) : nlohmann::json(nullptr)}};
   if (run.config.folds > 0) plan["fold"] = {{"fold", run.config.fold + 1}, {"folds", run.config.folds}};
@@ -536,7 +538,8 @@ EarlyStop early_stop_report(const Run& run, bool before_resume) {
           .best_value = run.early_stopping.best.value_or(std::nan("")),
           .best_epoch = run.early_stopping.best_epoch,
           .best_checkpoint = best_checkpoint(run.config.run_dir),
-          .epochs_without_improvement = run.early_stopping.epochs_without_improvement};
+          .epochs_without_improvement = run.early_stopping.epochs_without_improvement,
+          .eval_every = run.config.eval_every};
 }
 
 void append_metrics_line(const std::filesystem::path& run_dir, const nlohmann::json& line) {
@@ -568,10 +571,6 @@ void warn_once_if_not_captured(const GraphedStep* step, const char* what, bool& 
 // (kept in run.thresholds, so the checkpoint written next carries them) and reports at them; a run
 // whose held-out split is the test split keeps the default thresholds, so the test images stay unseen.
 void evaluate_multi_label_epoch(Run& run, EpochSummary& summary) {
-  if (!run.eval_loader) {
-    summary.thresholds = run.thresholds;
-    return;
-  }
   if (run.graphed_step && !run.eval_graphed_step)
     run.eval_graphed_step = multi_label_evaluation_graph(*run.model, run.precision);
   const MultiLabelMetrics metrics = evaluate_multi_label(
@@ -605,7 +604,9 @@ std::vector<Tensor> training_pass(Run& run, const std::vector<Tensor>& inputs) {
   return {loss, hits};
 }
 
-EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& observer) {
+// One epoch: the training pass, then (when --eval-every says so) the held-out evaluation, each timed into
+// `eta`.
+EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, TrainingObserver& observer) {
   layers::Module& model = *run.model;
   model.train();
   keep_frozen_modules_in_eval(model, run.config.freeze);  // their batch-norm statistics stay as loaded
@@ -643,7 +644,9 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
     }
     loss_sum += loss_value * u.images;
     seen += u.images;
-    observer.on_step({epoch, u.step, steps, loss_value, u.learning_rate, seen / seconds_since(start)});
+    const double seconds = seconds_since(start);
+    observer.on_step({epoch, u.step, steps, loss_value, u.learning_rate, seen / seconds,
+                      eta.during_epoch(epoch, u.step + 1, steps, seconds)});
   };
   for (std::int64_t step = 0; step < steps; ++step) {
     std::optional<data::Batch> batch = batches.next();
@@ -668,33 +671,43 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, TrainingObserver& obs
   }
   if (unreported) report(*unreported);
   KILN_CHECK(seen > 0, "training: epoch ", epoch + 1, " saw no readable images");
-  EpochSummary summary{epoch,
-                       run.config.epochs,
-                       loss_sum / seen,
-                       run.multi_label ? std::nan("") : correct.item() / seen,
-                       learning_rate,
-                       seconds_since(start),
-                       seen / seconds_since(start),
-                       std::nullopt,
-                       run.splits.train.classes()};
+  // Reading the hit count waits for the device, so the pass is timed after it.
+  const double train_accuracy = run.multi_label ? std::nan("") : correct.item() / seen;
+  const double seconds = seconds_since(start);
+  EpochSummary summary{epoch,          run.config.epochs, loss_sum / seen,
+                       train_accuracy, learning_rate,     seconds,
+                       seen / seconds, std::nullopt,      run.splits.train.classes()};
+  eta.record_training(seconds);
+  if (run.multi_label) summary.thresholds = run.thresholds;  // until an evaluation chooses new ones
+  if (!run.eval_loader || !evaluates_after_epoch(epoch, run.config.epochs, run.config.eval_every))
+    return summary;
+
+  const auto eval_start = Clock::now();
   if (run.multi_label) {
     evaluate_multi_label_epoch(run, summary);
-  } else if (run.eval_loader) {
+  } else {
     if (run.graphed_step && !run.eval_graphed_step)
       run.eval_graphed_step = evaluation_graph(model, run.precision);
     summary.validation = evaluate(model, *run.eval_loader, run.architecture.classes, nullptr, run.precision,
                                   run.eval_graphed_step.get());
     warn_once_if_not_captured(run.eval_graphed_step.get(), "evaluation pass", run.eval_graph_warned);
   }
+  summary.eval_seconds = seconds_since(eval_start);
+  eta.record_evaluation(*summary.eval_seconds);
   return summary;
 }
 
 }  // namespace
 
 nlohmann::json EpochSummary::to_json() const {
-  nlohmann::json line{{"epoch", epoch + 1},       {"epochs", epochs},
-                      {"train_loss", train_loss}, {"learning_rate", learning_rate},
-                      {"seconds", seconds},       {"images_per_second", images_per_second}};
+  nlohmann::json line{{"epoch", epoch + 1},
+                      {"epochs", epochs},
+                      {"train_loss", train_loss},
+                      {"learning_rate", learning_rate},
+                      {"seconds", seconds},
+                      {"images_per_second", images_per_second},
+                      {"run_seconds_left", run_seconds_left}};
+  if (eval_seconds) line["eval_seconds"] = *eval_seconds;
   if (thresholds) {
     line["task"] = kMultiLabelTask;
   } else {
@@ -738,6 +751,8 @@ nlohmann::json EpochSummary::to_json() const {
 
 TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& observer) {
   Monitor{config.monitor, config.min_delta};  // a bad --monitor or --min-delta fails before any work
+  KILN_CHECK(config.epochs >= 1, "train: --epochs must be >= 1, got ", config.epochs);
+  KILN_CHECK(config.eval_every >= 1, "train: --eval-every must be >= 1, got ", config.eval_every);
   KILN_CHECK(start != RunStart::Resume || config.init_checkpoint.empty(),
              "train: --init starts a new run from another checkpoint and --resume continues this one; use "
              "one of them");
@@ -792,8 +807,10 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
     observer.on_early_stop(*result.early_stop);
     return result;
   }
+  RunEta eta(run.config.epochs, run.config.eval_every);
   for (std::int64_t epoch = run.epochs_done; epoch < run.config.epochs; ++epoch) {
-    EpochSummary summary = train_one_epoch(run, epoch, observer);
+    EpochSummary summary = train_one_epoch(run, epoch, eta, observer);
+    summary.run_seconds_left = eta.after_epoch(epoch);
     run.epochs_done = epoch + 1;
     if (summary.validation || summary.multi_label_validation) {
       // A multi-label run monitors eval_loss (check_multi_label_settings).

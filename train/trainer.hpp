@@ -1,8 +1,8 @@
 // The training loop: data -> model -> cross-entropy -> backward -> optimizer, one epoch at a time, with
-// validation after each epoch, metrics appended to RUNDIR/metrics.jsonl, and RUNDIR/last.kiln written
-// atomically after every epoch so an interrupted run loses at most one epoch and `resume` continues it.
-// With a held-out split, RUNDIR/best.kiln also holds the epoch with the best monitored metric so far,
-// and --early-stop ends the run when that stops improving (train/early_stopping.hpp).
+// validation after each epoch (or every --eval-every epochs), metrics appended to RUNDIR/metrics.jsonl, and
+// RUNDIR/last.kiln written atomically after every epoch so an interrupted run loses at most one epoch and
+// `resume` continues it. With a held-out split, RUNDIR/best.kiln also holds the epoch with the best monitored
+// metric so far, and --early-stop ends the run when that stops improving (train/early_stopping.hpp).
 //
 // A data path ending in .csv is a labels file (data/label_table.hpp): the run is then multi-label, with
 // one sigmoid output per label, binary cross-entropy on logits (mean over the batch and the labels), the
@@ -79,7 +79,11 @@ struct TrainConfig {
   // Overfitting guards (train/early_stopping.hpp, train/cross_validation.hpp).
   std::string monitor = "eval_loss";     // the held-out metric best.kiln and early stopping watch
   double min_delta = 0.0;                // an improvement must beat the best by more than this
-  std::int64_t early_stop_patience = 0;  // stop after this many epochs without improvement; 0: off
+  std::int64_t early_stop_patience = 0;  // stop after this many evaluations without improvement; 0: off
+  // Evaluate the held-out split after every N-th epoch and after the last (train/run_eta.hpp): a long run
+  // spends less time scoring. best.kiln and --early-stop see only the evaluated epochs, so the patience
+  // counts evaluations. Like early_stop_patience, a --resume may change it.
+  std::int64_t eval_every = 1;
   std::int64_t folds = 0;                // cross-validation: this run trains on all folds but `fold`
   std::int64_t fold = 0;                 // of the training data's `folds` (0 folds: not a fold run)
   // Fine-tuning (train/fine_tune.hpp).
@@ -98,6 +102,7 @@ struct TrainConfig {
 struct StepProgress {
   std::int64_t epoch, step, steps_in_epoch;
   double loss, learning_rate, images_per_second;
+  double run_seconds_left;  // the whole run's, this epoch's rest included (train/run_eta.hpp)
 };
 
 struct EpochSummary {
@@ -110,6 +115,10 @@ struct EpochSummary {
   // A multi-label run's held-out metrics, at `thresholds` (chosen on this epoch's validation split).
   std::optional<MultiLabelReport> multi_label_validation = std::nullopt;
   std::optional<ThresholdChoice> thresholds = std::nullopt;  // multi-label runs only
+  // The held-out evaluation's wall time (`seconds` is the training pass's); none when this epoch did
+  // not evaluate (--eval-every).
+  std::optional<double> eval_seconds = std::nullopt;
+  double run_seconds_left = 0.0;  // the run's estimated time still to go after this epoch (0 after the last)
   nlohmann::json to_json() const;
 };
 
@@ -140,13 +149,14 @@ enum class RunStart {
 // A Fresh or Replace run with config.init_checkpoint starts from that checkpoint (train/fine_tune.hpp).
 // Throws kiln::Error on bad data, a NaN loss (after which last.kiln still holds the last good epoch)
 // or a failed checkpoint write (which leaves the previous last.kiln intact), and on settings that cannot
-// work: an unknown --monitor, --early-stop without held-out data.
+// work: an unknown --monitor, --early-stop without held-out data, an --eval-every below 1.
 TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& observer);
 
 // The configuration a --resume trains with: `stored` (the checkpoint's, read from `path`) with the
-// request's run folder, data folder (when given), loader threads, epochs (which may only grow) and
-// early-stop patience (which may change: a larger one continues a run that stopped early). Throws when
-// the request watches another --monitor or --min-delta than the run's best.kiln was chosen by.
+// request's run folder, data folder (when given), loader threads, epochs (which may only grow),
+// early-stop patience (which may change: a larger one continues a run that stopped early) and
+// --eval-every. Throws when the request watches another --monitor or --min-delta than the run's best.kiln
+// was chosen by.
 TrainConfig resumed_config(const TrainConfig& stored, const TrainConfig& requested,
                            const std::filesystem::path& path);
 

@@ -76,6 +76,24 @@ TEST_CASE("run plots: the summary names the best held-out epoch, the totals and 
   CHECK(summary.to_json().at("best_epoch") == 2);
 }
 
+TEST_CASE("run plots: with --eval-every, the last held-out numbers are the last evaluated epoch's") {
+  const RunFolder run("eval-every");
+  const std::string unevaluated =
+      R"({"epoch":3,"epochs":3,"train_loss":1.1,"train_accuracy":0.7,"seconds":2,"images_per_second":100})"
+      "\n";
+  run.write_metrics(epoch_line(1, 2.0, 0.3) + epoch_line(2, 1.5, 0.6, true) + unevaluated);
+  const auto epochs = train::read_epoch_lines(run.path());
+  const train::RunSummary summary = train::summarize_run(epochs);
+  CHECK(summary.last_eval_accuracy == doctest::Approx(0.6));
+  CHECK(summary.last_eval_epoch == 2);
+  CHECK(summary.last_train_loss == doctest::Approx(1.1));
+  CHECK(summary.text().find("accuracy 60.0% (at epoch 2)") != std::string::npos);
+  CHECK(summary.to_json().at("eval_epoch") == 2);
+  const auto plots = train::write_run_plots(run.path(), epochs);  // epoch 2's confusion matrix
+  REQUIRE(plots.size() == 3);
+  CHECK(is_png(plots[2]));
+}
+
 TEST_CASE("run plots: a resumed run's repeated epoch counts once, the later line winning") {
   const RunFolder run("resumed");
   run.write_metrics(epoch_line(1, 2.0, 0.3) + epoch_line(2, 1.5, 0.6) + epoch_line(2, 1.4, 0.7) +
