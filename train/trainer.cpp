@@ -788,8 +788,12 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
   }
   plan["task"] = run.multi_label ? kMultiLabelTask : kSingleLabelTask;
   if (run.multi_label) {
+    const std::string when =
+        run.config.eval_every == 1
+            ? "after each epoch"
+            : "at each evaluation, every " + std::to_string(run.config.eval_every) + " epochs";
     plan["thresholds"] = run.splits.validation
-                             ? "chosen on validation after each epoch (max F1 per label)"
+                             ? "chosen on validation " + when + " (max F1 per label)"
                              : "0.5 for every label (no validation split to choose them on)";
   }
   plan.update(balance_plan(run));
