@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/lr_find.hpp"
 #include "cli/progress_bar.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
 #include "models/architecture.hpp"
@@ -479,10 +480,32 @@ void add_train_command(CLI::App& app) {
   command->add_flag("--resume", *resume, "continue the run in --out from its last.kiln");
   command->add_flag("--overwrite", *overwrite, "start afresh even if --out holds a checkpoint");
   command->add_flag("--json", *json, "print one JSON object per line instead of text");
-  command->callback([config, resume, overwrite, json, head_learning_rate, head_lr_option] {
+  auto lr_find = std::make_shared<bool>(false);
+  auto range = std::make_shared<train::LrRangeOptions>();
+  auto range_ends = std::make_shared<std::vector<double>>();
+  command->add_flag("--lr-find", *lr_find,
+                    "instead of training, run the learning-rate range test with these options and suggest "
+                    "--lr (writes --out/lr_find.png and lr_find.json)");
+  command->add_option("--lr-find-steps", range->steps, "--lr-find: steps from the start rate to the end rate")
+      ->capture_default_str();
+  command->add_option("--lr-find-range", *range_ends, "--lr-find: START,END rates (default 1e-7,10)")
+      ->delimiter(',')
+      ->expected(2);
+  command->callback([config, resume, overwrite, json, head_learning_rate, head_lr_option, lr_find, range,
+                     range_ends] {
     KILN_CHECK(!(*resume && *overwrite), "train: --resume and --overwrite contradict each other");
     if (head_lr_option->count() > 0) config->head_learning_rate = *head_learning_rate;
     config->augmentation.contrast = config->augmentation.saturation = config->augmentation.brightness;
+    if (*lr_find) {
+      KILN_CHECK(!*resume && config->folds == 0,
+                 "train: --lr-find tests rates on a fresh model; it takes neither --resume nor --folds");
+      if (!range_ends->empty()) {
+        range->start = range_ends->at(0);
+        range->end = range_ends->at(1);
+      }
+      run_lr_find(*config, *range, *json);
+      return;
+    }
     ConsoleObserver observer(*json);
     const train::RunStart start = *resume      ? train::RunStart::Resume
                                   : *overwrite ? train::RunStart::Replace

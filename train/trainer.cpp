@@ -852,4 +852,41 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
   return result;
 }
 
+void train_at_rates(const TrainConfig& config, std::int64_t steps,
+                    const std::function<double(std::int64_t step)>& rate,
+                    const std::function<bool(const RateStep&)>& on_step) {
+  KILN_CHECK(steps >= 1, "train: the number of steps must be >= 1, got ", steps);
+  Run run = start_fresh(config);
+  // Each group's rate relative to --lr (a --head-lr head keeps its ratio), so rate(s) moves them together.
+  std::vector<double> scales;
+  for (const ParameterGroup& group : run.groups) {
+    const bool head = group.key == "head_optimizer" && config.head_learning_rate;
+    scales.push_back(head && config.learning_rate > 0 ? *config.head_learning_rate / config.learning_rate
+                                                      : 1.0);
+  }
+  layers::Module& model = *run.model;
+  std::int64_t step = 0;
+  for (std::int64_t epoch = 0; step < steps; ++epoch) {
+    model.train();
+    keep_frozen_modules_in_eval(model, run.config.freeze);
+    DeviceBatches batches(*run.train_loader, run.device);
+    batches.start_epoch(epoch);
+    bool any = false;
+    for (; step < steps; ++step) {
+      std::optional<data::Batch> batch = batches.next();
+      if (!batch) break;
+      any = true;
+      const double learning_rate = rate(step);
+      for (std::size_t g = 0; g < run.groups.size(); ++g)
+        run.groups[g].optimizer->set_learning_rate(learning_rate * scales[g]);
+      const std::vector<Tensor> results =
+          training_pass(run, {batch->images, run.multi_label ? batch->targets : batch->labels});
+      for (ParameterGroup& group : run.groups) group.optimizer->step();
+      // Read at once, not a step late as train() does: whether to take the next step depends on it.
+      if (!on_step({step, learning_rate, results[0].item()})) return;
+    }
+    KILN_CHECK(any, "train: an epoch of ", config.data.string(), " gave no batch of readable images");
+  }
+}
+
 }  // namespace kiln::train

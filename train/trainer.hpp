@@ -152,6 +152,21 @@ enum class RunStart {
 // work: an unknown --monitor, --early-stop without held-out data, an --eval-every below 1.
 TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& observer);
 
+// One optimizer step of train_at_rates: its 0-based index, the rate it ran at and its training loss.
+struct RateStep {
+  std::int64_t step;
+  double learning_rate, loss;
+};
+
+// A fresh model of `config`, trained as train() would (the same data, batches, augmentation, optimizer and
+// device) for at most `steps` optimizer steps, the rate of step s being rate(s) in place of the schedule's
+// (a --head-lr group keeps its ratio to --lr); on_step is told each step's loss as soon as it is known and
+// returns whether to go on. Nothing is written to disk: this is the loop the learning-rate range test
+// (train/lr_range_test.hpp) runs. A non-finite loss is reported like any other; stopping is on_step's call.
+void train_at_rates(const TrainConfig& config, std::int64_t steps,
+                    const std::function<double(std::int64_t step)>& rate,
+                    const std::function<bool(const RateStep&)>& on_step);
+
 // The configuration a --resume trains with: `stored` (the checkpoint's, read from `path`) with the
 // request's run folder, data folder (when given), loader threads, epochs (which may only grow),
 // early-stop patience (which may change: a larger one continues a run that stopped early) and

@@ -50,6 +50,11 @@ grep -q "^epochs      2 of 2" "$work/out" || { echo "FAIL: report summarizes the
 check "report --json" "$kiln" report "$run" --json
 grep -q '"best_epoch"' "$work/out" || { echo "FAIL: report --json has best_epoch"; failures=$((failures + 1)); }
 check_error "report on a folder that is not a run" "metrics.jsonl: cannot read" "$kiln" report "$work/no-such-run"
+check "train --lr-find" "$kiln" train "$data" --model lenet5 --batch 32 --lr-find --lr-find-steps 12 --out "$work/lrf"
+grep -q "^suggested --lr \|^no suggestion" "$work/out" || { echo "FAIL: --lr-find says what it suggests"; failures=$((failures + 1)); }
+[ -s "$work/lrf/lr_find.png" ] && [ -s "$work/lrf/lr_find.json" ] || { echo "FAIL: --lr-find writes its plot and numbers"; failures=$((failures + 1)); }
+[ ! -e "$work/lrf/last.kiln" ] || { echo "FAIL: --lr-find trains no run"; failures=$((failures + 1)); }
+check_error "--lr-find with --resume" "neither --resume nor --folds" "$kiln" train "$data" --lr-find --resume --out "$run"
 check "explain" "$kiln" explain "$run/last.kiln" "$data/test/cat/0001.jpg" --top 2 --out "$work/explained"
 [ -s "$work/explained/0001-explained.png" ] || { echo "FAIL: explain writes the sheet"; failures=$((failures + 1)); }
 [ "$(ls "$work/explained" | grep -c '^0001-[12]-.*\.png$')" -eq 2 ] || { echo "FAIL: explain writes one PNG per class"; failures=$((failures + 1)); }
