@@ -50,6 +50,7 @@ std::string rate_text(double rate) {
 }  // namespace
 
 void run_lr_find(const train::TrainConfig& config, const train::LrRangeOptions& options, bool json) {
+  train::check_range_options(options);  // before the table's header
   if (!json) {
     std::printf("lr range test: %s on %s, up to %lld steps of batch %lld, rate %s to %s (geometric)\n",
                 config.model.c_str(), config.data.string().c_str(), static_cast<long long>(options.steps),

@@ -34,6 +34,16 @@ nlohmann::json LrRangeResult::to_json() const {
   return json;
 }
 
+void check_range_options(const LrRangeOptions& options) {
+  KILN_CHECK(std::isfinite(options.start) && options.start > 0,
+             "lr range test (--lr-find-range): the start rate must be > 0, got ", options.start);
+  KILN_CHECK(std::isfinite(options.end) && options.end > options.start,
+             "lr range test (--lr-find-range): the end rate must be above the start rate (", options.start,
+             "), got ", options.end);
+  KILN_CHECK(options.steps >= 5, "lr range test (--lr-find-steps): needs at least 5 steps, got ",
+             options.steps);
+}
+
 double range_rate(const LrRangeOptions& options, std::int64_t step) {
   if (options.steps <= 1) return options.start;
   const double fraction = static_cast<double>(step) / static_cast<double>(options.steps - 1);
@@ -85,12 +95,7 @@ void choose_rates(LrRangeResult& result) {
 
 LrRangeResult lr_range_test(const TrainConfig& config, const LrRangeOptions& options,
                             const std::function<void(const LrRangePoint&, std::int64_t step)>& on_point) {
-  KILN_CHECK(std::isfinite(options.start) && options.start > 0,
-             "lr range test: the start rate must be > 0, got ", options.start);
-  KILN_CHECK(std::isfinite(options.end) && options.end > options.start,
-             "lr range test: the end rate must be above the start rate (", options.start, "), got ",
-             options.end);
-  KILN_CHECK(options.steps >= 5, "lr range test: needs at least 5 steps, got ", options.steps);
+  check_range_options(options);
   LrRangeResult result;
   const double past = smoothing_for(options.steps);
   std::vector<double> losses;

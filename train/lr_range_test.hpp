@@ -64,6 +64,10 @@ struct LrRangeResult {
   nlohmann::json to_json() const;
 };
 
+// Throws kiln::Error naming what is wrong with `options`: a start rate not above 0, an end rate not above
+// the start, fewer than 5 steps.
+void check_range_options(const LrRangeOptions& options);
+
 // The rate of step `step` of `options`: start * (end / start)^(step / (steps - 1)).
 double range_rate(const LrRangeOptions& options, std::int64_t step);
 
@@ -84,7 +88,7 @@ void choose_rates(LrRangeResult& result);
 
 // Runs the test: config as `kiln train` takes it (its --lr, --epochs and --schedule are not used).
 // `on_point` sees each point as it comes (a progress bar, JSON lines). Throws kiln::Error on bad options
-// (start <= 0, end <= start, fewer than 5 steps) and on whatever train_at_rates throws (bad data).
+// (check_range_options) and on whatever train_at_rates throws (bad data).
 LrRangeResult lr_range_test(const TrainConfig& config, const LrRangeOptions& options,
                             const std::function<void(const LrRangePoint&, std::int64_t step)>& on_point = {});
 
