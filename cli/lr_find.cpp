@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -22,7 +23,7 @@ constexpr std::int64_t kRowsShown = 20;  // the text table shows about this many
 plot::LineChart range_chart(const train::LrRangeResult& result) {
   plot::Series raw{"loss (one batch)", plot::series_color(1), {}, {}};
   plot::Series smoothed{"smoothed", plot::series_color(0), {}, {}};
-  double low = INFINITY, high = -INFINITY;
+  double low = std::numeric_limits<double>::infinity(), high = -low;
   for (const train::LrRangePoint& point : result.points) {
     const double x = std::log10(point.learning_rate);
     raw.x.push_back(x);
@@ -41,9 +42,9 @@ plot::LineChart range_chart(const train::LrRangeResult& result) {
   return chart;
 }
 
-std::string rate_text(double rate) {
+std::string short_number(double value) {  // three significant digits: 0.00231, 1e-07
   char text[32];
-  std::snprintf(text, sizeof text, "%.3g", rate);
+  std::snprintf(text, sizeof text, "%.3g", value);
   return text;
 }
 
@@ -54,8 +55,8 @@ void run_lr_find(const train::TrainConfig& config, const train::LrRangeOptions& 
   if (!json) {
     std::printf("lr range test: %s on %s, up to %lld steps of batch %lld, rate %s to %s (geometric)\n",
                 config.model.c_str(), config.data.string().c_str(), static_cast<long long>(options.steps),
-                static_cast<long long>(config.batch_size), rate_text(options.start).c_str(),
-                rate_text(options.end).c_str());
+                static_cast<long long>(config.batch_size), short_number(options.start).c_str(),
+                short_number(options.end).c_str());
     std::printf("%6s  %10s  %8s  %8s\n", "step", "rate", "loss", "smoothed");
   }
   ProgressBar bar;
@@ -70,12 +71,13 @@ void run_lr_find(const train::TrainConfig& config, const train::LrRangeOptions& 
           std::fflush(stdout);
           return;
         }
-        bar.update("lr range test", step + 1, options.steps,
-                   "rate " + rate_text(point.learning_rate) + "  loss " + rate_text(point.smoothed_loss));
+        bar.update(
+            "lr range test", step + 1, options.steps,
+            "rate " + short_number(point.learning_rate) + "  loss " + short_number(point.smoothed_loss));
         if (step % every == 0) {
           bar.clear();
           std::printf("%6lld  %10s  %8.4f  %8.4f\n", static_cast<long long>(step + 1),
-                      rate_text(point.learning_rate).c_str(), point.loss, point.smoothed_loss);
+                      short_number(point.learning_rate).c_str(), point.loss, point.smoothed_loss);
         }
       });
   bar.clear();
@@ -96,20 +98,21 @@ void run_lr_find(const train::TrainConfig& config, const train::LrRangeOptions& 
     return;
   }
   if (result.diverged) {
-    std::printf("stopped after %zu steps at rate %s: the loss diverged (smoothed, over %.0fx its lowest)\n",
-                result.points.size(),
-                rate_text(result.points.empty() ? options.start : result.points.back().learning_rate).c_str(),
-                train::kDivergence);
+    std::printf(
+        "stopped after %zu steps at rate %s: the loss diverged (smoothed, over %.0fx its lowest)\n",
+        result.points.size(),
+        short_number(result.points.empty() ? options.start : result.points.back().learning_rate).c_str(),
+        train::kDivergence);
   } else {
     std::printf(
         "reached rate %s without the loss diverging: a larger range end (--lr-find-range) would show "
         "where it does\n",
-        rate_text(options.end).c_str());
+        short_number(options.end).c_str());
   }
   if (result.steepest >= 0) {
     std::printf(
         "suggested --lr %s (the smoothed loss falls fastest there); the lowest loss's rate / 10: %s\n",
-        rate_text(result.suggested_rate()).c_str(), rate_text(result.minimum_rate_over_10()).c_str());
+        short_number(result.suggested_rate()).c_str(), short_number(result.minimum_rate_over_10()).c_str());
   } else {
     std::printf("no suggestion: the smoothed loss never fell (start the range lower, or check the data)\n");
   }
