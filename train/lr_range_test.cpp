@@ -54,16 +54,10 @@ double smoothing_for(std::int64_t steps) {
   return std::max(0.0, 1.0 - 1.0 / (kSmoothingSpan * static_cast<double>(steps)));
 }
 
-std::vector<double> smoothed_losses(const std::vector<double>& losses, double past) {
-  std::vector<double> smoothed;
-  smoothed.reserve(losses.size());
-  double average = 0.0, owed = 1.0;  // owed: past^n, the share the zero start still holds
-  for (const double loss : losses) {
-    average = past * average + (1 - past) * loss;
-    owed *= past;
-    smoothed.push_back(average / (1 - owed));
-  }
-  return smoothed;
+double LossAverage::add(double loss) {
+  average_ = past_ * average_ + (1 - past_) * loss;
+  owed_ *= past_;
+  return average_ / (1 - owed_);
 }
 
 void choose_rates(LrRangeResult& result) {
@@ -97,8 +91,7 @@ LrRangeResult lr_range_test(const TrainConfig& config, const LrRangeOptions& opt
                             const std::function<void(const LrRangePoint&, std::int64_t step)>& on_point) {
   check_range_options(options);
   LrRangeResult result;
-  const double past = smoothing_for(options.steps);
-  std::vector<double> losses;
+  LossAverage average(smoothing_for(options.steps));
   double lowest = std::numeric_limits<double>::infinity();
   train_at_rates(
       config, options.steps, [&](std::int64_t step) { return range_rate(options, step); },
@@ -107,8 +100,7 @@ LrRangeResult lr_range_test(const TrainConfig& config, const LrRangeOptions& opt
           result.diverged = true;
           return false;
         }
-        losses.push_back(step.loss);
-        const double smoothed = smoothed_losses(losses, past).back();  // again each step: n is a few hundred
+        const double smoothed = average.add(step.loss);
         result.points.push_back({step.learning_rate, step.loss, smoothed});
         if (on_point) on_point(result.points.back(), step.step);
         lowest = std::min(lowest, smoothed);

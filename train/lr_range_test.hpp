@@ -75,9 +75,17 @@ double range_rate(const LrRangeOptions& options, std::int64_t step);
 // at least 0 (0.8 for 100 steps, 0.98 for 1000).
 double smoothing_for(std::int64_t steps);
 
-// The bias-corrected moving averages of `losses` with weight `past` on the past: the first is losses[0],
-// and a constant sequence stays that constant.
-std::vector<double> smoothed_losses(const std::vector<double>& losses, double past);
+// The bias-corrected moving average of the losses added so far, with weight `past` on the past: after the
+// first loss it is that loss, and a constant sequence keeps it that constant.
+class LossAverage {
+ public:
+  explicit LossAverage(double past) : past_(past) {}
+  double add(double loss);  // adds a loss and returns the average, it included
+
+ private:
+  double past_;
+  double average_ = 0.0, owed_ = 1.0;  // owed: past^n, the share the zero start still holds
+};
 
 // Fills in steepest and minimum from points (which hold their smoothed losses). The slope at point i is
 // the difference of the smoothed loss over log10(rate) between the points as far before and after it as

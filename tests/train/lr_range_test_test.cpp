@@ -44,12 +44,12 @@ TEST_CASE("lr range test: the moving average is bias-corrected and spans a twent
   CHECK(train::smoothing_for(100) == doctest::Approx(0.8));
   CHECK(train::smoothing_for(1000) == doctest::Approx(0.98));
   CHECK(train::smoothing_for(10) == 0.0);  // a span under one step: no averaging
-  const std::vector<double> constant = train::smoothed_losses({2.5, 2.5, 2.5, 2.5}, 0.9);
-  for (const double value : constant) CHECK(value == doctest::Approx(2.5));
+  train::LossAverage constant(0.9);
+  for (int i = 0; i < 4; ++i) CHECK(constant.add(2.5) == doctest::Approx(2.5));
   // past 0.5: 3, then (0.25 * 3 + 0.5 * 6) / (1 - 0.25) = 5.
-  const std::vector<double> two = train::smoothed_losses({3.0, 6.0}, 0.5);
-  CHECK(two[0] == doctest::Approx(3.0));
-  CHECK(two[1] == doctest::Approx(5.0));
+  train::LossAverage two(0.5);
+  CHECK(two.add(3.0) == doctest::Approx(3.0));
+  CHECK(two.add(6.0) == doctest::Approx(5.0));
 }
 
 TEST_CASE("lr range test: the suggestion is the steepest fall before the minimum") {
