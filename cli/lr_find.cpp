@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli/json_lines.hpp"
 #include "cli/progress_bar.hpp"
 #include "plot/line_chart.hpp"
 #include "train/atomic_file.hpp"
@@ -67,8 +68,7 @@ void run_lr_find(const train::TrainConfig& config, const train::LrRangeOptions& 
           nlohmann::json line = point.to_json();
           line["event"] = "lr_range_step";
           line["step"] = step;
-          std::printf("%s\n", line.dump().c_str());
-          std::fflush(stdout);
+          print_json_line(line);
           return;
         }
         bar.update(
@@ -86,15 +86,13 @@ void run_lr_find(const train::TrainConfig& config, const train::LrRangeOptions& 
   const std::filesystem::path picture = config.run_dir / "lr_find.png";
   const std::filesystem::path numbers = config.run_dir / "lr_find.json";
   const nlohmann::json summary = result.to_json();
-  const std::string text = summary.dump(1) + "\n";
-  train::write_file_atomically(numbers, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()},
-                               "lr range test");
+  train::write_file_atomically(numbers, summary.dump(1) + "\n", "lr range test");
   if (!result.points.empty()) train::save_png(plot::draw(range_chart(result)), picture);
   if (json) {
     nlohmann::json line = summary;
     line.erase("points");  // one line per step came before
     line["files"] = {picture.string(), numbers.string()};
-    std::printf("%s\n", line.dump().c_str());
+    print_json_line(line);
     return;
   }
   if (result.diverged) {

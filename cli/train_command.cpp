@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/json_lines.hpp"
 #include "cli/lr_find.hpp"
 #include "cli/progress_bar.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
@@ -153,11 +154,6 @@ void print_fine_tune_settings(const nlohmann::json& plan) {
   if (!fine_tune.at("head_learning_rate").is_null()) {
     std::printf("head learning rate: %g for '%s'\n", fine_tune.at("head_learning_rate").get<double>(), head.c_str());
   }
-}
-
-void print_json_line(const nlohmann::json& line) {
-  std::printf("%s\n", line.dump().c_str());
-  std::fflush(stdout);  // a script reading the pipe sees each line as it happens
 }
 
 // Prints the run as it goes: a progress bar while an epoch runs, one line per epoch (or a JSON line

@@ -88,4 +88,8 @@ void write_file_atomically(const std::filesystem::path& path, std::span<const st
   if (!sync_folder(folder)) fail_step(path, what, "syncing the folder " + folder.string());
 }
 
+void write_file_atomically(const std::filesystem::path& path, std::string_view text, std::string_view what) {
+  write_file_atomically(path, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()}, what);
+}
+
 }  // namespace kiln::train

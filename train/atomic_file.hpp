@@ -25,4 +25,7 @@ namespace kiln::train {
 void write_file_atomically(const std::filesystem::path& path, std::span<const std::uint8_t> bytes,
                            std::string_view what = "file");
 
+// The same for text (a JSON file): its bytes as they are.
+void write_file_atomically(const std::filesystem::path& path, std::string_view text, std::string_view what);
+
 }  // namespace kiln::train

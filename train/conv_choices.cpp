@@ -128,9 +128,7 @@ std::size_t replay_conv_choices(const std::filesystem::path& file, int device) {
 }
 
 void write_conv_choices(const std::filesystem::path& run_dir) {
-  const std::string text = conv_choices_json().dump(2) + "\n";
-  const auto* bytes = reinterpret_cast<const std::uint8_t*>(text.data());
-  write_file_atomically(run_dir / kConvChoicesFile, {bytes, text.size()}, "file");
+  write_file_atomically(run_dir / kConvChoicesFile, conv_choices_json().dump(2) + "\n", "file");
 }
 
 }  // namespace kiln::train

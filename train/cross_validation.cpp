@@ -202,9 +202,7 @@ CrossValidationSummary cross_validate(const TrainConfig& requested, RunStart sta
   }
   const CrossValidationSummary summary = summarize_folds(
       std::move(scores), config.early_stop_patience > 0 ? "best epoch by " + config.monitor : "last epoch");
-  const std::string text = summary.to_json().dump(2) + "\n";
-  write_file_atomically(config.run_dir / kFoldsSummaryFile,
-                        std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()),
+  write_file_atomically(config.run_dir / kFoldsSummaryFile, summary.to_json().dump(2) + "\n",
                         "cross-validation summary");
   return summary;
 }
