@@ -92,6 +92,7 @@ struct ParameterGroup {
   std::string key;
   std::unique_ptr<optim::Optimizer> optimizer;
   std::unique_ptr<optim::Schedule> schedule;
+  double learning_rate;  // the group's peak rate, the schedule's: --lr, or --head-lr for the head
 };
 
 // Everything a run needs, built from the configuration (fresh) or from a checkpoint (resume).
@@ -322,8 +323,8 @@ void prepare_optimizers(Run& run) {
   const std::int64_t steps = steps_per_epoch(run);
   const auto add_group = [&](std::string key, const TrainConfig& rates, std::vector<NamedTensor> parameters) {
     if (parameters.empty()) return;
-    run.groups.push_back(
-        {std::move(key), make_optimizer(rates, std::move(parameters)), make_schedule(rates, steps)});
+    run.groups.push_back({std::move(key), make_optimizer(rates, std::move(parameters)),
+                          make_schedule(rates, steps), rates.learning_rate});
   };
   if (!config.head_learning_rate) {
     std::vector<NamedTensor> all = std::move(trainable.body);
@@ -584,6 +585,11 @@ void evaluate_multi_label_epoch(Run& run, EpochSummary& summary) {
   summary.thresholds = run.thresholds;
 }
 
+// A training step's inputs from a batch: the images, and the labels (multi-label: the target vectors).
+std::vector<Tensor> step_inputs(const Run& run, const data::Batch& batch) {
+  return {batch.images, run.multi_label ? batch.targets : batch.labels};
+}
+
 // A step's pass, everything of it but the optimizers' update (what train/graphed_step.hpp can capture):
 // forward, the loss, backward, clipping, and (single-label) the batch's correct predictions.
 //   inputs: images and labels (single-label) or images and targets (multi-label);
@@ -654,7 +660,7 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, Training
     learning_rate = run.groups.front().schedule->learning_rate(epoch * steps + step);
     for (ParameterGroup& group : run.groups) group.optimizer->set_learning_rate(group.schedule->learning_rate(epoch * steps + step));
 
-    const std::vector<Tensor> inputs{batch->images, run.multi_label ? batch->targets : batch->labels};
+    const std::vector<Tensor> inputs = step_inputs(run, *batch);
     // A graph's outputs are overwritten by its next launch: the loss's copy and the count below are queued
     // before it.
     const std::vector<Tensor> results =
@@ -857,13 +863,6 @@ void train_at_rates(const TrainConfig& config, std::int64_t steps,
                     const std::function<bool(const RateStep&)>& on_step) {
   KILN_CHECK(steps >= 1, "train: the number of steps must be >= 1, got ", steps);
   Run run = start_fresh(config);
-  // Each group's rate relative to --lr (a --head-lr head keeps its ratio), so rate(s) moves them together.
-  std::vector<double> scales;
-  for (const ParameterGroup& group : run.groups) {
-    const bool head = group.key == "head_optimizer" && config.head_learning_rate;
-    scales.push_back(head && config.learning_rate > 0 ? *config.head_learning_rate / config.learning_rate
-                                                      : 1.0);
-  }
   layers::Module& model = *run.model;
   std::int64_t step = 0;
   for (std::int64_t epoch = 0; step < steps; ++epoch) {
@@ -877,10 +876,12 @@ void train_at_rates(const TrainConfig& config, std::int64_t steps,
       if (!batch) break;
       any = true;
       const double learning_rate = rate(step);
-      for (std::size_t g = 0; g < run.groups.size(); ++g)
-        run.groups[g].optimizer->set_learning_rate(learning_rate * scales[g]);
-      const std::vector<Tensor> results =
-          training_pass(run, {batch->images, run.multi_label ? batch->targets : batch->labels});
+      // Each group at its own peak rate's share of --lr (a --head-lr head keeps its ratio).
+      for (ParameterGroup& group : run.groups) {
+        const double scale = config.learning_rate > 0 ? group.learning_rate / config.learning_rate : 1.0;
+        group.optimizer->set_learning_rate(learning_rate * scale);
+      }
+      const std::vector<Tensor> results = training_pass(run, step_inputs(run, *batch));
       for (ParameterGroup& group : run.groups) group.optimizer->step();
       // Read at once, not a step late as train() does: whether to take the next step depends on it.
       if (!on_step({step, learning_rate, results[0].item()})) return;
