@@ -37,6 +37,8 @@ class RunEta {
 
  private:
   double remaining_after(std::int64_t epoch, double training_pass) const;
+  double mean_training() const;    // needs trainings_ > 0
+  double mean_evaluation() const;  // 0 before any evaluation was timed
 
   std::int64_t epochs_, eval_every_;
   double training_seconds_ = 0.0, evaluation_seconds_ = 0.0;  // totals of what was timed
