@@ -234,16 +234,19 @@ class ConsoleObserver final : public train::CrossValidationObserver {
         std::printf("  |  eval loss %.4f acc %5.1f%% macro-recall %5.1f%%", s.validation->loss,
                     100.0 * s.validation->accuracy, 100.0 * s.validation->macro_recall);
       }
-      std::printf("  |  lr %.4g  %.0f img/s  %s%s%s\n", s.learning_rate, s.images_per_second,
-                  format_duration(s.seconds).c_str(), run_left(s).c_str(),
-                  s.improved && keeps_best_ ? "  -> best.kiln" : "");
+      print_epoch_end(s);
     }
     std::fflush(stdout);
   }
 
-  // "  run ETA 1:02:03" while epochs remain, for the end of an epoch's line.
-  static std::string run_left(const train::EpochSummary& s) {
-    return s.epoch + 1 < s.epochs ? "  run ETA " + format_duration(s.run_seconds_left) : std::string();
+  // The end of an epoch's line, single- or multi-label: the rate, the speed, the pass's time, the run's time
+  // left while epochs remain ("  run ETA 1:02:03"), and whether best.kiln now holds this epoch.
+  void print_epoch_end(const train::EpochSummary& s) const {
+    const std::string run_left =
+        s.epoch + 1 < s.epochs ? "  run ETA " + format_duration(s.run_seconds_left) : std::string();
+    std::printf("  |  lr %.4g  %.0f img/s  %s%s%s\n", s.learning_rate, s.images_per_second,
+                format_duration(s.seconds).c_str(), run_left.c_str(),
+                s.improved && keeps_best_ ? "  -> best.kiln" : "");
   }
 
   // A multi-label epoch: the train loss, and the held-out loss, mAP, macro F1 and exact match.
@@ -258,9 +261,7 @@ class ConsoleObserver final : public train::CrossValidationObserver {
       std::printf("  |  eval loss %.4f mAP %s macro-F1 %.3f exact %5.1f%%", report.loss, map, report.macro_f1,
                   100.0 * report.exact_match);
     }
-    std::printf("  |  lr %.4g  %.0f img/s  %s%s%s\n", s.learning_rate, s.images_per_second,
-                format_duration(s.seconds).c_str(), run_left(s).c_str(),
-                s.improved && keeps_best_ ? "  -> best.kiln" : "");
+    print_epoch_end(s);
   }
 
   void on_early_stop(const train::EarlyStop& stop) override {
