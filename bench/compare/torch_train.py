@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
+from torch_cpu import resnet  # the network kiln builds, shared with the speed comparisons
 
 
 def load_split(root):
@@ -47,52 +48,14 @@ def load_split(root):
     return np.stack(images), np.asarray(labels, dtype=np.int64), classes
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, in_channels, out_channels, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.stride = stride
-        self.extra_channels = out_channels - in_channels
-
-    def shortcut(self, x):
-        if self.stride == 1 and self.extra_channels == 0:
-            return x
-        x = x[:, :, :: self.stride, :: self.stride]
-        half = self.extra_channels // 2
-        return F.pad(x, (0, 0, 0, 0, half, self.extra_channels - half))
-
-    def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return F.relu(y + self.shortcut(x))
-
-
-class CifarResNet(nn.Module):
-    def __init__(self, depth, classes):
-        super().__init__()
-        assert (depth - 2) % 6 == 0
-        n = (depth - 2) // 6
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        blocks, channels = [], 16
-        for stage in range(3):
-            for block in range(n):
-                stride = 2 if stage > 0 and block == 0 else 1
-                blocks.append(BasicBlock(channels, 16 << stage, stride))
-                channels = 16 << stage
-        self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(channels, classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.blocks(x)
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+def cifar_resnet(depth, classes):
+    """torch_cpu.py's ResNet (kiln's models/resnet.cpp, option-A shortcuts) with kiln's initialization:
+    Kaiming-normal (fan-in) convolutions, PyTorch's default linear layer."""
+    model = resnet(depth=depth, classes=classes)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+    return model
 
 
 def augment(images, padding, fill, generator):
@@ -164,7 +127,7 @@ def main():
           f" in {time.time() - started:.1f} s", file=sys.stderr)
     fill = mean if args.crop_fill == "mean" else np.zeros(3, dtype=np.float32)
 
-    model = CifarResNet(depth, len(classes))
+    model = cifar_resnet(depth, len(classes))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                                 weight_decay=args.weight_decay)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
