@@ -2,7 +2,7 @@
 # Compares kiln's training throughput and peak memory on the GPU with PyTorch eager's, in one run.
 #
 #   bash scripts/compare-gpu.sh [--batch 128] [--steps 50] [--warmup 10] [--precision fp32|bf16|both]
-#                               [--json FILE] [--build-dir build] [--quick]
+#                               [--json FILE] [--build-dir build] [--no-build] [--quick]
 #
 #   --batch N        images per training step                                          default 128
 #   --steps N        timed steps per round; the median round is reported               default 50
@@ -14,6 +14,8 @@
 #   --models LIST    comma-separated                                                   default resnet20,resnet56
 #   --json FILE      also write the merged results (and each program's raw report) to FILE
 #   --build-dir D    where to build (Release)                                          default build
+#   --no-build       use the compare_kiln_gpu already in the build folder (scripts/device-check.sh
+#                    builds it, or unpacks a prebuilt one)
 #   --timeout S      stop any one program after S seconds (0: never); its cells stay
 #                    blank and the script fails                                        default 0
 #   --quick          --warmup 3 --steps 10 --rounds 3 --budget 10 (later options still win)
@@ -34,7 +36,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 batch=128 steps=50 warmup=10 rounds=5 budget=30 precision=both models=resnet20,resnet56
-json_out="" build_dir=build timeout_s=0
+json_out="" build_dir=build timeout_s=0 build=yes
 while (($#)); do
   if [[ "$1" == -h || "$1" == --help ]]; then
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
@@ -42,6 +44,11 @@ while (($#)); do
   fi
   if [[ "$1" == --quick ]]; then
     warmup=3 steps=10 rounds=3 budget=10
+    shift
+    continue
+  fi
+  if [[ "$1" == --no-build ]]; then
+    build=no
     shift
     continue
   fi
@@ -100,7 +107,14 @@ fi
 # others, and the script fails.
 failed=()
 kiln_built=no
-if ! configure_log="$("${configure[@]}" 2>&1)"; then
+if [ "$build" = no ]; then
+  if [ -x "$build_dir/compare_kiln_gpu" ]; then
+    kiln_built=yes
+  else
+    echo "compare-gpu.sh: --no-build, and there is no $build_dir/compare_kiln_gpu" >&2
+    failed+=("kiln (not built)")
+  fi
+elif ! configure_log="$("${configure[@]}" 2>&1)"; then
   echo "$configure_log" >&2
   failed+=("kiln configure")
 elif ! grep -q "kiln: CUDA backend on" <<<"$configure_log"; then
@@ -121,12 +135,16 @@ run_limited() {  # a program under --timeout, when one is set
 options=(--batch "$batch" --warmup "$warmup" --steps "$steps" --rounds "$rounds" --budget "$budget"
   --precision "$precision")
 kiln_reports=()
+# KILN_LIBRARY_PATH, where set, is the library path for kiln's program alone (scripts/device-check.sh: the
+# toolkit kiln was compiled with), so that PyTorch keeps loading its own libraries.
+kiln_env=()
+[ -z "${KILN_LIBRARY_PATH:-}" ] || kiln_env=(env "LD_LIBRARY_PATH=$KILN_LIBRARY_PATH")
 IFS=, read -r -a model_list <<<"$models"
 for model in "${model_list[@]}"; do
   [ "$kiln_built" = yes ] || break
   echo "== kiln $model (batch $batch) =="
   report="$reports/kiln-$model.json"
-  run_limited "$build_dir/compare_kiln_gpu" --model "$model" "${options[@]}" >"$report" ||
+  run_limited "${kiln_env[@]}" "$build_dir/compare_kiln_gpu" --model "$model" "${options[@]}" >"$report" ||
     failed+=("kiln $model")
   kiln_reports+=("$report")
 done

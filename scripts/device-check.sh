@@ -3,30 +3,44 @@
 # and the GPU comparison with PyTorch, and leaves every log under $OUT.
 #
 #   here:  bash scripts/device-deps.sh      (once: copies the build's Debian packages into device-deps/)
-#   there: bash scripts/device-check.sh     (device tool, carry: device-deps; timeout_s about 570)
+#          bash scripts/device-prebuild.sh  (optional: builds the programs here, into device-prebuilt/)
+#          a pack to train on, optional:    ./build/kiln pack DIR packs/device-check.kpack (DIR with
+#                                           train/ and test/, about 25 MiB at most: the tree travels whole)
+#   there: bash scripts/device-check.sh     (device tool, carry: device-deps, device-prebuilt and
+#                                            packs/device-check.kpack where made; timeout_s about 570)
 #
 # Stages, each timestamped, each run even when an earlier one failed (a stage that needs a missing
 # program is marked failed); the end lists which failed and the script exits non-zero if any did:
 #   gpu        nvidia-smi                                                          -> $OUT/build.log (top)
+#   prebuilt   where device-prebuilt/ was carried: its programs, unpacked into the
+#              build folder and used if they load here (then no configure, build
+#              or ctest)                                                           -> $OUT/build.log
 #   configure  Release, the CUDA backend (checked), ninja where present            -> $OUT/build.log
 #   build      kiln_tests, compare_kiln_gpu, kiln and the ladder benchmarks
 #              (gemm_ladder, conv2d_ladder where cuDNN is found) on every core,
 #              keeping going past errors                                           -> $OUT/build.log
 #   tests      ./build-device/kiln_tests -tc='cuda:*'                              -> $OUT/tests.log
-#   ctest      the CTest entries whose names start with "cuda:", 8 at a time        -> $OUT/ctest.log
+#   ctest      the CTest entries whose names start with "cuda:", 8 at a time        -> $OUT/tests.log
 #   ladder     scripts/ladder-bench.sh --quick (or $DEVICE_CHECK_LADDER_ARGS): the
 #              kernel ladders against cuBLAS and cuDNN                              -> $OUT/ladder.log,
 #                                                                                     $OUT/ladder.json
 #   compare    scripts/compare-gpu.sh --quick (or $DEVICE_CHECK_COMPARE_ARGS)       -> $OUT/compare.log,
 #                                                                                     $OUT/compare.json
+#   train      where packs/device-check.kpack was carried: kiln train on it, ResNet-20
+#              on the GPU with CUDA graphs, 8 epochs (or $DEVICE_CHECK_TRAIN_ARGS),
+#              --json lines, the whole loop with the data pipeline                  -> $OUT/train.log
 # and $OUT/stages.log, the timestamps and results. Eight files, the most the device tool returns (so the
-# nvidia-smi output opens build.log rather than having a file of its own).
+# nvidia-smi output opens build.log rather than having a file of its own, and ctest's output follows the
+# tests' in tests.log).
 #
 # Time: the whole must end inside the device call's limit, so each stage runs under `timeout`, capped
-# (configure 90 s, build 300 s, tests 100 s, ctest 60 s, ladder 120 s, compare 150 s) and never past
-# DEVICE_CHECK_BUDGET_S (default 480 s) from the start; a stage that would get less than 20 s is skipped
-# and counts as failed.
-# Override the caps with DEVICE_CHECK_{CONFIGURE,BUILD,TESTS,CTEST,LADDER,COMPARE}_S.
+# (configure 90 s, build 300 s, tests 100 s, ctest 60 s, compare 150 s, ladder 120 s, train 150 s) and never
+# past DEVICE_CHECK_BUDGET_S (default 480 s) from the start; a stage that would get less than 20 s is
+# skipped and counts as failed.
+# Override the caps with DEVICE_CHECK_{CONFIGURE,BUILD,TESTS,CTEST,LADDER,COMPARE,TRAIN}_S.
+#
+# Libraries: the CUDA toolkit's lib64 and the lib folders of PyTorch's nvidia-* wheels go on
+# LD_LIBRARY_PATH, and where the toolkit has no cuDNN, CUDNN_ROOT points the build at the wheel's.
 #
 # Without $OUT (a run by hand) the logs go to out/device-check/.
 set -uo pipefail  # no -e: a failed stage is recorded and the next one runs
@@ -34,11 +48,14 @@ cd "$(dirname "$0")/.." || exit 1
 
 out="${OUT:-out/device-check}"
 mkdir -p "$out"
-rm -f "$out"/{stages,gpu,build,tests,ctest,ladder,compare}.log "$out"/{ladder,compare}.json  # a rerun starts clean
+rm -f "$out"/{stages,gpu,build,tests,ctest,ladder,compare,train}.log "$out"/{ladder,compare}.json  # a rerun starts clean
 build_dir=build-device
 budget_s="${DEVICE_CHECK_BUDGET_S:-480}"
 compare_args="${DEVICE_CHECK_COMPARE_ARGS:---quick}"
 ladder_args="${DEVICE_CHECK_LADDER_ARGS:---quick}"
+train_pack=packs/device-check.kpack
+train_args="${DEVICE_CHECK_TRAIN_ARGS:---model resnet20 --epochs 8 --cuda-graphs}"
+programs=(kiln_tests compare_kiln_gpu kiln gemm_ladder conv2d_ladder)
 start_s=$SECONDS
 failed=()
 
@@ -85,7 +102,6 @@ else
   failed+=(gpu)
 fi
 
-# ---- build ---------------------------------------------------------------------------------------------
 {
   echo "== tools"
   cmake --version | head -1
@@ -94,50 +110,95 @@ fi
   "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" --version | tail -2
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 } >>"$build_log" 2>&1
-# CMakeLists.txt looks for nvcc in /usr/local/cuda; elsewhere on PATH, CUDACXX names it.
-if [ ! -x /usr/local/cuda/bin/nvcc ] && [ -z "${CUDACXX:-}" ] && command -v nvcc >/dev/null; then
-  CUDACXX="$(command -v nvcc)"
-  export CUDACXX
+
+# ---- libraries -----------------------------------------------------------------------------------------
+# kiln's programs run with the toolkit's lib64 first on the library path (they were compiled against it), then
+# the lib folders of PyTorch's nvidia-* wheels (cuDNN, where the toolkit has none). Only kiln's programs:
+# PyTorch keeps its own libraries, which a path set for the whole script would override.
+nvcc_path="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)"
+cuda_home="$(dirname "$(dirname "$(readlink -f "$nvcc_path")")")"
+wheel_libs="$(python3 -c 'import glob, os, nvidia
+print(":".join(sorted(d for p in nvidia.__path__ for d in glob.glob(os.path.join(p, "*", "lib")))))' 2>/dev/null)"
+kiln_env=(env "LD_LIBRARY_PATH=$cuda_home/lib64${wheel_libs:+:$wheel_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+if [ ! -f "$cuda_home/include/cudnn.h" ] && [ -z "${CUDNN_ROOT:-}" ]; then
+  CUDNN_ROOT="$(python3 -c 'import nvidia.cudnn as m; print(m.__path__[0])' 2>/dev/null)" && export CUDNN_ROOT
 fi
-# CMake 4 refuses package files that ask for policies older than 3.5; this lets them load (CMake 3 ignores it).
-export CMAKE_POLICY_VERSION_MINIMUM=3.5
-configure=(cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_EXAMPLES=OFF)
-if [ ! -f "$build_dir/CMakeCache.txt" ]; then  # a rerun on the same machine keeps its configuration
-  if command -v ninja >/dev/null; then configure+=(-G Ninja); fi
-  # Where kiln's Debian packages are missing (the GPU machine), the copies scripts/device-deps.sh made.
-  if [ -f device-deps/deps.cmake ]; then configure+=(-C device-deps/deps.cmake); fi
+echo "== libraries for kiln's programs: ${kiln_env[*]:1} CUDNN_ROOT=${CUDNN_ROOT:-}" >>"$build_log"
+
+# ---- prebuilt programs (scripts/device-prebuild.sh) ------------------------------------------------------
+prebuilt=no
+if [ -f device-prebuilt/programs.tar.xz ]; then
+  {
+    echo "== prebuilt programs, built from $(cat device-prebuilt/commit 2>/dev/null)"
+    mkdir -p "$build_dir" && tar -xJf device-prebuilt/programs.tar.xz -C "$build_dir"
+    # The tests read assets/ through the path they were compiled with: here, a link to this checkout.
+    source_dir="$(cat device-prebuilt/source-dir)"
+    [ -e "$source_dir" ] || { mkdir -p "$(dirname "$source_dir")" && ln -s "$PWD" "$source_dir"; }
+  } >>"$build_log" 2>&1
+  # Every library each program needs is found ("=> not found" otherwise), and the tests start.
+  libraries="$(for program in "${programs[@]}"; do echo "$program:" && "${kiln_env[@]}" ldd "$build_dir/$program"; done 2>&1)"
+  echo "$libraries" >>"$build_log"
+  if ! grep -q "=> not found" <<<"$libraries" &&
+    "${kiln_env[@]}" "$build_dir/kiln_tests" -ltc -tc='cuda: *' >/dev/null 2>>"$build_log"; then
+    prebuilt=yes
+    log "prebuilt: ok (the programs built from $(cat device-prebuilt/commit) load here: no build)"
+  else
+    log "prebuilt: the carried programs do not load here (see build.log): building them"
+    (cd "$build_dir" && rm -f "${programs[@]}")
+  fi
 fi
-echo "== configure: ${configure[*]}" >>"$build_log"
-stage configure "${DEVICE_CHECK_CONFIGURE_S:-90}" "$build_log" "${configure[@]}"
-if ! grep -q "kiln: CUDA backend on" "$build_log"; then
-  log "configure: FAILED (no CUDA backend: $(grep -m1 "kiln: " "$build_log"))"
-  failed+=(cuda-backend)
-fi
-# Keep going past a file that fails: the other targets (the comparison, the tests) still get built.
-keep_going=(-k)
-if grep -q "^CMAKE_GENERATOR:INTERNAL=Ninja" "$build_dir/CMakeCache.txt" 2>/dev/null; then keep_going=(-k 0); fi
-# The ladder benchmarks the configure step says it set up ("kiln: ladder benchmarks: gemm_ladder conv2d_ladder
-# (...)"): naming a target that does not exist would stop the whole build.
-read -r -a ladder_targets <<<"$(sed -n 's/^-- kiln: ladder benchmarks: \([a-z0-9_ ]*\).*/\1/p' "$build_log" | tail -1)"
-echo "== build" >>"$build_log"
-stage build "${DEVICE_CHECK_BUILD_S:-300}" "$build_log" \
-  cmake --build "$build_dir" -j"$(nproc)" --target kiln_tests compare_kiln_gpu kiln \
-  ${ladder_targets[@]+"${ladder_targets[@]}"} -- "${keep_going[@]}"
-grep -E "error|FAILED:" "$build_log" | head -40
+
+# ---- build ---------------------------------------------------------------------------------------------
+# Configures and builds the programs in the build folder (where no prebuilt ones load).
+build_programs() {
+  # CMakeLists.txt looks for nvcc in /usr/local/cuda; elsewhere on PATH, CUDACXX names it.
+  if [ ! -x /usr/local/cuda/bin/nvcc ] && [ -z "${CUDACXX:-}" ] && command -v nvcc >/dev/null; then
+    CUDACXX="$(command -v nvcc)"
+    export CUDACXX
+  fi
+  # CMake 4 refuses package files that ask for policies older than 3.5; this lets them load (CMake 3 ignores it).
+  export CMAKE_POLICY_VERSION_MINIMUM=3.5
+  configure=(cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_EXAMPLES=OFF)
+  if [ ! -f "$build_dir/CMakeCache.txt" ]; then  # a rerun on the same machine keeps its configuration
+    if command -v ninja >/dev/null; then configure+=(-G Ninja); fi
+    # Where kiln's Debian packages are missing (the GPU machine), the copies scripts/device-deps.sh made.
+    if [ -f device-deps/deps.cmake ]; then configure+=(-C device-deps/deps.cmake); fi
+  fi
+  echo "== configure: ${configure[*]}" >>"$build_log"
+  stage configure "${DEVICE_CHECK_CONFIGURE_S:-90}" "$build_log" "${configure[@]}"
+  if ! grep -q "kiln: CUDA backend on" "$build_log"; then
+    log "configure: FAILED (no CUDA backend: $(grep -m1 "kiln: " "$build_log"))"
+    failed+=(cuda-backend)
+  fi
+  # Keep going past a file that fails: the other targets (the comparison, the tests) still get built.
+  keep_going=(-k)
+  if grep -q "^CMAKE_GENERATOR:INTERNAL=Ninja" "$build_dir/CMakeCache.txt" 2>/dev/null; then keep_going=(-k 0); fi
+  # The ladder benchmarks the configure step says it set up ("kiln: ladder benchmarks: gemm_ladder conv2d_ladder
+  # (...)"): naming a target that does not exist would stop the whole build.
+  read -r -a ladder_targets <<<"$(sed -n 's/^-- kiln: ladder benchmarks: \([a-z0-9_ ]*\).*/\1/p' "$build_log" | tail -1)"
+  echo "== build" >>"$build_log"
+  stage build "${DEVICE_CHECK_BUILD_S:-300}" "$build_log" \
+    cmake --build "$build_dir" -j"$(nproc)" --target kiln_tests compare_kiln_gpu kiln \
+    ${ladder_targets[@]+"${ladder_targets[@]}"} -- "${keep_going[@]}"
+  grep -E "error|FAILED:" "$build_log" | head -40
+}
+[ "$prebuilt" = yes ] || build_programs
 
 # ---- CUDA tests ----------------------------------------------------------------------------------------
 tests_log="$out/tests.log"
 if [ -x "$build_dir/kiln_tests" ]; then
-  stage tests "${DEVICE_CHECK_TESTS_S:-100}" "$tests_log" "$build_dir/kiln_tests" -tc='cuda:*' --duration=true
+  stage tests "${DEVICE_CHECK_TESTS_S:-100}" "$tests_log" "${kiln_env[@]}" "$build_dir/kiln_tests" -tc='cuda:*' --duration=true
   grep -E "^\[doctest\] (test cases|assertions|Status)" "$tests_log" 2>/dev/null
 else
   log "tests: FAILED (no $build_dir/kiln_tests: see build.log)"
   failed+=(tests)
 fi
-ctest_log="$out/ctest.log"
-if [ -x "$build_dir/kiln_tests" ]; then
+ctest_log="$out/tests.log"
+if [ "$prebuilt" = yes ]; then
+  log "ctest: not run (prebuilt programs: no CTest files; the tests stage ran every 'cuda:' case)"
+elif [ -x "$build_dir/kiln_tests" ]; then
   stage ctest "${DEVICE_CHECK_CTEST_S:-60}" "$ctest_log" \
-    ctest --test-dir "$build_dir" -R '^cuda:' -j 8 --timeout 50 --output-on-failure
+    "${kiln_env[@]}" ctest --test-dir "$build_dir" -R '^cuda:' -j 8 --timeout 50 --output-on-failure
   grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)|\(SEGFAULT\)|\(Subprocess aborted\)|CMake Error|Errors while" \
     "$ctest_log" 2>/dev/null
 else
@@ -150,7 +211,7 @@ ladder_log="$out/ladder.log"
 if [ -x "$build_dir/gemm_ladder" ] || [ -x "$build_dir/conv2d_ladder" ]; then
   # shellcheck disable=SC2086  # DEVICE_CHECK_LADDER_ARGS is a list of options, split on purpose
   stage ladder "${DEVICE_CHECK_LADDER_S:-120}" "$ladder_log" \
-    bash scripts/ladder-bench.sh --no-build --build-dir "$build_dir" --json "$out/ladder.json" $ladder_args
+    "${kiln_env[@]}" bash scripts/ladder-bench.sh --no-build --build-dir "$build_dir" --json "$out/ladder.json" $ladder_args
   # The GEMM rows and the convolution summary, where the reply's output tail shows them.
   grep -E "^(gemm_ladder:|measured peaks|[0-9]+x[0-9]+x[0-9]+ )" "$ladder_log" 2>/dev/null | head -30
   sed -n '/^summary:/,$p' "$ladder_log" 2>/dev/null
@@ -163,9 +224,22 @@ fi
 compare_log="$out/compare.log"
 # shellcheck disable=SC2086  # DEVICE_CHECK_COMPARE_ARGS is a list of options, split on purpose
 stage compare "${DEVICE_CHECK_COMPARE_S:-150}" "$compare_log" \
-  bash scripts/compare-gpu.sh --build-dir "$build_dir" --json "$out/compare.json" --timeout 60 $compare_args
+  env "KILN_LIBRARY_PATH=${kiln_env[1]#LD_LIBRARY_PATH=}" bash scripts/compare-gpu.sh --build-dir "$build_dir" --no-build --json "$out/compare.json" --timeout 60 $compare_args
 # The table, where the reply's output tail shows it.
 sed -n '/^GPU comparison:/,$p' "$compare_log" 2>/dev/null
+
+# ---- the whole training loop on real images ------------------------------------------------------------
+if [ -f "$train_pack" ]; then
+  if [ -x "$build_dir/kiln" ]; then
+    # shellcheck disable=SC2086  # DEVICE_CHECK_TRAIN_ARGS is a list of options, split on purpose
+    stage train "${DEVICE_CHECK_TRAIN_S:-150}" "$out/train.log" "${kiln_env[@]}" "$build_dir/kiln" train "$train_pack" \
+      --device cuda --loader-threads "$(($(nproc) - 2))" --out runs/device-check --overwrite --json $train_args
+    grep '"event"' "$out/train.log" 2>/dev/null | tail -4  # the last epochs and the end
+  else
+    log "train: FAILED (no $build_dir/kiln)"
+    failed+=(train)
+  fi
+fi
 
 # ---- summary -------------------------------------------------------------------------------------------
 echo
