@@ -111,41 +111,15 @@ fi
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 } >>"$build_log" 2>&1
 
-# ---- libraries -----------------------------------------------------------------------------------------
-# kiln's programs run with the toolkit's lib64 first on the library path (they were compiled against it), then
-# the lib folders of PyTorch's nvidia-* wheels (cuDNN, where the toolkit has none). Only kiln's programs:
-# PyTorch keeps its own libraries, which a path set for the whole script would override.
-nvcc_path="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)"
-cuda_home="$(dirname "$(dirname "$(readlink -f "$nvcc_path")")")"
-wheel_libs="$(python3 -c 'import glob, os, nvidia
-print(":".join(sorted(d for p in nvidia.__path__ for d in glob.glob(os.path.join(p, "*", "lib")))))' 2>/dev/null)"
-kiln_env=(env "LD_LIBRARY_PATH=$cuda_home/lib64${wheel_libs:+:$wheel_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
-if [ ! -f "$cuda_home/include/cudnn.h" ] && [ -z "${CUDNN_ROOT:-}" ]; then
-  CUDNN_ROOT="$(python3 -c 'import nvidia.cudnn as m; print(m.__path__[0])' 2>/dev/null)" && export CUDNN_ROOT
-fi
-echo "== libraries for kiln's programs: ${kiln_env[*]:1} CUDNN_ROOT=${CUDNN_ROOT:-}" >>"$build_log"
-
-# ---- prebuilt programs (scripts/device-prebuild.sh) ------------------------------------------------------
+# ---- libraries and prebuilt programs (scripts/device-programs.sh, scripts/device-prebuild.sh) -------------
+source scripts/device-programs.sh
+kiln_library_env "$build_log"
 prebuilt=no
-if [ -f device-prebuilt/programs.tar.xz ]; then
-  {
-    echo "== prebuilt programs, built from $(cat device-prebuilt/commit 2>/dev/null)"
-    mkdir -p "$build_dir" && tar -xJf device-prebuilt/programs.tar.xz -C "$build_dir"
-    # The tests read assets/ through the path they were compiled with: here, a link to this checkout.
-    source_dir="$(cat device-prebuilt/source-dir)"
-    [ -e "$source_dir" ] || { mkdir -p "$(dirname "$source_dir")" && ln -s "$PWD" "$source_dir"; }
-  } >>"$build_log" 2>&1
-  # Every library each program needs is found ("=> not found" otherwise), and the tests start.
-  libraries="$(for program in "${programs[@]}"; do echo "$program:" && "${kiln_env[@]}" ldd "$build_dir/$program"; done 2>&1)"
-  echo "$libraries" >>"$build_log"
-  if ! grep -q "=> not found" <<<"$libraries" &&
-    "${kiln_env[@]}" "$build_dir/kiln_tests" -ltc -tc='cuda: *' >/dev/null 2>>"$build_log"; then
-    prebuilt=yes
-    log "prebuilt: ok (the programs built from $(cat device-prebuilt/commit) load here: no build)"
-  else
-    log "prebuilt: the carried programs do not load here (see build.log): building them"
-    (cd "$build_dir" && rm -f "${programs[@]}")
-  fi
+if unpack_prebuilt "$build_dir" "$build_log" "${programs[@]}"; then
+  prebuilt=yes
+  log "prebuilt: ok (the programs built from $(cat device-prebuilt/commit) load here: no build)"
+elif [ -f device-prebuilt/programs.tar.xz ]; then
+  log "prebuilt: the carried programs do not load here (see build.log): building them"
 fi
 
 # ---- build ---------------------------------------------------------------------------------------------

@@ -3,8 +3,11 @@
 # device-prebuilt/ (git-ignored), so that the device call spends its minutes on the GPU rather than on
 # the compiler, and does not depend on the compilers there:
 #
-#   here:  bash scripts/device-prebuild.sh      (minutes on two cores; about 15 MiB to carry)
+#   here:  bash scripts/device-prebuild.sh [PROGRAM...]   (minutes on two cores; about 15 MiB to carry)
 #   there: bash scripts/device-check.sh         (device tool, carry: device-deps, device-prebuilt)
+#
+# PROGRAM: which to pack, by default all five (kiln_tests compare_kiln_gpu kiln gemm_ladder conv2d_ladder);
+# fewer where the tree must leave room for a large pack (scripts/device-train.sh needs kiln alone).
 #
 # What device-check.sh does with them: unpacks them into its build folder and runs them if they load
 # (kiln's CPU kernels are chosen at run time, never by -march, so a binary built here runs on any x86-64
@@ -20,12 +23,16 @@ cd "$(dirname "$0")/.."
 
 build_dir=build-prebuilt
 programs=(kiln_tests compare_kiln_gpu kiln gemm_ladder conv2d_ladder)
+(($# == 0)) || programs=("$@")
 configure_log="$(cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_EXAMPLES=OFF 2>&1)" ||
   { echo "$configure_log" >&2; exit 1; }
 grep -q "kiln: CUDA backend on" <<<"$configure_log" ||
   { echo "device-prebuild.sh: no CUDA backend here (nvcc not found?)" >&2; exit 1; }
-grep -q "kiln: ladder benchmarks: gemm_ladder conv2d_ladder" <<<"$configure_log" ||
-  { echo "device-prebuild.sh: conv2d_ladder is not configured here (cuDNN not found?)" >&2; exit 1; }
+if [[ " ${programs[*]} " == *" conv2d_ladder "* ]] &&
+  ! grep -q "kiln: ladder benchmarks: gemm_ladder conv2d_ladder" <<<"$configure_log"; then
+  echo "device-prebuild.sh: conv2d_ladder is not configured here (cuDNN not found?)" >&2
+  exit 1
+fi
 cmake --build "$build_dir" -j"$(nproc)" --target "${programs[@]}"
 
 destination=device-prebuilt
