@@ -15,8 +15,9 @@
 // tensor cores: the result differs from the reference (a double sum, rounded once) by the rounding of a
 // float sum of K products, in cuBLAS's order. bfloat16 goes through cublasGemmEx / cublasGemmStridedBatchedEx
 // with CUDA_R_16BF operands and CUBLAS_COMPUTE_32F: each product of two bfloat16 values is exact in float,
-// the sum is kept in float (tensor cores may add in another order), and C, CUDA_R_16BF or, for the
-// *_into_float forms, CUDA_R_32F, is written once at the end; alpha and beta are float. Issue 7 brings the
+// the sum is kept in float (tensor cores may add in another order), and cuBLAS writes it to a float C
+// (CUDA_R_32F); alpha and beta are float. A bfloat16 C is that float C in scratch, rounded to bfloat16 once,
+// here (see "bfloat16 C" below for why cuBLAS is not asked to write bfloat16). Issue 7 brings the
 // tensor-core modes. cuBLAS gives bitwise the same result run after run for the same call on the same GPU
 // when, as here, one stream uses the handle.
 //
@@ -32,6 +33,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <type_traits>
@@ -39,6 +41,7 @@
 
 #include "core/cuda_runtime.hpp"
 #include "core/error.hpp"
+#include "core/storage.hpp"
 #include "kernels/cuda_launch.cuh"
 #include "kernels/gemm/gemm.hpp"
 
@@ -55,7 +58,6 @@ namespace {
 struct CublasLibrary {
   decltype(&cublasCreate) create;
   decltype(&cublasSetStream) set_stream;
-  decltype(&cublasSetMathMode) set_math_mode;
   decltype(&cublasGetStatusName) status_name;
   decltype(&cublasGetStatusString) status_string;
   decltype(&cublasSgemm_64) sgemm;
@@ -78,7 +80,6 @@ Function resolve(void* library, const char* library_name, const char* symbol) {
 CublasLibrary open_cublas() {
   return {&cublasCreate,
           &cublasSetStream,
-          &cublasSetMathMode,
           &cublasGetStatusName,
           &cublasGetStatusString,
           &cublasSgemm_64,
@@ -100,7 +101,6 @@ CublasLibrary open_cublas() {
   const char* n = name.c_str();
   return {resolve<decltype(&cublasCreate)>(library, n, KILN_CUBLAS_SYMBOL(cublasCreate)),
           resolve<decltype(&cublasSetStream)>(library, n, KILN_CUBLAS_SYMBOL(cublasSetStream)),
-          resolve<decltype(&cublasSetMathMode)>(library, n, KILN_CUBLAS_SYMBOL(cublasSetMathMode)),
           resolve<decltype(&cublasGetStatusName)>(library, n, KILN_CUBLAS_SYMBOL(cublasGetStatusName)),
           resolve<decltype(&cublasGetStatusString)>(library, n, KILN_CUBLAS_SYMBOL(cublasGetStatusString)),
           resolve<decltype(&cublasSgemm_64)>(library, n, KILN_CUBLAS_SYMBOL(cublasSgemm_64)),
@@ -137,11 +137,6 @@ void check_cublas(cublasStatus_t status, const char* call) {
 // is the device's compute stream, where every kiln kernel runs, so GEMMs and kernels stay in order (and a
 // CUDA graph captures both).
 //
-// Its math mode forbids reductions in the output's precision. Without that, cuBLAS may split a bfloat16
-// GEMM's K across blocks and add the partial sums in bfloat16: measured on an H200, a 3x3 convolution over
-// 16 channels (K = 144) through im2col came out 0.0586 where the float-summed reference is 0.0554, an error
-// of 2e-4 of the terms' magnitude, 6x what float sums allow, so no correct ladder step agreed with it.
-//
 // The handles are never destroyed: cublasDestroy at static-destruction time could run after the CUDA runtime
 // has begun shutting down (the order is unspecified) and fail or crash, and the driver frees a process's
 // device resources when it exits anyway. A handle holds a few MiB of workspace per device.
@@ -157,10 +152,6 @@ cublasHandle_t handle_for_current_device() {
     check_cublas(cublas().create(&handle), "cublasCreate");
     check_cublas(cublas().set_stream(handle, static_cast<cudaStream_t>(kiln::cuda::compute_stream(device))),
                  "cublasSetStream");
-    check_cublas(cublas().set_math_mode(
-                     handle, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
-                                                       CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
-                 "cublasSetMathMode");
     handles[index] = handle;
   }
   return handles[index];
@@ -287,9 +278,10 @@ void scale_by_beta(const GemmGeometry& g, std::int64_t batch_count, std::int64_t
          stride_c, alpha, beta, c);
 }
 
-// The two entry points for every (A/B type, C type) pair: T A and B, CType C.
+// The two entry points for every (A/B type, C type) pair cuBLAS is asked for: T A and B, CType C.
 template <typename T, typename CType>
-void gemm_of(const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, opmath_t<T> beta, CType* c) {
+void cublas_gemm_of(const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, opmath_t<T> beta,
+                    CType* c) {
   if (g.m == 0 || g.n == 0) return;
   if (g.k == 0) return scale_by_beta<CType>(g, 1, 0, alpha, beta, c);
   const ColumnMajorCall call = column_major_call(g);
@@ -297,9 +289,9 @@ void gemm_of(const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, o
 }
 
 template <typename T, typename CType>
-void gemm_strided_batched_of(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_a,
-                             std::int64_t stride_b, std::int64_t stride_c, opmath_t<T> alpha, const T* a,
-                             const T* b, opmath_t<T> beta, CType* c) {
+void cublas_gemm_strided_batched_of(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_a,
+                                    std::int64_t stride_b, std::int64_t stride_c, opmath_t<T> alpha,
+                                    const T* a, const T* b, opmath_t<T> beta, CType* c) {
   if (g.m == 0 || g.n == 0 || batch_count == 0) return;
   if (g.k == 0) return scale_by_beta<CType>(g, batch_count, stride_c, alpha, beta, c);
   const ColumnMajorCall call = column_major_call(g);
@@ -308,30 +300,102 @@ void gemm_strided_batched_of(const GemmGeometry& g, std::int64_t batch_count, st
                strided_batched_name(T{}));
 }
 
+// ---- bfloat16 C ----------------------------------------------------------------------------------------
+
+// cuBLAS is never asked to write bfloat16. Measured on an H200 (cuBLAS 13.1): a strided-batched GemmEx with
+// bfloat16 C, beta = 1 and K = 144 (a 3x3 convolution over 16 channels, through im2col) came out 0.0586
+// where the float sum rounds to 0.0554, an error of 2e-4 of its terms' magnitudes, six times what float sums
+// allow and the size of bfloat16 roundings of partial sums; CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION
+// changed no bit, and the same products written as float were right. So a bfloat16 C [m, n] (row stride
+// ldc, batch_count matrices stride_c apart) is computed as a dense float C in scratch, holding C's values
+// first when beta reads them, and rounded back to C once. One thread per element, a grid-stride loop;
+// element e is column e % n of row (e / n) % m of matrix e / (m * n), dense index e in the scratch.
+__global__ void widen_c_kernel(std::int64_t batch_count, std::int64_t m, std::int64_t n, std::int64_t ldc,
+                               std::int64_t stride_c, const bfloat16* c, float* wide) {
+  const std::int64_t total = batch_count * m * n;
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += stride) {
+    const std::int64_t col = e % n, row = (e / n) % m, matrix = e / (m * n);
+    wide[e] = static_cast<float>(c[matrix * stride_c + row * ldc + col]);
+  }
+}
+
+__global__ void round_c_kernel(std::int64_t batch_count, std::int64_t m, std::int64_t n, std::int64_t ldc,
+                               std::int64_t stride_c, const float* wide, bfloat16* c) {
+  const std::int64_t total = batch_count * m * n;
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += stride) {
+    const std::int64_t col = e % n, row = (e / n) % m, matrix = e / (m * n);
+    c[matrix * stride_c + row * ldc + col] = static_cast<bfloat16>(wide[e]);
+  }
+}
+
+// C = alpha op(A) op(B) + beta C for bfloat16 C, batch_count matrices, through float scratch (above). The
+// scratch comes from the caching allocator and is released on return while the kernels may still be queued:
+// safe, since everything runs on the compute stream, so a later user of the block is ordered after them.
+void gemm_strided_batched_bfloat16(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_a,
+                                   std::int64_t stride_b, std::int64_t stride_c, float alpha,
+                                   const bfloat16* a, const bfloat16* b, float beta, bfloat16* c) {
+  if (g.m == 0 || g.n == 0 || batch_count == 0) return;
+  const std::int64_t total = batch_count * g.m * g.n;
+  const std::shared_ptr<Storage> scratch = Storage::allocate(static_cast<std::size_t>(total) * sizeof(float),
+                                                             Device::cuda(kiln::cuda::current_device()));
+  float* wide = static_cast<float*>(scratch->data());
+  const auto blocks = grid_blocks(total);
+  if (beta != 0.0f) {
+    launch("gemm (bfloat16 C to float)", widen_c_kernel, blocks, kThreadsPerBlock, batch_count, g.m, g.n,
+           g.ldc, stride_c, c, wide);
+  }
+  GemmGeometry dense = g;
+  dense.ldc = g.n;
+  cublas_gemm_strided_batched_of<bfloat16, float>(dense, batch_count, stride_a, stride_b, g.m * g.n, alpha, a,
+                                                  b, beta, wide);
+  launch("gemm (float C to bfloat16)", round_c_kernel, blocks, kThreadsPerBlock, batch_count, g.m, g.n, g.ldc,
+         stride_c, static_cast<const float*>(wide), c);
+}
+
+// The entry points by C's type: float and double C go to cuBLAS as they are, bfloat16 C through float.
+template <typename T>
+void gemm_strided_batched_of(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_a,
+                             std::int64_t stride_b, std::int64_t stride_c, opmath_t<T> alpha, const T* a,
+                             const T* b, opmath_t<T> beta, T* c) {
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    gemm_strided_batched_bfloat16(g, batch_count, stride_a, stride_b, stride_c, alpha, a, b, beta, c);
+  } else {
+    cublas_gemm_strided_batched_of<T, T>(g, batch_count, stride_a, stride_b, stride_c, alpha, a, b, beta, c);
+  }
+}
+
 }  // namespace
 
 template <typename T>
 void gemm(const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, opmath_t<T> beta, T* c) {
-  gemm_of<T, T>(g, alpha, a, b, beta, c);
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    gemm_strided_batched_bfloat16(g, 1, 0, 0, 0, alpha, a, b, beta, c);
+  } else {
+    cublas_gemm_of<T, T>(g, alpha, a, b, beta, c);
+  }
 }
 
 template <typename T>
 void gemm_strided_batched(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_a,
                           std::int64_t stride_b, std::int64_t stride_c, opmath_t<T> alpha, const T* a,
                           const T* b, opmath_t<T> beta, T* c) {
-  gemm_strided_batched_of<T, T>(g, batch_count, stride_a, stride_b, stride_c, alpha, a, b, beta, c);
+  gemm_strided_batched_of<T>(g, batch_count, stride_a, stride_b, stride_c, alpha, a, b, beta, c);
 }
 
 void gemm_into_float(const GemmGeometry& g, float alpha, const bfloat16* a, const bfloat16* b, float beta,
                      float* c) {
-  gemm_of<bfloat16, float>(g, alpha, a, b, beta, c);
+  cublas_gemm_of<bfloat16, float>(g, alpha, a, b, beta, c);
 }
 
 void gemm_strided_batched_into_float(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_a,
                                      std::int64_t stride_b, std::int64_t stride_c, float alpha,
                                      const bfloat16* a, const bfloat16* b, float beta, float* c) {
-  gemm_strided_batched_of<bfloat16, float>(g, batch_count, stride_a, stride_b, stride_c, alpha, a, b, beta,
-                                           c);
+  cublas_gemm_strided_batched_of<bfloat16, float>(g, batch_count, stride_a, stride_b, stride_c, alpha, a, b,
+                                                  beta, c);
 }
 
 template void gemm<float>(const GemmGeometry&, float, const float*, const float*, float, float*);
