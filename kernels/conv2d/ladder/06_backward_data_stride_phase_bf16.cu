@@ -18,8 +18,9 @@
 // The landing taps of a phase are evenly spaced: r*dil_h mod stride_h repeats with period
 // tap_step_h = stride_h / gcd(dil_h, stride_h), and from one landing tap to the next rq grows by
 // tap_q_step_h = dil_h / gcd(dil_h, stride_h). The host finds each phase's first landing tap (tap0, with
-// its rq = tap_q0) and counts them; a phase with none (a 1x1 filter at stride 2: 3 phases of 4) has an empty
-// reduction and its block stores zeros, so every element of gx is still written, once.
+// its rq = tap_q0) and counts them (stride_phases.hpp, shared with the fp32 step 06); a phase with none (a
+// 1x1 filter at stride 2: 3 phases of 4) has an empty reduction and its block stores zeros, so every element
+// of gx is still written, once.
 //
 // Phases and launches. The phases are separable: phase (a, b) is an h-phase a times a w-phase b. The host
 // lists the h-phases that hold positions (at most min(stride_h, H)), sorted by landing taps, most first, and
@@ -72,12 +73,11 @@
 // row, 4 rows per lane); each pair of channels is one float2 store, predicated on row < M and channel < C.
 // A row stores BN * 4 contiguous bytes (at least one 32-byte sector, C % 8 == 0); neighbouring rows are
 // stride_w positions apart in gx, where step 05's were neighbours.
-#include <algorithm>
 #include <cstdint>
-#include <numeric>
 #include <vector>
 
 #include "kernels/conv2d/ladder/ladder.hpp"
+#include "kernels/conv2d/ladder/stride_phases.hpp"
 #include "kernels/ladder/cp_async.cuh"
 #include "kernels/ladder/launch.cuh"
 #include "kernels/ladder/mma.cuh"
@@ -98,7 +98,6 @@ constexpr int kStages = 3;                    // tiles in flight
 constexpr int kRowStrideA = kBlockK + 8;      // bfloat16 per shared row of A: 80 bytes, see the top comment
 constexpr int kVectorsPerRowA = kBlockK / 8;  // 16-byte copies per row of A: 4
 constexpr int kRowsPerPassA = kThreads / kVectorsPerRowA;  // rows of A the block copies per pass: 32
-constexpr int kMaxPhasesPerAxis = 8;                       // h-phases (and w-phases) per launch
 
 // The geometry in int (the launcher has checked that every tensor holds fewer than 2^31 elements).
 struct ConvShape {
@@ -108,23 +107,6 @@ struct ConvShape {
   int stride_h, stride_w;
   int tap_step_h, tap_step_w;      // from one landing tap of a phase to the next: stride / gcd(dil, stride)
   int tap_q_step_h, tap_q_step_w;  // and the growth of its rq (sq) meanwhile: dilation / gcd(dil, stride)
-};
-
-// One phase along one axis (h, say): the positions h with (h + pad_h) % stride_h == a and the taps r with
-// r*dil_h % stride_h == a, the only ones that reach them.
-struct AxisPhase {
-  int first;   // its first position: h = first + i * stride, i < count
-  int count;   // its positions, >= 1 (the host lists no empty phase)
-  int q0;      // (first + pad) / stride: position i has hq = q0 + i
-  int tap0;    // its first landing tap, when taps > 0
-  int taps;    // its landing taps: tap0, tap0 + tap_step, ... (0: every tap misses these positions)
-  int tap_q0;  // tap0 * dilation / stride: tap tr has rq = tap_q0 + tr * tap_q_step, output p = hq - rq
-};
-
-// The phases of one launch: block (x, y, z) computes tile x of phase (h[y], w[z]).
-struct PhaseTable {
-  AxisPhase h[kMaxPhasesPerAxis];
-  AxisPhase w[kMaxPhasesPerAxis];
 };
 
 // gy [N, P, Q, K], w [K, R, S, C] bfloat16; gx [N, H, W, C] float; C % 8 == 0, K % 8 == 0. Writes the
@@ -341,7 +323,8 @@ __global__ void __launch_bounds__(kThreads)
 
 ConvShape conv_shape(const Conv2dGeometry& g) {
   const auto as_int = [](std::int64_t value) { return static_cast<int>(value); };
-  const std::int64_t gcd_h = std::gcd(g.dilation_h, g.stride_h), gcd_w = std::gcd(g.dilation_w, g.stride_w);
+  const AxisTapSteps steps_h = axis_tap_steps(g.stride_h, g.dilation_h);
+  const AxisTapSteps steps_w = axis_tap_steps(g.stride_w, g.dilation_w);
   ConvShape s{};
   s.batch = as_int(g.batch);
   s.height = as_int(g.in_height);
@@ -354,44 +337,11 @@ ConvShape conv_shape(const Conv2dGeometry& g) {
   s.out_w = as_int(g.out_width());
   s.stride_h = as_int(g.stride_h);
   s.stride_w = as_int(g.stride_w);
-  s.tap_step_h = as_int(g.stride_h / gcd_h);
-  s.tap_step_w = as_int(g.stride_w / gcd_w);
-  s.tap_q_step_h = as_int(g.dilation_h / gcd_h);
-  s.tap_q_step_w = as_int(g.dilation_w / gcd_w);
+  s.tap_step_h = steps_h.tap_step;
+  s.tap_step_w = steps_w.tap_step;
+  s.tap_q_step_h = steps_h.tap_q_step;
+  s.tap_q_step_w = steps_w.tap_q_step;
   return s;
-}
-
-// The phases along one axis that hold positions (size positions, padded by pad, a kernel of `kernel` taps at
-// `dilation`, `stride`), the most landing taps first (ties in phase order).
-std::vector<AxisPhase> axis_phases(std::int64_t size, std::int64_t pad, std::int64_t stride,
-                                   std::int64_t dilation, std::int64_t kernel) {
-  // r * dilation % stride repeats with period stride / gcd and takes distinct values within a period: the
-  // first period's taps are the first landing tap of each phase that has one.
-  const std::int64_t period = stride / std::gcd(dilation, stride);
-  std::vector<std::int64_t> first_tap(static_cast<std::size_t>(stride), -1);
-  for (std::int64_t r = 0; r < std::min(kernel, period); ++r)
-    first_tap[static_cast<std::size_t>(r * dilation % stride)] = r;  // r * dilation < 2^31 (out size >= 1)
-
-  std::vector<AxisPhase> phases;
-  for (std::int64_t a = 0; a < stride; ++a) {
-    // Positions x = q * stride + a - pad in [0, size): q from ceil((pad - a) / stride) (pad - a > -stride,
-    // so the numerator below is >= 0) to below ceil((size + pad - a) / stride).
-    const std::int64_t q_begin = (pad - a + stride - 1) / stride;
-    const std::int64_t q_end = (size + pad - a + stride - 1) / stride;
-    if (q_end <= q_begin) continue;  // no position has this phase
-    const std::int64_t tap0 = first_tap[static_cast<std::size_t>(a)];
-    AxisPhase phase{};
-    phase.first = static_cast<int>(q_begin * stride + a - pad);
-    phase.count = static_cast<int>(q_end - q_begin);
-    phase.q0 = static_cast<int>(q_begin);
-    phase.tap0 = tap0 < 0 ? 0 : static_cast<int>(tap0);
-    phase.taps = tap0 < 0 ? 0 : static_cast<int>((kernel - 1 - tap0) / period + 1);
-    phase.tap_q0 = tap0 < 0 ? 0 : static_cast<int>(tap0 * dilation / stride);
-    phases.push_back(phase);
-  }
-  std::stable_sort(phases.begin(), phases.end(),
-                   [](const AxisPhase& x, const AxisPhase& y) { return x.taps > y.taps; });
-  return phases;
 }
 
 // Static shared memory, under 48 KiB in every tile shape: no attribute to set. One launch per 8 x 8 block of
@@ -399,32 +349,19 @@ std::vector<AxisPhase> axis_phases(std::int64_t size, std::int64_t pad, std::int
 template <int BM, int BN, int WARPS_M, int WARPS_N>
 void launch_tiles(const ConvShape& s, const std::vector<AxisPhase>& phases_h,
                   const std::vector<AxisPhase>& phases_w, const bfloat16* gy, const bfloat16* w, float* gx) {
-  const std::size_t per_axis = kMaxPhasesPerAxis;
-  for (std::size_t h0 = 0; h0 < phases_h.size(); h0 += per_axis) {
-    for (std::size_t w0 = 0; w0 < phases_w.size(); w0 += per_axis) {
-      const std::size_t count_h = std::min(per_axis, phases_h.size() - h0);
-      const std::size_t count_w = std::min(per_axis, phases_w.size() - w0);
-      PhaseTable table{};
-      int most_h = 0, most_w = 0;  // the largest phase's positions per image, along each axis
-      for (std::size_t i = 0; i < count_h; ++i) {
-        table.h[i] = phases_h[h0 + i];
-        most_h = std::max(most_h, table.h[i].count);
-      }
-      for (std::size_t i = 0; i < count_w; ++i) {
-        table.w[i] = phases_w[w0 + i];
-        most_w = std::max(most_w, table.w[i].count);
-      }
-      // tiles_m * tiles_n <= M * C < 2^31 (every tile holds an element of gx): within gridDim.x's 2^31 - 1.
-      const std::int64_t rows = std::int64_t{s.batch} * most_h * most_w;
-      const std::int64_t tiles_m = (rows + BM - 1) / BM;
-      const std::int64_t tiles_n = (std::int64_t{s.channels} + BN - 1) / BN;
-      ladder::launch("conv2d ladder 06_backward_data_stride_phase_bf16",
-                     stride_phase_bf16_kernel<BM, BN, WARPS_M, WARPS_N>,
-                     dim3(static_cast<unsigned>(tiles_m * tiles_n), static_cast<unsigned>(count_h),
-                          static_cast<unsigned>(count_w)),
-                     dim3(kThreads), 0, s, table, gy, w, gx);
-    }
-  }
+  for_each_phase_table(
+      phases_h, phases_w,
+      [&](const PhaseTable& table, unsigned count_h, unsigned count_w, int most_h, int most_w) {
+        // tiles_m * tiles_n <= M * C < 2^31 (every tile holds an element of gx): within
+        // gridDim.x's 2^31 - 1.
+        const std::int64_t rows = std::int64_t{s.batch} * most_h * most_w;
+        const std::int64_t tiles_m = (rows + BM - 1) / BM;
+        const std::int64_t tiles_n = (std::int64_t{s.channels} + BN - 1) / BN;
+        ladder::launch("conv2d ladder 06_backward_data_stride_phase_bf16",
+                       stride_phase_bf16_kernel<BM, BN, WARPS_M, WARPS_N>,
+                       dim3(static_cast<unsigned>(tiles_m * tiles_n), count_h, count_w), dim3(kThreads), 0, s,
+                       table, gy, w, gx);
+      });
 }
 
 }  // namespace

@@ -87,6 +87,8 @@ void launch_04_backward_data_implicit_gemm_tf32(const Conv2dGeometry& g, const f
                                                 float* gx);
 void launch_05_backward_data_implicit_gemm_bf16(const Conv2dGeometry& g, const bfloat16* gy,
                                                 const bfloat16* w, float* gx);
+void launch_06_backward_data_stride_phase(const Conv2dGeometry& g, const float* gy, const float* w,
+                                          float* gx);
 void launch_06_backward_data_stride_phase_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w,
                                                float* gx);
 void launch_07_backward_data_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w,

@@ -131,6 +131,13 @@ std::span<const Step> steps() {
            "groups 1, C % 8 == 0, K % 8 == 0", BackwardData, Precision::Bf16, Nhwc,
            one_group_channels_and_filters_of_8,
            untyped<bfloat16, launch_05_backward_data_implicit_gemm_bf16>},
+      Step{
+          "06_backward_data_stride_phase",
+          "stride-phase decomposition of step 03: one dense implicit GEMM per phase of (h + pad) mod stride, "
+          "over only the taps that land on it, with no division (a quarter of step 03's work for a 3x3 at "
+          "stride 2)",
+          "groups 1", BackwardData, Precision::Fp32, Nchw, one_group,
+          untyped<float, launch_06_backward_data_stride_phase>},
       Step{"06_backward_data_stride_phase_bf16",
            "stride-phase decomposition: one dense implicit GEMM per phase of (h + pad) mod stride, over only "
            "the taps that land on it (a quarter of step 05's mma work for a 3x3 at stride 2)",
@@ -174,12 +181,13 @@ std::span<const Step> steps() {
            "groups 1, C % 8 == 0, K % 8 == 0, an H100 or H200 and a build for sm_90a", BackwardWeight,
            Precision::Bf16, Nhwc, one_group_channels_and_filters_of_8,
            untyped<bfloat16, launch_07_backward_weight_wgmma_bf16>, /*needs_wgmma=*/true},
-      Step{"08_backward_weight_tma_wgmma_bf16",
-           "warp specialization for gw^T: x's box per tap and gy's box over the same positions, both MN-major "
-           "from the tensor memory accelerator, two warpgroups splitting each stage, split-K",
-           "groups 1, C % 8 == 0, K % 8 == 0, strides up to 8, an H100 or H200 and a build for sm_90a",
-           BackwardWeight, Precision::Bf16, Nhwc, one_group_channels_and_filters_of_8_strides_to_8,
-           untyped<bfloat16, launch_08_backward_weight_tma_wgmma_bf16>, /*needs_wgmma=*/true},
+      Step{
+          "08_backward_weight_tma_wgmma_bf16",
+          "warp specialization for gw^T: x's box per tap and gy's box over the same positions, both MN-major "
+          "from the tensor memory accelerator, two warpgroups splitting each stage, split-K",
+          "groups 1, C % 8 == 0, K % 8 == 0, strides up to 8, an H100 or H200 and a build for sm_90a",
+          BackwardWeight, Precision::Bf16, Nhwc, one_group_channels_and_filters_of_8_strides_to_8,
+          untyped<bfloat16, launch_08_backward_weight_tma_wgmma_bf16>, /*needs_wgmma=*/true},
   };
   return table;
 #else
