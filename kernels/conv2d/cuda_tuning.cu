@@ -59,24 +59,30 @@ constexpr bool is_depthwise(const Conv2dGeometry& g) {
   return g.groups == g.in_channels && g.groups == g.out_channels;
 }
 
-// The library path: the direct kernels for depthwise, im2col + cuBLAS GEMM for everything else. (Qualified,
-// as in cuda_conv2d.cu, so that argument-dependent lookup cannot reach a CPU kernel of the same name.)
+// The library path: the direct kernels for depthwise, im2col + cuBLAS GEMM for everything else, its column
+// scratch at most workspace_bytes. (Qualified, as in cuda_conv2d.cu, so that argument-dependent lookup cannot
+// reach a CPU kernel of the same name.)
 template <typename T>
-void run_library(const PassCall<T>& c) {
+void run_library(const PassCall<T>& c, std::size_t workspace_bytes = kConv2dWorkspaceBytes) {
   switch (c.direction) {
     case Conv2dDirection::Forward:
       if (is_depthwise(c.g))
         return kernels::cuda::depthwise_conv2d_forward(c.g, c.first, c.second, c.bias, c.output);
-      return kernels::cuda::gemm_conv2d_forward(c.g, c.first, c.second, c.bias, c.output);
+      return kernels::cuda::gemm_conv2d_forward(c.g, c.first, c.second, c.bias, c.output, workspace_bytes);
     case Conv2dDirection::BackwardData:
       if (is_depthwise(c.g))
         return kernels::cuda::depthwise_conv2d_backward_data(c.g, c.first, c.second, c.output);
-      return kernels::cuda::gemm_conv2d_backward_data(c.g, c.first, c.second, c.output);
+      return kernels::cuda::gemm_conv2d_backward_data(c.g, c.first, c.second, c.output, workspace_bytes);
     case Conv2dDirection::BackwardWeight:
       if (is_depthwise(c.g))
         return kernels::cuda::depthwise_conv2d_backward_weight(c.g, c.first, c.second, c.output);
-      return kernels::cuda::gemm_conv2d_backward_weight(c.g, c.first, c.second, c.output);
+      return kernels::cuda::gemm_conv2d_backward_weight(c.g, c.first, c.second, c.output, workspace_bytes);
   }
+}
+// The library path as measuring runs it: in chunks of at most kMeasuringWorkspaceBytes of columns.
+template <typename T>
+void run_library_measuring(const PassCall<T>& c) {
+  run_library(c, kMeasuringWorkspaceBytes);
 }
 
 // `step`, or the library path when it is null.
@@ -185,7 +191,7 @@ struct Yardstick {
 template <typename T>
 Yardstick yardstick(const PassCall<T>& c) {
   const PassTensors n = pass_tensors(c.direction, c.g);
-  run_library(c);
+  run_library_measuring(c);
   Yardstick result{to_host(c.output, n.output.elements()), {}};
   const auto first = absolute_copy(c.first, n.first.elements());
   const auto second = absolute_copy(c.second, n.second.elements());
@@ -198,7 +204,7 @@ Yardstick yardstick(const PassCall<T>& c) {
                              static_cast<const T*>(second->data()),
                              bias ? static_cast<const T*>(bias->data()) : nullptr,
                              static_cast<T*>(magnitude->data())};
-  run_library(absolute);
+  run_library_measuring(absolute);
   result.magnitude = to_host(absolute.output, n.output.elements());
   return result;
 }
@@ -253,7 +259,7 @@ void measure(const PassCall<T>& c) {
     // serves this call, and the shape is measured again on the next.
     return run_library(c);
   }
-  double best = median_milliseconds([&] { run_library(c); });
+  double best = median_milliseconds([&] { run_library_measuring(c); });
   choice.trials.push_back({std::string(kLibraryCandidate), best, ""});
   for (const Step* step : steps) {
     std::string rejected = disagreement(*step, c, expected);

@@ -16,12 +16,19 @@
 // validated in a CPU emulator, tests/emulation, before they ever met one) costs speed, never correctness.
 // The fastest candidate left, by the median of several timed runs, serves that shape from then on, and the
 // call's output is the chosen candidate's. Measuring costs a few milliseconds per shape, once per process.
+// It also costs device memory, at the first step, where the activations are all alive: a copy of |each input|
+// and a magnitude output (the yardstick's, below), and the library path's im2col columns. Those columns are
+// cut to kMeasuringWorkspaceBytes while measuring, where the library path otherwise takes up to
+// kConv2dWorkspaceBytes: measured on an H200, ResNet-20's first step in bf16 peaked 73 MiB above its steady
+// state, the float columns of one backward-data over the whole batch (72 MiB). The library path is timed as
+// it ran, in those smaller chunks, which can only make it look slower than it runs afterwards.
 //
 // A choice depends on timings, so two runs may pick differently for a shape near a tie and then differ in
 // the last bits; each candidate alone gives the same bits on every run. The Library policy always takes the
 // library path, for runs that must repeat bit for bit (`kiln train --cuda-conv library`).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -34,6 +41,9 @@
 namespace kiln::kernels::cuda {
 
 enum class ConvPolicy { Measured, Library };
+
+// The im2col column scratch of the library path's runs while a shape is measured (above).
+inline constexpr std::size_t kMeasuringWorkspaceBytes = std::size_t{16} << 20;
 
 // The policy for every CUDA convolution of this process from now on; choices already measured are kept.
 void set_conv_policy(ConvPolicy policy);

@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "core/bfloat16.hpp"
+#include "core/caching_allocator.hpp"
 #include "core/cuda_runtime.hpp"
 #include "core/device.hpp"
+#include "core/storage.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/cuda_ladder_conv2d.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
@@ -149,6 +151,41 @@ TEST_CASE(
     "once") {
   if (!testing::have_gpu()) return;
   check_measured_dispatch<bfloat16>(8000);
+}
+
+// Measuring happens at a training run's first step, where every activation is alive, so what it allocates
+// beyond the call's own tensors raises the run's peak: a copy of |each input| and a magnitude output (at most
+// about three tensors of the call's size) and the library path's columns, held to kMeasuringWorkspaceBytes.
+// Here the library's columns over the whole batch (32 images x [8*3*3, 64*64] floats, 36 MiB) are more than
+// twice that cap: allocated in full, as before the cap, they break the bound.
+TEST_CASE("cuda: measuring a shape holds the library path's columns to kMeasuringWorkspaceBytes") {
+  if (!testing::have_gpu()) return;
+  cuda::forget_conv_choices();
+  cuda::set_conv_policy(cuda::ConvPolicy::Measured);
+  const Conv2dGeometry g = testing::convolution(32, 8, 64, 64, 1, 3, 3, 1, 1);
+  const testing::PassSizes sizes = testing::pass_sizes(Pass::BackwardData, g);
+  const auto precision = kernels::ladder::Precision::Fp32;
+  const Tensor gy = testing::to_gpu(testing::ladder_operands(precision, sizes.first.count(), 11));
+  const Tensor w = testing::to_gpu(testing::ladder_operands(precision, sizes.second.count(), 12));
+  const Tensor gx = testing::empty_gpu<float>(sizes.output.count());
+  const std::size_t largest_tensor = static_cast<std::size_t>(sizes.output.count()) * sizeof(float);  // gx
+  const std::size_t full_columns = static_cast<std::size_t>(g.batch * g.in_channels * g.kernel_h *
+                                                            g.kernel_w * g.out_height() * g.out_width()) *
+                                   sizeof(float);
+  REQUIRE(full_columns > 2 * cuda::kMeasuringWorkspaceBytes);
+
+  CachingAllocator& allocator = cuda_caching_allocator(0);
+  kiln::cuda::synchronize(0);
+  allocator.reset_peak();
+  const std::size_t before = allocator.stats().in_use_bytes;
+  kernels::conv2d_backward_data<float>(Device::cuda(), g, gy.data<float>(), w.data<float>(),
+                                       gx.data<float>());
+  kiln::cuda::synchronize(0);
+  const std::size_t measuring = allocator.stats().peak_in_use_bytes - before;
+  INFO("measuring took ", measuring, " bytes beyond the call's tensors; the full columns are ", full_columns);
+  CHECK(cuda::find_conv_choice(g, Pass::BackwardData, "float", 0).found);
+  CHECK(measuring <= cuda::kMeasuringWorkspaceBytes + 4 * largest_tensor);
+  cuda::forget_conv_choices();
 }
 
 TEST_CASE("cuda: the library policy measures nothing and records nothing") {
