@@ -5,11 +5,13 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernels/gemm/gemm.hpp"
@@ -56,6 +58,24 @@ using GemmLadderRunner = std::function<std::vector<float>(
     const kernels::gemm_ladder::Step& step, const kernels::gemm_ladder::Problem& problem,
     const std::vector<float>& a, const std::vector<float>& b, const std::vector<float>& c)>;
 
+// reference::gemm in blocks of C's rows, one thread each: the same loops, so the same bits, on every core.
+// The GPU tests' large problems spent 64 s of one core in the reference on the H200's host, device time
+// that a lent GPU's session pays for. A is not transposed (rows of op(A) are rows of A).
+inline void reference_gemm_by_row_blocks(const kernels::GemmGeometry& g, double alpha, const double* a,
+                                         const double* b, double beta, double* c) {
+  REQUIRE(!g.trans_a);
+  const std::int64_t threads = std::clamp<std::int64_t>(std::thread::hardware_concurrency(), 1, 64);
+  const std::int64_t rows_per_block = std::max<std::int64_t>((g.m + threads - 1) / threads, 1);
+  std::vector<std::thread> workers;
+  for (std::int64_t row0 = 0; row0 < g.m; row0 += rows_per_block) {
+    kernels::GemmGeometry block = g;
+    block.m = std::min(rows_per_block, g.m - row0);
+    workers.emplace_back(
+        [=] { kernels::reference::gemm<double>(block, alpha, a + row0 * g.lda, b, beta, c + row0 * g.ldc); });
+  }
+  for (std::thread& worker : workers) worker.join();
+}
+
 // Runs `step` on `problem` with fresh operands drawn from `seed` and checks C against the reference.
 inline void check_gemm_ladder_step(const kernels::gemm_ladder::Step& step,
                                    const kernels::gemm_ladder::Problem& p, std::uint64_t seed,
@@ -70,9 +90,9 @@ inline void check_gemm_ladder_step(const kernels::gemm_ladder::Step& step,
 
   const kernels::GemmGeometry g{.m = p.m, .n = p.n, .k = p.k, .lda = p.k, .ldb = p.n, .ldc = p.n};
   std::vector<double> expected = widened(c0), magnitude = absolute(widened(c0));
-  kernels::reference::gemm<double>(g, p.alpha, widened(a).data(), widened(b).data(), p.beta, expected.data());
-  kernels::reference::gemm<double>(g, std::abs(p.alpha), absolute(widened(a)).data(),
-                                   absolute(widened(b)).data(), std::abs(p.beta), magnitude.data());
+  reference_gemm_by_row_blocks(g, p.alpha, widened(a).data(), widened(b).data(), p.beta, expected.data());
+  reference_gemm_by_row_blocks(g, std::abs(p.alpha), absolute(widened(a)).data(), absolute(widened(b)).data(),
+                               std::abs(p.beta), magnitude.data());
   const LadderReport report = within_ladder_bound(c, expected, magnitude, ladder_bound(step.precision, p.k));
   CHECK_MESSAGE(report.ok, report.message);
 }
