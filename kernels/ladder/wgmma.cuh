@@ -40,6 +40,12 @@
 //     each, 1024 bytes apart (the stride byte offset); the next 64 n start `leading` bytes on (the leading
 //     byte offset). Slice j (k = 16 j ..) starts 2048 j bytes in. (mn_major_128b_descriptor)
 //
+// TF32 (wgmma_tf32, m64nNk8): float operands, of which the tensor cores multiply the top 19 bits (sign,
+// exponent, 10 mantissa bits; the low 13 are ignored, a truncation toward zero). A k8 slice is 32 bytes, as
+// a bfloat16 k16 slice is, so a 128-byte line holds 32 k and the K-major descriptors and slice offsets above
+// apply unchanged, counted in bytes. Both operands must be K-major: the instruction's transpose flags exist
+// for 16-bit types only, so a row-major GEMM's B ([k][n]) must be transposed before it reaches shared memory.
+//
 // Ordering, in the order a main loop meets it:
 //   fence_proxy_async_shared()  in every thread that wrote a tile (cp.async copies landed, or plain stores),
 //                               before the __syncthreads that precedes the wgmma reading it: the tensor cores
@@ -47,7 +53,8 @@
 //                               ordinary writes otherwise.
 //   wgmma_fence(acc)            before a batch of wgmma, once ordinary code has touched the accumulators
 //                               (zeroed them, read them).
-//   wgmma_bf16<N, a, b>(...)    the batch; consecutive wgmma on the same accumulators need nothing between.
+//   wgmma_bf16<N, a, b>(...)    the batch (or wgmma_tf32<N>); consecutive wgmma on the same accumulators
+//                               need nothing between.
 //   wgmma_commit_group()        closes the wgmma issued since the last commit into a group.
 //   wgmma_wait<pending>(acc)    until at most `pending` groups are in flight: only then may the accumulators
 //                               be read, or the shared memory a finished group read be overwritten.
@@ -132,6 +139,7 @@ void wgmma_commit_group();
 void wgmma_wait_emulated(int pending);
 void wgmma_bf16_emulated(int n, float* d, std::uint64_t a, std::uint64_t b, bool accumulate, Major a_major,
                          Major b_major);
+void wgmma_tf32_emulated(int n, float* d, std::uint64_t a, std::uint64_t b, bool accumulate);
 
 template <typename Accumulators>
 void wgmma_fence(Accumulators&) {
@@ -145,6 +153,11 @@ template <int N, Major a_major = Major::K, Major b_major = Major::K>
 void wgmma_bf16(float (&d)[N / 2], std::uint64_t a, std::uint64_t b, bool accumulate) {
   static_assert(N == 16 || N == 32 || N == 64 || N == 128, "the tile widths wgmma.cuh provides");
   wgmma_bf16_emulated(N, d, a, b, accumulate, a_major, b_major);
+}
+template <int N>
+void wgmma_tf32(float (&d)[N / 2], std::uint64_t a, std::uint64_t b, bool accumulate) {
+  static_assert(N == 128, "the tile width wgmma_tf32 provides");
+  wgmma_tf32_emulated(N, d, a, b, accumulate);
 }
 #else
 // An empty asm that "changes" every float of `values`: the compiler must keep reads and writes of them on
@@ -235,6 +248,30 @@ __device__ __forceinline__ void wgmma_bf16(float (&d)[N / 2], std::uint64_t a, s
           KILN_WGMMA_D8(40), KILN_WGMMA_D8(48), KILN_WGMMA_D8(56)
         : "l"(a), "l"(b), "r"(scale_d), "n"(static_cast<int>(a_major)), "n"(static_cast<int>(b_major)));
   }
+#elif defined(__CUDA_ARCH__)
+  (void)d, (void)a, (void)b, (void)accumulate;
+  __trap();
+#endif
+}
+
+// d (+)= A[64, 8] B[8, N], tf32 operands (floats) named by K-major descriptors, float accumulators (the
+// same layout as wgmma_bf16's). N = 128 only, the width the ladder uses. Traps outside sm_90a, as above.
+template <int N>
+__device__ __forceinline__ void wgmma_tf32(float (&d)[N / 2], std::uint64_t a, std::uint64_t b, bool accumulate) {
+  static_assert(N == 128, "the tile width wgmma_tf32 provides");
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  const int scale_d = accumulate ? 1 : 0;
+  asm volatile(
+      "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, %64, %65, accumulate, 1, 1;\n}\n"
+      : KILN_WGMMA_D8(0), KILN_WGMMA_D8(8), KILN_WGMMA_D8(16), KILN_WGMMA_D8(24), KILN_WGMMA_D8(32),
+        KILN_WGMMA_D8(40), KILN_WGMMA_D8(48), KILN_WGMMA_D8(56)
+      : "l"(a), "l"(b), "r"(scale_d));
 #elif defined(__CUDA_ARCH__)
   (void)d, (void)a, (void)b, (void)accumulate;
   __trap();

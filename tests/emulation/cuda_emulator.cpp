@@ -206,8 +206,15 @@ struct Warp {
 
 // One wgmma as issued: the operands' descriptors and every thread's accumulators (thread t of the
 // warpgroup at d[t]).
+// The operands' element type: bfloat16 (2 bytes, k16 per wgmma) or tf32 (a float's 4 bytes, of which the
+// tensor cores read the top 19 bits; k8 per wgmma, so a slice is 32 bytes of a line either way).
+enum class WgmmaType { Bf16, Tf32 };
+constexpr int element_bytes(WgmmaType type) { return type == WgmmaType::Bf16 ? 2 : 4; }
+constexpr int slice_k(WgmmaType type) { return type == WgmmaType::Bf16 ? 16 : 8; }
+
 struct WgmmaOperation {
   int n = 0;
+  WgmmaType type = WgmmaType::Bf16;
   std::uint64_t a = 0, b = 0;
   bool accumulate = false;
   kernels::ladder::Major a_major = kernels::ladder::Major::K;
@@ -779,11 +786,12 @@ void warpgroup_collective(const char* name, WarpgroupOperation operation, void* 
   }
 }
 
-// The bfloat16 at (row, k) of the swizzled tile a descriptor names (wgmma.cuh), row being m or n: the
-// address is formed as the hardware forms it for the operand's orientation, then bits 4.. are XORed with
-// bits 7.. (three bits for the 128-byte swizzle, two for 64, one for 32), in the emulated shared address
-// space. With L the line's bytes (128, 64 or 32; the MN-major form only with 128):
-//   K-major:  start + (row / 8) stride + (row % 8) L + 2 k
+// The element at (row, k) of the swizzled tile a descriptor names (wgmma.cuh), row being m or n, E bytes
+// each (2 for bfloat16, 4 for tf32): the address is formed as the hardware forms it for the operand's
+// orientation, then bits 4.. are XORed with bits 7.. (three bits for the 128-byte swizzle, two for 64, one
+// for 32), in the emulated shared address space. With L the line's bytes (128, 64 or 32; the MN-major form,
+// bfloat16 only, only with 128):
+//   K-major:  start + (row / 8) stride + (row % 8) L + E k
 //   MN-major: start + (row / 64) leading + (k / 8) stride + (k % 8) 128 + 2 (row % 64)
 std::string hexadecimal(std::uint64_t value) {
   std::ostringstream text;
@@ -791,7 +799,8 @@ std::string hexadecimal(std::uint64_t value) {
   return text.str();
 }
 
-std::size_t wgmma_operand_offset(std::uint64_t descriptor, kernels::ladder::Major major, int row, int k) {
+std::size_t wgmma_operand_offset(std::uint64_t descriptor, kernels::ladder::Major major, int row, int k,
+                                 WgmmaType type) {
   const Launch& launch = *active;
   const std::uint64_t start = (descriptor & 0x3fff) << 4;
   const std::uint64_t leading = (descriptor >> 16 & 0x3fff) << 4;
@@ -799,58 +808,71 @@ std::size_t wgmma_operand_offset(std::uint64_t descriptor, kernels::ladder::Majo
   const std::uint64_t base_offset = descriptor >> 49 & 7;
   const std::uint64_t swizzle = descriptor >> 62;
   const bool k_major = major == kernels::ladder::Major::K;
+  if (!k_major && type != WgmmaType::Bf16)
+    fail_here("wgmma: a tf32 operand must be K-major (the instruction transposes 16-bit types only)");
   if (swizzle == 0 || base_offset != 0 || (!k_major && swizzle != 1))
     fail_here("wgmma: descriptor ", hexadecimal(descriptor),
               ": only the swizzled layouts of wgmma.cuh are emulated (128, 64 or 32 bytes K-major, 128 bytes "
               "MN-major, base offset 0)");
   const std::uint64_t line_bytes = 256 >> swizzle;  // 1: 128, 2: 64, 3: 32
   const auto r = static_cast<std::uint64_t>(row), kk = static_cast<std::uint64_t>(k);
+  const auto bytes = static_cast<std::uint64_t>(element_bytes(type));
   const std::uint64_t logical =
-      k_major ? start + r / 8 * stride + r % 8 * line_bytes + 2 * kk
+      k_major ? start + r / 8 * stride + r % 8 * line_bytes + bytes * kk
               : start + r / 64 * leading + kk / 8 * stride + kk % 8 * 128 + 2 * (r % 64);
   const std::uint64_t physical = logical ^ ((logical >> 7 & (line_bytes / 16 - 1)) << 4);
-  if (physical < kSharedWindowOrigin || physical + 2 > kSharedWindowOrigin + launch.shared_bytes)
+  if (physical < kSharedWindowOrigin || physical + bytes > kSharedWindowOrigin + launch.shared_bytes)
     fail_here("wgmma: descriptor ", hexadecimal(descriptor), " reaches shared address ",
               hexadecimal(physical), ", outside the dynamic shared memory");
   return static_cast<std::size_t>(physical - kSharedWindowOrigin);
 }
 
-float wgmma_operand(std::uint64_t descriptor, kernels::ladder::Major major, int row, int k) {
+// The operand as the tensor cores multiply it: a bfloat16 exactly, a tf32 truncated to its top 19 bits.
+float wgmma_operand(std::uint64_t descriptor, kernels::ladder::Major major, int row, int k, WgmmaType type) {
+  const std::size_t offset = wgmma_operand_offset(descriptor, major, row, k, type);
+  if (type == WgmmaType::Tf32) {
+    std::uint32_t bits;
+    std::memcpy(&bits, active->shared + offset, sizeof bits);
+    return tf32_operand(bits);
+  }
   std::uint16_t bits;
-  std::memcpy(&bits, active->shared + wgmma_operand_offset(descriptor, major, row, k), sizeof bits);
+  std::memcpy(&bits, active->shared + offset, sizeof bits);
   return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
 }
 
 // The 16-byte chunks of dynamic shared memory (offset / 16) that `op` reads, each once.
 std::vector<std::size_t> wgmma_read_chunks(const WgmmaOperation& op) {
   std::vector<std::size_t> chunks;
-  for (int k = 0; k < 16; ++k) {
-    for (int m = 0; m < 64; ++m) chunks.push_back(wgmma_operand_offset(op.a, op.a_major, m, k) / 16);
+  for (int k = 0; k < slice_k(op.type); ++k) {
+    for (int m = 0; m < 64; ++m) chunks.push_back(wgmma_operand_offset(op.a, op.a_major, m, k, op.type) / 16);
   }
-  for (int k = 0; k < 16; ++k) {
-    for (int n = 0; n < op.n; ++n) chunks.push_back(wgmma_operand_offset(op.b, op.b_major, n, k) / 16);
+  for (int k = 0; k < slice_k(op.type); ++k) {
+    for (int n = 0; n < op.n; ++n)
+      chunks.push_back(wgmma_operand_offset(op.b, op.b_major, n, k, op.type) / 16);
   }
   std::sort(chunks.begin(), chunks.end());
   chunks.erase(std::unique(chunks.begin(), chunks.end()), chunks.end());
   return chunks;
 }
 
-// D[64, n] (+)= A[64, 16] B[16, n], then each thread's accumulators from wgmma.cuh's layout:
-//   d[i] = D(16 warp + group + 8 ((i / 2) % 2), 8 (i / 4) + 2 quad + i % 2). Products exact; sums in float.
+// D[64, n] (+)= A[64, K] B[K, n] (K = 16 for bfloat16, 8 for tf32), then each thread's accumulators from
+// wgmma.cuh's layout: d[i] = D(16 warp + group + 8 ((i / 2) % 2), 8 (i / 4) + 2 quad + i % 2). Products
+// exact (of the operands as multiplied); sums in float.
 void execute_wgmma(const WgmmaOperation& op) {
+  const int depth = slice_k(op.type);
   float a[64][16];
   std::vector<float> b(static_cast<std::size_t>(op.n) * 16);
   for (int m = 0; m < 64; ++m)
-    for (int k = 0; k < 16; ++k) a[m][k] = wgmma_operand(op.a, op.a_major, m, k);
+    for (int k = 0; k < depth; ++k) a[m][k] = wgmma_operand(op.a, op.a_major, m, k, op.type);
   for (int n = 0; n < op.n; ++n)
-    for (int k = 0; k < 16; ++k)
-      b[static_cast<std::size_t>(n * 16 + k)] = wgmma_operand(op.b, op.b_major, n, k);
+    for (int k = 0; k < depth; ++k)
+      b[static_cast<std::size_t>(n * 16 + k)] = wgmma_operand(op.b, op.b_major, n, k, op.type);
   for (int t = 0; t < kWarpgroupThreads; ++t) {
     const int warp = t / 32, group = t % 32 / 4, quad = t % 4;
     for (int i = 0; i < op.n / 2; ++i) {
       const int row = 16 * warp + group + 8 * (i / 2 % 2), col = 8 * (i / 4) + 2 * quad + i % 2;
       float sum = op.accumulate ? op.d[t][i] : 0.0f;
-      for (int k = 0; k < 16; ++k) sum += a[row][k] * b[static_cast<std::size_t>(col * 16 + k)];
+      for (int k = 0; k < depth; ++k) sum += a[row][k] * b[static_cast<std::size_t>(col * 16 + k)];
       op.d[t][i] = sum;
     }
   }
@@ -858,6 +880,7 @@ void execute_wgmma(const WgmmaOperation& op) {
 
 struct WgmmaSlot {
   int n;
+  WgmmaType type;
   float* d;
   std::uint64_t a, b;
   bool accumulate;
@@ -879,6 +902,7 @@ void wgmma_issue_operation(void* const* slots, Warpgroup& warpgroup) {
           "memory older than them");
   WgmmaOperation op;
   op.n = first.n;
+  op.type = first.type;
   op.a = first.a;
   op.b = first.b;
   op.accumulate = first.accumulate;
@@ -886,7 +910,8 @@ void wgmma_issue_operation(void* const* slots, Warpgroup& warpgroup) {
   op.b_major = first.b_major;
   for (int t = 0; t < kWarpgroupThreads; ++t) {
     const auto& slot = *static_cast<const WgmmaSlot*>(slots[t]);
-    if (slot.n != op.n || slot.a != op.a || slot.b != op.b || slot.accumulate != op.accumulate ||
+    if (slot.n != op.n || slot.type != op.type || slot.a != op.a || slot.b != op.b ||
+        slot.accumulate != op.accumulate ||
         slot.a_major != op.a_major || slot.b_major != op.b_major)
       fail_here("the threads of a warpgroup issued different wgmma (thread ", t, " disagrees with thread 0)");
     op.d[t] = slot.d;
@@ -1296,8 +1321,13 @@ void wgmma_wait_emulated(int pending) {
 
 void wgmma_bf16_emulated(int n, float* d, std::uint64_t a, std::uint64_t b, bool accumulate, Major a_major,
                          Major b_major) {
-  emulation::WgmmaSlot slot{n, d, a, b, accumulate, a_major, b_major};
+  emulation::WgmmaSlot slot{n, emulation::WgmmaType::Bf16, d, a, b, accumulate, a_major, b_major};
   emulation::warpgroup_collective("wgmma.mma_async.bf16", emulation::wgmma_issue_operation, &slot);
+}
+
+void wgmma_tf32_emulated(int n, float* d, std::uint64_t a, std::uint64_t b, bool accumulate) {
+  emulation::WgmmaSlot slot{n, emulation::WgmmaType::Tf32, d, a, b, accumulate, Major::K, Major::K};
+  emulation::warpgroup_collective("wgmma.mma_async.tf32", emulation::wgmma_issue_operation, &slot);
 }
 
 void cp_async_16(void* shared_destination, const void* global_source, bool in_bounds) {
