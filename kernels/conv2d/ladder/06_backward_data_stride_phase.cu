@@ -1,6 +1,6 @@
 // Convolution ladder, step 06 (backward data), fp32: step 03's SIMT implicit GEMM for gx, split by stride
 // phase (stride_phases.hpp), so that no tap that lands nowhere is gathered or multiplied. At stride 1 there
-// is one phase and it is step 03, less step 03's per-element tap test.
+// is one phase, holding every tap: step 03's GEMM, summed in the same order.
 //
 //   gy [N, K, P, Q]    w [K, C, R, S]    gx [N, C, H, W]      (NCHW, float, gx overwritten; groups == 1)
 //
