@@ -19,7 +19,9 @@
 #   build      kiln_tests, compare_kiln_gpu, kiln and the ladder benchmarks
 #              (gemm_ladder, conv2d_ladder where cuDNN is found) on every core,
 #              keeping going past errors                                           -> $OUT/build.log
-#   tests      ./build-device/kiln_tests -tc='cuda:*'                              -> $OUT/tests.log
+#   tests      ./build-device/kiln_tests -tc='cuda:*', in three processes: the kernel
+#              ladders' and the tuning's cases (tests-conv-ladder, tests-gemm-ladder)
+#              apart from the rest                                                 -> $OUT/tests.log
 #   ctest      the CTest entries whose names start with "cuda:", 8 at a time        -> $OUT/tests.log
 #   ladder     scripts/ladder-bench.sh --quick (or $DEVICE_CHECK_LADDER_ARGS): the
 #              kernel ladders against cuBLAS and cuDNN                              -> $OUT/ladder.log,
@@ -34,11 +36,12 @@
 # tests' in tests.log).
 #
 # Time: the whole must end inside the device call's limit, so each stage runs under `timeout`, capped
-# (configure 90 s, build 300 s, tests 150 s, ctest 60 s, ladder 120 s, compare 150 s, train 120 s) and never
-# past DEVICE_CHECK_BUDGET_S (default 560 s) from the start; a stage that would get less than 20 s is
-# skipped and counts as failed. On the H200 with prebuilt programs (2026-12-04): tests 150 s (64 of them in
-# one GEMM-ladder case's CPU reference, since spread over every core), ladder 23 s, compare 27 s, train 10 s.
-# Override the caps with DEVICE_CHECK_{CONFIGURE,BUILD,TESTS,CTEST,LADDER,COMPARE,TRAIN}_S.
+# (configure 90 s, build 300 s, tests 90 + 60 + 60 s, ctest 60 s, ladder 120 s, compare 150 s, train
+# 120 s) and never past DEVICE_CHECK_BUDGET_S (default 560 s) from the start; a stage that would get less
+# than 20 s is skipped and counts as failed. On the H200 with prebuilt programs (2026-12-04), in one process:
+# tests 150 s (64 of them in one GEMM-ladder case's CPU reference, since spread over every core), ladder
+# 23 s, compare 27 s, train 10 s.
+# Override the caps with DEVICE_CHECK_{CONFIGURE,BUILD,TESTS,TESTS_CONV,TESTS_GEMM,CTEST,LADDER,COMPARE,TRAIN}_S.
 #
 # Libraries (scripts/device-programs.sh): kiln's programs, and they alone, run with the CUDA toolkit's lib64
 # and the lib folders of PyTorch's nvidia-* wheels on LD_LIBRARY_PATH; where the toolkit has no cuDNN,
@@ -161,9 +164,18 @@ build_programs() {
 [ "$prebuilt" = yes ] || build_programs
 
 # ---- CUDA tests ----------------------------------------------------------------------------------------
+# Three processes: the kernel ladders' cases (and the tuning that runs their steps) apart from the rest, so
+# that a step which faults on this GPU, losing its process's CUDA context, takes down its own group's later
+# cases and not every other one's. (CTest isolates each case; with prebuilt programs there is no CTest.)
 tests_log="$out/tests.log"
+ladder_sources='*/tests/cuda/gemm_ladder_test.cpp,*/tests/cuda/conv2d_ladder_test.cpp,*/tests/cuda/conv2d_tuning_test.cpp'
 if [ -x "$build_dir/kiln_tests" ]; then
-  stage tests "${DEVICE_CHECK_TESTS_S:-150}" "$tests_log" "${kiln_env[@]}" "$build_dir/kiln_tests" -tc='cuda:*' --duration=true
+  run_tests=("${kiln_env[@]}" "$build_dir/kiln_tests" -tc='cuda:*' --duration=true)
+  stage tests "${DEVICE_CHECK_TESTS_S:-90}" "$tests_log" "${run_tests[@]}" --source-file-exclude="$ladder_sources"
+  stage tests-conv-ladder "${DEVICE_CHECK_TESTS_CONV_S:-60}" "$tests_log" "${run_tests[@]}" \
+    --source-file='*/tests/cuda/conv2d_ladder_test.cpp,*/tests/cuda/conv2d_tuning_test.cpp'
+  stage tests-gemm-ladder "${DEVICE_CHECK_TESTS_GEMM_S:-60}" "$tests_log" "${run_tests[@]}" \
+    --source-file='*/tests/cuda/gemm_ladder_test.cpp'
   grep -E "^\[doctest\] (test cases|assertions|Status)" "$tests_log" 2>/dev/null
 else
   log "tests: FAILED (no $build_dir/kiln_tests: see build.log)"
@@ -171,7 +183,7 @@ else
 fi
 ctest_log="$out/tests.log"
 if [ "$prebuilt" = yes ]; then
-  log "ctest: not run (prebuilt programs: no CTest files; the tests stage ran every 'cuda:' case)"
+  log "ctest: not run (prebuilt programs: no CTest files; the three tests stages ran every 'cuda:' case)"
 elif [ -x "$build_dir/kiln_tests" ]; then
   stage ctest "${DEVICE_CHECK_CTEST_S:-60}" "$ctest_log" \
     "${kiln_env[@]}" ctest --test-dir "$build_dir" -R '^cuda:' -j 8 --timeout 50 --output-on-failure
