@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/json_lines.hpp"
 #include "cli/progress_bar.hpp"
 #include "data/data_report.hpp"
 
@@ -30,7 +31,7 @@ void run_data_report(const DataReportCommandOptions& options) {
   const data::DataReport report = data::make_data_report(options.data, report_options);
   bar.clear();
   if (options.json) {
-    std::printf("%s\n", data::data_report_to_json(report).dump().c_str());
+    print_json_line(data::data_report_to_json(report));
   } else {
     std::printf("%s", data::data_report_text(report).c_str());
   }

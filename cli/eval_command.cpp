@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "cli/json_lines.hpp"
 #include "data/dataset.hpp"
 #include "data/label_table.hpp"
 #include "data/loader.hpp"
@@ -86,7 +87,7 @@ void run_multi_label_eval(const EvalOptions& options, const train::LoadedModel& 
     out["data"] = folder.root().string();
     out["skipped_files"] = loader.skipped_files();
     out["thresholds_chosen_on"] = loaded.thresholds.chosen_on;
-    std::printf("%s\n", out.dump().c_str());
+    print_json_line(out);
     return;
   }
   std::printf("%s on %s (%lld images, %lld labels", loaded.architecture.name.c_str(),
@@ -134,7 +135,7 @@ void run_eval(const EvalOptions& options) {
       out["misclassified_files"] = nlohmann::json::array();
       for (const auto& file : pictures) out["misclassified_files"].push_back(file.string());
     }
-    std::printf("%s\n", out.dump().c_str());
+    print_json_line(out);
   } else {
     std::printf("%s on %s (%lld images", loaded.architecture.name.c_str(), folder.root().string().c_str(),
                 static_cast<long long>(report.samples));

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "cli/json_lines.hpp"
 #include "core/error.hpp"
 #include "plot/picture.hpp"
 #include "train/grad_cam.hpp"
@@ -69,12 +70,10 @@ void run_explain(const ExplainOptions& options) {
   const std::filesystem::path sheet_file = options.out / (stem + "-explained.png");
   train::save_png(plot::contact_sheet(sheet, static_cast<int>(sheet.size())), sheet_file);
   if (options.json) {
-    std::printf("%s\n", nlohmann::json{{"image", options.image.string()},
-                                       {"feature_layer", explanation.feature_layer},
-                                       {"maps", maps},
-                                       {"sheet", sheet_file.string()}}
-                            .dump()
-                            .c_str());
+    print_json_line(nlohmann::json{{"image", options.image.string()},
+                                   {"feature_layer", explanation.feature_layer},
+                                   {"maps", maps},
+                                   {"sheet", sheet_file.string()}});
   } else {
     std::printf("Grad-CAM at layer %s; all of them side by side: %s\n", explanation.feature_layer.c_str(),
                 sheet_file.string().c_str());

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/json_lines.hpp"
 #include "core/error.hpp"
 #include "export/onnx_model.hpp"
 #include "train/atomic_file.hpp"
@@ -28,16 +29,14 @@ void run_export(const ExportCommandOptions& options) {
   std::vector<std::string> outputs;
   for (const onnx::ValueInfo& output : model.graph.outputs) outputs.push_back(output.name);
   if (options.json) {
-    std::printf("%s\n", nlohmann::json{{"onnx", options.onnx_file.string()},
-                                       {"bytes", bytes.size()},
-                                       {"nodes", model.graph.nodes.size()},
-                                       {"initializers", model.graph.initializers.size()},
-                                       {"opset", onnx::kOpsetVersion},
-                                       {"ir_version", onnx::kIrVersion},
-                                       {"architecture", loaded.architecture.name},
-                                       {"outputs", outputs}}
-                            .dump()
-                            .c_str());
+    print_json_line(nlohmann::json{{"onnx", options.onnx_file.string()},
+                                   {"bytes", bytes.size()},
+                                   {"nodes", model.graph.nodes.size()},
+                                   {"initializers", model.graph.initializers.size()},
+                                   {"opset", onnx::kOpsetVersion},
+                                   {"ir_version", onnx::kIrVersion},
+                                   {"architecture", loaded.architecture.name},
+                                   {"outputs", outputs}});
     return;
   }
   std::printf("wrote %s: %s as ONNX, %.2f MB, %zu nodes, %zu initializers, opset %lld (IR version %lld)\n",

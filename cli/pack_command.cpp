@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/json_lines.hpp"
 #include "cli/progress_bar.hpp"
 #include "data/pack.hpp"
 #include "train/atomic_file.hpp"
@@ -35,13 +36,11 @@ void run_pack(const PackOptions& options) {
     splits +=
         (splits.empty() ? "" : ", ") + (split.empty() ? std::string("one tree of class folders") : split);
   if (options.json) {
-    std::printf("%s\n", nlohmann::json{{"pack", options.file.string()},
-                                       {"images", summary.images},
-                                       {"skipped", summary.skipped},
-                                       {"bytes", summary.bytes},
-                                       {"splits", summary.splits}}
-                            .dump()
-                            .c_str());
+    print_json_line(nlohmann::json{{"pack", options.file.string()},
+                                   {"images", summary.images},
+                                   {"skipped", summary.skipped},
+                                   {"bytes", summary.bytes},
+                                   {"splits", summary.splits}});
     return;
   }
   std::printf("packed %lld images (%s) into %s, %.1f MB", static_cast<long long>(summary.images),

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "cli/json_lines.hpp"
 #include "data/dataset.hpp"
 #include "train/evaluate.hpp"
 #include "train/multi_label_evaluate.hpp"
@@ -55,9 +56,7 @@ void predict_labels(const train::LoadedModel& loaded, const std::filesystem::pat
       if (score.applies()) applies.push_back(score.name);
       all.push_back(entry);
     }
-    std::printf(
-        "%s\n",
-        nlohmann::json{{"image", image.string()}, {"labels", applies}, {"scores", all}}.dump().c_str());
+    print_json_line(nlohmann::json{{"image", image.string()}, {"labels", applies}, {"scores", all}});
     return;
   }
   std::stable_sort(scores.begin(), scores.end(), [](const train::LabelScore& a, const train::LabelScore& b) {
@@ -85,7 +84,7 @@ void run_predict(const PredictOptions& options) {
     if (options.json) {
       nlohmann::json top = nlohmann::json::array();
       for (const auto& score : scores) top.push_back({{"class", score.name}, {"index", score.index}, {"probability", score.probability}});
-      std::printf("%s\n", nlohmann::json{{"image", image.string()}, {"top", top}}.dump().c_str());
+      print_json_line(nlohmann::json{{"image", image.string()}, {"top", top}});
       continue;
     }
     std::printf("%s\n", image.string().c_str());

@@ -37,12 +37,8 @@ void warn_if_imbalanced(const nlohmann::json& plan, bool json) {
   const std::string advice =
       "consider --class-weights auto or --balanced-sampler, and watch the per-class recall";
   if (json) {
-    std::printf("%s\n", nlohmann::json{{"event", "warning"},
-                                       {"kind", "class_imbalance"},
-                                       {"class_balance", balance},
-                                       {"advice", advice}}
-                            .dump()
-                            .c_str());
+    print_json_line(
+        {{"event", "warning"}, {"kind", "class_imbalance"}, {"class_balance", balance}, {"advice", advice}});
     return;
   }
   std::fprintf(stderr, "kiln: warning: imbalanced training classes: %s; %s\n",
@@ -164,9 +160,8 @@ class ConsoleObserver final : public train::CrossValidationObserver {
 
   void on_start(const nlohmann::json& plan) override {
     if (json_) {
-      std::printf("%s\n", nlohmann::json{{"event", "start"}, {"plan", plan}}.dump().c_str());
+      print_json_line({{"event", "start"}, {"plan", plan}});
       warn_if_imbalanced(plan, true);
-      std::fflush(stdout);  // a script reading the pipe sees each line as it happens
       return;
     }
     const auto& model = plan.at("model");
