@@ -257,7 +257,8 @@ __device__ __forceinline__ void wgmma_bf16(float (&d)[N / 2], std::uint64_t a, s
 // d (+)= A[64, 8] B[8, N], tf32 operands (floats) named by K-major descriptors, float accumulators (the
 // same layout as wgmma_bf16's). N = 128 only, the width the ladder uses. Traps outside sm_90a, as above.
 template <int N>
-__device__ __forceinline__ void wgmma_tf32(float (&d)[N / 2], std::uint64_t a, std::uint64_t b, bool accumulate) {
+__device__ __forceinline__ void wgmma_tf32(float (&d)[N / 2], std::uint64_t a, std::uint64_t b,
+                                           bool accumulate) {
   static_assert(N == 128, "the tile width wgmma_tf32 provides");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   const int scale_d = accumulate ? 1 : 0;

@@ -204,14 +204,14 @@ struct Warp {
   void* slots[32] = {};
 };
 
-// One wgmma as issued: the operands' descriptors and every thread's accumulators (thread t of the
-// warpgroup at d[t]).
-// The operands' element type: bfloat16 (2 bytes, k16 per wgmma) or tf32 (a float's 4 bytes, of which the
+// A wgmma's operand type: bfloat16 (2 bytes, k16 per wgmma) or tf32 (a float's 4 bytes, of which the
 // tensor cores read the top 19 bits; k8 per wgmma, so a slice is 32 bytes of a line either way).
 enum class WgmmaType { Bf16, Tf32 };
 constexpr int element_bytes(WgmmaType type) { return type == WgmmaType::Bf16 ? 2 : 4; }
 constexpr int slice_k(WgmmaType type) { return type == WgmmaType::Bf16 ? 16 : 8; }
 
+// One wgmma as issued: the operands' type and descriptors and every thread's accumulators (thread t of the
+// warpgroup at d[t]).
 struct WgmmaOperation {
   int n = 0;
   WgmmaType type = WgmmaType::Bf16;
@@ -911,8 +911,7 @@ void wgmma_issue_operation(void* const* slots, Warpgroup& warpgroup) {
   for (int t = 0; t < kWarpgroupThreads; ++t) {
     const auto& slot = *static_cast<const WgmmaSlot*>(slots[t]);
     if (slot.n != op.n || slot.type != op.type || slot.a != op.a || slot.b != op.b ||
-        slot.accumulate != op.accumulate ||
-        slot.a_major != op.a_major || slot.b_major != op.b_major)
+        slot.accumulate != op.accumulate || slot.a_major != op.a_major || slot.b_major != op.b_major)
       fail_here("the threads of a warpgroup issued different wgmma (thread ", t, " disagrees with thread 0)");
     op.d[t] = slot.d;
   }
