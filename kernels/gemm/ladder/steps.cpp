@@ -64,8 +64,8 @@ std::span<const Step> steps() {
            "multiply, stages handed over by mbarriers",
            Precision::Bf16, 8, untyped<bfloat16, launch_09_tma_wgmma_bf16>, /*needs_wgmma=*/true},
       Step{"10_wgmma_tf32",
-           "step 08's wgmma in TF32 (m64n128k8): both operands K-major, so B is transposed to [n][k] in scratch "
-           "first",
+           "step 08's wgmma in TF32 (m64n128k8): both operands K-major, so B is transposed to [n][k] in "
+           "scratch first",
            Precision::Tf32, 4, untyped<float, launch_10_wgmma_tf32>, /*needs_wgmma=*/true},
   };
   return table;
