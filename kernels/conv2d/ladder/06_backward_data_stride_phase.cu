@@ -23,9 +23,9 @@
 //   likewise);
 //                                         0 only where that leaves gy (the image's edges)
 //   GX[c, m] = gx[n, c, h, w]
-// Consecutive columns of a phase are consecutive outputs q: a warp's 32 gathers of one tap read 32
-// consecutive floats of gy, where step 03's at stride 2 read every other one (and multiplied the rest as
-// zeros). The stores of gx are stride_w floats apart instead: a quarter of the work writes half-used sectors.
+// Consecutive columns of a phase are consecutive outputs q: a warp's 32 gathers of one tap read runs of
+// consecutive floats of gy, a phase row at a time, where step 03's at stride 2 read every other one (and
+// multiplied the rest as zeros). The stores of gx are stride_w floats apart instead: a quarter of the work writes half-used sectors.
 //
 // What stays as in step 03: the tile shapes (BM x BN = 4096 by C: 16 x 256, 32 x 128, 64 x 64), 256 threads
 // with 4 x 4 outputs each, BK = 8 reduction indices per tile, the shared layouts (A transposed and padded),
