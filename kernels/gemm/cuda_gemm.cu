@@ -43,6 +43,7 @@
 #include "core/error.hpp"
 #include "core/storage.hpp"
 #include "kernels/cuda_launch.cuh"
+#include "kernels/elementwise/elementwise.hpp"
 #include "kernels/gemm/gemm.hpp"
 
 namespace kiln::kernels::cuda {
@@ -306,35 +307,12 @@ void cublas_gemm_strided_batched_of(const GemmGeometry& g, std::int64_t batch_co
 // bfloat16 C, beta = 1 and K = 144 (a 3x3 convolution over 16 channels, through im2col) came out 0.0586
 // where the float sum rounds to 0.0554, an error of 2e-4 of its terms' magnitudes, six times what float sums
 // allow and the size of bfloat16 roundings of partial sums; CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION
-// changed no bit, and the same products written as float were right. So a bfloat16 C [m, n] (row stride
-// ldc, batch_count matrices stride_c apart) is computed as a dense float C in scratch, holding C's values
-// first when beta reads them, and rounded back to C once. One thread per element, a grid-stride loop;
-// element e is column e % n of row (e / n) % m of matrix e / (m * n), dense index e in the scratch.
-__global__ void widen_c_kernel(std::int64_t batch_count, std::int64_t m, std::int64_t n, std::int64_t ldc,
-                               std::int64_t stride_c, const bfloat16* c, float* wide) {
-  const std::int64_t total = batch_count * m * n;
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
-       e += stride) {
-    const std::int64_t col = e % n, row = (e / n) % m, matrix = e / (m * n);
-    wide[e] = static_cast<float>(c[matrix * stride_c + row * ldc + col]);
-  }
-}
-
-__global__ void round_c_kernel(std::int64_t batch_count, std::int64_t m, std::int64_t n, std::int64_t ldc,
-                               std::int64_t stride_c, const float* wide, bfloat16* c) {
-  const std::int64_t total = batch_count * m * n;
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
-       e += stride) {
-    const std::int64_t col = e % n, row = (e / n) % m, matrix = e / (m * n);
-    c[matrix * stride_c + row * ldc + col] = static_cast<bfloat16>(wide[e]);
-  }
-}
-
-// C = alpha op(A) op(B) + beta C for bfloat16 C, batch_count matrices, through float scratch (above). The
-// scratch comes from the caching allocator and is released on return while the kernels may still be queued:
-// safe, since everything runs on the compute stream, so a later user of the block is ordered after them.
+// changed no bit, and the same products written as float were right. So C = alpha op(A) op(B) + beta C for a
+// bfloat16 C [m, n] (row stride ldc, batch_count matrices stride_c apart) is computed as a dense float C in
+// scratch, holding C's values first when beta reads them, and rounded back to C once: the two conversions are
+// the elementwise family's strided copy (exact from bfloat16, round to nearest even to it). The scratch
+// comes from the caching allocator and is released on return while the kernels may still be queued: safe,
+// since everything runs on the compute stream, so a later user of the block is ordered after them.
 void gemm_strided_batched_bfloat16(const GemmGeometry& g, std::int64_t batch_count, std::int64_t stride_a,
                                    std::int64_t stride_b, std::int64_t stride_c, float alpha,
                                    const bfloat16* a, const bfloat16* b, float beta, bfloat16* c) {
@@ -343,17 +321,15 @@ void gemm_strided_batched_bfloat16(const GemmGeometry& g, std::int64_t batch_cou
   const std::shared_ptr<Storage> scratch = Storage::allocate(static_cast<std::size_t>(total) * sizeof(float),
                                                              Device::cuda(kiln::cuda::current_device()));
   float* wide = static_cast<float*>(scratch->data());
-  const auto blocks = grid_blocks(total);
-  if (beta != 0.0f) {
-    launch("gemm (bfloat16 C to float)", widen_c_kernel, blocks, kThreadsPerBlock, batch_count, g.m, g.n,
-           g.ldc, stride_c, c, wide);
-  }
+  const std::int64_t sizes[3] = {batch_count, g.m, g.n};
+  const std::int64_t c_strides[3] = {stride_c, g.ldc, 1}, dense_strides[3] = {g.m * g.n, g.n, 1};
+  if (beta != 0.0f)
+    kernels::cuda::copy_strided(3, sizes, static_cast<const bfloat16*>(c), c_strides, wide, dense_strides);
   GemmGeometry dense = g;
   dense.ldc = g.n;
   cublas_gemm_strided_batched_of<bfloat16, float>(dense, batch_count, stride_a, stride_b, g.m * g.n, alpha, a,
                                                   b, beta, wide);
-  launch("gemm (float C to bfloat16)", round_c_kernel, blocks, kThreadsPerBlock, batch_count, g.m, g.n, g.ldc,
-         stride_c, static_cast<const float*>(wide), c);
+  kernels::cuda::copy_strided(3, sizes, static_cast<const float*>(wide), dense_strides, c, c_strides);
 }
 
 // The entry points by C's type: float and double C go to cuBLAS as they are, bfloat16 C through float.
