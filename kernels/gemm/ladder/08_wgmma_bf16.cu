@@ -174,19 +174,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   wgmma_wait<0>(acc);
 
-  // The accumulators (wgmma.cuh): acc[h][i] is (row 16 warp + group + 8 ((i / 2) % 2), col 8 (i / 4) +
-  // 2 quad + i % 2) of this warpgroup's 64 x 128 half h.
-  const int warp = tid % 128 / 32, lane = tid % 32;
-  const int group = lane / 4, quad = lane % 4;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-#pragma unroll
-    for (int i = 0; i < kWgmmaN / 2; i += 2) {
-      const int row = block_row + 64 * warpgroup + 16 * warp + group + 8 * ((i / 2) % 2);
-      const int col = block_col + kWgmmaN * h + 8 * (i / 4) + 2 * quad;
-      store_pair(c, m, n, row, col, acc[h][i], acc[h][i + 1], alpha, beta);
-    }
-  }
+  // This warpgroup's 64 rows of the block tile, both 128-column halves (store_pair.cuh).
+  store_warpgroup_tile<kWgmmaN>(c, m, n, block_row + 64 * warpgroup, block_col, tid % 128, acc, alpha, beta);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// The grouped block order of the GEMM ladder's steps 07-09: which tile of C block b computes. Step 07's top
+// The grouped block order of the GEMM ladder's steps 07-10: which tile of C block b computes. Step 07's top
 // comment says why (L2 reuse: a wave of blocks covers a squarer patch of C and reads fewer panels of A and
 // B). Included by the step files only.
 //
