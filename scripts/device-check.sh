@@ -130,19 +130,7 @@ fi
 # ---- build ---------------------------------------------------------------------------------------------
 # Configures and builds the programs in the build folder (where no prebuilt ones load).
 build_programs() {
-  # CMakeLists.txt looks for nvcc in /usr/local/cuda; elsewhere on PATH, CUDACXX names it.
-  if [ ! -x /usr/local/cuda/bin/nvcc ] && [ -z "${CUDACXX:-}" ] && command -v nvcc >/dev/null; then
-    CUDACXX="$(command -v nvcc)"
-    export CUDACXX
-  fi
-  # CMake 4 refuses package files that ask for policies older than 3.5; this lets them load (CMake 3 ignores it).
-  export CMAKE_POLICY_VERSION_MINIMUM=3.5
-  configure=(cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_EXAMPLES=OFF)
-  if [ ! -f "$build_dir/CMakeCache.txt" ]; then  # a rerun on the same machine keeps its configuration
-    if command -v ninja >/dev/null; then configure+=(-G Ninja); fi
-    # Where kiln's Debian packages are missing (the GPU machine), the copies scripts/device-deps.sh made.
-    if [ -f device-deps/deps.cmake ]; then configure+=(-C device-deps/deps.cmake); fi
-  fi
+  kiln_configure_command "$build_dir"
   echo "== configure: ${configure[*]}" >>"$build_log"
   stage configure "${DEVICE_CHECK_CONFIGURE_S:-90}" "$build_log" "${configure[@]}"
   if ! grep -q "kiln: CUDA backend on" "$build_log"; then

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Sourced, on the lent GPU machine, by scripts/device-check.sh and scripts/device-train.sh: how kiln's
-# programs find their libraries there, and the programs built here (scripts/device-prebuild.sh).
+# programs find their libraries there, how a build there is configured, and the programs built here
+# (scripts/device-prebuild.sh).
 #
 #   kiln_library_env LOG            sets kiln_env, the `env LD_LIBRARY_PATH=...` to put before kiln's programs
+#   kiln_configure_command DIR      sets configure, the cmake command that configures DIR there (Release, no
+#                                   examples; ninja and device-deps/ on a first configure), and exports
+#                                   what CMake needs on that machine
 #   unpack_prebuilt DIR LOG PROG... unpacks device-prebuilt/ into DIR; succeeds when every PROG is there and
 #                                   finds every library it needs (else removes them, so a build starts clean)
-# Both append what they found to LOG.
+# kiln_library_env and unpack_prebuilt append what they found to LOG.
 
 # kiln's programs run with the toolkit's lib64 first on the library path (they were compiled against it),
 # then the lib folders of PyTorch's nvidia-* wheels (cuDNN, where the toolkit has none). Only kiln's
@@ -44,5 +48,23 @@ unpack_prebuilt() {
   if grep -q "not found" <<<"$libraries"; then
     (cd "$build_dir" && rm -f "$@")
     return 1
+  fi
+}
+
+# Where nvcc is not in /usr/local/cuda (where CMakeLists.txt looks) but on PATH, CUDACXX names it; CMake 4
+# refuses package files that ask for policies older than 3.5, and CMAKE_POLICY_VERSION_MINIMUM lets them load
+# (CMake 3 ignores it). A folder configured before keeps its configuration (a rerun on the same machine).
+kiln_configure_command() {
+  local build_dir="$1"
+  if [ ! -x /usr/local/cuda/bin/nvcc ] && [ -z "${CUDACXX:-}" ] && command -v nvcc >/dev/null; then
+    CUDACXX="$(command -v nvcc)"
+    export CUDACXX
+  fi
+  export CMAKE_POLICY_VERSION_MINIMUM=3.5
+  configure=(cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_EXAMPLES=OFF)
+  if [ ! -f "$build_dir/CMakeCache.txt" ]; then
+    if command -v ninja >/dev/null; then configure+=(-G Ninja); fi
+    # Where kiln's Debian packages are missing (the GPU machine), the copies scripts/device-deps.sh made.
+    if [ -f device-deps/deps.cmake ]; then configure+=(-C device-deps/deps.cmake); fi
   fi
 }

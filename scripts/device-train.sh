@@ -35,23 +35,13 @@ log() { echo "[$(date -u +%H:%M:%S) +${SECONDS}s] $*"; }
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | head -1
 
 # ---- the kiln program: built here (scripts/device-prebuild.sh), or built there alone -------------------
-# (see scripts/device-check.sh for the same configuration)
 source scripts/device-programs.sh
 : >"$out/build.log"
 kiln_library_env "$out/build.log"
 if unpack_prebuilt "$build_dir" "$out/build.log" kiln; then
   log "build: none (the kiln built from $(cat device-prebuilt/commit) loads here)"
 else
-  if [ ! -x /usr/local/cuda/bin/nvcc ] && [ -z "${CUDACXX:-}" ] && command -v nvcc >/dev/null; then
-    CUDACXX="$(command -v nvcc)"
-    export CUDACXX
-  fi
-  export CMAKE_POLICY_VERSION_MINIMUM=3.5
-  configure=(cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_EXAMPLES=OFF)
-  if [ ! -f "$build_dir/CMakeCache.txt" ]; then
-    if command -v ninja >/dev/null; then configure+=(-G Ninja); fi
-    if [ -f device-deps/deps.cmake ]; then configure+=(-C device-deps/deps.cmake); fi
-  fi
+  kiln_configure_command "$build_dir"
   log "build: start -> $out/build.log"
   if ! { "${configure[@]}" && cmake --build "$build_dir" -j"$(nproc)" --target kiln; } >>"$out/build.log" 2>&1; then
     grep -E "error|Error" "$out/build.log" | head -20
