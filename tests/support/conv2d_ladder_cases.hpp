@@ -64,12 +64,13 @@ inline std::vector<Conv2dGeometry> conv2d_ladder_geometries() {
       convolution(2, 8, 8, 8, 12, 3, 3, 1, 1, 1, 4),    // groups
       convolution(2, 16, 9, 9, 16, 3, 3, 1, 1, 1, 16),  // depthwise
       convolution(1, 32, 16, 16, 64, 3, 3, 2, 1),       // a ResNet downsampling layer
-      convolution(4, 64, 8, 8, 64, 3, 3, 1, 1),         // ResNet's last stage
-      convolution(1, 8, 1, 1, 3, 1, 1, 1, 0),           // a 1x1 image
-      convolution(5, 24, 17, 17, 40, 3, 3, 1, 0),       // unpadded, many output positions
-      convolution(2, 20, 6, 6, 36, 1, 1, 2, 0),         // a 1x1 projection shortcut with stride 2
-      convolution(3, 16, 7, 7, 32, 1, 1, 2, 0),         // ResNet's projection shortcut, 16 -> 32, stride 2
-      convolution(1, 72, 6, 6, 136, 3, 3, 1, 1),        // wide (VGG-style): the widest tiles, K past one
+      convolution(4, 64, 8, 8, 64, 3, 3, 1, 1),         // ResNet's last stage: forward split 9 ways
+      convolution(4, 16, 32, 32, 16, 3, 3, 1, 1),  // ResNet's first stage: backward weight split 8, 16 ways
+      convolution(1, 8, 1, 1, 3, 1, 1, 1, 0),      // a 1x1 image
+      convolution(5, 24, 17, 17, 40, 3, 3, 1, 0),  // unpadded, many output positions
+      convolution(2, 20, 6, 6, 36, 1, 1, 2, 0),    // a 1x1 projection shortcut with stride 2
+      convolution(3, 16, 7, 7, 32, 1, 1, 2, 0),    // ResNet's projection shortcut, 16 -> 32, stride 2
+      convolution(1, 72, 6, 6, 136, 3, 3, 1, 1),   // wide (VGG-style): the widest tiles, K past one
   };
   Conv2dGeometry asymmetric = convolution(2, 16, 5, 7, 33, 5, 3, 1, 0);  // 5x3 kernel, strides 2 and 1
   asymmetric.stride_h = 2;

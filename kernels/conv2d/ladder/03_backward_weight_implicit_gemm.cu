@@ -19,16 +19,16 @@
 // gw = 16 x 144 and N*P*Q = 131,072. One block per output tile would be 1 block (16 x 256 tiles) on a GPU of
 // 132 multiprocessors, each looping 8,192 times; step 01 (one thread per gw element) has the same problem. So
 // the reduction is cut into `splits` chunks of `chunk` positions: block (tile, z) computes its tile of GW
-// over chunk z alone, into partials[z] (scratch, splits x K x C*R*S floats), and sum_splits_kernel then
-// writes
-//   gw[e] = partials[0][e] + partials[1][e] + ... + partials[splits - 1][e]
-// in that order, one thread per element: the same bits on every run. The choice of splits (split_reduction;
-// it and the sum live in split_k.cuh, shared with the later backward-weight steps):
-// enough blocks for about four per multiprocessor of an H100 (4 x 132 = 528; the blocks are short-lived and
-// the last wave is then a small part of the run), but never chunks shorter than 512 positions (32 tiles), so
-// that each block's fixed costs (its first tile, its BM x BN partial written and read back once) stay small
-// beside the chunk's loads. With one split (large outputs) the kernel writes gw directly and no scratch is
-// used. For the ResNet layer above: 1 tile, 256 splits of 512 positions, 256 blocks.
+// over chunk z alone, into partials[z] (scratch, splits x K x C*R*S floats), and sum_splits_kernel then adds
+// the partials into gw in a fixed order: the same bits on every run. The choice of splits (split_reduction;
+// it and the sum live in split_k.cuh, shared with the later backward-weight steps): enough blocks for about
+// four per multiprocessor of an H100 (4 x 132 = 528), but never chunks shorter than 256 positions (16
+// tiles), so that each block's fixed costs (its first tile, its BM x BN partial written and read back once)
+// stay small beside the chunk's loads. (The tensor-core steps keep split_k.cuh's 512. Here 512 held four of
+// ResNet-20's six layers at batch 128 to 80 to 192 blocks, 8 warps each, about one block per multiprocessor:
+// the H200 measured this step at 0.54x to 0.80x of cuDNN there. 256 doubles those blocks; not yet measured.)
+// With one split (large outputs) the kernel writes gw directly and no scratch is used. For the ResNet layer
+// above: 1 tile, 512 splits of 256 positions, 512 blocks.
 //
 // What changes from step 01, and why it is faster. (1) The whole GPU works: the long sum is spread over
 // blocks, not run serially by one thread per weight. (2) Reuse through shared memory and registers: a thread
@@ -76,6 +76,7 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kBK = 16;         // reduction positions (n, p, q) per tile
 constexpr int kThreadTile = 4;  // a thread's outputs: 4 channels x 4 taps
+constexpr std::int64_t kMinChunkPositions = 256;  // split-K's shortest chunk (the top of the file)
 
 // The geometry in int, with the output size, the GEMM's sizes and the split worked out on the host.
 struct Shape {
@@ -257,12 +258,15 @@ void launch_tiles(Shape shape, const float* gy, const float* x, float* gw) {
   constexpr const char* kName = "conv2d ladder 03_backward_weight_implicit_gemm";
   // Every tile holds at least one element of gw, which holds fewer than 2^31: the count fits gridDim.x.
   const std::int64_t tiles = ((shape.taps + BN - 1) / BN) * ((shape.out_channels + BM - 1) / BM);
-  run_split_k("conv2d ladder 03_backward_weight_implicit_gemm (sum of splits)", tiles, shape.positions, kBK,
-              std::int64_t{shape.out_channels} * shape.taps, gw, [&](dim3 grid, int chunk, float* out) {
-                shape.chunk = chunk;
-                ladder::launch(kName, backward_weight_implicit_gemm_kernel<BM>, grid, dim3(kThreads), 0,
-                               shape, gy, x, out);
-              });
+  run_split_k(
+      "conv2d ladder 03_backward_weight_implicit_gemm (sum of splits)", tiles, shape.positions, kBK,
+      std::int64_t{shape.out_channels} * shape.taps, gw,
+      [&](dim3 grid, int chunk, float* out) {
+        shape.chunk = chunk;
+        ladder::launch(kName, backward_weight_implicit_gemm_kernel<BM>, grid, dim3(kThreads), 0, shape, gy, x,
+                       out);
+      },
+      kMinChunkPositions);
 }
 
 }  // namespace

@@ -14,9 +14,8 @@
 // Split-K. The output is small (K x R*S*C: 16 x 144 for ResNet-20's first stage) and the reduction long
 // (N*P*Q = 131,072 there at batch 128): one block per output tile would leave the GPU idle. The reduction is
 // cut into `splits` chunks of `chunk` positions; block (tile, z) computes its tile over chunk z into
-// partials[z] (scratch, splits x K x R*S*C floats), and sum_splits_kernel writes
-//   gw[e] = partials[0][e] + partials[1][e] + ... + partials[splits - 1][e]
-// in that order, one thread per element: deterministic, no atomics. splits (split_reduction): enough blocks
+// partials[z] (scratch, splits x K x R*S*C floats), and sum_splits_kernel adds the partials into gw in a
+// fixed order (split_k.cuh): deterministic, no atomics. splits (split_reduction): enough blocks
 // for about four per multiprocessor of an H100 (4 x 132 = 528 blocks: about one wave at the 3 to 4 blocks a
 // multiprocessor holds here), but no chunk shorter than 512 positions (16 tiles), so that a block's fixed
 // costs (filling the pipeline, writing its BM x BN partial that the sum reads back) stay small beside its

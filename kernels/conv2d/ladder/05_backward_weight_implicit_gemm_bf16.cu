@@ -12,7 +12,7 @@
 //
 // Split-K, as in step 04: the reduction is cut into `splits` chunks of `chunk` positions; block (tile, z)
 // computes its tile over chunk z into partials[z] (float scratch, splits x K x R*S*C), and sum_splits_kernel
-// writes gw[e] = partials[0][e] + ... + partials[splits - 1][e] in that order (deterministic, no atomics).
+// adds the partials into gw in a fixed order (deterministic, no atomics).
 // splits (split_reduction): enough blocks for about four per multiprocessor of an H100 (4 x 132 = 528), but
 // no chunk shorter than 512 positions (16 tiles), so that filling the pipeline and the partial's round trip
 // stay small beside the chunk's loads. With one split the kernel writes gw directly, no scratch.

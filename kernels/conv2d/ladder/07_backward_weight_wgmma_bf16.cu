@@ -22,7 +22,7 @@
 //
 // Split-K, as step 05: the N*P*Q positions are cut into `splits` chunks of `chunk` positions (a multiple of
 // 64); block (tile, z) computes its tile over chunk z into partials[z] (float scratch, splits x K x R*S*C),
-// and sum_splits_kernel adds the partials in split order (deterministic, no atomics). About four blocks per
+// and sum_splits_kernel adds the partials in a fixed order (deterministic, no atomics). About four blocks per
 // multiprocessor, no chunk under 512 positions; with one split the kernel writes gw directly.
 //
 // Tiling. A warpgroup computes a 128 x BN tile of gw^T: 128 columns j (two wgmma of 64 rows), BN = 16, 32,

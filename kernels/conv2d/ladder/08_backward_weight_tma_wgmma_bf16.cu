@@ -28,9 +28,9 @@
 // share one accumulator layout) and stores.
 //
 // Split-K as step 07 (split_k.cuh): the boxes are cut into `splits` chunks, block (tile, z) sums chunk z into
-// partials[z], and sum_splits_kernel adds the partials in order. A tap whose 64-channel block runs past C
-// (C = 16 or 32) multiplies zeros for the rest: such layers stay with step 07 when the tuning measures them.
-// Stages: 16 KiB of x and 16 or 32 KiB of gy; 6 (BN <= 64) or 4 (BN = 128).
+// partials[z], and sum_splits_kernel adds the partials in a fixed order. A tap whose 64-channel block runs
+// past C (C = 16 or 32) multiplies zeros for the rest: such layers stay with step 07 when the tuning measures
+// them. Stages: 16 KiB of x and 16 or 32 KiB of gy; 6 (BN <= 64) or 4 (BN = 128).
 #include <cstdint>
 
 #include "kernels/conv2d/ladder/ladder.hpp"

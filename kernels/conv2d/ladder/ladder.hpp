@@ -76,6 +76,8 @@ void launch_03_forward_implicit_gemm(const Conv2dGeometry& g, const float* x, co
 void launch_04_forward_implicit_gemm_tf32(const Conv2dGeometry& g, const float* x, const float* w, float* y);
 void launch_05_forward_implicit_gemm_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
                                           float* y);
+void launch_06_forward_implicit_gemm_split_k(const Conv2dGeometry& g, const float* x, const float* w,
+                                             float* y);
 void launch_07_forward_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, float* y);
 void launch_08_forward_tma_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
                                       float* y);

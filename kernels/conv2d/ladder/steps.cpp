@@ -100,6 +100,11 @@ std::span<const Step> steps() {
            "bfloat16 tensor cores (m16n8k16) fed by ldmatrix: twice the values per byte and per mma",
            "groups 1, C % 8 == 0", Forward, Precision::Bf16, Nhwc, one_group_channels_of_8,
            untyped<bfloat16, launch_05_forward_implicit_gemm_bf16>},
+      Step{"06_forward_implicit_gemm_split_k",
+           "step 03 with split-K for outputs too small to fill the GPU: the reduction over C*R*S cut into "
+           "chunks run by separate blocks, their partial outputs added in a fixed order",
+           "groups 1", Forward, Precision::Fp32, Nchw, one_group,
+           untyped<float, launch_06_forward_implicit_gemm_split_k>},
       Step{"07_forward_wgmma_bf16",
            "Hopper's asynchronous warpgroup multiply (wgmma m64nNk16) reading 128-byte-swizzled tiles from "
            "shared memory, its work overlapped with a four-stage cp.async pipeline",
