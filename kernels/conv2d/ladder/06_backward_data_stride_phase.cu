@@ -1,6 +1,6 @@
 // Convolution ladder, step 06 (backward data), fp32: step 03's SIMT implicit GEMM for gx, split by stride
 // phase (stride_phases.hpp), so that no tap that lands nowhere is gathered or multiplied. At stride 1 there
-// is one phase, holding every tap: step 03's GEMM, summed in the same order.
+// is one phase, holding every tap: step 03's GEMM, summed in the same order where it is not split (below).
 //
 //   gy [N, K, P, Q]    w [K, C, R, S]    gx [N, C, H, W]      (NCHW, float, gx overwritten; groups == 1)
 //
@@ -25,7 +25,8 @@
 //   GX[c, m] = gx[n, c, h, w]
 // Consecutive columns of a phase are consecutive outputs q: a warp's 32 gathers of one tap read runs of
 // consecutive floats of gy, a phase row at a time, where step 03's at stride 2 read every other one (and
-// multiplied the rest as zeros). The stores of gx are stride_w floats apart instead: a quarter of the work writes half-used sectors.
+// multiplied the rest as zeros). The stores of gx are stride_w floats apart instead: a quarter of the work
+// writes half-used sectors.
 //
 // What stays as in step 03: the tile shapes (BM x BN = 4096 by C: 16 x 256, 32 x 128, 64 x 64), 256 threads
 // with 4 x 4 outputs each, BK = 8 reduction indices per tile, the shared layouts (A transposed and padded),
@@ -37,11 +38,23 @@
 // w-phases), the phases sorted most landing taps first so the longest reductions start first; grid.x covers
 // the largest phase and the blocks past a smaller phase's tiles return at once. A phase with no landing tap
 // stores zeros, so every element of gx is written, once. Indices are int (every tensor holds fewer than 2^31
-// elements); every sum is float, each gx element summed by one thread in a fixed order: no atomics.
+// elements); every sum is float, each gx element summed in a fixed order: no atomics.
+//
+// Split-K where gx makes few tiles, as the forward step 06 does (split_k.cuh): on the H200 step 03 ran
+// ResNet's last stage (64 -> 64 at 8x8, gx = 64 x 8,192 at batch 128: 128 tiles, one 8-warp block per
+// multiprocessor) at 0.49x of cuDNN, its warps too few to hide the loads. The split is chosen for gx's tiles
+// and the longest phase's reduction (about four blocks per multiprocessor, chunks of at least 64 indices):
+// block (x, y, z) runs chunk x / tiles of its phase's reduction over tile x % tiles into partials[chunk], a
+// copy of gx's shape, and the sum adds the copies in a fixed order. A phase with fewer landing taps runs out
+// of chunks first; its blocks past the end store zeros, so each copy is whole. ResNet-20 at batch 128: the
+// last stage splits 4 ways (chunks of 144 of its 576 taps), 32 -> 32 at 16x16 2 ways (of 288), the 32 -> 64
+// stride-2 layer 2 ways (its phases' reductions of 256, 128, 128 and 64 in chunks of 128), the 16-channel
+// layers, 512 tiles, not at all. Not yet measured.
 #include <cstdint>
 #include <vector>
 
 #include "kernels/conv2d/ladder/ladder.hpp"
+#include "kernels/conv2d/ladder/split_k.cuh"
 #include "kernels/conv2d/ladder/stride_phases.hpp"
 #include "kernels/ladder/launch.cuh"
 
@@ -51,6 +64,7 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kBK = 8;          // reduction indices per tile
 constexpr int kThreadTile = 4;  // a thread's outputs: 4 channels x 4 positions
+constexpr std::int64_t kMinChunkIndices = 64;  // split-K's shortest chunk: 8 tiles
 
 // The geometry in int (the launcher has checked that every tensor holds fewer than 2^31 elements).
 struct Shape {
@@ -60,6 +74,7 @@ struct Shape {
   int stride_h, stride_w;
   int tap_step_h, tap_step_w;      // from one landing tap of a phase to the next
   int tap_q_step_h, tap_q_step_w;  // and the growth of its rq (sq) meanwhile
+  int splits, chunk;  // split-K: chunks of a phase's reduction, indices per chunk (a multiple of 8)
 };
 
 Shape int_shape(const Conv2dGeometry& g) {
@@ -100,13 +115,14 @@ __device__ void advance(PhaseTap& t, const PhaseTap& d, int taps_h, int taps_w) 
   t.k += d.k;
 }
 
-// BM input channels x BN positions of one phase per block (BM * BN = 4096); block (x, y, z) computes tile x
-// of phase (table.h[y], table.w[z]).
+// BM input channels x BN positions of one phase per block (BM * BN = 4096); block (x, y, z) computes, of
+// phase (table.h[y], table.w[z]), tile x % tiles over chunk x / tiles of its reduction (tiles = gridDim.x /
+// splits), into `out`: gx itself with one split, else the partials [splits, N, C, H, W].
 // At most 64 registers a thread (launch bounds of 4 blocks a multiprocessor), as step 03 uses: unbounded, the
 // 32-channel tile took 66, and only 3 of its blocks fit a multiprocessor's 65,536 registers.
 template <int BM>
 __global__ void __launch_bounds__(kThreads, 4)
-    stride_phase_kernel(Shape g, PhaseTable table, const float* gy, const float* w, float* gx) {
+    stride_phase_kernel(Shape g, PhaseTable table, const float* gy, const float* w, float* out) {
   constexpr int BN = 4096 / BM;
   constexpr int kThreadCols = BN / kThreadTile;                  // tx < BN/4
   constexpr int kALoads = (kBK * BM + kThreads - 1) / kThreads;  // A elements per thread: 2, 1, 1 (half idle)
@@ -124,10 +140,17 @@ __global__ void __launch_bounds__(kThreads, 4)
   const int reduction = g.out_channels * taps_h * taps_w;  // <= K*R*S < 2^31; 0: no landing tap
   const int c_tiles = (g.channels + BM - 1) / BM;
   const int m_tiles = (positions + BN - 1) / BN;
-  if (static_cast<int>(blockIdx.x) >= c_tiles * m_tiles) return;  // grid.x covers the largest phase
+  const int grid_tiles = static_cast<int>(gridDim.x) / g.splits;  // the largest phase's tiles
+  const int block_tile = static_cast<int>(blockIdx.x) % grid_tiles;
+  const int split = static_cast<int>(blockIdx.x) / grid_tiles;
+  if (block_tile >= c_tiles * m_tiles) return;  // past a smaller phase's tiles
   // The channel tiles of one position tile side by side (they gather the same gy, which then comes from L2).
-  const int c0 = (static_cast<int>(blockIdx.x) % c_tiles) * BM;
-  const int m0 = (static_cast<int>(blockIdx.x) / c_tiles) * BN;
+  const int c0 = (block_tile % c_tiles) * BM;
+  const int m0 = (block_tile / c_tiles) * BN;
+  // The chunk [begin, begin + length) of the phase's reduction; empty (length 0) where a phase with fewer
+  // landing taps than the longest has run out: the block then stores zeros, so every split covers all of gx.
+  const int begin = split * g.chunk;
+  const int length = begin < reduction ? min(g.chunk, reduction - begin) : 0;
   const int tid = static_cast<int>(threadIdx.x);
   const int plane_in = g.height * g.width, plane_out = g.out_height * g.out_width;
 
@@ -148,12 +171,13 @@ __global__ void __launch_bounds__(kThreads, 4)
   // ---- the main loop: GX tile += A tile * B tile, 8 reduction indices at a time ----
   const int ty = tid / kThreadCols, tx = tid % kThreadCols;
   float sum[kThreadTile][kThreadTile] = {};  // sum[i][j]: channel c0 + 4*ty + i, column m0 + 4*tx + j
-  const int tiles = (reduction + kBK - 1) / kBK;
-  if (tiles > 0) {  // the whole block agrees (one phase per block): the barriers below stay uniform
+  const int tiles = (length + kBK - 1) / kBK;
+  if (tiles > 0) {  // the whole block agrees (one phase and chunk per block): the barriers stay uniform
     // A's reduction index, stepped per tile (every A element of this thread has j % 8 = tid % 8), and B's
-    // first row's; both as (k, tr, ts), k == K meaning past the end of the reduction.
-    PhaseTap a_tap = phase_tap_of(tid % kBK, taps_h, taps_w);
-    PhaseTap walk = phase_tap_of(b_row0, taps_h, taps_w);
+    // first row's; both as (k, tr, ts), k == K meaning past the end of the reduction. Chunks are whole
+    // tiles, so only the last can end inside one, where the reduction ends: k == K still marks the end.
+    PhaseTap a_tap = phase_tap_of(begin + tid % kBK, taps_h, taps_w);
+    PhaseTap walk = phase_tap_of(begin + b_row0, taps_h, taps_w);
     const PhaseTap step = phase_tap_of(kBK, taps_h, taps_w);  // j += 8 as (dk, dtr, dts)
 
     float a_next[kALoads], b_next[kBLoads];
@@ -217,7 +241,8 @@ __global__ void __launch_bounds__(kThreads, 4)
     }
   }
 
-  // ---- store: GX[c, m] = gx[n, c, h, w], skipping rows and columns past C and the phase ----
+  // ---- store: GX[c, m] = gx[n, c, h, w] (this split's copy), skipping rows and columns past C and the phase
+  float* const gx = out + static_cast<std::int64_t>(split) * g.batch * g.channels * plane_in;
   for (int jj = 0; jj < kThreadTile; ++jj) {
     const int column = kThreadTile * tx + jj;
     if (column >= positions - m0) break;  // the columns after it are past the end too
@@ -233,22 +258,35 @@ __global__ void __launch_bounds__(kThreads, 4)
   }
 }
 
-// Static shared memory (at most 17664 bytes): no attribute to set. One launch per 8 x 8 block of (h-phase,
-// w-phase) pairs: one launch for strides up to 8.
+// Static shared memory (at most 17664 bytes): no attribute to set. The split is chosen for gx's tiles and
+// the longest phase's reduction (the phases come most landing taps first); then one launch per 8 x 8 block
+// of (h-phase, w-phase) pairs (one launch for strides up to 8), every split of a phase in the same launch,
+// and split_k.cuh's sum after the last.
 template <int BM>
-void launch_tiles(const Shape& s, const std::vector<AxisPhase>& phases_h,
-                  const std::vector<AxisPhase>& phases_w, const float* gy, const float* w, float* gx) {
+void launch_tiles(Shape s, const std::vector<AxisPhase>& phases_h, const std::vector<AxisPhase>& phases_w,
+                  const float* gy, const float* w, float* gx) {
   constexpr int BN = 4096 / BM;
-  for_each_phase_table(
-      phases_h, phases_w,
-      [&](const PhaseTable& table, unsigned count_h, unsigned count_w, int most_h, int most_w) {
-        // Every tile holds an element of gx, which holds fewer than 2^31: within gridDim.x.
-        const std::int64_t positions = std::int64_t{s.batch} * most_h * most_w;
-        const std::int64_t blocks = ((positions + BN - 1) / BN) * ((s.channels + BM - 1) / BM);
-        ladder::launch("conv2d ladder 06_backward_data_stride_phase", stride_phase_kernel<BM>,
-                       dim3(static_cast<unsigned>(blocks), count_h, count_w), dim3(kThreads), 0, s, table, gy,
-                       w, gx);
-      });
+  const std::int64_t gx_size = std::int64_t{s.batch} * s.channels * s.height * s.width;
+  const std::int64_t tiles = (gx_size / s.channels + BN - 1) / BN * ((s.channels + BM - 1) / BM);
+  const std::int64_t longest = std::int64_t{s.out_channels} * phases_h.front().taps * phases_w.front().taps;
+  run_split_k(
+      "conv2d ladder 06_backward_data_stride_phase (sum of splits)", tiles, longest, kBK, gx_size, gx,
+      [&](dim3 split_grid, int chunk, float* out) {
+        s.splits = static_cast<int>(split_grid.y);
+        s.chunk = chunk;
+        for_each_phase_table(
+            phases_h, phases_w,
+            [&](const PhaseTable& table, unsigned count_h, unsigned count_w, int most_h, int most_w) {
+              // Every tile holds an element of gx, which holds fewer than 2^31, and there are splits only
+              // where the tiles are few: within gridDim.x.
+              const std::int64_t positions = std::int64_t{s.batch} * most_h * most_w;
+              const std::int64_t blocks = ((positions + BN - 1) / BN) * ((s.channels + BM - 1) / BM);
+              ladder::launch("conv2d ladder 06_backward_data_stride_phase", stride_phase_kernel<BM>,
+                             dim3(static_cast<unsigned>(blocks * s.splits), count_h, count_w), dim3(kThreads),
+                             0, s, table, gy, w, out);
+            });
+      },
+      kMinChunkIndices);
 }
 
 }  // namespace

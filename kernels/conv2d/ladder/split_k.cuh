@@ -39,9 +39,11 @@ struct Split {
 };
 
 // The split of a reduction of `length` indices for a step with `tiles` output tiles that walks `tile_length`
-// indices per pipeline stage, no chunk shorter than `min_chunk` (unless the whole reduction is).
+// indices per pipeline stage, no chunk shorter than `min_chunk` (unless the whole reduction is: then one
+// chunk, which may be empty).
 inline Split split_reduction(std::int64_t length, std::int64_t tiles, int tile_length,
                              std::int64_t min_chunk = kMinSplitPositions) {
+  if (length < 2 * min_chunk) return {1, static_cast<int>(length)};
   const std::int64_t target_blocks = kSplitBlocksPerMultiprocessor * ladder::multiprocessors();
   std::int64_t splits =
       std::min(target_blocks / tiles, length / min_chunk);  // no more blocks than the target

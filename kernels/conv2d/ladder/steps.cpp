@@ -140,7 +140,7 @@ std::span<const Step> steps() {
           "06_backward_data_stride_phase",
           "stride-phase decomposition of step 03: one dense implicit GEMM per phase of (h + pad) mod stride, "
           "over only the taps that land on it, with no division (a quarter of step 03's work for a 3x3 at "
-          "stride 2)",
+          "stride 2), split-K where gx makes few tiles",
           "groups 1", BackwardData, Precision::Fp32, Nchw, one_group,
           untyped<float, launch_06_backward_data_stride_phase>},
       Step{"06_backward_data_stride_phase_bf16",
