@@ -25,6 +25,7 @@ namespace kiln::cli {
 namespace {
 
 constexpr std::size_t kMaxWeightsShown = 12;  // beyond this many classes, see `kiln info --json`
+constexpr std::size_t kProfileRows = 30;      // op rows --profile prints (the rest are in profile.json)
 
 // The imbalance warning: given when the training classes are imbalanced (train/class_balance.hpp) and the
 // run corrects for it neither way. With --json it is a JSON line {"event": "warning", "kind":
@@ -259,6 +260,18 @@ class ConsoleObserver final : public train::CrossValidationObserver {
     print_epoch_end(s);
   }
 
+  void on_profile(const train::ProfileReport& report) override {
+    bar_.clear();
+    if (json_) {
+      nlohmann::json line = report.to_json();
+      line["event"] = "profile";
+      print_json_line(line);
+      return;
+    }
+    std::printf("%s", report.table(kProfileRows).c_str());
+    std::fflush(stdout);
+  }
+
   void on_early_stop(const train::EarlyStop& stop) override {
     if (json_) {
       nlohmann::json line = stop.to_json();
@@ -425,6 +438,12 @@ void add_train_command(CLI::App& app) {
       "on a CUDA device, capture the training step's forward and backward pass as a CUDA graph "
       "after one step, and launch it as one unit at every later step (the optimizer's update "
       "stays outside); falls back to plain launches, with a warning, when it cannot be captured");
+  command
+      ->add_option("--profile", config->profile_steps,
+                   "time STEPS training steps op by op (from the first epoch's third step) and print where "
+                   "the time went: per op, precision, device and shape; the whole table goes to "
+                   "RUNDIR/profile.json")
+      ->check(CLI::NonNegativeNumber);
   add_compute_threads_option(command);
   command->add_option("--out", config->run_dir, "run folder for last.kiln and metrics.jsonl")->capture_default_str();
   command->add_option("--max-steps", config->max_steps_per_epoch, "cap on steps per epoch (0: whole epochs)");

@@ -158,6 +158,43 @@ void synchronize(int index) {
   check(cudaDeviceSynchronize(), "cudaDeviceSynchronize" + on(index));
 }
 
+StreamInterval::StreamInterval(int device_index) : device_index_(device_index) {
+  use_device(device_index);
+  cudaEvent_t start = nullptr, stop = nullptr;
+  check(cudaEventCreate(&start), "cudaEventCreate" + on(device_index));
+  const cudaError_t status = cudaEventCreate(&stop);
+  if (status != cudaSuccess) cudaEventDestroy(start);  // the destructor will not run
+  check(status, "cudaEventCreate" + on(device_index));
+  start_ = start;
+  stop_ = stop;
+}
+
+StreamInterval::~StreamInterval() {
+  cudaEventDestroy(static_cast<cudaEvent_t>(start_));
+  cudaEventDestroy(static_cast<cudaEvent_t>(stop_));
+}
+
+void StreamInterval::start() {
+  check(cudaEventRecord(static_cast<cudaEvent_t>(start_),
+                        static_cast<cudaStream_t>(compute_stream(device_index_))),
+        "cudaEventRecord(compute stream)" + on(device_index_));
+}
+
+void StreamInterval::stop() {
+  check(cudaEventRecord(static_cast<cudaEvent_t>(stop_),
+                        static_cast<cudaStream_t>(compute_stream(device_index_))),
+        "cudaEventRecord(compute stream)" + on(device_index_));
+}
+
+double StreamInterval::milliseconds() const {
+  check(cudaEventSynchronize(static_cast<cudaEvent_t>(stop_)), "cudaEventSynchronize" + on(device_index_));
+  float milliseconds = 0.0f;
+  check(
+      cudaEventElapsedTime(&milliseconds, static_cast<cudaEvent_t>(start_), static_cast<cudaEvent_t>(stop_)),
+      "cudaEventElapsedTime" + on(device_index_));
+  return milliseconds;
+}
+
 PinnedBuffer::PinnedBuffer(std::size_t bytes) : bytes_(bytes) {
   check(cudaHostAlloc(&data_, bytes == 0 ? 1 : bytes, cudaHostAllocDefault),
         "cudaHostAlloc(" + std::to_string(bytes) + " bytes)");
@@ -289,6 +326,13 @@ void* current_compute_stream() { no_cuda("current_compute_stream"); }
 bool is_capturing(int) { return false; }
 void check_launch(const char* kernel) { no_cuda(kernel); }
 void synchronize(int) { no_cuda("synchronize"); }
+StreamInterval::StreamInterval(int device_index) : device_index_(device_index) {
+  no_cuda("timing work on a device");
+}
+StreamInterval::~StreamInterval() = default;
+void StreamInterval::start() { no_cuda("StreamInterval"); }
+void StreamInterval::stop() { no_cuda("StreamInterval"); }
+double StreamInterval::milliseconds() const { no_cuda("StreamInterval"); }
 PinnedBuffer::PinnedBuffer(std::size_t) { no_cuda("allocating pinned host memory"); }
 PinnedBuffer::~PinnedBuffer() = default;
 CopyStream::CopyStream(int device_index) : device_index_(device_index) { no_cuda("creating a copy stream"); }

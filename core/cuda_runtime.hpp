@@ -158,4 +158,27 @@ class HostReadback {
 // raised (kernel launches are asynchronous: a fault surfaces at the next synchronizing call).
 void synchronize(int index);
 
+// The device time between two points of cuda:index's compute stream: start() and stop() mark them among
+// the queued work (timing events), milliseconds() waits for the second and returns the time between them.
+// The host does not wait at the marks, so timing a stretch of work leaves the device's queue as it was
+// (core/profiler.hpp times each op this way).
+class StreamInterval {
+ public:
+  explicit StreamInterval(int device_index);
+  ~StreamInterval();
+  StreamInterval(const StreamInterval&) = delete;
+  StreamInterval& operator=(const StreamInterval&) = delete;
+
+  int device_index() const { return device_index_; }
+  void start();
+  void stop();
+  // Blocks until the stop mark is reached; the milliseconds from the start mark to it.
+  double milliseconds() const;
+
+ private:
+  int device_index_;
+  void* start_ = nullptr;  // cudaEvent_t
+  void* stop_ = nullptr;   // cudaEvent_t
+};
+
 }  // namespace kiln::cuda

@@ -110,6 +110,7 @@ TrainConfig resumed_config(const TrainConfig& stored, const TrainConfig& request
   config.memory_format = requested.memory_format;
   config.cuda_conv = requested.cuda_conv;
   config.cuda_graphs = requested.cuda_graphs;
+  config.profile_steps = requested.profile_steps;
   KILN_CHECK(requested.epochs >= stored.epochs, "cannot resume ", path.string(), " with --epochs ",
              requested.epochs, ": the run was planned for ", stored.epochs);
   // A longer run keeps the stored schedule's shape only for schedules that do not depend on the total.

@@ -7,6 +7,7 @@
 
 #include "core/cuda_runtime.hpp"
 #include "core/generator.hpp"
+#include "core/profiler.hpp"
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
 #include "data/preprocessing.hpp"
@@ -18,6 +19,7 @@
 #include "optim/clip.hpp"
 #include "optim/schedule.hpp"
 #include "optim/sgd.hpp"
+#include "train/atomic_file.hpp"
 #include "train/checkpoint.hpp"
 #include "train/class_balance.hpp"
 #include "train/conv_choices.hpp"
@@ -31,6 +33,7 @@
 #include "train/model_io.hpp"
 #include "train/multi_label_evaluate.hpp"
 #include "train/precision.hpp"
+#include "train/profile_report.hpp"
 #include "train/report_format.hpp"
 #include "train/run_eta.hpp"
 #include "train/run_plots.hpp"
@@ -124,6 +127,11 @@ struct Run {
   // once for the whole run.
   std::unique_ptr<GraphedStep> graphed_step, eval_graphed_step;
   bool train_graph_warned = false, eval_graph_warned = false;
+  // --profile: the window's session while it is open (train/profile_report.hpp), what it has counted, and
+  // whether this run has had its window.
+  std::unique_ptr<profiler::Session> profile_session;
+  ProfileReport profile;
+  bool profiled = false;
 };
 
 // What a multi-label run cannot do: the settings that assume one class per image. Checked up front, so
@@ -390,6 +398,11 @@ void place_on_device(Run& run) {
   run.device = parse_device(run.config.device);
   KILN_CHECK(!run.config.cuda_graphs || run.device.is_cuda(),
              "train: --cuda-graphs needs a CUDA device (--device cuda), not ", run.config.device);
+  KILN_CHECK(run.config.profile_steps >= 0, "train: --profile takes a number of steps, not ",
+             run.config.profile_steps);
+  KILN_CHECK(run.config.profile_steps == 0 || !run.config.cuda_graphs,
+             "train: --profile times each op, and --cuda-graphs launches the step as one graph, inside which "
+             "no op can be timed: use one or the other");
   KILN_CHECK(run.config.memory_format == "nchw" || run.config.memory_format == "channels-last",
              "train: --memory-format ", run.config.memory_format, " is neither nchw nor channels-last");
   KILN_CHECK(run.config.memory_format == "nchw" || run.device.is_cpu(),
@@ -610,6 +623,28 @@ std::vector<Tensor> training_pass(Run& run, const std::vector<Tensor>& inputs) {
   return {loss, hits};
 }
 
+// --profile's window (train/profile_report.hpp): whether it opens at `step` of an epoch of `steps`.
+bool opens_profile_window(const Run& run, std::int64_t step, std::int64_t steps) {
+  return run.config.profile_steps > 0 && !run.profiled && !run.profile_session &&
+         step == std::min(kProfileSkippedSteps, steps - 1);
+}
+
+void open_profile_window(Run& run, std::int64_t epoch, std::int64_t step) {
+  run.profile = ProfileReport{};
+  run.profile.epoch = epoch;
+  run.profile.first_step = step;
+  run.profile_session = std::make_unique<profiler::Session>(run.device);
+}
+
+// Ends the window: the table to the observer, the rows to RUNDIR/profile.json.
+void close_profile_window(Run& run, TrainingObserver& observer) {
+  run.profile.profile = run.profile_session->finish();
+  run.profile_session.reset();
+  run.profiled = true;
+  write_file_atomically(run.config.run_dir / kProfileFile, run.profile.to_json().dump(2) + "\n", "file");
+  observer.on_profile(run.profile);
+}
+
 // One epoch: the training pass, then (when --eval-every says so) the held-out evaluation, each timed into
 // `eta`.
 EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, TrainingObserver& observer) {
@@ -655,7 +690,14 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, Training
                       eta.during_epoch(epoch, u.step + 1, steps, seconds)});
   };
   for (std::int64_t step = 0; step < steps; ++step) {
-    std::optional<data::Batch> batch = batches.next();
+    if (opens_profile_window(run, step, steps)) open_profile_window(run, epoch, step);
+    std::optional<data::Batch> batch;
+    {
+      // Under --profile: the time the device waited for the loader and the batch's copy (on a GPU still busy
+      // with the last step, none).
+      profiler::Scope wait("next_batch", run.device, std::nullopt);
+      batch = batches.next();
+    }
     if (!batch) break;
     learning_rate = run.groups.front().schedule->learning_rate(epoch * steps + step);
     for (ParameterGroup& group : run.groups) group.optimizer->set_learning_rate(group.schedule->learning_rate(epoch * steps + step));
@@ -674,7 +716,12 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, Training
     }
     if (unreported) report(*unreported);
     unreported = Unreported{step, loss_ticket, learning_rate, static_cast<double>(batch->labels.numel())};
+    if (run.profile_session) {
+      run.profile.images += batch->labels.numel();
+      if (++run.profile.steps == run.config.profile_steps) close_profile_window(run, observer);
+    }
   }
+  if (run.profile_session) close_profile_window(run, observer);  // the epoch ended inside the window
   if (unreported) report(*unreported);
   KILN_CHECK(seen > 0, "training: epoch ", epoch + 1, " saw no readable images");
   // Reading the hit count waits for the device, so the pass is timed after it.

@@ -28,6 +28,7 @@
 #include "train/metrics.hpp"
 #include "train/multi_label_metrics.hpp"
 #include "train/multi_label_thresholds.hpp"
+#include "train/profile_report.hpp"
 
 namespace kiln::train {
 
@@ -65,6 +66,9 @@ struct TrainConfig {
   // Capture each step's forward and backward pass as a CUDA graph once, and launch it as one unit at every
   // later step (train/graphed_step.hpp); like device, a choice of this process
   bool cuda_graphs = false;
+  // Time this many steps op by op (train/profile_report.hpp; 0: none), reported to the observer and written
+  // to RUNDIR/profile.json; like device, a choice of this process
+  std::int64_t profile_steps = 0;
   bool strict = false;                          // a bad image file is an error, not a warning
   std::int64_t max_steps_per_epoch = 0;         // 0: whole epochs (tests and smoke runs use a cap)
   // Class imbalance (train/class_balance.hpp); at most one of the two.
@@ -129,6 +133,7 @@ class TrainingObserver {
   virtual void on_step(const StepProgress& /*progress*/) {}
   virtual void on_epoch(const EpochSummary& /*summary*/) {}
   virtual void on_early_stop(const EarlyStop& /*stop*/) {}
+  virtual void on_profile(const ProfileReport& /*report*/) {}
 };
 
 struct TrainResult {

@@ -2,14 +2,26 @@
 // and only here is an implementation chosen. float runs the AVX-512 or AVX2 kernels when cpu_level() allows;
 // double (gradient checks only), bfloat16 (no vectorized bfloat16 kernels) and the Reference level run the
 // reference kernels. A CUDA device runs the CUDA kernels (cuda_batchnorm.cu), float, double and bfloat16.
+#include <string>
 #include <type_traits>
 
 #include "core/error.hpp"
+#include "core/profiler.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
 #include "kernels/cpu_level.hpp"
 
 namespace kiln::kernels {
 namespace {
+
+// The geometry as the profiler's detail (core/profiler.hpp): "16 channels @32x32 n128", "+ relu" when the
+// ReLU after it is fused in.
+std::string profile_label(const BatchNorm2dGeometry& g) {
+  std::string label = std::to_string(g.channels) + " channels @" + std::to_string(g.height) + "x" +
+                      std::to_string(g.width) + " n" + std::to_string(g.batch);
+  if (g.fused_relu) label += " + relu";
+  if (g.channels_last) label += " channels-last";
+  return label;
+}
 
 // The CUDA kernels take NCHW only; core/raw converts channels-last tensors on a CUDA device first.
 [[maybe_unused]] void require_nchw_on_cuda(const BatchNorm2dGeometry& g) {
@@ -23,6 +35,8 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
                                const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
                                T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd) {
+  profiler::Scope profile("batchnorm2d_forward_train", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     require_nchw_on_cuda(g);
@@ -52,6 +66,8 @@ void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const
                               const opmath_t<T>* gamma, const opmath_t<T>* beta,
                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
                               opmath_t<T> eps, T* y) {
+  profiler::Scope profile("batchnorm2d_forward_eval", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     require_nchw_on_cuda(g);
@@ -77,6 +93,8 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
                                 const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
                                 const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
                                 opmath_t<T>* gbeta) {
+  profiler::Scope profile("batchnorm2d_backward_train", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     require_nchw_on_cuda(g);
@@ -103,6 +121,8 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
                                const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
                                opmath_t<T>* gbeta) {
+  profiler::Scope profile("batchnorm2d_backward_eval", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     require_nchw_on_cuda(g);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/profiler.hpp"
 #include "kernels/activation_layout.hpp"
 #include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/batch_chunks.hpp"
@@ -72,6 +73,23 @@ void round_into(const std::vector<float>& wide, bfloat16* out) {
 
 // True when bfloat16 on the CPU runs its reference kernels rather than the float ones (see the top).
 bool bfloat16_runs_reference() { return cpu_level() == CpuLevel::Reference; }
+
+// The geometry as the profiler's detail (core/profiler.hpp): "16->32 3x3 s2 @32x32 n128", with the groups,
+// dilation and layout where they are not the plain case's.
+std::string profile_label(const Conv2dGeometry& g) {
+  const auto pair = [](std::int64_t a, std::int64_t b) {
+    return a == b ? std::to_string(a) : std::to_string(a) + "x" + std::to_string(b);
+  };
+  std::string label = std::to_string(g.in_channels) + "->" + std::to_string(g.out_channels) + " " +
+                      std::to_string(g.kernel_h) + "x" + std::to_string(g.kernel_w);
+  if (g.stride_h != 1 || g.stride_w != 1) label += " s" + pair(g.stride_h, g.stride_w);
+  if (g.dilation_h != 1 || g.dilation_w != 1) label += " d" + pair(g.dilation_h, g.dilation_w);
+  if (g.groups != 1) label += " g" + std::to_string(g.groups);
+  label +=
+      " @" + std::to_string(g.in_height) + "x" + std::to_string(g.in_width) + " n" + std::to_string(g.batch);
+  if (g.channels_last) label += " channels-last";
+  return label;
+}
 
 // The CUDA kernels take NCHW only; core/raw converts channels-last tensors on a CUDA device first.
 [[maybe_unused]] void require_nchw_on_cuda(const Conv2dGeometry& g) {
@@ -232,6 +250,8 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
 
 template <typename T>
 void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  profiler::Scope profile("conv2d_forward", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     require_nchw_on_cuda(g);
@@ -256,6 +276,8 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
 
 template <typename T>
 void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
+  profiler::Scope profile("conv2d_backward_data", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     require_nchw_on_cuda(g);
@@ -279,6 +301,8 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
 
 template <typename T>
 void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
+  profiler::Scope profile("conv2d_backward_weight", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     require_nchw_on_cuda(g);
@@ -302,6 +326,8 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
 
 template <typename T>
 void conv2d_backward_bias(Device device, const Conv2dGeometry& g, const T* gy, T* gb) {
+  profiler::Scope profile("conv2d_backward_bias", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     require_nchw_on_cuda(g);

@@ -4,6 +4,7 @@
 // Every version draws element i from philox_uniform(state, i), so every version produces the same mask.
 #include <type_traits>
 
+#include "core/profiler.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/dropout/dropout.hpp"
 
@@ -12,6 +13,7 @@ namespace kiln::kernels {
 template <typename T>
 void dropout_forward(Device device, std::int64_t n, opmath_t<T> p, const PhiloxState& state, const T* x, T* y,
                      T* mask) {
+  profiler::Scope profile("dropout_forward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::dropout_forward(n, p, state, x, y, mask);
 #endif

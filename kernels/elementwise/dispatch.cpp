@@ -6,8 +6,11 @@
 #include <algorithm>
 #include <array>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <type_traits>
 
+#include "core/profiler.hpp"
 #include "kernels/activation_layout.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/elementwise/elementwise.hpp"
@@ -63,10 +66,66 @@ std::optional<RowPlan> plan_rows(int rank, const std::int64_t* sizes, const std:
   return plan;
 }
 
+// The op's name, the profiler's detail (core/profiler.hpp).
+std::string_view profile_label(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Neg:
+      return "neg";
+    case UnaryOp::Exp:
+      return "exp";
+    case UnaryOp::Log:
+      return "log";
+    case UnaryOp::Sqrt:
+      return "sqrt";
+    case UnaryOp::Abs:
+      return "abs";
+    case UnaryOp::Relu:
+      return "relu";
+    case UnaryOp::LeakyRelu:
+      return "leaky_relu";
+    case UnaryOp::Sigmoid:
+      return "sigmoid";
+    case UnaryOp::Tanh:
+      return "tanh";
+    case UnaryOp::Gelu:
+      return "gelu";
+    case UnaryOp::Clamp:
+      return "clamp";
+  }
+  return "?";
+}
+std::string_view profile_label(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::Add:
+      return "add";
+    case BinaryOp::Sub:
+      return "sub";
+    case BinaryOp::Mul:
+      return "mul";
+    case BinaryOp::Div:
+      return "div";
+    case BinaryOp::Pow:
+      return "pow";
+    case BinaryOp::Maximum:
+      return "maximum";
+    case BinaryOp::Minimum:
+      return "minimum";
+    case BinaryOp::Equal:
+      return "equal";
+    case BinaryOp::Greater:
+      return "greater";
+    case BinaryOp::AddRelu:
+      return "add_relu";
+  }
+  return "?";
+}
+
 }  // namespace
 
 template <typename T>
 void unary_forward(Device device, UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, T* y) {
+  profiler::Scope profile("unary_forward", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(std::string(profile_label(op)));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::unary_forward(op, params, n, x, y);
 #endif
@@ -89,6 +148,8 @@ void unary_forward(Device device, UnaryOp op, const UnaryParams& params, std::in
 template <typename T>
 void unary_backward(Device device, UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x,
                     const T* y, const T* gy, T* gx) {
+  profiler::Scope profile("unary_backward", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(std::string(profile_label(op)));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::unary_backward(op, params, n, x, y, gy, gx);
 #endif
@@ -111,6 +172,8 @@ void unary_backward(Device device, UnaryOp op, const UnaryParams& params, std::i
 template <typename T>
 void binary_forward(Device device, BinaryOp op, int rank, const std::int64_t* sizes, const T* a,
                     const std::int64_t* a_strides, const T* b, const std::int64_t* b_strides, T* out) {
+  profiler::Scope profile("binary_forward", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(std::string(profile_label(op)));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::binary_forward(op, rank, sizes, a, a_strides, b, b_strides, out);
 #endif
@@ -157,6 +220,12 @@ std::optional<Transposes> layout_transposes(int rank, const std::int64_t* sizes,
 template <typename Src, typename Dst>
 void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src* src,
                   const std::int64_t* src_strides, Dst* dst, const std::int64_t* dst_strides) {
+  profiler::Scope profile("copy_strided", device, dtype_of_v<Dst>);
+  if constexpr (!std::is_same_v<Src, Dst>) {  // a conversion: say from what
+    if (profile.measuring())
+      profile.set_detail(std::string(dtype_name(dtype_of_v<Src>)) + " -> " +
+                         std::string(dtype_name(dtype_of_v<Dst>)));
+  }
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::copy_strided(rank, sizes, src, src_strides, dst, dst_strides);
 #endif
@@ -192,6 +261,7 @@ void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src*
 
 template <typename T>
 void fill(Device device, std::int64_t n, T value, T* out) {
+  profiler::Scope profile("fill", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::fill(n, value, out);
 #endif

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/profiler.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/gemm/gemm.hpp"
 
@@ -54,6 +55,7 @@ void gemm_through_float(Device device, const GemmGeometry& g, float alpha, const
 template <typename T>
 void gemm(Device device, const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, opmath_t<T> beta,
           T* c) {
+  profiler::Scope profile("gemm", device, dtype_of_v<T>);
   if (g.blocked_columns() || g.blocked_depth()) {
     KILN_CHECK(device.is_cpu(),
                "gemm: images in blocks (GemmGeometry::column_block, depth_block) run on the CPU only");

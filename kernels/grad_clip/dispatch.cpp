@@ -4,6 +4,7 @@
 // that is noise on the CPU, and no vectorized version would be felt.
 #include <span>
 
+#include "core/profiler.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/grad_clip/grad_clip.hpp"
 
@@ -11,6 +12,7 @@ namespace kiln::kernels {
 
 template <typename T>
 void add_sum_of_squares_many(Device device, std::span<const ClipSlice<T>> slices, double* sum_of_squares) {
+  profiler::Scope profile("add_sum_of_squares_many", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::add_sum_of_squares_many(device, slices, sum_of_squares);
 #endif
@@ -21,6 +23,7 @@ void add_sum_of_squares_many(Device device, std::span<const ClipSlice<T>> slices
 template <typename T>
 void clip_to_norm_many(Device device, std::span<const ClipSlice<T>> slices, const double* sum_of_squares,
                        double max_norm) {
+  profiler::Scope profile("clip_to_norm_many", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::clip_to_norm_many(slices, sum_of_squares, max_norm);
 #endif

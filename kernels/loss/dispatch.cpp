@@ -5,6 +5,7 @@
 // double, in a build with CUDA.
 #include <type_traits>
 
+#include "core/profiler.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/loss/bce_with_logits.hpp"
 #include "kernels/loss/cross_entropy.hpp"
@@ -15,6 +16,7 @@ template <typename T>
 void cross_entropy_forward(Device device, const CrossEntropyGeometry& g, const T* logits,
                            const std::int64_t* labels, const T* class_weight, T smoothing, T* loss,
                            T* log_probs) {
+  profiler::Scope profile("cross_entropy_forward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda())
     return cuda::cross_entropy_forward(g, logits, labels, class_weight, smoothing, loss, log_probs);
@@ -37,6 +39,7 @@ template <typename T>
 void cross_entropy_backward(Device device, const CrossEntropyGeometry& g, const T* log_probs,
                             const std::int64_t* labels, const T* class_weight, T smoothing, const T* gloss,
                             T* glogits) {
+  profiler::Scope profile("cross_entropy_backward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda())
     return cuda::cross_entropy_backward(g, log_probs, labels, class_weight, smoothing, gloss, glogits);
@@ -58,6 +61,7 @@ void cross_entropy_backward(Device device, const CrossEntropyGeometry& g, const 
 template <typename T>
 void bce_with_logits_forward(Device device, std::int64_t n, const T* logits, const T* targets,
                              const T* pos_weight, T* loss) {
+  profiler::Scope profile("bce_with_logits_forward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::bce_with_logits_forward(n, logits, targets, pos_weight, loss);
 #endif
@@ -68,6 +72,7 @@ void bce_with_logits_forward(Device device, std::int64_t n, const T* logits, con
 template <typename T>
 void bce_with_logits_backward(Device device, std::int64_t n, const T* logits, const T* targets,
                               const T* pos_weight, const T* gloss, T* glogits) {
+  profiler::Scope profile("bce_with_logits_backward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::bce_with_logits_backward(n, logits, targets, pos_weight, gloss, glogits);
 #endif

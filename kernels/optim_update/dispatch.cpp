@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "core/error.hpp"
+#include "core/profiler.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/optim_update/optim_update.hpp"
 
@@ -15,6 +16,7 @@ namespace kiln::kernels {
 template <typename T>
 void sgd_update(Device device, std::int64_t n, T* param, const T* grad, T* momentum_buffer,
                 const SgdHyper& h) {
+  profiler::Scope profile("sgd_update", device, dtype_of_v<T>);
   KILN_CHECK(h.momentum == 0.0 || n == 0 || momentum_buffer != nullptr, "sgd_update: momentum ", h.momentum,
              " needs a momentum buffer");
 #ifdef KILN_WITH_CUDA
@@ -40,6 +42,7 @@ void sgd_update(Device device, std::int64_t n, T* param, const T* grad, T* momen
 template <typename T>
 void adam_update(Device device, std::int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
                  const AdamHyper& h) {
+  profiler::Scope profile("adam_update", device, dtype_of_v<T>);
   KILN_CHECK(h.step >= 1, "adam_update: step is ", h.step, " but counts from 1");
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
@@ -63,6 +66,7 @@ void adam_update(Device device, std::int64_t n, T* param, const T* grad, T* exp_
 
 template <typename T>
 void sgd_update_many(Device device, const SgdHyper& h, std::span<const SgdSlice<T>> slices) {
+  profiler::Scope profile("sgd_update_many", device, dtype_of_v<T>);
   for (const SgdSlice<T>& slice : slices) {  // an empty tensor's buffer may be null, as its data is
     KILN_CHECK(h.momentum == 0.0 || slice.n == 0 || slice.momentum_buffer != nullptr,
                "sgd_update_many: momentum ", h.momentum,
@@ -79,6 +83,7 @@ void sgd_update_many(Device device, const SgdHyper& h, std::span<const SgdSlice<
 
 template <typename T>
 void adam_update_many(Device device, const AdamHyper& h, std::span<const AdamSlice<T>> slices) {
+  profiler::Scope profile("adam_update_many", device, dtype_of_v<T>);
   KILN_CHECK(h.step >= 1, "adam_update_many: step is ", h.step, " but counts from 1");
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::adam_update_many(h, slices);

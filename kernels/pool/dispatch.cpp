@@ -5,6 +5,7 @@
 // float, double and bfloat16.
 #include <type_traits>
 
+#include "core/profiler.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/pool/pool.hpp"
 
@@ -12,6 +13,7 @@ namespace kiln::kernels {
 
 template <typename T>
 void max_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
+  profiler::Scope profile("max_pool2d_forward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::max_pool2d_forward(g, x, y, argmax);
 #endif
@@ -32,6 +34,7 @@ void max_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y
 template <typename T>
 void max_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax,
                          T* gx) {
+  profiler::Scope profile("max_pool2d_backward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::max_pool2d_backward(g, gy, argmax, gx);
 #endif
@@ -51,6 +54,7 @@ void max_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, co
 
 template <typename T>
 void avg_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y) {
+  profiler::Scope profile("avg_pool2d_forward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::avg_pool2d_forward(g, x, y);
 #endif
@@ -70,6 +74,7 @@ void avg_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y
 
 template <typename T>
 void avg_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, T* gx) {
+  profiler::Scope profile("avg_pool2d_backward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::avg_pool2d_backward(g, gy, gx);
 #endif
@@ -90,6 +95,7 @@ void avg_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, T*
 template <typename T>
 void global_avg_pool2d_forward(Device device, std::int64_t planes, std::int64_t plane_size, const T* x,
                                T* y) {
+  profiler::Scope profile("global_avg_pool2d_forward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::global_avg_pool2d_forward(planes, plane_size, x, y);
 #endif
@@ -110,6 +116,7 @@ void global_avg_pool2d_forward(Device device, std::int64_t planes, std::int64_t 
 template <typename T>
 void global_avg_pool2d_backward(Device device, std::int64_t planes, std::int64_t plane_size, const T* gy,
                                 T* gx) {
+  profiler::Scope profile("global_avg_pool2d_backward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::global_avg_pool2d_backward(planes, plane_size, gy, gx);
 #endif

@@ -4,6 +4,7 @@
 // the CUDA kernels (cuda_reduce.cu) for every op and dtype.
 #include <type_traits>
 
+#include "core/profiler.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/reduce/reduce.hpp"
 
@@ -11,6 +12,7 @@ namespace kiln::kernels {
 
 template <typename T>
 void reduce(Device device, ReduceOp op, const ReduceGeometry& g, const T* x, T* y) {
+  profiler::Scope profile("reduce", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::reduce(device, op, g, x, y);
 #endif
@@ -32,6 +34,7 @@ void reduce(Device device, ReduceOp op, const ReduceGeometry& g, const T* x, T* 
 
 template <typename T>
 void argmax(Device device, const ReduceGeometry& g, const T* x, std::int64_t* indices) {
+  profiler::Scope profile("argmax", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::argmax(device, g, x, indices);
 #endif

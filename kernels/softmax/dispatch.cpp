@@ -4,6 +4,7 @@
 // the CUDA kernels (cuda_softmax.cu), float and double, in a build with CUDA.
 #include <type_traits>
 
+#include "core/profiler.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/softmax/softmax.hpp"
 
@@ -11,6 +12,7 @@ namespace kiln::kernels {
 
 template <typename T>
 void softmax_forward(Device device, const SoftmaxGeometry& g, const T* x, T* y) {
+  profiler::Scope profile("softmax_forward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::softmax_forward(g, x, y);
 #endif
@@ -30,6 +32,7 @@ void softmax_forward(Device device, const SoftmaxGeometry& g, const T* x, T* y) 
 
 template <typename T>
 void softmax_backward(Device device, const SoftmaxGeometry& g, const T* y, const T* gy, T* gx) {
+  profiler::Scope profile("softmax_backward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::softmax_backward(g, y, gy, gx);
 #endif
@@ -49,6 +52,7 @@ void softmax_backward(Device device, const SoftmaxGeometry& g, const T* y, const
 
 template <typename T>
 void log_softmax_forward(Device device, const SoftmaxGeometry& g, const T* x, T* y) {
+  profiler::Scope profile("log_softmax_forward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::log_softmax_forward(g, x, y);
 #endif
@@ -68,6 +72,7 @@ void log_softmax_forward(Device device, const SoftmaxGeometry& g, const T* x, T*
 
 template <typename T>
 void log_softmax_backward(Device device, const SoftmaxGeometry& g, const T* y, const T* gy, T* gx) {
+  profiler::Scope profile("log_softmax_backward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::log_softmax_backward(g, y, gy, gx);
 #endif

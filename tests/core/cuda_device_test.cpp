@@ -8,10 +8,12 @@
 #include <string>
 
 #include "core/caching_allocator.hpp"
+#include "core/cuda_graph.hpp"
 #include "core/cuda_runtime.hpp"
 #include "core/error.hpp"
 #include "core/generator.hpp"
 #include "core/ops.hpp"
+#include "core/profiler.hpp"
 #include "core/tensor.hpp"
 #include "kernels/softmax/softmax.hpp"
 #include "tests/support/cuda_testing.hpp"
@@ -132,6 +134,28 @@ TEST_CASE(
     for (float& value : expected) value *= 2.0f;
     CHECK(testing::bitwise_equal(doubled.to(Device::cpu()).to_vector<float>(), expected));
   }
+}
+
+TEST_CASE("cuda: the profiler times a device op between its stream's events, and nothing inside a capture") {
+  if (!have_gpu()) return;
+  const Tensor x = Tensor::from_vector<float>({-1.0f, 2.0f, -3.0f, 4.0f}, {4}).to(Device::cuda());
+  Tensor y, captured;
+  profiler::Session session(Device::cuda());
+  y = relu(x);
+  const CudaGraph graph(0, [&] { captured = relu(x); });  // recorded, not run: no row of its own
+  graph.launch();
+  const profiler::Profile profile = session.finish();
+  REQUIRE(profile.ops.size() == 1);
+  const profiler::OpTime& row = profile.ops.front();
+  CHECK(row.op == "unary_forward");
+  CHECK(row.detail == "relu");
+  CHECK(row.device == Device::cuda(0));
+  CHECK(row.dtype == DType::Float32);
+  CHECK(row.calls == 1);
+  CHECK(row.milliseconds >= 0.0);
+  CHECK(row.milliseconds <= profile.wall_milliseconds);
+  CHECK(y.to(Device::cpu()).to_vector<float>() == std::vector<float>{0.0f, 2.0f, 0.0f, 4.0f});
+  CHECK(captured.to(Device::cpu()).to_vector<float>() == std::vector<float>{0.0f, 2.0f, 0.0f, 4.0f});
 }
 
 }  // namespace

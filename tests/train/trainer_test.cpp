@@ -1,14 +1,18 @@
 // The training workflow on the bundled CIFAR-10 subset, kept small with a cap on steps per epoch:
 // an interrupted run resumed from its checkpoint ends with exactly the weights of an uninterrupted one,
-// `eval` on a folder agrees with `predict` on each of its images, and an epoch's train accuracy counts what
-// the model got right.
+// `eval` on a folder agrees with `predict` on each of its images, an epoch's train accuracy counts what
+// the model got right, and --profile reports its window of steps.
 #include "train/trainer.hpp"
 
 #include <doctest/doctest.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <vector>
 
+#include "core/profiler.hpp"
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
 #include "models/architecture.hpp"
@@ -159,4 +163,63 @@ TEST_CASE("trainer: an epoch's train accuracy is the share of its images the mod
   const train::MetricsReport report = train::evaluate(*loaded.model, loader, 2);
   REQUIRE(report.samples == 24);
   CHECK(result.history[0].train_accuracy == doctest::Approx(report.accuracy));
+}
+
+namespace {
+
+// Records what --profile reports.
+class ProfileCatcher : public train::TrainingObserver {
+ public:
+  void on_profile(const train::ProfileReport& report) override { reports.push_back(report); }
+  std::vector<train::ProfileReport> reports;
+};
+
+}  // namespace
+
+TEST_CASE("trainer: --profile times a window of steps op by op, once, and writes profile.json") {
+  const fs::path run_dir = fresh_run_dir("profile");
+  train::TrainConfig config = small_config(run_dir);  // lenet5, batch 16, 3 steps an epoch, 2 epochs
+  config.max_steps_per_epoch = 6;
+  config.profile_steps = 3;
+  ProfileCatcher catcher;
+  train::train(config, train::RunStart::Fresh, catcher);
+
+  REQUIRE(catcher.reports.size() == 1);  // the first epoch's window only
+  const train::ProfileReport& report = catcher.reports.front();
+  CHECK(report.epoch == 0);
+  CHECK(report.first_step == train::kProfileSkippedSteps);
+  CHECK(report.steps == 3);
+  CHECK(report.images == 3 * 16);
+  // Every step runs lenet5's first convolution forward once, on the CPU, in float32.
+  bool found_convolution = false;
+  for (const profiler::OpTime& op : report.profile.ops) {
+    CHECK(op.calls > 0);
+    if (op.op == "conv2d_forward" && op.detail == "3->6 5x5 @32x32 n16") {
+      found_convolution = true;
+      CHECK(op.calls == 3);
+      CHECK(op.dtype == DType::Float32);
+      CHECK(op.device == Device::cpu());
+    }
+  }
+  CHECK(found_convolution);
+  CHECK(report.profile.op_milliseconds() <= report.profile.wall_milliseconds);
+
+  const nlohmann::json written = nlohmann::json::parse(std::ifstream(run_dir / train::kProfileFile));
+  CHECK(written.at("steps") == 3);
+  CHECK(written.at("first_step") == train::kProfileSkippedSteps + 1);
+  CHECK(written.at("ops").size() == report.profile.ops.size());
+  fs::remove_all(run_dir);
+}
+
+TEST_CASE("trainer: a --profile window longer than the epoch ends with it") {
+  const fs::path run_dir = fresh_run_dir("profile-short");
+  train::TrainConfig config = small_config(run_dir);
+  config.epochs = 1;
+  config.profile_steps = 50;  // the epoch has 3 steps: the window holds the third alone
+  ProfileCatcher catcher;
+  train::train(config, train::RunStart::Fresh, catcher);
+  REQUIRE(catcher.reports.size() == 1);
+  CHECK(catcher.reports.front().first_step == 2);
+  CHECK(catcher.reports.front().steps == 1);
+  fs::remove_all(run_dir);
 }

@@ -1,0 +1,74 @@
+#include "train/profile_report.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace kiln::train {
+namespace {
+
+std::string dtype_text(const std::optional<DType>& dtype) {
+  return dtype ? std::string(dtype_name(*dtype)) : std::string("-");
+}
+
+// printf into a std::string (the table's lines are short).
+template <typename... Args>
+std::string format(const char* pattern, Args... args) {
+  char line[512];
+  std::snprintf(line, sizeof line, pattern, args...);
+  return line;
+}
+
+}  // namespace
+
+nlohmann::json ProfileReport::to_json() const {
+  nlohmann::json ops = nlohmann::json::array();
+  for (const profiler::OpTime& op : profile.ops) {
+    ops.push_back({{"op", op.op},
+                   {"detail", op.detail},
+                   {"device", op.device.str()},
+                   {"dtype", dtype_text(op.dtype)},
+                   {"calls", op.calls},
+                   {"ms", op.milliseconds}});
+  }
+  return {
+      {"epoch", epoch + 1},   {"first_step", first_step + 1},         {"steps", steps},
+      {"images", images},     {"wall_ms", profile.wall_milliseconds}, {"op_ms", profile.op_milliseconds()},
+      {"ops", std::move(ops)}};
+}
+
+std::string ProfileReport::table(std::size_t max_rows) const {
+  const double per_step = 1.0 / static_cast<double>(std::max<std::int64_t>(steps, 1));
+  const double step_ms = profile.wall_milliseconds * per_step;
+  const double seconds = profile.wall_milliseconds / 1000.0;
+  std::string text = format(
+      "profile: steps %lld-%lld of epoch %lld (%lld steps, %lld images): %.3f ms a step, %.0f images/s\n",
+      static_cast<long long>(first_step + 1), static_cast<long long>(first_step + steps),
+      static_cast<long long>(epoch + 1), static_cast<long long>(steps), static_cast<long long>(images),
+      step_ms, seconds > 0 ? static_cast<double>(images) / seconds : 0.0);
+  text += format("%10s %7s %10s  %-28s %-9s %-7s %s\n", "ms/step", "% step", "calls/step", "op", "dtype",
+                 "device", "detail");
+  const auto percent = [&](double milliseconds) {
+    return profile.wall_milliseconds > 0 ? 100.0 * milliseconds / profile.wall_milliseconds : 0.0;
+  };
+  const std::size_t shown = std::min(max_rows, profile.ops.size());
+  for (std::size_t i = 0; i < shown; ++i) {
+    const profiler::OpTime& op = profile.ops[i];
+    text += format("%10.3f %6.1f%% %10.2f  %-28s %-9s %-7s %s\n", op.milliseconds * per_step,
+                   percent(op.milliseconds), static_cast<double>(op.calls) * per_step, op.op.c_str(),
+                   dtype_text(op.dtype).c_str(), op.device.str().c_str(), op.detail.c_str());
+  }
+  if (shown < profile.ops.size()) {
+    double rest = 0.0;
+    for (std::size_t i = shown; i < profile.ops.size(); ++i) rest += profile.ops[i].milliseconds;
+    text += format("%10.3f %6.1f%% %10s  (%zu more rows, in %s)\n", rest * per_step, percent(rest), "",
+                   profile.ops.size() - shown, std::string(kProfileFile).c_str());
+  }
+  const double outside = profile.wall_milliseconds - profile.op_milliseconds();
+  text += format("%10.3f %6.1f%% %10s  (in no op: the autograd engine, allocation, the host between ops)\n",
+                 outside * per_step, percent(outside), "");
+  return text;
+}
+
+}  // namespace kiln::train
