@@ -81,6 +81,32 @@ TEST_CASE("device: --cuda-graphs on the CPU is refused before any work, naming w
   CHECK_FALSE(fs::exists(scratch.path() / "run" / "last.kiln"));
 }
 
+TEST_CASE("cuda: --profile with --cuda-graphs is refused before any work, and alone times device ops") {
+  if (!testing::have_gpu()) return;
+  testing::ScratchFolder scratch("kiln-device-test", "profile");
+  const fs::path data = testing::make_two_class_data(scratch.path() / "data", 12, 6);
+  train::TrainConfig config = testing::tiny_lenet5_config(data, scratch.path() / "run", 4);
+  config.device = "cuda";
+  config.cuda_graphs = true;
+  config.profile_steps = 2;
+  testing::Recorder observer;
+  CHECK_THROWS_WITH_AS(train::train(config, train::RunStart::Fresh, observer),
+                       doctest::Contains("--profile times each op"), Error);
+  CHECK_FALSE(fs::exists(scratch.path() / "run" / "last.kiln"));
+
+  config.cuda_graphs = false;
+  train::train(config, train::RunStart::Fresh, observer);
+  const nlohmann::json profile =
+      nlohmann::json::parse(std::ifstream(scratch.path() / "run" / std::string(train::kProfileFile)));
+  CHECK(profile.at("steps").get<int>() >= 1);
+  bool device_convolution = false;
+  for (const nlohmann::json& op : profile.at("ops")) {
+    if (op.at("op") == "conv2d_forward" && op.at("device") == "cuda:0") device_convolution = true;
+    CHECK(op.at("ms").get<double>() >= 0.0);
+  }
+  CHECK(device_convolution);
+}
+
 // The same model, built from the same seed, on the CPU and on cuda:0.
 struct TwinModels {
   layers::ModulePtr cpu, gpu;
