@@ -38,7 +38,7 @@ namespace kiln::kernels {
 struct BatchNorm2dGeometry {
   std::int64_t batch = 1, channels = 1, height = 1, width = 1;
   bool fused_relu = false;  // y = relu(batchnorm(x)); the backward then reads y
-  // x, y, gy, gx stored channels-last, [N, H, W, C] (the CPU kernels; core/raw gives a CUDA device NCHW).
+  // x, y, gy, gx stored channels-last, [N, H, W, C] (the CPU and the CUDA kernels).
   bool channels_last = false;
 };
 
@@ -119,7 +119,8 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, con
                                float eps, float* gx, float* ggamma, float* gbeta);
 }  // namespace avx2
 
-// CUDA kernels (cuda_batchnorm.cu, built when CMake finds a CUDA compiler), float, double and bfloat16,
+// CUDA kernels (cuda_batchnorm.cu, and cuda_batchnorm_channels_last.cu for channels-last tensors; built when
+// CMake finds a CUDA compiler), float, double and bfloat16,
 // same contracts: on the current device, on the compute stream, asynchronously; every pointer is device
 // memory, and `device` (the current device) is where the kernels' scratch for per-channel sums is allocated.
 // Statistics in one pass (shifted sums in double); every per-channel sum is added in a fixed order, without

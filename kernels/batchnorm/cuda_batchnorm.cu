@@ -1,5 +1,6 @@
 // Batch normalization on a CUDA device (batchnorm.hpp), train and eval, forward and backward, with and
-// without the fused ReLU: the reference's formulas, with every per-channel sum and every per-element
+// without the fused ReLU, for NCHW tensors (channels-last ones go to cuda_batchnorm_channels_last.cu): the
+// reference's formulas, with every per-channel sum and every per-element
 // formula in double, as the reference computes them, for every T (bfloat16 included: its values are read
 // exactly as float and each result is rounded to bfloat16 once).
 //
@@ -42,11 +43,14 @@
 #include "core/cuda_runtime.hpp"
 #include "core/storage.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
+#include "kernels/batchnorm/cuda_batchnorm_common.cuh"
 #include "kernels/cuda_block_sum.cuh"
 #include "kernels/cuda_launch.cuh"
 
 namespace kiln::kernels::cuda {
 namespace {
+
+using namespace batchnorm_detail;
 
 // 32 values per thread: enough to amortize a block's start and its reduction.
 constexpr std::int64_t kValuesPerSlice = 32 * kThreadsPerBlock;
@@ -100,17 +104,6 @@ __device__ void for_each_value(const ChannelSlices& s, std::int64_t c, std::int6
   }
 }
 
-// The two sums every kernel here needs (see the launch list at the top), added by block_sum
-// (kernels/cuda_block_sum.cuh) member by member. No member initializers: block_sum keeps them in a __shared__
-// array, which cannot have a constructor; PairSums{} is zero.
-struct PairSums {
-  double a, b;
-};
-__device__ inline PairSums operator+(PairSums x, PairSums y) { return {x.a + y.a, x.b + y.b}; }
-__device__ inline PairSums shuffle_down(PairSums v, int offset) {
-  return {__shfl_down_sync(kFullWarpMask, v.a, offset), __shfl_down_sync(kFullWarpMask, v.b, offset)};
-}
-
 // The totals of channel c's per-slice partial sums (partial_a, partial_b [C, slices]), in every thread of the
 // block: thread t adds slices t, t + kThreadsPerBlock, ... and block_sum adds the threads' sums in its fixed
 // tree, so every block of the channel gets the same bits. Every thread of the block must call it. The
@@ -130,39 +123,6 @@ __device__ PairSums channel_totals(const ChannelSlices& s, std::int64_t c, const
   }
   __syncthreads();
   return {total_a, total_b};
-}
-
-// Where a channel's mean and invstd come from. Each kernel below takes one of these.
-template <typename T>
-struct SavedStatistics {  // train backward: what the forward saved
-  const opmath_t<T>* save_mean;
-  const opmath_t<T>* save_invstd;
-  __device__ double mean(std::int64_t c) const { return static_cast<double>(save_mean[c]); }
-  __device__ double invstd(std::int64_t c) const { return static_cast<double>(save_invstd[c]); }
-};
-
-template <typename T>
-struct RunningStatistics {  // eval: invstd = 1 / sqrt(running_var + eps)
-  const opmath_t<T>* running_mean;
-  const opmath_t<T>* running_var;
-  double eps;
-  __device__ double mean(std::int64_t c) const { return static_cast<double>(running_mean[c]); }
-  __device__ double invstd(std::int64_t c) const {
-    return 1.0 / sqrt(static_cast<double>(running_var[c]) + eps);
-  }
-};
-
-// relu as the elementwise reference has it: a NaN passes through.
-template <typename T>
-__device__ T relu(T v) {
-  return v < T(0) ? T(0) : v;
-}
-
-// The gradient batchnorm itself receives at one element: gy, or with the fused ReLU gy * relu'(y), in T
-// as the reference computes it (so 0 * inf is NaN there and here; gy * 1 and gy * 0 are exact in bfloat16).
-template <typename T>
-__device__ T gradient_into_batchnorm(bool fused_relu, const T* gy, const T* y, std::int64_t offset) {
-  return fused_relu ? static_cast<T>(gy[offset] * (y[offset] > T(0) ? T(1) : T(0))) : gy[offset];
 }
 
 // The value statistics are taken around: one value of the channel, x[0, c, 0, 0], unless it is not finite
@@ -290,25 +250,6 @@ __global__ void backward_partial_sums_kernel(ChannelSlices s, bool fused_relu, c
   }
 }
 
-// Eval: one thread per channel adds the channel's slices in order into gbeta = sum gy' and
-// ggamma = sum gy' * xhat (there is no later kernel to merge them in).
-template <typename Parameter>
-__global__ void finish_gradient_sums_kernel(ChannelSlices s, const double* partial_gy,
-                                            const double* partial_gy_xhat, Parameter* gbeta,
-                                            Parameter* ggamma) {
-  const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < s.channels;
-       c += grid_stride) {
-    double total_gy = 0, total_gy_xhat = 0;
-    for (std::int64_t slice = 0; slice < s.slices; ++slice) {
-      total_gy += partial_gy[c * s.slices + slice];
-      total_gy_xhat += partial_gy_xhat[c * s.slices + slice];
-    }
-    gbeta[c] = static_cast<Parameter>(total_gy);
-    ggamma[c] = static_cast<Parameter>(total_gy_xhat);
-  }
-}
-
 // Train: one block per (channel, slice): merges the channel's partial sums (channel_totals) into
 // gbeta = sum gy' and ggamma = sum gy' * xhat, which the block of slice 0 writes (in opmath_t<T>), then
 // gx = gamma * invstd / m * (m * gy' - gbeta - xhat * ggamma) over the slice, with the sums in double.
@@ -336,20 +277,6 @@ __global__ void train_gx_kernel(ChannelSlices s, bool fused_relu, const T* x, co
   }
 }
 
-// Scratch for the per-slice partial sums, in device memory: partial_a, partial_b [C, slices] (double).
-// Freed when the Scratch goes out of scope, right after the launches that use it are enqueued: every
-// kernel runs on the compute stream, so whatever reuses the block later runs after them.
-struct Scratch {
-  std::shared_ptr<Storage> storage;
-  double *partial_a, *partial_b;
-
-  Scratch(const ChannelSlices& s, Device device)
-      : storage(Storage::allocate(static_cast<std::size_t>(2 * s.work_items()) * sizeof(double), device)) {
-    partial_a = static_cast<double*>(storage->data());
-    partial_b = partial_a + s.work_items();
-  }
-};
-
 unsigned channel_blocks(const ChannelSlices& s) { return grid_blocks(s.channels); }
 
 }  // namespace
@@ -359,9 +286,13 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
                                const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
                                T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd) {
+  if (g.channels_last) {
+    return channels_last::batchnorm2d_forward_train(device, g, x, gamma, beta, eps, momentum, running_mean,
+                                                    running_var, y, save_mean, save_invstd);
+  }
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0) return;
-  const Scratch scratch(s, device);
+  const Scratch scratch(s.work_items(), device);
   launch("batchnorm2d_forward_train (statistics)", forward_partial_sums_kernel<T>,
          grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, x, scratch.partial_a, scratch.partial_b);
   launch("batchnorm2d_forward_train (normalize)", train_normalize_kernel<T>, grid_blocks(s.work_items(), 1),
@@ -374,6 +305,8 @@ template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
                               const opmath_t<T>* beta, const opmath_t<T>* running_mean,
                               const opmath_t<T>* running_var, opmath_t<T> eps, T* y) {
+  if (g.channels_last)
+    return channels_last::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0 || s.values == 0) return;
   launch("batchnorm2d_forward_eval", eval_normalize_kernel<T>, grid_blocks(s.work_items(), 1),
@@ -386,9 +319,13 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
                                 const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
                                 const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
                                 opmath_t<T>* gbeta) {
+  if (g.channels_last) {
+    return channels_last::batchnorm2d_backward_train(device, g, x, gy, y, gamma, save_mean, save_invstd, gx,
+                                                     ggamma, gbeta);
+  }
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0) return;
-  const Scratch scratch(s, device);
+  const Scratch scratch(s.work_items(), device);
   const SavedStatistics<T> statistics{save_mean, save_invstd};
   launch("batchnorm2d_backward_train (sums)", backward_partial_sums_kernel<T, SavedStatistics<T>>,
          grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma, statistics,
@@ -403,15 +340,19 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
                                const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
                                opmath_t<T>* gbeta) {
+  if (g.channels_last) {
+    return channels_last::batchnorm2d_backward_eval(device, g, x, gy, y, gamma, running_mean, running_var,
+                                                    eps, gx, ggamma, gbeta);
+  }
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0) return;
-  const Scratch scratch(s, device);
+  const Scratch scratch(s.work_items(), device);
   launch("batchnorm2d_backward_eval (sums and gx)", backward_partial_sums_kernel<T, RunningStatistics<T>>,
          grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, scratch.partial_a,
          scratch.partial_b, gx);
   launch("batchnorm2d_backward_eval (sums)", finish_gradient_sums_kernel<opmath_t<T>>, channel_blocks(s),
-         kThreadsPerBlock, s, scratch.partial_a, scratch.partial_b, gbeta, ggamma);
+         kThreadsPerBlock, s.channels, s.slices, scratch.partial_a, scratch.partial_b, gbeta, ggamma);
 }
 
 template void batchnorm2d_forward_train<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,

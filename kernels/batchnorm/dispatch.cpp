@@ -23,11 +23,6 @@ std::string profile_label(const BatchNorm2dGeometry& g) {
   return label;
 }
 
-// The CUDA kernels take NCHW only; core/raw converts channels-last tensors on a CUDA device first.
-[[maybe_unused]] void require_nchw_on_cuda(const BatchNorm2dGeometry& g) {
-  KILN_CHECK(!g.channels_last, "batch_norm2d: channels-last activations are not supported on a CUDA device");
-}
-
 }  // namespace
 
 template <typename T>
@@ -39,7 +34,6 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
   if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
-    require_nchw_on_cuda(g);
     return cuda::batchnorm2d_forward_train(device, g, x, gamma, beta, eps, momentum, running_mean,
                                            running_var, y, save_mean, save_invstd);
   }
@@ -70,7 +64,6 @@ void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const
   if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
-    require_nchw_on_cuda(g);
     return cuda::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
   }
 #endif
@@ -97,7 +90,6 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
   if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
-    require_nchw_on_cuda(g);
     return cuda::batchnorm2d_backward_train(device, g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma,
                                             gbeta);
   }
@@ -125,7 +117,6 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
   if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
-    require_nchw_on_cuda(g);
     return cuda::batchnorm2d_backward_eval(device, g, x, gy, y, gamma, running_mean, running_var, eps, gx,
                                            ggamma, gbeta);
   }

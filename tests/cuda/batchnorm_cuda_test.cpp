@@ -4,8 +4,9 @@
 // train mode (y, the saved statistics, the running-statistics update, gx, ggamma, gbeta) and eval mode, over
 // odd shapes (one value per channel [1, 3, 1, 1], batch 1, 1x1 planes, channels 3/17/33, planes that are not
 // multiples of 32, channels of several slices, a channel mean far from zero, [128, 16, 32, 32]); NaN and
-// infinity propagation; and the Tensor-level ops (raw::batchnorm2d_forward / backward) on CUDA tensors
-// against the same ops on the CPU. Each test skips without a GPU.
+// infinity propagation; every case again on channels-last tensors (cuda_batchnorm_channels_last.cu); and the
+// Tensor-level ops (raw::batchnorm2d_forward / backward) on CUDA tensors against the same ops on the CPU.
+// Each test skips without a GPU.
 //
 // Tolerances: Tolerance::float32() / float64(), the precision's own rounding, for every output. The CUDA
 // kernels compute every element's formula in double and round once, as the reference does; their
@@ -280,6 +281,43 @@ TEST_CASE("cuda: batchnorm2d propagates NaN and infinity through a channel's sta
     x[static_cast<std::size_t>((4 + 3) * plane + 3)] = std::numeric_limits<float>::infinity();  // n 1, c 3
     check_train<float>(c, x, 78);
     check_eval<float>(c, x, 79);
+  }
+}
+
+// Channels-last tensors, [N, H, W, C] (cuda_batchnorm_channels_last.cu: blocks over groups of up to 32
+// channels and slices of rows): every case again, the reference reading the same layout.
+TEST_CASE("cuda: channels-last batchnorm2d train and eval match the reference, every precision") {
+  if (!have_gpu()) return;
+  std::vector<Case> cases = all_cases();
+  cases.push_back({{.batch = 4, .channels = 72, .height = 5, .width = 3}, 2.0});  // groups of 32, 32 and 8
+  std::uint64_t seed = 3000;
+  for (Case c : cases) {
+    c.g.channels_last = true;
+    INFO(describe(c), " channels-last");
+    check_train<float>(c, values_around<float>(numel(c.g), seed, c.offset), seed + 10);
+    check_eval<float>(c, values_around<float>(numel(c.g), seed, c.offset), seed + 10);
+    check_train<double>(c, values_around<double>(numel(c.g), seed, c.offset), seed + 10);
+    check_train<bfloat16>(c, values_around<bfloat16>(numel(c.g), seed, c.offset), seed + 10);
+    check_eval<bfloat16>(c, values_around<bfloat16>(numel(c.g), seed, c.offset), seed + 10);
+    seed += 20;
+  }
+}
+
+TEST_CASE("cuda: channels-last batchnorm2d propagates NaN and infinity as the reference") {
+  if (!have_gpu()) return;
+  // As the NCHW case above, in [N, H, W, C]: channel 0 holds a NaN, channel 2 holds +inf at x[0, 0, 0, 2],
+  // the value its statistics are shifted by, channel 3 holds +inf elsewhere.
+  for (const bool fused_relu : {false, true}) {
+    const Case c{
+        {.batch = 2, .channels = 4, .height = 4, .width = 5, .fused_relu = fused_relu, .channels_last = true},
+        0.0};
+    INFO(describe(c), " channels-last");
+    std::vector<float> x = values_around<float>(numel(c.g), 87);
+    x[static_cast<std::size_t>(7 * 4 + 0)] = std::numeric_limits<float>::quiet_NaN();  // row 7, c 0
+    x[2] = std::numeric_limits<float>::infinity();                                     // row 0, c 2
+    x[static_cast<std::size_t>(23 * 4 + 3)] = std::numeric_limits<float>::infinity();  // row 23, c 3
+    check_train<float>(c, x, 88);
+    check_eval<float>(c, x, 89);
   }
 }
 

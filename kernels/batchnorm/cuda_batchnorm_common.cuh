@@ -1,0 +1,119 @@
+// What the CUDA batch-norm kernels share, NCHW (cuda_batchnorm.cu) and channels-last
+// (cuda_batchnorm_channels_last.cu): the pair of sums they reduce, where a channel's statistics come from,
+// the ReLU and the gradient it passes into batch norm, and the scratch for per-slice partial sums. Included
+// by those .cu files only (device code).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "core/storage.hpp"
+#include "kernels/batchnorm/batchnorm.hpp"
+#include "kernels/cuda_grid.hpp"
+
+namespace kiln::kernels::cuda::batchnorm_detail {
+
+// The two sums every kernel needs (see cuda_batchnorm.cu's launch list), added by block_sum
+// (kernels/cuda_block_sum.cuh) member by member. No member initializers: block_sum keeps them in a __shared__
+// array, which cannot have a constructor; PairSums{} is zero.
+struct PairSums {
+  double a, b;
+};
+__device__ inline PairSums operator+(PairSums x, PairSums y) { return {x.a + y.a, x.b + y.b}; }
+__device__ inline PairSums shuffle_down(PairSums v, int offset) {
+  return {__shfl_down_sync(kFullWarpMask, v.a, offset), __shfl_down_sync(kFullWarpMask, v.b, offset)};
+}
+
+// Where a channel's mean and invstd come from. Each kernel takes one of these.
+template <typename T>
+struct SavedStatistics {  // train backward: what the forward saved
+  const opmath_t<T>* save_mean;
+  const opmath_t<T>* save_invstd;
+  __device__ double mean(std::int64_t c) const { return static_cast<double>(save_mean[c]); }
+  __device__ double invstd(std::int64_t c) const { return static_cast<double>(save_invstd[c]); }
+};
+
+template <typename T>
+struct RunningStatistics {  // eval: invstd = 1 / sqrt(running_var + eps)
+  const opmath_t<T>* running_mean;
+  const opmath_t<T>* running_var;
+  double eps;
+  __device__ double mean(std::int64_t c) const { return static_cast<double>(running_mean[c]); }
+  __device__ double invstd(std::int64_t c) const {
+    return 1.0 / sqrt(static_cast<double>(running_var[c]) + eps);
+  }
+};
+
+// relu as the elementwise reference has it: a NaN passes through.
+template <typename T>
+__device__ T relu(T v) {
+  return v < T(0) ? T(0) : v;
+}
+
+// The gradient batchnorm itself receives at one element: gy, or with the fused ReLU gy * relu'(y), in T
+// as the reference computes it (so 0 * inf is NaN there and here; gy * 1 and gy * 0 are exact in bfloat16).
+template <typename T>
+__device__ T gradient_into_batchnorm(bool fused_relu, const T* gy, const T* y, std::int64_t offset) {
+  return fused_relu ? static_cast<T>(gy[offset] * (y[offset] > T(0) ? T(1) : T(0))) : gy[offset];
+}
+
+// Scratch for the per-slice partial sums, in device memory: partial_a, partial_b [C, slices] (double).
+// Freed when the Scratch goes out of scope, right after the launches that use it are enqueued: every
+// kernel runs on the compute stream, so whatever reuses the block later runs after them.
+struct Scratch {
+  std::shared_ptr<Storage> storage;
+  double *partial_a, *partial_b;
+
+  // Room for `count` partial sums of each kind (C * slices).
+  Scratch(std::int64_t count, Device device)
+      : storage(Storage::allocate(static_cast<std::size_t>(2 * count) * sizeof(double), device)) {
+    partial_a = static_cast<double*>(storage->data());
+    partial_b = partial_a + count;
+  }
+};
+
+// Eval backward: one thread per channel adds the channel's slices in order into gbeta = sum gy' and
+// ggamma = sum gy' * xhat (there is no later kernel to merge them in). partial_* are [C, slices].
+template <typename Parameter>
+__global__ void finish_gradient_sums_kernel(std::int64_t channels, std::int64_t slices,
+                                            const double* partial_gy, const double* partial_gy_xhat,
+                                            Parameter* gbeta, Parameter* ggamma) {
+  const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < channels;
+       c += grid_stride) {
+    double total_gy = 0, total_gy_xhat = 0;
+    for (std::int64_t slice = 0; slice < slices; ++slice) {
+      total_gy += partial_gy[c * slices + slice];
+      total_gy_xhat += partial_gy_xhat[c * slices + slice];
+    }
+    gbeta[c] = static_cast<Parameter>(total_gy);
+    ggamma[c] = static_cast<Parameter>(total_gy_xhat);
+  }
+}
+
+}  // namespace kiln::kernels::cuda::batchnorm_detail
+
+// The channels-last kernels (cuda_batchnorm_channels_last.cu), batchnorm.hpp's cuda:: contracts for
+// [N, H, W, C] tensors; cuda_batchnorm.cu's entry points hand them a geometry with channels_last set.
+namespace kiln::kernels::cuda::channels_last {
+template <typename T>
+void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,
+                               const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
+                               opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
+                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd);
+template <typename T>
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
+                              const opmath_t<T>* beta, const opmath_t<T>* running_mean,
+                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y);
+template <typename T>
+void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
+                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
+                                opmath_t<T>* gbeta);
+template <typename T>
+void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
+                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
+                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
+                               opmath_t<T>* gbeta);
+}  // namespace kiln::kernels::cuda::channels_last
