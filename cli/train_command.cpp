@@ -419,9 +419,9 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   command
       ->add_option("--memory-format", config->memory_format,
-                   "nchw, or channels-last: store each batch's images channels-last, a layout the CPU "
-                   "convolutions, batch norms and elementwise ops keep through the model (faster for "
-                   "MobileNet-style nets; CPU only)")
+                   "nchw, or channels-last: store each batch's images channels-last, a layout the "
+                   "convolutions, batch norms and elementwise ops keep through the model (on the CPU faster "
+                   "for MobileNet-style nets; on a GPU the tensor-core convolutions' own layout)")
       ->check(CLI::IsMember({"nchw", "channels-last"}))
       ->capture_default_str();
   command

@@ -79,8 +79,8 @@ Tensor to_channels_last(const Tensor& x);
 Tensor empty_in_layout(const Shape& shape, DType dtype, Device device, bool channels_last);
 // An uninitialized tensor shaped and stored like x: channels-last when x is stored so, else dense.
 Tensor empty_like(const Tensor& x);
-// Whether a layout-keeping kernel (conv2d, batch norm) runs channels-last on x: on the CPU, when x is stored
-// so. The CUDA kernels take NCHW only.
+// Whether a layout-keeping kernel (conv2d, batch norm) runs channels-last on x: when x is stored so, on the
+// CPU or a CUDA device.
 bool runs_channels_last(const Tensor& x);
 // t dense in the layout an op runs in: channels-last (to_channels_last) or NCHW (contiguous). An op that
 // takes several activations runs in its principal input's layout and brings the others to it, so a

@@ -75,9 +75,9 @@ class Tensor {
   Device device() const { return impl().storage->device(); }
   bool is_contiguous() const;
   // Stored channels-last: a [N, C, H, W] whose elements lie in memory as [N, H, W, C], strides [H*W*C, 1,
-  // W*C, C] (PyTorch's torch.channels_last). The CPU convolution, batch norm and elementwise ops keep this
-  // layout from input to output, so a network fed channels-last stays so; every other op reads it through
-  // its strides.
+  // W*C, C] (PyTorch's torch.channels_last). The convolution, batch norm and elementwise ops (CPU and CUDA)
+  // keep this layout from input to output, so a network fed channels-last stays so; every other op reads it
+  // through its strides.
   bool is_channels_last() const;
   // A short description for error messages: "float32[2, 3]".
   std::string describe() const;

@@ -32,15 +32,19 @@ constexpr std::pair<const char*, std::int64_t kernels::Conv2dGeometry::*> kGeome
     {"dilation_w", &kernels::Conv2dGeometry::dilation_w},
     {"groups", &kernels::Conv2dGeometry::groups}};
 
+// The activations' layout is part of a shape (a channels-last call runs other candidates' code): written
+// as "channels_last" where it is set; a file without it (older runs, NCHW) reads as NCHW.
 nlohmann::json geometry_json(const kernels::Conv2dGeometry& g) {
   nlohmann::json json = nlohmann::json::object();
   for (const auto& [name, field] : kGeometryFields) json[name] = g.*field;
+  if (g.channels_last) json["channels_last"] = true;
   return json;
 }
 
 kernels::Conv2dGeometry geometry_from(const nlohmann::json& json) {
   kernels::Conv2dGeometry g;
   for (const auto& [name, field] : kGeometryFields) g.*field = json.at(name).get<std::int64_t>();
+  g.channels_last = json.value("channels_last", false);
   return g;
 }
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/raw.hpp"
 #include "train/packing.hpp"
 
 namespace kiln::train {
@@ -58,10 +59,12 @@ std::optional<data::Batch> DeviceBatches::send_next() {
 
   auto* staging = static_cast<char*>(staging_.data());
   for (Tensor* tensor : moving) {
-    const Tensor host = tensor->contiguous();
+    // Dense as it is: NCHW, or channels-last (--memory-format channels-last), a layout the device keeps.
+    const bool channels_last = tensor->is_channels_last();
+    const Tensor host = channels_last ? tensor->channels_last() : tensor->contiguous();
     const std::size_t bytes = host.nbytes();
     std::memcpy(staging, host.data_ptr(), bytes);
-    Tensor on_device = Tensor::empty(host.shape(), host.dtype(), device_);
+    Tensor on_device = raw::empty_in_layout(host.shape(), host.dtype(), device_, channels_last);
     copies_->copy_to_device(on_device.data_ptr(), staging, bytes);
     *tensor = std::move(on_device);
     staging += packed_size(bytes);

@@ -405,9 +405,6 @@ void place_on_device(Run& run) {
              "no op can be timed: use one or the other");
   KILN_CHECK(run.config.memory_format == "nchw" || run.config.memory_format == "channels-last",
              "train: --memory-format ", run.config.memory_format, " is neither nchw nor channels-last");
-  KILN_CHECK(run.config.memory_format == "nchw" || run.device.is_cpu(),
-             "train: --memory-format channels-last is a layout for the CPU kernels; on ", run.config.device,
-             " the model runs NCHW");
   if (run.device.is_cuda()) {
     try {
       cuda::require_device(run.device.index);

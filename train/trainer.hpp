@@ -56,9 +56,10 @@ struct TrainConfig {
   std::string device = "cpu";  // where the model trains: cpu, cuda, cuda:N (like loader_threads,
                                // a choice of this process: not stored, a --resume may change it)
   std::string precision = "fp32";  // fp32 | bf16 (train/precision.hpp); like device, a choice of this process
-  // nchw | channels-last: how the batches' images are stored, a layout the CPU kernels then keep through the
-  // model (faster for MobileNet-style nets: kernels/conv2d/README.md); the CPU only. Like device, a choice of
-  // this process
+  // nchw | channels-last: how the batches' images are stored, a layout the convolutions, batch norms and
+  // elementwise ops then keep through the model (on the CPU, faster for MobileNet-style nets:
+  // kernels/conv2d/README.md; on a GPU, what the tensor-core convolutions read without transposes). Like
+  // device, a choice of this process
   std::string memory_format = "nchw";
   // measured | library | a choices file to replay (train/conv_choices.hpp): what runs each convolution on a
   // CUDA device (kernels/conv2d/cuda_tuning.hpp); like device, a choice of this process

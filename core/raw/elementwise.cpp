@@ -177,7 +177,7 @@ Tensor empty_like(const Tensor& x) {
   return empty_in_layout(x.shape(), x.dtype(), x.device(), stored_channels_last(x));
 }
 
-bool runs_channels_last(const Tensor& x) { return x.device().is_cpu() && stored_channels_last(x); }
+bool runs_channels_last(const Tensor& x) { return stored_channels_last(x); }
 
 Tensor in_layout(const Tensor& t, bool channels_last) {
   if (!t.defined()) return t;

@@ -1,5 +1,7 @@
 // A ladder step run as one of kiln's convolutions (cuda_ladder_conv2d.hpp): the layout changes around it.
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <type_traits>
 
 #include "core/bfloat16.hpp"
@@ -98,6 +100,77 @@ const T* to_nhwc(const T* t, const NchwShape& shape, const ladder::Scratch& scra
   return copy;
 }
 
+// `t` (NHWC, of T) as an NCHW copy in scratch.
+template <typename T>
+const T* to_nchw(const T* t, const NchwShape& shape, const ladder::Scratch& scratch) {
+  T* copy = scratch.as<T>();
+  transpose_planes(t, copy, shape.planes, shape.positions, shape.channels);
+  return copy;
+}
+
+// out[i] = Out(in[i] + bias[i % channels]) over [rows, channels] (bias may be null): an NHWC step's float
+// output into a channels-last tensor of T, the bias added in float before the one rounding.
+template <typename Out>
+__global__ void round_rows_kernel(const float* __restrict__ in, Out* __restrict__ out, long long count,
+                                  int channels, const Out* __restrict__ bias) {
+  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
+  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
+    const float b = bias != nullptr ? static_cast<float>(bias[i % channels]) : 0.0f;
+    out[i] = Out(in[i] + b);
+  }
+}
+
+template <typename Out>
+void round_rows(const float* in, Out* out, std::int64_t count, std::int64_t channels, const Out* bias) {
+  constexpr int kThreads = 256;
+  const long long blocks = (count + kThreads - 1) / kThreads;
+  ladder::launch("conv2d ladder output rounding", round_rows_kernel<Out>,
+                 dim3(static_cast<unsigned>(blocks < 4096 ? blocks : 4096)), dim3(kThreads), 0, in, out,
+                 static_cast<long long>(count), static_cast<int>(channels), bias);
+}
+
+// Which of a pass's tensors are activations (x, y, gy, gx: NCHW or channels-last as the call's geometry
+// says) and which is the filter or its gradient (always [K, C/groups, R, S]).
+struct ActivationRoles {
+  bool first, second, output;
+};
+constexpr ActivationRoles activation_roles(Pass pass) {
+  switch (pass) {
+    case Pass::Forward:
+      return {true, false, true};  // x, w -> y
+    case Pass::BackwardData:
+      return {true, false, true};  // gy, w -> gx
+    case Pass::BackwardWeight:
+      return {true, true, false};  // gy, x -> gw
+  }
+  return {};
+}
+
+// A channels-last call of an NHWC step: the activations are already its layout; only the filter is
+// transposed to [K, R, S, C], and (backward weight) the filter gradient back. The output goes through float
+// scratch, rounded (with the bias) into T.
+template <typename T>
+void run_nhwc_step_on_channels_last(const Step& step, const Conv2dGeometry& g, const T* first,
+                                    const T* second, const T* bias, T* output) {
+  const PassTensors shapes = pass_tensors(step.pass, g);
+  const ActivationRoles roles = activation_roles(step.pass);
+  std::optional<ladder::Scratch> filter_nhwc;  // forward and backward data: w as [K, R, S, C]
+  const T* second_nhwc = second;
+  if (!roles.second) {
+    second_nhwc =
+        to_nhwc(second, shapes.second,
+                filter_nhwc.emplace(static_cast<std::size_t>(shapes.second.elements()) * sizeof(T)));
+  }
+  const ladder::Scratch output_float(static_cast<std::size_t>(shapes.output.elements()) * sizeof(float));
+  step.launch(g, first, second_nhwc, output_float.as<float>());
+  const NchwShape& out = shapes.output;
+  if (roles.output) {
+    round_rows(output_float.as<const float>(), output, out.elements(), out.channels, bias);
+  } else {  // the filter gradient, [K, R*S, C] -> [K, C, R*S]
+    transpose_planes(output_float.as<const float>(), output, out.planes, out.positions, out.channels);
+  }
+}
+
 }  // namespace
 
 PassTensors pass_tensors(Pass pass, const Conv2dGeometry& g) {
@@ -132,6 +205,15 @@ void run_ladder_step(const Step& step, const Conv2dGeometry& g, const T* first, 
   KILN_CHECK(bias == nullptr || step.pass == Pass::Forward, "conv2d ladder ", step.name,
              ": only the forward pass takes a bias");
   if constexpr (!std::is_same_v<T, double>) {
+    if (g.channels_last) {
+      if (step.layout == Layout::Nhwc)
+        return run_nhwc_step_on_channels_last(step, g, first, second, bias, output);
+      // An NCHW step behind transposes of the activations.
+      return run_as_nchw<T>(step.pass, g, first, second, output,
+                            [&](const Conv2dGeometry& nchw, const T* a, const T* b, T* out) {
+                              run_ladder_step(step, nchw, a, b, bias, out);
+                            });
+    }
     const PassTensors shapes = pass_tensors(step.pass, g);
     if (step.layout == Layout::Nchw) {
       if constexpr (std::is_same_v<T, float>) {
@@ -151,6 +233,29 @@ void run_ladder_step(const Step& step, const Conv2dGeometry& g, const T* first, 
   }
 }
 
+template <typename T>
+void run_as_nchw(Pass pass, const Conv2dGeometry& g, const T* first, const T* second, T* output,
+                 const std::function<void(const Conv2dGeometry&, const T*, const T*, T*)>& run) {
+  const PassTensors shapes = pass_tensors(pass, g);
+  const ActivationRoles roles = activation_roles(pass);
+  Conv2dGeometry nchw = g;
+  nchw.channels_last = false;
+  // Scratch for the activations only (the filter and its gradient need none).
+  std::optional<ladder::Scratch> first_nchw, second_nchw, output_nchw;
+  const auto scratch_for = [](std::optional<ladder::Scratch> & scratch, const NchwShape& shape) -> auto& {
+    return scratch.emplace(static_cast<std::size_t>(shape.elements()) * sizeof(T));
+  };
+  const T* a = roles.first ? to_nchw(first, shapes.first, scratch_for(first_nchw, shapes.first)) : first;
+  const T* b =
+      roles.second ? to_nchw(second, shapes.second, scratch_for(second_nchw, shapes.second)) : second;
+  T* out = roles.output ? scratch_for(output_nchw, shapes.output).template as<T>() : output;
+  run(nchw, a, b, out);
+  if (roles.output) {
+    const NchwShape& o = shapes.output;
+    transpose_planes(static_cast<const T*>(out), output, o.planes, o.channels, o.positions);
+  }
+}
+
 template bool ladder_step_serves<float>(const Step&, const Conv2dGeometry&);
 template bool ladder_step_serves<double>(const Step&, const Conv2dGeometry&);
 template bool ladder_step_serves<bfloat16>(const Step&, const Conv2dGeometry&);
@@ -160,5 +265,12 @@ template void run_ladder_step<double>(const Step&, const Conv2dGeometry&, const 
                                       const double*, double*);
 template void run_ladder_step<bfloat16>(const Step&, const Conv2dGeometry&, const bfloat16*, const bfloat16*,
                                         const bfloat16*, bfloat16*);
+#define KILN_INSTANTIATE_RUN_AS_NCHW(T)                                             \
+  template void run_as_nchw<T>(Pass, const Conv2dGeometry&, const T*, const T*, T*, \
+                               const std::function<void(const Conv2dGeometry&, const T*, const T*, T*)>&);
+KILN_INSTANTIATE_RUN_AS_NCHW(float)
+KILN_INSTANTIATE_RUN_AS_NCHW(double)
+KILN_INSTANTIATE_RUN_AS_NCHW(bfloat16)
+#undef KILN_INSTANTIATE_RUN_AS_NCHW
 
 }  // namespace kiln::kernels::cuda

@@ -14,11 +14,16 @@
 //
 // The transposes are 32x32 tiles through shared memory, read and written in whole rows. They are the price
 // of a channels-last kernel in an NCHW framework, paid on every call and included in every measured time.
+// Channels-last activations (Conv2dGeometry::channels_last, `--memory-format channels-last`) turn it around:
+// an NHWC step then reads and writes them where they lie (only the filter is transposed, and the float
+// output rounded into T), and it is an NCHW step, or the library path (run_as_nchw), that pays the
+// transposes.
 // Kernels launch through the ladder's seam (kernels/ladder/launch.cuh), so the CPU emulator runs this file
 // unchanged (tests/emulation).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/ladder/ladder.hpp"
@@ -51,5 +56,14 @@ bool ladder_step_serves(const conv2d_ladder::Step& step, const Conv2dGeometry& g
 template <typename T>
 void run_ladder_step(const conv2d_ladder::Step& step, const Conv2dGeometry& g, const T* first,
                      const T* second, const T* bias, T* output);
+
+// Runs `run(nchw, first, second, output)`, a pass written for NCHW activations (the library path, an NCHW
+// step), on the channels-last activations of `g`: each activation among the pass's inputs is transposed to
+// an NCHW copy first, and an activation output is written to NCHW scratch and transposed back; the filter
+// and its gradient pass through. `nchw` is g with channels_last unset.
+template <typename T>
+void run_as_nchw(conv2d_ladder::Pass pass, const Conv2dGeometry& g, const T* first, const T* second,
+                 T* output,
+                 const std::function<void(const Conv2dGeometry& nchw, const T*, const T*, T*)>& run);
 
 }  // namespace kiln::kernels::cuda

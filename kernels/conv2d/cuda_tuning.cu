@@ -64,6 +64,13 @@ constexpr bool is_depthwise(const Conv2dGeometry& g) {
 // reach a CPU kernel of the same name.)
 template <typename T>
 void run_library(const PassCall<T>& c, std::size_t workspace_bytes = kConv2dWorkspaceBytes) {
+  if (c.g.channels_last) {  // NCHW kernels: behind transposes of the activations (cuda_ladder_conv2d.hpp)
+    return run_as_nchw<T>(
+        c.direction, c.g, c.first, c.second, c.output,
+        [&](const Conv2dGeometry& nchw, const T* first, const T* second, T* output) {
+          run_library(PassCall<T>{c.direction, nchw, first, second, c.bias, output}, workspace_bytes);
+        });
+  }
   switch (c.direction) {
     case Conv2dDirection::Forward:
       if (is_depthwise(c.g))

@@ -91,11 +91,6 @@ std::string profile_label(const Conv2dGeometry& g) {
   return label;
 }
 
-// The CUDA kernels take NCHW only; core/raw converts channels-last tensors on a CUDA device first.
-[[maybe_unused]] void require_nchw_on_cuda(const Conv2dGeometry& g) {
-  KILN_CHECK(!g.channels_last, "conv2d: channels-last activations are not supported on a CUDA device");
-}
-
 // ---- channels-last through an NCHW kernel --------------------------------------------------------------
 
 // The same convolution with NCHW activations.
@@ -254,7 +249,6 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
   if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
-    require_nchw_on_cuda(g);
     return cuda::tuned_conv2d_forward(g, x, w, bias, y);
   }
 #endif
@@ -280,7 +274,6 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
   if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
-    require_nchw_on_cuda(g);
     return cuda::tuned_conv2d_backward_data(g, gy, w, gx);
   }
 #endif
@@ -305,7 +298,6 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
   if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
-    require_nchw_on_cuda(g);
     return cuda::tuned_conv2d_backward_weight(g, gy, x, gw);
   }
 #endif
@@ -330,7 +322,6 @@ void conv2d_backward_bias(Device device, const Conv2dGeometry& g, const T* gy, T
   if (profile.measuring()) profile.set_detail(profile_label(g));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
-    require_nchw_on_cuda(g);
     return cuda::conv2d_backward_bias(g, gy, gb);
   }
 #endif

@@ -18,6 +18,7 @@
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/cuda_ladder_conv2d.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
+#include "tests/support/conv2d_ladder_cases.hpp"
 #include "tests/support/cuda_testing.hpp"
 #include "tests/support/ladder_conv2d_cases.hpp"
 
@@ -75,20 +76,36 @@ std::vector<T> dispatched(Pass pass, const Conv2dGeometry& g, const std::vector<
   return testing::to_host<T>(output);
 }
 
+// A pass's activations in the layout of g (channels-last: [N, H, W, C]) from kiln's NCHW, and back; the
+// filter and its gradient, [K, C/groups, R, S] in both, pass through.
+std::vector<float> in_layout(const std::vector<float>& nchw, const testing::Sizes& sizes, bool activation,
+                             const Conv2dGeometry& g) {
+  return g.channels_last && activation ? testing::channels_last(nchw, sizes) : nchw;
+}
+template <typename T>
+std::vector<float> as_nchw(const std::vector<T>& stored, const testing::Sizes& sizes, bool activation,
+                           const Conv2dGeometry& g) {
+  const std::vector<float> values(stored.begin(), stored.end());
+  return g.channels_last && activation ? testing::channels_first(values, sizes) : values;
+}
+
 // Every pass of each geometry through the measured dispatch, twice (the first call measures, the second runs
 // the recorded choice), each output checked against the reference; then the record: one choice per pass,
 // the library path among its trials, and no ladder step rejected (a rejection means a step computes
 // something else on this GPU than in the emulator: a bug to find, even though training would stay correct).
+// With channels_last, the activations are [N, H, W, C] (the NHWC steps read them where they lie; the library
+// path and the NCHW steps run behind transposes).
 template <typename T>
-void check_measured_dispatch(std::uint64_t seed) {
+void check_measured_dispatch(std::uint64_t seed, bool channels_last = false) {
   cuda::forget_conv_choices();
   cuda::set_conv_policy(cuda::ConvPolicy::Measured);
-  const std::vector<Conv2dGeometry> geometries = {
+  std::vector<Conv2dGeometry> geometries = {
       testing::convolution(8, 16, 16, 16, 16, 3, 3, 1, 1),       // ResNet-20's first stage
       testing::convolution(8, 16, 16, 16, 32, 3, 3, 2, 1),       // its downsampling
       testing::convolution(4, 24, 9, 9, 40, 1, 1, 1, 0),         // a 1x1
       testing::convolution(2, 16, 9, 9, 16, 3, 3, 1, 1, 1, 16),  // depthwise: only the naive steps take it
   };
+  for (Conv2dGeometry& g : geometries) g.channels_last = channels_last;
   std::size_t calls = 0;
   for (const Conv2dGeometry& g : geometries) {
     for (const Pass pass : {Pass::Forward, Pass::BackwardData, Pass::BackwardWeight}) {
@@ -100,14 +117,20 @@ void check_measured_dispatch(std::uint64_t seed) {
       const std::vector<float> bias = pass == Pass::Forward
                                           ? testing::ladder_operands(precision, g.out_channels, seed++)
                                           : std::vector<float>();
-      const testing::ReferenceWithBias reference = testing::reference_with_bias(pass, g, first, second, bias);
+      Conv2dGeometry nchw = g;
+      nchw.channels_last = false;
+      const testing::ReferenceWithBias reference =
+          testing::reference_with_bias(pass, nchw, first, second, bias);
+      const bool first_is_activation = true, second_is_activation = pass == Pass::BackwardWeight,
+                 output_is_activation = pass != Pass::BackwardWeight;
       for (int call = 0; call < 2; ++call) {
         INFO((call == 0 ? "the measuring call" : "the call served by the record"));
-        const std::vector<T> output =
-            dispatched<T>(pass, g, testing::narrowed<T>(first), testing::narrowed<T>(second),
-                          testing::narrowed<T>(bias), sizes.output.count());
+        const std::vector<T> output = dispatched<T>(
+            pass, g, testing::narrowed<T>(in_layout(first, sizes.first, first_is_activation, g)),
+            testing::narrowed<T>(in_layout(second, sizes.second, second_is_activation, g)),
+            testing::narrowed<T>(bias), sizes.output.count());
         const testing::LadderReport report = testing::within_ladder_bound(
-            std::vector<float>(output.begin(), output.end()), reference.expected, reference.magnitude,
+            as_nchw(output, sizes.output, output_is_activation, g), reference.expected, reference.magnitude,
             testing::ladder_bound(precision, sizes.terms), std::is_same_v<T, bfloat16> ? 0x1p-8 : 0.0);
         CHECK_MESSAGE(report.ok, report.message);
       }
@@ -151,6 +174,13 @@ TEST_CASE(
     "once") {
   if (!testing::have_gpu()) return;
   check_measured_dispatch<bfloat16>(8000);
+}
+
+TEST_CASE(
+    "cuda: measured conv2d dispatch on channels-last activations matches the reference, float and bf16") {
+  if (!testing::have_gpu()) return;
+  check_measured_dispatch<float>(9000, /*channels_last=*/true);
+  check_measured_dispatch<bfloat16>(9500, /*channels_last=*/true);
 }
 
 // Measuring happens at a training run's first step, where every activation is alive, so what it allocates
