@@ -65,6 +65,7 @@ Tensor binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b, std::strin
 void copy(const Tensor& destination, const Tensor& source);
 void fill(const Tensor& destination, double value);
 Tensor contiguous(const Tensor& x);
+// x converted to dtype, dense in x's layout (a channels-last tensor stays channels-last).
 Tensor cast(const Tensor& x, DType dtype);
 
 // ---- channels-last (Tensor::is_channels_last) -------------------------------------------------------

@@ -134,7 +134,8 @@ double Tensor::item() const {
 
 template <typename T> std::vector<T> Tensor::to_vector() const {
   if (!device().is_cpu()) return to(Device::cpu()).to_vector<T>();
-  const Tensor dense = raw::cast(*this, dtype_of_v<T>);
+  // Logical (row-major) order: a channels-last tensor is brought to NCHW first (a cast keeps the layout).
+  const Tensor dense = raw::cast(raw::contiguous(*this), dtype_of_v<T>);
   const T* values = dense.data<T>();
   return std::vector<T>(values, values + numel());
 }

@@ -2,7 +2,8 @@
 # Compares kiln's training throughput and peak memory on the GPU with PyTorch eager's, in one run.
 #
 #   bash scripts/compare-gpu.sh [--batch 128] [--steps 50] [--warmup 10] [--precision fp32|bf16|both]
-#                               [--json FILE] [--build-dir build] [--no-build] [--quick]
+#                               [--memory-format nchw|channels-last] [--json FILE] [--build-dir build]
+#                               [--no-build] [--quick]
 #
 #   --batch N        images per training step                                          default 128
 #   --steps N        timed steps per round; the median round is reported               default 50
@@ -11,6 +12,8 @@
 #   --budget S       seconds of timed rounds per row, at most (at least one round)     default 30
 #   --precision P    fp32, bf16 or both (bf16: kiln's --precision bf16 against PyTorch's
 #                    torch.autocast(cuda, bfloat16))                                   default both
+#   --memory-format  nchw, or channels-last for both sides: kiln's --memory-format
+#                    channels-last, PyTorch's torch.channels_last model and batch          default nchw
 #   --models LIST    comma-separated                                                   default resnet20,resnet56
 #   --json FILE      also write the merged results (and each program's raw report) to FILE
 #   --build-dir D    where to build (Release)                                          default build
@@ -36,6 +39,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 batch=128 steps=50 warmup=10 rounds=5 budget=30 precision=both models=resnet20,resnet56
+memory_format=nchw
 json_out="" build_dir=build timeout_s=0 build=yes
 while (($#)); do
   if [[ "$1" == -h || "$1" == --help ]]; then
@@ -60,6 +64,7 @@ while (($#)); do
     --rounds) rounds="$2" ;;
     --budget) budget="$2" ;;
     --precision) precision="$2" ;;
+    --memory-format) memory_format="$2" ;;
     --models) models="$2" ;;
     --json) json_out="$2" ;;
     --build-dir) build_dir="$2" ;;
@@ -71,6 +76,10 @@ done
 case "$precision" in
   fp32 | bf16 | both) ;;
   *) echo "compare-gpu.sh: --precision takes fp32, bf16 or both, not $precision" >&2; exit 2 ;;
+esac
+case "$memory_format" in
+  nchw | channels-last) ;;
+  *) echo "compare-gpu.sh: --memory-format takes nchw or channels-last, not $memory_format" >&2; exit 2 ;;
 esac
 
 # ---- refuse where there is no GPU ----------------------------------------------------------------------
@@ -133,7 +142,7 @@ run_limited() {  # a program under --timeout, when one is set
   if ((timeout_s > 0)); then timeout --kill-after=10 "$timeout_s" "$@"; else "$@"; fi
 }
 options=(--batch "$batch" --warmup "$warmup" --steps "$steps" --rounds "$rounds" --budget "$budget"
-  --precision "$precision")
+  --precision "$precision" --memory-format "$memory_format")
 kiln_reports=()
 # KILN_LIBRARY_PATH, where set, is the library path for kiln's program alone (scripts/device-check.sh: the
 # toolkit kiln was compiled with), so that PyTorch keeps loading its own libraries.

@@ -28,18 +28,20 @@
 #                                                                                     $OUT/ladder.json
 #   compare    scripts/compare-gpu.sh --quick (or $DEVICE_CHECK_COMPARE_ARGS)       -> $OUT/compare.log,
 #                                                                                     $OUT/compare.json
+#              then bf16 ResNet-20/56 with channels-last activations on both sides    -> $OUT/compare.log
 #   train      where packs/device-check.kpack was carried: kiln train on it, ResNet-20
 #              on the GPU with CUDA graphs, 8 epochs (or $DEVICE_CHECK_TRAIN_ARGS),
 #              --json lines, the whole loop with the data pipeline                  -> $OUT/train.log
-#   profile    kiln train --profile 20 on the bundled subset, ResNet-20, bf16 and
-#              fp32 ($DEVICE_CHECK_PROFILE_PRECISIONS): each op's device time        -> $OUT/train.log
+#   profile    kiln train --profile 20 on the bundled subset, ResNet-20: bf16 NCHW,
+#              bf16 channels-last, fp32 ($DEVICE_CHECK_PROFILE_RUNS): each op's
+#              device time                                                         -> $OUT/train.log
 # and $OUT/stages.log, the timestamps and results. Eight files, the most the device tool returns (so the
 # nvidia-smi output opens build.log rather than having a file of its own, and ctest's output follows the
 # tests' in tests.log).
 #
 # Time: the whole must end inside the device call's limit, so each stage runs under `timeout`, capped
 # (configure 90 s, build 300 s, tests 90 + 60 + 60 s, ctest 60 s, ladder 120 s, compare 150 s, train
-# 120 s, profile 40 s a precision) and never past DEVICE_CHECK_BUDGET_S (default 560 s) from the start; a stage that would get less
+# 120 s, profile 40 s a run) and never past DEVICE_CHECK_BUDGET_S (default 560 s) from the start; a stage that would get less
 # than 20 s is skipped and counts as failed. On the H200 with prebuilt programs (2026-12-04), in one process:
 # tests 150 s (64 of them in one GEMM-ladder case's CPU reference, since spread over every core), ladder
 # 23 s, compare 27 s, train 10 s.
@@ -205,6 +207,12 @@ stage compare "${DEVICE_CHECK_COMPARE_S:-150}" "$compare_log" \
   env "KILN_LIBRARY_PATH=${kiln_env[1]#LD_LIBRARY_PATH=}" bash scripts/compare-gpu.sh --build-dir "$build_dir" --no-build --json "$out/compare.json" --timeout 60 $compare_args
 # The table, where the reply's output tail shows it.
 sed -n '/^GPU comparison:/,$p' "$compare_log" 2>/dev/null
+# bf16 with channels-last activations on both sides (kiln's tensor-core convolutions with no transposes
+# around them, PyTorch's cuDNN NHWC kernels); its table follows the first in compare.log.
+stage compare-channels-last "${DEVICE_CHECK_COMPARE_S:-150}" "$compare_log" \
+  env "KILN_LIBRARY_PATH=${kiln_env[1]#LD_LIBRARY_PATH=}" bash scripts/compare-gpu.sh --build-dir "$build_dir" --no-build --timeout 60 \
+  --quick --precision bf16 --memory-format channels-last
+awk '/^GPU comparison:/{n++} n==2' "$compare_log" 2>/dev/null
 
 # ---- the whole training loop on real images ------------------------------------------------------------
 if [ -f "$train_pack" ]; then
@@ -221,12 +229,15 @@ fi
 
 # ---- where a step's time goes, op by op ----------------------------------------------------------------
 # The bundled CIFAR-10 subset (always in the tree), ResNet-20 at batch 128, 20 steps timed op by op on the
-# device's clock (kiln train --profile: no graphs), in each precision; the tables go to train.log.
+# device's clock (kiln train --profile: no graphs), each PRECISION:FORMAT of $DEVICE_CHECK_PROFILE_RUNS; the
+# tables go to train.log.
 if [ -x "$build_dir/kiln" ]; then
-  for precision in ${DEVICE_CHECK_PROFILE_PRECISIONS:-bf16 fp32}; do
-    stage "profile-$precision" "${DEVICE_CHECK_PROFILE_S:-40}" "$out/train.log" "${kiln_env[@]}" "$build_dir/kiln" \
-      train assets/cifar10-subset --device cuda --precision "$precision" --model resnet20 --epochs 1 --max-steps 24 \
-      --profile 20 --loader-threads "$(($(nproc) - 2))" --out "runs/device-profile-$precision" --overwrite
+  for run in ${DEVICE_CHECK_PROFILE_RUNS:-bf16:nchw bf16:channels-last fp32:nchw}; do
+    precision="${run%%:*}" memory_format="${run#*:}"
+    stage "profile-$precision-$memory_format" "${DEVICE_CHECK_PROFILE_S:-40}" "$out/train.log" "${kiln_env[@]}" \
+      "$build_dir/kiln" train assets/cifar10-subset --device cuda --precision "$precision" \
+      --memory-format "$memory_format" --model resnet20 --epochs 1 --max-steps 24 --profile 20 \
+      --loader-threads "$(($(nproc) - 2))" --out "runs/device-profile-$precision-$memory_format" --overwrite
   done
   sed -n '/^profile:/,/in no op/p' "$out/train.log" 2>/dev/null | head -24  # the first table's top rows
 else

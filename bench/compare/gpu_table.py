@@ -146,6 +146,10 @@ def main():
     print(f"GPU comparison: batch {first['batch']}, training throughput and peak device memory; "
           f"ratio = kiln / PyTorch")
     print(f"  device: {first.get('device', '?')}")
+    formats = sorted({row.get("memory_format", "nchw") for report in kiln_reports + torch_reports
+                      for row in report.get("results", [])})
+    print(f"  memory format: {', '.join(formats) or '?'}"
+          + (" (the reports differ: rows do not compare like with like)" if len(formats) > 1 else ""))
     if torch_reports:
         t = torch_reports[0]
         print(f"  PyTorch {t['version']} (CUDA {t.get('cuda')}, cuDNN {t.get('cudnn')}), eager, TF32 settings "

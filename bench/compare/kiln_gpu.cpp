@@ -11,7 +11,11 @@
 //
 //   ./build/compare_kiln_gpu --model resnet20 [--batch 128] [--warmup 10] [--steps 50] [--rounds 5]
 //                            [--budget 30] [--precision fp32|bf16|both] [--cuda-conv measured|library|FILE]
-//                            [--cuda-graphs off|on|both]
+//                            [--cuda-graphs off|on|both] [--memory-format nchw|channels-last]
+//
+// --memory-format channels-last is `kiln train --memory-format channels-last`: the batch is stored
+// channels-last, a layout the convolutions, batch norms and elementwise ops keep, so the tensor-core
+// convolutions read their own layout with no transposes around them.
 //
 // --cuda-graphs is `kiln train --cuda-graphs` (train/graphed_step.hpp): each step's forward and backward pass
 // captured once as a CUDA graph and launched as one unit, the SGD update outside it. "both" (the default)
@@ -80,12 +84,13 @@ struct GpuCompareOptions {
   bool fp32 = true, bf16 = true;
   std::string cuda_conv = "measured";  // measured | library | a choices file to replay
   bool without_graphs = true, with_graphs = true;
+  bool channels_last = false;  // --memory-format channels-last
 };
 
 const char* const kUsage =
     "usage: compare_kiln_gpu --model NAME [--batch 128] [--warmup 10] [--steps 50] [--rounds 5] "
     "[--budget 30] [--precision fp32|bf16|both] [--cuda-conv measured|library|FILE] "
-    "[--cuda-graphs off|on|both]";
+    "[--cuda-graphs off|on|both] [--memory-format nchw|channels-last]";
 
 // std::stoll's own error says only "stoll": this one names the flag.
 long long integer_value(const std::string& flag, const std::string& value) {
@@ -142,6 +147,10 @@ GpuCompareOptions parse_gpu_options(int argc, char** argv) {
       options.bf16 = value != "fp32";
     } else if (flag == "--cuda-conv") {
       options.cuda_conv = value;  // a file is checked when it is replayed
+    } else if (flag == "--memory-format") {
+      if (value != "nchw" && value != "channels-last")
+        throw std::invalid_argument("--memory-format takes nchw or channels-last, not " + value);
+      options.channels_last = value == "channels-last";
     } else if (flag == "--cuda-graphs") {
       if (value != "off" && value != "on" && value != "both")
         throw std::invalid_argument("--cuda-graphs takes off, on or both, not " + value);
@@ -185,7 +194,8 @@ nlohmann::json time_training(const GpuCompareOptions& options, train::Precision 
   // One batch, on the device before the clock starts: the comparison is of compute, not of input copies
   // (train/device_batches.hpp overlaps those with the previous step in real training).
   Generator data(2);
-  const Tensor images = Tensor::randn({options.batch, 3, 32, 32}, DType::Float32, &data).to(device);
+  Tensor images = Tensor::randn({options.batch, 3, 32, 32}, DType::Float32, &data).to(device);
+  if (options.channels_last) images = images.channels_last();  // as the trainer's batches arrive
   std::vector<std::int64_t> label_values(static_cast<std::size_t>(options.batch));
   for (std::size_t i = 0; i < label_values.size(); ++i) label_values[i] = static_cast<std::int64_t>(i % 10);
   const Tensor labels = Tensor::from_vector(label_values, {options.batch}).to(device);
@@ -242,6 +252,7 @@ nlohmann::json time_training(const GpuCompareOptions& options, train::Precision 
                         {"in_use_bytes_at_end", memory.in_use_bytes},
                         {"cached_bytes_at_end", memory.cached_bytes},
                         {"cuda_conv", options.cuda_conv},
+                        {"memory_format", options.channels_last ? "channels-last" : "nchw"},
                         {"conv_passes_served_by_ladder", served_by_ladder(precision)},
                         {"cuda_graphs", graphed && graphed->captured()}};
   if (graphed && graphed->fallback_reason()) row["fallback"] = *graphed->fallback_reason();

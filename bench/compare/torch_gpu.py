@@ -8,6 +8,7 @@ Prints one JSON object on stdout in the form kiln_gpu.cpp prints (progress goes 
 
     python3 bench/compare/torch_gpu.py [--models resnet20,resnet56] [--batch 128] [--warmup 10]
                                        [--steps 50] [--rounds 5] [--budget 30] [--precision fp32|bf16|both]
+                                       [--memory-format nchw|channels-last]
 
 fp32 is true fp32: TF32 is off for cuDNN convolutions and cuBLAS matmuls, because kiln's fp32 kernels
 compute in fp32 and TF32 would compare a 10-bit mantissa against kiln's 23. bf16 is
@@ -81,12 +82,13 @@ def train_row(args, name, precision):
 
     torch.manual_seed(1)
     device = torch.device("cuda", 0)
-    model = resnet(MODELS[name]).to(device)
+    memory_format = torch.channels_last if args.memory_format == "channels-last" else torch.contiguous_format
+    model = resnet(MODELS[name]).to(device, memory_format=memory_format)
     model.train()
     parameters = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(2)
-    images = torch.randn(args.batch, 3, 32, 32, generator=generator).to(device)
+    images = torch.randn(args.batch, 3, 32, 32, generator=generator).to(device, memory_format=memory_format)
     labels = (torch.arange(args.batch) % 10).to(device)
     autocast = precision == "bf16"
 
@@ -128,7 +130,8 @@ def train_row(args, name, precision):
     images_per_s = args.batch / ms_per_step * 1e3
     print(f"torch: {name} {precision} {ms_per_step:9.3f} ms/step  {images_per_s:10.1f} images/s  "
           f"peak {peak / 2**20:8.1f} MiB  loss {loss_after_warmup:.4f} -> {loss_value[0]:.4f}", file=sys.stderr)
-    row = {"kind": "train_step", "model": name, "precision": precision, "status": "ok", "parameters": parameters,
+    row = {"kind": "train_step", "model": name, "precision": precision, "memory_format": args.memory_format,
+           "status": "ok", "parameters": parameters,
            "images_per_s": images_per_s, "ms_per_step": ms_per_step, "min_ms_per_step": min_ms / args.steps,
            "rounds": rounds, "steps_per_round": args.steps, "peak_bytes": peak,
            "peak_reserved_bytes": peak_reserved,
@@ -154,6 +157,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds at most; the median is reported")
     parser.add_argument("--budget", type=float, default=30.0, help="seconds of timed rounds per row, at most")
     parser.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both")
+    parser.add_argument("--memory-format", choices=["nchw", "channels-last"], default="nchw",
+                        help="channels-last: the model and batch in torch.channels_last (cuDNN's NHWC kernels)")
     args = parser.parse_args()
     models = [m for m in args.models.split(",") if m]
     unknown = [m for m in models if m not in MODELS]

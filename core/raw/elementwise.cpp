@@ -186,7 +186,8 @@ Tensor in_layout(const Tensor& t, bool channels_last) {
 
 Tensor cast(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return contiguous(x);
-  Tensor converted = Tensor::empty(x.shape(), dtype, x.device());
+  // In x's layout: a channels-last batch cast to bfloat16 (--precision bf16) stays channels-last.
+  Tensor converted = empty_in_layout(x.shape(), dtype, x.device(), stored_channels_last(x));
   copy(converted, x);
   return converted;
 }

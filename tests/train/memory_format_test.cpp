@@ -4,6 +4,7 @@
 // order of batch norm's sums.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,10 +13,12 @@
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
 #include "data/preprocessing.hpp"
+#include "kernels/conv2d/cuda_tuning.hpp"
 #include "tests/support/cuda_testing.hpp"
 #include "tests/support/scratch_folder.hpp"
 #include "tests/support/tiny_training.hpp"
 #include "tests/support/training_observers.hpp"
+#include "train/conv_choices.hpp"
 #include "train/trainer.hpp"
 
 using namespace kiln;
@@ -118,4 +121,37 @@ TEST_CASE("cuda: kiln train --memory-format channels-last on a GPU trains ResNet
   REQUIRE(nchw.history[0].validation);
   CHECK(channels_last.history[0].validation->loss ==
         doctest::Approx(nchw.history[0].validation->loss).epsilon(1e-3));
+}
+
+TEST_CASE(
+    "cuda: bf16 with channels-last activations: the measured convolutions take the NHWC steps as they lie") {
+  if (!testing::have_gpu()) return;
+  kernels::cuda::forget_conv_choices();  // the run's choices file then holds its own shapes alone
+  testing::ScratchFolder scratch("kiln-memory-format-test", "gpu-bf16");
+  const fs::path data = testing::make_two_class_data(scratch.path() / "data", 8, 4);
+  train::TrainConfig config = testing::tiny_lenet5_config(data, scratch.path() / "run", 3);
+  config.model = "resnet20";
+  config.device = "cuda";
+  config.precision = "bf16";
+  config.memory_format = "channels-last";
+  config.learning_rate = 0.002;
+  config.max_steps_per_epoch = 1;
+  testing::Recorder observer;
+  const train::TrainResult result = train::train(config, train::RunStart::Fresh, observer);
+  REQUIRE(result.history.size() == 1);
+  CHECK(std::isfinite(result.history[0].train_loss));
+  // Every channels-last shape was measured, and the 16-, 32- and 64-channel ones are served by a bf16 step
+  // (the 3-channel stem, which no NHWC step takes, by the library path behind transposes).
+  const nlohmann::json choices =
+      nlohmann::json::parse(std::ifstream(config.run_dir / std::string(train::kConvChoicesFile)));
+  int ladder_served = 0;
+  for (const nlohmann::json& choice : choices) {
+    INFO(choice.dump());
+    CHECK(choice.at("geometry").value("channels_last", false));
+    CHECK(choice.at("element_type") == "bfloat16");
+    for (const nlohmann::json& trial : choice.at("trials"))
+      CHECK(trial.value("rejected", std::string()) == "");
+    ladder_served += choice.at("chosen") != "library";
+  }
+  CHECK(ladder_served > 0);
 }
