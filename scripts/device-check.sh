@@ -239,7 +239,7 @@ if [ -x "$build_dir/kiln" ]; then
       --memory-format "$memory_format" --model resnet20 --epochs 1 --max-steps 24 --profile 20 \
       --loader-threads "$(($(nproc) - 2))" --out "runs/device-profile-$precision-$memory_format" --overwrite
   done
-  sed -n '/^profile:/,/in no op/p' "$out/train.log" 2>/dev/null | head -24  # the first table's top rows
+  grep -E '^(profile:|by op:)' "$out/train.log" 2>/dev/null  # each run's step time and its ops' shares
 else
   log "profile: FAILED (no $build_dir/kiln)"
   failed+=(profile)

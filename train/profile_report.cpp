@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace kiln::train {
 namespace {
@@ -68,6 +70,24 @@ std::string ProfileReport::table(std::size_t max_rows) const {
   const double outside = profile.wall_milliseconds - profile.op_milliseconds();
   text += format("%10.3f %6.1f%% %10s  (in no op: the autograd engine, allocation, the host between ops)\n",
                  outside * per_step, percent(outside), "");
+  // The same time by op alone (every shape, precision and device of it together), the most first.
+  std::vector<std::pair<std::string, double>> by_op;
+  for (const profiler::OpTime& op : profile.ops) {
+    auto same =
+        std::find_if(by_op.begin(), by_op.end(), [&](const auto& entry) { return entry.first == op.op; });
+    if (same == by_op.end()) {
+      by_op.emplace_back(op.op, op.milliseconds);
+    } else {
+      same->second += op.milliseconds;
+    }
+  }
+  std::stable_sort(by_op.begin(), by_op.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  text += "by op:";
+  for (std::size_t i = 0; i < by_op.size() && i < max_rows; ++i) {
+    text += format("%s %s %.1f%%", i == 0 ? "" : ",", by_op[i].first.c_str(), percent(by_op[i].second));
+  }
+  text += "\n";
   return text;
 }
 

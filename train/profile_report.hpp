@@ -33,7 +33,8 @@ struct ProfileReport {
   // {"epoch", "first_step", "steps", "images", "wall_ms", "op_ms", "ops": [{"op", "detail", "device",
   // "dtype", "calls", "ms"}, ...]}: 1-based epoch and step, times summed over the window.
   nlohmann::json to_json() const;
-  // The table, the most time first, at most `max_rows` op rows (and a line saying how many more there are).
+  // The table, the most time first, at most `max_rows` op rows (and a line saying how many more there are),
+  // then a line of each op's share of the step, its rows together.
   std::string table(std::size_t max_rows) const;
 };
 
