@@ -21,9 +21,17 @@ double milliseconds_between(Clock::time_point from, Clock::time_point to) {
 }  // namespace
 
 // The calls one Session measured, in order. A CUDA call keeps its interval until finish() reads it; the
-// intervals are not reused within a session (reusing one would mean waiting for its events).
+// intervals are not reused within a session (reusing one would mean waiting for its events). They are made
+// ahead, kPreparedIntervals when the session starts and as many again whenever those run out, so that a
+// scope's cost on the host is two event records, not the events' creation too.
 class Recorder {
  public:
+  static constexpr std::size_t kPreparedIntervals = 4096;
+
+  explicit Recorder(Device device) : device_(device) {
+    if (device.is_cuda()) prepare_intervals();
+  }
+
   struct Call {
     std::string op, detail;
     Device device;
@@ -37,7 +45,7 @@ class Recorder {
   std::size_t begin(std::string_view op, Device device, std::optional<DType> dtype) {
     Call call{std::string(op), {}, device, dtype, 0.0, nullptr};
     if (device.is_cuda()) {
-      call.interval = std::make_unique<cuda::StreamInterval>(device.index);
+      call.interval = take_interval(device.index);
       call.interval->start();
     }
     calls_.push_back(std::move(call));
@@ -84,6 +92,22 @@ class Recorder {
   }
 
  private:
+  std::unique_ptr<cuda::StreamInterval> take_interval(int device_index) {
+    if (device_index != device_.index || !device_.is_cuda())  // another device than the session's: made now
+      return std::make_unique<cuda::StreamInterval>(device_index);
+    if (prepared_.empty()) prepare_intervals();
+    std::unique_ptr<cuda::StreamInterval> interval = std::move(prepared_.back());
+    prepared_.pop_back();
+    return interval;
+  }
+  void prepare_intervals() {
+    prepared_.reserve(prepared_.size() + kPreparedIntervals);
+    for (std::size_t i = 0; i < kPreparedIntervals; ++i)
+      prepared_.push_back(std::make_unique<cuda::StreamInterval>(device_.index));
+  }
+
+  Device device_;
+  std::vector<std::unique_ptr<cuda::StreamInterval>> prepared_;  // not yet used
   std::vector<Call> calls_;
   Clock::time_point call_start_;  // the open measured call's (one at a time: only outermost scopes measure)
   std::string error_;
@@ -102,7 +126,7 @@ double Profile::op_milliseconds() const {
 Session::Session(Device device) : device_(device) {
   KILN_CHECK(t_recorder == nullptr, "profiler: this thread is already recording a profile");
   if (device.is_cuda()) cuda::synchronize(device.index);
-  recorder_ = std::make_unique<Recorder>();
+  recorder_ = std::make_unique<Recorder>(device);
   t_recorder = recorder_.get();
   start_ = Clock::now();
 }
