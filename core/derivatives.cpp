@@ -198,10 +198,10 @@ Tensor cat(const std::vector<Tensor>& tensors, int axis) {
     }
     dims[static_cast<std::size_t>(a)] += t.shape()[a];
   }
-  // Channels-last when any input is stored so (a channels-last network's padded shortcut stays
-  // channels-last).
-  const bool channels_last = std::any_of(tensors.begin(), tensors.end(),
-                                         [](const Tensor& t) { return raw::stored_channels_last(t); });
+  // Channels-last when any input lies so, stored or a view (a channels-last network's padded, subsampled
+  // shortcut stays channels-last).
+  const bool channels_last =
+      std::any_of(tensors.begin(), tensors.end(), [](const Tensor& t) { return raw::lies_channels_last(t); });
   Tensor output = raw::empty_in_layout(Shape(dims), first.dtype(), first.device(), channels_last);
   std::vector<std::int64_t> bounds{0};  // input i occupies [bounds[i], bounds[i + 1]) along the axis
   for (const Tensor& t : tensors) {
@@ -390,9 +390,13 @@ Tensor Tensor::slice(int axis, std::int64_t start, std::int64_t end, std::int64_
   dims[static_cast<std::size_t>(a)] = (end - start + step - 1) / step;
   sliced_strides[static_cast<std::size_t>(a)] *= step;
   const std::int64_t sliced_offset = offset() + start * strides()[static_cast<std::size_t>(a)];
+  // The gradient is laid out as the sliced tensor lies (channels-last in a channels-last network), so it
+  // joins the other gradients of that tensor without a layout change.
+  const bool channels_last = raw::lies_channels_last(*this);
   return record("slice", {*this}, make_view(*this, Shape(dims), sliced_strides, sliced_offset),
-                [shape = shape(), dtype = dtype(), a, start, end, step](const Tensor& g) {
-                  Tensor grad = Tensor::zeros(shape, dtype, g.device());
+                [shape = shape(), dtype = dtype(), a, start, end, step, channels_last](const Tensor& g) {
+                  Tensor grad = raw::empty_in_layout(shape, dtype, g.device(), channels_last);
+                  raw::fill(grad, 0.0);
                   raw::copy(grad.slice(a, start, end, step), g);
                   return Grads{grad};
                 });

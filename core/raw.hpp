@@ -72,6 +72,10 @@ Tensor cast(const Tensor& x, DType dtype);
 // True when x is channels-last and not also NCHW-dense (a [N, C, H, W] with C == 1 or H * W == 1 is both,
 // and takes the NCHW kernels as it is).
 bool stored_channels_last(const Tensor& x);
+// True when x is stored channels-last or is a view of such a tensor that keeps its order (a strided slice
+// of H or W, say): its channels lie closest together, then W, then H, then N. An op that makes a new tensor
+// from such a view (cat of a subsampled shortcut) makes it channels-last, so the network's layout holds.
+bool lies_channels_last(const Tensor& x);
 // An uninitialized [N, C, H, W] tensor stored channels-last.
 Tensor empty_channels_last(const Shape& shape, DType dtype, Device device);
 // A dense channels-last copy of x (x itself when it is one already).

@@ -128,7 +128,8 @@ void copy(const Tensor& destination, const Tensor& source) {
 }
 
 void fill(const Tensor& destination, double value) {
-  if (!destination.is_contiguous()) {
+  // Dense storage in either layout is numel() values in a row: one fill kernel (a view with gaps, a copy).
+  if (!destination.is_contiguous() && !stored_channels_last(destination)) {
     copy(destination, Tensor::full(Shape{}, value, destination.dtype(), destination.device()));
     return;
   }
@@ -154,6 +155,13 @@ Tensor contiguous(const Tensor& x) {
 }
 
 bool stored_channels_last(const Tensor& x) { return x.is_channels_last() && !x.is_contiguous(); }
+
+bool lies_channels_last(const Tensor& x) {
+  if (stored_channels_last(x)) return true;
+  if (x.dim() != 4 || x.is_contiguous() || x.shape()[1] == 1) return false;
+  const auto& s = x.strides();
+  return s[1] < s[3] && s[3] < s[2] && s[2] < s[0];  // C, then W, then H, then N
+}
 
 Tensor empty_channels_last(const Shape& shape, DType dtype, Device device) {
   KILN_CHECK(shape.rank() == 4, "channels-last: shape ", shape, " is not [N, C, H, W]");

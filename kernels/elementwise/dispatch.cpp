@@ -215,17 +215,37 @@ std::optional<Transposes> layout_transposes(int rank, const std::int64_t* sizes,
   return std::nullopt;
 }
 
+// How a 4-D operand of a copy lies: "nchw", "channels-last" (kernels/activation_layout.hpp) or "strided".
+std::string_view layout_label(const std::int64_t* sizes, const std::int64_t* strides) {
+  const ActivationStrides nchw = nchw_strides(sizes[1], sizes[2], sizes[3]);
+  const ActivationStrides nhwc = channels_last_strides(sizes[1], sizes[2], sizes[3]);
+  if (std::equal(nchw.begin(), nchw.end(), strides)) return "nchw";
+  if (std::equal(nhwc.begin(), nhwc.end(), strides)) return "channels-last";
+  return "strided";
+}
+
+// The profiler's detail for a copy (core/profiler.hpp): a conversion's types, and for a 4-D copy the
+// layouts it moves between ("nchw -> channels-last"), so that layout changes show in a profile.
+template <typename Src, typename Dst>
+std::string copy_label(int rank, const std::int64_t* sizes, const std::int64_t* src_strides,
+                       const std::int64_t* dst_strides) {
+  std::string label;
+  if constexpr (!std::is_same_v<Src, Dst>)
+    label = std::string(dtype_name(dtype_of_v<Src>)) + " -> " + std::string(dtype_name(dtype_of_v<Dst>));
+  if (rank == 4) {
+    label += std::string(label.empty() ? "" : ", ") + std::string(layout_label(sizes, src_strides)) + " -> " +
+             std::string(layout_label(sizes, dst_strides));
+  }
+  return label;
+}
+
 }  // namespace
 
 template <typename Src, typename Dst>
 void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src* src,
                   const std::int64_t* src_strides, Dst* dst, const std::int64_t* dst_strides) {
   profiler::Scope profile("copy_strided", device, dtype_of_v<Dst>);
-  if constexpr (!std::is_same_v<Src, Dst>) {  // a conversion: say from what
-    if (profile.measuring())
-      profile.set_detail(std::string(dtype_name(dtype_of_v<Src>)) + " -> " +
-                         std::string(dtype_name(dtype_of_v<Dst>)));
-  }
+  if (profile.measuring()) profile.set_detail(copy_label<Src, Dst>(rank, sizes, src_strides, dst_strides));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::copy_strided(rank, sizes, src, src_strides, dst, dst_strides);
 #endif
