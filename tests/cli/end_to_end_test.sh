@@ -33,6 +33,7 @@ grep -q '"event":"epoch"' "$work/out" || { echo "FAIL: --json prints epoch lines
 check "train --profile" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 5 --batch 32 --out "$work/profiled" --profile 2
 grep -q "profile: steps 3-4 of epoch 1 (2 steps, 64 images)" "$work/out" || { echo "FAIL: --profile prints its window"; cat "$work/out"; failures=$((failures + 1)); }
 grep -q "conv2d_forward .* float32 .* cpu .* 3->6 5x5 @32x32 n32" "$work/out" || { echo "FAIL: --profile names the convolutions"; failures=$((failures + 1)); }
+grep -q "^by op: .*conv2d_forward [0-9.]*%" "$work/out" || { echo "FAIL: --profile ends with each op's share"; failures=$((failures + 1)); }
 [ -s "$work/profiled/profile.json" ] || { echo "FAIL: --profile writes profile.json"; failures=$((failures + 1)); }
 check "resume to a second epoch" "$kiln" train "$data" --epochs 2 --out "$run" --resume --threads 1 --loader-threads 1
 grep -q "resuming after epoch 1" "$work/out" || { echo "FAIL: resume says where it starts"; failures=$((failures + 1)); }
