@@ -165,8 +165,7 @@ template <typename T>
 __device__ void normalize_slice(const ChannelSlices& s, std::int64_t c, std::int64_t slice, bool fused_relu,
                                 const T* x, double mean, double invstd, double scale, double bias, T* y) {
   for_each_value(s, c, slice, [&](std::int64_t offset) {
-    const T normalized = static_cast<T>((static_cast<double>(x[offset]) - mean) * invstd * scale + bias);
-    y[offset] = fused_relu ? relu(normalized) : normalized;
+    y[offset] = normalized(x[offset], mean, invstd, scale, bias, fused_relu);
   });
 }
 
@@ -184,28 +183,11 @@ __global__ void train_normalize_kernel(ChannelSlices s, bool fused_relu, const T
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {  // uniform in the block
     const std::int64_t c = work / s.slices, slice = work % s.slices;
     const PairSums totals = channel_totals(s, c, partial_d, partial_d2);
-    const double m = static_cast<double>(s.values);
-    const double mean_d = totals.a / m;
-    const double spread = totals.b / m - mean_d * mean_d;
-    const double biased_var = spread < 0 ? 0.0 : spread;  // rounding can dip below 0; a NaN stays NaN
-    const double mean = statistics_shift(s, x, c) + mean_d;
-    const double invstd = 1.0 / sqrt(biased_var + eps);
+    const ChannelMoments moments = channel_moments(totals, s.values, statistics_shift(s, x, c), eps);
     if (slice == 0 && threadIdx.x == 0) {
-      save_mean[c] = static_cast<opmath_t<T>>(mean);
-      save_invstd[c] = static_cast<opmath_t<T>>(invstd);
-      // The running variance estimates the population's: unbiased, except for a single value.
-      const double unbiased_var =
-          s.values > 1 ? biased_var * m / static_cast<double>(s.values - 1) : biased_var;
-      if (running_mean) {
-        running_mean[c] = static_cast<opmath_t<T>>((1.0 - momentum) * static_cast<double>(running_mean[c]) +
-                                                   momentum * mean);
-      }
-      if (running_var) {
-        running_var[c] = static_cast<opmath_t<T>>((1.0 - momentum) * static_cast<double>(running_var[c]) +
-                                                  momentum * unbiased_var);
-      }
+      store_statistics<T>(c, moments, s.values, momentum, save_mean, save_invstd, running_mean, running_var);
     }
-    normalize_slice(s, c, slice, fused_relu, x, mean, invstd, static_cast<double>(gamma[c]),
+    normalize_slice(s, c, slice, fused_relu, x, moments.mean, moments.invstd, static_cast<double>(gamma[c]),
                     static_cast<double>(beta[c]), y);
   }
 }

@@ -159,8 +159,7 @@ template <typename T>
 __device__ void normalize_values(const RowSlices& s, const Lane& lane, std::int64_t slice, bool fused_relu,
                                  const T* x, double mean, double invstd, double scale, double bias, T* y) {
   for_each_row_value(s, lane, slice, [&](std::int64_t offset) {
-    const T normalized = static_cast<T>((static_cast<double>(x[offset]) - mean) * invstd * scale + bias);
-    y[offset] = fused_relu ? relu(normalized) : normalized;
+    y[offset] = normalized(x[offset], mean, invstd, scale, bias, fused_relu);
   });
 }
 
@@ -178,27 +177,12 @@ __global__ void train_normalize_kernel(RowSlices s, bool fused_relu, const T* x,
     const PairSums totals = channel_totals(s, lane, partial_d, partial_d2);
     if (lane.c < 0) continue;
     const std::int64_t c = lane.c;
-    const double m = static_cast<double>(s.rows);
-    const double mean_d = totals.a / m;
-    const double spread = totals.b / m - mean_d * mean_d;
-    const double biased_var = spread < 0 ? 0.0 : spread;  // rounding can dip below 0; a NaN stays NaN
-    const double mean = statistics_shift(s, x, c) + mean_d;
-    const double invstd = 1.0 / sqrt(biased_var + eps);
+    const ChannelMoments moments = channel_moments(totals, s.rows, statistics_shift(s, x, c), eps);
     if (slice == 0 && lane.row == 0) {
-      save_mean[c] = static_cast<opmath_t<T>>(mean);
-      save_invstd[c] = static_cast<opmath_t<T>>(invstd);
-      const double unbiased_var = s.rows > 1 ? biased_var * m / static_cast<double>(s.rows - 1) : biased_var;
-      if (running_mean) {
-        running_mean[c] = static_cast<opmath_t<T>>((1.0 - momentum) * static_cast<double>(running_mean[c]) +
-                                                   momentum * mean);
-      }
-      if (running_var) {
-        running_var[c] = static_cast<opmath_t<T>>((1.0 - momentum) * static_cast<double>(running_var[c]) +
-                                                  momentum * unbiased_var);
-      }
+      store_statistics<T>(c, moments, s.rows, momentum, save_mean, save_invstd, running_mean, running_var);
     }
-    normalize_values(s, lane, slice, fused_relu, x, mean, invstd, static_cast<double>(gamma[c]),
-                     static_cast<double>(beta[c]), y);
+    normalize_values(s, lane, slice, fused_relu, x, moments.mean, moments.invstd,
+                     static_cast<double>(gamma[c]), static_cast<double>(beta[c]), y);
   }
 }
 

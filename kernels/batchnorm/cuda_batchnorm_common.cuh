@@ -58,6 +58,49 @@ __device__ T gradient_into_batchnorm(bool fused_relu, const T* gy, const T* y, s
   return fused_relu ? static_cast<T>(gy[offset] * (y[offset] > T(0) ? T(1) : T(0))) : gy[offset];
 }
 
+// ---- The formulas, once for both layouts ---------------------------------------------------------------
+
+// A channel's statistics from its shifted sums (a: sum d, b: sum d^2, d = x - shift) over m values: the mean,
+// the biased variance it is normalized with, and invstd. With m = 0 they are NaN, as in the reference.
+struct ChannelMoments {
+  double mean, biased_var, invstd;
+};
+__device__ inline ChannelMoments channel_moments(PairSums shifted, std::int64_t m, double shift, double eps) {
+  const double count = static_cast<double>(m);
+  const double mean_d = shifted.a / count;
+  const double spread = shifted.b / count - mean_d * mean_d;
+  const double biased_var = spread < 0 ? 0.0 : spread;  // rounding can dip below 0; a NaN stays NaN
+  return {shift + mean_d, biased_var, 1.0 / sqrt(biased_var + eps)};
+}
+
+// What the forward keeps of channel c, written by one thread: mean and invstd (in opmath_t<T>, for the
+// backward), and the running statistics moved by `momentum` when they are given, with the variance
+// unbiased (it estimates the population's), except over a single value.
+template <typename T>
+__device__ void store_statistics(std::int64_t c, const ChannelMoments& moments, std::int64_t m,
+                                 double momentum, opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
+                                 opmath_t<T>* running_mean, opmath_t<T>* running_var) {
+  save_mean[c] = static_cast<opmath_t<T>>(moments.mean);
+  save_invstd[c] = static_cast<opmath_t<T>>(moments.invstd);
+  const double unbiased_var =
+      m > 1 ? moments.biased_var * static_cast<double>(m) / static_cast<double>(m - 1) : moments.biased_var;
+  if (running_mean) {
+    running_mean[c] = static_cast<opmath_t<T>>((1.0 - momentum) * static_cast<double>(running_mean[c]) +
+                                               momentum * moments.mean);
+  }
+  if (running_var) {
+    running_var[c] = static_cast<opmath_t<T>>((1.0 - momentum) * static_cast<double>(running_var[c]) +
+                                              momentum * unbiased_var);
+  }
+}
+
+// y at one element: (x - mean) * invstd * gamma + beta in double, rounded to T once, then relu when fused.
+template <typename T>
+__device__ T normalized(T x, double mean, double invstd, double scale, double bias, bool fused_relu) {
+  const T value = static_cast<T>((static_cast<double>(x) - mean) * invstd * scale + bias);
+  return fused_relu ? relu(value) : value;
+}
+
 // Scratch for the per-slice partial sums, in device memory: partial_a, partial_b [C, slices] (double).
 // Freed when the Scratch goes out of scope, right after the launches that use it are enqueued: every
 // kernel runs on the compute stream, so whatever reuses the block later runs after them.
