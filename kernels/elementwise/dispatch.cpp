@@ -197,31 +197,39 @@ struct Transposes {
   std::int64_t count, rows, columns;
 };
 
-// The copies between the two dense layouts of an [N, C, H, W] tensor (core/tensor.hpp's
-// is_channels_last): NCHW to channels-last transposes each image's [C][H*W], channels-last to NCHW its
-// [H*W][C]. Anything else, nullopt.
+// How a 4-D copy operand of `sizes` lies in memory: one of the two dense layouts of an [N, C, H, W] tensor
+// (kernels/activation_layout.hpp, core/tensor.hpp's is_channels_last), or neither.
+enum class Layout4 { Nchw, ChannelsLast, Strided };
+Layout4 layout_of(const std::int64_t* sizes, const std::int64_t* strides) {
+  const ActivationStrides nchw = nchw_strides(sizes[1], sizes[2], sizes[3]);
+  const ActivationStrides nhwc = channels_last_strides(sizes[1], sizes[2], sizes[3]);
+  if (std::equal(nchw.begin(), nchw.end(), strides)) return Layout4::Nchw;
+  if (std::equal(nhwc.begin(), nhwc.end(), strides)) return Layout4::ChannelsLast;
+  return Layout4::Strided;
+}
+std::string_view layout_name(Layout4 layout) {
+  switch (layout) {
+    case Layout4::Nchw:
+      return "nchw";
+    case Layout4::ChannelsLast:
+      return "channels-last";
+    case Layout4::Strided:
+      return "strided";
+  }
+  return "?";
+}
+
+// The copies between the two dense layouts: NCHW to channels-last transposes each image's [C][H*W],
+// channels-last to NCHW its [H*W][C]. Anything else, nullopt.
 std::optional<Transposes> layout_transposes(int rank, const std::int64_t* sizes,
                                             const std::int64_t* src_strides,
                                             const std::int64_t* dst_strides) {
   if (rank != 4) return std::nullopt;
   const std::int64_t n = sizes[0], c = sizes[1], plane = sizes[2] * sizes[3];
-  const ActivationStrides nchw = nchw_strides(c, sizes[2], sizes[3]);
-  const ActivationStrides nhwc = channels_last_strides(c, sizes[2], sizes[3]);
-  const auto is = [](const std::int64_t* strides, const ActivationStrides& layout) {
-    return std::equal(layout.begin(), layout.end(), strides);
-  };
-  if (is(src_strides, nchw) && is(dst_strides, nhwc)) return Transposes{n, c, plane};
-  if (is(src_strides, nhwc) && is(dst_strides, nchw)) return Transposes{n, plane, c};
+  const Layout4 from = layout_of(sizes, src_strides), to = layout_of(sizes, dst_strides);
+  if (from == Layout4::Nchw && to == Layout4::ChannelsLast) return Transposes{n, c, plane};
+  if (from == Layout4::ChannelsLast && to == Layout4::Nchw) return Transposes{n, plane, c};
   return std::nullopt;
-}
-
-// How a 4-D operand of a copy lies: "nchw", "channels-last" (kernels/activation_layout.hpp) or "strided".
-std::string_view layout_label(const std::int64_t* sizes, const std::int64_t* strides) {
-  const ActivationStrides nchw = nchw_strides(sizes[1], sizes[2], sizes[3]);
-  const ActivationStrides nhwc = channels_last_strides(sizes[1], sizes[2], sizes[3]);
-  if (std::equal(nchw.begin(), nchw.end(), strides)) return "nchw";
-  if (std::equal(nhwc.begin(), nhwc.end(), strides)) return "channels-last";
-  return "strided";
 }
 
 // The profiler's detail for a copy (core/profiler.hpp): a conversion's types, and for a 4-D copy the
@@ -233,8 +241,9 @@ std::string copy_label(int rank, const std::int64_t* sizes, const std::int64_t* 
   if constexpr (!std::is_same_v<Src, Dst>)
     label = std::string(dtype_name(dtype_of_v<Src>)) + " -> " + std::string(dtype_name(dtype_of_v<Dst>));
   if (rank == 4) {
-    label += std::string(label.empty() ? "" : ", ") + std::string(layout_label(sizes, src_strides)) + " -> " +
-             std::string(layout_label(sizes, dst_strides));
+    label += std::string(label.empty() ? "" : ", ") +
+             std::string(layout_name(layout_of(sizes, src_strides))) + " -> " +
+             std::string(layout_name(layout_of(sizes, dst_strides)));
   }
   return label;
 }
