@@ -169,7 +169,6 @@ class StreamInterval {
   StreamInterval(const StreamInterval&) = delete;
   StreamInterval& operator=(const StreamInterval&) = delete;
 
-  int device_index() const { return device_index_; }
   void start();
   void stop();
   // Blocks until the stop mark is reached; the milliseconds from the start mark to it.
