@@ -1,7 +1,8 @@
 // Split-K: a step whose output is small beside its reduction cuts the reduction into chunks, computes each
 // chunk's partial output in its own blocks, and adds the partials up in a fixed order. Every backward-weight
-// step (03, 04, 05, 07, 08) and the fp32 forward step 06 run this way; one concept, used the same way by all
-// of them, so it lives here once, and each step file keeps what it teaches.
+// step (03, 04, 05, 07, 08) and the fp32 steps 06 (forward, and backward data beside its stride phases) run
+// this way; one concept, used the same way by all of them, so it lives here once, and each step file keeps
+// what it teaches.
 //
 // Why. gw is small and its reduction long: ResNet-20's first stage at batch 128 has gw = 16 x 144 and N*P*Q =
 // 131,072 positions. One block per output tile would be one or two blocks on a GPU of 132 multiprocessors.
