@@ -44,7 +44,16 @@
 // exponent, 10 mantissa bits; the low 13 are ignored, a truncation toward zero). A k8 slice is 32 bytes, as
 // a bfloat16 k16 slice is, so a 128-byte line holds 32 k and the K-major descriptors and slice offsets above
 // apply unchanged, counted in bytes. Both operands must be K-major: the instruction's transpose flags exist
-// for 16-bit types only, so a row-major GEMM's B ([k][n]) must be transposed before it reaches shared memory.
+// for 16-bit types only, so a row-major GEMM's B ([k][n]) must be transposed before it reaches shared memory,
+// or reach the tensor cores another way:
+//
+// A from registers (wgmma_tf32_register_a, m64nNk8): A's 64 x 8 comes from the warpgroup's registers, four
+// a thread, in mma.sync's m16n8k8 TF32 layout (mma.cuh) with one 16-row slab per warp: thread t's a[i] is
+//     A(row 16 warp + group + 8 (i % 2),  k quad + 4 (i / 2))
+// Registers have no orientation, so whatever layout A has in shared memory, the threads load it into this
+// one; B still comes K-major from shared memory. The registers are read while the wgmma runs: they must not
+// change until a wgmma_wait has retired it (the compiler keeps them, as ptxas knows the instruction), and a
+// wgmma_fence must come between the loads that fill them and the wgmma.
 //
 // Ordering, in the order a main loop meets it:
 //   fence_proxy_async_shared()  in every thread that wrote a tile (cp.async copies landed, or plain stores),
@@ -52,12 +61,13 @@
 //                               read shared memory through the async proxy, which is not ordered with
 //                               ordinary writes otherwise.
 //   wgmma_fence(acc)            before a batch of wgmma, once ordinary code has touched the accumulators
-//                               (zeroed them, read them).
-//   wgmma_bf16<N, a, b>(...)    the batch (or wgmma_tf32<N>); consecutive wgmma on the same accumulators
-//                               need nothing between.
+//                               (zeroed them, read them) or filled the A registers of a register-A wgmma.
+//   wgmma_bf16<N, a, b>(...)    the batch (or wgmma_tf32<N>, wgmma_tf32_register_a<N>); consecutive wgmma on
+//                               the same accumulators need nothing between.
 //   wgmma_commit_group()        closes the wgmma issued since the last commit into a group.
 //   wgmma_wait<pending>(acc)    until at most `pending` groups are in flight: only then may the accumulators
-//                               be read, or the shared memory a finished group read be overwritten.
+//                               be read, or the shared memory (or A registers) a finished group read be
+//                               overwritten.
 // The acc arguments (any array of float) also tell the compiler that the accumulators change there, so that
 // it moves no read of them across the wait.
 #pragma once
@@ -140,6 +150,10 @@ void wgmma_wait_emulated(int pending);
 void wgmma_bf16_emulated(int n, float* d, std::uint64_t a, std::uint64_t b, bool accumulate, Major a_major,
                          Major b_major);
 void wgmma_tf32_emulated(int n, float* d, std::uint64_t a, std::uint64_t b, bool accumulate);
+// A from the registers at `a` (this thread's four), read when the wgmma is retired, not when issued: a kernel
+// that refills them before the wait gets wrong results here as it may on the GPU.
+void wgmma_tf32_register_a_emulated(int n, float* d, const std::uint32_t* a, std::uint64_t b,
+                                    bool accumulate);
 
 template <typename Accumulators>
 void wgmma_fence(Accumulators&) {
@@ -158,6 +172,11 @@ template <int N>
 void wgmma_tf32(float (&d)[N / 2], std::uint64_t a, std::uint64_t b, bool accumulate) {
   static_assert(N == 128, "the tile width wgmma_tf32 provides");
   wgmma_tf32_emulated(N, d, a, b, accumulate);
+}
+template <int N>
+void wgmma_tf32_register_a(float (&d)[N / 2], const std::uint32_t (&a)[4], std::uint64_t b, bool accumulate) {
+  static_assert(N == 128, "the tile width wgmma_tf32_register_a provides");
+  wgmma_tf32_register_a_emulated(N, d, a, b, accumulate);
 }
 #else
 // An empty asm that "changes" every float of `values`: the compiler must keep reads and writes of them on
@@ -273,6 +292,31 @@ __device__ __forceinline__ void wgmma_tf32(float (&d)[N / 2], std::uint64_t a, s
       : KILN_WGMMA_D8(0), KILN_WGMMA_D8(8), KILN_WGMMA_D8(16), KILN_WGMMA_D8(24), KILN_WGMMA_D8(32),
         KILN_WGMMA_D8(40), KILN_WGMMA_D8(48), KILN_WGMMA_D8(56)
       : "l"(a), "l"(b), "r"(scale_d));
+#elif defined(__CUDA_ARCH__)
+  (void)d, (void)a, (void)b, (void)accumulate;
+  __trap();
+#endif
+}
+
+// d (+)= A[64, 8] B[8, N], A from this thread's four registers `a` (float bits; layout above), B tf32 named
+// by a K-major descriptor, float accumulators. N = 128 only. Traps outside sm_90a, as above.
+template <int N>
+__device__ __forceinline__ void wgmma_tf32_register_a(float (&d)[N / 2], const std::uint32_t (&a)[4],
+                                                      std::uint64_t b, bool accumulate) {
+  static_assert(N == 128, "the tile width wgmma_tf32_register_a provides");
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  const int scale_d = accumulate ? 1 : 0;
+  asm volatile(
+      "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, {%64, %65, %66, %67}, %68, accumulate, 1, 1;\n}\n"
+      : KILN_WGMMA_D8(0), KILN_WGMMA_D8(8), KILN_WGMMA_D8(16), KILN_WGMMA_D8(24), KILN_WGMMA_D8(32),
+        KILN_WGMMA_D8(40), KILN_WGMMA_D8(48), KILN_WGMMA_D8(56)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(scale_d));
 #elif defined(__CUDA_ARCH__)
   (void)d, (void)a, (void)b, (void)accumulate;
   __trap();

@@ -220,6 +220,10 @@ struct WgmmaOperation {
   kernels::ladder::Major a_major = kernels::ladder::Major::K;
   kernels::ladder::Major b_major = kernels::ladder::Major::K;
   float* d[128] = {};
+  // A from registers (wgmma_tf32_register_a): each thread's four, read when the wgmma executes; else null
+  // and A is named by the descriptor `a`.
+  const std::uint32_t* a_registers[128] = {};
+  bool a_in_registers = false;
   std::vector<std::size_t> read_chunks;  // what it reads (16-byte chunks of the dynamic shared memory)
 };
 
@@ -843,7 +847,7 @@ float wgmma_operand(std::uint64_t descriptor, kernels::ladder::Major major, int 
 // The 16-byte chunks of dynamic shared memory (offset / 16) that `op` reads, each once.
 std::vector<std::size_t> wgmma_read_chunks(const WgmmaOperation& op) {
   std::vector<std::size_t> chunks;
-  for (int k = 0; k < slice_k(op.type); ++k) {
+  for (int k = 0; k < slice_k(op.type) && !op.a_in_registers; ++k) {
     for (int m = 0; m < 64; ++m) chunks.push_back(wgmma_operand_offset(op.a, op.a_major, m, k, op.type) / 16);
   }
   for (int k = 0; k < slice_k(op.type); ++k) {
@@ -857,13 +861,22 @@ std::vector<std::size_t> wgmma_read_chunks(const WgmmaOperation& op) {
 
 // D[64, n] (+)= A[64, K] B[K, n] (K = 16 for bfloat16, 8 for tf32), then each thread's accumulators from
 // wgmma.cuh's layout: d[i] = D(16 warp + group + 8 ((i / 2) % 2), 8 (i / 4) + 2 quad + i % 2). Products
-// exact (of the operands as multiplied); sums in float.
+// exact (of the operands as multiplied); sums in float. A register-A wgmma's A is gathered from the threads'
+// registers as they are now, by wgmma.cuh's layout: a[i] = A(16 warp + group + 8 (i % 2), quad + 4 (i / 2)).
 void execute_wgmma(const WgmmaOperation& op) {
   const int depth = slice_k(op.type);
   float a[64][16];
   std::vector<float> b(static_cast<std::size_t>(op.n) * 16);
-  for (int m = 0; m < 64; ++m)
-    for (int k = 0; k < depth; ++k) a[m][k] = wgmma_operand(op.a, op.a_major, m, k, op.type);
+  if (op.a_in_registers) {
+    for (int t = 0; t < kWarpgroupThreads; ++t) {
+      const int warp = t / 32, group = t % 32 / 4, quad = t % 4;
+      for (int i = 0; i < 4; ++i)
+        a[16 * warp + group + 8 * (i % 2)][quad + 4 * (i / 2)] = tf32_operand(op.a_registers[t][i]);
+    }
+  } else {
+    for (int m = 0; m < 64; ++m)
+      for (int k = 0; k < depth; ++k) a[m][k] = wgmma_operand(op.a, op.a_major, m, k, op.type);
+  }
   for (int n = 0; n < op.n; ++n)
     for (int k = 0; k < depth; ++k)
       b[static_cast<std::size_t>(n * 16 + k)] = wgmma_operand(op.b, op.b_major, n, k, op.type);
@@ -885,6 +898,7 @@ struct WgmmaSlot {
   std::uint64_t a, b;
   bool accumulate;
   kernels::ladder::Major a_major, b_major;
+  const std::uint32_t* a_registers = nullptr;  // A from registers (tf32 only); then `a` is unused
 };
 
 void wgmma_fence_operation(void* const*, Warpgroup& warpgroup) { warpgroup.fenced = true; }
@@ -908,12 +922,15 @@ void wgmma_issue_operation(void* const* slots, Warpgroup& warpgroup) {
   op.accumulate = first.accumulate;
   op.a_major = first.a_major;
   op.b_major = first.b_major;
+  op.a_in_registers = first.a_registers != nullptr;
   for (int t = 0; t < kWarpgroupThreads; ++t) {
     const auto& slot = *static_cast<const WgmmaSlot*>(slots[t]);
     if (slot.n != op.n || slot.type != op.type || slot.a != op.a || slot.b != op.b ||
-        slot.accumulate != op.accumulate || slot.a_major != op.a_major || slot.b_major != op.b_major)
+        slot.accumulate != op.accumulate || slot.a_major != op.a_major || slot.b_major != op.b_major ||
+        (slot.a_registers != nullptr) != op.a_in_registers)
       fail_here("the threads of a warpgroup issued different wgmma (thread ", t, " disagrees with thread 0)");
     op.d[t] = slot.d;
+    op.a_registers[t] = slot.a_registers;
   }
   op.read_chunks = wgmma_read_chunks(op);
   for (std::size_t chunk : op.read_chunks) ++active->wgmma_readers[chunk];
@@ -1054,15 +1071,17 @@ void land_tensor_copy(const TensorCopy& copy) {
       inside = inside && element[i] >= 0 && element[i] < shape.sizes[i];
       offset += element[i] * shape.strides[i];
     }
+    const auto* const base = static_cast<const unsigned char*>(copy.map.base);
+    const int bytes = kernels::ladder::element_bytes(shape);
     for (int e = 0; e < shape.box[0]; ++e) {
       const std::int64_t column = std::int64_t{copy.coordinates[0]} + e;
-      std::uint16_t bits = 0;
+      unsigned char value[4] = {};
       if (inside && column >= 0 && column < shape.sizes[0])
-        std::memcpy(&bits, copy.map.base + offset + column, sizeof bits);
-      const std::uint32_t logical = start + static_cast<std::uint32_t>(line_bytes * line + 2 * e);
+        std::memcpy(value, base + (offset + column) * bytes, static_cast<std::size_t>(bytes));
+      const std::uint32_t logical = start + static_cast<std::uint32_t>(line_bytes * line + bytes * e);
       const auto xor_mask = static_cast<std::uint32_t>(line_bytes / 16 - 1);
       const std::uint32_t physical = logical ^ ((logical >> 7 & xor_mask) << 4);
-      std::memcpy(launch.shared + (physical - kSharedWindowOrigin), &bits, sizeof bits);
+      std::memcpy(launch.shared + (physical - kSharedWindowOrigin), value, static_cast<std::size_t>(bytes));
     }
   }
 }
@@ -1329,6 +1348,13 @@ void wgmma_tf32_emulated(int n, float* d, std::uint64_t a, std::uint64_t b, bool
   emulation::warpgroup_collective("wgmma.mma_async.tf32", emulation::wgmma_issue_operation, &slot);
 }
 
+void wgmma_tf32_register_a_emulated(int n, float* d, const std::uint32_t* a, std::uint64_t b,
+                                    bool accumulate) {
+  emulation::WgmmaSlot slot{n, emulation::WgmmaType::Tf32, d, 0, b, accumulate, Major::K, Major::K, a};
+  emulation::warpgroup_collective("wgmma.mma_async.tf32 (A from registers)", emulation::wgmma_issue_operation,
+                                  &slot);
+}
+
 void cp_async_16(void* shared_destination, const void* global_source, bool in_bounds) {
   emulation::queue_copy(shared_destination, global_source, 16, in_bounds);
 }
@@ -1424,7 +1450,12 @@ void mbarrier_wait(std::uint64_t* barrier_word, int parity) {
 }
 
 TensorMap bf16_tensor_map_128b(const bfloat16* base, const TensorMapShape& shape) {
-  require_tensor_map_rules(base, shape);
+  require_tensor_map_rules(base, TmaElement::Bf16, shape);
+  return TensorMap{base, shape};
+}
+
+TensorMap float_tensor_map_128b(const float* base, const TensorMapShape& shape) {
+  require_tensor_map_rules(base, TmaElement::Float, shape);
   return TensorMap{base, shape};
 }
 
@@ -1454,7 +1485,7 @@ void tma_load_emulated(void* destination, const TensorMap& map, const int* coord
   std::int64_t extent = map.shape.sizes[0];
   for (int i = 1; i < map.shape.rank; ++i) extent += (map.shape.sizes[i] - 1) * map.shape.strides[i];
   if (emulation::any_device_buffer() &&
-      !emulation::inside_device_buffer(map.base, static_cast<std::size_t>(extent) * sizeof(bfloat16)))
+      !emulation::inside_device_buffer(map.base, static_cast<std::size_t>(extent * element_bytes(map.shape))))
     fail_here("tma_load: the tensor map's tensor lies outside every operand of the launch");
   emulation::TensorCopy copy{d, map, {}};
   std::copy(coordinates, coordinates + rank, copy.coordinates);

@@ -1,7 +1,8 @@
 // The emulator's tensor copies and mbarriers (kernels/ladder/tma.cuh, mbarrier.cuh; tests/emulation/
 // cuda_emulator.cpp): a box copied through a tensor map lands in the documented swizzle (128-byte lines, and
-// for a rank-4 box with steps 64- and 32-byte lines too) with zeros outside the tensor, negative coordinates
-// included, only once a thread waits on its barrier; a wgmma reads it with no proxy fence; and the uses the
+// for a rank-4 box with steps 64- and 32-byte lines too; 32 floats a line from a float tensor) with zeros
+// outside the tensor, negative coordinates included, only once a thread waits on its barrier; a wgmma reads
+// it with no proxy fence; and the uses the
 // GPU leaves undefined or hangs on are errors here: a barrier used before its initialization is published,
 // expect_tx announcing too few or too many bytes, one arrival too many, a destination off 128 bytes, a copy
 // into a tile an unretired wgmma reads, a wgmma on a tile whose copy has not landed, a block that ends with
@@ -259,24 +260,33 @@ ladder::TensorMapShape activation_shape(int line_elements = ladder::kTmaBoxColum
   return shape;
 }
 
+// Every thread: the box of `map` at `coordinates` into `box` (`bytes` of it), the barrier in the 8 bytes
+// after it, returning once it has landed.
+template <int Rank>
+__device__ void copy_box(unsigned char* box, int bytes, const ladder::TensorMap& map,
+                         const int (&coordinates)[Rank]) {
+  auto* const barrier = reinterpret_cast<std::uint64_t*>(box + bytes);
+  const bool first = threadIdx.x == 0;
+  if (first) {
+    ladder::mbarrier_init(barrier, 1);
+    ladder::fence_mbarrier_init();
+  }
+  __syncthreads();
+  if (first) {
+    ladder::mbarrier_arrive_expect_tx(barrier, bytes);
+    ladder::tma_load(box, map, coordinates, barrier);
+  }
+  ladder::mbarrier_wait(barrier, 0);
+}
+
 // 128 threads; out [32 lines][64] gets the box's lines of line_bytes as landed, unswizzled by wgmma.cuh's
 // swizzled(line, chunk, line_bytes).
 __global__ void strided_box_kernel(const __grid_constant__ ladder::TensorMap map, int line_bytes, int c0,
                                    int w0, int h0, int n0, std::uint16_t* out) {
   KILN_DYNAMIC_SHARED_MEMORY(shared);
   unsigned char* const box = ladder::first_swizzle_atom(shared);
-  auto* const barrier = reinterpret_cast<std::uint64_t*>(box + kStridedLines * line_bytes);
   const int t = static_cast<int>(threadIdx.x);
-  if (t == 0) {
-    ladder::mbarrier_init(barrier, 1);
-    ladder::fence_mbarrier_init();
-  }
-  __syncthreads();
-  if (t == 0) {
-    ladder::mbarrier_arrive_expect_tx(barrier, kStridedLines * line_bytes);
-    ladder::tma_load(box, map, {c0, w0, h0, n0}, barrier);
-  }
-  ladder::mbarrier_wait(barrier, 0);
+  copy_box(box, kStridedLines * line_bytes, map, {c0, w0, h0, n0});
   const int chunks = line_bytes / 16;
   for (int i = t; i < kStridedLines * chunks; i += 128) {
     const int line = i / chunks, chunk = i % chunks;
@@ -322,7 +332,62 @@ TEST_CASE(
     }
 }
 
+// A float tensor: 32 lines of 32 floats (128 bytes), 4 KiB, from the matrix as floats; out [32][32] gets the
+// box unswizzled by swizzled_128b.
+constexpr int kFloatBoxLines = 32, kFloatLine = ladder::kTmaLineBytes / 4;
+constexpr int kFloatBoxBytes = kFloatBoxLines * ladder::kTmaLineBytes;
+
+__global__ void float_box_kernel(const __grid_constant__ ladder::TensorMap map, int row, int column,
+                                 float* out) {
+  KILN_DYNAMIC_SHARED_MEMORY(shared);
+  unsigned char* const box = ladder::first_swizzle_atom(shared);
+  const int t = static_cast<int>(threadIdx.x);
+  copy_box(box, kFloatBoxBytes, map, {column, row});
+  for (int i = t; i < kFloatBoxLines * 8; i += 128)
+    std::memcpy(out + i / 8 * kFloatLine + 4 * (i % 8), box + ladder::swizzled_128b(i / 8, i % 8), 16);
+}
+
+TEST_CASE("emulator: a float tensor copy lands 32 floats a line in the 128-byte swizzle, zeros outside") {
+  std::vector<float> values;
+  for (int r = 0; r < kMatrixRows; ++r)
+    for (int c = 0; c < kMatrixColumns; ++c) values.push_back(matrix_value(r, c));
+  const testing::GuardedBuffer<float> source(values, true);
+  const ladder::TensorMap map = ladder::float_tensor_map_128b(
+      source.data(),
+      ladder::matrix_shape(kMatrixRows, kMatrixColumns, kFloatBoxLines, ladder::TmaElement::Float));
+  const int corners[][2] = {{0, 0}, {50, 50}, {-5, -8}};
+  for (const auto& corner : corners) {
+    const int row = corner[0], column = corner[1];
+    INFO("box at (", row, ", ", column, ")");
+    std::vector<float> out(kFloatBoxLines * kFloatLine, -1.0f);
+    REQUIRE_NOTHROW(ladder::launch("float box", float_box_kernel, dim3(1), dim3(128),
+                                   kFloatBoxBytes + 8 + ladder::kSwizzleAtomBytes, map, row, column,
+                                   out.data()));
+    int mismatches = 0;
+    for (int line = 0; line < kFloatBoxLines; ++line) {
+      for (int e = 0; e < kFloatLine; ++e) {
+        const int r = row + line, c = column + e;
+        const bool inside = r >= 0 && r < kMatrixRows && c >= 0 && c < kMatrixColumns;
+        if (out[static_cast<std::size_t>(line * kFloatLine + e)] != (inside ? matrix_value(r, c) : 0.0f))
+          ++mismatches;
+      }
+    }
+    CHECK(mismatches == 0);
+  }
+}
+
 TEST_CASE("tensor map: a tensor the copy engine cannot address is refused, naming the rule") {
+  {
+    const std::vector<float> values(kMatrixRows * kMatrixColumns, 1.0f);
+    const testing::GuardedBuffer<float> floats(values, true);
+    CHECK_THROWS_WITH_AS(
+        ladder::float_tensor_map_128b(floats.data(),
+                                      ladder::matrix_shape(kMatrixRows, 70, 32, ladder::TmaElement::Float)),
+        doctest::Contains("multiple of 4"), Error);
+    CHECK_THROWS_WITH_AS(
+        ladder::float_tensor_map_128b(floats.data(), ladder::matrix_shape(kMatrixRows, kMatrixColumns, 32)),
+        doctest::Contains("a float tensor described as bfloat16"), Error);
+  }
   const testing::GuardedBuffer<bfloat16> source(matrix(), true);
   CHECK_THROWS_WITH_AS(ladder::bf16_tensor_map_128b(source.data(), ladder::matrix_shape(kMatrixRows, 70, 64)),
                        doctest::Contains("multiple of 8"), Error);

@@ -1,11 +1,13 @@
 // The emulator's wgmma (kernels/ladder/wgmma.cuh, tests/emulation/cuda_emulator.cpp): a warpgroup that stores
 // two tiles in the documented 128-byte swizzle and multiplies them slice by slice through descriptors gets
-// their product in the documented accumulator layout, with B K-major and with B MN-major; and the ordering
+// their product in the documented accumulator layout, with B K-major and with B MN-major, and so does one
+// that hands A over in registers through the documented fragment layout (TF32); and the ordering
 // rules the GPU leaves undefined are errors, or visibly wrong, here: a wgmma without wgmma_fence, one that
 // reads copies not fenced to the async proxy, a copy into a tile that a wgmma in flight reads, accumulators
 // read before the wait, a kernel that returns with wgmma in flight.
 #include <doctest/doctest.h>
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -128,6 +130,43 @@ __global__ void wgmma_mn_major_probe_kernel(const bfloat16* a, const bfloat16* b
   for (int i = 0; i < kWideCols / 2; ++i) out[accumulator_offset(t, i, kWideCols)] = acc[i];
 }
 
+// TF32 with A from registers: D[64, 128] = A[64, 32] B[128, 32]^T, B K-major in shared memory (128 lines of
+// 32 floats), A never in shared memory: each thread fills its four registers per k8 slice from global memory
+// through wgmma.cuh's fragment layout, a[i] = A(16 warp + group + 8 (i % 2), 8 j + quad + 4 (i / 2)). With
+// `refill`, slice 0's registers are overwritten with zeros after its wgmma is issued and before the wait.
+constexpr int kTf32Depth = 32, kTf32Slices = kTf32Depth / 8;
+constexpr int kTf32SharedBytes = kWideCols * 128 + ladder::kSwizzleAtomBytes;
+
+__global__ void wgmma_register_a_probe_kernel(bool refill, const float* a, const float* b, float* out) {
+  KILN_DYNAMIC_SHARED_MEMORY(shared);
+  unsigned char* const b_tile = ladder::first_swizzle_atom(shared);
+  const int t = static_cast<int>(threadIdx.x);
+  for (int n = t / 8; n < kWideCols; n += 16)
+    ladder::cp_async_16(b_tile + ladder::swizzled_128b(n, t % 8), b + n * kTf32Depth + 4 * (t % 8), true);
+  ladder::cp_async_commit();
+  ladder::cp_async_wait<0>();
+  ladder::fence_proxy_async_shared();
+  __syncthreads();
+
+  const int warp = t / 32, group = t % 32 / 4, quad = t % 4;
+  float acc[kWideCols / 2] = {};
+  std::uint32_t registers[kTf32Slices][4];
+  for (int j = 0; j < kTf32Slices; ++j) {
+    for (int i = 0; i < 4; ++i) {
+      const int row = 16 * warp + group + 8 * (i % 2), k = 8 * j + quad + 4 * (i / 2);
+      registers[j][i] = std::bit_cast<std::uint32_t>(a[row * kTf32Depth + k]);
+    }
+    ladder::wgmma_fence(acc);
+    ladder::wgmma_tf32_register_a<kWideCols>(acc, registers[j],
+                                             ladder::k_major_128b_descriptor(b_tile + 32 * j), true);
+    ladder::wgmma_commit_group();
+  }
+  if (refill)
+    for (std::uint32_t& value : registers[0]) value = 0;
+  ladder::wgmma_wait<0>(acc);
+  for (int i = 0; i < kWideCols / 2; ++i) out[accumulator_offset(t, i, kWideCols)] = acc[i];
+}
+
 struct ProbeResult {
   std::vector<float> out, early;
   std::string error;  // the emulator's error, or ""
@@ -175,6 +214,32 @@ TEST_CASE("emulator: a wgmma with B MN-major (transposed) over two 64-wide colum
     for (int n = 0; n < kWideCols; ++n) {
       INFO("D(", m, ", ", n, ")");
       CHECK(out[static_cast<std::size_t>(m * kWideCols + n)] == product(m, n));
+    }
+  }
+}
+
+TEST_CASE(
+    "emulator: a TF32 wgmma with A in registers, filled through the documented fragment layout, gives the "
+    "product; registers refilled before the wait change it") {
+  std::vector<float> a, b;  // A [64 m][32 k], B [128 n][32 k]: small integers, exact in TF32 and in the sums
+  for (int m = 0; m < kRows; ++m)
+    for (int k = 0; k < kTf32Depth; ++k) a.push_back(a_value(m, k));
+  for (int n = 0; n < kWideCols; ++n)
+    for (int k = 0; k < kTf32Depth; ++k) b.push_back(b_value(n, k));
+  const testing::GuardedBuffer<float> a_buffer(a, true), b_buffer(b, true);
+  for (const bool refill : {false, true}) {
+    std::vector<float> out(kRows * kWideCols, -1.0f);
+    REQUIRE_NOTHROW(ladder::launch("wgmma register-A probe", wgmma_register_a_probe_kernel, dim3(1),
+                                   dim3(128), kTf32SharedBytes, refill, a_buffer.data(), b_buffer.data(),
+                                   out.data()));
+    for (int m = 0; m < kRows; ++m) {
+      for (int n = 0; n < kWideCols; ++n) {
+        INFO("refill ", refill, ", D(", m, ", ", n, ")");
+        float expected =
+            0.0f;  // with the refill, slice 0 multiplied the zeros the registers held at the wait
+        for (int k = refill ? 8 : 0; k < kTf32Depth; ++k) expected += a_value(m, k) * b_value(n, k);
+        CHECK(out[static_cast<std::size_t>(m * kWideCols + n)] == expected);
+      }
     }
   }
 }

@@ -66,5 +66,6 @@ void launch_07_mma_bf16_swizzled(const Problem& problem, const bfloat16* a, cons
 void launch_08_wgmma_bf16(const Problem& problem, const bfloat16* a, const bfloat16* b, float* c);
 void launch_09_tma_wgmma_bf16(const Problem& problem, const bfloat16* a, const bfloat16* b, float* c);
 void launch_10_wgmma_tf32(const Problem& problem, const float* a, const float* b, float* c);
+void launch_11_tma_wgmma_tf32(const Problem& problem, const float* a, const float* b, float* c);
 
 }  // namespace kiln::kernels::gemm_ladder

@@ -67,6 +67,10 @@ std::span<const Step> steps() {
            "step 08's wgmma in TF32 (m64n128k8): both operands K-major, so B is transposed to [n][k] in "
            "scratch first",
            Precision::Tf32, 4, untyped<float, launch_10_wgmma_tf32>, /*needs_wgmma=*/true},
+      Step{"11_tma_wgmma_tf32",
+           "step 09's warp specialization in TF32 with no transpose pass: C^T = B^T A^T, B's tile loaded "
+           "into registers as wgmma's A",
+           Precision::Tf32, 4, untyped<float, launch_11_tma_wgmma_tf32>, /*needs_wgmma=*/true},
   };
   return table;
 #else
