@@ -42,6 +42,8 @@
 //   - a thread's accumulators are (n, m), (n, m + 1), (n + 1, m), (n + 1, m + 1) with m = 8 u + 2 q: it
 //     stores 8-byte pairs along n, and a warp's store of one register pair covers 4 rows of C with two
 //     32-byte runs each (n from 4 c0, both c0 of the half-warps, and 16 further on): whole sectors.
+// register_operand_layout.hpp computes the places; tests/kernels/gemm_register_operand_layout_test.cpp checks
+// these claims of them.
 //
 // The pipeline. The producer is step 09's (stage_ring.cuh): one thread, nine tensor copies a stage. A
 // consumer, per k-tile: wait full[s]; per slice j: load the slice's registers, wgmma_fence, two wgmma,
@@ -61,6 +63,7 @@
 #include "core/error.hpp"
 #include "kernels/gemm/ladder/grouped_tiles.cuh"
 #include "kernels/gemm/ladder/ladder.hpp"
+#include "kernels/gemm/ladder/register_operand_layout.hpp"
 #include "kernels/gemm/ladder/store_pair.cuh"
 #include "kernels/ladder/hopper.hpp"
 #include "kernels/ladder/launch.cuh"
@@ -82,11 +85,13 @@ using ladder::wgmma_commit_group;
 using ladder::wgmma_fence;
 using ladder::wgmma_tf32_register_a;
 using ladder::wgmma_wait;
+using register_operand::slab_place;
+using register_operand::SlabPlace;
 
 constexpr int kBlockM = 128, kBlockN = 256, kBlockK = 32;  // the block tile; 32 floats: one 128-byte line
 constexpr int kConsumers = 2;                              // warpgroups, each 128 n x all 128 m
 constexpr int kThreads = (1 + kConsumers) * 128;           // 384: the producer's warpgroup first
-constexpr int kSlabN = 64;                                 // n per wgmma (its M): two slabs a warpgroup
+constexpr int kSlabN = register_operand::kSlabColumns;     // n per wgmma (its M): two slabs a warpgroup
 constexpr int kWgmmaN = kBlockM;                           // m per wgmma (its N): 128
 constexpr int kWgmmaK = 8;
 constexpr int kSlices = kBlockK / kWgmmaK;  // 4 k8 slices a k-tile, one wgmma group each
@@ -97,39 +102,23 @@ constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
 
 constexpr int kLineBytes = 128;
 constexpr int kStageBytesA = kBlockM * kLineBytes;  // 16,384: one box of 128 lines (m)
-constexpr int kBoxColumnsB = kLineBytes / 4;        // 32 n a box of B
-constexpr int kBoxBytesB = kBlockK * kLineBytes;    // 4,096: 32 lines (k)
-constexpr int kBoxesB = kBlockN / kBoxColumnsB;     // 8
+constexpr int kBoxColumnsB = register_operand::kBoxColumns;  // 32 n a box of B
+constexpr int kBoxBytesB = register_operand::kBoxBytes;      // 4,096: 32 lines (k)
+constexpr int kBoxesB = kBlockN / kBoxColumnsB;              // 8
 constexpr int kStageBytes = kStageBytesA + kBoxesB * kBoxBytesB;
-constexpr int kSliceBytesB = kWgmmaK * kLineBytes;  // 1,024: a k8 slice is 8 lines of B's boxes
+constexpr int kSliceBytesB = register_operand::kSliceBytes;  // 1,024: a k8 slice is 8 lines of B's boxes
 using Ring = ladder::StageRing<kStages, kConsumers>;
 // 197,696 bytes, with the slack that aligning the first atom may take.
 constexpr int kSharedBytes = kStages * kStageBytes + Ring::kBarrierBytes + kSwizzleAtomBytes;
 
 static_assert(kStageBytesA % kSwizzleAtomBytes == 0 && kBoxBytesB % kSwizzleAtomBytes == 0,
               "every box on 1024 bytes");
-static_assert(kBlockN == kConsumers * 2 * kSlabN && kSlabN == 2 * kBoxColumnsB && kBlockK * 4 == kLineBytes);
+static_assert(kBlockN == kConsumers * 2 * kSlabN && kBlockK == register_operand::kBoxLines &&
+              kBlockK * 4 == kLineBytes && kSliceBytesB == kWgmmaK * kLineBytes);
 // A slice's registers are refilled one k-tile after they were issued: by then at most kGroupsInFlight of
 // the kSlices - 1 groups in between may still run.
 static_assert(kGroupsInFlight <= kSlices - 1);
 static_assert(128 * kProducerRegisters + 128 * kConsumers * kConsumerRegisters <= 65536);
-
-// Where thread `thread` (of its warpgroup) loads its registers in a 64-n slab (two boxes of B): bytes from
-// the slab's first box for k = quad (`low`: a[0], a[1]) and k = quad + 4 (`high`: a[2], a[3]) of slice 0
-// (slice j is kSliceBytesB j further), and the n of its row 16 warp + group (row + 8 is n + 1), in the slab.
-struct SlabPlace {
-  int low, high, n;
-};
-__device__ __forceinline__ SlabPlace slab_place(int thread) {
-  const int warp = thread / 32, group = thread % 32 / 4, quad = thread % 4;
-  const int half = group / 4, s = group / 2 % 2, p = group % 2;  // group = 4 half + 2 s + p
-  const int chunk = 4 * s + 2 * (warp % 2) + half;               // the top comment's 4 s + c0
-  const int box = warp / 2;
-  const int in_box = box * kBoxBytesB + 8 * p;
-  return {in_box + kLineBytes * quad + 16 * (chunk ^ quad),
-          in_box + kLineBytes * (quad + 4) + 16 * (chunk ^ (quad + 4)),
-          kBoxColumnsB * box + 4 * chunk + 2 * p};
-}
 
 // One block computes the 128 x 256 tile of C that the grouped block order gives blockIdx.x.
 // a_map: A [m][k], boxes of 128 rows; b_map: B [k][n], boxes of 32 rows (k) of 32 n (tma.cuh); c [m, n].
