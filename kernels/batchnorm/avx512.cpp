@@ -1,5 +1,5 @@
 // The AVX-512 (16 floats a register) batch-normalization kernels: vectorized_batchnorm.hpp instantiated with
-// simd::FloatVector512.
+// simd::FloatVector512, for float and for bfloat16 activations.
 #include "kernels/batchnorm/batchnorm.hpp"
 #include "kernels/batchnorm/vectorized_batchnorm.hpp"
 #include "kernels/simd/float_vector_avx512.hpp"
@@ -8,30 +8,48 @@ namespace kiln::kernels::avx512 {
 
 using Vector = simd::FloatVector512;
 
-void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
+template <typename T>
+void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const float* gamma,
                                const float* beta, float eps, float momentum, float* running_mean,
-                               float* running_var, float* y, float* save_mean, float* save_invstd) {
+                               float* running_var, T* y, float* save_mean, float* save_invstd) {
   vectorized::batchnorm2d_forward_train<Vector>(g, x, gamma, beta, eps, momentum, running_mean, running_var,
                                                 y, save_mean, save_invstd);
 }
 
-void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
-                              const float* beta, const float* running_mean, const float* running_var,
-                              float eps, float* y) {
+template <typename T>
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const float* gamma, const float* beta,
+                              const float* running_mean, const float* running_var, float eps, T* y) {
   vectorized::batchnorm2d_forward_eval<Vector>(g, x, gamma, beta, running_mean, running_var, eps, y);
 }
 
-void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
-                                const float* gamma, const float* save_mean, const float* save_invstd,
-                                float* gx, float* ggamma, float* gbeta) {
+template <typename T>
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
+                                const float* gamma, const float* save_mean, const float* save_invstd, T* gx,
+                                float* ggamma, float* gbeta) {
   vectorized::batchnorm2d_backward_train<Vector>(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
 }
 
-void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
+template <typename T>
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                const float* gamma, const float* running_mean, const float* running_var,
-                               float eps, float* gx, float* ggamma, float* gbeta) {
+                               float eps, T* gx, float* ggamma, float* gbeta) {
   vectorized::batchnorm2d_backward_eval<Vector>(g, x, gy, y, gamma, running_mean, running_var, eps, gx, ggamma,
                                                 gbeta);
 }
+
+#define KILN_INSTANTIATE(T)                                                                                  \
+  template void batchnorm2d_forward_train<T>(const BatchNorm2dGeometry&, const T*, const float*,             \
+                                             const float*, float, float, float*, float*, T*, float*,         \
+                                             float*);                                                        \
+  template void batchnorm2d_forward_eval<T>(const BatchNorm2dGeometry&, const T*, const float*,              \
+                                            const float*, const float*, const float*, float, T*);            \
+  template void batchnorm2d_backward_train<T>(const BatchNorm2dGeometry&, const T*, const T*, const T*,      \
+                                              const float*, const float*, const float*, T*, float*, float*); \
+  template void batchnorm2d_backward_eval<T>(const BatchNorm2dGeometry&, const T*, const T*, const T*,       \
+                                             const float*, const float*, const float*, float, T*, float*,    \
+                                             float*);
+KILN_INSTANTIATE(float)
+KILN_INSTANTIATE(bfloat16)
+#undef KILN_INSTANTIATE
 
 }  // namespace kiln::kernels::avx512

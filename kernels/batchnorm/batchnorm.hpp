@@ -88,35 +88,42 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
                                opmath_t<T>* gbeta);
 }  // namespace reference
 
-// Vectorized float kernels (vectorized_batchnorm.hpp), one namespace per instruction set, same contracts:
-// statistics in one pass (shifted sums), threads over channels.
+// Vectorized kernels (vectorized_batchnorm.hpp), one namespace per instruction set, same contracts:
+// statistics in one pass (shifted sums), threads over channels. T is float or bfloat16 (activations in
+// bfloat16, computed in float lanes; parameters and statistics float, as opmath_t<bfloat16> is).
 namespace avx512 {
-void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
+template <typename T>
+void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const float* gamma,
                                const float* beta, float eps, float momentum, float* running_mean,
-                               float* running_var, float* y, float* save_mean, float* save_invstd);
-void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
-                              const float* beta, const float* running_mean, const float* running_var,
-                              float eps, float* y);
-void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
-                                const float* gamma, const float* save_mean, const float* save_invstd,
-                                float* gx, float* ggamma, float* gbeta);
-void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
+                               float* running_var, T* y, float* save_mean, float* save_invstd);
+template <typename T>
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const float* gamma, const float* beta,
+                              const float* running_mean, const float* running_var, float eps, T* y);
+template <typename T>
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
+                                const float* gamma, const float* save_mean, const float* save_invstd, T* gx,
+                                float* ggamma, float* gbeta);
+template <typename T>
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                const float* gamma, const float* running_mean, const float* running_var,
-                               float eps, float* gx, float* ggamma, float* gbeta);
+                               float eps, T* gx, float* ggamma, float* gbeta);
 }  // namespace avx512
 namespace avx2 {
-void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
+template <typename T>
+void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const float* gamma,
                                const float* beta, float eps, float momentum, float* running_mean,
-                               float* running_var, float* y, float* save_mean, float* save_invstd);
-void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
-                              const float* beta, const float* running_mean, const float* running_var,
-                              float eps, float* y);
-void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
-                                const float* gamma, const float* save_mean, const float* save_invstd,
-                                float* gx, float* ggamma, float* gbeta);
-void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
+                               float* running_var, T* y, float* save_mean, float* save_invstd);
+template <typename T>
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const float* gamma, const float* beta,
+                              const float* running_mean, const float* running_var, float eps, T* y);
+template <typename T>
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
+                                const float* gamma, const float* save_mean, const float* save_invstd, T* gx,
+                                float* ggamma, float* gbeta);
+template <typename T>
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                const float* gamma, const float* running_mean, const float* running_var,
-                               float eps, float* gx, float* ggamma, float* gbeta);
+                               float eps, T* gx, float* ggamma, float* gbeta);
 }  // namespace avx2
 
 // CUDA kernels (cuda_batchnorm.cu, and cuda_batchnorm_channels_last.cu for channels-last tensors; built when

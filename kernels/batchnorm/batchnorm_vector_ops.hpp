@@ -1,5 +1,6 @@
 // The pieces both vectorized batch-norm walks share (vectorized_batchnorm.hpp over NCHW planes,
-// channels_last_batchnorm.hpp over channels-last rows), written once over a vector trait V.
+// channels_last_batchnorm.hpp over channels-last rows), written once over a vector trait V and the
+// activations' storage type T (float, or bfloat16: loaded into float lanes, rounded once when stored).
 #pragma once
 
 #include <cstdint>
@@ -24,9 +25,10 @@ typename V::Reg relu_gradient(typename V::Reg gy, typename V::Reg y) {
   return V::mul(gy, V::select(V::greater(y, V::zero()), V::broadcast(1.0f), V::zero()));
 }
 
-// gy at [i, i + lanes), times relu's derivative at y when y is given (the fused backward).
-template <class V>
-typename V::Reg load_gradient(const float* gy, const float* y, std::int64_t i, std::int64_t lanes) {
+// gy at [i, i + lanes), times relu's derivative at y when y is given (the fused backward). T is the
+// activations' storage, float or bfloat16 (the trait widens it into float lanes).
+template <class V, class T>
+typename V::Reg load_gradient(const T* gy, const T* y, std::int64_t i, std::int64_t lanes) {
   const typename V::Reg g = V::load_partial(gy + i, lanes);
   return y ? relu_gradient<V>(g, V::load_partial(y + i, lanes)) : g;
 }

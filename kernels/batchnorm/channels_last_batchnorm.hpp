@@ -30,10 +30,10 @@ inline constexpr int kGroupVectors = 4;
 
 // The pair sums (PairSums: sum a and sum a * b, a = p - shift_p or p * relu'(y),
 // b = q - shift_q) of channels [c0, c0 + kVectors * width) over rows [first, last), added into sums[c - c0].
-template <class V, int kVectors>
+template <class V, int kVectors, class T>
 void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first, std::int64_t last,
-                     const float* p, const float* shift_p, const float* q, const float* shift_q,
-                     const float* relu_output, PairSums* sums) {
+                     const T* p, const float* shift_p, const T* q, const float* shift_q, const T* relu_output,
+                     PairSums* sums) {
   using Reg = typename V::Reg;
   const std::int64_t lanes_in_group = std::min<std::int64_t>(kVectors * V::width, channels - c0);
   const auto lanes = [&](int k) {
@@ -77,9 +77,9 @@ void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first,
 }
 
 // channel_sums[c] for every channel, as vectorized_batchnorm.hpp's all_channel_pair_sums.
-template <class V>
-void all_channel_pair_sums(const BatchNorm2dGeometry& g, const float* p, const float* shift_p, const float* q,
-                           const float* shift_q, const float* relu_output, PairSums* channel_sums) {
+template <class V, class T>
+void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float* shift_p, const T* q,
+                           const float* shift_q, const T* relu_output, PairSums* channel_sums) {
   const std::int64_t channels = g.channels, rows = g.batch * g.height * g.width;
   const std::int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
   const std::unique_ptr<PairSums[]> block_sums(new PairSums[static_cast<std::size_t>(blocks * channels)]);
@@ -96,16 +96,16 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const float* p, const f
         std::min<std::int64_t>(kGroupVectors, (channels - c0 + V::width - 1) / V::width);
     switch (vectors) {
       case 1:
-        group_pair_sums<V, 1>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
+        group_pair_sums<V, 1, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
         break;
       case 2:
-        group_pair_sums<V, 2>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
+        group_pair_sums<V, 2, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
         break;
       case 3:
-        group_pair_sums<V, 3>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
+        group_pair_sums<V, 3, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
         break;
       default:
-        group_pair_sums<V, 4>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
+        group_pair_sums<V, 4, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, sums + c0);
     }
   }
   for (std::int64_t c = 0; c < channels; ++c) {
@@ -140,9 +140,9 @@ void for_each_vector(const BatchNorm2dGeometry& g, Body body) {
 
 // y = (x - shift_c) * scale_c + offset_c, relu of that when `relu` (max(0, v): a NaN passes, as in
 // shift_scale_offset).
-template <class V>
-void shift_scale_offset(const BatchNorm2dGeometry& g, const float* x, const float* shift, const float* scale,
-                        const float* offset, bool relu, float* y) {
+template <class V, class T>
+void shift_scale_offset(const BatchNorm2dGeometry& g, const T* x, const float* shift, const float* scale,
+                        const float* offset, bool relu, T* y) {
   for_each_vector<V>(g, [&](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
     const typename V::Reg d = V::sub(V::load_partial(x + at, lanes), V::load_partial(shift + c0, lanes));
     const typename V::Reg v =
@@ -153,10 +153,10 @@ void shift_scale_offset(const BatchNorm2dGeometry& g, const float* x, const floa
 
 // gx = a_c * ((gy - centre_c) - slope_c * (x - shift_c)), gy through relu's rule first when relu_output is
 // given (train_backward_gx's formula, per channel vector).
-template <class V>
-void train_backward_gx(const BatchNorm2dGeometry& g, const float* x, const float* gy,
-                       const float* relu_output, const float* shift, const float* centre, const float* slope,
-                       const float* scale, float* gx) {
+template <class V, class T>
+void train_backward_gx(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* relu_output,
+                       const float* shift, const float* centre, const float* slope, const float* scale,
+                       T* gx) {
   for_each_vector<V>(g, [&](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
     const typename V::Reg d = V::sub(V::load_partial(x + at, lanes), V::load_partial(shift + c0, lanes));
     const typename V::Reg centred =
@@ -168,9 +168,9 @@ void train_backward_gx(const BatchNorm2dGeometry& g, const float* x, const float
 }
 
 // gx = gy * scale_c, gy through relu's rule first when relu_output is given.
-template <class V>
-void scale_gradient(const BatchNorm2dGeometry& g, const float* gy, const float* relu_output,
-                    const float* scale, float* gx) {
+template <class V, class T>
+void scale_gradient(const BatchNorm2dGeometry& g, const T* gy, const T* relu_output, const float* scale,
+                    T* gx) {
   for_each_vector<V>(g, [&](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
     V::store_partial(gx + at,
                      V::mul(load_gradient<V>(gy, relu_output, at, lanes), V::load_partial(scale + c0, lanes)),

@@ -1,7 +1,8 @@
 // The single dispatch point for the batch-normalization family: every caller goes through these functions,
-// and only here is an implementation chosen. float runs the AVX-512 or AVX2 kernels when cpu_level() allows;
-// double (gradient checks only), bfloat16 (no vectorized bfloat16 kernels) and the Reference level run the
-// reference kernels. A CUDA device runs the CUDA kernels (cuda_batchnorm.cu), float, double and bfloat16.
+// and only here is an implementation chosen. float and bfloat16 run the AVX-512 or AVX2 kernels when
+// cpu_level() allows (bfloat16 activations in float lanes, rounded once when stored); double (gradient checks
+// only) and the Reference level run the reference kernels. A CUDA device runs the CUDA kernels
+// (cuda_batchnorm.cu), float, double and bfloat16.
 #include <string>
 #include <type_traits>
 
@@ -39,7 +40,7 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
   }
 #endif
   require_cpu(device, "batchnorm2d_forward_train");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
         return avx512::batchnorm2d_forward_train(g, x, gamma, beta, eps, momentum, running_mean, running_var,
@@ -68,7 +69,7 @@ void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const
   }
 #endif
   require_cpu(device, "batchnorm2d_forward_eval");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
         return avx512::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
@@ -95,7 +96,7 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
   }
 #endif
   require_cpu(device, "batchnorm2d_backward_train");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
         return avx512::batchnorm2d_backward_train(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
@@ -122,7 +123,7 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
   }
 #endif
   require_cpu(device, "batchnorm2d_backward_eval");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
         return avx512::batchnorm2d_backward_eval(g, x, gy, y, gamma, running_mean, running_var, eps, gx, ggamma,

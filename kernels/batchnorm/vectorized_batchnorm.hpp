@@ -1,7 +1,9 @@
-// Vectorized batch normalization over NCHW float tensors, written once over a vector trait V
-// (simd::FloatVector512 or FloatVector256) and instantiated by avx512.cpp and avx2.cpp. Channels-last tensors
-// (BatchNorm2dGeometry::channels_last) take the same passes and per-channel arithmetic, walking memory
-// through channels_last_batchnorm.hpp instead.
+// Vectorized batch normalization over NCHW tensors, written once over a vector trait V
+// (simd::FloatVector512 or FloatVector256) and the activations' storage type T, and instantiated by
+// avx512.cpp and avx2.cpp for float and for bfloat16 (`--precision bf16`: x, y, gy and gx in bfloat16,
+// loaded into float lanes and rounded once when stored; parameters, statistics and every sum as for float).
+// Channels-last tensors (BatchNorm2dGeometry::channels_last) take the same passes and per-channel arithmetic,
+// walking memory through channels_last_batchnorm.hpp instead.
 //
 //   x, y, gy, gx  [N, C, H, W];  gamma, beta, running_*, save_*, ggamma, gbeta  [C];  m = N*H*W
 //
@@ -57,8 +59,8 @@ struct PairAccumulator {
 
   // Adds n contiguous values of p and q (n <= kChunk). With relu_output (the fused forward's y), p is first
   // multiplied by relu's derivative, (y > 0 ? 1 : 0), as the elementwise relu backward does.
-  void add(const float* p, float shift_p, const float* q, float shift_q, const float* relu_output,
-           std::int64_t n) {
+  template <class T>
+  void add(const T* p, float shift_p, const T* q, float shift_q, const T* relu_output, std::int64_t n) {
     if (relu_output) return add_masked(p, relu_output, q, shift_q, n);  // the fused backward: shift_p is 0
     const Reg vshift_p = V::broadcast(shift_p), vshift_q = V::broadcast(shift_q);
     std::int64_t i = 0;
@@ -86,7 +88,8 @@ struct PairAccumulator {
   }
 
   // add for the fused BN -> ReLU backward: a = gy * relu'(y), b = x - shift_q.
-  void add_masked(const float* gy, const float* y, const float* q, float shift_q, std::int64_t n) {
+  template <class T>
+  void add_masked(const T* gy, const T* y, const T* q, float shift_q, std::int64_t n) {
     const Reg vshift_q = V::broadcast(shift_q);
     std::int64_t i = 0;
     for (; i + V::width <= n; i += V::width) {
@@ -153,9 +156,9 @@ std::unique_ptr<float[]> repeat_per_column(const BatchNorm2dGeometry& g, const f
 // channel's planes instead would jump C planes ahead after every plane (64 KiB for [128, 16, 32, 32]),
 // which the hardware prefetcher does not follow. The table's order is fixed, so the sums are the same
 // for any thread count.
-template <class V>
-void all_channel_pair_sums(const BatchNorm2dGeometry& g, const float* p, const float* shift_p, const float* q,
-                           const float* shift_q, const float* relu_output, PairSums* channel_sums) {
+template <class V, class T>
+void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float* shift_p, const T* q,
+                           const float* shift_q, const T* relu_output, PairSums* channel_sums) {
   if (g.channels_last)
     return channels_last::all_channel_pair_sums<V>(g, p, shift_p, q, shift_q, relu_output, channel_sums);
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
@@ -212,9 +215,9 @@ struct ChannelCoefficients {
 
 // out = (in - shift) * scale + offset over n contiguous floats: the normalization. With relu, out = relu of
 // that: max(0, v) lets a NaN v through (max returns its second operand then), as the elementwise relu does.
-template <class V>
-void shift_scale_offset(const float* in, std::int64_t n, float shift, float scale, float offset, bool relu,
-                        float* out) {
+template <class V, class T>
+void shift_scale_offset(const T* in, std::int64_t n, float shift, float scale, float offset, bool relu,
+                        T* out) {
   using Reg = typename V::Reg;
   const Reg vshift = V::broadcast(shift), vscale = V::broadcast(scale), voffset = V::broadcast(offset);
   const auto activate = [relu](Reg v) { return relu ? V::max(V::zero(), v) : v; };
@@ -232,9 +235,9 @@ void shift_scale_offset(const float* in, std::int64_t n, float shift, float scal
 // per-channel coefficients folded. The differences are taken before scaling by a = gamma * invstd, which
 // is large when the variance is small: scaling first would leave two large terms to cancel in float.
 // relu_output: as in load_gradient.
-template <class V>
-void train_backward_gx(const float* x, const float* gy, const float* relu_output, std::int64_t n, float mean,
-                       float gy_mean, float k, float a, float* gx) {
+template <class V, class T>
+void train_backward_gx(const T* x, const T* gy, const T* relu_output, std::int64_t n, float mean,
+                       float gy_mean, float k, float a, T* gx) {
   using Reg = typename V::Reg;
   const Reg vmean = V::broadcast(mean), vgy_mean = V::broadcast(gy_mean);
   const Reg minus_k = V::broadcast(-k), va = V::broadcast(a);
@@ -250,10 +253,10 @@ void train_backward_gx(const float* x, const float* gy, const float* relu_output
 
 // ---- train mode --------------------------------------------------------------------------------------
 
-template <class V>
-void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
+template <class V, class T>
+void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const float* gamma,
                                const float* beta, float eps, float momentum, float* running_mean,
-                               float* running_var, float* y, float* save_mean, float* save_invstd) {
+                               float* running_var, T* y, float* save_mean, float* save_invstd) {
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const std::int64_t m = g.batch * plane;  // values per channel
   // Pass 1: sum d and sum d^2, d = x - shift_c, with shift_c = x[0, c, 0, 0].
@@ -261,7 +264,7 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, con
   for (std::int64_t c = 0; c < g.channels; ++c)
     shifts[static_cast<std::size_t>(c)] = x[g.channels_last ? c : c * plane];
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
-  all_channel_pair_sums<V>(g, x, shifts.get(), x, shifts.get(), nullptr, sums.get());
+  all_channel_pair_sums<V>(g, x, shifts.get(), x, shifts.get(), static_cast<const T*>(nullptr), sums.get());
 
   ChannelCoefficients normalize(g.channels);  // y = (x - mean) * scale + beta
   for (std::int64_t c = 0; c < g.channels; ++c) {
@@ -307,14 +310,14 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const float* x, con
 // gbeta = sum gy, ggamma = invstd * sum gy * (x - mean), and
 //   gx = gamma * invstd / m * (m * gy - gbeta - xhat * ggamma)
 //      = a * ((gy - gbeta / m) - k * (x - mean)),   a = gamma * invstd,  k = invstd * ggamma / m
-template <class V>
-void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
-                                const float* gamma, const float* save_mean, const float* save_invstd,
-                                float* gx, float* ggamma, float* gbeta) {
+template <class V, class T>
+void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
+                                const float* gamma, const float* save_mean, const float* save_invstd, T* gx,
+                                float* ggamma, float* gbeta) {
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const double m = static_cast<double>(g.batch * plane);
   // Pass 1: sum gy and sum gy * (x - mean) (gy through relu's rule first, when fused).
-  const float* relu_output = g.fused_relu ? y : nullptr;
+  const T* relu_output = g.fused_relu ? y : nullptr;
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
   all_channel_pair_sums<V>(g, gy, nullptr, x, save_mean, relu_output, sums.get());
 
@@ -356,10 +359,9 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const float* x, co
 // ---- eval mode ---------------------------------------------------------------------------------------
 
 // y = (x - running_mean_c) * scale_c + beta_c: no reduction, so threads split the N*C planes.
-template <class V>
-void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gamma,
-                              const float* beta, const float* running_mean, const float* running_var,
-                              float eps, float* y) {
+template <class V, class T>
+void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const float* gamma, const float* beta,
+                              const float* running_mean, const float* running_var, float eps, T* y) {
   const std::int64_t plane = g.height * g.width;
   const std::int64_t planes = g.batch * g.channels;
   if (g.channels_last || as_rows<V>(g)) {
@@ -384,13 +386,13 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const float* x, cons
 }
 
 // gx = gy * gamma_c * invstd_c;  ggamma_c = invstd_c * sum gy * (x - running_mean_c);  gbeta_c = sum gy.
-template <class V>
-void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, const float* gy, const float* y,
+template <class V, class T>
+void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                const float* gamma, const float* running_mean, const float* running_var,
-                               float eps, float* gx, float* ggamma, float* gbeta) {
+                               float eps, T* gx, float* ggamma, float* gbeta) {
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
-  const float* relu_output = g.fused_relu ? y : nullptr;
+  const T* relu_output = g.fused_relu ? y : nullptr;
   all_channel_pair_sums<V>(g, gy, nullptr, x, running_mean, relu_output, sums.get());
   const std::unique_ptr<float[]> scale(new float[static_cast<std::size_t>(g.channels)]);
   for (std::int64_t c = 0; c < g.channels; ++c) {
@@ -409,7 +411,7 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const float* x, con
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     // gx = gy * scale (gy through relu's rule first, when fused)
     const typename V::Reg channel_scale = V::broadcast(scale[static_cast<std::size_t>(nc % g.channels)]);
-    const float* y_plane = relu_output ? relu_output + nc * plane : nullptr;
+    const T* y_plane = relu_output ? relu_output + nc * plane : nullptr;
     for (std::int64_t i = 0; i < plane; i += V::width) {
       const std::int64_t lanes = std::min<std::int64_t>(V::width, plane - i);
       V::store_partial(gx + nc * plane + i,

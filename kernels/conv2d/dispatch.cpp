@@ -58,17 +58,24 @@ std::int64_t y_elements(const Conv2dGeometry& g) {
   return g.batch * g.out_channels * g.out_height() * g.out_width();
 }
 
-// count bfloat16 values widened to float: exact.
-std::vector<float> widen(const bfloat16* values, std::int64_t count) {
-  return std::vector<float>(values, values + count);
+// count values converted between bfloat16 and float by the elementwise family's vectorized conversions.
+template <typename Src, typename Dst>
+void convert(std::int64_t count, const Src* from, Dst* to) {
+  const std::int64_t dense = 1;
+  copy_strided<Src, Dst>(Device::cpu(), 1, &count, from, &dense, to, &dense);
 }
-// A float kernel's output for count elements, allocated for it to overwrite.
-std::vector<float> float_output(std::int64_t count) {
-  return std::vector<float>(static_cast<std::size_t>(count));
+// count bfloat16 values widened to float (exact), in scratch from the CPU's caching allocator: the same
+// sizes come back every step.
+batch_chunks::Scratch widen(const bfloat16* values, std::int64_t count) {
+  batch_chunks::Scratch wide = batch_chunks::scratch(count);
+  convert(count, values, wide.get());
+  return wide;
 }
+// A float kernel's output for count elements, scratch for it to overwrite.
+batch_chunks::Scratch float_output(std::int64_t count) { return batch_chunks::scratch(count); }
 // The one rounding of a float kernel's output to bfloat16.
-void round_into(const std::vector<float>& wide, bfloat16* out) {
-  for (std::size_t i = 0; i < wide.size(); ++i) out[i] = bfloat16(wide[i]);
+void round_into(const batch_chunks::Scratch& wide, std::int64_t count, bfloat16* out) {
+  convert(count, wide.get(), out);
 }
 
 // True when bfloat16 on the CPU runs its reference kernels rather than the float ones (see the top).
@@ -255,12 +262,11 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
   require_cpu(device, "conv2d_forward");
   if constexpr (std::is_same_v<T, bfloat16>) {
     if (bfloat16_runs_reference()) return reference::conv2d_forward(g, x, w, bias, y);
-    const std::vector<float> x_float = widen(x, x_elements(g)), w_float = widen(w, w_elements(g));
-    const std::vector<float> bias_float = bias ? widen(bias, g.out_channels) : std::vector<float>();
-    std::vector<float> y_float = float_output(y_elements(g));
-    conv2d_forward<float>(device, g, x_float.data(), w_float.data(), bias ? bias_float.data() : nullptr,
-                          y_float.data());
-    round_into(y_float, y);
+    const batch_chunks::Scratch x_float = widen(x, x_elements(g)), w_float = widen(w, w_elements(g));
+    const batch_chunks::Scratch bias_float = bias ? widen(bias, g.out_channels) : nullptr;
+    const batch_chunks::Scratch y_float = float_output(y_elements(g));
+    conv2d_forward<float>(device, g, x_float.get(), w_float.get(), bias_float.get(), y_float.get());
+    round_into(y_float, y_elements(g), y);
   } else if constexpr (std::is_same_v<T, float>) {
     conv2d_forward_using(choose_conv2d_algorithm(g, Conv2dDirection::Forward, cpu_level()), g, x, w, bias, y);
   } else {
@@ -280,10 +286,10 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
   require_cpu(device, "conv2d_backward_data");
   if constexpr (std::is_same_v<T, bfloat16>) {
     if (bfloat16_runs_reference()) return reference::conv2d_backward_data(g, gy, w, gx);
-    const std::vector<float> gy_float = widen(gy, y_elements(g)), w_float = widen(w, w_elements(g));
-    std::vector<float> gx_float = float_output(x_elements(g));
-    conv2d_backward_data<float>(device, g, gy_float.data(), w_float.data(), gx_float.data());
-    round_into(gx_float, gx);
+    const batch_chunks::Scratch gy_float = widen(gy, y_elements(g)), w_float = widen(w, w_elements(g));
+    const batch_chunks::Scratch gx_float = float_output(x_elements(g));
+    conv2d_backward_data<float>(device, g, gy_float.get(), w_float.get(), gx_float.get());
+    round_into(gx_float, x_elements(g), gx);
   } else if constexpr (std::is_same_v<T, float>) {
     conv2d_backward_data_using(choose_conv2d_algorithm(g, Conv2dDirection::BackwardData, cpu_level()), g, gy,
                                w, gx);
@@ -304,10 +310,10 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
   require_cpu(device, "conv2d_backward_weight");
   if constexpr (std::is_same_v<T, bfloat16>) {
     if (bfloat16_runs_reference()) return reference::conv2d_backward_weight(g, gy, x, gw);
-    const std::vector<float> gy_float = widen(gy, y_elements(g)), x_float = widen(x, x_elements(g));
-    std::vector<float> gw_float = float_output(w_elements(g));
-    conv2d_backward_weight<float>(device, g, gy_float.data(), x_float.data(), gw_float.data());
-    round_into(gw_float, gw);
+    const batch_chunks::Scratch gy_float = widen(gy, y_elements(g)), x_float = widen(x, x_elements(g));
+    const batch_chunks::Scratch gw_float = float_output(w_elements(g));
+    conv2d_backward_weight<float>(device, g, gy_float.get(), x_float.get(), gw_float.get());
+    round_into(gw_float, w_elements(g), gw);
   } else if constexpr (std::is_same_v<T, float>) {
     conv2d_backward_weight_using(choose_conv2d_algorithm(g, Conv2dDirection::BackwardWeight, cpu_level()), g,
                                  gy, x, gw);
@@ -328,10 +334,10 @@ void conv2d_backward_bias(Device device, const Conv2dGeometry& g, const T* gy, T
   require_cpu(device, "conv2d_backward_bias");
   if constexpr (std::is_same_v<T, bfloat16>) {
     if (!bfloat16_runs_reference()) {
-      const std::vector<float> gy_float = widen(gy, y_elements(g));
-      std::vector<float> gb_float = float_output(g.out_channels);
-      conv2d_backward_bias<float>(device, g, gy_float.data(), gb_float.data());
-      return round_into(gb_float, gb);
+      const batch_chunks::Scratch gy_float = widen(gy, y_elements(g));
+      const batch_chunks::Scratch gb_float = float_output(g.out_channels);
+      conv2d_backward_bias<float>(device, g, gy_float.get(), gb_float.get());
+      return round_into(gb_float, g.out_channels, gb);
     }
   }
   // Channels-last bias gradients (column sums of [N * OH * OW, C_out]) run the reference loops: the

@@ -1,8 +1,11 @@
 // The single dispatch point for the elementwise family: every caller goes through these functions, and only
 // here is an implementation chosen. A CUDA device runs the CUDA kernels (cuda_elementwise.cu, cuda_fill.cu),
 // every op and dtype. On the CPU, float goes to the AVX-512 / AVX2 kernels (by cpu_level()) for the ops and
-// layouts they cover (every float -> float copy); everything else (double, bfloat16, int64, transcendentals,
-// binary ops on transposed or gathered layouts) runs the reference kernels.
+// layouts they cover (every float -> float copy). bfloat16 goes to the same kernels, computing in float
+// lanes, for the ops whose float result rounded once is the reference's (double, rounded once) bfloat16:
+// where the exact result is a bfloat16 value or the float operation is exact (below), and for its dense
+// copies and its conversions to and from float. Everything else (double, int64, transcendentals, binary ops
+// on transposed or gathered layouts, bfloat16's inexact ops) runs the reference kernels.
 #include <algorithm>
 #include <array>
 #include <optional>
@@ -34,6 +37,44 @@ bool vectorized_backward(UnaryOp op) {
 bool vectorized(BinaryOp op) {
   return op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Mul || op == BinaryOp::Div ||
          op == BinaryOp::AddRelu;
+}
+
+// The bfloat16 ops whose float result, rounded once to bfloat16, is the correctly rounded result the
+// reference gives. Neg, Abs and Relu select or negate a value (exact); their backward multiplies gy by 0, 1
+// or -1 (exact). A sum or difference of two bfloat16 (8-bit significands, all multiples of 2^-133) is exact
+// in float unless their exponents lie more than 16 apart; then the smaller is under 2^-16 of the larger,
+// which is a bfloat16, so the exact sum lies far inside the larger's rounding interval, and so does its float
+// rounding: rounding that to bfloat16 gives the larger, as correct rounding does. Not so for Mul (exact in
+// float but for products below float's normal range, rounded there on a finer grid than bfloat16's), Div,
+// Sqrt, LeakyRelu's float alpha, or Sigmoid and Tanh's backward, whose float results may round onto a
+// bfloat16 tie the exact result misses, or Clamp, whose double bounds the float kernel rounds to float before
+// comparing: those keep the reference.
+bool vectorized_bfloat16_forward(UnaryOp op) {
+  return op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu;
+}
+bool vectorized_bfloat16_backward(UnaryOp op) { return vectorized_bfloat16_forward(op); }
+bool vectorized_bfloat16(BinaryOp op) {
+  return op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::AddRelu;
+}
+
+// Whether the vectorized kernels take op on T (float: the ops above; bfloat16: the exact ones).
+template <typename T>
+bool vectorized_forward_for(UnaryOp op) {
+  if constexpr (std::is_same_v<T, float>) return vectorized_forward(op);
+  if constexpr (std::is_same_v<T, bfloat16>) return vectorized_bfloat16_forward(op);
+  return false;
+}
+template <typename T>
+bool vectorized_backward_for(UnaryOp op) {
+  if constexpr (std::is_same_v<T, float>) return vectorized_backward(op);
+  if constexpr (std::is_same_v<T, bfloat16>) return vectorized_bfloat16_backward(op);
+  return false;
+}
+template <typename T>
+bool vectorized_for(BinaryOp op) {
+  if constexpr (std::is_same_v<T, float>) return vectorized(op);
+  if constexpr (std::is_same_v<T, bfloat16>) return vectorized_bfloat16(op);
+  return false;
 }
 
 // The longest run of trailing dimensions along which each of two operands is dense or constant (see
@@ -130,8 +171,8 @@ void unary_forward(Device device, UnaryOp op, const UnaryParams& params, std::in
   if (device.is_cuda()) return cuda::unary_forward(op, params, n, x, y);
 #endif
   require_cpu(device, "unary_forward");
-  if constexpr (std::is_same_v<T, float>) {
-    if (vectorized_forward(op)) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
+    if (vectorized_forward_for<T>(op)) {
       switch (cpu_level()) {
         case CpuLevel::Avx512:
           return avx512::unary_forward(op, params, n, x, y);
@@ -154,8 +195,8 @@ void unary_backward(Device device, UnaryOp op, const UnaryParams& params, std::i
   if (device.is_cuda()) return cuda::unary_backward(op, params, n, x, y, gy, gx);
 #endif
   require_cpu(device, "unary_backward");
-  if constexpr (std::is_same_v<T, float>) {
-    if (vectorized_backward(op)) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
+    if (vectorized_backward_for<T>(op)) {
       switch (cpu_level()) {
         case CpuLevel::Avx512:
           return avx512::unary_backward(op, params, n, x, y, gy, gx);
@@ -178,8 +219,8 @@ void binary_forward(Device device, BinaryOp op, int rank, const std::int64_t* si
   if (device.is_cuda()) return cuda::binary_forward(op, rank, sizes, a, a_strides, b, b_strides, out);
 #endif
   require_cpu(device, "binary_forward");
-  if constexpr (std::is_same_v<T, float>) {
-    const std::optional<RowPlan> plan = vectorized(op) && cpu_level() != CpuLevel::Reference
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
+    const std::optional<RowPlan> plan = vectorized_for<T>(op) && cpu_level() != CpuLevel::Reference
                                             ? plan_rows(rank, sizes, a_strides, b_strides, true)
                                             : std::nullopt;
     if (plan && cpu_level() == CpuLevel::Avx512)
@@ -259,31 +300,49 @@ void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src*
   if (device.is_cuda()) return cuda::copy_strided(rank, sizes, src, src_strides, dst, dst_strides);
 #endif
   require_cpu(device, "copy_strided");
+  for (int d = 0; d < rank; ++d) {
+    if (sizes[d] == 0) return;  // nothing to copy (and a row walk would divide by the empty row's length)
+  }
   // The threaded copies need each destination element written once: a destination broadcast along some
   // dimension (stride 0) keeps the reference's order, the last write winning.
   bool one_write_each = rank >= 1;
   for (int d = 0; d < rank; ++d) one_write_each = one_write_each && (sizes[d] == 1 || dst_strides[d] != 0);
-  if constexpr (std::is_same_v<Src, float> && std::is_same_v<Dst, float>) {
+  // float -> float and bfloat16 -> bfloat16 copy; float <-> bfloat16 convert (a cast of a dense tensor).
+  constexpr bool copy =
+      std::is_same_v<Src, Dst> && (std::is_same_v<Src, float> || std::is_same_v<Src, bfloat16>);
+  constexpr bool conversion = (std::is_same_v<Src, float> && std::is_same_v<Dst, bfloat16>) ||
+                              (std::is_same_v<Src, bfloat16> && std::is_same_v<Dst, float>);
+  if constexpr (copy || conversion) {
     const std::optional<RowPlan> plan = cpu_level() != CpuLevel::Reference && one_write_each
                                             ? plan_rows(rank, sizes, src_strides, dst_strides, false)
                                             : std::nullopt;
-    if (plan && cpu_level() == CpuLevel::Avx512)
-      return avx512::copy_rows(*plan, sizes, src, src_strides, dst, dst_strides);
-    if (plan && cpu_level() == CpuLevel::Avx2)
-      return avx2::copy_rows(*plan, sizes, src, src_strides, dst, dst_strides);
-    // Between NCHW and channels-last: a batch of [C][H*W] <-> [H*W][C] transposes.
-    if (const std::optional<Transposes> transposes =
-            layout_transposes(rank, sizes, src_strides, dst_strides)) {
-      if (cpu_level() == CpuLevel::Avx512)
-        return avx512::transpose_matrices(transposes->count, transposes->rows, transposes->columns, src, dst);
-      if (cpu_level() == CpuLevel::Avx2)
-        return avx2::transpose_matrices(transposes->count, transposes->rows, transposes->columns, src, dst);
+    if (plan && cpu_level() == CpuLevel::Avx512) {
+      if constexpr (copy) return avx512::copy_rows(*plan, sizes, src, src_strides, dst, dst_strides);
+      if constexpr (conversion) return avx512::convert_rows(*plan, sizes, src, src_strides, dst, dst_strides);
     }
-    // Rows that are not dense (a subsampling slice, a transposed view), or too short for a plan.
-    if (one_write_each && cpu_level() == CpuLevel::Avx512)
-      return avx512::copy_strided_rows(rank, sizes, src, src_strides, dst, dst_strides);
-    if (one_write_each && cpu_level() == CpuLevel::Avx2)
-      return avx2::copy_strided_rows(rank, sizes, src, src_strides, dst, dst_strides);
+    if (plan && cpu_level() == CpuLevel::Avx2) {
+      if constexpr (copy) return avx2::copy_rows(*plan, sizes, src, src_strides, dst, dst_strides);
+      if constexpr (conversion) return avx2::convert_rows(*plan, sizes, src, src_strides, dst, dst_strides);
+    }
+    // Between NCHW and channels-last (float): a batch of [C][H*W] <-> [H*W][C] transposes.
+    if constexpr (std::is_same_v<Src, float> && std::is_same_v<Dst, float>) {
+      if (const std::optional<Transposes> transposes =
+              layout_transposes(rank, sizes, src_strides, dst_strides)) {
+        if (cpu_level() == CpuLevel::Avx512)
+          return avx512::transpose_matrices(transposes->count, transposes->rows, transposes->columns, src,
+                                            dst);
+        if (cpu_level() == CpuLevel::Avx2)
+          return avx2::transpose_matrices(transposes->count, transposes->rows, transposes->columns, src, dst);
+      }
+    }
+    // Rows that are not dense (a subsampling slice such as ResNet's shortcut, a transposed view), or too
+    // short for a plan.
+    if constexpr (copy) {
+      if (one_write_each && cpu_level() == CpuLevel::Avx512)
+        return avx512::copy_strided_rows(rank, sizes, src, src_strides, dst, dst_strides);
+      if (one_write_each && cpu_level() == CpuLevel::Avx2)
+        return avx2::copy_strided_rows(rank, sizes, src, src_strides, dst, dst_strides);
+    }
   }
   reference::copy_strided(rank, sizes, src, src_strides, dst, dst_strides);
 }
@@ -295,7 +354,7 @@ void fill(Device device, std::int64_t n, T value, T* out) {
   if (device.is_cuda()) return cuda::fill(n, value, out);
 #endif
   require_cpu(device, "fill");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
         return avx512::fill(n, value, out);

@@ -102,39 +102,59 @@ struct RowPlan {
   bool constant_in_row[2] = {false, false};  // per operand (a, b) or (src, dst)
 };
 
-// Vectorized float kernels (vectorized_elementwise.hpp), one namespace per instruction set. Each handles only
-// the ops and layouts dispatch.cpp sends it: unary Neg, Abs, Relu, LeakyRelu, Clamp, Sqrt (forward) and
-// Neg, Abs, Relu, LeakyRelu, Clamp, Sigmoid, Tanh (backward); binary Add, Sub, Mul, Div over a RowPlan;
-// copies whose rows are dense in src and dst (copy_rows), and the others of rank >= 1, row by row
-// (copy_strided_rows); batches of matrix transposes (transpose_matrices: dst[b][j][i] = src[b][i][j]), which
-// is what a copy between NCHW and channels-last is; fill.
+// Vectorized kernels (vectorized_elementwise.hpp), one namespace per instruction set, each function
+// instantiated for float and bfloat16 (computing in float lanes; convert_rows for float -> bfloat16 and
+// back). Each handles only the ops and layouts dispatch.cpp sends it: unary Neg, Abs, Relu, LeakyRelu,
+// Clamp, Sqrt (forward) and Neg, Abs, Relu, LeakyRelu, Clamp, Sigmoid, Tanh (backward); binary Add, Sub,
+// Mul, Div, AddRelu over a RowPlan; copies whose rows are dense in src and dst (copy_rows, convert_rows), and
+// the others of rank >= 1, row by row (copy_strided_rows); batches of float matrix transposes
+// (transpose_matrices: dst[b][j][i] = src[b][i][j]), which is what a copy between NCHW and channels-last is;
+// fill. For bfloat16 it sends the subset whose float result rounds to the reference's bits (dispatch.cpp).
 namespace avx512 {
-void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, float* y);
-void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, const float* y,
-                    const float* gy, float* gx);
-void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes, const float* a,
-                    const std::int64_t* a_strides, const float* b, const std::int64_t* b_strides, float* out);
-void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
-               const std::int64_t* src_strides, float* dst, const std::int64_t* dst_strides);
-void copy_strided_rows(int rank, const std::int64_t* sizes, const float* src, const std::int64_t* src_strides,
-                       float* dst, const std::int64_t* dst_strides);
+template <typename T>
+void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, T* y);
+template <typename T>
+void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, const T* y,
+                    const T* gy, T* gx);
+template <typename T>
+void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes, const T* a,
+                    const std::int64_t* a_strides, const T* b, const std::int64_t* b_strides, T* out);
+template <typename T>
+void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const T* src, const std::int64_t* src_strides,
+               T* dst, const std::int64_t* dst_strides);
+template <typename Src, typename Dst>
+void convert_rows(const RowPlan& plan, const std::int64_t* sizes, const Src* src,
+                  const std::int64_t* src_strides, Dst* dst, const std::int64_t* dst_strides);
+template <typename T>
+void copy_strided_rows(int rank, const std::int64_t* sizes, const T* src, const std::int64_t* src_strides,
+                       T* dst, const std::int64_t* dst_strides);
 void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t columns, const float* src,
                         float* dst);
-void fill(std::int64_t n, float value, float* out);
+template <typename T>
+void fill(std::int64_t n, T value, T* out);
 }  // namespace avx512
 namespace avx2 {
-void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, float* y);
-void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, const float* y,
-                    const float* gy, float* gx);
-void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes, const float* a,
-                    const std::int64_t* a_strides, const float* b, const std::int64_t* b_strides, float* out);
-void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
-               const std::int64_t* src_strides, float* dst, const std::int64_t* dst_strides);
-void copy_strided_rows(int rank, const std::int64_t* sizes, const float* src, const std::int64_t* src_strides,
-                       float* dst, const std::int64_t* dst_strides);
+template <typename T>
+void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, T* y);
+template <typename T>
+void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, const T* y,
+                    const T* gy, T* gx);
+template <typename T>
+void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes, const T* a,
+                    const std::int64_t* a_strides, const T* b, const std::int64_t* b_strides, T* out);
+template <typename T>
+void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const T* src, const std::int64_t* src_strides,
+               T* dst, const std::int64_t* dst_strides);
+template <typename Src, typename Dst>
+void convert_rows(const RowPlan& plan, const std::int64_t* sizes, const Src* src,
+                  const std::int64_t* src_strides, Dst* dst, const std::int64_t* dst_strides);
+template <typename T>
+void copy_strided_rows(int rank, const std::int64_t* sizes, const T* src, const std::int64_t* src_strides,
+                       T* dst, const std::int64_t* dst_strides);
 void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t columns, const float* src,
                         float* dst);
-void fill(std::int64_t n, float value, float* out);
+template <typename T>
+void fill(std::int64_t n, T value, T* out);
 }  // namespace avx2
 
 // CUDA kernels (cuda_elementwise.cu, cuda_fill.cu; built when CMake finds a CUDA compiler). Each runs on the

@@ -1,5 +1,7 @@
-// Vectorized float elementwise kernels, written once over a vector trait V (simd::FloatVector512 or
-// FloatVector256) and instantiated by avx512.cpp and avx2.cpp.
+// Vectorized elementwise kernels, written once over a vector trait V (simd::FloatVector512 or
+// FloatVector256) and an element type T, and instantiated by avx512.cpp and avx2.cpp. T is float, or
+// bfloat16 for the ops whose float result rounds to the reference's bfloat16 bits (dispatch.cpp): the trait
+// loads bfloat16 into float lanes and rounds on the way back, so the arithmetic is the float kernels'.
 //
 //   unary:   x, y, gy, gx  [n] dense
 //   binary:  a, b, out over sizes[rank], seen as rows (see RowPlan in elementwise.hpp): out dense, each
@@ -30,8 +32,8 @@ inline constexpr std::int64_t kBlock = 16384;                 // elements per pa
 inline constexpr std::int64_t kElementwiseThreshold = 65536;  // below this, one thread is faster
 
 // out[i] = f(in[i]) for i < n, f acting on whole registers.
-template <class V, class F>
-void map1(std::int64_t n, const float* in, float* out, F f) {
+template <class V, class T, class F>
+void map1(std::int64_t n, const T* in, T* out, F f) {
   const std::int64_t blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (n >= kElementwiseThreshold)
   for (std::int64_t block = 0; block < blocks; ++block) {
@@ -43,8 +45,8 @@ void map1(std::int64_t n, const float* in, float* out, F f) {
 }
 
 // out[i] = f(p[i], q[i]) for i < n.
-template <class V, class F>
-void map2(std::int64_t n, const float* p, const float* q, float* out, F f) {
+template <class V, class T, class F>
+void map2(std::int64_t n, const T* p, const T* q, T* out, F f) {
   const std::int64_t blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (n >= kElementwiseThreshold)
   for (std::int64_t block = 0; block < blocks; ++block) {
@@ -123,9 +125,8 @@ void for_each_row(const RowPlan& plan, const std::int64_t* sizes, const std::int
 }
 
 // out[i] = f(a_i, b_i) for i < n, where an operand marked constant is its single value a[0] / b[0].
-template <class V, class F>
-void binary_row(const float* a, bool a_constant, const float* b, bool b_constant, float* out, std::int64_t n,
-                F f) {
+template <class V, class T, class F>
+void binary_row(const T* a, bool a_constant, const T* b, bool b_constant, T* out, std::int64_t n, F f) {
   using Reg = typename V::Reg;
   const Reg a_value = V::broadcast(a[0]), b_value = V::broadcast(b[0]);
   std::int64_t i = 0;
@@ -140,10 +141,9 @@ void binary_row(const float* a, bool a_constant, const float* b, bool b_constant
   }
 }
 
-template <class V, class F>
-void binary_rows(const RowPlan& plan, const std::int64_t* sizes, const float* a,
-                 const std::int64_t* a_strides, const float* b, const std::int64_t* b_strides, float* out,
-                 F f) {
+template <class V, class T, class F>
+void binary_rows(const RowPlan& plan, const std::int64_t* sizes, const T* a, const std::int64_t* a_strides,
+                 const T* b, const std::int64_t* b_strides, T* out, F f) {
   const bool a_constant = plan.constant_in_row[0], b_constant = plan.constant_in_row[1];
   for_each_row(plan, sizes, a_strides, b_strides,
                [&](std::int64_t row, std::int64_t a_offset, std::int64_t b_offset, std::int64_t begin,
@@ -161,8 +161,8 @@ void binary_rows(const RowPlan& plan, const std::int64_t* sizes, const float* a,
 // The ops dispatch.cpp sends here: Neg, Abs, Relu, LeakyRelu, Clamp, Sqrt. Max and min return their second
 // operand when either is NaN, so max(0, x) and min(high, max(low, x)) let a NaN x through, as the reference
 // does; IEEE sqrt is correctly rounded, so Sqrt matches the reference bitwise.
-template <class V>
-void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, float* y) {
+template <class V, class T>
+void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, T* y) {
   using Reg = typename V::Reg;
   const Reg zero = V::zero();
   switch (op) {
@@ -192,9 +192,9 @@ void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const 
 // gx = gy * op'(x). The derivative is built as a register and multiplied in, as the reference multiplies by
 // 1.0 or 0.0, so gy * 0 stays a signed zero (or NaN for an infinite gy) exactly as there. Sigmoid and Tanh
 // read the forward's output y: s' = y (1 - y), tanh' = 1 - y^2.
-template <class V>
-void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const float* x, const float* y,
-                    const float* gy, float* gx) {
+template <class V, class T>
+void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, const T* y,
+                    const T* gy, T* gx) {
   using Reg = typename V::Reg;
   const Reg zero = V::zero(), one = V::broadcast(1.0f);
   switch (op) {
@@ -236,10 +236,9 @@ void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const
 
 // Add, Sub, Mul, Div: float arithmetic is correctly rounded, so these match the reference (double, rounded
 // once) bitwise; AddRelu too (rounding keeps the sum's sign, so clamping before or after it agrees).
-template <class V>
-void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes, const float* a,
-                    const std::int64_t* a_strides, const float* b, const std::int64_t* b_strides,
-                    float* out) {
+template <class V, class T>
+void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes, const T* a,
+                    const std::int64_t* a_strides, const T* b, const std::int64_t* b_strides, T* out) {
   using Reg = typename V::Reg;
   switch (op) {
     case BinaryOp::Add:
@@ -266,30 +265,47 @@ void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes,
 
 // Rows dense in both src and dst: each is one memcpy, which the C library already runs at full width
 // (V is unused; the template keeps each instruction set's copy a separate function).
-template <class V>
-void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const float* src,
-               const std::int64_t* src_strides, float* dst, const std::int64_t* dst_strides) {
+template <class V, class T>
+void copy_rows(const RowPlan& plan, const std::int64_t* sizes, const T* src, const std::int64_t* src_strides,
+               T* dst, const std::int64_t* dst_strides) {
   for_each_row(plan, sizes, src_strides, dst_strides,
                [&](std::int64_t, std::int64_t src_offset, std::int64_t dst_offset, std::int64_t begin,
                    std::int64_t length) {
                  std::memcpy(dst + dst_offset + begin, src + src_offset + begin,
-                             static_cast<std::size_t>(length) * sizeof(float));
+                             static_cast<std::size_t>(length) * sizeof(T));
+               });
+}
+
+// A conversion between float and bfloat16 whose rows are dense in src and dst (a cast of a dense tensor,
+// the bf16 step's weight copies and the batch): each row widened exactly or rounded once, a register at a
+// time, as bfloat16's conversions do one value at a time.
+template <class V, class Src, class Dst>
+void convert_rows(const RowPlan& plan, const std::int64_t* sizes, const Src* src,
+                  const std::int64_t* src_strides, Dst* dst, const std::int64_t* dst_strides) {
+  for_each_row(plan, sizes, src_strides, dst_strides,
+               [&](std::int64_t, std::int64_t src_offset, std::int64_t dst_offset, std::int64_t begin,
+                   std::int64_t length) {
+                 const Src* from = src + src_offset + begin;
+                 Dst* to = dst + dst_offset + begin;
+                 std::int64_t i = 0;
+                 for (; i + V::width <= length; i += V::width) V::store(to + i, V::load(from + i));
+                 if (i < length) V::store_partial(to + i, V::load_partial(from + i, length - i), length - i);
                });
 }
 
 // A copy whose rows are not dense on some side (a subsampling slice such as x[:, :, ::2, ::2], a
 // transposed view): the last dimension is the row, copied element by element with each side's stride, and
 // the rows are threaded as copy_rows' are.
-template <class V>
-void copy_strided_rows(int rank, const std::int64_t* sizes, const float* src, const std::int64_t* src_strides,
-                       float* dst, const std::int64_t* dst_strides) {
+template <class V, class T>
+void copy_strided_rows(int rank, const std::int64_t* sizes, const T* src, const std::int64_t* src_strides,
+                       T* dst, const std::int64_t* dst_strides) {
   const RowPlan plan{.outer_rank = rank - 1, .row_length = sizes[rank - 1]};
   const std::int64_t src_step = src_strides[rank - 1], dst_step = dst_strides[rank - 1];
   for_each_row(plan, sizes, src_strides, dst_strides,
                [&](std::int64_t, std::int64_t src_offset, std::int64_t dst_offset, std::int64_t begin,
                    std::int64_t length) {
-                 const float* from = src + src_offset + begin * src_step;
-                 float* to = dst + dst_offset + begin * dst_step;
+                 const T* from = src + src_offset + begin * src_step;
+                 T* to = dst + dst_offset + begin * dst_step;
                  for (std::int64_t i = 0; i < length; ++i) to[i * dst_step] = from[i * src_step];
                });
 }
@@ -307,8 +323,8 @@ void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t colu
     transpose_matrix(src + b * size, columns, rows, columns, dst + b * size, rows);
 }
 
-template <class V>
-void fill(std::int64_t n, float value, float* out) {
+template <class V, class T>
+void fill(std::int64_t n, T value, T* out) {
   using Reg = typename V::Reg;
   const Reg v = V::broadcast(value);
   const std::int64_t blocks = (n + kBlock - 1) / kBlock;

@@ -8,10 +8,13 @@
 //
 // AVX2 has no mask registers: a Mask is a register whose lanes are all-ones or all-zeros, and the partial
 // loads and stores use _mm256_maskload_ps / _mm256_maskstore_ps, which never touch the masked-off lanes.
+// Nor has it 16-bit masked moves: the bfloat16 tails go through 8 lanes on the stack.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
+#include "core/bfloat16.hpp"
 #include "kernels/simd/intrinsics.hpp"  // <immintrin.h>
 
 namespace kiln::kernels::simd {
@@ -40,6 +43,36 @@ struct FloatVector256 {
       store(p, v);
     else
       _mm256_maskstore_ps(p, first(count), v);
+  }
+
+  // 8 bfloat16 <-> 8 floats, as FloatVector512's (bit for bit bfloat16's own conversions). packus works
+  // within 128-bit halves, so the two halves' four results are gathered by a 64-bit permute.
+  static Reg widen(__m128i halves) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(halves), 16));
+  }
+  static __m128i narrow(Reg v) {
+    const __m256i bits = _mm256_castps_si256(v), top = _mm256_srli_epi32(bits, 16);
+    const __m256i lowest_kept = _mm256_and_si256(top, _mm256_set1_epi32(1));
+    const __m256i rounded = _mm256_srli_epi32(
+        _mm256_add_epi32(bits, _mm256_add_epi32(lowest_kept, _mm256_set1_epi32(0x7fff))), 16);
+    const __m256i quiet_nan = _mm256_or_si256(top, _mm256_set1_epi32(0x40));
+    const __m256i chosen = _mm256_blendv_epi8(rounded, quiet_nan, _mm256_castps_si256(is_nan(v)));
+    const __m256i packed = _mm256_packus_epi32(chosen, chosen);  // every value fits 16 bits unsigned
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
+  }
+  static Reg load(const bfloat16* p) { return widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static void store(bfloat16* p, Reg v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), narrow(v)); }
+  static Reg load_partial(const bfloat16* p, std::int64_t count) {
+    if (count == width) return load(p);
+    alignas(16) std::uint16_t lanes[8] = {};
+    std::memcpy(lanes, p, static_cast<std::size_t>(count) * sizeof(bfloat16));
+    return widen(_mm_load_si128(reinterpret_cast<const __m128i*>(lanes)));
+  }
+  static void store_partial(bfloat16* p, Reg v, std::int64_t count) {
+    if (count == width) return store(p, v);
+    alignas(16) std::uint16_t lanes[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(lanes), narrow(v));
+    std::memcpy(p, lanes, static_cast<std::size_t>(count) * sizeof(bfloat16));
   }
 
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }

@@ -9,10 +9,16 @@
 //
 // Tails: load_partial / store_partial touch only the first `count` (<= width) elements, with AVX-512
 // masks, so a kernel never reads or writes past the end of a buffer.
+//
+// Memory may hold bfloat16 instead of float (`--precision bf16`): the same loads and stores take bfloat16
+// pointers, widening exactly into the float register and rounding back to nearest even (NaN kept, quiet),
+// bit for bit as bfloat16's own conversions (core/bfloat16.hpp), so a kernel written once over float
+// registers serves both storage types.
 #pragma once
 
 #include <cstdint>
 
+#include "core/bfloat16.hpp"
 #include "kernels/simd/intrinsics.hpp"  // <immintrin.h>, without GCC 12's false -Wuninitialized
 
 namespace kiln::kernels::simd {
@@ -37,6 +43,34 @@ struct FloatVector512 {
       store(p, v);
     else
       _mm512_mask_storeu_ps(p, first(count), v);
+  }
+
+  // 16 bfloat16 <-> 16 floats: the 16 bits become the float's top half; back, bfloat16::round_from_float
+  // on every lane (add 0x7fff plus the lowest kept bit, keep the top half; a NaN keeps its top half,
+  // quieted).
+  static Reg widen(__m256i halves) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16));
+  }
+  static __m256i narrow(Reg v) {
+    const __m512i bits = _mm512_castps_si512(v), top = _mm512_srli_epi32(bits, 16);
+    const __m512i lowest_kept = _mm512_and_si512(top, _mm512_set1_epi32(1));
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(bits, _mm512_add_epi32(lowest_kept, _mm512_set1_epi32(0x7fff))), 16);
+    const __m512i quiet_nan = _mm512_or_si512(top, _mm512_set1_epi32(0x40));
+    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(is_nan(v), rounded, quiet_nan));
+  }
+  static Reg load(const bfloat16* p) {
+    return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static void store(bfloat16* p, Reg v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), narrow(v)); }
+  static Reg load_partial(const bfloat16* p, std::int64_t count) {
+    return count == width ? load(p) : widen(_mm256_maskz_loadu_epi16(first(count), p));
+  }
+  static void store_partial(bfloat16* p, Reg v, std::int64_t count) {
+    if (count == width)
+      store(p, v);
+    else
+      _mm256_mask_storeu_epi16(p, first(count), narrow(v));
   }
 
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }

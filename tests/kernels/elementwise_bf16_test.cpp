@@ -6,7 +6,9 @@
 //   - it must equal the double reference on the same values, rounded to bfloat16, bit for bit;
 //   - it must be within 1 bfloat16 ulp of the float reference rounded to bfloat16 (float's own rounding
 //     can land on a bfloat16 tie that the double was not on: a double rounding).
-// On the CPU, bfloat16 dispatch runs the reference, so the bfloat16 results come through dispatch.
+// The results come through dispatch: the reference kernels, or at a fast CPU level the vectorized ones for
+// the ops whose float result rounds to the reference's bits (kernels/elementwise/dispatch.cpp), which must
+// then give those bits too.
 #include <doctest/doctest.h>
 
 #include <cmath>

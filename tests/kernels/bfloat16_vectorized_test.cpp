@@ -1,0 +1,206 @@
+// The vectorized kernels on bfloat16 storage (`--precision bf16` on the CPU): the vector traits' bfloat16
+// loads and stores (kernels/simd/), through the elementwise conversions, and the batch-norm kernels
+// instantiated for bfloat16 activations, at every dispatch level this CPU has.
+//
+// The claim is exact, so the checks are: a bfloat16 kernel is its float kernel with the loads widened and
+// the stores rounded. Conversions equal bfloat16's own, lane by lane, over the values where rounding is
+// delicate (ties both ways, the largest float, NaN payloads that the rounding's carry would corrupt,
+// subnormals) and over every one of the 65,536 bfloat16 patterns widened. Batch norm run on bfloat16
+// activations gives, bit for bit, the float kernels' results on the same values rounded once to bfloat16,
+// and the float kernels' statistics and parameter gradients themselves; with 1 and with 2 threads.
+#include <doctest/doctest.h>
+
+#include <bit>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/bfloat16.hpp"
+#include "kernels/batchnorm/batchnorm.hpp"
+#include "kernels/elementwise/elementwise.hpp"
+#include "kernels/parallel.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
+
+namespace {
+
+using namespace kiln;
+namespace kk = kiln::kernels;
+using testing::at_each_fast_level;
+
+constexpr Device kCpu = Device::cpu();
+
+// A dense copy of n elements through the dispatcher (rank 1, stride 1: the vectorized conversions).
+template <typename Src, typename Dst>
+std::vector<Dst> converted(const std::vector<Src>& from) {
+  std::vector<Dst> to(from.size());
+  const auto n = static_cast<std::int64_t>(from.size());
+  const std::int64_t dense = 1;
+  kk::copy_strided<Src, Dst>(kCpu, 1, &n, from.data(), &dense, to.data(), &dense);
+  return to;
+}
+
+float from_bits(std::uint32_t bits) { return std::bit_cast<float>(bits); }
+std::string hex(std::uint32_t bits) {
+  char text[16];
+  std::snprintf(text, sizeof text, "0x%x", bits);
+  return text;
+}
+
+// Floats whose rounding to bfloat16 is delicate, then ordinary ones: 1031 in all, so the vector loops'
+// tails (1031 = 64 x 16 + 7) run too.
+std::vector<float> delicate_floats() {
+  std::vector<float> values;
+  for (const std::uint32_t kept : {0x3f80u, 0x3f81u, 0xbf80u, 0xbf81u, 0x0001u, 0x7f7fu}) {
+    for (const std::uint32_t dropped : {0x0000u, 0x0001u, 0x7fffu, 0x8000u, 0x8001u, 0xffffu})
+      values.push_back(from_bits(kept << 16 | dropped));  // ties to even both ways, and either side of them
+  }
+  for (const std::uint32_t special : {0x7f800000u, 0xff800000u,   // infinities
+                                      0x7f7fffffu, 0xff7fffffu,   // the largest floats: round to infinity
+                                      0x7fc00000u, 0xffc00000u,   // quiet NaNs
+                                      0x7f800001u, 0x7f80ffffu,   // signalling NaNs whose payload is all low
+                                      0x7fbfffffu, 0xffffffffu,   // NaNs the carry would corrupt
+                                      0x00000001u, 0x007fffffu,   // subnormals
+                                      0x80000000u, 0x00000000u})  // signed zeros
+    values.push_back(from_bits(special));
+  for (std::uint32_t i = 0; values.size() < 1031; ++i)
+    values.push_back(from_bits(0x9e3779b9u * i + 0x3f000000u));
+  return values;
+}
+
+TEST_CASE("bfloat16 vectorized conversions round and widen bit for bit as bfloat16's own") {
+  const std::vector<float> floats = delicate_floats();
+  std::vector<bfloat16> every_pattern(65536);
+  for (std::uint32_t bits = 0; bits < 65536; ++bits)
+    every_pattern[bits] = bfloat16::from_bits(static_cast<std::uint16_t>(bits));
+  at_each_fast_level([&] {
+    const std::vector<bfloat16> rounded = converted<float, bfloat16>(floats);
+    int wrong = 0;
+    for (std::size_t i = 0; i < floats.size(); ++i) {
+      if (rounded[i].bits != bfloat16(floats[i]).bits) {
+        if (wrong++ < 5)
+          FAIL_CHECK("float bits ", hex(std::bit_cast<std::uint32_t>(floats[i])), " rounded to ",
+                     hex(rounded[i].bits), ", bfloat16 gives ", hex(bfloat16(floats[i]).bits));
+      }
+    }
+    CHECK(wrong == 0);
+    const std::vector<float> widened = converted<bfloat16, float>(every_pattern);
+    int wrong_widened = 0;
+    for (std::uint32_t bits = 0; bits < 65536; ++bits)
+      wrong_widened += std::bit_cast<std::uint32_t>(widened[bits]) != bits << 16;
+    CHECK(wrong_widened == 0);
+  });
+}
+
+std::vector<float> rounded_to_bfloat16(std::vector<float> values) {
+  for (float& v : values) v = static_cast<float>(bfloat16(v));
+  return values;
+}
+std::vector<bfloat16> as_bfloat16(const std::vector<float>& values) {
+  std::vector<bfloat16> narrow;
+  for (const float v : values) narrow.emplace_back(v);
+  return narrow;
+}
+// bits of bfloat16 outputs, and of the float outputs each rounded once.
+std::vector<std::uint16_t> bits_of(const std::vector<bfloat16>& values) {
+  std::vector<std::uint16_t> bits;
+  for (const bfloat16 v : values) bits.push_back(v.bits);
+  return bits;
+}
+std::vector<std::uint16_t> rounded_bits(const std::vector<float>& values) {
+  std::vector<std::uint16_t> bits;
+  for (const float v : values) bits.push_back(bfloat16(v).bits);
+  return bits;
+}
+
+// Values spread over [-2, 2) plus offset, exactly representable in bfloat16.
+std::vector<float> bfloat16_values(std::int64_t count, std::uint32_t seed, float offset) {
+  std::vector<float> values;
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::uint32_t hash = (static_cast<std::uint32_t>(i) + 1u) * 2654435761u ^ seed * 40503u;
+    values.push_back(offset + static_cast<float>(hash % 4096u) / 1024.0f - 2.0f);
+  }
+  return rounded_to_bfloat16(values);
+}
+
+struct BatchNormCase {
+  kk::BatchNorm2dGeometry g;
+  float offset;
+};
+
+TEST_CASE(
+    "bfloat16 vectorized batch norm: the float kernels' results rounded once, and their statistics, bit for "
+    "bit, at 1 and 2 threads") {
+  const BatchNormCase cases[] = {
+      {{.batch = 3, .channels = 17, .height = 5, .width = 7}, 3.0f},                         // a scalar tail
+      {{.batch = 16, .channels = 16, .height = 32, .width = 32, .fused_relu = true}, 0.0f},  // threaded
+      {{.batch = 32, .channels = 257, .height = 2, .width = 2}, 5.0f},                       // planes as rows
+      {{.batch = 2, .channels = 130, .height = 9, .width = 15, .fused_relu = true, .channels_last = true},
+       1.0f},
+  };
+  for (const BatchNormCase& c : cases) {
+    const kk::BatchNorm2dGeometry& g = c.g;
+    INFO("[", g.batch, ",", g.channels, ",", g.height, ",", g.width, "]", g.fused_relu ? " fused relu" : "",
+         g.channels_last ? " channels-last" : "");
+    const std::int64_t n = g.batch * g.channels * g.height * g.width;
+    const auto channels = static_cast<std::size_t>(g.channels), count = static_cast<std::size_t>(n);
+    const std::vector<float> x = bfloat16_values(n, 1, c.offset), gy = bfloat16_values(n, 2, 0.0f);
+    const std::vector<float> gamma = bfloat16_values(g.channels, 3, 1.0f),
+                             beta = bfloat16_values(g.channels, 4, 0.0f);
+    const std::vector<bfloat16> x16 = as_bfloat16(x), gy16 = as_bfloat16(gy);
+    at_each_fast_level([&] {
+      for (const int threads : {1, 2}) {
+        INFO(threads, " threads");
+        kk::set_compute_threads(threads);
+        // Train forward, float and bfloat16.
+        std::vector<float> y(count), mean(channels), invstd(channels), rm(channels, 0.5f), rv(channels, 2.0f);
+        kk::batchnorm2d_forward_train(kCpu, g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, rm.data(),
+                                      rv.data(), y.data(), mean.data(), invstd.data());
+        std::vector<bfloat16> y16(count);
+        std::vector<float> mean16(channels), invstd16(channels), rm16(channels, 0.5f), rv16(channels, 2.0f);
+        kk::batchnorm2d_forward_train(kCpu, g, x16.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                      rm16.data(), rv16.data(), y16.data(), mean16.data(), invstd16.data());
+        CHECK(bits_of(y16) == rounded_bits(y));
+        CHECK(mean16 == mean);
+        CHECK(invstd16 == invstd);
+        CHECK(rm16 == rm);
+        CHECK(rv16 == rv);
+        // Train backward from the same (rounded) y: the fused ReLU's mask reads it.
+        const std::vector<float> y_rounded = rounded_to_bfloat16(y);
+        std::vector<float> gx(count), ggamma(channels), gbeta(channels);
+        kk::batchnorm2d_backward_train(kCpu, g, x.data(), gy.data(), y_rounded.data(), gamma.data(),
+                                       mean.data(), invstd.data(), gx.data(), ggamma.data(), gbeta.data());
+        std::vector<bfloat16> gx16(count);
+        std::vector<float> ggamma16(channels), gbeta16(channels);
+        kk::batchnorm2d_backward_train(kCpu, g, x16.data(), gy16.data(), y16.data(), gamma.data(),
+                                       mean.data(), invstd.data(), gx16.data(), ggamma16.data(),
+                                       gbeta16.data());
+        CHECK(bits_of(gx16) == rounded_bits(gx));
+        CHECK(ggamma16 == ggamma);
+        CHECK(gbeta16 == gbeta);
+        // Eval forward and backward with the running statistics.
+        std::vector<float> ey(count);
+        std::vector<bfloat16> ey16(count);
+        kk::batchnorm2d_forward_eval(kCpu, g, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
+                                     1e-5f, ey.data());
+        kk::batchnorm2d_forward_eval(kCpu, g, x16.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
+                                     1e-5f, ey16.data());
+        CHECK(bits_of(ey16) == rounded_bits(ey));
+        const std::vector<float> ey_rounded = rounded_to_bfloat16(ey);
+        std::vector<float> egx(count), eggamma(channels), egbeta(channels);
+        std::vector<bfloat16> egx16(count);
+        std::vector<float> eggamma16(channels), egbeta16(channels);
+        kk::batchnorm2d_backward_eval(kCpu, g, x.data(), gy.data(), ey_rounded.data(), gamma.data(),
+                                      rm.data(), rv.data(), 1e-5f, egx.data(), eggamma.data(), egbeta.data());
+        kk::batchnorm2d_backward_eval(kCpu, g, x16.data(), gy16.data(), ey16.data(), gamma.data(), rm.data(),
+                                      rv.data(), 1e-5f, egx16.data(), eggamma16.data(), egbeta16.data());
+        CHECK(bits_of(egx16) == rounded_bits(egx));
+        CHECK(eggamma16 == eggamma);
+        CHECK(egbeta16 == egbeta);
+      }
+    });
+  }
+}
+
+}  // namespace
