@@ -1,7 +1,7 @@
 // kiln's side of the CPU comparison (scripts/compare-cpu.sh): times, through kiln's public dispatch
 // functions, each distinct convolution of ResNet-20 in its three directions, a few SGEMMs, and a whole
-// training step of ResNet-20 and of the MobileNet-style net, and prints one JSON object on stdout (progress
-// goes to stderr):
+// training step of ResNet-20 and of the MobileNet-style net, in fp32 and in bf16, and prints one JSON object
+// on stdout (progress goes to stderr):
 //
 //   {"program": "kiln", "threads": 2, "batch": 128, "fp32_peak_gflops": 234.0,
 //    "results": [{"kind": "conv", "shape": "16->16 3x3 s1 @32x32", "direction": "forward",
@@ -10,7 +10,9 @@
 //   ./build/compare_kiln_cpu [--threads 2] [--batch 128] [--warmup 1] [--reps 10] [--budget 2]
 //
 // The training step is the one train/trainer.cpp takes: forward, cross-entropy, backward, then SGD with
-// momentum 0.9 and weight decay 1e-4, on random images and labels (the data does not change the work).
+// momentum 0.9 and weight decay 1e-4, on random images and labels (the data does not change the work). In
+// bf16 (shape "resnet20 bf16") the step is --precision bf16's: the batch enters the model as bfloat16 and the
+// logits return to float32 before the loss (train/precision.hpp); PyTorch's row runs under torch.autocast.
 #include <algorithm>
 #include <cstdio>
 #include <exception>
@@ -106,11 +108,13 @@ nlohmann::json time_gemm(const GemmShape& shape, const CompareOptions& options, 
 
 constexpr double kTrainingStepBudgetSeconds = 10.0;  // torch_cpu.py uses the same
 
-// The zoo networks whose whole training step is timed (torch_cpu.py builds the same two).
+// The zoo networks whose whole training step is timed (torch_cpu.py builds the same two), and the precisions.
 const char* const kTrainingStepModels[] = {"resnet20", "mobilenet"};
+const DType kTrainingStepPrecisions[] = {DType::Float32, DType::BFloat16};
 
-// One training step of zoo model `name` on a random batch, as train/trainer.cpp writes it.
-nlohmann::json time_training_step(const CompareOptions& options, const std::string& name) {
+// One training step of zoo model `name` on a random batch, as train/trainer.cpp writes it, with activations
+// in `activations` (float32, or bfloat16 for --precision bf16).
+nlohmann::json time_training_step(const CompareOptions& options, const std::string& name, DType activations) {
   Generator initialization(1);
   const layers::ModulePtr model = models::build_model({name, 3, 32, 32, 10}, initialization);
   model->train();
@@ -127,7 +131,7 @@ nlohmann::json time_training_step(const CompareOptions& options, const std::stri
   TimingOptions timing_options = options.timing;
   timing_options.budget_s = std::max(timing_options.budget_s, kTrainingStepBudgetSeconds);
   const Timing timing = time_median(timing_options, [&] {
-    const Tensor logits = (*model)(images);
+    const Tensor logits = (*model)(images.to(activations)).to(DType::Float32);
     const Tensor loss = cross_entropy(logits, labels);
     (void)loss.item();  // the trainer reads the loss every step
     optimizer.zero_grad();
@@ -135,9 +139,10 @@ nlohmann::json time_training_step(const CompareOptions& options, const std::stri
     optimizer.step();
   });
   const double images_per_s = static_cast<double>(options.batch) / timing.median_ms * 1e3;
-  std::fprintf(stderr, "kiln: %s training step %10.3f ms (%.1f images/s)\n", name.c_str(), timing.median_ms,
+  const std::string shape = activations == DType::BFloat16 ? name + " bf16" : name;
+  std::fprintf(stderr, "kiln: %s training step %10.3f ms (%.1f images/s)\n", shape.c_str(), timing.median_ms,
                images_per_s);
-  return {{"kind", "train_step"},         {"shape", name},
+  return {{"kind", "train_step"},         {"shape", shape},
           {"ms", timing.median_ms},       {"min_ms", timing.min_ms},
           {"images_per_s", images_per_s}, {"reps", timing.reps},
           {"parameters", parameter_count}};
@@ -156,7 +161,10 @@ int main(int argc, char** argv) try {
       results.push_back(std::move(row));
   }
   for (const GemmShape& shape : gemm_shapes()) results.push_back(time_gemm(shape, options, generator));
-  for (const char* name : kTrainingStepModels) results.push_back(time_training_step(options, name));
+  for (const DType activations : kTrainingStepPrecisions) {
+    for (const char* name : kTrainingStepModels)
+      results.push_back(time_training_step(options, name, activations));
+  }
 
   const nlohmann::json report = {{"program", "kiln"},
                                  {"threads", kernels::compute_threads()},

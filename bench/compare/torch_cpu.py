@@ -177,15 +177,24 @@ def gemm_row(args, name, m, n, k):
             "gflops": 2.0 * m * n * k / ms * 1e-6, "reps": reps}
 
 
-def training_step_row(args, name, model):
-    """One step as kiln's trainer takes it: forward, cross-entropy, backward, SGD momentum + weight decay."""
+def training_step_row(args, name, model, bf16=False):
+    """One step as kiln's trainer takes it: forward, cross-entropy, backward, SGD momentum + weight decay.
+    With bf16, the forward runs under torch.autocast(cpu, bfloat16), PyTorch's mixed precision, and the row's
+    shape is "<name> bf16" as kiln's."""
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     images = torch.randn(args.batch, 3, 32, 32)
     labels = torch.arange(args.batch) % 10
+    name = f"{name} bf16" if bf16 else name
+
+    def forward():
+        if not bf16:
+            return model(images)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return model(images).float()
 
     def step():
-        loss = F.cross_entropy(model(images), labels)
+        loss = F.cross_entropy(forward(), labels)
         loss.item()  # kiln's trainer reads the loss every step
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -234,8 +243,9 @@ def main():
             results += conv_rows(args, *shape)
         for shape in GEMM_SHAPES:
             results.append(gemm_row(args, *shape))
-    for name, model in models.items():
-        results.append(training_step_row(args, name, model))
+    for bf16 in (False, True):
+        for name, model in models.items():
+            results.append(training_step_row(args, name, model, bf16))
     print(json.dumps({
         "program": "torch",
         "version": torch.__version__,
