@@ -50,6 +50,22 @@ struct Conv2dGeometry {
   friend constexpr bool operator==(const Conv2dGeometry&, const Conv2dGeometry&) = default;
 };
 
+// Backward data at stride 1 is a forward convolution, the transposed one: of gy [N, C_out, OH, OW] through
+// the filter turned 180 degrees with its channel roles swapped (wt[ci][co][kh][kw] = w[co][ci][KH-1-kh]
+// [KW-1-kw], within each group), padded by dilation * (K - 1) - pad: its output position (ih, iw) then reads
+// gy[ih + pad - kh' dilation ...], exactly the outputs input (ih, iw) fed in the forward. This is that
+// forward convolution's geometry (stride 1 keeps the sizes exact; a padding below 0 means it does not exist).
+constexpr Conv2dGeometry transposed_convolution(const Conv2dGeometry& g) {
+  Conv2dGeometry transposed = g;
+  transposed.in_channels = g.out_channels;
+  transposed.out_channels = g.in_channels;
+  transposed.in_height = g.out_height();
+  transposed.in_width = g.out_width();
+  transposed.pad_h = g.dilation_h * (g.kernel_h - 1) - g.pad_h;
+  transposed.pad_w = g.dilation_w * (g.kernel_w - 1) - g.pad_w;
+  return transposed;
+}
+
 // Dispatch: the one place that picks the implementation for a device and CPU level (dispatch.cpp).
 // T is float, double or bfloat16. bfloat16 on the CPU widens its inputs to float (exactly), runs the float
 // dispatch (the fast kernels below) and rounds the output to bfloat16 once; at the Reference CPU level it

@@ -422,7 +422,7 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
         std::copy_n(wt.begin() + (block * layout.taps + layout.taps - 1 - tap) * V::width, V::width,
                     flipped.begin() + (block * layout.taps + tap) * V::width);
     }
-    return forward_by_tap<V>(depthwise::transposed_geometry<V>(g), gy, flipped, nullptr, gx);
+    return forward_by_tap<V>(transposed_convolution(g), gy, flipped, nullptr, gx);
   }
   const PhasePlan<V> plan(g, layout);
   through_blocks(g, layout, gy, layout.out_h, layout.out_w, plan.border(), layout.in_h, layout.in_w, gx,

@@ -213,20 +213,9 @@ bool backward_data_as_forward(const Conv2dGeometry& g) {
          (g.kernel_w - 1) * g.dilation_w >= g.pad_w;
 }
 
-// That forward convolution's geometry: input gy [OH, OW], output gx [H, W] (stride 1 keeps the sizes exact).
-template <typename V>
-Conv2dGeometry transposed_geometry(const Conv2dGeometry& g) {
-  Conv2dGeometry transposed = g;
-  transposed.in_height = g.out_height();
-  transposed.in_width = g.out_width();
-  transposed.pad_h = (g.kernel_h - 1) * g.dilation_h - g.pad_h;
-  transposed.pad_w = (g.kernel_w - 1) * g.dilation_w - g.pad_w;
-  return transposed;
-}
-
 template <typename V>
 void backward_data_by_gather(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  const Conv2dGeometry transposed = transposed_geometry<V>(g);
+  const Conv2dGeometry transposed = transposed_convolution(g);
   const PhaseLayout<V> layout(transposed);
   const std::int64_t planes = g.batch * g.in_channels, plane_in = g.in_height * g.in_width;
   const std::int64_t plane_out = g.out_height() * g.out_width();

@@ -220,19 +220,6 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
 // (ih, iw) then reads gy[ih + pad - kh'*d ...], exactly the outputs input (ih, iw) fed in the forward pass.
 // (winograd_kernel.hpp's backward-data is built from the same two pieces.)
 
-// The transposed convolution's geometry: C_in and C_out swapped, gy's size as the input, the padding above.
-template <typename V>
-Conv2dGeometry transposed_geometry(const Conv2dGeometry& g) {
-  Conv2dGeometry transposed = g;
-  transposed.in_channels = g.out_channels;
-  transposed.out_channels = g.in_channels;
-  transposed.in_height = g.out_height();
-  transposed.in_width = g.out_width();
-  transposed.pad_h = g.dilation_h * (g.kernel_h - 1) - g.pad_h;
-  transposed.pad_w = g.dilation_w * (g.kernel_w - 1) - g.pad_w;
-  return transposed;
-}
-
 // wt above, [C_in][C_out / groups][KH][KW].
 template <typename V>
 batch_chunks::Scratch flipped_weights(const Conv2dGeometry& g, const float* w) {
@@ -254,7 +241,7 @@ batch_chunks::Scratch flipped_weights(const Conv2dGeometry& g, const float* w) {
 template <typename V, int kRows, int kVectors>
 void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
   const batch_chunks::Scratch flipped = flipped_weights<V>(g, w);
-  forward<V, kRows, kVectors>(transposed_geometry<V>(g), gy, flipped.get(), nullptr, gx);
+  forward<V, kRows, kVectors>(transposed_convolution(g), gy, flipped.get(), nullptr, gx);
 }
 
 // gy_t[n][co] = gy[b, co, oh, ow] for the n-th output (b, oh, ow) of a chunk of `count` images, rows of

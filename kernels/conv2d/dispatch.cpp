@@ -20,7 +20,9 @@
 #include "core/error.hpp"
 #include "core/profiler.hpp"
 #include "kernels/activation_layout.hpp"
+#include "kernels/amx/amx.hpp"
 #include "kernels/conv2d/algorithm.hpp"
+#include "kernels/conv2d/amx_bf16_conv.hpp"
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
@@ -262,6 +264,8 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
   require_cpu(device, "conv2d_forward");
   if constexpr (std::is_same_v<T, bfloat16>) {
     if (bfloat16_runs_reference()) return reference::conv2d_forward(g, x, w, bias, y);
+    if (amx_bf16_usable() && amx::conv2d_forward_bf16_serves(g))
+      return amx::conv2d_forward_bf16(g, x, w, bias, y);
     const batch_chunks::Scratch x_float = widen(x, x_elements(g)), w_float = widen(w, w_elements(g));
     const batch_chunks::Scratch bias_float = bias ? widen(bias, g.out_channels) : nullptr;
     const batch_chunks::Scratch y_float = float_output(y_elements(g));
@@ -286,6 +290,8 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
   require_cpu(device, "conv2d_backward_data");
   if constexpr (std::is_same_v<T, bfloat16>) {
     if (bfloat16_runs_reference()) return reference::conv2d_backward_data(g, gy, w, gx);
+    if (amx_bf16_usable() && amx::conv2d_backward_data_bf16_serves(g))
+      return amx::conv2d_backward_data_bf16(g, gy, w, gx);
     const batch_chunks::Scratch gy_float = widen(gy, y_elements(g)), w_float = widen(w, w_elements(g));
     const batch_chunks::Scratch gx_float = float_output(x_elements(g));
     conv2d_backward_data<float>(device, g, gy_float.get(), w_float.get(), gx_float.get());

@@ -465,7 +465,7 @@ template <typename V, typename T, int kTiles, int kVectors>
 void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
   const batch_chunks::Scratch flipped = direct::flipped_weights<V>(g, w);
   if constexpr (T::m == T::step) {
-    forward<V, T, kTiles, kVectors>(direct::transposed_geometry<V>(g), gy, flipped.get(), nullptr, gx);
+    forward<V, T, kTiles, kVectors>(transposed_convolution(g), gy, flipped.get(), nullptr, gx);
   } else {
     static_assert(T::m == 2 * T::step, "a stride-1 trait or a Stride2Data trait");
     const Pass pass{.batch = g.batch,

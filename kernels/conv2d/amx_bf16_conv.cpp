@@ -1,0 +1,225 @@
+// The AMX bfloat16 convolution forward (amx_bf16_conv.hpp). Compiled with -mamx-tile -mamx-bf16 and AVX-512;
+// dispatch.cpp calls it only where kernels::amx_bf16_usable().
+//
+// Tiles (AMX palette 1: eight registers of up to 16 rows of 64 bytes):
+//   tmm0-3  accumulators: 16 positions x 16 output channels, float; up to four, 64 output channels a pass
+//   tmm4    A: 16 positions x kc input channels of one tap, bfloat16 (kc = 32, a 64-byte row, or 16)
+//   tmm5    B: kc input channels x 16 output channels of one tap, bfloat16 in AMX's pair layout: row q holds,
+//           for each output channel, the two channels 2q and 2q + 1 side by side (the "VNNI" layout)
+// TDPBF16PS tmm_k, tmm4, tmm5 adds A B to accumulator k: per output value, kc products summed in float.
+//
+// A: the 16 positions are output columns ow0 .. ow0 + 15 of one output row; at tap (r, s) they read input
+// columns ow * stride + s * dilation of input row oh * stride + r * dilation, each a run of C_in contiguous
+// channels, the runs stride * C_in apart: one tile load with that row stride, straight from the input.
+// Borders: the input is first copied into a zero-padded [N, H + 2 pad, W + 2 pad, C_in] scratch, so a tap
+// that falls outside the image reads zeros; a final block narrower than 16 columns computes rows past the
+// output's edge (reading the next padded row, or a zeroed slack at the very end) and stores only its own.
+// B: the weights are packed once per call into the pair layout, tap by tap, channel chunk by chunk, block of
+// 16 output channels by block (72 KiB for a 3x3 64 -> 64 layer), and read from cache by every tile row.
+//
+// Threads split the output rows (n, oh); each configures its own tiles and releases them at the end.
+#include "kernels/conv2d/amx_bf16_conv.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+#include "kernels/conv2d/batch_chunks.hpp"
+#include "kernels/simd/float_vector_avx512.hpp"
+#include "kernels/simd/intrinsics.hpp"  // <immintrin.h>, without GCC 12's false -Wuninitialized
+
+namespace kiln::kernels::amx {
+namespace {
+
+using Vector = simd::FloatVector512;
+
+constexpr int kTileRows = 16;       // positions a tile: output columns of one row
+constexpr int kBlockChannels = 16;  // output channels an accumulator holds (16 floats, 64 bytes)
+constexpr int kAccumulators = 4;    // tmm0-3; A is tmm4 and B tmm5 (GCC's tile intrinsics take the
+                                    // register's number as a literal, spelled out below)
+
+// The tile configuration LDTILECFG reads: palette 1, then each register's bytes per row and rows.
+struct alignas(64) TileConfig {
+  std::uint8_t palette = 1;
+  std::uint8_t start_row = 0;
+  std::uint8_t reserved[14] = {};
+  std::uint16_t bytes_per_row[16] = {};
+  std::uint8_t rows[16] = {};
+};
+
+// Scratch of `count` bfloat16 from the CPU's caching allocator (as floats: two bfloat16 a float).
+struct Bfloat16Scratch {
+  explicit Bfloat16Scratch(std::int64_t count) : floats(batch_chunks::scratch((count + 1) / 2)) {}
+  bfloat16* get() const { return reinterpret_cast<bfloat16*>(floats.get()); }
+  batch_chunks::Scratch floats;
+};
+
+// The accumulator instructions name their register in the instruction: one case per accumulator.
+void zero_accumulator(int k) {
+  switch (k) {
+    case 0:
+      _tile_zero(0);
+      break;
+    case 1:
+      _tile_zero(1);
+      break;
+    case 2:
+      _tile_zero(2);
+      break;
+    default:
+      _tile_zero(3);
+      break;
+  }
+}
+void multiply_into(int k) {
+  switch (k) {
+    case 0:
+      _tile_dpbf16ps(0, 4, 5);
+      break;
+    case 1:
+      _tile_dpbf16ps(1, 4, 5);
+      break;
+    case 2:
+      _tile_dpbf16ps(2, 4, 5);
+      break;
+    default:
+      _tile_dpbf16ps(3, 4, 5);
+      break;
+  }
+}
+void store_accumulator(int k, float* to) {  // 16 rows of 16 floats, 64 bytes apart
+  switch (k) {
+    case 0:
+      _tile_stored(0, to, 64);
+      break;
+    case 1:
+      _tile_stored(1, to, 64);
+      break;
+    case 2:
+      _tile_stored(2, to, 64);
+      break;
+    default:
+      _tile_stored(3, to, 64);
+      break;
+  }
+}
+
+}  // namespace
+
+void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
+                         bfloat16* y) {
+  const std::int64_t n_images = g.batch, C = g.in_channels, K = g.out_channels;
+  const std::int64_t H = g.in_height, W = g.in_width, R = g.kernel_h, S = g.kernel_w;
+  const std::int64_t OH = g.out_height(), OW = g.out_width();
+  const std::int64_t Hp = H + 2 * g.pad_h, Wp = W + 2 * g.pad_w;
+  const int kc = C % 32 == 0 ? 32 : 16;  // input channels a tile multiply reduces
+  const std::int64_t chunks = C / kc, blocks = K / kBlockChannels;
+
+  // The zero-padded input, and after it the slack the last block's extra rows may read.
+  const std::int64_t padded_count = n_images * Hp * Wp * C;
+  const std::int64_t slack = (kTileRows * g.stride_w + (S - 1) * g.dilation_w + 1) * C;
+  const Bfloat16Scratch padded(padded_count + slack);
+  bfloat16* const xp = padded.get();
+  const auto row_bytes = [](std::int64_t elements) {
+    return static_cast<std::size_t>(elements) * sizeof(bfloat16);
+  };
+#pragma omp parallel for schedule(static)
+  for (std::int64_t image_row = 0; image_row < n_images * Hp; ++image_row) {
+    const std::int64_t n = image_row / Hp, hp = image_row % Hp, h = hp - g.pad_h;
+    bfloat16* const to = xp + image_row * Wp * C;
+    if (h < 0 || h >= H) {
+      std::memset(to, 0, row_bytes(Wp * C));
+      continue;
+    }
+    std::memset(to, 0, row_bytes(g.pad_w * C));
+    std::memcpy(to + g.pad_w * C, x + (n * H + h) * W * C, row_bytes(W * C));
+    std::memset(to + (g.pad_w + W) * C, 0, row_bytes(g.pad_w * C));
+  }
+  std::memset(xp + padded_count, 0, row_bytes(slack));
+
+  // The weights in the pair layout: [tap][chunk][block][kc / 2][16 output channels][2].
+  const std::int64_t b_tile = kc * kBlockChannels;  // bfloat16 a B tile
+  const Bfloat16Scratch packed(R * S * chunks * blocks * b_tile);
+  bfloat16* const wp = packed.get();
+  for (std::int64_t tap = 0; tap < R * S; ++tap) {
+    for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+      for (std::int64_t block = 0; block < blocks; ++block) {
+        bfloat16* const tile = wp + ((tap * chunks + chunk) * blocks + block) * b_tile;
+        for (std::int64_t q = 0; q < kc / 2; ++q) {
+          for (std::int64_t col = 0; col < kBlockChannels; ++col) {
+            for (std::int64_t e = 0; e < 2; ++e) {
+              const std::int64_t k = block * kBlockChannels + col, c = chunk * kc + 2 * q + e;
+              tile[(q * kBlockChannels + col) * 2 + e] = w[(k * C + c) * R * S + tap];
+            }
+          }
+        }
+      }
+    }
+  }
+
+  const std::int64_t a_stride = g.stride_w * C * static_cast<std::int64_t>(sizeof(bfloat16));
+#pragma omp parallel
+  {
+    TileConfig config;
+    for (int k = 0; k < kAccumulators; ++k) {
+      config.rows[k] = kTileRows;
+      config.bytes_per_row[k] = kBlockChannels * sizeof(float);
+    }
+    config.rows[4] = kTileRows;  // A
+    config.bytes_per_row[4] = static_cast<std::uint16_t>(kc * sizeof(bfloat16));
+    config.rows[5] = static_cast<std::uint8_t>(kc / 2);  // B
+    config.bytes_per_row[5] = kBlockChannels * 2 * sizeof(bfloat16);
+    _tile_loadconfig(&config);
+    alignas(64) float staged[kTileRows][kBlockChannels];
+
+#pragma omp for schedule(static)
+    for (std::int64_t output_row = 0; output_row < n_images * OH; ++output_row) {
+      const std::int64_t n = output_row / OH, oh = output_row % OH;
+      for (std::int64_t ow0 = 0; ow0 < OW; ow0 += kTileRows) {
+        const std::int64_t columns = std::min<std::int64_t>(kTileRows, OW - ow0);
+        for (std::int64_t first_block = 0; first_block < blocks; first_block += kAccumulators) {
+          const int pass_blocks =
+              static_cast<int>(std::min<std::int64_t>(kAccumulators, blocks - first_block));
+          for (int k = 0; k < pass_blocks; ++k) zero_accumulator(k);
+          for (std::int64_t r = 0; r < R; ++r) {
+            const std::int64_t hp = oh * g.stride_h + r * g.dilation_h;
+            for (std::int64_t s = 0; s < S; ++s) {
+              const bfloat16* const a = xp + ((n * Hp + hp) * Wp + ow0 * g.stride_w + s * g.dilation_w) * C;
+              const bfloat16* const b = wp + ((r * S + s) * chunks * blocks + first_block) * b_tile;
+              for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+                _tile_loadd(4, a + chunk * kc, a_stride);
+                for (int k = 0; k < pass_blocks; ++k) {
+                  _tile_loadd(5, b + (chunk * blocks + k) * b_tile, kBlockChannels * 2 * sizeof(bfloat16));
+                  multiply_into(k);
+                }
+              }
+            }
+          }
+          // Each accumulator's rows are positions: 16 channels of one output position, contiguous in y.
+          for (int k = 0; k < pass_blocks; ++k) {
+            store_accumulator(k, &staged[0][0]);
+            const std::int64_t k0 = (first_block + k) * kBlockChannels;
+            const __m512 add = bias ? Vector::load(bias + k0) : Vector::zero();
+            bfloat16* const out = y + ((n * OH + oh) * OW + ow0) * K + k0;
+            for (std::int64_t column = 0; column < columns; ++column)
+              Vector::store(out + column * K, Vector::add(Vector::load(staged[column]), add));
+          }
+        }
+      }
+    }
+    _tile_release();
+  }
+}
+
+void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx) {
+  const std::int64_t K = g.out_channels, C = g.in_channels, taps = g.kernel_h * g.kernel_w;
+  const Bfloat16Scratch turned(C * K * taps);  // w' [C][K][KH][KW]: the filter turned, roles swapped
+  for (std::int64_t k = 0; k < K; ++k)
+    for (std::int64_t c = 0; c < C; ++c)
+      for (std::int64_t tap = 0; tap < taps; ++tap)
+        turned.get()[(c * K + k) * taps + (taps - 1 - tap)] = w[(k * C + c) * taps + tap];
+  conv2d_forward_bf16(transposed_convolution(g), gy, turned.get(), nullptr, gx);
+}
+
+}  // namespace kiln::kernels::amx

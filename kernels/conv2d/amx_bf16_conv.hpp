@@ -1,0 +1,41 @@
+// A bfloat16 convolution forward on AMX tiles (kernels/amx/amx.hpp), and the backward data that is one at
+// stride 1, for channels-last activations: the
+// implicit GEMM y[p][k] = sum over taps (r, s) and channels c of x[p + (r, s)][c] w[k][c][r][s] with no
+// im2col, because in [N, H, W, C] the C channels a tap reads at one position are contiguous, and the 16
+// positions of a tile row, consecutive output columns, lie a fixed stride apart: one tile load each.
+//
+//   x  [N, H, W, C_in] bfloat16 (channels-last)      w  [C_out, C_in, KH, KW] bfloat16 (kiln's layout)
+//   y  [N, OH, OW, C_out] bfloat16 (channels-last)   bias [C_out] bfloat16 or null
+//
+// Products of bfloat16 are exact in float; each tile multiply adds pairs of them in float (AMX's order,
+// not the float kernels': results agree with them within float rounding, and both are rounded once to
+// bfloat16). amx_bf16_conv.cpp says how the tiles are laid out.
+#pragma once
+
+#include "core/bfloat16.hpp"
+#include "kernels/conv2d/conv2d.hpp"
+
+namespace kiln::kernels::amx {
+
+// Whether conv2d_forward_bf16 serves g: channels-last activations, one group, and C_in and C_out multiples
+// of 16 (a tile's row of channels; the 3-channel stem and grouped convolutions take the float path). Inline,
+// so the test runs in the caller's baseline code, not in the AMX-compiled file.
+inline bool conv2d_forward_bf16_serves(const Conv2dGeometry& g) {
+  return g.channels_last && g.groups == 1 && g.in_channels % 16 == 0 && g.out_channels % 16 == 0;
+}
+
+// The convolution above. Only where kernels::amx_bf16_usable() and conv2d_forward_bf16_serves(g).
+void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
+                         bfloat16* y);
+
+// Backward data at stride 1 is a forward convolution (conv2d.hpp's transposed_convolution): it runs the
+// forward above on that geometry, when its padding is not negative.
+inline bool conv2d_backward_data_bf16_serves(const Conv2dGeometry& g) {
+  const Conv2dGeometry f = transposed_convolution(g);
+  return g.stride_h == 1 && g.stride_w == 1 && f.pad_h >= 0 && f.pad_w >= 0 && conv2d_forward_bf16_serves(f);
+}
+// gx [N, H, W, C_in] from gy [N, OH, OW, C_out] and w. Only where amx_bf16_usable() and
+// conv2d_backward_data_bf16_serves(g).
+void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx);
+
+}  // namespace kiln::kernels::amx

@@ -1,0 +1,151 @@
+// The AMX bfloat16 convolutions (kernels/conv2d/amx_bf16_conv.hpp) against the float reference, on
+// channels-last activations, over odd shapes: output widths that are not a multiple of the 16-position tile
+// (and narrower than one), stride 2, padding 0 to 2, dilation 2, 1x1 and 5x5 filters, batch 1, channel counts
+// that take the 16- and the 32-channel tile steps, with and without a bias; backward data at stride 1.
+//
+// The values are multiples of 1/8 (inputs) and 1/16 (weights) small enough that every product and every
+// partial sum is exact in float, whatever the order: AMX's sums of pairs and the reference's double sums then
+// hold the same exact value, so its one rounding to bfloat16 must agree bit for bit. (With general values the
+// orders would differ in float rounding; the exactness is what makes the comparison strict.)
+//
+// Where this process may not use AMX (no AMX on the CPU, or the kernel refuses the permission), the cases
+// skip, saying so.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/bfloat16.hpp"
+#include "kernels/amx/amx.hpp"
+#include "kernels/conv2d/amx_bf16_conv.hpp"
+#include "kernels/conv2d/conv2d.hpp"
+#include "kernels/cpu_level.hpp"
+
+namespace {
+
+using namespace kiln;
+namespace kk = kiln::kernels;
+
+bool amx_here() {
+  if (kk::amx_bf16_usable()) return true;
+  MESSAGE("skipping: this process may not use AMX bfloat16 tiles (CPU, operating system or KILN_AMX=0)");
+  return false;
+}
+
+// count values k / divisor for k in [-span, span], spread by a hash of the index.
+std::vector<float> exact_values(std::int64_t count, std::uint32_t seed, int span, float divisor) {
+  std::vector<float> values;
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::uint32_t hash = (static_cast<std::uint32_t>(i) + seed) * 2654435761u >> 7;
+    values.push_back(static_cast<float>(static_cast<int>(hash % (2 * span + 1)) - span) / divisor);
+  }
+  return values;
+}
+std::vector<bfloat16> narrow(const std::vector<float>& values) {
+  std::vector<bfloat16> result;
+  for (const float v : values) result.emplace_back(v);
+  return result;
+}
+// How many of `actual` differ from `expected` rounded to bfloat16.
+int mismatches(const std::vector<bfloat16>& actual, const std::vector<float>& expected) {
+  int wrong = 0;
+  for (std::size_t i = 0; i < actual.size(); ++i) wrong += actual[i].bits != bfloat16(expected[i]).bits;
+  return wrong;
+}
+
+kk::Conv2dGeometry geometry(std::int64_t n, std::int64_t c, std::int64_t k, std::int64_t h, std::int64_t w,
+                            std::int64_t kernel, std::int64_t stride, std::int64_t pad,
+                            std::int64_t dilation) {
+  return {.batch = n,
+          .in_channels = c,
+          .in_height = h,
+          .in_width = w,
+          .out_channels = k,
+          .kernel_h = kernel,
+          .kernel_w = kernel,
+          .stride_h = stride,
+          .stride_w = stride,
+          .pad_h = pad,
+          .pad_w = pad,
+          .dilation_h = dilation,
+          .dilation_w = dilation,
+          .channels_last = true};
+}
+
+const kk::Conv2dGeometry kCases[] = {
+    geometry(2, 16, 16, 8, 8, 3, 1, 1, 1),    // the ResNet-20 stage-1 shape, small
+    geometry(1, 32, 48, 7, 13, 3, 1, 1, 1),   // batch 1; 13 columns: one partial tile row; 32-channel steps
+    geometry(3, 64, 16, 9, 20, 3, 2, 1, 1),   // stride 2: 10 output columns
+    geometry(2, 16, 32, 6, 17, 1, 1, 0, 1),   // 1x1: 17 columns, a full tile row and one more
+    geometry(1, 48, 16, 11, 11, 5, 1, 2, 1),  // 5x5, pad 2; 48 channels: three 16-channel steps
+    geometry(2, 16, 16, 10, 10, 3, 1, 2, 2),  // dilation 2
+    geometry(1, 16, 64, 5, 40, 3, 1, 0, 1),   // no padding; 38 columns: two full tile rows and a part
+};
+
+TEST_CASE("amx bfloat16 conv2d forward: the exact sums rounded once, bit for bit, with and without a bias") {
+  if (!amx_here()) return;
+  for (const kk::Conv2dGeometry& g : kCases) {
+    INFO("C ", g.in_channels, " -> K ", g.out_channels, ", ", g.in_height, "x", g.in_width, ", kernel ",
+         g.kernel_h, " stride ", g.stride_h, " pad ", g.pad_h, " dilation ", g.dilation_h, ", batch ",
+         g.batch);
+    REQUIRE(kk::amx::conv2d_forward_bf16_serves(g));
+    const std::vector<float> x =
+        exact_values(g.batch * g.in_channels * g.in_height * g.in_width, 1, 16, 8.0f);
+    const std::vector<float> w =
+        exact_values(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w, 2, 16, 16.0f);
+    const std::vector<float> bias = exact_values(g.out_channels, 3, 8, 4.0f);
+    const std::int64_t outputs = g.batch * g.out_channels * g.out_height() * g.out_width();
+    for (const bool with_bias : {false, true}) {
+      INFO((with_bias ? "with a bias" : "no bias"));
+      std::vector<float> expected(static_cast<std::size_t>(outputs));
+      kk::reference::conv2d_forward<float>(g, x.data(), w.data(), with_bias ? bias.data() : nullptr,
+                                           expected.data());
+      std::vector<bfloat16> y(static_cast<std::size_t>(outputs), bfloat16(-777.0f));
+      const std::vector<bfloat16> b16 = narrow(bias);
+      kk::amx::conv2d_forward_bf16(g, narrow(x).data(), narrow(w).data(), with_bias ? b16.data() : nullptr,
+                                   y.data());
+      CHECK(mismatches(y, expected) == 0);
+    }
+  }
+}
+
+TEST_CASE("amx bfloat16 conv2d backward data at stride 1: the exact sums rounded once, bit for bit") {
+  if (!amx_here()) return;
+  int served = 0;
+  for (const kk::Conv2dGeometry& g : kCases) {
+    if (!kk::amx::conv2d_backward_data_bf16_serves(g)) continue;  // stride 2
+    ++served;
+    INFO("C ", g.in_channels, " -> K ", g.out_channels, ", ", g.in_height, "x", g.in_width, ", kernel ",
+         g.kernel_h, " pad ", g.pad_h, " dilation ", g.dilation_h, ", batch ", g.batch);
+    const std::vector<float> gy =
+        exact_values(g.batch * g.out_channels * g.out_height() * g.out_width(), 4, 16, 8.0f);
+    const std::vector<float> w =
+        exact_values(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w, 5, 16, 16.0f);
+    const std::int64_t inputs = g.batch * g.in_channels * g.in_height * g.in_width;
+    std::vector<float> expected(static_cast<std::size_t>(inputs));
+    kk::reference::conv2d_backward_data<float>(g, gy.data(), w.data(), expected.data());
+    std::vector<bfloat16> gx(static_cast<std::size_t>(inputs), bfloat16(-777.0f));
+    kk::amx::conv2d_backward_data_bf16(g, narrow(gy).data(), narrow(w).data(), gx.data());
+    CHECK(mismatches(gx, expected) == 0);
+  }
+  CHECK(served == 6);
+  // Stride 2 is not a forward convolution this way: those take the float path.
+  CHECK_FALSE(kk::amx::conv2d_backward_data_bf16_serves(geometry(1, 16, 16, 8, 8, 3, 2, 1, 1)));
+}
+
+TEST_CASE("amx bfloat16 conv2d: what it does not serve takes the float path") {
+  kk::Conv2dGeometry g = geometry(1, 16, 16, 8, 8, 3, 1, 1, 1);
+  CHECK(kk::amx::conv2d_forward_bf16_serves(g));
+  g.channels_last = false;  // NCHW activations: a position's channels are not contiguous
+  CHECK_FALSE(kk::amx::conv2d_forward_bf16_serves(g));
+  g = geometry(1, 3, 16, 8, 8, 3, 1, 1, 1);  // the RGB stem
+  CHECK_FALSE(kk::amx::conv2d_forward_bf16_serves(g));
+  g = geometry(1, 32, 32, 8, 8, 3, 1, 1, 1);
+  g.groups = 2;
+  CHECK_FALSE(kk::amx::conv2d_forward_bf16_serves(g));
+  g = geometry(1, 16, 16, 8, 8, 3, 1, 3,
+               1);  // pad 3 > dilation (3 - 1): backward data's padding would be < 0
+  CHECK_FALSE(kk::amx::conv2d_backward_data_bf16_serves(g));
+}
+
+}  // namespace
