@@ -20,6 +20,7 @@
 #include "kernels/conv2d/amx_bf16_conv.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
+#include "tests/support/conv2d_ladder_cases.hpp"
 
 namespace {
 
@@ -53,23 +54,13 @@ int mismatches(const std::vector<bfloat16>& actual, const std::vector<float>& ex
   return wrong;
 }
 
+// tests/support's convolution(), channels-last.
 kk::Conv2dGeometry geometry(std::int64_t n, std::int64_t c, std::int64_t k, std::int64_t h, std::int64_t w,
                             std::int64_t kernel, std::int64_t stride, std::int64_t pad,
                             std::int64_t dilation) {
-  return {.batch = n,
-          .in_channels = c,
-          .in_height = h,
-          .in_width = w,
-          .out_channels = k,
-          .kernel_h = kernel,
-          .kernel_w = kernel,
-          .stride_h = stride,
-          .stride_w = stride,
-          .pad_h = pad,
-          .pad_w = pad,
-          .dilation_h = dilation,
-          .dilation_w = dilation,
-          .channels_last = true};
+  kk::Conv2dGeometry g = testing::convolution(n, c, h, w, k, kernel, kernel, stride, pad, dilation);
+  g.channels_last = true;
+  return g;
 }
 
 const kk::Conv2dGeometry kCases[] = {
