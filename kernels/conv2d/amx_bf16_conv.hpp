@@ -1,5 +1,5 @@
-// A bfloat16 convolution forward on AMX tiles (kernels/amx/amx.hpp), and the backward data that is one at
-// stride 1, for channels-last activations: the
+// bfloat16 convolutions on AMX tiles (kernels/amx/amx.hpp) for channels-last activations: the forward, the
+// backward data that is one at stride 1, and the weight gradient. The forward is the
 // implicit GEMM y[p][k] = sum over taps (r, s) and channels c of x[p + (r, s)][c] w[k][c][r][s] with no
 // im2col, because in [N, H, W, C] the C channels a tap reads at one position are contiguous, and the 16
 // positions of a tile row, consecutive output columns, lie a fixed stride apart: one tile load each.
@@ -37,5 +37,14 @@ inline bool conv2d_backward_data_bf16_serves(const Conv2dGeometry& g) {
 // gx [N, H, W, C_in] from gy [N, OH, OW, C_out] and w. Only where amx_bf16_usable() and
 // conv2d_backward_data_bf16_serves(g).
 void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx);
+
+// The weight gradient (amx_bf16_conv.cpp says how): any stride, padding and dilation, as the forward serves.
+inline bool conv2d_backward_weight_bf16_serves(const Conv2dGeometry& g) {
+  return conv2d_forward_bf16_serves(g);
+}
+// gw [C_out, C_in, KH, KW] from gy [N, OH, OW, C_out] and x [N, H, W, C_in]. Only where amx_bf16_usable() and
+// conv2d_backward_weight_bf16_serves(g).
+void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
+                                 bfloat16* gw);
 
 }  // namespace kiln::kernels::amx

@@ -316,6 +316,8 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
   require_cpu(device, "conv2d_backward_weight");
   if constexpr (std::is_same_v<T, bfloat16>) {
     if (bfloat16_runs_reference()) return reference::conv2d_backward_weight(g, gy, x, gw);
+    if (amx_bf16_usable() && amx::conv2d_backward_weight_bf16_serves(g))
+      return amx::conv2d_backward_weight_bf16(g, gy, x, gw);
     const batch_chunks::Scratch gy_float = widen(gy, y_elements(g)), x_float = widen(x, x_elements(g));
     const batch_chunks::Scratch gw_float = float_output(w_elements(g));
     conv2d_backward_weight<float>(device, g, gy_float.get(), x_float.get(), gw_float.get());

@@ -1,7 +1,8 @@
 // The AMX bfloat16 convolutions (kernels/conv2d/amx_bf16_conv.hpp) against the float reference, on
 // channels-last activations, over odd shapes: output widths that are not a multiple of the 16-position tile
 // (and narrower than one), stride 2, padding 0 to 2, dilation 2, 1x1 and 5x5 filters, batch 1, channel counts
-// that take the 16- and the 32-channel tile steps, with and without a bias; backward data at stride 1.
+// that take the 16- and the 32-channel tile steps, with and without a bias; backward data at stride 1; the
+// weight gradient over several chunks of images, on 1 and 2 threads alike.
 //
 // The values are multiples of 1/8 (inputs) and 1/16 (weights) small enough that every product and every
 // partial sum is exact in float, whatever the order: AMX's sums of pairs and the reference's double sums then
@@ -13,6 +14,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "core/bfloat16.hpp"
@@ -20,7 +22,9 @@
 #include "kernels/conv2d/amx_bf16_conv.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
+#include "kernels/parallel.hpp"
 #include "tests/support/conv2d_ladder_cases.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
 
 namespace {
 
@@ -122,6 +126,37 @@ TEST_CASE("amx bfloat16 conv2d backward data at stride 1: the exact sums rounded
   CHECK(served == 6);
   // Stride 2 is not a forward convolution this way: those take the float path.
   CHECK_FALSE(kk::amx::conv2d_backward_data_bf16_serves(geometry(1, 16, 16, 8, 8, 3, 2, 1, 1)));
+}
+
+TEST_CASE(
+    "amx bfloat16 conv2d backward weight: the exact sums rounded once, bit for bit, on 1 and 2 threads") {
+  if (!amx_here()) return;
+  const testing::DispatchGuard guard;  // restores the thread count
+  for (kk::Conv2dGeometry g : kCases) {
+    // Batch 9 of 7x13 is 819 positions: one chunk of 5 images and one of 4 (amx_bf16_conv.cpp's chunks of
+    // about 4096 positions), blocks of 32 positions that span rows and images, and a partial last block.
+    g.batch = g.in_height * g.in_width < 100 ? 9 : g.batch;
+    INFO("C ", g.in_channels, " -> K ", g.out_channels, ", ", g.in_height, "x", g.in_width, ", kernel ",
+         g.kernel_h, " stride ", g.stride_h, " pad ", g.pad_h, " dilation ", g.dilation_h, ", batch ",
+         g.batch);
+    REQUIRE(kk::amx::conv2d_backward_weight_bf16_serves(g));
+    const std::vector<float> gy =
+        exact_values(g.batch * g.out_channels * g.out_height() * g.out_width(), 6, 8, 8.0f);
+    const std::vector<float> x = exact_values(g.batch * g.in_channels * g.in_height * g.in_width, 7, 8, 8.0f);
+    const std::int64_t weights = g.out_channels * g.in_channels * g.kernel_h * g.kernel_w;
+    std::vector<float> expected(static_cast<std::size_t>(weights));
+    kk::reference::conv2d_backward_weight<float>(g, gy.data(), x.data(), expected.data());
+    std::vector<std::vector<bfloat16>> by_threads;
+    for (const int threads : {1, 2}) {
+      kk::set_compute_threads(threads);
+      std::vector<bfloat16> gw(static_cast<std::size_t>(weights), bfloat16(-777.0f));
+      kk::amx::conv2d_backward_weight_bf16(g, narrow(gy).data(), narrow(x).data(), gw.data());
+      CHECK(mismatches(gw, expected) == 0);
+      by_threads.push_back(gw);
+    }
+    CHECK(std::memcmp(by_threads[0].data(), by_threads[1].data(), by_threads[0].size() * sizeof(bfloat16)) ==
+          0);
+  }
 }
 
 TEST_CASE("amx bfloat16 conv2d: what it does not serve takes the float path") {
