@@ -1,7 +1,7 @@
 // kiln's side of the CPU comparison (scripts/compare-cpu.sh): times, through kiln's public dispatch
 // functions, each distinct convolution of ResNet-20 in its three directions, a few SGEMMs, and a whole
-// training step of ResNet-20 and of the MobileNet-style net, in fp32 and in bf16, and prints one JSON object
-// on stdout (progress goes to stderr):
+// training step of ResNet-20 and of the MobileNet-style net, in fp32, in bf16 and in bf16 with channels-last
+// activations, and prints one JSON object on stdout (progress goes to stderr):
 //
 //   {"program": "kiln", "threads": 2, "batch": 128, "fp32_peak_gflops": 234.0,
 //    "results": [{"kind": "conv", "shape": "16->16 3x3 s1 @32x32", "direction": "forward",
@@ -108,13 +108,22 @@ nlohmann::json time_gemm(const GemmShape& shape, const CompareOptions& options, 
 
 constexpr double kTrainingStepBudgetSeconds = 10.0;  // torch_cpu.py uses the same
 
-// The zoo networks whose whole training step is timed (torch_cpu.py builds the same two), and the precisions.
+// The zoo networks whose whole training step is timed (torch_cpu.py builds the same two), and the ways:
+// fp32, bf16, and bf16 with channels-last activations (where the AMX convolutions run, on CPUs that have it).
 const char* const kTrainingStepModels[] = {"resnet20", "mobilenet"};
-const DType kTrainingStepPrecisions[] = {DType::Float32, DType::BFloat16};
+struct StepPrecision {
+  DType activations;
+  bool channels_last;
+  const char* suffix;  // of the row's shape
+};
+const StepPrecision kTrainingStepPrecisions[] = {{DType::Float32, false, ""},
+                                                 {DType::BFloat16, false, " bf16"},
+                                                 {DType::BFloat16, true, " bf16 channels-last"}};
 
 // One training step of zoo model `name` on a random batch, as train/trainer.cpp writes it, with activations
-// in `activations` (float32, or bfloat16 for --precision bf16).
-nlohmann::json time_training_step(const CompareOptions& options, const std::string& name, DType activations) {
+// in `precision`'s dtype (float32, or bfloat16 for --precision bf16) and layout (--memory-format).
+nlohmann::json time_training_step(const CompareOptions& options, const std::string& name,
+                                  const StepPrecision& precision) {
   Generator initialization(1);
   const layers::ModulePtr model = models::build_model({name, 3, 32, 32, 10}, initialization);
   model->train();
@@ -123,6 +132,7 @@ nlohmann::json time_training_step(const CompareOptions& options, const std::stri
 
   Generator data(2);
   const Tensor images = Tensor::randn({options.batch, 3, 32, 32}, DType::Float32, &data);
+  const Tensor batch = precision.channels_last ? images.channels_last() : images;
   std::vector<std::int64_t> label_values(static_cast<std::size_t>(options.batch));
   for (std::size_t i = 0; i < label_values.size(); ++i) label_values[i] = static_cast<std::int64_t>(i % 10);
   const Tensor labels = Tensor::from_vector(label_values, {options.batch});
@@ -131,7 +141,7 @@ nlohmann::json time_training_step(const CompareOptions& options, const std::stri
   TimingOptions timing_options = options.timing;
   timing_options.budget_s = std::max(timing_options.budget_s, kTrainingStepBudgetSeconds);
   const Timing timing = time_median(timing_options, [&] {
-    const Tensor logits = (*model)(images.to(activations)).to(DType::Float32);
+    const Tensor logits = (*model)(batch.to(precision.activations)).to(DType::Float32);
     const Tensor loss = cross_entropy(logits, labels);
     (void)loss.item();  // the trainer reads the loss every step
     optimizer.zero_grad();
@@ -139,7 +149,7 @@ nlohmann::json time_training_step(const CompareOptions& options, const std::stri
     optimizer.step();
   });
   const double images_per_s = static_cast<double>(options.batch) / timing.median_ms * 1e3;
-  const std::string shape = activations == DType::BFloat16 ? name + " bf16" : name;
+  const std::string shape = name + precision.suffix;
   std::fprintf(stderr, "kiln: %s training step %10.3f ms (%.1f images/s)\n", shape.c_str(), timing.median_ms,
                images_per_s);
   return {{"kind", "train_step"},         {"shape", shape},
@@ -161,9 +171,9 @@ int main(int argc, char** argv) try {
       results.push_back(std::move(row));
   }
   for (const GemmShape& shape : gemm_shapes()) results.push_back(time_gemm(shape, options, generator));
-  for (const DType activations : kTrainingStepPrecisions) {
+  for (const StepPrecision& precision : kTrainingStepPrecisions) {
     for (const char* name : kTrainingStepModels)
-      results.push_back(time_training_step(options, name, activations));
+      results.push_back(time_training_step(options, name, precision));
   }
 
   const nlohmann::json report = {{"program", "kiln"},

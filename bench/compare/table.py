@@ -14,8 +14,10 @@ import os
 import sys
 
 DIRECTIONS = ["forward", "backward_data", "backward_weight"]
-# The zoo networks whose whole step both sides time, in fp32 and in bf16 (PyTorch under autocast).
-TRAINING_STEP_MODELS = ["resnet20", "mobilenet", "resnet20 bf16", "mobilenet bf16"]
+# The zoo networks whose whole step both sides time, in fp32, in bf16 (PyTorch under autocast), and in bf16
+# with channels-last activations on both sides.
+TRAINING_STEP_MODELS = ["resnet20", "mobilenet", "resnet20 bf16", "mobilenet bf16", "resnet20 bf16 channels-last",
+                        "mobilenet bf16 channels-last"]
 # Column key -> (program, layout) of the row it reads.
 LIBRARIES = {
     "onednn_nchw": ("onednn", "nchw"),
@@ -204,9 +206,9 @@ def main():
         step = {name: index(report).get(("train_step", model, "", "nchw")) for name, report in reports.items()}
         kiln_rate = step["kiln"]["images_per_s"] if step["kiln"] else None
         torch_rate = step["torch"]["images_per_s"] if step["torch"] else None
-        summary[f"{model.replace(' ', '_')}_images_per_s"] = {"kiln": kiln_rate, "torch": torch_rate}
+        summary[f"{model.replace(' ', '_').replace('-', '_')}_images_per_s"] = {"kiln": kiln_rate, "torch": torch_rate}
         speedup = kiln_rate / torch_rate if kiln_rate and torch_rate else None
-        print(f"  {model:15s} kiln {rate_text(kiln_rate)}, PyTorch {rate_text(torch_rate)}, "
+        print(f"  {model:28s} kiln {rate_text(kiln_rate)}, PyTorch {rate_text(torch_rate)}, "
               f"kiln speedup {ratio_text(speedup)}")
         counts = {name: row.get("parameters") for name, row in step.items() if row}
         if len(set(counts.values())) > 1:

@@ -177,15 +177,19 @@ def gemm_row(args, name, m, n, k):
             "gflops": 2.0 * m * n * k / ms * 1e-6, "reps": reps}
 
 
-def training_step_row(args, name, model, bf16=False):
+def training_step_row(args, name, model, bf16=False, channels_last=False):
     """One step as kiln's trainer takes it: forward, cross-entropy, backward, SGD momentum + weight decay.
-    With bf16, the forward runs under torch.autocast(cpu, bfloat16), PyTorch's mixed precision, and the row's
-    shape is "<name> bf16" as kiln's."""
+    With bf16, the forward runs under torch.autocast(cpu, bfloat16), PyTorch's mixed precision; with
+    channels_last, model and images are torch.channels_last. The row's shape names both as kiln's does."""
     model.train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     images = torch.randn(args.batch, 3, 32, 32)
+    if channels_last:
+        images = images.to(memory_format=torch.channels_last)
     labels = torch.arange(args.batch) % 10
-    name = f"{name} bf16" if bf16 else name
+    name += (" bf16" if bf16 else "") + (" channels-last" if channels_last else "")
 
     def forward():
         if not bf16:
@@ -243,9 +247,9 @@ def main():
             results += conv_rows(args, *shape)
         for shape in GEMM_SHAPES:
             results.append(gemm_row(args, *shape))
-    for bf16 in (False, True):
+    for bf16, channels_last in ((False, False), (True, False), (True, True)):
         for name, model in models.items():
-            results.append(training_step_row(args, name, model, bf16))
+            results.append(training_step_row(args, name, model, bf16, channels_last))
     print(json.dumps({
         "program": "torch",
         "version": torch.__version__,
