@@ -1,7 +1,8 @@
-// The AMX bfloat16 convolution forward (amx_bf16_conv.hpp). Compiled with -mamx-tile -mamx-bf16 and AVX-512;
-// dispatch.cpp calls it only where kernels::amx_bf16_usable().
+// The AMX bfloat16 convolutions (amx_bf16_conv.hpp): the forward, laid out below; backward data, which is
+// the forward of the transposed convolution; the weight gradient, laid out at its function. Compiled with
+// -mamx-tile -mamx-bf16 and AVX-512; dispatch.cpp calls them only where kernels::amx_bf16_usable().
 //
-// Tiles (AMX palette 1: eight registers of up to 16 rows of 64 bytes):
+// The forward's tiles (AMX palette 1: eight registers of up to 16 rows of 64 bytes):
 //   tmm0-3  accumulators: 16 positions x 16 output channels, float; up to four, 64 output channels a pass
 //   tmm4    A: 16 positions x kc input channels of one tap, bfloat16 (kc = 32, a 64-byte row, or 16)
 //   tmm5    B: kc input channels x 16 output channels of one tap, bfloat16 in AMX's pair layout: row q holds,
@@ -17,7 +18,8 @@
 // B: the weights are packed once per call into the pair layout, tap by tap, channel chunk by chunk, block of
 // 16 output channels by block (72 KiB for a 3x3 64 -> 64 layer), and read from cache by every tile row.
 //
-// Threads split the output rows (n, oh); each configures its own tiles and releases them at the end.
+// Threads split the output rows (n, oh); each configures its own tiles and releases them at the end. The
+// output row's values do not depend on the split: the same bits on any thread count.
 #include "kernels/conv2d/amx_bf16_conv.hpp"
 
 #include <algorithm>
