@@ -421,8 +421,10 @@ void add_train_command(CLI::App& app) {
       ->add_option("--memory-format", config->memory_format,
                    "nchw, or channels-last: store each batch's images channels-last, a layout the "
                    "convolutions, batch norms and elementwise ops keep through the model (on the CPU faster "
-                   "for MobileNet-style nets; on a GPU the tensor-core convolutions' own layout)")
-      ->check(CLI::IsMember({"nchw", "channels-last"}))
+                   "for MobileNet-style nets, and for bf16 where AMX runs the convolutions; on a GPU the "
+                   "tensor-core convolutions' own layout); auto: channels-last for bf16 on a CPU with AMX, "
+                   "else nchw")
+      ->check(CLI::IsMember({"auto", "nchw", "channels-last"}))
       ->capture_default_str();
   command
       ->add_option(

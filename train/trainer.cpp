@@ -11,6 +11,7 @@
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
 #include "data/preprocessing.hpp"
+#include "kernels/amx/amx.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
@@ -392,10 +393,21 @@ void apply_cuda_conv(const Run& run) {
   if (value != "measured") replay_conv_choices(value, run.device.index);
 }
 
+// --memory-format auto as this run takes it (trainer.hpp): channels-last for bf16 on a CPU whose AMX tiles
+// run kiln's bfloat16 convolutions, which take channels-last activations only; nchw elsewhere.
+std::string resolved_memory_format(const std::string& requested, Device device, Precision precision) {
+  if (requested != "auto") return requested;
+  const bool amx_convolutions =
+      device.is_cpu() && precision == Precision::BFloat16 && kernels::amx_bf16_usable();
+  return amx_convolutions ? "channels-last" : "nchw";
+}
+
 // Moves the model and the loss weights to --device, before the optimizers are built (their state is
-// created beside the parameters). Fails before any work when the device cannot be used.
+// created beside the parameters), and settles --memory-format auto for it. Fails before any work when the
+// device cannot be used.
 void place_on_device(Run& run) {
   run.device = parse_device(run.config.device);
+  run.config.memory_format = resolved_memory_format(run.config.memory_format, run.device, run.precision);
   KILN_CHECK(!run.config.cuda_graphs || run.device.is_cuda(),
              "train: --cuda-graphs needs a CUDA device (--device cuda), not ", run.config.device);
   KILN_CHECK(run.config.profile_steps >= 0, "train: --profile takes a number of steps, not ",
@@ -404,7 +416,7 @@ void place_on_device(Run& run) {
              "train: --profile times each op, and --cuda-graphs launches the step as one graph, inside which "
              "no op can be timed: use one or the other");
   KILN_CHECK(run.config.memory_format == "nchw" || run.config.memory_format == "channels-last",
-             "train: --memory-format ", run.config.memory_format, " is neither nchw nor channels-last");
+             "train: --memory-format ", run.config.memory_format, " is none of auto, nchw and channels-last");
   if (run.device.is_cuda()) {
     try {
       cuda::require_device(run.device.index);

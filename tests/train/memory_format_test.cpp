@@ -13,6 +13,7 @@
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
 #include "data/preprocessing.hpp"
+#include "kernels/amx/amx.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
 #include "tests/support/cuda_testing.hpp"
 #include "tests/support/scratch_folder.hpp"
@@ -49,6 +50,32 @@ TEST_CASE("memory format: a channels-last loader's batches hold the NCHW batches
   }
   CHECK(batches == 3);
   CHECK_FALSE(channels_last_loader.next());
+}
+
+// --memory-format auto (the default): channels-last for bf16 where this process may run the AMX tile
+// convolutions (kernels/amx/amx.hpp), nchw for fp32 and everywhere else; the plan says which it became.
+TEST_CASE("memory format: auto is channels-last for bf16 on a CPU with AMX, and nchw otherwise") {
+  testing::ScratchFolder scratch("kiln-memory-format-test", "auto");
+  const fs::path data = testing::make_two_class_data(scratch.path() / "data", 4, 2);
+  train::TrainConfig config = testing::tiny_lenet5_config(data, scratch.path() / "fp32", 3);
+  config.max_steps_per_epoch = 1;
+  REQUIRE(config.memory_format == "auto");
+  testing::Recorder fp32;
+  train::train(config, train::RunStart::Fresh, fp32);
+  CHECK(fp32.plan.at("memory_format") == "nchw");
+
+  config.run_dir = scratch.path() / "bf16";
+  config.precision = "bf16";
+  testing::Recorder bf16;
+  train::train(config, train::RunStart::Fresh, bf16);
+  CHECK(bf16.plan.at("memory_format") == (kernels::amx_bf16_usable() ? "channels-last" : "nchw"));
+  if (!kernels::amx_bf16_usable()) MESSAGE("no AMX here: bf16 stays nchw");
+
+  config.run_dir = scratch.path() / "bf16-nchw";
+  config.memory_format = "nchw";  // asked for: kept
+  testing::Recorder asked;
+  train::train(config, train::RunStart::Fresh, asked);
+  CHECK(asked.plan.at("memory_format") == "nchw");
 }
 
 TEST_CASE("memory format: kiln train --memory-format channels-last trains MobileNet as NCHW does") {
