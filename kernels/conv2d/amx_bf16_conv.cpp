@@ -266,7 +266,7 @@ void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, co
                                  bfloat16* gw) {
   constexpr std::int64_t kChunkPositions = 4096, kBlock = 32;  // positions a chunk, and an A or B tile
   const std::int64_t C = g.in_channels, K = g.out_channels, taps = g.kernel_h * g.kernel_w;
-  const std::int64_t OW = g.out_width(), P = g.out_height() * OW;
+  const std::int64_t OH = g.out_height(), OW = g.out_width(), P = OH * OW;
   const std::int64_t Wp = g.in_width + 2 * g.pad_w, Hp = g.in_height + 2 * g.pad_h;
   const std::int64_t k_blocks = K / kBlockChannels, c_chunks = C / kBlockChannels;
   // A position past the chunk's last reads zeros: the slack after the padded input, at every tap's offset.
@@ -294,11 +294,15 @@ void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, co
       const std::int64_t first_image = chunk * images_per_chunk;
       const std::int64_t positions = (std::min(g.batch, first_image + images_per_chunk) - first_image) * P;
       const std::int64_t blocks = (positions + kBlock - 1) / kBlock;
-      x_offsets.resize(static_cast<std::size_t>(blocks * kBlock));
-      for (std::int64_t p = 0; p < blocks * kBlock; ++p) {
-        const std::int64_t n = first_image + p / P, oh = p % P / OW, ow = p % OW;
-        x_offsets[static_cast<std::size_t>(p)] =
-            p < positions ? ((n * Hp + oh * g.stride_h) * Wp + ow * g.stride_w) * C : padded_count;
+      // Walked with counters: a division per position costs more than the tile multiplies of a small layer.
+      x_offsets.assign(static_cast<std::size_t>(blocks * kBlock), padded_count);
+      for (std::int64_t p = 0, n = first_image, oh = 0, ow = 0; p < positions; ++p) {
+        x_offsets[static_cast<std::size_t>(p)] = ((n * Hp + oh * g.stride_h) * Wp + ow * g.stride_w) * C;
+        if (++ow < OW) continue;
+        ow = 0;
+        if (++oh < OH) continue;
+        oh = 0;
+        ++n;
       }
       const auto gy_row = [&](std::int64_t p) {
         return p < positions ? gy + (first_image * P + p) * K : zeros.data();
