@@ -109,10 +109,14 @@ void store_accumulator(int k, float* to) {  // 16 rows of 16 floats, 64 bytes ap
   }
 }
 
-// The channels-last input zero-padded to [N, H + 2 pad, W + 2 pad, C_in], then `slack` zeros: what a tile row
-// past the last position may read.
+// Input channels as the tiles take them: C_in rounded up to 16, a tile row's 32 bytes (the 3-channel stem
+// runs as 16, 13 of them zeros).
+std::int64_t padded_channels(const Conv2dGeometry& g) { return (g.in_channels + 15) / 16 * 16; }
+
+// The channels-last input zero-padded to [N, H + 2 pad, W + 2 pad, padded_channels], then `slack` zeros: what
+// a tile row past the last position may read.
 Bfloat16Scratch padded_input(const Conv2dGeometry& g, const bfloat16* x, std::int64_t slack) {
-  const std::int64_t C = g.in_channels, H = g.in_height, W = g.in_width;
+  const std::int64_t C = padded_channels(g), C_in = g.in_channels, H = g.in_height, W = g.in_width;
   const std::int64_t Hp = H + 2 * g.pad_h, Wp = W + 2 * g.pad_w, padded_count = g.batch * Hp * Wp * C;
   Bfloat16Scratch padded(padded_count + slack);
   bfloat16* const xp = padded.get();
@@ -128,7 +132,16 @@ Bfloat16Scratch padded_input(const Conv2dGeometry& g, const bfloat16* x, std::in
       continue;
     }
     std::memset(to, 0, row_bytes(g.pad_w * C));
-    std::memcpy(to + g.pad_w * C, x + (n * H + h) * W * C, row_bytes(W * C));
+    const bfloat16* const from = x + (n * H + h) * W * C_in;
+    if (C == C_in) {
+      std::memcpy(to + g.pad_w * C, from, row_bytes(W * C));
+    } else {  // each position's channels, then zeros up to the tile's 16
+      for (std::int64_t w = 0; w < W; ++w) {
+        bfloat16* const position = to + (g.pad_w + w) * C;
+        std::memcpy(position, from + w * C_in, row_bytes(C_in));
+        std::memset(position + C_in, 0, row_bytes(C - C_in));
+      }
+    }
     std::memset(to + (g.pad_w + W) * C, 0, row_bytes(g.pad_w * C));
   }
   std::memset(xp + padded_count, 0, row_bytes(slack));
@@ -164,7 +177,8 @@ void interleave_pairs(const bfloat16* first, const bfloat16* second, bfloat16* o
 
 void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
                          bfloat16* y) {
-  const std::int64_t n_images = g.batch, C = g.in_channels, K = g.out_channels;
+  // C: the padded input's channels (padded_channels); the weights have C_in.
+  const std::int64_t n_images = g.batch, C = padded_channels(g), C_in = g.in_channels, K = g.out_channels;
   const std::int64_t H = g.in_height, W = g.in_width, R = g.kernel_h, S = g.kernel_w;
   const std::int64_t OH = g.out_height(), OW = g.out_width();
   const std::int64_t Hp = H + 2 * g.pad_h, Wp = W + 2 * g.pad_w;
@@ -188,7 +202,8 @@ void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloa
           for (std::int64_t col = 0; col < kBlockChannels; ++col) {
             for (std::int64_t e = 0; e < 2; ++e) {
               const std::int64_t k = block * kBlockChannels + col, c = chunk * kc + 2 * q + e;
-              tile[(q * kBlockChannels + col) * 2 + e] = w[(k * C + c) * R * S + tap];
+              tile[(q * kBlockChannels + col) * 2 + e] =
+                  c < C_in ? w[(k * C_in + c) * R * S + tap] : bfloat16::from_bits(0);
             }
           }
         }
@@ -265,7 +280,9 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
                                  bfloat16* gw) {
   constexpr std::int64_t kChunkPositions = 4096, kBlock = 32;  // positions a chunk, and an A or B tile
-  const std::int64_t C = g.in_channels, K = g.out_channels, taps = g.kernel_h * g.kernel_w;
+  // C: the padded input's channels (padded_channels); the gradient has C_in.
+  const std::int64_t C = padded_channels(g), C_in = g.in_channels, K = g.out_channels;
+  const std::int64_t taps = g.kernel_h * g.kernel_w;
   const std::int64_t OH = g.out_height(), OW = g.out_width(), P = OH * OW;
   const std::int64_t Wp = g.in_width + 2 * g.pad_w, Hp = g.in_height + 2 * g.pad_h;
   const std::int64_t k_blocks = K / kBlockChannels, c_chunks = C / kBlockChannels;
@@ -278,7 +295,7 @@ void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, co
 
   const std::int64_t images_per_chunk = std::max<std::int64_t>(1, kChunkPositions / P);
   const std::int64_t chunks = (g.batch + images_per_chunk - 1) / images_per_chunk;
-  const std::int64_t gw_count = K * C * taps;
+  const std::int64_t gw_count = K * C_in * taps;
   const std::unique_ptr<float[]> partial(new float[static_cast<std::size_t>(chunks * gw_count)]);
 
 #pragma omp parallel
@@ -347,8 +364,8 @@ void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, co
               store_accumulator(k, &staged[0][0]);
               const std::int64_t k0 = (first_block + k) * kBlockChannels;
               for (std::int64_t i = 0; i < kTileRows; ++i)
-                for (std::int64_t j = 0; j < kBlockChannels; ++j)
-                  sums[((k0 + i) * C + c0 + j) * taps + tap] = staged[i][j];
+                for (std::int64_t j = 0; j < std::min<std::int64_t>(kBlockChannels, C_in - c0); ++j)
+                  sums[((k0 + i) * C_in + c0 + j) * taps + tap] = staged[i][j];
             }
           }
         }

@@ -17,11 +17,12 @@
 
 namespace kiln::kernels::amx {
 
-// Whether conv2d_forward_bf16 serves g: channels-last activations, one group, and C_in and C_out multiples
-// of 16 (a tile's row of channels; the 3-channel stem and grouped convolutions take the float path). Inline,
-// so the test runs in the caller's baseline code, not in the AMX-compiled file.
+// Whether conv2d_forward_bf16 serves g: channels-last activations, one group, and C_out a multiple of 16 (an
+// accumulator's columns; C_in is padded to 16 with zeros, so the 3-channel stem runs too; grouped
+// convolutions take the float path). Inline, so the test runs in the caller's baseline code, not in the
+// AMX-compiled file.
 inline bool conv2d_forward_bf16_serves(const Conv2dGeometry& g) {
-  return g.channels_last && g.groups == 1 && g.in_channels % 16 == 0 && g.out_channels % 16 == 0;
+  return g.channels_last && g.groups == 1 && g.out_channels % 16 == 0;
 }
 
 // The convolution above. Only where kernels::amx_bf16_usable() and conv2d_forward_bf16_serves(g).
@@ -30,6 +31,7 @@ void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloa
 
 // Backward data at stride 1 is a forward convolution (conv2d.hpp's transposed_convolution): it runs the
 // forward above on that geometry, when its padding is not negative.
+// (The transposed convolution's output channels are C_in: so C_in a multiple of 16 too, here.)
 inline bool conv2d_backward_data_bf16_serves(const Conv2dGeometry& g) {
   const Conv2dGeometry f = transposed_convolution(g);
   return g.stride_h == 1 && g.stride_w == 1 && f.pad_h >= 0 && f.pad_w >= 0 && conv2d_forward_bf16_serves(f);

@@ -1,7 +1,8 @@
 // The AMX bfloat16 convolutions (kernels/conv2d/amx_bf16_conv.hpp) against the float reference, on
 // channels-last activations, over odd shapes: output widths that are not a multiple of the 16-position tile
 // (and narrower than one), stride 2, padding 0 to 2, dilation 2, 1x1 and 5x5 filters, batch 1, channel counts
-// that take the 16- and the 32-channel tile steps, with and without a bias; backward data at stride 1; the
+// that take the 16- and the 32-channel tile steps or are padded to 16 (the 3-channel stem, 20), with and
+// without a bias; backward data at stride 1; the
 // weight gradient over several chunks of images, on 1 and 2 threads alike.
 //
 // The values are multiples of 1/8 (inputs) and 1/16 (weights) small enough that every product and every
@@ -75,6 +76,8 @@ const kk::Conv2dGeometry kCases[] = {
     geometry(1, 48, 16, 11, 11, 5, 1, 2, 1),  // 5x5, pad 2; 48 channels: three 16-channel steps
     geometry(2, 16, 16, 10, 10, 3, 1, 2, 2),  // dilation 2
     geometry(1, 16, 64, 5, 40, 3, 1, 0, 1),   // no padding; 38 columns: two full tile rows and a part
+    geometry(2, 3, 16, 9, 18, 3, 1, 1, 1),    // the RGB stem: 3 channels padded to a tile's 16 with zeros
+    geometry(1, 20, 16, 6, 7, 3, 2, 1, 1),    // 20 channels: one full 16-channel step and one padded
 };
 
 TEST_CASE("amx bfloat16 conv2d forward: the exact sums rounded once, bit for bit, with and without a bias") {
@@ -123,7 +126,7 @@ TEST_CASE("amx bfloat16 conv2d backward data at stride 1: the exact sums rounded
     kk::amx::conv2d_backward_data_bf16(g, narrow(gy).data(), narrow(w).data(), gx.data());
     CHECK(mismatches(gx, expected) == 0);
   }
-  CHECK(served == 6);
+  CHECK(served == 6);  // not stride 2, nor C_in 3 or 20 (the transposed convolution's outputs)
   // Stride 2 is not a forward convolution this way: those take the float path.
   CHECK_FALSE(kk::amx::conv2d_backward_data_bf16_serves(geometry(1, 16, 16, 8, 8, 3, 2, 1, 1)));
 }
@@ -164,8 +167,12 @@ TEST_CASE("amx bfloat16 conv2d: what it does not serve takes the float path") {
   CHECK(kk::amx::conv2d_forward_bf16_serves(g));
   g.channels_last = false;  // NCHW activations: a position's channels are not contiguous
   CHECK_FALSE(kk::amx::conv2d_forward_bf16_serves(g));
-  g = geometry(1, 3, 16, 8, 8, 3, 1, 1, 1);  // the RGB stem
+  g = geometry(1, 16, 24, 8, 8, 3, 1, 1, 1);  // 24 output channels: not whole accumulators
   CHECK_FALSE(kk::amx::conv2d_forward_bf16_serves(g));
+  g = geometry(1, 3, 16, 8, 8, 3, 1, 1, 1);  // the RGB stem: forward and weight gradient, not backward data
+  CHECK(kk::amx::conv2d_forward_bf16_serves(g));
+  CHECK(kk::amx::conv2d_backward_weight_bf16_serves(g));
+  CHECK_FALSE(kk::amx::conv2d_backward_data_bf16_serves(g));
   g = geometry(1, 32, 32, 8, 8, 3, 1, 1, 1);
   g.groups = 2;
   CHECK_FALSE(kk::amx::conv2d_forward_bf16_serves(g));
