@@ -9,7 +9,9 @@
 //
 // Products of bfloat16 are exact in float; each tile multiply adds pairs of them in float (AMX's order,
 // not the float kernels': results agree with them within float rounding, and both are rounded once to
-// bfloat16). amx_bf16_conv.cpp says how the tiles are laid out.
+// bfloat16). One more difference: the tile multiply reads a subnormal bfloat16 (below 2^-126) as zero, where
+// the float kernels keep it (checked on this project's Sapphire Rapids: 2^-127 x 1 gives 0); activations and
+// weights in training are nowhere near. amx_bf16_conv.cpp says how the tiles are laid out.
 #pragma once
 
 #include "core/bfloat16.hpp"
