@@ -10,11 +10,12 @@
 // TDPBF16PS tmm_k, tmm4, tmm5 adds A B to accumulator k: per output value, kc products summed in float.
 //
 // A: the 16 positions are output columns ow0 .. ow0 + 15 of one output row; at tap (r, s) they read input
-// columns ow * stride + s * dilation of input row oh * stride + r * dilation, each a run of C_in contiguous
-// channels, the runs stride * C_in apart: one tile load with that row stride, straight from the input.
-// Borders: the input is first copied into a zero-padded [N, H + 2 pad, W + 2 pad, C_in] scratch, so a tap
-// that falls outside the image reads zeros; a final block narrower than 16 columns computes rows past the
-// output's edge (reading the next padded row, or a zeroed slack at the very end) and stores only its own.
+// columns ow * stride + s * dilation of input row oh * stride + r * dilation, each a run of C contiguous
+// channels, the runs stride * C apart: one tile load with that row stride.
+// Borders: the input is first copied into a zero-padded [N, H + 2 pad, W + 2 pad, C] scratch, C being C_in
+// rounded up to 16 with zero channels (padded_channels), so a tap that falls outside the image reads zeros;
+// a final block narrower than 16 columns computes rows past the output's edge (reading the next padded row,
+// or a zeroed slack at the very end) and stores only its own.
 // B: the weights are packed once per call into the pair layout, tap by tap, channel chunk by chunk, block of
 // 16 output channels by block (72 KiB for a 3x3 64 -> 64 layer), and read from cache by every tile row.
 //
