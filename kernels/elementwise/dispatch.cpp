@@ -273,6 +273,31 @@ std::optional<Transposes> layout_transposes(int rank, const std::int64_t* sizes,
   return std::nullopt;
 }
 
+// A copy's dimensions reordered so the destination's strides fall, the densest last (a stable sort: equal
+// strides keep their order). The same elements land in the same places; the row plans below then find the
+// longest run of memory (a channels-last tensor copied into channels-last is one dense run, where in NCHW
+// order no dimension is dense), and the strided rows walk the destination in order.
+struct CopyDimensions {
+  int rank = 0;
+  std::array<std::int64_t, kMaxRank> sizes{}, src_strides{}, dst_strides{};
+};
+CopyDimensions in_destination_order(int rank, const std::int64_t* sizes, const std::int64_t* src_strides,
+                                    const std::int64_t* dst_strides) {
+  std::array<int, kMaxRank> order{};
+  for (int d = 0; d < rank; ++d) order[static_cast<std::size_t>(d)] = d;
+  std::stable_sort(order.begin(), order.begin() + rank,
+                   [&](int a, int b) { return dst_strides[a] > dst_strides[b]; });
+  CopyDimensions reordered;
+  reordered.rank = rank;
+  for (int d = 0; d < rank; ++d) {
+    const auto i = static_cast<std::size_t>(d);
+    reordered.sizes[i] = sizes[order[i]];
+    reordered.src_strides[i] = src_strides[order[i]];
+    reordered.dst_strides[i] = dst_strides[order[i]];
+  }
+  return reordered;
+}
+
 // The profiler's detail for a copy (core/profiler.hpp): a conversion's types, and for a 4-D copy the
 // layouts it moves between ("nchw -> channels-last"), so that layout changes show in a profile.
 template <typename Src, typename Dst>
@@ -335,13 +360,29 @@ void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src*
           return avx2::transpose_matrices(transposes->count, transposes->rows, transposes->columns, src, dst);
       }
     }
-    // Rows that are not dense (a subsampling slice such as ResNet's shortcut, a transposed view), or too
-    // short for a plan.
-    if constexpr (copy) {
-      if (one_write_each && cpu_level() == CpuLevel::Avx512)
-        return avx512::copy_strided_rows(rank, sizes, src, src_strides, dst, dst_strides);
-      if (one_write_each && cpu_level() == CpuLevel::Avx2)
-        return avx2::copy_strided_rows(rank, sizes, src, src_strides, dst, dst_strides);
+    if (cpu_level() != CpuLevel::Reference && one_write_each) {
+      // In the destination's memory order: dense runs that the logical order hides (a channels-last batch
+      // cast to bfloat16), and, failing those, rows along the destination's densest dimension (ResNet's
+      // subsampling shortcut in channels-last: rows of channels, not of every C-th element).
+      const CopyDimensions d = in_destination_order(rank, sizes, src_strides, dst_strides);
+      const std::int64_t* const d_sizes = d.sizes.data();
+      const std::int64_t *const d_src = d.src_strides.data(), *const d_dst = d.dst_strides.data();
+      const std::optional<RowPlan> ordered = plan_rows(d.rank, d_sizes, d_src, d_dst, false);
+      if (ordered && cpu_level() == CpuLevel::Avx512) {
+        if constexpr (copy) return avx512::copy_rows(*ordered, d_sizes, src, d_src, dst, d_dst);
+        if constexpr (conversion) return avx512::convert_rows(*ordered, d_sizes, src, d_src, dst, d_dst);
+      }
+      if (ordered && cpu_level() == CpuLevel::Avx2) {
+        if constexpr (copy) return avx2::copy_rows(*ordered, d_sizes, src, d_src, dst, d_dst);
+        if constexpr (conversion) return avx2::convert_rows(*ordered, d_sizes, src, d_src, dst, d_dst);
+      }
+      // Rows that are not dense (a subsampling slice, a transposed view), or too short for a plan.
+      if constexpr (copy) {
+        if (cpu_level() == CpuLevel::Avx512)
+          return avx512::copy_strided_rows(d.rank, d_sizes, src, d_src, dst, d_dst);
+        if (cpu_level() == CpuLevel::Avx2)
+          return avx2::copy_strided_rows(d.rank, d_sizes, src, d_src, dst, d_dst);
+      }
     }
   }
   reference::copy_strided(rank, sizes, src, src_strides, dst, dst_strides);
