@@ -338,45 +338,35 @@ void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src*
   constexpr bool conversion = (std::is_same_v<Src, float> && std::is_same_v<Dst, bfloat16>) ||
                               (std::is_same_v<Src, bfloat16> && std::is_same_v<Dst, float>);
   if constexpr (copy || conversion) {
-    const std::optional<RowPlan> plan = cpu_level() != CpuLevel::Reference && one_write_each
-                                            ? plan_rows(rank, sizes, src_strides, dst_strides, false)
-                                            : std::nullopt;
-    if (plan && cpu_level() == CpuLevel::Avx512) {
-      if constexpr (copy) return avx512::copy_rows(*plan, sizes, src, src_strides, dst, dst_strides);
-      if constexpr (conversion) return avx512::convert_rows(*plan, sizes, src, src_strides, dst, dst_strides);
-    }
-    if (plan && cpu_level() == CpuLevel::Avx2) {
-      if constexpr (copy) return avx2::copy_rows(*plan, sizes, src, src_strides, dst, dst_strides);
-      if constexpr (conversion) return avx2::convert_rows(*plan, sizes, src, src_strides, dst, dst_strides);
-    }
-    // Between NCHW and channels-last (float): a batch of [C][H*W] <-> [H*W][C] transposes.
-    if constexpr (std::is_same_v<Src, float> && std::is_same_v<Dst, float>) {
-      if (const std::optional<Transposes> transposes =
-              layout_transposes(rank, sizes, src_strides, dst_strides)) {
-        if (cpu_level() == CpuLevel::Avx512)
-          return avx512::transpose_matrices(transposes->count, transposes->rows, transposes->columns, src,
-                                            dst);
-        if (cpu_level() == CpuLevel::Avx2)
-          return avx2::transpose_matrices(transposes->count, transposes->rows, transposes->columns, src, dst);
-      }
-    }
     if (cpu_level() != CpuLevel::Reference && one_write_each) {
-      // In the destination's memory order: dense runs that the logical order hides (a channels-last batch
-      // cast to bfloat16), and, failing those, rows along the destination's densest dimension (ResNet's
-      // subsampling shortcut in channels-last: rows of channels, not of every C-th element).
+      // In the destination's memory order: the longest dense runs, including those the logical order hides
+      // (a channels-last batch cast to bfloat16 is one).
       const CopyDimensions d = in_destination_order(rank, sizes, src_strides, dst_strides);
       const std::int64_t* const d_sizes = d.sizes.data();
       const std::int64_t *const d_src = d.src_strides.data(), *const d_dst = d.dst_strides.data();
-      const std::optional<RowPlan> ordered = plan_rows(d.rank, d_sizes, d_src, d_dst, false);
-      if (ordered && cpu_level() == CpuLevel::Avx512) {
-        if constexpr (copy) return avx512::copy_rows(*ordered, d_sizes, src, d_src, dst, d_dst);
-        if constexpr (conversion) return avx512::convert_rows(*ordered, d_sizes, src, d_src, dst, d_dst);
+      const std::optional<RowPlan> plan = plan_rows(d.rank, d_sizes, d_src, d_dst, false);
+      if (plan && cpu_level() == CpuLevel::Avx512) {
+        if constexpr (copy) return avx512::copy_rows(*plan, d_sizes, src, d_src, dst, d_dst);
+        if constexpr (conversion) return avx512::convert_rows(*plan, d_sizes, src, d_src, dst, d_dst);
       }
-      if (ordered && cpu_level() == CpuLevel::Avx2) {
-        if constexpr (copy) return avx2::copy_rows(*ordered, d_sizes, src, d_src, dst, d_dst);
-        if constexpr (conversion) return avx2::convert_rows(*ordered, d_sizes, src, d_src, dst, d_dst);
+      if (plan && cpu_level() == CpuLevel::Avx2) {
+        if constexpr (copy) return avx2::copy_rows(*plan, d_sizes, src, d_src, dst, d_dst);
+        if constexpr (conversion) return avx2::convert_rows(*plan, d_sizes, src, d_src, dst, d_dst);
       }
-      // Rows that are not dense (a subsampling slice, a transposed view), or too short for a plan.
+      // Between NCHW and channels-last (float): a batch of [C][H*W] <-> [H*W][C] transposes.
+      if constexpr (std::is_same_v<Src, float> && std::is_same_v<Dst, float>) {
+        if (const std::optional<Transposes> transposes =
+                layout_transposes(rank, sizes, src_strides, dst_strides)) {
+          if (cpu_level() == CpuLevel::Avx512)
+            return avx512::transpose_matrices(transposes->count, transposes->rows, transposes->columns, src,
+                                              dst);
+          if (cpu_level() == CpuLevel::Avx2)
+            return avx2::transpose_matrices(transposes->count, transposes->rows, transposes->columns, src,
+                                            dst);
+        }
+      }
+      // Rows that are not dense (a subsampling slice, a transposed view) or too short for a plan, along the
+      // destination's densest dimension (ResNet's shortcut in channels-last: rows of channels).
       if constexpr (copy) {
         if (cpu_level() == CpuLevel::Avx512)
           return avx512::copy_strided_rows(d.rank, d_sizes, src, d_src, dst, d_dst);
