@@ -67,9 +67,10 @@ constexpr Conv2dGeometry transposed_convolution(const Conv2dGeometry& g) {
 }
 
 // Dispatch: the one place that picks the implementation for a device and CPU level (dispatch.cpp).
-// T is float, double or bfloat16. bfloat16 on the CPU widens its inputs to float (exactly), runs the float
-// dispatch (the fast kernels below) and rounds the output to bfloat16 once; at the Reference CPU level it
-// runs the bfloat16 reference kernels.
+// T is float, double or bfloat16. bfloat16 on the CPU runs the AMX tile convolutions where they serve
+// (amx_bf16_conv.hpp), else widens its inputs to float (exactly), runs the float dispatch (the fast kernels
+// below) and rounds the output to bfloat16 once; at the Reference CPU level it runs the bfloat16 reference
+// kernels.
 template <typename T>
 void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
 // gx[N, C_in, H, W] = d loss / d x, from gy[N, C_out, OH, OW] and w.

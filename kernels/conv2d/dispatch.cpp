@@ -4,7 +4,8 @@
 // float: the algorithm comes from choose_conv2d_algorithm (algorithm.cpp: by shape, direction and CPU
 // level), and the depthwise, bias and im2col / col2im kernels come in an AVX-512 and an AVX2 build, picked
 // by cpu_level().
-// double (gradient checks only) runs the reference kernels. bfloat16 has no CPU kernels of its own: its
+// double (gradient checks only) runs the reference kernels. bfloat16 runs the AMX tile convolutions where
+// the CPU has AMX and they serve the geometry (amx_bf16_conv.hpp: channels-last activations); otherwise its
 // inputs are widened to float (exactly), the float dispatch runs (the fast kernels, summing in float), and
 // the output is rounded to bfloat16 once; at the Reference CPU level the bfloat16 reference kernels run
 // instead (the oracle, not float's reference rounded a second time). On a CUDA device, all three alike: the
