@@ -21,6 +21,7 @@
 #include "kernels/batchnorm/batchnorm.hpp"
 #include "kernels/elementwise/elementwise.hpp"
 #include "kernels/parallel.hpp"
+#include "tests/support/bfloat16_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 
 namespace {
@@ -28,6 +29,8 @@ namespace {
 using namespace kiln;
 namespace kk = kiln::kernels;
 using testing::at_each_fast_level;
+using testing::bfloat16_difference;
+using testing::converted;
 
 constexpr Device kCpu = Device::cpu();
 
@@ -93,25 +96,9 @@ TEST_CASE("bfloat16 vectorized conversions round and widen bit for bit as bfloat
   });
 }
 
-std::vector<float> rounded_to_bfloat16(std::vector<float> values) {
-  for (float& v : values) v = static_cast<float>(bfloat16(v));
-  return values;
-}
-std::vector<bfloat16> as_bfloat16(const std::vector<float>& values) {
-  std::vector<bfloat16> narrow;
-  for (const float v : values) narrow.emplace_back(v);
-  return narrow;
-}
-// bits of bfloat16 outputs, and of the float outputs each rounded once.
-std::vector<std::uint16_t> bits_of(const std::vector<bfloat16>& values) {
-  std::vector<std::uint16_t> bits;
-  for (const bfloat16 v : values) bits.push_back(v.bits);
-  return bits;
-}
-std::vector<std::uint16_t> rounded_bits(const std::vector<float>& values) {
-  std::vector<std::uint16_t> bits;
-  for (const float v : values) bits.push_back(bfloat16(v).bits);
-  return bits;
+// values rounded once to bfloat16, as floats again.
+std::vector<float> rounded_to_bfloat16(const std::vector<float>& values) {
+  return converted<float>(converted<bfloat16>(values));
 }
 
 // Values spread over [-2, 2) plus offset, exactly representable in bfloat16.
@@ -148,7 +135,7 @@ TEST_CASE(
     const std::vector<float> x = bfloat16_values(n, 1, c.offset), gy = bfloat16_values(n, 2, 0.0f);
     const std::vector<float> gamma = bfloat16_values(g.channels, 3, 1.0f),
                              beta = bfloat16_values(g.channels, 4, 0.0f);
-    const std::vector<bfloat16> x16 = as_bfloat16(x), gy16 = as_bfloat16(gy);
+    const std::vector<bfloat16> x16 = converted<bfloat16>(x), gy16 = converted<bfloat16>(gy);
     at_each_fast_level([&] {
       for (const int threads : {1, 2}) {
         INFO(threads, " threads");
@@ -161,7 +148,7 @@ TEST_CASE(
         std::vector<float> mean16(channels), invstd16(channels), rm16(channels, 0.5f), rv16(channels, 2.0f);
         kk::batchnorm2d_forward_train(kCpu, g, x16.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
                                       rm16.data(), rv16.data(), y16.data(), mean16.data(), invstd16.data());
-        CHECK(bits_of(y16) == rounded_bits(y));
+        CHECK(bfloat16_difference(y16, converted<bfloat16>(y), 0) == "");
         CHECK(mean16 == mean);
         CHECK(invstd16 == invstd);
         CHECK(rm16 == rm);
@@ -176,7 +163,7 @@ TEST_CASE(
         kk::batchnorm2d_backward_train(kCpu, g, x16.data(), gy16.data(), y16.data(), gamma.data(),
                                        mean.data(), invstd.data(), gx16.data(), ggamma16.data(),
                                        gbeta16.data());
-        CHECK(bits_of(gx16) == rounded_bits(gx));
+        CHECK(bfloat16_difference(gx16, converted<bfloat16>(gx), 0) == "");
         CHECK(ggamma16 == ggamma);
         CHECK(gbeta16 == gbeta);
         // Eval forward and backward with the running statistics.
@@ -186,7 +173,7 @@ TEST_CASE(
                                      1e-5f, ey.data());
         kk::batchnorm2d_forward_eval(kCpu, g, x16.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
                                      1e-5f, ey16.data());
-        CHECK(bits_of(ey16) == rounded_bits(ey));
+        CHECK(bfloat16_difference(ey16, converted<bfloat16>(ey), 0) == "");
         const std::vector<float> ey_rounded = rounded_to_bfloat16(ey);
         std::vector<float> egx(count), eggamma(channels), egbeta(channels);
         std::vector<bfloat16> egx16(count);
@@ -195,7 +182,7 @@ TEST_CASE(
                                       rm.data(), rv.data(), 1e-5f, egx.data(), eggamma.data(), egbeta.data());
         kk::batchnorm2d_backward_eval(kCpu, g, x16.data(), gy16.data(), ey16.data(), gamma.data(), rm.data(),
                                       rv.data(), 1e-5f, egx16.data(), eggamma16.data(), egbeta16.data());
-        CHECK(bits_of(egx16) == rounded_bits(egx));
+        CHECK(bfloat16_difference(egx16, converted<bfloat16>(egx), 0) == "");
         CHECK(eggamma16 == eggamma);
         CHECK(egbeta16 == egbeta);
       }

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "core/bfloat16.hpp"
@@ -24,6 +25,7 @@
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
+#include "tests/support/bfloat16_testing.hpp"
 #include "tests/support/conv2d_ladder_cases.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 
@@ -31,6 +33,7 @@ namespace {
 
 using namespace kiln;
 namespace kk = kiln::kernels;
+using testing::converted;
 
 bool amx_here() {
   if (kk::amx_bf16_usable()) return true;
@@ -47,16 +50,9 @@ std::vector<float> exact_values(std::int64_t count, std::uint32_t seed, int span
   }
   return values;
 }
-std::vector<bfloat16> narrow(const std::vector<float>& values) {
-  std::vector<bfloat16> result;
-  for (const float v : values) result.emplace_back(v);
-  return result;
-}
-// How many of `actual` differ from `expected` rounded to bfloat16.
-int mismatches(const std::vector<bfloat16>& actual, const std::vector<float>& expected) {
-  int wrong = 0;
-  for (std::size_t i = 0; i < actual.size(); ++i) wrong += actual[i].bits != bfloat16(expected[i]).bits;
-  return wrong;
+// "" when actual holds expected's values each rounded once to bfloat16, bit for bit.
+std::string difference(const std::vector<bfloat16>& actual, const std::vector<float>& expected) {
+  return testing::bfloat16_difference(actual, converted<bfloat16>(expected), 0);
 }
 
 // tests/support's convolution(), channels-last.
@@ -99,10 +95,10 @@ TEST_CASE("amx bfloat16 conv2d forward: the exact sums rounded once, bit for bit
       kk::reference::conv2d_forward<float>(g, x.data(), w.data(), with_bias ? bias.data() : nullptr,
                                            expected.data());
       std::vector<bfloat16> y(static_cast<std::size_t>(outputs), bfloat16(-777.0f));
-      const std::vector<bfloat16> b16 = narrow(bias);
-      kk::amx::conv2d_forward_bf16(g, narrow(x).data(), narrow(w).data(), with_bias ? b16.data() : nullptr,
-                                   y.data());
-      CHECK(mismatches(y, expected) == 0);
+      const std::vector<bfloat16> b16 = converted<bfloat16>(bias);
+      kk::amx::conv2d_forward_bf16(g, converted<bfloat16>(x).data(), converted<bfloat16>(w).data(),
+                                   with_bias ? b16.data() : nullptr, y.data());
+      CHECK(difference(y, expected) == "");
     }
   }
 }
@@ -123,8 +119,9 @@ TEST_CASE("amx bfloat16 conv2d backward data at stride 1: the exact sums rounded
     std::vector<float> expected(static_cast<std::size_t>(inputs));
     kk::reference::conv2d_backward_data<float>(g, gy.data(), w.data(), expected.data());
     std::vector<bfloat16> gx(static_cast<std::size_t>(inputs), bfloat16(-777.0f));
-    kk::amx::conv2d_backward_data_bf16(g, narrow(gy).data(), narrow(w).data(), gx.data());
-    CHECK(mismatches(gx, expected) == 0);
+    kk::amx::conv2d_backward_data_bf16(g, converted<bfloat16>(gy).data(), converted<bfloat16>(w).data(),
+                                       gx.data());
+    CHECK(difference(gx, expected) == "");
   }
   CHECK(served == 6);  // not stride 2, nor C_in 3 or 20 (the transposed convolution's outputs)
   // Stride 2 is not a forward convolution this way: those take the float path.
@@ -153,8 +150,9 @@ TEST_CASE(
     for (const int threads : {1, 2}) {
       kk::set_compute_threads(threads);
       std::vector<bfloat16> gw(static_cast<std::size_t>(weights), bfloat16(-777.0f));
-      kk::amx::conv2d_backward_weight_bf16(g, narrow(gy).data(), narrow(x).data(), gw.data());
-      CHECK(mismatches(gw, expected) == 0);
+      kk::amx::conv2d_backward_weight_bf16(g, converted<bfloat16>(gy).data(), converted<bfloat16>(x).data(),
+                                           gw.data());
+      CHECK(difference(gw, expected) == "");
       by_threads.push_back(gw);
     }
     CHECK(std::memcmp(by_threads[0].data(), by_threads[1].data(), by_threads[0].size() * sizeof(bfloat16)) ==
