@@ -24,24 +24,11 @@ namespace {
 // Rows shorter than this spend more on the per-row bookkeeping than the vector loop saves.
 constexpr std::int64_t kMinRowLength = 16;
 
-bool vectorized_forward(UnaryOp op) {
-  return op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu || op == UnaryOp::LeakyRelu ||
-         op == UnaryOp::Clamp || op == UnaryOp::Sqrt;
-}
-
-bool vectorized_backward(UnaryOp op) {
-  return op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu || op == UnaryOp::LeakyRelu ||
-         op == UnaryOp::Clamp || op == UnaryOp::Sigmoid || op == UnaryOp::Tanh;
-}
-
-bool vectorized(BinaryOp op) {
-  return op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Mul || op == BinaryOp::Div ||
-         op == BinaryOp::AddRelu;
-}
-
-// The bfloat16 ops whose float result, rounded once to bfloat16, is the correctly rounded result the
-// reference gives. Neg, Abs and Relu select or negate a value (exact); their backward multiplies gy by 0, 1
-// or -1 (exact). A sum or difference of two bfloat16 (8-bit significands, all multiples of 2^-133) is exact
+// Which ops the vectorized kernels take, on float and on bfloat16 (any other T: none).
+//
+// bfloat16 takes only the ops whose float result, rounded once to bfloat16, is the correctly rounded result
+// the reference gives. Neg, Abs and Relu select or negate a value (exact); their backward multiplies gy by 0,
+// 1 or -1 (exact). A sum or difference of two bfloat16 (8-bit significands, all multiples of 2^-133) is exact
 // in float unless their exponents lie more than 16 apart; then the smaller is under 2^-16 of the larger,
 // which is a bfloat16, so the exact sum lies far inside the larger's rounding interval, and so does its float
 // rounding: rounding that to bfloat16 gives the larger, as correct rounding does. Not so for Mul (exact in
@@ -49,32 +36,25 @@ bool vectorized(BinaryOp op) {
 // Sqrt, LeakyRelu's float alpha, or Sigmoid and Tanh's backward, whose float results may round onto a
 // bfloat16 tie the exact result misses, or Clamp, whose double bounds the float kernel rounds to float before
 // comparing: those keep the reference.
-bool vectorized_bfloat16_forward(UnaryOp op) {
-  return op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu;
-}
-bool vectorized_bfloat16_backward(UnaryOp op) { return vectorized_bfloat16_forward(op); }
-bool vectorized_bfloat16(BinaryOp op) {
-  return op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::AddRelu;
-}
-
-// Whether the vectorized kernels take op on T (float: the ops above; bfloat16: the exact ones).
 template <typename T>
-bool vectorized_forward_for(UnaryOp op) {
-  if constexpr (std::is_same_v<T, float>) return vectorized_forward(op);
-  if constexpr (std::is_same_v<T, bfloat16>) return vectorized_bfloat16_forward(op);
-  return false;
+bool vectorized_forward(UnaryOp op) {
+  const bool exact = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu;
+  if constexpr (std::is_same_v<T, bfloat16>) return exact;
+  return std::is_same_v<T, float> &&
+         (exact || op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp || op == UnaryOp::Sqrt);
 }
 template <typename T>
-bool vectorized_backward_for(UnaryOp op) {
-  if constexpr (std::is_same_v<T, float>) return vectorized_backward(op);
-  if constexpr (std::is_same_v<T, bfloat16>) return vectorized_bfloat16_backward(op);
-  return false;
+bool vectorized_backward(UnaryOp op) {
+  const bool exact = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu;
+  if constexpr (std::is_same_v<T, bfloat16>) return exact;
+  return std::is_same_v<T, float> && (exact || op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp ||
+                                      op == UnaryOp::Sigmoid || op == UnaryOp::Tanh);
 }
 template <typename T>
-bool vectorized_for(BinaryOp op) {
-  if constexpr (std::is_same_v<T, float>) return vectorized(op);
-  if constexpr (std::is_same_v<T, bfloat16>) return vectorized_bfloat16(op);
-  return false;
+bool vectorized(BinaryOp op) {
+  const bool exact = op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::AddRelu;
+  if constexpr (std::is_same_v<T, bfloat16>) return exact;
+  return std::is_same_v<T, float> && (exact || op == BinaryOp::Mul || op == BinaryOp::Div);
 }
 
 // The longest run of trailing dimensions along which each of two operands is dense or constant (see
@@ -172,7 +152,7 @@ void unary_forward(Device device, UnaryOp op, const UnaryParams& params, std::in
 #endif
   require_cpu(device, "unary_forward");
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
-    if (vectorized_forward_for<T>(op)) {
+    if (vectorized_forward<T>(op)) {
       switch (cpu_level()) {
         case CpuLevel::Avx512:
           return avx512::unary_forward(op, params, n, x, y);
@@ -196,7 +176,7 @@ void unary_backward(Device device, UnaryOp op, const UnaryParams& params, std::i
 #endif
   require_cpu(device, "unary_backward");
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
-    if (vectorized_backward_for<T>(op)) {
+    if (vectorized_backward<T>(op)) {
       switch (cpu_level()) {
         case CpuLevel::Avx512:
           return avx512::unary_backward(op, params, n, x, y, gy, gx);
@@ -220,7 +200,7 @@ void binary_forward(Device device, BinaryOp op, int rank, const std::int64_t* si
 #endif
   require_cpu(device, "binary_forward");
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
-    const std::optional<RowPlan> plan = vectorized_for<T>(op) && cpu_level() != CpuLevel::Reference
+    const std::optional<RowPlan> plan = vectorized<T>(op) && cpu_level() != CpuLevel::Reference
                                             ? plan_rows(rank, sizes, a_strides, b_strides, true)
                                             : std::nullopt;
     if (plan && cpu_level() == CpuLevel::Avx512)
