@@ -52,6 +52,20 @@ TEST_CASE("memory format: a channels-last loader's batches hold the NCHW batches
   CHECK_FALSE(channels_last_loader.next());
 }
 
+namespace {
+// One training step taken in both layouts: batch norm's channels-last kernels sum in another order, so the
+// step's loss agrees to about 1e-6, and the held-out loss after it closely, not bitwise.
+void check_same_step(const train::TrainResult& channels_last, const train::TrainResult& nchw) {
+  REQUIRE(channels_last.history.size() == 1);
+  REQUIRE(nchw.history.size() == 1);
+  CHECK(channels_last.history[0].train_loss == doctest::Approx(nchw.history[0].train_loss).epsilon(1e-5));
+  REQUIRE(channels_last.history[0].validation);
+  REQUIRE(nchw.history[0].validation);
+  CHECK(channels_last.history[0].validation->loss ==
+        doctest::Approx(nchw.history[0].validation->loss).epsilon(1e-3));
+}
+}  // namespace
+
 // --memory-format auto (the default): channels-last for bf16 where this process may run the AMX tile
 // convolutions (kernels/amx/amx.hpp), nchw for fp32 and everywhere else; the plan says which it became.
 TEST_CASE("memory format: auto is channels-last for bf16 on a CPU with AMX, and nchw otherwise") {
@@ -97,15 +111,8 @@ TEST_CASE("memory format: kiln train --memory-format channels-last trains Mobile
   testing::Recorder observer;
   const train::TrainResult channels_last = train::train(config, train::RunStart::Fresh, observer);
   CHECK(observer.plan.at("memory_format") == "channels-last");
-  REQUIRE(channels_last.history.size() == 1);
-  REQUIRE(nchw.history.size() == 1);
-  // The convolutions give the NCHW bits in either layout; batch norm sums in another order, so the step's
-  // loss agrees to about 1e-6, and the held-out loss after it closely.
-  CHECK(channels_last.history[0].train_loss == doctest::Approx(nchw.history[0].train_loss).epsilon(1e-5));
-  REQUIRE(channels_last.history[0].validation);
-  REQUIRE(nchw.history[0].validation);
-  CHECK(channels_last.history[0].validation->loss ==
-        doctest::Approx(nchw.history[0].validation->loss).epsilon(1e-3));
+  // The convolutions give the NCHW bits in either layout.
+  check_same_step(channels_last, nchw);
 }
 
 TEST_CASE("cuda: kiln train --memory-format channels-last on a GPU trains ResNet-20 as NCHW does") {
@@ -140,14 +147,7 @@ TEST_CASE("cuda: kiln train --memory-format channels-last on a GPU trains ResNet
   }
   CHECK(convolutions > 0);
   CHECK(batch_norms > 0);
-  REQUIRE(channels_last.history.size() == 1);
-  REQUIRE(nchw.history.size() == 1);
-  // Batch norm's channels-last kernels sum in another order: the losses agree closely, not bitwise.
-  CHECK(channels_last.history[0].train_loss == doctest::Approx(nchw.history[0].train_loss).epsilon(1e-5));
-  REQUIRE(channels_last.history[0].validation);
-  REQUIRE(nchw.history[0].validation);
-  CHECK(channels_last.history[0].validation->loss ==
-        doctest::Approx(nchw.history[0].validation->loss).epsilon(1e-3));
+  check_same_step(channels_last, nchw);
 }
 
 TEST_CASE(
