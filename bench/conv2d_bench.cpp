@@ -6,12 +6,16 @@
 // that supports the shape runs too, to check the heuristic's choice. With --channels-last the activations
 // are channels-last ([N, H, W, C]; names end in /channels_last); an algorithm that does not take the layout
 // itself runs behind dispatch.cpp's conversion to NCHW and back, timed with it, and says so in its label.
+// With --bf16 the operands are bfloat16 and each layer runs what training's bf16 step runs: the public
+// dispatch (conv2d.hpp), the AMX tile convolutions where they serve (label "amx"), else the float kernels
+// behind the widening and the one rounding ("float kernels, widened"); pct_of_peak stays the FP32 peak's.
 // FLOP per direction = 2 * N * C_out * OH * OW * C_in/groups * KH * KW.
 //
 //   build/conv2d_bench                                          (everything, a few minutes)
 //   build/conv2d_bench --benchmark_filter='resnet.*/128'        (one model at one batch)
 //   build/conv2d_bench --all-algorithms --benchmark_filter='resnet.*/128'
 //   build/conv2d_bench --channels-last --benchmark_filter='mobilenet.*/128'
+//   build/conv2d_bench --bf16 --channels-last --benchmark_filter='resnet.*/128'
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -19,11 +23,16 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "bench/support/aligned_floats.hpp"
 #include "bench/support/peak.hpp"
+#include "core/bfloat16.hpp"
+#include "core/device.hpp"
+#include "kernels/amx/amx.hpp"
 #include "kernels/conv2d/algorithm.hpp"
+#include "kernels/conv2d/amx_bf16_conv.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
@@ -98,38 +107,95 @@ kiln::bench::AlignedFloats random_floats(std::int64_t count) {
   return values;
 }
 
-void run_conv(benchmark::State& state, Conv2dGeometry g, Conv2dDirection direction,
-              kernels::Conv2dAlgorithm algorithm) {
-  const std::int64_t x_size = g.batch * g.in_channels * g.in_height * g.in_width;
-  const std::int64_t w_size = g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w;
-  const std::int64_t y_size = g.batch * g.out_channels * g.out_height() * g.out_width();
-  kiln::bench::AlignedFloats x = random_floats(x_size), w = random_floats(w_size), gy = random_floats(y_size);
-  kiln::bench::AlignedFloats y(static_cast<std::size_t>(y_size)), gx(static_cast<std::size_t>(x_size)),
-      gw(static_cast<std::size_t>(w_size));
-  for (auto _ : state) {
-    switch (direction) {
-      case Conv2dDirection::Forward:
-        kernels::conv2d_forward_using(algorithm, g, x.data(), w.data(), nullptr, y.data());
-        break;
-      case Conv2dDirection::BackwardData:
-        kernels::conv2d_backward_data_using(algorithm, g, gy.data(), w.data(), gx.data());
-        break;
-      case Conv2dDirection::BackwardWeight:
-        kernels::conv2d_backward_weight_using(algorithm, g, gy.data(), x.data(), gw.data());
-        break;
-    }
-    benchmark::ClobberMemory();
+using Bfloat16s = std::vector<kiln::bfloat16, kiln::bench::StorageAlignedAllocator<kiln::bfloat16>>;
+
+// A convolution's operands (random, -1 to 1) and outputs, in float or bfloat16.
+template <typename T>
+struct ConvBuffers {
+  using Values = std::conditional_t<std::is_same_v<T, float>, kiln::bench::AlignedFloats, Bfloat16s>;
+  explicit ConvBuffers(const Conv2dGeometry& g)
+      : x(random_values(g.batch * g.in_channels * g.in_height * g.in_width)),
+        w(random_values(g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w)),
+        gy(random_values(g.batch * g.out_channels * g.out_height() * g.out_width())),
+        y(gy.size()),
+        gx(x.size()),
+        gw(w.size()) {}
+  static Values random_values(std::int64_t count) {
+    const kiln::bench::AlignedFloats values = random_floats(count);
+    return Values(values.begin(), values.end());
   }
-  const double gflop =
-      2.0 * static_cast<double>(y_size) * static_cast<double>(w_size / g.out_channels) * 1e-9;
+  Values x, w, gy, y, gx, gw;
+};
+
+// GFLOP/s and % of the FP32 peak, from the direction's FLOP (the top of the file).
+void report_rate(benchmark::State& state, const Conv2dGeometry& g) {
+  const double gflop = 2.0 * static_cast<double>(g.batch * g.out_channels * g.out_height() * g.out_width()) *
+                       static_cast<double>(g.in_channels_per_group() * g.kernel_h * g.kernel_w) * 1e-9;
   const double peak = kiln::bench::fp32_peak_gflops(kernels::compute_threads());
   state.counters["GFLOP"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["pct_of_peak"] =
       benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void run_conv(benchmark::State& state, Conv2dGeometry g, Conv2dDirection direction,
+              kernels::Conv2dAlgorithm algorithm) {
+  ConvBuffers<float> b(g);
+  for (auto _ : state) {
+    switch (direction) {
+      case Conv2dDirection::Forward:
+        kernels::conv2d_forward_using(algorithm, g, b.x.data(), b.w.data(), nullptr, b.y.data());
+        break;
+      case Conv2dDirection::BackwardData:
+        kernels::conv2d_backward_data_using(algorithm, g, b.gy.data(), b.w.data(), b.gx.data());
+        break;
+      case Conv2dDirection::BackwardWeight:
+        kernels::conv2d_backward_weight_using(algorithm, g, b.gy.data(), b.x.data(), b.gw.data());
+        break;
+    }
+    benchmark::ClobberMemory();
+  }
+  report_rate(state, g);
   const bool chosen = algorithm == kernels::choose_conv2d_algorithm(g, direction, kernels::cpu_level());
   const bool converts = g.channels_last && !kernels::conv2d_algorithm_takes_channels_last(algorithm);
   state.SetLabel(std::string(kernels::conv2d_algorithm_name(algorithm)) + (chosen ? " (chosen)" : "") +
                  (converts ? " (through NCHW)" : ""));
+}
+
+// Whether the bfloat16 dispatch runs the AMX tiles for this direction (else the widened float kernels).
+bool runs_on_amx(const Conv2dGeometry& g, Conv2dDirection direction) {
+  if (!kernels::amx_bf16_usable()) return false;
+  switch (direction) {
+    case Conv2dDirection::Forward:
+      return kernels::amx::conv2d_forward_bf16_serves(g);
+    case Conv2dDirection::BackwardData:
+      return kernels::amx::conv2d_backward_data_bf16_serves(g);
+    case Conv2dDirection::BackwardWeight:
+      return kernels::amx::conv2d_backward_weight_bf16_serves(g);
+  }
+  return false;
+}
+
+// The bfloat16 convolution as training's bf16 step calls it: the public dispatch on the CPU.
+void run_conv_bf16(benchmark::State& state, Conv2dGeometry g, Conv2dDirection direction) {
+  using kiln::bfloat16;
+  ConvBuffers<bfloat16> b(g);
+  const kiln::Device cpu = kiln::Device::cpu();
+  for (auto _ : state) {
+    switch (direction) {
+      case Conv2dDirection::Forward:
+        kernels::conv2d_forward<bfloat16>(cpu, g, b.x.data(), b.w.data(), nullptr, b.y.data());
+        break;
+      case Conv2dDirection::BackwardData:
+        kernels::conv2d_backward_data<bfloat16>(cpu, g, b.gy.data(), b.w.data(), b.gx.data());
+        break;
+      case Conv2dDirection::BackwardWeight:
+        kernels::conv2d_backward_weight<bfloat16>(cpu, g, b.gy.data(), b.x.data(), b.gw.data());
+        break;
+    }
+    benchmark::ClobberMemory();
+  }
+  report_rate(state, g);
+  state.SetLabel(runs_on_amx(g, direction) ? "amx" : "float kernels, widened");
 }
 
 std::string layer_name(const Layer& layer) {
@@ -165,6 +231,7 @@ bool take_flag(int& argc, char** argv, const std::string& flag) {
 int main(int argc, char** argv) {
   const bool all_algorithms = take_flag(argc, argv, "--all-algorithms");
   const bool channels_last = take_flag(argc, argv, "--channels-last");
+  const bool bf16 = take_flag(argc, argv, "--bf16");
   benchmark::Initialize(&argc, argv);
   const kernels::CpuLevel level = kernels::cpu_level();
   for (const Layer& layer : zoo_layers()) {
@@ -173,6 +240,16 @@ int main(int argc, char** argv) {
       for (std::int64_t batch : {1, 32, 128}) {
         Conv2dGeometry g = geometry_of(layer, batch);
         g.channels_last = channels_last;
+        if (bf16) {
+          const std::string name = std::string(kernels::conv2d_direction_name(direction)) + "/" +
+                                   layer_name(layer) + "/bf16/" + std::to_string(batch) +
+                                   (channels_last ? "/channels_last" : "");
+          benchmark::RegisterBenchmark(name.c_str(), run_conv_bf16, g, direction)
+              ->MinTime(0.05)
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+          continue;
+        }
         const kernels::Conv2dAlgorithm chosen = kernels::choose_conv2d_algorithm(g, direction, level);
         for (kernels::Conv2dAlgorithm algorithm : kAlgorithms) {
           const bool wanted = algorithm == chosen || (all_algorithms && algorithm != kernels::Conv2dAlgorithm::Reference &&

@@ -14,6 +14,9 @@
 // weights in training are nowhere near. amx_bf16_conv.cpp says how the tiles are laid out.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
+
 #include "core/bfloat16.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 
@@ -42,9 +45,27 @@ inline bool conv2d_backward_data_bf16_serves(const Conv2dGeometry& g) {
 // conv2d_backward_data_bf16_serves(g).
 void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx);
 
-// The weight gradient (amx_bf16_conv.cpp says how): any stride, padding and dilation, as the forward serves.
+// The weight gradient (amx_bf16_weight_gradient.cpp says how): any stride, padding and dilation, as the
+// forward serves.
 inline bool conv2d_backward_weight_bf16_serves(const Conv2dGeometry& g) {
   return conv2d_forward_bf16_serves(g);
+}
+// Its chunks of whole images: at most as many as keep a chunk's working set within about 1 MiB, in L2 (its
+// input's phases laid out in pairs twice, and gy's tiles on the phase grid), and a multiple of 8 chunks where
+// the batch allows, so that 2, 4 or 8 threads share them evenly. Fixed by the shape, never by the thread
+// count (the chunks' sums are added in chunk order); inline so a test can make several.
+inline std::int64_t conv2d_backward_weight_bf16_images_per_chunk(const Conv2dGeometry& g) {
+  constexpr std::int64_t kChunkBytes = std::int64_t{1} << 20, kChunkMultiple = 8;
+  const std::int64_t channels = (g.in_channels + 15) / 16 * 16;
+  const std::int64_t grid_rows = (g.in_height + 2 * g.pad_h + g.stride_h - 1) / g.stride_h;
+  const std::int64_t grid_columns = (g.in_width + 2 * g.pad_w + g.stride_w - 1) / g.stride_w;
+  const std::int64_t bytes_per_image = grid_rows * grid_columns *
+                                       static_cast<std::int64_t>(sizeof(bfloat16)) *
+                                       (2 * g.stride_h * g.stride_w * channels + g.out_channels);
+  const std::int64_t most = std::max<std::int64_t>(1, kChunkBytes / bytes_per_image);
+  const std::int64_t chunks =
+      ((g.batch + most - 1) / most + kChunkMultiple - 1) / kChunkMultiple * kChunkMultiple;
+  return (g.batch + std::min(chunks, g.batch) - 1) / std::min(chunks, g.batch);
 }
 // gw [C_out, C_in, KH, KW] from gy [N, OH, OW, C_out] and x [N, H, W, C_in]. Only where amx_bf16_usable() and
 // conv2d_backward_weight_bf16_serves(g).
