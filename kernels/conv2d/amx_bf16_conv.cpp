@@ -1,7 +1,7 @@
 // The AMX bfloat16 convolutions (amx_bf16_conv.hpp): the forward, laid out below, and backward data, which
-// is the forward of the transposed convolution (the weight gradient is amx_bf16_weight_gradient.cpp).
-// Compiled with -mamx-tile -mamx-bf16 and AVX-512; dispatch.cpp calls them only where
-// kernels::amx_bf16_usable().
+// is forward convolutions too, one for each stride phase of gx (at its function); the weight gradient is
+// amx_bf16_weight_gradient.cpp. Compiled with -mamx-tile -mamx-bf16 and AVX-512; dispatch.cpp calls them
+// only where kernels::amx_bf16_usable().
 //
 // The forward's tiles (amx_bf16_tiles.hpp):
 //   tmm0-3  accumulators: 16 positions x 16 output channels, float: a pass's four tile rows of one block of
@@ -16,8 +16,8 @@
 // channels, the runs stride * C apart: one tile load with that row stride.
 // Borders: the input is first copied into a zero-padded [N, H + 2 pad, W + 2 pad, C] scratch, C being C_in
 // rounded up to 16 with zero channels (padded_channels), so a tap that falls outside the image reads zeros;
-// a final block narrower than 16 columns computes rows past the output's edge (reading the next padded row,
-// or a zeroed slack at the very end) and stores only its own.
+// a final tile row narrower than 16 columns computes rows past the output's edge (reading the next padded
+// row, or a zeroed slack at the very end) and stores only its own.
 // B: the weights are packed once per call into the pair layout, tap by tap, channel chunk by chunk, block of
 // 16 output channels by block (72 KiB for a 3x3 64 -> 64 layer), and read from cache by every tile row.
 //
@@ -29,8 +29,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels/conv2d/amx_bf16_tiles.hpp"
+#include "kernels/conv2d/ladder/stride_phases.hpp"
 #include "kernels/simd/float_vector_avx512.hpp"
 
 namespace kiln::kernels::amx {
@@ -40,88 +42,120 @@ using Vector = simd::FloatVector512;
 using tiles::Bfloat16Scratch;
 using tiles::kBlockChannels;
 using tiles::kRows;
-using tiles::padded_channels;
 
-// The channels-last input zero-padded to [N, H + 2 pad, W + 2 pad, padded_channels], then `slack` zeros: what
-// a tile row past the last position may read.
-Bfloat16Scratch padded_input(const Conv2dGeometry& g, const bfloat16* x, std::int64_t slack) {
-  const std::int64_t C = padded_channels(g), C_in = g.in_channels, H = g.in_height, W = g.in_width;
-  const std::int64_t Hp = H + 2 * g.pad_h, Wp = W + 2 * g.pad_w, padded_count = g.batch * Hp * Wp * C;
+std::int64_t rounded_to_16(std::int64_t channels) { return (channels + 15) / 16 * 16; }
+
+// Channels-last x [images, H, W, C_in] zero-padded to [images, H + 2 pad_h, W + 2 pad_w, C], C being C_in
+// rounded up to 16 with zero channels, then `slack` zeros: what a tile row past the last position may read.
+Bfloat16Scratch padded_input(const bfloat16* x, std::int64_t images, std::int64_t H, std::int64_t W,
+                             std::int64_t C_in, std::int64_t pad_h, std::int64_t pad_w, std::int64_t slack) {
+  const std::int64_t C = rounded_to_16(C_in), Hp = H + 2 * pad_h, Wp = W + 2 * pad_w;
+  const std::int64_t padded_count = images * Hp * Wp * C;
   Bfloat16Scratch padded(padded_count + slack);
   bfloat16* const xp = padded.get();
   const auto row_bytes = [](std::int64_t elements) {
     return static_cast<std::size_t>(elements) * sizeof(bfloat16);
   };
 #pragma omp parallel for schedule(static)
-  for (std::int64_t image_row = 0; image_row < g.batch * Hp; ++image_row) {
-    const std::int64_t n = image_row / Hp, h = image_row % Hp - g.pad_h;
+  for (std::int64_t image_row = 0; image_row < images * Hp; ++image_row) {
+    const std::int64_t n = image_row / Hp, h = image_row % Hp - pad_h;
     bfloat16* const to = xp + image_row * Wp * C;
     if (h < 0 || h >= H) {
       std::memset(to, 0, row_bytes(Wp * C));
       continue;
     }
-    std::memset(to, 0, row_bytes(g.pad_w * C));
+    std::memset(to, 0, row_bytes(pad_w * C));
     const bfloat16* const from = x + (n * H + h) * W * C_in;
     if (C == C_in) {
-      std::memcpy(to + g.pad_w * C, from, row_bytes(W * C));
+      std::memcpy(to + pad_w * C, from, row_bytes(W * C));
     } else {  // each position's channels, then zeros up to the tile's 16
       for (std::int64_t w = 0; w < W; ++w) {
-        bfloat16* const position = to + (g.pad_w + w) * C;
+        bfloat16* const position = to + (pad_w + w) * C;
         std::memcpy(position, from + w * C_in, row_bytes(C_in));
         std::memset(position + C_in, 0, row_bytes(C - C_in));
       }
     }
-    std::memset(to + (g.pad_w + W) * C, 0, row_bytes(g.pad_w * C));
+    std::memset(to + (pad_w + W) * C, 0, row_bytes(pad_w * C));
   }
   std::memset(xp + padded_count, 0, row_bytes(slack));
   return padded;
 }
 
-}  // namespace
+// Input channels a tile multiply reduces, for C (a multiple of 16) input channels: 32 (a 64-byte A row)
+// where they divide C, else 16.
+int reduced_channels(std::int64_t C) { return C % 32 == 0 ? 32 : 16; }
 
-void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
-                         bfloat16* y) {
-  // C: the padded input's channels (padded_channels); the weights have C_in.
-  const std::int64_t n_images = g.batch, C = padded_channels(g), C_in = g.in_channels, K = g.out_channels;
-  const std::int64_t H = g.in_height, W = g.in_width, R = g.kernel_h, S = g.kernel_w;
-  const std::int64_t OH = g.out_height(), OW = g.out_width();
-  const std::int64_t Hp = H + 2 * g.pad_h, Wp = W + 2 * g.pad_w;
-  const int kc = C % 32 == 0 ? 32 : 16;  // input channels a tile multiply reduces
-  const std::int64_t chunks = C / kc, blocks = K / kBlockChannels;
+// Where a filter's weights lie: weight (k, c, tap) of the convolution a TileConvolution runs, output channel
+// k and input channel c, is w[k * k_stride + c * c_stride + source_tap[tap]].
+struct FilterView {
+  const bfloat16* w;
+  std::int64_t k_stride, c_stride;
+  std::vector<std::int64_t> source_tap;
+};
 
-  // The zero-padded input, and after it the slack the last block's extra rows may read.
-  const std::int64_t slack = (kRows * g.stride_w + (S - 1) * g.dilation_w + 1) * C;
-  const Bfloat16Scratch padded = padded_input(g, x, slack);
-  const bfloat16* const xp = padded.get();
-
-  // The weights in the pair layout: [tap][chunk][block][kc / 2][16 output channels][2].
-  const std::int64_t b_tile = kc * kBlockChannels;  // bfloat16 a B tile
-  const Bfloat16Scratch packed(R * S * chunks * blocks * b_tile);
-  bfloat16* const wp = packed.get();
-  for (std::int64_t tap = 0; tap < R * S; ++tap) {
+// The filter in the pair layout the B tiles load, [tap][chunk][block][kc / 2][16 output channels][2], for K
+// output channels and C input channels (C_in of them real, the rest zeros).
+Bfloat16Scratch packed_filter(const FilterView& view, std::int64_t K, std::int64_t C_in, std::int64_t C) {
+  const int kc = reduced_channels(C);
+  const std::int64_t taps = static_cast<std::int64_t>(view.source_tap.size());
+  const std::int64_t chunks = C / kc, blocks = K / kBlockChannels, b_tile = kc * kBlockChannels;
+  Bfloat16Scratch packed(taps * chunks * blocks * b_tile);
+  for (std::int64_t tap = 0; tap < taps; ++tap) {
     for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
       for (std::int64_t block = 0; block < blocks; ++block) {
-        bfloat16* const tile = wp + ((tap * chunks + chunk) * blocks + block) * b_tile;
+        bfloat16* const tile = packed.get() + ((tap * chunks + chunk) * blocks + block) * b_tile;
         for (std::int64_t q = 0; q < kc / 2; ++q) {
           for (std::int64_t col = 0; col < kBlockChannels; ++col) {
             for (std::int64_t e = 0; e < 2; ++e) {
               const std::int64_t k = block * kBlockChannels + col, c = chunk * kc + 2 * q + e;
               tile[(q * kBlockChannels + col) * 2 + e] =
-                  c < C_in ? w[(k * C_in + c) * R * S + tap] : bfloat16::from_bits(0);
+                  c < C_in ? view.w[k * view.k_stride + c * view.c_stride + view.source_tap[tap]]
+                           : bfloat16::from_bits(0);
             }
           }
         }
       }
     }
   }
+  return packed;
+}
+
+// The implicit GEMM on tiles that the forward and each phase of backward data run (the top of the file):
+// output (n, i, j)[k] = bias[k] + sum over taps (r, s) and channels c of
+//   input[n][origin_h + i stride_h + r dilation_h][origin_w + j stride_w + s dilation_w][c]
+//   filter[k][c][r][s]
+struct TileConvolution {
+  const bfloat16* input;  // zero-padded, channels-last [images][rows][columns][channels], slack after it
+  std::int64_t images, rows, columns, channels;  // channels a multiple of 16
+  std::int64_t origin_h, origin_w;
+  std::int64_t out_rows, out_columns;  // outputs an image
+  std::int64_t kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w;
+  const bfloat16* filter;     // packed_filter's layout
+  std::int64_t out_channels;  // a multiple of 16
+  const bfloat16* bias;       // or null
+  // Output (n, i, j)'s out_channels, contiguous, at output + n image_stride + i row_stride + j column_stride.
+  bfloat16* output;
+  std::int64_t image_stride, row_stride, column_stride;
+
+  // The zeros after the input a final tile row may read, past its last real column.
+  std::int64_t slack() const {
+    return (origin_w + kRows * stride_w + (kernel_w - 1) * dilation_w + 1) * channels;
+  }
+};
+
+void run(const TileConvolution& t) {
+  const std::int64_t C = t.channels, K = t.out_channels, R = t.kernel_h, S = t.kernel_w;
+  const int kc = reduced_channels(C);
+  const std::int64_t chunks = C / kc, blocks = K / kBlockChannels, b_tile = kc * kBlockChannels;
 
   // The four accumulators hold a pass's tile rows (16 output columns of one output row) times its blocks of
   // output channels: four rows of one block where there is one block (the rows' A tiles share one B), else
   // two rows of two blocks. Independent accumulators let the tile loads overlap the multiplies.
-  const std::int64_t row_tiles = (OW + kRows - 1) / kRows, tile_rows = n_images * OH * row_tiles;
+  const std::int64_t row_tiles = (t.out_columns + kRows - 1) / kRows;
+  const std::int64_t tile_rows = t.images * t.out_rows * row_tiles;
   const int pass_rows = blocks == 1 ? 4 : 2;
   const std::int64_t pass_blocks = std::min<std::int64_t>(blocks, 2);
-  const std::int64_t a_stride = g.stride_w * C * static_cast<std::int64_t>(sizeof(bfloat16));
+  const std::int64_t a_stride = t.stride_w * C * static_cast<std::int64_t>(sizeof(bfloat16));
   const std::int64_t b_stride = kBlockChannels * 2 * static_cast<std::int64_t>(sizeof(bfloat16));
 #pragma omp parallel
   {
@@ -133,37 +167,36 @@ void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloa
     for (std::int64_t first_row = 0; first_row < tile_rows; first_row += pass_rows) {
       const int rows = static_cast<int>(std::min<std::int64_t>(pass_rows, tile_rows - first_row));
       for (int i = 0; i < rows; ++i) {
-        const std::int64_t output_row = (first_row + i) / row_tiles,
-                           ow0 = (first_row + i) % row_tiles * kRows;
-        const std::int64_t n = output_row / OH, oh = output_row % OH;
-        a_base[i] = ((n * Hp + oh * g.stride_h) * Wp + ow0 * g.stride_w) * C;
-        out_base[i] = (output_row * OW + ow0) * K;
-        columns[i] = std::min<std::int64_t>(kRows, OW - ow0);
+        const std::int64_t output_row = (first_row + i) / row_tiles, j0 = (first_row + i) % row_tiles * kRows;
+        const std::int64_t n = output_row / t.out_rows, oh = output_row % t.out_rows;
+        a_base[i] =
+            ((n * t.rows + t.origin_h + oh * t.stride_h) * t.columns + t.origin_w + j0 * t.stride_w) * C;
+        out_base[i] = n * t.image_stride + oh * t.row_stride + j0 * t.column_stride;
+        columns[i] = std::min<std::int64_t>(kRows, t.out_columns - j0);
       }
       for (std::int64_t first_block = 0; first_block < blocks; first_block += pass_blocks) {
         const int block_count = static_cast<int>(std::min(pass_blocks, blocks - first_block));
         for (int k = 0; k < rows * block_count; ++k) tiles::zero_accumulator(k);
         for (std::int64_t r = 0; r < R; ++r) {
           for (std::int64_t s = 0; s < S; ++s) {
-            const std::int64_t tap_offset = (r * g.dilation_h * Wp + s * g.dilation_w) * C;
-            const bfloat16* const b = wp + ((r * S + s) * chunks * blocks + first_block) * b_tile;
+            const std::int64_t tap_offset = (r * t.dilation_h * t.columns + s * t.dilation_w) * C;
+            const bfloat16* const b = t.filter + ((r * S + s) * chunks * blocks + first_block) * b_tile;
             for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
               tiles::multiply_block(
-                  rows, a_stride, [&](int i) { return xp + a_base[i] + tap_offset + chunk * kc; },
+                  rows, a_stride, [&](int i) { return t.input + a_base[i] + tap_offset + chunk * kc; },
                   block_count, b_stride, [&](int k) { return b + (chunk * blocks + k) * b_tile; });
             }
           }
         }
-        // Accumulator i * block_count + k: rows are tile row i's positions, 16 channels of block k each,
-        // contiguous in y.
+        // Accumulator i * block_count + k: rows are tile row i's positions, 16 channels of block k each.
         for (int i = 0; i < rows; ++i) {
           for (int k = 0; k < block_count; ++k) {
             tiles::store_accumulator(i * block_count + k, &staged[0][0]);
             const std::int64_t k0 = (first_block + k) * kBlockChannels;
-            const __m512 add = bias ? Vector::load(bias + k0) : Vector::zero();
-            bfloat16* const out = y + out_base[i] + k0;
+            const __m512 add = t.bias ? Vector::load(t.bias + k0) : Vector::zero();
+            bfloat16* const out = t.output + out_base[i] + k0;
             for (std::int64_t column = 0; column < columns[i]; ++column)
-              Vector::store(out + column * K, Vector::add(Vector::load(staged[column]), add));
+              Vector::store(out + column * t.column_stride, Vector::add(Vector::load(staged[column]), add));
           }
         }
       }
@@ -172,14 +205,137 @@ void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloa
   }
 }
 
+}  // namespace
+
+void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
+                         bfloat16* y) {
+  const std::int64_t C_in = g.in_channels, C = rounded_to_16(C_in), K = g.out_channels;
+  const std::int64_t taps = g.kernel_h * g.kernel_w, OH = g.out_height(), OW = g.out_width();
+  FilterView view{w, C_in * taps, taps, std::vector<std::int64_t>(static_cast<std::size_t>(taps))};
+  for (std::int64_t tap = 0; tap < taps; ++tap) view.source_tap[static_cast<std::size_t>(tap)] = tap;
+  const Bfloat16Scratch packed = packed_filter(view, K, C_in, C);
+  TileConvolution t{.input = nullptr,  // the padded input, once its slack is known
+                    .images = g.batch,
+                    .rows = g.in_height + 2 * g.pad_h,
+                    .columns = g.in_width + 2 * g.pad_w,
+                    .channels = C,
+                    .origin_h = 0,
+                    .origin_w = 0,
+                    .out_rows = OH,
+                    .out_columns = OW,
+                    .kernel_h = g.kernel_h,
+                    .kernel_w = g.kernel_w,
+                    .stride_h = g.stride_h,
+                    .stride_w = g.stride_w,
+                    .dilation_h = g.dilation_h,
+                    .dilation_w = g.dilation_w,
+                    .filter = packed.get(),
+                    .out_channels = K,
+                    .bias = bias,
+                    .output = y,
+                    .image_stride = OH * OW * K,
+                    .row_stride = OW * K,
+                    .column_stride = K};
+  const Bfloat16Scratch padded =
+      padded_input(x, g.batch, g.in_height, g.in_width, C_in, g.pad_h, g.pad_w, t.slack());
+  t.input = padded.get();
+  run(t);
+}
+
+// Backward data, gx[n][h][w][c] = sum over the taps (r, s) and output positions (oh, ow) with
+// h + pad_h = oh stride_h + r dilation_h (and w likewise) of gy[n][oh][ow][k] w[k][c][r][s]. The rows h of
+// one stride phase ((h + pad_h) mod stride_h) are reached by the same taps, evenly spaced
+// (ladder/stride_phases.hpp works them out, as the GPU ladder's stride-phase steps do): each phase of gx is a
+// forward convolution of gy, at stride 1, with those taps turned around and their outputs stride rows and
+// columns apart in gx. At stride 1 there is one phase, the transposed convolution; at stride 2 four, of
+// 2 x 2, 2 x 1, 1 x 2 and 1 x 1 taps for a 3x3 filter, where computing the whole transposed convolution would
+// multiply zeros three times in four. A phase no tap reaches (1x1 filters at stride 2) is zero.
 void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx) {
-  const std::int64_t K = g.out_channels, C = g.in_channels, taps = g.kernel_h * g.kernel_w;
-  const Bfloat16Scratch turned(C * K * taps);  // w' [C][K][KH][KW]: the filter turned, roles swapped
-  for (std::int64_t k = 0; k < K; ++k)
-    for (std::int64_t c = 0; c < C; ++c)
-      for (std::int64_t tap = 0; tap < taps; ++tap)
-        turned.get()[(c * K + k) * taps + (taps - 1 - tap)] = w[(k * C + c) * taps + tap];
-  conv2d_forward_bf16(transposed_convolution(g), gy, turned.get(), nullptr, gx);
+  namespace phases = conv2d_ladder;
+  const std::int64_t K = g.out_channels, C = g.in_channels, H = g.in_height, W = g.in_width;
+  const std::int64_t OH = g.out_height(), OW = g.out_width(), taps = g.kernel_h * g.kernel_w;
+  const std::vector<phases::AxisPhase> phases_h =
+      phases::axis_phases(H, g.pad_h, g.stride_h, g.dilation_h, g.kernel_h);
+  const std::vector<phases::AxisPhase> phases_w =
+      phases::axis_phases(W, g.pad_w, g.stride_w, g.dilation_w, g.kernel_w);
+  const phases::AxisTapSteps steps_h = phases::axis_tap_steps(g.stride_h, g.dilation_h);
+  const phases::AxisTapSteps steps_w = phases::axis_tap_steps(g.stride_w, g.dilation_w);
+
+  // Phase position i reads gy rows base + i + t' tap_q_step for its taps t' (turned: t' = taps - 1 - t), base
+  // = q0 - tap_q0 - (taps - 1) tap_q_step. gy is zero-padded enough on both sides for every phase's reads.
+  const auto base = [](const phases::AxisPhase& p, int tap_q_step) {
+    return std::int64_t{p.q0} - p.tap_q0 - std::int64_t{p.taps - 1} * tap_q_step;
+  };
+  const auto padding = [&](const std::vector<phases::AxisPhase>& axis, int tap_q_step, std::int64_t size) {
+    std::int64_t pad = 0;
+    for (const phases::AxisPhase& p : axis) {
+      if (p.taps == 0) continue;
+      const std::int64_t first = base(p, tap_q_step), last = first + p.count - 1 + (p.taps - 1) * tap_q_step;
+      pad = std::max({pad, -first, last - (size - 1)});
+    }
+    return pad;
+  };
+  const std::int64_t pad_h = padding(phases_h, steps_h.tap_q_step, OH);
+  const std::int64_t pad_w = padding(phases_w, steps_w.tap_q_step, OW);
+  const std::int64_t K_padded = rounded_to_16(K);
+
+  // Each phase's convolution and its filter, turned: output channel c, input channel k, tap (t', u') is
+  // w[k][c][r][s] with r = tap0 + (taps - 1 - t') tap_step, s likewise (t', u' < the phase's taps).
+  std::vector<TileConvolution> convolutions;
+  std::vector<Bfloat16Scratch> filters;
+  std::int64_t slack = 0;
+  for (const phases::AxisPhase& ph : phases_h) {
+    for (const phases::AxisPhase& pw : phases_w) {
+      bfloat16* const first = gx + (std::int64_t{ph.first} * W + pw.first) * C;
+      if (ph.taps == 0 || pw.taps == 0) {  // no tap reaches these positions
+#pragma omp parallel for schedule(static)
+        for (std::int64_t row = 0; row < g.batch * ph.count; ++row) {
+          bfloat16* const row_start = first + (row / ph.count * H + row % ph.count * g.stride_h) * W * C;
+          for (std::int64_t j = 0; j < pw.count; ++j)
+            std::memset(row_start + j * g.stride_w * C, 0, static_cast<std::size_t>(C) * sizeof(bfloat16));
+        }
+        continue;
+      }
+      FilterView view{w, taps, C * taps, {}};  // output channel c of gx, input channel k of gy
+      for (int t = 0; t < ph.taps; ++t) {
+        for (int u = 0; u < pw.taps; ++u) {
+          const std::int64_t r = ph.tap0 + (ph.taps - 1 - t) * steps_h.tap_step;
+          const std::int64_t s = pw.tap0 + (pw.taps - 1 - u) * steps_w.tap_step;
+          view.source_tap.push_back(r * g.kernel_w + s);
+        }
+      }
+      filters.push_back(packed_filter(view, C, K, K_padded));
+      const TileConvolution t{.input = nullptr,  // padded gy, once every phase's slack is known
+                              .images = g.batch,
+                              .rows = OH + 2 * pad_h,
+                              .columns = OW + 2 * pad_w,
+                              .channels = K_padded,
+                              .origin_h = pad_h + base(ph, steps_h.tap_q_step),
+                              .origin_w = pad_w + base(pw, steps_w.tap_q_step),
+                              .out_rows = ph.count,
+                              .out_columns = pw.count,
+                              .kernel_h = ph.taps,
+                              .kernel_w = pw.taps,
+                              .stride_h = 1,
+                              .stride_w = 1,
+                              .dilation_h = steps_h.tap_q_step,
+                              .dilation_w = steps_w.tap_q_step,
+                              .filter = filters.back().get(),
+                              .out_channels = C,
+                              .bias = nullptr,
+                              .output = first,
+                              .image_stride = H * W * C,
+                              .row_stride = g.stride_h * W * C,
+                              .column_stride = g.stride_w * C};
+      convolutions.push_back(t);
+      slack = std::max(slack, t.slack());
+    }
+  }
+  const Bfloat16Scratch padded = padded_input(gy, g.batch, OH, OW, K, pad_h, pad_w, slack);
+  for (TileConvolution& t : convolutions) {
+    t.input = padded.get();
+    run(t);
+  }
 }
 
 }  // namespace kiln::kernels::amx

@@ -34,12 +34,11 @@ inline bool conv2d_forward_bf16_serves(const Conv2dGeometry& g) {
 void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
                          bfloat16* y);
 
-// Backward data at stride 1 is a forward convolution (conv2d.hpp's transposed_convolution): it runs the
-// forward above on that geometry, when its padding is not negative.
-// (The transposed convolution's output channels are C_in: so C_in a multiple of 16 too, here.)
+// Backward data is forward convolutions of gy, one for each stride phase of gx (amx_bf16_conv.cpp says how),
+// at any stride, padding and dilation; gx's channels, the phases' output channels, a multiple of 16 (gy's are
+// padded to 16 with zeros).
 inline bool conv2d_backward_data_bf16_serves(const Conv2dGeometry& g) {
-  const Conv2dGeometry f = transposed_convolution(g);
-  return g.stride_h == 1 && g.stride_w == 1 && f.pad_h >= 0 && f.pad_w >= 0 && conv2d_forward_bf16_serves(f);
+  return g.channels_last && g.groups == 1 && g.in_channels % 16 == 0;
 }
 // gx [N, H, W, C_in] from gy [N, OH, OW, C_out] and w. Only where amx_bf16_usable() and
 // conv2d_backward_data_bf16_serves(g).

@@ -2,8 +2,8 @@
 // channels-last activations, over odd shapes: output widths that are not a multiple of the 16-position tile
 // (and narrower than one), stride 2, padding 0 to 2, dilation 2, 1x1 and 5x5 filters, batch 1, channel counts
 // that take the 16- and the 32-channel tile steps or are padded to 16 (the 3-channel stem, 20), with and
-// without a bias; backward data at stride 1; the
-// weight gradient over several chunks of images, on 1 and 2 threads alike.
+// without a bias; backward data over every kind of stride phase; the weight gradient over several chunks of
+// images, on 1 and 2 threads alike.
 //
 // The values are multiples of 1/8 (inputs) and 1/16 (weights) small enough that every product and every
 // partial sum is exact in float, whatever the order: AMX's sums of pairs and the reference's double sums then
@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -103,14 +104,32 @@ TEST_CASE("amx bfloat16 conv2d forward: the exact sums rounded once, bit for bit
   }
 }
 
-TEST_CASE("amx bfloat16 conv2d backward data at stride 1: the exact sums rounded once, bit for bit") {
+// Backward data's stride phases (amx_bf16_conv.cpp): strides 2 and 3 with odd sizes, where phases hold
+// different counts of positions and taps; 1x1 at stride 2 and stride 2 at dilation 2, where some phases no
+// tap reaches (zero); 5x5 at stride 2; padding 0, and padding beyond the filter's reach; gy's channels not a
+// multiple of 16 (24, padded).
+const kk::Conv2dGeometry kStrideCases[] = {
+    geometry(2, 16, 32, 9, 9, 3, 2, 1, 1),    // ResNet's downsampling, odd size: phases of 5 and 4 rows
+    geometry(1, 32, 16, 8, 8, 1, 2, 0, 1),    // 1x1, stride 2: three phases of four are zero
+    geometry(2, 16, 16, 11, 13, 5, 2, 2, 1),  // 5x5, stride 2: phases of 3 and 2 taps
+    geometry(1, 16, 16, 10, 10, 3, 2, 2, 2),  // stride 2, dilation 2: only one phase of four reached
+    geometry(1, 16, 16, 10, 11, 3, 3, 1, 1),  // stride 3: one tap a phase
+    geometry(2, 16, 48, 7, 7, 3, 2, 0, 1),    // no padding; 48 gy channels
+    geometry(1, 16, 24, 8, 9, 3, 2, 1, 1),    // 24 gy channels, padded to 32
+    geometry(1, 16, 16, 8, 8, 3, 1, 3, 1),    // padding 3 > (3 - 1): the transposed convolution's is < 0
+};
+
+TEST_CASE("amx bfloat16 conv2d backward data, every stride phase: the exact sums rounded once, bit for bit") {
   if (!amx_here()) return;
   int served = 0;
-  for (const kk::Conv2dGeometry& g : kCases) {
-    if (!kk::amx::conv2d_backward_data_bf16_serves(g)) continue;  // stride 2
+  std::vector<kk::Conv2dGeometry> cases(std::begin(kCases), std::end(kCases));
+  cases.insert(cases.end(), std::begin(kStrideCases), std::end(kStrideCases));
+  for (const kk::Conv2dGeometry& g : cases) {
+    if (!kk::amx::conv2d_backward_data_bf16_serves(g)) continue;  // C_in 3 or 20: not whole output blocks
     ++served;
     INFO("C ", g.in_channels, " -> K ", g.out_channels, ", ", g.in_height, "x", g.in_width, ", kernel ",
-         g.kernel_h, " pad ", g.pad_h, " dilation ", g.dilation_h, ", batch ", g.batch);
+         g.kernel_h, " stride ", g.stride_h, " pad ", g.pad_h, " dilation ", g.dilation_h, ", batch ",
+         g.batch);
     const std::vector<float> gy =
         exact_values(g.batch * g.out_channels * g.out_height() * g.out_width(), 4, 16, 8.0f);
     const std::vector<float> w =
@@ -123,9 +142,7 @@ TEST_CASE("amx bfloat16 conv2d backward data at stride 1: the exact sums rounded
                                        gx.data());
     CHECK(difference(gx, expected) == "");
   }
-  CHECK(served == 6);  // not stride 2, nor C_in 3 or 20 (the transposed convolution's outputs)
-  // Stride 2 is not a forward convolution this way: those take the float path.
-  CHECK_FALSE(kk::amx::conv2d_backward_data_bf16_serves(geometry(1, 16, 16, 8, 8, 3, 2, 1, 1)));
+  CHECK(served == 7 + 8);  // all but C_in 3 and 20
 }
 
 TEST_CASE(
@@ -175,8 +192,6 @@ TEST_CASE("amx bfloat16 conv2d: what it does not serve takes the float path") {
   g = geometry(1, 32, 32, 8, 8, 3, 1, 1, 1);
   g.groups = 2;
   CHECK_FALSE(kk::amx::conv2d_forward_bf16_serves(g));
-  g = geometry(1, 16, 16, 8, 8, 3, 1, 3,
-               1);  // pad 3 > dilation (3 - 1): backward data's padding would be < 0
   CHECK_FALSE(kk::amx::conv2d_backward_data_bf16_serves(g));
 }
 

@@ -1,5 +1,6 @@
 // The stride-phase decomposition of backward data, shared by the steps that use it
-// (06_backward_data_stride_phase.cu, fp32 and NCHW; 06_backward_data_stride_phase_bf16.cu, NHWC).
+// (06_backward_data_stride_phase.cu, fp32 and NCHW; 06_backward_data_stride_phase_bf16.cu, NHWC) and by the
+// CPU's AMX backward data (kernels/conv2d/amx_bf16_conv.cpp).
 //
 // gx at input row h sums over the taps r that read it: h + pad_h - r*dil_h = p * stride_h, 0 <= p < P. Write
 // h + pad_h = hq * stride_h + a (a, the row's phase, in [0, stride_h)) and r*dil_h = rq * stride_h + rr: tap
