@@ -408,7 +408,23 @@ void add_train_command(CLI::App& app) {
                       "brightness, contrast and saturation jitter strength");
   command->add_option("--cutout", config->augmentation.cutout, "cutout square side (0: off)")->capture_default_str();
   command->add_option("--seed", config->seed, "seed for initialization, order and augmentation")->capture_default_str();
-  command->add_option("--loader-threads", config->loader_threads, "data-loading threads")->capture_default_str();
+  command
+      ->add_option("--loader-threads", config->loader_threads,
+                   "data-loading worker threads; 0 makes each batch between steps on the compute threads; "
+                   "auto: 0 on the CPU, 2 on a GPU")
+      ->transform(CLI::Validator(
+          [](std::string& value) -> std::string {
+            if (value == "auto") {
+              value = std::to_string(train::kAutoLoaderThreads);
+              return "";
+            }
+            const bool count = !value.empty() && value.size() <= 4 &&
+                               value.find_first_not_of("0123456789") == std::string::npos;
+            return count ? "" : "takes auto or a number of threads, not " + value;
+          },
+          ""))
+      ->type_name("auto|N")
+      ->default_str("auto");
   command->add_option("--device", config->device, "where to train: cpu, cuda or cuda:N")
       ->capture_default_str();
   command

@@ -146,33 +146,60 @@ std::optional<Batch> DataLoader::next() {
   }
 }
 
+bool DataLoader::make_sample(std::size_t index, std::size_t position, std::int64_t epoch, float* out) {
+  const std::shared_ptr<const Image> image = load(index);
+  if (!image) return false;
+  Tensor chw = preprocessing_.apply(*image);
+  if (options_.augmentation && options_.augmentation->any()) {
+    // Keyed by sample, or by draw when balanced sampling may repeat a sample within the epoch.
+    const std::size_t key = options_.balanced_sampling ? position : index;
+    const kernels::PhiloxState state{options_.seed, kAugmentationStream + static_cast<std::uint64_t>(epoch),
+                                     key * kernels::philox_blocks_for(kAugmentationDraws)};
+    augment(chw, *options_.augmentation, preprocessing_, state);
+  }
+  std::copy_n(chw.data<float>(), chw.numel(), out);
+  return true;
+}
+
 Batch DataLoader::make_batch(const std::vector<std::size_t>& samples, std::size_t first_position,
                              std::int64_t epoch, std::uint64_t generation) {
   const std::int64_t channels = preprocessing_.channels, height = preprocessing_.height,
                      width = preprocessing_.width;
-  const std::int64_t image_size = channels * height * width;
-  const bool augmenting = options_.augmentation && options_.augmentation->any();
+  const std::int64_t image_size = channels * height * width,
+                     count = static_cast<std::int64_t>(samples.size());
 
-  Tensor images = Tensor::empty({static_cast<std::int64_t>(samples.size()), channels, height, width});
-  std::vector<std::int64_t> labels;
+  // Each sample into its own slot of the batch. Without worker threads the batch is made here, between
+  // training steps, on the compute threads (OpenMP); workers make theirs one sample at a time.
+  Tensor images = Tensor::empty({count, channels, height, width});
+  std::vector<char> made(samples.size(), 0);
+  std::vector<std::exception_ptr> errors(samples.size());
+#pragma omp parallel for schedule(dynamic) if (options_.threads == 0)
+  for (std::int64_t k = 0; k < count; ++k) {
+    const auto slot = static_cast<std::size_t>(k);
+    if (generation != generation_) continue;  // the epoch moved on or the loader is closing
+    try {
+      made[slot] =
+          make_sample(samples[slot], first_position + slot, epoch, images.data<float>() + k * image_size);
+    } catch (...) {
+      errors[slot] = std::current_exception();
+    }
+  }
+  if (generation != generation_) return {};
+  for (const std::exception_ptr& error : errors)  // the first in the batch's order
+    if (error) std::rethrow_exception(error);
+
+  // The samples made, in order, closing the gaps of skipped files.
   const auto label_count = static_cast<std::size_t>(folder_.multi_label() ? folder_.classes().size() : 0);
+  std::vector<std::int64_t> labels;
   std::vector<float> targets;  // [kept samples, label_count], multi-hot
   Batch batch;
   for (std::size_t k = 0; k < samples.size(); ++k) {
+    if (!made[k]) continue;
+    const auto kept = static_cast<std::int64_t>(batch.indices.size());
+    float* const base = images.data<float>();
+    if (kept != static_cast<std::int64_t>(k))
+      std::copy_n(base + static_cast<std::int64_t>(k) * image_size, image_size, base + kept * image_size);
     const std::size_t index = samples[k];
-    if (generation != generation_) return {};  // the epoch moved on or the loader is closing
-    const std::shared_ptr<const Image> image = load(index);
-    if (!image) continue;
-    Tensor chw = preprocessing_.apply(*image);
-    if (augmenting) {
-      // Keyed by sample, or by draw when balanced sampling may repeat a sample within the epoch.
-      const std::size_t key = options_.balanced_sampling ? first_position + k : index;
-      const kernels::PhiloxState state{options_.seed, kAugmentationStream + static_cast<std::uint64_t>(epoch),
-                                       key * kernels::philox_blocks_for(kAugmentationDraws)};
-      augment(chw, *options_.augmentation, preprocessing_, state);
-    }
-    std::copy_n(chw.data<float>(), image_size,
-                images.data<float>() + static_cast<std::int64_t>(batch.indices.size()) * image_size);
     labels.push_back(folder_.samples()[index].label);
     if (label_count > 0) {
       targets.resize(targets.size() + label_count, 0.0f);
@@ -185,7 +212,7 @@ Batch DataLoader::make_batch(const std::vector<std::size_t>& samples, std::size_
   if (batch.indices.empty()) return {};
 
   const auto kept = static_cast<std::int64_t>(batch.indices.size());
-  if (kept < static_cast<std::int64_t>(samples.size())) {
+  if (kept < count) {
     // Some files were skipped: copy the kept images into a batch of the right size.
     Tensor shorter = Tensor::empty({kept, channels, height, width});
     std::copy_n(images.data<float>(), kept * image_size, shorter.data<float>());

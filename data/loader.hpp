@@ -20,9 +20,11 @@
 // Threads. `threads` workers each claim the next batch number, decode, preprocess and augment its
 // samples, and file the result under its number; next() hands out batch 0, 1, 2, ... as each is done.
 // At most max(prefetch_batches, threads) batches are made ahead of the one next() last returned, which
-// bounds the memory held. threads = 0 makes each batch inside next(), on the calling thread. One thread
-// calls start_epoch and next(). Destroying the loader, or starting a new epoch, while workers are busy
-// is safe: they drop what they were making.
+// bounds the memory held. threads = 0 makes each batch inside next(), its samples spread over the compute
+// threads (OpenMP): between training steps rather than beside them, which on a CPU that trains on every
+// core is faster (workers beside the step take cores from its threads mid-kernel; train/trainer.hpp's
+// loader_threads). One thread calls start_epoch and next(). Destroying the loader, or starting a new epoch,
+// while workers are busy is safe: they drop what they were making.
 //
 // Unreadable files. A file that does not decode is, by default, skipped: the batch holding it is one
 // shorter, the file is named in warnings() and on stderr (once per file), and skipped_files() counts
@@ -72,7 +74,7 @@ struct LoaderOptions {
   bool balanced_sampling = false;
   bool drop_last = false;  // leave out the last batch when it is short
   std::uint64_t seed = 0;  // drives the order and the augmentation
-  int threads = 2;         // worker threads; 0 = make batches on the calling thread
+  int threads = 2;         // worker threads; 0 = make batches inside next(), on the compute threads
   int prefetch_batches = 2;
   bool cache_decoded = true;  // keep decoded images in memory across epochs
   bool strict = false;        // an unreadable file is an error rather than skipped
@@ -134,6 +136,9 @@ class DataLoader {
   // returns early (an empty batch) once `generation` is stale.
   Batch make_batch(const std::vector<std::size_t>& samples, std::size_t first_position, std::int64_t epoch,
                    std::uint64_t generation);
+  // Sample `index`, at `position` in the epoch's order, decoded, preprocessed and augmented into out (its
+  // channels x height x width floats); false when its file is skipped.
+  bool make_sample(std::size_t index, std::size_t position, std::int64_t epoch, float* out);
   // The decoded image of sample `index` (from the cache when there), or null when it is skipped.
   std::shared_ptr<const Image> load(std::size_t index);
 

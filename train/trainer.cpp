@@ -402,12 +402,21 @@ std::string resolved_memory_format(const std::string& requested, Device device, 
   return amx_convolutions ? "channels-last" : "nchw";
 }
 
+// --loader-threads auto as this run takes it (trainer.hpp): no workers on the CPU, two on a GPU.
+int resolved_loader_threads(int requested, Device device) {
+  if (requested != kAutoLoaderThreads) return requested;
+  return device.is_cpu() ? 0 : 2;
+}
+
 // Moves the model and the loss weights to --device, before the optimizers are built (their state is
-// created beside the parameters), and settles --memory-format auto for it. Fails before any work when the
-// device cannot be used.
+// created beside the parameters), and settles --memory-format and --loader-threads auto for it. Fails before
+// any work when the device cannot be used.
 void place_on_device(Run& run) {
   run.device = parse_device(run.config.device);
   run.config.memory_format = resolved_memory_format(run.config.memory_format, run.device, run.precision);
+  run.config.loader_threads = resolved_loader_threads(run.config.loader_threads, run.device);
+  KILN_CHECK(run.config.loader_threads >= 0, "train: --loader-threads takes auto or a count, not ",
+             run.config.loader_threads);
   KILN_CHECK(!run.config.cuda_graphs || run.device.is_cuda(),
              "train: --cuda-graphs needs a CUDA device (--device cuda), not ", run.config.device);
   KILN_CHECK(run.config.profile_steps >= 0, "train: --profile takes a number of steps, not ",
@@ -485,7 +494,6 @@ Run resume_from(const TrainConfig& requested) {
                       : ThresholdChoice::defaults(run.splits.train.classes().size());
   check_multi_label_settings(run);
   check_early_stop_has_data(run);
-  open_loaders(run);
   const auto stored_classes = header.at("classes").get<std::vector<std::string>>();
   KILN_CHECK(stored_classes == run.splits.train.classes(), "cannot resume ", path.string(), ": the data at ",
              run.config.data.string(), " has different classes than the checkpoint");
@@ -494,6 +502,7 @@ Run resume_from(const TrainConfig& requested) {
   Generator initialization(run.config.seed, kInitializationStream);
   run.model = models::build_model(run.architecture, initialization);
   place_on_device(run);     // the stored weights and optimizer state are then copied straight there
+  open_loaders(run);        // after the device settles the batches' layout and the loader's threads
   prepare_optimizers(run);  // the stored --freeze list and --head-lr: frozen modules stay frozen
 
   std::vector<NamedTensor> model_tensors;
@@ -843,7 +852,8 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
       {"device",
        run.device.is_cuda() ? run.device.str() + ": " + cuda::device_description(run.device.index) : "cpu"},
       {"precision", precision_name(run.precision)},
-      {"memory_format", run.config.memory_format}};
+      {"memory_format", run.config.memory_format},
+      {"loader_threads", run.config.loader_threads}};
   if (run.device.is_cuda()) {
     plan["cuda_conv"] = run.config.cuda_conv;
     plan["cuda_graphs"] = run.config.cuda_graphs;

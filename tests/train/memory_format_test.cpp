@@ -20,6 +20,7 @@
 #include "tests/support/tiny_training.hpp"
 #include "tests/support/training_observers.hpp"
 #include "train/conv_choices.hpp"
+#include "train/profile_report.hpp"
 #include "train/trainer.hpp"
 
 using namespace kiln;
@@ -90,6 +91,57 @@ TEST_CASE("memory format: auto is channels-last for bf16 on a CPU with AMX, and 
   testing::Recorder asked;
   train::train(config, train::RunStart::Fresh, asked);
   CHECK(asked.plan.at("memory_format") == "nchw");
+}
+
+namespace {
+// Keeps the plan and the profile's op rows.
+class ProfileRecorder : public testing::Recorder {
+ public:
+  void on_profile(const train::ProfileReport& report) override { ops = report.to_json().at("ops"); }
+  nlohmann::json ops;
+};
+}  // namespace
+
+// A resumed run settles auto the way a fresh one does, before its loaders are made: the batches come in the
+// layout the plan names (the convolutions' profile rows say which they ran in), and the loader's threads.
+// (It made its loaders before settling auto once: a resumed bf16 run on AMX got NCHW batches.)
+TEST_CASE("memory format: a resumed bf16 run settles auto as a fresh one does, its batches included") {
+  testing::ScratchFolder scratch("kiln-memory-format-test", "resume");
+  const fs::path data = testing::make_two_class_data(scratch.path() / "data", 4, 2);
+  train::TrainConfig config = testing::tiny_lenet5_config(data, scratch.path() / "run", 5);
+  config.precision = "bf16";
+  config.loader_threads = train::kAutoLoaderThreads;
+  config.max_steps_per_epoch = 1;
+  testing::Recorder fresh;
+  train::train(config, train::RunStart::Fresh, fresh);
+  CHECK(fresh.plan.at("loader_threads") == 0);  // auto, on the CPU
+
+  config.epochs = 2;
+  config.profile_steps = 1;
+  ProfileRecorder resumed;
+  train::train(config, train::RunStart::Resume, resumed);
+  CHECK(resumed.plan.at("memory_format") == fresh.plan.at("memory_format"));
+  CHECK(resumed.plan.at("loader_threads") == 0);
+  const bool channels_last = fresh.plan.at("memory_format") == "channels-last";
+  // The first convolution (3 -> 6) reads the batch as the loader made it. (LeNet's max-pools return NCHW:
+  // pooling has no channels-last kernels, so the layers after them run NCHW either way.)
+  int first_convolutions = 0;
+  for (const nlohmann::json& op : resumed.ops) {
+    const std::string detail = op.at("detail").get<std::string>();
+    if (op.at("op").get<std::string>().rfind("conv2d_", 0) != 0 || detail.rfind("3->6 ", 0) != 0) continue;
+    ++first_convolutions;
+    INFO(op.dump());
+    CHECK(detail.ends_with("channels-last") == channels_last);
+  }
+  CHECK(first_convolutions == 2);  // forward and weight gradient
+
+  config.run_dir = scratch.path() / "two-workers";
+  config.epochs = 1;
+  config.profile_steps = 0;
+  config.loader_threads = 2;  // asked for: kept
+  testing::Recorder asked;
+  train::train(config, train::RunStart::Fresh, asked);
+  CHECK(asked.plan.at("loader_threads") == 2);
 }
 
 TEST_CASE("memory format: kiln train --memory-format channels-last trains MobileNet as NCHW does") {
