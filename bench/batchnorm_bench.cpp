@@ -8,6 +8,8 @@
 // 1.67x the counted ones; compare with elementwise_bench's stream_copy for this machine's bandwidth.
 // The *_relu variants run the ReLU fused in (BatchNorm2dGeometry::fused_relu); their backward also reads
 // y (16 bytes an element). Compare a fused pass with the plain one plus elementwise_bench's relu.
+// The *_bf16_channels_last variants are what a `--precision bf16` step on a CPU with AMX runs: bfloat16
+// activations (half the bytes: GB/s counts 2 an element) stored [N, H, W, C].
 //
 //   build-rest/batchnorm_bench --benchmark_filter=forward_train
 #include <benchmark/benchmark.h>
@@ -20,6 +22,7 @@
 
 #include "bench/support/aligned_floats.hpp"
 #include "bench/support/memory_bound.hpp"
+#include "core/bfloat16.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
 
 namespace {
@@ -29,59 +32,73 @@ using kernels::BatchNorm2dGeometry;
 
 enum class Pass { ForwardTrain, ForwardEval, BackwardTrain };
 
-// Arguments: see bench/support/memory_bound.hpp.
-void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu) {
+// Arguments: see bench/support/memory_bound.hpp. T is float or bfloat16, the activations' type.
+template <typename T>
+void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu, bool channels_last) {
   if (!kiln::bench::cpu_has_level(state)) return;
   const auto& s = kiln::bench::shape_argument(state);
-  const BatchNorm2dGeometry g{s[0], s[1], s[2], s[3], fused_relu};
+  const BatchNorm2dGeometry g{s[0], s[1], s[2], s[3], fused_relu, channels_last};
   const std::int64_t n = g.batch * g.channels * g.height * g.width;
   const auto size = static_cast<std::size_t>(n), channels = static_cast<std::size_t>(g.channels);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  kiln::bench::AlignedFloats x(size), gy(size), out(size);
-  for (float& v : x) v = uniform(rng);
-  for (float& v : gy) v = uniform(rng);
+  std::vector<T, kiln::bench::StorageAlignedAllocator<T>> x(size), gy(size), out(size);
+  for (T& v : x) v = T(uniform(rng));
+  for (T& v : gy) v = T(uniform(rng));
   std::vector<float> gamma(channels, 1.5f), beta(channels, 0.1f), running_mean(channels, 0.0f),
       running_var(channels, 1.0f), mean(channels), invstd(channels), ggamma(channels), gbeta(channels);
-  kernels::reference::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
-                                                static_cast<float*>(nullptr), static_cast<float*>(nullptr),
-                                                out.data(), mean.data(), invstd.data());
+  kernels::reference::batchnorm2d_forward_train<T>(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                                   nullptr, nullptr, out.data(), mean.data(), invstd.data());
 
   const kiln::bench::ArgumentKernelSettings settings(state);
   const auto cpu = kiln::Device::cpu();
   for (auto _ : state) {
     switch (pass) {
       case Pass::ForwardTrain:
-        kernels::batchnorm2d_forward_train(cpu, g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
-                                           running_mean.data(), running_var.data(), out.data(), mean.data(),
-                                           invstd.data());
+        kernels::batchnorm2d_forward_train<T>(cpu, g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                              running_mean.data(), running_var.data(), out.data(),
+                                              mean.data(), invstd.data());
         break;
       case Pass::ForwardEval:
-        kernels::batchnorm2d_forward_eval(cpu, g, x.data(), gamma.data(), beta.data(), running_mean.data(),
-                                          running_var.data(), 1e-5f, out.data());
+        kernels::batchnorm2d_forward_eval<T>(cpu, g, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                             running_var.data(), 1e-5f, out.data());
         break;
       case Pass::BackwardTrain:
         // x stands in for the forward's y when the ReLU is fused: its sign, the mask, is about half positive.
-        kernels::batchnorm2d_backward_train(cpu, g, x.data(), gy.data(), x.data(), gamma.data(), mean.data(),
-                                            invstd.data(), out.data(), ggamma.data(), gbeta.data());
+        kernels::batchnorm2d_backward_train<T>(cpu, g, x.data(), gy.data(), x.data(), gamma.data(),
+                                               mean.data(), invstd.data(), out.data(), ggamma.data(),
+                                               gbeta.data());
         break;
     }
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  const double bytes_per_element = pass == Pass::BackwardTrain ? (fused_relu ? 16.0 : 12.0) : 8.0;
-  kiln::bench::report_bandwidth(state, bytes_per_element * static_cast<double>(n));
+  const double tensors = pass == Pass::BackwardTrain ? (fused_relu ? 4.0 : 3.0) : 2.0;
+  kiln::bench::report_bandwidth(state, tensors * sizeof(T) * static_cast<double>(n));
+}
+
+void run_float(benchmark::State& state, Pass pass, bool fused_relu) {
+  run_batchnorm<float>(state, pass, fused_relu, false);
+}
+void run_bf16_channels_last(benchmark::State& state, Pass pass, bool fused_relu) {
+  run_batchnorm<kiln::bfloat16>(state, pass, fused_relu, true);
 }
 
 }  // namespace
 
-BENCHMARK_CAPTURE(run_batchnorm, forward_train, Pass::ForwardTrain, false)->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_batchnorm, forward_eval, Pass::ForwardEval, false)->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_batchnorm, backward_train, Pass::BackwardTrain, false)
+BENCHMARK_CAPTURE(run_float, forward_train, Pass::ForwardTrain, false)
     ->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_batchnorm, forward_train_relu, Pass::ForwardTrain, true)
+BENCHMARK_CAPTURE(run_float, forward_eval, Pass::ForwardEval, false)
     ->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_batchnorm, backward_train_relu, Pass::BackwardTrain, true)
+BENCHMARK_CAPTURE(run_float, backward_train, Pass::BackwardTrain, false)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_float, forward_train_relu, Pass::ForwardTrain, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_float, backward_train_relu, Pass::BackwardTrain, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_bf16_channels_last, forward_train_relu_bf16_channels_last, Pass::ForwardTrain, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_bf16_channels_last, backward_train_relu_bf16_channels_last, Pass::BackwardTrain, true)
     ->Apply(kiln::bench::shapes_threads_levels);
 
 BENCHMARK_MAIN();
