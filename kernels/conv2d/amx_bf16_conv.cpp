@@ -143,7 +143,23 @@ struct TileConvolution {
   }
 };
 
-void run(const TileConvolution& t) {
+// A 1x1 convolution at stride 1 over a dense input and output is one row of every position: tile rows then
+// run across output rows and images (MobileNet's pointwise layers at 4x4 and 2x2 would fill a quarter of
+// each tile, or less, one output row at a time).
+TileConvolution as_one_row(TileConvolution t) {
+  const bool dense = t.origin_h == 0 && t.origin_w == 0 && t.rows == t.out_rows &&
+                     t.columns == t.out_columns && t.row_stride == t.out_columns * t.column_stride &&
+                     t.image_stride == t.out_rows * t.row_stride;
+  const bool pointwise = t.kernel_h == 1 && t.kernel_w == 1 && t.stride_h == 1 && t.stride_w == 1;
+  if (!dense || !pointwise) return t;
+  t.columns = t.out_columns = t.images * t.rows * t.columns;
+  t.images = t.rows = t.out_rows = 1;
+  t.row_stride = t.image_stride = t.out_columns * t.column_stride;
+  return t;
+}
+
+void run(const TileConvolution& convolution) {
+  const TileConvolution t = as_one_row(convolution);
   const std::int64_t C = t.channels, K = t.out_channels, R = t.kernel_h, S = t.kernel_w;
   const int kc = reduced_channels(C);
   const std::int64_t chunks = C / kc, blocks = K / kBlockChannels, b_tile = kc * kBlockChannels;

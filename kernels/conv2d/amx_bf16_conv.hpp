@@ -71,4 +71,17 @@ inline std::int64_t conv2d_backward_weight_bf16_images_per_chunk(const Conv2dGeo
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
                                  bfloat16* gw);
 
+// Whether its threads split each chunk's passes, the chunks going one after another, rather than taking
+// whole chunks with a partial gradient each (amx_bf16_weight_gradient.cpp): where the gradient's float sums
+// would outweigh a chunk's input. Inline so a test can take both ways.
+inline bool conv2d_backward_weight_bf16_splits_passes(const Conv2dGeometry& g) {
+  const std::int64_t channels = (g.in_channels + 15) / 16 * 16;
+  const std::int64_t grid_rows = (g.in_height + 2 * g.pad_h + g.stride_h - 1) / g.stride_h;
+  const std::int64_t grid_columns = (g.in_width + 2 * g.pad_w + g.stride_w - 1) / g.stride_w;
+  const std::int64_t sums_bytes = g.kernel_h * g.kernel_w * g.out_channels * channels * 4;
+  const std::int64_t chunk_input_bytes =
+      conv2d_backward_weight_bf16_images_per_chunk(g) * grid_rows * grid_columns * channels * 2;
+  return sums_bytes > chunk_input_bytes;
+}
+
 }  // namespace kiln::kernels::amx

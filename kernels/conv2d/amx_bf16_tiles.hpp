@@ -116,6 +116,23 @@ inline void load_b(const bfloat16* rows, std::int64_t stride, bool second = fals
     _tile_loadd(5, rows, stride);
   }
 }
+// Accumulator k = 16 rows of 16 floats from `from`, rows `stride` bytes apart.
+inline void load_accumulator(int k, const float* from, std::int64_t stride) {
+  switch (k) {
+    case 0:
+      _tile_loadd(0, from, stride);
+      break;
+    case 1:
+      _tile_loadd(1, from, stride);
+      break;
+    case 2:
+      _tile_loadd(2, from, stride);
+      break;
+    default:
+      _tile_loadd(3, from, stride);
+      break;
+  }
+}
 // Accumulator k's 16 rows of 16 floats to `to`, rows `stride` bytes apart.
 inline void store_accumulator(int k, float* to, std::int64_t stride = kBlockChannels * sizeof(float)) {
   switch (k) {

@@ -36,11 +36,13 @@
 
 #include "kernels/conv2d/amx_bf16_conv.hpp"
 #include "kernels/conv2d/amx_bf16_tiles.hpp"
+#include "kernels/simd/float_vector_avx512.hpp"
 #include "kernels/simd/transpose_16x16.hpp"
 
 namespace kiln::kernels::amx {
 namespace {
 
+using tiles::Bfloat16Scratch;
 using tiles::kAccumulators;
 using tiles::kBlockChannels;
 using tiles::kRows;
@@ -55,7 +57,9 @@ struct PhaseGrid {
         rows((geometry.in_height + 2 * geometry.pad_h + geometry.stride_h - 1) / geometry.stride_h),
         columns((geometry.in_width + 2 * geometry.pad_w + geometry.stride_w - 1) / geometry.stride_w),
         phases(geometry.stride_h * geometry.stride_w),
-        max_offset(offset(g.kernel_h * g.kernel_w - 1)) {}
+        max_offset(offset(g.kernel_h * g.kernel_w - 1)) {
+    for (std::int64_t tap = 0; tap < g.kernel_h * g.kernel_w; ++tap) odd_offsets |= offset(tap) % 2 == 1;
+  }
 
   // The phase tap (r, s) reads, a * sw + b, and its offset there.
   std::int64_t phase(std::int64_t tap) const {
@@ -74,12 +78,14 @@ struct PhaseGrid {
     return (used + kBlock - 1) / kBlock;
   }
   std::int64_t pair_rows(std::int64_t images) const { return ((blocks(images) - 1) * kBlock + max_offset) / 2 + kRows; }
+  std::int64_t per_image() const { return rows * columns; }
 
   Conv2dGeometry g;
   std::int64_t channels;       // C: the input's channels padded to 16
   std::int64_t rows, columns;  // Hq, Wq
   std::int64_t phases;         // sh x sw
   std::int64_t max_offset;     // the last tap's offset, the largest
+  bool odd_offsets = false;    // whether any tap's is odd: else no block reads O (a 1x1 filter's offset is 0)
 };
 
 // The chunk's positions in one phase, in order u = 0, 1, ...: each a pointer to C channels: in x, where the
@@ -87,8 +93,9 @@ struct PhaseGrid {
 // channels are padded; `zeros` outside the input and past the chunk's images.
 class PhaseWalk {
  public:
-  PhaseWalk(const PhaseGrid& grid, std::int64_t phase, const bfloat16* x, std::int64_t n0, std::int64_t images,
-            const bfloat16* zeros)
+  // From grid position `first` on.
+  PhaseWalk(const PhaseGrid& grid, std::int64_t phase, const bfloat16* x, std::int64_t n0,
+            std::int64_t images, const bfloat16* zeros, std::int64_t first)
       : g_(grid.g),
         grid_(grid),
         row_phase_(phase / grid.g.stride_w),
@@ -97,7 +104,10 @@ class PhaseWalk {
         n0_(n0),
         images_(images),
         zeros_(zeros),
-        copies_(grid.channels == grid.g.in_channels ? 0 : static_cast<std::size_t>(3 * grid.channels)) {
+        copies_(grid.channels == grid.g.in_channels ? 0 : static_cast<std::size_t>(3 * grid.channels)),
+        image_(first / grid.per_image()),
+        row_in_image_(first % grid.per_image() / grid.columns),
+        column_(first % grid.columns) {
     start_row();
   }
 
@@ -142,130 +152,240 @@ class PhaseWalk {
   const bfloat16* zeros_;
   std::vector<bfloat16> copies_;
   std::int64_t slot_ = 0;
-  std::int64_t image_ = 0, row_in_image_ = 0, column_ = 0;  // the next position on the grid
+  std::int64_t image_, row_in_image_, column_;               // the next position on the grid
   const bfloat16* row_ = nullptr;                            // its input row, null outside the input
 };
 
-// E and O of a phase (see the top): pair_rows rows of C pairs each, [pair_rows][C][2].
-void pair_up(PhaseWalk walk, std::int64_t pair_rows, std::int64_t C, bfloat16* even, bfloat16* odd) {
-  const bfloat16* first = walk.next();  // position 2j
-  for (std::int64_t j = 0; j < pair_rows; ++j) {
-    const bfloat16* const second = walk.next();  // 2j + 1
-    const bfloat16* const third = walk.next();   // 2j + 2
-    for (std::int64_t c0 = 0; c0 < C; c0 += kBlockChannels) {
-      tiles::interleave_pairs(first + c0, second + c0, even + j * 2 * C + 2 * c0);
-      tiles::interleave_pairs(second + c0, third + c0, odd + j * 2 * C + 2 * c0);
-    }
-    first = third;
+// One chunk's operands (see the top), in scratch: each phase's E, then its O, then the A tiles.
+class ChunkOperands {
+ public:
+  // bfloat16 of scratch for chunks of up to `images` images.
+  static std::int64_t size(const PhaseGrid& grid, std::int64_t images) {
+    return grid.phases * 2 * pairs_size(grid, images) + grid.blocks(images) * grid.g.out_channels * kBlock;
   }
+
+  ChunkOperands(const PhaseGrid& grid, std::int64_t most_images, bfloat16* scratch, std::int64_t n0,
+                std::int64_t images)
+      : grid_(grid),
+        pairs_size_(pairs_size(grid, most_images)),
+        even_(scratch),
+        a_tiles_(scratch + grid.phases * 2 * pairs_size_),
+        n0_(n0),
+        images_(images),
+        blocks_(grid.blocks(images)),
+        pair_rows_(grid.pair_rows(images)) {}
+
+  std::int64_t blocks() const { return blocks_; }
+  std::int64_t pair_rows() const { return pair_rows_; }
+
+  // Rows [first, last) of E and O of one phase: rows of C pairs, [pair_rows][C][2].
+  void pair_up(std::int64_t phase, std::int64_t first, std::int64_t last, const bfloat16* x,
+               const bfloat16* zeros) {
+    const std::int64_t C = grid_.channels;
+    bfloat16* const even = even_ + phase * 2 * pairs_size_;
+    bfloat16* const odd = even + pairs_size_;
+    PhaseWalk walk(grid_, phase, x, n0_, images_, zeros, 2 * first);
+    const bfloat16* position = walk.next();  // 2j
+    for (std::int64_t j = first; j < last; ++j) {
+      const bfloat16* const second = walk.next();  // 2j + 1
+      const bfloat16* const third = walk.next();   // 2j + 2
+      for (std::int64_t c0 = 0; c0 < C; c0 += kBlockChannels) {
+        tiles::interleave_pairs(position + c0, second + c0, even + j * 2 * C + 2 * c0);
+        if (grid_.odd_offsets) tiles::interleave_pairs(second + c0, third + c0, odd + j * 2 * C + 2 * c0);
+      }
+      position = third;
+    }
+  }
+
+  // The A tiles of blocks [first, last), [block][k block][16 output channels][32 positions]: gy^T on the
+  // grid.
+  void transpose_gy(std::int64_t first, std::int64_t last, const bfloat16* gy, const bfloat16* zeros) {
+    const Conv2dGeometry& g = grid_.g;
+    const std::int64_t K = g.out_channels, k_blocks = K / kBlockChannels, OH = g.out_height(),
+                       OW = g.out_width();
+    alignas(64) bfloat16 pairs[kRows * kBlock];  // 16 rows of 16 pairs, before their transpose
+    const bfloat16* rows[kBlock];                // the block's gy rows, or zeros off the outputs
+    // The grid position's image, row and column.
+    const std::int64_t v0 = first * kBlock;
+    std::int64_t i = v0 / grid_.per_image(), y = v0 % grid_.per_image() / grid_.columns,
+                 z = v0 % grid_.columns;
+    for (std::int64_t block = first; block < last; ++block) {
+      for (const bfloat16*& row : rows) {
+        row = i < images_ && y < OH && z < OW ? gy + (((n0_ + i) * OH + y) * OW + z) * K : zeros;
+        if (++z < grid_.columns) continue;
+        z = 0;
+        if (++y == grid_.rows) y = 0, ++i;
+      }
+      for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
+        const std::int64_t k0 = kb * kBlockChannels;
+        for (std::int64_t q = 0; q < kRows; ++q)
+          tiles::interleave_pairs(rows[2 * q] + k0, rows[2 * q + 1] + k0, pairs + q * kBlock);
+        transpose_16x16(reinterpret_cast<const float*>(pairs), kBlock / 2,
+                        reinterpret_cast<float*>(a_tiles_ + (block * k_blocks + kb) * kRows * kBlock),
+                        kBlock / 2);
+      }
+    }
+  }
+
+  // The A tile of block `block` and output-channel block kb; the B tile of `block` at `tap`, 16 rows of pairs
+  // 2 C bfloat16 apart, from channel c0 on.
+  const bfloat16* a_tile(std::int64_t block, std::int64_t kb) const {
+    return a_tiles_ + (block * (grid_.g.out_channels / kBlockChannels) + kb) * kRows * kBlock;
+  }
+  const bfloat16* b_tile(std::int64_t block, std::int64_t tap, std::int64_t c0) const {
+    const std::int64_t u = block * kBlock + grid_.offset(tap);  // the block's first phase position
+    return even_ + grid_.phase(tap) * 2 * pairs_size_ + (u & 1) * pairs_size_ +
+           (u >> 1) * 2 * grid_.channels + 2 * c0;
+  }
+
+ private:
+  static std::int64_t pairs_size(const PhaseGrid& grid, std::int64_t images) {
+    return grid.pair_rows(images) * 2 * grid.channels;
+  }
+
+  const PhaseGrid& grid_;
+  std::int64_t pairs_size_;
+  bfloat16* even_;  // phase p's E at p * 2 pairs_size, its O after it
+  bfloat16* a_tiles_;
+  std::int64_t n0_, images_, blocks_, pair_rows_;
+};
+
+// A pass of the multiply loop: its accumulators a * units + t hold output-channel block k_block + a
+// (a < k_blocks) times B unit unit + t (t < units), a unit being a tap and a block of 16 input channels,
+// unit = tap * C / 16 + c0 / 16. Two blocks by two units where there are that many (two A and two B tiles
+// for four multiplies), else one block by four units (the 16-channel layers: their four taps share an A).
+struct Pass {
+  std::int64_t k_block;
+  int k_blocks;
+  std::int64_t unit;
+  int units;
+};
+
+std::vector<Pass> passes(const PhaseGrid& grid) {
+  const std::int64_t k_blocks = grid.g.out_channels / kBlockChannels;
+  const std::int64_t units = grid.g.kernel_h * grid.g.kernel_w * (grid.channels / kBlockChannels);
+  const std::int64_t pass_k_blocks = std::min<std::int64_t>(2, k_blocks);
+  const std::int64_t pass_units = kAccumulators / pass_k_blocks;
+  std::vector<Pass> all;
+  for (std::int64_t u0 = 0; u0 < units; u0 += pass_units)
+    for (std::int64_t kb0 = 0; kb0 < k_blocks; kb0 += pass_k_blocks)
+      all.push_back({kb0, static_cast<int>(std::min(pass_k_blocks, k_blocks - kb0)), u0,
+                     static_cast<int>(std::min(pass_units, units - u0))});
+  return all;
 }
 
-// The chunk's A tiles, [block][k block][16 output channels][32 positions]: gy^T on the grid.
-void build_a_tiles(const PhaseGrid& grid, const bfloat16* gy, std::int64_t n0, std::int64_t images,
-                   const bfloat16* zeros, bfloat16* a_tiles) {
-  const Conv2dGeometry& g = grid.g;
-  const std::int64_t K = g.out_channels, k_blocks = K / kBlockChannels, OH = g.out_height(), OW = g.out_width();
-  alignas(64) bfloat16 pairs[kRows * kBlock];  // 16 rows of 16 pairs, before their transpose
-  const bfloat16* rows[kBlock];                // the block's gy rows, or zeros off the outputs
-  std::int64_t i = 0, y = 0, z = 0;            // the grid position's image, row and column
-  for (std::int64_t block = 0; block < grid.blocks(images); ++block) {
-    for (const bfloat16*& row : rows) {
-      row = i < images && y < OH && z < OW ? gy + (((n0 + i) * OH + y) * OW + z) * K : zeros;
-      if (++z < grid.columns) continue;
-      z = 0;
-      if (++y == grid.rows) y = 0, ++i;
-    }
-    for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
-      const std::int64_t k0 = kb * kBlockChannels;
-      for (std::int64_t q = 0; q < kRows; ++q)
-        tiles::interleave_pairs(rows[2 * q] + k0, rows[2 * q + 1] + k0, pairs + q * kBlock);
-      transpose_16x16(reinterpret_cast<const float*>(pairs), kBlock / 2,
-                      reinterpret_cast<float*>(a_tiles + (block * k_blocks + kb) * kRows * kBlock), kBlock / 2);
+// Runs `pass` over the chunk's blocks, its accumulators starting from zero or, with `accumulate`, from the
+// gradient, and ending there: sums [tap][C_out][C] in float (C, the channels padded to 16).
+void multiply(const PhaseGrid& grid, const ChunkOperands& operands, const Pass& pass, bool accumulate,
+              float* sums) {
+  const std::int64_t C = grid.channels, K = grid.g.out_channels, c_blocks = C / kBlockChannels;
+  const std::int64_t b_stride = 2 * C * static_cast<std::int64_t>(sizeof(bfloat16));
+  const std::int64_t a_stride = kBlock * static_cast<std::int64_t>(sizeof(bfloat16));
+  const std::int64_t sums_stride = C * static_cast<std::int64_t>(sizeof(float));
+  const auto tap = [&](int t) { return (pass.unit + t) / c_blocks; };
+  const auto c0 = [&](int t) { return (pass.unit + t) % c_blocks * kBlockChannels; };
+  // Accumulator a * units + t: rows output channels of block k_block + a, columns unit t's input channels.
+  const auto home = [&](int a, int t) {
+    return sums + (tap(t) * K + (pass.k_block + a) * kBlockChannels) * C + c0(t);
+  };
+  for (int a = 0; a < pass.k_blocks; ++a) {
+    for (int t = 0; t < pass.units; ++t) {
+      if (accumulate) {
+        tiles::load_accumulator(a * pass.units + t, home(a, t), sums_stride);
+      } else {
+        tiles::zero_accumulator(a * pass.units + t);
+      }
     }
   }
+  for (std::int64_t block = 0; block < operands.blocks(); ++block) {
+    tiles::multiply_block(
+        pass.k_blocks, a_stride, [&](int a) { return operands.a_tile(block, pass.k_block + a); }, pass.units,
+        b_stride, [&](int t) { return operands.b_tile(block, tap(t), c0(t)); });
+  }
+  for (int a = 0; a < pass.k_blocks; ++a)
+    for (int t = 0; t < pass.units; ++t)
+      tiles::store_accumulator(a * pass.units + t, home(a, t), sums_stride);
 }
 
 }  // namespace
 
+// Two ways to share the work among threads, each giving the same bits on any thread count:
+// - By chunk (most layers): each thread takes whole chunks, builds their operands and sums them into a
+//   partial gradient of its own; the partials are added in chunk order (batch_chunks::sum_over_chunks).
+// - By pass, where the gradient is large beside a chunk's input (MobileNet's 512 -> 512 pointwise layer at
+//   4x4: 1 MiB of float sums for 256 KiB of input), so that partials would cost more than the tiles: the
+//   chunks go one after another, the threads building each one's operands together and then splitting its
+//   passes, each pass adding into the gradient where it lies.
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
                                  bfloat16* gw) {
   const PhaseGrid grid(g);
   const std::int64_t C = grid.channels, C_in = g.in_channels, K = g.out_channels;
-  const std::int64_t taps = g.kernel_h * g.kernel_w, k_blocks = K / kBlockChannels;
+  const std::int64_t taps = g.kernel_h * g.kernel_w;
   const std::int64_t images_per_chunk = conv2d_backward_weight_bf16_images_per_chunk(g);
   const std::int64_t chunks = (g.batch + images_per_chunk - 1) / images_per_chunk;
   const std::vector<bfloat16> zeros(static_cast<std::size_t>(std::max(K, C)), bfloat16::from_bits(0));
+  const std::vector<Pass> all_passes = passes(grid);
+  const std::int64_t operands_size = ChunkOperands::size(grid, images_per_chunk);  // bfloat16
+  const std::int64_t sums_size = taps * K * C;                                     // [tap][C_out][C]
+  const batch_chunks::Scratch gradient = batch_chunks::scratch(sums_size);
 
-  // The four accumulators hold a pass's blocks of output channels times its taps: four blocks of one tap
-  // where there are four blocks (a B tile for four A tiles), else two of two, or one block of four taps.
-  const std::int64_t pass_k_blocks = std::min<std::int64_t>(2, k_blocks);
-  const std::int64_t pass_taps = kAccumulators / pass_k_blocks;
-
-  // A thread's scratch, sized for the largest chunk: each phase's E and O, then the A tiles (bfloat16).
-  const std::int64_t pairs_size = grid.pair_rows(images_per_chunk) * 2 * C;
-  const std::int64_t a_offset = grid.phases * 2 * pairs_size;
-  const std::int64_t scratch_size = a_offset + grid.blocks(images_per_chunk) * K * kBlock;
-
-  const std::int64_t gw_count = K * C_in * taps;
-  const batch_chunks::Scratch gradient = batch_chunks::scratch(gw_count);
-  const auto chunk_sums = [&](std::int64_t chunk, float* scratch, float* sums) {
-    bfloat16* const even = reinterpret_cast<bfloat16*>(scratch);  // phase p's E at p * 2 pairs_size, O after
-    bfloat16* const a_tiles = even + a_offset;
-    const std::int64_t n0 = chunk * images_per_chunk, images = std::min(images_per_chunk, g.batch - n0);
-    const std::int64_t blocks = grid.blocks(images);
-    for (std::int64_t phase = 0; phase < grid.phases; ++phase) {
-      bfloat16* const own = even + phase * 2 * pairs_size;
-      pair_up(PhaseWalk(grid, phase, x, n0, images, zeros.data()), grid.pair_rows(images), C, own,
-              own + pairs_size);
-    }
-    build_a_tiles(grid, gy, n0, images, zeros.data(), a_tiles);
-    // The B tile of grid block `block` at `tap`, 16 rows of pairs (2 C bfloat16 apart) from channel c0 on.
-    const auto b_tile = [&](std::int64_t block, std::int64_t tap, std::int64_t c0) {
-      const std::int64_t u = block * kBlock + grid.offset(tap);  // the block's first phase position
-      return even + grid.phase(tap) * 2 * pairs_size + (u & 1) * pairs_size + (u >> 1) * 2 * C + 2 * c0;
-    };
-    const std::int64_t b_stride = 2 * C * static_cast<std::int64_t>(sizeof(bfloat16));
-    const std::int64_t a_stride = kBlock * static_cast<std::int64_t>(sizeof(bfloat16));
-
-    tiles::configure(kBlock * sizeof(bfloat16), kBlock / 2);
-    alignas(64) float staged[kRows][kBlockChannels];
-    for (std::int64_t c0 = 0; c0 < C; c0 += kBlockChannels) {
-      for (std::int64_t tap0 = 0; tap0 < taps; tap0 += pass_taps) {
-        const int t_count = static_cast<int>(std::min(pass_taps, taps - tap0));
-        for (std::int64_t kb0 = 0; kb0 < k_blocks; kb0 += pass_k_blocks) {
-          const int k_count = static_cast<int>(std::min(pass_k_blocks, k_blocks - kb0));
-          for (int k = 0; k < k_count * t_count; ++k) tiles::zero_accumulator(k);
-          for (std::int64_t block = 0; block < blocks; ++block) {
-            const bfloat16* const a_block = a_tiles + (block * k_blocks + kb0) * kRows * kBlock;
-            tiles::multiply_block(
-                k_count, a_stride, [&](int a) { return a_block + a * kRows * kBlock; }, t_count, b_stride,
-                [&](int t) { return b_tile(block, tap0 + t, c0); });
-          }
-          // Accumulator a * t_count + t: rows are output channels of block kb0 + a, columns input channels,
-          // of tap tap0 + t; stored straight into the chunk's sums, [tap][C_out][C_in], where 16 channels fit.
-          for (int a = 0; a < k_count; ++a) {
-            for (int t = 0; t < t_count; ++t) {
-              float* const to = sums + ((tap0 + t) * K + (kb0 + a) * kBlockChannels) * C_in + c0;
-              if (c0 + kBlockChannels <= C_in) {
-                tiles::store_accumulator(a * t_count + t, to, C_in * sizeof(float));
-                continue;
-              }
-              tiles::store_accumulator(a * t_count + t, &staged[0][0], sizeof(staged[0]));
-              for (std::int64_t i = 0; i < kRows; ++i)
-                std::copy_n(staged[i], C_in - c0, to + i * C_in);
-            }
-          }
-        }
+  if (!conv2d_backward_weight_bf16_splits_passes(g)) {
+    batch_chunks::sum_over_chunks(chunks, sums_size, (operands_size + 1) / 2, gradient.get(),
+                                  [&](std::int64_t chunk, float* scratch, float* sums) {
+                                    const std::int64_t n0 = chunk * images_per_chunk;
+                                    ChunkOperands operands(grid, images_per_chunk,
+                                                           reinterpret_cast<bfloat16*>(scratch), n0,
+                                                           std::min(images_per_chunk, g.batch - n0));
+                                    for (std::int64_t phase = 0; phase < grid.phases; ++phase)
+                                      operands.pair_up(phase, 0, operands.pair_rows(), x, zeros.data());
+                                    operands.transpose_gy(0, operands.blocks(), gy, zeros.data());
+                                    tiles::configure(kBlock * sizeof(bfloat16), kBlock / 2);
+                                    for (const Pass& pass : all_passes)
+                                      multiply(grid, operands, pass, false, sums);
+                                    _tile_release();
+                                  });
+  } else {
+    const Bfloat16Scratch shared(operands_size);
+    for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+      const std::int64_t n0 = chunk * images_per_chunk;
+      ChunkOperands operands(grid, images_per_chunk, shared.get(), n0,
+                             std::min(images_per_chunk, g.batch - n0));
+      const std::int64_t rows = operands.pair_rows(), blocks = operands.blocks();
+      constexpr std::int64_t kRowsAPiece = 64;  // pair rows or A blocks a thread takes at a time
+#pragma omp parallel
+      {
+        const std::int64_t pieces = (rows + kRowsAPiece - 1) / kRowsAPiece;
+#pragma omp for schedule(static) collapse(2)
+        for (std::int64_t phase = 0; phase < grid.phases; ++phase)
+          for (std::int64_t piece = 0; piece < pieces; ++piece)
+            operands.pair_up(phase, piece * kRowsAPiece, std::min(rows, (piece + 1) * kRowsAPiece), x,
+                             zeros.data());
+#pragma omp for schedule(static) nowait
+        for (std::int64_t first = 0; first < blocks; first += kRowsAPiece)
+          operands.transpose_gy(first, std::min(blocks, first + kRowsAPiece), gy, zeros.data());
+#pragma omp barrier
+        tiles::configure(kBlock * sizeof(bfloat16), kBlock / 2);
+#pragma omp for schedule(static)
+        for (std::size_t p = 0; p < all_passes.size(); ++p)
+          multiply(grid, operands, all_passes[p], chunk > 0, gradient.get());
+        _tile_release();
       }
     }
-    _tile_release();
-  };
-  batch_chunks::sum_over_chunks(chunks, gw_count, (scratch_size + 1) / 2, gradient.get(), chunk_sums);
-  // [tap][C_out][C_in] to kiln's [C_out][C_in][tap], rounded once.
+  }
+
+  // [tap][C_out][C] to kiln's [C_out][C_in][tap], the padded channels dropped, rounded once.
+  if (taps == 1 && C == C_in) {  // the same layout: rounded 16 at a time
+    using Vector = simd::FloatVector512;
+    std::int64_t i = 0;
+    for (; i + Vector::width <= sums_size; i += Vector::width)
+      Vector::store(gw + i, Vector::load(gradient.get() + i));
+    for (; i < sums_size; ++i) gw[i] = bfloat16(gradient[static_cast<std::size_t>(i)]);
+    return;
+  }
   for (std::int64_t k = 0; k < K; ++k)
     for (std::int64_t c = 0; c < C_in; ++c)
       for (std::int64_t tap = 0; tap < taps; ++tap)
-        gw[(k * C_in + c) * taps + tap] = bfloat16(gradient[static_cast<std::size_t>((tap * K + k) * C_in + c)]);
+        gw[(k * C_in + c) * taps + tap] = bfloat16(gradient[static_cast<std::size_t>((tap * K + k) * C + c)]);
 }
 
 }  // namespace kiln::kernels::amx

@@ -149,11 +149,20 @@ TEST_CASE(
     "amx bfloat16 conv2d backward weight: the exact sums rounded once, bit for bit, on 1 and 2 threads") {
   if (!amx_here()) return;
   const testing::DispatchGuard guard;  // restores the thread count
-  for (kk::Conv2dGeometry g : kCases) {
+  // Both ways of sharing the work (amx_bf16_weight_gradient.cpp), each over several chunks.
+  int by_chunk = 0, by_pass = 0;
+  std::vector<kk::Conv2dGeometry> cases(std::begin(kCases), std::end(kCases));
+  cases.push_back(geometry(32, 16, 16, 8, 8, 3, 1, 1, 1));  // small gradient, 8 chunks of 4 images
+  cases.push_back(
+      geometry(20, 64, 64, 2, 3, 1, 1, 0, 1));  // pointwise at 2x3: a large gradient, small images
+  for (kk::Conv2dGeometry g : cases) {
     // Batch 9 of the small images is several chunks (at least 8 where the batch allows: chunks of 2 and
     // a last of 1), blocks of 32 grid positions that span rows and images, and a partial last block.
-    g.batch = g.in_height * g.in_width < 100 ? 9 : g.batch;
-    if (g.batch == 9) CHECK(kk::amx::conv2d_backward_weight_bf16_images_per_chunk(g) < g.batch);
+    g.batch = g.in_height * g.in_width < 100 && g.batch < 9 ? 9 : g.batch;
+    if (g.batch >= 9) {
+      CHECK(kk::amx::conv2d_backward_weight_bf16_images_per_chunk(g) < g.batch);
+      ++(kk::amx::conv2d_backward_weight_bf16_splits_passes(g) ? by_pass : by_chunk);
+    }
     INFO("C ", g.in_channels, " -> K ", g.out_channels, ", ", g.in_height, "x", g.in_width, ", kernel ",
          g.kernel_h, " stride ", g.stride_h, " pad ", g.pad_h, " dilation ", g.dilation_h, ", batch ",
          g.batch);
@@ -176,6 +185,8 @@ TEST_CASE(
     CHECK(std::memcmp(by_threads[0].data(), by_threads[1].data(), by_threads[0].size() * sizeof(bfloat16)) ==
           0);
   }
+  CHECK(by_chunk > 0);
+  CHECK(by_pass > 0);
 }
 
 TEST_CASE("amx bfloat16 conv2d: what it does not serve takes the float path") {
