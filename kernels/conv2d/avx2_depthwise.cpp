@@ -30,4 +30,17 @@ void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const fl
   depthwise_channels::backward_weight<simd::FloatVector256>(g, gy, x, gw);
 }
 
+void depthwise_channels_conv2d_forward(const Conv2dGeometry& g, const bfloat16* x, const float* w,
+                                       const float* bias, bfloat16* y) {
+  depthwise_channels::forward<simd::FloatVector256>(g, x, w, bias, y);
+}
+void depthwise_channels_conv2d_backward_data(const Conv2dGeometry& g, const bfloat16* gy, const float* w,
+                                             bfloat16* gx) {
+  depthwise_channels::backward_data<simd::FloatVector256>(g, gy, w, gx);
+}
+void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
+                                               float* gw) {
+  depthwise_channels::backward_weight<simd::FloatVector256>(g, gy, x, gw);
+}
+
 }  // namespace kiln::kernels::avx2

@@ -165,6 +165,13 @@ void depthwise_channels_conv2d_backward_data(const Conv2dGeometry& g, const floa
                                              float* gx);
 void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
                                                float* gw);
+// bfloat16 channels-last activations, float weights and weight gradient (depthwise_channels_kernel.hpp).
+void depthwise_channels_conv2d_forward(const Conv2dGeometry& g, const bfloat16* x, const float* w,
+                                       const float* bias, bfloat16* y);
+void depthwise_channels_conv2d_backward_data(const Conv2dGeometry& g, const bfloat16* gy, const float* w,
+                                             bfloat16* gx);
+void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
+                                               float* gw);
 void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
 void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
 }  // namespace avx512
@@ -193,6 +200,13 @@ void depthwise_channels_conv2d_forward(const Conv2dGeometry& g, const float* x, 
 void depthwise_channels_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w,
                                              float* gx);
 void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
+                                               float* gw);
+// bfloat16 channels-last activations, float weights and weight gradient (depthwise_channels_kernel.hpp).
+void depthwise_channels_conv2d_forward(const Conv2dGeometry& g, const bfloat16* x, const float* w,
+                                       const float* bias, bfloat16* y);
+void depthwise_channels_conv2d_backward_data(const Conv2dGeometry& g, const bfloat16* gy, const float* w,
+                                             bfloat16* gx);
+void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
                                                float* gw);
 void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
 void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);

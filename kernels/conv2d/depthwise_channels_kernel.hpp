@@ -36,14 +36,21 @@
 // Threads share the units (image x block; for the weight gradient, chunk x block). Every output float is
 // computed by one unit in a fixed order, and the weight gradient's chunks are fixed by the batch, so any
 // thread count gives the same bits.
+//
+// The activations' type T is float, or bfloat16 for channels-last tensors (`--precision bf16`): a block is
+// widened exactly as it is gathered into the float buffers and rounded once as it is scattered back, the
+// weights and the gradient's sums stay float, so the results are the float kernels' on the widened tensors,
+// rounded once, bit for bit, without widening whole tensors first.
 #pragma once
 
 #include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
+#include "core/error.hpp"
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/channel_pixels.hpp"
 #include "kernels/conv2d/conv2d.hpp"
@@ -122,8 +129,8 @@ struct Layout {
 // for r < h, col < w, l < lanes; lanes from `lanes` up are zero (channel_pixels::copy_pixels) or hold
 // whatever the transpose left there (no output reads them). The tensor is [N, C, h, w] (NCHW) or
 // [N, h, w, C] (channels_last). `slab` is h * w * width floats of scratch for the NCHW transpose.
-template <typename V>
-void gather_block(const Layout<V>& layout, bool channels_last, const float* tensor, std::int64_t h,
+template <typename V, typename T>
+void gather_block(const Layout<V>& layout, bool channels_last, const T* tensor, std::int64_t h,
                   std::int64_t w, std::int64_t image, std::int64_t block, float* to, std::int64_t top,
                   std::int64_t left, std::int64_t pitch, float* slab) {
   const std::int64_t c0 = block * V::width, lanes = layout.lanes(block), c = layout.channels;
@@ -135,29 +142,37 @@ void gather_block(const Layout<V>& layout, bool channels_last, const float* tens
     }
     return;
   }
-  // [lanes][h*w], contiguous in NCHW, into [h*w][width]: straight into `to` when it has no border.
-  float* transposed = dense ? to : slab;
-  transpose_matrix(tensor + (image * c + c0) * h * w, h * w, lanes, h * w, transposed, V::width);
-  if (dense) return;
-  for (std::int64_t r = 0; r < h; ++r) {
-    for (std::int64_t col = 0; col < w; ++col)
-      V::store(to + ((top + r) * pitch + left + col) * V::width,
-               V::load(transposed + (r * w + col) * V::width));
+  if constexpr (std::is_same_v<T, float>) {
+    // [lanes][h*w], contiguous in NCHW, into [h*w][width]: straight into `to` when it has no border.
+    float* transposed = dense ? to : slab;
+    transpose_matrix(tensor + (image * c + c0) * h * w, h * w, lanes, h * w, transposed, V::width);
+    if (dense) return;
+    for (std::int64_t r = 0; r < h; ++r) {
+      for (std::int64_t col = 0; col < w; ++col)
+        V::store(to + ((top + r) * pitch + left + col) * V::width,
+                 V::load(transposed + (r * w + col) * V::width));
+    }
+  } else {
+    KILN_CHECK(false, "depthwise_channels: bfloat16 takes channels-last tensors only");
   }
 }
 
 // The inverse for a dense buffer: from[(r * w + col) * width + l] into the tensor, lanes < lanes only.
-template <typename V>
+template <typename V, typename T>
 void scatter_block(const Layout<V>& layout, bool channels_last, const float* from, std::int64_t h,
-                   std::int64_t w, std::int64_t image, std::int64_t block, float* tensor) {
+                   std::int64_t w, std::int64_t image, std::int64_t block, T* tensor) {
   const std::int64_t c0 = block * V::width, lanes = layout.lanes(block), c = layout.channels;
   if (channels_last) {
-    float* pixel = tensor + image * h * w * c + c0;
+    T* pixel = tensor + image * h * w * c + c0;
     for (std::int64_t p = 0; p < h * w; ++p, pixel += c)
       V::store_partial(pixel, V::load(from + p * V::width), lanes);
     return;
   }
-  transpose_matrix(from, V::width, h * w, lanes, tensor + (image * c + c0) * h * w, h * w);
+  if constexpr (std::is_same_v<T, float>) {
+    transpose_matrix(from, V::width, h * w, lanes, tensor + (image * c + c0) * h * w, h * w);
+  } else {
+    KILN_CHECK(false, "depthwise_channels: bfloat16 takes channels-last tensors only");
+  }
 }
 
 // wt[(block * taps + tap) * width + l] = w[(block * width + l) * taps + tap], zero in the lanes past C.
@@ -372,10 +387,10 @@ void for_each_unit(const Conv2dGeometry& g, std::int64_t units, std::int64_t scr
 // `in` [in_h, in_w] into a buffer inside `border` (zero: each thread clears its buffer once, and units write
 // only the block's place in it), compute(block, buffer, result) into result [out_h * out_w][width], and the
 // result back into `out`.
-template <typename V, typename Compute>
-void through_blocks(const Conv2dGeometry& g, const Layout<V>& layout, const float* in, std::int64_t in_h,
-                    std::int64_t in_w, const Border& border, std::int64_t out_h, std::int64_t out_w,
-                    float* out, Compute compute) {
+template <typename V, typename T, typename Compute>
+void through_blocks(const Conv2dGeometry& g, const Layout<V>& layout, const T* in, std::int64_t in_h,
+                    std::int64_t in_w, const Border& border, std::int64_t out_h, std::int64_t out_w, T* out,
+                    Compute compute) {
   const std::int64_t result_floats = out_h * out_w * V::width;
   // Scratch: the bordered buffer, the result, and a slab for the NCHW transpose.
   for_each_unit<V>(g, g.batch * layout.blocks, border.floats + result_floats + in_h * in_w * V::width,
@@ -392,9 +407,9 @@ void through_blocks(const Conv2dGeometry& g, const Layout<V>& layout, const floa
 }
 
 // The forward pass with the weights already by tap (weights_by_tap, or flipped for backward-data).
-template <typename V>
-void forward_by_tap(const Conv2dGeometry& g, const float* x, const std::vector<float>& wt, const float* bias,
-                    float* y) {
+template <typename V, typename T>
+void forward_by_tap(const Conv2dGeometry& g, const T* x, const std::vector<float>& wt, const float* bias,
+                    T* y) {
   const Layout<V> layout(g);
   through_blocks(g, layout, x, layout.in_h, layout.in_w, layout.input_border(g), layout.out_h, layout.out_w,
                  y, [&](std::int64_t block, const float* xs, float* ys) {
@@ -404,13 +419,14 @@ void forward_by_tap(const Conv2dGeometry& g, const float* x, const std::vector<f
                  });
 }
 
-template <typename V>
-void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+// The entry points: activations T (float, or bfloat16 channels-last), weights and bias float.
+template <typename V, typename T>
+void forward(const Conv2dGeometry& g, const T* x, const float* w, const float* bias, T* y) {
   forward_by_tap<V>(g, x, weights_by_tap(Layout<V>(g), w), bias, y);
 }
 
-template <typename V>
-void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
+template <typename V, typename T>
+void backward_data(const Conv2dGeometry& g, const T* gy, const float* w, T* gx) {
   const Layout<V> layout(g);
   const std::vector<float> wt = weights_by_tap(layout, w);
   if (depthwise::backward_data_as_forward<V>(g)) {
@@ -431,8 +447,9 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
                  });
 }
 
-template <typename V>
-void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
+// gw in float, as the weights are kept (the caller rounds it for bfloat16 weights).
+template <typename V, typename T>
+void backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, float* gw) {
   const Layout<V> layout(g);
   const std::int64_t chunks = (g.batch + kWeightChunkImages - 1) / kWeightChunkImages;
   const std::int64_t block_sums = layout.taps * V::width;

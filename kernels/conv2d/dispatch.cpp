@@ -5,13 +5,14 @@
 // level), and the depthwise, bias and im2col / col2im kernels come in an AVX-512 and an AVX2 build, picked
 // by cpu_level().
 // double (gradient checks only) runs the reference kernels. bfloat16 runs the AMX tile convolutions where
-// the CPU has AMX and they serve the geometry (amx_bf16_conv.hpp: channels-last activations); otherwise its
-// inputs are widened to float (exactly), the float dispatch runs (the fast kernels, summing in float), and
-// the output is rounded to bfloat16 once; at the Reference CPU level the bfloat16 reference kernels run
-// instead (the oracle, not float's reference rounded a second time). On a CUDA device, all three alike: the
-// candidate measured fastest for the shape (cuda_tuning.hpp): the library path (the direct depthwise kernels
-// for groups == C_in == C_out, im2col + cuBLAS GEMM for every other geometry) or a step of the convolution
-// ladder that agrees with it (README.md, "On a CUDA device").
+// the CPU has AMX and they serve the geometry (amx_bf16_conv.hpp: channels-last activations), and the
+// depthwise-channels kernels on its channels-last tensors where the float dispatch would choose them (they
+// widen a block at a time); otherwise its inputs are widened to float (exactly), the float dispatch runs (the
+// fast kernels, summing in float), and the output is rounded to bfloat16 once; at the Reference CPU level the
+// bfloat16 reference kernels run instead (the oracle, not float's reference rounded a second time). On a CUDA
+// device, all three alike: the candidate measured fastest for the shape (cuda_tuning.hpp): the library path
+// (the direct depthwise kernels for groups == C_in == C_out, im2col + cuBLAS GEMM for every other geometry)
+// or a step of the convolution ladder that agrees with it (README.md, "On a CUDA device").
 #include <array>
 #include <cstdint>
 #include <string>
@@ -83,6 +84,14 @@ void round_into(const batch_chunks::Scratch& wide, std::int64_t count, bfloat16*
 
 // True when bfloat16 on the CPU runs its reference kernels rather than the float ones (see the top).
 bool bfloat16_runs_reference() { return cpu_level() == CpuLevel::Reference; }
+
+// True when the float dispatch would run the depthwise-channels kernels on these channels-last tensors:
+// bfloat16 then runs them on its own tensors, widening a block of channels at a time into their buffers
+// (depthwise_channels_kernel.hpp) rather than whole tensors first; the same bits as widening.
+bool bfloat16_runs_depthwise_channels(const Conv2dGeometry& g, Conv2dDirection direction) {
+  return g.channels_last &&
+         choose_conv2d_algorithm(g, direction, cpu_level()) == Conv2dAlgorithm::DepthwiseChannels;
+}
 
 // The geometry as the profiler's detail (core/profiler.hpp): "16->32 3x3 s2 @32x32 n128", with the groups,
 // dilation and layout where they are not the plain case's.
@@ -267,8 +276,14 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
     if (bfloat16_runs_reference()) return reference::conv2d_forward(g, x, w, bias, y);
     if (amx_bf16_usable() && amx::conv2d_forward_bf16_serves(g))
       return amx::conv2d_forward_bf16(g, x, w, bias, y);
-    const batch_chunks::Scratch x_float = widen(x, x_elements(g)), w_float = widen(w, w_elements(g));
+    const batch_chunks::Scratch w_float = widen(w, w_elements(g));
     const batch_chunks::Scratch bias_float = bias ? widen(bias, g.out_channels) : nullptr;
+    if (bfloat16_runs_depthwise_channels(g, Conv2dDirection::Forward)) {
+      if (cpu_level() == CpuLevel::Avx512)
+        return avx512::depthwise_channels_conv2d_forward(g, x, w_float.get(), bias_float.get(), y);
+      return avx2::depthwise_channels_conv2d_forward(g, x, w_float.get(), bias_float.get(), y);
+    }
+    const batch_chunks::Scratch x_float = widen(x, x_elements(g));
     const batch_chunks::Scratch y_float = float_output(y_elements(g));
     conv2d_forward<float>(device, g, x_float.get(), w_float.get(), bias_float.get(), y_float.get());
     round_into(y_float, y_elements(g), y);
@@ -293,7 +308,13 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
     if (bfloat16_runs_reference()) return reference::conv2d_backward_data(g, gy, w, gx);
     if (amx_bf16_usable() && amx::conv2d_backward_data_bf16_serves(g))
       return amx::conv2d_backward_data_bf16(g, gy, w, gx);
-    const batch_chunks::Scratch gy_float = widen(gy, y_elements(g)), w_float = widen(w, w_elements(g));
+    const batch_chunks::Scratch w_float = widen(w, w_elements(g));
+    if (bfloat16_runs_depthwise_channels(g, Conv2dDirection::BackwardData)) {
+      if (cpu_level() == CpuLevel::Avx512)
+        return avx512::depthwise_channels_conv2d_backward_data(g, gy, w_float.get(), gx);
+      return avx2::depthwise_channels_conv2d_backward_data(g, gy, w_float.get(), gx);
+    }
+    const batch_chunks::Scratch gy_float = widen(gy, y_elements(g));
     const batch_chunks::Scratch gx_float = float_output(x_elements(g));
     conv2d_backward_data<float>(device, g, gy_float.get(), w_float.get(), gx_float.get());
     round_into(gx_float, x_elements(g), gx);
@@ -319,8 +340,16 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
     if (bfloat16_runs_reference()) return reference::conv2d_backward_weight(g, gy, x, gw);
     if (amx_bf16_usable() && amx::conv2d_backward_weight_bf16_serves(g))
       return amx::conv2d_backward_weight_bf16(g, gy, x, gw);
-    const batch_chunks::Scratch gy_float = widen(gy, y_elements(g)), x_float = widen(x, x_elements(g));
     const batch_chunks::Scratch gw_float = float_output(w_elements(g));
+    if (bfloat16_runs_depthwise_channels(g, Conv2dDirection::BackwardWeight)) {
+      if (cpu_level() == CpuLevel::Avx512) {
+        avx512::depthwise_channels_conv2d_backward_weight(g, gy, x, gw_float.get());
+      } else {
+        avx2::depthwise_channels_conv2d_backward_weight(g, gy, x, gw_float.get());
+      }
+      return round_into(gw_float, w_elements(g), gw);
+    }
+    const batch_chunks::Scratch gy_float = widen(gy, y_elements(g)), x_float = widen(x, x_elements(g));
     conv2d_backward_weight<float>(device, g, gy_float.get(), x_float.get(), gw_float.get());
     round_into(gw_float, w_elements(g), gw);
   } else if constexpr (std::is_same_v<T, float>) {

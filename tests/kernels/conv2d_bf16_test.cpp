@@ -25,6 +25,7 @@
 #include "core/op_options.hpp"
 #include "core/raw.hpp"
 #include "core/tensor.hpp"
+#include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
@@ -170,11 +171,12 @@ Results<T> reference_results(const Conv2dGeometry& g, const Operands<T>& in) {
   return out;
 }
 
-Results<bfloat16> dispatched_results(const Conv2dGeometry& g, const Operands<bfloat16>& in) {
-  Results<bfloat16> out = poisoned_results<bfloat16>(g);
+template <typename T>
+Results<T> dispatched_results(const Conv2dGeometry& g, const Operands<T>& in) {
+  Results<T> out = poisoned_results<T>(g);
   const Device cpu = Device::cpu();
   kernels::conv2d_forward(cpu, g, in.x.data(), in.w.data(), in.bias.data(), out.y.data());
-  kernels::conv2d_forward(cpu, g, in.x.data(), in.w.data(), static_cast<const bfloat16*>(nullptr),
+  kernels::conv2d_forward(cpu, g, in.x.data(), in.w.data(), static_cast<const T*>(nullptr),
                           out.y_no_bias.data());
   kernels::conv2d_backward_data(cpu, g, in.gy.data(), in.w.data(), out.gx.data());
   kernels::conv2d_backward_weight(cpu, g, in.gy.data(), in.x.data(), out.gw.data());
@@ -245,6 +247,48 @@ TEST_CASE("conv2d bfloat16: dispatch through the fast float kernels matches the 
         CHECK_MESSAGE(testing::bitwise_equal(a, b), what, ": 1 and 2 threads differ");
       });
       for_each_direction(one_thread, expected, check_dispatch_close);
+    }
+  });
+}
+
+// The float dispatch on the widened operands, each output rounded once: what bfloat16 dispatch computes by
+// widening whole tensors.
+Results<bfloat16> widened_float_results(const Conv2dGeometry& g, const Operands<bfloat16>& in) {
+  const Operands<float> wide{converted<float>(in.x), converted<float>(in.w), converted<float>(in.bias),
+                             converted<float>(in.gy)};
+  const Results<float> out = dispatched_results(g, wide);
+  return {converted<bfloat16>(out.y), converted<bfloat16>(out.y_no_bias), converted<bfloat16>(out.gx),
+          converted<bfloat16>(out.gw), converted<bfloat16>(out.gb)};
+}
+
+// Channels-last depthwise convolutions run the depthwise-channels kernels on the bfloat16 tensors, widening a
+// block of channels at a time: exactly the float kernels' results on the widened tensors, rounded once.
+TEST_CASE(
+    "conv2d bfloat16: channels-last depthwise runs on the bfloat16 tensors, bit for bit the widened path") {
+  std::vector<Conv2dGeometry> shapes = {
+      grouped(padded(geometry(9, 16, 9, 11, 16, 3, 3), 1, 1), 16),  // 9 images: two weight-gradient chunks
+      grouped(padded(strided(geometry(2, 17, 10, 35, 17, 3, 3), 2, 2), 1, 1), 17),  // stride 2, 17 channels
+      grouped(dilated(padded(geometry(1, 20, 7, 20, 20, 3, 5), 2, 2), 2, 2), 20),   // 3x5, dilation 2
+      grouped(padded(geometry(3, 40, 4, 4, 40, 3, 3), 1, 1), 40),                   // 40 channels at 4x4
+  };
+  testing::at_each_fast_level([&] {
+    unsigned seed = 700;
+    for (Conv2dGeometry g : shapes) {
+      g.channels_last = true;
+      INFO(describe(g), " channels-last");
+      for (const auto direction : {kernels::Conv2dDirection::Forward, kernels::Conv2dDirection::BackwardData,
+                                   kernels::Conv2dDirection::BackwardWeight})
+        REQUIRE(kernels::choose_conv2d_algorithm(g, direction, kernels::cpu_level()) ==
+                kernels::Conv2dAlgorithm::DepthwiseChannels);
+      const Operands<bfloat16> in = random_operands(g, seed += 5);
+      const Results<bfloat16> expected = widened_float_results(g, in);
+      for (const int threads : {1, 2}) {
+        kernels::set_compute_threads(threads);
+        for_each_direction(dispatched_results(g, in), expected,
+                           [&](const char* what, const Bf16s& a, const Bf16s& e) {
+                             CHECK_MESSAGE(testing::bitwise_equal(a, e), what, " on ", threads, " threads");
+                           });
+      }
     }
   });
 }
