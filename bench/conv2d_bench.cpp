@@ -7,9 +7,9 @@
 // are channels-last ([N, H, W, C]; names end in /channels_last); an algorithm that does not take the layout
 // itself runs behind dispatch.cpp's conversion to NCHW and back, timed with it, and says so in its label.
 // With --bf16 the operands are bfloat16 and each layer runs what training's bf16 step runs: the public
-// dispatch (conv2d.hpp), the AMX tile convolutions where they serve (label "amx"), the depthwise-channels
-// kernels on channels-last bfloat16 tensors, else the float kernels behind the widening and the one
-// rounding ("<algorithm>, widened"); pct_of_peak stays the FP32 peak's.
+// dispatch (conv2d.hpp), the label naming its path (bfloat16_conv2d_path: the AMX tiles, the
+// depthwise-channels kernels on bfloat16 tensors, or the float kernels on widened copies); pct_of_peak stays
+// the FP32 peak's.
 // FLOP per direction = 2 * N * C_out * OH * OW * C_in/groups * KH * KW.
 //
 //   build/conv2d_bench                                          (everything, a few minutes)
@@ -162,23 +162,6 @@ void run_conv(benchmark::State& state, Conv2dGeometry g, Conv2dDirection directi
                  (converts ? " (through NCHW)" : ""));
 }
 
-// What the bfloat16 dispatch runs for this direction (kernels/conv2d/dispatch.cpp): the AMX tiles, the
-// depthwise-channels kernels on the bfloat16 tensors, or the float kernels behind the widening.
-std::string bf16_path(const Conv2dGeometry& g, Conv2dDirection direction) {
-  if (kernels::amx_bf16_usable()) {
-    const bool amx = direction == Conv2dDirection::Forward ? kernels::amx::conv2d_forward_bf16_serves(g)
-                     : direction == Conv2dDirection::BackwardData
-                         ? kernels::amx::conv2d_backward_data_bf16_serves(g)
-                         : kernels::amx::conv2d_backward_weight_bf16_serves(g);
-    if (amx) return "amx";
-  }
-  const kernels::Conv2dAlgorithm chosen =
-      kernels::choose_conv2d_algorithm(g, direction, kernels::cpu_level());
-  if (g.channels_last && chosen == kernels::Conv2dAlgorithm::DepthwiseChannels)
-    return "depthwise_channels, bf16";
-  return std::string(kernels::conv2d_algorithm_name(chosen)) + ", widened";
-}
-
 // The bfloat16 convolution as training's bf16 step calls it: the public dispatch on the CPU.
 void run_conv_bf16(benchmark::State& state, Conv2dGeometry g, Conv2dDirection direction) {
   using kiln::bfloat16;
@@ -199,7 +182,7 @@ void run_conv_bf16(benchmark::State& state, Conv2dGeometry g, Conv2dDirection di
     benchmark::ClobberMemory();
   }
   report_rate(state, g);
-  state.SetLabel(bf16_path(g, direction));
+  state.SetLabel(kernels::bfloat16_conv2d_path_name(kernels::bfloat16_conv2d_path(g, direction)));
 }
 
 std::string layer_name(const Layer& layer) {

@@ -82,6 +82,15 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
 // gb[C_out] = sum over n, oh, ow of gy.
 template <typename T> void conv2d_backward_bias(Device device, const Conv2dGeometry& g, const T* gy, T* gb);
 
+// What bfloat16 runs on the CPU for a geometry and direction (dispatch.cpp decides with it; benchmarks
+// name it): the bfloat16 reference (the Reference CPU level); the AMX tiles (amx_bf16_conv.hpp) on
+// channels-last activations, or on NCHW ones copied channels-last around them; the depthwise-channels kernels
+// on channels-last bfloat16 tensors; else the float kernels on widened copies, the output rounded once.
+enum class Conv2dDirection;
+enum class Bfloat16Conv2dPath { Reference, Amx, AmxThroughChannelsLast, DepthwiseChannels, Widened };
+Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection direction);
+const char* bfloat16_conv2d_path_name(Bfloat16Conv2dPath path);
+
 // The reference kernels: plain loops that read like the formula above; the oracle for every faster kernel.
 // Every sum is accumulated in double and rounded to T (float, double or bfloat16) once.
 namespace reference {

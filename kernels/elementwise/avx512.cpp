@@ -47,6 +47,10 @@ void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t colu
                         float* dst) {
   vectorized::transpose_matrices<Vector>(count, rows, columns, src, dst);
 }
+void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t columns, const bfloat16* src,
+                        bfloat16* dst) {
+  vectorized::transpose_matrices<Vector>(count, rows, columns, src, dst);
+}
 
 template <typename T>
 void fill(std::int64_t n, T value, T* out) {

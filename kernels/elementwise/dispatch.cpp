@@ -333,8 +333,9 @@ void copy_strided(Device device, int rank, const std::int64_t* sizes, const Src*
         if constexpr (copy) return avx2::copy_rows(*plan, d_sizes, src, d_src, dst, d_dst);
         if constexpr (conversion) return avx2::convert_rows(*plan, d_sizes, src, d_src, dst, d_dst);
       }
-      // Between NCHW and channels-last (float): a batch of [C][H*W] <-> [H*W][C] transposes.
-      if constexpr (std::is_same_v<Src, float> && std::is_same_v<Dst, float>) {
+      // Between NCHW and channels-last (float, bfloat16): a batch of [C][H*W] <-> [H*W][C] transposes.
+      if constexpr (std::is_same_v<Src, Dst> &&
+                    (std::is_same_v<Src, float> || std::is_same_v<Src, bfloat16>)) {
         if (const std::optional<Transposes> transposes =
                 layout_transposes(rank, sizes, src_strides, dst_strides)) {
           if (cpu_level() == CpuLevel::Avx512)

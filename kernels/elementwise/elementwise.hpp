@@ -107,7 +107,7 @@ struct RowPlan {
 // back). Each handles only the ops and layouts dispatch.cpp sends it: unary Neg, Abs, Relu, LeakyRelu,
 // Clamp, Sqrt (forward) and Neg, Abs, Relu, LeakyRelu, Clamp, Sigmoid, Tanh (backward); binary Add, Sub,
 // Mul, Div, AddRelu over a RowPlan; copies whose rows are dense in src and dst (copy_rows, convert_rows), and
-// the others of rank >= 1, row by row (copy_strided_rows); batches of float matrix transposes
+// the others of rank >= 1, row by row (copy_strided_rows); batches of float and bfloat16 matrix transposes
 // (transpose_matrices: dst[b][j][i] = src[b][i][j]), which is what a copy between NCHW and channels-last is;
 // fill. For bfloat16 it sends the subset whose float result rounds to the reference's bits (dispatch.cpp).
 namespace avx512 {
@@ -130,6 +130,8 @@ void copy_strided_rows(int rank, const std::int64_t* sizes, const T* src, const 
                        T* dst, const std::int64_t* dst_strides);
 void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t columns, const float* src,
                         float* dst);
+void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t columns, const bfloat16* src,
+                        bfloat16* dst);
 template <typename T>
 void fill(std::int64_t n, T value, T* out);
 }  // namespace avx512
@@ -153,6 +155,8 @@ void copy_strided_rows(int rank, const std::int64_t* sizes, const T* src, const 
                        T* dst, const std::int64_t* dst_strides);
 void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t columns, const float* src,
                         float* dst);
+void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t columns, const bfloat16* src,
+                        bfloat16* dst);
 template <typename T>
 void fill(std::int64_t n, T value, T* out);
 }  // namespace avx2

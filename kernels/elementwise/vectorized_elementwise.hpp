@@ -21,6 +21,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels/elementwise/elementwise.hpp"
 #include "kernels/simd/transpose_8x8.hpp"
@@ -321,6 +322,39 @@ void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t colu
 #pragma omp parallel for schedule(static) if (count * size >= kElementwiseThreshold)
   for (std::int64_t b = 0; b < count; ++b)
     transpose_matrix(src + b * size, columns, rows, columns, dst + b * size, rows);
+}
+
+// The same for bfloat16, through the float transpose: rows 2i and 2i + 1 paired into one row of 32-bit
+// elements, pairs[i][j] = (src[2i][j], src[2i + 1][j]), whose 32-bit transpose is the 2-byte one (its row j
+// holds dst[j][2i] and dst[j][2i + 1] side by side). Bits only move (the float transpose shuffles, never
+// computes). An odd row count takes the element-by-element walk.
+template <class V>
+void transpose_matrices(std::int64_t count, std::int64_t rows, std::int64_t columns, const bfloat16* src,
+                        bfloat16* dst) {
+  const std::int64_t size = rows * columns, pair_rows = rows / 2;
+#pragma omp parallel if (count * size >= kElementwiseThreshold)
+  {
+    std::vector<std::uint32_t> pairs(static_cast<std::size_t>(rows % 2 == 0 ? pair_rows * columns : 0));
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < count; ++b) {
+      const bfloat16* const from = src + b * size;
+      bfloat16* const to = dst + b * size;
+      if (rows % 2 != 0) {
+        for (std::int64_t i = 0; i < rows; ++i)
+          for (std::int64_t j = 0; j < columns; ++j) to[j * rows + i] = from[i * columns + j];
+        continue;
+      }
+      for (std::int64_t i = 0; i < pair_rows; ++i) {
+        const bfloat16* const first = from + 2 * i * columns;
+        const bfloat16* const second = first + columns;
+        std::uint32_t* const out = pairs.data() + i * columns;
+        for (std::int64_t j = 0; j < columns; ++j)
+          out[j] = std::uint32_t{first[j].bits} | std::uint32_t{second[j].bits} << 16;
+      }
+      transpose_matrix(reinterpret_cast<const float*>(pairs.data()), columns, pair_rows, columns,
+                       reinterpret_cast<float*>(to), pair_rows);
+    }
+  }
 }
 
 template <class V, class T>

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/bfloat16.hpp"
+#include "core/device.hpp"
 #include "kernels/amx/amx.hpp"
 #include "kernels/conv2d/amx_bf16_conv.hpp"
 #include "kernels/conv2d/conv2d.hpp"
@@ -187,6 +188,44 @@ TEST_CASE(
   }
   CHECK(by_chunk > 0);
   CHECK(by_pass > 0);
+}
+
+// NCHW activations reach the tiles through the public dispatch, copied channels-last and back
+// (kernels/conv2d/dispatch.cpp), where the input channels fill whole tiles: the same exact sums, bit for bit.
+TEST_CASE("amx bfloat16 conv2d: NCHW activations through the dispatch, copied channels-last, bit for bit") {
+  if (!amx_here()) return;
+  const Device cpu = Device::cpu();
+  int served = 0;
+  for (kk::Conv2dGeometry g : kCases) {
+    g.channels_last = false;
+    if (g.in_channels % 16 != 0) continue;  // the stem and 20 channels keep the float path
+    ++served;
+    INFO("C ", g.in_channels, " -> K ", g.out_channels, ", ", g.in_height, "x", g.in_width, ", kernel ",
+         g.kernel_h, " stride ", g.stride_h, " pad ", g.pad_h, " dilation ", g.dilation_h, ", batch ",
+         g.batch, ", NCHW");
+    const std::vector<float> x =
+        exact_values(g.batch * g.in_channels * g.in_height * g.in_width, 1, 16, 8.0f);
+    const std::vector<float> w =
+        exact_values(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w, 2, 16, 16.0f);
+    const std::vector<float> gy =
+        exact_values(g.batch * g.out_channels * g.out_height() * g.out_width(), 4, 8, 8.0f);
+    std::vector<float> y(gy.size()), gx(x.size()), gw(w.size());
+    kk::reference::conv2d_forward<float>(g, x.data(), w.data(), nullptr, y.data());
+    kk::reference::conv2d_backward_data<float>(g, gy.data(), w.data(), gx.data());
+    kk::reference::conv2d_backward_weight<float>(g, gy.data(), x.data(), gw.data());
+    std::vector<bfloat16> y16(y.size(), bfloat16(-777.0f)), gx16(x.size(), bfloat16(-777.0f)),
+        gw16(w.size(), bfloat16(-777.0f));
+    kk::conv2d_forward<bfloat16>(cpu, g, converted<bfloat16>(x).data(), converted<bfloat16>(w).data(),
+                                 nullptr, y16.data());
+    kk::conv2d_backward_data<bfloat16>(cpu, g, converted<bfloat16>(gy).data(), converted<bfloat16>(w).data(),
+                                       gx16.data());
+    kk::conv2d_backward_weight<bfloat16>(cpu, g, converted<bfloat16>(gy).data(),
+                                         converted<bfloat16>(x).data(), gw16.data());
+    CHECK(difference(y16, y) == "");
+    CHECK(difference(gx16, gx) == "");
+    CHECK(difference(gw16, gw) == "");
+  }
+  CHECK(served == 7);
 }
 
 TEST_CASE("amx bfloat16 conv2d: what it does not serve takes the float path") {

@@ -210,6 +210,12 @@ std::vector<CopyCase> copy_cases() {
       {"rank 0", {}, {}, {}},
       {"an empty dimension", {4, 0}, {1, 1}, {1, 1}},
       {"[2,3,4,5] permuted (0,2,3,1)", {2, 4, 5, 3}, {60, 5, 1, 20}, {60, 15, 3, 1}},
+      // Between NCHW and channels-last: batches of transposes (bfloat16's pair rows; an odd row count goes
+      // element by element).
+      {"[3,16,5,6] NCHW to channels-last", {3, 16, 5, 6}, {480, 30, 6, 1}, {480, 1, 96, 16}},
+      {"[2,16,4,6] channels-last to NCHW", {2, 16, 4, 6}, {384, 1, 96, 16}, {384, 24, 6, 1}},
+      {"[2,5,3,7] NCHW to channels-last, 5 channels", {2, 5, 3, 7}, {105, 21, 7, 1}, {105, 1, 35, 5}},
+      {"[2,6,3,7] channels-last to NCHW, 21 pixels", {2, 6, 3, 7}, {126, 1, 42, 6}, {126, 21, 7, 1}},
   };
 }
 
