@@ -42,14 +42,13 @@ using Vector = simd::FloatVector512;
 using tiles::Bfloat16Scratch;
 using tiles::kBlockChannels;
 using tiles::kRows;
-
-std::int64_t rounded_to_16(std::int64_t channels) { return (channels + 15) / 16 * 16; }
+using tiles::padded_channels;
 
 // Channels-last x [images, H, W, C_in] zero-padded to [images, H + 2 pad_h, W + 2 pad_w, C], C being C_in
 // rounded up to 16 with zero channels, then `slack` zeros: what a tile row past the last position may read.
 Bfloat16Scratch padded_input(const bfloat16* x, std::int64_t images, std::int64_t H, std::int64_t W,
                              std::int64_t C_in, std::int64_t pad_h, std::int64_t pad_w, std::int64_t slack) {
-  const std::int64_t C = rounded_to_16(C_in), Hp = H + 2 * pad_h, Wp = W + 2 * pad_w;
+  const std::int64_t C = padded_channels(C_in), Hp = H + 2 * pad_h, Wp = W + 2 * pad_w;
   const std::int64_t padded_count = images * Hp * Wp * C;
   Bfloat16Scratch padded(padded_count + slack);
   bfloat16* const xp = padded.get();
@@ -225,7 +224,7 @@ void run(const TileConvolution& convolution) {
 
 void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
                          bfloat16* y) {
-  const std::int64_t C_in = g.in_channels, C = rounded_to_16(C_in), K = g.out_channels;
+  const std::int64_t C_in = g.in_channels, C = padded_channels(C_in), K = g.out_channels;
   const std::int64_t taps = g.kernel_h * g.kernel_w, OH = g.out_height(), OW = g.out_width();
   FilterView view{w, C_in * taps, taps, std::vector<std::int64_t>(static_cast<std::size_t>(taps))};
   for (std::int64_t tap = 0; tap < taps; ++tap) view.source_tap[static_cast<std::size_t>(tap)] = tap;
@@ -293,7 +292,7 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
   };
   const std::int64_t pad_h = padding(phases_h, steps_h.tap_q_step, OH);
   const std::int64_t pad_w = padding(phases_w, steps_w.tap_q_step, OW);
-  const std::int64_t K_padded = rounded_to_16(K);
+  const std::int64_t K_padded = padded_channels(K);
 
   // Each phase's convolution and its filter, turned: output channel c, input channel k, tap (t', u') is
   // w[k][c][r][s] with r = tap0 + (taps - 1 - t') tap_step, s likewise (t', u' < the phase's taps).

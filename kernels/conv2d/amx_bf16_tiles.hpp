@@ -182,9 +182,9 @@ inline void interleave_pairs(const bfloat16* first, const bfloat16* second, bflo
   _mm512_storeu_si512(out, _mm512_permutexvar_epi16(order, both));
 }
 
-// Input channels as the tiles take them: C_in rounded up to 16 with zeros (a tile row of 16 bfloat16 is 32
-// bytes; the 3-channel stem runs as 16, 13 of them zeros).
-inline std::int64_t padded_channels(const Conv2dGeometry& g) { return (g.in_channels + 15) / 16 * 16; }
+// Channels as the tiles take them: rounded up to 16 with zeros (a tile row of 16 bfloat16 is 32 bytes; the
+// 3-channel stem runs as 16, 13 of them zeros).
+inline std::int64_t padded_channels(std::int64_t channels) { return (channels + 15) / 16 * 16; }
 
 // Scratch of `count` bfloat16 from the CPU's caching allocator (as floats: two bfloat16 a float).
 struct Bfloat16Scratch {

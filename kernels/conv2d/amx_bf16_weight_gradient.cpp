@@ -18,18 +18,22 @@
 // its positions 2j and 2j + 1 and O[j] its positions 2j + 1 and 2j + 2: the B tile of the block whose first
 // phase position is u is E's rows u / 2 .. u / 2 + 15 when u is even, O's when it is odd. No tap rebuilds
 // anything (the positions' pairs were rebuilt for every tap before: ResNet-20's 16 -> 16 layer at 32x32,
-// batch 128, took 1.03 ms on two Sapphire Rapids cores). The price is the grid's extra positions, zeros of gy
-// the tiles multiply anyway: 1156 an image for ResNet's 1024 outputs at 32x32, 100 for 64 at 8x8.
+// batch 128, took 1.03 ms on two Sapphire Rapids cores, 0.67 since). The price is the grid's extra positions,
+// zeros of gy the tiles multiply anyway: 1156 an image for ResNet's 1024 outputs at 32x32, 100 for 64 at 8x8.
+// (Where no tap's offset is odd, a 1x1 filter's, O is never read and not built.)
 //
 // A, gy^T per block of 32 grid positions and 16 output channels: gy's rows interleaved in pairs (positions
 // 2q, 2q + 1) make 16 rows of 16 pairs, a 16 x 16 matrix of 32-bit pairs, and one 16 x 16 transpose of those
 // (moving bits only) gives 16 rows of one channel's 32 positions. Built once per chunk, read by every tap and
 // input-channel block.
 //
-// Chunks of whole images (conv2d_backward_weight_bf16_images_per_chunk: a chunk's phases, pair layouts and A
-// tiles fit in about 1 MiB, in L2), fixed by the shape and never by the thread count;
-// batch_chunks::sum_over_chunks adds the chunks' sums in chunk order, so the result has the same bits on any
-// number of threads; it is rounded to bfloat16 once.
+// The multiplies go in passes (Pass, below): four accumulators, each a block of 16 output channels by a unit
+// of one tap and 16 input channels, over every block of the chunk.
+//
+// Chunks of whole images (conv2d_backward_weight_bf16_images_per_chunk: a chunk's pair layouts and A tiles
+// fit in about 1 MiB, in L2), fixed by the shape and never by the thread count; the sums are float, added in
+// chunk order (the two ways threads share them are at conv2d_backward_weight_bf16), so the result has the
+// same bits on any number of threads; it is rounded to bfloat16 once.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -53,7 +57,7 @@ constexpr std::int64_t kBlock = 32;  // grid positions an A or B tile reduces ov
 struct PhaseGrid {
   explicit PhaseGrid(const Conv2dGeometry& geometry)
       : g(geometry),
-        channels(tiles::padded_channels(geometry)),
+        channels(tiles::padded_channels(geometry.in_channels)),
         rows((geometry.in_height + 2 * geometry.pad_h + geometry.stride_h - 1) / geometry.stride_h),
         columns((geometry.in_width + 2 * geometry.pad_w + geometry.stride_w - 1) / geometry.stride_w),
         phases(geometry.stride_h * geometry.stride_w),
