@@ -62,6 +62,13 @@ SourceWindow centre_crop_window(const Image& image, std::int64_t out_height, std
 std::vector<float> resample_bilinear(const Image& image, const SourceWindow& window, std::int64_t out_height,
                                      std::int64_t out_width) {
   const std::int64_t channels = image.channels;
+  // The whole image at its own size (CIFAR's 32x32 into a 32x32 model): every output's one tap has weight 1,
+  // so the result is the pixels as they are, without the passes and their taps (making a ResNet-20 batch of
+  // 128 on two cores: 2.66 -> 2.00 ms).
+  if (window.top == 0 && window.left == 0 && window.height == static_cast<double>(image.height) &&
+      window.width == static_cast<double>(image.width) && out_height == image.height &&
+      out_width == image.width)
+    return std::vector<float>(image.pixels.begin(), image.pixels.end());
   const std::vector<Taps> row_taps = triangle_taps(image.height, window.top, window.height, out_height);
   const std::vector<Taps> column_taps = triangle_taps(image.width, window.left, window.width, out_width);
 

@@ -137,6 +137,23 @@ TEST_CASE("data/preprocessing: shorter side then centre crop keeps the middle at
   }
 }
 
+TEST_CASE("data/preprocessing: an image at the model's size keeps its pixels exactly, under either policy") {
+  Image image{3, 5, 3, {}};
+  for (int i = 0; i < 3 * 5 * 3; ++i) image.pixels.push_back(static_cast<std::uint8_t>(i * 37 % 256));
+  for (const ResizePolicy resize : {ResizePolicy::Stretch, ResizePolicy::ShorterSideThenCenterCrop}) {
+    const std::vector<float> out = unnormalized(3, 3, 5, resize).apply(image).to_vector<float>();
+    REQUIRE(out.size() == image.pixels.size());
+    for (std::int64_t c = 0; c < 3; ++c) {
+      for (std::int64_t p = 0; p < 15; ++p) {  // CHW out, HWC in; pixel / 255 exactly as the passes give it
+        CAPTURE(c);
+        CAPTURE(p);
+        CHECK(out[static_cast<std::size_t>(c * 15 + p)] ==
+              static_cast<float>(image.pixels[static_cast<std::size_t>(p * 3 + c)]) / 255.0f);
+      }
+    }
+  }
+}
+
 TEST_CASE("data/preprocessing: grey -> RGB copies the channel, RGB -> grey takes the luminance") {
   const Image grey{1, 2, 1, {51, 204}};
   const Preprocessing rgb{3, 1, 2, ResizePolicy::Stretch, {0, 0.2f, 0.4f}, {1, 1, 0.5f}};
