@@ -4,16 +4,16 @@
 // float: the algorithm comes from choose_conv2d_algorithm (algorithm.cpp: by shape, direction and CPU
 // level), and the depthwise, bias and im2col / col2im kernels come in an AVX-512 and an AVX2 build, picked
 // by cpu_level().
-// double (gradient checks only) runs the reference kernels. bfloat16 runs the AMX tile convolutions where
-// the CPU has AMX and they serve the geometry (amx_bf16_conv.hpp: channels-last activations; NCHW ones are
-// copied channels-last around them), and the
-// depthwise-channels kernels on its channels-last tensors where the float dispatch would choose them (they
-// widen a block at a time); otherwise its inputs are widened to float (exactly), the float dispatch runs (the
-// fast kernels, summing in float), and the output is rounded to bfloat16 once; at the Reference CPU level the
-// bfloat16 reference kernels run instead (the oracle, not float's reference rounded a second time). On a CUDA
-// device, all three alike: the candidate measured fastest for the shape (cuda_tuning.hpp): the library path
-// (the direct depthwise kernels for groups == C_in == C_out, im2col + cuBLAS GEMM for every other geometry)
-// or a step of the convolution ladder that agrees with it (README.md, "On a CUDA device").
+// double (gradient checks only) runs the reference kernels. bfloat16 takes the path bfloat16_conv2d_path
+// names: the AMX tile convolutions where the CPU has AMX and they serve the geometry (amx_bf16_conv.hpp:
+// channels-last activations; NCHW ones are copied channels-last around them), the depthwise-channels kernels
+// on its channels-last tensors where the float dispatch would choose them (they widen a block at a time), and
+// otherwise its inputs widened to float (exactly), the float dispatch (the fast kernels, summing in float),
+// the output rounded to bfloat16 once; at the Reference CPU level the bfloat16 reference kernels (the oracle,
+// not float's reference rounded a second time). On a CUDA device, all three alike: the candidate measured
+// fastest for the shape (cuda_tuning.hpp): the library path (the direct depthwise kernels for
+// groups == C_in == C_out, im2col + cuBLAS GEMM for every other geometry) or a step of the convolution ladder
+// that agrees with it (README.md, "On a CUDA device").
 #include <array>
 #include <cstdint>
 #include <string>
