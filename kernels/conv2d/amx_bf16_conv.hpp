@@ -53,14 +53,20 @@ inline bool conv2d_backward_weight_bf16_serves(const Conv2dGeometry& g) {
 // input's phases laid out in pairs twice, and gy's tiles on the phase grid), and a multiple of 8 chunks where
 // the batch allows, so that 2, 4 or 8 threads share them evenly. Fixed by the shape, never by the thread
 // count (the chunks' sums are added in chunk order); inline so a test can make several.
+// (The positions of an image's phase grid, and the input channels padded to 16:
+// amx_bf16_weight_gradient.cpp.)
+inline std::int64_t weight_gradient_grid_positions(const Conv2dGeometry& g) {
+  return (g.in_height + 2 * g.pad_h + g.stride_h - 1) / g.stride_h *
+         ((g.in_width + 2 * g.pad_w + g.stride_w - 1) / g.stride_w);
+}
+inline std::int64_t weight_gradient_channels(const Conv2dGeometry& g) {
+  return (g.in_channels + 15) / 16 * 16;
+}
 inline std::int64_t conv2d_backward_weight_bf16_images_per_chunk(const Conv2dGeometry& g) {
   constexpr std::int64_t kChunkBytes = std::int64_t{1} << 20, kChunkMultiple = 8;
-  const std::int64_t channels = (g.in_channels + 15) / 16 * 16;
-  const std::int64_t grid_rows = (g.in_height + 2 * g.pad_h + g.stride_h - 1) / g.stride_h;
-  const std::int64_t grid_columns = (g.in_width + 2 * g.pad_w + g.stride_w - 1) / g.stride_w;
-  const std::int64_t bytes_per_image = grid_rows * grid_columns *
-                                       static_cast<std::int64_t>(sizeof(bfloat16)) *
-                                       (2 * g.stride_h * g.stride_w * channels + g.out_channels);
+  const std::int64_t bytes_per_image =
+      weight_gradient_grid_positions(g) * static_cast<std::int64_t>(sizeof(bfloat16)) *
+      (2 * g.stride_h * g.stride_w * weight_gradient_channels(g) + g.out_channels);
   const std::int64_t most = std::max<std::int64_t>(1, kChunkBytes / bytes_per_image);
   const std::int64_t chunks =
       ((g.batch + most - 1) / most + kChunkMultiple - 1) / kChunkMultiple * kChunkMultiple;
@@ -75,12 +81,12 @@ void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, co
 // whole chunks with a partial gradient each (amx_bf16_weight_gradient.cpp): where the gradient's float sums
 // would outweigh a chunk's input. Inline so a test can take both ways.
 inline bool conv2d_backward_weight_bf16_splits_passes(const Conv2dGeometry& g) {
-  const std::int64_t channels = (g.in_channels + 15) / 16 * 16;
-  const std::int64_t grid_rows = (g.in_height + 2 * g.pad_h + g.stride_h - 1) / g.stride_h;
-  const std::int64_t grid_columns = (g.in_width + 2 * g.pad_w + g.stride_w - 1) / g.stride_w;
-  const std::int64_t sums_bytes = g.kernel_h * g.kernel_w * g.out_channels * channels * 4;
-  const std::int64_t chunk_input_bytes =
-      conv2d_backward_weight_bf16_images_per_chunk(g) * grid_rows * grid_columns * channels * 2;
+  const std::int64_t channels = weight_gradient_channels(g);
+  const std::int64_t sums_bytes =
+      g.kernel_h * g.kernel_w * g.out_channels * channels * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t chunk_input_bytes = conv2d_backward_weight_bf16_images_per_chunk(g) *
+                                         weight_gradient_grid_positions(g) * channels *
+                                         static_cast<std::int64_t>(sizeof(bfloat16));
   return sums_bytes > chunk_input_bytes;
 }
 
