@@ -182,6 +182,58 @@ void amx_backward_weight_through_channels_last(const Conv2dGeometry& g, const bf
   amx::conv2d_backward_weight_bf16(as_channels_last(g), gy_cl.get(), x_cl.get(), gw);
 }
 
+// ---- bfloat16 paths through float arithmetic: depthwise-channels, widened ---------------------------
+
+// The depthwise-channels kernels on the bfloat16 tensors themselves (a block of channels widened as it is
+// gathered), the weights and bias widened, the weight gradient rounded once.
+void depthwise_channels_forward(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
+                                const bfloat16* bias, bfloat16* y) {
+  const batch_chunks::Scratch w_float = widen(w, w_elements(g));
+  const batch_chunks::Scratch bias_float = bias ? widen(bias, g.out_channels) : nullptr;
+  if (cpu_level() == CpuLevel::Avx512)
+    return avx512::depthwise_channels_conv2d_forward(g, x, w_float.get(), bias_float.get(), y);
+  avx2::depthwise_channels_conv2d_forward(g, x, w_float.get(), bias_float.get(), y);
+}
+void depthwise_channels_backward_data(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w,
+                                      bfloat16* gx) {
+  const batch_chunks::Scratch w_float = widen(w, w_elements(g));
+  if (cpu_level() == CpuLevel::Avx512)
+    return avx512::depthwise_channels_conv2d_backward_data(g, gy, w_float.get(), gx);
+  avx2::depthwise_channels_conv2d_backward_data(g, gy, w_float.get(), gx);
+}
+void depthwise_channels_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
+                                        bfloat16* gw) {
+  const batch_chunks::Scratch gw_float = float_output(w_elements(g));
+  if (cpu_level() == CpuLevel::Avx512) {
+    avx512::depthwise_channels_conv2d_backward_weight(g, gy, x, gw_float.get());
+  } else {
+    avx2::depthwise_channels_conv2d_backward_weight(g, gy, x, gw_float.get());
+  }
+  round_into(gw_float, w_elements(g), gw);
+}
+
+// The float dispatch on widened copies of every operand, the output rounded once.
+void widened_forward(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
+                     bfloat16* y) {
+  const batch_chunks::Scratch x_float = widen(x, x_elements(g)), w_float = widen(w, w_elements(g));
+  const batch_chunks::Scratch bias_float = bias ? widen(bias, g.out_channels) : nullptr;
+  const batch_chunks::Scratch y_float = float_output(y_elements(g));
+  conv2d_forward<float>(Device::cpu(), g, x_float.get(), w_float.get(), bias_float.get(), y_float.get());
+  round_into(y_float, y_elements(g), y);
+}
+void widened_backward_data(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx) {
+  const batch_chunks::Scratch gy_float = widen(gy, y_elements(g)), w_float = widen(w, w_elements(g));
+  const batch_chunks::Scratch gx_float = float_output(x_elements(g));
+  conv2d_backward_data<float>(Device::cpu(), g, gy_float.get(), w_float.get(), gx_float.get());
+  round_into(gx_float, x_elements(g), gx);
+}
+void widened_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, bfloat16* gw) {
+  const batch_chunks::Scratch gy_float = widen(gy, y_elements(g)), x_float = widen(x, x_elements(g));
+  const batch_chunks::Scratch gw_float = float_output(w_elements(g));
+  conv2d_backward_weight<float>(Device::cpu(), g, gy_float.get(), x_float.get(), gw_float.get());
+  round_into(gw_float, w_elements(g), gw);
+}
+
 }  // namespace
 
 // ---- float: run a named algorithm ------------------------------------------------------------------------
@@ -363,8 +415,7 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
 #endif
   require_cpu(device, "conv2d_forward");
   if constexpr (std::is_same_v<T, bfloat16>) {
-    const Bfloat16Conv2dPath path = bfloat16_conv2d_path(g, Conv2dDirection::Forward);
-    switch (path) {
+    switch (bfloat16_conv2d_path(g, Conv2dDirection::Forward)) {
       case Bfloat16Conv2dPath::Reference:
         return reference::conv2d_forward(g, x, w, bias, y);
       case Bfloat16Conv2dPath::Amx:
@@ -372,20 +423,10 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
       case Bfloat16Conv2dPath::AmxThroughChannelsLast:
         return amx_forward_through_channels_last(g, x, w, bias, y);
       case Bfloat16Conv2dPath::DepthwiseChannels:
+        return depthwise_channels_forward(g, x, w, bias, y);
       case Bfloat16Conv2dPath::Widened:
-        break;
+        return widened_forward(g, x, w, bias, y);
     }
-    const batch_chunks::Scratch w_float = widen(w, w_elements(g));
-    const batch_chunks::Scratch bias_float = bias ? widen(bias, g.out_channels) : nullptr;
-    if (path == Bfloat16Conv2dPath::DepthwiseChannels) {
-      if (cpu_level() == CpuLevel::Avx512)
-        return avx512::depthwise_channels_conv2d_forward(g, x, w_float.get(), bias_float.get(), y);
-      return avx2::depthwise_channels_conv2d_forward(g, x, w_float.get(), bias_float.get(), y);
-    }
-    const batch_chunks::Scratch x_float = widen(x, x_elements(g));
-    const batch_chunks::Scratch y_float = float_output(y_elements(g));
-    conv2d_forward<float>(device, g, x_float.get(), w_float.get(), bias_float.get(), y_float.get());
-    round_into(y_float, y_elements(g), y);
   } else if constexpr (std::is_same_v<T, float>) {
     conv2d_forward_using(choose_conv2d_algorithm(g, Conv2dDirection::Forward, cpu_level()), g, x, w, bias, y);
   } else {
@@ -404,8 +445,7 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
 #endif
   require_cpu(device, "conv2d_backward_data");
   if constexpr (std::is_same_v<T, bfloat16>) {
-    const Bfloat16Conv2dPath path = bfloat16_conv2d_path(g, Conv2dDirection::BackwardData);
-    switch (path) {
+    switch (bfloat16_conv2d_path(g, Conv2dDirection::BackwardData)) {
       case Bfloat16Conv2dPath::Reference:
         return reference::conv2d_backward_data(g, gy, w, gx);
       case Bfloat16Conv2dPath::Amx:
@@ -413,19 +453,10 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
       case Bfloat16Conv2dPath::AmxThroughChannelsLast:
         return amx_backward_data_through_channels_last(g, gy, w, gx);
       case Bfloat16Conv2dPath::DepthwiseChannels:
+        return depthwise_channels_backward_data(g, gy, w, gx);
       case Bfloat16Conv2dPath::Widened:
-        break;
+        return widened_backward_data(g, gy, w, gx);
     }
-    const batch_chunks::Scratch w_float = widen(w, w_elements(g));
-    if (path == Bfloat16Conv2dPath::DepthwiseChannels) {
-      if (cpu_level() == CpuLevel::Avx512)
-        return avx512::depthwise_channels_conv2d_backward_data(g, gy, w_float.get(), gx);
-      return avx2::depthwise_channels_conv2d_backward_data(g, gy, w_float.get(), gx);
-    }
-    const batch_chunks::Scratch gy_float = widen(gy, y_elements(g));
-    const batch_chunks::Scratch gx_float = float_output(x_elements(g));
-    conv2d_backward_data<float>(device, g, gy_float.get(), w_float.get(), gx_float.get());
-    round_into(gx_float, x_elements(g), gx);
   } else if constexpr (std::is_same_v<T, float>) {
     conv2d_backward_data_using(choose_conv2d_algorithm(g, Conv2dDirection::BackwardData, cpu_level()), g, gy,
                                w, gx);
@@ -445,8 +476,7 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
 #endif
   require_cpu(device, "conv2d_backward_weight");
   if constexpr (std::is_same_v<T, bfloat16>) {
-    const Bfloat16Conv2dPath path = bfloat16_conv2d_path(g, Conv2dDirection::BackwardWeight);
-    switch (path) {
+    switch (bfloat16_conv2d_path(g, Conv2dDirection::BackwardWeight)) {
       case Bfloat16Conv2dPath::Reference:
         return reference::conv2d_backward_weight(g, gy, x, gw);
       case Bfloat16Conv2dPath::Amx:
@@ -454,21 +484,10 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
       case Bfloat16Conv2dPath::AmxThroughChannelsLast:
         return amx_backward_weight_through_channels_last(g, gy, x, gw);
       case Bfloat16Conv2dPath::DepthwiseChannels:
+        return depthwise_channels_backward_weight(g, gy, x, gw);
       case Bfloat16Conv2dPath::Widened:
-        break;
+        return widened_backward_weight(g, gy, x, gw);
     }
-    const batch_chunks::Scratch gw_float = float_output(w_elements(g));
-    if (path == Bfloat16Conv2dPath::DepthwiseChannels) {
-      if (cpu_level() == CpuLevel::Avx512) {
-        avx512::depthwise_channels_conv2d_backward_weight(g, gy, x, gw_float.get());
-      } else {
-        avx2::depthwise_channels_conv2d_backward_weight(g, gy, x, gw_float.get());
-      }
-      return round_into(gw_float, w_elements(g), gw);
-    }
-    const batch_chunks::Scratch gy_float = widen(gy, y_elements(g)), x_float = widen(x, x_elements(g));
-    conv2d_backward_weight<float>(device, g, gy_float.get(), x_float.get(), gw_float.get());
-    round_into(gw_float, w_elements(g), gw);
   } else if constexpr (std::is_same_v<T, float>) {
     conv2d_backward_weight_using(choose_conv2d_algorithm(g, Conv2dDirection::BackwardWeight, cpu_level()), g,
                                  gy, x, gw);
