@@ -67,17 +67,9 @@ Bfloat16Scratch padded_input(const bfloat16* x, std::int64_t images, std::int64_
     const bfloat16* const from = x + (n * H + h) * W * C_in;
     if (C == C_in) {
       std::memcpy(to + pad_w * C, from, row_bytes(W * C));
-    } else {  // each position's channels, then zeros up to the tile's 16: masked loads, whole stores
-      for (std::int64_t w = 0; w < W; ++w) {
-        bfloat16* const position = to + (pad_w + w) * C;
-        for (std::int64_t c0 = 0; c0 < C; c0 += kBlockChannels) {
-          const std::int64_t valid = std::clamp<std::int64_t>(C_in - c0, 0, kBlockChannels);
-          const auto lanes = static_cast<__mmask16>((1u << valid) - 1);
-          const __m256i values =
-              valid > 0 ? _mm256_maskz_loadu_epi16(lanes, from + w * C_in + c0) : _mm256_setzero_si256();
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(position + c0), values);
-        }
-      }
+    } else {  // each position's channels, then zeros up to the tile's 16
+      for (std::int64_t w = 0; w < W; ++w)
+        tiles::copy_padded_channels(from + w * C_in, C_in, C, to + (pad_w + w) * C);
     }
     std::memset(to + (pad_w + W) * C, 0, row_bytes(pad_w * C));
   }

@@ -17,6 +17,7 @@
 // every 16); the second A and B and four accumulators in flight let loads overlap multiplies.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/bfloat16.hpp"
@@ -185,6 +186,17 @@ inline void interleave_pairs(const bfloat16* first, const bfloat16* second, bflo
 // Channels as the tiles take them: rounded up to 16 with zeros (a tile row of 16 bfloat16 is 32 bytes; the
 // 3-channel stem runs as 16, 13 of them zeros).
 inline std::int64_t padded_channels(std::int64_t channels) { return (channels + 15) / 16 * 16; }
+
+// One position's channels as the tiles take them: to[0, C) = from's C_in channels, then zeros (C = C_in
+// rounded up to 16). Masked loads: nothing past from's C_in is read.
+inline void copy_padded_channels(const bfloat16* from, std::int64_t C_in, std::int64_t C, bfloat16* to) {
+  for (std::int64_t c0 = 0; c0 < C; c0 += kBlockChannels) {
+    const std::int64_t valid = std::clamp<std::int64_t>(C_in - c0, 0, kBlockChannels);
+    const auto lanes = static_cast<__mmask16>((1u << valid) - 1);
+    const __m256i values = valid > 0 ? _mm256_maskz_loadu_epi16(lanes, from + c0) : _mm256_setzero_si256();
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + c0), values);
+  }
+}
 
 // Scratch of `count` bfloat16 from the CPU's caching allocator (as floats: two bfloat16 a float).
 struct Bfloat16Scratch {

@@ -140,11 +140,7 @@ class PhaseWalk {
   // from's C_in channels, then zeros up to C.
   const bfloat16* padded_copy(const bfloat16* from) {
     bfloat16* const to = copies_.data() + (slot_++ % 3) * grid_.channels;
-    for (std::int64_t c0 = 0; c0 < grid_.channels; c0 += kBlockChannels) {
-      const std::int64_t valid = std::clamp<std::int64_t>(g_.in_channels - c0, 0, kBlockChannels);
-      const __mmask16 lanes = static_cast<__mmask16>((1u << valid) - 1);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + c0), _mm256_maskz_loadu_epi16(lanes, from + c0));
-    }
+    tiles::copy_padded_channels(from, g_.in_channels, grid_.channels, to);
     return to;
   }
 
