@@ -40,7 +40,7 @@
 
 #include "kernels/conv2d/amx_bf16_conv.hpp"
 #include "kernels/conv2d/amx_bf16_tiles.hpp"
-#include "kernels/simd/float_vector_avx512.hpp"
+#include "kernels/elementwise/elementwise.hpp"
 #include "kernels/simd/transpose_16x16.hpp"
 
 namespace kiln::kernels::amx {
@@ -374,13 +374,9 @@ void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, co
   }
 
   // [tap][C_out][C] to kiln's [C_out][C_in][tap], the padded channels dropped, rounded once.
-  if (taps == 1 && C == C_in) {  // the same layout: rounded 16 at a time
-    using Vector = simd::FloatVector512;
-    std::int64_t i = 0;
-    for (; i + Vector::width <= sums_size; i += Vector::width)
-      Vector::store(gw + i, Vector::load(gradient.get() + i));
-    for (; i < sums_size; ++i) gw[i] = bfloat16(gradient[static_cast<std::size_t>(i)]);
-    return;
+  if (taps == 1 && C == C_in) {  // the same layout: the elementwise family's dense conversion
+    const std::int64_t dense = 1;
+    return copy_strided<float, bfloat16>(Device::cpu(), 1, &sums_size, gradient.get(), &dense, gw, &dense);
   }
   for (std::int64_t k = 0; k < K; ++k)
     for (std::int64_t c = 0; c < C_in; ++c)
