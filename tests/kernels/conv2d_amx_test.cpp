@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,15 @@ std::string difference(const std::vector<bfloat16>& actual, const std::vector<fl
   return testing::bfloat16_difference(actual, converted<bfloat16>(expected), 0);
 }
 
+// The case, for the failure message.
+std::string describe(const kk::Conv2dGeometry& g) {
+  std::ostringstream out;
+  out << "C " << g.in_channels << " -> K " << g.out_channels << ", " << g.in_height << "x" << g.in_width
+      << ", kernel " << g.kernel_h << " stride " << g.stride_h << " pad " << g.pad_h << " dilation "
+      << g.dilation_h << ", batch " << g.batch << (g.channels_last ? "" : ", NCHW");
+  return out.str();
+}
+
 // tests/support's convolution(), channels-last.
 kk::Conv2dGeometry geometry(std::int64_t n, std::int64_t c, std::int64_t k, std::int64_t h, std::int64_t w,
                             std::int64_t kernel, std::int64_t stride, std::int64_t pad,
@@ -81,9 +91,7 @@ const kk::Conv2dGeometry kCases[] = {
 TEST_CASE("amx bfloat16 conv2d forward: the exact sums rounded once, bit for bit, with and without a bias") {
   if (!amx_here()) return;
   for (const kk::Conv2dGeometry& g : kCases) {
-    INFO("C ", g.in_channels, " -> K ", g.out_channels, ", ", g.in_height, "x", g.in_width, ", kernel ",
-         g.kernel_h, " stride ", g.stride_h, " pad ", g.pad_h, " dilation ", g.dilation_h, ", batch ",
-         g.batch);
+    INFO(describe(g));
     REQUIRE(kk::amx::conv2d_forward_bf16_serves(g));
     const std::vector<float> x =
         exact_values(g.batch * g.in_channels * g.in_height * g.in_width, 1, 16, 8.0f);
@@ -128,9 +136,7 @@ TEST_CASE("amx bfloat16 conv2d backward data, every stride phase: the exact sums
   for (const kk::Conv2dGeometry& g : cases) {
     if (!kk::amx::conv2d_backward_data_bf16_serves(g)) continue;  // C_in 3 or 20: not whole output blocks
     ++served;
-    INFO("C ", g.in_channels, " -> K ", g.out_channels, ", ", g.in_height, "x", g.in_width, ", kernel ",
-         g.kernel_h, " stride ", g.stride_h, " pad ", g.pad_h, " dilation ", g.dilation_h, ", batch ",
-         g.batch);
+    INFO(describe(g));
     const std::vector<float> gy =
         exact_values(g.batch * g.out_channels * g.out_height() * g.out_width(), 4, 16, 8.0f);
     const std::vector<float> w =
@@ -164,9 +170,7 @@ TEST_CASE(
       CHECK(kk::amx::conv2d_backward_weight_bf16_images_per_chunk(g) < g.batch);
       ++(kk::amx::conv2d_backward_weight_bf16_splits_passes(g) ? by_pass : by_chunk);
     }
-    INFO("C ", g.in_channels, " -> K ", g.out_channels, ", ", g.in_height, "x", g.in_width, ", kernel ",
-         g.kernel_h, " stride ", g.stride_h, " pad ", g.pad_h, " dilation ", g.dilation_h, ", batch ",
-         g.batch);
+    INFO(describe(g));
     REQUIRE(kk::amx::conv2d_backward_weight_bf16_serves(g));
     const std::vector<float> gy =
         exact_values(g.batch * g.out_channels * g.out_height() * g.out_width(), 6, 8, 8.0f);
@@ -200,9 +204,7 @@ TEST_CASE("amx bfloat16 conv2d: NCHW activations through the dispatch, copied ch
     g.channels_last = false;
     if (g.in_channels % 16 != 0) continue;  // the stem and 20 channels keep the float path
     ++served;
-    INFO("C ", g.in_channels, " -> K ", g.out_channels, ", ", g.in_height, "x", g.in_width, ", kernel ",
-         g.kernel_h, " stride ", g.stride_h, " pad ", g.pad_h, " dilation ", g.dilation_h, ", batch ",
-         g.batch, ", NCHW");
+    INFO(describe(g));
     const std::vector<float> x =
         exact_values(g.batch * g.in_channels * g.in_height * g.in_width, 1, 16, 8.0f);
     const std::vector<float> w =
