@@ -242,23 +242,28 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                 });
 }
 
+// The pools' backward passes run in the layout their forward ran in (raw.hpp): recorded here with x's shape.
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options) {
   raw::MaxPoolResult result = raw::max_pool2d_forward(x, options);
-  return record("max_pool2d", {x}, result.output, [shape = x.shape(), argmax = result.argmax, options](const Tensor& g) {
-    return Grads{raw::max_pool2d_backward(g, argmax, shape, options)};
-  });
+  return record("max_pool2d", {x}, result.output,
+                [shape = x.shape(), channels_last = raw::runs_channels_last(x), argmax = result.argmax,
+                 options](const Tensor& g) {
+                  return Grads{raw::max_pool2d_backward(g, argmax, shape, options, channels_last)};
+                });
 }
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options) {
-  return record("avg_pool2d", {x}, raw::avg_pool2d_forward(x, options), [shape = x.shape(), options](const Tensor& g) {
-    return Grads{raw::avg_pool2d_backward(g, shape, options)};
-  });
+  return record("avg_pool2d", {x}, raw::avg_pool2d_forward(x, options),
+                [shape = x.shape(), channels_last = raw::runs_channels_last(x), options](const Tensor& g) {
+                  return Grads{raw::avg_pool2d_backward(g, shape, options, channels_last)};
+                });
 }
 
 Tensor global_avg_pool2d(const Tensor& x) {
-  return record("global_avg_pool2d", {x}, raw::global_avg_pool2d_forward(x), [shape = x.shape()](const Tensor& g) {
-    return Grads{raw::global_avg_pool2d_backward(g, shape)};
-  });
+  return record("global_avg_pool2d", {x}, raw::global_avg_pool2d_forward(x),
+                [shape = x.shape(), channels_last = raw::runs_channels_last(x)](const Tensor& g) {
+                  return Grads{raw::global_avg_pool2d_backward(g, shape, channels_last)};
+                });
 }
 
 Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,

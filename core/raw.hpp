@@ -115,17 +115,20 @@ Tensor conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Shape& w_
 Tensor conv2d_backward_bias(const Tensor& gy);
 
 // ---- pooling ---------------------------------------------------------------------------------------
+// The forwards run in x's layout (runs_channels_last) and return y (and argmax) in it; each backward takes
+// that layout (channels_last: runs_channels_last(x) at the forward), brings gy to it, and returns gx in it.
 struct MaxPoolResult {
   Tensor output;   // [N, C, OH, OW]
-  Tensor argmax;   // int64 [N, C, OH, OW], flat index into each input plane
+  Tensor argmax;   // int64 [N, C, OH, OW], flat index ih * W + iw into each input plane
 };
 MaxPoolResult max_pool2d_forward(const Tensor& x, const Pool2dOptions& options);
 Tensor max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Shape& x_shape,
-                           const Pool2dOptions& options);
+                           const Pool2dOptions& options, bool channels_last);
 Tensor avg_pool2d_forward(const Tensor& x, const Pool2dOptions& options);
-Tensor avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, const Pool2dOptions& options);
-Tensor global_avg_pool2d_forward(const Tensor& x);                       // [N, C, H, W] -> [N, C]
-Tensor global_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape);
+Tensor avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, const Pool2dOptions& options,
+                           bool channels_last);
+Tensor global_avg_pool2d_forward(const Tensor& x);  // [N, C, H, W] -> [N, C]
+Tensor global_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, bool channels_last);
 
 // ---- batch normalization -------------------------------------------------------------------------
 struct BatchNormResult {

@@ -1,4 +1,6 @@
-// Tensor-level calls of the pooling kernels.
+// Tensor-level calls of the pooling kernels. Each runs in its input's layout (runs_channels_last, as the
+// convolutions and batch norms do), so a channels-last network stays channels-last through its pools; the
+// backward passes run in the forward's layout, whatever layout the gradient arrives in, and return gx in it.
 #include "core/raw.hpp"
 #include "kernels/pool/pool.hpp"
 
@@ -32,13 +34,18 @@ kernels::Pool2dGeometry pool2d_geometry(const Shape& x, const Pool2dOptions& opt
 
 Shape pooled_shape(const kernels::Pool2dGeometry& g) { return {g.batch, g.channels, g.out_height(), g.out_width()}; }
 
+kernels::GlobalPool2dGeometry global_pool2d_geometry(const Shape& x, bool channels_last) {
+  return {.batch = x[0], .channels = x[1], .plane_size = x[2] * x[3], .channels_last = channels_last};
+}
+
 }  // namespace
 
 MaxPoolResult max_pool2d_forward(const Tensor& x, const Pool2dOptions& options) {
-  const kernels::Pool2dGeometry g = pool2d_geometry(x.shape(), options, "max_pool2d");
-  const Tensor input = contiguous(x);
-  MaxPoolResult result{Tensor::empty(pooled_shape(g), x.dtype(), x.device()),
-                       Tensor::empty(pooled_shape(g), DType::Int64, x.device())};
+  kernels::Pool2dGeometry g = pool2d_geometry(x.shape(), options, "max_pool2d");
+  g.channels_last = runs_channels_last(x);
+  const Tensor input = in_layout(x, g.channels_last);
+  MaxPoolResult result{empty_in_layout(pooled_shape(g), x.dtype(), x.device(), g.channels_last),
+                       empty_in_layout(pooled_shape(g), DType::Int64, x.device(), g.channels_last)};
   visit_floating(x.dtype(), "max_pool2d", [&]<typename T>() {
     kernels::max_pool2d_forward<T>(x.device(), g, input.data<T>(), result.output.data<T>(),
                                    result.argmax.data<std::int64_t>());
@@ -46,10 +53,14 @@ MaxPoolResult max_pool2d_forward(const Tensor& x, const Pool2dOptions& options) 
   return result;
 }
 
-Tensor max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Shape& x_shape, const Pool2dOptions& options) {
-  const kernels::Pool2dGeometry g = pool2d_geometry(x_shape, options, "max_pool2d backward");
-  const Tensor grad_output = contiguous(gy);
-  Tensor grad_input = Tensor::empty(x_shape, gy.dtype(), gy.device());
+Tensor max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Shape& x_shape,
+                           const Pool2dOptions& options, bool channels_last) {
+  kernels::Pool2dGeometry g = pool2d_geometry(x_shape, options, "max_pool2d backward");
+  g.channels_last = channels_last;
+  const Tensor grad_output = in_layout(gy, channels_last);
+  KILN_CHECK(channels_last ? argmax.is_channels_last() : argmax.is_contiguous(),
+             "max_pool2d backward: argmax ", argmax.describe(), " is not dense in the forward's layout");
+  Tensor grad_input = empty_in_layout(x_shape, gy.dtype(), gy.device(), channels_last);
   visit_floating(gy.dtype(), "max_pool2d backward", [&]<typename T>() {
     kernels::max_pool2d_backward<T>(gy.device(), g, grad_output.data<T>(), argmax.data<std::int64_t>(),
                                     grad_input.data<T>());
@@ -58,19 +69,22 @@ Tensor max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Shape& 
 }
 
 Tensor avg_pool2d_forward(const Tensor& x, const Pool2dOptions& options) {
-  const kernels::Pool2dGeometry g = pool2d_geometry(x.shape(), options, "avg_pool2d");
-  const Tensor input = contiguous(x);
-  Tensor output = Tensor::empty(pooled_shape(g), x.dtype(), x.device());
+  kernels::Pool2dGeometry g = pool2d_geometry(x.shape(), options, "avg_pool2d");
+  g.channels_last = runs_channels_last(x);
+  const Tensor input = in_layout(x, g.channels_last);
+  Tensor output = empty_in_layout(pooled_shape(g), x.dtype(), x.device(), g.channels_last);
   visit_floating(x.dtype(), "avg_pool2d", [&]<typename T>() {
     kernels::avg_pool2d_forward<T>(x.device(), g, input.data<T>(), output.data<T>());
   });
   return output;
 }
 
-Tensor avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, const Pool2dOptions& options) {
-  const kernels::Pool2dGeometry g = pool2d_geometry(x_shape, options, "avg_pool2d backward");
-  const Tensor grad_output = contiguous(gy);
-  Tensor grad_input = Tensor::empty(x_shape, gy.dtype(), gy.device());
+Tensor avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, const Pool2dOptions& options,
+                           bool channels_last) {
+  kernels::Pool2dGeometry g = pool2d_geometry(x_shape, options, "avg_pool2d backward");
+  g.channels_last = channels_last;
+  const Tensor grad_output = in_layout(gy, channels_last);
+  Tensor grad_input = empty_in_layout(x_shape, gy.dtype(), gy.device(), channels_last);
   visit_floating(gy.dtype(), "avg_pool2d backward", [&]<typename T>() {
     kernels::avg_pool2d_backward<T>(gy.device(), g, grad_output.data<T>(), grad_input.data<T>());
   });
@@ -80,21 +94,21 @@ Tensor avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, const Pool2dO
 Tensor global_avg_pool2d_forward(const Tensor& x) {
   KILN_CHECK(x.dim() == 4 && x.size(2) * x.size(3) > 0, "global_avg_pool2d: input must be [N, C, H, W] with H, W > 0, got ",
              x.shape());
-  const Tensor input = contiguous(x);
+  const kernels::GlobalPool2dGeometry g = global_pool2d_geometry(x.shape(), runs_channels_last(x));
+  const Tensor input = in_layout(x, g.channels_last);
   Tensor output = Tensor::empty({x.size(0), x.size(1)}, x.dtype(), x.device());
   visit_floating(x.dtype(), "global_avg_pool2d", [&]<typename T>() {
-    kernels::global_avg_pool2d_forward<T>(x.device(), x.size(0) * x.size(1), x.size(2) * x.size(3), input.data<T>(),
-                                          output.data<T>());
+    kernels::global_avg_pool2d_forward<T>(x.device(), g, input.data<T>(), output.data<T>());
   });
   return output;
 }
 
-Tensor global_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape) {
+Tensor global_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, bool channels_last) {
+  const kernels::GlobalPool2dGeometry g = global_pool2d_geometry(x_shape, channels_last);
   const Tensor grad_output = contiguous(gy);
-  Tensor grad_input = Tensor::empty(x_shape, gy.dtype(), gy.device());
+  Tensor grad_input = empty_in_layout(x_shape, gy.dtype(), gy.device(), channels_last);
   visit_floating(gy.dtype(), "global_avg_pool2d backward", [&]<typename T>() {
-    kernels::global_avg_pool2d_backward<T>(gy.device(), x_shape[0] * x_shape[1], x_shape[2] * x_shape[3],
-                                           grad_output.data<T>(), grad_input.data<T>());
+    kernels::global_avg_pool2d_backward<T>(gy.device(), g, grad_output.data<T>(), grad_input.data<T>());
   });
   return grad_input;
 }

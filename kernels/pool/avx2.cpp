@@ -1,4 +1,5 @@
-// The AVX2 (8 floats a register) pooling kernels: vectorized_pool.hpp instantiated with simd::FloatVector256.
+// The AVX2 (8 floats a register) pooling kernels: vectorized_pool.hpp instantiated with
+// simd::FloatVector256, for float and bfloat16.
 #include "kernels/pool/pool.hpp"
 #include "kernels/pool/vectorized_pool.hpp"
 #include "kernels/simd/float_vector_avx2.hpp"
@@ -7,23 +8,40 @@ namespace kiln::kernels::avx2 {
 
 using Vector = simd::FloatVector256;
 
-void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y, std::int64_t* argmax) {
+template <typename T>
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
   vectorized::max_pool2d_forward<Vector>(g, x, y, argmax);
 }
-void max_pool2d_backward(const Pool2dGeometry& g, const float* gy, const std::int64_t* argmax, float* gx) {
+template <typename T>
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx) {
   vectorized::max_pool2d_backward<Vector>(g, gy, argmax, gx);
 }
-void avg_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y) {
+template <typename T>
+void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y) {
   vectorized::avg_pool2d_forward<Vector>(g, x, y);
 }
-void avg_pool2d_backward(const Pool2dGeometry& g, const float* gy, float* gx) {
+template <typename T>
+void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx) {
   vectorized::avg_pool2d_backward<Vector>(g, gy, gx);
 }
-void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const float* x, float* y) {
-  vectorized::global_avg_pool2d_forward<Vector>(planes, plane_size, x, y);
+template <typename T>
+void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y) {
+  vectorized::global_avg_pool2d_forward<Vector>(g, x, y);
 }
-void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const float* gy, float* gx) {
-  vectorized::global_avg_pool2d_backward<Vector>(planes, plane_size, gy, gx);
+template <typename T>
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx) {
+  vectorized::global_avg_pool2d_backward<Vector>(g, gy, gx);
 }
+
+#define KILN_INSTANTIATE(T)                                                                       \
+  template void max_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int64_t*);        \
+  template void max_pool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int64_t*, T*); \
+  template void avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                       \
+  template void avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                      \
+  template void global_avg_pool2d_forward<T>(const GlobalPool2dGeometry&, const T*, T*);          \
+  template void global_avg_pool2d_backward<T>(const GlobalPool2dGeometry&, const T*, T*);
+KILN_INSTANTIATE(float)
+KILN_INSTANTIATE(bfloat16)
+#undef KILN_INSTANTIATE
 
 }  // namespace kiln::kernels::avx2

@@ -2,7 +2,12 @@
 // average-pool divisors, max pooling's tie and NaN rules), one thread per output element forward and one
 // thread per INPUT element backward.
 //
-//   x, gx  [N, C, H, W]        y, gy, argmax  [N, C, OH, OW]
+//   x, gx  [N, C, H, W]        y, gy, argmax  [N, C, OH, OW]     (NCHW or channels-last, pool.hpp)
+//
+// Threads take elements in memory order, whatever the layout, so neighbouring threads touch neighbouring
+// memory: neighbouring positions of one plane in NCHW, neighbouring channels of one position channels-last.
+// locate() turns a thread's element into its (plane, position) and element_offset() a plane's position
+// into memory, in either layout.
 //
 // Backward kernels GATHER: the thread of input position (ih, iw) visits the outputs whose windows cover it,
 // in row-major order, and adds up what each sends back (max: gy if argmax names this position; average:
@@ -27,17 +32,54 @@
 namespace kiln::kernels::cuda {
 namespace {
 
+// The buffers' layout (pool.hpp's PlaneLayout, whose member functions are host code).
+struct Layout {
+  std::int64_t channels;
+  bool channels_last;
+};
+
 // Pool2dGeometry with its output extents worked out on the host (its member functions are host code).
 struct PoolShape {
   std::int64_t planes;  // N * C
   std::int64_t in_h, in_w, out_h, out_w;
   std::int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
   bool count_include_pad;
+  Layout layout;
 };
 
 PoolShape pool_shape(const Pool2dGeometry& g) {
-  return {g.batch * g.channels, g.in_height, g.in_width, g.out_height(), g.out_width(), g.kernel_h,
-          g.kernel_w,           g.stride_h,  g.stride_w, g.pad_h,        g.pad_w,       g.count_include_pad};
+  return {g.batch * g.channels,
+          g.in_height,
+          g.in_width,
+          g.out_height(),
+          g.out_width(),
+          g.kernel_h,
+          g.kernel_w,
+          g.stride_h,
+          g.stride_w,
+          g.pad_h,
+          g.pad_w,
+          g.count_include_pad,
+          {g.channels, g.channels_last}};
+}
+
+// Element `i` of a tensor of planes of `positions` elements, in memory order: its plane n * C + c and its
+// position in the plane (ih * W + iw, or oh * OW + ow).
+struct PlanePosition {
+  std::int64_t plane, position;
+};
+
+__device__ PlanePosition locate(const Layout& layout, std::int64_t i, std::int64_t positions) {
+  if (!layout.channels_last) return {i / positions, i % positions};
+  const std::int64_t pixel = i / layout.channels;  // n * positions + position
+  return {pixel / positions * layout.channels + i % layout.channels, pixel % positions};
+}
+
+// Where a plane's position lies in memory: locate's inverse.
+__device__ std::int64_t element_offset(const Layout& layout, std::int64_t plane, std::int64_t position,
+                                       std::int64_t positions) {
+  if (!layout.channels_last) return plane * positions + position;
+  return (plane / layout.channels * positions + position) * layout.channels + plane % layout.channels;
 }
 
 // The input positions one output index's window covers along one axis, as reference.cpp's window_span:
@@ -102,15 +144,14 @@ __global__ void max_pool2d_forward_kernel(PoolShape s, const T* x, T* y, std::in
   const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t out = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; out < total;
        out += grid_stride) {
-    const std::int64_t plane = out / out_plane, oh = out % out_plane / s.out_w, ow = out % s.out_w;
-    const WindowSpan rows = row_span(s, oh), cols = col_span(s, ow);
-    const T* x_plane = x + plane * s.in_h * s.in_w;  // [H, W]
+    const auto [plane, position] = locate(s.layout, out, out_plane);
+    const WindowSpan rows = row_span(s, position / s.out_w), cols = col_span(s, position % s.out_w);
     std::int64_t best_index = -1;
     T best_value{};
     for (std::int64_t ih = rows.begin; ih < rows.end; ++ih) {
       for (std::int64_t iw = cols.begin; iw < cols.end; ++iw) {
         const std::int64_t index = ih * s.in_w + iw;
-        const T value = x_plane[index];
+        const T value = x[element_offset(s.layout, plane, index, s.in_h * s.in_w)];
         if (best_index < 0 || beats(value, best_value)) {
           best_index = index;
           best_value = value;
@@ -131,17 +172,16 @@ __global__ void max_pool2d_backward_kernel(PoolShape s, const T* gy, const std::
   const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t in = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; in < total;
        in += grid_stride) {
-    const std::int64_t plane = in / in_plane, index = in % in_plane;  // index = ih * W + iw, as argmax holds
+    const auto [plane, index] = locate(s.layout, in, in_plane);  // index = ih * W + iw, as argmax holds
     const std::int64_t ih = index / s.in_w, iw = index % s.in_w;
     const CoveringOutputs rows = covering_outputs(ih, s.kernel_h, s.stride_h, s.pad_h, s.out_h);
     const CoveringOutputs cols = covering_outputs(iw, s.kernel_w, s.stride_w, s.pad_w, s.out_w);
-    const T* gy_plane = gy + plane * out_plane;                     // [OH, OW]
-    const std::int64_t* argmax_plane = argmax + plane * out_plane;  // [OH, OW]
     using Sum = pool_gradient_sum_t<T>;
     Sum sum{0};
     for (std::int64_t oh = rows.first; oh <= rows.last; ++oh) {
       for (std::int64_t ow = cols.first; ow <= cols.last; ++ow) {
-        if (argmax_plane[oh * s.out_w + ow] == index) sum += Sum(gy_plane[oh * s.out_w + ow]);
+        const std::int64_t out = element_offset(s.layout, plane, oh * s.out_w + ow, out_plane);
+        if (argmax[out] == index) sum += Sum(gy[out]);
       }
     }
     gx[in] = static_cast<T>(sum);
@@ -158,13 +198,12 @@ __global__ void avg_pool2d_forward_kernel(PoolShape s, const T* x, T* y) {
   const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t out = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; out < total;
        out += grid_stride) {
-    const std::int64_t plane = out / out_plane, oh = out % out_plane / s.out_w, ow = out % s.out_w;
-    const WindowSpan rows = row_span(s, oh), cols = col_span(s, ow);
-    const T* x_plane = x + plane * s.in_h * s.in_w;  // [H, W]
+    const auto [plane, position] = locate(s.layout, out, out_plane);
+    const WindowSpan rows = row_span(s, position / s.out_w), cols = col_span(s, position % s.out_w);
     double sum = 0;
     for (std::int64_t ih = rows.begin; ih < rows.end; ++ih) {
       for (std::int64_t iw = cols.begin; iw < cols.end; ++iw)
-        sum += static_cast<double>(x_plane[ih * s.in_w + iw]);
+        sum += static_cast<double>(x[element_offset(s.layout, plane, ih * s.in_w + iw, s.in_h * s.in_w)]);
     }
     y[out] = static_cast<T>(sum / static_cast<double>(avg_pool_divisor(s, rows, cols)));
   }
@@ -179,18 +218,19 @@ __global__ void avg_pool2d_backward_kernel(PoolShape s, const T* gy, T* gx) {
   const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t in = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; in < total;
        in += grid_stride) {
-    const std::int64_t plane = in / in_plane, ih = in % in_plane / s.in_w, iw = in % s.in_w;
+    const auto [plane, index] = locate(s.layout, in, in_plane);
+    const std::int64_t ih = index / s.in_w, iw = index % s.in_w;
     const CoveringOutputs rows = covering_outputs(ih, s.kernel_h, s.stride_h, s.pad_h, s.out_h);
     const CoveringOutputs cols = covering_outputs(iw, s.kernel_w, s.stride_w, s.pad_w, s.out_w);
-    const T* gy_plane = gy + plane * out_plane;  // [OH, OW]
     using Sum = pool_gradient_sum_t<T>;
     Sum sum{0};
     for (std::int64_t oh = rows.first; oh <= rows.last; ++oh) {
       const WindowSpan out_rows = row_span(s, oh);
       for (std::int64_t ow = cols.first; ow <= cols.last; ++ow) {
         const std::int64_t divisor = avg_pool_divisor(s, out_rows, col_span(s, ow));
-        sum +=
-            static_cast<Sum>(static_cast<double>(gy_plane[oh * s.out_w + ow]) / static_cast<double>(divisor));
+        const double share =
+            static_cast<double>(gy[element_offset(s.layout, plane, oh * s.out_w + ow, out_plane)]);
+        sum += static_cast<Sum>(share / static_cast<double>(divisor));
       }
     }
     gx[in] = static_cast<T>(sum);
@@ -199,11 +239,10 @@ __global__ void avg_pool2d_backward_kernel(PoolShape s, const T* gy, T* gx) {
 
 // ---- global average pooling --------------------------------------------------------------------------
 
-// One warp per plane: lane l sums elements l, l + 32, ... in double, then the warp adds its 32 partial
-// sums by shuffles (a fixed tree, so the result is the same every run, though not the reference's
-// left-to-right order). The plane loop's condition is the same for the whole warp, so all 32 lanes reach
-// every shuffle.
-
+// NCHW: one warp per plane (its elements lie together): lane l sums elements l, l + 32, ... in double,
+// then the warp adds its 32 partial sums by shuffles (a fixed tree, so the result is the same every run,
+// though not the reference's left-to-right order). The plane loop's condition is the same for the whole
+// warp, so all 32 lanes reach every shuffle.
 template <typename T>
 __global__ void global_avg_pool2d_forward_kernel(std::int64_t planes, std::int64_t plane_size, const T* x,
                                                  T* y) {
@@ -220,15 +259,31 @@ __global__ void global_avg_pool2d_forward_kernel(std::int64_t planes, std::int64
   }
 }
 
+// Channels-last: one thread per plane n * C + c (neighbouring threads read neighbouring channels of each
+// position), summing its positions in order in double: the reference's sum, bit for bit.
+template <typename T>
+__global__ void global_avg_pool2d_forward_channels_last_kernel(Layout layout, std::int64_t planes,
+                                                               std::int64_t plane_size, const T* x, T* y) {
+  const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t plane = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; plane < planes;
+       plane += grid_stride) {
+    double sum = 0;
+    for (std::int64_t i = 0; i < plane_size; ++i)
+      sum += static_cast<double>(x[element_offset(layout, plane, i, plane_size)]);
+    y[plane] = static_cast<T>(sum / static_cast<double>(plane_size));
+  }
+}
+
 // One thread per input element: gx = gy[plane] / plane_size, rounded to T as the reference does.
 template <typename T>
-__global__ void global_avg_pool2d_backward_kernel(std::int64_t planes, std::int64_t plane_size, const T* gy,
-                                                  T* gx) {
+__global__ void global_avg_pool2d_backward_kernel(Layout layout, std::int64_t planes, std::int64_t plane_size,
+                                                  const T* gy, T* gx) {
   const std::int64_t total = planes * plane_size;
   const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += grid_stride) {
-    gx[i] = static_cast<T>(static_cast<double>(gy[i / plane_size]) / static_cast<double>(plane_size));
+    const std::int64_t plane = locate(layout, i, plane_size).plane;
+    gx[i] = static_cast<T>(static_cast<double>(gy[plane]) / static_cast<double>(plane_size));
   }
 }
 
@@ -271,40 +326,48 @@ void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx) {
 }
 
 template <typename T>
-void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const T* x, T* y) {
+void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y) {
+  const std::int64_t planes = g.planes();
   if (planes <= 0) return;  // plane_size 0 still writes y: 0 / 0, NaN, as the reference does
+  if (g.channels_last) {
+    launch("global_avg_pool2d_forward", global_avg_pool2d_forward_channels_last_kernel<T>,
+           grid_blocks(planes, kThreadsPerBlock), kThreadsPerBlock, Layout{g.channels, true}, planes,
+           g.plane_size, x, y);
+    return;
+  }
   launch("global_avg_pool2d_forward", global_avg_pool2d_forward_kernel<T>,
-         grid_blocks(planes, kWarpsPerBlock), kThreadsPerBlock, planes, plane_size, x, y);
+         grid_blocks(planes, kWarpsPerBlock), kThreadsPerBlock, planes, g.plane_size, x, y);
 }
 
 template <typename T>
-void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const T* gy, T* gx) {
-  const std::int64_t inputs = planes * plane_size;
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx) {
+  const std::int64_t inputs = g.planes() * g.plane_size;
   if (inputs <= 0) return;
   launch("global_avg_pool2d_backward", global_avg_pool2d_backward_kernel<T>,
-         grid_blocks(inputs, kThreadsPerBlock), kThreadsPerBlock, planes, plane_size, gy, gx);
+         grid_blocks(inputs, kThreadsPerBlock), kThreadsPerBlock, Layout{g.channels, g.channels_last},
+         g.planes(), g.plane_size, gy, gx);
 }
 
 template void max_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*, std::int64_t*);
 template void max_pool2d_backward<float>(const Pool2dGeometry&, const float*, const std::int64_t*, float*);
 template void avg_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*);
 template void avg_pool2d_backward<float>(const Pool2dGeometry&, const float*, float*);
-template void global_avg_pool2d_forward<float>(std::int64_t, std::int64_t, const float*, float*);
-template void global_avg_pool2d_backward<float>(std::int64_t, std::int64_t, const float*, float*);
+template void global_avg_pool2d_forward<float>(const GlobalPool2dGeometry&, const float*, float*);
+template void global_avg_pool2d_backward<float>(const GlobalPool2dGeometry&, const float*, float*);
 
 template void max_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*, std::int64_t*);
 template void max_pool2d_backward<double>(const Pool2dGeometry&, const double*, const std::int64_t*, double*);
 template void avg_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*);
 template void avg_pool2d_backward<double>(const Pool2dGeometry&, const double*, double*);
-template void global_avg_pool2d_forward<double>(std::int64_t, std::int64_t, const double*, double*);
-template void global_avg_pool2d_backward<double>(std::int64_t, std::int64_t, const double*, double*);
+template void global_avg_pool2d_forward<double>(const GlobalPool2dGeometry&, const double*, double*);
+template void global_avg_pool2d_backward<double>(const GlobalPool2dGeometry&, const double*, double*);
 
 template void max_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*, std::int64_t*);
 template void max_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, const std::int64_t*,
                                             bfloat16*);
 template void avg_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
 template void avg_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
-template void global_avg_pool2d_forward<bfloat16>(std::int64_t, std::int64_t, const bfloat16*, bfloat16*);
-template void global_avg_pool2d_backward<bfloat16>(std::int64_t, std::int64_t, const bfloat16*, bfloat16*);
+template void global_avg_pool2d_forward<bfloat16>(const GlobalPool2dGeometry&, const bfloat16*, bfloat16*);
+template void global_avg_pool2d_backward<bfloat16>(const GlobalPool2dGeometry&, const bfloat16*, bfloat16*);
 
 }  // namespace kiln::kernels::cuda

@@ -1,8 +1,8 @@
 // The single dispatch point for the pooling family: every caller goes through these functions, and only
-// here is an implementation chosen. float runs the AVX-512 / AVX2 kernels when cpu_level() allows (they
-// thread over planes and vectorize the common geometries); double, bfloat16 (no vectorized bfloat16 kernels)
-// and the Reference level run the reference kernels. A CUDA device runs the CUDA kernels (cuda_pool.cu),
-// float, double and bfloat16.
+// here is an implementation chosen. float and bfloat16 run the AVX-512 / AVX2 kernels when cpu_level()
+// allows (threaded; vectorized for the common geometries, in either layout); double and the Reference level
+// run the reference kernels. A CUDA device runs the CUDA kernels (cuda_pool.cu), float, double and
+// bfloat16, in either layout.
 #include <type_traits>
 
 #include "core/profiler.hpp"
@@ -10,6 +10,13 @@
 #include "kernels/pool/pool.hpp"
 
 namespace kiln::kernels {
+namespace {
+
+// The storage types the vectorized kernels take.
+template <typename T>
+constexpr bool vectorized_type = std::is_same_v<T, float> || std::is_same_v<T, bfloat16>;
+
+}  // namespace
 
 template <typename T>
 void max_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
@@ -18,7 +25,7 @@ void max_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y
   if (device.is_cuda()) return cuda::max_pool2d_forward(g, x, y, argmax);
 #endif
   require_cpu(device, "max_pool2d_forward");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (vectorized_type<T>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
         return avx512::max_pool2d_forward(g, x, y, argmax);
@@ -39,7 +46,7 @@ void max_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, co
   if (device.is_cuda()) return cuda::max_pool2d_backward(g, gy, argmax, gx);
 #endif
   require_cpu(device, "max_pool2d_backward");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (vectorized_type<T>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
         return avx512::max_pool2d_backward(g, gy, argmax, gx);
@@ -59,7 +66,7 @@ void avg_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y
   if (device.is_cuda()) return cuda::avg_pool2d_forward(g, x, y);
 #endif
   require_cpu(device, "avg_pool2d_forward");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (vectorized_type<T>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
         return avx512::avg_pool2d_forward(g, x, y);
@@ -79,7 +86,7 @@ void avg_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, T*
   if (device.is_cuda()) return cuda::avg_pool2d_backward(g, gy, gx);
 #endif
   require_cpu(device, "avg_pool2d_backward");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (vectorized_type<T>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
         return avx512::avg_pool2d_backward(g, gy, gx);
@@ -93,45 +100,43 @@ void avg_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, T*
 }
 
 template <typename T>
-void global_avg_pool2d_forward(Device device, std::int64_t planes, std::int64_t plane_size, const T* x,
-                               T* y) {
+void global_avg_pool2d_forward(Device device, const GlobalPool2dGeometry& g, const T* x, T* y) {
   profiler::Scope profile("global_avg_pool2d_forward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda()) return cuda::global_avg_pool2d_forward(planes, plane_size, x, y);
+  if (device.is_cuda()) return cuda::global_avg_pool2d_forward(g, x, y);
 #endif
   require_cpu(device, "global_avg_pool2d_forward");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (vectorized_type<T>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
-        return avx512::global_avg_pool2d_forward(planes, plane_size, x, y);
+        return avx512::global_avg_pool2d_forward(g, x, y);
       case CpuLevel::Avx2:
-        return avx2::global_avg_pool2d_forward(planes, plane_size, x, y);
+        return avx2::global_avg_pool2d_forward(g, x, y);
       case CpuLevel::Reference:
         break;
     }
   }
-  reference::global_avg_pool2d_forward(planes, plane_size, x, y);
+  reference::global_avg_pool2d_forward(g, x, y);
 }
 
 template <typename T>
-void global_avg_pool2d_backward(Device device, std::int64_t planes, std::int64_t plane_size, const T* gy,
-                                T* gx) {
+void global_avg_pool2d_backward(Device device, const GlobalPool2dGeometry& g, const T* gy, T* gx) {
   profiler::Scope profile("global_avg_pool2d_backward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda()) return cuda::global_avg_pool2d_backward(planes, plane_size, gy, gx);
+  if (device.is_cuda()) return cuda::global_avg_pool2d_backward(g, gy, gx);
 #endif
   require_cpu(device, "global_avg_pool2d_backward");
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (vectorized_type<T>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
-        return avx512::global_avg_pool2d_backward(planes, plane_size, gy, gx);
+        return avx512::global_avg_pool2d_backward(g, gy, gx);
       case CpuLevel::Avx2:
-        return avx2::global_avg_pool2d_backward(planes, plane_size, gy, gx);
+        return avx2::global_avg_pool2d_backward(g, gy, gx);
       case CpuLevel::Reference:
         break;
     }
   }
-  reference::global_avg_pool2d_backward(planes, plane_size, gy, gx);
+  reference::global_avg_pool2d_backward(g, gy, gx);
 }
 
 template void max_pool2d_forward<float>(Device, const Pool2dGeometry&, const float*, float*, std::int64_t*);
@@ -139,8 +144,8 @@ template void max_pool2d_backward<float>(Device, const Pool2dGeometry&, const fl
                                          float*);
 template void avg_pool2d_forward<float>(Device, const Pool2dGeometry&, const float*, float*);
 template void avg_pool2d_backward<float>(Device, const Pool2dGeometry&, const float*, float*);
-template void global_avg_pool2d_forward<float>(Device, std::int64_t, std::int64_t, const float*, float*);
-template void global_avg_pool2d_backward<float>(Device, std::int64_t, std::int64_t, const float*, float*);
+template void global_avg_pool2d_forward<float>(Device, const GlobalPool2dGeometry&, const float*, float*);
+template void global_avg_pool2d_backward<float>(Device, const GlobalPool2dGeometry&, const float*, float*);
 
 template void max_pool2d_forward<double>(Device, const Pool2dGeometry&, const double*, double*,
                                          std::int64_t*);
@@ -148,8 +153,8 @@ template void max_pool2d_backward<double>(Device, const Pool2dGeometry&, const d
                                           double*);
 template void avg_pool2d_forward<double>(Device, const Pool2dGeometry&, const double*, double*);
 template void avg_pool2d_backward<double>(Device, const Pool2dGeometry&, const double*, double*);
-template void global_avg_pool2d_forward<double>(Device, std::int64_t, std::int64_t, const double*, double*);
-template void global_avg_pool2d_backward<double>(Device, std::int64_t, std::int64_t, const double*, double*);
+template void global_avg_pool2d_forward<double>(Device, const GlobalPool2dGeometry&, const double*, double*);
+template void global_avg_pool2d_backward<double>(Device, const GlobalPool2dGeometry&, const double*, double*);
 
 template void max_pool2d_forward<bfloat16>(Device, const Pool2dGeometry&, const bfloat16*, bfloat16*,
                                            std::int64_t*);
@@ -157,9 +162,9 @@ template void max_pool2d_backward<bfloat16>(Device, const Pool2dGeometry&, const
                                             const std::int64_t*, bfloat16*);
 template void avg_pool2d_forward<bfloat16>(Device, const Pool2dGeometry&, const bfloat16*, bfloat16*);
 template void avg_pool2d_backward<bfloat16>(Device, const Pool2dGeometry&, const bfloat16*, bfloat16*);
-template void global_avg_pool2d_forward<bfloat16>(Device, std::int64_t, std::int64_t, const bfloat16*,
+template void global_avg_pool2d_forward<bfloat16>(Device, const GlobalPool2dGeometry&, const bfloat16*,
                                                   bfloat16*);
-template void global_avg_pool2d_backward<bfloat16>(Device, std::int64_t, std::int64_t, const bfloat16*,
+template void global_avg_pool2d_backward<bfloat16>(Device, const GlobalPool2dGeometry&, const bfloat16*,
                                                    bfloat16*);
 
 }  // namespace kiln::kernels

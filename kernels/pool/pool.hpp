@@ -1,7 +1,13 @@
-// 2-D pooling over NCHW tensors: max, average, and global average.
+// 2-D pooling: max, average, and global average, over NCHW or channels-last tensors.
 //
 //   input  x [N, C, H, W]      output y [N, C, OH, OW]
 //   OH = floor_or_ceil((H + 2*pad_h - kernel_h) / stride_h) + 1, likewise OW.
+//
+// Layout. Every (n, c) pair is a plane of the image, pooled on its own. With channels_last false the
+// buffers are dense NCHW: a plane's elements lie together. With channels_last true they are dense
+// [N, H, W, C] (x, gx) and [N, OH, OW, C] (y, gy, argmax): a plane's elements lie C apart, interleaved
+// with the other channels'. PlaneLayout says where each plane lies; every result is the same in either
+// layout, bit for bit, only stored in its own order.
 //
 // Max pooling treats padding as -infinity (a padded position is never the maximum) and records, for each
 // output, the flat index ih * W + iw of the winning input inside its (n, c) plane; the backward pass
@@ -18,6 +24,9 @@
 //
 // T is float, double or bfloat16. Forward sums (average pooling) run in double; max pooling only compares,
 // so it is exact in any T. The backward passes add up gradients in pool_gradient_sum_t<T>.
+//
+// Argmax is a position in the plane, ih * W + iw, in either layout: the backward pass finds the element
+// through the layout, as it finds every other.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +43,19 @@ namespace kiln::kernels {
 template <typename T>
 using pool_gradient_sum_t = std::conditional_t<std::is_same_v<T, bfloat16>, double, T>;
 
+// Where plane p = n * C + c of a tensor of [N, C, positions] lies: its first element, and the distance
+// between its consecutive elements (1 in NCHW; C channels-last, where the plane's elements interleave with
+// the other channels').
+struct PlaneLayout {
+  std::int64_t channels = 1;
+  bool channels_last = false;
+
+  std::int64_t start(std::int64_t plane, std::int64_t positions) const {
+    return channels_last ? plane / channels * positions * channels + plane % channels : plane * positions;
+  }
+  std::int64_t step() const { return channels_last ? channels : 1; }
+};
+
 struct Pool2dGeometry {
   std::int64_t batch = 1, channels = 1, in_height = 1, in_width = 1;
   std::int64_t kernel_h = 1, kernel_w = 1;
@@ -41,9 +63,13 @@ struct Pool2dGeometry {
   std::int64_t pad_h = 0, pad_w = 0;
   bool ceil_mode = false;
   bool count_include_pad = true;  // average pooling only
+  bool channels_last = false;     // the buffers' layout (above)
 
   std::int64_t out_height() const { return out_extent(in_height, kernel_h, stride_h, pad_h); }
   std::int64_t out_width() const { return out_extent(in_width, kernel_w, stride_w, pad_w); }
+  PlaneLayout layout() const { return {channels, channels_last}; }
+  // True when no two windows share an input position: every input then receives at most one gradient.
+  bool windows_disjoint() const { return stride_h >= kernel_h && stride_w >= kernel_w; }
 
  private:
   std::int64_t out_extent(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t pad) const {
@@ -62,11 +88,20 @@ void max_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, co
 template <typename T> void avg_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y);
 template <typename T> void avg_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, T* gx);
 
-// Global average pooling: x [N, C, H, W] -> y [N, C], the mean of each plane.
+// Global average pooling: x [N, C, H, W] -> y [N, C], the mean of each plane of plane_size = H * W elements.
+// x and gx are NCHW or channels-last as channels_last says; y and gy are [N, C] either way.
+struct GlobalPool2dGeometry {
+  std::int64_t batch = 1, channels = 1, plane_size = 1;
+  bool channels_last = false;
+
+  std::int64_t planes() const { return batch * channels; }
+  PlaneLayout layout() const { return {channels, channels_last}; }
+};
+
 template <typename T>
-void global_avg_pool2d_forward(Device device, std::int64_t planes, std::int64_t plane_size, const T* x, T* y);
+void global_avg_pool2d_forward(Device device, const GlobalPool2dGeometry& g, const T* x, T* y);
 template <typename T>
-void global_avg_pool2d_backward(Device device, std::int64_t planes, std::int64_t plane_size, const T* gy, T* gx);
+void global_avg_pool2d_backward(Device device, const GlobalPool2dGeometry& g, const T* gy, T* gx);
 
 namespace reference {
 template <typename T> void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax);
@@ -75,28 +110,43 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_
 template <typename T> void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y);
 template <typename T> void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx);
 template <typename T>
-void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const T* x, T* y);
+void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y);
 template <typename T>
-void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const T* gy, T* gx);
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx);
 }  // namespace reference
 
-// Threaded float kernels (vectorized_pool.hpp), one namespace per instruction set, same contracts: global
-// average pooling and the 2x2 stride-2 max pool vectorized, every other geometry the reference per plane.
+// Threaded vectorized kernels (vectorized_pool.hpp, channels_last_pool.hpp), one namespace per instruction
+// set, T float or bfloat16, same contracts. NCHW: global average pooling and the 2x2 stride-2 max pool
+// vectorized along the rows; channels-last: max pooling of any geometry and global average pooling along
+// the channels; the max backward a threaded scatter in either layout; everything else the reference,
+// threaded.
 namespace avx512 {
-void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y, std::int64_t* argmax);
-void max_pool2d_backward(const Pool2dGeometry& g, const float* gy, const std::int64_t* argmax, float* gx);
-void avg_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y);
-void avg_pool2d_backward(const Pool2dGeometry& g, const float* gy, float* gx);
-void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const float* x, float* y);
-void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const float* gy, float* gx);
+template <typename T>
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax);
+template <typename T>
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx);
+template <typename T>
+void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y);
+template <typename T>
+void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx);
+template <typename T>
+void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y);
+template <typename T>
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx);
 }  // namespace avx512
 namespace avx2 {
-void max_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y, std::int64_t* argmax);
-void max_pool2d_backward(const Pool2dGeometry& g, const float* gy, const std::int64_t* argmax, float* gx);
-void avg_pool2d_forward(const Pool2dGeometry& g, const float* x, float* y);
-void avg_pool2d_backward(const Pool2dGeometry& g, const float* gy, float* gx);
-void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const float* x, float* y);
-void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const float* gy, float* gx);
+template <typename T>
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax);
+template <typename T>
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx);
+template <typename T>
+void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y);
+template <typename T>
+void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx);
+template <typename T>
+void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y);
+template <typename T>
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx);
 }  // namespace avx2
 
 // CUDA kernels (cuda_pool.cu, built when CMake finds a CUDA compiler), float, double and bfloat16, same
@@ -104,9 +154,9 @@ void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, co
 // The backward kernels gather (one thread per input element visits the outputs covering it) instead of
 // scattering with atomics, adding in pool_gradient_sum_t<T> in the reference's order, so both backward
 // passes are bitwise the reference's; average pooling sums its windows in double in the reference's order;
-// global average pooling sums each plane in double in a fixed order (the same every run, not the
-// reference's). The max backward reads argmax as the forward wrote it: an index outside its own window
-// would be skipped, where the reference's scatter would follow it.
+// global average pooling sums each plane in double, NCHW in a fixed order (the same every run, not the
+// reference's), channels-last in the reference's. The max backward reads argmax as the forward wrote it: an
+// index outside its own window would be skipped, where the reference's scatter would follow it.
 namespace cuda {
 template <typename T>
 void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax);
@@ -117,9 +167,9 @@ void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y);
 template <typename T>
 void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx);
 template <typename T>
-void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const T* x, T* y);
+void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y);
 template <typename T>
-void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const T* gy, T* gx);
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx);
 }  // namespace cuda
 
 }  // namespace kiln::kernels

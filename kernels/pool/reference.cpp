@@ -1,12 +1,13 @@
 // Reference 2-D pooling kernels: plain loops that read like the definitions in pool.hpp.
 // They are the oracle every optimized pooling kernel is tested against, so clarity beats speed here.
 //
-//   x, gx  [N, C, H, W]        y, gy, argmax  [N, C, OH, OW]
+//   x, gx  [N, C, H, W]        y, gy, argmax  [N, C, OH, OW]     (NCHW or channels-last, pool.hpp)
 //
 // Every (n, c) pair is an independent plane, so each kernel walks the N*C planes and pools one plane at a
-// time. Sums are accumulated in double, so a reference average is as exact as it can be in T. Gradients
-// are added up in pool_gradient_sum_t<T> (T for float and double, double for bfloat16) and rounded to T
-// once per element.
+// time, reading a plane's element i at plane[i * step] (step 1 in NCHW, C channels-last): the same loops,
+// in the same order, make the same bits in either layout. Sums are accumulated in double, so a reference
+// average is as exact as it can be in T. Gradients are added up in pool_gradient_sum_t<T> (T for float and
+// double, double for bfloat16) and rounded to T once per element.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -56,22 +57,39 @@ std::int64_t avg_pool_divisor(const Pool2dGeometry& g, const WindowSpan& rows, c
   return (rows.end - rows.begin) * (cols.end - cols.begin);
 }
 
+// One plane of a buffer: element i (a position ih * W + iw, or oh * OW + ow) at data[i * step].
+template <typename T>
+struct Plane {
+  T* data;
+  std::int64_t step;
+  T& operator[](std::int64_t i) const { return data[i * step]; }
+};
+
+template <typename T>
+Plane<T> plane_of(T* buffer, const PlaneLayout& layout, std::int64_t plane, std::int64_t positions) {
+  return {buffer + layout.start(plane, positions), layout.step()};
+}
+
 // Runs scatter(plane, sums) for every plane, where sums is that plane's [H, W] of zeros in
 // pool_gradient_sum_t<T> for the scatter to add into, and leaves the sums, rounded to T, in gx. For float
-// and double the sums are gx's own plane; bfloat16 adds into one double plane, rounded into gx per plane.
+// and double the sums are gx's own plane; bfloat16 adds into one dense double plane, rounded into gx per
+// plane.
 template <typename T, class Scatter>
-void scatter_gradients(std::int64_t planes, std::int64_t in_plane, T* gx, Scatter&& scatter) {
+void scatter_gradients(const PlaneLayout& layout, std::int64_t planes, std::int64_t in_plane, T* gx,
+                       Scatter&& scatter) {
   using Sum = pool_gradient_sum_t<T>;
   if constexpr (std::is_same_v<Sum, T>) {
     std::fill(gx, gx + planes * in_plane, T{0});
-    for (std::int64_t plane = 0; plane < planes; ++plane) scatter(plane, gx + plane * in_plane);
+    for (std::int64_t plane = 0; plane < planes; ++plane)
+      scatter(plane, plane_of(gx, layout, plane, in_plane));
   } else {
     std::vector<Sum> sums(static_cast<std::size_t>(in_plane));
     for (std::int64_t plane = 0; plane < planes; ++plane) {
       std::fill(sums.begin(), sums.end(), Sum{0});
-      scatter(plane, sums.data());
-      std::transform(sums.begin(), sums.end(), gx + plane * in_plane,
-                     [](Sum sum) { return static_cast<T>(sum); });
+      scatter(plane, Plane<Sum>{sums.data(), 1});
+      const Plane<T> gx_plane = plane_of(gx, layout, plane, in_plane);
+      for (std::int64_t i = 0; i < in_plane; ++i)
+        gx_plane[i] = static_cast<T>(sums[static_cast<std::size_t>(i)]);
     }
   }
 }
@@ -89,9 +107,9 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
   const std::int64_t in_plane = g.in_height * g.in_width;
   const std::int64_t out_h = g.out_height(), out_w = g.out_width();
   for (std::int64_t plane = 0; plane < planes; ++plane) {
-    const T* x_plane = x + plane * in_plane;                      // [H, W]
-    T* y_plane = y + plane * out_h * out_w;                       // [OH, OW]
-    std::int64_t* argmax_plane = argmax + plane * out_h * out_w;  // [OH, OW]
+    const Plane<const T> x_plane = plane_of(x, g.layout(), plane, in_plane);                      // [H, W]
+    const Plane<T> y_plane = plane_of(y, g.layout(), plane, out_h * out_w);                       // [OH, OW]
+    const Plane<std::int64_t> argmax_plane = plane_of(argmax, g.layout(), plane, out_h * out_w);  // [OH, OW]
     for (std::int64_t oh = 0; oh < out_h; ++oh) {
       const WindowSpan rows = row_span(g, oh);
       for (std::int64_t ow = 0; ow < out_w; ++ow) {
@@ -122,11 +140,14 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_
   const std::int64_t in_plane = g.in_height * g.in_width;
   const std::int64_t out_plane = g.out_height() * g.out_width();
   using Sum = pool_gradient_sum_t<T>;
-  scatter_gradients(planes, in_plane, gx, [&](std::int64_t plane, Sum* gx_plane /* [H, W] */) {
-    const T* gy_plane = gy + plane * out_plane;                     // [OH, OW]
-    const std::int64_t* argmax_plane = argmax + plane * out_plane;  // [OH, OW]
-    for (std::int64_t out = 0; out < out_plane; ++out) gx_plane[argmax_plane[out]] += Sum(gy_plane[out]);
-  });
+  scatter_gradients(g.layout(), planes, in_plane, gx,
+                    [&](std::int64_t plane, Plane<Sum> gx_plane /* [H, W] */) {
+                      const Plane<const T> gy_plane = plane_of(gy, g.layout(), plane, out_plane);  // [OH, OW]
+                      const Plane<const std::int64_t> argmax_plane =
+                          plane_of(argmax, g.layout(), plane, out_plane);  // [OH, OW]
+                      for (std::int64_t out = 0; out < out_plane; ++out)
+                        gx_plane[argmax_plane[out]] += Sum(gy_plane[out]);
+                    });
 }
 
 // ---- average pooling ---------------------------------------------------------------------------------
@@ -139,8 +160,8 @@ void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y) {
   const std::int64_t in_plane = g.in_height * g.in_width;
   const std::int64_t out_h = g.out_height(), out_w = g.out_width();
   for (std::int64_t plane = 0; plane < planes; ++plane) {
-    const T* x_plane = x + plane * in_plane;  // [H, W]
-    T* y_plane = y + plane * out_h * out_w;   // [OH, OW]
+    const Plane<const T> x_plane = plane_of(x, g.layout(), plane, in_plane);  // [H, W]
+    const Plane<T> y_plane = plane_of(y, g.layout(), plane, out_h * out_w);   // [OH, OW]
     for (std::int64_t oh = 0; oh < out_h; ++oh) {
       const WindowSpan rows = row_span(g, oh);
       for (std::int64_t ow = 0; ow < out_w; ++ow) {
@@ -164,40 +185,43 @@ void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx) {
   const std::int64_t in_plane = g.in_height * g.in_width;
   const std::int64_t out_h = g.out_height(), out_w = g.out_width();
   using Sum = pool_gradient_sum_t<T>;
-  scatter_gradients(planes, in_plane, gx, [&](std::int64_t plane, Sum* gx_plane /* [H, W] */) {
-    const T* gy_plane = gy + plane * out_h * out_w;  // [OH, OW]
-    for (std::int64_t oh = 0; oh < out_h; ++oh) {
-      const WindowSpan rows = row_span(g, oh);
-      for (std::int64_t ow = 0; ow < out_w; ++ow) {
-        const WindowSpan cols = col_span(g, ow);
-        const Sum share = static_cast<Sum>(static_cast<double>(gy_plane[oh * out_w + ow]) /
-                                           static_cast<double>(avg_pool_divisor(g, rows, cols)));
-        for (std::int64_t ih = rows.begin; ih < rows.end; ++ih) {
-          for (std::int64_t iw = cols.begin; iw < cols.end; ++iw) gx_plane[ih * g.in_width + iw] += share;
+  scatter_gradients(
+      g.layout(), planes, in_plane, gx, [&](std::int64_t plane, Plane<Sum> gx_plane /* [H, W] */) {
+        const Plane<const T> gy_plane = plane_of(gy, g.layout(), plane, out_h * out_w);  // [OH, OW]
+        for (std::int64_t oh = 0; oh < out_h; ++oh) {
+          const WindowSpan rows = row_span(g, oh);
+          for (std::int64_t ow = 0; ow < out_w; ++ow) {
+            const WindowSpan cols = col_span(g, ow);
+            const Sum share = static_cast<Sum>(static_cast<double>(gy_plane[oh * out_w + ow]) /
+                                               static_cast<double>(avg_pool_divisor(g, rows, cols)));
+            for (std::int64_t ih = rows.begin; ih < rows.end; ++ih) {
+              for (std::int64_t iw = cols.begin; iw < cols.end; ++iw) gx_plane[ih * g.in_width + iw] += share;
+            }
+          }
         }
-      }
-    }
-  });
+      });
 }
 
 // ---- global average pooling --------------------------------------------------------------------------
 
-// x [planes, plane_size] -> y [planes]: the mean of each plane.
+// x [N, C, H, W] -> y [N, C]: the mean of each plane, summed in double in position order.
 template <typename T>
-void global_avg_pool2d_forward(std::int64_t planes, std::int64_t plane_size, const T* x, T* y) {
-  for (std::int64_t plane = 0; plane < planes; ++plane) {
+void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y) {
+  for (std::int64_t plane = 0; plane < g.planes(); ++plane) {
+    const Plane<const T> x_plane = plane_of(x, g.layout(), plane, g.plane_size);
     double sum = 0;
-    for (std::int64_t i = 0; i < plane_size; ++i) sum += x[plane * plane_size + i];
-    y[plane] = static_cast<T>(sum / static_cast<double>(plane_size));
+    for (std::int64_t i = 0; i < g.plane_size; ++i) sum += x_plane[i];
+    y[plane] = static_cast<T>(sum / static_cast<double>(g.plane_size));
   }
 }
 
-// gy [planes] -> gx [planes, plane_size]: every element contributed 1 / plane_size of its plane's mean.
+// gy [N, C] -> gx [N, C, H, W]: every element contributed 1 / plane_size of its plane's mean.
 template <typename T>
-void global_avg_pool2d_backward(std::int64_t planes, std::int64_t plane_size, const T* gy, T* gx) {
-  for (std::int64_t plane = 0; plane < planes; ++plane) {
-    const T share = static_cast<T>(static_cast<double>(gy[plane]) / static_cast<double>(plane_size));
-    std::fill(gx + plane * plane_size, gx + (plane + 1) * plane_size, share);
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx) {
+  for (std::int64_t plane = 0; plane < g.planes(); ++plane) {
+    const T share = static_cast<T>(static_cast<double>(gy[plane]) / static_cast<double>(g.plane_size));
+    const Plane<T> gx_plane = plane_of(gx, g.layout(), plane, g.plane_size);
+    for (std::int64_t i = 0; i < g.plane_size; ++i) gx_plane[i] = share;
   }
 }
 
@@ -207,22 +231,22 @@ template void max_pool2d_forward<float>(const Pool2dGeometry&, const float*, flo
 template void max_pool2d_backward<float>(const Pool2dGeometry&, const float*, const std::int64_t*, float*);
 template void avg_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*);
 template void avg_pool2d_backward<float>(const Pool2dGeometry&, const float*, float*);
-template void global_avg_pool2d_forward<float>(std::int64_t, std::int64_t, const float*, float*);
-template void global_avg_pool2d_backward<float>(std::int64_t, std::int64_t, const float*, float*);
+template void global_avg_pool2d_forward<float>(const GlobalPool2dGeometry&, const float*, float*);
+template void global_avg_pool2d_backward<float>(const GlobalPool2dGeometry&, const float*, float*);
 
 template void max_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*, std::int64_t*);
 template void max_pool2d_backward<double>(const Pool2dGeometry&, const double*, const std::int64_t*, double*);
 template void avg_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*);
 template void avg_pool2d_backward<double>(const Pool2dGeometry&, const double*, double*);
-template void global_avg_pool2d_forward<double>(std::int64_t, std::int64_t, const double*, double*);
-template void global_avg_pool2d_backward<double>(std::int64_t, std::int64_t, const double*, double*);
+template void global_avg_pool2d_forward<double>(const GlobalPool2dGeometry&, const double*, double*);
+template void global_avg_pool2d_backward<double>(const GlobalPool2dGeometry&, const double*, double*);
 
 template void max_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*, std::int64_t*);
 template void max_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, const std::int64_t*,
                                             bfloat16*);
 template void avg_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
 template void avg_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
-template void global_avg_pool2d_forward<bfloat16>(std::int64_t, std::int64_t, const bfloat16*, bfloat16*);
-template void global_avg_pool2d_backward<bfloat16>(std::int64_t, std::int64_t, const bfloat16*, bfloat16*);
+template void global_avg_pool2d_forward<bfloat16>(const GlobalPool2dGeometry&, const bfloat16*, bfloat16*);
+template void global_avg_pool2d_backward<bfloat16>(const GlobalPool2dGeometry&, const bfloat16*, bfloat16*);
 
 }  // namespace kiln::kernels::reference

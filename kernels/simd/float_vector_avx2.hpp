@@ -75,6 +75,23 @@ struct FloatVector256 {
     std::memcpy(p, lanes, static_cast<std::size_t>(count) * sizeof(bfloat16));
   }
 
+  // Lanes holding whole numbers below 2^24 (exact in float: positions, offsets), the first `count` stored as
+  // int64 (the argmax tensors).
+  static void store_partial_as_int64(std::int64_t* p, Reg v, std::int64_t count) {
+    const __m256i whole = _mm256_cvttps_epi32(v);
+    const __m256i low = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(whole));
+    const __m256i high = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(whole, 1));
+    if (count == width) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), low);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 4), high);
+      return;
+    }
+    alignas(32) std::int64_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), low);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 4), high);
+    std::memcpy(p, lanes, static_cast<std::size_t>(count) * sizeof(std::int64_t));
+  }
+
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
   static Reg sub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }
   static Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }

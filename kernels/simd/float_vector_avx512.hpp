@@ -73,6 +73,17 @@ struct FloatVector512 {
       _mm256_mask_storeu_epi16(p, first(count), narrow(v));
   }
 
+  // Lanes holding whole numbers below 2^24 (exact in float: positions, offsets), the first `count` stored as
+  // int64 (the argmax tensors).
+  static void store_partial_as_int64(std::int64_t* p, Reg v, std::int64_t count) {
+    const __m512i low = _mm512_cvttps_epi64(_mm512_castps512_ps256(v));
+    const __m512i high =
+        _mm512_cvttps_epi64(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    const auto lanes = static_cast<unsigned>(first(count));
+    _mm512_mask_storeu_epi64(p, static_cast<__mmask8>(lanes), low);
+    _mm512_mask_storeu_epi64(p + 8, static_cast<__mmask8>(lanes >> 8), high);
+  }
+
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
   static Reg sub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }
   static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }

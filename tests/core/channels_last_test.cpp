@@ -1,14 +1,18 @@
 // Channels-last tensors (Tensor::is_channels_last, Tensor::channels_last): the layout itself, that the CPU
-// convolution, batch norm and elementwise ops keep it from input to output and from gradient to gradient,
+// convolution, batch norm, pooling and elementwise ops keep it from input to output and from gradient to
+// gradient,
 // that a network fed channels-last computes what it computes on NCHW, and that the backward rules hold
 // on it (finite differences in float64, through the reference kernels' channels-last loops).
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "core/generator.hpp"
 #include "core/ops.hpp"
+#include "core/raw.hpp"
 #include "core/tensor.hpp"
 #include "layers/blocks.hpp"
 #include "tests/support/gradcheck.hpp"
@@ -109,4 +113,72 @@ TEST_CASE("channels-last: conv2d -> batch norm -> relu backward against finite d
       },
       {x, w, gamma, beta});
   CHECK_MESSAGE(result.ok, result.message);
+}
+
+TEST_CASE(
+    "channels-last: pooling keeps the layout, forward and backward, and computes what it computes on NCHW") {
+  // Max pooling selects, and the max and average passes add in the reference's order in either layout: their
+  // results are the NCHW ones bit for bit (float32, through the vectorized kernels where the CPU has them).
+  // The global average sums float lanes differently per layout (a plane's run of positions NCHW, one lane per
+  // channel channels-last): within float rounding of each other, and so is its gradient (2y / positions).
+  const Tensor x = random_input({3, 19, 9, 10}, 8).to(DType::Float32);
+  const std::vector<std::pair<const char*, std::function<Tensor(const Tensor&)>>> pools = {
+      {"max 2x2",
+       [](const Tensor& t) {
+         return max_pool2d(t, {.kernel = {2, 2}});
+       }},
+      {"max 3x3 s2 p1",
+       [](const Tensor& t) {
+         return max_pool2d(t, {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}});
+       }},
+      {"avg 3x3 s2 p1",
+       [](const Tensor& t) {
+         return avg_pool2d(t, {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}});
+       }},
+      {"global avg", [](const Tensor& t) { return global_avg_pool2d(t); }},
+  };
+  for (const auto& [name, pool] : pools) {
+    INFO(name);
+    const auto run = [&](const Tensor& input) {
+      Tensor leaf = input.detach().set_requires_grad(true);
+      const Tensor y = pool(leaf);
+      sum(y * y).backward();
+      return std::pair{y, leaf.grad()};
+    };
+    const auto [y_nchw, gx_nchw] = run(x);
+    const auto [y_last, gx_last] = run(x.channels_last());
+    if (y_last.dim() == 4) CHECK(y_last.is_channels_last());
+    const double tolerance = y_last.dim() == 2 ? 1e-6 : 0.0;
+    CHECK(largest_difference(y_last, y_nchw) <= tolerance);
+    CHECK(largest_difference(gx_last, gx_nchw) <= tolerance);
+  }
+  // A leaf's .grad is dense NCHW whatever the layout (autograd.cpp); the gradients the pools hand on are in
+  // their forward's layout, whatever layout gy arrives in.
+  const Tensor x_last = x.channels_last();
+  const Pool2dOptions options{.kernel = {2, 2}};
+  const raw::MaxPoolResult max = raw::max_pool2d_forward(x_last, options);
+  CHECK(max.argmax.is_channels_last());
+  const Tensor gy = Tensor::ones(max.output.shape());  // NCHW
+  CHECK(raw::max_pool2d_backward(gy, max.argmax, x.shape(), options, true).is_channels_last());
+  CHECK(raw::avg_pool2d_backward(gy, x.shape(), options, true).is_channels_last());
+  CHECK(raw::global_avg_pool2d_backward(Tensor::ones({3, 19}), x.shape(), true).is_channels_last());
+}
+
+TEST_CASE("channels-last: max, average and global pooling backward against finite differences (float64)") {
+  const Tensor x = random_input({2, 5, 7, 6}, 9);
+  for (const Pool2dOptions& options :
+       {Pool2dOptions{.kernel = {2, 2}},
+        Pool2dOptions{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}, .ceil_mode = true}}) {
+    INFO("kernel ", options.kernel[0]);
+    const auto result = gradcheck(
+        [&](const Inputs& in) {
+          const Tensor pooled = max_pool2d(in[0].channels_last(), options);
+          REQUIRE(pooled.is_channels_last());
+          const Tensor averaged = avg_pool2d(pooled, {.kernel = {2, 2}, .stride = {1, 1}, .padding = {1, 1}});
+          REQUIRE(averaged.is_channels_last());
+          return global_avg_pool2d(averaged * averaged);
+        },
+        {x});
+    CHECK_MESSAGE(result.ok, result.message);
+  }
 }

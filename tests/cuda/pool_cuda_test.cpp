@@ -3,21 +3,23 @@
 // geometries (batch 1, a 1x1 input, channels 3/17/33, planes that are not multiples of 32, 2x2 and 3x3
 // windows with stride 2 and padding, overlapping windows, strides that skip inputs, ceil mode, both
 // average-pool divisors), ties and NaNs in max pooling, sizes that need several grid-stride iterations, and
-// the Tensor-level ops (raw::) on CUDA tensors against the same ops on the CPU. Each test skips without a
-// GPU.
+// the Tensor-level ops (raw::) on CUDA tensors against the same ops on the CPU; every geometry in both
+// layouts, NCHW and channels-last (the reference reads either). Each test skips without a GPU.
 //
 // Tolerances. Max pooling is compared bitwise (and argmax exactly): the forward only selects values, and the
 // backward gathers each input's gradient in the reference's order and precision. Average pooling runs the
 // reference's own arithmetic (window sums in double, in its order; shares rounded to T and added in its
 // order), so it is expected to match exactly as well; it is held to Tolerance::float32() / float64() all the
-// same, the precision's own rounding and no more. Global average pooling sums a plane in another order (32
-// lane sums, then a shuffle tree), in double, then rounds to T: the same tolerances cover it.
+// same, the precision's own rounding and no more. Global average pooling sums an NCHW plane in another order
+// (32 lane sums, then a shuffle tree), in double, then rounds to T: the same tolerances cover it (a
+// channels-last plane is summed in the reference's order).
 // bfloat16: max pooling and both backward passes bitwise as above (the gathers add in double, as the
 // reference does); the average forward runs the reference's double arithmetic, rounded once; the global
 // average's double sum in another order can land on the other side of a rounding boundary only when the
 // double results differ, so 1 bfloat16 ulp at most: Tolerance::bfloat16() ({1e-2, 1e-2}) covers it.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -40,6 +42,7 @@
 namespace {
 
 using namespace kiln;
+using kernels::GlobalPool2dGeometry;
 using kernels::Pool2dGeometry;
 using testing::bitwise_equal;
 using testing::empty_gpu;
@@ -73,7 +76,7 @@ std::string describe(const Pool2dGeometry& g) {
   out << "[" << g.batch << ", " << g.channels << ", " << g.in_height << ", " << g.in_width << "] kernel "
       << g.kernel_h << "x" << g.kernel_w << " stride " << g.stride_h << "x" << g.stride_w << " pad "
       << g.pad_h << "x" << g.pad_w << (g.ceil_mode ? " ceil" : "")
-      << (g.count_include_pad ? "" : " excluding pad");
+      << (g.count_include_pad ? "" : " excluding pad") << (g.channels_last ? " channels-last" : "");
   return out.str();
 }
 
@@ -95,9 +98,9 @@ Pool2dGeometry pool(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t
 }
 
 // Valid geometries (padding at most half the kernel, as raw:: requires) with the shapes the kernels' index
-// arithmetic could get wrong.
+// arithmetic could get wrong, each in both layouts.
 std::vector<Pool2dGeometry> odd_geometries() {
-  return {
+  std::vector<Pool2dGeometry> geometries = {
       pool(1, 1, 1, 1, 1, 1, 1, 1, 0, 0),                // 1x1 input, batch 1
       pool(2, 3, 8, 8, 2, 2, 2, 2, 0, 0),                // the common 2x2 stride 2
       pool(1, 17, 7, 9, 2, 2, 2, 2, 0, 0, true),         // odd sides, ceil mode adds a clipped window
@@ -112,6 +115,16 @@ std::vector<Pool2dGeometry> odd_geometries() {
       pool(2, 33, 11, 13, 4, 4, 3, 3, 2, 2, true),      // 33 channels
       pool(4, 16, 33, 35, 2, 2, 2, 2, 0, 0),            // 1155-value planes, several blocks
   };
+  for (std::size_t i = 0, nchw = geometries.size(); i < nchw; ++i) {
+    geometries.push_back(geometries[i]);
+    geometries.back().channels_last = true;
+  }
+  return geometries;
+}
+
+Pool2dGeometry channels_last(Pool2dGeometry g) {
+  g.channels_last = true;
+  return g;
 }
 
 template <typename T>
@@ -182,24 +195,26 @@ void check_avg_pool(const Pool2dGeometry& g, std::uint64_t seed) {
 }
 
 template <typename T>
-void check_global_avg_pool(std::int64_t planes, std::int64_t plane_size, std::uint64_t seed) {
-  INFO(planes, " planes of ", plane_size, type_name<T>());
+void check_global_avg_pool(const GlobalPool2dGeometry& g, std::uint64_t seed) {
+  const std::int64_t planes = g.planes(), plane_size = g.plane_size;
+  INFO(g.batch, " x ", g.channels, " planes of ", plane_size, type_name<T>(),
+       (g.channels_last ? " channels-last" : ""));
   // Values around 3, so a plane's mean is far from zero and a lost or doubled element would show.
   std::vector<T> x = uniform_values<T>(planes * plane_size, seed);
   for (T& v : x) v = static_cast<T>(v + 3.0);
   const std::vector<T> gy = uniform_values<T>(planes, seed + 1);
 
   std::vector<T> expected_y(static_cast<std::size_t>(planes));
-  ref::global_avg_pool2d_forward(planes, plane_size, x.data(), expected_y.data());
+  ref::global_avg_pool2d_forward(g, x.data(), expected_y.data());
   const Tensor x_gpu = to_gpu(x), y_gpu = empty_gpu<T>(planes);
-  kernels::global_avg_pool2d_forward(Device::cuda(), planes, plane_size, x_gpu.data<T>(), y_gpu.data<T>());
+  kernels::global_avg_pool2d_forward(Device::cuda(), g, x_gpu.data<T>(), y_gpu.data<T>());
   const auto forward = matches_reference(to_host<T>(y_gpu).data(), expected_y.data(), planes, tolerance<T>());
   CHECK_MESSAGE(forward.ok, "forward: ", forward.message);
 
   std::vector<T> expected_gx(static_cast<std::size_t>(planes * plane_size));
-  ref::global_avg_pool2d_backward(planes, plane_size, gy.data(), expected_gx.data());
+  ref::global_avg_pool2d_backward(g, gy.data(), expected_gx.data());
   const Tensor gy_gpu = to_gpu(gy), gx_gpu = empty_gpu<T>(planes * plane_size);
-  kernels::global_avg_pool2d_backward(Device::cuda(), planes, plane_size, gy_gpu.data<T>(), gx_gpu.data<T>());
+  kernels::global_avg_pool2d_backward(Device::cuda(), g, gy_gpu.data<T>(), gx_gpu.data<T>());
   const auto backward =
       matches_reference(to_host<T>(gx_gpu).data(), expected_gx.data(), planes * plane_size, tolerance<T>());
   CHECK_MESSAGE(backward.ok, "backward: ", backward.message);
@@ -223,6 +238,7 @@ TEST_CASE("cuda: max_pool2d on a batch large enough for several grid-stride iter
   check_max_pool<float>(pool(16, 64, 130, 130, 2, 2, 2, 2, 0, 0), 101);
   check_max_pool<float>(pool(128, 16, 32, 32, 3, 3, 2, 2, 1, 1), 102);
   check_max_pool<double>(pool(128, 16, 32, 32, 2, 2, 2, 2, 0, 0), 103);
+  check_max_pool<float>(channels_last(pool(16, 64, 130, 130, 2, 2, 2, 2, 0, 0)), 104);
 }
 
 TEST_CASE("cuda: avg_pool2d forward and backward match the reference, both divisors, ceil mode") {
@@ -234,6 +250,7 @@ TEST_CASE("cuda: avg_pool2d forward and backward match the reference, both divis
   }
   check_avg_pool<float>(pool(16, 64, 130, 130, 3, 3, 2, 2, 1, 1, false, false), seed++);  // grid-stride
   check_avg_pool<double>(pool(128, 16, 32, 32, 2, 2, 2, 2, 0, 0), seed++);
+  check_avg_pool<float>(channels_last(pool(16, 64, 130, 130, 3, 3, 2, 2, 1, 1, false, false)), seed++);
 }
 
 // Global average pooling takes a warp per plane: more planes than a grid of kMaxGridBlocks blocks of 8 warps
@@ -241,61 +258,83 @@ TEST_CASE("cuda: avg_pool2d forward and backward match the reference, both divis
 constexpr std::int64_t kPlanesBeyondOneGridPass =
     kernels::cuda::kMaxGridBlocks * kernels::cuda::kWarpsPerBlock + 37;
 
+// Batch x channels x plane size, each in both layouts: 1x1 planes, planes shorter and longer than a warp, not
+// multiples of 32, channels not multiples of 32, and more planes than one grid pass covers, so warps take
+// several.
+std::vector<GlobalPool2dGeometry> global_geometries() {
+  std::vector<GlobalPool2dGeometry> geometries;
+  for (const bool channels_last : {false, true}) {
+    for (const auto [batch, channels, plane_size] :
+         std::vector<std::array<std::int64_t, 3>>{{1, 1, 1},
+                                                  {1, 3, 1},
+                                                  {1, 17, 7 * 7},
+                                                  {3, 11, 8 * 8},
+                                                  {2, 32, 33},
+                                                  {1, 5, 224 * 224 + 3},
+                                                  {128, 16, 32 * 32},
+                                                  {1, kPlanesBeyondOneGridPass, 1}}) {
+      geometries.push_back(
+          {.batch = batch, .channels = channels, .plane_size = plane_size, .channels_last = channels_last});
+    }
+  }
+  return geometries;
+}
+
 TEST_CASE("cuda: global_avg_pool2d forward and backward match the reference") {
   if (!have_gpu()) return;
   std::uint64_t seed = 300;
-  // planes x plane size: 1x1 planes, planes shorter and longer than a warp, not multiples of 32, and more
-  // planes than one grid pass covers, so warps take several.
-  const std::vector<std::pair<std::int64_t, std::int64_t>> shapes = {{1, 1},
-                                                                     {3, 1},
-                                                                     {17, 7 * 7},
-                                                                     {33, 8 * 8},
-                                                                     {64, 33},
-                                                                     {5, 224 * 224 + 3},
-                                                                     {128 * 16, 32 * 32},
-                                                                     {kPlanesBeyondOneGridPass, 1}};
-  for (const auto& [planes, plane_size] : shapes) {
-    check_global_avg_pool<float>(planes, plane_size, seed++);
-    check_global_avg_pool<double>(planes, plane_size, seed++);
+  for (const GlobalPool2dGeometry& g : global_geometries()) {
+    check_global_avg_pool<float>(g, seed++);
+    check_global_avg_pool<double>(g, seed++);
   }
 }
 
 TEST_CASE("cuda: the Tensor-level pooling ops on CUDA tensors match the same ops on the CPU") {
   if (!have_gpu()) return;
   Generator generator(7);
-  const Tensor x = Tensor::randn({3, 17, 13, 11}, DType::Float32, &generator);
-  const Tensor x_gpu = x.to(Device::cuda());
-  for (const Pool2dOptions& options :
-       {Pool2dOptions{.kernel = {2, 2}}, Pool2dOptions{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}},
-        Pool2dOptions{.kernel = {3, 3},
-        .stride = {2, 2},
-        .padding = {1, 1},
-        .ceil_mode = true,
-        .count_include_pad = false}}) {
-    INFO("kernel ", options.kernel[0], " padding ", options.padding[0], (options.ceil_mode ? " ceil" : ""));
-    const raw::MaxPoolResult cpu = raw::max_pool2d_forward(x, options);
-    const raw::MaxPoolResult gpu = raw::max_pool2d_forward(x_gpu, options);
-    CHECK(gpu.output.device() == Device::cuda());
-    CHECK(gpu.output.shape() == cpu.output.shape());
-    CHECK(bitwise_equal(gpu.output.to(Device::cpu()).to_vector<float>(), cpu.output.to_vector<float>()));
-    CHECK(gpu.argmax.to(Device::cpu()).to_vector<std::int64_t>() == cpu.argmax.to_vector<std::int64_t>());
+  for (const bool channels_last : {false, true}) {
+    INFO((channels_last ? "channels-last" : "nchw"));
+    const Tensor nchw = Tensor::randn({3, 17, 13, 11}, DType::Float32, &generator);
+    // Tensor::to copies densely (NCHW): each device's tensor is brought to the layout on that device.
+    const Tensor x = channels_last ? raw::to_channels_last(nchw) : nchw;
+    const Tensor x_gpu =
+        channels_last ? raw::to_channels_last(nchw.to(Device::cuda())) : nchw.to(Device::cuda());
+    for (const Pool2dOptions& options : {Pool2dOptions{.kernel = {2, 2}},
+                                         Pool2dOptions{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}},
+                                         Pool2dOptions{.kernel = {3, 3},
+                                         .stride = {2, 2},
+                                         .padding = {1, 1},
+                                         .ceil_mode = true,
+                                         .count_include_pad = false}}) {
+      INFO("kernel ", options.kernel[0], " padding ", options.padding[0], (options.ceil_mode ? " ceil" : ""));
+      const raw::MaxPoolResult cpu = raw::max_pool2d_forward(x, options);
+      const raw::MaxPoolResult gpu = raw::max_pool2d_forward(x_gpu, options);
+      CHECK(gpu.output.device() == Device::cuda());
+      CHECK(gpu.output.shape() == cpu.output.shape());
+      CHECK(gpu.output.is_channels_last() == channels_last);
+      CHECK(bitwise_equal(gpu.output.to(Device::cpu()).to_vector<float>(), cpu.output.to_vector<float>()));
+      CHECK(gpu.argmax.to(Device::cpu()).to_vector<std::int64_t>() == cpu.argmax.to_vector<std::int64_t>());
 
-    const Tensor gy = Tensor::randn(cpu.output.shape(), DType::Float32, &generator);
-    const Tensor gx_cpu = raw::max_pool2d_backward(gy, cpu.argmax, x.shape(), options);
-    const Tensor gx_gpu = raw::max_pool2d_backward(gy.to(Device::cuda()), gpu.argmax, x.shape(), options);
-    CHECK(bitwise_equal(gx_gpu.to(Device::cpu()).to_vector<float>(), gx_cpu.to_vector<float>()));
+      const Tensor gy = Tensor::randn(cpu.output.shape(), DType::Float32, &generator);
+      const Tensor gx_cpu = raw::max_pool2d_backward(gy, cpu.argmax, x.shape(), options, channels_last);
+      const Tensor gx_gpu =
+          raw::max_pool2d_backward(gy.to(Device::cuda()), gpu.argmax, x.shape(), options, channels_last);
+      CHECK(gx_gpu.is_channels_last() == channels_last);
+      CHECK(bitwise_equal(gx_gpu.to(Device::cpu()).to_vector<float>(), gx_cpu.to_vector<float>()));
 
-    const auto avg = matches_reference(raw::avg_pool2d_forward(x_gpu, options).to(Device::cpu()),
-                                       raw::avg_pool2d_forward(x, options), Tolerance::float32());
-    CHECK_MESSAGE(avg.ok, "avg_pool2d: ", avg.message);
-    const auto avg_backward = matches_reference(
-        raw::avg_pool2d_backward(gy.to(Device::cuda()), x.shape(), options).to(Device::cpu()),
-        raw::avg_pool2d_backward(gy, x.shape(), options), Tolerance::float32());
-    CHECK_MESSAGE(avg_backward.ok, "avg_pool2d backward: ", avg_backward.message);
+      const auto avg = matches_reference(raw::avg_pool2d_forward(x_gpu, options).to(Device::cpu()),
+                                         raw::avg_pool2d_forward(x, options), Tolerance::float32());
+      CHECK_MESSAGE(avg.ok, "avg_pool2d: ", avg.message);
+      const auto avg_backward = matches_reference(
+          raw::avg_pool2d_backward(gy.to(Device::cuda()), x.shape(), options, channels_last)
+              .to(Device::cpu()),
+          raw::avg_pool2d_backward(gy, x.shape(), options, channels_last), Tolerance::float32());
+      CHECK_MESSAGE(avg_backward.ok, "avg_pool2d backward: ", avg_backward.message);
+    }
+    const auto global = matches_reference(raw::global_avg_pool2d_forward(x_gpu).to(Device::cpu()),
+                                          raw::global_avg_pool2d_forward(x), Tolerance::float32());
+    CHECK_MESSAGE(global.ok, "global_avg_pool2d: ", global.message);
   }
-  const auto global = matches_reference(raw::global_avg_pool2d_forward(x_gpu).to(Device::cpu()),
-                                        raw::global_avg_pool2d_forward(x), Tolerance::float32());
-  CHECK_MESSAGE(global.ok, "global_avg_pool2d: ", global.message);
 }
 
 TEST_CASE("cuda: bfloat16 max_pool2d and avg_pool2d forward and backward match the bfloat16 reference") {
@@ -307,23 +346,21 @@ TEST_CASE("cuda: bfloat16 max_pool2d and avg_pool2d forward and backward match t
   }
   // Several grid-stride iterations: 17.3 million inputs, more than one grid pass of the backward.
   check_max_pool<bfloat16>(pool(16, 64, 130, 130, 2, 2, 2, 2, 0, 0), seed++);
+  check_max_pool<bfloat16>(channels_last(pool(16, 64, 130, 130, 2, 2, 2, 2, 0, 0)), seed++);
   check_avg_pool<bfloat16>(pool(16, 64, 130, 130, 3, 3, 2, 2, 1, 1, false, false), seed++);
 }
 
 TEST_CASE("cuda: bfloat16 global_avg_pool2d forward and backward match the bfloat16 reference") {
   if (!have_gpu()) return;
   std::uint64_t seed = 500;
-  const std::vector<std::pair<std::int64_t, std::int64_t>> shapes = {
-      {1, 1}, {3, 1}, {17, 7 * 7}, {33, 8 * 8}, {64, 33}, {5, 224 * 224 + 3}, {kPlanesBeyondOneGridPass, 1}};
-  for (const auto& [planes, plane_size] : shapes) check_global_avg_pool<bfloat16>(planes, plane_size, seed++);
+  for (const GlobalPool2dGeometry& g : global_geometries()) check_global_avg_pool<bfloat16>(g, seed++);
 }
 
 TEST_CASE("cuda: the Tensor-level pooling ops on bfloat16 CUDA tensors match the same ops on the CPU") {
   if (!have_gpu()) return;
-  // The CPU runs the bfloat16 reference; tolerances as for the kernels above.
+  // The CPU runs its bfloat16 kernels (the reference's bits for max pooling); tolerances as for the kernels
+  // above.
   const Shape shape{3, 17, 13, 11};
-  const Tensor x = Tensor::from_vector(uniform_values<bfloat16>(shape.numel(), 9), shape);
-  const Tensor x_gpu = x.to(Device::cuda());
   auto host_values = [](const Tensor& t) {
     REQUIRE(t.dtype() == DType::BFloat16);
     return t.to(Device::cpu()).to_vector<bfloat16>();
@@ -337,27 +374,38 @@ TEST_CASE("cuda: the Tensor-level pooling ops on bfloat16 CUDA tensors match the
     CHECK_MESSAGE(report.ok, what, ": ", report.message);
   };
   std::uint64_t seed = 600;
-  for (const Pool2dOptions& options :
-       {Pool2dOptions{.kernel = {2, 2}}, Pool2dOptions{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}},
-        Pool2dOptions{.kernel = {3, 3},
-        .stride = {2, 2},
-        .padding = {1, 1},
-        .ceil_mode = true,
-        .count_include_pad = false}}) {
-    INFO("kernel ", options.kernel[0], " padding ", options.padding[0], (options.ceil_mode ? " ceil" : ""));
-    const raw::MaxPoolResult cpu = raw::max_pool2d_forward(x, options);
-    const raw::MaxPoolResult gpu = raw::max_pool2d_forward(x_gpu, options);
-    CHECK(bitwise_equal(host_values(gpu.output), host_values(cpu.output)));
-    CHECK(gpu.argmax.to(Device::cpu()).to_vector<std::int64_t>() == cpu.argmax.to_vector<std::int64_t>());
+  for (const bool channels_last : {false, true}) {
+    INFO((channels_last ? "channels-last" : "nchw"));
+    const Tensor nchw = Tensor::from_vector(uniform_values<bfloat16>(shape.numel(), 9), shape);
+    // Tensor::to copies densely (NCHW): each device's tensor is brought to the layout on that device.
+    const Tensor x = channels_last ? raw::to_channels_last(nchw) : nchw;
+    const Tensor x_gpu =
+        channels_last ? raw::to_channels_last(nchw.to(Device::cuda())) : nchw.to(Device::cuda());
+    for (const Pool2dOptions& options : {Pool2dOptions{.kernel = {2, 2}},
+                                         Pool2dOptions{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}},
+                                         Pool2dOptions{.kernel = {3, 3},
+                                         .stride = {2, 2},
+                                         .padding = {1, 1},
+                                         .ceil_mode = true,
+                                         .count_include_pad = false}}) {
+      INFO("kernel ", options.kernel[0], " padding ", options.padding[0], (options.ceil_mode ? " ceil" : ""));
+      const raw::MaxPoolResult cpu = raw::max_pool2d_forward(x, options);
+      const raw::MaxPoolResult gpu = raw::max_pool2d_forward(x_gpu, options);
+      CHECK(bitwise_equal(host_values(gpu.output), host_values(cpu.output)));
+      CHECK(gpu.argmax.to(Device::cpu()).to_vector<std::int64_t>() == cpu.argmax.to_vector<std::int64_t>());
 
-    const Tensor gy =
-        Tensor::from_vector(uniform_values<bfloat16>(cpu.output.numel(), seed++), cpu.output.shape());
-    const Tensor gy_gpu = gy.to(Device::cuda());
-    CHECK(bitwise_equal(host_values(raw::max_pool2d_backward(gy_gpu, gpu.argmax, shape, options)),
-                        host_values(raw::max_pool2d_backward(gy, cpu.argmax, shape, options))));
-    expect_close(raw::avg_pool2d_forward(x_gpu, options), raw::avg_pool2d_forward(x, options), "avg_pool2d");
-    expect_close(raw::avg_pool2d_backward(gy_gpu, shape, options),
-                 raw::avg_pool2d_backward(gy, shape, options), "avg_pool2d backward");
+      const Tensor gy =
+          Tensor::from_vector(uniform_values<bfloat16>(cpu.output.numel(), seed++), cpu.output.shape());
+      const Tensor gy_gpu = gy.to(Device::cuda());
+      CHECK(bitwise_equal(
+          host_values(raw::max_pool2d_backward(gy_gpu, gpu.argmax, shape, options, channels_last)),
+          host_values(raw::max_pool2d_backward(gy, cpu.argmax, shape, options, channels_last))));
+      expect_close(raw::avg_pool2d_forward(x_gpu, options), raw::avg_pool2d_forward(x, options),
+                   "avg_pool2d");
+      expect_close(raw::avg_pool2d_backward(gy_gpu, shape, options, channels_last),
+                   raw::avg_pool2d_backward(gy, shape, options, channels_last), "avg_pool2d backward");
+    }
+    expect_close(raw::global_avg_pool2d_forward(x_gpu), raw::global_avg_pool2d_forward(x),
+                 "global_avg_pool2d");
   }
-  expect_close(raw::global_avg_pool2d_forward(x_gpu), raw::global_avg_pool2d_forward(x), "global_avg_pool2d");
 }

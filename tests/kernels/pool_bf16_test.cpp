@@ -179,24 +179,25 @@ TEST_CASE("bfloat16 global_avg_pool2d reference: forward and backward equal the 
   for (const auto& [planes, plane_size] : std::vector<std::pair<std::int64_t, std::int64_t>>{
            {1, 1}, {3, 1}, {17, 7 * 7}, {33, 8 * 8}, {2, 224 * 224 + 3}}) {
     INFO(planes, " planes of ", plane_size);
+    const kernels::GlobalPool2dGeometry g{.channels = planes, .plane_size = plane_size};
     const std::vector<bfloat16> x = random_values<bfloat16>(planes * plane_size, seed, 1.0f, 3.0f);
     const std::vector<bfloat16> gy = random_values<bfloat16>(planes, seed + 1);
     seed += 2;
 
     auto y = sized<bfloat16>(planes);
-    ref::global_avg_pool2d_forward(planes, plane_size, x.data(), y.data());
+    ref::global_avg_pool2d_forward(g, x.data(), y.data());
     auto y_double = sized<double>(planes);
-    ref::global_avg_pool2d_forward(planes, plane_size, converted<double>(x).data(), y_double.data());
+    ref::global_avg_pool2d_forward(g, converted<double>(x).data(), y_double.data());
     auto y_float = sized<float>(planes);
-    ref::global_avg_pool2d_forward(planes, plane_size, converted<float>(x).data(), y_float.data());
+    ref::global_avg_pool2d_forward(g, converted<float>(x).data(), y_float.data());
     check_bfloat16_against_wider(y, y_double, y_float, "y");
 
     auto gx = sized<bfloat16>(planes * plane_size);
-    ref::global_avg_pool2d_backward(planes, plane_size, gy.data(), gx.data());
+    ref::global_avg_pool2d_backward(g, gy.data(), gx.data());
     auto gx_double = sized<double>(planes * plane_size);
-    ref::global_avg_pool2d_backward(planes, plane_size, converted<double>(gy).data(), gx_double.data());
+    ref::global_avg_pool2d_backward(g, converted<double>(gy).data(), gx_double.data());
     auto gx_float = sized<float>(planes * plane_size);
-    ref::global_avg_pool2d_backward(planes, plane_size, converted<float>(gy).data(), gx_float.data());
+    ref::global_avg_pool2d_backward(g, converted<float>(gy).data(), gx_float.data());
     check_bfloat16_against_wider(gx, gx_double, gx_float, "gx");
   }
 }
@@ -237,18 +238,19 @@ TEST_CASE("bfloat16 Tensor-level pooling ops match the float32 ops on the same v
     const std::vector<bfloat16> gy_values = random_values<bfloat16>(max.output.numel(), seed++);
     const Tensor gy = Tensor::from_vector(gy_values, max.output.shape());
     const Tensor gy_float = Tensor::from_vector(converted<float>(gy_values), max.output.shape());
-    expect_close(raw::max_pool2d_backward(gy, max.argmax, shape, options),
-                 raw::max_pool2d_backward(gy_float, max_float.argmax, shape, options), "max_pool2d backward");
+    expect_close(raw::max_pool2d_backward(gy, max.argmax, shape, options, false),
+                 raw::max_pool2d_backward(gy_float, max_float.argmax, shape, options, false),
+                 "max_pool2d backward");
     expect_close(raw::avg_pool2d_forward(x, options), raw::avg_pool2d_forward(x_float, options),
                  "avg_pool2d");
-    expect_close(raw::avg_pool2d_backward(gy, shape, options),
-                 raw::avg_pool2d_backward(gy_float, shape, options), "avg_pool2d backward");
+    expect_close(raw::avg_pool2d_backward(gy, shape, options, false),
+                 raw::avg_pool2d_backward(gy_float, shape, options, false), "avg_pool2d backward");
   }
   expect_close(raw::global_avg_pool2d_forward(x), raw::global_avg_pool2d_forward(x_float),
                "global_avg_pool2d");
   const std::vector<bfloat16> gy_values = random_values<bfloat16>(3 * 17, seed);
-  expect_close(
-      raw::global_avg_pool2d_backward(Tensor::from_vector(gy_values, {3, 17}), shape),
-      raw::global_avg_pool2d_backward(Tensor::from_vector(converted<float>(gy_values), {3, 17}), shape),
-      "global_avg_pool2d backward");
+  expect_close(raw::global_avg_pool2d_backward(Tensor::from_vector(gy_values, {3, 17}), shape, false),
+               raw::global_avg_pool2d_backward(Tensor::from_vector(converted<float>(gy_values), {3, 17}),
+                                               shape, false),
+               "global_avg_pool2d backward");
 }

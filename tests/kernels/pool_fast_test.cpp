@@ -1,20 +1,30 @@
 // Tests of the threaded / vectorized pooling kernels (kernels/pool/avx512.cpp, avx2.cpp) against the
 // reference kernels, at every dispatch level this CPU has, with 1 and 2 threads (which must agree
-// bitwise): the vectorized 2x2 stride-2 max pool (odd widths and heights, rows wider than a register, ties
-// and NaN), padded and ceil-mode max and average pools (run per plane through the reference), and global
-// average pooling over 1x1 planes, planes not a multiple of the vector width and planes over one chunk.
+// bitwise), for float and bfloat16, in both layouts: the NCHW 2x2 stride-2 max pool (odd widths and
+// heights, rows wider than a register, ties and NaN), channels-last max pooling of every geometry (channels
+// not a multiple of the vector width, fewer channels than one vector), the max backward's scatter with
+// disjoint and overlapping windows (bfloat16 adds overlapping shares in double), padded and ceil-mode max
+// and average pools, and global average pooling over 1x1 planes, planes not a multiple of the vector width
+// and planes over one chunk.
 //
-// Tolerances: max pooling values, argmax and gradients, and every average-pool result (the reference per
-// plane) must be bitwise equal; global average within float32 atol 1e-6 + rtol 1e-6 (float lanes summed
-// over chunks, then double, against an all-double reference).
+// Tolerances: max pooling values, argmax and gradients, every average-pool result (the reference, threaded)
+// and the global backward must be bitwise equal. Global average forward: float within atol 1e-6 + rtol 1e-6
+// (float lanes summed over chunks, then double, against an all-double reference); bfloat16 within
+// Tolerance::bfloat16() (the same float sums, then one rounding to 8 bits, may land 1 ulp from the
+// reference's).
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <sstream>
+#include <string>
+#include <type_traits>
 #include <vector>
 
+#include "core/bfloat16.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
 #include "kernels/pool/pool.hpp"
@@ -23,117 +33,103 @@
 
 namespace {
 
+using kiln::bfloat16;
 using kiln::Device;
-using kiln::kernels::CpuLevel;
+using kiln::kernels::GlobalPool2dGeometry;
 using kiln::kernels::Pool2dGeometry;
 using kiln::testing::at_each_fast_level;
 using kiln::testing::bitwise_equal;
+using kiln::testing::Tolerance;
 namespace kk = kiln::kernels;
 
-// Values on a coarse grid (so windows hold ties), with a NaN every 97 elements when with_nan.
-std::vector<float> grid_values(std::int64_t n, std::uint64_t seed, bool with_nan) {
+// Values on a coarse grid (so windows hold ties; every value exact in bfloat16), with a NaN every 97
+// elements when with_nan.
+template <typename T>
+std::vector<T> grid_values(std::int64_t n, std::uint64_t seed, bool with_nan) {
   std::mt19937_64 engine(seed);
   std::uniform_int_distribution<int> step(-4, 4);
-  std::vector<float> v(static_cast<std::size_t>(n));
+  std::vector<T> v(static_cast<std::size_t>(n));
   for (std::size_t i = 0; i < v.size(); ++i) {
-    v[i] = with_nan && i % 97 == 13 ? std::numeric_limits<float>::quiet_NaN()
-                                    : 0.5f * static_cast<float>(step(engine));
+    v[i] = static_cast<T>(with_nan && i % 97 == 13 ? std::numeric_limits<float>::quiet_NaN()
+                                                   : 0.5f * static_cast<float>(step(engine)));
   }
   return v;
 }
 
-std::vector<Pool2dGeometry> geometries() {
-  return {
-      // 2x2 stride 2, the vectorized path
-      {.batch = 2,
-       .channels = 3,
-       .in_height = 8,
-       .in_width = 8,
-       .kernel_h = 2,
-       .kernel_w = 2,
-       .stride_h = 2,
-       .stride_w = 2},
-      {.batch = 1,
-       .channels = 5,
-       .in_height = 7,
-       .in_width = 9,
-       .kernel_h = 2,
-       .kernel_w = 2,
-       .stride_h = 2,
-       .stride_w = 2},
-      {.batch = 3,
-       .channels = 17,
-       .in_height = 6,
-       .in_width = 70,
-       .kernel_h = 2,
-       .kernel_w = 2,
-       .stride_h = 2,
-       .stride_w = 2},
-      {.batch = 16,
-       .channels = 16,
-       .in_height = 32,
-       .in_width = 33,
-       .kernel_h = 2,
-       .kernel_w = 2,
-       .stride_h = 2,
-       .stride_w = 2},
-      // padding, ceil mode, count_include_pad off: the reference per plane
-      {.batch = 2,
-       .channels = 3,
-       .in_height = 7,
-       .in_width = 7,
-       .kernel_h = 3,
-       .kernel_w = 3,
-       .stride_h = 2,
-       .stride_w = 2,
-       .pad_h = 1,
-       .pad_w = 1},
-      {.batch = 1,
-       .channels = 5,
-       .in_height = 6,
-       .in_width = 9,
-       .kernel_h = 3,
-       .kernel_w = 2,
-       .stride_h = 2,
-       .stride_w = 2,
-       .pad_h = 1,
-       .pad_w = 1,
-       .ceil_mode = true,
-       .count_include_pad = false},
-      {.batch = 8,
-       .channels = 16,
-       .in_height = 32,
-       .in_width = 32,
-       .kernel_h = 2,
-       .kernel_w = 2,
-       .stride_h = 2,
-       .stride_w = 2,
-       .ceil_mode = true},
-  };
+Pool2dGeometry pool(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w, std::int64_t kernel_h,
+                    std::int64_t kernel_w, std::int64_t stride, std::int64_t pad, bool ceil_mode = false) {
+  return {.batch = n,
+          .channels = c,
+          .in_height = h,
+          .in_width = w,
+          .kernel_h = kernel_h,
+          .kernel_w = kernel_w,
+          .stride_h = stride,
+          .stride_w = stride,
+          .pad_h = pad,
+          .pad_w = pad,
+          .ceil_mode = ceil_mode};
 }
 
-std::int64_t in_size(const Pool2dGeometry& g) { return g.batch * g.channels * g.in_height * g.in_width; }
-std::int64_t out_size(const Pool2dGeometry& g) {
-  return g.batch * g.channels * g.out_height() * g.out_width();
+// Each geometry in both layouts.
+std::vector<Pool2dGeometry> geometries() {
+  std::vector<Pool2dGeometry> nchw = {
+      // 2x2 stride 2: NCHW's vectorized rows, channels-last's commonest window
+      pool(2, 3, 8, 8, 2, 2, 2, 0),
+      pool(1, 5, 7, 9, 2, 2, 2, 0),
+      pool(3, 17, 6, 70, 2, 2, 2, 0),
+      pool(16, 16, 32, 33, 2, 2, 2, 0),
+      pool(2, 33, 9, 8, 2, 2, 2, 0),  // 33 channels: two full vectors and one lane channels-last
+      // padding, ceil mode, overlapping windows (3x3 stride 1 and 2), windows skipping inputs, 1x1
+      pool(2, 3, 7, 7, 3, 3, 2, 1),
+      pool(1, 5, 6, 9, 3, 2, 2, 1, true),
+      pool(8, 16, 32, 32, 2, 2, 2, 0, true),
+      pool(2, 20, 6, 6, 3, 3, 1, 1),
+      pool(2, 7, 9, 7, 2, 2, 3, 0),
+      pool(1, 1, 1, 1, 1, 1, 1, 0),
+  };
+  std::vector<Pool2dGeometry> both = nchw;
+  for (Pool2dGeometry g : nchw) {
+    g.channels_last = true;
+    both.push_back(g);
+  }
+  return both;
+}
+
+std::string describe(const Pool2dGeometry& g) {
+  std::ostringstream out;
+  out << "[" << g.batch << ", " << g.channels << ", " << g.in_height << ", " << g.in_width << "] kernel "
+      << g.kernel_h << "x" << g.kernel_w << " stride " << g.stride_h << " pad " << g.pad_h
+      << (g.ceil_mode ? " ceil" : "") << (g.count_include_pad ? "" : " excluding pad")
+      << (g.channels_last ? " channels-last" : " nchw");
+  return out.str();
+}
+
+std::size_t in_size(const Pool2dGeometry& g) {
+  return static_cast<std::size_t>(g.batch * g.channels * g.in_height * g.in_width);
+}
+std::size_t out_size(const Pool2dGeometry& g) {
+  return static_cast<std::size_t>(g.batch * g.channels * g.out_height() * g.out_width());
 }
 
 }  // namespace
 
-TEST_CASE("pool fast: max pooling forward and backward equal the reference at every level") {
+TEST_CASE_TEMPLATE("pool fast: max pooling forward and backward equal the reference at every level", T, float,
+                   bfloat16) {
   at_each_fast_level([] {
     for (const Pool2dGeometry& g : geometries()) {
-      INFO("[", g.batch, ",", g.channels, ",", g.in_height, ",", g.in_width, "] kernel ", g.kernel_h, "x",
-           g.kernel_w, " pad ", g.pad_h, " ceil ", g.ceil_mode);
-      const auto in = static_cast<std::size_t>(in_size(g)), out = static_cast<std::size_t>(out_size(g));
-      const std::vector<float> x = grid_values(in_size(g), 1, true), gy = grid_values(out_size(g), 2, false);
-      std::vector<float> y_ref(out), gx_ref(in);
-      std::vector<std::int64_t> argmax_ref(out);
+      INFO(describe(g));
+      const std::vector<T> x = grid_values<T>(static_cast<std::int64_t>(in_size(g)), 1, true),
+                           gy = grid_values<T>(static_cast<std::int64_t>(out_size(g)), 2, false);
+      std::vector<T> y_ref(out_size(g)), gx_ref(in_size(g));
+      std::vector<std::int64_t> argmax_ref(out_size(g));
       kk::reference::max_pool2d_forward(g, x.data(), y_ref.data(), argmax_ref.data());
       kk::reference::max_pool2d_backward(g, gy.data(), argmax_ref.data(), gx_ref.data());
       for (const int threads : {1, 2}) {
         kk::set_compute_threads(threads);
-        std::vector<float> y(out), gx(in);
-        std::vector<std::int64_t> argmax(out);
+        // Outputs start as NaN bits, so an element a kernel leaves unwritten shows.
+        std::vector<T> y(out_size(g), static_cast<T>(NAN)), gx(in_size(g), static_cast<T>(NAN));
+        std::vector<std::int64_t> argmax(out_size(g), -7);
         kk::max_pool2d_forward(Device::cpu(), g, x.data(), y.data(), argmax.data());
         kk::max_pool2d_backward(Device::cpu(), g, gy.data(), argmax_ref.data(), gx.data());
         CHECK(bitwise_equal(y, y_ref));
@@ -144,22 +140,21 @@ TEST_CASE("pool fast: max pooling forward and backward equal the reference at ev
   });
 }
 
-TEST_CASE("pool fast: average pooling forward and backward equal the reference at every level") {
+TEST_CASE_TEMPLATE("pool fast: average pooling forward and backward equal the reference at every level", T,
+                   float, bfloat16) {
   at_each_fast_level([] {
     for (Pool2dGeometry g : geometries()) {
       for (const bool include_pad : {true, false}) {
         g.count_include_pad = include_pad;
-        INFO("[", g.batch, ",", g.channels, ",", g.in_height, ",", g.in_width, "] kernel ", g.kernel_h, "x",
-             g.kernel_w, " pad ", g.pad_h, " ceil ", g.ceil_mode, " include_pad ", include_pad);
-        const auto in = static_cast<std::size_t>(in_size(g)), out = static_cast<std::size_t>(out_size(g));
-        const std::vector<float> x = grid_values(in_size(g), 3, false),
-                                 gy = grid_values(out_size(g), 4, false);
-        std::vector<float> y_ref(out), gx_ref(in);
+        INFO(describe(g));
+        const std::vector<T> x = grid_values<T>(static_cast<std::int64_t>(in_size(g)), 3, false),
+                             gy = grid_values<T>(static_cast<std::int64_t>(out_size(g)), 4, false);
+        std::vector<T> y_ref(out_size(g)), gx_ref(in_size(g));
         kk::reference::avg_pool2d_forward(g, x.data(), y_ref.data());
         kk::reference::avg_pool2d_backward(g, gy.data(), gx_ref.data());
         for (const int threads : {1, 2}) {
           kk::set_compute_threads(threads);
-          std::vector<float> y(out), gx(in);
+          std::vector<T> y(out_size(g), static_cast<T>(NAN)), gx(in_size(g), static_cast<T>(NAN));
           kk::avg_pool2d_forward(Device::cpu(), g, x.data(), y.data());
           kk::avg_pool2d_backward(Device::cpu(), g, gy.data(), gx.data());
           CHECK(bitwise_equal(y, y_ref));
@@ -170,32 +165,42 @@ TEST_CASE("pool fast: average pooling forward and backward equal the reference a
   });
 }
 
-TEST_CASE("pool fast: global average pooling matches the reference at every level") {
-  at_each_fast_level([] {
-    for (const auto& [planes, plane_size] : std::vector<std::pair<std::int64_t, std::int64_t>>{
-             {5, 1}, {3, 7}, {17, 64}, {4, 1025}, {128 * 64, 64}, {2, 5000}}) {
-      INFO("planes ", planes, " plane_size ", plane_size);
-      std::mt19937_64 engine(5);
-      std::uniform_real_distribution<float> uniform(-1.0f, 3.0f);
-      std::vector<float> x(static_cast<std::size_t>(planes * plane_size)),
-          gy(static_cast<std::size_t>(planes));
-      for (float& v : x) v = uniform(engine);
-      for (float& v : gy) v = uniform(engine);
-      std::vector<float> y_ref(gy.size()), gx_ref(x.size());
-      kk::reference::global_avg_pool2d_forward(planes, plane_size, x.data(), y_ref.data());
-      kk::reference::global_avg_pool2d_backward(planes, plane_size, gy.data(), gx_ref.data());
-      std::vector<float> y_one(gy.size()), y_two(gy.size()), gx_one(x.size()), gx_two(x.size());
-      kk::set_compute_threads(1);
-      kk::global_avg_pool2d_forward(Device::cpu(), planes, plane_size, x.data(), y_one.data());
-      kk::global_avg_pool2d_backward(Device::cpu(), planes, plane_size, gy.data(), gx_one.data());
-      kk::set_compute_threads(2);
-      kk::global_avg_pool2d_forward(Device::cpu(), planes, plane_size, x.data(), y_two.data());
-      kk::global_avg_pool2d_backward(Device::cpu(), planes, plane_size, gy.data(), gx_two.data());
-      const auto report = kiln::testing::matches_reference(y_one.data(), y_ref.data(), planes, {1e-6, 1e-6});
-      CHECK_MESSAGE(report.ok, report.message);
-      CHECK(bitwise_equal(gx_one, gx_ref));
-      CHECK(bitwise_equal(y_one, y_two));
-      CHECK(bitwise_equal(gx_one, gx_two));
+TEST_CASE_TEMPLATE("pool fast: global average pooling matches the reference at every level", T, float,
+                   bfloat16) {
+  const Tolerance tolerance = std::is_same_v<T, float> ? Tolerance{1e-6, 1e-6} : Tolerance::bfloat16();
+  at_each_fast_level([&] {
+    for (const bool channels_last : {false, true}) {
+      // batch x channels x plane size
+      for (const auto [batch, channels, plane_size] : std::vector<std::array<std::int64_t, 3>>{
+               {5, 1, 1}, {1, 3, 7}, {1, 17, 64}, {4, 1, 1025}, {128, 64, 64}, {2, 33, 1500}, {3, 5, 9}}) {
+        const GlobalPool2dGeometry g{
+            .batch = batch, .channels = channels, .plane_size = plane_size, .channels_last = channels_last};
+        INFO("[", batch, ", ", channels, "] planes of ", plane_size,
+             (channels_last ? " channels-last" : " nchw"));
+        std::mt19937_64 engine(5);
+        std::uniform_real_distribution<float> uniform(-1.0f, 3.0f);
+        std::vector<T> x(static_cast<std::size_t>(g.planes() * plane_size)),
+            gy(static_cast<std::size_t>(g.planes()));
+        for (T& v : x) v = static_cast<T>(uniform(engine));
+        for (T& v : gy) v = static_cast<T>(uniform(engine));
+        std::vector<T> y_ref(gy.size()), gx_ref(x.size());
+        kk::reference::global_avg_pool2d_forward(g, x.data(), y_ref.data());
+        kk::reference::global_avg_pool2d_backward(g, gy.data(), gx_ref.data());
+        std::vector<T> y_one(gy.size()), y_two(gy.size(), static_cast<T>(NAN)), gx_one(x.size()),
+            gx_two(x.size(), static_cast<T>(NAN));
+        kk::set_compute_threads(1);
+        kk::global_avg_pool2d_forward(Device::cpu(), g, x.data(), y_one.data());
+        kk::global_avg_pool2d_backward(Device::cpu(), g, gy.data(), gx_one.data());
+        kk::set_compute_threads(2);
+        kk::global_avg_pool2d_forward(Device::cpu(), g, x.data(), y_two.data());
+        kk::global_avg_pool2d_backward(Device::cpu(), g, gy.data(), gx_two.data());
+        const auto report =
+            kiln::testing::matches_reference(y_one.data(), y_ref.data(), g.planes(), tolerance);
+        CHECK_MESSAGE(report.ok, report.message);
+        CHECK(bitwise_equal(gx_one, gx_ref));
+        CHECK(bitwise_equal(y_one, y_two));
+        CHECK(bitwise_equal(gx_one, gx_two));
+      }
     }
   });
 }

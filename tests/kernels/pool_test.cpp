@@ -432,7 +432,7 @@ TEST_CASE_TEMPLATE("global_avg_pool2d_forward: hand-worked plane means", T, floa
   // Two planes of three: (1 + 2 + 6) / 3 = 3 and (-3 + 0 + 9) / 3 = 2.
   const auto x = to<T>({1, 2, 6, -3, 0, 9});
   std::vector<T> y(2);
-  ref::global_avg_pool2d_forward<T>(2, 3, x.data(), y.data());
+  ref::global_avg_pool2d_forward<T>({.channels = 2, .plane_size = 3}, x.data(), y.data());
   check_values(y, {3, 2});
 }
 
@@ -440,30 +440,108 @@ TEST_CASE_TEMPLATE("global_avg_pool2d_backward: hand-worked shares", T, float, d
   // gy = [3 -6] over planes of three: each element gets gy / 3.
   const auto gy = to<T>({3, -6});
   std::vector<T> gx(6);
-  ref::global_avg_pool2d_backward<T>(2, 3, gy.data(), gx.data());
+  ref::global_avg_pool2d_backward<T>({.channels = 2, .plane_size = 3}, gy.data(), gx.data());
   check_values(gx, {1, 1, 1, -2, -2, -2});
 }
 
 TEST_CASE("global_avg_pool2d_backward: matches finite differences over odd shapes") {
-  struct Case {
-    std::int64_t planes, plane_size;
-  };
-  // planes = N * C, plane_size = H * W: [1,3,1,1], [2,5,3,3], [1,7,5,4], [3,3,7,1]
-  const Case cases[] = {{3, 1}, {10, 9}, {7, 20}, {9, 7}};
+  // plane_size = H * W: [1,3,1,1], [2,5,3,3], [1,7,5,4], [3,3,7,1], each in both layouts
+  const kiln::kernels::GlobalPool2dGeometry shapes[] = {{.batch = 1, .channels = 3, .plane_size = 1},
+                                                        {.batch = 2, .channels = 5, .plane_size = 9},
+                                                        {.batch = 1, .channels = 7, .plane_size = 20},
+                                                        {.batch = 3, .channels = 3, .plane_size = 7}};
   std::uint64_t seed = 300;
-  for (const Case& c : cases) {
-    INFO("planes=", c.planes, " plane_size=", c.plane_size);
-    std::vector<double> x = random_values(c.planes * c.plane_size, seed++);
-    const std::vector<double> weights = random_values(c.planes, seed++);
-    std::vector<double> y(weights.size());
-    const auto loss = [&] {
-      ref::global_avg_pool2d_forward(c.planes, c.plane_size, x.data(), y.data());
-      return weighted_sum(weights, y);
-    };
+  for (kiln::kernels::GlobalPool2dGeometry g : shapes) {
+    for (const bool channels_last : {false, true}) {
+      g.channels_last = channels_last;
+      INFO("[", g.batch, ", ", g.channels, "] planes of ", g.plane_size,
+           (channels_last ? " channels-last" : ""));
+      std::vector<double> x = random_values(g.planes() * g.plane_size, seed++);
+      const std::vector<double> weights = random_values(g.planes(), seed++);
+      std::vector<double> y(weights.size());
+      const auto loss = [&] {
+        ref::global_avg_pool2d_forward(g, x.data(), y.data());
+        return weighted_sum(weights, y);
+      };
 
-    std::vector<double> gx(x.size());
-    ref::global_avg_pool2d_backward(c.planes, c.plane_size, weights.data(), gx.data());
-    check_gradients_match(gx, numeric_gradient(x, loss));
+      std::vector<double> gx(x.size());
+      ref::global_avg_pool2d_backward(g, weights.data(), gx.data());
+      check_gradients_match(gx, numeric_gradient(x, loss));
+    }
+  }
+}
+
+// ---- layouts -------------------------------------------------------------------------------------------
+
+namespace {
+
+// [N, C, H, W] values stored NCHW -> the same values stored [N, H, W, C].
+template <typename T>
+std::vector<T> nchw_to_channels_last(const std::vector<T>& nchw, std::int64_t n, std::int64_t c,
+                                     std::int64_t positions) {
+  std::vector<T> out(nchw.size());
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+      for (std::int64_t p = 0; p < positions; ++p) {
+        out[static_cast<std::size_t>((i * positions + p) * c + ch)] =
+            nchw[static_cast<std::size_t>((i * c + ch) * positions + p)];
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("pool reference: channels-last results are the NCHW results, stored channels-last") {
+  // Every pool reads a plane's element i at plane[i * step] in either layout, in the same order: the
+  // channels-last results must be the NCHW ones, moved, bit for bit (argmax indices unchanged).
+  std::uint64_t seed = 700;
+  for (Pool2dGeometry g : odd_geometries()) {
+    INFO("[", g.batch, ", ", g.channels, ", ", g.in_height, ", ", g.in_width, "] kernel ", g.kernel_h, "x",
+         g.kernel_w);
+    const std::int64_t in_positions = g.in_height * g.in_width,
+                       out_positions = g.out_height() * g.out_width();
+    const auto in_cl = [&](const std::vector<double>& v) {
+      return nchw_to_channels_last(v, g.batch, g.channels, in_positions);
+    };
+    const auto out_cl = [&](const auto& v) {
+      return nchw_to_channels_last(v, g.batch, g.channels, out_positions);
+    };
+    const std::vector<double> x = random_values(input_size(g), seed++),
+                              gy = random_values(output_size(g), seed++);
+    const std::vector<double> x_cl = in_cl(x), gy_cl = out_cl(gy);
+    const auto out = static_cast<std::size_t>(output_size(g)), in = static_cast<std::size_t>(input_size(g));
+    Pool2dGeometry g_cl = g;
+    g_cl.channels_last = true;
+
+    std::vector<double> y(out), y_cl(out), gx(in), gx_cl(in);
+    std::vector<std::int64_t> argmax(out), argmax_cl(out);
+    ref::max_pool2d_forward(g, x.data(), y.data(), argmax.data());
+    ref::max_pool2d_forward(g_cl, x_cl.data(), y_cl.data(), argmax_cl.data());
+    CHECK(y_cl == out_cl(y));
+    CHECK(argmax_cl == out_cl(argmax));
+    ref::max_pool2d_backward(g, gy.data(), argmax.data(), gx.data());
+    ref::max_pool2d_backward(g_cl, gy_cl.data(), argmax_cl.data(), gx_cl.data());
+    CHECK(gx_cl == in_cl(gx));
+
+    ref::avg_pool2d_forward(g, x.data(), y.data());
+    ref::avg_pool2d_forward(g_cl, x_cl.data(), y_cl.data());
+    CHECK(y_cl == out_cl(y));
+    ref::avg_pool2d_backward(g, gy.data(), gx.data());
+    ref::avg_pool2d_backward(g_cl, gy_cl.data(), gx_cl.data());
+    CHECK(gx_cl == in_cl(gx));
+
+    kiln::kernels::GlobalPool2dGeometry global{
+        .batch = g.batch, .channels = g.channels, .plane_size = in_positions};
+    std::vector<double> means(static_cast<std::size_t>(global.planes())), means_cl(means.size());
+    ref::global_avg_pool2d_forward(global, x.data(), means.data());
+    ref::global_avg_pool2d_backward(global, means.data(), gx.data());
+    global.channels_last = true;
+    ref::global_avg_pool2d_forward(global, x_cl.data(), means_cl.data());
+    CHECK(means_cl == means);  // [N, C] in either layout
+    ref::global_avg_pool2d_backward(global, means.data(), gx_cl.data());
+    CHECK(gx_cl == in_cl(gx));
   }
 }
 
@@ -501,11 +579,12 @@ TEST_CASE("pool dispatch: the CPU runs the reference kernels") {
   ref::avg_pool2d_backward(g, gy.data(), gx_ref.data());
   CHECK(gx == gx_ref);
 
-  const std::int64_t planes = g.batch * g.channels, plane_size = g.in_height * g.in_width;
-  kiln::kernels::global_avg_pool2d_forward(Device::cpu(), planes, plane_size, x.data(), y.data());
-  ref::global_avg_pool2d_forward(planes, plane_size, x.data(), y_ref.data());
-  CHECK(std::equal(y.begin(), y.begin() + planes, y_ref.begin()));
-  kiln::kernels::global_avg_pool2d_backward(Device::cpu(), planes, plane_size, gy.data(), gx.data());
-  ref::global_avg_pool2d_backward(planes, plane_size, gy.data(), gx_ref.data());
+  const kiln::kernels::GlobalPool2dGeometry global{
+      .batch = g.batch, .channels = g.channels, .plane_size = g.in_height * g.in_width};
+  kiln::kernels::global_avg_pool2d_forward(Device::cpu(), global, x.data(), y.data());
+  ref::global_avg_pool2d_forward(global, x.data(), y_ref.data());
+  CHECK(std::equal(y.begin(), y.begin() + global.planes(), y_ref.begin()));
+  kiln::kernels::global_avg_pool2d_backward(Device::cpu(), global, gy.data(), gx.data());
+  ref::global_avg_pool2d_backward(global, gy.data(), gx_ref.data());
   CHECK(gx == gx_ref);
 }
