@@ -200,9 +200,9 @@ inline void copy_padded_channels(const bfloat16* from, std::int64_t C_in, std::i
 
 // Scratch of `count` bfloat16 from the CPU's caching allocator (as floats: two bfloat16 a float).
 struct Bfloat16Scratch {
-  explicit Bfloat16Scratch(std::int64_t count) : floats(batch_chunks::scratch((count + 1) / 2)) {}
+  explicit Bfloat16Scratch(std::int64_t count) : floats(cpu_scratch((count + 1) / 2)) {}
   bfloat16* get() const { return reinterpret_cast<bfloat16*>(floats.get()); }
-  batch_chunks::Scratch floats;
+  CpuScratch floats;
 };
 
 }  // namespace kiln::kernels::amx::tiles

@@ -327,7 +327,7 @@ void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, co
   const std::vector<Pass> all_passes = passes(grid);
   const std::int64_t operands_size = ChunkOperands::size(grid, images_per_chunk);  // bfloat16
   const std::int64_t sums_size = taps * K * C;                                     // [tap][C_out][C]
-  const batch_chunks::Scratch gradient = batch_chunks::scratch(sums_size);
+  const CpuScratch gradient = cpu_scratch(sums_size);
 
   if (!conv2d_backward_weight_bf16_splits_passes(g)) {
     batch_chunks::sum_over_chunks(chunks, sums_size, (operands_size + 1) / 2, gradient.get(),

@@ -11,5 +11,8 @@ void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y) {
 void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb) {
   conv2d_bias::backward_bias<simd::FloatVector256>(g, gy, gb);
 }
+void conv2d_backward_bias(const Conv2dGeometry& g, const bfloat16* gy, bfloat16* gb) {
+  conv2d_bias::backward_bias<simd::FloatVector256>(g, gy, gb);
+}
 
 }  // namespace kiln::kernels::avx2

@@ -1,7 +1,5 @@
 #include "kernels/conv2d/batch_chunks.hpp"
 
-#include "core/storage.hpp"
-
 namespace kiln::kernels::batch_chunks {
 
 Chunking chunk_batch(std::int64_t batch, std::int64_t columns_per_image, std::int64_t target_columns,
@@ -20,14 +18,6 @@ Chunking balanced(Chunking chunking, std::int64_t batch, int threads) {
   const std::int64_t rounds = (batch + per_round - 1) / per_round;
   const std::int64_t images = std::max<std::int64_t>(1, (batch + rounds * threads - 1) / (rounds * threads));
   return {images, (batch + images - 1) / images};
-}
-
-void ScratchRelease::operator()(float* floats) const { allocator_for(Device::cpu()).deallocate(floats, bytes); }
-
-Scratch scratch(std::int64_t floats) {
-  if (floats <= 0) return Scratch(nullptr, ScratchRelease{});
-  const std::size_t bytes = static_cast<std::size_t>(floats) * sizeof(float);
-  return Scratch(static_cast<float*>(allocator_for(Device::cpu()).allocate(bytes)), ScratchRelease{bytes});
 }
 
 }  // namespace kiln::kernels::batch_chunks

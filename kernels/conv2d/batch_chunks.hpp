@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "kernels/cpu_scratch.hpp"
 #include "kernels/parallel.hpp"
 
 namespace kiln::kernels::batch_chunks {
@@ -57,19 +58,6 @@ Chunking chunk_batch(std::int64_t batch, std::int64_t columns_per_image, std::in
 // not change), such as direct_channels_kernel.hpp's; never for a weight gradient's chunk sums.
 Chunking balanced(Chunking chunking, std::int64_t batch, int threads);
 
-// Scratch memory that is not zero-filled (the kernels overwrite all of it before reading), from the CPU's
-// caching allocator (core/caching_allocator.hpp): the same sizes come back every training step, and
-// fresh pages from the system would be zeroed by the OS each time.
-struct ScratchRelease {
-  std::size_t bytes = 0;
-  void operator()(float* floats) const;
-};
-using Scratch = std::unique_ptr<float[], ScratchRelease>;
-
-// `floats` of scratch; none (a null pointer) for zero, so a walk whose chunks need no scratch (pointwise's
-// GEMMs read and write the tensors where they lie) takes nothing from the allocator.
-Scratch scratch(std::int64_t floats);
-
 // Runs body(chunk, scratch_pointer) for every chunk, each thread with its own `scratch_floats` of scratch.
 template <typename Body>
 void for_each_chunk(std::int64_t chunk_count, std::int64_t scratch_floats, Body body) {
@@ -77,12 +65,12 @@ void for_each_chunk(std::int64_t chunk_count, std::int64_t scratch_floats, Body 
   if (threads > 1 && chunk_count >= threads) {
 #pragma omp parallel
     {
-      const Scratch own = scratch(scratch_floats);
+      const CpuScratch own = cpu_scratch(scratch_floats);
 #pragma omp for schedule(dynamic)
       for (std::int64_t chunk = 0; chunk < chunk_count; ++chunk) body(chunk, own.get());
     }
   } else {
-    const Scratch own = scratch(scratch_floats);
+    const CpuScratch own = cpu_scratch(scratch_floats);
     for (std::int64_t chunk = 0; chunk < chunk_count; ++chunk) body(chunk, own.get());
   }
 }
@@ -103,17 +91,17 @@ void sum_over_chunks(std::int64_t chunk_count, std::int64_t gradient_size, std::
                      float* gradient, ChunkGradient chunk_gradient) {
   const int threads = compute_threads();
   if (chunk_count == 1) {
-    const Scratch own = scratch(scratch_floats);
+    const CpuScratch own = cpu_scratch(scratch_floats);
     chunk_gradient(0, own.get(), gradient);
     return;
   }
   const std::int64_t round =
       std::min(chunk_count,
                std::max<std::int64_t>(threads, kMaxPartialFloats / std::max<std::int64_t>(1, gradient_size)));
-  const Scratch partials = scratch(round * gradient_size);
+  const CpuScratch partials = cpu_scratch(round * gradient_size);
 #pragma omp parallel if (threads > 1)
   {
-    const Scratch own = scratch(scratch_floats);
+    const CpuScratch own = cpu_scratch(scratch_floats);
     for (std::int64_t round_start = 0; round_start < chunk_count; round_start += round) {
       const std::int64_t round_end = std::min(chunk_count, round_start + round);
 #pragma omp for schedule(dynamic)

@@ -182,7 +182,9 @@ void depthwise_channels_conv2d_backward_data(const Conv2dGeometry& g, const bflo
 void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
                                                float* gw);
 void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
+// Either layout; bfloat16 gy and gb too (bias_kernel.hpp).
 void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
+void conv2d_backward_bias(const Conv2dGeometry& g, const bfloat16* gy, bfloat16* gb);
 }  // namespace avx512
 namespace avx2 {
 void winograd_2x2_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
@@ -218,7 +220,9 @@ void depthwise_channels_conv2d_backward_data(const Conv2dGeometry& g, const bflo
 void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
                                                float* gw);
 void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
+// Either layout; bfloat16 gy and gb too (bias_kernel.hpp).
 void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
+void conv2d_backward_bias(const Conv2dGeometry& g, const bfloat16* gy, bfloat16* gb);
 }  // namespace avx2
 
 // y[n, co, :, :] += bias[co], at the current CPU level (dispatch.cpp); the GEMM-based kernels call it.

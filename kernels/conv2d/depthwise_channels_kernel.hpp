@@ -376,7 +376,7 @@ void for_each_unit(const Conv2dGeometry& g, std::int64_t units, std::int64_t scr
   const std::int64_t run = std::max<std::int64_t>(1, units / (kGrabsPerThread * compute_threads()));
 #pragma omp parallel if (threaded)
   {
-    const batch_chunks::Scratch own = batch_chunks::scratch(scratch_floats);
+    const CpuScratch own = cpu_scratch(scratch_floats);
     std::fill_n(own.get(), zeroed_floats, 0.0f);
 #pragma omp for schedule(dynamic, run)
     for (std::int64_t unit = 0; unit < units; ++unit) body(unit, own.get());

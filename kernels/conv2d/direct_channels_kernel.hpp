@@ -132,7 +132,7 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
   // packed[group][panel][k][lane] = w[group * Cog + panel * kChannels + lane, k], lanes past Cog zero; and
   // the bias the same way.
   const std::int64_t packed_floats = g.groups * panels * depth * kChannels;
-  const batch_chunks::Scratch packed = batch_chunks::scratch(packed_floats);
+  const CpuScratch packed = cpu_scratch(packed_floats);
   std::fill(packed.get(), packed.get() + packed_floats, 0.0f);
   std::vector<float> packed_bias(static_cast<std::size_t>(g.groups * panels * kChannels), 0.0f);
   for (std::int64_t co = 0; co < g.out_channels; ++co) {
@@ -229,7 +229,7 @@ template <typename V, int kChannels>
 struct PhasePanels {
   std::int64_t ph, pw, rows, columns, depth;
   std::vector<std::int64_t> offsets;
-  batch_chunks::Scratch packed;
+  CpuScratch packed;
 
   PhasePanels(const Conv2dGeometry& g, const float* w, const direct::Strip<V>& strip,
               const PhaseAxis<V>& row_axis, const PhaseAxis<V>& column_axis, std::int64_t ph_,
@@ -241,7 +241,7 @@ struct PhasePanels {
     const std::int64_t taps = g.kernel_h * g.kernel_w;
     depth = cog * static_cast<std::int64_t>(row.taps.size() * column.taps.size());
     const std::int64_t packed_floats = g.groups * panels * depth * kChannels;
-    packed = batch_chunks::scratch(packed_floats);
+    packed = cpu_scratch(packed_floats);
     std::fill(packed.get(), packed.get() + packed_floats, 0.0f);
     std::int64_t k = 0;
     for (std::int64_t co = 0; co < cog; ++co) {

@@ -182,7 +182,7 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
   // packed[group][panel][k][r] = w[group * Cog + panel * kRows + r, k]: each panel one A sliver, rows past
   // Cog zero (their outputs are computed and never gathered).
   const std::int64_t packed_floats = g.groups * panels * depth * kRows;
-  const batch_chunks::Scratch packed = batch_chunks::scratch(packed_floats);
+  const CpuScratch packed = cpu_scratch(packed_floats);
   std::fill(packed.get(), packed.get() + packed_floats, 0.0f);
   for (std::int64_t co = 0; co < g.out_channels; ++co) {
     const std::int64_t group = co / cog, panel = co % cog / kRows, r = co % cog % kRows;
@@ -222,10 +222,10 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
 
 // wt above, [C_in][C_out / groups][KH][KW].
 template <typename V>
-batch_chunks::Scratch flipped_weights(const Conv2dGeometry& g, const float* w) {
+CpuScratch flipped_weights(const Conv2dGeometry& g, const float* w) {
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
   const std::int64_t taps = g.kernel_h * g.kernel_w;
-  batch_chunks::Scratch flipped = batch_chunks::scratch(g.out_channels * cg * taps);
+  CpuScratch flipped = cpu_scratch(g.out_channels * cg * taps);
   for (std::int64_t group = 0; group < g.groups; ++group) {
     for (std::int64_t co = 0; co < cog; ++co) {
       for (std::int64_t ci = 0; ci < cg; ++ci) {
@@ -240,7 +240,7 @@ batch_chunks::Scratch flipped_weights(const Conv2dGeometry& g, const float* w) {
 
 template <typename V, int kRows, int kVectors>
 void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  const batch_chunks::Scratch flipped = flipped_weights<V>(g, w);
+  const CpuScratch flipped = flipped_weights<V>(g, w);
   forward<V, kRows, kVectors>(transposed_convolution(g), gy, flipped.get(), nullptr, gx);
 }
 

@@ -14,6 +14,8 @@
 // fastest for the shape (cuda_tuning.hpp): the library path (the direct depthwise kernels for
 // groups == C_in == C_out, im2col + cuBLAS GEMM for every other geometry) or a step of the convolution ladder
 // that agrees with it (README.md, "On a CUDA device").
+// The bias gradient (a sum of gy per channel) runs the bias kernels on gy as stored, float or bfloat16, NCHW
+// or channels-last, at either vector level.
 #include <array>
 #include <cstdint>
 #include <string>
@@ -72,15 +74,15 @@ void convert(std::int64_t count, const Src* from, Dst* to) {
 }
 // count bfloat16 values widened to float (exact), in scratch from the CPU's caching allocator: the same
 // sizes come back every step.
-batch_chunks::Scratch widen(const bfloat16* values, std::int64_t count) {
-  batch_chunks::Scratch wide = batch_chunks::scratch(count);
+CpuScratch widen(const bfloat16* values, std::int64_t count) {
+  CpuScratch wide = cpu_scratch(count);
   convert(count, values, wide.get());
   return wide;
 }
 // A float kernel's output for count elements, scratch for it to overwrite.
-batch_chunks::Scratch float_output(std::int64_t count) { return batch_chunks::scratch(count); }
+CpuScratch float_output(std::int64_t count) { return cpu_scratch(count); }
 // The one rounding of a float kernel's output to bfloat16.
-void round_into(const batch_chunks::Scratch& wide, std::int64_t count, bfloat16* out) {
+void round_into(const CpuScratch& wide, std::int64_t count, bfloat16* out) {
   convert(count, wide.get(), out);
 }
 
@@ -129,9 +131,9 @@ void relayout(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w, co
 template <typename T>
 struct TypedScratch {
   explicit TypedScratch(std::int64_t count)
-      : floats(batch_chunks::scratch((count * static_cast<std::int64_t>(sizeof(T)) + 3) / 4)) {}
+      : floats(cpu_scratch((count * static_cast<std::int64_t>(sizeof(T)) + 3) / 4)) {}
   T* get() const { return reinterpret_cast<T*>(floats.get()); }
-  batch_chunks::Scratch floats;
+  CpuScratch floats;
 };
 
 // A dense copy in the other layout of n images of [c, h, w] (from_nchw: NCHW in, channels-last out).
@@ -142,8 +144,7 @@ TypedScratch<T> relaid(std::int64_t n, std::int64_t c, std::int64_t h, std::int6
   relayout(n, c, h, w, from, from_nchw, to.get());
   return to;
 }
-batch_chunks::Scratch to_nchw(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
-                              const float* from) {
+CpuScratch to_nchw(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w, const float* from) {
   return std::move(relaid(n, c, h, w, from, false).floats);
 }
 void to_channels_last(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w, const float* from,
@@ -188,22 +189,22 @@ void amx_backward_weight_through_channels_last(const Conv2dGeometry& g, const bf
 // gathered), the weights and bias widened, the weight gradient rounded once.
 void depthwise_channels_forward(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
                                 const bfloat16* bias, bfloat16* y) {
-  const batch_chunks::Scratch w_float = widen(w, w_elements(g));
-  const batch_chunks::Scratch bias_float = bias ? widen(bias, g.out_channels) : nullptr;
+  const CpuScratch w_float = widen(w, w_elements(g));
+  const CpuScratch bias_float = bias ? widen(bias, g.out_channels) : nullptr;
   if (cpu_level() == CpuLevel::Avx512)
     return avx512::depthwise_channels_conv2d_forward(g, x, w_float.get(), bias_float.get(), y);
   avx2::depthwise_channels_conv2d_forward(g, x, w_float.get(), bias_float.get(), y);
 }
 void depthwise_channels_backward_data(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w,
                                       bfloat16* gx) {
-  const batch_chunks::Scratch w_float = widen(w, w_elements(g));
+  const CpuScratch w_float = widen(w, w_elements(g));
   if (cpu_level() == CpuLevel::Avx512)
     return avx512::depthwise_channels_conv2d_backward_data(g, gy, w_float.get(), gx);
   avx2::depthwise_channels_conv2d_backward_data(g, gy, w_float.get(), gx);
 }
 void depthwise_channels_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
                                         bfloat16* gw) {
-  const batch_chunks::Scratch gw_float = float_output(w_elements(g));
+  const CpuScratch gw_float = float_output(w_elements(g));
   if (cpu_level() == CpuLevel::Avx512) {
     avx512::depthwise_channels_conv2d_backward_weight(g, gy, x, gw_float.get());
   } else {
@@ -215,21 +216,21 @@ void depthwise_channels_backward_weight(const Conv2dGeometry& g, const bfloat16*
 // The float dispatch on widened copies of every operand, the output rounded once.
 void widened_forward(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
                      bfloat16* y) {
-  const batch_chunks::Scratch x_float = widen(x, x_elements(g)), w_float = widen(w, w_elements(g));
-  const batch_chunks::Scratch bias_float = bias ? widen(bias, g.out_channels) : nullptr;
-  const batch_chunks::Scratch y_float = float_output(y_elements(g));
+  const CpuScratch x_float = widen(x, x_elements(g)), w_float = widen(w, w_elements(g));
+  const CpuScratch bias_float = bias ? widen(bias, g.out_channels) : nullptr;
+  const CpuScratch y_float = float_output(y_elements(g));
   conv2d_forward<float>(Device::cpu(), g, x_float.get(), w_float.get(), bias_float.get(), y_float.get());
   round_into(y_float, y_elements(g), y);
 }
 void widened_backward_data(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx) {
-  const batch_chunks::Scratch gy_float = widen(gy, y_elements(g)), w_float = widen(w, w_elements(g));
-  const batch_chunks::Scratch gx_float = float_output(x_elements(g));
+  const CpuScratch gy_float = widen(gy, y_elements(g)), w_float = widen(w, w_elements(g));
+  const CpuScratch gx_float = float_output(x_elements(g));
   conv2d_backward_data<float>(Device::cpu(), g, gy_float.get(), w_float.get(), gx_float.get());
   round_into(gx_float, x_elements(g), gx);
 }
 void widened_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, bfloat16* gw) {
-  const batch_chunks::Scratch gy_float = widen(gy, y_elements(g)), x_float = widen(x, x_elements(g));
-  const batch_chunks::Scratch gw_float = float_output(w_elements(g));
+  const CpuScratch gy_float = widen(gy, y_elements(g)), x_float = widen(x, x_elements(g));
+  const CpuScratch gw_float = float_output(w_elements(g));
   conv2d_backward_weight<float>(Device::cpu(), g, gy_float.get(), x_float.get(), gw_float.get());
   round_into(gw_float, w_elements(g), gw);
 }
@@ -251,8 +252,8 @@ void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, co
                           const float* bias, float* y) {
   require_support(algorithm, g, Conv2dDirection::Forward);
   if (g.channels_last && !conv2d_algorithm_takes_channels_last(algorithm)) {
-    const batch_chunks::Scratch x_nchw = to_nchw(g.batch, g.in_channels, g.in_height, g.in_width, x);
-    const batch_chunks::Scratch y_nchw = batch_chunks::scratch(y_elements(g));
+    const CpuScratch x_nchw = to_nchw(g.batch, g.in_channels, g.in_height, g.in_width, x);
+    const CpuScratch y_nchw = cpu_scratch(y_elements(g));
     conv2d_forward_using(algorithm, as_nchw(g), x_nchw.get(), w, bias, y_nchw.get());
     return to_channels_last(g.batch, g.out_channels, g.out_height(), g.out_width(), y_nchw.get(), y);
   }
@@ -288,8 +289,8 @@ void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry&
                                 const float* w, float* gx) {
   require_support(algorithm, g, Conv2dDirection::BackwardData);
   if (g.channels_last && !conv2d_algorithm_takes_channels_last(algorithm)) {
-    const batch_chunks::Scratch gy_nchw = to_nchw(g.batch, g.out_channels, g.out_height(), g.out_width(), gy);
-    const batch_chunks::Scratch gx_nchw = batch_chunks::scratch(x_elements(g));
+    const CpuScratch gy_nchw = to_nchw(g.batch, g.out_channels, g.out_height(), g.out_width(), gy);
+    const CpuScratch gx_nchw = cpu_scratch(x_elements(g));
     conv2d_backward_data_using(algorithm, as_nchw(g), gy_nchw.get(), w, gx_nchw.get());
     return to_channels_last(g.batch, g.in_channels, g.in_height, g.in_width, gx_nchw.get(), gx);
   }
@@ -326,8 +327,8 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
                                   const float* x, float* gw) {
   require_support(algorithm, g, Conv2dDirection::BackwardWeight);
   if (g.channels_last && !conv2d_algorithm_takes_channels_last(algorithm)) {
-    const batch_chunks::Scratch gy_nchw = to_nchw(g.batch, g.out_channels, g.out_height(), g.out_width(), gy);
-    const batch_chunks::Scratch x_nchw = to_nchw(g.batch, g.in_channels, g.in_height, g.in_width, x);
+    const CpuScratch gy_nchw = to_nchw(g.batch, g.out_channels, g.out_height(), g.out_width(), gy);
+    const CpuScratch x_nchw = to_nchw(g.batch, g.in_channels, g.in_height, g.in_width, x);
     return conv2d_backward_weight_using(algorithm, as_nchw(g), gy_nchw.get(), x_nchw.get(), gw);
   }
   switch (algorithm) {
@@ -506,18 +507,8 @@ void conv2d_backward_bias(Device device, const Conv2dGeometry& g, const T* gy, T
   }
 #endif
   require_cpu(device, "conv2d_backward_bias");
-  if constexpr (std::is_same_v<T, bfloat16>) {
-    if (!bfloat16_runs_reference()) {
-      const batch_chunks::Scratch gy_float = widen(gy, y_elements(g));
-      const batch_chunks::Scratch gb_float = float_output(g.out_channels);
-      conv2d_backward_bias<float>(device, g, gy_float.get(), gb_float.get());
-      return round_into(gb_float, g.out_channels, gb);
-    }
-  }
-  // Channels-last bias gradients (column sums of [N * OH * OW, C_out]) run the reference loops: the
-  // networks kept channels-last follow their convolutions with batch norm and have no bias.
-  if constexpr (std::is_same_v<T, float>) {
-    if (g.channels_last) return reference::conv2d_backward_bias(g, gy, gb);
+  // float and bfloat16, either layout: the vector kernels sum gy as it is stored (bias_kernel.hpp).
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
     if (cpu_level() == CpuLevel::Avx512) return avx512::conv2d_backward_bias(g, gy, gb);
     if (cpu_level() == CpuLevel::Avx2) return avx2::conv2d_backward_bias(g, gy, gb);
   }

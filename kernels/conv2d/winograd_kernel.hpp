@@ -385,7 +385,7 @@ void for_each_block(std::int64_t count, std::int64_t scratch_floats, float* own,
   if (count > 1 && compute_threads() > 1 && !omp_in_parallel()) {
 #pragma omp parallel
     {
-      const batch_chunks::Scratch mine = batch_chunks::scratch(scratch_floats);
+      const CpuScratch mine = cpu_scratch(scratch_floats);
 #pragma omp for schedule(static)
       for (std::int64_t block = 0; block < count; ++block) body(block, mine.get());
     }
@@ -403,9 +403,9 @@ void forward(const Pass& g, const float* x, const float* w, const float* bias, f
   const std::int64_t out_image = g.out_channels * g.out_height * g.out_width;
 
   const std::int64_t u_panel = T::positions * g.in_channels * kChannels;
-  const batch_chunks::Scratch u = batch_chunks::scratch(panels * u_panel);
+  const CpuScratch u = cpu_scratch(panels * u_panel);
   transform_weights<V, T, kChannels>(g, w, u.get());
-  const batch_chunks::Scratch packed_bias = batch_chunks::scratch(m_stride);
+  const CpuScratch packed_bias = cpu_scratch(m_stride);
   std::fill(packed_bias.get(), packed_bias.get() + m_stride, 0.0f);
   if (bias) std::copy(bias, bias + g.out_channels, packed_bias.get());
 
@@ -463,7 +463,7 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
 //             padding (the tiles' last rows read the zeros past it) into gx's size.
 template <typename V, typename T, int kTiles, int kVectors>
 void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  const batch_chunks::Scratch flipped = direct::flipped_weights<V>(g, w);
+  const CpuScratch flipped = direct::flipped_weights<V>(g, w);
   if constexpr (T::m == T::step) {
     forward<V, T, kTiles, kVectors>(transposed_convolution(g), gy, flipped.get(), nullptr, gx);
   } else {
@@ -680,7 +680,7 @@ void backward_weight(const Conv2dGeometry& geometry, const float* gy, const floa
   const std::int64_t v_floats = kPositions * v_position + Tile::taps;
   const std::int64_t dm_floats = kPositions * dm_position;
   const std::int64_t du_floats = kPositions * du_rows * dm_stride;
-  const batch_chunks::Scratch du = batch_chunks::scratch(du_floats);
+  const CpuScratch du = cpu_scratch(du_floats);
 
   batch_chunks::sum_over_chunks(
       chunk_count, du_floats, xp_floats + gyp_floats + v_floats + dm_floats, du.get(),

@@ -6,48 +6,51 @@
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
-#include <vector>
 
 #include "core/error.hpp"
 #include "core/profiler.hpp"
 #include "kernels/cpu_level.hpp"
+#include "kernels/cpu_scratch.hpp"
+#include "kernels/elementwise/elementwise.hpp"
 #include "kernels/gemm/gemm.hpp"
 
 namespace kiln::kernels {
 namespace {
 
-// A stored [rows, cols] bfloat16 matrix with row stride ld, widened into a dense float [rows, cols] one
-// (row stride cols). Widening is exact; the gaps between rows (ld > cols) are neither read nor copied.
-std::vector<float> widen(const bfloat16* stored, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
-  std::vector<float> dense(static_cast<std::size_t>(rows * cols));
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const bfloat16* row = stored + r * ld;
-    std::copy(row, row + cols, dense.begin() + r * cols);
-  }
+// A stored [rows, cols] matrix with row stride ld, converted into (or out of) a dense [rows, cols] one by
+// the elementwise family's vectorized conversions: bfloat16 -> float exact, float -> bfloat16 rounded to
+// nearest even. The gaps between rows (ld > cols) are neither read nor written.
+template <typename Src, typename Dst>
+void convert_matrix(std::int64_t rows, std::int64_t cols, const Src* from, std::int64_t from_ld, Dst* to,
+                    std::int64_t to_ld) {
+  const std::int64_t sizes[2] = {rows, cols}, from_strides[2] = {from_ld, 1}, to_strides[2] = {to_ld, 1};
+  copy_strided<Src, Dst>(Device::cpu(), 2, sizes, from, from_strides, to, to_strides);
+}
+
+CpuScratch widen(const bfloat16* stored, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+  CpuScratch dense = cpu_scratch(rows * cols);
+  convert_matrix(rows, cols, stored, ld, dense.get(), cols);
   return dense;
 }
 
 // C [M, N] (bfloat16) = alpha op(A) op(B) + beta C through the float GEMM: A, B and, when beta reads it, C
-// widened to dense float copies, the float GEMM (which sums in float), C rounded to bfloat16 once. beta == 0
-// never reads C (it may hold NaN), so its float copy then starts as zeros instead.
+// widened to dense float copies (scratch from the caching allocator: a training step asks for the same
+// sizes every time), the float GEMM (which sums in float), C rounded to bfloat16 once. beta == 0 never
+// reads C (it may hold NaN), and the float GEMM then never reads its copy either.
 void gemm_through_float(Device device, const GemmGeometry& g, float alpha, const bfloat16* a,
                         const bfloat16* b, float beta, bfloat16* c) {
   if (g.m == 0 || g.n == 0) return;
   const std::int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;  // A as stored
   const std::int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;  // B as stored
-  const std::vector<float> a_float = widen(a, a_rows, a_cols, g.lda);
-  const std::vector<float> b_float = widen(b, b_rows, b_cols, g.ldb);
-  std::vector<float> c_float =
-      beta == 0.0f ? std::vector<float>(static_cast<std::size_t>(g.m * g.n)) : widen(c, g.m, g.n, g.ldc);
+  const CpuScratch a_float = widen(a, a_rows, a_cols, g.lda);
+  const CpuScratch b_float = widen(b, b_rows, b_cols, g.ldb);
+  const CpuScratch c_float = beta == 0.0f ? cpu_scratch(g.m * g.n) : widen(c, g.m, g.n, g.ldc);
   GemmGeometry dense = g;
   dense.lda = std::max<std::int64_t>(a_cols, 1);
   dense.ldb = std::max<std::int64_t>(b_cols, 1);
   dense.ldc = g.n;
-  gemm<float>(device, dense, alpha, a_float.data(), b_float.data(), beta, c_float.data());
-  for (std::int64_t i = 0; i < g.m; ++i) {
-    for (std::int64_t j = 0; j < g.n; ++j)
-      c[i * g.ldc + j] = bfloat16(c_float[static_cast<std::size_t>(i * g.n + j)]);
-  }
+  gemm<float>(device, dense, alpha, a_float.get(), b_float.get(), beta, c_float.get());
+  convert_matrix(g.m, g.n, c_float.get(), g.n, c, g.ldc);
 }
 
 }  // namespace
