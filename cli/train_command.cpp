@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/commands.hpp"
@@ -23,6 +25,22 @@
 
 namespace kiln::cli {
 namespace {
+
+// --image-size N or HxW (N: a square), each side 1 to 4096; anything else is a usage error naming it.
+std::pair<std::int64_t, std::int64_t> parse_image_size(const std::string& size) {
+  const auto side = [&](const std::string& digits) -> std::int64_t {
+    const bool number =
+        !digits.empty() && digits.size() <= 4 && digits.find_first_not_of("0123456789") == std::string::npos;
+    const std::int64_t value = number ? std::stoll(digits) : 0;
+    if (value < 1 || value > 4096) {
+      throw CLI::ValidationError("--image-size", "takes N or HxW, sides 1 to 4096 (32, 64x48), not " + size);
+    }
+    return value;
+  };
+  const std::size_t x = size.find('x');
+  if (x == std::string::npos) return {side(size), side(size)};
+  return {side(size.substr(0, x)), side(size.substr(x + 1))};
+}
 
 constexpr std::size_t kMaxWeightsShown = 12;  // beyond this many classes, see `kiln info --json`
 constexpr std::size_t kProfileRows = 30;      // op rows --profile prints (the rest are in profile.json)
@@ -401,6 +419,23 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--val-split", config->val_split, "validation fraction when DATA has no val/ folder")
       ->capture_default_str();
+  command
+      ->add_option_function<std::string>(
+          "--image-size",
+          [config](const std::string& size) {
+            const auto [height, width] = parse_image_size(size);
+            config->image_height = height;
+            config->image_width = width;
+          },
+          "the model's input size, N or HxW: every image resized to it (default: the training images' most "
+          "common size); checkpoints carry it, so eval and predict resize the same way")
+      ->type_name("N|HxW");
+  command
+      ->add_option("--resize", config->resize,
+                   "how an image becomes the input size: stretch (the whole image, aspect ratio not kept) or "
+                   "crop (the shorter side scaled to cover it, the centre kept)")
+      ->check(CLI::IsMember({"stretch", "crop"}))
+      ->default_str("stretch");
   command->add_option("--crop-padding", config->augmentation.crop_padding, "random-crop padding (0: off)")
       ->capture_default_str();
   command->add_option("--flip", config->augmentation.horizontal_flip, "random horizontal flips")->capture_default_str();
@@ -434,12 +469,13 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
   command
-      ->add_option("--memory-format", config->memory_format,
-                   "nchw, or channels-last: store each batch's images channels-last, a layout the "
-                   "convolutions, batch norms and elementwise ops keep through the model (on the CPU faster "
-                   "for MobileNet-style nets, and for bf16 where AMX runs the convolutions; on a GPU the "
-                   "tensor-core convolutions' own layout); auto: channels-last for bf16 on a CPU with AMX, "
-                   "else nchw")
+      ->add_option(
+          "--memory-format", config->memory_format,
+          "nchw, or channels-last: store each batch's images channels-last, a layout the "
+          "convolutions, batch norms, pools and elementwise ops keep through the model (on the CPU faster "
+          "for MobileNet-style nets, and for bf16 where AMX runs the convolutions; on a GPU the "
+          "tensor-core convolutions' own layout); auto: channels-last for bf16 on a CPU with AMX, "
+          "else nchw")
       ->check(CLI::IsMember({"auto", "nchw", "channels-last"}))
       ->capture_default_str();
   command

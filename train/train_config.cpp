@@ -25,6 +25,9 @@ nlohmann::json TrainConfig::to_json() const {
           {"clip_grad_norm", clip_grad_norm},
           {"val_split", val_split},
           {"augmentation", augmentation.to_json()},
+          {"image_height", image_height},
+          {"image_width", image_width},
+          {"resize", resize},
           {"seed", seed},
           {"strict", strict},
           {"max_steps_per_epoch", max_steps_per_epoch},
@@ -68,6 +71,10 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
     config.clip_grad_norm = json.at("clip_grad_norm").get<double>();
     config.val_split = json.at("val_split").get<double>();
     config.augmentation = data::Augmentation::from_json(json.at("augmentation"));
+    // Absent from checkpoints written before --image-size: those runs took the most common size, stretched.
+    config.image_height = json.value("image_height", std::int64_t{0});
+    config.image_width = json.value("image_width", std::int64_t{0});
+    config.resize = json.value("resize", std::string());
     config.seed = json.at("seed").get<std::uint64_t>();
     config.strict = json.at("strict").get<bool>();
     config.max_steps_per_epoch = json.at("max_steps_per_epoch").get<std::int64_t>();

@@ -50,6 +50,31 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// The training images a fresh run measures its preprocessing on (size, channels, mean and std): all of a
+// CIFAR-sized set, a sample drawn from the run's seed beyond that. A folder of large photos would otherwise
+// be decoded in full before the first step; a few thousand images pin the channel statistics down.
+constexpr std::int64_t kSurveyImages = 5000;
+
+// --resize: "" and "stretch" stretch, "crop" keeps the aspect ratio and the centre.
+data::ResizePolicy resize_policy(const std::string& resize) {
+  if (resize.empty() || resize == "stretch") return data::ResizePolicy::Stretch;
+  KILN_CHECK(resize == "crop", "train: --resize must be stretch or crop, got '", resize, "'");
+  return data::ResizePolicy::ShorterSideThenCenterCrop;
+}
+
+// How a run measures its preprocessing on the training set: --image-size and --resize where given.
+data::PreprocessingOptions survey_options(const TrainConfig& config) {
+  KILN_CHECK(config.image_height >= 0 && config.image_width >= 0 &&
+                 (config.image_height > 0) == (config.image_width > 0),
+             "train: --image-size takes a size N or HxW of positive numbers, got ", config.image_height, "x",
+             config.image_width);
+  return {.max_images = kSurveyImages,
+          .seed = config.seed,
+          .resize = resize_policy(config.resize),
+          .height = config.image_height,
+          .width = config.image_width};
+}
+
 std::filesystem::path last_checkpoint(const std::filesystem::path& run_dir) { return run_dir / "last.kiln"; }
 std::filesystem::path best_checkpoint(const std::filesystem::path& run_dir) { return run_dir / "best.kiln"; }
 
@@ -364,15 +389,22 @@ void initialize_from_checkpoint(Run& run, Generator& initialization) {
     fail("train: --init ", path.string(), ": malformed header (", error.what(), ")");
   }
   // The features were learned under the checkpoint's preprocessing, so the new data is seen through it;
-  // only its input size has to agree with what the new images are.
-  const data::Preprocessing own = data::preprocessing_for(run.splits.train);
+  // only its input size has to agree with what the new images are (or, with --image-size, become).
+  const data::Preprocessing own = data::preprocessing_for(run.splits.train, survey_options(run.config));
   const auto size = [](const data::Preprocessing& p) {
     return std::to_string(p.channels) + "x" + std::to_string(p.height) + "x" + std::to_string(p.width);
   };
+  const bool sized = run.config.image_height > 0;
   KILN_CHECK(own.channels == run.preprocessing.channels && own.height == run.preprocessing.height &&
                  own.width == run.preprocessing.width,
-             "train: --init ", path.string(), " takes ", size(run.preprocessing), " inputs, but the images in ",
-             run.config.data.string(), " are ", size(own), "; fine-tune on images of the checkpoint's input size");
+             "train: --init ", path.string(), " takes ", size(run.preprocessing),
+             " inputs, but the images in ", run.config.data.string(), sized ? " become " : " are ", size(own),
+             sized ? " with --image-size" : "", "; fine-tune at the checkpoint's input size (--image-size ",
+             run.preprocessing.height, "x", run.preprocessing.width, ")");
+  KILN_CHECK(run.config.resize.empty() || resize_policy(run.config.resize) == run.preprocessing.resize,
+             "train: --init ", path.string(), " resizes by ",
+             data::resize_policy_name(run.preprocessing.resize), ", not --resize ", run.config.resize,
+             "; fine-tuning sees the new images as the checkpoint did");
   const std::vector<std::string>& classes = run.splits.train.classes();
   run.config.model = run.architecture.name;
   run.config.head_replaced = classes != run.config.init_classes;
@@ -452,7 +484,7 @@ Run start_fresh(const TrainConfig& config) {
   prepare_class_balance(run, true);
   Generator initialization(config.seed, kInitializationStream);
   if (config.init_checkpoint.empty()) {
-    run.preprocessing = data::preprocessing_for(run.splits.train);
+    run.preprocessing = data::preprocessing_for(run.splits.train, survey_options(config));
     const auto& classes = run.splits.train.classes();
     run.architecture = {config.model, run.preprocessing.channels, run.preprocessing.height,
                         run.preprocessing.width, static_cast<std::int64_t>(classes.size())};

@@ -54,6 +54,12 @@ struct TrainConfig {
   double clip_grad_norm = 0.0;                  // 0: off
   double val_split = 0.0;                       // used when the data has no val/ folder
   data::Augmentation augmentation{.crop_padding = 4, .horizontal_flip = true};
+  // The model's input size (--image-size): every image resized to image_height x image_width, or, with both
+  // 0, to the training set's most common size. resize: "stretch" (the whole image, aspect ratio not kept)
+  // or "crop" (the shorter side scaled to cover, the centre kept); "" is stretch. A fine-tuning run takes
+  // its checkpoint's preprocessing, and either, when given, must agree with it.
+  std::int64_t image_height = 0, image_width = 0;
+  std::string resize{};
   std::uint64_t seed = 0;
   // Data-loading worker threads (data/loader.hpp; compute threads are set by the caller), or
   // kAutoLoaderThreads: none on the CPU, where each batch is made between steps on the compute threads
@@ -65,8 +71,8 @@ struct TrainConfig {
   std::string device = "cpu";  // where the model trains: cpu, cuda, cuda:N (like loader_threads,
                                // a choice of this process: not stored, a --resume may change it)
   std::string precision = "fp32";  // fp32 | bf16 (train/precision.hpp); like device, a choice of this process
-  // auto | nchw | channels-last: how the batches' images are stored, a layout the convolutions, batch norms
-  // and elementwise ops then keep through the model (on the CPU, faster for MobileNet-style nets:
+  // auto | nchw | channels-last: how the batches' images are stored, a layout the convolutions, batch norms,
+  // pools and elementwise ops then keep through the model (on the CPU, faster for MobileNet-style nets:
   // kernels/conv2d/README.md, and for bf16 where the AMX convolutions run; on a GPU, what the tensor-core
   // convolutions read without transposes). auto is channels-last where kiln knows it to be faster, bf16 on a
   // CPU with AMX (kernels/amx/amx.hpp), and nchw elsewhere; the run's plan records what it became. Like

@@ -39,6 +39,13 @@ check "resume to a second epoch" "$kiln" train "$data" --epochs 2 --out "$run" -
 grep -q "resuming after epoch 1" "$work/out" || { echo "FAIL: resume says where it starts"; failures=$((failures + 1)); }
 grep -q "on 1 thread$" "$work/out" || { echo "FAIL: --threads 1 sets the kernels' thread count"; failures=$((failures + 1)); }
 [ "$(wc -l <"$run/metrics.jsonl")" -eq 2 ] || { echo "FAIL: metrics.jsonl has two lines"; failures=$((failures + 1)); }
+check "train --image-size --resize crop" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 2 --batch 32 --image-size 24x20 --resize crop --out "$work/sized"
+check "info shows the input size" "$kiln" info "$work/sized/last.kiln"
+grep -q "input 3x24x20" "$work/out" || { echo "FAIL: --image-size sets the model's input"; cat "$work/out"; failures=$((failures + 1)); }
+check "predict at the checkpoint's input size" "$kiln" predict "$work/sized/last.kiln" "$data/test/cat/0000.jpg" --top 2
+if "$kiln" train "$data" --image-size 32x --out "$work/bad-size" >"$work/out" 2>"$work/err" || ! grep -q -- "--image-size: takes N or HxW" "$work/err"; then
+  echo "FAIL: a malformed --image-size is a usage error naming it"; cat "$work/err"; failures=$((failures + 1))
+fi
 check "eval prints the metrics table" "$kiln" eval "$run/last.kiln" "$data"
 grep -q "airplane" "$work/out" || { echo "FAIL: eval table names the classes"; failures=$((failures + 1)); }
 check "eval --json" "$kiln" eval "$run/last.kiln" "$data" --json

@@ -270,12 +270,39 @@ TEST_CASE("fine-tune: errors name the option, the module names or both input siz
   train::save_checkpoint(small_path, small);
   train::TrainConfig mismatch = tiny_config("lenet5", data, scratch.path() / "mismatch");
   mismatch.init_checkpoint = small_path;
+  CHECK_THROWS_WITH_AS(
+      train::train(mismatch, train::RunStart::Fresh, recorder),
+      ("train: --init " + small_path.string() + " takes 3x28x28 inputs, but the images in " + data.string() +
+       " are 3x32x32; fine-tune at the checkpoint's input size (--image-size 28x28)")
+          .c_str(),
+      Error);
+  mismatch.image_height = mismatch.image_width = 24;  // asked for, and still not the checkpoint's
+  CHECK_THROWS_WITH_AS(
+      train::train(mismatch, train::RunStart::Fresh, recorder),
+      doctest::Contains("become 3x24x24 with --image-size; fine-tune at the checkpoint's input size"), Error);
+  mismatch.image_height = mismatch.image_width = 28;
+  mismatch.resize = "crop";  // the checkpoint stretches
   CHECK_THROWS_WITH_AS(train::train(mismatch, train::RunStart::Fresh, recorder),
-                       ("train: --init " + small_path.string() + " takes 3x28x28 inputs, but the images in " +
-                        data.string() + " are 3x32x32; fine-tune on images of the checkpoint's input size")
-                           .c_str(),
-                       Error);
+                       doctest::Contains("resizes by stretch, not --resize crop"), Error);
   for (const char* run : {"unknown", "scratch-freeze", "negative", "missing", "mismatch"}) {
     CHECK_FALSE(fs::exists(scratch.path() / run / "last.kiln"));
   }
+}
+
+TEST_CASE("fine-tune: --image-size brings images of another size to the checkpoint's input") {
+  ScratchFolder scratch("kiln-fine-tune-test", "image-size");
+  const fs::path data = make_data(scratch.path() / "data", {"airplane", "cat"});
+  Recorder recorder;
+  train::TrainConfig source_config = tiny_config("lenet5", data, scratch.path() / "source");
+  source_config.image_height = source_config.image_width = 28;
+  train::train(source_config, train::RunStart::Fresh, recorder);
+
+  // The same 32x32 images, fine-tuned at the checkpoint's 28x28: resized as the checkpoint resizes.
+  train::TrainConfig tune = tiny_config("lenet5", data, scratch.path() / "tuned");
+  tune.init_checkpoint = scratch.path() / "source" / "last.kiln";
+  tune.image_height = tune.image_width = 28;
+  train::train(tune, train::RunStart::Fresh, recorder);
+  const train::LoadedModel tuned = train::load_model(scratch.path() / "tuned" / "last.kiln");
+  CHECK(tuned.preprocessing == train::load_model(tune.init_checkpoint).preprocessing);
+  CHECK(tuned.architecture.height == 28);
 }

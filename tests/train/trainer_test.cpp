@@ -1,7 +1,8 @@
 // The training workflow on the bundled CIFAR-10 subset, kept small with a cap on steps per epoch:
 // an interrupted run resumed from its checkpoint ends with exactly the weights of an uninterrupted one,
 // `eval` on a folder agrees with `predict` on each of its images, an epoch's train accuracy counts what
-// the model got right, and --profile reports its window of steps.
+// the model got right, --image-size and --resize become the checkpoint's preprocessing, and --profile
+// reports its window of steps.
 #include "train/trainer.hpp"
 
 #include <doctest/doctest.h>
@@ -14,7 +15,9 @@
 
 #include "core/profiler.hpp"
 #include "data/dataset.hpp"
+#include "data/image.hpp"
 #include "data/loader.hpp"
+#include "data/preprocessing.hpp"
 #include "models/architecture.hpp"
 #include "tests/support/scratch_folder.hpp"
 #include "tests/support/tiny_training.hpp"
@@ -140,6 +143,35 @@ TEST_CASE("trainer: eval over a folder agrees with predict on each image") {
   // And evaluate() over the same loader counts the same correct predictions.
   const train::MetricsReport report = train::evaluate(*loaded.model, loader, 10);
   CHECK(report.samples == compared);
+  fs::remove_all(run);
+}
+
+TEST_CASE("trainer: --image-size and --resize become the model's input and the checkpoint's preprocessing") {
+  Silent silent;
+  const fs::path run = fresh_run_dir("image-size");
+  train::TrainConfig config = small_config(run);
+  config.epochs = 1;
+  config.max_steps_per_epoch = 1;
+  config.image_height = 24;
+  config.image_width = 20;
+  config.resize = "crop";
+  train::train(config, train::RunStart::Fresh, silent);
+  const train::LoadedModel loaded = train::load_model(run / "last.kiln");
+  CHECK(loaded.preprocessing.height == 24);
+  CHECK(loaded.preprocessing.width == 20);
+  CHECK(loaded.preprocessing.resize == data::ResizePolicy::ShorterSideThenCenterCrop);
+  CHECK(loaded.architecture.height == 24);
+  CHECK(loaded.architecture.width == 20);
+  // A 32x32 image is seen as training saw it: cropped to 20 columns of 32, then scaled to 24x20.
+  const fs::path image = kSubset / "test" / "cat" / "0000.jpg";
+  CHECK(loaded.preprocessing.apply(data::decode_image_file(image)).shape() == Shape{3, 24, 20});
+  CHECK(train::predict_file(loaded, image, 3).size() == 3);
+
+  config.image_height = 0;  // a size of one side only is refused, naming the option
+  config.run_dir = fresh_run_dir("image-size-bad");
+  CHECK_THROWS_WITH_AS(train::train(config, train::RunStart::Fresh, silent),
+                       doctest::Contains("--image-size takes a size N or HxW"), Error);
+  CHECK_FALSE(fs::exists(config.run_dir / "last.kiln"));
   fs::remove_all(run);
 }
 
