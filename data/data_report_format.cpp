@@ -107,7 +107,9 @@ void write_split(std::ostringstream& out, const SplitReport& split, const fs::pa
     const std::int64_t readable = split.images - std::ssize(split.unreadable);
     out << "min " << size_text(*split.smallest_size) << ", max " << size_text(*split.largest_size)
         << ", most common " << size_text(split.sizes.front()) << " (" << split.sizes.front().images << " of "
-        << readable << "), " << split.sizes.size() << " distinct sizes\n";
+        << readable << "), " << split.sizes.size() << " distinct sizes\n"
+        << "              (kiln train resizes each image to the most common size; --image-size N|HxW for "
+           "another)\n";
   }
 
   static constexpr const char* kChannelNames[4] = {"gray", "gray+alpha", "RGB", "RGBA"};
