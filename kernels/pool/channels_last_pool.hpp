@@ -49,8 +49,6 @@ Window window(const Pool2dGeometry& g, std::int64_t oh, std::int64_t ow) {
           std::max<std::int64_t>(col_start, 0), std::min(col_start + g.kernel_w, g.in_width)};
 }
 
-}  // namespace
-
 // One output pixel's `count` (<= V::width) channels: x_image is the image's [H*W][C] at the block's first
 // channel, y and argmax the pixel's at that channel. The window's positions in row-major order; a
 // candidate replaces a lane's best when it beats it, and the lane keeps its position alongside.
@@ -74,6 +72,8 @@ void max_pool_pixel_block(const Pool2dGeometry& g, const Window& w, const T* x_i
   V::store_partial(y, best, count);
   V::store_partial_as_int64(argmax, best_position, count);
 }
+
+}  // namespace
 
 template <class V, typename T>
 void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {

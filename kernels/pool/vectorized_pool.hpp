@@ -20,8 +20,6 @@
 // all results but the global average forward are the reference's bit for bit.
 #pragma once
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
