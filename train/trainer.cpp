@@ -61,6 +61,9 @@ data::ResizePolicy resize_policy(const std::string& resize) {
   KILN_CHECK(resize == "crop", "train: --resize must be stretch or crop, got '", resize, "'");
   return data::ResizePolicy::ShorterSideThenCenterCrop;
 }
+const char* resize_option(data::ResizePolicy policy) {
+  return policy == data::ResizePolicy::Stretch ? "stretch" : "crop";
+}
 
 // How a run measures its preprocessing on the training set: --image-size and --resize where given.
 data::PreprocessingOptions survey_options(const TrainConfig& config) {
@@ -395,15 +398,19 @@ void initialize_from_checkpoint(Run& run, Generator& initialization) {
     return std::to_string(p.channels) + "x" + std::to_string(p.height) + "x" + std::to_string(p.width);
   };
   const bool sized = run.config.image_height > 0;
+  const std::string hint = own.channels == run.preprocessing.channels
+                               ? "; fine-tune at the checkpoint's input size (--image-size " +
+                                     std::to_string(run.preprocessing.height) + "x" +
+                                     std::to_string(run.preprocessing.width) + ")"
+                               : "";
   KILN_CHECK(own.channels == run.preprocessing.channels && own.height == run.preprocessing.height &&
                  own.width == run.preprocessing.width,
              "train: --init ", path.string(), " takes ", size(run.preprocessing),
              " inputs, but the images in ", run.config.data.string(), sized ? " become " : " are ", size(own),
-             sized ? " with --image-size" : "", "; fine-tune at the checkpoint's input size (--image-size ",
-             run.preprocessing.height, "x", run.preprocessing.width, ")");
+             sized ? " with --image-size" : "", hint);
   KILN_CHECK(run.config.resize.empty() || resize_policy(run.config.resize) == run.preprocessing.resize,
-             "train: --init ", path.string(), " resizes by ",
-             data::resize_policy_name(run.preprocessing.resize), ", not --resize ", run.config.resize,
+             "train: --init ", path.string(), " resizes by --resize ",
+             resize_option(run.preprocessing.resize), ", not ", run.config.resize,
              "; fine-tuning sees the new images as the checkpoint did");
   const std::vector<std::string>& classes = run.splits.train.classes();
   run.config.model = run.architecture.name;

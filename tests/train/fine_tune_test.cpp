@@ -283,7 +283,7 @@ TEST_CASE("fine-tune: errors name the option, the module names or both input siz
   mismatch.image_height = mismatch.image_width = 28;
   mismatch.resize = "crop";  // the checkpoint stretches
   CHECK_THROWS_WITH_AS(train::train(mismatch, train::RunStart::Fresh, recorder),
-                       doctest::Contains("resizes by stretch, not --resize crop"), Error);
+                       doctest::Contains("resizes by --resize stretch, not crop"), Error);
   for (const char* run : {"unknown", "scratch-freeze", "negative", "missing", "mismatch"}) {
     CHECK_FALSE(fs::exists(scratch.path() / run / "last.kiln"));
   }
