@@ -62,16 +62,24 @@ Pieces pieces(const Pool2dGeometry& g) {
           per_piece * g.out_height() * g.out_width()};
 }
 
+// Positions ride in float lanes, exact below 2^24: a plane of more (past 4096 x 4096) takes the reference.
+inline constexpr std::int64_t kExactPlanePositions = std::int64_t{1} << 24;
+
 // One output row of a 2x2 stride-2 max pool: y[ow] = max of the 2x2 window at (2*oh, 2*ow), and argmax[ow]
 // its flat index in the plane. row0 / row1 are input rows 2*oh and 2*oh + 1.
 // Window order is (0,0) (0,1) (1,0) (1,1), and a candidate replaces the best only if it beats it (larger,
-// or NaN over a number), so ties keep the first position and NaN propagates, as in the reference.
+// or NaN over a number), so ties keep the first position and NaN propagates, as in the reference. The
+// winner's index, first_index + 2*ow + its offset in the window, is summed in float lanes (exact: the plane
+// has fewer than 2^24 positions) and stored as int64 by the vector.
 template <class V, typename T>
 void max_pool_2x2_row(const T* row0, const T* row1, std::int64_t out_w, std::int64_t in_w,
                       std::int64_t first_index, T* y, std::int64_t* argmax) {
   using Reg = typename V::Reg;
   const Reg offsets[4] = {V::zero(), V::broadcast(1.0f), V::broadcast(static_cast<float>(in_w)),
                           V::broadcast(static_cast<float>(in_w + 1))};
+  alignas(64) float lane_columns[V::width];  // 2 * lane: each lane's window's first column in the step
+  for (std::int64_t lane = 0; lane < V::width; ++lane) lane_columns[lane] = 2.0f * static_cast<float>(lane);
+  const Reg columns = V::load(lane_columns);
   for (std::int64_t ow = 0; ow < out_w; ow += V::width) {
     const std::int64_t count = std::min(V::width, out_w - ow);  // outputs in this step
     const std::int64_t lo_count = std::min(2 * count, V::width), hi_count = 2 * count - lo_count;
@@ -88,12 +96,8 @@ void max_pool_2x2_row(const T* row0, const T* row1, std::int64_t out_w, std::int
       best_offset = V::select(beats, offsets[k], best_offset);
     }
     V::store_partial(y + ow, best, count);
-    // The offsets (0, 1, W, W + 1) are small integers, exact in float; argmax is int64, written per lane.
-    alignas(64) float offset_lanes[V::width];
-    V::store(offset_lanes, best_offset);
-    for (std::int64_t lane = 0; lane < count; ++lane) {
-      argmax[ow + lane] = first_index + 2 * (ow + lane) + static_cast<std::int64_t>(offset_lanes[lane]);
-    }
+    const Reg step_first = V::broadcast(static_cast<float>(first_index + 2 * ow));
+    V::store_partial_as_int64(argmax + ow, V::add(V::add(step_first, columns), best_offset), count);
   }
 }
 
@@ -181,7 +185,7 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
   if (g.channels_last) return channels_last::max_pool2d_forward<V>(g, x, y, argmax);
   const Pieces planes = pieces(g);
   const std::int64_t out_h = g.out_height(), out_w = g.out_width();
-  const bool plain = is_plain_2x2_stride_2(g);
+  const bool plain = is_plain_2x2_stride_2(g) && g.in_height * g.in_width < kExactPlanePositions;
 #pragma omp parallel for schedule(static) if (planes.count * planes.in_piece >= kPoolThreshold)
   for (std::int64_t plane = 0; plane < planes.count; ++plane) {
     const T* x_plane = x + plane * planes.in_piece;
