@@ -16,8 +16,8 @@
 #
 # What it times (the shapes are in bench/compare/shapes.hpp): conv forward, backward-data and
 # backward-weight for each distinct 3x3 convolution of ResNet-20 (CIFAR, 32x32), SGEMM at 1024^3,
-# 2048^3 and two convolution-like shapes, and a whole training step of ResNet-20 and of the MobileNet-style
-# net (forward, cross-entropy, backward, SGD momentum 0.9 + weight decay 1e-4). Three programs, run one after the other so they never
+# 2048^3 and two convolution-like shapes, and a whole training step of ResNet-20, the MobileNet-style
+# net and the VGG-style net (forward, cross-entropy, backward, SGD momentum 0.9 + weight decay 1e-4). Three programs, run one after the other so they never
 # share the cores: bench/compare/kiln_cpu.cpp (kiln's dispatch functions and model zoo),
 # bench/compare/onednn_cpu.cpp (oneDNN in plain nchw layouts and in its own blocked layouts),
 # bench/compare/torch_cpu.py (PyTorch, NCHW float32). bench/compare/table.py merges them into one table

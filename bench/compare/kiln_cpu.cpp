@@ -1,7 +1,7 @@
 // kiln's side of the CPU comparison (scripts/compare-cpu.sh): times, through kiln's public dispatch
 // functions, each distinct convolution of ResNet-20 in its three directions, a few SGEMMs, and a whole
-// training step of ResNet-20 and of the MobileNet-style net, in fp32, in bf16 and in bf16 with channels-last
-// activations, and prints one JSON object on stdout (progress goes to stderr):
+// training step of ResNet-20, the MobileNet-style net and the VGG-style net (vgg_small), in fp32, in bf16 and
+// in bf16 with channels-last activations, and prints one JSON object on stdout (progress goes to stderr):
 //
 //   {"program": "kiln", "threads": 2, "batch": 128, "fp32_peak_gflops": 234.0,
 //    "results": [{"kind": "conv", "shape": "16->16 3x3 s1 @32x32", "direction": "forward",
@@ -108,9 +108,9 @@ nlohmann::json time_gemm(const GemmShape& shape, const CompareOptions& options, 
 
 constexpr double kTrainingStepBudgetSeconds = 10.0;  // torch_cpu.py uses the same
 
-// The zoo networks whose whole training step is timed (torch_cpu.py builds the same two), and the ways:
+// The zoo networks whose whole training step is timed (torch_cpu.py builds the same three), and the ways:
 // fp32, bf16, and bf16 with channels-last activations (where the AMX convolutions run, on CPUs that have it).
-const char* const kTrainingStepModels[] = {"resnet20", "mobilenet"};
+const char* const kTrainingStepModels[] = {"resnet20", "mobilenet", "vgg_small"};
 struct StepPrecision {
   DType activations;
   bool channels_last;

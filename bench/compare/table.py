@@ -16,8 +16,9 @@ import sys
 DIRECTIONS = ["forward", "backward_data", "backward_weight"]
 # The zoo networks whose whole step both sides time, in fp32, in bf16 (PyTorch under autocast), and in bf16
 # with channels-last activations on both sides.
-TRAINING_STEP_MODELS = ["resnet20", "mobilenet", "resnet20 bf16", "mobilenet bf16", "resnet20 bf16 channels-last",
-                        "mobilenet bf16 channels-last"]
+TRAINING_STEP_MODELS = [
+    f"{model}{way}" for way in ("", " bf16", " bf16 channels-last") for model in ("resnet20", "mobilenet", "vgg_small")
+]
 # Column key -> (program, layout) of the row it reads.
 LIBRARIES = {
     "onednn_nchw": ("onednn", "nchw"),

@@ -41,7 +41,7 @@ GEMM_SHAPES = [
     ("conv-like 16x1024x144", 16, 1024, 144),
 ]
 # kiln's parameter counts for the two networks, checked so that both sides train the same thing.
-KILN_PARAMETERS = {"resnet20": 269_722, "mobilenet": 3_217_226}
+KILN_PARAMETERS = {"resnet20": 269_722, "mobilenet": 3_217_226, "vgg_small": 288_746}
 TRAINING_STEP_BUDGET_SECONDS = 10.0  # kiln_cpu.cpp uses the same
 
 
@@ -133,6 +133,23 @@ def mobilenet(in_channels=3, classes=10):
     for block_channels, stride in MOBILENET_BLOCKS:
         layers.append(depthwise_separable(channels, block_channels, stride))
         channels = block_channels
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, classes)]
+    return nn.Sequential(*layers)
+
+
+# ---- the VGG-style net, built as kiln builds it (models/vgg.cpp) ------------------------------------------
+
+VGG_SMALL = [32, 32, "M", 64, 64, "M", 128, 128, "M"]  # "M": a 2x2 max-pool
+
+
+def vgg_small(in_channels=3, classes=10):
+    layers, channels = [], in_channels
+    for entry in VGG_SMALL:
+        if entry == "M":
+            layers.append(nn.MaxPool2d(2))
+            continue
+        layers += [nn.Conv2d(channels, entry, 3, 1, 1, bias=False), nn.BatchNorm2d(entry), nn.ReLU()]
+        channels = entry
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, classes)]
     return nn.Sequential(*layers)
 
@@ -235,7 +252,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    models = {"resnet20": resnet(20), "mobilenet": mobilenet()}
+    models = {"resnet20": resnet(20), "mobilenet": mobilenet(), "vgg_small": vgg_small()}
     for name, model in models.items():
         parameters = sum(p.numel() for p in model.parameters())
         if parameters != KILN_PARAMETERS[name]:
