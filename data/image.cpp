@@ -14,6 +14,7 @@
 #pragma GCC diagnostic ignored "-Wpedantic"
 #pragma GCC diagnostic ignored "-Wshadow"
 #include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
 #pragma GCC diagnostic pop
 
 namespace kiln::data {
@@ -33,6 +34,23 @@ std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path) {
     fail(path.string(), ": read failed (", std::strerror(errno), ")");
   }
   return bytes;
+}
+
+std::vector<std::uint8_t> encode_png(const Image& image) {
+  KILN_CHECK((image.channels == 1 || image.channels == 3) && image.height > 0 && image.width > 0 &&
+                 image.pixels.size() == static_cast<std::size_t>(image.height * image.width * image.channels),
+             "encode_png: an image must be gray or RGB with height * width * channels pixels");
+  std::vector<std::uint8_t> png;
+  const auto append = [](void* context, void* data, int size) {
+    auto* out = static_cast<std::vector<std::uint8_t>*>(context);
+    const auto* bytes = static_cast<const std::uint8_t*>(data);
+    out->insert(out->end(), bytes, bytes + size);
+  };
+  const int width = static_cast<int>(image.width), channels = static_cast<int>(image.channels);
+  KILN_CHECK(stbi_write_png_to_func(append, &png, width, static_cast<int>(image.height), channels,
+                                    image.pixels.data(), width * channels) != 0,
+             "encode_png: stb_image_write failed on a ", image.width, "x", image.height, " image");
+  return png;
 }
 
 Image decode_image_bytes(std::span<const std::uint8_t> bytes, const std::string& name_for_errors) {

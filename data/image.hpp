@@ -37,6 +37,9 @@ Image decode_image_file(const std::filesystem::path& path);
 // every error message.
 Image decode_image_bytes(std::span<const std::uint8_t> bytes, const std::string& name_for_errors);
 
+// The PNG file of `image` (gray or RGB, 8 bits a channel, lossless), as bytes.
+std::vector<std::uint8_t> encode_png(const Image& image);
+
 // The whole file as bytes. Throws kiln::Error naming the file and saying whether it is missing, a folder,
 // or unreadable (with the system's reason).
 std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path);

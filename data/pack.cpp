@@ -1,5 +1,6 @@
 #include "data/pack.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include "data/content_hash.hpp"
 #include "data/dataset.hpp"
 #include "data/image.hpp"
+#include "data/resample.hpp"
 
 namespace kiln::data {
 namespace {
@@ -104,8 +106,10 @@ std::span<const std::uint8_t> Pack::bytes(std::size_t entry) const {
   return {file_bytes_.data() + data_start_ + e.offset, static_cast<std::size_t>(e.size)};
 }
 
-std::vector<std::uint8_t> build_pack(const fs::path& root, bool strict, PackSummary& summary,
+std::vector<std::uint8_t> build_pack(const fs::path& root, const PackOptions& options, PackSummary& summary,
                                      const std::function<void(std::int64_t, std::int64_t)>& progress) {
+  KILN_CHECK(options.shorter_side >= 0, "pack: the shorter side must be positive, got ",
+             options.shorter_side);
   std::vector<std::pair<std::string, ImageFolder>> splits;
   std::int64_t total = 0;
   for (const auto& [name, folder] : split_folders(root)) {
@@ -122,24 +126,28 @@ std::vector<std::uint8_t> build_pack(const fs::path& root, bool strict, PackSumm
     for (const Sample& sample : folder.samples()) {
       std::vector<std::uint8_t> bytes = read_file_bytes(sample.path);
       try {
-        decode_image_bytes(bytes, sample.path.string());
+        const Image image = decode_image_bytes(bytes, sample.path.string());
+        if (options.shorter_side > 0 && std::min(image.height, image.width) > options.shorter_side) {
+          bytes = encode_png(shrink_to_shorter_side(image, options.shorter_side));
+          ++summary.shrunk;
+        }
         entries.push_back({name, sample.label, sample.path.filename().string(), data.size(), bytes.size()});
         data.insert(data.end(), bytes.begin(), bytes.end());
         ++summary.images;
       } catch (const Error& error) {
-        if (strict) throw;
+        if (options.strict) throw;
         summary.warnings.push_back(std::string(error.what()) + "; left out of the pack");
         ++summary.skipped;
       }
       if (progress) progress(++done, total);
     }
   }
-  const std::string index = nlohmann::json{
-      {"classes", splits.front().second.classes()},
-      {"entries", entries},
-      {"data_bytes", data.size()},
-      {"data_fnv1a64",
-       hex64(fnv1a64(data))}}.dump();
+  nlohmann::json index_json{{"classes", splits.front().second.classes()},
+                            {"entries", entries},
+                            {"data_bytes", data.size()},
+                            {"data_fnv1a64", hex64(fnv1a64(data))}};
+  if (options.shorter_side > 0) index_json["shorter_side"] = options.shorter_side;
+  const std::string index = index_json.dump();
   std::vector<std::uint8_t> pack(kPackMagic, kPackMagic + sizeof kPackMagic);
   append_le(pack, kPackVersion, 4);
   append_le(pack, index.size(), 8);

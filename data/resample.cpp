@@ -102,4 +102,22 @@ std::vector<float> resample_bilinear(const Image& image, const SourceWindow& win
   return resized;
 }
 
+Image shrink_to_shorter_side(const Image& image, std::int64_t shorter_side) {
+  const std::int64_t shorter = std::min(image.height, image.width);
+  if (shorter <= shorter_side) return image;
+  const double scale = static_cast<double>(shorter_side) / static_cast<double>(shorter);
+  const auto side = [&](std::int64_t source) {
+    return source == shorter ? shorter_side
+                             : std::max<std::int64_t>(1, std::llround(static_cast<double>(source) * scale));
+  };
+  Image shrunk{
+      .height = side(image.height), .width = side(image.width), .channels = image.channels, .pixels = {}};
+  const std::vector<float> values = resample_bilinear(image, whole_image(image), shrunk.height, shrunk.width);
+  shrunk.pixels.resize(values.size());
+  std::transform(values.begin(), values.end(), shrunk.pixels.begin(), [](float value) {
+    return static_cast<std::uint8_t>(std::clamp(std::lround(value), 0L, 255L));
+  });
+  return shrunk;
+}
+
 }  // namespace kiln::data

@@ -36,4 +36,10 @@ SourceWindow centre_crop_window(const Image& image, std::int64_t out_height, std
 std::vector<float> resample_bilinear(const Image& image, const SourceWindow& window, std::int64_t out_height,
                                      std::int64_t out_width);
 
+// `image` shrunk so that its shorter side is `shorter_side` pixels, aspect ratio kept (the longer side
+// rounded to the nearest pixel), by resample_bilinear (which averages when it shrinks) rounded to 8 bits; an
+// image whose shorter side is already at most `shorter_side` comes back unchanged. (kiln pack
+// --shorter-side: photos brought down once to a size a small CNN's input is resized from.)
+Image shrink_to_shorter_side(const Image& image, std::int64_t shorter_side);
+
 }  // namespace kiln::data

@@ -1,5 +1,7 @@
-// The one translation unit that compiles stb_image's implementation (a single-header library: every
-// other file includes <stb/stb_image.h> for the declarations only).
+// The one translation unit that compiles stb_image's and stb_image_write's implementations (single-header
+// libraries: every other file includes <stb/stb_image.h> or <stb/stb_image_write.h> for the declarations
+// only). kiln decodes what it reads with the first and encodes the PNGs it writes (plots, heat maps, packs
+// of resized images, the tests' images) with the second.
 //
 // Only the formats kiln reads are built. STBI_FAILURE_USERMSG picks stb's longer failure messages
 // ("Image not of any known type, or corrupt" rather than "unknown image type"); the failure reason is
@@ -10,6 +12,7 @@
 #define STBI_ONLY_BMP
 #define STBI_ONLY_TGA
 #define STBI_FAILURE_USERMSG
+#define STB_IMAGE_WRITE_IMPLEMENTATION
 
 // stb is third-party C-style code; its warnings are not ours to fix.
 #pragma GCC diagnostic push
@@ -23,4 +26,5 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
 #pragma GCC diagnostic pop

@@ -1,14 +1,14 @@
-// The one file that compiles the two stb libraries the plots draw with (Debian's libstb-dev):
-// stb_easy_font (ASCII text as segment quads; its functions are static, so each includer would get its own
-// copy) and stb_image_write's implementation (PNG encoding; the tests write their images with it too).
+// The stb library the plots draw text with (Debian's libstb-dev): stb_easy_font (ASCII text as segment
+// quads; its functions are static, so each includer would get its own copy, hence this one file). PNG
+// encoding is data::encode_png's (stb_image_write, compiled in data/stb_image_impl.cpp).
 // stb is third-party C-style code; its warnings are not ours to fix.
 #include <cmath>
 #include <string>
 
+#include "data/image.hpp"
 #include "plot/easy_font.hpp"
 #include "plot/png_writer.hpp"
 
-#define STB_IMAGE_WRITE_IMPLEMENTATION
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wall"
 #pragma GCC diagnostic ignored "-Wextra"
@@ -20,7 +20,6 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #include <stb/stb_easy_font.h>
-#include <stb/stb_image_write.h>
 #pragma GCC diagnostic pop
 
 namespace kiln::plot {
@@ -63,14 +62,8 @@ int easy_font_height(std::string_view text) {
 }
 
 std::vector<std::uint8_t> encode_rgb_png(int width, int height, const std::uint8_t* rgb) {
-  std::vector<std::uint8_t> png;
-  const auto append = [](void* context, void* data, int size) {
-    auto* out = static_cast<std::vector<std::uint8_t>*>(context);
-    const auto* bytes = static_cast<const std::uint8_t*>(data);
-    out->insert(out->end(), bytes, bytes + size);
-  };
-  stbi_write_png_to_func(append, &png, width, height, 3, rgb, width * 3);
-  return png;
+  const std::size_t bytes = static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3;
+  return data::encode_png({.height = height, .width = width, .channels = 3, .pixels = {rgb, rgb + bytes}});
 }
 
 }  // namespace kiln::plot

@@ -46,6 +46,10 @@ check "predict at the checkpoint's input size" "$kiln" predict "$work/sized/last
 if "$kiln" train "$data" --image-size 32x --out "$work/bad-size" >"$work/out" 2>"$work/err" || ! grep -q -- "--image-size: takes N or HxW" "$work/err"; then
   echo "FAIL: a malformed --image-size is a usage error naming it"; cat "$work/err"; failures=$((failures + 1))
 fi
+check "pack --shorter-side" "$kiln" pack "$data" "$work/small.kpack" --shorter-side 16 --json
+grep -q '"shrunk":5000' "$work/out" || { echo "FAIL: pack --shorter-side shrinks every 32x32 image"; cat "$work/out"; failures=$((failures + 1)); }
+check "train on the shrunk pack" "$kiln" train "$work/small.kpack" --model resnet20 --epochs 1 --max-steps 2 --batch 32 --out "$work/small-run"
+grep -q "input 3x16x16" "$work/out" || { echo "FAIL: training on the shrunk pack takes 16x16 inputs"; cat "$work/out"; failures=$((failures + 1)); }
 check "eval prints the metrics table" "$kiln" eval "$run/last.kiln" "$data"
 grep -q "airplane" "$work/out" || { echo "FAIL: eval table names the classes"; failures=$((failures + 1)); }
 check "eval --json" "$kiln" eval "$run/last.kiln" "$data" --json

@@ -1,4 +1,4 @@
-// Test images written with stb_image_write (its implementation is compiled once, in plot/stb_plot.cpp).
+// Test images written with stb_image_write (its implementation is compiled once, in data/stb_image_impl.cpp).
 #include "tests/data/image_writer.hpp"
 
 #include <cctype>

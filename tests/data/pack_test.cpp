@@ -1,7 +1,7 @@
 // Packs (data/pack.hpp): a folder packed and opened again holds the same images, splits and classes;
 // discover_splits reads a pack exactly as it reads the folder; unreadable images are left out (or, strict,
-// refused); a damaged pack is refused with an error naming the file and the problem; and training on a
-// pack ends with the very weights training on the folder does.
+// refused); a damaged pack is refused with an error naming the file and the problem; training on a pack
+// ends with the very weights training on the folder does; and --shorter-side stores large images shrunk.
 #include "data/pack.hpp"
 
 #include <doctest/doctest.h>
@@ -10,6 +10,8 @@
 
 #include "core/error.hpp"
 #include "data/dataset.hpp"
+#include "data/image.hpp"
+#include "data/resample.hpp"
 #include "tests/data/image_writer.hpp"
 #include "tests/support/tiny_training.hpp"
 #include "train/atomic_file.hpp"
@@ -38,7 +40,7 @@ void make_split_folder(const TemporaryFolder& root) {
 
 std::filesystem::path write_pack(const std::filesystem::path& folder, const std::filesystem::path& file,
                                  data::PackSummary& summary, bool strict = false) {
-  const std::vector<std::uint8_t> bytes = data::build_pack(folder, strict, summary);
+  const std::vector<std::uint8_t> bytes = data::build_pack(folder, {.strict = strict}, summary);
   train::write_file_atomically(file, bytes, "pack");
   return file;
 }
@@ -116,7 +118,50 @@ TEST_CASE("pack: an unreadable image is left out with a warning, or refused with
   REQUIRE(summary.warnings.size() == 1);
   CHECK(summary.warnings[0].find("broken.jpg") != std::string::npos);
   data::PackSummary strict;
-  CHECK_THROWS_WITH_AS(data::build_pack(root.path(), true, strict), doctest::Contains("broken.jpg"), Error);
+  CHECK_THROWS_WITH_AS(data::build_pack(root.path(), {.strict = true}, strict),
+                       doctest::Contains("broken.jpg"), Error);
+}
+
+TEST_CASE(
+    "pack: --shorter-side stores a larger image shrunk to it as a PNG, aspect kept, and the rest as they "
+    "are") {
+  TemporaryFolder root, out;
+  const data::Image wide = pattern_image(30, 45, 3, 1), gray = pattern_image(40, 24, 1, 2),
+                    small = pattern_image(10, 12, 3, 3);
+  write_image(root / "cat" / "wide.jpg", wide);
+  write_image(root / "cat" / "small.png", small);
+  write_image(root / "dog" / "gray.png", gray);
+  const std::vector<std::uint8_t> small_bytes = data::read_file_bytes(root / "cat" / "small.png");
+
+  data::PackSummary summary;
+  const std::vector<std::uint8_t> bytes = data::build_pack(root.path(), {.shorter_side = 12}, summary);
+  train::write_file_atomically(out / "small.kpack", bytes, "pack");
+  CHECK(summary.images == 3);
+  CHECK(summary.shrunk == 2);
+  const auto pack = data::Pack::open(out / "small.kpack");
+  REQUIRE(pack->entries().size() == 3);
+  const auto image_named = [&](const std::string& name) {
+    for (std::size_t i = 0; i < pack->entries().size(); ++i) {
+      if (pack->entries()[i].name == name) return i;
+    }
+    FAIL("no entry ", name);
+    return std::size_t{0};
+  };
+  // 30x45 -> 12x18 and 40x24 -> 20x12: the shorter side becomes 12, the longer one keeps the ratio.
+  const data::Image wide_packed = data::decode_image_bytes(pack->bytes(image_named("wide.jpg")), "wide");
+  CHECK(wide_packed.height == 12);
+  CHECK(wide_packed.width == 18);
+  CHECK(wide_packed.channels == 3);
+  const data::Image gray_packed = data::decode_image_bytes(pack->bytes(image_named("gray.png")), "gray");
+  CHECK(gray_packed.height == 20);
+  CHECK(gray_packed.width == 12);
+  CHECK(gray_packed.channels == 1);
+  // The PNG holds exactly the shrunk pixels (lossless).
+  CHECK(gray_packed.pixels ==
+        data::shrink_to_shorter_side(data::decode_image_file(root / "dog" / "gray.png"), 12).pixels);
+  // Already small enough: the file's own bytes.
+  const auto small_span = pack->bytes(image_named("small.png"));
+  CHECK(std::vector<std::uint8_t>(small_span.begin(), small_span.end()) == small_bytes);
 }
 
 TEST_CASE("pack: a truncated, damaged or foreign file is refused, naming the file and the problem") {

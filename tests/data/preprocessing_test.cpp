@@ -4,9 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "data/resample.hpp"
 #include "tests/data/image_writer.hpp"
 
 using kiln::Error;
@@ -107,6 +109,27 @@ TEST_CASE("data/preprocessing: stretch resize is bilinear when enlarging and ave
       }
     }
   }
+}
+
+TEST_CASE("data/resample: shrink_to_shorter_side keeps the aspect ratio and averages, rounded to 8 bits") {
+  // 1x4 -> shorter side 1 is already there: unchanged. 2x8 -> 1x4: each output pixel the triangle average
+  // of the source pixels under it, rounded to the nearest 8-bit value.
+  const Image row{1, 4, 1, {0, 40, 80, 120}};
+  CHECK(kiln::data::shrink_to_shorter_side(row, 1).pixels == row.pixels);
+  const Image two_rows{2, 8, 1, {0, 40, 80, 120, 160, 200, 240, 255, 0, 40, 80, 120, 160, 200, 240, 255}};
+  const Image shrunk = kiln::data::shrink_to_shorter_side(two_rows, 1);
+  CHECK(shrunk.height == 1);
+  CHECK(shrunk.width == 4);
+  const std::vector<float> exact =
+      kiln::data::resample_bilinear(two_rows, kiln::data::whole_image(two_rows), 1, 4);
+  for (std::size_t i = 0; i < exact.size(); ++i) CHECK(shrunk.pixels[i] == std::lround(exact[i]));
+  // 10x15 with shorter side 4: 4x6 (15 * 0.4); a uniform image stays uniform.
+  const Image uniform = kiln::test::solid_image(10, 15, 3, 77);
+  const Image small = kiln::data::shrink_to_shorter_side(uniform, 4);
+  CHECK(small.height == 4);
+  CHECK(small.width == 6);
+  CHECK(small.channels == 3);
+  for (const std::uint8_t value : small.pixels) CHECK(value == 77);
 }
 
 TEST_CASE("data/preprocessing: shorter side then centre crop keeps the middle at the aspect ratio") {
