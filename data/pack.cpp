@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -106,41 +107,87 @@ std::span<const std::uint8_t> Pack::bytes(std::size_t entry) const {
   return {file_bytes_.data() + data_start_ + e.offset, static_cast<std::size_t>(e.size)};
 }
 
+namespace {
+
+// One image as the pack stores it, prepared on any thread: its bytes, or why it is left out.
+struct PackedImage {
+  std::vector<std::uint8_t> bytes;
+  std::string problem;         // it does not decode: left out with a warning (strict: an error)
+  std::exception_ptr failure;  // the file cannot be read: an error either way
+  bool shrunk = false;
+};
+
+PackedImage pack_image(const Sample& sample, const PackOptions& options) {
+  PackedImage packed;
+  try {
+    packed.bytes = read_file_bytes(sample.path);
+  } catch (...) {
+    packed.failure = std::current_exception();
+    return packed;
+  }
+  try {
+    const Image image = decode_image_bytes(packed.bytes, sample.path.string());
+    if (options.shorter_side > 0 && std::min(image.height, image.width) > options.shorter_side) {
+      packed.bytes = encode_png(shrink_to_shorter_side(image, options.shorter_side));
+      packed.shrunk = true;
+    }
+  } catch (const Error& error) {
+    packed.problem = error.what();
+    packed.bytes.clear();
+  }
+  return packed;
+}
+
+}  // namespace
+
 std::vector<std::uint8_t> build_pack(const fs::path& root, const PackOptions& options, PackSummary& summary,
                                      const std::function<void(std::int64_t, std::int64_t)>& progress) {
   KILN_CHECK(options.shorter_side >= 0, "pack: the shorter side must be positive, got ",
              options.shorter_side);
   std::vector<std::pair<std::string, ImageFolder>> splits;
-  std::int64_t total = 0;
+  std::vector<std::pair<std::size_t, const Sample*>> samples;  // (split, sample) in the folder's order
   for (const auto& [name, folder] : split_folders(root)) {
     splits.emplace_back(name, ImageFolder::scan(folder));
     KILN_CHECK(splits.back().second.classes() == splits.front().second.classes(), folder.string(),
                ": its classes differ from ", splits.front().second.root().string(), "'s");
-    total += static_cast<std::int64_t>(splits.back().second.size());
     summary.splits.push_back(name);
   }
+  for (std::size_t split = 0; split < splits.size(); ++split) {
+    for (const Sample& sample : splits[split].second.samples()) samples.emplace_back(split, &sample);
+  }
+
+  // Reading, decoding and shrinking run on every compute thread (a folder of photos is mostly decoding);
+  // the pack is assembled afterwards in the folder's order, so it is the same bytes for any thread count.
+  const auto total = static_cast<std::int64_t>(samples.size());
+  std::vector<PackedImage> packed(samples.size());
+  std::int64_t done = 0;
+#pragma omp parallel for schedule(dynamic)
+  for (std::int64_t i = 0; i < total; ++i) {
+    packed[static_cast<std::size_t>(i)] = pack_image(*samples[static_cast<std::size_t>(i)].second, options);
+    if (progress) {
+#pragma omp critical(kiln_pack_progress)
+      progress(++done, total);
+    }
+  }
+
   nlohmann::json entries = nlohmann::json::array();
   std::vector<std::uint8_t> data;
-  std::int64_t done = 0;
-  for (const auto& [name, folder] : splits) {
-    for (const Sample& sample : folder.samples()) {
-      std::vector<std::uint8_t> bytes = read_file_bytes(sample.path);
-      try {
-        const Image image = decode_image_bytes(bytes, sample.path.string());
-        if (options.shorter_side > 0 && std::min(image.height, image.width) > options.shorter_side) {
-          bytes = encode_png(shrink_to_shorter_side(image, options.shorter_side));
-          ++summary.shrunk;
-        }
-        entries.push_back({name, sample.label, sample.path.filename().string(), data.size(), bytes.size()});
-        data.insert(data.end(), bytes.begin(), bytes.end());
-        ++summary.images;
-      } catch (const Error& error) {
-        if (options.strict) throw;
-        summary.warnings.push_back(std::string(error.what()) + "; left out of the pack");
-        ++summary.skipped;
-      }
-      if (progress) progress(++done, total);
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const auto& [split, sample] = samples[i];
+    PackedImage& image = packed[i];
+    if (image.failure) std::rethrow_exception(image.failure);
+    if (!image.problem.empty()) {
+      KILN_CHECK(!options.strict, image.problem);
+      summary.warnings.push_back(image.problem + "; left out of the pack");
+      ++summary.skipped;
+      continue;
     }
+    entries.push_back({splits[split].first, sample->label, sample->path.filename().string(), data.size(),
+                       image.bytes.size()});
+    data.insert(data.end(), image.bytes.begin(), image.bytes.end());
+    std::vector<std::uint8_t>().swap(image.bytes);  // the copy in `data` is the one kept
+    ++summary.images;
+    summary.shrunk += image.shrunk ? 1 : 0;
   }
   nlohmann::json index_json{{"classes", splits.front().second.classes()},
                             {"entries", entries},

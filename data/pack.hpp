@@ -80,9 +80,10 @@ struct PackSummary {
 };
 
 // The pack of the image folder at `root` (root/<class>/... or root/{train,val,test}/<class>/...), as the
-// bytes of a pack file. Each image is decoded once to check it (and to shrink it, see PackOptions): an
-// unreadable one is left out with a warning, or, with options.strict, is an error naming it.
-// progress(done, total) is called after each image.
+// bytes of a pack file. Each image is decoded once to check it (and to shrink it, see PackOptions), on every
+// compute thread, and packed in the folder's order (the same bytes for any thread count): an unreadable
+// one is left out with a warning, or, with options.strict, is an error naming it. progress(done, total) is
+// called after each image, from one thread at a time.
 std::vector<std::uint8_t> build_pack(const std::filesystem::path& root, const PackOptions& options,
                                      PackSummary& summary,
                                      const std::function<void(std::int64_t, std::int64_t)>& progress = {});

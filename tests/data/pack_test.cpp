@@ -12,7 +12,9 @@
 #include "data/dataset.hpp"
 #include "data/image.hpp"
 #include "data/resample.hpp"
+#include "kernels/parallel.hpp"
 #include "tests/data/image_writer.hpp"
+#include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/tiny_training.hpp"
 #include "train/atomic_file.hpp"
 #include "train/trainer.hpp"
@@ -133,8 +135,13 @@ TEST_CASE(
   write_image(root / "dog" / "gray.png", gray);
   const std::vector<std::uint8_t> small_bytes = data::read_file_bytes(root / "cat" / "small.png");
 
-  data::PackSummary summary;
+  data::PackSummary summary, one_thread_summary;
   const std::vector<std::uint8_t> bytes = data::build_pack(root.path(), {.shorter_side = 12}, summary);
+  {
+    kiln::testing::DispatchGuard guard;  // the images are prepared in parallel, then packed in folder order
+    kernels::set_compute_threads(1);
+    CHECK(data::build_pack(root.path(), {.shorter_side = 12}, one_thread_summary) == bytes);
+  }
   train::write_file_atomically(out / "small.kpack", bytes, "pack");
   CHECK(summary.images == 3);
   CHECK(summary.shrunk == 2);
