@@ -15,6 +15,7 @@
 //     duplicates [{files, classes, crosses_classes}]
 //   }]
 //   overlaps [{splits [first, second], files_in_second, shared [{<first>: [paths], <second>: [paths]}]}]
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -23,6 +24,9 @@
 
 namespace kiln::data {
 namespace {
+
+// Above this shorter side (of the most common size), the report suggests packing the images shrunk.
+constexpr std::int64_t kLargeImageSide = 256;
 
 namespace fs = std::filesystem;
 
@@ -110,6 +114,11 @@ void write_split(std::ostringstream& out, const SplitReport& split, const fs::pa
         << readable << "), " << split.sizes.size() << " distinct sizes\n"
         << "              (kiln train resizes each image to the most common size; --image-size N|HxW for "
            "another)\n";
+  }
+  if (!split.sizes.empty() &&
+      std::min(split.sizes.front().width, split.sizes.front().height) > kLargeImageSide) {
+    out << "              (large images are decoded at full size every epoch: kiln pack DATA FILE\n"
+        << "              --shorter-side N stores them shrunk, decoded once)\n";
   }
 
   static constexpr const char* kChannelNames[4] = {"gray", "gray+alpha", "RGB", "RGBA"};
