@@ -3,6 +3,7 @@
 // bias's forward fill (or add) and backward sum.
 //
 //   x, gx [N, C, H, W]    w, gw [C, 1, KH, KW]    y, gy [N, C, OH, OW]    b, gb [C]
+//   (NCHW: the tuned path brings channels-last activations to it; the bias gradient reads either layout)
 //
 // Elementwise kernels (forward, backward-data, bias add) run one thread per element they write in a
 // grid-stride loop (at most kMaxGridBlocks blocks of kThreadsPerBlock threads), the fastest-moving index
@@ -112,17 +113,18 @@ __global__ void fill_bias_kernel(std::int64_t total, std::int64_t channels, std:
     y[e] = bias[(e / plane) % channels];
 }
 
-// gb[co] = sum over n and p of gy[n, co, p]. One block per channel, its threads striding over the N * plane
-// positions (consecutive threads, consecutive p).
+// gb[co] = sum over n and p of gy[n, co, p], gy NCHW or channels-last ([N, plane, C_out]). One block per
+// channel, its threads striding over the N * plane positions (consecutive threads, consecutive p: coalesced
+// in NCHW; channels-last, each thread's read is C_out apart, the price of a reduction this small).
 template <typename T>
 __global__ void backward_bias_kernel(std::int64_t batch, std::int64_t channels, std::int64_t plane,
-                                     const T* gy, T* gb) {
+                                     bool channels_last, const T* gy, T* gb) {
   const std::int64_t positions = batch * plane;
   for (std::int64_t c = blockIdx.x; c < channels; c += gridDim.x) {
     double sum = 0.0;
     for (std::int64_t j = threadIdx.x; j < positions; j += blockDim.x) {
       const std::int64_t n = j / plane, p = j % plane;
-      sum += static_cast<double>(gy[(n * channels + c) * plane + p]);
+      sum += static_cast<double>(channels_last ? gy[j * channels + c] : gy[(n * channels + c) * plane + p]);
     }
     sum = block_sum(sum);
     if (threadIdx.x == 0) gb[c] = static_cast<T>(sum);
@@ -171,7 +173,7 @@ void conv2d_backward_bias(const Conv2dGeometry& g, const T* gy, T* gb) {
   if (g.out_channels == 0) return;
   const auto blocks = grid_blocks(g.out_channels, 1);
   launch("conv2d backward_bias", backward_bias_kernel<T>, blocks, kThreadsPerBlock, g.batch, g.out_channels,
-         g.out_height() * g.out_width(), gy, gb);
+         g.out_height() * g.out_width(), g.channels_last, gy, gb);
 }
 
 template void depthwise_conv2d_forward<float>(const Conv2dGeometry&, const float*, const float*, const float*,

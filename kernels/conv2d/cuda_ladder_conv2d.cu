@@ -25,29 +25,36 @@ constexpr int kTileRows = 8;  // the block is kTile x kTileRows threads; each mo
 constexpr int kTransposeThreads = kTile * kTileRows;
 constexpr unsigned kMaxGridY = 65535, kMaxGridZ = 65535;
 
+// The type a transpose holds its tile in: float (a bfloat16 output rounded once, after the bias), or double
+// when either side is double (the float64 passes, gradient checks, must move their values unrounded).
+template <typename In, typename Out>
+using TileValue =
+    std::conditional_t<std::is_same_v<In, double> || std::is_same_v<Out, double>, double, float>;
+
 // dst[b, j, i] = Out(src[b, i, j] + column_bias[j]) for every plane b < planes, i < rows, j < columns: each
-// plane of src, a [rows, columns] matrix, transposed. The sum is in float, so a bfloat16 output is rounded
-// once, after the bias. A block moves one 32x32 tile: it reads 32 rows of 32 consecutive src elements, and
-// writes 32 rows of 32 consecutive dst elements, both whole 128-byte lines for float. The tile's rows are
-// 33 floats long, so the column a warp reads back spreads over all 32 banks.
+// plane of src, a [rows, columns] matrix, transposed. The sum is in TileValue. A block moves one 32x32 tile:
+// it reads 32 rows of 32 consecutive src elements, and writes 32 rows of 32 consecutive dst elements, both
+// whole 128-byte lines for float. The tile's rows are 33 values long, so the column a warp reads back
+// spreads over all 32 banks.
 template <typename In, typename Out>
 __global__ void __launch_bounds__(kTransposeThreads)
     transpose_planes_kernel(const In* __restrict__ src, Out* __restrict__ dst, int planes, int rows,
                             int columns, const Out* __restrict__ column_bias) {
-  __shared__ float tile[kTile][kTile + 1];
+  using Value = TileValue<In, Out>;
+  __shared__ Value tile[kTile][kTile + 1];
   const long long plane_size = static_cast<long long>(rows) * columns;
   const int first_row = blockIdx.y * kTile, first_column = blockIdx.x * kTile;
   for (int plane = blockIdx.z; plane < planes; plane += gridDim.z) {
     const In* plane_src = src + plane * plane_size;
     Out* plane_dst = dst + plane * plane_size;
     const int column = first_column + threadIdx.x;
-    const float bias =
-        column_bias != nullptr && column < columns ? static_cast<float>(column_bias[column]) : 0.f;
+    const Value bias =
+        column_bias != nullptr && column < columns ? static_cast<Value>(column_bias[column]) : Value(0);
     for (int i = threadIdx.y; i < kTile; i += kTileRows) {
       const int row = first_row + i;
       if (row < rows && column < columns)
         tile[i][threadIdx.x] =
-            static_cast<float>(plane_src[static_cast<long long>(row) * columns + column]) + bias;
+            static_cast<Value>(plane_src[static_cast<long long>(row) * columns + column]) + bias;
     }
     __syncthreads();
     const int dst_column = first_row + threadIdx.x;  // dst is [columns, rows]

@@ -534,18 +534,24 @@ TEST_CASE("cuda: conv2d kernels over more elements than one grid covers match th
 
 // ---- Tensor level --------------------------------------------------------------------------------------
 
-// raw::conv2d_* on CUDA tensors (outputs allocated on the inputs' device) against the same calls on the CPU.
+// raw::conv2d_* on CUDA tensors (outputs allocated on the inputs' device) against the same calls on the CPU,
+// the activations NCHW or channels-last on both devices (Tensor::to copies densely, so each side is brought
+// to the layout where it lies).
 template <typename T>
-void check_raw_conv2d(const Shape& x_shape, const Shape& w_shape, const Conv2dOptions& options,
-                      unsigned seed) {
-  INFO("x ", x_shape.str(), " w ", w_shape.str(), " groups ", options.groups);
-  const Tensor x = Tensor::from_vector(random_values<T>(x_shape.numel(), seed), x_shape);
+void check_raw_conv2d(const Shape& x_shape, const Shape& w_shape, const Conv2dOptions& options, unsigned seed,
+                      bool channels_last) {
+  INFO("x ", x_shape.str(), " w ", w_shape.str(), " groups ", options.groups,
+       (channels_last ? " channels-last" : ""));
+  const auto in_layout = [channels_last](const Tensor& t) {
+    return channels_last ? raw::to_channels_last(t) : t;
+  };
+  const Tensor x = in_layout(Tensor::from_vector(random_values<T>(x_shape.numel(), seed), x_shape));
   const Tensor w = Tensor::from_vector(random_values<T>(w_shape.numel(), seed + 1), w_shape);
   const Tensor bias = Tensor::from_vector(random_values<T>(w_shape[0], seed + 2), Shape{w_shape[0]});
   const Tensor y = raw::conv2d_forward(x, w, bias, options);
-  const Tensor gy = Tensor::from_vector(random_values<T>(y.numel(), seed + 3), y.shape());
+  const Tensor gy = in_layout(Tensor::from_vector(random_values<T>(y.numel(), seed + 3), y.shape()));
   const Device gpu = Device::cuda();
-  const Tensor x_gpu = x.to(gpu), w_gpu = w.to(gpu), gy_gpu = gy.to(gpu);
+  const Tensor x_gpu = in_layout(x.to(gpu)), w_gpu = w.to(gpu), gy_gpu = in_layout(gy.to(gpu));
 
   const Tensor y_gpu = raw::conv2d_forward(x_gpu, w_gpu, bias.to(gpu), options);
   const Tensor gx_gpu = raw::conv2d_backward_data(gy_gpu, w_gpu, x_shape, options);
@@ -578,11 +584,13 @@ void check_raw_conv2d(const Shape& x_shape, const Shape& w_shape, const Conv2dOp
 
 template <typename T>
 void check_raw_cases() {
-  const Conv2dOptions grouped{.stride = {2, 1}, .padding = {1, 1}, .dilation = {1, 2}, .groups = 2};
-  check_raw_conv2d<T>(Shape{5, 6, 7, 9}, Shape{4, 3, 3, 3}, grouped, 501);
-  const Conv2dOptions depthwise{.stride = {2, 2}, .padding = {1, 1}, .dilation = {1, 1}, .groups = 5};
-  check_raw_conv2d<T>(Shape{2, 5, 7, 9}, Shape{5, 1, 3, 3}, depthwise, 502);
-  check_raw_conv2d<T>(Shape{3, 17, 5, 5}, Shape{33, 17, 1, 1}, Conv2dOptions{}, 503);  // pointwise
+  for (const bool channels_last : {false, true}) {
+    const Conv2dOptions grouped{.stride = {2, 1}, .padding = {1, 1}, .dilation = {1, 2}, .groups = 2};
+    check_raw_conv2d<T>(Shape{5, 6, 7, 9}, Shape{4, 3, 3, 3}, grouped, 501, channels_last);
+    const Conv2dOptions depthwise{.stride = {2, 2}, .padding = {1, 1}, .dilation = {1, 1}, .groups = 5};
+    check_raw_conv2d<T>(Shape{2, 5, 7, 9}, Shape{5, 1, 3, 3}, depthwise, 502, channels_last);
+    check_raw_conv2d<T>(Shape{3, 17, 5, 5}, Shape{33, 17, 1, 1}, Conv2dOptions{}, 503, channels_last);  // 1x1
+  }
 }
 
 TEST_CASE("cuda: raw::conv2d_* on CUDA tensors match the CPU") {
