@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/ops.hpp"
 #include "core/raw.hpp"
 #include "core/tensor.hpp"
 #include "kernels/elementwise/elementwise.hpp"
@@ -434,6 +435,35 @@ TEST_CASE("cuda: raw::binary, unary and contiguous on CUDA tensors equal the sam
   const Tensor gx = raw::unary_backward(UnaryOp::Gelu, {}, x_t, y, gy);
   report = testing::matches_reference(gx_gpu.to(Device::cpu()), gx, transcendental_tolerance<float>());
   CHECK_MESSAGE(report.ok, report.message);
+}
+
+TEST_CASE(
+    "cuda: elementwise ops and cat keep a channels-last layout, forward and backward, as the CPU does") {
+  if (!testing::have_gpu()) return;
+  // A ResNet block's tail on channels-last tensors: add + relu with an NCHW operand joining, cat of a
+  // subsampled view with zeros (the padded shortcut), and their gradients; each device's tensors brought to
+  // the layout where they lie (Tensor::to copies densely).
+  const auto [a, a_gpu] = cpu_and_gpu<float>(Shape{3, 6, 5, 7}, 51);
+  const auto [b, b_gpu] = cpu_and_gpu<float>(Shape{3, 6, 5, 7}, 52);
+  const auto run = [](const Tensor& a_nchw, const Tensor& b_nchw) {
+    Tensor a_last = raw::to_channels_last(a_nchw).detach().set_requires_grad(true);
+    Tensor b_leaf = b_nchw.detach().set_requires_grad(true);
+    const Tensor joined = add_relu(a_last, b_leaf);
+    const Tensor padded = cat({a_last.slice(2, 0, 5, 2).slice(3, 0, 7, 2),
+                               Tensor::zeros({3, 2, 3, 4}, DType::Float32, a_nchw.device())},
+                              1);
+    CHECK(joined.is_channels_last());
+    CHECK(padded.is_channels_last());
+    (sum(joined * joined) + sum(padded * padded)).backward();
+    return std::vector<Tensor>{joined, padded, a_last.grad(), b_leaf.grad()};
+  };
+  const std::vector<Tensor> cpu = run(a, b), gpu = run(a_gpu, b_gpu);
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    INFO("result ", i);
+    REQUIRE(gpu[i].device() == Device::cuda());
+    const auto report = testing::matches_reference(gpu[i].to(Device::cpu()), cpu[i], Tolerance::float32());
+    CHECK_MESSAGE(report.ok, report.message);
+  }
 }
 
 TEST_CASE("cuda: raw::binary, unary, cast and contiguous on bfloat16 CUDA tensors equal the CPU's") {
