@@ -262,7 +262,8 @@ void gemm_conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, const T* 
                                  std::size_t workspace_bytes = kConv2dWorkspaceBytes);
 
 // Direct depthwise kernels (cuda_depthwise.cu): groups == C_in == C_out, any kernel, stride, padding and
-// dilation. The weight gradient is a deterministic block reduction (no atomics).
+// dilation, activations NCHW or channels-last as g says (the same sums in the same order: the same bits).
+// The weight gradient is a deterministic block reduction (no atomics).
 template <typename T>
 void depthwise_conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
 template <typename T>

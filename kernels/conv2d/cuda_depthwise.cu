@@ -3,17 +3,18 @@
 // bias's forward fill (or add) and backward sum.
 //
 //   x, gx [N, C, H, W]    w, gw [C, 1, KH, KW]    y, gy [N, C, OH, OW]    b, gb [C]
-//   (NCHW: the tuned path brings channels-last activations to it; the bias gradient reads either layout)
+//   activations NCHW or, with g.channels_last, [N, H, W, C] (ActivationLayout below); the bias fill is NCHW
 //
 // Elementwise kernels (forward, backward-data, bias add) run one thread per element they write in a
-// grid-stride loop (at most kMaxGridBlocks blocks of kThreadsPerBlock threads), the fastest-moving index
-// across consecutive threads. The two reductions (the depthwise weight gradient, the bias gradient) run one
-// block per output element, a grid-stride loop over blocks: the block's threads stride over the positions
-// summed, each keeping a double partial sum, and block_sum adds the partials in a fixed tree. Which thread
-// adds which term depends only on kThreadsPerBlock, so the result is the same bits on every run (no atomics).
-// T is float, double or bfloat16. Sums over a handful of taps (forward, backward-data) are kept in
-// opmath_t<T> (T for float and double, float for bfloat16) and rounded to T once; the long reductions in
-// double, as the reference does, for every T.
+// grid-stride loop (at most kMaxGridBlocks blocks of kThreadsPerBlock threads), in memory order, so the
+// fastest-moving index (a column NCHW, a channel channels-last) moves across consecutive threads. Each sums
+// its taps in the same order in either layout: the layouts give the same bits. The two reductions (the
+// depthwise weight gradient, the bias gradient) run one block per output element, a grid-stride loop over
+// blocks: the block's threads stride over the positions summed, each keeping a double partial sum, and
+// block_sum adds the partials in a fixed tree. Which thread adds which term depends only on kThreadsPerBlock,
+// so the result is the same bits on every run (no atomics). T is float, double or bfloat16. Sums over a
+// handful of taps (forward, backward-data) are kept in opmath_t<T> (T for float and double, float for
+// bfloat16) and rounded to T once; the long reductions in double, as the reference does, for every T.
 #include <algorithm>
 #include <cstdint>
 
@@ -26,19 +27,46 @@
 namespace kiln::kernels::cuda {
 namespace {
 
+// Where the activations' elements lie: dense NCHW, or dense channels-last.
+struct ActivationLayout {
+  std::int64_t channels;
+  bool channels_last;
+
+  // The offset of element (n, c, h, w) of an [N, C, height, width] activation.
+  __device__ std::int64_t at(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
+                             std::int64_t height, std::int64_t width) const {
+    return channels_last ? ((n * height + h) * width + w) * channels + c
+                         : ((n * channels + c) * height + h) * width + w;
+  }
+};
+
+// Element e of an [N, C, height, width] activation, in memory order, as (n, c, h, w).
+struct ActivationIndex {
+  std::int64_t n, c, h, w;
+};
+
+__device__ ActivationIndex locate(const ActivationLayout& layout, std::int64_t e, std::int64_t height,
+                                  std::int64_t width) {
+  if (layout.channels_last) {
+    const std::int64_t pixel = e / layout.channels;  // (n * height + h) * width + w
+    return {pixel / (height * width), e % layout.channels, pixel / width % height, pixel % width};
+  }
+  const std::int64_t plane = e / (height * width);  // n * C + c
+  return {plane / layout.channels, plane % layout.channels, e / width % height, e % width};
+}
+
 // ---- depthwise -----------------------------------------------------------------------------------------
 
-// y[n, c, oh, ow] = b[c] + sum over the taps inside the input of x[n, c, ih, iw] * w[c, 0, kh, kw]. Element e
-// is (plane = n * C + c, oh, ow) with ow fastest; x's plane has the same index as y's (C_in == C_out).
-// Taps in the padding are skipped, as in the reference.
+// y[n, c, oh, ow] = b[c] + sum over the taps inside the input of x[n, c, ih, iw] * w[c, 0, kh, kw]; element e
+// of y in memory order (C_in == C_out, so x's channel is y's). Taps in the padding are skipped, as in the
+// reference.
 template <typename T>
 __global__ void depthwise_forward_kernel(Conv2dGeometry g, std::int64_t out_h, std::int64_t out_w, const T* x,
                                          const T* w, const T* bias, T* y) {
-  const std::int64_t channels = g.out_channels, plane_out = out_h * out_w;
-  const std::int64_t total = g.batch * channels * plane_out;
+  const ActivationLayout layout{g.out_channels, g.channels_last};
+  const std::int64_t total = g.batch * g.out_channels * out_h * out_w;
   for (std::int64_t e = first_thread_index(); e < total; e += grid_thread_count()) {
-    const std::int64_t ow = e % out_w, oh = (e / out_w) % out_h, plane = e / plane_out, c = plane % channels;
-    const T* x_plane = x + plane * g.in_height * g.in_width;
+    const auto [n, c, oh, ow] = locate(layout, e, out_h, out_w);
     const T* w_taps = w + c * g.kernel_h * g.kernel_w;
     opmath_t<T> sum = bias ? static_cast<opmath_t<T>>(bias[c]) : opmath_t<T>(0);
     for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
@@ -47,7 +75,7 @@ __global__ void depthwise_forward_kernel(Conv2dGeometry g, std::int64_t out_h, s
       for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
         const std::int64_t iw = ow * g.stride_w - g.pad_w + kw * g.dilation_w;
         if (iw < 0 || iw >= g.in_width) continue;
-        sum += static_cast<opmath_t<T>>(x_plane[ih * g.in_width + iw]) *
+        sum += static_cast<opmath_t<T>>(x[layout.at(n, c, ih, iw, g.in_height, g.in_width)]) *
                static_cast<opmath_t<T>>(w_taps[kh * g.kernel_w + kw]);
       }
     }
@@ -56,22 +84,20 @@ __global__ void depthwise_forward_kernel(Conv2dGeometry g, std::int64_t out_h, s
 }
 
 // gx[n, c, ih, iw] = sum over the taps (kh, kw) and output positions (oh, ow) that read (ih, iw) of
-// gy[n, c, oh, ow] * w[c, 0, kh, kw]: a gather, as col2im (cuda_im2col.cu) inverts the index. Element e is
-// (plane, ih, iw) with iw fastest.
+// gy[n, c, oh, ow] * w[c, 0, kh, kw]: a gather, as col2im (cuda_im2col.cu) inverts the index; element e of gx
+// in memory order.
 template <typename T>
 __global__ void depthwise_backward_data_kernel(Conv2dGeometry g, std::int64_t out_h, std::int64_t out_w,
                                                const T* gy, const T* w, T* gx) {
-  const std::int64_t channels = g.in_channels, plane_in = g.in_height * g.in_width;
-  const std::int64_t total = g.batch * channels * plane_in;
+  const ActivationLayout layout{g.in_channels, g.channels_last};
+  const std::int64_t total = g.batch * g.in_channels * g.in_height * g.in_width;
   for (std::int64_t e = first_thread_index(); e < total; e += grid_thread_count()) {
-    const std::int64_t iw = e % g.in_width, ih = (e / g.in_width) % g.in_height;
-    const std::int64_t plane = e / plane_in, c = plane % channels;
-    const T* gy_plane = gy + plane * out_h * out_w;
-    const T* w_taps = w + c * g.kernel_h * g.kernel_w;
+    const ActivationIndex in = locate(layout, e, g.in_height, g.in_width);
+    const T* w_taps = w + in.c * g.kernel_h * g.kernel_w;
     opmath_t<T> sum = 0;
-    for_each_covering_tap(g, out_h, out_w, ih, iw,
+    for_each_covering_tap(g, out_h, out_w, in.h, in.w,
                           [&](std::int64_t kh, std::int64_t kw, std::int64_t oh, std::int64_t ow) {
-                            sum += static_cast<opmath_t<T>>(gy_plane[oh * out_w + ow]) *
+                            sum += static_cast<opmath_t<T>>(gy[layout.at(in.n, in.c, oh, ow, out_h, out_w)]) *
                                    static_cast<opmath_t<T>>(w_taps[kh * g.kernel_w + kw]);
                           });
     gx[e] = static_cast<T>(sum);
@@ -80,23 +106,23 @@ __global__ void depthwise_backward_data_kernel(Conv2dGeometry g, std::int64_t ou
 
 // gw[c, 0, kh, kw] = sum over n, oh, ow of gy[n, c, oh, ow] * x[n, c, ih, iw] (taps in the padding add
 // nothing). One block per weight (tap = (c * KH + kh) * KW + kw), its threads striding over the N * OH * OW
-// positions (consecutive threads, consecutive ow: coalesced reads of gy).
+// positions (consecutive threads, consecutive ow: coalesced reads of gy in NCHW; channels-last, C apart).
 template <typename T>
 __global__ void depthwise_backward_weight_kernel(Conv2dGeometry g, std::int64_t out_h, std::int64_t out_w,
                                                  const T* gy, const T* x, T* gw) {
+  const ActivationLayout layout{g.in_channels, g.channels_last};
   const std::int64_t channels = g.in_channels, taps = g.kernel_h * g.kernel_w;
   const std::int64_t plane_out = out_h * out_w, positions = g.batch * plane_out;
   for (std::int64_t weight = blockIdx.x; weight < channels * taps; weight += gridDim.x) {
     const std::int64_t c = weight / taps, kh = (weight % taps) / g.kernel_w, kw = weight % g.kernel_w;
     double sum = 0.0;
     for (std::int64_t j = threadIdx.x; j < positions; j += blockDim.x) {
-      const std::int64_t n = j / plane_out, p = j % plane_out;
-      const std::int64_t ih = (p / out_w) * g.stride_h - g.pad_h + kh * g.dilation_h;
-      const std::int64_t iw = (p % out_w) * g.stride_w - g.pad_w + kw * g.dilation_w;
+      const std::int64_t n = j / plane_out, oh = j % plane_out / out_w, ow = j % out_w;
+      const std::int64_t ih = oh * g.stride_h - g.pad_h + kh * g.dilation_h;
+      const std::int64_t iw = ow * g.stride_w - g.pad_w + kw * g.dilation_w;
       if (ih < 0 || ih >= g.in_height || iw < 0 || iw >= g.in_width) continue;
-      const std::int64_t plane = n * channels + c;
-      sum += static_cast<double>(gy[plane * plane_out + p]) *
-             static_cast<double>(x[(plane * g.in_height + ih) * g.in_width + iw]);
+      sum += static_cast<double>(gy[layout.at(n, c, oh, ow, out_h, out_w)]) *
+             static_cast<double>(x[layout.at(n, c, ih, iw, g.in_height, g.in_width)]);
     }
     sum = block_sum(sum);  // every thread of the block gets here: the loop bounds are the same for all
     if (threadIdx.x == 0) gw[weight] = static_cast<T>(sum);

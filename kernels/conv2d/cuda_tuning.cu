@@ -59,12 +59,12 @@ constexpr bool is_depthwise(const Conv2dGeometry& g) {
   return g.groups == g.in_channels && g.groups == g.out_channels;
 }
 
-// The library path: the direct kernels for depthwise, im2col + cuBLAS GEMM for everything else, its column
-// scratch at most workspace_bytes. (Qualified, as in cuda_conv2d.cu, so that argument-dependent lookup cannot
-// reach a CPU kernel of the same name.)
+// The library path: the direct kernels for depthwise (either layout), im2col + cuBLAS GEMM for everything
+// else, its column scratch at most workspace_bytes. (Qualified, as in cuda_conv2d.cu, so that
+// argument-dependent lookup cannot reach a CPU kernel of the same name.)
 template <typename T>
 void run_library(const PassCall<T>& c, std::size_t workspace_bytes = kConv2dWorkspaceBytes) {
-  if (c.g.channels_last) {  // NCHW kernels: behind transposes of the activations (cuda_ladder_conv2d.hpp)
+  if (c.g.channels_last && !is_depthwise(c.g)) {  // NCHW GEMMs: behind transposes (cuda_ladder_conv2d.hpp)
     return run_as_nchw<T>(
         c.direction, c.g, c.first, c.second, c.output,
         [&](const Conv2dGeometry& nchw, const T* first, const T* second, T* output) {

@@ -397,9 +397,12 @@ const Conv2dGeometry& geometry_named(std::string_view name) {
 template <typename T>
 void check_every_geometry() {
   unsigned seed = 1;
-  for (const NamedGeometry& named : kGeometries) {
-    INFO(named.name);
-    check_conv<T>(named.g, seed += 5);
+  for (const bool channels_last : {false, true}) {  // the reference reads either layout as the GPU does
+    for (NamedGeometry named : kGeometries) {
+      INFO(named.name, (channels_last ? ", channels-last" : ""));
+      named.g.channels_last = channels_last;
+      check_conv<T>(named.g, seed += 5);
+    }
   }
 }
 
