@@ -35,6 +35,7 @@
 #include "kernels/conv2d/im2col.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/elementwise/elementwise.hpp"
+#include "kernels/widened_bfloat16.hpp"
 
 namespace kiln::kernels {
 namespace {
@@ -66,25 +67,9 @@ std::int64_t y_elements(const Conv2dGeometry& g) {
   return g.batch * g.out_channels * g.out_height() * g.out_width();
 }
 
-// count values converted between bfloat16 and float by the elementwise family's vectorized conversions.
-template <typename Src, typename Dst>
-void convert(std::int64_t count, const Src* from, Dst* to) {
-  const std::int64_t dense = 1;
-  copy_strided<Src, Dst>(Device::cpu(), 1, &count, from, &dense, to, &dense);
-}
-// count bfloat16 values widened to float (exact), in scratch from the CPU's caching allocator: the same
-// sizes come back every step.
-CpuScratch widen(const bfloat16* values, std::int64_t count) {
-  CpuScratch wide = cpu_scratch(count);
-  convert(count, values, wide.get());
-  return wide;
-}
-// A float kernel's output for count elements, scratch for it to overwrite.
+// A float kernel's output for count elements, scratch for it to overwrite (widened_bfloat16.hpp widens the
+// inputs and rounds it back once).
 CpuScratch float_output(std::int64_t count) { return cpu_scratch(count); }
-// The one rounding of a float kernel's output to bfloat16.
-void round_into(const CpuScratch& wide, std::int64_t count, bfloat16* out) {
-  convert(count, wide.get(), out);
-}
 
 // True when bfloat16 on the CPU runs its reference kernels rather than the float ones (see the top).
 bool bfloat16_runs_reference() { return cpu_level() == CpuLevel::Reference; }
@@ -189,15 +174,15 @@ void amx_backward_weight_through_channels_last(const Conv2dGeometry& g, const bf
 // gathered), the weights and bias widened, the weight gradient rounded once.
 void depthwise_channels_forward(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
                                 const bfloat16* bias, bfloat16* y) {
-  const CpuScratch w_float = widen(w, w_elements(g));
-  const CpuScratch bias_float = bias ? widen(bias, g.out_channels) : nullptr;
+  const CpuScratch w_float = widened(w, w_elements(g));
+  const CpuScratch bias_float = bias ? widened(bias, g.out_channels) : nullptr;
   if (cpu_level() == CpuLevel::Avx512)
     return avx512::depthwise_channels_conv2d_forward(g, x, w_float.get(), bias_float.get(), y);
   avx2::depthwise_channels_conv2d_forward(g, x, w_float.get(), bias_float.get(), y);
 }
 void depthwise_channels_backward_data(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w,
                                       bfloat16* gx) {
-  const CpuScratch w_float = widen(w, w_elements(g));
+  const CpuScratch w_float = widened(w, w_elements(g));
   if (cpu_level() == CpuLevel::Avx512)
     return avx512::depthwise_channels_conv2d_backward_data(g, gy, w_float.get(), gx);
   avx2::depthwise_channels_conv2d_backward_data(g, gy, w_float.get(), gx);
@@ -210,29 +195,29 @@ void depthwise_channels_backward_weight(const Conv2dGeometry& g, const bfloat16*
   } else {
     avx2::depthwise_channels_conv2d_backward_weight(g, gy, x, gw_float.get());
   }
-  round_into(gw_float, w_elements(g), gw);
+  round_into(gw_float.get(), w_elements(g), gw);
 }
 
 // The float dispatch on widened copies of every operand, the output rounded once.
 void widened_forward(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
                      bfloat16* y) {
-  const CpuScratch x_float = widen(x, x_elements(g)), w_float = widen(w, w_elements(g));
-  const CpuScratch bias_float = bias ? widen(bias, g.out_channels) : nullptr;
+  const CpuScratch x_float = widened(x, x_elements(g)), w_float = widened(w, w_elements(g));
+  const CpuScratch bias_float = bias ? widened(bias, g.out_channels) : nullptr;
   const CpuScratch y_float = float_output(y_elements(g));
   conv2d_forward<float>(Device::cpu(), g, x_float.get(), w_float.get(), bias_float.get(), y_float.get());
-  round_into(y_float, y_elements(g), y);
+  round_into(y_float.get(), y_elements(g), y);
 }
 void widened_backward_data(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx) {
-  const CpuScratch gy_float = widen(gy, y_elements(g)), w_float = widen(w, w_elements(g));
+  const CpuScratch gy_float = widened(gy, y_elements(g)), w_float = widened(w, w_elements(g));
   const CpuScratch gx_float = float_output(x_elements(g));
   conv2d_backward_data<float>(Device::cpu(), g, gy_float.get(), w_float.get(), gx_float.get());
-  round_into(gx_float, x_elements(g), gx);
+  round_into(gx_float.get(), x_elements(g), gx);
 }
 void widened_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, bfloat16* gw) {
-  const CpuScratch gy_float = widen(gy, y_elements(g)), x_float = widen(x, x_elements(g));
+  const CpuScratch gy_float = widened(gy, y_elements(g)), x_float = widened(x, x_elements(g));
   const CpuScratch gw_float = float_output(w_elements(g));
   conv2d_backward_weight<float>(Device::cpu(), g, gy_float.get(), x_float.get(), gw_float.get());
-  round_into(gw_float, w_elements(g), gw);
+  round_into(gw_float.get(), w_elements(g), gw);
 }
 
 }  // namespace

@@ -11,27 +11,11 @@
 #include "core/profiler.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/cpu_scratch.hpp"
-#include "kernels/elementwise/elementwise.hpp"
 #include "kernels/gemm/gemm.hpp"
+#include "kernels/widened_bfloat16.hpp"
 
 namespace kiln::kernels {
 namespace {
-
-// A stored [rows, cols] matrix with row stride ld, converted into (or out of) a dense [rows, cols] one by
-// the elementwise family's vectorized conversions: bfloat16 -> float exact, float -> bfloat16 rounded to
-// nearest even. The gaps between rows (ld > cols) are neither read nor written.
-template <typename Src, typename Dst>
-void convert_matrix(std::int64_t rows, std::int64_t cols, const Src* from, std::int64_t from_ld, Dst* to,
-                    std::int64_t to_ld) {
-  const std::int64_t sizes[2] = {rows, cols}, from_strides[2] = {from_ld, 1}, to_strides[2] = {to_ld, 1};
-  copy_strided<Src, Dst>(Device::cpu(), 2, sizes, from, from_strides, to, to_strides);
-}
-
-CpuScratch widen(const bfloat16* stored, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
-  CpuScratch dense = cpu_scratch(rows * cols);
-  convert_matrix(rows, cols, stored, ld, dense.get(), cols);
-  return dense;
-}
 
 // C [M, N] (bfloat16) = alpha op(A) op(B) + beta C through the float GEMM: A, B and, when beta reads it, C
 // widened to dense float copies (scratch from the caching allocator: a training step asks for the same
@@ -42,15 +26,15 @@ void gemm_through_float(Device device, const GemmGeometry& g, float alpha, const
   if (g.m == 0 || g.n == 0) return;
   const std::int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;  // A as stored
   const std::int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;  // B as stored
-  const CpuScratch a_float = widen(a, a_rows, a_cols, g.lda);
-  const CpuScratch b_float = widen(b, b_rows, b_cols, g.ldb);
-  const CpuScratch c_float = beta == 0.0f ? cpu_scratch(g.m * g.n) : widen(c, g.m, g.n, g.ldc);
+  const CpuScratch a_float = widened(a, a_rows, a_cols, g.lda);
+  const CpuScratch b_float = widened(b, b_rows, b_cols, g.ldb);
+  const CpuScratch c_float = beta == 0.0f ? cpu_scratch(g.m * g.n) : widened(c, g.m, g.n, g.ldc);
   GemmGeometry dense = g;
   dense.lda = std::max<std::int64_t>(a_cols, 1);
   dense.ldb = std::max<std::int64_t>(b_cols, 1);
   dense.ldc = g.n;
   gemm<float>(device, dense, alpha, a_float.get(), b_float.get(), beta, c_float.get());
-  convert_matrix(g.m, g.n, c_float.get(), g.n, c, g.ldc);
+  round_into(c_float.get(), g.m, g.n, c, g.ldc);
 }
 
 }  // namespace
