@@ -289,23 +289,38 @@ TEST_CASE("cuda: global_avg_pool2d forward and backward match the reference") {
   }
 }
 
+namespace {
+
+// An NCHW tensor in the given layout on the CPU and on the GPU (Tensor::to copies densely, so each device's
+// copy is brought to the layout where it lies).
+std::pair<Tensor, Tensor> on_both_devices(const Tensor& nchw, bool channels_last) {
+  const Tensor gpu = nchw.to(Device::cuda());
+  if (!channels_last) return {nchw, gpu};
+  return {raw::to_channels_last(nchw), raw::to_channels_last(gpu)};
+}
+
+// The Tensor-level cases' windows: 2x2, 3x3 stride 2 padded, and the same in ceil mode without the padding
+// in the divisor.
+std::vector<Pool2dOptions> tensor_level_options() {
+  return {Pool2dOptions{.kernel = {2, 2}},
+          Pool2dOptions{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}},
+          Pool2dOptions{.kernel = {3, 3},
+                        .stride = {2, 2},
+                        .padding = {1, 1},
+                        .ceil_mode = true,
+                        .count_include_pad = false}};
+}
+
+}  // namespace
+
 TEST_CASE("cuda: the Tensor-level pooling ops on CUDA tensors match the same ops on the CPU") {
   if (!have_gpu()) return;
   Generator generator(7);
   for (const bool channels_last : {false, true}) {
     INFO((channels_last ? "channels-last" : "nchw"));
-    const Tensor nchw = Tensor::randn({3, 17, 13, 11}, DType::Float32, &generator);
-    // Tensor::to copies densely (NCHW): each device's tensor is brought to the layout on that device.
-    const Tensor x = channels_last ? raw::to_channels_last(nchw) : nchw;
-    const Tensor x_gpu =
-        channels_last ? raw::to_channels_last(nchw.to(Device::cuda())) : nchw.to(Device::cuda());
-    for (const Pool2dOptions& options : {Pool2dOptions{.kernel = {2, 2}},
-                                         Pool2dOptions{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}},
-                                         Pool2dOptions{.kernel = {3, 3},
-                                         .stride = {2, 2},
-                                         .padding = {1, 1},
-                                         .ceil_mode = true,
-                                         .count_include_pad = false}}) {
+    const auto [x, x_gpu] =
+        on_both_devices(Tensor::randn({3, 17, 13, 11}, DType::Float32, &generator), channels_last);
+    for (const Pool2dOptions& options : tensor_level_options()) {
       INFO("kernel ", options.kernel[0], " padding ", options.padding[0], (options.ceil_mode ? " ceil" : ""));
       const raw::MaxPoolResult cpu = raw::max_pool2d_forward(x, options);
       const raw::MaxPoolResult gpu = raw::max_pool2d_forward(x_gpu, options);
@@ -376,18 +391,9 @@ TEST_CASE("cuda: the Tensor-level pooling ops on bfloat16 CUDA tensors match the
   std::uint64_t seed = 600;
   for (const bool channels_last : {false, true}) {
     INFO((channels_last ? "channels-last" : "nchw"));
-    const Tensor nchw = Tensor::from_vector(uniform_values<bfloat16>(shape.numel(), 9), shape);
-    // Tensor::to copies densely (NCHW): each device's tensor is brought to the layout on that device.
-    const Tensor x = channels_last ? raw::to_channels_last(nchw) : nchw;
-    const Tensor x_gpu =
-        channels_last ? raw::to_channels_last(nchw.to(Device::cuda())) : nchw.to(Device::cuda());
-    for (const Pool2dOptions& options : {Pool2dOptions{.kernel = {2, 2}},
-                                         Pool2dOptions{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}},
-                                         Pool2dOptions{.kernel = {3, 3},
-                                         .stride = {2, 2},
-                                         .padding = {1, 1},
-                                         .ceil_mode = true,
-                                         .count_include_pad = false}}) {
+    const auto [x, x_gpu] = on_both_devices(
+        Tensor::from_vector(uniform_values<bfloat16>(shape.numel(), 9), shape), channels_last);
+    for (const Pool2dOptions& options : tensor_level_options()) {
       INFO("kernel ", options.kernel[0], " padding ", options.padding[0], (options.ceil_mode ? " ceil" : ""));
       const raw::MaxPoolResult cpu = raw::max_pool2d_forward(x, options);
       const raw::MaxPoolResult gpu = raw::max_pool2d_forward(x_gpu, options);
