@@ -23,6 +23,8 @@
 //
 // Both passes walk memory in order, threads splitting the N*C planes; per-plane sums are combined per
 // channel in a fixed order (all_channel_pair_sums), so results are bitwise the same for any thread count.
+// Large NCHW tensors in train mode take both passes a group of channels at a time instead, threads
+// splitting the groups, so the second pass reads the group from L2 (channel_groups.hpp); same bits.
 #pragma once
 
 #include <algorithm>
@@ -32,7 +34,10 @@
 
 #include "kernels/batchnorm/batchnorm.hpp"
 #include "kernels/batchnorm/batchnorm_vector_ops.hpp"
+#include "kernels/batchnorm/channel_groups.hpp"
 #include "kernels/batchnorm/channels_last_batchnorm.hpp"
+#include "kernels/cpu_cache.hpp"
+#include "kernels/parallel.hpp"
 
 namespace kiln::kernels::vectorized {
 namespace {
@@ -149,6 +154,35 @@ std::unique_ptr<float[]> repeat_per_column(const BatchNorm2dGeometry& g, const f
   return columns;
 }
 
+// The pair sums of plane nc (image nc / C, channel nc % C), its lanes emptied per kChunk piece and at its
+// end, so a plane's sums are the same bits whichever walk takes it.
+template <class V, class T>
+PairSums plane_pair_sums(const BatchNorm2dGeometry& g, std::int64_t nc, const T* p, const float* shift_p,
+                         const T* q, const float* shift_q, const T* relu_output) {
+  const std::int64_t plane = g.height * g.width, c = nc % g.channels;
+  const float sp = shift_p ? shift_p[c] : 0.0f, sq = shift_q[c];
+  PairAccumulator<V> accumulator;
+  for (std::int64_t piece = 0; piece < plane; piece += kChunk) {
+    const std::int64_t start = nc * plane + piece;
+    accumulator.add(p + start, sp, q + start, sq, relu_output ? relu_output + start : nullptr,
+                    std::min(kChunk, plane - piece));
+  }
+  accumulator.empty_lanes();
+  return accumulator.sums;
+}
+
+// Channel c's sums: its N plane sums (a table indexed by plane, n * C + c) added in n order.
+inline PairSums channel_of_plane_sums(const BatchNorm2dGeometry& g, std::int64_t c,
+                                      const PairSums* plane_sums) {
+  PairSums sums;
+  for (std::int64_t n = 0; n < g.batch; ++n) {
+    const PairSums& one = plane_sums[n * g.channels + c];
+    sums.sum_a += one.sum_a;
+    sums.sum_ab += one.sum_ab;
+  }
+  return sums;
+}
+
 // The pair sums of every channel, with per-channel shifts (shift_p null means 0; with relu_output, p is
 // masked by relu's derivative and shift_p must be null). Memory is walked in
 // its own order: threads split the N*C planes, each plane's sums (lanes emptied per kChunk piece and at
@@ -181,26 +215,10 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float
   const std::unique_ptr<PairSums[]> plane_sums(new PairSums[static_cast<std::size_t>(planes)]);
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
-    const std::int64_t c = nc % g.channels;
-    const float sp = shift_p ? shift_p[c] : 0.0f, sq = shift_q[c];
-    PairAccumulator<V> accumulator;
-    for (std::int64_t piece = 0; piece < plane; piece += kChunk) {
-      const std::int64_t start = nc * plane + piece;
-      accumulator.add(p + start, sp, q + start, sq, relu_output ? relu_output + start : nullptr,
-                      std::min(kChunk, plane - piece));
-    }
-    accumulator.empty_lanes();
-    plane_sums[static_cast<std::size_t>(nc)] = accumulator.sums;
+    plane_sums[static_cast<std::size_t>(nc)] = plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, relu_output);
   }
-  for (std::int64_t c = 0; c < g.channels; ++c) {
-    PairSums sums;
-    for (std::int64_t n = 0; n < g.batch; ++n) {
-      const PairSums& one = plane_sums[static_cast<std::size_t>(n * g.channels + c)];
-      sums.sum_a += one.sum_a;
-      sums.sum_ab += one.sum_ab;
-    }
-    channel_sums[c] = sums;
-  }
+  for (std::int64_t c = 0; c < g.channels; ++c)
+    channel_sums[c] = channel_of_plane_sums(g, c, plane_sums.get());
 }
 
 // Per-channel float coefficients for the second pass, indexed by channel.
@@ -249,6 +267,43 @@ void train_backward_gx(const T* x, const T* gy, const T* relu_output, std::int64
   }
 }
 
+// ---- the channel-group walk ----------------------------------------------------------------------------
+// Large NCHW tensors take both train-mode passes a group of channels at a time, so that the second pass
+// finds the group in L2 (channel_groups.hpp says when, how many channels, and what it measured). Each
+// plane's sums are the same bits whichever walk takes them (plane_pair_sums), and a channel adds its planes'
+// sums in n order either way, so the two walks give the same bits.
+
+// Channels per group, or 0 for the walk in memory order (also for small planes, which the sums walk as rows).
+template <class V, class T>
+std::int64_t channels_per_group(const BatchNorm2dGeometry& g, int tensors_read) {
+  if (sums_as_rows<V>(g)) return 0;
+  return kernels::channel_group(g, sizeof(T), tensors_read, per_core_l2_bytes(), compute_threads());
+}
+
+// Both passes of a train-mode kernel over channel groups, threads splitting the groups. For each group: the
+// pair sums of its planes into plane_sums (indexed n * C + c), then finish(c, sums) for each of its
+// channels (the per-channel coefficients), then second_pass(nc) for each of its planes, in memory order.
+template <class V, class T, class Finish, class SecondPass>
+void grouped_passes(const BatchNorm2dGeometry& g, std::int64_t group, const T* p, const float* shift_p,
+                    const T* q, const float* shift_q, const T* relu_output, Finish&& finish,
+                    SecondPass&& second_pass) {
+  const std::int64_t groups = (g.channels + group - 1) / group;
+  const std::unique_ptr<PairSums[]> plane_sums(new PairSums[static_cast<std::size_t>(g.batch * g.channels)]);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < groups; ++i) {
+    const std::int64_t c0 = i * group, c1 = std::min(g.channels, c0 + group);
+    for (std::int64_t n = 0; n < g.batch; ++n) {
+      for (std::int64_t nc = n * g.channels + c0; nc < n * g.channels + c1; ++nc)
+        plane_sums[static_cast<std::size_t>(nc)] =
+            plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, relu_output);
+    }
+    for (std::int64_t c = c0; c < c1; ++c) finish(c, channel_of_plane_sums(g, c, plane_sums.get()));
+    for (std::int64_t n = 0; n < g.batch; ++n) {
+      for (std::int64_t nc = n * g.channels + c0; nc < n * g.channels + c1; ++nc) second_pass(nc);
+    }
+  }
+}
+
 }  // namespace
 
 // ---- train mode --------------------------------------------------------------------------------------
@@ -259,21 +314,19 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
                                float* running_var, T* y, float* save_mean, float* save_invstd) {
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const std::int64_t m = g.batch * plane;  // values per channel
-  // Pass 1: sum d and sum d^2, d = x - shift_c, with shift_c = x[0, c, 0, 0].
+  // Pass 1 sums d and d^2, d = x - shift_c, with shift_c = x[0, c, 0, 0].
   const std::unique_ptr<float[]> shifts(new float[static_cast<std::size_t>(g.channels)]);
   for (std::int64_t c = 0; c < g.channels; ++c)
     shifts[static_cast<std::size_t>(c)] = x[g.channels_last ? c : c * plane];
-  const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
-  all_channel_pair_sums<V>(g, x, shifts.get(), x, shifts.get(), static_cast<const T*>(nullptr), sums.get());
 
   ChannelCoefficients normalize(g.channels);  // y = (x - mean) * scale + beta
-  for (std::int64_t c = 0; c < g.channels; ++c) {
+  const auto finish = [&](std::int64_t c, const PairSums& sums) {
     const auto k = static_cast<std::size_t>(c);
-    const double shifted_mean = sums[k].sum_a / static_cast<double>(m);
+    const double shifted_mean = sums.sum_a / static_cast<double>(m);
     const double mean = shifts[k] + shifted_mean;
     // E[d^2] - E[d]^2 can round a tiny bit below zero when every value is equal.
     const double biased_var =
-        std::max(0.0, sums[k].sum_ab / static_cast<double>(m) - shifted_mean * shifted_mean);
+        std::max(0.0, sums.sum_ab / static_cast<double>(m) - shifted_mean * shifted_mean);
     const double invstd = 1.0 / std::sqrt(biased_var + eps);
     normalize.shift[k] = static_cast<float>(mean);
     normalize.scale[k] = static_cast<float>(invstd * gamma[c]);
@@ -287,9 +340,22 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
     if (running_var) {
       running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased_var);
     }
-  }
+  };
+  // Pass 2 on plane nc: normalize.
+  const auto normalize_plane = [&](std::int64_t nc) {
+    const auto k = static_cast<std::size_t>(nc % g.channels);
+    shift_scale_offset<V>(x + nc * plane, plane, normalize.shift[k], normalize.scale[k], beta[k],
+                          g.fused_relu, y + nc * plane);
+  };
 
-  // Pass 2: normalize, plane by plane (or row by row) in memory order.
+  if (const std::int64_t group = channels_per_group<V, T>(g, 1); group > 0) {
+    return grouped_passes<V>(g, group, x, shifts.get(), x, shifts.get(), static_cast<const T*>(nullptr),
+                             finish, normalize_plane);
+  }
+  const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
+  all_channel_pair_sums<V>(g, x, shifts.get(), x, shifts.get(), static_cast<const T*>(nullptr), sums.get());
+  for (std::int64_t c = 0; c < g.channels; ++c) finish(c, sums[static_cast<std::size_t>(c)]);
+  // Pass 2 plane by plane (or row by row) in memory order.
   if (g.channels_last) {
     return channels_last::shift_scale_offset<V>(g, x, normalize.shift.get(), normalize.scale.get(), beta,
                                                 g.fused_relu, y);
@@ -300,11 +366,7 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
         repeat_per_column(g, normalize.scale.get()).get(), repeat_per_column(g, beta).get(), g.fused_relu, y);
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
-  for (std::int64_t nc = 0; nc < planes; ++nc) {
-    const auto k = static_cast<std::size_t>(nc % g.channels);
-    shift_scale_offset<V>(x + nc * plane, plane, normalize.shift[k], normalize.scale[k], beta[k],
-                          g.fused_relu, y + nc * plane);
-  }
+  for (std::int64_t nc = 0; nc < planes; ++nc) normalize_plane(nc);
 }
 
 // gbeta = sum gy, ggamma = invstd * sum gy * (x - mean), and
@@ -316,26 +378,35 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
                                 float* ggamma, float* gbeta) {
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const double m = static_cast<double>(g.batch * plane);
-  // Pass 1: sum gy and sum gy * (x - mean) (gy through relu's rule first, when fused).
+  // Pass 1 sums gy and gy * (x - mean) (gy through relu's rule first, when fused).
   const T* relu_output = g.fused_relu ? y : nullptr;
-  const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
-  all_channel_pair_sums<V>(g, gy, nullptr, x, save_mean, relu_output, sums.get());
-
   ChannelCoefficients gradient(g.channels);  // gx = a * ((gy - centre) - slope * (x - shift))
-  for (std::int64_t c = 0; c < g.channels; ++c) {
+  const auto finish = [&](std::int64_t c, const PairSums& sums) {
     const auto k = static_cast<std::size_t>(c);
     const double invstd = save_invstd[c];
-    const double channel_gbeta = sums[k].sum_a;
-    const double channel_ggamma = invstd * sums[k].sum_ab;
+    const double channel_gbeta = sums.sum_a;
+    const double channel_ggamma = invstd * sums.sum_ab;
     ggamma[c] = static_cast<float>(channel_ggamma);
     gbeta[c] = static_cast<float>(channel_gbeta);
     gradient.shift[k] = save_mean[c];
     gradient.centre[k] = static_cast<float>(channel_gbeta / m);
     gradient.slope[k] = static_cast<float>(invstd * channel_ggamma / m);
     gradient.scale[k] = static_cast<float>(gamma[c] * invstd);
-  }
+  };
+  // Pass 2 on plane nc: gx.
+  const auto gx_of_plane = [&](std::int64_t nc) {
+    const auto k = static_cast<std::size_t>(nc % g.channels);
+    train_backward_gx<V>(x + nc * plane, gy + nc * plane, relu_output ? relu_output + nc * plane : nullptr,
+                         plane, gradient.shift[k], gradient.centre[k], gradient.slope[k], gradient.scale[k],
+                         gx + nc * plane);
+  };
 
-  // Pass 2: gx, plane by plane (or row by row) in memory order.
+  if (const std::int64_t group = channels_per_group<V, T>(g, relu_output ? 3 : 2); group > 0)
+    return grouped_passes<V>(g, group, gy, nullptr, x, save_mean, relu_output, finish, gx_of_plane);
+  const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
+  all_channel_pair_sums<V>(g, gy, nullptr, x, save_mean, relu_output, sums.get());
+  for (std::int64_t c = 0; c < g.channels; ++c) finish(c, sums[static_cast<std::size_t>(c)]);
+  // Pass 2 plane by plane (or row by row) in memory order.
   if (g.channels_last) {
     return channels_last::train_backward_gx<V>(g, x, gy, relu_output, gradient.shift.get(),
                                                gradient.centre.get(), gradient.slope.get(),
@@ -348,12 +419,7 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
         repeat_per_column(g, gradient.scale.get()).get(), gx);
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
-  for (std::int64_t nc = 0; nc < planes; ++nc) {
-    const auto k = static_cast<std::size_t>(nc % g.channels);
-    train_backward_gx<V>(x + nc * plane, gy + nc * plane, relu_output ? relu_output + nc * plane : nullptr,
-                         plane, gradient.shift[k], gradient.centre[k], gradient.slope[k], gradient.scale[k],
-                         gx + nc * plane);
-  }
+  for (std::int64_t nc = 0; nc < planes; ++nc) gx_of_plane(nc);
 }
 
 // ---- eval mode ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/batchnorm/batchnorm.hpp"
+#include "kernels/batchnorm/channel_groups.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
@@ -25,6 +26,7 @@ using kiln::kernels::BatchNorm2dGeometry;
 using kiln::kernels::CpuLevel;
 using kiln::testing::DispatchGuard;
 using kiln::testing::fast_levels;
+using kiln::testing::L2SizeGuard;
 using kiln::testing::matches_reference;
 using kiln::testing::random_floats;
 using kiln::testing::Tolerance;
@@ -160,6 +162,19 @@ void check_close(const std::vector<float>& actual, const std::vector<float>& exp
   CHECK_MESSAGE(report.ok, what, ": ", report.message);
 }
 
+// Every output of two train runs, bit for bit.
+void check_same_bits(const TrainOutputs& a, const TrainOutputs& b, const char* which) {
+  INFO(which);
+  CHECK(a.y == b.y);
+  CHECK(a.save_mean == b.save_mean);
+  CHECK(a.save_invstd == b.save_invstd);
+  CHECK(a.running_mean == b.running_mean);
+  CHECK(a.running_var == b.running_var);
+  CHECK(a.gx == b.gx);
+  CHECK(a.ggamma == b.ggamma);
+  CHECK(a.gbeta == b.gbeta);
+}
+
 }  // namespace
 
 TEST_CASE("batchnorm fast: train forward and backward match the reference at every level, 1 and 2 threads") {
@@ -182,13 +197,7 @@ TEST_CASE("batchnorm fast: train forward and backward match the reference at eve
       check_close(one.gx, expected.gx, kElementwise, "gx");
       check_close(one.ggamma, expected.ggamma, kSums, "ggamma");
       check_close(one.gbeta, expected.gbeta, kSums, "gbeta");
-      CHECK(one.y == two.y);
-      CHECK(one.save_mean == two.save_mean);
-      CHECK(one.save_invstd == two.save_invstd);
-      CHECK(one.running_var == two.running_var);
-      CHECK(one.gx == two.gx);
-      CHECK(one.ggamma == two.ggamma);
-      CHECK(one.gbeta == two.gbeta);
+      check_same_bits(one, two, "1 and 2 threads");
     }
   }
 }
@@ -213,6 +222,73 @@ TEST_CASE("batchnorm fast: eval forward and backward match the reference at ever
       CHECK(one.gx == two.gx);
       CHECK(one.ggamma == two.ggamma);
       CHECK(one.gbeta == two.gbeta);
+    }
+  }
+}
+
+// The policy of kernels/batchnorm/channel_groups.hpp on ResNet-20's shapes at batch 128, float, 2 threads of
+// 2 MiB L2 cores (the machine it was measured on), and each of its ways out.
+TEST_CASE("batchnorm channel groups: large NCHW tensors group by whole pages, the rest walk in order") {
+  constexpr std::int64_t kL2 = 2 << 20;
+  const BatchNorm2dGeometry stage1{.batch = 128, .channels = 16, .height = 32, .width = 32};
+  const BatchNorm2dGeometry stage2{.batch = 128, .channels = 32, .height = 16, .width = 16};
+  const BatchNorm2dGeometry stage3{.batch = 128, .channels = 64, .height = 8, .width = 8};
+  CHECK(kk::channel_group(stage1, 4, 1, kL2, 2) == 1);      // a 4 KiB plane is a page
+  CHECK(kk::channel_group(stage1, 4, 3, kL2, 2) == 1);      // 3 x 512 KiB fit in 1.5 MiB
+  CHECK(kk::channel_group(stage2, 4, 1, kL2, 2) == 4);      // 1 KiB planes, 4 to a page
+  CHECK(kk::channel_group(stage2, 2, 3, kL2, 2) == 8);      // bfloat16 backward: 8 to a page
+  CHECK(kk::channel_group(stage3, 4, 1, kL2, 2) == 0);      // 1 MiB a thread: in L2 already
+  CHECK(kk::channel_group(stage3, 4, 3, kL2, 2) == 16);     // 3 MiB a thread is not
+  CHECK(kk::channel_group(stage1, 4, 3, 1 << 20, 2) == 0);  // a group of 1.5 MiB would not stay in 1 MiB
+  CHECK(kk::channel_group(stage1, 4, 1, kL2, 32) == 0);     // 16 groups cannot busy 32 threads
+  BatchNorm2dGeometry channels_last = stage1;
+  channels_last.channels_last = true;
+  CHECK(kk::channel_group(channels_last, 4, 1, kL2, 2) == 0);
+}
+
+// With a small L2 to plan for, every case below takes the channel-group walk (checked first through the
+// policy), and gives the walk in memory order's bits, which an L2 larger than any tensor forces: the
+// groups partial at the end (29 channels in groups of 4, 80 in groups of 12) and planes of 81 values
+// (a vector tail) included.
+TEST_CASE("batchnorm fast: the channel-group walk gives the walk in order's bits, 1 and 2 threads") {
+  struct GroupedCase {
+    Case c;
+    std::int64_t l2_bytes;
+  };
+  std::vector<GroupedCase> cases;
+  for (const bool relu : {false, true}) {
+    cases.push_back(
+        {{{.batch = 16, .channels = 16, .height = 32, .width = 32, .fused_relu = relu}, 0.0f}, 256 << 10});
+    cases.push_back(
+        {{{.batch = 8, .channels = 29, .height = 16, .width = 16, .fused_relu = relu}, 3.0f}, 144 << 10});
+    cases.push_back(
+        {{{.batch = 4, .channels = 80, .height = 9, .width = 9, .fused_relu = relu}, 1.0f}, 66 << 10});
+  }
+  DispatchGuard guard;
+  for (const CpuLevel level : fast_levels()) {
+    kk::set_cpu_level(level);
+    for (const auto& [c, l2_bytes] : cases) {
+      for (const int threads : {1, 2}) {
+        INFO(kk::cpu_level_name(level), " [", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width,
+             "]", c.g.fused_relu ? " fused relu" : "", ", ", threads, " threads");
+        REQUIRE(kk::channel_group(c.g, sizeof(float), 1, l2_bytes, threads) > 0);
+        REQUIRE(kk::channel_group(c.g, sizeof(float), c.g.fused_relu ? 3 : 2, l2_bytes, threads) > 0);
+        kk::set_compute_threads(threads);
+        TrainOutputs grouped, in_order;
+        {
+          const L2SizeGuard small(l2_bytes);
+          grouped = run_train(c, false);
+        }
+        {
+          const L2SizeGuard larger_than_any_tensor(std::int64_t{1} << 40);
+          in_order = run_train(c, false);
+        }
+        check_same_bits(grouped, in_order, "grouped and in order");
+        const TrainOutputs expected = run_train(c, true);
+        check_close(grouped.y, expected.y, kElementwise, "y");
+        check_close(grouped.gx, expected.gx, kElementwise, "gx");
+        check_close(grouped.ggamma, expected.ggamma, kSums, "ggamma");
+      }
     }
   }
 }

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/bfloat16.hpp"
@@ -118,7 +119,7 @@ struct BatchNormCase {
 
 TEST_CASE(
     "bfloat16 vectorized batch norm: the float kernels' results rounded once, and their statistics, bit for "
-    "bit, at 1 and 2 threads") {
+    "bit, at 1 and 2 threads, either batch-norm walk") {
   const BatchNormCase cases[] = {
       {{.batch = 3, .channels = 17, .height = 5, .width = 7}, 3.0f},                         // a scalar tail
       {{.batch = 16, .channels = 16, .height = 32, .width = 32, .fused_relu = true}, 0.0f},  // threaded
@@ -137,9 +138,13 @@ TEST_CASE(
                              beta = bfloat16_values(g.channels, 4, 0.0f);
     const std::vector<bfloat16> x16 = converted<bfloat16>(x), gy16 = converted<bfloat16>(gy);
     at_each_fast_level([&] {
-      for (const int threads : {1, 2}) {
-        INFO(threads, " threads");
+      // The detected L2, then 256 KiB, with which the [16, 16, 32, 32] case takes the channel-group walk
+      // (kernels/batchnorm/channel_groups.hpp) in both precisions, in groups of 1 (float) and 2 channels.
+      for (const auto& [threads, l2_bytes] :
+           {std::pair{1, 0}, std::pair{2, 0}, std::pair{1, 256 << 10}, std::pair{2, 256 << 10}}) {
+        INFO(threads, " threads, L2 ", l2_bytes == 0 ? "detected" : std::to_string(l2_bytes));
         kk::set_compute_threads(threads);
+        const testing::L2SizeGuard l2(l2_bytes);
         // Train forward, float and bfloat16.
         std::vector<float> y(count), mean(channels), invstd(channels), rm(channels, 0.5f), rv(channels, 2.0f);
         kk::batchnorm2d_forward_train(kCpu, g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, rm.data(),

@@ -21,6 +21,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu_cache.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
 
@@ -40,6 +41,16 @@ class DispatchGuard {
  private:
   kernels::CpuLevel level_;
   int threads_;
+};
+
+// While alive, kernels that size their walks by L2 (kernels/cpu_cache.hpp) plan for `bytes` of it, so a test
+// can steer them onto the walk it checks; the detected size comes back afterwards.
+class L2SizeGuard {
+ public:
+  explicit L2SizeGuard(std::int64_t bytes) { kernels::set_per_core_l2_bytes(bytes); }
+  ~L2SizeGuard() { kernels::set_per_core_l2_bytes(0); }
+  L2SizeGuard(const L2SizeGuard&) = delete;
+  L2SizeGuard& operator=(const L2SizeGuard&) = delete;
 };
 
 // The fast levels this CPU has (kernels::detected_cpu_level()), widest first; a level it lacks is
