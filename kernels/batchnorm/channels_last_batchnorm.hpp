@@ -121,17 +121,23 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float
 // For every row and channel vector, body(at, c0, lanes): the row's floats [at, at + lanes) are channels
 // [c0, c0 + lanes). Threads split the rows. Rows of whole vectors (C a multiple of the width, as in every
 // zoo network) pass a constant width, so the body's partial loads and stores become plain ones.
+//
+// Each thread takes its own copy of the body (firstprivate), and the bodies below capture their pointers
+// by value: the vector stores (intrinsics on may_alias types) could otherwise write anything, so a body
+// shared through OpenMP's closure, holding references, had every pointer and the relu flag loaded again,
+// twice over, for each vector. With 16 channels a row is one vector, and those loads made up much of the
+// loop: bf16 [128, 16, 32, 32] forward 356 -> 337 us, backward 531 -> 474 (2 threads).
 template <class V, class Body>
 void for_each_vector(const BatchNorm2dGeometry& g, Body body) {
   const std::int64_t channels = g.channels, rows = g.batch * g.height * g.width;
   if (channels % V::width == 0) {
-#pragma omp parallel for schedule(static) if (rows * channels >= kParallelThreshold)
+#pragma omp parallel for schedule(static) firstprivate(body) if (rows * channels >= kParallelThreshold)
     for (std::int64_t row = 0; row < rows; ++row) {
       for (std::int64_t c0 = 0; c0 < channels; c0 += V::width) body(row * channels + c0, c0, V::width);
     }
     return;
   }
-#pragma omp parallel for schedule(static) if (rows * channels >= kParallelThreshold)
+#pragma omp parallel for schedule(static) firstprivate(body) if (rows * channels >= kParallelThreshold)
   for (std::int64_t row = 0; row < rows; ++row) {
     for (std::int64_t c0 = 0; c0 < channels; c0 += V::width)
       body(row * channels + c0, c0, std::min<std::int64_t>(V::width, channels - c0));
@@ -143,7 +149,7 @@ void for_each_vector(const BatchNorm2dGeometry& g, Body body) {
 template <class V, class T>
 void shift_scale_offset(const BatchNorm2dGeometry& g, const T* x, const float* shift, const float* scale,
                         const float* offset, bool relu, T* y) {
-  for_each_vector<V>(g, [&](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
+  for_each_vector<V>(g, [=](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
     const typename V::Reg d = V::sub(V::load_partial(x + at, lanes), V::load_partial(shift + c0, lanes));
     const typename V::Reg v =
         V::fmadd(d, V::load_partial(scale + c0, lanes), V::load_partial(offset + c0, lanes));
@@ -157,7 +163,7 @@ template <class V, class T>
 void train_backward_gx(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* relu_output,
                        const float* shift, const float* centre, const float* slope, const float* scale,
                        T* gx) {
-  for_each_vector<V>(g, [&](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
+  for_each_vector<V>(g, [=](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
     const typename V::Reg d = V::sub(V::load_partial(x + at, lanes), V::load_partial(shift + c0, lanes));
     const typename V::Reg centred =
         V::sub(load_gradient<V>(gy, relu_output, at, lanes), V::load_partial(centre + c0, lanes));
@@ -171,7 +177,7 @@ void train_backward_gx(const BatchNorm2dGeometry& g, const T* x, const T* gy, co
 template <class V, class T>
 void scale_gradient(const BatchNorm2dGeometry& g, const T* gy, const T* relu_output, const float* scale,
                     T* gx) {
-  for_each_vector<V>(g, [&](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
+  for_each_vector<V>(g, [=](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
     V::store_partial(gx + at,
                      V::mul(load_gradient<V>(gy, relu_output, at, lanes), V::load_partial(scale + c0, lanes)),
                      lanes);
