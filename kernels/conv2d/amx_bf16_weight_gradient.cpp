@@ -31,9 +31,10 @@
 // of one tap and 16 input channels, over every block of the chunk.
 //
 // Chunks of whole images (conv2d_backward_weight_bf16_images_per_chunk: a chunk's pair layouts and A tiles
-// fit in about 1 MiB, in L2), fixed by the shape and never by the thread count; the sums are float, added in
-// chunk order (the two ways threads share them are at conv2d_backward_weight_bf16), so the result has the
-// same bits on any number of threads; it is rounded to bfloat16 once.
+// fit in about 1 MiB, in L2; where the threads split the passes, ..._split_images_per_chunk: up to 4 MiB),
+// fixed by the shape and never by the thread count; the sums are float, added in chunk order (the two ways
+// threads share them are at conv2d_backward_weight_bf16), so the result has the same bits on any number of
+// threads; it is rounded to bfloat16 once.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -316,12 +317,16 @@ void multiply(const PhaseGrid& grid, const ChunkOperands& operands, const Pass& 
 //   4x4: 1 MiB of float sums for 256 KiB of input), so that partials would cost more than the tiles: the
 //   chunks go one after another, the threads building each one's operands together and then splitting its
 //   passes, each pass adding into the gradient where it lies.
-void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
-                                 bfloat16* gw) {
+void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, bfloat16* gw,
+                                 std::int64_t images_per_chunk) {
   const PhaseGrid grid(g);
   const std::int64_t C = grid.channels, C_in = g.in_channels, K = g.out_channels;
   const std::int64_t taps = g.kernel_h * g.kernel_w;
-  const std::int64_t images_per_chunk = conv2d_backward_weight_bf16_images_per_chunk(g);
+  const bool splits_passes = conv2d_backward_weight_bf16_splits_passes(g);
+  if (images_per_chunk <= 0) {
+    images_per_chunk = splits_passes ? conv2d_backward_weight_bf16_split_images_per_chunk(g)
+                                     : conv2d_backward_weight_bf16_images_per_chunk(g);
+  }
   const std::int64_t chunks = (g.batch + images_per_chunk - 1) / images_per_chunk;
   const std::vector<bfloat16> zeros(static_cast<std::size_t>(std::max(K, C)), bfloat16::from_bits(0));
   const std::vector<Pass> all_passes = passes(grid);
@@ -329,7 +334,7 @@ void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, co
   const std::int64_t sums_size = taps * K * C;                                     // [tap][C_out][C]
   const CpuScratch gradient = cpu_scratch(sums_size);
 
-  if (!conv2d_backward_weight_bf16_splits_passes(g)) {
+  if (!splits_passes) {
     batch_chunks::sum_over_chunks(chunks, sums_size, (operands_size + 1) / 2, gradient.get(),
                                   [&](std::int64_t chunk, float* scratch, float* sums) {
                                     const std::int64_t n0 = chunk * images_per_chunk;
