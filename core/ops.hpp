@@ -85,6 +85,11 @@ Tensor global_avg_pool2d(const Tensor& x);  // [N, C, H, W] -> [N, C]
 // (when defined); in eval mode normalizes by the running statistics.
 Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                     const Tensor& running_var, const BatchNormOptions& options = {});
+// relu(batch_norm2d(x) + residual) as one op, residual of x's shape (a residual block's tail: the shortcut's
+// sum and the ReLU ride batch norm's normalizing pass). options.fused_relu is implied.
+Tensor batch_norm2d_add_relu(const Tensor& x, const Tensor& residual, const Tensor& gamma, const Tensor& beta,
+                             const Tensor& running_mean, const Tensor& running_var,
+                             const BatchNormOptions& options = {});
 Tensor softmax(const Tensor& x, int axis = -1);
 Tensor log_softmax(const Tensor& x, int axis = -1);
 // logits [N, C], labels int64 [N], class_weight [C] or undefined. PyTorch's semantics, including the

@@ -136,10 +136,11 @@ struct BatchNormResult {
   Tensor save_mean;    // [C], train mode only
   Tensor save_invstd;  // [C], train mode only
 };
-// Updates running_mean / running_var in place in train mode when they are defined.
+// Updates running_mean / running_var in place in train mode when they are defined. With a residual (x's
+// shape, dtype and device), the output is act(batch_norm2d(x) + residual), act the fused ReLU or nothing.
 BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                     const Tensor& running_mean, const Tensor& running_var,
-                                    const BatchNormOptions& options);
+                                    const BatchNormOptions& options, const Tensor& residual = Tensor());
 struct BatchNormGrads {
   Tensor x, gamma, beta;
 };

@@ -20,14 +20,23 @@ Tensor BatchNorm2d::forward(const Tensor& input) { return normalize(input, false
 
 Tensor BatchNorm2d::forward_then_relu(const Tensor& input) { return normalize(input, true); }
 
-Tensor BatchNorm2d::normalize(const Tensor& input, bool fused_relu) {
+Tensor BatchNorm2d::forward_add_relu(const Tensor& input, const Tensor& residual) {
+  check_input(input);
+  return batch_norm2d_add_relu(input, residual, weight_, bias_, running_mean_, running_var_, kernel_options(true));
+}
+
+void BatchNorm2d::check_input(const Tensor& input) const {
   KILN_CHECK(input.dim() == 4 && input.size(1) == channels_, describe(), ": input ", input.describe(),
              " must be [N, ", channels_, ", H, W]");
-  const BatchNormOptions batch_norm_options{.training = is_training(),
-                                            .momentum = options_.momentum,
-                                            .eps = options_.eps,
-                                            .fused_relu = fused_relu};
-  return batch_norm2d(input, weight_, bias_, running_mean_, running_var_, batch_norm_options);
+}
+
+BatchNormOptions BatchNorm2d::kernel_options(bool fused_relu) const {
+  return {.training = is_training(), .momentum = options_.momentum, .eps = options_.eps, .fused_relu = fused_relu};
+}
+
+Tensor BatchNorm2d::normalize(const Tensor& input, bool fused_relu) {
+  check_input(input);
+  return batch_norm2d(input, weight_, bias_, running_mean_, running_var_, kernel_options(fused_relu));
 }
 
 std::string BatchNorm2d::describe() const {

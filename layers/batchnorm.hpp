@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/op_options.hpp"
 #include "layers/module.hpp"
 
 namespace kiln::layers {
@@ -29,6 +30,8 @@ class BatchNorm2d : public Module {
   // relu(forward(input)) as one fused op (BatchNormOptions::fused_relu): what Sequential runs for a
   // BatchNorm2d followed by a ReLU, and what the blocks call for their BN -> ReLU pairs.
   Tensor forward_then_relu(const Tensor& input);
+  // relu(forward(input) + residual) as one op (kiln::batch_norm2d_add_relu): a residual block's tail.
+  Tensor forward_add_relu(const Tensor& input, const Tensor& residual);
   std::string describe() const override;         // "BatchNorm2d(16, eps=1e-05, momentum=0.1)"
 
   const Tensor& weight() const { return weight_; }
@@ -39,6 +42,8 @@ class BatchNorm2d : public Module {
   std::int64_t channels() const { return channels_; }
 
  private:
+  void check_input(const Tensor& input) const;
+  BatchNormOptions kernel_options(bool fused_relu) const;
   Tensor normalize(const Tensor& input, bool fused_relu);
 
   std::int64_t channels_;

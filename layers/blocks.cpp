@@ -77,11 +77,11 @@ BasicBlock::BasicBlock(std::int64_t in_channels, std::int64_t out_channels, std:
   }
 }
 
+// relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), the sum and the last ReLU inside bn2's pass.
 Tensor BasicBlock::forward(const Tensor& input) {
-  Tensor residual = bn1_->forward_then_relu(conv1_->forward(input));
-  residual = bn2_->forward(conv2_->forward(residual));
+  const Tensor branch = conv2_->forward(bn1_->forward_then_relu(conv1_->forward(input)));
   const Tensor identity = shortcut_ ? shortcut_->forward(input) : input;
-  return add_relu(residual, identity);
+  return bn2_->forward_add_relu(branch, identity);
 }
 
 std::string BasicBlock::describe() const {

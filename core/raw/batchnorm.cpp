@@ -44,11 +44,18 @@ template <typename T> T* data_or_null(const Tensor& t) { return t.defined() ? t.
 
 BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                     const Tensor& running_mean, const Tensor& running_var,
-                                    const BatchNormOptions& options) {
+                                    const BatchNormOptions& options, const Tensor& residual) {
   kernels::BatchNorm2dGeometry g = batchnorm_geometry(x, gamma, beta, running_mean, running_var);
   g.fused_relu = options.fused_relu;
   g.channels_last = runs_channels_last(x);
   const Tensor input = in_layout(x, g.channels_last);
+  Tensor added;  // the residual in x's layout, when there is one
+  if (residual.defined()) {
+    KILN_CHECK(residual.shape() == x.shape(), "batch_norm2d: residual ", residual.describe(),
+               " must have the input's shape ", x.shape());
+    check_same_dtype_and_device("batch_norm2d", x, {&residual});
+    added = in_layout(residual, g.channels_last);
+  }
   BatchNormResult result{empty_like(input), Tensor(), Tensor()};
   if (options.training) {
     KILN_CHECK(g.batch * g.height * g.width > 1, "batch_norm2d: training needs more than one value per channel, got ",
@@ -63,7 +70,8 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
       kernels::batchnorm2d_forward_train<T>(
           x.device(), g, input.data<T>(), gamma.data<P>(), beta.data<P>(), static_cast<P>(options.eps),
           static_cast<P>(options.momentum), data_or_null<P>(running_mean), data_or_null<P>(running_var),
-          result.output.data<T>(), result.save_mean.data<P>(), result.save_invstd.data<P>());
+          result.output.data<T>(), result.save_mean.data<P>(), result.save_invstd.data<P>(),
+          data_or_null<T>(added));
     });
   } else {
     KILN_CHECK(running_mean.defined() && running_var.defined(),
@@ -72,7 +80,8 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
       using P = opmath_t<T>;
       kernels::batchnorm2d_forward_eval<T>(x.device(), g, input.data<T>(), gamma.data<P>(), beta.data<P>(),
                                            running_mean.data<P>(), running_var.data<P>(),
-                                           static_cast<P>(options.eps), result.output.data<T>());
+                                           static_cast<P>(options.eps), result.output.data<T>(),
+                                           data_or_null<T>(added));
     });
   }
   return result;

@@ -11,15 +11,17 @@ using Vector = simd::FloatVector512;
 template <typename T>
 void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const float* gamma,
                                const float* beta, float eps, float momentum, float* running_mean,
-                               float* running_var, T* y, float* save_mean, float* save_invstd) {
+                               float* running_var, T* y, float* save_mean, float* save_invstd,
+                               const T* residual) {
   vectorized::batchnorm2d_forward_train<Vector>(g, x, gamma, beta, eps, momentum, running_mean, running_var,
-                                                y, save_mean, save_invstd);
+                                                y, save_mean, save_invstd, residual);
 }
 
 template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const float* gamma, const float* beta,
-                              const float* running_mean, const float* running_var, float eps, T* y) {
-  vectorized::batchnorm2d_forward_eval<Vector>(g, x, gamma, beta, running_mean, running_var, eps, y);
+                              const float* running_mean, const float* running_var, float eps, T* y,
+                              const T* residual) {
+  vectorized::batchnorm2d_forward_eval<Vector>(g, x, gamma, beta, running_mean, running_var, eps, y, residual);
 }
 
 template <typename T>
@@ -40,9 +42,9 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
 #define KILN_INSTANTIATE(T)                                                                                  \
   template void batchnorm2d_forward_train<T>(const BatchNorm2dGeometry&, const T*, const float*,             \
                                              const float*, float, float, float*, float*, T*, float*,         \
-                                             float*);                                                        \
+                                             float*, const T*);                                              \
   template void batchnorm2d_forward_eval<T>(const BatchNorm2dGeometry&, const T*, const float*,              \
-                                            const float*, const float*, const float*, float, T*);            \
+                                            const float*, const float*, const float*, float, T*, const T*);  \
   template void batchnorm2d_backward_train<T>(const BatchNorm2dGeometry&, const T*, const T*, const T*,      \
                                               const float*, const float*, const float*, T*, float*, float*); \
   template void batchnorm2d_backward_eval<T>(const BatchNorm2dGeometry&, const T*, const T*, const T*,       \

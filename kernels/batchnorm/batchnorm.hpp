@@ -22,6 +22,12 @@
 // two passes. A BN -> ReLU pair then costs two passes over memory forward and two backward, where the
 // separate ops take three and three (ReLU's own read and write each way).
 //
+// Residual (the forward kernels' last argument, when not null): y = act(batchnorm(x) + residual), act being
+// the fused ReLU or nothing, residual laid out as x. A residual block's tail, the shortcut's sum and the ReLU
+// after it, then rides the normalizing pass: forward, batch norm's two passes (statistics, normalize) replace
+// batch norm's two and the sum's own read, read and write. Its backward is two existing kernels, ReLU's rule
+// and the plain backward here (core/derivatives.cpp): a backward of its own would save one read of seven.
+//
 // Types, for mixed-precision training: the activations x, y, gy, gx are T (float, double or bfloat16); the
 // per-channel tensors and scalars (gamma, beta, running_*, save_*, ggamma, gbeta, eps, momentum) are
 // opmath_t<T>: float beside bfloat16 (fp32 master weights and statistics), T itself for float and double.
@@ -46,12 +52,13 @@ template <typename T>
 void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,
                                const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
-                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd);
+                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
+                               const T* residual = nullptr);
 template <typename T>
 void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const T* x,
                               const opmath_t<T>* gamma, const opmath_t<T>* beta,
                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
-                              opmath_t<T> eps, T* y);
+                              opmath_t<T> eps, T* y, const T* residual = nullptr);
 // Train-mode backward, from the statistics saved by the forward. y (the forward's output) is read only with
 // g.fused_relu and may be null otherwise; so in every backward below.
 template <typename T>
@@ -71,11 +78,11 @@ template <typename T>
 void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
                                const opmath_t<T>* beta, opmath_t<T> eps, opmath_t<T> momentum,
                                opmath_t<T>* running_mean, opmath_t<T>* running_var, T* y,
-                               opmath_t<T>* save_mean, opmath_t<T>* save_invstd);
+                               opmath_t<T>* save_mean, opmath_t<T>* save_invstd, const T* residual = nullptr);
 template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
                               const opmath_t<T>* beta, const opmath_t<T>* running_mean,
-                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y);
+                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y, const T* residual = nullptr);
 template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                 const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
@@ -95,10 +102,12 @@ namespace avx512 {
 template <typename T>
 void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const float* gamma,
                                const float* beta, float eps, float momentum, float* running_mean,
-                               float* running_var, T* y, float* save_mean, float* save_invstd);
+                               float* running_var, T* y, float* save_mean, float* save_invstd,
+                               const T* residual);
 template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const float* gamma, const float* beta,
-                              const float* running_mean, const float* running_var, float eps, T* y);
+                              const float* running_mean, const float* running_var, float eps, T* y,
+                              const T* residual);
 template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                 const float* gamma, const float* save_mean, const float* save_invstd, T* gx,
@@ -112,10 +121,12 @@ namespace avx2 {
 template <typename T>
 void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const float* gamma,
                                const float* beta, float eps, float momentum, float* running_mean,
-                               float* running_var, T* y, float* save_mean, float* save_invstd);
+                               float* running_var, T* y, float* save_mean, float* save_invstd,
+                               const T* residual);
 template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const float* gamma, const float* beta,
-                              const float* running_mean, const float* running_var, float eps, T* y);
+                              const float* running_mean, const float* running_var, float eps, T* y,
+                              const T* residual);
 template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                 const float* gamma, const float* save_mean, const float* save_invstd, T* gx,
@@ -137,11 +148,12 @@ template <typename T>
 void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,
                                const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
-                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd);
+                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
+                               const T* residual);
 template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
                               const opmath_t<T>* beta, const opmath_t<T>* running_mean,
-                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y);
+                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y, const T* residual);
 template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                 const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,

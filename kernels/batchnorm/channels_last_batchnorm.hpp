@@ -144,15 +144,15 @@ void for_each_vector(const BatchNorm2dGeometry& g, Body body) {
   }
 }
 
-// y = (x - shift_c) * scale_c + offset_c, relu of that when `relu` (max(0, v): a NaN passes, as in
-// shift_scale_offset).
+// y = (x - shift_c) * scale_c + offset_c, plus residual when not null, relu of that when `relu` (max(0, v): a
+// NaN passes, as in shift_scale_offset).
 template <class V, class T>
 void shift_scale_offset(const BatchNorm2dGeometry& g, const T* x, const float* shift, const float* scale,
-                        const float* offset, bool relu, T* y) {
+                        const float* offset, const T* residual, bool relu, T* y) {
   for_each_vector<V>(g, [=](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
     const typename V::Reg d = V::sub(V::load_partial(x + at, lanes), V::load_partial(shift + c0, lanes));
-    const typename V::Reg v =
-        V::fmadd(d, V::load_partial(scale + c0, lanes), V::load_partial(offset + c0, lanes));
+    typename V::Reg v = V::fmadd(d, V::load_partial(scale + c0, lanes), V::load_partial(offset + c0, lanes));
+    if (residual) v = V::add(v, V::load_partial(residual + at, lanes));
     V::store_partial(y + at, relu ? V::max(V::zero(), v) : v, lanes);
   });
 }

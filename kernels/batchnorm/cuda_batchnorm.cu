@@ -159,13 +159,14 @@ __global__ void forward_partial_sums_kernel(ChannelSlices s, const T* x, double*
   }
 }
 
-// y = (x - mean) * invstd * gamma + beta in double over this thread's values of (c, slice), then relu when
-// fused.
+// y = (x - mean) * invstd * gamma + beta in double over this thread's values of (c, slice), plus the
+// residual when there is one, then relu when fused.
 template <typename T>
 __device__ void normalize_slice(const ChannelSlices& s, std::int64_t c, std::int64_t slice, bool fused_relu,
-                                const T* x, double mean, double invstd, double scale, double bias, T* y) {
+                                const T* x, const T* residual, double mean, double invstd, double scale,
+                                double bias, T* y) {
   for_each_value(s, c, slice, [&](std::int64_t offset) {
-    y[offset] = normalized(x[offset], mean, invstd, scale, bias, fused_relu);
+    y[offset] = normalized(x, residual, offset, mean, invstd, scale, bias, fused_relu);
   });
 }
 
@@ -175,7 +176,8 @@ __device__ void normalize_slice(const ChannelSlices& s, std::int64_t c, std::int
 // unbiased variance, when they are given. With no values (m = 0) the statistics are NaN, as in the
 // reference, and there is nothing to normalize.
 template <typename T>
-__global__ void train_normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, const opmath_t<T>* gamma,
+__global__ void train_normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* residual,
+                                       const opmath_t<T>* gamma,
                                        const opmath_t<T>* beta, double eps, double momentum,
                                        const double* partial_d, const double* partial_d2,
                                        opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
@@ -187,18 +189,19 @@ __global__ void train_normalize_kernel(ChannelSlices s, bool fused_relu, const T
     if (slice == 0 && threadIdx.x == 0) {
       store_statistics<T>(c, moments, s.values, momentum, save_mean, save_invstd, running_mean, running_var);
     }
-    normalize_slice(s, c, slice, fused_relu, x, moments.mean, moments.invstd, static_cast<double>(gamma[c]),
-                    static_cast<double>(beta[c]), y);
+    normalize_slice(s, c, slice, fused_relu, x, residual, moments.mean, moments.invstd,
+                    static_cast<double>(gamma[c]), static_cast<double>(beta[c]), y);
   }
 }
 
 // Eval: one block per (channel, slice), normalized with the running statistics.
 template <typename T>
-__global__ void eval_normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, const opmath_t<T>* gamma,
-                                      const opmath_t<T>* beta, RunningStatistics<T> statistics, T* y) {
+__global__ void eval_normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* residual,
+                                      const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                      RunningStatistics<T> statistics, T* y) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
     const std::int64_t c = work / s.slices, slice = work % s.slices;
-    normalize_slice(s, c, slice, fused_relu, x, statistics.mean(c), statistics.invstd(c),
+    normalize_slice(s, c, slice, fused_relu, x, residual, statistics.mean(c), statistics.invstd(c),
                     static_cast<double>(gamma[c]), static_cast<double>(beta[c]), y);
   }
 }
@@ -267,10 +270,10 @@ template <typename T>
 void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,
                                const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
-                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd) {
+                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd, const T* residual) {
   if (g.channels_last) {
     return channels_last::batchnorm2d_forward_train(device, g, x, gamma, beta, eps, momentum, running_mean,
-                                                    running_var, y, save_mean, save_invstd);
+                                                    running_var, y, save_mean, save_invstd, residual);
   }
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0) return;
@@ -278,7 +281,7 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
   launch("batchnorm2d_forward_train (statistics)", forward_partial_sums_kernel<T>,
          grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, x, scratch.partial_a, scratch.partial_b);
   launch("batchnorm2d_forward_train (normalize)", train_normalize_kernel<T>, grid_blocks(s.work_items(), 1),
-         kThreadsPerBlock, s, g.fused_relu, x, gamma, beta, static_cast<double>(eps),
+         kThreadsPerBlock, s, g.fused_relu, x, residual, gamma, beta, static_cast<double>(eps),
          static_cast<double>(momentum), scratch.partial_a, scratch.partial_b, save_mean, save_invstd,
          running_mean, running_var, y);
 }
@@ -286,13 +289,14 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
 template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
                               const opmath_t<T>* beta, const opmath_t<T>* running_mean,
-                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y) {
+                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y, const T* residual) {
   if (g.channels_last)
-    return channels_last::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
+    return channels_last::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y,
+                                                   residual);
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0 || s.values == 0) return;
   launch("batchnorm2d_forward_eval", eval_normalize_kernel<T>, grid_blocks(s.work_items(), 1),
-         kThreadsPerBlock, s, g.fused_relu, x, gamma, beta,
+         kThreadsPerBlock, s, g.fused_relu, x, residual, gamma, beta,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, y);
 }
 
@@ -339,9 +343,10 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
 
 template void batchnorm2d_forward_train<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
                                                const float*, float, float, float*, float*, float*, float*,
-                                               float*);
+                                               float*, const float*);
 template void batchnorm2d_forward_eval<float>(const BatchNorm2dGeometry&, const float*, const float*,
-                                              const float*, const float*, const float*, float, float*);
+                                              const float*, const float*, const float*, float, float*,
+                                              const float*);
 template void batchnorm2d_backward_train<float>(Device, const BatchNorm2dGeometry&, const float*,
                                                 const float*, const float*, const float*, const float*,
                                                 const float*, float*, float*, float*);
@@ -351,9 +356,10 @@ template void batchnorm2d_backward_eval<float>(Device, const BatchNorm2dGeometry
 
 template void batchnorm2d_forward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                 const double*, const double*, double, double, double*,
-                                                double*, double*, double*, double*);
+                                                double*, double*, double*, double*, const double*);
 template void batchnorm2d_forward_eval<double>(const BatchNorm2dGeometry&, const double*, const double*,
-                                               const double*, const double*, const double*, double, double*);
+                                               const double*, const double*, const double*, double, double*,
+                                               const double*);
 template void batchnorm2d_backward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                  const double*, const double*, const double*, const double*,
                                                  const double*, double*, double*, double*);
@@ -363,9 +369,10 @@ template void batchnorm2d_backward_eval<double>(Device, const BatchNorm2dGeometr
 
 template void batchnorm2d_forward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                   const float*, const float*, float, float, float*, float*,
-                                                  bfloat16*, float*, float*);
+                                                  bfloat16*, float*, float*, const bfloat16*);
 template void batchnorm2d_forward_eval<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*, const float*,
-                                                 const float*, const float*, const float*, float, bfloat16*);
+                                                 const float*, const float*, const float*, float, bfloat16*,
+                                                 const bfloat16*);
 template void batchnorm2d_backward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                    const bfloat16*, const bfloat16*, const float*,
                                                    const float*, const float*, bfloat16*, float*, float*);

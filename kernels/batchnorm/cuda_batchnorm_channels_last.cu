@@ -154,19 +154,22 @@ __global__ void forward_partial_sums_kernel(RowSlices s, const T* x, double* par
   }
 }
 
-// y = (x - mean) * invstd * gamma + beta over the thread's values, then relu when fused.
+// y = (x - mean) * invstd * gamma + beta over the thread's values, plus the residual when there is one,
+// then relu when fused.
 template <typename T>
 __device__ void normalize_values(const RowSlices& s, const Lane& lane, std::int64_t slice, bool fused_relu,
-                                 const T* x, double mean, double invstd, double scale, double bias, T* y) {
+                                 const T* x, const T* residual, double mean, double invstd, double scale,
+                                 double bias, T* y) {
   for_each_row_value(s, lane, slice, [&](std::int64_t offset) {
-    y[offset] = normalized(x[offset], mean, invstd, scale, bias, fused_relu);
+    y[offset] = normalized(x, residual, offset, mean, invstd, scale, bias, fused_relu);
   });
 }
 
 // One block per (group, slice): the channels' statistics from their merged partial sums, as in
 // cuda_batchnorm.cu (the blocks of slice 0 save them and move the running statistics), then normalize.
 template <typename T>
-__global__ void train_normalize_kernel(RowSlices s, bool fused_relu, const T* x, const opmath_t<T>* gamma,
+__global__ void train_normalize_kernel(RowSlices s, bool fused_relu, const T* x, const T* residual,
+                                       const opmath_t<T>* gamma,
                                        const opmath_t<T>* beta, double eps, double momentum,
                                        const double* partial_d, const double* partial_d2,
                                        opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
@@ -181,19 +184,20 @@ __global__ void train_normalize_kernel(RowSlices s, bool fused_relu, const T* x,
     if (slice == 0 && lane.row == 0) {
       store_statistics<T>(c, moments, s.rows, momentum, save_mean, save_invstd, running_mean, running_var);
     }
-    normalize_values(s, lane, slice, fused_relu, x, moments.mean, moments.invstd,
+    normalize_values(s, lane, slice, fused_relu, x, residual, moments.mean, moments.invstd,
                      static_cast<double>(gamma[c]), static_cast<double>(beta[c]), y);
   }
 }
 
 template <typename T>
-__global__ void eval_normalize_kernel(RowSlices s, bool fused_relu, const T* x, const opmath_t<T>* gamma,
-                                      const opmath_t<T>* beta, RunningStatistics<T> statistics, T* y) {
+__global__ void eval_normalize_kernel(RowSlices s, bool fused_relu, const T* x, const T* residual,
+                                      const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                      RunningStatistics<T> statistics, T* y) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
     const std::int64_t group = work / s.slices, slice = work % s.slices;
     const Lane lane = lane_of(s, group);
     if (lane.c < 0) continue;
-    normalize_values(s, lane, slice, fused_relu, x, statistics.mean(lane.c), statistics.invstd(lane.c),
+    normalize_values(s, lane, slice, fused_relu, x, residual, statistics.mean(lane.c), statistics.invstd(lane.c),
                      static_cast<double>(gamma[lane.c]), static_cast<double>(beta[lane.c]), y);
   }
 }
@@ -263,13 +267,13 @@ template <typename T>
 void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,
                                const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
-                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd) {
+                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd, const T* residual) {
   const RowSlices s = plan_row_slices(g);
   const Scratch scratch(s.channels * s.slices, device);
   launch("batchnorm2d_forward_train (channels-last statistics)", forward_partial_sums_kernel<T>,
          work_blocks(s), kThreadsPerBlock, s, x, scratch.partial_a, scratch.partial_b);
   launch("batchnorm2d_forward_train (channels-last normalize)", train_normalize_kernel<T>, work_blocks(s),
-         kThreadsPerBlock, s, g.fused_relu, x, gamma, beta, static_cast<double>(eps),
+         kThreadsPerBlock, s, g.fused_relu, x, residual, gamma, beta, static_cast<double>(eps),
          static_cast<double>(momentum), scratch.partial_a, scratch.partial_b, save_mean, save_invstd,
          running_mean, running_var, y);
 }
@@ -277,11 +281,11 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
 template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
                               const opmath_t<T>* beta, const opmath_t<T>* running_mean,
-                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y) {
+                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y, const T* residual) {
   const RowSlices s = plan_row_slices(g);
   if (s.rows == 0) return;
   launch("batchnorm2d_forward_eval (channels-last)", eval_normalize_kernel<T>, work_blocks(s),
-         kThreadsPerBlock, s, g.fused_relu, x, gamma, beta,
+         kThreadsPerBlock, s, g.fused_relu, x, residual, gamma, beta,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, y);
 }
 
@@ -322,10 +326,10 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
 #define KILN_CHANNELS_LAST_BATCHNORM(T)                                                                  \
   template void batchnorm2d_forward_train<T>(                                                            \
       Device, const BatchNorm2dGeometry&, const T*, const opmath_t<T>*, const opmath_t<T>*, opmath_t<T>, \
-      opmath_t<T>, opmath_t<T>*, opmath_t<T>*, T*, opmath_t<T>*, opmath_t<T>*);                          \
+      opmath_t<T>, opmath_t<T>*, opmath_t<T>*, T*, opmath_t<T>*, opmath_t<T>*, const T*);                \
   template void batchnorm2d_forward_eval<T>(const BatchNorm2dGeometry&, const T*, const opmath_t<T>*,    \
                                             const opmath_t<T>*, const opmath_t<T>*, const opmath_t<T>*,  \
-                                            opmath_t<T>, T*);                                            \
+                                            opmath_t<T>, T*, const T*);                                  \
   template void batchnorm2d_backward_train<T>(Device, const BatchNorm2dGeometry&, const T*, const T*,    \
                                               const T*, const opmath_t<T>*, const opmath_t<T>*,          \
                                               const opmath_t<T>*, T*, opmath_t<T>*, opmath_t<T>*);       \

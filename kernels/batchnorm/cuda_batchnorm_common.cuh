@@ -94,10 +94,14 @@ __device__ void store_statistics(std::int64_t c, const ChannelMoments& moments, 
   }
 }
 
-// y at one element: (x - mean) * invstd * gamma + beta in double, rounded to T once, then relu when fused.
+// y at element `at`: (x - mean) * invstd * gamma + beta in double, plus residual[at] when there is one,
+// rounded to T once, then relu when fused.
 template <typename T>
-__device__ T normalized(T x, double mean, double invstd, double scale, double bias, bool fused_relu) {
-  const T value = static_cast<T>((static_cast<double>(x) - mean) * invstd * scale + bias);
+__device__ T normalized(const T* x, const T* residual, std::int64_t at, double mean, double invstd, double scale,
+                        double bias, bool fused_relu) {
+  double sum = (static_cast<double>(x[at]) - mean) * invstd * scale + bias;
+  if (residual) sum += static_cast<double>(residual[at]);
+  const T value = static_cast<T>(sum);
   return fused_relu ? relu(value) : value;
 }
 
@@ -144,11 +148,11 @@ template <typename T>
 void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,
                                const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
-                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd);
+                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd, const T* residual);
 template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
                               const opmath_t<T>* beta, const opmath_t<T>* running_mean,
-                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y);
+                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y, const T* residual);
 template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                 const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,

@@ -14,11 +14,12 @@
 namespace kiln::kernels {
 namespace {
 
-// The geometry as the profiler's detail (core/profiler.hpp): "16 channels @32x32 n128", "+ relu" when the
-// ReLU after it is fused in.
-std::string profile_label(const BatchNorm2dGeometry& g) {
+// The geometry as the profiler's detail (core/profiler.hpp): "16 channels @32x32 n128", "+ residual" when a
+// residual is added in, "+ relu" when the ReLU after it is fused in.
+std::string profile_label(const BatchNorm2dGeometry& g, bool residual = false) {
   std::string label = std::to_string(g.channels) + " channels @" + std::to_string(g.height) + "x" +
                       std::to_string(g.width) + " n" + std::to_string(g.batch);
+  if (residual) label += " + residual";
   if (g.fused_relu) label += " + relu";
   if (g.channels_last) label += " channels-last";
   return label;
@@ -30,13 +31,13 @@ template <typename T>
 void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,
                                const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
-                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd) {
+                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd, const T* residual) {
   profiler::Scope profile("batchnorm2d_forward_train", device, dtype_of_v<T>);
-  if (profile.measuring()) profile.set_detail(profile_label(g));
+  if (profile.measuring()) profile.set_detail(profile_label(g, residual != nullptr));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     return cuda::batchnorm2d_forward_train(device, g, x, gamma, beta, eps, momentum, running_mean,
-                                           running_var, y, save_mean, save_invstd);
+                                           running_var, y, save_mean, save_invstd, residual);
   }
 #endif
   require_cpu(device, "batchnorm2d_forward_train");
@@ -44,42 +45,42 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
     switch (cpu_level()) {
       case CpuLevel::Avx512:
         return avx512::batchnorm2d_forward_train(g, x, gamma, beta, eps, momentum, running_mean, running_var,
-                                                 y, save_mean, save_invstd);
+                                                 y, save_mean, save_invstd, residual);
       case CpuLevel::Avx2:
         return avx2::batchnorm2d_forward_train(g, x, gamma, beta, eps, momentum, running_mean, running_var, y,
-                                               save_mean, save_invstd);
+                                               save_mean, save_invstd, residual);
       case CpuLevel::Reference:
         break;
     }
   }
   reference::batchnorm2d_forward_train(g, x, gamma, beta, eps, momentum, running_mean, running_var, y,
-                                       save_mean, save_invstd);
+                                       save_mean, save_invstd, residual);
 }
 
 template <typename T>
 void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const T* x,
                               const opmath_t<T>* gamma, const opmath_t<T>* beta,
                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
-                              opmath_t<T> eps, T* y) {
+                              opmath_t<T> eps, T* y, const T* residual) {
   profiler::Scope profile("batchnorm2d_forward_eval", device, dtype_of_v<T>);
-  if (profile.measuring()) profile.set_detail(profile_label(g));
+  if (profile.measuring()) profile.set_detail(profile_label(g, residual != nullptr));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
-    return cuda::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
+    return cuda::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y, residual);
   }
 #endif
   require_cpu(device, "batchnorm2d_forward_eval");
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
-        return avx512::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
+        return avx512::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y, residual);
       case CpuLevel::Avx2:
-        return avx2::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
+        return avx2::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y, residual);
       case CpuLevel::Reference:
         break;
     }
   }
-  reference::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y);
+  reference::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y, residual);
 }
 
 template <typename T>
@@ -140,9 +141,10 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
 
 template void batchnorm2d_forward_train<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
                                                const float*, float, float, float*, float*, float*, float*,
-                                               float*);
+                                               float*, const float*);
 template void batchnorm2d_forward_eval<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
-                                              const float*, const float*, const float*, float, float*);
+                                              const float*, const float*, const float*, float, float*,
+                                              const float*);
 template void batchnorm2d_backward_train<float>(Device, const BatchNorm2dGeometry&, const float*,
                                                 const float*, const float*, const float*, const float*, const float*,
                                                 float*, float*, float*);
@@ -152,10 +154,10 @@ template void batchnorm2d_backward_eval<float>(Device, const BatchNorm2dGeometry
 
 template void batchnorm2d_forward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                 const double*, const double*, double, double, double*,
-                                                double*, double*, double*, double*);
+                                                double*, double*, double*, double*, const double*);
 template void batchnorm2d_forward_eval<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                const double*, const double*, const double*, const double*,
-                                               double, double*);
+                                               double, double*, const double*);
 template void batchnorm2d_backward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                  const double*, const double*, const double*, const double*, const double*,
                                                  double*, double*, double*);
@@ -165,10 +167,10 @@ template void batchnorm2d_backward_eval<double>(Device, const BatchNorm2dGeometr
 
 template void batchnorm2d_forward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                   const float*, const float*, float, float, float*, float*,
-                                                  bfloat16*, float*, float*);
+                                                  bfloat16*, float*, float*, const bfloat16*);
 template void batchnorm2d_forward_eval<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                  const float*, const float*, const float*, const float*,
-                                                 float, bfloat16*);
+                                                 float, bfloat16*, const bfloat16*);
 template void batchnorm2d_backward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                    const bfloat16*, const bfloat16*, const float*,
                                                    const float*, const float*, bfloat16*, float*, float*);

@@ -57,15 +57,18 @@ double channel_squared_deviations(const BatchNorm2dGeometry& g, const T* values,
 template <typename T> T relu(T v) { return v < 0 ? T(0) : v; }
 
 // y[n, c, :, :] = (x[n, c, :, :] - mean) * invstd * gamma_c + beta_c, the same for train and eval mode;
-// only where mean and invstd come from differs. With g.fused_relu, y = relu of that.
+// only where mean and invstd come from differs. With a residual, plus residual[n, c, :, :] (in double, before
+// the one rounding); with g.fused_relu, y = relu of that.
 template <typename T>
 void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
-                       const opmath_t<T>* beta, std::int64_t c, double mean, double invstd, T* y) {
+                       const opmath_t<T>* beta, std::int64_t c, double mean, double invstd, const T* residual,
+                       T* y) {
   const std::int64_t plane = g.height * g.width;
   for (std::int64_t n = 0; n < g.batch; ++n) {
     for (std::int64_t i = 0; i < plane; ++i) {
       const std::int64_t at = offset(g, n, c, i);
-      const T normalized = static_cast<T>((x[at] - mean) * invstd * gamma[c] + beta[c]);
+      const double sum = (x[at] - mean) * invstd * gamma[c] + beta[c] + (residual ? double(residual[at]) : 0.0);
+      const T normalized = static_cast<T>(sum);
       y[at] = g.fused_relu ? relu(normalized) : normalized;
     }
   }
@@ -116,14 +119,14 @@ template <typename T>
 void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
                                const opmath_t<T>* beta, opmath_t<T> eps, opmath_t<T> momentum,
                                opmath_t<T>* running_mean, opmath_t<T>* running_var, T* y,
-                               opmath_t<T>* save_mean, opmath_t<T>* save_invstd) {
+                               opmath_t<T>* save_mean, opmath_t<T>* save_invstd, const T* residual) {
   const std::int64_t m = g.batch * g.height * g.width;  // values per channel
   for (std::int64_t c = 0; c < g.channels; ++c) {
     const double mean = channel_sum(g, x, c) / static_cast<double>(m);
     const double biased_var = channel_squared_deviations(g, x, c, mean) / static_cast<double>(m);
     const double invstd = 1.0 / std::sqrt(biased_var + eps);
 
-    normalize_channel(g, x, gamma, beta, c, mean, invstd, y);
+    normalize_channel(g, x, gamma, beta, c, mean, invstd, residual, y);
     save_mean[c] = static_cast<opmath_t<T>>(mean);
     save_invstd[c] = static_cast<opmath_t<T>>(invstd);
 
@@ -178,10 +181,10 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
 template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
                               const opmath_t<T>* beta, const opmath_t<T>* running_mean,
-                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y) {
+                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y, const T* residual) {
   for (std::int64_t c = 0; c < g.channels; ++c) {
     const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
-    normalize_channel(g, x, gamma, beta, c, running_mean[c], invstd, y);
+    normalize_channel(g, x, gamma, beta, c, running_mean[c], invstd, residual, y);
   }
 }
 
@@ -216,9 +219,10 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
 
 template void batchnorm2d_forward_train<float>(const BatchNorm2dGeometry&, const float*, const float*,
                                                const float*, float, float, float*, float*, float*, float*,
-                                               float*);
+                                               float*, const float*);
 template void batchnorm2d_forward_eval<float>(const BatchNorm2dGeometry&, const float*, const float*,
-                                              const float*, const float*, const float*, float, float*);
+                                              const float*, const float*, const float*, float, float*,
+                                              const float*);
 template void batchnorm2d_backward_train<float>(const BatchNorm2dGeometry&, const float*, const float*, const float*,
                                                 const float*, const float*, const float*, float*, float*,
                                                 float*);
@@ -228,9 +232,10 @@ template void batchnorm2d_backward_eval<float>(const BatchNorm2dGeometry&, const
 
 template void batchnorm2d_forward_train<double>(const BatchNorm2dGeometry&, const double*, const double*,
                                                 const double*, double, double, double*, double*, double*,
-                                                double*, double*);
+                                                double*, double*, const double*);
 template void batchnorm2d_forward_eval<double>(const BatchNorm2dGeometry&, const double*, const double*,
-                                               const double*, const double*, const double*, double, double*);
+                                               const double*, const double*, const double*, double, double*,
+                                               const double*);
 template void batchnorm2d_backward_train<double>(const BatchNorm2dGeometry&, const double*, const double*, const double*,
                                                  const double*, const double*, const double*, double*,
                                                  double*, double*);
@@ -240,9 +245,10 @@ template void batchnorm2d_backward_eval<double>(const BatchNorm2dGeometry&, cons
 
 template void batchnorm2d_forward_train<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*, const float*,
                                                   const float*, float, float, float*, float*, bfloat16*,
-                                                  float*, float*);
+                                                  float*, float*, const bfloat16*);
 template void batchnorm2d_forward_eval<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*, const float*,
-                                                 const float*, const float*, const float*, float, bfloat16*);
+                                                 const float*, const float*, const float*, float, bfloat16*,
+                                                 const bfloat16*);
 template void batchnorm2d_backward_train<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*,
                                                    const bfloat16*, const bfloat16*, const float*,
                                                    const float*, const float*, bfloat16*, float*, float*);

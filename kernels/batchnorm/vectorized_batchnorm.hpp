@@ -231,21 +231,25 @@ struct ChannelCoefficients {
   std::unique_ptr<float[]> shift, centre, slope, scale;
 };
 
-// out = (in - shift) * scale + offset over n contiguous floats: the normalization. With relu, out = relu of
-// that: max(0, v) lets a NaN v through (max returns its second operand then), as the elementwise relu does.
+// out = (in - shift) * scale + offset over n contiguous floats: the normalization; plus residual when it is
+// not null (a float sum, then the one rounding). With relu, out = relu of that: max(0, v) lets a NaN v through
+// (max returns its second operand then), as the elementwise relu does.
 template <class V, class T>
-void shift_scale_offset(const T* in, std::int64_t n, float shift, float scale, float offset, bool relu,
-                        T* out) {
+void shift_scale_offset(const T* in, std::int64_t n, float shift, float scale, float offset, const T* residual,
+                        bool relu, T* out) {
   using Reg = typename V::Reg;
   const Reg vshift = V::broadcast(shift), vscale = V::broadcast(scale), voffset = V::broadcast(offset);
-  const auto activate = [relu](Reg v) { return relu ? V::max(V::zero(), v) : v; };
+  const auto finish = [relu, residual](Reg v, std::int64_t i, std::int64_t lanes) {
+    if (residual) v = V::add(v, V::load_partial(residual + i, lanes));
+    return relu ? V::max(V::zero(), v) : v;
+  };
   std::int64_t i = 0;
   for (; i + V::width <= n; i += V::width) {
-    V::store(out + i, activate(V::fmadd(V::sub(V::load(in + i), vshift), vscale, voffset)));
+    V::store(out + i, finish(V::fmadd(V::sub(V::load(in + i), vshift), vscale, voffset), i, V::width));
   }
   if (i < n) {
     const Reg d = V::sub(V::load_partial(in + i, n - i), vshift);
-    V::store_partial(out + i, activate(V::fmadd(d, vscale, voffset)), n - i);
+    V::store_partial(out + i, finish(V::fmadd(d, vscale, voffset), i, n - i), n - i);
   }
 }
 
@@ -311,7 +315,8 @@ void grouped_passes(const BatchNorm2dGeometry& g, std::int64_t group, const T* p
 template <class V, class T>
 void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const float* gamma,
                                const float* beta, float eps, float momentum, float* running_mean,
-                               float* running_var, T* y, float* save_mean, float* save_invstd) {
+                               float* running_var, T* y, float* save_mean, float* save_invstd,
+                               const T* residual) {
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const std::int64_t m = g.batch * plane;  // values per channel
   // Pass 1 sums d and d^2, d = x - shift_c, with shift_c = x[0, c, 0, 0].
@@ -345,7 +350,7 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
   const auto normalize_plane = [&](std::int64_t nc) {
     const auto k = static_cast<std::size_t>(nc % g.channels);
     shift_scale_offset<V>(x + nc * plane, plane, normalize.shift[k], normalize.scale[k], beta[k],
-                          g.fused_relu, y + nc * plane);
+                          residual ? residual + nc * plane : nullptr, g.fused_relu, y + nc * plane);
   };
 
   if (const std::int64_t group = channels_per_group<V, T>(g, 1); group > 0) {
@@ -358,12 +363,13 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
   // Pass 2 plane by plane (or row by row) in memory order.
   if (g.channels_last) {
     return channels_last::shift_scale_offset<V>(g, x, normalize.shift.get(), normalize.scale.get(), beta,
-                                                g.fused_relu, y);
+                                                residual, g.fused_relu, y);
   }
   if (as_rows<V>(g)) {
     return channels_last::shift_scale_offset<V>(
         rows_geometry(g), x, repeat_per_column(g, normalize.shift.get()).get(),
-        repeat_per_column(g, normalize.scale.get()).get(), repeat_per_column(g, beta).get(), g.fused_relu, y);
+        repeat_per_column(g, normalize.scale.get()).get(), repeat_per_column(g, beta).get(), residual,
+        g.fused_relu, y);
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) normalize_plane(nc);
@@ -427,7 +433,8 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
 // y = (x - running_mean_c) * scale_c + beta_c: no reduction, so threads split the N*C planes.
 template <class V, class T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const float* gamma, const float* beta,
-                              const float* running_mean, const float* running_var, float eps, T* y) {
+                              const float* running_mean, const float* running_var, float eps, T* y,
+                              const T* residual) {
   const std::int64_t plane = g.height * g.width;
   const std::int64_t planes = g.batch * g.channels;
   if (g.channels_last || as_rows<V>(g)) {
@@ -437,17 +444,18 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const fl
       scale[static_cast<std::size_t>(c)] = static_cast<float>(invstd * gamma[c]);
     }
     if (g.channels_last)
-      return channels_last::shift_scale_offset<V>(g, x, running_mean, scale.get(), beta, g.fused_relu, y);
+      return channels_last::shift_scale_offset<V>(g, x, running_mean, scale.get(), beta, residual, g.fused_relu,
+                                                  y);
     return channels_last::shift_scale_offset<V>(rows_geometry(g), x, repeat_per_column(g, running_mean).get(),
                                                 repeat_per_column(g, scale.get()).get(),
-                                                repeat_per_column(g, beta).get(), g.fused_relu, y);
+                                                repeat_per_column(g, beta).get(), residual, g.fused_relu, y);
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     const std::int64_t c = nc % g.channels;
     const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
     shift_scale_offset<V>(x + nc * plane, plane, running_mean[c], static_cast<float>(invstd * gamma[c]),
-                          beta[c], g.fused_relu, y + nc * plane);
+                          beta[c], residual ? residual + nc * plane : nullptr, g.fused_relu, y + nc * plane);
   }
 }
 

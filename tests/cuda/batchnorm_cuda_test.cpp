@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/generator.hpp"
+#include "core/ops.hpp"
 #include "core/raw.hpp"
 #include "core/tensor.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
@@ -365,6 +366,49 @@ TEST_CASE("cuda: the Tensor-level batchnorm2d on CUDA tensors matches the same o
       expect_close(gpu_grads.x, cpu_grads.x, "grad x");
       expect_close(gpu_grads.gamma, cpu_grads.gamma, "grad gamma");
       expect_close(gpu_grads.beta, cpu_grads.beta, "grad beta");
+    }
+  }
+}
+
+// A residual block's tail as one op, relu(batch_norm2d(x) + residual), on CUDA tensors in either layout (the
+// residual in the other one too), train and eval, forward and every gradient (x, the residual, gamma, beta)
+// through autograd, against the same op on the CPU (AVX kernels: kCpuFloat as above).
+TEST_CASE("cuda: batch_norm2d_add_relu on CUDA tensors matches the CPU, either layout, with its gradients") {
+  if (!have_gpu()) return;
+  constexpr Tolerance kCpuFloat{1e-4, 1e-4};
+  Generator generator(12);
+  const Tensor x = Tensor::randn({5, 17, 6, 7}, DType::Float32, &generator);
+  const Tensor residual = Tensor::randn({5, 17, 6, 7}, DType::Float32, &generator);
+  const Tensor gy = Tensor::randn({5, 17, 6, 7}, DType::Float32, &generator);
+  const Tensor gamma = Tensor::randn({17}, DType::Float32, &generator);
+  const Tensor beta = Tensor::randn({17}, DType::Float32, &generator);
+  const auto run = [&](Device device, bool channels_last, bool training) {
+    const auto leaf = [&](const Tensor& t, bool last) {
+      const Tensor moved = t.to(device);
+      return (last ? moved.channels_last() : moved).detach().set_requires_grad(true);
+    };
+    Tensor x_leaf = leaf(x, channels_last), residual_leaf = leaf(residual, !channels_last);
+    Tensor gamma_leaf = leaf(gamma, false), beta_leaf = leaf(beta, false);
+    const Tensor running_mean = Tensor::full({17}, 0.25).to(device), running_var = Tensor::full({17}, 1.5).to(device);
+    const Tensor y = batch_norm2d_add_relu(x_leaf, residual_leaf, gamma_leaf, beta_leaf, running_mean, running_var,
+                                           {.training = training});
+    CHECK(y.is_channels_last() == channels_last);
+    sum(y * gy.to(device)).backward();
+    return std::vector<Tensor>{y, x_leaf.grad(), residual_leaf.grad(), gamma_leaf.grad(), beta_leaf.grad(),
+                               running_mean, running_var};
+  };
+  const char* names[] = {"output", "grad x", "grad residual", "grad gamma", "grad beta", "running_mean",
+                         "running_var"};
+  for (const bool channels_last : {false, true}) {
+    for (const bool training : {true, false}) {
+      INFO((channels_last ? "channels-last" : "nchw"), (training ? ", train" : ", eval"));
+      const std::vector<Tensor> cpu = run(Device::cpu(), channels_last, training);
+      const std::vector<Tensor> gpu = run(Device::cuda(), channels_last, training);
+      for (std::size_t i = 0; i < cpu.size(); ++i) {
+        REQUIRE(gpu[i].device() == Device::cuda());
+        const auto report = matches_reference(gpu[i].to(Device::cpu()), cpu[i], kCpuFloat);
+        CHECK_MESSAGE(report.ok, names[i], ": ", report.message);
+      }
     }
   }
 }

@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "kernels/batchnorm/batchnorm.hpp"
@@ -288,6 +289,69 @@ TEST_CASE("batchnorm fast: the channel-group walk gives the walk in order's bits
         check_close(grouped.y, expected.y, kElementwise, "y");
         check_close(grouped.gx, expected.gx, kElementwise, "gx");
         check_close(grouped.ggamma, expected.ggamma, kSums, "ggamma");
+      }
+    }
+  }
+}
+
+// A residual added before the ReLU (the forward kernels' last argument), train and eval mode, over every odd
+// case and, with a small L2 to plan for, the channel-group walk's: the reference's values, the same bits on
+// 1 and 2 threads, and in float the bits of the two ops it replaces, batch norm without the ReLU and then
+// relu(y + residual) (the same float sum, rounded once either way).
+TEST_CASE("batchnorm fast: a residual added before the ReLU, train and eval, at every level") {
+  std::vector<std::pair<Case, std::int64_t>> cases;  // (case, L2 bytes to plan for; 0: the detected size)
+  for (const Case& c : odd_cases()) cases.push_back({c, 0});
+  for (const bool relu : {false, true})
+    cases.push_back({{{.batch = 8, .channels = 29, .height = 16, .width = 16, .fused_relu = relu}, 3.0f}, 144 << 10});
+  DispatchGuard guard;
+  for (const CpuLevel level : fast_levels()) {
+    kk::set_cpu_level(level);
+    for (const auto& [c, l2_bytes] : cases) {
+      const L2SizeGuard l2(l2_bytes);
+      const auto& g = c.g;
+      INFO(kk::cpu_level_name(level), " [", g.batch, ",", g.channels, ",", g.height, ",", g.width, "]",
+           (g.fused_relu ? " fused relu" : ""), (g.channels_last ? " channels-last" : ""), (l2_bytes ? " grouped" : ""));
+      const auto n = static_cast<std::size_t>(numel(g)), channels = static_cast<std::size_t>(g.channels);
+      const std::vector<float> x = floats_around(numel(g), 11, c.offset), residual = floats_around(numel(g), 12);
+      const std::vector<float> gamma = floats_around(g.channels, 13, 1.0f), beta = floats_around(g.channels, 14);
+      const std::vector<float> running_mean = floats_around(g.channels, 15, c.offset);
+      const std::vector<float> running_var = floats_around(g.channels, 16, 2.0f);
+      BatchNorm2dGeometry plain = g;
+      plain.fused_relu = false;
+      for (const bool training : {true, false}) {
+        INFO((training ? "train" : "eval"));
+        // y through the dispatcher (fast) or the reference, with the residual or (plain) without it and the ReLU.
+        const auto forward = [&](const BatchNorm2dGeometry& geometry, bool use_reference, const float* added) {
+          std::vector<float> y(n), mean(channels), invstd(channels);
+          if (training && use_reference) {
+            kk::reference::batchnorm2d_forward_train(geometry, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                                     nullptr, nullptr, y.data(), mean.data(), invstd.data(),
+                                                     added);
+          } else if (training) {
+            kk::batchnorm2d_forward_train(Device::cpu(), geometry, x.data(), gamma.data(), beta.data(), 1e-5f,
+                                          0.1f, nullptr, nullptr, y.data(), mean.data(), invstd.data(), added);
+          } else if (use_reference) {
+            kk::reference::batchnorm2d_forward_eval(geometry, x.data(), gamma.data(), beta.data(),
+                                                    running_mean.data(), running_var.data(), 1e-5f, y.data(),
+                                                    added);
+          } else {
+            kk::batchnorm2d_forward_eval(Device::cpu(), geometry, x.data(), gamma.data(), beta.data(),
+                                         running_mean.data(), running_var.data(), 1e-5f, y.data(), added);
+          }
+          return y;
+        };
+        kk::set_compute_threads(1);
+        const std::vector<float> one = forward(g, false, residual.data());
+        kk::set_compute_threads(2);
+        const std::vector<float> two = forward(g, false, residual.data());
+        CHECK(one == two);
+        check_close(one, forward(g, true, residual.data()), kElementwise, "y");
+        std::vector<float> separate = forward(plain, false, nullptr);
+        for (std::size_t i = 0; i < n; ++i) {
+          const float sum = separate[i] + residual[i];
+          separate[i] = g.fused_relu && sum < 0 ? 0.0f : sum;
+        }
+        CHECK(one == separate);
       }
     }
   }

@@ -25,7 +25,10 @@ using kiln::testing::weighted_sum;
 using kiln::Device;
 
 // The backward's `y` argument when no ReLU is fused (it is not read): a typed null, so T is deduced.
-template <typename T> const T* no_relu_output(const std::vector<T>&) { return nullptr; }
+template <typename T>
+const T* no_relu_output(const std::vector<T>&) {
+  return nullptr;
+}
 using kiln::kernels::BatchNorm2dGeometry;
 namespace ref = kiln::kernels::reference;
 
@@ -158,8 +161,8 @@ TEST_CASE_TEMPLATE("batchnorm2d_backward_train: hand-worked [2,1,1,2]", T, float
   const auto gy = to<T>({1, 0, 0, 0});
   const std::vector<T> gamma{3}, save_mean{4}, save_invstd{T{1} / T{3}};
   std::vector<T> gx(4), ggamma(1), gbeta(1);
-  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(), save_invstd.data(),
-                                  gx.data(), ggamma.data(), gbeta.data());
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(),
+                                  save_invstd.data(), gx.data(), ggamma.data(), gbeta.data());
   check_values(gx, {11.0 / 36, -0.25, -0.25, 7.0 / 36});
   check_values(ggamma, {-4.0 / 3});
   check_values(gbeta, {1});
@@ -179,8 +182,8 @@ TEST_CASE("batchnorm2d_backward_train: gx is orthogonal to 1 and to xhat in ever
   ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 0.0, 0.1,
                                  static_cast<double*>(nullptr), static_cast<double*>(nullptr), y.data(),
                                  save_mean.data(), save_invstd.data());
-  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(), save_invstd.data(),
-                                  gx.data(), ggamma.data(), gbeta.data());
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(),
+                                  save_invstd.data(), gx.data(), ggamma.data(), gbeta.data());
   for (std::int64_t c = 0; c < g.channels; ++c) {
     double sum_gx = 0, sum_gx_xhat = 0;
     for (std::int64_t n = 0; n < g.batch; ++n) {
@@ -215,8 +218,9 @@ TEST_CASE("batchnorm2d_backward_train: matches finite differences for x, gamma a
 
     loss();  // fills save_mean and save_invstd at the unperturbed point
     std::vector<double> gx(x.size()), ggamma(gamma.size()), gbeta(beta.size());
-    ref::batchnorm2d_backward_train(g, x.data(), weights.data(), no_relu_output(x), gamma.data(), save_mean.data(),
-                                    save_invstd.data(), gx.data(), ggamma.data(), gbeta.data());
+    ref::batchnorm2d_backward_train(g, x.data(), weights.data(), no_relu_output(x), gamma.data(),
+                                    save_mean.data(), save_invstd.data(), gx.data(), ggamma.data(),
+                                    gbeta.data());
     {
       INFO("gradient of x");
       check_gradients_match(gx, numeric_gradient(x, loss));
@@ -287,8 +291,9 @@ TEST_CASE("batchnorm2d_backward_eval: matches finite differences for x, gamma an
     };
 
     std::vector<double> gx(x.size()), ggamma(gamma.size()), gbeta(beta.size());
-    ref::batchnorm2d_backward_eval(g, x.data(), weights.data(), no_relu_output(x), gamma.data(), running_mean.data(),
-                                   running_var.data(), eps, gx.data(), ggamma.data(), gbeta.data());
+    ref::batchnorm2d_backward_eval(g, x.data(), weights.data(), no_relu_output(x), gamma.data(),
+                                   running_mean.data(), running_var.data(), eps, gx.data(), ggamma.data(),
+                                   gbeta.data());
     {
       INFO("gradient of x");
       check_gradients_match(gx, numeric_gradient(x, loss));
@@ -300,6 +305,61 @@ TEST_CASE("batchnorm2d_backward_eval: matches finite differences for x, gamma an
     {
       INFO("gradient of beta");
       check_gradients_match(gbeta, numeric_gradient(beta, loss));
+    }
+  }
+}
+
+// ---- residual ----------------------------------------------------------------------------------------
+
+// With a residual, the float reference's y is the double reference's plain output (the same statistics, the
+// same double formula) plus the residual in double, through the ReLU when fused, rounded to float once: bit
+// for bit, in train and eval mode, in either layout (both references read the buffers in the same layout,
+// so their elements correspond one to one).
+TEST_CASE("batchnorm2d reference with a residual: the double formula plus the residual, rounded once") {
+  const double eps = 1e-5f;  // the float reference's eps, exactly
+  for (BatchNorm2dGeometry g : odd_geometries()) {
+    for (const bool fused_relu : {false, true}) {
+      for (const bool training : {true, false}) {
+        for (const bool channels_last : {false, true}) {
+          g.fused_relu = fused_relu;
+          g.channels_last = channels_last;
+          INFO("[", g.batch, ",", g.channels, ",", g.height, ",", g.width, "]", fused_relu ? " relu" : "",
+               training ? " train" : " eval", channels_last ? " channels-last" : "");
+          const std::size_t size = static_cast<std::size_t>(tensor_size(g)),
+                            channels = static_cast<std::size_t>(g.channels);
+          const std::vector<float> x = to<float>(random_values(tensor_size(g), 41));
+          const std::vector<float> residual = to<float>(random_values(tensor_size(g), 42));
+          const std::vector<float> gamma = to<float>(random_values(g.channels, 43, 0.5, 2.0));
+          const std::vector<float> beta = to<float>(random_values(g.channels, 44));
+          const std::vector<float> running_var = to<float>(random_values(g.channels, 45, 0.5, 2.0));
+          const std::vector<float> running_mean = to<float>(random_values(g.channels, 46));
+          BatchNorm2dGeometry plain = g;
+          plain.fused_relu = false;
+          std::vector<double> y_double(size), mean_double(channels), invstd_double(channels);
+          std::vector<float> y(size), mean(channels), invstd(channels);
+          const std::vector<double> xd(x.begin(), x.end()), gd(gamma.begin(), gamma.end()),
+              bd(beta.begin(), beta.end()), rmd(running_mean.begin(), running_mean.end()),
+              rvd(running_var.begin(), running_var.end());
+          if (training) {
+            ref::batchnorm2d_forward_train(plain, xd.data(), gd.data(), bd.data(), eps, 0.1, nullptr, nullptr,
+                                           y_double.data(), mean_double.data(), invstd_double.data());
+            ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr,
+                                           nullptr, y.data(), mean.data(), invstd.data(), residual.data());
+          } else {
+            ref::batchnorm2d_forward_eval(plain, xd.data(), gd.data(), bd.data(), rmd.data(), rvd.data(), eps,
+                                          y_double.data());
+            ref::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                          running_var.data(), 1e-5f, y.data(), residual.data());
+          }
+          std::vector<float> expected(size);
+          for (std::size_t i = 0; i < size; ++i) {
+            const double sum = y_double[i] + residual[i];
+            const float rounded = static_cast<float>(sum);
+            expected[i] = fused_relu && rounded < 0 ? 0.0f : rounded;
+          }
+          CHECK(y == expected);
+        }
+      }
     }
   }
 }
@@ -333,11 +393,11 @@ TEST_CASE("batchnorm dispatch: the CPU runs the reference kernels") {
 
   std::vector<double> gx(size), gx_ref(size), ggamma(channels), ggamma_ref(channels), gbeta(channels),
       gbeta_ref(channels);
-  kiln::kernels::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), no_relu_output(x), gamma.data(),
-                                            save_mean.data(), save_invstd.data(), gx.data(), ggamma.data(),
-                                            gbeta.data());
-  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(), save_invstd.data(),
-                                  gx_ref.data(), ggamma_ref.data(), gbeta_ref.data());
+  kiln::kernels::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), no_relu_output(x),
+                                            gamma.data(), save_mean.data(), save_invstd.data(), gx.data(),
+                                            ggamma.data(), gbeta.data());
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(),
+                                  save_invstd.data(), gx_ref.data(), ggamma_ref.data(), gbeta_ref.data());
   CHECK(gx == gx_ref);
   CHECK(ggamma == ggamma_ref);
   CHECK(gbeta == gbeta_ref);
@@ -347,10 +407,11 @@ TEST_CASE("batchnorm dispatch: the CPU runs the reference kernels") {
   ref::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), beta.data(), var.data(), 1e-5,
                                 y_ref.data());
   CHECK(y == y_ref);
-  kiln::kernels::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), no_relu_output(x), gamma.data(), beta.data(),
-                                           var.data(), 1e-5, gx.data(), ggamma.data(), gbeta.data());
-  ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), beta.data(), var.data(), 1e-5,
-                                 gx_ref.data(), ggamma_ref.data(), gbeta_ref.data());
+  kiln::kernels::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), no_relu_output(x),
+                                           gamma.data(), beta.data(), var.data(), 1e-5, gx.data(),
+                                           ggamma.data(), gbeta.data());
+  ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), beta.data(),
+                                 var.data(), 1e-5, gx_ref.data(), ggamma_ref.data(), gbeta_ref.data());
   CHECK(gx == gx_ref);
   CHECK(ggamma == ggamma_ref);
   CHECK(gbeta == gbeta_ref);

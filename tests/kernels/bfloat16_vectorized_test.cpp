@@ -137,6 +137,10 @@ TEST_CASE(
     const std::vector<float> gamma = bfloat16_values(g.channels, 3, 1.0f),
                              beta = bfloat16_values(g.channels, 4, 0.0f);
     const std::vector<bfloat16> x16 = converted<bfloat16>(x), gy16 = converted<bfloat16>(gy);
+    // A residual block's tail adds a residual before the ReLU (batchnorm.hpp): every other run has one.
+    const std::vector<float> residual = bfloat16_values(n, 5, 0.0f);
+    const std::vector<bfloat16> residual16 = converted<bfloat16>(residual);
+    int run = 0;
     at_each_fast_level([&] {
       // The detected L2, then 256 KiB, with which the [16, 16, 32, 32] case takes the channel-group walk
       // (kernels/batchnorm/channel_groups.hpp) in both precisions, in groups of 1 (float) and 2 channels.
@@ -145,14 +149,18 @@ TEST_CASE(
         INFO(threads, " threads, L2 ", l2_bytes == 0 ? "detected" : std::to_string(l2_bytes));
         kk::set_compute_threads(threads);
         const testing::L2SizeGuard l2(l2_bytes);
+        const bool added = run++ % 2 == 1;
+        INFO((added ? "with a residual" : "no residual"));
+        const float* r = added ? residual.data() : nullptr;
+        const bfloat16* r16 = added ? residual16.data() : nullptr;
         // Train forward, float and bfloat16.
         std::vector<float> y(count), mean(channels), invstd(channels), rm(channels, 0.5f), rv(channels, 2.0f);
         kk::batchnorm2d_forward_train(kCpu, g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, rm.data(),
-                                      rv.data(), y.data(), mean.data(), invstd.data());
+                                      rv.data(), y.data(), mean.data(), invstd.data(), r);
         std::vector<bfloat16> y16(count);
         std::vector<float> mean16(channels), invstd16(channels), rm16(channels, 0.5f), rv16(channels, 2.0f);
         kk::batchnorm2d_forward_train(kCpu, g, x16.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
-                                      rm16.data(), rv16.data(), y16.data(), mean16.data(), invstd16.data());
+                                      rm16.data(), rv16.data(), y16.data(), mean16.data(), invstd16.data(), r16);
         CHECK(bfloat16_difference(y16, converted<bfloat16>(y), 0) == "");
         CHECK(mean16 == mean);
         CHECK(invstd16 == invstd);
@@ -175,9 +183,9 @@ TEST_CASE(
         std::vector<float> ey(count);
         std::vector<bfloat16> ey16(count);
         kk::batchnorm2d_forward_eval(kCpu, g, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
-                                     1e-5f, ey.data());
+                                     1e-5f, ey.data(), r);
         kk::batchnorm2d_forward_eval(kCpu, g, x16.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
-                                     1e-5f, ey16.data());
+                                     1e-5f, ey16.data(), r16);
         CHECK(bfloat16_difference(ey16, converted<bfloat16>(ey), 0) == "");
         const std::vector<float> ey_rounded = rounded_to_bfloat16(ey);
         std::vector<float> egx(count), eggamma(channels), egbeta(channels);
