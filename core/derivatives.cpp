@@ -281,8 +281,8 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, co
                 });
 }
 
-// The backward is relu's rule on the output (the residual's gradient), then batch norm's own backward on it:
-// two passes of existing kernels, where a fused backward would save one read of seven (batchnorm.hpp).
+// The backward is batch norm's with the fused ReLU, which keeps gy through ReLU's rule on the way: the
+// residual's gradient (kernels/batchnorm/batchnorm.hpp).
 Tensor batch_norm2d_add_relu(const Tensor& x, const Tensor& residual, const Tensor& gamma, const Tensor& beta,
                              const Tensor& running_mean, const Tensor& running_var,
                              const BatchNormOptions& options) {
@@ -291,16 +291,12 @@ Tensor batch_norm2d_add_relu(const Tensor& x, const Tensor& residual, const Tens
   raw::BatchNormResult result =
       raw::batchnorm2d_forward(x, gamma, beta, running_mean, running_var, fused, residual);
   Tensor y = result.output;
-  result.output = Tensor();  // the plain backward below reads no output
-  BatchNormOptions plain = options;
-  plain.fused_relu = false;
+  result.output = y.detach();  // the ReLU's mask (detached: the tape holds no cycle through it)
   return record("batch_norm2d_add_relu", {x, residual, gamma, beta}, y,
-                [x, gamma, saved = std::move(result), running_mean, running_var, plain,
-                 y = y.detach()](const Tensor& g) {
-                  const Tensor through_relu = raw::unary_backward(UnaryOp::Relu, {}, y, y, g);
+                [x, gamma, saved = std::move(result), running_mean, running_var, fused](const Tensor& g) {
                   raw::BatchNormGrads grads =
-                      raw::batchnorm2d_backward(through_relu, x, gamma, saved, running_mean, running_var, plain);
-                  return Grads{grads.x, through_relu, grads.gamma, grads.beta};
+                      raw::batchnorm2d_backward(g, x, gamma, saved, running_mean, running_var, fused, true);
+                  return Grads{grads.x, grads.through_relu, grads.gamma, grads.beta};
                 });
 }
 

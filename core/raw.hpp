@@ -143,10 +143,12 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
                                     const BatchNormOptions& options, const Tensor& residual = Tensor());
 struct BatchNormGrads {
   Tensor x, gamma, beta;
+  Tensor through_relu;  // gy * relu'(y), with the fused ReLU when keep_through_relu (a residual's gradient)
 };
 BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma,
                                     const BatchNormResult& saved, const Tensor& running_mean,
-                                    const Tensor& running_var, const BatchNormOptions& options);
+                                    const Tensor& running_var, const BatchNormOptions& options,
+                                    bool keep_through_relu = false);
 
 // ---- softmax and losses ----------------------------------------------------------------------------
 Tensor softmax_forward(const Tensor& x, int axis);

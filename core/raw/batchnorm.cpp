@@ -89,8 +89,11 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
 
 BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma,
                                     const BatchNormResult& saved, const Tensor& running_mean,
-                                    const Tensor& running_var, const BatchNormOptions& options) {
+                                    const Tensor& running_var, const BatchNormOptions& options,
+                                    bool keep_through_relu) {
   kernels::BatchNorm2dGeometry g{x.size(0), x.size(1), x.size(2), x.size(3), options.fused_relu};
+  KILN_CHECK(!keep_through_relu || options.fused_relu,
+             "batch_norm2d backward: the gradient through the ReLU needs the fused ReLU");
   KILN_CHECK(!options.fused_relu || saved.output.defined(),
              "batch_norm2d backward: the fused ReLU needs the forward's output");
   check_same_dtype_and_device("batch_norm2d backward", x, {&gy, &saved.output});
@@ -102,19 +105,20 @@ BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Ten
   const Tensor output = options.fused_relu ? in_layout(saved.output, g.channels_last) : Tensor();
   const DType parameter_dtype = channel_dtype(x.dtype(), "batch_norm2d backward");
   BatchNormGrads grads{empty_like(input), Tensor::empty({g.channels}, parameter_dtype, x.device()),
-                       Tensor::empty({g.channels}, parameter_dtype, x.device())};
+                       Tensor::empty({g.channels}, parameter_dtype, x.device()),
+                       keep_through_relu ? empty_like(input) : Tensor()};
   visit_floating(x.dtype(), "batch_norm2d backward", [&]<typename T>() {
     using P = opmath_t<T>;
     if (options.training) {
-      kernels::batchnorm2d_backward_train<T>(x.device(), g, input.data<T>(), grad_output.data<T>(),
-                                             data_or_null<T>(output), gamma.data<P>(),
-                                             saved.save_mean.data<P>(), saved.save_invstd.data<P>(),
-                                             grads.x.data<T>(), grads.gamma.data<P>(), grads.beta.data<P>());
+      kernels::batchnorm2d_backward_train<T>(
+          x.device(), g, input.data<T>(), grad_output.data<T>(), data_or_null<T>(output), gamma.data<P>(),
+          saved.save_mean.data<P>(), saved.save_invstd.data<P>(), grads.x.data<T>(), grads.gamma.data<P>(),
+          grads.beta.data<P>(), data_or_null<T>(grads.through_relu));
     } else {
-      kernels::batchnorm2d_backward_eval<T>(x.device(), g, input.data<T>(), grad_output.data<T>(),
-                                            data_or_null<T>(output), gamma.data<P>(), running_mean.data<P>(),
-                                            running_var.data<P>(), static_cast<P>(options.eps),
-                                            grads.x.data<T>(), grads.gamma.data<P>(), grads.beta.data<P>());
+      kernels::batchnorm2d_backward_eval<T>(
+          x.device(), g, input.data<T>(), grad_output.data<T>(), data_or_null<T>(output), gamma.data<P>(),
+          running_mean.data<P>(), running_var.data<P>(), static_cast<P>(options.eps), grads.x.data<T>(),
+          grads.gamma.data<P>(), grads.beta.data<P>(), data_or_null<T>(grads.through_relu));
     }
   });
   return grads;

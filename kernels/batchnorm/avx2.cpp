@@ -27,29 +27,31 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const fl
 template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                 const float* gamma, const float* save_mean, const float* save_invstd, T* gx,
-                                float* ggamma, float* gbeta) {
-  vectorized::batchnorm2d_backward_train<Vector>(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
+                                float* ggamma, float* gbeta, T* gy_through_relu) {
+  vectorized::batchnorm2d_backward_train<Vector>(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma,
+                                                 gbeta, gy_through_relu);
 }
 
 template <typename T>
 void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                const float* gamma, const float* running_mean, const float* running_var,
-                               float eps, T* gx, float* ggamma, float* gbeta) {
-  vectorized::batchnorm2d_backward_eval<Vector>(g, x, gy, y, gamma, running_mean, running_var, eps, gx, ggamma,
-                                                gbeta);
+                               float eps, T* gx, float* ggamma, float* gbeta, T* gy_through_relu) {
+  vectorized::batchnorm2d_backward_eval<Vector>(g, x, gy, y, gamma, running_mean, running_var, eps, gx,
+                                                ggamma, gbeta, gy_through_relu);
 }
 
 #define KILN_INSTANTIATE(T)                                                                                  \
   template void batchnorm2d_forward_train<T>(const BatchNorm2dGeometry&, const T*, const float*,             \
-                                             const float*, float, float, float*, float*, T*, float*,         \
-                                             float*, const T*);                                              \
+                                             const float*, float, float, float*, float*, T*, float*, float*, \
+                                             const T*);                                                      \
   template void batchnorm2d_forward_eval<T>(const BatchNorm2dGeometry&, const T*, const float*,              \
                                             const float*, const float*, const float*, float, T*, const T*);  \
   template void batchnorm2d_backward_train<T>(const BatchNorm2dGeometry&, const T*, const T*, const T*,      \
-                                              const float*, const float*, const float*, T*, float*, float*); \
+                                              const float*, const float*, const float*, T*, float*, float*,  \
+                                              T*);                                                           \
   template void batchnorm2d_backward_eval<T>(const BatchNorm2dGeometry&, const T*, const T*, const T*,       \
                                              const float*, const float*, const float*, float, T*, float*,    \
-                                             float*);
+                                             float*, T*);
 KILN_INSTANTIATE(float)
 KILN_INSTANTIATE(bfloat16)
 #undef KILN_INSTANTIATE

@@ -25,8 +25,11 @@
 // Residual (the forward kernels' last argument, when not null): y = act(batchnorm(x) + residual), act being
 // the fused ReLU or nothing, residual laid out as x. A residual block's tail, the shortcut's sum and the ReLU
 // after it, then rides the normalizing pass: forward, batch norm's two passes (statistics, normalize) replace
-// batch norm's two and the sum's own read, read and write. Its backward is two existing kernels, ReLU's rule
-// and the plain backward here (core/derivatives.cpp): a backward of its own would save one read of seven.
+// batch norm's two and the sum's own read, read and write. Backward, the residual's gradient is gy through
+// ReLU's rule, gy * (y > 0 ? 1 : 0), which the fused backward computes in its first pass anyway: with
+// gy_through_relu (the backward kernels' last argument, written with g.fused_relu only) that pass stores it,
+// and the second pass reads it there instead of gy and y. ReLU's own backward and batch norm's plain one made
+// eight passes over memory; this makes seven.
 //
 // Types, for mixed-precision training: the activations x, y, gy, gx are T (float, double or bfloat16); the
 // per-channel tensors and scalars (gamma, beta, running_*, save_*, ggamma, gbeta, eps, momentum) are
@@ -65,13 +68,13 @@ template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                 const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
                                 const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta);
+                                opmath_t<T>* gbeta, T* gy_through_relu = nullptr);
 // Eval-mode backward, through the running statistics.
 template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
                                const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta);
+                               opmath_t<T>* gbeta, T* gy_through_relu = nullptr);
 
 namespace reference {
 template <typename T>
@@ -87,12 +90,12 @@ template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                 const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
                                 const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta);
+                                opmath_t<T>* gbeta, T* gy_through_relu = nullptr);
 template <typename T>
 void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
                                const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta);
+                               opmath_t<T>* gbeta, T* gy_through_relu = nullptr);
 }  // namespace reference
 
 // Vectorized kernels (vectorized_batchnorm.hpp), one namespace per instruction set, same contracts:
@@ -111,11 +114,11 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const fl
 template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                 const float* gamma, const float* save_mean, const float* save_invstd, T* gx,
-                                float* ggamma, float* gbeta);
+                                float* ggamma, float* gbeta, T* gy_through_relu);
 template <typename T>
 void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                const float* gamma, const float* running_mean, const float* running_var,
-                               float eps, T* gx, float* ggamma, float* gbeta);
+                               float eps, T* gx, float* ggamma, float* gbeta, T* gy_through_relu);
 }  // namespace avx512
 namespace avx2 {
 template <typename T>
@@ -130,11 +133,11 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const fl
 template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                 const float* gamma, const float* save_mean, const float* save_invstd, T* gx,
-                                float* ggamma, float* gbeta);
+                                float* ggamma, float* gbeta, T* gy_through_relu);
 template <typename T>
 void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                const float* gamma, const float* running_mean, const float* running_var,
-                               float eps, T* gx, float* ggamma, float* gbeta);
+                               float eps, T* gx, float* ggamma, float* gbeta, T* gy_through_relu);
 }  // namespace avx2
 
 // CUDA kernels (cuda_batchnorm.cu, and cuda_batchnorm_channels_last.cu for channels-last tensors; built when
@@ -158,12 +161,12 @@ template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                 const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
                                 const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta);
+                                opmath_t<T>* gbeta, T* gy_through_relu);
 template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
                                const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta);
+                               opmath_t<T>* gbeta, T* gy_through_relu);
 }  // namespace cuda
 
 }  // namespace kiln::kernels

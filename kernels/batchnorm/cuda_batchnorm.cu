@@ -214,14 +214,17 @@ __global__ void eval_normalize_kernel(ChannelSlices s, bool fused_relu, const T*
 template <typename T, class Statistics>
 __global__ void backward_partial_sums_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* gy,
                                              const T* y, const opmath_t<T>* gamma, Statistics statistics,
-                                             double* partial_gy, double* partial_gy_xhat, T* eval_gx) {
+                                             double* partial_gy, double* partial_gy_xhat, T* eval_gx,
+                                             T* gy_through_relu) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
     const std::int64_t c = work / s.slices, slice = work % s.slices;
     const double mean = statistics.mean(c), invstd = statistics.invstd(c);
     const double eval_scale = static_cast<double>(gamma[c]) * invstd;
     PairSums sums{};
     for_each_value(s, c, slice, [&](std::int64_t offset) {
-      const double g = static_cast<double>(gradient_into_batchnorm(fused_relu, gy, y, offset));
+      const T through = gradient_into_batchnorm(fused_relu, gy, y, offset);
+      if (gy_through_relu) gy_through_relu[offset] = through;
+      const double g = static_cast<double>(through);
       const double xhat = (static_cast<double>(x[offset]) - mean) * invstd;
       sums.a += g;
       sums.b += g * xhat;
@@ -304,10 +307,10 @@ template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                 const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
                                 const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta) {
+                                opmath_t<T>* gbeta, T* gy_through_relu) {
   if (g.channels_last) {
     return channels_last::batchnorm2d_backward_train(device, g, x, gy, y, gamma, save_mean, save_invstd, gx,
-                                                     ggamma, gbeta);
+                                                     ggamma, gbeta, gy_through_relu);
   }
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0) return;
@@ -315,7 +318,8 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
   const SavedStatistics<T> statistics{save_mean, save_invstd};
   launch("batchnorm2d_backward_train (sums)", backward_partial_sums_kernel<T, SavedStatistics<T>>,
          grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma, statistics,
-         scratch.partial_a, scratch.partial_b, static_cast<T*>(nullptr));
+         scratch.partial_a, scratch.partial_b, static_cast<T*>(nullptr),
+         g.fused_relu ? gy_through_relu : nullptr);
   launch("batchnorm2d_backward_train (gx)", train_gx_kernel<T>, grid_blocks(s.work_items(), 1),
          kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma, statistics, scratch.partial_a, scratch.partial_b,
          gx, ggamma, gbeta);
@@ -325,10 +329,10 @@ template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
                                const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta) {
+                               opmath_t<T>* gbeta, T* gy_through_relu) {
   if (g.channels_last) {
     return channels_last::batchnorm2d_backward_eval(device, g, x, gy, y, gamma, running_mean, running_var,
-                                                    eps, gx, ggamma, gbeta);
+                                                    eps, gx, ggamma, gbeta, gy_through_relu);
   }
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0) return;
@@ -336,7 +340,7 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
   launch("batchnorm2d_backward_eval (sums and gx)", backward_partial_sums_kernel<T, RunningStatistics<T>>,
          grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, scratch.partial_a,
-         scratch.partial_b, gx);
+         scratch.partial_b, gx, g.fused_relu ? gy_through_relu : nullptr);
   launch("batchnorm2d_backward_eval (sums)", finish_gradient_sums_kernel<opmath_t<T>>, channel_blocks(s),
          kThreadsPerBlock, s.channels, s.slices, scratch.partial_a, scratch.partial_b, gbeta, ggamma);
 }
@@ -349,10 +353,10 @@ template void batchnorm2d_forward_eval<float>(const BatchNorm2dGeometry&, const 
                                               const float*);
 template void batchnorm2d_backward_train<float>(Device, const BatchNorm2dGeometry&, const float*,
                                                 const float*, const float*, const float*, const float*,
-                                                const float*, float*, float*, float*);
+                                                const float*, float*, float*, float*, float*);
 template void batchnorm2d_backward_eval<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
                                                const float*, const float*, const float*, const float*, float,
-                                               float*, float*, float*);
+                                               float*, float*, float*, float*);
 
 template void batchnorm2d_forward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                 const double*, const double*, double, double, double*,
@@ -362,10 +366,10 @@ template void batchnorm2d_forward_eval<double>(const BatchNorm2dGeometry&, const
                                                const double*);
 template void batchnorm2d_backward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                  const double*, const double*, const double*, const double*,
-                                                 const double*, double*, double*, double*);
+                                                 const double*, double*, double*, double*, double*);
 template void batchnorm2d_backward_eval<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                 const double*, const double*, const double*, const double*,
-                                                const double*, double, double*, double*, double*);
+                                                const double*, double, double*, double*, double*, double*);
 
 template void batchnorm2d_forward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                   const float*, const float*, float, float, float*, float*,
@@ -375,10 +379,11 @@ template void batchnorm2d_forward_eval<bfloat16>(const BatchNorm2dGeometry&, con
                                                  const bfloat16*);
 template void batchnorm2d_backward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                    const bfloat16*, const bfloat16*, const float*,
-                                                   const float*, const float*, bfloat16*, float*, float*);
+                                                   const float*, const float*, bfloat16*, float*, float*,
+                                                   bfloat16*);
 template void batchnorm2d_backward_eval<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                   const bfloat16*, const bfloat16*, const float*,
                                                   const float*, const float*, float, bfloat16*, float*,
-                                                  float*);
+                                                  float*, bfloat16*);
 
 }  // namespace kiln::kernels::cuda

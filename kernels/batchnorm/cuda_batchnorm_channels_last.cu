@@ -209,7 +209,8 @@ __global__ void eval_normalize_kernel(RowSlices s, bool fused_relu, const T* x, 
 template <typename T, class Statistics>
 __global__ void backward_partial_sums_kernel(RowSlices s, bool fused_relu, const T* x, const T* gy,
                                              const T* y, const opmath_t<T>* gamma, Statistics statistics,
-                                             double* partial_gy, double* partial_gy_xhat, T* eval_gx) {
+                                             double* partial_gy, double* partial_gy_xhat, T* eval_gx,
+                                             T* gy_through_relu) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
     const std::int64_t group = work / s.slices, slice = work % s.slices;
     const Lane lane = lane_of(s, group);
@@ -218,7 +219,9 @@ __global__ void backward_partial_sums_kernel(RowSlices s, bool fused_relu, const
       const double mean = statistics.mean(lane.c), invstd = statistics.invstd(lane.c);
       const double eval_scale = static_cast<double>(gamma[lane.c]) * invstd;
       for_each_row_value(s, lane, slice, [&](std::int64_t offset) {
-        const double g = static_cast<double>(gradient_into_batchnorm(fused_relu, gy, y, offset));
+        const T through = gradient_into_batchnorm(fused_relu, gy, y, offset);
+        if (gy_through_relu) gy_through_relu[offset] = through;
+        const double g = static_cast<double>(through);
         const double xhat = (static_cast<double>(x[offset]) - mean) * invstd;
         sums.a += g;
         sums.b += g * xhat;
@@ -293,14 +296,14 @@ template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                 const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
                                 const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta) {
+                                opmath_t<T>* gbeta, T* gy_through_relu) {
   const RowSlices s = plan_row_slices(g);
   const Scratch scratch(s.channels * s.slices, device);
   const SavedStatistics<T> statistics{save_mean, save_invstd};
   launch("batchnorm2d_backward_train (channels-last sums)",
          backward_partial_sums_kernel<T, SavedStatistics<T>>, work_blocks(s), kThreadsPerBlock, s,
          g.fused_relu, x, gy, y, gamma, statistics, scratch.partial_a, scratch.partial_b,
-         static_cast<T*>(nullptr));
+         static_cast<T*>(nullptr), g.fused_relu ? gy_through_relu : nullptr);
   launch("batchnorm2d_backward_train (channels-last gx)", train_gx_kernel<T>, work_blocks(s),
          kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma, statistics, scratch.partial_a, scratch.partial_b,
          gx, ggamma, gbeta);
@@ -310,14 +313,14 @@ template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
                                const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta) {
+                               opmath_t<T>* gbeta, T* gy_through_relu) {
   const RowSlices s = plan_row_slices(g);
   const Scratch scratch(s.channels * s.slices, device);
   launch("batchnorm2d_backward_eval (channels-last sums and gx)",
          backward_partial_sums_kernel<T, RunningStatistics<T>>, work_blocks(s), kThreadsPerBlock, s,
          g.fused_relu, x, gy, y, gamma,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, scratch.partial_a,
-         scratch.partial_b, gx);
+         scratch.partial_b, gx, g.fused_relu ? gy_through_relu : nullptr);
   launch("batchnorm2d_backward_eval (channels-last sums)", finish_gradient_sums_kernel<opmath_t<T>>,
          grid_blocks(s.channels), kThreadsPerBlock, s.channels, s.slices, scratch.partial_a,
          scratch.partial_b, gbeta, ggamma);
@@ -332,10 +335,10 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
                                             opmath_t<T>, T*, const T*);                                  \
   template void batchnorm2d_backward_train<T>(Device, const BatchNorm2dGeometry&, const T*, const T*,    \
                                               const T*, const opmath_t<T>*, const opmath_t<T>*,          \
-                                              const opmath_t<T>*, T*, opmath_t<T>*, opmath_t<T>*);       \
+                                              const opmath_t<T>*, T*, opmath_t<T>*, opmath_t<T>*, T*);   \
   template void batchnorm2d_backward_eval<T>(                                                            \
       Device, const BatchNorm2dGeometry&, const T*, const T*, const T*, const opmath_t<T>*,              \
-      const opmath_t<T>*, const opmath_t<T>*, opmath_t<T>, T*, opmath_t<T>*, opmath_t<T>*);
+      const opmath_t<T>*, const opmath_t<T>*, opmath_t<T>, T*, opmath_t<T>*, opmath_t<T>*, T*);
 KILN_CHANNELS_LAST_BATCHNORM(float)
 KILN_CHANNELS_LAST_BATCHNORM(double)
 KILN_CHANNELS_LAST_BATCHNORM(bfloat16)

@@ -157,10 +157,10 @@ template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                 const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
                                 const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta);
+                                opmath_t<T>* gbeta, T* gy_through_relu);
 template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
                                const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta);
+                               opmath_t<T>* gbeta, T* gy_through_relu);
 }  // namespace kiln::kernels::cuda::channels_last

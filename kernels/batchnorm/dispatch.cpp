@@ -87,56 +87,60 @@ template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                 const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
                                 const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta) {
+                                opmath_t<T>* gbeta, T* gy_through_relu) {
   profiler::Scope profile("batchnorm2d_backward_train", device, dtype_of_v<T>);
-  if (profile.measuring()) profile.set_detail(profile_label(g));
+  if (profile.measuring()) profile.set_detail(profile_label(g, g.fused_relu && gy_through_relu));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     return cuda::batchnorm2d_backward_train(device, g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma,
-                                            gbeta);
+                                            gbeta, gy_through_relu);
   }
 #endif
   require_cpu(device, "batchnorm2d_backward_train");
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
-        return avx512::batchnorm2d_backward_train(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
+        return avx512::batchnorm2d_backward_train(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma,
+                                                  gbeta, gy_through_relu);
       case CpuLevel::Avx2:
-        return avx2::batchnorm2d_backward_train(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
+        return avx2::batchnorm2d_backward_train(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta,
+                                                gy_through_relu);
       case CpuLevel::Reference:
         break;
     }
   }
-  reference::batchnorm2d_backward_train(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta);
+  reference::batchnorm2d_backward_train(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta,
+                                        gy_through_relu);
 }
 
 template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
                                const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta) {
+                               opmath_t<T>* gbeta, T* gy_through_relu) {
   profiler::Scope profile("batchnorm2d_backward_eval", device, dtype_of_v<T>);
-  if (profile.measuring()) profile.set_detail(profile_label(g));
+  if (profile.measuring()) profile.set_detail(profile_label(g, g.fused_relu && gy_through_relu));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     return cuda::batchnorm2d_backward_eval(device, g, x, gy, y, gamma, running_mean, running_var, eps, gx,
-                                           ggamma, gbeta);
+                                           ggamma, gbeta, gy_through_relu);
   }
 #endif
   require_cpu(device, "batchnorm2d_backward_eval");
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
-        return avx512::batchnorm2d_backward_eval(g, x, gy, y, gamma, running_mean, running_var, eps, gx, ggamma,
-                                                 gbeta);
+        return avx512::batchnorm2d_backward_eval(g, x, gy, y, gamma, running_mean, running_var, eps, gx,
+                                                 ggamma, gbeta, gy_through_relu);
       case CpuLevel::Avx2:
         return avx2::batchnorm2d_backward_eval(g, x, gy, y, gamma, running_mean, running_var, eps, gx, ggamma,
-                                               gbeta);
+                                               gbeta, gy_through_relu);
       case CpuLevel::Reference:
         break;
     }
   }
-  reference::batchnorm2d_backward_eval(g, x, gy, y, gamma, running_mean, running_var, eps, gx, ggamma, gbeta);
+  reference::batchnorm2d_backward_eval(g, x, gy, y, gamma, running_mean, running_var, eps, gx, ggamma, gbeta,
+                                       gy_through_relu);
 }
 
 template void batchnorm2d_forward_train<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
@@ -146,11 +150,11 @@ template void batchnorm2d_forward_eval<float>(Device, const BatchNorm2dGeometry&
                                               const float*, const float*, const float*, float, float*,
                                               const float*);
 template void batchnorm2d_backward_train<float>(Device, const BatchNorm2dGeometry&, const float*,
-                                                const float*, const float*, const float*, const float*, const float*,
-                                                float*, float*, float*);
-template void batchnorm2d_backward_eval<float>(Device, const BatchNorm2dGeometry&, const float*, const float*, const float*,
-                                               const float*, const float*, const float*, float, float*,
-                                               float*, float*);
+                                                const float*, const float*, const float*, const float*,
+                                                const float*, float*, float*, float*, float*);
+template void batchnorm2d_backward_eval<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
+                                               const float*, const float*, const float*, const float*, float,
+                                               float*, float*, float*, float*);
 
 template void batchnorm2d_forward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                 const double*, const double*, double, double, double*,
@@ -159,11 +163,11 @@ template void batchnorm2d_forward_eval<double>(Device, const BatchNorm2dGeometry
                                                const double*, const double*, const double*, const double*,
                                                double, double*, const double*);
 template void batchnorm2d_backward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
-                                                 const double*, const double*, const double*, const double*, const double*,
-                                                 double*, double*, double*);
+                                                 const double*, const double*, const double*, const double*,
+                                                 const double*, double*, double*, double*, double*);
 template void batchnorm2d_backward_eval<double>(Device, const BatchNorm2dGeometry&, const double*,
-                                                const double*, const double*, const double*, const double*, const double*,
-                                                double, double*, double*, double*);
+                                                const double*, const double*, const double*, const double*,
+                                                const double*, double, double*, double*, double*, double*);
 
 template void batchnorm2d_forward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                   const float*, const float*, float, float, float*, float*,
@@ -173,10 +177,11 @@ template void batchnorm2d_forward_eval<bfloat16>(Device, const BatchNorm2dGeomet
                                                  float, bfloat16*, const bfloat16*);
 template void batchnorm2d_backward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                    const bfloat16*, const bfloat16*, const float*,
-                                                   const float*, const float*, bfloat16*, float*, float*);
+                                                   const float*, const float*, bfloat16*, float*, float*,
+                                                   bfloat16*);
 template void batchnorm2d_backward_eval<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                   const bfloat16*, const bfloat16*, const float*,
                                                   const float*, const float*, float, bfloat16*, float*,
-                                                  float*);
+                                                  float*, bfloat16*);
 
 }  // namespace kiln::kernels

@@ -9,6 +9,7 @@
 // that the mean, the variance and the gradients all need. The variance is computed in two passes (mean
 // first, then squared deviations), which stays accurate when the mean is large next to the spread.
 // Every output is rounded once: activations to T, per-channel results to opmath_t<T> (batchnorm.hpp).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -153,8 +154,9 @@ template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                 const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
                                 const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta) {
+                                opmath_t<T>* gbeta, T* gy_through_relu) {
   const std::vector<T> gradient = gradient_into_batchnorm(g, gy, y);
+  if (g.fused_relu && gy_through_relu) std::copy(gradient.begin(), gradient.end(), gy_through_relu);
   gy = gradient.data();
   const std::int64_t plane = g.height * g.width;
   const double m = static_cast<double>(g.batch * plane);  // values per channel
@@ -195,8 +197,9 @@ template <typename T>
 void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
                                const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta) {
+                               opmath_t<T>* gbeta, T* gy_through_relu) {
   const std::vector<T> gradient = gradient_into_batchnorm(g, gy, y);
+  if (g.fused_relu && gy_through_relu) std::copy(gradient.begin(), gradient.end(), gy_through_relu);
   gy = gradient.data();
   const std::int64_t plane = g.height * g.width;
   for (std::int64_t c = 0; c < g.channels; ++c) {
@@ -223,12 +226,12 @@ template void batchnorm2d_forward_train<float>(const BatchNorm2dGeometry&, const
 template void batchnorm2d_forward_eval<float>(const BatchNorm2dGeometry&, const float*, const float*,
                                               const float*, const float*, const float*, float, float*,
                                               const float*);
-template void batchnorm2d_backward_train<float>(const BatchNorm2dGeometry&, const float*, const float*, const float*,
-                                                const float*, const float*, const float*, float*, float*,
-                                                float*);
-template void batchnorm2d_backward_eval<float>(const BatchNorm2dGeometry&, const float*, const float*, const float*,
-                                               const float*, const float*, const float*, float, float*,
-                                               float*, float*);
+template void batchnorm2d_backward_train<float>(const BatchNorm2dGeometry&, const float*, const float*,
+                                                const float*, const float*, const float*, const float*,
+                                                float*, float*, float*, float*);
+template void batchnorm2d_backward_eval<float>(const BatchNorm2dGeometry&, const float*, const float*,
+                                               const float*, const float*, const float*, const float*, float,
+                                               float*, float*, float*, float*);
 
 template void batchnorm2d_forward_train<double>(const BatchNorm2dGeometry&, const double*, const double*,
                                                 const double*, double, double, double*, double*, double*,
@@ -236,12 +239,12 @@ template void batchnorm2d_forward_train<double>(const BatchNorm2dGeometry&, cons
 template void batchnorm2d_forward_eval<double>(const BatchNorm2dGeometry&, const double*, const double*,
                                                const double*, const double*, const double*, double, double*,
                                                const double*);
-template void batchnorm2d_backward_train<double>(const BatchNorm2dGeometry&, const double*, const double*, const double*,
-                                                 const double*, const double*, const double*, double*,
-                                                 double*, double*);
-template void batchnorm2d_backward_eval<double>(const BatchNorm2dGeometry&, const double*, const double*, const double*,
-                                                const double*, const double*, const double*, double, double*,
-                                                double*, double*);
+template void batchnorm2d_backward_train<double>(const BatchNorm2dGeometry&, const double*, const double*,
+                                                 const double*, const double*, const double*, const double*,
+                                                 double*, double*, double*, double*);
+template void batchnorm2d_backward_eval<double>(const BatchNorm2dGeometry&, const double*, const double*,
+                                                const double*, const double*, const double*, const double*,
+                                                double, double*, double*, double*, double*);
 
 template void batchnorm2d_forward_train<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*, const float*,
                                                   const float*, float, float, float*, float*, bfloat16*,
@@ -251,10 +254,11 @@ template void batchnorm2d_forward_eval<bfloat16>(const BatchNorm2dGeometry&, con
                                                  const bfloat16*);
 template void batchnorm2d_backward_train<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*,
                                                    const bfloat16*, const bfloat16*, const float*,
-                                                   const float*, const float*, bfloat16*, float*, float*);
+                                                   const float*, const float*, bfloat16*, float*, float*,
+                                                   bfloat16*);
 template void batchnorm2d_backward_eval<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*,
                                                   const bfloat16*, const bfloat16*, const float*,
                                                   const float*, const float*, float, bfloat16*, float*,
-                                                  float*);
+                                                  float*, bfloat16*);
 
 }  // namespace kiln::kernels::reference

@@ -107,9 +107,9 @@ TrainOutputs run_train(const Case& c, bool use_reference) {
     kk::reference::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
                                              o.running_mean.data(), o.running_var.data(), o.y.data(),
                                              o.save_mean.data(), o.save_invstd.data());
-    kk::reference::batchnorm2d_backward_train(g, x.data(), gy.data(), o.y.data(), gamma.data(), o.save_mean.data(),
-                                              o.save_invstd.data(), o.gx.data(), o.ggamma.data(),
-                                              o.gbeta.data());
+    kk::reference::batchnorm2d_backward_train(g, x.data(), gy.data(), o.y.data(), gamma.data(),
+                                              o.save_mean.data(), o.save_invstd.data(), o.gx.data(),
+                                              o.ggamma.data(), o.gbeta.data());
   } else {
     kk::batchnorm2d_forward_train(Device::cpu(), g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
                                   o.running_mean.data(), o.running_var.data(), o.y.data(), o.save_mean.data(),
@@ -141,17 +141,18 @@ EvalOutputs run_eval(const Case& c, bool use_reference) {
   if (use_reference) {
     kk::reference::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
                                             running_var.data(), 1e-5f, o.y.data());
-    kk::reference::batchnorm2d_backward_eval(g, x.data(), gy.data(), o.y.data(), gamma.data(), running_mean.data(),
-                                             running_var.data(), 1e-5f, o.gx.data(), o.ggamma.data(),
-                                             o.gbeta.data());
+    kk::reference::batchnorm2d_backward_eval(g, x.data(), gy.data(), o.y.data(), gamma.data(),
+                                             running_mean.data(), running_var.data(), 1e-5f, o.gx.data(),
+                                             o.ggamma.data(), o.gbeta.data());
   } else {
     kk::batchnorm2d_forward_eval(Device::cpu(), g, x.data(), gamma.data(), beta.data(), running_mean.data(),
                                  running_var.data(), 1e-5f, o.y.data());
     std::vector<float> y(n);  // the reference's, as in run_train
     kk::reference::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
                                             running_var.data(), 1e-5f, y.data());
-    kk::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(), running_mean.data(),
-                                  running_var.data(), 1e-5f, o.gx.data(), o.ggamma.data(), o.gbeta.data());
+    kk::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
+                                  running_mean.data(), running_var.data(), 1e-5f, o.gx.data(),
+                                  o.ggamma.data(), o.gbeta.data());
   }
   return o;
 }
@@ -294,15 +295,18 @@ TEST_CASE("batchnorm fast: the channel-group walk gives the walk in order's bits
   }
 }
 
-// A residual added before the ReLU (the forward kernels' last argument), train and eval mode, over every odd
-// case and, with a small L2 to plan for, the channel-group walk's: the reference's values, the same bits on
-// 1 and 2 threads, and in float the bits of the two ops it replaces, batch norm without the ReLU and then
-// relu(y + residual) (the same float sum, rounded once either way).
-TEST_CASE("batchnorm fast: a residual added before the ReLU, train and eval, at every level") {
+// Every odd case (those with the ReLU fused only, when fused_only), then the channel-group walk's case
+// planned for a small L2, at each fast level: body(case), the level and the L2 set, an INFO naming them.
+template <class Body>
+void at_each_level_and_walk(bool fused_only, Body&& body) {
   std::vector<std::pair<Case, std::int64_t>> cases;  // (case, L2 bytes to plan for; 0: the detected size)
-  for (const Case& c : odd_cases()) cases.push_back({c, 0});
-  for (const bool relu : {false, true})
-    cases.push_back({{{.batch = 8, .channels = 29, .height = 16, .width = 16, .fused_relu = relu}, 3.0f}, 144 << 10});
+  for (const Case& c : odd_cases())
+    if (c.g.fused_relu || !fused_only) cases.push_back({c, 0});
+  for (const bool relu : {false, true}) {
+    if (relu || !fused_only)
+      cases.push_back(
+          {{{.batch = 8, .channels = 29, .height = 16, .width = 16, .fused_relu = relu}, 3.0f}, 144 << 10});
+  }
   DispatchGuard guard;
   for (const CpuLevel level : fast_levels()) {
     kk::set_cpu_level(level);
@@ -310,51 +314,114 @@ TEST_CASE("batchnorm fast: a residual added before the ReLU, train and eval, at 
       const L2SizeGuard l2(l2_bytes);
       const auto& g = c.g;
       INFO(kk::cpu_level_name(level), " [", g.batch, ",", g.channels, ",", g.height, ",", g.width, "]",
-           (g.fused_relu ? " fused relu" : ""), (g.channels_last ? " channels-last" : ""), (l2_bytes ? " grouped" : ""));
-      const auto n = static_cast<std::size_t>(numel(g)), channels = static_cast<std::size_t>(g.channels);
-      const std::vector<float> x = floats_around(numel(g), 11, c.offset), residual = floats_around(numel(g), 12);
-      const std::vector<float> gamma = floats_around(g.channels, 13, 1.0f), beta = floats_around(g.channels, 14);
-      const std::vector<float> running_mean = floats_around(g.channels, 15, c.offset);
-      const std::vector<float> running_var = floats_around(g.channels, 16, 2.0f);
-      BatchNorm2dGeometry plain = g;
-      plain.fused_relu = false;
-      for (const bool training : {true, false}) {
-        INFO((training ? "train" : "eval"));
-        // y through the dispatcher (fast) or the reference, with the residual or (plain) without it and the ReLU.
-        const auto forward = [&](const BatchNorm2dGeometry& geometry, bool use_reference, const float* added) {
-          std::vector<float> y(n), mean(channels), invstd(channels);
-          if (training && use_reference) {
-            kk::reference::batchnorm2d_forward_train(geometry, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
-                                                     nullptr, nullptr, y.data(), mean.data(), invstd.data(),
-                                                     added);
-          } else if (training) {
-            kk::batchnorm2d_forward_train(Device::cpu(), geometry, x.data(), gamma.data(), beta.data(), 1e-5f,
-                                          0.1f, nullptr, nullptr, y.data(), mean.data(), invstd.data(), added);
-          } else if (use_reference) {
-            kk::reference::batchnorm2d_forward_eval(geometry, x.data(), gamma.data(), beta.data(),
-                                                    running_mean.data(), running_var.data(), 1e-5f, y.data(),
-                                                    added);
-          } else {
-            kk::batchnorm2d_forward_eval(Device::cpu(), geometry, x.data(), gamma.data(), beta.data(),
-                                         running_mean.data(), running_var.data(), 1e-5f, y.data(), added);
-          }
-          return y;
-        };
-        kk::set_compute_threads(1);
-        const std::vector<float> one = forward(g, false, residual.data());
-        kk::set_compute_threads(2);
-        const std::vector<float> two = forward(g, false, residual.data());
-        CHECK(one == two);
-        check_close(one, forward(g, true, residual.data()), kElementwise, "y");
-        std::vector<float> separate = forward(plain, false, nullptr);
-        for (std::size_t i = 0; i < n; ++i) {
-          const float sum = separate[i] + residual[i];
-          separate[i] = g.fused_relu && sum < 0 ? 0.0f : sum;
-        }
-        CHECK(one == separate);
-      }
+           (g.fused_relu ? " fused relu" : ""), (g.channels_last ? " channels-last" : ""),
+           (l2_bytes ? " grouped" : ""));
+      body(c);
     }
   }
+}
+
+// A residual added before the ReLU (the forward kernels' last argument), train and eval mode, over every odd
+// case and, with a small L2 to plan for, the channel-group walk's: the reference's values, the same bits on
+// 1 and 2 threads, and in float the bits of the two ops it replaces, batch norm without the ReLU and then
+// relu(y + residual) (the same float sum, rounded once either way).
+TEST_CASE("batchnorm fast: a residual added before the ReLU, train and eval, at every level") {
+  at_each_level_and_walk(false, [](const Case& c) {
+    const auto& g = c.g;
+    const auto n = static_cast<std::size_t>(numel(g)), channels = static_cast<std::size_t>(g.channels);
+    const std::vector<float> x = floats_around(numel(g), 11, c.offset),
+                             residual = floats_around(numel(g), 12);
+    const std::vector<float> gamma = floats_around(g.channels, 13, 1.0f),
+                             beta = floats_around(g.channels, 14);
+    const std::vector<float> running_mean = floats_around(g.channels, 15, c.offset);
+    const std::vector<float> running_var = floats_around(g.channels, 16, 2.0f);
+    BatchNorm2dGeometry plain = g;
+    plain.fused_relu = false;
+    for (const bool training : {true, false}) {
+      INFO((training ? "train" : "eval"));
+      // y through the dispatcher (fast) or the reference, with the residual or (plain) without it and the
+      // ReLU.
+      const auto forward = [&](const BatchNorm2dGeometry& geometry, bool use_reference, const float* added) {
+        std::vector<float> y(n), mean(channels), invstd(channels);
+        if (training && use_reference) {
+          kk::reference::batchnorm2d_forward_train(geometry, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                                   nullptr, nullptr, y.data(), mean.data(), invstd.data(),
+                                                   added);
+        } else if (training) {
+          kk::batchnorm2d_forward_train(Device::cpu(), geometry, x.data(), gamma.data(), beta.data(), 1e-5f,
+                                        0.1f, nullptr, nullptr, y.data(), mean.data(), invstd.data(), added);
+        } else if (use_reference) {
+          kk::reference::batchnorm2d_forward_eval(geometry, x.data(), gamma.data(), beta.data(),
+                                                  running_mean.data(), running_var.data(), 1e-5f, y.data(),
+                                                  added);
+        } else {
+          kk::batchnorm2d_forward_eval(Device::cpu(), geometry, x.data(), gamma.data(), beta.data(),
+                                       running_mean.data(), running_var.data(), 1e-5f, y.data(), added);
+        }
+        return y;
+      };
+      kk::set_compute_threads(1);
+      const std::vector<float> one = forward(g, false, residual.data());
+      kk::set_compute_threads(2);
+      const std::vector<float> two = forward(g, false, residual.data());
+      CHECK(one == two);
+      check_close(one, forward(g, true, residual.data()), kElementwise, "y");
+      std::vector<float> separate = forward(plain, false, nullptr);
+      for (std::size_t i = 0; i < n; ++i) {
+        const float sum = separate[i] + residual[i];
+        separate[i] = g.fused_relu && sum < 0 ? 0.0f : sum;
+      }
+      CHECK(one == separate);
+    }
+  });
+}
+
+// The fused backward asked to keep gy through the ReLU (the residual's gradient in a residual block's tail):
+// it keeps gy * (y > 0 ? 1 : 0), the reference's, bit for bit, and its own gradients are the bits it gives
+// without keeping it (its second pass then reads the kept gradient instead of gy and y), train and eval, over
+// every fused odd case and, with a small L2 to plan for, the channel-group walk's.
+TEST_CASE("batchnorm fast: the fused backward keeps gy through the ReLU, its gradients unchanged") {
+  at_each_level_and_walk(true, [](const Case& c) {
+    const auto& g = c.g;
+    const auto n = static_cast<std::size_t>(numel(g)), channels = static_cast<std::size_t>(g.channels);
+    const std::vector<float> x = floats_around(numel(g), 21, c.offset), gy = floats_around(numel(g), 22);
+    const std::vector<float> gamma = floats_around(g.channels, 23, 1.0f),
+                             beta = floats_around(g.channels, 24);
+    std::vector<float> y(n), mean(channels), invstd(channels);
+    kk::reference::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr,
+                                             nullptr, y.data(), mean.data(), invstd.data());
+    std::vector<float> expected_through(n);
+    for (std::size_t i = 0; i < n; ++i) expected_through[i] = gy[i] * (y[i] > 0 ? 1.0f : 0.0f);
+    const std::vector<float> running_var = floats_around(g.channels, 25, 2.0f);
+    for (const bool training : {true, false}) {
+      INFO((training ? "train" : "eval"));
+      const auto backward = [&](float* through) {
+        TrainOutputs o;
+        o.gx.assign(n, -7.0f);
+        o.ggamma.resize(channels);
+        o.gbeta.resize(channels);
+        if (training) {
+          kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
+                                         mean.data(), invstd.data(), o.gx.data(), o.ggamma.data(),
+                                         o.gbeta.data(), through);
+        } else {
+          kk::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
+                                        mean.data(), running_var.data(), 1e-5f, o.gx.data(), o.ggamma.data(),
+                                        o.gbeta.data(), through);
+        }
+        return o;
+      };
+      for (const int threads : {1, 2}) {
+        kk::set_compute_threads(threads);
+        std::vector<float> through(n, -9.0f);
+        const TrainOutputs kept = backward(through.data()), plain = backward(nullptr);
+        CHECK(through == expected_through);
+        CHECK(kept.gx == plain.gx);
+        CHECK(kept.ggamma == plain.ggamma);
+        CHECK(kept.gbeta == plain.gbeta);
+      }
+    }
+  });
 }
 
 // The channels-last reference visits every channel's values in the NCHW reference's order, so it gives
