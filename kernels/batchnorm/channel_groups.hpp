@@ -32,8 +32,8 @@ namespace kiln::kernels {
 inline constexpr std::int64_t kChannelGroupRunBytes = 4096;
 
 // Channels per group for the grouped walk over NCHW planes of `element_bytes` each, or 0 for the walk in
-// memory order. tensors_read: the activation tensors the first pass reads (forward: x; backward: gy and x,
-// and y with a fused ReLU).
+// memory order. tensors_read: the activation tensors the first pass touches (forward: x; backward: gy and x,
+// y with a fused ReLU, and the gradient through it when the pass keeps that, batchnorm.hpp).
 inline std::int64_t channel_group(const BatchNorm2dGeometry& g, std::int64_t element_bytes, int tensors_read,
                                   std::int64_t l2_bytes, int threads) {
   if (g.channels_last) return 0;  // a channel is a lane of every row: no group of channels is contiguous

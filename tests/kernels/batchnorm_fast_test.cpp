@@ -295,17 +295,26 @@ TEST_CASE("batchnorm fast: the channel-group walk gives the walk in order's bits
   }
 }
 
-// Every odd case (those with the ReLU fused only, when fused_only), then the channel-group walk's case
-// planned for a small L2, at each fast level: body(case), the level and the L2 set, an INFO naming them.
+// The channel-group walk's case of the tests below, [8, 29, 16, 16] (groups of 4 channels, the last of 1).
+constexpr BatchNorm2dGeometry kGroupedGeometry{.batch = 8, .channels = 29, .height = 16, .width = 16};
+
+// Every odd case (those with the ReLU fused only, when fused_only), then kGroupedGeometry planned for
+// grouped_l2_bytes of L2, at each fast level: body(case), the level and the L2 set, an INFO naming them.
+// first_pass_tensors: what the kernel under test reads (and keeps) in its first pass, for the check that
+// the grouped case does take the channel-group walk, on 1 and 2 threads.
 template <class Body>
-void at_each_level_and_walk(bool fused_only, Body&& body) {
+void at_each_level_and_walk(bool fused_only, std::int64_t grouped_l2_bytes, int first_pass_tensors,
+                            Body&& body) {
   std::vector<std::pair<Case, std::int64_t>> cases;  // (case, L2 bytes to plan for; 0: the detected size)
   for (const Case& c : odd_cases())
     if (c.g.fused_relu || !fused_only) cases.push_back({c, 0});
   for (const bool relu : {false, true}) {
-    if (relu || !fused_only)
-      cases.push_back(
-          {{{.batch = 8, .channels = 29, .height = 16, .width = 16, .fused_relu = relu}, 3.0f}, 144 << 10});
+    if (!relu && fused_only) continue;
+    BatchNorm2dGeometry grouped = kGroupedGeometry;
+    grouped.fused_relu = relu;
+    for (const int threads : {1, 2})
+      REQUIRE(kk::channel_group(grouped, sizeof(float), first_pass_tensors, grouped_l2_bytes, threads) > 0);
+    cases.push_back({{grouped, 3.0f}, grouped_l2_bytes});
   }
   DispatchGuard guard;
   for (const CpuLevel level : fast_levels()) {
@@ -326,7 +335,7 @@ void at_each_level_and_walk(bool fused_only, Body&& body) {
 // 1 and 2 threads, and in float the bits of the two ops it replaces, batch norm without the ReLU and then
 // relu(y + residual) (the same float sum, rounded once either way).
 TEST_CASE("batchnorm fast: a residual added before the ReLU, train and eval, at every level") {
-  at_each_level_and_walk(false, [](const Case& c) {
+  at_each_level_and_walk(false, 144 << 10, 1, [](const Case& c) {  // the forward reads x
     const auto& g = c.g;
     const auto n = static_cast<std::size_t>(numel(g)), channels = static_cast<std::size_t>(g.channels);
     const std::vector<float> x = floats_around(numel(g), 11, c.offset),
@@ -381,7 +390,7 @@ TEST_CASE("batchnorm fast: a residual added before the ReLU, train and eval, at 
 // without keeping it (its second pass then reads the kept gradient instead of gy and y), train and eval, over
 // every fused odd case and, with a small L2 to plan for, the channel-group walk's.
 TEST_CASE("batchnorm fast: the fused backward keeps gy through the ReLU, its gradients unchanged") {
-  at_each_level_and_walk(true, [](const Case& c) {
+  at_each_level_and_walk(true, 256 << 10, 4, [](const Case& c) {  // gy, x, y, and the kept gradient
     const auto& g = c.g;
     const auto n = static_cast<std::size_t>(numel(g)), channels = static_cast<std::size_t>(g.channels);
     const std::vector<float> x = floats_around(numel(g), 21, c.offset), gy = floats_around(numel(g), 22);
