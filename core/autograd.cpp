@@ -5,15 +5,37 @@
 #include <utility>
 
 #include "core/ops.hpp"
+#include "core/raw.hpp"
 
 namespace kiln {
 namespace {
 
 thread_local bool grad_mode_enabled = true;
 
-// Adds `grad` to `slot`, which may be undefined. The sum is a fresh tensor, so a gradient handed to
-// a user is never aliased by a later accumulation.
-void accumulate(Tensor& slot, const Tensor& grad) { slot = slot.defined() ? add(slot, grad) : grad; }
+// Whether the engine holds the only reference to `t` and to all of its storage, and `t` is dense in either
+// layout: then nothing else can see it change.
+bool engine_owns(const Tensor& t) {
+  const TensorImpl& impl = t.impl();
+  return t.impl_ptr().use_count() == 1 && impl.storage.use_count() == 1 && t.offset() == 0 &&
+         impl.storage->bytes() == t.nbytes() && (t.is_contiguous() || t.is_channels_last());
+}
+
+// Adds `grad` to `slot`, which may be undefined. Where the engine owns the slot's tensor outright (a rule's
+// fresh gradient, not one it also handed to another input or kept), the sum goes into it in place, as
+// PyTorch's engine accumulates: no new buffer, and the sum's pass reads both operands and writes lines it
+// has just read, where a fresh output would first be fetched to be written (a ResNet's add at each block
+// input). Otherwise the sum is a fresh tensor, so a gradient handed to a user or shared between inputs is
+// never changed by a later accumulation.
+void accumulate(Tensor& slot, const Tensor& grad) {
+  if (!slot.defined()) {
+    slot = grad;
+  } else if (engine_owns(slot) && slot.shape() == grad.shape() && slot.dtype() == grad.dtype() &&
+             slot.device() == grad.device()) {
+    raw::add_in_place(slot, grad);
+  } else {
+    slot = add(slot, grad);
+  }
+}
 
 // Nodes reachable from `root`, each after every node that feeds it a gradient (reverse post-order).
 std::vector<Node*> topological_order(Node* root) {

@@ -60,6 +60,9 @@ Tensor unary_backward(kernels::UnaryOp op, const kernels::UnaryParams& params, c
                       const Tensor& y, const Tensor& gy);
 // Broadcasting binary op; `name` is used in errors.
 Tensor binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b, std::string_view name);
+// destination += source in place: destination dense in either layout (contiguous or channels-last), source of
+// its shape, dtype and device, any strides. The autograd engine's gradient accumulation (core/autograd.cpp).
+void add_in_place(const Tensor& destination, const Tensor& source);
 // Writes `source`, broadcast to destination's shape and converted to its dtype, into the view `destination`;
 // a source on another device is moved to the destination's first.
 void copy(const Tensor& destination, const Tensor& source);

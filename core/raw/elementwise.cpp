@@ -102,6 +102,23 @@ Tensor binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b, std::strin
   return output;
 }
 
+void add_in_place(const Tensor& destination, const Tensor& source) {
+  check_same_dtype_and_device("add_in_place", destination, {&source});
+  KILN_CHECK(destination.shape() == source.shape(), "add_in_place: shapes ", destination.shape(), " and ",
+             source.shape(), " differ");
+  const bool channels_last = !destination.is_contiguous();
+  KILN_CHECK(!channels_last || destination.is_channels_last(), "add_in_place: destination ",
+             destination.describe(), " is neither contiguous nor channels-last");
+  // Each element is read and then written at the same place, so the sum may land where its first operand
+  // lies: the dense kernel over both in the destination's layout.
+  const Tensor addend = in_layout(source, channels_last);
+  const std::int64_t count = destination.numel(), one = 1;
+  visit_floating(destination.dtype(), "add_in_place", [&]<typename T>() {
+    kernels::binary_forward<T>(destination.device(), kernels::BinaryOp::Add, 1, &count, destination.data<T>(), &one,
+                               addend.data<T>(), &one, destination.data<T>());
+  });
+}
+
 void copy(const Tensor& destination, const Tensor& source) {
   // Across devices the source first moves, dense, to the destination's device; the kernel then broadcasts
   // and converts it there.

@@ -42,6 +42,20 @@ TEST_CASE("autograd: a diamond graph calls each rule once, after all its inputs 
   CHECK(x.grad().item() == doctest::Approx(3.0 * std::exp(6.0) * 7.0));
 }
 
+// The engine adds a node's later gradients into its first one in place where it holds that one alone
+// (core/autograd.cpp). Here mul's rule makes one dense gradient G (1.5 everywhere) and add's rule hands that
+// same G to both w1 and w2, each of which then receives two more gradients: adding them into G in place would
+// change the other's gradient too. So G must be summed into a fresh tensor (which may then take the third
+// gradient in place). dx = (1.5 + 2 + 5) * 3 + (1.5 + 7 + 11) * 4.
+TEST_CASE("autograd: accumulating in place never changes a gradient another input shares") {
+  const Tensor x = leaf({1.0, -2.0});
+  const Tensor w1 = x * 3.0, w2 = x * 4.0;
+  // The last term's gradients reach w1 and w2 first (the engine runs the nodes in reverse post-order).
+  const Tensor loss = sum(w1 * 2.0) + sum(w1 * 5.0) + sum(w2 * 7.0) + sum(w2 * 11.0) + sum((w1 + w2) * 1.5);
+  loss.backward();
+  CHECK(values(x.grad()) == std::vector<double>{103.5, 103.5});
+}
+
 TEST_CASE("autograd: no_grad records nothing and detach cuts the tape") {
   const Tensor x = leaf({1.0, 2.0});
   {
