@@ -67,6 +67,31 @@ TEST_CASE("channels-last: elementwise ops and cat keep the layout, and mixed ope
   CHECK(joined.to_vector<float>() == cat({a, Tensor::zeros({2, 2, 4, 5})}, 1).to_vector<float>());
 }
 
+// raw::add_in_place (the autograd engine's accumulation) into either layout, from a source in either layout
+// or a strided view: the destination keeps its buffer and layout and holds the sum.
+TEST_CASE("channels-last: add_in_place adds into either layout from any source") {
+  const Tensor a = random_input({2, 3, 4, 5}, 31).to(DType::Float32);
+  const Tensor b = random_input({2, 3, 4, 5}, 32).to(DType::Float32);
+  const Tensor wide = random_input({2, 3, 4, 10}, 33).to(DType::Float32);
+  const Tensor strided = wide.slice(3, 0, 10, 2);  // [2, 3, 4, 5], every other column
+  const std::vector<float> expected_b = (a + b).to_vector<float>();
+  const std::vector<float> expected_strided = (a + strided).to_vector<float>();
+  for (const bool last : {false, true}) {
+    for (const Tensor* source : {&b, &strided}) {
+      INFO((last ? "channels-last" : "nchw"), " destination, ", (source == &b ? "dense" : "strided"), " source");
+      const Tensor sources[] = {*source, source->channels_last()};
+      for (const Tensor& from : sources) {
+        const Tensor into = last ? a.clone().channels_last() : a.clone();  // a buffer of its own either way
+        const float* before = into.data<float>();
+        raw::add_in_place(into, from);
+        CHECK(into.data<float>() == before);
+        CHECK(into.is_channels_last() == last);
+        CHECK(into.to_vector<float>() == (source == &b ? expected_b : expected_strided));
+      }
+    }
+  }
+}
+
 TEST_CASE("channels-last: a ResNet block keeps the layout and computes what it computes on NCHW") {
   // 16 channels at 8x8, batch 8: Winograd takes the convolutions (channels-last itself), the vectorized
   // batch norm walks channels-last rows; the shortcut pads 8 -> 16 channels at stride 2 in the second case.
