@@ -29,12 +29,12 @@ inline constexpr std::int64_t kFlushRows = 32;
 inline constexpr int kGroupVectors = 4;
 
 // The pair sums (PairSums: sum a and sum a * b, a = p - shift_p or p * relu'(y), that one stored to
-// masked_out when it is not null, b = q - shift_q) of channels [c0, c0 + kVectors * width) over rows
+// kept_through_relu when it is not null, b = q - shift_q) of channels [c0, c0 + kVectors * width) over rows
 // [first, last), added into sums[c - c0].
 template <class V, int kVectors, class T>
 void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first, std::int64_t last,
                      const T* p, const float* shift_p, const T* q, const float* shift_q, const T* relu_output,
-                     T* masked_out, PairSums* sums) {
+                     T* kept_through_relu, PairSums* sums) {
   using Reg = typename V::Reg;
   const std::int64_t lanes_in_group = std::min<std::int64_t>(kVectors * V::width, channels - c0);
   const auto lanes = [&](int k) {
@@ -49,7 +49,7 @@ void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first,
     const Reg pk = V::load_partial(p + at, lanes(k));
     if (!relu_output) return V::sub(pk, vshift_p[k]);
     const Reg masked = relu_gradient<V>(pk, V::load_partial(relu_output + at, lanes(k)));
-    if (masked_out) V::store_partial(masked_out + at, masked, lanes(k));
+    if (kept_through_relu) V::store_partial(kept_through_relu + at, masked, lanes(k));
     return masked;
   };
   for (std::int64_t start = first; start < last; start += kFlushRows) {
@@ -82,7 +82,7 @@ void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first,
 // channel_sums[c] for every channel, as vectorized_batchnorm.hpp's all_channel_pair_sums.
 template <class V, class T>
 void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float* shift_p, const T* q,
-                           const float* shift_q, const T* relu_output, T* masked_out,
+                           const float* shift_q, const T* relu_output, T* kept_through_relu,
                            PairSums* channel_sums) {
   const std::int64_t channels = g.channels, rows = g.batch * g.height * g.width;
   const std::int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
@@ -100,20 +100,20 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float
         std::min<std::int64_t>(kGroupVectors, (channels - c0 + V::width - 1) / V::width);
     switch (vectors) {
       case 1:
-        group_pair_sums<V, 1, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, masked_out,
-                                 sums + c0);
+        group_pair_sums<V, 1, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output,
+                                 kept_through_relu, sums + c0);
         break;
       case 2:
-        group_pair_sums<V, 2, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, masked_out,
-                                 sums + c0);
+        group_pair_sums<V, 2, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output,
+                                 kept_through_relu, sums + c0);
         break;
       case 3:
-        group_pair_sums<V, 3, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, masked_out,
-                                 sums + c0);
+        group_pair_sums<V, 3, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output,
+                                 kept_through_relu, sums + c0);
         break;
       default:
-        group_pair_sums<V, 4, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output, masked_out,
-                                 sums + c0);
+        group_pair_sums<V, 4, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output,
+                                 kept_through_relu, sums + c0);
     }
   }
   for (std::int64_t c = 0; c < channels; ++c) {

@@ -64,11 +64,12 @@ struct PairAccumulator {
 
   // Adds n contiguous values of p and q (n <= kChunk). With relu_output (the fused forward's y), p is first
   // multiplied by relu's derivative, (y > 0 ? 1 : 0), as the elementwise relu backward does, and stored to
-  // masked_out when that is not null.
+  // kept_through_relu when that is not null.
   template <class T>
-  void add(const T* p, float shift_p, const T* q, float shift_q, const T* relu_output, T* masked_out,
+  void add(const T* p, float shift_p, const T* q, float shift_q, const T* relu_output, T* kept_through_relu,
            std::int64_t n) {
-    if (relu_output) return add_masked(p, relu_output, q, shift_q, masked_out, n);  // shift_p is 0 there
+    if (relu_output)
+      return add_masked(p, relu_output, q, shift_q, kept_through_relu, n);  // shift_p is 0 there
     const Reg vshift_p = V::broadcast(shift_p), vshift_q = V::broadcast(shift_q);
     std::int64_t i = 0;
     for (; i + 2 * V::width <= n; i += 2 * V::width) {
@@ -94,22 +95,22 @@ struct PairAccumulator {
     if (pending >= kChunk) empty_lanes();
   }
 
-  // add for the fused BN -> ReLU backward: a = gy * relu'(y), stored to masked_out when not null (exact in T:
-  // gy times 1 or 0), b = x - shift_q.
+  // add for the fused BN -> ReLU backward: a = gy * relu'(y), stored to kept_through_relu when not null
+  // (exact in T: gy times 1 or 0), b = x - shift_q.
   template <class T>
-  void add_masked(const T* gy, const T* y, const T* q, float shift_q, T* masked_out, std::int64_t n) {
+  void add_masked(const T* gy, const T* y, const T* q, float shift_q, T* kept_through_relu, std::int64_t n) {
     const Reg vshift_q = V::broadcast(shift_q);
     std::int64_t i = 0;
     for (; i + V::width <= n; i += V::width) {
       const Reg da = relu_gradient<V>(V::load(gy + i), V::load(y + i));
-      if (masked_out) V::store(masked_out + i, da);
+      if (kept_through_relu) V::store(kept_through_relu + i, da);
       const Reg db = V::sub(V::load(q + i), vshift_q);
       a0 = V::add(a0, da);
       ab0 = V::fmadd(da, db, ab0);
     }
     for (; i < n; ++i) {
       const float masked = static_cast<float>(gy[i]) * (y[i] > 0 ? 1.0f : 0.0f);
-      if (masked_out) masked_out[i] = static_cast<T>(masked);
+      if (kept_through_relu) kept_through_relu[i] = static_cast<T>(masked);
       const double da = masked, db = q[i] - shift_q;
       sums.sum_a += da;
       sums.sum_ab += da * db;
@@ -164,14 +165,14 @@ std::unique_ptr<float[]> repeat_per_column(const BatchNorm2dGeometry& g, const f
 // end, so a plane's sums are the same bits whichever walk takes it.
 template <class V, class T>
 PairSums plane_pair_sums(const BatchNorm2dGeometry& g, std::int64_t nc, const T* p, const float* shift_p,
-                         const T* q, const float* shift_q, const T* relu_output, T* masked_out) {
+                         const T* q, const float* shift_q, const T* relu_output, T* kept_through_relu) {
   const std::int64_t plane = g.height * g.width, c = nc % g.channels;
   const float sp = shift_p ? shift_p[c] : 0.0f, sq = shift_q[c];
   PairAccumulator<V> accumulator;
   for (std::int64_t piece = 0; piece < plane; piece += kChunk) {
     const std::int64_t start = nc * plane + piece;
     accumulator.add(p + start, sp, q + start, sq, relu_output ? relu_output + start : nullptr,
-                    masked_out ? masked_out + start : nullptr, std::min(kChunk, plane - piece));
+                    kept_through_relu ? kept_through_relu + start : nullptr, std::min(kChunk, plane - piece));
   }
   accumulator.empty_lanes();
   return accumulator.sums;
@@ -190,7 +191,7 @@ inline PairSums channel_of_plane_sums(const BatchNorm2dGeometry& g, std::int64_t
 }
 
 // The pair sums of every channel, with per-channel shifts (shift_p null means 0; with relu_output, p is
-// masked by relu's derivative, and stored so to masked_out when that is not null, and shift_p must be
+// masked by relu's derivative, and stored so to kept_through_relu when that is not null, and shift_p must be
 // null). Memory is walked in
 // its own order: threads split the N*C planes, each plane's sums (lanes emptied per kChunk piece and at
 // the plane's end) go into a table, and each channel then adds its N plane sums in n order. Walking a
@@ -199,10 +200,10 @@ inline PairSums channel_of_plane_sums(const BatchNorm2dGeometry& g, std::int64_t
 // for any thread count.
 template <class V, class T>
 void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float* shift_p, const T* q,
-                           const float* shift_q, const T* relu_output, T* masked_out,
+                           const float* shift_q, const T* relu_output, T* kept_through_relu,
                            PairSums* channel_sums) {
   if (g.channels_last) {
-    return channels_last::all_channel_pair_sums<V>(g, p, shift_p, q, shift_q, relu_output, masked_out,
+    return channels_last::all_channel_pair_sums<V>(g, p, shift_p, q, shift_q, relu_output, kept_through_relu,
                                                    channel_sums);
   }
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
@@ -210,8 +211,8 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float
     const BatchNorm2dGeometry rows = rows_geometry(g);
     const std::unique_ptr<PairSums[]> column_sums(new PairSums[static_cast<std::size_t>(rows.channels)]);
     channels_last::all_channel_pair_sums<V>(rows, p, repeat_per_column(g, shift_p).get(), q,
-                                            repeat_per_column(g, shift_q).get(), relu_output, masked_out,
-                                            column_sums.get());
+                                            repeat_per_column(g, shift_q).get(), relu_output,
+                                            kept_through_relu, column_sums.get());
     for (std::int64_t c = 0; c < g.channels; ++c) {
       PairSums sums;
       for (std::int64_t i = c * plane; i < (c + 1) * plane; ++i) {
@@ -226,7 +227,7 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     plane_sums[static_cast<std::size_t>(nc)] =
-        plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, relu_output, masked_out);
+        plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, relu_output, kept_through_relu);
   }
   for (std::int64_t c = 0; c < g.channels; ++c)
     channel_sums[c] = channel_of_plane_sums(g, c, plane_sums.get());
@@ -300,8 +301,8 @@ std::int64_t channels_per_group(const BatchNorm2dGeometry& g, int tensors_read) 
 // channels (the per-channel coefficients), then second_pass(nc) for each of its planes, in memory order.
 template <class V, class T, class Finish, class SecondPass>
 void grouped_passes(const BatchNorm2dGeometry& g, std::int64_t group, const T* p, const float* shift_p,
-                    const T* q, const float* shift_q, const T* relu_output, T* masked_out, Finish&& finish,
-                    SecondPass&& second_pass) {
+                    const T* q, const float* shift_q, const T* relu_output, T* kept_through_relu,
+                    Finish&& finish, SecondPass&& second_pass) {
   const std::int64_t groups = (g.channels + group - 1) / group;
   const std::unique_ptr<PairSums[]> plane_sums(new PairSums[static_cast<std::size_t>(g.batch * g.channels)]);
 #pragma omp parallel for schedule(static)
@@ -310,7 +311,7 @@ void grouped_passes(const BatchNorm2dGeometry& g, std::int64_t group, const T* p
     for (std::int64_t n = 0; n < g.batch; ++n) {
       for (std::int64_t nc = n * g.channels + c0; nc < n * g.channels + c1; ++nc)
         plane_sums[static_cast<std::size_t>(nc)] =
-            plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, relu_output, masked_out);
+            plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, relu_output, kept_through_relu);
     }
     for (std::int64_t c = c0; c < c1; ++c) finish(c, channel_of_plane_sums(g, c, plane_sums.get()));
     for (std::int64_t n = 0; n < g.batch; ++n) {
@@ -399,9 +400,9 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
   // Pass 1 sums gy and gy * (x - mean) (gy through relu's rule first, when fused, and kept in
   // gy_through_relu when asked). Pass 2 then reads that kept gradient, where it is, instead of gy and y.
   const T* relu_output = g.fused_relu ? y : nullptr;
-  T* const masked_out = g.fused_relu ? gy_through_relu : nullptr;
-  const T* pass2_gy = masked_out ? masked_out : gy;
-  const T* pass2_relu_output = masked_out ? nullptr : relu_output;
+  T* const kept_through_relu = g.fused_relu ? gy_through_relu : nullptr;
+  const T* pass2_gy = kept_through_relu ? kept_through_relu : gy;
+  const T* pass2_relu_output = kept_through_relu ? nullptr : relu_output;
   ChannelCoefficients gradient(g.channels);  // gx = a * ((gy - centre) - slope * (x - shift))
   const auto finish = [&](std::int64_t c, const PairSums& sums) {
     const auto k = static_cast<std::size_t>(c);
@@ -425,13 +426,13 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
 
   // The first pass touches gy and x, y with the fused ReLU, and the kept gradient it writes (counted: with it
   // left out, ResNet-20's 16-channel backward overflowed L2 and ran 1.52 ms a call against 1.43).
-  const int first_pass_tensors = relu_output ? (masked_out ? 4 : 3) : 2;
+  const int first_pass_tensors = relu_output ? (kept_through_relu ? 4 : 3) : 2;
   if (const std::int64_t group = channels_per_group<V, T>(g, first_pass_tensors); group > 0) {
-    return grouped_passes<V>(g, group, gy, nullptr, x, save_mean, relu_output, masked_out, finish,
+    return grouped_passes<V>(g, group, gy, nullptr, x, save_mean, relu_output, kept_through_relu, finish,
                              gx_of_plane);
   }
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
-  all_channel_pair_sums<V>(g, gy, nullptr, x, save_mean, relu_output, masked_out, sums.get());
+  all_channel_pair_sums<V>(g, gy, nullptr, x, save_mean, relu_output, kept_through_relu, sums.get());
   for (std::int64_t c = 0; c < g.channels; ++c) finish(c, sums[static_cast<std::size_t>(c)]);
   // Pass 2 plane by plane (or row by row) in memory order.
   if (g.channels_last) {
@@ -489,9 +490,9 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
   // As in the train backward: the sums' pass keeps gy through relu's rule when asked, and gx reads it.
   const T* relu_output = g.fused_relu ? y : nullptr;
-  T* const masked_out = g.fused_relu ? gy_through_relu : nullptr;
-  all_channel_pair_sums<V>(g, gy, nullptr, x, running_mean, relu_output, masked_out, sums.get());
-  if (masked_out) gy = masked_out, relu_output = nullptr;
+  T* const kept_through_relu = g.fused_relu ? gy_through_relu : nullptr;
+  all_channel_pair_sums<V>(g, gy, nullptr, x, running_mean, relu_output, kept_through_relu, sums.get());
+  if (kept_through_relu) gy = kept_through_relu, relu_output = nullptr;
   const std::unique_ptr<float[]> scale(new float[static_cast<std::size_t>(g.channels)]);
   for (std::int64_t c = 0; c < g.channels; ++c) {
     const auto k = static_cast<std::size_t>(c);
