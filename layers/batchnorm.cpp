@@ -22,7 +22,8 @@ Tensor BatchNorm2d::forward_then_relu(const Tensor& input) { return normalize(in
 
 Tensor BatchNorm2d::forward_add_relu(const Tensor& input, const Tensor& residual) {
   check_input(input);
-  return batch_norm2d_add_relu(input, residual, weight_, bias_, running_mean_, running_var_, kernel_options(true));
+  return batch_norm2d_add_relu(input, residual, weight_, bias_, running_mean_, running_var_,
+                               kernel_options(true));
 }
 
 void BatchNorm2d::check_input(const Tensor& input) const {
@@ -31,7 +32,10 @@ void BatchNorm2d::check_input(const Tensor& input) const {
 }
 
 BatchNormOptions BatchNorm2d::kernel_options(bool fused_relu) const {
-  return {.training = is_training(), .momentum = options_.momentum, .eps = options_.eps, .fused_relu = fused_relu};
+  return {.training = is_training(),
+          .momentum = options_.momentum,
+          .eps = options_.eps,
+          .fused_relu = fused_relu};
 }
 
 Tensor BatchNorm2d::normalize(const Tensor& input, bool fused_relu) {

@@ -67,11 +67,11 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
     result.save_invstd = Tensor::empty({g.channels}, statistics_dtype, x.device());
     visit_floating(x.dtype(), "batch_norm2d", [&]<typename T>() {
       using P = opmath_t<T>;
-      kernels::batchnorm2d_forward_train<T>(
-          x.device(), g, input.data<T>(), gamma.data<P>(), beta.data<P>(), static_cast<P>(options.eps),
-          static_cast<P>(options.momentum), data_or_null<P>(running_mean), data_or_null<P>(running_var),
-          result.output.data<T>(), result.save_mean.data<P>(), result.save_invstd.data<P>(),
-          data_or_null<T>(added));
+      kernels::batchnorm2d_forward_train<T>(x.device(), g, input.data<T>(), gamma.data<P>(), beta.data<P>(),
+                                            static_cast<P>(options.eps), static_cast<P>(options.momentum),
+                                            data_or_null<P>(running_mean), data_or_null<P>(running_var),
+                                            result.output.data<T>(), result.save_mean.data<P>(),
+                                            result.save_invstd.data<P>(), data_or_null<T>(added));
     });
   } else {
     KILN_CHECK(running_mean.defined() && running_var.defined(),

@@ -114,8 +114,8 @@ void add_in_place(const Tensor& destination, const Tensor& source) {
   const Tensor addend = in_layout(source, channels_last);
   const std::int64_t count = destination.numel(), one = 1;
   visit_floating(destination.dtype(), "add_in_place", [&]<typename T>() {
-    kernels::binary_forward<T>(destination.device(), kernels::BinaryOp::Add, 1, &count, destination.data<T>(), &one,
-                               addend.data<T>(), &one, destination.data<T>());
+    kernels::binary_forward<T>(destination.device(), kernels::BinaryOp::Add, 1, &count, destination.data<T>(),
+                               &one, addend.data<T>(), &one, destination.data<T>());
   });
 }
 

@@ -21,7 +21,8 @@ template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const float* gamma, const float* beta,
                               const float* running_mean, const float* running_var, float eps, T* y,
                               const T* residual) {
-  vectorized::batchnorm2d_forward_eval<Vector>(g, x, gamma, beta, running_mean, running_var, eps, y, residual);
+  vectorized::batchnorm2d_forward_eval<Vector>(g, x, gamma, beta, running_mean, running_var, eps, y,
+                                               residual);
 }
 
 template <typename T>

@@ -85,7 +85,8 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const o
 template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
                               const opmath_t<T>* beta, const opmath_t<T>* running_mean,
-                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y, const T* residual = nullptr);
+                              const opmath_t<T>* running_var, opmath_t<T> eps, T* y,
+                              const T* residual = nullptr);
 template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                 const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
@@ -151,8 +152,7 @@ template <typename T>
 void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,
                                const opmath_t<T>* gamma, const opmath_t<T>* beta, opmath_t<T> eps,
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
-                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
-                               const T* residual);
+                               T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd, const T* residual);
 template <typename T>
 void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
                               const opmath_t<T>* beta, const opmath_t<T>* running_mean,

@@ -177,9 +177,8 @@ __device__ void normalize_slice(const ChannelSlices& s, std::int64_t c, std::int
 // reference, and there is nothing to normalize.
 template <typename T>
 __global__ void train_normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* residual,
-                                       const opmath_t<T>* gamma,
-                                       const opmath_t<T>* beta, double eps, double momentum,
-                                       const double* partial_d, const double* partial_d2,
+                                       const opmath_t<T>* gamma, const opmath_t<T>* beta, double eps,
+                                       double momentum, const double* partial_d, const double* partial_d2,
                                        opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
                                        opmath_t<T>* running_mean, opmath_t<T>* running_var, T* y) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {  // uniform in the block

@@ -169,9 +169,8 @@ __device__ void normalize_values(const RowSlices& s, const Lane& lane, std::int6
 // cuda_batchnorm.cu (the blocks of slice 0 save them and move the running statistics), then normalize.
 template <typename T>
 __global__ void train_normalize_kernel(RowSlices s, bool fused_relu, const T* x, const T* residual,
-                                       const opmath_t<T>* gamma,
-                                       const opmath_t<T>* beta, double eps, double momentum,
-                                       const double* partial_d, const double* partial_d2,
+                                       const opmath_t<T>* gamma, const opmath_t<T>* beta, double eps,
+                                       double momentum, const double* partial_d, const double* partial_d2,
                                        opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
                                        opmath_t<T>* running_mean, opmath_t<T>* running_var, T* y) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {  // uniform in the block
@@ -197,8 +196,9 @@ __global__ void eval_normalize_kernel(RowSlices s, bool fused_relu, const T* x, 
     const std::int64_t group = work / s.slices, slice = work % s.slices;
     const Lane lane = lane_of(s, group);
     if (lane.c < 0) continue;
-    normalize_values(s, lane, slice, fused_relu, x, residual, statistics.mean(lane.c), statistics.invstd(lane.c),
-                     static_cast<double>(gamma[lane.c]), static_cast<double>(beta[lane.c]), y);
+    normalize_values(s, lane, slice, fused_relu, x, residual, statistics.mean(lane.c),
+                     statistics.invstd(lane.c), static_cast<double>(gamma[lane.c]),
+                     static_cast<double>(beta[lane.c]), y);
   }
 }
 

@@ -97,8 +97,8 @@ __device__ void store_statistics(std::int64_t c, const ChannelMoments& moments, 
 // y at element `at`: (x - mean) * invstd * gamma + beta in double, plus residual[at] when there is one,
 // rounded to T once, then relu when fused.
 template <typename T>
-__device__ T normalized(const T* x, const T* residual, std::int64_t at, double mean, double invstd, double scale,
-                        double bias, bool fused_relu) {
+__device__ T normalized(const T* x, const T* residual, std::int64_t at, double mean, double invstd,
+                        double scale, double bias, bool fused_relu) {
   double sum = (static_cast<double>(x[at]) - mean) * invstd * scale + bias;
   if (residual) sum += static_cast<double>(residual[at]);
   const T value = static_cast<T>(sum);

@@ -73,7 +73,8 @@ void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
-        return avx512::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y, residual);
+        return avx512::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y,
+                                                residual);
       case CpuLevel::Avx2:
         return avx2::batchnorm2d_forward_eval(g, x, gamma, beta, running_mean, running_var, eps, y, residual);
       case CpuLevel::Reference:

@@ -68,7 +68,8 @@ void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const opmath_t<
   for (std::int64_t n = 0; n < g.batch; ++n) {
     for (std::int64_t i = 0; i < plane; ++i) {
       const std::int64_t at = offset(g, n, c, i);
-      const double sum = (x[at] - mean) * invstd * gamma[c] + beta[c] + (residual ? double(residual[at]) : 0.0);
+      const double sum =
+          (x[at] - mean) * invstd * gamma[c] + beta[c] + (residual ? double(residual[at]) : 0.0);
       const T normalized = static_cast<T>(sum);
       y[at] = g.fused_relu ? relu(normalized) : normalized;
     }

@@ -244,11 +244,11 @@ struct ChannelCoefficients {
 };
 
 // out = (in - shift) * scale + offset over n contiguous floats: the normalization; plus residual when it is
-// not null (a float sum, then the one rounding). With relu, out = relu of that: max(0, v) lets a NaN v through
-// (max returns its second operand then), as the elementwise relu does.
+// not null (a float sum, then the one rounding). With relu, out = relu of that: max(0, v) lets a NaN v
+// through (max returns its second operand then), as the elementwise relu does.
 template <class V, class T>
-void shift_scale_offset(const T* in, std::int64_t n, float shift, float scale, float offset, const T* residual,
-                        bool relu, T* out) {
+void shift_scale_offset(const T* in, std::int64_t n, float shift, float scale, float offset,
+                        const T* residual, bool relu, T* out) {
   using Reg = typename V::Reg;
   const Reg vshift = V::broadcast(shift), vscale = V::broadcast(scale), voffset = V::broadcast(offset);
   const auto finish = [relu, residual](Reg v, std::int64_t i, std::int64_t lanes) {
@@ -379,10 +379,10 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
                                                 residual, g.fused_relu, y);
   }
   if (as_rows<V>(g)) {
-    return channels_last::shift_scale_offset<V>(
-        rows_geometry(g), x, repeat_per_column(g, normalize.shift.get()).get(),
-        repeat_per_column(g, normalize.scale.get()).get(), repeat_per_column(g, beta).get(), residual,
-        g.fused_relu, y);
+    return channels_last::shift_scale_offset<V>(rows_geometry(g), x,
+                                                repeat_per_column(g, normalize.shift.get()).get(),
+                                                repeat_per_column(g, normalize.scale.get()).get(),
+                                                repeat_per_column(g, beta).get(), residual, g.fused_relu, y);
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) normalize_plane(nc);
@@ -466,8 +466,8 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const fl
       scale[static_cast<std::size_t>(c)] = static_cast<float>(invstd * gamma[c]);
     }
     if (g.channels_last)
-      return channels_last::shift_scale_offset<V>(g, x, running_mean, scale.get(), beta, residual, g.fused_relu,
-                                                  y);
+      return channels_last::shift_scale_offset<V>(g, x, running_mean, scale.get(), beta, residual,
+                                                  g.fused_relu, y);
     return channels_last::shift_scale_offset<V>(rows_geometry(g), x, repeat_per_column(g, running_mean).get(),
                                                 repeat_per_column(g, scale.get()).get(),
                                                 repeat_per_column(g, beta).get(), residual, g.fused_relu, y);

@@ -78,7 +78,8 @@ TEST_CASE("channels-last: add_in_place adds into either layout from any source")
   const std::vector<float> expected_strided = (a + strided).to_vector<float>();
   for (const bool last : {false, true}) {
     for (const Tensor* source : {&b, &strided}) {
-      INFO((last ? "channels-last" : "nchw"), " destination, ", (source == &b ? "dense" : "strided"), " source");
+      INFO((last ? "channels-last" : "nchw"), " destination, ", (source == &b ? "dense" : "strided"),
+           " source");
       const Tensor sources[] = {*source, source->channels_last()};
       for (const Tensor& from : sources) {
         const Tensor into = last ? a.clone().channels_last() : a.clone();  // a buffer of its own either way

@@ -245,13 +245,16 @@ TEST_CASE("gradcheck: batch_norm2d with the ReLU fused, training and eval mode")
 
 TEST_CASE("gradcheck: batch_norm2d_add_relu (x, the residual, gamma, beta), training and eval mode") {
   check_gradient(
-      [](const Inputs& in) { return batch_norm2d_add_relu(in[0], in[1], in[2], in[3], Tensor(), Tensor(), {.training = true}); },
+      [](const Inputs& in) {
+        return batch_norm2d_add_relu(in[0], in[1], in[2], in[3], Tensor(), Tensor(), {.training = true});
+      },
       {random_input({2, 3, 3, 2}, 150), random_input({2, 3, 3, 2}, 151), random_input({3}, 152, 0.5, 1.5),
        random_input({3}, 153)});
   const Tensor running_mean = random_input({3}, 154), running_var = random_input({3}, 155, 0.5, 2.0);
   check_gradient(
       [&](const Inputs& in) {
-        return batch_norm2d_add_relu(in[0], in[1], in[2], in[3], running_mean, running_var, {.training = false});
+        return batch_norm2d_add_relu(in[0], in[1], in[2], in[3], running_mean, running_var,
+                                     {.training = false});
       },
       {random_input({2, 3, 2, 2}, 156), random_input({2, 3, 2, 2}, 157), random_input({3}, 158),
        random_input({3}, 159)});

@@ -389,16 +389,18 @@ TEST_CASE("cuda: batch_norm2d_add_relu on CUDA tensors matches the CPU, either l
     };
     Tensor x_leaf = leaf(x, channels_last), residual_leaf = leaf(residual, !channels_last);
     Tensor gamma_leaf = leaf(gamma, false), beta_leaf = leaf(beta, false);
-    const Tensor running_mean = Tensor::full({17}, 0.25).to(device), running_var = Tensor::full({17}, 1.5).to(device);
-    const Tensor y = batch_norm2d_add_relu(x_leaf, residual_leaf, gamma_leaf, beta_leaf, running_mean, running_var,
-                                           {.training = training});
+    const Tensor running_mean = Tensor::full({17}, 0.25).to(device),
+                 running_var = Tensor::full({17}, 1.5).to(device);
+    const Tensor y = batch_norm2d_add_relu(x_leaf, residual_leaf, gamma_leaf, beta_leaf, running_mean,
+                                           running_var, {.training = training});
     CHECK(y.is_channels_last() == channels_last);
     sum(y * gy.to(device)).backward();
-    return std::vector<Tensor>{y, x_leaf.grad(), residual_leaf.grad(), gamma_leaf.grad(), beta_leaf.grad(),
-                               running_mean, running_var};
+    return std::vector<Tensor>{
+        y,          x_leaf.grad(), residual_leaf.grad(), gamma_leaf.grad(), beta_leaf.grad(), running_mean,
+        running_var};
   };
-  const char* names[] = {"output", "grad x", "grad residual", "grad gamma", "grad beta", "running_mean",
-                         "running_var"};
+  const char* names[] = {"output",    "grad x",       "grad residual", "grad gamma",
+                         "grad beta", "running_mean", "running_var"};
   for (const bool channels_last : {false, true}) {
     for (const bool training : {true, false}) {
       INFO((channels_last ? "channels-last" : "nchw"), (training ? ", train" : ", eval"));

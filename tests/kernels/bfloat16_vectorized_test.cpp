@@ -160,7 +160,8 @@ TEST_CASE(
         std::vector<bfloat16> y16(count);
         std::vector<float> mean16(channels), invstd16(channels), rm16(channels, 0.5f), rv16(channels, 2.0f);
         kk::batchnorm2d_forward_train(kCpu, g, x16.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
-                                      rm16.data(), rv16.data(), y16.data(), mean16.data(), invstd16.data(), r16);
+                                      rm16.data(), rv16.data(), y16.data(), mean16.data(), invstd16.data(),
+                                      r16);
         CHECK(bfloat16_difference(y16, converted<bfloat16>(y), 0) == "");
         CHECK(mean16 == mean);
         CHECK(invstd16 == invstd);
