@@ -62,56 +62,42 @@ struct PairAccumulator {
     pending = 0;
   }
 
-  // Adds n contiguous values of p and q (n <= kChunk). With relu_output (the fused forward's y), p is first
-  // multiplied by relu's derivative, (y > 0 ? 1 : 0), as the elementwise relu backward does, and stored to
-  // kept_through_relu when that is not null.
+  // Adds n contiguous values of p and q (n <= kChunk): a = p - shift_p, b = q - shift_q. With relu_output
+  // (the fused forward's y; shift_p is then 0), a = p * relu'(y), (y > 0 ? 1 : 0), as the elementwise relu
+  // backward makes it (exact in T: p times 1 or 0), stored to kept_through_relu when that is not null. Either
+  // way the same loop adds it, so the fused backward's sums are the bits of batch norm's plain backward run
+  // on relu's backward output.
   template <class T>
   void add(const T* p, float shift_p, const T* q, float shift_q, const T* relu_output, T* kept_through_relu,
            std::int64_t n) {
-    if (relu_output)
-      return add_masked(p, relu_output, q, shift_q, kept_through_relu, n);  // shift_p is 0 there
     const Reg vshift_p = V::broadcast(shift_p), vshift_q = V::broadcast(shift_q);
+    const auto a_at = [&](std::int64_t i) {
+      if (!relu_output) return V::sub(V::load(p + i), vshift_p);
+      const Reg masked = relu_gradient<V>(V::load(p + i), V::load(relu_output + i));
+      if (kept_through_relu) V::store(kept_through_relu + i, masked);
+      return masked;
+    };
     std::int64_t i = 0;
     for (; i + 2 * V::width <= n; i += 2 * V::width) {
-      const Reg da0 = V::sub(V::load(p + i), vshift_p), db0 = V::sub(V::load(q + i), vshift_q);
-      const Reg da1 = V::sub(V::load(p + i + V::width), vshift_p);
-      const Reg db1 = V::sub(V::load(q + i + V::width), vshift_q);
+      const Reg da0 = a_at(i), db0 = V::sub(V::load(q + i), vshift_q);
+      const Reg da1 = a_at(i + V::width), db1 = V::sub(V::load(q + i + V::width), vshift_q);
       a0 = V::add(a0, da0);
       ab0 = V::fmadd(da0, db0, ab0);
       a1 = V::add(a1, da1);
       ab1 = V::fmadd(da1, db1, ab1);
     }
     for (; i + V::width <= n; i += V::width) {
-      const Reg da = V::sub(V::load(p + i), vshift_p), db = V::sub(V::load(q + i), vshift_q);
+      const Reg da = a_at(i), db = V::sub(V::load(q + i), vshift_q);
       a0 = V::add(a0, da);
       ab0 = V::fmadd(da, db, ab0);
     }
     for (; i < n; ++i) {  // scalar tail, fewer than width values, straight into double
-      const double da = p[i] - shift_p, db = q[i] - shift_q;
-      sums.sum_a += da;
-      sums.sum_ab += da * db;
-    }
-    pending += n;
-    if (pending >= kChunk) empty_lanes();
-  }
-
-  // add for the fused BN -> ReLU backward: a = gy * relu'(y), stored to kept_through_relu when not null
-  // (exact in T: gy times 1 or 0), b = x - shift_q.
-  template <class T>
-  void add_masked(const T* gy, const T* y, const T* q, float shift_q, T* kept_through_relu, std::int64_t n) {
-    const Reg vshift_q = V::broadcast(shift_q);
-    std::int64_t i = 0;
-    for (; i + V::width <= n; i += V::width) {
-      const Reg da = relu_gradient<V>(V::load(gy + i), V::load(y + i));
-      if (kept_through_relu) V::store(kept_through_relu + i, da);
-      const Reg db = V::sub(V::load(q + i), vshift_q);
-      a0 = V::add(a0, da);
-      ab0 = V::fmadd(da, db, ab0);
-    }
-    for (; i < n; ++i) {
-      const float masked = static_cast<float>(gy[i]) * (y[i] > 0 ? 1.0f : 0.0f);
-      if (kept_through_relu) kept_through_relu[i] = static_cast<T>(masked);
-      const double da = masked, db = q[i] - shift_q;
+      float a = p[i] - shift_p;
+      if (relu_output) {
+        a = static_cast<float>(p[i]) * (relu_output[i] > 0 ? 1.0f : 0.0f);
+        if (kept_through_relu) kept_through_relu[i] = static_cast<T>(a);
+      }
+      const double da = a, db = q[i] - shift_q;
       sums.sum_a += da;
       sums.sum_ab += da * db;
     }

@@ -387,8 +387,9 @@ TEST_CASE("batchnorm fast: a residual added before the ReLU, train and eval, at 
 
 // The fused backward asked to keep gy through the ReLU (the residual's gradient in a residual block's tail):
 // it keeps gy * (y > 0 ? 1 : 0), the reference's, bit for bit, and its own gradients are the bits it gives
-// without keeping it (its second pass then reads the kept gradient instead of gy and y), train and eval, over
-// every fused odd case and, with a small L2 to plan for, the channel-group walk's.
+// without keeping it (its second pass then reads the kept gradient instead of gy and y) and the bits of the
+// two ops it replaces, train and eval, over every fused odd case and, with a small L2 to plan for, the
+// channel-group walk's.
 TEST_CASE("batchnorm fast: the fused backward keeps gy through the ReLU, its gradients unchanged") {
   at_each_level_and_walk(true, 256 << 10, 4, [](const Case& c) {  // gy, x, y, and the kept gradient
     const auto& g = c.g;
@@ -404,30 +405,40 @@ TEST_CASE("batchnorm fast: the fused backward keeps gy through the ReLU, its gra
     const std::vector<float> running_var = floats_around(g.channels, 25, 2.0f);
     for (const bool training : {true, false}) {
       INFO((training ? "train" : "eval"));
-      const auto backward = [&](float* through) {
+      // The backward of geometry `geometry` from gradient `from`, keeping the gradient through the ReLU in
+      // `through` when that is not null.
+      const auto backward = [&](const BatchNorm2dGeometry& geometry, const std::vector<float>& from,
+                                float* through) {
         TrainOutputs o;
         o.gx.assign(n, -7.0f);
         o.ggamma.resize(channels);
         o.gbeta.resize(channels);
         if (training) {
-          kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
-                                         mean.data(), invstd.data(), o.gx.data(), o.ggamma.data(),
-                                         o.gbeta.data(), through);
+          kk::batchnorm2d_backward_train(Device::cpu(), geometry, x.data(), from.data(), y.data(),
+                                         gamma.data(), mean.data(), invstd.data(), o.gx.data(),
+                                         o.ggamma.data(), o.gbeta.data(), through);
         } else {
-          kk::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
-                                        mean.data(), running_var.data(), 1e-5f, o.gx.data(), o.ggamma.data(),
-                                        o.gbeta.data(), through);
+          kk::batchnorm2d_backward_eval(Device::cpu(), geometry, x.data(), from.data(), y.data(),
+                                        gamma.data(), mean.data(), running_var.data(), 1e-5f, o.gx.data(),
+                                        o.ggamma.data(), o.gbeta.data(), through);
         }
         return o;
       };
+      BatchNorm2dGeometry unfused = g;
+      unfused.fused_relu = false;
       for (const int threads : {1, 2}) {
         kk::set_compute_threads(threads);
         std::vector<float> through(n, -9.0f);
-        const TrainOutputs kept = backward(through.data()), plain = backward(nullptr);
+        const TrainOutputs kept = backward(g, gy, through.data()), plain = backward(g, gy, nullptr);
         CHECK(through == expected_through);
         CHECK(kept.gx == plain.gx);
         CHECK(kept.ggamma == plain.ggamma);
         CHECK(kept.gbeta == plain.gbeta);
+        // And the two ops it replaces, relu's backward and then batch norm's without the ReLU: the same bits.
+        const TrainOutputs separate = backward(unfused, expected_through, nullptr);
+        CHECK(kept.gx == separate.gx);
+        CHECK(kept.ggamma == separate.ggamma);
+        CHECK(kept.gbeta == separate.gbeta);
       }
     }
   });
