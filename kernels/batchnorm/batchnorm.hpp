@@ -20,7 +20,8 @@
 // Fused ReLU (g.fused_relu): y = relu(batchnorm(x)), computed in the same pass that normalizes, and the
 // backward first takes ReLU's rule, gy * (y > 0 ? 1 : 0), reading the forward's output y, inside its own
 // two passes. A BN -> ReLU pair then costs two passes over memory forward and two backward, where the
-// separate ops take three and three (ReLU's own read and write each way).
+// separate ops take three and three (ReLU's own read and write each way). The vectorized backward gives the
+// separate ops' bits: ReLU's backward, then the plain one (tests/kernels/batchnorm_fast_test.cpp).
 //
 // Residual (the forward kernels' last argument, when not null): y = act(batchnorm(x) + residual), act being
 // the fused ReLU or nothing, residual laid out as x. A residual block's tail, the shortcut's sum and the ReLU
