@@ -12,12 +12,12 @@ namespace {
 
 thread_local bool grad_mode_enabled = true;
 
-// Whether the engine holds the only reference to `t` and to all of its storage, and `t` is dense in either
-// layout: then nothing else can see it change.
-bool engine_owns(const Tensor& t) {
+// Whether the engine holds the only reference to `t` and to its storage, and `t` spans that storage exactly:
+// then nothing else can see it, or any part of it, change.
+bool held_alone(const Tensor& t) {
   const TensorImpl& impl = t.impl();
   return t.impl_ptr().use_count() == 1 && impl.storage.use_count() == 1 && t.offset() == 0 &&
-         impl.storage->bytes() == t.nbytes() && (t.is_contiguous() || t.is_channels_last());
+         impl.storage->bytes() == t.nbytes();
 }
 
 // Adds `grad` to `slot`, which may be undefined. Where the engine owns the slot's tensor outright (a rule's
@@ -29,8 +29,8 @@ bool engine_owns(const Tensor& t) {
 void accumulate(Tensor& slot, const Tensor& grad) {
   if (!slot.defined()) {
     slot = grad;
-  } else if (engine_owns(slot) && slot.shape() == grad.shape() && slot.dtype() == grad.dtype() &&
-             slot.device() == grad.device()) {
+  } else if (held_alone(slot) && (slot.is_contiguous() || slot.is_channels_last()) &&
+             slot.shape() == grad.shape() && slot.dtype() == grad.dtype() && slot.device() == grad.device()) {
     raw::add_in_place(slot, grad);
   } else {
     slot = add(slot, grad);
@@ -70,9 +70,7 @@ void check_gradient(const Node& node, std::size_t input, const Tensor& grad, con
 // PyTorch's AccumulateGrad steals it, and the copy is saved (on a GPU, a launch and a pass over the gradient
 // per parameter per step).
 bool owned_outright(const Tensor& grad, const TensorImpl& leaf) {
-  const TensorImpl& impl = grad.impl();
-  return grad.impl_ptr().use_count() == 1 && impl.storage.use_count() == 1 && grad.dtype() == leaf.dtype &&
-         grad.is_contiguous() && grad.offset() == 0 && impl.storage->bytes() == grad.nbytes();
+  return held_alone(grad) && grad.dtype() == leaf.dtype && grad.is_contiguous();
 }
 
 void accumulate_into_leaf(TensorImpl& leaf, Tensor grad) {

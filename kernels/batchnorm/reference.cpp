@@ -68,8 +68,8 @@ void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const opmath_t<
   for (std::int64_t n = 0; n < g.batch; ++n) {
     for (std::int64_t i = 0; i < plane; ++i) {
       const std::int64_t at = offset(g, n, c, i);
-      const double sum =
-          (x[at] - mean) * invstd * gamma[c] + beta[c] + (residual ? double(residual[at]) : 0.0);
+      double sum = (x[at] - mean) * invstd * gamma[c] + beta[c];
+      if (residual) sum += static_cast<double>(residual[at]);
       const T normalized = static_cast<T>(sum);
       y[at] = g.fused_relu ? relu(normalized) : normalized;
     }
@@ -78,13 +78,16 @@ void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const opmath_t<
 
 // The gradient batchnorm itself receives: gy, or with g.fused_relu gy * relu'(y) first, the elementwise
 // reference's relu rule (y > 0 exactly where the normalized value was, as y = relu of it). gy * 1 and
-// gy * 0 are exact in T, bfloat16 included.
+// gy * 0 are exact in T, bfloat16 included. With the fused ReLU it is also written to kept_through_relu when
+// that is not null (batchnorm.hpp's gy_through_relu).
 template <typename T>
-std::vector<T> gradient_into_batchnorm(const BatchNorm2dGeometry& g, const T* gy, const T* y) {
+std::vector<T> gradient_into_batchnorm(const BatchNorm2dGeometry& g, const T* gy, const T* y,
+                                       T* kept_through_relu) {
   const std::int64_t size = g.batch * g.channels * g.height * g.width;
   std::vector<T> into(gy, gy + size);
   if (g.fused_relu) {
     for (std::int64_t i = 0; i < size; ++i) into[i] = static_cast<T>(gy[i] * (y[i] > 0 ? T(1) : T(0)));
+    if (kept_through_relu) std::copy(into.begin(), into.end(), kept_through_relu);
   }
   return into;
 }
@@ -156,8 +159,7 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
                                 const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
                                 const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
                                 opmath_t<T>* gbeta, T* gy_through_relu) {
-  const std::vector<T> gradient = gradient_into_batchnorm(g, gy, y);
-  if (g.fused_relu && gy_through_relu) std::copy(gradient.begin(), gradient.end(), gy_through_relu);
+  const std::vector<T> gradient = gradient_into_batchnorm(g, gy, y, gy_through_relu);
   gy = gradient.data();
   const std::int64_t plane = g.height * g.width;
   const double m = static_cast<double>(g.batch * plane);  // values per channel
@@ -199,8 +201,7 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
                                const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
                                const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
                                opmath_t<T>* gbeta, T* gy_through_relu) {
-  const std::vector<T> gradient = gradient_into_batchnorm(g, gy, y);
-  if (g.fused_relu && gy_through_relu) std::copy(gradient.begin(), gradient.end(), gy_through_relu);
+  const std::vector<T> gradient = gradient_into_batchnorm(g, gy, y, gy_through_relu);
   gy = gradient.data();
   const std::int64_t plane = g.height * g.width;
   for (std::int64_t c = 0; c < g.channels; ++c) {

@@ -177,7 +177,7 @@ inline PairSums channel_of_plane_sums(const BatchNorm2dGeometry& g, std::int64_t
 }
 
 // The pair sums of every channel, with per-channel shifts (shift_p null means 0; with relu_output, p is
-// masked by relu's derivative, and stored so to kept_through_relu when that is not null, and shift_p must be
+// masked by relu's derivative, and kept so in kept_through_relu when that is not null; shift_p must then be
 // null). Memory is walked in
 // its own order: threads split the N*C planes, each plane's sums (lanes emptied per kChunk piece and at
 // the plane's end) go into a table, and each channel then adds its N plane sums in n order. Walking a
@@ -478,7 +478,10 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
   const T* relu_output = g.fused_relu ? y : nullptr;
   T* const kept_through_relu = g.fused_relu ? gy_through_relu : nullptr;
   all_channel_pair_sums<V>(g, gy, nullptr, x, running_mean, relu_output, kept_through_relu, sums.get());
-  if (kept_through_relu) gy = kept_through_relu, relu_output = nullptr;
+  if (kept_through_relu) {
+    gy = kept_through_relu;
+    relu_output = nullptr;
+  }
   const std::unique_ptr<float[]> scale(new float[static_cast<std::size_t>(g.channels)]);
   for (std::int64_t c = 0; c < g.channels; ++c) {
     const auto k = static_cast<std::size_t>(c);
