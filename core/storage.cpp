@@ -1,5 +1,7 @@
 #include "core/storage.hpp"
 
+#include <sys/mman.h>
+
 #include <array>
 #include <cstdlib>
 #include <new>
@@ -11,14 +13,28 @@
 namespace kiln {
 namespace {
 
+// The size of an x86-64 transparent huge page.
+constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
+
 // The system's aligned allocation; allocator_for wraps it in a CachingAllocator.
+//
+// A block of at least one huge page starts on a huge-page boundary and asks the kernel for transparent huge
+// pages (madvise; Debian's default THP mode serves only regions that ask). A training step streams its
+// activations through memory several times per layer, each 2 MiB of them 512 pages of 4 KiB, each page a
+// TLB entry: in huge pages one. MobileNet-style bf16 channels-last step 134 -> 126 ms, VGG-style fp32 97 ->
+// 94, ResNet-20 0-3% (2 threads). Only the 2 MiB extents wholly inside the block become huge pages, so a
+// block's size is not rounded up; where the kernel has no THP the advice is ignored and the pages stay small.
 class CpuAllocator final : public Allocator {
  public:
   void* allocate(std::size_t bytes) override {
-    // aligned_alloc wants a size that is a multiple of the alignment.
-    const std::size_t rounded = (bytes + kStorageAlignment - 1) / kStorageAlignment * kStorageAlignment;
-    void* pointer = std::aligned_alloc(kStorageAlignment, rounded == 0 ? kStorageAlignment : rounded);
-    KILN_CHECK(pointer != nullptr, "out of memory: could not allocate ", bytes, " bytes on cpu");
+    const std::size_t alignment = bytes >= kHugePageBytes ? kHugePageBytes : kStorageAlignment;
+    void* pointer = nullptr;
+    // posix_memalign, unlike aligned_alloc, takes any size for an alignment.
+    KILN_CHECK(posix_memalign(&pointer, alignment, bytes == 0 ? 1 : bytes) == 0,
+               "out of memory: could not allocate ", bytes, " bytes on cpu");
+#ifdef MADV_HUGEPAGE
+    if (alignment == kHugePageBytes) madvise(pointer, bytes, MADV_HUGEPAGE);
+#endif
     return pointer;
   }
   void deallocate(void* pointer, std::size_t) override { std::free(pointer); }

@@ -5,7 +5,8 @@
 // different threads off each other's cache lines.
 //
 // Allocation goes through the Allocator of the storage's device: on the CPU a CachingAllocator
-// (caching_allocator.hpp) over aligned_alloc; on a CUDA device the same cache over cudaMalloc.
+// (caching_allocator.hpp) over posix_memalign (huge-page aligned, and advised, from 2 MiB: storage.cpp); on
+// a CUDA device the same cache over cudaMalloc.
 #pragma once
 
 #include <cstddef>

@@ -1,10 +1,12 @@
 // The caching allocator: freed blocks come back for the same size class, blocks below where caching starts
 // (the CPU's 64 KiB) and blocks past the cache limit pass through, a device's cache keeps every block,
-// statistics count what is in use, and a failed allocation retries once with the cache emptied.
+// statistics count what is in use, and a failed allocation retries once with the cache emptied. Then the CPU
+// storage's alignment: 64 bytes, and a huge page's boundary for blocks that can hold huge pages.
 #include "core/caching_allocator.hpp"
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <set>
 #include <vector>
@@ -228,4 +230,21 @@ TEST_CASE("caching allocator: while a pool is open, no block goes back to the sy
   cache.release_cached();
   CHECK(system.deallocations == 2);
   CHECK(system.live.empty());
+}
+
+TEST_CASE("cpu storage: 64-byte aligned, and from 2 MiB on a huge page's boundary") {
+  constexpr std::size_t kHugePage = std::size_t{2} << 20;
+  const auto address = [](const std::shared_ptr<kiln::Storage>& storage) {
+    return reinterpret_cast<std::uintptr_t>(storage->data());
+  };
+  for (const std::size_t bytes : {std::size_t{1}, std::size_t{100}, kCpuMinCached + 1, kHugePage - 64}) {
+    const auto storage = kiln::Storage::allocate(bytes, kiln::Device::cpu());
+    CHECK(address(storage) % kiln::kStorageAlignment == 0);
+  }
+  // Sizes on and between the cache's classes, each a block that can hold at least one huge page.
+  for (const std::size_t bytes : {kHugePage, kHugePage + 1, 5 * kHugePage / 2 + 4096, 7 * kHugePage}) {
+    const auto storage = kiln::Storage::allocate(bytes, kiln::Device::cpu());
+    CAPTURE(bytes);
+    CHECK(address(storage) % kHugePage == 0);
+  }
 }
