@@ -15,10 +15,11 @@
 // where xs is one image's block of channels, channels-last, inside a border of pad_h / pad_w zeros: each tap
 // is a constant offset into it (`Layout::forward_taps`), for any stride, padding and dilation.
 //
-// The unit of work is one block of V::width channels of one image. An NCHW block is a [width][H*W] slab
-// (contiguous: its channels are neighbours), so it comes in and goes out through one transpose
-// (kernels/simd/transpose_8x8.hpp's transpose_matrix, 16 x 16 at a time at AVX-512); a channels-last block is
-// copied pixel by pixel. Either way the block's buffers stay in L1 or L2 while all its taps read them.
+// A block is V::width channels of one image. An NCHW block is a [width][H*W] slab (contiguous: its channels
+// are neighbours), so it comes in and goes out through one transpose (kernels/simd/transpose_8x8.hpp's
+// transpose_matrix, 16 x 16 at a time at AVX-512); a channels-last block is copied pixel by pixel. A unit of
+// work takes a group of neighbouring blocks (block_groups), which the channels-last copies walk a pixel at
+// a time. Either way the blocks' buffers stay in L1 or L2 while all their taps read them.
 //
 //   forward          y as above, 4 output pixels at a time so each weight vector is loaded once per 4
 //   backward-data    at stride 1, the forward pass of gy through the flipped kernel (depthwise_kernel.hpp's
@@ -33,9 +34,9 @@
 //                    by image within a fixed chunk of kWeightChunkImages images; the chunks' doubles are
 //                    added in chunk order
 //
-// Threads share the units (image x block; for the weight gradient, chunk x block). Every output float is
-// computed by one unit in a fixed order, and the weight gradient's chunks are fixed by the batch, so any
-// thread count gives the same bits.
+// Threads share the units (image x group of blocks; for the weight gradient, chunk x group). Every output
+// float is computed by one unit in a fixed order, and the weight gradient's chunks are fixed by the batch,
+// so any thread count gives the same bits.
 //
 // The activations' type T is float, or bfloat16 for channels-last tensors (`--precision bf16`): a block is
 // widened exactly as it is gathered into the float buffers and rounded once as it is scattered back, the
@@ -55,6 +56,7 @@
 #include "kernels/conv2d/channel_pixels.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/depthwise_kernel.hpp"
+#include "kernels/cpu_cache.hpp"
 #include "kernels/simd/transpose_8x8.hpp"
 
 namespace kiln::kernels::depthwise_channels {
@@ -123,53 +125,84 @@ struct Layout {
   std::int64_t lanes(std::int64_t block) const { return std::min(V::width, channels - block * V::width); }
 };
 
-// ---- moving one block of channels between a tensor and a channels-last buffer --------------------------
+// ---- moving blocks of channels between a tensor and channels-last buffers -----------------------------
 
-// to[((top + r) * pitch + left + col) * width + l] = the tensor's (image, channel block * width + l, r, col)
-// for r < h, col < w, l < lanes; lanes from `lanes` up are zero (channel_pixels::copy_pixels) or hold
-// whatever the transpose left there (no output reads them). The tensor is [N, C, h, w] (NCHW) or
-// [N, h, w, C] (channels_last). `slab` is h * w * width floats of scratch for the NCHW transpose.
+// For each of `count` blocks from `first`, its own buffer `to + i * to_floats` (i < count):
+//
+//   to[i * to_floats + ((top + r) * pitch + left + col) * width + l] =
+//       the tensor's (image, (first + i) * width + l, r, col)
+//
+// for r < h, col < w, l < lanes; lanes from `lanes` up are zero (channels-last) or hold whatever the
+// transpose left there (no output reads them). The tensor is [N, C, h, w] (NCHW) or [N, h, w, C]
+// (channels_last). A channels-last pixel's blocks are neighbours in memory, so the walk takes every block of
+// the group from one pixel before the next pixel: a few hundred contiguous bytes at a time, where a block
+// alone is 32 bytes (bfloat16) out of each pixel's C. An NCHW block is one slab, transposed through
+// `slab` (h * w * width floats of scratch) unless its buffer has no border.
 template <typename V, typename T>
-void gather_block(const Layout<V>& layout, bool channels_last, const T* tensor, std::int64_t h,
-                  std::int64_t w, std::int64_t image, std::int64_t block, float* to, std::int64_t top,
-                  std::int64_t left, std::int64_t pitch, float* slab) {
-  const std::int64_t c0 = block * V::width, lanes = layout.lanes(block), c = layout.channels;
-  const bool dense = top == 0 && left == 0 && pitch == w;
+void gather_blocks(const Layout<V>& layout, bool channels_last, const T* tensor, std::int64_t h,
+                   std::int64_t w, std::int64_t image, std::int64_t first, std::int64_t count, float* to,
+                   std::int64_t to_floats, std::int64_t top, std::int64_t left, std::int64_t pitch,
+                   float* slab) {
+  const std::int64_t c = layout.channels;
   if (channels_last) {
+    // Every block but the tensor's last is whole: `whole` of the group's blocks load plainly.
+    const std::int64_t tail_lanes = layout.lanes(first + count - 1);
+    const std::int64_t whole = tail_lanes == V::width ? count : count - 1;
+    const T* pixel = tensor + image * h * w * c + first * V::width;
     for (std::int64_t r = 0; r < h; ++r) {
-      channel_pixels::copy_pixels<V>(tensor + ((image * h + r) * w) * c + c0, c, w, lanes,
-                                     to + ((top + r) * pitch + left) * V::width, V::width);
+      for (std::int64_t col = 0; col < w; ++col, pixel += c) {
+        float* into = to + ((top + r) * pitch + left + col) * V::width;
+        for (std::int64_t i = 0; i < whole; ++i)
+          V::store(into + i * to_floats, V::load(pixel + i * V::width));
+        if (whole < count)
+          V::store(into + whole * to_floats, V::load_partial(pixel + whole * V::width, tail_lanes));
+      }
     }
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    // [lanes][h*w], contiguous in NCHW, into [h*w][width]: straight into `to` when it has no border.
-    float* transposed = dense ? to : slab;
-    transpose_matrix(tensor + (image * c + c0) * h * w, h * w, lanes, h * w, transposed, V::width);
-    if (dense) return;
-    for (std::int64_t r = 0; r < h; ++r) {
-      for (std::int64_t col = 0; col < w; ++col)
-        V::store(to + ((top + r) * pitch + left + col) * V::width,
-                 V::load(transposed + (r * w + col) * V::width));
+    const bool dense = top == 0 && left == 0 && pitch == w;
+    for (std::int64_t i = 0; i < count; ++i) {
+      // [lanes][h*w], contiguous in NCHW, into [h*w][width]: straight into the buffer when it has no border.
+      float* buffer = to + i * to_floats;
+      float* transposed = dense ? buffer : slab;
+      transpose_matrix(tensor + (image * c + (first + i) * V::width) * h * w, h * w, layout.lanes(first + i),
+                       h * w, transposed, V::width);
+      if (dense) continue;
+      for (std::int64_t r = 0; r < h; ++r) {
+        for (std::int64_t col = 0; col < w; ++col)
+          V::store(buffer + ((top + r) * pitch + left + col) * V::width,
+                   V::load(transposed + (r * w + col) * V::width));
+      }
     }
   } else {
     KILN_CHECK(false, "depthwise_channels: bfloat16 takes channels-last tensors only");
   }
 }
 
-// The inverse for a dense buffer: from[(r * w + col) * width + l] into the tensor, lanes < lanes only.
+// The inverse for dense buffers: from[i * from_floats + (r * w + col) * width + l] into the tensor, lanes <
+// lanes only, pixel by pixel for channels-last as above.
 template <typename V, typename T>
-void scatter_block(const Layout<V>& layout, bool channels_last, const float* from, std::int64_t h,
-                   std::int64_t w, std::int64_t image, std::int64_t block, T* tensor) {
-  const std::int64_t c0 = block * V::width, lanes = layout.lanes(block), c = layout.channels;
+void scatter_blocks(const Layout<V>& layout, bool channels_last, const float* from, std::int64_t from_floats,
+                    std::int64_t h, std::int64_t w, std::int64_t image, std::int64_t first,
+                    std::int64_t count, T* tensor) {
+  const std::int64_t c = layout.channels;
   if (channels_last) {
-    T* pixel = tensor + image * h * w * c + c0;
-    for (std::int64_t p = 0; p < h * w; ++p, pixel += c)
-      V::store_partial(pixel, V::load(from + p * V::width), lanes);
+    const std::int64_t tail_lanes = layout.lanes(first + count - 1);
+    const std::int64_t whole = tail_lanes == V::width ? count : count - 1;
+    T* pixel = tensor + image * h * w * c + first * V::width;
+    for (std::int64_t p = 0; p < h * w; ++p, pixel += c) {
+      const float* out = from + p * V::width;
+      for (std::int64_t i = 0; i < whole; ++i) V::store(pixel + i * V::width, V::load(out + i * from_floats));
+      if (whole < count)
+        V::store_partial(pixel + whole * V::width, V::load(out + whole * from_floats), tail_lanes);
+    }
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    transpose_matrix(from, V::width, h * w, lanes, tensor + (image * c + c0) * h * w, h * w);
+    for (std::int64_t i = 0; i < count; ++i)
+      transpose_matrix(from + i * from_floats, V::width, h * w, layout.lanes(first + i),
+                       tensor + (image * c + (first + i) * V::width) * h * w, h * w);
   } else {
     KILN_CHECK(false, "depthwise_channels: bfloat16 takes channels-last tensors only");
   }
@@ -383,27 +416,67 @@ void for_each_unit(const Conv2dGeometry& g, std::int64_t units, std::int64_t scr
   }
 }
 
-// The shape of the forward pass and of backward-data: for every unit (image x channel block), the block of
-// `in` [in_h, in_w] into a buffer inside `border` (zero: each thread clears its buffer once, and units write
-// only the block's place in it), compute(block, buffer, result) into result [out_h * out_w][width], and the
-// result back into `out`.
+// Channel blocks per unit of work. On channels-last tensors a unit takes a group of neighbouring blocks, so
+// that gather_blocks and scatter_blocks walk kGroupBytes of a pixel's channels at a time (all of them when
+// there are fewer), within a quarter of the core's L2 for the group's buffers (`block_floats` each); halved
+// while the units (`batches` times the groups) are too few to give every thread several. NCHW blocks are
+// separate slabs, a block a unit (grouped, they measured the same or 2% slower).
+//
+// A block alone is 32 bytes of bfloat16 out of each pixel's C: a unit per block read MobileNet's 512-channel
+// tensors 32 bytes out of every 1 KiB, the thread coming back for the next 32 bytes a unit later. Where the
+// tensor was not in cache (in training, most layers' inputs), the lines came from memory on a stride the
+// prefetchers do not follow. The MobileNet-style bf16 channels-last step's depthwise convolutions (all
+// three passes, 20 steps on 2 threads, --profile): 33.0 ms a step with a block a unit, 30.2 with 128 bytes
+// a group, 28.3 with 256, 29.0 with every block of the pixel (more buffers than L1 holds at 4x4); in fp32
+// channels-last, 56.3 -> 43.6 ms with 256.
+inline constexpr std::int64_t kGroupBytes = 256;
+
+struct BlockGroups {
+  std::int64_t size, count;  // blocks per group (the last may hold fewer), groups
+};
+
+template <typename V, typename T>
+BlockGroups block_groups(const Conv2dGeometry& g, const Layout<V>& layout, std::int64_t batches,
+                         std::int64_t block_floats) {
+  if (!g.channels_last) return {1, layout.blocks};
+  const std::int64_t block_bytes = V::width * static_cast<std::int64_t>(sizeof(T));
+  const std::int64_t budget_floats = per_core_l2_bytes() / 4 / static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t wanted =
+      std::min((kGroupBytes + block_bytes - 1) / block_bytes, budget_floats / block_floats);
+  std::int64_t size = std::clamp<std::int64_t>(wanted, 1, layout.blocks);
+  const auto groups = [&](std::int64_t each) { return (layout.blocks + each - 1) / each; };
+  while (size > 1 && batches * groups(size) < 4 * compute_threads()) size = (size + 1) / 2;
+  return {size, groups(size)};
+}
+
+// The shape of the forward pass and of backward-data: for every unit (image x group of channel blocks),
+// each block of `in` [in_h, in_w] into its buffer inside `border` (zero: each thread clears its buffers once,
+// and units write only the blocks' places in them), compute(block, buffer, result) into the block's result
+// [out_h * out_w][width], and the results back into `out`.
 template <typename V, typename T, typename Compute>
 void through_blocks(const Conv2dGeometry& g, const Layout<V>& layout, const T* in, std::int64_t in_h,
                     std::int64_t in_w, const Border& border, std::int64_t out_h, std::int64_t out_w, T* out,
                     Compute compute) {
   const std::int64_t result_floats = out_h * out_w * V::width;
-  // Scratch: the bordered buffer, the result, and a slab for the NCHW transpose.
-  for_each_unit<V>(g, g.batch * layout.blocks, border.floats + result_floats + in_h * in_w * V::width,
-                   border.floats, [&](std::int64_t unit, float* scratch) {
-                     const std::int64_t image = unit / layout.blocks, block = unit % layout.blocks;
-                     float* bordered = scratch;
-                     float* result = bordered + border.floats;
-                     float* slab = result + result_floats;
-                     gather_block(layout, g.channels_last, in, in_h, in_w, image, block, bordered, border.top,
-                                  border.left, border.pitch, slab);
-                     compute(block, bordered, result);
-                     scatter_block(layout, g.channels_last, result, out_h, out_w, image, block, out);
-                   });
+  const BlockGroups groups = block_groups<V, T>(g, layout, g.batch, border.floats + result_floats);
+  // Scratch: the group's bordered buffers (first: they are what is zeroed), its results, and a slab for the
+  // NCHW transpose.
+  const std::int64_t bordered_floats = groups.size * border.floats;
+  for_each_unit<V>(
+      g, g.batch * groups.count, bordered_floats + groups.size * result_floats + in_h * in_w * V::width,
+      bordered_floats, [&](std::int64_t unit, float* scratch) {
+        const std::int64_t image = unit / groups.count, first = unit % groups.count * groups.size;
+        const std::int64_t count = std::min(groups.size, layout.blocks - first);
+        float* bordered = scratch;
+        float* results = bordered + bordered_floats;
+        float* slab = results + groups.size * result_floats;
+        gather_blocks(layout, g.channels_last, in, in_h, in_w, image, first, count, bordered, border.floats,
+                      border.top, border.left, border.pitch, slab);
+        for (std::int64_t i = 0; i < count; ++i)
+          compute(first + i, bordered + i * border.floats, results + i * result_floats);
+        scatter_blocks(layout, g.channels_last, results, result_floats, out_h, out_w, image, first, count,
+                       out);
+      });
 }
 
 // The forward pass with the weights already by tap (weights_by_tap, or flipped for backward-data).
@@ -453,30 +526,36 @@ void backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, float* gw
   const Layout<V> layout(g);
   const std::int64_t chunks = (g.batch + kWeightChunkImages - 1) / kWeightChunkImages;
   const std::int64_t block_sums = layout.taps * V::width;
-  // partials[(chunk * blocks + block) * block_sums + tap * width + l]: one chunk's double sum per unit, from
-  // zero (each unit adds into its own slice only).
+  // partials[(chunk * blocks + block) * block_sums + tap * width + l]: one chunk's double sum per (chunk,
+  // block), from zero (each unit adds into its own blocks' slices only).
   std::vector<double> partials(static_cast<std::size_t>(chunks * layout.blocks * block_sums));
   const Border border = layout.input_border(g);
-  const std::int64_t xs_floats = border.floats;
-  for_each_unit<V>(g, chunks * layout.blocks,
-                   xs_floats + layout.out_floats() + layout.in_floats() + block_sums, xs_floats,
-                   [&](std::int64_t unit, float* scratch) {
-                     const std::int64_t chunk = unit / layout.blocks, block = unit % layout.blocks;
-                     float* xs = scratch;
-                     float* gys = xs + xs_floats;
-                     float* slab = gys + layout.out_floats();
-                     float* sums = slab + layout.in_floats();
-                     double* total = partials.data() + unit * block_sums;
-                     const std::int64_t end = std::min(g.batch, (chunk + 1) * kWeightChunkImages);
-                     for (std::int64_t image = chunk * kWeightChunkImages; image < end; ++image) {
-                       gather_block(layout, g.channels_last, x, layout.in_h, layout.in_w, image, block, xs,
-                                    border.top, border.left, border.pitch, slab);
-                       gather_block(layout, g.channels_last, gy, layout.out_h, layout.out_w, image, block,
-                                    gys, 0, 0, layout.out_w, nullptr);
-                       weight_sums_block(g, layout, gys, xs, sums);
-                       for (std::int64_t i = 0; i < block_sums; ++i) total[i] += static_cast<double>(sums[i]);
-                     }
-                   });
+  const BlockGroups groups = block_groups<V, T>(g, layout, chunks, border.floats + layout.out_floats());
+  // Scratch: the group's bordered x buffers (first: they are what is zeroed), its gy buffers, a slab for the
+  // NCHW transpose, and one block's float sums.
+  const std::int64_t xs_floats = groups.size * border.floats, gys_floats = groups.size * layout.out_floats();
+  for_each_unit<V>(
+      g, chunks * groups.count, xs_floats + gys_floats + layout.in_floats() + block_sums, xs_floats,
+      [&](std::int64_t unit, float* scratch) {
+        const std::int64_t chunk = unit / groups.count, first = unit % groups.count * groups.size;
+        const std::int64_t count = std::min(groups.size, layout.blocks - first);
+        float* xs = scratch;
+        float* gys = xs + xs_floats;
+        float* slab = gys + gys_floats;
+        float* sums = slab + layout.in_floats();
+        const std::int64_t end = std::min(g.batch, (chunk + 1) * kWeightChunkImages);
+        for (std::int64_t image = chunk * kWeightChunkImages; image < end; ++image) {
+          gather_blocks(layout, g.channels_last, x, layout.in_h, layout.in_w, image, first, count, xs,
+                        border.floats, border.top, border.left, border.pitch, slab);
+          gather_blocks(layout, g.channels_last, gy, layout.out_h, layout.out_w, image, first, count, gys,
+                        layout.out_floats(), 0, 0, layout.out_w, nullptr);
+          for (std::int64_t i = 0; i < count; ++i) {
+            weight_sums_block(g, layout, gys + i * layout.out_floats(), xs + i * border.floats, sums);
+            double* total = partials.data() + (chunk * layout.blocks + first + i) * block_sums;
+            for (std::int64_t j = 0; j < block_sums; ++j) total[j] += static_cast<double>(sums[j]);
+          }
+        }
+      });
   for (std::int64_t c = 0; c < layout.channels; ++c) {
     const std::int64_t block = c / V::width, lane = c % V::width;
     for (std::int64_t tap = 0; tap < layout.taps; ++tap) {

@@ -270,6 +270,11 @@ TEST_CASE(
       grouped(padded(strided(geometry(2, 17, 10, 35, 17, 3, 3), 2, 2), 1, 1), 17),  // stride 2, 17 channels
       grouped(dilated(padded(geometry(1, 20, 7, 20, 20, 3, 5), 2, 2), 2, 2), 20),   // 3x5, dilation 2
       grouped(padded(geometry(3, 40, 4, 4, 40, 3, 3), 1, 1), 40),                   // 40 channels at 4x4
+      // Units of several channel blocks (depthwise_channels_kernel.hpp's block_groups): 150 channels are
+      // a whole group and a short one ending in a partial block; with 2 images the groups are cut smaller
+      // so both threads get units.
+      grouped(padded(geometry(9, 150, 5, 4, 150, 3, 3), 1, 1), 150),
+      grouped(padded(strided(geometry(2, 150, 6, 7, 150, 3, 3), 2, 2), 1, 1), 150),
   };
   testing::at_each_fast_level([&] {
     unsigned seed = 700;

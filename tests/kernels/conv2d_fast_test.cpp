@@ -113,6 +113,9 @@ std::vector<Conv2dGeometry> odd_shapes() {
       // Depthwise with 17 channels and 272-position planes: NCHW runs Depthwise forward and backward-data,
       // channels-last DepthwiseChannels (algorithm.cpp, rule 2), and the two must give the same bits.
       grouped(padded(geometry(2, 17, 16, 17, 17, 3, 3), 1, 1), 17),
+      // DepthwiseChannels' units of several channel blocks (block_groups): 100 channels in a whole group and
+      // a short one ending in a partial block.
+      grouped(padded(geometry(9, 100, 5, 4, 100, 3, 3), 1, 1), 100),
       grouped(padded(geometry(2, 3, 6, 6, 6, 3, 3), 1, 1), 3),  // groups = C_in, 2 outputs per group
       grouped(geometry(2, 4, 5, 5, 6, 1, 1), 2),                // pointwise, groups 2
       padded(geometry(5, 3, 32, 32, 4, 3, 3), 1, 1),            // weight gradient in 2 chunks (4 + 1)
