@@ -86,6 +86,9 @@ const kk::Conv2dGeometry kCases[] = {
     geometry(1, 16, 64, 5, 40, 3, 1, 0, 1),   // no padding; 38 columns: two full tile rows and a part
     geometry(2, 3, 16, 9, 18, 3, 1, 1, 1),    // the RGB stem: 3 channels padded to a tile's 16 with zeros
     geometry(1, 20, 16, 6, 7, 3, 2, 1, 1),    // 20 channels: one full 16-channel step and one padded
+    // Nothing to pad: the tiles read the input where it lies (forward, and backward data's gy at 1x1).
+    geometry(2, 32, 16, 4, 4, 1, 1, 0, 1),   // 1x1 over 32 positions, two whole tile rows
+    geometry(1, 16, 16, 4, 18, 3, 1, 0, 1),  // 3x3 without padding: the last tile row reads the last element
 };
 
 TEST_CASE("amx bfloat16 conv2d forward: the exact sums rounded once, bit for bit, with and without a bias") {
@@ -149,7 +152,7 @@ TEST_CASE("amx bfloat16 conv2d backward data, every stride phase: the exact sums
                                        gx.data());
     CHECK(difference(gx, expected) == "");
   }
-  CHECK(served == 7 + 8);  // all but C_in 3 and 20
+  CHECK(served == 9 + 8);  // all but C_in 3 and 20
 }
 
 TEST_CASE(
@@ -235,7 +238,7 @@ TEST_CASE("amx bfloat16 conv2d: NCHW activations through the dispatch, copied ch
     CHECK(difference(gx16, gx) == "");
     CHECK(difference(gw16, gw) == "");
   }
-  CHECK(served == 7);
+  CHECK(served == 9);
 }
 
 TEST_CASE("amx bfloat16 conv2d: what it does not serve takes the float path") {
