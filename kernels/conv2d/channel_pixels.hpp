@@ -1,9 +1,10 @@
-// Channels-last pixels in and out of channel vectors, for the kernels that keep a block of channels
-// channels-last in their own buffers (winograd_kernel.hpp, depthwise_channels_kernel.hpp): a pixel's
-// channels padded to whole vectors of V (simd::FloatVector512 or FloatVector256), zero past the last real
-// channel, so every lane a kernel reads is defined. Templates on V, so the AVX-512 and AVX2 builds never
-// share a compiled function; the tensor side T is float or bfloat16 (widened exactly on the way in, rounded
-// once on the way out: V's loads and stores), the buffers float.
+// Channels-last pixels in and out of channel vectors, for a kernel that keeps a block of channels
+// channels-last in its own buffers (winograd_kernel.hpp; depthwise_channels_kernel.hpp moves whole vectors
+// of a pixel's neighbouring blocks itself, gather_blocks): a pixel's channels padded to whole vectors of V
+// (simd::FloatVector512 or FloatVector256), zero past the last real channel, so every lane a kernel reads is
+// defined. Templates on V, so the AVX-512 and AVX2 builds never share a compiled function; the tensor side T
+// is float or bfloat16 (widened exactly on the way in, rounded once on the way out: V's loads and stores),
+// the buffers float.
 #pragma once
 
 #include <algorithm>

@@ -53,7 +53,6 @@
 
 #include "core/error.hpp"
 #include "kernels/conv2d/batch_chunks.hpp"
-#include "kernels/conv2d/channel_pixels.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/depthwise_kernel.hpp"
 #include "kernels/cpu_cache.hpp"
