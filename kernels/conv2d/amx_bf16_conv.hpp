@@ -19,6 +19,7 @@
 
 #include "core/bfloat16.hpp"
 #include "kernels/conv2d/conv2d.hpp"
+#include "kernels/cpu_cache.hpp"
 
 namespace kiln::kernels::amx {
 
@@ -76,16 +77,18 @@ inline std::int64_t conv2d_backward_weight_bf16_images_per_chunk(const Conv2dGeo
 }
 
 // Whether its threads split each chunk's passes, the chunks going one after another, rather than taking
-// whole chunks with a partial gradient each (amx_bf16_weight_gradient.cpp): where the gradient's float sums
-// would outweigh a chunk's input. Inline so a test can take both ways.
+// whole chunks with a partial gradient each (amx_bf16_weight_gradient.cpp): where a thread's partial
+// gradient, the float sums [taps][C_out][C], would take half its core's L2 or more, leaving no room there
+// for the chunk's operands (about 1 MiB). Measured on two Sapphire Rapids cores, batch 128 (conv2d_bench
+// --bf16 --channels-last), by chunk against by pass: MobileNet's pointwise layers 512 -> 512 at 4x4 (1 MiB
+// of sums) 1.82 against 1.40 ms, 512 -> 1024 at 2x2 (2 MiB) 2.51 against 0.73, 1024 -> 1024 at 2x2 (4 MiB)
+// 53 against 1.42; the VGG-style net's 3x3 layers at 8x8, 64 -> 128 (288 KiB) 1.14 against 2.48 and
+// 128 -> 128 (576 KiB) 2.68 against 4.49, which the earlier rule (sums larger than a chunk's input) split.
+// Inline so a test can take both ways.
 inline bool conv2d_backward_weight_bf16_splits_passes(const Conv2dGeometry& g) {
-  const std::int64_t channels = weight_gradient_channels(g);
-  const std::int64_t sums_bytes =
-      g.kernel_h * g.kernel_w * g.out_channels * channels * static_cast<std::int64_t>(sizeof(float));
-  const std::int64_t chunk_input_bytes = conv2d_backward_weight_bf16_images_per_chunk(g) *
-                                         weight_gradient_grid_positions(g) * channels *
-                                         static_cast<std::int64_t>(sizeof(bfloat16));
-  return sums_bytes > chunk_input_bytes;
+  const std::int64_t sums_bytes = g.kernel_h * g.kernel_w * g.out_channels * weight_gradient_channels(g) *
+                                  static_cast<std::int64_t>(sizeof(float));
+  return 2 * sums_bytes >= per_core_l2_bytes();
 }
 
 // The chunks where the threads split each chunk's passes: the chunks go one after another, every thread
