@@ -313,10 +313,10 @@ void multiply(const PhaseGrid& grid, const ChunkOperands& operands, const Pass& 
 // Two ways to share the work among threads, each giving the same bits on any thread count:
 // - By chunk (most layers): each thread takes whole chunks, builds their operands and sums them into a
 //   partial gradient of its own; the partials are added in chunk order (batch_chunks::sum_over_chunks).
-// - By pass, where the gradient is large beside a chunk's input (MobileNet's 512 -> 512 pointwise layer at
-//   4x4: 1 MiB of float sums for 256 KiB of input), so that partials would cost more than the tiles: the
-//   chunks go one after another, the threads building each one's operands together and then splitting its
-//   passes, each pass adding into the gradient where it lies.
+// - By pass, where the gradient is large (half the core's L2 or more: MobileNet's 512 -> 512 pointwise
+//   layer at 4x4, 1 MiB of float sums), so that a partial per thread would crowd the chunk's operands out of
+//   L2: the chunks go one after another, the threads building each one's operands together and then
+//   splitting its passes, each pass adding into the gradient where it lies.
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, bfloat16* gw,
                                  std::int64_t images_per_chunk) {
   const PhaseGrid grid(g);
