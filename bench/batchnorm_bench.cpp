@@ -10,6 +10,10 @@
 // y (16 bytes an element). Compare a fused pass with the plain one plus elementwise_bench's relu.
 // The *_bf16_channels_last variants are what a `--precision bf16` step on a CPU with AMX runs: bfloat16
 // activations (half the bytes: GB/s counts 2 an element) stored [N, H, W, C].
+// The *_cold variants take each iteration's tensors from the next of enough copies to fill 768 MiB, so they
+// come from memory, not from the caches the last iteration filled: as in a training step, where a layer's
+// activations were written a whole forward pass before its backward reads them. Compare them with the
+// warm runs and with `kiln train --profile`.
 //
 //   build-rest/batchnorm_bench --benchmark_filter=forward_train
 #include <benchmark/benchmark.h>
@@ -33,8 +37,14 @@ using kernels::BatchNorm2dGeometry;
 enum class Pass { ForwardTrain, ForwardEval, BackwardTrain };
 
 // Arguments: see bench/support/memory_bound.hpp. T is float or bfloat16, the activations' type.
+// One iteration's activations.
 template <typename T>
-void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu, bool channels_last) {
+struct Activations {
+  std::vector<T, kiln::bench::StorageAlignedAllocator<T>> x, gy, out;
+};
+
+template <typename T>
+void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu, bool channels_last, bool cold) {
   if (!kiln::bench::cpu_has_level(state)) return;
   const auto& s = kiln::bench::shape_argument(state);
   const BatchNorm2dGeometry g{s[0], s[1], s[2], s[3], fused_relu, channels_last};
@@ -42,46 +52,56 @@ void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu, bool cha
   const auto size = static_cast<std::size_t>(n), channels = static_cast<std::size_t>(g.channels);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<T, kiln::bench::StorageAlignedAllocator<T>> x(size), gy(size), out(size);
-  for (T& v : x) v = T(uniform(rng));
-  for (T& v : gy) v = T(uniform(rng));
+  Activations<T> first;
+  for (auto* tensor : {&first.x, &first.gy, &first.out}) tensor->resize(size);
+  for (T& v : first.x) v = T(uniform(rng));
+  for (T& v : first.gy) v = T(uniform(rng));
   std::vector<float> gamma(channels, 1.5f), beta(channels, 0.1f), running_mean(channels, 0.0f),
       running_var(channels, 1.0f), mean(channels), invstd(channels), ggamma(channels), gbeta(channels);
-  kernels::reference::batchnorm2d_forward_train<T>(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
-                                                   nullptr, nullptr, out.data(), mean.data(), invstd.data());
+  kernels::reference::batchnorm2d_forward_train<T>(g, first.x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                                   nullptr, nullptr, first.out.data(), mean.data(),
+                                                   invstd.data());
+  constexpr double kColdBytes = 768.0 * (1 << 20);
+  const std::size_t copies =
+      cold ? static_cast<std::size_t>(kColdBytes / (3.0 * sizeof(T) * static_cast<double>(n))) + 1 : 1;
+  std::vector<Activations<T>> sets(copies, first);
 
   const kiln::bench::ArgumentKernelSettings settings(state);
   const auto cpu = kiln::Device::cpu();
+  std::size_t next = 0;
   for (auto _ : state) {
+    Activations<T>& set = sets[next++ % copies];
+    const T* x = set.x.data();
+    const T* gy = set.gy.data();
+    T* out = set.out.data();
     switch (pass) {
       case Pass::ForwardTrain:
-        kernels::batchnorm2d_forward_train<T>(cpu, g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
-                                              running_mean.data(), running_var.data(), out.data(),
-                                              mean.data(), invstd.data());
+        kernels::batchnorm2d_forward_train<T>(cpu, g, x, gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                              running_mean.data(), running_var.data(), out, mean.data(),
+                                              invstd.data());
         break;
       case Pass::ForwardEval:
-        kernels::batchnorm2d_forward_eval<T>(cpu, g, x.data(), gamma.data(), beta.data(), running_mean.data(),
-                                             running_var.data(), 1e-5f, out.data());
+        kernels::batchnorm2d_forward_eval<T>(cpu, g, x, gamma.data(), beta.data(), running_mean.data(),
+                                             running_var.data(), 1e-5f, out);
         break;
       case Pass::BackwardTrain:
         // x stands in for the forward's y when the ReLU is fused: its sign, the mask, is about half positive.
-        kernels::batchnorm2d_backward_train<T>(cpu, g, x.data(), gy.data(), x.data(), gamma.data(),
-                                               mean.data(), invstd.data(), out.data(), ggamma.data(),
-                                               gbeta.data());
+        kernels::batchnorm2d_backward_train<T>(cpu, g, x, gy, x, gamma.data(), mean.data(), invstd.data(),
+                                               out, ggamma.data(), gbeta.data());
         break;
     }
-    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(out);
     benchmark::ClobberMemory();
   }
   const double tensors = pass == Pass::BackwardTrain ? (fused_relu ? 4.0 : 3.0) : 2.0;
   kiln::bench::report_bandwidth(state, tensors * sizeof(T) * static_cast<double>(n));
 }
 
-void run_float(benchmark::State& state, Pass pass, bool fused_relu) {
-  run_batchnorm<float>(state, pass, fused_relu, false);
+void run_float(benchmark::State& state, Pass pass, bool fused_relu, bool cold = false) {
+  run_batchnorm<float>(state, pass, fused_relu, false, cold);
 }
-void run_bf16_channels_last(benchmark::State& state, Pass pass, bool fused_relu) {
-  run_batchnorm<kiln::bfloat16>(state, pass, fused_relu, true);
+void run_bf16_channels_last(benchmark::State& state, Pass pass, bool fused_relu, bool cold = false) {
+  run_batchnorm<kiln::bfloat16>(state, pass, fused_relu, true, cold);
 }
 
 }  // namespace
@@ -99,6 +119,16 @@ BENCHMARK_CAPTURE(run_float, backward_train_relu, Pass::BackwardTrain, true)
 BENCHMARK_CAPTURE(run_bf16_channels_last, forward_train_relu_bf16_channels_last, Pass::ForwardTrain, true)
     ->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_bf16_channels_last, backward_train_relu_bf16_channels_last, Pass::BackwardTrain, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_float, forward_train_relu_cold, Pass::ForwardTrain, true, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_float, backward_train_relu_cold, Pass::BackwardTrain, true, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_bf16_channels_last, forward_train_relu_bf16_channels_last_cold, Pass::ForwardTrain,
+                  true, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_bf16_channels_last, backward_train_relu_bf16_channels_last_cold, Pass::BackwardTrain,
+                  true, true)
     ->Apply(kiln::bench::shapes_threads_levels);
 
 BENCHMARK_MAIN();
