@@ -13,7 +13,8 @@
 //   channels-last           max pooling of any geometry and global average pooling, a vector of channels at
 //                           a time (channels_last_pool.hpp)
 //   max backward            one image at a time, gy scattered through argmax in each plane's output order,
-//                           in either layout (scatter_max_gradients)
+//                           in either layout (scatter_max_gradients); channels-last with disjoint windows
+//                           written densely instead (channels_last_pool.hpp)
 //   everything else         the reference kernel, one plane (NCHW) or one image (channels-last) per call
 //
 // Max pooling only selects, and every sum that must match the reference runs in its order and precision:
@@ -205,6 +206,9 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
 
 template <class V, typename T>
 void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx) {
+  if (g.channels_last && g.windows_disjoint() &&
+      g.in_height * g.in_width < channels_last::kExactFloatPositions)
+    return channels_last::max_pool2d_backward_disjoint<V>(g, gy, argmax, gx);
 #pragma omp parallel if (g.batch * g.channels * g.in_height * g.in_width >= kPoolThreshold)
   {
     std::vector<double> sums;  // each thread's, reused image after image

@@ -91,6 +91,18 @@ struct FloatVector256 {
     _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 4), high);
     std::memcpy(p, lanes, static_cast<std::size_t>(count) * sizeof(std::int64_t));
   }
+  // And back: the first `count` int64 (each below 2^24) as float lanes, zero past them: their low 32 bits
+  // (AVX2 has no int64 to float conversion), gathered into one register and converted.
+  static Reg load_partial_int64_as_float(const std::int64_t* p, std::int64_t count) {
+    alignas(32) std::int64_t lanes[8] = {};
+    std::memcpy(lanes, p, static_cast<std::size_t>(count) * sizeof(std::int64_t));
+    const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    const __m256i low =
+        _mm256_permutevar8x32_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(lanes)), low_halves);
+    const __m256i high = _mm256_permutevar8x32_epi32(
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 4)), low_halves);
+    return _mm256_cvtepi32_ps(_mm256_permute2x128_si256(low, high, 0x20));
+  }
 
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
   static Reg sub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }

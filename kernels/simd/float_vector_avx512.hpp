@@ -83,6 +83,13 @@ struct FloatVector512 {
     _mm512_mask_storeu_epi64(p, static_cast<__mmask8>(lanes), low);
     _mm512_mask_storeu_epi64(p + 8, static_cast<__mmask8>(lanes >> 8), high);
   }
+  // And back: the first `count` int64 (each below 2^24) as float lanes, zero past them.
+  static Reg load_partial_int64_as_float(const std::int64_t* p, std::int64_t count) {
+    const auto lanes = static_cast<unsigned>(first(count));
+    const __m512i low = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(lanes), p);
+    const __m512i high = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(lanes >> 8), p + 8);
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtepi64_ps(low)), _mm512_cvtepi64_ps(high), 1);
+  }
 
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
   static Reg sub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }

@@ -2,10 +2,11 @@
 // reference kernels, at every dispatch level this CPU has, with 1 and 2 threads (which must agree
 // bitwise), for float and bfloat16, in both layouts: the NCHW 2x2 stride-2 max pool (odd widths and
 // heights, rows wider than a register, ties and NaN), channels-last max pooling of every geometry (channels
-// not a multiple of the vector width, fewer channels than one vector), the max backward's scatter with
-// disjoint and overlapping windows (bfloat16 adds overlapping shares in double), padded and ceil-mode max
-// and average pools, and global average pooling over 1x1 planes, planes not a multiple of the vector width
-// and planes over one chunk.
+// not a multiple of the vector width, fewer channels than one vector), the max backward with disjoint
+// windows (channels-last: written densely) and overlapping ones (scattered; bfloat16 adds overlapping shares
+// in double), over gradients with NaNs and negative zeros, padded and ceil-mode max and average pools, and
+// global average pooling over 1x1 planes, planes not a multiple of the vector width and planes over one
+// chunk.
 //
 // Tolerances: max pooling values, argmax and gradients, every average-pool result (the reference, threaded)
 // and the global backward must be bitwise equal. Global average forward: float within atol 1e-6 + rtol 1e-6
@@ -119,8 +120,11 @@ TEST_CASE_TEMPLATE("pool fast: max pooling forward and backward equal the refere
   at_each_fast_level([] {
     for (const Pool2dGeometry& g : geometries()) {
       INFO(describe(g));
-      const std::vector<T> x = grid_values<T>(static_cast<std::int64_t>(in_size(g)), 1, true),
-                           gy = grid_values<T>(static_cast<std::int64_t>(out_size(g)), 2, false);
+      const std::vector<T> x = grid_values<T>(static_cast<std::int64_t>(in_size(g)), 1, true);
+      // Gradients with NaNs and negative zeros: an input gets 0 + gy, so -0 arrives as +0.
+      std::vector<T> gy = grid_values<T>(static_cast<std::int64_t>(out_size(g)), 2, true);
+      for (T& v : gy)
+        if (static_cast<float>(v) == 0.0f) v = static_cast<T>(-0.0f);
       std::vector<T> y_ref(out_size(g)), gx_ref(in_size(g));
       std::vector<std::int64_t> argmax_ref(out_size(g));
       kk::reference::max_pool2d_forward(g, x.data(), y_ref.data(), argmax_ref.data());
