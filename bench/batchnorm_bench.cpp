@@ -36,13 +36,14 @@ using kernels::BatchNorm2dGeometry;
 
 enum class Pass { ForwardTrain, ForwardEval, BackwardTrain };
 
-// Arguments: see bench/support/memory_bound.hpp. T is float or bfloat16, the activations' type.
 // One iteration's activations.
 template <typename T>
 struct Activations {
   std::vector<T, kiln::bench::StorageAlignedAllocator<T>> x, gy, out;
 };
 
+// Arguments: see bench/support/memory_bound.hpp. T is float or bfloat16, the activations' type; `cold`
+// rotates through copies of the activations (the top of the file).
 template <typename T>
 void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu, bool channels_last, bool cold) {
   if (!kiln::bench::cpu_has_level(state)) return;
