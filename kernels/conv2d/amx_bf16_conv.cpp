@@ -80,6 +80,24 @@ Bfloat16Scratch padded_input(const bfloat16* x, std::int64_t images, std::int64_
   return padded;
 }
 
+// The input as the tiles read it: x itself where there is nothing to pad (no padding, C_in a multiple of 16,
+// no reads past its end: slack 0), else padded_input's copy, which `copy` holds.
+struct TileInput {
+  Bfloat16Scratch copy{0};
+  const bfloat16* data = nullptr;
+};
+TileInput tile_input(const bfloat16* x, std::int64_t images, std::int64_t H, std::int64_t W,
+                     std::int64_t C_in, std::int64_t pad_h, std::int64_t pad_w, std::int64_t slack) {
+  TileInput input;
+  if (pad_h == 0 && pad_w == 0 && padded_channels(C_in) == C_in && slack == 0) {
+    input.data = x;
+  } else {
+    input.copy = padded_input(x, images, H, W, C_in, pad_h, pad_w, slack);
+    input.data = input.copy.get();
+  }
+  return input;
+}
+
 // Input channels a tile multiply reduces, for C (a multiple of 16) input channels: 32 (a 64-byte A row)
 // where they divide C, else 16.
 int reduced_channels(std::int64_t C) { return C % 32 == 0 ? 32 : 16; }
@@ -266,13 +284,8 @@ void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloa
                     .image_stride = OH * OW * K,
                     .row_stride = OW * K,
                     .column_stride = K};
-  if (g.pad_h == 0 && g.pad_w == 0 && C == C_in && slack(t) == 0) {
-    t.input = x;
-    return run(t);
-  }
-  const Bfloat16Scratch padded =
-      padded_input(x, g.batch, g.in_height, g.in_width, C_in, g.pad_h, g.pad_w, slack(t));
-  t.input = padded.get();
+  const TileInput input = tile_input(x, g.batch, g.in_height, g.in_width, C_in, g.pad_h, g.pad_w, slack(t));
+  t.input = input.data;
   run(t);
 }
 
@@ -365,16 +378,9 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
       most_slack = std::max(most_slack, slack(t));
     }
   }
-  if (pad_h == 0 && pad_w == 0 && K_padded == K && most_slack == 0) {
-    for (TileConvolution& t : convolutions) {
-      t.input = gy;
-      run(t);
-    }
-    return;
-  }
-  const Bfloat16Scratch padded = padded_input(gy, g.batch, OH, OW, K, pad_h, pad_w, most_slack);
+  const TileInput input = tile_input(gy, g.batch, OH, OW, K, pad_h, pad_w, most_slack);
   for (TileConvolution& t : convolutions) {
-    t.input = padded.get();
+    t.input = input.data;
     run(t);
   }
 }
