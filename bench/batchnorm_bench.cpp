@@ -6,8 +6,9 @@
 // backward train reads x and gy and writes gx (12 bytes). The fast forward train actually reads x twice
 // (statistics, then normalize) and the backward reads x and gy twice, so the bytes moved are 1.5x and
 // 1.67x the counted ones; compare with elementwise_bench's stream_copy for this machine's bandwidth.
-// The *_relu variants run the ReLU fused in (BatchNorm2dGeometry::fused_relu); their backward also reads
-// y (16 bytes an element). Compare a fused pass with the plain one plus elementwise_bench's relu.
+// The *_relu variants run the ReLU fused in (BatchNorm2dGeometry::fused_relu). Their backward's mask comes
+// from x, as the forward made y (batchnorm.hpp; only the reference reads y), so it moves the plain one's
+// bytes: compare it with backward_train, and a fused pass with the plain one plus elementwise_bench's relu.
 // The *_bf16_channels_last variants are what a `--precision bf16` step on a CPU with AMX runs: bfloat16
 // activations (half the bytes: GB/s counts 2 an element) stored [N, H, W, C].
 // The *_cold variants take each iteration's tensors from the next of enough copies to fill 768 MiB, so they
@@ -39,7 +40,7 @@ enum class Pass { ForwardTrain, ForwardEval, BackwardTrain };
 // One iteration's activations.
 template <typename T>
 struct Activations {
-  std::vector<T, kiln::bench::StorageAlignedAllocator<T>> x, gy, out;
+  std::vector<T, kiln::bench::StorageAlignedAllocator<T>> x, gy, y, out;
 };
 
 // Arguments: see bench/support/memory_bound.hpp. T is float or bfloat16, the activations' type; `cold`
@@ -54,17 +55,17 @@ void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu, bool cha
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   Activations<T> first;
-  for (auto* tensor : {&first.x, &first.gy, &first.out}) tensor->resize(size);
+  for (auto* tensor : {&first.x, &first.gy, &first.y, &first.out}) tensor->resize(size);
   for (T& v : first.x) v = T(uniform(rng));
   for (T& v : first.gy) v = T(uniform(rng));
   std::vector<float> gamma(channels, 1.5f), beta(channels, 0.1f), running_mean(channels, 0.0f),
       running_var(channels, 1.0f), mean(channels), invstd(channels), ggamma(channels), gbeta(channels);
   kernels::reference::batchnorm2d_forward_train<T>(g, first.x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
-                                                   nullptr, nullptr, first.out.data(), mean.data(),
+                                                   nullptr, nullptr, first.y.data(), mean.data(),
                                                    invstd.data());
   constexpr double kColdBytes = 768.0 * (1 << 20);
   const std::size_t copies =
-      cold ? static_cast<std::size_t>(kColdBytes / (3.0 * sizeof(T) * static_cast<double>(n))) + 1 : 1;
+      cold ? static_cast<std::size_t>(kColdBytes / (4.0 * sizeof(T) * static_cast<double>(n))) + 1 : 1;
   std::vector<Activations<T>> sets(copies, first);
 
   const kiln::bench::ArgumentKernelSettings settings(state);
@@ -86,15 +87,14 @@ void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu, bool cha
                                              running_var.data(), 1e-5f, out);
         break;
       case Pass::BackwardTrain:
-        // x stands in for the forward's y when the ReLU is fused: its sign, the mask, is about half positive.
-        kernels::batchnorm2d_backward_train<T>(cpu, g, x, gy, x, gamma.data(), mean.data(), invstd.data(),
-                                               out, ggamma.data(), gbeta.data());
+        kernels::batchnorm2d_backward_train<T>(cpu, g, x, gy, set.y.data(), gamma.data(), beta.data(),
+                                               mean.data(), invstd.data(), out, ggamma.data(), gbeta.data());
         break;
     }
     benchmark::DoNotOptimize(out);
     benchmark::ClobberMemory();
   }
-  const double tensors = pass == Pass::BackwardTrain ? (fused_relu ? 4.0 : 3.0) : 2.0;
+  const double tensors = pass == Pass::BackwardTrain ? 3.0 : 2.0;
   kiln::bench::report_bandwidth(state, tensors * sizeof(T) * static_cast<double>(n));
 }
 
@@ -122,6 +122,8 @@ BENCHMARK_CAPTURE(run_bf16_channels_last, forward_train_relu_bf16_channels_last,
 BENCHMARK_CAPTURE(run_bf16_channels_last, backward_train_relu_bf16_channels_last, Pass::BackwardTrain, true)
     ->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_float, forward_train_relu_cold, Pass::ForwardTrain, true, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_float, backward_train_cold, Pass::BackwardTrain, false, true)
     ->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_float, backward_train_relu_cold, Pass::BackwardTrain, true, true)
     ->Apply(kiln::bench::shapes_threads_levels);

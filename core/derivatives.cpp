@@ -273,12 +273,13 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, co
   // The rule needs the saved statistics, and the output only for a fused ReLU's mask (kept detached, so the
   // tape holds no cycle through it).
   result.output = options.fused_relu ? y.detach() : Tensor();
-  return record(options.fused_relu ? "batch_norm2d_relu" : "batch_norm2d", {x, gamma, beta}, y,
-                [x, gamma, saved = std::move(result), running_mean, running_var, options](const Tensor& g) {
-                  raw::BatchNormGrads grads =
-                      raw::batchnorm2d_backward(g, x, gamma, saved, running_mean, running_var, options);
-                  return Grads{grads.x, grads.gamma, grads.beta};
-                });
+  return record(
+      options.fused_relu ? "batch_norm2d_relu" : "batch_norm2d", {x, gamma, beta}, y,
+      [x, gamma, beta, saved = std::move(result), running_mean, running_var, options](const Tensor& g) {
+        raw::BatchNormGrads grads =
+            raw::batchnorm2d_backward(g, x, gamma, beta, saved, running_mean, running_var, options);
+        return Grads{grads.x, grads.gamma, grads.beta};
+      });
 }
 
 // The backward is batch norm's with the fused ReLU, which keeps gy through ReLU's rule on the way: the
@@ -292,12 +293,13 @@ Tensor batch_norm2d_add_relu(const Tensor& x, const Tensor& residual, const Tens
       raw::batchnorm2d_forward(x, gamma, beta, running_mean, running_var, fused, residual);
   Tensor y = result.output;
   result.output = y.detach();  // the ReLU's mask (detached: the tape holds no cycle through it)
-  return record("batch_norm2d_add_relu", {x, residual, gamma, beta}, y,
-                [x, gamma, saved = std::move(result), running_mean, running_var, fused](const Tensor& g) {
-                  raw::BatchNormGrads grads =
-                      raw::batchnorm2d_backward(g, x, gamma, saved, running_mean, running_var, fused, true);
-                  return Grads{grads.x, grads.through_relu, grads.gamma, grads.beta};
-                });
+  return record(
+      "batch_norm2d_add_relu", {x, residual, gamma, beta}, y,
+      [x, gamma, beta, saved = std::move(result), running_mean, running_var, fused](const Tensor& g) {
+        raw::BatchNormGrads grads =
+            raw::batchnorm2d_backward(g, x, gamma, beta, saved, running_mean, running_var, fused, true);
+        return Grads{grads.x, grads.through_relu, grads.gamma, grads.beta};
+      });
 }
 
 Tensor softmax(const Tensor& x, int axis) {

@@ -138,6 +138,9 @@ struct BatchNormResult {
   Tensor output;       // the backward reads it when options.fused_relu (relu's rule)
   Tensor save_mean;    // [C], train mode only
   Tensor save_invstd;  // [C], train mode only
+  // A residual was added before the ReLU: the backward must keep the gradient through the ReLU, as that
+  // backward takes the mask from the output (without, the CPU kernels recompute it from x alone).
+  bool residual_before_relu = false;
 };
 // Updates running_mean / running_var in place in train mode when they are defined. With a residual (x's
 // shape, dtype and device), the output is act(batch_norm2d(x) + residual), act the fused ReLU or nothing.
@@ -149,9 +152,9 @@ struct BatchNormGrads {
   Tensor through_relu;  // gy * relu'(y), with the fused ReLU when keep_through_relu (a residual's gradient)
 };
 BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma,
-                                    const BatchNormResult& saved, const Tensor& running_mean,
-                                    const Tensor& running_var, const BatchNormOptions& options,
-                                    bool keep_through_relu = false);
+                                    const Tensor& beta, const BatchNormResult& saved,
+                                    const Tensor& running_mean, const Tensor& running_var,
+                                    const BatchNormOptions& options, bool keep_through_relu = false);
 
 // ---- softmax and losses ----------------------------------------------------------------------------
 Tensor softmax_forward(const Tensor& x, int axis);

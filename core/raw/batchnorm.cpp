@@ -56,7 +56,7 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
     check_same_dtype_and_device("batch_norm2d", x, {&residual});
     added = in_layout(residual, g.channels_last);
   }
-  BatchNormResult result{empty_like(input), Tensor(), Tensor()};
+  BatchNormResult result{empty_like(input), Tensor(), Tensor(), residual.defined() && options.fused_relu};
   if (options.training) {
     KILN_CHECK(g.batch * g.height * g.width > 1, "batch_norm2d: training needs more than one value per channel, got ",
                x.shape());
@@ -88,17 +88,21 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
 }
 
 BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma,
-                                    const BatchNormResult& saved, const Tensor& running_mean,
-                                    const Tensor& running_var, const BatchNormOptions& options,
-                                    bool keep_through_relu) {
+                                    const Tensor& beta, const BatchNormResult& saved,
+                                    const Tensor& running_mean, const Tensor& running_var,
+                                    const BatchNormOptions& options, bool keep_through_relu) {
   kernels::BatchNorm2dGeometry g{x.size(0), x.size(1), x.size(2), x.size(3), options.fused_relu};
   KILN_CHECK(!keep_through_relu || options.fused_relu,
              "batch_norm2d backward: the gradient through the ReLU needs the fused ReLU");
   KILN_CHECK(!options.fused_relu || saved.output.defined(),
              "batch_norm2d backward: the fused ReLU needs the forward's output");
+  KILN_CHECK(!saved.residual_before_relu || keep_through_relu,
+             "batch_norm2d backward: after a residual added before the ReLU, the gradient through the ReLU "
+             "must be kept (it is the residual's)");
   check_same_dtype_and_device("batch_norm2d backward", x, {&gy, &saved.output});
-  check_channel_dtype_and_device("batch_norm2d backward", x,
-                                 {&gamma, &saved.save_mean, &saved.save_invstd, &running_mean, &running_var});
+  check_channel_dtype_and_device(
+      "batch_norm2d backward", x,
+      {&gamma, &beta, &saved.save_mean, &saved.save_invstd, &running_mean, &running_var});
   // Channels-last on the CPU when x is stored so (gy and the saved output are brought to it), else NCHW.
   g.channels_last = runs_channels_last(x);
   const Tensor input = in_layout(x, g.channels_last), grad_output = in_layout(gy, g.channels_last);
@@ -112,8 +116,8 @@ BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Ten
     if (options.training) {
       kernels::batchnorm2d_backward_train<T>(
           x.device(), g, input.data<T>(), grad_output.data<T>(), data_or_null<T>(output), gamma.data<P>(),
-          saved.save_mean.data<P>(), saved.save_invstd.data<P>(), grads.x.data<T>(), grads.gamma.data<P>(),
-          grads.beta.data<P>(), data_or_null<T>(grads.through_relu));
+          beta.data<P>(), saved.save_mean.data<P>(), saved.save_invstd.data<P>(), grads.x.data<T>(),
+          grads.gamma.data<P>(), grads.beta.data<P>(), data_or_null<T>(grads.through_relu));
     } else {
       kernels::batchnorm2d_backward_eval<T>(
           x.device(), g, input.data<T>(), grad_output.data<T>(), data_or_null<T>(output), gamma.data<P>(),

@@ -27,9 +27,10 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const fl
 
 template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                                const float* gamma, const float* save_mean, const float* save_invstd, T* gx,
-                                float* ggamma, float* gbeta, T* gy_through_relu) {
-  vectorized::batchnorm2d_backward_train<Vector>(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma,
+                                const float* gamma, const float* beta, const float* save_mean,
+                                const float* save_invstd, T* gx, float* ggamma, float* gbeta,
+                                T* gy_through_relu) {
+  vectorized::batchnorm2d_backward_train<Vector>(g, x, gy, y, gamma, beta, save_mean, save_invstd, gx, ggamma,
                                                  gbeta, gy_through_relu);
 }
 
@@ -48,8 +49,8 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
   template void batchnorm2d_forward_eval<T>(const BatchNorm2dGeometry&, const T*, const float*,              \
                                             const float*, const float*, const float*, float, T*, const T*);  \
   template void batchnorm2d_backward_train<T>(const BatchNorm2dGeometry&, const T*, const T*, const T*,      \
-                                              const float*, const float*, const float*, T*, float*, float*,  \
-                                              T*);                                                           \
+                                              const float*, const float*, const float*, const float*, T*,    \
+                                              float*, float*, T*);                                           \
   template void batchnorm2d_backward_eval<T>(const BatchNorm2dGeometry&, const T*, const T*, const T*,       \
                                              const float*, const float*, const float*, float, T*, float*,    \
                                              float*, T*);

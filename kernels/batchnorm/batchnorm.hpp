@@ -18,10 +18,15 @@
 // running_mean / running_var may be null in train mode (no running statistics tracked).
 //
 // Fused ReLU (g.fused_relu): y = relu(batchnorm(x)), computed in the same pass that normalizes, and the
-// backward first takes ReLU's rule, gy * (y > 0 ? 1 : 0), reading the forward's output y, inside its own
-// two passes. A BN -> ReLU pair then costs two passes over memory forward and two backward, where the
-// separate ops take three and three (ReLU's own read and write each way). The vectorized backward gives the
-// separate ops' bits: ReLU's backward, then the plain one (tests/kernels/batchnorm_fast_test.cpp).
+// backward first takes ReLU's rule, gy * (y > 0 ? 1 : 0), inside its own two passes. A BN -> ReLU pair then
+// costs two passes over memory forward and two backward, where the separate ops take three and three (ReLU's
+// own read and write each way). The vectorized backward gives the separate ops' bits: ReLU's backward, then
+// the plain one (tests/kernels/batchnorm_fast_test.cpp). The reference and CUDA kernels read y for the mask.
+// The vectorized train backward recomputes it from x, which it reads anyway, as its forward made y: the same
+// fma on the same floats (batchnorm_vector_ops.hpp), so the same bits as reading y from that forward, in five
+// passes over memory where reading y takes seven. Its saved statistics must then be a vectorized forward's
+// (at any level: they compute alike), whose y the mask is, bit for bit; after the reference's forward, whose
+// y may differ in the last bit, a value within a rounding of zero may fall on the other side of the mask.
 //
 // Residual (the forward kernels' last argument, when not null): y = act(batchnorm(x) + residual), act being
 // the fused ReLU or nothing, residual laid out as x. A residual block's tail, the shortcut's sum and the ReLU
@@ -63,13 +68,15 @@ void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const
                               const opmath_t<T>* gamma, const opmath_t<T>* beta,
                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
                               opmath_t<T> eps, T* y, const T* residual = nullptr);
-// Train-mode backward, from the statistics saved by the forward. y (the forward's output) is read only with
-// g.fused_relu and may be null otherwise; so in every backward below.
+// Train-mode backward, from the statistics saved by the forward, gamma and beta as the forward had them. y
+// (the forward's output) is read only with g.fused_relu and may be null otherwise; so in every backward
+// below. The vectorized kernels recompute the fused ReLU's mask from x instead, where no gradient is kept
+// (so y must be what the forward at this dispatch level stored; see the top of the file).
 template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
-                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta, T* gy_through_relu = nullptr);
+                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                const opmath_t<T>* save_mean, const opmath_t<T>* save_invstd, T* gx,
+                                opmath_t<T>* ggamma, opmath_t<T>* gbeta, T* gy_through_relu = nullptr);
 // Eval-mode backward, through the running statistics.
 template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
@@ -115,8 +122,9 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const fl
                               const T* residual);
 template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                                const float* gamma, const float* save_mean, const float* save_invstd, T* gx,
-                                float* ggamma, float* gbeta, T* gy_through_relu);
+                                const float* gamma, const float* beta, const float* save_mean,
+                                const float* save_invstd, T* gx, float* ggamma, float* gbeta,
+                                T* gy_through_relu);
 template <typename T>
 void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                const float* gamma, const float* running_mean, const float* running_var,
@@ -134,8 +142,9 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const fl
                               const T* residual);
 template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                                const float* gamma, const float* save_mean, const float* save_invstd, T* gx,
-                                float* ggamma, float* gbeta, T* gy_through_relu);
+                                const float* gamma, const float* beta, const float* save_mean,
+                                const float* save_invstd, T* gx, float* ggamma, float* gbeta,
+                                T* gy_through_relu);
 template <typename T>
 void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
                                const float* gamma, const float* running_mean, const float* running_var,

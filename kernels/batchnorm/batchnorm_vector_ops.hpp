@@ -3,7 +3,10 @@
 // activations' storage type T (float, or bfloat16: loaded into float lanes, rounded once when stored).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+
+#include "core/bfloat16.hpp"
 
 namespace kiln::kernels::vectorized {
 namespace {
@@ -31,6 +34,68 @@ template <class V, class T>
 typename V::Reg load_gradient(const T* gy, const T* y, std::int64_t i, std::int64_t lanes) {
   const typename V::Reg g = V::load_partial(gy + i, lanes);
   return y ? relu_gradient<V>(g, V::load_partial(y + i, lanes)) : g;
+}
+
+// ---- the fused ReLU's mask, recomputed from x ------------------------------------------------------------
+// The train forward stores y = relu(v), v = (x - mean) * scale + beta: one fma on float lanes, the same in
+// every walk, from per-channel floats the backward holds too (mean and invstd are saved, gamma and beta are
+// the parameters). So the backward can take y > 0 from x, which it reads anyway, instead of reading y: the
+// fused BN -> ReLU backward then makes five passes over memory, not seven (both of its passes read y).
+// Bit for bit y's mask, provided both sides compute v alike; hence the one formula for scale below, and the
+// threshold that accounts for the rounding to T.
+
+// The forward's normalizing scale from the saved float invstd: a float product, which the backward
+// repeats exactly.
+inline float normalizing_scale(float save_invstd, float gamma) { return save_invstd * gamma; }
+
+// The largest float that T stores as zero: relu(v) stored in T is > 0 exactly when v > this. 0 for float.
+// bfloat16 rounds to nearest even: positive floats up to 2^-134, the tie between 0 and the smallest
+// bfloat16 (2^-133), become +0 (tests/kernels/batchnorm_fast_test.cpp checks every float up to there).
+template <class T>
+inline constexpr float largest_stored_as_zero = 0.0f;
+template <>
+inline constexpr float largest_stored_as_zero<bfloat16> = 0x1p-134f;
+
+// gy * (y > 0 ? 1 : 0), y > 0 recomputed from d = x - mean and the channel's scale and offset (beta); a NaN
+// v fails the comparison, as relu(NaN) = NaN fails y > 0.
+template <class V, class T>
+typename V::Reg relu_gradient_recomputed(typename V::Reg gy, typename V::Reg d, typename V::Reg scale,
+                                         typename V::Reg offset) {
+  const typename V::Reg v = V::fmadd(d, scale, offset);
+  return V::mul(
+      gy, V::select(V::greater(v, V::broadcast(largest_stored_as_zero<T>)), V::broadcast(1.0f), V::zero()));
+}
+// The same on one value, for scalar tails (std::fma rounds once, as the vector fmadd does).
+template <class T>
+float relu_gradient_recomputed(float gy, float d, float scale, float offset) {
+  return gy * (std::fma(d, scale, offset) > largest_stored_as_zero<T> ? 1.0f : 0.0f);
+}
+
+// Where the fused backward finds ReLU's mask: `output`, the forward's y (read: after a residual was added
+// in, or in eval mode), or `scale` and `offset`, the per-channel coefficients above (recomputed from x).
+// Neither: no fused ReLU. The walks over rows take per-column coefficients (repeat_per_column).
+template <class T>
+struct ReluMask {
+  const T* output = nullptr;
+  const float* scale = nullptr;
+  const float* offset = nullptr;
+
+  bool fused() const { return output || scale; }
+  bool recomputed() const { return scale != nullptr; }
+  // The view from value `first` and channel `c` on: an NCHW plane's (its values, its channel's coefficients).
+  ReluMask from(std::int64_t first, std::int64_t c) const {
+    return {output ? output + first : nullptr, scale ? scale + c : nullptr, offset ? offset + c : nullptr};
+  }
+};
+
+// gy at [at, at + lanes) through relu's rule when the ReLU is fused, its mask read or recomputed: d is x -
+// mean there, scale and offset the coefficients' registers there (read only when recomputed).
+template <class V, class T>
+typename V::Reg load_gradient(const T* gy, const ReluMask<T>& relu, std::int64_t at, std::int64_t lanes,
+                              typename V::Reg d, typename V::Reg scale, typename V::Reg offset) {
+  const typename V::Reg g = V::load_partial(gy + at, lanes);
+  if (relu.recomputed()) return relu_gradient_recomputed<V, T>(g, d, scale, offset);
+  return relu.output ? relu_gradient<V>(g, V::load_partial(relu.output + at, lanes)) : g;
 }
 
 }  // namespace

@@ -30,25 +30,26 @@ inline constexpr int kGroupVectors = 4;
 
 // The pair sums (PairSums: sum a and sum a * b, a = p - shift_p or p * relu'(y), that one stored to
 // kept_through_relu when it is not null, b = q - shift_q) of channels [c0, c0 + kVectors * width) over rows
-// [first, last), added into sums[c - c0].
+// [first, last), added into sums[c - c0]. relu: the mask, read or recomputed (batchnorm_vector_ops.hpp).
 template <class V, int kVectors, class T>
 void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first, std::int64_t last,
-                     const T* p, const float* shift_p, const T* q, const float* shift_q, const T* relu_output,
-                     T* kept_through_relu, PairSums* sums) {
+                     const T* p, const float* shift_p, const T* q, const float* shift_q,
+                     const ReluMask<T>& relu, T* kept_through_relu, PairSums* sums) {
   using Reg = typename V::Reg;
   const std::int64_t lanes_in_group = std::min<std::int64_t>(kVectors * V::width, channels - c0);
   const auto lanes = [&](int k) {
     return std::clamp<std::int64_t>(lanes_in_group - k * V::width, 0, V::width);
   };
-  Reg vshift_p[kVectors], vshift_q[kVectors];
+  Reg vshift_p[kVectors], vshift_q[kVectors], vscale[kVectors], voffset[kVectors];
   for (int k = 0; k < kVectors; ++k) {
     vshift_p[k] = shift_p ? V::load_partial(shift_p + c0 + k * V::width, lanes(k)) : V::zero();
     vshift_q[k] = V::load_partial(shift_q + c0 + k * V::width, lanes(k));
+    vscale[k] = relu.recomputed() ? V::load_partial(relu.scale + c0 + k * V::width, lanes(k)) : V::zero();
+    voffset[k] = relu.recomputed() ? V::load_partial(relu.offset + c0 + k * V::width, lanes(k)) : V::zero();
   }
-  const auto a_of = [&](std::int64_t at, int k) {
-    const Reg pk = V::load_partial(p + at, lanes(k));
-    if (!relu_output) return V::sub(pk, vshift_p[k]);
-    const Reg masked = relu_gradient<V>(pk, V::load_partial(relu_output + at, lanes(k)));
+  const auto a_of = [&](std::int64_t at, int k, Reg db) {
+    if (!relu.fused()) return V::sub(V::load_partial(p + at, lanes(k)), vshift_p[k]);
+    const Reg masked = load_gradient<V>(p, relu, at, lanes(k), db, vscale[k], voffset[k]);
     if (kept_through_relu) V::store_partial(kept_through_relu + at, masked, lanes(k));
     return masked;
   };
@@ -61,7 +62,7 @@ void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first,
 #pragma GCC unroll 4
     for (int k = 0; k < kVectors; ++k) {
       const std::int64_t at = row * channels + c0 + k * V::width;
-      const Reg da = a_of(at, k), db = V::sub(V::load_partial(q + at, lanes(k)), vshift_q[k]);
+      const Reg db = V::sub(V::load_partial(q + at, lanes(k)), vshift_q[k]), da = a_of(at, k, db);
       a[k] = V::add(a[k], da);
       ab[k] = V::fmadd(da, db, ab[k]);
     }
@@ -96,7 +97,7 @@ void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first,
 // channel_sums[c] for every channel, as vectorized_batchnorm.hpp's all_channel_pair_sums.
 template <class V, class T>
 void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float* shift_p, const T* q,
-                           const float* shift_q, const T* relu_output, T* kept_through_relu,
+                           const float* shift_q, const ReluMask<T>& relu, T* kept_through_relu,
                            PairSums* channel_sums) {
   const std::int64_t channels = g.channels, rows = g.batch * g.height * g.width;
   const std::int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
@@ -114,20 +115,20 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float
         std::min<std::int64_t>(kGroupVectors, (channels - c0 + V::width - 1) / V::width);
     switch (vectors) {
       case 1:
-        group_pair_sums<V, 1, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output,
-                                 kept_through_relu, sums + c0);
+        group_pair_sums<V, 1, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu, kept_through_relu,
+                                 sums + c0);
         break;
       case 2:
-        group_pair_sums<V, 2, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output,
-                                 kept_through_relu, sums + c0);
+        group_pair_sums<V, 2, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu, kept_through_relu,
+                                 sums + c0);
         break;
       case 3:
-        group_pair_sums<V, 3, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output,
-                                 kept_through_relu, sums + c0);
+        group_pair_sums<V, 3, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu, kept_through_relu,
+                                 sums + c0);
         break;
       default:
-        group_pair_sums<V, 4, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu_output,
-                                 kept_through_relu, sums + c0);
+        group_pair_sums<V, 4, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu, kept_through_relu,
+                                 sums + c0);
     }
   }
   for (std::int64_t c = 0; c < channels; ++c) {
@@ -179,16 +180,19 @@ void shift_scale_offset(const BatchNorm2dGeometry& g, const T* x, const float* s
   });
 }
 
-// gx = a_c * ((gy - centre_c) - slope_c * (x - shift_c)), gy through relu's rule first when relu_output is
-// given (train_backward_gx's formula, per channel vector).
+// gx = a_c * ((gy - centre_c) - slope_c * (x - shift_c)), gy through relu's rule first when the ReLU is
+// fused (train_backward_gx's formula, per channel vector).
 template <class V, class T>
-void train_backward_gx(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* relu_output,
+void train_backward_gx(const BatchNorm2dGeometry& g, const T* x, const T* gy, const ReluMask<T>& relu,
                        const float* shift, const float* centre, const float* slope, const float* scale,
                        T* gx) {
   for_each_vector<V>(g, [=](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
-    const typename V::Reg d = V::sub(V::load_partial(x + at, lanes), V::load_partial(shift + c0, lanes));
-    const typename V::Reg centred =
-        V::sub(load_gradient<V>(gy, relu_output, at, lanes), V::load_partial(centre + c0, lanes));
+    using Reg = typename V::Reg;
+    const Reg d = V::sub(V::load_partial(x + at, lanes), V::load_partial(shift + c0, lanes));
+    const Reg relu_scale = relu.recomputed() ? V::load_partial(relu.scale + c0, lanes) : V::zero();
+    const Reg relu_offset = relu.recomputed() ? V::load_partial(relu.offset + c0, lanes) : V::zero();
+    const Reg centred = V::sub(load_gradient<V>(gy, relu, at, lanes, d, relu_scale, relu_offset),
+                               V::load_partial(centre + c0, lanes));
     const typename V::Reg minus_slope = V::neg(V::load_partial(slope + c0, lanes));
     V::store_partial(gx + at, V::mul(V::load_partial(scale + c0, lanes), V::fmadd(minus_slope, d, centred)),
                      lanes);

@@ -86,9 +86,9 @@ void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const
 
 template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
-                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta, T* gy_through_relu) {
+                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                const opmath_t<T>* save_mean, const opmath_t<T>* save_invstd, T* gx,
+                                opmath_t<T>* ggamma, opmath_t<T>* gbeta, T* gy_through_relu) {
   profiler::Scope profile("batchnorm2d_backward_train", device, dtype_of_v<T>);
   if (profile.measuring()) profile.set_detail(profile_label(g, g.fused_relu && gy_through_relu));
 #ifdef KILN_WITH_CUDA
@@ -101,11 +101,11 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
-        return avx512::batchnorm2d_backward_train(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma,
-                                                  gbeta, gy_through_relu);
+        return avx512::batchnorm2d_backward_train(g, x, gy, y, gamma, beta, save_mean, save_invstd, gx,
+                                                  ggamma, gbeta, gy_through_relu);
       case CpuLevel::Avx2:
-        return avx2::batchnorm2d_backward_train(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta,
-                                                gy_through_relu);
+        return avx2::batchnorm2d_backward_train(g, x, gy, y, gamma, beta, save_mean, save_invstd, gx, ggamma,
+                                                gbeta, gy_through_relu);
       case CpuLevel::Reference:
         break;
     }
@@ -152,7 +152,7 @@ template void batchnorm2d_forward_eval<float>(Device, const BatchNorm2dGeometry&
                                               const float*);
 template void batchnorm2d_backward_train<float>(Device, const BatchNorm2dGeometry&, const float*,
                                                 const float*, const float*, const float*, const float*,
-                                                const float*, float*, float*, float*, float*);
+                                                const float*, const float*, float*, float*, float*, float*);
 template void batchnorm2d_backward_eval<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
                                                const float*, const float*, const float*, const float*, float,
                                                float*, float*, float*, float*);
@@ -165,7 +165,8 @@ template void batchnorm2d_forward_eval<double>(Device, const BatchNorm2dGeometry
                                                double, double*, const double*);
 template void batchnorm2d_backward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                  const double*, const double*, const double*, const double*,
-                                                 const double*, double*, double*, double*, double*);
+                                                 const double*, const double*, double*, double*, double*,
+                                                 double*);
 template void batchnorm2d_backward_eval<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                 const double*, const double*, const double*, const double*,
                                                 const double*, double, double*, double*, double*, double*);
@@ -178,8 +179,8 @@ template void batchnorm2d_forward_eval<bfloat16>(Device, const BatchNorm2dGeomet
                                                  float, bfloat16*, const bfloat16*);
 template void batchnorm2d_backward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                    const bfloat16*, const bfloat16*, const float*,
-                                                   const float*, const float*, bfloat16*, float*, float*,
-                                                   bfloat16*);
+                                                   const float*, const float*, const float*, bfloat16*,
+                                                   float*, float*, bfloat16*);
 template void batchnorm2d_backward_eval<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                   const bfloat16*, const bfloat16*, const float*,
                                                   const float*, const float*, float, bfloat16*, float*,

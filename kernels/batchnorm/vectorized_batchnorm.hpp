@@ -62,42 +62,47 @@ struct PairAccumulator {
     pending = 0;
   }
 
-  // Adds n contiguous values of p and q (n <= kChunk): a = p - shift_p, b = q - shift_q. With relu_output
-  // (the fused forward's y; shift_p is then 0), a = p * relu'(y), (y > 0 ? 1 : 0), as the elementwise relu
-  // backward makes it (exact in T: p times 1 or 0), stored to kept_through_relu when that is not null. Either
-  // way the same loop adds it, so the fused backward's sums are the bits of batch norm's plain backward run
-  // on relu's backward output.
+  // Adds n contiguous values of p and q (n <= kChunk): a = p - shift_p, b = q - shift_q. With a fused ReLU
+  // (relu.fused(); shift_p is then 0, p is gy, q is x and shift_q the mean), a = p * relu'(y), (y > 0 ? 1 :
+  // 0), as the elementwise relu backward makes it (exact in T: p times 1 or 0), stored to kept_through_relu
+  // when that is not null; y > 0 read from relu.output (these n values') or recomputed from b with the
+  // coefficients at relu.scale and relu.offset (this plane's channel's). Either way the same loop adds it, so
+  // the fused backward's sums are the bits of batch norm's plain backward run on relu's backward output.
   template <class T>
-  void add(const T* p, float shift_p, const T* q, float shift_q, const T* relu_output, T* kept_through_relu,
-           std::int64_t n) {
+  void add(const T* p, float shift_p, const T* q, float shift_q, const ReluMask<T>& relu,
+           T* kept_through_relu, std::int64_t n) {
     const Reg vshift_p = V::broadcast(shift_p), vshift_q = V::broadcast(shift_q);
-    const auto a_at = [&](std::int64_t i) {
-      if (!relu_output) return V::sub(V::load(p + i), vshift_p);
-      const Reg masked = relu_gradient<V>(V::load(p + i), V::load(relu_output + i));
+    const Reg vscale = relu.recomputed() ? V::broadcast(*relu.scale) : V::zero();
+    const Reg voffset = relu.recomputed() ? V::broadcast(*relu.offset) : V::zero();
+    const auto a_at = [&](std::int64_t i, Reg db) {
+      if (!relu.fused()) return V::sub(V::load(p + i), vshift_p);
+      const Reg masked = load_gradient<V>(p, relu, i, V::width, db, vscale, voffset);
       if (kept_through_relu) V::store(kept_through_relu + i, masked);
       return masked;
     };
     std::int64_t i = 0;
     for (; i + 2 * V::width <= n; i += 2 * V::width) {
-      const Reg da0 = a_at(i), db0 = V::sub(V::load(q + i), vshift_q);
-      const Reg da1 = a_at(i + V::width), db1 = V::sub(V::load(q + i + V::width), vshift_q);
+      const Reg db0 = V::sub(V::load(q + i), vshift_q), da0 = a_at(i, db0);
+      const Reg db1 = V::sub(V::load(q + i + V::width), vshift_q), da1 = a_at(i + V::width, db1);
       a0 = V::add(a0, da0);
       ab0 = V::fmadd(da0, db0, ab0);
       a1 = V::add(a1, da1);
       ab1 = V::fmadd(da1, db1, ab1);
     }
     for (; i + V::width <= n; i += V::width) {
-      const Reg da = a_at(i), db = V::sub(V::load(q + i), vshift_q);
+      const Reg db = V::sub(V::load(q + i), vshift_q), da = a_at(i, db);
       a0 = V::add(a0, da);
       ab0 = V::fmadd(da, db, ab0);
     }
     for (; i < n; ++i) {  // scalar tail, fewer than width values, straight into double
+      const float b = q[i] - shift_q;
       float a = p[i] - shift_p;
-      if (relu_output) {
-        a = static_cast<float>(p[i]) * (relu_output[i] > 0 ? 1.0f : 0.0f);
+      if (relu.fused()) {
+        a = relu.recomputed() ? relu_gradient_recomputed<T>(p[i], b, *relu.scale, *relu.offset)
+                              : static_cast<float>(p[i]) * (relu.output[i] > 0 ? 1.0f : 0.0f);
         if (kept_through_relu) kept_through_relu[i] = static_cast<T>(a);
       }
-      const double da = a, db = q[i] - shift_q;
+      const double da = a, db = b;
       sums.sum_a += da;
       sums.sum_ab += da * db;
     }
@@ -151,13 +156,13 @@ std::unique_ptr<float[]> repeat_per_column(const BatchNorm2dGeometry& g, const f
 // end, so a plane's sums are the same bits whichever walk takes it.
 template <class V, class T>
 PairSums plane_pair_sums(const BatchNorm2dGeometry& g, std::int64_t nc, const T* p, const float* shift_p,
-                         const T* q, const float* shift_q, const T* relu_output, T* kept_through_relu) {
+                         const T* q, const float* shift_q, const ReluMask<T>& relu, T* kept_through_relu) {
   const std::int64_t plane = g.height * g.width, c = nc % g.channels;
   const float sp = shift_p ? shift_p[c] : 0.0f, sq = shift_q[c];
   PairAccumulator<V> accumulator;
   for (std::int64_t piece = 0; piece < plane; piece += kChunk) {
     const std::int64_t start = nc * plane + piece;
-    accumulator.add(p + start, sp, q + start, sq, relu_output ? relu_output + start : nullptr,
+    accumulator.add(p + start, sp, q + start, sq, relu.from(start, c),
                     kept_through_relu ? kept_through_relu + start : nullptr, std::min(kChunk, plane - piece));
   }
   accumulator.empty_lanes();
@@ -176,29 +181,29 @@ inline PairSums channel_of_plane_sums(const BatchNorm2dGeometry& g, std::int64_t
   return sums;
 }
 
-// The pair sums of every channel, with per-channel shifts (shift_p null means 0; with relu_output, p is
+// The pair sums of every channel, with per-channel shifts (shift_p null means 0; with a fused ReLU, p is
 // masked by relu's derivative, and kept so in kept_through_relu when that is not null; shift_p must then be
-// null). Memory is walked in
-// its own order: threads split the N*C planes, each plane's sums (lanes emptied per kChunk piece and at
-// the plane's end) go into a table, and each channel then adds its N plane sums in n order. Walking a
-// channel's planes instead would jump C planes ahead after every plane (64 KiB for [128, 16, 32, 32]),
-// which the hardware prefetcher does not follow. The table's order is fixed, so the sums are the same
-// for any thread count.
+// null). Memory is walked in its own order: threads split the N*C planes, each plane's sums (lanes emptied
+// per kChunk piece and at the plane's end) go into a table, and each channel then adds its N plane sums in n
+// order. Walking a channel's planes instead would jump C planes ahead after every plane (64 KiB for [128, 16,
+// 32, 32]), which the hardware prefetcher does not follow. The table's order is fixed, so the sums are the
+// same for any thread count.
 template <class V, class T>
 void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float* shift_p, const T* q,
-                           const float* shift_q, const T* relu_output, T* kept_through_relu,
+                           const float* shift_q, const ReluMask<T>& relu, T* kept_through_relu,
                            PairSums* channel_sums) {
   if (g.channels_last) {
-    return channels_last::all_channel_pair_sums<V>(g, p, shift_p, q, shift_q, relu_output, kept_through_relu,
+    return channels_last::all_channel_pair_sums<V>(g, p, shift_p, q, shift_q, relu, kept_through_relu,
                                                    channel_sums);
   }
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   if (sums_as_rows<V>(g)) {
     const BatchNorm2dGeometry rows = rows_geometry(g);
     const std::unique_ptr<PairSums[]> column_sums(new PairSums[static_cast<std::size_t>(rows.channels)]);
-    channels_last::all_channel_pair_sums<V>(rows, p, repeat_per_column(g, shift_p).get(), q,
-                                            repeat_per_column(g, shift_q).get(), relu_output,
-                                            kept_through_relu, column_sums.get());
+    const auto relu_scale = repeat_per_column(g, relu.scale), relu_offset = repeat_per_column(g, relu.offset);
+    channels_last::all_channel_pair_sums<V>(
+        rows, p, repeat_per_column(g, shift_p).get(), q, repeat_per_column(g, shift_q).get(),
+        ReluMask<T>{relu.output, relu_scale.get(), relu_offset.get()}, kept_through_relu, column_sums.get());
     for (std::int64_t c = 0; c < g.channels; ++c) {
       PairSums sums;
       for (std::int64_t i = c * plane; i < (c + 1) * plane; ++i) {
@@ -213,7 +218,7 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     plane_sums[static_cast<std::size_t>(nc)] =
-        plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, relu_output, kept_through_relu);
+        plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, relu, kept_through_relu);
   }
   for (std::int64_t c = 0; c < g.channels; ++c)
     channel_sums[c] = channel_of_plane_sums(g, c, plane_sums.get());
@@ -254,17 +259,19 @@ void shift_scale_offset(const T* in, std::int64_t n, float shift, float scale, f
 // gx = a * ((gy - gy_mean) - k * (x - mean)) over n contiguous floats: the train backward's gx with its
 // per-channel coefficients folded. The differences are taken before scaling by a = gamma * invstd, which
 // is large when the variance is small: scaling first would leave two large terms to cancel in float.
-// relu_output: as in load_gradient.
+// relu: the plane's view (ReluMask::from), as in load_gradient.
 template <class V, class T>
-void train_backward_gx(const T* x, const T* gy, const T* relu_output, std::int64_t n, float mean,
+void train_backward_gx(const T* x, const T* gy, const ReluMask<T>& relu, std::int64_t n, float mean,
                        float gy_mean, float k, float a, T* gx) {
   using Reg = typename V::Reg;
   const Reg vmean = V::broadcast(mean), vgy_mean = V::broadcast(gy_mean);
   const Reg minus_k = V::broadcast(-k), va = V::broadcast(a);
+  const Reg vscale = relu.recomputed() ? V::broadcast(*relu.scale) : V::zero();
+  const Reg voffset = relu.recomputed() ? V::broadcast(*relu.offset) : V::zero();
   for (std::int64_t i = 0; i < n; i += V::width) {
     const std::int64_t lanes = std::min<std::int64_t>(V::width, n - i);
     const Reg d = V::sub(V::load_partial(x + i, lanes), vmean);
-    const Reg centered_gy = V::sub(load_gradient<V>(gy, relu_output, i, lanes), vgy_mean);
+    const Reg centered_gy = V::sub(load_gradient<V>(gy, relu, i, lanes, d, vscale, voffset), vgy_mean);
     V::store_partial(gx + i, V::mul(va, V::fmadd(minus_k, d, centered_gy)), lanes);
   }
 }
@@ -287,7 +294,7 @@ std::int64_t channels_per_group(const BatchNorm2dGeometry& g, int tensors_read) 
 // channels (the per-channel coefficients), then second_pass(nc) for each of its planes, in memory order.
 template <class V, class T, class Finish, class SecondPass>
 void grouped_passes(const BatchNorm2dGeometry& g, std::int64_t group, const T* p, const float* shift_p,
-                    const T* q, const float* shift_q, const T* relu_output, T* kept_through_relu,
+                    const T* q, const float* shift_q, const ReluMask<T>& relu, T* kept_through_relu,
                     Finish&& finish, SecondPass&& second_pass) {
   const std::int64_t groups = (g.channels + group - 1) / group;
   const std::unique_ptr<PairSums[]> plane_sums(new PairSums[static_cast<std::size_t>(g.batch * g.channels)]);
@@ -297,7 +304,7 @@ void grouped_passes(const BatchNorm2dGeometry& g, std::int64_t group, const T* p
     for (std::int64_t n = 0; n < g.batch; ++n) {
       for (std::int64_t nc = n * g.channels + c0; nc < n * g.channels + c1; ++nc)
         plane_sums[static_cast<std::size_t>(nc)] =
-            plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, relu_output, kept_through_relu);
+            plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, relu, kept_through_relu);
     }
     for (std::int64_t c = c0; c < c1; ++c) finish(c, channel_of_plane_sums(g, c, plane_sums.get()));
     for (std::int64_t n = 0; n < g.batch; ++n) {
@@ -331,10 +338,10 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
     const double biased_var =
         std::max(0.0, sums.sum_ab / static_cast<double>(m) - shifted_mean * shifted_mean);
     const double invstd = 1.0 / std::sqrt(biased_var + eps);
-    normalize.shift[k] = static_cast<float>(mean);
-    normalize.scale[k] = static_cast<float>(invstd * gamma[c]);
     save_mean[c] = static_cast<float>(mean);
     save_invstd[c] = static_cast<float>(invstd);
+    normalize.shift[k] = save_mean[c];
+    normalize.scale[k] = normalizing_scale(save_invstd[c], gamma[c]);  // the backward's mask repeats it
 
     const double unbiased_var =
         m > 1 ? biased_var * static_cast<double>(m) / static_cast<double>(m - 1) : biased_var;
@@ -352,12 +359,12 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
   };
 
   if (const std::int64_t group = channels_per_group<V, T>(g, 1); group > 0) {
-    return grouped_passes<V>(g, group, x, shifts.get(), x, shifts.get(), static_cast<const T*>(nullptr),
+    return grouped_passes<V>(g, group, x, shifts.get(), x, shifts.get(), ReluMask<T>{},
                              static_cast<T*>(nullptr), finish, normalize_plane);
   }
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
-  all_channel_pair_sums<V>(g, x, shifts.get(), x, shifts.get(), static_cast<const T*>(nullptr),
-                           static_cast<T*>(nullptr), sums.get());
+  all_channel_pair_sums<V>(g, x, shifts.get(), x, shifts.get(), ReluMask<T>{}, static_cast<T*>(nullptr),
+                           sums.get());
   for (std::int64_t c = 0; c < g.channels; ++c) finish(c, sums[static_cast<std::size_t>(c)]);
   // Pass 2 plane by plane (or row by row) in memory order.
   if (g.channels_last) {
@@ -379,16 +386,29 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
 //      = a * ((gy - gbeta / m) - k * (x - mean)),   a = gamma * invstd,  k = invstd * ggamma / m
 template <class V, class T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                                const float* gamma, const float* save_mean, const float* save_invstd, T* gx,
-                                float* ggamma, float* gbeta, T* gy_through_relu) {
+                                const float* gamma, const float* beta, const float* save_mean,
+                                const float* save_invstd, T* gx, float* ggamma, float* gbeta,
+                                T* gy_through_relu) {
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const double m = static_cast<double>(g.batch * plane);
   // Pass 1 sums gy and gy * (x - mean) (gy through relu's rule first, when fused, and kept in
   // gy_through_relu when asked). Pass 2 then reads that kept gradient, where it is, instead of gy and y.
-  const T* relu_output = g.fused_relu ? y : nullptr;
+  // The ReLU's mask is recomputed from x (batchnorm_vector_ops.hpp), except where a gradient is kept: the
+  // forward then added a residual before the ReLU, which x does not give, so both passes' mask is y's.
   T* const kept_through_relu = g.fused_relu ? gy_through_relu : nullptr;
+  std::unique_ptr<float[]> relu_scale;
+  ReluMask<T> relu;
+  if (kept_through_relu) {
+    relu.output = y;
+  } else if (g.fused_relu) {
+    relu_scale.reset(new float[static_cast<std::size_t>(g.channels)]);
+    for (std::int64_t c = 0; c < g.channels; ++c)
+      relu_scale[static_cast<std::size_t>(c)] = normalizing_scale(save_invstd[c], gamma[c]);
+    relu.scale = relu_scale.get();
+    relu.offset = beta;
+  }
   const T* pass2_gy = kept_through_relu ? kept_through_relu : gy;
-  const T* pass2_relu_output = kept_through_relu ? nullptr : relu_output;
+  const ReluMask<T> pass2_relu = kept_through_relu ? ReluMask<T>{} : relu;
   ChannelCoefficients gradient(g.channels);  // gx = a * ((gy - centre) - slope * (x - shift))
   const auto finish = [&](std::int64_t c, const PairSums& sums) {
     const auto k = static_cast<std::size_t>(c);
@@ -404,33 +424,38 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
   };
   // Pass 2 on plane nc: gx.
   const auto gx_of_plane = [&](std::int64_t nc) {
-    const auto k = static_cast<std::size_t>(nc % g.channels);
-    train_backward_gx<V>(
-        x + nc * plane, pass2_gy + nc * plane, pass2_relu_output ? pass2_relu_output + nc * plane : nullptr,
-        plane, gradient.shift[k], gradient.centre[k], gradient.slope[k], gradient.scale[k], gx + nc * plane);
+    const std::int64_t c = nc % g.channels;
+    const auto k = static_cast<std::size_t>(c);
+    train_backward_gx<V>(x + nc * plane, pass2_gy + nc * plane, pass2_relu.from(nc * plane, c), plane,
+                         gradient.shift[k], gradient.centre[k], gradient.slope[k], gradient.scale[k],
+                         gx + nc * plane);
   };
 
-  // The first pass touches gy and x, y with the fused ReLU, and the kept gradient it writes (counted: with it
-  // left out, ResNet-20's 16-channel backward overflowed L2 and ran 1.52 ms a call against 1.43).
-  const int first_pass_tensors = relu_output ? (kept_through_relu ? 4 : 3) : 2;
+  // The first pass touches gy and x, y where the mask is read, and the kept gradient it writes (counted: with
+  // it left out, ResNet-20's 16-channel backward overflowed L2 and ran 1.52 ms a call against 1.43).
+  const int first_pass_tensors = 2 + (relu.output ? 1 : 0) + (kept_through_relu ? 1 : 0);
   if (const std::int64_t group = channels_per_group<V, T>(g, first_pass_tensors); group > 0) {
-    return grouped_passes<V>(g, group, gy, nullptr, x, save_mean, relu_output, kept_through_relu, finish,
+    return grouped_passes<V>(g, group, gy, nullptr, x, save_mean, relu, kept_through_relu, finish,
                              gx_of_plane);
   }
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
-  all_channel_pair_sums<V>(g, gy, nullptr, x, save_mean, relu_output, kept_through_relu, sums.get());
+  all_channel_pair_sums<V>(g, gy, nullptr, x, save_mean, relu, kept_through_relu, sums.get());
   for (std::int64_t c = 0; c < g.channels; ++c) finish(c, sums[static_cast<std::size_t>(c)]);
   // Pass 2 plane by plane (or row by row) in memory order.
   if (g.channels_last) {
-    return channels_last::train_backward_gx<V>(g, x, pass2_gy, pass2_relu_output, gradient.shift.get(),
+    return channels_last::train_backward_gx<V>(g, x, pass2_gy, pass2_relu, gradient.shift.get(),
                                                gradient.centre.get(), gradient.slope.get(),
                                                gradient.scale.get(), gx);
   }
   if (as_rows<V>(g)) {
+    const auto relu_scale_columns = repeat_per_column(g, pass2_relu.scale);
+    const auto relu_offset_columns = repeat_per_column(g, pass2_relu.offset);
     return channels_last::train_backward_gx<V>(
-        rows_geometry(g), x, pass2_gy, pass2_relu_output, repeat_per_column(g, gradient.shift.get()).get(),
-        repeat_per_column(g, gradient.centre.get()).get(), repeat_per_column(g, gradient.slope.get()).get(),
-        repeat_per_column(g, gradient.scale.get()).get(), gx);
+        rows_geometry(g), x, pass2_gy,
+        ReluMask<T>{pass2_relu.output, relu_scale_columns.get(), relu_offset_columns.get()},
+        repeat_per_column(g, gradient.shift.get()).get(), repeat_per_column(g, gradient.centre.get()).get(),
+        repeat_per_column(g, gradient.slope.get()).get(), repeat_per_column(g, gradient.scale.get()).get(),
+        gx);
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) gx_of_plane(nc);
@@ -474,10 +499,12 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
                                float eps, T* gx, float* ggamma, float* gbeta, T* gy_through_relu) {
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
-  // As in the train backward: the sums' pass keeps gy through relu's rule when asked, and gx reads it.
+  // As in the train backward: the sums' pass keeps gy through relu's rule when asked, and gx reads it. The
+  // mask is y's (eval mode's backward is rare: fine-tuning with frozen statistics).
   const T* relu_output = g.fused_relu ? y : nullptr;
   T* const kept_through_relu = g.fused_relu ? gy_through_relu : nullptr;
-  all_channel_pair_sums<V>(g, gy, nullptr, x, running_mean, relu_output, kept_through_relu, sums.get());
+  all_channel_pair_sums<V>(g, gy, nullptr, x, running_mean, ReluMask<T>{relu_output}, kept_through_relu,
+                           sums.get());
   if (kept_through_relu) {
     gy = kept_through_relu;
     relu_output = nullptr;

@@ -175,10 +175,10 @@ void check_train(const Case& c, const std::vector<T>& x, std::uint64_t seed) {
                reference_invstd = to_gpu(save_invstd);
   const Tensor gx_gpu = empty_gpu<T>(n), ggamma_gpu = empty_gpu<P>(channels),
                gbeta_gpu = empty_gpu<P>(channels);
-  kernels::batchnorm2d_backward_train(Device::cuda(), g, x_gpu.data<T>(), gy_gpu.data<T>(),
-                                      g.fused_relu ? reference_y.data<T>() : nullptr, gamma_gpu.data<P>(),
-                                      reference_mean.data<P>(), reference_invstd.data<P>(), gx_gpu.data<T>(),
-                                      ggamma_gpu.data<P>(), gbeta_gpu.data<P>());
+  kernels::batchnorm2d_backward_train(
+      Device::cuda(), g, x_gpu.data<T>(), gy_gpu.data<T>(), g.fused_relu ? reference_y.data<T>() : nullptr,
+      gamma_gpu.data<P>(), beta_gpu.data<P>(), reference_mean.data<P>(), reference_invstd.data<P>(),
+      gx_gpu.data<T>(), ggamma_gpu.data<P>(), gbeta_gpu.data<P>());
   check(gx_gpu, gx, "gx");
   check(ggamma_gpu, ggamma, "ggamma");
   check(gbeta_gpu, gbeta, "gbeta");
@@ -360,9 +360,10 @@ TEST_CASE("cuda: the Tensor-level batchnorm2d on CUDA tensors matches the same o
       }
 
       const raw::BatchNormGrads cpu_grads =
-          raw::batchnorm2d_backward(gy, x, gamma, cpu, running_mean, running_var, options);
-      const raw::BatchNormGrads gpu_grads = raw::batchnorm2d_backward(
-          on_gpu(gy), on_gpu(x), on_gpu(gamma), gpu, running_mean_gpu, running_var_gpu, options);
+          raw::batchnorm2d_backward(gy, x, gamma, beta, cpu, running_mean, running_var, options);
+      const raw::BatchNormGrads gpu_grads =
+          raw::batchnorm2d_backward(on_gpu(gy), on_gpu(x), on_gpu(gamma), on_gpu(beta), gpu, running_mean_gpu,
+                                    running_var_gpu, options);
       expect_close(gpu_grads.x, cpu_grads.x, "grad x");
       expect_close(gpu_grads.gamma, cpu_grads.gamma, "grad gamma");
       expect_close(gpu_grads.beta, cpu_grads.beta, "grad beta");
@@ -493,9 +494,10 @@ TEST_CASE("cuda: the Tensor-level batchnorm2d on a bfloat16 CUDA x with float32 
       }
 
       const raw::BatchNormGrads cpu_grads =
-          raw::batchnorm2d_backward(gy, x, gamma, cpu, running_mean, running_var, options);
-      const raw::BatchNormGrads gpu_grads = raw::batchnorm2d_backward(
-          on_gpu(gy), on_gpu(x), on_gpu(gamma), gpu, running_mean_gpu, running_var_gpu, options);
+          raw::batchnorm2d_backward(gy, x, gamma, beta, cpu, running_mean, running_var, options);
+      const raw::BatchNormGrads gpu_grads =
+          raw::batchnorm2d_backward(on_gpu(gy), on_gpu(x), on_gpu(gamma), on_gpu(beta), gpu, running_mean_gpu,
+                                    running_var_gpu, options);
       expect_activation(gpu_grads.x, cpu_grads.x, "grad x");
       expect_channel(gpu_grads.gamma, cpu_grads.gamma, "grad gamma");
       expect_channel(gpu_grads.beta, cpu_grads.beta, "grad beta");

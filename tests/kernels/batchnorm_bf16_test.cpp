@@ -4,7 +4,7 @@
 // train and eval, forward and backward, plain and with the fused ReLU, over odd shapes (one value per
 // channel, batch 1, 1x1 planes, channels 3/5/7/17, a channel mean far from zero) and with NaN and infinity
 // in x; then the Tensor-level ops (raw::) on a bfloat16 x with float32 parameters against the all-float32
-// ops, and the refusal of bfloat16 parameters.
+// ops, and the refusals: bfloat16 parameters, and a backward after a residual that drops its gradient.
 //
 // Exactness. Every input is a value of its own dtype that the wider references read exactly (eps and
 // momentum too: they are float values, widened). All three references compute every statistic and every
@@ -293,9 +293,9 @@ TEST_CASE("bfloat16 Tensor-level batchnorm2d: bfloat16 x with float32 parameters
       }
 
       const raw::BatchNormGrads mixed_grads =
-          raw::batchnorm2d_backward(gy, x, gamma, mixed, running_mean, running_var, options);
+          raw::batchnorm2d_backward(gy, x, gamma, beta, mixed, running_mean, running_var, options);
       const raw::BatchNormGrads float_grads = raw::batchnorm2d_backward(
-          widened(gy), widened(x), gamma, all_float, running_mean_float, running_var_float, options);
+          widened(gy), widened(x), gamma, beta, all_float, running_mean_float, running_var_float, options);
       expect_activation(mixed_grads.x, float_grads.x, "grad x");
       expect_channel(mixed_grads.gamma, float_grads.gamma, "grad gamma");
       expect_channel(mixed_grads.beta, float_grads.beta, "grad beta");
@@ -323,10 +323,30 @@ TEST_CASE("bfloat16 Tensor-level batchnorm2d refuses bfloat16 parameters, naming
   // The backward checks the parameter it reads, too.
   const raw::BatchNormResult saved =
       raw::batchnorm2d_forward(x, gamma_float, beta_float, Tensor(), Tensor(), train);
-  names_both_dtypes(
-      error_of([&] { raw::batchnorm2d_backward(x, x, gamma, saved, Tensor(), Tensor(), train); }));
+  names_both_dtypes(error_of(
+      [&] { raw::batchnorm2d_backward(x, x, gamma, beta_float, saved, Tensor(), Tensor(), train); }));
   // A float32 x still takes float32 parameters only.
   const std::string float_x =
       error_of([&] { raw::batchnorm2d_forward(widened(x), gamma, beta_float, Tensor(), Tensor(), train); });
   CHECK(float_x.find("must be float32") != std::string::npos);
+}
+
+// After a residual added before the fused ReLU, the ReLU's mask is only in the output: the CPU backward that
+// keeps no gradient through the ReLU takes it from x instead (kernels/batchnorm/batchnorm.hpp), so the raw
+// backward refuses that pairing, naming it, and takes the one that keeps it.
+TEST_CASE("bfloat16 Tensor-level batchnorm2d backward after a residual must keep the residual's gradient") {
+  const Shape shape{2, 3, 4, 5};
+  const Tensor x = bfloat16_tensor(shape, 31), residual = bfloat16_tensor(shape, 32);
+  const Tensor gamma = Tensor::from_vector(random_floats(3, 33), {3});
+  const Tensor beta = Tensor::from_vector(random_floats(3, 34), {3});
+  const BatchNormOptions train{.training = true, .fused_relu = true};
+  const raw::BatchNormResult saved =
+      raw::batchnorm2d_forward(x, gamma, beta, Tensor(), Tensor(), train, residual);
+  const std::string error =
+      error_of([&] { raw::batchnorm2d_backward(x, x, gamma, beta, saved, Tensor(), Tensor(), train); });
+  INFO(error);
+  CHECK(error.find("residual") != std::string::npos);
+  CHECK(error_of([&] {
+          raw::batchnorm2d_backward(x, x, gamma, beta, saved, Tensor(), Tensor(), train, true);
+        }).empty());
 }

@@ -9,11 +9,16 @@
 // kernels add float partials of up to 1024 values before going to double.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstdint>
 #include <utility>
 #include <vector>
 
+#include "core/bfloat16.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
+#include "kernels/batchnorm/batchnorm_vector_ops.hpp"
 #include "kernels/batchnorm/channel_groups.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
@@ -89,7 +94,10 @@ struct TrainOutputs {
   std::vector<float> y, save_mean, save_invstd, running_mean, running_var, gx, ggamma, gbeta;
 };
 
-// Forward then backward in train mode, through the dispatcher at the current level.
+// Forward then backward in train mode, through the dispatcher at the current level or the reference. Either
+// backward takes the dispatched forward's y and saved statistics, so its check isolates the backward kernel:
+// the vectorized one recomputes the fused ReLU's mask from them (batchnorm.hpp), the mask of that y, which a
+// reference forward's y may differ from where a value lies within a rounding of zero.
 TrainOutputs run_train(const Case& c, bool use_reference) {
   const auto& g = c.g;
   const auto n = static_cast<std::size_t>(numel(g)), channels = static_cast<std::size_t>(g.channels);
@@ -103,25 +111,24 @@ TrainOutputs run_train(const Case& c, bool use_reference) {
                  std::vector<float>(n),
                  std::vector<float>(channels),
                  std::vector<float>(channels)};
-  if (use_reference) {
-    kk::reference::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
-                                             o.running_mean.data(), o.running_var.data(), o.y.data(),
-                                             o.save_mean.data(), o.save_invstd.data());
-    kk::reference::batchnorm2d_backward_train(g, x.data(), gy.data(), o.y.data(), gamma.data(),
-                                              o.save_mean.data(), o.save_invstd.data(), o.gx.data(),
-                                              o.ggamma.data(), o.gbeta.data());
-  } else {
-    kk::batchnorm2d_forward_train(Device::cpu(), g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
-                                  o.running_mean.data(), o.running_var.data(), o.y.data(), o.save_mean.data(),
-                                  o.save_invstd.data());
-    // The backward reads the reference's saved statistics (and, with a fused ReLU, its y), so its check
-    // isolates the backward kernel.
-    std::vector<float> mean(channels), invstd(channels), rm(channels), rv(channels), y(n);
-    kk::reference::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, rm.data(),
-                                             rv.data(), y.data(), mean.data(), invstd.data());
-    kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(), mean.data(),
-                                   invstd.data(), o.gx.data(), o.ggamma.data(), o.gbeta.data());
+  kk::batchnorm2d_forward_train(Device::cpu(), g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                o.running_mean.data(), o.running_var.data(), o.y.data(), o.save_mean.data(),
+                                o.save_invstd.data());
+  if (!use_reference) {
+    kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), o.y.data(), gamma.data(),
+                                   beta.data(), o.save_mean.data(), o.save_invstd.data(), o.gx.data(),
+                                   o.ggamma.data(), o.gbeta.data());
+    return o;
   }
+  kk::reference::batchnorm2d_backward_train(g, x.data(), gy.data(), o.y.data(), gamma.data(),
+                                            o.save_mean.data(), o.save_invstd.data(), o.gx.data(),
+                                            o.ggamma.data(), o.gbeta.data());
+  // The forward's outputs, the reference's.
+  std::fill(o.running_mean.begin(), o.running_mean.end(), 0.5f);
+  std::fill(o.running_var.begin(), o.running_var.end(), 2.0f);
+  kk::reference::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                           o.running_mean.data(), o.running_var.data(), o.y.data(),
+                                           o.save_mean.data(), o.save_invstd.data());
   return o;
 }
 
@@ -387,8 +394,9 @@ TEST_CASE("batchnorm fast: a residual added before the ReLU, train and eval, at 
 
 // The fused backward asked to keep gy through the ReLU (the residual's gradient in a residual block's tail):
 // it keeps gy * (y > 0 ? 1 : 0), the reference's, bit for bit, and its own gradients are the bits it gives
-// without keeping it (its second pass then reads the kept gradient instead of gy and y) and the bits of the
-// two ops it replaces, train and eval, over every fused odd case and, with a small L2 to plan for, the
+// without keeping it (its second pass then reads the kept gradient instead of gy and y; in train mode, the
+// backward without it recomputes the mask from x, so these equal bits say that mask is y's) and the bits of
+// the two ops it replaces, train and eval, over every fused odd case and, with a small L2 to plan for, the
 // channel-group walk's.
 TEST_CASE("batchnorm fast: the fused backward keeps gy through the ReLU, its gradients unchanged") {
   at_each_level_and_walk(true, 256 << 10, 4, [](const Case& c) {  // gy, x, y, and the kept gradient
@@ -397,9 +405,10 @@ TEST_CASE("batchnorm fast: the fused backward keeps gy through the ReLU, its gra
     const std::vector<float> x = floats_around(numel(g), 21, c.offset), gy = floats_around(numel(g), 22);
     const std::vector<float> gamma = floats_around(g.channels, 23, 1.0f),
                              beta = floats_around(g.channels, 24);
+    // The dispatched forward's: the backward without a kept gradient recomputes its mask.
     std::vector<float> y(n), mean(channels), invstd(channels);
-    kk::reference::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr,
-                                             nullptr, y.data(), mean.data(), invstd.data());
+    kk::batchnorm2d_forward_train(Device::cpu(), g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr,
+                                  nullptr, y.data(), mean.data(), invstd.data());
     std::vector<float> expected_through(n);
     for (std::size_t i = 0; i < n; ++i) expected_through[i] = gy[i] * (y[i] > 0 ? 1.0f : 0.0f);
     const std::vector<float> running_var = floats_around(g.channels, 25, 2.0f);
@@ -415,7 +424,7 @@ TEST_CASE("batchnorm fast: the fused backward keeps gy through the ReLU, its gra
         o.gbeta.resize(channels);
         if (training) {
           kk::batchnorm2d_backward_train(Device::cpu(), geometry, x.data(), from.data(), y.data(),
-                                         gamma.data(), mean.data(), invstd.data(), o.gx.data(),
+                                         gamma.data(), beta.data(), mean.data(), invstd.data(), o.gx.data(),
                                          o.ggamma.data(), o.gbeta.data(), through);
         } else {
           kk::batchnorm2d_backward_eval(Device::cpu(), geometry, x.data(), from.data(), y.data(),
@@ -444,6 +453,97 @@ TEST_CASE("batchnorm fast: the fused backward keeps gy through the ReLU, its gra
   });
 }
 
+// The recomputed mask's threshold: a float v is stored as a positive T exactly when v > it, checked over
+// every float from 0 to 2^-125 (past the bfloat16 subnormals) and a few larger ones.
+TEST_CASE("batchnorm fast: largest_stored_as_zero is where rounding to T stops giving zero") {
+  int wrong = 0;
+  for (std::uint32_t bits = 0; bits <= 0x01000000u; bits += bits < 0x00020000u ? 1 : 0x1000) {
+    const float v = std::bit_cast<float>(bits);
+    wrong += (static_cast<float>(kiln::bfloat16(v)) > 0) !=
+             (v > kk::vectorized::largest_stored_as_zero<kiln::bfloat16>);
+    wrong += (v > 0) != (v > kk::vectorized::largest_stored_as_zero<float>);
+  }
+  CHECK(wrong == 0);
+}
+
+// The vectorized train backward recomputes the fused ReLU's mask from x (batchnorm.hpp); here it must be the
+// mask of the y the forward stored where that is hardest, values within a rounding of zero. Six channels hold
+// one value each (x - mean is 0, so v = beta): betas on either side of what T stores as zero (2^-134 and
+// the float above it for bfloat16; the smallest float; signed zeros). The others hold three values each, and
+// beta cancels the first one's normalized value to its product's rounding error, v = fma(d, scale, -(d *
+// scale)): a tiny number of either sign, which a scale one ulp off (computed other than the forward's) moves.
+// Backward keeping the gradient through the ReLU reads y for the mask; without, it recomputes it: the same
+// bits, over the plane walk (a scalar tail), the rows walk and channels-last, at every level.
+TEST_CASE_TEMPLATE("batchnorm fast: the recomputed ReLU mask is the stored y's at the edge of zero", T, float,
+                   kiln::bfloat16) {
+  const float edge_betas[] = {0x1p-134f, std::nextafter(0x1p-134f, 1.0f), 0x1p-149f, 0x1p-133f, 0.0f, -0.0f};
+  constexpr std::int64_t kConstantChannels = 6;
+  DispatchGuard guard;
+  for (const CpuLevel level : fast_levels()) {
+    kk::set_cpu_level(level);
+    for (BatchNorm2dGeometry g :
+         {BatchNorm2dGeometry{.batch = 2, .channels = 16, .height = 5, .width = 7},
+          BatchNorm2dGeometry{.batch = 8, .channels = 20, .height = 2, .width = 2},
+          BatchNorm2dGeometry{.batch = 2, .channels = 16, .height = 5, .width = 7, .channels_last = true}}) {
+      g.fused_relu = true;
+      INFO(kk::cpu_level_name(level), " [", g.batch, ",", g.channels, ",", g.height, ",", g.width, "]",
+           (g.channels_last ? " channels-last" : ""));
+      const std::int64_t plane = g.height * g.width, count = numel(g);
+      const auto n = static_cast<std::size_t>(count), channels = static_cast<std::size_t>(g.channels);
+      const std::vector<float> values = floats_around(3 * g.channels, 31),
+                               gy_floats = floats_around(count, 32);
+      const std::vector<float> gamma = floats_around(g.channels, 33, 1.0f);
+      const auto at = [&](std::int64_t image, std::int64_t c, std::int64_t i) {
+        return static_cast<std::size_t>(g.channels_last ? (image * plane + i) * g.channels + c
+                                                        : (image * g.channels + c) * plane + i);
+      };
+      std::vector<T> x(n), gy(n);
+      for (std::int64_t image = 0; image < g.batch; ++image)
+        for (std::int64_t c = 0; c < g.channels; ++c)
+          for (std::int64_t i = 0; i < plane; ++i) {
+            const std::int64_t which = c < kConstantChannels ? 0 : (image * plane + i) % 3;
+            x[at(image, c, i)] = T(values[static_cast<std::size_t>(3 * c + which)]);
+            gy[at(image, c, i)] = T(gy_floats[at(image, c, i)]);
+          }
+      // The statistics do not depend on beta: a first forward gives the mean and the scale to cancel.
+      std::vector<float> beta(channels, 0.0f), mean(channels), invstd(channels);
+      std::vector<T> y(n);
+      kk::batchnorm2d_forward_train(Device::cpu(), g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                    nullptr, nullptr, y.data(), mean.data(), invstd.data());
+      for (std::size_t c = 0; c < channels; ++c) {
+        const float d = static_cast<float>(T(values[3 * c])) - mean[c], scale = invstd[c] * gamma[c];
+        beta[c] = c < kConstantChannels ? edge_betas[c] : -(d * scale);
+      }
+      kk::batchnorm2d_forward_train(Device::cpu(), g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                    nullptr, nullptr, y.data(), mean.data(), invstd.data());
+      int tiny_positive = 0, zero = 0;  // the cancelled values' y: both kinds, or the test tests nothing
+      for (std::size_t i = 0; i < n; ++i) {
+        const float v = static_cast<float>(y[i]);
+        tiny_positive += v > 0 && v < 1e-5f;
+        zero += v == 0;
+      }
+      CHECK(tiny_positive > 0);
+      CHECK(zero > 0);
+      std::vector<T> gx_read(n), gx_recomputed(n), through(n);
+      std::vector<float> ggamma_read(channels), gbeta_read(channels), ggamma(channels), gbeta(channels);
+      kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
+                                     beta.data(), mean.data(), invstd.data(), gx_read.data(),
+                                     ggamma_read.data(), gbeta_read.data(), through.data());
+      kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
+                                     beta.data(), mean.data(), invstd.data(), gx_recomputed.data(),
+                                     ggamma.data(), gbeta.data());
+      const auto bits = [](const std::vector<T>& v) {
+        std::vector<float> widened(v.size());
+        for (std::size_t i = 0; i < v.size(); ++i) widened[i] = static_cast<float>(v[i]);
+        return widened;
+      };
+      CHECK(bits(gx_recomputed) == bits(gx_read));
+      CHECK(ggamma == ggamma_read);
+      CHECK(gbeta == gbeta_read);
+    }
+  }
+}
+
 // The channels-last reference visits every channel's values in the NCHW reference's order, so it gives
 // the same bits, moved.
 TEST_CASE("batchnorm reference: channels-last gives the NCHW bits, moved") {
@@ -463,19 +563,26 @@ TEST_CASE("batchnorm reference: channels-last gives the NCHW bits, moved") {
     };
     INFO("[", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width, "]",
          c.g.fused_relu ? " fused" : "");
-    // run_train's inputs, moved to channels-last.
-    const TrainOutputs expected = run_train(c, true);
     const auto x = floats_around(numel(c.g), 1, c.offset), gy = floats_around(numel(c.g), 2);
     const auto gamma = floats_around(c.g.channels, 3, 1.0f), beta = floats_around(c.g.channels, 4);
     const auto channels = static_cast<std::size_t>(c.g.channels);
-    std::vector<float> y(x.size()), mean(channels), invstd(channels), rm(channels, 0.5f), rv(channels, 2.0f);
-    std::vector<float> gx(x.size()), ggamma(channels), gbeta(channels);
-    const std::vector<float> x_last = move(x), gy_last = move(gy);
-    kk::reference::batchnorm2d_forward_train(last.g, x_last.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
-                                             rm.data(), rv.data(), y.data(), mean.data(), invstd.data());
-    kk::reference::batchnorm2d_backward_train(last.g, x_last.data(), gy_last.data(), y.data(), gamma.data(),
-                                              mean.data(), invstd.data(), gx.data(), ggamma.data(),
-                                              gbeta.data());
+    // The reference's train forward and backward of geometry `g`, on x and gy as laid out for it.
+    const auto reference_train = [&](const BatchNorm2dGeometry& g, const std::vector<float>& x_in,
+                                     const std::vector<float>& gy_in) {
+      TrainOutputs o{std::vector<float>(x.size()),       std::vector<float>(channels),
+                     std::vector<float>(channels),       std::vector<float>(channels, 0.5f),
+                     std::vector<float>(channels, 2.0f), std::vector<float>(x.size()),
+                     std::vector<float>(channels),       std::vector<float>(channels)};
+      kk::reference::batchnorm2d_forward_train(g, x_in.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                               o.running_mean.data(), o.running_var.data(), o.y.data(),
+                                               o.save_mean.data(), o.save_invstd.data());
+      kk::reference::batchnorm2d_backward_train(g, x_in.data(), gy_in.data(), o.y.data(), gamma.data(),
+                                                o.save_mean.data(), o.save_invstd.data(), o.gx.data(),
+                                                o.ggamma.data(), o.gbeta.data());
+      return o;
+    };
+    const TrainOutputs expected = reference_train(c.g, x, gy);
+    const auto [y, mean, invstd, rm, rv, gx, ggamma, gbeta] = reference_train(last.g, move(x), move(gy));
     CHECK(y == move(expected.y));
     CHECK(mean == expected.save_mean);
     CHECK(invstd == expected.save_invstd);

@@ -394,8 +394,8 @@ TEST_CASE("batchnorm dispatch: the CPU runs the reference kernels") {
   std::vector<double> gx(size), gx_ref(size), ggamma(channels), ggamma_ref(channels), gbeta(channels),
       gbeta_ref(channels);
   kiln::kernels::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), no_relu_output(x),
-                                            gamma.data(), save_mean.data(), save_invstd.data(), gx.data(),
-                                            ggamma.data(), gbeta.data());
+                                            gamma.data(), beta.data(), save_mean.data(), save_invstd.data(),
+                                            gx.data(), ggamma.data(), gbeta.data());
   ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(),
                                   save_invstd.data(), gx_ref.data(), ggamma_ref.data(), gbeta_ref.data());
   CHECK(gx == gx_ref);

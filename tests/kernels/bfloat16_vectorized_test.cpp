@@ -167,17 +167,21 @@ TEST_CASE(
         CHECK(invstd16 == invstd);
         CHECK(rm16 == rm);
         CHECK(rv16 == rv);
-        // Train backward from the same (rounded) y: the fused ReLU's mask reads it.
+        // Train backward. After a residual, the fused ReLU's mask is read from y (the same rounded y in both
+        // types) and the gradient through the ReLU kept (the residual's); without one, the mask is recomputed
+        // from x, in either type that of the y it stored.
         const std::vector<float> y_rounded = rounded_to_bfloat16(y);
-        std::vector<float> gx(count), ggamma(channels), gbeta(channels);
+        std::vector<float> gx(count), ggamma(channels), gbeta(channels), through(added ? count : 0);
         kk::batchnorm2d_backward_train(kCpu, g, x.data(), gy.data(), y_rounded.data(), gamma.data(),
-                                       mean.data(), invstd.data(), gx.data(), ggamma.data(), gbeta.data());
-        std::vector<bfloat16> gx16(count);
+                                       beta.data(), mean.data(), invstd.data(), gx.data(), ggamma.data(),
+                                       gbeta.data(), added ? through.data() : nullptr);
+        std::vector<bfloat16> gx16(count), through16(added ? count : 0);
         std::vector<float> ggamma16(channels), gbeta16(channels);
         kk::batchnorm2d_backward_train(kCpu, g, x16.data(), gy16.data(), y16.data(), gamma.data(),
-                                       mean.data(), invstd.data(), gx16.data(), ggamma16.data(),
-                                       gbeta16.data());
+                                       beta.data(), mean.data(), invstd.data(), gx16.data(), ggamma16.data(),
+                                       gbeta16.data(), added ? through16.data() : nullptr);
         CHECK(bfloat16_difference(gx16, converted<bfloat16>(gx), 0) == "");
+        CHECK(bfloat16_difference(through16, converted<bfloat16>(through), 0) == "");
         CHECK(ggamma16 == ggamma);
         CHECK(gbeta16 == gbeta);
         // Eval forward and backward with the running statistics.
