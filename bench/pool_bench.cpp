@@ -5,8 +5,8 @@
 // bytes an input element for an element size e (4 float, 2 bfloat16):
 //   global_avg_forward    x [N,C,H,W] -> y [N,C]                       e (+ y, negligible)
 //   global_avg_backward   gy [N,C] -> gx [N,C,H,W]                      e
-//   max_2x2_forward       x -> y [N,C,H/2,W/2] and int64 argmax         e + (e + 8) / 4
-//   max_2x2_backward      gy and argmax -> gx                           e + (e + 8) / 4
+//   max_2x2_forward       x -> y [N,C,H/2,W/2] and int32 argmax         e + (e + 4) / 4
+//   max_2x2_backward      gy and argmax -> gx                           e + (e + 4) / 4
 //   avg_2x2_forward       x -> y                                        e + e / 4 (the reference, threaded)
 //
 //   build-rest/pool_bench --benchmark_filter=max_2x2
@@ -48,7 +48,7 @@ void run_pool(benchmark::State& state, Op op, bool channels_last) {
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   std::vector<T> x(static_cast<std::size_t>(n)), out(x.size()), pooled(x.size() / 4);
-  std::vector<std::int64_t> argmax(x.size() / 4);
+  std::vector<std::int32_t> argmax(x.size() / 4);
   for (T& v : x) v = static_cast<T>(uniform(rng));
   for (T& v : pooled) v = static_cast<T>(uniform(rng));
   kernels::reference::max_pool2d_forward(g, x.data(), out.data(), argmax.data());
@@ -77,7 +77,7 @@ void run_pool(benchmark::State& state, Op op, bool channels_last) {
     benchmark::ClobberMemory();
   }
   const double e = sizeof(T);
-  const double bytes = op == Op::Max2x2Forward || op == Op::Max2x2Backward ? e + (e + 8.0) / 4.0
+  const double bytes = op == Op::Max2x2Forward || op == Op::Max2x2Backward ? e + (e + 4.0) / 4.0
                        : op == Op::Avg2x2Forward                           ? e + e / 4.0
                                                                            : e;
   kiln::bench::report_bandwidth(state, bytes * static_cast<double>(n));

@@ -122,7 +122,7 @@ Tensor conv2d_backward_bias(const Tensor& gy);
 // that layout (channels_last: runs_channels_last(x) at the forward), brings gy to it, and returns gx in it.
 struct MaxPoolResult {
   Tensor output;   // [N, C, OH, OW]
-  Tensor argmax;   // int64 [N, C, OH, OW], flat index ih * W + iw into each input plane
+  Tensor argmax;   // int32 [N, C, OH, OW], flat index ih * W + iw into each input plane
 };
 MaxPoolResult max_pool2d_forward(const Tensor& x, const Pool2dOptions& options);
 Tensor max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Shape& x_shape,

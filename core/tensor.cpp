@@ -66,6 +66,7 @@ template <typename T> Tensor Tensor::from_vector(const std::vector<T>& values, c
 template Tensor Tensor::from_vector(const std::vector<float>&, const Shape&);
 template Tensor Tensor::from_vector(const std::vector<double>&, const Shape&);
 template Tensor Tensor::from_vector(const std::vector<bfloat16>&, const Shape&);
+template Tensor Tensor::from_vector(const std::vector<std::int32_t>&, const Shape&);
 template Tensor Tensor::from_vector(const std::vector<std::int64_t>&, const Shape&);
 template Tensor Tensor::from_vector(const std::vector<std::uint8_t>&, const Shape&);
 
@@ -142,6 +143,7 @@ template <typename T> std::vector<T> Tensor::to_vector() const {
 template std::vector<float> Tensor::to_vector() const;
 template std::vector<double> Tensor::to_vector() const;
 template std::vector<bfloat16> Tensor::to_vector() const;
+template std::vector<std::int32_t> Tensor::to_vector() const;
 template std::vector<std::int64_t> Tensor::to_vector() const;
 
 // ---- autograd ------------------------------------------------------------------------------------------

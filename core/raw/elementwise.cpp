@@ -128,6 +128,13 @@ void copy(const Tensor& destination, const Tensor& source) {
              " does not broadcast to destination ", destination.describe());
   check_rank("copy", shape);
   const Strides source_strides = broadcast_strides(source, shape);
+  if (source.dtype() == DType::Int32 || destination.dtype() == DType::Int32) {  // max pooling's argmax
+    KILN_CHECK(source.dtype() == destination.dtype(), "copy: int32 copies only to int32, not ",
+               source.describe(), " to ", destination.describe());
+    return kernels::copy_strided<std::int32_t, std::int32_t>(
+        destination.device(), shape.rank(), shape.dims().data(), source.data<std::int32_t>(),
+        source_strides.data(), destination.data<std::int32_t>(), destination.strides().data());
+  }
   visit_copyable(source.dtype(), "source", [&]<typename Src>() {
     visit_copyable(destination.dtype(), "destination", [&]<typename Dst>() {
       if constexpr (std::is_same_v<Dst, std::uint8_t> && !std::is_same_v<Src, std::uint8_t>) {
@@ -160,6 +167,9 @@ void fill(const Tensor& destination, double value) {
     case DType::Int64:
       return kernels::fill<std::int64_t>(device, n, static_cast<std::int64_t>(value),
                                          destination.data<std::int64_t>());
+    case DType::Int32:
+      return kernels::fill<std::int32_t>(device, n, static_cast<std::int32_t>(value),
+                                         destination.data<std::int32_t>());
     default: fail("fill: dtype ", dtype_name(destination.dtype()), " is not supported");
   }
 }

@@ -1,8 +1,12 @@
 // Tensor-level calls of the pooling kernels. Each runs in its input's layout (runs_channels_last, as the
 // convolutions and batch norms do), so a channels-last network stays channels-last through its pools; the
 // backward passes run in the forward's layout, whatever layout the gradient arrives in, and return gx in it.
-#include "core/raw.hpp"
 #include "kernels/pool/pool.hpp"
+
+#include <cstdint>
+#include <limits>
+
+#include "core/raw.hpp"
 
 namespace kiln::raw {
 namespace {
@@ -42,13 +46,15 @@ kernels::GlobalPool2dGeometry global_pool2d_geometry(const Shape& x, bool channe
 
 MaxPoolResult max_pool2d_forward(const Tensor& x, const Pool2dOptions& options) {
   kernels::Pool2dGeometry g = pool2d_geometry(x.shape(), options, "max_pool2d");
+  KILN_CHECK(g.in_height * g.in_width <= std::numeric_limits<std::int32_t>::max(), "max_pool2d: input ",
+             x.shape(), " has planes of 2^31 values or more, past what its int32 argmax indexes");
   g.channels_last = runs_channels_last(x);
   const Tensor input = in_layout(x, g.channels_last);
   MaxPoolResult result{empty_in_layout(pooled_shape(g), x.dtype(), x.device(), g.channels_last),
-                       empty_in_layout(pooled_shape(g), DType::Int64, x.device(), g.channels_last)};
+                       empty_in_layout(pooled_shape(g), DType::Int32, x.device(), g.channels_last)};
   visit_floating(x.dtype(), "max_pool2d", [&]<typename T>() {
     kernels::max_pool2d_forward<T>(x.device(), g, input.data<T>(), result.output.data<T>(),
-                                   result.argmax.data<std::int64_t>());
+                                   result.argmax.data<std::int32_t>());
   });
   return result;
 }
@@ -62,7 +68,7 @@ Tensor max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Shape& 
              "max_pool2d backward: argmax ", argmax.describe(), " is not dense in the forward's layout");
   Tensor grad_input = empty_in_layout(x_shape, gy.dtype(), gy.device(), channels_last);
   visit_floating(gy.dtype(), "max_pool2d backward", [&]<typename T>() {
-    kernels::max_pool2d_backward<T>(gy.device(), g, grad_output.data<T>(), argmax.data<std::int64_t>(),
+    kernels::max_pool2d_backward<T>(gy.device(), g, grad_output.data<T>(), argmax.data<std::int32_t>(),
                                     grad_input.data<T>());
   });
   return grad_input;

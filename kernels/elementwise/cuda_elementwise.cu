@@ -370,6 +370,9 @@ template void copy_strided<std::int64_t, double>(int, const std::int64_t*, const
 template void copy_strided<std::int64_t, std::int64_t>(int, const std::int64_t*, const std::int64_t*,
                                                        const std::int64_t*, std::int64_t*,
                                                        const std::int64_t*);
+template void copy_strided<std::int32_t, std::int32_t>(int, const std::int64_t*, const std::int32_t*,
+                                                       const std::int64_t*, std::int32_t*,
+                                                       const std::int64_t*);
 template void copy_strided<std::uint8_t, float>(int, const std::int64_t*, const std::uint8_t*,
                                                 const std::int64_t*, float*, const std::int64_t*);
 template void copy_strided<std::uint8_t, double>(int, const std::int64_t*, const std::uint8_t*,

@@ -242,5 +242,10 @@ template void fill<float>(std::int64_t, float, float*);
 template void fill<double>(std::int64_t, double, double*);
 template void fill<bfloat16>(std::int64_t, bfloat16, bfloat16*);
 template void fill<std::int64_t>(std::int64_t, std::int64_t, std::int64_t*);
+// int32 (max pooling's argmax) only moves as itself.
+template void copy_strided<std::int32_t, std::int32_t>(int, const std::int64_t*, const std::int32_t*,
+                                                       const std::int64_t*, std::int32_t*,
+                                                       const std::int64_t*);
+template void fill<std::int32_t>(std::int64_t, std::int32_t, std::int32_t*);
 
 }  // namespace kiln::kernels::reference

@@ -9,11 +9,11 @@ namespace kiln::kernels::avx512 {
 using Vector = simd::FloatVector512;
 
 template <typename T>
-void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax) {
   vectorized::max_pool2d_forward<Vector>(g, x, y, argmax);
 }
 template <typename T>
-void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx) {
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int32_t* argmax, T* gx) {
   vectorized::max_pool2d_backward<Vector>(g, gy, argmax, gx);
 }
 template <typename T>
@@ -34,8 +34,8 @@ void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* g
 }
 
 #define KILN_INSTANTIATE(T)                                                                       \
-  template void max_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int64_t*);        \
-  template void max_pool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int64_t*, T*); \
+  template void max_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int32_t*);        \
+  template void max_pool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int32_t*, T*); \
   template void avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                       \
   template void avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                      \
   template void global_avg_pool2d_forward<T>(const GlobalPool2dGeometry&, const T*, T*);          \

@@ -57,7 +57,7 @@ Window window(const Pool2dGeometry& g, std::int64_t oh, std::int64_t ow) {
 // candidate replaces a lane's best when it beats it, and the lane keeps its position alongside.
 template <class V, typename T>
 void max_pool_pixel_block(const Pool2dGeometry& g, const Window& w, const T* x_image, std::int64_t count,
-                          T* y, std::int64_t* argmax) {
+                          T* y, std::int32_t* argmax) {
   using Reg = typename V::Reg;
   const std::int64_t channels = g.channels, first = w.row_begin * g.in_width + w.col_begin;
   Reg best = V::load_partial(x_image + first * channels, count);
@@ -73,13 +73,13 @@ void max_pool_pixel_block(const Pool2dGeometry& g, const Window& w, const T* x_i
     }
   }
   V::store_partial(y, best, count);
-  V::store_partial_as_int64(argmax, best_position, count);
+  V::store_partial_as_int32(argmax, best_position, count);
 }
 
 }  // namespace
 
 template <class V, typename T>
-void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax) {
   const std::int64_t channels = g.channels, out_h = g.out_height(), out_w = g.out_width();
   const std::int64_t image = g.in_height * g.in_width * channels, out_image = out_h * out_w * channels;
   if (g.in_height * g.in_width >= kExactFloatPositions) {
@@ -112,7 +112,7 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
 // scatter (vectorized_pool.hpp) clears gx and then writes each gradient one element at a time: the VGG-style
 // net's bf16 2x2 pools took 1.07 ms a call in training that way, 0.48 this way (its step 41.9 -> 38.8 ms).
 template <class V, typename T>
-void max_pool2d_backward_disjoint(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx) {
+void max_pool2d_backward_disjoint(const Pool2dGeometry& g, const T* gy, const std::int32_t* argmax, T* gx) {
   const std::int64_t channels = g.channels, out_h = g.out_height(), out_w = g.out_width();
   const std::int64_t in_h = g.in_height, in_w = g.in_width;
   // The output index along one axis whose window holds input index i, or -1.
@@ -137,7 +137,7 @@ void max_pool2d_backward_disjoint(const Pool2dGeometry& g, const T* gy, const st
                             half = V::broadcast(0.5f);
       for (std::int64_t c = 0; c < channels; c += V::width) {
         const std::int64_t count = std::min(V::width, channels - c);
-        const typename V::Reg named = V::load_partial_int64_as_float(argmax + at + c, count);
+        const typename V::Reg named = V::load_partial_int32_as_float(argmax + at + c, count);
         // Whole numbers: equal where they differ by less than a half. (Lanes past `count` are not stored.)
         const auto here = V::less(V::abs(V::sub(named, position)), half);
         V::store_partial(out + c,

@@ -138,7 +138,7 @@ __device__ std::int64_t avg_pool_divisor(const PoolShape& s, const WindowSpan& r
 
 // One thread per output element y[plane, oh, ow]: scans its window in row-major order.
 template <typename T>
-__global__ void max_pool2d_forward_kernel(PoolShape s, const T* x, T* y, std::int64_t* argmax) {
+__global__ void max_pool2d_forward_kernel(PoolShape s, const T* x, T* y, std::int32_t* argmax) {
   const std::int64_t out_plane = s.out_h * s.out_w;
   const std::int64_t total = s.planes * out_plane;
   const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
@@ -159,14 +159,14 @@ __global__ void max_pool2d_forward_kernel(PoolShape s, const T* x, T* y, std::in
       }
     }
     y[out] = best_value;
-    argmax[out] = best_index;
+    argmax[out] = static_cast<std::int32_t>(best_index);
   }
 }
 
 // One thread per input element gx[plane, ih, iw]: the sum, in row-major output order, of gy over the
 // covering outputs whose argmax is this position.
 template <typename T>
-__global__ void max_pool2d_backward_kernel(PoolShape s, const T* gy, const std::int64_t* argmax, T* gx) {
+__global__ void max_pool2d_backward_kernel(PoolShape s, const T* gy, const std::int32_t* argmax, T* gx) {
   const std::int64_t in_plane = s.in_h * s.in_w, out_plane = s.out_h * s.out_w;
   const std::int64_t total = s.planes * in_plane;
   const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
@@ -290,7 +290,7 @@ __global__ void global_avg_pool2d_backward_kernel(Layout layout, std::int64_t pl
 }  // namespace
 
 template <typename T>
-void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax) {
   const PoolShape s = pool_shape(g);
   const std::int64_t outputs = s.planes * s.out_h * s.out_w;
   if (outputs <= 0) return;
@@ -299,7 +299,7 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
 }
 
 template <typename T>
-void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx) {
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int32_t* argmax, T* gx) {
   const PoolShape s = pool_shape(g);
   const std::int64_t inputs = s.planes * s.in_h * s.in_w;
   if (inputs <= 0) return;
@@ -348,22 +348,22 @@ void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* g
          g.planes(), g.plane_size, gy, gx);
 }
 
-template void max_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*, std::int64_t*);
-template void max_pool2d_backward<float>(const Pool2dGeometry&, const float*, const std::int64_t*, float*);
+template void max_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*, std::int32_t*);
+template void max_pool2d_backward<float>(const Pool2dGeometry&, const float*, const std::int32_t*, float*);
 template void avg_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*);
 template void avg_pool2d_backward<float>(const Pool2dGeometry&, const float*, float*);
 template void global_avg_pool2d_forward<float>(const GlobalPool2dGeometry&, const float*, float*);
 template void global_avg_pool2d_backward<float>(const GlobalPool2dGeometry&, const float*, float*);
 
-template void max_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*, std::int64_t*);
-template void max_pool2d_backward<double>(const Pool2dGeometry&, const double*, const std::int64_t*, double*);
+template void max_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*, std::int32_t*);
+template void max_pool2d_backward<double>(const Pool2dGeometry&, const double*, const std::int32_t*, double*);
 template void avg_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*);
 template void avg_pool2d_backward<double>(const Pool2dGeometry&, const double*, double*);
 template void global_avg_pool2d_forward<double>(const GlobalPool2dGeometry&, const double*, double*);
 template void global_avg_pool2d_backward<double>(const GlobalPool2dGeometry&, const double*, double*);
 
-template void max_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*, std::int64_t*);
-template void max_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, const std::int64_t*,
+template void max_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*, std::int32_t*);
+template void max_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, const std::int32_t*,
                                             bfloat16*);
 template void avg_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
 template void avg_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);

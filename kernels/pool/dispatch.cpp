@@ -19,7 +19,7 @@ constexpr bool vectorized_type = std::is_same_v<T, float> || std::is_same_v<T, b
 }  // namespace
 
 template <typename T>
-void max_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
+void max_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax) {
   profiler::Scope profile("max_pool2d_forward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) return cuda::max_pool2d_forward(g, x, y, argmax);
@@ -39,7 +39,7 @@ void max_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y
 }
 
 template <typename T>
-void max_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax,
+void max_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, const std::int32_t* argmax,
                          T* gx) {
   profiler::Scope profile("max_pool2d_backward", device, dtype_of_v<T>);
 #ifdef KILN_WITH_CUDA
@@ -139,8 +139,8 @@ void global_avg_pool2d_backward(Device device, const GlobalPool2dGeometry& g, co
   reference::global_avg_pool2d_backward(g, gy, gx);
 }
 
-template void max_pool2d_forward<float>(Device, const Pool2dGeometry&, const float*, float*, std::int64_t*);
-template void max_pool2d_backward<float>(Device, const Pool2dGeometry&, const float*, const std::int64_t*,
+template void max_pool2d_forward<float>(Device, const Pool2dGeometry&, const float*, float*, std::int32_t*);
+template void max_pool2d_backward<float>(Device, const Pool2dGeometry&, const float*, const std::int32_t*,
                                          float*);
 template void avg_pool2d_forward<float>(Device, const Pool2dGeometry&, const float*, float*);
 template void avg_pool2d_backward<float>(Device, const Pool2dGeometry&, const float*, float*);
@@ -148,8 +148,8 @@ template void global_avg_pool2d_forward<float>(Device, const GlobalPool2dGeometr
 template void global_avg_pool2d_backward<float>(Device, const GlobalPool2dGeometry&, const float*, float*);
 
 template void max_pool2d_forward<double>(Device, const Pool2dGeometry&, const double*, double*,
-                                         std::int64_t*);
-template void max_pool2d_backward<double>(Device, const Pool2dGeometry&, const double*, const std::int64_t*,
+                                         std::int32_t*);
+template void max_pool2d_backward<double>(Device, const Pool2dGeometry&, const double*, const std::int32_t*,
                                           double*);
 template void avg_pool2d_forward<double>(Device, const Pool2dGeometry&, const double*, double*);
 template void avg_pool2d_backward<double>(Device, const Pool2dGeometry&, const double*, double*);
@@ -157,9 +157,9 @@ template void global_avg_pool2d_forward<double>(Device, const GlobalPool2dGeomet
 template void global_avg_pool2d_backward<double>(Device, const GlobalPool2dGeometry&, const double*, double*);
 
 template void max_pool2d_forward<bfloat16>(Device, const Pool2dGeometry&, const bfloat16*, bfloat16*,
-                                           std::int64_t*);
+                                           std::int32_t*);
 template void max_pool2d_backward<bfloat16>(Device, const Pool2dGeometry&, const bfloat16*,
-                                            const std::int64_t*, bfloat16*);
+                                            const std::int32_t*, bfloat16*);
 template void avg_pool2d_forward<bfloat16>(Device, const Pool2dGeometry&, const bfloat16*, bfloat16*);
 template void avg_pool2d_backward<bfloat16>(Device, const Pool2dGeometry&, const bfloat16*, bfloat16*);
 template void global_avg_pool2d_forward<bfloat16>(Device, const GlobalPool2dGeometry&, const bfloat16*,

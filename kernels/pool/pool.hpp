@@ -26,7 +26,9 @@
 // so it is exact in any T. The backward passes add up gradients in pool_gradient_sum_t<T>.
 //
 // Argmax is a position in the plane, ih * W + iw, in either layout: the backward pass finds the element
-// through the layout, as it finds every other.
+// through the layout, as it finds every other. It is int32 (a plane holds fewer than 2^31 values: the
+// Tensor-level op checks), half of int64's bytes: with a bfloat16 2x2 pool, the indices were as many bytes
+// as the window's four inputs, and the forward's and backward's traffic is a fifth less with int32.
 #pragma once
 
 #include <cstdint>
@@ -82,9 +84,10 @@ struct Pool2dGeometry {
 };
 
 template <typename T>
-void max_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax);
+void max_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax);
 template <typename T>
-void max_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx);
+void max_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, const std::int32_t* argmax,
+                         T* gx);
 template <typename T> void avg_pool2d_forward(Device device, const Pool2dGeometry& g, const T* x, T* y);
 template <typename T> void avg_pool2d_backward(Device device, const Pool2dGeometry& g, const T* gy, T* gx);
 
@@ -104,9 +107,10 @@ template <typename T>
 void global_avg_pool2d_backward(Device device, const GlobalPool2dGeometry& g, const T* gy, T* gx);
 
 namespace reference {
-template <typename T> void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax);
 template <typename T>
-void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx);
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax);
+template <typename T>
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int32_t* argmax, T* gx);
 template <typename T> void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y);
 template <typename T> void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx);
 template <typename T>
@@ -122,9 +126,9 @@ void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* g
 // threaded.
 namespace avx512 {
 template <typename T>
-void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax);
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax);
 template <typename T>
-void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx);
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int32_t* argmax, T* gx);
 template <typename T>
 void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y);
 template <typename T>
@@ -136,9 +140,9 @@ void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* g
 }  // namespace avx512
 namespace avx2 {
 template <typename T>
-void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax);
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax);
 template <typename T>
-void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx);
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int32_t* argmax, T* gx);
 template <typename T>
 void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y);
 template <typename T>
@@ -159,9 +163,9 @@ void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* g
 // index outside its own window would be skipped, where the reference's scatter would follow it.
 namespace cuda {
 template <typename T>
-void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax);
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax);
 template <typename T>
-void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx);
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int32_t* argmax, T* gx);
 template <typename T>
 void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y);
 template <typename T>

@@ -102,14 +102,14 @@ void scatter_gradients(const PlaneLayout& layout, std::int64_t planes, std::int6
 // Padding is never looked at, which is the same as treating it as -infinity. Validated geometry
 // (pad <= kernel / 2, the ceil-mode trim in Pool2dGeometry) gives every window at least one input position.
 template <typename T>
-void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax) {
   const std::int64_t planes = g.batch * g.channels;
   const std::int64_t in_plane = g.in_height * g.in_width;
   const std::int64_t out_h = g.out_height(), out_w = g.out_width();
   for (std::int64_t plane = 0; plane < planes; ++plane) {
     const Plane<const T> x_plane = plane_of(x, g.layout(), plane, in_plane);                      // [H, W]
     const Plane<T> y_plane = plane_of(y, g.layout(), plane, out_h * out_w);                       // [OH, OW]
-    const Plane<std::int64_t> argmax_plane = plane_of(argmax, g.layout(), plane, out_h * out_w);  // [OH, OW]
+    const Plane<std::int32_t> argmax_plane = plane_of(argmax, g.layout(), plane, out_h * out_w);  // [OH, OW]
     for (std::int64_t oh = 0; oh < out_h; ++oh) {
       const WindowSpan rows = row_span(g, oh);
       for (std::int64_t ow = 0; ow < out_w; ++ow) {
@@ -126,7 +126,7 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
           }
         }
         y_plane[oh * out_w + ow] = best_value;
-        argmax_plane[oh * out_w + ow] = best_index;
+        argmax_plane[oh * out_w + ow] = static_cast<std::int32_t>(best_index);
       }
     }
   }
@@ -135,7 +135,7 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
 // gx[n,c,argmax[n,c,oh,ow]] += gy[n,c,oh,ow]: only the winner of a window moved its output, so it alone
 // receives that output's gradient. Overlapping windows may pick the same winner, hence the sum.
 template <typename T>
-void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx) {
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int32_t* argmax, T* gx) {
   const std::int64_t planes = g.batch * g.channels;
   const std::int64_t in_plane = g.in_height * g.in_width;
   const std::int64_t out_plane = g.out_height() * g.out_width();
@@ -143,7 +143,7 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_
   scatter_gradients(g.layout(), planes, in_plane, gx,
                     [&](std::int64_t plane, Plane<Sum> gx_plane /* [H, W] */) {
                       const Plane<const T> gy_plane = plane_of(gy, g.layout(), plane, out_plane);  // [OH, OW]
-                      const Plane<const std::int64_t> argmax_plane =
+                      const Plane<const std::int32_t> argmax_plane =
                           plane_of(argmax, g.layout(), plane, out_plane);  // [OH, OW]
                       for (std::int64_t out = 0; out < out_plane; ++out)
                         gx_plane[argmax_plane[out]] += Sum(gy_plane[out]);
@@ -227,22 +227,22 @@ void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* g
 
 // ---- explicit instantiations -------------------------------------------------------------------------
 
-template void max_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*, std::int64_t*);
-template void max_pool2d_backward<float>(const Pool2dGeometry&, const float*, const std::int64_t*, float*);
+template void max_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*, std::int32_t*);
+template void max_pool2d_backward<float>(const Pool2dGeometry&, const float*, const std::int32_t*, float*);
 template void avg_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*);
 template void avg_pool2d_backward<float>(const Pool2dGeometry&, const float*, float*);
 template void global_avg_pool2d_forward<float>(const GlobalPool2dGeometry&, const float*, float*);
 template void global_avg_pool2d_backward<float>(const GlobalPool2dGeometry&, const float*, float*);
 
-template void max_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*, std::int64_t*);
-template void max_pool2d_backward<double>(const Pool2dGeometry&, const double*, const std::int64_t*, double*);
+template void max_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*, std::int32_t*);
+template void max_pool2d_backward<double>(const Pool2dGeometry&, const double*, const std::int32_t*, double*);
 template void avg_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*);
 template void avg_pool2d_backward<double>(const Pool2dGeometry&, const double*, double*);
 template void global_avg_pool2d_forward<double>(const GlobalPool2dGeometry&, const double*, double*);
 template void global_avg_pool2d_backward<double>(const GlobalPool2dGeometry&, const double*, double*);
 
-template void max_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*, std::int64_t*);
-template void max_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, const std::int64_t*,
+template void max_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*, std::int32_t*);
+template void max_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, const std::int32_t*,
                                             bfloat16*);
 template void avg_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
 template void avg_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);

@@ -74,7 +74,7 @@ inline constexpr std::int64_t kExactPlanePositions = std::int64_t{1} << 24;
 // has fewer than 2^24 positions) and stored as int64 by the vector.
 template <class V, typename T>
 void max_pool_2x2_row(const T* row0, const T* row1, std::int64_t out_w, std::int64_t in_w,
-                      std::int64_t first_index, T* y, std::int64_t* argmax) {
+                      std::int64_t first_index, T* y, std::int32_t* argmax) {
   using Reg = typename V::Reg;
   const Reg offsets[4] = {V::zero(), V::broadcast(1.0f), V::broadcast(static_cast<float>(in_w)),
                           V::broadcast(static_cast<float>(in_w + 1))};
@@ -98,7 +98,7 @@ void max_pool_2x2_row(const T* row0, const T* row1, std::int64_t out_w, std::int
     }
     V::store_partial(y + ow, best, count);
     const Reg step_first = V::broadcast(static_cast<float>(first_index + 2 * ow));
-    V::store_partial_as_int64(argmax + ow, V::add(V::add(step_first, columns), best_offset), count);
+    V::store_partial_as_int32(argmax + ow, V::add(V::add(step_first, columns), best_offset), count);
   }
 }
 
@@ -115,7 +115,7 @@ bool is_plain_2x2_stride_2(const Pool2dGeometry& g) {
 // double copy of the image in gx's layout), rounded once at the end. Reads argmax as the forward wrote it
 // (each index inside its own window).
 template <class V, typename T>
-void scatter_max_gradients(const Pool2dGeometry& g, std::int64_t n, const T* gy, const std::int64_t* argmax,
+void scatter_max_gradients(const Pool2dGeometry& g, std::int64_t n, const T* gy, const std::int32_t* argmax,
                            T* gx, std::vector<double>& sums) {
   const std::int64_t channels = g.channels, in_plane = g.in_height * g.in_width;
   const std::int64_t out_plane = g.out_height() * g.out_width(), image = channels * in_plane;
@@ -182,7 +182,7 @@ void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* g
 // ---- max and average pooling -------------------------------------------------------------------------
 
 template <class V, typename T>
-void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax) {
   if (g.channels_last) return channels_last::max_pool2d_forward<V>(g, x, y, argmax);
   const Pieces planes = pieces(g);
   const std::int64_t out_h = g.out_height(), out_w = g.out_width();
@@ -191,7 +191,7 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
   for (std::int64_t plane = 0; plane < planes.count; ++plane) {
     const T* x_plane = x + plane * planes.in_piece;
     T* y_plane = y + plane * planes.out_piece;
-    std::int64_t* argmax_plane = argmax + plane * planes.out_piece;
+    std::int32_t* argmax_plane = argmax + plane * planes.out_piece;
     if (!plain) {
       reference::max_pool2d_forward(planes.piece, x_plane, y_plane, argmax_plane);
       continue;
@@ -205,7 +205,7 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
 }
 
 template <class V, typename T>
-void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx) {
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int32_t* argmax, T* gx) {
   if (g.channels_last && g.windows_disjoint() &&
       g.in_height * g.in_width < channels_last::kExactFloatPositions)
     return channels_last::max_pool2d_backward_disjoint<V>(g, gy, argmax, gx);

@@ -76,32 +76,20 @@ struct FloatVector256 {
   }
 
   // Lanes holding whole numbers below 2^24 (exact in float: positions, offsets), the first `count` stored as
-  // int64 (the argmax tensors).
-  static void store_partial_as_int64(std::int64_t* p, Reg v, std::int64_t count) {
+  // int32 (the argmax tensors).
+  static void store_partial_as_int32(std::int32_t* p, Reg v, std::int64_t count) {
     const __m256i whole = _mm256_cvttps_epi32(v);
-    const __m256i low = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(whole));
-    const __m256i high = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(whole, 1));
-    if (count == width) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), low);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 4), high);
-      return;
-    }
-    alignas(32) std::int64_t lanes[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), low);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 4), high);
-    std::memcpy(p, lanes, static_cast<std::size_t>(count) * sizeof(std::int64_t));
+    if (count == width) return _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), whole);
+    alignas(32) std::int32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), whole);
+    std::memcpy(p, lanes, static_cast<std::size_t>(count) * sizeof(std::int32_t));
   }
-  // And back: the first `count` int64 (each below 2^24) as float lanes, zero past them: their low 32 bits
-  // (AVX2 has no int64 to float conversion), gathered into one register and converted.
-  static Reg load_partial_int64_as_float(const std::int64_t* p, std::int64_t count) {
-    alignas(32) std::int64_t lanes[8] = {};
-    std::memcpy(lanes, p, static_cast<std::size_t>(count) * sizeof(std::int64_t));
-    const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
-    const __m256i low =
-        _mm256_permutevar8x32_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(lanes)), low_halves);
-    const __m256i high = _mm256_permutevar8x32_epi32(
-        _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 4)), low_halves);
-    return _mm256_cvtepi32_ps(_mm256_permute2x128_si256(low, high, 0x20));
+  // And back: the first `count` int32 (each below 2^24) as float lanes, zero past them.
+  static Reg load_partial_int32_as_float(const std::int32_t* p, std::int64_t count) {
+    if (count == width) return _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    alignas(32) std::int32_t lanes[8] = {};
+    std::memcpy(lanes, p, static_cast<std::size_t>(count) * sizeof(std::int32_t));
+    return _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(lanes)));
   }
 
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }

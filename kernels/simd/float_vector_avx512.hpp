@@ -74,21 +74,13 @@ struct FloatVector512 {
   }
 
   // Lanes holding whole numbers below 2^24 (exact in float: positions, offsets), the first `count` stored as
-  // int64 (the argmax tensors).
-  static void store_partial_as_int64(std::int64_t* p, Reg v, std::int64_t count) {
-    const __m512i low = _mm512_cvttps_epi64(_mm512_castps512_ps256(v));
-    const __m512i high =
-        _mm512_cvttps_epi64(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    const auto lanes = static_cast<unsigned>(first(count));
-    _mm512_mask_storeu_epi64(p, static_cast<__mmask8>(lanes), low);
-    _mm512_mask_storeu_epi64(p + 8, static_cast<__mmask8>(lanes >> 8), high);
+  // int32 (the argmax tensors).
+  static void store_partial_as_int32(std::int32_t* p, Reg v, std::int64_t count) {
+    _mm512_mask_storeu_epi32(p, first(count), _mm512_cvttps_epi32(v));
   }
-  // And back: the first `count` int64 (each below 2^24) as float lanes, zero past them.
-  static Reg load_partial_int64_as_float(const std::int64_t* p, std::int64_t count) {
-    const auto lanes = static_cast<unsigned>(first(count));
-    const __m512i low = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(lanes), p);
-    const __m512i high = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(lanes >> 8), p + 8);
-    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtepi64_ps(low)), _mm512_cvtepi64_ps(high), 1);
+  // And back: the first `count` int32 (each below 2^24) as float lanes, zero past them.
+  static Reg load_partial_int32_as_float(const std::int32_t* p, std::int64_t count) {
+    return _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(first(count), p));
   }
 
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }

@@ -156,19 +156,19 @@ void check_max_pool(const Pool2dGeometry& g, std::uint64_t seed) {
   const std::vector<T> x = tied_values_with_nans<T>(in, seed), gy = uniform_values<T>(out, seed + 1);
 
   std::vector<T> expected_y(static_cast<std::size_t>(out));
-  std::vector<std::int64_t> expected_argmax(static_cast<std::size_t>(out));
+  std::vector<std::int32_t> expected_argmax(static_cast<std::size_t>(out));
   ref::max_pool2d_forward(g, x.data(), expected_y.data(), expected_argmax.data());
-  const Tensor x_gpu = to_gpu(x), y_gpu = empty_gpu<T>(out), argmax_gpu = empty_gpu<std::int64_t>(out);
+  const Tensor x_gpu = to_gpu(x), y_gpu = empty_gpu<T>(out), argmax_gpu = empty_gpu<std::int32_t>(out);
   kernels::max_pool2d_forward(Device::cuda(), g, x_gpu.data<T>(), y_gpu.data<T>(),
-                              argmax_gpu.data<std::int64_t>());
+                              argmax_gpu.data<std::int32_t>());
   CHECK(bitwise_equal(to_host<T>(y_gpu), expected_y));
-  CHECK(to_host<std::int64_t>(argmax_gpu) == expected_argmax);
+  CHECK(to_host<std::int32_t>(argmax_gpu) == expected_argmax);
 
   // The backward reads the reference's argmax, so its check isolates the backward kernel.
   std::vector<T> expected_gx(static_cast<std::size_t>(in));
   ref::max_pool2d_backward(g, gy.data(), expected_argmax.data(), expected_gx.data());
   const Tensor gy_gpu = to_gpu(gy), expected_argmax_gpu = to_gpu(expected_argmax), gx_gpu = empty_gpu<T>(in);
-  kernels::max_pool2d_backward(Device::cuda(), g, gy_gpu.data<T>(), expected_argmax_gpu.data<std::int64_t>(),
+  kernels::max_pool2d_backward(Device::cuda(), g, gy_gpu.data<T>(), expected_argmax_gpu.data<std::int32_t>(),
                                gx_gpu.data<T>());
   CHECK(bitwise_equal(to_host<T>(gx_gpu), expected_gx));
 }
@@ -328,7 +328,7 @@ TEST_CASE("cuda: the Tensor-level pooling ops on CUDA tensors match the same ops
       CHECK(gpu.output.shape() == cpu.output.shape());
       CHECK(gpu.output.is_channels_last() == channels_last);
       CHECK(bitwise_equal(gpu.output.to(Device::cpu()).to_vector<float>(), cpu.output.to_vector<float>()));
-      CHECK(gpu.argmax.to(Device::cpu()).to_vector<std::int64_t>() == cpu.argmax.to_vector<std::int64_t>());
+      CHECK(gpu.argmax.to(Device::cpu()).to_vector<std::int32_t>() == cpu.argmax.to_vector<std::int32_t>());
 
       const Tensor gy = Tensor::randn(cpu.output.shape(), DType::Float32, &generator);
       const Tensor gx_cpu = raw::max_pool2d_backward(gy, cpu.argmax, x.shape(), options, channels_last);
@@ -398,7 +398,7 @@ TEST_CASE("cuda: the Tensor-level pooling ops on bfloat16 CUDA tensors match the
       const raw::MaxPoolResult cpu = raw::max_pool2d_forward(x, options);
       const raw::MaxPoolResult gpu = raw::max_pool2d_forward(x_gpu, options);
       CHECK(bitwise_equal(host_values(gpu.output), host_values(cpu.output)));
-      CHECK(gpu.argmax.to(Device::cpu()).to_vector<std::int64_t>() == cpu.argmax.to_vector<std::int64_t>());
+      CHECK(gpu.argmax.to(Device::cpu()).to_vector<std::int32_t>() == cpu.argmax.to_vector<std::int32_t>());
 
       const Tensor gy =
           Tensor::from_vector(uniform_values<bfloat16>(cpu.output.numel(), seed++), cpu.output.shape());

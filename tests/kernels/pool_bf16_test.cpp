@@ -119,13 +119,13 @@ TEST_CASE("bfloat16 max_pool2d reference: forward and backward equal the wider r
       seed += 2;
 
       auto y = sized<bfloat16>(out);
-      auto argmax = sized<std::int64_t>(out);
+      auto argmax = sized<std::int32_t>(out);
       ref::max_pool2d_forward(g, x.data(), y.data(), argmax.data());
       auto y_double = sized<double>(out);
-      auto argmax_double = sized<std::int64_t>(out);
+      auto argmax_double = sized<std::int32_t>(out);
       ref::max_pool2d_forward(g, converted<double>(x).data(), y_double.data(), argmax_double.data());
       auto y_float = sized<float>(out);
-      auto argmax_float = sized<std::int64_t>(out);
+      auto argmax_float = sized<std::int32_t>(out);
       ref::max_pool2d_forward(g, converted<float>(x).data(), y_float.data(), argmax_float.data());
       check_bfloat16_against_wider(y, y_double, y_float, "y");
       CHECK(argmax == argmax_double);
@@ -233,7 +233,7 @@ TEST_CASE("bfloat16 Tensor-level pooling ops match the float32 ops on the same v
     const raw::MaxPoolResult max_float = raw::max_pool2d_forward(x_float, options);
     REQUIRE(max.output.shape() == max_float.output.shape());
     CHECK(as_double(max.output) == max_float.output.to_vector<double>());
-    CHECK(max.argmax.to_vector<std::int64_t>() == max_float.argmax.to_vector<std::int64_t>());
+    CHECK(max.argmax.to_vector<std::int32_t>() == max_float.argmax.to_vector<std::int32_t>());
 
     const std::vector<bfloat16> gy_values = random_values<bfloat16>(max.output.numel(), seed++);
     const Tensor gy = Tensor::from_vector(gy_values, max.output.shape());

@@ -126,14 +126,14 @@ TEST_CASE_TEMPLATE("pool fast: max pooling forward and backward equal the refere
       for (T& v : gy)
         if (static_cast<float>(v) == 0.0f) v = static_cast<T>(-0.0f);
       std::vector<T> y_ref(out_size(g)), gx_ref(in_size(g));
-      std::vector<std::int64_t> argmax_ref(out_size(g));
+      std::vector<std::int32_t> argmax_ref(out_size(g));
       kk::reference::max_pool2d_forward(g, x.data(), y_ref.data(), argmax_ref.data());
       kk::reference::max_pool2d_backward(g, gy.data(), argmax_ref.data(), gx_ref.data());
       for (const int threads : {1, 2}) {
         kk::set_compute_threads(threads);
         // Outputs start as NaN bits, so an element a kernel leaves unwritten shows.
         std::vector<T> y(out_size(g), static_cast<T>(NAN)), gx(in_size(g), static_cast<T>(NAN));
-        std::vector<std::int64_t> argmax(out_size(g), -7);
+        std::vector<std::int32_t> argmax(out_size(g), -7);
         kk::max_pool2d_forward(Device::cpu(), g, x.data(), y.data(), argmax.data());
         kk::max_pool2d_backward(Device::cpu(), g, gy.data(), argmax_ref.data(), gx.data());
         CHECK(bitwise_equal(y, y_ref));

@@ -186,10 +186,10 @@ TEST_CASE_TEMPLATE("max_pool2d_forward: hand-worked 2x2 stride 2 on a 4x4 plane"
       .in_height = 4, .in_width = 4, .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2};
   const auto x = to<T>({1, 2, 5, 3, 4, 0, 6, 7, 9, 8, 2, 1, 3, 10, 11, 4});
   std::vector<T> y(4);
-  std::vector<std::int64_t> argmax(4);
+  std::vector<std::int32_t> argmax(4);
   ref::max_pool2d_forward(g, x.data(), y.data(), argmax.data());
   check_values(y, {4, 7, 10, 11});
-  CHECK(argmax == std::vector<std::int64_t>{4, 7, 13, 14});
+  CHECK(argmax == std::vector<std::int32_t>{4, 7, 13, 14});
 }
 
 TEST_CASE_TEMPLATE("max_pool2d_forward: padding 1, padded cells never win", T, float, double) {
@@ -210,10 +210,10 @@ TEST_CASE_TEMPLATE("max_pool2d_forward: padding 1, padded cells never win", T, f
   REQUIRE(g.out_width() == 2);
   const auto x = to<T>({-5, -2, -7, -1, -9, -3, -6, -4, -8});
   std::vector<T> y(4);
-  std::vector<std::int64_t> argmax(4);
+  std::vector<std::int32_t> argmax(4);
   ref::max_pool2d_forward(g, x.data(), y.data(), argmax.data());
   check_values(y, {-5, -2, -1, -3});
-  CHECK(argmax == std::vector<std::int64_t>{0, 1, 3, 5});
+  CHECK(argmax == std::vector<std::int32_t>{0, 1, 3, 5});
 }
 
 TEST_CASE_TEMPLATE("max_pool2d_forward: ceil_mode keeps partial windows", T, float, double) {
@@ -232,16 +232,16 @@ TEST_CASE_TEMPLATE("max_pool2d_forward: ceil_mode keeps partial windows", T, flo
   std::vector<T> x(25);
   for (int i = 0; i < 25; ++i) x[i] = static_cast<T>(-i);
   std::vector<T> y(9);
-  std::vector<std::int64_t> argmax(9);
+  std::vector<std::int32_t> argmax(9);
   ref::max_pool2d_forward(g, x.data(), y.data(), argmax.data());
   check_values(y, {0, -2, -4, -10, -12, -14, -20, -22, -24});
-  CHECK(argmax == std::vector<std::int64_t>{0, 2, 4, 10, 12, 14, 20, 22, 24});
+  CHECK(argmax == std::vector<std::int32_t>{0, 2, 4, 10, 12, 14, 20, 22, 24});
 }
 
 TEST_CASE_TEMPLATE("max_pool2d_forward: ties go to the first position, NaN wins", T, float, double) {
   const Pool2dGeometry g{.in_height = 2, .in_width = 2, .kernel_h = 2, .kernel_w = 2};
   std::vector<T> y(1);
-  std::vector<std::int64_t> argmax(1);
+  std::vector<std::int32_t> argmax(1);
 
   // 1 3 / 2 3: the two 3s tie; the first in row-major order (index 1) wins.
   const auto tied = to<T>({1, 3, 2, 3});
@@ -270,7 +270,7 @@ TEST_CASE_TEMPLATE("max_pool2d_backward: overlapping windows add up at a shared 
   REQUIRE(g.out_width() == 2);
   const auto x = to<T>({1, 5, 2, 0});
   std::vector<T> y(2);
-  std::vector<std::int64_t> argmax(2);
+  std::vector<std::int32_t> argmax(2);
   ref::max_pool2d_forward(g, x.data(), y.data(), argmax.data());
   const auto gy = to<T>({10, 20});
   std::vector<T> gx(4, T{99});
@@ -287,7 +287,7 @@ TEST_CASE("max_pool2d_backward: matches finite differences over odd shapes") {
     std::vector<double> x = distinct_values(input_size(g), seed++);
     const std::vector<double> weights = random_values(output_size(g), seed++);
     std::vector<double> y(weights.size());
-    std::vector<std::int64_t> argmax(weights.size());
+    std::vector<std::int32_t> argmax(weights.size());
     const auto loss = [&] {
       ref::max_pool2d_forward(g, x.data(), y.data(), argmax.data());
       return weighted_sum(weights, y);
@@ -516,7 +516,7 @@ TEST_CASE("pool reference: channels-last results are the NCHW results, stored ch
     g_cl.channels_last = true;
 
     std::vector<double> y(out), y_cl(out), gx(in), gx_cl(in);
-    std::vector<std::int64_t> argmax(out), argmax_cl(out);
+    std::vector<std::int32_t> argmax(out), argmax_cl(out);
     ref::max_pool2d_forward(g, x.data(), y.data(), argmax.data());
     ref::max_pool2d_forward(g_cl, x_cl.data(), y_cl.data(), argmax_cl.data());
     CHECK(y_cl == out_cl(y));
@@ -563,7 +563,7 @@ TEST_CASE("pool dispatch: the CPU runs the reference kernels") {
   const std::size_t out = gy.size(), in = x.size();
 
   std::vector<double> y(out), y_ref(out), gx(in), gx_ref(in);
-  std::vector<std::int64_t> argmax(out), argmax_ref(out);
+  std::vector<std::int32_t> argmax(out), argmax_ref(out);
   kiln::kernels::max_pool2d_forward(Device::cpu(), g, x.data(), y.data(), argmax.data());
   ref::max_pool2d_forward(g, x.data(), y_ref.data(), argmax_ref.data());
   CHECK(y == y_ref);
