@@ -70,6 +70,13 @@ Tensor argmax(const Tensor& x, int axis, bool keepdim = false);
 // Joins tensors along `axis`; all other dims must match. The gradient of each input is its slice of g.
 Tensor cat(const std::vector<Tensor>& tensors, int axis);
 
+// x [N, C, H, W] -> [N, pad_before + C + pad_after, ceil(H / stride), ceil(W / stride)]: every stride-th
+// pixel of each channel, between zero channels (a residual network's option-A shortcut), in x's layout.
+// The same values as x.slice(2, .., stride).slice(3, .., stride) between zero tensors through cat, in one
+// gather where those made five copies and fills forward and seven backward.
+Tensor subsample_pad_channels(const Tensor& x, std::int64_t stride, std::int64_t pad_before,
+                              std::int64_t pad_after);
+
 // ---- linear algebra --------------------------------------------------------------------------------
 // Batched matrix product: [..., M, K] @ [..., K, N] -> [..., M, N] with broadcast batch dims.
 Tensor matmul(const Tensor& a, const Tensor& b);

@@ -20,20 +20,10 @@ PadIdentityShortcut::PadIdentityShortcut(std::int64_t in_channels, std::int64_t 
 Tensor PadIdentityShortcut::forward(const Tensor& input) {
   KILN_CHECK(input.dim() == 4 && input.size(1) == in_channels_, describe(), ": input ", input.describe(),
              " must be [N, ", in_channels_, ", H, W]");
-  // [N, in, H, W] -> [N, in, ceil(H / stride), ceil(W / stride)]: the pixels a stride-s 3x3 convolution
-  // with padding 1 centres on.
-  const Tensor subsampled = input.slice(2, 0, input.size(2), stride_).slice(3, 0, input.size(3), stride_);
+  // [N, in, H, W] -> [N, out, ceil(H / stride), ceil(W / stride)]: the pixels a stride-s 3x3 convolution
+  // with padding 1 centres on, between zero channels.
   const std::int64_t pad_before = (out_channels_ - in_channels_) / 2;
-  const std::int64_t pad_after = out_channels_ - in_channels_ - pad_before;
-  const auto zeros = [&subsampled](std::int64_t channels) {
-    return Tensor::zeros({subsampled.size(0), channels, subsampled.size(2), subsampled.size(3)},
-                         subsampled.dtype(), subsampled.device());
-  };
-  std::vector<Tensor> pieces;
-  if (pad_before > 0) pieces.push_back(zeros(pad_before));
-  pieces.push_back(subsampled);
-  if (pad_after > 0) pieces.push_back(zeros(pad_after));
-  return pieces.size() == 1 ? subsampled : cat(pieces, 1);
+  return subsample_pad_channels(input, stride_, pad_before, out_channels_ - in_channels_ - pad_before);
 }
 
 std::string PadIdentityShortcut::describe() const {

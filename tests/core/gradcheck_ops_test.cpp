@@ -260,6 +260,13 @@ TEST_CASE("gradcheck: batch_norm2d_add_relu (x, the residual, gamma, beta), trai
        random_input({3}, 159)});
 }
 
+TEST_CASE("gradcheck: subsample_pad_channels, odd sizes, stride 2 and 3, zero channels on either side") {
+  check_gradient([](const Inputs& in) { return subsample_pad_channels(in[0], 2, 1, 2); },
+                 {random_input({2, 3, 5, 4}, 160)});
+  check_gradient([](const Inputs& in) { return subsample_pad_channels(in[0], 3, 0, 1); },
+                 {random_input({1, 2, 7, 3}, 161)});
+}
+
 // ---- softmax and losses -----------------------------------------------------------------------------------------------
 TEST_CASE("gradcheck: softmax over the last axis") {
   check_gradient([](const Inputs& in) { return softmax(in[0], -1); }, {random_input({3, 7}, 130, -2.0, 2.0)});

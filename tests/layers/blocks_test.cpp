@@ -6,8 +6,10 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
+#include <utility>
 
 #include "core/error.hpp"
 #include "tests/layers/layer_testing.hpp"
@@ -102,6 +104,36 @@ TEST_CASE("layers: PadIdentityShortcut keeps every stride-th pixel and pads chan
   CHECK_THROWS_WITH_AS(PadIdentityShortcut(1, 4, 1)(Tensor::ones({1, 2, 1, 1})),
                        doctest::Contains("PadIdentityShortcut(1 -> 4, stride=1): input float32[1, 2, 1, 1]"),
                        kiln::Error);
+}
+
+// The shortcut's one op against what it replaced, slices of x between zero tensors joined by cat: the same
+// values and the same gradient, bit for bit, NCHW and channels-last.
+TEST_CASE("layers: subsample_pad_channels gives the slices and cat's values and gradients") {
+  Generator generator(9);
+  for (const bool channels_last : {false, true}) {
+    INFO((channels_last ? "channels-last" : "NCHW"));
+    Tensor x = Tensor::randn({3, 4, 7, 6}, DType::Float32, &generator);
+    if (channels_last) x = x.channels_last();
+    const Tensor weights = Tensor::randn({3, 10, 4, 3}, DType::Float32, &generator);
+    const auto gradient_of = [&](const std::function<Tensor(const Tensor&)>& op) {
+      Tensor leaf = x.detach().set_requires_grad(true);
+      const Tensor y = op(leaf);
+      sum(y * weights).backward();
+      return std::pair{y, leaf.grad()};
+    };
+    const auto [fused, fused_grad] =
+        gradient_of([](const Tensor& in) { return subsample_pad_channels(in, 2, 2, 4); });
+    const auto [composed, composed_grad] = gradient_of([](const Tensor& in) {
+      const Tensor kept = in.slice(2, 0, 7, 2).slice(3, 0, 6, 2);
+      const auto zeros = [&](std::int64_t channels) {
+        return Tensor::zeros({3, channels, 4, 3}, kept.dtype(), kept.device());
+      };
+      return cat({zeros(2), kept, zeros(4)}, 1);
+    });
+    CHECK(fused.is_channels_last() == channels_last);
+    CHECK(values(fused) == values(composed));
+    CHECK(values(fused_grad) == values(composed_grad));
+  }
 }
 
 TEST_CASE("layers: BasicBlock with Projection adds a 1x1 conv and a BN on the shortcut") {
