@@ -3,9 +3,6 @@
 // backward passes run in the forward's layout, whatever layout the gradient arrives in, and return gx in it.
 #include "kernels/pool/pool.hpp"
 
-#include <cstdint>
-#include <limits>
-
 #include "core/raw.hpp"
 
 namespace kiln::raw {
@@ -46,8 +43,8 @@ kernels::GlobalPool2dGeometry global_pool2d_geometry(const Shape& x, bool channe
 
 MaxPoolResult max_pool2d_forward(const Tensor& x, const Pool2dOptions& options) {
   kernels::Pool2dGeometry g = pool2d_geometry(x.shape(), options, "max_pool2d");
-  KILN_CHECK(g.in_height * g.in_width <= std::numeric_limits<std::int32_t>::max(), "max_pool2d: input ",
-             x.shape(), " has planes of 2^31 values or more, past what its int32 argmax indexes");
+  KILN_CHECK(g.in_height * g.in_width < (std::int64_t{1} << 31), "max_pool2d: input ", x.shape(),
+             " has planes of 2^31 values or more, past what its int32 argmax indexes");
   g.channels_last = runs_channels_last(x);
   const Tensor input = in_layout(x, g.channels_last);
   MaxPoolResult result{empty_in_layout(pooled_shape(g), x.dtype(), x.device(), g.channels_last),

@@ -274,7 +274,7 @@ void train_backward_gx(const BatchNorm2dGeometry& g, const T* x, const T* gy, co
     const Reg relu_offset = relu.recomputed() ? V::load_partial(relu.offset + c0, lanes) : V::zero();
     const Reg centred = V::sub(load_gradient<V>(gy, relu, at, lanes, d, relu_scale, relu_offset),
                                V::load_partial(centre + c0, lanes));
-    const typename V::Reg minus_slope = V::neg(V::load_partial(slope + c0, lanes));
+    const Reg minus_slope = V::neg(V::load_partial(slope + c0, lanes));
     V::store_partial(gx + at, V::mul(V::load_partial(scale + c0, lanes), V::fmadd(minus_slope, d, centred)),
                      lanes);
   });
