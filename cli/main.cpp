@@ -18,8 +18,10 @@
 #include <exception>
 
 #include "cli/commands.hpp"
+#include "cli/openmp_waiting.hpp"
 
 int main(int argc, char** argv) {
+  kiln::cli::settle_openmp_waiting(argv);
   CLI::App app{"kiln: train, evaluate and predict with small CNNs on image folders"};
   app.require_subcommand(1);
   kiln::cli::add_train_command(app);
