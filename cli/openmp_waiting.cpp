@@ -5,6 +5,11 @@
 #include <cstdlib>
 
 namespace kiln::cli {
+namespace {
+
+constexpr const char* kSpinCount = "100000";  // the header says why
+
+}  // namespace
 
 void settle_openmp_waiting(char** argv) {
   if (std::getenv("GOMP_SPINCOUNT") != nullptr || std::getenv("OMP_WAIT_POLICY") != nullptr) return;

@@ -15,8 +15,6 @@
 
 namespace kiln::cli {
 
-inline constexpr const char* kSpinCount = "100000";
-
 // First thing in main: may replace the process with a new start of the same program and arguments.
 void settle_openmp_waiting(char** argv);
 

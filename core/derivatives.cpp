@@ -300,8 +300,9 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, co
                     const Tensor& running_var, const BatchNormOptions& options) {
   raw::BatchNormResult result = raw::batchnorm2d_forward(x, gamma, beta, running_mean, running_var, options);
   Tensor y = result.output;
-  // The rule needs the saved statistics, and the output only for a fused ReLU's mask (kept detached, so the
-  // tape holds no cycle through it).
+  // The rule needs the saved statistics and the parameters, and the output only for a fused ReLU's mask
+  // (which the CPU's vectorized kernels recompute from x and beta instead; kept detached, so the tape holds
+  // no cycle through it).
   result.output = options.fused_relu ? y.detach() : Tensor();
   return record(
       options.fused_relu ? "batch_norm2d_relu" : "batch_norm2d", {x, gamma, beta}, y,

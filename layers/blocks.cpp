@@ -1,7 +1,6 @@
 #include "layers/blocks.hpp"
 
 #include <sstream>
-#include <vector>
 
 #include "layers/sequential.hpp"
 

@@ -71,7 +71,7 @@ inline constexpr std::int64_t kExactPlanePositions = std::int64_t{1} << 24;
 // Window order is (0,0) (0,1) (1,0) (1,1), and a candidate replaces the best only if it beats it (larger,
 // or NaN over a number), so ties keep the first position and NaN propagates, as in the reference. The
 // winner's index, first_index + 2*ow + its offset in the window, is summed in float lanes (exact: the plane
-// has fewer than 2^24 positions) and stored as int64 by the vector.
+// has fewer than 2^24 positions) and stored as int32 by the vector.
 template <class V, typename T>
 void max_pool_2x2_row(const T* row0, const T* row1, std::int64_t out_w, std::int64_t in_w,
                       std::int64_t first_index, T* y, std::int32_t* argmax) {
