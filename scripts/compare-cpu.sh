@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Compares kiln's CPU kernels with oneDNN and PyTorch on the same shapes and thread count, in one run.
 #
-#   bash scripts/compare-cpu.sh [--threads 2] [--batch 128] [--json FILE]
+#   bash scripts/compare-cpu.sh [--threads 2] [--batch 128] [--image-size 32] [--json FILE]
 #                               [--reps 10] [--budget 2] [--warmup 1] [--build-dir build]
 #
 #   --threads N     threads for all three libraries (OpenMP; torch.set_num_threads)   default 2
 #   --batch N       images per convolution and per training step                     default 128
+#   --image-size N  the networks' input, N x N: ResNet-20's convolutions at N, N/2
+#                   and N/4, every training step on N x N images (CIFAR-10: 32; the
+#                   larger photos of users' own folders: 64, 96, ...)                 default 32
 #   --json FILE     also write the merged results (and each program's raw report) to FILE
 #   --reps N        timed repetitions per case, at most; the median is reported       default 10
 #   --budget S      seconds of timed repetitions per case, at most (a slow case runs
@@ -15,8 +18,8 @@
 #   --build-dir D   where to build (Release)                                          default build
 #
 # What it times (the shapes are in bench/compare/shapes.hpp): conv forward, backward-data and
-# backward-weight for each distinct 3x3 convolution of ResNet-20 (CIFAR, 32x32), SGEMM at 1024^3,
-# 2048^3 and two convolution-like shapes, and a whole training step of ResNet-20, the MobileNet-style
+# backward-weight for each distinct 3x3 convolution of ResNet-20 (CIFAR's 32x32, or --image-size), SGEMM
+# at 1024^3, 2048^3 and two convolution-like shapes, and a whole training step of ResNet-20, the MobileNet-style
 # net and the VGG-style net (forward, cross-entropy, backward, SGD momentum 0.9 + weight decay 1e-4). Three programs, run one after the other so they never
 # share the cores: bench/compare/kiln_cpu.cpp (kiln's dispatch functions and model zoo),
 # bench/compare/onednn_cpu.cpp (oneDNN in plain nchw layouts and in its own blocked layouts),
@@ -33,7 +36,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-threads=2 batch=128 json_out="" reps=10 budget=2 warmup=1 build_dir=build
+threads=2 batch=128 image_size=32 json_out="" reps=10 budget=2 warmup=1 build_dir=build
 while (($#)); do
   if [[ "$1" == -h || "$1" == --help ]]; then
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
@@ -43,6 +46,7 @@ while (($#)); do
   case "$1" in
     --threads) threads="$2" ;;
     --batch) batch="$2" ;;
+    --image-size) image_size="$2" ;;
     --json) json_out="$2" ;;
     --reps) reps="$2" ;;
     --budget) budget="$2" ;;
@@ -83,12 +87,13 @@ cmake --build "$build_dir" -j"$(nproc)" --target compare_kiln_cpu compare_onednn
 # ---- run, one program at a time ------------------------------------------------------------------------
 reports="$(mktemp -d)"
 trap 'rm -rf "$reports"' EXIT
-options=(--threads "$threads" --batch "$batch" --warmup "$warmup" --reps "$reps" --budget "$budget")
+options=(--threads "$threads" --batch "$batch" --image-size "$image_size" --warmup "$warmup" --reps "$reps"
+  --budget "$budget")
 # A program that fails leaves its columns blank; the table still shows the others, and the script fails.
 failed=()
 # Timings are only as good as the machine is quiet: show what else was running (load on all cores).
 load() { echo "load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"; }
-echo "== kiln (batch $batch, $threads threads; $(load)) =="
+echo "== kiln (batch $batch, ${image_size}x$image_size images, $threads threads; $(load)) =="
 "$build_dir/compare_kiln_cpu" "${options[@]}" >"$reports/kiln.json" || failed+=(kiln)
 echo "== oneDNN ($(load)) =="
 "$build_dir/compare_onednn_cpu" "${options[@]}" >"$reports/onednn.json" || failed+=(oneDNN)

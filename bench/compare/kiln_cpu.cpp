@@ -3,11 +3,12 @@
 // training step of ResNet-20, the MobileNet-style net and the VGG-style net (vgg_small), in fp32, in bf16 and
 // in bf16 with channels-last activations, and prints one JSON object on stdout (progress goes to stderr):
 //
-//   {"program": "kiln", "threads": 2, "batch": 128, "fp32_peak_gflops": 234.0,
+//   {"program": "kiln", "threads": 2, "batch": 128, "image_size": 32, "fp32_peak_gflops": 234.0,
 //    "results": [{"kind": "conv", "shape": "16->16 3x3 s1 @32x32", "direction": "forward",
 //                 "layout": "nchw", "ms": 1.2, "gflops": 500.0, "reps": 10}, ...]}
 //
-//   ./build/compare_kiln_cpu [--threads 2] [--batch 128] [--warmup 1] [--reps 10] [--budget 2]
+//   ./build/compare_kiln_cpu [--threads 2] [--batch 128] [--image-size 32] [--warmup 1] [--reps 10] [--budget
+//   2]
 //
 // The training step is the one train/trainer.cpp takes: forward, cross-entropy, backward, then SGD with
 // momentum 0.9 and weight decay 1e-4, on random images and labels (the data does not change the work). In
@@ -124,14 +125,15 @@ const StepPrecision kTrainingStepPrecisions[] = {{DType::Float32, false, ""},
 // in `precision`'s dtype (float32, or bfloat16 for --precision bf16) and layout (--memory-format).
 nlohmann::json time_training_step(const CompareOptions& options, const std::string& name,
                                   const StepPrecision& precision) {
+  const std::int64_t size = options.image_size;
   Generator initialization(1);
-  const layers::ModulePtr model = models::build_model({name, 3, 32, 32, 10}, initialization);
+  const layers::ModulePtr model = models::build_model({name, 3, size, size, 10}, initialization);
   model->train();
   const std::int64_t parameter_count = model->parameter_count();
   optim::Sgd optimizer(model->named_parameters(), {.lr = 0.1, .momentum = 0.9, .weight_decay = 1e-4});
 
   Generator data(2);
-  const Tensor images = Tensor::randn({options.batch, 3, 32, 32}, DType::Float32, &data);
+  const Tensor images = Tensor::randn({options.batch, 3, size, size}, DType::Float32, &data);
   const Tensor batch = precision.channels_last ? images.channels_last() : images;
   std::vector<std::int64_t> label_values(static_cast<std::size_t>(options.batch));
   for (std::size_t i = 0; i < label_values.size(); ++i) label_values[i] = static_cast<std::int64_t>(i % 10);
@@ -166,7 +168,7 @@ int main(int argc, char** argv) try {
   Generator generator(0);
 
   nlohmann::json results = nlohmann::json::array();
-  for (const ConvShape& shape : resnet20_conv_shapes()) {
+  for (const ConvShape& shape : resnet20_conv_shapes(options.image_size)) {
     for (nlohmann::json& row : time_conv_directions(shape, options, generator))
       results.push_back(std::move(row));
   }
@@ -179,6 +181,7 @@ int main(int argc, char** argv) try {
   const nlohmann::json report = {{"program", "kiln"},
                                  {"threads", kernels::compute_threads()},
                                  {"batch", options.batch},
+                                 {"image_size", options.image_size},
                                  {"cpu_level", std::string(kernels::cpu_level_name(kernels::cpu_level()))},
                                  {"fp32_peak_gflops", kiln::bench::fp32_peak_gflops(options.threads)},
                                  {"results", results}};

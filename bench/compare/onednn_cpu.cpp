@@ -160,7 +160,7 @@ int main(int argc, char** argv) try {
 
   nlohmann::json results = nlohmann::json::array();
   for (const bool blocked : {false, true}) {
-    for (const ConvShape& shape : resnet20_conv_shapes()) {
+    for (const ConvShape& shape : resnet20_conv_shapes(options.image_size)) {
       for (nlohmann::json& row : time_conv_directions(shape, blocked, options, engine, stream, generator)) {
         results.push_back(std::move(row));
       }
@@ -175,6 +175,7 @@ int main(int argc, char** argv) try {
                       std::to_string(version->patch)},
       {"threads", omp_get_max_threads()},
       {"batch", options.batch},
+      {"image_size", options.image_size},
       {"results", results}};
   std::printf("%s\n", report.dump().c_str());
   return 0;

@@ -9,8 +9,9 @@
 
 namespace kiln::bench::compare {
 
-// One 3x3 convolution of ResNet-20 (He et al. 2015, CIFAR-10, 32x32 input), padding 1, no bias, at the
-// batch size given on the command line. `count` says how many of ResNet-20's 19 convolutions have it.
+// One 3x3 convolution of ResNet-20 (He et al. 2015: CIFAR-10's 32x32 input, or any other size), padding 1,
+// no bias, at the batch size given on the command line. `count` says how many of ResNet-20's 19
+// convolutions have it.
 struct ConvShape {
   std::string name;  // "16->32 3x3 s2 @32x32": channels, kernel, stride, input height x width
   std::int64_t in_channels, out_channels, stride, in_size, count;
@@ -20,16 +21,31 @@ struct ConvShape {
   double flops(std::int64_t batch) const {
     return 2.0 * static_cast<double>(batch * out_channels * out_size() * out_size() * in_channels * 9);
   }
+
+  static ConvShape of(std::int64_t in_channels, std::int64_t out_channels, std::int64_t stride,
+                      std::int64_t in_size, std::int64_t count) {
+    const std::string size = std::to_string(in_size);
+    return {std::to_string(in_channels) + "->" + std::to_string(out_channels) + " 3x3 s" +
+                std::to_string(stride) + " @" + size + "x" + size,
+            in_channels,
+            out_channels,
+            stride,
+            in_size,
+            count};
+  }
 };
 
-inline std::vector<ConvShape> resnet20_conv_shapes() {
+// ResNet-20's distinct convolutions on image_size x image_size inputs: its stages run at the input's size,
+// then each stride-2 convolution's output size, (n + 1) / 2.
+inline std::vector<ConvShape> resnet20_conv_shapes(std::int64_t image_size) {
+  const std::int64_t stage2 = (image_size + 1) / 2, stage3 = (stage2 + 1) / 2;
   return {
-      {"3->16 3x3 s1 @32x32", 3, 16, 1, 32, 1},    // conv1
-      {"16->16 3x3 s1 @32x32", 16, 16, 1, 32, 6},  // stage 1
-      {"16->32 3x3 s2 @32x32", 16, 32, 2, 32, 1},  // stage 2, first conv
-      {"32->32 3x3 s1 @16x16", 32, 32, 1, 16, 5},  // stage 2
-      {"32->64 3x3 s2 @16x16", 32, 64, 2, 16, 1},  // stage 3, first conv
-      {"64->64 3x3 s1 @8x8", 64, 64, 1, 8, 5},     // stage 3
+      ConvShape::of(3, 16, 1, image_size, 1),   // conv1
+      ConvShape::of(16, 16, 1, image_size, 6),  // stage 1
+      ConvShape::of(16, 32, 2, image_size, 1),  // stage 2, first conv
+      ConvShape::of(32, 32, 1, stage2, 5),      // stage 2
+      ConvShape::of(32, 64, 2, stage2, 1),      // stage 3, first conv
+      ConvShape::of(64, 64, 1, stage3, 5),      // stage 3
   };
 }
 

@@ -131,7 +131,9 @@ def main():
     first = next(r for r in reports.values() if r)
     peak = kiln.get("fp32_peak_gflops")
 
-    print(f"CPU comparison: batch {first['batch']}, {first['threads']} threads; times are medians in ms; "
+    size = first.get("image_size", 32)
+    print(f"CPU comparison: batch {first['batch']}, {size}x{size} images, {first['threads']} threads; "
+          f"times are medians in ms; "
           f"kiln speedup = other / kiln (>1: kiln faster); --json also has each case's fastest run")
     for name, report in reports.items():
         if report is None:

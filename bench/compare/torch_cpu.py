@@ -5,7 +5,8 @@ bench/compare/kiln_cpu.cpp times, and a whole training step of ResNet-20 and of 
 on CPU, float32, NCHW, and prints
 one JSON object on stdout in the same form as the C++ programs (progress goes to stderr):
 
-    python3 bench/compare/torch_cpu.py [--threads 2] [--batch 128] [--warmup 1] [--reps 10] [--budget 2]
+    python3 bench/compare/torch_cpu.py [--threads 2] [--batch 128] [--image-size 32] [--warmup 1] [--reps 10]
+                                       [--budget 2]
 
 The shapes repeat bench/compare/shapes.hpp (keep the two lists the same; table.py joins by name). The
 backward convolutions call aten::convolution_backward with one gradient requested, the op autograd runs
@@ -23,16 +24,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# (name, in_channels, out_channels, stride, in_size, count in ResNet-20): 3x3 kernels, padding 1, no bias.
-# See shapes.hpp.
-CONV_SHAPES = [
-    ("3->16 3x3 s1 @32x32", 3, 16, 1, 32, 1),
-    ("16->16 3x3 s1 @32x32", 16, 16, 1, 32, 6),
-    ("16->32 3x3 s2 @32x32", 16, 32, 2, 32, 1),
-    ("32->32 3x3 s1 @16x16", 32, 32, 1, 16, 5),
-    ("32->64 3x3 s2 @16x16", 32, 64, 2, 16, 1),
-    ("64->64 3x3 s1 @8x8", 64, 64, 1, 8, 5),
-]
+def conv_shapes(image_size):
+    """(name, in_channels, out_channels, stride, in_size, count in ResNet-20) for image_size x image_size
+    inputs: 3x3 kernels, padding 1, no bias. See shapes.hpp's resnet20_conv_shapes."""
+    stage2 = (image_size + 1) // 2
+    stage3 = (stage2 + 1) // 2
+    layers = [(3, 16, 1, image_size, 1), (16, 16, 1, image_size, 6), (16, 32, 2, image_size, 1),
+              (32, 32, 1, stage2, 5), (32, 64, 2, stage2, 1), (64, 64, 1, stage3, 5)]
+    return [(f"{cin}->{cout} 3x3 s{stride} @{size}x{size}", cin, cout, stride, size, count)
+            for cin, cout, stride, size, count in layers]
+
+
 # (name, m, n, k): C[m, n] = A[m, k] B[k, n].
 GEMM_SHAPES = [
     ("1024x1024x1024", 1024, 1024, 1024),
@@ -202,7 +204,7 @@ def training_step_row(args, name, model, bf16=False, channels_last=False):
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    images = torch.randn(args.batch, 3, 32, 32)
+    images = torch.randn(args.batch, 3, args.image_size, args.image_size)
     if channels_last:
         images = images.to(memory_format=torch.channels_last)
     labels = torch.arange(args.batch) % 10
@@ -245,6 +247,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=32, help="the networks' input, N x N")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--budget", type=float, default=2.0, help="seconds of timed runs per case, at most")
@@ -260,7 +263,7 @@ def main():
 
     results = []
     with torch.no_grad():
-        for shape in CONV_SHAPES:
+        for shape in conv_shapes(args.image_size):
             results += conv_rows(args, *shape)
         for shape in GEMM_SHAPES:
             results.append(gemm_row(args, *shape))
@@ -274,6 +277,7 @@ def main():
         "blas": loaded_blas(),
         "threads": torch.get_num_threads(),
         "batch": args.batch,
+        "image_size": args.image_size,
         "results": results,
     }))
 
