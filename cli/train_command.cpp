@@ -473,9 +473,8 @@ void add_train_command(CLI::App& app) {
           "--memory-format", config->memory_format,
           "nchw, or channels-last: store each batch's images channels-last, a layout the "
           "convolutions, batch norms, pools and elementwise ops keep through the model (on the CPU faster "
-          "for MobileNet-style nets, and for bf16 where AMX runs the convolutions; on a GPU the "
-          "tensor-core convolutions' own layout); auto: channels-last for bf16 on a CPU with AMX, "
-          "else nchw")
+          "for MobileNet-style nets, and for bf16; on a GPU the tensor-core convolutions' own layout); "
+          "auto: channels-last for bf16 on the CPU, else nchw")
       ->check(CLI::IsMember({"auto", "nchw", "channels-last"}))
       ->capture_default_str();
   command

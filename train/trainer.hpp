@@ -73,10 +73,10 @@ struct TrainConfig {
   std::string precision = "fp32";  // fp32 | bf16 (train/precision.hpp); like device, a choice of this process
   // auto | nchw | channels-last: how the batches' images are stored, a layout the convolutions, batch norms,
   // pools and elementwise ops then keep through the model (on the CPU, faster for MobileNet-style nets:
-  // kernels/conv2d/README.md, and for bf16 where the AMX convolutions run; on a GPU, what the tensor-core
-  // convolutions read without transposes). auto is channels-last where kiln knows it to be faster, bf16 on a
-  // CPU with AMX (kernels/amx/amx.hpp), and nchw elsewhere; the run's plan records what it became. Like
-  // device, a choice of this process
+  // kernels/conv2d/README.md, and for bf16, whose AMX and Winograd convolutions read channels-last pixels
+  // in place; on a GPU, what the tensor-core convolutions read without transposes). auto is channels-last
+  // where kiln knows it to be faster, bf16 on the CPU, and nchw elsewhere; the run's plan records what it
+  // became. Like device, a choice of this process
   std::string memory_format = "auto";
   // measured | library | a choices file to replay (train/conv_choices.hpp): what runs each convolution on a
   // CUDA device (kernels/conv2d/cuda_tuning.hpp); like device, a choice of this process

@@ -13,6 +13,9 @@
 // sum of ResNet-20's and vgg_small's Winograd weight gradients: 42.3 ms with 6 x 2, 37.0 with 8 x 2 (32->64
 // at stride 2 2.62 -> 1.97, 128->128 at 8x8 7.69 -> 6.08). The bits are the same: each sum runs over the
 // tiles in order whatever the tile's shape.
+//
+// Each entry point takes float activations, or bfloat16 ones (float weights and weight gradient), which the
+// kernel widens and rounds in its own copies (winograd_kernel.hpp, "bfloat16 activations").
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/winograd_kernel.hpp"
 #include "kernels/simd/float_vector_avx512.hpp"
@@ -20,56 +23,53 @@
 namespace kiln::kernels::avx512 {
 namespace {
 
-using Zmm = simd::FloatVector512;
-
-template <typename T>
-void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
-  if (g.out_channels <= Zmm::width) return winograd::forward<Zmm, T, 16, 1>(g, x, w, bias, y);
-  winograd::forward<Zmm, T, 8, 2>(g, x, w, bias, y);
-}
-template <typename T>
-void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  // The transposed convolution's outputs are the input channels.
-  if (g.in_channels <= Zmm::width) return winograd::backward_data<Zmm, T, 16, 1>(g, gy, w, gx);
-  winograd::backward_data<Zmm, T, 8, 2>(g, gy, w, gx);
-}
-
-template <typename T>
-void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
-  if (g.out_channels <= Zmm::width)
-    return winograd::backward_weight<Zmm, T, direct::WeightTile<8, 1>>(g, gy, x, gw);
-  winograd::backward_weight<Zmm, T, direct::WeightTile<8, 2>>(g, gy, x, gw);
-}
+// The product tiles by the pass's output channels (the top), for a transform trait T and activations A.
+struct Tiles {
+  using V = simd::FloatVector512;
+  template <typename T, typename A>
+  static void forward(const Conv2dGeometry& g, const A* x, const float* w, const float* bias, A* y) {
+    if (g.out_channels <= V::width) return winograd::forward<V, T, 16, 1>(g, x, w, bias, y);
+    winograd::forward<V, T, 8, 2>(g, x, w, bias, y);
+  }
+  template <typename T, typename A>
+  static void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx) {
+    // The transposed convolution's outputs are the input channels.
+    if (g.in_channels <= V::width) return winograd::backward_data<V, T, 16, 1>(g, gy, w, gx);
+    winograd::backward_data<V, T, 8, 2>(g, gy, w, gx);
+  }
+  template <typename T, typename A>
+  static void backward_weight(const Conv2dGeometry& g, const A* gy, const A* x, float* gw) {
+    if (g.out_channels <= V::width)
+      return winograd::backward_weight<V, T, direct::WeightTile<8, 1>>(g, gy, x, gw);
+    winograd::backward_weight<V, T, direct::WeightTile<8, 2>>(g, gy, x, gw);
+  }
+};
 
 }  // namespace
 
-void winograd_2x2_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                                 float* y) {
-  if (g.stride_h == 2) return forward<winograd::F2x2Stride2<Zmm>>(g, x, w, bias, y);
-  forward<winograd::F2x2<Zmm>>(g, x, w, bias, y);
+void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const float* x, const float* w,
+                             const float* bias, float* y) {
+  winograd::run_forward<Tiles>(tile, g, x, w, bias, y);
 }
-void winograd_2x2_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  if (g.stride_h == 2) return backward_data<winograd::F2x2Stride2Data<Zmm>>(g, gy, w, gx);
-  backward_data<winograd::F2x2<Zmm>>(g, gy, w, gx);
+void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const float* gy,
+                                   const float* w, float* gx) {
+  winograd::run_backward_data<Tiles>(tile, g, gy, w, gx);
 }
-void winograd_2x2_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
-                                         float* gw) {
-  if (g.stride_h == 2) return backward_weight<winograd::F2x2Stride2<Zmm>>(g, gy, x, gw);
-  backward_weight<winograd::F2x2<Zmm>>(g, gy, x, gw);
+void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const float* gy,
+                                     const float* x, float* gw) {
+  winograd::run_backward_weight<Tiles>(tile, g, gy, x, gw);
 }
-void winograd_4x4_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                                 float* y) {
-  if (g.stride_h == 2) return forward<winograd::F4x4Stride2<Zmm>>(g, x, w, bias, y);
-  forward<winograd::F4x4<Zmm>>(g, x, w, bias, y);
+void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* x, const float* w,
+                             const float* bias, bfloat16* y) {
+  winograd::run_forward<Tiles>(tile, g, x, w, bias, y);
 }
-void winograd_4x4_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
-                                         float* gw) {
-  if (g.stride_h == 2) return backward_weight<winograd::F4x4Stride2<Zmm>>(g, gy, x, gw);
-  backward_weight<winograd::F4x4<Zmm>>(g, gy, x, gw);
+void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* gy,
+                                   const float* w, bfloat16* gx) {
+  winograd::run_backward_data<Tiles>(tile, g, gy, w, gx);
 }
-void winograd_4x4_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
-  if (g.stride_h == 2) return backward_data<winograd::F4x4Stride2Data<Zmm>>(g, gy, w, gx);
-  backward_data<winograd::F4x4<Zmm>>(g, gy, w, gx);
+void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* gy,
+                                     const bfloat16* x, float* gw) {
+  winograd::run_backward_weight<Tiles>(tile, g, gy, x, gw);
 }
 
 }  // namespace kiln::kernels::avx512

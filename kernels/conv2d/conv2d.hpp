@@ -68,9 +68,9 @@ constexpr Conv2dGeometry transposed_convolution(const Conv2dGeometry& g) {
 
 // Dispatch: the one place that picks the implementation for a device and CPU level (dispatch.cpp).
 // T is float, double or bfloat16. bfloat16 on the CPU runs the AMX tile convolutions where they serve
-// (amx_bf16_conv.hpp), else widens its inputs to float (exactly), runs the float dispatch (the fast kernels
-// below) and rounds the output to bfloat16 once; at the Reference CPU level it runs the bfloat16 reference
-// kernels.
+// (amx_bf16_conv.hpp), else the float kernels (below) on its tensors where they take bfloat16, or on copies
+// widened to float (exactly), the output rounded to bfloat16 once (bfloat16_conv2d_path); at the Reference
+// CPU level it runs the bfloat16 reference kernels.
 template <typename T>
 void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
 // gx[N, C_in, H, W] = d loss / d x, from gy[N, C_out, OH, OW] and w.
@@ -85,9 +85,17 @@ template <typename T> void conv2d_backward_bias(Device device, const Conv2dGeome
 // What bfloat16 runs on the CPU for a geometry and direction (dispatch.cpp decides with it; benchmarks
 // name it): the bfloat16 reference (the Reference CPU level); the AMX tiles (amx_bf16_conv.hpp) on
 // channels-last activations, or on NCHW ones copied channels-last around them; the depthwise-channels kernels
-// on channels-last bfloat16 tensors; else the float kernels on widened copies, the output rounded once.
+// on channels-last bfloat16 tensors and the Winograd kernels on bfloat16 tensors of either layout, where the
+// float dispatch would choose them; else the float kernels on widened copies, the output rounded once.
 enum class Conv2dDirection;
-enum class Bfloat16Conv2dPath { Reference, Amx, AmxThroughChannelsLast, DepthwiseChannels, Widened };
+enum class Bfloat16Conv2dPath {
+  Reference,
+  Amx,
+  AmxThroughChannelsLast,
+  DepthwiseChannels,
+  Winograd,
+  Widened
+};
 Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection direction);
 const char* bfloat16_conv2d_path_name(Bfloat16Conv2dPath path);
 
@@ -148,15 +156,22 @@ constexpr bool direct_backward_data_fits(const Conv2dGeometry& g) {
 // along the output row (the per-plane loops of depthwise_kernel.hpp) or along the channels
 // (depthwise_channels_kernel.hpp), each at its vector width.
 // The bias kernels (avx512_bias.cpp, avx2_bias.cpp) add the bias to y and sum gy per channel.
+enum class WinogradTile { F2x2, F4x4 };  // the outputs one patch gives: 2x2 or 4x4
 namespace avx512 {
-void winograd_2x2_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                                 float* y);
-void winograd_2x2_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
-void winograd_2x2_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
-void winograd_4x4_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                                 float* y);
-void winograd_4x4_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
-void winograd_4x4_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+// F(2x2, 3x3) or F(4x4, 3x3) as `tile` says; float activations, or bfloat16 ones (float weights and weight
+// gradient; winograd_kernel.hpp widens and rounds in its copies).
+void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const float* x, const float* w,
+                             const float* bias, float* y);
+void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const float* gy,
+                                   const float* w, float* gx);
+void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const float* gy,
+                                     const float* x, float* gw);
+void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* x, const float* w,
+                             const float* bias, bfloat16* y);
+void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* gy,
+                                   const float* w, bfloat16* gx);
+void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* gy,
+                                     const bfloat16* x, float* gw);
 void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
@@ -187,14 +202,20 @@ void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
 void conv2d_backward_bias(const Conv2dGeometry& g, const bfloat16* gy, bfloat16* gb);
 }  // namespace avx512
 namespace avx2 {
-void winograd_2x2_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                                 float* y);
-void winograd_2x2_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
-void winograd_2x2_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
-void winograd_4x4_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                                 float* y);
-void winograd_4x4_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
-void winograd_4x4_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+// F(2x2, 3x3) or F(4x4, 3x3) as `tile` says; float activations, or bfloat16 ones (float weights and weight
+// gradient; winograd_kernel.hpp widens and rounds in its copies).
+void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const float* x, const float* w,
+                             const float* bias, float* y);
+void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const float* gy,
+                                   const float* w, float* gx);
+void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const float* gy,
+                                     const float* x, float* gw);
+void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* x, const float* w,
+                             const float* bias, bfloat16* y);
+void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* gy,
+                                   const float* w, bfloat16* gx);
+void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* gy,
+                                     const bfloat16* x, float* gw);
 void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);

@@ -7,15 +7,15 @@
 // double (gradient checks only) runs the reference kernels. bfloat16 takes the path bfloat16_conv2d_path
 // names: the AMX tile convolutions where the CPU has AMX and they serve the geometry (amx_bf16_conv.hpp:
 // channels-last activations; NCHW ones are copied channels-last around them), the depthwise-channels kernels
-// on its channels-last tensors where the float dispatch would choose them (they widen a block at a time), and
-// otherwise its inputs widened to float (exactly), the float dispatch (the fast kernels, summing in float),
-// the output rounded to bfloat16 once; at the Reference CPU level the bfloat16 reference kernels (the oracle,
-// not float's reference rounded a second time). On a CUDA device, all three alike: the candidate measured
-// fastest for the shape (cuda_tuning.hpp): the library path (the direct depthwise kernels for
-// groups == C_in == C_out, im2col + cuBLAS GEMM for every other geometry) or a step of the convolution ladder
-// that agrees with it (README.md, "On a CUDA device").
-// The bias gradient (a sum of gy per channel) runs the bias kernels on gy as stored, float or bfloat16, NCHW
-// or channels-last, at either vector level.
+// on its channels-last tensors and the Winograd kernels on its tensors of either layout where the float
+// dispatch would choose them (they widen and round in the copies they make anyway, the float kernels' bits),
+// and otherwise its inputs widened to float (exactly), the float dispatch (the fast kernels, summing in
+// float), the output rounded to bfloat16 once; at the Reference CPU level the bfloat16 reference kernels (the
+// oracle, not float's reference rounded a second time). On a CUDA device, all three alike: the candidate
+// measured fastest for the shape (cuda_tuning.hpp): the library path (the direct depthwise kernels for groups
+// == C_in == C_out, im2col + cuBLAS GEMM for every other geometry) or a step of the convolution ladder that
+// agrees with it (README.md, "On a CUDA device"). The bias gradient (a sum of gy per channel) runs the bias
+// kernels on gy as stored, float or bfloat16, NCHW or channels-last, at either vector level.
 #include <array>
 #include <cstdint>
 #include <string>
@@ -198,6 +198,41 @@ void depthwise_channels_backward_weight(const Conv2dGeometry& g, const bfloat16*
   round_into(gw_float.get(), w_elements(g), gw);
 }
 
+// The Winograd kernels on the bfloat16 tensors themselves, the weights and bias widened, the weight
+// gradient rounded once; the tile the float dispatch would choose, so the bits are the widened path's.
+WinogradTile winograd_tile(Conv2dAlgorithm algorithm) {
+  return algorithm == Conv2dAlgorithm::Winograd4x4 ? WinogradTile::F4x4 : WinogradTile::F2x2;
+}
+WinogradTile chosen_winograd_tile(const Conv2dGeometry& g, Conv2dDirection direction) {
+  return winograd_tile(choose_conv2d_algorithm(g, direction, cpu_level()));
+}
+void winograd_forward(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
+                      bfloat16* y) {
+  const CpuScratch w_float = widened(w, w_elements(g));
+  const CpuScratch bias_float = bias ? widened(bias, g.out_channels) : nullptr;
+  const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::Forward);
+  if (cpu_level() == CpuLevel::Avx512)
+    return avx512::winograd_conv2d_forward(tile, g, x, w_float.get(), bias_float.get(), y);
+  avx2::winograd_conv2d_forward(tile, g, x, w_float.get(), bias_float.get(), y);
+}
+void winograd_backward_data(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx) {
+  const CpuScratch w_float = widened(w, w_elements(g));
+  const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::BackwardData);
+  if (cpu_level() == CpuLevel::Avx512)
+    return avx512::winograd_conv2d_backward_data(tile, g, gy, w_float.get(), gx);
+  avx2::winograd_conv2d_backward_data(tile, g, gy, w_float.get(), gx);
+}
+void winograd_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, bfloat16* gw) {
+  const CpuScratch gw_float = float_output(w_elements(g));
+  const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::BackwardWeight);
+  if (cpu_level() == CpuLevel::Avx512) {
+    avx512::winograd_conv2d_backward_weight(tile, g, gy, x, gw_float.get());
+  } else {
+    avx2::winograd_conv2d_backward_weight(tile, g, gy, x, gw_float.get());
+  }
+  round_into(gw_float.get(), w_elements(g), gw);
+}
+
 // The float dispatch on widened copies of every operand, the output rounded once.
 void widened_forward(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
                      bfloat16* y) {
@@ -250,11 +285,10 @@ void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, co
     case Conv2dAlgorithm::Pointwise:
       return pointwise::conv2d_forward(g, x, w, bias, y);
     case Conv2dAlgorithm::Winograd2x2:
-      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_2x2_conv2d_forward(g, x, w, bias, y);
-      return avx2::winograd_2x2_conv2d_forward(g, x, w, bias, y);
     case Conv2dAlgorithm::Winograd4x4:
-      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_4x4_conv2d_forward(g, x, w, bias, y);
-      return avx2::winograd_4x4_conv2d_forward(g, x, w, bias, y);
+      if (cpu_level() == CpuLevel::Avx512)
+        return avx512::winograd_conv2d_forward(winograd_tile(algorithm), g, x, w, bias, y);
+      return avx2::winograd_conv2d_forward(winograd_tile(algorithm), g, x, w, bias, y);
     case Conv2dAlgorithm::Direct:
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_conv2d_forward(g, x, w, bias, y);
       return avx2::direct_conv2d_forward(g, x, w, bias, y);
@@ -300,11 +334,10 @@ void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry&
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_channels_conv2d_backward_data(g, gy, w, gx);
       return avx2::direct_channels_conv2d_backward_data(g, gy, w, gx);
     case Conv2dAlgorithm::Winograd2x2:
-      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_2x2_conv2d_backward_data(g, gy, w, gx);
-      return avx2::winograd_2x2_conv2d_backward_data(g, gy, w, gx);
     case Conv2dAlgorithm::Winograd4x4:
-      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_4x4_conv2d_backward_data(g, gy, w, gx);
-      return avx2::winograd_4x4_conv2d_backward_data(g, gy, w, gx);
+      if (cpu_level() == CpuLevel::Avx512)
+        return avx512::winograd_conv2d_backward_data(winograd_tile(algorithm), g, gy, w, gx);
+      return avx2::winograd_conv2d_backward_data(winograd_tile(algorithm), g, gy, w, gx);
   }
 }
 
@@ -334,11 +367,10 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_conv2d_backward_weight(g, gy, x, gw);
       return avx2::direct_conv2d_backward_weight(g, gy, x, gw);
     case Conv2dAlgorithm::Winograd2x2:
-      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_2x2_conv2d_backward_weight(g, gy, x, gw);
-      return avx2::winograd_2x2_conv2d_backward_weight(g, gy, x, gw);
     case Conv2dAlgorithm::Winograd4x4:
-      if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_4x4_conv2d_backward_weight(g, gy, x, gw);
-      return avx2::winograd_4x4_conv2d_backward_weight(g, gy, x, gw);
+      if (cpu_level() == CpuLevel::Avx512)
+        return avx512::winograd_conv2d_backward_weight(winograd_tile(algorithm), g, gy, x, gw);
+      return avx2::winograd_conv2d_backward_weight(winograd_tile(algorithm), g, gy, x, gw);
     case Conv2dAlgorithm::DirectChannels:
       break;  // no weight gradient: require_support has thrown
   }
@@ -368,9 +400,14 @@ Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection
     if (!g.channels_last && g.in_channels % 16 == 0 && amx_serves(as_channels_last(g)))
       return Bfloat16Conv2dPath::AmxThroughChannelsLast;
   }
-  if (g.channels_last &&
-      choose_conv2d_algorithm(g, direction, cpu_level()) == Conv2dAlgorithm::DepthwiseChannels)
+  const Conv2dAlgorithm algorithm = choose_conv2d_algorithm(g, direction, cpu_level());
+  if (g.channels_last && algorithm == Conv2dAlgorithm::DepthwiseChannels)
     return Bfloat16Conv2dPath::DepthwiseChannels;
+  // Winograd widens and rounds in the copies it makes anyway, reading and writing half the bytes: on two
+  // Zen 5 cores (AVX-512, no AMX) a bf16 ResNet-20 step's convolutions took 108-110 ms widened, 85-89 on the
+  // bfloat16 tensors (batch 128; at 64x64 images 354-370 against 271).
+  if (algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4)
+    return Bfloat16Conv2dPath::Winograd;
   return Bfloat16Conv2dPath::Widened;
 }
 
@@ -384,6 +421,8 @@ const char* bfloat16_conv2d_path_name(Bfloat16Conv2dPath path) {
       return "amx through channels-last copies";
     case Bfloat16Conv2dPath::DepthwiseChannels:
       return "depthwise_channels on bfloat16";
+    case Bfloat16Conv2dPath::Winograd:
+      return "winograd on bfloat16";
     case Bfloat16Conv2dPath::Widened:
       break;
   }
@@ -410,6 +449,8 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
         return amx_forward_through_channels_last(g, x, w, bias, y);
       case Bfloat16Conv2dPath::DepthwiseChannels:
         return depthwise_channels_forward(g, x, w, bias, y);
+      case Bfloat16Conv2dPath::Winograd:
+        return winograd_forward(g, x, w, bias, y);
       case Bfloat16Conv2dPath::Widened:
         return widened_forward(g, x, w, bias, y);
     }
@@ -440,6 +481,8 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
         return amx_backward_data_through_channels_last(g, gy, w, gx);
       case Bfloat16Conv2dPath::DepthwiseChannels:
         return depthwise_channels_backward_data(g, gy, w, gx);
+      case Bfloat16Conv2dPath::Winograd:
+        return winograd_backward_data(g, gy, w, gx);
       case Bfloat16Conv2dPath::Widened:
         return widened_backward_data(g, gy, w, gx);
     }
@@ -471,6 +514,8 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
         return amx_backward_weight_through_channels_last(g, gy, x, gw);
       case Bfloat16Conv2dPath::DepthwiseChannels:
         return depthwise_channels_backward_weight(g, gy, x, gw);
+      case Bfloat16Conv2dPath::Winograd:
+        return winograd_backward_weight(g, gy, x, gw);
       case Bfloat16Conv2dPath::Widened:
         return widened_backward_weight(g, gy, x, gw);
     }

@@ -39,6 +39,9 @@
 // any Winograd convolution. Every output is computed by one thread in a fixed order whatever the chunk it
 // falls in, so the batch is cut for the threads (batch_chunks::balanced) and the bits are the same on any
 // thread count.
+//
+// The activations (x, y, gy, gx) are float or bfloat16 (the template parameter A): bfloat16 widens in the
+// copies of step 1 and rounds once in step 2c's stores ("bfloat16 activations", below).
 #pragma once
 
 #include <omp.h>
@@ -46,6 +49,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/channel_pixels.hpp"
@@ -135,26 +139,116 @@ inline constexpr std::int64_t kPrefetchRows = 2;
 
 enum class Intent { Read, Write };
 
-// Prefetches `width` floats of each of `channels` rows `plane` floats apart, from `first`.
-template <Intent kIntent>
-void prefetch_rows(const float* first, std::int64_t plane, std::int64_t channels, std::int64_t width) {
+// Prefetches `width` values of each of `channels` rows `plane` values apart, from `first` (float or
+// bfloat16).
+template <Intent kIntent, typename A>
+void prefetch_rows(const A* first, std::int64_t plane, std::int64_t channels, std::int64_t width) {
+  constexpr std::int64_t kLineValues = kCacheLineFloats * sizeof(float) / sizeof(A);
   for (std::int64_t c = 0; c < channels; ++c) {
-    for (std::int64_t i = 0; i < width; i += kCacheLineFloats)
+    for (std::int64_t i = 0; i < width; i += kLineValues)
       __builtin_prefetch(first + c * plane + i, kIntent == Intent::Write ? 1 : 0, 3);
   }
 }
 
-// xp for `count` images of x (NCHW, or channels-last with g.channels_last; `image_stride` floats apart):
-// step 1 above.
-template <typename V, typename T>
-void pad_input(const Pass& g, const Tiling<V, T>& tiling, const float* x, std::int64_t image_stride,
-               std::int64_t count, float* xp) {
+// ---- bfloat16 activations ---------------------------------------------------------------------------------
+//
+// The activations (x, y, gy, gx) may be bfloat16 (`--precision bf16` where no AMX tiles serve): the kernel
+// is the float kernel, and the tensors are read and written where they lie. Channels-last pixels widen and
+// round in channel_pixels.hpp's copies. NCHW rows go through the float transposes, so the input side widens
+// a band of rows of every channel into a float buffer first (PlaneRows), and the output side transposes a
+// tile row's outputs into one and rounds them from it (store_outputs). Bands and rounded runs are whole
+// rows of a channel, contiguous in the tensor: long runs of whole vectors, where one row of an 8x8 plane
+// would be half a masked one. Widening is exact and each output is rounded once from the float kernel's
+// result, so the bits are those of the float kernel on copies of whole tensors widened before and rounded
+// after (the path this replaces), with half the activation bytes to read and write and no copies.
+
+// The floats a pass needs for PlaneRows and the output side: none for float or channels-last activations,
+// else `values`.
+template <typename A>
+std::int64_t rows_floats(const Pass& g, std::int64_t values) {
+  return std::is_same_v<A, float> || g.channels_last ? 0 : values;
+}
+
+// At least this many values of each channel per widened band (whole rows, at most the plane).
+inline constexpr std::int64_t kBandValues = 256;
+inline std::int64_t band_rows(std::int64_t height, std::int64_t width) {
+  return std::clamp<std::int64_t>((kBandValues + width - 1) / width, 1, height);
+}
+// PlaneRows' buffer for `channels` planes of height x width.
+inline std::int64_t band_floats(std::int64_t channels, std::int64_t height, std::int64_t width) {
+  return channels * band_rows(height, width) * width;
+}
+
+// Row i of every channel of one NCHW image ([channels][height][width] values of A), as float rows `stride`
+// apart from `first`: where they lie for float; for bfloat16, from a band of rows widened into `buffer`
+// (band_floats of it) when row i starts one. So rows are asked for in order, each band from its first row.
+struct FloatRows {
+  const float* first;
+  std::int64_t stride;
+};
+template <typename V, typename A>
+class PlaneRows {
+ public:
+  PlaneRows(const A* image, std::int64_t channels, std::int64_t height, std::int64_t width, float* buffer)
+      : image_(image),
+        channels_(channels),
+        height_(height),
+        width_(width),
+        band_(band_rows(height, width)),
+        buffer_(buffer) {}
+
+  FloatRows row(std::int64_t i) const {
+    const std::int64_t plane = height_ * width_;
+    if constexpr (std::is_same_v<A, float>) {
+      return {image_ + i * width_, plane};
+    } else {
+      const std::int64_t band_values = band_ * width_;
+      if (i % band_ == 0) {
+        const std::int64_t values = std::min(band_, height_ - i) * width_;
+        for (std::int64_t c = 0; c < channels_; ++c) {
+          const A* from = image_ + c * plane + i * width_;
+          for (std::int64_t k = 0; k < values; k += V::width) {
+            const std::int64_t lanes = std::min<std::int64_t>(V::width, values - k);
+            V::store_partial(buffer_ + c * band_values + k, V::load_partial(from + k, lanes), lanes);
+          }
+        }
+      }
+      return {buffer_ + i % band_ * width_, band_values};
+    }
+  }
+
+ private:
+  const A* image_;
+  std::int64_t channels_, height_, width_, band_;
+  float* buffer_;
+};
+
+// `count` floats into `to`, rounded once to A.
+template <typename V, typename A>
+void rounded_run(const float* from, std::int64_t count, A* to) {
+  for (std::int64_t k = 0; k < count; k += V::width) {
+    const std::int64_t lanes = std::min<std::int64_t>(V::width, count - k);
+    V::store_partial(to + k, V::load_partial(from + k, lanes), lanes);
+  }
+}
+// store_outputs' buffer for a pass's bfloat16 NCHW outputs: m rows of m * kTiles outputs of every channel.
+template <typename T, int kTiles>
+std::int64_t output_floats(const Pass& g) {
+  return g.out_channels * T::m * T::m * kTiles;
+}
+
+// xp for `count` images of x (NCHW, or channels-last with g.channels_last; `image_stride` values apart;
+// float, or bfloat16 whose NCHW rows widen in `row_buffer`, rows_floats of band_floats): step 1 above.
+template <typename V, typename T, typename A>
+void pad_input(const Pass& g, const Tiling<V, T>& tiling, const A* x, std::int64_t image_stride,
+               std::int64_t count, float* xp, float* row_buffer) {
   // At stride 2 without padding the patches may stop short of the input's last column, which no output
   // reads: only the columns the patches cover are copied.
   const std::int64_t width = std::min(g.in_width, tiling.columns - g.pad_w);
   const std::int64_t plane = g.in_height * g.in_width, row_floats = tiling.columns * tiling.channels;
   const std::int64_t left = g.pad_w * tiling.channels, right = (g.pad_w + width) * tiling.channels;
   for (std::int64_t b = 0; b < count; ++b) {
+    const PlaneRows<V, A> rows(x + b * image_stride, g.in_channels, g.in_height, g.in_width, row_buffer);
     for (std::int64_t r = 0; r < tiling.rows; ++r) {
       float* row = xp + (b * tiling.rows + r) * row_floats;
       const std::int64_t ih = r - g.pad_h;
@@ -174,11 +268,12 @@ void pad_input(const Pass& g, const Tiling<V, T>& tiling, const float* x, std::i
           std::fill(row + left + iw * tiling.channels + g.in_channels,
                     row + left + (iw + 1) * tiling.channels, 0.0f);
       }
-      if (ih + kPrefetchRows < g.in_height)
+      // (A bfloat16 image is read a band at a time, in long runs the hardware prefetchers follow.)
+      if (std::is_same_v<A, float> && ih + kPrefetchRows < g.in_height)
         prefetch_rows<Intent::Read>(x + b * image_stride + (ih + kPrefetchRows) * g.in_width, plane,
                                     g.in_channels, width);
-      transpose_matrix(x + b * image_stride + ih * g.in_width, plane, g.in_channels, width, row + left,
-                       tiling.channels);
+      const FloatRows in = rows.row(ih);
+      transpose_matrix(in.first, in.stride, g.in_channels, width, row + left, tiling.channels);
     }
   }
 }
@@ -349,28 +444,46 @@ void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_pos
 }
 
 // The block's staged outputs into y (NCHW, or channels-last with g.channels_last; the chunk's first image at
-// y, `image_stride` floats apart): each run of tiles in one tile row is a contiguous run of outputs in each
-// of its m output rows, a transpose into NCHW, a copy of channel vectors into channels-last.
-template <typename V, typename T, int kTiles>
+// y, `image_stride` values apart): each run of tiles in one tile row is a contiguous run of outputs in each
+// of its m output rows, a transpose into NCHW, a copy of channel vectors into channels-last. bfloat16 NCHW
+// outputs are transposed into `row_buffer` (output_floats of it), [channel][row][output], and rounded from
+// there a channel at a time: where the run spans whole output rows, a channel's m rows are one run of y.
+template <typename V, typename T, int kTiles, typename A>
 void store_outputs(const Pass& g, const Tiling<V, T>& tiling, std::int64_t first, std::int64_t valid,
-                   const float* staged, std::int64_t m_stride, float* y, std::int64_t image_stride) {
+                   const float* staged, std::int64_t m_stride, A* y, std::int64_t image_stride,
+                   float* row_buffer) {
   const std::int64_t out_h = g.out_height, out_w = g.out_width, plane = out_h * out_w;
   for (std::int64_t j = 0; j < valid;) {
     const auto at = tiling.place(first + j);
     const std::int64_t run = std::min(valid - j, tiling.tiles_w - at.column);  // tiles left in the tile row
     const std::int64_t ow = T::m * at.column, outputs = std::min(T::m * run, out_w - ow);
-    for (std::int64_t r = 0; r < T::m && T::m * at.row + r < out_h; ++r) {
+    const std::int64_t rows = std::min<std::int64_t>(T::m, out_h - T::m * at.row);
+    A* top = y + at.image * image_stride + T::m * at.row * out_w + ow;  // the run's first row, channel 0
+    for (std::int64_t r = 0; r < rows; ++r) {
       const float* from = staged + (r * T::m * kTiles + T::m * j) * m_stride;
       if (g.channels_last) {
-        float* to = y + at.image * image_stride + ((T::m * at.row + r) * out_w + ow) * g.out_channels;
+        A* to = y + at.image * image_stride + ((T::m * at.row + r) * out_w + ow) * g.out_channels;
         channel_pixels::store_pixels<V>(from, m_stride, outputs, g.out_channels, to);
-        continue;
+      } else if constexpr (std::is_same_v<A, float>) {
+        transpose_matrix(from, m_stride, outputs, g.out_channels, top + r * out_w, plane);
+        if (T::m * (at.row + 1) + r < out_h)
+          prefetch_rows<Intent::Write>(top + T::m * out_w + r * out_w, plane, g.out_channels, outputs);
+      } else {
+        transpose_matrix(from, m_stride, outputs, g.out_channels, row_buffer + r * outputs, T::m * outputs);
       }
-      transpose_matrix(from, m_stride, outputs, g.out_channels,
-                       y + at.image * image_stride + (T::m * at.row + r) * out_w + ow, plane);
-      if (T::m * (at.row + 1) + r < out_h) {
-        prefetch_rows<Intent::Write>(y + at.image * image_stride + (T::m * (at.row + 1) + r) * out_w + ow,
-                                     plane, g.out_channels, outputs);
+    }
+    if constexpr (!std::is_same_v<A, float>) {
+      if (!g.channels_last) {
+        const bool whole_rows = outputs == out_w;
+        for (std::int64_t c = 0; c < g.out_channels; ++c) {
+          const float* from = row_buffer + c * T::m * outputs;
+          if (whole_rows) {
+            rounded_run<V>(from, rows * outputs, top + c * plane);
+            continue;
+          }
+          for (std::int64_t r = 0; r < rows; ++r)
+            rounded_run<V>(from + r * outputs, outputs, top + c * plane + r * out_w);
+        }
       }
     }
     j += run;
@@ -394,8 +507,8 @@ void for_each_block(std::int64_t count, std::int64_t scratch_floats, float* own,
   for (std::int64_t block = 0; block < count; ++block) body(block, own);
 }
 
-template <typename V, typename T, int kTiles, int kVectors>
-void forward(const Pass& g, const float* x, const float* w, const float* bias, float* y) {
+template <typename V, typename T, int kTiles, int kVectors, typename A>
+void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y) {
   constexpr std::int64_t kChannels = kVectors * V::width;
   const Tiling<V, T> tiling(g);
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels, m_stride = panels * kChannels;
@@ -412,25 +525,31 @@ void forward(const Pass& g, const float* x, const float* w, const float* bias, f
   const batch_chunks::Chunking chunks = batch_chunks::balanced(
       batch_chunks::chunk_batch(g.batch, 1, g.batch, tiling.image_floats(), direct::kForwardChunkFloats),
       g.batch, compute_threads());
+  // A chunk's scratch: xp, and the rows its bfloat16 NCHW input widens in.
   const std::int64_t xp_floats = chunks.images_per_chunk * tiling.image_floats();
+  const std::int64_t in_rows_floats = rows_floats<A>(g, band_floats(g.in_channels, g.in_height, g.in_width));
   // A block's scratch: V [positions][kTiles][channels], M [positions][kTiles][m_stride] (each position
-  // v_position, m_position floats after the last), staged [m][m * kTiles][m_stride].
+  // v_position, m_position floats after the last), staged [m][m * kTiles][m_stride], and the rows its
+  // bfloat16 NCHW outputs round from.
   const std::int64_t v_position = position_stride(kTiles * tiling.channels);
   const std::int64_t m_position = position_stride(kTiles * m_stride);
   const std::int64_t v_floats = T::positions * v_position, m_floats = T::positions * m_position;
-  const std::int64_t block_floats = v_floats + m_floats + T::m * T::m * kTiles * m_stride;
+  const std::int64_t staged_floats = T::m * T::m * kTiles * m_stride;
+  const std::int64_t block_floats =
+      v_floats + m_floats + staged_floats + rows_floats<A>(g, output_floats<T, kTiles>(g));
 
   batch_chunks::for_each_chunk(
-      chunks.chunk_count, xp_floats + block_floats, [&](std::int64_t chunk, float* scratch) {
+      chunks.chunk_count, xp_floats + in_rows_floats + block_floats, [&](std::int64_t chunk, float* scratch) {
         const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
         float* xp = scratch;
-        pad_input(g, tiling, x + first * in_image, in_image, count, xp);
+        pad_input(g, tiling, x + first * in_image, in_image, count, xp, xp + xp_floats);
         const std::int64_t tiles = count * tiling.per_image();
-        for_each_block<V>((tiles + kTiles - 1) / kTiles, block_floats, scratch + xp_floats,
+        for_each_block<V>((tiles + kTiles - 1) / kTiles, block_floats, scratch + xp_floats + in_rows_floats,
                           [&](std::int64_t block, float* block_scratch) {
                             float* v = block_scratch;
                             float* m = v + v_floats;
                             float* staged = m + m_floats;
+                            float* out_rows = staged + staged_floats;
                             const std::int64_t first_tile = block * kTiles;
                             transform_inputs<V, T>(tiling, xp, first_tile, kTiles, tiles, v, v_position);
                             for (int p = 0; p < T::positions; ++p) {
@@ -445,13 +564,13 @@ void forward(const Pass& g, const float* x, const float* w, const float* bias, f
                             transform_outputs<V, T, kTiles>(
                                 m, m_stride, m_position, bias ? packed_bias.get() : nullptr, valid, staged);
                             store_outputs<V, T, kTiles>(g, tiling, first_tile, valid, staged, m_stride,
-                                                        y + first * out_image, out_image);
+                                                        y + first * out_image, out_image, out_rows);
                           });
       });
 }
 
-template <typename V, typename T, int kTiles, int kVectors>
-void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+template <typename V, typename T, int kTiles, int kVectors, typename A>
+void forward(const Conv2dGeometry& g, const A* x, const float* w, const float* bias, A* y) {
   forward<V, T, kTiles, kVectors>(Pass::of(g), x, w, bias, y);
 }
 
@@ -461,8 +580,8 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
 //             backward-data);
 //   stride 2, padding 1 (a Stride2Data trait, whose tiles are m = 2 * step gx pixels): a pass over gy with no
 //             padding (the tiles' last rows read the zeros past it) into gx's size.
-template <typename V, typename T, int kTiles, int kVectors>
-void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
+template <typename V, typename T, int kTiles, int kVectors, typename A>
+void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx) {
   const CpuScratch flipped = direct::flipped_weights<V>(g, w);
   if constexpr (T::m == T::step) {
     forward<V, T, kTiles, kVectors>(transposed_convolution(g), gy, flipped.get(), nullptr, gx);
@@ -512,13 +631,15 @@ inline constexpr std::int64_t kWeightBlockTiles = 256;
 inline constexpr std::int64_t kMinWeightChunks = 4;
 
 // gyp[b][r][c][co] for r < m * TH, c < m * TW: `count` images of gy (NCHW, or channels-last with
-// g.channels_last) channels-last, zero past the output and in the lanes from C_out up to `channels`.
-template <typename V, typename T>
-void pad_gradient(const Pass& g, const Tiling<V, T>& tiling, const float* gy, std::int64_t image_stride,
-                  std::int64_t count, std::int64_t channels, float* gyp) {
+// g.channels_last; float, or bfloat16 whose NCHW rows widen in `row_buffer`, band_floats of it)
+// channels-last, zero past the output and in the lanes from C_out up to `channels`.
+template <typename V, typename T, typename A>
+void pad_gradient(const Pass& g, const Tiling<V, T>& tiling, const A* gy, std::int64_t image_stride,
+                  std::int64_t count, std::int64_t channels, float* gyp, float* row_buffer) {
   const std::int64_t out_h = g.out_height, out_w = g.out_width, plane = out_h * out_w;
   const std::int64_t rows = T::m * tiling.tiles_h, row_floats = T::m * tiling.tiles_w * channels;
   for (std::int64_t b = 0; b < count; ++b) {
+    const PlaneRows<V, A> planes(gy + b * image_stride, g.out_channels, out_h, out_w, row_buffer);
     for (std::int64_t r = 0; r < rows; ++r) {
       float* row = gyp + (b * rows + r) * row_floats;
       if (r >= out_h) {
@@ -535,10 +656,11 @@ void pad_gradient(const Pass& g, const Tiling<V, T>& tiling, const float* gy, st
         for (std::int64_t ow = 0; ow < out_w; ++ow)
           std::fill_n(row + ow * channels + g.out_channels, channels - g.out_channels, 0.0f);
       }
-      if (r + kPrefetchRows < out_h)
+      if (std::is_same_v<A, float> && r + kPrefetchRows < out_h)
         prefetch_rows<Intent::Read>(gy + b * image_stride + (r + kPrefetchRows) * out_w, plane,
                                     g.out_channels, out_w);
-      transpose_matrix(gy + b * image_stride + r * out_w, plane, g.out_channels, out_w, row, channels);
+      const FloatRows in = planes.row(r);
+      transpose_matrix(in.first, in.stride, g.out_channels, out_w, row, channels);
     }
   }
 }
@@ -648,8 +770,8 @@ void untransform_weights(const Pass& g, const float* du, std::int64_t du_rows, s
   }
 }
 
-template <typename V, typename T, typename Tile>
-void backward_weight(const Conv2dGeometry& geometry, const float* gy, const float* x, float* gw) {
+template <typename V, typename T, typename Tile, typename A>
+void backward_weight(const Conv2dGeometry& geometry, const A* gy, const A* x, float* gw) {
   const Pass g = Pass::of(geometry);
   constexpr std::int64_t kChannels = Tile::vectors * V::width;
   constexpr int kPositions = T::positions;
@@ -672,29 +794,34 @@ void backward_weight(const Conv2dGeometry& geometry, const float* gy, const floa
 
   // A block's scratch: xp, gy channels-last, V [positions][tiles][channels] (plus Tile::taps floats that the
   // last tile's last group of input channels may read past its row: they meet rows of dU that are never
-  // used), and dM [positions][tiles][dm_stride], each position v_position, dm_position floats after the last.
+  // used), dM [positions][tiles][dm_stride], each position v_position, dm_position floats after the last,
+  // and the rows bfloat16 NCHW x and gy widen in.
   const std::int64_t xp_floats = block_images * tiling.image_floats();
   const std::int64_t gyp_floats = block_images * T::m * T::m * tiling.per_image() * dm_stride;
   const std::int64_t v_position = position_stride(block_tiles * tiling.channels);
   const std::int64_t dm_position = position_stride(block_tiles * dm_stride);
   const std::int64_t v_floats = kPositions * v_position + Tile::taps;
   const std::int64_t dm_floats = kPositions * dm_position;
+  const std::int64_t in_rows_floats =
+      rows_floats<A>(g, std::max(band_floats(g.in_channels, g.in_height, g.in_width),
+                                 band_floats(g.out_channels, g.out_height, g.out_width)));
   const std::int64_t du_floats = kPositions * du_rows * dm_stride;
   const CpuScratch du = cpu_scratch(du_floats);
 
   batch_chunks::sum_over_chunks(
-      chunk_count, du_floats, xp_floats + gyp_floats + v_floats + dm_floats, du.get(),
+      chunk_count, du_floats, xp_floats + gyp_floats + v_floats + dm_floats + in_rows_floats, du.get(),
       [&](std::int64_t chunk, float* scratch, float* du_chunk) {
         float* xp = scratch;
         float* gyp = xp + xp_floats;
         float* v = gyp + gyp_floats;
         float* dm = v + v_floats;
+        float* rows = dm + dm_floats;
         const std::int64_t chunk_end = std::min(g.batch, (chunk + 1) * chunk_images);
         for (std::int64_t first = chunk * chunk_images; first < chunk_end; first += block_images) {
           const std::int64_t count = std::min(block_images, chunk_end - first);
           const std::int64_t tiles = count * tiling.per_image();
-          pad_input(g, tiling, x + first * in_image, in_image, count, xp);
-          pad_gradient(g, tiling, gy + first * out_image, out_image, count, dm_stride, gyp);
+          pad_input(g, tiling, x + first * in_image, in_image, count, xp, rows);
+          pad_gradient(g, tiling, gy + first * out_image, out_image, count, dm_stride, gyp, rows);
           transform_inputs<V, T>(tiling, xp, 0, tiles, tiles, v, v_position);
           transform_gradients<V, T>(tiling, gyp, dm_stride, tiles, dm, dm_position);
           const bool accumulate = first > chunk * chunk_images;
@@ -709,6 +836,47 @@ void backward_weight(const Conv2dGeometry& geometry, const float* gy, const floa
         }
       });
   untransform_weights<V, T>(g, du.get(), du_rows, dm_stride, gw);
+}
+
+// ---- the entry points -------------------------------------------------------------------------------------
+//
+// Each instruction set's file (avx512_winograd.cpp, avx2_winograd.cpp) names its product tiles in a struct:
+// V, and forward, backward_data and backward_weight for a transform trait T and activations A. These pick T
+// by tile and stride: at stride 2 the patch-by-phase traits, and for backward-data the
+// input-gradient-by-phase ones.
+template <typename Tiles, typename A>
+void run_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w, const float* bias,
+                 A* y) {
+  using V = typename Tiles::V;
+  const bool two = g.stride_h == 2;
+  if (tile == WinogradTile::F2x2) {
+    if (two) return Tiles::template forward<F2x2Stride2<V>>(g, x, w, bias, y);
+    return Tiles::template forward<F2x2<V>>(g, x, w, bias, y);
+  }
+  if (two) return Tiles::template forward<F4x4Stride2<V>>(g, x, w, bias, y);
+  Tiles::template forward<F4x4<V>>(g, x, w, bias, y);
+}
+template <typename Tiles, typename A>
+void run_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w, A* gx) {
+  using V = typename Tiles::V;
+  const bool two = g.stride_h == 2;
+  if (tile == WinogradTile::F2x2) {
+    if (two) return Tiles::template backward_data<F2x2Stride2Data<V>>(g, gy, w, gx);
+    return Tiles::template backward_data<F2x2<V>>(g, gy, w, gx);
+  }
+  if (two) return Tiles::template backward_data<F4x4Stride2Data<V>>(g, gy, w, gx);
+  Tiles::template backward_data<F4x4<V>>(g, gy, w, gx);
+}
+template <typename Tiles, typename A>
+void run_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x, float* gw) {
+  using V = typename Tiles::V;
+  const bool two = g.stride_h == 2;
+  if (tile == WinogradTile::F2x2) {
+    if (two) return Tiles::template backward_weight<F2x2Stride2<V>>(g, gy, x, gw);
+    return Tiles::template backward_weight<F2x2<V>>(g, gy, x, gw);
+  }
+  if (two) return Tiles::template backward_weight<F4x4Stride2<V>>(g, gy, x, gw);
+  Tiles::template backward_weight<F4x4<V>>(g, gy, x, gw);
 }
 
 }  // namespace kiln::kernels::winograd

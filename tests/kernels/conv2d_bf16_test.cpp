@@ -6,6 +6,8 @@
 //   - dispatch (inputs widened to float, the fast float kernels, outputs rounded once) against the bfloat16
 //     reference at every fast CPU level, the same bits on 1 and 2 threads, and exactly the reference at the
 //     Reference level; NaN where the reference has it;
+//   - the kernels that take bfloat16 tensors themselves (depthwise-channels, Winograd) bit for bit the float
+//     kernels on widened copies, rounded once;
 //   - raw::conv2d_* on bfloat16 tensors against the same calls in float.
 // The odd geometries of conv2d_fast_test.cpp: 1x1 kernels at stride 1 and 2, 1x1 images, channels 3 / 5 /
 // 17, stride 2 and 3, padding 0 / 1 / 2, dilation 2, groups 2, depthwise, batch 1, batches in chunks.
@@ -25,6 +27,7 @@
 #include "core/op_options.hpp"
 #include "core/raw.hpp"
 #include "core/tensor.hpp"
+#include "kernels/amx/amx.hpp"
 #include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
@@ -375,6 +378,70 @@ TEST_CASE("conv2d bfloat16: raw::conv2d_* on bfloat16 tensors match float") {
   const Conv2dOptions depthwise{.stride = {2, 2}, .padding = {1, 1}, .dilation = {1, 1}, .groups = 5};
   check_raw_conv2d(Shape{2, 5, 7, 9}, Shape{5, 1, 3, 3}, depthwise, 502);
   check_raw_conv2d(Shape{3, 17, 5, 5}, Shape{33, 17, 1, 1}, Conv2dOptions{}, 503);  // pointwise
+}
+
+// Where the float dispatch chooses Winograd, bfloat16 runs the Winograd kernels on its tensors, widening and
+// rounding in their own copies (winograd_kernel.hpp): exactly the float kernels' results on the widened
+// tensors, rounded once, in either layout. Each shape names the tile sizes the rules give its three
+// directions (forward / backward-data / backward-weight; "-" where another algorithm runs); odd channel
+// counts and image sizes, so tiles hang over the output and bands and runs end in partial vectors. (Where
+// AMX serves a pass, the tiles run it instead: conv2d_amx_test.cpp.)
+TEST_CASE("conv2d bfloat16: Winograd runs on the bfloat16 tensors, bit for bit the widened path") {
+  using kernels::Bfloat16Conv2dPath;
+  using kernels::Conv2dAlgorithm;
+  using kernels::Conv2dDirection;
+  const std::vector<Conv2dGeometry> shapes = {
+      padded(geometry(3, 17, 27, 29, 24, 3, 3), 1, 1),                  // 4x4 / 4x4 / -
+      padded(geometry(10, 16, 30, 30, 20, 3, 3), 1, 1),                 // 4x4 / 4x4 / 4x4
+      padded(geometry(1, 130, 47, 45, 136, 3, 3), 1, 1),                // 2x2 / 2x2 / 2x2 (past 128 channels)
+      padded(geometry(33, 24, 9, 7, 40, 3, 3), 0, 2),                   // 4x4 / 4x4 / -, pads differ
+      padded(strided(geometry(4, 16, 64, 66, 32, 3, 3), 2, 2), 1, 1),   // 2x2 / - / 2x2
+      padded(strided(geometry(17, 20, 63, 61, 24, 3, 3), 2, 2), 1, 1),  // 4x4 / 4x4 / 2x2
+      padded(strided(geometry(4, 40, 50, 50, 48, 3, 3), 2, 2), 1, 1),   // 2x2 / 2x2 / 2x2
+      strided(geometry(6, 16, 41, 39, 18, 3, 3), 2, 2),                 // 2x2 / - / 2x2, no padding
+  };
+  const auto chooses_winograd = [](const Conv2dGeometry& g, Conv2dDirection direction) {
+    const Conv2dAlgorithm a = kernels::choose_conv2d_algorithm(g, direction, kernels::cpu_level());
+    return a == Conv2dAlgorithm::Winograd2x2 || a == Conv2dAlgorithm::Winograd4x4;
+  };
+  testing::at_each_fast_level([&] {
+    const bool amx = kernels::amx_bf16_usable();
+    unsigned seed = 900;
+    std::int64_t winograd_passes = 0;
+    for (const bool channels_last : {false, true}) {
+      for (Conv2dGeometry g : shapes) {
+        g.channels_last = channels_last;
+        INFO(describe(g), channels_last ? " channels-last" : " nchw");
+        const Operands<bfloat16> in = random_operands(g, seed += 5);
+        const Results<bfloat16> expected = widened_float_results(g, in);
+        std::vector<std::pair<Conv2dDirection, const char*>> checked;
+        for (const auto& [direction, name] :
+             {std::pair{Conv2dDirection::Forward, "forward"},
+              std::pair{Conv2dDirection::BackwardData, "backward_data"},
+              std::pair{Conv2dDirection::BackwardWeight, "backward_weight"}}) {
+          const bool winograd = kernels::bfloat16_conv2d_path(g, direction) == Bfloat16Conv2dPath::Winograd;
+          if (!amx) CHECK_MESSAGE(winograd == chooses_winograd(g, direction), name);
+          if (winograd) checked.emplace_back(direction, name);
+        }
+        winograd_passes += static_cast<std::int64_t>(checked.size());
+        for (const int threads : {1, 2}) {
+          kernels::set_compute_threads(threads);
+          const Results<bfloat16> actual = dispatched_results(g, in);
+          for (const auto& [direction, name] : checked) {
+            const auto& [a, e] = direction == Conv2dDirection::Forward ? std::pair{&actual.y, &expected.y}
+                                 : direction == Conv2dDirection::BackwardData
+                                     ? std::pair{&actual.gx, &expected.gx}
+                                     : std::pair{&actual.gw, &expected.gw};
+            CHECK_MESSAGE(testing::bitwise_equal(*a, *e), name, " on ", threads, " threads");
+            if (direction == Conv2dDirection::Forward)
+              CHECK_MESSAGE(testing::bitwise_equal(actual.y_no_bias, expected.y_no_bias), "without bias");
+          }
+        }
+      }
+    }
+    // The shapes' comments: 20 Winograd passes in each layout, where no AMX takes any.
+    if (!amx) CHECK(winograd_passes == 2 * 20);
+  });
 }
 
 }  // namespace

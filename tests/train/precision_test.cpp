@@ -11,8 +11,8 @@
 // MobileNet on 32x32 images ends in 2x2 planes whose depthwise outputs are such channels: at
 // initialization its bf16 training-mode logits differ from fp32's by about 20% of their range (1% in eval
 // mode), as they would under PyTorch's autocast, whose batch norm also reads the bfloat16 activation. So
-// MobileNet is compared in eval mode, and the gradient comparison covers LeNet-5 and ResNet-20 (measured
-// cosines: ResNet-20's lowest 0.93, on batch-norm parameters).
+// MobileNet is compared in eval mode, and the gradient comparison covers LeNet-5 and ResNet-20, with batch
+// norm's own parameters held together (check_bf16_step_tracks_fp32).
 #include "train/precision.hpp"
 
 #include <doctest/doctest.h>
@@ -20,6 +20,8 @@
 #include <cmath>
 #include <filesystem>
 #include <numeric>
+#include <string>
+#include <vector>
 
 #include "core/generator.hpp"
 #include "core/ops.hpp"
@@ -41,13 +43,25 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// cos of the angle between two tensors seen as vectors: 1 when one is a positive multiple of the other.
-double cosine_similarity(const Tensor& a, const Tensor& b) {
-  const std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+// cos of the angle between two vectors (or tensors seen as vectors): 1 when one is a positive multiple of
+// the other.
+double cosine_similarity(const std::vector<double>& x, const std::vector<double>& y) {
   const double dot = std::inner_product(x.begin(), x.end(), y.begin(), 0.0);
   const double norms = std::sqrt(std::inner_product(x.begin(), x.end(), x.begin(), 0.0) *
                                  std::inner_product(y.begin(), y.end(), y.begin(), 0.0));
   return norms == 0.0 ? (dot == 0.0 ? 1.0 : 0.0) : dot / norms;
+}
+double cosine_similarity(const Tensor& a, const Tensor& b) {
+  return cosine_similarity(a.to_vector<double>(), b.to_vector<double>());
+}
+
+// A batch norm's scale or shift: the zoo names its batch-norm modules bn1, bn2, ... ("stage1.0.bn2.bias").
+bool is_batch_norm_parameter(const std::string& name) {
+  const std::size_t module_end = name.rfind('.');
+  if (module_end == std::string::npos) return false;
+  const std::size_t before = name.rfind('.', module_end - 1);
+  const std::size_t module_start = before == std::string::npos ? 0 : before + 1;
+  return name.compare(module_start, 2, "bn") == 0;
 }
 
 double max_abs(const Tensor& t) {
@@ -73,8 +87,16 @@ StepResult forward_backward(layers::Module& model, const Tensor& images, const T
   return result;
 }
 
+// A batch norm's scale and shift each get a sum over the batch of products that mostly cancel (the input
+// gradient's part along x_hat, and the rest), so one channel's few values turn with the activations'
+// rounding more than any weight does: ResNet-20's, at batch 4, measured down to 0.84 by themselves on two
+// Zen 5 cores (AVX-512) where the AMX convolutions of a Sapphire Rapids had them at 0.93, and 0.89 to 0.93
+// at batches 8 to 32. So they are held to min_cosine together, as one vector, and each to this on its own.
+constexpr double kBatchNormTensorMinCosine = 0.7;
+
 // The bf16 step agrees with the fp32 step of the same model: logits within 5% of their range plus a little,
-// each gradient tensor pointing the same way (cosine >= min_cosine), every gradient float32.
+// each gradient tensor pointing the same way (cosine >= min_cosine; batch norm's, above), every gradient
+// float32.
 void check_bf16_step_tracks_fp32(layers::Module& model, double min_cosine) {
   Generator data_generator(3);
   const Tensor images = Tensor::randn({4, 3, 32, 32}, DType::Float32, &data_generator);
@@ -91,13 +113,22 @@ void check_bf16_step_tracks_fp32(layers::Module& model, double min_cosine) {
   }
 
   const auto named = model.named_parameters();
+  std::vector<double> batch_norm_mixed, batch_norm_full;  // every batch-norm gradient, end to end
   for (std::size_t i = 0; i < named.size(); ++i) {
     INFO(named[i].first);
     REQUIRE(mixed.gradients[i].defined());
     CHECK(named[i].second.dtype() == DType::Float32);
     CHECK(mixed.gradients[i].dtype() == DType::Float32);
-    CHECK(cosine_similarity(mixed.gradients[i], full.gradients[i]) >= min_cosine);
+    const double cosine = cosine_similarity(mixed.gradients[i], full.gradients[i]);
+    if (!is_batch_norm_parameter(named[i].first)) {
+      CHECK(cosine >= min_cosine);
+      continue;
+    }
+    CHECK(cosine >= kBatchNormTensorMinCosine);
+    for (const double v : mixed.gradients[i].to_vector<double>()) batch_norm_mixed.push_back(v);
+    for (const double v : full.gradients[i].to_vector<double>()) batch_norm_full.push_back(v);
   }
+  CHECK(cosine_similarity(batch_norm_mixed, batch_norm_full) >= min_cosine);
 }
 
 TEST_CASE("precision: --precision names parse, and anything else is refused naming the flag") {
