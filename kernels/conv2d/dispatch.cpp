@@ -14,8 +14,10 @@
 // oracle, not float's reference rounded a second time). On a CUDA device, all three alike: the candidate
 // measured fastest for the shape (cuda_tuning.hpp): the library path (the direct depthwise kernels for groups
 // == C_in == C_out, im2col + cuBLAS GEMM for every other geometry) or a step of the convolution ladder that
-// agrees with it (README.md, "On a CUDA device"). The bias gradient (a sum of gy per channel) runs the bias
-// kernels on gy as stored, float or bfloat16, NCHW or channels-last, at either vector level.
+// agrees with it (README.md, "On a CUDA device").
+//
+// The bias gradient (a sum of gy per channel) runs the bias kernels on gy as stored, float or bfloat16, NCHW
+// or channels-last, at either vector level.
 #include <array>
 #include <cstdint>
 #include <string>
