@@ -179,6 +179,16 @@ inline std::int64_t band_floats(std::int64_t channels, std::int64_t height, std:
   return channels * band_rows(height, width) * width;
 }
 
+// `count` values from `from` into `to` through V's registers: bfloat16 widened exactly, float rounded once
+// to bfloat16 (V's loads and stores).
+template <typename V, typename From, typename To>
+void converted_run(const From* from, std::int64_t count, To* to) {
+  for (std::int64_t k = 0; k < count; k += V::width) {
+    const std::int64_t lanes = std::min<std::int64_t>(V::width, count - k);
+    V::store_partial(to + k, V::load_partial(from + k, lanes), lanes);
+  }
+}
+
 // Row i of every channel of one NCHW image ([channels][height][width] values of A), as float rows `stride`
 // apart from `first`: where they lie for float; for bfloat16, from a band of rows widened into `buffer`
 // (band_floats of it) when row i starts one. So rows are asked for in order, each band from its first row.
@@ -197,7 +207,7 @@ class PlaneRows {
         band_(band_rows(height, width)),
         buffer_(buffer) {}
 
-  FloatRows row(std::int64_t i) const {
+  FloatRows row(std::int64_t i) {
     const std::int64_t plane = height_ * width_;
     if constexpr (std::is_same_v<A, float>) {
       return {image_ + i * width_, plane};
@@ -205,13 +215,8 @@ class PlaneRows {
       const std::int64_t band_values = band_ * width_;
       if (i % band_ == 0) {
         const std::int64_t values = std::min(band_, height_ - i) * width_;
-        for (std::int64_t c = 0; c < channels_; ++c) {
-          const A* from = image_ + c * plane + i * width_;
-          for (std::int64_t k = 0; k < values; k += V::width) {
-            const std::int64_t lanes = std::min<std::int64_t>(V::width, values - k);
-            V::store_partial(buffer_ + c * band_values + k, V::load_partial(from + k, lanes), lanes);
-          }
-        }
+        for (std::int64_t c = 0; c < channels_; ++c)
+          converted_run<V>(image_ + c * plane + i * width_, values, buffer_ + c * band_values);
       }
       return {buffer_ + i % band_ * width_, band_values};
     }
@@ -223,14 +228,6 @@ class PlaneRows {
   float* buffer_;
 };
 
-// `count` floats into `to`, rounded once to A.
-template <typename V, typename A>
-void rounded_run(const float* from, std::int64_t count, A* to) {
-  for (std::int64_t k = 0; k < count; k += V::width) {
-    const std::int64_t lanes = std::min<std::int64_t>(V::width, count - k);
-    V::store_partial(to + k, V::load_partial(from + k, lanes), lanes);
-  }
-}
 // store_outputs' buffer for a pass's bfloat16 NCHW outputs: m rows of m * kTiles outputs of every channel.
 template <typename T, int kTiles>
 std::int64_t output_floats(const Pass& g) {
@@ -248,7 +245,7 @@ void pad_input(const Pass& g, const Tiling<V, T>& tiling, const A* x, std::int64
   const std::int64_t plane = g.in_height * g.in_width, row_floats = tiling.columns * tiling.channels;
   const std::int64_t left = g.pad_w * tiling.channels, right = (g.pad_w + width) * tiling.channels;
   for (std::int64_t b = 0; b < count; ++b) {
-    const PlaneRows<V, A> rows(x + b * image_stride, g.in_channels, g.in_height, g.in_width, row_buffer);
+    PlaneRows<V, A> rows(x + b * image_stride, g.in_channels, g.in_height, g.in_width, row_buffer);
     for (std::int64_t r = 0; r < tiling.rows; ++r) {
       float* row = xp + (b * tiling.rows + r) * row_floats;
       const std::int64_t ih = r - g.pad_h;
@@ -478,11 +475,11 @@ void store_outputs(const Pass& g, const Tiling<V, T>& tiling, std::int64_t first
         for (std::int64_t c = 0; c < g.out_channels; ++c) {
           const float* from = row_buffer + c * T::m * outputs;
           if (whole_rows) {
-            rounded_run<V>(from, rows * outputs, top + c * plane);
+            converted_run<V>(from, rows * outputs, top + c * plane);
             continue;
           }
           for (std::int64_t r = 0; r < rows; ++r)
-            rounded_run<V>(from + r * outputs, outputs, top + c * plane + r * out_w);
+            converted_run<V>(from + r * outputs, outputs, top + c * plane + r * out_w);
         }
       }
     }
@@ -639,7 +636,7 @@ void pad_gradient(const Pass& g, const Tiling<V, T>& tiling, const A* gy, std::i
   const std::int64_t out_h = g.out_height, out_w = g.out_width, plane = out_h * out_w;
   const std::int64_t rows = T::m * tiling.tiles_h, row_floats = T::m * tiling.tiles_w * channels;
   for (std::int64_t b = 0; b < count; ++b) {
-    const PlaneRows<V, A> planes(gy + b * image_stride, g.out_channels, out_h, out_w, row_buffer);
+    PlaneRows<V, A> planes(gy + b * image_stride, g.out_channels, out_h, out_w, row_buffer);
     for (std::int64_t r = 0; r < rows; ++r) {
       float* row = gyp + (b * rows + r) * row_floats;
       if (r >= out_h) {
