@@ -14,8 +14,9 @@
 //     optimizer's state, and let the convolution tuner measure every shape (kernels/conv2d/cuda_tuning.hpp),
 //     neither of which a capture can do.
 //   - The next one is captured. Its inputs are copied into "static" tensors that the graph reads at every
-//     launch; the pass's outputs, and the gradients it leaves on the parameters, are tensors the graph writes
-//     at every launch. The graph is then launched for this step too (capturing runs nothing).
+//     launch, each laid out as that step's input (a channels-last batch, a channels-last tensor); the pass's
+//     outputs, and the gradients it leaves on the parameters, are tensors the graph writes at every launch.
+//     The graph is then launched for this step too (capturing runs nothing).
 //   - Every later step copies its inputs into the static tensors (one device-to-device copy each) and
 //     launches the graph. A step whose inputs differ in shape (an epoch's last, smaller batch) runs eagerly.
 //   - A pass that cannot be captured (it draws random numbers, as dropout does, or waits for the device)
