@@ -4,7 +4,7 @@
 // 1 and 2 threads, at the dispatch level KILN_CPU_LEVEL allows; tiny shapes also against the reference
 // kernel, which shows where (if anywhere) the simple loop wins.
 //
-//   build/gemm_bench --benchmark_filter=square       (or conv_, linear_, blocked_columns)
+//   build/gemm_bench --benchmark_filter=square       (or conv_, linear_, blocked_columns, bf16_pointwise)
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -15,6 +15,7 @@
 
 #include "bench/support/aligned_floats.hpp"
 #include "bench/support/peak.hpp"
+#include "core/bfloat16.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/parallel.hpp"
@@ -54,20 +55,26 @@ void time_gemm(benchmark::State& state, const kernels::GemmGeometry& g, int thre
       benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// C[m, n] = op(A) op(B), every matrix dense.
+kernels::GemmGeometry dense_geometry(std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a,
+                                     bool trans_b) {
+  return {.m = m,
+          .n = n,
+          .k = k,
+          .trans_a = trans_a,
+          .trans_b = trans_b,
+          .lda = trans_a ? m : k,
+          .ldb = trans_b ? k : n,
+          .ldc = n};
+}
+
 // Arguments: m, n, k, trans_a, trans_b, threads, use_reference.
 void run_gemm(benchmark::State& state) {
   const std::int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   const bool trans_a = state.range(3) != 0, trans_b = state.range(4) != 0;
   const int threads = static_cast<int>(state.range(5));
   const bool use_reference = state.range(6) != 0;
-  const kernels::GemmGeometry g{.m = m,
-                                .n = n,
-                                .k = k,
-                                .trans_a = trans_a,
-                                .trans_b = trans_b,
-                                .lda = trans_a ? m : k,
-                                .ldb = trans_b ? k : n,
-                                .ldc = n};
+  const kernels::GemmGeometry g = dense_geometry(m, n, k, trans_a, trans_b);
   const kiln::bench::AlignedFloats a = random_floats(m * k, 1), b = random_floats(k * n, 2);
   kiln::bench::AlignedFloats c(static_cast<std::size_t>(m * n), 0.0f);
   time_gemm(state, g, threads, use_reference, a.data(), b.data(), c.data());
@@ -163,8 +170,64 @@ void blocked_columns(benchmark::internal::Benchmark* bench) {
   }
 }
 
+// bfloat16 A, B and C through dispatch: the AVX512-BF16 kernel where the CPU has it, else (or with
+// KILN_AVX512_BF16=0) the operands widened to float and C rounded. The shapes of MobileNet's channels-last
+// pointwise layers at batch 128, rows = images x pixels: forward y[rows, Co] = x[rows, Ci] w^T (trans_b),
+// backward-data gx[rows, Ci] = gy[rows, Co] w, and backward-weight gw[Co, Ci] = gy^T x (trans_a) into float
+// sums, as the convolution rounds them once at the end (AVX512-BF16 only: the float path's weight gradient
+// goes in chunks, conv2d_bench measures it). GFLOP/s, and % of the FP32 peak, which the pair
+// dot products can exceed up to twice. Arguments: m, n, k, trans_a, trans_b, threads, float_output.
+void run_bf16_gemm(benchmark::State& state) {
+  const std::int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const bool trans_a = state.range(3) != 0, trans_b = state.range(4) != 0, float_output = state.range(6) != 0;
+  const int threads = static_cast<int>(state.range(5));
+  const kernels::GemmGeometry g = dense_geometry(m, n, k, trans_a, trans_b);
+  const kiln::bench::AlignedFloats a_floats = random_floats(m * k, 1), b_floats = random_floats(k * n, 2);
+  const std::vector<kiln::bfloat16> a(a_floats.begin(), a_floats.end()), b(b_floats.begin(), b_floats.end());
+  std::vector<kiln::bfloat16> c(static_cast<std::size_t>(m * n));
+  kiln::bench::AlignedFloats sums(static_cast<std::size_t>(m * n), 0.0f);
+  const bool dot_products = kernels::avx512_bf16_usable();
+  if (float_output && !dot_products) {
+    state.SkipWithError("float sums from bfloat16 need AVX512-BF16");
+    return;
+  }
+  const double peak = kiln::bench::fp32_peak_gflops(threads);
+  kernels::set_compute_threads(threads);
+  for (auto _ : state) {
+    if (float_output) {
+      kernels::avx512_bf16::gemm(g, 1.0f, a.data(), b.data(), 0.0f, sums.data());
+    } else {
+      kernels::gemm<kiln::bfloat16>(kiln::Device::cpu(), g, 1.0f, a.data(), b.data(), 0.0f, c.data());
+    }
+    benchmark::DoNotOptimize(c.data());
+    benchmark::DoNotOptimize(sums.data());
+    benchmark::ClobberMemory();
+  }
+  kernels::set_compute_threads(0);
+  const double gflop = 2.0 * static_cast<double>(m * n * k) * 1e-9;
+  state.counters["GFLOP"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["pct_of_peak"] =
+      benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(dot_products ? "avx512_bf16" : "widened to float");
+}
+
+void bf16_pointwise(benchmark::internal::Benchmark* bench) {
+  bench->ArgNames({"m", "n", "k", "ta", "tb", "thr", "float_c"})->UseRealTime();
+  for (const int threads : {1, 2}) {
+    for (const auto& [rows, ci, co] : {std::tuple{128 * 1024, 32, 64},
+                                       {128 * 256, 128, 128},
+                                       {128 * 16, 512, 512},
+                                       {128 * 4, 1024, 1024}}) {
+      bench->Args({rows, co, ci, 0, 1, threads, 0});  // forward
+      bench->Args({rows, ci, co, 0, 0, threads, 0});  // backward-data
+      bench->Args({co, ci, rows, 1, 0, threads, 1});  // backward-weight
+    }
+  }
+}
+
 }  // namespace
 
+BENCHMARK(run_bf16_gemm)->Name("bf16_pointwise")->Apply(bf16_pointwise);
 BENCHMARK(run_blocked_columns)->Name("blocked_columns")->Apply(blocked_columns);
 BENCHMARK(run_gemm)->Name("square")->Apply(square);
 BENCHMARK(run_gemm)->Name("conv_forward")->Apply(conv_forward);

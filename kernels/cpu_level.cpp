@@ -48,6 +48,20 @@ CpuLevel detected_cpu_level() {
 
 CpuLevel cpu_level() { return current_level().load(std::memory_order_relaxed); }
 
+bool avx512_bf16_usable() {
+  static const bool available = [] {
+    const char* setting = std::getenv("KILN_AVX512_BF16");
+    if (setting != nullptr && std::string_view(setting) == "0") return false;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") != 0;
+#else
+    return false;
+#endif
+  }();
+  return available && cpu_level() == CpuLevel::Avx512;
+}
+
 void set_cpu_level(CpuLevel level) { current_level().store(capped(level), std::memory_order_relaxed); }
 
 std::string_view cpu_level_name(CpuLevel level) {

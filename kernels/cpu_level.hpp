@@ -18,6 +18,11 @@ CpuLevel cpu_level();           // detected, capped by KILN_CPU_LEVEL; read once
 void set_cpu_level(CpuLevel);   // explicit override (tests, --cpu-level); capped at the detected level
 std::string_view cpu_level_name(CpuLevel);
 
+// Whether kernels may use AVX512-BF16 (VDPBF16PS, bfloat16 pair dot products summed in float: Cooper Lake,
+// Sapphire Rapids, Zen 4 and later): the CPU has it, the level is Avx512, and KILN_AVX512_BF16 is not 0 in
+// the environment (which keeps bfloat16 on the float kernels, for tests and comparisons).
+bool avx512_bf16_usable();
+
 // Throws a kiln::Error naming `op` unless `device` is the CPU. Dispatch functions call this before running
 // a CPU kernel on pointers they were given: a CUDA device reaches it only where the build has no CUDA
 // kernels (or the op has none).

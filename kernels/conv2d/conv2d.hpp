@@ -86,7 +86,9 @@ template <typename T> void conv2d_backward_bias(Device device, const Conv2dGeome
 // name it): the bfloat16 reference (the Reference CPU level); the AMX tiles (amx_bf16_conv.hpp) on
 // channels-last activations, or on NCHW ones copied channels-last around them; the depthwise-channels kernels
 // on channels-last bfloat16 tensors and the Winograd kernels on bfloat16 tensors of either layout, where the
-// float dispatch would choose them; else the float kernels on widened copies, the output rounded once.
+// float dispatch would choose them; pointwise convolutions of channels-last tensors on AVX512-BF16's pair dot
+// products, where the CPU has them (and no AMX); else the float kernels on widened copies, the output
+// rounded once.
 enum class Conv2dDirection;
 enum class Bfloat16Conv2dPath {
   Reference,
@@ -94,6 +96,7 @@ enum class Bfloat16Conv2dPath {
   AmxThroughChannelsLast,
   DepthwiseChannels,
   Winograd,
+  PointwiseDotProducts,
   Widened
 };
 Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection direction);
@@ -130,6 +133,14 @@ namespace pointwise {
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+// bfloat16 channels-last tensors on AVX512-BF16's pair dot products (kernels/gemm/gemm.hpp, avx512_bf16),
+// summed in float: the bias (float, may be null) added to the sums and y rounded once; gx rounded once; the
+// weight gradient left as float sums, for the caller to round. Only where avx512_bf16_usable() and
+// g.channels_last.
+void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const float* bias,
+                         bfloat16* y);
+void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx);
+void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, float* gw);
 }  // namespace pointwise
 
 // Direct convolution (direct_kernel.hpp, avx512_direct.cpp, avx2_direct.cpp): a GEMM over a zero-padded

@@ -81,30 +81,43 @@ void add_bias_channels_last(const Conv2dGeometry& g, const float* bias, float* y
   }
 }
 
+// One group's channels-last products over `rows` pixel rows (the group's channels a block of columns of each
+// tensor; its weights [Cog, Cg] from w + group * Cog * Cg).
+GemmGeometry channels_last_forward(const Conv2dGeometry& g, const Sizes& s, std::int64_t rows) {
+  return {.m = rows,
+          .n = s.cog,
+          .k = s.cg,
+          .trans_b = true,
+          .lda = g.in_channels,
+          .ldb = s.cg,
+          .ldc = g.out_channels};
+}
+GemmGeometry channels_last_backward_data(const Conv2dGeometry& g, const Sizes& s, std::int64_t rows) {
+  return {.m = rows, .n = s.cg, .k = s.cog, .lda = g.out_channels, .ldb = s.cg, .ldc = g.in_channels};
+}
+GemmGeometry channels_last_backward_weight(const Conv2dGeometry& g, const Sizes& s, std::int64_t rows) {
+  return {.m = s.cog,
+          .n = s.cg,
+          .k = rows,
+          .trans_a = true,
+          .lda = g.out_channels,
+          .ldb = g.in_channels,
+          .ldc = s.cg};
+}
+
 void forward_channels_last(const Conv2dGeometry& g, const Sizes& s, const float* x, const float* w,
                            const float* bias, float* y) {
-  const std::int64_t rows = g.batch * s.plane;
-  for (std::int64_t group = 0; group < g.groups; ++group) {
-    const GemmGeometry product{.m = rows,
-                               .n = s.cog,
-                               .k = s.cg,
-                               .trans_b = true,
-                               .lda = g.in_channels,
-                               .ldb = s.cg,
-                               .ldc = g.out_channels};
+  const GemmGeometry product = channels_last_forward(g, s, g.batch * s.plane);
+  for (std::int64_t group = 0; group < g.groups; ++group)
     gemm(Device::cpu(), product, 1.0f, x + group * s.cg, w + group * s.cog * s.cg, 0.0f, y + group * s.cog);
-  }
   if (bias) add_bias_channels_last(g, bias, y);
 }
 
 void backward_data_channels_last(const Conv2dGeometry& g, const Sizes& s, const float* gy, const float* w,
                                  float* gx) {
-  const std::int64_t rows = g.batch * s.plane;
-  for (std::int64_t group = 0; group < g.groups; ++group) {
-    const GemmGeometry product{
-        .m = rows, .n = s.cg, .k = s.cog, .lda = g.out_channels, .ldb = s.cg, .ldc = g.in_channels};
+  const GemmGeometry product = channels_last_backward_data(g, s, g.batch * s.plane);
+  for (std::int64_t group = 0; group < g.groups; ++group)
     gemm(Device::cpu(), product, 1.0f, gy + group * s.cog, w + group * s.cog * s.cg, 0.0f, gx + group * s.cg);
-  }
 }
 
 void backward_weight_channels_last(const Conv2dGeometry& g, const Sizes& s,
@@ -114,14 +127,8 @@ void backward_weight_channels_last(const Conv2dGeometry& g, const Sizes& s,
       chunks.chunk_count, g.out_channels * s.cg, 0, gw, [&](std::int64_t chunk, float*, float* gw_chunk) {
         const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
         const std::int64_t first_row = first * s.plane;
+        const GemmGeometry product = channels_last_backward_weight(g, s, count * s.plane);
         for (std::int64_t group = 0; group < g.groups; ++group) {
-          const GemmGeometry product{.m = s.cog,
-                                     .n = s.cg,
-                                     .k = count * s.plane,
-                                     .trans_a = true,
-                                     .lda = g.out_channels,
-                                     .ldb = g.in_channels,
-                                     .ldc = s.cg};
           gemm(Device::cpu(), product, 1.0f, gy + first_row * g.out_channels + group * s.cog,
                x + first_row * g.in_channels + group * s.cg, 0.0f, gw_chunk + group * s.cog * s.cg);
         }
@@ -129,6 +136,35 @@ void backward_weight_channels_last(const Conv2dGeometry& g, const Sizes& s,
 }
 
 }  // namespace
+
+// ---- bfloat16, channels-last, on AVX512-BF16 -------------------------------------------------------------
+// The same products as forward_channels_last and backward_data_channels_last above, each group one GEMM on
+// the bfloat16 tensors (avx512_bf16::gemm), the bias added to the float sums and every output rounded once.
+// The weight gradient is one GEMM over all N*P rows, its float sums kept across the depth blocks.
+
+void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const float* bias,
+                         bfloat16* y) {
+  const Sizes s(g);
+  const GemmGeometry product = channels_last_forward(g, s, g.batch * s.plane);
+  for (std::int64_t group = 0; group < g.groups; ++group) {
+    avx512_bf16::gemm(product, 1.0f, x + group * s.cg, w + group * s.cog * s.cg, 0.0f, y + group * s.cog,
+                      bias ? bias + group * s.cog : nullptr);
+  }
+}
+
+void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx) {
+  const Sizes s(g);
+  const GemmGeometry product = channels_last_backward_data(g, s, g.batch * s.plane);
+  for (std::int64_t group = 0; group < g.groups; ++group)
+    avx512_bf16::gemm(product, 1.0f, gy + group * s.cog, w + group * s.cog * s.cg, 0.0f, gx + group * s.cg);
+}
+
+void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, float* gw) {
+  const Sizes s(g);
+  const GemmGeometry product = channels_last_backward_weight(g, s, g.batch * s.plane);
+  for (std::int64_t group = 0; group < g.groups; ++group)
+    avx512_bf16::gemm(product, 1.0f, gy + group * s.cog, x + group * s.cg, 0.0f, gw + group * s.cog * s.cg);
+}
 
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   const Sizes s(g);

@@ -1,8 +1,9 @@
 // The single dispatch point for GEMM: every caller goes through this function, and only here is an
 // implementation chosen. float runs the fastest version cpu_level() allows (AVX-512, then AVX2, then the
-// reference); double is used only by gradient checks and keeps the reference. bfloat16 has no CPU kernel of
-// its own: its operands are widened to float (exactly) and run through the float GEMM, and C is rounded to
-// bfloat16 once. On a CUDA device all three run through cuBLAS (cuda_gemm.cu).
+// reference); double is used only by gradient checks and keeps the reference. bfloat16 runs the AVX512-BF16
+// kernel where the CPU has it; elsewhere its operands are widened to float (exactly) and run through the
+// float GEMM, and C is rounded to bfloat16 once. On a CUDA device all three run through cuBLAS
+// (cuda_gemm.cu).
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -66,8 +67,10 @@ void gemm(Device device, const GemmGeometry& g, opmath_t<T> alpha, const T* a, c
   }
   if constexpr (std::is_same_v<T, bfloat16>) {
     // The Reference level runs the oracle itself (float's reference, then a second rounding, would not be).
-    if (cpu_level() != CpuLevel::Reference && !g.blocked_columns() && !g.blocked_depth())
+    if (cpu_level() != CpuLevel::Reference && !g.blocked_columns() && !g.blocked_depth()) {
+      if (avx512_bf16_usable()) return avx512_bf16::gemm(g, alpha, a, b, beta, c);
       return gemm_through_float(device, g, alpha, a, b, beta, c);
+    }
   }
   reference::gemm(g, alpha, a, b, beta, c);
 }

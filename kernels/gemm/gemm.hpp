@@ -63,8 +63,9 @@ struct GemmGeometry {
   }
 };
 
-// Dispatch. bfloat16 on the CPU widens A and B (and C when beta != 0) to float scratch, runs the fast float
-// GEMM below and rounds C to bfloat16 once (at the Reference CPU level it runs reference::gemm instead).
+// Dispatch. bfloat16 on the CPU runs the AVX512-BF16 kernel below where the CPU has it; elsewhere it widens
+// A and B (and C when beta != 0) to float scratch, runs the fast float GEMM below and rounds C to bfloat16
+// once (at the Reference CPU level it runs reference::gemm instead).
 template <typename T>
 void gemm(Device device, const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, opmath_t<T> beta,
           T* c);
@@ -83,6 +84,16 @@ void gemm(const GemmGeometry& g, float alpha, const float* a, const float* b, fl
 namespace avx2 {
 void gemm(const GemmGeometry& g, float alpha, const float* a, const float* b, float beta, float* c);
 }  // namespace avx2
+
+// bfloat16 A and B multiplied by AVX512-BF16's pair dot products (avx512_bf16.cpp says how), the products
+// summed in float: C float, or C bfloat16 rounded once, plus a float bias per column of C when column_bias
+// is not null (a convolution's or a linear layer's, before that one rounding). Any transposes and leading
+// dimensions; no images in blocks. Only where avx512_bf16_usable() (kernels/cpu_level.hpp).
+namespace avx512_bf16 {
+void gemm(const GemmGeometry& g, float alpha, const bfloat16* a, const bfloat16* b, float beta, float* c);
+void gemm(const GemmGeometry& g, float alpha, const bfloat16* a, const bfloat16* b, float beta, bfloat16* c,
+          const float* column_bias = nullptr);
+}  // namespace avx512_bf16
 
 // GEMM on a CUDA device through cuBLAS (cuda_gemm.cu, built when CMake finds a CUDA compiler): the same
 // row-major semantics as above, on the current device, on the compute stream, asynchronously. T is float,

@@ -19,9 +19,9 @@
 namespace kiln::kernels {
 namespace {
 
-inline void transpose_8x8(const float* rows, std::int64_t row_stride, float* out, std::int64_t out_stride) {
-  __m256 r[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(rows + i * row_stride);
+// The transpose itself, in registers: columns[j] holds element j of r[0], ..., r[7]. (The bfloat16 GEMM
+// transposes 32-bit pairs of bfloat16 through it, as floats.)
+inline void transpose_8x8(const __m256 r[8], __m256 columns[8]) {
   // t: (r0 r1) and (r2 r3) interleaved within each 128-bit half: t0 = a0 b0 a1 b1 | a4 b4 a5 b5, ...
   __m256 t[8];
   for (int i = 0; i < 8; i += 2) {
@@ -38,9 +38,16 @@ inline void transpose_8x8(const float* rows, std::int64_t row_stride, float* out
   }
   // Lower halves of rows 0-3 and 4-7 give columns 0-3, upper halves columns 4-7.
   for (int j = 0; j < 4; ++j) {
-    _mm256_storeu_ps(out + j * out_stride, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
-    _mm256_storeu_ps(out + (j + 4) * out_stride, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+    columns[j] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x20);
+    columns[j + 4] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x31);
   }
+}
+
+inline void transpose_8x8(const float* rows, std::int64_t row_stride, float* out, std::int64_t out_stride) {
+  __m256 r[8], columns[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(rows + i * row_stride);
+  transpose_8x8(r, columns);
+  for (int j = 0; j < 8; ++j) _mm256_storeu_ps(out + j * out_stride, columns[j]);
 }
 
 // out[j * out_stride + i] = rows[i * row_stride + j] for i < 8, j < 4: eight rows of 4 into four of 8, two

@@ -254,6 +254,38 @@ TEST_CASE("conv2d bfloat16: dispatch through the fast float kernels matches the 
   });
 }
 
+// Channels-last pointwise convolutions run on AVX512-BF16's pair dot products where the CPU has them (and no
+// AMX): the sums in float in their own order, so close to the reference as the float kernels are, and the
+// same bits on 1 and 2 threads. Odd channel counts (partial tiles), groups, batch 1 at 1x1, a forward and a
+// backward-data deeper than one block of the GEMM (600 and 530 channels: float sums rounded after).
+TEST_CASE("conv2d bfloat16: channels-last pointwise on AVX512-BF16 matches the bfloat16 reference") {
+  if (!kernels::avx512_bf16_usable() || kernels::amx_bf16_usable()) {
+    MESSAGE("skipping: this CPU has no AVX512-BF16, or has AMX, which serves these layers");
+    return;
+  }
+  const testing::DispatchGuard guard;
+  unsigned seed = 900;
+  for (Conv2dGeometry g : {geometry(1, 3, 1, 1, 5, 1, 1), grouped(geometry(2, 4, 5, 5, 6, 1, 1), 2),
+                           geometry(3, 17, 9, 7, 33, 1, 1), geometry(4, 40, 8, 8, 70, 1, 1),
+                           geometry(2, 600, 3, 3, 20, 1, 1), geometry(2, 20, 3, 3, 530, 1, 1)}) {
+    g.channels_last = true;
+    INFO(describe(g), " channels-last");
+    for (const auto direction : {kernels::Conv2dDirection::Forward, kernels::Conv2dDirection::BackwardData,
+                                 kernels::Conv2dDirection::BackwardWeight})
+      REQUIRE(kernels::bfloat16_conv2d_path(g, direction) ==
+              kernels::Bfloat16Conv2dPath::PointwiseDotProducts);
+    const Operands<bfloat16> in = random_operands(g, seed += 5);
+    kernels::set_compute_threads(1);
+    const Results<bfloat16> one_thread = dispatched_results(g, in);
+    kernels::set_compute_threads(2);
+    for_each_direction(dispatched_results(g, in), one_thread,
+                       [](const char* what, const Bf16s& a, const Bf16s& b) {
+                         CHECK_MESSAGE(testing::bitwise_equal(a, b), what, ": 1 and 2 threads differ");
+                       });
+    for_each_direction(one_thread, reference_results(g, in), check_dispatch_close);
+  }
+}
+
 // The float dispatch on the widened operands, each output rounded once: what bfloat16 dispatch computes by
 // widening whole tensors.
 Results<bfloat16> widened_float_results(const Conv2dGeometry& g, const Operands<bfloat16>& in) {
