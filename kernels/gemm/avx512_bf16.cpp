@@ -49,10 +49,14 @@ using Word = std::uint32_t;  // a pair of bfloat16, the lower depth index in the
 
 // Register blocking as the float GEMM's AVX-512 kernel (blocking.hpp): 8 rows x 2 zmm of 16 columns.
 constexpr int kMr = 8, kNr = 32;
-// KC = 512 depth indices: a B sliver is 256 pairs x 32 words = 32 KiB, the float kernel's bytes at KC = 256
-// (half the bytes a value, twice the depth). MC = 256 rows: an A block of 256 KiB, a quarter of a Zen 5
-// core's L2. NC as the float kernel's.
-constexpr std::int64_t kKc = 512, kMc = 256, kNc = 3072;
+// KC = 1024 depth indices: a B sliver is 512 pairs x 32 words = 64 KiB, read from L2 (a micro-tile needs 128
+// bytes of it per 8 cycles), and every depth of MobileNet's pointwise layers (up to 1024) is one block, so a
+// bfloat16 C is rounded as it is stored. MC = 128 rows: an A block of 256 KiB, a quarter of a Zen 5 core's
+// L2. NC as the float kernel's. Measured (gemm_bench bf16_pointwise, 2 threads, GFLOP/s, noisy to +-5%):
+// KC 512 / MC 256 against 1024 / 128: 785 / 796 on 2048 x 512 x 512, 631 / 774 on 512 x 1024 x 1024 (a
+// second block, and float sums in scratch), 696 / 730 on 32768 x 128 x 128, 445 / 518 on the weight
+// gradient 128 x 128 x 32768; KC 1024 with MC 256 came out alike.
+constexpr std::int64_t kKc = 1024, kMc = 128, kNc = 3072;
 // Twice the float GEMM's threshold (gemm_driver.hpp): each instruction does twice the multiply-adds.
 constexpr std::int64_t kMinParallelMultiplyAdds = 400'000;
 

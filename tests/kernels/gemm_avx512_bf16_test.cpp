@@ -44,10 +44,10 @@ std::string describe(const Case& c) {
 }
 
 std::vector<Case> cases() {
-  // Partial tiles (m % 8, n % 32), one line, odd depths, a depth of exactly one KC block (512), and of
-  // several (1100: two whole blocks and a part).
-  const std::int64_t sizes[][3] = {{1, 1, 1},    {9, 33, 17},  {67, 65, 71},   {8, 32, 16},
-                                   {17, 97, 512}, {40, 70, 513}, {33, 40, 1100}, {3, 5, 0}};
+  // Partial tiles (m % 8, n % 32), one line, odd depths, a depth of exactly one KC block (1024), and of
+  // several (2100: two whole blocks and a part).
+  const std::int64_t sizes[][3] = {{1, 1, 1},      {9, 33, 17},    {67, 65, 71},   {8, 32, 16},
+                                   {17, 97, 1024}, {40, 70, 1025}, {33, 40, 2100}, {3, 5, 0}};
   std::vector<Case> all;
   for (const auto& size : sizes) {
     for (const bool trans_a : {false, true}) {
