@@ -86,9 +86,10 @@ template <typename T> void conv2d_backward_bias(Device device, const Conv2dGeome
 // name it): the bfloat16 reference (the Reference CPU level); the AMX tiles (amx_bf16_conv.hpp) on
 // channels-last activations, or on NCHW ones copied channels-last around them; the depthwise-channels kernels
 // on channels-last bfloat16 tensors and the Winograd kernels on bfloat16 tensors of either layout, where the
-// float dispatch would choose them; pointwise convolutions of channels-last tensors on AVX512-BF16's pair dot
-// products, where the CPU has them (and no AMX); else the float kernels on widened copies, the output
-// rounded once.
+// float dispatch would choose them; where the CPU has AVX512-BF16 (and no AMX), channels-last pointwise
+// convolutions on its pair dot products, and the weight gradient (and the forward, where C_out > 16) of the
+// other ungrouped channels-last ones through im2col on them; else the float kernels on widened copies, the
+// output rounded once.
 enum class Conv2dDirection;
 enum class Bfloat16Conv2dPath {
   Reference,
@@ -97,6 +98,7 @@ enum class Bfloat16Conv2dPath {
   DepthwiseChannels,
   Winograd,
   PointwiseDotProducts,
+  Im2colDotProducts,
   Widened
 };
 Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection direction);
@@ -142,6 +144,16 @@ void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloa
 void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx);
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, float* gw);
 }  // namespace pointwise
+
+// im2col + the AVX512-BF16 GEMM on channels-last bfloat16 tensors (im2col_dot_products.cpp): the forward and
+// the weight gradient of any geometry with one group, as pointwise's bfloat16 functions take them (the bias
+// float and may be null, y rounded once; gw float sums). Only where avx512_bf16_usable(), g.channels_last
+// and g.groups == 1.
+namespace im2col_dot_products {
+void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const float* bias,
+                         bfloat16* y);
+void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, float* gw);
+}  // namespace im2col_dot_products
 
 // Direct convolution (direct_kernel.hpp, avx512_direct.cpp, avx2_direct.cpp): a GEMM over a zero-padded
 // "strip" of a chunk of images (direct_strip.hpp) on which every tap is a constant offset, so there is no

@@ -109,37 +109,42 @@ void pack_sliver(const Operand& src, std::int64_t line0, int lines, std::int64_t
         for (int i = 0; i < 8; ++i) std::memcpy(dst + q * R + r + i, rows[i] + 2 * (q % 8), sizeof(Word));
       }
     }
-  } else if (lines == R && R % 32 == 0) {
-    // Lines contiguous: rows 2q and 2q + 1 of R values each, interleaved 16 bits at a time, 16 lines per
-    // 512-bit output (element 2j of the first from the first row's j, 2j + 1 from the second's).
+  } else if (R % 32 == 0) {
+    // Lines contiguous: rows 2q and 2q + 1 of R values each (the first `lines`, masked: the others load as
+    // zeros, the padding), interleaved 16 bits at a time, 16 lines per 512-bit output (element 2j from the
+    // first row's j, 2j + 1 from the second's).
     const __m512i low_half = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39,
                                               7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
     const __m512i high_half = _mm512_add_epi16(low_half, _mm512_set1_epi16(16));
-    for (std::int64_t q = 0; q < pairs; ++q) {
-      const bfloat16* even = src.data + line0 + (p0 + 2 * q) * src.depth_stride;
-      for (int l = 0; l < R; l += 32) {
-        const __m512i first = _mm512_loadu_si512(even + l), second = _mm512_loadu_si512(even + src.depth_stride + l);
+    for (int l = 0; l < R; l += 32) {
+      const int valid = std::clamp(lines - l, 0, 32);
+      const __mmask32 mask = valid == 32 ? ~__mmask32{0} : (__mmask32{1} << valid) - 1;
+      for (std::int64_t q = 0; q < pairs; ++q) {
+        const bfloat16* even = src.data + line0 + l + (p0 + 2 * q) * src.depth_stride;
+        const __m512i first = _mm512_maskz_loadu_epi16(mask, even);
+        const __m512i second = _mm512_maskz_loadu_epi16(mask, even + src.depth_stride);
         _mm512_storeu_si512(dst + q * R + l, _mm512_permutex2var_epi16(first, low_half, second));
         _mm512_storeu_si512(dst + q * R + l + 16, _mm512_permutex2var_epi16(first, high_half, second));
       }
     }
     r = R;
-  } else if (lines == R && R == 8) {
+  } else if (R == 8) {
+    const auto mask = static_cast<__mmask8>((1u << lines) - 1);
     for (std::int64_t q = 0; q < pairs; ++q) {
       const bfloat16* even = src.data + line0 + (p0 + 2 * q) * src.depth_stride;
-      const __m128i first = _mm_loadu_si128(reinterpret_cast<const __m128i*>(even));
-      const __m128i second = _mm_loadu_si128(reinterpret_cast<const __m128i*>(even + src.depth_stride));
+      const __m128i first = _mm_maskz_loadu_epi16(mask, even);
+      const __m128i second = _mm_maskz_loadu_epi16(mask, even + src.depth_stride);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + q * R), _mm_unpacklo_epi16(first, second));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + q * R + 4), _mm_unpackhi_epi16(first, second));
     }
     r = R;
   }
-  // What is left (lines short of a full sliver, or of a group of 8), one word at a time.
+  // What is left (depth contiguous: lines short of a group of 8), one word at a time.
   for (; r < lines; ++r) {
     for (std::int64_t q = 0; q < pairs; ++q)
       dst[q * R + r] = pair(src.at(line0 + r, p0 + 2 * q), src.at(line0 + r, p0 + 2 * q + 1));
   }
-  for (int padding = lines; padding < R; ++padding) {
+  for (int padding = std::max(lines, r); padding < R; ++padding) {
     for (std::int64_t q = 0; q < pairs; ++q) dst[q * R + padding] = 0;
   }
   if (kc % 2 == 1) {  // the last word: its one depth index, then zero

@@ -254,6 +254,18 @@ TEST_CASE("conv2d bfloat16: dispatch through the fast float kernels matches the 
   });
 }
 
+// Dispatch on 1 and 2 threads: the same bits, and close to the bfloat16 reference.
+void check_dispatch_on_1_and_2_threads(const Conv2dGeometry& g, const Operands<bfloat16>& in) {
+  kernels::set_compute_threads(1);
+  const Results<bfloat16> one_thread = dispatched_results(g, in);
+  kernels::set_compute_threads(2);
+  for_each_direction(dispatched_results(g, in), one_thread,
+                     [](const char* what, const Bf16s& a, const Bf16s& b) {
+                       CHECK_MESSAGE(testing::bitwise_equal(a, b), what, ": 1 and 2 threads differ");
+                     });
+  for_each_direction(one_thread, reference_results(g, in), check_dispatch_close);
+}
+
 // Channels-last pointwise convolutions run on AVX512-BF16's pair dot products where the CPU has them (and no
 // AMX): the sums in float in their own order, so close to the reference as the float kernels are, and the
 // same bits on 1 and 2 threads. Odd channel counts (partial tiles), groups, batch 1 at 1x1, a forward and a
@@ -274,15 +286,38 @@ TEST_CASE("conv2d bfloat16: channels-last pointwise on AVX512-BF16 matches the b
                                  kernels::Conv2dDirection::BackwardWeight})
       REQUIRE(kernels::bfloat16_conv2d_path(g, direction) ==
               kernels::Bfloat16Conv2dPath::PointwiseDotProducts);
-    const Operands<bfloat16> in = random_operands(g, seed += 5);
-    kernels::set_compute_threads(1);
-    const Results<bfloat16> one_thread = dispatched_results(g, in);
-    kernels::set_compute_threads(2);
-    for_each_direction(dispatched_results(g, in), one_thread,
-                       [](const char* what, const Bf16s& a, const Bf16s& b) {
-                         CHECK_MESSAGE(testing::bitwise_equal(a, b), what, ": 1 and 2 threads differ");
-                       });
-    for_each_direction(one_thread, reference_results(g, in), check_dispatch_close);
+    check_dispatch_on_1_and_2_threads(g, random_operands(g, seed += 5));
+  }
+}
+
+// The other ungrouped channels-last layers go through im2col on the same GEMM for the weight gradient, and
+// for the forward where C_out > 16 (backward data stays widened): stems of 3 channels with and without
+// padding, stride 2, dilation 2 (the taps copied one by one), a 5x5 kernel whose kernel row (85 values) is
+// wider than a register, a 1x1 at stride 2, batch 1, and ResNet's 16-channel stem on a batch of 9 (its
+// forward widened, its weight gradient summing several chunks of images).
+TEST_CASE("conv2d bfloat16: channels-last im2col on AVX512-BF16 matches the bfloat16 reference") {
+  if (!kernels::avx512_bf16_usable() || kernels::amx_bf16_usable()) {
+    MESSAGE("skipping: this CPU has no AVX512-BF16, or has AMX, which serves these layers");
+    return;
+  }
+  using kernels::Bfloat16Conv2dPath;
+  using kernels::Conv2dDirection;
+  const testing::DispatchGuard guard;
+  unsigned seed = 950;
+  for (Conv2dGeometry g :
+       {padded(geometry(2, 3, 9, 11, 32, 3, 3), 1, 1), geometry(1, 3, 7, 6, 17, 3, 3),
+        padded(strided(geometry(2, 5, 10, 9, 20, 3, 3), 2, 2), 1, 1),
+        dilated(padded(geometry(2, 3, 11, 10, 33, 3, 3), 2, 2), 2, 2),
+        padded(geometry(2, 17, 8, 9, 24, 5, 5), 2, 1), strided(geometry(3, 20, 7, 7, 18, 1, 1), 2, 2),
+        padded(geometry(9, 3, 32, 32, 16, 3, 3), 1, 1)}) {
+    g.channels_last = true;
+    INFO(describe(g), " channels-last");
+    REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::Forward) ==
+            (g.out_channels > 16 ? Bfloat16Conv2dPath::Im2colDotProducts : Bfloat16Conv2dPath::Widened));
+    REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::BackwardWeight) ==
+            Bfloat16Conv2dPath::Im2colDotProducts);
+    REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::BackwardData) == Bfloat16Conv2dPath::Widened);
+    check_dispatch_on_1_and_2_threads(g, random_operands(g, seed += 5));
   }
 }
 
