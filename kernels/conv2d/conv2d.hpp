@@ -86,10 +86,10 @@ template <typename T> void conv2d_backward_bias(Device device, const Conv2dGeome
 // name it): the bfloat16 reference (the Reference CPU level); the AMX tiles (amx_bf16_conv.hpp) on
 // channels-last activations, or on NCHW ones copied channels-last around them; the depthwise-channels kernels
 // on channels-last bfloat16 tensors and the Winograd kernels on bfloat16 tensors of either layout, where the
-// float dispatch would choose them; where the CPU has AVX512-BF16 (and no AMX), channels-last pointwise
-// convolutions on its pair dot products, and the weight gradient (and the forward, where C_out > 16) of the
-// other ungrouped channels-last ones through im2col on them; else the float kernels on widened copies, the
-// output rounded once.
+// float dispatch would choose them; where the CPU has AVX512-BF16 (and AMX does not serve), channels-last
+// pointwise convolutions on its pair dot products, and the weight gradient (and the forward, where C_out >
+// 16) of the other ungrouped channels-last ones through im2col on them; else the float kernels on widened
+// copies, the output rounded once.
 enum class Conv2dDirection;
 enum class Bfloat16Conv2dPath {
   Reference,
