@@ -47,29 +47,22 @@ struct Tiles {
 
 }  // namespace
 
-void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const float* x, const float* w,
-                             const float* bias, float* y) {
+template <typename A>
+void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w,
+                             const float* bias, A* y) {
   winograd::run_forward<Tiles>(tile, g, x, w, bias, y);
 }
-void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const float* gy,
-                                   const float* w, float* gx) {
+template <typename A>
+void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,
+                                   A* gx) {
   winograd::run_backward_data<Tiles>(tile, g, gy, w, gx);
 }
-void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const float* gy,
-                                     const float* x, float* gw) {
+template <typename A>
+void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x,
+                                     float* gw) {
   winograd::run_backward_weight<Tiles>(tile, g, gy, x, gw);
 }
-void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* x, const float* w,
-                             const float* bias, bfloat16* y) {
-  winograd::run_forward<Tiles>(tile, g, x, w, bias, y);
-}
-void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* gy,
-                                   const float* w, bfloat16* gx) {
-  winograd::run_backward_data<Tiles>(tile, g, gy, w, gx);
-}
-void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* gy,
-                                     const bfloat16* x, float* gw) {
-  winograd::run_backward_weight<Tiles>(tile, g, gy, x, gw);
-}
+KILN_INSTANTIATE_WINOGRAD_ENTRY_POINTS(float)
+KILN_INSTANTIATE_WINOGRAD_ENTRY_POINTS(bfloat16)
 
 }  // namespace kiln::kernels::avx512

@@ -183,18 +183,15 @@ enum class WinogradTile { F2x2, F4x4 };  // the outputs one patch gives: 2x2 or 
 namespace avx512 {
 // F(2x2, 3x3) or F(4x4, 3x3) as `tile` says; float activations, or bfloat16 ones (float weights and weight
 // gradient; winograd_kernel.hpp widens and rounds in its copies).
-void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const float* x, const float* w,
-                             const float* bias, float* y);
-void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const float* gy,
-                                   const float* w, float* gx);
-void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const float* gy,
-                                     const float* x, float* gw);
-void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* x, const float* w,
-                             const float* bias, bfloat16* y);
-void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* gy,
-                                   const float* w, bfloat16* gx);
-void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* gy,
-                                     const bfloat16* x, float* gw);
+template <typename A>  // float or bfloat16 (instantiated for both)
+void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w,
+                             const float* bias, A* y);
+template <typename A>
+void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,
+                                   A* gx);
+template <typename A>
+void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x,
+                                     float* gw);
 void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
@@ -227,18 +224,15 @@ void conv2d_backward_bias(const Conv2dGeometry& g, const bfloat16* gy, bfloat16*
 namespace avx2 {
 // F(2x2, 3x3) or F(4x4, 3x3) as `tile` says; float activations, or bfloat16 ones (float weights and weight
 // gradient; winograd_kernel.hpp widens and rounds in its copies).
-void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const float* x, const float* w,
-                             const float* bias, float* y);
-void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const float* gy,
-                                   const float* w, float* gx);
-void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const float* gy,
-                                     const float* x, float* gw);
-void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* x, const float* w,
-                             const float* bias, bfloat16* y);
-void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* gy,
-                                   const float* w, bfloat16* gx);
-void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const bfloat16* gy,
-                                     const bfloat16* x, float* gw);
+template <typename A>  // float or bfloat16 (instantiated for both)
+void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w,
+                             const float* bias, A* y);
+template <typename A>
+void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,
+                                   A* gx);
+template <typename A>
+void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x,
+                                     float* gw);
 void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);

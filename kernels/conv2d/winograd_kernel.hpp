@@ -839,41 +839,48 @@ void backward_weight(const Conv2dGeometry& geometry, const A* gy, const A* x, fl
 //
 // Each instruction set's file (avx512_winograd.cpp, avx2_winograd.cpp) names its product tiles in a struct:
 // V, and forward, backward_data and backward_weight for a transform trait T and activations A. These pick T
-// by tile and stride: at stride 2 the patch-by-phase traits, and for backward-data the
+// by tile and stride (with_transform): at stride 2 the patch-by-phase traits, and for backward-data the
 // input-gradient-by-phase ones.
+//
+// with_transform calls body(std::type_identity<T>{}) with the trait for `tile` and the stride (backward_data:
+// its own stride-2 traits).
+template <typename V, bool backward_data, typename Body>
+void with_transform(WinogradTile tile, const Conv2dGeometry& g, Body body) {
+  using F2x2Strided = std::conditional_t<backward_data, F2x2Stride2Data<V>, F2x2Stride2<V>>;
+  using F4x4Strided = std::conditional_t<backward_data, F4x4Stride2Data<V>, F4x4Stride2<V>>;
+  const bool two = g.stride_h == 2;
+  if (tile == WinogradTile::F2x2) {
+    if (two) return body(std::type_identity<F2x2Strided>{});
+    return body(std::type_identity<F2x2<V>>{});
+  }
+  if (two) return body(std::type_identity<F4x4Strided>{});
+  body(std::type_identity<F4x4<V>>{});
+}
 template <typename Tiles, typename A>
 void run_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w, const float* bias,
                  A* y) {
-  using V = typename Tiles::V;
-  const bool two = g.stride_h == 2;
-  if (tile == WinogradTile::F2x2) {
-    if (two) return Tiles::template forward<F2x2Stride2<V>>(g, x, w, bias, y);
-    return Tiles::template forward<F2x2<V>>(g, x, w, bias, y);
-  }
-  if (two) return Tiles::template forward<F4x4Stride2<V>>(g, x, w, bias, y);
-  Tiles::template forward<F4x4<V>>(g, x, w, bias, y);
+  with_transform<typename Tiles::V, false>(
+      tile, g, [&]<typename T>(std::type_identity<T>) { Tiles::template forward<T>(g, x, w, bias, y); });
 }
 template <typename Tiles, typename A>
 void run_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w, A* gx) {
-  using V = typename Tiles::V;
-  const bool two = g.stride_h == 2;
-  if (tile == WinogradTile::F2x2) {
-    if (two) return Tiles::template backward_data<F2x2Stride2Data<V>>(g, gy, w, gx);
-    return Tiles::template backward_data<F2x2<V>>(g, gy, w, gx);
-  }
-  if (two) return Tiles::template backward_data<F4x4Stride2Data<V>>(g, gy, w, gx);
-  Tiles::template backward_data<F4x4<V>>(g, gy, w, gx);
+  with_transform<typename Tiles::V, true>(
+      tile, g, [&]<typename T>(std::type_identity<T>) { Tiles::template backward_data<T>(g, gy, w, gx); });
 }
 template <typename Tiles, typename A>
 void run_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x, float* gw) {
-  using V = typename Tiles::V;
-  const bool two = g.stride_h == 2;
-  if (tile == WinogradTile::F2x2) {
-    if (two) return Tiles::template backward_weight<F2x2Stride2<V>>(g, gy, x, gw);
-    return Tiles::template backward_weight<F2x2<V>>(g, gy, x, gw);
-  }
-  if (two) return Tiles::template backward_weight<F4x4Stride2<V>>(g, gy, x, gw);
-  Tiles::template backward_weight<F4x4<V>>(g, gy, x, gw);
+  with_transform<typename Tiles::V, false>(
+      tile, g, [&]<typename T>(std::type_identity<T>) { Tiles::template backward_weight<T>(g, gy, x, gw); });
 }
 
 }  // namespace kiln::kernels::winograd
+
+// The entry points conv2d.hpp declares for activations A, instantiated in each instruction set's namespace
+// (avx512_winograd.cpp, avx2_winograd.cpp) after their template definitions there.
+#define KILN_INSTANTIATE_WINOGRAD_ENTRY_POINTS(A)                                                           \
+  template void winograd_conv2d_forward<A>(WinogradTile, const Conv2dGeometry&, const A*, const float*,     \
+                                           const float*, A*);                                               \
+  template void winograd_conv2d_backward_data<A>(WinogradTile, const Conv2dGeometry&, const A*,             \
+                                                 const float*, A*);                                         \
+  template void winograd_conv2d_backward_weight<A>(WinogradTile, const Conv2dGeometry&, const A*, const A*, \
+                                                   float*);
