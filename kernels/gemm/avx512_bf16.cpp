@@ -39,6 +39,7 @@
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/simd/float_vector_avx512.hpp"
 #include "kernels/simd/transpose_8x8.hpp"
+#include "kernels/widened_bfloat16.hpp"
 
 namespace kiln::kernels::avx512_bf16 {
 namespace {
@@ -306,11 +307,7 @@ void gemm(const GemmGeometry& g, float alpha, const bfloat16* a, const bfloat16*
   if (g.k <= kKc) return gemm_threads(g, alpha, a, b, beta, column_bias, c);
   // Deeper than one block: the float sums in scratch [M, N] (C widened into it first where beta reads it),
   // then rounded once with the bias.
-  const CpuScratch sums = cpu_scratch(g.m * g.n);
-  if (beta != 0.0f) {
-    for (std::int64_t i = 0; i < g.m; ++i)
-      for (std::int64_t j = 0; j < g.n; ++j) sums.get()[i * g.n + j] = static_cast<float>(c[i * g.ldc + j]);
-  }
+  const CpuScratch sums = beta == 0.0f ? cpu_scratch(g.m * g.n) : widened(c, g.m, g.n, g.ldc);
   GemmGeometry dense = g;
   dense.ldc = g.n;
   gemm_threads(dense, alpha, a, b, beta, nullptr, sums.get());
