@@ -8,6 +8,8 @@
 
 #include "core/ops.hpp"
 
+namespace core_autograd_test {
+
 using namespace kiln;
 
 namespace {
@@ -151,3 +153,5 @@ TEST_CASE("autograd: a deep chain does not overflow the stack") {
   y.backward();
   CHECK(x.grad().item() == 1.0);
 }
+
+}  // namespace core_autograd_test

@@ -11,6 +11,8 @@
 #include <limits>
 #include <random>
 
+namespace core_bfloat16_test {
+
 using namespace kiln;
 
 namespace {
@@ -144,3 +146,5 @@ TEST_CASE("bfloat16: opmath is float for bfloat16 and the type itself otherwise"
   CHECK(std::is_same_v<opmath_t<float>, float>);
   CHECK(std::is_same_v<opmath_t<double>, double>);
 }
+
+}  // namespace core_bfloat16_test

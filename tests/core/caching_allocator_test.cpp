@@ -13,6 +13,8 @@
 
 #include "core/error.hpp"
 
+namespace core_caching_allocator_test {
+
 using kiln::Allocator;
 using kiln::CachingAllocator;
 
@@ -248,3 +250,5 @@ TEST_CASE("cpu storage: 64-byte aligned, and from 2 MiB on a huge page's boundar
     CHECK(address(storage) % kHugePage == 0);
   }
 }
+
+}  // namespace core_caching_allocator_test

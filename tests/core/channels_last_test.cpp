@@ -17,6 +17,8 @@
 #include "layers/blocks.hpp"
 #include "tests/support/gradcheck.hpp"
 
+namespace core_channels_last_test {
+
 using namespace kiln;
 using kiln::testing::gradcheck;
 using kiln::testing::Inputs;
@@ -208,3 +210,5 @@ TEST_CASE("channels-last: max, average and global pooling backward against finit
     CHECK_MESSAGE(result.ok, result.message);
   }
 }
+
+}  // namespace core_channels_last_test

@@ -12,6 +12,8 @@
 #include "core/ops.hpp"
 #include "tests/support/cuda_testing.hpp"
 
+namespace core_cross_entropy_test {
+
 using namespace kiln;
 
 namespace {
@@ -65,3 +67,5 @@ TEST_CASE("cuda: cross_entropy's weighted mean on the GPU, and a bad label's NaN
   CHECK(std::isnan(
       cross_entropy(c.logits.to(Device::cuda()), bad_labels, c.weights.to(Device::cuda())).item()));
 }
+
+}  // namespace core_cross_entropy_test

@@ -19,6 +19,8 @@
 #include "tests/support/cuda_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 
+namespace core_cuda_device_test {
+
 namespace {
 
 using namespace kiln;
@@ -159,3 +161,5 @@ TEST_CASE("cuda: the profiler times a device op between its stream's events, and
 }
 
 }  // namespace
+
+}  // namespace core_cuda_device_test

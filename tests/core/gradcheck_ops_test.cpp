@@ -7,6 +7,8 @@
 #include "core/generator.hpp"
 #include "tests/support/gradcheck.hpp"
 
+namespace core_gradcheck_ops_test {
+
 using namespace kiln;
 using kiln::testing::gradcheck;
 using kiln::testing::Inputs;
@@ -330,3 +332,5 @@ TEST_CASE("gradcheck: detects a wrong derivative rule") {
   CHECK_FALSE(result.ok);
   CHECK(result.message.find("analytic") != std::string::npos);
 }
+
+}  // namespace core_gradcheck_ops_test

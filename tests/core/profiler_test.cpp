@@ -11,6 +11,8 @@
 #include "core/error.hpp"
 #include "core/ops.hpp"
 
+namespace core_profiler_test {
+
 using namespace kiln;
 
 namespace {
@@ -118,3 +120,5 @@ TEST_CASE("profiler: an op's dispatch is a row: its kernel's name, dtype, device
   CHECK(add_row->calls == 1);
   CHECK(z.to_vector<float>() == std::vector<float>{-1.0f, 4.0f, -3.0f, 8.0f});
 }
+
+}  // namespace core_profiler_test

@@ -7,6 +7,8 @@
 #include "core/generator.hpp"
 #include "core/ops.hpp"
 
+namespace core_tensor_test {
+
 using namespace kiln;
 
 namespace {
@@ -153,3 +155,5 @@ TEST_CASE("tensor: errors name the op and the shapes") {
           cross_entropy(Tensor::zeros({2, 3}), Tensor::from_vector<std::int64_t>({0, 3}, {2}));
         }).find("label 3") != std::string::npos);
 }
+
+}  // namespace core_tensor_test

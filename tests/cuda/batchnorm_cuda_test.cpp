@@ -37,6 +37,8 @@
 #include "tests/support/cuda_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace cuda_batchnorm_cuda_test {
+
 namespace {
 
 using namespace kiln;
@@ -504,3 +506,5 @@ TEST_CASE("cuda: the Tensor-level batchnorm2d on a bfloat16 CUDA x with float32 
     }
   }
 }
+
+}  // namespace cuda_batchnorm_cuda_test

@@ -35,6 +35,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace cuda_conv2d_cuda_test {
+
 namespace {
 
 using namespace kiln;
@@ -604,3 +606,5 @@ TEST_CASE("cuda: raw::conv2d_* on CUDA tensors match the CPU") {
 }
 
 }  // namespace
+
+}  // namespace cuda_conv2d_cuda_test

@@ -18,6 +18,8 @@
 #include "tests/support/conv2d_ladder_cases.hpp"
 #include "tests/support/cuda_testing.hpp"
 
+namespace cuda_conv2d_ladder_test {
+
 namespace {
 
 using namespace kiln;
@@ -124,3 +126,5 @@ TEST_CASE("cuda: conv2d ladder: every step of every pass matches the reference")
 }
 
 }  // namespace
+
+}  // namespace cuda_conv2d_ladder_test

@@ -22,6 +22,8 @@
 #include "tests/support/cuda_testing.hpp"
 #include "tests/support/ladder_conv2d_cases.hpp"
 
+namespace cuda_conv2d_tuning_test {
+
 namespace {
 
 using namespace kiln;
@@ -239,3 +241,5 @@ TEST_CASE("cuda: the library policy measures nothing and records nothing") {
 }
 
 }  // namespace
+
+}  // namespace cuda_conv2d_tuning_test

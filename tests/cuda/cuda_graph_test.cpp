@@ -19,6 +19,8 @@
 #include "tests/support/matches_reference.hpp"
 #include "train/graphed_step.hpp"
 
+namespace cuda_cuda_graph_test {
+
 namespace {
 
 using namespace kiln;
@@ -185,3 +187,5 @@ TEST_CASE("cuda: a training step that draws random numbers runs without a graph,
 }
 
 }  // namespace
+
+}  // namespace cuda_cuda_graph_test

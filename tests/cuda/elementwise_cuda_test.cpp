@@ -25,6 +25,8 @@
 #include "tests/support/cuda_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace cuda_elementwise_cuda_test {
+
 namespace {
 
 using namespace kiln;
@@ -504,3 +506,5 @@ TEST_CASE("cuda: raw::binary, unary, cast and contiguous on bfloat16 CUDA tensor
 }
 
 }  // namespace
+
+}  // namespace cuda_elementwise_cuda_test

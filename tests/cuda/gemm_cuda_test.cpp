@@ -22,6 +22,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace cuda_gemm_cuda_test {
+
 namespace {
 
 using namespace kiln;
@@ -309,3 +311,5 @@ TEST_CASE("cuda: raw::matmul on CUDA tensors matches the CPU") {
 }
 
 }  // namespace
+
+}  // namespace cuda_gemm_cuda_test

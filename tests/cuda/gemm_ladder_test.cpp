@@ -16,6 +16,8 @@
 #include "tests/support/cuda_testing.hpp"
 #include "tests/support/gemm_ladder_cases.hpp"
 
+namespace cuda_gemm_ladder_test {
+
 namespace {
 
 using namespace kiln;
@@ -100,3 +102,5 @@ TEST_CASE("cuda: gemm ladder: large square and skinny problems") {
 }
 
 }  // namespace
+
+}  // namespace cuda_gemm_ladder_test

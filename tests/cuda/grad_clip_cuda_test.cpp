@@ -28,6 +28,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace cuda_grad_clip_cuda_test {
+
 namespace {
 
 using namespace kiln;
@@ -187,3 +189,5 @@ TEST_CASE("cuda: clip_grad_norm on GPU gradients agrees with the CPU") {
 }
 
 }  // namespace
+
+}  // namespace cuda_grad_clip_cuda_test

@@ -25,6 +25,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace cuda_optim_update_cuda_test {
+
 namespace {
 
 using namespace kiln;
@@ -353,3 +355,5 @@ TEST_CASE("cuda: optim::Adam and AdamW step CUDA parameters as they step CPU one
   step_both(
       [](const std::vector<NamedTensor>& parameters) { return optim::AdamW(parameters, {.lr = 0.01}); });
 }
+
+}  // namespace cuda_optim_update_cuda_test

@@ -39,6 +39,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace cuda_pool_cuda_test {
+
 namespace {
 
 using namespace kiln;
@@ -415,3 +417,5 @@ TEST_CASE("cuda: the Tensor-level pooling ops on bfloat16 CUDA tensors match the
                  "global_avg_pool2d");
   }
 }
+
+}  // namespace cuda_pool_cuda_test

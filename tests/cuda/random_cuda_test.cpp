@@ -22,6 +22,8 @@
 #include "tests/support/cuda_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace cuda_random_cuda_test {
+
 namespace {
 
 using namespace kiln;
@@ -196,3 +198,5 @@ TEST_CASE("cuda: raw::dropout_forward on a bfloat16 CUDA tensor equals the CPU's
 }
 
 }  // namespace
+
+}  // namespace cuda_random_cuda_test

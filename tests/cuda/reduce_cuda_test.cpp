@@ -24,6 +24,8 @@
 #include "tests/support/cuda_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace cuda_reduce_cuda_test {
+
 namespace {
 
 using namespace kiln;
@@ -319,3 +321,5 @@ TEST_CASE("cuda: raw::reduce, raw::argmax and raw::sum_to on bfloat16 CUDA tenso
 }
 
 }  // namespace
+
+}  // namespace cuda_reduce_cuda_test

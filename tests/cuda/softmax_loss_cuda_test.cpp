@@ -33,6 +33,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace cuda_softmax_loss_cuda_test {
+
 namespace {
 
 using namespace kiln;
@@ -375,3 +377,5 @@ TEST_CASE("cuda: bce_with_logits on CUDA tensors matches the CPU op (raw::)") {
       raw::bce_with_logits_backward(logits, targets, Tensor(), gloss), tolerance);
   CHECK_MESSAGE(report.ok, "backward: ", report.message);
 }
+
+}  // namespace cuda_softmax_loss_cuda_test

@@ -14,6 +14,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace cuda_take_cuda_test {
+
 namespace {
 
 using namespace kiln;
@@ -60,3 +62,5 @@ TEST_CASE("cuda: raw::take on device tensors, where a bad index gives NaN instea
 }
 
 }  // namespace
+
+}  // namespace cuda_take_cuda_test

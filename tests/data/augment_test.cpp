@@ -10,6 +10,8 @@
 
 #include "core/error.hpp"
 
+namespace data_augment_test {
+
 using kiln::Error;
 using kiln::Tensor;
 using kiln::data::augment;
@@ -259,3 +261,5 @@ TEST_CASE("data/augment: rejects a tensor that is not the preprocessing's float3
   CHECK_THROWS_WITH_AS(augment(grey, {.horizontal_flip = true}, identity(3, 4), {}),
                        doctest::Contains("does not match the preprocessing's 3 channels"), Error);
 }
+
+}  // namespace data_augment_test

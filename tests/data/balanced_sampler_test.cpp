@@ -14,6 +14,8 @@
 #include "data/shuffle.hpp"
 #include "tests/data/image_writer.hpp"
 
+namespace data_balanced_sampler_test {
+
 using kiln::data::balanced_draws;
 using kiln::kernels::PhiloxState;
 
@@ -123,3 +125,5 @@ TEST_CASE("data/balanced_sampler: the loader draws balanced epochs, reproducibly
   REQUIRE(draws_of_a >= 2);  // fixed by the seed; class a's 1 image of 8 draws far more than 1/8 of the time
   CHECK(copies_of_a.size() >= 2);  // each copy got its own crop and flip
 }
+
+}  // namespace data_balanced_sampler_test

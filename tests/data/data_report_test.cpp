@@ -16,6 +16,8 @@
 #include "data/content_hash.hpp"
 #include "tests/data/image_writer.hpp"
 
+namespace data_data_report_test {
+
 using kiln::Error;
 using kiln::data::DataReport;
 using kiln::data::DataReportOptions;
@@ -226,3 +228,5 @@ TEST_CASE("data/data_report: errors name the folder") {
                        doctest::Contains("missing: data folder does not exist"), Error);
   CHECK_THROWS_WITH_AS(make_data_report(root.path()), doctest::Contains("no class folders"), Error);
 }
+
+}  // namespace data_data_report_test

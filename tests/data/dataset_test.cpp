@@ -11,6 +11,8 @@
 #include "data/shuffle.hpp"
 #include "tests/data/image_writer.hpp"
 
+namespace data_dataset_test {
+
 using kiln::Error;
 using kiln::data::DataSplits;
 using kiln::data::discover_splits;
@@ -210,3 +212,5 @@ TEST_CASE("data/dataset: discover_splits rejects a val_split outside 0 to 1 and 
   CHECK_THROWS_WITH_AS(discover_splits(root / "nope", 0.1, 0),
                        doctest::Contains(((root / "nope").string()).c_str()), Error);
 }
+
+}  // namespace data_dataset_test

@@ -12,6 +12,8 @@
 #include "core/error.hpp"
 #include "tests/data/image_writer.hpp"
 
+namespace data_image_test {
+
 using kiln::Error;
 using kiln::data::decode_image_bytes;
 using kiln::data::decode_image_file;
@@ -206,3 +208,5 @@ TEST_CASE("data/image: is_image_file goes by extension, in any letter case") {
     CHECK_FALSE(is_image_file(name));
   }
 }
+
+}  // namespace data_image_test

@@ -14,6 +14,8 @@
 #include "data/preprocessing.hpp"
 #include "tests/data/image_writer.hpp"
 
+namespace data_label_table_test {
+
 namespace data = kiln::data;
 using data::discover_splits, data::ImageFolder, data::LabelTable, data::read_label_table;
 using kiln::Error, kiln::test::TemporaryFolder, kiln::test::write_bytes;
@@ -189,3 +191,5 @@ TEST_CASE("data/label_table: the loader gives multi-hot float targets [B, L] bes
                        doctest::Contains("is multi-label; balanced sampling needs one class per image"),
                        Error);
 }
+
+}  // namespace data_label_table_test

@@ -14,6 +14,8 @@
 #include "tests/data/image_writer.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 
+namespace data_loader_test {
+
 using kiln::Error;
 using kiln::data::Batch;
 using kiln::data::DataLoader;
@@ -254,3 +256,5 @@ TEST_CASE("data/loader: errors for misuse name the problem") {
   CHECK_THROWS_WITH_AS(DataLoader(folder, no_mean, {}),
                        doctest::Contains("'mean' needs one value per channel"), Error);
 }
+
+}  // namespace data_loader_test

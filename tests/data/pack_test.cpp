@@ -19,6 +19,8 @@
 #include "train/atomic_file.hpp"
 #include "train/trainer.hpp"
 
+namespace data_pack_test {
+
 using namespace kiln;
 using kiln::test::pattern_image;
 using kiln::test::TemporaryFolder;
@@ -215,3 +217,5 @@ TEST_CASE("pack: training on the pack of the bundled subset ends with the folder
   REQUIRE(from_pack.history[0].validation.has_value());
   CHECK(from_pack.history[0].validation->loss == from_folder.history[0].validation->loss);
 }
+
+}  // namespace data_pack_test

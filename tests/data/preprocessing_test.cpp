@@ -11,6 +11,8 @@
 #include "data/resample.hpp"
 #include "tests/data/image_writer.hpp"
 
+namespace data_preprocessing_test {
+
 using kiln::Error;
 using kiln::Tensor;
 using kiln::data::Image;
@@ -276,3 +278,5 @@ TEST_CASE("data/preprocessing: preprocessing_for measures size, channels, mean a
     CHECK(p.mean[0] == doctest::Approx(mean));
   }
 }
+
+}  // namespace data_preprocessing_test

@@ -10,6 +10,8 @@
 
 #include "tests/emulation/toolkit/cuda_runtime.h"  // the emulated runtime's, by path: this tests it
 
+namespace emulation_emulated_runtime_test {
+
 namespace {
 
 constexpr std::size_t kCount = 64;
@@ -218,3 +220,5 @@ TEST_CASE("emulated runtime: a capture records a blocking stream's work, and eac
 }
 
 }  // namespace
+
+}  // namespace emulation_emulated_runtime_test

@@ -16,6 +16,8 @@
 #include "train/model_io.hpp"
 #include "train/trainer.hpp"
 
+namespace emulation_emulated_training_test {
+
 namespace {
 
 using namespace kiln;
@@ -157,3 +159,5 @@ TEST_CASE("emulated evaluation: a pass waits for the GPU as often in 6 batches a
 }
 
 }  // namespace
+
+}  // namespace emulation_emulated_training_test

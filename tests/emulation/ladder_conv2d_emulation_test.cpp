@@ -15,6 +15,8 @@
 #include "tests/emulation/guarded_buffer.hpp"
 #include "tests/support/ladder_conv2d_cases.hpp"
 
+namespace emulation_ladder_conv2d_emulation_test {
+
 namespace {
 
 using namespace kiln;
@@ -72,3 +74,5 @@ TEST_CASE("a ladder step refuses a convolution it cannot serve, naming itself") 
 }
 
 }  // namespace
+
+}  // namespace emulation_ladder_conv2d_emulation_test

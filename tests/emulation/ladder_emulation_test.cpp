@@ -47,6 +47,8 @@
 #include "tests/support/conv2d_ladder_cases.hpp"
 #include "tests/support/gemm_ladder_cases.hpp"
 
+namespace emulation_ladder_emulation_test {
+
 namespace {
 
 using namespace kiln;
@@ -386,3 +388,5 @@ TEST_CASE("emulator: a read one element past a guarded buffer faults") {
 }
 
 }  // namespace
+
+}  // namespace emulation_ladder_emulation_test

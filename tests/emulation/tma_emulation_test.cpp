@@ -24,6 +24,8 @@
 #include "kernels/ladder/wgmma.cuh"
 #include "tests/emulation/guarded_buffer.hpp"
 
+namespace emulation_tma_emulation_test {
+
 namespace {
 
 using namespace kiln;
@@ -408,3 +410,5 @@ TEST_CASE("tensor map: a tensor the copy engine cannot address is refused, namin
 }
 
 }  // namespace
+
+}  // namespace emulation_tma_emulation_test

@@ -20,6 +20,8 @@
 #include "kernels/ladder/wgmma.cuh"
 #include "tests/emulation/guarded_buffer.hpp"
 
+namespace emulation_wgmma_emulation_test {
+
 namespace {
 
 using namespace kiln;
@@ -263,3 +265,5 @@ TEST_CASE("emulator: a kernel that returns with wgmma in flight is an error") {
 }
 
 }  // namespace
+
+}  // namespace emulation_wgmma_emulation_test

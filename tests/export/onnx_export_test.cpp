@@ -21,6 +21,8 @@
 #include "train/atomic_file.hpp"
 #include "train/checkpoint.hpp"
 
+namespace export_onnx_export_test {
+
 using namespace kiln;
 
 namespace {
@@ -454,3 +456,5 @@ TEST_CASE(
   check_with_python(every_layer_model(), Tensor::randn({2, 3, 10, 10}, DType::Float32, &generator),
                     "every-layer");
 }
+
+}  // namespace export_onnx_export_test

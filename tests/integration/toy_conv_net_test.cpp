@@ -5,6 +5,8 @@
 #include "data/synthetic_stripes.hpp"
 #include "examples/toy_conv_net.hpp"
 
+namespace integration_toy_conv_net_test {
+
 using namespace kiln;
 
 TEST_CASE("integration: a toy conv net learns horizontal vs vertical stripes") {
@@ -28,3 +30,5 @@ TEST_CASE("integration: a toy conv net learns horizontal vs vertical stripes") {
   CHECK(examples::accuracy(net.forward(train.images, false), train.labels) >= 0.95);
   CHECK(examples::accuracy(net.forward(test.images, false), test.labels) >= 0.9);
 }
+
+}  // namespace integration_toy_conv_net_test

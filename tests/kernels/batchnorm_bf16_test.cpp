@@ -32,6 +32,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_batchnorm_bf16_test {
+
 namespace {
 
 using namespace kiln;
@@ -350,3 +352,5 @@ TEST_CASE("bfloat16 Tensor-level batchnorm2d backward after a residual must keep
           raw::batchnorm2d_backward(x, x, gamma, beta, saved, Tensor(), Tensor(), train, true);
         }).empty());
 }
+
+}  // namespace kernels_batchnorm_bf16_test

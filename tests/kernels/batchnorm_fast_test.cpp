@@ -25,6 +25,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_batchnorm_fast_test {
+
 namespace {
 
 using kiln::Device;
@@ -593,3 +595,5 @@ TEST_CASE("batchnorm reference: channels-last gives the NCHW bits, moved") {
     CHECK(gbeta == expected.gbeta);
   }
 }
+
+}  // namespace kernels_batchnorm_fast_test

@@ -16,6 +16,8 @@
 #include "core/error.hpp"
 #include "tests/support/buffer_gradcheck.hpp"
 
+namespace kernels_batchnorm_test {
+
 namespace {
 
 using kiln::testing::check_gradients_match;
@@ -416,3 +418,5 @@ TEST_CASE("batchnorm dispatch: the CPU runs the reference kernels") {
   CHECK(ggamma == ggamma_ref);
   CHECK(gbeta == gbeta_ref);
 }
+
+}  // namespace kernels_batchnorm_test

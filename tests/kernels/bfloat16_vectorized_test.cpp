@@ -25,6 +25,8 @@
 #include "tests/support/bfloat16_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 
+namespace kernels_bfloat16_vectorized_test {
+
 namespace {
 
 using namespace kiln;
@@ -209,3 +211,5 @@ TEST_CASE(
 }
 
 }  // namespace
+
+}  // namespace kernels_bfloat16_vectorized_test

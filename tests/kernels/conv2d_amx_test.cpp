@@ -32,6 +32,8 @@
 #include "tests/support/conv2d_ladder_cases.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 
+namespace kernels_conv2d_amx_test {
+
 namespace {
 
 using namespace kiln;
@@ -262,3 +264,5 @@ TEST_CASE("amx bfloat16 conv2d: what it does not serve takes the float path") {
 }
 
 }  // namespace
+
+}  // namespace kernels_conv2d_amx_test

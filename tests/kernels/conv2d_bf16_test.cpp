@@ -36,6 +36,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_conv2d_bf16_test {
+
 namespace {
 
 using namespace kiln;
@@ -516,3 +518,5 @@ TEST_CASE("conv2d bfloat16: Winograd runs on the bfloat16 tensors, bit for bit t
 }
 
 }  // namespace
+
+}  // namespace kernels_conv2d_bf16_test

@@ -32,6 +32,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_conv2d_fast_test {
+
 namespace {
 
 using kiln::Device;
@@ -538,3 +540,5 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
     }
   }
 }
+
+}  // namespace kernels_conv2d_fast_test

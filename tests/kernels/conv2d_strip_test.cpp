@@ -8,6 +8,8 @@
 
 #include "kernels/conv2d/direct_strip.hpp"
 
+namespace kernels_conv2d_strip_test {
+
 namespace {
 
 // StripAxis needs no vector operations; a stand-in trait keeps this file free of AVX.
@@ -65,3 +67,5 @@ TEST_CASE("conv2d strip: a read past a line's end always lands in the next line'
   }
   CHECK(geometries > 5000);
 }
+
+}  // namespace kernels_conv2d_strip_test

@@ -18,6 +18,8 @@
 
 #include "core/error.hpp"
 
+namespace kernels_conv2d_test {
+
 namespace {
 
 using kiln::kernels::Conv2dGeometry;
@@ -544,3 +546,5 @@ TEST_CASE("conv2d dispatch: the CPU runs the reference kernels") {
   check_equal(gw, backward_weight(g, p.gy, p.x));
   check_equal(gb, backward_bias(g, p.gy));
 }
+
+}  // namespace kernels_conv2d_test

@@ -22,6 +22,8 @@
 #include "kernels/conv2d/cuda_tuning.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 
+namespace kernels_conv2d_tuning_test {
+
 namespace {
 
 using namespace kiln;
@@ -208,3 +210,5 @@ TEST_CASE("conv2d tuning: the policy is measured by default and can be switched"
 }
 
 }  // namespace
+
+}  // namespace kernels_conv2d_tuning_test

@@ -10,6 +10,8 @@
 
 #include "core/error.hpp"
 
+namespace kernels_dropout_test {
+
 using namespace kiln::kernels;
 
 namespace {
@@ -150,3 +152,5 @@ TEST_CASE_TEMPLATE("dropout_forward: p = 0 keeps everything unscaled, p = 1 drop
     CHECK(nonzero_outputs == 0);
   }
 }
+
+}  // namespace kernels_dropout_test

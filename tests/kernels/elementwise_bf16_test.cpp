@@ -29,6 +29,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_elementwise_bf16_test {
+
 namespace {
 
 using namespace kiln;
@@ -467,3 +469,5 @@ TEST_CASE("bfloat16 tensors: fill and full round the value once") {
 }
 
 }  // namespace
+
+}  // namespace kernels_elementwise_bf16_test

@@ -20,6 +20,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_elementwise_fast_test {
+
 namespace {
 
 using kiln::Device;
@@ -244,3 +246,5 @@ TEST_CASE("elementwise fast: strided copies and fill") {
     }
   });
 }
+
+}  // namespace kernels_elementwise_fast_test

@@ -16,6 +16,8 @@
 #include "core/error.hpp"
 #include "tests/support/buffer_gradcheck.hpp"
 
+namespace kernels_elementwise_test {
+
 namespace {
 
 using kiln::testing::check_gradients_match;
@@ -393,3 +395,5 @@ TEST_CASE_TEMPLATE("fill: writes value to exactly n elements", T, float, double,
   kernels::fill<T>(kCpu, 4, T(7), out.data());
   CHECK(out == std::vector<T>{7, 7, 7, 7, -1});
 }
+
+}  // namespace kernels_elementwise_test

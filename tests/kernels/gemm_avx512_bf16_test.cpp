@@ -19,6 +19,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_gemm_avx512_bf16_test {
+
 namespace {
 
 using namespace kiln;
@@ -174,3 +176,5 @@ TEST_CASE("gemm avx512_bf16: bfloat16 dispatch runs it where the CPU has it") {
 }
 
 }  // namespace
+
+}  // namespace kernels_gemm_avx512_bf16_test

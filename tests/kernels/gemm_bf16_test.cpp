@@ -29,6 +29,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_gemm_bf16_test {
+
 namespace {
 
 using namespace kiln;
@@ -241,3 +243,5 @@ TEST_CASE("gemm bfloat16: raw::matmul on bfloat16 tensors matches float") {
 }
 
 }  // namespace
+
+}  // namespace kernels_gemm_bf16_test

@@ -20,6 +20,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_gemm_fast_test {
+
 namespace {
 
 using kiln::Device;
@@ -378,3 +380,5 @@ TEST_CASE("gemm: columns in blocks are refused with trans_b, and with the depth 
   CHECK_THROWS_WITH_AS(kernels::gemm<float>(Device::cpu(), both, 1.0f, a.data(), b.data(), 0.0f, c.data()),
                        doctest::Contains("cannot both be in blocks"), kiln::Error);
 }
+
+}  // namespace kernels_gemm_fast_test

@@ -9,6 +9,8 @@
 
 #include "kernels/gemm/ladder/register_operand_layout.hpp"
 
+namespace kernels_gemm_register_operand_layout_test {
+
 namespace {
 
 using namespace kiln::kernels::gemm_ladder::register_operand;
@@ -87,3 +89,5 @@ TEST_CASE("gemm ladder 11: a warp's store of one accumulator pair fills whole 32
 }
 
 }  // namespace
+
+}  // namespace kernels_gemm_register_operand_layout_test

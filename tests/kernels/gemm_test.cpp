@@ -14,6 +14,8 @@
 
 #include "core/error.hpp"
 
+namespace kernels_gemm_test {
+
 namespace {
 
 using kiln::Device;
@@ -186,3 +188,5 @@ TEST_CASE("gemm: k = 0 scales C by beta") {
   kernels::gemm<double>(kCpu, g, 2.0, nullptr, nullptr, 0.5, c.data());
   CHECK(c == std::vector<double>{0.5, 1, 1.5, 2});
 }
+
+}  // namespace kernels_gemm_test

@@ -24,6 +24,8 @@
 #include "kernels/cpu_level.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 
+namespace kernels_im2col_test {
+
 namespace {
 
 using kiln::kernels::Conv2dGeometry;
@@ -157,3 +159,5 @@ TEST_CASE("col2im_add: vectorized builds add exactly what the portable one does"
     }
   }
 }
+
+}  // namespace kernels_im2col_test

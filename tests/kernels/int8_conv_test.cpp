@@ -19,6 +19,8 @@
 #include "kernels/parallel.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 
+namespace kernels_int8_conv_test {
+
 namespace {
 
 namespace kk = kiln::kernels;
@@ -305,3 +307,5 @@ TEST_CASE("int8 conv2d: a geometry whose s32 sums could overflow is refused") {
 }
 
 }  // namespace
+
+}  // namespace kernels_int8_conv_test

@@ -11,6 +11,8 @@
 #include "kernels/loss/bce_with_logits.hpp"
 #include "kernels/loss/cross_entropy.hpp"
 
+namespace kernels_loss_test {
+
 using namespace kiln::kernels;
 
 namespace {
@@ -308,3 +310,5 @@ TEST_CASE("bce_with_logits_backward: matches finite differences of bce_with_logi
     });
   }
 }
+
+}  // namespace kernels_loss_test

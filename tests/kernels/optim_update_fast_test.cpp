@@ -16,6 +16,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_optim_update_fast_test {
+
 namespace {
 
 using kiln::Device;
@@ -116,3 +118,5 @@ TEST_CASE("optim_update fast: Adam and AdamW match the reference at every level,
         [&](std::int64_t n, bool use_reference) { return adam(n, h, use_reference); });
   }
 }
+
+}  // namespace kernels_optim_update_fast_test

@@ -12,6 +12,8 @@
 
 #include "core/error.hpp"
 
+namespace kernels_optim_update_test {
+
 namespace {
 
 using kiln::Device;
@@ -204,3 +206,5 @@ TEST_CASE("optim_update: dispatch rejects a missing buffer and step 0") {
   CHECK_THROWS_WITH_AS(kernels::adam_update(kCpu, 1, &p, &g, &m, &v, {.lr = 0.1, .step = 0}),
                        doctest::Contains("counts from 1"), kiln::Error);
 }
+
+}  // namespace kernels_optim_update_test

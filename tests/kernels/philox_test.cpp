@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdint>
 
+namespace kernels_philox_test {
+
 using namespace kiln::kernels;
 
 namespace {
@@ -158,3 +160,5 @@ TEST_CASE("philox_normal: lanes (0, 1) and (2, 3) form Box-Muller pairs") {
   // float draws are the double draws rounded.
   CHECK(philox_normal<float>(state, 3) == static_cast<float>(philox_normal<double>(state, 3)));
 }
+
+}  // namespace kernels_philox_test

@@ -28,6 +28,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_pool_bf16_test {
+
 namespace {
 
 using namespace kiln;
@@ -254,3 +256,5 @@ TEST_CASE("bfloat16 Tensor-level pooling ops match the float32 ops on the same v
                                                shape, false),
                "global_avg_pool2d backward");
 }
+
+}  // namespace kernels_pool_bf16_test

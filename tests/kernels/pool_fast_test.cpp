@@ -32,6 +32,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_pool_fast_test {
+
 namespace {
 
 using kiln::bfloat16;
@@ -208,3 +210,5 @@ TEST_CASE_TEMPLATE("pool fast: global average pooling matches the reference at e
     }
   });
 }
+
+}  // namespace kernels_pool_fast_test

@@ -16,6 +16,8 @@
 #include "core/error.hpp"
 #include "tests/support/buffer_gradcheck.hpp"
 
+namespace kernels_pool_test {
+
 namespace {
 
 using kiln::testing::check_gradients_match;
@@ -588,3 +590,5 @@ TEST_CASE("pool dispatch: the CPU runs the reference kernels") {
   ref::global_avg_pool2d_backward(global, gy.data(), gx_ref.data());
   CHECK(gx == gx_ref);
 }
+
+}  // namespace kernels_pool_test

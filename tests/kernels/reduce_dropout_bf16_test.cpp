@@ -29,6 +29,8 @@
 #include "tests/support/bfloat16_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 
+namespace kernels_reduce_dropout_bf16_test {
+
 namespace {
 
 using namespace kiln;
@@ -220,3 +222,5 @@ TEST_CASE("bfloat16 tensors: dropout keeps float's elements; its gradient is gy 
 }
 
 }  // namespace
+
+}  // namespace kernels_reduce_dropout_bf16_test

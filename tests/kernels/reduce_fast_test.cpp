@@ -16,6 +16,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_reduce_fast_test {
+
 namespace {
 
 using kiln::Device;
@@ -61,3 +63,5 @@ TEST_CASE("reduce fast: float Sum matches the reference at every level, 1 and 2 
     }
   }
 }
+
+}  // namespace kernels_reduce_fast_test

@@ -12,6 +12,8 @@
 
 #include "core/error.hpp"
 
+namespace kernels_reduce_test {
+
 namespace {
 
 using kiln::Device;
@@ -153,3 +155,5 @@ TEST_CASE("reduce: a long float Sum matches the double sum of its terms") {
   const float y = run_reduce(ReduceOp::Sum, {1, count, 1}, x)[0];
   CHECK(y == doctest::Approx(exact).epsilon(1e-7));
 }
+
+}  // namespace kernels_reduce_test

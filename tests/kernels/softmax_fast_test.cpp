@@ -21,6 +21,8 @@
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
+namespace kernels_softmax_fast_test {
+
 namespace {
 
 using kiln::Device;
@@ -192,3 +194,5 @@ TEST_CASE("dropout fast: mask and output bitwise equal to the reference for 1 an
     }
   });
 }
+
+}  // namespace kernels_softmax_fast_test

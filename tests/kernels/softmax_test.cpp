@@ -11,6 +11,8 @@
 
 #include "core/error.hpp"
 
+namespace kernels_softmax_test {
+
 using namespace kiln::kernels;
 
 namespace {
@@ -227,3 +229,5 @@ TEST_CASE("log_softmax_backward: matches finite differences of log_softmax_forwa
     });
   }
 }
+
+}  // namespace kernels_softmax_test

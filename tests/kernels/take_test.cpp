@@ -12,6 +12,8 @@
 #include "core/error.hpp"
 #include "core/raw.hpp"
 
+namespace kernels_take_test {
+
 using namespace kiln;
 
 TEST_CASE("take: the reference picks table[index], and NaN outside the table") {
@@ -48,3 +50,5 @@ TEST_CASE("take: raw::take keeps the indices' shape and checks CPU indices") {
   CHECK_THROWS_WITH_AS(raw::take(table, Tensor::zeros({1})), doctest::Contains("indices must be int64"),
                        Error);
 }
+
+}  // namespace kernels_take_test

@@ -8,6 +8,8 @@
 
 #include "tests/layers/layer_testing.hpp"
 
+namespace layers_activation_test {
+
 using namespace kiln;
 using namespace kiln::layers;
 using kiln::layers::testing::values;
@@ -52,3 +54,5 @@ TEST_CASE("layers: activation descriptions") {
   CHECK(Tanh().describe() == "Tanh()");
   CHECK(GELU().describe() == "GELU()");
 }
+
+}  // namespace layers_activation_test

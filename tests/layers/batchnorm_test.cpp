@@ -9,6 +9,8 @@
 #include "core/error.hpp"
 #include "tests/layers/layer_testing.hpp"
 
+namespace layers_batchnorm_test {
+
 using namespace kiln;
 using namespace kiln::layers;
 using kiln::layers::testing::names;
@@ -100,3 +102,5 @@ TEST_CASE("layers: BatchNorm2d::forward_then_relu is relu(forward), values and g
     close(fused.bias().grad(), separate.bias().grad());
   }
 }
+
+}  // namespace layers_batchnorm_test

@@ -14,6 +14,8 @@
 #include "core/error.hpp"
 #include "tests/layers/layer_testing.hpp"
 
+namespace layers_blocks_test {
+
 using namespace kiln;
 using namespace kiln::layers;
 using kiln::layers::testing::max_abs_difference;
@@ -191,3 +193,5 @@ TEST_CASE("layers: DepthwiseSeparable shapes, parameter names and hand-counted p
   CHECK(block.describe() == "DepthwiseSeparable(8, 16, stride=2)");
   check_gradients_reach_every_parameter(block, x, generator);
 }
+
+}  // namespace layers_blocks_test

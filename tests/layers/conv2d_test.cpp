@@ -9,6 +9,8 @@
 #include "core/error.hpp"
 #include "tests/layers/layer_testing.hpp"
 
+namespace layers_conv2d_test {
+
 using namespace kiln;
 using namespace kiln::layers;
 using kiln::layers::testing::moments;
@@ -98,3 +100,5 @@ TEST_CASE("layers: Conv2d rejects bad geometry and a wrong input") {
   Conv2d conv(3, 4, 3, generator);
   CHECK_THROWS_AS(conv(Tensor::zeros({1, 5, 8, 8})), kiln::Error);  // 5 channels into a 3-channel conv
 }
+
+}  // namespace layers_conv2d_test

@@ -9,6 +9,8 @@
 #include "layers/flatten.hpp"
 #include "tests/layers/layer_testing.hpp"
 
+namespace layers_dropout_flatten_test {
+
 using namespace kiln;
 using namespace kiln::layers;
 using kiln::layers::testing::values;
@@ -58,3 +60,5 @@ TEST_CASE("layers: Flatten merges the axes from start_axis on") {
   CHECK(flatten.describe() == "Flatten(start_axis=1)");
   CHECK(flatten.parameter_count() == 0);
 }
+
+}  // namespace layers_dropout_flatten_test

@@ -10,6 +10,8 @@
 #include "core/error.hpp"
 #include "tests/layers/layer_testing.hpp"
 
+namespace layers_init_test {
+
 using namespace kiln;
 using namespace kiln::layers;
 using kiln::layers::testing::moments;
@@ -95,3 +97,5 @@ TEST_CASE("layers: init functions reject a non-positive fan and a negative bound
   CHECK_THROWS_WITH_AS(xavier_uniform({4}, 4, 0, generator), doctest::Contains("fan_out 0"), kiln::Error);
   CHECK_THROWS_WITH_AS(uniform({4}, -0.5, generator), doctest::Contains("uniform: bound -0.5"), kiln::Error);
 }
+
+}  // namespace layers_init_test

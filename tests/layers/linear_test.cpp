@@ -10,6 +10,8 @@
 #include "core/error.hpp"
 #include "tests/layers/layer_testing.hpp"
 
+namespace layers_linear_test {
+
 using namespace kiln;
 using namespace kiln::layers;
 using kiln::layers::testing::names;
@@ -78,3 +80,5 @@ TEST_CASE("layers: Linear without bias, its description and input errors") {
                        kiln::Error);
   CHECK_THROWS_WITH_AS(Linear(0, 3, generator), doctest::Contains("Linear: in_features 0"), kiln::Error);
 }
+
+}  // namespace layers_linear_test

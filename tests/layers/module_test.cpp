@@ -12,6 +12,8 @@
 #include "layers/layers.hpp"
 #include "tests/layers/layer_testing.hpp"
 
+namespace layers_module_test {
+
 using namespace kiln;
 using namespace kiln::layers;
 using kiln::layers::testing::names;
@@ -166,3 +168,5 @@ TEST_CASE("layers: Module refuses an empty, dotted or repeated name and a null c
                        doctest::Contains("Sequential: the name 'relu' is already taken"), kiln::Error);
   CHECK_THROWS_WITH_AS(net.add("x", nullptr), doctest::Contains("child module 'x' is null"), kiln::Error);
 }
+
+}  // namespace layers_module_test

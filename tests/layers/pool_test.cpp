@@ -8,6 +8,8 @@
 #include "core/generator.hpp"
 #include "tests/layers/layer_testing.hpp"
 
+namespace layers_pool_test {
+
 using namespace kiln;
 using namespace kiln::layers;
 using kiln::layers::testing::values;
@@ -48,3 +50,5 @@ TEST_CASE("layers: pool descriptions show the resolved stride and non-default fl
   CHECK_THROWS_WITH_AS(MaxPool2d({.kernel = {0, 2}}), doctest::Contains("MaxPool2d: kernel 0x2"),
                        kiln::Error);
 }
+
+}  // namespace layers_pool_test

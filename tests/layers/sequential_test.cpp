@@ -12,6 +12,8 @@
 #include "layers/linear.hpp"
 #include "tests/layers/layer_testing.hpp"
 
+namespace layers_sequential_test {
+
 using namespace kiln;
 using namespace kiln::layers;
 using kiln::layers::testing::names;
@@ -63,3 +65,5 @@ TEST_CASE("layers: Sequential runs a BatchNorm2d followed by a ReLU as one fused
   bn_alone.add("bn", fused_pair[0]);
   CHECK(fused_output.to_vector<float>() == relu(bn_alone(x)).to_vector<float>());
 }
+
+}  // namespace layers_sequential_test

@@ -6,6 +6,8 @@
 
 #include "layers/layers.hpp"
 
+namespace layers_training_test {
+
 using namespace kiln;
 using namespace kiln::layers;
 
@@ -38,3 +40,5 @@ TEST_CASE("layers: a small Sequential overfits a fixed random batch in 30 gradie
   const std::vector<std::int64_t> predicted = argmax(net(images), 1).to_vector<std::int64_t>();
   CHECK(predicted == labels.to_vector<std::int64_t>());
 }
+
+}  // namespace layers_training_test

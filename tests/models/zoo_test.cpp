@@ -6,6 +6,8 @@
 
 #include "models/architecture.hpp"
 
+namespace models_zoo_test {
+
 using namespace kiln;
 
 namespace {
@@ -70,3 +72,5 @@ TEST_CASE("zoo: errors name the problem") {
   const models::ArchitectureSpec spec{"resnet56", 1, 28, 28, 4};
   CHECK(models::ArchitectureSpec::from_json(spec.to_json()) == spec);
 }
+
+}  // namespace models_zoo_test

@@ -11,6 +11,8 @@
 
 #include "core/error.hpp"
 
+namespace optim_clip_test {
+
 using namespace kiln;
 using namespace kiln::optim;
 
@@ -82,3 +84,5 @@ TEST_CASE("optim clip_grad_norm: clips a gradient that is not dense") {
   for (std::size_t i = 0; i < expected.size(); ++i)
     CHECK(clipped[i] == doctest::Approx(expected[i]).epsilon(1e-6));
 }
+
+}  // namespace optim_clip_test

@@ -12,6 +12,8 @@
 #include "optim/schedule.hpp"
 #include "optim/sgd.hpp"
 
+namespace optim_optimizer_test {
+
 using namespace kiln;
 using namespace kiln::optim;
 
@@ -174,3 +176,5 @@ TEST_CASE("optim: step rejects a gradient that does not match its parameter") {
   CHECK_THROWS_WITH_AS(sgd.step(), doctest::Contains("sgd step: the gradient of parameter 'p' is float64[2]"),
                        Error);
 }
+
+}  // namespace optim_optimizer_test

@@ -13,6 +13,8 @@
 
 #include "core/error.hpp"
 
+namespace optim_schedule_test {
+
 using namespace kiln;
 using namespace kiln::optim;
 using nlohmann::json;
@@ -169,3 +171,5 @@ TEST_CASE("optim schedule: constructors and learning_rate reject bad arguments")
   CHECK_THROWS_WITH_AS(CosineSchedule(0.1, 10).learning_rate(-1), doctest::Contains("step -1 is negative"),
                        Error);
 }
+
+}  // namespace optim_schedule_test

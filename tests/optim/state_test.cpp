@@ -13,6 +13,8 @@
 #include "optim/adam.hpp"
 #include "optim/sgd.hpp"
 
+namespace optim_state_test {
+
 using namespace kiln;
 using namespace kiln::optim;
 using nlohmann::json;
@@ -269,3 +271,5 @@ TEST_CASE("optim state: adam load_state rejects a state it cannot take, naming t
   CHECK(fresh.state_tensors().empty());
   CHECK(fresh.steps_taken() == 0);
 }
+
+}  // namespace optim_state_test

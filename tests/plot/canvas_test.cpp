@@ -12,6 +12,8 @@
 #include "core/error.hpp"
 #include "train/run_plots.hpp"
 
+namespace plot_canvas_test {
+
 using kiln::plot::Canvas;
 using kiln::plot::Color;
 using kiln::plot::kBlack;
@@ -116,3 +118,5 @@ TEST_CASE("plot canvas: saved as a PNG, it reads back pixel for pixel, and a bad
   CHECK_THROWS_WITH_AS(kiln::train::save_png(canvas, "/nonexistent-folder/plot.png"),
                        doctest::Contains("cannot write picture /nonexistent-folder/plot.png"), kiln::Error);
 }
+
+}  // namespace plot_canvas_test

@@ -9,6 +9,8 @@
 #include "plot/line_chart.hpp"
 #include "plot/ticks.hpp"
 
+namespace plot_chart_test {
+
 using namespace kiln::plot;
 
 TEST_CASE("plot ticks: steps of 1, 2 or 5 times a power of ten that cover the range") {
@@ -104,3 +106,5 @@ TEST_CASE("plot confusion matrix: the diagonal of a perfect classifier is dark, 
   CHECK(swapped.right > swapped.left);
   CHECK_THROWS_AS(draw_confusion_matrix({{1, 2}}, classes, "bad"), kiln::Error);
 }
+
+}  // namespace plot_chart_test

@@ -29,6 +29,8 @@
 #include "tests/support/training_observers.hpp"
 #include "train/checkpoint.hpp"
 
+namespace quant_quantized_model_test {
+
 namespace {
 
 using namespace kiln;
@@ -222,3 +224,5 @@ TEST_CASE("quantize: a trained checkpoint is calibrated, quantized and compared 
 }
 
 }  // namespace
+
+}  // namespace quant_quantized_model_test

@@ -19,6 +19,8 @@
 #include "train/atomic_file.hpp"
 #include "train/checksum.hpp"
 
+namespace train_checkpoint_test {
+
 namespace fs = std::filesystem;
 using kiln::DType;
 using kiln::NamedTensor;
@@ -490,3 +492,5 @@ TEST_CASE("checkpoint: load_into names the missing, unexpected or mismatched ten
                        kiln::Error);
   CHECK(unchanged());
 }
+
+}  // namespace train_checkpoint_test

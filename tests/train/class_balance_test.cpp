@@ -11,6 +11,8 @@
 
 #include "core/error.hpp"
 
+namespace train_class_balance_test {
+
 using kiln::Error;
 using namespace kiln::train;
 namespace fs = std::filesystem;
@@ -137,3 +139,5 @@ TEST_CASE("train/class_balance: read_class_weights_file and resolve_class_weight
                        doctest::Contains((file.string() + ": cannot open the class weights file").c_str()),
                        Error);
 }
+
+}  // namespace train_class_balance_test

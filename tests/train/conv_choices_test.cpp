@@ -15,6 +15,8 @@
 #include "kernels/conv2d/ladder/ladder.hpp"
 #include "tests/support/scratch_folder.hpp"
 
+namespace train_conv_choices_test {
+
 namespace {
 
 using namespace kiln;
@@ -154,3 +156,5 @@ TEST_CASE("replaying a choices file that cannot serve here is refused, naming th
 }
 
 }  // namespace
+
+}  // namespace train_conv_choices_test

@@ -16,6 +16,8 @@
 #include "tests/support/scratch_folder.hpp"
 #include "tests/support/tiny_training.hpp"
 
+namespace train_cross_validation_test {
+
 using namespace kiln;
 using kiln::testing::make_two_class_data;
 using kiln::testing::ScratchFolder;
@@ -191,3 +193,5 @@ TEST_CASE("cross-validation: errors name the problem before any training") {
   CHECK(recorder.fold_plans.empty());
   CHECK_FALSE(fs::exists(config.run_dir));
 }
+
+}  // namespace train_cross_validation_test

@@ -19,6 +19,8 @@
 #include "tests/support/scratch_folder.hpp"
 #include "tests/support/tiny_training.hpp"
 
+namespace train_device_batches_test {
+
 using namespace kiln;
 namespace fs = std::filesystem;
 
@@ -76,3 +78,5 @@ TEST_CASE("cuda: device batches hold the loader's batches, in its order, on the 
 }
 
 }  // namespace
+
+}  // namespace train_device_batches_test

@@ -29,6 +29,8 @@
 #include "train/model_io.hpp"
 #include "train/trainer.hpp"
 
+namespace train_device_training_test {
+
 using namespace kiln;
 namespace fs = std::filesystem;
 
@@ -300,3 +302,5 @@ TEST_CASE("cuda: kiln train --device cuda trains, and its checkpoint predicts on
 }
 
 }  // namespace
+
+}  // namespace train_device_training_test

@@ -11,6 +11,8 @@
 
 #include "core/error.hpp"
 
+namespace train_early_stopping_test {
+
 using namespace kiln;
 using train::EarlyStoppingState;
 using train::Monitor;
@@ -135,3 +137,5 @@ TEST_CASE("early stopping: an unknown --monitor or a negative --min-delta is an 
                        Error);
   CHECK_THROWS_AS(Monitor("eval_loss", std::nan("")), Error);
 }
+
+}  // namespace train_early_stopping_test

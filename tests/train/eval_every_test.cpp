@@ -17,6 +17,8 @@
 #include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
 
+namespace train_eval_every_test {
+
 using namespace kiln;
 using kiln::testing::make_two_class_data;
 using kiln::testing::ScratchFolder;
@@ -160,3 +162,5 @@ TEST_CASE("eval every: an N below 1, or no epochs, is an error before any work")
                        "train: --epochs must be >= 1, got 0", Error);
   CHECK_FALSE(fs::exists(config.run_dir));
 }
+
+}  // namespace train_eval_every_test

@@ -10,6 +10,8 @@
 #include "train/evaluate.hpp"
 #include "train/grad_cam.hpp"
 
+namespace train_explain_test {
+
 using namespace kiln;
 
 namespace {
@@ -105,3 +107,5 @@ TEST_CASE("preprocessing: as_seen undoes the normalization of what apply gives t
   CHECK(seen.channels == 1);
   CHECK(seen.pixels.size() == 64);
 }
+
+}  // namespace train_explain_test

@@ -22,6 +22,8 @@
 #include "train/model_io.hpp"
 #include "train/trainer.hpp"
 
+namespace train_fine_tune_test {
+
 using namespace kiln;
 using testing::Recorder;
 using testing::ScratchFolder;
@@ -306,3 +308,5 @@ TEST_CASE("fine-tune: --image-size brings images of another size to the checkpoi
   CHECK(tuned.preprocessing == train::load_model(tune.init_checkpoint).preprocessing);
   CHECK(tuned.architecture.height == 28);
 }
+
+}  // namespace train_fine_tune_test

@@ -10,6 +10,8 @@
 
 #include "core/error.hpp"
 
+namespace train_folds_test {
+
 using namespace kiln;
 
 namespace {
@@ -102,3 +104,5 @@ TEST_CASE("folds: fewer than two folds, or a class with fewer images than folds,
       Error);
   CHECK_THROWS_WITH_AS(train::fold_split(folder, 3, 3, 0), "train: fold 4 of 3 does not exist", Error);
 }
+
+}  // namespace train_folds_test

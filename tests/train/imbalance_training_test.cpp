@@ -14,6 +14,8 @@
 #include "train/model_io.hpp"
 #include "train/trainer.hpp"
 
+namespace train_imbalance_training_test {
+
 using namespace kiln;
 using kiln::testing::copy_cifar_images;
 using kiln::testing::InterruptAfterFirstEpoch;
@@ -176,3 +178,5 @@ TEST_CASE("imbalance: a balanced run is not flagged, and each epoch line has the
   CHECK((recall.at("airplane").get<double>() + recall.at("cat").get<double>()) / 2 ==
         doctest::Approx(line.at("eval_macro_recall").get<double>()));
 }
+
+}  // namespace train_imbalance_training_test

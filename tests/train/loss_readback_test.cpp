@@ -11,6 +11,8 @@
 #include "core/ops.hpp"
 #include "tests/support/cuda_testing.hpp"
 
+namespace train_loss_readback_test {
+
 using namespace kiln;
 
 namespace {
@@ -44,3 +46,5 @@ TEST_CASE("cuda: loss readback brings each step's loss from the device, a step l
 }
 
 }  // namespace
+
+}  // namespace train_loss_readback_test

@@ -12,6 +12,8 @@
 #include "tests/support/scratch_folder.hpp"
 #include "tests/support/tiny_training.hpp"
 
+namespace train_lr_range_test_test {
+
 using namespace kiln;
 namespace fs = std::filesystem;
 
@@ -123,3 +125,5 @@ TEST_CASE("lr range test: a start rate of 0, an end below the start and too few 
   CHECK_THROWS_WITH_AS(train::lr_range_test(config, {.start = 1e-3, .end = 1.0, .steps = 4}),
                        doctest::Contains("at least 5 steps"), Error);
 }
+
+}  // namespace train_lr_range_test_test

@@ -25,6 +25,8 @@
 #include "train/profile_report.hpp"
 #include "train/trainer.hpp"
 
+namespace train_memory_format_test {
+
 using namespace kiln;
 namespace fs = std::filesystem;
 
@@ -267,3 +269,5 @@ TEST_CASE(
   }
   CHECK(ladder_served > 0);
 }
+
+}  // namespace train_memory_format_test

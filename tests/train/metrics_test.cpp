@@ -12,6 +12,8 @@
 
 #include "core/error.hpp"
 
+namespace train_metrics_test {
+
 using kiln::Shape;
 using kiln::Tensor;
 using namespace kiln::train;
@@ -225,3 +227,5 @@ TEST_CASE("metrics: bad inputs are named") {
   CHECK(metrics.samples() == 0);
   CHECK_THROWS_WITH_AS(ClassificationMetrics(0), doctest::Contains("at least one class"), kiln::Error);
 }
+
+}  // namespace train_metrics_test

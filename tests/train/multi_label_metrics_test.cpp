@@ -12,6 +12,8 @@
 #include "core/error.hpp"
 #include "train/multi_label_thresholds.hpp"
 
+namespace train_multi_label_metrics_test {
+
 namespace train = kiln::train;
 using doctest::Approx, kiln::Tensor;
 using train::average_precision, train::best_f1_threshold, train::MultiLabelMetrics, train::MultiLabelReport;
@@ -150,3 +152,5 @@ TEST_CASE("multi_label_thresholds: the F1-best cut, its midpoint, ties to the sm
   CHECK_THROWS_WITH_AS(train::ThresholdChoice::from_json(choice.to_json(), 3, "ckpt"),
                        doctest::Contains("ckpt: 2 thresholds for 3 labels"), kiln::Error);
 }
+
+}  // namespace train_multi_label_metrics_test

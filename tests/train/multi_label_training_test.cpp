@@ -24,6 +24,8 @@
 #include "train/run_plots.hpp"
 #include "train/trainer.hpp"
 
+namespace train_multi_label_training_test {
+
 using namespace kiln;
 using testing::ScratchFolder;
 namespace fs = std::filesystem;
@@ -220,3 +222,5 @@ TEST_CASE(
   pos_weight.data = testing::make_two_class_data(scratch.path() / "folders", 2, 1);
   refused(pos_weight, "--pos-weight is for multi-label data");
 }
+
+}  // namespace train_multi_label_training_test

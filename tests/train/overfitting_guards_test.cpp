@@ -15,6 +15,8 @@
 #include "train/model_io.hpp"
 #include "train/trainer.hpp"
 
+namespace train_overfitting_guards_test {
+
 using namespace kiln;
 using kiln::testing::make_two_class_data;
 using kiln::testing::ScratchFolder;
@@ -240,3 +242,5 @@ TEST_CASE("overfitting guards: a bad --monitor fails before any work, and --resu
                         "--monitor eval_macro_recall --min-delta 0"),
       Error);
 }
+
+}  // namespace train_overfitting_guards_test

@@ -38,6 +38,8 @@
 #include "train/model_io.hpp"
 #include "train/trainer.hpp"
 
+namespace train_precision_test {
+
 using namespace kiln;
 namespace fs = std::filesystem;
 
@@ -270,3 +272,5 @@ TEST_CASE("cuda: kiln train --device cuda --precision bf16 trains and its checkp
 }
 
 }  // namespace
+
+}  // namespace train_precision_test

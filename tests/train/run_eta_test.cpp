@@ -7,6 +7,8 @@
 
 #include "core/error.hpp"
 
+namespace train_run_eta_test {
+
 using namespace kiln;
 using train::evaluates_after_epoch;
 using train::RunEta;
@@ -53,3 +55,5 @@ TEST_CASE("run ETA: bad arguments are errors") {
   CHECK_THROWS_WITH_AS(eta.after_epoch(0), "run ETA: no training pass has been timed yet", Error);
   CHECK_THROWS_AS(eta.during_epoch(0, 0, 10, 1.0), Error);
 }
+
+}  // namespace train_run_eta_test

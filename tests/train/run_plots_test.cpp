@@ -13,6 +13,8 @@
 #include "core/error.hpp"
 #include "tests/support/scratch_folder.hpp"
 
+namespace train_run_plots_test {
+
 namespace fs = std::filesystem;
 using namespace kiln;
 
@@ -126,3 +128,5 @@ TEST_CASE("run plots: errors name the metrics file and the line") {
                     "\n");
   CHECK_THROWS_WITH_AS(train::read_epoch_lines(run.path()), doctest::Contains("holds no epoch yet"), Error);
 }
+
+}  // namespace train_run_plots_test

@@ -14,6 +14,8 @@
 #include "core/ops.hpp"
 #include "tests/support/cuda_testing.hpp"
 
+namespace train_tensor_readback_test {
+
 using namespace kiln;
 
 namespace {
@@ -78,3 +80,5 @@ TEST_CASE("cuda: tensor readback brings a batch's tensors from the device, as th
 }
 
 }  // namespace
+
+}  // namespace train_tensor_readback_test

@@ -23,6 +23,8 @@
 #include "tests/support/tiny_training.hpp"
 #include "train/evaluate.hpp"
 
+namespace train_trainer_test {
+
 using namespace kiln;
 namespace fs = std::filesystem;
 
@@ -255,3 +257,5 @@ TEST_CASE("trainer: a --profile window longer than the epoch ends with it") {
   CHECK(catcher.reports.front().steps == 1);
   fs::remove_all(run_dir);
 }
+
+}  // namespace train_trainer_test
