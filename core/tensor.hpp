@@ -147,6 +147,12 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
+// data<T>() of an optional operand (a bias, a class weight, a residual): nullptr where it is undefined.
+template <typename T>
+T* data_or_null(const Tensor& tensor) {
+  return tensor.defined() ? tensor.data<T>() : nullptr;
+}
+
 // A tensor with the name a module, an optimizer or a checkpoint knows it by ("stage1.0.conv1.weight").
 using NamedTensor = std::pair<std::string, Tensor>;
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "data/image.hpp"
 
 namespace kiln::data {
 
@@ -24,8 +25,6 @@ enum Draw : std::uint64_t {
   kCutoutColumnDraw,
 };
 static_assert(kCutoutColumnDraw + 1 == kAugmentationDraws);
-
-constexpr float kLumaRed = 0.299f, kLumaGreen = 0.587f, kLumaBlue = 0.114f;
 
 // An integer uniform in [0, count), from draw `draw`.
 std::int64_t uniform_index(const kernels::PhiloxState& state, Draw draw, std::int64_t count) {
@@ -45,9 +44,8 @@ void jitter_colour(std::vector<float>& pixels, std::int64_t channels, std::int64
                    const Augmentation& augmentation, const kernels::PhiloxState& state) {
   auto luminance = [&](std::int64_t p) {
     if (channels == 1) return pixels[static_cast<std::size_t>(p)];
-    return kLumaRed * pixels[static_cast<std::size_t>(p)] +
-           kLumaGreen * pixels[static_cast<std::size_t>(plane + p)] +
-           kLumaBlue * pixels[static_cast<std::size_t>(2 * plane + p)];
+    return luma(pixels[static_cast<std::size_t>(p)], pixels[static_cast<std::size_t>(plane + p)],
+                pixels[static_cast<std::size_t>(2 * plane + p)]);
   };
   if (augmentation.brightness > 0) {
     const float b = jitter_factor(state, kBrightnessDraw, augmentation.brightness);

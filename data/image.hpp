@@ -20,6 +20,12 @@
 
 namespace kiln::data {
 
+// ITU-R BT.601 luma: the grey a colour pixel becomes, in a 1-channel preprocessing and in the grayscale
+// augmentation alike.
+constexpr float luma(float red, float green, float blue) {
+  return 0.299f * red + 0.587f * green + 0.114f * blue;
+}
+
 struct Image {
   std::int64_t height = 0, width = 0, channels = 0;  // channels is 1 or 3
   std::vector<std::uint8_t> pixels;                  // [height, width, channels], row-major (HWC)

@@ -12,9 +12,6 @@ namespace kiln::data {
 
 namespace {
 
-// ITU-R BT.601 luma weights: the grey a colour image becomes in a 1-channel preprocessing.
-constexpr float kLumaRed = 0.299f, kLumaGreen = 0.587f, kLumaBlue = 0.114f;
-
 const nlohmann::json& field(const nlohmann::json& json, const char* name) {
   KILN_CHECK(json.is_object(), "preprocessing: expected a JSON object, got ", json.type_name());
   KILN_CHECK(json.contains(name), "preprocessing: missing field '", name, "'");
@@ -104,7 +101,7 @@ Tensor Preprocessing::apply(const Image& image) const {
       } else if (image.channels == 1) {
         value = pixel[0];  // grey into every colour channel
       } else {
-        value = kLumaRed * pixel[0] + kLumaGreen * pixel[1] + kLumaBlue * pixel[2];
+        value = luma(pixel[0], pixel[1], pixel[2]);
       }
       out[c * plane + p] = (value / 255.0f - channel_mean) / channel_std;
     }

@@ -24,7 +24,7 @@ void check_options(const AdamOptions& options, const std::string& where) {
              options.weight_decay, " should be a finite number >= 0");
 }
 
-AdamOptions options_from_json(const nlohmann::json& hyperparameters, const std::string& where) {
+AdamOptions adam_options_from_json(const nlohmann::json& hyperparameters, const std::string& where) {
   reject_unknown_fields(hyperparameters, {"lr", "beta1", "beta2", "eps", "weight_decay"}, where);
   return {.lr = number_field(hyperparameters, "lr", where),
           .beta1 = number_field(hyperparameters, "beta1", where),
@@ -125,7 +125,7 @@ nlohmann::json Adam::hyperparameters_json() const {
 void Adam::restore(const nlohmann::json& state, const StoredTensors& tensors) {
   const std::string where = load_context();
   const AdamOptions stored =
-      options_from_json(json_field(state, "hyperparameters", where), where + " hyperparameters");
+      adam_options_from_json(json_field(state, "hyperparameters", where), where + " hyperparameters");
   check_options(stored, where);
 
   const nlohmann::json& stored_steps = json_field(state, "parameter_steps", where);

@@ -24,7 +24,7 @@ void check_options(const SgdOptions& options, const std::string& where) {
              options.dampening, ")");
 }
 
-SgdOptions options_from_json(const nlohmann::json& hyperparameters, const std::string& where) {
+SgdOptions sgd_options_from_json(const nlohmann::json& hyperparameters, const std::string& where) {
   reject_unknown_fields(hyperparameters, {"lr", "momentum", "dampening", "weight_decay", "nesterov"}, where);
   return {.lr = number_field(hyperparameters, "lr", where),
           .momentum = number_field(hyperparameters, "momentum", where),
@@ -74,7 +74,7 @@ void Sgd::update(const std::vector<ParameterUpdate>& updates) {
             const Tensor& buffer = momentum_buffers_[update.index];
             slices.push_back({.param = update.parameter.data<T>(),
                               .grad = update.grad.data<T>(),
-                              .momentum_buffer = buffer.defined() ? buffer.data<T>() : nullptr,
+                              .momentum_buffer = data_or_null<T>(buffer),
                               .n = update.parameter.numel()});
           }
           kernels::sgd_update_many<T>(leader.device(), hyper, slices);
@@ -102,7 +102,7 @@ nlohmann::json Sgd::hyperparameters_json() const {
 void Sgd::restore(const nlohmann::json& state, const StoredTensors& tensors) {
   const std::string where = load_context();
   const SgdOptions stored =
-      options_from_json(json_field(state, "hyperparameters", where), where + " hyperparameters");
+      sgd_options_from_json(json_field(state, "hyperparameters", where), where + " hyperparameters");
   check_options(stored, where);
   KILN_CHECK(stored.momentum != 0.0 || tensors.empty(), where, ": momentum is 0 but the state has ",
              tensors.size(), " momentum buffers (the first is '",

@@ -5,14 +5,12 @@
 #include <limits>
 
 #include "core/error.hpp"
+#include "plot/chart_style.hpp"
 #include "plot/ticks.hpp"
 
 namespace kiln::plot {
 namespace {
 
-constexpr int kTextScale = 2;  // tick labels, axis labels, legend
-constexpr int kTitleScale = 3;
-constexpr int kPad = 12;
 constexpr std::size_t kMaxMarkedPoints = 60;  // more points than this are drawn as a bare line
 
 struct Extent {
@@ -62,14 +60,16 @@ Canvas draw(const LineChart& chart, int width, int height) {
   const Ticks y_ticks = nice_ticks(y_extent.low, y_extent.high, 5);
 
   // Layout: the title on top, the y label above the axis, tick labels left of and under the plot area.
-  const int text_height = Canvas::text_height("0", kTextScale);
+  const int text_height = Canvas::text_height("0", kChartTextScale);
   int widest_y_label = 0;
   for (double v : y_ticks.values)
-    widest_y_label = std::max(widest_y_label, Canvas::text_width(tick_label(v, y_ticks.step), kTextScale));
-  const int left = kPad + widest_y_label + kPad;
-  const int top = kPad + Canvas::text_height(chart.title, kTitleScale) + kPad + text_height + kPad;
-  const int right = width - 2 * kPad;
-  const int bottom = height - (kPad + text_height + kPad + text_height + kPad);
+    widest_y_label =
+        std::max(widest_y_label, Canvas::text_width(tick_label(v, y_ticks.step), kChartTextScale));
+  const int left = kChartPad + widest_y_label + kChartPad;
+  const int top =
+      kChartPad + Canvas::text_height(chart.title, kChartTitleScale) + kChartPad + text_height + kChartPad;
+  const int right = width - 2 * kChartPad;
+  const int bottom = height - (kChartPad + text_height + kChartPad + text_height + kChartPad);
   KILN_CHECK(right - left > 50 && bottom - top > 50, "plot '", chart.title, "': a ", width, "x", height,
              " canvas is too small");
   const auto px = [&](double x) {
@@ -80,23 +80,24 @@ Canvas draw(const LineChart& chart, int width, int height) {
   };
 
   Canvas canvas(width, height);
-  canvas.text((width - Canvas::text_width(chart.title, kTitleScale)) / 2, kPad, chart.title, kBlack,
-              kTitleScale);
-  canvas.text(kPad, top - kPad - text_height, chart.y_label, kAxis, kTextScale);
-  canvas.text((left + right - Canvas::text_width(chart.x_label, kTextScale)) / 2, height - kPad - text_height,
-              chart.x_label, kAxis, kTextScale);
+  canvas.text((width - Canvas::text_width(chart.title, kChartTitleScale)) / 2, kChartPad, chart.title, kBlack,
+              kChartTitleScale);
+  canvas.text(kChartPad, top - kChartPad - text_height, chart.y_label, kAxis, kChartTextScale);
+  canvas.text((left + right - Canvas::text_width(chart.x_label, kChartTextScale)) / 2,
+              height - kChartPad - text_height, chart.x_label, kAxis, kChartTextScale);
   for (double v : y_ticks.values) {
     const int y = static_cast<int>(std::lround(py(v)));
     canvas.line(left, y, right, y, kGrid);
     const std::string label = tick_label(v, y_ticks.step);
-    canvas.text(left - kPad - Canvas::text_width(label, kTextScale), y - text_height / 2, label, kAxis,
-                kTextScale);
+    canvas.text(left - kChartPad - Canvas::text_width(label, kChartTextScale), y - text_height / 2, label,
+                kAxis, kChartTextScale);
   }
   for (double v : x_ticks.values) {
     const int x = static_cast<int>(std::lround(px(v)));
     canvas.line(x, top, x, bottom, kGrid);
     const std::string label = tick_label(v, x_ticks.step);
-    canvas.text(x - Canvas::text_width(label, kTextScale) / 2, bottom + kPad, label, kAxis, kTextScale);
+    canvas.text(x - Canvas::text_width(label, kChartTextScale) / 2, bottom + kChartPad, label, kAxis,
+                kChartTextScale);
   }
   canvas.line(left, top, left, bottom, kAxis);
   canvas.line(left, bottom, right, bottom, kAxis);
@@ -124,11 +125,11 @@ Canvas draw(const LineChart& chart, int width, int height) {
   // The legend, in the plot area's top-right corner: a swatch and the name of each series.
   int legend_width = 0;
   for (const Series& s : chart.series)
-    legend_width = std::max(legend_width, Canvas::text_width(s.name, kTextScale));
-  legend_width += 3 * kPad + 24;
-  const int row = text_height + kPad / 2;
-  const int legend_height = static_cast<int>(chart.series.size()) * row + kPad;
-  const int legend_left = right - kPad - legend_width, legend_top = top + kPad;
+    legend_width = std::max(legend_width, Canvas::text_width(s.name, kChartTextScale));
+  legend_width += 3 * kChartPad + 24;
+  const int row = text_height + kChartPad / 2;
+  const int legend_height = static_cast<int>(chart.series.size()) * row + kChartPad;
+  const int legend_left = right - kChartPad - legend_width, legend_top = top + kChartPad;
   canvas.fill_rect(legend_left, legend_top, legend_left + legend_width, legend_top + legend_height, kWhite);
   canvas.line(legend_left, legend_top, legend_left + legend_width, legend_top, kGrid);
   canvas.line(legend_left, legend_top + legend_height, legend_left + legend_width, legend_top + legend_height,
@@ -137,10 +138,10 @@ Canvas draw(const LineChart& chart, int width, int height) {
   canvas.line(legend_left + legend_width, legend_top, legend_left + legend_width, legend_top + legend_height,
               kGrid);
   for (std::size_t i = 0; i < chart.series.size(); ++i) {
-    const int y = legend_top + kPad / 2 + static_cast<int>(i) * row;
-    canvas.fill_rect(legend_left + kPad, y + text_height / 2 - 2, legend_left + kPad + 24,
+    const int y = legend_top + kChartPad / 2 + static_cast<int>(i) * row;
+    canvas.fill_rect(legend_left + kChartPad, y + text_height / 2 - 2, legend_left + kChartPad + 24,
                      y + text_height / 2 + 2, chart.series[i].color);
-    canvas.text(legend_left + 2 * kPad + 24, y, chart.series[i].name, kBlack, kTextScale);
+    canvas.text(legend_left + 2 * kChartPad + 24, y, chart.series[i].name, kBlack, kChartTextScale);
   }
   return canvas;
 }

@@ -38,8 +38,6 @@ kernels::BatchNorm2dGeometry batchnorm_geometry(const Tensor& x, const Tensor& g
   return {x.size(0), x.size(1), x.size(2), x.size(3)};
 }
 
-template <typename T> T* data_or_null(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
-
 }  // namespace
 
 BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,

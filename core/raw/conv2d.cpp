@@ -41,8 +41,8 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
   Tensor output = empty_in_layout({g.batch, g.out_channels, g.out_height(), g.out_width()}, x.dtype(),
                                   x.device(), g.channels_last);
   visit_floating(x.dtype(), "conv2d", [&]<typename T>() {
-    kernels::conv2d_forward<T>(x.device(), g, input.data<T>(), weight.data<T>(),
-                               bias_dense.defined() ? bias_dense.data<T>() : nullptr, output.data<T>());
+    kernels::conv2d_forward<T>(x.device(), g, input.data<T>(), weight.data<T>(), data_or_null<T>(bias_dense),
+                               output.data<T>());
   });
   return output;
 }

@@ -41,8 +41,6 @@ Tensor softmax_like_backward(const Tensor& y, const Tensor& gy, int axis, std::s
   return grad_input;
 }
 
-template <typename T> const T* data_or_null(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
-
 void check_cross_entropy_inputs(const Tensor& logits, const Tensor& labels, const Tensor& class_weight,
                                 double smoothing) {
   KILN_CHECK(logits.dim() == 2, "cross_entropy: logits must be [N, C], got ", logits.shape());
