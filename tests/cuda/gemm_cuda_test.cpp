@@ -20,6 +20,7 @@
 #include "kernels/gemm/gemm.hpp"
 #include "tests/support/cuda_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
+#include "tests/support/gemm_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
 namespace cuda_gemm_cuda_test {
@@ -28,7 +29,11 @@ namespace {
 
 using namespace kiln;
 using kernels::GemmGeometry;
+using testing::a_elements;
+using testing::b_elements;
+using testing::c_elements;
 using testing::matches_reference;
+using testing::padded_gemm_geometry;
 using testing::random_values;
 using testing::Tolerance;
 
@@ -56,36 +61,11 @@ std::string describe(const GemmGeometry& g) {
          " ldb=" + std::to_string(g.ldb) + " ldc=" + std::to_string(g.ldc);
 }
 
-// The geometry of C = op(A) op(B) with every leading dimension `extra` elements wider than a stored row.
-GemmGeometry geometry(std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool trans_b,
-                      std::int64_t extra) {
-  return {.m = m,
-          .n = n,
-          .k = k,
-          .trans_a = trans_a,
-          .trans_b = trans_b,
-          .lda = (trans_a ? m : k) + extra,
-          .ldb = (trans_b ? k : n) + extra,
-          .ldc = n + extra};
-}
-
 // A quiet NaN of T (std::numeric_limits has none for bfloat16).
 template <typename T>
 T quiet_nan() {
   return T(std::numeric_limits<float>::quiet_NaN());
 }
-
-// The elements a row-major [rows, cols] matrix with row stride ld spans (its last row ends at cols).
-std::int64_t span(std::int64_t rows, std::int64_t cols, std::int64_t ld) {
-  return rows == 0 ? 0 : (rows - 1) * ld + cols;
-}
-std::int64_t a_elements(const GemmGeometry& g) {
-  return g.trans_a ? span(g.k, g.m, g.lda) : span(g.m, g.k, g.lda);
-}
-std::int64_t b_elements(const GemmGeometry& g) {
-  return g.trans_b ? span(g.n, g.k, g.ldb) : span(g.k, g.n, g.ldb);
-}
-std::int64_t c_elements(const GemmGeometry& g) { return span(g.m, g.n, g.ldc); }
 
 // Runs the dispatch gemm on cuda:0 and the reference on the host over the same A, B and C (C random, or
 // all NaN when c_nan), and compares the whole C buffer: the elements between ldc and n must come back as they
@@ -118,7 +98,7 @@ void check_every_transpose_and_size() {
     for (const bool trans_a : {false, true}) {
       for (const bool trans_b : {false, true}) {
         for (const std::int64_t extra : {0, 3}) {
-          const GemmGeometry g = geometry(size[0], size[1], size[2], trans_a, trans_b, extra);
+          const GemmGeometry g = padded_gemm_geometry(size[0], size[1], size[2], trans_a, trans_b, extra);
           check_gemm<T>(g, 1, 0, false, seed += 3);
           check_gemm<T>(g, 0.5, -2, false, seed += 3);
           check_gemm<T>(g, -1.5, 1, false, seed += 3);
@@ -139,7 +119,7 @@ TEST_CASE("cuda: gemm matches the reference for every transpose, odd sizes, wide
 TEST_CASE("cuda: gemm with k == 0 scales C by beta, and writes zeros over NaN when beta == 0") {
   if (!testing::have_gpu()) return;
   for (const bool trans_a : {false, true}) {
-    const GemmGeometry g = geometry(7, 33, 0, trans_a, false, 2);
+    const GemmGeometry g = padded_gemm_geometry(7, 33, 0, trans_a, false, 2);
     check_gemm<float>(g, 1.0f, 0.5f, false, 11);
     check_gemm<float>(g, 1.0f, 0.0f, true, 12);
     check_gemm<double>(g, 2.0, -1.0, false, 13);
@@ -170,7 +150,7 @@ TEST_CASE("cuda: gemm ignores the ld of a one-row matrix and refuses overlapping
 // strided by more than a matrix (the gaps must come back untouched).
 template <typename T>
 void check_strided_batched(bool trans_a, bool trans_b, opmath_t<T> beta, bool c_nan) {
-  const GemmGeometry g = geometry(33, 7, 17, trans_a, trans_b, 1);
+  const GemmGeometry g = padded_gemm_geometry(33, 7, 17, trans_a, trans_b, 1);
   const std::int64_t batch = 5, stride_a = 0, stride_b = b_elements(g) + 5, stride_c = c_elements(g) + 3;
   INFO(describe(g), " batch=", batch, " beta=", beta, c_nan ? " C=NaN" : "");
   const std::vector<T> a = random_values<T>(a_elements(g), 31);
@@ -209,7 +189,7 @@ TEST_CASE("cuda: strided-batched gemm matches the reference per batch entry, wit
 // only the float summation error remains (and beta = 1 adds to C in float, as the convolution's weight
 // gradient does across chunks). One plain GEMM and one strided-batched with a shared A.
 void check_into_float(bool trans_a, bool trans_b, float beta, bool c_nan) {
-  const GemmGeometry g = geometry(33, 7, 129, trans_a, trans_b, 2);
+  const GemmGeometry g = padded_gemm_geometry(33, 7, 129, trans_a, trans_b, 2);
   const std::int64_t batch = 3, stride_b = b_elements(g) + 5, stride_c = c_elements(g) + 3;
   INFO(describe(g), " beta=", beta, c_nan ? " C=NaN" : "");
   const std::vector<bfloat16> a = random_values<bfloat16>(a_elements(g), 61);
@@ -256,7 +236,7 @@ TEST_CASE("cuda: bfloat16 gemm into a float C matches the float reference on the
 
 TEST_CASE("cuda: gemm gives the same bits on every run") {
   if (!testing::have_gpu()) return;
-  const GemmGeometry g = geometry(129, 129, 1029, false, true, 0);
+  const GemmGeometry g = padded_gemm_geometry(129, 129, 1029, false, true, 0);
   const std::vector<float> a = random_values<float>(a_elements(g), 41),
                            b = random_values<float>(b_elements(g), 42);
   const Tensor a_gpu = testing::to_gpu(a), b_gpu = testing::to_gpu(b);

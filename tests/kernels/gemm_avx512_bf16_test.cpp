@@ -17,6 +17,7 @@
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/parallel.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
+#include "tests/support/gemm_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
 namespace kernels_gemm_avx512_bf16_test {
@@ -25,13 +26,13 @@ namespace {
 
 using namespace kiln;
 using kernels::GemmGeometry;
+using testing::a_elements;
+using testing::b_elements;
+using testing::c_elements;
 using testing::matches_reference;
+using testing::padded_gemm_geometry;
 using testing::random_values;
 using testing::Tolerance;
-
-std::int64_t span(std::int64_t rows, std::int64_t cols, std::int64_t ld) {
-  return rows == 0 ? 0 : (rows - 1) * ld + cols;
-}
 
 struct Case {
   GemmGeometry g;
@@ -54,9 +55,8 @@ std::vector<Case> cases() {
   for (const auto& size : sizes) {
     for (const bool trans_a : {false, true}) {
       for (const bool trans_b : {false, true}) {
-        const std::int64_t m = size[0], n = size[1], k = size[2], extra = (m + n) % 3;
-        const GemmGeometry g{.m = m, .n = n, .k = k, .trans_a = trans_a, .trans_b = trans_b,
-                             .lda = (trans_a ? m : k) + extra, .ldb = (trans_b ? k : n) + extra, .ldc = n + extra};
+        const GemmGeometry g =
+            padded_gemm_geometry(size[0], size[1], size[2], trans_a, trans_b, (size[0] + size[1]) % 3);
         all.push_back({g, 1.0f, 0.0f, false});
         all.push_back({g, -0.5f, 2.0f, false});
         all.push_back({g, 1.5f, 0.0f, true});
@@ -73,10 +73,9 @@ struct Operands {
 };
 
 Operands operands(const Case& c, std::uint64_t seed) {
-  const GemmGeometry& g = c.g;
-  Operands in{random_values<bfloat16>(g.trans_a ? span(g.k, g.m, g.lda) : span(g.m, g.k, g.lda), seed),
-              random_values<bfloat16>(g.trans_b ? span(g.n, g.k, g.ldb) : span(g.k, g.n, g.ldb), seed + 1),
-              random_values<float>(span(g.m, g.n, g.ldc), seed + 2), random_values<float>(g.n, seed + 3)};
+  Operands in{random_values<bfloat16>(a_elements(c.g), seed),
+              random_values<bfloat16>(b_elements(c.g), seed + 1),
+              random_values<float>(c_elements(c.g), seed + 2), random_values<float>(c.g.n, seed + 3)};
   // C's starting values are bfloat16 values, so a bfloat16 C holds them exactly; beta == 0 gets NaN there.
   for (float& value : in.c) value = c.beta == 0.0f ? std::numeric_limits<float>::quiet_NaN() : float(bfloat16(value));
   return in;

@@ -27,6 +27,7 @@
 #include "kernels/parallel.hpp"
 #include "tests/support/bfloat16_testing.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
+#include "tests/support/gemm_testing.hpp"
 #include "tests/support/matches_reference.hpp"
 
 namespace kernels_gemm_bf16_test {
@@ -35,10 +36,14 @@ namespace {
 
 using namespace kiln;
 using kernels::GemmGeometry;
+using testing::a_elements;
+using testing::b_elements;
 using testing::bfloat16_difference;
+using testing::c_elements;
 using testing::converted;
 using testing::is_nan;
 using testing::matches_reference;
+using testing::padded_gemm_geometry;
 using testing::random_values;
 using testing::Tolerance;
 
@@ -59,31 +64,6 @@ std::string describe(const GemmGeometry& g) {
          (g.trans_a ? " A^T" : "") + (g.trans_b ? " B^T" : "") + " lda=" + std::to_string(g.lda) +
          " ldb=" + std::to_string(g.ldb) + " ldc=" + std::to_string(g.ldc);
 }
-
-// C = op(A) op(B) with every leading dimension `extra` elements wider than a stored row.
-GemmGeometry geometry(std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool trans_b,
-                      std::int64_t extra) {
-  return {.m = m,
-          .n = n,
-          .k = k,
-          .trans_a = trans_a,
-          .trans_b = trans_b,
-          .lda = (trans_a ? m : k) + extra,
-          .ldb = (trans_b ? k : n) + extra,
-          .ldc = n + extra};
-}
-
-// The elements a row-major [rows, cols] matrix with row stride ld spans (its last row ends at cols).
-std::int64_t span(std::int64_t rows, std::int64_t cols, std::int64_t ld) {
-  return rows == 0 ? 0 : (rows - 1) * ld + cols;
-}
-std::int64_t a_elements(const GemmGeometry& g) {
-  return g.trans_a ? span(g.k, g.m, g.lda) : span(g.m, g.k, g.lda);
-}
-std::int64_t b_elements(const GemmGeometry& g) {
-  return g.trans_b ? span(g.n, g.k, g.ldb) : span(g.k, g.n, g.ldb);
-}
-std::int64_t c_elements(const GemmGeometry& g) { return span(g.m, g.n, g.ldc); }
 
 struct Case {
   GemmGeometry g;
@@ -132,7 +112,7 @@ std::vector<Case> odd_cases() {
     for (const bool trans_a : {false, true}) {
       for (const bool trans_b : {false, true}) {
         for (const std::int64_t extra : {0, 3}) {
-          const GemmGeometry g = geometry(size[0], size[1], size[2], trans_a, trans_b, extra);
+          const GemmGeometry g = padded_gemm_geometry(size[0], size[1], size[2], trans_a, trans_b, extra);
           cases.push_back({g, 1.0f, 0.0f, false});
           cases.push_back({g, 0.5f, -2.0f, false});
           cases.push_back({g, -1.5f, 1.0f, false});
@@ -191,7 +171,7 @@ TEST_CASE("gemm bfloat16: the Reference CPU level runs the bfloat16 reference ex
 }
 
 TEST_CASE("gemm bfloat16: dispatch propagates NaN and infinity where the reference does") {
-  const Case c{geometry(7, 9, 33, false, true, 2), 1.0f, 1.0f, false};
+  const Case c{padded_gemm_geometry(7, 9, 33, false, true, 2), 1.0f, 1.0f, false};
   Operands in = operands(c, 71);
   in.a[3] = bfloat16(std::numeric_limits<float>::quiet_NaN());  // row 0 of C
   in.b[static_cast<std::size_t>(2 * c.g.ldb + 5)] =
