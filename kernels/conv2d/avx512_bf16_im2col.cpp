@@ -52,8 +52,8 @@ std::int64_t column_floats(const Conv2dGeometry& g, const batch_chunks::Chunking
 // With dilation 1 those are one run of x; where a kernel row's taps fit a register (KW * C <= 32: the
 // stems' 3 x 3), one masked load and store, the lanes outside the image masked off (a masked-off lane is
 // never read, so the load may start before the row); else copies.
-void unfold_kernel_row(const Conv2dGeometry& g, const bfloat16* input_row, std::int64_t w0, std::int64_t s_begin,
-                       std::int64_t s_end, bfloat16* to) {
+void unfold_kernel_row(const Conv2dGeometry& g, const bfloat16* input_row, std::int64_t w0,
+                       std::int64_t s_begin, std::int64_t s_end, bfloat16* to) {
   const std::int64_t C = g.in_channels, width = g.kernel_w * C;
   const auto bytes = [](std::int64_t values) { return static_cast<std::size_t>(values) * sizeof(bfloat16); };
   if (g.dilation_w == 1 && width <= 32) {
@@ -85,7 +85,8 @@ void unfold_kernel_row(const Conv2dGeometry& g, const bfloat16* input_row, std::
 }
 
 // col [count * OH * OW, K] for images [first, first + count) of the channels-last x.
-void unfold(const Conv2dGeometry& g, const bfloat16* x, std::int64_t first, std::int64_t count, bfloat16* col) {
+void unfold(const Conv2dGeometry& g, const bfloat16* x, std::int64_t first, std::int64_t count,
+            bfloat16* col) {
   const std::int64_t C = g.in_channels, K = taps(g), OH = g.out_height(), OW = g.out_width();
   bfloat16* row = col;
   for (std::int64_t n = first; n < first + count; ++n) {
@@ -94,7 +95,8 @@ void unfold(const Conv2dGeometry& g, const bfloat16* x, std::int64_t first, std:
       for (std::int64_t ow = 0; ow < OW; ++ow, row += K) {
         const std::int64_t w0 = ow * g.stride_w - g.pad_w;
         // The kernel columns whose input column lies inside the image: [s_begin, s_end).
-        const std::int64_t s_begin = w0 >= 0 ? 0 : std::min(g.kernel_w, (-w0 + g.dilation_w - 1) / g.dilation_w);
+        const std::int64_t s_begin =
+            w0 >= 0 ? 0 : std::min(g.kernel_w, (-w0 + g.dilation_w - 1) / g.dilation_w);
         const std::int64_t s_end =
             w0 >= g.in_width ? 0 : std::min(g.kernel_w, (g.in_width - 1 - w0) / g.dilation_w + 1);
         for (std::int64_t r = 0; r < g.kernel_h; ++r) {
@@ -120,19 +122,20 @@ void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloa
       for (std::int64_t tap = 0; tap < g.kernel_h * g.kernel_w; ++tap)
         w_taps[k * K + tap * g.in_channels + c] = w[(k * g.in_channels + c) * g.kernel_h * g.kernel_w + tap];
   const batch_chunks::Chunking chunks = chunking(g, batch_chunks::kForwardChunkColumns);
-  batch_chunks::for_each_chunk(chunks.chunk_count, column_floats(g, chunks), [&](std::int64_t chunk, float* scratch) {
-    const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
-    bfloat16* col = reinterpret_cast<bfloat16*>(scratch);
-    unfold(g, x, first, count, col);
-    const GemmGeometry product{.m = count * positions,
-                               .n = g.out_channels,
-                               .k = K,
-                               .trans_b = true,
-                               .lda = K,
-                               .ldb = K,
-                               .ldc = g.out_channels};
-    avx512_bf16::gemm(product, 1.0f, col, w_taps, 0.0f, y + first * positions * g.out_channels, bias);
-  });
+  batch_chunks::for_each_chunk(
+      chunks.chunk_count, column_floats(g, chunks), [&](std::int64_t chunk, float* scratch) {
+        const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
+        bfloat16* col = reinterpret_cast<bfloat16*>(scratch);
+        unfold(g, x, first, count, col);
+        const GemmGeometry product{.m = count * positions,
+                                   .n = g.out_channels,
+                                   .k = K,
+                                   .trans_b = true,
+                                   .lda = K,
+                                   .ldb = K,
+                                   .ldc = g.out_channels};
+        avx512_bf16::gemm(product, 1.0f, col, w_taps, 0.0f, y + first * positions * g.out_channels, bias);
+      });
 }
 
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, float* gw) {
@@ -140,8 +143,8 @@ void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, co
   const CpuScratch gw_taps = cpu_scratch(g.out_channels * K);
   const batch_chunks::Chunking chunks = chunking(g, batch_chunks::kWeightChunkColumns);
   batch_chunks::sum_over_chunks(
-      chunks.chunk_count, g.out_channels * K, column_floats(g, chunks),
-      gw_taps.get(), [&](std::int64_t chunk, float* scratch, float* gw_chunk) {
+      chunks.chunk_count, g.out_channels * K, column_floats(g, chunks), gw_taps.get(),
+      [&](std::int64_t chunk, float* scratch, float* gw_chunk) {
         const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
         bfloat16* col = reinterpret_cast<bfloat16*>(scratch);
         unfold(g, x, first, count, col);
@@ -158,7 +161,8 @@ void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, co
   for (std::int64_t k = 0; k < g.out_channels; ++k)
     for (std::int64_t c = 0; c < g.in_channels; ++c)
       for (std::int64_t tap = 0; tap < g.kernel_h * g.kernel_w; ++tap)
-        gw[(k * g.in_channels + c) * g.kernel_h * g.kernel_w + tap] = gw_taps[static_cast<std::size_t>(k * K + tap * g.in_channels + c)];
+        gw[(k * g.in_channels + c) * g.kernel_h * g.kernel_w + tap] =
+            gw_taps[static_cast<std::size_t>(k * K + tap * g.in_channels + c)];
 }
 
 }  // namespace kiln::kernels::im2col_dot_products

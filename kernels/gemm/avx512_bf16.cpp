@@ -113,8 +113,8 @@ void pack_sliver(const Operand& src, std::int64_t line0, int lines, std::int64_t
     // Lines contiguous: rows 2q and 2q + 1 of R values each (the first `lines`, masked: the others load as
     // zeros, the padding), interleaved 16 bits at a time, 16 lines per 512-bit output (element 2j from the
     // first row's j, 2j + 1 from the second's).
-    const __m512i low_half = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39,
-                                              7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+    const __m512i low_half = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+                                              39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
     const __m512i high_half = _mm512_add_epi16(low_half, _mm512_set1_epi16(16));
     for (int l = 0; l < R; l += 32) {
       const int valid = std::clamp(lines - l, 0, 32);
@@ -149,7 +149,8 @@ void pack_sliver(const Operand& src, std::int64_t line0, int lines, std::int64_t
   }
   if (kc % 2 == 1) {  // the last word: its one depth index, then zero
     for (int line = 0; line < R; ++line)
-      dst[pairs * R + line] = line < lines ? pair(src.at(line0 + line, p0 + kc - 1), bfloat16::from_bits(0)) : 0;
+      dst[pairs * R + line] =
+          line < lines ? pair(src.at(line0 + line, p0 + kc - 1), bfloat16::from_bits(0)) : 0;
   }
 }
 
@@ -233,8 +234,8 @@ void gemm_one_thread(const GemmGeometry& g, float alpha, const bfloat16* a, cons
           for (std::int64_t ir = 0; ir < a_slivers; ++ir) {
             const std::int64_t i0 = ic + ir * kMr;
             micro_kernel(pairs, a_packed + ir * kMr * pairs, b_packed + jr * kNr * pairs, alpha, beta_here,
-                         bias, c + i0 * g.ldc + j0, g.ldc, static_cast<int>(std::min<std::int64_t>(kMr, g.m - i0)),
-                         cols);
+                         bias, c + i0 * g.ldc + j0, g.ldc,
+                         static_cast<int>(std::min<std::int64_t>(kMr, g.m - i0)), cols);
           }
         }
       }

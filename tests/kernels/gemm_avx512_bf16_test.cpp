@@ -77,7 +77,8 @@ Operands operands(const Case& c, std::uint64_t seed) {
               random_values<bfloat16>(b_elements(c.g), seed + 1),
               random_values<float>(c_elements(c.g), seed + 2), random_values<float>(c.g.n, seed + 3)};
   // C's starting values are bfloat16 values, so a bfloat16 C holds them exactly; beta == 0 gets NaN there.
-  for (float& value : in.c) value = c.beta == 0.0f ? std::numeric_limits<float>::quiet_NaN() : float(bfloat16(value));
+  for (float& value : in.c)
+    value = c.beta == 0.0f ? std::numeric_limits<float>::quiet_NaN() : float(bfloat16(value));
   return in;
 }
 
@@ -93,7 +94,8 @@ std::vector<double> expected(const Case& c, const Operands& in) {
                static_cast<float>(in.b[static_cast<std::size_t>(g.b_offset(p, j))]);
       }
       double& c_ij = out[static_cast<std::size_t>(i * g.ldc + j)];
-      c_ij = c.alpha * sum + (c.beta == 0.0f ? 0.0 : c.beta * c_ij) + (c.bias ? in.bias[static_cast<std::size_t>(j)] : 0.0);
+      c_ij = c.alpha * sum + (c.beta == 0.0f ? 0.0 : c.beta * c_ij) +
+             (c.bias ? in.bias[static_cast<std::size_t>(j)] : 0.0);
     }
   }
   return out;
@@ -122,9 +124,11 @@ template <typename T>
 void check_matches(const std::vector<T>& actual, const std::vector<double>& reference, const Case& c,
                    bool bfloat16_output) {
   std::vector<double> values(actual.size());
-  for (std::size_t i = 0; i < actual.size(); ++i) values[i] = static_cast<double>(static_cast<float>(actual[i]));
-  const auto report = matches_reference(values.data(), reference.data(), static_cast<std::int64_t>(values.size()),
-                                        tolerance(c.g.k, bfloat16_output));
+  for (std::size_t i = 0; i < actual.size(); ++i)
+    values[i] = static_cast<double>(static_cast<float>(actual[i]));
+  const auto report =
+      matches_reference(values.data(), reference.data(), static_cast<std::int64_t>(values.size()),
+                        tolerance(c.g.k, bfloat16_output));
   CHECK_MESSAGE(report.ok, report.message);
 }
 
@@ -148,7 +152,8 @@ TEST_CASE("gemm avx512_bf16: C in float and in bfloat16, with a bias, matches th
       CHECK_MESSAGE(testing::bitwise_equal(float_one, float_two), "float C: 1 and 2 threads differ");
       check_matches(float_one, reference, c, false);
     }
-    CHECK_MESSAGE(testing::bitwise_equal(bf16_one, run_bfloat16(c, in)), "bfloat16 C: 1 and 2 threads differ");
+    CHECK_MESSAGE(testing::bitwise_equal(bf16_one, run_bfloat16(c, in)),
+                  "bfloat16 C: 1 and 2 threads differ");
     check_matches(bf16_one, reference, c, true);
   }
 }
@@ -160,8 +165,11 @@ TEST_CASE("gemm avx512_bf16: bfloat16 dispatch runs it where the CPU has it") {
   }
   // Large enough that the two orders of float additions round some of the 40,000 outputs to different
   // bfloat16 values (rounding to 8 bits hides most of the float differences).
-  const Case c{{.m = 200, .n = 200, .k = 500, .trans_a = false, .trans_b = true, .lda = 500, .ldb = 500, .ldc = 200},
-               1.0f, 0.0f, false};
+  const Case c{
+      {.m = 200, .n = 200, .k = 500, .trans_a = false, .trans_b = true, .lda = 500, .ldb = 500, .ldc = 200},
+      1.0f,
+      0.0f,
+      false};
   const Operands in = operands(c, 99);
   std::vector<bfloat16> dispatched(in.c.size());
   kernels::gemm(Device::cpu(), c.g, 1.0f, in.a.data(), in.b.data(), 0.0f, dispatched.data());
