@@ -25,11 +25,9 @@
 //     element by element, into R words.
 //
 // C in bfloat16 is rounded once as the micro-kernel stores it, where the whole depth is one KC block;
-// deeper products run into float scratch and are rounded after. Threads: as the float GEMM (gemm_blocked),
+// deeper products run into float scratch and are rounded after. Threads: as the float GEMM (thread_cut.hpp),
 // each a block of whole column slivers or row tiles, the depth never split, so any thread count gives the
 // same bits.
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -37,6 +35,7 @@
 
 #include "kernels/cpu_scratch.hpp"
 #include "kernels/gemm/gemm.hpp"
+#include "kernels/gemm/thread_cut.hpp"
 #include "kernels/simd/float_vector_avx512.hpp"
 #include "kernels/simd/transpose_8x8.hpp"
 #include "kernels/widened_bfloat16.hpp"
@@ -243,42 +242,20 @@ void gemm_one_thread(const GemmGeometry& g, float alpha, const bfloat16* a, cons
   }
 }
 
-// C cut among the threads as the float GEMM cuts it (gemm_driver.hpp, gemm_blocked): whole column slivers,
-// or whole row tiles where there are more of those; each part runs the loops above on its own.
+// C cut among the threads as the float GEMM cuts it (thread_cut.hpp); each block runs the loops above on its
+// own, on its rows of A, its columns of B, C and the bias.
 template <typename Out>
 void gemm_threads(const GemmGeometry& g, float alpha, const bfloat16* a, const bfloat16* b, float beta,
                   const float* column_bias, Out* c) {
-  const std::int64_t row_tiles = (g.m + kMr - 1) / kMr, col_slivers = (g.n + kNr - 1) / kNr;
-  const bool split_columns = col_slivers >= row_tiles;
-  const std::int64_t units = split_columns ? col_slivers : row_tiles;
-  if (g.m * g.n * g.k < kMinParallelMultiplyAdds || units == 1 || omp_get_max_threads() == 1 ||
-      omp_in_parallel()) {
-    return gemm_one_thread(g, alpha, a, b, beta, column_bias, c);
-  }
-#pragma omp parallel
-  {
-    const std::int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
-    const std::int64_t first = units * thread / threads, last = units * (thread + 1) / threads;
-    if (first < last) {
-      GemmGeometry part = g;
-      const bfloat16 *a_part = a, *b_part = b;
-      const float* bias_part = column_bias;
-      Out* c_part = c;
-      if (split_columns) {
-        const std::int64_t col0 = first * kNr;
-        part.n = std::min(last * kNr, g.n) - col0;
-        b_part += g.trans_b ? col0 * g.ldb : col0;
-        if (bias_part) bias_part += col0;
-        c_part += col0;
-      } else {
-        const std::int64_t row0 = first * kMr;
-        part.m = std::min(last * kMr, g.m) - row0;
-        a_part += g.trans_a ? row0 : row0 * g.lda;
-        c_part += row0 * g.ldc;
-      }
-      gemm_one_thread(part, alpha, a_part, b_part, beta, bias_part, c_part);
-    }
-  }
+  cut_among_threads(g, kMr, kNr, kMinParallelMultiplyAdds,
+                    [&](std::int64_t row0, std::int64_t rows, std::int64_t col0, std::int64_t cols) {
+                      GemmGeometry part = g;
+                      part.m = rows;
+                      part.n = cols;
+                      gemm_one_thread(part, alpha, a + (g.trans_a ? row0 : row0 * g.lda),
+                                      b + (g.trans_b ? col0 * g.ldb : col0), beta,
+                                      column_bias ? column_bias + col0 : nullptr, c + row0 * g.ldc + col0);
+                    });
 }
 
 // C = beta * C for K = 0 (an empty sum), plus the bias; beta == 0 does not read C.

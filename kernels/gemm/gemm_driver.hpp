@@ -18,7 +18,7 @@
 // The first pc block applies the caller's beta; later ones accumulate (beta = 1), so C is read and
 // written once per KC of depth. Blocking sizes and their reasons are in blocking.hpp.
 //
-// Threads: see gemm_blocked at the end of this file.
+// Threads: thread_cut.hpp.
 //
 // Included by avx512.cpp and avx2.cpp only; unnamed namespace for the reason given in packing.hpp.
 #pragma once
@@ -32,6 +32,7 @@
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/gemm/micro_kernel.hpp"
 #include "kernels/gemm/packing.hpp"
+#include "kernels/gemm/thread_cut.hpp"
 
 namespace kiln::kernels {
 namespace {
@@ -214,17 +215,7 @@ inline SubProblem sub_problem(const GemmGeometry& g, const float* a, const float
   return {part, a_part, b + (g.trans_b ? col0 * g.ldb : col0), c + row0 * g.ldc + col0};
 }
 
-// Threads: C is cut into one block of whole NR-wide column slivers per thread (or of whole MR-row tiles,
-// when C has more row tiles than column slivers: 576 x 64 backward-data, a Linear layer's 128 x 10), and
-// each thread runs the five loops on its block with its own packed buffers. No barrier anywhere: the
-// threads share nothing but read-only A and B. The price is that every thread packs all of A (column
-// split), which costs M x K copies against M x K x N / threads multiply-adds, under 2% for N >= 64 per
-// thread. The textbook alternative (threads share one packed B panel and split the jr loop, as BLIS does
-// on many cores) synchronizes twice per A block; here the only synchronization is the join at the end.
-// That matters on this 2-core machine shared with other processes: each synchronization point waits out
-// a scheduler time slice (milliseconds) whenever the other thread is descheduled.
-// K is never split: every C element is computed by the same micro-kernel steps in the same order for any
-// thread count and any cut, so results are bitwise identical for 1 and 2 threads.
+// The threads' blocks of C: thread_cut.hpp.
 template <typename Blocking, typename Vec>
 void gemm_blocked(const GemmGeometry& g, float alpha, const float* a, const float* b, float beta, float* c) {
   constexpr int MR = Blocking::mr, NR = Blocking::nr;
@@ -233,28 +224,12 @@ void gemm_blocked(const GemmGeometry& g, float alpha, const float* a, const floa
     scale_c(g, beta, c);
     return;
   }
-  const std::int64_t row_tiles = (g.m + MR - 1) / MR, col_slivers = (g.n + NR - 1) / NR;
-  const bool split_columns = col_slivers >= row_tiles;
-  const std::int64_t units = split_columns ? col_slivers : row_tiles;
-  // Small products, a single unit of work, one thread, or a call from inside another kernel's parallel
-  // region (nested regions are off, so it would get one thread anyway): no parallel region at all.
-  if (g.m * g.n * g.k < kMinParallelMultiplyAdds || units == 1 || omp_get_max_threads() == 1 ||
-      omp_in_parallel()) {
-    gemm_one_thread<Blocking, Vec>(g, alpha, a, b, beta, c);
-    return;
-  }
-
-#pragma omp parallel
-  {
-    const std::int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
-    const std::int64_t first = units * thread / threads, last = units * (thread + 1) / threads;
-    if (first < last) {
-      const SubProblem part =
-          split_columns ? sub_problem(g, a, b, c, 0, g.m, first * NR, smaller(last * NR, g.n) - first * NR)
-                        : sub_problem(g, a, b, c, first * MR, smaller(last * MR, g.m) - first * MR, 0, g.n);
-      gemm_one_thread<Blocking, Vec>(part.g, alpha, part.a, part.b, beta, part.c, part.first_column);
-    }
-  }
+  cut_among_threads(g, MR, NR, kMinParallelMultiplyAdds,
+                    [&](std::int64_t row0, std::int64_t rows, std::int64_t col0, std::int64_t cols) {
+                      const SubProblem part = sub_problem(g, a, b, c, row0, rows, col0, cols);
+                      gemm_one_thread<Blocking, Vec>(part.g, alpha, part.a, part.b, beta, part.c,
+                                                     part.first_column);
+                    });
 }
 
 }  // namespace
