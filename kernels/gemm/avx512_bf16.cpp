@@ -31,10 +31,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 #include "kernels/cpu_scratch.hpp"
 #include "kernels/gemm/gemm.hpp"
+#include "kernels/gemm/pack_buffer.hpp"
 #include "kernels/gemm/thread_cut.hpp"
 #include "kernels/simd/float_vector_avx512.hpp"
 #include "kernels/simd/transpose_8x8.hpp"
@@ -191,13 +191,6 @@ void micro_kernel(std::int64_t pairs, const Word* a, const Word* b, float alpha,
   }
 }
 
-// A growable word buffer per calling thread, kept between calls (a training step's GEMMs ask for the same
-// sizes every time).
-Word* reserve(std::vector<Word>& buffer, std::int64_t words) {
-  if (static_cast<std::int64_t>(buffer.size()) < words) buffer.resize(static_cast<std::size_t>(words));
-  return buffer.data();
-}
-
 // The five loops on one thread, for C[M, N] (or a thread's part of it). Out bfloat16 needs K <= KC: each C
 // tile is then stored once, rounded.
 template <typename Out>
@@ -205,9 +198,9 @@ void gemm_one_thread(const GemmGeometry& g, float alpha, const bfloat16* a, cons
                      const float* column_bias, Out* c) {
   const Operand a_src = operand_a(a, g), b_src = operand_b(b, g);
   const std::int64_t kc_max = std::min(kKc, g.k), pairs_max = (kc_max + 1) / 2;
-  thread_local std::vector<Word> a_buffer, b_buffer;
-  Word* const a_packed = reserve(a_buffer, (std::min(kMc, g.m) + kMr - 1) / kMr * kMr * pairs_max);
-  Word* const b_packed = reserve(b_buffer, (std::min(kNc, g.n) + kNr - 1) / kNr * kNr * pairs_max);
+  thread_local PackBuffer<Word> a_buffer, b_buffer;
+  Word* const a_packed = a_buffer.reserve((std::min(kMc, g.m) + kMr - 1) / kMr * kMr * pairs_max);
+  Word* const b_packed = b_buffer.reserve((std::min(kNc, g.n) + kNr - 1) / kNr * kNr * pairs_max);
   for (std::int64_t jc = 0; jc < g.n; jc += kNc) {
     const std::int64_t nc = std::min(kNc, g.n - jc), b_slivers = (nc + kNr - 1) / kNr;
     for (std::int64_t pc = 0; pc < g.k; pc += kKc) {

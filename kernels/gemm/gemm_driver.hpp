@@ -27,10 +27,10 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <new>
 
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/gemm/micro_kernel.hpp"
+#include "kernels/gemm/pack_buffer.hpp"
 #include "kernels/gemm/packing.hpp"
 #include "kernels/gemm/thread_cut.hpp"
 
@@ -55,31 +55,6 @@ constexpr std::int64_t kMinParallelMultiplyAdds = 200'000;
 //   32 x 256 x 288:   91 / 92-94 / 105-110 / 97-103    squares and M >= 64 shapes: unchanged.
 // The partial last sliver (N % NR columns) is still packed: reading NR columns there would overrun B.
 constexpr std::int64_t kInPlaceBMaxRows = 32;
-
-// A growable, 64-byte aligned float buffer, one per calling thread and kept between calls, so a model's
-// thousands of GEMMs do not page-fault a fresh panel each time. A GEMM called inside another kernel's
-// parallel region runs serially on that thread's own buffers.
-class PackBuffer {
- public:
-  PackBuffer() = default;
-  PackBuffer(const PackBuffer&) = delete;
-  PackBuffer& operator=(const PackBuffer&) = delete;
-  ~PackBuffer() { ::operator delete (data_, std::align_val_t{64}); }
-
-  float* reserve(std::int64_t count) {
-    if (count > capacity_) {
-      ::operator delete (data_, std::align_val_t{64});
-      data_ = static_cast<float*>(
-          ::operator new (static_cast<std::size_t>(count) * sizeof(float), std::align_val_t{64}));
-      capacity_ = count;
-    }
-    return data_;
-  }
-
- private:
-  float* data_ = nullptr;
-  std::int64_t capacity_ = 0;
-};
 
 // C = beta * C, for K = 0 (the product is an empty sum). beta == 0 writes zeros without reading C.
 inline void scale_c(const GemmGeometry& g, float beta, float* c) {
@@ -120,7 +95,7 @@ void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const f
   const OperandLayout a_layout = layout_of_a(a, g);
   const OperandLayout b_layout = layout_of_b(b, g);
   const std::int64_t kc_max = smaller(Blocking::kc, g.k);
-  thread_local PackBuffer a_buffer, b_buffer;
+  thread_local PackBuffer<float> a_buffer, b_buffer;  // (pack_buffer.hpp)
   float* a_packed = a_buffer.reserve(round_up(smaller(Blocking::mc, g.m), MR) * kc_max);
   float* b_packed = b_buffer.reserve(round_up(smaller(Blocking::nc, g.n), NR) * kc_max);
   const bool b_in_place = !g.trans_b && !g.blocked_depth() && g.m <= kInPlaceBMaxRows;
