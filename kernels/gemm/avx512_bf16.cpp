@@ -277,21 +277,12 @@ void gemm(const GemmGeometry& g, float alpha, const bfloat16* a, const bfloat16*
   if (g.k <= 0) return scale_c(g, beta, column_bias, c);
   if (g.k <= kKc) return gemm_threads(g, alpha, a, b, beta, column_bias, c);
   // Deeper than one block: the float sums in scratch [M, N] (C widened into it first where beta reads it),
-  // then rounded once with the bias.
+  // the bias added with the last block's, then rounded once.
   const CpuScratch sums = beta == 0.0f ? cpu_scratch(g.m * g.n) : widened(c, g.m, g.n, g.ldc);
   GemmGeometry dense = g;
   dense.ldc = g.n;
-  gemm_threads(dense, alpha, a, b, beta, nullptr, sums.get());
-  for (std::int64_t i = 0; i < g.m; ++i) {
-    const float* from = sums.get() + i * g.n;
-    bfloat16* to = c + i * g.ldc;
-    for (std::int64_t j = 0; j < g.n; j += Vector::width) {
-      const std::int64_t lanes = std::min<std::int64_t>(Vector::width, g.n - j);
-      __m512 value = Vector::load_partial(from + j, lanes);
-      if (column_bias) value = _mm512_add_ps(value, Vector::load_partial(column_bias + j, lanes));
-      Vector::store_partial(to + j, value, lanes);
-    }
-  }
+  gemm_threads(dense, alpha, a, b, beta, column_bias, sums.get());
+  round_into(sums.get(), g.m, g.n, c, g.ldc);
 }
 
 }  // namespace kiln::kernels::avx512_bf16
