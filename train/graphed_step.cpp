@@ -4,21 +4,9 @@
 
 #include "core/autograd.hpp"
 #include "core/error.hpp"
+#include "core/raw.hpp"
 
 namespace kiln::train {
-namespace {
-
-// A dense tensor for the graph to read `input`'s values from, laid out as `input` is: a channels-last batch
-// gets a channels-last one, so the captured pass runs the kernels an eager step on that batch runs (an NCHW
-// one would capture the NCHW kernels, and the convolutions' choices for NCHW shapes).
-Tensor static_input_like(const Tensor& input) {
-  if (!input.is_channels_last()) return Tensor::empty(input.shape(), input.dtype(), input.device());
-  const Shape& nchw = input.shape();
-  return Tensor::empty({nchw[0], nchw[2], nchw[3], nchw[1]}, input.dtype(), input.device())
-      .permute({0, 3, 1, 2});
-}
-
-}  // namespace
 
 GraphedStep::GraphedStep(int device_index, std::vector<Tensor> parameters, Pass pass)
     : device_index_(device_index), parameters_(std::move(parameters)), pass_(std::move(pass)) {
@@ -61,7 +49,10 @@ GraphedStep::Signature GraphedStep::signature(const std::vector<Tensor>& inputs)
 }
 
 void GraphedStep::capture(const std::vector<Tensor>& inputs) {
-  for (const Tensor& input : inputs) static_inputs_.push_back(static_input_like(input));
+  // Each laid out as its input (raw::empty_like): a channels-last batch gets a channels-last tensor, so the
+  // captured pass runs the kernels an eager step on that batch runs (an NCHW one would capture the NCHW
+  // kernels, and the convolutions' choices for NCHW shapes).
+  for (const Tensor& input : inputs) static_inputs_.push_back(raw::empty_like(input));
   // The captured backward must make every gradient afresh (into the graph's memory), not add to an eager
   // step's.
   for (Tensor& parameter : parameters_) parameter.zero_grad();
