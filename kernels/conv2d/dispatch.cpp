@@ -11,9 +11,9 @@
 // dispatch would choose them (they widen and round in the copies they make anyway, the float kernels' bits),
 // where the CPU has AVX512-BF16 the pair dot products for the other channels-last layers (pointwise ones as
 // one GEMM, the rest through im2col; sums in float, in their own order), and otherwise its inputs widened to
-// float (exactly), the float dispatch (the fast kernels, summing in
-// float), the output rounded to bfloat16 once; at the Reference CPU level the bfloat16 reference kernels (the
-// oracle, not float's reference rounded a second time). On a CUDA device, all three alike: the candidate
+// float (exactly), the float dispatch (the fast kernels, summing in float), the output rounded to bfloat16
+// once; at the Reference CPU level the bfloat16 reference kernels (the oracle, not float's reference rounded
+// a second time). On a CUDA device, all three alike: the candidate
 // measured fastest for the shape (cuda_tuning.hpp): the library path (the direct depthwise kernels for groups
 // == C_in == C_out, im2col + cuBLAS GEMM for every other geometry) or a step of the convolution ladder that
 // agrees with it (README.md, "On a CUDA device").
