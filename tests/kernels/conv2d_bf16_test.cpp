@@ -237,25 +237,6 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("conv2d bfloat16: dispatch through the fast float kernels matches the bfloat16 reference") {
-  testing::at_each_fast_level([&] {
-    unsigned seed = 1;
-    for (const Conv2dGeometry& g : odd_shapes()) {
-      INFO(describe(g));
-      const Operands<bfloat16> in = random_operands(g, seed += 5);
-      const Results<bfloat16> expected = reference_results(g, in);
-      kernels::set_compute_threads(1);
-      const Results<bfloat16> one_thread = dispatched_results(g, in);
-      kernels::set_compute_threads(2);
-      const Results<bfloat16> two_threads = dispatched_results(g, in);
-      for_each_direction(one_thread, two_threads, [](const char* what, const Bf16s& a, const Bf16s& b) {
-        CHECK_MESSAGE(testing::bitwise_equal(a, b), what, ": 1 and 2 threads differ");
-      });
-      for_each_direction(one_thread, expected, check_dispatch_close);
-    }
-  });
-}
-
 // Dispatch on 1 and 2 threads: the same bits, and close to the bfloat16 reference.
 void check_dispatch_on_1_and_2_threads(const Conv2dGeometry& g, const Operands<bfloat16>& in) {
   kernels::set_compute_threads(1);
@@ -266,6 +247,16 @@ void check_dispatch_on_1_and_2_threads(const Conv2dGeometry& g, const Operands<b
                        CHECK_MESSAGE(testing::bitwise_equal(a, b), what, ": 1 and 2 threads differ");
                      });
   for_each_direction(one_thread, reference_results(g, in), check_dispatch_close);
+}
+
+TEST_CASE("conv2d bfloat16: dispatch through the fast float kernels matches the bfloat16 reference") {
+  testing::at_each_fast_level([&] {
+    unsigned seed = 1;
+    for (const Conv2dGeometry& g : odd_shapes()) {
+      INFO(describe(g));
+      check_dispatch_on_1_and_2_threads(g, random_operands(g, seed += 5));
+    }
+  });
 }
 
 // Channels-last pointwise convolutions run on AVX512-BF16's pair dot products where the CPU has them (and
