@@ -33,19 +33,15 @@ kiln::bench::AlignedFloats random_floats(std::int64_t count, unsigned seed) {
   return floats;
 }
 
-// Times C = op(A) op(B) of geometry g (the fast dispatch, or the reference) on `threads` threads, with its
-// GFLOP/s and % of this machine's FP32 peak as counters.
-void time_gemm(benchmark::State& state, const kernels::GemmGeometry& g, int threads, bool use_reference,
-               const float* a, const float* b, float* c) {
+// Times `product`, one GEMM of geometry g, on `threads` threads, with its GFLOP/s and % of this machine's
+// FP32 peak as counters.
+template <typename Product>
+void time_product(benchmark::State& state, const kernels::GemmGeometry& g, int threads,
+                  const Product& product) {
   const double peak = kiln::bench::fp32_peak_gflops(threads);
   kernels::set_compute_threads(threads);
   for (auto _ : state) {
-    if (use_reference) {
-      kernels::reference::gemm<float>(g, 1.0f, a, b, 0.0f, c);
-    } else {
-      kernels::gemm<float>(kiln::Device::cpu(), g, 1.0f, a, b, 0.0f, c);
-    }
-    benchmark::DoNotOptimize(c);
+    product();
     benchmark::ClobberMemory();
   }
   kernels::set_compute_threads(0);
@@ -53,6 +49,19 @@ void time_gemm(benchmark::State& state, const kernels::GemmGeometry& g, int thre
   state.counters["GFLOP"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["pct_of_peak"] =
       benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Times C = op(A) op(B) of geometry g: the fast dispatch, or the reference.
+void time_gemm(benchmark::State& state, const kernels::GemmGeometry& g, int threads, bool use_reference,
+               const float* a, const float* b, float* c) {
+  time_product(state, g, threads, [&] {
+    if (use_reference) {
+      kernels::reference::gemm<float>(g, 1.0f, a, b, 0.0f, c);
+    } else {
+      kernels::gemm<float>(kiln::Device::cpu(), g, 1.0f, a, b, 0.0f, c);
+    }
+    benchmark::DoNotOptimize(c);
+  });
 }
 
 // C[m, n] = op(A) op(B), every matrix dense.
@@ -191,23 +200,15 @@ void run_bf16_gemm(benchmark::State& state) {
     state.SkipWithError("float sums from bfloat16 need AVX512-BF16");
     return;
   }
-  const double peak = kiln::bench::fp32_peak_gflops(threads);
-  kernels::set_compute_threads(threads);
-  for (auto _ : state) {
+  time_product(state, g, threads, [&] {
     if (float_output) {
       kernels::avx512_bf16::gemm(g, 1.0f, a.data(), b.data(), 0.0f, sums.data());
+      benchmark::DoNotOptimize(sums.data());
     } else {
       kernels::gemm<kiln::bfloat16>(kiln::Device::cpu(), g, 1.0f, a.data(), b.data(), 0.0f, c.data());
+      benchmark::DoNotOptimize(c.data());
     }
-    benchmark::DoNotOptimize(c.data());
-    benchmark::DoNotOptimize(sums.data());
-    benchmark::ClobberMemory();
-  }
-  kernels::set_compute_threads(0);
-  const double gflop = 2.0 * static_cast<double>(m * n * k) * 1e-9;
-  state.counters["GFLOP"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["pct_of_peak"] =
-      benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
+  });
   state.SetLabel(dot_products ? "avx512_bf16" : "widened to float");
 }
 
