@@ -145,7 +145,7 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, float* gw);
 }  // namespace pointwise
 
-// im2col + the AVX512-BF16 GEMM on channels-last bfloat16 tensors (im2col_dot_products.cpp): the forward and
+// im2col + the AVX512-BF16 GEMM on channels-last bfloat16 tensors (avx512_bf16_im2col.cpp): the forward and
 // the weight gradient of any geometry with one group, as pointwise's bfloat16 functions take them (the bias
 // float and may be null, y rounded once; gw float sums). Only where avx512_bf16_usable(), g.channels_last
 // and g.groups == 1.
