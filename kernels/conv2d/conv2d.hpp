@@ -99,6 +99,7 @@ enum class Bfloat16Conv2dPath {
   Winograd,
   PointwiseDotProducts,
   Im2colDotProducts,
+  DirectDotProducts,
   Widened
 };
 Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection direction);
@@ -154,6 +155,18 @@ void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloa
                          bfloat16* y);
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, float* gw);
 }  // namespace im2col_dot_products
+
+// The direct convolution on the AVX512-BF16 pair dot products over channels-last bfloat16 tensors
+// (avx512_bf16_direct.cpp): each pixel's channel pairs read straight from the activations, no im2col. The
+// forward of any geometry with one group, an even C_in and KH <= 16, as pointwise's bfloat16 functions take
+// it (the bias float and may be null, y rounded once); backward data where the transposed convolution is a
+// forward (direct_backward_data_fits) with an even C_out, gx rounded once. Only where avx512_bf16_usable().
+namespace direct_dot_products {
+bool serves(const Conv2dGeometry& g, Conv2dDirection direction);
+void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const float* bias,
+                         bfloat16* y);
+void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx);
+}  // namespace direct_dot_products
 
 // Direct convolution (direct_kernel.hpp, avx512_direct.cpp, avx2_direct.cpp): a GEMM over a zero-padded
 // "strip" of a chunk of images (direct_strip.hpp) on which every tap is a constant offset, so there is no

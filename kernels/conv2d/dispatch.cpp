@@ -9,17 +9,19 @@
 // channels-last activations; NCHW ones are copied channels-last around them), the depthwise-channels kernels
 // on its channels-last tensors and the Winograd kernels on its tensors of either layout where the float
 // dispatch would choose them (they widen and round in the copies they make anyway, the float kernels' bits),
-// where the CPU has AVX512-BF16 the pair dot products for the other channels-last layers (pointwise ones as
-// one GEMM, the rest through im2col; sums in float, in their own order), and otherwise its inputs widened to
-// float (exactly), the float dispatch (the fast kernels, summing in float), the output rounded to bfloat16
-// once; at the Reference CPU level the bfloat16 reference kernels (the oracle, not float's reference rounded
-// a second time). On a CUDA device, all three alike: the candidate
-// measured fastest for the shape (cuda_tuning.hpp): the library path (the direct depthwise kernels for groups
-// == C_in == C_out, im2col + cuBLAS GEMM for every other geometry) or a step of the convolution ladder that
-// agrees with it (README.md, "On a CUDA device").
+// where the CPU has AVX512-BF16 the pair dot products for the other channels-last layers and for those
+// Winograd serves worse, strided or with few positions (pointwise ones as one GEMM, the others straight from
+// the activations or through im2col; sums in float, in their own order), and otherwise its inputs widened
+// to float (exactly), the float dispatch (the fast kernels, summing in float), the output rounded to
+// bfloat16 once; at the Reference CPU level the bfloat16 reference kernels (the oracle, not float's
+// reference rounded a second time). On a CUDA device, all three alike: the candidate measured fastest for
+// the shape (cuda_tuning.hpp): the library path (the direct depthwise kernels for groups == C_in == C_out,
+// im2col + cuBLAS GEMM for every other geometry) or a step of the convolution ladder that agrees with it
+// (README.md, "On a CUDA device").
 //
 // The bias gradient (a sum of gy per channel) runs the bias kernels on gy as stored, float or bfloat16, NCHW
 // or channels-last, at either vector level.
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -43,6 +45,12 @@
 
 namespace kiln::kernels {
 namespace {
+
+// Where bfloat16's direct pair-dot-product kernel takes a stride-1 pass the float dispatch gives Winograd
+// (bfloat16_conv2d_path): below this many output positions in the batch, and with at most this many
+// channels on either side (as far as it was measured).
+constexpr std::int64_t kMinWinogradOverDirectPositions = 8192;
+constexpr std::int64_t kMaxDirectOverWinogradChannels = 128;
 
 void require_support(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, Conv2dDirection direction) {
   KILN_CHECK(conv2d_algorithm_supports(algorithm, g, direction, cpu_level()), "conv2d ",
@@ -424,27 +432,53 @@ Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection
   const Conv2dAlgorithm algorithm = choose_conv2d_algorithm(g, direction, cpu_level());
   if (g.channels_last && algorithm == Conv2dAlgorithm::DepthwiseChannels)
     return Bfloat16Conv2dPath::DepthwiseChannels;
-  // Winograd widens and rounds in the copies it makes anyway, reading and writing half the bytes: on two
-  // Zen 5 cores (AVX-512, no AMX) a bf16 ResNet-20 step's convolutions took 108-110 ms widened, 85-89 on the
-  // bfloat16 tensors (batch 128; at 64x64 images 354-370 against 271).
-  if (algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4)
-    return Bfloat16Conv2dPath::Winograd;
   // A channels-last pointwise layer is one GEMM on the bfloat16 tensors as they lie, at twice the float
   // kernel's multiply-adds an instruction. On two Zen 5 cores a bf16 MobileNet-style step's pointwise layers
   // took 109.5 ms widened, 52.6 on the pair dot products (batch 128; the step 167 -> 110 ms).
   if (g.channels_last && algorithm == Conv2dAlgorithm::Pointwise && avx512_bf16_usable())
     return Bfloat16Conv2dPath::PointwiseDotProducts;
-  // What is left of the ungrouped channels-last layers (the 3-channel stems, at a fifth of the float peak on
-  // the widened path) unfolds into bfloat16 columns for the same GEMM: the weight gradient, and the forward
-  // where the output channels fill more than half of the GEMM's 32-column slivers; backward data, which
-  // would fold float columns back, stays widened (a stem has none). Two Zen 5 cores, batch 128, ms widened
+  // The other ungrouped channels-last layers run on the same pair dot products: the forward (even C_in) and
+  // the stride-1 backward data (even C_out) straight from the activations (avx512_bf16_direct.cpp); the
+  // weight gradient, and the forward of a 3-channel stem where the output channels fill more than half of
+  // the GEMM's 32-column slivers, through im2col columns (avx512_bf16_im2col.cpp); what is left (a stem's
+  // forward into 16 channels, strided backward data) widened. Two Zen 5 cores, batch 128, ms widened
   // against unfolded (kiln train --profile): vgg_small's 3 -> 32 stem, forward and weight gradient together,
   // 6.37 against 3.96 a step (conv2d_bench: forward 3.08 against 1.65, weight gradient 3.28 against 1.72);
   // ResNet-20's 3 -> 16, forward 1.48 against 1.70, weight gradient 1.71 against 1.49.
+  const bool direct = g.channels_last && avx512_bf16_usable() && direct_dot_products::serves(g, direction);
   const bool unfolds = direction == Conv2dDirection::BackwardWeight ||
                        (direction == Conv2dDirection::Forward && g.out_channels > 16);
-  if (g.channels_last && g.groups == 1 && unfolds && avx512_bf16_usable())
-    return Bfloat16Conv2dPath::Im2colDotProducts;
+  const bool dot_products_unfold = g.channels_last && g.groups == 1 && unfolds && avx512_bf16_usable();
+  // Winograd widens and rounds in the copies it makes anyway, reading and writing half the bytes: on two
+  // Zen 5 cores (AVX-512, no AMX) a bf16 ResNet-20 step's convolutions took 108-110 ms widened, 85-89 on the
+  // bfloat16 tensors (batch 128; at 64x64 images 354-370 against 271). Against the pair dot products it
+  // keeps the stride-1 passes of at least 8192 output positions, where F(4x4, 3x3) does 36 multiplies for
+  // 16 outputs and the direct kernel 144 at twice the rate; below that its tiles and transforms cost more
+  // than they save, and at stride 2 each 16 outputs take 81. conv2d_bench --bf16 --channels-last, two Zen 5
+  // cores, ms, Winograd against the dot products, forward / backward data:
+  //   2048 positions (batch 32 at 8x8)      ResNet 64 -> 64          0.39 / 0.42  vs  0.22 / 0.22
+  //                                         vgg_small 128 -> 128     1.34 / 1.45  vs  0.91 / 0.87
+  //   8192 (batch 32 at 16x16, 128 at 8x8)   ResNet 32 -> 32 at 16x16 0.25 / 0.26  vs  0.23 / 0.24
+  //   (Winograd kept: about alike)          vgg_small 64 -> 64 at 16x16, 128 -> 128 at 8x8: alike
+  //   32768 (batch 128 at 16x16)            ResNet 32 -> 32          0.78 / 0.79  vs  0.93 / 0.93
+  //                                         vgg_small 64 -> 64       2.6 / 2.6    vs  3.6 / 3.7
+  //   stride 2, batch 128 / 32   ResNet 16 -> 32 at 32x32 forward 0.92 / 0.28 against 0.54-0.68 / 0.17
+  //                              (direct), weight gradient 1.39 / 0.41 against 1.11 / 0.44 (im2col); 32 ->
+  //                              64 at 16x16 forward 0.80 / 0.27 against 0.49-0.53 / 0.14, weight gradient
+  //                              1.21 / 0.41 against 0.91 / 0.40.
+  // Without Winograd (below 2048 positions) the direct kernel takes ResNet's 16 -> 16 at 32x32 at batch 1 in
+  // 0.020 ms (0.067 widened), vgg_small's 128 -> 128 at 8x8 in 0.13 (0.25 through im2col). (Past 128
+  // channels, unmeasured, Winograd keeps what it takes.)
+  const bool strided = g.stride_h > 1 || g.stride_w > 1;
+  const bool dot_products_win =
+      strided ? direct || dot_products_unfold
+              : direct && g.batch * g.out_height() * g.out_width() < kMinWinogradOverDirectPositions &&
+                    std::max(g.in_channels, g.out_channels) <= kMaxDirectOverWinogradChannels;
+  if ((algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4) &&
+      !dot_products_win)
+    return Bfloat16Conv2dPath::Winograd;
+  if (direct) return Bfloat16Conv2dPath::DirectDotProducts;
+  if (dot_products_unfold) return Bfloat16Conv2dPath::Im2colDotProducts;
   return Bfloat16Conv2dPath::Widened;
 }
 
@@ -464,6 +498,8 @@ const char* bfloat16_conv2d_path_name(Bfloat16Conv2dPath path) {
       return "pointwise on avx512_bf16";
     case Bfloat16Conv2dPath::Im2colDotProducts:
       return "im2col on avx512_bf16";
+    case Bfloat16Conv2dPath::DirectDotProducts:
+      return "direct on avx512_bf16";
     case Bfloat16Conv2dPath::Widened:
       break;
   }
@@ -496,6 +532,8 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
         return dot_products_forward(pointwise::conv2d_forward_bf16, g, x, w, bias, y);
       case Bfloat16Conv2dPath::Im2colDotProducts:
         return dot_products_forward(im2col_dot_products::conv2d_forward_bf16, g, x, w, bias, y);
+      case Bfloat16Conv2dPath::DirectDotProducts:
+        return dot_products_forward(direct_dot_products::conv2d_forward_bf16, g, x, w, bias, y);
       case Bfloat16Conv2dPath::Widened:
         return widened_forward(g, x, w, bias, y);
     }
@@ -532,6 +570,8 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
         return pointwise::conv2d_backward_data_bf16(g, gy, w, gx);
       case Bfloat16Conv2dPath::Im2colDotProducts:  // not chosen for backward data (bfloat16_conv2d_path)
         return widened_backward_data(g, gy, w, gx);
+      case Bfloat16Conv2dPath::DirectDotProducts:
+        return direct_dot_products::conv2d_backward_data_bf16(g, gy, w, gx);
       case Bfloat16Conv2dPath::Widened:
         return widened_backward_data(g, gy, w, gx);
     }
@@ -569,6 +609,9 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
         return dot_products_backward_weight(pointwise::conv2d_backward_weight_bf16, g, gy, x, gw);
       case Bfloat16Conv2dPath::Im2colDotProducts:
         return dot_products_backward_weight(im2col_dot_products::conv2d_backward_weight_bf16, g, gy, x, gw);
+      // (not chosen for the weight gradient: bfloat16_conv2d_path)
+      case Bfloat16Conv2dPath::DirectDotProducts:
+        return widened_backward_weight(g, gy, x, gw);
       case Bfloat16Conv2dPath::Widened:
         return widened_backward_weight(g, gy, x, gw);
     }

@@ -285,12 +285,15 @@ TEST_CASE("conv2d bfloat16: channels-last pointwise on AVX512-BF16 matches the b
   }
 }
 
-// The other ungrouped channels-last layers go through im2col on the same GEMM for the weight gradient, and
-// for the forward where C_out > 16 (backward data stays widened): stems of 3 channels with and without
-// padding, stride 2, dilation 2 (the taps copied one by one), a 5x5 kernel whose kernel row (85 values) is
-// wider than a register, a 1x1 at stride 2, batch 1, and ResNet's 16-channel stem on a batch of 9 (its
-// forward widened, its weight gradient summing several chunks of images).
-TEST_CASE("conv2d bfloat16: channels-last im2col on AVX512-BF16 matches the bfloat16 reference") {
+// The other ungrouped channels-last layers run on the same dot products through dispatch: the forward
+// straight from the activations where C_in is even (the direct kernel), else through im2col where C_out > 16,
+// else widened; stride-1 backward data direct where C_out is even, else widened; the weight gradient through
+// im2col. Stems of 3 channels with and without padding, stride 2, dilation 2 (the taps copied one by one), a
+// 5x5 kernel whose kernel row (85 values) is wider than a register, a 1x1 at stride 2, batch 1, ResNet's
+// 16-channel stem on a batch of 9 (its weight gradient summing several chunks of images), two strided 3x3
+// layers the float dispatch gives Winograd (ResNet's 16 -> 32, and 24 -> 40 on odd image sizes), and a
+// 16 -> 18 layer it gives F(2x2, 3x3) (2048 positions).
+TEST_CASE("conv2d bfloat16: channels-last layers on AVX512-BF16 match the bfloat16 reference") {
   if (!kernels::avx512_bf16_usable()) {
     MESSAGE("skipping: this CPU has no AVX512-BF16");
     return;
@@ -304,18 +307,82 @@ TEST_CASE("conv2d bfloat16: channels-last im2col on AVX512-BF16 matches the bflo
         padded(strided(geometry(2, 5, 10, 9, 20, 3, 3), 2, 2), 1, 1),
         dilated(padded(geometry(2, 3, 11, 10, 33, 3, 3), 2, 2), 2, 2),
         padded(geometry(2, 17, 8, 9, 24, 5, 5), 2, 1), strided(geometry(3, 20, 7, 7, 18, 1, 1), 2, 2),
-        padded(geometry(9, 3, 32, 32, 16, 3, 3), 1, 1)}) {
+        padded(geometry(9, 3, 32, 32, 16, 3, 3), 1, 1),
+        padded(strided(geometry(3, 16, 16, 16, 32, 3, 3), 2, 2), 1, 1),
+        padded(strided(geometry(2, 24, 11, 13, 40, 3, 3), 2, 2), 1, 1),
+        padded(geometry(32, 16, 8, 8, 18, 3, 3), 1, 1)}) {
     g.channels_last = true;
     INFO(describe(g), " channels-last");
     if (kernels::bfloat16_conv2d_path(g, Conv2dDirection::BackwardWeight) == Bfloat16Conv2dPath::Amx)
       continue;  // C_out a multiple of 16, on a CPU with AMX: its tiles serve the shape (conv2d_amx_test.cpp)
-    REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::Forward) ==
-            (g.out_channels > 16 ? Bfloat16Conv2dPath::Im2colDotProducts : Bfloat16Conv2dPath::Widened));
+    const Bfloat16Conv2dPath forward = g.in_channels % 2 == 0 ? Bfloat16Conv2dPath::DirectDotProducts
+                                       : g.out_channels > 16  ? Bfloat16Conv2dPath::Im2colDotProducts
+                                                              : Bfloat16Conv2dPath::Widened;
+    const Bfloat16Conv2dPath backward_data = g.out_channels % 2 == 0 && kernels::direct_backward_data_fits(g)
+                                                 ? Bfloat16Conv2dPath::DirectDotProducts
+                                                 : Bfloat16Conv2dPath::Widened;
+    REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::Forward) == forward);
+    REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::BackwardData) == backward_data);
     REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::BackwardWeight) ==
             Bfloat16Conv2dPath::Im2colDotProducts);
-    REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::BackwardData) == Bfloat16Conv2dPath::Widened);
     check_dispatch_on_1_and_2_threads(g, random_operands(g, seed += 5));
   }
+}
+
+// The direct convolution on AVX512-BF16's pair dot products, called itself (dispatch.cpp gives it only the
+// layers it wins): forward with and without bias and stride-1 backward data against the bfloat16 reference,
+// the same bits on 1 and 2 threads. Rows of 1 to 33 output pixels (tiles of every width, rows cut into
+// several), 2 to 70 channels (a pair, blocks of 16 and 32 partly filled, more than one block), stride 2 and
+// 3, padding 0 to 2 and asymmetric, dilation 2, a 5x1 kernel, batch 1, and output rows reaching past the
+// input (padding wider than the taps need).
+TEST_CASE("conv2d bfloat16: the channels-last direct kernel on AVX512-BF16 matches the bfloat16 reference") {
+  if (!kernels::avx512_bf16_usable()) {
+    MESSAGE("skipping: this CPU has no AVX512-BF16");
+    return;
+  }
+  using kernels::Conv2dDirection;
+  namespace direct = kernels::direct_dot_products;
+  const testing::DispatchGuard guard;
+  unsigned seed = 1200;
+  for (Conv2dGeometry g :
+       {padded(geometry(2, 16, 32, 32, 16, 3, 3), 1, 1), padded(geometry(1, 2, 5, 33, 3, 3, 3), 1, 1),
+        padded(geometry(3, 20, 9, 25, 40, 3, 3), 1, 1), geometry(2, 32, 6, 7, 70, 3, 3),
+        padded(strided(geometry(2, 16, 15, 13, 32, 3, 3), 2, 2), 1, 1),
+        padded(strided(geometry(1, 8, 11, 14, 12, 3, 3), 3, 3), 2, 0),
+        dilated(padded(geometry(2, 6, 10, 11, 18, 3, 3), 2, 2), 2, 2),
+        padded(geometry(2, 4, 9, 6, 10, 5, 1), 2, 0), padded(geometry(1, 10, 1, 1, 14, 3, 3), 1, 1),
+        padded(geometry(2, 12, 4, 3, 24, 1, 1), 2, 2)}) {
+    g.channels_last = true;
+    INFO(describe(g), " channels-last");
+    REQUIRE(direct::serves(g, Conv2dDirection::Forward));
+    const bool backward_data = direct::serves(g, Conv2dDirection::BackwardData);
+    CHECK(backward_data == (g.out_channels % 2 == 0 && kernels::direct_backward_data_fits(g)));
+    const Operands<bfloat16> in = random_operands(g, seed += 5);
+    const Results<bfloat16> expected = reference_results(g, in);
+    std::vector<float> bias(in.bias.begin(), in.bias.end());
+    std::vector<Results<bfloat16>> by_threads;
+    for (const int threads : {1, 2}) {
+      kernels::set_compute_threads(threads);
+      Results<bfloat16>& out = by_threads.emplace_back(poisoned_results<bfloat16>(g));
+      direct::conv2d_forward_bf16(g, in.x.data(), in.w.data(), bias.data(), out.y.data());
+      direct::conv2d_forward_bf16(g, in.x.data(), in.w.data(), nullptr, out.y_no_bias.data());
+      if (backward_data) direct::conv2d_backward_data_bf16(g, in.gy.data(), in.w.data(), out.gx.data());
+    }
+    check_dispatch_close("forward", by_threads[0].y, expected.y);
+    check_dispatch_close("forward without bias", by_threads[0].y_no_bias, expected.y_no_bias);
+    CHECK(testing::bitwise_equal(by_threads[0].y, by_threads[1].y));
+    CHECK(testing::bitwise_equal(by_threads[0].y_no_bias, by_threads[1].y_no_bias));
+    if (backward_data) {
+      check_dispatch_close("backward_data", by_threads[0].gx, expected.gx);
+      CHECK(testing::bitwise_equal(by_threads[0].gx, by_threads[1].gx));
+    }
+  }
+  // An odd C_in has no whole pairs to read; groups and NCHW activations are not its layout.
+  for (Conv2dGeometry g : {geometry(1, 3, 8, 8, 16, 3, 3), grouped(geometry(1, 8, 8, 8, 16, 3, 3), 2)}) {
+    g.channels_last = true;
+    CHECK_FALSE(direct::serves(g, Conv2dDirection::Forward));
+  }
+  CHECK_FALSE(direct::serves(geometry(1, 8, 8, 8, 16, 3, 3), Conv2dDirection::Forward));
 }
 
 // The float dispatch on the widened operands, each output rounded once: what bfloat16 dispatch computes by
@@ -449,7 +516,9 @@ TEST_CASE("conv2d bfloat16: raw::conv2d_* on bfloat16 tensors match float") {
 // tensors, rounded once, in either layout. Each shape names the tile sizes the rules give its three
 // directions (forward / backward-data / backward-weight; "-" where another algorithm runs); odd channel
 // counts and image sizes, so tiles hang over the output and bands and runs end in partial vectors. (Where
-// AMX serves a pass, the tiles run it instead: conv2d_amx_test.cpp.)
+// AMX serves a pass, the tiles run it instead: conv2d_amx_test.cpp. Where AVX512-BF16 serves a channels-last
+// pass that is strided or has few positions, its dot products run it instead: the tests above. At the AVX2
+// level Winograd runs them.)
 TEST_CASE("conv2d bfloat16: Winograd runs on the bfloat16 tensors, bit for bit the widened path") {
   using kernels::Bfloat16Conv2dPath;
   using kernels::Conv2dAlgorithm;
@@ -466,7 +535,16 @@ TEST_CASE("conv2d bfloat16: Winograd runs on the bfloat16 tensors, bit for bit t
   };
   const auto chooses_winograd = [](const Conv2dGeometry& g, Conv2dDirection direction) {
     const Conv2dAlgorithm a = kernels::choose_conv2d_algorithm(g, direction, kernels::cpu_level());
-    return a == Conv2dAlgorithm::Winograd2x2 || a == Conv2dAlgorithm::Winograd4x4;
+    if (a != Conv2dAlgorithm::Winograd2x2 && a != Conv2dAlgorithm::Winograd4x4) return false;
+    if (!g.channels_last || !kernels::avx512_bf16_usable()) return true;
+    // The pair dot products take the strided passes they serve, and the stride-1 ones below 8192 positions
+    // with at most 128 channels a side that the direct kernel serves.
+    const bool direct = kernels::direct_dot_products::serves(g, direction);
+    const bool unfolds = direction == Conv2dDirection::BackwardWeight ||
+                         (direction == Conv2dDirection::Forward && g.out_channels > 16);
+    if (g.stride_h == 2) return !(direct || unfolds);
+    return !(direct && g.batch * g.out_height() * g.out_width() < 8192 &&
+             std::max(g.in_channels, g.out_channels) <= 128);
   };
   testing::at_each_fast_level([&] {
     const bool amx = kernels::amx_bf16_usable();
@@ -503,8 +581,10 @@ TEST_CASE("conv2d bfloat16: Winograd runs on the bfloat16 tensors, bit for bit t
         }
       }
     }
-    // The shapes' comments: 20 Winograd passes in each layout, where no AMX takes any.
-    if (!amx) CHECK(winograd_passes == 2 * 20);
+    // The shapes' comments: 20 Winograd passes in each layout, where no AMX takes any; of the channels-last
+    // ones, AVX512-BF16's dot products take 11: the four strided shapes' forwards and weight gradients, and
+    // three passes below 8192 positions (17 -> 24's backward data, 24 -> 40's forward and backward data).
+    if (!amx) CHECK(winograd_passes == 2 * 20 - (kernels::avx512_bf16_usable() ? 11 : 0));
   });
 }
 
