@@ -20,4 +20,9 @@ void add_quantize_command(CLI::App& app);
 // before any kernel runs. 0 (the default) means every core. Data loading has its own `--loader-threads`.
 void add_compute_threads_option(CLI::App* command);
 
+// A check that an option's number is at least `minimum` (NaN fails it), saying so in a line a user reads:
+// "--top: must be at least 1, got 0". (CLI11's PositiveNumber and NonNegativeNumber name the largest double,
+// all 309 digits of it.)
+CLI::Validator at_least(double minimum);
+
 }  // namespace kiln::cli

@@ -49,7 +49,7 @@ void add_data_report_command(CLI::App& app) {
       ->required();
   command->add_option("--loader-threads", options->threads, "threads reading files")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   command->add_flag("--decode", options->decode,
                     "decode every image fully (finds damaged files whose header is intact; slower)");
   command->add_flag("--json", options->json, "print the report as one JSON object");

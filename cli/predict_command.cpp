@@ -1,6 +1,8 @@
 // kiln predict CKPT PATH...: the top classes for each image (a file, or every image under a folder),
 // preprocessed by the checkpoint's own Preprocessing, so a single image is seen exactly as in training.
-// For a multi-label checkpoint: every label whose probability is at or over its stored threshold.
+// For a multi-label checkpoint: every label whose probability is at or over its stored threshold. An image
+// that cannot be read is skipped with a warning (--strict: stops the command), and the command fails at the
+// end.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +22,7 @@ struct PredictOptions {
   std::vector<std::filesystem::path> paths;
   std::int64_t top = 5;
   bool json = false;
+  bool strict = false;  // stop at the first image that cannot be read, instead of skipping it
 };
 
 // Files as given; folders expand to every image below them, sorted, so output order is stable.
@@ -35,6 +38,7 @@ std::vector<std::filesystem::path> expand(const std::vector<std::filesystem::pat
     for (const auto& entry : std::filesystem::recursive_directory_iterator(path)) {
       if (entry.is_regular_file() && data::is_image_file(entry.path())) found.push_back(entry.path());
     }
+    KILN_CHECK(!found.empty(), path.string(), ": no image files in this folder");
     std::sort(found.begin(), found.end());
     images.insert(images.end(), found.begin(), found.end());
   }
@@ -73,23 +77,45 @@ void predict_labels(const train::LoadedModel& loaded, const std::filesystem::pat
   if (!any) std::printf("  (no label over its threshold)\n");
 }
 
+// One image's classes (or labels), as text or a JSON line.
+void predict_image(const train::LoadedModel& loaded, const std::filesystem::path& image,
+                   const PredictOptions& options) {
+  if (loaded.multi_label()) {
+    predict_labels(loaded, image, options.json);
+    return;
+  }
+  const std::vector<train::ClassScore> scores = train::predict_file(loaded, image, options.top);
+  if (options.json) {
+    nlohmann::json top = nlohmann::json::array();
+    for (const auto& score : scores)
+      top.push_back({{"class", score.name}, {"index", score.index}, {"probability", score.probability}});
+    print_json_line(nlohmann::json{{"image", image.string()}, {"top", top}});
+    return;
+  }
+  std::printf("%s\n", image.string().c_str());
+  for (const auto& score : scores)
+    std::printf("  %6.2f%%  %s\n", 100.0 * score.probability, score.name.c_str());
+}
+
+// Every image in turn. One that cannot be read is skipped with a warning (with --json also a line naming
+// it and the error), so the others still get their answers, and the command then fails saying how many
+// were skipped; with --strict the first one stops it.
 void run_predict(const PredictOptions& options) {
   const train::LoadedModel loaded = train::load_model(options.checkpoint);
-  for (const auto& image : expand(options.paths)) {
-    if (loaded.multi_label()) {
-      predict_labels(loaded, image, options.json);
-      continue;
+  const std::vector<std::filesystem::path> images = expand(options.paths);
+  std::int64_t skipped = 0;
+  for (const auto& image : images) {
+    try {
+      predict_image(loaded, image, options);
+    } catch (const Error& error) {
+      if (options.strict) throw;
+      ++skipped;
+      std::fprintf(stderr, "kiln: warning: skipped %s\n", error.what());
+      if (options.json) print_json_line(nlohmann::json{{"image", image.string()}, {"error", error.what()}});
     }
-    const std::vector<train::ClassScore> scores = train::predict_file(loaded, image, options.top);
-    if (options.json) {
-      nlohmann::json top = nlohmann::json::array();
-      for (const auto& score : scores) top.push_back({{"class", score.name}, {"index", score.index}, {"probability", score.probability}});
-      print_json_line(nlohmann::json{{"image", image.string()}, {"top", top}});
-      continue;
-    }
-    std::printf("%s\n", image.string().c_str());
-    for (const auto& score : scores) std::printf("  %6.2f%%  %s\n", 100.0 * score.probability, score.name.c_str());
   }
+  KILN_CHECK(skipped == 0, skipped, " of ", images.size(),
+             " images could not be read (see the warnings above)");
 }
 
 }  // namespace
@@ -100,7 +126,11 @@ void add_predict_command(CLI::App& app) {
   command->add_option("checkpoint", options->checkpoint, "a .kiln file written by kiln train")->required();
   command->add_option("paths", options->paths, "image files or folders of images")->required();
   command->add_option("--top", options->top, "how many classes to show per image (single-label)")
+      ->check(at_least(1))
       ->capture_default_str();
+  command->add_flag("--strict", options->strict,
+                    "stop at the first image that cannot be read (default: skip it with a warning, classify "
+                    "the others, and fail at the end)");
   add_compute_threads_option(command);
   command->add_flag("--json", options->json, "one JSON object per image");
   command->callback([options] { run_predict(*options); });

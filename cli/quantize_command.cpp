@@ -116,10 +116,10 @@ void add_quantize_command(CLI::App& app) {
       ->add_option("--calibration-images", options->quantize.calibration_images,
                    "training images whose activations set the ranges")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command->add_option("--batch", options->quantize.batch_size, "batch size")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command->add_option("--seed", options->quantize.seed, "picks the calibration images")
       ->capture_default_str();
   command->add_option("--loader-threads", options->quantize.loader_threads, "data-loading threads")

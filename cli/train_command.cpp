@@ -18,6 +18,7 @@
 #include "cli/progress_bar.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
 #include "models/architecture.hpp"
+#include "train/checkpoint.hpp"
 #include "train/conv_choices.hpp"
 #include "train/cross_validation.hpp"
 #include "train/early_stopping.hpp"
@@ -382,6 +383,69 @@ void print_checkpoints(const train::TrainResult& result) {
   }
 }
 
+// The options whose values a resumed run takes from its checkpoint (train::resumed_config), and the fields
+// of TrainConfig::to_json they set. Given with --resume, each must repeat the run's own value: the run would
+// otherwise go on with the checkpoint's and say nothing (--monitor and --min-delta, which choose best.kiln,
+// resumed_config checks itself).
+struct StoredSetting {
+  const char* option;
+  std::vector<const char*> fields;  // JSON pointers
+};
+const std::vector<StoredSetting>& stored_settings() {
+  static const std::vector<StoredSetting> settings = {
+      {"--model", {"/model"}},
+      {"--batch", {"/batch_size"}},
+      {"--lr", {"/learning_rate"}},
+      {"--optimizer", {"/optimizer"}},
+      {"--momentum", {"/momentum"}},
+      {"--nesterov", {"/nesterov"}},
+      {"--weight-decay", {"/weight_decay"}},
+      {"--schedule", {"/schedule"}},
+      {"--milestones", {"/milestones"}},
+      {"--gamma", {"/gamma"}},
+      {"--warmup-epochs", {"/warmup_epochs"}},
+      {"--label-smoothing", {"/label_smoothing"}},
+      {"--clip-grad-norm", {"/clip_grad_norm"}},
+      {"--val-split", {"/val_split"}},
+      {"--image-size", {"/image_height", "/image_width"}},
+      {"--resize", {"/resize"}},
+      {"--crop-padding", {"/augmentation/crop_padding"}},
+      {"--flip", {"/augmentation/horizontal_flip"}},
+      {"--color-jitter", {"/augmentation/brightness"}},
+      {"--cutout", {"/augmentation/cutout"}},
+      {"--seed", {"/seed"}},
+      {"--strict", {"/strict"}},
+      {"--max-steps", {"/max_steps_per_epoch"}},
+      {"--class-weights", {"/class_weights"}},
+      {"--balanced-sampler", {"/balanced_sampler"}},
+      {"--pos-weight", {"/pos_weight"}},
+      {"--freeze", {"/freeze"}},
+      {"--freeze-until", {"/freeze_until"}},
+      {"--head-lr", {"/head_learning_rate"}},
+  };
+  return settings;
+}
+
+// Throws when an option given with --resume asks for another value than the run in `checkpoint` trains
+// with, naming both.
+void check_resume_keeps_settings(const CLI::App& command, const train::TrainConfig& requested,
+                                 const std::filesystem::path& checkpoint) {
+  if (!std::filesystem::exists(checkpoint)) return;  // train() says so
+  const nlohmann::json stored = train::load_checkpoint(checkpoint).header.value("config", nlohmann::json());
+  const nlohmann::json asked = requested.to_json();
+  for (const StoredSetting& setting : stored_settings()) {
+    if (command.count(setting.option) == 0) continue;
+    for (const char* field : setting.fields) {
+      const nlohmann::json::json_pointer pointer(field);
+      if (!stored.contains(pointer) || stored.at(pointer) == asked.at(pointer)) continue;
+      fail("cannot resume ", checkpoint.string(), " with ", setting.option, " ", asked.at(pointer).dump(),
+           ": the run trains with ", stored.at(pointer).dump(),
+           " (a resumed run keeps its settings; --epochs, --early-stop and --eval-every may change). Leave ",
+           setting.option, " out, or start a new run with --overwrite or another --out");
+    }
+  }
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app) {
@@ -401,21 +465,28 @@ void add_train_command(CLI::App& app) {
   for (const std::string& name : models::model_names()) models += (models.empty() ? "" : ", ") + name;
   command->add_option("--model", config->model, "architecture: " + models)->capture_default_str();
   command->add_option("--epochs", config->epochs, "epochs to train")->capture_default_str();
-  command->add_option("--batch", config->batch_size, "batch size")->capture_default_str();
+  command->add_option("--batch", config->batch_size, "batch size")->check(at_least(1))->capture_default_str();
   command->add_option("--lr", config->learning_rate, "peak learning rate")->capture_default_str();
   command->add_option("--optimizer", config->optimizer, "sgd, adam or adamw")->capture_default_str();
-  command->add_option("--momentum", config->momentum, "SGD momentum")->capture_default_str();
+  command->add_option("--momentum", config->momentum, "SGD momentum")
+      ->check(at_least(0))
+      ->capture_default_str();
   command->add_flag("--nesterov", config->nesterov, "Nesterov momentum");
-  command->add_option("--weight-decay", config->weight_decay, "L2 (sgd, adam) or decoupled (adamw) weight decay")
+  command
+      ->add_option("--weight-decay", config->weight_decay, "L2 (sgd, adam) or decoupled (adamw) weight decay")
+      ->check(at_least(0))
       ->capture_default_str();
   command->add_option("--schedule", config->schedule, "constant, multistep, cosine or onecycle")->capture_default_str();
   command->add_option("--milestones", config->milestones, "multistep: epochs where the rate is multiplied by gamma")
       ->delimiter(',');
   command->add_option("--gamma", config->gamma, "multistep factor")->capture_default_str();
-  command->add_option("--warmup-epochs", config->warmup_epochs, "linear warm-up epochs")->capture_default_str();
+  command->add_option("--warmup-epochs", config->warmup_epochs, "linear warm-up epochs")
+      ->check(at_least(0))
+      ->capture_default_str();
   command->add_option("--label-smoothing", config->label_smoothing, "cross-entropy label smoothing")
       ->capture_default_str();
   command->add_option("--clip-grad-norm", config->clip_grad_norm, "clip the global gradient norm (0: off)")
+      ->check(at_least(0))
       ->capture_default_str();
   command->add_option("--val-split", config->val_split, "validation fraction when DATA has no val/ folder")
       ->capture_default_str();
@@ -496,10 +567,11 @@ void add_train_command(CLI::App& app) {
                    "time STEPS training steps op by op (from the first epoch's third step) and print where "
                    "the time went: per op, precision, device and shape; the whole table goes to "
                    "RUNDIR/profile.json")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   add_compute_threads_option(command);
   command->add_option("--out", config->run_dir, "run folder for last.kiln and metrics.jsonl")->capture_default_str();
-  command->add_option("--max-steps", config->max_steps_per_epoch, "cap on steps per epoch (0: whole epochs)");
+  command->add_option("--max-steps", config->max_steps_per_epoch, "cap on steps per epoch (0: whole epochs)")
+      ->check(at_least(0));
   command->add_option("--class-weights", config->class_weights,
                       "weigh the loss per class: auto (inverse frequency, mean 1) or a file of "
                       "class,weight lines");
@@ -555,8 +627,8 @@ void add_train_command(CLI::App& app) {
   command->add_option("--lr-find-range", *range_ends, "--lr-find: START,END rates (default 1e-7,10)")
       ->delimiter(',')
       ->expected(2);
-  command->callback([config, resume, overwrite, json, head_learning_rate, head_lr_option, lr_find, range,
-                     range_ends] {
+  command->callback([command, config, resume, overwrite, json, head_learning_rate, head_lr_option, lr_find,
+                     range, range_ends] {
     KILN_CHECK(!(*resume && *overwrite), "train: --resume and --overwrite contradict each other");
     if (head_lr_option->count() > 0) config->head_learning_rate = *head_learning_rate;
     config->augmentation.contrast = config->augmentation.saturation = config->augmentation.brightness;
@@ -569,6 +641,11 @@ void add_train_command(CLI::App& app) {
       }
       run_lr_find(*config, *range, *json);
       return;
+    }
+    if (*resume) {
+      const std::filesystem::path first_fold = train::fold_run_dir(config->run_dir, 1) / "last.kiln";
+      check_resume_keeps_settings(*command, *config,
+                                  config->folds != 0 ? first_fold : config->run_dir / "last.kiln");
     }
     ConsoleObserver observer(*json);
     const train::RunStart start = *resume      ? train::RunStart::Resume

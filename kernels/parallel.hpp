@@ -11,7 +11,10 @@
 namespace kiln::kernels {
 
 int compute_threads();
-// n >= 1 sets the count; n == 0 restores the default of every core the process may use.
+// The most threads a count may ask for: far past any core count, and far below what would make OpenMP's
+// thread creation fail (100000 crashed it, with no message).
+inline constexpr int kMaxComputeThreads = 1024;
+// 1 <= n <= kMaxComputeThreads sets the count; n == 0 restores the default of every core the process may use.
 void set_compute_threads(int n);
 
 }  // namespace kiln::kernels

@@ -124,6 +124,12 @@ std::vector<fs::path> write_run_plots(const fs::path& run_dir, const std::vector
                  split + " confusion matrix, epoch " + std::to_string(last->at("epoch").get<std::int64_t>())),
              written.back());
   }
+  // A picture of the four kinds that this run does not draw is an earlier run's in the same folder.
+  for (const char* name : {"loss.png", "accuracy.png", "confusion_matrix.png", "label_metrics.png"}) {
+    if (std::find(written.begin(), written.end(), run_dir / name) != written.end()) continue;
+    std::error_code ignored;
+    fs::remove(run_dir / name, ignored);
+  }
   return written;
 }
 

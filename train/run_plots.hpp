@@ -27,7 +27,8 @@ void save_png(const plot::Canvas& picture, const std::filesystem::path& path);
 // resumed after a crash, an epoch can appear twice; the later line wins.
 std::vector<nlohmann::json> read_epoch_lines(const std::filesystem::path& run_dir);
 
-// Draws the plots above into run_dir and returns their paths. Each is written atomically.
+// Draws the plots above into run_dir and returns their paths. Each is written atomically. Those of the four
+// that the run does not draw (an earlier run's in the same folder) are removed.
 std::vector<std::filesystem::path> write_run_plots(const std::filesystem::path& run_dir,
                                                    const std::vector<nlohmann::json>& epochs);
 

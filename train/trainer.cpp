@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 #include "core/cuda_runtime.hpp"
 #include "core/generator.hpp"
@@ -620,6 +621,28 @@ void append_metrics_line(const std::filesystem::path& run_dir, const nlohmann::j
   KILN_CHECK(out.good(), "cannot append to ", (run_dir / "metrics.jsonl").string());
 }
 
+// On --resume, RUNDIR/metrics.jsonl as the checkpoint's epochs left it, one line each: the log's own last
+// whole line for the epoch (it holds the confusion matrix, which the checkpoint's history leaves out), else
+// the history's. A line cut short by a crash in the middle of an append, and epochs past the checkpoint's
+// (a last.kiln restored from an older copy), are dropped, so the resumed epochs' lines follow whole ones.
+void rewrite_metrics_log(const std::filesystem::path& run_dir, const std::vector<nlohmann::json>& history) {
+  const std::filesystem::path file = run_dir / "metrics.jsonl";
+  std::map<std::int64_t, nlohmann::json> logged;
+  std::ifstream in(file);
+  for (std::string text; std::getline(in, text);) {
+    nlohmann::json line = nlohmann::json::parse(text, nullptr, false);
+    if (!line.is_object() || !line.contains("epoch") || !line["epoch"].is_number_integer()) continue;
+    const auto epoch = line["epoch"].get<std::int64_t>();  // before the line is moved from
+    logged[epoch] = std::move(line);
+  }
+  std::string text;
+  for (const nlohmann::json& entry : history) {
+    const auto found = logged.find(entry.at("epoch").get<std::int64_t>());
+    text += (found != logged.end() ? found->second : entry).dump() + '\n';
+  }
+  write_file_atomically(file, text, "metrics log");
+}
+
 // RUNDIR's loss, accuracy and confusion-matrix pictures (run_plots.hpp), redrawn after every epoch. A
 // picture that cannot be written is a warning, never a reason to stop training.
 void redraw_plots(const std::filesystem::path& run_dir) {
@@ -877,6 +900,7 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
   } catch (const nlohmann::json::exception& error) {
     fail("cannot resume from ", last_checkpoint(config.run_dir).string(), ": malformed header (", error.what(), ")");
   }
+  if (start == RunStart::Resume) rewrite_metrics_log(run.config.run_dir, run.history_json);
   nlohmann::json plan{
       {"model", run.architecture.to_json()},
       {"classes", run.splits.train.classes()},
@@ -938,9 +962,13 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
     nlohmann::json line = summary.to_json();
     if (!run.eval_split_name.empty()) line["eval_split"] = run.eval_split_name;
     run.history_json.push_back(line);
-    if (start == RunStart::Replace && epoch == 0 && !summary.improved) {
-      std::error_code ignored;  // the replaced run's best.kiln is not this run's
-      std::filesystem::remove(best_checkpoint(run.config.run_dir), ignored);
+    if (start != RunStart::Resume && epoch == 0) {
+      // What a run that was here before left is not this run's: its metrics log (this one starts anew as
+      // last.kiln is replaced), and its best.kiln unless this epoch writes a new one. (Its pictures go as
+      // they are redrawn.)
+      std::error_code ignored;
+      std::filesystem::remove(run.config.run_dir / "metrics.jsonl", ignored);
+      if (!summary.improved) std::filesystem::remove(best_checkpoint(run.config.run_dir), ignored);
     }
     save(run,
          summary.improved);  // after the epoch's metrics are final, so the checkpoint and metrics.jsonl agree

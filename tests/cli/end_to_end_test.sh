@@ -250,7 +250,34 @@ mkdir -p "$work/other/dog" "$work/other/zebra"
 cp "$data/test/dog/0000.jpg" "$work/other/dog/"; cp "$data/test/cat/0000.jpg" "$work/other/zebra/"
 check_error "eval on other classes" "differ from the checkpoint" "$kiln" eval "$run/last.kiln" "$work/other"
 printf 'garbage' >"$work/not-an-image.jpg"
-check_error "predict a non-image" "not-an-image.jpg" "$kiln" predict "$run/last.kiln" "$work/not-an-image.jpg"
+check_error "predict --strict stops at a non-image" "not-an-image.jpg" "$kiln" predict "$run/last.kiln" "$work/not-an-image.jpg" --strict
+if "$kiln" predict "$run/last.kiln" "$work/not-an-image.jpg" "$data/test/cat/0000.jpg" --top 1 >"$work/out" 2>"$work/err" ||
+  ! grep -q "warning: skipped .*not-an-image.jpg" "$work/err" || ! grep -q "1 of 2 images could not be read" "$work/err" ||
+  [ "$(grep -c '%' "$work/out")" -ne 1 ]; then
+  echo "FAIL: predict skips a non-image, classifies the others and then fails"; cat "$work/out" "$work/err"; failures=$((failures + 1))
+fi
+if "$kiln" predict "$run/last.kiln" "$data/test/cat/0000.jpg" --threads 100000 >"$work/out" 2>"$work/err" ||
+  ! grep -q -- "--threads: Value 100000 not in range 0 to 1024" "$work/err"; then
+  echo "FAIL: --threads past the cap is a usage error naming it"; cat "$work/err"; failures=$((failures + 1))
+fi
+if "$kiln" predict "$run/last.kiln" "$data/test/cat/0000.jpg" --top 0 >"$work/out" 2>"$work/err" ||
+  ! grep -q -- "--top: must be at least 1, got 0" "$work/err"; then
+  echo "FAIL: --top 0 is a usage error saying what --top takes"; cat "$work/err"; failures=$((failures + 1))
+fi
+
+# --resume keeps the run's settings and says so when asked for others; it rebuilds metrics.jsonl from whole
+# lines (a crash can cut the last one short); --overwrite starts the metrics anew.
+cp "$run/last.kiln" "$work/before.kiln"
+check_error "resume with another --lr" "with --lr 0.5: the run trains with 0.1" "$kiln" train "$data" --epochs 3 --out "$run" --resume --lr 0.5
+cmp -s "$run/last.kiln" "$work/before.kiln" || { echo "FAIL: a refused resume leaves last.kiln intact"; failures=$((failures + 1)); }
+cp -r "$run" "$work/torn"
+head -c -20 "$run/metrics.jsonl" >"$work/torn/metrics.jsonl"
+check "resume after a torn metrics line" "$kiln" train "$data" --epochs 3 --out "$work/torn" --resume --lr 0.1
+check "report on the resumed run" "$kiln" report "$work/torn" --json
+[ "$(grep -o '"epoch":[0-9]*' "$work/torn/metrics.jsonl" | tr '\n' ' ')" = '"epoch":1 "epoch":2 "epoch":3 ' ] ||
+  { echo "FAIL: metrics.jsonl holds epochs 1 to 3, whole"; cat "$work/torn/metrics.jsonl"; failures=$((failures + 1)); }
+check "overwrite a run" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 2 --batch 32 --out "$work/torn" --overwrite
+[ "$(wc -l <"$work/torn/metrics.jsonl")" -eq 1 ] || { echo "FAIL: --overwrite starts metrics.jsonl anew"; failures=$((failures + 1)); }
 check_error "a fresh run refuses to overwrite a checkpoint" "already exists" "$kiln" train "$data" --out "$run"
 cp "$run/last.kiln" "$work/before.kiln"
 check_error "NaN loss stops training" "loss became" "$kiln" train "$data" --model lenet5 --epochs 1 --out "$run" --overwrite --lr 1e30
