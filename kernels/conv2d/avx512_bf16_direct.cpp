@@ -13,6 +13,10 @@
 //   w_pairs [KH * KW][blocks][C_in / 2][16 J] words: word (tap, b, q, k) = w[16 J b + k][2q, 2q + 1][tap],
 //           the output channels past C_out zero (their lanes are never stored)
 //
+// Neighbouring taps of a kernel row read overlapping pixels: where the row is 3 wide at dilation 1 and
+// stride 1 or 2 (three_tap_tile), each broadcast word goes to every tap that reads it, three dot products a
+// broadcast at stride 1.
+//
 // The weights of a block, KH KW C_in / 2 x 16 J words (36 KiB for 64 -> 64 at J = 2), stay in L1 and L2
 // while the tiles of a row pass over them. The input is read through a copy: a task (a band of one image's
 // output rows) first lays out the input rows the band reads, pair-major and split by phase of the stride
@@ -117,8 +121,27 @@ void lay_out_row(const Conv2dGeometry& g, const BandLayout& layout, const bfloat
   }
 }
 
-// One tile: `Pixels` output pixels of a row by 16 J output channels. rows[r]: kernel row r's input row in
-// the band layout (null where it lies outside the image), offset to the tile's first output column.
+// A tile's sums, plus the bias (may be null), rounded to y's bfloat16: `Pixels` pixels of C_out channels
+// each, the first lanes_left of the tile's 16 J.
+template <int J, int Pixels>
+void store_tile(const __m512 (&acc)[Pixels][J], std::int64_t out_channels, const float* bias, bfloat16* y,
+                int lanes_left) {
+#pragma GCC unroll 24
+  for (int i = 0; i < Pixels; ++i) {
+#pragma GCC unroll 2
+    for (int j = 0; j < J; ++j) {
+      const int lanes = std::min(lanes_left - 16 * j, 16);
+      if (lanes <= 0) break;
+      __m512 sum = acc[i][j];
+      if (bias) sum = _mm512_add_ps(sum, Vector::load_partial(bias + 16 * j, lanes));
+      Vector::store_partial(y + i * out_channels + 16 * j, sum, lanes);
+    }
+  }
+}
+
+// One tile: `Pixels` output pixels of a row by 16 J output channels, any kernel. rows[r]: kernel row r's
+// input row in the band layout (null where it lies outside the image), offset to the tile's first output
+// column. One broadcast per dot product.
 template <int J, int Pixels>
 void tile(const Conv2dGeometry& g, const BandLayout& layout, const Word* const* rows, const Word* w_block,
           std::int64_t tap_stride, const float* bias, bfloat16* y, int lanes_left) {
@@ -145,28 +168,78 @@ void tile(const Conv2dGeometry& g, const BandLayout& layout, const Word* const* 
       }
     }
   }
-#pragma GCC unroll 24
-  for (int i = 0; i < Pixels; ++i) {
-#pragma GCC unroll 2
-    for (int j = 0; j < J; ++j) {
-      const int lanes = std::min(lanes_left - 16 * j, 16);
-      if (lanes <= 0) break;
-      __m512 sum = acc[i][j];
-      if (bias) sum = _mm512_add_ps(sum, Vector::load_partial(bias + 16 * j, lanes));
-      Vector::store_partial(y + i * g.out_channels + 16 * j, sum, lanes);
-    }
-  }
+  store_tile<J, Pixels>(acc, g.out_channels, bias, y, lanes_left);
 }
 
-// tile<J, P> for P = 1 .. kMaxPixels<J>, indexed by P - 1: a row's last tile takes what is left of it.
+// The same tile for kernel rows 3 wide at dilation 1 and stride SW (1 or 2), each broadcast word fed to every
+// tap that reads it. At stride 1, input word u serves pixel u - s of tap s for s = 0, 1, 2: three dot
+// products a broadcast, where `tile` does one (its 16-channel layers were bound by the broadcasts). At
+// stride 2, phase 0's word u serves pixel u of tap 0 and pixel u - 1 of tap 2, phase 1's pixel u of tap 1.
+template <int J, int Pixels, int SW>
+void three_tap_tile(const Conv2dGeometry& g, const BandLayout& layout, const Word* const* rows,
+                    const Word* w_block, std::int64_t tap_stride, const float* bias, bfloat16* y,
+                    int lanes_left) {
+  constexpr int kTaps = 3;
+  __m512 acc[Pixels][J];
+#pragma GCC unroll 24
+  for (int i = 0; i < Pixels; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < J; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (std::int64_t r = 0; r < g.kernel_h; ++r) {
+    if (rows[r] == nullptr) continue;
+    const Word* x_row = rows[r];
+    const Word* w = w_block + r * kTaps * tap_stride;
+    for (std::int64_t q = 0; q < layout.pairs; ++q, x_row += layout.pair_stride(), w += 16 * J) {
+      __m512bh weights[kTaps][J];
+#pragma GCC unroll 3
+      for (int s = 0; s < kTaps; ++s)
+#pragma GCC unroll 2
+        for (int j = 0; j < J; ++j) weights[s][j] = (__m512bh)_mm512_loadu_si512(w + s * tap_stride + 16 * j);
+#pragma GCC unroll 2
+      for (int phase = 0; phase < SW; ++phase) {
+        const Word* x = x_row + phase * layout.phase_len;
+        // Tap s (of this phase: s = phase, phase + SW, ...) reads word i + s / SW for pixel i.
+#pragma GCC unroll 26
+        for (int u = 0; u < Pixels + (kTaps - 1 - phase) / SW; ++u) {
+          const __m512bh pair = (__m512bh)_mm512_set1_epi32(static_cast<int>(x[u]));
+#pragma GCC unroll 3
+          for (int s = phase; s < kTaps; s += SW) {
+            const int i = u - s / SW;
+            if (i < 0 || i >= Pixels) continue;
+#pragma GCC unroll 2
+            for (int j = 0; j < J; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], weights[s][j], pair);
+          }
+        }
+      }
+    }
+  }
+  store_tile<J, Pixels>(acc, g.out_channels, bias, y, lanes_left);
+}
+
+// The tiles for P = 1 .. kMaxPixels<J> pixels, indexed by P - 1 (a row's last tile takes what is left of
+// it): `tile`, or `three_tap_tile` at stride SW.
 using TileKernel = void (*)(const Conv2dGeometry&, const BandLayout&, const Word* const*, const Word*,
                             std::int64_t, const float*, bfloat16*, int);
 template <int J, std::size_t... P>
 constexpr std::array<TileKernel, sizeof...(P)> tile_kernels(std::index_sequence<P...>) {
   return {&tile<J, static_cast<int>(P) + 1>...};
 }
+template <int J, int SW, std::size_t... P>
+constexpr std::array<TileKernel, sizeof...(P)> three_tap_tile_kernels(std::index_sequence<P...>) {
+  return {&three_tap_tile<J, static_cast<int>(P) + 1, SW>...};
+}
 template <int J>
 constexpr auto kTiles = tile_kernels<J>(std::make_index_sequence<kMaxPixels<J>>{});
+template <int J, int SW>
+constexpr auto kThreeTapTiles = three_tap_tile_kernels<J, SW>(std::make_index_sequence<kMaxPixels<J>>{});
+
+// The tiles for g's kernel rows.
+template <int J>
+const TileKernel* tiles_for(const Conv2dGeometry& g) {
+  if (g.kernel_w == 3 && g.dilation_w == 1 && g.stride_w == 1) return kThreeTapTiles<J, 1>.data();
+  if (g.kernel_w == 3 && g.dilation_w == 1 && g.stride_w == 2) return kThreeTapTiles<J, 2>.data();
+  return kTiles<J>.data();
+}
 
 // The forward over channels-last x, weights already in w_pairs at J vectors a block. A task is a band of
 // one image's output rows; it lays out the input rows the band reads, then runs its tiles.
@@ -177,6 +250,7 @@ void forward_packed(const Conv2dGeometry& g, const bfloat16* x, const Word* w_pa
   const std::int64_t OH = g.out_height(), OW = g.out_width(), pairs = pairs_of(g);
   const std::int64_t blocks = (g.out_channels + kLanes - 1) / kLanes, tap_stride = blocks * pairs * kLanes;
   const BandLayout layout(g);
+  const TileKernel* const tiles = tiles_for<J>(g);
   // Rows of OW pixels in tiles as even as kMaxPixels allows (32 -> 2 x 16 at J = 1; 32 -> 11 + 11 + 10).
   const std::int64_t tiles_per_row = (OW + kMaxPixels<J> - 1) / kMaxPixels<J>;
   // Bands of about kBandMultiplyAdds, at least four a thread where the batch has rows enough.
@@ -220,8 +294,8 @@ void forward_packed(const Conv2dGeometry& g, const bfloat16* x, const Word* w_pa
               const Word* tile_rows[16];
               for (std::int64_t r = 0; r < g.kernel_h; ++r)
                 tile_rows[r] = rows[r] ? rows[r] + layout.tap_offset(ow, 0) : nullptr;
-              kTiles<J>[pixels - 1](g, layout, tile_rows, w_pairs + b * pairs * kLanes, tap_stride,
-                                    block_bias, y_row + ow * g.out_channels + b * kLanes, lanes_left);
+              tiles[pixels - 1](g, layout, tile_rows, w_pairs + b * pairs * kLanes, tap_stride, block_bias,
+                                y_row + ow * g.out_channels + b * kLanes, lanes_left);
               ow += pixels;
             }
           }

@@ -47,10 +47,11 @@ namespace kiln::kernels {
 namespace {
 
 // Where bfloat16's direct pair-dot-product kernel takes a stride-1 pass the float dispatch gives Winograd
-// (bfloat16_conv2d_path): below this many output positions in the batch, and with at most this many
-// channels on either side (as far as it was measured).
+// (bfloat16_conv2d_path): with at most 128 channels on either side (as far as it was measured), below 8192
+// output positions in the batch, or at any count with at most 16 channels on either side.
 constexpr std::int64_t kMinWinogradOverDirectPositions = 8192;
 constexpr std::int64_t kMaxDirectOverWinogradChannels = 128;
+constexpr std::int64_t kMaxDirectOverWinogradAlwaysChannels = 16;
 
 void require_support(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, Conv2dDirection direction) {
   KILN_CHECK(conv2d_algorithm_supports(algorithm, g, direction, cpu_level()), "conv2d ",
@@ -452,16 +453,21 @@ Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection
   // Winograd widens and rounds in the copies it makes anyway, reading and writing half the bytes: on two
   // Zen 5 cores (AVX-512, no AMX) a bf16 ResNet-20 step's convolutions took 108-110 ms widened, 85-89 on the
   // bfloat16 tensors (batch 128; at 64x64 images 354-370 against 271). Against the pair dot products it
-  // keeps the stride-1 passes of at least 8192 output positions, where F(4x4, 3x3) does 36 multiplies for
-  // 16 outputs and the direct kernel 144 at twice the rate; below that its tiles and transforms cost more
-  // than they save, and at stride 2 each 16 outputs take 81. conv2d_bench --bf16 --channels-last, two Zen 5
+  // keeps the stride-1 passes of at least 8192 output positions with more than 16 channels on a side, where
+  // F(4x4, 3x3) does 36 multiplies for 16 outputs and the direct kernel 144 at twice the rate; with fewer
+  // positions its tiles and transforms cost more than they save, with 16 channels its transforms outweigh
+  // its products, and at stride 2 each 16 outputs take 81. conv2d_bench --bf16 --channels-last, two Zen 5
   // cores, ms, Winograd against the dot products, forward / backward data:
   //   2048 positions (batch 32 at 8x8)      ResNet 64 -> 64          0.39 / 0.42  vs  0.22 / 0.22
   //                                         vgg_small 128 -> 128     1.34 / 1.45  vs  0.91 / 0.87
   //   8192 (batch 32 at 16x16, 128 at 8x8)   ResNet 32 -> 32 at 16x16 0.25 / 0.26  vs  0.23 / 0.24
   //   (Winograd kept: about alike)          vgg_small 64 -> 64 at 16x16, 128 -> 128 at 8x8: alike
-  //   32768 (batch 128 at 16x16)            ResNet 32 -> 32          0.78 / 0.79  vs  0.93 / 0.93
+  //   32768 (batch 128 at 16x16)            ResNet 32 -> 32          0.79-0.85    vs  1.03-1.09
   //                                         vgg_small 64 -> 64       2.6 / 2.6    vs  3.6 / 3.7
+  //   131072 (batch 128 at 32x32)           ResNet 16 -> 16          1.38-1.52    vs  1.13-1.14
+  //     (alternating runs in one busy hour of this shared machine; in a quiet one Winograd took 1.13-1.18.
+  //     kiln train --profile in the busy hour: the six forwards 8.6-8.8 ms a step against 7.1-7.4, the six
+  //     backward data 9.1-9.3 against 6.9-7.2, the bf16 ResNet-20 step 90.6-92.5 against 86.7-88.6)
   //   stride 2, batch 128 / 32   ResNet 16 -> 32 at 32x32 forward 0.92 / 0.28 against 0.54-0.68 / 0.17
   //                              (direct), weight gradient 1.39 / 0.41 against 1.11 / 0.44 (im2col); 32 ->
   //                              64 at 16x16 forward 0.80 / 0.27 against 0.49-0.53 / 0.14, weight gradient
@@ -470,10 +476,12 @@ Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection
   // 0.020 ms (0.067 widened), vgg_small's 128 -> 128 at 8x8 in 0.13 (0.25 through im2col). (Past 128
   // channels, unmeasured, Winograd keeps what it takes.)
   const bool strided = g.stride_h > 1 || g.stride_w > 1;
+  const std::int64_t widest = std::max(g.in_channels, g.out_channels);
   const bool dot_products_win =
       strided ? direct || dot_products_unfold
-              : direct && g.batch * g.out_height() * g.out_width() < kMinWinogradOverDirectPositions &&
-                    std::max(g.in_channels, g.out_channels) <= kMaxDirectOverWinogradChannels;
+              : direct && widest <= kMaxDirectOverWinogradChannels &&
+                    (g.batch * g.out_height() * g.out_width() < kMinWinogradOverDirectPositions ||
+                     widest <= kMaxDirectOverWinogradAlwaysChannels);
   if ((algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4) &&
       !dot_products_win)
     return Bfloat16Conv2dPath::Winograd;

@@ -331,8 +331,9 @@ TEST_CASE("conv2d bfloat16: channels-last layers on AVX512-BF16 match the bfloat
 
 // The direct convolution on AVX512-BF16's pair dot products, called itself (dispatch.cpp gives it only the
 // layers it wins): forward with and without bias and stride-1 backward data against the bfloat16 reference,
-// the same bits on 1 and 2 threads. Rows of 1 to 33 output pixels (tiles of every width, rows cut into
-// several), 2 to 70 channels (a pair, blocks of 16 and 32 partly filled, more than one block), stride 2 and
+// the same bits on 1 and 2 threads. 3-wide kernel rows at stride 1 and 2 (the tiles that feed a broadcast to
+// every tap reading it) and other kernels (the plain tiles); rows of 1 to 33 output pixels (tiles of every
+// width, rows cut into several), 2 to 70 channels (a pair, blocks of 16 and 32 partly filled, more than one block), stride 2 and
 // 3, padding 0 to 2 and asymmetric, dilation 2, a 5x1 kernel, batch 1, and output rows reaching past the
 // input (padding wider than the taps need).
 TEST_CASE("conv2d bfloat16: the channels-last direct kernel on AVX512-BF16 matches the bfloat16 reference") {
@@ -376,6 +377,18 @@ TEST_CASE("conv2d bfloat16: the channels-last direct kernel on AVX512-BF16 match
       check_dispatch_close("backward_data", by_threads[0].gx, expected.gx);
       CHECK(testing::bitwise_equal(by_threads[0].gx, by_threads[1].gx));
     }
+  }
+  // Through dispatch it takes ResNet's 16 -> 16 layer even where the float dispatch gives F(4x4, 3x3) (a
+  // batch of 8: 8192 positions), both ways; the tiles' bits are the kernel's own.
+  Conv2dGeometry resnet = padded(geometry(8, 16, 32, 32, 16, 3, 3), 1, 1);
+  resnet.channels_last = true;
+  if (!kernels::amx_bf16_usable()) {
+    CHECK(kernels::choose_conv2d_algorithm(resnet, Conv2dDirection::Forward, kernels::cpu_level()) ==
+          kernels::Conv2dAlgorithm::Winograd4x4);
+    CHECK(kernels::bfloat16_conv2d_path(resnet, Conv2dDirection::Forward) ==
+          kernels::Bfloat16Conv2dPath::DirectDotProducts);
+    CHECK(kernels::bfloat16_conv2d_path(resnet, Conv2dDirection::BackwardData) ==
+          kernels::Bfloat16Conv2dPath::DirectDotProducts);
   }
   // An odd C_in has no whole pairs to read; groups and NCHW activations are not its layout.
   for (Conv2dGeometry g : {geometry(1, 3, 8, 8, 16, 3, 3), grouped(geometry(1, 8, 8, 8, 16, 3, 3), 2)}) {
@@ -537,14 +550,14 @@ TEST_CASE("conv2d bfloat16: Winograd runs on the bfloat16 tensors, bit for bit t
     const Conv2dAlgorithm a = kernels::choose_conv2d_algorithm(g, direction, kernels::cpu_level());
     if (a != Conv2dAlgorithm::Winograd2x2 && a != Conv2dAlgorithm::Winograd4x4) return false;
     if (!g.channels_last || !kernels::avx512_bf16_usable()) return true;
-    // The pair dot products take the strided passes they serve, and the stride-1 ones below 8192 positions
-    // with at most 128 channels a side that the direct kernel serves.
+    // The pair dot products take the strided passes they serve, and the stride-1 ones the direct kernel
+    // serves with at most 128 channels a side, below 8192 positions or with at most 16 channels a side.
     const bool direct = kernels::direct_dot_products::serves(g, direction);
     const bool unfolds = direction == Conv2dDirection::BackwardWeight ||
                          (direction == Conv2dDirection::Forward && g.out_channels > 16);
     if (g.stride_h == 2) return !(direct || unfolds);
-    return !(direct && g.batch * g.out_height() * g.out_width() < 8192 &&
-             std::max(g.in_channels, g.out_channels) <= 128);
+    const std::int64_t widest = std::max(g.in_channels, g.out_channels);
+    return !(direct && widest <= 128 && (g.batch * g.out_height() * g.out_width() < 8192 || widest <= 16));
   };
   testing::at_each_fast_level([&] {
     const bool amx = kernels::amx_bf16_usable();
