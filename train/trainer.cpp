@@ -517,7 +517,19 @@ Run resume_from(const TrainConfig& requested) {
   check_header_field(header, "schema", kCheckpointSchema, path);
 
   Run run;
-  run.config = resumed_config(TrainConfig::from_json(header.at("config")), requested, path);
+  const TrainConfig stored = TrainConfig::from_json(header.at("config"));
+  run.config = resumed_config(stored, requested, path);
+  if (run.config.epochs > stored.epochs && (stored.schedule == "cosine" || stored.schedule == "onecycle")) {
+    // The schedule is rebuilt for the new length: the rate from here on follows the longer curve, not the
+    // one the run was on (a cosine run near its end rises again).
+    std::fprintf(stderr,
+                 "kiln: note: --epochs %lld lengthens the run planned for %lld epoch%s: its %s schedule "
+                 "now spans %lld, so the learning rate from epoch %lld on follows the longer curve\n",
+                 static_cast<long long>(run.config.epochs), static_cast<long long>(stored.epochs),
+                 stored.epochs == 1 ? "" : "s", stored.schedule.c_str(),
+                 static_cast<long long>(run.config.epochs),
+                 static_cast<long long>(header.at("epoch").get<std::int64_t>() + 1));
+  }
   run.precision = parse_precision(run.config.precision);
   run.monitor = Monitor(run.config.monitor, run.config.min_delta);
   run.early_stopping = EarlyStoppingState::from_json(header.value("early_stopping", nlohmann::json()));

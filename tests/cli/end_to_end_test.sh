@@ -278,6 +278,9 @@ check "report on the resumed run" "$kiln" report "$work/torn" --json
   { echo "FAIL: metrics.jsonl holds epochs 1 to 3, whole"; cat "$work/torn/metrics.jsonl"; failures=$((failures + 1)); }
 check "overwrite a run" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 2 --batch 32 --out "$work/torn" --overwrite
 [ "$(wc -l <"$work/torn/metrics.jsonl")" -eq 1 ] || { echo "FAIL: --overwrite starts metrics.jsonl anew"; failures=$((failures + 1)); }
+check "resume a cosine run for more epochs" "$kiln" train "$data" --epochs 2 --out "$work/torn" --resume
+grep -q "note: --epochs 2 lengthens the run planned for 1 epoch: its cosine schedule now spans 2" "$work/err" ||
+  { echo "FAIL: a longer resumed cosine run says its schedule changes"; cat "$work/err"; failures=$((failures + 1)); }
 check_error "a fresh run refuses to overwrite a checkpoint" "already exists" "$kiln" train "$data" --out "$run"
 cp "$run/last.kiln" "$work/before.kiln"
 check_error "NaN loss stops training" "loss became" "$kiln" train "$data" --model lenet5 --epochs 1 --out "$run" --overwrite --lr 1e30
