@@ -171,10 +171,10 @@ void tile(const Conv2dGeometry& g, const BandLayout& layout, const Word* const* 
   store_tile<J, Pixels>(acc, g.out_channels, bias, y, lanes_left);
 }
 
-// The same tile for kernel rows 3 wide at dilation 1 and stride SW (1 or 2), each broadcast word fed to every
-// tap that reads it. At stride 1, input word u serves pixel u - s of tap s for s = 0, 1, 2: three dot
-// products a broadcast, where `tile` does one (its 16-channel layers were bound by the broadcasts). At
-// stride 2, phase 0's word u serves pixel u of tap 0 and pixel u - 1 of tap 2, phase 1's pixel u of tap 1.
+// The same tile for kernel rows 3 wide at dilation 1 and stride SW (1 or 2), each broadcast word fed to
+// every tap that reads it. At stride 1, input word u serves pixel u - s of tap s for s = 0, 1, 2: three dot
+// products a broadcast, where `tile` does one. At stride 2, phase 0's word u serves pixel u of tap 0 and
+// pixel u - 1 of tap 2, phase 1's pixel u of tap 1.
 template <int J, int Pixels, int SW>
 void three_tap_tile(const Conv2dGeometry& g, const BandLayout& layout, const Word* const* rows,
                     const Word* w_block, std::int64_t tap_stride, const float* bias, bfloat16* y,
