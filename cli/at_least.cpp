@@ -1,4 +1,4 @@
-#include <cmath>
+// at_least (commands.hpp): a number option's lower bound, checked with a message a user can read.
 #include <sstream>
 #include <string>
 

@@ -306,6 +306,7 @@ void forward_packed(const Conv2dGeometry& g, const bfloat16* x, const Word* w_pa
 // Packs the weights at the block width the layer's output channels fill, and runs the forward.
 void forward(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, bool flip, const float* bias,
              bfloat16* y) {
+  if (g.batch == 0 || g.out_height() <= 0 || g.out_width() <= 0) return;  // no output to write
   const int j_vectors = g.out_channels <= 16 ? 1 : 2;
   const std::int64_t lanes = 16 * j_vectors, blocks = (g.out_channels + lanes - 1) / lanes;
   const CpuScratch w_pairs = cpu_scratch(g.kernel_h * g.kernel_w * blocks * pairs_of(g) * lanes);
