@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <system_error>
 #include <utility>
 
@@ -87,6 +88,24 @@ ImageFolder pack_split(const std::shared_ptr<const Pack>& pack, const std::strin
   return ImageFolder(root, pack->classes(), std::move(samples), pack);
 }
 
+// A folder inside a class folder is not read (the layout is root/<class>/<image>); say so, naming up to
+// three, so that images put there are not lost without a word.
+void warn_of_nested_folders(const fs::path& class_folder) {
+  const std::vector<fs::path> nested = sorted_entries(class_folder, [](const fs::directory_entry& entry) {
+    std::error_code ignored;
+    return entry.is_directory(ignored) && !is_hidden(entry.path());
+  });
+  if (nested.empty()) return;
+  std::string names;
+  for (std::size_t i = 0; i < std::min<std::size_t>(nested.size(), 3); ++i)
+    names += (i == 0 ? "" : ", ") + nested[i].filename().string();
+  if (nested.size() > 3) names += ", ...";
+  std::fprintf(stderr,
+               "kiln: warning: %s holds %zu folder%s (%s) whose images are not read: a class's images go "
+               "directly in its folder\n",
+               class_folder.string().c_str(), nested.size(), nested.size() == 1 ? "" : "s", names.c_str());
+}
+
 }  // namespace
 
 ImageFolder::ImageFolder(std::filesystem::path root, std::vector<std::string> classes,
@@ -129,6 +148,7 @@ ImageFolder ImageFolder::scan(const std::filesystem::path& root) {
     });
     KILN_CHECK(!images.empty(), class_folder.string(),
                ": empty class folder (no .jpg .jpeg .png .bmp or .tga files)");
+    warn_of_nested_folders(class_folder);
     for (const fs::path& image : images) samples.push_back({image, label});
   }
   return ImageFolder(root, std::move(classes), std::move(samples));

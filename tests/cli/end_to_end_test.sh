@@ -249,6 +249,12 @@ check_error "damaged checkpoint" "damaged" "$kiln" info "$work/damaged.kiln"
 mkdir -p "$work/other/dog" "$work/other/zebra"
 cp "$data/test/dog/0000.jpg" "$work/other/dog/"; cp "$data/test/cat/0000.jpg" "$work/other/zebra/"
 check_error "eval on other classes" "differ from the checkpoint" "$kiln" eval "$run/last.kiln" "$work/other"
+mkdir -p "$work/nested/cat/more" "$work/nested/dog"
+cp "$data/test/cat/0000.jpg" "$work/nested/cat/"; cp "$data/test/cat/0001.jpg" "$work/nested/cat/more/"
+cp "$data/test/dog/0000.jpg" "$work/nested/dog/"
+check "pack a class folder with a folder inside" "$kiln" pack "$work/nested" "$work/nested.kpack"
+grep -q "nested/cat holds 1 folder (more) whose images are not read" "$work/err" ||
+  { echo "FAIL: a folder inside a class folder is named in a warning"; cat "$work/err"; failures=$((failures + 1)); }
 printf 'garbage' >"$work/not-an-image.jpg"
 check_error "predict --strict stops at a non-image" "not-an-image.jpg" "$kiln" predict "$run/last.kiln" "$work/not-an-image.jpg" --strict
 if "$kiln" predict "$run/last.kiln" "$work/not-an-image.jpg" "$data/test/cat/0000.jpg" --top 1 >"$work/out" 2>"$work/err" ||
