@@ -34,6 +34,7 @@ struct SplitFiles {
   std::vector<fs::path> files;
   std::vector<std::size_t> labels;  // [files] index into classes
   std::int64_t ignored_files = 0;
+  std::vector<fs::path> ignored_folders;  // inside class folders (ImageFolder::scan warns of them too)
 };
 
 // What one file holds. Identical bytes give an identical (hash, bytes) key.
@@ -47,7 +48,7 @@ using ContentKey = std::pair<std::uint64_t, std::uint64_t>;  // (hash, bytes)
 ContentKey key_of(const FileFacts& facts) { return {facts.hash, facts.bytes}; }
 
 SplitFiles list_split(const std::string& name, const fs::path& root) {
-  SplitFiles split{name, root, {}, {}, {}, 0};
+  SplitFiles split{name, root, {}, {}, {}, 0, {}};
   const std::vector<fs::path> class_folders = sorted_entries(root, [](const fs::directory_entry& entry) {
     std::error_code ignored;
     return entry.is_directory(ignored) && !is_hidden(entry.path());
@@ -61,6 +62,11 @@ SplitFiles list_split(const std::string& name, const fs::path& root) {
       std::error_code ignored;
       return entry.is_regular_file(ignored) && !is_hidden(entry.path());
     });
+    for (const fs::path& folder : sorted_entries(class_folder, [](const fs::directory_entry& entry) {
+           std::error_code ignored;
+           return entry.is_directory(ignored) && !is_hidden(entry.path());
+         }))
+      split.ignored_folders.push_back(folder);
     for (const fs::path& file : files) {
       if (!is_image_file(file)) {
         ++split.ignored_files;
@@ -173,6 +179,7 @@ SplitReport summarize(const SplitFiles& split, const std::vector<FileFacts>& fac
   report.root = split.root;
   report.images = static_cast<std::int64_t>(split.files.size());
   report.ignored_files = split.ignored_files;
+  report.ignored_folders = split.ignored_folders;
   for (const std::string& name : split.classes) report.classes.push_back({name, 0});
   for (const std::size_t label : split.labels) ++report.classes[label].images;
 

@@ -56,6 +56,8 @@ struct SplitReport {
   std::vector<ClassCount> classes;  // sorted by name, as the labels are
   std::int64_t images = 0;          // image files, readable or not
   std::int64_t ignored_files = 0;   // files in class folders without an image extension
+  // Folders inside class folders: their images are not read.
+  std::vector<std::filesystem::path> ignored_folders;
   // Largest / smallest class; absent when a class folder is empty. 1 is perfectly balanced.
   std::optional<double> imbalance_ratio;
   std::size_t largest_class = 0, smallest_class = 0;  // indices into classes; the first on ties

@@ -3,7 +3,7 @@
 // JSON fields:
 //   data                the folder
 //   splits [{           one per split: train, val, test (those present), or all
-//     name, path, images, ignored_files
+//     name, path, images, ignored_files, ignored_folders
 //     classes [{name, images, share}]             share of the split's images, 0 to 1
 //     imbalance_ratio                             largest / smallest class; null when a class is empty
 //     largest_class, smallest_class {name, images}
@@ -162,6 +162,13 @@ void write_split(std::ostringstream& out, const SplitReport& split, const fs::pa
     out << "  ignored     " << plural(split.ignored_files, "file", "files")
         << " without an image extension\n";
   }
+  if (!split.ignored_folders.empty()) {
+    std::string folders;
+    for (const fs::path& folder : split.ignored_folders)
+      folders += (folders.empty() ? "" : ", ") + shown_path(folder, root);
+    out << "  ignored     " << plural(std::ssize(split.ignored_folders), "folder", "folders")
+        << " inside class folders, whose images are not read: " << folders << "\n";
+  }
 }
 
 }  // namespace
@@ -181,6 +188,8 @@ nlohmann::json data_report_to_json(const DataReport& report) {
     for (const ImageSize& size : split.sizes) {
       counts.push_back({{"width", size.width}, {"height", size.height}, {"images", size.images}});
     }
+    nlohmann::json ignored_folders = nlohmann::json::array();
+    for (const fs::path& folder : split.ignored_folders) ignored_folders.push_back(folder.string());
     nlohmann::json unreadable = nlohmann::json::array();
     for (const UnreadableFile& file : split.unreadable)
       unreadable.push_back({{"path", file.path.string()}, {"reason", file.reason}});
@@ -197,6 +206,7 @@ nlohmann::json data_report_to_json(const DataReport& report) {
                       {"path", split.root.string()},
                       {"images", split.images},
                       {"ignored_files", split.ignored_files},
+                      {"ignored_folders", ignored_folders},
                       {"classes", classes},
                       {"imbalance_ratio", split.imbalance_ratio ? nlohmann::json(*split.imbalance_ratio)
                                                                 : nlohmann::json(nullptr)},

@@ -769,8 +769,9 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, Training
   const auto report = [&](const Unreported& u) {
     const double loss_value = losses.value(u.loss_ticket);
     if (!std::isfinite(loss_value)) {
-      fail("training stopped: the loss became ", loss_value, " at epoch ", epoch + 1, ", step ", u.step + 1,
-           "; ",
+      // NaN or infinite, in words: printf's "-nan" says more about the sign bit than about the run.
+      fail("training stopped: the loss became ", std::isnan(loss_value) ? "NaN" : "infinite", " at epoch ",
+           epoch + 1, ", step ", u.step + 1, "; ",
            run.epochs_done > 0 ? last_checkpoint(run.config.run_dir).string() + " still holds epoch " +
                                      std::to_string(run.epochs_done)
                                : std::string("no checkpoint was written"),

@@ -255,6 +255,9 @@ cp "$data/test/dog/0000.jpg" "$work/nested/dog/"
 check "pack a class folder with a folder inside" "$kiln" pack "$work/nested" "$work/nested.kpack"
 grep -q "nested/cat holds 1 folder (more) whose images are not read" "$work/err" ||
   { echo "FAIL: a folder inside a class folder is named in a warning"; cat "$work/err"; failures=$((failures + 1)); }
+check "data-report on a class folder with a folder inside" "$kiln" data-report "$work/nested"
+grep -q "ignored     1 folder inside class folders, whose images are not read: cat/more" "$work/out" ||
+  { echo "FAIL: data-report lists a folder inside a class folder"; cat "$work/out"; failures=$((failures + 1)); }
 printf 'garbage' >"$work/not-an-image.jpg"
 check_error "predict --strict stops at a non-image" "not-an-image.jpg" "$kiln" predict "$run/last.kiln" "$work/not-an-image.jpg" --strict
 if "$kiln" predict "$run/last.kiln" "$work/not-an-image.jpg" "$data/test/cat/0000.jpg" --top 1 >"$work/out" 2>"$work/err" ||
@@ -289,7 +292,7 @@ grep -q "note: --epochs 2 lengthens the run planned for 1 epoch: its cosine sche
   { echo "FAIL: a longer resumed cosine run says its schedule changes"; cat "$work/err"; failures=$((failures + 1)); }
 check_error "a fresh run refuses to overwrite a checkpoint" "already exists" "$kiln" train "$data" --out "$run"
 cp "$run/last.kiln" "$work/before.kiln"
-check_error "NaN loss stops training" "loss became" "$kiln" train "$data" --model lenet5 --epochs 1 --out "$run" --overwrite --lr 1e30
+check_error "NaN loss stops training" "loss became NaN" "$kiln" train "$data" --model lenet5 --epochs 1 --out "$run" --overwrite --lr 1e30
 cmp -s "$run/last.kiln" "$work/before.kiln" || { echo "FAIL: NaN stop leaves last.kiln intact"; failures=$((failures + 1)); }
 
 if [ "$failures" -eq 0 ]; then echo "cli end-to-end: all checks passed"; fi
