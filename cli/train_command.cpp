@@ -627,8 +627,8 @@ void add_train_command(CLI::App& app) {
   command->add_option("--lr-find-range", *range_ends, "--lr-find: START,END rates (default 1e-7,10)")
       ->delimiter(',')
       ->expected(2);
-  command->callback([command, config, resume, overwrite, json, head_learning_rate, head_lr_option, lr_find,
-                     range, range_ends] {
+  const auto run = [command, config, resume, overwrite, json, head_learning_rate, head_lr_option, lr_find,
+                    range, range_ends] {
     KILN_CHECK(!(*resume && *overwrite), "train: --resume and --overwrite contradict each other");
     if (head_lr_option->count() > 0) config->head_learning_rate = *head_learning_rate;
     config->augmentation.contrast = config->augmentation.saturation = config->augmentation.brightness;
@@ -663,6 +663,16 @@ void add_train_command(CLI::App& app) {
     const train::TrainResult result = train::train(*config, start, observer);
     print_conv_choices(config->run_dir, *json);
     if (!*json) print_checkpoints(result);
+  };
+  // With --json a run that fails ends its stream with {"event": "error", "message": ...}, so a script
+  // reading the lines learns why as well as when (the message also goes to stderr, as always).
+  command->callback([run, json] {
+    try {
+      run();
+    } catch (const Error& error) {
+      if (*json) print_json_line({{"event", "error"}, {"message", error.what()}});
+      throw;
+    }
   });
 }
 

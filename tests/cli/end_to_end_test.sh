@@ -292,7 +292,9 @@ grep -q "note: --epochs 2 lengthens the run planned for 1 epoch: its cosine sche
   { echo "FAIL: a longer resumed cosine run says its schedule changes"; cat "$work/err"; failures=$((failures + 1)); }
 check_error "a fresh run refuses to overwrite a checkpoint" "already exists" "$kiln" train "$data" --out "$run"
 cp "$run/last.kiln" "$work/before.kiln"
-check_error "NaN loss stops training" "loss became NaN" "$kiln" train "$data" --model lenet5 --epochs 1 --out "$run" --overwrite --lr 1e30
+check_error "NaN loss stops training" "loss became NaN" "$kiln" train "$data" --model lenet5 --epochs 1 --out "$run" --overwrite --lr 1e30 --json
+tail -1 "$work/out" | grep -q '^{"event":"error","message":"training stopped: the loss became NaN' ||
+  { echo "FAIL: with --json a failed run ends with an error event"; tail -1 "$work/out"; failures=$((failures + 1)); }
 cmp -s "$run/last.kiln" "$work/before.kiln" || { echo "FAIL: NaN stop leaves last.kiln intact"; failures=$((failures + 1)); }
 
 if [ "$failures" -eq 0 ]; then echo "cli end-to-end: all checks passed"; fi
