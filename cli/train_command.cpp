@@ -642,8 +642,8 @@ void add_train_command(CLI::App& app) {
       run_lr_find(*config, *range, *json);
       return;
     }
+    const std::filesystem::path first_fold = train::fold_run_dir(config->run_dir, 1) / "last.kiln";
     if (*resume) {
-      const std::filesystem::path first_fold = train::fold_run_dir(config->run_dir, 1) / "last.kiln";
       check_resume_keeps_settings(*command, *config,
                                   config->folds != 0 ? first_fold : config->run_dir / "last.kiln");
     }
@@ -655,7 +655,6 @@ void add_train_command(CLI::App& app) {
       print_cross_validation(train::cross_validate(*config, start, observer), config->run_dir, *json);
       return;
     }
-    const std::filesystem::path first_fold = train::fold_run_dir(config->run_dir, 1) / "last.kiln";
     KILN_CHECK(!*resume || std::filesystem::exists(config->run_dir / "last.kiln") ||
                    !std::filesystem::exists(first_fold),
                "cannot resume: ", config->run_dir.string(), " holds a cross-validation (",

@@ -49,10 +49,7 @@ ContentKey key_of(const FileFacts& facts) { return {facts.hash, facts.bytes}; }
 
 SplitFiles list_split(const std::string& name, const fs::path& root) {
   SplitFiles split{name, root, {}, {}, {}, 0, {}};
-  const std::vector<fs::path> class_folders = sorted_entries(root, [](const fs::directory_entry& entry) {
-    std::error_code ignored;
-    return entry.is_directory(ignored) && !is_hidden(entry.path());
-  });
+  const std::vector<fs::path> class_folders = sorted_subfolders(root);
   KILN_CHECK(!class_folders.empty(), root.string(),
              ": no class folders (expected one folder per class: <root>/<class>/<image>)");
   for (const fs::path& class_folder : class_folders) {
@@ -62,11 +59,7 @@ SplitFiles list_split(const std::string& name, const fs::path& root) {
       std::error_code ignored;
       return entry.is_regular_file(ignored) && !is_hidden(entry.path());
     });
-    for (const fs::path& folder : sorted_entries(class_folder, [](const fs::directory_entry& entry) {
-           std::error_code ignored;
-           return entry.is_directory(ignored) && !is_hidden(entry.path());
-         }))
-      split.ignored_folders.push_back(folder);
+    for (const fs::path& folder : sorted_subfolders(class_folder)) split.ignored_folders.push_back(folder);
     for (const fs::path& file : files) {
       if (!is_image_file(file)) {
         ++split.ignored_files;

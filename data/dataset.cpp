@@ -91,10 +91,7 @@ ImageFolder pack_split(const std::shared_ptr<const Pack>& pack, const std::strin
 // A folder inside a class folder is not read (the layout is root/<class>/<image>); say so, naming up to
 // three, so that images put there are not lost without a word.
 void warn_of_nested_folders(const fs::path& class_folder) {
-  const std::vector<fs::path> nested = sorted_entries(class_folder, [](const fs::directory_entry& entry) {
-    std::error_code ignored;
-    return entry.is_directory(ignored) && !is_hidden(entry.path());
-  });
+  const std::vector<fs::path> nested = sorted_subfolders(class_folder);
   if (nested.empty()) return;
   std::string names;
   for (std::size_t i = 0; i < std::min<std::size_t>(nested.size(), 3); ++i)
@@ -128,10 +125,7 @@ ImageFolder ImageFolder::scan(const std::filesystem::path& root) {
   KILN_CHECK(fs::is_directory(root, status), root.string(),
              ": is not a folder (expected <root>/<class>/<image>)");
 
-  const std::vector<fs::path> class_folders = sorted_entries(root, [](const fs::directory_entry& entry) {
-    std::error_code ignored;
-    return entry.is_directory(ignored) && !is_hidden(entry.path());
-  });
+  const std::vector<fs::path> class_folders = sorted_subfolders(root);
   KILN_CHECK(!class_folders.empty(), root.string(),
              ": no class folders (expected one folder per class: <root>/<class>/<image>)");
   KILN_CHECK(class_folders.size() >= 2, root.string(), ": needs at least two classes, found only '",

@@ -30,4 +30,13 @@ std::vector<std::filesystem::path> sorted_entries(const std::filesystem::path& f
   return entries;
 }
 
+// The folders in `folder` that are not hidden, sorted: the class folders of a split, or (inside a class
+// folder) the folders whose images are not read.
+inline std::vector<std::filesystem::path> sorted_subfolders(const std::filesystem::path& folder) {
+  return sorted_entries(folder, [](const std::filesystem::directory_entry& entry) {
+    std::error_code ignored;
+    return entry.is_directory(ignored) && !is_hidden(entry.path());
+  });
+}
+
 }  // namespace kiln::data

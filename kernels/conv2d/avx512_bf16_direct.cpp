@@ -121,6 +121,15 @@ void lay_out_row(const Conv2dGeometry& g, const BandLayout& layout, const bfloat
   }
 }
 
+// A tile's sums set to zero, before its first dot product.
+template <int J, int Pixels>
+void clear_tile(__m512 (&acc)[Pixels][J]) {
+#pragma GCC unroll 24
+  for (int i = 0; i < Pixels; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < J; ++j) acc[i][j] = _mm512_setzero_ps();
+}
+
 // A tile's sums, plus the bias (may be null), rounded to y's bfloat16: `Pixels` pixels of C_out channels
 // each, the first lanes_left of the tile's 16 J.
 template <int J, int Pixels>
@@ -146,10 +155,7 @@ template <int J, int Pixels>
 void tile(const Conv2dGeometry& g, const BandLayout& layout, const Word* const* rows, const Word* w_block,
           std::int64_t tap_stride, const float* bias, bfloat16* y, int lanes_left) {
   __m512 acc[Pixels][J];
-#pragma GCC unroll 24
-  for (int i = 0; i < Pixels; ++i)
-#pragma GCC unroll 2
-    for (int j = 0; j < J; ++j) acc[i][j] = _mm512_setzero_ps();
+  clear_tile<J, Pixels>(acc);
   for (std::int64_t r = 0; r < g.kernel_h; ++r) {
     if (rows[r] == nullptr) continue;
     for (std::int64_t s = 0; s < g.kernel_w; ++s) {
@@ -181,10 +187,7 @@ void three_tap_tile(const Conv2dGeometry& g, const BandLayout& layout, const Wor
                     int lanes_left) {
   constexpr int kTaps = 3;
   __m512 acc[Pixels][J];
-#pragma GCC unroll 24
-  for (int i = 0; i < Pixels; ++i)
-#pragma GCC unroll 2
-    for (int j = 0; j < J; ++j) acc[i][j] = _mm512_setzero_ps();
+  clear_tile<J, Pixels>(acc);
   for (std::int64_t r = 0; r < g.kernel_h; ++r) {
     if (rows[r] == nullptr) continue;
     const Word* x_row = rows[r];
