@@ -324,11 +324,12 @@ void forward(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, bool
 }  // namespace
 
 bool serves(const Conv2dGeometry& g, Conv2dDirection direction) {
-  const bool fits = g.channels_last && g.groups == 1 && g.kernel_h <= 16;
+  const bool layout = g.channels_last && g.groups == 1;
+  // The weight gradient pairs images, not channels (avx512_bf16_weight_gradient.cpp): any geometry.
+  if (direction == Conv2dDirection::BackwardWeight) return layout;
+  const bool fits = layout && g.kernel_h <= 16;
   if (direction == Conv2dDirection::Forward) return fits && g.in_channels % 2 == 0;
-  if (direction == Conv2dDirection::BackwardData)
-    return fits && g.out_channels % 2 == 0 && direct_backward_data_fits(g);
-  return false;
+  return fits && g.out_channels % 2 == 0 && direct_backward_data_fits(g);
 }
 
 void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const float* bias,

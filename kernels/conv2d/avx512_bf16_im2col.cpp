@@ -1,8 +1,9 @@
-// Channels-last bfloat16 convolutions as im2col + the AVX512-BF16 GEMM (conv2d.hpp, im2col_dot_products),
-// compiled with AVX-512 and AVX512-BF16; dispatch calls it only where avx512_bf16_usable():
-// the forward and the weight gradient of any ungrouped geometry, for the layers no kernel of their own
-// serves on bfloat16 without AMX (the 3-channel stems above all: their 27 products an output are too few
-// for Winograd and leave the float direct kernel at a fifth of its peak).
+// The channels-last bfloat16 forward as im2col + the AVX512-BF16 GEMM (conv2d.hpp, im2col_dot_products),
+// compiled with AVX-512 and AVX512-BF16; dispatch calls it only where avx512_bf16_usable(): any ungrouped
+// geometry, for the layers no kernel of their own serves on bfloat16 without AMX (the 3-channel stems with
+// more than 16 outputs: their odd C_in has no channel pairs for the direct kernel, their 27 products an
+// output are too few for Winograd and leave the float direct kernel at a fifth of its peak). The weight
+// gradient, which once ran here too, sums over image pairs (avx512_bf16_weight_gradient.cpp).
 //
 // A channels-last image unfolds into rows of the GEMM, one an output position, each the K = KH * KW * C_in
 // input values its taps read in (r, s, c) order:
@@ -11,14 +12,12 @@
 //                    x[n][oh sh - ph + r dh][ow sw - pw + s dw][c] (0 outside the image)
 //   w_taps [C_out, K] the filter in the same (r, s, c) order (w is [C_out, C_in, KH, KW])
 //
-//   forward          y [rows, C_out]  = col x w_taps^T, plus the bias, rounded once (y is channels-last)
-//   weight gradient  gw_taps [C_out, K] = gy^T [C_out, rows] x col, float sums, reordered into gw's layout
+//   y [rows, C_out]  = col x w_taps^T, plus the bias, rounded once (y is channels-last)
 //
 // With dilation 1 along the width a row's KW taps of one kernel row are KW * C_in contiguous values of x
 // (unfold_kernel_row). The batch goes in chunks of images (batch_chunks.hpp), a chunk's columns unfolded
-// into the thread's scratch and multiplied there while they are in cache: the forward's outputs do not
-// depend on the chunks (each is one GEMM's sum over K), and the weight gradient's chunk sums are added in
-// chunk order, so both give the same bits on any thread count.
+// into the thread's scratch and multiplied there while they are in cache: the outputs do not depend on the
+// chunks (each is one GEMM's sum over K), so they are the same bits on any thread count.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -34,12 +33,11 @@ namespace {
 // K: the values of x one output reads.
 std::int64_t taps(const Conv2dGeometry& g) { return g.kernel_h * g.kernel_w * g.in_channels; }
 
-// Chunks of about target_rows output positions (whole images): the forward's as many as a chunk of the
-// float GEMM's columns, the weight gradient's more (each chunk is a partial sum to add).
-batch_chunks::Chunking chunking(const Conv2dGeometry& g, std::int64_t target_rows) {
+// Chunks of whole images, about as many output positions as a chunk of the float GEMM's columns.
+batch_chunks::Chunking chunking(const Conv2dGeometry& g) {
   const std::int64_t positions = g.out_height() * g.out_width();
-  return batch_chunks::chunk_batch(g.batch, positions, target_rows, positions * taps(g) / 2 + 1,
-                                   batch_chunks::kMaxChunkFloats);
+  return batch_chunks::chunk_batch(g.batch, positions, batch_chunks::kForwardChunkColumns,
+                                   positions * taps(g) / 2 + 1, batch_chunks::kMaxChunkFloats);
 }
 
 // Scratch floats that hold a chunk's columns (bfloat16, two a float).
@@ -121,7 +119,7 @@ void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloa
     for (std::int64_t c = 0; c < g.in_channels; ++c)
       for (std::int64_t tap = 0; tap < g.kernel_h * g.kernel_w; ++tap)
         w_taps[k * K + tap * g.in_channels + c] = w[(k * g.in_channels + c) * g.kernel_h * g.kernel_w + tap];
-  const batch_chunks::Chunking chunks = chunking(g, batch_chunks::kForwardChunkColumns);
+  const batch_chunks::Chunking chunks = chunking(g);
   batch_chunks::for_each_chunk(
       chunks.chunk_count, column_floats(g, chunks), [&](std::int64_t chunk, float* scratch) {
         const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
@@ -136,33 +134,6 @@ void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloa
                                    .ldc = g.out_channels};
         avx512_bf16::gemm(product, 1.0f, col, w_taps, 0.0f, y + first * positions * g.out_channels, bias);
       });
-}
-
-void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, float* gw) {
-  const std::int64_t K = taps(g), positions = g.out_height() * g.out_width();
-  const CpuScratch gw_taps = cpu_scratch(g.out_channels * K);
-  const batch_chunks::Chunking chunks = chunking(g, batch_chunks::kWeightChunkColumns);
-  batch_chunks::sum_over_chunks(
-      chunks.chunk_count, g.out_channels * K, column_floats(g, chunks), gw_taps.get(),
-      [&](std::int64_t chunk, float* scratch, float* gw_chunk) {
-        const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
-        bfloat16* col = reinterpret_cast<bfloat16*>(scratch);
-        unfold(g, x, first, count, col);
-        const GemmGeometry product{.m = g.out_channels,
-                                   .n = K,
-                                   .k = count * positions,
-                                   .trans_a = true,
-                                   .lda = g.out_channels,
-                                   .ldb = K,
-                                   .ldc = K};
-        avx512_bf16::gemm(product, 1.0f, gy + first * positions * g.out_channels, col, 0.0f, gw_chunk);
-      });
-  // gw_taps [C_out, (r, s, c)] -> gw [C_out, C_in, KH, KW].
-  for (std::int64_t k = 0; k < g.out_channels; ++k)
-    for (std::int64_t c = 0; c < g.in_channels; ++c)
-      for (std::int64_t tap = 0; tap < g.kernel_h * g.kernel_w; ++tap)
-        gw[(k * g.in_channels + c) * g.kernel_h * g.kernel_w + tap] =
-            gw_taps[static_cast<std::size_t>(k * K + tap * g.in_channels + c)];
 }
 
 }  // namespace kiln::kernels::im2col_dot_products

@@ -146,26 +146,27 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, float* gw);
 }  // namespace pointwise
 
-// im2col + the AVX512-BF16 GEMM on channels-last bfloat16 tensors (avx512_bf16_im2col.cpp): the forward and
-// the weight gradient of any geometry with one group, as pointwise's bfloat16 functions take them (the bias
-// float and may be null, y rounded once; gw float sums). Only where avx512_bf16_usable(), g.channels_last
-// and g.groups == 1.
+// im2col + the AVX512-BF16 GEMM on channels-last bfloat16 tensors (avx512_bf16_im2col.cpp): the forward of
+// any geometry with one group, as pointwise's bfloat16 forward takes it (the bias float and may be null, y
+// rounded once). Only where avx512_bf16_usable(), g.channels_last and g.groups == 1.
 namespace im2col_dot_products {
 void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const float* bias,
                          bfloat16* y);
-void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, float* gw);
 }  // namespace im2col_dot_products
 
 // The direct convolution on the AVX512-BF16 pair dot products over channels-last bfloat16 tensors
 // (avx512_bf16_direct.cpp): each pixel's channel pairs read straight from the activations, no im2col. The
 // forward of any geometry with one group, an even C_in and KH <= 16, as pointwise's bfloat16 functions take
 // it (the bias float and may be null, y rounded once); backward data where the transposed convolution is a
-// forward (direct_backward_data_fits) with an even C_out, gx rounded once. Only where avx512_bf16_usable().
+// forward (direct_backward_data_fits) with an even C_out, gx rounded once. The weight gradient of any
+// geometry with one group and KH <= 16, summed over pairs of images (avx512_bf16_weight_gradient.cpp), gw
+// float sums to round. Only where avx512_bf16_usable().
 namespace direct_dot_products {
 bool serves(const Conv2dGeometry& g, Conv2dDirection direction);
 void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const float* bias,
                          bfloat16* y);
 void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx);
+void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, float* gw);
 }  // namespace direct_dot_products
 
 // Direct convolution (direct_kernel.hpp, avx512_direct.cpp, avx2_direct.cpp): a GEMM over a zero-padded

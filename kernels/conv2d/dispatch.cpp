@@ -439,17 +439,19 @@ Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection
   if (g.channels_last && algorithm == Conv2dAlgorithm::Pointwise && avx512_bf16_usable())
     return Bfloat16Conv2dPath::PointwiseDotProducts;
   // The other ungrouped channels-last layers run on the same pair dot products: the forward (even C_in) and
-  // the stride-1 backward data (even C_out) straight from the activations (avx512_bf16_direct.cpp); the
-  // weight gradient, and the forward of a 3-channel stem where the output channels fill more than half of
-  // the GEMM's 32-column slivers, through im2col columns (avx512_bf16_im2col.cpp); what is left (a stem's
-  // forward into 16 channels, strided backward data) widened. Two Zen 5 cores, batch 128, ms widened
-  // against unfolded (kiln train --profile): vgg_small's 3 -> 32 stem, forward and weight gradient together,
-  // 6.37 against 3.96 a step (conv2d_bench: forward 3.08 against 1.65, weight gradient 3.28 against 1.72);
-  // ResNet-20's 3 -> 16, forward 1.48 against 1.70, weight gradient 1.71 against 1.49.
+  // the stride-1 backward data (even C_out) straight from the activations (avx512_bf16_direct.cpp), the
+  // weight gradient over pairs of images (avx512_bf16_weight_gradient.cpp); the forward of a 3-channel stem
+  // where the output channels fill more than half of the GEMM's 32-column slivers through im2col columns
+  // (avx512_bf16_im2col.cpp); what is left (a stem's forward into 16 channels, strided backward data)
+  // widened. Two Zen 5 cores, batch 128, ms: the stems' forwards widened against unfolded, vgg_small's
+  // 3 -> 32 3.08 against 1.65 (conv2d_bench), ResNet-20's 3 -> 16 1.48 against 1.70 (kiln train --profile).
+  // Their weight gradients took 3.28 widened and 1.72 unfolded (vgg_small), 1.71 and 1.49 (ResNet-20); on
+  // image pairs 0.54 and 0.28, and in alternating training runs ResNet-20's 1.26-1.27 unfolded against
+  // 0.42-0.47.
   const bool direct = g.channels_last && avx512_bf16_usable() && direct_dot_products::serves(g, direction);
-  const bool unfolds = direction == Conv2dDirection::BackwardWeight ||
-                       (direction == Conv2dDirection::Forward && g.out_channels > 16);
-  const bool dot_products_unfold = g.channels_last && g.groups == 1 && unfolds && avx512_bf16_usable();
+  const bool dot_products_unfold = g.channels_last && g.groups == 1 &&
+                                   direction == Conv2dDirection::Forward && g.out_channels > 16 &&
+                                   avx512_bf16_usable();
   // Winograd widens and rounds in the copies it makes anyway, reading and writing half the bytes: on two
   // Zen 5 cores (AVX-512, no AMX) a bf16 ResNet-20 step's convolutions took 108-110 ms widened, 85-89 on the
   // bfloat16 tensors (batch 128; at 64x64 images 354-370 against 271). Against the pair dot products it
@@ -469,9 +471,14 @@ Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection
   //     kiln train --profile in the busy hour: the six forwards 8.6-8.8 ms a step against 7.1-7.4, the six
   //     backward data 9.1-9.3 against 6.9-7.2, the bf16 ResNet-20 step 90.6-92.5 against 86.7-88.6)
   //   stride 2, batch 128 / 32   ResNet 16 -> 32 at 32x32 forward 0.92 / 0.28 against 0.54-0.68 / 0.17
-  //                              (direct), weight gradient 1.39 / 0.41 against 1.11 / 0.44 (im2col); 32 ->
-  //                              64 at 16x16 forward 0.80 / 0.27 against 0.49-0.53 / 0.14, weight gradient
-  //                              1.21 / 0.41 against 0.91 / 0.40.
+  //                              (direct), weight gradient 1.39 / 0.41 against 0.58-0.59 / 0.18; 32 -> 64
+  //                              at 16x16 forward 0.80 / 0.27 against 0.49-0.53 / 0.14, weight gradient
+  //                              1.21 / 0.41 against 0.62-0.69 / 0.21 (the im2col GEMM it replaced took
+  //                              1.22-1.29 and 0.90-0.96 in training, the image pairs 0.74-0.75, 0.67-0.68).
+  // The weight gradient on image pairs follows the same rule: ms, Winograd against the pairs,
+  //   2048 positions   ResNet 64 -> 64 0.36-0.52 vs 0.34-0.42, vgg_small 128 -> 128 1.36-1.84 vs 1.45-1.61
+  //   32768            ResNet 32 -> 32 0.89-0.98 vs 1.05, vgg_small 64 -> 64 2.83 vs 4.29
+  //   131072           ResNet 16 -> 16 8.6-9.2 against 6.8-7.0 a training step (its six layers).
   // Without Winograd (below 2048 positions) the direct kernel takes ResNet's 16 -> 16 at 32x32 at batch 1 in
   // 0.020 ms (0.067 widened), vgg_small's 128 -> 128 at 8x8 in 0.13 (0.25 through im2col). (Past 128
   // channels, unmeasured, Winograd keeps what it takes.)
@@ -615,11 +622,11 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
         return winograd_backward_weight(g, gy, x, gw);
       case Bfloat16Conv2dPath::PointwiseDotProducts:
         return dot_products_backward_weight(pointwise::conv2d_backward_weight_bf16, g, gy, x, gw);
-      case Bfloat16Conv2dPath::Im2colDotProducts:
-        return dot_products_backward_weight(im2col_dot_products::conv2d_backward_weight_bf16, g, gy, x, gw);
       // (not chosen for the weight gradient: bfloat16_conv2d_path)
-      case Bfloat16Conv2dPath::DirectDotProducts:
+      case Bfloat16Conv2dPath::Im2colDotProducts:
         return widened_backward_weight(g, gy, x, gw);
+      case Bfloat16Conv2dPath::DirectDotProducts:
+        return dot_products_backward_weight(direct_dot_products::conv2d_backward_weight_bf16, g, gy, x, gw);
       case Bfloat16Conv2dPath::Widened:
         return widened_backward_weight(g, gy, x, gw);
     }

@@ -287,10 +287,10 @@ TEST_CASE("conv2d bfloat16: channels-last pointwise on AVX512-BF16 matches the b
 
 // The other ungrouped channels-last layers run on the same dot products through dispatch: the forward
 // straight from the activations where C_in is even (the direct kernel), else through im2col where C_out > 16,
-// else widened; stride-1 backward data direct where C_out is even, else widened; the weight gradient through
-// im2col. Stems of 3 channels with and without padding, stride 2, dilation 2 (the taps copied one by one), a
+// else widened; stride-1 backward data direct where C_out is even, else widened; the weight gradient on image
+// pairs. Stems of 3 channels with and without padding, stride 2, dilation 2 (the taps copied one by one), a
 // 5x5 kernel whose kernel row (85 values) is wider than a register, a 1x1 at stride 2, batch 1, ResNet's
-// 16-channel stem on a batch of 9 (its weight gradient summing several chunks of images), two strided 3x3
+// 16-channel stem on a batch of 9 (its last image paired with zeros), two strided 3x3
 // layers the float dispatch gives Winograd (ResNet's 16 -> 32, and 24 -> 40 on odd image sizes), and a
 // 16 -> 18 layer it gives F(2x2, 3x3) (2048 positions).
 TEST_CASE("conv2d bfloat16: channels-last layers on AVX512-BF16 match the bfloat16 reference") {
@@ -324,18 +324,34 @@ TEST_CASE("conv2d bfloat16: channels-last layers on AVX512-BF16 match the bfloat
     REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::Forward) == forward);
     REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::BackwardData) == backward_data);
     REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::BackwardWeight) ==
-            Bfloat16Conv2dPath::Im2colDotProducts);
+            Bfloat16Conv2dPath::DirectDotProducts);
     check_dispatch_on_1_and_2_threads(g, random_operands(g, seed += 5));
   }
+}
+
+// The shapes the direct kernel's own tests take (the forward's even C_in): 3-wide kernel rows at stride 1
+// and 2 and other kernels; rows of 1 to 33 output pixels, 2 to 70 channels, stride 2 and 3, padding 0 to 2
+// and asymmetric, dilation 2, a 5x1 kernel, a 1x1 at batch 1 padded past its taps.
+std::vector<Conv2dGeometry> direct_kernel_shapes() {
+  return {padded(geometry(2, 16, 32, 32, 16, 3, 3), 1, 1),
+          padded(geometry(1, 2, 5, 33, 3, 3, 3), 1, 1),
+          padded(geometry(3, 20, 9, 25, 40, 3, 3), 1, 1),
+          geometry(2, 32, 6, 7, 70, 3, 3),
+          padded(strided(geometry(2, 16, 15, 13, 32, 3, 3), 2, 2), 1, 1),
+          padded(strided(geometry(1, 8, 11, 14, 12, 3, 3), 3, 3), 2, 0),
+          dilated(padded(geometry(2, 6, 10, 11, 18, 3, 3), 2, 2), 2, 2),
+          padded(geometry(2, 4, 9, 6, 10, 5, 1), 2, 0),
+          padded(geometry(1, 10, 1, 1, 14, 3, 3), 1, 1),
+          padded(geometry(2, 12, 4, 3, 24, 1, 1), 2, 2)};
 }
 
 // The direct convolution on AVX512-BF16's pair dot products, called itself (dispatch.cpp gives it only the
 // layers it wins): forward with and without bias and stride-1 backward data against the bfloat16 reference,
 // the same bits on 1 and 2 threads. 3-wide kernel rows at stride 1 and 2 (the tiles that feed a broadcast to
 // every tap reading it) and other kernels (the plain tiles); rows of 1 to 33 output pixels (tiles of every
-// width, rows cut into several), 2 to 70 channels (a pair, blocks of 16 and 32 partly filled, more than one block), stride 2 and
-// 3, padding 0 to 2 and asymmetric, dilation 2, a 5x1 kernel, batch 1, and output rows reaching past the
-// input (padding wider than the taps need).
+// width, rows cut into several), 2 to 70 channels (a pair, blocks of 16 and 32 partly filled, more than one
+// block), stride 2 and 3, padding 0 to 2 and asymmetric, dilation 2, a 5x1 kernel, batch 1, and output rows
+// reaching past the input (padding wider than the taps need).
 TEST_CASE("conv2d bfloat16: the channels-last direct kernel on AVX512-BF16 matches the bfloat16 reference") {
   if (!kernels::avx512_bf16_usable()) {
     MESSAGE("skipping: this CPU has no AVX512-BF16");
@@ -345,14 +361,7 @@ TEST_CASE("conv2d bfloat16: the channels-last direct kernel on AVX512-BF16 match
   namespace direct = kernels::direct_dot_products;
   const testing::DispatchGuard guard;
   unsigned seed = 1200;
-  for (Conv2dGeometry g :
-       {padded(geometry(2, 16, 32, 32, 16, 3, 3), 1, 1), padded(geometry(1, 2, 5, 33, 3, 3, 3), 1, 1),
-        padded(geometry(3, 20, 9, 25, 40, 3, 3), 1, 1), geometry(2, 32, 6, 7, 70, 3, 3),
-        padded(strided(geometry(2, 16, 15, 13, 32, 3, 3), 2, 2), 1, 1),
-        padded(strided(geometry(1, 8, 11, 14, 12, 3, 3), 3, 3), 2, 0),
-        dilated(padded(geometry(2, 6, 10, 11, 18, 3, 3), 2, 2), 2, 2),
-        padded(geometry(2, 4, 9, 6, 10, 5, 1), 2, 0), padded(geometry(1, 10, 1, 1, 14, 3, 3), 1, 1),
-        padded(geometry(2, 12, 4, 3, 24, 1, 1), 2, 2)}) {
+  for (Conv2dGeometry g : direct_kernel_shapes()) {
     g.channels_last = true;
     INFO(describe(g), " channels-last");
     REQUIRE(direct::serves(g, Conv2dDirection::Forward));
@@ -396,6 +405,55 @@ TEST_CASE("conv2d bfloat16: the channels-last direct kernel on AVX512-BF16 match
     CHECK_FALSE(direct::serves(g, Conv2dDirection::Forward));
   }
   CHECK_FALSE(direct::serves(geometry(1, 8, 8, 8, 16, 3, 3), Conv2dDirection::Forward));
+}
+
+// The weight gradient on the same pair dot products, summed over pairs of images, called itself: against the
+// bfloat16 reference (its float sums rounded once), the same bits on 1 and 2 threads. The direct kernel's
+// shapes above and what pairing images lets it take besides: odd channel counts (3-channel stems on the tile
+// that holds all three kernel rows, at stride 1 and 2 and batch 1; 17 channels in blocks of 8, 8 and 1), odd
+// batches (the last image paired with zeros), batches of several chunks (33 and 15 images), runs that cross
+// taps (a 2x2 kernel over 30 channels in runs of 20, LeNet's 3 -> 6 5x5 stem in rows of 15 words), rows of
+// one output pixel at stride 1 and 2 (both ends of the row in one step), 1 and 2 output channels.
+TEST_CASE(
+    "conv2d bfloat16: the weight gradient on AVX512-BF16's image pairs matches the bfloat16 reference") {
+  if (!kernels::avx512_bf16_usable()) {
+    MESSAGE("skipping: this CPU has no AVX512-BF16");
+    return;
+  }
+  namespace direct = kernels::direct_dot_products;
+  const testing::DispatchGuard guard;
+  unsigned seed = 1500;
+  std::vector<Conv2dGeometry> shapes = direct_kernel_shapes();
+  for (const Conv2dGeometry& g :
+       {padded(geometry(33, 3, 32, 32, 16, 3, 3), 1, 1),
+        padded(strided(geometry(3, 3, 15, 16, 32, 3, 3), 2, 2), 1, 1),
+        padded(geometry(1, 1, 6, 5, 2, 3, 3), 1, 0),
+        padded(strided(geometry(3, 17, 9, 9, 5, 3, 3), 2, 2), 1, 1),
+        padded(geometry(15, 16, 24, 24, 16, 3, 3), 1, 1), geometry(3, 30, 6, 5, 20, 2, 2),
+        strided(geometry(3, 5, 7, 7, 1, 1, 1), 2, 2), geometry(3, 3, 12, 12, 6, 5, 5),
+        padded(strided(geometry(2, 6, 2, 2, 4, 3, 3), 2, 2), 1, 1)})
+    shapes.push_back(g);
+  for (Conv2dGeometry g : shapes) {
+    g.channels_last = true;
+    INFO(describe(g), " channels-last");
+    REQUIRE(direct::serves(g, kernels::Conv2dDirection::BackwardWeight));
+    const Operands<bfloat16> in = random_operands(g, seed += 5);
+    const Results<bfloat16> expected = reference_results(g, in);
+    std::vector<Bf16s> by_threads;
+    for (const int threads : {1, 2}) {
+      kernels::set_compute_threads(threads);
+      std::vector<float> gw(in.w.size(), std::numeric_limits<float>::quiet_NaN());
+      direct::conv2d_backward_weight_bf16(g, in.gy.data(), in.x.data(), gw.data());
+      by_threads.push_back(converted<bfloat16>(gw));
+    }
+    check_dispatch_close("backward_weight", by_threads[0], expected.gw);
+    CHECK(testing::bitwise_equal(by_threads[0], by_threads[1]));
+  }
+  // Groups and NCHW activations are not its layout.
+  Conv2dGeometry grouped_layer = grouped(geometry(1, 8, 8, 8, 16, 3, 3), 2);
+  grouped_layer.channels_last = true;
+  CHECK_FALSE(direct::serves(grouped_layer, kernels::Conv2dDirection::BackwardWeight));
+  CHECK_FALSE(direct::serves(geometry(1, 8, 8, 8, 16, 3, 3), kernels::Conv2dDirection::BackwardWeight));
 }
 
 // The float dispatch on the widened operands, each output rounded once: what bfloat16 dispatch computes by
@@ -553,8 +611,7 @@ TEST_CASE("conv2d bfloat16: Winograd runs on the bfloat16 tensors, bit for bit t
     // The pair dot products take the strided passes they serve, and the stride-1 ones the direct kernel
     // serves with at most 128 channels a side, below 8192 positions or with at most 16 channels a side.
     const bool direct = kernels::direct_dot_products::serves(g, direction);
-    const bool unfolds = direction == Conv2dDirection::BackwardWeight ||
-                         (direction == Conv2dDirection::Forward && g.out_channels > 16);
+    const bool unfolds = direction == Conv2dDirection::Forward && g.out_channels > 16;
     if (g.stride_h == 2) return !(direct || unfolds);
     const std::int64_t widest = std::max(g.in_channels, g.out_channels);
     return !(direct && widest <= 128 && (g.batch * g.out_height() * g.out_width() < 8192 || widest <= 16));
