@@ -10,14 +10,18 @@
 //
 //   acc[i][j] += x[n][ih(r)][(ow0 + i) sw - pw + s dw][2q, 2q + 1] . w_pairs[r, s][q][16 j .. 16 j + 15]
 //
-//   w_pairs [KH * KW][blocks][C_in / 2][16 J] words: word (tap, b, q, k) = w[16 J b + k][2q, 2q + 1][tap],
+//   w_pairs [KH * KW][blocks][ceil(C_in / 2)][16 J] words: word (tap, b, q, k) = w[16 J b + k][2q, 2q +
+//   1][tap],
 //           the output channels past C_out zero (their lanes are never stored)
+//
+// An odd C_in (the 3-channel stems) has a last pair whose upper channel is zero, in the weights and in the
+// input's layout alike (below), so it adds nothing: a stem takes 2 pairs for its 3 channels.
 //
 // Neighbouring taps of a kernel row read overlapping pixels: where the row is 3 wide at dilation 1 and
 // stride 1 or 2 (three_tap_tile), each broadcast word goes to every tap that reads it, three dot products a
 // broadcast at stride 1.
 //
-// The weights of a block, KH KW C_in / 2 x 16 J words (36 KiB for 64 -> 64 at J = 2), stay in L1 and L2
+// The weights of a block, KH KW ceil(C_in / 2) x 16 J words (36 KiB for 64 -> 64 at J = 2), stay in L1 and L2
 // while the tiles of a row pass over them. The input is read through a copy: a task (a band of one image's
 // output rows) first lays out the input rows the band reads, pair-major and split by phase of the stride
 // (BandLayout), with zeros for the padding. A tap's pixels are then consecutive words at fixed
@@ -33,6 +37,7 @@
 #include <cstdint>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/batch_chunks.hpp"
@@ -55,7 +60,8 @@ constexpr int kMaxPixels = J == 2 ? 12 : 24;
 // A band of output rows per task: about this many multiply-adds, so scheduling costs little beside it.
 constexpr std::int64_t kBandMultiplyAdds = std::int64_t{1} << 21;
 
-std::int64_t pairs_of(const Conv2dGeometry& g) { return g.in_channels / 2; }
+// Channel pairs a pixel holds: with an odd C_in the last pair's upper half is zero.
+std::int64_t pairs_of(const Conv2dGeometry& g) { return (g.in_channels + 1) / 2; }
 
 // w [C_out, C_in, KH, KW] -> w_pairs as at the top. `flip`: the kernel of the transposed convolution g,
 // read from the forward's w [C_in, C_out, KH, KW] (g's sides swapped) with the taps in reverse order.
@@ -70,11 +76,11 @@ void pack_weights(const Conv2dGeometry& g, int j_vectors, const bfloat16* w, boo
     Word* const lane_words = w_pairs + (k / lanes * pairs) * lanes + k % lanes;
     for (std::int64_t q = 0; q < pairs; ++q) {
       const bfloat16* even = w + k * k_stride + 2 * q * c_stride;
-      const bfloat16* odd = even + c_stride;
+      const bfloat16* odd = 2 * q + 1 < g.in_channels ? even + c_stride : nullptr;
       for (std::int64_t tap = 0; tap < taps; ++tap) {
         const std::int64_t from = flip ? taps - 1 - tap : tap;
         lane_words[(tap * blocks * pairs + q) * lanes] =
-            static_cast<Word>(even[from].bits) | static_cast<Word>(odd[from].bits) << 16;
+            static_cast<Word>(even[from].bits) | static_cast<Word>(odd ? odd[from].bits : 0) << 16;
       }
     }
   }
@@ -101,12 +107,12 @@ struct BandLayout {
   }
 };
 
-// Input row `input_row` (channels-last, W pixels of C_in / 2 words) into `row` in the band layout, the
-// padded columns outside the image zero.
+// Input row `input_row` (channels-last, W pixels of C_in values) into `row` in the band layout, which the
+// caller has zeroed (the padded columns outside the image stay so). With an even C_in a pixel is already its
+// pairs' words, moved by transposes; with an odd one (the 3-channel stems) each word is put together, its
+// upper half zero past the last channel.
 void lay_out_row(const Conv2dGeometry& g, const BandLayout& layout, const bfloat16* input_row, Word* row) {
-  std::memset(row, 0, static_cast<std::size_t>(layout.row_words) * sizeof(Word));
-  const auto* words = reinterpret_cast<const float*>(input_row);  // moved as 32-bit words, bits unchanged
-  const std::int64_t padded_columns = layout.phase_len * layout.stride_w;
+  const std::int64_t C = g.in_channels, padded_columns = layout.phase_len * layout.stride_w;
   for (std::int64_t phase = 0; phase < layout.stride_w; ++phase) {
     // The image columns of this phase: iw = k sw + phase - pw for k with 0 <= iw < W (and in the padding).
     std::int64_t k_first = (g.pad_w - phase + layout.stride_w - 1) / layout.stride_w;
@@ -115,9 +121,20 @@ void lay_out_row(const Conv2dGeometry& g, const BandLayout& layout, const bfloat
     const std::int64_t k_end = (column_end - phase + layout.stride_w - 1) / layout.stride_w;
     if (k_end <= k_first) continue;
     const std::int64_t iw_first = k_first * layout.stride_w + phase - g.pad_w;
-    transpose_matrix(words + iw_first * layout.pairs, layout.stride_w * layout.pairs, k_end - k_first,
-                     layout.pairs, reinterpret_cast<float*>(row) + phase * layout.phase_len + k_first,
-                     layout.pair_stride());
+    Word* const phase_row = row + phase * layout.phase_len + k_first;
+    if (C % 2 == 0) {
+      const auto* words = reinterpret_cast<const float*>(input_row);  // moved as 32-bit words, bits unchanged
+      transpose_matrix(words + iw_first * layout.pairs, layout.stride_w * layout.pairs, k_end - k_first,
+                       layout.pairs, reinterpret_cast<float*>(phase_row), layout.pair_stride());
+      continue;
+    }
+    for (std::int64_t k = 0; k < k_end - k_first; ++k) {
+      const bfloat16* pixel = input_row + (iw_first + k * layout.stride_w) * C;
+      for (std::int64_t q = 0; q < layout.pairs; ++q) {
+        const Word upper = 2 * q + 1 < C ? pixel[2 * q + 1].bits : 0;
+        phase_row[q * layout.pair_stride() + k] = static_cast<Word>(pixel[2 * q].bits) | upper << 16;
+      }
+    }
   }
 }
 
@@ -277,11 +294,16 @@ void forward_packed(const Conv2dGeometry& g, const bfloat16* x, const Word* w_pa
         const std::int64_t ih_end =
             std::min((oh1 - 1) * g.stride_h - g.pad_h + (g.kernel_h - 1) * g.dilation_h + 1, g.in_height);
         const bfloat16* image = x + n * g.in_height * g.in_width * g.in_channels;
+        // One memset for the band's padding: a row's own is a few hundred bytes, where starting the fill
+        // costs about as much as the fill (on Zen 5 it took a quarter of a 3-channel stem's time).
+        std::memset(band_rows, 0,
+                    static_cast<std::size_t>((ih_end - ih_first) * layout.row_words) * sizeof(Word));
         for (std::int64_t ih = ih_first; ih < ih_end; ++ih)
           lay_out_row(g, layout, image + ih * g.in_width * g.in_channels,
                       band_rows + (ih - ih_first) * layout.row_words);
+        // Each kernel row's input row for an output row, and offset to a tile's first pixel.
+        std::vector<const Word*> rows(static_cast<std::size_t>(g.kernel_h)), tile_rows(rows.size());
         for (std::int64_t oh = oh0; oh < oh1; ++oh) {
-          const Word* rows[16];  // KH <= 16 (serves)
           for (std::int64_t r = 0; r < g.kernel_h; ++r) {
             const std::int64_t ih = oh * g.stride_h - g.pad_h + r * g.dilation_h;
             rows[r] = ih >= 0 && ih < g.in_height ? band_rows + (ih - ih_first) * layout.row_words : nullptr;
@@ -294,11 +316,10 @@ void forward_packed(const Conv2dGeometry& g, const bfloat16* x, const Word* w_pa
             std::int64_t ow = 0;
             for (std::int64_t t = 0; t < tiles_per_row; ++t) {
               const std::int64_t pixels = (OW - ow) / (tiles_per_row - t);
-              const Word* tile_rows[16];
               for (std::int64_t r = 0; r < g.kernel_h; ++r)
                 tile_rows[r] = rows[r] ? rows[r] + layout.tap_offset(ow, 0) : nullptr;
-              tiles[pixels - 1](g, layout, tile_rows, w_pairs + b * pairs * kLanes, tap_stride, block_bias,
-                                y_row + ow * g.out_channels + b * kLanes, lanes_left);
+              tiles[pixels - 1](g, layout, tile_rows.data(), w_pairs + b * pairs * kLanes, tap_stride,
+                                block_bias, y_row + ow * g.out_channels + b * kLanes, lanes_left);
               ow += pixels;
             }
           }
@@ -325,11 +346,7 @@ void forward(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, bool
 
 bool serves(const Conv2dGeometry& g, Conv2dDirection direction) {
   const bool layout = g.channels_last && g.groups == 1;
-  // The weight gradient pairs images, not channels (avx512_bf16_weight_gradient.cpp): any geometry.
-  if (direction == Conv2dDirection::BackwardWeight) return layout;
-  const bool fits = layout && g.kernel_h <= 16;
-  if (direction == Conv2dDirection::Forward) return fits && g.in_channels % 2 == 0;
-  return fits && g.out_channels % 2 == 0 && direct_backward_data_fits(g);
+  return direction == Conv2dDirection::BackwardData ? layout && direct_backward_data_fits(g) : layout;
 }
 
 void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const float* bias,

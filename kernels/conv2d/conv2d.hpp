@@ -87,9 +87,9 @@ template <typename T> void conv2d_backward_bias(Device device, const Conv2dGeome
 // channels-last activations, or on NCHW ones copied channels-last around them; the depthwise-channels kernels
 // on channels-last bfloat16 tensors and the Winograd kernels on bfloat16 tensors of either layout, where the
 // float dispatch would choose them; where the CPU has AVX512-BF16 (and AMX does not serve), channels-last
-// pointwise convolutions on its pair dot products, and the weight gradient (and the forward, where C_out >
-// 16) of the other ungrouped channels-last ones through im2col on them; else the float kernels on widened
-// copies, the output rounded once.
+// pointwise convolutions on its pair dot products, and the other ungrouped channels-last ones on the same
+// products directly (channel pairs forward and backward data, image pairs for the weight gradient); else
+// the float kernels on widened copies, the output rounded once.
 enum class Conv2dDirection;
 enum class Bfloat16Conv2dPath {
   Reference,
@@ -98,7 +98,6 @@ enum class Bfloat16Conv2dPath {
   DepthwiseChannels,
   Winograd,
   PointwiseDotProducts,
-  Im2colDotProducts,
   DirectDotProducts,
   Widened
 };
@@ -146,21 +145,13 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, float* gw);
 }  // namespace pointwise
 
-// im2col + the AVX512-BF16 GEMM on channels-last bfloat16 tensors (avx512_bf16_im2col.cpp): the forward of
-// any geometry with one group, as pointwise's bfloat16 forward takes it (the bias float and may be null, y
-// rounded once). Only where avx512_bf16_usable(), g.channels_last and g.groups == 1.
-namespace im2col_dot_products {
-void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const float* bias,
-                         bfloat16* y);
-}  // namespace im2col_dot_products
-
 // The direct convolution on the AVX512-BF16 pair dot products over channels-last bfloat16 tensors
 // (avx512_bf16_direct.cpp): each pixel's channel pairs read straight from the activations, no im2col. The
-// forward of any geometry with one group, an even C_in and KH <= 16, as pointwise's bfloat16 functions take
-// it (the bias float and may be null, y rounded once); backward data where the transposed convolution is a
-// forward (direct_backward_data_fits) with an even C_out, gx rounded once. The weight gradient of any
-// geometry with one group and KH <= 16, summed over pairs of images (avx512_bf16_weight_gradient.cpp), gw
-// float sums to round. Only where avx512_bf16_usable().
+// forward of any geometry with one group, as pointwise's bfloat16 functions take it (the bias float and may
+// be null, y rounded once); backward data where the transposed convolution is a forward
+// (direct_backward_data_fits), gx rounded once; the weight gradient of any geometry with one group, summed
+// over pairs of images (avx512_bf16_weight_gradient.cpp), gw float sums to round. Only where
+// avx512_bf16_usable().
 namespace direct_dot_products {
 bool serves(const Conv2dGeometry& g, Conv2dDirection direction);
 void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const float* bias,

@@ -246,8 +246,9 @@ void winograd_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const
   round_into(gw_float.get(), w_elements(g), gw);
 }
 
-// The paths on AVX512-BF16's pair dot products (pointwise.cpp's channels-last layers, and the others through
-// avx512_bf16_im2col.cpp): the bias widened, the weight gradient's float sums rounded once.
+// The paths on AVX512-BF16's pair dot products (pointwise.cpp's channels-last layers, the others'
+// avx512_bf16_direct.cpp and avx512_bf16_weight_gradient.cpp): the bias widened, the weight gradient's float
+// sums rounded once.
 using DotProductsForward = void (*)(const Conv2dGeometry&, const bfloat16*, const bfloat16*, const float*,
                                     bfloat16*);
 using DotProductsWeightGradient = void (*)(const Conv2dGeometry&, const bfloat16*, const bfloat16*, float*);
@@ -438,20 +439,17 @@ Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection
   // took 109.5 ms widened, 52.6 on the pair dot products (batch 128; the step 167 -> 110 ms).
   if (g.channels_last && algorithm == Conv2dAlgorithm::Pointwise && avx512_bf16_usable())
     return Bfloat16Conv2dPath::PointwiseDotProducts;
-  // The other ungrouped channels-last layers run on the same pair dot products: the forward (even C_in) and
-  // the stride-1 backward data (even C_out) straight from the activations (avx512_bf16_direct.cpp), the
-  // weight gradient over pairs of images (avx512_bf16_weight_gradient.cpp); the forward of a 3-channel stem
-  // where the output channels fill more than half of the GEMM's 32-column slivers through im2col columns
-  // (avx512_bf16_im2col.cpp); what is left (a stem's forward into 16 channels, strided backward data)
-  // widened. Two Zen 5 cores, batch 128, ms: the stems' forwards widened against unfolded, vgg_small's
-  // 3 -> 32 3.08 against 1.65 (conv2d_bench), ResNet-20's 3 -> 16 1.48 against 1.70 (kiln train --profile).
-  // Their weight gradients took 3.28 widened and 1.72 unfolded (vgg_small), 1.71 and 1.49 (ResNet-20); on
-  // image pairs 0.54 and 0.28, and in alternating training runs ResNet-20's 1.26-1.27 unfolded against
-  // 0.42-0.47.
+  // The other ungrouped channels-last layers run on the same pair dot products: the forward and the stride-1
+  // backward data straight from the activations' channel pairs (avx512_bf16_direct.cpp), the weight gradient
+  // over pairs of images (avx512_bf16_weight_gradient.cpp); strided backward data widened. The 3-channel
+  // stems, whose odd channel leaves a half-empty pair, ran widened or through im2col columns on the same dot
+  // products before; two Zen 5 cores, batch 128, ms (conv2d_bench; the weight gradients' training figures
+  // alternating kiln train --profile runs):
+  //   ResNet-20's 3 -> 16   forward 1.35-1.40 widened, 0.52-0.60 direct; weight gradient 1.26-1.27 im2col,
+  //                         0.42-0.47 image pairs
+  //   vgg_small's 3 -> 32   forward 3.0-3.4 widened, 1.65 im2col, 0.95-1.08 direct; weight gradient 3.28
+  //                         widened, 1.72 im2col, 0.54 image pairs
   const bool direct = g.channels_last && avx512_bf16_usable() && direct_dot_products::serves(g, direction);
-  const bool dot_products_unfold = g.channels_last && g.groups == 1 &&
-                                   direction == Conv2dDirection::Forward && g.out_channels > 16 &&
-                                   avx512_bf16_usable();
   // Winograd widens and rounds in the copies it makes anyway, reading and writing half the bytes: on two
   // Zen 5 cores (AVX-512, no AMX) a bf16 ResNet-20 step's convolutions took 108-110 ms widened, 85-89 on the
   // bfloat16 tensors (batch 128; at 64x64 images 354-370 against 271). Against the pair dot products it
@@ -480,21 +478,19 @@ Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection
   //   32768            ResNet 32 -> 32 0.89-0.98 vs 1.05, vgg_small 64 -> 64 2.83 vs 4.29
   //   131072           ResNet 16 -> 16 8.6-9.2 against 6.8-7.0 a training step (its six layers).
   // Without Winograd (below 2048 positions) the direct kernel takes ResNet's 16 -> 16 at 32x32 at batch 1 in
-  // 0.020 ms (0.067 widened), vgg_small's 128 -> 128 at 8x8 in 0.13 (0.25 through im2col). (Past 128
+  // 0.020 ms (0.067 widened), vgg_small's 128 -> 128 at 8x8 in 0.13 (0.25 through im2col GEMM). (Past 128
   // channels, unmeasured, Winograd keeps what it takes.)
   const bool strided = g.stride_h > 1 || g.stride_w > 1;
   const std::int64_t widest = std::max(g.in_channels, g.out_channels);
   const bool dot_products_win =
-      strided ? direct || dot_products_unfold
+      strided ? direct
               : direct && widest <= kMaxDirectOverWinogradChannels &&
                     (g.batch * g.out_height() * g.out_width() < kMinWinogradOverDirectPositions ||
                      widest <= kMaxDirectOverWinogradAlwaysChannels);
   if ((algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4) &&
       !dot_products_win)
     return Bfloat16Conv2dPath::Winograd;
-  if (direct) return Bfloat16Conv2dPath::DirectDotProducts;
-  if (dot_products_unfold) return Bfloat16Conv2dPath::Im2colDotProducts;
-  return Bfloat16Conv2dPath::Widened;
+  return direct ? Bfloat16Conv2dPath::DirectDotProducts : Bfloat16Conv2dPath::Widened;
 }
 
 const char* bfloat16_conv2d_path_name(Bfloat16Conv2dPath path) {
@@ -511,8 +507,6 @@ const char* bfloat16_conv2d_path_name(Bfloat16Conv2dPath path) {
       return "winograd on bfloat16";
     case Bfloat16Conv2dPath::PointwiseDotProducts:
       return "pointwise on avx512_bf16";
-    case Bfloat16Conv2dPath::Im2colDotProducts:
-      return "im2col on avx512_bf16";
     case Bfloat16Conv2dPath::DirectDotProducts:
       return "direct on avx512_bf16";
     case Bfloat16Conv2dPath::Widened:
@@ -545,8 +539,6 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
         return winograd_forward(g, x, w, bias, y);
       case Bfloat16Conv2dPath::PointwiseDotProducts:
         return dot_products_forward(pointwise::conv2d_forward_bf16, g, x, w, bias, y);
-      case Bfloat16Conv2dPath::Im2colDotProducts:
-        return dot_products_forward(im2col_dot_products::conv2d_forward_bf16, g, x, w, bias, y);
       case Bfloat16Conv2dPath::DirectDotProducts:
         return dot_products_forward(direct_dot_products::conv2d_forward_bf16, g, x, w, bias, y);
       case Bfloat16Conv2dPath::Widened:
@@ -583,8 +575,6 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
         return winograd_backward_data(g, gy, w, gx);
       case Bfloat16Conv2dPath::PointwiseDotProducts:
         return pointwise::conv2d_backward_data_bf16(g, gy, w, gx);
-      case Bfloat16Conv2dPath::Im2colDotProducts:  // not chosen for backward data (bfloat16_conv2d_path)
-        return widened_backward_data(g, gy, w, gx);
       case Bfloat16Conv2dPath::DirectDotProducts:
         return direct_dot_products::conv2d_backward_data_bf16(g, gy, w, gx);
       case Bfloat16Conv2dPath::Widened:
@@ -622,9 +612,6 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
         return winograd_backward_weight(g, gy, x, gw);
       case Bfloat16Conv2dPath::PointwiseDotProducts:
         return dot_products_backward_weight(pointwise::conv2d_backward_weight_bf16, g, gy, x, gw);
-      // (not chosen for the weight gradient: bfloat16_conv2d_path)
-      case Bfloat16Conv2dPath::Im2colDotProducts:
-        return widened_backward_weight(g, gy, x, gw);
       case Bfloat16Conv2dPath::DirectDotProducts:
         return dot_products_backward_weight(direct_dot_products::conv2d_backward_weight_bf16, g, gy, x, gw);
       case Bfloat16Conv2dPath::Widened:

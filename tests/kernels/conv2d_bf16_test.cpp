@@ -286,11 +286,10 @@ TEST_CASE("conv2d bfloat16: channels-last pointwise on AVX512-BF16 matches the b
 }
 
 // The other ungrouped channels-last layers run on the same dot products through dispatch: the forward
-// straight from the activations where C_in is even (the direct kernel), else through im2col where C_out > 16,
-// else widened; stride-1 backward data direct where C_out is even, else widened; the weight gradient on image
-// pairs. Stems of 3 channels with and without padding, stride 2, dilation 2 (the taps copied one by one), a
-// 5x5 kernel whose kernel row (85 values) is wider than a register, a 1x1 at stride 2, batch 1, ResNet's
-// 16-channel stem on a batch of 9 (its last image paired with zeros), two strided 3x3
+// straight from the activations' channel pairs (the direct kernel), stride-1 backward data too where its
+// transposed convolution is a forward, else widened; the weight gradient on image pairs. Stems of 3
+// channels with and without padding, stride 2, dilation 2, a 5x5 kernel over 17 channels, a 1x1 at stride
+// 2, batch 1, ResNet's 16-channel stem on a batch of 9 (its last image paired with zeros), two strided 3x3
 // layers the float dispatch gives Winograd (ResNet's 16 -> 32, and 24 -> 40 on odd image sizes), and a
 // 16 -> 18 layer it gives F(2x2, 3x3) (2048 positions).
 TEST_CASE("conv2d bfloat16: channels-last layers on AVX512-BF16 match the bfloat16 reference") {
@@ -315,13 +314,11 @@ TEST_CASE("conv2d bfloat16: channels-last layers on AVX512-BF16 match the bfloat
     INFO(describe(g), " channels-last");
     if (kernels::bfloat16_conv2d_path(g, Conv2dDirection::BackwardWeight) == Bfloat16Conv2dPath::Amx)
       continue;  // C_out a multiple of 16, on a CPU with AMX: its tiles serve the shape (conv2d_amx_test.cpp)
-    const Bfloat16Conv2dPath forward = g.in_channels % 2 == 0 ? Bfloat16Conv2dPath::DirectDotProducts
-                                       : g.out_channels > 16  ? Bfloat16Conv2dPath::Im2colDotProducts
-                                                              : Bfloat16Conv2dPath::Widened;
-    const Bfloat16Conv2dPath backward_data = g.out_channels % 2 == 0 && kernels::direct_backward_data_fits(g)
+    const Bfloat16Conv2dPath backward_data = kernels::direct_backward_data_fits(g)
                                                  ? Bfloat16Conv2dPath::DirectDotProducts
                                                  : Bfloat16Conv2dPath::Widened;
-    REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::Forward) == forward);
+    REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::Forward) ==
+            Bfloat16Conv2dPath::DirectDotProducts);
     REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::BackwardData) == backward_data);
     REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::BackwardWeight) ==
             Bfloat16Conv2dPath::DirectDotProducts);
@@ -329,11 +326,18 @@ TEST_CASE("conv2d bfloat16: channels-last layers on AVX512-BF16 match the bfloat
   }
 }
 
-// The shapes the direct kernel's own tests take (the forward's even C_in): 3-wide kernel rows at stride 1
-// and 2 and other kernels; rows of 1 to 33 output pixels, 2 to 70 channels, stride 2 and 3, padding 0 to 2
-// and asymmetric, dilation 2, a 5x1 kernel, a 1x1 at batch 1 padded past its taps.
+// The shapes the direct kernel's own tests take: 3-wide kernel rows at stride 1 and 2 and other kernels;
+// rows of 1 to 33 output pixels, 1 to 70 channels (odd ones too: the 3-channel stems into 16 and 32
+// channels, LeNet's 5x5 one, 17 -> 5), stride 2 and 3, padding 0 to 2 and asymmetric, dilation 2, a 5x1
+// kernel and a 17x1 one, a 1x1 at batch 1 padded past its taps.
 std::vector<Conv2dGeometry> direct_kernel_shapes() {
   return {padded(geometry(2, 16, 32, 32, 16, 3, 3), 1, 1),
+          padded(geometry(2, 3, 13, 12, 16, 3, 3), 1, 1),
+          padded(strided(geometry(3, 3, 15, 16, 32, 3, 3), 2, 2), 1, 1),
+          geometry(3, 3, 12, 12, 6, 5, 5),
+          padded(geometry(2, 17, 7, 9, 5, 3, 3), 1, 1),
+          padded(geometry(1, 1, 6, 5, 2, 3, 3), 1, 0),
+          padded(geometry(1, 2, 20, 4, 3, 17, 1), 8, 0),
           padded(geometry(1, 2, 5, 33, 3, 3, 3), 1, 1),
           padded(geometry(3, 20, 9, 25, 40, 3, 3), 1, 1),
           geometry(2, 32, 6, 7, 70, 3, 3),
@@ -349,9 +353,9 @@ std::vector<Conv2dGeometry> direct_kernel_shapes() {
 // layers it wins): forward with and without bias and stride-1 backward data against the bfloat16 reference,
 // the same bits on 1 and 2 threads. 3-wide kernel rows at stride 1 and 2 (the tiles that feed a broadcast to
 // every tap reading it) and other kernels (the plain tiles); rows of 1 to 33 output pixels (tiles of every
-// width, rows cut into several), 2 to 70 channels (a pair, blocks of 16 and 32 partly filled, more than one
-// block), stride 2 and 3, padding 0 to 2 and asymmetric, dilation 2, a 5x1 kernel, batch 1, and output rows
-// reaching past the input (padding wider than the taps need).
+// width, rows cut into several), 1 to 70 channels (a half-empty pair, blocks of 16 and 32 partly filled,
+// more than one block), stride 2 and 3, padding 0 to 2 and asymmetric, dilation 2, a 5x1 and a 17x1
+// kernel, batch 1, and output rows reaching past the input (padding wider than the taps need).
 TEST_CASE("conv2d bfloat16: the channels-last direct kernel on AVX512-BF16 matches the bfloat16 reference") {
   if (!kernels::avx512_bf16_usable()) {
     MESSAGE("skipping: this CPU has no AVX512-BF16");
@@ -366,7 +370,7 @@ TEST_CASE("conv2d bfloat16: the channels-last direct kernel on AVX512-BF16 match
     INFO(describe(g), " channels-last");
     REQUIRE(direct::serves(g, Conv2dDirection::Forward));
     const bool backward_data = direct::serves(g, Conv2dDirection::BackwardData);
-    CHECK(backward_data == (g.out_channels % 2 == 0 && kernels::direct_backward_data_fits(g)));
+    CHECK(backward_data == kernels::direct_backward_data_fits(g));
     const Operands<bfloat16> in = random_operands(g, seed += 5);
     const Results<bfloat16> expected = reference_results(g, in);
     std::vector<float> bias(in.bias.begin(), in.bias.end());
@@ -399,21 +403,20 @@ TEST_CASE("conv2d bfloat16: the channels-last direct kernel on AVX512-BF16 match
     CHECK(kernels::bfloat16_conv2d_path(resnet, Conv2dDirection::BackwardData) ==
           kernels::Bfloat16Conv2dPath::DirectDotProducts);
   }
-  // An odd C_in has no whole pairs to read; groups and NCHW activations are not its layout.
-  for (Conv2dGeometry g : {geometry(1, 3, 8, 8, 16, 3, 3), grouped(geometry(1, 8, 8, 8, 16, 3, 3), 2)}) {
-    g.channels_last = true;
-    CHECK_FALSE(direct::serves(g, Conv2dDirection::Forward));
-  }
+  // Groups and NCHW activations are not its layout.
+  Conv2dGeometry grouped_layer = grouped(geometry(1, 8, 8, 8, 16, 3, 3), 2);
+  grouped_layer.channels_last = true;
+  CHECK_FALSE(direct::serves(grouped_layer, Conv2dDirection::Forward));
   CHECK_FALSE(direct::serves(geometry(1, 8, 8, 8, 16, 3, 3), Conv2dDirection::Forward));
 }
 
 // The weight gradient on the same pair dot products, summed over pairs of images, called itself: against the
 // bfloat16 reference (its float sums rounded once), the same bits on 1 and 2 threads. The direct kernel's
-// shapes above and what pairing images lets it take besides: odd channel counts (3-channel stems on the tile
-// that holds all three kernel rows, at stride 1 and 2 and batch 1; 17 channels in blocks of 8, 8 and 1), odd
-// batches (the last image paired with zeros), batches of several chunks (33 and 15 images), runs that cross
-// taps (a 2x2 kernel over 30 channels in runs of 20, LeNet's 3 -> 6 5x5 stem in rows of 15 words), rows of
-// one output pixel at stride 1 and 2 (both ends of the row in one step), 1 and 2 output channels.
+// shapes above (3-channel stems on the tile that holds all three kernel rows, at stride 1 and 2 and batch 1;
+// LeNet's 5x5 stem in runs of 15 words that cross taps) and more: 17 channels in blocks of 8, 8 and 1, odd
+// batches (the last image paired with zeros), batches of several chunks (33 and 15 images), a 2x2 kernel over
+// 30 channels in runs of 20, rows of one output pixel at stride 1 and 2 (both ends of the row in one step),
+// 1 and 2 output channels.
 TEST_CASE(
     "conv2d bfloat16: the weight gradient on AVX512-BF16's image pairs matches the bfloat16 reference") {
   if (!kernels::avx512_bf16_usable()) {
@@ -426,11 +429,9 @@ TEST_CASE(
   std::vector<Conv2dGeometry> shapes = direct_kernel_shapes();
   for (const Conv2dGeometry& g :
        {padded(geometry(33, 3, 32, 32, 16, 3, 3), 1, 1),
-        padded(strided(geometry(3, 3, 15, 16, 32, 3, 3), 2, 2), 1, 1),
-        padded(geometry(1, 1, 6, 5, 2, 3, 3), 1, 0),
         padded(strided(geometry(3, 17, 9, 9, 5, 3, 3), 2, 2), 1, 1),
         padded(geometry(15, 16, 24, 24, 16, 3, 3), 1, 1), geometry(3, 30, 6, 5, 20, 2, 2),
-        strided(geometry(3, 5, 7, 7, 1, 1, 1), 2, 2), geometry(3, 3, 12, 12, 6, 5, 5),
+        strided(geometry(3, 5, 7, 7, 1, 1, 1), 2, 2),
         padded(strided(geometry(2, 6, 2, 2, 4, 3, 3), 2, 2), 1, 1)})
     shapes.push_back(g);
   for (Conv2dGeometry g : shapes) {
@@ -611,8 +612,7 @@ TEST_CASE("conv2d bfloat16: Winograd runs on the bfloat16 tensors, bit for bit t
     // The pair dot products take the strided passes they serve, and the stride-1 ones the direct kernel
     // serves with at most 128 channels a side, below 8192 positions or with at most 16 channels a side.
     const bool direct = kernels::direct_dot_products::serves(g, direction);
-    const bool unfolds = direction == Conv2dDirection::Forward && g.out_channels > 16;
-    if (g.stride_h == 2) return !(direct || unfolds);
+    if (g.stride_h == 2) return !direct;
     const std::int64_t widest = std::max(g.in_channels, g.out_channels);
     return !(direct && widest <= 128 && (g.batch * g.out_height() * g.out_width() < 8192 || widest <= 16));
   };
@@ -652,9 +652,9 @@ TEST_CASE("conv2d bfloat16: Winograd runs on the bfloat16 tensors, bit for bit t
       }
     }
     // The shapes' comments: 20 Winograd passes in each layout, where no AMX takes any; of the channels-last
-    // ones, AVX512-BF16's dot products take 11: the four strided shapes' forwards and weight gradients, and
-    // three passes below 8192 positions (17 -> 24's backward data, 24 -> 40's forward and backward data).
-    if (!amx) CHECK(winograd_passes == 2 * 20 - (kernels::avx512_bf16_usable() ? 11 : 0));
+    // ones, AVX512-BF16's dot products take 12: the four strided shapes' forwards and weight gradients, and
+    // four passes below 8192 positions (17 -> 24's and 24 -> 40's forward and backward data).
+    if (!amx) CHECK(winograd_passes == 2 * 20 - (kernels::avx512_bf16_usable() ? 12 : 0));
   });
 }
 
