@@ -120,7 +120,9 @@ void run_eval(const EvalOptions& options) {
   } else {
     folder = data::ImageFolder::scan(root);
   }
-  train::check_same_classes(loaded, folder);
+  // A folder of some of the model's classes evaluates on those: its labels are the model's indices.
+  const std::size_t classes_in_data = folder.classes().size();
+  folder = train::labelled_as_model(loaded, folder);
   data::DataLoader loader(folder, loaded.preprocessing, evaluation_loader_options(options));
   std::vector<train::SampleOutcome> outcomes;
   const train::MetricsReport report = train::evaluate(*loaded.model, loader, static_cast<std::int64_t>(loaded.classes.size()),
@@ -130,6 +132,7 @@ void run_eval(const EvalOptions& options) {
   if (options.json) {
     nlohmann::json out = report.to_json(loaded.classes);
     out["data"] = folder.root().string();
+    out["classes_in_data"] = classes_in_data;
     out["skipped_files"] = loader.skipped_files();
     if (!options.misclassified.empty()) {
       out["misclassified_files"] = nlohmann::json::array();
@@ -139,6 +142,8 @@ void run_eval(const EvalOptions& options) {
   } else {
     std::printf("%s on %s (%lld images", loaded.architecture.name.c_str(), folder.root().string().c_str(),
                 static_cast<long long>(report.samples));
+    if (classes_in_data < loaded.classes.size())
+      std::printf(" of %zu of the model's %zu classes", classes_in_data, loaded.classes.size());
     if (loader.skipped_files() > 0) std::printf(", %lld unreadable files skipped", static_cast<long long>(loader.skipped_files()));
     std::printf(")\n%s", report.table(loaded.classes).c_str());
     if (!pictures.empty()) {

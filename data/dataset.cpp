@@ -159,6 +159,20 @@ ImageFolder ImageFolder::subset(const std::vector<std::size_t>& indices) const {
   return ImageFolder(root_, classes_, std::move(chosen), pack_, task_);
 }
 
+ImageFolder ImageFolder::relabelled(const std::vector<std::string>& classes) const {
+  KILN_CHECK(!multi_label(), root_.string(), ": a multi-label data set's labels are not relabelled by name");
+  std::vector<std::int64_t> label_in(classes_.size());
+  for (std::size_t i = 0; i < classes_.size(); ++i) {
+    const auto found = std::find(classes.begin(), classes.end(), classes_[i]);
+    KILN_CHECK(found != classes.end(), root_.string(), ": class '", classes_[i], "' is not one of the ",
+               classes.size(), " classes it is labelled by");
+    label_in[i] = found - classes.begin();
+  }
+  std::vector<Sample> samples = samples_;
+  for (Sample& sample : samples) sample.label = label_in[static_cast<std::size_t>(sample.label)];
+  return ImageFolder(root_, classes, std::move(samples), pack_, task_);
+}
+
 DataSplits discover_splits(const std::filesystem::path& root, double val_split, std::uint64_t seed) {
   KILN_CHECK(val_split >= 0.0 && val_split < 1.0, "val_split must be in [0, 1), got ", val_split);
   if (is_label_file(root)) return label_file_splits(root, val_split, seed);

@@ -57,6 +57,11 @@ class ImageFolder {
   // range.
   ImageFolder subset(const std::vector<std::size_t>& indices) const;
 
+  // The same single-label samples, labelled by their class's index in `classes` (a model's, in its output
+  // order), which must name every class of this folder: a folder of some of a model's classes, relabelled,
+  // means to the model what its images are. Throws naming a class `classes` lacks.
+  ImageFolder relabelled(const std::vector<std::string>& classes) const;
+
   // Decodes sample `index`, from its file or from the pack. Throws kiln::Error naming the image when it is
   // missing, unreadable or not an image.
   Image decode(std::size_t index) const;
@@ -70,7 +75,7 @@ class ImageFolder {
 
  private:
   std::filesystem::path root_;
-  std::vector<std::string> classes_;  // sorted; label i is classes_[i]
+  std::vector<std::string> classes_;  // label i is classes_[i]; sorted, unless relabelled
   std::vector<Sample> samples_;       // by class, then by file name
   std::shared_ptr<const Pack> pack_;  // null for a folder on disk
   Task task_ = Task::SingleLabel;

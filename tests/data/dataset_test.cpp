@@ -108,6 +108,26 @@ TEST_CASE("data/dataset: subset keeps the order given and the classes") {
                        Error);
 }
 
+TEST_CASE("data/dataset: relabelled labels each sample by its class's place in the given classes") {
+  const TemporaryFolder root;
+  make_tree(root.path(), {{"cat", 2}, {"dog", 1}});
+  const ImageFolder folder = ImageFolder::scan(root.path());
+  // A model's classes, in its output order: the folder holds two of them.
+  const std::vector<std::string> model_classes = {"bird", "dog", "airplane", "cat"};
+  const ImageFolder relabelled = folder.relabelled(model_classes);
+  CHECK(relabelled.classes() == model_classes);
+  REQUIRE(relabelled.size() == folder.size());
+  for (std::size_t i = 0; i < folder.size(); ++i) {
+    CHECK(relabelled.samples()[i].path == folder.samples()[i].path);
+    const std::string& name = folder.classes()[static_cast<std::size_t>(folder.samples()[i].label)];
+    CHECK(model_classes[static_cast<std::size_t>(relabelled.samples()[i].label)] == name);
+  }
+  CHECK(relabelled.samples().front().label == 3);  // cat
+  CHECK(relabelled.samples().back().label == 1);   // dog
+  CHECK_THROWS_WITH_AS(folder.relabelled({"bird", "cat"}),
+                       doctest::Contains("class 'dog' is not one of the 2 classes"), Error);
+}
+
 TEST_CASE("data/dataset: seeded_permutation is a permutation, fixed by its state") {
   const std::vector<std::size_t> order = kiln::data::seeded_permutation(100, {7, 0, 0});
   std::vector<std::size_t> sorted = order;
