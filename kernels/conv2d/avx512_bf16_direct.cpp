@@ -10,8 +10,8 @@
 //
 //   acc[i][j] += x[n][ih(r)][(ow0 + i) sw - pw + s dw][2q, 2q + 1] . w_pairs[r, s][q][16 j .. 16 j + 15]
 //
-//   w_pairs [KH * KW][blocks][ceil(C_in / 2)][16 J] words: word (tap, b, q, k) = w[16 J b + k][2q, 2q +
-//   1][tap],
+//   w_pairs [KH * KW][blocks][ceil(C_in / 2)][16 J] words:
+//           word (tap, b, q, k) = w[16 J b + k][2q, 2q + 1][tap],
 //           the output channels past C_out zero (their lanes are never stored)
 //
 // An odd C_in (the 3-channel stems) has a last pair whose upper channel is zero, in the weights and in the
@@ -30,8 +30,10 @@
 // taps add nothing). Each input row is laid out once a band, not once for each kernel row that reads it.
 
 // Backward data at stride 1 is the same forward over gy, through the kernel flipped in both axes with C_in
-// and C_out swapped (conv2d.hpp, transposed_convolution). Threads take bands of output rows: every output is
-// summed by one tile in the same order (taps, then channel pairs), so any thread count gives the same bits.
+// and C_out swapped (conv2d.hpp, transposed_convolution); at stride 2 and more, one such forward for each
+// stride phase of gx, through the taps of that phase (backward_data_by_phase, below). Threads take bands of
+// output rows: every output is summed by one tile in the same order (taps, then channel pairs), so any
+// thread count gives the same bits.
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -92,11 +94,12 @@ void pack_weights(const Conv2dGeometry& g, int j_vectors, const bfloat16* w, boo
 // broadcasts pixel i from a fixed displacement, 4 i bytes, and needs one address register, not one a pixel.
 struct BandLayout {
   std::int64_t pairs, stride_w, phase_len, row_words;
-  explicit BandLayout(const Conv2dGeometry& g)
+  // For output rows of `columns` pixels.
+  BandLayout(const Conv2dGeometry& g, std::int64_t columns)
       : pairs(pairs_of(g)),
         stride_w(g.stride_w),
-        // The padded columns the taps reach: -pw .. (OW - 1) sw - pw + (KW - 1) dw.
-        phase_len(((g.out_width() - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1 + g.stride_w - 1) /
+        // The padded columns the taps reach: -pw .. (columns - 1) sw - pw + (KW - 1) dw.
+        phase_len(((columns - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1 + g.stride_w - 1) /
                   g.stride_w),
         row_words(pairs * g.stride_w * phase_len) {}
   std::int64_t pair_stride() const { return stride_w * phase_len; }
@@ -147,10 +150,10 @@ void clear_tile(__m512 (&acc)[Pixels][J]) {
     for (int j = 0; j < J; ++j) acc[i][j] = _mm512_setzero_ps();
 }
 
-// A tile's sums, plus the bias (may be null), rounded to y's bfloat16: `Pixels` pixels of C_out channels
-// each, the first lanes_left of the tile's 16 J.
+// A tile's sums, plus the bias (may be null), rounded to y's bfloat16: `Pixels` pixels pixel_pitch values
+// apart, the first lanes_left of the tile's 16 J channels of each.
 template <int J, int Pixels>
-void store_tile(const __m512 (&acc)[Pixels][J], std::int64_t out_channels, const float* bias, bfloat16* y,
+void store_tile(const __m512 (&acc)[Pixels][J], std::int64_t pixel_pitch, const float* bias, bfloat16* y,
                 int lanes_left) {
 #pragma GCC unroll 24
   for (int i = 0; i < Pixels; ++i) {
@@ -160,7 +163,7 @@ void store_tile(const __m512 (&acc)[Pixels][J], std::int64_t out_channels, const
       if (lanes <= 0) break;
       __m512 sum = acc[i][j];
       if (bias) sum = _mm512_add_ps(sum, Vector::load_partial(bias + 16 * j, lanes));
-      Vector::store_partial(y + i * out_channels + 16 * j, sum, lanes);
+      Vector::store_partial(y + i * pixel_pitch + 16 * j, sum, lanes);
     }
   }
 }
@@ -170,7 +173,7 @@ void store_tile(const __m512 (&acc)[Pixels][J], std::int64_t out_channels, const
 // column. One broadcast per dot product.
 template <int J, int Pixels>
 void tile(const Conv2dGeometry& g, const BandLayout& layout, const Word* const* rows, const Word* w_block,
-          std::int64_t tap_stride, const float* bias, bfloat16* y, int lanes_left) {
+          std::int64_t tap_stride, const float* bias, bfloat16* y, std::int64_t pixel_pitch, int lanes_left) {
   __m512 acc[Pixels][J];
   clear_tile<J, Pixels>(acc);
   for (std::int64_t r = 0; r < g.kernel_h; ++r) {
@@ -191,7 +194,7 @@ void tile(const Conv2dGeometry& g, const BandLayout& layout, const Word* const* 
       }
     }
   }
-  store_tile<J, Pixels>(acc, g.out_channels, bias, y, lanes_left);
+  store_tile<J, Pixels>(acc, pixel_pitch, bias, y, lanes_left);
 }
 
 // The same tile for kernel rows 3 wide at dilation 1 and stride SW (1 or 2), each broadcast word fed to
@@ -201,7 +204,7 @@ void tile(const Conv2dGeometry& g, const BandLayout& layout, const Word* const* 
 template <int J, int Pixels, int SW>
 void three_tap_tile(const Conv2dGeometry& g, const BandLayout& layout, const Word* const* rows,
                     const Word* w_block, std::int64_t tap_stride, const float* bias, bfloat16* y,
-                    int lanes_left) {
+                    std::int64_t pixel_pitch, int lanes_left) {
   constexpr int kTaps = 3;
   __m512 acc[Pixels][J];
   clear_tile<J, Pixels>(acc);
@@ -233,13 +236,13 @@ void three_tap_tile(const Conv2dGeometry& g, const BandLayout& layout, const Wor
       }
     }
   }
-  store_tile<J, Pixels>(acc, g.out_channels, bias, y, lanes_left);
+  store_tile<J, Pixels>(acc, pixel_pitch, bias, y, lanes_left);
 }
 
 // The tiles for P = 1 .. kMaxPixels<J> pixels, indexed by P - 1 (a row's last tile takes what is left of
 // it): `tile`, or `three_tap_tile` at stride SW.
 using TileKernel = void (*)(const Conv2dGeometry&, const BandLayout&, const Word* const*, const Word*,
-                            std::int64_t, const float*, bfloat16*, int);
+                            std::int64_t, const float*, bfloat16*, std::int64_t, int);
 template <int J, std::size_t... P>
 constexpr std::array<TileKernel, sizeof...(P)> tile_kernels(std::index_sequence<P...>) {
   return {&tile<J, static_cast<int>(P) + 1>...};
@@ -261,15 +264,30 @@ const TileKernel* tiles_for(const Conv2dGeometry& g) {
   return kTiles<J>.data();
 }
 
-// The forward over channels-last x, weights already in w_pairs at J vectors a block. A task is a band of
-// one image's output rows; it lays out the input rows the band reads, then runs its tiles.
+// Where the forward's outputs go: `rows` x `columns` pixels of each image, pixel (n, oh, ow) at
+// y + n image_pitch + oh row_pitch + ow pixel_pitch, its C_out channels side by side. A forward's own output
+// is g's, dense; a stride phase of backward data (below) is every sh-th row and sw-th column of gx.
+struct OutputPixels {
+  bfloat16* y;
+  std::int64_t rows, columns;
+  std::int64_t image_pitch, row_pitch, pixel_pitch;
+};
+
+OutputPixels dense_output(const Conv2dGeometry& g, bfloat16* y) {
+  const std::int64_t row_pitch = g.out_width() * g.out_channels;
+  return {y, g.out_height(), g.out_width(), g.out_height() * row_pitch, row_pitch, g.out_channels};
+}
+
+// The forward over channels-last x, weights already in w_pairs at J vectors a block, into `out` (input
+// rows outside [0, H) read as zeros, so `out` may hold fewer or more rows than g's own output). A task is a
+// band of one image's output rows; it lays out the input rows the band reads, then runs its tiles.
 template <int J>
 void forward_packed(const Conv2dGeometry& g, const bfloat16* x, const Word* w_pairs, const float* bias,
-                    bfloat16* y) {
+                    const OutputPixels& out) {
   constexpr int kLanes = 16 * J;
-  const std::int64_t OH = g.out_height(), OW = g.out_width(), pairs = pairs_of(g);
+  const std::int64_t OH = out.rows, OW = out.columns, pairs = pairs_of(g);
   const std::int64_t blocks = (g.out_channels + kLanes - 1) / kLanes, tap_stride = blocks * pairs * kLanes;
-  const BandLayout layout(g);
+  const BandLayout layout(g, OW);
   const TileKernel* const tiles = tiles_for<J>(g);
   // Rows of OW pixels in tiles as even as kMaxPixels allows (32 -> 2 x 16 at J = 1; 32 -> 11 + 11 + 10).
   const std::int64_t tiles_per_row = (OW + kMaxPixels<J> - 1) / kMaxPixels<J>;
@@ -294,10 +312,11 @@ void forward_packed(const Conv2dGeometry& g, const bfloat16* x, const Word* w_pa
         const std::int64_t ih_end =
             std::min((oh1 - 1) * g.stride_h - g.pad_h + (g.kernel_h - 1) * g.dilation_h + 1, g.in_height);
         const bfloat16* image = x + n * g.in_height * g.in_width * g.in_channels;
-        // One memset for the band's padding: a row's own is a few hundred bytes, where starting the fill
-        // costs about as much as the fill (on Zen 5 it took a quarter of a 3-channel stem's time).
-        std::memset(band_rows, 0,
-                    static_cast<std::size_t>((ih_end - ih_first) * layout.row_words) * sizeof(Word));
+        // The band's padding zeroed in one memset, not one a row of a few hundred bytes.
+        std::memset(
+            band_rows, 0,
+            static_cast<std::size_t>(std::max<std::int64_t>(ih_end - ih_first, 0) * layout.row_words) *
+                sizeof(Word));
         for (std::int64_t ih = ih_first; ih < ih_end; ++ih)
           lay_out_row(g, layout, image + ih * g.in_width * g.in_channels,
                       band_rows + (ih - ih_first) * layout.row_words);
@@ -308,7 +327,7 @@ void forward_packed(const Conv2dGeometry& g, const bfloat16* x, const Word* w_pa
             const std::int64_t ih = oh * g.stride_h - g.pad_h + r * g.dilation_h;
             rows[r] = ih >= 0 && ih < g.in_height ? band_rows + (ih - ih_first) * layout.row_words : nullptr;
           }
-          bfloat16* y_row = y + (n * OH + oh) * OW * g.out_channels;
+          bfloat16* y_row = out.y + n * out.image_pitch + oh * out.row_pitch;
           for (std::int64_t b = 0; b < blocks; ++b) {
             const int lanes_left =
                 static_cast<int>(std::min<std::int64_t>(kLanes, g.out_channels - b * kLanes));
@@ -319,7 +338,8 @@ void forward_packed(const Conv2dGeometry& g, const bfloat16* x, const Word* w_pa
               for (std::int64_t r = 0; r < g.kernel_h; ++r)
                 tile_rows[r] = rows[r] ? rows[r] + layout.tap_offset(ow, 0) : nullptr;
               tiles[pixels - 1](g, layout, tile_rows.data(), w_pairs + b * pairs * kLanes, tap_stride,
-                                block_bias, y_row + ow * g.out_channels + b * kLanes, lanes_left);
+                                block_bias, y_row + ow * out.pixel_pitch + b * kLanes, out.pixel_pitch,
+                                lanes_left);
               ow += pixels;
             }
           }
@@ -327,35 +347,124 @@ void forward_packed(const Conv2dGeometry& g, const bfloat16* x, const Word* w_pa
       });
 }
 
-// Packs the weights at the block width the layer's output channels fill, and runs the forward.
-void forward(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, bool flip, const float* bias,
-             bfloat16* y) {
-  if (g.batch == 0 || g.out_height() <= 0 || g.out_width() <= 0) return;  // no output to write
+// Packs the weights at the block width the layer's output channels fill, and runs the forward into `out`.
+void forward_into(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, bool flip, const float* bias,
+                  const OutputPixels& out) {
+  if (g.batch == 0 || out.rows <= 0 || out.columns <= 0) return;  // no output to write
   const int j_vectors = g.out_channels <= 16 ? 1 : 2;
   const std::int64_t lanes = 16 * j_vectors, blocks = (g.out_channels + lanes - 1) / lanes;
   const CpuScratch w_pairs = cpu_scratch(g.kernel_h * g.kernel_w * blocks * pairs_of(g) * lanes);
   Word* const words = reinterpret_cast<Word*>(w_pairs.get());
   pack_weights(g, j_vectors, w, flip, words);
   if (j_vectors == 1)
-    forward_packed<1>(g, x, words, bias, y);
+    forward_packed<1>(g, x, words, bias, out);
   else
-    forward_packed<2>(g, x, words, bias, y);
+    forward_packed<2>(g, x, words, bias, out);
+}
+
+// ---- Backward data at stride 2 and more, one stride phase at a time ----------------------------------
+//
+// gx[ih][iw] sums gy[oh][ow] . w[r][s] over the taps with ih = oh sh - ph + r, iw = ow sw - pw + s
+// (dilation 1). The input rows of phase a, ih = sh i + a - ph, take the kernel rows r = a + sh j, from
+// output row oh = i - j: along each axis a phase is a stride-1 convolution over gy with its taps reversed,
+//
+//   gx_a[i] = sum over t < J_a of gy[i - (J_a - 1) + t] . w[a + sh (J_a - 1 - t)],   J_a = ceil((KH - a) /
+//   sh),
+//
+// a forward of gy through the phase's kernel (C_in and C_out swapped), written to every sh-th row and
+// sw-th column of gx (OutputPixels). Each input pixel belongs to one phase and is summed by one tile, in the
+// forward's order, so any thread count gives the same bits. (amx_bf16_conv.cpp splits it the same way.)
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// One axis of a phase: its taps, its input pixels first .. first + count - 1 in units of the stride, and
+// the padding its forward reads before gy's first pixel.
+struct PhaseAxis {
+  std::int64_t taps, first, count, pad;
+};
+PhaseAxis phase_axis(std::int64_t phase, std::int64_t stride, std::int64_t pad, std::int64_t kernel,
+                     std::int64_t in_size) {
+  const std::int64_t taps = phase < kernel ? (kernel - phase + stride - 1) / stride : 0;
+  // ih = stride i + phase - pad within [0, in_size).
+  const std::int64_t first = floor_div(pad - phase + stride - 1, stride);
+  const std::int64_t last = floor_div(in_size - 1 + pad - phase, stride);
+  return {taps, first, std::max<std::int64_t>(last - first + 1, 0), taps - 1 - first};
+}
+
+// Every phase's forward reads gy from its first pixel on: no phase needs negative padding (a layer padded
+// wider than its kernel reaches does).
+bool phases_fit(const Conv2dGeometry& g) {
+  if (g.dilation_h != 1 || g.dilation_w != 1) return false;
+  const auto fits = [](const PhaseAxis& axis) { return axis.taps == 0 || axis.count == 0 || axis.pad >= 0; };
+  for (std::int64_t a = 0; a < g.stride_h; ++a)
+    if (!fits(phase_axis(a, g.stride_h, g.pad_h, g.kernel_h, g.in_height))) return false;
+  for (std::int64_t b = 0; b < g.stride_w; ++b)
+    if (!fits(phase_axis(b, g.stride_w, g.pad_w, g.kernel_w, g.in_width))) return false;
+  return true;
+}
+
+void backward_data_by_phase(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx) {
+  const std::int64_t C = g.in_channels, K = g.out_channels, H = g.in_height, W = g.in_width;
+  // A phase without taps (a stride wider than the kernel) leaves its pixels zero.
+  if (g.stride_h > g.kernel_h || g.stride_w > g.kernel_w)
+    std::memset(gx, 0, static_cast<std::size_t>(g.batch * H * W * C) * sizeof(bfloat16));
+  std::vector<bfloat16> w_phase;
+  for (std::int64_t a = 0; a < g.stride_h; ++a) {
+    const PhaseAxis rows = phase_axis(a, g.stride_h, g.pad_h, g.kernel_h, H);
+    for (std::int64_t b = 0; b < g.stride_w; ++b) {
+      const PhaseAxis columns = phase_axis(b, g.stride_w, g.pad_w, g.kernel_w, W);
+      if (rows.taps == 0 || columns.taps == 0 || rows.count == 0 || columns.count == 0) continue;
+      Conv2dGeometry phase = g;
+      phase.in_channels = K;
+      phase.out_channels = C;
+      phase.in_height = g.out_height();
+      phase.in_width = g.out_width();
+      phase.kernel_h = rows.taps;
+      phase.kernel_w = columns.taps;
+      phase.stride_h = phase.stride_w = 1;
+      phase.pad_h = rows.pad;
+      phase.pad_w = columns.pad;
+      // Its kernel as a forward's, [C_in][C_out][J_a][J_b]: tap (t, u) is w's (a + sh (J_a - 1 - t),
+      // b + sw (J_b - 1 - u)).
+      w_phase.resize(static_cast<std::size_t>(C * K * rows.taps * columns.taps));
+      for (std::int64_t c = 0; c < C; ++c)
+        for (std::int64_t k = 0; k < K; ++k)
+          for (std::int64_t t = 0; t < rows.taps; ++t)
+            for (std::int64_t u = 0; u < columns.taps; ++u) {
+              const std::int64_t r = a + g.stride_h * (rows.taps - 1 - t),
+                                 s = b + g.stride_w * (columns.taps - 1 - u);
+              w_phase[static_cast<std::size_t>(((c * K + k) * rows.taps + t) * columns.taps + u)] =
+                  w[((k * C + c) * g.kernel_h + r) * g.kernel_w + s];
+            }
+      const OutputPixels out{
+          gx + ((rows.first * g.stride_h + a - g.pad_h) * W + columns.first * g.stride_w + b - g.pad_w) * C,
+          rows.count,
+          columns.count,
+          H * W * C,
+          g.stride_h * W * C,
+          g.stride_w * C};
+      forward_into(phase, gy, w_phase.data(), false, nullptr, out);
+    }
+  }
 }
 
 }  // namespace
 
 bool serves(const Conv2dGeometry& g, Conv2dDirection direction) {
   const bool layout = g.channels_last && g.groups == 1;
-  return direction == Conv2dDirection::BackwardData ? layout && direct_backward_data_fits(g) : layout;
+  if (direction != Conv2dDirection::BackwardData) return layout;
+  return layout && (direct_backward_data_fits(g) || phases_fit(g));
 }
 
 void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const float* bias,
                          bfloat16* y) {
-  forward(g, x, w, false, bias, y);
+  forward_into(g, x, w, false, bias, dense_output(g, y));
 }
 
 void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx) {
-  forward(transposed_convolution(g), gy, w, true, nullptr, gx);
+  if (!direct_backward_data_fits(g)) return backward_data_by_phase(g, gy, w, gx);
+  const Conv2dGeometry transposed = transposed_convolution(g);
+  forward_into(transposed, gy, w, true, nullptr, dense_output(transposed, gx));
 }
 
 }  // namespace kiln::kernels::direct_dot_products

@@ -439,12 +439,13 @@ Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection
   // took 109.5 ms widened, 52.6 on the pair dot products (batch 128; the step 167 -> 110 ms).
   if (g.channels_last && algorithm == Conv2dAlgorithm::Pointwise && avx512_bf16_usable())
     return Bfloat16Conv2dPath::PointwiseDotProducts;
-  // The other ungrouped channels-last layers run on the same pair dot products: the forward and the stride-1
-  // backward data straight from the activations' channel pairs (avx512_bf16_direct.cpp), the weight gradient
-  // over pairs of images (avx512_bf16_weight_gradient.cpp); strided backward data widened. The 3-channel
-  // stems, whose odd channel leaves a half-empty pair, ran widened or through im2col columns on the same dot
-  // products before; two Zen 5 cores, batch 128, ms (conv2d_bench; the weight gradients' training figures
-  // alternating kiln train --profile runs):
+  // The other ungrouped channels-last layers run on the same pair dot products: the forward and backward
+  // data straight from the activations' channel pairs (avx512_bf16_direct.cpp; strided backward data one
+  // stride phase at a time), the weight gradient over pairs of images (avx512_bf16_weight_gradient.cpp);
+  // what none serves (a dilated strided backward data, one padded wider than its kernel) widened. The
+  // 3-channel stems, whose odd channel leaves a half-empty pair, ran widened or through im2col columns on the
+  // same dot products before; two Zen 5 cores, batch 128, ms (conv2d_bench; the weight gradients' training
+  // figures alternating kiln train --profile runs):
   //   ResNet-20's 3 -> 16   forward 1.35-1.40 widened, 0.52-0.60 direct; weight gradient 1.26-1.27 im2col,
   //                         0.42-0.47 image pairs
   //   vgg_small's 3 -> 32   forward 3.0-3.4 widened, 1.65 im2col, 0.95-1.08 direct; weight gradient 3.28
@@ -472,7 +473,12 @@ Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection
   //                              (direct), weight gradient 1.39 / 0.41 against 0.58-0.59 / 0.18; 32 -> 64
   //                              at 16x16 forward 0.80 / 0.27 against 0.49-0.53 / 0.14, weight gradient
   //                              1.21 / 0.41 against 0.62-0.69 / 0.21 (the im2col GEMM it replaced took
-  //                              1.22-1.29 and 0.90-0.96 in training, the image pairs 0.74-0.75, 0.67-0.68).
+  //                              1.22-1.29 and 0.90-0.96 in training, the image pairs 0.74-0.75, 0.67-0.68);
+  //                              backward data by stride phase, batch 128 / 32 / 1: 16 -> 32 1.13-1.17 /
+  //                              0.67-0.70 / 0.057-0.061 (Winograd; widened) against 1.03-1.04 / 0.28 /
+  //                              0.045, 32 -> 64 0.78 / 0.26-0.27 / 0.051-0.054 against 0.65-0.67 / 0.21 /
+  //                              0.077 (at batch 1 its four phases' small tasks cost more than they save;
+  //                              in training at batch 128 the two came out even, kernels/conv2d/README.md).
   // The weight gradient on image pairs follows the same rule: ms, Winograd against the pairs,
   //   2048 positions   ResNet 64 -> 64 0.36-0.52 vs 0.34-0.42, vgg_small 128 -> 128 1.36-1.84 vs 1.45-1.61
   //   32768            ResNet 32 -> 32 0.89-0.98 vs 1.05, vgg_small 64 -> 64 2.83 vs 4.29
