@@ -86,29 +86,42 @@ void interleave(const bfloat16* a, const bfloat16* b, std::int64_t count, Word* 
 void lay_out_pairs(const Conv2dGeometry& g, const PairLayout& layout, const bfloat16* x, const bfloat16* gy,
                    std::int64_t first, std::int64_t pairs, Word* x_pairs, Word* gy_pairs) {
   const std::int64_t OH = g.out_height(), OW = g.out_width(), C = g.in_channels, K = g.out_channels;
-  std::memset(x_pairs, 0, static_cast<std::size_t>(pairs * layout.x_words()) * sizeof(Word));
-  std::memset(gy_pairs, 0, static_cast<std::size_t>(pairs * layout.gy_words()) * sizeof(Word));
+  const auto zero = [](Word* to, std::int64_t words) {
+    std::memset(to, 0, static_cast<std::size_t>(words) * sizeof(Word));
+  };
+  // Each padded row: pw zero columns, the image's columns the taps reach, zeros to the end: only the
+  // padding is zeroed, not the whole layout that the values then overwrite (3-5% of ResNet's 16 -> 16).
+  const std::int64_t left = std::min(g.pad_w, layout.columns);
+  const std::int64_t width = std::clamp<std::int64_t>(layout.columns - g.pad_w, 0, g.in_width);
+  const std::int64_t right = layout.columns - left - width;
   for (std::int64_t m = 0; m < pairs; ++m) {
     const std::int64_t n = first + 2 * m;
     const bool partnered = n + 1 < g.batch;
     const bfloat16* x_a = x + n * g.in_height * g.in_width * C;
     const bfloat16* x_b = partnered ? x_a + g.in_height * g.in_width * C : nullptr;
-    for (std::int64_t ih = 0; ih < g.in_height && ih + g.pad_h < layout.rows; ++ih) {
-      // An input row is one run of W C values in both images; the columns the taps never reach are left out.
-      const std::int64_t width = std::min(g.in_width, layout.columns - g.pad_w);
+    for (std::int64_t row = 0; row < layout.rows; ++row) {
+      Word* to = x_pairs + layout.x_row(m, row);
+      const std::int64_t ih = row - g.pad_h;
+      if (ih < 0 || ih >= g.in_height) {
+        zero(to, layout.columns * C);
+        continue;
+      }
+      // An input row is one run of W C values in both images.
       const std::int64_t offset = ih * g.in_width * C;
-      interleave(x_a + offset, x_b ? x_b + offset : nullptr, width * C,
-                 x_pairs + layout.x_row(m, ih + g.pad_h) + g.pad_w * C);
+      zero(to, left * C);
+      interleave(x_a + offset, x_b ? x_b + offset : nullptr, width * C, to + left * C);
+      zero(to + (left + width) * C, right * C);
     }
     const bfloat16* gy_a = gy + n * OH * OW * K;
     const bfloat16* gy_b = partnered ? gy_a + OH * OW * K : nullptr;
+    Word* const gy_image = gy_pairs + layout.gy_row(m, 0);
     if (K == layout.padded_channels) {  // the image is one run, as in gy
-      interleave(gy_a, gy_b, OH * OW * K, gy_pairs + layout.gy_row(m, 0));
+      interleave(gy_a, gy_b, OH * OW * K, gy_image);
       continue;
     }
+    zero(gy_image, layout.gy_words());  // the padded channels
     for (std::int64_t p = 0; p < OH * OW; ++p)
-      interleave(gy_a + p * K, gy_b ? gy_b + p * K : nullptr, K,
-                 gy_pairs + layout.gy_row(m, 0) + p * layout.padded_channels);
+      interleave(gy_a + p * K, gy_b ? gy_b + p * K : nullptr, K, gy_image + p * layout.padded_channels);
   }
 }
 
