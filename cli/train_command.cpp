@@ -431,7 +431,7 @@ const std::vector<StoredSetting>& stored_settings() {
 void check_resume_keeps_settings(const CLI::App& command, const train::TrainConfig& requested,
                                  const std::filesystem::path& checkpoint) {
   if (!std::filesystem::exists(checkpoint)) return;  // train() says so
-  const nlohmann::json stored = train::load_checkpoint(checkpoint).header.value("config", nlohmann::json());
+  const nlohmann::json stored = train::load_checkpoint_header(checkpoint).value("config", nlohmann::json());
   const nlohmann::json asked = requested.to_json();
   for (const StoredSetting& setting : stored_settings()) {
     if (command.count(setting.option) == 0) continue;

@@ -233,11 +233,17 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& checkp
   write_file_atomically(path, file, "checkpoint");
 }
 
-Checkpoint load_checkpoint(const std::filesystem::path& path) {
-  const std::string where = path.string();
-  FileReader reader(path);
-  const std::uint64_t file_size = reader.size();
+namespace {
 
+// A checkpoint's header as read: the JSON object, tensor table included, and its length in bytes.
+struct StoredHeader {
+  nlohmann::json json;
+  std::uint64_t length;
+};
+
+// The preamble and the header of the checkpoint `reader` reads, checked: the magic, the version, the JSON
+// object with its tensor table (whose rows load_checkpoint checks).
+StoredHeader read_header(FileReader& reader, std::uint64_t file_size, const std::string& where) {
   // The magic first: a file that is not a checkpoint at all deserves that answer, not "truncated".
   std::uint8_t preamble[kPreambleBytes] = {};
   const std::size_t magic_available = static_cast<std::size_t>(std::min<std::uint64_t>(file_size, 8));
@@ -269,6 +275,25 @@ Checkpoint load_checkpoint(const std::filesystem::path& path) {
              ", not an object");
   KILN_CHECK(header.contains("tensors") && header["tensors"].is_array(), "checkpoint ", where,
              ": the header has no tensor table ('tensors')");
+  return {std::move(header), header_length};
+}
+
+}  // namespace
+
+nlohmann::json load_checkpoint_header(const std::filesystem::path& path) {
+  FileReader reader(path);
+  nlohmann::json header = read_header(reader, reader.size(), path.string()).json;
+  header.erase("tensors");
+  return header;
+}
+
+Checkpoint load_checkpoint(const std::filesystem::path& path) {
+  const std::string where = path.string();
+  FileReader reader(path);
+  const std::uint64_t file_size = reader.size();
+  StoredHeader stored = read_header(reader, file_size, where);
+  nlohmann::json& header = stored.json;
+  const std::uint64_t header_length = stored.length;
 
   // The table: unique names, known dtypes, lengths that match shapes, aligned ranges in order.
   std::vector<TableEntry> entries;

@@ -55,6 +55,10 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& checkp
 // each tensor is a fresh dense CPU tensor.
 Checkpoint load_checkpoint(const std::filesystem::path& path);
 
+// The same header alone, for a caller that wants a run's settings or progress: the preamble and the header
+// are read and checked as load_checkpoint checks them, the tensors neither read nor checked.
+nlohmann::json load_checkpoint_header(const std::filesystem::path& path);
+
 // Throws unless the header's `field` (a dotted path into nested objects, "architecture.name") equals
 // `expected`:
 //   "checkpoint runs/a/last.kiln: field 'architecture.name' is 'resnet20', expected 'lenet5'"

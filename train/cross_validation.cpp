@@ -36,7 +36,7 @@ TrainConfig configuration_of_folds(const TrainConfig& requested, RunStart start)
   for (std::int64_t fold = 1; fold <= folds; ++fold) {
     const fs::path path = fold_checkpoint(requested.run_dir, fold);
     if (!fs::exists(path)) continue;
-    const nlohmann::json header = load_checkpoint(path).header;
+    const nlohmann::json header = load_checkpoint_header(path);
     const TrainConfig stored = TrainConfig::from_json(header.value("config", nlohmann::json()));
     KILN_CHECK(stored.folds == folds, "cannot resume ", path.string(), " with --folds ", folds,
                ": it is fold ", stored.fold + 1, " of ", stored.folds);
@@ -60,7 +60,7 @@ bool finished(const nlohmann::json& header, const TrainConfig& fold_config) {
 // epoch's (the model in its best.kiln).
 FoldScore score_fold(const fs::path& path, const TrainConfig& fold_config, std::int64_t held_out_images,
                      std::int64_t images) {
-  const nlohmann::json header = load_checkpoint(path).header;
+  const nlohmann::json header = load_checkpoint_header(path);
   FoldScore score;
   score.fold = fold_config.fold + 1;
   score.epochs_trained = header.at("epoch").get<std::int64_t>();
@@ -194,7 +194,7 @@ CrossValidationSummary cross_validate(const TrainConfig& requested, RunStart sta
     const fs::path checkpoint = fold_checkpoint(config.run_dir, fold + 1);
     const bool begun = fs::exists(checkpoint);
     const bool skip =
-        start == RunStart::Resume && begun && finished(load_checkpoint(checkpoint).header, fold_config);
+        start == RunStart::Resume && begun && finished(load_checkpoint_header(checkpoint), fold_config);
     observer.on_fold_start(fold + 1, config.folds, skip);
     if (!skip) train(fold_config, start == RunStart::Resume && !begun ? RunStart::Fresh : start, observer);
     scores.push_back(score_fold(checkpoint, fold_config, fold_sizes[static_cast<std::size_t>(fold)],

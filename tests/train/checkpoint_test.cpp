@@ -264,6 +264,31 @@ TEST_CASE("checkpoint: wrong magic, a future version and garbage JSON are each n
                        doctest::Contains("missing.kiln does not exist"), kiln::Error);
 }
 
+TEST_CASE("checkpoint: load_checkpoint_header reads the header alone, checked as load_checkpoint checks it") {
+  ScratchFolder folder("header_only");
+  const fs::path path = folder.path() / "last.kiln";
+  save_checkpoint(path, sample_checkpoint());
+  CHECK(load_checkpoint_header(path) == load_checkpoint(path).header);
+  CHECK_FALSE(load_checkpoint_header(path).contains("tensors"));
+
+  // The tensors are not read: a damaged one is load_checkpoint's to find.
+  std::vector<std::uint8_t> file = read_bytes(path);
+  const std::uint64_t header_length = little_endian(file, 12, 8);
+  file[(20 + header_length + 63) / 64 * 64 + 5] ^= 0x01;
+  write_bytes(path, file);
+  CHECK(load_checkpoint_header(path) == sample_checkpoint().header);
+  CHECK_THROWS_AS(load_checkpoint(path), kiln::Error);
+
+  // What it does read, it checks: the magic, the version, the JSON.
+  write_bytes(path, bytes_of("PK\x03\x04 this is a zip file, not a checkpoint"));
+  CHECK_THROWS_WITH_AS(load_checkpoint_header(path), doctest::Contains("not a kiln checkpoint"), kiln::Error);
+  write_bytes(path, handmade_file(2, R"({"tensors": []})"));
+  CHECK_THROWS_WITH_AS(load_checkpoint_header(path), doctest::Contains("has format version 2"), kiln::Error);
+  write_bytes(path, handmade_file(1, R"({"tensors": [}garbage)"));
+  CHECK_THROWS_WITH_AS(load_checkpoint_header(path), doctest::Contains("the header is not valid JSON"),
+                       kiln::Error);
+}
+
 TEST_CASE("checkpoint: a bad tensor table entry is named") {
   ScratchFolder folder("bad_table");
   const fs::path path = folder.path() / "bad.kiln";
