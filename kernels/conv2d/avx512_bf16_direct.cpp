@@ -44,6 +44,7 @@
 #include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/conv2d.hpp"
+#include "kernels/conv2d/ladder/stride_phases.hpp"
 #include "kernels/cpu_scratch.hpp"
 #include "kernels/parallel.hpp"
 #include "kernels/simd/float_vector_avx512.hpp"
@@ -364,85 +365,83 @@ void forward_into(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
 
 // ---- Backward data at stride 2 and more, one stride phase at a time ----------------------------------
 //
-// gx[ih][iw] sums gy[oh][ow] . w[r][s] over the taps with ih = oh sh - ph + r, iw = ow sw - pw + s
-// (dilation 1). The input rows of phase a, ih = sh i + a - ph, take the kernel rows r = a + sh j, from
-// output row oh = i - j: along each axis a phase is a stride-1 convolution over gy with its taps reversed,
-//
-//   gx_a[i] = sum over t < J_a of gy[i - (J_a - 1) + t] . w[a + sh (J_a - 1 - t)],   J_a = ceil((KH - a) /
-//   sh),
-//
-// a forward of gy through the phase's kernel (C_in and C_out swapped), written to every sh-th row and
-// sw-th column of gx (OutputPixels). Each input pixel belongs to one phase and is summed by one tile, in the
-// forward's order, so any thread count gives the same bits. (amx_bf16_conv.cpp splits it the same way.)
+// The input rows of one stride phase are reached by the same kernel rows, evenly spaced
+// (ladder/stride_phases.hpp works them out, for the GPU ladder's stride-phase steps and the AMX backward
+// data too): each phase of gx is a stride-1 convolution over gy with its taps turned around. At stride 2 a
+// 3x3 kernel's four phases take 2 x 2, 2 x 1, 1 x 2 and 1 x 1 taps. Each runs as the forward of gy through
+// its kernel (C_in and C_out swapped), written to every sh-th row and sw-th column of gx (OutputPixels). Each
+// input pixel belongs to one phase and is summed by one tile, in the forward's order, so any thread count
+// gives the same bits.
 
-std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
-// One axis of a phase: its taps, its input pixels first .. first + count - 1 in units of the stride, and
-// the padding its forward reads before gy's first pixel.
-struct PhaseAxis {
-  std::int64_t taps, first, count, pad;
-};
-PhaseAxis phase_axis(std::int64_t phase, std::int64_t stride, std::int64_t pad, std::int64_t kernel,
-                     std::int64_t in_size) {
-  const std::int64_t taps = phase < kernel ? (kernel - phase + stride - 1) / stride : 0;
-  // ih = stride i + phase - pad within [0, in_size).
-  const std::int64_t first = floor_div(pad - phase + stride - 1, stride);
-  const std::int64_t last = floor_div(in_size - 1 + pad - phase, stride);
-  return {taps, first, std::max<std::int64_t>(last - first + 1, 0), taps - 1 - first};
+// The padding before gy's first row that a phase's forward reads: phase position i reads gy rows
+// i - pad + t tap_q_step for its turned taps t (stride_phases.hpp's q0, tap_q0 and tap_q_step).
+std::int64_t phase_padding(const conv2d_ladder::AxisPhase& phase, int tap_q_step) {
+  return std::int64_t{phase.taps - 1} * tap_q_step + phase.tap_q0 - phase.q0;
 }
 
-// Every phase's forward reads gy from its first pixel on: no phase needs negative padding (a layer padded
-// wider than its kernel reaches does).
+// Every phase's forward reads gy from its first pixel on (a layer padded wider than its kernel reaches
+// would need negative padding), at dilation 1.
 bool phases_fit(const Conv2dGeometry& g) {
   if (g.dilation_h != 1 || g.dilation_w != 1) return false;
-  const auto fits = [](const PhaseAxis& axis) { return axis.taps == 0 || axis.count == 0 || axis.pad >= 0; };
-  for (std::int64_t a = 0; a < g.stride_h; ++a)
-    if (!fits(phase_axis(a, g.stride_h, g.pad_h, g.kernel_h, g.in_height))) return false;
-  for (std::int64_t b = 0; b < g.stride_w; ++b)
-    if (!fits(phase_axis(b, g.stride_w, g.pad_w, g.kernel_w, g.in_width))) return false;
-  return true;
+  const auto fits = [](std::int64_t size, std::int64_t pad, std::int64_t stride, std::int64_t kernel) {
+    for (const conv2d_ladder::AxisPhase& phase : conv2d_ladder::axis_phases(size, pad, stride, 1, kernel))
+      if (phase.taps > 0 && phase_padding(phase, 1) < 0) return false;
+    return true;
+  };
+  return fits(g.in_height, g.pad_h, g.stride_h, g.kernel_h) &&
+         fits(g.in_width, g.pad_w, g.stride_w, g.kernel_w);
 }
 
 void backward_data_by_phase(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx) {
+  namespace phases = conv2d_ladder;
   const std::int64_t C = g.in_channels, K = g.out_channels, H = g.in_height, W = g.in_width;
-  // A phase without taps (a stride wider than the kernel) leaves its pixels zero.
-  if (g.stride_h > g.kernel_h || g.stride_w > g.kernel_w)
-    std::memset(gx, 0, static_cast<std::size_t>(g.batch * H * W * C) * sizeof(bfloat16));
+  const std::vector<phases::AxisPhase> phases_h =
+      phases::axis_phases(H, g.pad_h, g.stride_h, g.dilation_h, g.kernel_h);
+  const std::vector<phases::AxisPhase> phases_w =
+      phases::axis_phases(W, g.pad_w, g.stride_w, g.dilation_w, g.kernel_w);
+  const phases::AxisTapSteps steps_h = phases::axis_tap_steps(g.stride_h, g.dilation_h);
+  const phases::AxisTapSteps steps_w = phases::axis_tap_steps(g.stride_w, g.dilation_w);
   std::vector<bfloat16> w_phase;
-  for (std::int64_t a = 0; a < g.stride_h; ++a) {
-    const PhaseAxis rows = phase_axis(a, g.stride_h, g.pad_h, g.kernel_h, H);
-    for (std::int64_t b = 0; b < g.stride_w; ++b) {
-      const PhaseAxis columns = phase_axis(b, g.stride_w, g.pad_w, g.kernel_w, W);
-      if (rows.taps == 0 || columns.taps == 0 || rows.count == 0 || columns.count == 0) continue;
+  for (const phases::AxisPhase& ph : phases_h) {
+    for (const phases::AxisPhase& pw : phases_w) {
+      const OutputPixels out{gx + (std::int64_t{ph.first} * W + pw.first) * C,
+                             ph.count,
+                             pw.count,
+                             H * W * C,
+                             g.stride_h * W * C,
+                             g.stride_w * C};
+      if (ph.taps == 0 || pw.taps == 0) {  // no tap reaches these pixels (a 1x1 kernel at stride 2)
+        for (std::int64_t n = 0; n < g.batch; ++n)
+          for (std::int64_t i = 0; i < out.rows; ++i)
+            for (std::int64_t j = 0; j < out.columns; ++j)
+              std::memset(out.y + n * out.image_pitch + i * out.row_pitch + j * out.pixel_pitch, 0,
+                          static_cast<std::size_t>(C) * sizeof(bfloat16));
+        continue;
+      }
       Conv2dGeometry phase = g;
       phase.in_channels = K;
       phase.out_channels = C;
       phase.in_height = g.out_height();
       phase.in_width = g.out_width();
-      phase.kernel_h = rows.taps;
-      phase.kernel_w = columns.taps;
+      phase.kernel_h = ph.taps;
+      phase.kernel_w = pw.taps;
       phase.stride_h = phase.stride_w = 1;
-      phase.pad_h = rows.pad;
-      phase.pad_w = columns.pad;
-      // Its kernel as a forward's, [C_in][C_out][J_a][J_b]: tap (t, u) is w's (a + sh (J_a - 1 - t),
-      // b + sw (J_b - 1 - u)).
-      w_phase.resize(static_cast<std::size_t>(C * K * rows.taps * columns.taps));
+      phase.pad_h = phase_padding(ph, steps_h.tap_q_step);
+      phase.pad_w = phase_padding(pw, steps_w.tap_q_step);
+      phase.dilation_h = steps_h.tap_q_step;
+      phase.dilation_w = steps_w.tap_q_step;
+      // Its kernel as a forward's, [C_in][C_out][taps_h][taps_w], turned: tap (t, u) is w's
+      // (tap0 + (taps - 1 - t) tap_step) along each axis.
+      w_phase.resize(static_cast<std::size_t>(C * K * ph.taps * pw.taps));
       for (std::int64_t c = 0; c < C; ++c)
         for (std::int64_t k = 0; k < K; ++k)
-          for (std::int64_t t = 0; t < rows.taps; ++t)
-            for (std::int64_t u = 0; u < columns.taps; ++u) {
-              const std::int64_t r = a + g.stride_h * (rows.taps - 1 - t),
-                                 s = b + g.stride_w * (columns.taps - 1 - u);
-              w_phase[static_cast<std::size_t>(((c * K + k) * rows.taps + t) * columns.taps + u)] =
+          for (std::int64_t t = 0; t < ph.taps; ++t)
+            for (std::int64_t u = 0; u < pw.taps; ++u) {
+              const std::int64_t r = ph.tap0 + (ph.taps - 1 - t) * steps_h.tap_step;
+              const std::int64_t s = pw.tap0 + (pw.taps - 1 - u) * steps_w.tap_step;
+              w_phase[static_cast<std::size_t>(((c * K + k) * ph.taps + t) * pw.taps + u)] =
                   w[((k * C + c) * g.kernel_h + r) * g.kernel_w + s];
             }
-      const OutputPixels out{
-          gx + ((rows.first * g.stride_h + a - g.pad_h) * W + columns.first * g.stride_w + b - g.pad_w) * C,
-          rows.count,
-          columns.count,
-          H * W * C,
-          g.stride_h * W * C,
-          g.stride_w * C};
       forward_into(phase, gy, w_phase.data(), false, nullptr, out);
     }
   }
