@@ -122,7 +122,7 @@ void run_eval(const EvalOptions& options) {
   }
   // A folder of some of the model's classes evaluates on those: its labels are the model's indices.
   const std::size_t classes_in_data = folder.classes().size();
-  folder = train::labelled_as_model(loaded, folder);
+  folder = folder.relabelled(loaded.classes);
   data::DataLoader loader(folder, loaded.preprocessing, evaluation_loader_options(options));
   std::vector<train::SampleOutcome> outcomes;
   const train::MetricsReport report = train::evaluate(*loaded.model, loader, static_cast<std::int64_t>(loaded.classes.size()),

@@ -164,8 +164,13 @@ ImageFolder ImageFolder::relabelled(const std::vector<std::string>& classes) con
   std::vector<std::int64_t> label_in(classes_.size());
   for (std::size_t i = 0; i < classes_.size(); ++i) {
     const auto found = std::find(classes.begin(), classes.end(), classes_[i]);
-    KILN_CHECK(found != classes.end(), root_.string(), ": class '", classes_[i], "' is not one of the ",
-               classes.size(), " classes it is labelled by");
+    if (found == classes.end()) {
+      std::string known;  // the first ten, enough to see a misspelling or a wrong model
+      for (std::size_t j = 0; j < classes.size() && j < 10; ++j) known += (j ? ", " : "") + classes[j];
+      if (classes.size() > 10) known += ", ...";
+      fail(root_.string(), ": class '", classes_[i], "' is not one of the ", classes.size(),
+           " classes the model was trained with (", known, ")");
+    }
     label_in[i] = found - classes.begin();
   }
   std::vector<Sample> samples = samples_;

@@ -59,7 +59,7 @@ class ImageFolder {
 
   // The same single-label samples, labelled by their class's index in `classes` (a model's, in its output
   // order), which must name every class of this folder: a folder of some of a model's classes, relabelled,
-  // means to the model what its images are. Throws naming a class `classes` lacks.
+  // means to the model what its images are. Throws naming a class `classes` lacks, and the classes.
   ImageFolder relabelled(const std::vector<std::string>& classes) const;
 
   // Decodes sample `index`, from its file or from the pack. Throws kiln::Error naming the image when it is

@@ -31,19 +31,6 @@ void check_same_classes(const LoadedModel& model, const data::ImageFolder& folde
   }
 }
 
-data::ImageFolder labelled_as_model(const LoadedModel& model, const data::ImageFolder& folder) {
-  for (const std::string& name : folder.classes()) {
-    if (std::find(model.classes.begin(), model.classes.end(), name) != model.classes.end()) continue;
-    std::string known;
-    for (std::size_t i = 0; i < model.classes.size() && i < 10; ++i)
-      known += (i ? ", " : "") + model.classes[i];
-    if (model.classes.size() > 10) known += ", ...";
-    fail("classes of ", folder.root().string(), " differ from the checkpoint's: '", name,
-         "' is not one of the ", model.classes.size(), " classes the model was trained with (", known, ")");
-  }
-  return folder.relabelled(model.classes);
-}
-
 LoadedModel load_model(const std::filesystem::path& path) {
   Checkpoint checkpoint = load_checkpoint(path);
   const nlohmann::json& header = checkpoint.header;

@@ -52,10 +52,6 @@ LoadedModel load_model(const std::filesystem::path& checkpoint);
 // the first class that differs.
 void check_same_classes(const LoadedModel& model, const data::ImageFolder& folder);
 
-// `folder` labelled as the model's outputs: its classes are the model's, or some of them (a folder of the
-// few classes a user cares about evaluates on those). Throws naming a class the model was not trained on.
-data::ImageFolder labelled_as_model(const LoadedModel& model, const data::ImageFolder& folder);
-
 // The model's parameters and buffers under the names a checkpoint stores them by ("model.fc.weight").
 std::vector<NamedTensor> model_state(const layers::Module& model);
 
