@@ -6,6 +6,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/json_lines.hpp"
+#include "cli/output_file.hpp"
 #include "core/error.hpp"
 #include "export/onnx_model.hpp"
 #include "train/atomic_file.hpp"
@@ -15,10 +16,12 @@ namespace {
 
 struct ExportCommandOptions {
   std::filesystem::path checkpoint, onnx_file;
-  bool logits_only = false, json = false;
+  bool logits_only = false, json = false, overwrite = false;
 };
 
 void run_export(const ExportCommandOptions& options) {
+  check_output_file("export", "--onnx", options.onnx_file, options.overwrite,
+                    {{"the checkpoint", options.checkpoint}});
   const train::LoadedModel loaded = train::load_model(options.checkpoint);
   KILN_CHECK(!loaded.int8(), "kiln export: ", options.checkpoint.string(),
              " is an int8 model; export the float checkpoint (",
@@ -61,6 +64,7 @@ void add_export_command(CLI::App& app) {
   command->add_option("checkpoint", options->checkpoint, "a checkpoint written by kiln train")->required();
   command->add_option("--onnx", options->onnx_file, "the ONNX file to write (opset 17)")->required();
   command->add_flag("--logits-only", options->logits_only, "leave out the 'probabilities' output (softmax)");
+  command->add_flag("--overwrite", options->overwrite, "replace the ONNX file if it exists");
   command->add_flag("--json", options->json, "print one JSON object");
   command->callback([options] { run_export(*options); });
 }

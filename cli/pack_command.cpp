@@ -7,6 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/json_lines.hpp"
+#include "cli/output_file.hpp"
 #include "cli/progress_bar.hpp"
 #include "data/pack.hpp"
 #include "train/atomic_file.hpp"
@@ -17,10 +18,11 @@ namespace {
 struct PackCommand {
   std::filesystem::path folder, file;
   data::PackOptions pack;
-  bool json = false;
+  bool json = false, overwrite = false;
 };
 
 void run_pack(const PackCommand& options) {
+  check_output_file("pack", "", options.file, options.overwrite, {{"the folder", options.folder}});
   ProgressBar bar;
   data::PackSummary summary;
   const std::vector<std::uint8_t> pack =
@@ -73,6 +75,7 @@ void add_pack_command(CLI::App& app) {
                    "PNG: large photos decoded once here, not at every epoch (train's --image-size then "
                    "resizes from N)")
       ->check(CLI::Range(1, 65535));
+  command->add_flag("--overwrite", options->overwrite, "replace FILE if it exists");
   command->add_flag("--json", options->json, "print one JSON object");
   command->callback([options] { run_pack(*options); });
 }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/output_file.hpp"
 #include "cli/progress_bar.hpp"
 #include "core/error.hpp"
 #include "kernels/int8/int8_conv.hpp"
@@ -19,7 +20,7 @@ namespace {
 struct QuantizeCommandOptions {
   std::filesystem::path checkpoint, data, out;
   quant::QuantizeOptions quantize;
-  bool json = false;
+  bool json = false, overwrite = false;
 };
 
 // The float model's parameter bytes, for the size comparison.
@@ -30,6 +31,8 @@ std::int64_t float_weight_bytes(const layers::Module& model) {
 }
 
 void run_quantize(const QuantizeCommandOptions& options) {
+  check_output_file("quantize", "--out", options.out, options.overwrite,
+                    {{"the checkpoint", options.checkpoint}, {"the data", options.data}});
   const train::LoadedModel loaded = train::load_model(options.checkpoint);
   KILN_CHECK(!loaded.int8(), "kiln quantize: ", options.checkpoint.string(), " is already an int8 model");
   KILN_CHECK(!loaded.multi_label(), "kiln quantize: ", options.checkpoint.string(),
@@ -112,6 +115,7 @@ void add_quantize_command(CLI::App& app) {
                    "the training data (a folder or pack): calibration images come from its training split")
       ->required();
   command->add_option("--out", options->out, "the int8 model file to write")->required();
+  command->add_flag("--overwrite", options->overwrite, "replace the --out file if it exists");
   command
       ->add_option("--calibration-images", options->quantize.calibration_images,
                    "training images whose activations set the ranges")

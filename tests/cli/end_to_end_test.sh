@@ -81,9 +81,20 @@ check "eval --misclassified" "$kiln" eval "$run/last.kiln" "$data" --misclassifi
 check "export --onnx" "$kiln" export "$run/last.kiln" --onnx "$work/model.onnx"
 [ -s "$work/model.onnx" ] || { echo "FAIL: export writes the ONNX file"; failures=$((failures + 1)); }
 grep -q "opset 17" "$work/out" || { echo "FAIL: export names the opset"; failures=$((failures + 1)); }
+# An output path that names an input or an existing file: refused before any work, the file left whole.
+cp "$run/last.kiln" "$work/kept.kiln"
+check_error "export over its own checkpoint" "is the checkpoint it reads" "$kiln" export "$work/kept.kiln" --onnx "$work/kept.kiln" --overwrite
+check_error "export over an existing file" "model.onnx exists (pass --overwrite to replace it)" "$kiln" export "$run/last.kiln" --onnx "$work/model.onnx"
+check_error "pack over a checkpoint" "kept.kiln exists (pass --overwrite to replace it)" "$kiln" pack "$data" "$work/kept.kiln"
+check_error "quantize over its own checkpoint" "is the checkpoint it reads" "$kiln" quantize "$work/kept.kiln" "$data" --out "$work/kept.kiln" --overwrite
+cmp -s "$run/last.kiln" "$work/kept.kiln" || { echo "FAIL: refused outputs leave the checkpoint whole"; failures=$((failures + 1)); }
+check_error "pack into the folder it packs" "lies inside .*, the folder it reads" "$kiln" pack "$data" "$data/test/pack.kpack"
+[ ! -e "$data/test/pack.kpack" ] || { echo "FAIL: pack wrote into the folder it packs"; rm -f "$data/test/pack.kpack"; failures=$((failures + 1)); }
+check "export --overwrite" "$kiln" export "$run/last.kiln" --onnx "$work/model.onnx" --overwrite
 check "quantize to int8" "$kiln" quantize "$run/last.kiln" "$data" --out "$work/model.int8.kiln" --calibration-images 64
 grep -q "accuracy drop" "$work/out" || { echo "FAIL: quantize compares on the test split"; failures=$((failures + 1)); }
-check "quantize --json" "$kiln" quantize "$run/last.kiln" "$data" --out "$work/model.int8.kiln" --calibration-images 16 --no-compare --json
+check_error "quantize over an existing file" "model.int8.kiln exists (pass --overwrite to replace it)" "$kiln" quantize "$run/last.kiln" "$data" --out "$work/model.int8.kiln" --calibration-images 16 --no-compare
+check "quantize --json --overwrite" "$kiln" quantize "$run/last.kiln" "$data" --out "$work/model.int8.kiln" --calibration-images 16 --no-compare --json --overwrite
 grep -q '"int8_weight_bytes"' "$work/out" || { echo "FAIL: quantize --json has the sizes"; failures=$((failures + 1)); }
 check "predict with the int8 model" "$kiln" predict "$work/model.int8.kiln" "$data/test/cat/0000.jpg" --top 3
 [ "$(grep -c '%' "$work/out")" -eq 3 ] || { echo "FAIL: int8 predict --top 3 prints three classes"; failures=$((failures + 1)); }
