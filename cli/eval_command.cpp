@@ -118,9 +118,10 @@ void run_eval(const EvalOptions& options) {
     data::DataSplits splits = data::discover_splits(root, 0.0, 0);
     folder = splits.test ? std::move(*splits.test) : std::move(splits.train);
   } else {
-    folder = data::ImageFolder::scan(root);
+    folder = data::ImageFolder::scan(root, data::ImageFolder::ClassesNeeded::One);
   }
-  // A folder of some of the model's classes evaluates on those: its labels are the model's indices.
+  // A folder of some of the model's classes (one will do) evaluates on those: its labels are the model's
+  // indices.
   const std::size_t classes_in_data = folder.classes().size();
   folder = folder.relabelled(loaded.classes);
   data::DataLoader loader(folder, loaded.preprocessing, evaluation_loader_options(options));

@@ -119,7 +119,7 @@ Image ImageFolder::decode(std::size_t index) const {
   return decode_image_bytes(pack_->bytes(static_cast<std::size_t>(sample.pack_entry)), sample.path.string());
 }
 
-ImageFolder ImageFolder::scan(const std::filesystem::path& root) {
+ImageFolder ImageFolder::scan(const std::filesystem::path& root, ClassesNeeded needed) {
   std::error_code status;
   KILN_CHECK(fs::exists(root, status), root.string(), ": image folder does not exist");
   KILN_CHECK(fs::is_directory(root, status), root.string(),
@@ -128,8 +128,8 @@ ImageFolder ImageFolder::scan(const std::filesystem::path& root) {
   const std::vector<fs::path> class_folders = sorted_subfolders(root);
   KILN_CHECK(!class_folders.empty(), root.string(),
              ": no class folders (expected one folder per class: <root>/<class>/<image>)");
-  KILN_CHECK(class_folders.size() >= 2, root.string(), ": needs at least two classes, found only '",
-             class_folders.front().filename().string(), "'");
+  KILN_CHECK(class_folders.size() >= 2 || needed == ClassesNeeded::One, root.string(),
+             ": needs at least two classes, found only '", class_folders.front().filename().string(), "'");
 
   std::vector<std::string> classes;
   std::vector<Sample> samples;

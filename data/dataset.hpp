@@ -48,10 +48,14 @@ class ImageFolder {
   ImageFolder(std::filesystem::path root, std::vector<std::string> classes, std::vector<Sample> samples,
               std::shared_ptr<const Pack> pack = nullptr, Task task = Task::SingleLabel);
 
+  // How many classes a scanned folder must hold: a classifier trains on two or more; a model is evaluated on
+  // a folder of any of its classes, one included (all cats: how many does it call cats?).
+  enum class ClassesNeeded { Two, One };
+
   // Lists root/<class>/<image>. Throws kiln::Error naming the path when root is missing or unreadable,
-  // holds no class folders, holds a single class ("needs at least two classes"), or a class folder holds
-  // no image files ("empty class folder").
-  static ImageFolder scan(const std::filesystem::path& root);
+  // holds no class folders, holds a single class where two are needed ("needs at least two classes"), or a
+  // class folder holds no image files ("empty class folder").
+  static ImageFolder scan(const std::filesystem::path& root, ClassesNeeded needed = ClassesNeeded::Two);
 
   // The samples at `indices` (in that order), with the same root and classes. Throws on an index out of
   // range.

@@ -266,6 +266,10 @@ cp "$data/test/dog/0000.jpg" "$work/some/dog/"; cp "$data/test/cat/0000.jpg" "$d
 check "eval on some of the classes" "$kiln" eval "$run/last.kiln" "$work/some" --json
 grep -q '"classes_in_data":2' "$work/out" && grep -q '"name":"cat","precision":[^}]*"support":2' "$work/out" ||
   { echo "FAIL: eval on 2 of the classes labels them as the model's"; failures=$((failures + 1)); }
+rm -r "$work/some/dog"
+check "eval on one of the classes" "$kiln" eval "$run/last.kiln" "$work/some" --json
+grep -q '"classes_in_data":1' "$work/out" && grep -q '"samples":2' "$work/out" ||
+  { echo "FAIL: eval on a folder of one class"; cat "$work/out"; failures=$((failures + 1)); }
 mkdir -p "$work/nested/cat/more" "$work/nested/dog"
 cp "$data/test/cat/0000.jpg" "$work/nested/cat/"; cp "$data/test/cat/0001.jpg" "$work/nested/cat/more/"
 cp "$data/test/dog/0000.jpg" "$work/nested/dog/"

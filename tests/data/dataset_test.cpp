@@ -84,6 +84,10 @@ TEST_CASE("data/dataset: scan errors name the path and the problem") {
     make_tree(root.path(), {{"cat", 2}});
     CHECK_THROWS_WITH_AS(ImageFolder::scan(root.path()),
                          doctest::Contains("needs at least two classes, found only 'cat'"), Error);
+    // Evaluation takes one (a folder of one of a model's classes).
+    const ImageFolder one = ImageFolder::scan(root.path(), ImageFolder::ClassesNeeded::One);
+    CHECK(one.classes() == std::vector<std::string>{"cat"});
+    CHECK(one.size() == 2);
   }
   SUBCASE("an empty class folder") {
     make_tree(root.path(), {{"cat", 2}});
