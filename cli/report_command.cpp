@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "train/metrics_log.hpp"
 #include "train/run_plots.hpp"
 
 namespace kiln::cli {

@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <limits>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -47,25 +45,6 @@ bool any_present(const std::vector<nlohmann::json>& epochs, const char* key) {
 
 void save_png(const plot::Canvas& picture, const fs::path& path) {
   write_file_atomically(path, picture.encode_png(), "picture");
-}
-
-std::vector<nlohmann::json> read_epoch_lines(const fs::path& run_dir) {
-  const fs::path file = run_dir / "metrics.jsonl";
-  std::ifstream in(file);
-  KILN_CHECK(in.good(), file.string(), ": cannot read the run's metrics (is this a kiln run folder?)");
-  std::map<std::int64_t, nlohmann::json> by_epoch;  // a resumed run may repeat an epoch: the later line wins
-  std::string text;
-  for (int number = 1; std::getline(in, text); ++number) {
-    if (text.empty()) continue;
-    nlohmann::json line = nlohmann::json::parse(text, nullptr, false);
-    KILN_CHECK(line.is_object(), file.string(), ":", number, ": not a JSON object");
-    if (line.contains("epoch") && line["epoch"].is_number_integer())
-      by_epoch[line["epoch"].get<std::int64_t>()] = line;
-  }
-  KILN_CHECK(!by_epoch.empty(), file.string(), ": holds no epoch yet");
-  std::vector<nlohmann::json> epochs;
-  for (auto& [epoch, line] : by_epoch) epochs.push_back(std::move(line));
-  return epochs;
 }
 
 std::vector<fs::path> write_run_plots(const fs::path& run_dir, const std::vector<nlohmann::json>& epochs) {

@@ -1,5 +1,5 @@
-// The pictures and the summary of a training run, from RUNDIR/metrics.jsonl (one JSON object per epoch,
-// written by the trainer): kiln train redraws them after every epoch, `kiln report RUNDIR` on demand.
+// The pictures and the summary of a training run, from RUNDIR/metrics.jsonl's epoch lines (metrics_log.hpp):
+// kiln train redraws them after every epoch, `kiln report RUNDIR` on demand.
 //
 //   RUNDIR/loss.png              train and held-out loss per epoch
 //   RUNDIR/accuracy.png          train and held-out accuracy (and held-out macro recall) per epoch
@@ -21,11 +21,6 @@ namespace kiln::train {
 // Writes `picture` as a PNG at `path`, atomically (train/atomic_file.hpp: a temporary file, fsync,
 // rename). Throws kiln::Error naming the file when it cannot be written.
 void save_png(const plot::Canvas& picture, const std::filesystem::path& path);
-
-// The epoch lines of RUNDIR/metrics.jsonl, in order. Throws kiln::Error naming the file (and the line) when
-// it is missing, unreadable, holds a line that is not a JSON object, or holds no epoch line. When a run was
-// resumed after a crash, an epoch can appear twice; the later line wins.
-std::vector<nlohmann::json> read_epoch_lines(const std::filesystem::path& run_dir);
 
 // Draws the plots above into run_dir and returns their paths. Each is written atomically. Those of the four
 // that the run does not draw (an earlier run's in the same folder) are removed.

@@ -3,8 +3,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <map>
 
 #include "core/cuda_runtime.hpp"
 #include "core/generator.hpp"
@@ -31,6 +29,7 @@
 #include "train/graphed_step.hpp"
 #include "train/label_counts.hpp"
 #include "train/loss_readback.hpp"
+#include "train/metrics_log.hpp"
 #include "train/model_io.hpp"
 #include "train/multi_label_evaluate.hpp"
 #include "train/precision.hpp"
@@ -625,34 +624,6 @@ EarlyStop early_stop_report(const Run& run, bool before_resume) {
           .best_checkpoint = best_checkpoint(run.config.run_dir),
           .epochs_without_improvement = run.early_stopping.epochs_without_improvement,
           .eval_every = run.config.eval_every};
-}
-
-void append_metrics_line(const std::filesystem::path& run_dir, const nlohmann::json& line) {
-  std::ofstream out(run_dir / "metrics.jsonl", std::ios::app);
-  out << line.dump() << '\n';
-  KILN_CHECK(out.good(), "cannot append to ", (run_dir / "metrics.jsonl").string());
-}
-
-// On --resume, RUNDIR/metrics.jsonl as the checkpoint's epochs left it, one line each: the log's own last
-// whole line for the epoch (it holds the confusion matrix, which the checkpoint's history leaves out), else
-// the history's. A line cut short by a crash in the middle of an append, and epochs past the checkpoint's
-// (a last.kiln restored from an older copy), are dropped, so the resumed epochs' lines follow whole ones.
-void rewrite_metrics_log(const std::filesystem::path& run_dir, const std::vector<nlohmann::json>& history) {
-  const std::filesystem::path file = run_dir / "metrics.jsonl";
-  std::map<std::int64_t, nlohmann::json> logged;
-  std::ifstream in(file);
-  for (std::string text; std::getline(in, text);) {
-    nlohmann::json line = nlohmann::json::parse(text, nullptr, false);
-    if (!line.is_object() || !line.contains("epoch") || !line["epoch"].is_number_integer()) continue;
-    const auto epoch = line["epoch"].get<std::int64_t>();  // before the line is moved from
-    logged[epoch] = std::move(line);
-  }
-  std::string text;
-  for (const nlohmann::json& entry : history) {
-    const auto found = logged.find(entry.at("epoch").get<std::int64_t>());
-    text += (found != logged.end() ? found->second : entry).dump() + '\n';
-  }
-  write_file_atomically(file, text, "metrics log");
 }
 
 // RUNDIR's loss, accuracy and confusion-matrix pictures (run_plots.hpp), redrawn after every epoch. A

@@ -1,5 +1,5 @@
 // A run's plots and summary from RUNDIR/metrics.jsonl: which pictures are drawn, what the summary says,
-// resumed runs' repeated epochs, and the errors that name the file.
+// resumed runs' repeated epochs.
 #include "train/run_plots.hpp"
 
 #include <doctest/doctest.h>
@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "core/error.hpp"
 #include "tests/support/scratch_folder.hpp"
+#include "train/metrics_log.hpp"
 
 namespace train_run_plots_test {
 
@@ -113,20 +113,6 @@ TEST_CASE("run plots: a run without a held-out split draws no confusion matrix")
   const auto epochs = train::read_epoch_lines(run.path());
   CHECK(train::write_run_plots(run.path(), epochs).size() == 2);
   CHECK_FALSE(train::summarize_run(epochs).has_eval);
-}
-
-TEST_CASE("run plots: errors name the metrics file and the line") {
-  const RunFolder run("errors");
-  CHECK_THROWS_WITH_AS(train::read_epoch_lines(run.path()),
-                       doctest::Contains(((run.path() / "metrics.jsonl").string() + ": cannot read").c_str()),
-                       Error);
-  run.write_metrics(epoch_line(1, 2.0, 0.3) + "not json\n");
-  CHECK_THROWS_WITH_AS(
-      train::read_epoch_lines(run.path()),
-      doctest::Contains(((run.path() / "metrics.jsonl").string() + ":2: not a JSON object").c_str()), Error);
-  run.write_metrics(R"({"event":"start"})"
-                    "\n");
-  CHECK_THROWS_WITH_AS(train::read_epoch_lines(run.path()), doctest::Contains("holds no epoch yet"), Error);
 }
 
 }  // namespace train_run_plots_test
