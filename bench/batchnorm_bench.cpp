@@ -10,7 +10,8 @@
 // from x, as the forward made y (batchnorm.hpp; only the reference reads y), so it moves the plain one's
 // bytes: compare it with backward_train, and a fused pass with the plain one plus elementwise_bench's relu.
 // The *_bf16_channels_last variants are what a `--precision bf16` step on a CPU with AMX runs: bfloat16
-// activations (half the bytes: GB/s counts 2 an element) stored [N, H, W, C].
+// activations (half the bytes: GB/s counts 2 an element) stored [N, H, W, C]; *_relu_channels_last_cold
+// the float ones of `--memory-format channels-last`, beside the NCHW *_relu_cold.
 // The *_cold variants take each iteration's tensors from the next of enough copies to fill 768 MiB, so they
 // come from memory, not from the caches the last iteration filled: as in a training step, where a layer's
 // activations were written a whole forward pass before its backward reads them. Compare them with the
@@ -101,6 +102,9 @@ void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu, bool cha
 void run_float(benchmark::State& state, Pass pass, bool fused_relu, bool cold = false) {
   run_batchnorm<float>(state, pass, fused_relu, false, cold);
 }
+void run_float_channels_last(benchmark::State& state, Pass pass, bool fused_relu, bool cold = false) {
+  run_batchnorm<float>(state, pass, fused_relu, true, cold);
+}
 void run_bf16_channels_last(benchmark::State& state, Pass pass, bool fused_relu, bool cold = false) {
   run_batchnorm<kiln::bfloat16>(state, pass, fused_relu, true, cold);
 }
@@ -126,6 +130,12 @@ BENCHMARK_CAPTURE(run_float, forward_train_relu_cold, Pass::ForwardTrain, true, 
 BENCHMARK_CAPTURE(run_float, backward_train_cold, Pass::BackwardTrain, false, true)
     ->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_float, backward_train_relu_cold, Pass::BackwardTrain, true, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_float_channels_last, forward_train_relu_channels_last_cold, Pass::ForwardTrain, true,
+                  true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_float_channels_last, backward_train_relu_channels_last_cold, Pass::BackwardTrain, true,
+                  true)
     ->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_bf16_channels_last, forward_train_relu_bf16_channels_last_cold, Pass::ForwardTrain,
                   true, true)
