@@ -19,9 +19,9 @@
 #include "tests/support/tiny_training.hpp"
 #include "tests/support/training_observers.hpp"
 #include "train/checkpoint.hpp"
+#include "train/metrics_log.hpp"
 #include "train/model_io.hpp"
 #include "train/multi_label_evaluate.hpp"
-#include "train/run_plots.hpp"
 #include "train/trainer.hpp"
 
 namespace train_multi_label_training_test {
