@@ -222,73 +222,169 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float
   }
 }
 
-// For every row and channel vector, body(at, c0, lanes): the row's floats [at, at + lanes) are channels
-// [c0, c0 + lanes). Threads split the rows. Rows of whole vectors (C a multiple of the width, as in every
-// zoo network) pass a constant width, so the body's partial loads and stores become plain ones.
+// The elementwise passes (the forward's normalization, the backward's gx) walk the rows, each a pass type
+// of two parts: coefficients(c0, lanes), the per-channel registers of channels [c0, c0 + lanes), and
+// apply(at, coefficients, lanes) on the row's floats [at, at + lanes) of those channels.
 //
-// Each thread takes its own copy of the body (firstprivate), and the bodies below capture their pointers
-// by value: the vector stores (intrinsics on may_alias types) could otherwise write anything, so a body
-// shared through OpenMP's closure, holding references, had every pointer and the relu flag loaded again,
-// twice over, for each vector. With 16 channels a row is one vector, and those loads made up much of the
-// loop: bf16 [128, 16, 32, 32] forward 356 -> 337 us, backward 531 -> 474 (2 threads).
-template <class V, class Body>
-void for_each_vector(const BatchNorm2dGeometry& g, Body body) {
+// Rows of up to kHeldVectors whole vectors (16 to 64 channels: every CIFAR ResNet layer, VGG's first two
+// stages) load each vector's coefficients once per thread and keep them in registers for all its rows.
+// Loaded beside every vector, as wider rows load them, they cost the backward six loads per vector of gx on
+// top of its two, and its 16- and 32-channel passes ran slower than NCHW's, which broadcasts them once per
+// plane. Held, float, 2 threads, from memory (`batchnorm_bench`, *_relu_channels_last_cold), forward /
+// backward, us: [128, 16, 32, 32] 543-628 / 918-1004 -> 443-456 / 727-797, [128, 32, 16, 16] 303-314 /
+// 571-588 -> 248-296 / 352-371, [128, 64, 8, 8] 173 / 237-270 -> 125-147 / 189-201; a channels-last
+// fp32 ResNet-20 step's batch norms 18.7-19.8 -> 15.8-17.0 ms. (bfloat16's, whose loads widen and stores
+// round, moved within the noise.)
+//
+// Each thread takes its own copy of the pass, whose pointers are values: the vector stores (intrinsics on
+// may_alias types) could otherwise write anything, so a pass shared through OpenMP's closure, holding
+// references, had every pointer and the relu flag loaded again, twice over, for each vector. With 16
+// channels a row is one vector, and those loads made up much of the loop: bf16 [128, 16, 32, 32] forward
+// 356 -> 337 us, backward 531 -> 474 (2 threads).
+inline constexpr std::int64_t kHeldVectors = 4;
+
+template <class V, int kVectors, class Pass>
+void rows_of_held_vectors(std::int64_t rows, Pass pass) {
+  constexpr std::int64_t channels = kVectors * V::width;
+#pragma omp parallel if (rows * channels >= kParallelThreshold)
+  {
+    const Pass own = pass;
+    typename Pass::Coefficients held[kVectors];
+    for (int k = 0; k < kVectors; ++k) held[k] = own.coefficients(k * V::width, V::width);
+#pragma omp for schedule(static)
+    for (std::int64_t row = 0; row < rows; ++row) {
+#pragma GCC unroll 4
+      for (int k = 0; k < kVectors; ++k) own.apply(row * channels + k * V::width, held[k], V::width);
+    }
+  }
+}
+
+template <class V, class Pass>
+void for_each_vector(const BatchNorm2dGeometry& g, Pass pass) {
   const std::int64_t channels = g.channels, rows = g.batch * g.height * g.width;
   if (channels % V::width == 0) {
-#pragma omp parallel for schedule(static) firstprivate(body) if (rows * channels >= kParallelThreshold)
+    switch (channels / V::width) {
+      case 1:
+        return rows_of_held_vectors<V, 1>(rows, pass);
+      case 2:
+        return rows_of_held_vectors<V, 2>(rows, pass);
+      case 3:
+        return rows_of_held_vectors<V, 3>(rows, pass);
+      case kHeldVectors:
+        return rows_of_held_vectors<V, kHeldVectors>(rows, pass);
+      default:
+        break;
+    }
+  }
+  // Wider rows, or a partial last vector: each vector's coefficients loaded beside it. Rows of whole
+  // vectors pass a constant width, so the partial loads and stores become plain ones.
+  if (channels % V::width == 0) {
+#pragma omp parallel for schedule(static) firstprivate(pass) if (rows * channels >= kParallelThreshold)
     for (std::int64_t row = 0; row < rows; ++row) {
-      for (std::int64_t c0 = 0; c0 < channels; c0 += V::width) body(row * channels + c0, c0, V::width);
+      for (std::int64_t c0 = 0; c0 < channels; c0 += V::width)
+        pass.apply(row * channels + c0, pass.coefficients(c0, V::width), V::width);
     }
     return;
   }
-#pragma omp parallel for schedule(static) firstprivate(body) if (rows * channels >= kParallelThreshold)
+#pragma omp parallel for schedule(static) firstprivate(pass) if (rows * channels >= kParallelThreshold)
   for (std::int64_t row = 0; row < rows; ++row) {
-    for (std::int64_t c0 = 0; c0 < channels; c0 += V::width)
-      body(row * channels + c0, c0, std::min<std::int64_t>(V::width, channels - c0));
+    for (std::int64_t c0 = 0; c0 < channels; c0 += V::width) {
+      const std::int64_t lanes = std::min<std::int64_t>(V::width, channels - c0);
+      pass.apply(row * channels + c0, pass.coefficients(c0, lanes), lanes);
+    }
   }
 }
 
 // y = (x - shift_c) * scale_c + offset_c, plus residual when not null, relu of that when `relu` (max(0, v): a
 // NaN passes, as in shift_scale_offset).
 template <class V, class T>
-void shift_scale_offset(const BatchNorm2dGeometry& g, const T* x, const float* shift, const float* scale,
-                        const float* offset, const T* residual, bool relu, T* y) {
-  for_each_vector<V>(g, [=](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
-    const typename V::Reg d = V::sub(V::load_partial(x + at, lanes), V::load_partial(shift + c0, lanes));
-    typename V::Reg v = V::fmadd(d, V::load_partial(scale + c0, lanes), V::load_partial(offset + c0, lanes));
+struct ShiftScaleOffset {
+  using Reg = typename V::Reg;
+  const T* x;
+  const float *shift, *scale, *offset;
+  const T* residual;
+  bool relu;
+  T* y;
+
+  struct Coefficients {
+    Reg shift, scale, offset;
+  };
+  Coefficients coefficients(std::int64_t c0, std::int64_t lanes) const {
+    return {V::load_partial(shift + c0, lanes), V::load_partial(scale + c0, lanes),
+            V::load_partial(offset + c0, lanes)};
+  }
+  void apply(std::int64_t at, const Coefficients& k, std::int64_t lanes) const {
+    Reg v = V::fmadd(V::sub(V::load_partial(x + at, lanes), k.shift), k.scale, k.offset);
     if (residual) v = V::add(v, V::load_partial(residual + at, lanes));
     V::store_partial(y + at, relu ? V::max(V::zero(), v) : v, lanes);
-  });
+  }
+};
+
+template <class V, class T>
+void shift_scale_offset(const BatchNorm2dGeometry& g, const T* x, const float* shift, const float* scale,
+                        const float* offset, const T* residual, bool relu, T* y) {
+  for_each_vector<V>(g, ShiftScaleOffset<V, T>{x, shift, scale, offset, residual, relu, y});
 }
 
 // gx = a_c * ((gy - centre_c) - slope_c * (x - shift_c)), gy through relu's rule first when the ReLU is
 // fused (train_backward_gx's formula, per channel vector).
 template <class V, class T>
+struct TrainBackwardGx {
+  using Reg = typename V::Reg;
+  const T *x, *gy;
+  ReluMask<T> relu;
+  const float *shift, *centre, *slope, *scale;
+  T* gx;
+
+  struct Coefficients {
+    Reg shift, centre, minus_slope, scale, relu_scale, relu_offset;
+  };
+  Coefficients coefficients(std::int64_t c0, std::int64_t lanes) const {
+    return {V::load_partial(shift + c0, lanes),
+            V::load_partial(centre + c0, lanes),
+            V::neg(V::load_partial(slope + c0, lanes)),
+            V::load_partial(scale + c0, lanes),
+            relu.recomputed() ? V::load_partial(relu.scale + c0, lanes) : V::zero(),
+            relu.recomputed() ? V::load_partial(relu.offset + c0, lanes) : V::zero()};
+  }
+  void apply(std::int64_t at, const Coefficients& k, std::int64_t lanes) const {
+    const Reg d = V::sub(V::load_partial(x + at, lanes), k.shift);
+    const Reg centred =
+        V::sub(load_gradient<V>(gy, relu, at, lanes, d, k.relu_scale, k.relu_offset), k.centre);
+    V::store_partial(gx + at, V::mul(k.scale, V::fmadd(k.minus_slope, d, centred)), lanes);
+  }
+};
+
+template <class V, class T>
 void train_backward_gx(const BatchNorm2dGeometry& g, const T* x, const T* gy, const ReluMask<T>& relu,
                        const float* shift, const float* centre, const float* slope, const float* scale,
                        T* gx) {
-  for_each_vector<V>(g, [=](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
-    using Reg = typename V::Reg;
-    const Reg d = V::sub(V::load_partial(x + at, lanes), V::load_partial(shift + c0, lanes));
-    const Reg relu_scale = relu.recomputed() ? V::load_partial(relu.scale + c0, lanes) : V::zero();
-    const Reg relu_offset = relu.recomputed() ? V::load_partial(relu.offset + c0, lanes) : V::zero();
-    const Reg centred = V::sub(load_gradient<V>(gy, relu, at, lanes, d, relu_scale, relu_offset),
-                               V::load_partial(centre + c0, lanes));
-    const Reg minus_slope = V::neg(V::load_partial(slope + c0, lanes));
-    V::store_partial(gx + at, V::mul(V::load_partial(scale + c0, lanes), V::fmadd(minus_slope, d, centred)),
-                     lanes);
-  });
+  for_each_vector<V>(g, TrainBackwardGx<V, T>{x, gy, relu, shift, centre, slope, scale, gx});
 }
 
 // gx = gy * scale_c, gy through relu's rule first when relu_output is given.
 template <class V, class T>
+struct ScaleGradient {
+  using Reg = typename V::Reg;
+  const T *gy, *relu_output;
+  const float* scale;
+  T* gx;
+
+  struct Coefficients {
+    Reg scale;
+  };
+  Coefficients coefficients(std::int64_t c0, std::int64_t lanes) const {
+    return {V::load_partial(scale + c0, lanes)};
+  }
+  void apply(std::int64_t at, const Coefficients& k, std::int64_t lanes) const {
+    V::store_partial(gx + at, V::mul(load_gradient<V>(gy, relu_output, at, lanes), k.scale), lanes);
+  }
+};
+
+template <class V, class T>
 void scale_gradient(const BatchNorm2dGeometry& g, const T* gy, const T* relu_output, const float* scale,
                     T* gx) {
-  for_each_vector<V>(g, [=](std::int64_t at, std::int64_t c0, std::int64_t lanes) {
-    V::store_partial(gx + at,
-                     V::mul(load_gradient<V>(gy, relu_output, at, lanes), V::load_partial(scale + c0, lanes)),
-                     lanes);
-  });
+  for_each_vector<V>(g, ScaleGradient<V, T>{gy, relu_output, scale, gx});
 }
 
 }  // namespace

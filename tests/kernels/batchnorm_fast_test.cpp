@@ -72,7 +72,8 @@ std::vector<Case> plain_cases() {
 
 // Each plain case, then each again with the ReLU fused (about half of y is then clamped to zero, so the
 // backward's mask matters); then all of those channels-last, with two more whose rows are wider than the
-// channels-last walk's group of 4 vectors (64 channels on AVX2; 130, with a partial vector, on both).
+// channels-last walk's group of 4 vectors (64 channels on AVX2; 130, with a partial vector, on both), and
+// rows of 2 and 3 whole AVX-512 vectors, whose coefficients the elementwise passes hold in registers.
 std::vector<Case> odd_cases() {
   std::vector<Case> cases = plain_cases();
   for (Case c : plain_cases()) {
@@ -81,6 +82,8 @@ std::vector<Case> odd_cases() {
   }
   cases.push_back({{.batch = 8, .channels = 64, .height = 8, .width = 8}, 0.0f});
   cases.push_back({{.batch = 2, .channels = 130, .height = 9, .width = 15, .fused_relu = true}, 1.0f});
+  cases.push_back({{.batch = 4, .channels = 32, .height = 6, .width = 5, .fused_relu = true}, 2.0f});
+  cases.push_back({{.batch = 3, .channels = 48, .height = 7, .width = 5}, 0.0f});
   const std::size_t nchw = cases.size();
   for (std::size_t i = 0; i < nchw; ++i) {
     Case c = cases[i];
