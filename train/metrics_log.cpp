@@ -44,7 +44,10 @@ std::map<std::int64_t, nlohmann::json> epoch_lines(const fs::path& file, Malform
 void append_metrics_line(const fs::path& run_dir, const nlohmann::json& line) {
   std::ofstream out(log_file(run_dir), std::ios::app);
   out << line.dump() << '\n';
-  KILN_CHECK(out.good(), "cannot append to ", log_file(run_dir).string());
+  // The line sits in the stream's buffer until close writes it: a full disk fails there, and a destructor
+  // would swallow that.
+  out.close();
+  KILN_CHECK(!out.fail(), "cannot append to ", log_file(run_dir).string(), " (is the disk full?)");
 }
 
 std::vector<nlohmann::json> read_epoch_lines(const fs::path& run_dir) {

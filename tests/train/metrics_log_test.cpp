@@ -46,6 +46,15 @@ TEST_CASE("metrics log: appended lines read back by epoch, a repeated epoch's la
   CHECK(epochs[1]["train_loss"] == 1.25);
 }
 
+TEST_CASE("metrics log: an append the disk refuses is an error, not a lost line") {
+  const testing::ScratchFolder run("kiln-metrics-log-test", "full");
+  // /dev/full takes the open and fails every write with ENOSPC, as a full disk does.
+  REQUIRE(fs::exists("/dev/full"));
+  fs::create_symlink("/dev/full", log_of(run));
+  CHECK_THROWS_WITH_AS(train::append_metrics_line(run.path(), {{"epoch", 1}}),
+                       doctest::Contains(("cannot append to " + log_of(run).string()).c_str()), Error);
+}
+
 TEST_CASE("metrics log: errors name the file and the line") {
   const testing::ScratchFolder run("kiln-metrics-log-test", "errors");
   CHECK_THROWS_WITH_AS(train::read_epoch_lines(run.path()),
