@@ -33,9 +33,18 @@
 //      vs direct (forward / backward-data / backward-weight):
 //        16->16 at 32x32   5.5 / 6.7 / 6.7  vs  4.0 / 3.9 / 4.6      3->16 at 32x32  0.9 / 1.3 / 1.6  vs
 //        32->32 at 16x16   4.0 / 5.1 / 5.9  vs  3.9 / 4.0 / 4.1                      1.0 / 2.1 / 1.9
-//        64->64 at 8x8     4.4 / 4.7 / 5.8  vs  4.1 / 4.3 / 3.9      (so im2col+GEMM keeps C_in = 3)
+//        64->64 at 8x8     4.4 / 4.7 / 5.8  vs  4.1 / 4.3 / 3.9      (1 thread: im2col+GEMM kept C_in = 3)
 //        128->128 at 8x8  21.8 / 18.0 / 37.4 vs 16.2 / 15.5 / 20.6
 //      and at batch 1, 64->64 at 8x8 (64 positions): 0.13 / 0.06 / 0.11 vs 0.21 / 0.24 / 0.10.
+//      Stems (fewer than 8 input channels) with at least 32 output channels take Direct for the forward
+//      too: their im2col copy (27 floats an output position) leaves the GEMM waiting on memory, which two
+//      threads share, so it hardly gains from the second thread. Measured on 2 Zen 5 cores, ms, im2col +
+//      GEMM vs Direct, 2 threads, batch 32 / 128: 3->32 at 32x32 (the VGG-style and MobileNet-style
+//      stems) AVX-512 0.42-0.53 / 1.70-2.04 vs 0.34-0.39 / 1.41-1.69, AVX2 0.54-0.56 / 2.18 vs 0.49-0.50 /
+//      2.12-2.13; in a vgg_small training step 1.94-2.10 vs 1.64-1.68. ResNet's 3->16 keeps im2col + GEMM:
+//      level in `conv2d_bench` (AVX-512, 0.58-0.73 vs 0.69-0.82 at batch 128), it lost in a training step
+//      (0.79-0.85 vs 1.04-1.07), though AVX2 gave Direct the lead (1.30 vs 1.03-1.04). On one thread
+//      im2col + GEMM keeps the lead (AVX-512, batch 128: 3->32 1.84 vs 2.33), and at batch 1 too.
 //   5. Winograd (winograd_kernel.hpp) takes 3x3 convolutions at stride 1, dilation 1, groups 1 with at least
 //      16 input and 16 output channels and 2048 output positions in the batch (backward-data: pad <= 2):
 //      F(4x4, 3x3) when neither side has more than 128 channels (the weight gradient from 8192 positions),
@@ -142,6 +151,7 @@ constexpr std::int64_t kMinDepthwiseChannelsChannels = 16;
 constexpr std::int64_t kMinDepthwisePlanePositions = 256;
 constexpr std::int64_t kMinDirectChannels = 8;
 constexpr std::int64_t kMinDirectPositions = 4096;
+constexpr std::int64_t kMinDirectStemOutputChannels = 32;
 constexpr std::int64_t kMinDirectChannelsOutputChannels = 16;
 constexpr std::int64_t kMinDirectChannelsPositions = 1024;
 constexpr std::int64_t kMinWinogradChannels = 16;
@@ -278,13 +288,20 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
     if (large_tiles) return Conv2dAlgorithm::Winograd4x4;
     if (!weight || std::min(cg, cog) >= kMinWinogradWeightChannels) return Conv2dAlgorithm::Winograd2x2;
   }
-  // The weight gradient's tiles are output channels by taps, so few input channels only shorten them.
-  const bool enough_input_channels = weight || cg >= kMinDirectChannels;
-  if (!enough_input_channels || cog < kMinDirectChannels) return Conv2dAlgorithm::Im2colGemm;
+  // Few input channels (an RGB stem): the weight gradient's tiles are output channels by taps, so they only
+  // shorten them; a wide enough forward goes to Direct below; backward-data would compute mostly empty tiles.
+  const bool few_input_channels = cg < kMinDirectChannels;
+  if (cog < kMinDirectChannels || (few_input_channels && direction == Conv2dDirection::BackwardData))
+    return Conv2dAlgorithm::Im2colGemm;
   const bool strided = g.stride_h > 1 || g.stride_w > 1;
   if (direction == Conv2dDirection::BackwardData && strided && positions >= kMinDirectChannelsPositions)
     return Conv2dAlgorithm::DirectChannels;  // rule 6a
   if (!direct_backward_data_fits(g)) return Conv2dAlgorithm::Im2colGemm;
+  if (few_input_channels && !weight) {  // rule 4's stems
+    return cog >= kMinDirectStemOutputChannels && positions >= kMinDirectPositions
+               ? Conv2dAlgorithm::Direct
+               : Conv2dAlgorithm::Im2colGemm;
+  }
   // The channels of the pass's own output: backward-data's output is the input gradient.
   const std::int64_t pass_output_channels = direction == Conv2dDirection::BackwardData ? cg : cog;
   if (direction != Conv2dDirection::BackwardWeight &&

@@ -520,8 +520,21 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
   const Conv2dGeometry first_layer = padded(geometry(128, 3, 32, 32, 16, 3, 3), 1, 1);
   for (CpuLevel level : fast_levels()) {
     // A 3-channel input: im2col + GEMM forward and backward-data, but Direct for the weight gradient,
-    // whose tiles run along output channels and taps (algorithm.cpp, rule 4).
+    // whose tiles run along output channels and taps, and for the forward from 32 output channels on a
+    // batch's worth of positions at stride 1 (algorithm.cpp, rule 4).
     CHECK(kernels::choose_conv2d_algorithm(first_layer, Conv2dDirection::Forward, level) ==
+          Conv2dAlgorithm::Im2colGemm);
+    Conv2dGeometry wide_stem = first_layer;
+    wide_stem.out_channels = 32;
+    CHECK(kernels::choose_conv2d_algorithm(wide_stem, Conv2dDirection::Forward, level) ==
+          Conv2dAlgorithm::Direct);
+    Conv2dGeometry one_image = wide_stem;
+    one_image.batch = 1;
+    CHECK(kernels::choose_conv2d_algorithm(one_image, Conv2dDirection::Forward, level) ==
+          Conv2dAlgorithm::Im2colGemm);
+    Conv2dGeometry strided_stem = wide_stem;
+    strided_stem.stride_h = strided_stem.stride_w = 2;
+    CHECK(kernels::choose_conv2d_algorithm(strided_stem, Conv2dDirection::Forward, level) ==
           Conv2dAlgorithm::Im2colGemm);
     CHECK(kernels::choose_conv2d_algorithm(first_layer, Conv2dDirection::BackwardData, level) ==
           Conv2dAlgorithm::Im2colGemm);
