@@ -1,7 +1,7 @@
 // conv2d speed in GFLOP/s and % of this machine's measured FP32 peak (bench/support/peak.hpp), per
 // direction (forward, backward-data, backward-weight), over the convolution layers of the model zoo at
-// CIFAR size (32x32): ResNet-20 (ResNet-56 has the same layer shapes), vgg_small and the MobileNet-style
-// net, at batch 1, 32 and 128, on every core (compute_threads()). The label is the algorithm dispatch
+// CIFAR size (32x32): ResNet-20 (ResNet-56 has the same layer shapes), vgg_small, the MobileNet-style net
+// and LeNet-5, at batch 1, 32 and 128, on every core (compute_threads()). The label is the algorithm dispatch
 // chose (kernels/conv2d/algorithm.cpp), also the name's fourth part; with --all-algorithms every algorithm
 // that supports the shape runs too, to check the heuristic's choice. With --channels-last the activations
 // are channels-last ([N, H, W, C]; names end in /channels_last); an algorithm that does not take the layout
@@ -47,9 +47,10 @@ using kernels::Conv2dGeometry;
 struct Layer {
   std::string model;
   std::int64_t in_channels, out_channels, size, kernel, stride, groups;
+  bool unpadded = false;  // LeNet-5's layers; the others pad kernel / 2
 };
 
-// 3x3 layers pad 1, 1x1 layers pad 0; `size` is the input's height and width.
+// 3x3 layers pad 1, 1x1 layers pad 0, LeNet-5's 5x5 layers pad 0; `size` is the input's height and width.
 std::vector<Layer> zoo_layers() {
   std::vector<Layer> layers = {
       // ResNet-20 / ResNet-56 (models/resnet.cpp): three stages of 16, 32, 64 channels.
@@ -67,6 +68,9 @@ std::vector<Layer> zoo_layers() {
       {"vgg_small", 64, 128, 8, 3, 1, 1},
       {"vgg_small", 128, 128, 8, 3, 1, 1},
       // MobileNet-style (models/mobilenet.cpp): conv1 is vgg_small's first layer.
+      // LeNet-5 (models/lenet.cpp): 5x5, unpadded, a 2x2 max-pool between.
+      {"lenet5", 3, 6, 32, 5, 1, 1, true},
+      {"lenet5", 6, 16, 14, 5, 1, 1, true},
   };
   // Its 13 depthwise-separable blocks: depthwise 3x3 (stride s) then pointwise 1x1, distinct shapes once.
   const std::vector<std::pair<std::int64_t, std::int64_t>> blocks{
@@ -95,7 +99,7 @@ Conv2dGeometry geometry_of(const Layer& layer, std::int64_t batch) {
   g.in_height = g.in_width = layer.size;
   g.kernel_h = g.kernel_w = layer.kernel;
   g.stride_h = g.stride_w = layer.stride;
-  g.pad_h = g.pad_w = layer.kernel / 2;
+  g.pad_h = g.pad_w = layer.unpadded ? 0 : layer.kernel / 2;
   g.groups = layer.groups;
   return g;
 }

@@ -46,11 +46,17 @@
 //      (0.79-0.85 vs 1.04-1.07), though AVX2 gave Direct the lead (1.30 vs 1.03-1.04). On one thread
 //      im2col + GEMM keeps the lead (AVX-512, batch 128: 3->32 1.84 vs 2.33), and at batch 1 too.
 //      With a 5x5 kernel (25 taps or more) im2col copies 25 floats per input channel and output position,
-//      and Direct takes the forward and the weight gradient even below 8 output channels: LeNet-5's layers,
-//      batch 128, ms, im2col + GEMM vs Direct (forward / weight gradient), AVX-512 2 threads, AVX2 2
-//      threads, AVX-512 1 thread: 3->6 at 32x32 0.74-1.14 / 1.68-1.72 vs 0.55 / 1.12-1.17, 1.10-1.14 /
-//      1.90-2.05 vs 0.76-0.77 / 1.25, 1.45-1.53 / 3.30-3.32 vs 1.01-1.02 / 2.20-2.25; 6->16 at 14x14
-//      forward 0.45-0.58 vs 0.41, 0.72 vs 0.78-0.79 (AVX2 a little behind), 0.75-0.79 vs 0.73-0.74.
+//      and Direct takes every pass of a layer with few channels, at any batch: LeNet-5's layers, ms,
+//      im2col + GEMM vs Direct, 2 threads, batch 1 / 32 / 128 (`conv2d_bench --all-algorithms
+//      --benchmark_filter=lenet5`), AVX-512:
+//        3->6 at 32x32    forward 0.041 / 0.19 / 0.73-0.80 vs 0.015 / 0.14 / 0.52-0.54, backward-data
+//                         0.057 / 0.31 / 1.21-1.29 vs 0.023 / 0.25 / 0.98-0.99, weight gradient 0.046 /
+//                         0.41-0.42 / 1.58-1.63 vs 0.026 / 0.27 / 1.04-1.05
+//        6->16 at 14x14   forward 0.021 / 0.17 / 0.45-0.47 vs 0.016 / 0.11 / 0.40-0.42, backward-data
+//                         0.023 / 0.20 / 0.62-0.63 vs 0.021 / 0.16 / 0.52-0.53, weight gradient 0.017 /
+//                         0.34 / 0.76-0.84 vs 0.011 / 0.12 / 0.31
+//      and AVX2 alike but for 6->16's forward at batch 128 (0.66 vs 0.74); one thread too (3->6 forward /
+//      weight gradient at batch 128 1.45-1.53 / 3.30 vs 1.01-1.02 / 2.20-2.25).
 //   5. Winograd (winograd_kernel.hpp) takes 3x3 convolutions at stride 1, dilation 1, groups 1 with at least
 //      16 input and 16 output channels and 2048 output positions in the batch (backward-data: pad <= 2):
 //      F(4x4, 3x3) when neither side has more than 128 channels (the weight gradient from 8192 positions),
@@ -295,22 +301,23 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
     if (large_tiles) return Conv2dAlgorithm::Winograd4x4;
     if (!weight || std::min(cg, cog) >= kMinWinogradWeightChannels) return Conv2dAlgorithm::Winograd2x2;
   }
-  // Few channels (an RGB stem, LeNet's layers): backward-data would compute mostly empty tiles; the weight
-  // gradient's tiles are output channels by taps, so few input channels only shorten them; and a kernel of
-  // 25 taps or more makes im2col's copy cost more than Direct's empty rows (rule 4).
+  // Few channels (an RGB stem, LeNet's layers), rule 4: a kernel of 25 taps or more makes im2col's copy
+  // cost more than Direct's part-empty tiles, in every pass; otherwise backward-data would compute mostly
+  // empty tiles, and the weight gradient's tiles are output channels by taps, so few input channels only
+  // shorten them.
   const bool few_input_channels = cg < kMinDirectChannels, few_output_channels = cog < kMinDirectChannels;
-  const bool wide_kernel = g.kernel_h * g.kernel_w >= kMinDirectWideKernelTaps;
-  if (direction == Conv2dDirection::BackwardData ? few_input_channels || few_output_channels
-                                                 : few_output_channels && !wide_kernel)
-    return Conv2dAlgorithm::Im2colGemm;
+  if (few_input_channels || few_output_channels) {
+    if (!direct_backward_data_fits(g))
+      return Conv2dAlgorithm::Im2colGemm;  // strided, or padded past the strip
+    if (g.kernel_h * g.kernel_w >= kMinDirectWideKernelTaps) return Conv2dAlgorithm::Direct;
+    if (direction == Conv2dDirection::BackwardData || few_output_channels) return Conv2dAlgorithm::Im2colGemm;
+    const bool direct = weight || cog >= kMinDirectStemOutputChannels;
+    return direct && positions >= kMinDirectPositions ? Conv2dAlgorithm::Direct : Conv2dAlgorithm::Im2colGemm;
+  }
   const bool strided = g.stride_h > 1 || g.stride_w > 1;
   if (direction == Conv2dDirection::BackwardData && strided && positions >= kMinDirectChannelsPositions)
     return Conv2dAlgorithm::DirectChannels;  // rule 6a
   if (!direct_backward_data_fits(g)) return Conv2dAlgorithm::Im2colGemm;
-  if (few_input_channels || few_output_channels) {  // rule 4's stems
-    const bool direct = weight || wide_kernel || cog >= kMinDirectStemOutputChannels;
-    return direct && positions >= kMinDirectPositions ? Conv2dAlgorithm::Direct : Conv2dAlgorithm::Im2colGemm;
-  }
   // The channels of the pass's own output: backward-data's output is the input gradient.
   const std::int64_t pass_output_channels = direction == Conv2dDirection::BackwardData ? cg : cog;
   if (direction != Conv2dDirection::BackwardWeight &&

@@ -536,15 +536,16 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
     strided_stem.stride_h = strided_stem.stride_w = 2;
     CHECK(kernels::choose_conv2d_algorithm(strided_stem, Conv2dDirection::Forward, level) ==
           Conv2dAlgorithm::Im2colGemm);
-    // LeNet-5's 5x5 layers: im2col's copy is 25 floats an input channel, so Direct takes the forward and
-    // the weight gradient even of 6 output channels; a 3x3 kernel's stays with im2col + GEMM.
-    const Conv2dGeometry lenet_first = geometry(128, 3, 32, 32, 6, 5, 5);
-    CHECK(kernels::choose_conv2d_algorithm(lenet_first, Conv2dDirection::Forward, level) ==
-          Conv2dAlgorithm::Direct);
-    CHECK(kernels::choose_conv2d_algorithm(lenet_first, Conv2dDirection::BackwardData, level) ==
-          Conv2dAlgorithm::Im2colGemm);
-    CHECK(kernels::choose_conv2d_algorithm(lenet_first, Conv2dDirection::BackwardWeight, level) ==
-          Conv2dAlgorithm::Direct);
+    // LeNet-5's 5x5 layers: im2col's copy is 25 floats an input channel, so Direct takes every pass of
+    // them, at any batch, even of 6 output channels; a 3x3 kernel's stays with im2col + GEMM.
+    for (const std::int64_t batch : {1, 128}) {
+      for (const Conv2dGeometry& lenet :
+           {geometry(batch, 3, 32, 32, 6, 5, 5), geometry(batch, 6, 14, 14, 16, 5, 5)}) {
+        for (const auto direction :
+             {Conv2dDirection::Forward, Conv2dDirection::BackwardData, Conv2dDirection::BackwardWeight})
+          CHECK(kernels::choose_conv2d_algorithm(lenet, direction, level) == Conv2dAlgorithm::Direct);
+      }
+    }
     const Conv2dGeometry few_outputs = padded(geometry(128, 16, 32, 32, 6, 3, 3), 1, 1);
     for (const auto direction :
          {Conv2dDirection::Forward, Conv2dDirection::BackwardData, Conv2dDirection::BackwardWeight})
