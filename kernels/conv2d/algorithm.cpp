@@ -46,7 +46,8 @@
 //      (0.79-0.85 vs 1.04-1.07), though AVX2 gave Direct the lead (1.30 vs 1.03-1.04). On one thread
 //      im2col + GEMM keeps the lead (AVX-512, batch 128: 3->32 1.84 vs 2.33), and at batch 1 too.
 //      With a 5x5 kernel (25 taps or more) im2col copies 25 floats per input channel and output position,
-//      and Direct takes every pass of a layer with few channels, at any batch: LeNet-5's layers, ms,
+//      and Direct takes every pass of a layer with fewer than 8 input or output channels, at any batch
+//      (stride 1, inside the strip): LeNet-5's layers, ms,
 //      im2col + GEMM vs Direct, 2 threads, batch 1 / 32 / 128 (`conv2d_bench --all-algorithms
 //      --benchmark_filter=lenet5`), AVX-512:
 //        3->6 at 32x32    forward 0.041 / 0.19 / 0.73-0.80 vs 0.015 / 0.14 / 0.52-0.54, backward-data
