@@ -254,8 +254,7 @@ TEST_CASE("batchnorm channel groups: large NCHW tensors group by whole pages, th
   CHECK(kk::channel_group(stage2, 2, 2, kL2, 2) == 8);      // bfloat16 backward: 8 to a page
   CHECK(kk::channel_group(stage3, 4, 1, kL2, 2) == 0);      // 1 MiB a thread: in L2 already
   CHECK(kk::channel_group(stage3, 4, 2, kL2, 2) == 16);     // 2 MiB a thread is not
-  CHECK(kk::channel_group(stage1, 4, 1, 1 << 20, 2) ==
-        0);  // 512 KiB read + 512 written: not in 1 MiB (Zen 5)
+  CHECK(kk::channel_group(stage1, 4, 1, 1 << 20, 2) == 0);  // 512 KiB in + 512 out: not in 1 MiB (Zen 5)
   CHECK(kk::channel_group(stage1, 4, 1, kL2, 32) == 0);     // 16 groups cannot busy 32 threads
   BatchNorm2dGeometry channels_last = stage1;
   channels_last.channels_last = true;
