@@ -226,15 +226,15 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float
 // of two parts: coefficients(c0, lanes), the per-channel registers of channels [c0, c0 + lanes), and
 // apply(at, coefficients, lanes) on the row's floats [at, at + lanes) of those channels.
 //
-// Rows of up to kHeldVectors whole vectors (16 to 64 channels: every CIFAR ResNet layer, VGG's first two
-// stages) load each vector's coefficients once per thread and keep them in registers for all its rows.
-// Loaded beside every vector, as wider rows load them, they cost the backward six loads per vector of gx on
-// top of its two, and its 16- and 32-channel passes ran slower than NCHW's, which broadcasts them once per
-// plane. Held, float, 2 threads, from memory (`batchnorm_bench`, *_relu_channels_last_cold), forward /
-// backward, us: [128, 16, 32, 32] 543-628 / 918-1004 -> 443-456 / 727-797, [128, 32, 16, 16] 303-314 /
-// 571-588 -> 248-296 / 352-371, [128, 64, 8, 8] 173 / 237-270 -> 125-147 / 189-201; a channels-last
-// fp32 ResNet-20 step's batch norms 18.7-19.8 -> 15.8-17.0 ms. (bfloat16's, whose loads widen and stores
-// round, moved within the noise.)
+// Rows of up to kHeldVectors whole vectors (16 to 64 channels on AVX-512: every CIFAR ResNet layer and
+// VGG's first two stages; 8 to 32 on AVX2) load each vector's coefficients once per thread and keep them in
+// registers for all its rows. Loaded beside every vector, as wider rows load them, they cost the backward six
+// loads per vector of gx on top of its two, and its 16- and 32-channel passes ran slower than NCHW's, which
+// broadcasts them once per plane. Held, float, 2 threads, from memory (`batchnorm_bench`,
+// *_relu_channels_last_cold), forward / backward, us: [128, 16, 32, 32] 543-628 / 918-1004 -> 443-456 /
+// 727-797, [128, 32, 16, 16] 303-314 / 571-588 -> 248-296 / 352-371, [128, 64, 8, 8] 173 / 237-270 -> 125-147
+// / 189-201; a channels-last fp32 ResNet-20 step's batch norms 18.7-19.8 -> 15.8-17.0 ms. (bfloat16's, whose
+// loads widen and stores round, moved within the noise.)
 //
 // Each thread takes its own copy of the pass, whose pointers are values: the vector stores (intrinsics on
 // may_alias types) could otherwise write anything, so a pass shared through OpenMP's closure, holding
