@@ -301,12 +301,7 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
   namespace phases = conv2d_ladder;
   const std::int64_t K = g.out_channels, C = g.in_channels, H = g.in_height, W = g.in_width;
   const std::int64_t OH = g.out_height(), OW = g.out_width(), taps = g.kernel_h * g.kernel_w;
-  const std::vector<phases::AxisPhase> phases_h =
-      phases::axis_phases(H, g.pad_h, g.stride_h, g.dilation_h, g.kernel_h);
-  const std::vector<phases::AxisPhase> phases_w =
-      phases::axis_phases(W, g.pad_w, g.stride_w, g.dilation_w, g.kernel_w);
-  const phases::AxisTapSteps steps_h = phases::axis_tap_steps(g.stride_h, g.dilation_h);
-  const phases::AxisTapSteps steps_w = phases::axis_tap_steps(g.stride_w, g.dilation_w);
+  const phases::PhaseGrid grid = phases::phase_grid(g);
 
   // Phase position i reads gy rows base + i + t' tap_q_step for its taps t' (turned: t' = taps - 1 - t), base
   // = q0 - tap_q0 - (taps - 1) tap_q_step. gy is zero-padded enough on both sides for every phase's reads.
@@ -322,8 +317,8 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
     }
     return pad;
   };
-  const std::int64_t pad_h = padding(phases_h, steps_h.tap_q_step, OH);
-  const std::int64_t pad_w = padding(phases_w, steps_w.tap_q_step, OW);
+  const std::int64_t pad_h = padding(grid.h, grid.steps_h.tap_q_step, OH);
+  const std::int64_t pad_w = padding(grid.w, grid.steps_w.tap_q_step, OW);
   const std::int64_t K_padded = padded_channels(K);
 
   // Each phase's convolution and its filter, turned: output channel c, input channel k, tap (t', u') is
@@ -331,8 +326,8 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
   std::vector<TileConvolution> convolutions;
   std::vector<Bfloat16Scratch> filters;
   std::int64_t most_slack = 0;
-  for (const phases::AxisPhase& ph : phases_h) {
-    for (const phases::AxisPhase& pw : phases_w) {
+  for (const phases::AxisPhase& ph : grid.h) {
+    for (const phases::AxisPhase& pw : grid.w) {
       bfloat16* const first = gx + (std::int64_t{ph.first} * W + pw.first) * C;
       if (ph.taps == 0 || pw.taps == 0) {  // no tap reaches these positions
 #pragma omp parallel for schedule(static)
@@ -346,8 +341,8 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
       FilterView view{w, taps, C * taps, {}};  // output channel c of gx, input channel k of gy
       for (int t = 0; t < ph.taps; ++t) {
         for (int u = 0; u < pw.taps; ++u) {
-          const std::int64_t r = ph.tap0 + (ph.taps - 1 - t) * steps_h.tap_step;
-          const std::int64_t s = pw.tap0 + (pw.taps - 1 - u) * steps_w.tap_step;
+          const std::int64_t r = ph.tap0 + (ph.taps - 1 - t) * grid.steps_h.tap_step;
+          const std::int64_t s = pw.tap0 + (pw.taps - 1 - u) * grid.steps_w.tap_step;
           view.source_tap.push_back(r * g.kernel_w + s);
         }
       }
@@ -357,16 +352,16 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
                               .rows = OH + 2 * pad_h,
                               .columns = OW + 2 * pad_w,
                               .channels = K_padded,
-                              .origin_h = pad_h + base(ph, steps_h.tap_q_step),
-                              .origin_w = pad_w + base(pw, steps_w.tap_q_step),
+                              .origin_h = pad_h + base(ph, grid.steps_h.tap_q_step),
+                              .origin_w = pad_w + base(pw, grid.steps_w.tap_q_step),
                               .out_rows = ph.count,
                               .out_columns = pw.count,
                               .kernel_h = ph.taps,
                               .kernel_w = pw.taps,
                               .stride_h = 1,
                               .stride_w = 1,
-                              .dilation_h = steps_h.tap_q_step,
-                              .dilation_w = steps_w.tap_q_step,
+                              .dilation_h = grid.steps_h.tap_q_step,
+                              .dilation_w = grid.steps_w.tap_q_step,
                               .filter = filters.back().get(),
                               .out_channels = C,
                               .bias = nullptr,

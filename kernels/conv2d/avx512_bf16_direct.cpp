@@ -395,15 +395,10 @@ bool phases_fit(const Conv2dGeometry& g) {
 void backward_data_by_phase(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx) {
   namespace phases = conv2d_ladder;
   const std::int64_t C = g.in_channels, K = g.out_channels, H = g.in_height, W = g.in_width;
-  const std::vector<phases::AxisPhase> phases_h =
-      phases::axis_phases(H, g.pad_h, g.stride_h, g.dilation_h, g.kernel_h);
-  const std::vector<phases::AxisPhase> phases_w =
-      phases::axis_phases(W, g.pad_w, g.stride_w, g.dilation_w, g.kernel_w);
-  const phases::AxisTapSteps steps_h = phases::axis_tap_steps(g.stride_h, g.dilation_h);
-  const phases::AxisTapSteps steps_w = phases::axis_tap_steps(g.stride_w, g.dilation_w);
+  const phases::PhaseGrid grid = phases::phase_grid(g);
   std::vector<bfloat16> w_phase;
-  for (const phases::AxisPhase& ph : phases_h) {
-    for (const phases::AxisPhase& pw : phases_w) {
+  for (const phases::AxisPhase& ph : grid.h) {
+    for (const phases::AxisPhase& pw : grid.w) {
       const OutputPixels out{gx + (std::int64_t{ph.first} * W + pw.first) * C,
                              ph.count,
                              pw.count,
@@ -426,10 +421,10 @@ void backward_data_by_phase(const Conv2dGeometry& g, const bfloat16* gy, const b
       phase.kernel_h = ph.taps;
       phase.kernel_w = pw.taps;
       phase.stride_h = phase.stride_w = 1;
-      phase.pad_h = phase_padding(ph, steps_h.tap_q_step);
-      phase.pad_w = phase_padding(pw, steps_w.tap_q_step);
-      phase.dilation_h = steps_h.tap_q_step;
-      phase.dilation_w = steps_w.tap_q_step;
+      phase.pad_h = phase_padding(ph, grid.steps_h.tap_q_step);
+      phase.pad_w = phase_padding(pw, grid.steps_w.tap_q_step);
+      phase.dilation_h = grid.steps_h.tap_q_step;
+      phase.dilation_w = grid.steps_w.tap_q_step;
       // Its kernel as a forward's, [C_in][C_out][taps_h][taps_w], turned: tap (t, u) is w's
       // (tap0 + (taps - 1 - t) tap_step) along each axis.
       w_phase.resize(static_cast<std::size_t>(C * K * ph.taps * pw.taps));
@@ -437,8 +432,8 @@ void backward_data_by_phase(const Conv2dGeometry& g, const bfloat16* gy, const b
         for (std::int64_t k = 0; k < K; ++k)
           for (std::int64_t t = 0; t < ph.taps; ++t)
             for (std::int64_t u = 0; u < pw.taps; ++u) {
-              const std::int64_t r = ph.tap0 + (ph.taps - 1 - t) * steps_h.tap_step;
-              const std::int64_t s = pw.tap0 + (pw.taps - 1 - u) * steps_w.tap_step;
+              const std::int64_t r = ph.tap0 + (ph.taps - 1 - t) * grid.steps_h.tap_step;
+              const std::int64_t s = pw.tap0 + (pw.taps - 1 - u) * grid.steps_w.tap_step;
               w_phase[static_cast<std::size_t>(((c * K + k) * ph.taps + t) * pw.taps + u)] =
                   w[((k * C + c) * g.kernel_h + r) * g.kernel_w + s];
             }

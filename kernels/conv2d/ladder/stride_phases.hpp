@@ -1,6 +1,6 @@
 // The stride-phase decomposition of backward data, shared by the steps that use it
 // (06_backward_data_stride_phase.cu, fp32 and NCHW; 06_backward_data_stride_phase_bf16.cu, NHWC) and by the
-// CPU's AMX backward data (kernels/conv2d/amx_bf16_conv.cpp).
+// CPU's bfloat16 backward data by phase (kernels/conv2d/amx_bf16_conv.cpp, avx512_bf16_direct.cpp).
 //
 // gx at input row h sums over the taps r that read it: h + pad_h - r*dil_h = p * stride_h, 0 <= p < P. Write
 // h + pad_h = hq * stride_h + a (a, the row's phase, in [0, stride_h)) and r*dil_h = rq * stride_h + rr: tap
@@ -79,6 +79,20 @@ inline std::vector<AxisPhase> axis_phases(std::int64_t size, std::int64_t pad, s
   std::stable_sort(phases.begin(), phases.end(),
                    [](const AxisPhase& x, const AxisPhase& y) { return x.taps > y.taps; });
   return phases;
+}
+
+// Both axes of one convolution (Conv2dGeometry, or any geometry with its fields): their phases and tap
+// steps, every h-phase to be taken with every w-phase, as the CPU's backward data by phase walks them
+// (amx_bf16_conv.cpp, avx512_bf16_direct.cpp).
+struct PhaseGrid {
+  std::vector<AxisPhase> h, w;
+  AxisTapSteps steps_h, steps_w;
+};
+template <typename Geometry>
+PhaseGrid phase_grid(const Geometry& g) {
+  return {axis_phases(g.in_height, g.pad_h, g.stride_h, g.dilation_h, g.kernel_h),
+          axis_phases(g.in_width, g.pad_w, g.stride_w, g.dilation_w, g.kernel_w),
+          axis_tap_steps(g.stride_h, g.dilation_h), axis_tap_steps(g.stride_w, g.dilation_w)};
 }
 
 // Calls launch(table, phases_h_in_table, phases_w_in_table, most_h, most_w) once per block of up to 8 x 8
