@@ -302,23 +302,24 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
     if (large_tiles) return Conv2dAlgorithm::Winograd4x4;
     if (!weight || std::min(cg, cog) >= kMinWinogradWeightChannels) return Conv2dAlgorithm::Winograd2x2;
   }
+  const bool few_input_channels = cg < kMinDirectChannels, few_output_channels = cog < kMinDirectChannels;
+  const bool few_channels = few_input_channels || few_output_channels;
+  const bool strided = g.stride_h > 1 || g.stride_w > 1;
+  if (!few_channels && direction == Conv2dDirection::BackwardData && strided &&
+      positions >= kMinDirectChannelsPositions)
+    return Conv2dAlgorithm::DirectChannels;  // rule 6a
+  // Strided, or padded past the strip: Direct does not take it.
+  if (!direct_backward_data_fits(g)) return Conv2dAlgorithm::Im2colGemm;
   // Few channels (an RGB stem, LeNet's layers), rule 4: a kernel of 25 taps or more makes im2col's copy
   // cost more than Direct's part-empty tiles, in every pass; otherwise backward-data would compute mostly
   // empty tiles, and the weight gradient's tiles are output channels by taps, so few input channels only
   // shorten them.
-  const bool few_input_channels = cg < kMinDirectChannels, few_output_channels = cog < kMinDirectChannels;
-  if (few_input_channels || few_output_channels) {
-    if (!direct_backward_data_fits(g))
-      return Conv2dAlgorithm::Im2colGemm;  // strided, or padded past the strip
+  if (few_channels) {
     if (g.kernel_h * g.kernel_w >= kMinDirectWideKernelTaps) return Conv2dAlgorithm::Direct;
     if (direction == Conv2dDirection::BackwardData || few_output_channels) return Conv2dAlgorithm::Im2colGemm;
     const bool direct = weight || cog >= kMinDirectStemOutputChannels;
     return direct && positions >= kMinDirectPositions ? Conv2dAlgorithm::Direct : Conv2dAlgorithm::Im2colGemm;
   }
-  const bool strided = g.stride_h > 1 || g.stride_w > 1;
-  if (direction == Conv2dDirection::BackwardData && strided && positions >= kMinDirectChannelsPositions)
-    return Conv2dAlgorithm::DirectChannels;  // rule 6a
-  if (!direct_backward_data_fits(g)) return Conv2dAlgorithm::Im2colGemm;
   // The channels of the pass's own output: backward-data's output is the input gradient.
   const std::int64_t pass_output_channels = direction == Conv2dDirection::BackwardData ? cg : cog;
   if (direction != Conv2dDirection::BackwardWeight &&
