@@ -117,6 +117,13 @@
 //        batch 32   16->32 at 32x32   0.96 / 0.79   0.54 / 0.73   0.46 / 0.71   0.55 / 0.69
 //                   32->64 at 16x16   0.81 / 0.65   0.54 / 0.71   0.41 / 0.62   0.65 / 0.81
 //      and AVX2, 2 threads, batch 128: 16->32 4.43 / - / 3.28 / 3.11, 32->64 3.73 / - / 2.52 / 2.71.
+//      (Direct then read the strip by phases. On the stride-1 strip (direct_strip.hpp's StridedOutputs) it
+//      drew level: two Zen 5 cores, median of 5 interleaved runs, F(2x2, 3x3) vs Direct, 2 threads / 1
+//      thread, batch 32, then 128: 16->32 0.43 / 0.62, 1.45 / 2.53 vs 0.34 / 0.58, 1.34 / 2.53; 32->64
+//      0.39 / 0.55, 1.29 / 1.94 vs 0.37 / 0.57, 1.30 / 2.37; AVX2 16->32 2.27 / 4.21 vs 2.26 / 4.39 at batch
+//      128. But in a ResNet-20 training step 16->32's weight gradient took 1.59-1.75 ms on Direct against
+//      1.55-1.75 on F(2x2, 3x3), Direct's strip copy reading x from memory as Winograd's transforms do; and
+//      on bfloat16 or channels-last tensors Direct would widen or transpose first. Winograd keeps it.)
 //      Backward-data at padding 1 (F2x2Stride2Data, F4x4Stride2Data: tiles of 4x4 or
 //      8x8 input-gradient pixels) takes F(4x4, 3x3) from 16384 positions with at most 32 channels each side,
 //      else F(2x2, 3x3) when the input has at least 32 channels; otherwise DirectChannels (rule 6a) keeps it.
@@ -148,9 +155,11 @@
 //         with 64 or 256 positions (8x8, 16x16) im2col + GEMM is as fast or ahead. Strided forwards that
 //         Winograd does not take stay with im2col + GEMM (16->32 at 32x32: 2.25 vs 2.47).
 //   7. Everything else goes to im2col + GEMM, which handles any stride, padding, dilation and groups.
-//      Direct runs strided forwards and weight gradients too (through the strip's phases), but at stride 2
-//      im2col + GEMM stays ahead: 1 thread, batch 128, ms, im2col+GEMM vs direct: 16->32 at 32x32
-//      forward 4.46 vs 5.37, weight gradient 5.73 vs 5.63; 32->64 at 16x16 4.15 vs 4.80, 4.47 vs 4.71.
+//      Direct runs strided forwards (through the strip's phases) and weight gradients too, but at stride 2
+//      im2col + GEMM stayed ahead: 1 thread, batch 128, ms, im2col+GEMM vs direct: 16->32 at 32x32
+//      forward 4.46 vs 5.37, weight gradient 5.73 vs 5.63; 32->64 at 16x16 4.15 vs 4.80, 4.47 vs 4.71 (the
+//      weight gradients from before the stride-1 strip, which made Direct's 1.3-1.5x faster; strided layers
+//      Winograd does not take, such as a 1x1 shortcut's, unmeasured since).
 
 #include "kernels/conv2d/algorithm.hpp"
 

@@ -99,12 +99,13 @@ struct WeightTile {
   static constexpr int taps = Taps, vectors = Vectors;
 };
 
-// out[j][lane] = sum over the chunk's outputs q = (b, oh, ow), in that order, of
-// x_rows[j][q] * gy_t[n][lane], where n counts the outputs 0, 1, 2, ... and gy_t rows are gy_t_stride
-// floats apart (gy_t is gy channels-last: [outputs][channels]). Only real outputs are visited, never junk.
+// out[j][lane] = sum over the chunk's outputs (b, oh, ow), in that order, of x_rows[j][q] * gy_t[n][lane],
+// where q is the output's strip index (StridedOutputs), n counts the outputs 0, 1, 2, ... and gy_t rows are
+// gy_t_stride floats apart (gy_t is gy channels-last: [outputs][channels]). Only real outputs are visited,
+// never junk.
 template <typename V, typename Tile>
-void weight_tile(const Strip<V>& strip, std::int64_t count, const float* const* x_rows, const float* gy_t,
-                 std::int64_t gy_t_stride, float* out) {
+void weight_tile(const StridedOutputs& outputs, std::int64_t count, const float* const* x_rows,
+                 const float* gy_t, std::int64_t gy_t_stride, float* out) {
   using Reg = typename V::Reg;
   constexpr int kTaps = Tile::taps, kVectors = Tile::vectors;
   Reg acc[kTaps][kVectors];
@@ -116,16 +117,17 @@ void weight_tile(const Strip<V>& strip, std::int64_t count, const float* const* 
   const float* x[kTaps];
 #pragma GCC unroll 16
   for (int j = 0; j < kTaps; ++j) x[j] = x_rows[j];
+  const std::int64_t step = outputs.column_step;
   for (std::int64_t b = 0; b < count; ++b) {
-    for (std::int64_t oh = 0; oh < strip.out_height(); ++oh) {
-      const std::int64_t q = strip.output_index(b, oh, 0);
-      for (std::int64_t ow = 0; ow < strip.out_width(); ++ow) {
+    for (std::int64_t oh = 0; oh < outputs.out_height; ++oh) {
+      std::int64_t q = outputs.first(b, oh);
+      for (std::int64_t ow = 0; ow < outputs.out_width; ++ow, q += step) {
         Reg grad[kVectors];
 #pragma GCC unroll 4
         for (int v = 0; v < kVectors; ++v) grad[v] = V::load(gy_t + v * V::width);
 #pragma GCC unroll 16
         for (int j = 0; j < kTaps; ++j) {
-          const Reg input = V::broadcast(x[j][q + ow]);
+          const Reg input = V::broadcast(x[j][q]);
 #pragma GCC unroll 4
           for (int v = 0; v < kVectors; ++v) acc[j][v] = V::fmadd(input, grad[v], acc[j][v]);
         }
@@ -270,11 +272,15 @@ void backward_weight_tiled(const Conv2dGeometry& g, const float* gy, const float
   const std::int64_t gy_t_stride = channel_tiles * kTileChannels;
   const std::int64_t plane_in = g.in_height * g.in_width, plane_out = g.out_height() * g.out_width();
 
-  const Strip<V> probe(g, 1, 1);
+  // The tiles broadcast the strip one float at a time, so a strided layer needs no phases: they walk the
+  // stride-1 strip `stride` floats at a time, and the fill is a plain padded copy.
+  const Conv2dGeometry dense = unit_stride(g);
+  const Strip<V> probe(dense, 1, 1);
   const batch_chunks::Chunking chunks =
       chunk_images<V>(g, cg * probe.image_stride + plane_out * gy_t_stride, kWeightChunkFloats);
-  const Strip<V> strip(g, chunks.images_per_chunk, 1);
-  const std::vector<std::int64_t> offsets = tap_offsets<V>(g, strip, Tile::taps);
+  const Strip<V> strip(dense, chunks.images_per_chunk, 1);
+  const StridedOutputs outputs(g, strip);
+  const std::vector<std::int64_t> offsets = tap_offsets<V>(dense, strip, Tile::taps);
 
   batch_chunks::sum_over_chunks(
       chunks.chunk_count, g.out_channels * depth,
@@ -295,7 +301,7 @@ void backward_weight_tiled(const Conv2dGeometry& g, const float* gy, const float
             for (int j = 0; j < Tile::taps; ++j)
               x_rows[j] = x_strip + offsets[static_cast<std::size_t>(k0 + j)];
             float sums[Tile::taps * kTileChannels];
-            weight_tile<V, Tile>(strip, count, x_rows, gy_t + co0, gy_t_stride, sums);
+            weight_tile<V, Tile>(outputs, count, x_rows, gy_t + co0, gy_t_stride, sums);
             const std::int64_t channels = std::min(kTileChannels, cog - co0),
                                taps = std::min<std::int64_t>(Tile::taps, depth - k0);
             for (std::int64_t lane = 0; lane < channels; ++lane) {

@@ -23,7 +23,10 @@
 //   - each image's top padding is the previous image's bottom padding.
 //
 // Stride s: output ow reads padded column ow * s + kw * dilation, so consecutive outputs are s floats
-// apart. The padded image is therefore split into s_h x s_w phases, phase (p, q) holding padded rows
+// apart. A kernel that reads the strip one float at a time (the weight gradient's broadcasts) takes that
+// as it is: it walks the stride-1 strip of the same padding, dilation and kernel s floats at a time
+// (StridedOutputs, below). A kernel that loads whole vectors of consecutive outputs cannot, and for it
+// the padded image is split into s_h x s_w phases, phase (p, q) holding padded rows
 // i * s_h + p and columns j * s_w + q, each phase a strip of its own; tap (kh, kw) reads phase
 // ((kh * d_h) % s_h, (kw * d_w) % s_w) at the shift ((kh * d_h) / s_h, (kw * d_w) / s_w), and consecutive
 // outputs read consecutive floats again. Stride 1 is the case of one phase. (Only the forward convolution
@@ -228,5 +231,32 @@ struct Strip {
     return zero_floats<V>(row - std::max(begin, end), to);
   }
 };
+
+// The output positions of g, a convolution of any stride, on the stride-1 strip of g's padding, dilation
+// and kernel (unit_stride(g)): output (b, oh, ow) is strip index  first(b, oh) + ow * column_step, and tap
+// (kh, kw) reads there plus the stride-1 strip's tap_offset(kh, kw). Every read lies where stride 1's
+// outputs read: s * (OW - 1) + dilation * (KW - 1) <= W + 2 * pad - 1, the last column the stride-1
+// strip's last output reads, and the same down the rows; so the strip's zeros are every padding a read
+// needs. At stride 1 this is the strip's own walk.
+struct StridedOutputs {
+  std::int64_t out_height, out_width;
+  std::int64_t image_stride, row_step, column_step;
+
+  template <typename V>
+  StridedOutputs(const Conv2dGeometry& g, const Strip<V>& dense_strip)
+      : out_height(g.out_height()),
+        out_width(g.out_width()),
+        image_stride(dense_strip.image_stride),
+        row_step(g.stride_h * dense_strip.row),
+        column_step(g.stride_w) {}
+
+  std::int64_t first(std::int64_t b, std::int64_t oh) const { return b * image_stride + oh * row_step; }
+};
+
+// g with stride 1 and everything else kept: the geometry whose strip StridedOutputs walks.
+constexpr Conv2dGeometry unit_stride(Conv2dGeometry g) {
+  g.stride_h = g.stride_w = 1;
+  return g;
+}
 
 }  // namespace kiln::kernels::direct
