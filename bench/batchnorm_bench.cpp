@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "bench/support/aligned_floats.hpp"
+#include "bench/support/cold_copies.hpp"
 #include "bench/support/memory_bound.hpp"
 #include "core/bfloat16.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
@@ -64,9 +65,7 @@ void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu, bool cha
   kernels::reference::batchnorm2d_forward_train<T>(g, first.x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
                                                    nullptr, nullptr, first.y.data(), mean.data(),
                                                    invstd.data());
-  constexpr double kColdBytes = 768.0 * (1 << 20);
-  const std::size_t copies =
-      cold ? static_cast<std::size_t>(kColdBytes / (4.0 * sizeof(T) * static_cast<double>(n))) + 1 : 1;
+  const std::size_t copies = cold ? kiln::bench::cold_copies(4.0 * sizeof(T) * static_cast<double>(n)) : 1;
   std::vector<Activations<T>> sets(copies, first);
 
   const kiln::bench::ArgumentKernelSettings settings(state);

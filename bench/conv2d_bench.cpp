@@ -10,6 +10,9 @@
 // dispatch (conv2d.hpp), the label naming its path (bfloat16_conv2d_path: the AMX tiles, the
 // depthwise-channels kernels on bfloat16 tensors, or the float kernels on widened copies); pct_of_peak stays
 // the FP32 peak's.
+// With --cold each iteration takes its operands and outputs from the next of enough copies to fill 768 MiB
+// (bench/support/cold_copies.hpp; names end in /cold), so they come from memory as a training step's do:
+// the warm runs reuse one set, whose 10-30 MB of a batch-128 layer the L3 may partly hold.
 // FLOP per direction = 2 * N * C_out * OH * OW * C_in/groups * KH * KW.
 //
 //   build/conv2d_bench                                          (everything, a few minutes)
@@ -17,6 +20,7 @@
 //   build/conv2d_bench --all-algorithms --benchmark_filter='resnet.*/128'
 //   build/conv2d_bench --channels-last --benchmark_filter='mobilenet.*/128'
 //   build/conv2d_bench --bf16 --channels-last --benchmark_filter='resnet.*/128'
+//   build/conv2d_bench --cold --all-algorithms --benchmark_filter='backward_weight/resnet.*/128'
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -28,6 +32,7 @@
 #include <vector>
 
 #include "bench/support/aligned_floats.hpp"
+#include "bench/support/cold_copies.hpp"
 #include "bench/support/peak.hpp"
 #include "core/bfloat16.hpp"
 #include "core/device.hpp"
@@ -130,6 +135,24 @@ struct ConvBuffers {
     return Values(values.begin(), values.end());
   }
   Values x, w, gy, y, gx, gw;
+  double bytes() const {
+    return static_cast<double>((x.size() + gx.size() + w.size() + gw.size() + gy.size() + y.size()) *
+                               sizeof(T));
+  }
+};
+
+// One set of buffers (warm), or cold_copies' worth of copies of it, handed out in turn.
+template <typename T>
+class BufferSets {
+ public:
+  BufferSets(const Conv2dGeometry& g, bool cold) : sets_(1, ConvBuffers<T>(g)) {
+    if (cold) sets_.resize(kiln::bench::cold_copies(sets_.front().bytes()), sets_.front());
+  }
+  ConvBuffers<T>& next() { return sets_[next_++ % sets_.size()]; }
+
+ private:
+  std::vector<ConvBuffers<T>> sets_;
+  std::size_t next_ = 0;
 };
 
 // GFLOP/s and % of the FP32 peak, from the direction's FLOP (the top of the file).
@@ -143,9 +166,10 @@ void report_rate(benchmark::State& state, const Conv2dGeometry& g) {
 }
 
 void run_conv(benchmark::State& state, Conv2dGeometry g, Conv2dDirection direction,
-              kernels::Conv2dAlgorithm algorithm) {
-  ConvBuffers<float> b(g);
+              kernels::Conv2dAlgorithm algorithm, bool cold) {
+  BufferSets<float> sets(g, cold);
   for (auto _ : state) {
+    ConvBuffers<float>& b = sets.next();
     switch (direction) {
       case Conv2dDirection::Forward:
         kernels::conv2d_forward_using(algorithm, g, b.x.data(), b.w.data(), nullptr, b.y.data());
@@ -167,11 +191,12 @@ void run_conv(benchmark::State& state, Conv2dGeometry g, Conv2dDirection directi
 }
 
 // The bfloat16 convolution as training's bf16 step calls it: the public dispatch on the CPU.
-void run_conv_bf16(benchmark::State& state, Conv2dGeometry g, Conv2dDirection direction) {
+void run_conv_bf16(benchmark::State& state, Conv2dGeometry g, Conv2dDirection direction, bool cold) {
   using kiln::bfloat16;
-  ConvBuffers<bfloat16> b(g);
+  BufferSets<bfloat16> sets(g, cold);
   const kiln::Device cpu = kiln::Device::cpu();
   for (auto _ : state) {
+    ConvBuffers<bfloat16>& b = sets.next();
     switch (direction) {
       case Conv2dDirection::Forward:
         kernels::conv2d_forward<bfloat16>(cpu, g, b.x.data(), b.w.data(), nullptr, b.y.data());
@@ -223,6 +248,8 @@ int main(int argc, char** argv) {
   const bool all_algorithms = take_flag(argc, argv, "--all-algorithms");
   const bool channels_last = take_flag(argc, argv, "--channels-last");
   const bool bf16 = take_flag(argc, argv, "--bf16");
+  const bool cold = take_flag(argc, argv, "--cold");
+  const std::string suffix = std::string(channels_last ? "/channels_last" : "") + (cold ? "/cold" : "");
   benchmark::Initialize(&argc, argv);
   const kernels::CpuLevel level = kernels::cpu_level();
   for (const Layer& layer : zoo_layers()) {
@@ -233,9 +260,8 @@ int main(int argc, char** argv) {
         g.channels_last = channels_last;
         if (bf16) {
           const std::string name = std::string(kernels::conv2d_direction_name(direction)) + "/" +
-                                   layer_name(layer) + "/bf16/" + std::to_string(batch) +
-                                   (channels_last ? "/channels_last" : "");
-          benchmark::RegisterBenchmark(name.c_str(), run_conv_bf16, g, direction)
+                                   layer_name(layer) + "/bf16/" + std::to_string(batch) + suffix;
+          benchmark::RegisterBenchmark(name.c_str(), run_conv_bf16, g, direction, cold)
               ->MinTime(0.05)
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime();
@@ -246,11 +272,10 @@ int main(int argc, char** argv) {
           const bool wanted = algorithm == chosen || (all_algorithms && algorithm != kernels::Conv2dAlgorithm::Reference &&
                                                       kernels::conv2d_algorithm_supports(algorithm, g, direction, level));
           if (!wanted) continue;
-          const std::string name = std::string(kernels::conv2d_direction_name(direction)) + "/" +
-                                   layer_name(layer) + "/" +
-                                   std::string(kernels::conv2d_algorithm_name(algorithm)) + "/" +
-                                   std::to_string(batch) + (channels_last ? "/channels_last" : "");
-          benchmark::RegisterBenchmark(name.c_str(), run_conv, g, direction, algorithm)
+          const std::string name =
+              std::string(kernels::conv2d_direction_name(direction)) + "/" + layer_name(layer) + "/" +
+              std::string(kernels::conv2d_algorithm_name(algorithm)) + "/" + std::to_string(batch) + suffix;
+          benchmark::RegisterBenchmark(name.c_str(), run_conv, g, direction, algorithm, cold)
               ->MinTime(0.05)
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime();
