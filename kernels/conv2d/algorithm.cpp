@@ -154,12 +154,29 @@
 //         16->16 at 32x32 (1024 positions) takes 0.04 / 0.05 ms against im2col + GEMM's 0.07 / 0.07, but
 //         with 64 or 256 positions (8x8, 16x16) im2col + GEMM is as fast or ahead. Strided forwards that
 //         Winograd does not take stay with im2col + GEMM (16->32 at 32x32: 2.25 vs 2.47).
-//   7. Everything else goes to im2col + GEMM, which handles any stride, padding, dilation and groups.
-//      Direct runs strided forwards (through the strip's phases) and weight gradients too, but at stride 2
-//      im2col + GEMM stayed ahead: 1 thread, batch 128, ms, im2col+GEMM vs direct: 16->32 at 32x32
-//      forward 4.46 vs 5.37, weight gradient 5.73 vs 5.63; 32->64 at 16x16 4.15 vs 4.80, 4.47 vs 4.71 (the
-//      weight gradients from before the stride-1 strip, which made Direct's 1.3-1.5x faster; strided layers
-//      Winograd does not take, such as a 1x1 shortcut's, unmeasured since).
+//   7. Strided weight gradients that Winograd does not take (kernels other than 3x3, few channels, strides
+//      other than 2, dilation, groups) go to Direct when the kernel has more than one tap and the batch at
+//      least 512 output positions. Its tiles walk the stride-1 strip s floats apart (direct_strip.hpp's
+//      StridedOutputs), where im2col copies KH*KW floats per input channel and output position. Measured,
+//      two Zen 5 cores, each call on the next of 24 copies of the operands, median of 3 runs of 30, ms,
+//      im2col + GEMM vs Direct, AVX-512 2 threads / 1 thread / AVX2 2 threads, batch 128 unless said:
+//        5x5 s2 3->32 at 64x64, batch 64    2.41 / 4.02 / 3.94  vs  1.36 / 2.47 / 2.30
+//        5x5 s2 32->64 at 32x32, batch 64   9.70 / 13.8 / 14.3  vs  6.47 / 12.1 / 11.2
+//        7x7 s2 3->64 at 64x64, batch 32    3.57 / 5.29 / 5.79  vs  2.22 / 4.00 / 3.96
+//        5x5 s2 3->6 at 32x32               0.75 / 1.28 / 0.81  vs  0.52 / 0.93 / 0.53
+//        3x3 s2 8->16 at 32x32              1.13 / 1.83 / 1.47  vs  0.71 / 1.22 / 0.98
+//        3x3 s2 16->4 at 32x32              1.73 / 2.77 / 1.90  vs  1.13 / 2.15 / 1.12
+//        3x3 s3 16->32 at 33x33             1.91 / 3.35 / 3.08  vs  1.17 / 2.10 / 1.53
+//      and at batch 8 alike: 3x3 s2 16->4 (2048 positions) 0.26 vs 0.11, 3x3 s3 16->32 (968) 0.23 vs 0.10.
+//      At batch 1 with 256 positions im2col + GEMM wins where the layer is small (5x5 s2 3->6 at 32x32
+//      0.007 vs 0.014, 3x3 s2 16->4 0.014 vs 0.023), and with 1024 Direct does (7x7 s2 3->64 at 64x64 0.24
+//      vs 0.10); the minimum lies between. A 1x1 kernel at stride 2 (a projection shortcut) is a plain GEMM
+//      on the subsampled pixels and stays with im2col + GEMM, the two mixed: 64->128 at 16x16 0.91 vs 0.68 on
+//      2 threads but 1.08 vs 1.18 on one, 32->64 0.52 vs 0.55, and at batch 1 0.003 vs 0.015.
+//   8. Everything else goes to im2col + GEMM, which handles any stride, padding, dilation and groups.
+//      Direct runs strided forwards too (through the strip's phases), but at stride 2 im2col + GEMM stays
+//      ahead: 1 thread, batch 128, ms, im2col+GEMM vs direct: 16->32 at 32x32 forward 4.46 vs 5.37; 32->64
+//      at 16x16 4.15 vs 4.80.
 
 #include "kernels/conv2d/algorithm.hpp"
 
@@ -177,6 +194,7 @@ constexpr std::int64_t kMinDirectStemOutputChannels = 32;
 constexpr std::int64_t kMinDirectWideKernelTaps = 25;
 constexpr std::int64_t kMinDirectChannelsOutputChannels = 16;
 constexpr std::int64_t kMinDirectChannelsPositions = 1024;
+constexpr std::int64_t kMinDirectStridedWeightPositions = 512;
 constexpr std::int64_t kMinWinogradChannels = 16;
 constexpr std::int64_t kMinWinogradWeightChannels = 64;
 constexpr std::int64_t kMinWinogradPositions = 2048;
@@ -317,6 +335,10 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   if (!few_channels && direction == Conv2dDirection::BackwardData && strided &&
       positions >= kMinDirectChannelsPositions)
     return Conv2dAlgorithm::DirectChannels;  // rule 6a
+  // Rule 7: the strided weight gradients left, on the stride-1 strip.
+  const bool one_tap = g.kernel_h * g.kernel_w == 1;
+  if (weight && strided && !one_tap && positions >= kMinDirectStridedWeightPositions)
+    return Conv2dAlgorithm::Direct;
   // Strided, or padded past the strip: Direct does not take it.
   if (!direct_backward_data_fits(g)) return Conv2dAlgorithm::Im2colGemm;
   // Few channels (an RGB stem, LeNet's layers), rule 4: a kernel of 25 taps or more makes im2col's copy
