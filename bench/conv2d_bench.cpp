@@ -1,19 +1,19 @@
 // conv2d speed in GFLOP/s and % of this machine's measured FP32 peak (bench/support/peak.hpp), per
 // direction (forward, backward-data, backward-weight), over the convolution layers of the model zoo at
 // CIFAR size (32x32): ResNet-20 (ResNet-56 has the same layer shapes), vgg_small, the MobileNet-style net
-// and LeNet-5, at batch 1, 32 and 128, on every core (compute_threads()). The label is the algorithm dispatch
-// chose (kernels/conv2d/algorithm.cpp), also the name's fourth part; with --all-algorithms every algorithm
-// that supports the shape runs too, to check the heuristic's choice. With --channels-last the activations
-// are channels-last ([N, H, W, C]; names end in /channels_last); an algorithm that does not take the layout
-// itself runs behind dispatch.cpp's conversion to NCHW and back, timed with it, and says so in its label.
-// With --bf16 the operands are bfloat16 and each layer runs what training's bf16 step runs: the public
-// dispatch (conv2d.hpp), the label naming its path (bfloat16_conv2d_path: the AMX tiles, the
-// depthwise-channels kernels on bfloat16 tensors, or the float kernels on widened copies); pct_of_peak stays
-// the FP32 peak's.
-// With --cold each iteration takes its operands and outputs from the next of enough copies to fill 768 MiB
-// (bench/support/cold_copies.hpp; names end in /cold), so they come from memory as a training step's do:
-// the warm runs reuse one set, whose 10-30 MB of a batch-128 layer the L3 may partly hold.
-// FLOP per direction = 2 * N * C_out * OH * OW * C_in/groups * KH * KW.
+// and LeNet-5, plus a few strided layers outside the zoo ("strided"), at batch 1, 32 and 128, on every core
+// (compute_threads()). The label is the algorithm dispatch chose (kernels/conv2d/algorithm.cpp), also the
+// name's fourth part; with --all-algorithms every algorithm that supports the shape runs too, to check the
+// heuristic's choice. With --channels-last the activations are channels-last ([N, H, W, C]; names end in
+// /channels_last); an algorithm that does not take the layout itself runs behind dispatch.cpp's conversion to
+// NCHW and back, timed with it, and says so in its label. With --bf16 the operands are bfloat16 and each
+// layer runs what training's bf16 step runs: the public dispatch (conv2d.hpp), the label naming its path
+// (bfloat16_conv2d_path: the AMX tiles, the depthwise-channels kernels on bfloat16 tensors, or the float
+// kernels on widened copies); pct_of_peak stays the FP32 peak's. With --cold each iteration takes its
+// operands and outputs from the next of enough copies to fill 768 MiB (bench/support/cold_copies.hpp; names
+// end in /cold), so they come from memory as a training step's do: the warm runs reuse one set, whose 10-30
+// MB of a batch-128 layer the L3 may partly hold. FLOP per direction = 2 * N * C_out * OH * OW * C_in/groups
+// * KH * KW.
 //
 //   build/conv2d_bench                                          (everything, a few minutes)
 //   build/conv2d_bench --benchmark_filter='resnet.*/128'        (one model at one batch)
@@ -76,6 +76,12 @@ std::vector<Layer> zoo_layers() {
       // LeNet-5 (models/lenet.cpp): 5x5, unpadded, a 2x2 max-pool between.
       {"lenet5", 3, 6, 32, 5, 1, 1, true},
       {"lenet5", 6, 16, 14, 5, 1, 1, true},
+      // Strided layers outside the zoo, whose weight gradients Winograd does not take (algorithm.cpp, rule
+      // 7): an ImageNet-style 7x7 stem at 64x64, a 5x5 layer, a 3x3 at stride 3, one with 8 input channels.
+      {"strided", 3, 64, 64, 7, 2, 1},
+      {"strided", 32, 64, 32, 5, 2, 1},
+      {"strided", 16, 32, 33, 3, 3, 1},
+      {"strided", 8, 16, 32, 3, 2, 1},
   };
   // Its 13 depthwise-separable blocks: depthwise 3x3 (stride s) then pointwise 1x1, distinct shapes once.
   const std::vector<std::pair<std::int64_t, std::int64_t>> blocks{
