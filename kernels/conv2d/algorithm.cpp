@@ -158,7 +158,8 @@
 //      other than 2, dilation, groups) go to Direct when the kernel has more than one tap and the batch at
 //      least 512 output positions. Its tiles walk the stride-1 strip s floats apart (direct_strip.hpp's
 //      StridedOutputs), where im2col copies KH*KW floats per input channel and output position. Measured,
-//      two Zen 5 cores, each call on the next of 24 copies of the operands, median of 3 runs of 30, ms,
+//      two Zen 5 cores, each call on the next of 24 copies of the operands, median of 3 runs of 30, ms
+//      (`conv2d_bench --all-algorithms --benchmark_filter=backward_weight/strided` times four of them),
 //      im2col + GEMM vs Direct, AVX-512 2 threads / 1 thread / AVX2 2 threads, batch 128 unless said:
 //        5x5 s2 3->32 at 64x64, batch 64    2.41 / 4.02 / 3.94  vs  1.36 / 2.47 / 2.30
 //        5x5 s2 32->64 at 32x32, batch 64   9.70 / 13.8 / 14.3  vs  6.47 / 12.1 / 11.2
