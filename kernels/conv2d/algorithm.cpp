@@ -168,7 +168,10 @@
 //        3x3 s2 8->16 at 32x32              1.13 / 1.83 / 1.47  vs  0.71 / 1.22 / 0.98
 //        3x3 s2 16->4 at 32x32              1.73 / 2.77 / 1.90  vs  1.13 / 2.15 / 1.12
 //        3x3 s3 16->32 at 33x33             1.91 / 3.35 / 3.08  vs  1.17 / 2.10 / 1.53
-//      and at batch 8 alike: 3x3 s2 16->4 (2048 positions) 0.26 vs 0.11, 3x3 s3 16->32 (968) 0.23 vs 0.10.
+//      and groups and dilation alike (2 threads / 1 thread): 3x3 s2 in 4 groups 32->32 at 32x32 4.06 / 6.48
+//      vs 3.42 / 4.90, in 8 groups 64->128 at 16x16 3.02 / 4.83 vs 2.00 / 2.65, dilation 2 16->32 at 32x32
+//      2.42 / 4.05 vs 1.78 / 2.87. At batch 8: 3x3 s2 16->4 (2048 positions) 0.26 vs 0.11, 3x3 s3 16->32
+//      (968) 0.23 vs 0.10.
 //      At batch 1 with 256 positions im2col + GEMM wins where the layer is small (5x5 s2 3->6 at 32x32
 //      0.007 vs 0.014, 3x3 s2 16->4 0.014 vs 0.023), and with 1024 Direct does (7x7 s2 3->64 at 64x64 0.24
 //      vs 0.10); the minimum lies between. A 1x1 kernel at stride 2 (a projection shortcut) is a plain GEMM

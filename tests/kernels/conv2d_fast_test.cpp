@@ -555,13 +555,15 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
     CHECK(kernels::choose_conv2d_algorithm(first_layer, Conv2dDirection::BackwardWeight, level) ==
           Conv2dAlgorithm::Direct);
     // Strided weight gradients Winograd does not take run Direct on the stride-1 strip (rule 7): a 7x7
-    // stem at stride 2, a 5x5 at stride 2, a 3x3 at stride 3 or with few channels; not a 1x1 projection
-    // shortcut, nor a batch of fewer than 512 output positions.
+    // stem at stride 2, a 5x5 at stride 2, a 3x3 at stride 3, with few channels, in groups or dilated; not
+    // a 1x1 projection shortcut, nor a batch of fewer than 512 output positions.
     for (const Conv2dGeometry& strided_layer :
          {padded(strided(geometry(32, 3, 64, 64, 64, 7, 7), 2, 2), 3, 3),
           padded(strided(geometry(64, 32, 32, 32, 64, 5, 5), 2, 2), 2, 2),
           padded(strided(geometry(8, 16, 33, 33, 32, 3, 3), 3, 3), 1, 1),
-          padded(strided(geometry(128, 8, 32, 32, 16, 3, 3), 2, 2), 1, 1)}) {
+          padded(strided(geometry(128, 8, 32, 32, 16, 3, 3), 2, 2), 1, 1),
+          grouped(padded(strided(geometry(128, 32, 32, 32, 32, 3, 3), 2, 2), 1, 1), 4),
+          dilated(padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 2, 2), 2, 2)}) {
       CHECK_MESSAGE(kernels::choose_conv2d_algorithm(strided_layer, Conv2dDirection::BackwardWeight, level) ==
                         Conv2dAlgorithm::Direct,
                     describe(strided_layer));
