@@ -153,7 +153,17 @@
 //         4.14 / 3.97; 16->16 a tie (5.16 / 5.34 vs 4.93 / 5.24, 4.87 / 5.45 vs 5.06 / 5.48). At batch 1,
 //         16->16 at 32x32 (1024 positions) takes 0.04 / 0.05 ms against im2col + GEMM's 0.07 / 0.07, but
 //         with 64 or 256 positions (8x8, 16x16) im2col + GEMM is as fast or ahead. Strided forwards that
-//         Winograd does not take stay with im2col + GEMM (16->32 at 32x32: 2.25 vs 2.47).
+//         Winograd does not take stay with im2col + GEMM (16->32 at 32x32: 2.25 vs 2.47), but for
+//      c. strided forwards of kernels of 25 taps or more (5x5, 7x7) with at least 16 output channels per
+//         group and 1024 positions, whose im2col copy is 25 to 49 floats per input channel and output
+//         position. Measured (`conv2d_bench --all-algorithms --benchmark_filter=forward/strided`, median of
+//         3), ms, im2col + GEMM vs DirectChannels, AVX-512 2 threads / 1 thread / AVX2 2 threads, batch 1,
+//         32, 128:
+//           7x7 s2 3->64 at 64x64    0.170, 2.87, 11.4 / 0.132, 4.43, 17.7 / 0.227, 4.33, 16.8
+//                                vs  0.112, 2.37, 8.64 / 0.112, 3.68, 15.3 / 0.141, 4.26, 17.9
+//           5x5 s2 32->64 at 32x32   3.61, 14.7 / 6.30, 25.1 / 6.55, 24.4  (batch 32, 128)
+//                                vs  3.24, 12.1 / 5.66, 21.5 / 5.94, 23.3
+//         (at batch 1 the 5x5 layer's 256 positions keep im2col + GEMM: 0.177 vs 0.185 on one thread).
 //   7. Strided weight gradients that Winograd does not take (kernels other than 3x3, few channels, strides
 //      other than 2, dilation, groups) go to Direct when the kernel has more than one tap and the batch at
 //      least 512 output positions. Its tiles walk the stride-1 strip s floats apart (direct_strip.hpp's
@@ -339,6 +349,10 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   if (!few_channels && direction == Conv2dDirection::BackwardData && strided &&
       positions >= kMinDirectChannelsPositions)
     return Conv2dAlgorithm::DirectChannels;  // rule 6a
+  const bool wide_kernel = g.kernel_h * g.kernel_w >= kMinDirectWideKernelTaps;
+  if (direction == Conv2dDirection::Forward && strided && wide_kernel &&
+      cog >= kMinDirectChannelsOutputChannels && positions >= kMinDirectChannelsPositions)
+    return Conv2dAlgorithm::DirectChannels;  // rule 6c
   // Rule 7: the strided weight gradients left, on the stride-1 strip.
   const bool one_tap = g.kernel_h * g.kernel_w == 1;
   if (weight && strided && !one_tap && positions >= kMinDirectStridedWeightPositions)
@@ -350,7 +364,7 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   // empty tiles, and the weight gradient's tiles are output channels by taps, so few input channels only
   // shorten them.
   if (few_channels) {
-    if (g.kernel_h * g.kernel_w >= kMinDirectWideKernelTaps) return Conv2dAlgorithm::Direct;
+    if (wide_kernel) return Conv2dAlgorithm::Direct;
     if (direction == Conv2dDirection::BackwardData || few_output_channels) return Conv2dAlgorithm::Im2colGemm;
     const bool direct = weight || cog >= kMinDirectStemOutputChannels;
     return direct && positions >= kMinDirectPositions ? Conv2dAlgorithm::Direct : Conv2dAlgorithm::Im2colGemm;

@@ -567,9 +567,14 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
       CHECK_MESSAGE(kernels::choose_conv2d_algorithm(strided_layer, Conv2dDirection::BackwardWeight, level) ==
                         Conv2dAlgorithm::Direct,
                     describe(strided_layer));
+      // Their forwards: DirectChannels for the 5x5 and 7x7 kernels (rule 6c), im2col + GEMM for the 3x3s.
+      const bool wide = strided_layer.kernel_h * strided_layer.kernel_w >= 25;
       CHECK(kernels::choose_conv2d_algorithm(strided_layer, Conv2dDirection::Forward, level) ==
-            Conv2dAlgorithm::Im2colGemm);
+            (wide ? Conv2dAlgorithm::DirectChannels : Conv2dAlgorithm::Im2colGemm));
     }
+    CHECK(kernels::choose_conv2d_algorithm(padded(strided(geometry(1, 32, 32, 32, 64, 5, 5), 2, 2), 2, 2),
+                                           Conv2dDirection::Forward,
+                                           level) == Conv2dAlgorithm::Im2colGemm);  // 256 positions
     CHECK(kernels::choose_conv2d_algorithm(strided(geometry(128, 64, 16, 16, 128, 1, 1), 2, 2),
                                            Conv2dDirection::BackwardWeight,
                                            level) == Conv2dAlgorithm::Im2colGemm);
