@@ -139,7 +139,15 @@
 //      a. to strided backward-data with at least 8 input and 8 output channels per group and 1024 output
 //         positions, which otherwise would be im2col + GEMM and col2im's overlapping adds. Measured, 2
 //         threads, ms, im2col + GEMM vs DirectChannels: 16->32 at 32x32 (stride 2), batch 128, 3.37 vs 2.71,
-//         batch 32, 0.77 vs 0.57; 32->64 at 16x16 2.55 vs 2.01, 0.59 vs 0.57.
+//         batch 32, 0.77 vs 0.57; 32->64 at 16x16 2.55 vs 2.01, 0.59 vs 0.57. Only where the kernel's
+//         windows overlap (a stride below the dilated kernel's extent along some axis): otherwise each input
+//         pixel takes one tap, col2im adds nothing up, and the GEMM wins. Two Zen 5 cores, each call on the
+//         next of 24 copies of the operands, ms, im2col + GEMM vs DirectChannels, 2 threads / 1 thread,
+//         batch 128 (64 for the third): 1x1 s2 (a projection shortcut) 16->32 at 32x32 0.50 / 0.82 vs 0.95
+//         / 1.47, 32->64 at 16x16 0.36 / 0.55 vs 0.78 / 1.08, 64->128 at 16x16 0.49 / 0.71 vs 0.82 / 1.30;
+//         3x3 s3 16->32 at 33x33 1.80 / 2.79 vs 2.33 / 3.01; 2x2 s2 32->64 at 32x32 3.64 / 6.41 vs 3.72 /
+//         6.37. (The overlapping 3x3 s2 16->32 at 32x32, which Winograd takes at this batch: 2.63 / 4.70 vs
+//         1.92 / 3.32.)
 //      b. in place of rule 4, to the forward and backward-data passes whose output has at least 16 channels
 //         per group and 1024 positions in the batch. Measured, ms, Direct vs DirectChannels (forward /
 //         backward-data), AVX-512, 2 threads:
@@ -346,7 +354,9 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   const bool few_input_channels = cg < kMinDirectChannels, few_output_channels = cog < kMinDirectChannels;
   const bool few_channels = few_input_channels || few_output_channels;
   const bool strided = g.stride_h > 1 || g.stride_w > 1;
-  if (!few_channels && direction == Conv2dDirection::BackwardData && strided &&
+  const bool windows_overlap =
+      g.stride_h < g.dilation_h * (g.kernel_h - 1) + 1 || g.stride_w < g.dilation_w * (g.kernel_w - 1) + 1;
+  if (!few_channels && direction == Conv2dDirection::BackwardData && strided && windows_overlap &&
       positions >= kMinDirectChannelsPositions)
     return Conv2dAlgorithm::DirectChannels;  // rule 6a
   const bool wide_kernel = g.kernel_h * g.kernel_w >= kMinDirectWideKernelTaps;

@@ -575,6 +575,20 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
     CHECK(kernels::choose_conv2d_algorithm(padded(strided(geometry(1, 32, 32, 32, 64, 5, 5), 2, 2), 2, 2),
                                            Conv2dDirection::Forward,
                                            level) == Conv2dAlgorithm::Im2colGemm);  // 256 positions
+    // Strided backward-data runs DirectChannels where the kernel's windows overlap (rule 6a), and im2col +
+    // GEMM where each input pixel takes one tap: a 1x1 projection at stride 2, a 3x3 at stride 3, a 2x2 at
+    // stride 2; a dilated 1x3 kernel at stride 2 overlaps along its width.
+    const auto backward_data = [&](const Conv2dGeometry& layer) {
+      return kernels::choose_conv2d_algorithm(layer, Conv2dDirection::BackwardData, level);
+    };
+    CHECK(backward_data(strided(geometry(128, 64, 16, 16, 128, 1, 1), 2, 2)) == Conv2dAlgorithm::Im2colGemm);
+    CHECK(backward_data(padded(strided(geometry(128, 16, 33, 33, 32, 3, 3), 3, 3), 1, 1)) ==
+          Conv2dAlgorithm::Im2colGemm);
+    CHECK(backward_data(strided(geometry(128, 32, 32, 32, 64, 2, 2), 2, 2)) == Conv2dAlgorithm::Im2colGemm);
+    CHECK(backward_data(padded(strided(geometry(128, 8, 32, 32, 16, 3, 3), 2, 2), 1, 1)) ==
+          Conv2dAlgorithm::DirectChannels);
+    CHECK(backward_data(dilated(strided(geometry(64, 16, 32, 32, 16, 1, 3), 2, 2), 1, 2)) ==
+          Conv2dAlgorithm::DirectChannels);
     CHECK(kernels::choose_conv2d_algorithm(strided(geometry(128, 64, 16, 16, 128, 1, 1), 2, 2),
                                            Conv2dDirection::BackwardWeight,
                                            level) == Conv2dAlgorithm::Im2colGemm);
