@@ -12,8 +12,9 @@
 // kernels on widened copies); pct_of_peak stays the FP32 peak's. With --cold each iteration takes its
 // operands and outputs from the next of enough copies to fill 768 MiB (bench/support/cold_copies.hpp; names
 // end in /cold), so they come from memory as a training step's do: the warm runs reuse one set, whose 10-30
-// MB of a batch-128 layer the L3 may partly hold. FLOP per direction = 2 * N * C_out * OH * OW * C_in/groups
-// * KH * KW.
+// MB of a batch-128 layer the L3 may partly hold.
+//
+// FLOP per direction = 2 * N * C_out * OH * OW * C_in/groups * KH * KW.
 //
 //   build/conv2d_bench                                          (everything, a few minutes)
 //   build/conv2d_bench --benchmark_filter='resnet.*/128'        (one model at one batch)
