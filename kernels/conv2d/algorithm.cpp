@@ -359,13 +359,13 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   if (!few_channels && direction == Conv2dDirection::BackwardData && strided && windows_overlap &&
       positions >= kMinDirectChannelsPositions)
     return Conv2dAlgorithm::DirectChannels;  // rule 6a
-  const bool wide_kernel = g.kernel_h * g.kernel_w >= kMinDirectWideKernelTaps;
+  const std::int64_t taps = g.kernel_h * g.kernel_w;
+  const bool wide_kernel = taps >= kMinDirectWideKernelTaps;
   if (direction == Conv2dDirection::Forward && strided && wide_kernel &&
       cog >= kMinDirectChannelsOutputChannels && positions >= kMinDirectChannelsPositions)
     return Conv2dAlgorithm::DirectChannels;  // rule 6c
   // Rule 7: the strided weight gradients left, on the stride-1 strip.
-  const bool one_tap = g.kernel_h * g.kernel_w == 1;
-  if (weight && strided && !one_tap && positions >= kMinDirectStridedWeightPositions)
+  if (weight && strided && taps > 1 && positions >= kMinDirectStridedWeightPositions)
     return Conv2dAlgorithm::Direct;
   // Strided, or padded past the strip: Direct does not take it.
   if (!direct_backward_data_fits(g)) return Conv2dAlgorithm::Im2colGemm;

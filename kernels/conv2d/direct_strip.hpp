@@ -29,9 +29,8 @@
 // the padded image is split into s_h x s_w phases, phase (p, q) holding padded rows
 // i * s_h + p and columns j * s_w + q, each phase a strip of its own; tap (kh, kw) reads phase
 // ((kh * d_h) % s_h, (kw * d_w) % s_w) at the shift ((kh * d_h) / s_h, (kw * d_w) / s_w), and consecutive
-// outputs read consecutive floats again. Stride 1 is the case of one phase. (Only the forward convolution
-// and the weight gradient take strides: backward-data of a strided convolution is not a convolution of
-// this form.)
+// outputs read consecutive floats again. Stride 1 is the case of one phase. (Only the forward convolutions
+// read phases; backward-data of a strided convolution is not a convolution of this form.)
 //
 // The price is "junk" positions: strip indices whose (oh, ow) is not an output (ow >= OW, oh >= OH, and
 // the positions rounded up to a whole tile). They are computed and thrown away: with pad 1, 3x3 that is
