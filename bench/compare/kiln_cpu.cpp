@@ -1,14 +1,16 @@
 // kiln's side of the CPU comparison (scripts/compare-cpu.sh): times, through kiln's public dispatch
-// functions, each distinct convolution of ResNet-20 in its three directions, a few SGEMMs, and a whole
+// functions, each distinct convolution of ResNet-20 and the other layers of shapes.hpp (MobileNet's,
+// LeNet-5's, strided layers of users' own models) in their three directions, a few SGEMMs, and a whole
 // training step of ResNet-20, the MobileNet-style net and the VGG-style net (vgg_small), in fp32, in bf16 and
 // in bf16 with channels-last activations, and prints one JSON object on stdout (progress goes to stderr):
 //
 //   {"program": "kiln", "threads": 2, "batch": 128, "image_size": 32, "fp32_peak_gflops": 234.0,
-//    "results": [{"kind": "conv", "shape": "16->16 3x3 s1 @32x32", "direction": "forward",
-//                 "layout": "nchw", "ms": 1.2, "gflops": 500.0, "reps": 10}, ...]}
+//    "results": [{"kind": "conv", "shape": "16->16 3x3 s1 @32x32", "family": "resnet20",
+//                 "direction": "forward", "layout": "nchw", "ms": 1.2, "gflops": 500.0, "reps": 10,
+//                 "impl": "winograd4x4"}, ...]}
 //
-//   ./build/compare_kiln_cpu [--threads 2] [--batch 128] [--image-size 32] [--warmup 1] [--reps 10] [--budget
-//   2]
+//   ./build/compare_kiln_cpu [--threads 2] [--batch 128] [--image-size 32] [--warmup 1] [--reps 10]
+//                            [--budget 2] [--list-shapes]
 //
 // The training step is the one train/trainer.cpp takes: forward, cross-entropy, backward, then SGD with
 // momentum 0.9 and weight decay 1e-4, on random images and labels (the data does not change the work). In
@@ -26,6 +28,7 @@
 #include "bench/support/peak.hpp"
 #include "core/generator.hpp"
 #include "core/ops.hpp"
+#include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/gemm/gemm.hpp"
@@ -46,44 +49,59 @@ bench::AlignedFloats random_floats(std::int64_t count, Generator& generator) {
   return bench::AlignedFloats(values.begin(), values.end());
 }
 
-nlohmann::json time_conv_directions(const ConvShape& shape, const CompareOptions& options,
-                                    Generator& generator) {
+kernels::Conv2dGeometry geometry_of(const ConvShape& shape, std::int64_t batch) {
   kernels::Conv2dGeometry g;
-  g.batch = options.batch;
+  g.batch = batch;
   g.in_channels = shape.in_channels;
   g.in_height = g.in_width = shape.in_size;
   g.out_channels = shape.out_channels;
-  g.kernel_h = g.kernel_w = 3;
+  g.kernel_h = g.kernel_w = shape.kernel;
   g.stride_h = g.stride_w = shape.stride;
-  g.pad_h = g.pad_w = 1;
-  const std::int64_t out_size = g.out_height();
+  g.pad_h = g.pad_w = shape.padding;
+  g.dilation_h = g.dilation_w = shape.dilation;
+  g.groups = shape.groups;
+  return g;
+}
+
+nlohmann::json time_conv_directions(const ConvShape& shape, const CompareOptions& options,
+                                    Generator& generator) {
+  const kernels::Conv2dGeometry g = geometry_of(shape, options.batch);
   const bench::AlignedFloats x = random_floats(g.batch * g.in_channels * g.in_height * g.in_width, generator);
-  const bench::AlignedFloats w = random_floats(g.out_channels * g.in_channels * 9, generator);
-  const bench::AlignedFloats gy = random_floats(g.batch * g.out_channels * out_size * out_size, generator);
+  const bench::AlignedFloats w =
+      random_floats(g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w, generator);
+  const bench::AlignedFloats gy =
+      random_floats(g.batch * g.out_channels * g.out_height() * g.out_width(), generator);
   bench::AlignedFloats y(gy.size()), gx(x.size()), gw(w.size());
   const Device cpu = Device::cpu();
 
   nlohmann::json rows = nlohmann::json::array();
-  const auto record = [&](const char* direction, const Timing& timing) {
+  // `impl` names the algorithm kernels/conv2d/algorithm.cpp chose for this pass, as oneDNN's rows name its.
+  const auto record = [&](kernels::Conv2dDirection direction, const Timing& timing) {
+    const std::string_view name = kernels::conv2d_direction_name(direction);
+    const std::string_view algorithm =
+        kernels::conv2d_algorithm_name(kernels::choose_conv2d_algorithm(g, direction, kernels::cpu_level()));
     rows.push_back({{"kind", "conv"},
                     {"shape", shape.name},
+                    {"family", shape.family},
                     {"count", shape.count},
-                    {"direction", direction},
+                    {"direction", name},
                     {"layout", "nchw"},
                     {"ms", timing.median_ms},
                     {"min_ms", timing.min_ms},
                     {"gflops", shape.flops(g.batch) / timing.median_ms * 1e-6},
-                    {"reps", timing.reps}});
-    std::fprintf(stderr, "kiln: conv %-22s %-15s %10.3f ms\n", shape.name.c_str(), direction,
-                 timing.median_ms);
+                    {"reps", timing.reps},
+                    {"impl", algorithm}});
+    std::fprintf(stderr, "kiln: conv %-26s %-15s %10.3f ms  (%s)\n", shape.name.c_str(),
+                 std::string(name).c_str(), timing.median_ms, std::string(algorithm).c_str());
   };
-  record("forward", time_median(options.timing, [&] {
+  using kernels::Conv2dDirection;
+  record(Conv2dDirection::Forward, time_median(options.timing, [&] {
            kernels::conv2d_forward<float>(cpu, g, x.data(), w.data(), nullptr, y.data());
          }));
-  record("backward_data", time_median(options.timing, [&] {
+  record(Conv2dDirection::BackwardData, time_median(options.timing, [&] {
            kernels::conv2d_backward_data<float>(cpu, g, gy.data(), w.data(), gx.data());
          }));
-  record("backward_weight", time_median(options.timing, [&] {
+  record(Conv2dDirection::BackwardWeight, time_median(options.timing, [&] {
            kernels::conv2d_backward_weight<float>(cpu, g, gy.data(), x.data(), gw.data());
          }));
   return rows;
@@ -164,11 +182,17 @@ nlohmann::json time_training_step(const CompareOptions& options, const std::stri
 
 int main(int argc, char** argv) try {
   const CompareOptions options = parse_options(argc, argv);
+  if (options.list_shapes) {
+    nlohmann::json shapes = nlohmann::json::array();
+    for (const ConvShape& shape : conv_shapes(options.image_size)) shapes.push_back(shape.to_json());
+    std::printf("%s\n", shapes.dump().c_str());
+    return 0;
+  }
   kernels::set_compute_threads(options.threads);
   Generator generator(0);
 
   nlohmann::json results = nlohmann::json::array();
-  for (const ConvShape& shape : resnet20_conv_shapes(options.image_size)) {
+  for (const ConvShape& shape : conv_shapes(options.image_size)) {
     for (nlohmann::json& row : time_conv_directions(shape, options, generator))
       results.push_back(std::move(row));
   }

@@ -1,6 +1,6 @@
-// oneDNN's side of the CPU comparison (scripts/compare-cpu.sh): the same ResNet-20 convolutions and
-// SGEMMs that bench/compare/kiln_cpu.cpp times, through oneDNN 2.x, printed as one JSON object on stdout
-// in the same form (progress goes to stderr).
+// oneDNN's side of the CPU comparison (scripts/compare-cpu.sh): the same convolutions (ResNet-20's and
+// the other layers of shapes.hpp) and SGEMMs that bench/compare/kiln_cpu.cpp times, through oneDNN 2.x,
+// printed as one JSON object on stdout in the same form (progress goes to stderr).
 //
 //   ./build/compare_onednn_cpu [--threads 2] [--batch 128] [--warmup 1] [--reps 10] [--budget 2]
 //
@@ -63,27 +63,41 @@ nlohmann::json time_primitive(const ConvShape& shape, const char* direction, con
     primitive.execute(stream, arguments);
     stream.wait();
   });
-  std::fprintf(stderr, "onednn: conv %-22s %-15s %-7s %10.3f ms  (%s)\n", shape.name.c_str(), direction,
+  std::fprintf(stderr, "onednn: conv %-26s %-15s %-7s %10.3f ms  (%s)\n", shape.name.c_str(), direction,
                layout, timing.median_ms, implementation.c_str());
-  return {{"kind", "conv"},          {"shape", shape.name},
-          {"count", shape.count},    {"direction", direction},
-          {"layout", layout},        {"ms", timing.median_ms},
-          {"min_ms", timing.min_ms}, {"gflops", shape.flops(options.batch) / timing.median_ms * 1e-6},
-          {"reps", timing.reps},     {"impl", implementation}};
+  return {{"kind", "conv"},
+          {"shape", shape.name},
+          {"family", shape.family},
+          {"count", shape.count},
+          {"direction", direction},
+          {"layout", layout},
+          {"ms", timing.median_ms},
+          {"min_ms", timing.min_ms},
+          {"gflops", shape.flops(options.batch) / timing.median_ms * 1e-6},
+          {"reps", timing.reps},
+          {"impl", implementation}};
 }
 
 // Forward (training), backward-data and backward-weight of one convolution in one layout.
 nlohmann::json time_conv_directions(const ConvShape& shape, bool blocked, const CompareOptions& options,
                                     const dnnl::engine& engine, dnnl::stream& stream,
                                     std::mt19937& generator) {
-  const std::int64_t n = options.batch, out_size = shape.out_size();
+  const std::int64_t n = options.batch, out_size = shape.out_size(), k = shape.kernel;
   const memory::dims src_dims{n, shape.in_channels, shape.in_size, shape.in_size};
-  const memory::dims weight_dims{shape.out_channels, shape.in_channels, 3, 3};
   const memory::dims dst_dims{n, shape.out_channels, out_size, out_size};
-  const memory::dims strides{shape.stride, shape.stride}, padding{1, 1};
+  // Grouped weights are 5-d in oneDNN, [groups, C_out / groups, C_in / groups, KH, KW]: the same floats as
+  // kiln's [C_out, C_in / groups, KH, KW].
+  const bool grouped = shape.groups > 1;
+  const memory::dims weight_dims = grouped ? memory::dims{shape.groups, shape.out_channels / shape.groups,
+                                                          shape.in_channels / shape.groups, k, k}
+                                           : memory::dims{shape.out_channels, shape.in_channels, k, k};
+  const Tag plain_weights = grouped ? Tag::goihw : Tag::oihw;
+  // oneDNN counts dilation from 0 (no gaps between taps), kiln and PyTorch from 1.
+  const memory::dims strides{shape.stride, shape.stride}, dilates{shape.dilation - 1, shape.dilation - 1},
+      padding{shape.padding, shape.padding};
   const auto f32 = memory::data_type::f32;
   const memory::desc src_md(src_dims, f32, blocked ? Tag::any : Tag::nchw);
-  const memory::desc weight_md(weight_dims, f32, blocked ? Tag::any : Tag::oihw);
+  const memory::desc weight_md(weight_dims, f32, blocked ? Tag::any : plain_weights);
   const memory::desc dst_md(dst_dims, f32, blocked ? Tag::any : Tag::nchw);
   const char* layout = blocked ? "blocked" : "nchw";
   const auto direct = dnnl::algorithm::convolution_direct;
@@ -92,11 +106,11 @@ nlohmann::json time_conv_directions(const ConvShape& shape, bool blocked, const 
 
   const dnnl::convolution_forward::primitive_desc forward_pd(
       dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, direct, src_md, weight_md, dst_md,
-                                      strides, padding, padding),
+                                      strides, dilates, padding, padding),
       engine);
   {
     const memory src = random_memory(forward_pd.src_desc(), Tag::nchw, engine, stream, generator);
-    const memory weights = random_memory(forward_pd.weights_desc(), Tag::oihw, engine, stream, generator);
+    const memory weights = random_memory(forward_pd.weights_desc(), plain_weights, engine, stream, generator);
     const memory dst(forward_pd.dst_desc(), engine);
     rows.push_back(time_primitive(
         shape, "forward", layout, forward_pd.impl_info_str(), dnnl::convolution_forward(forward_pd),
@@ -104,10 +118,11 @@ nlohmann::json time_conv_directions(const ConvShape& shape, bool blocked, const 
   }
   {
     const dnnl::convolution_backward_data::primitive_desc pd(
-        dnnl::convolution_backward_data::desc(direct, src_md, weight_md, dst_md, strides, padding, padding),
+        dnnl::convolution_backward_data::desc(direct, src_md, weight_md, dst_md, strides, dilates, padding,
+                                              padding),
         engine, forward_pd);
     const memory diff_dst = random_memory(pd.diff_dst_desc(), Tag::nchw, engine, stream, generator);
-    const memory weights = random_memory(pd.weights_desc(), Tag::oihw, engine, stream, generator);
+    const memory weights = random_memory(pd.weights_desc(), plain_weights, engine, stream, generator);
     const memory diff_src(pd.diff_src_desc(), engine);
     rows.push_back(time_primitive(
         shape, "backward_data", layout, pd.impl_info_str(), dnnl::convolution_backward_data(pd),
@@ -116,7 +131,7 @@ nlohmann::json time_conv_directions(const ConvShape& shape, bool blocked, const 
   }
   {
     const dnnl::convolution_backward_weights::primitive_desc pd(
-        dnnl::convolution_backward_weights::desc(direct, src_md, weight_md, dst_md, strides, padding,
+        dnnl::convolution_backward_weights::desc(direct, src_md, weight_md, dst_md, strides, dilates, padding,
                                                  padding),
         engine, forward_pd);
     const memory src = random_memory(pd.src_desc(), Tag::nchw, engine, stream, generator);
@@ -160,7 +175,7 @@ int main(int argc, char** argv) try {
 
   nlohmann::json results = nlohmann::json::array();
   for (const bool blocked : {false, true}) {
-    for (const ConvShape& shape : resnet20_conv_shapes(options.image_size)) {
+    for (const ConvShape& shape : conv_shapes(options.image_size)) {
       for (nlohmann::json& row : time_conv_directions(shape, blocked, options, engine, stream, generator)) {
         results.push_back(std::move(row));
       }

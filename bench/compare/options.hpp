@@ -7,7 +7,8 @@
 //   --warmup N    untimed runs before each case                 default 1
 //   --reps N      timed runs per case, at most                  default 10
 //   --budget S    seconds of timed runs per case, at most       default 2 (at least 10 s for the training
-//   step)
+//                 step)
+//   --list-shapes print the convolution shapes as JSON and time nothing (torch_cpu.py --shapes reads it)
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,7 @@ struct CompareOptions {
   int threads = 2;
   std::int64_t batch = 128;
   std::int64_t image_size = 32;
+  bool list_shapes = false;
   TimingOptions timing;
 };
 
@@ -30,6 +32,10 @@ inline CompareOptions parse_options(int argc, char** argv) {
   CompareOptions options;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
+    if (flag == "--list-shapes") {
+      options.list_shapes = true;
+      continue;
+    }
     if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
     const char* value = argv[++i];
     if (flag == "--threads") {
@@ -45,8 +51,9 @@ inline CompareOptions parse_options(int argc, char** argv) {
     } else if (flag == "--budget") {
       options.timing.budget_s = std::atof(value);
     } else {
-      throw std::invalid_argument("unknown option " + flag +
-                                  " (known: --threads --batch --image-size --warmup --reps --budget)");
+      throw std::invalid_argument(
+          "unknown option " + flag +
+          " (known: --threads --batch --image-size --warmup --reps --budget --list-shapes)");
     }
   }
   if (options.threads < 1 || options.batch < 1 || options.image_size < 1 || options.timing.warmup < 0 ||

@@ -4,7 +4,9 @@
 
 Each report is what bench/compare/kiln_cpu.cpp, onednn_cpu.cpp or torch_cpu.py printed; a missing or
 empty file leaves that library's columns blank. Rows are joined by (kind, shape, direction). Ratios are
-kiln's speedup, other time / kiln time: above 1 kiln is faster. Standard library only.
+kiln's speedup, other time / kiln time: above 1 kiln is faster. Convolutions come in families (shapes.hpp:
+ResNet-20's, then MobileNet's, LeNet-5's and strided layers of other models), each with its own geometric
+mean; the last column names the algorithm kiln chose. Standard library only.
 """
 
 import argparse
@@ -26,6 +28,8 @@ LIBRARIES = {
     "torch": ("torch", "nchw"),
 }
 LIBRARY_TITLES = {"onednn_nchw": "oneDNN nchw", "onednn_blocked": "oneDNN blocked", "torch": "PyTorch"}
+FAMILY_TITLES = {"resnet20": "ResNet-20", "mobilenet": "MobileNet-style", "lenet5": "LeNet-5",
+                 "strided": "strided layers of other models"}
 
 
 def load(path):
@@ -97,8 +101,12 @@ def merge(reports):
             row[column] = time_of(program, layout, kind, shape, direction)
         for program in ("kiln", "onednn", "torch"):
             for (row_kind, row_shape, row_direction, _), source in indexed[program].items():
-                if (row_kind, row_shape, row_direction) == (kind, shape, direction) and "count" in source:
-                    row["count"] = source["count"]
+                if (row_kind, row_shape, row_direction) == (kind, shape, direction):
+                    for field in ("count", "family"):
+                        if field in source:
+                            row[field] = source[field]
+        kiln_row = indexed["kiln"].get((kind, shape, direction, "nchw"))
+        row["algorithm"] = kiln_row.get("impl") if kiln_row else None
         merged.append(row)
 
     # fwd + bwd-data + bwd-weight, per conv shape: one training step's worth of work for that layer.
@@ -106,7 +114,8 @@ def merge(reports):
     for shape in conv_shapes:
         parts = [r for r in merged
                  if r["kind"] == "conv" and r["shape"] == shape and r["direction"] in DIRECTIONS]
-        total = {"kind": "conv", "shape": shape, "direction": "fwd+bwd", "count": parts[0].get("count")}
+        total = {"kind": "conv", "shape": shape, "direction": "fwd+bwd", "count": parts[0].get("count"),
+                 "family": parts[0].get("family", "resnet20"), "algorithm": None}
         for column in ["kiln", *LIBRARIES]:
             times = [r[column] for r in parts]
             total[column] = sum(times) if len(times) == 3 and None not in times else None
@@ -148,35 +157,52 @@ def main():
     print()
 
     headers = ["case", "direction", "kiln", *[LIBRARY_TITLES[c] for c in LIBRARIES],
-               *[f"vs {LIBRARY_TITLES[c]}" for c in LIBRARIES]]
+               *[f"vs {LIBRARY_TITLES[c]}" for c in LIBRARIES], "kiln algorithm"]
     order = {d: i for i, d in enumerate([*DIRECTIONS, "fwd+bwd"])}
     table = []
     conv_rows = sorted((r for r in merged if r["kind"] == "conv"),
                        key=lambda r: (conv_shapes.index(r["shape"]), order.get(r["direction"], 9)))
     other_rows = [r for r in merged if r["kind"] != "conv"]
+    families = []  # in the order the shapes came, ResNet-20's first
+    for row in conv_rows:
+        row.setdefault("family", "resnet20")
+        if row["family"] not in families:
+            families.append(row["family"])
+    previous_family = None
     for row in conv_rows + other_rows:
+        if row["kind"] == "conv" and row["family"] != previous_family:
+            table.append([f"[{FAMILY_TITLES.get(row['family'], row['family'])}]", *[""] * (len(headers) - 1)])
+            previous_family = row["family"]
         label = {"conv": "conv ", "gemm": "sgemm ", "train_step": "step "}.get(row["kind"], "") + row["shape"]
         table.append([label, row["direction"] or "", milliseconds(row["kiln"]),
                       *[milliseconds(row[c]) for c in LIBRARIES],
-                      *[ratio_text(row["speedup"][c]) for c in LIBRARIES]])
+                      *[ratio_text(row["speedup"][c]) for c in LIBRARIES], row.get("algorithm") or ""])
     print_table(headers, table)
 
     summary = {}
-    print()
-    print(f"Summary (geometric mean over the {len(conv_shapes)} ResNet-20 conv shapes of fwd+bwd time):")
     totals = [r for r in merged if r["direction"] == "fwd+bwd"]
-    for column in LIBRARIES:
-        mean = geometric_mean([r["speedup"][column] for r in totals])
-        summary[f"conv_fwd_bwd_geomean_speedup_vs_{column}"] = mean
-        print(f"  kiln speedup vs {LIBRARY_TITLES[column]:15s} {ratio_text(mean)}")
+    resnet_totals = [r for r in totals if r["family"] == "resnet20"]
+    print()
+    print("Summary, geometric mean of kiln's speedup on each family's fwd+bwd times:")
+    summary["conv_fwd_bwd_geomean_speedup_by_family"] = {}
+    for family in families:
+        rows = [r for r in totals if r["family"] == family]
+        means = {column: geometric_mean([r["speedup"][column] for r in rows]) for column in LIBRARIES}
+        summary["conv_fwd_bwd_geomean_speedup_by_family"][family] = means
+        if family == "resnet20":  # the key earlier reports had
+            for column, mean in means.items():
+                summary[f"conv_fwd_bwd_geomean_speedup_vs_{column}"] = mean
+        cells = [f"vs {LIBRARY_TITLES[c]} {ratio_text(means[c])}" for c in LIBRARIES]
+        title = FAMILY_TITLES.get(family, family)
+        print(f"  {title + f' ({len(rows)} shapes)':42s} " + ", ".join(cells))
 
     # All 19 convolutions of one ResNet-20 training step: each shape's fwd+bwd times how often it occurs.
-    if totals and all(r.get("count") for r in totals):
+    if resnet_totals and all(r.get("count") for r in resnet_totals):
         weighted = {}
         for column in ["kiln", *LIBRARIES]:
-            times = [r[column] * r["count"] for r in totals if r[column] is not None]
-            weighted[column] = sum(times) if len(times) == len(totals) else None
-        layers = sum(r["count"] for r in totals)
+            times = [r[column] * r["count"] for r in resnet_totals if r[column] is not None]
+            weighted[column] = sum(times) if len(times) == len(resnet_totals) else None
+        layers = sum(r["count"] for r in resnet_totals)
         summary["resnet20_all_convs_fwd_bwd_ms"] = weighted
         cells = [f"kiln {milliseconds(weighted['kiln'])}"]
         for c in LIBRARIES:

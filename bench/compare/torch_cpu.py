@@ -1,16 +1,17 @@
 """PyTorch's side of the CPU comparison (scripts/compare-cpu.sh).
 
-Times the same ResNet-20 convolutions (forward, backward-data, backward-weight) and SGEMMs that
-bench/compare/kiln_cpu.cpp times, and a whole training step of ResNet-20 and of the MobileNet-style net,
-on CPU, float32, NCHW, and prints
-one JSON object on stdout in the same form as the C++ programs (progress goes to stderr):
+Times the same convolutions (forward, backward-data, backward-weight) and SGEMMs that
+bench/compare/kiln_cpu.cpp times, and a whole training step of ResNet-20, the MobileNet-style net and the
+VGG-style net, on CPU, float32, NCHW, and prints one JSON object on stdout in the same form as the C++
+programs (progress goes to stderr):
 
-    python3 bench/compare/torch_cpu.py [--threads 2] [--batch 128] [--image-size 32] [--warmup 1] [--reps 10]
-                                       [--budget 2]
+    build/compare_kiln_cpu --list-shapes --image-size 32 > shapes.json
+    python3 bench/compare/torch_cpu.py --shapes shapes.json [--threads 2] [--batch 128] [--image-size 32]
+                                       [--warmup 1] [--reps 10] [--budget 2]
 
-The shapes repeat bench/compare/shapes.hpp (keep the two lists the same; table.py joins by name). The
-backward convolutions call aten::convolution_backward with one gradient requested, the op autograd runs
-(torch.nn.grad.conv2d_input / conv2d_weight call it too).
+The convolutions are bench/compare/shapes.hpp's, as kiln's program lists them (table.py joins the rows by
+name). The backward convolutions call aten::convolution_backward with one gradient requested, the op
+autograd runs (torch.nn.grad.conv2d_input / conv2d_weight call it too).
 """
 
 import argparse
@@ -23,17 +24,6 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-def conv_shapes(image_size):
-    """(name, in_channels, out_channels, stride, in_size, count in ResNet-20) for image_size x image_size
-    inputs: 3x3 kernels, padding 1, no bias. See shapes.hpp's resnet20_conv_shapes."""
-    stage2 = (image_size + 1) // 2
-    stage3 = (stage2 + 1) // 2
-    layers = [(3, 16, 1, image_size, 1), (16, 16, 1, image_size, 6), (16, 32, 2, image_size, 1),
-              (32, 32, 1, stage2, 5), (32, 64, 2, stage2, 1), (64, 64, 1, stage3, 5)]
-    return [(f"{cin}->{cout} 3x3 s{stride} @{size}x{size}", cin, cout, stride, size, count)
-            for cin, cout, stride, size, count in layers]
-
 
 # (name, m, n, k): C[m, n] = A[m, k] B[k, n].
 GEMM_SHAPES = [
@@ -159,30 +149,35 @@ def vgg_small(in_channels=3, classes=10):
 # ---- the cases ----------------------------------------------------------------------------------------
 
 
-def conv_rows(args, name, in_channels, out_channels, stride, in_size, count):
-    n = args.batch
-    out_size = (in_size + 2 - 3) // stride + 1
-    flops = 2.0 * n * out_channels * out_size * out_size * in_channels * 9
-    x = torch.rand(n, in_channels, in_size, in_size) * 2 - 1
-    w = torch.rand(out_channels, in_channels, 3, 3) * 2 - 1
-    gy = torch.rand(n, out_channels, out_size, out_size) * 2 - 1
-    strides, padding, dilation = [stride, stride], [1, 1], [1, 1]
+def conv_rows(args, shape):
+    """Forward, backward-data and backward-weight of one of shapes.hpp's convolutions (a --list-shapes
+    entry: channels, square kernel, stride, padding, dilation, groups, input size)."""
+    n, size, kernel = args.batch, shape["in_size"], shape["kernel"]
+    cin, cout, groups = shape["in_channels"], shape["out_channels"], shape["groups"]
+    stride, padding, dilation = shape["stride"], shape["padding"], shape["dilation"]
+    out_size = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    flops = 2.0 * n * cout * out_size * out_size * (cin // groups) * kernel * kernel
+    x = torch.rand(n, cin, size, size) * 2 - 1
+    w = torch.rand(cout, cin // groups, kernel, kernel) * 2 - 1
+    gy = torch.rand(n, cout, out_size, out_size) * 2 - 1
+    strides, paddings, dilations = [stride] * 2, [padding] * 2, [dilation] * 2
 
     def backward(mask):
-        return torch.ops.aten.convolution_backward(gy, x, w, None, strides, padding, dilation,
-                                                   False, [0, 0], 1, mask)
+        return torch.ops.aten.convolution_backward(gy, x, w, None, strides, paddings, dilations,
+                                                   False, [0, 0], groups, mask)
 
     directions = [
-        ("forward", lambda: F.conv2d(x, w, None, stride, 1)),
+        ("forward", lambda: F.conv2d(x, w, None, stride, padding, dilation, groups)),
         ("backward_data", lambda: backward([True, False, False])),
         ("backward_weight", lambda: backward([False, True, False])),
     ]
     rows = []
     for direction, work in directions:
         ms, min_ms, reps = time_median(args, work)
-        print(f"torch: conv {name:22s} {direction:15s} {ms:10.3f} ms", file=sys.stderr)
-        rows.append({"kind": "conv", "shape": name, "count": count, "direction": direction, "layout": "nchw",
-                     "ms": ms, "min_ms": min_ms, "gflops": flops / ms * 1e-6, "reps": reps})
+        print(f"torch: conv {shape['name']:26s} {direction:15s} {ms:10.3f} ms", file=sys.stderr)
+        rows.append({"kind": "conv", "shape": shape["name"], "family": shape["family"], "count": shape["count"],
+                     "direction": direction, "layout": "nchw", "ms": ms, "min_ms": min_ms,
+                     "gflops": flops / ms * 1e-6, "reps": reps})
     return rows
 
 
@@ -251,7 +246,11 @@ def main():
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--budget", type=float, default=2.0, help="seconds of timed runs per case, at most")
+    parser.add_argument("--shapes", required=True,
+                        help="the convolutions to time: the JSON `compare_kiln_cpu --list-shapes` prints")
     args = parser.parse_args()
+    with open(args.shapes) as file:
+        shapes = json.load(file)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -263,8 +262,8 @@ def main():
 
     results = []
     with torch.no_grad():
-        for shape in conv_shapes(args.image_size):
-            results += conv_rows(args, *shape)
+        for shape in shapes:
+            results += conv_rows(args, shape)
         for shape in GEMM_SHAPES:
             results.append(gemm_row(args, *shape))
     for bf16, channels_last in ((False, False), (True, False), (True, True)):
