@@ -160,18 +160,41 @@
 //         channels), 2 threads, batch 128: 32->32 4.83 / 4.57 vs 4.43 / 4.15; 64->64 4.93 / 4.39 vs
 //         4.14 / 3.97; 16->16 a tie (5.16 / 5.34 vs 4.93 / 5.24, 4.87 / 5.45 vs 5.06 / 5.48). At batch 1,
 //         16->16 at 32x32 (1024 positions) takes 0.04 / 0.05 ms against im2col + GEMM's 0.07 / 0.07, but
-//         with 64 or 256 positions (8x8, 16x16) im2col + GEMM is as fast or ahead. Strided forwards that
-//         Winograd does not take stay with im2col + GEMM (16->32 at 32x32: 2.25 vs 2.47), but for
-//      c. strided forwards of kernels of 25 taps or more (5x5, 7x7) with at least 16 output channels per
-//         group and 1024 positions, whose im2col copy is 25 to 49 floats per input channel and output
-//         position. Measured (`conv2d_bench --all-algorithms --benchmark_filter=forward/strided`, median of
-//         3), ms, im2col + GEMM vs DirectChannels, AVX-512 2 threads / 1 thread / AVX2 2 threads, batch 1,
-//         32, 128:
+//         with 64 or 256 positions (8x8, 16x16) im2col + GEMM is as fast or ahead. Strided forwards are
+//         rule c's, or im2col + GEMM's.
+//      c. to strided forwards that Winograd does not take, with at least 16 output channels per group and
+//         1024 positions, whose im2col columns are deep: kernels of 25 taps or more (5x5, 7x7), or 64 or more
+//         floats per output position (C_in / groups x taps: a 3x3 from 8 input channels). At a stride its
+//         tiles walk the stride-1 strip s floats apart (direct_strip.hpp's StridedOutputs); on the strip
+//         split into phases, whose copy cost more than the tiles, the same layers took 1.2-2.4x longer
+//         (16->32 3x3 s2 at 32x32 2.57 -> 1.48 ms, 3x3 s3 16->32 at 33x33 2.24 -> 1.18, a 1x1 at stride 2
+//         1.60 -> 0.66), and im2col + GEMM kept every 3x3. Measured on two Zen 5 cores, each call on the
+//         next of up to 24 copies of the operands, median of 7 alternated runs, batch 128 unless said, ms,
+//         im2col + GEMM vs DirectChannels, AVX-512 2 threads / 1 thread / AVX2 2 threads:
+//           3x3 s3 16->32 at 33x33        1.78 / 3.34 / 2.30   vs  1.19 / 2.14 / 1.57
+//           3x3 s2 d2 16->32 at 32x32     1.80 / 3.44 / 3.47   vs  1.47 / 2.66 / 2.48
+//           3x3 s2 d2 32->64 at 16x16     1.76 / 3.76 / 2.79   vs  1.26 / 2.85 / 2.50
+//           3x3 s2 8->16 at 32x32         0.74 / 1.35 / 1.15   vs  0.61 / 1.11 / 0.83
+//           2x2 s2 16->16 at 32x32        0.97 / 2.21 / 1.57   vs  0.73 / 2.14 / 1.30
+//           3x3 s2 8->32 at 64x64, b 32   1.07-1.32 / 1.56 / 1.88  vs  1.30-1.38 / 1.42 / 1.57  (its one
+//           loss)
+//         and at batch 8, 3x3 s3 16->32 (968 positions, under the minimum) 0.22 vs 0.08; at batch 1 (121 to
+//         256 positions) the two are level. im2col + GEMM keeps shallow columns: 3->32 3x3 s2 (27 floats)
+//         0.40 / 0.73 / 0.68 vs 0.41 / 0.76 / 0.76, 4->64 3x3 s2 at 64x64, batch 32 (36 floats) 1.22 / 1.32
+//         / 1.52 vs 1.40 / 2.52 / 1.72, 1x1 projections (one tap: the GEMM on the subsampled pixels) 16->32
+//         0.54 / 1.04 / 0.84 vs 0.66 / 1.18 / 0.99; and 8 output channels per group, half of each AVX-512
+//         vector empty: 3x3 s2 in 4 groups 32->32 2.37 / 4.59 / 3.90 vs 2.33 / 4.36 / 3.17, in 8 groups
+//         64->64 at 16x16 1.75-1.93 / 4.08 / 2.45 vs 1.96-2.31 / 4.78 / 2.20. ResNet's stride-2 3x3 layers
+//         stay with Winograd (rule 5: 16->32 at 32x32 1.15 vs 1.50, 32->64 at 16x16 0.94 vs 1.22). The 5x5
+//         and 7x7 kernels, measured on the phases (`conv2d_bench --all-algorithms
+//         --benchmark_filter=forward/strided`, median of 3), AVX-512 2 threads / 1 thread / AVX2 2 threads,
+//         batch 1, 32, 128:
 //           7x7 s2 3->64 at 64x64    0.170, 2.87, 11.4 / 0.132, 4.43, 17.7 / 0.227, 4.33, 16.8
 //                                vs  0.112, 2.37, 8.64 / 0.112, 3.68, 15.3 / 0.141, 4.26, 17.9
 //           5x5 s2 32->64 at 32x32   3.61, 14.7 / 6.30, 25.1 / 6.55, 24.4  (batch 32, 128)
 //                                vs  3.24, 12.1 / 5.66, 21.5 / 5.94, 23.3
-//         (at batch 1 the 5x5 layer's 256 positions keep im2col + GEMM: 0.177 vs 0.185 on one thread).
+//         (at batch 1 the 5x5 layer's 256 positions keep im2col + GEMM: 0.177 vs 0.185 on one thread), and
+//         on the stride-1 strip DirectChannels took 8.32 -> 7.74 and 12.1 -> 9.83 of them at batch 128.
 //   7. Strided weight gradients that Winograd does not take (kernels other than 3x3, few channels, strides
 //      other than 2, dilation, groups) go to Direct when the kernel has more than one tap and the batch at
 //      least 512 output positions. Its tiles walk the stride-1 strip s floats apart (direct_strip.hpp's
@@ -216,6 +239,7 @@ constexpr std::int64_t kMinDirectStemOutputChannels = 32;
 constexpr std::int64_t kMinDirectWideKernelTaps = 25;
 constexpr std::int64_t kMinDirectChannelsOutputChannels = 16;
 constexpr std::int64_t kMinDirectChannelsPositions = 1024;
+constexpr std::int64_t kMinDirectChannelsStridedColumnDepth = 64;
 constexpr std::int64_t kMinDirectStridedWeightPositions = 512;
 constexpr std::int64_t kMinWinogradChannels = 16;
 constexpr std::int64_t kMinWinogradWeightChannels = 64;
@@ -361,7 +385,8 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
     return Conv2dAlgorithm::DirectChannels;  // rule 6a
   const std::int64_t taps = g.kernel_h * g.kernel_w;
   const bool wide_kernel = taps >= kMinDirectWideKernelTaps;
-  if (direction == Conv2dDirection::Forward && strided && wide_kernel &&
+  const bool deep_columns = taps > 1 && cg * taps >= kMinDirectChannelsStridedColumnDepth;
+  if (direction == Conv2dDirection::Forward && strided && (wide_kernel || deep_columns) &&
       cog >= kMinDirectChannelsOutputChannels && positions >= kMinDirectChannelsPositions)
     return Conv2dAlgorithm::DirectChannels;  // rule 6c
   // Rule 7: the strided weight gradients left, on the stride-1 strip.

@@ -39,14 +39,17 @@
 namespace kiln::kernels::direct_channels {
 
 // y[c * plane + j * column_stride] for c < channels, j < positions = sum over k < depth of
-// strip_at[offsets[k] + j] * panel[k][c] (+ bias[c]). panel is [depth][kVectors * width]; bias, when not
-// null, has kVectors * width floats.
-template <typename V, int kPositions, int kVectors>
+// strip_at[offsets[k] + j * step] * panel[k][c] (+ bias[c]). panel is [depth][kVectors * width]; bias, when
+// not null, has kVectors * width floats. step is the convolution's stride along the row when the tile walks
+// the stride-1 strip of a strided forward (kStrided), else 1, a constant the loads fold into their
+// addresses.
+template <typename V, int kPositions, int kVectors, bool kStrided = false>
 void channel_tile(std::int64_t depth, const float* panel, const std::int64_t* offsets, const float* strip_at,
                   const float* bias, float* y, std::int64_t plane, std::int64_t column_stride,
-                  std::int64_t channels, std::int64_t positions) {
+                  std::int64_t channels, std::int64_t positions, std::int64_t step = 1) {
   using Reg = typename V::Reg;
   constexpr int kChannels = kVectors * V::width;
+  const std::int64_t input_step = kStrided ? step : 1;
   Reg acc[kPositions][kVectors];
 #pragma GCC unroll 16
   for (int j = 0; j < kPositions; ++j) {
@@ -60,7 +63,7 @@ void channel_tile(std::int64_t depth, const float* panel, const std::int64_t* of
     for (int v = 0; v < kVectors; ++v) weights[v] = V::load(panel + v * V::width);
 #pragma GCC unroll 16
     for (int j = 0; j < kPositions; ++j) {
-      const Reg input = V::broadcast(column[j]);
+      const Reg input = V::broadcast(column[j * input_step]);
 #pragma GCC unroll 4
       for (int v = 0; v < kVectors; ++v) acc[j][v] = V::fmadd(input, weights[v], acc[j][v]);
     }
@@ -115,6 +118,9 @@ struct RowTiles {
   }
 };
 
+// The forward convolution. At a stride the tiles walk the stride-1 strip of the same padding, dilation and
+// kernel, s_w floats from one output to the next (direct_strip.hpp's StridedOutputs): they read it one float
+// at a time, so the strip need not be split into phases, and filling it is a plain copy of each row.
 template <typename V, int kPositions, int kVectors>
 void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   constexpr std::int64_t kChannels = kVectors * V::width;
@@ -123,11 +129,15 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
   const std::int64_t panels = (cog + kChannels - 1) / kChannels;
   const std::int64_t plane_in = g.in_height * g.in_width, plane_out = g.out_height() * g.out_width();
 
-  const direct::Strip<V> probe(g, 1, 1, kPositions);
+  // A row shorter than a tile computes kPositions outputs: reads up to s_w * kPositions past its start.
+  const Conv2dGeometry dense = direct::unit_stride(g);
+  const std::int64_t slack = kPositions * g.stride_w;
+  const direct::Strip<V> probe(dense, 1, 1, slack);
   const batch_chunks::Chunking chunks =
       batch_chunks::balanced(direct::chunk_images<V>(g, cg * probe.image_stride, direct::kForwardChunkFloats),
                              g.batch, compute_threads());
-  const direct::Strip<V> strip(g, chunks.images_per_chunk, 1, kPositions);
+  const direct::Strip<V> strip(dense, chunks.images_per_chunk, 1, slack);
+  const direct::StridedOutputs outputs(g, strip);
 
   // packed[group][panel][k][lane] = w[group * Cog + panel * kChannels + lane, k], lanes past Cog zero; and
   // the bias the same way.
@@ -141,28 +151,36 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
     for (std::int64_t k = 0; k < depth; ++k) sliver[k * kChannels + lane] = w[co * depth + k];
     if (bias) packed_bias[static_cast<std::size_t>((group * panels + panel) * kChannels + lane)] = bias[co];
   }
-  const std::vector<std::int64_t> offsets = direct::tap_offsets<V>(g, strip, 0);
+  const std::vector<std::int64_t> offsets = direct::tap_offsets<V>(dense, strip, 0);
 
-  batch_chunks::for_each_chunk(chunks.chunk_count, strip.floats(cg), [&](std::int64_t chunk, float* x_strip) {
-    const std::int64_t first = chunks.first_image(chunk);
-    const RowTiles<V, kPositions> tiles{panels, chunks.images_in(chunk, g.batch), g.out_height(),
-                                        g.out_width()};
-    for (std::int64_t group = 0; group < g.groups; ++group) {
-      strip.fill_input(x + (first * g.in_channels + group * cg) * plane_in, g.in_channels * plane_in,
-                       tiles.images, cg, x_strip);
-      direct::for_each_tile<V>(tiles.count(), [&](std::int64_t tile) {
-        const auto at = tiles.place(tile);
-        const std::int64_t co = at.panel * kChannels, panel = group * panels + at.panel;
-        channel_tile<V, kPositions, kVectors>(
-            depth, packed.get() + panel * depth * kChannels, offsets.data(),
-            x_strip + strip.output_index(at.image, at.row, at.column),
-            bias ? packed_bias.data() + panel * kChannels : nullptr,
-            y + ((first + at.image) * g.out_channels + group * cog + co) * plane_out +
-                at.row * tiles.columns + at.column,
-            plane_out, 1, std::min(kChannels, cog - co), tiles.written());
-      });
-    }
-  });
+  const auto run = [&]<bool kStrided>() {
+    batch_chunks::for_each_chunk(
+        chunks.chunk_count, strip.floats(cg), [&](std::int64_t chunk, float* x_strip) {
+          const std::int64_t first = chunks.first_image(chunk);
+          const RowTiles<V, kPositions> tiles{panels, chunks.images_in(chunk, g.batch), g.out_height(),
+                                              g.out_width()};
+          for (std::int64_t group = 0; group < g.groups; ++group) {
+            strip.fill_input(x + (first * g.in_channels + group * cg) * plane_in, g.in_channels * plane_in,
+                             tiles.images, cg, x_strip);
+            direct::for_each_tile<V>(tiles.count(), [&](std::int64_t tile) {
+              const auto at = tiles.place(tile);
+              const std::int64_t co = at.panel * kChannels, panel = group * panels + at.panel;
+              channel_tile<V, kPositions, kVectors, kStrided>(
+                  depth, packed.get() + panel * depth * kChannels, offsets.data(),
+                  x_strip + outputs.first(at.image, at.row) + at.column * outputs.column_step,
+                  bias ? packed_bias.data() + panel * kChannels : nullptr,
+                  y + ((first + at.image) * g.out_channels + group * cog + co) * plane_out +
+                      at.row * tiles.columns + at.column,
+                  plane_out, 1, std::min(kChannels, cog - co), tiles.written(), outputs.column_step);
+            });
+          }
+        });
+  };
+  if (g.stride_w == 1) {
+    run.template operator()<false>();
+  } else {
+    run.template operator()<true>();
+  }
 }
 
 // ---- backward-data: the input gradient, one phase at a time -----------------------------------------------

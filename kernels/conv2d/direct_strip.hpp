@@ -23,14 +23,15 @@
 //   - each image's top padding is the previous image's bottom padding.
 //
 // Stride s: output ow reads padded column ow * s + kw * dilation, so consecutive outputs are s floats
-// apart. A kernel that reads the strip one float at a time (the weight gradient's broadcasts) takes that
-// as it is: it walks the stride-1 strip of the same padding, dilation and kernel s floats at a time
-// (StridedOutputs, below). A kernel that loads whole vectors of consecutive outputs cannot, and for it
+// apart. A kernel that reads the strip one float at a time (the weight gradient's broadcasts, and
+// direct_channels_kernel.hpp's forward) takes that as it is: it walks the stride-1 strip of the same
+// padding, dilation and kernel s floats at a time (StridedOutputs, below). A kernel that loads whole
+// vectors of consecutive outputs (direct_kernel.hpp's forward) cannot, and for it
 // the padded image is split into s_h x s_w phases, phase (p, q) holding padded rows
 // i * s_h + p and columns j * s_w + q, each phase a strip of its own; tap (kh, kw) reads phase
 // ((kh * d_h) % s_h, (kw * d_w) % s_w) at the shift ((kh * d_h) / s_h, (kw * d_w) / s_w), and consecutive
-// outputs read consecutive floats again. Stride 1 is the case of one phase. (Only the forward convolutions
-// read phases; backward-data of a strided convolution is not a convolution of this form.)
+// outputs read consecutive floats again. Stride 1 is the case of one phase. (Only Direct's forward reads
+// phases; backward-data of a strided convolution is not a convolution of this form.)
 //
 // The price is "junk" positions: strip indices whose (oh, ow) is not an output (ow >= OW, oh >= OH, and
 // the positions rounded up to a whole tile). They are computed and thrown away: with pad 1, 3x3 that is

@@ -567,11 +567,29 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
       CHECK_MESSAGE(kernels::choose_conv2d_algorithm(strided_layer, Conv2dDirection::BackwardWeight, level) ==
                         Conv2dAlgorithm::Direct,
                     describe(strided_layer));
-      // Their forwards: DirectChannels for the 5x5 and 7x7 kernels (rule 6c), im2col + GEMM for the 3x3s.
-      const bool wide = strided_layer.kernel_h * strided_layer.kernel_w >= 25;
-      CHECK(kernels::choose_conv2d_algorithm(strided_layer, Conv2dDirection::Forward, level) ==
-            (wide ? Conv2dAlgorithm::DirectChannels : Conv2dAlgorithm::Im2colGemm));
     }
+    // Strided forwards that Winograd does not take run DirectChannels (rule 6c) where im2col's columns are
+    // deep (25 taps or more, or 64 floats or more an output position) and the outputs have 16 channels or
+    // more per group; shallow columns, 8 channels per group, a 1x1 kernel or few positions keep im2col +
+    // GEMM.
+    const auto forward = [&](const Conv2dGeometry& layer) {
+      return kernels::choose_conv2d_algorithm(layer, Conv2dDirection::Forward, level);
+    };
+    for (const Conv2dGeometry& deep :
+         {padded(strided(geometry(32, 3, 64, 64, 64, 7, 7), 2, 2), 3, 3),
+          padded(strided(geometry(64, 32, 32, 32, 64, 5, 5), 2, 2), 2, 2),
+          padded(strided(geometry(128, 16, 33, 33, 32, 3, 3), 3, 3), 1, 1),
+          padded(strided(geometry(128, 8, 32, 32, 16, 3, 3), 2, 2), 1, 1),
+          strided(geometry(128, 16, 32, 32, 16, 2, 2), 2, 2),
+          dilated(padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 2, 2), 2, 2)})
+      CHECK_MESSAGE(forward(deep) == Conv2dAlgorithm::DirectChannels, describe(deep));
+    for (const Conv2dGeometry& shallow :
+         {padded(strided(geometry(128, 3, 32, 32, 32, 3, 3), 2, 2), 1, 1),
+          padded(strided(geometry(128, 5, 32, 32, 32, 3, 3), 2, 2), 1, 1),
+          strided(geometry(128, 64, 16, 16, 128, 1, 1), 2, 2),
+          grouped(padded(strided(geometry(128, 32, 32, 32, 32, 3, 3), 2, 2), 1, 1), 4),
+          padded(strided(geometry(8, 16, 33, 33, 32, 3, 3), 3, 3), 1, 1)})
+      CHECK_MESSAGE(forward(shallow) == Conv2dAlgorithm::Im2colGemm, describe(shallow));
     CHECK(kernels::choose_conv2d_algorithm(padded(strided(geometry(1, 32, 32, 32, 64, 5, 5), 2, 2), 2, 2),
                                            Conv2dDirection::Forward,
                                            level) == Conv2dAlgorithm::Im2colGemm);  // 256 positions
