@@ -20,4 +20,16 @@ Chunking balanced(Chunking chunking, std::int64_t batch, int threads) {
   return {images, (batch + images - 1) / images};
 }
 
+void add_chunk_sums(const float* partials, std::int64_t stride, std::int64_t first, std::int64_t end,
+                    std::int64_t n, float* __restrict out) {
+  for (std::int64_t chunk = first; chunk < end; ++chunk) {
+    const float* __restrict part = partials + (chunk - first) * stride;
+    if (chunk == 0) {
+      std::copy(part, part + n, out);
+    } else {
+      for (std::int64_t i = 0; i < n; ++i) out[i] += part[i];
+    }
+  }
+}
+
 }  // namespace kiln::kernels::batch_chunks

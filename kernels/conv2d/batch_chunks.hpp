@@ -86,6 +86,18 @@ void for_each_chunk(std::int64_t chunk_count, std::int64_t scratch_floats, Body 
 // order.
 constexpr std::int64_t kMaxPartialFloats = std::int64_t{8} << 20;  // 32 MiB
 
+// The combining pass goes a block of the gradient at a time, adding each chunk's sums for the block in turn:
+// the block stays in L1 while the chunks' runs stream past, and each add is a vector of independent
+// elements. (Element by element through every chunk, 64 chunks of a 5x5 layer's weight gradient were 64
+// strided streams, a quarter of its time on one thread.)
+constexpr std::int64_t kCombineBlockFloats = 2048;
+
+// out[0, n) (+)= the sums of chunks [first, end) of one block, chunk `first`'s at partials, each next
+// chunk's `stride` floats on: out = ((p_0 + p_1) + p_2) + ... when first == 0, else out + p_first + ...,
+// every element in chunk order whatever the block.
+void add_chunk_sums(const float* partials, std::int64_t stride, std::int64_t first, std::int64_t end,
+                    std::int64_t n, float* out);
+
 template <typename ChunkGradient>
 void sum_over_chunks(std::int64_t chunk_count, std::int64_t gradient_size, std::int64_t scratch_floats,
                      float* gradient, ChunkGradient chunk_gradient) {
@@ -99,6 +111,7 @@ void sum_over_chunks(std::int64_t chunk_count, std::int64_t gradient_size, std::
       std::min(chunk_count,
                std::max<std::int64_t>(threads, kMaxPartialFloats / std::max<std::int64_t>(1, gradient_size)));
   const CpuScratch partials = cpu_scratch(round * gradient_size);
+  const std::int64_t combine_blocks = (gradient_size + kCombineBlockFloats - 1) / kCombineBlockFloats;
 #pragma omp parallel if (threads > 1)
   {
     const CpuScratch own = cpu_scratch(scratch_floats);
@@ -110,13 +123,10 @@ void sum_over_chunks(std::int64_t chunk_count, std::int64_t gradient_size, std::
       }
       // (implicit barrier: every chunk sum of this round is written)
 #pragma omp for schedule(static)
-      for (std::int64_t i = 0; i < gradient_size; ++i) {
-        float total = round_start == 0 ? 0.0f : gradient[i];
-        for (std::int64_t chunk = round_start; chunk < round_end; ++chunk) {
-          const float part = partials[static_cast<std::size_t>((chunk - round_start) * gradient_size + i)];
-          total = chunk == 0 ? part : total + part;
-        }
-        gradient[i] = total;
+      for (std::int64_t block = 0; block < combine_blocks; ++block) {
+        const std::int64_t begin = block * kCombineBlockFloats;
+        add_chunk_sums(partials.get() + begin, gradient_size, round_start, round_end,
+                       std::min(kCombineBlockFloats, gradient_size - begin), gradient + begin);
       }
     }
   }
