@@ -16,6 +16,7 @@
 #include "cli/json_lines.hpp"
 #include "cli/lr_find.hpp"
 #include "cli/progress_bar.hpp"
+#include "data/preprocessing.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
 #include "models/architecture.hpp"
 #include "train/checkpoint.hpp"
@@ -172,6 +173,22 @@ void print_fine_tune_settings(const nlohmann::json& plan) {
   }
 }
 
+// Where the input size came from when it is not the training images' most common size: the default that
+// shrank large images (data::kDefaultMaxInputSide), or --image-size.
+void print_input_size_note(const nlohmann::json& plan, const nlohmann::json& model) {
+  const nlohmann::json& input = plan.at("input_size");
+  if (input.at("most_common").is_null()) return;
+  const long long height = input.at("most_common").at("height").get<long long>(),
+                  width = input.at("most_common").at("width").get<long long>();
+  if (input.at("chosen") == "default") {
+    std::printf(
+        "input size: the images' most common size, %lldx%lld, shrunk to %lldx%lld (at most %lld a "
+        "side; --image-size N|HxW for another)\n",
+        width, height, model.at("width").get<long long>(), model.at("height").get<long long>(),
+        static_cast<long long>(data::kDefaultMaxInputSide));
+  }
+}
+
 // Prints the run as it goes: a progress bar while an epoch runs, one line per epoch (or a JSON line
 // with --json). The loader reports unreadable files on stderr itself.
 class ConsoleObserver final : public train::CrossValidationObserver {
@@ -199,6 +216,7 @@ class ConsoleObserver final : public train::CrossValidationObserver {
         plan.at("train_images").get<long long>(), plan.at("classes").size(),
         multi_label ? "labels (multi-label)" : "classes", model.at("in_channels").get<long long>(),
         model.at("height").get<long long>(), model.at("width").get<long long>(), evaluating.c_str());
+    print_input_size_note(plan, model);
     const int threads = plan.at("kernels").at("threads").get<int>();
     std::printf("kernels: %s on %d thread%s\n", plan.at("kernels").at("cpu_level").get<std::string>().c_str(),
                 threads, threads == 1 ? "" : "s");

@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "data/data_report.hpp"
+#include "data/preprocessing.hpp"
 
 namespace kiln::data {
 namespace {
@@ -114,6 +115,15 @@ void write_split(std::ostringstream& out, const SplitReport& split, const fs::pa
         << readable << "), " << split.sizes.size() << " distinct sizes\n"
         << "              (kiln train resizes each image to the most common size; --image-size N|HxW for "
            "another)\n";
+  }
+  if (!split.sizes.empty()) {
+    const ImageSize& common = split.sizes.front();
+    const auto [height, width] = default_input_size(common.height, common.width, kDefaultMaxInputSide);
+    if (height != common.height || width != common.width) {
+      out << "              (too large to train on as they are: kiln train shrinks the most common size to "
+          << width << "x" << height << ",\n"
+          << "              at most " << kDefaultMaxInputSide << " a side, unless --image-size gives one)\n";
+    }
   }
   if (!split.sizes.empty() &&
       std::min(split.sizes.front().width, split.sizes.front().height) > kLargeImageSide) {

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>  // declarations only; the full json.hpp costs each includer ~2 s
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.hpp"
@@ -60,23 +61,45 @@ struct Preprocessing {
   friend bool operator==(const Preprocessing&, const Preprocessing&) = default;
 };
 
+// The longest side of the input size chosen for a folder of large images when no size is given. The zoo's
+// networks keep their input's resolution through their first stages, so a camera photo's 3000x2000 would
+// make every activation megapixels (ResNet-20 at 128x85, batch 128, already holds 3.2 GB); 128 keeps a
+// photo's subject recognizable at a small CNN's cost, and --image-size asks for any other.
+inline constexpr std::int64_t kDefaultMaxInputSide = 128;
+
 // How preprocessing_for surveys a training set.
 struct PreprocessingOptions {
   std::int64_t max_images = 0;  // 0: decode every image; else a seeded random sample of at most this many
   std::uint64_t seed = 0;       // picks that sample
   ResizePolicy resize = ResizePolicy::Stretch;
-  std::int64_t height = 0, width = 0;  // 0, 0: the most common image size
-  int threads = 4;                     // decoding threads; the result does not depend on them
+  std::int64_t height = 0, width = 0;            // 0, 0: the most common image size, shrunk to max_side
+  std::int64_t max_side = kDefaultMaxInputSide;  // 0: the most common size however large
+  int threads = 4;                               // decoding threads; the result does not depend on them
+};
+
+// The input size for images whose most common size is height x width: that size, or, when a side is longer
+// than max_side (and max_side is not 0), that size scaled down with its aspect ratio kept until the longer
+// side is max_side (the shorter rounded to the nearest pixel, at least 1).
+std::pair<std::int64_t, std::int64_t> default_input_size(std::int64_t height, std::int64_t width,
+                                                         std::int64_t max_side);
+
+// What preprocessing_for found besides the preprocessing: the surveyed images' most common size, which is
+// the input size unless the options gave one or it was shrunk to max_side.
+struct SurveyedSize {
+  std::int64_t height = 0, width = 0;
 };
 
 // The Preprocessing for training on `folder`, measured from its images (all, or the sample):
-//   size      the most common height x width (ties: the smaller), unless options give one;
+//   size      the most common height x width (ties: the smaller), shrunk to options.max_side
+//             (default_input_size), unless options give one;
 //   channels  3 if any image is in colour, else 1;
 //   mean/std  per channel, over every pixel of the surveyed images at their own size (a grayscale image
 //             counts towards all three channels of a colour preprocessing). A channel with no spread at
 //             all gets std 1, so it is only centred.
 // Files that fail to decode are passed over (the loader reports them); if none decodes, throws naming
 // the folder and the first failure.
-Preprocessing preprocessing_for(const ImageFolder& folder, const PreprocessingOptions& options = {});
+// When `most_common` is not null it receives the most common size.
+Preprocessing preprocessing_for(const ImageFolder& folder, const PreprocessingOptions& options = {},
+                                SurveyedSize* most_common = nullptr);
 
 }  // namespace kiln::data

@@ -5,6 +5,7 @@
 #include <exception>
 #include <map>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "core/error.hpp"
@@ -109,7 +110,18 @@ std::pair<float, float> mean_and_std(std::uint64_t pixels, std::uint64_t sum, st
 
 }  // namespace
 
-Preprocessing preprocessing_for(const ImageFolder& folder, const PreprocessingOptions& options) {
+std::pair<std::int64_t, std::int64_t> default_input_size(std::int64_t height, std::int64_t width,
+                                                         std::int64_t max_side) {
+  const std::int64_t longer = std::max(height, width);
+  if (max_side <= 0 || longer <= max_side) return {height, width};
+  const auto scaled = [&](std::int64_t side) {
+    return std::max<std::int64_t>(1, (side * max_side + longer / 2) / longer);
+  };
+  return {scaled(height), scaled(width)};
+}
+
+Preprocessing preprocessing_for(const ImageFolder& folder, const PreprocessingOptions& options,
+                                SurveyedSize* most_common_size) {
   KILN_CHECK(folder.size() > 0, folder.root().string(), ": no images to measure the preprocessing from");
   KILN_CHECK((options.height > 0) == (options.width > 0),
              "preprocessing_for: give both height and width, or neither");
@@ -117,19 +129,19 @@ Preprocessing preprocessing_for(const ImageFolder& folder, const PreprocessingOp
   KILN_CHECK(!seen.images_of_size.empty(), folder.root().string(),
              ": none of the images could be decoded (first: ", seen.first_failure, ")");
 
+  // The most common size; the map is ordered, so among equally common sizes the smallest comes first.
+  const auto most_common = std::max_element(seen.images_of_size.begin(), seen.images_of_size.end(),
+                                            [](const auto& a, const auto& b) { return a.second < b.second; });
   Preprocessing preprocessing;
   preprocessing.resize = options.resize;
   if (options.height > 0) {
     preprocessing.height = options.height;
     preprocessing.width = options.width;
   } else {
-    // The most common size; the map is ordered, so among equally common sizes the smallest comes first.
-    const auto most_common =
-        std::max_element(seen.images_of_size.begin(), seen.images_of_size.end(),
-                         [](const auto& a, const auto& b) { return a.second < b.second; });
-    preprocessing.height = most_common->first.first;
-    preprocessing.width = most_common->first.second;
+    std::tie(preprocessing.height, preprocessing.width) =
+        default_input_size(most_common->first.first, most_common->first.second, options.max_side);
   }
+  if (most_common_size) *most_common_size = {most_common->first.first, most_common->first.second};
 
   if (seen.colour_pixels == 0) {
     preprocessing.channels = 1;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "core/cuda_runtime.hpp"
 #include "core/generator.hpp"
@@ -131,6 +132,9 @@ struct Run {
   TrainConfig config;
   data::DataSplits splits;
   data::Preprocessing preprocessing;
+  // A fresh run whose input size is not the training images' most common size: that size (the input is
+  // --image-size's, or the most common size shrunk to data::kDefaultMaxInputSide).
+  std::optional<data::SurveyedSize> input_size_from;
   models::ArchitectureSpec architecture;
   layers::ModulePtr model;
   std::string head;                    // the classifier head's module name ("fc")
@@ -492,7 +496,10 @@ Run start_fresh(const TrainConfig& config) {
   prepare_class_balance(run, true);
   Generator initialization(config.seed, kInitializationStream);
   if (config.init_checkpoint.empty()) {
-    run.preprocessing = data::preprocessing_for(run.splits.train, survey_options(config));
+    data::SurveyedSize most_common;
+    run.preprocessing = data::preprocessing_for(run.splits.train, survey_options(config), &most_common);
+    if (run.preprocessing.height != most_common.height || run.preprocessing.width != most_common.width)
+      run.input_size_from = most_common;
     const auto& classes = run.splits.train.classes();
     run.architecture = {config.model, run.preprocessing.channels, run.preprocessing.height,
                         run.preprocessing.width, static_cast<std::int64_t>(classes.size())};
@@ -894,6 +901,11 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
       {"steps_per_epoch", steps_per_epoch(run)},
       {"resumed_at_epoch", run.epochs_done},
       {"preprocessing", run.preprocessing.to_json()},
+      {"input_size",
+       {{"chosen", run.config.image_height > 0 ? "--image-size" : "default"},
+        {"most_common", run.input_size_from ? nlohmann::json{{"height", run.input_size_from->height},
+                                                             {"width", run.input_size_from->width}}
+                                            : nlohmann::json(nullptr)}}},
       {"kernels",
        {{"cpu_level", kernels::cpu_level_name(kernels::cpu_level())},
         {"threads", kernels::compute_threads()}}},

@@ -272,11 +272,41 @@ TEST_CASE("data/preprocessing: preprocessing_for measures size, channels, mean a
     const Preprocessing sample = kiln::data::preprocessing_for(folder, {.max_images = 2, .seed = 9});
     CHECK(sample == kiln::data::preprocessing_for(folder, {.max_images = 2, .seed = 9, .threads = 1}));
   }
+  SUBCASE("a most common size longer than max_side is shrunk to it, its aspect ratio kept") {
+    const auto folder = kiln::data::ImageFolder::scan(root.path());
+    kiln::data::SurveyedSize most_common;
+    const Preprocessing shrunk = kiln::data::preprocessing_for(folder, {.max_side = 3}, &most_common);
+    CHECK(shrunk.height == 2);
+    CHECK(shrunk.width == 3);
+    CHECK(most_common.height == 4);
+    CHECK(most_common.width == 6);
+    const Preprocessing unlimited = kiln::data::preprocessing_for(folder, {.max_side = 0});
+    CHECK(unlimited.height == 4);
+    CHECK(unlimited.width == 6);
+    // A size given in the options is taken as it is.
+    const Preprocessing fixed =
+        kiln::data::preprocessing_for(folder, {.height = 5, .width = 7, .max_side = 3});
+    CHECK(fixed.height == 5);
+    CHECK(fixed.width == 7);
+  }
   SUBCASE("unreadable files are passed over") {
     kiln::test::write_bytes(root / "b" / "5.png", "garbage");
     const Preprocessing p = kiln::data::preprocessing_for(kiln::data::ImageFolder::scan(root.path()));
     CHECK(p.mean[0] == doctest::Approx(mean));
   }
+}
+
+TEST_CASE("data/preprocessing: default_input_size shrinks a size longer than the limit, aspect ratio kept") {
+  using kiln::data::default_input_size;
+  using Size = std::pair<std::int64_t, std::int64_t>;
+  CHECK(default_input_size(2000, 3000, 128) == Size{85, 128});  // a camera photo, landscape
+  CHECK(default_input_size(3000, 2000, 128) == Size{128, 85});  // and portrait
+  CHECK(default_input_size(256, 256, 128) == Size{128, 128});
+  CHECK(default_input_size(32, 32, 128) == Size{32, 32});  // CIFAR's stays as it is
+  CHECK(default_input_size(128, 100, 128) == Size{128, 100});
+  CHECK(default_input_size(129, 100, 128) == Size{128, 99});     // 99.2, to the nearest pixel
+  CHECK(default_input_size(1000, 1, 128) == Size{128, 1});       // never below one pixel
+  CHECK(default_input_size(2000, 3000, 0) == Size{2000, 3000});  // 0: no limit
 }
 
 }  // namespace data_preprocessing_test
