@@ -11,7 +11,8 @@
 //   kiln export runs/cifar/last.kiln --onnx cifar.onnx
 //   kiln quantize runs/cifar/last.kiln data/cifar10 --out cifar.int8.kiln
 //
-// Every error ends the program with one line on stderr and exit status 1.
+// Every error ends the program with one line on stderr and exit status 1; a training run stopped by Ctrl-C
+// (train/interrupt.hpp) with one line saying what it saved, and exit status 130.
 #include <unistd.h>
 
 #include <cstdio>
@@ -19,6 +20,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/openmp_waiting.hpp"
+#include "train/interrupt.hpp"
 
 int main(int argc, char** argv) {
   kiln::cli::settle_openmp_waiting(argv);
@@ -38,6 +40,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
+  } catch (const kiln::train::Interrupted& stopped) {
+    if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\033[K");
+    std::fprintf(stderr, "kiln: %s\n", stopped.what());
+    return 130;  // what a shell reports for a process ended by SIGINT
   } catch (const std::exception& error) {
     if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\033[K");  // over any half-drawn progress bar
     std::fprintf(stderr, "kiln: error: %s\n", error.what());

@@ -23,6 +23,7 @@
 #include "train/conv_choices.hpp"
 #include "train/cross_validation.hpp"
 #include "train/early_stopping.hpp"
+#include "train/interrupt.hpp"
 #include "train/trainer.hpp"
 
 namespace kiln::cli {
@@ -682,10 +683,16 @@ void add_train_command(CLI::App& app) {
     if (!*json) print_checkpoints(result);
   };
   // With --json a run that fails ends its stream with {"event": "error", "message": ...}, so a script
-  // reading the lines learns why as well as when (the message also goes to stderr, as always).
+  // reading the lines learns why as well as when (the message also goes to stderr, as always), and one that
+  // Ctrl-C stopped with {"event": "interrupted", "message": ...}. The first Ctrl-C stops the run after the
+  // step in flight (train/interrupt.hpp); a second ends the process.
   command->callback([run, json] {
+    const train::StopOnInterrupt stop_on_interrupt;
     try {
       run();
+    } catch (const train::Interrupted& stopped) {
+      if (*json) print_json_line({{"event", "interrupted"}, {"message", stopped.what()}});
+      throw;
     } catch (const Error& error) {
       if (*json) print_json_line({{"event", "error"}, {"message", error.what()}});
       throw;

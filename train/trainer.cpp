@@ -28,6 +28,7 @@
 #include "train/fine_tune.hpp"
 #include "train/folds.hpp"
 #include "train/graphed_step.hpp"
+#include "train/interrupt.hpp"
 #include "train/label_counts.hpp"
 #include "train/loss_readback.hpp"
 #include "train/metrics_log.hpp"
@@ -718,6 +719,20 @@ void close_profile_window(Run& run, TrainingObserver& observer) {
 
 // One epoch: the training pass, then (when --eval-every says so) the held-out evaluation, each timed into
 // `eta`.
+// Ends the run where Ctrl-C asked it to (train/interrupt.hpp), saying what last.kiln holds and how to go on.
+// `where`: "in epoch 3 at step 27 of 32" (that epoch's steps are in no checkpoint) or "after epoch 2".
+[[noreturn]] void stop_interrupted(const Run& run, const std::string& where, bool mid_epoch) {
+  const std::string lost =
+      mid_epoch ? " (epoch " + std::to_string(run.epochs_done + 1) + "'s steps so far are not in it)" : "";
+  const std::string saved =
+      run.epochs_done > 0 ? last_checkpoint(run.config.run_dir).string() + " holds epoch " +
+                                std::to_string(run.epochs_done) + " of " + std::to_string(run.config.epochs) +
+                                lost + "; kiln train " + run.config.data.string() + " --out " +
+                                run.config.run_dir.string() + " --resume continues from there"
+                          : std::string("no checkpoint was written yet");
+  throw Interrupted("interrupted " + where + "; " + saved);
+}
+
 EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, TrainingObserver& observer) {
   layers::Module& model = *run.model;
   model.train();
@@ -788,6 +803,12 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, Training
     }
     if (unreported) report(*unreported);
     unreported = Unreported{step, loss_ticket, learning_rate, static_cast<double>(batch->labels.numel())};
+    if (interrupt_requested()) {
+      stop_interrupted(run,
+                       "in epoch " + std::to_string(epoch + 1) + " at step " + std::to_string(step + 1) +
+                           " of " + std::to_string(steps),
+                       true);
+    }
     if (run.profile_session) {
       run.profile.images += batch->labels.numel();
       if (++run.profile.steps == run.config.profile_steps) close_profile_window(run, observer);
@@ -978,6 +999,8 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
     redraw_plots(run.config.run_dir);
     observer.on_epoch(summary);
     result.history.push_back(std::move(summary));
+    if (interrupt_requested() && run.epochs_done < run.config.epochs)
+      stop_interrupted(run, "after epoch " + std::to_string(run.epochs_done), false);
     if (run.epochs_done < run.config.epochs && patience_exhausted(run.early_stopping, patience)) {
       result.early_stop = early_stop_report(run, false);
       observer.on_early_stop(*result.early_stop);
@@ -1015,6 +1038,9 @@ void train_at_rates(const TrainConfig& config, std::int64_t steps,
       for (ParameterGroup& group : run.groups) group.optimizer->step();
       // Read at once, not a step late as train() does: whether to take the next step depends on it.
       if (!on_step({step, learning_rate, results[0].item()})) return;
+      if (interrupt_requested())
+        throw Interrupted("interrupted during the learning-rate test, at step " + std::to_string(step + 1) +
+                          " of " + std::to_string(steps));
     }
     KILN_CHECK(any, "train: an epoch of ", config.data.string(), " gave no batch of readable images");
   }

@@ -1,8 +1,10 @@
 // The training loop: data -> model -> cross-entropy -> backward -> optimizer, one epoch at a time, with
 // validation after each epoch (or every --eval-every epochs), metrics appended to RUNDIR/metrics.jsonl, and
 // RUNDIR/last.kiln written atomically after every epoch so an interrupted run loses at most one epoch and
-// `resume` continues it. With a held-out split, RUNDIR/best.kiln also holds the epoch with the best monitored
-// metric so far, and --early-stop ends the run when that stops improving (train/early_stopping.hpp).
+// `resume` continues it. Ctrl-C under a train::StopOnInterrupt ends the run after the step in flight with
+// train::Interrupted (train/interrupt.hpp). With a held-out split, RUNDIR/best.kiln also holds the epoch with
+// the best monitored metric so far, and --early-stop ends the run when that stops improving
+// (train/early_stopping.hpp).
 //
 // A data path ending in .csv is a labels file (data/label_table.hpp): the run is then multi-label, with
 // one sigmoid output per label, binary cross-entropy on logits (mean over the batch and the labels), the
