@@ -1,8 +1,10 @@
 #include "data/dataset.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <system_error>
 #include <utility>
 
@@ -88,15 +90,49 @@ ImageFolder pack_split(const std::shared_ptr<const Pack>& pack, const std::strin
   return ImageFolder(root, pack->classes(), std::move(samples), pack);
 }
 
+// Up to three of the paths' file names, comma-separated, then "..." if there are more.
+std::string first_names(const std::vector<fs::path>& paths) {
+  std::string names;
+  for (std::size_t i = 0; i < std::min<std::size_t>(paths.size(), 3); ++i)
+    names += (i == 0 ? "" : ", ") + paths[i].filename().string();
+  if (paths.size() > 3) names += ", ...";
+  return names;
+}
+
+// What a class folder without images holds instead, for its error: files of formats kiln does not read
+// (a phone's .heic, a .webp), by extension, or folders (images one level too deep), or nothing at all.
+std::string what_an_empty_class_folder_holds(const fs::path& class_folder) {
+  const std::vector<fs::path> files = sorted_entries(class_folder, [](const fs::directory_entry& entry) {
+    std::error_code ignored;
+    return entry.is_regular_file(ignored) && !is_hidden(entry.path());
+  });
+  const std::vector<fs::path> folders = sorted_subfolders(class_folder);
+  if (!files.empty()) {
+    std::map<std::string, std::size_t> by_extension;
+    for (const fs::path& file : files) {
+      std::string extension = file.extension().string();
+      for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      ++by_extension[extension.empty() ? "(no extension)" : extension];
+    }
+    std::string kinds;
+    for (const auto& [extension, count] : by_extension)
+      kinds += (kinds.empty() ? "" : ", ") + std::to_string(count) + " " + extension;
+    return "it holds " + kinds + " file" + (files.size() == 1 ? "" : "s") +
+           ", formats kiln does not read: convert them to JPEG or PNG";
+  }
+  if (!folders.empty()) {
+    return "it holds " + std::to_string(folders.size()) + " folder" + (folders.size() == 1 ? "" : "s") +
+           " (" + first_names(folders) + "): a class's images go directly in its folder";
+  }
+  return "it is empty";
+}
+
 // A folder inside a class folder is not read (the layout is root/<class>/<image>); say so, naming up to
 // three, so that images put there are not lost without a word.
 void warn_of_nested_folders(const fs::path& class_folder) {
   const std::vector<fs::path> nested = sorted_subfolders(class_folder);
   if (nested.empty()) return;
-  std::string names;
-  for (std::size_t i = 0; i < std::min<std::size_t>(nested.size(), 3); ++i)
-    names += (i == 0 ? "" : ", ") + nested[i].filename().string();
-  if (nested.size() > 3) names += ", ...";
+  const std::string names = first_names(nested);
   std::fprintf(stderr,
                "kiln: warning: %s holds %zu folder%s (%s) whose images are not read: a class's images go "
                "directly in its folder\n",
@@ -141,7 +177,8 @@ ImageFolder ImageFolder::scan(const std::filesystem::path& root, ClassesNeeded n
       return entry.is_regular_file(ignored) && is_image_file(entry.path()) && !is_hidden(entry.path());
     });
     KILN_CHECK(!images.empty(), class_folder.string(),
-               ": empty class folder (no .jpg .jpeg .png .bmp or .tga files)");
+               ": empty class folder (no .jpg .jpeg .png .bmp or .tga files; ",
+               what_an_empty_class_folder_holds(class_folder), ")");
     warn_of_nested_folders(class_folder);
     for (const fs::path& image : images) samples.push_back({image, label});
   }

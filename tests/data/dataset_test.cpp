@@ -89,12 +89,30 @@ TEST_CASE("data/dataset: scan errors name the path and the problem") {
     CHECK(one.classes() == std::vector<std::string>{"cat"});
     CHECK(one.size() == 2);
   }
-  SUBCASE("an empty class folder") {
+  SUBCASE("an empty class folder, and what it holds instead") {
     make_tree(root.path(), {{"cat", 2}});
     touch(root / "dog" / "notes.txt");
-    CHECK_THROWS_WITH_AS(ImageFolder::scan(root.path()),
-                         doctest::Contains(((root / "dog").string() + ": empty class folder").c_str()),
-                         Error);
+    touch(root / "dog" / "a.heic");
+    touch(root / "dog" / "b.heic");
+    CHECK_THROWS_WITH_AS(
+        ImageFolder::scan(root.path()),
+        ((root / "dog").string() +
+         ": empty class folder (no .jpg .jpeg .png .bmp or .tga files; it holds 2 .heic, 1 .txt "
+         "files, formats kiln does not read: convert them to JPEG or PNG)")
+            .c_str(),
+        Error);
+  }
+  SUBCASE("a class folder whose images are a level too deep, or one with nothing in it") {
+    make_tree(root.path(), {{"cat", 2}});
+    make_tree(root / "dog", {{"2019", 1}, {"2020", 1}});
+    CHECK_THROWS_WITH_AS(
+        ImageFolder::scan(root.path()),
+        doctest::Contains("; it holds 2 folders (2019, 2020): a class's images go directly in "
+                          "its folder)"),
+        Error);
+    std::filesystem::remove_all(root / "dog");
+    std::filesystem::create_directories(root / "dog");
+    CHECK_THROWS_WITH_AS(ImageFolder::scan(root.path()), doctest::Contains("files; it is empty)"), Error);
   }
 }
 
