@@ -21,6 +21,13 @@ layers::ModulePtr build_vgg(const ArchitectureSpec& spec, Generator& generator);
 // with stride 2), parameter-free "option A" shortcuts, global average pooling and a linear classifier.
 layers::ModulePtr build_resnet(const ArchitectureSpec& spec, std::int64_t depth, Generator& generator);
 
+// ResNet-18 as in He et al. 2015, Table 1 (ImageNet): a 7x7 stride-2 conv to 64 channels and a 3x3
+// stride-2 max-pool, four stages of two basic blocks with 64, 128, 256 and 512 channels (stages 2 to 4
+// start with stride 2, through a 1x1 projection shortcut), global average pooling and a linear classifier.
+// It shrinks its input 32-fold, so it suits photos (64 to 224 pixels a side) where the CIFAR networks
+// above would keep every activation at the photo's resolution.
+layers::ModulePtr build_resnet18(const ArchitectureSpec& spec, Generator& generator);
+
 // A MobileNet-v1-style net (Howard et al. 2017) for small images: a 3x3 conv to 32 channels (stride 1, as
 // CIFAR variants do), then depthwise-separable blocks 64, 128/2, 128, 256/2, 256, 512/2, 5 x 512,
 // 1024/2, 1024, global average pooling and a linear classifier.

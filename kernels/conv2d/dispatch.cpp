@@ -19,11 +19,16 @@
 // im2col + cuBLAS GEMM for every other geometry) or a step of the convolution ladder that agrees with it
 // (README.md, "On a CUDA device").
 //
+// Before any of these, a float or bfloat16 pass on the CPU's fast kernels drops the kernel taps that read
+// only padding (unreached_taps.hpp: a padded 3x3 on a 1x1 plane is a 1x1 convolution); double and the
+// Reference level keep the whole kernel.
+//
 // The bias gradient (a sum of gy per channel) runs the bias kernels on gy as stored, float or bfloat16, NCHW
 // or channels-last, at either vector level.
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -39,6 +44,7 @@
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
 #include "kernels/conv2d/im2col.hpp"
+#include "kernels/conv2d/unreached_taps.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/elementwise/elementwise.hpp"
 #include "kernels/widened_bfloat16.hpp"
@@ -521,16 +527,9 @@ const char* bfloat16_conv2d_path_name(Bfloat16Conv2dPath path) {
   return "widened to the float kernels";
 }
 
+// The CPU's part of each pass, after dispatch's crop of unreached taps: the path for T and g.
 template <typename T>
-void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  profiler::Scope profile("conv2d_forward", device, dtype_of_v<T>);
-  if (profile.measuring()) profile.set_detail(profile_label(g));
-#ifdef KILN_WITH_CUDA
-  if (device.is_cuda()) {
-    return cuda::tuned_conv2d_forward(g, x, w, bias, y);
-  }
-#endif
-  require_cpu(device, "conv2d_forward");
+void forward_on_cpu(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   if constexpr (std::is_same_v<T, bfloat16>) {
     switch (bfloat16_conv2d_path(g, Conv2dDirection::Forward)) {
       case Bfloat16Conv2dPath::Reference:
@@ -558,15 +557,7 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
 }
 
 template <typename T>
-void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
-  profiler::Scope profile("conv2d_backward_data", device, dtype_of_v<T>);
-  if (profile.measuring()) profile.set_detail(profile_label(g));
-#ifdef KILN_WITH_CUDA
-  if (device.is_cuda()) {
-    return cuda::tuned_conv2d_backward_data(g, gy, w, gx);
-  }
-#endif
-  require_cpu(device, "conv2d_backward_data");
+void backward_data_on_cpu(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   if constexpr (std::is_same_v<T, bfloat16>) {
     switch (bfloat16_conv2d_path(g, Conv2dDirection::BackwardData)) {
       case Bfloat16Conv2dPath::Reference:
@@ -595,15 +586,7 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
 }
 
 template <typename T>
-void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
-  profiler::Scope profile("conv2d_backward_weight", device, dtype_of_v<T>);
-  if (profile.measuring()) profile.set_detail(profile_label(g));
-#ifdef KILN_WITH_CUDA
-  if (device.is_cuda()) {
-    return cuda::tuned_conv2d_backward_weight(g, gy, x, gw);
-  }
-#endif
-  require_cpu(device, "conv2d_backward_weight");
+void backward_weight_on_cpu(const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
   if constexpr (std::is_same_v<T, bfloat16>) {
     switch (bfloat16_conv2d_path(g, Conv2dDirection::BackwardWeight)) {
       case Bfloat16Conv2dPath::Reference:
@@ -629,6 +612,76 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
   } else {
     reference::conv2d_backward_weight(g, gy, x, gw);
   }
+}
+
+// The crop of taps that read only padding (unreached_taps.hpp) for float and bfloat16 on the fast kernels;
+// double and the Reference CPU level run the full kernel, the oracle the cropped passes are checked by.
+template <typename T>
+std::optional<CroppedTaps> crop_for_fast_kernels(const Conv2dGeometry& g) {
+  if constexpr (std::is_same_v<T, double>) {
+    return std::nullopt;
+  } else {
+    return cpu_level() == CpuLevel::Reference ? std::nullopt : crop_unreached_taps(g);
+  }
+}
+
+template <typename T>
+std::vector<T> cropped_weights(const Conv2dGeometry& g, const CroppedTaps& cropped, const T* w) {
+  const Conv2dGeometry& c = cropped.geometry;
+  std::vector<T> taps(
+      static_cast<std::size_t>(c.out_channels * c.in_channels_per_group() * c.kernel_h * c.kernel_w));
+  crop_weights(g, cropped, w, taps.data());
+  return taps;
+}
+
+template <typename T>
+void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  profiler::Scope profile("conv2d_forward", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(profile_label(g));
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) {
+    return cuda::tuned_conv2d_forward(g, x, w, bias, y);
+  }
+#endif
+  require_cpu(device, "conv2d_forward");
+  if (const auto cropped = crop_for_fast_kernels<T>(g))
+    return forward_on_cpu(cropped->geometry, x, cropped_weights(g, *cropped, w).data(), bias, y);
+  forward_on_cpu(g, x, w, bias, y);
+}
+
+template <typename T>
+void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
+  profiler::Scope profile("conv2d_backward_data", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(profile_label(g));
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) {
+    return cuda::tuned_conv2d_backward_data(g, gy, w, gx);
+  }
+#endif
+  require_cpu(device, "conv2d_backward_data");
+  if (const auto cropped = crop_for_fast_kernels<T>(g))
+    return backward_data_on_cpu(cropped->geometry, gy, cropped_weights(g, *cropped, w).data(), gx);
+  backward_data_on_cpu(g, gy, w, gx);
+}
+
+template <typename T>
+void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
+  profiler::Scope profile("conv2d_backward_weight", device, dtype_of_v<T>);
+  if (profile.measuring()) profile.set_detail(profile_label(g));
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) {
+    return cuda::tuned_conv2d_backward_weight(g, gy, x, gw);
+  }
+#endif
+  require_cpu(device, "conv2d_backward_weight");
+  if (const auto cropped = crop_for_fast_kernels<T>(g)) {
+    const Conv2dGeometry& c = cropped->geometry;
+    std::vector<T> taps(
+        static_cast<std::size_t>(c.out_channels * c.in_channels_per_group() * c.kernel_h * c.kernel_w));
+    backward_weight_on_cpu(c, gy, x, taps.data());
+    return uncrop_weight_gradient(g, *cropped, taps.data(), gw);
+  }
+  backward_weight_on_cpu(g, gy, x, gw);
 }
 
 template <typename T>

@@ -124,6 +124,13 @@ std::vector<Conv2dGeometry> odd_shapes() {
       geometry(3, 4, 33, 33, 3, 1, 1),                              // pointwise, one image per chunk
       padded(geometry(1, 9, 5, 5, 10, 5, 5), 2, 1),                 // 5x5 kernel, batch 1, pads differ
       padded(strided(geometry(3, 8, 11, 9, 9, 3, 3), 3, 2), 2, 1),  // stride 3 x 2, pad 2 x 1
+      // Taps that read only padding, which dispatch crops off (unreached_taps.hpp): a 2x2 plane through a
+      // padded 5x5 (its outer taps), a one-row image at stride 2 (the outer rows of taps), a 2x2 plane
+      // through a dilated 3x3 (all but the centre), a depthwise 3x3 on a 1x1 plane.
+      padded(geometry(2, 6, 2, 2, 7, 5, 5), 2, 2),
+      padded(strided(geometry(2, 4, 1, 9, 5, 3, 3), 2, 1), 1, 1),
+      dilated(padded(geometry(2, 3, 2, 2, 4, 3, 3), 2, 2), 2, 2),
+      grouped(padded(geometry(2, 8, 1, 1, 8, 3, 3), 1, 1), 8),
   };
 }
 

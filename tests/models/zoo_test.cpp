@@ -2,7 +2,10 @@
 // parameter count its paper gives.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "models/architecture.hpp"
 
@@ -20,7 +23,8 @@ layers::ModulePtr build(const std::string& name, std::int64_t channels = 3, std:
 
 TEST_CASE("zoo: every model maps a batch to one logit per class") {
   for (const std::string& name : models::model_names()) {
-    if (name == "resnet110" || name == "vgg11" || name == "mobilenet") continue;  // covered by counts below
+    if (name == "resnet110" || name == "vgg11" || name == "mobilenet" || name == "resnet18")
+      continue;  // covered below
     CAPTURE(name);
     auto model = build(name, 3, 32, 7);
     model->eval();
@@ -44,6 +48,24 @@ TEST_CASE("zoo: parameter counts match the papers") {
   // MobileNet v1 has 3.2M parameters at 1000 classes' worth of classifier; with 10 classes:
   // conv1 3*32*9 + bn 64, then the 13 blocks, then 1024*10 + 10.
   CHECK(build("mobilenet")->parameter_count() == 3217226);
+  // ResNet-18 (He et al. 2015, Table 1): 11.7M at 1000 classes, 11,176,512 without the classifier (as
+  // torchvision's resnet18), then 512 * 10 + 10.
+  CHECK(build("resnet18")->parameter_count() == 11181642);
+}
+
+TEST_CASE("zoo: resnet18 shrinks a photo 32-fold before its classifier") {
+  auto model = build("resnet18", 3, 32, 5);
+  model->eval();
+  NoGradGuard no_grad;
+  CHECK((*model)(Tensor::randn({1, 3, 85, 128})).shape() == Shape{1, 5});
+  // Its stem, its first stage and the first block of the second, by name: a 7x7 stride-2 convolution, a
+  // 3x3 stride-2 max-pool, and the projection shortcut where the channels double.
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : model->named_parameters()) names.push_back(name);
+  CHECK(names.front() == "conv1.weight");
+  CHECK(std::find(names.begin(), names.end(), "layer2.0.shortcut.conv.weight") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "layer1.0.shortcut.conv.weight") == names.end());
+  CHECK(model->named_parameters().front().second.shape() == Shape{64, 3, 7, 7});
 }
 
 TEST_CASE("zoo: models take the input size and channels from the data") {
