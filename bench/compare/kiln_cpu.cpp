@@ -1,7 +1,8 @@
 // kiln's side of the CPU comparison (scripts/compare-cpu.sh): times, through kiln's public dispatch
 // functions, each distinct convolution of ResNet-20 and the other layers of shapes.hpp (MobileNet's,
 // LeNet-5's, strided layers of users' own models) in their three directions, a few SGEMMs, and a whole
-// training step of ResNet-20, the MobileNet-style net and the VGG-style net (vgg_small), in fp32, in bf16 and
+// training step of ResNet-20, the MobileNet-style net, the VGG-style net (vgg_small) and ResNet-18 (at the
+// comparison's image size: on 32x32 images its last stage works on 1x1 planes), in fp32, in bf16 and
 // in bf16 with channels-last activations, and prints one JSON object on stdout (progress goes to stderr):
 //
 //   {"program": "kiln", "threads": 2, "batch": 128, "image_size": 32, "fp32_peak_gflops": 234.0,
@@ -129,7 +130,7 @@ constexpr double kTrainingStepBudgetSeconds = 10.0;  // torch_cpu.py uses the sa
 
 // The zoo networks whose whole training step is timed (torch_cpu.py builds the same three), and the ways:
 // fp32, bf16, and bf16 with channels-last activations (where the AMX convolutions run, on CPUs that have it).
-const char* const kTrainingStepModels[] = {"resnet20", "mobilenet", "vgg_small"};
+const char* const kTrainingStepModels[] = {"resnet20", "mobilenet", "vgg_small", "resnet18"};
 struct StepPrecision {
   DType activations;
   bool channels_last;

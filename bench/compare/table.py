@@ -19,7 +19,8 @@ DIRECTIONS = ["forward", "backward_data", "backward_weight"]
 # The zoo networks whose whole step both sides time, in fp32, in bf16 (PyTorch under autocast), and in bf16
 # with channels-last activations on both sides.
 TRAINING_STEP_MODELS = [
-    f"{model}{way}" for way in ("", " bf16", " bf16 channels-last") for model in ("resnet20", "mobilenet", "vgg_small")
+    f"{model}{way}" for way in ("", " bf16", " bf16 channels-last")
+    for model in ("resnet20", "mobilenet", "vgg_small", "resnet18")
 ]
 # Column key -> (program, layout) of the row it reads.
 LIBRARIES = {

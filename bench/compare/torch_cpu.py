@@ -1,9 +1,9 @@
 """PyTorch's side of the CPU comparison (scripts/compare-cpu.sh).
 
 Times the same convolutions (forward, backward-data, backward-weight) and SGEMMs that
-bench/compare/kiln_cpu.cpp times, and a whole training step of ResNet-20, the MobileNet-style net and the
-VGG-style net, on CPU, float32, NCHW, and prints one JSON object on stdout in the same form as the C++
-programs (progress goes to stderr):
+bench/compare/kiln_cpu.cpp times, and a whole training step of ResNet-20, the MobileNet-style net, the
+VGG-style net and ResNet-18, on CPU, float32, NCHW, and prints one JSON object on stdout in the same form as
+the C++ programs (progress goes to stderr):
 
     build/compare_kiln_cpu --list-shapes --image-size 32 > shapes.json
     python3 bench/compare/torch_cpu.py --shapes shapes.json [--threads 2] [--batch 128] [--image-size 32]
@@ -33,7 +33,7 @@ GEMM_SHAPES = [
     ("conv-like 16x1024x144", 16, 1024, 144),
 ]
 # kiln's parameter counts for the two networks, checked so that both sides train the same thing.
-KILN_PARAMETERS = {"resnet20": 269_722, "mobilenet": 3_217_226, "vgg_small": 288_746}
+KILN_PARAMETERS = {"resnet20": 269_722, "mobilenet": 3_217_226, "vgg_small": 288_746, "resnet18": 11_181_642}
 TRAINING_STEP_BUDGET_SECONDS = 10.0  # kiln_cpu.cpp uses the same
 
 
@@ -101,6 +101,41 @@ def resnet(depth=20, in_channels=3, classes=10):
             stride = 2 if stage > 0 and block == 0 else 1
             layers.append(BasicBlock(channels, stage_channels, stride))
             channels = stage_channels
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, classes)]
+    return nn.Sequential(*layers)
+
+
+# ---- ResNet-18, built as kiln builds it (models/resnet_imagenet.cpp) and as torchvision's resnet18 -------
+
+
+class ProjectionBlock(nn.Module):
+    """A basic block whose shortcut, where the size or the channels change, is a 1x1 conv and a batch norm."""
+
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        identity = in_channels == out_channels and stride == 1
+        self.shortcut = nn.Identity() if identity else nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        residual = F.relu(self.bn1(self.conv1(x)))
+        residual = self.bn2(self.conv2(residual))
+        return F.relu(residual + self.shortcut(x))
+
+
+def resnet18(in_channels=3, classes=10):
+    layers = [nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+              nn.MaxPool2d(3, 2, 1)]
+    channels = 64
+    for stage in range(4):
+        for block in range(2):
+            stride = 2 if stage > 0 and block == 0 else 1
+            layers.append(ProjectionBlock(channels, 64 << stage, stride))
+            channels = 64 << stage
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, classes)]
     return nn.Sequential(*layers)
 
@@ -254,7 +289,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    models = {"resnet20": resnet(20), "mobilenet": mobilenet(), "vgg_small": vgg_small()}
+    models = {"resnet20": resnet(20), "mobilenet": mobilenet(), "vgg_small": vgg_small(), "resnet18": resnet18()}
     for name, model in models.items():
         parameters = sum(p.numel() for p in model.parameters())
         if parameters != KILN_PARAMETERS[name]:

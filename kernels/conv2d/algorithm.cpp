@@ -62,7 +62,8 @@
 //      16 input and 16 output channels and 2048 output positions in the batch (backward-data: pad <= 2):
 //      F(4x4, 3x3) when neither side has more than 128 channels (the weight gradient from 8192 positions),
 //      otherwise F(2x2, 3x3) for the forward and backward-data, and for the weight gradient when both sides
-//      have at least 64 channels. F(2x2, 3x3) makes 2 x 2 outputs with 16 multiplies instead of 36; its
+//      have at least 64 channels; and F(2x2, 3x3) from 512 positions when both sides have at least 64
+//      channels (below). F(2x2, 3x3) makes 2 x 2 outputs with 16 multiplies instead of 36; its
 //      transforms cost a fixed amount per channel and tile, so its lead grows with the channels. Measured,
 //      AVX-512, 2 threads, batch 128, ms, the algorithm that served the pass before vs F(2x2, 3x3) (forward
 //      / backward-data):
@@ -133,6 +134,22 @@
 //        batch 32   16->32 at 32x32   1.25 / 0.71   1.34 / 0.77   1.33 / 0.94
 //                   32->64 at 16x16   1.17 / 0.73   1.02 / 0.54   1.79 / 0.87
 //      and AVX2, 2 threads, batch 128: 16->32 3.99 / 3.18 / 3.58, 32->64 3.41 / 2.53 / 2.84.
+//      The wide layers of small planes (ResNet-18 and vgg11 on 32x32 images: 2x2 and 4x4 planes of 64 to
+//      512 channels) have few positions, and there im2col + GEMM ran at 65-90 GFLOP/s (its GEMM's columns
+//      come in blocks of one plane, 4 or 16 wide) while F(2x2, 3x3) kept its lead from 512 positions.
+//      Measured, two Zen 5 cores, median of 9, ms, im2col + GEMM vs F(2x2, 3x3) vs the rule's choice before
+//      when not im2col (forward / backward-data / backward-weight):
+//        batch 128  64->64 at 2x2     1.50 / 1.29 / 1.42   vs  0.19 / 0.24 / 0.20
+//                   256->256 at 2x2   9.22 / 6.37 / 5.07   vs  1.85 / 2.33 / 1.80
+//                   512->512 at 2x2   17.2 / 22.6 / 15.5   vs  8.69 / 10.8 / 8.54
+//        batch 32   64->64 at 4x4     0.52 / 0.65 / 0.53   vs  0.16 / 0.17 / 0.14
+//                   128->128 at 4x4   1.28 / 1.54 / 1.24   vs  0.60 / 0.71 / 0.52  (F(4x4): 0.94 / 1.00 /
+//                   0.83) 256->256 at 4x4   4.60 / 4.29 / 3.43   vs  2.01 / 2.34 / 1.77
+//        batch 8    64->64 at 8x8     0.28 / 0.39 / 0.28   vs  0.13 / 0.16 / 0.14
+//                   128->128 at 8x8   0.79 / 1.00 / 0.75   vs  0.52 / 0.63 / 0.47
+//        batch 16   64->64 at 8x8     DirectChannels 0.29 / 0.27, im2col + GEMM 0.54  vs  0.19 / 0.22 / 0.20
+//      and at 128 positions (batch 32 at 2x2) im2col + GEMM keeps it (256->256: 1.63 / 1.47 / 1.26 vs 1.37 /
+//      1.76 / 1.62; 512->512 4.29 / 4.33 / 3.45 vs 5.49 / 6.82 / 5.91).
 //   6. DirectChannels (direct_channels_kernel.hpp) reads the same strip one output row at a time, vectorized
 //      along the output channels, so it computes no junk; its backward-data runs the input gradient phase
 //      by phase, so it takes any stride. It goes
@@ -244,6 +261,8 @@ constexpr std::int64_t kMinDirectStridedWeightPositions = 512;
 constexpr std::int64_t kMinWinogradChannels = 16;
 constexpr std::int64_t kMinWinogradWeightChannels = 64;
 constexpr std::int64_t kMinWinogradPositions = 2048;
+constexpr std::int64_t kMinWinogradFewPositions = 512;
+constexpr std::int64_t kMinWinogradFewPositionsChannels = 64;
 constexpr std::int64_t kMinWinograd4x4Positions = 8192;
 constexpr std::int64_t kMaxWinograd4x4Channels = 128;
 constexpr std::int64_t kMaxWinograd4x4Stride2Channels = 32;
@@ -357,8 +376,11 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   if (is_pointwise(g)) return Conv2dAlgorithm::Pointwise;
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
   const std::int64_t positions = g.batch * g.out_height() * g.out_width();
+  // Below kMinWinogradPositions, down to kMinWinogradFewPositions, with wide layers on both sides: F(2x2).
+  const bool few_positions = positions < kMinWinogradPositions;
   const bool winograd = winograd_takes(g, direction) && std::min(cg, cog) >= kMinWinogradChannels &&
-                        positions >= kMinWinogradPositions;
+                        (!few_positions || (positions >= kMinWinogradFewPositions &&
+                                            std::min(cg, cog) >= kMinWinogradFewPositionsChannels));
   const bool weight = direction == Conv2dDirection::BackwardWeight;
   if (winograd && g.stride_h == 2) {  // rule 5, stride 2
     if (weight) return Conv2dAlgorithm::Winograd2x2;
@@ -370,8 +392,8 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
     if (forward || cg >= kMinWinograd2x2Stride2DataChannels) return Conv2dAlgorithm::Winograd2x2;
   }
   if (winograd && g.stride_h == 1) {  // rule 5
-    const bool large_tiles =
-        std::max(cg, cog) <= kMaxWinograd4x4Channels && (!weight || positions >= kMinWinograd4x4Positions);
+    const bool large_tiles = !few_positions && std::max(cg, cog) <= kMaxWinograd4x4Channels &&
+                             (!weight || positions >= kMinWinograd4x4Positions);
     if (large_tiles) return Conv2dAlgorithm::Winograd4x4;
     if (!weight || std::min(cg, cog) >= kMinWinogradWeightChannels) return Conv2dAlgorithm::Winograd2x2;
   }

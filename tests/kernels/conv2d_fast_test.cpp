@@ -509,8 +509,16 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
       {padded(geometry(128, 8, 16, 16, 32, 3, 3), 1, 1), DirectChannels, Direct, Direct},  // gx: 8 channels
       {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
        Winograd2x2},  // 2048 positions: too few for F(4x4, 3x3)'s weight gradient
-      {padded(geometry(16, 64, 8, 8, 64, 3, 3), 1, 1), DirectChannels, DirectChannels, Im2colGemm},  // 1024
-      {padded(geometry(8, 64, 8, 8, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 512 positions
+      {padded(geometry(16, 64, 8, 8, 64, 3, 3), 1, 1), Winograd2x2, Winograd2x2, Winograd2x2},  // 1024
+      {padded(geometry(8, 64, 8, 8, 64, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
+       Winograd2x2},                                                                        // 512 positions
+      {padded(geometry(4, 64, 8, 8, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 256 positions
+      {padded(geometry(16, 32, 8, 8, 32, 3, 3), 1, 1), DirectChannels, DirectChannels,
+       Im2colGemm},  // 1024 positions of 32 channels: narrower than F(2x2, 3x3) takes there
+      {padded(geometry(128, 256, 2, 2, 256, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
+       Winograd2x2},  // ResNet-18's third stage on 32x32 images
+      {padded(geometry(128, 512, 1, 1, 512, 3, 3), 1, 1), Im2colGemm, Im2colGemm,
+       Im2colGemm},  // its fourth: 1x1 planes (dispatch crops the kernel to its centre first)
       {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), DirectChannels, DirectChannels,
        Im2colGemm},                                                                           // batch 1
       {padded(geometry(1, 32, 16, 16, 32, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 256 positions
