@@ -625,11 +625,13 @@ std::optional<CroppedTaps> crop_for_fast_kernels(const Conv2dGeometry& g) {
   }
 }
 
+std::size_t weight_count(const Conv2dGeometry& g) {
+  return static_cast<std::size_t>(g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w);
+}
+
 template <typename T>
 std::vector<T> cropped_weights(const Conv2dGeometry& g, const CroppedTaps& cropped, const T* w) {
-  const Conv2dGeometry& c = cropped.geometry;
-  std::vector<T> taps(
-      static_cast<std::size_t>(c.out_channels * c.in_channels_per_group() * c.kernel_h * c.kernel_w));
+  std::vector<T> taps(weight_count(cropped.geometry));
   crop_weights(g, cropped, w, taps.data());
   return taps;
 }
@@ -676,8 +678,7 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
   require_cpu(device, "conv2d_backward_weight");
   if (const auto cropped = crop_for_fast_kernels<T>(g)) {
     const Conv2dGeometry& c = cropped->geometry;
-    std::vector<T> taps(
-        static_cast<std::size_t>(c.out_channels * c.in_channels_per_group() * c.kernel_h * c.kernel_w));
+    std::vector<T> taps(weight_count(c));
     backward_weight_on_cpu(c, gy, x, taps.data());
     return uncrop_weight_gradient(g, *cropped, taps.data(), gw);
   }
