@@ -717,22 +717,28 @@ void close_profile_window(Run& run, TrainingObserver& observer) {
   observer.on_profile(run.profile);
 }
 
-// One epoch: the training pass, then (when --eval-every says so) the held-out evaluation, each timed into
-// `eta`.
 // Ends the run where Ctrl-C asked it to (train/interrupt.hpp), saying what last.kiln holds and how to go on.
 // `where`: "in epoch 3 at step 27 of 32" (that epoch's steps are in no checkpoint) or "after epoch 2".
+// A fold of a cross-validation resumes with the whole of it: --out its parent, with --folds.
 [[noreturn]] void stop_interrupted(const Run& run, const std::string& where, bool mid_epoch) {
+  const TrainConfig& config = run.config;
   const std::string lost =
       mid_epoch ? " (epoch " + std::to_string(run.epochs_done + 1) + "'s steps so far are not in it)" : "";
+  const std::string resume =
+      "kiln train " + config.data.string() + " --out " +
+      (config.folds > 0 ? config.run_dir.parent_path().string() + " --folds " + std::to_string(config.folds)
+                        : config.run_dir.string()) +
+      " --resume";
   const std::string saved =
-      run.epochs_done > 0 ? last_checkpoint(run.config.run_dir).string() + " holds epoch " +
-                                std::to_string(run.epochs_done) + " of " + std::to_string(run.config.epochs) +
-                                lost + "; kiln train " + run.config.data.string() + " --out " +
-                                run.config.run_dir.string() + " --resume continues from there"
-                          : std::string("no checkpoint was written yet");
+      run.epochs_done > 0
+          ? last_checkpoint(config.run_dir).string() + " holds epoch " + std::to_string(run.epochs_done) +
+                " of " + std::to_string(config.epochs) + lost + "; " + resume + " continues from there"
+          : std::string("no checkpoint was written yet");
   throw Interrupted("interrupted " + where + "; " + saved);
 }
 
+// One epoch: the training pass, then (when --eval-every says so) the held-out evaluation, each timed into
+// `eta`.
 EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, TrainingObserver& observer) {
   layers::Module& model = *run.model;
   model.train();

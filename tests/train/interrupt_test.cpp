@@ -15,6 +15,7 @@
 #include "tests/support/scratch_folder.hpp"
 #include "tests/support/tiny_training.hpp"
 #include "train/checkpoint.hpp"
+#include "train/cross_validation.hpp"
 #include "train/model_io.hpp"
 #include "train/trainer.hpp"
 
@@ -36,7 +37,7 @@ train::TrainConfig two_epochs(const fs::path& run_dir) {
 
 // Asks for a stop as Ctrl-C would when the report of step `step` of epoch `epoch` (0-based) arrives, which
 // is while the next step runs (train/loss_readback.hpp), or when epoch `epoch` ends if step is -1.
-class AskToStop : public train::TrainingObserver {
+class AskToStop : public train::CrossValidationObserver {
  public:
   AskToStop(std::int64_t epoch, std::int64_t step) : epoch_(epoch), step_(step) {}
   void on_step(const train::StepProgress& progress) override {
@@ -125,6 +126,23 @@ TEST_CASE("interrupt: a stop asked during an epoch's end stops after its checkpo
                        "interrupted in epoch 1 at step 2 of 3; no checkpoint was written yet",
                        train::Interrupted);
   CHECK_FALSE(fs::exists(scratch.path() / "b" / "last.kiln"));
+  train::clear_interrupt();
+}
+
+TEST_CASE("interrupt: a fold of a cross-validation names the command that resumes the whole of it") {
+  const ScratchFolder scratch("kiln-interrupt-test", "folds");
+  train::TrainConfig config = kiln::testing::tiny_lenet5_config(
+      kiln::testing::make_two_class_data(scratch.path() / "data", 6, 2), scratch.path() / "cv", 3);
+  config.folds = 2;
+  config.epochs = 2;
+  AskToStop after_epoch_1(0, -1);
+  train::clear_interrupt();
+  const std::string message =
+      interruption([&] { train::cross_validate(config, train::RunStart::Fresh, after_epoch_1); });
+  CHECK_MESSAGE(message.find("fold-1") != std::string::npos, message);  // the fold's last.kiln
+  CHECK_MESSAGE(message.ends_with(" --out " + (scratch.path() / "cv").string() +
+                                  " --folds 2 --resume continues from there"),
+                message);
   train::clear_interrupt();
 }
 
