@@ -5,9 +5,9 @@
 // nonzero products; the cropped taps' weight gradient is zero (every input they read is padding).
 //
 // Along one axis, tap k of output o reads input  o * stride - pad + k * dilation;  a tap is reached when
-// that lies in [0, in) for some output. Only a crop of the same number of taps from both ends keeps the
-// output size (the geometry has one padding per axis), so the crop is the smaller of the unreached runs at
-// the two ends.
+// that lies in [0, in) for some output (im2col_valid_outputs, the range im2col pads around). Only a crop of
+// the same number of taps from both ends keeps the output size (the geometry has one padding per axis), so
+// the crop is the smaller of the unreached runs at the two ends.
 #pragma once
 
 #include <algorithm>
@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "kernels/conv2d/conv2d.hpp"
+#include "kernels/conv2d/im2col.hpp"
 
 namespace kiln::kernels {
 
@@ -22,11 +23,8 @@ namespace kiln::kernels {
 inline std::int64_t unreached_taps_each_end(std::int64_t in, std::int64_t out, std::int64_t kernel,
                                             std::int64_t stride, std::int64_t pad, std::int64_t dilation) {
   const auto reached = [&](std::int64_t tap) {
-    for (std::int64_t o = 0; o < out; ++o) {
-      const std::int64_t i = o * stride - pad + tap * dilation;
-      if (i >= 0 && i < in) return true;
-    }
-    return false;
+    const Im2colRange outputs = im2col_valid_outputs(tap * dilation - pad, stride, in, out);
+    return outputs.begin < outputs.end;
   };
   std::int64_t crop = 0;
   while (kernel - 2 * (crop + 1) >= 1 && !reached(crop) && !reached(kernel - 1 - crop) &&
@@ -54,31 +52,33 @@ inline std::optional<CroppedTaps> crop_unreached_taps(const Conv2dGeometry& g) {
   return cropped;
 }
 
-// w [C_out, C_in / groups, KH, KW] -> the cropped kernel's taps [C_out, C_in / groups, KH', KW'].
-template <typename T>
-void crop_weights(const Conv2dGeometry& g, const CroppedTaps& c, const T* w, T* cropped) {
+// copy(full, kept, n) for each row of each filter that the crop keeps: `n` taps starting at offset `full` in
+// w [C_out, C_in / groups, KH, KW] and at offset `kept` in the cropped [C_out, C_in / groups, KH', KW'].
+template <typename CopyRow>
+void for_each_kept_row(const Conv2dGeometry& g, const CroppedTaps& c, CopyRow copy) {
   const std::int64_t filters = g.out_channels * g.in_channels_per_group();
   const std::int64_t kh = c.geometry.kernel_h, kw = c.geometry.kernel_w;
   for (std::int64_t f = 0; f < filters; ++f) {
-    for (std::int64_t r = 0; r < kh; ++r) {
-      const T* from = w + (f * g.kernel_h + c.first_row + r) * g.kernel_w + c.first_column;
-      std::copy(from, from + kw, cropped + (f * kh + r) * kw);
-    }
+    for (std::int64_t r = 0; r < kh; ++r)
+      copy((f * g.kernel_h + c.first_row + r) * g.kernel_w + c.first_column, (f * kh + r) * kw, kw);
   }
+}
+
+// w -> the cropped kernel's taps.
+template <typename T>
+void crop_weights(const Conv2dGeometry& g, const CroppedTaps& c, const T* w, T* cropped) {
+  for_each_kept_row(g, c, [&](std::int64_t full, std::int64_t kept, std::int64_t n) {
+    std::copy(w + full, w + full + n, cropped + kept);
+  });
 }
 
 // The cropped kernel's weight gradient placed in the full one, zero at the cropped taps.
 template <typename T>
 void uncrop_weight_gradient(const Conv2dGeometry& g, const CroppedTaps& c, const T* cropped, T* gw) {
-  const std::int64_t filters = g.out_channels * g.in_channels_per_group();
-  const std::int64_t kh = c.geometry.kernel_h, kw = c.geometry.kernel_w;
-  std::fill(gw, gw + filters * g.kernel_h * g.kernel_w, T(0.0f));
-  for (std::int64_t f = 0; f < filters; ++f) {
-    for (std::int64_t r = 0; r < kh; ++r) {
-      const T* from = cropped + (f * kh + r) * kw;
-      std::copy(from, from + kw, gw + (f * g.kernel_h + c.first_row + r) * g.kernel_w + c.first_column);
-    }
-  }
+  std::fill(gw, gw + g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w, T(0.0f));
+  for_each_kept_row(g, c, [&](std::int64_t full, std::int64_t kept, std::int64_t n) {
+    std::copy(cropped + kept, cropped + kept + n, gw + full);
+  });
 }
 
 }  // namespace kiln::kernels
