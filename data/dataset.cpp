@@ -1,7 +1,6 @@
 #include "data/dataset.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -110,8 +109,7 @@ std::string what_an_empty_class_folder_holds(const fs::path& class_folder) {
   if (!files.empty()) {
     std::map<std::string, std::size_t> by_extension;
     for (const fs::path& file : files) {
-      std::string extension = file.extension().string();
-      for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const std::string extension = lowercase_extension(file);
       ++by_extension[extension.empty() ? "(no extension)" : extension];
     }
     std::string kinds;

@@ -85,10 +85,15 @@ Image decode_image_file(const std::filesystem::path& path) {
   return decode_image_bytes(bytes, path.string());
 }
 
-bool is_image_file(const std::filesystem::path& path) {
+std::string lowercase_extension(const std::filesystem::path& path) {
   std::string extension = path.extension().string();
   std::transform(extension.begin(), extension.end(), extension.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return extension;
+}
+
+bool is_image_file(const std::filesystem::path& path) {
+  const std::string extension = lowercase_extension(path);
   return extension == ".jpg" || extension == ".jpeg" || extension == ".png" || extension == ".bmp" ||
          extension == ".tga";
 }

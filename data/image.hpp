@@ -50,6 +50,9 @@ std::vector<std::uint8_t> encode_png(const Image& image);
 // or unreadable (with the system's reason).
 std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path);
 
+// path's extension in lower case, with its dot (".jpg" for "IMG_1.JPG"), or "" when it has none.
+std::string lowercase_extension(const std::filesystem::path& path);
+
 // Whether `path` has one of the extensions decode_image_file reads: .jpg .jpeg .png .bmp .tga, in any
 // letter case. Only the name is looked at, not the contents.
 bool is_image_file(const std::filesystem::path& path);

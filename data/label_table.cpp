@@ -95,12 +95,7 @@ bool is_blank_or_comment(const std::string& line) {
 
 }  // namespace
 
-bool is_label_file(const std::filesystem::path& path) {
-  std::string extension = path.extension().string();
-  std::transform(extension.begin(), extension.end(), extension.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return extension == ".csv";
-}
+bool is_label_file(const std::filesystem::path& path) { return lowercase_extension(path) == ".csv"; }
 
 LabelTable read_label_table(const std::filesystem::path& file) {
   std::error_code status;
