@@ -32,6 +32,8 @@ struct ConvShape {
            static_cast<double>(batch * out_channels * out * out * (in_channels / groups) * kernel * kernel);
   }
 
+  // What `compare_kiln_cpu --list-shapes` prints for torch_cpu.py: the fields, and the output size and
+  // FLOP count derived from them, so the Python side need not derive them again.
   nlohmann::json to_json() const {
     return {{"name", name},
             {"family", family},
@@ -43,7 +45,9 @@ struct ConvShape {
             {"dilation", dilation},
             {"groups", groups},
             {"in_size", in_size},
-            {"count", count}};
+            {"count", count},
+            {"out_size", out_size()},
+            {"flops_per_image", flops(1)}};
   }
 };
 

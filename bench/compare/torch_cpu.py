@@ -186,12 +186,11 @@ def vgg_small(in_channels=3, classes=10):
 
 def conv_rows(args, shape):
     """Forward, backward-data and backward-weight of one of shapes.hpp's convolutions (a --list-shapes
-    entry: channels, square kernel, stride, padding, dilation, groups, input size)."""
-    n, size, kernel = args.batch, shape["in_size"], shape["kernel"]
+    entry: channels, square kernel, stride, padding, dilation, groups, input and output size, FLOPs)."""
+    n, size, kernel, out_size = args.batch, shape["in_size"], shape["kernel"], shape["out_size"]
     cin, cout, groups = shape["in_channels"], shape["out_channels"], shape["groups"]
     stride, padding, dilation = shape["stride"], shape["padding"], shape["dilation"]
-    out_size = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-    flops = 2.0 * n * cout * out_size * out_size * (cin // groups) * kernel * kernel
+    flops = shape["flops_per_image"] * n
     x = torch.rand(n, cin, size, size) * 2 - 1
     w = torch.rand(cout, cin // groups, kernel, kernel) * 2 - 1
     gy = torch.rand(n, cout, out_size, out_size) * 2 - 1
