@@ -96,7 +96,8 @@ def merge(reports):
 
     merged = []
     for kind, shape, direction in keys:
-        row = {"kind": kind, "shape": shape, "direction": direction,
+        # Reports from before the families had only ResNet-20's convolutions.
+        row = {"kind": kind, "shape": shape, "direction": direction, "family": "resnet20",
                "kiln": time_of("kiln", "nchw", kind, shape, direction)}
         for column, (program, layout) in LIBRARIES.items():
             row[column] = time_of(program, layout, kind, shape, direction)
@@ -116,7 +117,7 @@ def merge(reports):
         parts = [r for r in merged
                  if r["kind"] == "conv" and r["shape"] == shape and r["direction"] in DIRECTIONS]
         total = {"kind": "conv", "shape": shape, "direction": "fwd+bwd", "count": parts[0].get("count"),
-                 "family": parts[0].get("family", "resnet20"), "algorithm": None}
+                 "family": parts[0]["family"], "algorithm": None}
         for column in ["kiln", *LIBRARIES]:
             times = [r[column] for r in parts]
             total[column] = sum(times) if len(times) == 3 and None not in times else None
@@ -166,7 +167,6 @@ def main():
     other_rows = [r for r in merged if r["kind"] != "conv"]
     families = []  # in the order the shapes came, ResNet-20's first
     for row in conv_rows:
-        row.setdefault("family", "resnet20")
         if row["family"] not in families:
             families.append(row["family"])
     previous_family = None
