@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "kernels/contiguous_shares.hpp"
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/depthwise_kernel.hpp"
@@ -396,9 +397,13 @@ void weight_sums_block(const Conv2dGeometry& g, const Layout<V>& layout, const f
 
 // body(unit, scratch) for unit < units, threads sharing them when the call is worth it
 // (depthwise_kernel.hpp's worth_threads), each thread with `scratch_floats` of its own scratch whose first
-// `zeroed_floats` are zero. Threads take runs of units as they come free, about kGrabsPerThread runs each: a
-// unit of a 2x2 plane is a fraction of a microsecond, less than handing units out one at a time costs (1024
-// channels at 2x2 ran twice as long on 2 threads as on 1 that way).
+// `zeroed_floats` are zero. Units go in runs, about kGrabsPerThread runs a thread: a unit of a 2x2 plane is a
+// fraction of a microsecond, less than handing units out one at a time costs (1024 channels at 2x2 ran twice
+// as long on 2 threads as on 1 that way). Each thread takes a contiguous share of the runs and then steals
+// from the back of the others' (contiguous_shares.hpp), so its units stay one stretch of the tensor: handed
+// out as threads came free (schedule(dynamic)), 2 threads, batch 128, forward / backward-data / weight
+// gradient took 1.77 / 2.06 / 1.56 ms against 1.52 / 2.00 / 1.56 for 64 channels at stride 2 on 32x32, and
+// 0.34 / 0.35 / 0.51 against 0.28 / 0.30 / 0.43 for 512 channels at 4x4.
 inline constexpr std::int64_t kGrabsPerThread = 16;
 
 template <typename V, typename Body>
@@ -406,12 +411,15 @@ void for_each_unit(const Conv2dGeometry& g, std::int64_t units, std::int64_t scr
                    std::int64_t zeroed_floats, Body body) {
   const bool threaded = depthwise::worth_threads<V>(g) && units > 1;
   const std::int64_t run = std::max<std::int64_t>(1, units / (kGrabsPerThread * compute_threads()));
+  ContiguousShares runs((units + run - 1) / run, compute_threads());
 #pragma omp parallel if (threaded)
   {
     const CpuScratch own = cpu_scratch(scratch_floats);
     std::fill_n(own.get(), zeroed_floats, 0.0f);
-#pragma omp for schedule(dynamic, run)
-    for (std::int64_t unit = 0; unit < units; ++unit) body(unit, own.get());
+    const int thread = omp_get_thread_num();
+    for (std::int64_t r; (r = runs.next(thread)) >= 0;) {
+      for (std::int64_t unit = r * run; unit < std::min(units, (r + 1) * run); ++unit) body(unit, own.get());
+    }
   }
 }
 
