@@ -7,6 +7,8 @@
 //   global_avg_backward   gy [N,C] -> gx [N,C,H,W]                      e
 //   max_2x2_forward       x -> y [N,C,H/2,W/2] and int32 argmax         e + (e + 4) / 4
 //   max_2x2_backward      gy and argmax -> gx                           e + (e + 4) / 4
+//   max_3x3_s2_forward    x -> y [N,C,H/2,W/2] and argmax, windows 3x3 at stride 2 padded 1 (ResNet-18's stem
+//                         pool, overlapping windows)                   e + (e + 4) / 4
 //   avg_2x2_forward       x -> y                                        e + e / 4 (the reference, threaded)
 //
 //   build-rest/pool_bench --benchmark_filter=max_2x2
@@ -26,21 +28,32 @@ namespace {
 
 namespace kernels = kiln::kernels;
 
-enum class Op { GlobalAvgForward, GlobalAvgBackward, Max2x2Forward, Max2x2Backward, Avg2x2Forward };
+enum class Op {
+  GlobalAvgForward,
+  GlobalAvgBackward,
+  Max2x2Forward,
+  Max2x2Backward,
+  Max3x3Stride2Forward,
+  Avg2x2Forward
+};
 
 // Arguments: see bench/support/memory_bound.hpp.
 template <typename T>
 void run_pool(benchmark::State& state, Op op, bool channels_last) {
   if (!kiln::bench::cpu_has_level(state)) return;
   const auto& s = kiln::bench::shape_argument(state);
+  const bool stem = op == Op::Max3x3Stride2Forward;  // 3x3 padded 1; every other op 2x2 unpadded
+  const std::int64_t window = stem ? 3 : 2, pad = stem ? 1 : 0;
   const kernels::Pool2dGeometry g{.batch = s[0],
                                   .channels = s[1],
                                   .in_height = s[2],
                                   .in_width = s[3],
-                                  .kernel_h = 2,
-                                  .kernel_w = 2,
+                                  .kernel_h = window,
+                                  .kernel_w = window,
                                   .stride_h = 2,
                                   .stride_w = 2,
+                                  .pad_h = pad,
+                                  .pad_w = pad,
                                   .channels_last = channels_last};
   const kernels::GlobalPool2dGeometry global{
       .batch = s[0], .channels = s[1], .plane_size = s[2] * s[3], .channels_last = channels_last};
@@ -64,6 +77,7 @@ void run_pool(benchmark::State& state, Op op, bool channels_last) {
         kernels::global_avg_pool2d_backward(cpu, global, pooled.data(), out.data());
         break;
       case Op::Max2x2Forward:
+      case Op::Max3x3Stride2Forward:
         kernels::max_pool2d_forward(cpu, g, x.data(), out.data(), argmax.data());
         break;
       case Op::Max2x2Backward:
@@ -77,9 +91,8 @@ void run_pool(benchmark::State& state, Op op, bool channels_last) {
     benchmark::ClobberMemory();
   }
   const double e = sizeof(T);
-  const double bytes = op == Op::Max2x2Forward || op == Op::Max2x2Backward ? e + (e + 4.0) / 4.0
-                       : op == Op::Avg2x2Forward                           ? e + e / 4.0
-                                                                           : e;
+  const bool max = op == Op::Max2x2Forward || op == Op::Max2x2Backward || op == Op::Max3x3Stride2Forward;
+  const double bytes = max ? e + (e + 4.0) / 4.0 : op == Op::Avg2x2Forward ? e + e / 4.0 : e;
   kiln::bench::report_bandwidth(state, bytes * static_cast<double>(n));
 }
 
@@ -94,6 +107,8 @@ BENCHMARK_CAPTURE(run_float, global_avg_backward, Op::GlobalAvgBackward)
     ->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_float, max_2x2_forward, Op::Max2x2Forward)->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_float, max_2x2_backward, Op::Max2x2Backward)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_float, max_3x3_s2_forward, Op::Max3x3Stride2Forward)
+    ->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_float, avg_2x2_forward, Op::Avg2x2Forward)->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_bf16_channels_last, global_avg_forward_bf16_channels_last, Op::GlobalAvgForward)
     ->Apply(kiln::bench::shapes_threads_levels);

@@ -10,6 +10,8 @@
 //                           double
 //   NCHW max 2x2 stride 2   (no padding, floor mode; VGG/LeNet downsampling) a vector of outputs at a time,
 //                           each from two input rows split into even and odd columns (deinterleave)
+//   NCHW max, column        any other window, padding and mode (ResNet's 3x3 stride-2 stem pool): a vector
+//   stride 1 or 2           of outputs of one row at a time, at stride 2 from input rows split the same way
 //   channels-last           max pooling of any geometry and global average pooling, a vector of channels at
 //                           a time (channels_last_pool.hpp)
 //   max backward            one image at a time, gy scattered through argmax in each plane's output order,
@@ -22,6 +24,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -108,6 +111,181 @@ bool is_plain_2x2_stride_2(const Pool2dGeometry& g) {
          g.pad_w == 0 && !g.ceil_mode;
 }
 
+// NCHW max pooling at column stride 1 or 2, any window and padding, floor or ceil mode, one plane at a time
+// (the plain 2x2 stride-2 pool has max_pool_2x2_row: this kernel took 1.5 to 2 times as long on it):
+// y[oh, ow] = the max of the window at (oh, ow) in x [H, W], argmax[oh, ow] its flat index ih * W + iw.
+//
+// Columns whose window lies wholly inside the row (the interior: every column but a few at each edge where
+// the window reaches into the padding) go a vector of outputs at a time: for each window position (kh, kw),
+// one vector of candidates, the input at column ow * stride - pad + kw for each lane's ow. At stride 1 that
+// is a plain load; at stride 2 a load of twice the columns split into even and odd ones, which are the
+// candidates of two neighbouring window columns, kw and kw + 1, at once. Edge columns take the reference's
+// loop one output at a time.
+//
+// The window is walked in the reference's order, rows then columns, and a candidate replaces the best only
+// if it beats it (larger, or NaN over a number): ties keep the first position and NaN propagates, so the
+// outputs and argmax are the reference's. Indices ride in float lanes (exact: the plane has fewer than 2^24
+// positions) and are stored as int32.
+template <class V>
+struct MaxPoolRows {
+  using Reg = typename V::Reg;
+  Pool2dGeometry g;
+  std::int64_t out_h, out_w;
+  std::int64_t first, end;  // the interior columns [first, end): ow * stride - pad >= 0, + kernel_w <= W
+  Reg lane_columns;         // lane * stride: each lane's window's first column, from the step's first
+  // kh * W + kw for each window position from the window's first row in the input: a candidate's index less
+  // that of the window's first position, kept as a step's best goes and added to that once at the end.
+  std::vector<float> window_offsets;
+
+  explicit MaxPoolRows(const Pool2dGeometry& geometry)
+      : g(geometry), out_h(geometry.out_height()), out_w(geometry.out_width()) {
+    const std::int64_t stride = g.stride_w, reach = g.in_width + g.pad_w - g.kernel_w;
+    first = std::min((g.pad_w + stride - 1) / stride, out_w);
+    end = std::clamp(reach < 0 ? 0 : reach / stride + 1, first, out_w);
+    alignas(64) float offsets[V::width];
+    for (std::int64_t lane = 0; lane < V::width; ++lane) offsets[lane] = static_cast<float>(lane * stride);
+    lane_columns = V::load(offsets);
+    for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+      for (std::int64_t kw = 0; kw < g.kernel_w; ++kw)
+        window_offsets.push_back(static_cast<float>(kh * g.in_width + kw));
+    }
+  }
+
+  // kStride: the column stride, 1 or 2. kKernelW: the window's width, or 0 for g.kernel_w (a width known to
+  // the compiler unrolls a step's loops over the window, whose bookkeeping is a large part of a step's
+  // work when the window has few candidates).
+  template <int kStride, int kKernelW, typename T>
+  void plane(const T* x, T* y, std::int32_t* argmax) const {
+    for (std::int64_t oh = 0; oh < out_h; ++oh) {
+      const std::int64_t row_begin = std::max<std::int64_t>(oh * g.stride_h - g.pad_h, 0);
+      const std::int64_t row_end = std::min(oh * g.stride_h - g.pad_h + g.kernel_h, g.in_height);
+      T* y_row = y + oh * out_w;
+      std::int32_t* argmax_row = argmax + oh * out_w;
+      for (std::int64_t ow = 0; ow < first; ++ow) one_output(x, row_begin, row_end, ow, y_row, argmax_row);
+      for (std::int64_t ow = first; ow < end; ow += V::width)
+        interior_step<kStride, kKernelW>(x, row_begin, row_end, ow, y_row, argmax_row);
+      for (std::int64_t ow = end; ow < out_w; ++ow) one_output(x, row_begin, row_end, ow, y_row, argmax_row);
+    }
+  }
+
+  // The reference's loop for one output: window columns [ow * stride - pad, + kernel_w) clipped to the row.
+  template <typename T>
+  void one_output(const T* x, std::int64_t row_begin, std::int64_t row_end, std::int64_t ow, T* y_row,
+                  std::int32_t* argmax_row) const {
+    const std::int64_t col_begin = std::max<std::int64_t>(ow * g.stride_w - g.pad_w, 0);
+    const std::int64_t col_end = std::min(ow * g.stride_w - g.pad_w + g.kernel_w, g.in_width);
+    std::int64_t best_index = -1;
+    float best = 0.0f;
+    for (std::int64_t ih = row_begin; ih < row_end; ++ih) {
+      for (std::int64_t iw = col_begin; iw < col_end; ++iw) {
+        const float candidate = static_cast<float>(x[ih * g.in_width + iw]);
+        if (best_index < 0 || candidate > best || (std::isnan(candidate) && !std::isnan(best))) {
+          best_index = ih * g.in_width + iw;
+          best = candidate;
+        }
+      }
+    }
+    y_row[ow] = static_cast<T>(best);
+    argmax_row[ow] = static_cast<std::int32_t>(best_index);
+  }
+
+  // Outputs [ow, ow + V::width) of the interior, or as many as are left of it.
+  template <int kStride, int kKernelW, typename T>
+  void interior_step(const T* x, std::int64_t row_begin, std::int64_t row_end, std::int64_t ow, T* y_row,
+                     std::int32_t* argmax_row) const {
+    const std::int64_t kernel_w = kKernelW > 0 ? kKernelW : g.kernel_w;
+    const std::int64_t count = std::min(V::width, end - ow);  // outputs in this step
+    const std::int64_t column = ow * kStride - g.pad_w;       // the first lane's window's first column
+    // The window's first candidate starts the best; each later one replaces it where it beats it.
+    Reg best, best_offset = V::zero();
+    const auto consider = [&](Reg candidate, float offset) {
+      const auto beats =
+          V::either(V::greater(candidate, best), V::and_not(V::is_nan(candidate), V::is_nan(best)));
+      best = V::select(beats, candidate, best);
+      best_offset = V::select(beats, V::broadcast(offset), best_offset);
+    };
+    // Full-width loads where they stay inside the plane (the lanes past `count` are never stored), masked
+    // ones near its end: masked loads whose masked-off lanes reached into the next row took half the time.
+    const T* plane_end = x + g.in_height * g.in_width;
+    const auto load = [&](const T* from, std::int64_t columns) {
+      return from + V::width <= plane_end ? V::load(from) : V::load_partial(from, columns);
+    };
+    // One window row's candidates, in the window's order; kFirst: the window's first row, whose first
+    // candidate starts the best.
+    const auto row_candidates = [&]<bool kFirst>(std::int64_t ih) {
+      const T* row = x + ih * g.in_width + column;
+      const float* offsets = window_offsets.data() + (ih - row_begin) * kernel_w;
+      if constexpr (kStride == 1) {
+        std::int64_t kw = 0;
+        if constexpr (kFirst) best = load(row, count), kw = 1;
+        for (; kw < kernel_w; ++kw) consider(load(row + kw, count), offsets[kw]);
+        return;
+      }
+      for (std::int64_t kw = 0; kw < kernel_w; kw += 2) {
+        // Columns kw, kw + 2, ... (even) and kw + 1, kw + 3, ... (odd): 2 * count - 1 of them inside the
+        // window's row, one more where the odd ones are used.
+        const bool pair = kw + 1 < kernel_w;
+        const std::int64_t columns = 2 * count - (pair ? 0 : 1);
+        const std::int64_t lo = std::min(columns, V::width), hi = columns - lo;
+        Reg even, odd;
+        V::deinterleave(load(row + kw, lo), load(row + kw + V::width, hi), even, odd);
+        if (kFirst && kw == 0) {
+          best = even;
+        } else {
+          consider(even, offsets[kw]);
+        }
+        if (pair) consider(odd, offsets[kw + 1]);
+      }
+    };
+    row_candidates.template operator()<true>(row_begin);
+    for (std::int64_t ih = row_begin + 1; ih < row_end; ++ih) row_candidates.template operator()<false>(ih);
+    const Reg first_position = V::broadcast(static_cast<float>(row_begin * g.in_width + column));
+    const Reg best_index = V::add(V::add(first_position, lane_columns), best_offset);
+    V::store_partial(y_row + ow, best, count);
+    V::store_partial_as_int32(argmax_row + ow, best_index, count);
+  }
+};
+
+// Which kernel pools one NCHW plane: max_pool_2x2_row's rows for the plain 2x2 stride-2 pool, MaxPoolRows
+// for the others at column stride 1 or 2 (compiled for 3-wide windows, the commonest, and for any width),
+// the reference for the rest.
+template <class V, typename T>
+using MaxPoolPlane = void (*)(const MaxPoolRows<V>& rows, const T* x, T* y, std::int32_t* argmax);
+
+template <class V, typename T, int kStride, int kKernelW>
+void max_pool_plane_by_rows(const MaxPoolRows<V>& rows, const T* x, T* y, std::int32_t* argmax) {
+  rows.template plane<kStride, kKernelW>(x, y, argmax);
+}
+
+template <class V, typename T>
+void max_pool_plane_2x2(const MaxPoolRows<V>& rows, const T* x, T* y, std::int32_t* argmax) {
+  const std::int64_t in_w = rows.g.in_width, out_w = rows.out_w;
+  for (std::int64_t oh = 0; oh < rows.out_h; ++oh) {
+    const T* row0 = x + 2 * oh * in_w;
+    max_pool_2x2_row<V>(row0, row0 + in_w, out_w, in_w, 2 * oh * in_w, y + oh * out_w, argmax + oh * out_w);
+  }
+}
+
+template <class V, typename T>
+void max_pool_plane_reference(const MaxPoolRows<V>& rows, const T* x, T* y, std::int32_t* argmax) {
+  Pool2dGeometry plane = rows.g;
+  plane.batch = plane.channels = 1;
+  reference::max_pool2d_forward(plane, x, y, argmax);
+}
+
+template <class V, typename T>
+MaxPoolPlane<V, T> max_pool_plane_kernel(const Pool2dGeometry& g) {
+  if (g.in_height * g.in_width >= kExactPlanePositions) return max_pool_plane_reference<V, T>;
+  if (is_plain_2x2_stride_2(g)) return max_pool_plane_2x2<V, T>;
+  if (g.stride_w == 2) {
+    return g.kernel_w == 3 ? max_pool_plane_by_rows<V, T, 2, 3> : max_pool_plane_by_rows<V, T, 2, 0>;
+  }
+  if (g.stride_w == 1) {
+    return g.kernel_w == 3 ? max_pool_plane_by_rows<V, T, 1, 3> : max_pool_plane_by_rows<V, T, 1, 0>;
+  }
+  return max_pool_plane_reference<V, T>;
+}
+
 // Image n's max-pool gradient: gx[plane, argmax] += gy for every output of every plane, in each plane's
 // output order (the reference's), in pool_gradient_sum_t<T>. Where windows are disjoint each input
 // receives at most one gradient, 0 + gy, which float already adds exactly (bfloat16's double sum of one
@@ -185,22 +363,12 @@ template <class V, typename T>
 void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax) {
   if (g.channels_last) return channels_last::max_pool2d_forward<V>(g, x, y, argmax);
   const Pieces planes = pieces(g);
-  const std::int64_t out_h = g.out_height(), out_w = g.out_width();
-  const bool plain = is_plain_2x2_stride_2(g) && g.in_height * g.in_width < kExactPlanePositions;
+  const MaxPoolRows<V> rows(g);
+  const MaxPoolPlane<V, T> pool_plane = max_pool_plane_kernel<V, T>(g);
 #pragma omp parallel for schedule(static) if (planes.count * planes.in_piece >= kPoolThreshold)
   for (std::int64_t plane = 0; plane < planes.count; ++plane) {
-    const T* x_plane = x + plane * planes.in_piece;
-    T* y_plane = y + plane * planes.out_piece;
-    std::int32_t* argmax_plane = argmax + plane * planes.out_piece;
-    if (!plain) {
-      reference::max_pool2d_forward(planes.piece, x_plane, y_plane, argmax_plane);
-      continue;
-    }
-    for (std::int64_t oh = 0; oh < out_h; ++oh) {
-      const T* row0 = x_plane + 2 * oh * g.in_width;
-      max_pool_2x2_row<V>(row0, row0 + g.in_width, out_w, g.in_width, 2 * oh * g.in_width,
-                          y_plane + oh * out_w, argmax_plane + oh * out_w);
-    }
+    pool_plane(rows, x + plane * planes.in_piece, y + plane * planes.out_piece,
+               argmax + plane * planes.out_piece);
   }
 }
 

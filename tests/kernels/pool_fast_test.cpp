@@ -90,7 +90,21 @@ std::vector<Pool2dGeometry> geometries() {
       pool(2, 20, 6, 6, 3, 3, 1, 1),
       pool(2, 7, 9, 7, 2, 2, 3, 0),
       pool(1, 1, 1, 1, 1, 1, 1, 0),
+      // NCHW's rows of any window at column stride 1 or 2, wide enough for several vectors and a partial
+      // one between the edge columns: ResNet's 3x3 stride-2 stem pool, 3x3 stride 1, even and odd windows
+      // wider than the stride, ceil mode's last window in the right padding, windows that fit the row exactly
+      pool(2, 3, 32, 32, 3, 3, 2, 1),
+      pool(1, 2, 11, 45, 3, 3, 2, 1),
+      pool(1, 3, 9, 37, 3, 3, 1, 1),
+      pool(2, 2, 12, 53, 5, 5, 2, 2),
+      pool(1, 2, 10, 50, 4, 4, 2, 1),
+      pool(1, 2, 7, 35, 3, 3, 2, 0, true),
+      pool(1, 2, 8, 36, 2, 3, 1, 0, true),
+      pool(1, 1, 5, 6, 6, 6, 2, 3),
   };
+  Pool2dGeometry rows_apart = pool(1, 3, 13, 40, 3, 3, 2, 1);  // stride 3 down the rows, 2 along them
+  rows_apart.stride_h = 3;
+  nchw.push_back(rows_apart);
   std::vector<Pool2dGeometry> both = nchw;
   for (Pool2dGeometry g : nchw) {
     g.channels_last = true;
