@@ -157,6 +157,11 @@ std::vector<Conv2dGeometry> odd_shapes() {
       padded(geometry(37, 16, 16, 16, 33, 3, 3), 1, 1),
       // ... and F(4x4, 3x3)'s at 32x32 (64 tiles an image): chunks of 5 images, blocks of 4 + 1.
       padded(geometry(20, 4, 32, 32, 5, 3, 3), 1, 1),
+      // Winograd's wide layers, whose products go as one GEMM per position (kWideUFloats): 401 input
+      // channels (a part vector) into 500 (a part panel), and backward-data's 500 into 401, at stride 1
+      // and 2.
+      padded(geometry(2, 401, 3, 5, 500, 3, 3), 1, 1),
+      padded(strided(geometry(2, 401, 7, 9, 500, 3, 3), 2, 2), 1, 1),
   };
 }
 
