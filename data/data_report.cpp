@@ -33,8 +33,8 @@ struct SplitFiles {
   std::vector<std::string> classes;
   std::vector<fs::path> files;
   std::vector<std::size_t> labels;  // [files] index into classes
-  std::int64_t ignored_files = 0;
-  std::vector<fs::path> ignored_folders;  // inside class folders (ImageFolder::scan warns of them too)
+  std::vector<fs::path> ignored_files;    // in class folders, without an image extension
+  std::vector<fs::path> ignored_folders;  // inside class folders (ImageFolder::scan warns of both too)
 };
 
 // What one file holds. Identical bytes give an identical (hash, bytes) key.
@@ -48,7 +48,7 @@ using ContentKey = std::pair<std::uint64_t, std::uint64_t>;  // (hash, bytes)
 ContentKey key_of(const FileFacts& facts) { return {facts.hash, facts.bytes}; }
 
 SplitFiles list_split(const std::string& name, const fs::path& root) {
-  SplitFiles split{name, root, {}, {}, {}, 0, {}};
+  SplitFiles split{name, root, {}, {}, {}, {}, {}};
   const std::vector<fs::path> class_folders = sorted_subfolders(root);
   KILN_CHECK(!class_folders.empty(), root.string(),
              ": no class folders (expected one folder per class: <root>/<class>/<image>)");
@@ -62,7 +62,7 @@ SplitFiles list_split(const std::string& name, const fs::path& root) {
     for (const fs::path& folder : sorted_subfolders(class_folder)) split.ignored_folders.push_back(folder);
     for (const fs::path& file : files) {
       if (!is_image_file(file)) {
-        ++split.ignored_files;
+        split.ignored_files.push_back(file);
         continue;
       }
       split.files.push_back(file);
@@ -171,7 +171,8 @@ SplitReport summarize(const SplitFiles& split, const std::vector<FileFacts>& fac
   report.name = split.name;
   report.root = split.root;
   report.images = static_cast<std::int64_t>(split.files.size());
-  report.ignored_files = split.ignored_files;
+  report.ignored_files = std::ssize(split.ignored_files);
+  report.ignored_extensions = count_extensions(split.ignored_files);
   report.ignored_folders = split.ignored_folders;
   for (const std::string& name : split.classes) report.classes.push_back({name, 0});
   for (const std::size_t label : split.labels) ++report.classes[label].images;

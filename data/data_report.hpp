@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <nlohmann/json_fwd.hpp>  // declarations only; the full json.hpp costs each includer ~2 s
 #include <optional>
 #include <string>
@@ -56,6 +57,7 @@ struct SplitReport {
   std::vector<ClassCount> classes;  // sorted by name, as the labels are
   std::int64_t images = 0;          // image files, readable or not
   std::int64_t ignored_files = 0;   // files in class folders without an image extension
+  std::map<std::string, std::int64_t> ignored_extensions;  // those files by extension: {".heic": 30}
   // Folders inside class folders: their images are not read.
   std::vector<std::filesystem::path> ignored_folders;
   // Largest / smallest class; absent when a class folder is empty. 1 is perfectly balanced.

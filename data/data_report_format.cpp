@@ -3,7 +3,7 @@
 // JSON fields:
 //   data                the folder
 //   splits [{           one per split: train, val, test (those present), or all
-//     name, path, images, ignored_files, ignored_folders
+//     name, path, images, ignored_files, ignored_extensions, ignored_folders
 //     classes [{name, images, share}]             share of the split's images, 0 to 1
 //     imbalance_ratio                             largest / smallest class; null when a class is empty
 //     largest_class, smallest_class {name, images}
@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "data/data_report.hpp"
+#include "data/folder_listing.hpp"
 #include "data/preprocessing.hpp"
 
 namespace kiln::data {
@@ -169,8 +170,9 @@ void write_split(std::ostringstream& out, const SplitReport& split, const fs::pa
     out << indent << "... and " << split.duplicates.size() - max_listed << " more (see --json)\n";
 
   if (split.ignored_files > 0) {
-    out << "  ignored     " << plural(split.ignored_files, "file", "files")
-        << " without an image extension\n";
+    out << "  ignored     " << plural(split.ignored_files, "file", "files") << " without an image extension ("
+        << describe_extensions(split.ignored_extensions)
+        << "): kiln reads .jpg .jpeg .png .bmp and .tga; convert other images to JPEG or PNG\n";
   }
   if (!split.ignored_folders.empty()) {
     std::string folders;
@@ -216,6 +218,7 @@ nlohmann::json data_report_to_json(const DataReport& report) {
                       {"path", split.root.string()},
                       {"images", split.images},
                       {"ignored_files", split.ignored_files},
+                      {"ignored_extensions", split.ignored_extensions},
                       {"ignored_folders", ignored_folders},
                       {"classes", classes},
                       {"imbalance_ratio", split.imbalance_ratio ? nlohmann::json(*split.imbalance_ratio)

@@ -107,16 +107,8 @@ std::string what_an_empty_class_folder_holds(const fs::path& class_folder) {
   });
   const std::vector<fs::path> folders = sorted_subfolders(class_folder);
   if (!files.empty()) {
-    std::map<std::string, std::size_t> by_extension;
-    for (const fs::path& file : files) {
-      const std::string extension = lowercase_extension(file);
-      ++by_extension[extension.empty() ? "(no extension)" : extension];
-    }
-    std::string kinds;
-    for (const auto& [extension, count] : by_extension)
-      kinds += (kinds.empty() ? "" : ", ") + std::to_string(count) + " " + extension;
-    return "it holds " + kinds + " file" + (files.size() == 1 ? "" : "s") +
-           ", formats kiln does not read: convert them to JPEG or PNG";
+    return "it holds " + describe_extensions(count_extensions(files)) + " file" +
+           (files.size() == 1 ? "" : "s") + ", formats kiln does not read: convert them to JPEG or PNG";
   }
   if (!folders.empty()) {
     return "it holds " + std::to_string(folders.size()) + " folder" + (folders.size() == 1 ? "" : "s") +
@@ -135,6 +127,22 @@ void warn_of_nested_folders(const fs::path& class_folder) {
                "kiln: warning: %s holds %zu folder%s (%s) whose images are not read: a class's images go "
                "directly in its folder\n",
                class_folder.string().c_str(), nested.size(), nested.size() == 1 ? "" : "s", names.c_str());
+}
+
+// Files of other formats beside a class's images are left out of training; say so once for the split, by
+// extension and with the first few named, so that a phone's .heic photos do not silently drop out of a class.
+void warn_of_unread_files(const fs::path& root, const std::vector<fs::path>& unread) {
+  if (unread.empty()) return;
+  std::string names;
+  for (std::size_t i = 0; i < unread.size() && i < 3; ++i)
+    names += (i == 0 ? "" : ", ") + unread[i].lexically_relative(root).string();
+  if (unread.size() > 3) names += ", ...";
+  std::fprintf(stderr,
+               "kiln: warning: %s: %zu file%s in class folders %s not read and left out (%s: %s); kiln reads "
+               ".jpg .jpeg .png .bmp and .tga: convert other images to JPEG or PNG\n",
+               root.string().c_str(), unread.size(), unread.size() == 1 ? "" : "s",
+               unread.size() == 1 ? "is" : "are", describe_extensions(count_extensions(unread)).c_str(),
+               names.c_str());
 }
 
 }  // namespace
@@ -167,19 +175,23 @@ ImageFolder ImageFolder::scan(const std::filesystem::path& root, ClassesNeeded n
 
   std::vector<std::string> classes;
   std::vector<Sample> samples;
+  std::vector<fs::path> unread;  // files in class folders that are not images kiln reads
   for (const fs::path& class_folder : class_folders) {
     const auto label = static_cast<std::int64_t>(classes.size());
     classes.push_back(class_folder.filename().string());
-    const std::vector<fs::path> images = sorted_entries(class_folder, [](const fs::directory_entry& entry) {
+    std::vector<fs::path> files = sorted_entries(class_folder, [](const fs::directory_entry& entry) {
       std::error_code ignored;
-      return entry.is_regular_file(ignored) && is_image_file(entry.path()) && !is_hidden(entry.path());
+      return entry.is_regular_file(ignored) && !is_hidden(entry.path());
     });
-    KILN_CHECK(!images.empty(), class_folder.string(),
+    const auto first_other = std::stable_partition(files.begin(), files.end(), is_image_file);
+    KILN_CHECK(first_other != files.begin(), class_folder.string(),
                ": empty class folder (no .jpg .jpeg .png .bmp or .tga files; ",
                what_an_empty_class_folder_holds(class_folder), ")");
     warn_of_nested_folders(class_folder);
-    for (const fs::path& image : images) samples.push_back({image, label});
+    for (auto image = files.begin(); image != first_other; ++image) samples.push_back({*image, label});
+    unread.insert(unread.end(), first_other, files.end());
   }
+  warn_of_unread_files(root, unread);
   return ImageFolder(root, std::move(classes), std::move(samples));
 }
 

@@ -273,12 +273,17 @@ grep -q '"classes_in_data":1' "$work/out" && grep -q '"samples":2' "$work/out" |
 mkdir -p "$work/nested/cat/more" "$work/nested/dog"
 cp "$data/test/cat/0000.jpg" "$work/nested/cat/"; cp "$data/test/cat/0001.jpg" "$work/nested/cat/more/"
 cp "$data/test/dog/0000.jpg" "$work/nested/dog/"
+printf 'phone photo' >"$work/nested/cat/IMG_1.HEIC"; printf 'notes' >"$work/nested/dog/notes.txt"
 check "pack a class folder with a folder inside" "$kiln" pack "$work/nested" "$work/nested.kpack"
 grep -q "nested/cat holds 1 folder (more) whose images are not read" "$work/err" ||
   { echo "FAIL: a folder inside a class folder is named in a warning"; cat "$work/err"; failures=$((failures + 1)); }
+grep -q "2 files in class folders are not read and left out (1 .heic, 1 .txt: cat/IMG_1.HEIC, dog/notes.txt)" "$work/err" ||
+  { echo "FAIL: files of other formats in class folders are named in a warning"; cat "$work/err"; failures=$((failures + 1)); }
 check "data-report on a class folder with a folder inside" "$kiln" data-report "$work/nested"
 grep -q "ignored     1 folder inside class folders, whose images are not read: cat/more" "$work/out" ||
   { echo "FAIL: data-report lists a folder inside a class folder"; cat "$work/out"; failures=$((failures + 1)); }
+grep -q "ignored     2 files without an image extension (1 .heic, 1 .txt)" "$work/out" ||
+  { echo "FAIL: data-report counts the files it ignores by extension"; cat "$work/out"; failures=$((failures + 1)); }
 printf 'garbage' >"$work/not-an-image.jpg"
 check_error "predict --strict stops at a non-image" "not-an-image.jpg" "$kiln" predict "$run/last.kiln" "$work/not-an-image.jpg" --strict
 if "$kiln" predict "$run/last.kiln" "$work/not-an-image.jpg" "$data/test/cat/0000.jpg" --top 1 >"$work/out" 2>"$work/err" ||

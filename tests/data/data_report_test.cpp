@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
@@ -80,6 +81,7 @@ TEST_CASE(
   const SplitReport& train = split_named(report, "train");
   CHECK(train.images == 5);
   CHECK(train.ignored_files == 1);
+  CHECK(train.ignored_extensions == std::map<std::string, std::int64_t>{{".txt", 1}});
   REQUIRE(train.classes.size() == 2);
   CHECK(train.classes[0].name == "cat");
   CHECK(train.classes[0].images == 3);
