@@ -131,6 +131,9 @@ std::vector<Conv2dGeometry> odd_shapes() {
       padded(strided(geometry(2, 4, 1, 9, 5, 3, 3), 2, 1), 1, 1),
       dilated(padded(geometry(2, 3, 2, 2, 4, 3, 3), 2, 2), 2, 2),
       grouped(padded(geometry(2, 8, 1, 1, 8, 3, 3), 1, 1), 8),
+      // ResNet-18's last stage in small: a padded 3x3 on 1x1 planes, cropped on threads (kParallelKernelTaps)
+      // and run channels-last (a one-pixel plane lies the same either way).
+      padded(geometry(3, 97, 1, 1, 80, 3, 3), 1, 1),
   };
 }
 

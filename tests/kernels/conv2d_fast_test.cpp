@@ -137,6 +137,9 @@ std::vector<Conv2dGeometry> odd_shapes() {
       padded(strided(geometry(2, 4, 1, 9, 5, 3, 3), 2, 1), 1, 1),
       dilated(padded(geometry(2, 3, 2, 2, 4, 3, 3), 2, 2), 2, 2),
       grouped(padded(geometry(2, 8, 1, 1, 8, 3, 3), 1, 1), 8),
+      // ResNet-18's last stage in small: a padded 3x3 on 1x1 planes, cropped on threads (kParallelKernelTaps)
+      // and run channels-last (a one-pixel plane lies the same either way).
+      padded(geometry(3, 97, 1, 1, 80, 3, 3), 1, 1),
       // Wide enough for DirectChannels' 32-channel panels (direct_channels_kernel.hpp):
       padded(geometry(8, 40, 13, 13, 37, 3, 3), 1, 1),  // dispatch picks it; 32 + 5 outputs, rows of 13
       padded(geometry(2, 33, 5, 6, 48, 3, 3), 1, 1),    // rows of 6, shorter than a tile

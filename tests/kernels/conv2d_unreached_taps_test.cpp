@@ -85,4 +85,24 @@ TEST_CASE("conv2d unreached taps: weights cropped out and a weight gradient plac
   }
 }
 
+TEST_CASE("conv2d unreached taps: a kernel large enough for threads is cropped and placed back the same") {
+  Conv2dGeometry g = square(1, 3, 1, 1);
+  g.in_channels = 97;
+  g.out_channels = 80;  // 7760 filters, 69840 taps: past kParallelKernelTaps
+  REQUIRE(g.out_channels * g.in_channels * 9 >= kiln::kernels::kParallelKernelTaps);
+  const auto cropped = kiln::kernels::crop_unreached_taps(g);
+  REQUIRE(cropped);
+  std::vector<float> w(static_cast<std::size_t>(g.out_channels * g.in_channels * 9));
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i);
+  std::vector<float> centre(static_cast<std::size_t>(g.out_channels * g.in_channels), -1.0f);
+  kiln::kernels::crop_weights(g, *cropped, w.data(), centre.data());
+  std::size_t wrong = 0;
+  for (std::size_t f = 0; f < centre.size(); ++f) wrong += centre[f] != w[f * 9 + 4];
+  CHECK(wrong == 0);
+  std::vector<float> gw(w.size(), -1.0f);
+  kiln::kernels::uncrop_weight_gradient(g, *cropped, centre.data(), gw.data());
+  for (std::size_t i = 0; i < gw.size(); ++i) wrong += gw[i] != (i % 9 == 4 ? w[i] : 0.0f);
+  CHECK(wrong == 0);
+}
+
 }  // namespace kernels_conv2d_unreached_taps_test
