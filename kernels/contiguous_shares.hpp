@@ -11,8 +11,8 @@
 // convolutions slower. Measured, 2 threads, batch 128, MobileNet's 32 -> 64 pointwise layer at 32x32
 // (a 64 x 1024 x 32 GEMM per image, each image's GEMM on one thread): forward 4.4 ms with dynamic, 2.4 ms
 // with contiguous halves; the same GEMMs, images handed out alternately to fixed threads: 4.3 ms; in runs of
-// 2 / 4 / 8 / 16 images: 3.4 / 3.0 / 2.5 / 2.3 ms. Two separate processes each running the per-image GEMMs
-// of half the batch did not slow each other down at all, so the cost is in what the two cores share for
+// 2 / 4 / 8 / 16 images: 3.4 / 3.0 / 2.5 / 2.3 ms. Two processes, each running such GEMMs over a batch of
+// its own on one core, did not slow each other down at all, so the cost is in what the two cores share of
 // one tensor when their work interleaves through it, not in the memory bandwidth.
 //
 // Which thread runs an item decides no result in this repository's kernels (each output is computed by one
