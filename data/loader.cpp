@@ -1,5 +1,7 @@
 #include "data/loader.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <numeric>
@@ -23,6 +25,8 @@ DataLoader::DataLoader(const ImageFolder& folder, Preprocessing preprocessing, L
   preprocessing_.validate();
   if (options_.augmentation) options_.augmentation->validate();
   cache_.resize(folder_.size());
+  cache_budget_bytes_ =
+      options_.cache_budget_bytes >= 0 ? options_.cache_budget_bytes : default_cache_budget_bytes();
   for (int t = 0; t < options_.threads; ++t) workers_.emplace_back([this] { work(); });
 }
 
@@ -72,6 +76,11 @@ std::int64_t DataLoader::batches_per_epoch() const {
 std::int64_t DataLoader::skipped_files() const {
   std::lock_guard lock(cache_mutex_);
   return static_cast<std::int64_t>(unreadable_.size());
+}
+
+std::int64_t DataLoader::cached_bytes() const {
+  std::lock_guard lock(cache_mutex_);
+  return cached_bytes_;
 }
 
 std::vector<std::string> DataLoader::warnings() const {
@@ -225,6 +234,12 @@ Batch DataLoader::make_batch(const std::vector<std::size_t>& samples, std::size_
   return batch;
 }
 
+std::int64_t default_cache_budget_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page_size <= 0) return std::int64_t{1} << 30;
+  return static_cast<std::int64_t>(pages) * page_size / 4;
+}
+
 std::shared_ptr<const Image> DataLoader::load(std::size_t index) {
   {
     std::lock_guard lock(cache_mutex_);
@@ -246,8 +261,23 @@ std::shared_ptr<const Image> DataLoader::load(std::size_t index) {
     return nullptr;
   }
   if (options_.cache_decoded) {
+    const auto bytes = static_cast<std::int64_t>(image->pixels.size());
     std::lock_guard lock(cache_mutex_);
-    cache_[index] = image;
+    if (cache_[index]) return cache_[index];  // another thread decoded it meanwhile
+    if (cached_bytes_ + bytes <= cache_budget_bytes_) {
+      cache_[index] = image;
+      cached_bytes_ += bytes;
+    } else if (!cache_full_) {
+      cache_full_ = true;
+      std::fprintf(
+          stderr,
+          "kiln: warning: %s: the decoded images outgrow the %.1f GiB kept in memory (%s is %lld x "
+          "%lld); the rest are decoded again every epoch, which is slower: `kiln pack --shorter-side "
+          "N` stores them shrunk, decoded once\n",
+          folder_.root().string().c_str(), static_cast<double>(cache_budget_bytes_) / (1 << 30),
+          folder_.samples()[index].path.filename().string().c_str(), static_cast<long long>(image->width),
+          static_cast<long long>(image->height));
+    }
   }
   return image;
 }

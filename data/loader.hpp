@@ -33,7 +33,11 @@
 //
 // Caching. With cache_decoded, each image is decoded once and its 8-bit pixels kept in memory for later
 // epochs (height * width * channels bytes per image); preprocessing and augmentation still run every
-// epoch.
+// epoch. The cache holds at most cache_budget_bytes (by default a quarter of the machine's memory): a folder
+// of camera photos decodes to 36 MB an image at 12 megapixels, so two thousand of them would take 72 GB and
+// the training process would be killed for memory. Past the budget, images are decoded again each epoch
+// (the same pixels: only slower), and stderr says so once, pointing to `kiln pack --shorter-side`, which
+// stores them shrunk.
 #pragma once
 
 #include <atomic>
@@ -77,6 +81,8 @@ struct LoaderOptions {
   int threads = 2;         // worker threads; 0 = make batches inside next(), on the compute threads
   int prefetch_batches = 2;
   bool cache_decoded = true;  // keep decoded images in memory across epochs
+  // The most bytes of decoded pixels the cache keeps; < 0: default_cache_budget_bytes().
+  std::int64_t cache_budget_bytes = -1;
   bool strict = false;        // an unreadable file is an error rather than skipped
   std::optional<Augmentation> augmentation = std::nullopt;  // for training; none for evaluation
   // Batches' images stored channels-last (Tensor::channels_last: [N, C, H, W] with [N, H, W, C] in memory),
@@ -93,6 +99,9 @@ struct LoaderOptions {
     return options;
   }
 };
+
+// A quarter of the machine's physical memory (1 GiB where the system does not say).
+std::int64_t default_cache_budget_bytes();
 
 class DataLoader {
  public:
@@ -116,6 +125,8 @@ class DataLoader {
   std::int64_t skipped_files() const;
   // One line per unreadable file: "<path>: not an image (stb_image: ...); skipped".
   std::vector<std::string> warnings() const;
+  // Bytes of decoded pixels the cache holds, at most LoaderOptions::cache_budget_bytes.
+  std::int64_t cached_bytes() const;
 
   const ImageFolder& folder() const { return folder_; }
   const Preprocessing& preprocessing() const { return preprocessing_; }
@@ -162,7 +173,9 @@ class DataLoader {
 
   // Decoded images and unreadable files; guarded by cache_mutex_.
   mutable std::mutex cache_mutex_;
-  std::vector<std::shared_ptr<const Image>> cache_;  // [folder size]; null until decoded
+  std::vector<std::shared_ptr<const Image>> cache_;  // [folder size]; null until decoded (or past the budget)
+  std::int64_t cache_budget_bytes_ = 0, cached_bytes_ = 0;
+  bool cache_full_ = false;  // an image was left out of the cache for the budget (said once on stderr)
   std::map<std::size_t, std::string> unreadable_;    // sample index -> its warning
   std::vector<std::string> warnings_;                // in the order found
 };

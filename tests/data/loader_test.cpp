@@ -96,6 +96,32 @@ TEST_CASE("data/loader: every sample exactly once per epoch, with its label and 
   CHECK_FALSE(loader.next());
 }
 
+TEST_CASE("data/loader: the decoded-image cache keeps to its budget and the batches do not change") {
+  const TemporaryFolder root;
+  const ImageFolder folder = make_folder(root);  // 21 images of 4 bytes
+  const LoaderOptions unbounded{.batch_size = 4, .seed = 3, .threads = 2};
+  LoaderOptions bounded = unbounded;
+  bounded.cache_budget_bytes = 4 * 5;  // room for five images
+  DataLoader all(folder, kGrey, unbounded), some(folder, kGrey, bounded);
+  for (std::int64_t epoch = 0; epoch < 3; ++epoch) {
+    CAPTURE(epoch);
+    const std::vector<Batch> expected = epoch_batches(all, epoch), got = epoch_batches(some, epoch);
+    REQUIRE(got.size() == expected.size());
+    for (std::size_t b = 0; b < got.size(); ++b) {
+      CHECK(got[b].indices == expected[b].indices);
+      CHECK(got[b].images.to_vector<float>() == expected[b].images.to_vector<float>());
+    }
+  }
+  CHECK(all.cached_bytes() == 21 * 4);
+  CHECK(some.cached_bytes() == 5 * 4);
+  LoaderOptions uncached = unbounded;
+  uncached.cache_decoded = false;
+  DataLoader none(folder, kGrey, uncached);
+  epoch_batches(none, 0);
+  CHECK(none.cached_bytes() == 0);
+  CHECK(kiln::data::default_cache_budget_bytes() > 0);
+}
+
 TEST_CASE("data/loader: the order is fixed by the seed and the epoch") {
   const TemporaryFolder root;
   const ImageFolder folder = make_folder(root);
