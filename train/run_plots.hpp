@@ -1,5 +1,6 @@
 // The pictures and the summary of a training run, from RUNDIR/metrics.jsonl's epoch lines (metrics_log.hpp):
-// kiln train redraws them after every epoch, `kiln report RUNDIR` on demand.
+// kiln train redraws them after epochs (at most every 5 seconds, and after its last), `kiln report RUNDIR` on
+// demand.
 //
 //   RUNDIR/loss.png              train and held-out loss per epoch
 //   RUNDIR/accuracy.png          train and held-out accuracy (and held-out macro recall) per epoch
