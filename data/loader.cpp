@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <numeric>
 #include <utility>
 
@@ -234,10 +235,27 @@ Batch DataLoader::make_batch(const std::vector<std::size_t>& samples, std::size_
   return batch;
 }
 
+namespace {
+
+// The memory limit of the control group the process runs in (a container's), in bytes, or -1 where there is
+// none: cgroup v2's memory.max ("max" when unlimited), else v1's memory.limit_in_bytes (a huge number then).
+std::int64_t cgroup_memory_limit() {
+  for (const char* file : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream in(file);
+    long long limit = 0;
+    if (in >> limit && limit > 0) return static_cast<std::int64_t>(limit);
+  }
+  return -1;
+}
+
+}  // namespace
+
 std::int64_t default_cache_budget_bytes() {
   const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGE_SIZE);
-  if (pages <= 0 || page_size <= 0) return std::int64_t{1} << 30;
-  return static_cast<std::int64_t>(pages) * page_size / 4;
+  std::int64_t memory = pages > 0 && page_size > 0 ? static_cast<std::int64_t>(pages) * page_size : -1;
+  const std::int64_t limit = cgroup_memory_limit();
+  if (limit > 0 && (memory < 0 || limit < memory)) memory = limit;
+  return memory > 0 ? memory / 4 : std::int64_t{1} << 30;
 }
 
 std::shared_ptr<const Image> DataLoader::load(std::size_t index) {

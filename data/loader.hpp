@@ -100,7 +100,8 @@ struct LoaderOptions {
   }
 };
 
-// A quarter of the machine's physical memory (1 GiB where the system does not say).
+// A quarter of the memory the process may use: the machine's physical memory, or its control group's
+// limit where that is lower (a container's); 1 GiB where neither says.
 std::int64_t default_cache_budget_bytes();
 
 class DataLoader {
