@@ -686,7 +686,9 @@ inline constexpr std::int64_t kMinWeightChunks = 4;
 // are whole channel counts apart, which at 256 channels and more keep landing in the same L1 sets, where the
 // GEMM packs them first. Measured, batch 128, 2 threads, ms, weight tiles against GEMMs: 256 -> 256 at 8x8
 // F(2x2, 3x3) (dU 4 MiB) 16.8 / 15.3, F(4x4, 3x3) 16.6 / 15.1; 512 -> 512 at 4x4 18.5 / 16.0, at 2x2
-// 6.9 / 5.9; 128 -> 128 at 8x8 F(4x4, 3x3) (dU 2.3 MiB) 3.1 / 3.6, which stays with the tiles.
+// 6.9 / 5.9; 128 -> 128 at 8x8 F(4x4, 3x3) (dU 2.3 MiB) 3.1 / 3.6, which stays with the tiles. The GEMM
+// adds in its own order (a block's sum, then dU), so its bits are not the tiles'; the blocks and chunks are
+// the shape's, so they are the same on any thread count.
 inline constexpr std::int64_t kWideWeightUFloats = std::int64_t{3} << 18;  // 3 MiB of dU
 
 // gyp[b][r][c][co] for r < m * TH, c < m * TW: `count` images of gy (NCHW, or channels-last with
