@@ -20,8 +20,8 @@
 // (README.md, "On a CUDA device").
 //
 // Before any of these, a float or bfloat16 pass on the CPU's fast kernels drops the kernel taps that read
-// only padding (unreached_taps.hpp: a padded 3x3 on a 1x1 plane is a 1x1 convolution); double and the
-// Reference level keep the whole kernel.
+// only padding (unreached_taps.hpp: a padded 3x3 on a 1x1 plane is a 1x1 convolution) and takes one-pixel
+// planes as channels-last (cpu_pass); double and the Reference level keep the geometry as given.
 //
 // The bias gradient (a sum of gy per channel) runs the bias kernels on gy as stored, float or bfloat16, NCHW
 // or channels-last, at either vector level.
@@ -621,12 +621,6 @@ bool fast_kernels() {
   return !std::is_same_v<T, double> && cpu_level() != CpuLevel::Reference;
 }
 
-// The crop of taps that read only padding (unreached_taps.hpp), on the fast kernels.
-template <typename T>
-std::optional<CroppedTaps> crop_for_fast_kernels(const Conv2dGeometry& g) {
-  return fast_kernels<T>() ? crop_unreached_taps(g) : std::nullopt;
-}
-
 // A pass whose input and output planes are single pixels ([N, C, 1, 1]: the last stage of ResNet-18 on 32x32
 // images, its padded 3x3s cropped to the centre tap) lies the same in NCHW and channels-last, so it runs as
 // channels-last: each pass one GEMM over the batch's rows of pixels, where NCHW's pointwise passes go in
@@ -639,6 +633,20 @@ Conv2dGeometry one_pixel_planes_channels_last(Conv2dGeometry g) {
   if (g.in_height == 1 && g.in_width == 1 && g.out_height() == 1 && g.out_width() == 1)
     g.channels_last = true;
   return g;
+}
+
+// What a CPU pass runs: on the fast kernels, g with the taps that read only padding cropped off
+// (unreached_taps.hpp; `cropped` says where its taps lie in the full kernel) and one-pixel planes taken as
+// channels-last; on the reference kernels, g as given.
+struct CpuPass {
+  Conv2dGeometry geometry;
+  std::optional<CroppedTaps> cropped;
+};
+template <typename T>
+CpuPass cpu_pass(const Conv2dGeometry& g) {
+  if (!fast_kernels<T>()) return {g, std::nullopt};
+  std::optional<CroppedTaps> cropped = crop_unreached_taps(g);
+  return {one_pixel_planes_channels_last(cropped ? cropped->geometry : g), std::move(cropped)};
 }
 
 std::size_t weight_count(const Conv2dGeometry& g) {
@@ -669,11 +677,10 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
   }
 #endif
   require_cpu(device, "conv2d_forward");
-  if (const auto cropped = crop_for_fast_kernels<T>(g)) {
-    return forward_on_cpu(one_pixel_planes_channels_last(cropped->geometry), x,
-                          cropped_weights(g, *cropped, w).get(), bias, y);
-  }
-  forward_on_cpu(fast_kernels<T>() ? one_pixel_planes_channels_last(g) : g, x, w, bias, y);
+  const CpuPass pass = cpu_pass<T>(g);
+  if (pass.cropped)
+    return forward_on_cpu(pass.geometry, x, cropped_weights(g, *pass.cropped, w).get(), bias, y);
+  forward_on_cpu(pass.geometry, x, w, bias, y);
 }
 
 template <typename T>
@@ -686,11 +693,10 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
   }
 #endif
   require_cpu(device, "conv2d_backward_data");
-  if (const auto cropped = crop_for_fast_kernels<T>(g)) {
-    return backward_data_on_cpu(one_pixel_planes_channels_last(cropped->geometry), gy,
-                                cropped_weights(g, *cropped, w).get(), gx);
-  }
-  backward_data_on_cpu(fast_kernels<T>() ? one_pixel_planes_channels_last(g) : g, gy, w, gx);
+  const CpuPass pass = cpu_pass<T>(g);
+  if (pass.cropped)
+    return backward_data_on_cpu(pass.geometry, gy, cropped_weights(g, *pass.cropped, w).get(), gx);
+  backward_data_on_cpu(pass.geometry, gy, w, gx);
 }
 
 template <typename T>
@@ -703,13 +709,13 @@ void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy,
   }
 #endif
   require_cpu(device, "conv2d_backward_weight");
-  if (const auto cropped = crop_for_fast_kernels<T>(g)) {
-    const Conv2dGeometry c = one_pixel_planes_channels_last(cropped->geometry);
-    const TypedScratch<T> taps = taps_for<T>(c);
-    backward_weight_on_cpu(c, gy, x, taps.get());
-    return uncrop_weight_gradient(g, *cropped, taps.get(), gw);
+  const CpuPass pass = cpu_pass<T>(g);
+  if (pass.cropped) {
+    const TypedScratch<T> taps = taps_for<T>(pass.geometry);
+    backward_weight_on_cpu(pass.geometry, gy, x, taps.get());
+    return uncrop_weight_gradient(g, *pass.cropped, taps.get(), gw);
   }
-  backward_weight_on_cpu(fast_kernels<T>() ? one_pixel_planes_channels_last(g) : g, gy, x, gw);
+  backward_weight_on_cpu(pass.geometry, gy, x, gw);
 }
 
 template <typename T>
