@@ -88,11 +88,15 @@ ImageFolder pack_split(const std::shared_ptr<const Pack>& pack, const std::strin
   return ImageFolder(root, pack->classes(), std::move(samples), pack);
 }
 
-// Up to three of the paths' file names, comma-separated, then "..." if there are more.
-std::string first_names(const std::vector<fs::path>& paths) {
+// Up to three of the paths' file names (or, given `relative_to`, their paths from there), comma-separated,
+// then "..." if there are more.
+std::string first_names(const std::vector<fs::path>& paths, const fs::path& relative_to = {}) {
   std::string names;
-  for (std::size_t i = 0; i < std::min<std::size_t>(paths.size(), 3); ++i)
-    names += (i == 0 ? "" : ", ") + paths[i].filename().string();
+  for (std::size_t i = 0; i < std::min<std::size_t>(paths.size(), 3); ++i) {
+    const fs::path name =
+        relative_to.empty() ? paths[i].filename() : paths[i].lexically_relative(relative_to);
+    names += (i == 0 ? "" : ", ") + name.string();
+  }
   if (paths.size() > 3) names += ", ...";
   return names;
 }
@@ -132,10 +136,7 @@ void warn_of_nested_folders(const fs::path& class_folder) {
 // extension and with the first few named, so that a phone's .heic photos do not silently drop out of a class.
 void warn_of_unread_files(const fs::path& root, const std::vector<fs::path>& unread) {
   if (unread.empty()) return;
-  std::string names;
-  for (std::size_t i = 0; i < unread.size() && i < 3; ++i)
-    names += (i == 0 ? "" : ", ") + unread[i].lexically_relative(root).string();
-  if (unread.size() > 3) names += ", ...";
+  const std::string names = first_names(unread, root);
   std::fprintf(stderr,
                "kiln: warning: %s: %zu file%s in class folders %s not read and left out (%s: %s); kiln reads "
                ".jpg .jpeg .png .bmp and .tga: convert other images to JPEG or PNG\n",
