@@ -11,22 +11,18 @@
 #include "tests/data/image_writer.hpp"
 #include "tests/support/scratch_folder.hpp"
 #include "tests/support/tiny_training.hpp"
+#include "tests/support/training_observers.hpp"
 #include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
 
 namespace train_input_size_test {
 
 using namespace kiln;
+using kiln::testing::Recorder;
 using kiln::testing::ScratchFolder;
 namespace fs = std::filesystem;
 
 namespace {
-
-class Recorder : public train::TrainingObserver {
- public:
-  void on_start(const nlohmann::json& start) override { plan = start; }
-  nlohmann::json plan;
-};
 
 // root/{dark, light}/ with three 150x300 photos each (height x width) and one 40x40 in "dark".
 fs::path make_large_images(const fs::path& root) {
