@@ -29,6 +29,7 @@
 #include "core/tensor.hpp"
 #include "kernels/amx/amx.hpp"
 #include "kernels/conv2d/algorithm.hpp"
+#include "kernels/conv2d/amx_bf16_conv.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
@@ -324,10 +325,13 @@ TEST_CASE("conv2d bfloat16: channels-last layers on AVX512-BF16 match the bfloat
     INFO(describe(g), " channels-last");
     if (kernels::bfloat16_conv2d_path(g, Conv2dDirection::BackwardWeight) == Bfloat16Conv2dPath::Amx)
       continue;  // C_out a multiple of 16, on a CPU with AMX: its tiles serve the shape (conv2d_amx_test.cpp)
-    // (Every strided shape here fits backward data by stride phase.)
-    const Bfloat16Conv2dPath backward_data = kernels::direct_backward_data_fits(g) || g.stride_h > 1
-                                                 ? Bfloat16Conv2dPath::DirectDotProducts
-                                                 : Bfloat16Conv2dPath::Widened;
+    // (Every strided shape here fits backward data by stride phase.) C_in a multiple of 16 (the 16 -> 18
+    // layer) on a CPU with AMX: its tiles take backward data, and the dot products the other two.
+    const Bfloat16Conv2dPath backward_data =
+        kernels::amx_bf16_usable() && kernels::amx::conv2d_backward_data_bf16_serves(g)
+            ? Bfloat16Conv2dPath::Amx
+        : kernels::direct_backward_data_fits(g) || g.stride_h > 1 ? Bfloat16Conv2dPath::DirectDotProducts
+                                                                  : Bfloat16Conv2dPath::Widened;
     REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::Forward) ==
             Bfloat16Conv2dPath::DirectDotProducts);
     REQUIRE(kernels::bfloat16_conv2d_path(g, Conv2dDirection::BackwardData) == backward_data);
