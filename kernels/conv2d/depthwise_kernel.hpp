@@ -16,7 +16,10 @@
 // outputs is V::width-wide multiply-adds, one per tap. Phase rows are wide enough that a full vector read
 // past the last output stays inside the (zeroed) buffer; stores of the last partial vector are masked.
 //
-//   forward          y[oh, ow]  = bias + sum_taps w[tap] * phases[tap_offset + oh*stride_h*row + ow]
+//   forward          y[oh, ow]  = bias + sum_taps w[tap] * phases[tap_offset + oh*stride_h*row + ow],
+//                    4 output rows down a column at a time for 3x3 and 5x5 kernels at stride 1 down the
+//                    rows (forward_plane_rows: each input row vector loaded once for the rows it meets),
+//                    4 output vectors at a time otherwise (forward_plane_any); the same sums either way
 //   backward-data    stride 1: a forward convolution of gy with the flipped kernel (backward_data_by_gather);
 //                    otherwise the forward loop with each multiply-add reversed,
 //                    phases_grad[...] += w[tap] * gy[oh, ow], then the padding is cut off to give gx [H, W]
@@ -87,18 +90,28 @@ PhaseColumns phase_columns(const Conv2dGeometry& g, std::int64_t phase) {
   return {first_column * g.stride_w + phase - g.pad_w, first_column};
 }
 
-// phases = the padded, phase-split copy of plane [H, W].
+// to[0, count) = from[0, count), a vector at a time (a 32-float row went through a memmove call: a fifth of
+// the forward pass on a 32x32 plane).
+template <typename V>
+void copy_row(const float* from, std::int64_t count, float* to) {
+  std::int64_t i = 0;
+  for (; i + V::width <= count; i += V::width) V::store(to + i, V::load(from + i));
+  if (i < count) V::store_partial(to + i, V::load_partial(from + i, count - i), count - i);
+}
+
+// phases = the padded, phase-split copy of plane [H, W]. Every plane of a geometry writes the same
+// positions of the buffer, so the border and the spare columns stay as they were: `phases` must hold zeros
+// there, as a buffer zeroed once when it is made does for every plane after.
 template <typename V>
 void split_into_phases(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const float* plane,
                        float* phases) {
-  std::fill(phases, phases + layout.size(), 0.0f);
   for (std::int64_t phase = 0; phase < layout.phases; ++phase) {
     const PhaseColumns columns = phase_columns<V>(g, phase);
     for (std::int64_t ih = 0; ih < g.in_height; ++ih) {
       const float* row = plane + ih * g.in_width;
       float* to = phases + (phase * layout.rows + ih + g.pad_h) * layout.phase_width + columns.first_column;
       if (layout.phases == 1) {
-        std::copy(row, row + g.in_width, to);
+        copy_row<V>(row, g.in_width, to);
       } else {
         for (std::int64_t iw = columns.first_input, j = 0; iw < g.in_width; iw += g.stride_w, ++j)
           to[j] = row[iw];
@@ -117,7 +130,7 @@ void join_phases(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const fl
       const float* from =
           phases + (phase * layout.rows + ih + g.pad_h) * layout.phase_width + columns.first_column;
       if (layout.phases == 1) {
-        std::copy(from, from + g.in_width, row);
+        copy_row<V>(from, g.in_width, row);
       } else {
         for (std::int64_t iw = columns.first_input, j = 0; iw < g.in_width; iw += g.stride_w, ++j)
           row[iw] = from[j];
@@ -126,22 +139,148 @@ void join_phases(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const fl
   }
 }
 
-// y_plane [OH, OW] from one phase-split input plane and one kernel w [KH*KW].
+// Output vectors computed at once by forward_plane_any: independent sums, so their multiply-adds' latency
+// overlaps (one vector at a time waits out each tap's multiply-add before the next), and each tap's weight
+// vector and offset serve all of them.
+inline constexpr int kOutputRun = 4;
+
+// One output vector of a plane: where its taps' reads start, where it goes, how many of its lanes are real.
+struct OutputVector {
+  const float* in;
+  float* out;
+  std::int64_t lanes;
+};
+
+// y_plane [OH, OW] from one phase-split input plane and one kernel w [KH*KW], any geometry. The plane's
+// output vectors, each row's V::width-wide pieces row after row, go kOutputRun at a time, so a run may span
+// two rows (a 32-wide row is two AVX-512 vectors): each vector's sum is bias + its taps in tap order,
+// whatever run it is in.
+template <typename V>
+void forward_plane_any(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const float* phases,
+                       const typename V::Reg* weights, typename V::Reg start, float* y_plane) {
+  using Vector = typename V::Reg;
+  const std::int64_t out_h = g.out_height(), out_w = g.out_width();
+  const std::int64_t row_vectors = (out_w + V::width - 1) / V::width, vectors = out_h * row_vectors;
+  std::int64_t oh = 0, piece = 0;  // the next output vector: row oh, columns from piece * V::width
+  const auto next = [&] {
+    const std::int64_t ow = piece * V::width;
+    const OutputVector v{phases + oh * g.stride_h * layout.phase_width + ow, y_plane + oh * out_w + ow,
+                         std::min<std::int64_t>(V::width, out_w - ow)};
+    if (++piece == row_vectors) piece = 0, ++oh;
+    return v;
+  };
+  std::int64_t done = 0;
+  for (; done + kOutputRun <= vectors; done += kOutputRun) {
+    OutputVector run[kOutputRun];
+    Vector sums[kOutputRun];
+    for (int i = 0; i < kOutputRun; ++i) run[i] = next(), sums[i] = start;
+    for (std::int64_t tap = 0; tap < layout.taps; ++tap) {
+      const std::int64_t offset = layout.tap_offsets[tap];
+      for (int i = 0; i < kOutputRun; ++i)
+        sums[i] = V::fmadd(weights[tap], V::load(run[i].in + offset), sums[i]);
+    }
+    for (int i = 0; i < kOutputRun; ++i) V::store_partial(run[i].out, sums[i], run[i].lanes);
+  }
+  for (; done < vectors; ++done) {
+    const OutputVector v = next();
+    Vector sum = start;
+    for (std::int64_t tap = 0; tap < layout.taps; ++tap)
+      sum = V::fmadd(weights[tap], V::load(v.in + layout.tap_offsets[tap]), sum);
+    V::store_partial(v.out, sum, v.lanes);
+  }
+}
+
+// Output rows computed at once by forward_plane_rows, down one column of V::width outputs.
+inline constexpr int kRowRun = 4;
+
+// Stride 1 and dilation 1 down the rows (any stride and dilation across them: the phases take those) and
+// a KH x KW kernel known at compile time. Input row r of the buffer then meets output rows r - kh, kh < KH,
+// each through the same KW column offsets (tap (0, kw)'s), so a run of kRowRun output rows loads each of
+// its KH + kRowRun - 1 input rows' KW vectors once and uses it in up to KH rows' sums: a 3x3 kernel's 9
+// multiply-adds an output vector take 3 loads, where forward_plane_any loads for every one. The input rows
+// come in order, and with them each sum's kh, so every sum is still bias, then tap (0, 0), (0, 1), ... in
+// forward_plane_any's order: the same bits.
+template <typename V, int KH, int KW>
+bool rows_kernel_fits(const Conv2dGeometry& g) {
+  return g.stride_h == 1 && g.dilation_h == 1 && g.kernel_h == KH && g.kernel_w == KW;
+}
+
+// Output rows [0, kRows) of one column piece: `in` is the piece's first input row in the buffer (row 0 of
+// the run, tap (0, 0)), `out` its first output.
+template <typename V, int KH, int KW, int kRows>
+void forward_row_run(const float* in, std::int64_t in_pitch, const std::int64_t* column_offsets,
+                     const typename V::Reg* weights, typename V::Reg start, float* out,
+                     std::int64_t out_pitch, std::int64_t lanes) {
+  using Vector = typename V::Reg;
+  // Each row vector loaded once and kept for its up to KH uses, where the weights, the row and the sums
+  // all fit the registers (3x3); the compiler would fold the load into every use (a 3x3 run's 36
+  // multiply-adds, 36 loads, each unaligned across two cache lines: 22% longer on Sapphire Rapids). A 5x5
+  // kernel's 25 weights leave no room: kept, its rows pushed weights out to the stack (10% slower).
+  constexpr bool kKeepRows = KH * KW + KW + kRows <= V::registers;
+  Vector sums[kRows];
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) sums[i] = start;
+#pragma GCC unroll 16
+  for (int r = 0; r < kRows + KH - 1; ++r) {
+    Vector row[KW];
+#pragma GCC unroll 8
+    for (int kw = 0; kw < KW; ++kw) {
+      row[kw] = V::load(in + r * in_pitch + column_offsets[kw]);
+      if constexpr (kKeepRows) row[kw] = V::in_register(row[kw]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < kRows; ++i) {
+      const int kh = r - i;  // known at compile time once the loops unroll
+      if (kh < 0 || kh >= KH) continue;
+#pragma GCC unroll 8
+      for (int kw = 0; kw < KW; ++kw) sums[i] = V::fmadd(weights[kh * KW + kw], row[kw], sums[i]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) V::store_partial(out + i * out_pitch, sums[i], lanes);
+}
+
+template <typename V, int KH, int KW>
+void forward_plane_rows(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const float* phases,
+                        const typename V::Reg* weights, typename V::Reg start, float* y_plane) {
+  const std::int64_t out_h = g.out_height(), out_w = g.out_width(), pitch = layout.phase_width;
+  const std::int64_t* column_offsets = layout.tap_offsets;  // taps (0, kw): row 0's
+  for (std::int64_t ow = 0; ow < out_w; ow += V::width) {
+    const std::int64_t lanes = std::min<std::int64_t>(V::width, out_w - ow);
+    std::int64_t oh = 0;
+    for (; oh + kRowRun <= out_h; oh += kRowRun)
+      forward_row_run<V, KH, KW, kRowRun>(phases + oh * pitch + ow, pitch, column_offsets, weights, start,
+                                          y_plane + oh * out_w + ow, out_w, lanes);
+    const float* in = phases + oh * pitch + ow;
+    float* out = y_plane + oh * out_w + ow;
+    switch (out_h - oh) {  // the last rows, fewer than kRowRun
+      case 3:
+        forward_row_run<V, KH, KW, 3>(in, pitch, column_offsets, weights, start, out, out_w, lanes);
+        break;
+      case 2:
+        forward_row_run<V, KH, KW, 2>(in, pitch, column_offsets, weights, start, out, out_w, lanes);
+        break;
+      case 1:
+        forward_row_run<V, KH, KW, 1>(in, pitch, column_offsets, weights, start, out, out_w, lanes);
+        break;
+      default:
+        break;
+    }
+  }
+}
+static_assert(kRowRun == 4, "forward_plane_rows's switch takes the last kRowRun - 1 rows");
+
+// y_plane [OH, OW] from one phase-split input plane and one kernel w [KH*KW]: 3x3 kernels at stride 1 down
+// the rows by rows, everything else by vectors.
 template <typename V>
 void forward_plane(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const float* phases, const float* w,
                    float bias, float* y_plane) {
-  using Vector = typename V::Reg;
-  const std::int64_t out_h = g.out_height(), out_w = g.out_width();
-  for (std::int64_t oh = 0; oh < out_h; ++oh) {
-    const float* row_base = phases + oh * g.stride_h * layout.phase_width;
-    for (std::int64_t ow = 0; ow < out_w; ow += V::width) {
-      Vector sum = V::broadcast(bias);
-      for (std::int64_t tap = 0; tap < layout.taps; ++tap) {
-        sum = V::fmadd(V::broadcast(w[tap]), V::load(row_base + layout.tap_offsets[tap] + ow), sum);
-      }
-      V::store_partial(y_plane + oh * out_w + ow, sum, std::min<std::int64_t>(V::width, out_w - ow));
-    }
-  }
+  typename V::Reg weights[kMaxTaps];
+  for (std::int64_t tap = 0; tap < layout.taps; ++tap) weights[tap] = V::broadcast(w[tap]);
+  const typename V::Reg start = V::broadcast(bias);
+  if (rows_kernel_fits<V, 3, 3>(g))
+    return forward_plane_rows<V, 3, 3>(g, layout, phases, weights, start, y_plane);
+  forward_plane_any<V>(g, layout, phases, weights, start, y_plane);
 }
 
 // phases_grad += the scatter of gy_plane [OH, OW] through kernel w: the transpose of forward_plane.

@@ -23,11 +23,18 @@ struct FloatVector256 {
   using Reg = __m256;
   using Mask = __m256;
   static constexpr std::int64_t width = 8;
+  static constexpr int registers = 16;  // ymm0-15
 
   static Reg zero() { return _mm256_setzero_ps(); }
   static Reg broadcast(float v) { return _mm256_set1_ps(v); }
   static Reg load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
+  // v, made to live in a register: a value loaded once for several uses stays loaded once, where the
+  // compiler would otherwise fold the load into every use as a memory operand (a load each).
+  static Reg in_register(Reg v) {
+    asm("" : "+v"(v));
+    return v;
+  }
   // Lane i is on when i < count.
   static __m256i first(std::int64_t count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),

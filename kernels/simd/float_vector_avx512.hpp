@@ -27,11 +27,18 @@ struct FloatVector512 {
   using Reg = __m512;
   using Mask = __mmask16;
   static constexpr std::int64_t width = 16;
+  static constexpr int registers = 32;  // zmm0-31
 
   static Reg zero() { return _mm512_setzero_ps(); }
   static Reg broadcast(float v) { return _mm512_set1_ps(v); }
   static Reg load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, Reg v) { _mm512_storeu_ps(p, v); }
+  // v, made to live in a register: a value loaded once for several uses stays loaded once, where the
+  // compiler would otherwise fold the load into every use as a memory operand (a load each).
+  static Reg in_register(Reg v) {
+    asm("" : "+v"(v));
+    return v;
+  }
   static Mask first(std::int64_t count) { return static_cast<Mask>((1u << count) - 1u); }  // count <= 16
   // The first `count` lanes (count <= width); the others read as zero and are never touched in memory.
   // A full vector (the common case in kernels that step a row by width) is a plain load or store.

@@ -112,6 +112,11 @@ std::vector<Conv2dGeometry> odd_shapes() {
       grouped(strided(geometry(1, 16, 7, 8, 16, 1, 1), 2, 2), 16),                // 1x1 kernel, stride 2
       grouped(padded(strided(geometry(2, 16, 9, 6, 16, 5, 5), 2, 2), 3, 3), 16),  // pad 3 with a 5x5 kernel
       grouped(padded(geometry(2, 4, 12, 40, 4, 5, 5), 2, 2), 4),                  // depthwise 5x5, rows of 40
+      // Depthwise 3x3 at stride 1 down the rows runs 4 output rows at a time (depthwise_kernel.hpp's
+      // forward_plane_rows): 7 rows end in a run of 3, and 6 rows at stride 2 and dilation 2 across in a run
+      // of 2 (phases along the rows' columns).
+      grouped(padded(geometry(2, 6, 7, 9, 6, 3, 3), 1, 1), 6),
+      grouped(dilated(padded(strided(geometry(2, 5, 8, 19, 5, 3, 3), 1, 2), 0, 2), 1, 2), 5),
       // Depthwise with 17 channels and 272-position planes: NCHW runs Depthwise forward and backward-data,
       // channels-last DepthwiseChannels (algorithm.cpp, rule 2), and the two must give the same bits.
       grouped(padded(geometry(2, 17, 16, 17, 17, 3, 3), 1, 1), 17),
