@@ -190,20 +190,23 @@ void forward_plane_any(const Conv2dGeometry& g, const PhaseLayout<V>& layout, co
   }
 }
 
-// Output rows computed at once by forward_plane_rows, down one column of V::width outputs.
-inline constexpr int kRowRun = 4;
-
 // Stride 1 and dilation 1 down the rows (any stride and dilation across them: the phases take those) and
 // a KH x KW kernel known at compile time. Input row r of the buffer then meets output rows r - kh, kh < KH,
-// each through the same KW column offsets (tap (0, kw)'s), so a run of kRowRun output rows loads each of
-// its KH + kRowRun - 1 input rows' KW vectors once and uses it in up to KH rows' sums: a 3x3 kernel's 9
-// multiply-adds an output vector take 3 loads, where forward_plane_any loads for every one. The input rows
-// come in order, and with them each sum's kh, so every sum is still bias, then tap (0, 0), (0, 1), ... in
-// forward_plane_any's order: the same bits.
+// each through the same KW column offsets (tap (0, kw)'s), so a run of R output rows down a column loads
+// each of its R + KH - 1 input rows' KW vectors once and uses it in up to KH rows' sums: a 3x3 kernel's 9
+// multiply-adds an output vector take (R + 2) * 3 / R loads, where forward_plane_any loads for every one.
+// The input rows come in order, and with them each sum's kh, so every sum is still bias, then tap (0, 0),
+// (0, 1), ... in forward_plane_any's order: the same bits.
 template <typename V, int KH, int KW>
 bool rows_kernel_fits(const Conv2dGeometry& g) {
   return g.stride_h == 1 && g.dilation_h == 1 && g.kernel_h == KH && g.kernel_w == KW;
 }
+
+// Output rows a run takes: 8 independent sums where there are 32 vector registers (a sum's KH * KW
+// multiply-adds are a chain, and two multiply-add units each 4 cycles deep need 8 chains to stay busy: a
+// run of 4 took 35% longer on Sapphire Rapids), 4 among AVX2's 16.
+template <typename V>
+inline constexpr int kRowRun = V::registers >= 32 ? 8 : 4;
 
 // Output rows [0, kRows) of one column piece: `in` is the piece's first input row in the buffer (row 0 of
 // the run, tap (0, 0)), `out` its first output.
@@ -213,9 +216,9 @@ void forward_row_run(const float* in, std::int64_t in_pitch, const std::int64_t*
                      std::int64_t out_pitch, std::int64_t lanes) {
   using Vector = typename V::Reg;
   // Each row vector loaded once and kept for its up to KH uses, where the weights, the row and the sums
-  // all fit the registers (3x3); the compiler would fold the load into every use (a 3x3 run's 36
-  // multiply-adds, 36 loads, each unaligned across two cache lines: 22% longer on Sapphire Rapids). A 5x5
-  // kernel's 25 weights leave no room: kept, its rows pushed weights out to the stack (10% slower).
+  // all fit the registers (3x3); the compiler would fold the load into every use (a 3x3 run's 9 * kRows
+  // multiply-adds, as many loads, each unaligned across two cache lines: 22% longer on Sapphire Rapids).
+  // A 5x5 kernel's 25 weights leave no room: kept, its rows would push weights out to the stack.
   constexpr bool kKeepRows = KH * KW + KW + kRows <= V::registers;
   Vector sums[kRows];
 #pragma GCC unroll 8
@@ -240,38 +243,40 @@ void forward_row_run(const float* in, std::int64_t in_pitch, const std::int64_t*
   for (int i = 0; i < kRows; ++i) V::store_partial(out + i * out_pitch, sums[i], lanes);
 }
 
+// The last `rows` rows of a column piece (fewer than a run): the run of exactly that many, chosen among
+// kRows, kRows - 1, ..., 1.
+template <typename V, int KH, int KW, int kRows>
+void forward_last_rows(std::int64_t rows, const float* in, std::int64_t in_pitch,
+                       const std::int64_t* column_offsets, const typename V::Reg* weights,
+                       typename V::Reg start, float* out, std::int64_t out_pitch, std::int64_t lanes) {
+  if constexpr (kRows > 0) {
+    if (rows == kRows)
+      return forward_row_run<V, KH, KW, kRows>(in, in_pitch, column_offsets, weights, start, out, out_pitch,
+                                               lanes);
+    forward_last_rows<V, KH, KW, kRows - 1>(rows, in, in_pitch, column_offsets, weights, start, out,
+                                            out_pitch, lanes);
+  }
+}
+
 template <typename V, int KH, int KW>
 void forward_plane_rows(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const float* phases,
                         const typename V::Reg* weights, typename V::Reg start, float* y_plane) {
+  constexpr int kRun = kRowRun<V>;
   const std::int64_t out_h = g.out_height(), out_w = g.out_width(), pitch = layout.phase_width;
   const std::int64_t* column_offsets = layout.tap_offsets;  // taps (0, kw): row 0's
   for (std::int64_t ow = 0; ow < out_w; ow += V::width) {
     const std::int64_t lanes = std::min<std::int64_t>(V::width, out_w - ow);
     std::int64_t oh = 0;
-    for (; oh + kRowRun <= out_h; oh += kRowRun)
-      forward_row_run<V, KH, KW, kRowRun>(phases + oh * pitch + ow, pitch, column_offsets, weights, start,
-                                          y_plane + oh * out_w + ow, out_w, lanes);
-    const float* in = phases + oh * pitch + ow;
-    float* out = y_plane + oh * out_w + ow;
-    switch (out_h - oh) {  // the last rows, fewer than kRowRun
-      case 3:
-        forward_row_run<V, KH, KW, 3>(in, pitch, column_offsets, weights, start, out, out_w, lanes);
-        break;
-      case 2:
-        forward_row_run<V, KH, KW, 2>(in, pitch, column_offsets, weights, start, out, out_w, lanes);
-        break;
-      case 1:
-        forward_row_run<V, KH, KW, 1>(in, pitch, column_offsets, weights, start, out, out_w, lanes);
-        break;
-      default:
-        break;
-    }
+    for (; oh + kRun <= out_h; oh += kRun)
+      forward_row_run<V, KH, KW, kRun>(phases + oh * pitch + ow, pitch, column_offsets, weights, start,
+                                       y_plane + oh * out_w + ow, out_w, lanes);
+    forward_last_rows<V, KH, KW, kRun - 1>(out_h - oh, phases + oh * pitch + ow, pitch, column_offsets,
+                                           weights, start, y_plane + oh * out_w + ow, out_w, lanes);
   }
 }
-static_assert(kRowRun == 4, "forward_plane_rows's switch takes the last kRowRun - 1 rows");
 
-// y_plane [OH, OW] from one phase-split input plane and one kernel w [KH*KW]: 3x3 kernels at stride 1 down
-// the rows by rows, everything else by vectors.
+// y_plane [OH, OW] from one phase-split input plane and one kernel w [KH*KW]: 3x3 and 5x5 kernels at stride
+// 1 down the rows by rows, everything else by vectors.
 template <typename V>
 void forward_plane(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const float* phases, const float* w,
                    float bias, float* y_plane) {
@@ -280,6 +285,8 @@ void forward_plane(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const 
   const typename V::Reg start = V::broadcast(bias);
   if (rows_kernel_fits<V, 3, 3>(g))
     return forward_plane_rows<V, 3, 3>(g, layout, phases, weights, start, y_plane);
+  if (rows_kernel_fits<V, 5, 5>(g))
+    return forward_plane_rows<V, 5, 5>(g, layout, phases, weights, start, y_plane);
   forward_plane_any<V>(g, layout, phases, weights, start, y_plane);
 }
 
