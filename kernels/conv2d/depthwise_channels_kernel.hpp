@@ -66,8 +66,11 @@ using depthwise::kMaxTaps;
 // Images per partial sum of the weight gradient: enough to make a unit worth a thread, few enough that a
 // batch of 128 still gives 16 chunks to share out (times the channel blocks).
 inline constexpr std::int64_t kWeightChunkImages = 8;
-// Output pixels per step of the forward pass: 4 accumulators, each weight vector loaded once for all 4.
-inline constexpr int kPixelRun = 4;
+// Output pixels per step of the forward pass, each weight vector loaded once for all of them: 8 where there
+// are 32 vector registers (a pixel's sum is a chain of multiply-adds, and two units 4 cycles deep need 8
+// chains to stay busy), 4 among AVX2's 16.
+template <typename V>
+inline constexpr int kPixelRun = V::registers >= 32 ? 8 : 4;
 // Taps per pass of the weight gradient: one accumulator each, so 3x3 kernels take one pass.
 inline constexpr int kTapGroup = 9;
 
@@ -229,38 +232,46 @@ std::vector<float> weights_by_tap(const Layout<V>& layout, const float* w) {
 //       bias + sum over j < taps.count, in order, of in[r * in_row + col * in_pixel + taps.input[j]][..]
 //                                                    * wt[taps.weight[j]][..]
 //
-// 4 pixels along a row at a time, each weight vector loaded once for all 4. The forward pass is one grid
-// (all taps, in at the stride, out dense); a strided backward-data is one grid per phase (PhasePlan).
+// kPixelRun pixels at a time, each weight vector loaded once for all of them; a run goes on into the next
+// row where a row ends (a 4x4 plane's rows are 4 pixels). The forward pass is one grid (all taps, in at the
+// stride, out dense); a strided backward-data is one grid per phase (PhasePlan).
 template <typename V>
 void sum_taps(const TapList<V>& taps, const float* wt, typename V::Reg bias, const float* in,
               std::int64_t in_row, std::int64_t in_pixel, std::int64_t rows, std::int64_t columns, float* out,
               std::int64_t out_row, std::int64_t out_pixel) {
   using Reg = typename V::Reg;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const float* row = in + r * in_row;
-    float* out_row_start = out + r * out_row;
-    std::int64_t col = 0;
-    for (; col + kPixelRun <= columns; col += kPixelRun) {
-      Reg acc[kPixelRun];
-#pragma GCC unroll 4
-      for (int k = 0; k < kPixelRun; ++k) acc[k] = bias;
-      const float* base = row + col * in_pixel;
-      for (std::int64_t j = 0; j < taps.count; ++j) {
-        const Reg weight = V::load(wt + taps.weight[j]);
-        const float* at = base + taps.input[j];
-#pragma GCC unroll 4
-        for (int k = 0; k < kPixelRun; ++k) acc[k] = V::fmadd(V::load(at + k * in_pixel), weight, acc[k]);
-      }
-#pragma GCC unroll 4
-      for (int k = 0; k < kPixelRun; ++k) V::store(out_row_start + (col + k) * out_pixel, acc[k]);
+  constexpr int kRun = kPixelRun<V>;
+  std::int64_t r = 0, col = 0;  // the next pixel
+  const auto next = [&](const float*& from, float*& to) {
+    from = in + r * in_row + col * in_pixel;
+    to = out + r * out_row + col * out_pixel;
+    if (++col == columns) col = 0, ++r;
+  };
+  const std::int64_t pixels = rows * columns;
+  std::int64_t done = 0;
+  for (; done + kRun <= pixels; done += kRun) {
+    const float* from[kRun];
+    float* to[kRun];
+    Reg acc[kRun];
+#pragma GCC unroll 8
+    for (int k = 0; k < kRun; ++k) next(from[k], to[k]), acc[k] = bias;
+    for (std::int64_t j = 0; j < taps.count; ++j) {
+      const Reg weight = V::load(wt + taps.weight[j]);
+      const std::int64_t offset = taps.input[j];
+#pragma GCC unroll 8
+      for (int k = 0; k < kRun; ++k) acc[k] = V::fmadd(V::load(from[k] + offset), weight, acc[k]);
     }
-    for (; col < columns; ++col) {
-      Reg acc = bias;
-      const float* base = row + col * in_pixel;
-      for (std::int64_t j = 0; j < taps.count; ++j)
-        acc = V::fmadd(V::load(base + taps.input[j]), V::load(wt + taps.weight[j]), acc);
-      V::store(out_row_start + col * out_pixel, acc);
-    }
+#pragma GCC unroll 8
+    for (int k = 0; k < kRun; ++k) V::store(to[k], acc[k]);
+  }
+  for (; done < pixels; ++done) {
+    const float* from;
+    float* to;
+    next(from, to);
+    Reg acc = bias;
+    for (std::int64_t j = 0; j < taps.count; ++j)
+      acc = V::fmadd(V::load(from + taps.input[j]), V::load(wt + taps.weight[j]), acc);
+    V::store(to, acc);
   }
 }
 
