@@ -9,21 +9,27 @@
 //      Two direct kernels: Depthwise vectorizes along each channel's output row, DepthwiseChannels along the
 //      channels, a block of them at a time (depthwise_channels_kernel.hpp). DepthwiseChannels takes every
 //      pass with at least 16 channels except the stride-1 forward and backward-data of planes of 256 output
-//      positions or more, which read and write rows long enough for Depthwise's vectors and which both
-//      kernels run at the memory's pace (Depthwise 1 to 10% ahead), unless the activations are channels-last
-//      (no conversion then; the two kernels' forward and stride-1 backward-data give the same bits, so
-//      channels-last still gives the NCHW bits). Measured, AVX-512, 1 thread, batch 128, MobileNet's
-//      layers, ms, Depthwise vs DepthwiseChannels (forward / backward-data / backward-weight):
+//      positions or more (and the strided forward, below), which read and write rows long enough for
+//      Depthwise's vectors and which both kernels run at the memory's pace (Depthwise 1 to 10% ahead), unless
+//      the activations are channels-last (no conversion then; the two kernels' forward and stride-1
+//      backward-data give the same bits, so channels-last still gives the NCHW bits). Measured, AVX-512, 1
+//      thread, batch 128, MobileNet's layers, ms, Depthwise vs DepthwiseChannels (forward / backward-data /
+//      backward-weight):
 //        32 at 32x32            2.62 / 2.60 / 5.99  vs  2.72 / 2.62 / 2.48
 //        64 at 32x32, stride 2  4.66 / 7.48 / 8.72  vs  2.84 / 2.94 / 2.93  (backward-data phase by phase)
 //        128 at 16x16           2.48 / 2.52 / 6.03  vs  2.72 / 2.67 / 2.66
 //        512 at 4x4             2.86 / 3.00 / 4.90  vs  0.47 / 0.46 / 0.79
 //        1024 at 2x2            3.61 / 3.90 / 6.14  vs  0.71 / 0.71 / 0.95
 //      A 4x4 plane's rows fill a quarter of a zmm, and each plane pays a setup its 144 multiply-adds cannot
-//      carry; a pixel of 16 channels fills one whole. Since Depthwise runs a 3x3 kernel 4 output rows at a
-//      time (each input row loaded once for the three it meets), 2 threads of a Sapphire Rapids, forward /
-//      backward-data, Depthwise vs DepthwiseChannels: 32 at 32x32 0.96 / 1.05 vs 2.26 / 2.11; 128 at
-//      16x16 1.25 / 1.25 vs 2.04 / 2.04; 256 at 8x8 (64 positions) 1.17 / 1.24 vs 1.08 / 1.06.
+//      carry; a pixel of 16 channels fills one whole. Since Depthwise runs 3x3 and 5x5 kernels 8 output
+//      rows at a time (each input row loaded once for the rows it meets), at stride 2 down the rows too
+//      (and its stride-2 column phases split by vectors), it also takes the forward pass of strided
+//      planes of 256 output positions or more. 2 threads of a Sapphire Rapids, batch 128, ms, Depthwise vs
+//      DepthwiseChannels (forward / backward-data):
+//        32 at 32x32             0.74 / 0.71  vs  1.87 / 1.86
+//        64 at 32x32, stride 2   1.10         vs  1.73        (56x56 -> 28x28: 1.32 vs 1.89)
+//        128 at 16x16, stride 2  1.08         vs  0.88        (8x8 outputs: half a zmm a row)
+//        256 at 8x8              1.17 / 1.24  vs  0.90 / 0.96
 //   3. A 1x1 kernel with stride 1 and no padding goes to Pointwise: the image is already the GEMM operand.
 //   4. Stride-1 convolutions the strip holds (pad <= dilation * (K - 1)) with at least 8 input and 8
 //      output channels per group and at least 4096 output positions in the batch go to Direct. It skips
@@ -247,6 +253,8 @@
 
 #include <algorithm>
 
+#include "kernels/conv2d/depthwise_kernel.hpp"
+
 namespace kiln::kernels {
 namespace {
 
@@ -366,12 +374,14 @@ bool conv2d_algorithm_takes_channels_last(Conv2dAlgorithm algorithm) {
 Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection direction, CpuLevel level) {
   if (level == CpuLevel::Reference) return Conv2dAlgorithm::Reference;
   if (conv2d_algorithm_supports(Conv2dAlgorithm::Depthwise, g, direction, level)) {  // rule 2
-    const bool long_rows = g.stride_h == 1 && g.stride_w == 1 &&
-                           direction != Conv2dDirection::BackwardWeight &&
-                           g.out_height() * g.out_width() >= kMinDepthwisePlanePositions;
+    const bool stride_1 = g.stride_h == 1 && g.stride_w == 1;
+    const bool depthwise_pass = direction == Conv2dDirection::Forward
+                                    ? stride_1 || depthwise::rows_kernel_serves(g)
+                                    : direction == Conv2dDirection::BackwardData && stride_1;
+    const bool long_rows = depthwise_pass && g.out_height() * g.out_width() >= kMinDepthwisePlanePositions;
     // Channels-last activations take DepthwiseChannels for the long rows too (no conversion): its forward
-    // and stride-1 backward-data add the same products in the same order as Depthwise's, so the bits
-    // are the NCHW bits.
+    // (any stride) and stride-1 backward-data add the same products in the same order as Depthwise's, so
+    // the bits are the NCHW bits.
     const bool channels = g.in_channels >= kMinDepthwiseChannelsChannels;
     return channels && (!long_rows || g.channels_last) ? Conv2dAlgorithm::DepthwiseChannels
                                                        : Conv2dAlgorithm::Depthwise;

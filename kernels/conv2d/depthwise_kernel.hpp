@@ -99,17 +99,53 @@ void copy_row(const float* from, std::int64_t count, float* to) {
   if (i < count) V::store_partial(to + i, V::load_partial(from + i, count - i), count - i);
 }
 
+// A row's even elements into `evens`, its odd ones into `odds`, in order: 2 * V::width at a time through
+// V::deinterleave (a stride-2 convolution's two column phases: a plain loop took 86% of a 64-channel
+// stride-2 forward pass at 32x32).
+template <typename V>
+void split_row_by_parity(const float* row, std::int64_t count, float* evens, float* odds) {
+  std::int64_t i = 0;
+  for (; i + 2 * V::width <= count; i += 2 * V::width) {
+    typename V::Reg even, odd;
+    V::deinterleave(V::load(row + i), V::load(row + i + V::width), even, odd);
+    V::store(evens + i / 2, even);
+    V::store(odds + i / 2, odd);
+  }
+  if (i < count) {  // fewer than 2 * V::width left: the same through partial loads and stores
+    const std::int64_t left = count - i, low = std::min(left, V::width);
+    typename V::Reg even, odd;
+    V::deinterleave(V::load_partial(row + i, low), V::load_partial(row + i + low, left - low), even, odd);
+    V::store_partial(evens + i / 2, even, (left + 1) / 2);
+    V::store_partial(odds + i / 2, odd, left / 2);
+  }
+}
+
 // phases = the padded, phase-split copy of plane [H, W]. Every plane of a geometry writes the same
 // positions of the buffer, so the border and the spare columns stay as they were: `phases` must hold zeros
 // there, as a buffer zeroed once when it is made does for every plane after.
 template <typename V>
 void split_into_phases(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const float* plane,
                        float* phases) {
+  // Where input row ih's columns of phase p start in the buffer; the first of them is input column
+  // phase_columns(g, p).first_input.
+  const auto phase_row = [&](std::int64_t phase, std::int64_t ih) {
+    return phases + (phase * layout.rows + ih + g.pad_h) * layout.phase_width +
+           phase_columns<V>(g, phase).first_column;
+  };
+  if (layout.phases == 2) {
+    // Phase p's first input column is 0 or 1 (below the stride), so one phase takes the row's even columns
+    // and the other its odd ones.
+    const std::int64_t even_phase = phase_columns<V>(g, 0).first_input == 0 ? 0 : 1;
+    for (std::int64_t ih = 0; ih < g.in_height; ++ih)
+      split_row_by_parity<V>(plane + ih * g.in_width, g.in_width, phase_row(even_phase, ih),
+                             phase_row(1 - even_phase, ih));
+    return;
+  }
   for (std::int64_t phase = 0; phase < layout.phases; ++phase) {
     const PhaseColumns columns = phase_columns<V>(g, phase);
     for (std::int64_t ih = 0; ih < g.in_height; ++ih) {
       const float* row = plane + ih * g.in_width;
-      float* to = phases + (phase * layout.rows + ih + g.pad_h) * layout.phase_width + columns.first_column;
+      float* to = phase_row(phase, ih);
       if (layout.phases == 1) {
         copy_row<V>(row, g.in_width, to);
       } else {
@@ -190,16 +226,23 @@ void forward_plane_any(const Conv2dGeometry& g, const PhaseLayout<V>& layout, co
   }
 }
 
-// Stride 1 and dilation 1 down the rows (any stride and dilation across them: the phases take those) and
-// a KH x KW kernel known at compile time. Input row r of the buffer then meets output rows r - kh, kh < KH,
-// each through the same KW column offsets (tap (0, kw)'s), so a run of R output rows down a column loads
-// each of its R + KH - 1 input rows' KW vectors once and uses it in up to KH rows' sums: a 3x3 kernel's 9
-// multiply-adds an output vector take (R + 2) * 3 / R loads, where forward_plane_any loads for every one.
-// The input rows come in order, and with them each sum's kh, so every sum is still bias, then tap (0, 0),
-// (0, 1), ... in forward_plane_any's order: the same bits.
-template <typename V, int KH, int KW>
+// Stride S (1 or 2) and dilation 1 down the rows (any stride and dilation across them: the phases take
+// those) and a KH x KW kernel known at compile time. Input row r of the buffer then meets output rows
+// (r - kh) / S, kh < KH, where that divides, each through the same KW column offsets (tap (0, kw)'s), so a
+// run of R output rows down a column loads each of its (R - 1) * S + KH input rows' KW vectors once and
+// uses it in up to KH / S rows' sums: a 3x3 kernel's 9 multiply-adds an output vector take (R + 2) * 3 / R
+// loads at stride 1, where forward_plane_any loads for every one. The input rows come in order, and with
+// them each sum's kh, so every sum is still bias, then tap (0, 0), (0, 1), ... in forward_plane_any's
+// order: the same bits.
+template <typename V, int KH, int KW, int S>
 bool rows_kernel_fits(const Conv2dGeometry& g) {
-  return g.stride_h == 1 && g.dilation_h == 1 && g.kernel_h == KH && g.kernel_w == KW;
+  return g.stride_h == S && g.dilation_h == 1 && g.kernel_h == KH && g.kernel_w == KW;
+}
+// Whether one of forward_plane's instances of the above serves g (algorithm.cpp asks, choosing Depthwise for
+// strided forward passes).
+inline bool rows_kernel_serves(const Conv2dGeometry& g) {
+  const bool kernel = (g.kernel_h == 3 && g.kernel_w == 3) || (g.kernel_h == 5 && g.kernel_w == 5);
+  return kernel && (g.stride_h == 1 || g.stride_h == 2) && g.dilation_h == 1;
 }
 
 // Output rows a run takes: 8 independent sums where there are 32 vector registers (a sum's KH * KW
@@ -210,7 +253,7 @@ inline constexpr int kRowRun = V::registers >= 32 ? 8 : 4;
 
 // Output rows [0, kRows) of one column piece: `in` is the piece's first input row in the buffer (row 0 of
 // the run, tap (0, 0)), `out` its first output.
-template <typename V, int KH, int KW, int kRows>
+template <typename V, int KH, int KW, int S, int kRows>
 void forward_row_run(const float* in, std::int64_t in_pitch, const std::int64_t* column_offsets,
                      const typename V::Reg* weights, typename V::Reg start, float* out,
                      std::int64_t out_pitch, std::int64_t lanes) {
@@ -224,7 +267,7 @@ void forward_row_run(const float* in, std::int64_t in_pitch, const std::int64_t*
 #pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) sums[i] = start;
 #pragma GCC unroll 16
-  for (int r = 0; r < kRows + KH - 1; ++r) {
+  for (int r = 0; r < (kRows - 1) * S + KH; ++r) {
     Vector row[KW];
 #pragma GCC unroll 8
     for (int kw = 0; kw < KW; ++kw) {
@@ -233,7 +276,7 @@ void forward_row_run(const float* in, std::int64_t in_pitch, const std::int64_t*
     }
 #pragma GCC unroll 8
     for (int i = 0; i < kRows; ++i) {
-      const int kh = r - i;  // known at compile time once the loops unroll
+      const int kh = r - i * S;  // known at compile time once the loops unroll
       if (kh < 0 || kh >= KH) continue;
 #pragma GCC unroll 8
       for (int kw = 0; kw < KW; ++kw) sums[i] = V::fmadd(weights[kh * KW + kw], row[kw], sums[i]);
@@ -245,20 +288,20 @@ void forward_row_run(const float* in, std::int64_t in_pitch, const std::int64_t*
 
 // The last `rows` rows of a column piece (fewer than a run): the run of exactly that many, chosen among
 // kRows, kRows - 1, ..., 1.
-template <typename V, int KH, int KW, int kRows>
+template <typename V, int KH, int KW, int S, int kRows>
 void forward_last_rows(std::int64_t rows, const float* in, std::int64_t in_pitch,
                        const std::int64_t* column_offsets, const typename V::Reg* weights,
                        typename V::Reg start, float* out, std::int64_t out_pitch, std::int64_t lanes) {
   if constexpr (kRows > 0) {
     if (rows == kRows)
-      return forward_row_run<V, KH, KW, kRows>(in, in_pitch, column_offsets, weights, start, out, out_pitch,
-                                               lanes);
-    forward_last_rows<V, KH, KW, kRows - 1>(rows, in, in_pitch, column_offsets, weights, start, out,
-                                            out_pitch, lanes);
+      return forward_row_run<V, KH, KW, S, kRows>(in, in_pitch, column_offsets, weights, start, out,
+                                                  out_pitch, lanes);
+    forward_last_rows<V, KH, KW, S, kRows - 1>(rows, in, in_pitch, column_offsets, weights, start, out,
+                                               out_pitch, lanes);
   }
 }
 
-template <typename V, int KH, int KW>
+template <typename V, int KH, int KW, int S>
 void forward_plane_rows(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const float* phases,
                         const typename V::Reg* weights, typename V::Reg start, float* y_plane) {
   constexpr int kRun = kRowRun<V>;
@@ -268,25 +311,29 @@ void forward_plane_rows(const Conv2dGeometry& g, const PhaseLayout<V>& layout, c
     const std::int64_t lanes = std::min<std::int64_t>(V::width, out_w - ow);
     std::int64_t oh = 0;
     for (; oh + kRun <= out_h; oh += kRun)
-      forward_row_run<V, KH, KW, kRun>(phases + oh * pitch + ow, pitch, column_offsets, weights, start,
-                                       y_plane + oh * out_w + ow, out_w, lanes);
-    forward_last_rows<V, KH, KW, kRun - 1>(out_h - oh, phases + oh * pitch + ow, pitch, column_offsets,
-                                           weights, start, y_plane + oh * out_w + ow, out_w, lanes);
+      forward_row_run<V, KH, KW, S, kRun>(phases + oh * S * pitch + ow, pitch, column_offsets, weights, start,
+                                          y_plane + oh * out_w + ow, out_w, lanes);
+    forward_last_rows<V, KH, KW, S, kRun - 1>(out_h - oh, phases + oh * S * pitch + ow, pitch, column_offsets,
+                                              weights, start, y_plane + oh * out_w + ow, out_w, lanes);
   }
 }
 
 // y_plane [OH, OW] from one phase-split input plane and one kernel w [KH*KW]: 3x3 and 5x5 kernels at stride
-// 1 down the rows by rows, everything else by vectors.
+// 1 or 2 down the rows by rows, everything else by vectors.
 template <typename V>
 void forward_plane(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const float* phases, const float* w,
                    float bias, float* y_plane) {
   typename V::Reg weights[kMaxTaps];
   for (std::int64_t tap = 0; tap < layout.taps; ++tap) weights[tap] = V::broadcast(w[tap]);
   const typename V::Reg start = V::broadcast(bias);
-  if (rows_kernel_fits<V, 3, 3>(g))
-    return forward_plane_rows<V, 3, 3>(g, layout, phases, weights, start, y_plane);
-  if (rows_kernel_fits<V, 5, 5>(g))
-    return forward_plane_rows<V, 5, 5>(g, layout, phases, weights, start, y_plane);
+  const auto by_rows = [&]<int KH, int KW, int S>() {
+    if (!rows_kernel_fits<V, KH, KW, S>(g)) return false;
+    forward_plane_rows<V, KH, KW, S>(g, layout, phases, weights, start, y_plane);
+    return true;
+  };
+  if (by_rows.template operator()<3, 3, 1>() || by_rows.template operator()<3, 3, 2>() ||
+      by_rows.template operator()<5, 5, 1>() || by_rows.template operator()<5, 5, 2>())
+    return;
   forward_plane_any<V>(g, layout, phases, weights, start, y_plane);
 }
 
