@@ -9,12 +9,12 @@
 //      Two direct kernels: Depthwise vectorizes along each channel's output row, DepthwiseChannels along the
 //      channels, a block of them at a time (depthwise_channels_kernel.hpp). DepthwiseChannels takes every
 //      pass with at least 16 channels except the stride-1 forward and backward-data of planes of 256 output
-//      positions or more (and the strided forward, below), which read and write rows long enough for
-//      Depthwise's vectors and which both kernels run at the memory's pace (Depthwise 1 to 10% ahead), unless
-//      the activations are channels-last (no conversion then; the two kernels' forward and stride-1
-//      backward-data give the same bits, so channels-last still gives the NCHW bits). Measured, AVX-512, 1
-//      thread, batch 128, MobileNet's layers, ms, Depthwise vs DepthwiseChannels (forward / backward-data /
-//      backward-weight):
+//      positions or more (and the strided forward and stride-2 backward-data, below), which read and write
+//      rows long enough for Depthwise's vectors and which both kernels run at the memory's pace (Depthwise 1
+//      to 10% ahead), unless the activations are channels-last (no conversion then; the two kernels' forward
+//      and stride-1 backward-data give the same bits, so channels-last still gives the NCHW bits). Measured,
+//      AVX-512, 1 thread, batch 128, MobileNet's layers, ms, Depthwise vs DepthwiseChannels (forward /
+//      backward-data / backward-weight):
 //        32 at 32x32            2.62 / 2.60 / 5.99  vs  2.72 / 2.62 / 2.48
 //        64 at 32x32, stride 2  4.66 / 7.48 / 8.72  vs  2.84 / 2.94 / 2.93  (backward-data phase by phase)
 //        128 at 16x16           2.48 / 2.52 / 6.03  vs  2.72 / 2.67 / 2.66
@@ -24,7 +24,8 @@
 //      carry; a pixel of 16 channels fills one whole. Since Depthwise runs 3x3 and 5x5 kernels 8 output
 //      rows at a time (each input row loaded once for the rows it meets), at stride 2 down the rows too
 //      (and its stride-2 column phases split by vectors), it also takes the forward pass of strided
-//      planes of 256 output positions or more. 2 threads of a Sapphire Rapids, batch 128, ms, Depthwise vs
+//      planes of 256 output positions or more, and the stride-2 backward-data of gx planes as large (the
+//      forward pass over gy upsampled). 2 threads of a Sapphire Rapids, batch 128, ms, Depthwise vs
 //      DepthwiseChannels (forward / backward-data):
 //        32 at 32x32             0.74 / 0.71  vs  1.87 / 1.86
 //        64 at 32x32, stride 2   1.10         vs  1.73        (56x56 -> 28x28: 1.32 vs 1.89)
@@ -375,13 +376,16 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   if (level == CpuLevel::Reference) return Conv2dAlgorithm::Reference;
   if (conv2d_algorithm_supports(Conv2dAlgorithm::Depthwise, g, direction, level)) {  // rule 2
     const bool stride_1 = g.stride_h == 1 && g.stride_w == 1;
-    const bool depthwise_pass = direction == Conv2dDirection::Forward
-                                    ? stride_1 || depthwise::rows_kernel_serves(g)
-                                    : direction == Conv2dDirection::BackwardData && stride_1;
-    const bool long_rows = depthwise_pass && g.out_height() * g.out_width() >= kMinDepthwisePlanePositions;
+    // The pass's output planes: y's, or gx's for backward-data.
+    const bool forward = direction == Conv2dDirection::Forward;
+    const std::int64_t positions = forward ? g.out_height() * g.out_width() : g.in_height * g.in_width;
+    const bool depthwise_pass = forward ? stride_1 || depthwise::rows_kernel_serves(g)
+                                        : direction == Conv2dDirection::BackwardData &&
+                                              (stride_1 || depthwise::upsampled_backward_data_by_rows(g));
+    const bool long_rows = depthwise_pass && positions >= kMinDepthwisePlanePositions;
     // Channels-last activations take DepthwiseChannels for the long rows too (no conversion): its forward
-    // (any stride) and stride-1 backward-data add the same products in the same order as Depthwise's, so
-    // the bits are the NCHW bits.
+    // and backward-data add the same products in the same order as Depthwise's, so the bits are the NCHW
+    // bits.
     const bool channels = g.in_channels >= kMinDepthwiseChannelsChannels;
     return channels && (!long_rows || g.channels_last) ? Conv2dAlgorithm::DepthwiseChannels
                                                        : Conv2dAlgorithm::Depthwise;

@@ -351,9 +351,14 @@ struct PhasePlan {
       for (std::int64_t a_w = 0; a_w < g.stride_w; ++a_w) {
         Phase phase{a_h, a_w, count(a_h, layout.in_h, g.stride_h), count(a_w, layout.in_w, g.stride_w), {}};
         if (phase.rows == 0 || phase.columns == 0) continue;
-        for (const Hit& h : hits(a_h, g.pad_h, g.kernel_h, g.dilation_h, g.stride_h)) {
-          for (const Hit& w : hits(a_w, g.pad_w, g.kernel_w, g.dilation_w, g.stride_w))
-            phase.taps.add(((top + h.offset) * pitch + left + w.offset) * V::width, h.k * g.kernel_w + w.k);
+        // The taps in reverse kernel order, as the stride-1 pass (the flipped kernel's forward) and
+        // depthwise_kernel.hpp's NCHW passes add them: channels-last and NCHW give the same bits.
+        const std::vector<Hit> rows_hit = hits(a_h, g.pad_h, g.kernel_h, g.dilation_h, g.stride_h);
+        const std::vector<Hit> columns_hit = hits(a_w, g.pad_w, g.kernel_w, g.dilation_w, g.stride_w);
+        for (auto h = rows_hit.rbegin(); h != rows_hit.rend(); ++h) {
+          for (auto w = columns_hit.rbegin(); w != columns_hit.rend(); ++w)
+            phase.taps.add(((top + h->offset) * pitch + left + w->offset) * V::width,
+                           h->k * g.kernel_w + w->k);
         }
         phases.push_back(phase);
       }

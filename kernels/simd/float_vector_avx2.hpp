@@ -125,6 +125,14 @@ struct FloatVector256 {
     odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
   }
 
+  // deinterleave's inverse: a and b's elements alternating, a0 b0 a1 b1 ... a7 b7, as low:high.
+  static void interleave(Reg a, Reg b, Reg& low, Reg& high) {
+    const __m256 pairs_low = _mm256_unpacklo_ps(a, b);   // a0 b0 a1 b1 | a4 b4 a5 b5
+    const __m256 pairs_high = _mm256_unpackhi_ps(a, b);  // a2 b2 a3 b3 | a6 b6 a7 b7
+    low = _mm256_permute2f128_ps(pairs_low, pairs_high, 0x20);
+    high = _mm256_permute2f128_ps(pairs_low, pairs_high, 0x31);
+  }
+
   // The sum of the 8 lanes, in float, folded in halves in a fixed order (see FloatVector512::sum):
   // lane i += lane i + 4, then i += i + 2, and lane 0 + lane 1.
   static float sum(Reg v) {

@@ -119,6 +119,15 @@ struct FloatVector512 {
     odd = _mm512_permutex2var_ps(lo, odd_index, hi);
   }
 
+  // deinterleave's inverse: a and b's elements alternating, a0 b0 a1 b1 ... a15 b15, as low:high.
+  static void interleave(Reg a, Reg b, Reg& low, Reg& high) {
+    const __m512i low_index = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i high_index =
+        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    low = _mm512_permutex2var_ps(a, low_index, b);
+    high = _mm512_permutex2var_ps(a, high_index, b);
+  }
+
   // The sum of the 16 lanes, in float, folded in halves in a fixed order (never dependent on the thread
   // count): lane i += lane i + 8, then i += i + 4, i += i + 2, and lane 0 + lane 1, the left operand
   // always the lower lane (the same adds as FloatVector256::sum, one more fold).

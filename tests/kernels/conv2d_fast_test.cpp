@@ -539,10 +539,10 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
        DepthwiseChannels},  // 256 positions a plane at stride 1: Depthwise but for the weight gradient
       {grouped(padded(geometry(128, 512, 4, 4, 512, 3, 3), 1, 1), 512), DepthwiseChannels, DepthwiseChannels,
        DepthwiseChannels},  // small planes
-      {grouped(padded(strided(geometry(128, 64, 32, 32, 64, 3, 3), 2, 2), 1, 1), 64), Depthwise,
-       DepthwiseChannels, DepthwiseChannels},  // stride 2: Depthwise's rows take the forward of 256 outputs
+      {grouped(padded(strided(geometry(128, 64, 32, 32, 64, 3, 3), 2, 2), 1, 1), 64), Depthwise, Depthwise,
+       DepthwiseChannels},  // stride 2: Depthwise's rows take planes of 256 outputs (y's, or gx's)
       {grouped(padded(strided(geometry(128, 128, 16, 16, 128, 3, 3), 2, 2), 1, 1), 128), DepthwiseChannels,
-       DepthwiseChannels, DepthwiseChannels},  // stride 2 onto 8x8
+       Depthwise, DepthwiseChannels},  // stride 2 onto 8x8: gx 16x16
       {grouped(padded(geometry(128, 8, 4, 4, 8, 3, 3), 1, 1), 8), Depthwise, Depthwise,
        Depthwise},  // 8 channels: half a zmm
       {geometry(128, 64, 16, 16, 128, 1, 1), Pointwise, Pointwise, Pointwise},
