@@ -17,13 +17,13 @@
 // past the last output stays inside the (zeroed) buffer; stores of the last partial vector are masked.
 //
 //   forward          y[oh, ow]  = bias + sum_taps w[tap] * phases[tap_offset + oh*stride_h*row + ow],
-//                    4 output rows down a column at a time for 3x3 and 5x5 kernels at stride 1 down the
-//                    rows (forward_plane_rows: each input row vector loaded once for the rows it meets),
-//                    4 output vectors at a time otherwise (forward_plane_any); the same sums either way
-//   backward-data    stride 1: a forward convolution of gy with the flipped kernel; stride 2: the same over
-//   gy
-//                    upsampled (zeros between its values: backward_data_by_forward); otherwise the forward
-//                    loop with each multiply-add reversed,
+//                    8 output rows down a column at a time (4 on AVX2) for 3x3 and 5x5 kernels at stride
+//                    1 or 2 down the rows (forward_plane_rows: each input row vector loaded once for the
+//                    rows it meets), 4 output vectors at a time otherwise (forward_plane_any); the same
+//                    sums either way
+//   backward-data    stride 1: a forward convolution of gy with the flipped kernel; stride 2: the same
+//                    over gy upsampled, zeros between its values (both backward_data_by_forward);
+//                    otherwise the forward loop with each multiply-add reversed,
 //                    phases_grad[...] += w[tap] * gy[oh, ow], then the padding is cut off to give gx [H, W]
 //   backward-weight  gw[tap] = sum over n, oh, ow of gy[n, oh, ow] * phases_n[tap_offset + ...], with one
 //                    vector accumulator per tap (hence at most 32 taps; algorithm.cpp checks)
@@ -250,7 +250,7 @@ inline bool rows_kernel_serves(const Conv2dGeometry& g) {
 
 // Output rows a run takes: 8 independent sums where there are 32 vector registers (a sum's KH * KW
 // multiply-adds are a chain, and two multiply-add units each 4 cycles deep need 8 chains to stay busy: a
-// run of 4 took 35% longer on Sapphire Rapids), 4 among AVX2's 16.
+// run of 4 took 30% longer on Sapphire Rapids), 4 among AVX2's 16.
 template <typename V>
 inline constexpr int kRowRun = V::registers >= 32 ? 8 : 4;
 
