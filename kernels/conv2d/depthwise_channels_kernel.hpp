@@ -166,11 +166,20 @@ void gather_blocks(const Layout<V>& layout, bool channels_last, const T* tensor,
   if constexpr (std::is_same_v<T, float>) {
     const bool dense = top == 0 && left == 0 && pitch == w;
     for (std::int64_t i = 0; i < count; ++i) {
-      // [lanes][h*w], contiguous in NCHW, into [h*w][width]: straight into the buffer when it has no border.
+      // [lanes][h*w], contiguous in NCHW, into [h*w][width]: straight into the buffer when it has no border;
+      // else row by row into the border where rows are whole 16 x 16 blocks of the transpose (the slab's
+      // copy into the border was a seventh of a 32-channel weight gradient at 32x32); through the slab
+      // otherwise (rows of 8 took longer through 8 x 8 transposes than the slab and its copy).
       float* buffer = to + i * to_floats;
+      const float* block = tensor + (image * c + (first + i) * V::width) * h * w;
+      if (!dense && w % 16 == 0) {
+        for (std::int64_t r = 0; r < h; ++r)
+          transpose_matrix(block + r * w, h * w, layout.lanes(first + i), w,
+                           buffer + ((top + r) * pitch + left) * V::width, V::width);
+        continue;
+      }
       float* transposed = dense ? buffer : slab;
-      transpose_matrix(tensor + (image * c + (first + i) * V::width) * h * w, h * w, layout.lanes(first + i),
-                       h * w, transposed, V::width);
+      transpose_matrix(block, h * w, layout.lanes(first + i), h * w, transposed, V::width);
       if (dense) continue;
       for (std::int64_t r = 0; r < h; ++r) {
         for (std::int64_t col = 0; col < w; ++col)

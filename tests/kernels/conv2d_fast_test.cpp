@@ -117,6 +117,10 @@ std::vector<Conv2dGeometry> odd_shapes() {
       // of 2 (phases along the rows' columns).
       grouped(padded(geometry(2, 6, 7, 9, 6, 3, 3), 1, 1), 6),
       grouped(dilated(padded(strided(geometry(2, 5, 8, 19, 5, 3, 3), 1, 2), 0, 2), 1, 2), 5),
+      // DepthwiseChannels transposes NCHW rows of 16 and 32 straight into its bordered buffers (20
+      // channels: a whole block and a part one), at stride 1 and 2.
+      grouped(padded(geometry(2, 20, 5, 16, 20, 3, 3), 1, 1), 20),
+      grouped(padded(strided(geometry(3, 20, 7, 32, 20, 3, 3), 2, 2), 1, 1), 20),
       // Depthwise with 17 channels and 272-position planes: NCHW runs Depthwise forward and backward-data,
       // channels-last DepthwiseChannels (algorithm.cpp, rule 2), and the two must give the same bits.
       grouped(padded(geometry(2, 17, 16, 17, 17, 3, 3), 1, 1), 17),
