@@ -227,12 +227,16 @@ std::string layer_name(const Layer& layer) {
          std::to_string(layer.stride) + "_at" + std::to_string(layer.size);
 }
 
-constexpr kernels::Conv2dAlgorithm kAlgorithms[] = {
-    kernels::Conv2dAlgorithm::Reference,        kernels::Conv2dAlgorithm::Im2colGemm,
-    kernels::Conv2dAlgorithm::Pointwise,        kernels::Conv2dAlgorithm::Depthwise,
-    kernels::Conv2dAlgorithm::Winograd2x2,      kernels::Conv2dAlgorithm::Winograd4x4,
-    kernels::Conv2dAlgorithm::Direct,           kernels::Conv2dAlgorithm::DirectChannels,
-    kernels::Conv2dAlgorithm::DepthwiseChannels};
+constexpr kernels::Conv2dAlgorithm kAlgorithms[] = {kernels::Conv2dAlgorithm::Reference,
+                                                    kernels::Conv2dAlgorithm::Im2colGemm,
+                                                    kernels::Conv2dAlgorithm::Pointwise,
+                                                    kernels::Conv2dAlgorithm::Depthwise,
+                                                    kernels::Conv2dAlgorithm::Winograd2x2,
+                                                    kernels::Conv2dAlgorithm::Winograd4x4,
+                                                    kernels::Conv2dAlgorithm::Direct,
+                                                    kernels::Conv2dAlgorithm::DirectChannels,
+                                                    kernels::Conv2dAlgorithm::DepthwiseChannels,
+                                                    kernels::Conv2dAlgorithm::UnrolledGemm};
 
 // Removes `flag` from argv (Google Benchmark rejects flags it does not know); true if present.
 bool take_flag(int& argc, char** argv, const std::string& flag) {

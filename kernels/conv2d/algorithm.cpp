@@ -32,6 +32,18 @@
 //        128 at 16x16, stride 2  1.08         vs  0.88        (8x8 outputs: half a zmm a row)
 //        256 at 8x8              1.17 / 1.24  vs  0.90 / 0.96
 //   3. A 1x1 kernel with stride 1 and no padding goes to Pointwise: the image is already the GEMM operand.
+//      Planes of at most 4 positions, in and out (2x2), one group, whose unrolled kernel U fills at least
+//      half of its matrix, go to UnrolledGemm from a batch of 16: one GEMM of the batch by U
+//      (unrolled_gemm.cpp). F(2x2, 3x3) makes a 2x2 plane one tile of 16 positions, 4x the products the
+//      convolution has, and im2col's GEMM has 4 columns an image. Measured, 2 threads of a Xeon, ms,
+//      forward / backward-data / weight gradient, 3x3 kernels padded by 1 at 2x2, batch 128:
+//        512 -> 512   F(2x2, 3x3) 8.6 / 12.3 / 9.7    UnrolledGemm 5.4 / 5.4 / 5.7
+//        256 -> 256               2.6 / 3.1 / 2.2                  1.27 / 1.32 / 1.29
+//        64 -> 64                 0.15 / 0.16 / 0.17               0.10 / 0.11 / 0.11
+//        32 -> 32     im2col+GEMM 0.34 / 0.38 / 0.36               0.030 / 0.033 / 0.033
+//      and 64 -> 64 at batch 4 / 8 / 16, forward, im2col+GEMM 0.036 / 0.062 / 0.123 against 0.048 / 0.050 /
+//      0.051 (building U costs about what a batch of 8 does). A ResNet-18 step on 32x32 images went from
+//      132 to 103 ms (its third stage at 2x2), on 64x64 ones from 420 to 360 ms (fourth), 302 to 227 in bf16.
 //   4. Stride-1 convolutions the strip holds (pad <= dilation * (K - 1)) with at least 8 input and 8
 //      output channels per group and at least 4096 output positions in the batch go to Direct. It skips
 //      im2col's KH*KW-fold copy (and col2im's scattered adds), and its weight gradient visits only real
@@ -262,6 +274,9 @@ namespace {
 constexpr std::int64_t kMaxDepthwiseTaps = 32;
 constexpr std::int64_t kMinDepthwiseChannelsChannels = 16;
 constexpr std::int64_t kMinDepthwisePlanePositions = 256;
+constexpr std::int64_t kMaxUnrolledPositions = 4;
+constexpr std::int64_t kMinUnrolledBatch = 16;
+constexpr double kMinUnrolledDensity = 0.5;
 constexpr std::int64_t kMinDirectChannels = 8;
 constexpr std::int64_t kMinDirectPositions = 4096;
 constexpr std::int64_t kMinDirectStemOutputChannels = 32;
@@ -284,6 +299,14 @@ constexpr std::int64_t kMinWinograd2x2Stride2DataChannels = 32;
 bool is_depthwise(const Conv2dGeometry& g) {
   return g.groups == g.in_channels && g.groups == g.out_channels &&
          g.kernel_h * g.kernel_w <= kMaxDepthwiseTaps;
+}
+
+// Rule 3's planes for UnrolledGemm.
+bool unrolled_takes(const Conv2dGeometry& g, CpuLevel level) {
+  return level != CpuLevel::Reference && g.groups == 1 && g.batch >= kMinUnrolledBatch &&
+         g.in_height * g.in_width <= kMaxUnrolledPositions &&
+         g.out_height() * g.out_width() <= kMaxUnrolledPositions && unrolled_gemm::serves(g) &&
+         unrolled_gemm::density(g) >= kMinUnrolledDensity;
 }
 
 bool is_pointwise(const Conv2dGeometry& g) {
@@ -326,6 +349,8 @@ std::string_view conv2d_algorithm_name(Conv2dAlgorithm algorithm) {
       return "direct_channels";
     case Conv2dAlgorithm::DepthwiseChannels:
       return "depthwise_channels";
+    case Conv2dAlgorithm::UnrolledGemm:
+      return "unrolled_gemm";
   }
   return "unknown";
 }
@@ -362,6 +387,8 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
              (direction != Conv2dDirection::BackwardData || direct_backward_data_fits(g));
     case Conv2dAlgorithm::DirectChannels:
       return level != CpuLevel::Reference && direction != Conv2dDirection::BackwardWeight;
+    case Conv2dAlgorithm::UnrolledGemm:
+      return level != CpuLevel::Reference && unrolled_gemm::serves(g);
   }
   return false;
 }
@@ -391,6 +418,7 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
                                                        : Conv2dAlgorithm::Depthwise;
   }
   if (is_pointwise(g)) return Conv2dAlgorithm::Pointwise;
+  if (unrolled_takes(g, level)) return Conv2dAlgorithm::UnrolledGemm;  // rule 3
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
   const std::int64_t positions = g.batch * g.out_height() * g.out_width();
   // Below kMinWinogradPositions, down to kMinWinogradFewPositions, with wide layers on both sides: F(2x2).

@@ -16,6 +16,9 @@
 //   DirectChannels  the same strip read one output row at a time, vectorized along the output channels
 //               (direct_channels_kernel.hpp): no junk positions; forward and backward-data (phase by
 //               phase, any stride) for any geometry; no weight gradient (Direct's visits no junk already)
+//   UnrolledGemm  planes of a few pixels: the kernel unrolled into one dense matrix from an image's whole
+//               input to its whole output, each direction one GEMM over the batch (unrolled_gemm.cpp); one
+//               group, any stride, padding and dilation
 //
 // The choice (choose_conv2d_algorithm) is a function of the shape, the direction and the CPU level only,
 // never of the thread count, so a run is reproducible on any number of threads. dispatch.cpp is the one
@@ -39,7 +42,8 @@ enum class Conv2dAlgorithm {
   Winograd4x4,
   Direct,
   DirectChannels,
-  DepthwiseChannels
+  DepthwiseChannels,
+  UnrolledGemm
 };
 enum class Conv2dDirection { Forward, BackwardData, BackwardWeight };
 

@@ -145,6 +145,20 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, float* gw);
 }  // namespace pointwise
 
+// Planes of a few pixels (2x2) as one GEMM over the batch, the kernel unrolled into the dense matrix U from
+// an image's whole input to its whole output (unrolled_gemm.cpp): one group, any stride, padding and
+// dilation, either layout (the batch is a GEMM operand as it lies). U, [C_out * OH*OW, C_in * H*W], is built
+// for every call, so `serves` caps it at kMaxUnrolledFloats.
+namespace unrolled_gemm {
+inline constexpr std::int64_t kMaxUnrolledFloats = std::int64_t{1} << 24;  // 64 MiB
+bool serves(const Conv2dGeometry& g);
+// The share of U's entries some tap fills: 1 where the kernel reaches every (output, input) pair.
+double density(const Conv2dGeometry& g);
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
+void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+}  // namespace unrolled_gemm
+
 // The direct convolution on the AVX512-BF16 pair dot products over channels-last bfloat16 tensors
 // (avx512_bf16_direct.cpp): each pixel's channel pairs read straight from the activations, no im2col. The
 // forward of any geometry with one group, as pointwise's bfloat16 functions take it (the bias float and may

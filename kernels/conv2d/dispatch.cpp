@@ -338,6 +338,8 @@ void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, co
     case Conv2dAlgorithm::DepthwiseChannels:
       if (cpu_level() == CpuLevel::Avx512) return avx512::depthwise_channels_conv2d_forward(g, x, w, bias, y);
       return avx2::depthwise_channels_conv2d_forward(g, x, w, bias, y);
+    case Conv2dAlgorithm::UnrolledGemm:
+      return unrolled_gemm::conv2d_forward(g, x, w, bias, y);
   }
 }
 
@@ -375,6 +377,8 @@ void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry&
       if (cpu_level() == CpuLevel::Avx512)
         return avx512::winograd_conv2d_backward_data(winograd_tile(algorithm), g, gy, w, gx);
       return avx2::winograd_conv2d_backward_data(winograd_tile(algorithm), g, gy, w, gx);
+    case Conv2dAlgorithm::UnrolledGemm:
+      return unrolled_gemm::conv2d_backward_data(g, gy, w, gx);
   }
 }
 
@@ -408,6 +412,8 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
       if (cpu_level() == CpuLevel::Avx512)
         return avx512::winograd_conv2d_backward_weight(winograd_tile(algorithm), g, gy, x, gw);
       return avx2::winograd_conv2d_backward_weight(winograd_tile(algorithm), g, gy, x, gw);
+    case Conv2dAlgorithm::UnrolledGemm:
+      return unrolled_gemm::conv2d_backward_weight(g, gy, x, gw);
     case Conv2dAlgorithm::DirectChannels:
       break;  // no weight gradient: require_support has thrown
   }
@@ -418,6 +424,11 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
 
 Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection direction) {
   if (bfloat16_runs_reference()) return Bfloat16Conv2dPath::Reference;
+  // Planes of a few pixels run the float unrolled GEMM on widened tensors (a 2x2 plane's batch is a few
+  // hundred KiB): the AMX tiles multiply a phase grid 4x the plane there, and Winograd a tile of 16 positions
+  // for 4 outputs (algorithm.cpp, rule 3).
+  if (choose_conv2d_algorithm(g, direction, cpu_level()) == Conv2dAlgorithm::UnrolledGemm)
+    return Bfloat16Conv2dPath::Widened;
   const auto amx_serves = [direction](const Conv2dGeometry& geometry) {
     switch (direction) {
       case Conv2dDirection::Forward:

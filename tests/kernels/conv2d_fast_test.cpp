@@ -265,9 +265,9 @@ Conv2dGeometry with_channels_last(Conv2dGeometry g) {
 }
 
 const Conv2dAlgorithm kFastAlgorithms[] = {
-    Conv2dAlgorithm::Im2colGemm,     Conv2dAlgorithm::Pointwise,        Conv2dAlgorithm::Depthwise,
-    Conv2dAlgorithm::Winograd2x2,    Conv2dAlgorithm::Winograd4x4,      Conv2dAlgorithm::Direct,
-    Conv2dAlgorithm::DirectChannels, Conv2dAlgorithm::DepthwiseChannels};
+    Conv2dAlgorithm::Im2colGemm,     Conv2dAlgorithm::Pointwise,         Conv2dAlgorithm::Depthwise,
+    Conv2dAlgorithm::Winograd2x2,    Conv2dAlgorithm::Winograd4x4,       Conv2dAlgorithm::Direct,
+    Conv2dAlgorithm::DirectChannels, Conv2dAlgorithm::DepthwiseChannels, Conv2dAlgorithm::UnrolledGemm};
 
 // The passes `algorithm` supports on g at `level`, forced (conv2d_*_using), each into a NaN-filled buffer;
 // a pass it does not support stays empty. x and gy are the operands as g lays them out (NCHW, or
@@ -532,10 +532,15 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
       {padded(geometry(4, 64, 8, 8, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 256 positions
       {padded(geometry(16, 32, 8, 8, 32, 3, 3), 1, 1), DirectChannels, DirectChannels,
        Im2colGemm},  // 1024 positions of 32 channels: narrower than F(2x2, 3x3) takes there
-      {padded(geometry(128, 256, 2, 2, 256, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
-       Winograd2x2},  // ResNet-18's third stage on 32x32 images
-      {padded(geometry(128, 512, 1, 1, 512, 3, 3), 1, 1), Im2colGemm, Im2colGemm,
-       Im2colGemm},  // its fourth: 1x1 planes (dispatch crops the kernel to its centre first)
+      {padded(geometry(128, 256, 2, 2, 256, 3, 3), 1, 1), UnrolledGemm, UnrolledGemm,
+       UnrolledGemm},  // ResNet-18's third stage on 32x32 images: 2x2 planes, every pair a tap
+      {padded(geometry(128, 512, 1, 1, 512, 3, 3), 1, 1), UnrolledGemm, UnrolledGemm,
+       UnrolledGemm},  // its fourth: 1x1 planes (dispatch crops the kernel to its centre first: Pointwise)
+      {padded(geometry(128, 32, 2, 2, 32, 3, 3), 1, 1), UnrolledGemm, UnrolledGemm, UnrolledGemm},
+      {padded(geometry(8, 64, 2, 2, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm,
+       Im2colGemm},  // batch 8: building U would cost what the batch does
+      {padded(strided(geometry(128, 256, 4, 4, 512, 3, 3), 2, 2), 1, 1), Winograd2x2, Winograd2x2,
+       Winograd2x2},  // 4x4 onto 2x2: 16 input positions
       {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), DirectChannels, DirectChannels,
        Im2colGemm},                                                                           // batch 1
       {padded(geometry(1, 32, 16, 16, 32, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 256 positions
