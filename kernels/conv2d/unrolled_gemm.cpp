@@ -1,9 +1,9 @@
 // Convolutions on planes of a few pixels as one GEMM over the batch, with the kernel unrolled.
 //
-// On a 2x2 plane (ResNet-18's last stage on 64x64 images, VGG's last block on 32x32) a padded 3x3 kernel
-// reads every input pixel from every output pixel, each pair through its own tap, and nothing else: the
-// convolution is a dense map from an image's whole input, IP = H*W positions of C_in channels, to its whole
-// output, OP = OH*OW positions of C_out. Unrolled into the matrix
+// On a 2x2 plane (ResNet-18's last stage on 64x64 images and its third on 32x32, VGG's last block on 32x32)
+// a padded 3x3 kernel reads every input pixel from every output pixel, each pair through its own tap, and
+// nothing else: the convolution is a dense map from an image's whole input, IP = H*W positions of C_in
+// channels, to its whole output, OP = OH*OW positions of C_out. Unrolled into the matrix
 //
 //   U [C_out*OP, C_in*IP],  U[(co, o), (ci, i)] = w[co, ci, kh, kw]  for the tap (kh, kw) by which output
 //                                                                    o reads input i; 0 where none does
@@ -22,10 +22,11 @@
 // forward / backward-data / weight gradient: F(2x2, 3x3) 8.6 / 12.3 / 9.7, bfloat16 on AMX 14.0 / 13.4 /
 // 13.4, this way 5.4 / 5.4 / 5.7 (float; bfloat16 widened to it 4.9 / 4.7 / 5.0).
 //
-// algorithm.cpp gives it planes of at most 4 positions whose U is dense enough; U is built for every call
-// (the weights change every step), kMaxUnrolledFloats at most. Channels-last tensors run behind
-// dispatch.cpp's conversion to NCHW (a 2x2 plane's batch is a few hundred KiB): taken as they lie, their
-// products would be summed in another order, (p, c) for (c, p), and the bits would not be the NCHW bits.
+// algorithm.cpp (rule 3) gives it planes of at most 4 positions, from a batch of 16, whose U is at least half
+// full; U is built for every call (the weights change every step), kMaxUnrolledFloats at most. Channels-last
+// tensors run behind dispatch.cpp's conversion to NCHW (a 2x2 plane's batch is a few hundred KiB): taken as
+// they lie, their products would be summed in another order, (p, c) for (c, p), and the bits would not be the
+// NCHW bits.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
