@@ -25,7 +25,7 @@
 //      rows at a time (each input row loaded once for the rows it meets), at stride 2 down the rows too
 //      (and its stride-2 column phases split by vectors), it also takes the forward pass of strided
 //      planes of 256 output positions or more, and the stride-2 backward-data of gx planes as large (the
-//      forward pass over gy upsampled). 2 threads of a Sapphire Rapids, batch 128, ms, Depthwise vs
+//      forward pass over gy upsampled). 2 threads of a Xeon with AMX, batch 128, ms, Depthwise vs
 //      DepthwiseChannels (forward / backward-data):
 //        32 at 32x32             0.74 / 0.71  vs  1.87 / 1.86
 //        64 at 32x32, stride 2   1.10         vs  1.73        (56x56 -> 28x28: 1.32 vs 1.89)

@@ -147,8 +147,8 @@ void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, co
 
 // Planes of a few pixels (2x2) as one GEMM over the batch, the kernel unrolled into the dense matrix U from
 // an image's whole input to its whole output (unrolled_gemm.cpp): one group, any stride, padding and
-// dilation, either layout (the batch is a GEMM operand as it lies). U, [C_out * OH*OW, C_in * H*W], is built
-// for every call, so `serves` caps it at kMaxUnrolledFloats.
+// dilation, NCHW (the batch is a GEMM operand as it lies; channels-last runs behind dispatch's conversion).
+// U, [C_out * OH*OW, C_in * H*W], is built for every call, so `serves` caps it at kMaxUnrolledFloats.
 namespace unrolled_gemm {
 inline constexpr std::int64_t kMaxUnrolledFloats = std::int64_t{1} << 24;  // 64 MiB
 bool serves(const Conv2dGeometry& g);

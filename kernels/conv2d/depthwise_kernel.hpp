@@ -250,7 +250,7 @@ inline bool rows_kernel_serves(const Conv2dGeometry& g) {
 
 // Output rows a run takes: 8 independent sums where there are 32 vector registers (a sum's KH * KW
 // multiply-adds are a chain, and two multiply-add units each 4 cycles deep need 8 chains to stay busy: a
-// run of 4 took 30% longer on Sapphire Rapids), 4 among AVX2's 16.
+// run of 4 took 30% longer on a Xeon with AMX), 4 among AVX2's 16.
 template <typename V>
 inline constexpr int kRowRun = V::registers >= 32 ? 8 : 4;
 
@@ -263,7 +263,7 @@ void forward_row_run(const float* in, std::int64_t in_pitch, const std::int64_t*
   using Vector = typename V::Reg;
   // Each row vector loaded once and kept for its up to KH uses, where the weights, the row and the sums
   // all fit the registers (3x3); the compiler would fold the load into every use (a 3x3 run's 9 * kRows
-  // multiply-adds, as many loads, each unaligned across two cache lines: 22% longer on Sapphire Rapids).
+  // multiply-adds, as many loads, each unaligned across two cache lines: 22% longer on a Xeon with AMX).
   // A 5x5 kernel's 25 weights leave no room: kept, its rows would push weights out to the stack.
   constexpr bool kKeepRows = KH * KW + KW + kRows <= V::registers;
   Vector sums[kRows];
