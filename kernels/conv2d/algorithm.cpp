@@ -301,9 +301,9 @@ bool is_depthwise(const Conv2dGeometry& g) {
          g.kernel_h * g.kernel_w <= kMaxDepthwiseTaps;
 }
 
-// Rule 3's planes for UnrolledGemm.
+// Rule 3's planes for UnrolledGemm (one group: unrolled_gemm::serves).
 bool unrolled_takes(const Conv2dGeometry& g, CpuLevel level) {
-  return level != CpuLevel::Reference && g.groups == 1 && g.batch >= kMinUnrolledBatch &&
+  return level != CpuLevel::Reference && g.batch >= kMinUnrolledBatch &&
          g.in_height * g.in_width <= kMaxUnrolledPositions &&
          g.out_height() * g.out_width() <= kMaxUnrolledPositions && unrolled_gemm::serves(g) &&
          unrolled_gemm::density(g) >= kMinUnrolledDensity;

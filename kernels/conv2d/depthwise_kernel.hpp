@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "kernels/conv2d/conv2d.hpp"
+#include "kernels/conv2d/direct_strip.hpp"  // copy_floats: rows by vectors
 
 namespace kiln::kernels::depthwise {
 
@@ -92,18 +93,9 @@ PhaseColumns phase_columns(const Conv2dGeometry& g, std::int64_t phase) {
   return {first_column * g.stride_w + phase - g.pad_w, first_column};
 }
 
-// to[0, count) = from[0, count), a vector at a time (a 32-float row went through a memmove call: a fifth of
-// the forward pass on a 32x32 plane).
-template <typename V>
-void copy_row(const float* from, std::int64_t count, float* to) {
-  std::int64_t i = 0;
-  for (; i + V::width <= count; i += V::width) V::store(to + i, V::load(from + i));
-  if (i < count) V::store_partial(to + i, V::load_partial(from + i, count - i), count - i);
-}
-
-// A row's even elements into `evens`, its odd ones into `odds`, in order: 2 * V::width at a time through
-// V::deinterleave (a stride-2 convolution's two column phases: a plain loop took 86% of a 64-channel
-// stride-2 forward pass at 32x32).
+// A row's even elements into `evens`, its odd ones into `odds`, in order: 2 * V::width at a time, one
+// V::deinterleave giving both (a plain loop took 86% of a 64-channel stride-2 forward pass at 32x32;
+// direct_strip.hpp's copy_every_other, once for each parity, 25% longer than this).
 template <typename V>
 void split_row_by_parity(const float* row, std::int64_t count, float* evens, float* odds) {
   std::int64_t i = 0;
@@ -149,7 +141,7 @@ void split_into_phases(const Conv2dGeometry& g, const PhaseLayout<V>& layout, co
       const float* row = plane + ih * g.in_width;
       float* to = phase_row(phase, ih);
       if (layout.phases == 1) {
-        copy_row<V>(row, g.in_width, to);
+        direct::copy_floats<V>(row, g.in_width, to);
       } else {
         for (std::int64_t iw = columns.first_input, j = 0; iw < g.in_width; iw += g.stride_w, ++j)
           to[j] = row[iw];
@@ -168,7 +160,7 @@ void join_phases(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const fl
       const float* from =
           phases + (phase * layout.rows + ih + g.pad_h) * layout.phase_width + columns.first_column;
       if (layout.phases == 1) {
-        copy_row<V>(from, g.in_width, row);
+        direct::copy_floats<V>(from, g.in_width, row);
       } else {
         for (std::int64_t iw = columns.first_input, j = 0; iw < g.in_width; iw += g.stride_w, ++j)
           row[iw] = from[j];
@@ -236,13 +228,10 @@ void forward_plane_any(const Conv2dGeometry& g, const PhaseLayout<V>& layout, co
 // loads at stride 1, where forward_plane_any loads for every one. The input rows come in order, and with
 // them each sum's kh, so every sum is still bias, then tap (0, 0), (0, 1), ... in forward_plane_any's
 // order: the same bits.
-template <typename V, int KH, int KW, int S>
-bool rows_kernel_fits(const Conv2dGeometry& g) {
-  return g.stride_h == S && g.dilation_h == 1 && g.kernel_h == KH && g.kernel_w == KW;
-}
-// Whether one of forward_plane's instances of the above serves g (algorithm.cpp asks, choosing Depthwise for
-// strided passes: upsampled_backward_data_by_rows below). Plain geometry, as the two below, so not a
-// template on V.
+//
+// Whether forward_plane runs g by rows: 3x3 or 5x5, stride 1 or 2 and dilation 1 down the rows (algorithm.cpp
+// asks too, choosing Depthwise for strided passes: upsampled_backward_data_by_rows below). Plain geometry,
+// as the two below, so not a template on V.
 inline bool rows_kernel_serves(const Conv2dGeometry& g) {
   const bool kernel = (g.kernel_h == 3 && g.kernel_w == 3) || (g.kernel_h == 5 && g.kernel_w == 5);
   return kernel && (g.stride_h == 1 || g.stride_h == 2) && g.dilation_h == 1;
@@ -329,15 +318,13 @@ void forward_plane(const Conv2dGeometry& g, const PhaseLayout<V>& layout, const 
   typename V::Reg weights[kMaxTaps];
   for (std::int64_t tap = 0; tap < layout.taps; ++tap) weights[tap] = V::broadcast(w[tap]);
   const typename V::Reg start = V::broadcast(bias);
-  const auto by_rows = [&]<int KH, int KW, int S>() {
-    if (!rows_kernel_fits<V, KH, KW, S>(g)) return false;
-    forward_plane_rows<V, KH, KW, S>(g, layout, phases, weights, start, y_plane);
-    return true;
-  };
-  if (by_rows.template operator()<3, 3, 1>() || by_rows.template operator()<3, 3, 2>() ||
-      by_rows.template operator()<5, 5, 1>() || by_rows.template operator()<5, 5, 2>())
-    return;
-  forward_plane_any<V>(g, layout, phases, weights, start, y_plane);
+  if (!rows_kernel_serves(g)) return forward_plane_any<V>(g, layout, phases, weights, start, y_plane);
+  if (g.kernel_h == 3) {
+    return g.stride_h == 1 ? forward_plane_rows<V, 3, 3, 1>(g, layout, phases, weights, start, y_plane)
+                           : forward_plane_rows<V, 3, 3, 2>(g, layout, phases, weights, start, y_plane);
+  }
+  return g.stride_h == 1 ? forward_plane_rows<V, 5, 5, 1>(g, layout, phases, weights, start, y_plane)
+                         : forward_plane_rows<V, 5, 5, 2>(g, layout, phases, weights, start, y_plane);
 }
 
 // phases_grad += the scatter of gy_plane [OH, OW] through kernel w: the transpose of forward_plane.

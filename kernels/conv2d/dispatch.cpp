@@ -427,8 +427,8 @@ Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection
   // Planes of a few pixels run the float unrolled GEMM on widened tensors (a 2x2 plane's batch is a few
   // hundred KiB): the AMX tiles multiply a phase grid 4x the plane there, and Winograd a tile of 16 positions
   // for 4 outputs (algorithm.cpp, rule 3).
-  if (choose_conv2d_algorithm(g, direction, cpu_level()) == Conv2dAlgorithm::UnrolledGemm)
-    return Bfloat16Conv2dPath::Widened;
+  const Conv2dAlgorithm algorithm = choose_conv2d_algorithm(g, direction, cpu_level());
+  if (algorithm == Conv2dAlgorithm::UnrolledGemm) return Bfloat16Conv2dPath::Widened;
   const auto amx_serves = [direction](const Conv2dGeometry& geometry) {
     switch (direction) {
       case Conv2dDirection::Forward:
@@ -448,7 +448,6 @@ Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection
     if (!g.channels_last && g.in_channels % 16 == 0 && amx_serves(as_channels_last(g)))
       return Bfloat16Conv2dPath::AmxThroughChannelsLast;
   }
-  const Conv2dAlgorithm algorithm = choose_conv2d_algorithm(g, direction, cpu_level());
   if (g.channels_last && algorithm == Conv2dAlgorithm::DepthwiseChannels)
     return Bfloat16Conv2dPath::DepthwiseChannels;
   // A channels-last pointwise layer is one GEMM on the bfloat16 tensors as they lie, at twice the float

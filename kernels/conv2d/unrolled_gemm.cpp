@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "kernels/conv2d/conv2d.hpp"
+#include "kernels/conv2d/im2col.hpp"  // im2col_valid_outputs
 #include "kernels/cpu_scratch.hpp"
 #include "kernels/gemm/gemm.hpp"
 
@@ -51,44 +52,53 @@ struct Planes {
   std::int64_t out_index(std::int64_t c, std::int64_t p) const { return c * out_positions + p; }
 };
 
-// (output position, input position, tap) for every pair the kernel joins, outputs in order, each output's
-// taps in kernel order.
+// (output position, input position, tap) for every pair the kernel joins: tap by tap in kernel order, each
+// tap's outputs in order, over the output rows and columns im2col's ranges say the tap reaches.
 struct Pair {
   std::int64_t out, in, tap;
 };
 std::vector<Pair> pairs_of(const Conv2dGeometry& g) {
   std::vector<Pair> pairs;
-  for (std::int64_t oh = 0; oh < g.out_height(); ++oh) {
-    for (std::int64_t ow = 0; ow < g.out_width(); ++ow) {
-      for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
-        const std::int64_t ih = oh * g.stride_h - g.pad_h + kh * g.dilation_h;
-        if (ih < 0 || ih >= g.in_height) continue;
-        for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
-          const std::int64_t iw = ow * g.stride_w - g.pad_w + kw * g.dilation_w;
-          if (iw < 0 || iw >= g.in_width) continue;
-          pairs.push_back({oh * g.out_width() + ow, ih * g.in_width + iw, kh * g.kernel_w + kw});
-        }
+  for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+    const std::int64_t row_offset = kh * g.dilation_h - g.pad_h;
+    const Im2colRange rows = im2col_valid_outputs(row_offset, g.stride_h, g.in_height, g.out_height());
+    for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
+      const std::int64_t column_offset = kw * g.dilation_w - g.pad_w;
+      const Im2colRange columns = im2col_valid_outputs(column_offset, g.stride_w, g.in_width, g.out_width());
+      for (std::int64_t oh = rows.begin; oh < rows.end; ++oh) {
+        for (std::int64_t ow = columns.begin; ow < columns.end; ++ow)
+          pairs.push_back({oh * g.out_width() + ow,
+                           (oh * g.stride_h + row_offset) * g.in_width + ow * g.stride_w + column_offset,
+                           kh * g.kernel_w + kw});
       }
     }
   }
   return pairs;
 }
 
-// u = U for w [C_out, C_in, KH*KW]: zeros, then each pair's tap of every (co, ci).
-void unroll(const Conv2dGeometry& g, const Planes& planes, const std::vector<Pair>& pairs, const float* w,
-            float* u) {
-  const std::int64_t taps = g.kernel_h * g.kernel_w, width = planes.in_floats;
-  if (static_cast<std::int64_t>(pairs.size()) < planes.in_positions * planes.out_positions)
-    std::fill(u, u + planes.out_floats * width, 0.0f);
-#pragma omp parallel for schedule(static) if (planes.out_floats * width >= (std::int64_t{1} << 18))
+// body(u_entry, w_entry) for each entry of U a tap fills and the weight it holds, w [C_out, C_in, KH*KW]:
+// U's rows of each co on one thread (its rows and its weights its own), each co's pairs in order.
+template <typename UFloat, typename WFloat, typename Body>
+void for_each_tap_entry(const Conv2dGeometry& g, const Planes& planes, const std::vector<Pair>& pairs,
+                        UFloat* u, WFloat* w, Body body) {
+  const std::int64_t taps = g.kernel_h * g.kernel_w;
+#pragma omp parallel for schedule(static) if (planes.out_floats * planes.in_floats >= (std::int64_t{1} << 18))
   for (std::int64_t co = 0; co < g.out_channels; ++co) {
     for (const Pair& pair : pairs) {
-      float* row = u + planes.out_index(co, pair.out) * width;
-      const float* taps_of_co = w + co * g.in_channels * taps + pair.tap;
+      UFloat* row = u + planes.out_index(co, pair.out) * planes.in_floats;
+      WFloat* taps_of_co = w + co * g.in_channels * taps + pair.tap;
       for (std::int64_t ci = 0; ci < g.in_channels; ++ci)
-        row[planes.in_index(ci, pair.in)] = taps_of_co[ci * taps];
+        body(row[planes.in_index(ci, pair.in)], taps_of_co[ci * taps]);
     }
   }
+}
+
+// u = U for w: zeros where no tap reaches, the pairs' taps elsewhere.
+void unroll(const Conv2dGeometry& g, const Planes& planes, const std::vector<Pair>& pairs, const float* w,
+            float* u) {
+  if (static_cast<std::int64_t>(pairs.size()) < planes.in_positions * planes.out_positions)
+    std::fill(u, u + planes.out_floats * planes.in_floats, 0.0f);
+  for_each_tap_entry(g, planes, pairs, u, w, [](float& entry, const float& weight) { entry = weight; });
 }
 
 GemmGeometry product(std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool trans_b) {
@@ -142,18 +152,9 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const floa
   gemm<float>(Device::cpu(), product(planes.out_floats, planes.in_floats, g.batch, true, false), 1.0f, gy, x,
               0.0f, gu.get());
   // Fold GU's pairs back onto the taps: a tap's pairs added in output order (a 2x2 plane's taps have 1 to 4).
-  const std::vector<Pair> pairs = pairs_of(g);
-  const std::int64_t taps = g.kernel_h * g.kernel_w;
-  std::fill(gw, gw + g.out_channels * g.in_channels * taps, 0.0f);
-#pragma omp parallel for schedule(static) if (planes.out_floats * planes.in_floats >= (std::int64_t{1} << 18))
-  for (std::int64_t co = 0; co < g.out_channels; ++co) {
-    for (const Pair& pair : pairs) {
-      const float* row = gu.get() + planes.out_index(co, pair.out) * planes.in_floats;
-      float* taps_of_co = gw + co * g.in_channels * taps + pair.tap;
-      for (std::int64_t ci = 0; ci < g.in_channels; ++ci)
-        taps_of_co[ci * taps] += row[planes.in_index(ci, pair.in)];
-    }
-  }
+  std::fill(gw, gw + g.out_channels * g.in_channels * g.kernel_h * g.kernel_w, 0.0f);
+  for_each_tap_entry(g, planes, pairs_of(g), static_cast<const float*>(gu.get()), gw,
+                     [](const float& entry, float& gradient) { gradient += entry; });
 }
 
 }  // namespace kiln::kernels::unrolled_gemm
