@@ -129,6 +129,22 @@ inline std::int64_t position_stride(std::int64_t floats) {
   return (lines | 1) * kCacheLineFloats;
 }
 
+// A tile's transform reads or writes its positions' vectors one position stride apart: at + k * stride, k <
+// alpha^2. So written, GCC strength-reduces the 36 addresses of F(4x4, 3x3) into 36 pointers carried across
+// the loop over tiles, which spill: each store then loads its pointer from the stack and each tile adds the
+// stride to all 36 there (transform_gradients spent half its time on them). Taking the positions in order
+// from one cursor, which the empty asm hides from that optimization, keeps the address in a register.
+// Measured, ResNet-20's 16 -> 16 layer at 32x32, F(4x4, 3x3), batch 128, 2 threads, AVX-512: forward 1.74 ->
+// 1.56 ms, backward-data 1.65 -> 1.56, weight gradient 2.08 -> 1.86 (AVX2: 2.21 / 2.19 / 2.20 -> 2.08 /
+// 2.09 / 1.99); its 32- and 64-channel layers 0-6%.
+template <typename P>
+P* next_position(P*& cursor, std::int64_t stride) {
+  P* here = cursor;
+  cursor += stride;
+  asm("" : "+r"(cursor));
+  return here;
+}
+
 // The transposes between NCHW and the channels-last tiles go a row of every channel at a time, so each
 // channel's plane is a stream of its own, and a short one: at 32x32 a plane is one 4 KiB page, and hardware
 // prefetchers stop at a page's end, so they train anew on every plane of every image and miss its first
@@ -371,7 +387,7 @@ void transform_inputs(const Tiling<V, T>& tiling, const float* xp, std::int64_t 
         Reg out[kAlpha];
         T::input(e[r], out);
 #pragma GCC unroll 9
-        for (int col = 0; col < kAlpha; ++col) V::store(to + (r * kAlpha + col) * v_position, out[col]);
+        for (int col = 0; col < kAlpha; ++col) V::store(next_position(to, v_position), out[col]);
       }
     }
   }
@@ -424,8 +440,9 @@ void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_pos
 #pragma GCC unroll 9
       for (int col = 0; col < kAlpha; ++col) {
         Reg column[kAlpha], out[kM];
+        const float* position = from + col * m_position;  // column col's positions, kAlpha apart
 #pragma GCC unroll 9
-        for (int r = 0; r < kAlpha; ++r) column[r] = V::load(from + (r * kAlpha + col) * m_position);
+        for (int r = 0; r < kAlpha; ++r) column[r] = V::load(next_position(position, kAlpha * m_position));
         T::output(column, out);
 #pragma GCC unroll 4
         for (int r = 0; r < kM; ++r) s[r][col] = out[r];
@@ -756,7 +773,7 @@ void transform_gradients(const Tiling<V, T>& tiling, const float* gyp, std::int6
         Reg out[kAlpha];
         T::gradient(e[r], out);
 #pragma GCC unroll 9
-        for (int col = 0; col < kAlpha; ++col) V::store(to + (r * kAlpha + col) * dm_position, out[col]);
+        for (int col = 0; col < kAlpha; ++col) V::store(next_position(to, dm_position), out[col]);
       }
     }
   }
