@@ -9,7 +9,10 @@
 //   max_2x2_backward      gy and argmax -> gx                           e + (e + 4) / 4
 //   max_3x3_s2_forward    x -> y [N,C,H/2,W/2] and argmax, windows 3x3 at stride 2 padded 1 (ResNet-18's stem
 //                         pool, overlapping windows)                   e + (e + 4) / 4
-//   avg_2x2_forward       x -> y                                        e + e / 4 (the reference, threaded)
+//   avg_2x2_forward       x -> y                                        e + e / 4
+//   avg_2x2_backward      gy -> gx                                      e + e / 4
+//   avg_3x3_s1_forward    x -> y, windows 3x3 at stride 1 padded 1 (overlapping; each input read by 9)  2e
+//   avg_3x3_s1_backward   gy -> gx, the same windows                    2e
 //
 //   build-rest/pool_bench --benchmark_filter=max_2x2
 #include <benchmark/benchmark.h>
@@ -34,7 +37,10 @@ enum class Op {
   Max2x2Forward,
   Max2x2Backward,
   Max3x3Stride2Forward,
-  Avg2x2Forward
+  Avg2x2Forward,
+  Avg2x2Backward,
+  Avg3x3Stride1Forward,
+  Avg3x3Stride1Backward
 };
 
 // Arguments: see bench/support/memory_bound.hpp.
@@ -42,16 +48,17 @@ template <typename T>
 void run_pool(benchmark::State& state, Op op, bool channels_last) {
   if (!kiln::bench::cpu_has_level(state)) return;
   const auto& s = kiln::bench::shape_argument(state);
-  const bool stem = op == Op::Max3x3Stride2Forward;  // 3x3 padded 1; every other op 2x2 unpadded
-  const std::int64_t window = stem ? 3 : 2, pad = stem ? 1 : 0;
+  const bool stem = op == Op::Max3x3Stride2Forward;  // 3x3 padded 1 at stride 2
+  const bool overlapping = op == Op::Avg3x3Stride1Forward || op == Op::Avg3x3Stride1Backward;  // ... at 1
+  const std::int64_t window = stem || overlapping ? 3 : 2, pad = stem || overlapping ? 1 : 0;  // else 2x2
   const kernels::Pool2dGeometry g{.batch = s[0],
                                   .channels = s[1],
                                   .in_height = s[2],
                                   .in_width = s[3],
                                   .kernel_h = window,
                                   .kernel_w = window,
-                                  .stride_h = 2,
-                                  .stride_w = 2,
+                                  .stride_h = overlapping ? 1 : 2,
+                                  .stride_w = overlapping ? 1 : 2,
                                   .pad_h = pad,
                                   .pad_w = pad,
                                   .channels_last = channels_last};
@@ -60,8 +67,8 @@ void run_pool(benchmark::State& state, Op op, bool channels_last) {
   const std::int64_t n = s[0] * s[1] * s[2] * s[3];
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<T> x(static_cast<std::size_t>(n)), out(x.size()), pooled(x.size() / 4);
-  std::vector<std::int32_t> argmax(x.size() / 4);
+  std::vector<T> x(static_cast<std::size_t>(n)), out(x.size()), pooled(x.size() / (overlapping ? 1 : 4));
+  std::vector<std::int32_t> argmax(pooled.size());
   for (T& v : x) v = static_cast<T>(uniform(rng));
   for (T& v : pooled) v = static_cast<T>(uniform(rng));
   kernels::reference::max_pool2d_forward(g, x.data(), out.data(), argmax.data());
@@ -84,7 +91,12 @@ void run_pool(benchmark::State& state, Op op, bool channels_last) {
         kernels::max_pool2d_backward(cpu, g, pooled.data(), argmax.data(), out.data());
         break;
       case Op::Avg2x2Forward:
+      case Op::Avg3x3Stride1Forward:
         kernels::avg_pool2d_forward(cpu, g, x.data(), out.data());
+        break;
+      case Op::Avg2x2Backward:
+      case Op::Avg3x3Stride1Backward:
+        kernels::avg_pool2d_backward(cpu, g, pooled.data(), out.data());
         break;
     }
     benchmark::DoNotOptimize(out.data());
@@ -92,7 +104,8 @@ void run_pool(benchmark::State& state, Op op, bool channels_last) {
   }
   const double e = sizeof(T);
   const bool max = op == Op::Max2x2Forward || op == Op::Max2x2Backward || op == Op::Max3x3Stride2Forward;
-  const double bytes = max ? e + (e + 4.0) / 4.0 : op == Op::Avg2x2Forward ? e + e / 4.0 : e;
+  const bool avg_2x2 = op == Op::Avg2x2Forward || op == Op::Avg2x2Backward;
+  const double bytes = max ? e + (e + 4.0) / 4.0 : avg_2x2 ? e + e / 4.0 : overlapping ? 2.0 * e : e;
   kiln::bench::report_bandwidth(state, bytes * static_cast<double>(n));
 }
 
@@ -110,11 +123,20 @@ BENCHMARK_CAPTURE(run_float, max_2x2_backward, Op::Max2x2Backward)->Apply(kiln::
 BENCHMARK_CAPTURE(run_float, max_3x3_s2_forward, Op::Max3x3Stride2Forward)
     ->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_float, avg_2x2_forward, Op::Avg2x2Forward)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_float, avg_2x2_backward, Op::Avg2x2Backward)->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_float, avg_3x3_s1_forward, Op::Avg3x3Stride1Forward)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_float, avg_3x3_s1_backward, Op::Avg3x3Stride1Backward)
+    ->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_bf16_channels_last, global_avg_forward_bf16_channels_last, Op::GlobalAvgForward)
     ->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_bf16_channels_last, max_2x2_forward_bf16_channels_last, Op::Max2x2Forward)
     ->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_bf16_channels_last, max_2x2_backward_bf16_channels_last, Op::Max2x2Backward)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_bf16_channels_last, avg_2x2_forward_bf16_channels_last, Op::Avg2x2Forward)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_bf16_channels_last, avg_2x2_backward_bf16_channels_last, Op::Avg2x2Backward)
     ->Apply(kiln::bench::shapes_threads_levels);
 
 BENCHMARK_MAIN();

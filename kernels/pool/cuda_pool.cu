@@ -82,20 +82,7 @@ __device__ std::int64_t element_offset(const Layout& layout, std::int64_t plane,
   return (plane / layout.channels * positions + position) * layout.channels + plane % layout.channels;
 }
 
-// The input positions one output index's window covers along one axis, as reference.cpp's window_span:
-//   [begin, end)  the positions inside the real input
-//   padded_size   how many positions lie inside the padded input (clipped at the end of the right padding)
-struct WindowSpan {
-  std::int64_t begin, end, padded_size;
-};
-
-__device__ WindowSpan window_span(std::int64_t out_index, std::int64_t kernel, std::int64_t stride,
-                                  std::int64_t pad, std::int64_t in) {
-  const std::int64_t start = out_index * stride - pad;  // negative when the window begins in the left padding
-  const std::int64_t padded_end = start + kernel < in + pad ? start + kernel : in + pad;
-  return {start > 0 ? start : 0, padded_end < in ? padded_end : in, padded_end - start};
-}
-
+// Window spans: pool.hpp's WindowSpan and window_span, the host's own.
 __device__ WindowSpan row_span(const PoolShape& s, std::int64_t oh) {
   return window_span(oh, s.kernel_h, s.stride_h, s.pad_h, s.in_h);
 }
@@ -128,7 +115,7 @@ __device__ bool beats(T candidate_value, T best_value) {
   return candidate > best || (isnan(candidate) && !isnan(best));
 }
 
-// The average-pool divisor of the window with these spans (reference.cpp's avg_pool_divisor).
+// The average-pool divisor of the window with these spans (Pool2dGeometry::avg_divisor's).
 __device__ std::int64_t avg_pool_divisor(const PoolShape& s, const WindowSpan& rows, const WindowSpan& cols) {
   if (s.count_include_pad) return rows.padded_size * cols.padded_size;
   return (rows.end - rows.begin) * (cols.end - cols.begin);

@@ -58,6 +58,22 @@ struct PlaneLayout {
   std::int64_t step() const { return channels_last ? channels : 1; }
 };
 
+// The input positions one output index's window covers along one axis.
+//   [begin, end)  the positions inside the real input (the ones that hold values)
+//   padded_size   how many positions lie inside the padded input: the window is clipped at the end of the
+//                 right padding, never before its start (PyTorch's rule for a ceil-mode last window)
+struct WindowSpan {
+  std::int64_t begin, end, padded_size;
+};
+
+// (Host and device: cuda_pool.cu's kernels take the same spans.)
+inline KILN_HOST_DEVICE WindowSpan window_span(std::int64_t out_index, std::int64_t kernel,
+                                               std::int64_t stride, std::int64_t pad, std::int64_t in) {
+  const std::int64_t start = out_index * stride - pad;  // negative when the window begins in the left padding
+  const std::int64_t padded_end = start + kernel < in + pad ? start + kernel : in + pad;
+  return {start > 0 ? start : 0, padded_end < in ? padded_end : in, padded_end - start};
+}
+
 struct Pool2dGeometry {
   std::int64_t batch = 1, channels = 1, in_height = 1, in_width = 1;
   std::int64_t kernel_h = 1, kernel_w = 1;
@@ -70,6 +86,14 @@ struct Pool2dGeometry {
   std::int64_t out_height() const { return out_extent(in_height, kernel_h, stride_h, pad_h); }
   std::int64_t out_width() const { return out_extent(in_width, kernel_w, stride_w, pad_w); }
   PlaneLayout layout() const { return {channels, channels_last}; }
+  WindowSpan row_span(std::int64_t oh) const { return window_span(oh, kernel_h, stride_h, pad_h, in_height); }
+  WindowSpan col_span(std::int64_t ow) const { return window_span(ow, kernel_w, stride_w, pad_w, in_width); }
+  // What an average-pooling window divides its sum by: the positions inside the padded input when padding
+  // counts, else only the real input positions it covers.
+  std::int64_t avg_divisor(const WindowSpan& rows, const WindowSpan& cols) const {
+    if (count_include_pad) return rows.padded_size * cols.padded_size;
+    return (rows.end - rows.begin) * (cols.end - cols.begin);
+  }
   // True when no two windows share an input position: every input then receives at most one gradient.
   bool windows_disjoint() const { return stride_h >= kernel_h && stride_w >= kernel_w; }
 
@@ -119,11 +143,12 @@ template <typename T>
 void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx);
 }  // namespace reference
 
-// Threaded vectorized kernels (vectorized_pool.hpp, channels_last_pool.hpp), one namespace per instruction
-// set, T float or bfloat16, same contracts. NCHW: global average pooling and the 2x2 stride-2 max pool
-// vectorized along the rows; channels-last: max pooling of any geometry and global average pooling along
-// the channels; the max backward a threaded scatter in either layout; everything else the reference,
-// threaded.
+// Threaded vectorized kernels (vectorized_pool.hpp, channels_last_pool.hpp, vectorized_avg_pool.hpp), one
+// namespace per instruction set, T float or bfloat16, same contracts. NCHW: global average pooling, and max
+// and average pooling at column stride 1 or 2, vectorized along the rows; channels-last: max, average and
+// global average pooling of any geometry along the channels; the max backward a threaded scatter in either
+// layout; everything else (other column strides in NCHW, the bfloat16 NCHW average backward) the
+// reference, threaded.
 namespace avx512 {
 template <typename T>
 void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax);

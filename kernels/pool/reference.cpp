@@ -19,28 +19,6 @@
 namespace kiln::kernels::reference {
 namespace {
 
-// The input positions one output index's window covers along one axis.
-//   [begin, end)  the positions inside the real input (the ones that hold values)
-//   padded_size   how many positions lie inside the padded input: the window is clipped at the end of the
-//                 right padding, never before its start (PyTorch's rule for a ceil-mode last window)
-struct WindowSpan {
-  std::int64_t begin, end, padded_size;
-};
-
-WindowSpan window_span(std::int64_t out_index, std::int64_t kernel, std::int64_t stride, std::int64_t pad,
-                       std::int64_t in) {
-  const std::int64_t start = out_index * stride - pad;  // negative when the window begins in the left padding
-  const std::int64_t padded_end = std::min(start + kernel, in + pad);
-  return {std::max<std::int64_t>(start, 0), std::min(padded_end, in), padded_end - start};
-}
-
-WindowSpan row_span(const Pool2dGeometry& g, std::int64_t oh) {
-  return window_span(oh, g.kernel_h, g.stride_h, g.pad_h, g.in_height);
-}
-WindowSpan col_span(const Pool2dGeometry& g, std::int64_t ow) {
-  return window_span(ow, g.kernel_w, g.stride_w, g.pad_w, g.in_width);
-}
-
 // Does `candidate` replace `best` as a window's maximum? Only a strictly larger value does, so ties stay
 // with the first position in row-major order. A NaN beats any number, so a NaN in the input shows up in
 // the output instead of being silently dropped. bfloat16 compares as the float it widens to, exactly.
@@ -48,13 +26,6 @@ template <typename T>
 bool beats(T candidate_value, T best_value) {
   const opmath_t<T> candidate = candidate_value, best = best_value;
   return candidate > best || (std::isnan(candidate) && !std::isnan(best));
-}
-
-// What an average-pooling window divides its sum by: the positions inside the padded input when padding
-// counts, else only the real input positions it covers.
-std::int64_t avg_pool_divisor(const Pool2dGeometry& g, const WindowSpan& rows, const WindowSpan& cols) {
-  if (g.count_include_pad) return rows.padded_size * cols.padded_size;
-  return (rows.end - rows.begin) * (cols.end - cols.begin);
 }
 
 // One plane of a buffer: element i (a position ih * W + iw, or oh * OW + ow) at data[i * step].
@@ -111,9 +82,9 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t*
     const Plane<T> y_plane = plane_of(y, g.layout(), plane, out_h * out_w);                       // [OH, OW]
     const Plane<std::int32_t> argmax_plane = plane_of(argmax, g.layout(), plane, out_h * out_w);  // [OH, OW]
     for (std::int64_t oh = 0; oh < out_h; ++oh) {
-      const WindowSpan rows = row_span(g, oh);
+      const WindowSpan rows = g.row_span(oh);
       for (std::int64_t ow = 0; ow < out_w; ++ow) {
-        const WindowSpan cols = col_span(g, ow);
+        const WindowSpan cols = g.col_span(ow);
         std::int64_t best_index = -1;
         T best_value{};
         for (std::int64_t ih = rows.begin; ih < rows.end; ++ih) {
@@ -153,7 +124,7 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int32_
 // ---- average pooling ---------------------------------------------------------------------------------
 
 // y[n,c,oh,ow] = (sum over the window's input positions of x[n,c,ih,iw]) / divisor, where padding adds
-// zeros to the sum and the divisor follows count_include_pad (see avg_pool_divisor).
+// zeros to the sum and the divisor follows count_include_pad (Pool2dGeometry::avg_divisor).
 template <typename T>
 void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y) {
   const std::int64_t planes = g.batch * g.channels;
@@ -163,14 +134,14 @@ void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y) {
     const Plane<const T> x_plane = plane_of(x, g.layout(), plane, in_plane);  // [H, W]
     const Plane<T> y_plane = plane_of(y, g.layout(), plane, out_h * out_w);   // [OH, OW]
     for (std::int64_t oh = 0; oh < out_h; ++oh) {
-      const WindowSpan rows = row_span(g, oh);
+      const WindowSpan rows = g.row_span(oh);
       for (std::int64_t ow = 0; ow < out_w; ++ow) {
-        const WindowSpan cols = col_span(g, ow);
+        const WindowSpan cols = g.col_span(ow);
         double sum = 0;
         for (std::int64_t ih = rows.begin; ih < rows.end; ++ih) {
           for (std::int64_t iw = cols.begin; iw < cols.end; ++iw) sum += x_plane[ih * g.in_width + iw];
         }
-        y_plane[oh * out_w + ow] = static_cast<T>(sum / static_cast<double>(avg_pool_divisor(g, rows, cols)));
+        y_plane[oh * out_w + ow] = static_cast<T>(sum / static_cast<double>(g.avg_divisor(rows, cols)));
       }
     }
   }
@@ -189,11 +160,11 @@ void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx) {
       g.layout(), planes, in_plane, gx, [&](std::int64_t plane, Plane<Sum> gx_plane /* [H, W] */) {
         const Plane<const T> gy_plane = plane_of(gy, g.layout(), plane, out_h * out_w);  // [OH, OW]
         for (std::int64_t oh = 0; oh < out_h; ++oh) {
-          const WindowSpan rows = row_span(g, oh);
+          const WindowSpan rows = g.row_span(oh);
           for (std::int64_t ow = 0; ow < out_w; ++ow) {
-            const WindowSpan cols = col_span(g, ow);
+            const WindowSpan cols = g.col_span(ow);
             const Sum share = static_cast<Sum>(static_cast<double>(gy_plane[oh * out_w + ow]) /
-                                               static_cast<double>(avg_pool_divisor(g, rows, cols)));
+                                               static_cast<double>(g.avg_divisor(rows, cols)));
             for (std::int64_t ih = rows.begin; ih < rows.end; ++ih) {
               for (std::int64_t iw = cols.begin; iw < cols.end; ++iw) gx_plane[ih * g.in_width + iw] += share;
             }

@@ -17,6 +17,7 @@
 //   max backward            one image at a time, gy scattered through argmax in each plane's output order,
 //                           in either layout (scatter_max_gradients); channels-last with disjoint windows
 //                           written densely instead (channels_last_pool.hpp)
+//   average pooling         vectorized_avg_pool.hpp
 //   everything else         the reference kernel, one plane (NCHW) or one image (channels-last) per call
 //
 // Max pooling only selects, and every sum that must match the reference runs in its order and precision:
@@ -31,6 +32,7 @@
 
 #include "kernels/pool/channels_last_pool.hpp"
 #include "kernels/pool/pool.hpp"
+#include "kernels/pool/vectorized_avg_pool.hpp"
 
 namespace kiln::kernels::vectorized {
 namespace {
@@ -382,24 +384,6 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int32_
     std::vector<double> sums;  // each thread's, reused image after image
 #pragma omp for schedule(static)
     for (std::int64_t n = 0; n < g.batch; ++n) scatter_max_gradients<V>(g, n, gy, argmax, gx, sums);
-  }
-}
-
-template <class V, typename T>
-void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y) {
-  const Pieces p = pieces(g);
-#pragma omp parallel for schedule(static) if (p.count * p.in_piece >= kPoolThreshold)
-  for (std::int64_t i = 0; i < p.count; ++i) {
-    reference::avg_pool2d_forward(p.piece, x + i * p.in_piece, y + i * p.out_piece);
-  }
-}
-
-template <class V, typename T>
-void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx) {
-  const Pieces p = pieces(g);
-#pragma omp parallel for schedule(static) if (p.count * p.in_piece >= kPoolThreshold)
-  for (std::int64_t i = 0; i < p.count; ++i) {
-    reference::avg_pool2d_backward(p.piece, gy + i * p.out_piece, gx + i * p.in_piece);
   }
 }
 

@@ -165,6 +165,14 @@ struct FloatVector256 {
   static void store_partial_as_float(float* p, DoubleReg v, std::int64_t count) {
     _mm_maskstore_ps(p, first4(count), _mm256_cvtpd_ps(v));
   }
+  static DoubleReg load(const double* p) { return _mm256_loadu_pd(p); }
+  static void to_doubles(Reg v, DoubleReg& low, DoubleReg& high) {
+    low = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    high = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+  }
+  static Reg from_doubles(DoubleReg low, DoubleReg high) {
+    return _mm256_set_m128(_mm256_cvtpd_ps(high), _mm256_cvtpd_ps(low));
+  }
   static DoubleReg add(DoubleReg a, DoubleReg b) { return _mm256_add_pd(a, b); }
   static DoubleReg sub(DoubleReg a, DoubleReg b) { return _mm256_sub_pd(a, b); }
   static DoubleReg mul(DoubleReg a, DoubleReg b) { return _mm256_mul_pd(a, b); }

@@ -162,6 +162,16 @@ struct FloatVector512 {
   static void store_partial_as_float(float* p, DoubleReg v, std::int64_t count) {
     _mm256_mask_storeu_ps(p, static_cast<__mmask8>((1u << count) - 1u), _mm512_cvtpd_ps(v));
   }
+  static DoubleReg load(const double* p) { return _mm512_loadu_pd(p); }
+  // A float register's lanes as doubles, the low 8 and the high 8 (exact), and back (each rounded to
+  // nearest, as a cast from double to float rounds).
+  static void to_doubles(Reg v, DoubleReg& low, DoubleReg& high) {
+    low = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    high = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
+  }
+  static Reg from_doubles(DoubleReg low, DoubleReg high) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(low)), _mm512_cvtpd_ps(high), 1);
+  }
   static DoubleReg add(DoubleReg a, DoubleReg b) { return _mm512_add_pd(a, b); }
   static DoubleReg sub(DoubleReg a, DoubleReg b) { return _mm512_sub_pd(a, b); }
   static DoubleReg mul(DoubleReg a, DoubleReg b) { return _mm512_mul_pd(a, b); }

@@ -8,8 +8,11 @@
 // global average pooling over 1x1 planes, planes not a multiple of the vector width and planes over one
 // chunk.
 //
-// Tolerances: max pooling values, argmax and gradients, every average-pool result (the reference, threaded)
-// and the global backward must be bitwise equal. Global average forward: float within atol 1e-6 + rtol 1e-6
+// Average pooling runs on values off the grid (over 61 binades), where a sum added in another order than
+// the reference's rounds elsewhere.
+//
+// Tolerances: max pooling values, argmax and gradients, every average-pool result and the global backward
+// must be bitwise equal. Global average forward: float within atol 1e-6 + rtol 1e-6
 // (float lanes summed over chunks, then double, against an all-double reference); bfloat16 within
 // Tolerance::bfloat16() (the same float sums, then one rounding to 8 bits, may land 1 ulp from the
 // reference's).
@@ -55,6 +58,21 @@ std::vector<T> grid_values(std::int64_t n, std::uint64_t seed, bool with_nan) {
   for (std::size_t i = 0; i < v.size(); ++i) {
     v[i] = static_cast<T>(with_nan && i % 97 == 13 ? std::numeric_limits<float>::quiet_NaN()
                                                    : 0.5f * static_cast<float>(step(engine)));
+  }
+  return v;
+}
+
+// Values spread over 61 binades, each rounded to T, negative zeros among them: sums of these round, even
+// in double (the forward's sums, exact for values a few binades apart), so one added in another order than
+// the reference's lands elsewhere.
+template <typename T>
+std::vector<T> spread_values(std::int64_t n, std::uint64_t seed) {
+  std::mt19937_64 engine(seed);
+  std::uniform_real_distribution<float> mantissa(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-30, 30);
+  std::vector<T> v(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    v[i] = static_cast<T>(i % 53 == 7 ? -0.0f : std::ldexp(mantissa(engine), exponent(engine)));
   }
   return v;
 }
@@ -167,8 +185,9 @@ TEST_CASE_TEMPLATE("pool fast: average pooling forward and backward equal the re
       for (const bool include_pad : {true, false}) {
         g.count_include_pad = include_pad;
         INFO(describe(g));
-        const std::vector<T> x = grid_values<T>(static_cast<std::int64_t>(in_size(g)), 3, false),
-                             gy = grid_values<T>(static_cast<std::int64_t>(out_size(g)), 4, false);
+        // Values off the grid, so that the sums' rounding depends on their order.
+        const std::vector<T> x = spread_values<T>(static_cast<std::int64_t>(in_size(g)), 3),
+                             gy = spread_values<T>(static_cast<std::int64_t>(out_size(g)), 4);
         std::vector<T> y_ref(out_size(g)), gx_ref(in_size(g));
         kk::reference::avg_pool2d_forward(g, x.data(), y_ref.data());
         kk::reference::avg_pool2d_backward(g, gy.data(), gx_ref.data());
