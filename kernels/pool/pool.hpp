@@ -147,8 +147,8 @@ void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* g
 // namespace per instruction set, T float or bfloat16, same contracts. NCHW: global average pooling, and max
 // and average pooling at column stride 1 or 2, vectorized along the rows; channels-last: max, average and
 // global average pooling of any geometry along the channels; the max backward a threaded scatter in either
-// layout; everything else (other column strides in NCHW, the bfloat16 NCHW average backward) the
-// reference, threaded.
+// layout; everything else (other column strides in NCHW, planes under 8 columns wide, the bfloat16 NCHW
+// average backward) the reference, threaded.
 namespace avx512 {
 template <typename T>
 void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax);
