@@ -136,8 +136,9 @@ inline std::int64_t position_stride(std::int64_t floats) {
 // from one cursor, which the empty asm hides from that optimization, keeps the address in a register.
 // Measured, ResNet-20's 16 -> 16 layer at 32x32, F(4x4, 3x3), batch 128, 2 threads, AVX-512: forward 1.74 ->
 // 1.56 ms, backward-data 1.65 -> 1.56, weight gradient 2.08 -> 1.86 (AVX2: 2.21 / 2.19 / 2.20 -> 2.08 /
-// 2.09 / 1.99); its 32- and 64-channel layers 0-6%.
-template <typename P>
+// 2.09 / 1.99); its 32- and 64-channel layers 0-6%. (On V as its callers are, so that the AVX2 and AVX-512
+// objects each keep their own copy, as with every function here.)
+template <typename V, typename P>
 P* next_position(P*& cursor, std::int64_t stride) {
   P* here = cursor;
   cursor += stride;
@@ -311,7 +312,10 @@ using DoubleLaneFloats = float __attribute__((vector_size(kDoubleLanes * sizeof(
 // each k[t] was eight 8-byte stores and one 64-byte load over them, which the store buffer cannot forward:
 // the load waits for the stores to reach the cache. 128 -> 128 at 4x4, batch 128, two threads: forward 1.63
 // -> 1.58 ms.)
-inline void load_kernels(const float* first, std::int64_t kernel_stride, Doubles (&k)[9]) {
+// (On V, though it takes none of V's operations: compiled for AVX-512 its conversions are zmm instructions,
+// and the AVX2 object must not link to that copy.)
+template <typename V>
+void load_kernels(const float* first, std::int64_t kernel_stride, Doubles (&k)[9]) {
   __m256 rows[kDoubleLanes], columns[kDoubleLanes];
   for (int l = 0; l < kDoubleLanes; ++l) rows[l] = _mm256_loadu_ps(first + l * kernel_stride);
   transpose_8x8(rows, columns);
@@ -352,7 +356,7 @@ void transform_weights(const Pass& g, const float* w, float* packed) {
         Doubles k[9];  // lane l: the kernel w[panel * kChannels + lane0 + l, ci] (lanes past C_out: zero)
         const float* first_kernel = w + ((panel * kChannels + lane0) * g.in_channels + ci) * 9;
         if (count == kDoubleLanes) {
-          load_kernels(first_kernel, g.in_channels * 9, k);
+          load_kernels<V>(first_kernel, g.in_channels * 9, k);
         } else {
           for (int l = 0; l < kDoubleLanes; ++l) {
             for (int t = 0; t < 9; ++t) k[t][l] = l < count ? first_kernel[l * g.in_channels * 9 + t] : 0.0;
@@ -417,7 +421,7 @@ void transform_inputs(const Tiling<V, T>& tiling, const float* xp, std::int64_t 
         Reg out[kAlpha];
         T::input(e[r], out);
 #pragma GCC unroll 9
-        for (int col = 0; col < kAlpha; ++col) V::store(next_position(to, v_position), out[col]);
+        for (int col = 0; col < kAlpha; ++col) V::store(next_position<V>(to, v_position), out[col]);
       }
     }
   }
@@ -472,7 +476,7 @@ void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_pos
         Reg column[kAlpha], out[kM];
         const float* position = from + col * m_position;  // column col's positions, kAlpha apart
 #pragma GCC unroll 9
-        for (int r = 0; r < kAlpha; ++r) column[r] = V::load(next_position(position, kAlpha * m_position));
+        for (int r = 0; r < kAlpha; ++r) column[r] = V::load(next_position<V>(position, kAlpha * m_position));
         T::output(column, out);
 #pragma GCC unroll 4
         for (int r = 0; r < kM; ++r) s[r][col] = out[r];
@@ -802,7 +806,7 @@ void transform_gradients(const Tiling<V, T>& tiling, const float* gyp, std::int6
         Reg out[kAlpha];
         T::gradient(e[r], out);
 #pragma GCC unroll 9
-        for (int col = 0; col < kAlpha; ++col) V::store(next_position(to, dm_position), out[col]);
+        for (int col = 0; col < kAlpha; ++col) V::store(next_position<V>(to, dm_position), out[col]);
       }
     }
   }
