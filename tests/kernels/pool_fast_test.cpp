@@ -119,6 +119,11 @@ std::vector<Pool2dGeometry> geometries() {
       pool(1, 2, 7, 35, 3, 3, 2, 0, true),
       pool(1, 2, 8, 36, 2, 3, 1, 0, true),
       pool(1, 1, 5, 6, 6, 6, 2, 3),
+      // column strides past 2 on rows of 8 columns and more: the forward's rows take the reference, the float
+      // NCHW average backward its gather of spread shares (overlapping 5x5 windows at stride 3, ceil mode)
+      pool(2, 3, 10, 29, 3, 3, 3, 1),
+      pool(1, 2, 12, 31, 5, 5, 3, 2),
+      pool(1, 2, 9, 33, 4, 4, 4, 1, true),
   };
   Pool2dGeometry rows_apart = pool(1, 3, 13, 40, 3, 3, 2, 1);  // stride 3 down the rows, 2 along them
   rows_apart.stride_h = 3;
