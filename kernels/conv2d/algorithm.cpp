@@ -125,7 +125,7 @@
 //      3x3) vs F(4x4, 3x3), the three passes: 6.86 / 7.23 / 7.93 vs 4.69 / 5.02 / 5.78).
 //      (Open: on 2 cores of a Xeon with AMX, after the weight transforms lost their stalls, F(4x4, 3x3)
 //      took the weight gradient from 2048 positions: ms, F(2x2, 3x3) vs F(4x4, 3x3), batch 128, 64->64 at
-//      4x4 0.47 vs 0.38, 128->128 at 4x4 1.65 vs 1.21, batch 32, 64->64 at 8x8 0.47 vs 0.39. The rule keeps
+//      4x4 0.47 vs 0.38, 128->128 at 4x4 1.65 vs 1.21, batch 32, 64->64 at 8x8 0.42 vs 0.33-0.40. The rule keeps
 //      8192 until the Zen 5 figures above are measured again.)
 //      At stride 2 the same kernel splits each patch by phase (winograd_transforms.hpp's F2x2Stride2 and
 //      F4x4Stride2: 25 multiplies per 2x2 outputs, or 81 per 4x4, where the direct method takes 36 or 144),
