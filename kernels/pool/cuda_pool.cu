@@ -82,7 +82,7 @@ __device__ std::int64_t element_offset(const Layout& layout, std::int64_t plane,
   return (plane / layout.channels * positions + position) * layout.channels + plane % layout.channels;
 }
 
-// Window spans: pool.hpp's WindowSpan and window_span, the host's own.
+// Window spans and the average divisor: pool.hpp's window_span and avg_pool_divisor, the host's own.
 __device__ WindowSpan row_span(const PoolShape& s, std::int64_t oh) {
   return window_span(oh, s.kernel_h, s.stride_h, s.pad_h, s.in_h);
 }
@@ -113,12 +113,6 @@ template <typename T>
 __device__ bool beats(T candidate_value, T best_value) {
   const opmath_t<T> candidate = candidate_value, best = best_value;
   return candidate > best || (isnan(candidate) && !isnan(best));
-}
-
-// The average-pool divisor of the window with these spans (Pool2dGeometry::avg_divisor's).
-__device__ std::int64_t avg_pool_divisor(const PoolShape& s, const WindowSpan& rows, const WindowSpan& cols) {
-  if (s.count_include_pad) return rows.padded_size * cols.padded_size;
-  return (rows.end - rows.begin) * (cols.end - cols.begin);
 }
 
 // ---- max pooling -------------------------------------------------------------------------------------
@@ -192,7 +186,7 @@ __global__ void avg_pool2d_forward_kernel(PoolShape s, const T* x, T* y) {
       for (std::int64_t iw = cols.begin; iw < cols.end; ++iw)
         sum += static_cast<double>(x[element_offset(s.layout, plane, ih * s.in_w + iw, s.in_h * s.in_w)]);
     }
-    y[out] = static_cast<T>(sum / static_cast<double>(avg_pool_divisor(s, rows, cols)));
+    y[out] = static_cast<T>(sum / static_cast<double>(avg_pool_divisor(s.count_include_pad, rows, cols)));
   }
 }
 
@@ -214,7 +208,7 @@ __global__ void avg_pool2d_backward_kernel(PoolShape s, const T* gy, T* gx) {
     for (std::int64_t oh = rows.first; oh <= rows.last; ++oh) {
       const WindowSpan out_rows = row_span(s, oh);
       for (std::int64_t ow = cols.first; ow <= cols.last; ++ow) {
-        const std::int64_t divisor = avg_pool_divisor(s, out_rows, col_span(s, ow));
+        const std::int64_t divisor = avg_pool_divisor(s.count_include_pad, out_rows, col_span(s, ow));
         const double share =
             static_cast<double>(gy[element_offset(s.layout, plane, oh * s.out_w + ow, out_plane)]);
         sum += static_cast<Sum>(share / static_cast<double>(divisor));

@@ -74,6 +74,14 @@ inline KILN_HOST_DEVICE WindowSpan window_span(std::int64_t out_index, std::int6
   return {start > 0 ? start : 0, padded_end < in ? padded_end : in, padded_end - start};
 }
 
+// What an average-pooling window divides its sum by: the positions inside the padded input when padding
+// counts, else only the real input positions it covers. (Host and device, as window_span.)
+inline KILN_HOST_DEVICE std::int64_t avg_pool_divisor(bool count_include_pad, const WindowSpan& rows,
+                                                      const WindowSpan& cols) {
+  if (count_include_pad) return rows.padded_size * cols.padded_size;
+  return (rows.end - rows.begin) * (cols.end - cols.begin);
+}
+
 struct Pool2dGeometry {
   std::int64_t batch = 1, channels = 1, in_height = 1, in_width = 1;
   std::int64_t kernel_h = 1, kernel_w = 1;
@@ -88,11 +96,8 @@ struct Pool2dGeometry {
   PlaneLayout layout() const { return {channels, channels_last}; }
   WindowSpan row_span(std::int64_t oh) const { return window_span(oh, kernel_h, stride_h, pad_h, in_height); }
   WindowSpan col_span(std::int64_t ow) const { return window_span(ow, kernel_w, stride_w, pad_w, in_width); }
-  // What an average-pooling window divides its sum by: the positions inside the padded input when padding
-  // counts, else only the real input positions it covers.
   std::int64_t avg_divisor(const WindowSpan& rows, const WindowSpan& cols) const {
-    if (count_include_pad) return rows.padded_size * cols.padded_size;
-    return (rows.end - rows.begin) * (cols.end - cols.begin);
+    return avg_pool_divisor(count_include_pad, rows, cols);
   }
   // True when no two windows share an input position: every input then receives at most one gradient.
   bool windows_disjoint() const { return stride_h >= kernel_h && stride_w >= kernel_w; }

@@ -325,7 +325,7 @@ void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y) {
   const InteriorColumns interior = interior_columns(g);
   Pool2dGeometry plane = g;
   plane.batch = plane.channels = 1;
-  const bool by_rows = g.in_width >= kMinRowColumns;
+  const bool by_rows = g.in_width >= kMinRowColumns && (g.stride_w == 1 || g.stride_w == 2);
 #pragma omp parallel for schedule(static) if (threaded)
   for (std::int64_t p = 0; p < g.batch * g.channels; ++p) {
     const T* from = x + p * in_plane;
@@ -334,10 +334,8 @@ void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y) {
       reference::avg_pool2d_forward(plane, from, to);
     } else if (g.stride_w == 1) {
       forward_plane<V, 1>(g, interior, from, to);
-    } else if (g.stride_w == 2) {
-      forward_plane<V, 2>(g, interior, from, to);
     } else {
-      reference::avg_pool2d_forward(plane, from, to);
+      forward_plane<V, 2>(g, interior, from, to);
     }
   }
 }
