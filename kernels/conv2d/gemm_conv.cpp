@@ -110,14 +110,15 @@ void conv2d_backward_data(const Im2colKernels& unfold, const Conv2dGeometry& g, 
         const std::int64_t columns = count * s.plane_out;
         float* gx_chunk = gx + first * g.in_channels * s.plane_in;
         std::fill(gx_chunk, gx_chunk + count * g.in_channels * s.plane_in, 0.0f);
-        // col [Cg*KK, count * P] = w_group^T x gy_chunk, gy's images where they lie.
+        // col [Cg*KK, count * P] = w_group^T x gy_chunk, gy's images where they lie (from memory: b_cold).
         const GemmGeometry product = columns_in_blocks({.m = s.col_rows,
                                                         .n = columns,
                                                         .k = s.cog,
                                                         .trans_a = true,
                                                         .lda = s.col_rows,
                                                         .ldb = s.plane_out,
-                                                        .ldc = col_stride(columns)},
+                                                        .ldc = col_stride(columns),
+                                                        .b_cold = true},
                                                        g, s, false);
         for (std::int64_t group = 0; group < g.groups; ++group) {
           gemm(Device::cpu(), product, 1.0f, w + group * s.cog * s.col_rows,

@@ -59,11 +59,12 @@ batch_chunks::Chunking chunking(const Conv2dGeometry& g, const Sizes& s, std::in
 
 // `product` (M, K, A's layout) over `count` images: op(B) and C are NCHW tensors of b_channels and c_channels
 // channels, each image's group slice a block of P columns [rows][P] where it lies
-// (GemmGeometry::column_block).
+// (GemmGeometry::column_block). B, an activation tensor, comes from memory (GemmGeometry::b_cold).
 GemmGeometry over_images(const Sizes& s, GemmGeometry product, std::int64_t count, std::int64_t b_channels,
                          std::int64_t c_channels) {
   product.n = count * s.plane;
   product.ldb = product.ldc = s.plane;
+  product.b_cold = true;
   if (count > 1) {
     product.column_block = s.plane;
     product.b_column_block_stride = b_channels * s.plane;

@@ -10,7 +10,8 @@
 //           for ir in [0, MC) step MR:                C tile   MR x NR                     (registers)
 //             micro_kernel(A sliver ir, B sliver jr, C tile)
 //
-// For M <= 32 with B not transposed, the B panel is not packed but read in place (kInPlaceBMaxRows).
+// For M <= 32 with B not transposed and in cache, the B panel is not packed but read in place
+// (kInPlaceBMaxRows).
 // A batch of NCHW images in blocks (GemmGeometry::column_block, depth_block): along the depth, packing goes a
 // block's run at a time; along the columns, a sliver inside one block is a plain strided matrix, one across
 // blocks is packed a block's run at a time and its C tiles go through a small buffer to be stored the same
@@ -54,6 +55,20 @@ constexpr std::int64_t kMinParallelMultiplyAdds = 200'000;
 //   16 x 1024 x 144:  65 / 103 / 105 / 87-98      16 x 1024 x 27:  66 / 84-88 / 87-90 / 79-81
 //   32 x 256 x 288:   91 / 92-94 / 105-110 / 97-103    squares and M >= 64 shapes: unchanged.
 // The partial last sliver (N % NR columns) is still packed: reading NR columns there would overrun B.
+// Those figures are for a B in cache, as im2col's columns are, written just before the product. A B that
+// comes from memory (GemmGeometry::b_cold: the activations a pointwise convolution reads where they lie) is
+// packed at any M: read in place, a sliver streams its K rows from memory at once, each 128 bytes at a time
+// between multiply-adds, and the packing copy, a loop of nothing but loads and stores, fetches the same
+// lines faster (more misses in flight, presumably). Measured on 2 cores of a Xeon with AMX, AVX-512, batch
+// 128 at 32x32, ms, in place vs packed, with the operands in cache / rotated through 12 copies so that they
+// come from memory:
+//   pointwise backward-data 64 -> 32 (M 32, K 64)   2.85 / 5.15-5.64  vs  2.51-2.63 / 3.10-3.17
+//   pointwise backward-data 64 -> 16 (M 16, K 64)   1.74-1.98 / 5.42  vs  1.68 / 2.17-2.27
+//   pointwise forward 32 -> 16 (M 16, K 32)         0.71-0.74 / 1.38-1.43  vs  0.85-0.93 / 1.20-1.24
+// and in a MobileNet-style training step the 32 -> 64 layer's backward-data went from 5.9-6.0 ms to 3.1-3.3.
+// A software prefetch of the next sliver's rows, with B left in place, recovered only part (3.4 ms in the
+// step). im2col's columns keep the in-place read: 16 -> 16 3x3 at batch 128 (M 16, K 144), 3.0 ms in
+// place against 4.0 packed.
 constexpr std::int64_t kInPlaceBMaxRows = 32;
 
 // C = beta * C, for K = 0 (the product is an empty sum). beta == 0 writes zeros without reading C.
@@ -98,7 +113,7 @@ void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const f
   thread_local PackBuffer<float> a_buffer, b_buffer;  // (pack_buffer.hpp)
   float* a_packed = a_buffer.reserve(round_up(smaller(Blocking::mc, g.m), MR) * kc_max);
   float* b_packed = b_buffer.reserve(round_up(smaller(Blocking::nc, g.n), NR) * kc_max);
-  const bool b_in_place = !g.trans_b && !g.blocked_depth() && g.m <= kInPlaceBMaxRows;
+  const bool b_in_place = !g.trans_b && !g.blocked_depth() && !g.b_cold && g.m <= kInPlaceBMaxRows;
   // Where each sliver of the panel starts in a row of B and of C, worked out once per panel rather than
   // once per micro-tile (two integer divisions each). With blocked columns, a sliver inside one block (every
   // sliver, when the blocks are whole slivers: planes of 32x32, 16x16, 8x8) is a plain strided matrix from

@@ -190,6 +190,31 @@ TEST_CASE("gemm fast: 1 and 2 threads give bitwise identical C") {
   }
 }
 
+// A B from memory (GemmGeometry::b_cold) is packed where a few rows of C would read it in place (M <= 32,
+// op(B) = B): the same micro-kernel over the same values in the same order, so the same bits, and the
+// reference's values. Both ways are run, so mutating either path's reads fails here.
+TEST_CASE("gemm fast: a B marked cold is packed, and C keeps the bits of B read in place") {
+  DispatchGuard guard;
+  std::mt19937 rng(19);
+  const Shape shapes[] = {{16, 1024, 144}, {32, 300, 64}, {17, 65, 33}, {1, 40, 300}};
+  for (const CpuLevel level : fast_levels()) {
+    for (const Shape& shape : shapes) {
+      INFO("level=", std::string(kernels::cpu_level_name(level)), " m=", shape.m, " n=", shape.n,
+           " k=", shape.k);
+      Problem p = random_problem(shape.m, shape.n, shape.k, false, false, false, rng);
+      const std::vector<float> expected = run_reference(p, 1.5f, 0.5f);
+      const std::vector<float> in_place = run_fast(p, 1.5f, 0.5f, level, 1);
+      p.g.b_cold = true;
+      for (const int threads : {1, 2}) {
+        INFO("threads=", threads);
+        const std::vector<float> packed = run_fast(p, 1.5f, 0.5f, level, threads);
+        check_matches(packed, expected, shape.k);
+        CHECK(bitwise_equal(packed, in_place));
+      }
+    }
+  }
+}
+
 // A product with its images in blocks (GemmGeometry::column_block or depth_block) and the same product laid
 // side by side in plain matrices (the copy the convolutions made before), with C's starting values in both.
 struct BlockedPair {
