@@ -1,9 +1,10 @@
 // kiln's side of the CPU comparison (scripts/compare-cpu.sh): times, through kiln's public dispatch
 // functions, each distinct convolution of ResNet-20 and the other layers of shapes.hpp (MobileNet's,
-// LeNet-5's, strided layers of users' own models) in their three directions, a few SGEMMs, and a whole
-// training step of ResNet-20, the MobileNet-style net, the VGG-style net (vgg_small) and ResNet-18 (at the
-// comparison's image size: on 32x32 images its last stage works on 1x1 planes), in fp32, in bf16 and
-// in bf16 with channels-last activations, and prints one JSON object on stdout (progress goes to stderr):
+// LeNet-5's, strided layers of users' own models) in their three directions, a few SGEMMs, the inference
+// forward pass and the whole training step of ResNet-20, the MobileNet-style net, the VGG-style net
+// (vgg_small) and ResNet-18 (at the comparison's image size: on 32x32 images its last stage works on 1x1
+// planes), the step in fp32, in bf16 and in bf16 with channels-last activations, and prints one JSON object
+// on stdout (progress goes to stderr):
 //
 //   {"program": "kiln", "threads": 2, "batch": 128, "image_size": 32, "fp32_peak_gflops": 234.0,
 //    "results": [{"kind": "conv", "shape": "16->16 3x3 s1 @32x32", "family": "resnet20",
@@ -13,6 +14,8 @@
 //   ./build/compare_kiln_cpu [--threads 2] [--batch 128] [--image-size 32] [--warmup 1] [--reps 10]
 //                            [--budget 2] [--list-shapes]
 //
+// Inference rows ("resnet20 n1", "resnet20 n128"): the model in eval mode with gradients off, one float32
+// forward pass over a batch of 1 (a single image's latency, as `kiln predict` sees it) and of --batch.
 // The training step is the one train/trainer.cpp takes: forward, cross-entropy, backward, then SGD with
 // momentum 0.9 and weight decay 1e-4, on random images and labels (the data does not change the work). In
 // bf16 (shape "resnet20 bf16") the step is --precision bf16's: the batch enters the model as bfloat16 and the
@@ -27,6 +30,7 @@
 #include "bench/compare/shapes.hpp"
 #include "bench/support/aligned_floats.hpp"
 #include "bench/support/peak.hpp"
+#include "core/autograd.hpp"
 #include "core/generator.hpp"
 #include "core/ops.hpp"
 #include "kernels/conv2d/algorithm.hpp"
@@ -179,6 +183,31 @@ nlohmann::json time_training_step(const CompareOptions& options, const std::stri
           {"parameters", parameter_count}};
 }
 
+// Inference: zoo model `name` in eval mode, gradients off, one forward pass over a random batch of `batch`
+// images in float32, as `kiln predict` and `kiln eval` run it (batch 1: one image's latency). Timed runs:
+// at least kInferenceReps within the budget, since one forward at batch 1 takes a millisecond or two.
+constexpr int kInferenceReps = 50;  // torch_cpu.py uses the same
+
+nlohmann::json time_inference(const CompareOptions& options, const std::string& name, std::int64_t batch) {
+  const std::int64_t size = options.image_size;
+  Generator initialization(1);
+  const layers::ModulePtr model = models::build_model({name, 3, size, size, 10}, initialization);
+  model->eval();
+  Generator data(2);
+  const Tensor images = Tensor::randn({batch, 3, size, size}, DType::Float32, &data);
+  TimingOptions timing_options = options.timing;
+  timing_options.max_reps = std::max(timing_options.max_reps, kInferenceReps);
+  const NoGradGuard no_grad;
+  const Timing timing = time_median(timing_options, [&] { (void)(*model)(images); });
+  const double images_per_s = static_cast<double>(batch) / timing.median_ms * 1e3;
+  const std::string shape = name + " n" + std::to_string(batch);
+  std::fprintf(stderr, "kiln: %s inference %10.3f ms (%.1f images/s)\n", shape.c_str(), timing.median_ms,
+               images_per_s);
+  return {{"kind", "inference"},     {"shape", shape}, {"ms", timing.median_ms},
+          {"min_ms", timing.min_ms}, {"batch", batch}, {"images_per_s", images_per_s},
+          {"reps", timing.reps}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -198,6 +227,10 @@ int main(int argc, char** argv) try {
       results.push_back(std::move(row));
   }
   for (const GemmShape& shape : gemm_shapes()) results.push_back(time_gemm(shape, options, generator));
+  for (const char* name : kTrainingStepModels) {
+    for (const std::int64_t batch : {std::int64_t{1}, options.batch})
+      results.push_back(time_inference(options, name, batch));
+  }
   for (const StepPrecision& precision : kTrainingStepPrecisions) {
     for (const char* name : kTrainingStepModels)
       results.push_back(time_training_step(options, name, precision));

@@ -174,7 +174,8 @@ def main():
         if row["kind"] == "conv" and row["family"] != previous_family:
             table.append([f"[{FAMILY_TITLES.get(row['family'], row['family'])}]", *[""] * (len(headers) - 1)])
             previous_family = row["family"]
-        label = {"conv": "conv ", "gemm": "sgemm ", "train_step": "step "}.get(row["kind"], "") + row["shape"]
+        label = {"conv": "conv ", "gemm": "sgemm ", "inference": "infer ", "train_step": "step "}.get(
+            row["kind"], "") + row["shape"]
         table.append([label, row["direction"] or "", milliseconds(row["kiln"]),
                       *[milliseconds(row[c]) for c in LIBRARIES],
                       *[ratio_text(row["speedup"][c]) for c in LIBRARIES], row.get("algorithm") or ""])
@@ -227,10 +228,21 @@ def main():
                 summary["sgemm_gflops"].setdefault(row["shape"], {})[program] = source["gflops"]
         print(f"  {row['shape']:24s} " + ", ".join(cells))
 
-    print("Training steps (forward, loss, backward, SGD momentum + weight decay):")
-
     def rate_text(rate):
         return "-" if rate is None else f"{rate:.1f} images/s"
+
+    print("Inference (eval mode, no gradients, float32; n1: one image's latency):")
+    summary["inference"] = {}
+    for row in other_rows:
+        if row["kind"] != "inference":
+            continue
+        speedup = row["speedup"]["torch"]
+        summary["inference"][row["shape"]] = {"kiln_ms": row["kiln"], "torch_ms": row["torch"],
+                                              "speedup_vs_torch": speedup}
+        print(f"  {row['shape']:28s} kiln {milliseconds(row['kiln'])} ms, PyTorch {milliseconds(row['torch'])} ms, "
+              f"kiln speedup {ratio_text(speedup)}")
+
+    print("Training steps (forward, loss, backward, SGD momentum + weight decay):")
 
     for model in TRAINING_STEP_MODELS:
         step = {name: index(report).get(("train_step", model, "", "nchw")) for name, report in reports.items()}

@@ -1,9 +1,9 @@
 """PyTorch's side of the CPU comparison (scripts/compare-cpu.sh).
 
 Times the same convolutions (forward, backward-data, backward-weight) and SGEMMs that
-bench/compare/kiln_cpu.cpp times, and a whole training step of ResNet-20, the MobileNet-style net, the
-VGG-style net and ResNet-18, on CPU, float32, NCHW, and prints one JSON object on stdout in the same form as
-the C++ programs (progress goes to stderr):
+bench/compare/kiln_cpu.cpp times, the inference forward pass (batch 1 and --batch) and a whole training
+step of ResNet-20, the MobileNet-style net, the VGG-style net and ResNet-18, on CPU, float32, NCHW, and
+prints one JSON object on stdout in the same form as the C++ programs (progress goes to stderr):
 
     build/compare_kiln_cpu --list-shapes --image-size 32 > shapes.json
     python3 bench/compare/torch_cpu.py --shapes shapes.json [--threads 2] [--batch 128] [--image-size 32]
@@ -225,6 +225,24 @@ def gemm_row(args, name, m, n, k):
             "gflops": 2.0 * m * n * k / ms * 1e-6, "reps": reps}
 
 
+INFERENCE_REPS = 50  # kiln_cpu.cpp uses the same
+
+
+def inference_row(args, name, model, batch):
+    """The model in eval mode under torch.inference_mode, one float32 forward pass over `batch` random images,
+    as kiln_cpu.cpp times kiln's (batch 1: one image's latency). At least INFERENCE_REPS timed runs within the
+    budget."""
+    model.eval()
+    images = torch.randn(batch, 3, args.image_size, args.image_size)
+    inference_args = argparse.Namespace(**{**vars(args), "reps": max(args.reps, INFERENCE_REPS)})
+    with torch.inference_mode():
+        ms, min_ms, reps = time_median(inference_args, lambda: model(images))
+    shape = f"{name} n{batch}"
+    print(f"torch: {shape} inference {ms:10.3f} ms ({batch / ms * 1e3:.1f} images/s)", file=sys.stderr)
+    return {"kind": "inference", "shape": shape, "ms": ms, "min_ms": min_ms, "batch": batch,
+            "images_per_s": batch / ms * 1e3, "reps": reps}
+
+
 def training_step_row(args, name, model, bf16=False, channels_last=False):
     """One step as kiln's trainer takes it: forward, cross-entropy, backward, SGD momentum + weight decay.
     With bf16, the forward runs under torch.autocast(cpu, bfloat16), PyTorch's mixed precision; with
@@ -300,6 +318,9 @@ def main():
             results += conv_rows(args, shape)
         for shape in GEMM_SHAPES:
             results.append(gemm_row(args, *shape))
+    for name, model in models.items():
+        for batch in (1, args.batch):
+            results.append(inference_row(args, name, model, batch))
     for bf16, channels_last in ((False, False), (True, False), (True, True)):
         for name, model in models.items():
             results.append(training_step_row(args, name, model, bf16, channels_last))
