@@ -23,13 +23,13 @@
 # 1x1 projections, stride 3, groups, dilation), SGEMM at 1024^3, 2048^3 and two convolution-like shapes, the
 # inference forward pass (eval mode, no gradients, float32) of ResNet-20, the MobileNet-style net, the
 # VGG-style net and ResNet-18 at batch 1 (one image's latency, as `kiln predict` sees it) and at --batch, and a
-# whole training step of each (forward, cross-entropy, backward, SGD momentum 0.9 + weight decay 1e-4). Three programs, run one after the other so they
-# never share the cores: bench/compare/kiln_cpu.cpp (kiln's dispatch functions and model zoo),
-# bench/compare/onednn_cpu.cpp (oneDNN in plain nchw layouts and in its own blocked layouts),
-# bench/compare/torch_cpu.py (PyTorch, NCHW float32). bench/compare/table.py merges them into one table of
-# times and kiln speedups (other time / kiln time: above 1 means kiln is faster), with geometric-mean (per
-# family of layers), SGEMM GFLOP/s (% of the measured FP32 peak) and training images/s summary rows; each
-# convolution row names the algorithm kiln chose for it.
+# whole training step of each (forward, cross-entropy, backward, SGD momentum 0.9 + weight decay 1e-4). Three
+# programs, run one after the other so they never share the cores: bench/compare/kiln_cpu.cpp (kiln's
+# dispatch functions and model zoo), bench/compare/onednn_cpu.cpp (oneDNN in plain nchw layouts and in its
+# own blocked layouts), bench/compare/torch_cpu.py (PyTorch, NCHW float32). bench/compare/table.py merges
+# them into one table of times and kiln speedups (other time / kiln time: above 1 means kiln is faster), with
+# geometric-mean (per family of layers), SGEMM GFLOP/s (% of the measured FP32 peak), inference and training
+# images/s summary rows; each convolution row names the algorithm kiln chose for it.
 #
 # It first installs what is missing: kiln's build dependencies (scripts/install-deps.sh), oneDNN
 # (libdnnl-dev) and PyTorch (python3-torch), from Debian's packages, with OpenBLAS (libopenblas0-pthread):
