@@ -9,7 +9,9 @@
 // Only the final store touches C, masked to `rows` x `cols` for the edge tiles of C.
 //
 // The B sliver's rows are b_row_stride floats apart: NR when packed, ldb when B is read in place (see
-// kInPlaceBMaxRows in gemm_driver.hpp). The A sliver is always packed.
+// kInPlaceBMaxRows in gemm_driver.hpp). The A sliver is packed, [kc][MR], unless kARowsInPlace: then it is
+// A itself, its MR rows a_row_stride floats apart, each contiguous along the depth (gemm_driver.hpp's
+// a_in_place). Either way the tile's sums take the same products in the same order: the same bits.
 //
 // `Vec` supplies the instruction set: Reg, width, zero, load, store, broadcast, fma, mul, and load_first /
 // store_first (the first n lanes only, masked). All loops have compile-time trip counts and are fully
@@ -22,9 +24,10 @@
 namespace kiln::kernels {
 namespace {
 
-template <typename Vec, int MR, int NR>
+template <typename Vec, int MR, int NR, bool kARowsInPlace = false>
 void micro_kernel(std::int64_t kc, const float* a_sliver, const float* b_sliver, std::int64_t b_row_stride,
-                  float alpha, float beta, float* c, std::int64_t ldc, int rows, int cols) {
+                  float alpha, float beta, float* c, std::int64_t ldc, int rows, int cols,
+                  std::int64_t a_row_stride = 0) {
   using Reg = typename Vec::Reg;
   constexpr int kWidth = Vec::width;
   constexpr int kVectors = NR / kWidth;  // vectors per row of the tile
@@ -43,11 +46,11 @@ void micro_kernel(std::int64_t kc, const float* a_sliver, const float* b_sliver,
     for (int v = 0; v < kVectors; ++v) b[v] = Vec::load(b_sliver + v * kWidth);
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) {
-      const Reg a = Vec::broadcast(a_sliver + r);
+      const Reg a = Vec::broadcast(kARowsInPlace ? a_sliver + r * a_row_stride + p : a_sliver + r);
 #pragma GCC unroll 8
       for (int v = 0; v < kVectors; ++v) acc[r][v] = Vec::fma(a, b[v], acc[r][v]);
     }
-    a_sliver += MR;
+    if (!kARowsInPlace) a_sliver += MR;
     b_sliver += b_row_stride;
   }
 

@@ -215,6 +215,42 @@ TEST_CASE("gemm fast: a B marked cold is packed, and C keeps the bits of B read 
   }
 }
 
+// Where C is one column sliver (N <= NR) and A is not transposed, the fast GEMM reads A's rows where they lie
+// instead of packing them (gemm_driver.hpp, a_rows_in_place); a transposed A is still packed. The same
+// products in the same order either way: A stored [M, K] must give bitwise the C of the same values stored
+// [K, M] with trans_a, and the reference's values; with whole slivers of rows and a partial one (M % MR),
+// B transposed or not, K past KC.
+TEST_CASE("gemm fast: A read in place for a single column sliver keeps the bits of A packed") {
+  DispatchGuard guard;
+  std::mt19937 rng(23);
+  const Shape shapes[] = {{64, 32, 4096}, {19, 16, 300}, {8, 5, 33}, {40, 32, 257}};
+  for (const CpuLevel level : fast_levels()) {
+    for (const Shape& shape : shapes) {
+      for (const bool trans_b : {false, true}) {
+        INFO("level=", std::string(kernels::cpu_level_name(level)), " m=", shape.m, " n=", shape.n,
+             " k=", shape.k, " trans_b=", trans_b);
+        const Problem rows = random_problem(shape.m, shape.n, shape.k, false, trans_b, false, rng);
+        // The same A stored transposed, [K, M], lda = M + 3.
+        Problem columns = rows;
+        columns.g.trans_a = true;
+        columns.g.lda = shape.m + 3;
+        columns.a.assign(static_cast<std::size_t>(shape.k * columns.g.lda), 0.0f);
+        for (std::int64_t i = 0; i < shape.m; ++i) {
+          for (std::int64_t p = 0; p < shape.k; ++p)
+            columns.a[static_cast<std::size_t>(p * columns.g.lda + i)] =
+                rows.a[static_cast<std::size_t>(i * rows.g.lda + p)];
+        }
+        for (const int threads : {1, 2}) {
+          INFO("threads=", threads);
+          const std::vector<float> in_place = run_fast(rows, 0.75f, 0.5f, level, threads);
+          check_matches(in_place, run_reference(rows, 0.75f, 0.5f), shape.k);
+          CHECK(bitwise_equal(in_place, run_fast(columns, 0.75f, 0.5f, level, threads)));
+        }
+      }
+    }
+  }
+}
+
 // A product with its images in blocks (GemmGeometry::column_block or depth_block) and the same product laid
 // side by side in plain matrices (the copy the convolutions made before), with C's starting values in both.
 struct BlockedPair {
