@@ -13,4 +13,8 @@ std::int64_t per_core_l2_bytes();
 // bytes > 0 replaces the detected size; 0 restores it.
 void set_per_core_l2_bytes(std::int64_t bytes);
 
+// Whether a tensor of `bytes` that an earlier op wrote comes back from memory rather than from this core's
+// L2: more than half of L2 cannot still be there (GemmGeometry::b_cold, kernels/gemm/gemm.hpp).
+inline bool read_from_memory(std::int64_t bytes) { return bytes > per_core_l2_bytes() / 2; }
+
 }  // namespace kiln::kernels

@@ -17,6 +17,7 @@
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/im2col.hpp"
+#include "kernels/cpu_cache.hpp"
 #include "kernels/gemm/gemm.hpp"
 
 namespace kiln::kernels::im2col_gemm {
@@ -104,13 +105,16 @@ void conv2d_backward_data(const Im2colKernels& unfold, const Conv2dGeometry& g, 
   const batch_chunks::Chunking chunks = batch_chunks::chunk_batch(g.batch, s.plane_out, kForwardChunkColumns,
                                                                   s.col_rows * s.plane_out, kMaxChunkFloats);
   const std::int64_t max_columns = col_stride(chunks.images_per_chunk * s.plane_out);
+  const bool gy_from_memory =
+      read_from_memory(g.batch * g.out_channels * s.plane_out * static_cast<std::int64_t>(sizeof(float)));
   batch_chunks::for_each_chunk(
       chunks.chunk_count, s.col_rows * max_columns, [&](std::int64_t chunk, float* col) {
         const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
         const std::int64_t columns = count * s.plane_out;
         float* gx_chunk = gx + first * g.in_channels * s.plane_in;
         std::fill(gx_chunk, gx_chunk + count * g.in_channels * s.plane_in, 0.0f);
-        // col [Cg*KK, count * P] = w_group^T x gy_chunk, gy's images where they lie (from memory: b_cold).
+        // col [Cg*KK, count * P] = w_group^T x gy_chunk, gy's images where they lie (b_cold: from memory,
+        // when gy has outgrown the cache).
         const GemmGeometry product = columns_in_blocks({.m = s.col_rows,
                                                         .n = columns,
                                                         .k = s.cog,
@@ -118,7 +122,7 @@ void conv2d_backward_data(const Im2colKernels& unfold, const Conv2dGeometry& g, 
                                                         .lda = s.col_rows,
                                                         .ldb = s.plane_out,
                                                         .ldc = col_stride(columns),
-                                                        .b_cold = true},
+                                                        .b_cold = gy_from_memory},
                                                        g, s, false);
         for (std::int64_t group = 0; group < g.groups; ++group) {
           gemm(Device::cpu(), product, 1.0f, w + group * s.cog * s.col_rows,

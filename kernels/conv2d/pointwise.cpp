@@ -35,6 +35,7 @@
 //   backward-weight  gw_group [Cog, Cg] += gy_chunk^T [Cog, rows] x x_chunk [rows, Cg]
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/conv2d.hpp"
+#include "kernels/cpu_cache.hpp"
 #include "kernels/gemm/gemm.hpp"
 
 namespace kiln::kernels::pointwise {
@@ -57,14 +58,16 @@ batch_chunks::Chunking chunking(const Conv2dGeometry& g, const Sizes& s, std::in
                                    kMaxChunkFloats);
 }
 
-// `product` (M, K, A's layout) over `count` images: op(B) and C are NCHW tensors of b_channels and c_channels
-// channels, each image's group slice a block of P columns [rows][P] where it lies
-// (GemmGeometry::column_block). B, an activation tensor, comes from memory (GemmGeometry::b_cold).
-GemmGeometry over_images(const Sizes& s, GemmGeometry product, std::int64_t count, std::int64_t b_channels,
-                         std::int64_t c_channels) {
+// `product` (M, K, A's layout) over `count` of the batch's images: op(B) and C are NCHW tensors of b_channels
+// and c_channels channels, each image's group slice a block of P columns [rows][P] where it lies
+// (GemmGeometry::column_block). B, an activation tensor the layer before wrote, comes from memory when it has
+// outgrown the cache (GemmGeometry::b_cold).
+GemmGeometry over_images(const Conv2dGeometry& g, const Sizes& s, GemmGeometry product, std::int64_t count,
+                         std::int64_t b_channels, std::int64_t c_channels) {
   product.n = count * s.plane;
   product.ldb = product.ldc = s.plane;
-  product.b_cold = true;
+  product.b_cold =
+      read_from_memory(g.batch * b_channels * s.plane * static_cast<std::int64_t>(sizeof(float)));
   if (count > 1) {
     product.column_block = s.plane;
     product.b_column_block_stride = b_channels * s.plane;
@@ -175,7 +178,7 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
     const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
     for (std::int64_t group = 0; group < g.groups; ++group) {
       const GemmGeometry product =
-          over_images(s, {.m = s.cog, .k = s.cg, .lda = s.cg}, count, g.in_channels, g.out_channels);
+          over_images(g, s, {.m = s.cog, .k = s.cg, .lda = s.cg}, count, g.in_channels, g.out_channels);
       gemm(Device::cpu(), product, 1.0f, w + group * s.cog * s.cg,
            x + (first * g.in_channels + group * s.cg) * s.plane, 0.0f,
            y + (first * g.out_channels + group * s.cog) * s.plane);
@@ -191,7 +194,7 @@ void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float*
   batch_chunks::for_each_chunk(chunks.chunk_count, 0, [&](std::int64_t chunk, float*) {
     const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
     for (std::int64_t group = 0; group < g.groups; ++group) {
-      const GemmGeometry product = over_images(s, {.m = s.cg, .k = s.cog, .trans_a = true, .lda = s.cg},
+      const GemmGeometry product = over_images(g, s, {.m = s.cg, .k = s.cog, .trans_a = true, .lda = s.cg},
                                                count, g.out_channels, g.in_channels);
       gemm(Device::cpu(), product, 1.0f, w + group * s.cog * s.cg,
            gy + (first * g.out_channels + group * s.cog) * s.plane, 0.0f,

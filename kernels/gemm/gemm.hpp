@@ -34,10 +34,11 @@ struct GemmGeometry {
   // The CPU only, any type (bfloat16 then runs the reference).
   std::int64_t column_block = 0, b_column_block_stride = 0, c_column_block_stride = 0;
   std::int64_t depth_block = 0, a_depth_block_stride = 0, b_depth_block_stride = 0;
-  // op(B) comes from memory rather than from cache: an activation tensor read where it lies, as the pointwise
-  // convolution's forward and backward-data and im2col's backward-data read x or gy (not im2col's columns,
-  // written just before the product). The fast GEMM then packs B whatever M is (gemm_driver.hpp,
-  // kInPlaceBMaxRows says why). A hint about speed only: C has the same bits either way.
+  // op(B) comes from memory rather than from cache: an activation tensor read where it lies that has outgrown
+  // the cache (kernels/cpu_cache.hpp's read_from_memory), as the pointwise convolution's forward and
+  // backward-data and im2col's backward-data read x or gy at training batches (not im2col's columns, written
+  // just before the product). The fast GEMM then packs B whatever M is (gemm_driver.hpp, kInPlaceBMaxRows
+  // says why). A hint about speed only: C has the same bits either way.
   bool b_cold = false;
 
   constexpr bool blocked_columns() const { return column_block > 0; }
