@@ -7,7 +7,12 @@
 // and the weight gradient direct_kernel.hpp's weight tiles:
 //   wide     8 input channels x 2 vectors (32 output channels): 16 zmm accumulators, 2 loads and 8
 //            broadcasts per 16 FMAs
-//   narrow   8 x 1 vector, for at most 16 output channels
+//   narrow   16 input channels x 1 vector, for at most 16 output channels: 16 accumulators, 1 load and 16
+//            broadcasts per 16 FMAs. It was 8 x 1, whose 8 chains of multiply-adds each took a step every 4
+//            cycles, as long as one FMA's latency, with nothing else to overlap (ResNet-20's 16 -> 16 layer
+//            at 32x32, batch 128, 2 threads, F(4x4, 3x3), alternated in training steps: 2.21-2.37 -> 2.05-2.07
+//            ms a call). Wider layers keep 8 x 2: 16 x 1 and 12 x 2 tied or lost there (32 -> 32 at 16x16,
+//            64 -> 64 at 8x8).
 // Eight input channels rather than six (AVX2's tile, which has 16 registers): channel counts come in
 // multiples of 8, and 6 computed 18 rows for 16 channels and 36 for 32. Measured, 1 thread, batch 128, the
 // sum of ResNet-20's and vgg_small's Winograd weight gradients: 42.3 ms with 6 x 2, 37.0 with 8 x 2 (32->64
@@ -40,7 +45,7 @@ struct Tiles {
   template <typename T, typename A>
   static void backward_weight(const Conv2dGeometry& g, const A* gy, const A* x, float* gw) {
     if (g.out_channels <= V::width)
-      return winograd::backward_weight<V, T, direct::WeightTile<8, 1>>(g, gy, x, gw);
+      return winograd::backward_weight<V, T, direct::WeightTile<16, 1>>(g, gy, x, gw);
     winograd::backward_weight<V, T, direct::WeightTile<8, 2>>(g, gy, x, gw);
   }
 };
