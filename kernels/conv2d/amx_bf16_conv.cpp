@@ -11,22 +11,26 @@
 //           output channel, the two channels 2q and 2q + 1 side by side
 // TDPBF16PS adds A B to an accumulator: per output value, kc products summed in float.
 //
-// A: the 16 positions are output columns ow0 .. ow0 + 15 of one output row; at tap (r, s) they read input
-// columns ow * stride + s * dilation of input row oh * stride + r * dilation, each a run of C contiguous
-// channels, the runs stride * C apart: one tile load with that row stride.
-// Borders: the input is first copied into a zero-padded [N, H + 2 pad, W + 2 pad, C] scratch, C being C_in
-// rounded up to 16 with zero channels (padded_channels), so a tap that falls outside the image reads zeros;
-// a final tile row narrower than 16 columns computes rows past the output's edge (reading the next padded
-// row, or a zeroed slack at the very end) and stores only its own. Where there is nothing to pad (no
-// padding, C_in a multiple of 16) and no tile row reads past the input's end, the tiles read the input
-// where it lies: MobileNet's pointwise layers, whose copy was a whole extra pass over their input (the bf16
-// step's pointwise forward and backward data 26.7 -> 23.0 ms, 20 steps on 2 threads, --profile).
+// A: 16 positions, one of two ways (amx_bf16_conv.hpp's tile_rows_across_images). Along an output row:
+// output columns ow0 .. ow0 + 15 of one output row, which at tap (r, s) read input columns
+// ow * stride + s * dilation of input row oh * stride + r * dilation, each a run of C contiguous channels,
+// the runs stride * C apart: one tile load with that row stride. Across images, for planes of at most 8
+// columns: one output position in 16 images, whose runs at a tap lie an image apart.
+// Borders, along rows: the input is first copied into a zero-padded [N, H + 2 pad, W + 2 pad, C] scratch, C
+// being C_in rounded up to 16 with zero channels (padded_channels), so a tap that falls outside the image
+// reads zeros; a final tile row narrower than 16 columns computes rows past the output's edge (reading the
+// next padded row, or a zeroed slack at the very end) and stores only its own. Across images, a pass's 16
+// images share one output position and so its taps: those that fall outside the input are skipped, and
+// the tiles read the input where it lies unless its channels need padding to 16. Along rows with nothing to
+// pad (no padding, C_in a multiple of 16, no tile row reading past the input's end), the tiles read the input
+// where it lies too: MobileNet's pointwise layers (place_input).
 // B: the weights are packed once per call into the pair layout, tap by tap, channel chunk by chunk, block of
-// 16 output channels by block (72 KiB for a 3x3 64 -> 64 layer), and read from cache by every tile row.
+// 16 output channels by block (72 KiB for a 3x3 64 -> 64 layer), and read from cache by every tile row;
+// across images only the taps some output reaches (the centre alone on a 1x1 plane).
 //
-// Threads split the tile rows (16 output columns of one output row) in groups of a pass; each configures its
-// own tiles and releases them at the end. An output's sum does not depend on the split or on the tile rows
-// beside it: the same bits on any thread count.
+// Threads split the passes of tile rows; each configures its own tiles and releases them at the end. An
+// output's sum does not depend on the split or on the tile rows beside it: the same bits on any thread
+// count.
 #include "kernels/conv2d/amx_bf16_conv.hpp"
 
 #include <algorithm>
@@ -80,72 +84,22 @@ Bfloat16Scratch padded_input(const bfloat16* x, std::int64_t images, std::int64_
   return padded;
 }
 
-// The input as the tiles read it: x itself where there is nothing to pad (no padding, C_in a multiple of 16,
-// no reads past its end: slack 0), else padded_input's copy, which `copy` holds.
-struct TileInput {
-  Bfloat16Scratch copy{0};
-  const bfloat16* data = nullptr;
-};
-TileInput tile_input(const bfloat16* x, std::int64_t images, std::int64_t H, std::int64_t W,
-                     std::int64_t C_in, std::int64_t pad_h, std::int64_t pad_w, std::int64_t slack) {
-  TileInput input;
-  if (pad_h == 0 && pad_w == 0 && padded_channels(C_in) == C_in && slack == 0) {
-    input.data = x;
-  } else {
-    input.copy = padded_input(x, images, H, W, C_in, pad_h, pad_w, slack);
-    input.data = input.copy.get();
-  }
-  return input;
-}
-
 // Input channels a tile multiply reduces, for C (a multiple of 16) input channels: 32 (a 64-byte A row)
 // where they divide C, else 16.
 int reduced_channels(std::int64_t C) { return C % 32 == 0 ? 32 : 16; }
-
-// Where a filter's weights lie: weight (k, c, tap) of the convolution a TileConvolution runs, output channel
-// k and input channel c, is w[k * k_stride + c * c_stride + source_tap[tap]].
-struct FilterView {
-  const bfloat16* w;
-  std::int64_t k_stride, c_stride;
-  std::vector<std::int64_t> source_tap;
-};
-
-// The filter in the pair layout the B tiles load, [tap][chunk][block][kc / 2][16 output channels][2], for K
-// output channels and C input channels (C_in of them real, the rest zeros).
-Bfloat16Scratch packed_filter(const FilterView& view, std::int64_t K, std::int64_t C_in, std::int64_t C) {
-  const int kc = reduced_channels(C);
-  const std::int64_t taps = static_cast<std::int64_t>(view.source_tap.size());
-  const std::int64_t chunks = C / kc, blocks = K / kBlockChannels, b_tile = kc * kBlockChannels;
-  Bfloat16Scratch packed(taps * chunks * blocks * b_tile);
-  for (std::int64_t tap = 0; tap < taps; ++tap) {
-    for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
-      for (std::int64_t block = 0; block < blocks; ++block) {
-        bfloat16* const tile = packed.get() + ((tap * chunks + chunk) * blocks + block) * b_tile;
-        for (std::int64_t q = 0; q < kc / 2; ++q) {
-          for (std::int64_t col = 0; col < kBlockChannels; ++col) {
-            for (std::int64_t e = 0; e < 2; ++e) {
-              const std::int64_t k = block * kBlockChannels + col, c = chunk * kc + 2 * q + e;
-              tile[(q * kBlockChannels + col) * 2 + e] =
-                  c < C_in ? view.w[k * view.k_stride + c * view.c_stride + view.source_tap[tap]]
-                           : bfloat16::from_bits(0);
-            }
-          }
-        }
-      }
-    }
-  }
-  return packed;
-}
 
 // The implicit GEMM on tiles that the forward and each phase of backward data run (the top of the file):
 // output (n, i, j)[k] = bias[k] + sum over taps (r, s) and channels c of
 //   input[n][origin_h + i stride_h + r dilation_h][origin_w + j stride_w + s dilation_w][c]
 //   filter[k][c][r][s]
+// the input being zero outside its data: in a padded copy, pad_h rows and pad_w columns of zeros around it;
+// where the tiles read the data itself (place_input), nothing at all, and no tile reads there.
 struct TileConvolution {
-  const bfloat16* input;  // zero-padded, channels-last [images][rows][columns][channels], slack after it
-  std::int64_t images, rows, columns, channels;  // channels a multiple of 16
-  std::int64_t origin_h, origin_w;
-  std::int64_t out_rows, out_columns;  // outputs an image
+  const bfloat16* input;                         // channels-last [images][rows][columns][channels]
+  std::int64_t images, rows, columns, channels;  // channels a multiple of 16 once placed (place_input)
+  std::int64_t pad_h, pad_w;                     // zeros around the data in `input`, on each side
+  std::int64_t origin_h, origin_w;               // below 0 where a tap reaches above or left of the data
+  std::int64_t out_rows, out_columns;            // outputs an image
   std::int64_t kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w;
   const bfloat16* filter;     // packed_filter's layout
   std::int64_t out_channels;  // a multiple of 16
@@ -172,9 +126,16 @@ TileConvolution as_one_row(TileConvolution t) {
   return t;
 }
 
-// How far into `input` the tiles read, in elements: the last tile row's 16 positions (its rows past the
-// output's edge too) at the last tap, to the end of their channels. Tile rows start further in as they go
-// (images, output rows, then columns), so the last one reads furthest.
+// Which way a convolution's tiles take their positions (amx_bf16_conv.hpp's tile_rows_across_images): a
+// pointwise layer as one row, the others by their planes' width.
+bool runs_across_images(const TileConvolution& convolution) {
+  const TileConvolution t = as_one_row(convolution);
+  return tile_rows_across_images(t.images, t.out_columns);
+}
+
+// How far into `input` the tiles read along output rows, in elements: the last tile row's 16 positions (its
+// rows past the output's edge too) at the last tap, to the end of their channels. Tile rows start further
+// in as they go (images, output rows, then columns), so the last one reads furthest.
 std::int64_t read_extent(const TileConvolution& convolution) {
   const TileConvolution t = as_one_row(convolution);
   const std::int64_t last_j0 = (t.out_columns - 1) / kRows * kRows;
@@ -185,72 +146,267 @@ std::int64_t read_extent(const TileConvolution& convolution) {
   return (last_row * t.columns + last_column + 1) * t.channels;
 }
 
-// The zeros a padded copy of the input needs after it, for the reads past its end.
+// The zeros a padded copy of the input needs after it, for the reads past its end (none across images:
+// every read is of a tap inside the data).
 std::int64_t slack(const TileConvolution& t) {
+  if (runs_across_images(t)) return 0;
   return std::max<std::int64_t>(0, read_extent(t) - t.input_elements());
 }
 
-void run(const TileConvolution& convolution) {
-  const TileConvolution t = as_one_row(convolution);
-  const std::int64_t C = t.channels, K = t.out_channels, R = t.kernel_h, S = t.kernel_w;
+// The input as the tiles read it: the data itself, or `copy`.
+struct TileInput {
+  Bfloat16Scratch copy{0};
+  const bfloat16* data = nullptr;
+};
+
+// Points convolutions over one input, `data`, at what their tiles read. Each describes the data as it lies,
+// [images][rows][columns][C_in] (pad 0, channels C_in), with the origin it reads from. The tiles read `data`
+// itself where its channels fill them (a multiple of 16) and each convolution either runs across images
+// (its taps outside the data skipped) or reads nowhere outside the data (no padding, pad_h = pad_w = 0,
+// and no tile row past its end); else a copy, zero-padded by pad_h and pad_w on each side, its channels
+// rounded up to 16 with zeros, and zeros after it for the furthest read (MobileNet's pointwise layers read
+// in place: their copy was a whole extra pass over their input; the bf16 step's pointwise forward and
+// backward data 26.7 -> 23.0 ms, 20 steps on 2 threads, --profile).
+TileInput place_input(std::vector<TileConvolution>& convolutions, const bfloat16* data, std::int64_t pad_h,
+                      std::int64_t pad_w) {
+  const TileConvolution& first = convolutions.front();
+  const std::int64_t images = first.images, H = first.rows, W = first.columns, C_in = first.channels;
+  bool in_place = padded_channels(C_in) == C_in;
+  for (const TileConvolution& t : convolutions)
+    in_place = in_place && (runs_across_images(t) || (pad_h == 0 && pad_w == 0 && slack(t) == 0));
+  TileInput input;
+  if (in_place) {
+    input.data = data;
+  } else {
+    std::int64_t most_slack = 0;
+    for (TileConvolution& t : convolutions) {
+      t.rows += 2 * pad_h;
+      t.columns += 2 * pad_w;
+      t.channels = padded_channels(C_in);
+      t.pad_h = pad_h;
+      t.pad_w = pad_w;
+      t.origin_h += pad_h;
+      t.origin_w += pad_w;
+      most_slack = std::max(most_slack, slack(t));
+    }
+    input.copy = padded_input(data, images, H, W, C_in, pad_h, pad_w, most_slack);
+    input.data = input.copy.get();
+  }
+  for (TileConvolution& t : convolutions) t.input = input.data;
+  return input;
+}
+
+// A pass's tile rows, up to four. Row i's 16 positions read the input from a_base[i] elements in (at tap
+// (0, 0), channel 0), a_stride bytes apart, and write their outputs from out_base[i] elements into the
+// output on, out_step elements apart; positions [first[i], last[i]) of them are stored (the rest lie past
+// the output's edge, or are another tile row's).
+struct PassRows {
+  int count = 0;
+  std::int64_t a_stride = 0, out_step = 0;
+  std::int64_t a_base[4] = {}, out_base[4] = {};
+  int first[4] = {}, last[4] = {};
+};
+
+// Filter taps [begin, end) along one axis.
+struct TapRange {
+  std::int64_t begin, end;
+};
+
+// The taps along one axis that read inside the data, for an output whose window starts at input coordinate
+// `start`: start + tap dilation in [pad, size - pad), where the data lies.
+TapRange taps_inside(std::int64_t start, std::int64_t dilation, std::int64_t taps, std::int64_t pad,
+                     std::int64_t size) {
+  const auto ceil_div = [](std::int64_t a, std::int64_t b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); };
+  const std::int64_t begin = std::clamp<std::int64_t>(ceil_div(pad - start, dilation), 0, taps);
+  const std::int64_t end = std::clamp<std::int64_t>(ceil_div(size - pad - start, dilation), begin, taps);
+  return {begin, end};
+}
+
+// One pass: the four accumulators hold its tile rows times blocks of output channels, four rows of one
+// block where there is one block (the rows' A tiles share one B), else two rows of two blocks, in turn over
+// every block; each sums taps taps_h x taps_w and every channel, then is stored with the bias added.
+// Independent accumulators let the tile loads overlap the multiplies.
+void multiply_pass(const TileConvolution& t, const PassRows& pass, TapRange taps_h, TapRange taps_w) {
+  const std::int64_t C = t.channels, K = t.out_channels, S = t.kernel_w;
   const int kc = reduced_channels(C);
   const std::int64_t chunks = C / kc, blocks = K / kBlockChannels, b_tile = kc * kBlockChannels;
-
-  // The four accumulators hold a pass's tile rows (16 output columns of one output row) times its blocks of
-  // output channels: four rows of one block where there is one block (the rows' A tiles share one B), else
-  // two rows of two blocks. Independent accumulators let the tile loads overlap the multiplies.
-  const std::int64_t row_tiles = (t.out_columns + kRows - 1) / kRows;
-  const std::int64_t tile_rows = t.images * t.out_rows * row_tiles;
-  const int pass_rows = blocks == 1 ? 4 : 2;
   const std::int64_t pass_blocks = std::min<std::int64_t>(blocks, 2);
-  const std::int64_t a_stride = t.stride_w * C * static_cast<std::int64_t>(sizeof(bfloat16));
   const std::int64_t b_stride = kBlockChannels * 2 * static_cast<std::int64_t>(sizeof(bfloat16));
-#pragma omp parallel
-  {
-    tiles::configure(kc * sizeof(bfloat16), kc / 2);
-    alignas(64) float staged[kRows][kBlockChannels];
-    std::int64_t a_base[4], out_base[4], columns[4];  // each tile row's input at tap (0, 0), output, width
-
-#pragma omp for schedule(static)
-    for (std::int64_t first_row = 0; first_row < tile_rows; first_row += pass_rows) {
-      const int rows = static_cast<int>(std::min<std::int64_t>(pass_rows, tile_rows - first_row));
-      for (int i = 0; i < rows; ++i) {
-        const std::int64_t output_row = (first_row + i) / row_tiles, j0 = (first_row + i) % row_tiles * kRows;
-        const std::int64_t n = output_row / t.out_rows, oh = output_row % t.out_rows;
-        a_base[i] =
-            ((n * t.rows + t.origin_h + oh * t.stride_h) * t.columns + t.origin_w + j0 * t.stride_w) * C;
-        out_base[i] = n * t.image_stride + oh * t.row_stride + j0 * t.column_stride;
-        columns[i] = std::min<std::int64_t>(kRows, t.out_columns - j0);
-      }
-      for (std::int64_t first_block = 0; first_block < blocks; first_block += pass_blocks) {
-        const int block_count = static_cast<int>(std::min(pass_blocks, blocks - first_block));
-        for (int k = 0; k < rows * block_count; ++k) tiles::zero_accumulator(k);
-        for (std::int64_t r = 0; r < R; ++r) {
-          for (std::int64_t s = 0; s < S; ++s) {
-            const std::int64_t tap_offset = (r * t.dilation_h * t.columns + s * t.dilation_w) * C;
-            const bfloat16* const b = t.filter + ((r * S + s) * chunks * blocks + first_block) * b_tile;
-            for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
-              tiles::multiply_block(
-                  rows, a_stride, [&](int i) { return t.input + a_base[i] + tap_offset + chunk * kc; },
-                  block_count, b_stride, [&](int k) { return b + (chunk * blocks + k) * b_tile; });
-            }
-          }
-        }
-        // Accumulator i * block_count + k: rows are tile row i's positions, 16 channels of block k each.
-        for (int i = 0; i < rows; ++i) {
-          for (int k = 0; k < block_count; ++k) {
-            tiles::store_accumulator(i * block_count + k, &staged[0][0]);
-            const std::int64_t k0 = (first_block + k) * kBlockChannels;
-            const __m512 add = t.bias ? Vector::load(t.bias + k0) : Vector::zero();
-            bfloat16* const out = t.output + out_base[i] + k0;
-            for (std::int64_t column = 0; column < columns[i]; ++column)
-              Vector::store(out + column * t.column_stride, Vector::add(Vector::load(staged[column]), add));
-          }
+  alignas(64) float staged[kRows][kBlockChannels];
+  for (std::int64_t first_block = 0; first_block < blocks; first_block += pass_blocks) {
+    const int block_count = static_cast<int>(std::min(pass_blocks, blocks - first_block));
+    for (int k = 0; k < pass.count * block_count; ++k) tiles::zero_accumulator(k);
+    for (std::int64_t r = taps_h.begin; r < taps_h.end; ++r) {
+      for (std::int64_t s = taps_w.begin; s < taps_w.end; ++s) {
+        const std::int64_t tap_offset = (r * t.dilation_h * t.columns + s * t.dilation_w) * C;
+        const bfloat16* const b = t.filter + ((r * S + s) * chunks * blocks + first_block) * b_tile;
+        for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+          tiles::multiply_block(
+              pass.count, pass.a_stride,
+              [&](int i) { return t.input + (pass.a_base[i] + tap_offset + chunk * kc); }, block_count,
+              b_stride, [&](int k) { return b + (chunk * blocks + k) * b_tile; });
         }
       }
     }
+    // Accumulator i * block_count + k: rows are tile row i's positions, 16 channels of block k each.
+    for (int i = 0; i < pass.count; ++i) {
+      for (int k = 0; k < block_count; ++k) {
+        tiles::store_accumulator(i * block_count + k, &staged[0][0]);
+        const std::int64_t k0 = (first_block + k) * kBlockChannels;
+        const __m512 add = t.bias ? Vector::load(t.bias + k0) : Vector::zero();
+        bfloat16* const out = t.output + pass.out_base[i] + k0;
+        for (int position = pass.first[i]; position < pass.last[i]; ++position)
+          Vector::store(out + position * pass.out_step, Vector::add(Vector::load(staged[position]), add));
+      }
+    }
+  }
+}
+
+// Tile rows along output rows (16 output columns of one row each), in passes of four, or two where there
+// are several blocks of output channels; every tap, the padded copy's zeros at the borders included.
+void run_along_rows(const TileConvolution& convolution) {
+  const TileConvolution t = as_one_row(convolution);
+  const std::int64_t row_tiles = (t.out_columns + kRows - 1) / kRows;
+  const std::int64_t tile_rows = t.images * t.out_rows * row_tiles;
+  const int pass_rows = t.out_channels == kBlockChannels ? 4 : 2;
+  PassRows pass;
+  pass.a_stride = t.stride_w * t.channels * static_cast<std::int64_t>(sizeof(bfloat16));
+  pass.out_step = t.column_stride;
+#pragma omp for schedule(static)
+  for (std::int64_t first_row = 0; first_row < tile_rows; first_row += pass_rows) {
+    pass.count = static_cast<int>(std::min<std::int64_t>(pass_rows, tile_rows - first_row));
+    for (int i = 0; i < pass.count; ++i) {
+      const std::int64_t output_row = (first_row + i) / row_tiles, j0 = (first_row + i) % row_tiles * kRows;
+      const std::int64_t n = output_row / t.out_rows, oh = output_row % t.out_rows;
+      pass.a_base[i] =
+          ((n * t.rows + t.origin_h + oh * t.stride_h) * t.columns + t.origin_w + j0 * t.stride_w) *
+          t.channels;
+      pass.out_base[i] = n * t.image_stride + oh * t.row_stride + j0 * t.column_stride;
+      pass.first[i] = 0;
+      pass.last[i] = static_cast<int>(std::min<std::int64_t>(kRows, t.out_columns - j0));
+    }
+    multiply_pass(t, pass, {0, t.kernel_h}, {0, t.kernel_w});
+  }
+}
+
+// Tile rows across images (one output position in 16 images each): groups of 16 images, the last one
+// starting 16 before the batch's end (its first rows the group before's, computed again and not stored).
+// A pass takes up to four groups (two with several blocks of output channels) at one output position, so
+// that they share its taps: those that reach the data there. Passes go output position by position within a
+// set of groups, so a thread's passes read the same images.
+void run_across_images(const TileConvolution& t) {
+  const std::int64_t groups = (t.images + kRows - 1) / kRows;
+  const int pass_rows = t.out_channels == kBlockChannels ? 4 : 2;
+  const std::int64_t sets = (groups + pass_rows - 1) / pass_rows, positions = t.out_rows * t.out_columns;
+  const std::int64_t image_elements = t.rows * t.columns * t.channels;
+  PassRows pass;
+  pass.a_stride = image_elements * static_cast<std::int64_t>(sizeof(bfloat16));
+  pass.out_step = t.image_stride;
+#pragma omp for schedule(static)
+  for (std::int64_t index = 0; index < sets * positions; ++index) {
+    const std::int64_t first_group = index / positions * pass_rows, position = index % positions;
+    const std::int64_t oh = position / t.out_columns, ow = position % t.out_columns;
+    const std::int64_t row = t.origin_h + oh * t.stride_h, column = t.origin_w + ow * t.stride_w;
+    pass.count = static_cast<int>(std::min<std::int64_t>(pass_rows, groups - first_group));
+    for (int i = 0; i < pass.count; ++i) {
+      const std::int64_t group = first_group + i, n0 = std::min(group * kRows, t.images - kRows);
+      pass.a_base[i] = n0 * image_elements + (row * t.columns + column) * t.channels;
+      pass.out_base[i] = n0 * t.image_stride + oh * t.row_stride + ow * t.column_stride;
+      pass.first[i] = static_cast<int>(group * kRows - n0);
+      pass.last[i] = kRows;
+    }
+    multiply_pass(t, pass, taps_inside(row, t.dilation_h, t.kernel_h, t.pad_h, t.rows),
+                  taps_inside(column, t.dilation_w, t.kernel_w, t.pad_w, t.columns));
+  }
+}
+
+// Threads split the passes; each configures its own tiles and releases them at the end. An output's sum
+// does not depend on the split or on the tile rows beside it: the same bits on any thread count.
+void run(const TileConvolution& t) {
+  const int kc = reduced_channels(t.channels);
+#pragma omp parallel
+  {
+    tiles::configure(kc * static_cast<int>(sizeof(bfloat16)), kc / 2);
+    if (runs_across_images(t))
+      run_across_images(t);
+    else
+      run_along_rows(t);
     _tile_release();
   }
+}
+
+// Where a filter's weights lie: weight (k, c, tap) of the convolution a TileConvolution runs, output channel
+// k and input channel c, is w[k * k_stride + c * c_stride + source_tap[tap]].
+struct FilterView {
+  const bfloat16* w;
+  std::int64_t k_stride, c_stride;
+  std::vector<std::int64_t> source_tap;
+};
+
+// The taps (r kernel_w + s) by which some output reaches the input: along rows every tap; across images
+// those inside the input at some output position (at padding 1, a 1x1 plane's centre tap alone).
+std::vector<std::int64_t> reached_taps(const TileConvolution& t) {
+  TapRange rows{0, t.kernel_h}, columns{0, t.kernel_w};
+  if (runs_across_images(t)) {
+    const auto hull = [](std::int64_t outputs, auto taps_at) {
+      TapRange all{0, 0};
+      for (std::int64_t o = 0; o < outputs; ++o) {
+        const TapRange taps = taps_at(o);
+        if (taps.begin == taps.end) continue;
+        all = all.begin == all.end ? taps
+                                   : TapRange{std::min(all.begin, taps.begin), std::max(all.end, taps.end)};
+      }
+      return all;
+    };
+    rows = hull(t.out_rows, [&](std::int64_t oh) {
+      return taps_inside(t.origin_h + oh * t.stride_h, t.dilation_h, t.kernel_h, t.pad_h, t.rows);
+    });
+    columns = hull(t.out_columns, [&](std::int64_t ow) {
+      return taps_inside(t.origin_w + ow * t.stride_w, t.dilation_w, t.kernel_w, t.pad_w, t.columns);
+    });
+  }
+  std::vector<std::int64_t> taps;
+  for (std::int64_t r = rows.begin; r < rows.end; ++r)
+    for (std::int64_t s = columns.begin; s < columns.end; ++s) taps.push_back(r * t.kernel_w + s);
+  return taps;
+}
+
+// The filter in the pair layout the B tiles load, [tap][chunk][block][kc / 2][16 output channels][2], for K
+// output channels and C input channels (C_in of them real, the rest zeros). Only `taps` are packed, the
+// others' tiles left unwritten: no pass reads them. The threads split the units of 16 output channels by kc
+// input channels (ResNet-18's 512 -> 512 filter packed on one thread, a tap at a time across all units, took
+// longer than its 1x1 plane's product).
+Bfloat16Scratch packed_filter(const FilterView& view, const std::vector<std::int64_t>& taps, std::int64_t K,
+                              std::int64_t C_in, std::int64_t C) {
+  const int kc = reduced_channels(C);
+  const std::int64_t all_taps = static_cast<std::int64_t>(view.source_tap.size());
+  const std::int64_t chunks = C / kc, blocks = K / kBlockChannels, b_tile = kc * kBlockChannels;
+  Bfloat16Scratch packed(all_taps * chunks * blocks * b_tile);
+  // Consecutive units walk along the filter's rows, the hardware prefetcher's streams: along the input
+  // channels in the forward's [K][C][taps], along the output channels in backward data's (its roles
+  // turned). Each thread takes a run of units.
+  const bool chunks_inner = view.k_stride > view.c_stride;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t unit = 0; unit < chunks * blocks; ++unit) {
+    const std::int64_t block = chunks_inner ? unit / chunks : unit % blocks;
+    const std::int64_t chunk = chunks_inner ? unit % chunks : unit / blocks;
+    const std::int64_t real = std::clamp<std::int64_t>(C_in - chunk * kc, 0, kc);  // the rest zeros
+    for (const std::int64_t tap : taps) {
+      bfloat16* const tile = packed.get() + ((tap * chunks + chunk) * blocks + block) * b_tile;
+      const bfloat16* const filter = view.w + block * kBlockChannels * view.k_stride +
+                                     chunk * kc * view.c_stride +
+                                     view.source_tap[static_cast<std::size_t>(tap)];
+      for (std::int64_t col = 0; col < kBlockChannels; ++col) {
+        // Channel i of the chunk: the pair layout's row i / 2, element i % 2.
+        for (std::int64_t i = 0; i < real; ++i)
+          tile[((i / 2) * kBlockChannels + col) * 2 + i % 2] =
+              filter[col * view.k_stride + i * view.c_stride];
+        for (std::int64_t i = real; i < kc; ++i)
+          tile[((i / 2) * kBlockChannels + col) * 2 + i % 2] = bfloat16::from_bits(0);
+      }
+    }
+  }
+  return packed;
 }
 
 }  // namespace
@@ -261,32 +417,34 @@ void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloa
   const std::int64_t taps = g.kernel_h * g.kernel_w, OH = g.out_height(), OW = g.out_width();
   FilterView view{w, C_in * taps, taps, std::vector<std::int64_t>(static_cast<std::size_t>(taps))};
   for (std::int64_t tap = 0; tap < taps; ++tap) view.source_tap[static_cast<std::size_t>(tap)] = tap;
-  const Bfloat16Scratch packed = packed_filter(view, K, C_in, C);
-  TileConvolution t{.input = nullptr,  // the padded input, once its slack is known
-                    .images = g.batch,
-                    .rows = g.in_height + 2 * g.pad_h,
-                    .columns = g.in_width + 2 * g.pad_w,
-                    .channels = C,
-                    .origin_h = 0,
-                    .origin_w = 0,
-                    .out_rows = OH,
-                    .out_columns = OW,
-                    .kernel_h = g.kernel_h,
-                    .kernel_w = g.kernel_w,
-                    .stride_h = g.stride_h,
-                    .stride_w = g.stride_w,
-                    .dilation_h = g.dilation_h,
-                    .dilation_w = g.dilation_w,
-                    .filter = packed.get(),
-                    .out_channels = K,
-                    .bias = bias,
-                    .output = y,
-                    .image_stride = OH * OW * K,
-                    .row_stride = OW * K,
-                    .column_stride = K};
-  const TileInput input = tile_input(x, g.batch, g.in_height, g.in_width, C_in, g.pad_h, g.pad_w, slack(t));
-  t.input = input.data;
-  run(t);
+  std::vector<TileConvolution> convolution{{.input = nullptr,  // x, or its padded copy: place_input
+                                            .images = g.batch,
+                                            .rows = g.in_height,
+                                            .columns = g.in_width,
+                                            .channels = C_in,
+                                            .pad_h = 0,
+                                            .pad_w = 0,
+                                            .origin_h = -g.pad_h,
+                                            .origin_w = -g.pad_w,
+                                            .out_rows = OH,
+                                            .out_columns = OW,
+                                            .kernel_h = g.kernel_h,
+                                            .kernel_w = g.kernel_w,
+                                            .stride_h = g.stride_h,
+                                            .stride_w = g.stride_w,
+                                            .dilation_h = g.dilation_h,
+                                            .dilation_w = g.dilation_w,
+                                            .filter = nullptr,  // packed below
+                                            .out_channels = K,
+                                            .bias = bias,
+                                            .output = y,
+                                            .image_stride = OH * OW * K,
+                                            .row_stride = OW * K,
+                                            .column_stride = K}};
+  const Bfloat16Scratch packed = packed_filter(view, reached_taps(convolution.front()), K, C_in, C);
+  convolution.front().filter = packed.get();
+  const TileInput input = place_input(convolution, x, g.pad_h, g.pad_w);
+  run(convolution.front());
 }
 
 // Backward data, gx[n][h][w][c] = sum over the taps (r, s) and output positions (oh, ow) with
@@ -304,7 +462,8 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
   const phases::PhaseGrid grid = phases::phase_grid(g);
 
   // Phase position i reads gy rows base + i + t' tap_q_step for its taps t' (turned: t' = taps - 1 - t), base
-  // = q0 - tap_q0 - (taps - 1) tap_q_step. gy is zero-padded enough on both sides for every phase's reads.
+  // = q0 - tap_q0 - (taps - 1) tap_q_step. A padded copy of gy is zero-padded enough on both sides for every
+  // phase's reads.
   const auto base = [](const phases::AxisPhase& p, int tap_q_step) {
     return std::int64_t{p.q0} - p.tap_q0 - std::int64_t{p.taps - 1} * tap_q_step;
   };
@@ -325,7 +484,6 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
   // w[k][c][r][s] with r = tap0 + (taps - 1 - t') tap_step, s likewise (t', u' < the phase's taps).
   std::vector<TileConvolution> convolutions;
   std::vector<Bfloat16Scratch> filters;
-  std::int64_t most_slack = 0;
   for (const phases::AxisPhase& ph : grid.h) {
     for (const phases::AxisPhase& pw : grid.w) {
       bfloat16* const first = gx + (std::int64_t{ph.first} * W + pw.first) * C;
@@ -346,38 +504,38 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
           view.source_tap.push_back(r * g.kernel_w + s);
         }
       }
-      filters.push_back(packed_filter(view, C, K, K_padded));
-      const TileConvolution t{.input = nullptr,  // padded gy, once every phase's slack is known
-                              .images = g.batch,
-                              .rows = OH + 2 * pad_h,
-                              .columns = OW + 2 * pad_w,
-                              .channels = K_padded,
-                              .origin_h = pad_h + base(ph, grid.steps_h.tap_q_step),
-                              .origin_w = pad_w + base(pw, grid.steps_w.tap_q_step),
-                              .out_rows = ph.count,
-                              .out_columns = pw.count,
-                              .kernel_h = ph.taps,
-                              .kernel_w = pw.taps,
-                              .stride_h = 1,
-                              .stride_w = 1,
-                              .dilation_h = grid.steps_h.tap_q_step,
-                              .dilation_w = grid.steps_w.tap_q_step,
-                              .filter = filters.back().get(),
-                              .out_channels = C,
-                              .bias = nullptr,
-                              .output = first,
-                              .image_stride = H * W * C,
-                              .row_stride = g.stride_h * W * C,
-                              .column_stride = g.stride_w * C};
+      TileConvolution t{.input = nullptr,  // gy, or its padded copy: place_input
+                        .images = g.batch,
+                        .rows = OH,
+                        .columns = OW,
+                        .channels = K,
+                        .pad_h = 0,
+                        .pad_w = 0,
+                        .origin_h = base(ph, grid.steps_h.tap_q_step),
+                        .origin_w = base(pw, grid.steps_w.tap_q_step),
+                        .out_rows = ph.count,
+                        .out_columns = pw.count,
+                        .kernel_h = ph.taps,
+                        .kernel_w = pw.taps,
+                        .stride_h = 1,
+                        .stride_w = 1,
+                        .dilation_h = grid.steps_h.tap_q_step,
+                        .dilation_w = grid.steps_w.tap_q_step,
+                        .filter = nullptr,  // packed below
+                        .out_channels = C,
+                        .bias = nullptr,
+                        .output = first,
+                        .image_stride = H * W * C,
+                        .row_stride = g.stride_h * W * C,
+                        .column_stride = g.stride_w * C};
+      filters.push_back(packed_filter(view, reached_taps(t), C, K, K_padded));
+      t.filter = filters.back().get();
       convolutions.push_back(t);
-      most_slack = std::max(most_slack, slack(t));
     }
   }
-  const TileInput input = tile_input(gy, g.batch, OH, OW, K, pad_h, pad_w, most_slack);
-  for (TileConvolution& t : convolutions) {
-    t.input = input.data;
-    run(t);
-  }
+  if (convolutions.empty()) return;
+  const TileInput input = place_input(convolutions, gy, pad_h, pad_w);
+  for (const TileConvolution& t : convolutions) run(t);
 }
 
 }  // namespace kiln::kernels::amx

@@ -35,6 +35,19 @@ inline bool conv2d_forward_bf16_serves(const Conv2dGeometry& g) {
 void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
                          bfloat16* y);
 
+// Two ways to fill a tile's 16 rows of positions, in the forward and in each phase of backward data
+// (amx_bf16_conv.cpp). Along an output row: 16 consecutive output columns, whose inputs at a tap lie a
+// stride's channel runs apart; a row narrower than 16 leaves tile rows empty, and border positions multiply
+// the padding's zeros. Across images: one output position in 16 images, whose inputs at a tap lie an image
+// apart; every tile row full, and a tap that falls outside the input there is skipped for all 16 at once.
+// Planes of at most 8 columns go across images where the batch fills a tile: ResNet-18's 3x3 layers on
+// CIFAR's 32x32 images (4x4, 2x2 and 1x1 planes) filled 4, 2 and 1 tile rows in 16 along a row, and
+// multiplied 9 taps where about 7, 4 and 1 reach the input. Inline so a test can see which way a shape goes.
+inline constexpr std::int64_t kMaxColumnsAcrossImages = 8;
+inline bool tile_rows_across_images(std::int64_t images, std::int64_t out_columns) {
+  return images >= 16 && out_columns <= kMaxColumnsAcrossImages;
+}
+
 // Backward data is forward convolutions of gy, one for each stride phase of gx (amx_bf16_conv.cpp says how),
 // at any stride, padding and dilation; gx's channels, the phases' output channels, a multiple of 16 (gy's are
 // padded to 16 with zeros).

@@ -1,6 +1,7 @@
 // The AMX bfloat16 convolutions (kernels/conv2d/amx_bf16_conv.hpp) against the float reference, on
 // channels-last activations, over odd shapes: output widths that are not a multiple of the 16-position tile
-// (and narrower than one), stride 2, padding 0 to 2, dilation 2, 1x1 and 5x5 filters, batch 1, channel counts
+// (and narrower than one), small planes at batches of 16 and more (whose tile rows go across images),
+// stride 2, padding 0 to 3, dilation 2, 1x1 and 5x5 filters, batch 1, channel counts
 // that take the 16- and the 32-channel tile steps or are padded to 16 (the 3-channel stem, 20), with and
 // without a bias; backward data over every kind of stride phase; the weight gradient over several chunks of
 // images, on 1 and 2 threads alike.
@@ -93,9 +94,36 @@ const kk::Conv2dGeometry kCases[] = {
     geometry(1, 16, 16, 4, 18, 3, 1, 0, 1),  // 3x3 without padding: the last tile row reads the last element
 };
 
+// Planes of at most 8 columns at batches of 16 or more: the tiles' rows go across images
+// (amx_bf16_conv.hpp's tile_rows_across_images), the taps outside the input skipped. Batches that are not
+// a multiple of 16 (the last group overlaps the one before), planes down to 1x1 (one tap of nine reaches
+// the input), channels padded to 16 (read from the padded copy, the others in place), stride 2, dilation 2,
+// and padding wide enough that some outputs have no tap at all (the bias alone).
+const kk::Conv2dGeometry kAcrossImagesCases[] = {
+    geometry(16, 32, 32, 2, 2, 3, 1, 1, 1),  // ResNet-18's 2x2 stage, small: each output 4 taps of 9
+    geometry(20, 16, 16, 4, 4, 3, 1, 1, 1),  // one block of output channels (four groups a pass); batch 20
+    geometry(37, 48, 32, 1, 1, 3, 1, 1, 1),  // a 1x1 plane: the centre tap alone; three groups, overlapping
+    geometry(18, 3, 16, 5, 5, 3, 1, 1, 1),   // the RGB stem: the padded copy, its zeros' taps skipped
+    geometry(16, 16, 32, 7, 6, 3, 2, 1, 1),  // stride 2: 4x3 outputs, backward data's four phases
+    geometry(17, 16, 16, 6, 6, 3, 1, 2, 2),  // dilation 2
+    geometry(16, 16, 16, 3, 4, 3, 1, 3, 1),  // padding 3: the corner outputs reach no input
+    geometry(16, 32, 64, 4, 4, 1, 2, 0, 1),  // a 1x1 projection at stride 2
+};
+
+TEST_CASE("amx bfloat16 conv2d: small planes at batches of 16 or more take their tile rows across images") {
+  for (const kk::Conv2dGeometry& g : kAcrossImagesCases) {
+    INFO(describe(g));
+    CHECK(kk::amx::tile_rows_across_images(g.batch, g.out_width()));
+  }
+  CHECK_FALSE(kk::amx::tile_rows_across_images(15, 4));    // a batch short of a tile
+  CHECK_FALSE(kk::amx::tile_rows_across_images(128, 16));  // a plane that fills the rows along it
+}
+
 TEST_CASE("amx bfloat16 conv2d forward: the exact sums rounded once, bit for bit, with and without a bias") {
   if (!amx_here()) return;
-  for (const kk::Conv2dGeometry& g : kCases) {
+  std::vector<kk::Conv2dGeometry> cases(std::begin(kCases), std::end(kCases));
+  cases.insert(cases.end(), std::begin(kAcrossImagesCases), std::end(kAcrossImagesCases));
+  for (const kk::Conv2dGeometry& g : cases) {
     INFO(describe(g));
     REQUIRE(kk::amx::conv2d_forward_bf16_serves(g));
     const std::vector<float> x =
@@ -138,6 +166,7 @@ TEST_CASE("amx bfloat16 conv2d backward data, every stride phase: the exact sums
   int served = 0;
   std::vector<kk::Conv2dGeometry> cases(std::begin(kCases), std::end(kCases));
   cases.insert(cases.end(), std::begin(kStrideCases), std::end(kStrideCases));
+  cases.insert(cases.end(), std::begin(kAcrossImagesCases), std::end(kAcrossImagesCases));
   for (const kk::Conv2dGeometry& g : cases) {
     if (!kk::amx::conv2d_backward_data_bf16_serves(g)) continue;  // C_in 3 or 20: not whole output blocks
     ++served;
@@ -154,7 +183,7 @@ TEST_CASE("amx bfloat16 conv2d backward data, every stride phase: the exact sums
                                        gx.data());
     CHECK(difference(gx, expected) == "");
   }
-  CHECK(served == 9 + 8);  // all but C_in 3 and 20
+  CHECK(served == 9 + 8 + 7);  // all but C_in 3 and 20
 }
 
 TEST_CASE(
