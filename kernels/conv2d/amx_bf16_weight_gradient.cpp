@@ -342,6 +342,8 @@ void multiply(const PhaseGrid& grid, const ChunkOperands& operands, const Pass& 
 //   splitting its passes, each pass adding into the gradient where it lies.
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, bfloat16* gw,
                                  std::int64_t images_per_chunk) {
+  if (images_per_chunk <= 0 && weight_gradient_across_images(g))
+    return conv2d_backward_weight_bf16_across_images(g, gy, x, gw);
   const PhaseGrid grid(g);
   const std::int64_t C = grid.channels, C_in = g.in_channels, K = g.out_channels;
   const std::int64_t taps = g.kernel_h * g.kernel_w;

@@ -437,19 +437,21 @@ Bfloat16Conv2dPath bfloat16_conv2d_path(const Conv2dGeometry& g, Conv2dDirection
     return amx::conv2d_backward_weight_bf16_serves(geometry);
   };
   // Planes of a few pixels (algorithm.cpp's rule 3) run the float unrolled GEMM on widened tensors (a 2x2
-  // plane's batch is a few hundred KiB), except the forward and backward data where AMX serves, on its tile
-  // rows across images (amx_bf16_conv.hpp). The weight gradient's tiles multiply a phase grid 4x the plane
-  // there, and Winograd a tile of 16 positions for 4 outputs. Two Sapphire Rapids cores, batch 128, ms,
-  // widened / AMX's forward and backward data (AMX's weight gradient, widened's): ResNet-18's 512 -> 512 at
-  // 1x1 0.47 / 0.35 (5.7, 0.63), 256 -> 256 at 2x2 1.6 / 0.43 (1.9, 1.6).
+  // plane's batch is a few hundred KiB), except where AMX serves them on its tiles across images
+  // (amx_bf16_conv.hpp): Winograd multiplies a tile of 16 positions there for 4 outputs, and AMX's phase
+  // grid 4x the plane. Two Sapphire Rapids cores, batch 128, ms, widened / AMX: ResNet-18's 256 -> 256 at 2x2
+  // forward and backward data 1.6 / 0.43, weight gradient 1.6 / 0.38 (2.2 on the phase grid).
   const bool unrolled = algorithm == Conv2dAlgorithm::UnrolledGemm;
-  if (unrolled && direction == Conv2dDirection::BackwardWeight) return Bfloat16Conv2dPath::Widened;
   if (amx_bf16_usable()) {
-    if (amx_serves(g)) return Bfloat16Conv2dPath::Amx;
+    const auto amx_takes = [&](const Conv2dGeometry& geometry) {
+      const bool weight = direction == Conv2dDirection::BackwardWeight;
+      return amx_serves(geometry) && (!unrolled || !weight || amx::weight_gradient_across_images(geometry));
+    };
+    if (amx_takes(g)) return Bfloat16Conv2dPath::Amx;
     // NCHW: copied channels-last around the tiles where the input channels fill them (the 3-channel stem's
     // copies would cost more than its tiles save). On two Sapphire Rapids cores ResNet-20's 16 -> 16 forward
     // at batch 128 took 1.97 ms widened to the float kernels, 1.13 through the copies.
-    if (!g.channels_last && g.in_channels % 16 == 0 && amx_serves(as_channels_last(g)))
+    if (!g.channels_last && g.in_channels % 16 == 0 && amx_takes(as_channels_last(g)))
       return Bfloat16Conv2dPath::AmxThroughChannelsLast;
   }
   if (unrolled) return Bfloat16Conv2dPath::Widened;

@@ -1,10 +1,10 @@
 // The AMX bfloat16 convolutions (kernels/conv2d/amx_bf16_conv.hpp) against the float reference, on
 // channels-last activations, over odd shapes: output widths that are not a multiple of the 16-position tile
 // (and narrower than one), small planes at batches of 16 and more (whose tile rows go across images),
-// stride 2, padding 0 to 3, dilation 2, 1x1 and 5x5 filters, batch 1, channel counts
-// that take the 16- and the 32-channel tile steps or are padded to 16 (the 3-channel stem, 20), with and
-// without a bias; backward data over every kind of stride phase; the weight gradient over several chunks of
-// images, on 1 and 2 threads alike.
+// stride 2, padding 0 to 3, dilation 2, 1x1 and 5x5 filters, batch 1, channel counts that take the 16- and
+// the 32-channel tile steps or are padded to 16 (the 3-channel stem, 20), with and without a bias; backward
+// data over every kind of stride phase; the weight gradient over several chunks of images and across images,
+// on 1 and 2 threads alike.
 //
 // The values are multiples of 1/8 (inputs) and 1/16 (weights) small enough that every product and every
 // partial sum is exact in float, whatever the order: AMX's sums of pairs and the reference's double sums then
@@ -108,6 +108,8 @@ const kk::Conv2dGeometry kAcrossImagesCases[] = {
     geometry(17, 16, 16, 6, 6, 3, 1, 2, 2),  // dilation 2
     geometry(16, 16, 16, 3, 4, 3, 1, 3, 1),  // padding 3: the corner outputs reach no input
     geometry(16, 32, 64, 4, 4, 1, 2, 0, 1),  // a 1x1 projection at stride 2
+    geometry(16, 16, 64, 3, 3, 3, 1, 1, 1),  // one block of input channels by four of output channels
+    geometry(17, 64, 16, 2, 5, 3, 1, 1, 1),  // four blocks of input channels by one of output channels
 };
 
 TEST_CASE("amx bfloat16 conv2d: small planes at batches of 16 or more take their tile rows across images") {
@@ -183,7 +185,7 @@ TEST_CASE("amx bfloat16 conv2d backward data, every stride phase: the exact sums
                                        gx.data());
     CHECK(difference(gx, expected) == "");
   }
-  CHECK(served == 9 + 8 + 7);  // all but C_in 3 and 20
+  CHECK(served == 9 + 8 + 9);  // all but C_in 3 and 20
 }
 
 TEST_CASE(
@@ -194,16 +196,24 @@ TEST_CASE(
   // depends on the L2's size (conv2d_backward_weight_bf16_splits_passes): at 32 KiB, gradients of 16 KiB and
   // more go by pass, whatever this machine's L2.
   const testing::L2SizeGuard small_l2(32 << 10);
-  int by_chunk = 0, by_pass = 0;
+  // The small planes at batches of 16 or more reduce across images instead, where the kernel has more than
+  // one tap and the input channels fill whole tiles (weight_gradient_across_images); the phase grid's
+  // chunks of 2 images below give them the same bits.
+  int by_chunk = 0, by_pass = 0, across_images = 0;
   std::vector<kk::Conv2dGeometry> cases(std::begin(kCases), std::end(kCases));
-  cases.push_back(geometry(32, 16, 16, 8, 8, 3, 1, 1, 1));  // small gradient, 8 chunks of 4 images
+  cases.push_back(geometry(32, 16, 16, 8, 9, 3, 1, 1, 1));  // small gradient, 8 chunks of 4 images
   cases.push_back(
-      geometry(20, 64, 64, 2, 3, 1, 1, 0, 1));  // pointwise at 2x3: a large gradient, small images
+      geometry(20, 64, 64, 2, 9, 1, 1, 0, 1));  // pointwise at 2x9: a large gradient, small images
+  cases.insert(cases.end(), std::begin(kAcrossImagesCases), std::end(kAcrossImagesCases));
   for (kk::Conv2dGeometry g : cases) {
     // Batch 9 of the small images is several chunks (at least 8 where the batch allows: chunks of 2 and
     // a last of 1), blocks of 32 grid positions that span rows and images, and a partial last block.
     g.batch = g.in_height * g.in_width < 100 && g.batch < 9 ? 9 : g.batch;
-    if (g.batch >= 9) {
+    const bool across = kk::amx::weight_gradient_across_images(g);
+    CHECK(across ==
+          (g.batch >= 16 && g.out_width() <= 8 && g.kernel_h * g.kernel_w > 1 && g.in_channels % 16 == 0));
+    across_images += across ? 1 : 0;
+    if (g.batch >= 9 && !across) {
       if (kk::amx::conv2d_backward_weight_bf16_splits_passes(g)) {
         ++by_pass;  // one chunk of its own (4 MiB chunks): the run with chunks of 2 images below makes five
       } else {
@@ -237,6 +247,7 @@ TEST_CASE(
   }
   CHECK(by_chunk > 0);
   CHECK(by_pass > 0);
+  CHECK(across_images == 8);  // kAcrossImagesCases but the stem's 3 channels and the 1x1 projection
 }
 
 // NCHW activations reach the tiles through the public dispatch, copied channels-last and back
