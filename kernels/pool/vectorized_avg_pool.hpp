@@ -56,21 +56,16 @@ struct DoubleLanes {
     high = V::add(high, high_values);
   }
 
-  // The first `count` lanes divided by `divisor`, each rounded once into T. bfloat16 rounds from the
-  // double itself, a lane at a time (bfloat16(double) rounds correctly; a trip through float could round
-  // twice).
+  // The first `count` lanes divided by `divisor`, each rounded once into T. bfloat16 goes through floats
+  // rounded to odd (a trip through floats rounded to nearest could round twice).
   template <typename T>
   void store_divided(T* to, double divisor, std::int64_t count) const {
     const typename V::DoubleReg d = V::broadcast_double(divisor);
     const typename V::DoubleReg low_mean = V::div(low, d), high_mean = V::div(high, d);
-    if constexpr (std::is_same_v<T, float>) {
+    if constexpr (std::is_same_v<T, float>)
       V::store_partial(to, V::from_doubles(low_mean, high_mean), count);
-    } else {
-      alignas(64) double means[2 * V::double_width];
-      V::store(means, low_mean);
-      V::store(means + V::double_width, high_mean);
-      for (std::int64_t i = 0; i < count; ++i) to[i] = static_cast<T>(means[i]);
-    }
+    else
+      V::store_partial(to, V::from_doubles_to_odd(low_mean, high_mean), count);
   }
 };
 

@@ -173,11 +173,36 @@ struct FloatVector256 {
   static Reg from_doubles(DoubleReg low, DoubleReg high) {
     return _mm256_set_m128(_mm256_cvtpd_ps(high), _mm256_cvtpd_ps(low));
   }
+  // The same, each lane rounded to float "to odd" (FloatVector512's: a bfloat16 store of the result rounds
+  // each double once).
+  static Reg from_doubles_to_odd(DoubleReg low, DoubleReg high) {
+    return _mm256_set_m128(to_odd(high), to_odd(low));
+  }
   static DoubleReg add(DoubleReg a, DoubleReg b) { return _mm256_add_pd(a, b); }
   static DoubleReg sub(DoubleReg a, DoubleReg b) { return _mm256_sub_pd(a, b); }
   static DoubleReg mul(DoubleReg a, DoubleReg b) { return _mm256_mul_pd(a, b); }
   static DoubleReg div(DoubleReg a, DoubleReg b) { return _mm256_div_pd(a, b); }
   static DoubleReg sqrt(DoubleReg a) { return _mm256_sqrt_pd(a); }
+
+ private:
+  // AVX2 has no mask registers: each comparison's 64-bit lanes of all ones, their low halves gathered into
+  // four 32-bit lanes (-1 where true).
+  static __m128i low_halves(DoubleReg mask) {
+    const __m256i picked =
+        _mm256_permutevar8x32_epi32(_mm256_castpd_si256(mask), _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6));
+    return _mm256_castsi256_si128(picked);
+  }
+  static __m128 to_odd(DoubleReg v) {
+    const __m128 nearest = _mm256_cvtpd_ps(v);
+    const DoubleReg back = _mm256_cvtps_pd(nearest);
+    const DoubleReg magnitude = _mm256_set1_pd(-0.0);
+    const DoubleReg away =
+        _mm256_cmp_pd(_mm256_andnot_pd(magnitude, back), _mm256_andnot_pd(magnitude, v), _CMP_GT_OQ);
+    const DoubleReg inexact = _mm256_cmp_pd(back, v, _CMP_NEQ_OQ);                    // never for NaN
+    const __m128i bits = _mm_add_epi32(_mm_castps_si128(nearest), low_halves(away));  // -1 where away
+    const __m128i odd = _mm_and_si128(low_halves(inexact), _mm_set1_epi32(1));
+    return _mm_castsi128_ps(_mm_or_si128(bits, odd));
+  }
 };
 
 }  // namespace kiln::kernels::simd

@@ -172,11 +172,30 @@ struct FloatVector512 {
   static Reg from_doubles(DoubleReg low, DoubleReg high) {
     return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(low)), _mm512_cvtpd_ps(high), 1);
   }
+  // The same, each lane rounded to float "to odd" (toward zero, and the lowest bit set where that dropped
+  // anything): a bfloat16 store of the result then rounds each double once, as bfloat16(double) does
+  // (core/bfloat16.hpp's round_from_double, whose steps these are: to nearest, back a step where that went
+  // away from zero, the lowest bit set where inexact).
+  static Reg from_doubles_to_odd(DoubleReg low, DoubleReg high) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(to_odd(low)), to_odd(high), 1);
+  }
   static DoubleReg add(DoubleReg a, DoubleReg b) { return _mm512_add_pd(a, b); }
   static DoubleReg sub(DoubleReg a, DoubleReg b) { return _mm512_sub_pd(a, b); }
   static DoubleReg mul(DoubleReg a, DoubleReg b) { return _mm512_mul_pd(a, b); }
   static DoubleReg div(DoubleReg a, DoubleReg b) { return _mm512_div_pd(a, b); }
   static DoubleReg sqrt(DoubleReg a) { return _mm512_sqrt_pd(a); }
+
+ private:
+  static __m256 to_odd(DoubleReg v) {
+    const __m256 nearest = _mm512_cvtpd_ps(v);
+    const DoubleReg back = _mm512_cvtps_pd(nearest);
+    const __mmask8 away = _mm512_cmp_pd_mask(_mm512_abs_pd(back), _mm512_abs_pd(v), _CMP_GT_OQ);
+    const __mmask8 inexact = _mm512_cmp_pd_mask(back, v, _CMP_NEQ_OQ);  // never for NaN
+    const __m256i one = _mm256_set1_epi32(1);
+    __m256i bits = _mm256_castps_si256(nearest);
+    bits = _mm256_mask_sub_epi32(bits, away, bits, one);
+    return _mm256_castsi256_ps(_mm256_mask_or_epi32(bits, inexact, bits, one));
+  }
 };
 
 }  // namespace kiln::kernels::simd

@@ -183,6 +183,58 @@ TEST_CASE_TEMPLATE("pool fast: max pooling forward and backward equal the refere
   });
 }
 
+// Overlapping windows add an input's shares in double and round the sum once into bfloat16; the fast kernels
+// round a register of sums at a time through floats rounded "to odd". Four 3x3 stride-2 windows share input
+// (1, 1) of a 5x5 plane: each channel's four shares there make a sum that float would round wrongly on its
+// way to bfloat16 (1 + 2^-8 + 2^-40 lands on a bfloat16 tie in float, above it in double), or that
+// overflows, or is subnormal, or NaN; 19 channels, so both layouts end in a partial register.
+TEST_CASE("pool fast: bfloat16 max-pool gradients of overlapping windows round their double sums once") {
+  const float max_bf16 = std::ldexp(255.0f / 128.0f, 127);  // the largest finite bfloat16
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<std::vector<float>> shares = {
+      {1.0f, 0x1p-8f, 0x1p-40f, 0.0f},           // the tie trap: 1 + 2^-7, not 1
+      {-1.0f, -0x1p-8f, -0x1p-40f, 0.0f},        // the same below zero
+      {1.0f, 0x1p-8f, -0x1p-40f, 0.0f},          // just under the tie: 1
+      {3.0f, 0x1p-7f, 0x1p-30f, 0x1p-60f},       // odd mantissa, dropped bits
+      {max_bf16, max_bf16, 0.0f, 0.0f},          // past float's range: infinity
+      {-max_bf16, 0x1p-120f, 0.0f, -max_bf16},   // negative infinity
+      {0x1p-126f, 0x1p-133f, 0x1p-133f, 0.0f},   // subnormal bits
+      {0x1p-133f, -0x1p-133f, 0x1p-133f, 0.0f},  // the smallest subnormal
+      {nan, 1.0f, 0.0f, 0.0f},
+      {inf, -inf, 0.0f, 0.0f},      // NaN from infinities
+      {-0.0f, -0.0f, 0.0f, -0.0f},  // zeros: +0
+  };
+  for (const bool channels_last : {false, true}) {
+    Pool2dGeometry g = pool(1, 19, 5, 5, 3, 3, 2, 1);
+    g.channels_last = channels_last;
+    INFO(describe(g));
+    const std::int64_t C = g.channels, out_plane = g.out_height() * g.out_width();
+    // Each window's argmax as the forward would write it, then (1, 1) for the four windows holding it.
+    const std::vector<bfloat16> x = grid_values<bfloat16>(static_cast<std::int64_t>(in_size(g)), 3, false);
+    std::vector<bfloat16> y(out_size(g));
+    std::vector<std::int32_t> argmax(out_size(g));
+    kk::reference::max_pool2d_forward(g, x.data(), y.data(), argmax.data());
+    std::vector<bfloat16> gy = grid_values<bfloat16>(static_cast<std::int64_t>(out_size(g)), 4, false);
+    const std::int64_t shared_input = 1 * g.in_width + 1, windows[] = {0, 1, 3, 4};  // outputs (0..1, 0..1)
+    for (std::int64_t c = 0; c < C; ++c) {
+      for (std::int64_t k = 0; k < 4; ++k) {
+        const std::int64_t out = channels_last ? windows[k] * C + c : c * out_plane + windows[k];
+        argmax[static_cast<std::size_t>(out)] = static_cast<std::int32_t>(shared_input);
+        gy[static_cast<std::size_t>(out)] = bfloat16(shares[static_cast<std::size_t>(c) % shares.size()][k]);
+      }
+    }
+    std::vector<bfloat16> gx_ref(in_size(g));
+    kk::reference::max_pool2d_backward(g, gy.data(), argmax.data(), gx_ref.data());
+    const std::int64_t trap = channels_last ? shared_input * C : shared_input;  // channel 0's (1, 1)
+    CHECK(gx_ref[static_cast<std::size_t>(trap)].bits == bfloat16(1.0f + 0x1p-7f).bits);
+    at_each_fast_level([&] {
+      std::vector<bfloat16> gx(in_size(g), bfloat16(nan));
+      kk::max_pool2d_backward(Device::cpu(), g, gy.data(), argmax.data(), gx.data());
+      CHECK(bitwise_equal(gx, gx_ref));
+    });
+  }
+}
+
 TEST_CASE_TEMPLATE("pool fast: average pooling forward and backward equal the reference at every level", T,
                    float, bfloat16) {
   at_each_fast_level([] {
