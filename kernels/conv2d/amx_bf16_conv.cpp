@@ -413,6 +413,7 @@ Bfloat16Scratch packed_filter(const FilterView& view, const std::vector<std::int
 
 void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
                          bfloat16* y) {
+  if (window_rows_serve(g)) return conv2d_forward_bf16_window_rows(g, x, w, bias, y);
   const std::int64_t C_in = g.in_channels, C = padded_channels(C_in), K = g.out_channels;
   const std::int64_t taps = g.kernel_h * g.kernel_w, OH = g.out_height(), OW = g.out_width();
   FilterView view{w, C_in * taps, taps, std::vector<std::int64_t>(static_cast<std::size_t>(taps))};

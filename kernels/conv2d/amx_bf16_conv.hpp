@@ -31,6 +31,19 @@ inline bool conv2d_forward_bf16_serves(const Conv2dGeometry& g) {
   return g.channels_last && g.groups == 1 && g.out_channels % 16 == 0;
 }
 
+// Few input channels (the RGB stems) reduce along a kernel row's window instead, its kernel_w columns of C
+// channels one contiguous run in channels-last x, rather than over channels padded to 16 a tap at a time
+// (amx_bf16_window_rows.cpp): where C_in < 16, the run fits a 64-byte tile row, and its columns are
+// adjacent (dilation 1 along the rows). conv2d_forward_bf16 and conv2d_backward_weight_bf16 take it there.
+inline bool window_rows_serve(const Conv2dGeometry& g) {
+  return g.channels_last && g.groups == 1 && g.out_channels % 16 == 0 && g.in_channels < 16 &&
+         g.in_channels * g.kernel_w <= 32 && g.dilation_w == 1;
+}
+void conv2d_forward_bf16_window_rows(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
+                                     const bfloat16* bias, bfloat16* y);
+void conv2d_backward_weight_bf16_window_rows(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
+                                             bfloat16* gw);
+
 // The convolution above. Only where kernels::amx_bf16_usable() and conv2d_forward_bf16_serves(g).
 void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, const bfloat16* bias,
                          bfloat16* y);

@@ -19,11 +19,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "core/bfloat16.hpp"
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/simd/intrinsics.hpp"  // <immintrin.h>, without GCC 12's false -Wuninitialized
+#include "kernels/simd/transpose_16x16.hpp"
 
 namespace kiln::kernels::amx::tiles {
 
@@ -172,6 +174,25 @@ inline void multiply_block(int a_count, std::int64_t a_stride, ATile a_tile, int
   }
 }
 
+// A weight gradient's pass: A tiles (blocks of 16 output channels) [a_first, a_first + a_count) by B tiles
+// [b_first, b_first + b_count), accumulator i * b_count + j holding A block i by B block j, and the passes
+// that cover a_blocks by b_blocks: two by two, or four by one where one side has a single block (its four
+// accumulators then share that side's tile).
+struct BlockPass {
+  std::int64_t a_first, b_first;
+  int a_count, b_count;
+};
+inline std::vector<BlockPass> block_passes(std::int64_t a_blocks, std::int64_t b_blocks) {
+  const std::int64_t a = std::min<std::int64_t>(a_blocks, b_blocks == 1 ? kAccumulators : 2);
+  const std::int64_t b = std::min<std::int64_t>(b_blocks, kAccumulators / a);
+  std::vector<BlockPass> all;
+  for (std::int64_t a_first = 0; a_first < a_blocks; a_first += a)
+    for (std::int64_t b_first = 0; b_first < b_blocks; b_first += b)
+      all.push_back({a_first, b_first, static_cast<int>(std::min(a, a_blocks - a_first)),
+                     static_cast<int>(std::min(b, b_blocks - b_first))});
+  return all;
+}
+
 // out[2 j] = first[j], out[2 j + 1] = second[j] for j < 16: two runs of 16 bfloat16 (two positions' 16
 // channels) interleaved into the pair layout's 64-byte row.
 inline void interleave_pairs(const bfloat16* first, const bfloat16* second, bfloat16* out) {
@@ -181,6 +202,16 @@ inline void interleave_pairs(const bfloat16* first, const bfloat16* second, bflo
   const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
                                          22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   _mm512_storeu_si512(out, _mm512_permutexvar_epi16(order, both));
+}
+
+// A weight gradient's A tile, 16 channels x 32 positions (the reduction along its rows), from 32 positions'
+// channel rows: channels c0 .. c0 + 15 of rows[p]. Two positions' channels interleaved in pairs make 16 rows
+// of 16 pairs; one 16 x 16 transpose of those 32-bit pairs (moving bits only) gives 16 rows of one channel's
+// 32 positions.
+inline void transposed_tile(const bfloat16* const (&rows)[32], std::int64_t c0, bfloat16* tile) {
+  alignas(64) bfloat16 pairs[kRows * 32];
+  for (int q = 0; q < kRows; ++q) interleave_pairs(rows[2 * q] + c0, rows[2 * q + 1] + c0, pairs + q * 32);
+  transpose_16x16(reinterpret_cast<const float*>(pairs), kRows, reinterpret_cast<float*>(tile), kRows);
 }
 
 // Channels as the tiles take them: rounded up to 16 with zeros (a tile row of 16 bfloat16 is 32 bytes; the

@@ -42,7 +42,6 @@
 #include "kernels/conv2d/amx_bf16_conv.hpp"
 #include "kernels/conv2d/amx_bf16_tiles.hpp"
 #include "kernels/elementwise/elementwise.hpp"
-#include "kernels/simd/transpose_16x16.hpp"
 
 namespace kiln::kernels::amx {
 namespace {
@@ -207,7 +206,6 @@ class ChunkOperands {
     const Conv2dGeometry& g = grid_.g;
     const std::int64_t K = g.out_channels, k_blocks = K / kBlockChannels, OH = g.out_height(),
                        OW = g.out_width();
-    alignas(64) bfloat16 pairs[kRows * kBlock];  // 16 rows of 16 pairs, before their transpose
     const bfloat16* rows[kBlock];                // the block's gy rows, or zeros off the outputs
     // The grid position's image, row and column.
     const std::int64_t v0 = first * kBlock;
@@ -220,14 +218,9 @@ class ChunkOperands {
         z = 0;
         if (++y == grid_.rows) y = 0, ++i;
       }
-      for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
-        const std::int64_t k0 = kb * kBlockChannels;
-        for (std::int64_t q = 0; q < kRows; ++q)
-          tiles::interleave_pairs(rows[2 * q] + k0, rows[2 * q + 1] + k0, pairs + q * kBlock);
-        transpose_16x16(reinterpret_cast<const float*>(pairs), kBlock / 2,
-                        reinterpret_cast<float*>(a_tiles_ + (block * k_blocks + kb) * kRows * kBlock),
-                        kBlock / 2);
-      }
+      for (std::int64_t kb = 0; kb < k_blocks; ++kb)
+        tiles::transposed_tile(rows, kb * kBlockChannels,
+                               a_tiles_ + (block * k_blocks + kb) * kRows * kBlock);
     }
   }
 
@@ -342,6 +335,8 @@ void multiply(const PhaseGrid& grid, const ChunkOperands& operands, const Pass& 
 //   splitting its passes, each pass adding into the gradient where it lies.
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, bfloat16* gw,
                                  std::int64_t images_per_chunk) {
+  if (images_per_chunk <= 0 && window_rows_serve(g))
+    return conv2d_backward_weight_bf16_window_rows(g, gy, x, gw);
   if (images_per_chunk <= 0 && weight_gradient_across_images(g))
     return conv2d_backward_weight_bf16_across_images(g, gy, x, gw);
   const PhaseGrid grid(g);

@@ -28,7 +28,6 @@
 
 #include "kernels/conv2d/amx_bf16_conv.hpp"
 #include "kernels/conv2d/amx_bf16_tiles.hpp"
-#include "kernels/simd/transpose_16x16.hpp"
 
 namespace kiln::kernels::amx {
 namespace {
@@ -61,17 +60,11 @@ void transpose_gy(const Conv2dGeometry& g, const bfloat16* gy, std::int64_t imag
 #pragma omp parallel for schedule(static) collapse(2)
   for (std::int64_t position = 0; position < positions; ++position) {
     for (std::int64_t image_block = 0; image_block < image_blocks; ++image_block) {
-      alignas(64) bfloat16 pairs[kTile];  // 16 rows of 16 pairs of images, before their transpose
       const bfloat16* rows[kImages];
       image_rows(gy, g.batch, positions, K, position, image_block, zeros, rows);
-      for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
-        const std::int64_t k0 = kb * kBlockChannels;
-        for (std::int64_t q = 0; q < kRows; ++q)
-          tiles::interleave_pairs(rows[2 * q] + k0, rows[2 * q + 1] + k0, pairs + q * kImages);
-        bfloat16* const tile = a + ((position * k_blocks + kb) * image_blocks + image_block) * kTile;
-        transpose_16x16(reinterpret_cast<const float*>(pairs), kImages / 2, reinterpret_cast<float*>(tile),
-                        kImages / 2);
-      }
+      for (std::int64_t kb = 0; kb < k_blocks; ++kb)
+        tiles::transposed_tile(rows, kb * kBlockChannels,
+                               a + ((position * k_blocks + kb) * image_blocks + image_block) * kTile);
     }
   }
 }
@@ -96,63 +89,44 @@ void pair_x(const Conv2dGeometry& g, const bfloat16* x, std::int64_t image_block
   }
 }
 
-// A pass: output-channel blocks [k_block, k_block + k_blocks) by input-channel blocks [c_block, c_block +
-// c_blocks), accumulator i * c_blocks + j holding k block i by c block j.
-struct Pass {
-  std::int64_t k_block, c_block;
-  int k_blocks, c_blocks;
-};
-
-std::vector<Pass> passes(const Conv2dGeometry& g) {
-  const std::int64_t k_blocks = g.out_channels / kBlockChannels, c_blocks = g.in_channels / kBlockChannels;
-  const std::int64_t pass_k = c_blocks == 1 ? std::min<std::int64_t>(k_blocks, kAccumulators)
-                                            : std::min<std::int64_t>(k_blocks, 2);
-  const std::int64_t pass_c = std::min<std::int64_t>(c_blocks, kAccumulators / pass_k);
-  std::vector<Pass> all;
-  for (std::int64_t kb = 0; kb < k_blocks; kb += pass_k)
-    for (std::int64_t cb = 0; cb < c_blocks; cb += pass_c)
-      all.push_back({kb, cb, static_cast<int>(std::min(pass_k, k_blocks - kb)),
-                     static_cast<int>(std::min(pass_c, c_blocks - cb))});
-  return all;
-}
-
 // One pass over every tap: its float sums [tap][k_blocks 16][c_blocks 16] in `sums`, then rounded into gw.
-void multiply(const Conv2dGeometry& g, const Pass& pass, const bfloat16* a, const bfloat16* b,
+void multiply(const Conv2dGeometry& g, const tiles::BlockPass& pass, const bfloat16* a, const bfloat16* b,
               std::int64_t image_blocks, float* sums, bfloat16* gw) {
   const std::int64_t K = g.out_channels, C = g.in_channels, OH = g.out_height(), OW = g.out_width();
   const std::int64_t k_blocks = K / kBlockChannels, c_blocks = C / kBlockChannels;
   const std::int64_t taps = g.kernel_h * g.kernel_w;
-  const std::int64_t rows = pass.k_blocks * kBlockChannels, columns = pass.c_blocks * kBlockChannels;
+  const std::int64_t rows = pass.a_count * kBlockChannels, columns = pass.b_count * kBlockChannels;
   const std::int64_t sums_stride = columns * static_cast<std::int64_t>(sizeof(float));
   for (std::int64_t tap = 0; tap < taps; ++tap) {
     const std::int64_t r = tap / g.kernel_w, s = tap % g.kernel_w;
-    for (int k = 0; k < pass.k_blocks * pass.c_blocks; ++k) tiles::zero_accumulator(k);
+    for (int k = 0; k < pass.a_count * pass.b_count; ++k) tiles::zero_accumulator(k);
     for (std::int64_t oh = 0; oh < OH; ++oh) {
       const std::int64_t ih = oh * g.stride_h - g.pad_h + r * g.dilation_h;
       if (ih < 0 || ih >= g.in_height) continue;
       for (std::int64_t ow = 0; ow < OW; ++ow) {
         const std::int64_t iw = ow * g.stride_w - g.pad_w + s * g.dilation_w;
         if (iw < 0 || iw >= g.in_width) continue;
-        const bfloat16* const a_first = a + ((oh * OW + ow) * k_blocks + pass.k_block) * image_blocks * kTile;
+        const bfloat16* const a_first = a + ((oh * OW + ow) * k_blocks + pass.a_first) * image_blocks * kTile;
         const bfloat16* const b_first =
-            b + ((ih * g.in_width + iw) * c_blocks + pass.c_block) * image_blocks * kTile;
+            b + ((ih * g.in_width + iw) * c_blocks + pass.b_first) * image_blocks * kTile;
         for (std::int64_t image_block = 0; image_block < image_blocks; ++image_block) {
           tiles::multiply_block(
-              pass.k_blocks, kTileRowBytes,
-              [&](int i) { return a_first + (i * image_blocks + image_block) * kTile; }, pass.c_blocks,
+              pass.a_count, kTileRowBytes,
+              [&](int i) { return a_first + (i * image_blocks + image_block) * kTile; }, pass.b_count,
               kTileRowBytes, [&](int j) { return b_first + (j * image_blocks + image_block) * kTile; });
         }
       }
     }
-    for (int i = 0; i < pass.k_blocks; ++i)
-      for (int j = 0; j < pass.c_blocks; ++j)
-        tiles::store_accumulator(i * pass.c_blocks + j,
+    for (int i = 0; i < pass.a_count; ++i)
+      for (int j = 0; j < pass.b_count; ++j)
+        tiles::store_accumulator(i * pass.b_count + j,
                                  sums + (tap * rows + i * kBlockChannels) * columns + j * kBlockChannels,
                                  sums_stride);
   }
   // [tap][k][c] to gw's [C_out][C_in][taps], rounded once: a row of columns x taps per output channel.
   for (std::int64_t k = 0; k < rows; ++k) {
-    bfloat16* const out = gw + ((pass.k_block * kBlockChannels + k) * C + pass.c_block * kBlockChannels) * taps;
+    bfloat16* const out =
+        gw + ((pass.a_first * kBlockChannels + k) * C + pass.b_first * kBlockChannels) * taps;
     for (std::int64_t c = 0; c < columns; ++c)
       for (std::int64_t tap = 0; tap < taps; ++tap)
         out[c * taps + tap] = bfloat16(sums[(tap * rows + k) * columns + c]);
@@ -170,7 +144,8 @@ void conv2d_backward_weight_bf16_across_images(const Conv2dGeometry& g, const bf
   const Bfloat16Scratch b(g.in_height * g.in_width * C * image_blocks * kImages);
   transpose_gy(g, gy, image_blocks, zeros.data(), a.get());
   pair_x(g, x, image_blocks, zeros.data(), b.get());
-  const std::vector<Pass> all = passes(g);
+  const std::vector<tiles::BlockPass> all =
+      tiles::block_passes(g.out_channels / kBlockChannels, g.in_channels / kBlockChannels);
   const std::int64_t taps = g.kernel_h * g.kernel_w;
 #pragma omp parallel
   {

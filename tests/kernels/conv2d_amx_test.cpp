@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <iterator>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -111,6 +112,65 @@ const kk::Conv2dGeometry kAcrossImagesCases[] = {
     geometry(16, 16, 64, 3, 3, 3, 1, 1, 1),  // one block of input channels by four of output channels
     geometry(17, 64, 16, 2, 5, 3, 1, 1, 1),  // four blocks of input channels by one of output channels
 };
+
+// Few input channels: the reduction along a kernel row's window, kernel_w x C values (amx_bf16_conv.hpp's
+// window_rows_serve). Runs of 9 (one 16-value step), 21, 24 and 25 (32: two column blocks in the weight
+// gradient), one to three blocks of output channels, borders on both sides of a plane narrower than the
+// kernel, output rows that end in a partial tile row, positions not a multiple of 32, dilation and stride
+// down the rows only, several chunks of images, and a NaN in the input.
+std::vector<kk::Conv2dGeometry> window_rows_cases() {
+  std::vector<kk::Conv2dGeometry> cases = {
+      geometry(9, 3, 16, 9, 18, 3, 1, 1, 1),   // the RGB 3x3 stem, batch 9: three chunks of images
+      geometry(3, 3, 32, 12, 11, 7, 2, 3, 1),  // ResNet-18's 7x7 stride-2 stem, odd sizes
+      geometry(1, 8, 16, 5, 7, 3, 1, 1, 1),    // 8 channels: a run of 24
+      geometry(2, 5, 48, 9, 9, 5, 2, 2, 1),    // 5x5 of 5 channels: 25; three blocks of output channels
+      geometry(1, 3, 16, 3, 2, 7, 1, 3, 1),    // a plane narrower than the kernel: both borders at once
+      geometry(2, 1, 16, 6, 40, 3, 1, 0, 1),   // one channel, no padding; 38 columns
+  };
+  kk::Conv2dGeometry rows_apart = geometry(2, 3, 16, 10, 9, 3, 1, 2, 1);
+  rows_apart.dilation_h = 2;  // dilation down the rows: the window's columns still adjacent
+  rows_apart.stride_h = 2;
+  cases.push_back(rows_apart);
+  return cases;
+}
+
+TEST_CASE("amx bfloat16 conv2d, few input channels: forward and weight gradient along the window's rows") {
+  if (!amx_here()) return;
+  const testing::DispatchGuard guard;  // restores the thread count
+  for (const kk::Conv2dGeometry& g : window_rows_cases()) {
+    INFO(describe(g));
+    REQUIRE(kk::amx::window_rows_serve(g));
+    // One NaN in x: it reaches the outputs (and weight-gradient taps) whose windows hold it, and no other,
+    // though the runs it lies beside share its tile rows.
+    std::vector<float> x = exact_values(g.batch * g.in_channels * g.in_height * g.in_width, 10, 16, 8.0f);
+    x[x.size() / 2] = std::numeric_limits<float>::quiet_NaN();
+    const std::vector<float> w =
+        exact_values(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w, 11, 16, 16.0f);
+    const std::vector<float> bias = exact_values(g.out_channels, 12, 8, 4.0f);
+    const std::vector<float> gy =
+        exact_values(g.batch * g.out_channels * g.out_height() * g.out_width(), 13, 8, 8.0f);
+    std::vector<float> y(gy.size()), gw(w.size());
+    kk::reference::conv2d_forward<float>(g, x.data(), w.data(), bias.data(), y.data());
+    kk::reference::conv2d_backward_weight<float>(g, gy.data(), x.data(), gw.data());
+    for (const int threads : {1, 2}) {
+      INFO(threads << " threads");
+      kk::set_compute_threads(threads);
+      std::vector<bfloat16> y16(y.size(), bfloat16(-777.0f)), gw16(w.size(), bfloat16(-777.0f));
+      kk::amx::conv2d_forward_bf16(g, converted<bfloat16>(x).data(), converted<bfloat16>(w).data(),
+                                   converted<bfloat16>(bias).data(), y16.data());
+      kk::amx::conv2d_backward_weight_bf16(g, converted<bfloat16>(gy).data(), converted<bfloat16>(x).data(),
+                                           gw16.data());
+      CHECK(difference(y16, y) == "");
+      CHECK(difference(gw16, gw) == "");
+    }
+  }
+  kk::Conv2dGeometry g = geometry(1, 16, 16, 8, 8, 3, 1, 1, 1);  // 16 channels fill the tiles' own steps
+  CHECK_FALSE(kk::amx::window_rows_serve(g));
+  g = geometry(1, 5, 16, 8, 8, 7, 1, 3, 1);  // a run of 35: past a 64-byte tile row
+  CHECK_FALSE(kk::amx::window_rows_serve(g));
+  g = geometry(1, 3, 16, 8, 8, 3, 1, 2, 2);  // dilated along the rows: the window's columns apart
+  CHECK_FALSE(kk::amx::window_rows_serve(g));
+}
 
 TEST_CASE("amx bfloat16 conv2d: small planes at batches of 16 or more take their tile rows across images") {
   for (const kk::Conv2dGeometry& g : kAcrossImagesCases) {
