@@ -154,11 +154,11 @@ inline bool weight_gradient_across_images(const Conv2dGeometry& g) {
 void conv2d_backward_weight_bf16_across_images(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
                                                bfloat16* gw);
 
-// gw [C_out, C_in, KH, KW] from gy [N, OH, OW, C_out] and x [N, H, W, C_in]: across images where
-// weight_gradient_across_images(g), else on the phase grid. Only where amx_bf16_usable() and
-// conv2d_backward_weight_bf16_serves(g). images_per_chunk: 0 for the shape's own way and chunks (the two
-// functions above, by the way the threads share the work); a test passes a number of images to make more
-// chunks, on the phase grid whatever the shape.
+// gw [C_out, C_in, KH, KW] from gy [N, OH, OW, C_out] and x [N, H, W, C_in]: along the window's rows where
+// window_rows_serve(g), across images where weight_gradient_across_images(g), else on the phase grid. Only
+// where amx_bf16_usable() and conv2d_backward_weight_bf16_serves(g). images_per_chunk: 0 for the shape's own
+// way and chunks (the two functions above, by the way the threads share the work); a test passes a number of
+// images to make more chunks, on the phase grid whatever the shape.
 void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x, bfloat16* gw,
                                  std::int64_t images_per_chunk = 0);
 

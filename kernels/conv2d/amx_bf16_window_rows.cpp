@@ -8,20 +8,20 @@
 // kc = 16 or 32: one tile multiply per kernel row, 3 for the 3x3 stem where there were 9, 7 for the 7x7
 // where there were 49.
 //
+// Both read an image's runs, built once per input row (image_runs: three output rows of a 3x3 stem read each
+// at stride 1): runs[ih][ow], the window row that output column ow reads from input row ih, copied with a
+// masked load and zero-extended to kc, zeros where the window leaves the image. So no value outside a
+// window reaches its output, not even a NaN times a zero weight.
+//
 // Forward, y[p][k] = bias[k] + sum over kernel rows r of run_r(p) . filter_r[k]:
-//   A  16 output positions (consecutive columns of one output row) x kc, staged a pass at a time: each
-//      position's run at kernel row r copied with a masked load, zeros past the run and where the window
-//      leaves the input (a border's columns, a row above or below), so no value outside a window reaches
-//      its output, not even a NaN times a zero weight
+//   A  16 output positions (consecutive columns of one output row) x kc: 16 consecutive runs of one input
+//      row, kc values apart (a zero tile for a kernel row above or below the image)
 //   B  kc x 16 output channels in the pair layout, filter_r[k][s C + c] = w[k][c][r][s], zeros past the run
 // Weight gradient, G_r[k][s C + c] = sum over positions p of gy[p][k] run_r(p)[s C + c], and
 // gw[k][c][r][s] = G_r[k][s C + c]:
-//   A  gy^T, 16 output channels x 32 positions (two positions' channels interleaved in pairs, then one 16 x 16
-//      transpose of those 32-bit pairs, as the phase grid's A tiles are built: amx_bf16_weight_gradient.cpp)
-//   B  32 positions x 16 run elements in the pair layout, two positions' runs interleaved; a run longer than
-//      16 (the 7x7's 21) takes two column blocks. They read a copy of x zero-padded around each image (its C
-//      channels kept), where a tile row's 16 values past a run's end reach only gradient columns that are
-//      dropped.
+//   A  gy^T, 16 output channels x 32 positions (tiles::transposed_tile, as the phase grid's A tiles)
+//   B  32 positions x 16 run values in the pair layout, two positions' runs interleaved; a run longer than
+//      16 (the 7x7's 21) takes two column blocks
 // The weight gradient goes in chunks of whole images, each summed into its own partial gradient, the
 // partials added in chunk order (batch_chunks::sum_over_chunks): the same bits on any thread count. The
 // forward's outputs do not depend on how the threads split them.
@@ -39,7 +39,6 @@ namespace {
 
 using Vector = simd::FloatVector512;
 using tiles::Bfloat16Scratch;
-using tiles::kAccumulators;
 using tiles::kBlockChannels;
 using tiles::kRows;
 
