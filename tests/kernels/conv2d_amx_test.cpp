@@ -188,8 +188,11 @@ TEST_CASE("amx bfloat16 conv2d forward: the exact sums rounded once, bit for bit
   for (const kk::Conv2dGeometry& g : cases) {
     INFO(describe(g));
     REQUIRE(kk::amx::conv2d_forward_bf16_serves(g));
-    const std::vector<float> x =
-        exact_values(g.batch * g.in_channels * g.in_height * g.in_width, 1, 16, 8.0f);
+    // A NaN in the last input column of the last image: it reaches only the outputs whose windows hold it,
+    // whether tile rows run along rows past the output's edge (their extra positions dropped) or across
+    // images (a tap outside the input skipped).
+    std::vector<float> x = exact_values(g.batch * g.in_channels * g.in_height * g.in_width, 1, 16, 8.0f);
+    x[x.size() - 1] = std::numeric_limits<float>::quiet_NaN();
     const std::vector<float> w =
         exact_values(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w, 2, 16, 16.0f);
     const std::vector<float> bias = exact_values(g.out_channels, 3, 8, 4.0f);
