@@ -386,16 +386,34 @@ Bfloat16Scratch packed_filter(const FilterView& view, const std::vector<std::int
   // channels in the forward's [K][C][taps], along the output channels in backward data's (its roles
   // turned). Each thread takes a run of units.
   const bool chunks_inner = view.k_stride > view.c_stride;
+  // Whole 32-channel chunks: each tap's tile is one 16 x 16 transpose of 32-bit channel pairs, from the
+  // unit's 16 output channels' 32 channels gathered into `plain` (rows of 16 pairs). The element-by-element
+  // scatter below took 4.4 ms of a bf16 ResNet-18 step at batch 128 on two threads, its forward and
+  // backward data's filters, about 3 cycles an element.
+  const bool by_transpose = kc == 32 && C_in == C;
 #pragma omp parallel for schedule(static)
   for (std::int64_t unit = 0; unit < chunks * blocks; ++unit) {
     const std::int64_t block = chunks_inner ? unit / chunks : unit % blocks;
     const std::int64_t chunk = chunks_inner ? unit % chunks : unit / blocks;
+    const bfloat16* const unit_filter =
+        view.w + block * kBlockChannels * view.k_stride + chunk * kc * view.c_stride;
+    if (by_transpose) {
+      alignas(64) bfloat16 plain[kBlockChannels * 32];  // [16 output channels][32 channels]
+      for (const std::int64_t tap : taps) {
+        const bfloat16* const filter = unit_filter + view.source_tap[static_cast<std::size_t>(tap)];
+        for (std::int64_t col = 0; col < kBlockChannels; ++col)
+          for (std::int64_t i = 0; i < 32; ++i)
+            plain[col * 32 + i] = filter[col * view.k_stride + i * view.c_stride];
+        bfloat16* const tile = packed.get() + ((tap * chunks + chunk) * blocks + block) * b_tile;
+        transpose_16x16(reinterpret_cast<const float*>(plain), kBlockChannels, reinterpret_cast<float*>(tile),
+                        kBlockChannels);
+      }
+      continue;
+    }
     const std::int64_t real = std::clamp<std::int64_t>(C_in - chunk * kc, 0, kc);  // the rest zeros
     for (const std::int64_t tap : taps) {
       bfloat16* const tile = packed.get() + ((tap * chunks + chunk) * blocks + block) * b_tile;
-      const bfloat16* const filter = view.w + block * kBlockChannels * view.k_stride +
-                                     chunk * kc * view.c_stride +
-                                     view.source_tap[static_cast<std::size_t>(tap)];
+      const bfloat16* const filter = unit_filter + view.source_tap[static_cast<std::size_t>(tap)];
       for (std::int64_t col = 0; col < kBlockChannels; ++col) {
         // Channel i of the chunk: the pair layout's row i / 2, element i % 2.
         for (std::int64_t i = 0; i < real; ++i)
