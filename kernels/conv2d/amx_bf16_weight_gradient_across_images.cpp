@@ -28,10 +28,12 @@
 
 #include "kernels/conv2d/amx_bf16_conv.hpp"
 #include "kernels/conv2d/amx_bf16_tiles.hpp"
+#include "kernels/simd/float_vector_avx512.hpp"
 
 namespace kiln::kernels::amx {
 namespace {
 
+using Vector = simd::FloatVector512;
 using tiles::Bfloat16Scratch;
 using tiles::kAccumulators;
 using tiles::kBlockChannels;
@@ -91,7 +93,7 @@ void pair_x(const Conv2dGeometry& g, const bfloat16* x, std::int64_t image_block
 
 // One pass over every tap: its float sums [tap][k_blocks 16][c_blocks 16] in `sums`, then rounded into gw.
 void multiply(const Conv2dGeometry& g, const tiles::BlockPass& pass, const bfloat16* a, const bfloat16* b,
-              std::int64_t image_blocks, float* sums, bfloat16* gw) {
+              std::int64_t image_blocks, float* sums, bfloat16* rounded, bfloat16* gw) {
   const std::int64_t K = g.out_channels, C = g.in_channels, OH = g.out_height(), OW = g.out_width();
   const std::int64_t k_blocks = K / kBlockChannels, c_blocks = C / kBlockChannels;
   const std::int64_t taps = g.kernel_h * g.kernel_w;
@@ -123,13 +125,17 @@ void multiply(const Conv2dGeometry& g, const tiles::BlockPass& pass, const bfloa
                                  sums + (tap * rows + i * kBlockChannels) * columns + j * kBlockChannels,
                                  sums_stride);
   }
-  // [tap][k][c] to gw's [C_out][C_in][taps], rounded once: a row of columns x taps per output channel.
+  // [tap][k][c] rounded once, 16 sums at a time, into `rounded`, then moved to gw's [C_out][C_in][taps]: a
+  // row of columns x taps per output channel. (Rounding lane by lane in the move: ResNet-18's 256 -> 256
+  // at 2x2 0.38 ms against 0.36, 512 -> 512 1.55 against 1.42; batch 128, two threads.)
+  for (std::int64_t i = 0; i < taps * rows * columns; i += kBlockChannels)
+    Vector::store(rounded + i, Vector::load(sums + i));
   for (std::int64_t k = 0; k < rows; ++k) {
     bfloat16* const out =
         gw + ((pass.a_first * kBlockChannels + k) * C + pass.b_first * kBlockChannels) * taps;
     for (std::int64_t c = 0; c < columns; ++c)
       for (std::int64_t tap = 0; tap < taps; ++tap)
-        out[c * taps + tap] = bfloat16(sums[(tap * rows + k) * columns + c]);
+        out[c * taps + tap] = rounded[(tap * rows + k) * columns + c];
   }
 }
 
@@ -149,10 +155,13 @@ void conv2d_backward_weight_bf16_across_images(const Conv2dGeometry& g, const bf
   const std::int64_t taps = g.kernel_h * g.kernel_w;
 #pragma omp parallel
   {
-    std::vector<float> sums(static_cast<std::size_t>(taps * kAccumulators * kBlockChannels * kBlockChannels));
+    const auto most = static_cast<std::size_t>(taps * kAccumulators * kBlockChannels * kBlockChannels);
+    std::vector<float> sums(most);
+    std::vector<bfloat16> rounded(most);
     tiles::configure(static_cast<int>(kTileRowBytes), kRows);
 #pragma omp for schedule(static)
-    for (std::size_t p = 0; p < all.size(); ++p) multiply(g, all[p], a.get(), b.get(), image_blocks, sums.data(), gw);
+    for (std::size_t p = 0; p < all.size(); ++p)
+      multiply(g, all[p], a.get(), b.get(), image_blocks, sums.data(), rounded.data(), gw);
     _tile_release();
   }
 }
