@@ -59,6 +59,11 @@ inline void configure(int a_bytes, int b_rows) {
     config.rows[b] = static_cast<std::uint8_t>(b_rows);
     config.bytes_per_row[b] = kBlockChannels * 2 * sizeof(bfloat16);
   }
+  // GCC 12's _tile_loadconfig tells the compiler it reads only the first 8 bytes of the configuration (its
+  // asm operand is *(const void**)config), so stores to the rest may be dropped as dead: once inlined
+  // differently, the rows' byte counts never reached memory and LDTILECFG faulted on the zeros. This empty
+  // asm reads the whole struct.
+  asm volatile("" : : "m"(config));
   _tile_loadconfig(&config);
 }
 
