@@ -40,12 +40,10 @@
 
 #include "kernels/conv2d/amx_bf16_tiles.hpp"
 #include "kernels/conv2d/ladder/stride_phases.hpp"
-#include "kernels/simd/float_vector_avx512.hpp"
 
 namespace kiln::kernels::amx {
 namespace {
 
-using Vector = simd::FloatVector512;
 using tiles::Bfloat16Scratch;
 using tiles::kBlockChannels;
 using tiles::kRows;
@@ -232,7 +230,6 @@ void multiply_pass(const TileConvolution& t, const PassRows& pass, TapRange taps
   const std::int64_t chunks = C / kc, blocks = K / kBlockChannels, b_tile = kc * kBlockChannels;
   const std::int64_t pass_blocks = std::min<std::int64_t>(blocks, 2);
   const std::int64_t b_stride = kBlockChannels * 2 * static_cast<std::int64_t>(sizeof(bfloat16));
-  alignas(64) float staged[kRows][kBlockChannels];
   for (std::int64_t first_block = 0; first_block < blocks; first_block += pass_blocks) {
     const int block_count = static_cast<int>(std::min(pass_blocks, blocks - first_block));
     for (int k = 0; k < pass.count * block_count; ++k) tiles::zero_accumulator(k);
@@ -251,12 +248,9 @@ void multiply_pass(const TileConvolution& t, const PassRows& pass, TapRange taps
     // Accumulator i * block_count + k: rows are tile row i's positions, 16 channels of block k each.
     for (int i = 0; i < pass.count; ++i) {
       for (int k = 0; k < block_count; ++k) {
-        tiles::store_accumulator(i * block_count + k, &staged[0][0]);
         const std::int64_t k0 = (first_block + k) * kBlockChannels;
-        const __m512 add = t.bias ? Vector::load(t.bias + k0) : Vector::zero();
-        bfloat16* const out = t.output + pass.out_base[i] + k0;
-        for (int position = pass.first[i]; position < pass.last[i]; ++position)
-          Vector::store(out + position * pass.out_step, Vector::add(Vector::load(staged[position]), add));
+        tiles::store_rounded(i * block_count + k, t.bias ? t.bias + k0 : nullptr,
+                             t.output + pass.out_base[i] + k0, pass.out_step, pass.first[i], pass.last[i]);
       }
     }
   }

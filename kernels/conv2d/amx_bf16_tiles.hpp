@@ -24,6 +24,7 @@
 #include "core/bfloat16.hpp"
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/conv2d.hpp"
+#include "kernels/simd/float_vector_avx512.hpp"
 #include "kernels/simd/intrinsics.hpp"  // <immintrin.h>, without GCC 12's false -Wuninitialized
 #include "kernels/simd/transpose_16x16.hpp"
 
@@ -157,6 +158,19 @@ inline void store_accumulator(int k, float* to, std::int64_t stride = kBlockChan
       _tile_stored(3, to, stride);
       break;
   }
+}
+
+// Rows [first, last) of accumulator k, each plus bias[0, 16) (none where null), rounded to bfloat16 at
+// out + row * step: a convolution's 16 positions by 16 output channels (the forwards' and backward data's
+// epilogue).
+inline void store_rounded(int k, const bfloat16* bias, bfloat16* out, std::int64_t step, std::int64_t first,
+                          std::int64_t last) {
+  using Vector = simd::FloatVector512;
+  alignas(64) float rows[kRows][kBlockChannels];
+  store_accumulator(k, &rows[0][0]);
+  const __m512 add = bias ? Vector::load(bias) : Vector::zero();
+  for (std::int64_t row = first; row < last; ++row)
+    Vector::store(out + row * step, Vector::add(Vector::load(rows[row]), add));
 }
 
 // Accumulator i * b_count + j += A_i B_j for i < a_count, j < b_count (a_count x b_count <= 4 accumulators):

@@ -32,12 +32,10 @@
 #include "kernels/conv2d/amx_bf16_conv.hpp"
 #include "kernels/conv2d/amx_bf16_tiles.hpp"
 #include "kernels/conv2d/batch_chunks.hpp"
-#include "kernels/simd/float_vector_avx512.hpp"
 
 namespace kiln::kernels::amx {
 namespace {
 
-using Vector = simd::FloatVector512;
 using tiles::Bfloat16Scratch;
 using tiles::kBlockChannels;
 using tiles::kRows;
@@ -224,7 +222,6 @@ void conv2d_forward_bf16_window_rows(const Conv2dGeometry& g, const bfloat16* x,
     tiles::configure(static_cast<int>(a_stride), kc / 2);
     std::vector<bfloat16> runs(static_cast<std::size_t>((H * OW + kRows) * kc));
     const std::vector<bfloat16> zeros(static_cast<std::size_t>(kRows * kc), bfloat16::from_bits(0));
-    alignas(64) float sums[kRows][kBlockChannels];
 #pragma omp for schedule(static)
     for (std::int64_t n = 0; n < g.batch; ++n) {
       image_runs(g, x, n, kc, runs.data());
@@ -246,12 +243,10 @@ void conv2d_forward_bf16_window_rows(const Conv2dGeometry& g, const bfloat16* x,
           }
           for (int i = 0; i < rows; ++i) {
             for (int k = 0; k < block_count; ++k) {
-              tiles::store_accumulator(i * block_count + k, &sums[0][0]);
               const std::int64_t k0 = (first_block + k) * kBlockChannels;
-              const __m512 add = bias ? Vector::load(bias + k0) : Vector::zero();
-              bfloat16* const out = y + ((n * OH + oh[i]) * OW + j0[i]) * K + k0;
-              for (std::int64_t column = 0; column < std::min<std::int64_t>(kRows, OW - j0[i]); ++column)
-                Vector::store(out + column * K, Vector::add(Vector::load(sums[column]), add));
+              tiles::store_rounded(i * block_count + k, bias ? bias + k0 : nullptr,
+                                   y + ((n * OH + oh[i]) * OW + j0[i]) * K + k0, K, 0,
+                                   std::min<std::int64_t>(kRows, OW - j0[i]));
             }
           }
         }
