@@ -236,7 +236,8 @@ constexpr kernels::Conv2dAlgorithm kAlgorithms[] = {kernels::Conv2dAlgorithm::Re
                                                     kernels::Conv2dAlgorithm::Direct,
                                                     kernels::Conv2dAlgorithm::DirectChannels,
                                                     kernels::Conv2dAlgorithm::DepthwiseChannels,
-                                                    kernels::Conv2dAlgorithm::UnrolledGemm};
+                                                    kernels::Conv2dAlgorithm::UnrolledGemm,
+                                                    kernels::Conv2dAlgorithm::TapGemm};
 
 // Removes `flag` from argv (Google Benchmark rejects flags it does not know); true if present.
 bool take_flag(int& argc, char** argv, const std::string& flag) {

@@ -44,6 +44,32 @@
 //      and 64 -> 64 at batch 4 / 8 / 16, forward, im2col+GEMM 0.036 / 0.062 / 0.123 against 0.048 / 0.050 /
 //      0.051 (building U costs about what a batch of 8 does). A ResNet-18 step on 32x32 images went from
 //      132 to 103 ms (its third stage at 2x2), on 64x64 ones from 420 to 360 ms (fourth), 302 to 227 in bf16.
+//      Output planes of at most 5x5 beyond those, one group, at least 128 channels a side and 8 images, go
+//      to TapGemm: a GEMM over the batch for each tap and run of output positions it reaches
+//      (tap_gemm.cpp), which multiplies no padding. Winograd's 2x2 tiles overhang an odd plane (16 outputs
+//      for a 3x3 one's 9, 36 for 5x5's 25) and its stride-2 form splits small planes into smaller phases;
+//      where they fit an even plane at stride 1 (4x4) it keeps the plane below 256 channels. Measured, 2
+//      threads of a Xeon with AVX-512, ms, the rule's choice before (Winograd at these sizes) vs TapGemm,
+//      forward / backward-data / weight gradient:
+//        batch 64   512->512 at 3x3      12.8 / 16.3 / 15.6   vs  7.3 / 7.3 / 6.5    (ResNet-18, 96x96
+//        photos)
+//                   256->512 s2 at 6x6   9.9 / 12.1 / 11.4    vs  4.8 / 4.8 / 4.7
+//                   256->256 at 3x3      4.8 / 5.3 / 3.6      vs  2.1 / 1.9 / 1.7
+//                   128->128 at 3x3      0.73 / 0.97 / 1.05   vs  0.53 / 0.59 / 0.51
+//                   512->512 at 5x5      26.5 / 27.8 / 30.3   vs  21.8 / 21.6 / 21.1  (160x160)
+//                   256->256 at 5x5      9.3 / 10.4 / 6.5     vs  5.6 / 5.5 / 5.9
+//                   128->128 at 5x5      1.49 / 1.62 / 1.97   vs  1.54 / 1.55 / 1.69
+//                   512->512 at 4x4      12.6 / 16.5 / 15.8   vs  13.3 / 13.5 / 12.7  (128x128)
+//        batch 128  256->256 at 4x4      8.3 / 9.1 / 6.7      vs  6.0 / 6.1 / 6.7
+//                   128->128 at 4x4      1.67 / 1.85 / 1.86   vs  1.83 / 1.79 / 1.97  (Winograd keeps it)
+//                   128->256 s2 at 4x4   1.79 / 2.36 / 1.89   vs  1.04 / 1.14 / 1.07  (32x32)
+//        batch 8    512->512 at 3x3      2.53 / 2.79 / 1.59   vs  1.86 / 1.87 / 1.54
+//      and where it loses: 64 channels (64->64 at 4x4, batch 128, 0.35 / 0.37 / 0.56 vs 0.61 / 0.59 / 0.56),
+//      batch 1 or 4 (512->512 at 3x3: 0.57 / 1.05 / 0.62 vs 1.39 / 1.17 / 1.03), larger planes (512->512 at
+//      7x7 38.0 / 44.4 / 44.4 vs 42.5 / 41.7 / 45.6; 6x6's weight gradient, 31.1 vs 31.0 at 512 channels, 2.1
+//      vs 2.7 at 128), 2x2 planes at 64 channels against UnrolledGemm (0.12 vs 0.17), and 1x1 kernels at
+//      stride 2 on larger planes (64->128 at 24x24, 1.0 vs 2.8: the input's transpose costs more than the
+//      product).
 //   4. Stride-1 convolutions the strip holds (pad <= dilation * (K - 1)) with at least 8 input and 8
 //      output channels per group and at least 4096 output positions in the batch go to Direct. It skips
 //      im2col's KH*KW-fold copy (and col2im's scattered adds), and its weight gradient visits only real
@@ -125,13 +151,13 @@
 //      3x3) vs F(4x4, 3x3), the three passes: 6.86 / 7.23 / 7.93 vs 4.69 / 5.02 / 5.78).
 //      (Open: on 2 cores of a Xeon with AMX, after the weight transforms lost their stalls, F(4x4, 3x3)
 //      took the weight gradient from 2048 positions: ms, F(2x2, 3x3) vs F(4x4, 3x3), batch 128, 64->64 at
-//      4x4 0.47 vs 0.38, 128->128 at 4x4 1.65 vs 1.21, batch 32, 64->64 at 8x8 0.42 vs 0.33-0.40. The rule keeps
-//      8192 until the Zen 5 figures above are measured again.)
-//      At stride 2 the same kernel splits each patch by phase (winograd_transforms.hpp's F2x2Stride2 and
-//      F4x4Stride2: 25 multiplies per 2x2 outputs, or 81 per 4x4, where the direct method takes 36 or 144),
-//      and Winograd takes the forward with the same minimums: F(4x4, 3x3) from 8192 positions with at most
-//      32 channels each side (its U, 81 x C_in x C_out floats, is 0.66 MB at 32 -> 64), else F(2x2, 3x3).
-//      Measured, batch 128, ms, 1 thread / 2 threads, im2col + GEMM vs F(2x2, 3x3) vs F(4x4, 3x3):
+//      4x4 0.47 vs 0.38, 128->128 at 4x4 1.65 vs 1.21, batch 32, 64->64 at 8x8 0.42 vs 0.33-0.40. The rule
+//      keeps 8192 until the Zen 5 figures above are measured again.) At stride 2 the same kernel splits each
+//      patch by phase (winograd_transforms.hpp's F2x2Stride2 and F4x4Stride2: 25 multiplies per 2x2 outputs,
+//      or 81 per 4x4, where the direct method takes 36 or 144), and Winograd takes the forward with the same
+//      minimums: F(4x4, 3x3) from 8192 positions with at most 32 channels each side (its U, 81 x C_in x C_out
+//      floats, is 0.66 MB at 32 -> 64), else F(2x2, 3x3). Measured, batch 128, ms, 1 thread / 2 threads,
+//      im2col + GEMM vs F(2x2, 3x3) vs F(4x4, 3x3):
 //        16->32 at 32x32   4.89 / 2.25   3.93 / 2.02   3.34 / 1.75
 //        32->64 at 16x16   4.23 / 2.33   3.29 / 1.64   3.96 / 2.38
 //      and at batch 32 (2 threads), 16->32 0.56 / 0.55 / 0.58 (1 thread: F(2x2, 3x3) 0.81, F(4x4, 3x3)
@@ -281,6 +307,10 @@ constexpr std::int64_t kMinDepthwisePlanePositions = 256;
 constexpr std::int64_t kMaxUnrolledPositions = 4;
 constexpr std::int64_t kMinUnrolledBatch = 16;
 constexpr double kMinUnrolledDensity = 0.5;
+constexpr std::int64_t kMaxTapGemmOutputSide = 5;
+constexpr std::int64_t kMinTapGemmBatch = 8;
+constexpr std::int64_t kMinTapGemmChannels = 128;
+constexpr std::int64_t kMinTapGemmEvenPlaneChannels = 256;
 constexpr std::int64_t kMinDirectChannels = 8;
 constexpr std::int64_t kMinDirectPositions = 4096;
 constexpr std::int64_t kMinDirectStemOutputChannels = 32;
@@ -311,6 +341,17 @@ bool unrolled_takes(const Conv2dGeometry& g, CpuLevel level) {
          g.in_height * g.in_width <= kMaxUnrolledPositions &&
          g.out_height() * g.out_width() <= kMaxUnrolledPositions && unrolled_gemm::serves(g) &&
          unrolled_gemm::density(g) >= kMinUnrolledDensity;
+}
+
+// Rule 3's small planes for TapGemm: at most 5x5 outputs, wide layers, a batch to fill the GEMMs' rows; an
+// even plane at stride 1, which Winograd's tiles fit, only from 256 channels.
+bool tap_gemm_takes(const Conv2dGeometry& g, CpuLevel level) {
+  const std::int64_t narrowest = std::min(g.in_channels, g.out_channels);
+  const bool even_plane = g.out_height() % 2 == 0 && g.out_width() % 2 == 0;
+  const bool stride_1 = g.stride_h == 1 && g.stride_w == 1;
+  return level != CpuLevel::Reference && tap_gemm::serves(g) && g.batch >= kMinTapGemmBatch &&
+         g.out_height() <= kMaxTapGemmOutputSide && g.out_width() <= kMaxTapGemmOutputSide &&
+         narrowest >= (even_plane && stride_1 ? kMinTapGemmEvenPlaneChannels : kMinTapGemmChannels);
 }
 
 bool is_pointwise(const Conv2dGeometry& g) {
@@ -355,6 +396,8 @@ std::string_view conv2d_algorithm_name(Conv2dAlgorithm algorithm) {
       return "depthwise_channels";
     case Conv2dAlgorithm::UnrolledGemm:
       return "unrolled_gemm";
+    case Conv2dAlgorithm::TapGemm:
+      return "tap_gemm";
   }
   return "unknown";
 }
@@ -393,6 +436,8 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
       return level != CpuLevel::Reference && direction != Conv2dDirection::BackwardWeight;
     case Conv2dAlgorithm::UnrolledGemm:
       return level != CpuLevel::Reference && unrolled_gemm::serves(g);
+    case Conv2dAlgorithm::TapGemm:
+      return level != CpuLevel::Reference && tap_gemm::serves(g);
   }
   return false;
 }
@@ -400,7 +445,7 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
 bool conv2d_algorithm_takes_channels_last(Conv2dAlgorithm algorithm) {
   return algorithm == Conv2dAlgorithm::Reference || algorithm == Conv2dAlgorithm::Winograd2x2 ||
          algorithm == Conv2dAlgorithm::Winograd4x4 || algorithm == Conv2dAlgorithm::DepthwiseChannels ||
-         algorithm == Conv2dAlgorithm::Pointwise;
+         algorithm == Conv2dAlgorithm::Pointwise || algorithm == Conv2dAlgorithm::TapGemm;
 }
 
 Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection direction, CpuLevel level) {
@@ -423,6 +468,7 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   }
   if (is_pointwise(g)) return Conv2dAlgorithm::Pointwise;
   if (unrolled_takes(g, level)) return Conv2dAlgorithm::UnrolledGemm;  // rule 3
+  if (tap_gemm_takes(g, level)) return Conv2dAlgorithm::TapGemm;
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
   const std::int64_t positions = g.batch * g.out_height() * g.out_width();
   // Below kMinWinogradPositions, down to kMinWinogradFewPositions, with wide layers on both sides: F(2x2).

@@ -19,6 +19,8 @@
 //   UnrolledGemm  planes of a few pixels: the kernel unrolled into one dense matrix from an image's whole
 //               input to its whole output, each direction one GEMM over the batch (unrolled_gemm.cpp); one
 //               group, any stride, padding and dilation
+//   TapGemm     small planes: a GEMM over the batch for each kernel tap and run of output positions it
+//               reaches, the images the rows (tap_gemm.cpp); one group, any stride, padding and dilation
 //
 // The choice (choose_conv2d_algorithm) is a function of the shape, the direction and the CPU level only,
 // never of the thread count, so a run is reproducible on any number of threads. dispatch.cpp is the one
@@ -43,7 +45,8 @@ enum class Conv2dAlgorithm {
   Direct,
   DirectChannels,
   DepthwiseChannels,
-  UnrolledGemm
+  UnrolledGemm,
+  TapGemm
 };
 enum class Conv2dDirection { Forward, BackwardData, BackwardWeight };
 
@@ -56,7 +59,8 @@ bool conv2d_algorithm_supports(Conv2dAlgorithm algorithm, const Conv2dGeometry& 
 
 // Whether `algorithm` reads and writes channels-last activations itself (Conv2dGeometry::channels_last):
 // the reference loops, Winograd, whose tiles are channels-last inside anyway, DepthwiseChannels, whose
-// blocks are, and Pointwise, for which a channels-last batch is one GEMM operand. dispatch.cpp runs every
+// blocks are, Pointwise, for which a channels-last batch is one GEMM operand, and TapGemm, which lays out
+// either layout the same way. dispatch.cpp runs every
 // other algorithm on a channels-last geometry behind a conversion to NCHW and back.
 bool conv2d_algorithm_takes_channels_last(Conv2dAlgorithm algorithm);
 

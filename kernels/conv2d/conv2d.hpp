@@ -159,6 +159,16 @@ void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float*
 void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
 }  // namespace unrolled_gemm
 
+// Small planes as GEMMs over the batch, one per kernel tap and run of output positions, the images the GEMM's
+// rows (tap_gemm.cpp): one group, any stride, padding and dilation, NCHW or channels-last as they lie (both
+// give the same bits). Only the (tap, position) pairs that reach the input are multiplied.
+namespace tap_gemm {
+bool serves(const Conv2dGeometry& g);
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
+void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+}  // namespace tap_gemm
+
 // The direct convolution on the AVX512-BF16 pair dot products over channels-last bfloat16 tensors
 // (avx512_bf16_direct.cpp): each pixel's channel pairs read straight from the activations, no im2col. The
 // forward of any geometry with one group, as pointwise's bfloat16 functions take it (the bias float and may

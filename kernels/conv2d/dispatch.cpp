@@ -340,6 +340,8 @@ void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, co
       return avx2::depthwise_channels_conv2d_forward(g, x, w, bias, y);
     case Conv2dAlgorithm::UnrolledGemm:
       return unrolled_gemm::conv2d_forward(g, x, w, bias, y);
+    case Conv2dAlgorithm::TapGemm:
+      return tap_gemm::conv2d_forward(g, x, w, bias, y);
   }
 }
 
@@ -379,6 +381,8 @@ void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry&
       return avx2::winograd_conv2d_backward_data(winograd_tile(algorithm), g, gy, w, gx);
     case Conv2dAlgorithm::UnrolledGemm:
       return unrolled_gemm::conv2d_backward_data(g, gy, w, gx);
+    case Conv2dAlgorithm::TapGemm:
+      return tap_gemm::conv2d_backward_data(g, gy, w, gx);
   }
 }
 
@@ -414,6 +418,8 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
       return avx2::winograd_conv2d_backward_weight(winograd_tile(algorithm), g, gy, x, gw);
     case Conv2dAlgorithm::UnrolledGemm:
       return unrolled_gemm::conv2d_backward_weight(g, gy, x, gw);
+    case Conv2dAlgorithm::TapGemm:
+      return tap_gemm::conv2d_backward_weight(g, gy, x, gw);
     case Conv2dAlgorithm::DirectChannels:
       break;  // no weight gradient: require_support has thrown
   }

@@ -267,7 +267,8 @@ Conv2dGeometry with_channels_last(Conv2dGeometry g) {
 const Conv2dAlgorithm kFastAlgorithms[] = {
     Conv2dAlgorithm::Im2colGemm,     Conv2dAlgorithm::Pointwise,         Conv2dAlgorithm::Depthwise,
     Conv2dAlgorithm::Winograd2x2,    Conv2dAlgorithm::Winograd4x4,       Conv2dAlgorithm::Direct,
-    Conv2dAlgorithm::DirectChannels, Conv2dAlgorithm::DepthwiseChannels, Conv2dAlgorithm::UnrolledGemm};
+    Conv2dAlgorithm::DirectChannels, Conv2dAlgorithm::DepthwiseChannels, Conv2dAlgorithm::UnrolledGemm,
+    Conv2dAlgorithm::TapGemm};
 
 // The passes `algorithm` supports on g at `level`, forced (conv2d_*_using), each into a NaN-filled buffer;
 // a pass it does not support stays empty. x and gy are the operands as g lays them out (NCHW, or
@@ -539,8 +540,17 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
       {padded(geometry(128, 32, 2, 2, 32, 3, 3), 1, 1), UnrolledGemm, UnrolledGemm, UnrolledGemm},
       {padded(geometry(8, 64, 2, 2, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm,
        Im2colGemm},  // batch 8: building U would cost what the batch does
-      {padded(strided(geometry(128, 256, 4, 4, 512, 3, 3), 2, 2), 1, 1), Winograd2x2, Winograd2x2,
-       Winograd2x2},  // 4x4 onto 2x2: 16 input positions
+      {padded(strided(geometry(128, 256, 4, 4, 512, 3, 3), 2, 2), 1, 1), TapGemm, TapGemm,
+       TapGemm},  // 4x4 onto 2x2: 16 input positions, too many for U
+      {padded(geometry(64, 512, 3, 3, 512, 3, 3), 1, 1), TapGemm, TapGemm,
+       TapGemm},  // ResNet-18's fourth stage on 96x96 photos: Winograd's tiles would overhang the 3x3 plane
+      {padded(strided(geometry(64, 256, 6, 6, 512, 3, 3), 2, 2), 1, 1), TapGemm, TapGemm, TapGemm},
+      {padded(geometry(128, 128, 4, 4, 128, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
+       Winograd2x2},  // an even plane Winograd's tiles fit, below 256 channels
+      {padded(geometry(128, 256, 4, 4, 256, 3, 3), 1, 1), TapGemm, TapGemm, TapGemm},  // 256 channels
+      {padded(geometry(64, 512, 7, 7, 512, 3, 3), 1, 1), Winograd2x2, Winograd2x2, Winograd2x2},  // 7x7
+      {padded(geometry(64, 64, 3, 3, 64, 3, 3), 1, 1), Winograd2x2, Winograd2x2, Winograd2x2},  // 64 channels
+      {padded(geometry(4, 512, 3, 3, 512, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},    // batch 4
       {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), DirectChannels, DirectChannels,
        Im2colGemm},                                                                           // batch 1
       {padded(geometry(1, 32, 16, 16, 32, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 256 positions
