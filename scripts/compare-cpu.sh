@@ -19,8 +19,8 @@
 #
 # What it times (the shapes are in bench/compare/shapes.hpp): conv forward, backward-data and backward-weight
 # for each distinct 3x3 convolution of ResNet-20 (CIFAR's 32x32, or --image-size) and for layers of other
-# kinds (MobileNet's depthwise and 1x1 layers, LeNet-5's 5x5, strided layers of users' own models: a 7x7 stem,
-# 1x1 projections, stride 3, groups, dilation), SGEMM at 1024^3, 2048^3 and two convolution-like shapes, the
+# kinds (MobileNet's depthwise and 1x1 layers, LeNet-5's 5x5, ResNet-18's 3x3 planes on 96x96 photos, strided
+# layers of users' own models: a 7x7 stem, 1x1 projections, stride 3, groups, dilation), SGEMM at 1024^3, 2048^3 and two convolution-like shapes, the
 # inference forward pass (eval mode, no gradients, float32) of ResNet-20, the MobileNet-style net, the
 # VGG-style net and ResNet-18 at batch 1 (one image's latency, as `kiln predict` sees it) and at --batch, and a
 # whole training step of each (forward, cross-entropy, backward, SGD momentum 0.9 + weight decay 1e-4). Three

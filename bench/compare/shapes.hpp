@@ -115,6 +115,10 @@ inline std::vector<ConvShape> other_conv_shapes() {
       // LeNet-5 (models/lenet.cpp): 5x5 kernels without padding on few channels.
       {.family = "lenet5", .in_channels = 3, .out_channels = 6, .kernel = 5, .in_size = 32, .padding = 0},
       {.family = "lenet5", .in_channels = 6, .out_channels = 16, .kernel = 5, .in_size = 14, .padding = 0},
+      // ResNet-18 (models/resnet_imagenet.cpp) on 96x96 photos: its last stage's 3x3 planes, and the stride-2
+      // layer into them from 6x6 (algorithm.cpp's rule 3: TapGemm).
+      {.family = "resnet18", .in_channels = 512, .out_channels = 512, .in_size = 3},
+      {.family = "resnet18", .in_channels = 256, .out_channels = 512, .stride = 2, .in_size = 6},
       // Strided layers outside the zoo's CIFAR nets.
       {.family = "strided", .in_channels = 3, .out_channels = 64, .kernel = 7, .stride = 2, .in_size = 64},
       {.family = "strided", .in_channels = 32, .out_channels = 64, .kernel = 5, .stride = 2, .in_size = 32},

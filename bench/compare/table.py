@@ -30,7 +30,7 @@ LIBRARIES = {
 }
 LIBRARY_TITLES = {"onednn_nchw": "oneDNN nchw", "onednn_blocked": "oneDNN blocked", "torch": "PyTorch"}
 FAMILY_TITLES = {"resnet20": "ResNet-20", "mobilenet": "MobileNet-style", "lenet5": "LeNet-5",
-                 "strided": "strided layers of other models"}
+                 "strided": "strided layers of other models", "resnet18": "ResNet-18's last stage on 96x96 photos"}
 
 
 def load(path):
