@@ -48,9 +48,11 @@
 //      to TapGemm: a GEMM over the batch for each tap and run of output positions it reaches
 //      (tap_gemm.cpp), which multiplies no padding. Winograd's 2x2 tiles overhang an odd plane (16 outputs
 //      for a 3x3 one's 9, 36 for 5x5's 25) and its stride-2 form splits small planes into smaller phases;
-//      where they fit an even plane at stride 1 (4x4) it keeps the plane below 256 channels. Measured, 2
-//      threads of a Xeon with AVX-512, ms, the rule's choice before (Winograd at these sizes) vs TapGemm,
-//      forward / backward-data / weight gradient:
+//      where they fit an even plane at stride 1 (4x4) it keeps the plane below 256 channels. 6x6 planes go
+//      to TapGemm in the forward and backward-data of layers narrower than 512 channels, where Winograd's
+//      2.25x fewer products still lose to its transforms. Measured, 2 threads of a Xeon with AVX-512, ms,
+//      the rule's choice before (Winograd at these sizes) vs TapGemm, forward / backward-data / weight
+//      gradient:
 //        batch 64   512->512 at 3x3      12.8 / 16.3 / 15.6   vs  7.3 / 7.3 / 6.5    (ResNet-18, 96x96
 //        photos)
 //                   256->512 s2 at 6x6   9.9 / 12.1 / 11.4    vs  4.8 / 4.8 / 4.7
@@ -60,16 +62,18 @@
 //                   256->256 at 5x5      9.3 / 10.4 / 6.5     vs  5.6 / 5.5 / 5.9
 //                   128->128 at 5x5      1.49 / 1.62 / 1.97   vs  1.54 / 1.55 / 1.69
 //                   512->512 at 4x4      12.6 / 16.5 / 15.8   vs  13.3 / 13.5 / 12.7  (128x128)
+//                   256->256 at 6x6      8.98 / 9.63 / 6.22   vs  7.69 / 8.07 / 8.30  (96x96)
+//                   128->256 s2 at 12x12 8.46 / 8.15 / 5.68   vs  5.25 / 5.63 / 6.25
+//                   512->512 at 6x6      24.9 / 28.8 / 31.1   vs  31.0 / 30.2 / 31.0  (Winograd keeps it)
 //        batch 128  256->256 at 4x4      8.3 / 9.1 / 6.7      vs  6.0 / 6.1 / 6.7
 //                   128->128 at 4x4      1.67 / 1.85 / 1.86   vs  1.83 / 1.79 / 1.97  (Winograd keeps it)
 //                   128->256 s2 at 4x4   1.79 / 2.36 / 1.89   vs  1.04 / 1.14 / 1.07  (32x32)
 //        batch 8    512->512 at 3x3      2.53 / 2.79 / 1.59   vs  1.86 / 1.87 / 1.54
 //      and where it loses: 64 channels (64->64 at 4x4, batch 128, 0.35 / 0.37 / 0.56 vs 0.61 / 0.59 / 0.56),
 //      batch 1 or 4 (512->512 at 3x3: 0.57 / 1.05 / 0.62 vs 1.39 / 1.17 / 1.03), larger planes (512->512 at
-//      7x7 38.0 / 44.4 / 44.4 vs 42.5 / 41.7 / 45.6; 6x6's weight gradient, 31.1 vs 31.0 at 512 channels, 2.1
-//      vs 2.7 at 128), 2x2 planes at 64 channels against UnrolledGemm (0.12 vs 0.17), and 1x1 kernels at
-//      stride 2 on larger planes (64->128 at 24x24, 1.0 vs 2.8: the input's transpose costs more than the
-//      product).
+//      7x7 38.0 / 44.4 / 44.4 vs 42.5 / 41.7 / 45.6; 6x6's weight gradient, above), 2x2 planes at 64 channels
+//      against UnrolledGemm (0.12 vs 0.17), and 1x1 kernels at stride 2 on larger planes (64->128 at
+//      24x24, 1.0 vs 2.8: the input's transpose costs more than the product).
 //   4. Stride-1 convolutions the strip holds (pad <= dilation * (K - 1)) with at least 8 input and 8
 //      output channels per group and at least 4096 output positions in the batch go to Direct. It skips
 //      im2col's KH*KW-fold copy (and col2im's scattered adds), and its weight gradient visits only real
@@ -308,6 +312,8 @@ constexpr std::int64_t kMaxUnrolledPositions = 4;
 constexpr std::int64_t kMinUnrolledBatch = 16;
 constexpr double kMinUnrolledDensity = 0.5;
 constexpr std::int64_t kMaxTapGemmOutputSide = 5;
+constexpr std::int64_t kMaxTapGemmWideOutputSide = 6;
+constexpr std::int64_t kMaxTapGemmWidePlaneChannels = 512;
 constexpr std::int64_t kMinTapGemmBatch = 8;
 constexpr std::int64_t kMinTapGemmChannels = 128;
 constexpr std::int64_t kMinTapGemmEvenPlaneChannels = 256;
@@ -343,14 +349,19 @@ bool unrolled_takes(const Conv2dGeometry& g, CpuLevel level) {
          unrolled_gemm::density(g) >= kMinUnrolledDensity;
 }
 
-// Rule 3's small planes for TapGemm: at most 5x5 outputs, wide layers, a batch to fill the GEMMs' rows; an
-// even plane at stride 1, which Winograd's tiles fit, only from 256 channels.
-bool tap_gemm_takes(const Conv2dGeometry& g, CpuLevel level) {
+// Rule 3's small planes for TapGemm: at most 5x5 outputs (6x6 in the forward and backward-data of layers
+// narrower than 512 channels), wide layers, a batch to fill the GEMMs' rows; an even plane at stride 1,
+// which Winograd's tiles fit, only from 256 channels.
+bool tap_gemm_takes(const Conv2dGeometry& g, Conv2dDirection direction, CpuLevel level) {
   const std::int64_t narrowest = std::min(g.in_channels, g.out_channels);
+  const std::int64_t widest = std::max(g.in_channels, g.out_channels);
   const bool even_plane = g.out_height() % 2 == 0 && g.out_width() % 2 == 0;
   const bool stride_1 = g.stride_h == 1 && g.stride_w == 1;
+  const bool weight = direction == Conv2dDirection::BackwardWeight;
+  const std::int64_t largest_side =
+      !weight && widest < kMaxTapGemmWidePlaneChannels ? kMaxTapGemmWideOutputSide : kMaxTapGemmOutputSide;
   return level != CpuLevel::Reference && tap_gemm::serves(g) && g.batch >= kMinTapGemmBatch &&
-         g.out_height() <= kMaxTapGemmOutputSide && g.out_width() <= kMaxTapGemmOutputSide &&
+         std::max(g.out_height(), g.out_width()) <= largest_side &&
          narrowest >= (even_plane && stride_1 ? kMinTapGemmEvenPlaneChannels : kMinTapGemmChannels);
 }
 
@@ -468,7 +479,7 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   }
   if (is_pointwise(g)) return Conv2dAlgorithm::Pointwise;
   if (unrolled_takes(g, level)) return Conv2dAlgorithm::UnrolledGemm;  // rule 3
-  if (tap_gemm_takes(g, level)) return Conv2dAlgorithm::TapGemm;
+  if (tap_gemm_takes(g, direction, level)) return Conv2dAlgorithm::TapGemm;
   const std::int64_t cg = g.in_channels_per_group(), cog = g.out_channels_per_group();
   const std::int64_t positions = g.batch * g.out_height() * g.out_width();
   // Below kMinWinogradPositions, down to kMinWinogradFewPositions, with wide layers on both sides: F(2x2).

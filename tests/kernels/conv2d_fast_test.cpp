@@ -548,6 +548,10 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
       {padded(geometry(128, 128, 4, 4, 128, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
        Winograd2x2},  // an even plane Winograd's tiles fit, below 256 channels
       {padded(geometry(128, 256, 4, 4, 256, 3, 3), 1, 1), TapGemm, TapGemm, TapGemm},  // 256 channels
+      {padded(geometry(64, 256, 6, 6, 256, 3, 3), 1, 1), TapGemm, TapGemm,
+       Winograd2x2},  // 6x6: Winograd's weight gradient keeps it
+      {padded(geometry(64, 512, 6, 6, 512, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
+       Winograd2x2},  // 512 at 6x6
       {padded(geometry(64, 512, 7, 7, 512, 3, 3), 1, 1), Winograd2x2, Winograd2x2, Winograd2x2},  // 7x7
       {padded(geometry(64, 64, 3, 3, 64, 3, 3), 1, 1), Winograd2x2, Winograd2x2, Winograd2x2},  // 64 channels
       {padded(geometry(4, 512, 3, 3, 512, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},    // batch 4
