@@ -388,6 +388,45 @@ TEST_CASE("conv2d fast: every forced algorithm gives the same bits on 1 and 2 th
   }
 }
 
+// The odd shapes have few channels; TapGemm's products reduce over C_in (forward), C_out (backward-data) or
+// the batch's positions (weight gradient), so its layers of rule 3 also cut their GEMMs' depth into blocks
+// (256 floats). These are such layers, small in batch and plane: dispatch gives them TapGemm, and they match
+// the reference in both layouts.
+TEST_CASE("conv2d fast: TapGemm on wide layers of small planes matches the reference") {
+  DispatchGuard guard;
+  const Conv2dGeometry shapes[] = {
+      padded(geometry(8, 272, 3, 3, 264, 3, 3), 1, 1),                 // a 3x3 plane, C past a depth block
+      padded(strided(geometry(9, 136, 6, 6, 260, 3, 3), 2, 2), 1, 1),  // stride 2 onto 3x3
+      padded(strided(geometry(8, 264, 5, 4, 132, 3, 3), 2, 2), 1, 1),  // 5x4 onto 3x2
+      dilated(padded(geometry(8, 130, 5, 5, 140, 3, 3), 2, 2), 2, 2),  // 5x5 at dilation 2
+  };
+  for (CpuLevel level : fast_levels()) {
+    kernels::set_cpu_level(level);
+    for (const Conv2dGeometry& g : shapes) {
+      const Operands in(g);
+      const Results expected = reference_results(g, in);
+      for (const Conv2dGeometry& layout : {g, with_channels_last(g)}) {
+        const std::string what = std::string(kernels::cpu_level_name(level)) + " " + describe(layout) +
+                                 (layout.channels_last ? " channels-last" : "");
+        for (Conv2dDirection direction :
+             {Conv2dDirection::Forward, Conv2dDirection::BackwardData, Conv2dDirection::BackwardWeight}) {
+          CHECK_MESSAGE(
+              kernels::choose_conv2d_algorithm(layout, direction, level) == Conv2dAlgorithm::TapGemm, what,
+              " ", kernels::conv2d_direction_name(direction));
+        }
+        const Floats x = layout.channels_last ? x_channels_last(g, in.x) : in.x;
+        const Floats gy = layout.channels_last ? y_channels_last(g, in.gy) : in.gy;
+        const Results forced = forced_results(Conv2dAlgorithm::TapGemm, layout, level, x, in, gy);
+        check_close(forced.y, layout.channels_last ? y_channels_last(g, expected.y) : expected.y,
+                    what + " forward");
+        check_close(forced.gx, layout.channels_last ? x_channels_last(g, expected.gx) : expected.gx,
+                    what + " backward_data");
+        check_close(forced.gw, expected.gw, what + " backward_weight");
+      }
+    }
+  }
+}
+
 // Channels-last activations (Conv2dGeometry::channels_last): Winograd and the reference read and write them
 // themselves, every other algorithm runs behind dispatch.cpp's conversion to NCHW and back. Either way the
 // sums are the NCHW run's, so the results are its bits, moved.
