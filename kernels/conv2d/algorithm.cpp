@@ -139,8 +139,24 @@
 //                   128->128 at 8x8   0.98 / 1.00  vs  0.90 / 0.94,  1.69 / 1.71 vs 1.49 / 1.49
 //      and AVX2, batch 128: 16->16 3.64 / 3.44 vs 2.99 / 2.74, 32->32 2.68 / 2.45 vs 1.99 / 2.06, 64->64
 //      2.52 / 2.34 vs 2.27 / 2.00. Its transformed weights (36 x C_in x C_out floats: 2.4 MB at 128 x 128)
-//      leave L2 past 64 channels and are re-read for every block of tiles, and still it wins at 128; beyond
-//      that, unmeasured, the rule keeps F(2x2, 3x3).
+//      leave L2 past 64 channels and are re-read for every block of tiles, and still it wins at 128. Past
+//      128 channels (9.4 MB of them at 256 x 256) it still takes the forward and backward-data wherever its
+//      4x4 tiles overhang the plane by at most a seventh (sides of 7, 8, 11, 12, 14, 15, 16 and up): ms,
+//      2 threads, F(2x2, 3x3) vs F(4x4, 3x3), forward / backward-data, AVX-512:
+//        batch 128  256->256 at 8x8      32.4 / 28.3   vs  19.5 / 20.5    (ResNet-18 on 128x128 photos)
+//        batch 64   512->512 at 8x8      41.5 / 42.9   vs  33.9 / 38.3
+//                   512->512 at 7x7      38.6 / 43.8   vs  32.1 / 37.4    (ResNet-18 on 224x224)
+//                   256->256 at 24x24    124 / 113     vs  86.0 / 90.9    (VGG-11 on 96x96)
+//                   512->512 at 12x12    81.6 / 81.5   vs  61.6 / 67.3
+//                   256->256 at 14x14    46.0 / 45.5   vs  34.5 / 35.9
+//                   256->256 at 12x12    30.8 / 31.5   vs  30.8 / 31.4
+//        batch 32   256->256 at 16x16    26.5 / 28.7   vs  17.5 / 19.7
+//                   512->512 at 14x14    58.5 / 59.9   vs  57.4 / 62.1
+//      and AVX2: 256->256 at 8x8 43.8 / 48.4 vs 30.8 / 35.5, 512->512 at 7x7 57.6 / 61.1 vs 51.8 / 55.6,
+//      256->256 at 16x16 51.1 / 52.0 vs 35.0 / 36.6, at 12x12 57.6 / 57.8 vs 49.8 / 49.5. Where the tiles
+//      overhang more it loses (256->256 at 10x10, batch 64, 25.0 / 25.8 vs 29.4 / 31.3; 512->512 at 6x6
+//      24.5 / 28.3 vs 32.9 / 37.3), and so does its weight gradient past 128 channels (256->256 at 14x14
+//      34.8 vs 40.4; level at 8x8 and 16x16): F(2x2, 3x3) keeps those.
 //      The weight gradient transforms both x and gy per tile and sums over the tiles, so it needs more
 //      tiles to pay: below 8192 positions F(2x2, 3x3) wins, and below 64 channels as well Direct keeps it
 //      (unmeasured there since the position stride). Measured, batch 128, ms, 2 threads / 1 thread, Direct
@@ -332,9 +348,16 @@ constexpr std::int64_t kMinWinogradFewPositions = 512;
 constexpr std::int64_t kMinWinogradFewPositionsChannels = 64;
 constexpr std::int64_t kMinWinograd4x4Positions = 8192;
 constexpr std::int64_t kMaxWinograd4x4Channels = 128;
+constexpr std::int64_t kMaxWinograd4x4OverhangSevenths = 8;  // tiles' extent <= 8/7 of the plane's side
 constexpr std::int64_t kMaxWinograd4x4Stride2Channels = 32;
 constexpr std::int64_t kMinWinograd4x4Stride2DataPositions = 16384;
 constexpr std::int64_t kMinWinograd2x2Stride2DataChannels = 32;
+
+// Whether F(4x4, 3x3)'s tiles cover an output side of `size` with little overhang: rule 5's wide layers.
+bool winograd_4x4_tiles_fit(std::int64_t size) {
+  const std::int64_t covered = (size + 3) / 4 * 4;
+  return covered * 7 <= size * kMaxWinograd4x4OverhangSevenths;
+}
 
 bool is_depthwise(const Conv2dGeometry& g) {
   return g.groups == g.in_channels && g.groups == g.out_channels &&
@@ -498,8 +521,14 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
     if (forward || cg >= kMinWinograd2x2Stride2DataChannels) return Conv2dAlgorithm::Winograd2x2;
   }
   if (winograd && g.stride_h == 1) {  // rule 5
-    const bool large_tiles = !few_positions && std::max(cg, cog) <= kMaxWinograd4x4Channels &&
-                             (!weight || positions >= kMinWinograd4x4Positions);
+    // Past 128 channels, the forward and backward-data where the tiles fit the pass's output plane (y's, or
+    // gx's).
+    const bool narrow = std::max(cg, cog) <= kMaxWinograd4x4Channels;
+    const bool data = direction == Conv2dDirection::BackwardData;
+    const bool tiles_fit = winograd_4x4_tiles_fit(data ? g.in_height : g.out_height()) &&
+                           winograd_4x4_tiles_fit(data ? g.in_width : g.out_width());
+    const bool large_tiles =
+        !few_positions && (weight ? narrow && positions >= kMinWinograd4x4Positions : narrow || tiles_fit);
     if (large_tiles) return Conv2dAlgorithm::Winograd4x4;
     if (!weight || std::min(cg, cog) >= kMinWinogradWeightChannels) return Conv2dAlgorithm::Winograd2x2;
   }

@@ -388,42 +388,55 @@ TEST_CASE("conv2d fast: every forced algorithm gives the same bits on 1 and 2 th
   }
 }
 
-// The odd shapes have few channels; TapGemm's products reduce over C_in (forward), C_out (backward-data) or
+// The odd shapes have few channels. TapGemm's products reduce over C_in (forward), C_out (backward-data) or
 // the batch's positions (weight gradient), so its layers of rule 3 also cut their GEMMs' depth into blocks
-// (256 floats). These are such layers, small in batch and plane: dispatch gives them TapGemm, and they match
-// the reference in both layouts.
-TEST_CASE("conv2d fast: TapGemm on wide layers of small planes matches the reference") {
+// (256 floats), and F(4x4, 3x3) takes layers past 128 channels whose planes its tiles fit. These are such
+// layers, small in batch and plane, forced in both layouts against the reference; TapGemm's are what
+// dispatch chooses.
+void check_wide_layer(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, CpuLevel level) {
+  const Operands in(g);
+  const Results expected = reference_results(g, in);
+  for (const Conv2dGeometry& layout : {g, with_channels_last(g)}) {
+    const std::string what = std::string(kernels::cpu_level_name(level)) + " " +
+                             std::string(kernels::conv2d_algorithm_name(algorithm)) + " " + describe(layout) +
+                             (layout.channels_last ? " channels-last" : "");
+    const Floats x = layout.channels_last ? x_channels_last(g, in.x) : in.x;
+    const Floats gy = layout.channels_last ? y_channels_last(g, in.gy) : in.gy;
+    const Results forced = forced_results(algorithm, layout, level, x, in, gy);
+    check_close(forced.y, layout.channels_last ? y_channels_last(g, expected.y) : expected.y,
+                what + " forward");
+    check_close(forced.gx, layout.channels_last ? x_channels_last(g, expected.gx) : expected.gx,
+                what + " backward_data");
+    check_close(forced.gw, expected.gw, what + " backward_weight");
+  }
+}
+
+TEST_CASE("conv2d fast: TapGemm and F(4x4, 3x3) on wide layers match the reference") {
   DispatchGuard guard;
-  const Conv2dGeometry shapes[] = {
+  const Conv2dGeometry tap_gemm_layers[] = {
       padded(geometry(8, 272, 3, 3, 264, 3, 3), 1, 1),                 // a 3x3 plane, C past a depth block
       padded(strided(geometry(9, 136, 6, 6, 260, 3, 3), 2, 2), 1, 1),  // stride 2 onto 3x3
       padded(strided(geometry(8, 264, 5, 4, 132, 3, 3), 2, 2), 1, 1),  // 5x4 onto 3x2
       dilated(padded(geometry(8, 130, 5, 5, 140, 3, 3), 2, 2), 2, 2),  // 5x5 at dilation 2
   };
+  const Conv2dGeometry winograd_layers[] = {
+      padded(geometry(2, 272, 8, 8, 264, 3, 3), 1, 1),  // 8x8, two tiles a side
+      padded(geometry(1, 260, 7, 7, 300, 3, 3), 1, 1),  // 7x7: the tiles overhang by a column and a row
+  };
   for (CpuLevel level : fast_levels()) {
     kernels::set_cpu_level(level);
-    for (const Conv2dGeometry& g : shapes) {
-      const Operands in(g);
-      const Results expected = reference_results(g, in);
+    for (const Conv2dGeometry& g : tap_gemm_layers) {
       for (const Conv2dGeometry& layout : {g, with_channels_last(g)}) {
-        const std::string what = std::string(kernels::cpu_level_name(level)) + " " + describe(layout) +
-                                 (layout.channels_last ? " channels-last" : "");
         for (Conv2dDirection direction :
              {Conv2dDirection::Forward, Conv2dDirection::BackwardData, Conv2dDirection::BackwardWeight}) {
           CHECK_MESSAGE(
-              kernels::choose_conv2d_algorithm(layout, direction, level) == Conv2dAlgorithm::TapGemm, what,
-              " ", kernels::conv2d_direction_name(direction));
+              kernels::choose_conv2d_algorithm(layout, direction, level) == Conv2dAlgorithm::TapGemm,
+              describe(layout), " ", kernels::conv2d_direction_name(direction));
         }
-        const Floats x = layout.channels_last ? x_channels_last(g, in.x) : in.x;
-        const Floats gy = layout.channels_last ? y_channels_last(g, in.gy) : in.gy;
-        const Results forced = forced_results(Conv2dAlgorithm::TapGemm, layout, level, x, in, gy);
-        check_close(forced.y, layout.channels_last ? y_channels_last(g, expected.y) : expected.y,
-                    what + " forward");
-        check_close(forced.gx, layout.channels_last ? x_channels_last(g, expected.gx) : expected.gx,
-                    what + " backward_data");
-        check_close(forced.gw, expected.gw, what + " backward_weight");
       }
+      check_wide_layer(Conv2dAlgorithm::TapGemm, g, level);
     }
+    for (const Conv2dGeometry& g : winograd_layers) check_wide_layer(Conv2dAlgorithm::Winograd4x4, g, level);
   }
 }
 
@@ -561,8 +574,10 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
       {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
       {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
        Winograd4x4},  // 128 channels
-      {padded(geometry(128, 128, 8, 8, 256, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
-       Winograd2x2},                                                                       // 256 channels
+      {padded(geometry(128, 128, 8, 8, 256, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
+       Winograd2x2},  // 256 channels: F(4x4)'s tiles fit the plane; its weight gradient keeps F(2x2)
+      {padded(geometry(64, 256, 10, 10, 256, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
+       Winograd2x2},  // F(4x4)'s tiles would overhang a 10x10 plane by a fifth
       {padded(geometry(128, 8, 16, 16, 32, 3, 3), 1, 1), DirectChannels, Direct, Direct},  // gx: 8 channels
       {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
        Winograd2x2},  // 2048 positions: too few for F(4x4, 3x3)'s weight gradient
@@ -591,7 +606,8 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
        Winograd2x2},  // 6x6: Winograd's weight gradient keeps it
       {padded(geometry(64, 512, 6, 6, 512, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
        Winograd2x2},  // 512 at 6x6
-      {padded(geometry(64, 512, 7, 7, 512, 3, 3), 1, 1), Winograd2x2, Winograd2x2, Winograd2x2},  // 7x7
+      {padded(geometry(64, 512, 7, 7, 512, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
+       Winograd2x2},  // 7x7: F(4x4)'s tiles overhang it by a seventh
       {padded(geometry(64, 64, 3, 3, 64, 3, 3), 1, 1), Winograd2x2, Winograd2x2, Winograd2x2},  // 64 channels
       {padded(geometry(4, 512, 3, 3, 512, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},    // batch 4
       {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), DirectChannels, DirectChannels,
