@@ -235,6 +235,38 @@ TEST_CASE("pool fast: bfloat16 max-pool gradients of overlapping windows round t
   }
 }
 
+// Where windows overlap, an input that is the maximum of several windows sums their gradients, and the sum
+// of shares spread over 61 binades rounds differently in another order, in float and even in double
+// (bfloat16's sums): a peak in the middle of each plane wins every window that holds it (4 at 3x3 stride 2, 9
+// at stride 1), so a kernel that adds them out of the reference's output order shows.
+TEST_CASE_TEMPLATE("pool fast: max-pool gradients of overlapping windows add in output order", T, float,
+                   bfloat16) {
+  for (const std::int64_t stride : {2, 1}) {
+    for (const bool channels_last : {false, true}) {
+      Pool2dGeometry g = pool(2, 19, 9, 9, 3, 3, stride, 1);
+      g.channels_last = channels_last;
+      INFO(describe(g));
+      std::vector<T> x = grid_values<T>(static_cast<std::int64_t>(in_size(g)), 5, false);
+      const std::int64_t plane = g.in_height * g.in_width, middle = 4 * g.in_width + 4;
+      for (std::int64_t p = 0; p < g.batch * g.channels; ++p) {  // plane p = n * C + c
+        const std::int64_t n = p / g.channels, c = p % g.channels;
+        const std::int64_t at = channels_last ? (n * plane + middle) * g.channels + c : p * plane + middle;
+        x[static_cast<std::size_t>(at)] = static_cast<T>(1e6f);
+      }
+      std::vector<T> y(out_size(g)), gx_ref(in_size(g));
+      std::vector<std::int32_t> argmax(out_size(g));
+      kk::reference::max_pool2d_forward(g, x.data(), y.data(), argmax.data());
+      const std::vector<T> gy = spread_values<T>(static_cast<std::int64_t>(out_size(g)), 6);
+      kk::reference::max_pool2d_backward(g, gy.data(), argmax.data(), gx_ref.data());
+      at_each_fast_level([&] {
+        std::vector<T> gx(in_size(g), static_cast<T>(NAN));
+        kk::max_pool2d_backward(Device::cpu(), g, gy.data(), argmax.data(), gx.data());
+        CHECK(bitwise_equal(gx, gx_ref));
+      });
+    }
+  }
+}
+
 TEST_CASE_TEMPLATE("pool fast: average pooling forward and backward equal the reference at every level", T,
                    float, bfloat16) {
   at_each_fast_level([] {
