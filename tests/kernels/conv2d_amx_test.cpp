@@ -211,6 +211,39 @@ TEST_CASE("amx bfloat16 conv2d forward: the exact sums rounded once, bit for bit
   }
 }
 
+// Across images, passes go by sets of output-channel blocks whose packed filter fits half of L2
+// (amx_bf16_conv.cpp's blocks_in_l2): one set for these small filters, several under a 4 KiB L2, where
+// every set is a pair of blocks (64 output channels: two sets). The forward and backward data hold the
+// exact sums either way.
+TEST_CASE("amx bfloat16 conv2d across images: the filter's blocks in sets that fit L2, bit for bit") {
+  if (!amx_here()) return;
+  const testing::L2SizeGuard small_l2(4 << 10);
+  int cases = 0;
+  for (const kk::Conv2dGeometry& g : kAcrossImagesCases) {
+    if (g.out_channels < 64) continue;  // fewer than two sets of two blocks
+    ++cases;
+    INFO(describe(g));
+    const std::vector<float> x =
+        exact_values(g.batch * g.in_channels * g.in_height * g.in_width, 6, 16, 8.0f);
+    const std::vector<float> gy =
+        exact_values(g.batch * g.out_channels * g.out_height() * g.out_width(), 7, 16, 8.0f);
+    const std::vector<float> w =
+        exact_values(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w, 8, 16, 16.0f);
+    std::vector<float> y_expected(gy.size()), gx_expected(x.size());
+    kk::reference::conv2d_forward<float>(g, x.data(), w.data(), nullptr, y_expected.data());
+    kk::reference::conv2d_backward_data<float>(g, gy.data(), w.data(), gx_expected.data());
+    std::vector<bfloat16> y(gy.size(), bfloat16(-777.0f)), gx(x.size(), bfloat16(-777.0f));
+    kk::amx::conv2d_forward_bf16(g, converted<bfloat16>(x).data(), converted<bfloat16>(w).data(), nullptr,
+                                 y.data());
+    CHECK(difference(y, y_expected) == "");
+    if (!kk::amx::conv2d_backward_data_bf16_serves(g)) continue;
+    kk::amx::conv2d_backward_data_bf16(g, converted<bfloat16>(gy).data(), converted<bfloat16>(w).data(),
+                                       gx.data());
+    CHECK(difference(gx, gx_expected) == "");
+  }
+  CHECK(cases == 2);
+}
+
 // Backward data's stride phases (amx_bf16_conv.cpp): strides 2 and 3 with odd sizes, where phases hold
 // different counts of positions and taps; 1x1 at stride 2 and stride 2 at dilation 2, where some phases no
 // tap reaches (zero); 5x5 at stride 2; padding 0, and padding beyond the filter's reach; gy's channels not a
