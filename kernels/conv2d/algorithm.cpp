@@ -155,8 +155,12 @@
 //      and AVX2: 256->256 at 8x8 43.8 / 48.4 vs 30.8 / 35.5, 512->512 at 7x7 57.6 / 61.1 vs 51.8 / 55.6,
 //      256->256 at 16x16 51.1 / 52.0 vs 35.0 / 36.6, at 12x12 57.6 / 57.8 vs 49.8 / 49.5. Where the tiles
 //      overhang more it loses (256->256 at 10x10, batch 64, 25.0 / 25.8 vs 29.4 / 31.3; 512->512 at 6x6
-//      24.5 / 28.3 vs 32.9 / 37.3), and so does its weight gradient past 128 channels (256->256 at 14x14
-//      34.8 vs 40.4; level at 8x8 and 16x16): F(2x2, 3x3) keeps those.
+//      24.5 / 28.3 vs 32.9 / 37.3): F(2x2, 3x3) keeps those. Its weight gradient past 128 channels takes the
+//      planes its tiles cover exactly (sides multiples of 4), from 8192 positions: ms, F(2x2, 3x3) vs
+//      F(4x4, 3x3), batch 64 unless said, 128->256 at 24x24 (VGG-11 on 96x96) 56.3 vs 32.3, 256->512 at
+//      12x12 47.0 vs 34.2, 512->512 at 12x12 100 vs 76.0, batch 128 128->256 at 8x8 12.5 vs 7.5, batch 32
+//      256->512 at 16x16 38.3 vs 27.8; level at 256->256 (batch 128 at 8x8 19.7 vs 20.3, at 24x24 89.4 vs
+//      90.1); and where the tiles overhang, 256->256 at 14x14 32.5 vs 36.1, at 6x6 6.8 vs 10.9.
 //      The weight gradient transforms both x and gy per tile and sums over the tiles, so it needs more
 //      tiles to pay: below 8192 positions F(2x2, 3x3) wins, and below 64 channels as well Direct keeps it
 //      (unmeasured there since the position stride). Measured, batch 128, ms, 2 threads / 1 thread, Direct
@@ -522,13 +526,15 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
   }
   if (winograd && g.stride_h == 1) {  // rule 5
     // Past 128 channels, the forward and backward-data where the tiles fit the pass's output plane (y's, or
-    // gx's).
+    // gx's), the weight gradient where they cover y's exactly.
     const bool narrow = std::max(cg, cog) <= kMaxWinograd4x4Channels;
     const bool data = direction == Conv2dDirection::BackwardData;
     const bool tiles_fit = winograd_4x4_tiles_fit(data ? g.in_height : g.out_height()) &&
                            winograd_4x4_tiles_fit(data ? g.in_width : g.out_width());
+    const bool tiles_exact = g.out_height() % 4 == 0 && g.out_width() % 4 == 0;
     const bool large_tiles =
-        !few_positions && (weight ? narrow && positions >= kMinWinograd4x4Positions : narrow || tiles_fit);
+        !few_positions &&
+        (weight ? (narrow || tiles_exact) && positions >= kMinWinograd4x4Positions : narrow || tiles_fit);
     if (large_tiles) return Conv2dAlgorithm::Winograd4x4;
     if (!weight || std::min(cg, cog) >= kMinWinogradWeightChannels) return Conv2dAlgorithm::Winograd2x2;
   }

@@ -575,7 +575,7 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
       {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
        Winograd4x4},  // 128 channels
       {padded(geometry(128, 128, 8, 8, 256, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
-       Winograd2x2},  // 256 channels: F(4x4)'s tiles fit the plane; its weight gradient keeps F(2x2)
+       Winograd4x4},  // 256 channels: F(4x4)'s tiles cover the plane exactly
       {padded(geometry(64, 256, 10, 10, 256, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
        Winograd2x2},  // F(4x4)'s tiles would overhang a 10x10 plane by a fifth
       {padded(geometry(128, 8, 16, 16, 32, 3, 3), 1, 1), DirectChannels, Direct, Direct},  // gx: 8 channels
