@@ -53,8 +53,7 @@
 //      2.25x fewer products still lose to its transforms. Measured, 2 threads of a Xeon with AVX-512, ms,
 //      the rule's choice before (Winograd at these sizes) vs TapGemm, forward / backward-data / weight
 //      gradient:
-//        batch 64   512->512 at 3x3      12.8 / 16.3 / 15.6   vs  7.3 / 7.3 / 6.5    (ResNet-18, 96x96
-//        photos)
+//        batch 64   512->512 at 3x3      12.8 / 16.3 / 15.6   vs  7.3 / 7.3 / 6.5    (ResNet-18, 96x96)
 //                   256->512 s2 at 6x6   9.9 / 12.1 / 11.4    vs  4.8 / 4.8 / 4.7
 //                   256->256 at 3x3      4.8 / 5.3 / 3.6      vs  2.1 / 1.9 / 1.7
 //                   128->128 at 3x3      0.73 / 0.97 / 1.05   vs  0.53 / 0.59 / 0.51
@@ -176,12 +175,12 @@
 //      (Open: on 2 cores of a Xeon with AMX, after the weight transforms lost their stalls, F(4x4, 3x3)
 //      took the weight gradient from 2048 positions: ms, F(2x2, 3x3) vs F(4x4, 3x3), batch 128, 64->64 at
 //      4x4 0.47 vs 0.38, 128->128 at 4x4 1.65 vs 1.21, batch 32, 64->64 at 8x8 0.42 vs 0.33-0.40. The rule
-//      keeps 8192 until the Zen 5 figures above are measured again.) At stride 2 the same kernel splits each
-//      patch by phase (winograd_transforms.hpp's F2x2Stride2 and F4x4Stride2: 25 multiplies per 2x2 outputs,
-//      or 81 per 4x4, where the direct method takes 36 or 144), and Winograd takes the forward with the same
-//      minimums: F(4x4, 3x3) from 8192 positions with at most 32 channels each side (its U, 81 x C_in x C_out
-//      floats, is 0.66 MB at 32 -> 64), else F(2x2, 3x3). Measured, batch 128, ms, 1 thread / 2 threads,
-//      im2col + GEMM vs F(2x2, 3x3) vs F(4x4, 3x3):
+//      keeps 8192 until the Zen 5 figures above are measured again.)
+//      At stride 2 the same kernel splits each patch by phase (winograd_transforms.hpp's F2x2Stride2 and
+//      F4x4Stride2: 25 multiplies per 2x2 outputs, or 81 per 4x4, where the direct method takes 36 or 144),
+//      and Winograd takes the forward with the same minimums: F(4x4, 3x3) from 8192 positions with at most
+//      32 channels each side (its U, 81 x C_in x C_out floats, is 0.66 MB at 32 -> 64), else F(2x2, 3x3).
+//      Measured, batch 128, ms, 1 thread / 2 threads, im2col + GEMM vs F(2x2, 3x3) vs F(4x4, 3x3):
 //        16->32 at 32x32   4.89 / 2.25   3.93 / 2.02   3.34 / 1.75
 //        32->64 at 16x16   4.23 / 2.33   3.29 / 1.64   3.96 / 2.38
 //      and at batch 32 (2 threads), 16->32 0.56 / 0.55 / 0.58 (1 thread: F(2x2, 3x3) 0.81, F(4x4, 3x3)

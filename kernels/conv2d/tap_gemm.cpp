@@ -47,7 +47,8 @@
 namespace kiln::kernels::tap_gemm {
 namespace {
 
-constexpr std::int64_t kParallelFloats = std::int64_t{1} << 15;  // below this, threads cost more than they save
+// Below this many floats a transpose runs on one thread: threads would cost more than they save.
+constexpr std::int64_t kParallelFloats = std::int64_t{1} << 15;
 
 // Where the input's positions sit in BP: phase by phase, each phase a plane of rows x columns slots (the
 // last rows or columns of a phase unused where H or W is not a multiple of the stride).
