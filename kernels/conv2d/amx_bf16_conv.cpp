@@ -232,7 +232,8 @@ std::int64_t pass_blocks(const TileConvolution& t) {
 }
 
 // One pass: the four accumulators hold its tile rows times pass_blocks blocks of output channels, in turn
-// over `blocks`; each sums taps taps_h x taps_w and every channel, then is stored with the bias added.
+// over the blocks of pass_range; each sums taps taps_h x taps_w and every channel, then is stored with the
+// bias added.
 // Independent accumulators let the tile loads overlap the multiplies.
 void multiply_pass(const TileConvolution& t, const PassRows& pass, TapRange taps_h, TapRange taps_w,
                    BlockRange pass_range) {
@@ -312,9 +313,9 @@ std::int64_t blocks_in_l2(const TileConvolution& t) {
 // starting 16 before the batch's end (its first rows the group before's, computed again and not stored).
 // A pass takes up to four groups (two with several blocks of output channels) at one output position, so
 // that they share its taps: those that reach the data there. Passes go by sets of output-channel blocks
-// whose filter fits half of L2 (blocks_in_l2: all of them for layers up to 256 -> 256, 3x3), then output
-// position by position within a set of groups: each B tile serves one pass, so the set's filter stays in L2
-// for every position and image group. With 512 channels a side (4.7 MB of packed filter), passes taking
+// whose filter fits half of L2 (blocks_in_l2: all of them up to 128 -> 128 at 3x3, two sets at 256), then
+// output position by position within a set of groups: each B tile serves one pass, so the set's filter stays
+// in L2 for every position and image group. With 512 channels a side (4.7 MB of packed filter), passes taking
 // every block streamed the whole filter from memory for each: two Sapphire Rapids cores, ms, forward /
 // backward data, ResNet-18's 512 -> 512 at 4x4, batch 128, 7.4 / 7.5 -> 5.1 / 5.6, at 3x3 (batch 64) 2.1 /
 // 2.1 -> 1.65 / 1.66; 256 -> 256 (two sets) at 2x2 0.33 / 0.33 -> 0.27 / 0.30, at 4x4 1.25 / 1.38 -> 1.32 /
