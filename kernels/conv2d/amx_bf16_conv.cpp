@@ -225,16 +225,16 @@ struct BlockRange {
   std::int64_t begin, end;
 };
 
-// The blocks of output channels a pass's accumulators take at once: four tile rows of the one block where
-// there is one (the rows' A tiles share one B), else two rows of two blocks.
+// How a pass's four accumulators split between tile rows and blocks of output channels: four tile rows of
+// the one block where there is one (the rows' A tiles share one B), else two rows of two blocks.
 std::int64_t pass_blocks(const TileConvolution& t) {
   return std::min<std::int64_t>(t.out_channels / kBlockChannels, 2);
 }
+int pass_rows(const TileConvolution& t) { return 4 / static_cast<int>(pass_blocks(t)); }
 
 // One pass: the four accumulators hold its tile rows times pass_blocks blocks of output channels, in turn
 // over the blocks of pass_range; each sums taps taps_h x taps_w and every channel, then is stored with the
-// bias added.
-// Independent accumulators let the tile loads overlap the multiplies.
+// bias added. Independent accumulators let the tile loads overlap the multiplies.
 void multiply_pass(const TileConvolution& t, const PassRows& pass, TapRange taps_h, TapRange taps_w,
                    BlockRange pass_range) {
   const std::int64_t C = t.channels, K = t.out_channels, S = t.kernel_w;
@@ -274,13 +274,13 @@ void run_along_rows(const TileConvolution& convolution) {
   const TileConvolution t = as_one_row(convolution);
   const std::int64_t row_tiles = (t.out_columns + kRows - 1) / kRows;
   const std::int64_t tile_rows = t.images * t.out_rows * row_tiles;
-  const int pass_rows = t.out_channels == kBlockChannels ? 4 : 2;
+  const int rows_a_pass = pass_rows(t);
   PassRows pass;
   pass.a_stride = t.stride_w * t.channels * static_cast<std::int64_t>(sizeof(bfloat16));
   pass.out_step = t.column_stride;
 #pragma omp for schedule(static)
-  for (std::int64_t first_row = 0; first_row < tile_rows; first_row += pass_rows) {
-    pass.count = static_cast<int>(std::min<std::int64_t>(pass_rows, tile_rows - first_row));
+  for (std::int64_t first_row = 0; first_row < tile_rows; first_row += rows_a_pass) {
+    pass.count = static_cast<int>(std::min<std::int64_t>(rows_a_pass, tile_rows - first_row));
     for (int i = 0; i < pass.count; ++i) {
       const std::int64_t output_row = (first_row + i) / row_tiles, j0 = (first_row + i) % row_tiles * kRows;
       const std::int64_t n = output_row / t.out_rows, oh = output_row % t.out_rows;
@@ -325,8 +325,8 @@ std::int64_t blocks_in_l2(const TileConvolution& t) {
 // 0.31). A thread's share is a run of sets.
 void run_across_images(const TileConvolution& t) {
   const std::int64_t groups = (t.images + kRows - 1) / kRows;
-  const int pass_rows = t.out_channels == kBlockChannels ? 4 : 2;
-  const std::int64_t sets = (groups + pass_rows - 1) / pass_rows, positions = t.out_rows * t.out_columns;
+  const int rows_a_pass = pass_rows(t);
+  const std::int64_t sets = (groups + rows_a_pass - 1) / rows_a_pass, positions = t.out_rows * t.out_columns;
   const std::int64_t blocks = t.out_channels / kBlockChannels, set_blocks = blocks_in_l2(t);
   const std::int64_t block_sets = (blocks + set_blocks - 1) / set_blocks;
   const std::int64_t image_elements = t.rows * t.columns * t.channels;
@@ -336,10 +336,10 @@ void run_across_images(const TileConvolution& t) {
 #pragma omp for schedule(static)
   for (std::int64_t index = 0; index < block_sets * sets * positions; ++index) {
     const std::int64_t block_set = index / (sets * positions), pass_index = index % (sets * positions);
-    const std::int64_t first_group = pass_index / positions * pass_rows, position = pass_index % positions;
+    const std::int64_t first_group = pass_index / positions * rows_a_pass, position = pass_index % positions;
     const std::int64_t oh = position / t.out_columns, ow = position % t.out_columns;
     const std::int64_t row = t.origin_h + oh * t.stride_h, column = t.origin_w + ow * t.stride_w;
-    pass.count = static_cast<int>(std::min<std::int64_t>(pass_rows, groups - first_group));
+    pass.count = static_cast<int>(std::min<std::int64_t>(rows_a_pass, groups - first_group));
     for (int i = 0; i < pass.count; ++i) {
       const std::int64_t group = first_group + i, n0 = std::min(group * kRows, t.images - kRows);
       pass.a_base[i] = n0 * image_elements + (row * t.columns + column) * t.channels;
