@@ -199,7 +199,15 @@
 //      0.39 / 0.55, 1.29 / 1.94 vs 0.37 / 0.57, 1.30 / 2.37; AVX2 16->32 2.27 / 4.21 vs 2.26 / 4.39 at batch
 //      128. But in a ResNet-20 training step 16->32's weight gradient took 1.59-1.75 ms on Direct against
 //      1.55-1.75 on F(2x2, 3x3), Direct's strip copy reading x from memory as Winograd's transforms do; and
-//      on bfloat16 or channels-last tensors Direct would widen or transpose first. Winograd keeps it.)
+//      on bfloat16 or channels-last tensors Direct would widen or transpose first. Winograd kept it.)
+//      Then Direct's AVX-512 weight tile grew from 6 taps to 12 (avx512_direct.cpp), and at AVX-512 it
+//      takes the stride-2 weight gradient of NCHW tensors. A Xeon with AMX, 2 threads / 1 thread, ms,
+//      F(2x2, 3x3) vs Direct: batch 128, 16->32 1.68-1.95 / 3.32-3.93 vs 1.33-1.50 / 2.64-2.80, 32->64
+//      1.76-1.83 / 3.17-3.45 vs 1.34-1.37 / 2.48-2.59; batch 32, 16->32 0.47-0.54 vs 0.34-0.38, 32->64
+//      0.38-0.41 vs 0.35-0.37; in a ResNet-20 training step (kiln train --profile, alternating builds) 2.23-
+//      2.42 ms a layer vs 1.64-1.99. AVX2 keeps F(2x2, 3x3) (16->32 2.45 vs 2.84, 32->64 2.57 vs 2.20), as
+//      do channels-last tensors. bfloat16 NCHW tensors without AMX follow (widened to the float Direct where
+//      Winograd ran on them): the two layers 2.21 + 2.21 ms a step before, 2.52-2.62 + 1.78-1.83 after.
 //      Backward-data at padding 1 (F2x2Stride2Data, F4x4Stride2Data: tiles of 4x4 or
 //      8x8 input-gradient pixels) takes F(4x4, 3x3) from 16384 positions with at most 32 channels each side,
 //      else F(2x2, 3x3) when the input has at least 32 channels; otherwise DirectChannels (rule 6a) keeps it.
@@ -515,7 +523,12 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
                                             std::min(cg, cog) >= kMinWinogradFewPositionsChannels));
   const bool weight = direction == Conv2dDirection::BackwardWeight;
   if (winograd && g.stride_h == 2) {  // rule 5, stride 2
-    if (weight) return Conv2dAlgorithm::Winograd2x2;
+    // The weight gradient: Direct's 12-tap tiles at AVX-512 on NCHW tensors; F(2x2, 3x3) at AVX2, and on
+    // channels-last tensors, which Winograd reads as they lie and Direct would transpose first.
+    if (weight) {
+      const bool direct = level == CpuLevel::Avx512 && !g.channels_last;
+      return direct ? Conv2dAlgorithm::Direct : Conv2dAlgorithm::Winograd2x2;
+    }
     const bool forward = direction == Conv2dDirection::Forward;
     const std::int64_t large_tile_positions =
         forward ? kMinWinograd4x4Positions : kMinWinograd4x4Stride2DataPositions;
