@@ -139,6 +139,9 @@ std::vector<Conv2dGeometry> odd_shapes() {
       padded(geometry(1, 9, 5, 5, 10, 5, 5), 2, 1),                 // 5x5 kernel, batch 1, pads differ
       padded(geometry(2, 4, 5, 6, 3, 1, 1), 1, 2),                  // padding wider than the kernel's reach
       padded(strided(geometry(3, 8, 11, 9, 9, 3, 3), 3, 2), 2, 1),  // stride 3 x 2, pad 2 x 1
+      // DirectChannels' forward tiles step along a row at a compile-time stride of 1 or 2, else a runtime
+      // one: stride 3 along the rows.
+      padded(strided(geometry(2, 6, 10, 17, 19, 3, 3), 2, 3), 1, 1),
       // Taps that read only padding, which dispatch crops off (unreached_taps.hpp): a 2x2 plane through a
       // padded 5x5 (its outer taps), a one-row image at stride 2 (the outer rows of taps), a 2x2 plane
       // through a dilated 3x3 (all but the centre), a depthwise 3x3 on a 1x1 plane.
