@@ -564,8 +564,8 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
   };
   using enum Conv2dAlgorithm;
   for (CpuLevel level : fast_levels()) {
-    // The stride-2 weight gradients Winograd takes: Direct's 12-tap tiles at AVX-512, F(2x2, 3x3) at AVX2
-    // (rule 5; channels-last tensors keep F(2x2, 3x3) at both levels, below).
+    // The stride-2 weight gradients Winograd takes with up to 32 input channels: Direct's 12-tap tiles at
+    // AVX-512, F(2x2, 3x3) at AVX2 (rule 5; channels-last tensors keep F(2x2, 3x3) at both levels, below).
     const Conv2dAlgorithm stride_2_weight = level == CpuLevel::Avx512 ? Direct : Winograd2x2;
     const Layer layers[] = {
         {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
@@ -576,6 +576,8 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
         {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
         {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Winograd2x2, Winograd2x2,
          stride_2_weight},  // stride 2 with 64 channels: F(2x2, 3x3)
+        {padded(strided(geometry(64, 64, 24, 24, 128, 3, 3), 2, 2), 1, 1), Winograd2x2, Winograd2x2,
+         Winograd2x2},  // 64 input channels: F(2x2, 3x3)'s weight gradient at either level
         {padded(strided(geometry(1, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Im2colGemm, Im2colGemm,
          Im2colGemm},  // stride 2, batch 1: 64 positions
         {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
