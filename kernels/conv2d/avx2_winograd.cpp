@@ -1,6 +1,14 @@
 // Winograd F(2x2, 3x3) and F(4x4, 3x3), at stride 1 or 2 (winograd_kernel.hpp), at avx2 width. The products
-// use direct_channels' AVX2 tile, 4 tiles x 2 vectors (16 output channels): 8 ymm accumulators, 2 loads and 4
-// broadcasts per 8 FMAs; the weight gradient direct_kernel.hpp's weight tiles (avx2_direct.cpp).
+// use a tile of 6 tiles x 2 vectors (16 output channels): 12 ymm accumulators, 2 loads and 6 broadcasts per 12
+// FMAs, 15 of the 16 registers, the shape of the AVX2 GEMM's micro-kernel. It was 4 x 2, direct_channels'
+// AVX2 tile, whose 8 accumulators are exactly the FMAs two pipes of latency 4 keep in flight, with no slack
+// for a late load. Measured on a Xeon at AVX2 (KILN_CPU_LEVEL=avx2), 2 threads, batch 128, F(4x4, 3x3), ms,
+// forward / backward-data, 4 x 2 vs 6 x 2: 16 -> 16 at 32x32 2.12-2.13 / 2.07 vs 1.95-1.96 / 2.01-2.03;
+// 32 -> 32 at 16x16 1.34-1.35 / 1.35-1.36 vs 1.25-1.30 / 1.29-1.31; 64 -> 64 at 8x8 1.17-1.20 / 1.22-1.23
+// vs 1.13-1.16 / 1.18-1.21. The bits are the same: each output sums its input channels in order whatever
+// the tile's shape. The weight gradient takes direct_kernel.hpp's weight tiles (avx2_direct.cpp), whose
+// tiles run over input channels: 6 would compute 18 rows for 16 channels (16 -> 16 at 32x32 2.04-2.21 ->
+// 2.23-2.24 ms), though 32 and 64 channels ran 5-10% faster on 6 x 2.
 //
 // Each entry point takes float activations, or bfloat16 ones (float weights and weight gradient), which the
 // kernel widens and rounds in its own copies (winograd_kernel.hpp, "bfloat16 activations").
@@ -16,11 +24,11 @@ struct Tiles {
   using V = simd::FloatVector256;
   template <typename T, typename A>
   static void forward(const Conv2dGeometry& g, const A* x, const float* w, const float* bias, A* y) {
-    winograd::forward<V, T, 4, 2>(g, x, w, bias, y);
+    winograd::forward<V, T, 6, 2>(g, x, w, bias, y);
   }
   template <typename T, typename A>
   static void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx) {
-    winograd::backward_data<V, T, 4, 2>(g, gy, w, gx);
+    winograd::backward_data<V, T, 6, 2>(g, gy, w, gx);
   }
   template <typename T, typename A>
   static void backward_weight(const Conv2dGeometry& g, const A* gy, const A* x, float* gw) {
