@@ -187,14 +187,6 @@ void taps_together(const Conv2dGeometry& g, const float* wt, float* w) {
   }
 }
 
-GemmGeometry product(std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool trans_b,
-                     std::int64_t lda, std::int64_t ldb, std::int64_t ldc) {
-  GemmGeometry p;
-  p.m = m, p.n = n, p.k = k, p.trans_a = trans_a, p.trans_b = trans_b;
-  p.lda = lda, p.ldb = ldb, p.ldc = ldc;
-  return p;
-}
-
 }  // namespace
 
 bool serves(const Conv2dGeometry& g) { return g.groups == 1; }
@@ -209,9 +201,15 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
   taps_apart(g, w, wt.get());
   std::fill_n(yt.get(), out.positions * n * c_out, 0.0f);
   for (const Run& run : runs_of(g, slots)) {
-    gemm<float>(Device::cpu(), product(run.positions * n, c_out, c_in, false, true, c_in, c_in, c_out), 1.0f,
-                xt.get() + run.in_slot * n * c_in, wt.get() + run.tap * c_out * c_in, 1.0f,
-                yt.get() + run.out_slot * n * c_out);
+    const GemmGeometry product{.m = run.positions * n,
+                               .n = c_out,
+                               .k = c_in,
+                               .trans_b = true,
+                               .lda = c_in,
+                               .ldb = c_in,
+                               .ldc = c_out};
+    gemm<float>(Device::cpu(), product, 1.0f, xt.get() + run.in_slot * n * c_in,
+                wt.get() + run.tap * c_out * c_in, 1.0f, yt.get() + run.out_slot * n * c_out);
   }
   from_batch_by_position(out, yt.get(), output_slot_of(), bias, y);
 }
@@ -226,9 +224,10 @@ void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float*
   taps_apart(g, w, wt.get());
   std::fill_n(gxt.get(), slots.count() * n * c_in, 0.0f);  // inputs no tap reaches get 0
   for (const Run& run : runs_of(g, slots)) {
-    gemm<float>(Device::cpu(), product(run.positions * n, c_in, c_out, false, false, c_out, c_in, c_in), 1.0f,
-                gyt.get() + run.out_slot * n * c_out, wt.get() + run.tap * c_out * c_in, 1.0f,
-                gxt.get() + run.in_slot * n * c_in);
+    const GemmGeometry product{
+        .m = run.positions * n, .n = c_in, .k = c_out, .lda = c_out, .ldb = c_in, .ldc = c_in};
+    gemm<float>(Device::cpu(), product, 1.0f, gyt.get() + run.out_slot * n * c_out,
+                wt.get() + run.tap * c_out * c_in, 1.0f, gxt.get() + run.in_slot * n * c_in);
   }
   from_batch_by_position(in, gxt.get(), input_slot_of(g, slots), nullptr, gx);
 }
@@ -245,9 +244,15 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const floa
   std::vector<char> reached(static_cast<std::size_t>(taps), 0);  // whether the tap's sum has begun
   for (const Run& run : runs_of(g, slots)) {
     char& begun = reached[static_cast<std::size_t>(run.tap)];
-    gemm<float>(Device::cpu(), product(c_out, c_in, run.positions * n, true, false, c_out, c_in, c_in), 1.0f,
-                gyt.get() + run.out_slot * n * c_out, xt.get() + run.in_slot * n * c_in, begun ? 1.0f : 0.0f,
-                gwt.get() + run.tap * c_out * c_in);
+    const GemmGeometry product{.m = c_out,
+                               .n = c_in,
+                               .k = run.positions * n,
+                               .trans_a = true,
+                               .lda = c_out,
+                               .ldb = c_in,
+                               .ldc = c_in};
+    gemm<float>(Device::cpu(), product, 1.0f, gyt.get() + run.out_slot * n * c_out,
+                xt.get() + run.in_slot * n * c_in, begun ? 1.0f : 0.0f, gwt.get() + run.tap * c_out * c_in);
     begun = 1;
   }
   for (std::int64_t t = 0; t < taps; ++t) {  // a tap that reads only padding: no gradient

@@ -101,15 +101,6 @@ void unroll(const Conv2dGeometry& g, const Planes& planes, const std::vector<Pai
   for_each_tap_entry(g, planes, pairs, u, w, [](float& entry, const float& weight) { entry = weight; });
 }
 
-GemmGeometry product(std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool trans_b) {
-  GemmGeometry p;
-  p.m = m, p.n = n, p.k = k, p.trans_a = trans_a, p.trans_b = trans_b;
-  p.lda = trans_a ? m : k;
-  p.ldb = trans_b ? k : n;
-  p.ldc = n;
-  return p;
-}
-
 }  // namespace
 
 bool serves(const Conv2dGeometry& g) {
@@ -127,8 +118,15 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
   const Planes planes(g);
   const CpuScratch u = cpu_scratch(planes.out_floats * planes.in_floats);
   unroll(g, planes, pairs_of(g), w, u.get());
-  gemm<float>(Device::cpu(), product(g.batch, planes.out_floats, planes.in_floats, false, true), 1.0f, x,
-              u.get(), 0.0f, y);
+  // y [N, out] = x [N, in] . U^T, U stored [out, in].
+  const GemmGeometry product{.m = g.batch,
+                             .n = planes.out_floats,
+                             .k = planes.in_floats,
+                             .trans_b = true,
+                             .lda = planes.in_floats,
+                             .ldb = planes.in_floats,
+                             .ldc = planes.out_floats};
+  gemm<float>(Device::cpu(), product, 1.0f, x, u.get(), 0.0f, y);
   if (!bias) return;
   for (std::int64_t n = 0; n < g.batch; ++n) {
     float* image = y + n * planes.out_floats;
@@ -142,15 +140,28 @@ void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float*
   const Planes planes(g);
   const CpuScratch u = cpu_scratch(planes.out_floats * planes.in_floats);
   unroll(g, planes, pairs_of(g), w, u.get());
-  gemm<float>(Device::cpu(), product(g.batch, planes.in_floats, planes.out_floats, false, false), 1.0f, gy,
-              u.get(), 0.0f, gx);
+  // gx [N, in] = gy [N, out] . U.
+  const GemmGeometry product{.m = g.batch,
+                             .n = planes.in_floats,
+                             .k = planes.out_floats,
+                             .lda = planes.out_floats,
+                             .ldb = planes.in_floats,
+                             .ldc = planes.in_floats};
+  gemm<float>(Device::cpu(), product, 1.0f, gy, u.get(), 0.0f, gx);
 }
 
 void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
   const Planes planes(g);
   const CpuScratch gu = cpu_scratch(planes.out_floats * planes.in_floats);
-  gemm<float>(Device::cpu(), product(planes.out_floats, planes.in_floats, g.batch, true, false), 1.0f, gy, x,
-              0.0f, gu.get());
+  // GU [out, in] = gy^T [out, N] . x [N, in].
+  const GemmGeometry product{.m = planes.out_floats,
+                             .n = planes.in_floats,
+                             .k = g.batch,
+                             .trans_a = true,
+                             .lda = planes.out_floats,
+                             .ldb = planes.in_floats,
+                             .ldc = planes.in_floats};
+  gemm<float>(Device::cpu(), product, 1.0f, gy, x, 0.0f, gu.get());
   // Fold GU's pairs back onto the taps: a tap's pairs added in output order (a 2x2 plane's taps have 1 to 4).
   std::fill(gw, gw + g.out_channels * g.in_channels * g.kernel_h * g.kernel_w, 0.0f);
   for_each_tap_entry(g, planes, pairs_of(g), static_cast<const float*>(gu.get()), gw,
