@@ -4,11 +4,13 @@
 //   backward-weight  8 taps x 1 vector of output channels where C_out fits one vector (8 accumulators,
 //                    1 gy vector, 1 broadcast tap); else 12 taps x 2 vectors (32 channels): 24 accumulators,
 //                    2 gy vectors and 1 broadcast, 2 loads and 12 broadcasts per 24 FMAs
-// The wide weight tile was 6 taps x 2 vectors: each tap's strip pointer steps once per output, so its loop
+// The wide weight tile was 6 taps x 2 vectors: each tap's strip pointer stepped once per output, so its loop
 // issued 8 pointer and counter updates per 12 FMAs, about as many instructions a cycle as the core retires.
-// Twice the taps halve that share. A Xeon with AMX, 2 threads, ms, 6 taps vs 12 (alternating builds):
+// With 12 taps GCC steps one index for all the taps' reads (base + index addressing): about 7 other
+// instructions per 24 FMAs. A Xeon with AMX, 2 threads, ms, 6 taps vs 12 (alternating builds):
 // 16->32 3x3 stride 2 at 32x32, batch 128, 1.68-1.88 vs 1.48-1.63; 32->64 at 16x16 1.60-1.81 vs 1.46-1.48;
-// the 7x7 stride-2 stem 3->64 at 96x96, batch 64, 11.4-12.0 vs 10.6-11.3; 5x5 stride-2 32->64 at 32x32,
+// the 7x7 stride-2 stem 3->64 at 96x96, batch 64, 11.4-12.0 vs 10.6-11.3 (at 64x64, batch 128, alike:
+// 10.1-10.4 vs 10.3-10.5; its 147 taps make 13 tiles of 12, 9 rows spare); 5x5 stride-2 32->64 at 32x32,
 // batch 64, 7.2-7.5 vs 5.9-6.4. 10 and 14 taps measured alike; 6 taps x 4 vectors lost at 32 channels (half
 // its accumulators empty), 8 x 3 everywhere.
 #include "kernels/conv2d/conv2d.hpp"
