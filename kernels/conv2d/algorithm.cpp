@@ -200,17 +200,19 @@
 //      128. But in a ResNet-20 training step 16->32's weight gradient took 1.59-1.75 ms on Direct against
 //      1.55-1.75 on F(2x2, 3x3), Direct's strip copy reading x from memory as Winograd's transforms do; and
 //      on bfloat16 or channels-last tensors Direct would widen or transpose first. Winograd kept it.)
-//      Then Direct's AVX-512 weight tile grew from 6 taps to 12 (avx512_direct.cpp), and at AVX-512 it
-//      takes the stride-2 weight gradient of NCHW tensors up to 32 input channels. A Xeon with AMX, 2
-//      threads / 1 thread, ms,
+//      Then Direct's weight tiles grew, from 6 taps to 12 at AVX-512 (avx512_direct.cpp), from 4 to 6 at
+//      AVX2 (avx2_direct.cpp), and Direct takes the stride-2 weight gradient of NCHW tensors up to 32 input
+//      channels. A Xeon with AMX, AVX-512, 2 threads / 1 thread, ms,
 //      F(2x2, 3x3) vs Direct: batch 128, 16->32 1.68-1.95 / 3.32-3.93 vs 1.33-1.50 / 2.64-2.80, 32->64
 //      1.76-1.83 / 3.17-3.45 vs 1.34-1.37 / 2.48-2.59; batch 32, 16->32 0.47-0.54 vs 0.34-0.38, 32->64
 //      0.38-0.41 vs 0.35-0.37; in a ResNet-20 training step (kiln train --profile, alternating builds) 2.23-
 //      2.42 ms a layer vs 1.64-1.99; 32->64 from 48x48, batch 64, 7.49-7.54 vs 5.02-5.26. Wider inputs keep
 //      F(2x2, 3x3): 128->256 from 12x12, batch 64, 4.51-4.62 vs 5.50-5.59, from 8x8, batch 128, 4.00-4.08 vs
 //      5.21-5.24; 64->128 from 24x24, batch 64, 5.73-5.88 vs 4.94-5.41 alone but 6.46-6.70 vs 6.76-7.03 in
-//      ResNet-18's training step on 96x96 photos (Direct's strip copy reading x from memory). AVX2 keeps
-//      F(2x2, 3x3) (16->32 2.45 vs 2.84, 32->64 2.57 vs 2.20), as do channels-last tensors. bfloat16 NCHW
+//      ResNet-18's training step on 96x96 photos (Direct's strip copy reading x from memory). AVX2, 2
+//      threads, batch 128 / 32: 16->32 2.05-2.18 / 0.52-0.57 vs 1.86-1.93 / 0.50, 32->64 2.30-2.31 vs
+//      1.89-1.93 (with AVX2's 4-tap tile Direct had lost 16->32, 2.45 vs 2.84). Channels-last tensors keep
+//      F(2x2, 3x3). bfloat16 NCHW
 //      tensors without AMX follow (widened to the float Direct where Winograd ran on them): the two
 //      layers 2.21 + 2.21 ms a step before, 2.52-2.62 + 1.78-1.83 after. Backward-data at padding 1
 //      (F2x2Stride2Data, F4x4Stride2Data: tiles of 4x4 or 8x8 input-gradient pixels) takes F(4x4, 3x3) from
@@ -529,12 +531,10 @@ Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection
                                             std::min(cg, cog) >= kMinWinogradFewPositionsChannels));
   const bool weight = direction == Conv2dDirection::BackwardWeight;
   if (winograd && g.stride_h == 2) {  // rule 5, stride 2
-    // The weight gradient: Direct's 12-tap tiles at AVX-512 on NCHW tensors of up to 32 input channels;
-    // F(2x2, 3x3) for wider ones, at AVX2, and on channels-last tensors, which Winograd reads as they lie and
-    // Direct would transpose first.
+    // The weight gradient: Direct on NCHW tensors of up to 32 input channels; F(2x2, 3x3) for wider ones,
+    // and on channels-last tensors, which Winograd reads as they lie and Direct would transpose first.
     if (weight) {
-      const bool direct =
-          level == CpuLevel::Avx512 && !g.channels_last && cg <= kMaxDirectStride2WeightInputChannels;
+      const bool direct = !g.channels_last && cg <= kMaxDirectStride2WeightInputChannels;
       return direct ? Conv2dAlgorithm::Direct : Conv2dAlgorithm::Winograd2x2;
     }
     const bool forward = direction == Conv2dDirection::Forward;

@@ -621,10 +621,10 @@ TEST_CASE("conv2d bfloat16: Winograd runs on the bfloat16 tensors, bit for bit t
       padded(geometry(10, 16, 30, 30, 20, 3, 3), 1, 1),                 // 4x4 / 4x4 / 4x4
       padded(geometry(1, 130, 47, 45, 136, 3, 3), 1, 1),                // 2x2 / 2x2 / 2x2 (past 128 channels)
       padded(geometry(33, 24, 9, 7, 40, 3, 3), 0, 2),                   // 4x4 / 4x4 / -, pads differ
-      padded(strided(geometry(4, 16, 64, 66, 32, 3, 3), 2, 2), 1, 1),   // 2x2 / - / 2x2
-      padded(strided(geometry(17, 20, 63, 61, 24, 3, 3), 2, 2), 1, 1),  // 4x4 / 4x4 / 2x2
+      padded(strided(geometry(4, 16, 64, 66, 32, 3, 3), 2, 2), 1, 1),   // 2x2 / - / 2x2 (NCHW: Direct)
+      padded(strided(geometry(17, 20, 63, 61, 24, 3, 3), 2, 2), 1, 1),  // 4x4 / 4x4 / 2x2 (NCHW: Direct)
       padded(strided(geometry(4, 40, 50, 50, 48, 3, 3), 2, 2), 1, 1),   // 2x2 / 2x2 / 2x2
-      strided(geometry(6, 16, 41, 39, 18, 3, 3), 2, 2),                 // 2x2 / - / 2x2, no padding
+      strided(geometry(6, 16, 41, 39, 18, 3, 3), 2, 2),  // 2x2 / - / 2x2 (NCHW: Direct), no padding
   };
   const auto chooses_winograd = [](const Conv2dGeometry& g, Conv2dDirection direction) {
     const Conv2dAlgorithm a = kernels::choose_conv2d_algorithm(g, direction, kernels::cpu_level());
@@ -672,11 +672,12 @@ TEST_CASE("conv2d bfloat16: Winograd runs on the bfloat16 tensors, bit for bit t
         }
       }
     }
-    // The shapes' comments: 20 Winograd passes in each layout, where no AMX takes any; of the channels-last
-    // ones, AVX512-BF16's dot products take 14: the four strided shapes' forwards and weight gradients, the
-    // two of their backward data passes Winograd had, and four passes below 8192 positions (17 -> 24's and
-    // 24 -> 40's forward and backward data).
-    if (!amx) CHECK(winograd_passes == 2 * 20 - (kernels::avx512_bf16_usable() ? 14 : 0));
+    // The shapes' comments: 20 Winograd passes channels-last, 17 NCHW (the strided weight gradients of up to
+    // 32 input channels run Direct there, algorithm.cpp's rule 5), where no AMX takes any; of the
+    // channels-last ones, AVX512-BF16's dot products take 14: the four strided shapes' forwards and weight
+    // gradients, the two of their backward data passes Winograd had, and four passes below 8192 positions
+    // (17 -> 24's and 24 -> 40's forward and backward data).
+    if (!amx) CHECK(winograd_passes == 17 + 20 - (kernels::avx512_bf16_usable() ? 14 : 0));
   });
 }
 

@@ -563,86 +563,82 @@ TEST_CASE("conv2d fast: the algorithm chosen for the ResNet-20, VGG and MobileNe
     Conv2dAlgorithm forward, backward_data, backward_weight;
   };
   using enum Conv2dAlgorithm;
+  // The stride-2 layers Winograd takes run its weight gradient on Direct up to 32 input channels (rule 5;
+  // channels-last tensors keep F(2x2, 3x3), checked below).
+  const Layer layers[] = {
+      {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
+      {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Winograd4x4, Winograd4x4, Direct},
+      {padded(strided(geometry(32, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Winograd4x4, DirectChannels,
+       Direct},  // stride 2, batch 32: backward-data with 16 input channels
+      {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
+      {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Winograd2x2, Winograd2x2,
+       Direct},  // stride 2 onto 64 channels: F(2x2, 3x3) forward and backward-data
+      {padded(strided(geometry(64, 64, 24, 24, 128, 3, 3), 2, 2), 1, 1), Winograd2x2, Winograd2x2,
+       Winograd2x2},  // 64 input channels: F(2x2, 3x3)'s weight gradient
+      {padded(strided(geometry(1, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Im2colGemm, Im2colGemm,
+       Im2colGemm},  // stride 2, batch 1: 64 positions
+      {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
+      {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
+       Winograd4x4},  // 128 channels
+      {padded(geometry(128, 128, 8, 8, 256, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
+       Winograd4x4},  // 256 channels: F(4x4)'s tiles cover the plane exactly
+      {padded(geometry(64, 256, 10, 10, 256, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
+       Winograd2x2},  // F(4x4)'s tiles would overhang a 10x10 plane by a fifth
+      {padded(geometry(128, 8, 16, 16, 32, 3, 3), 1, 1), DirectChannels, Direct, Direct},  // gx: 8 channels
+      {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
+       Winograd2x2},  // 2048 positions: too few for F(4x4, 3x3)'s weight gradient
+      {padded(geometry(16, 64, 8, 8, 64, 3, 3), 1, 1), Winograd2x2, Winograd2x2, Winograd2x2},  // 1024
+      {padded(geometry(8, 64, 8, 8, 64, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
+       Winograd2x2},                                                                        // 512 positions
+      {padded(geometry(4, 64, 8, 8, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 256 positions
+      {padded(geometry(16, 32, 8, 8, 32, 3, 3), 1, 1), DirectChannels, DirectChannels,
+       Im2colGemm},  // 1024 positions of 32 channels: narrower than F(2x2, 3x3) takes there
+      {padded(geometry(128, 256, 2, 2, 256, 3, 3), 1, 1), UnrolledGemm, UnrolledGemm,
+       UnrolledGemm},  // ResNet-18's third stage on 32x32 images: 2x2 planes, every pair a tap
+      {padded(geometry(128, 512, 1, 1, 512, 3, 3), 1, 1), UnrolledGemm, UnrolledGemm,
+       UnrolledGemm},  // its fourth: 1x1 planes (dispatch crops the kernel to its centre first: Pointwise)
+      {padded(geometry(128, 32, 2, 2, 32, 3, 3), 1, 1), UnrolledGemm, UnrolledGemm, UnrolledGemm},
+      {padded(geometry(8, 64, 2, 2, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm,
+       Im2colGemm},  // batch 8: building U would cost what the batch does
+      {padded(strided(geometry(128, 256, 4, 4, 512, 3, 3), 2, 2), 1, 1), TapGemm, TapGemm,
+       TapGemm},  // 4x4 onto 2x2: 16 input positions, too many for U
+      {padded(geometry(64, 512, 3, 3, 512, 3, 3), 1, 1), TapGemm, TapGemm,
+       TapGemm},  // ResNet-18's fourth stage on 96x96 photos: Winograd's tiles would overhang the 3x3 plane
+      {padded(strided(geometry(64, 256, 6, 6, 512, 3, 3), 2, 2), 1, 1), TapGemm, TapGemm, TapGemm},
+      {padded(geometry(128, 128, 4, 4, 128, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
+       Winograd2x2},  // an even plane Winograd's tiles fit, below 256 channels
+      {padded(geometry(128, 256, 4, 4, 256, 3, 3), 1, 1), TapGemm, TapGemm, TapGemm},  // 256 channels
+      {padded(geometry(64, 256, 6, 6, 256, 3, 3), 1, 1), TapGemm, TapGemm,
+       Winograd2x2},  // 6x6: Winograd's weight gradient keeps it
+      {padded(geometry(64, 512, 6, 6, 512, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
+       Winograd2x2},  // 512 at 6x6
+      {padded(geometry(64, 512, 7, 7, 512, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
+       Winograd2x2},  // 7x7: F(4x4)'s tiles overhang it by a seventh
+      {padded(geometry(64, 64, 3, 3, 64, 3, 3), 1, 1), Winograd2x2, Winograd2x2, Winograd2x2},  // 64 channels
+      {padded(geometry(4, 512, 3, 3, 512, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},    // batch 4
+      {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), DirectChannels, DirectChannels,
+       Im2colGemm},                                                                           // batch 1
+      {padded(geometry(1, 32, 16, 16, 32, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 256 positions
+      {grouped(padded(geometry(128, 64, 16, 16, 64, 3, 3), 1, 1), 64), Depthwise, Depthwise,
+       DepthwiseChannels},  // 256 positions a plane at stride 1: Depthwise but for the weight gradient
+      {grouped(padded(geometry(128, 512, 4, 4, 512, 3, 3), 1, 1), 512), DepthwiseChannels, DepthwiseChannels,
+       DepthwiseChannels},  // small planes
+      {grouped(padded(strided(geometry(128, 64, 32, 32, 64, 3, 3), 2, 2), 1, 1), 64), Depthwise, Depthwise,
+       DepthwiseChannels},  // stride 2: Depthwise's rows take planes of 256 outputs (y's, or gx's)
+      {grouped(padded(strided(geometry(128, 128, 16, 16, 128, 3, 3), 2, 2), 1, 1), 128), DepthwiseChannels,
+       Depthwise, DepthwiseChannels},  // stride 2 onto 8x8: gx 16x16
+      {grouped(padded(geometry(128, 8, 4, 4, 8, 3, 3), 1, 1), 8), Depthwise, Depthwise,
+       Depthwise},  // 8 channels: half a zmm
+      {geometry(128, 64, 16, 16, 128, 1, 1), Pointwise, Pointwise, Pointwise},
+  };
+  const Conv2dGeometry first_layer = padded(geometry(128, 3, 32, 32, 16, 3, 3), 1, 1);
   for (CpuLevel level : fast_levels()) {
-    // The stride-2 weight gradients Winograd takes with up to 32 input channels: Direct's 12-tap tiles at
-    // AVX-512, F(2x2, 3x3) at AVX2 (rule 5; channels-last tensors keep F(2x2, 3x3) at both levels, below).
-    const Conv2dAlgorithm stride_2_weight = level == CpuLevel::Avx512 ? Direct : Winograd2x2;
-    const Layer layers[] = {
-        {padded(geometry(128, 16, 32, 32, 16, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
-        {padded(strided(geometry(128, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Winograd4x4, Winograd4x4,
-         stride_2_weight},
-        {padded(strided(geometry(32, 16, 32, 32, 32, 3, 3), 2, 2), 1, 1), Winograd4x4, DirectChannels,
-         stride_2_weight},  // stride 2, batch 32: backward-data with 16 input channels
-        {padded(geometry(128, 32, 16, 16, 32, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
-        {padded(strided(geometry(128, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Winograd2x2, Winograd2x2,
-         stride_2_weight},  // stride 2 with 64 channels: F(2x2, 3x3)
-        {padded(strided(geometry(64, 64, 24, 24, 128, 3, 3), 2, 2), 1, 1), Winograd2x2, Winograd2x2,
-         Winograd2x2},  // 64 input channels: F(2x2, 3x3)'s weight gradient at either level
-        {padded(strided(geometry(1, 32, 16, 16, 64, 3, 3), 2, 2), 1, 1), Im2colGemm, Im2colGemm,
-         Im2colGemm},  // stride 2, batch 1: 64 positions
-        {padded(geometry(128, 64, 8, 8, 64, 3, 3), 1, 1), Winograd4x4, Winograd4x4, Winograd4x4},
-        {padded(geometry(128, 128, 8, 8, 128, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
-         Winograd4x4},  // 128 channels
-        {padded(geometry(128, 128, 8, 8, 256, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
-         Winograd4x4},  // 256 channels: F(4x4)'s tiles cover the plane exactly
-        {padded(geometry(64, 256, 10, 10, 256, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
-         Winograd2x2},  // F(4x4)'s tiles would overhang a 10x10 plane by a fifth
-        {padded(geometry(128, 8, 16, 16, 32, 3, 3), 1, 1), DirectChannels, Direct, Direct},  // gx: 8 channels
-        {padded(geometry(32, 64, 8, 8, 64, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
-         Winograd2x2},  // 2048 positions: too few for F(4x4, 3x3)'s weight gradient
-        {padded(geometry(16, 64, 8, 8, 64, 3, 3), 1, 1), Winograd2x2, Winograd2x2, Winograd2x2},  // 1024
-        {padded(geometry(8, 64, 8, 8, 64, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
-         Winograd2x2},                                                                        // 512 positions
-        {padded(geometry(4, 64, 8, 8, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // 256 positions
-        {padded(geometry(16, 32, 8, 8, 32, 3, 3), 1, 1), DirectChannels, DirectChannels,
-         Im2colGemm},  // 1024 positions of 32 channels: narrower than F(2x2, 3x3) takes there
-        {padded(geometry(128, 256, 2, 2, 256, 3, 3), 1, 1), UnrolledGemm, UnrolledGemm,
-         UnrolledGemm},  // ResNet-18's third stage on 32x32 images: 2x2 planes, every pair a tap
-        {padded(geometry(128, 512, 1, 1, 512, 3, 3), 1, 1), UnrolledGemm, UnrolledGemm,
-         UnrolledGemm},  // its fourth: 1x1 planes (dispatch crops the kernel to its centre first: Pointwise)
-        {padded(geometry(128, 32, 2, 2, 32, 3, 3), 1, 1), UnrolledGemm, UnrolledGemm, UnrolledGemm},
-        {padded(geometry(8, 64, 2, 2, 64, 3, 3), 1, 1), Im2colGemm, Im2colGemm,
-         Im2colGemm},  // batch 8: building U would cost what the batch does
-        {padded(strided(geometry(128, 256, 4, 4, 512, 3, 3), 2, 2), 1, 1), TapGemm, TapGemm,
-         TapGemm},  // 4x4 onto 2x2: 16 input positions, too many for U
-        {padded(geometry(64, 512, 3, 3, 512, 3, 3), 1, 1), TapGemm, TapGemm,
-         TapGemm},  // ResNet-18's fourth stage on 96x96 photos: Winograd's tiles would overhang the 3x3 plane
-        {padded(strided(geometry(64, 256, 6, 6, 512, 3, 3), 2, 2), 1, 1), TapGemm, TapGemm, TapGemm},
-        {padded(geometry(128, 128, 4, 4, 128, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
-         Winograd2x2},  // an even plane Winograd's tiles fit, below 256 channels
-        {padded(geometry(128, 256, 4, 4, 256, 3, 3), 1, 1), TapGemm, TapGemm, TapGemm},  // 256 channels
-        {padded(geometry(64, 256, 6, 6, 256, 3, 3), 1, 1), TapGemm, TapGemm,
-         Winograd2x2},  // 6x6: Winograd's weight gradient keeps it
-        {padded(geometry(64, 512, 6, 6, 512, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
-         Winograd2x2},  // 512 at 6x6
-        {padded(geometry(64, 512, 7, 7, 512, 3, 3), 1, 1), Winograd4x4, Winograd4x4,
-         Winograd2x2},  // 7x7: F(4x4)'s tiles overhang it by a seventh
-        {padded(geometry(64, 64, 3, 3, 64, 3, 3), 1, 1), Winograd2x2, Winograd2x2,
-         Winograd2x2},                                                                          // 64 channels
-        {padded(geometry(4, 512, 3, 3, 512, 3, 3), 1, 1), Im2colGemm, Im2colGemm, Im2colGemm},  // batch 4
-        {padded(geometry(1, 16, 32, 32, 16, 3, 3), 1, 1), DirectChannels, DirectChannels,
-         Im2colGemm},  // batch 1
-        {padded(geometry(1, 32, 16, 16, 32, 3, 3), 1, 1), Im2colGemm, Im2colGemm,
-         Im2colGemm},  // 256 positions
-        {grouped(padded(geometry(128, 64, 16, 16, 64, 3, 3), 1, 1), 64), Depthwise, Depthwise,
-         DepthwiseChannels},  // 256 positions a plane at stride 1: Depthwise but for the weight gradient
-        {grouped(padded(geometry(128, 512, 4, 4, 512, 3, 3), 1, 1), 512), DepthwiseChannels,
-         DepthwiseChannels, DepthwiseChannels},  // small planes
-        {grouped(padded(strided(geometry(128, 64, 32, 32, 64, 3, 3), 2, 2), 1, 1), 64), Depthwise, Depthwise,
-         DepthwiseChannels},  // stride 2: Depthwise's rows take planes of 256 outputs (y's, or gx's)
-        {grouped(padded(strided(geometry(128, 128, 16, 16, 128, 3, 3), 2, 2), 1, 1), 128), DepthwiseChannels,
-         Depthwise, DepthwiseChannels},  // stride 2 onto 8x8: gx 16x16
-        {grouped(padded(geometry(128, 8, 4, 4, 8, 3, 3), 1, 1), 8), Depthwise, Depthwise,
-         Depthwise},  // 8 channels: half a zmm
-        {geometry(128, 64, 16, 16, 128, 1, 1), Pointwise, Pointwise, Pointwise},
-    };
     for (const Layer& layer : layers) {
-      if (layer.backward_weight != stride_2_weight || layer.g.stride_h != 2) continue;
+      if (layer.g.stride_h != 2 || layer.backward_weight != Direct) continue;
       CHECK_MESSAGE(kernels::choose_conv2d_algorithm(with_channels_last(layer.g),
                                                      Conv2dDirection::BackwardWeight, level) == Winograd2x2,
                     describe(layer.g), " channels-last");
     }
-    const Conv2dGeometry first_layer = padded(geometry(128, 3, 32, 32, 16, 3, 3), 1, 1);
     // A 3-channel input: im2col + GEMM forward and backward-data, but Direct for the weight gradient,
     // whose tiles run along output channels and taps, and for the forward from 32 output channels on a
     // batch's worth of positions at stride 1 (algorithm.cpp, rule 4).
