@@ -186,8 +186,9 @@
 //      and at batch 32 (2 threads), 16->32 0.56 / 0.55 / 0.58 (1 thread: F(2x2, 3x3) 0.81, F(4x4, 3x3)
 //      0.79), 32->64 (2048 positions) 0.91 / 0.57 / 1.17; at batch 1 im2col + GEMM wins (0.075 / 0.081 /
 //      0.195, 0.106 / 0.219 / 0.731); AVX2, 2 threads, batch 128: 16->32 4.57 / 2.99 / 2.84, 32->64 3.39
-//      / 2.30 / 2.62. The stride-2 weight gradient takes F(2x2, 3x3) with the same minimums. Measured, ms,
-//      2 threads / 1 thread, im2col + GEMM vs Direct vs F(2x2, 3x3) vs F(4x4, 3x3):
+//      / 2.30 / 2.62. The stride-2 weight gradient took F(2x2, 3x3) with the same minimums (Direct takes it
+//      now up to 32 input channels, below). Measured, ms, 2 threads / 1 thread, im2col + GEMM vs Direct vs
+//      F(2x2, 3x3) vs F(4x4, 3x3):
 //        batch 128  16->32 at 32x32   2.51 / 3.86   1.95 / 3.47   1.78 / 3.25   1.96 / 3.05
 //                   32->64 at 16x16   2.30 / 2.99   1.79 / 2.95   1.36 / 2.24   1.67 / 2.46
 //        batch 32   16->32 at 32x32   0.96 / 0.79   0.54 / 0.73   0.46 / 0.71   0.55 / 0.69
@@ -202,19 +203,18 @@
 //      on bfloat16 or channels-last tensors Direct would widen or transpose first. Winograd kept it.)
 //      Then Direct's weight tiles grew, from 6 taps to 12 at AVX-512 (avx512_direct.cpp), from 4 to 6 at
 //      AVX2 (avx2_direct.cpp), and Direct takes the stride-2 weight gradient of NCHW tensors up to 32 input
-//      channels. A Xeon with AMX, AVX-512, 2 threads / 1 thread, ms,
-//      F(2x2, 3x3) vs Direct: batch 128, 16->32 1.68-1.95 / 3.32-3.93 vs 1.33-1.50 / 2.64-2.80, 32->64
-//      1.76-1.83 / 3.17-3.45 vs 1.34-1.37 / 2.48-2.59; batch 32, 16->32 0.47-0.54 vs 0.34-0.38, 32->64
-//      0.38-0.41 vs 0.35-0.37; in a ResNet-20 training step (kiln train --profile, alternating builds) 2.23-
-//      2.42 ms a layer vs 1.64-1.99; 32->64 from 48x48, batch 64, 7.49-7.54 vs 5.02-5.26. Wider inputs keep
-//      F(2x2, 3x3): 128->256 from 12x12, batch 64, 4.51-4.62 vs 5.50-5.59, from 8x8, batch 128, 4.00-4.08 vs
-//      5.21-5.24; 64->128 from 24x24, batch 64, 5.73-5.88 vs 4.94-5.41 alone but 6.46-6.70 vs 6.76-7.03 in
-//      ResNet-18's training step on 96x96 photos (Direct's strip copy reading x from memory). AVX2, 2
-//      threads, batch 128 / 32: 16->32 2.05-2.18 / 0.52-0.57 vs 1.86-1.93 / 0.50, 32->64 2.30-2.31 vs
-//      1.89-1.93 (with AVX2's 4-tap tile Direct had lost 16->32, 2.45 vs 2.84). Channels-last tensors keep
-//      F(2x2, 3x3). bfloat16 NCHW
-//      tensors without AMX follow (widened to the float Direct where Winograd ran on them): the two
-//      layers 2.21 + 2.21 ms a step before, 2.52-2.62 + 1.78-1.83 after. Backward-data at padding 1
+//      channels. A Xeon with AMX, AVX-512, 2 threads / 1 thread, ms, F(2x2, 3x3) vs Direct: batch 128,
+//      16->32 1.68-1.95 / 3.32-3.93 vs 1.33-1.50 / 2.64-2.80, 32->64 1.76-1.83 / 3.17-3.45 vs 1.34-1.37 /
+//      2.48-2.59; batch 32, 16->32 0.47-0.54 vs 0.34-0.38, 32->64 0.38-0.41 vs 0.35-0.37; in a ResNet-20
+//      training step (kiln train --profile, alternating builds) 2.23-2.42 ms a layer vs 1.64-1.99; 32->64
+//      from 48x48, batch 64, 7.49-7.54 vs 5.02-5.26. Wider inputs keep F(2x2, 3x3): 128->256 from 12x12,
+//      batch 64, 4.51-4.62 vs 5.50-5.59, from 8x8, batch 128, 4.00-4.08 vs 5.21-5.24; 64->128 from 24x24,
+//      batch 64, 5.73-5.88 vs 4.94-5.41 alone but 6.46-6.70 vs 6.76-7.03 in ResNet-18's training step on
+//      96x96 photos (Direct's strip copy reading x from memory). AVX2, 2 threads, batch 128 / 32: 16->32
+//      2.05-2.18 / 0.52-0.57 vs 1.86-1.93 / 0.50, 32->64 2.30-2.31 vs 1.89-1.93 (with AVX2's 4-tap tile
+//      Direct had lost 16->32, 2.45 vs 2.84). Channels-last tensors keep F(2x2, 3x3). bfloat16 NCHW tensors
+//      without AMX follow (widened to the float Direct where Winograd ran on them): at AVX-512 the two
+//      layers took 2.21 + 2.21 ms a step before, 2.52-2.62 + 1.78-1.83 after. Backward-data at padding 1
 //      (F2x2Stride2Data, F4x4Stride2Data: tiles of 4x4 or 8x8 input-gradient pixels) takes F(4x4, 3x3) from
 //      16384 positions with at most 32 channels each side, else F(2x2, 3x3) when the input has at least 32
 //      channels; otherwise DirectChannels (rule 6a) keeps it. Measured, ms, 1 thread / 2 threads,

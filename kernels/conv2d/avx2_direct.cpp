@@ -5,7 +5,7 @@
 //                    1 gy vector, 1 broadcast tap); else 6 taps x 2 vectors (16 channels): 12 accumulators,
 //                    2 gy vectors and 1 broadcast, 15 of the 16 registers, 2 loads and 6 broadcasts per 12
 //                    FMAs. It was 4 taps x 2: 8 accumulators, exactly the FMAs two pipes of latency 4 keep
-//                    in flight, and half the FMAs per pointer update. At AVX2 on a Xeon, 2 threads, ms,
+//                    in flight, with no slack for a late load. At AVX2 on a Xeon, 2 threads, ms,
 //                    alternating builds: 3->16 at 32x32, batch 128, 0.97-1.07 -> 0.88-0.91; 16->16 3.60-3.74
 //                    -> 3.31-3.35; 16->32 stride 2 2.06-2.10 -> 1.92-1.93; a 5x5 stride-2 32->64, batch 64,
 //                    9.1-10.0 -> 8.8-8.9; the 7x7 stride-2 stem at 96x96, batch 64, 15.7-16.2 -> 15.3-15.6
