@@ -66,11 +66,13 @@ using depthwise::kMaxTaps;
 // Images per partial sum of the weight gradient: enough to make a unit worth a thread, few enough that a
 // batch of 128 still gives 16 chunks to share out (times the channel blocks).
 inline constexpr std::int64_t kWeightChunkImages = 8;
-// Output pixels per step of the forward pass, each weight vector loaded once for all of them: 8 where there
-// are 32 vector registers (a pixel's sum is a chain of multiply-adds, and two units 4 cycles deep need 8
-// chains to stay busy), 4 among AVX2's 16.
-template <typename V>
-inline constexpr int kPixelRun = V::registers >= 32 ? 8 : 4;
+// Output pixels per step of the forward pass, each weight vector loaded once for all of them: 8 (a pixel's
+// sum is a chain of multiply-adds, and two units 4 cycles deep need 8 chains to stay busy), whose 8
+// accumulators and a weight fit AVX2's 16 registers too. AVX2 had 4, half the chains: at AVX2 on a Xeon,
+// channels-last, batch 128, 2 threads, ms, forward / backward-data, 4 vs 8: 32 channels at 32x32 1.57-1.61 /
+// 1.61-1.63 vs 1.52 / 1.50-1.52, 128 at 16x16 1.83-1.84 / 1.77-1.84 vs 1.75-1.77 / 1.70-1.75, 512 at 4x4
+// 0.41 / 0.42-0.43 vs 0.38-0.40 / 0.40.
+inline constexpr int kPixelRun = 8;
 // Taps per pass of the weight gradient: one accumulator each, so 3x3 kernels take one pass.
 inline constexpr int kTapGroup = 9;
 
@@ -249,7 +251,7 @@ void sum_taps(const TapList<V>& taps, const float* wt, typename V::Reg bias, con
               std::int64_t in_row, std::int64_t in_pixel, std::int64_t rows, std::int64_t columns, float* out,
               std::int64_t out_row, std::int64_t out_pixel) {
   using Reg = typename V::Reg;
-  constexpr int kRun = kPixelRun<V>;
+  constexpr int kRun = kPixelRun;
   std::int64_t r = 0, col = 0;  // the next pixel
   const auto next = [&](const float*& from, float*& to) {
     from = in + r * in_row + col * in_pixel;
