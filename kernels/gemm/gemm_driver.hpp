@@ -2,7 +2,7 @@
 // "Anatomy of High-Performance Matrix Multiplication"; Van Zee & van de Geijn, "BLIS"):
 //
 //   for jc in [0, N) step NC:                         B panel  op(B)[pc.., jc..]  KC x NC  (L3)
-//     for pc in [0, K) step KC:                       (K in equal blocks of at most KC: depth_block_floats)
+//     for pc in [0, K) step KC:                       (K and M in equal blocks of at most KC, MC: even_block)
 //       pack the B panel into NR-wide slivers
 //       for ic in [0, M) step MC:                     A block  op(A)[ic.., pc..]  MC x KC  (L2)
 //         pack the A block into MR-tall slivers
@@ -74,15 +74,20 @@ constexpr std::int64_t kMinParallelMultiplyAdds = 200'000;
 // 58 / 132 / 277.
 constexpr std::int64_t kInPlaceBMaxRows = 32;
 
-// The depth of each of K's blocks: the fewest blocks of at most `kc`, all of one depth (a multiple of 8; the
-// last takes what is left), rather than whole blocks of kc and a remainder. Every block reads and writes its
-// C tiles once, so a thin last block pays that for a few multiply-adds: im2col's 288 = 32 x 9 was 256 + 32,
-// now 144 + 144. Two cores of a Xeon with AMX, GFLOP/s: 32 x 8192 x 288 176-195 -> 195-210, 64 x 8192 x 576
-// (256 + 256 + 64 -> 3 x 192) 213-218 -> 217-226; multiples of kc are cut as before. It depends on K alone,
-// so every thread's part of a product sums in the same blocks: the bits stay those of any other cut.
-inline std::int64_t depth_block_floats(std::int64_t k, std::int64_t kc) {
-  const std::int64_t blocks = (k + kc - 1) / kc;
-  return smaller(kc, round_up((k + blocks - 1) / blocks, 8));
+// The size of each block when `extent` is cut into the fewest blocks of at most `most`, all of one size (a
+// multiple of `multiple`; the last takes what is left), rather than whole blocks of `most` and a remainder.
+// Along K: every depth block reads and writes its C tiles once, so a thin last block pays that for a few
+// multiply-adds (im2col's 288 = 32 x 9 was 256 + 32, now 144 + 144); along M: every row block streams the
+// B panel's slivers through L1 once, so a thin last block does that for a few row tiles (288 was 256 + 32).
+// Two cores of a Xeon with AMX, GFLOP/s, depth blocks: 32 x 8192 x 288 176-195 -> 195-210, 64 x 8192 x 576
+// (256 + 256 + 64 -> 3 x 192) 213-218 -> 217-226; and row blocks besides: 288 x 8192 x 32 142-185 ->
+// 142-194, 576 x 4096 x 64 190-253 -> 235-257, 288 x 2048 x 288 235-268 -> 242-272. Extents that are
+// multiples of `most` are cut as before. The cut depends on the product's K and M alone, so every thread's
+// part of it sums in the same depth blocks: the bits stay those of any other cut of the columns (and row
+// blocks never change a sum).
+inline std::int64_t even_block(std::int64_t extent, std::int64_t most, std::int64_t multiple) {
+  const std::int64_t blocks = (extent + most - 1) / most;
+  return smaller(most, round_up((extent + blocks - 1) / blocks, multiple));
 }
 
 // C = beta * C, for K = 0 (the product is an empty sum). beta == 0 writes zeros without reading C.
@@ -123,10 +128,11 @@ void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const f
   constexpr int MR = Blocking::mr, NR = Blocking::nr;
   const OperandLayout a_layout = layout_of_a(a, g);
   const OperandLayout b_layout = layout_of_b(b, g);
-  const std::int64_t kc_step = depth_block_floats(g.k, Blocking::kc);
+  const std::int64_t kc_step = even_block(g.k, Blocking::kc, 8);
+  const std::int64_t mc_step = even_block(g.m, Blocking::mc, MR);
   const std::int64_t kc_max = smaller(kc_step, g.k);
   thread_local PackBuffer<float> a_buffer, b_buffer;  // (pack_buffer.hpp)
-  float* a_packed = a_buffer.reserve(round_up(smaller(Blocking::mc, g.m), MR) * kc_max);
+  float* a_packed = a_buffer.reserve(round_up(smaller(mc_step, g.m), MR) * kc_max);
   float* b_packed = b_buffer.reserve(round_up(smaller(Blocking::nc, g.n), NR) * kc_max);
   const bool b_in_place = !g.trans_b && !g.blocked_depth() && !g.b_cold && g.m <= kInPlaceBMaxRows;
   // A's rows read where they lie (micro_kernel's kARowsInPlace) when C is a single column sliver: each A
@@ -178,8 +184,8 @@ void gemm_one_thread(const GemmGeometry& g, float alpha, const float* a, const f
       // blocks (GemmGeometry::depth_block), so that each row is contiguous along it.
       const bool a_in_place =
           a_rows_in_place && (!g.blocked_depth() || pc / g.depth_block == (pc + kc - 1) / g.depth_block);
-      for (std::int64_t ic = 0; ic < g.m; ic += Blocking::mc) {
-        const std::int64_t mc = smaller(Blocking::mc, g.m - ic);
+      for (std::int64_t ic = 0; ic < g.m; ic += mc_step) {
+        const std::int64_t mc = smaller(mc_step, g.m - ic);
         const std::int64_t a_slivers = (mc + MR - 1) / MR;
         for (std::int64_t s = 0; s < a_slivers; ++s) {
           const std::int64_t i0 = ic + s * MR;
