@@ -635,6 +635,9 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y)
            m + p * m_position);
     }
   };
+  // A narrow block's product tile, V's stride fixed where it is 16 (product_tile's kVStride).
+  const auto product_tile_here =
+      tiling.channels == 16 ? product_tile<V, kTiles, kVectors, 16> : product_tile<V, kTiles, kVectors>;
 
   batch_chunks::for_each_chunk(
       chunks.chunk_count, xp_floats + in_rows_floats + block_floats, [&](std::int64_t chunk, float* scratch) {
@@ -658,11 +661,9 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y)
                 transform_inputs<V, T>(tiling, xp, first_tile, kTiles, tiles, v, v_position);
                 for (int p = 0; p < T::positions; ++p) {
                   for (std::int64_t panel = 0; panel < panels; ++panel) {
-                    const auto product = tiling.channels == 16 ? product_tile<V, kTiles, kVectors, 16>
-                                                               : product_tile<V, kTiles, kVectors>;
-                    product(g.in_channels, v + p * v_position, tiling.channels,
-                            u.get() + panel * u_panel + p * u_position,
-                            m + p * m_position + panel * kChannels, m_stride);
+                    product_tile_here(g.in_channels, v + p * v_position, tiling.channels,
+                                      u.get() + panel * u_panel + p * u_position,
+                                      m + p * m_position + panel * kChannels, m_stride);
                   }
                 }
               }
