@@ -333,6 +333,24 @@ Tensor batch_norm2d_add_relu(const Tensor& x, const Tensor& residual, const Tens
       });
 }
 
+Tensor conv2d_batch_norm_eval(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                              const Conv2dOptions& conv_options, const Tensor& gamma, const Tensor& beta,
+                              const Tensor& running_mean, const Tensor& running_var,
+                              const BatchNormOptions& options, const Tensor& residual) {
+  KILN_CHECK(
+      !residual.defined() || options.fused_relu,
+      "conv2d_batch_norm_eval: a residual is added before the ReLU, so options.fused_relu must be set");
+  if (grad_enabled()) {
+    for (const Tensor* t : {&x, &weight, &bias, &gamma, &beta, &residual}) {
+      KILN_CHECK(!t->defined() || !t->requires_grad(), "conv2d_batch_norm_eval: ", t->describe(),
+                 " requires grad, which this inference op does not record; run it under NoGradGuard, or use "
+                 "conv2d and batch_norm2d");
+    }
+  }
+  return raw::conv2d_batchnorm_eval_forward(x, weight, bias, conv_options, gamma, beta, running_mean,
+                                            running_var, options, residual);
+}
+
 Tensor softmax(const Tensor& x, int axis) {
   Tensor y = raw::softmax_forward(x, axis);
   return record("softmax", {x}, y, [axis, y = y.detach()](const Tensor& g) {

@@ -97,6 +97,15 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, co
 Tensor batch_norm2d_add_relu(const Tensor& x, const Tensor& residual, const Tensor& gamma, const Tensor& beta,
                              const Tensor& running_mean, const Tensor& running_var,
                              const BatchNormOptions& options = {});
+// batch_norm2d(conv2d(x, weight, bias)) in eval mode, and with a residual relu(that + residual) (as
+// batch_norm2d_add_relu; options.fused_relu must then be set), in one op: inference's convolution and the
+// batch norm after it. The same values as the two ops; on the CPU's Winograd layers the normalization rides
+// the convolution's stores instead of a pass of its own over memory. It records no gradient, so no input may
+// require one while grad mode is on (with gradients, use the two ops).
+Tensor conv2d_batch_norm_eval(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                              const Conv2dOptions& conv_options, const Tensor& gamma, const Tensor& beta,
+                              const Tensor& running_mean, const Tensor& running_var,
+                              const BatchNormOptions& options, const Tensor& residual = Tensor());
 Tensor softmax(const Tensor& x, int axis = -1);
 Tensor log_softmax(const Tensor& x, int axis = -1);
 // logits [N, C], labels int64 [N], class_weight [C] or undefined. PyTorch's semantics, including the

@@ -116,6 +116,14 @@ Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_sh
 Tensor conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Shape& w_shape,
                               const Conv2dOptions& options);
 Tensor conv2d_backward_bias(const Tensor& gy);
+// conv2d_forward, then batchnorm2d_forward in eval mode on its output (gamma, beta, running_mean, running_var
+// [C_out] in the opmath dtype; options.eps and options.fused_relu; residual of the output's shape, dtype and
+// device, or undefined), in one call: kernels::conv2d_forward_batchnorm_eval, the same values.
+Tensor conv2d_batchnorm_eval_forward(const Tensor& x, const Tensor& w, const Tensor& bias,
+                                     const Conv2dOptions& conv_options, const Tensor& gamma,
+                                     const Tensor& beta, const Tensor& running_mean,
+                                     const Tensor& running_var, const BatchNormOptions& norm_options,
+                                     const Tensor& residual = Tensor());
 
 // ---- pooling ---------------------------------------------------------------------------------------
 // The forwards run in x's layout (runs_channels_last) and return y (and argmax) in it; each backward takes

@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "layers/conv_batch_norm.hpp"
 #include "layers/sequential.hpp"
 
 namespace kiln::layers {
@@ -66,11 +67,12 @@ BasicBlock::BasicBlock(std::int64_t in_channels, std::int64_t out_channels, std:
   }
 }
 
-// relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), the sum and the last ReLU inside bn2's pass.
+// relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), the sum and the last ReLU inside bn2's pass (at
+// inference, inside conv2's stores: conv_batch_norm.hpp).
 Tensor BasicBlock::forward(const Tensor& input) {
-  const Tensor branch = conv2_->forward(bn1_->forward_then_relu(conv1_->forward(input)));
+  const Tensor hidden = conv_then_batch_norm(*conv1_, *bn1_, input, true);
   const Tensor identity = shortcut_ ? shortcut_->forward(input) : input;
-  return bn2_->forward_add_relu(branch, identity);
+  return conv_then_batch_norm(*conv2_, *bn2_, hidden, true, identity);
 }
 
 std::string BasicBlock::describe() const {
@@ -99,8 +101,8 @@ DepthwiseSeparable::DepthwiseSeparable(std::int64_t in_channels, std::int64_t ou
 }
 
 Tensor DepthwiseSeparable::forward(const Tensor& input) {
-  const Tensor per_channel = bn1_->forward_then_relu(depthwise_->forward(input));
-  return bn2_->forward_then_relu(pointwise_->forward(per_channel));
+  const Tensor per_channel = conv_then_batch_norm(*depthwise_, *bn1_, input, true);
+  return conv_then_batch_norm(*pointwise_, *bn2_, per_channel, true);
 }
 
 std::string DepthwiseSeparable::describe() const {

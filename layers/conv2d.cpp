@@ -25,12 +25,15 @@ Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t
   if (options.bias) bias_ = register_parameter("bias", Tensor::zeros({out_channels}));
 }
 
+Conv2dOptions Conv2d::conv_options() const {
+  return {.stride = {options_.stride, options_.stride},
+          .padding = {options_.padding, options_.padding},
+          .dilation = {options_.dilation, options_.dilation},
+          .groups = options_.groups};
+}
+
 Tensor Conv2d::forward(const Tensor& input) {
-  const Conv2dOptions conv_options{.stride = {options_.stride, options_.stride},
-                                   .padding = {options_.padding, options_.padding},
-                                   .dilation = {options_.dilation, options_.dilation},
-                                   .groups = options_.groups};
-  return conv2d(input, as_compute_dtype(weight_, input), as_compute_dtype(bias_, input), conv_options);
+  return conv2d(input, as_compute_dtype(weight_, input), as_compute_dtype(bias_, input), conv_options());
 }
 
 std::string Conv2d::describe() const {

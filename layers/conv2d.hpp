@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/generator.hpp"
+#include "core/op_options.hpp"
 #include "layers/module.hpp"
 
 namespace kiln::layers {
@@ -33,6 +34,7 @@ class Conv2d : public Module {
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }  // undefined when the layer has no bias
   const Conv2dLayerOptions& options() const { return options_; }
+  Conv2dOptions conv_options() const;  // the op's options (kiln::conv2d) for this layer's
   std::int64_t in_channels() const { return in_channels_; }
   std::int64_t out_channels() const { return out_channels_; }
   std::int64_t kernel_size() const { return kernel_size_; }

@@ -7,6 +7,7 @@
 #include "layers/batchnorm.hpp"
 #include "layers/blocks.hpp"
 #include "layers/conv2d.hpp"
+#include "layers/conv_batch_norm.hpp"
 #include "layers/dropout.hpp"
 #include "layers/flatten.hpp"
 #include "layers/init.hpp"

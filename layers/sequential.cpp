@@ -1,9 +1,10 @@
 #include "layers/sequential.hpp"
 
+#include <utility>
+
 #include "layers/activation.hpp"
 #include "layers/batchnorm.hpp"
-
-#include <utility>
+#include "layers/conv_batch_norm.hpp"
 
 namespace kiln::layers {
 
@@ -24,20 +25,23 @@ const std::string& Sequential::name(std::size_t index) const {
   return children()[index].first;
 }
 
-// A BatchNorm2d directly followed by a ReLU runs as one fused op (BatchNorm2d::forward_then_relu): the
-// same values, in fewer passes over memory. The ReLU module is then skipped; hooks on it, if kiln ever
-// has them, would not see the fused call.
+// A Conv2d directly followed by a BatchNorm2d runs as conv_then_batch_norm (one op at inference), and a
+// BatchNorm2d directly followed by a ReLU as one fused op (BatchNorm2d::forward_then_relu, or inside the
+// former): the same values, in fewer passes over memory. The ReLU module is then skipped; hooks on it, if
+// kiln ever has them, would not see the fused call.
 Tensor Sequential::forward(const Tensor& input) {
   Tensor output = input;
-  const auto& modules = children();
-  for (std::size_t i = 0; i < modules.size(); ++i) {
-    auto* batch_norm = dynamic_cast<BatchNorm2d*>(modules[i].second.get());
-    const bool relu_next = i + 1 < modules.size() && dynamic_cast<ReLU*>(modules[i + 1].second.get());
-    if (batch_norm && relu_next) {
-      output = batch_norm->forward_then_relu(output);
+  for (std::size_t i = 0; i < size(); ++i) {
+    auto* conv = layer_at<Conv2d>(i);
+    if (auto* norm = layer_at<BatchNorm2d>(i + 1); conv && norm) {
+      const bool relu = layer_at<ReLU>(i + 2) != nullptr;
+      output = conv_then_batch_norm(*conv, *norm, output, relu);
+      i += relu ? 2 : 1;
+    } else if (auto* alone = layer_at<BatchNorm2d>(i); alone && layer_at<ReLU>(i + 1)) {
+      output = alone->forward_then_relu(output);
       ++i;
     } else {
-      output = modules[i].second->forward(output);
+      output = children()[i].second->forward(output);
     }
   }
   return output;

@@ -29,6 +29,13 @@ class Sequential : public Module {
 
   Tensor forward(const Tensor& input) override;  // the children in order; an empty Sequential is the identity
   std::string describe() const override { return "Sequential"; }
+
+ private:
+  // The index-th child as a Layer, or null when it is another module or there is none.
+  template <typename Layer>
+  Layer* layer_at(std::size_t index) const {
+    return index < size() ? dynamic_cast<Layer*>(children()[index].second.get()) : nullptr;
+  }
 };
 
 }  // namespace kiln::layers

@@ -47,6 +47,53 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
   return output;
 }
 
+Tensor conv2d_batchnorm_eval_forward(const Tensor& x, const Tensor& w, const Tensor& bias,
+                                     const Conv2dOptions& conv_options, const Tensor& gamma,
+                                     const Tensor& beta, const Tensor& running_mean,
+                                     const Tensor& running_var, const BatchNormOptions& norm_options,
+                                     const Tensor& residual) {
+  KILN_CHECK(!norm_options.training,
+             "conv2d + batch_norm2d: the fused op is eval mode's (running statistics)");
+  check_same_dtype_and_device("conv2d", x, {&w, &bias});
+  kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), conv_options);
+  KILN_CHECK(!bias.defined() || bias.shape() == Shape{g.out_channels}, "conv2d: bias ", bias.describe(),
+             " must be [", g.out_channels, "]");
+  const Shape output_shape{g.batch, g.out_channels, g.out_height(), g.out_width()};
+  const DType channel_dtype =
+      visit_floating(x.dtype(), "batch_norm2d", []<typename T>() { return dtype_of_v<opmath_t<T>>; });
+  for (const Tensor* t : {&gamma, &beta, &running_mean, &running_var}) {
+    KILN_CHECK(t->defined() && t->shape() == Shape{g.out_channels} && t->is_contiguous() &&
+                   t->dtype() == channel_dtype && t->device() == x.device(),
+               "batch_norm2d: per-channel tensor ", t->describe(), " must be a dense ",
+               dtype_name(channel_dtype), " [", g.out_channels, "] on ", x.device().str(),
+               " for the convolution's output ", output_shape);
+  }
+  if (residual.defined()) {
+    KILN_CHECK(residual.shape() == output_shape, "batch_norm2d: residual ", residual.describe(),
+               " must have the convolution's output shape ", output_shape);
+    check_same_dtype_and_device("batch_norm2d", x, {&residual});
+  }
+  const Tensor weight = contiguous(w);
+  const Tensor bias_dense = bias.defined() ? contiguous(bias) : Tensor();
+  g.channels_last = runs_channels_last(x);
+  const Tensor input = in_layout(x, g.channels_last);
+  const Tensor added = residual.defined() ? in_layout(residual, g.channels_last) : Tensor();
+  Tensor output = empty_in_layout(output_shape, x.dtype(), x.device(), g.channels_last);
+  visit_floating(x.dtype(), "conv2d", [&]<typename T>() {
+    using P = opmath_t<T>;
+    const kernels::BatchNormEval<T> norm{.gamma = gamma.data<P>(),
+                                         .beta = beta.data<P>(),
+                                         .running_mean = running_mean.data<P>(),
+                                         .running_var = running_var.data<P>(),
+                                         .eps = static_cast<P>(norm_options.eps),
+                                         .residual = data_or_null<T>(added),
+                                         .relu = norm_options.fused_relu};
+    kernels::conv2d_forward_batchnorm_eval<T>(x.device(), g, input.data<T>(), weight.data<T>(),
+                                              data_or_null<T>(bias_dense), norm, output.data<T>());
+  });
+  return output;
+}
+
 Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_shape, const Conv2dOptions& options) {
   kernels::Conv2dGeometry g = conv2d_geometry(x_shape, w.shape(), options);
   g.channels_last = runs_channels_last(gy);

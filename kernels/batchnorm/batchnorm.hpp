@@ -43,6 +43,7 @@
 // Every kernel accumulates its per-channel sums in double and rounds each output once.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "core/bfloat16.hpp"
@@ -63,6 +64,13 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
                                T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
                                const T* residual = nullptr);
+// Eval mode's per-channel multiplier gamma / sqrt(running_var + eps), in double and rounded once: the
+// vectorized eval kernels' and conv2d_forward_batchnorm_eval's (conv2d.hpp), whose outputs are then the same
+// bits.
+inline float batchnorm_eval_scale(float gamma, float running_var, float eps) {
+  return static_cast<float>(1.0 / std::sqrt(static_cast<double>(running_var) + eps) * gamma);
+}
+
 template <typename T>
 void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const T* x,
                               const opmath_t<T>* gamma, const opmath_t<T>* beta,

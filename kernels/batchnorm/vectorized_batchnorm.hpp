@@ -234,28 +234,6 @@ struct ChannelCoefficients {
   std::unique_ptr<float[]> shift, centre, slope, scale;
 };
 
-// out = (in - shift) * scale + offset over n contiguous floats: the normalization; plus residual when it is
-// not null (a float sum, then the one rounding). With relu, out = relu of that: max(0, v) lets a NaN v
-// through (max returns its second operand then), as the elementwise relu does.
-template <class V, class T>
-void shift_scale_offset(const T* in, std::int64_t n, float shift, float scale, float offset,
-                        const T* residual, bool relu, T* out) {
-  using Reg = typename V::Reg;
-  const Reg vshift = V::broadcast(shift), vscale = V::broadcast(scale), voffset = V::broadcast(offset);
-  const auto finish = [relu, residual](Reg v, std::int64_t i, std::int64_t lanes) {
-    if (residual) v = V::add(v, V::load_partial(residual + i, lanes));
-    return relu ? V::max(V::zero(), v) : v;
-  };
-  std::int64_t i = 0;
-  for (; i + V::width <= n; i += V::width) {
-    V::store(out + i, finish(V::fmadd(V::sub(V::load(in + i), vshift), vscale, voffset), i, V::width));
-  }
-  if (i < n) {
-    const Reg d = V::sub(V::load_partial(in + i, n - i), vshift);
-    V::store_partial(out + i, finish(V::fmadd(d, vscale, voffset), i, n - i), n - i);
-  }
-}
-
 // gx = a * ((gy - gy_mean) - k * (x - mean)) over n contiguous floats: the train backward's gx with its
 // per-channel coefficients folded. The differences are taken before scaling by a = gamma * invstd, which
 // is large when the variance is small: scaling first would leave two large terms to cancel in float.
@@ -472,10 +450,8 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const fl
   const std::int64_t planes = g.batch * g.channels;
   if (g.channels_last || as_rows<V>(g)) {
     const std::unique_ptr<float[]> scale(new float[static_cast<std::size_t>(g.channels)]);
-    for (std::int64_t c = 0; c < g.channels; ++c) {
-      const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
-      scale[static_cast<std::size_t>(c)] = static_cast<float>(invstd * gamma[c]);
-    }
+    for (std::int64_t c = 0; c < g.channels; ++c)
+      scale[static_cast<std::size_t>(c)] = batchnorm_eval_scale(gamma[c], running_var[c], eps);
     if (g.channels_last)
       return channels_last::shift_scale_offset<V>(g, x, running_mean, scale.get(), beta, residual,
                                                   g.fused_relu, y);
@@ -486,9 +462,9 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const fl
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     const std::int64_t c = nc % g.channels;
-    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
-    shift_scale_offset<V>(x + nc * plane, plane, running_mean[c], static_cast<float>(invstd * gamma[c]),
-                          beta[c], residual ? residual + nc * plane : nullptr, g.fused_relu, y + nc * plane);
+    shift_scale_offset<V>(x + nc * plane, plane, running_mean[c],
+                          batchnorm_eval_scale(gamma[c], running_var[c], eps), beta[c],
+                          residual ? residual + nc * plane : nullptr, g.fused_relu, y + nc * plane);
   }
 }
 

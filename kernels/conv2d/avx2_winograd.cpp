@@ -26,8 +26,9 @@ namespace {
 struct Tiles {
   using V = simd::FloatVector256;
   template <typename T, typename A>
-  static void forward(const Conv2dGeometry& g, const A* x, const float* w, const float* bias, A* y) {
-    winograd::forward<V, T, 6, 2>(g, x, w, bias, y);
+  static void forward(const Conv2dGeometry& g, const A* x, const float* w, const float* bias, A* y,
+                      const OutputNormalization* normalization) {
+    winograd::forward<V, T, 6, 2>(g, x, w, bias, y, normalization);
   }
   template <typename T, typename A>
   static void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx) {
@@ -46,8 +47,8 @@ struct Tiles {
 
 template <typename A>
 void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w,
-                             const float* bias, A* y) {
-  winograd::run_forward<Tiles>(tile, g, x, w, bias, y);
+                             const float* bias, A* y, const OutputNormalization* normalization) {
+  winograd::run_forward<Tiles>(tile, g, x, w, bias, y, normalization);
 }
 template <typename A>
 void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,

@@ -73,6 +73,27 @@ constexpr Conv2dGeometry transposed_convolution(const Conv2dGeometry& g) {
 // CPU level it runs the bfloat16 reference kernels.
 template <typename T>
 void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
+// An eval-mode batch norm on the convolution's output, as batchnorm2d_forward_eval takes it
+// (kernels/batchnorm/batchnorm.hpp): per output channel [C_out] of opmath_t<T>, and the residual, laid out
+// as y (or null), added before the ReLU (when relu).
+template <typename T>
+struct BatchNormEval {
+  const opmath_t<T>* gamma = nullptr;
+  const opmath_t<T>* beta = nullptr;
+  const opmath_t<T>* running_mean = nullptr;
+  const opmath_t<T>* running_var = nullptr;
+  opmath_t<T> eps = 0;
+  const T* residual = nullptr;
+  bool relu = false;
+};
+// conv2d_forward, then batchnorm2d_forward_eval on its output: inference's conv -> batch norm (-> sum ->
+// ReLU), the same bits as the two calls. Where the float CPU path runs Winograd over NCHW tensors (ResNet's
+// 3x3 layers), the normalization rides the convolution's stores (OutputNormalization, below), on outputs
+// still in L1, instead of a pass of its own over memory; elsewhere it is the two calls.
+template <typename T>
+void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const T* x, const T* w,
+                                   const T* bias, const BatchNormEval<T>& norm, T* y);
+
 // gx[N, C_in, H, W] = d loss / d x, from gy[N, C_out, OH, OW] and w.
 template <typename T>
 void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx);
@@ -209,12 +230,25 @@ constexpr bool direct_backward_data_fits(const Conv2dGeometry& g) {
 // (depthwise_channels_kernel.hpp), each at its vector width.
 // The bias kernels (avx512_bias.cpp, avx2_bias.cpp) add the bias to y and sum gy per channel.
 enum class WinogradTile { F2x2, F4x4 };  // the outputs one patch gives: 2x2 or 4x4
+// What a forward pass does to each output as it stores it, per output channel c:
+//   y = act(fma(y - shift[c], scale[c], offset[c]) + residual)
+// (act: the ReLU when relu, else nothing; residual laid out as y, or null): an eval-mode batch norm (shift
+// the running mean, scale batchnorm_eval_scale, offset beta) with its fused sum and ReLU, the arithmetic of
+// the vectorized eval kernel (batchnorm_vector_ops.hpp's shift_scale_offset, the same function).
+struct OutputNormalization {
+  const float* shift = nullptr;
+  const float* scale = nullptr;
+  const float* offset = nullptr;
+  const float* residual = nullptr;
+  bool relu = false;
+};
 namespace avx512 {
 // F(2x2, 3x3) or F(4x4, 3x3) as `tile` says; float activations, or bfloat16 ones (float weights and weight
 // gradient; winograd_kernel.hpp widens and rounds in its copies).
+// `normalization`, when not null, is applied to the outputs as they are stored: float NCHW activations only.
 template <typename A>  // float or bfloat16 (instantiated for both)
 void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w,
-                             const float* bias, A* y);
+                             const float* bias, A* y, const OutputNormalization* normalization = nullptr);
 template <typename A>
 void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,
                                    A* gx);
@@ -253,9 +287,10 @@ void conv2d_backward_bias(const Conv2dGeometry& g, const bfloat16* gy, bfloat16*
 namespace avx2 {
 // F(2x2, 3x3) or F(4x4, 3x3) as `tile` says; float activations, or bfloat16 ones (float weights and weight
 // gradient; winograd_kernel.hpp widens and rounds in its copies).
+// `normalization`, when not null, is applied to the outputs as they are stored: float NCHW activations only.
 template <typename A>  // float or bfloat16 (instantiated for both)
 void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w,
-                             const float* bias, A* y);
+                             const float* bias, A* y, const OutputNormalization* normalization = nullptr);
 template <typename A>
 void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,
                                    A* gx);

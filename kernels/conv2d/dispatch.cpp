@@ -38,6 +38,7 @@
 #include "core/profiler.hpp"
 #include "kernels/activation_layout.hpp"
 #include "kernels/amx/amx.hpp"
+#include "kernels/batchnorm/batchnorm.hpp"
 #include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/amx_bf16_conv.hpp"
 #include "kernels/conv2d/batch_chunks.hpp"
@@ -706,6 +707,49 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
   forward_on_cpu(pass.geometry, x, w, bias, y);
 }
 
+// Winograd over NCHW float tensors takes the normalization into its stores; every other pass is the two
+// calls, the batch norm in place on the convolution's output. Both give the eval kernel's bits: the fused
+// stores use its scale (batchnorm_eval_scale) and its per-value arithmetic (shift_scale_offset).
+template <typename T>
+void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const T* x, const T* w,
+                                   const T* bias, const BatchNormEval<T>& norm, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    const CpuPass pass = device.is_cpu() && fast_kernels<T>() ? cpu_pass<T>(g) : CpuPass{g, std::nullopt};
+    const Conv2dAlgorithm algorithm =
+        choose_conv2d_algorithm(pass.geometry, Conv2dDirection::Forward, cpu_level());
+    const bool winograd =
+        algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4;
+    if (device.is_cpu() && fast_kernels<T>() && winograd && !pass.cropped && !pass.geometry.channels_last) {
+      profiler::Scope profile("conv2d_forward", device, dtype_of_v<T>);
+      if (profile.measuring()) {
+        profile.set_detail(profile_label(g) + " + batch norm" + (norm.residual ? " + residual" : "") +
+                           (norm.relu ? " + relu" : ""));
+      }
+      std::vector<float> scale(static_cast<std::size_t>(g.out_channels));
+      for (std::int64_t c = 0; c < g.out_channels; ++c)
+        scale[static_cast<std::size_t>(c)] =
+            batchnorm_eval_scale(norm.gamma[c], norm.running_var[c], norm.eps);
+      const OutputNormalization normalization{.shift = norm.running_mean,
+                                              .scale = scale.data(),
+                                              .offset = norm.beta,
+                                              .residual = norm.residual,
+                                              .relu = norm.relu};
+      if (cpu_level() == CpuLevel::Avx512)
+        return avx512::winograd_conv2d_forward(winograd_tile(algorithm), g, x, w, bias, y, &normalization);
+      return avx2::winograd_conv2d_forward(winograd_tile(algorithm), g, x, w, bias, y, &normalization);
+    }
+  }
+  conv2d_forward(device, g, x, w, bias, y);
+  const BatchNorm2dGeometry norm_geometry{.batch = g.batch,
+                                          .channels = g.out_channels,
+                                          .height = g.out_height(),
+                                          .width = g.out_width(),
+                                          .fused_relu = norm.relu,
+                                          .channels_last = g.channels_last};
+  batchnorm2d_forward_eval(device, norm_geometry, y, norm.gamma, norm.beta, norm.running_mean,
+                           norm.running_var, norm.eps, y, norm.residual);
+}
+
 template <typename T>
 void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   profiler::Scope profile("conv2d_backward_data", device, dtype_of_v<T>);
@@ -761,6 +805,8 @@ void conv2d_backward_bias(Device device, const Conv2dGeometry& g, const T* gy, T
 
 template void conv2d_forward<float>(Device, const Conv2dGeometry&, const float*, const float*, const float*,
                                     float*);
+template void conv2d_forward_batchnorm_eval<float>(Device, const Conv2dGeometry&, const float*, const float*,
+                                                   const float*, const BatchNormEval<float>&, float*);
 template void conv2d_backward_data<float>(Device, const Conv2dGeometry&, const float*, const float*, float*);
 template void conv2d_backward_weight<float>(Device, const Conv2dGeometry&, const float*, const float*,
                                             float*);
@@ -768,6 +814,9 @@ template void conv2d_backward_bias<float>(Device, const Conv2dGeometry&, const f
 
 template void conv2d_forward<double>(Device, const Conv2dGeometry&, const double*, const double*,
                                      const double*, double*);
+template void conv2d_forward_batchnorm_eval<double>(Device, const Conv2dGeometry&, const double*,
+                                                    const double*, const double*,
+                                                    const BatchNormEval<double>&, double*);
 template void conv2d_backward_data<double>(Device, const Conv2dGeometry&, const double*, const double*,
                                            double*);
 template void conv2d_backward_weight<double>(Device, const Conv2dGeometry&, const double*, const double*,
@@ -776,6 +825,9 @@ template void conv2d_backward_bias<double>(Device, const Conv2dGeometry&, const 
 
 template void conv2d_forward<bfloat16>(Device, const Conv2dGeometry&, const bfloat16*, const bfloat16*,
                                        const bfloat16*, bfloat16*);
+template void conv2d_forward_batchnorm_eval<bfloat16>(Device, const Conv2dGeometry&, const bfloat16*,
+                                                      const bfloat16*, const bfloat16*,
+                                                      const BatchNormEval<bfloat16>&, bfloat16*);
 template void conv2d_backward_data<bfloat16>(Device, const Conv2dGeometry&, const bfloat16*, const bfloat16*,
                                              bfloat16*);
 template void conv2d_backward_weight<bfloat16>(Device, const Conv2dGeometry&, const bfloat16*,

@@ -51,8 +51,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 
+#include "core/error.hpp"
+#include "kernels/batchnorm/batchnorm_vector_ops.hpp"
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/channel_pixels.hpp"
 #include "kernels/conv2d/conv2d.hpp"
@@ -464,12 +467,26 @@ void product_tile(std::int64_t depth, const float* v, std::int64_t v_stride, con
   }
 }
 
+// An output normalization (OutputNormalization, conv2d.hpp) as the output transform applies it: its
+// per-channel coefficients packed as the bias is, one per lane of M's rows (zeros past C_out), and its ReLU
+// when no residual comes between (the residual's sum, then the ReLU, follow the transpose into NCHW:
+// add_residual_runs). Applied to the staged channels-last outputs, a channel vector's coefficients are loaded
+// once for the tile's m x m outputs.
+struct StagedAffine {
+  const float* shift;
+  const float* scale;
+  const float* offset;
+  bool relu;
+};
+
 // staged[r][m * j + col][co] = (A^T M A)[r][col] + bias[co] for the block's valid tiles j < valid, from
 // m[p * m_position + j * m_stride + co]: rows of m_stride floats, output row r starting m * kTiles rows after
-// row r - 1.
+// row r - 1. With `affine`, each of those sums v then becomes fma(v - shift[co], scale[co], offset[co]), and
+// relu of that with affine->relu: shift_scale_offset's operations in its order (batchnorm_vector_ops.hpp), on
+// the float the plain pass would have stored, so the eval kernel's bits.
 template <typename V, typename T, int kTiles>
 void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_position, const float* bias,
-                       std::int64_t valid, float* staged) {
+                       const StagedAffine* affine, std::int64_t valid, float* staged) {
   using Reg = typename V::Reg;
   constexpr int kAlpha = T::alpha, kM = T::m;
   for (std::int64_t j = 0; j < valid; ++j) {
@@ -487,14 +504,39 @@ void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_pos
         for (int r = 0; r < kM; ++r) s[r][col] = out[r];
       }
       const Reg b = bias ? V::load(bias + lane0) : V::zero();
+      const Reg shift = affine ? V::load(affine->shift + lane0) : V::zero();
+      const Reg scale = affine ? V::load(affine->scale + lane0) : V::zero();
+      const Reg offset = affine ? V::load(affine->offset + lane0) : V::zero();
+      const auto finish = [&](Reg sum) {
+        if (!affine) return sum;
+        const Reg v = V::fmadd(V::sub(sum, shift), scale, offset);
+        return affine->relu ? V::max(V::zero(), v) : v;
+      };
 #pragma GCC unroll 4
       for (int r = 0; r < kM; ++r) {  // (A^T M) A, row by row
         Reg out[kM];
         T::output(s[r], out);
         float* to = staged + (r * kM * kTiles + kM * j) * m_stride + lane0;
 #pragma GCC unroll 4
-        for (int col = 0; col < kM; ++col) V::store(to + col * m_stride, V::add(out[col], b));
+        for (int col = 0; col < kM; ++col) V::store(to + col * m_stride, finish(V::add(out[col], b)));
       }
+    }
+  }
+}
+
+// y += residual, then relu of that when `relu`, on `channels` runs of `count` outputs at y + at + c * plane
+// for channel c (the residual's at the same offsets): an output normalization's sum and ReLU, after the
+// affine part in transform_outputs, in shift_scale_offset's order.
+template <typename V>
+void add_residual_runs(const float* residual, bool relu, std::int64_t at, std::int64_t plane,
+                       std::int64_t count, std::int64_t channels, float* y) {
+  for (std::int64_t c = 0; c < channels; ++c) {
+    float* run = y + at + c * plane;
+    const float* added = residual + at + c * plane;
+    for (std::int64_t i = 0; i < count; i += V::width) {
+      const std::int64_t lanes = std::min<std::int64_t>(V::width, count - i);
+      const typename V::Reg v = V::add(V::load_partial(run + i, lanes), V::load_partial(added + i, lanes));
+      V::store_partial(run + i, relu ? V::max(V::zero(), v) : v, lanes);
     }
   }
 }
@@ -504,10 +546,13 @@ void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_pos
 // of its m output rows, a transpose into NCHW, a copy of channel vectors into channels-last. bfloat16 NCHW
 // outputs are transposed into `row_buffer` (output_floats of it), [channel][row][output], and rounded from
 // there a channel at a time: where the run spans whole output rows, a channel's m rows are one run of y.
+//
+// With a `residual` (float NCHW only; from the chunk's first image, as y), each channel's run adds it, and
+// takes the ReLU after it when `relu`, right after the transpose wrote the run, while it is in L1.
 template <typename V, typename T, int kTiles, typename A>
 void store_outputs(const Pass& g, const Tiling<V, T>& tiling, std::int64_t first, std::int64_t valid,
                    const float* staged, std::int64_t m_stride, A* y, std::int64_t image_stride,
-                   float* row_buffer) {
+                   float* row_buffer, const float* residual = nullptr, bool relu = false) {
   const std::int64_t out_h = g.out_height, out_w = g.out_width, plane = out_h * out_w;
   for (std::int64_t j = 0; j < valid;) {
     const auto at = tiling.place(first + j);
@@ -522,6 +567,8 @@ void store_outputs(const Pass& g, const Tiling<V, T>& tiling, std::int64_t first
         channel_pixels::store_pixels<V>(from, m_stride, outputs, g.out_channels, to);
       } else if constexpr (std::is_same_v<A, float>) {
         transpose_matrix(from, m_stride, outputs, g.out_channels, top + r * out_w, plane);
+        if (residual)
+          add_residual_runs<V>(residual, relu, top - y + r * out_w, plane, outputs, g.out_channels, y);
         if (T::m * (at.row + 1) + r < out_h)
           prefetch_rows<Intent::Write>(top + T::m * out_w + r * out_w, plane, g.out_channels, outputs);
       } else {
@@ -582,7 +629,10 @@ inline constexpr std::int64_t kWideBlockFloats = std::int64_t{1} << 21;  // 8 Mi
 inline constexpr std::int64_t kWideChunkFloats = std::int64_t{1} << 21;  // 8 MiB of a chunk's padded input
 
 template <typename V, typename T, int kTiles, int kVectors, typename A>
-void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y) {
+void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
+             const OutputNormalization* normalization = nullptr) {
+  KILN_CHECK(!normalization || (std::is_same_v<A, float> && !g.channels_last),
+             "winograd forward: output normalization takes float NCHW activations only");
   constexpr std::int64_t kChannels = kVectors * V::width;
   const Tiling<V, T> tiling(g);
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels, m_stride = panels * kChannels;
@@ -595,6 +645,18 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y)
   const CpuScratch packed_bias = cpu_scratch(m_stride);
   std::fill(packed_bias.get(), packed_bias.get() + m_stride, 0.0f);
   if (bias) std::copy(bias, bias + g.out_channels, packed_bias.get());
+  // The normalization's coefficients packed the same way (transform_outputs), its residual added in NCHW.
+  const CpuScratch packed_affine = cpu_scratch(normalization ? 3 * m_stride : 0);
+  std::optional<StagedAffine> affine;
+  if (normalization) {
+    float* packed = packed_affine.get();
+    std::fill(packed, packed + 3 * m_stride, 0.0f);
+    std::copy(normalization->shift, normalization->shift + g.out_channels, packed);
+    std::copy(normalization->scale, normalization->scale + g.out_channels, packed + m_stride);
+    std::copy(normalization->offset, normalization->offset + g.out_channels, packed + 2 * m_stride);
+    affine = StagedAffine{packed, packed + m_stride, packed + 2 * m_stride,
+                          normalization->relu && !normalization->residual};
+  }
 
   const bool wide = panels * u_panel > kWideUFloats;
   const std::int64_t block_tiles =
@@ -642,6 +704,9 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y)
   batch_chunks::for_each_chunk(
       chunks.chunk_count, xp_floats + in_rows_floats + block_floats, [&](std::int64_t chunk, float* scratch) {
         const std::int64_t first = chunks.first_image(chunk), count = chunks.images_in(chunk, g.batch);
+        // The normalization's residual from the chunk's first image, as store_outputs takes y.
+        const float* residual =
+            normalization && normalization->residual ? normalization->residual + first * out_image : nullptr;
         float* xp = scratch;
         pad_input(g, tiling, x + first * in_image, in_image, count, xp, xp + xp_floats);
         const std::int64_t tiles = count * tiling.per_image();
@@ -671,17 +736,20 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y)
               for (std::int64_t at = 0; at < block_tiles && first_tile + at < tiles; at += kTiles) {
                 const std::int64_t valid = std::min<std::int64_t>(kTiles, tiles - first_tile - at);
                 transform_outputs<V, T, kTiles>(m + at * m_stride, m_stride, m_position,
-                                                bias ? packed_bias.get() : nullptr, valid, staged);
+                                                bias ? packed_bias.get() : nullptr,
+                                                affine ? &*affine : nullptr, valid, staged);
                 store_outputs<V, T, kTiles>(g, tiling, first_tile + at, valid, staged, m_stride,
-                                            y + first * out_image, out_image, out_rows);
+                                            y + first * out_image, out_image, out_rows, residual,
+                                            normalization && normalization->relu);
               }
             });
       });
 }
 
 template <typename V, typename T, int kTiles, int kVectors, typename A>
-void forward(const Conv2dGeometry& g, const A* x, const float* w, const float* bias, A* y) {
-  forward<V, T, kTiles, kVectors>(Pass::of(g), x, w, bias, y);
+void forward(const Conv2dGeometry& g, const A* x, const float* w, const float* bias, A* y,
+             const OutputNormalization* normalization = nullptr) {
+  forward<V, T, kTiles, kVectors>(Pass::of(g), x, w, bias, y, normalization);
 }
 
 // Backward-data: a forward pass through wt[ci, co, kh, kw] = w[co, ci, 2 - kh, 2 - kw], over gy.
@@ -997,9 +1065,10 @@ void with_transform(WinogradTile tile, const Conv2dGeometry& g, Body body) {
 }
 template <typename Tiles, typename A>
 void run_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w, const float* bias,
-                 A* y) {
-  with_transform<typename Tiles::V, false>(
-      tile, g, [&]<typename T>(std::type_identity<T>) { Tiles::template forward<T>(g, x, w, bias, y); });
+                 A* y, const OutputNormalization* normalization) {
+  with_transform<typename Tiles::V, false>(tile, g, [&]<typename T>(std::type_identity<T>) {
+    Tiles::template forward<T>(g, x, w, bias, y, normalization);
+  });
 }
 template <typename Tiles, typename A>
 void run_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w, A* gx) {
@@ -1018,7 +1087,7 @@ void run_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy
 // (avx512_winograd.cpp, avx2_winograd.cpp) after their template definitions there.
 #define KILN_INSTANTIATE_WINOGRAD_ENTRY_POINTS(A)                                                           \
   template void winograd_conv2d_forward<A>(WinogradTile, const Conv2dGeometry&, const A*, const float*,     \
-                                           const float*, A*);                                               \
+                                           const float*, A*, const OutputNormalization*);                   \
   template void winograd_conv2d_backward_data<A>(WinogradTile, const Conv2dGeometry&, const A*,             \
                                                  const float*, A*);                                         \
   template void winograd_conv2d_backward_weight<A>(WinogradTile, const Conv2dGeometry&, const A*, const A*, \

@@ -1,0 +1,26 @@
+#include "layers/conv_batch_norm.hpp"
+
+#include "core/autograd.hpp"
+#include "core/ops.hpp"
+#include "layers/compute_dtype.hpp"
+
+namespace kiln::layers {
+
+Tensor conv_then_batch_norm(Conv2d& conv, BatchNorm2d& norm, const Tensor& input, bool relu,
+                            const Tensor& residual) {
+  KILN_CHECK(!residual.defined() || relu, "conv_then_batch_norm: ", norm.describe(),
+             "'s residual is added before a ReLU, so relu must be set");
+  if (norm.is_training() || grad_enabled()) {
+    const Tensor output = conv.forward(input);
+    if (residual.defined()) return norm.forward_add_relu(output, residual);
+    return relu ? norm.forward_then_relu(output) : norm.forward(output);
+  }
+  KILN_CHECK(conv.out_channels() == norm.channels(), conv.describe(), " gives ", conv.out_channels(),
+             " channels, but ", norm.describe(), " normalizes ", norm.channels());
+  return conv2d_batch_norm_eval(input, as_compute_dtype(conv.weight(), input),
+                                as_compute_dtype(conv.bias(), input), conv.conv_options(), norm.weight(),
+                                norm.bias(), norm.running_mean(), norm.running_var(),
+                                {.training = false, .eps = norm.options().eps, .fused_relu = relu}, residual);
+}
+
+}  // namespace kiln::layers

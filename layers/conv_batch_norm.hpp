@@ -1,0 +1,23 @@
+// A convolution and the batch norm after it (then, optionally, a residual's sum and a ReLU), as the blocks
+// and Sequential run them:
+//
+//   conv_then_batch_norm(conv, norm, x, relu)            = norm(conv(x)), relu of that when `relu`
+//   conv_then_batch_norm(conv, norm, x, true, residual)  = relu(norm(conv(x)) + residual)
+//
+// Inference (norm in eval mode, grad mode off: `kiln eval`, `kiln predict`, the evaluation after each epoch)
+// takes one op, kiln::conv2d_batch_norm_eval, whose normalization rides the convolution's stores where the
+// kernels can (the CPU's Winograd layers) instead of a pass of its own over the output. Otherwise the layers'
+// own forwards: batch statistics in training, and the tape when gradients flow. The values are the same
+// either way, bit for bit.
+#pragma once
+
+#include "core/tensor.hpp"
+#include "layers/batchnorm.hpp"
+#include "layers/conv2d.hpp"
+
+namespace kiln::layers {
+
+Tensor conv_then_batch_norm(Conv2d& conv, BatchNorm2d& norm, const Tensor& input, bool relu,
+                            const Tensor& residual = Tensor());
+
+}  // namespace kiln::layers
