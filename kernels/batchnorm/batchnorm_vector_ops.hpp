@@ -98,28 +98,13 @@ typename V::Reg load_gradient(const T* gy, const ReluMask<T>& relu, std::int64_t
   return relu.output ? relu_gradient<V>(g, V::load_partial(relu.output + at, lanes)) : g;
 }
 
-// out = (in - shift) * scale + offset over n contiguous values: the normalization; plus residual when it is
-// not null (a float sum, then the one rounding). With relu, out = relu of that: max(0, v) lets a NaN v
-// through (max returns its second operand then), as the elementwise relu does. In place (out == in) too: the
-// forward kernels' normalizing pass, and a convolution's outputs as it stores them
-// (conv2d_forward_batchnorm_eval, whose bits are then the eval kernel's).
-template <class V, class T>
-void shift_scale_offset(const T* in, std::int64_t n, float shift, float scale, float offset,
-                        const T* residual, bool relu, T* out) {
-  using Reg = typename V::Reg;
-  const Reg vshift = V::broadcast(shift), vscale = V::broadcast(scale), voffset = V::broadcast(offset);
-  const auto finish = [relu, residual](Reg v, std::int64_t i, std::int64_t lanes) {
-    if (residual) v = V::add(v, V::load_partial(residual + i, lanes));
-    return relu ? V::max(V::zero(), v) : v;
-  };
-  std::int64_t i = 0;
-  for (; i + V::width <= n; i += V::width) {
-    V::store(out + i, finish(V::fmadd(V::sub(V::load(in + i), vshift), vscale, voffset), i, V::width));
-  }
-  if (i < n) {
-    const Reg d = V::sub(V::load_partial(in + i, n - i), vshift);
-    V::store_partial(out + i, finish(V::fmadd(d, vscale, voffset), i, n - i), n - i);
-  }
+// (x - shift) * scale + offset on float lanes, rounded once (fma): batch norm's normalization, written once
+// for every kernel that applies it (the forward kernels' walks over NCHW planes and channels-last rows, and a
+// convolution's stores at inference, conv2d_forward_batchnorm_eval), so that all of them give the same bits.
+template <class V>
+typename V::Reg normalized(typename V::Reg x, typename V::Reg shift, typename V::Reg scale,
+                           typename V::Reg offset) {
+  return V::fmadd(V::sub(x, shift), scale, offset);
 }
 
 }  // namespace

@@ -314,7 +314,7 @@ struct ShiftScaleOffset {
             V::load_partial(offset + c0, lanes)};
   }
   void apply(std::int64_t at, const Coefficients& k, std::int64_t lanes) const {
-    Reg v = V::fmadd(V::sub(V::load_partial(x + at, lanes), k.shift), k.scale, k.offset);
+    Reg v = normalized<V>(V::load_partial(x + at, lanes), k.shift, k.scale, k.offset);
     if (residual) v = V::add(v, V::load_partial(residual + at, lanes));
     V::store_partial(y + at, relu ? V::max(V::zero(), v) : v, lanes);
   }

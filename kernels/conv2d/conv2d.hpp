@@ -233,8 +233,8 @@ enum class WinogradTile { F2x2, F4x4 };  // the outputs one patch gives: 2x2 or 
 // What a forward pass does to each output as it stores it, per output channel c:
 //   y = act(fma(y - shift[c], scale[c], offset[c]) + residual)
 // (act: the ReLU when relu, else nothing; residual laid out as y, or null): an eval-mode batch norm (shift
-// the running mean, scale batchnorm_eval_scale, offset beta) with its fused sum and ReLU, the arithmetic of
-// the vectorized eval kernel (batchnorm_vector_ops.hpp's shift_scale_offset, the same function).
+// the running mean, scale batchnorm_eval_scale, offset beta) with its fused sum and ReLU, in the vectorized
+// eval kernel's arithmetic (batchnorm_vector_ops.hpp's `normalized`, the same function) and order.
 struct OutputNormalization {
   const float* shift = nullptr;
   const float* scale = nullptr;

@@ -709,7 +709,7 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
 
 // Winograd over NCHW float tensors takes the normalization into its stores; every other pass is the two
 // calls, the batch norm in place on the convolution's output. Both give the eval kernel's bits: the fused
-// stores use its scale (batchnorm_eval_scale) and its per-value arithmetic (shift_scale_offset).
+// stores use its scale (batchnorm_eval_scale) and its per-value arithmetic (batchnorm_vector_ops.hpp).
 template <typename T>
 void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const T* x, const T* w,
                                    const T* bias, const BatchNormEval<T>& norm, T* y) {

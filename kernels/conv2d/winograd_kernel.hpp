@@ -481,9 +481,9 @@ struct StagedAffine {
 
 // staged[r][m * j + col][co] = (A^T M A)[r][col] + bias[co] for the block's valid tiles j < valid, from
 // m[p * m_position + j * m_stride + co]: rows of m_stride floats, output row r starting m * kTiles rows after
-// row r - 1. With `affine`, each of those sums v then becomes fma(v - shift[co], scale[co], offset[co]), and
-// relu of that with affine->relu: shift_scale_offset's operations in its order (batchnorm_vector_ops.hpp), on
-// the float the plain pass would have stored, so the eval kernel's bits.
+// row r - 1. With `affine`, each of those sums v then becomes batch norm's normalized(v) with channel co's
+// coefficients (batchnorm_vector_ops.hpp), and relu of that with affine->relu: the eval kernel's operations
+// in its order, on the float the plain pass would have stored, so the eval kernel's bits.
 template <typename V, typename T, int kTiles>
 void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_position, const float* bias,
                        const StagedAffine* affine, std::int64_t valid, float* staged) {
@@ -509,7 +509,7 @@ void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_pos
       const Reg offset = affine ? V::load(affine->offset + lane0) : V::zero();
       const auto finish = [&](Reg sum) {
         if (!affine) return sum;
-        const Reg v = V::fmadd(V::sub(sum, shift), scale, offset);
+        const Reg v = vectorized::normalized<V>(sum, shift, scale, offset);
         return affine->relu ? V::max(V::zero(), v) : v;
       };
 #pragma GCC unroll 4
@@ -526,7 +526,7 @@ void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_pos
 
 // y += residual, then relu of that when `relu`, on `channels` runs of `count` outputs at y + at + c * plane
 // for channel c (the residual's at the same offsets): an output normalization's sum and ReLU, after the
-// affine part in transform_outputs, in shift_scale_offset's order.
+// affine part in transform_outputs, in the eval kernel's order.
 template <typename V>
 void add_residual_runs(const float* residual, bool relu, std::int64_t at, std::int64_t plane,
                        std::int64_t count, std::int64_t channels, float* y) {
