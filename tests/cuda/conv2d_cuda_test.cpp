@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/bfloat16.hpp"
@@ -603,6 +604,44 @@ TEST_CASE("cuda: raw::conv2d_* on CUDA tensors match the CPU") {
   SUBCASE("float32") { check_raw_cases<float>(); }
   SUBCASE("float64") { check_raw_cases<double>(); }
   SUBCASE("bfloat16") { check_raw_cases<bfloat16>(); }
+}
+
+// raw::conv2d_batchnorm_eval_forward on CUDA tensors: the device runs the convolution, then the eval-mode
+// batch norm in place on its output (kernels/conv2d/dispatch.cpp), which must give the bits of the two ops
+// into separate buffers, with and without the residual's sum and the ReLU.
+template <typename T>
+void check_conv_then_batchnorm(bool residual, bool relu) {
+  INFO((residual ? "residual" : "no residual"), (relu ? ", relu" : ""));
+  using P = opmath_t<T>;
+  const Device gpu = Device::cuda();
+  const Shape x_shape{3, 6, 9, 11}, w_shape{10, 6, 3, 3}, y_shape{3, 10, 9, 11};
+  const Conv2dOptions same{.padding = {1, 1}};
+  const Tensor x = Tensor::from_vector(random_values<T>(x_shape.numel(), 601), x_shape).to(gpu);
+  const Tensor w = Tensor::from_vector(random_values<T>(w_shape.numel(), 602), w_shape).to(gpu);
+  const Tensor added =
+      residual ? Tensor::from_vector(random_values<T>(y_shape.numel(), 603), y_shape).to(gpu) : Tensor();
+  const auto per_channel = [&](unsigned seed, float low, float high) {
+    return Tensor::from_vector(random_values<P>(10, seed, low, high), Shape{10}).to(gpu);
+  };
+  const Tensor gamma = per_channel(604, -1.5f, 1.5f), beta = per_channel(605, -0.5f, 0.5f);
+  const Tensor mean = per_channel(606, -0.3f, 0.3f), var = per_channel(607, 0.05f, 2.0f);
+  const BatchNormOptions options{.training = false, .eps = 1e-5, .fused_relu = relu};
+
+  const Tensor fused =
+      raw::conv2d_batchnorm_eval_forward(x, w, Tensor(), same, gamma, beta, mean, var, options, added);
+  const Tensor conv = raw::conv2d_forward(x, w, Tensor(), same);
+  const Tensor two_ops = raw::batchnorm2d_forward(conv, gamma, beta, mean, var, options, added).output;
+  CHECK(fused.device() == gpu);
+  CHECK(testing::to_host<T>(fused) == testing::to_host<T>(two_ops));
+}
+
+TEST_CASE(
+    "cuda: raw::conv2d_batchnorm_eval_forward is the convolution and the eval batch norm, bit for bit") {
+  if (!testing::have_gpu()) return;
+  for (const auto& [residual, relu] : {std::pair{false, false}, {false, true}, {true, true}}) {
+    check_conv_then_batchnorm<float>(residual, relu);
+    check_conv_then_batchnorm<bfloat16>(residual, relu);
+  }
 }
 
 }  // namespace
