@@ -234,28 +234,6 @@ struct ChannelCoefficients {
   std::unique_ptr<float[]> shift, centre, slope, scale;
 };
 
-// out = (in - shift) * scale + offset over n contiguous floats: the normalization; plus residual when it is
-// not null (a float sum, then the one rounding). With relu, out = relu of that: max(0, v) lets a NaN v
-// through (max returns its second operand then), as the elementwise relu does. In place (out == in) too.
-template <class V, class T>
-void shift_scale_offset(const T* in, std::int64_t n, float shift, float scale, float offset,
-                        const T* residual, bool relu, T* out) {
-  using Reg = typename V::Reg;
-  const Reg vshift = V::broadcast(shift), vscale = V::broadcast(scale), voffset = V::broadcast(offset);
-  const auto finish = [relu, residual](Reg v, std::int64_t i, std::int64_t lanes) {
-    if (residual) v = V::add(v, V::load_partial(residual + i, lanes));
-    return relu ? V::max(V::zero(), v) : v;
-  };
-  std::int64_t i = 0;
-  for (; i + V::width <= n; i += V::width) {
-    V::store(out + i, finish(normalized<V>(V::load(in + i), vshift, vscale, voffset), i, V::width));
-  }
-  if (i < n) {
-    const Reg v = normalized<V>(V::load_partial(in + i, n - i), vshift, vscale, voffset);
-    V::store_partial(out + i, finish(v, i, n - i), n - i);
-  }
-}
-
 // gx = a * ((gy - gy_mean) - k * (x - mean)) over n contiguous floats: the train backward's gx with its
 // per-channel coefficients folded. The differences are taken before scaling by a = gamma * invstd, which
 // is large when the variance is small: scaling first would leave two large terms to cancel in float.

@@ -8,6 +8,9 @@ namespace kiln::kernels::avx512 {
 void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y) {
   conv2d_bias::add_bias<simd::FloatVector512>(g, bias, y);
 }
+void conv2d_normalize_outputs(const Conv2dGeometry& g, const OutputNormalization& normalization, float* y) {
+  conv2d_bias::normalize_outputs<simd::FloatVector512>(g, normalization, y);
+}
 void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb) {
   conv2d_bias::backward_bias<simd::FloatVector512>(g, gy, gb);
 }

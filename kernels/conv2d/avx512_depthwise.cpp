@@ -7,8 +7,8 @@
 namespace kiln::kernels::avx512 {
 
 void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                              float* y) {
-  depthwise::forward<simd::FloatVector512>(g, x, w, bias, y);
+                              float* y, const OutputNormalization* normalization) {
+  depthwise::forward<simd::FloatVector512>(g, x, w, bias, y, normalization);
 }
 void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
   depthwise::backward_data<simd::FloatVector512>(g, gy, w, gx);

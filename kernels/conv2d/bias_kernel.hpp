@@ -2,6 +2,7 @@
 // or FloatVector256, kernels/simd/) and instantiated by avx512_bias.cpp and avx2_bias.cpp.
 //
 //   add       y[n, co, :, :] += bias[co]                      threads over (n, co) planes
+//   normalize y[n, co, :, :] = act(normalized(y) + residual)  threads over (n, co) planes
 //   gradient  gb[co] = sum over n, oh, ow of gy[n, co, oh, ow] NCHW: threads over channels
 //                                                              channels-last: threads over images
 //
@@ -13,9 +14,12 @@
 // once).
 #pragma once
 
+#include <omp.h>
+
 #include <cstdint>
 #include <vector>
 
+#include "kernels/batchnorm/batchnorm_vector_ops.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 
 namespace kiln::kernels::conv2d_bias {
@@ -34,6 +38,22 @@ void add_bias(const Conv2dGeometry& g, const float* bias, float* y) {
       const std::int64_t count = plane - i < V::width ? plane - i : V::width;
       V::store_partial(row + i, V::add(V::load_partial(row + i, count), b), count);
     }
+  }
+}
+
+// y = act(normalized(y) + residual) on NCHW planes, in place (OutputNormalization, conv2d.hpp: inference's
+// batch norm on a convolution's output), each plane through batch norm's own run
+// (batchnorm_vector_ops.hpp's shift_scale_offset), so the eval kernel's bits. Threads over planes, unless
+// the caller is already one of a team's (a chunk of images in a kernel's own parallel region).
+template <typename V>
+void normalize_outputs(const Conv2dGeometry& g, const OutputNormalization& n, float* y) {
+  const std::int64_t planes = g.batch * g.out_channels, plane = g.out_height() * g.out_width();
+#pragma omp parallel for schedule(static) if (planes * plane >= kMinParallelAdds && !omp_in_parallel())
+  for (std::int64_t p = 0; p < planes; ++p) {
+    const std::int64_t c = p % g.out_channels;
+    float* run = y + p * plane;
+    vectorized::shift_scale_offset<V>(run, plane, n.shift[c], n.scale[c], n.offset[c],
+                                      n.residual ? n.residual + p * plane : nullptr, n.relu, run);
   }
 }
 

@@ -94,6 +94,19 @@ template <typename T>
 void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const T* x, const T* w,
                                    const T* bias, const BatchNormEval<T>& norm, T* y);
 
+// What a forward kernel does to its outputs before it is done with them, per output channel c:
+//   y = act(fma(y - shift[c], scale[c], offset[c]) + residual)
+// (act: the ReLU when relu, else nothing; residual laid out as y, or null): an eval-mode batch norm (shift
+// the running mean, scale batchnorm_eval_scale, offset beta) with its fused sum and ReLU, in the vectorized
+// eval kernel's arithmetic (batchnorm_vector_ops.hpp's `normalized`, the same function) and order.
+struct OutputNormalization {
+  const float* shift = nullptr;
+  const float* scale = nullptr;
+  const float* offset = nullptr;
+  const float* residual = nullptr;
+  bool relu = false;
+};
+
 // gx[N, C_in, H, W] = d loss / d x, from gy[N, C_out, OH, OW] and w.
 template <typename T>
 void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx);
@@ -153,7 +166,9 @@ void conv2d_backward_weight(const Im2colKernels& unfold, const Conv2dGeometry& g
 // Pointwise (pointwise.cpp): 1x1 kernel, stride 1, no padding. The NCHW input image already is the GEMM
 // operand [C_in, H * W], so there is no im2col at all.
 namespace pointwise {
-void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+// `normalization` (NCHW only) normalizes each chunk of images once its products are done, while in cache.
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+                    const OutputNormalization* normalization = nullptr);
 void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
 // bfloat16 channels-last tensors on AVX512-BF16's pair dot products (kernels/gemm/gemm.hpp, avx512_bf16),
@@ -230,18 +245,6 @@ constexpr bool direct_backward_data_fits(const Conv2dGeometry& g) {
 // (depthwise_channels_kernel.hpp), each at its vector width.
 // The bias kernels (avx512_bias.cpp, avx2_bias.cpp) add the bias to y and sum gy per channel.
 enum class WinogradTile { F2x2, F4x4 };  // the outputs one patch gives: 2x2 or 4x4
-// What a forward pass does to each output as it stores it, per output channel c:
-//   y = act(fma(y - shift[c], scale[c], offset[c]) + residual)
-// (act: the ReLU when relu, else nothing; residual laid out as y, or null): an eval-mode batch norm (shift
-// the running mean, scale batchnorm_eval_scale, offset beta) with its fused sum and ReLU, in the vectorized
-// eval kernel's arithmetic (batchnorm_vector_ops.hpp's `normalized`, the same function) and order.
-struct OutputNormalization {
-  const float* shift = nullptr;
-  const float* scale = nullptr;
-  const float* offset = nullptr;
-  const float* residual = nullptr;
-  bool relu = false;
-};
 namespace avx512 {
 // F(2x2, 3x3) or F(4x4, 3x3) as `tile` says; float activations, or bfloat16 ones (float weights and weight
 // gradient; winograd_kernel.hpp widens and rounds in its copies).
@@ -262,8 +265,9 @@ void direct_channels_conv2d_forward(const Conv2dGeometry& g, const float* x, con
                                     const float* bias, float* y);
 void direct_channels_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w,
                                           float* gx);
+// `normalization` (NCHW) normalizes each output plane as soon as it is computed, in L1.
 void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                              float* y);
+                              float* y, const OutputNormalization* normalization = nullptr);
 void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
 void depthwise_channels_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w,
@@ -280,6 +284,7 @@ void depthwise_channels_conv2d_backward_data(const Conv2dGeometry& g, const bflo
 void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
                                                float* gw);
 void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
+void conv2d_normalize_outputs(const Conv2dGeometry& g, const OutputNormalization& normalization, float* y);
 // Either layout; bfloat16 gy and gb too (bias_kernel.hpp).
 void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
 void conv2d_backward_bias(const Conv2dGeometry& g, const bfloat16* gy, bfloat16* gb);
@@ -304,8 +309,9 @@ void direct_channels_conv2d_forward(const Conv2dGeometry& g, const float* x, con
                                     const float* bias, float* y);
 void direct_channels_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w,
                                           float* gx);
+// `normalization` (NCHW) normalizes each output plane as soon as it is computed, in L1.
 void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                              float* y);
+                              float* y, const OutputNormalization* normalization = nullptr);
 void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
 void depthwise_channels_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w,
@@ -322,13 +328,16 @@ void depthwise_channels_conv2d_backward_data(const Conv2dGeometry& g, const bflo
 void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
                                                float* gw);
 void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
+void conv2d_normalize_outputs(const Conv2dGeometry& g, const OutputNormalization& normalization, float* y);
 // Either layout; bfloat16 gy and gb too (bias_kernel.hpp).
 void conv2d_backward_bias(const Conv2dGeometry& g, const float* gy, float* gb);
 void conv2d_backward_bias(const Conv2dGeometry& g, const bfloat16* gy, bfloat16* gb);
 }  // namespace avx2
 
-// y[n, co, :, :] += bias[co], at the current CPU level (dispatch.cpp); the GEMM-based kernels call it.
+// y[n, co, :, :] += bias[co], at the current CPU level (dispatch.cpp); the GEMM-based kernels call it. And
+// `normalization` on NCHW outputs y, in place, likewise.
 void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y);
+void conv2d_normalize_outputs(const Conv2dGeometry& g, const OutputNormalization& normalization, float* y);
 
 // The CUDA kernels (cuda_conv2d.cu, cuda_im2col.cu, cuda_depthwise.cu; built when CMake finds a CUDA
 // compiler), float, double and bfloat16: every buffer a device pointer in the layouts above, every kernel on

@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/batchnorm/batchnorm_vector_ops.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/direct_strip.hpp"  // copy_floats: rows by vectors
 
@@ -396,8 +397,11 @@ void backward_weight_plane_fixed(const Conv2dGeometry& g, const PhaseLayout<V>& 
 
 // ---- whole tensors -------------------------------------------------------------------------------------
 
+// With `normalization`, each output plane is normalized as soon as it is computed, in L1 (conv2d.hpp's
+// OutputNormalization, through batch norm's own run: the eval kernel's bits).
 template <typename V>
-void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+             const OutputNormalization* normalization = nullptr) {
   const PhaseLayout<V> layout(g);
   const std::int64_t planes = g.batch * g.in_channels, plane_in = g.in_height * g.in_width;
   const std::int64_t plane_out = g.out_height() * g.out_width();
@@ -407,9 +411,14 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
 #pragma omp for schedule(static)
     for (std::int64_t plane = 0; plane < planes; ++plane) {
       const std::int64_t c = plane % g.in_channels;
+      float* y_plane = y + plane * plane_out;
       split_into_phases(g, layout, x + plane * plane_in, phases.data());
-      forward_plane(g, layout, phases.data(), w + c * layout.taps, bias ? bias[c] : 0.0f,
-                    y + plane * plane_out);
+      forward_plane(g, layout, phases.data(), w + c * layout.taps, bias ? bias[c] : 0.0f, y_plane);
+      if (!normalization) continue;
+      const OutputNormalization& n = *normalization;
+      vectorized::shift_scale_offset<V>(y_plane, plane_out, n.shift[c], n.scale[c], n.offset[c],
+                                        n.residual ? n.residual + plane * plane_out : nullptr, n.relu,
+                                        y_plane);
     }
   }
 }

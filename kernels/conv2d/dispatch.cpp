@@ -297,6 +297,12 @@ void widened_backward_weight(const Conv2dGeometry& g, const bfloat16* gy, const 
 
 // ---- float: run a named algorithm ------------------------------------------------------------------------
 
+void conv2d_normalize_outputs(const Conv2dGeometry& g, const OutputNormalization& normalization, float* y) {
+  KILN_CHECK(cpu_level() != CpuLevel::Reference, "conv2d_normalize_outputs: the fast kernels' epilogue");
+  if (cpu_level() == CpuLevel::Avx512) return avx512::conv2d_normalize_outputs(g, normalization, y);
+  avx2::conv2d_normalize_outputs(g, normalization, y);
+}
+
 void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y) {
   if (cpu_level() == CpuLevel::Avx512) return avx512::conv2d_add_bias(g, bias, y);
   if (cpu_level() == CpuLevel::Avx2) return avx2::conv2d_add_bias(g, bias, y);
@@ -707,19 +713,23 @@ void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T*
   forward_on_cpu(pass.geometry, x, w, bias, y);
 }
 
-// Winograd over NCHW float tensors takes the normalization into its stores; every other pass is the two
-// calls, the batch norm in place on the convolution's output. Both give the eval kernel's bits: the fused
-// stores use its scale (batchnorm_eval_scale) and its per-value arithmetic (batchnorm_vector_ops.hpp).
+// The float CPU passes over NCHW tensors that finish their own outputs (OutputNormalization) take the
+// normalization: Winograd in its stores, Depthwise per output plane, Pointwise per chunk of images. Every
+// other pass is the two calls, the batch norm in place on the convolution's output. All give the eval
+// kernel's bits: its scale (batchnorm_eval_scale) and its per-value arithmetic (batchnorm_vector_ops.hpp).
 template <typename T>
 void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const T* x, const T* w,
                                    const T* bias, const BatchNormEval<T>& norm, T* y) {
   if constexpr (std::is_same_v<T, float>) {
-    const CpuPass pass = device.is_cpu() && fast_kernels<T>() ? cpu_pass<T>(g) : CpuPass{g, std::nullopt};
+    const bool fast = device.is_cpu() && fast_kernels<T>();
+    const CpuPass pass = fast ? cpu_pass<T>(g) : CpuPass{g, std::nullopt};
     const Conv2dAlgorithm algorithm =
-        choose_conv2d_algorithm(pass.geometry, Conv2dDirection::Forward, cpu_level());
-    const bool winograd =
-        algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4;
-    if (device.is_cpu() && fast_kernels<T>() && winograd && !pass.cropped && !pass.geometry.channels_last) {
+        fast ? choose_conv2d_algorithm(pass.geometry, Conv2dDirection::Forward, cpu_level())
+             : Conv2dAlgorithm::Reference;
+    const bool finishes_outputs =
+        algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4 ||
+        algorithm == Conv2dAlgorithm::Depthwise || algorithm == Conv2dAlgorithm::Pointwise;
+    if (fast && finishes_outputs && !pass.cropped && !pass.geometry.channels_last) {
       profiler::Scope profile("conv2d_forward", device, dtype_of_v<T>);
       if (profile.measuring()) {
         profile.set_detail(profile_label(g) + " + batch norm" + (norm.residual ? " + residual" : "") +
@@ -734,9 +744,19 @@ void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const
                                               .offset = norm.beta,
                                               .residual = norm.residual,
                                               .relu = norm.relu};
-      if (cpu_level() == CpuLevel::Avx512)
-        return avx512::winograd_conv2d_forward(winograd_tile(algorithm), g, x, w, bias, y, &normalization);
-      return avx2::winograd_conv2d_forward(winograd_tile(algorithm), g, x, w, bias, y, &normalization);
+      const bool avx512 = cpu_level() == CpuLevel::Avx512;
+      switch (algorithm) {
+        case Conv2dAlgorithm::Depthwise:
+          if (avx512) return avx512::depthwise_conv2d_forward(g, x, w, bias, y, &normalization);
+          return avx2::depthwise_conv2d_forward(g, x, w, bias, y, &normalization);
+        case Conv2dAlgorithm::Pointwise:
+          return pointwise::conv2d_forward(g, x, w, bias, y, &normalization);
+        default:  // Winograd2x2, Winograd4x4
+          if (avx512)
+            return avx512::winograd_conv2d_forward(winograd_tile(algorithm), g, x, w, bias, y,
+                                                   &normalization);
+          return avx2::winograd_conv2d_forward(winograd_tile(algorithm), g, x, w, bias, y, &normalization);
+      }
     }
   }
   conv2d_forward(device, g, x, w, bias, y);

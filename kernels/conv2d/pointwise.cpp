@@ -33,6 +33,7 @@
 //   forward          y [N*P, Cog]   = x [N*P, Cg]  x w_group^T [Cg, Cog]
 //   backward-data    gx [N*P, Cg]   = gy [N*P, Cog] x w_group [Cog, Cg]
 //   backward-weight  gw_group [Cog, Cg] += gy_chunk^T [Cog, rows] x x_chunk [rows, Cg]
+#include "core/error.hpp"
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_cache.hpp"
@@ -170,8 +171,12 @@ void conv2d_backward_weight_bf16(const Conv2dGeometry& g, const bfloat16* gy, co
     avx512_bf16::gemm(product, 1.0f, gy + group * s.cog, x + group * s.cg, 0.0f, gw + group * s.cog * s.cg);
 }
 
-void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+// With `normalization`, each chunk's outputs are finished (bias, then normalization) as soon as its products
+// are done, while the cache still holds them; without, the bias goes on in one pass at the end.
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+                    const OutputNormalization* normalization) {
   const Sizes s(g);
+  KILN_CHECK(!normalization || !g.channels_last, "pointwise forward: output normalization takes NCHW only");
   if (g.channels_last) return forward_channels_last(g, s, x, w, bias, y);
   const batch_chunks::Chunking chunks = chunking(g, s, kForwardChunkColumns);
   batch_chunks::for_each_chunk(chunks.chunk_count, 0, [&](std::int64_t chunk, float*) {
@@ -183,8 +188,16 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
            x + (first * g.in_channels + group * s.cg) * s.plane, 0.0f,
            y + (first * g.out_channels + group * s.cog) * s.plane);
     }
+    if (!normalization) return;
+    Conv2dGeometry images = g;  // the chunk's
+    images.batch = count;
+    const std::int64_t offset = first * g.out_channels * s.plane;
+    if (bias) conv2d_add_bias(images, bias, y + offset);
+    OutputNormalization chunk_normalization = *normalization;
+    if (chunk_normalization.residual) chunk_normalization.residual += offset;
+    conv2d_normalize_outputs(images, chunk_normalization, y + offset);
   });
-  if (bias) conv2d_add_bias(g, bias, y);
+  if (bias && !normalization) conv2d_add_bias(g, bias, y);
 }
 
 void conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {

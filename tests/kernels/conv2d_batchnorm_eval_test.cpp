@@ -1,11 +1,13 @@
 // Tests of the convolution with an eval-mode batch norm on its output (kernels/conv2d/conv2d.hpp,
-// conv2d_forward_batchnorm_eval): the Winograd kernels' stores normalize (OutputNormalization) and every
-// other path is conv2d_forward then batchnorm2d_forward_eval, and both must give exactly the bits of those
-// two calls, which inference took before the fusion. So every check here is bitwise.
+// conv2d_forward_batchnorm_eval): Winograd's stores, Depthwise's planes and Pointwise's chunks of images
+// normalize their own outputs (OutputNormalization), every other path is conv2d_forward then
+// batchnorm2d_forward_eval, and all must give exactly the bits of those two calls, which inference took
+// before the fusion. So every check here is bitwise.
 //
-// The Winograd kernels are called directly on odd shapes (channels 3, 5, 17, 33; planes of odd sides; stride
-// 2; padding 0 and 2; batch 1; with and without a bias, residual and ReLU), at both tiles and every fast CPU
-// level; the dispatch on shapes it sends to Winograd (fused: one profiled op) and elsewhere (two).
+// The Winograd, Depthwise and Pointwise kernels are called directly on odd shapes (channels 3, 5, 17, 33;
+// planes of odd sides; stride 2; padding 0 and 2; a 5x5 kernel; groups 2; batch 1, and chunks of many
+// images; with and without a bias, residual and ReLU), at every fast CPU level (Winograd at both tiles); the
+// dispatch on shapes it sends to those (fused: one profiled op) and elsewhere (two).
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -162,6 +164,64 @@ TEST_CASE("conv2d + batch norm eval: Winograd's normalizing stores give the eval
   }
 }
 
+TEST_CASE(
+    "conv2d + batch norm eval: Depthwise's planes and Pointwise's chunks normalize to the eval kernel's "
+    "bits, odd shapes") {
+  const DispatchGuard guard;
+  std::vector<Conv2dGeometry> depthwise = {conv3x3(1, 5, 7, 9, 5, 1, 1), conv3x3(3, 17, 11, 6, 17, 2, 1),
+                                           conv3x3(2, 3, 4, 4, 3, 1, 0)};
+  Conv2dGeometry five_by_five = conv3x3(2, 4, 9, 8, 4, 2, 2);
+  five_by_five.kernel_h = five_by_five.kernel_w = 5;
+  depthwise.push_back(five_by_five);
+  for (Conv2dGeometry& g : depthwise) g.groups = g.in_channels;
+  // Pointwise: groups 2, planes of 2x3 pixels over 40 images (several chunks of images), one image of 17x13.
+  std::vector<Conv2dGeometry> pointwise = {conv3x3(40, 6, 2, 3, 10, 1, 0), conv3x3(1, 7, 17, 13, 9, 1, 0)};
+  pointwise[0].groups = 2;
+  for (Conv2dGeometry& g : pointwise) g.kernel_h = g.kernel_w = 1;
+
+  for (const CpuLevel level : fast_levels()) {
+    kernels::set_cpu_level(level);
+    for (const bool is_depthwise : {true, false}) {
+      for (const Conv2dGeometry& g : is_depthwise ? depthwise : pointwise) {
+        const std::vector<float> x = random_floats(x_count(g), 21), w = random_floats(w_count(g), 22);
+        const std::vector<float> bias = random_floats(g.out_channels, 23),
+                                 residual = random_floats(y_count(g), 24);
+        const NormParameters p(g.out_channels, 25);
+        const std::vector<float> scale = eval_scales(p);
+        const auto forward = [&](const float* b, const OutputNormalization* normalization, float* y) {
+          if (!is_depthwise)
+            return kernels::pointwise::conv2d_forward(g, x.data(), w.data(), b, y, normalization);
+          if (level == CpuLevel::Avx512)
+            return kernels::avx512::depthwise_conv2d_forward(g, x.data(), w.data(), b, y, normalization);
+          kernels::avx2::depthwise_conv2d_forward(g, x.data(), w.data(), b, y, normalization);
+        };
+        for (const Case& c : kCases) {
+          CAPTURE(kernels::cpu_level_name(level));
+          CAPTURE(describe(g));
+          CAPTURE(c.bias);
+          CAPTURE(c.residual);
+          CAPTURE(c.relu);
+          const float* b = c.bias ? bias.data() : nullptr;
+          const float* r = c.residual ? residual.data() : nullptr;
+          std::vector<float> expected(static_cast<std::size_t>(y_count(g)), -7.0f);
+          forward(b, nullptr, expected.data());
+          kernels::batchnorm2d_forward_eval(Device::cpu(), norm_geometry(g, c.relu), expected.data(),
+                                            p.gamma.data(), p.beta.data(), p.mean.data(), p.var.data(), kEps,
+                                            expected.data(), r);
+          std::vector<float> fused(expected.size(), -9.0f);
+          const OutputNormalization normalization{.shift = p.mean.data(),
+                                                  .scale = scale.data(),
+                                                  .offset = p.beta.data(),
+                                                  .residual = r,
+                                                  .relu = c.relu};
+          forward(b, &normalization, fused.data());
+          CHECK(bitwise_equal(fused, expected));
+        }
+      }
+    }
+  }
+}
+
 namespace {
 
 // conv2d_forward_batchnorm_eval against conv2d_forward and batchnorm2d_forward_eval into separate buffers, in
@@ -203,16 +263,16 @@ bool matches_two_calls(const Conv2dGeometry& g, bool residual, bool relu, bool* 
 }  // namespace
 
 TEST_CASE(
-    "conv2d + batch norm eval: the dispatch fuses where Winograd runs over NCHW floats, and matches the "
-    "two calls everywhere") {
+    "conv2d + batch norm eval: the dispatch fuses where Winograd, Depthwise or Pointwise runs over NCHW "
+    "floats, and matches the two calls everywhere") {
   const DispatchGuard guard;
   // 16 -> 16 at 16x16, batch 8: the float dispatch's Winograd (F(4x4, 3x3)) at both fast levels.
   const Conv2dGeometry winograd = conv3x3(8, 16, 16, 16, 16, 1, 1);
   Conv2dGeometry channels_last = winograd;
   channels_last.channels_last = true;
-  Conv2dGeometry pointwise = conv3x3(2, 6, 5, 7, 9, 1, 0);
+  Conv2dGeometry pointwise = conv3x3(2, 6, 5, 7, 9, 1, 0);  // Pointwise
   pointwise.kernel_h = pointwise.kernel_w = 1;
-  Conv2dGeometry depthwise = conv3x3(2, 12, 9, 9, 12, 2, 1);
+  Conv2dGeometry depthwise = conv3x3(2, 12, 9, 9, 12, 2, 1);  // Depthwise (under 16 channels)
   depthwise.groups = 12;
   const Conv2dGeometry small = conv3x3(1, 5, 9, 11, 7, 1, 1);  // im2col + GEMM
 
@@ -224,9 +284,13 @@ TEST_CASE(
       CAPTURE(kernels::cpu_level_name(level));
       CAPTURE(residual);
       bool fused = false;
-      CHECK(matches_two_calls<float>(winograd, residual, true, &fused));
-      CHECK(fused == (level != CpuLevel::Reference));
-      for (const Conv2dGeometry& g : {channels_last, pointwise, depthwise, small}) {
+      for (const Conv2dGeometry& g : {winograd, pointwise, depthwise}) {
+        CAPTURE(describe(g));
+        CHECK(matches_two_calls<float>(g, residual, true, &fused));
+        CHECK(fused == (level != CpuLevel::Reference));
+        CHECK(matches_two_calls<float>(g, false, false, &fused));
+      }
+      for (const Conv2dGeometry& g : {channels_last, small}) {
         CAPTURE(describe(g));
         CHECK(matches_two_calls<float>(g, residual, true, &fused));
         CHECK_FALSE(fused);
