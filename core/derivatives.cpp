@@ -351,6 +351,42 @@ Tensor conv2d_batch_norm_eval(const Tensor& x, const Tensor& weight, const Tenso
                                             running_var, options, residual);
 }
 
+// Backward: the convolution's backward-data gives the batch norm's output gradient, its weight gradient reads
+// x normalized in its copies again, and the batch norm's backward (its fused ReLU's mask recomputed from x)
+// gives x's, gamma's and beta's; each the bits its own op's rule gives.
+Tensor conv2d_of_batch_norm_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                 const Tensor& running_mean, const Tensor& running_var,
+                                 const BatchNormOptions& options, const Tensor& weight, const Tensor& bias,
+                                 const Conv2dOptions& conv_options) {
+  KILN_CHECK(options.training,
+             "conv2d_of_batch_norm_relu: the fused op is training mode's (batch statistics)");
+  BatchNormOptions fused = options;
+  fused.fused_relu = true;
+  if (!raw::conv2d_normalizes_input(x, weight, conv_options))
+    return conv2d(batch_norm2d(x, gamma, beta, running_mean, running_var, fused), weight, bias, conv_options);
+  raw::BatchNormResult saved = raw::batchnorm2d_statistics(x, gamma, beta, running_mean, running_var, fused);
+  const raw::ChannelNormalization input = raw::batchnorm_channel_normalization(saved, gamma, beta, true);
+  Tensor y = raw::conv2d_forward_normalized_input(x, input, weight, bias, conv_options);
+  return record("conv2d_of_batch_norm_relu", {x, gamma, beta, weight, bias}, y,
+                [x, gamma, beta, saved = std::move(saved), input, running_mean, running_var, fused, weight,
+                 bias, conv_options](const Tensor& g, const NeedsGrad& needs) {
+                  Grads grads(5);
+                  if (needs[0] || needs[1] || needs[2]) {
+                    const Tensor g_normalized = raw::conv2d_backward_data(g, weight, x.shape(), conv_options);
+                    raw::BatchNormGrads norm = raw::batchnorm2d_backward(g_normalized, x, gamma, beta, saved,
+                                                                         running_mean, running_var, fused);
+                    grads[0] = needs[0] ? norm.x : Tensor();
+                    grads[1] = needs[1] ? norm.gamma : Tensor();
+                    grads[2] = needs[2] ? norm.beta : Tensor();
+                  }
+                  if (needs[3])
+                    grads[3] = raw::conv2d_backward_weight_normalized_input(g, x, input, weight.shape(),
+                                                                            conv_options);
+                  if (needs[4] && bias.defined()) grads[4] = raw::conv2d_backward_bias(g);
+                  return grads;
+                });
+}
+
 Tensor softmax(const Tensor& x, int axis) {
   Tensor y = raw::softmax_forward(x, axis);
   return record("softmax", {x}, y, [axis, y = y.detach()](const Tensor& g) {

@@ -106,6 +106,16 @@ Tensor conv2d_batch_norm_eval(const Tensor& x, const Tensor& weight, const Tenso
                               const Conv2dOptions& conv_options, const Tensor& gamma, const Tensor& beta,
                               const Tensor& running_mean, const Tensor& running_var,
                               const BatchNormOptions& options, const Tensor& residual = Tensor());
+// conv2d(relu(batch_norm2d(x))) in training mode (options.training; the ReLU implied), one op: where the
+// kernels can (float NCHW on the CPU, both of the convolution's passes Winograd:
+// raw::conv2d_normalizes_input) the batch norm computes its statistics alone and the convolution applies the
+// normalization and the ReLU as it copies x in, forward and for its weight gradient, so that their output
+// never exists in memory; elsewhere the two ops. The same values, gradients and running statistics either
+// way, bit for bit.
+Tensor conv2d_of_batch_norm_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                 const Tensor& running_mean, const Tensor& running_var,
+                                 const BatchNormOptions& options, const Tensor& weight, const Tensor& bias,
+                                 const Conv2dOptions& conv_options);
 Tensor softmax(const Tensor& x, int axis = -1);
 Tensor log_softmax(const Tensor& x, int axis = -1);
 // logits [N, C], labels int64 [N], class_weight [C] or undefined. PyTorch's semantics, including the

@@ -155,6 +155,12 @@ struct BatchNormResult {
 BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                     const Tensor& running_mean, const Tensor& running_var,
                                     const BatchNormOptions& options, const Tensor& residual = Tensor());
+// The train forward's statistics alone (save_mean, save_invstd; the running statistics moved), with no
+// output: for a convolution that normalizes its input itself (conv2d_forward_normalized_input). Float on the
+// CPU's fast kernels (where conv2d_normalizes_input).
+BatchNormResult batchnorm2d_statistics(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                       const Tensor& running_mean, const Tensor& running_var,
+                                       const BatchNormOptions& options);
 struct BatchNormGrads {
   Tensor x, gamma, beta;
   Tensor through_relu;  // gy * relu'(y), with the fused ReLU when keep_through_relu (a residual's gradient)
@@ -163,6 +169,24 @@ BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Ten
                                     const Tensor& beta, const BatchNormResult& saved,
                                     const Tensor& running_mean, const Tensor& running_var,
                                     const BatchNormOptions& options, bool keep_through_relu = false);
+
+// A train-mode batch norm (and ReLU) in front of a convolution, inside it (kernels::InputNormalization): the
+// per-input-channel coefficients, float [C_in], x' = act((x - shift) * scale + offset), as the batch norm's
+// own normalizing pass computes them from its saved statistics, gamma and beta.
+struct ChannelNormalization {
+  Tensor shift, scale, offset;
+  bool relu = false;
+};
+ChannelNormalization batchnorm_channel_normalization(const BatchNormResult& saved, const Tensor& gamma,
+                                                     const Tensor& beta, bool relu);
+// Whether the two calls below run for x and w under options (kernels::conv2d_normalizes_input).
+bool conv2d_normalizes_input(const Tensor& x, const Tensor& w, const Conv2dOptions& options);
+// conv2d_forward and conv2d_backward_weight of the normalized x, which is never made.
+Tensor conv2d_forward_normalized_input(const Tensor& x, const ChannelNormalization& input, const Tensor& w,
+                                       const Tensor& bias, const Conv2dOptions& options);
+Tensor conv2d_backward_weight_normalized_input(const Tensor& gy, const Tensor& x,
+                                               const ChannelNormalization& input, const Shape& w_shape,
+                                               const Conv2dOptions& options);
 
 // ---- softmax and losses ----------------------------------------------------------------------------
 Tensor softmax_forward(const Tensor& x, int axis);

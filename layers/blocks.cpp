@@ -67,11 +67,16 @@ BasicBlock::BasicBlock(std::int64_t in_channels, std::int64_t out_channels, std:
   }
 }
 
-// relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), the sum and the last ReLU inside bn2's pass (at
-// inference, inside conv2's stores: conv_batch_norm.hpp).
+// relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), the sum and the last ReLU inside bn2's pass. In
+// training bn1's normalizing pass and ReLU go into conv2's copies in; at inference each batch norm into its
+// convolution's stores (conv_batch_norm.hpp).
 Tensor BasicBlock::forward(const Tensor& input) {
-  const Tensor hidden = conv_then_batch_norm(*conv1_, *bn1_, input, true);
   const Tensor identity = shortcut_ ? shortcut_->forward(input) : input;
+  if (bn1_->is_training()) {
+    const Tensor branch = batch_norm_relu_then_conv(*bn1_, *conv2_, conv1_->forward(input));
+    return bn2_->forward_add_relu(branch, identity);
+  }
+  const Tensor hidden = conv_then_batch_norm(*conv1_, *bn1_, input, true);
   return conv_then_batch_norm(*conv2_, *bn2_, hidden, true, identity);
 }
 

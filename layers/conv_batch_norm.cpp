@@ -23,4 +23,14 @@ Tensor conv_then_batch_norm(Conv2d& conv, BatchNorm2d& norm, const Tensor& input
                                 {.training = false, .eps = norm.options().eps, .fused_relu = relu}, residual);
 }
 
+Tensor batch_norm_relu_then_conv(BatchNorm2d& norm, Conv2d& conv, const Tensor& input) {
+  if (!norm.is_training()) return conv.forward(norm.forward_then_relu(input));
+  KILN_CHECK(norm.channels() == conv.in_channels(), norm.describe(), " gives ", norm.channels(),
+             " channels, but ", conv.describe(), " reads ", conv.in_channels());
+  return conv2d_of_batch_norm_relu(
+      input, norm.weight(), norm.bias(), norm.running_mean(), norm.running_var(),
+      {.training = true, .momentum = norm.options().momentum, .eps = norm.options().eps, .fused_relu = true},
+      as_compute_dtype(conv.weight(), input), as_compute_dtype(conv.bias(), input), conv.conv_options());
+}
+
 }  // namespace kiln::layers

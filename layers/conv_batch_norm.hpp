@@ -20,4 +20,11 @@ namespace kiln::layers {
 Tensor conv_then_batch_norm(Conv2d& conv, BatchNorm2d& norm, const Tensor& input, bool relu,
                             const Tensor& residual = Tensor());
 
+// conv(relu(norm(input))): a batch norm, its ReLU and the convolution that reads them, as a residual block's
+// middle runs them. In training one op, kiln::conv2d_of_batch_norm_relu: where the kernels can, the batch
+// norm computes its statistics alone and the convolution normalizes its input as it copies it in (forward,
+// and again for its weight gradient), so the batch norm's output is never written to memory. Otherwise, and
+// in eval mode, the layers' own forwards. The same values, gradients and running statistics either way.
+Tensor batch_norm_relu_then_conv(BatchNorm2d& norm, Conv2d& conv, const Tensor& input);
+
 }  // namespace kiln::layers

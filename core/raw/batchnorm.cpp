@@ -1,8 +1,11 @@
 // Tensor-level calls of the batch-normalization kernels. Mixed dtypes, as batchnorm.hpp's kernels take
 // them: x, y, gy, gx in x's dtype; gamma, beta, the running and saved statistics and ggamma, gbeta in its
 // opmath dtype (float32 beside bfloat16, x's own dtype for float32 and float64).
-#include "core/raw.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
+
+#include "core/raw.hpp"
+#include "kernels/cpu_level.hpp"
+#include "kernels/elementwise/elementwise.hpp"
 
 namespace kiln::raw {
 namespace {
@@ -85,6 +88,37 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
   return result;
 }
 
+BatchNormResult batchnorm2d_statistics(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                       const Tensor& running_mean, const Tensor& running_var,
+                                       const BatchNormOptions& options) {
+  kernels::BatchNorm2dGeometry g = batchnorm_geometry(x, gamma, beta, running_mean, running_var);
+  KILN_CHECK(options.training && x.dtype() == DType::Float32 && x.device().is_cpu() &&
+                 !runs_channels_last(x) && kernels::cpu_level() != kernels::CpuLevel::Reference,
+             "batch_norm2d statistics: float NCHW training on the CPU's fast kernels only, got ",
+             x.describe());
+  KILN_CHECK(g.batch * g.height * g.width > 1,
+             "batch_norm2d: training needs more than one value per channel, got ", x.shape());
+  KILN_CHECK(running_mean.defined() == running_var.defined(),
+             "batch_norm2d: running_mean and running_var must be given together");
+  g.fused_relu = options.fused_relu;
+  const Tensor input = contiguous(x);
+  BatchNormResult result{Tensor(), Tensor::empty({g.channels}, DType::Float32, x.device()),
+                         Tensor::empty({g.channels}, DType::Float32, x.device()), false};
+  kernels::batchnorm2d_forward_train<float>(
+      x.device(), g, input.data<float>(), gamma.data<float>(), beta.data<float>(),
+      static_cast<float>(options.eps), static_cast<float>(options.momentum),
+      data_or_null<float>(running_mean), data_or_null<float>(running_var), nullptr,
+      result.save_mean.data<float>(), result.save_invstd.data<float>());
+  return result;
+}
+
+ChannelNormalization batchnorm_channel_normalization(const BatchNormResult& saved, const Tensor& gamma,
+                                                     const Tensor& beta, bool relu) {
+  // The normalizing pass's own coefficients: the saved mean, invstd * gamma as one float product, beta.
+  return {saved.save_mean, binary(kernels::BinaryOp::Mul, saved.save_invstd, gamma, "batch_norm2d"),
+          contiguous(beta), relu};
+}
+
 BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma,
                                     const Tensor& beta, const BatchNormResult& saved,
                                     const Tensor& running_mean, const Tensor& running_var,
@@ -92,7 +126,10 @@ BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Ten
   kernels::BatchNorm2dGeometry g{x.size(0), x.size(1), x.size(2), x.size(3), options.fused_relu};
   KILN_CHECK(!keep_through_relu || options.fused_relu,
              "batch_norm2d backward: the gradient through the ReLU needs the fused ReLU");
-  KILN_CHECK(!options.fused_relu || saved.output.defined(),
+  // Without the output (batchnorm2d_statistics), the CPU's fast float kernels recompute the mask from x.
+  const bool mask_from_x = x.device().is_cpu() && kernels::cpu_level() != kernels::CpuLevel::Reference &&
+                           x.dtype() == DType::Float32 && !keep_through_relu;
+  KILN_CHECK(!options.fused_relu || saved.output.defined() || mask_from_x,
              "batch_norm2d backward: the fused ReLU needs the forward's output");
   KILN_CHECK(!saved.residual_before_relu || keep_through_relu,
              "batch_norm2d backward: after a residual added before the ReLU, the gradient through the ReLU "
@@ -104,7 +141,8 @@ BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Ten
   // Channels-last on the CPU when x is stored so (gy and the saved output are brought to it), else NCHW.
   g.channels_last = runs_channels_last(x);
   const Tensor input = in_layout(x, g.channels_last), grad_output = in_layout(gy, g.channels_last);
-  const Tensor output = options.fused_relu ? in_layout(saved.output, g.channels_last) : Tensor();
+  const Tensor output =
+      options.fused_relu && saved.output.defined() ? in_layout(saved.output, g.channels_last) : Tensor();
   const DType parameter_dtype = channel_dtype(x.dtype(), "batch_norm2d backward");
   BatchNormGrads grads{empty_like(input), Tensor::empty({g.channels}, parameter_dtype, x.device()),
                        Tensor::empty({g.channels}, parameter_dtype, x.device()),

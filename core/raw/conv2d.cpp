@@ -94,6 +94,57 @@ Tensor conv2d_batchnorm_eval_forward(const Tensor& x, const Tensor& w, const Ten
   return output;
 }
 
+bool conv2d_normalizes_input(const Tensor& x, const Tensor& w, const Conv2dOptions& options) {
+  if (x.dtype() != DType::Float32 || w.dtype() != DType::Float32 || runs_channels_last(x)) return false;
+  return kernels::conv2d_normalizes_input(x.device(), conv2d_geometry(x.shape(), w.shape(), options));
+}
+
+namespace {
+
+kernels::InputNormalization kernel_normalization(const ChannelNormalization& input, std::int64_t channels) {
+  for (const Tensor* t : {&input.shift, &input.scale, &input.offset}) {
+    KILN_CHECK(t->dtype() == DType::Float32 && t->shape() == Shape{channels} && t->is_contiguous(),
+               "conv2d: the input normalization's coefficients must be dense float32 [", channels, "], got ",
+               t->describe());
+  }
+  return {.shift = input.shift.data<float>(),
+          .scale = input.scale.data<float>(),
+          .offset = input.offset.data<float>(),
+          .relu = input.relu};
+}
+
+}  // namespace
+
+Tensor conv2d_forward_normalized_input(const Tensor& x, const ChannelNormalization& input, const Tensor& w,
+                                       const Tensor& bias, const Conv2dOptions& options) {
+  KILN_CHECK(conv2d_normalizes_input(x, w, options), "conv2d: ", x.describe(), " and ", w.describe(),
+             " do not make a pass that normalizes its input (conv2d_normalizes_input)");
+  check_same_dtype_and_device("conv2d", x, {&w, &bias});
+  const kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), options);
+  const Tensor input_dense = contiguous(x), weight = contiguous(w);
+  const Tensor bias_dense = bias.defined() ? contiguous(bias) : Tensor();
+  Tensor output =
+      Tensor::empty({g.batch, g.out_channels, g.out_height(), g.out_width()}, DType::Float32, x.device());
+  kernels::conv2d_forward_normalized_input(x.device(), g, input_dense.data<float>(),
+                                           kernel_normalization(input, g.in_channels), weight.data<float>(),
+                                           data_or_null<float>(bias_dense), output.data<float>());
+  return output;
+}
+
+Tensor conv2d_backward_weight_normalized_input(const Tensor& gy, const Tensor& x,
+                                               const ChannelNormalization& input, const Shape& w_shape,
+                                               const Conv2dOptions& options) {
+  const kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w_shape, options);
+  KILN_CHECK(kernels::conv2d_normalizes_input(x.device(), g) && !runs_channels_last(x),
+             "conv2d backward: ", x.describe(), " does not make a pass that normalizes its input");
+  const Tensor grad_output = contiguous(gy), input_dense = contiguous(x);
+  Tensor grad_weight = Tensor::empty(w_shape, DType::Float32, x.device());
+  kernels::conv2d_backward_weight_normalized_input(
+      x.device(), g, grad_output.data<float>(), input_dense.data<float>(),
+      kernel_normalization(input, g.in_channels), grad_weight.data<float>());
+  return grad_weight;
+}
+
 Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_shape, const Conv2dOptions& options) {
   kernels::Conv2dGeometry g = conv2d_geometry(x_shape, w.shape(), options);
   g.channels_last = runs_channels_last(gy);

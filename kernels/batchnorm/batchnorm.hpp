@@ -37,6 +37,10 @@
 // and the second pass reads it there instead of gy and y. ReLU's own backward and batch norm's plain one made
 // eight passes over memory; this makes seven.
 //
+// Statistics alone: the train forward with y null computes and saves mean and invstd and moves the running
+// statistics, and writes no output (on the CPU's vectorized kernels only): where a convolution after the
+// batch norm takes its normalizing pass into its own copies (conv2d_forward_normalized_input).
+//
 // Types, for mixed-precision training: the activations x, y, gy, gx are T (float, double or bfloat16); the
 // per-channel tensors and scalars (gamma, beta, running_*, save_*, ggamma, gbeta, eps, momentum) are
 // opmath_t<T>: float beside bfloat16 (fp32 master weights and statistics), T itself for float and double.

@@ -33,7 +33,10 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
                                T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd, const T* residual) {
   profiler::Scope profile("batchnorm2d_forward_train", device, dtype_of_v<T>);
-  if (profile.measuring()) profile.set_detail(profile_label(g, residual != nullptr));
+  if (profile.measuring())
+    profile.set_detail(profile_label(g, residual != nullptr) + (y ? "" : " statistics"));
+  KILN_CHECK(y || (device.is_cpu() && cpu_level() != CpuLevel::Reference && !std::is_same_v<T, double>),
+             "batchnorm2d_forward_train: the statistics alone (no y) are the CPU's vectorized kernels'");
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     return cuda::batchnorm2d_forward_train(device, g, x, gamma, beta, eps, momentum, running_mean,

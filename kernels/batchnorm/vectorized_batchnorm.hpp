@@ -336,7 +336,9 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
                           residual ? residual + nc * plane : nullptr, g.fused_relu, y + nc * plane);
   };
 
-  if (const std::int64_t group = channels_per_group<V, T>(g, 1); group > 0) {
+  // (Without y, the statistics alone: a convolution after this batch norm normalizes its input itself,
+  // conv2d_forward_normalized_input. The channel-group walk exists for the second pass.)
+  if (const std::int64_t group = y ? channels_per_group<V, T>(g, 1) : 0; group > 0) {
     return grouped_passes<V>(g, group, x, shifts.get(), x, shifts.get(), ReluMask<T>{},
                              static_cast<T*>(nullptr), finish, normalize_plane);
   }
@@ -344,6 +346,7 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
   all_channel_pair_sums<V>(g, x, shifts.get(), x, shifts.get(), ReluMask<T>{}, static_cast<T*>(nullptr),
                            sums.get());
   for (std::int64_t c = 0; c < g.channels; ++c) finish(c, sums[static_cast<std::size_t>(c)]);
+  if (!y) return;
   // Pass 2 plane by plane (or row by row) in memory order.
   if (g.channels_last) {
     return channels_last::shift_scale_offset<V>(g, x, normalize.shift.get(), normalize.scale.get(), beta,

@@ -27,19 +27,21 @@ struct Tiles {
   using V = simd::FloatVector256;
   template <typename T, typename A>
   static void forward(const Conv2dGeometry& g, const A* x, const float* w, const float* bias, A* y,
-                      const OutputNormalization* normalization) {
-    winograd::forward<V, T, 6, 2>(g, x, w, bias, y, normalization);
+                      const OutputNormalization* normalization, const InputNormalization* input) {
+    winograd::forward<V, T, 6, 2>(g, x, w, bias, y, normalization, input);
   }
   template <typename T, typename A>
   static void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx) {
     winograd::backward_data<V, T, 6, 2>(g, gy, w, gx);
   }
   template <typename T, typename A>
-  static void backward_weight(const Conv2dGeometry& g, const A* gy, const A* x, float* gw) {
+  static void backward_weight(const Conv2dGeometry& g, const A* gy, const A* x, float* gw,
+                              const InputNormalization* input) {
     if (g.out_channels <= V::width)
-      return winograd::backward_weight<V, T, direct::WeightTile<8, 1>>(g, gy, x, gw);
-    if (g.in_channels > 16) return winograd::backward_weight<V, T, direct::WeightTile<6, 2>>(g, gy, x, gw);
-    winograd::backward_weight<V, T, direct::WeightTile<4, 2>>(g, gy, x, gw);
+      return winograd::backward_weight<V, T, direct::WeightTile<8, 1>>(g, gy, x, gw, input);
+    if (g.in_channels > 16)
+      return winograd::backward_weight<V, T, direct::WeightTile<6, 2>>(g, gy, x, gw, input);
+    winograd::backward_weight<V, T, direct::WeightTile<4, 2>>(g, gy, x, gw, input);
   }
 };
 
@@ -47,8 +49,9 @@ struct Tiles {
 
 template <typename A>
 void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w,
-                             const float* bias, A* y, const OutputNormalization* normalization) {
-  winograd::run_forward<Tiles>(tile, g, x, w, bias, y, normalization);
+                             const float* bias, A* y, const OutputNormalization* normalization,
+                             const InputNormalization* input) {
+  winograd::run_forward<Tiles>(tile, g, x, w, bias, y, normalization, input);
 }
 template <typename A>
 void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,
@@ -57,8 +60,8 @@ void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, c
 }
 template <typename A>
 void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x,
-                                     float* gw) {
-  winograd::run_backward_weight<Tiles>(tile, g, gy, x, gw);
+                                     float* gw, const InputNormalization* input) {
+  winograd::run_backward_weight<Tiles>(tile, g, gy, x, gw, input);
 }
 KILN_INSTANTIATE_WINOGRAD_ENTRY_POINTS(float)
 KILN_INSTANTIATE_WINOGRAD_ENTRY_POINTS(bfloat16)

@@ -33,9 +33,10 @@ struct Tiles {
   using V = simd::FloatVector512;
   template <typename T, typename A>
   static void forward(const Conv2dGeometry& g, const A* x, const float* w, const float* bias, A* y,
-                      const OutputNormalization* normalization) {
-    if (g.out_channels <= V::width) return winograd::forward<V, T, 16, 1>(g, x, w, bias, y, normalization);
-    winograd::forward<V, T, 8, 2>(g, x, w, bias, y, normalization);
+                      const OutputNormalization* normalization, const InputNormalization* input) {
+    if (g.out_channels <= V::width)
+      return winograd::forward<V, T, 16, 1>(g, x, w, bias, y, normalization, input);
+    winograd::forward<V, T, 8, 2>(g, x, w, bias, y, normalization, input);
   }
   template <typename T, typename A>
   static void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx) {
@@ -44,10 +45,11 @@ struct Tiles {
     winograd::backward_data<V, T, 8, 2>(g, gy, w, gx);
   }
   template <typename T, typename A>
-  static void backward_weight(const Conv2dGeometry& g, const A* gy, const A* x, float* gw) {
+  static void backward_weight(const Conv2dGeometry& g, const A* gy, const A* x, float* gw,
+                              const InputNormalization* input) {
     if (g.out_channels <= V::width)
-      return winograd::backward_weight<V, T, direct::WeightTile<16, 1>>(g, gy, x, gw);
-    winograd::backward_weight<V, T, direct::WeightTile<8, 2>>(g, gy, x, gw);
+      return winograd::backward_weight<V, T, direct::WeightTile<16, 1>>(g, gy, x, gw, input);
+    winograd::backward_weight<V, T, direct::WeightTile<8, 2>>(g, gy, x, gw, input);
   }
 };
 
@@ -55,8 +57,9 @@ struct Tiles {
 
 template <typename A>
 void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w,
-                             const float* bias, A* y, const OutputNormalization* normalization) {
-  winograd::run_forward<Tiles>(tile, g, x, w, bias, y, normalization);
+                             const float* bias, A* y, const OutputNormalization* normalization,
+                             const InputNormalization* input) {
+  winograd::run_forward<Tiles>(tile, g, x, w, bias, y, normalization, input);
 }
 template <typename A>
 void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,
@@ -65,8 +68,8 @@ void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, c
 }
 template <typename A>
 void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x,
-                                     float* gw) {
-  winograd::run_backward_weight<Tiles>(tile, g, gy, x, gw);
+                                     float* gw, const InputNormalization* input) {
+  winograd::run_backward_weight<Tiles>(tile, g, gy, x, gw, input);
 }
 KILN_INSTANTIATE_WINOGRAD_ENTRY_POINTS(float)
 KILN_INSTANTIATE_WINOGRAD_ENTRY_POINTS(bfloat16)

@@ -107,6 +107,30 @@ struct OutputNormalization {
   bool relu = false;
 };
 
+// What a pass does to its input x as it copies it in, per input channel c:
+//   x' = act(fma(x - shift[c], scale[c], offset[c]))
+// (act: the ReLU when relu): a train-mode batch norm's normalizing pass and the ReLU after it (shift the
+// batch mean, scale invstd * gamma, offset beta: batchnorm_vector_ops.hpp's arithmetic), applied inside the
+// convolution that reads their output, which then never has to exist in memory.
+struct InputNormalization {
+  const float* shift = nullptr;
+  const float* scale = nullptr;
+  const float* offset = nullptr;
+  bool relu = false;
+};
+
+// A train-mode batch norm (and ReLU) in front of a convolution, inside it: the forward and weight-gradient
+// passes of g over x normalized as InputNormalization says, the bits of the same passes over the normalized
+// tensor. Where conv2d_normalizes_input(device, g): float NCHW on the CPU's fast kernels, where both passes
+// run Winograd (whose copies in take the normalization); the callers materialize the normalized input
+// elsewhere.
+bool conv2d_normalizes_input(Device device, const Conv2dGeometry& g);
+void conv2d_forward_normalized_input(Device device, const Conv2dGeometry& g, const float* x,
+                                     const InputNormalization& input, const float* w, const float* bias,
+                                     float* y);
+void conv2d_backward_weight_normalized_input(Device device, const Conv2dGeometry& g, const float* gy,
+                                             const float* x, const InputNormalization& input, float* gw);
+
 // gx[N, C_in, H, W] = d loss / d x, from gy[N, C_out, OH, OW] and w.
 template <typename T>
 void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx);
@@ -249,15 +273,17 @@ namespace avx512 {
 // F(2x2, 3x3) or F(4x4, 3x3) as `tile` says; float activations, or bfloat16 ones (float weights and weight
 // gradient; winograd_kernel.hpp widens and rounds in its copies).
 // `normalization`, when not null, is applied to the outputs as they are stored: float NCHW activations only.
+// `input`, when not null, normalizes x as it is copied in: float NCHW activations only.
 template <typename A>  // float or bfloat16 (instantiated for both)
 void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w,
-                             const float* bias, A* y, const OutputNormalization* normalization = nullptr);
+                             const float* bias, A* y, const OutputNormalization* normalization = nullptr,
+                             const InputNormalization* input = nullptr);
 template <typename A>
 void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,
                                    A* gx);
 template <typename A>
 void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x,
-                                     float* gw);
+                                     float* gw, const InputNormalization* input = nullptr);
 void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
@@ -293,15 +319,17 @@ namespace avx2 {
 // F(2x2, 3x3) or F(4x4, 3x3) as `tile` says; float activations, or bfloat16 ones (float weights and weight
 // gradient; winograd_kernel.hpp widens and rounds in its copies).
 // `normalization`, when not null, is applied to the outputs as they are stored: float NCHW activations only.
+// `input`, when not null, normalizes x as it is copied in: float NCHW activations only.
 template <typename A>  // float or bfloat16 (instantiated for both)
 void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w,
-                             const float* bias, A* y, const OutputNormalization* normalization = nullptr);
+                             const float* bias, A* y, const OutputNormalization* normalization = nullptr,
+                             const InputNormalization* input = nullptr);
 template <typename A>
 void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,
                                    A* gx);
 template <typename A>
 void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x,
-                                     float* gw);
+                                     float* gw, const InputNormalization* input = nullptr);
 void direct_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void direct_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
 void direct_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);

@@ -770,6 +770,48 @@ void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const
                            norm.running_var, norm.eps, y, norm.residual);
 }
 
+// Winograd's copies in take the input normalization (pad_input); both passes must run it, so that the
+// forward and the weight gradient read the same normalized input. The geometry as given: a pass that would
+// crop its taps or take its one-pixel planes channels-last is not Winograd's.
+bool conv2d_normalizes_input(Device device, const Conv2dGeometry& g) {
+  if (!device.is_cpu() || !fast_kernels<float>() || g.channels_last) return false;
+  const CpuPass pass = cpu_pass<float>(g);
+  if (pass.cropped || pass.geometry.channels_last) return false;
+  const auto winograd = [&](Conv2dDirection direction) {
+    const Conv2dAlgorithm algorithm = choose_conv2d_algorithm(g, direction, cpu_level());
+    return algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4;
+  };
+  return winograd(Conv2dDirection::Forward) && winograd(Conv2dDirection::BackwardWeight);
+}
+
+void conv2d_forward_normalized_input(Device device, const Conv2dGeometry& g, const float* x,
+                                     const InputNormalization& input, const float* w, const float* bias,
+                                     float* y) {
+  KILN_CHECK(conv2d_normalizes_input(device, g), "conv2d_forward_normalized_input: ", profile_label(g),
+             " is not a pass whose copies normalize (conv2d_normalizes_input)");
+  profiler::Scope profile("conv2d_forward", device, DType::Float32);
+  if (profile.measuring())
+    profile.set_detail(profile_label(g) + " of batch norm" + (input.relu ? " + relu" : ""));
+  const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::Forward);
+  if (cpu_level() == CpuLevel::Avx512)
+    return avx512::winograd_conv2d_forward(tile, g, x, w, bias, y, nullptr, &input);
+  avx2::winograd_conv2d_forward(tile, g, x, w, bias, y, nullptr, &input);
+}
+
+void conv2d_backward_weight_normalized_input(Device device, const Conv2dGeometry& g, const float* gy,
+                                             const float* x, const InputNormalization& input, float* gw) {
+  KILN_CHECK(conv2d_normalizes_input(device, g),
+             "conv2d_backward_weight_normalized_input: ", profile_label(g),
+             " is not a pass whose copies normalize (conv2d_normalizes_input)");
+  profiler::Scope profile("conv2d_backward_weight", device, DType::Float32);
+  if (profile.measuring())
+    profile.set_detail(profile_label(g) + " of batch norm" + (input.relu ? " + relu" : ""));
+  const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::BackwardWeight);
+  if (cpu_level() == CpuLevel::Avx512)
+    return avx512::winograd_conv2d_backward_weight(tile, g, gy, x, gw, &input);
+  avx2::winograd_conv2d_backward_weight(tile, g, gy, x, gw, &input);
+}
+
 template <typename T>
 void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   profiler::Scope profile("conv2d_backward_data", device, dtype_of_v<T>);

@@ -257,11 +257,50 @@ std::int64_t output_floats(const Pass& g) {
   return g.out_channels * T::m * T::m * kTiles;
 }
 
+// An input normalization (InputNormalization, conv2d.hpp) as the copies in apply it: its coefficients
+// packed one per channel of xp's pixels (tiling.channels of each, zeros past C_in, so the padding channels
+// stay zero: fma(0 - 0, 0, 0) = 0, and its ReLU too), applied to each row's real pixels after the transpose
+// (the zero padding around the image is the normalized tensor's padding, not normalized itself).
+template <typename V>
+class PackedInput {
+ public:
+  PackedInput(const InputNormalization& input, std::int64_t channels, std::int64_t padded_channels)
+      : coefficients_(cpu_scratch(3 * padded_channels)), relu_(input.relu) {
+    float* packed = coefficients_.get();
+    std::fill(packed, packed + 3 * padded_channels, 0.0f);
+    std::copy(input.shift, input.shift + channels, packed);
+    std::copy(input.scale, input.scale + channels, packed + padded_channels);
+    std::copy(input.offset, input.offset + channels, packed + 2 * padded_channels);
+    padded_channels_ = padded_channels;
+  }
+  // `pixels` pixels of padded_channels floats each, from `row`, in place.
+  void apply(float* row, std::int64_t pixels) const {
+    const float* shift = coefficients_.get();
+    const float* scale = shift + padded_channels_;
+    const float* offset = scale + padded_channels_;
+    for (std::int64_t c = 0; c < padded_channels_; c += V::width) {
+      const typename V::Reg vshift = V::load(shift + c), vscale = V::load(scale + c),
+                            voffset = V::load(offset + c);
+      for (std::int64_t p = 0; p < pixels; ++p) {
+        float* at = row + p * padded_channels_ + c;
+        const typename V::Reg v = vectorized::normalized<V>(V::load(at), vshift, vscale, voffset);
+        V::store(at, relu_ ? V::max(V::zero(), v) : v);
+      }
+    }
+  }
+
+ private:
+  CpuScratch coefficients_;
+  std::int64_t padded_channels_ = 0;
+  bool relu_;
+};
+
 // xp for `count` images of x (NCHW, or channels-last with g.channels_last; `image_stride` values apart;
-// float, or bfloat16 whose NCHW rows widen in `row_buffer`, rows_floats of band_floats): step 1 above.
+// float, or bfloat16 whose NCHW rows widen in `row_buffer`, rows_floats of band_floats): step 1 above. With
+// `input` (float NCHW only), each row's pixels normalized once transposed, while in L1.
 template <typename V, typename T, typename A>
 void pad_input(const Pass& g, const Tiling<V, T>& tiling, const A* x, std::int64_t image_stride,
-               std::int64_t count, float* xp, float* row_buffer) {
+               std::int64_t count, float* xp, float* row_buffer, const PackedInput<V>* input = nullptr) {
   // At stride 2 without padding the patches may stop short of the input's last column, which no output
   // reads: only the columns the patches cover are copied.
   const std::int64_t width = std::min(g.in_width, tiling.columns - g.pad_w);
@@ -294,6 +333,7 @@ void pad_input(const Pass& g, const Tiling<V, T>& tiling, const A* x, std::int64
                                     g.in_channels, width);
       const FloatRows in = rows.row(ih);
       transpose_matrix(in.first, in.stride, g.in_channels, width, row + left, tiling.channels);
+      if (input) input->apply(row + left, width);
     }
   }
 }
@@ -630,9 +670,9 @@ inline constexpr std::int64_t kWideChunkFloats = std::int64_t{1} << 21;  // 8 Mi
 
 template <typename V, typename T, int kTiles, int kVectors, typename A>
 void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
-             const OutputNormalization* normalization = nullptr) {
-  KILN_CHECK(!normalization || (std::is_same_v<A, float> && !g.channels_last),
-             "winograd forward: output normalization takes float NCHW activations only");
+             const OutputNormalization* normalization = nullptr, const InputNormalization* input = nullptr) {
+  KILN_CHECK((!normalization && !input) || (std::is_same_v<A, float> && !g.channels_last),
+             "winograd forward: input and output normalization take float NCHW activations only");
   constexpr std::int64_t kChannels = kVectors * V::width;
   const Tiling<V, T> tiling(g);
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels, m_stride = panels * kChannels;
@@ -645,6 +685,8 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
   const CpuScratch packed_bias = cpu_scratch(m_stride);
   std::fill(packed_bias.get(), packed_bias.get() + m_stride, 0.0f);
   if (bias) std::copy(bias, bias + g.out_channels, packed_bias.get());
+  std::optional<PackedInput<V>> packed_input;
+  if (input) packed_input.emplace(*input, g.in_channels, tiling.channels);
   // The normalization's coefficients packed the same way (transform_outputs), its residual added in NCHW.
   const CpuScratch packed_affine = cpu_scratch(normalization ? 3 * m_stride : 0);
   std::optional<StagedAffine> affine;
@@ -708,7 +750,8 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
         const float* residual =
             normalization && normalization->residual ? normalization->residual + first * out_image : nullptr;
         float* xp = scratch;
-        pad_input(g, tiling, x + first * in_image, in_image, count, xp, xp + xp_floats);
+        pad_input(g, tiling, x + first * in_image, in_image, count, xp, xp + xp_floats,
+                  packed_input ? &*packed_input : nullptr);
         const std::int64_t tiles = count * tiling.per_image();
         for_each_block<V>(
             (tiles + block_tiles - 1) / block_tiles, block_floats, scratch + xp_floats + in_rows_floats,
@@ -748,8 +791,8 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
 
 template <typename V, typename T, int kTiles, int kVectors, typename A>
 void forward(const Conv2dGeometry& g, const A* x, const float* w, const float* bias, A* y,
-             const OutputNormalization* normalization = nullptr) {
-  forward<V, T, kTiles, kVectors>(Pass::of(g), x, w, bias, y, normalization);
+             const OutputNormalization* normalization = nullptr, const InputNormalization* input = nullptr) {
+  forward<V, T, kTiles, kVectors>(Pass::of(g), x, w, bias, y, normalization, input);
 }
 
 // Backward-data: a forward pass through wt[ci, co, kh, kw] = w[co, ci, 2 - kh, 2 - kw], over gy.
@@ -958,8 +1001,11 @@ void untransform_weights(const Pass& g, const float* du, std::int64_t du_rows, s
 }
 
 template <typename V, typename T, typename Tile, typename A>
-void backward_weight(const Conv2dGeometry& geometry, const A* gy, const A* x, float* gw) {
+void backward_weight(const Conv2dGeometry& geometry, const A* gy, const A* x, float* gw,
+                     const InputNormalization* input = nullptr) {
   const Pass g = Pass::of(geometry);
+  KILN_CHECK(!input || (std::is_same_v<A, float> && !g.channels_last),
+             "winograd backward_weight: input normalization takes float NCHW activations only");
   constexpr std::int64_t kChannels = Tile::vectors * V::width;
   constexpr int kPositions = T::positions;
   const Tiling<V, T> tiling(g);
@@ -995,6 +1041,8 @@ void backward_weight(const Conv2dGeometry& geometry, const A* gy, const A* x, fl
   const std::int64_t du_floats = kPositions * du_rows * dm_stride;
   const CpuScratch du = cpu_scratch(du_floats);
   const bool wide = du_floats > kWideWeightUFloats;
+  std::optional<PackedInput<V>> packed_input;
+  if (input) packed_input.emplace(*input, g.in_channels, tiling.channels);
 
   batch_chunks::sum_over_chunks(
       chunk_count, du_floats, xp_floats + gyp_floats + v_floats + dm_floats + in_rows_floats, du.get(),
@@ -1008,7 +1056,8 @@ void backward_weight(const Conv2dGeometry& geometry, const A* gy, const A* x, fl
         for (std::int64_t first = chunk * chunk_images; first < chunk_end; first += block_images) {
           const std::int64_t count = std::min(block_images, chunk_end - first);
           const std::int64_t tiles = count * tiling.per_image();
-          pad_input(g, tiling, x + first * in_image, in_image, count, xp, rows);
+          pad_input(g, tiling, x + first * in_image, in_image, count, xp, rows,
+                    packed_input ? &*packed_input : nullptr);
           pad_gradient(g, tiling, gy + first * out_image, out_image, count, dm_stride, gyp, rows);
           transform_inputs<V, T>(tiling, xp, 0, tiles, tiles, v, v_position);
           transform_gradients<V, T>(tiling, gyp, dm_stride, tiles, dm, dm_position);
@@ -1065,9 +1114,9 @@ void with_transform(WinogradTile tile, const Conv2dGeometry& g, Body body) {
 }
 template <typename Tiles, typename A>
 void run_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w, const float* bias,
-                 A* y, const OutputNormalization* normalization) {
+                 A* y, const OutputNormalization* normalization, const InputNormalization* input) {
   with_transform<typename Tiles::V, false>(tile, g, [&]<typename T>(std::type_identity<T>) {
-    Tiles::template forward<T>(g, x, w, bias, y, normalization);
+    Tiles::template forward<T>(g, x, w, bias, y, normalization, input);
   });
 }
 template <typename Tiles, typename A>
@@ -1076,9 +1125,11 @@ void run_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, 
       tile, g, [&]<typename T>(std::type_identity<T>) { Tiles::template backward_data<T>(g, gy, w, gx); });
 }
 template <typename Tiles, typename A>
-void run_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x, float* gw) {
-  with_transform<typename Tiles::V, false>(
-      tile, g, [&]<typename T>(std::type_identity<T>) { Tiles::template backward_weight<T>(g, gy, x, gw); });
+void run_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x, float* gw,
+                         const InputNormalization* input) {
+  with_transform<typename Tiles::V, false>(tile, g, [&]<typename T>(std::type_identity<T>) {
+    Tiles::template backward_weight<T>(g, gy, x, gw, input);
+  });
 }
 
 }  // namespace kiln::kernels::winograd
@@ -1087,8 +1138,9 @@ void run_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy
 // (avx512_winograd.cpp, avx2_winograd.cpp) after their template definitions there.
 #define KILN_INSTANTIATE_WINOGRAD_ENTRY_POINTS(A)                                                           \
   template void winograd_conv2d_forward<A>(WinogradTile, const Conv2dGeometry&, const A*, const float*,     \
-                                           const float*, A*, const OutputNormalization*);                   \
+                                           const float*, A*, const OutputNormalization*,                    \
+                                           const InputNormalization*);                                      \
   template void winograd_conv2d_backward_data<A>(WinogradTile, const Conv2dGeometry&, const A*,             \
                                                  const float*, A*);                                         \
   template void winograd_conv2d_backward_weight<A>(WinogradTile, const Conv2dGeometry&, const A*, const A*, \
-                                                   float*);
+                                                   float*, const InputNormalization*);

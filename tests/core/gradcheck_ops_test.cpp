@@ -262,6 +262,18 @@ TEST_CASE("gradcheck: batch_norm2d_add_relu (x, the residual, gamma, beta), trai
        random_input({3}, 159)});
 }
 
+TEST_CASE("gradcheck: conv2d_of_batch_norm_relu (x, gamma, beta, the weight, the bias), training mode") {
+  // In float64 the op is the two ops (the fused kernels are float32's), whose gradients it must give; the
+  // fused path is held to those bits in tests/layers/conv_batch_norm_test.cpp.
+  check_gradient(
+      [](const Inputs& in) {
+        return conv2d_of_batch_norm_relu(in[0], in[1], in[2], Tensor(), Tensor(), {.training = true}, in[3],
+                                         in[4], {.padding = {1, 1}});
+      },
+      {random_input({2, 3, 4, 3}, 170), random_input({3}, 171, 0.5, 1.5), random_input({3}, 172),
+       random_input({2, 3, 3, 3}, 173), random_input({2}, 174)});
+}
+
 TEST_CASE("gradcheck: subsample_pad_channels, odd sizes, stride 2 and 3, zero channels on either side") {
   check_gradient([](const Inputs& in) { return subsample_pad_channels(in[0], 2, 1, 2); },
                  {random_input({2, 3, 5, 4}, 160)});

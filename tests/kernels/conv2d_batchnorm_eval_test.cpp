@@ -20,6 +20,7 @@
 #include "kernels/conv2d/algorithm.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
+#include "tests/support/conv_shapes.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 
 namespace kernels_conv2d_batchnorm_eval_test {
@@ -34,33 +35,16 @@ using kiln::kernels::CpuLevel;
 using kiln::kernels::OutputNormalization;
 using kiln::kernels::WinogradTile;
 using kiln::testing::bitwise_equal;
+using kiln::testing::conv3x3;
 using kiln::testing::DispatchGuard;
 using kiln::testing::fast_levels;
 using kiln::testing::random_floats;
 using kiln::testing::random_values;
+using kiln::testing::shape_name;
+using kiln::testing::w_count;
+using kiln::testing::x_count;
+using kiln::testing::y_count;
 namespace kernels = kiln::kernels;
-
-Conv2dGeometry conv3x3(std::int64_t batch, std::int64_t in_channels, std::int64_t height, std::int64_t width,
-                       std::int64_t out_channels, std::int64_t stride, std::int64_t pad) {
-  Conv2dGeometry g;
-  g.batch = batch;
-  g.in_channels = in_channels;
-  g.in_height = height;
-  g.in_width = width;
-  g.out_channels = out_channels;
-  g.kernel_h = g.kernel_w = 3;
-  g.stride_h = g.stride_w = stride;
-  g.pad_h = g.pad_w = pad;
-  return g;
-}
-
-std::int64_t x_count(const Conv2dGeometry& g) { return g.batch * g.in_channels * g.in_height * g.in_width; }
-std::int64_t w_count(const Conv2dGeometry& g) {
-  return g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w;
-}
-std::int64_t y_count(const Conv2dGeometry& g) {
-  return g.batch * g.out_channels * g.out_height() * g.out_width();
-}
 
 BatchNorm2dGeometry norm_geometry(const Conv2dGeometry& g, bool relu) {
   return {.batch = g.batch,
@@ -107,20 +91,11 @@ constexpr Case kCases[] = {{false, false, false},
                            {false, true, true},
                            {true, true, true}};
 
-std::string describe(const Conv2dGeometry& g) {
-  return std::to_string(g.batch) + "x" + std::to_string(g.in_channels) + "x" + std::to_string(g.in_height) +
-         "x" + std::to_string(g.in_width) + " -> " + std::to_string(g.out_channels) + " stride " +
-         std::to_string(g.stride_h) + " pad " + std::to_string(g.pad_h);
-}
-
 }  // namespace
 
 TEST_CASE("conv2d + batch norm eval: Winograd's normalizing stores give the eval kernel's bits, odd shapes") {
   const DispatchGuard guard;
-  const std::vector<Conv2dGeometry> shapes = {
-      conv3x3(1, 5, 9, 11, 7, 1, 1),   conv3x3(3, 16, 8, 8, 16, 1, 1),   conv3x3(2, 17, 13, 7, 33, 1, 1),
-      conv3x3(2, 3, 12, 10, 20, 1, 0), conv3x3(1, 16, 10, 10, 16, 1, 2), conv3x3(2, 16, 12, 10, 32, 2, 1),
-      conv3x3(1, 5, 11, 13, 17, 2, 1), conv3x3(2, 33, 6, 6, 40, 1, 1)};
+  const std::vector<Conv2dGeometry> shapes = kiln::testing::odd_3x3_shapes();
   for (const CpuLevel level : fast_levels()) {
     kernels::set_cpu_level(level);
     for (const Conv2dGeometry& g : shapes) {
@@ -137,7 +112,7 @@ TEST_CASE("conv2d + batch norm eval: Winograd's normalizing stores give the eval
         const std::vector<float> scale = eval_scales(p);
         for (const Case& c : kCases) {
           CAPTURE(kernels::cpu_level_name(level));
-          CAPTURE(describe(g));
+          CAPTURE(shape_name(g));
           CAPTURE(static_cast<int>(tile));
           CAPTURE(c.bias);
           CAPTURE(c.residual);
@@ -197,7 +172,7 @@ TEST_CASE(
         };
         for (const Case& c : kCases) {
           CAPTURE(kernels::cpu_level_name(level));
-          CAPTURE(describe(g));
+          CAPTURE(shape_name(g));
           CAPTURE(c.bias);
           CAPTURE(c.residual);
           CAPTURE(c.relu);
@@ -285,13 +260,13 @@ TEST_CASE(
       CAPTURE(residual);
       bool fused = false;
       for (const Conv2dGeometry& g : {winograd, pointwise, depthwise}) {
-        CAPTURE(describe(g));
+        CAPTURE(shape_name(g));
         CHECK(matches_two_calls<float>(g, residual, true, &fused));
         CHECK(fused == (level != CpuLevel::Reference));
         CHECK(matches_two_calls<float>(g, false, false, &fused));
       }
       for (const Conv2dGeometry& g : {channels_last, small}) {
-        CAPTURE(describe(g));
+        CAPTURE(shape_name(g));
         CHECK(matches_two_calls<float>(g, residual, true, &fused));
         CHECK_FALSE(fused);
         CHECK(matches_two_calls<float>(g, false, false, &fused));

@@ -1,16 +1,19 @@
-// conv_then_batch_norm (layers/conv_batch_norm.hpp): at inference a zoo model's convolutions and the batch
-// norms after them run as one op (kiln::conv2d_batch_norm_eval), and the model must give the same bits as
-// its layers' own forwards, which it runs whenever gradients flow.
+// layers/conv_batch_norm.hpp: at inference a zoo model's convolutions and the batch norms after them run as
+// one op (kiln::conv2d_batch_norm_eval), and in training a batch norm, its ReLU and the convolution after
+// them (kiln::conv2d_of_batch_norm_relu); each must give the bits of the layers' own forwards (and, in
+// training, backwards).
 #include <doctest/doctest.h>
 
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
 #include "core/profiler.hpp"
+#include "core/raw.hpp"
 #include "kernels/cpu_level.hpp"
 #include "layers/layers.hpp"
 #include "models/architecture.hpp"
@@ -95,6 +98,71 @@ TEST_CASE("conv_then_batch_norm: training mode runs the layers' forwards, with b
   layers::BatchNorm2d again(6);
   CHECK(same_bits(fused, again.forward_add_relu(conv.forward(x), residual)));
   CHECK(same_bits(norm.running_mean(), again.running_mean()));
+}
+
+namespace {
+
+struct TrainingResults {
+  Tensor output, input_grad, conv_weight_grad, conv_bias_grad, norm_weight_grad, norm_bias_grad, running_mean,
+      running_var;
+};
+
+// One training forward and backward of conv(relu(norm(x))) on fresh layers drawn from `seed` (so both calls
+// get the same parameters), fused (batch_norm_relu_then_conv) or as the layers' own forwards.
+TrainingResults train_once(const Shape& x_shape, std::int64_t out_channels, bool fused) {
+  Generator generator(17);
+  const std::int64_t channels = x_shape[1];
+  layers::BatchNorm2d norm(channels);
+  layers::Conv2d conv(channels, out_channels, 3, generator, {.padding = 1});
+  randomize_batch_norms(norm, generator);
+  {
+    const NoGradGuard no_grad;
+    Tensor bias = conv.bias();  // a handle on the layer's parameter
+    bias.copy_(Tensor::randn({out_channels}, DType::Float32, &generator) * 0.1);
+  }
+  Tensor x = Tensor::randn(x_shape, DType::Float32, &generator);
+  x.set_requires_grad(true);
+  const Tensor y =
+      fused ? layers::batch_norm_relu_then_conv(norm, conv, x) : conv.forward(norm.forward_then_relu(x));
+  const Tensor weights = Tensor::randn(y.shape(), DType::Float32, &generator);
+  sum(y * weights).backward();
+  return {y.detach(),           x.grad(),           conv.weight().grad(), conv.bias().grad(),
+          norm.weight().grad(), norm.bias().grad(), norm.running_mean(),  norm.running_var()};
+}
+
+}  // namespace
+
+TEST_CASE(
+    "batch_norm_relu_then_conv: training's fused op gives the layers' values, gradients and running "
+    "statistics, bit for bit") {
+  // [8, 16, 32, 32] -> 16 and [8, 64, 8, 8] -> 64: both of the convolution's passes Winograd (F(4x4, 3x3),
+  // F(2x2, 3x3)) at the fast levels, so the batch norm's pass runs inside its copies; [2, 5, 9, 11] -> 7 is
+  // the two ops inside the op, as is everything at the Reference level.
+  const kernels::CpuLevel detected = kernels::cpu_level();
+  std::vector<kernels::CpuLevel> levels{detected, kernels::CpuLevel::Reference};
+  for (const kernels::CpuLevel level : levels) {
+    kernels::set_cpu_level(level);
+    for (const auto& [x_shape, out_channels] :
+         {std::pair{Shape{8, 16, 32, 32}, 16}, {Shape{8, 64, 8, 8}, 64}, {Shape{2, 5, 9, 11}, 7}}) {
+      CAPTURE(kernels::cpu_level_name(level));
+      CAPTURE(x_shape.str());
+      const TrainingResults fused = train_once(x_shape, out_channels, true);
+      const TrainingResults plain = train_once(x_shape, out_channels, false);
+      CHECK(same_bits(fused.output, plain.output));
+      CHECK(same_bits(fused.input_grad, plain.input_grad));
+      CHECK(same_bits(fused.conv_weight_grad, plain.conv_weight_grad));
+      CHECK(same_bits(fused.conv_bias_grad, plain.conv_bias_grad));
+      CHECK(same_bits(fused.norm_weight_grad, plain.norm_weight_grad));
+      CHECK(same_bits(fused.norm_bias_grad, plain.norm_bias_grad));
+      CHECK(same_bits(fused.running_mean, plain.running_mean));
+      CHECK(same_bits(fused.running_var, plain.running_var));
+    }
+  }
+  kernels::set_cpu_level(detected);
+  // And the fused shapes are ones the kernels fuse.
+  const Tensor x = Tensor::zeros({8, 16, 32, 32}), w = Tensor::zeros({16, 16, 3, 3});
+  if (detected != kernels::CpuLevel::Reference)
+    CHECK(raw::conv2d_normalizes_input(x, w, {.padding = {1, 1}}));
 }
 
 TEST_CASE("conv2d_batch_norm_eval: refuses what it cannot do, by name") {
