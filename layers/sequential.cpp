@@ -25,21 +25,31 @@ const std::string& Sequential::name(std::size_t index) const {
   return children()[index].first;
 }
 
-// A Conv2d directly followed by a BatchNorm2d runs as conv_then_batch_norm (one op at inference), and a
-// BatchNorm2d directly followed by a ReLU as one fused op (BatchNorm2d::forward_then_relu, or inside the
-// former): the same values, in fewer passes over memory. The ReLU module is then skipped; hooks on it, if
-// kiln ever has them, would not see the fused call.
+// Runs of conv -> batch norm -> ReLU -> conv, as VGG-style stacks have them, take the fused ops of
+// conv_batch_norm.hpp: at inference a Conv2d and the BatchNorm2d after it (and its ReLU) as
+// conv_then_batch_norm, the batch norm in the convolution's stores; in training a BatchNorm2d, its ReLU and
+// the Conv2d after them as batch_norm_relu_then_conv, the batch norm in the next convolution's copies in.
+// Otherwise a BatchNorm2d directly followed by a ReLU runs as one fused op (forward_then_relu). The same
+// values, in fewer passes over memory. A ReLU module taken into a fused op is skipped; hooks on it, if kiln
+// ever has them, would not see the fused call.
 Tensor Sequential::forward(const Tensor& input) {
   Tensor output = input;
   for (std::size_t i = 0; i < size(); ++i) {
     auto* conv = layer_at<Conv2d>(i);
-    if (auto* norm = layer_at<BatchNorm2d>(i + 1); conv && norm) {
+    auto* norm = layer_at<BatchNorm2d>(i);
+    auto* norm_after_conv = layer_at<BatchNorm2d>(i + 1);
+    if (conv && norm_after_conv && !norm_after_conv->is_training()) {
       const bool relu = layer_at<ReLU>(i + 2) != nullptr;
-      output = conv_then_batch_norm(*conv, *norm, output, relu);
+      output = conv_then_batch_norm(*conv, *norm_after_conv, output, relu);
       i += relu ? 2 : 1;
-    } else if (auto* alone = layer_at<BatchNorm2d>(i); alone && layer_at<ReLU>(i + 1)) {
-      output = alone->forward_then_relu(output);
-      ++i;
+    } else if (norm && layer_at<ReLU>(i + 1)) {
+      if (auto* next_conv = layer_at<Conv2d>(i + 2); next_conv && norm->is_training()) {
+        output = batch_norm_relu_then_conv(*norm, *next_conv, output);
+        i += 2;
+      } else {
+        output = norm->forward_then_relu(output);
+        ++i;
+      }
     } else {
       output = children()[i].second->forward(output);
     }

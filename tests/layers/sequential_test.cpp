@@ -1,13 +1,17 @@
-// Sequential: positional and given names, indexing, chaining, the empty chain.
+// Sequential: positional and given names, indexing, chaining, the empty chain, and the runs it fuses.
 #include "layers/sequential.hpp"
 
 #include <doctest/doctest.h>
 
 #include <memory>
 
+#include "core/autograd.hpp"
 #include "core/error.hpp"
+#include "core/ops.hpp"
+#include "kernels/cpu_level.hpp"
 #include "layers/activation.hpp"
 #include "layers/batchnorm.hpp"
+#include "layers/conv2d.hpp"
 #include "layers/flatten.hpp"
 #include "layers/linear.hpp"
 #include "tests/layers/layer_testing.hpp"
@@ -64,6 +68,31 @@ TEST_CASE("layers: Sequential runs a BatchNorm2d followed by a ReLU as one fused
   Sequential bn_alone;
   bn_alone.add("bn", fused_pair[0]);
   CHECK(fused_output.to_vector<float>() == relu(bn_alone(x)).to_vector<float>());
+}
+
+TEST_CASE(
+    "layers: Sequential runs batch norm -> ReLU -> conv as one op in training, conv -> batch norm -> "
+    "ReLU at inference, with the modules' values") {
+  // 16 channels at 32x32, batch 8: the second convolution's passes are Winograd's at the fast CPU levels, so
+  // the training op fuses there (and is the two ops at the Reference level).
+  Generator generator(3);
+  Sequential stack;
+  stack.add("conv1", std::make_shared<Conv2d>(3, 16, 3, generator, Conv2dLayerOptions{.padding = 1}))
+      .add("bn", std::make_shared<BatchNorm2d>(16))
+      .add("relu", std::make_shared<ReLU>())
+      .add("conv2", std::make_shared<Conv2d>(16, 16, 3, generator, Conv2dLayerOptions{.padding = 1}));
+  const Tensor x = Tensor::randn({8, 3, 32, 32}, DType::Float32, &generator);
+  const auto one_by_one = [&] { return stack[3]->forward(relu(stack[1]->forward(stack[0]->forward(x)))); };
+
+  const Tensor trained = stack(x);
+  if (kernels::cpu_level() != kernels::CpuLevel::Reference)
+    CHECK(trained.grad_fn()->op == "conv2d_of_batch_norm_relu");
+  // The running statistics moved once per forward: the modules' run sees the same batch statistics.
+  CHECK(trained.to_vector<float>() == one_by_one().to_vector<float>());
+
+  stack.eval();
+  const NoGradGuard no_grad;
+  CHECK(stack(x).to_vector<float>() == one_by_one().to_vector<float>());
 }
 
 }  // namespace layers_sequential_test
