@@ -43,18 +43,23 @@ void add_bias(const Conv2dGeometry& g, const float* bias, float* y) {
 
 // y = act(normalized(y) + residual) on NCHW planes, in place (OutputNormalization, conv2d.hpp: inference's
 // batch norm on a convolution's output), each plane through batch norm's own run
-// (batchnorm_vector_ops.hpp's shift_scale_offset), so the eval kernel's bits. Threads over planes, unless
-// the caller is already one of a team's (a chunk of images in a kernel's own parallel region).
+// (batchnorm_vector_ops.hpp's shift_scale_offset), so the eval kernel's bits: plane p (of channel p %
+// channels) alone, as the depthwise forward normalizes each plane it computes, or all of them, threads over
+// planes unless the caller is already one of a team's (a chunk of images in a kernel's own parallel region).
+template <typename V>
+void normalize_plane(const OutputNormalization& n, std::int64_t p, std::int64_t channels, std::int64_t plane,
+                     float* y) {
+  const std::int64_t c = p % channels;
+  float* run = y + p * plane;
+  vectorized::shift_scale_offset<V>(run, plane, n.shift[c], n.scale[c], n.offset[c],
+                                    n.residual ? n.residual + p * plane : nullptr, n.relu, run);
+}
+
 template <typename V>
 void normalize_outputs(const Conv2dGeometry& g, const OutputNormalization& n, float* y) {
   const std::int64_t planes = g.batch * g.out_channels, plane = g.out_height() * g.out_width();
 #pragma omp parallel for schedule(static) if (planes * plane >= kMinParallelAdds && !omp_in_parallel())
-  for (std::int64_t p = 0; p < planes; ++p) {
-    const std::int64_t c = p % g.out_channels;
-    float* run = y + p * plane;
-    vectorized::shift_scale_offset<V>(run, plane, n.shift[c], n.scale[c], n.offset[c],
-                                      n.residual ? n.residual + p * plane : nullptr, n.relu, run);
-  }
+  for (std::int64_t p = 0; p < planes; ++p) normalize_plane<V>(n, p, g.out_channels, plane, y);
 }
 
 template <typename V, typename T>

@@ -37,7 +37,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/batchnorm/batchnorm_vector_ops.hpp"
+#include "kernels/conv2d/bias_kernel.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/direct_strip.hpp"  // copy_floats: rows by vectors
 
@@ -411,14 +411,10 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
 #pragma omp for schedule(static)
     for (std::int64_t plane = 0; plane < planes; ++plane) {
       const std::int64_t c = plane % g.in_channels;
-      float* y_plane = y + plane * plane_out;
       split_into_phases(g, layout, x + plane * plane_in, phases.data());
-      forward_plane(g, layout, phases.data(), w + c * layout.taps, bias ? bias[c] : 0.0f, y_plane);
-      if (!normalization) continue;
-      const OutputNormalization& n = *normalization;
-      vectorized::shift_scale_offset<V>(y_plane, plane_out, n.shift[c], n.scale[c], n.offset[c],
-                                        n.residual ? n.residual + plane * plane_out : nullptr, n.relu,
-                                        y_plane);
+      forward_plane(g, layout, phases.data(), w + c * layout.taps, bias ? bias[c] : 0.0f,
+                    y + plane * plane_out);
+      if (normalization) conv2d_bias::normalize_plane<V>(*normalization, plane, g.in_channels, plane_out, y);
     }
   }
 }

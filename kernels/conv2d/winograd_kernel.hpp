@@ -257,41 +257,56 @@ std::int64_t output_floats(const Pass& g) {
   return g.out_channels * T::m * T::m * kTiles;
 }
 
-// An input normalization (InputNormalization, conv2d.hpp) as the copies in apply it: its coefficients
-// packed one per channel of xp's pixels (tiling.channels of each, zeros past C_in, so the padding channels
-// stay zero: fma(0 - 0, 0, 0) = 0, and its ReLU too), applied to each row's real pixels after the transpose
-// (the zero padding around the image is the normalized tensor's padding, not normalized itself).
+// A normalization's per-channel coefficients (shift, scale, offset) packed as the bias is: `padded` floats
+// each, one per lane of a vector of channels, zeros past the `channels` real ones. Both normalizations read
+// them so: the input's (PackedInput) on xp's pixels, the output's (StagedAffine) on M's rows.
+class PackedCoefficients {
+ public:
+  PackedCoefficients(const float* shift, const float* scale, const float* offset, std::int64_t channels,
+                     std::int64_t padded)
+      : floats_(cpu_scratch(3 * padded)), padded_(padded) {
+    float* packed = floats_.get();
+    std::fill(packed, packed + 3 * padded, 0.0f);
+    std::copy(shift, shift + channels, packed);
+    std::copy(scale, scale + channels, packed + padded);
+    std::copy(offset, offset + channels, packed + 2 * padded);
+  }
+  const float* shift() const { return floats_.get(); }
+  const float* scale() const { return floats_.get() + padded_; }
+  const float* offset() const { return floats_.get() + 2 * padded_; }
+  std::int64_t padded() const { return padded_; }
+
+ private:
+  CpuScratch floats_;
+  std::int64_t padded_;
+};
+
+// An input normalization (InputNormalization, conv2d.hpp) as the copies in apply it: its coefficients packed
+// one per channel of xp's pixels (tiling.channels of each; the zeros past C_in keep the padding channels
+// zero: fma(0 - 0, 0, 0) = 0, and its ReLU too), applied to each row's real pixels after the transpose (the
+// zero padding around the image is the normalized tensor's padding, not normalized itself).
 template <typename V>
 class PackedInput {
  public:
   PackedInput(const InputNormalization& input, std::int64_t channels, std::int64_t padded_channels)
-      : coefficients_(cpu_scratch(3 * padded_channels)), relu_(input.relu) {
-    float* packed = coefficients_.get();
-    std::fill(packed, packed + 3 * padded_channels, 0.0f);
-    std::copy(input.shift, input.shift + channels, packed);
-    std::copy(input.scale, input.scale + channels, packed + padded_channels);
-    std::copy(input.offset, input.offset + channels, packed + 2 * padded_channels);
-    padded_channels_ = padded_channels;
-  }
+      : coefficients_(input.shift, input.scale, input.offset, channels, padded_channels), relu_(input.relu) {}
   // `pixels` pixels of padded_channels floats each, from `row`, in place.
   void apply(float* row, std::int64_t pixels) const {
-    const float* shift = coefficients_.get();
-    const float* scale = shift + padded_channels_;
-    const float* offset = scale + padded_channels_;
-    for (std::int64_t c = 0; c < padded_channels_; c += V::width) {
-      const typename V::Reg vshift = V::load(shift + c), vscale = V::load(scale + c),
-                            voffset = V::load(offset + c);
+    const std::int64_t padded = coefficients_.padded();
+    for (std::int64_t c = 0; c < padded; c += V::width) {
+      const typename V::Reg shift = V::load(coefficients_.shift() + c),
+                            scale = V::load(coefficients_.scale() + c),
+                            offset = V::load(coefficients_.offset() + c);
       for (std::int64_t p = 0; p < pixels; ++p) {
-        float* at = row + p * padded_channels_ + c;
-        const typename V::Reg v = vectorized::normalized<V>(V::load(at), vshift, vscale, voffset);
+        float* at = row + p * padded + c;
+        const typename V::Reg v = vectorized::normalized<V>(V::load(at), shift, scale, offset);
         V::store(at, relu_ ? V::max(V::zero(), v) : v);
       }
     }
   }
 
  private:
-  CpuScratch coefficients_;
-  std::int64_t padded_channels_ = 0;
+  PackedCoefficients coefficients_;
   bool relu_;
 };
 
@@ -687,16 +702,14 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
   if (bias) std::copy(bias, bias + g.out_channels, packed_bias.get());
   std::optional<PackedInput<V>> packed_input;
   if (input) packed_input.emplace(*input, g.in_channels, tiling.channels);
-  // The normalization's coefficients packed the same way (transform_outputs), its residual added in NCHW.
-  const CpuScratch packed_affine = cpu_scratch(normalization ? 3 * m_stride : 0);
+  // The output normalization's coefficients packed as the bias is (transform_outputs; PackedCoefficients),
+  // its residual added in NCHW.
+  std::optional<PackedCoefficients> packed_output;
   std::optional<StagedAffine> affine;
   if (normalization) {
-    float* packed = packed_affine.get();
-    std::fill(packed, packed + 3 * m_stride, 0.0f);
-    std::copy(normalization->shift, normalization->shift + g.out_channels, packed);
-    std::copy(normalization->scale, normalization->scale + g.out_channels, packed + m_stride);
-    std::copy(normalization->offset, normalization->offset + g.out_channels, packed + 2 * m_stride);
-    affine = StagedAffine{packed, packed + m_stride, packed + 2 * m_stride,
+    const PackedCoefficients& packed = packed_output.emplace(normalization->shift, normalization->scale,
+                                                             normalization->offset, g.out_channels, m_stride);
+    affine = StagedAffine{packed.shift(), packed.scale(), packed.offset(),
                           normalization->relu && !normalization->residual};
   }
 
