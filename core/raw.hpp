@@ -12,6 +12,7 @@
 
 #include "core/op_options.hpp"
 #include "core/tensor.hpp"
+#include "kernels/batchnorm/batchnorm.hpp"
 #include "kernels/elementwise/elementwise.hpp"
 #include "kernels/reduce/reduce.hpp"
 
@@ -150,6 +151,11 @@ struct BatchNormResult {
   // backward takes the mask from the output (without, the CPU kernels recompute it from x alone).
   bool residual_before_relu = false;
 };
+// The kernels' geometry of x for a batch norm with these per-channel tensors, after checking them against
+// x: [C], dense, of x's opmath dtype and device (the running statistics may be undefined), gamma and beta
+// given.
+kernels::BatchNorm2dGeometry batchnorm2d_geometry(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                                  const Tensor& running_mean, const Tensor& running_var);
 // Updates running_mean / running_var in place in train mode when they are defined. With a residual (x's
 // shape, dtype and device), the output is act(batch_norm2d(x) + residual), act the fused ReLU or nothing.
 BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,

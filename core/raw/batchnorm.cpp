@@ -28,8 +28,34 @@ void check_channel_dtype_and_device(std::string_view op, const Tensor& x,
   }
 }
 
-kernels::BatchNorm2dGeometry batchnorm_geometry(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                                const Tensor& running_mean, const Tensor& running_var) {
+// The train forward of `input` (x in g's layout; `added`, the residual, likewise or undefined) into `result`,
+// whose save_mean and save_invstd it makes: normalizing into result.output, or, with that undefined, the
+// statistics alone (the CPU's vectorized kernels; the dispatch refuses it elsewhere).
+void forward_train(const kernels::BatchNorm2dGeometry& g, const Tensor& x, const Tensor& input,
+                   const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                   const Tensor& running_var, const BatchNormOptions& options, const Tensor& added,
+                   BatchNormResult& result) {
+  KILN_CHECK(g.batch * g.height * g.width > 1,
+             "batch_norm2d: training needs more than one value per channel, got ", x.shape());
+  KILN_CHECK(running_mean.defined() == running_var.defined(),
+             "batch_norm2d: running_mean and running_var must be given together");
+  const DType statistics_dtype = channel_dtype(x.dtype(), "batch_norm2d");
+  result.save_mean = Tensor::empty({g.channels}, statistics_dtype, x.device());
+  result.save_invstd = Tensor::empty({g.channels}, statistics_dtype, x.device());
+  visit_floating(x.dtype(), "batch_norm2d", [&]<typename T>() {
+    using P = opmath_t<T>;
+    kernels::batchnorm2d_forward_train<T>(x.device(), g, input.data<T>(), gamma.data<P>(), beta.data<P>(),
+                                          static_cast<P>(options.eps), static_cast<P>(options.momentum),
+                                          data_or_null<P>(running_mean), data_or_null<P>(running_var),
+                                          data_or_null<T>(result.output), result.save_mean.data<P>(),
+                                          result.save_invstd.data<P>(), data_or_null<T>(added));
+  });
+}
+
+}  // namespace
+
+kernels::BatchNorm2dGeometry batchnorm2d_geometry(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                                  const Tensor& running_mean, const Tensor& running_var) {
   KILN_CHECK(x.dim() == 4, "batch_norm2d: input must be [N, C, H, W], got ", x.shape());
   check_channel_dtype_and_device("batch_norm2d", x, {&gamma, &beta, &running_mean, &running_var});
   const Shape channels{x.size(1)};
@@ -41,12 +67,10 @@ kernels::BatchNorm2dGeometry batchnorm_geometry(const Tensor& x, const Tensor& g
   return {x.size(0), x.size(1), x.size(2), x.size(3)};
 }
 
-}  // namespace
-
 BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                     const Tensor& running_mean, const Tensor& running_var,
                                     const BatchNormOptions& options, const Tensor& residual) {
-  kernels::BatchNorm2dGeometry g = batchnorm_geometry(x, gamma, beta, running_mean, running_var);
+  kernels::BatchNorm2dGeometry g = batchnorm2d_geometry(x, gamma, beta, running_mean, running_var);
   g.fused_relu = options.fused_relu;
   g.channels_last = runs_channels_last(x);
   const Tensor input = in_layout(x, g.channels_last);
@@ -59,21 +83,7 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
   }
   BatchNormResult result{empty_like(input), Tensor(), Tensor(), residual.defined() && options.fused_relu};
   if (options.training) {
-    KILN_CHECK(g.batch * g.height * g.width > 1, "batch_norm2d: training needs more than one value per channel, got ",
-               x.shape());
-    KILN_CHECK(running_mean.defined() == running_var.defined(),
-               "batch_norm2d: running_mean and running_var must be given together");
-    const DType statistics_dtype = channel_dtype(x.dtype(), "batch_norm2d");
-    result.save_mean = Tensor::empty({g.channels}, statistics_dtype, x.device());
-    result.save_invstd = Tensor::empty({g.channels}, statistics_dtype, x.device());
-    visit_floating(x.dtype(), "batch_norm2d", [&]<typename T>() {
-      using P = opmath_t<T>;
-      kernels::batchnorm2d_forward_train<T>(x.device(), g, input.data<T>(), gamma.data<P>(), beta.data<P>(),
-                                            static_cast<P>(options.eps), static_cast<P>(options.momentum),
-                                            data_or_null<P>(running_mean), data_or_null<P>(running_var),
-                                            result.output.data<T>(), result.save_mean.data<P>(),
-                                            result.save_invstd.data<P>(), data_or_null<T>(added));
-    });
+    forward_train(g, x, input, gamma, beta, running_mean, running_var, options, added, result);
   } else {
     KILN_CHECK(running_mean.defined() && running_var.defined(),
                "batch_norm2d: eval mode needs running_mean and running_var");
@@ -91,24 +101,14 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
 BatchNormResult batchnorm2d_statistics(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                        const Tensor& running_mean, const Tensor& running_var,
                                        const BatchNormOptions& options) {
-  kernels::BatchNorm2dGeometry g = batchnorm_geometry(x, gamma, beta, running_mean, running_var);
+  kernels::BatchNorm2dGeometry g = batchnorm2d_geometry(x, gamma, beta, running_mean, running_var);
   KILN_CHECK(options.training && x.dtype() == DType::Float32 && x.device().is_cpu() &&
                  !runs_channels_last(x) && kernels::cpu_level() != kernels::CpuLevel::Reference,
              "batch_norm2d statistics: float NCHW training on the CPU's fast kernels only, got ",
              x.describe());
-  KILN_CHECK(g.batch * g.height * g.width > 1,
-             "batch_norm2d: training needs more than one value per channel, got ", x.shape());
-  KILN_CHECK(running_mean.defined() == running_var.defined(),
-             "batch_norm2d: running_mean and running_var must be given together");
   g.fused_relu = options.fused_relu;
-  const Tensor input = contiguous(x);
-  BatchNormResult result{Tensor(), Tensor::empty({g.channels}, DType::Float32, x.device()),
-                         Tensor::empty({g.channels}, DType::Float32, x.device()), false};
-  kernels::batchnorm2d_forward_train<float>(
-      x.device(), g, input.data<float>(), gamma.data<float>(), beta.data<float>(),
-      static_cast<float>(options.eps), static_cast<float>(options.momentum),
-      data_or_null<float>(running_mean), data_or_null<float>(running_var), nullptr,
-      result.save_mean.data<float>(), result.save_invstd.data<float>());
+  BatchNormResult result;  // no output: the statistics alone
+  forward_train(g, x, contiguous(x), gamma, beta, running_mean, running_var, options, Tensor(), result);
   return result;
 }
 

@@ -27,24 +27,37 @@ kernels::Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& w, const Co
   return g;
 }
 
+// What a forward pass hands the kernels, checked: the geometry (its layout x's, runs_channels_last), x, the
+// weight and the bias in the layouts the kernels read, and the output to write, in x's layout.
+struct ForwardOperands {
+  kernels::Conv2dGeometry g;
+  Tensor input, weight, bias, output;
+};
+ForwardOperands forward_operands(const Tensor& x, const Tensor& w, const Tensor& bias,
+                                 const Conv2dOptions& options) {
+  check_same_dtype_and_device("conv2d", x, {&w, &bias});
+  ForwardOperands operands{.g = conv2d_geometry(x.shape(), w.shape(), options)};
+  kernels::Conv2dGeometry& g = operands.g;
+  KILN_CHECK(!bias.defined() || bias.shape() == Shape{g.out_channels}, "conv2d: bias ", bias.describe(),
+             " must be [", g.out_channels, "]");
+  operands.weight = contiguous(w);
+  operands.bias = bias.defined() ? contiguous(bias) : Tensor();
+  g.channels_last = runs_channels_last(x);
+  operands.input = in_layout(x, g.channels_last);
+  operands.output = empty_in_layout({g.batch, g.out_channels, g.out_height(), g.out_width()}, x.dtype(),
+                                    x.device(), g.channels_last);
+  return operands;
+}
+
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& options) {
-  check_same_dtype_and_device("conv2d", x, {&w, &bias});
-  kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), options);
-  KILN_CHECK(!bias.defined() || bias.shape() == Shape{g.out_channels}, "conv2d: bias ", bias.describe(),
-             " must be [", g.out_channels, "]");
-  const Tensor weight = contiguous(w);
-  const Tensor bias_dense = bias.defined() ? contiguous(bias) : Tensor();
-  g.channels_last = runs_channels_last(x);
-  const Tensor input = in_layout(x, g.channels_last);
-  Tensor output = empty_in_layout({g.batch, g.out_channels, g.out_height(), g.out_width()}, x.dtype(),
-                                  x.device(), g.channels_last);
+  const ForwardOperands op = forward_operands(x, w, bias, options);
   visit_floating(x.dtype(), "conv2d", [&]<typename T>() {
-    kernels::conv2d_forward<T>(x.device(), g, input.data<T>(), weight.data<T>(), data_or_null<T>(bias_dense),
-                               output.data<T>());
+    kernels::conv2d_forward<T>(x.device(), op.g, op.input.data<T>(), op.weight.data<T>(),
+                               data_or_null<T>(op.bias), op.output.data<T>());
   });
-  return output;
+  return op.output;
 }
 
 Tensor conv2d_batchnorm_eval_forward(const Tensor& x, const Tensor& w, const Tensor& bias,
@@ -54,31 +67,18 @@ Tensor conv2d_batchnorm_eval_forward(const Tensor& x, const Tensor& w, const Ten
                                      const Tensor& residual) {
   KILN_CHECK(!norm_options.training,
              "conv2d + batch_norm2d: the fused op is eval mode's (running statistics)");
-  check_same_dtype_and_device("conv2d", x, {&w, &bias});
-  kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), conv_options);
-  KILN_CHECK(!bias.defined() || bias.shape() == Shape{g.out_channels}, "conv2d: bias ", bias.describe(),
-             " must be [", g.out_channels, "]");
-  const Shape output_shape{g.batch, g.out_channels, g.out_height(), g.out_width()};
-  const DType channel_dtype =
-      visit_floating(x.dtype(), "batch_norm2d", []<typename T>() { return dtype_of_v<opmath_t<T>>; });
-  for (const Tensor* t : {&gamma, &beta, &running_mean, &running_var}) {
-    KILN_CHECK(t->defined() && t->shape() == Shape{g.out_channels} && t->is_contiguous() &&
-                   t->dtype() == channel_dtype && t->device() == x.device(),
-               "batch_norm2d: per-channel tensor ", t->describe(), " must be a dense ",
-               dtype_name(channel_dtype), " [", g.out_channels, "] on ", x.device().str(),
-               " for the convolution's output ", output_shape);
-  }
+  const ForwardOperands op = forward_operands(x, w, bias, conv_options);
+  // The batch norm's own checks, on the output it normalizes.
+  batchnorm2d_geometry(op.output, gamma, beta, running_mean, running_var);
+  KILN_CHECK(running_mean.defined() && running_var.defined(),
+             "batch_norm2d: eval mode needs running_mean and running_var");
+  Tensor added;  // the residual in the output's layout, when there is one
   if (residual.defined()) {
-    KILN_CHECK(residual.shape() == output_shape, "batch_norm2d: residual ", residual.describe(),
-               " must have the convolution's output shape ", output_shape);
+    KILN_CHECK(residual.shape() == op.output.shape(), "batch_norm2d: residual ", residual.describe(),
+               " must have the convolution's output shape ", op.output.shape());
     check_same_dtype_and_device("batch_norm2d", x, {&residual});
+    added = in_layout(residual, op.g.channels_last);
   }
-  const Tensor weight = contiguous(w);
-  const Tensor bias_dense = bias.defined() ? contiguous(bias) : Tensor();
-  g.channels_last = runs_channels_last(x);
-  const Tensor input = in_layout(x, g.channels_last);
-  const Tensor added = residual.defined() ? in_layout(residual, g.channels_last) : Tensor();
-  Tensor output = empty_in_layout(output_shape, x.dtype(), x.device(), g.channels_last);
   visit_floating(x.dtype(), "conv2d", [&]<typename T>() {
     using P = opmath_t<T>;
     const kernels::BatchNormEval<T> norm{.gamma = gamma.data<P>(),
@@ -88,10 +88,10 @@ Tensor conv2d_batchnorm_eval_forward(const Tensor& x, const Tensor& w, const Ten
                                          .eps = static_cast<P>(norm_options.eps),
                                          .residual = data_or_null<T>(added),
                                          .relu = norm_options.fused_relu};
-    kernels::conv2d_forward_batchnorm_eval<T>(x.device(), g, input.data<T>(), weight.data<T>(),
-                                              data_or_null<T>(bias_dense), norm, output.data<T>());
+    kernels::conv2d_forward_batchnorm_eval<T>(x.device(), op.g, op.input.data<T>(), op.weight.data<T>(),
+                                              data_or_null<T>(op.bias), norm, op.output.data<T>());
   });
-  return output;
+  return op.output;
 }
 
 bool conv2d_normalizes_input(const Tensor& x, const Tensor& w, const Conv2dOptions& options) {
@@ -115,29 +115,22 @@ kernels::InputNormalization kernel_normalization(const ChannelNormalization& inp
 
 }  // namespace
 
+// (kernels::conv2d_forward_normalized_input and its weight gradient check conv2d_normalizes_input.)
 Tensor conv2d_forward_normalized_input(const Tensor& x, const ChannelNormalization& input, const Tensor& w,
                                        const Tensor& bias, const Conv2dOptions& options) {
-  KILN_CHECK(conv2d_normalizes_input(x, w, options), "conv2d: ", x.describe(), " and ", w.describe(),
-             " do not make a pass that normalizes its input (conv2d_normalizes_input)");
-  check_same_dtype_and_device("conv2d", x, {&w, &bias});
-  const kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), options);
-  const Tensor input_dense = contiguous(x), weight = contiguous(w);
-  const Tensor bias_dense = bias.defined() ? contiguous(bias) : Tensor();
-  Tensor output =
-      Tensor::empty({g.batch, g.out_channels, g.out_height(), g.out_width()}, DType::Float32, x.device());
-  kernels::conv2d_forward_normalized_input(x.device(), g, input_dense.data<float>(),
-                                           kernel_normalization(input, g.in_channels), weight.data<float>(),
-                                           data_or_null<float>(bias_dense), output.data<float>());
-  return output;
+  const ForwardOperands op = forward_operands(x, w, bias, options);
+  kernels::conv2d_forward_normalized_input(
+      x.device(), op.g, op.input.data<float>(), kernel_normalization(input, op.g.in_channels),
+      op.weight.data<float>(), data_or_null<float>(op.bias), op.output.data<float>());
+  return op.output;
 }
 
 Tensor conv2d_backward_weight_normalized_input(const Tensor& gy, const Tensor& x,
                                                const ChannelNormalization& input, const Shape& w_shape,
                                                const Conv2dOptions& options) {
-  const kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w_shape, options);
-  KILN_CHECK(kernels::conv2d_normalizes_input(x.device(), g) && !runs_channels_last(x),
-             "conv2d backward: ", x.describe(), " does not make a pass that normalizes its input");
-  const Tensor grad_output = contiguous(gy), input_dense = contiguous(x);
+  kernels::Conv2dGeometry g = conv2d_geometry(x.shape(), w_shape, options);
+  g.channels_last = runs_channels_last(x);
+  const Tensor grad_output = in_layout(gy, g.channels_last), input_dense = in_layout(x, g.channels_last);
   Tensor grad_weight = Tensor::empty(w_shape, DType::Float32, x.device());
   kernels::conv2d_backward_weight_normalized_input(
       x.device(), g, grad_output.data<float>(), input_dense.data<float>(),
