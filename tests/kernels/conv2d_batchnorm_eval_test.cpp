@@ -93,47 +93,57 @@ constexpr Case kCases[] = {{false, false, false},
 
 }  // namespace
 
+namespace {
+
+// For a forward pass forward(x, w, bias, normalization, y) of g that takes an OutputNormalization: in every
+// case (bias, residual, ReLU), the pass with the normalization gives the bits of the plain pass followed by
+// the eval kernel over its output, the two calls inference made before.
+template <class Forward>
+void check_normalizing_forward(const Conv2dGeometry& g, Forward&& forward) {
+  const std::vector<float> x = random_floats(x_count(g), 1), w = random_floats(w_count(g), 2, -0.3f, 0.3f);
+  const std::vector<float> bias = random_floats(g.out_channels, 3), residual = random_floats(y_count(g), 4);
+  const NormParameters p(g.out_channels, 5);
+  const std::vector<float> scale = eval_scales(p);
+  for (const Case& c : kCases) {
+    CAPTURE(c.bias);
+    CAPTURE(c.residual);
+    CAPTURE(c.relu);
+    const float* b = c.bias ? bias.data() : nullptr;
+    const float* r = c.residual ? residual.data() : nullptr;
+    std::vector<float> expected(static_cast<std::size_t>(y_count(g)), -7.0f);
+    forward(x.data(), w.data(), b, nullptr, expected.data());
+    kernels::batchnorm2d_forward_eval(Device::cpu(), norm_geometry(g, c.relu), expected.data(),
+                                      p.gamma.data(), p.beta.data(), p.mean.data(), p.var.data(), kEps,
+                                      expected.data(), r);
+    std::vector<float> fused(expected.size(), -9.0f);
+    const OutputNormalization normalization{.shift = p.mean.data(),
+                                            .scale = scale.data(),
+                                            .offset = p.beta.data(),
+                                            .residual = r,
+                                            .relu = c.relu};
+    forward(x.data(), w.data(), b, &normalization, fused.data());
+    CHECK(bitwise_equal(fused, expected));
+  }
+}
+
+}  // namespace
+
 TEST_CASE("conv2d + batch norm eval: Winograd's normalizing stores give the eval kernel's bits, odd shapes") {
   const DispatchGuard guard;
-  const std::vector<Conv2dGeometry> shapes = kiln::testing::odd_3x3_shapes();
   for (const CpuLevel level : fast_levels()) {
     kernels::set_cpu_level(level);
-    for (const Conv2dGeometry& g : shapes) {
+    for (const Conv2dGeometry& g : kiln::testing::odd_3x3_shapes()) {
       for (const WinogradTile tile : {WinogradTile::F2x2, WinogradTile::F4x4}) {
         const auto algorithm = tile == WinogradTile::F2x2 ? kernels::Conv2dAlgorithm::Winograd2x2
                                                           : kernels::Conv2dAlgorithm::Winograd4x4;
         if (!kernels::conv2d_algorithm_supports(algorithm, g, kernels::Conv2dDirection::Forward, level))
           continue;
-        const std::vector<float> x = random_floats(x_count(g), 1),
-                                 w = random_floats(w_count(g), 2, -0.3f, 0.3f);
-        const std::vector<float> bias = random_floats(g.out_channels, 3),
-                                 residual = random_floats(y_count(g), 4);
-        const NormParameters p(g.out_channels, 5);
-        const std::vector<float> scale = eval_scales(p);
-        for (const Case& c : kCases) {
-          CAPTURE(kernels::cpu_level_name(level));
-          CAPTURE(shape_name(g));
-          CAPTURE(static_cast<int>(tile));
-          CAPTURE(c.bias);
-          CAPTURE(c.residual);
-          CAPTURE(c.relu);
-          const float* b = c.bias ? bias.data() : nullptr;
-          const float* r = c.residual ? residual.data() : nullptr;
-          // The two calls inference made before: the plain forward, then the eval kernel over its output.
-          std::vector<float> expected(static_cast<std::size_t>(y_count(g)), -7.0f);
-          winograd_forward(level, tile, g, x.data(), w.data(), b, expected.data(), nullptr);
-          kernels::batchnorm2d_forward_eval(Device::cpu(), norm_geometry(g, c.relu), expected.data(),
-                                            p.gamma.data(), p.beta.data(), p.mean.data(), p.var.data(), kEps,
-                                            expected.data(), r);
-          std::vector<float> fused(expected.size(), -9.0f);
-          const OutputNormalization normalization{.shift = p.mean.data(),
-                                                  .scale = scale.data(),
-                                                  .offset = p.beta.data(),
-                                                  .residual = r,
-                                                  .relu = c.relu};
-          winograd_forward(level, tile, g, x.data(), w.data(), b, fused.data(), &normalization);
-          CHECK(bitwise_equal(fused, expected));
-        }
+        CAPTURE(kernels::cpu_level_name(level));
+        CAPTURE(shape_name(g));
+        CAPTURE(static_cast<int>(tile));
+        check_normalizing_forward(
+            g, [&](const float* x, const float* w, const float* b, const OutputNormalization* normalization,
+                   float* y) { winograd_forward(level, tile, g, x, w, b, y, normalization); });
       }
     }
   }
@@ -156,43 +166,22 @@ TEST_CASE(
 
   for (const CpuLevel level : fast_levels()) {
     kernels::set_cpu_level(level);
-    for (const bool is_depthwise : {true, false}) {
-      for (const Conv2dGeometry& g : is_depthwise ? depthwise : pointwise) {
-        const std::vector<float> x = random_floats(x_count(g), 21), w = random_floats(w_count(g), 22);
-        const std::vector<float> bias = random_floats(g.out_channels, 23),
-                                 residual = random_floats(y_count(g), 24);
-        const NormParameters p(g.out_channels, 25);
-        const std::vector<float> scale = eval_scales(p);
-        const auto forward = [&](const float* b, const OutputNormalization* normalization, float* y) {
-          if (!is_depthwise)
-            return kernels::pointwise::conv2d_forward(g, x.data(), w.data(), b, y, normalization);
-          if (level == CpuLevel::Avx512)
-            return kernels::avx512::depthwise_conv2d_forward(g, x.data(), w.data(), b, y, normalization);
-          kernels::avx2::depthwise_conv2d_forward(g, x.data(), w.data(), b, y, normalization);
-        };
-        for (const Case& c : kCases) {
-          CAPTURE(kernels::cpu_level_name(level));
-          CAPTURE(shape_name(g));
-          CAPTURE(c.bias);
-          CAPTURE(c.residual);
-          CAPTURE(c.relu);
-          const float* b = c.bias ? bias.data() : nullptr;
-          const float* r = c.residual ? residual.data() : nullptr;
-          std::vector<float> expected(static_cast<std::size_t>(y_count(g)), -7.0f);
-          forward(b, nullptr, expected.data());
-          kernels::batchnorm2d_forward_eval(Device::cpu(), norm_geometry(g, c.relu), expected.data(),
-                                            p.gamma.data(), p.beta.data(), p.mean.data(), p.var.data(), kEps,
-                                            expected.data(), r);
-          std::vector<float> fused(expected.size(), -9.0f);
-          const OutputNormalization normalization{.shift = p.mean.data(),
-                                                  .scale = scale.data(),
-                                                  .offset = p.beta.data(),
-                                                  .residual = r,
-                                                  .relu = c.relu};
-          forward(b, &normalization, fused.data());
-          CHECK(bitwise_equal(fused, expected));
-        }
-      }
+    for (const Conv2dGeometry& g : depthwise) {
+      CAPTURE(kernels::cpu_level_name(level));
+      CAPTURE(shape_name(g));
+      check_normalizing_forward(g, [&](const float* x, const float* w, const float* b,
+                                       const OutputNormalization* normalization, float* y) {
+        if (level == CpuLevel::Avx512)
+          return kernels::avx512::depthwise_conv2d_forward(g, x, w, b, y, normalization);
+        kernels::avx2::depthwise_conv2d_forward(g, x, w, b, y, normalization);
+      });
+    }
+    for (const Conv2dGeometry& g : pointwise) {
+      CAPTURE(kernels::cpu_level_name(level));
+      CAPTURE(shape_name(g));
+      check_normalizing_forward(
+          g, [&](const float* x, const float* w, const float* b, const OutputNormalization* normalization,
+                 float* y) { kernels::pointwise::conv2d_forward(g, x, w, b, y, normalization); });
     }
   }
 }
