@@ -37,6 +37,22 @@ void accumulate(Tensor& slot, const Tensor& grad) {
   }
 }
 
+// The sum so far of input i's gradients, when node's rule may add into it (NeedsGrad::sum_into): what
+// accumulate would add into in place, for an input that no other input of the node shares (two gradients
+// summed into one tensor by one rule could read each other's).
+const Tensor* summable(const std::unordered_map<Node*, Tensor>& pending, const Node& node, std::size_t i) {
+  Node* const producer = node.inputs[i].node.get();
+  if (!producer) return nullptr;
+  for (std::size_t j = 0; j < node.inputs.size(); ++j) {
+    if (j != i && node.inputs[j].node.get() == producer) return nullptr;
+  }
+  const auto found = pending.find(producer);
+  if (found == pending.end() || !found->second.defined()) return nullptr;
+  const Tensor& sum = found->second;
+  const bool dense = sum.is_contiguous() || sum.is_channels_last();
+  return held_alone(sum) && dense && sum.shape() == producer->output_shape ? &sum : nullptr;
+}
+
 // Nodes reachable from `root`, each after every node that feeds it a gradient (reverse post-order).
 std::vector<Node*> topological_order(Node* root) {
   std::vector<Node*> post_order;
@@ -134,7 +150,8 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
     pending.erase(found);
 
     NeedsGrad needs(node->inputs.size());
-    for (std::size_t i = 0; i < node->inputs.size(); ++i) needs[i] = node->inputs[i].needs_grad();
+    for (std::size_t i = 0; i < node->inputs.size(); ++i)
+      needs.set(i, node->inputs[i].needs_grad(), summable(pending, *node, i));
     Grads grads = node->backward(grad_output, needs);
     KILN_CHECK(grads.size() == node->inputs.size(), "backward of ", node->op, ": the rule returned ",
                grads.size(), " gradients for ", node->inputs.size(), " inputs");
@@ -142,6 +159,8 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
       const Edge& edge = node->inputs[i];
       if (!edge.needs_grad() || !grads[i].defined()) continue;
       check_gradient(*node, i, grads[i], edge);
+      if (needs.sum_into(i) && grads[i].impl_ptr() == needs.sum_into(i)->impl_ptr())
+        continue;  // summed in place
       if (edge.node) {
         accumulate(pending[edge.node.get()], grads[i]);
       } else {

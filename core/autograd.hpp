@@ -22,8 +22,35 @@ namespace kiln {
 
 // One gradient per input of an op, in input order; an undefined Tensor means "no gradient".
 using Grads = std::vector<Tensor>;
-// Which inputs need a gradient, so a rule can skip expensive work (conv backward-data of the first layer).
-using NeedsGrad = std::vector<bool>;
+
+// What the engine asks of a rule, input by input: whether the input needs a gradient, so a rule can skip
+// expensive work (conv backward-data of the first layer), and where the rule may sum the gradient in place.
+//
+// An input used by several ops (a ResNet block's input: its first convolution and its shortcut) gets the sum
+// of their gradients. The engine holds the sum so far and offers it to the next rule that produces one for
+// that input; a rule that can add into it (conv2d's backward data, in its own stores; the pad-identity
+// shortcut, into the pixels it kept) does so in its own pass, where a fresh gradient would be written, then
+// read back with the sum by a separate add: one pass over the gradient, not three.
+class NeedsGrad {
+ public:
+  explicit NeedsGrad(std::size_t inputs) : needs_(inputs, false), sums_(inputs, nullptr) {}
+  bool operator[](std::size_t i) const { return needs_[i]; }
+  std::size_t size() const { return needs_.size(); }
+  // The gradient summed so far for input i, when the rule may add its own into it: dense (contiguous or
+  // channels-last), of the input's shape, held by nothing but the engine; else null. A rule that takes it
+  // first checks that its dtype, device and layout are those it would write, adds into it, and returns that
+  // same tensor as input i's gradient; any other tensor it returns, the engine adds, as always.
+  const Tensor* sum_into(std::size_t i) const { return sums_[i]; }
+
+  void set(std::size_t i, bool needs, const Tensor* sum = nullptr) {
+    needs_[i] = needs;
+    sums_[i] = needs ? sum : nullptr;
+  }
+
+ private:
+  std::vector<bool> needs_;
+  std::vector<const Tensor*> sums_;
+};
 using BackwardFn = std::function<Grads(const Tensor& grad_output, const NeedsGrad& needs_grad)>;
 
 struct Edge {

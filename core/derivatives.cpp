@@ -218,33 +218,21 @@ Tensor cat(const std::vector<Tensor>& tensors, int axis) {
   });
 }
 
-// Forward: the output's zero channels filled where they lie, the kept pixels copied into the rest. Backward:
-// zeros of x's shape, then the middle channels of g at the kept pixels.
+// ResNet's option-A shortcut in one pass each way (kernels/shortcut/subsample_pad.hpp). The backward adds
+// into the gradient already summed for x where the engine offers it (the block's first convolution's, when
+// that ran first): then only the kept pixels are touched, and x gets no second gradient to add.
 Tensor subsample_pad_channels(const Tensor& x, std::int64_t stride, std::int64_t pad_before,
                               std::int64_t pad_after) {
   KILN_CHECK(x.dim() == 4, "subsample_pad_channels: input ", x.describe(), " must be [N, C, H, W]");
-  KILN_CHECK(stride >= 1 && pad_before >= 0 && pad_after >= 0, "subsample_pad_channels: stride ", stride,
-             " must be positive and the paddings ", pad_before, ", ", pad_after, " not negative");
-  const std::int64_t channels = x.size(1), height = x.size(2), width = x.size(3);
-  const Shape shape{x.size(0), pad_before + channels + pad_after, (height + stride - 1) / stride,
-                    (width + stride - 1) / stride};
-  const bool channels_last = raw::lies_channels_last(x);
-  Tensor output = raw::empty_in_layout(shape, x.dtype(), x.device(), channels_last);
-  {
-    const NoGradGuard no_grad;  // views of the output and of x, not part of the tape
-    if (pad_before > 0) raw::fill(output.slice(1, 0, pad_before), 0.0);
-    if (pad_after > 0) raw::fill(output.slice(1, pad_before + channels, shape[1]), 0.0);
-    raw::copy(output.slice(1, pad_before, pad_before + channels),
-              x.slice(2, 0, height, stride).slice(3, 0, width, stride));
-  }
-  return record("subsample_pad_channels", {x}, output,
-                [shape = x.shape(), dtype = x.dtype(), channels_last, stride, pad_before](const Tensor& g) {
-                  Tensor grad = raw::empty_in_layout(shape, dtype, g.device(), channels_last);
-                  raw::fill(grad, 0.0);
-                  const NoGradGuard no_grad;
-                  raw::copy(grad.slice(2, 0, shape[2], stride).slice(3, 0, shape[3], stride),
-                            g.slice(1, pad_before, pad_before + shape[1]));
-                  return Grads{grad};
+  return record("subsample_pad_channels", {x},
+                raw::subsample_pad_channels_forward(x, stride, pad_before, pad_after),
+                [shape = x.shape(), dtype = x.dtype(), channels_last = raw::lies_channels_last(x), stride,
+                 pad_before](const Tensor& g, const NeedsGrad& needs) {
+                  const Tensor* sum = needs.sum_into(0);
+                  const bool adds = sum && sum->dtype() == dtype && sum->device() == g.device() &&
+                                    raw::dense_in_layout(*sum, channels_last);
+                  return Grads{raw::subsample_pad_channels_backward(g, shape, stride, pad_before,
+                                                                    channels_last, adds ? sum : nullptr)};
                 });
 }
 
@@ -263,13 +251,18 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 
 // ---- neural network ops ------------------------------------------------------------------------------------
 
+// Backward data adds into x's gradient so far where the engine offers it (NeedsGrad::sum_into: a ResNet
+// block's input, whose shortcut's gradient came first).
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
-  return record("conv2d", {x, weight, bias}, raw::conv2d_forward(x, weight, bias, options),
-                [x, weight, options](const Tensor& g, const NeedsGrad& needs) {
-                  return Grads{needs[0] ? raw::conv2d_backward_data(g, weight, x.shape(), options) : Tensor(),
-                               needs[1] ? raw::conv2d_backward_weight(g, x, weight.shape(), options) : Tensor(),
-                               needs[2] ? raw::conv2d_backward_bias(g) : Tensor()};
-                });
+  return record(
+      "conv2d", {x, weight, bias}, raw::conv2d_forward(x, weight, bias, options),
+      [x, weight, options](const Tensor& g, const NeedsGrad& needs) {
+        const Tensor* sum = needs.sum_into(0);
+        const Tensor* into = sum && sum->dtype() == g.dtype() && sum->device() == g.device() ? sum : nullptr;
+        return Grads{needs[0] ? raw::conv2d_backward_data(g, weight, x.shape(), options, into) : Tensor(),
+                     needs[1] ? raw::conv2d_backward_weight(g, x, weight.shape(), options) : Tensor(),
+                     needs[2] ? raw::conv2d_backward_bias(g) : Tensor()};
+      });
 }
 
 // The pools' backward passes run in the layout their forward ran in (raw.hpp): recorded here with x's shape.

@@ -113,7 +113,11 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 
 // ---- convolution -----------------------------------------------------------------------------------
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& options);
-Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_shape, const Conv2dOptions& options);
+// With `into` (a dense tensor of x's shape, dtype and device: the gradient summed so far for an input used
+// twice), the input gradient is added into it, in the kernel's stores where it can
+// (kernels::conv2d_accumulates_input_gradient), and `into` returned.
+Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_shape,
+                            const Conv2dOptions& options, const Tensor* into = nullptr);
 Tensor conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Shape& w_shape,
                               const Conv2dOptions& options);
 Tensor conv2d_backward_bias(const Tensor& gy);
@@ -141,6 +145,20 @@ Tensor avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, const Pool2dO
                            bool channels_last);
 Tensor global_avg_pool2d_forward(const Tensor& x);  // [N, C, H, W] -> [N, C]
 Tensor global_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, bool channels_last);
+
+// ---- the pad-identity shortcut (kernels/shortcut/subsample_pad.hpp) -------------------------------
+// x [N, C, H, W] -> [N, pad_before + C + pad_after, ceil(H / stride), ceil(W / stride)]: every stride-th
+// pixel, between zero channels, in x's layout (channels-last where x lies so, a view included).
+Tensor subsample_pad_channels_forward(const Tensor& x, std::int64_t stride, std::int64_t pad_before,
+                                      std::int64_t pad_after);
+// The gradient for x (shape x_shape, the layout the forward ran in), from gy: a fresh tensor; or, where
+// `into` is given (a dense tensor of x's shape, dtype and device in that layout), gy's values added into it
+// at the pixels the forward kept, and `into` returned.
+Tensor subsample_pad_channels_backward(const Tensor& gy, const Shape& x_shape, std::int64_t stride,
+                                       std::int64_t pad_before, bool channels_last,
+                                       const Tensor* into = nullptr);
+// Whether t is dense in the layout an op runs in: channels-last as `channels_last` says, or contiguous.
+bool dense_in_layout(const Tensor& t, bool channels_last);
 
 // ---- batch normalization -------------------------------------------------------------------------
 struct BatchNormResult {

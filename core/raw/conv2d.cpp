@@ -36,7 +36,8 @@ struct ForwardOperands {
 ForwardOperands forward_operands(const Tensor& x, const Tensor& w, const Tensor& bias,
                                  const Conv2dOptions& options) {
   check_same_dtype_and_device("conv2d", x, {&w, &bias});
-  ForwardOperands operands{.g = conv2d_geometry(x.shape(), w.shape(), options)};
+  ForwardOperands operands;
+  operands.g = conv2d_geometry(x.shape(), w.shape(), options);
   kernels::Conv2dGeometry& g = operands.g;
   KILN_CHECK(!bias.defined() || bias.shape() == Shape{g.out_channels}, "conv2d: bias ", bias.describe(),
              " must be [", g.out_channels, "]");
@@ -138,10 +139,24 @@ Tensor conv2d_backward_weight_normalized_input(const Tensor& gy, const Tensor& x
   return grad_weight;
 }
 
-Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_shape, const Conv2dOptions& options) {
+Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_shape,
+                            const Conv2dOptions& options, const Tensor* into) {
   kernels::Conv2dGeometry g = conv2d_geometry(x_shape, w.shape(), options);
   g.channels_last = runs_channels_last(gy);
   const Tensor grad_output = in_layout(gy, g.channels_last), weight = contiguous(w);
+  if (into) {
+    KILN_CHECK(into->shape() == x_shape && into->dtype() == gy.dtype() && into->device() == gy.device() &&
+                   (into->is_contiguous() || into->is_channels_last()),
+               "conv2d backward: cannot add the input gradient into ", into->describe());
+    if (into->dtype() == DType::Float32 && dense_in_layout(*into, g.channels_last) &&
+        kernels::conv2d_accumulates_input_gradient(gy.device(), g)) {
+      kernels::conv2d_backward_data_accumulate(gy.device(), g, grad_output.data<float>(),
+                                               weight.data<float>(), into->data<float>());
+    } else {
+      add_in_place(*into, conv2d_backward_data(gy, w, x_shape, options));
+    }
+    return *into;
+  }
   Tensor grad_input = empty_in_layout(x_shape, gy.dtype(), gy.device(), g.channels_last);
   visit_floating(gy.dtype(), "conv2d backward", [&]<typename T>() {
     kernels::conv2d_backward_data<T>(gy.device(), g, grad_output.data<T>(), weight.data<T>(), grad_input.data<T>());

@@ -31,8 +31,8 @@ struct Tiles {
     winograd::forward<V, T, 6, 2>(g, x, w, bias, y, normalization, input);
   }
   template <typename T, typename A>
-  static void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx) {
-    winograd::backward_data<V, T, 6, 2>(g, gy, w, gx);
+  static void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx, bool accumulate) {
+    winograd::backward_data<V, T, 6, 2>(g, gy, w, gx, accumulate);
   }
   template <typename T, typename A>
   static void backward_weight(const Conv2dGeometry& g, const A* gy, const A* x, float* gw,
@@ -55,8 +55,8 @@ void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A
 }
 template <typename A>
 void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,
-                                   A* gx) {
-  winograd::run_backward_data<Tiles>(tile, g, gy, w, gx);
+                                   A* gx, bool accumulate) {
+  winograd::run_backward_data<Tiles>(tile, g, gy, w, gx, accumulate);
 }
 template <typename A>
 void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x,

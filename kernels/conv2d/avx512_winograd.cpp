@@ -39,10 +39,10 @@ struct Tiles {
     winograd::forward<V, T, 8, 2>(g, x, w, bias, y, normalization, input);
   }
   template <typename T, typename A>
-  static void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx) {
+  static void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx, bool accumulate) {
     // The transposed convolution's outputs are the input channels.
-    if (g.in_channels <= V::width) return winograd::backward_data<V, T, 16, 1>(g, gy, w, gx);
-    winograd::backward_data<V, T, 8, 2>(g, gy, w, gx);
+    if (g.in_channels <= V::width) return winograd::backward_data<V, T, 16, 1>(g, gy, w, gx, accumulate);
+    winograd::backward_data<V, T, 8, 2>(g, gy, w, gx, accumulate);
   }
   template <typename T, typename A>
   static void backward_weight(const Conv2dGeometry& g, const A* gy, const A* x, float* gw,
@@ -63,8 +63,8 @@ void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A
 }
 template <typename A>
 void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,
-                                   A* gx) {
-  winograd::run_backward_data<Tiles>(tile, g, gy, w, gx);
+                                   A* gx, bool accumulate) {
+  winograd::run_backward_data<Tiles>(tile, g, gy, w, gx, accumulate);
 }
 template <typename A>
 void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x,

@@ -125,6 +125,16 @@ struct InputNormalization {
 // run Winograd (whose copies in take the normalization); the callers materialize the normalized input
 // elsewhere.
 bool conv2d_normalizes_input(Device device, const Conv2dGeometry& g);
+
+// Backward data added into gx (gx += the input gradient): the gradient of an input another op also read (a
+// ResNet block's input, which its shortcut reads too), summed as it is stored, where a fresh gradient would
+// be written and then read back by a separate add with the sum so far (a pass over three tensors). Where
+// conv2d_accumulates_input_gradient(device, g): float NCHW on the CPU's fast kernels, where backward data
+// runs Winograd (whose output stores add); the bits of conv2d_backward_data into a fresh buffer, then the
+// add. The callers add a fresh gradient elsewhere.
+bool conv2d_accumulates_input_gradient(Device device, const Conv2dGeometry& g);
+void conv2d_backward_data_accumulate(Device device, const Conv2dGeometry& g, const float* gy, const float* w,
+                                     float* gx);
 void conv2d_forward_normalized_input(Device device, const Conv2dGeometry& g, const float* x,
                                      const InputNormalization& input, const float* w, const float* bias,
                                      float* y);
@@ -278,9 +288,10 @@ template <typename A>  // float or bfloat16 (instantiated for both)
 void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w,
                              const float* bias, A* y, const OutputNormalization* normalization = nullptr,
                              const InputNormalization* input = nullptr);
+// `accumulate` (float NCHW activations only) adds the gradient to gx's values instead of replacing them.
 template <typename A>
 void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,
-                                   A* gx);
+                                   A* gx, bool accumulate = false);
 template <typename A>
 void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x,
                                      float* gw, const InputNormalization* input = nullptr);
@@ -324,9 +335,10 @@ template <typename A>  // float or bfloat16 (instantiated for both)
 void winograd_conv2d_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const float* w,
                              const float* bias, A* y, const OutputNormalization* normalization = nullptr,
                              const InputNormalization* input = nullptr);
+// `accumulate` (float NCHW activations only) adds the gradient to gx's values instead of replacing them.
 template <typename A>
 void winograd_conv2d_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w,
-                                   A* gx);
+                                   A* gx, bool accumulate = false);
 template <typename A>
 void winograd_conv2d_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x,
                                      float* gw, const InputNormalization* input = nullptr);

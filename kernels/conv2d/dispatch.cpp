@@ -812,6 +812,26 @@ void conv2d_backward_weight_normalized_input(Device device, const Conv2dGeometry
   avx2::winograd_conv2d_backward_weight(tile, g, gy, x, gw, &input);
 }
 
+bool conv2d_accumulates_input_gradient(Device device, const Conv2dGeometry& g) {
+  if (!device.is_cpu() || !fast_kernels<float>() || g.channels_last) return false;
+  const CpuPass pass = cpu_pass<float>(g);
+  if (pass.cropped || pass.geometry.channels_last) return false;
+  const Conv2dAlgorithm algorithm = choose_conv2d_algorithm(g, Conv2dDirection::BackwardData, cpu_level());
+  return algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4;
+}
+
+void conv2d_backward_data_accumulate(Device device, const Conv2dGeometry& g, const float* gy, const float* w,
+                                     float* gx) {
+  KILN_CHECK(conv2d_accumulates_input_gradient(device, g),
+             "conv2d_backward_data_accumulate: ", profile_label(g),
+             " is not a pass that adds into its gradient (conv2d_accumulates_input_gradient)");
+  profiler::Scope profile("conv2d_backward_data", device, DType::Float32);
+  if (profile.measuring()) profile.set_detail(profile_label(g) + " into a sum");
+  const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::BackwardData);
+  if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_conv2d_backward_data(tile, g, gy, w, gx, true);
+  avx2::winograd_conv2d_backward_data(tile, g, gy, w, gx, true);
+}
+
 template <typename T>
 void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   profiler::Scope profile("conv2d_backward_data", device, dtype_of_v<T>);

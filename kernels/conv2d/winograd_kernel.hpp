@@ -212,6 +212,16 @@ void converted_run(const From* from, std::int64_t count, To* to) {
   }
 }
 
+// to[k] = to[k] + from[k] for k < count: an accumulating pass's outputs (store_outputs) added to what y
+// held, in the order and arithmetic of an elementwise add of the two.
+template <typename V>
+void added_run(const float* from, std::int64_t count, float* to) {
+  for (std::int64_t k = 0; k < count; k += V::width) {
+    const std::int64_t lanes = std::min<std::int64_t>(V::width, count - k);
+    V::store_partial(to + k, V::add(V::load_partial(to + k, lanes), V::load_partial(from + k, lanes)), lanes);
+  }
+}
+
 // Row i of every channel of one NCHW image ([channels][height][width] values of A), as float rows `stride`
 // apart from `first`: where they lie for float; for bfloat16, from a band of rows widened into `buffer`
 // (band_floats of it) when row i starts one. So rows are asked for in order, each band from its first row.
@@ -604,10 +614,17 @@ void add_residual_runs(const float* residual, bool relu, std::int64_t at, std::i
 //
 // With a `residual` (float NCHW only; from the chunk's first image, as y), each channel's run adds it, and
 // takes the ReLU after it when `relu`, right after the transpose wrote the run, while it is in L1.
+// Accumulating (float NCHW only), the outputs are added to y's values instead of replacing them: transposed
+// into `row_buffer` as bfloat16's are, then each channel's runs added into y (added_run), y's old value the
+// first operand, as an elementwise add of y and the fresh outputs would.
 template <typename V, typename T, int kTiles, typename A>
 void store_outputs(const Pass& g, const Tiling<V, T>& tiling, std::int64_t first, std::int64_t valid,
                    const float* staged, std::int64_t m_stride, A* y, std::int64_t image_stride,
-                   float* row_buffer, const float* residual = nullptr, bool relu = false) {
+                   float* row_buffer, const float* residual = nullptr, bool relu = false,
+                   bool accumulate = false) {
+  // Outputs that go through row_buffer on their way to y: bfloat16 NCHW ones (rounded there), and
+  // accumulated ones (added there).
+  const bool through_rows = !g.channels_last && (!std::is_same_v<A, float> || accumulate);
   const std::int64_t out_h = g.out_height, out_w = g.out_width, plane = out_h * out_w;
   for (std::int64_t j = 0; j < valid;) {
     const auto at = tiling.place(first + j);
@@ -620,28 +637,34 @@ void store_outputs(const Pass& g, const Tiling<V, T>& tiling, std::int64_t first
       if (g.channels_last) {
         A* to = y + at.image * image_stride + ((T::m * at.row + r) * out_w + ow) * g.out_channels;
         channel_pixels::store_pixels<V>(from, m_stride, outputs, g.out_channels, to);
+      } else if (through_rows) {
+        transpose_matrix(from, m_stride, outputs, g.out_channels, row_buffer + r * outputs, T::m * outputs);
       } else if constexpr (std::is_same_v<A, float>) {
         transpose_matrix(from, m_stride, outputs, g.out_channels, top + r * out_w, plane);
         if (residual)
           add_residual_runs<V>(residual, relu, top - y + r * out_w, plane, outputs, g.out_channels, y);
         if (T::m * (at.row + 1) + r < out_h)
           prefetch_rows<Intent::Write>(top + T::m * out_w + r * out_w, plane, g.out_channels, outputs);
-      } else {
-        transpose_matrix(from, m_stride, outputs, g.out_channels, row_buffer + r * outputs, T::m * outputs);
       }
     }
-    if constexpr (!std::is_same_v<A, float>) {
-      if (!g.channels_last) {
-        const bool whole_rows = outputs == out_w;
-        for (std::int64_t c = 0; c < g.out_channels; ++c) {
-          const float* from = row_buffer + c * T::m * outputs;
-          if (whole_rows) {
-            converted_run<V>(from, rows * outputs, top + c * plane);
-            continue;
-          }
-          for (std::int64_t r = 0; r < rows; ++r)
-            converted_run<V>(from + r * outputs, outputs, top + c * plane + r * out_w);
+    if (through_rows) {
+      // A channel's m rows are one run of y where the tiles span whole output rows.
+      const bool whole_rows = outputs == out_w;
+      const auto finish_run = [&](const float* from, std::int64_t count, A* to) {
+        if constexpr (std::is_same_v<A, float>) {
+          added_run<V>(from, count, to);
+        } else {
+          converted_run<V>(from, count, to);
         }
+      };
+      for (std::int64_t c = 0; c < g.out_channels; ++c) {
+        const float* from = row_buffer + c * T::m * outputs;
+        if (whole_rows) {
+          finish_run(from, rows * outputs, top + c * plane);
+          continue;
+        }
+        for (std::int64_t r = 0; r < rows; ++r)
+          finish_run(from + r * outputs, outputs, top + c * plane + r * out_w);
       }
     }
     j += run;
@@ -683,11 +706,16 @@ inline constexpr std::int64_t kWideUFloats = std::int64_t{3} << 20;      // 12 M
 inline constexpr std::int64_t kWideBlockFloats = std::int64_t{1} << 21;  // 8 MiB of a block's V and M
 inline constexpr std::int64_t kWideChunkFloats = std::int64_t{1} << 21;  // 8 MiB of a chunk's padded input
 
+// `accumulate` (float NCHW only) adds the outputs to y's values (store_outputs), for backward data summing
+// into a gradient that holds another use's.
 template <typename V, typename T, int kTiles, int kVectors, typename A>
 void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
-             const OutputNormalization* normalization = nullptr, const InputNormalization* input = nullptr) {
-  KILN_CHECK((!normalization && !input) || (std::is_same_v<A, float> && !g.channels_last),
-             "winograd forward: input and output normalization take float NCHW activations only");
+             const OutputNormalization* normalization = nullptr, const InputNormalization* input = nullptr,
+             bool accumulate = false) {
+  KILN_CHECK(
+      (!normalization && !input && !accumulate) || (std::is_same_v<A, float> && !g.channels_last),
+      "winograd forward: input and output normalization and accumulation take float NCHW activations only");
+  KILN_CHECK(!accumulate || !normalization, "winograd forward: an accumulating pass normalizes nothing");
   constexpr std::int64_t kChannels = kVectors * V::width;
   const Tiling<V, T> tiling(g);
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels, m_stride = panels * kChannels;
@@ -732,8 +760,9 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
   const std::int64_t m_position = position_stride(block_tiles * m_stride);
   const std::int64_t v_floats = T::positions * v_position, m_floats = T::positions * m_position;
   const std::int64_t staged_floats = T::m * T::m * kTiles * m_stride;
-  const std::int64_t block_floats =
-      v_floats + m_floats + staged_floats + rows_floats<A>(g, output_floats<T, kTiles>(g));
+  const std::int64_t out_rows_floats =
+      accumulate ? output_floats<T, kTiles>(g) : rows_floats<A>(g, output_floats<T, kTiles>(g));
+  const std::int64_t block_floats = v_floats + m_floats + staged_floats + out_rows_floats;
 
   // M_p for `count` tiles of a wide block: U_p's columns are its panels' (u_panel floats apart, C_in rows of
   // kChannels each), which the GEMM reads as blocks of columns where they lie; M_p's rows are plain.
@@ -796,7 +825,7 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
                                                 affine ? &*affine : nullptr, valid, staged);
                 store_outputs<V, T, kTiles>(g, tiling, first_tile + at, valid, staged, m_stride,
                                             y + first * out_image, out_image, out_rows, residual,
-                                            normalization && normalization->relu);
+                                            normalization && normalization->relu, accumulate);
               }
             });
       });
@@ -804,8 +833,9 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
 
 template <typename V, typename T, int kTiles, int kVectors, typename A>
 void forward(const Conv2dGeometry& g, const A* x, const float* w, const float* bias, A* y,
-             const OutputNormalization* normalization = nullptr, const InputNormalization* input = nullptr) {
-  forward<V, T, kTiles, kVectors>(Pass::of(g), x, w, bias, y, normalization, input);
+             const OutputNormalization* normalization = nullptr, const InputNormalization* input = nullptr,
+             bool accumulate = false) {
+  forward<V, T, kTiles, kVectors>(Pass::of(g), x, w, bias, y, normalization, input, accumulate);
 }
 
 // Backward-data: a forward pass through wt[ci, co, kh, kw] = w[co, ci, 2 - kh, 2 - kw], over gy.
@@ -814,11 +844,13 @@ void forward(const Conv2dGeometry& g, const A* x, const float* w, const float* b
 //             backward-data);
 //   stride 2, padding 1 (a Stride2Data trait, whose tiles are m = 2 * step gx pixels): a pass over gy with no
 //             padding (the tiles' last rows read the zeros past it) into gx's size.
+// `accumulate` (float NCHW) adds the gradient to gx's values (forward's accumulate).
 template <typename V, typename T, int kTiles, int kVectors, typename A>
-void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx) {
+void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx, bool accumulate) {
   const CpuScratch flipped = direct::flipped_weights<V>(g, w);
   if constexpr (T::m == T::step) {
-    forward<V, T, kTiles, kVectors>(transposed_convolution(g), gy, flipped.get(), nullptr, gx);
+    forward<V, T, kTiles, kVectors>(transposed_convolution(g), gy, flipped.get(), nullptr, gx, nullptr,
+                                    nullptr, accumulate);
   } else {
     static_assert(T::m == 2 * T::step, "a stride-1 trait or a Stride2Data trait");
     const Pass pass{.batch = g.batch,
@@ -831,7 +863,7 @@ void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx) 
                     .out_height = g.in_height,
                     .out_width = g.in_width,
                     .channels_last = g.channels_last};
-    forward<V, T, kTiles, kVectors>(pass, gy, flipped.get(), nullptr, gx);
+    forward<V, T, kTiles, kVectors>(pass, gy, flipped.get(), nullptr, gx, nullptr, nullptr, accumulate);
   }
 }
 
@@ -1133,9 +1165,11 @@ void run_forward(WinogradTile tile, const Conv2dGeometry& g, const A* x, const f
   });
 }
 template <typename Tiles, typename A>
-void run_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w, A* gx) {
-  with_transform<typename Tiles::V, true>(
-      tile, g, [&]<typename T>(std::type_identity<T>) { Tiles::template backward_data<T>(g, gy, w, gx); });
+void run_backward_data(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const float* w, A* gx,
+                       bool accumulate) {
+  with_transform<typename Tiles::V, true>(tile, g, [&]<typename T>(std::type_identity<T>) {
+    Tiles::template backward_data<T>(g, gy, w, gx, accumulate);
+  });
 }
 template <typename Tiles, typename A>
 void run_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy, const A* x, float* gw,
@@ -1154,6 +1188,6 @@ void run_backward_weight(WinogradTile tile, const Conv2dGeometry& g, const A* gy
                                            const float*, A*, const OutputNormalization*,                    \
                                            const InputNormalization*);                                      \
   template void winograd_conv2d_backward_data<A>(WinogradTile, const Conv2dGeometry&, const A*,             \
-                                                 const float*, A*);                                         \
+                                                 const float*, A*, bool);                                   \
   template void winograd_conv2d_backward_weight<A>(WinogradTile, const Conv2dGeometry&, const A*, const A*, \
                                                    float*, const InputNormalization*);

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/ops.hpp"
+#include "core/raw.hpp"
 
 namespace core_autograd_test {
 
@@ -131,6 +132,60 @@ TEST_CASE("autograd: a leaf takes a rule's fresh gradient without a copy, and co
   CHECK(a.grad().data<double>() != b.grad().data<double>());
   a.grad().fill_(0.0);
   CHECK(b.grad().item() == 3.0);
+}
+
+// NeedsGrad::sum_into: the second rule to produce a gradient for an input used twice may add it into the
+// first's, which then reaches the input unchanged by any further add; it is never offered where another
+// input of the same op shares the producer, or where something besides the engine holds the sum.
+TEST_CASE("autograd: a rule may add its gradient into the sum so far of an input used twice") {
+  Tensor x = leaf({1.0, 2.0});
+  const Tensor t = x * 1.0;  // a node's output, whose gradients the engine sums
+  std::vector<bool> offered;
+  const auto doubling = [&offered](const Tensor& g, const NeedsGrad& needs) {
+    const Tensor* sum = needs.sum_into(0);
+    offered.push_back(sum != nullptr);
+    if (!sum) return Grads{g * 2.0};
+    raw::add_in_place(*sum, g * 2.0);
+    return Grads{*sum};
+  };
+  const Tensor a = record_node("first", {t}, t.detach().clone(), doubling);
+  const Tensor b = record_node("second", {t}, t.detach().clone(), doubling);
+  sum(a + b * 3.0).backward();  // d/dx = 2 + 6
+  CHECK(offered == std::vector<bool>{false, true});
+  CHECK(values(x.grad()) == std::vector<double>{8, 8});
+
+  // Two inputs of one op from the same producer: no offer to either, though a sum is pending ("first" runs
+  // before "pair": the engine walks the later operand of the + first).
+  const Tensor u = x * 1.0;
+  const Tensor c = record_node("first", {u}, u.detach().clone(), doubling);
+  bool pair_offered = true;
+  const Tensor pair = record_node(
+      "pair", {u, u}, u.detach().clone(), [&pair_offered](const Tensor& g, const NeedsGrad& needs) {
+        pair_offered = needs.sum_into(0) != nullptr || needs.sum_into(1) != nullptr;
+        return Grads{g, g};
+      });
+  offered.clear();
+  x.zero_grad();
+  sum(pair + c).backward();
+  CHECK(offered == std::vector<bool>{false});
+  CHECK_FALSE(pair_offered);
+  CHECK(values(x.grad()) == std::vector<double>{4, 4});
+
+  // A sum a rule still holds (it kept its gradient): not offered, so the held tensor never changes.
+  offered.clear();
+  Tensor kept;
+  const Tensor v = x * 1.0;
+  const Tensor d =
+      record_node("keeping", {v}, v.detach().clone(), [&kept](const Tensor& g, const NeedsGrad&) {
+        kept = g * 1.0;
+        return Grads{kept};
+      });
+  const Tensor e = record_node("second", {v}, v.detach().clone(), doubling);
+  x.zero_grad();
+  sum(e + d).backward();  // "keeping" first
+  CHECK(offered == std::vector<bool>{false});
+  CHECK(values(kept) == std::vector<double>{1, 1});
+  CHECK(values(x.grad()) == std::vector<double>{3, 3});
 }
 
 TEST_CASE("autograd: errors") {

@@ -280,6 +280,23 @@ TEST_CASE("gradcheck: subsample_pad_channels, odd sizes, stride 2 and 3, zero ch
   check_gradient([](const Inputs& in) { return subsample_pad_channels(in[0], 3, 0, 1); },
                  {random_input({1, 2, 7, 3}, 161)});
 }
+// An input the shortcut shares with another op: the second backward to run adds into the first's gradient
+// (NeedsGrad::sum_into), in either layout.
+TEST_CASE("gradcheck: subsample_pad_channels adding into the gradient of an input used twice") {
+  check_gradient(
+      [](const Inputs& in) {
+        const Tensor t = in[0] * 1.5;
+        return subsample_pad_channels(t, 2, 1, 2) + subsample_pad_channels(t * t, 2, 1, 2) * 0.5 +
+               subsample_pad_channels(t, 2, 1, 2) * 2.0;
+      },
+      {random_input({2, 3, 5, 4}, 162)});
+  check_gradient(
+      [](const Inputs& in) {
+        const Tensor t = (in[0] * 1.5).channels_last();
+        return subsample_pad_channels(t, 2, 0, 1) + subsample_pad_channels(t, 2, 0, 1) * 3.0;
+      },
+      {random_input({1, 2, 7, 3}, 163)});
+}
 
 // ---- softmax and losses -----------------------------------------------------------------------------------------------
 TEST_CASE("gradcheck: softmax over the last axis") {

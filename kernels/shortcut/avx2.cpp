@@ -1,0 +1,22 @@
+// The AVX2 (8 floats a register) shortcut kernels: vectorized_subsample_pad.hpp instantiated with
+// simd::FloatVector256.
+#include "kernels/shortcut/vectorized_subsample_pad.hpp"
+#include "kernels/simd/float_vector_avx2.hpp"
+
+namespace kiln::kernels::avx2 {
+
+template <typename T>
+void subsample_pad_forward(const SubsamplePadGeometry& g, const T* x, T* y) {
+  vectorized::subsample_pad_forward<simd::FloatVector256>(g, x, y);
+}
+template <typename T>
+void subsample_pad_backward(const SubsamplePadGeometry& g, const T* gy, T* gx, bool accumulate) {
+  vectorized::subsample_pad_backward<simd::FloatVector256>(g, gy, gx, accumulate);
+}
+
+template void subsample_pad_forward<float>(const SubsamplePadGeometry&, const float*, float*);
+template void subsample_pad_forward<bfloat16>(const SubsamplePadGeometry&, const bfloat16*, bfloat16*);
+template void subsample_pad_backward<float>(const SubsamplePadGeometry&, const float*, float*, bool);
+template void subsample_pad_backward<bfloat16>(const SubsamplePadGeometry&, const bfloat16*, bfloat16*, bool);
+
+}  // namespace kiln::kernels::avx2
