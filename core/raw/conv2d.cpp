@@ -148,13 +148,18 @@ Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_sh
     KILN_CHECK(into->shape() == x_shape && into->dtype() == gy.dtype() && into->device() == gy.device() &&
                    (into->is_contiguous() || into->is_channels_last()),
                "conv2d backward: cannot add the input gradient into ", into->describe());
-    if (into->dtype() == DType::Float32 && dense_in_layout(*into, g.channels_last) &&
-        kernels::conv2d_accumulates_input_gradient(gy.device(), g)) {
-      kernels::conv2d_backward_data_accumulate(gy.device(), g, grad_output.data<float>(),
-                                               weight.data<float>(), into->data<float>());
-    } else {
+    const bool in_the_stores = visit_floating(gy.dtype(), "conv2d backward", [&]<typename T>() {
+      return dense_in_layout(*into, g.channels_last) &&
+             kernels::conv2d_accumulates_input_gradient<T>(gy.device(), g);
+    });
+    if (!in_the_stores) {
       add_in_place(*into, conv2d_backward_data(gy, w, x_shape, options));
+      return *into;
     }
+    visit_floating(gy.dtype(), "conv2d backward", [&]<typename T>() {
+      kernels::conv2d_backward_data_accumulate<T>(gy.device(), g, grad_output.data<T>(), weight.data<T>(),
+                                                  into->data<T>());
+    });
     return *into;
   }
   Tensor grad_input = empty_in_layout(x_shape, gy.dtype(), gy.device(), g.channels_last);

@@ -105,6 +105,7 @@ struct TileConvolution {
   // Output (n, i, j)'s out_channels, contiguous, at output + n image_stride + i row_stride + j column_stride.
   bfloat16* output;
   std::int64_t image_stride, row_stride, column_stride;
+  bool accumulate;  // add the outputs to output's values (tiles::store_rounded)
 
   std::int64_t input_elements() const { return images * rows * columns * channels; }
 };
@@ -262,7 +263,8 @@ void multiply_pass(const TileConvolution& t, const PassRows& pass, TapRange taps
       for (int k = 0; k < block_count; ++k) {
         const std::int64_t k0 = (first_block + k) * kBlockChannels;
         tiles::store_rounded(i * block_count + k, t.bias ? t.bias + k0 : nullptr,
-                             t.output + pass.out_base[i] + k0, pass.out_step, pass.first[i], pass.last[i]);
+                             t.output + pass.out_base[i] + k0, pass.out_step, pass.first[i], pass.last[i],
+                             t.accumulate);
       }
     }
   }
@@ -493,7 +495,8 @@ void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloa
                                             .output = y,
                                             .image_stride = OH * OW * K,
                                             .row_stride = OW * K,
-                                            .column_stride = K}};
+                                            .column_stride = K,
+                                            .accumulate = false}};
   const Bfloat16Scratch packed = packed_filter(view, reached_taps(convolution.front()), K, C_in, C);
   convolution.front().filter = packed.get();
   const TileInput input = place_input(convolution, x, g.pad_h, g.pad_w);
@@ -508,7 +511,8 @@ void conv2d_forward_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloa
 // columns apart in gx. At stride 1 there is one phase, the transposed convolution; at stride 2 four, of
 // 2 x 2, 2 x 1, 1 x 2 and 1 x 1 taps for a 3x3 filter, where computing the whole transposed convolution would
 // multiply zeros three times in four. A phase no tap reaches (1x1 filters at stride 2) is zero.
-void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx) {
+void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx,
+                               bool accumulate) {
   namespace phases = conv2d_ladder;
   const std::int64_t K = g.out_channels, C = g.in_channels, H = g.in_height, W = g.in_width;
   const std::int64_t OH = g.out_height(), OW = g.out_width(), taps = g.kernel_h * g.kernel_w;
@@ -540,7 +544,8 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
   for (const phases::AxisPhase& ph : grid.h) {
     for (const phases::AxisPhase& pw : grid.w) {
       bfloat16* const first = gx + (std::int64_t{ph.first} * W + pw.first) * C;
-      if (ph.taps == 0 || pw.taps == 0) {  // no tap reaches these positions
+      if (ph.taps == 0 || pw.taps == 0) {  // no tap reaches these positions: zeros (added, nothing)
+        if (accumulate) continue;
 #pragma omp parallel for schedule(static)
         for (std::int64_t row = 0; row < g.batch * ph.count; ++row) {
           bfloat16* const row_start = first + (row / ph.count * H + row % ph.count * g.stride_h) * W * C;
@@ -580,7 +585,8 @@ void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, cons
                         .output = first,
                         .image_stride = H * W * C,
                         .row_stride = g.stride_h * W * C,
-                        .column_stride = g.stride_w * C};
+                        .column_stride = g.stride_w * C,
+                        .accumulate = accumulate};
       filters.push_back(packed_filter(view, reached_taps(t), C, K, K_padded));
       t.filter = filters.back().get();
       convolutions.push_back(t);

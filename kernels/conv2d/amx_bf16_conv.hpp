@@ -67,9 +67,11 @@ inline bool tile_rows_across_images(std::int64_t images, std::int64_t out_column
 inline bool conv2d_backward_data_bf16_serves(const Conv2dGeometry& g) {
   return g.channels_last && g.groups == 1 && g.in_channels % 16 == 0;
 }
-// gx [N, H, W, C_in] from gy [N, OH, OW, C_out] and w. Only where amx_bf16_usable() and
+// gx [N, H, W, C_in] from gy [N, OH, OW, C_out] and w; accumulating, added to gx's values (each rounded,
+// then the sum rounded: the bits of a fresh gx and an add). Only where amx_bf16_usable() and
 // conv2d_backward_data_bf16_serves(g).
-void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx);
+void conv2d_backward_data_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w, bfloat16* gx,
+                               bool accumulate = false);
 
 // The weight gradient (amx_bf16_weight_gradient.cpp says how): any stride, padding and dilation, as the
 // forward serves.

@@ -162,15 +162,23 @@ inline void store_accumulator(int k, float* to, std::int64_t stride = kBlockChan
 
 // Rows [first, last) of accumulator k, each plus bias[0, 16) (none where null), rounded to bfloat16 at
 // out + row * step: a convolution's 16 positions by 16 output channels (the forwards' and backward data's
-// epilogue).
+// epilogue). Accumulating (backward data into a gradient so far), each rounded row is added to out's values
+// and rounded again: the bits of storing it, then adding the two bfloat16 tensors.
 inline void store_rounded(int k, const bfloat16* bias, bfloat16* out, std::int64_t step, std::int64_t first,
-                          std::int64_t last) {
+                          std::int64_t last, bool accumulate = false) {
   using Vector = simd::FloatVector512;
   alignas(64) float rows[kRows][kBlockChannels];
   store_accumulator(k, &rows[0][0]);
   const __m512 add = bias ? Vector::load(bias) : Vector::zero();
-  for (std::int64_t row = first; row < last; ++row)
-    Vector::store(out + row * step, Vector::add(Vector::load(rows[row]), add));
+  for (std::int64_t row = first; row < last; ++row) {
+    bfloat16* const to = out + row * step;
+    const __m512 value = Vector::add(Vector::load(rows[row]), add);
+    if (accumulate) {
+      Vector::store(to, Vector::add(Vector::load(to), Vector::widen(Vector::narrow(value))));
+    } else {
+      Vector::store(to, value);
+    }
+  }
 }
 
 // Accumulator i * b_count + j += A_i B_j for i < a_count, j < b_count (a_count x b_count <= 4 accumulators):

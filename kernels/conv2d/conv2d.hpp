@@ -129,12 +129,13 @@ bool conv2d_normalizes_input(Device device, const Conv2dGeometry& g);
 // Backward data added into gx (gx += the input gradient): the gradient of an input another op also read (a
 // ResNet block's input, which its shortcut reads too), summed as it is stored, where a fresh gradient would
 // be written and then read back by a separate add with the sum so far (a pass over three tensors). Where
-// conv2d_accumulates_input_gradient(device, g): float NCHW on the CPU's fast kernels, where backward data
-// runs Winograd (whose output stores add); the bits of conv2d_backward_data into a fresh buffer, then the
-// add. The callers add a fresh gradient elsewhere.
+// conv2d_accumulates_input_gradient<T>(device, g): on the CPU, float NCHW where backward data runs Winograd
+// (whose output stores add), bfloat16 where it runs on AMX tiles (whose rounded rows add); the bits of
+// conv2d_backward_data into a fresh buffer, then the add. The callers add a fresh gradient elsewhere.
+template <typename T>
 bool conv2d_accumulates_input_gradient(Device device, const Conv2dGeometry& g);
-void conv2d_backward_data_accumulate(Device device, const Conv2dGeometry& g, const float* gy, const float* w,
-                                     float* gx);
+template <typename T>
+void conv2d_backward_data_accumulate(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx);
 void conv2d_forward_normalized_input(Device device, const Conv2dGeometry& g, const float* x,
                                      const InputNormalization& input, const float* w, const float* bias,
                                      float* y);

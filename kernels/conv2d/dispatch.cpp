@@ -812,24 +812,36 @@ void conv2d_backward_weight_normalized_input(Device device, const Conv2dGeometry
   avx2::winograd_conv2d_backward_weight(tile, g, gy, x, gw, &input);
 }
 
+template <typename T>
 bool conv2d_accumulates_input_gradient(Device device, const Conv2dGeometry& g) {
-  if (!device.is_cpu() || !fast_kernels<float>() || g.channels_last) return false;
-  const CpuPass pass = cpu_pass<float>(g);
-  if (pass.cropped || pass.geometry.channels_last) return false;
-  const Conv2dAlgorithm algorithm = choose_conv2d_algorithm(g, Conv2dDirection::BackwardData, cpu_level());
-  return algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4;
+  if (!device.is_cpu()) return false;
+  const CpuPass pass = cpu_pass<T>(g);
+  if (pass.cropped || pass.geometry.channels_last != g.channels_last) return false;
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    return bfloat16_conv2d_path(g, Conv2dDirection::BackwardData) == Bfloat16Conv2dPath::Amx;
+  } else if constexpr (std::is_same_v<T, float>) {
+    if (!fast_kernels<float>() || g.channels_last) return false;
+    const Conv2dAlgorithm algorithm = choose_conv2d_algorithm(g, Conv2dDirection::BackwardData, cpu_level());
+    return algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4;
+  }
+  return false;
 }
 
-void conv2d_backward_data_accumulate(Device device, const Conv2dGeometry& g, const float* gy, const float* w,
-                                     float* gx) {
-  KILN_CHECK(conv2d_accumulates_input_gradient(device, g),
+template <typename T>
+void conv2d_backward_data_accumulate(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
+  KILN_CHECK(conv2d_accumulates_input_gradient<T>(device, g),
              "conv2d_backward_data_accumulate: ", profile_label(g),
              " is not a pass that adds into its gradient (conv2d_accumulates_input_gradient)");
-  profiler::Scope profile("conv2d_backward_data", device, DType::Float32);
+  profiler::Scope profile("conv2d_backward_data", device, dtype_of_v<T>);
   if (profile.measuring()) profile.set_detail(profile_label(g) + " into a sum");
-  const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::BackwardData);
-  if (cpu_level() == CpuLevel::Avx512) return avx512::winograd_conv2d_backward_data(tile, g, gy, w, gx, true);
-  avx2::winograd_conv2d_backward_data(tile, g, gy, w, gx, true);
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    amx::conv2d_backward_data_bf16(g, gy, w, gx, true);
+  } else if constexpr (std::is_same_v<T, float>) {
+    const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::BackwardData);
+    if (cpu_level() == CpuLevel::Avx512)
+      return avx512::winograd_conv2d_backward_data(tile, g, gy, w, gx, true);
+    avx2::winograd_conv2d_backward_data(tile, g, gy, w, gx, true);
+  }
 }
 
 template <typename T>
@@ -890,6 +902,15 @@ template void conv2d_forward<float>(Device, const Conv2dGeometry&, const float*,
 template void conv2d_forward_batchnorm_eval<float>(Device, const Conv2dGeometry&, const float*, const float*,
                                                    const float*, const BatchNormEval<float>&, float*);
 template void conv2d_backward_data<float>(Device, const Conv2dGeometry&, const float*, const float*, float*);
+template bool conv2d_accumulates_input_gradient<float>(Device, const Conv2dGeometry&);
+template bool conv2d_accumulates_input_gradient<double>(Device, const Conv2dGeometry&);
+template bool conv2d_accumulates_input_gradient<bfloat16>(Device, const Conv2dGeometry&);
+template void conv2d_backward_data_accumulate<float>(Device, const Conv2dGeometry&, const float*,
+                                                     const float*, float*);
+template void conv2d_backward_data_accumulate<double>(Device, const Conv2dGeometry&, const double*,
+                                                      const double*, double*);
+template void conv2d_backward_data_accumulate<bfloat16>(Device, const Conv2dGeometry&, const bfloat16*,
+                                                        const bfloat16*, bfloat16*);
 template void conv2d_backward_weight<float>(Device, const Conv2dGeometry&, const float*, const float*,
                                             float*);
 template void conv2d_backward_bias<float>(Device, const Conv2dGeometry&, const float*, float*);

@@ -284,6 +284,38 @@ TEST_CASE("amx bfloat16 conv2d backward data, every stride phase: the exact sums
   CHECK(served == 9 + 8 + 9);  // all but C_in 3 and 20
 }
 
+// Accumulating into a gradient so far (conv2d_backward_data_accumulate): each output rounded, then added
+// to the old value and rounded again, the bits of a fresh gradient and a bfloat16 add; on every stride phase,
+// both ways the tiles take their positions, and phases no tap reaches (which add nothing).
+TEST_CASE(
+    "amx bfloat16 conv2d backward data into a sum: a fresh gradient's bits, added, every stride phase") {
+  if (!amx_here()) return;
+  int served = 0;
+  std::vector<kk::Conv2dGeometry> cases(std::begin(kCases), std::end(kCases));
+  cases.insert(cases.end(), std::begin(kStrideCases), std::end(kStrideCases));
+  cases.insert(cases.end(), std::begin(kAcrossImagesCases), std::end(kAcrossImagesCases));
+  for (const kk::Conv2dGeometry& g : cases) {
+    if (!kk::amx::conv2d_backward_data_bf16_serves(g)) continue;
+    ++served;
+    INFO(describe(g));
+    const std::vector<bfloat16> gy = converted<bfloat16>(
+        testing::random_floats(g.batch * g.out_channels * g.out_height() * g.out_width(), 6));
+    const std::vector<bfloat16> w = converted<bfloat16>(
+        testing::random_floats(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w, 7));
+    const std::int64_t inputs = g.batch * g.in_channels * g.in_height * g.in_width;
+    const std::vector<bfloat16> sum = converted<bfloat16>(testing::random_floats(inputs, 8));
+    std::vector<bfloat16> fresh(static_cast<std::size_t>(inputs), bfloat16(-777.0f));
+    kk::amx::conv2d_backward_data_bf16(g, gy.data(), w.data(), fresh.data());
+    std::vector<bfloat16> expected(fresh.size());
+    for (std::size_t i = 0; i < fresh.size(); ++i)
+      expected[i] = bfloat16(static_cast<float>(sum[i]) + static_cast<float>(fresh[i]));
+    std::vector<bfloat16> summed = sum;
+    kk::amx::conv2d_backward_data_bf16(g, gy.data(), w.data(), summed.data(), true);
+    CHECK(testing::bitwise_equal(summed, expected));
+  }
+  CHECK(served == 9 + 8 + 9);
+}
+
 TEST_CASE(
     "amx bfloat16 conv2d backward weight: the exact sums rounded once, bit for bit, on 1 and 2 threads") {
   if (!amx_here()) return;

@@ -14,6 +14,7 @@
 #include "core/generator.hpp"
 #include "core/ops.hpp"
 #include "core/raw.hpp"
+#include "kernels/amx/amx.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
@@ -88,24 +89,26 @@ TEST_CASE(
   for (const CpuLevel level : testing::fast_levels()) {
     kernels::set_cpu_level(level);
     INFO(kernels::cpu_level_name(level));
-    CHECK(kernels::conv2d_accumulates_input_gradient(Device::cpu(), resnet));
-    CHECK(kernels::conv2d_accumulates_input_gradient(Device::cpu(), conv3x3(128, 16, 32, 32, 32, 2, 1)));
-    CHECK_FALSE(kernels::conv2d_accumulates_input_gradient(Device::cpu(), channels_last));
-    CHECK_FALSE(kernels::conv2d_accumulates_input_gradient(Device::cpu(), pointwise));
-    CHECK_FALSE(kernels::conv2d_accumulates_input_gradient(Device::cuda(), resnet));
+    CHECK(kernels::conv2d_accumulates_input_gradient<float>(Device::cpu(), resnet));
+    CHECK(
+        kernels::conv2d_accumulates_input_gradient<float>(Device::cpu(), conv3x3(128, 16, 32, 32, 32, 2, 1)));
+    CHECK_FALSE(kernels::conv2d_accumulates_input_gradient<float>(Device::cpu(), channels_last));
+    CHECK_FALSE(kernels::conv2d_accumulates_input_gradient<float>(Device::cpu(), pointwise));
+    CHECK_FALSE(kernels::conv2d_accumulates_input_gradient<float>(Device::cuda(), resnet));
   }
   kernels::set_cpu_level(CpuLevel::Reference);
-  CHECK_FALSE(kernels::conv2d_accumulates_input_gradient(Device::cpu(), resnet));
+  CHECK_FALSE(kernels::conv2d_accumulates_input_gradient<float>(Device::cpu(), resnet));
   std::vector<float> gy(static_cast<std::size_t>(y_count(resnet))),
       w(static_cast<std::size_t>(w_count(resnet)));
   std::vector<float> gx(static_cast<std::size_t>(x_count(resnet)));
   CHECK_THROWS_WITH_AS(
-      kernels::conv2d_backward_data_accumulate(Device::cpu(), resnet, gy.data(), w.data(), gx.data()),
+      kernels::conv2d_backward_data_accumulate<float>(Device::cpu(), resnet, gy.data(), w.data(), gx.data()),
       doctest::Contains("conv2d_accumulates_input_gradient"), Error);
 }
 
-// raw::conv2d_backward_data with `into`: the Winograd stores (float NCHW), and elsewhere a fresh gradient
-// added (channels-last, float64, a 1x1 filter), each the values of the fresh gradient plus the sum so far.
+// raw::conv2d_backward_data with `into`: the Winograd stores (float NCHW), AMX's (bfloat16 channels-last,
+// where this CPU has it), and elsewhere a fresh gradient added (float channels-last, float64, a 1x1 filter,
+// bfloat16 NCHW), each the values of the fresh gradient plus the sum so far.
 TEST_CASE("conv2d accumulate: raw backward data adds into the given gradient on every path") {
   struct Case {
     const char* name;
@@ -133,19 +136,39 @@ TEST_CASE("conv2d accumulate: raw backward data adds into the given gradient on 
        false},
       {"3x3 float64", {2, 5, 7, 7}, {6, 5, 3, 3}, {.padding = {1, 1}}, DType::Float64, false, false},
       {"1x1 float", {2, 8, 5, 5}, {4, 8, 1, 1}, {}, DType::Float32, false, false},
+      {"3x3 bfloat16 channels-last",
+       {2, 16, 12, 12},
+       {32, 16, 3, 3},
+       {.stride = {2, 2}, .padding = {1, 1}},
+       DType::BFloat16,
+       true,
+       kernels::amx_bf16_usable()},
+      {"3x3 bfloat16 NCHW",
+       {2, 16, 12, 12},
+       {16, 16, 3, 3},
+       {.padding = {1, 1}},
+       DType::BFloat16,
+       false,
+       false},
   };
   for (const Case& c : cases) {
     INFO(c.name);
     if (c.in_the_stores && kernels::cpu_level() != CpuLevel::Reference) {
-      CHECK(kernels::conv2d_accumulates_input_gradient(
-          Device::cpu(), conv3x3(c.x[0], c.x[1], c.x[2], c.x[3], c.w[0], c.options.stride[0], 1)));
+      Conv2dGeometry g = conv3x3(c.x[0], c.x[1], c.x[2], c.x[3], c.w[0], c.options.stride[0], 1);
+      g.channels_last = c.channels_last;
+      CHECK((c.dtype == DType::BFloat16
+                 ? kernels::conv2d_accumulates_input_gradient<bfloat16>(Device::cpu(), g)
+                 : kernels::conv2d_accumulates_input_gradient<float>(Device::cpu(), g)));
     }
     Generator generator(7);
-    Tensor x = Tensor::randn(c.x, c.dtype, &generator), w = Tensor::randn(c.w, c.dtype, &generator);
+    const auto draw = [&](const Shape& shape) {
+      return Tensor::randn(shape, DType::Float32, &generator).to(c.dtype);
+    };
+    Tensor x = draw(c.x), w = draw(c.w);
     if (c.channels_last) x = x.channels_last();
     const Tensor y = raw::conv2d_forward(x, w, Tensor(), c.options);
-    const Tensor gy = Tensor::randn(y.shape(), c.dtype, &generator);
-    Tensor sum = Tensor::randn(c.x, c.dtype, &generator);
+    const Tensor gy = draw(y.shape());
+    Tensor sum = draw(c.x);
     if (c.channels_last) sum = sum.channels_last();
     const Tensor expected =
         raw::binary(kernels::BinaryOp::Add, sum, raw::conv2d_backward_data(gy, w, c.x, c.options), "add");
