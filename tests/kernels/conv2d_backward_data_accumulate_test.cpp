@@ -2,7 +2,8 @@
 // conv2d_backward_data_accumulate): Winograd's output stores add gx's old values to the new gradient, and
 // must give the bits of the gradient written fresh and then added, which training computed before; the
 // dispatch says where that happens; raw::conv2d_backward_data adds into a given tensor on every path; and the
-// autograd engine hands a ResNet-like input's sum so far to its convolution.
+// autograd engine hands a ResNet-like input's sum so far to its convolution. (AMX's adding stores, bfloat16:
+// tests/kernels/conv2d_amx_test.cpp.)
 //
 // The Winograd kernels are called directly on odd shapes (channels 3, 5, 17, 33; planes of odd sides;
 // stride 2; padding 0 and 2; batch 1), at both tiles, every fast CPU level, 1 and 2 threads; bitwise.
