@@ -880,20 +880,31 @@ void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx, 
 //       [1 -1]            [0  1/2  1/2  1]
 //       [0 -1]
 //
-// The batch is cut into fixed chunks of images (kWeightChunkTiles tiles at least), each summed into its own
-// partial dU, and the partials are added in chunk order (batch_chunks::sum_over_chunks): the same bits on any
-// thread count. Within a chunk, kWeightBlockTiles tiles at a time are padded, transformed and multiplied,
-// each block adding into the chunk's dU in block order. A longer block is a longer K for each product
-// between its loads and stores of dU; fewer chunks, fewer partial dUs to write and add, but fewer to share
-// among threads (F(2x2, 3x3) at batch 128: 4 chunks at 8x8, 16 at 16x16, 64 at 32x32; never fewer than
-// kMinWeightChunks when the batch has the images). The block's length moves no bits: a product's running
-// sums go to dU in float and come back unchanged. Measured in F(4x4, 3x3), batch 128, ms, 1 thread / 2
-// threads, chunks of 512 tiles in blocks of 64 / 128 / 256 / 512:
-//   16->16 at 32x32     3.02 / 1.62   3.32 / 1.67   3.14 / 1.57   3.29 / 1.93
-//   32->32 at 16x16     1.98 / 1.10   2.51 / 1.01   2.37 / 0.97   2.34 / 1.85
-//   128->128 at 8x8     6.88 / 3.75   8.19 / 4.54   6.83 / 4.18   7.62 / 4.49   (vgg_small)
+// The batch is cut into fixed chunks of images (kWeightChunkTiles tiles at least, in whole granules of
+// kWeightGranuleTiles), each summed into its own partial dU, and the partials are added in chunk order
+// (batch_chunks::sum_over_chunks): the same bits on any thread count. Within a chunk, kWeightBlockTiles tiles
+// at a time (whole images) are padded, transformed and multiplied, each block adding into the chunk's dU in
+// block order. A longer block is a longer K for each product between its loads and stores of dU; fewer
+// chunks, fewer partial dUs to write and add, but fewer to share among threads (F(2x2, 3x3) at batch 128: 4
+// chunks at 8x8, 16 at 16x16, 64 at 32x32; never fewer than kMinWeightChunks when the batch has the images).
+// The block's length moves no bits: a product's running sums go to dU in float and come back unchanged; the
+// chunks are sized by the granule, not by the block, so neither does changing it.
+//
+// A block's V and dM are T::positions x tiles x channels floats each, all written by the transforms before
+// the products read them position by position: 256 tiles of 32 channels in F(4x4, 3x3) make 2.4 MB, past a
+// core's 2 MiB of L2, so the products read back from L3 what the transforms had just written. Blocks of 64
+// tiles keep them in L2. Measured (two Xeon cores with AMX, batch 128, F(4x4, 3x3), ms, blocks of 32 / 64 /
+// 96 / 256 tiles):
+//   16->16 at 32x32     1.60 / 1.61 / 1.50 / 1.85
+//   32->32 at 32x32     4.34 / 4.30 / 5.11 / 6.29
+//   32->32 at 16x16     1.16 / 1.14 / 1.26 / 1.61
+//   64->64 at 8x8       1.17 / 1.20 / 1.20 / 1.34
+//   128->128 at 8x8     4.17 / 3.88 / 4.08 / 4.01
+// and F(2x2, 3x3) within 5% either way. (An earlier session's measurements on the same kind of machine had
+// found 256 best: 16->16 at 32x32 1.57 ms, 32->32 at 16x16 0.97.)
 inline constexpr std::int64_t kWeightChunkTiles = 512;
-inline constexpr std::int64_t kWeightBlockTiles = 256;
+inline constexpr std::int64_t kWeightGranuleTiles = 256;
+inline constexpr std::int64_t kWeightBlockTiles = 64;
 inline constexpr std::int64_t kMinWeightChunks = 4;
 // Past kWideWeightUFloats of dU, a block's products are one GEMM per position, dU_p += V_p^T dM_p, as the
 // forward pass's wide layers (above): the weight tiles read V and dM a few floats per tile from rows that
@@ -1062,12 +1073,16 @@ void backward_weight(const Conv2dGeometry& geometry, const A* gy, const A* x, fl
   // At most a kMinWeightChunks-th of the batch per chunk, so small images still leave the threads chunks
   // to share (their transforms run on the chunk's thread).
   const std::int64_t most_images = (g.batch + kMinWeightChunks - 1) / kMinWeightChunks;
-  const std::int64_t block_images = std::clamp<std::int64_t>(
-      (kWeightBlockTiles + tiling.per_image() - 1) / tiling.per_image(), 1, most_images);
-  const std::int64_t chunk_blocks = std::max<std::int64_t>(
-      1, (kWeightChunkTiles + block_images * tiling.per_image() - 1) / (block_images * tiling.per_image()));
-  const std::int64_t chunk_images = std::min(most_images, chunk_blocks * block_images);
+  const auto images_for = [&](std::int64_t tiles) {
+    return std::clamp<std::int64_t>((tiles + tiling.per_image() - 1) / tiling.per_image(), 1, most_images);
+  };
+  const std::int64_t granule_images = images_for(kWeightGranuleTiles);
+  const std::int64_t chunk_granules =
+      std::max<std::int64_t>(1, (kWeightChunkTiles + granule_images * tiling.per_image() - 1) /
+                                    (granule_images * tiling.per_image()));
+  const std::int64_t chunk_images = std::min(most_images, chunk_granules * granule_images);
   const std::int64_t chunk_count = (g.batch + chunk_images - 1) / chunk_images;
+  const std::int64_t block_images = std::min(images_for(kWeightBlockTiles), chunk_images);
   const std::int64_t block_tiles = block_images * tiling.per_image();
 
   // A block's scratch: xp, gy channels-last, V [positions][tiles][channels] (plus Tile::taps floats that the
