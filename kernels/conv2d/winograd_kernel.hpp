@@ -900,8 +900,8 @@ void backward_data(const Conv2dGeometry& g, const A* gy, const float* w, A* gx, 
 //   32->32 at 16x16     1.16 / 1.14 / 1.26 / 1.61
 //   64->64 at 8x8       1.17 / 1.20 / 1.20 / 1.34
 //   128->128 at 8x8     4.17 / 3.88 / 4.08 / 4.01
-// and F(2x2, 3x3) within 5% either way. (An earlier session's measurements on the same kind of machine had
-// found 256 best: 16->16 at 32x32 1.57 ms, 32->32 at 16x16 0.97.)
+// and F(2x2, 3x3) within 5% either way. (An earlier session had measured 256 best: 16->16 at 32x32 1.57 ms,
+// 32->32 at 16x16 0.97.)
 inline constexpr std::int64_t kWeightChunkTiles = 512;
 inline constexpr std::int64_t kWeightGranuleTiles = 256;
 inline constexpr std::int64_t kWeightBlockTiles = 64;
