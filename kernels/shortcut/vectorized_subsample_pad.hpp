@@ -5,7 +5,8 @@
 // (NCHW). Channels-last, a pixel's channels are one contiguous run on both sides: copies, and adds a vector
 // at a time. NCHW, a row of y is every s-th value of a row of x: at stride 2 two vectors of x deinterleave
 // into one of y, and backward one vector of gy interleaves with zeros into two of gx. bfloat16 values widen
-// into float registers and round back on the store: exact for a copy, the sum rounded once for an add.
+// into float registers and round back on the store: exact for a copy (a signaling NaN comes back quiet), the
+// sum rounded once for an add.
 #pragma once
 
 #include <algorithm>
