@@ -26,8 +26,7 @@ __device__ Coordinates coordinates_of(std::int64_t index, bool channels_last, st
 }
 __device__ std::int64_t offset_of(const Coordinates& at, bool channels_last, std::int64_t channels,
                                   std::int64_t height, std::int64_t width) {
-  return channels_last ? ((at.n * height + at.h) * width + at.w) * channels + at.c
-                       : ((at.n * channels + at.c) * height + at.h) * width + at.w;
+  return subsample_pad_offset(channels_last, channels, height, width, at.n, at.c, at.h, at.w);
 }
 
 template <typename T>

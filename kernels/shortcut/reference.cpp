@@ -2,16 +2,6 @@
 #include "kernels/shortcut/subsample_pad.hpp"
 
 namespace kiln::kernels::reference {
-namespace {
-
-// Element (n, c, h, w) of a [batch][channels][height][width] tensor, NCHW or channels-last.
-std::int64_t offset(bool channels_last, std::int64_t channels, std::int64_t height, std::int64_t width,
-                    std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) {
-  return channels_last ? ((n * height + h) * width + w) * channels + c
-                       : ((n * channels + c) * height + h) * width + w;
-}
-
-}  // namespace
 
 template <typename T>
 void subsample_pad_forward(const SubsamplePadGeometry& g, const T* x, T* y) {
@@ -22,10 +12,10 @@ void subsample_pad_forward(const SubsamplePadGeometry& g, const T* x, T* y) {
         for (std::int64_t j = 0; j < OW; ++j) {
           const std::int64_t c = k - g.pad_before;
           const bool padding = c < 0 || c >= g.channels;
-          y[offset(g.channels_last, K, OH, OW, n, k, i, j)] =
+          y[subsample_pad_offset(g.channels_last, K, OH, OW, n, k, i, j)] =
               padding ? T(0)
-                      : x[offset(g.channels_last, g.channels, g.height, g.width, n, c, i * g.stride,
-                                 j * g.stride)];
+                      : x[subsample_pad_offset(g.channels_last, g.channels, g.height, g.width, n, c,
+                                               i * g.stride, j * g.stride)];
         }
 }
 
@@ -36,14 +26,14 @@ void subsample_pad_backward(const SubsamplePadGeometry& g, const T* gy, T* gx, b
     for (std::int64_t c = 0; c < g.channels; ++c)
       for (std::int64_t h = 0; h < g.height; ++h)
         for (std::int64_t w = 0; w < g.width; ++w) {
-          T& to = gx[offset(g.channels_last, g.channels, g.height, g.width, n, c, h, w)];
+          T& to = gx[subsample_pad_offset(g.channels_last, g.channels, g.height, g.width, n, c, h, w)];
           const bool kept = h % g.stride == 0 && w % g.stride == 0;
           if (!kept) {
             if (!accumulate) to = T(0);
             continue;
           }
-          const T from =
-              gy[offset(g.channels_last, K, OH, OW, n, g.pad_before + c, h / g.stride, w / g.stride)];
+          const T from = gy[subsample_pad_offset(g.channels_last, K, OH, OW, n, g.pad_before + c,
+                                                 h / g.stride, w / g.stride)];
           to = accumulate ? static_cast<T>(static_cast<opmath_t<T>>(to) + static_cast<opmath_t<T>>(from))
                           : from;
         }

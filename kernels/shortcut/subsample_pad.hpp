@@ -34,6 +34,16 @@ struct SubsamplePadGeometry {
   KILN_HOST_DEVICE std::int64_t out_width() const { return (width + stride - 1) / stride; }
 };
 
+// Element (n, c, h, w) of a [batch][channels][height][width] tensor, NCHW or channels-last: how the reference
+// and the CUDA kernels, which walk logical indices, find it.
+KILN_HOST_DEVICE inline std::int64_t subsample_pad_offset(bool channels_last, std::int64_t channels,
+                                                          std::int64_t height, std::int64_t width,
+                                                          std::int64_t n, std::int64_t c, std::int64_t h,
+                                                          std::int64_t w) {
+  return channels_last ? ((n * height + h) * width + w) * channels + c
+                       : ((n * channels + c) * height + h) * width + w;
+}
+
 // T is float, double or bfloat16.
 template <typename T>
 void subsample_pad_forward(Device device, const SubsamplePadGeometry& g, const T* x, T* y);
