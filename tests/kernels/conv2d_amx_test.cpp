@@ -259,13 +259,18 @@ const kk::Conv2dGeometry kStrideCases[] = {
     geometry(1, 16, 16, 8, 8, 3, 1, 3, 1),    // padding 3 > (3 - 1): the transposed convolution's is < 0
 };
 
-TEST_CASE("amx bfloat16 conv2d backward data, every stride phase: the exact sums rounded once, bit for bit") {
-  if (!amx_here()) return;
-  int served = 0;
+// Every case above: along rows, at stride 2 and 3, across images.
+std::vector<kk::Conv2dGeometry> all_cases() {
   std::vector<kk::Conv2dGeometry> cases(std::begin(kCases), std::end(kCases));
   cases.insert(cases.end(), std::begin(kStrideCases), std::end(kStrideCases));
   cases.insert(cases.end(), std::begin(kAcrossImagesCases), std::end(kAcrossImagesCases));
-  for (const kk::Conv2dGeometry& g : cases) {
+  return cases;
+}
+
+TEST_CASE("amx bfloat16 conv2d backward data, every stride phase: the exact sums rounded once, bit for bit") {
+  if (!amx_here()) return;
+  int served = 0;
+  for (const kk::Conv2dGeometry& g : all_cases()) {
     if (!kk::amx::conv2d_backward_data_bf16_serves(g)) continue;  // C_in 3 or 20: not whole output blocks
     ++served;
     INFO(describe(g));
@@ -291,10 +296,7 @@ TEST_CASE(
     "amx bfloat16 conv2d backward data into a sum: a fresh gradient's bits, added, every stride phase") {
   if (!amx_here()) return;
   int served = 0;
-  std::vector<kk::Conv2dGeometry> cases(std::begin(kCases), std::end(kCases));
-  cases.insert(cases.end(), std::begin(kStrideCases), std::end(kStrideCases));
-  cases.insert(cases.end(), std::begin(kAcrossImagesCases), std::end(kAcrossImagesCases));
-  for (const kk::Conv2dGeometry& g : cases) {
+  for (const kk::Conv2dGeometry& g : all_cases()) {
     if (!kk::amx::conv2d_backward_data_bf16_serves(g)) continue;
     ++served;
     INFO(describe(g));
