@@ -144,29 +144,21 @@ Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_sh
   kernels::Conv2dGeometry g = conv2d_geometry(x_shape, w.shape(), options);
   g.channels_last = runs_channels_last(gy);
   const Tensor grad_output = in_layout(gy, g.channels_last), weight = contiguous(w);
-  if (into) {
-    KILN_CHECK(into->shape() == x_shape && into->dtype() == gy.dtype() && into->device() == gy.device() &&
-                   (into->is_contiguous() || into->is_channels_last()),
-               "conv2d backward: cannot add the input gradient into ", into->describe());
-    const bool in_the_stores = visit_floating(gy.dtype(), "conv2d backward", [&]<typename T>() {
-      return dense_in_layout(*into, g.channels_last) &&
-             kernels::conv2d_accumulates_input_gradient<T>(gy.device(), g);
-    });
-    if (!in_the_stores) {
-      add_in_place(*into, conv2d_backward_data(gy, w, x_shape, options));
-      return *into;
-    }
-    visit_floating(gy.dtype(), "conv2d backward", [&]<typename T>() {
-      kernels::conv2d_backward_data_accumulate<T>(gy.device(), g, grad_output.data<T>(), weight.data<T>(),
-                                                  into->data<T>());
-    });
-    return *into;
-  }
-  Tensor grad_input = empty_in_layout(x_shape, gy.dtype(), gy.device(), g.channels_last);
+  KILN_CHECK(!into || (into->shape() == x_shape && into->dtype() == gy.dtype() &&
+                       into->device() == gy.device() && (into->is_contiguous() || into->is_channels_last())),
+             "conv2d backward: cannot add the input gradient into ", into ? into->describe() : "");
+  Tensor grad_input;  // a fresh gradient, unless it is summed into `into` in the kernel's stores
   visit_floating(gy.dtype(), "conv2d backward", [&]<typename T>() {
+    if (into && dense_in_layout(*into, g.channels_last) &&
+        kernels::conv2d_accumulates_input_gradient<T>(gy.device(), g)) {
+      return kernels::conv2d_backward_data_accumulate<T>(gy.device(), g, grad_output.data<T>(),
+                                                         weight.data<T>(), into->data<T>());
+    }
+    grad_input = empty_in_layout(x_shape, gy.dtype(), gy.device(), g.channels_last);
     kernels::conv2d_backward_data<T>(gy.device(), g, grad_output.data<T>(), weight.data<T>(), grad_input.data<T>());
+    if (into) add_in_place(*into, grad_input);
   });
-  return grad_input;
+  return into ? *into : grad_input;
 }
 
 Tensor conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Shape& w_shape, const Conv2dOptions& options) {
