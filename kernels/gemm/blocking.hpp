@@ -7,7 +7,7 @@
 //
 // The five loops of gemm_driver.hpp and what each block must fit (Goto & van de Geijn; BLIS):
 //
-//   jc: NC columns of C     B panel  KC x NC  packed once per (jc, pc), shared by all threads   -> L3
+//   jc: NC columns of C     B panel  KC x NC  packed once per (jc, pc) by each thread         -> L2
 //   pc: KC of the depth     A block  MC x KC  packed once per (ic, pc)                        -> L2
 //   ic: MC rows of C        B sliver KC x NR  reused by every MR-row tile of the A block        -> L1
 //   jr: NR columns          A sliver MR x KC  streamed from L2, one per micro-tile
@@ -46,14 +46,23 @@ namespace kiln::kernels::gemm_blocking {
 //   loads and stores per 8 x 32 x KC FMAs) over more work.
 // - MC = 256: the A block is 256 x 256 x 4 B = 256 KiB, a quarter of L2, leaving room for the B
 //   slivers streaming through L2. A multiple of MR, and M = 16 / 32 / 64 fit in one block.
-// - NC = 3072: the B panel is 256 x 3072 x 4 B = 3 MiB, well inside the shared 32 MiB L3 even with
-//   the other core's data there; every conv shape (N <= 1024) is one panel.
+// - NC = 512: the B panel is 256 x 512 x 4 B = 512 KiB, packed and then read back by the A block's row
+//   tiles while it is still in L2 (half of Zen 5's 1 MiB, a quarter of Sapphire Rapids' 2 MiB), beside the
+//   256 KiB A block. It was 3072 (a 3 MiB panel, meant for L3): products with many columns and few rows
+//   then wrote their panel out past L2 and read it back from L3 for only M / MR row tiles each. Two cores
+//   of a Xeon with AMX (Sapphire Rapids), GFLOP/s, medians of interleaved runs, NC 3072 / 1024 / 512:
+//     64 x 8192 x 576 (an im2col-like product)        196 / 221 / 230   (1 thread: 96 / 110 / 114)
+//     128 x 32768 x 128 (pointwise 128 -> 128 at 16x16)  236 / 261 / 261
+//     512 x 2048 x 512 (pointwise 512 -> 512 at 4x4)      294 / 289 / 295
+//     squares 1024 and 2048                             272-279 / 272-277 / 271-279
+//   and at AVX2 (below, the same change) 2048^3 141 / 156 / 160, the pointwise 128 -> 128 159 / 174 / 172.
+//   NC cuts only the columns, never the depth, so every C element has the same sums: the bits are unchanged.
 struct Avx512 {
   static constexpr int mr = 8;
   static constexpr int nr = 32;
   static constexpr std::int64_t kc = 256;
   static constexpr std::int64_t mc = 256;
-  static constexpr std::int64_t nc = 3072;
+  static constexpr std::int64_t nc = 512;
 };
 
 // AVX2 + FMA: MR = 6, NR = 16 (two ymm). 12 accumulators + 2 B vectors + 1 broadcast = 15 of 16 ymm.
@@ -67,7 +76,7 @@ struct Avx2 {
   static constexpr int nr = 16;
   static constexpr std::int64_t kc = 256;
   static constexpr std::int64_t mc = 120;
-  static constexpr std::int64_t nc = 3072;
+  static constexpr std::int64_t nc = 512;
 };
 
 }  // namespace kiln::kernels::gemm_blocking

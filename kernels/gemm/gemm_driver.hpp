@@ -1,7 +1,7 @@
 // The five loops of a BLIS-style GEMM around a register-blocked micro-kernel (Goto & van de Geijn,
 // "Anatomy of High-Performance Matrix Multiplication"; Van Zee & van de Geijn, "BLIS"):
 //
-//   for jc in [0, N) step NC:                         B panel  op(B)[pc.., jc..]  KC x NC  (L3)
+//   for jc in [0, N) step NC:                         B panel  op(B)[pc.., jc..]  KC x NC  (L2)
 //     for pc in [0, K) step KC:                       (K and M in equal blocks of at most KC, MC: even_block)
 //       pack the B panel into NR-wide slivers
 //       for ic in [0, M) step MC:                     A block  op(A)[ic.., pc..]  MC x KC  (L2)
