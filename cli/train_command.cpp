@@ -432,6 +432,9 @@ const std::vector<StoredSetting>& stored_settings() {
       {"--flip", {"/augmentation/horizontal_flip"}},
       {"--color-jitter", {"/augmentation/brightness"}},
       {"--cutout", {"/augmentation/cutout"}},
+      {"--crop-scale", {"/augmentation/min_crop_scale"}},
+      {"--vertical-flip", {"/augmentation/vertical_flip"}},
+      {"--rotate90", {"/augmentation/rotate90"}},
       {"--seed", {"/seed"}},
       {"--strict", {"/strict"}},
       {"--max-steps", {"/max_steps_per_epoch"}},
@@ -532,6 +535,21 @@ void add_train_command(CLI::App& app) {
   command->add_option("--color-jitter", config->augmentation.brightness,
                       "brightness, contrast and saturation jitter strength");
   command->add_option("--cutout", config->augmentation.cutout, "cutout square side (0: off)")->capture_default_str();
+  command
+      ->add_option("--crop-scale", config->augmentation.min_crop_scale,
+                   "random resized crop: each training image a random window of MIN to 1 of the area the "
+                   "input is resized from, aspect ratio x3/4 to x4/3, resized to the input size (1: off)")
+      ->type_name("MIN")
+      ->check(CLI::Range(0.0, 1.0).description("in (0, 1]"))
+      ->capture_default_str();
+  command
+      ->add_option("--vertical-flip", config->augmentation.vertical_flip,
+                   "random vertical flips (images with no up and down: micrographs, satellite tiles)")
+      ->capture_default_str();
+  command
+      ->add_option("--rotate90", config->augmentation.rotate90,
+                   "random quarter turns (0, 90, 180 or 270 degrees; square inputs only)")
+      ->capture_default_str();
   command->add_option("--seed", config->seed, "seed for initialization, order and augmentation")->capture_default_str();
   command
       ->add_option("--loader-threads", config->loader_threads,

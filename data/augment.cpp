@@ -13,7 +13,8 @@ namespace kiln::data {
 
 namespace {
 
-// The draw index of each random choice.
+// The draw index of each random choice: the operations kiln started with, then those added after them
+// (draws_per_sample gives a sample only the first when none of the later is on).
 enum Draw : std::uint64_t {
   kBrightnessDraw,
   kContrastDraw,
@@ -23,8 +24,16 @@ enum Draw : std::uint64_t {
   kFlipDraw,
   kCutoutRowDraw,
   kCutoutColumnDraw,
+  kFirstLaterDraw,
+  kCropScaleDraw = kFirstLaterDraw,
+  kCropAspectDraw,
+  kCropTopDraw,
+  kCropLeftDraw,
+  kVerticalFlipDraw,
+  kRotationDraw,
 };
-static_assert(kCutoutColumnDraw + 1 == kAugmentationDraws);
+static_assert(kFirstLaterDraw % 4 == 0, "the first operations' draws fill whole Philox blocks");
+static_assert(kRotationDraw < kAugmentationDraws);
 
 // An integer uniform in [0, count), from draw `draw`.
 std::int64_t uniform_index(const kernels::PhiloxState& state, Draw draw, std::int64_t count) {
@@ -70,6 +79,25 @@ void jitter_colour(std::vector<float>& pixels, std::int64_t channels, std::int64
   }
 }
 
+// `data` [channels, size, size] turned by `quarter_turns` quarter turns counterclockwise: the top-right
+// corner goes to the top left for one, to the bottom left for two, to the bottom right for three.
+void rotate_planes(float* data, std::int64_t channels, std::int64_t size, std::int64_t quarter_turns) {
+  if (quarter_turns == 0) return;
+  const std::int64_t last = size - 1;
+  std::vector<float> plane(static_cast<std::size_t>(size * size));
+  for (std::int64_t c = 0; c < channels; ++c) {
+    float* out = data + c * size * size;
+    std::copy_n(out, size * size, plane.begin());
+    for (std::int64_t y = 0; y < size; ++y) {
+      for (std::int64_t x = 0; x < size; ++x) {
+        const std::int64_t from_y = quarter_turns == 1 ? x : quarter_turns == 2 ? last - y : last - x;
+        const std::int64_t from_x = quarter_turns == 1 ? last - y : quarter_turns == 2 ? last - x : y;
+        out[y * size + x] = plane[static_cast<std::size_t>(from_y * size + from_x)];
+      }
+    }
+  }
+}
+
 void check_field_in(const char* name, double value, double low, double high) {
   KILN_CHECK(value >= low && value <= high, "augmentation: '", name, "' must be in [", low, ", ", high,
              "], got ", value);
@@ -79,7 +107,7 @@ void check_field_in(const char* name, double value, double low, double high) {
 
 bool Augmentation::any() const {
   return crop_padding > 0 || horizontal_flip || brightness > 0 || contrast > 0 || saturation > 0 ||
-         cutout > 0;
+         cutout > 0 || vertical_flip || rotate90 || resized_crop();
 }
 
 void Augmentation::validate() const {
@@ -88,11 +116,48 @@ void Augmentation::validate() const {
   check_field_in("brightness", brightness, 0.0, 1.0);
   check_field_in("contrast", contrast, 0.0, 1.0);
   check_field_in("saturation", saturation, 0.0, 1.0);
+  KILN_CHECK(min_crop_scale > 0 && min_crop_scale <= 1,
+             "augmentation: 'min_crop_scale' must be in (0, 1] (1: no resized crop), got ", min_crop_scale);
+}
+
+void Augmentation::validate_for(const Preprocessing& preprocessing) const {
+  validate();
+  KILN_CHECK(
+      !rotate90 || preprocessing.height == preprocessing.width,
+      "augmentation: 'rotate90' turns the image by quarter turns, which needs a square input; the input "
+      "is ",
+      preprocessing.height, "x", preprocessing.width, " (--image-size N makes it N x N)");
 }
 
 nlohmann::json Augmentation::to_json() const {
-  return {{"crop_padding", crop_padding}, {"horizontal_flip", horizontal_flip}, {"brightness", brightness},
-          {"contrast", contrast},         {"saturation", saturation},           {"cutout", cutout}};
+  return {{"crop_padding", crop_padding},    {"horizontal_flip", horizontal_flip},
+          {"brightness", brightness},        {"contrast", contrast},
+          {"saturation", saturation},        {"cutout", cutout},
+          {"vertical_flip", vertical_flip},  {"rotate90", rotate90},
+          {"min_crop_scale", min_crop_scale}};
+}
+
+std::uint64_t draws_per_sample(const Augmentation& augmentation) {
+  const bool later = augmentation.resized_crop() || augmentation.vertical_flip || augmentation.rotate90;
+  return later ? kAugmentationDraws : kFirstLaterDraw;
+}
+
+SourceWindow resized_crop_window(const SourceWindow& window, const Augmentation& augmentation,
+                                 const kernels::PhiloxState& state) {
+  augmentation.validate();
+  if (!augmentation.resized_crop()) return window;
+  const auto uniform = [&](Draw draw) { return kernels::philox_uniform<double>(state, draw); };
+  // The area fraction, and the factor on the window's width-to-height ratio (log-uniform, so 3/4 and 4/3
+  // are equally likely).
+  const double scale =
+      augmentation.min_crop_scale + (1.0 - augmentation.min_crop_scale) * uniform(kCropScaleDraw);
+  const double ratio = std::exp(std::log(3.0 / 4.0) + std::log(16.0 / 9.0) * uniform(kCropAspectDraw));
+  SourceWindow crop;
+  crop.width = std::min(window.width, window.width * std::sqrt(scale * ratio));
+  crop.height = std::min(window.height, window.height * std::sqrt(scale / ratio));
+  crop.top = window.top + (window.height - crop.height) * uniform(kCropTopDraw);
+  crop.left = window.left + (window.width - crop.width) * uniform(kCropLeftDraw);
+  return crop;
 }
 
 Augmentation Augmentation::from_json(const nlohmann::json& json) {
@@ -103,19 +168,26 @@ Augmentation Augmentation::from_json(const nlohmann::json& json) {
       KILN_CHECK(value.is_number_integer(), "augmentation: field '", name, "' must be an integer, got ",
                  value.dump());
       (name == "cutout" ? augmentation.cutout : augmentation.crop_padding) = value.get<std::int64_t>();
-    } else if (name == "horizontal_flip") {
+    } else if (name == "horizontal_flip" || name == "vertical_flip" || name == "rotate90") {
       KILN_CHECK(value.is_boolean(), "augmentation: field '", name, "' must be true or false, got ",
                  value.dump());
-      augmentation.horizontal_flip = value.get<bool>();
-    } else if (name == "brightness" || name == "contrast" || name == "saturation") {
+      bool& on = name == "horizontal_flip" ? augmentation.horizontal_flip
+                 : name == "vertical_flip" ? augmentation.vertical_flip
+                                           : augmentation.rotate90;
+      on = value.get<bool>();
+    } else if (name == "brightness" || name == "contrast" || name == "saturation" ||
+               name == "min_crop_scale") {
       KILN_CHECK(value.is_number(), "augmentation: field '", name, "' must be a number, got ", value.dump());
-      float& strength = name == "brightness" ? augmentation.brightness
-                        : name == "contrast" ? augmentation.contrast
-                                             : augmentation.saturation;
-      strength = value.get<float>();
+      float& number = name == "brightness"   ? augmentation.brightness
+                      : name == "contrast"   ? augmentation.contrast
+                      : name == "saturation" ? augmentation.saturation
+                                             : augmentation.min_crop_scale;
+      number = value.get<float>();
     } else {
-      fail("augmentation: unknown field '", name,
-           "' (known: crop_padding, horizontal_flip, brightness, contrast, saturation, cutout)");
+      fail(
+          "augmentation: unknown field '", name,
+          "' (known: crop_padding, horizontal_flip, brightness, contrast, saturation, cutout, vertical_flip, "
+          "rotate90, min_crop_scale)");
     }
   }
   augmentation.validate();
@@ -172,6 +244,20 @@ void augment(Tensor& chw, const Augmentation& augmentation, const Preprocessing&
   if (augmentation.horizontal_flip && kernels::philox_uniform<float>(state, kFlipDraw) < 0.5f) {
     for (std::int64_t row = 0; row < channels * height; ++row)
       std::reverse(data + row * width, data + (row + 1) * width);
+  }
+
+  if (augmentation.vertical_flip && kernels::philox_uniform<float>(state, kVerticalFlipDraw) < 0.5f) {
+    for (std::int64_t c = 0; c < channels; ++c) {
+      float* plane_start = data + c * plane;
+      for (std::int64_t y = 0; y < height / 2; ++y)
+        std::swap_ranges(plane_start + y * width, plane_start + (y + 1) * width,
+                         plane_start + (height - 1 - y) * width);
+    }
+  }
+
+  if (augmentation.rotate90) {
+    KILN_CHECK(height == width, "augment: 'rotate90' needs a square image, got ", height, "x", width);
+    rotate_planes(data, channels, height, uniform_index(state, kRotationDraw, 4));
   }
 
   if (augmentation.cutout > 0) {

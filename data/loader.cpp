@@ -24,7 +24,7 @@ DataLoader::DataLoader(const ImageFolder& folder, Preprocessing preprocessing, L
   KILN_CHECK(options_.prefetch_batches >= 0, "DataLoader: prefetch_batches must be >= 0, got ",
              options_.prefetch_batches);
   preprocessing_.validate();
-  if (options_.augmentation) options_.augmentation->validate();
+  if (options_.augmentation) options_.augmentation->validate_for(preprocessing_);
   cache_.resize(folder_.size());
   cache_budget_bytes_ =
       options_.cache_budget_bytes >= 0 ? options_.cache_budget_bytes : default_cache_budget_bytes();
@@ -159,14 +159,20 @@ std::optional<Batch> DataLoader::next() {
 bool DataLoader::make_sample(std::size_t index, std::size_t position, std::int64_t epoch, float* out) {
   const std::shared_ptr<const Image> image = load(index);
   if (!image) return false;
-  Tensor chw = preprocessing_.apply(*image);
-  if (options_.augmentation && options_.augmentation->any()) {
-    // Keyed by sample, or by draw when balanced sampling may repeat a sample within the epoch.
-    const std::size_t key = options_.balanced_sampling ? position : index;
-    const kernels::PhiloxState state{options_.seed, kAugmentationStream + static_cast<std::uint64_t>(epoch),
-                                     key * kernels::philox_blocks_for(kAugmentationDraws)};
-    augment(chw, *options_.augmentation, preprocessing_, state);
+  if (!options_.augmentation || !options_.augmentation->any()) {
+    const Tensor chw = preprocessing_.apply(*image);
+    std::copy_n(chw.data<float>(), chw.numel(), out);
+    return true;
   }
+  // Keyed by sample, or by draw when balanced sampling may repeat a sample within the epoch.
+  const Augmentation& augmentation = *options_.augmentation;
+  const std::size_t key = options_.balanced_sampling ? position : index;
+  const kernels::PhiloxState state{options_.seed, kAugmentationStream + static_cast<std::uint64_t>(epoch),
+                                   key * kernels::philox_blocks_for(draws_per_sample(augmentation))};
+  // The resized crop moves the window the preprocessing resamples; the rest acts on its result.
+  Tensor chw =
+      preprocessing_.apply(*image, resized_crop_window(preprocessing_.window(*image), augmentation, state));
+  augment(chw, augmentation, preprocessing_, state);
   std::copy_n(chw.data<float>(), chw.numel(), out);
   return true;
 }

@@ -72,7 +72,13 @@ void Preprocessing::validate() const {
   }
 }
 
-Tensor Preprocessing::apply(const Image& image) const {
+SourceWindow Preprocessing::window(const Image& image) const {
+  return resize == ResizePolicy::Stretch ? whole_image(image) : centre_crop_window(image, height, width);
+}
+
+Tensor Preprocessing::apply(const Image& image) const { return apply(image, window(image)); }
+
+Tensor Preprocessing::apply(const Image& image, const SourceWindow& window) const {
   validate();
   KILN_CHECK(image.channels == 1 || image.channels == 3,
              "preprocessing: images must have 1 or 3 channels, got ", image.channels);
@@ -82,8 +88,6 @@ Tensor Preprocessing::apply(const Image& image) const {
              image.pixels.size(), " bytes");
 
   // Step 1: resize. [height, width, image.channels], values 0 .. 255.
-  const SourceWindow window =
-      resize == ResizePolicy::Stretch ? whole_image(image) : centre_crop_window(image, height, width);
   const std::vector<float> resized = resample_bilinear(image, window, height, width);
 
   // Steps 2 and 3: channels and normalization, HWC -> CHW.

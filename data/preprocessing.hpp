@@ -30,6 +30,7 @@
 #include "core/tensor.hpp"
 #include "data/dataset.hpp"
 #include "data/image.hpp"
+#include "data/resample.hpp"
 
 namespace kiln::data {
 
@@ -45,6 +46,12 @@ struct Preprocessing {
 
   // The image as a model input: float32 [channels, height, width] (see the steps above).
   Tensor apply(const Image& image) const;
+  // The same with step 1 resampling `window` of the image instead of the one `resize` gives (window()):
+  // training's resized crop (data/augment.hpp) moves it.
+  Tensor apply(const Image& image, const SourceWindow& window) const;
+  // The part of `image` that step 1 resamples: all of it (Stretch), or its centre
+  // (ShorterSideThenCenterCrop).
+  SourceWindow window(const Image& image) const;
   // The image as the model sees it, for people: apply's resize and channel matching, then its
   // normalization undone, as 8-bit pixels [height, width, channels]. (Pictures of what a model saw, such
   // as kiln explain's heat maps, are drawn over this.)

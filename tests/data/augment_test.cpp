@@ -1,8 +1,10 @@
-// Tests for data/augment.hpp: determinism from the Philox state, and each operation checked exactly.
+// Tests for data/augment.hpp: determinism from the Philox state, each operation checked exactly, and the
+// resized crop's windows.
 #include "data/augment.hpp"
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -17,6 +19,7 @@ using kiln::Tensor;
 using kiln::data::augment;
 using kiln::data::Augmentation;
 using kiln::data::Preprocessing;
+using kiln::data::resized_crop_window;
 using kiln::data::ResizePolicy;
 using kiln::kernels::PhiloxState;
 
@@ -232,13 +235,165 @@ TEST_CASE("data/augment: colour jitter uses one factor per image, in pixel units
   }
 }
 
+TEST_CASE("data/augment: vertical flip reverses the rows of every channel exactly, about half the time") {
+  const std::int64_t height = 5, width = 3;
+  std::vector<float> counting(2 * height * width);
+  for (std::size_t i = 0; i < counting.size(); ++i) counting[i] = static_cast<float>(i + 1);
+  const Tensor image = Tensor::from_vector(counting, {2, height, width});
+  const std::vector<float> in = image.to_vector<float>();
+  const Preprocessing preprocessing{2, height, width, ResizePolicy::Stretch, {0.0f, 0.0f}, {1.0f, 1.0f}};
+  int flipped = 0;
+  for (std::uint64_t offset = 0; offset < 400; offset += 4) {
+    const std::vector<float> out = augmented(image, {.vertical_flip = true}, preprocessing, {5, 0, offset});
+    if (out == in) continue;
+    ++flipped;
+    for (std::int64_t c = 0; c < 2; ++c) {
+      for (std::int64_t y = 0; y < height; ++y) {
+        for (std::int64_t x = 0; x < width; ++x) {
+          CHECK(out[static_cast<std::size_t>((c * height + y) * width + x)] ==
+                in[static_cast<std::size_t>((c * height + (height - 1 - y)) * width + x)]);
+        }
+      }
+    }
+  }
+  CHECK(flipped > 30);
+  CHECK(flipped < 70);
+}
+
+TEST_CASE("data/augment: rotation turns square images by 0, 90, 180 and 270 degrees, each about a quarter") {
+  // One quarter turn counterclockwise, written out: the top row becomes the left column, read upwards.
+  //   1 2 3      3 6 9
+  //   4 5 6  ->  2 5 8
+  //   7 8 9      1 4 7
+  const std::vector<float> in{1, 2, 3, 4, 5, 6, 7, 8, 9};
+  const std::vector<std::vector<float>> turns{{1, 2, 3, 4, 5, 6, 7, 8, 9},
+                                              {3, 6, 9, 2, 5, 8, 1, 4, 7},
+                                              {9, 8, 7, 6, 5, 4, 3, 2, 1},
+                                              {7, 4, 1, 8, 5, 2, 9, 6, 3}};
+  const Tensor image = Tensor::from_vector(in, {1, 3, 3});
+  std::vector<int> seen(4, 0);
+  for (std::uint64_t offset = 0; offset < 800; offset += 4) {
+    const std::vector<float> out = augmented(image, {.rotate90 = true}, identity(1, 3), {7, 2, offset});
+    const auto turn = std::find(turns.begin(), turns.end(), out);
+    REQUIRE(turn != turns.end());
+    ++seen[static_cast<std::size_t>(turn - turns.begin())];
+  }
+  for (const int count : seen) {
+    CHECK(count > 25);  // 200 draws, 50 expected each
+    CHECK(count < 75);
+  }
+  // Every channel turns alike.
+  const Tensor two = Tensor::from_vector(
+      std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {2, 3, 3});
+  for (std::uint64_t offset = 0; offset < 40; offset += 4) {
+    const std::vector<float> out = augmented(two, {.rotate90 = true}, identity(2, 3), {7, 2, offset});
+    CHECK(std::vector<float>(out.begin(), out.begin() + 9) == std::vector<float>(out.begin() + 9, out.end()));
+  }
+}
+
+TEST_CASE("data/augment: both flips and rotation reach all eight symmetries of a square") {
+  const Tensor image = counting_image(1, 3);
+  std::set<std::vector<float>> outputs;
+  for (std::uint64_t offset = 0; offset < 800; offset += 4) {
+    outputs.insert(augmented(image, {.horizontal_flip = true, .vertical_flip = true, .rotate90 = true},
+                             identity(1, 3), {3, 1, offset}));
+  }
+  CHECK(outputs.size() == 8);
+}
+
+TEST_CASE("data/augment: rotation refuses a non-square input, by name") {
+  const Preprocessing wide{3, 4, 6, ResizePolicy::Stretch, {0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
+  CHECK_THROWS_WITH_AS(Augmentation{.rotate90 = true}.validate_for(wide),
+                       doctest::Contains("needs a square input; the input is 4x6"), Error);
+  CHECK_NOTHROW(Augmentation{.vertical_flip = true}.validate_for(wide));
+  CHECK_NOTHROW(Augmentation{.rotate90 = true}.validate_for(identity(3, 4)));
+  Tensor image = Tensor::zeros({3, 4, 6});
+  CHECK_THROWS_WITH_AS(augment(image, {.rotate90 = true}, wide, {}),
+                       doctest::Contains("'rotate90' needs a square image, got 4x6"), Error);
+}
+
+TEST_CASE("data/augment: the resized crop's window lies inside the preprocessing's, scaled and reshaped") {
+  const kiln::data::SourceWindow window{.top = 10, .left = 20, .height = 60, .width = 90};
+  SUBCASE("off (min_crop_scale 1) it is the window itself") {
+    const kiln::data::SourceWindow same = resized_crop_window(window, {.horizontal_flip = true}, {1, 2, 3});
+    CHECK(same.top == window.top);
+    CHECK(same.left == window.left);
+    CHECK(same.height == window.height);
+    CHECK(same.width == window.width);
+  }
+  SUBCASE("on, its area a fraction in [min, 1] and its shape the window's within a factor of 4/3") {
+    const Augmentation augmentation{.min_crop_scale = 0.25f};
+    std::set<double> tops, scales;
+    double smallest = 1, largest = 0;
+    for (std::uint64_t offset = 0; offset < 2000; offset += 4) {
+      const kiln::data::SourceWindow crop = resized_crop_window(window, augmentation, {9, 4, offset});
+      CHECK(crop.top >= window.top);
+      CHECK(crop.left >= window.left);
+      CHECK(crop.top + crop.height <= window.top + window.height + 1e-9);
+      CHECK(crop.left + crop.width <= window.left + window.width + 1e-9);
+      const double scale = crop.height * crop.width / (window.height * window.width);
+      const double shape = (crop.width / crop.height) / (window.width / window.height);
+      CHECK(scale <= 1.0 + 1e-12);
+      const bool clamped = crop.height == window.height || crop.width == window.width;
+      if (!clamped) {
+        // Unclamped, the draw's own area and shape; a clamped side cuts the area, never below 3/4 of it.
+        CHECK(scale >= 0.25 - 1e-12);
+        CHECK(shape >= 0.75 - 1e-9);
+        CHECK(shape <= 4.0 / 3.0 + 1e-9);
+      } else {
+        CHECK(scale >= 0.25 * std::sqrt(0.75) - 1e-12);
+      }
+      smallest = std::min(smallest, scale), largest = std::max(largest, scale);
+      tops.insert(crop.top);
+      scales.insert(scale);
+    }
+    CHECK(smallest < 0.3);  // the range is used, not one corner of it
+    CHECK(largest > 0.9);
+    CHECK(tops.size() > 400);
+  }
+  SUBCASE("the same state gives the same window, another state another") {
+    const Augmentation augmentation{.min_crop_scale = 0.5f};
+    const auto a = resized_crop_window(window, augmentation, {4, 4, 8});
+    const auto b = resized_crop_window(window, augmentation, {4, 4, 8});
+    const auto c = resized_crop_window(window, augmentation, {4, 4, 12});
+    CHECK((a.top == b.top && a.left == b.left && a.height == b.height && a.width == b.width));
+    CHECK_FALSE((a.top == c.top && a.left == c.left && a.height == c.height && a.width == c.width));
+  }
+}
+
+TEST_CASE("data/augment: a run of the first operations alone draws two blocks a sample, as it always did") {
+  using kiln::data::draws_per_sample;
+  const Augmentation first{.crop_padding = 4,
+                           .horizontal_flip = true,
+                           .brightness = 0.2f,
+                           .contrast = 0.2f,
+                           .saturation = 0.2f,
+                           .cutout = 8};
+  CHECK(draws_per_sample(Augmentation{}) == 8);
+  CHECK(draws_per_sample(first) == 8);
+  CHECK(draws_per_sample({.vertical_flip = true}) == kiln::data::kAugmentationDraws);
+  CHECK(draws_per_sample({.rotate90 = true}) == kiln::data::kAugmentationDraws);
+  CHECK(draws_per_sample({.min_crop_scale = 0.5f}) == kiln::data::kAugmentationDraws);
+  // The first operations' draws do not move when a later one is switched on beside them: a horizontal flip
+  // decided by draw 5 stays decided by it.
+  const Tensor image = counting_image(1, 4);
+  for (std::uint64_t offset = 0; offset < 80; offset += 4) {
+    const PhiloxState state{2, 0, offset};
+    const std::vector<float> alone = augmented(image, {.horizontal_flip = true}, identity(1, 4), state);
+    CHECK((alone != image.to_vector<float>()) == flips(state));
+  }
+}
+
 TEST_CASE("data/augment: JSON round trip, defaults for missing fields, errors naming the field") {
   const Augmentation original{.crop_padding = 4,
                               .horizontal_flip = true,
                               .brightness = 0.25f,
                               .contrast = 0.5f,
                               .saturation = 0.125f,
-                              .cutout = 8};
+                              .cutout = 8,
+                              .vertical_flip = true,
+                              .rotate90 = true,
+                              .min_crop_scale = 0.375f};
   CHECK(Augmentation::from_json(original.to_json()) == original);
   CHECK(Augmentation::from_json(nlohmann::json::parse(original.to_json().dump())) == original);
   CHECK(Augmentation::from_json(nlohmann::json::object()) == Augmentation{});
@@ -251,6 +406,21 @@ TEST_CASE("data/augment: JSON round trip, defaults for missing fields, errors na
                        doctest::Contains("'brightness' must be in [0, 1]"), Error);
   CHECK_THROWS_WITH_AS(Augmentation::from_json({{"crop_padding", -1}}),
                        doctest::Contains("'crop_padding' must be >= 0"), Error);
+  CHECK_THROWS_WITH_AS(Augmentation::from_json({{"min_crop_scale", 0.0}}),
+                       doctest::Contains("'min_crop_scale' must be in (0, 1]"), Error);
+  CHECK_THROWS_WITH_AS(Augmentation::from_json({{"min_crop_scale", 1.5}}),
+                       doctest::Contains("'min_crop_scale' must be in (0, 1]"), Error);
+  CHECK_THROWS_WITH_AS(Augmentation::from_json({{"rotate90", 1}}),
+                       doctest::Contains("field 'rotate90' must be true or false"), Error);
+  // A checkpoint written before the later operations existed has none of their fields: they are off.
+  const Augmentation old_style = Augmentation::from_json({{"crop_padding", 4},
+                                                          {"horizontal_flip", true},
+                                                          {"brightness", 0},
+                                                          {"contrast", 0},
+                                                          {"saturation", 0},
+                                                          {"cutout", 0}});
+  CHECK(old_style == Augmentation{.crop_padding = 4, .horizontal_flip = true});
+  CHECK_FALSE(old_style.resized_crop());
 }
 
 TEST_CASE("data/augment: rejects a tensor that is not the preprocessing's float32 [C, H, W]") {

@@ -10,6 +10,8 @@
 #include <utility>
 
 #include "core/error.hpp"
+#include "data/augment.hpp"
+#include "data/shuffle.hpp"
 #include "kernels/parallel.hpp"
 #include "tests/data/image_writer.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
@@ -17,6 +19,7 @@
 namespace data_loader_test {
 
 using kiln::Error;
+using kiln::Tensor;
 using kiln::data::Batch;
 using kiln::data::DataLoader;
 using kiln::data::ImageFolder;
@@ -198,6 +201,55 @@ TEST_CASE(
   DataLoader plain(folder, preprocessing, {.batch_size = 12, .shuffle = false, .augmentation = augmentation});
   CHECK(epoch_batches(plain, 0)[0].images.to_vector<float>() !=
         epoch_batches(plain, 1)[0].images.to_vector<float>());
+}
+
+TEST_CASE(
+    "data/loader: a sample is the preprocessing of its resized crop's window, then augment, from its "
+    "own state") {
+  const TemporaryFolder root;
+  for (int i = 0; i < 6; ++i) {
+    kiln::test::write_image(root / (i % 2 == 0 ? "even" : "odd") / (std::to_string(i) + ".png"),
+                            kiln::test::pattern_image(12, 16, 3, i));
+  }
+  const ImageFolder folder = ImageFolder::scan(root.path());
+  const Preprocessing preprocessing{3, 8, 8, ResizePolicy::Stretch, {0.5f, 0.4f, 0.3f}, {0.2f, 0.3f, 0.25f}};
+  const std::int64_t epoch = 3;
+  // What the loader must make of sample `index`: its state holds `draws` draws, at index * blocks.
+  const auto expected = [&](const kiln::data::Augmentation& augmentation, std::size_t index) {
+    const kiln::data::Image image = kiln::data::decode_image_file(folder.samples()[index].path);
+    const kiln::kernels::PhiloxState state{
+        11, kiln::data::kAugmentationStream + epoch,
+        index * kiln::kernels::philox_blocks_for(kiln::data::draws_per_sample(augmentation))};
+    Tensor chw = preprocessing.apply(
+        image, kiln::data::resized_crop_window(preprocessing.window(image), augmentation, state));
+    kiln::data::augment(chw, augmentation, preprocessing, state);
+    return chw.to_vector<float>();
+  };
+  const auto made = [&](const kiln::data::Augmentation& augmentation) {
+    DataLoader loader(folder, preprocessing,
+                      {.batch_size = 6, .shuffle = false, .seed = 11, .augmentation = augmentation});
+    return epoch_batches(loader, epoch)[0].images.to_vector<float>();
+  };
+  const std::size_t image_floats = 3 * 8 * 8;
+  for (const kiln::data::Augmentation& augmentation :
+       {kiln::data::Augmentation{.crop_padding = 2, .horizontal_flip = true, .cutout = 3},
+        kiln::data::Augmentation{
+            .horizontal_flip = true, .vertical_flip = true, .rotate90 = true, .min_crop_scale = 0.3f},
+        kiln::data::Augmentation{.min_crop_scale = 0.5f}}) {
+    CAPTURE(augmentation.to_json().dump());
+    const std::vector<float> images = made(augmentation);
+    REQUIRE(images.size() == 6 * image_floats);
+    for (std::size_t index = 0; index < 6; ++index) {
+      CAPTURE(index);
+      CHECK(std::vector<float>(images.begin() + static_cast<std::ptrdiff_t>(index * image_floats),
+                               images.begin() + static_cast<std::ptrdiff_t>((index + 1) * image_floats)) ==
+            expected(augmentation, index));
+    }
+  }
+  // The first operations alone take two blocks a sample, so their draws are what they were before the
+  // later operations came; a resized crop moves what the images hold.
+  CHECK(kiln::data::draws_per_sample({.crop_padding = 2, .horizontal_flip = true, .cutout = 3}) == 8);
+  CHECK(made({.min_crop_scale = 0.5f}) != made({}));
 }
 
 TEST_CASE("data/loader: a corrupt file is skipped with one warning, or with strict is an error naming it") {

@@ -179,6 +179,24 @@ TEST_CASE("data/preprocessing: an image at the model's size keeps its pixels exa
   }
 }
 
+TEST_CASE("data/preprocessing: apply resamples the policy's window, or the one it is given") {
+  const Image image = kiln::test::pattern_image(6, 10, 3, 4);
+  for (const ResizePolicy resize : {ResizePolicy::Stretch, ResizePolicy::ShorterSideThenCenterCrop}) {
+    const Preprocessing preprocessing = unnormalized(3, 4, 4, resize);
+    CHECK(preprocessing.apply(image, preprocessing.window(image)).to_vector<float>() ==
+          preprocessing.apply(image).to_vector<float>());
+  }
+  const kiln::data::SourceWindow centre = unnormalized(1, 2, 2, ResizePolicy::ShorterSideThenCenterCrop)
+                                              .window(Image{2, 4, 1, {10, 20, 30, 40, 50, 60, 70, 80}});
+  CHECK(centre.left == 1);
+  CHECK(centre.width == 2);
+  // A window of whole pixels at the output's size takes those pixels as they are: columns 1 and 2 of rows 0
+  // and 1 of a 3x4 grey image.
+  const Image grey{3, 4, 1, {10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120}};
+  check_close(in_pixels(unnormalized(1, 2, 2).apply(grey, {.top = 0, .left = 1, .height = 2, .width = 2})),
+              {20, 30, 60, 70});
+}
+
 TEST_CASE("data/preprocessing: grey -> RGB copies the channel, RGB -> grey takes the luminance") {
   const Image grey{1, 2, 1, {51, 204}};
   const Preprocessing rgb{3, 1, 2, ResizePolicy::Stretch, {0, 0.2f, 0.4f}, {1, 1, 0.5f}};
