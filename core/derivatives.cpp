@@ -218,6 +218,18 @@ Tensor cat(const std::vector<Tensor>& tensors, int axis) {
   });
 }
 
+Tensor flip(const Tensor& x, const std::vector<int>& axes) {
+  std::vector<int> normalized;
+  for (const int axis : axes) {
+    const int a = normalize_axis(axis, x.dim(), "flip");
+    KILN_CHECK(std::find(normalized.begin(), normalized.end(), a) == normalized.end(), "flip: axis ", axis,
+               " is given twice for ", x.describe());
+    normalized.push_back(a);
+  }
+  return record("flip", {x}, raw::flip(x, normalized),
+                [normalized](const Tensor& g) { return Grads{flip(g, normalized)}; });
+}
+
 // ResNet's option-A shortcut in one pass each way (kernels/shortcut/subsample_pad.hpp). The backward adds
 // into the gradient already summed for x where the engine offers it (the block's first convolution's, when
 // that ran first): then only the kept pixels are touched, and x gets no second gradient to add.

@@ -70,6 +70,10 @@ Tensor argmax(const Tensor& x, int axis, bool keepdim = false);
 // Joins tensors along `axis`; all other dims must match. The gradient of each input is its slice of g.
 Tensor cat(const std::vector<Tensor>& tensors, int axis);
 
+// x with its elements in reverse order along each of `axes` (torch.flip): flip(x, {3}) mirrors an NCHW
+// batch left to right, flip(x, {2}) upside down, in x's layout. The gradient is g flipped back.
+Tensor flip(const Tensor& x, const std::vector<int>& axes);
+
 // x [N, C, H, W] -> [N, pad_before + C + pad_after, ceil(H / stride), ceil(W / stride)]: every stride-th
 // pixel of each channel, between zero channels (a residual network's option-A shortcut), in x's layout.
 // The same values as x.slice(2, .., stride).slice(3, .., stride) between zero tensors through cat, in one

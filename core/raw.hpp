@@ -69,6 +69,9 @@ void add_in_place(const Tensor& destination, const Tensor& source);
 void copy(const Tensor& destination, const Tensor& source);
 void fill(const Tensor& destination, double value);
 Tensor contiguous(const Tensor& x);
+// x with the order of its elements reversed along each of `axes` (normalized, distinct), dense in x's
+// layout.
+Tensor flip(const Tensor& x, const std::vector<int>& axes);
 // x converted to dtype, dense in x's layout (a channels-last tensor stays channels-last).
 Tensor cast(const Tensor& x, DType dtype);
 

@@ -174,6 +174,30 @@ void fill(const Tensor& destination, double value) {
   }
 }
 
+Tensor flip(const Tensor& x, const std::vector<int>& axes) {
+  check_rank("flip", x.shape());
+  // x read backwards along each flipped axis: from its last element there, with that axis's stride negated,
+  // by the strided copy (every copy kernel takes signed strides). The output is dense in x's layout.
+  Strides source_strides = x.strides();
+  std::int64_t last = 0;  // the source element at output index 0, from x's first
+  for (const int axis : axes) {
+    const auto a = static_cast<std::size_t>(axis);
+    if (x.shape()[axis] > 0) last += (x.shape()[axis] - 1) * source_strides[a];
+    source_strides[a] = -source_strides[a];
+  }
+  Tensor output = empty_in_layout(x.shape(), x.dtype(), x.device(), lies_channels_last(x));
+  if (x.numel() == 0) return output;
+  visit_copyable(x.dtype(), "flip", [&]<typename T>() {
+    if constexpr (std::is_same_v<T, std::uint8_t>) {
+      fail("flip: ", x.describe(), ": uint8 is not supported");
+    } else {
+      kernels::copy_strided<T, T>(x.device(), x.dim(), x.shape().dims().data(), x.data<T>() + last,
+                                  source_strides.data(), output.data<T>(), output.strides().data());
+    }
+  });
+  return output;
+}
+
 Tensor contiguous(const Tensor& x) {
   if (x.is_contiguous()) return x;
   Tensor dense = Tensor::empty(x.shape(), x.dtype(), x.device());

@@ -274,6 +274,20 @@ TEST_CASE("gradcheck: conv2d_of_batch_norm_relu (x, gamma, beta, the weight, the
        random_input({2, 3, 3, 3}, 173), random_input({2}, 174)});
 }
 
+TEST_CASE("gradcheck: flip, one axis and several, NCHW and channels-last") {
+  check_gradient([](const Inputs& in) { return flip(in[0], {3}); }, {random_input({2, 3, 4, 5}, 164)});
+  check_gradient(
+      [](const Inputs& in) {
+        return flip(in[0] * in[0], {0, 2}) * 0.5;
+      },
+      {random_input({2, 3, 4, 5}, 165)});
+  check_gradient(
+      [](const Inputs& in) {
+        return flip(in[0].channels_last(), {1, 2, 3});
+      },
+      {random_input({1, 3, 3, 2}, 166)});
+}
+
 TEST_CASE("gradcheck: subsample_pad_channels, odd sizes, stride 2 and 3, zero channels on either side") {
   check_gradient([](const Inputs& in) { return subsample_pad_channels(in[0], 2, 1, 2); },
                  {random_input({2, 3, 5, 4}, 160)});

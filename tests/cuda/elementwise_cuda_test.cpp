@@ -505,6 +505,29 @@ TEST_CASE("cuda: raw::binary, unary, cast and contiguous on bfloat16 CUDA tensor
   CHECK_MESSAGE(report.ok, report.message);
 }
 
+TEST_CASE("cuda: flip on CUDA tensors equals the CPU's, every dtype, NCHW and channels-last, any axes") {
+  if (!testing::have_gpu()) return;
+  const auto [x, x_gpu] = cpu_and_gpu<float>(Shape{2, 5, 6, 7}, 44);
+  for (const DType dtype : {DType::Float32, DType::Float64, DType::BFloat16}) {
+    for (const std::vector<int>& axes : std::vector<std::vector<int>>{{3}, {2}, {2, 3}, {0, 1, 2, 3}}) {
+      for (const bool channels_last : {false, true}) {
+        CAPTURE(dtype_name(dtype));
+        CAPTURE(axes.size());
+        CAPTURE(channels_last);
+        const Tensor in = channels_last ? x.to(dtype).channels_last() : x.to(dtype);
+        const Tensor in_gpu = channels_last ? x_gpu.to(dtype).channels_last() : x_gpu.to(dtype);
+        const Tensor out_gpu = flip(in_gpu, axes);
+        CHECK(out_gpu.device() == Device::cuda());
+        CHECK(out_gpu.is_channels_last() == channels_last);
+        const std::string difference =
+            first_difference(out_gpu.to(Device::cpu()).to(DType::Float64).contiguous().to_vector<double>(),
+                             flip(in, axes).to(DType::Float64).contiguous().to_vector<double>());
+        CHECK_MESSAGE(difference.empty(), difference);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 }  // namespace cuda_elementwise_cuda_test
