@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "cli/commands.hpp"
 #include "cli/json_lines.hpp"
@@ -17,6 +18,7 @@
 #include "train/model_io.hpp"
 #include "train/multi_label_evaluate.hpp"
 #include "train/run_plots.hpp"
+#include "train/tta.hpp"
 
 namespace kiln::cli {
 namespace {
@@ -29,6 +31,7 @@ struct EvalOptions {
   int loader_threads = 2;
   bool json = false;
   bool strict = false;
+  bool tta = false;  // test-time augmentation: average over the flips and quarter turns trained with
 };
 
 // DIR/misclassified.png (a sheet) and one PNG per image: the worst misclassified images, each enlarged as
@@ -80,11 +83,15 @@ void run_multi_label_eval(const EvalOptions& options, const train::LoadedModel& 
       data::multi_label_folder(data::read_label_table(options.data), loaded.classes);
   data::DataLoader loader(folder, loaded.preprocessing, evaluation_loader_options(options));
   const auto labels = static_cast<std::int64_t>(loaded.classes.size());
+  const std::optional<std::vector<train::TtaView>> views = tta_option_views(options.tta, loaded);
   const train::MultiLabelReport report =
-      train::evaluate_multi_label(*loaded.model, loader, labels).report(loaded.thresholds.thresholds);
+      train::evaluate_multi_label(*loaded.model, loader, labels, train::Precision::Float32, nullptr,
+                                  views ? &*views : nullptr)
+          .report(loaded.thresholds.thresholds);
   if (options.json) {
     nlohmann::json out = report.to_json(loaded.classes);
     out["data"] = folder.root().string();
+    out["tta_views"] = views ? views->size() : 1;
     out["skipped_files"] = loader.skipped_files();
     out["thresholds_chosen_on"] = loaded.thresholds.chosen_on;
     print_json_line(out);
@@ -126,13 +133,17 @@ void run_eval(const EvalOptions& options) {
   folder = folder.relabelled(loaded.classes);
   data::DataLoader loader(folder, loaded.preprocessing, evaluation_loader_options(options));
   std::vector<train::SampleOutcome> outcomes;
-  const train::MetricsReport report = train::evaluate(*loaded.model, loader, static_cast<std::int64_t>(loaded.classes.size()),
-                                                      options.misclassified.empty() ? nullptr : &outcomes);
+  const std::optional<std::vector<train::TtaView>> views = tta_option_views(options.tta, loaded);
+  const train::MetricsReport report =
+      train::evaluate(*loaded.model, loader, static_cast<std::int64_t>(loaded.classes.size()),
+                      options.misclassified.empty() ? nullptr : &outcomes, train::Precision::Float32, nullptr,
+                      views ? &*views : nullptr);
   const std::vector<std::filesystem::path> pictures =
       options.misclassified.empty() ? std::vector<std::filesystem::path>() : write_misclassified(options, loaded, folder, outcomes);
   if (options.json) {
     nlohmann::json out = report.to_json(loaded.classes);
     out["data"] = folder.root().string();
+    out["tta_views"] = views ? views->size() : 1;
     out["classes_in_data"] = classes_in_data;
     out["skipped_files"] = loader.skipped_files();
     if (!options.misclassified.empty()) {
@@ -173,6 +184,7 @@ void add_eval_command(CLI::App& app) {
   add_compute_threads_option(command);
   command->add_flag("--json", options->json, "print the metrics as one JSON object");
   command->add_flag("--strict", options->strict, "stop on an unreadable image instead of skipping it");
+  add_tta_flag(command, options->tta);
   command->add_option("--misclassified", options->misclassified,
                       "write the worst misclassified images (true and predicted class under each) into this folder");
   command->add_option("--misclassified-count", options->misclassified_count, "how many misclassified images to write")

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "cli/commands.hpp"
 #include "cli/json_lines.hpp"
@@ -23,6 +24,7 @@ struct PredictOptions {
   std::int64_t top = 5;
   bool json = false;
   bool strict = false;  // stop at the first image that cannot be read, instead of skipping it
+  bool tta = false;     // test-time augmentation (train/tta.hpp)
 };
 
 // Files as given; folders expand to every image below them, sorted, so output order is stable.
@@ -47,8 +49,9 @@ std::vector<std::filesystem::path> expand(const std::vector<std::filesystem::pat
 
 // Multi-label: each image's labels at or over their thresholds, most probable first, or a line saying
 // there is none. --json lists every label's probability and threshold, and whether it applies.
-void predict_labels(const train::LoadedModel& loaded, const std::filesystem::path& image, bool json) {
-  std::vector<train::LabelScore> scores = train::predict_labels_file(loaded, image);
+void predict_labels(const train::LoadedModel& loaded, const std::filesystem::path& image, bool json,
+                    const std::vector<train::TtaView>* views) {
+  std::vector<train::LabelScore> scores = train::predict_labels_file(loaded, image, views);
   if (json) {
     nlohmann::json applies = nlohmann::json::array(), all = nlohmann::json::array();
     for (const auto& score : scores) {
@@ -79,12 +82,12 @@ void predict_labels(const train::LoadedModel& loaded, const std::filesystem::pat
 
 // One image's classes (or labels), as text or a JSON line.
 void predict_image(const train::LoadedModel& loaded, const std::filesystem::path& image,
-                   const PredictOptions& options) {
+                   const PredictOptions& options, const std::vector<train::TtaView>* views) {
   if (loaded.multi_label()) {
-    predict_labels(loaded, image, options.json);
+    predict_labels(loaded, image, options.json, views);
     return;
   }
-  const std::vector<train::ClassScore> scores = train::predict_file(loaded, image, options.top);
+  const std::vector<train::ClassScore> scores = train::predict_file(loaded, image, options.top, views);
   if (options.json) {
     nlohmann::json top = nlohmann::json::array();
     for (const auto& score : scores)
@@ -103,10 +106,11 @@ void predict_image(const train::LoadedModel& loaded, const std::filesystem::path
 void run_predict(const PredictOptions& options) {
   const train::LoadedModel loaded = train::load_model(options.checkpoint);
   const std::vector<std::filesystem::path> images = expand(options.paths);
+  const std::optional<std::vector<train::TtaView>> views = tta_option_views(options.tta, loaded);
   std::int64_t skipped = 0;
   for (const auto& image : images) {
     try {
-      predict_image(loaded, image, options);
+      predict_image(loaded, image, options, views ? &*views : nullptr);
     } catch (const Error& error) {
       if (options.strict) throw;
       ++skipped;
@@ -132,6 +136,7 @@ void add_predict_command(CLI::App& app) {
                     "stop at the first image that cannot be read (default: skip it with a warning, classify "
                     "the others, and fail at the end)");
   add_compute_threads_option(command);
+  add_tta_flag(command, options->tta);
   command->add_flag("--json", options->json, "one JSON object per image");
   command->callback([options] { run_predict(*options); });
 }

@@ -25,10 +25,13 @@ void record_outcomes(const Tensor& logits, const Tensor& labels, const std::vect
   }
 }
 
-// A batch's forward pass: logits float [B, C] and the summed cross-entropy, from its images and labels.
+// A batch's forward pass: logits float [B, C] and the summed cross-entropy, from its images and labels; with
+// `views`, the logits of the prediction averaged over them.
 std::vector<Tensor> evaluation_pass(layers::Module& model, Precision precision,
-                                    const std::vector<Tensor>& inputs) {
-  const Tensor logits = forward_logits(model, inputs[0], precision);
+                                    const std::vector<Tensor>& inputs,
+                                    const std::vector<TtaView>* views = nullptr) {
+  const auto logits_of = [&](const Tensor& images) { return forward_logits(model, images, precision); };
+  const Tensor logits = views ? averaged_logits(logits_of, inputs[0], *views, false) : logits_of(inputs[0]);
   const Tensor loss_sum = cross_entropy(logits, inputs[1], Tensor(), {.reduction = Reduction::Sum});
   return {logits, loss_sum};
 }
@@ -47,7 +50,9 @@ std::unique_ptr<GraphedStep> evaluation_graph(layers::Module& model, Precision p
 // On a GPU every batch's logits, labels and loss come back a batch late (a TensorReadback): batch k's are
 // counted on the host once batch k+1's forward pass is queued, so the device never waits for the host.
 MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int64_t classes,
-                       std::vector<SampleOutcome>* outcomes, Precision precision, GraphedStep* graphed) {
+                       std::vector<SampleOutcome>* outcomes, Precision precision, GraphedStep* graphed,
+                       const std::vector<TtaView>* views) {
+  KILN_CHECK(!(graphed && views), "evaluate: test-time augmentation does not run through a CUDA graph");
   const EvalMode evaluating(model);
   ClassificationMetrics metrics(classes);
   TensorReadback results(model.device());
@@ -68,7 +73,8 @@ MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int
     const std::vector<Tensor> inputs{batch->images, batch->labels};
     // A graph's outputs are overwritten by its next launch: their copies are queued before it.
     const std::vector<Tensor> pass =
-        graphed ? graphed->run(inputs) : evaluation_pass(model, precision, inputs);  // logits, loss sum
+        graphed ? graphed->run(inputs)
+                : evaluation_pass(model, precision, inputs, views);  // logits, loss sum
     const std::uint64_t ticket = results.start({pass[0], batch->labels, pass[1]});
     if (unread) count(*unread);
     unread = Unread{ticket, std::move(batch->indices)};
@@ -89,10 +95,13 @@ std::vector<SampleOutcome> worst_misclassified(const std::vector<SampleOutcome>&
   return wrong;
 }
 
-std::vector<ClassScore> predict_file(const LoadedModel& loaded, const std::filesystem::path& image, std::int64_t k) {
+std::vector<ClassScore> predict_file(const LoadedModel& loaded, const std::filesystem::path& image,
+                                     std::int64_t k, const std::vector<TtaView>* views) {
   NoGradGuard no_grad;
   const Tensor input = loaded.preprocessing.apply(data::decode_image_file(image)).unsqueeze(0);
-  const std::vector<double> probabilities = softmax((*loaded.model)(input), 1).to_vector<double>();
+  const auto logits_of = [&](const Tensor& images) { return (*loaded.model)(images); };
+  const Tensor logits = views ? averaged_logits(logits_of, input, *views, false) : logits_of(input);
+  const std::vector<double> probabilities = softmax(logits, 1).to_vector<double>();
   std::vector<ClassScore> scores;
   for (std::size_t i = 0; i < probabilities.size(); ++i) {
     scores.push_back({loaded.classes[i], static_cast<std::int64_t>(i), probabilities[i]});

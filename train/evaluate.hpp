@@ -12,6 +12,7 @@
 #include "train/metrics.hpp"
 #include "train/model_io.hpp"
 #include "train/precision.hpp"
+#include "train/tta.hpp"
 
 namespace kiln::train {
 
@@ -26,10 +27,12 @@ struct SampleOutcome {
 // Runs the model over every batch of the loader's epoch 0, in `precision`, and accumulates metrics (loss
 // included). With `outcomes`, also lists every image's outcome, in the loader's order. With `graphed`, made
 // by evaluation_graph() for this model and precision, each batch's forward pass runs through it: as a CUDA
-// graph from its second full batch on (train/graphed_step.hpp), across evaluations.
+// graph from its second full batch on (train/graphed_step.hpp), across evaluations. With `views` (and no
+// graph), each image's prediction is averaged over them (test-time augmentation, train/tta.hpp).
 MetricsReport evaluate(layers::Module& model, data::DataLoader& loader, std::int64_t classes,
                        std::vector<SampleOutcome>* outcomes = nullptr,
-                       Precision precision = Precision::Float32, GraphedStep* graphed = nullptr);
+                       Precision precision = Precision::Float32, GraphedStep* graphed = nullptr,
+                       const std::vector<TtaView>* views = nullptr);
 
 // The forward pass evaluate() runs per batch, for a model on a CUDA device, as a GraphedStep (`kiln train
 // --cuda-graphs` evaluates every epoch through one). The model's tensors must stay where they are while it
@@ -46,7 +49,9 @@ struct ClassScore {
   double probability;
 };
 
-// The top `k` classes for one image file, preprocessed exactly as in training.
-std::vector<ClassScore> predict_file(const LoadedModel& model, const std::filesystem::path& image, std::int64_t k);
+// The top `k` classes for one image file, preprocessed exactly as in training; with `views`, its prediction
+// averaged over them (train/tta.hpp).
+std::vector<ClassScore> predict_file(const LoadedModel& model, const std::filesystem::path& image,
+                                     std::int64_t k, const std::vector<TtaView>* views = nullptr);
 
 }  // namespace kiln::train

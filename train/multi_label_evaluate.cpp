@@ -16,8 +16,10 @@ namespace {
 
 // A batch's forward pass: logits float [B, L] and the summed binary cross-entropy, from images and targets.
 std::vector<Tensor> multi_label_pass(layers::Module& model, Precision precision,
-                                     const std::vector<Tensor>& inputs) {
-  const Tensor logits = forward_logits(model, inputs[0], precision);
+                                     const std::vector<Tensor>& inputs,
+                                     const std::vector<TtaView>* views = nullptr) {
+  const auto logits_of = [&](const Tensor& images) { return forward_logits(model, images, precision); };
+  const Tensor logits = views ? averaged_logits(logits_of, inputs[0], *views, true) : logits_of(inputs[0]);
   return {logits, binary_cross_entropy_with_logits(logits, inputs[1], Tensor(), Reduction::Sum)};
 }
 
@@ -33,7 +35,10 @@ std::unique_ptr<GraphedStep> multi_label_evaluation_graph(layers::Module& model,
 }
 
 MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& loader, std::int64_t labels,
-                                       Precision precision, GraphedStep* graphed) {
+                                       Precision precision, GraphedStep* graphed,
+                                       const std::vector<TtaView>* views) {
+  KILN_CHECK(!(graphed && views),
+             "evaluate_multi_label: test-time augmentation does not run through a CUDA graph");
   KILN_CHECK(loader.folder().multi_label(), loader.folder().root().string(),
              ": not a multi-label data set (evaluate a class folder with evaluate())");
   const EvalMode evaluating(model);
@@ -52,7 +57,8 @@ MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& 
     const std::vector<Tensor> inputs{batch->images, batch->targets};
     // A graph's outputs are overwritten by its next launch: their copies are queued before it.
     const std::vector<Tensor> pass =
-        graphed ? graphed->run(inputs) : multi_label_pass(model, precision, inputs);  // logits, loss sum
+        graphed ? graphed->run(inputs)
+                : multi_label_pass(model, precision, inputs, views);  // logits, loss sum
     const std::uint64_t ticket = results.start({pass[0], batch->targets, pass[1]});
     if (unread) count(*unread);
     unread = ticket;
@@ -61,11 +67,15 @@ MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& 
   return metrics;
 }
 
-std::vector<LabelScore> predict_labels_file(const LoadedModel& loaded, const std::filesystem::path& image) {
+std::vector<LabelScore> predict_labels_file(const LoadedModel& loaded, const std::filesystem::path& image,
+                                            const std::vector<TtaView>* views) {
   KILN_CHECK(loaded.multi_label(), "predict_labels_file: the checkpoint is not multi-label");
   NoGradGuard no_grad;
   const Tensor input = loaded.preprocessing.apply(data::decode_image_file(image)).unsqueeze(0);
-  const std::vector<double> logits = (*loaded.model)(input).to_vector<double>();  // [L]
+  const auto logits_of = [&](const Tensor& images) { return (*loaded.model)(images); };
+  const std::vector<double> logits =
+      (views ? averaged_logits(logits_of, input, *views, true) : logits_of(input))
+          .to_vector<double>();  // [L]
   std::vector<LabelScore> scores;
   for (std::size_t l = 0; l < logits.size(); ++l) {
     scores.push_back({loaded.classes[l], static_cast<std::int64_t>(l), label_probability(logits[l]),

@@ -14,6 +14,7 @@
 #include "train/model_io.hpp"
 #include "train/multi_label_metrics.hpp"
 #include "train/precision.hpp"
+#include "train/tta.hpp"
 
 namespace kiln::train {
 
@@ -22,9 +23,11 @@ namespace kiln::train {
 // thresholds, or choose the thresholds from it (train/multi_label_thresholds.hpp).
 // With `graphed`, made by multi_label_evaluation_graph() for this model and precision, each batch's forward
 // pass runs through it, as evaluate()'s does (train/evaluate.hpp).
+// With `views` (and no graph), each image's label probabilities are averaged over them (train/tta.hpp).
 MultiLabelMetrics evaluate_multi_label(layers::Module& model, data::DataLoader& loader, std::int64_t labels,
                                        Precision precision = Precision::Float32,
-                                       GraphedStep* graphed = nullptr);
+                                       GraphedStep* graphed = nullptr,
+                                       const std::vector<TtaView>* views = nullptr);
 
 // evaluate_multi_label()'s forward pass for a model on a CUDA device, as a GraphedStep, as evaluation_graph()
 // is evaluate()'s.
@@ -39,6 +42,7 @@ struct LabelScore {
 
 // Every label's score for one image file (in label order), preprocessed exactly as in training, with the
 // checkpoint's thresholds. Throws unless `model` is multi-label.
-std::vector<LabelScore> predict_labels_file(const LoadedModel& model, const std::filesystem::path& image);
+std::vector<LabelScore> predict_labels_file(const LoadedModel& model, const std::filesystem::path& image,
+                                            const std::vector<TtaView>* views = nullptr);
 
 }  // namespace kiln::train

@@ -57,6 +57,11 @@ check "eval prints the metrics table" "$kiln" eval "$run/last.kiln" "$data"
 grep -q "airplane" "$work/out" || { echo "FAIL: eval table names the classes"; failures=$((failures + 1)); }
 check "eval --json" "$kiln" eval "$run/last.kiln" "$data" --json
 grep -q '"accuracy"' "$work/out" || { echo "FAIL: eval --json has accuracy"; failures=$((failures + 1)); }
+check "eval --tta --json" "$kiln" eval "$run/last.kiln" "$data" --json --tta
+grep -q '"tta_views":2' "$work/out" || { echo "FAIL: eval --tta averages the plain and the mirrored image"; cat "$work/out"; failures=$((failures + 1)); }
+grep -q "averaged over 2 views" "$work/err" || { echo "FAIL: --tta says how many views on stderr"; cat "$work/err"; failures=$((failures + 1)); }
+check "predict --tta" "$kiln" predict "$work/dihedral/last.kiln" "$data/test/cat/0000.jpg" --top 2 --tta
+grep -q "averaged over 8 views" "$work/err" || { echo "FAIL: a model trained with both flips and quarter turns predicts over 8 views"; cat "$work/err"; failures=$((failures + 1)); }
 check "predict one image" "$kiln" predict "$run/last.kiln" "$data/test/cat/0000.jpg" --top 3
 [ "$(grep -c '%' "$work/out")" -eq 3 ] || { echo "FAIL: predict --top 3 prints three classes"; failures=$((failures + 1)); }
 for plot in loss accuracy confusion_matrix; do
