@@ -424,6 +424,8 @@ const std::vector<StoredSetting>& stored_settings() {
       {"--gamma", {"/gamma"}},
       {"--warmup-epochs", {"/warmup_epochs"}},
       {"--label-smoothing", {"/label_smoothing"}},
+      {"--mixup", {"/mixup"}},
+      {"--cutmix", {"/cutmix"}},
       {"--clip-grad-norm", {"/clip_grad_norm"}},
       {"--val-split", {"/val_split"}},
       {"--image-size", {"/image_height", "/image_width"}},
@@ -506,6 +508,21 @@ void add_train_command(CLI::App& app) {
       ->check(at_least(0))
       ->capture_default_str();
   command->add_option("--label-smoothing", config->label_smoothing, "cross-entropy label smoothing")
+      ->capture_default_str();
+  command
+      ->add_option("--mixup", config->mixup,
+                   "mixup: each image blended with another of its batch by a share drawn from Beta(ALPHA, "
+                   "ALPHA), the loss mixed alike (0: off; 0.2 is usual)")
+      ->type_name("ALPHA")
+      ->check(at_least(0))
+      ->capture_default_str();
+  command
+      ->add_option("--cutmix", config->cutmix,
+                   "CutMix: a box of another image of the batch pasted in, its area drawn from Beta(ALPHA, "
+                   "ALPHA), the loss mixed by area (0: off; 1 is usual; with --mixup, each batch one of the "
+                   "two)")
+      ->type_name("ALPHA")
+      ->check(at_least(0))
       ->capture_default_str();
   command->add_option("--clip-grad-norm", config->clip_grad_norm, "clip the global gradient norm (0: off)")
       ->check(at_least(0))

@@ -24,6 +24,7 @@ inline constexpr std::uint64_t kBalancedSamplerStream = 0xDA7A'0005ull << 32;  /
 inline constexpr std::uint64_t kCrossValidationStream = 0xDA7A'0006ull << 32;  // train/folds.hpp
 inline constexpr std::uint64_t kCalibrationSampleStream = 0xDA7A'0007ull
                                                           << 32;  // quant/quantize_checkpoint.hpp
+inline constexpr std::uint64_t kBatchMixingStream = 0xDA7A'0008ull << 32;  // + epoch; train/batch_mixing.hpp
 
 // A uniformly random permutation of 0 .. count-1 (Fisher-Yates): step i swaps position i with a position
 // j in [0, i], picked by draw i of `state`. The same state gives the same permutation.

@@ -23,6 +23,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"warmup_epochs", warmup_epochs},
           {"label_smoothing", label_smoothing},
           {"clip_grad_norm", clip_grad_norm},
+          {"mixup", mixup},
+          {"cutmix", cutmix},
           {"val_split", val_split},
           {"augmentation", augmentation.to_json()},
           {"image_height", image_height},
@@ -69,6 +71,9 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
     config.warmup_epochs = json.at("warmup_epochs").get<std::int64_t>();
     config.label_smoothing = json.at("label_smoothing").get<double>();
     config.clip_grad_norm = json.at("clip_grad_norm").get<double>();
+    // Absent from checkpoints written before kiln mixed batches: those runs did not.
+    config.mixup = json.value("mixup", 0.0);
+    config.cutmix = json.value("cutmix", 0.0);
     config.val_split = json.at("val_split").get<double>();
     config.augmentation = data::Augmentation::from_json(json.at("augmentation"));
     // Absent from checkpoints written before --image-size: those runs took the most common size, stretched.

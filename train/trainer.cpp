@@ -20,6 +20,7 @@
 #include "optim/schedule.hpp"
 #include "optim/sgd.hpp"
 #include "train/atomic_file.hpp"
+#include "train/batch_mixing.hpp"
 #include "train/checkpoint.hpp"
 #include "train/class_balance.hpp"
 #include "train/conv_choices.hpp"
@@ -675,20 +676,44 @@ void evaluate_multi_label_epoch(Run& run, EpochSummary& summary) {
 }
 
 // A training step's inputs from a batch: the images, and the labels (multi-label: the target vectors).
-std::vector<Tensor> step_inputs(const Run& run, const data::Batch& batch) {
-  return {batch.images, run.multi_label ? batch.targets : batch.labels};
+// Step `step` of `epoch`'s inputs: the batch's images and labels (or targets), and with mixup or CutMix the
+// step's mixing weight (train/batch_mixing.hpp), on the batch's device.
+std::vector<Tensor> step_inputs(const Run& run, const data::Batch& batch, std::int64_t epoch,
+                                std::int64_t step) {
+  std::vector<Tensor> inputs{batch.images, run.multi_label ? batch.targets : batch.labels};
+  const BatchMixing mixing{run.config.mixup, run.config.cutmix};
+  if (mixing.any()) {
+    const std::int64_t height = batch.images.size(2), width = batch.images.size(3);
+    const MixDraw draw = draw_mixing(mixing, run.config.seed, epoch, step, height, width);
+    inputs.push_back(mixing_weight(draw, height, width).to(batch.images.device()));
+  }
+  return inputs;
+}
+
+// The step's loss from the logits: with a mixing weight (inputs[2]), its share lambda of the loss on each
+// image's own labels and 1 - lambda on its partner's (for multi-label, one loss on targets mixed alike).
+Tensor step_loss(const Run& run, const Tensor& logits, const std::vector<Tensor>& inputs) {
+  const auto loss_on = [&](const Tensor& truth) {
+    return run.multi_label ? binary_cross_entropy_with_logits(logits, truth, run.pos_weight)
+                           : cross_entropy(logits, truth, run.class_weight,
+                                           {.label_smoothing = run.config.label_smoothing});
+  };
+  if (inputs.size() < 3) return loss_on(inputs[1]);
+  const Tensor lambda = own_share(inputs[2]);
+  if (run.multi_label) return loss_on(inputs[1] * lambda + flip(inputs[1], {0}) * (1.0 - lambda));
+  return loss_on(inputs[1]) * lambda + loss_on(flip(inputs[1], {0})) * (1.0 - lambda);
 }
 
 // A step's pass, everything of it but the optimizers' update (what train/graphed_step.hpp can capture):
 // forward, the loss, backward, clipping, and (single-label) the batch's correct predictions.
-//   inputs: images and labels (single-label) or images and targets (multi-label);
-//   returns: the loss, and (single-label) the count of correct predictions, a float64 scalar.
+//   inputs: images and labels (single-label) or images and targets (multi-label), and with mixup or CutMix
+//           the mixing weight (step_inputs);
+//   returns: the loss, and (single-label) the count of correct predictions (of each image's own label, mixed
+//            or not), a float64 scalar.
 std::vector<Tensor> training_pass(Run& run, const std::vector<Tensor>& inputs) {
-  const Tensor& images = inputs[0];
+  const Tensor images = inputs.size() > 2 ? mix_images(inputs[0], inputs[2]) : inputs[0];
   const Tensor logits = forward_logits(*run.model, images, run.precision);  // float32 [B, classes]
-  const Tensor loss = run.multi_label ? binary_cross_entropy_with_logits(logits, inputs[1], run.pos_weight)
-                                      : cross_entropy(logits, inputs[1], run.class_weight,
-                                                      {.label_smoothing = run.config.label_smoothing});
+  const Tensor loss = step_loss(run, logits, inputs);
   for (ParameterGroup& group : run.groups) group.optimizer->zero_grad();
   loss.backward();
   if (run.config.clip_grad_norm > 0)
@@ -799,7 +824,7 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, Training
     learning_rate = run.groups.front().schedule->learning_rate(epoch * steps + step);
     for (ParameterGroup& group : run.groups) group.optimizer->set_learning_rate(group.schedule->learning_rate(epoch * steps + step));
 
-    const std::vector<Tensor> inputs = step_inputs(run, *batch);
+    const std::vector<Tensor> inputs = step_inputs(run, *batch, epoch, step);
     // A graph's outputs are overwritten by its next launch: the loss's copy and the count below are queued
     // before it.
     const std::vector<Tensor> results =
@@ -907,6 +932,7 @@ nlohmann::json EpochSummary::to_json() const {
 
 TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& observer) {
   Monitor{config.monitor, config.min_delta};  // a bad --monitor or --min-delta fails before any work
+  BatchMixing{config.mixup, config.cutmix}.validate();
   KILN_CHECK(config.epochs >= 1, "train: --epochs must be >= 1, got ", config.epochs);
   KILN_CHECK(config.eval_every >= 1, "train: --eval-every must be >= 1, got ", config.eval_every);
   KILN_CHECK(start != RunStart::Resume || config.init_checkpoint.empty(),
@@ -1053,7 +1079,7 @@ void train_at_rates(const TrainConfig& config, std::int64_t steps,
         const double scale = config.learning_rate > 0 ? group.learning_rate / config.learning_rate : 1.0;
         group.optimizer->set_learning_rate(learning_rate * scale);
       }
-      const std::vector<Tensor> results = training_pass(run, step_inputs(run, *batch));
+      const std::vector<Tensor> results = training_pass(run, step_inputs(run, *batch, epoch, step));
       for (ParameterGroup& group : run.groups) group.optimizer->step();
       // Read at once, not a step late as train() does: whether to take the next step depends on it.
       if (!on_step({step, learning_rate, results[0].item()})) return;

@@ -54,6 +54,8 @@ struct TrainConfig {
   std::int64_t warmup_epochs = 0;
   double label_smoothing = 0.0;
   double clip_grad_norm = 0.0;                  // 0: off
+  // Mixup's and CutMix's Beta(alpha, alpha) (train/batch_mixing.hpp); 0: off. With both, each batch one.
+  double mixup = 0.0, cutmix = 0.0;
   double val_split = 0.0;                       // used when the data has no val/ folder
   data::Augmentation augmentation{.crop_padding = 4, .horizontal_flip = true};
   // The model's input size (--image-size): every image resized to image_height x image_width, or, with both

@@ -99,6 +99,28 @@ TEST_CASE("trainer: a run interrupted after epoch 1 and resumed ends with the sa
   fs::remove_all(interrupted);
 }
 
+TEST_CASE("trainer: mixup and CutMix train reproducibly, resume where they left off, and change the run") {
+  Silent silent;
+  const auto mixed_config = [](const fs::path& run_dir) {
+    train::TrainConfig config = small_config(run_dir);
+    config.mixup = 0.4;
+    config.cutmix = 1.0;
+    return config;
+  };
+  const fs::path straight = fresh_run_dir("mixed-straight"), interrupted = fresh_run_dir("mixed-interrupted");
+  const fs::path plain = fresh_run_dir("mixed-plain");
+  train::train(mixed_config(straight), train::RunStart::Fresh, silent);
+  InterruptAfter crash(1);
+  CHECK_THROWS_AS(train::train(mixed_config(interrupted), train::RunStart::Fresh, crash), std::runtime_error);
+  train::train(mixed_config(interrupted), train::RunStart::Resume, silent);
+  train::train(small_config(plain), train::RunStart::Fresh, silent);
+  const auto expected = weights_of(straight / "last.kiln"), actual = weights_of(interrupted / "last.kiln");
+  REQUIRE(expected.size() == actual.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) CHECK(expected[i] == actual[i]);
+  CHECK(weights_of(plain / "last.kiln").front() != expected.front());
+  for (const fs::path& run : {straight, interrupted, plain}) fs::remove_all(run);
+}
+
 TEST_CASE("trainer: a fresh run refuses to overwrite a checkpoint, and resume needs one") {
   Silent silent;
   const fs::path run = fresh_run_dir("refuse");
