@@ -675,7 +675,6 @@ void evaluate_multi_label_epoch(Run& run, EpochSummary& summary) {
   summary.thresholds = run.thresholds;
 }
 
-// A training step's inputs from a batch: the images, and the labels (multi-label: the target vectors).
 // Step `step` of `epoch`'s inputs: the batch's images and labels (or targets), and with mixup or CutMix the
 // step's mixing weight (train/batch_mixing.hpp), on the batch's device.
 std::vector<Tensor> step_inputs(const Run& run, const data::Batch& batch, std::int64_t epoch,
