@@ -48,16 +48,22 @@ Tensor apply_view(const Tensor& images, const TtaView& view) {
   const Tensor flipped = axes.empty() ? images : flip(images, axes);
   // A quarter turn counterclockwise: row y of the result is column W - 1 - y read downwards, which is the
   // transpose turned upside down; three quarter turns are the transpose mirrored.
+  Tensor turned;
   switch (view.quarter_turns) {
     case 1:
-      return flip(flipped.transpose(2, 3), {2});
+      turned = flip(flipped.transpose(2, 3), {2});
+      break;
     case 2:
-      return flip(flipped, {2, 3});
+      turned = flip(flipped, {2, 3});
+      break;
     case 3:
-      return flip(flipped.transpose(2, 3), {3});
+      turned = flip(flipped.transpose(2, 3), {3});
+      break;
     default:
       return flipped;
   }
+  // A transposed channels-last batch flips into NCHW: brought back, so a channels-last model gets its layout.
+  return images.is_channels_last() ? turned.channels_last() : turned;
 }
 
 namespace {

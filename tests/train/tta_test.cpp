@@ -86,8 +86,9 @@ TEST_CASE("tta: a view mirrors, turns upside down and turns counterclockwise, in
   const Tensor batch =
       Tensor::from_vector(kiln::testing::random_values<float>(2 * 3 * 4 * 4, 6), {2, 3, 4, 4});
   for (const TtaView& view : tta_views({.horizontal_flip = true, .vertical_flip = true, .rotate90 = true})) {
-    CHECK(apply_view(batch.channels_last(), view).contiguous().to_vector<float>() ==
-          apply_view(batch, view).to_vector<float>());
+    const Tensor shown = apply_view(batch.channels_last(), view);
+    CHECK(shown.is_channels_last());
+    CHECK(shown.contiguous().to_vector<float>() == apply_view(batch, view).to_vector<float>());
   }
   CHECK_THROWS_WITH_AS(apply_view(Tensor::zeros({1, 1, 2, 3}), {.quarter_turns = 1}),
                        doctest::Contains("a quarter turn needs square images"), kiln::Error);
