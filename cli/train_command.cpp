@@ -426,6 +426,7 @@ const std::vector<StoredSetting>& stored_settings() {
       {"--label-smoothing", {"/label_smoothing"}},
       {"--mixup", {"/mixup"}},
       {"--cutmix", {"/cutmix"}},
+      {"--ema", {"/ema"}},
       {"--clip-grad-norm", {"/clip_grad_norm"}},
       {"--val-split", {"/val_split"}},
       {"--image-size", {"/image_height", "/image_width"}},
@@ -515,6 +516,13 @@ void add_train_command(CLI::App& app) {
                    "ALPHA), the loss mixed alike (0: off; 0.2 is usual)")
       ->type_name("ALPHA")
       ->check(at_least(0))
+      ->capture_default_str();
+  command
+      ->add_option("--ema", config->ema,
+                   "keep a moving average of the weights, decay DECAY per step (0.999 is usual; 0: off), and "
+                   "evaluate, keep and serve it instead of the trained weights")
+      ->type_name("DECAY")
+      ->check(CLI::Range(0.0, 1.0, "in [0, 1)"))
       ->capture_default_str();
   command
       ->add_option("--cutmix", config->cutmix,

@@ -103,8 +103,8 @@ void load_initial_weights(layers::Module& model, const Checkpoint& source, const
   for (NamedTensor& entry : model_state(model)) {
     if (kept(entry.first)) destination.push_back(std::move(entry));
   }
-  for (const NamedTensor& entry : source.tensors) {
-    if (entry.first.starts_with(kModelTensorPrefix) && kept(entry.first)) stored.push_back(entry);
+  for (NamedTensor& entry : served_weights(source)) {
+    if (kept(entry.first)) stored.push_back(std::move(entry));
   }
   load_into(destination, Checkpoint{source.header, std::move(stored)}, path);
 }

@@ -5,6 +5,7 @@
 
 #include "quant/quantized_module.hpp"
 #include "train/checkpoint.hpp"
+#include "train/weight_average.hpp"
 
 namespace kiln::train {
 
@@ -29,6 +30,17 @@ void check_same_classes(const LoadedModel& model, const data::ImageFolder& folde
                " differ from the checkpoint's: class ", i, " is '", actual,
                "' but the model was trained with '", expected, "'");
   }
+}
+
+std::vector<NamedTensor> served_weights(const Checkpoint& checkpoint) {
+  const bool averaged = checkpoint.header.is_object() && checkpoint.header.contains("ema");
+  const std::string prefix = averaged ? kAverageTensorPrefix : "";
+  std::vector<NamedTensor> weights;
+  for (const auto& [name, tensor] : checkpoint.tensors) {
+    if (name.starts_with(prefix + kModelTensorPrefix))
+      weights.emplace_back(name.substr(prefix.size()), tensor);
+  }
+  return weights;
 }
 
 LoadedModel load_model(const std::filesystem::path& path) {
@@ -73,11 +85,7 @@ LoadedModel load_model(const std::filesystem::path& path) {
   }
   Generator unused_initialization(0);  // the stored weights replace whatever this draws
   loaded.model = models::build_model(loaded.architecture, unused_initialization);
-  std::vector<NamedTensor> model_tensors;
-  for (NamedTensor& entry : checkpoint.tensors) {
-    if (entry.first.starts_with(kModelTensorPrefix)) model_tensors.push_back(std::move(entry));
-  }
-  load_into(model_state(*loaded.model), Checkpoint{header, std::move(model_tensors)}, path);
+  load_into(model_state(*loaded.model), Checkpoint{header, served_weights(checkpoint)}, path);
   loaded.model->eval();
   return loaded;
 }

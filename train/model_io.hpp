@@ -21,6 +21,7 @@
 #include "data/preprocessing.hpp"
 #include "layers/module.hpp"
 #include "models/architecture.hpp"
+#include "train/checkpoint.hpp"
 #include "train/multi_label_thresholds.hpp"
 
 namespace kiln::train {
@@ -54,5 +55,9 @@ void check_same_classes(const LoadedModel& model, const data::ImageFolder& folde
 
 // The model's parameters and buffers under the names a checkpoint stores them by ("model.fc.weight").
 std::vector<NamedTensor> model_state(const layers::Module& model);
+
+// The weights a checkpoint hands to whoever uses its model (load_model, --init): a run with --ema's
+// averaged ones (train/weight_average.hpp), under model_state's names, else its "model." tensors.
+std::vector<NamedTensor> served_weights(const Checkpoint& checkpoint);
 
 }  // namespace kiln::train

@@ -25,6 +25,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"clip_grad_norm", clip_grad_norm},
           {"mixup", mixup},
           {"cutmix", cutmix},
+          {"ema", ema},
           {"val_split", val_split},
           {"augmentation", augmentation.to_json()},
           {"image_height", image_height},
@@ -74,6 +75,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
     // Absent from checkpoints written before kiln mixed batches: those runs did not.
     config.mixup = json.value("mixup", 0.0);
     config.cutmix = json.value("cutmix", 0.0);
+    config.ema = json.value("ema", 0.0);  // before --ema: no average
     config.val_split = json.at("val_split").get<double>();
     config.augmentation = data::Augmentation::from_json(json.at("augmentation"));
     // Absent from checkpoints written before --image-size: those runs took the most common size, stretched.

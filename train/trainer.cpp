@@ -40,6 +40,7 @@
 #include "train/report_format.hpp"
 #include "train/run_eta.hpp"
 #include "train/run_plots.hpp"
+#include "train/weight_average.hpp"
 
 namespace kiln::train {
 namespace {
@@ -160,6 +161,8 @@ struct Run {
   // With --cuda-graphs on a CUDA device: each step's pass, and each evaluation batch's forward pass, captured
   // once for the whole run.
   std::unique_ptr<GraphedStep> graphed_step, eval_graphed_step;
+  // With --ema: the moving average of the weights, which the run evaluates and its checkpoints serve.
+  std::unique_ptr<WeightAverage> average;
   bool train_graph_warned = false, eval_graph_warned = false;
   // --profile: the window's session while it is open (train/profile_report.hpp), what it has counted, and
   // whether this run has had its window.
@@ -515,6 +518,8 @@ Run start_fresh(const TrainConfig& config) {
   place_on_device(run);
   open_loaders(run);
   prepare_optimizers(run);
+  if (config.ema > 0)
+    run.average = std::make_unique<WeightAverage>(run.architecture, *run.model, config.ema, run.device);
   default_generator() = Generator(config.seed, kDropoutStream);
   return run;
 }
@@ -585,6 +590,10 @@ Run resume_from(const TrainConfig& requested) {
   for (std::size_t g = 0; g < run.groups.size(); ++g) {
     run.groups[g].optimizer->load_state(header.at(run.groups[g].key), optimizer_tensors[g]);
   }
+  if (run.config.ema > 0) {
+    run.average = std::make_unique<WeightAverage>(run.architecture, *run.model, run.config.ema, run.device);
+    run.average->load(header.at("ema"), checkpoint.tensors, path);
+  }
   run.epochs_done = header.at("epoch").get<std::int64_t>();
   default_generator() = Generator(run.config.seed, kDropoutStream);
   default_generator().set_offset(header.at("rng").at("dropout_offset").get<std::uint64_t>());
@@ -619,6 +628,10 @@ void save(const Run& run, bool improved) {
   for (const ParameterGroup& group : run.groups) {
     for (const auto& [name, tensor] : group.optimizer->state_tensors()) tensors.emplace_back(group.key + "." + name, tensor);
   }
+  if (run.average) {
+    header["ema"] = run.average->state_json();
+    for (NamedTensor& entry : run.average->state_tensors()) tensors.push_back(std::move(entry));
+  }
   const Checkpoint checkpoint{header, tensors};
   if (improved) save_checkpoint(best_checkpoint(run.config.run_dir), checkpoint);
   save_checkpoint(last_checkpoint(run.config.run_dir), checkpoint);
@@ -649,6 +662,10 @@ void redraw_plots(const std::filesystem::path& run_dir) {
   }
 }
 
+// The model an epoch's evaluation scores, and its checkpoints serve: the weights' average with --ema, else
+// the model as trained.
+layers::Module& evaluated_model(Run& run) { return run.average ? run.average->model() : *run.model; }
+
 // Says once, on stderr, why a --cuda-graphs pass runs without a graph (train/graphed_step.hpp).
 void warn_once_if_not_captured(const GraphedStep* step, const char* what, bool& warned) {
   if (step == nullptr || !step->fallback_reason() || warned) return;
@@ -662,10 +679,11 @@ void warn_once_if_not_captured(const GraphedStep* step, const char* what, bool& 
 // (kept in run.thresholds, so the checkpoint written next carries them) and reports at them; a run
 // whose held-out split is the test split keeps the default thresholds, so the test images stay unseen.
 void evaluate_multi_label_epoch(Run& run, EpochSummary& summary) {
+  layers::Module& evaluated = evaluated_model(run);
   if (run.graphed_step && !run.eval_graphed_step)
-    run.eval_graphed_step = multi_label_evaluation_graph(*run.model, run.precision);
+    run.eval_graphed_step = multi_label_evaluation_graph(evaluated, run.precision);
   const MultiLabelMetrics metrics = evaluate_multi_label(
-      *run.model, *run.eval_loader, run.architecture.classes, run.precision, run.eval_graphed_step.get());
+      evaluated, *run.eval_loader, run.architecture.classes, run.precision, run.eval_graphed_step.get());
   warn_once_if_not_captured(run.eval_graphed_step.get(), "evaluation pass", run.eval_graph_warned);
   if (run.splits.validation) {
     run.thresholds = choose_thresholds(metrics.probabilities(), metrics.truth(),
@@ -831,6 +849,7 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, Training
     const std::uint64_t loss_ticket = losses.start(results[0]);
     warn_once_if_not_captured(run.graphed_step.get(), "training step", run.train_graph_warned);
     for (ParameterGroup& group : run.groups) group.optimizer->step();
+    if (run.average) run.average->update(*run.model);
     if (!run.multi_label) {
       const NoGradGuard no_grad;
       correct = correct + results[1];
@@ -866,10 +885,11 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, Training
   if (run.multi_label) {
     evaluate_multi_label_epoch(run, summary);
   } else {
+    layers::Module& evaluated = evaluated_model(run);
     if (run.graphed_step && !run.eval_graphed_step)
-      run.eval_graphed_step = evaluation_graph(model, run.precision);
-    summary.validation = evaluate(model, *run.eval_loader, run.architecture.classes, nullptr, run.precision,
-                                  run.eval_graphed_step.get());
+      run.eval_graphed_step = evaluation_graph(evaluated, run.precision);
+    summary.validation = evaluate(evaluated, *run.eval_loader, run.architecture.classes, nullptr,
+                                  run.precision, run.eval_graphed_step.get());
     warn_once_if_not_captured(run.eval_graphed_step.get(), "evaluation pass", run.eval_graph_warned);
   }
   summary.eval_seconds = seconds_since(eval_start);
@@ -932,6 +952,8 @@ nlohmann::json EpochSummary::to_json() const {
 TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& observer) {
   Monitor{config.monitor, config.min_delta};  // a bad --monitor or --min-delta fails before any work
   BatchMixing{config.mixup, config.cutmix}.validate();
+  KILN_CHECK(config.ema >= 0 && config.ema < 1, "train: --ema takes a decay in [0, 1) (0: off), got ",
+             config.ema);
   KILN_CHECK(config.epochs >= 1, "train: --epochs must be >= 1, got ", config.epochs);
   KILN_CHECK(config.eval_every >= 1, "train: --eval-every must be >= 1, got ", config.eval_every);
   KILN_CHECK(start != RunStart::Resume || config.init_checkpoint.empty(),

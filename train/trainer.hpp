@@ -56,6 +56,9 @@ struct TrainConfig {
   double clip_grad_norm = 0.0;                  // 0: off
   // Mixup's and CutMix's Beta(alpha, alpha) (train/batch_mixing.hpp); 0: off. With both, each batch one.
   double mixup = 0.0, cutmix = 0.0;
+  // --ema: the decay of the weights' moving average that the run evaluates and serves
+  // (train/weight_average.hpp); 0: off.
+  double ema = 0.0;
   double val_split = 0.0;                       // used when the data has no val/ folder
   data::Augmentation augmentation{.crop_padding = 4, .horizontal_flip = true};
   // The model's input size (--image-size): every image resized to image_height x image_width, or, with both

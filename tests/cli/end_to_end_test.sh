@@ -45,6 +45,9 @@ check_error "quarter turns of an input that is not square" "needs a square input
 check_error "resume with another --crop-scale" "cannot resume .* with --crop-scale 0.8" "$kiln" train "$data" --epochs 2 --out "$work/dihedral" --resume --crop-scale 0.8
 check "train with mixup and CutMix" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 2 --batch 32 --mixup 0.2 --cutmix 1 --out "$work/mixed"
 check_error "resume with another --mixup" "cannot resume .* with --mixup 0.4" "$kiln" train "$data" --epochs 2 --out "$work/mixed" --resume --mixup 0.4
+check "train with --ema" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 3 --batch 32 --ema 0.99 --out "$work/averaged" --json
+check "eval serves the average" "$kiln" eval "$work/averaged/last.kiln" "$data" --json
+check_error "resume with another --ema" "cannot resume .* with --ema 0.9" "$kiln" train "$data" --epochs 2 --out "$work/averaged" --resume --ema 0.9
 check "info shows the input size" "$kiln" info "$work/sized/last.kiln"
 grep -q "input 3x24x20" "$work/out" || { echo "FAIL: --image-size sets the model's input"; cat "$work/out"; failures=$((failures + 1)); }
 check "predict at the checkpoint's input size" "$kiln" predict "$work/sized/last.kiln" "$data/test/cat/0000.jpg" --top 2

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -21,7 +22,9 @@
 #include "models/architecture.hpp"
 #include "tests/support/scratch_folder.hpp"
 #include "tests/support/tiny_training.hpp"
+#include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
+#include "train/model_io.hpp"
 
 namespace train_trainer_test {
 
@@ -119,6 +122,53 @@ TEST_CASE("trainer: mixup and CutMix train reproducibly, resume where they left 
   for (std::size_t i = 0; i < expected.size(); ++i) CHECK(expected[i] == actual[i]);
   CHECK(weights_of(plain / "last.kiln").front() != expected.front());
   for (const fs::path& run : {straight, interrupted, plain}) fs::remove_all(run);
+}
+
+TEST_CASE("trainer: --ema evaluates and serves the weights' average, and resumes it bit for bit") {
+  Silent silent;
+  const auto averaged_config = [](const fs::path& run_dir) {
+    train::TrainConfig config = small_config(run_dir);
+    config.ema = 0.9;
+    return config;
+  };
+  const fs::path straight = fresh_run_dir("ema-straight"), interrupted = fresh_run_dir("ema-interrupted");
+  const train::TrainResult result = train::train(averaged_config(straight), train::RunStart::Fresh, silent);
+  InterruptAfter crash(1);
+  CHECK_THROWS_AS(train::train(averaged_config(interrupted), train::RunStart::Fresh, crash),
+                  std::runtime_error);
+  train::train(averaged_config(interrupted), train::RunStart::Resume, silent);
+  const train::Checkpoint a = train::load_checkpoint(straight / "last.kiln"),
+                          b = train::load_checkpoint(interrupted / "last.kiln");
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  for (std::size_t i = 0; i < a.tensors.size(); ++i) {
+    CAPTURE(a.tensors[i].first);
+    CHECK(a.tensors[i].second.to(DType::Float64).to_vector<double>() ==
+          b.tensors[i].second.to(DType::Float64).to_vector<double>());
+  }
+  CHECK(a.header.at("ema").at("updates") == 6);  // 2 epochs of 3 steps
+  // The average is not the trained weights, and the checkpoint serves it: loaded, the model scores what the
+  // run's last evaluation scored.
+  std::vector<float> trained, averaged;
+  for (const auto& [name, tensor] : a.tensors) {
+    if (name == "model.conv1.weight") trained = tensor.to_vector<float>();
+    if (name == "ema.model.conv1.weight") averaged = tensor.to_vector<float>();
+  }
+  REQUIRE(!trained.empty());
+  CHECK(trained != averaged);
+  const train::LoadedModel loaded = train::load_model(straight / "last.kiln");
+  CHECK(train::model_state(*loaded.model).front().second.to_vector<float>() ==
+        a.tensors[std::find_if(a.tensors.begin(), a.tensors.end(),
+                               [](const NamedTensor& t) { return t.first == "ema.model.conv1.weight"; }) -
+                  a.tensors.begin()]
+            .second.to_vector<float>());
+  data::DataLoader loader(data::ImageFolder::scan(kSubset / "test"), loaded.preprocessing,
+                          data::LoaderOptions::in_order(64, 0, false));
+  const train::MetricsReport report = train::evaluate(*loaded.model, loader, 10);
+  REQUIRE(result.history.back().validation);
+  CHECK(report.accuracy == doctest::Approx(result.history.back().validation->accuracy));
+  CHECK(report.loss == doctest::Approx(result.history.back().validation->loss).epsilon(1e-4));
+  fs::remove_all(straight);
+  fs::remove_all(interrupted);
 }
 
 TEST_CASE("trainer: a fresh run refuses to overwrite a checkpoint, and resume needs one") {
