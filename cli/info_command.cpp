@@ -140,6 +140,11 @@ void add_info_command(CLI::App& app) {
       const std::string source = config.value("class_weights", std::string());
       std::printf("balancing      class weights (%s): %s\n", source.c_str(), list.c_str());
     }
+    if (header.contains("ema")) {
+      std::printf("weights        the moving average (--ema %g, %lld updates), which eval and predict use\n",
+                  header.at("ema").at("decay").get<double>(),
+                  header.at("ema").at("updates").get<long long>());
+    }
     print_guards(header);
     if (!header.at("history").empty()) std::printf("last epoch     %s\n", header.at("history").back().dump().c_str());
   });

@@ -47,6 +47,8 @@ check "train with mixup and CutMix" "$kiln" train "$data" --model lenet5 --epoch
 check_error "resume with another --mixup" "cannot resume .* with --mixup 0.4" "$kiln" train "$data" --epochs 2 --out "$work/mixed" --resume --mixup 0.4
 check "train with --ema" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 3 --batch 32 --ema 0.99 --out "$work/averaged" --json
 check "eval serves the average" "$kiln" eval "$work/averaged/last.kiln" "$data" --json
+check "info says the weights are averaged" "$kiln" info "$work/averaged/last.kiln"
+grep -q "weights        the moving average (--ema 0.99, 3 updates)" "$work/out" || { echo "FAIL: info names the averaged weights"; cat "$work/out"; failures=$((failures + 1)); }
 check_error "resume with another --ema" "cannot resume .* with --ema 0.9" "$kiln" train "$data" --epochs 2 --out "$work/averaged" --resume --ema 0.9
 check "info shows the input size" "$kiln" info "$work/sized/last.kiln"
 grep -q "input 3x24x20" "$work/out" || { echo "FAIL: --image-size sets the model's input"; cat "$work/out"; failures=$((failures + 1)); }
