@@ -31,7 +31,7 @@ std::vector<Tensor> evaluation_pass(layers::Module& model, Precision precision,
                                     const std::vector<Tensor>& inputs,
                                     const std::vector<TtaView>* views = nullptr) {
   const auto logits_of = [&](const Tensor& images) { return forward_logits(model, images, precision); };
-  const Tensor logits = views ? averaged_logits(logits_of, inputs[0], *views, false) : logits_of(inputs[0]);
+  const Tensor logits = averaged_logits(logits_of, inputs[0], views, false);
   const Tensor loss_sum = cross_entropy(logits, inputs[1], Tensor(), {.reduction = Reduction::Sum});
   return {logits, loss_sum};
 }
@@ -100,7 +100,7 @@ std::vector<ClassScore> predict_file(const LoadedModel& loaded, const std::files
   NoGradGuard no_grad;
   const Tensor input = loaded.preprocessing.apply(data::decode_image_file(image)).unsqueeze(0);
   const auto logits_of = [&](const Tensor& images) { return (*loaded.model)(images); };
-  const Tensor logits = views ? averaged_logits(logits_of, input, *views, false) : logits_of(input);
+  const Tensor logits = averaged_logits(logits_of, input, views, false);
   const std::vector<double> probabilities = softmax(logits, 1).to_vector<double>();
   std::vector<ClassScore> scores;
   for (std::size_t i = 0; i < probabilities.size(); ++i) {

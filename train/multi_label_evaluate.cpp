@@ -19,7 +19,7 @@ std::vector<Tensor> multi_label_pass(layers::Module& model, Precision precision,
                                      const std::vector<Tensor>& inputs,
                                      const std::vector<TtaView>* views = nullptr) {
   const auto logits_of = [&](const Tensor& images) { return forward_logits(model, images, precision); };
-  const Tensor logits = views ? averaged_logits(logits_of, inputs[0], *views, true) : logits_of(inputs[0]);
+  const Tensor logits = averaged_logits(logits_of, inputs[0], views, true);
   return {logits, binary_cross_entropy_with_logits(logits, inputs[1], Tensor(), Reduction::Sum)};
 }
 
@@ -74,8 +74,7 @@ std::vector<LabelScore> predict_labels_file(const LoadedModel& loaded, const std
   const Tensor input = loaded.preprocessing.apply(data::decode_image_file(image)).unsqueeze(0);
   const auto logits_of = [&](const Tensor& images) { return (*loaded.model)(images); };
   const std::vector<double> logits =
-      (views ? averaged_logits(logits_of, input, *views, true) : logits_of(input))
-          .to_vector<double>();  // [L]
+      averaged_logits(logits_of, input, views, true).to_vector<double>();  // [L]
   std::vector<LabelScore> scores;
   for (std::size_t l = 0; l < logits.size(); ++l) {
     scores.push_back({loaded.classes[l], static_cast<std::int64_t>(l), label_probability(logits[l]),

@@ -86,13 +86,15 @@ Tensor log_sigmoid(const Tensor& x) {
 }  // namespace
 
 Tensor averaged_logits(const std::function<Tensor(const Tensor&)>& logits_of, const Tensor& images,
-                       const std::vector<TtaView>& views, bool multi_label) {
-  KILN_CHECK(!views.empty(), "test-time augmentation: no views");
-  if (views.size() == 1 && !views[0].mirror && !views[0].upside_down && views[0].quarter_turns == 0)
+                       const std::vector<TtaView>* views, bool multi_label) {
+  if (views == nullptr) return logits_of(images);
+  KILN_CHECK(!views->empty(), "test-time augmentation: no views");
+  const TtaView& first = views->front();
+  if (views->size() == 1 && !first.mirror && !first.upside_down && first.quarter_turns == 0)
     return logits_of(images);
   // In log space throughout: a probability a view rounds to 0 in float would make the mean's log -inf.
   std::vector<Tensor> log_p, log_not_p;
-  for (const TtaView& view : views) {
+  for (const TtaView& view : *views) {
     const Tensor logits = logits_of(apply_view(images, view));
     if (multi_label) {
       log_p.push_back(log_sigmoid(logits));

@@ -44,8 +44,9 @@ Tensor apply_view(const Tensor& images, const TtaView& view);
 
 // The logits of the prediction averaged over `views`, from logits_of(images) [N, classes] for each view of
 // `images`: log of the mean softmax (single-label) or the logit of the mean sigmoid (multi_label). float32
-// [N, classes], on the images' device. With one view, logits_of(images) itself.
+// [N, classes], on the images' device. With no views (null: no test-time augmentation) or only the image as
+// it is, logits_of(images) itself.
 Tensor averaged_logits(const std::function<Tensor(const Tensor&)>& logits_of, const Tensor& images,
-                       const std::vector<TtaView>& views, bool multi_label);
+                       const std::vector<TtaView>* views, bool multi_label);
 
 }  // namespace kiln::train

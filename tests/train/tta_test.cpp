@@ -117,16 +117,19 @@ TEST_CASE("tta: the averaged logits are those of the mean probability, single-la
   };
   const std::vector<double> single = mean_probability(false), multi = mean_probability(true);
   const std::vector<float> softmax_of_average =
-      softmax(averaged_logits(logits_of, images, views, false), 1).to_vector<float>();
+      softmax(averaged_logits(logits_of, images, &views, false), 1).to_vector<float>();
   const std::vector<float> sigmoid_of_average =
-      sigmoid(averaged_logits(logits_of, images, views, true)).to_vector<float>();
+      sigmoid(averaged_logits(logits_of, images, &views, true)).to_vector<float>();
   for (std::size_t i = 0; i < single.size(); ++i) {
     CHECK(softmax_of_average[i] == doctest::Approx(single[i]).epsilon(1e-5));
     CHECK(sigmoid_of_average[i] == doctest::Approx(multi[i]).epsilon(1e-5));
   }
   // One view, the image as it is: the model's own logits.
   const std::vector<TtaView> one = tta_views(Augmentation{});
-  CHECK(averaged_logits(logits_of, images, one, false).to_vector<float>() == logits_of(images).to_vector<float>());
+  CHECK(averaged_logits(logits_of, images, &one, false).to_vector<float>() ==
+        logits_of(images).to_vector<float>());
+  CHECK(averaged_logits(logits_of, images, nullptr, false).to_vector<float>() ==
+        logits_of(images).to_vector<float>());
 }
 
 TEST_CASE("tta: logits far past where a probability rounds to 0 or 1 stay finite") {
@@ -138,7 +141,7 @@ TEST_CASE("tta: logits far past where a probability rounds to 0 or 1 stay finite
   };
   const std::vector<TtaView> views = tta_views({.horizontal_flip = true});
   for (const bool multi_label : {false, true}) {
-    for (const float value : averaged_logits(logits_of, images, views, multi_label).to_vector<float>())
+    for (const float value : averaged_logits(logits_of, images, &views, multi_label).to_vector<float>())
       CHECK(std::isfinite(value));
   }
 }
