@@ -47,9 +47,8 @@ void BatchMixing::validate() const {
              "train: --cutmix takes an alpha >= 0 (0: off), got ", cutmix_alpha);
 }
 
-double sample_symmetric_beta(double alpha, std::uint64_t seed, std::uint64_t stream, std::uint64_t offset) {
+double sample_symmetric_beta(double alpha, const kernels::PhiloxState& state) {
   KILN_CHECK(alpha > 0, "Beta(alpha, alpha) needs alpha > 0, got ", alpha);
-  const kernels::PhiloxState state{seed, stream, offset};
   const double x = sample_gamma(alpha, state, kFirstGammaDraw);
   const double y = sample_gamma(alpha, state, kFirstGammaDraw + kGammaDraws);
   return x + y > 0 ? x / (x + y) : 0.5;
@@ -62,14 +61,13 @@ MixDraw draw_mixing(const BatchMixing& mixing, std::uint64_t seed, std::int64_t 
   // Each step's draws in blocks of their own: 4 + 2 * kGammaDraws = 268 draws, 67 Philox blocks.
   constexpr std::uint64_t kBlocksPerStep = 128;
   static_assert(kernels::philox_blocks_for(kFirstGammaDraw + 2 * kGammaDraws) <= kBlocksPerStep);
-  const std::uint64_t stream = data::kBatchMixingStream + static_cast<std::uint64_t>(epoch);
-  const std::uint64_t offset = static_cast<std::uint64_t>(step) * kBlocksPerStep;
-  const kernels::PhiloxState state{seed, stream, offset};
+  const kernels::PhiloxState state{seed, data::kBatchMixingStream + static_cast<std::uint64_t>(epoch),
+                                   static_cast<std::uint64_t>(step) * kBlocksPerStep};
   MixDraw draw;
   const bool both = mixing.mixup_alpha > 0 && mixing.cutmix_alpha > 0;
   draw.cutmix = both ? kernels::philox_uniform<double>(state, kKindDraw) < 0.5 : mixing.cutmix_alpha > 0;
   const double alpha = draw.cutmix ? mixing.cutmix_alpha : mixing.mixup_alpha;
-  const double lambda = sample_symmetric_beta(alpha, seed, stream, offset);
+  const double lambda = sample_symmetric_beta(alpha, state);
   if (!draw.cutmix) {
     draw.lambda = lambda;
     return draw;

@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "core/tensor.hpp"
+#include "kernels/random/philox.hpp"
 
 namespace kiln::train {
 
@@ -57,6 +58,6 @@ Tensor own_share(const Tensor& weight);
 
 // A draw from Beta(alpha, alpha) (alpha > 0), from draws of `state` (two gamma variables by Marsaglia and
 // Tsang's method); a pure function of the state.
-double sample_symmetric_beta(double alpha, std::uint64_t seed, std::uint64_t stream, std::uint64_t offset);
+double sample_symmetric_beta(double alpha, const kernels::PhiloxState& state);
 
 }  // namespace kiln::train

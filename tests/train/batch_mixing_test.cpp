@@ -27,7 +27,8 @@ TEST_CASE("batch mixing: Beta(alpha, alpha) draws have its mean and variance") {
     const int count = 4000;
     double total = 0, squares = 0;
     for (int i = 0; i < count; ++i) {
-      const double x = kiln::train::sample_symmetric_beta(alpha, 17, 5, static_cast<std::uint64_t>(i) * 128);
+      const double x =
+          kiln::train::sample_symmetric_beta(alpha, {17, 5, static_cast<std::uint64_t>(i) * 128});
       CHECK(x >= 0.0);
       CHECK(x <= 1.0);
       total += x;
@@ -38,7 +39,8 @@ TEST_CASE("batch mixing: Beta(alpha, alpha) draws have its mean and variance") {
     CHECK(mean == doctest::Approx(0.5).epsilon(0.06));
     CHECK(variance == doctest::Approx(1.0 / (4.0 * (2.0 * alpha + 1.0))).epsilon(0.1));
   }
-  CHECK(kiln::train::sample_symmetric_beta(0.5, 1, 2, 3) == kiln::train::sample_symmetric_beta(0.5, 1, 2, 3));
+  CHECK(kiln::train::sample_symmetric_beta(0.5, {1, 2, 3}) ==
+        kiln::train::sample_symmetric_beta(0.5, {1, 2, 3}));
 }
 
 TEST_CASE("batch mixing: mixup's weight is one share everywhere, CutMix's a clipped box of ones") {
