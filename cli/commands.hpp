@@ -2,11 +2,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <optional>
-#include <vector>
-
-#include "train/model_io.hpp"
-#include "train/tta.hpp"
 
 namespace kiln::cli {
 
@@ -29,11 +24,5 @@ void add_compute_threads_option(CLI::App* command);
 // "--top: must be at least 1, got 0". (CLI11's PositiveNumber and NonNegativeNumber name the largest double,
 // all 309 digits of it.)
 CLI::Validator at_least(double minimum);
-
-// `--tta` (eval, predict): test-time augmentation, each prediction averaged over the flips and quarter turns
-// the checkpoint trained with (train/tta.hpp).
-void add_tta_flag(CLI::App* command, bool& tta);
-// --tta's views for `loaded`, said in a line on stderr (stdout may be JSON); nullopt without --tta.
-std::optional<std::vector<train::TtaView>> tta_option_views(bool tta, const train::LoadedModel& loaded);
 
 }  // namespace kiln::cli

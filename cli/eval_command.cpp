@@ -9,6 +9,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/json_lines.hpp"
+#include "cli/tta_option.hpp"
 #include "data/dataset.hpp"
 #include "data/label_table.hpp"
 #include "data/loader.hpp"

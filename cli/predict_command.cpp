@@ -11,6 +11,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/json_lines.hpp"
+#include "cli/tta_option.hpp"
 #include "data/dataset.hpp"
 #include "train/evaluate.hpp"
 #include "train/multi_label_evaluate.hpp"

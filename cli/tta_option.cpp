@@ -1,7 +1,6 @@
-// add_tta_flag and tta_option_views (commands.hpp): kiln eval's and kiln predict's --tta.
-#include <cstdio>
+#include "cli/tta_option.hpp"
 
-#include "cli/commands.hpp"
+#include <cstdio>
 
 namespace kiln::cli {
 
