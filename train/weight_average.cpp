@@ -6,6 +6,7 @@
 #include "core/error.hpp"
 #include "core/generator.hpp"
 #include "core/ops.hpp"
+#include "kernels/optim_update/optim_update.hpp"
 #include "train/model_io.hpp"
 
 namespace kiln::train {
@@ -35,16 +36,27 @@ void WeightAverage::update(const layers::Module& model) {
   const double d = decay_now();
   std::vector<NamedTensor> to = model_state(*average_);  // handles sharing the average's storage
   const std::vector<NamedTensor> from = model_state(model);
+  // The float32 and float64 tensors (all of a model's weights and statistics, in every precision) in one
+  // multi-tensor update per dtype: on a GPU one launch for the whole model rather than a few per tensor.
+  std::vector<kernels::AverageSlice<float>> floats;
+  std::vector<kernels::AverageSlice<double>> doubles;
   for (std::size_t i = 0; i < to.size(); ++i) {
     Tensor& average = to[i].second;
     const Tensor& weight = from[i].second;
-    // Counters and other integer buffers are not averaged: they follow the model.
-    if (is_floating(weight.dtype())) {
+    const bool dense = average.is_contiguous() && weight.is_contiguous();
+    if (dense && weight.dtype() == DType::Float32) {
+      floats.push_back({average.data<float>(), weight.data<float>(), weight.numel()});
+    } else if (dense && weight.dtype() == DType::Float64) {
+      doubles.push_back({average.data<double>(), weight.data<double>(), weight.numel()});
+    } else if (is_floating(weight.dtype())) {
       average.copy_(average * d + weight * (1.0 - d));
     } else {
-      average.copy_(weight);
+      average.copy_(weight);  // counters and other integer buffers are not averaged: they follow the model
     }
   }
+  const Device device = average_->device();
+  kernels::average_update_many<float>(device, d, floats);
+  kernels::average_update_many<double>(device, d, doubles);
   ++updates_;
 }
 

@@ -15,4 +15,8 @@ void adam_update(std::int64_t n, float* param, const float* grad, float* exp_avg
   vectorized::adam_update<simd::FloatVector256>(n, param, grad, exp_avg, exp_avg_sq, h);
 }
 
+void average_update(std::int64_t n, float* average, const float* weight, double decay) {
+  vectorized::average_update<simd::FloatVector256>(n, average, weight, decay);
+}
+
 }  // namespace kiln::kernels::avx2

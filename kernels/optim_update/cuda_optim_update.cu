@@ -1,9 +1,10 @@
-// SGD and Adam/AdamW updates on a CUDA device (optim_update.hpp), float and double, over many tensors per
-// launch: an optimizer step updates every parameter of a model with a handful of launches instead of one
-// (or several) per parameter.
+// SGD and Adam/AdamW updates and the weights' moving average on a CUDA device (optim_update.hpp), float and
+// double, over many tensors per launch: an optimizer step updates every parameter of a model with a handful
+// of launches instead of one (or several) per parameter, and --ema's average follows it with one more.
 //
 //   slice t: param, grad, state buffers [n_t], updated in place (SGD: momentum_buffer; Adam: exp_avg,
 //            exp_avg_sq), all under one set of hyperparameters
+//   slice t: average, weight [n_t], the average updated in place
 //
 // The launches go through the multi-tensor table (kernels/multi_tensor.cuh): up to a few hundred tensors
 // each, a block per chunk of 4096 elements.
@@ -78,10 +79,27 @@ struct AdamStep {
   }
 };
 
-template <typename T, class Step>
-__global__ void update_kernel(TensorTable<TensorBuffers<T, Step::kStates>> table, Step step) {
-  table.for_each_element_of_block(
-      [&](const TensorBuffers<T, Step::kStates>& tensor, std::int64_t i) { step(tensor, i); });
+// One tensor's moving average and the weight it follows.
+template <typename T>
+struct AverageBuffers {
+  T* average;
+  const T* weight;
+};
+
+// average = decay * average + (1 - decay) * weight.
+struct AverageStep {
+  double keep, take;  // decay, 1 - decay
+
+  template <typename T>
+  __device__ void operator()(const AverageBuffers<T>& tensor, std::int64_t i) const {
+    tensor.average[i] = static_cast<T>(keep * static_cast<double>(tensor.average[i]) +
+                                       take * static_cast<double>(tensor.weight[i]));
+  }
+};
+
+template <class Buffers, class Step>
+__global__ void update_kernel(TensorTable<Buffers> table, Step step) {
+  table.for_each_element_of_block([&](const Buffers& tensor, std::int64_t i) { step(tensor, i); });
 }
 
 template <typename T>
@@ -94,16 +112,21 @@ TensorBuffers<T, 2> buffers_of(const AdamSlice<T>& slice) {
   return {slice.param, slice.grad, {slice.exp_avg, slice.exp_avg_sq}};
 }
 
+template <typename T>
+AverageBuffers<T> buffers_of(const AverageSlice<T>& slice) {
+  return {slice.average, slice.weight};
+}
+
 // One launch per table of up to kTensorsPerLaunch tensors.
-template <typename T, class Step, class Slice>
+template <class Buffers, class Step, class Slice>
 void update_in_launches(std::span<const Slice> slices, const Step& step, const char* name) {
-  using Buffers = TensorBuffers<T, Step::kStates>;
   static_assert(sizeof(TensorTable<Buffers>) + sizeof(Step) <= kMaxKernelArgumentBytes,
                 "the table must fit in kernel arguments");
   for_each_table<Buffers>(
       slices, [](const Slice& slice) { return buffers_of(slice); },
       [&](const TensorTable<Buffers>& table) {
-        launch(name, update_kernel<T, Step>, grid_blocks(table.chunks(), 1), kThreadsPerBlock, table, step);
+        launch(name, update_kernel<Buffers, Step>, grid_blocks(table.chunks(), 1), kThreadsPerBlock, table,
+               step);
       });
 }
 
@@ -118,7 +141,7 @@ void sgd_update_many(const SgdHyper& h, std::span<const SgdSlice<T>> slices) {
                      .use_momentum = h.momentum != 0.0,
                      .nesterov = h.nesterov,
                      .first_step = h.first_step};
-  update_in_launches<T>(slices, step, "sgd_update");
+  update_in_launches<TensorBuffers<T, SgdStep::kStates>>(slices, step, "sgd_update");
 }
 
 template <typename T>
@@ -136,12 +159,20 @@ void adam_update_many(const AdamHyper& h, std::span<const AdamSlice<T>> slices) 
                       // AdamW shrinks the parameter directly; Adam adds the decay to the gradient instead.
                       .shrink = h.decoupled_weight_decay ? 1.0 - h.lr * h.weight_decay : 1.0,
                       .gradient_decay = h.decoupled_weight_decay ? 0.0 : h.weight_decay};
-  update_in_launches<T>(slices, step, "adam_update");
+  update_in_launches<TensorBuffers<T, AdamStep::kStates>>(slices, step, "adam_update");
+}
+
+template <typename T>
+void average_update_many(double decay, std::span<const AverageSlice<T>> slices) {
+  update_in_launches<AverageBuffers<T>>(slices, AverageStep{.keep = decay, .take = 1.0 - decay},
+                                        "average_update");
 }
 
 template void sgd_update_many<float>(const SgdHyper&, std::span<const SgdSlice<float>>);
 template void sgd_update_many<double>(const SgdHyper&, std::span<const SgdSlice<double>>);
 template void adam_update_many<float>(const AdamHyper&, std::span<const AdamSlice<float>>);
 template void adam_update_many<double>(const AdamHyper&, std::span<const AdamSlice<double>>);
+template void average_update_many<float>(double, std::span<const AverageSlice<float>>);
+template void average_update_many<double>(double, std::span<const AverageSlice<double>>);
 
 }  // namespace kiln::kernels::cuda

@@ -1,6 +1,6 @@
-// The single dispatch point for the optimizer updates: every optimizer comes through here, and this is
-// the only place that picks an implementation: float runs the AVX-512 / AVX2 updates when cpu_level()
-// allows, double and the Reference level the reference kernel, a CUDA device the CUDA kernels
+// The single dispatch point for the optimizer updates: every optimizer (and --ema's average) comes through
+// here, and this is the only place that picks an implementation: float runs the AVX-512 / AVX2 updates when
+// cpu_level() allows, double and the Reference level the reference kernel, a CUDA device the CUDA kernels
 // (cuda_optim_update.cu) in a build with CUDA. The multi-tensor updates (*_many) loop over the per-tensor
 // ones on the CPU, and update many tensors per launch on CUDA.
 #include <span>
@@ -94,6 +94,42 @@ void adam_update_many(Device device, const AdamHyper& h, std::span<const AdamSli
   }
 }
 
+template <typename T>
+void average_update(Device device, std::int64_t n, T* average, const T* weight, double decay) {
+  profiler::Scope profile("average_update", device, dtype_of_v<T>);
+  KILN_CHECK(decay >= 0.0 && decay <= 1.0, "average_update: decay ", decay, " is outside [0, 1]");
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) {
+    const AverageSlice<T> slice{average, weight, n};
+    return cuda::average_update_many<T>(decay, std::span(&slice, 1));
+  }
+#endif
+  require_cpu(device, "average_update");
+  if constexpr (std::is_same_v<T, float>) {
+    switch (cpu_level()) {
+      case CpuLevel::Avx512:
+        return avx512::average_update(n, average, weight, decay);
+      case CpuLevel::Avx2:
+        return avx2::average_update(n, average, weight, decay);
+      case CpuLevel::Reference:
+        break;
+    }
+  }
+  reference::average_update(n, average, weight, decay);
+}
+
+template <typename T>
+void average_update_many(Device device, double decay, std::span<const AverageSlice<T>> slices) {
+  profiler::Scope profile("average_update_many", device, dtype_of_v<T>);
+  KILN_CHECK(decay >= 0.0 && decay <= 1.0, "average_update_many: decay ", decay, " is outside [0, 1]");
+#ifdef KILN_WITH_CUDA
+  if (device.is_cuda()) return cuda::average_update_many(decay, slices);
+#endif
+  require_cpu(device, "average_update_many");
+  for (const AverageSlice<T>& slice : slices)
+    average_update(device, slice.n, slice.average, slice.weight, decay);
+}
+
 template void sgd_update<float>(Device, std::int64_t, float*, const float*, float*, const SgdHyper&);
 template void sgd_update<double>(Device, std::int64_t, double*, const double*, double*, const SgdHyper&);
 template void adam_update<float>(Device, std::int64_t, float*, const float*, float*, float*,
@@ -105,5 +141,9 @@ template void sgd_update_many<float>(Device, const SgdHyper&, std::span<const Sg
 template void sgd_update_many<double>(Device, const SgdHyper&, std::span<const SgdSlice<double>>);
 template void adam_update_many<float>(Device, const AdamHyper&, std::span<const AdamSlice<float>>);
 template void adam_update_many<double>(Device, const AdamHyper&, std::span<const AdamSlice<double>>);
+template void average_update<float>(Device, std::int64_t, float*, const float*, double);
+template void average_update<double>(Device, std::int64_t, double*, const double*, double);
+template void average_update_many<float>(Device, double, std::span<const AverageSlice<float>>);
+template void average_update_many<double>(Device, double, std::span<const AverageSlice<double>>);
 
 }  // namespace kiln::kernels

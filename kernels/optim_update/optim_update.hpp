@@ -1,4 +1,5 @@
-// Optimizer updates: one step of SGD or Adam over a dense buffer of n parameters, in place.
+// Optimizer updates: one step of SGD or Adam over a dense buffer of n parameters, in place; and the step
+// of a moving average of the weights (--ema, train/weight_average.hpp), which follows every optimizer step.
 //
 // param, grad and every state buffer hold n elements laid out alike (the parameter tensor's own dense
 // storage). The formulas are PyTorch's (torch.optim.SGD, Adam, AdamW), per element:
@@ -17,6 +18,9 @@
 //   v  = beta2 * v + (1 - beta2) * g^2
 //   m_hat = m / (1 - beta1^t),  v_hat = v / (1 - beta2^t)          (bias corrections for the zero start)
 //   p -= lr * m_hat / (sqrt(v_hat) + eps)
+//
+// Moving average (average starts as a copy of the weight; decay in [0, 1]):
+//   average = decay * average + (1 - decay) * weight
 #pragma once
 
 #include <cstdint>
@@ -44,6 +48,8 @@ void sgd_update(Device device, std::int64_t n, T* param, const T* grad, T* momen
 template <typename T>
 void adam_update(Device device, std::int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
                  const AdamHyper& h);
+template <typename T>
+void average_update(Device device, std::int64_t n, T* average, const T* weight, double decay);
 
 // Multi-tensor updates: one step of every parameter in `slices`, all under the same hyperparameters
 // (first_step and step included) and on `device`. A slice is one parameter's buffers, n elements each laid
@@ -65,17 +71,27 @@ struct AdamSlice {
   T* exp_avg_sq = nullptr;
   std::int64_t n = 0;
 };
+template <typename T>
+struct AverageSlice {
+  T* average = nullptr;
+  const T* weight = nullptr;
+  std::int64_t n = 0;
+};
 
 template <typename T>
 void sgd_update_many(Device device, const SgdHyper& h, std::span<const SgdSlice<T>> slices);
 template <typename T>
 void adam_update_many(Device device, const AdamHyper& h, std::span<const AdamSlice<T>> slices);
+template <typename T>
+void average_update_many(Device device, double decay, std::span<const AverageSlice<T>> slices);
 
 namespace reference {
 template <typename T>
 void sgd_update(std::int64_t n, T* param, const T* grad, T* momentum_buffer, const SgdHyper& h);
 template <typename T>
 void adam_update(std::int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, const AdamHyper& h);
+template <typename T>
+void average_update(std::int64_t n, T* average, const T* weight, double decay);
 }  // namespace reference
 
 // Vectorized float updates (vectorized_optim_update.hpp), one namespace per instruction set: computed in
@@ -84,11 +100,13 @@ namespace avx512 {
 void sgd_update(std::int64_t n, float* param, const float* grad, float* momentum_buffer, const SgdHyper& h);
 void adam_update(std::int64_t n, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                  const AdamHyper& h);
+void average_update(std::int64_t n, float* average, const float* weight, double decay);
 }  // namespace avx512
 namespace avx2 {
 void sgd_update(std::int64_t n, float* param, const float* grad, float* momentum_buffer, const SgdHyper& h);
 void adam_update(std::int64_t n, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                  const AdamHyper& h);
+void average_update(std::int64_t n, float* average, const float* weight, double decay);
 }  // namespace avx2
 
 // CUDA kernels (cuda_optim_update.cu), on the current device, on the compute stream, asynchronously; every
@@ -99,6 +117,8 @@ template <typename T>
 void sgd_update_many(const SgdHyper& h, std::span<const SgdSlice<T>> slices);
 template <typename T>
 void adam_update_many(const AdamHyper& h, std::span<const AdamSlice<T>> slices);
+template <typename T>
+void average_update_many(double decay, std::span<const AverageSlice<T>> slices);
 }  // namespace cuda
 
 }  // namespace kiln::kernels

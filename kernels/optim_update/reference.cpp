@@ -1,6 +1,6 @@
-// Reference optimizer updates: one loop per optimizer that reads like the formulas in optim_update.hpp.
-// Each element's arithmetic is done in double and every stored value (parameter, buffers) is rounded to
-// T once, so float and double runs differ only by that rounding.
+// Reference optimizer updates: one loop per optimizer (and one for the moving average) that reads like the
+// formulas in optim_update.hpp. Each element's arithmetic is done in double and every stored value
+// (parameter, buffers) is rounded to T once, so float and double runs differ only by that rounding.
 #include <cmath>
 #include <cstdint>
 
@@ -44,9 +44,19 @@ void adam_update(std::int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg
   }
 }
 
+template <typename T>
+void average_update(std::int64_t n, T* average, const T* weight, double decay) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    average[i] = static_cast<T>(decay * static_cast<double>(average[i]) +
+                                (1.0 - decay) * static_cast<double>(weight[i]));
+  }
+}
+
 template void sgd_update<float>(std::int64_t, float*, const float*, float*, const SgdHyper&);
 template void sgd_update<double>(std::int64_t, double*, const double*, double*, const SgdHyper&);
 template void adam_update<float>(std::int64_t, float*, const float*, float*, float*, const AdamHyper&);
 template void adam_update<double>(std::int64_t, double*, const double*, double*, double*, const AdamHyper&);
+template void average_update<float>(std::int64_t, float*, const float*, double);
+template void average_update<double>(std::int64_t, double*, const double*, double);
 
 }  // namespace kiln::kernels::reference

@@ -1,7 +1,9 @@
-// Vectorized SGD and Adam/AdamW updates over dense float buffers, written once over a vector trait V
-// (simd::FloatVector512 or FloatVector256) and instantiated by avx512.cpp and avx2.cpp.
+// Vectorized SGD and Adam/AdamW updates and the weights' moving average over dense float buffers, written
+// once over a vector trait V (simd::FloatVector512 or FloatVector256) and instantiated by avx512.cpp and
+// avx2.cpp.
 //
 //   param, grad, momentum_buffer, exp_avg, exp_avg_sq  [n], updated in place
+//   average, weight                                    [n], the average updated in place
 //
 // An update reads 2 to 4 buffers and writes 1 to 3, with a dozen flops per element: it is memory-bound, so
 // the arithmetic can afford double. Each float is widened to double, the reference's formula is applied in
@@ -102,6 +104,23 @@ void adam_update(std::int64_t n, float* param, const float* grad, float* exp_avg
     store(exp_avg_sq, v);
     const D m_hat = V::div(m, bias_correction1), v_hat = V::div(v, bias_correction2);
     store(param, V::sub(V::mul(p, shrink), V::div(V::mul(lr, m_hat), V::add(V::sqrt(v_hat), eps))));
+  });
+}
+
+template <class V>
+void average_update(std::int64_t n, float* average, const float* weight, double decay) {
+  using D = typename V::DoubleReg;
+  const D keep = V::broadcast_double(decay), take = V::broadcast_double(1.0 - decay);
+  for_each_double_register<V>(n, [&](std::int64_t i, std::int64_t count) {
+    const bool full = count == V::double_width;
+    auto load = [&](const float* from) {
+      return full ? V::load_as_double(from + i) : V::load_partial_as_double(from + i, count);
+    };
+    const D mean = V::add(V::mul(keep, load(average)), V::mul(take, load(weight)));
+    if (full)
+      V::store_as_float(average + i, mean);
+    else
+      V::store_partial_as_float(average + i, mean, count);
   });
 }
 

@@ -1,8 +1,9 @@
 // Tests of the CUDA optimizer updates (kernels/optim_update/cuda_optim_update.cu): the per-tensor SGD and
-// Adam/AdamW updates through dispatch with Device::cuda(), the multi-tensor *_update_many over lists of 1
-// and of hundreds of tensors of odd sizes (more than one launch's table), each against the reference
-// kernels run step by step on the same host data, float and double; and optim::Sgd / Adam / AdamW
-// stepping parameters that live on the GPU against the same optimizers on the CPU.
+// Adam/AdamW updates through dispatch with Device::cuda(), the multi-tensor *_update_many (SGD, Adam and
+// the weights' moving average) over lists of 1 and of hundreds of tensors of odd sizes (more than one
+// launch's table), each against the reference kernels run step by step on the same host data, float and
+// double; and optim::Sgd / Adam / AdamW stepping parameters that live on the GPU against the same
+// optimizers on the CPU.
 //
 // Tolerances: the kernels do the reference's double arithmetic and round each stored value to T once; nvcc
 // fuses a * b + c into FMAs, a rounding in double, which can flip a float rounding, and three steps let such
@@ -32,6 +33,7 @@ namespace {
 using namespace kiln;
 using kernels::AdamHyper;
 using kernels::AdamSlice;
+using kernels::AverageSlice;
 using kernels::SgdHyper;
 using kernels::SgdSlice;
 using testing::have_gpu;
@@ -258,11 +260,38 @@ TEST_CASE_TEMPLATE("cuda: adam_update_many over 1 and 700 tensors matches the pe
   }
 }
 
+TEST_CASE_TEMPLATE("cuda: average_update_many over 1 and 700 tensors matches the per-tensor reference", T,
+                   float, double) {
+  if (!have_gpu()) return;
+  for (const int count : {1, 700}) {
+    for (const double decay : {0.0, 0.9, 0.9999}) {
+      INFO(count, " tensors, decay ", decay);
+      // param is the average, grad the weight it follows (a new one each step).
+      std::vector<Buffers<T>> tensors = make_tensors<T>(odd_sizes(count), 7);
+      for (int step = 0; step < kSteps; ++step) {
+        std::vector<AverageSlice<T>> slices;
+        for (Buffers<T>& tensor : tensors) {
+          if (step > 0) tensor.next_grad(500 + step);
+          slices.push_back({pointer<T>(tensor.param_gpu), pointer<T>(tensor.grad_gpu), tensor.n()});
+        }
+        kernels::average_update_many<T>(Device::cuda(), decay, slices);
+        for (Buffers<T>& tensor : tensors) {
+          kernels::reference::average_update(tensor.n(), tensor.param.data(), tensor.grad.data(), decay);
+        }
+        for (std::size_t t = 0; t < tensors.size(); ++t) {
+          tensors[t].check(false, false, "step " + std::to_string(step) + ", tensor " + std::to_string(t));
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("cuda: an empty list, and a list of empty tensors, launch nothing") {
   if (!have_gpu()) return;
   CHECK_NOTHROW(kernels::sgd_update_many<float>(Device::cuda(), {.lr = 0.1}, {}));
   const std::vector<AdamSlice<double>> empty_tensors(3);  // null pointers, n == 0
   CHECK_NOTHROW(kernels::adam_update_many<double>(Device::cuda(), {.lr = 0.1}, empty_tensors));
+  CHECK_NOTHROW(kernels::average_update_many<float>(Device::cuda(), 0.5, {}));
   kiln::cuda::synchronize(0);
 }
 

@@ -1,6 +1,7 @@
 // Tests of the vectorized optimizer updates (kernels/optim_update/avx512.cpp, avx2.cpp): at every dispatch
 // level this CPU has, SGD (plain, momentum first and later steps, dampening, nesterov, weight decay), Adam
-// and AdamW over lengths around the vector widths and past the threading threshold, with 1 and 2 threads.
+// and AdamW and the moving average over lengths around the vector widths and past the threading threshold,
+// with 1 and 2 threads.
 //
 // Tolerance: atol 1e-9 + rtol 1e-6 (about 8 float ulps). The fast updates compute in double in the
 // reference's order and round once; only the compiler's fused multiply-adds (a double rounding less) can
@@ -66,6 +67,17 @@ State adam(std::int64_t n, const AdamHyper& h, bool use_reference) {
   return s;
 }
 
+// The average after one step towards a weight, in `first`.
+State average(std::int64_t n, double decay, bool use_reference) {
+  State s{{}, random_floats(n, 8, -1, 1), {}};
+  const std::vector<float> weight = random_floats(n, 9, -1, 1);
+  if (use_reference)
+    kk::reference::average_update(n, s.first.data(), weight.data(), decay);
+  else
+    kk::average_update(Device::cpu(), n, s.first.data(), weight.data(), decay);
+  return s;
+}
+
 template <class Run>
 void check_fast_matches_reference(Run run) {
   for (const CpuLevel level : fast_levels()) {
@@ -116,6 +128,15 @@ TEST_CASE("optim_update fast: Adam and AdamW match the reference at every level,
     INFO("weight_decay ", h.weight_decay, " decoupled ", h.decoupled_weight_decay, " step ", h.step);
     check_fast_matches_reference(
         [&](std::int64_t n, bool use_reference) { return adam(n, h, use_reference); });
+  }
+}
+
+TEST_CASE("optim_update fast: the moving average matches the reference at every level, 1 and 2 threads") {
+  DispatchGuard guard;
+  for (const double decay : {0.0, 0.5, 0.999, 1.0}) {
+    INFO("decay ", decay);
+    check_fast_matches_reference(
+        [&](std::int64_t n, bool use_reference) { return average(n, decay, use_reference); });
   }
 }
 

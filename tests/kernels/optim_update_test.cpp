@@ -1,7 +1,7 @@
 // Tests for the optimizer update kernels (kernels/optim_update/optim_update.hpp): single-element updates
 // worked by hand from PyTorch's formulas (SGD plain, with weight decay, momentum, dampening and
-// Nesterov; Adam over two steps; Adam's L2 decay and AdamW's decoupled decay), float against double on
-// longer buffers, and the dispatch checks.
+// Nesterov; Adam over two steps; Adam's L2 decay and AdamW's decoupled decay; the moving average), float
+// against double on longer buffers, and the dispatch checks.
 #include "kernels/optim_update/optim_update.hpp"
 
 #include <doctest/doctest.h>
@@ -167,6 +167,31 @@ TEST_CASE_TEMPLATE("optim_update: adamw decouples weight decay", T, float, doubl
   CHECK(q == doctest::Approx(2.0 * 0.99 * 0.99 * 0.99).epsilon(tolerance<T>()));
 }
 
+// average = d * average + (1 - d) * weight: 2 -> 0.9 * 2 + 0.1 * 1 = 1.9 -> 0.5 * 1.9 + 0.5 * 1 = 1.45; decay
+// 1 keeps the average, 0 copies the weight; a list of tensors takes the same arithmetic per tensor.
+TEST_CASE_TEMPLATE("optim_update: the moving average by hand", T, float, double) {
+  T average = T(2);
+  const T weight = T(1);
+  kernels::average_update(kCpu, 1, &average, &weight, 0.9);
+  CHECK(average == doctest::Approx(1.9).epsilon(tolerance<T>()));
+  kernels::average_update(kCpu, 1, &average, &weight, 0.5);
+  CHECK(average == doctest::Approx(1.45).epsilon(tolerance<T>()));
+  kernels::average_update(kCpu, 1, &average, &weight, 1.0);
+  CHECK(average == doctest::Approx(1.45).epsilon(tolerance<T>()));
+  kernels::average_update(kCpu, 1, &average, &weight, 0.0);
+  CHECK(average == weight);
+
+  std::vector<T> first = {T(4), T(-4)}, second = {T(10)};
+  const std::vector<T> first_weight = {T(0), T(0)}, second_weight = {T(20)};
+  const std::vector<kernels::AverageSlice<T>> slices = {{first.data(), first_weight.data(), 2},
+                                                        {second.data(), second_weight.data(), 1},
+                                                        {nullptr, nullptr, 0}};
+  kernels::average_update_many<T>(kCpu, 0.75, slices);
+  CHECK(first[0] == doctest::Approx(3.0).epsilon(tolerance<T>()));
+  CHECK(first[1] == doctest::Approx(-3.0).epsilon(tolerance<T>()));
+  CHECK(second[0] == doctest::Approx(12.5).epsilon(tolerance<T>()));
+}
+
 // The same three steps in float and in double agree to float precision, element by element.
 TEST_CASE("optim_update: float and double agree over many elements") {
   constexpr std::size_t n = 257;
@@ -198,13 +223,17 @@ TEST_CASE("optim_update: float and double agree over many elements") {
   }
 }
 
-TEST_CASE("optim_update: dispatch rejects a missing buffer and step 0") {
+TEST_CASE("optim_update: dispatch rejects a missing buffer, step 0 and a decay outside [0, 1]") {
   float p = 1.0f, g = 1.0f, m = 0.0f, v = 0.0f;
   CHECK_THROWS_WITH_AS(kernels::sgd_update<float>(kCpu, 1, &p, &g, nullptr, {.lr = 0.1, .momentum = 0.9}),
                        doctest::Contains("needs a momentum buffer"), kiln::Error);
   CHECK_NOTHROW(kernels::sgd_update<float>(kCpu, 1, &p, &g, nullptr, {.lr = 0.1}));
   CHECK_THROWS_WITH_AS(kernels::adam_update(kCpu, 1, &p, &g, &m, &v, {.lr = 0.1, .step = 0}),
                        doctest::Contains("counts from 1"), kiln::Error);
+  CHECK_THROWS_WITH_AS(kernels::average_update(kCpu, 1, &p, &g, 1.5), doctest::Contains("outside [0, 1]"),
+                       kiln::Error);
+  CHECK_THROWS_WITH_AS(kernels::average_update_many<float>(kCpu, -0.1, {}),
+                       doctest::Contains("outside [0, 1]"), kiln::Error);
 }
 
 }  // namespace kernels_optim_update_test
