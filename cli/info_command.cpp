@@ -44,6 +44,18 @@ void print_guards(const nlohmann::json& header) {
 
 // Fine-tuning: the checkpoint the run started from and its classes, whether the head was replaced, the
 // frozen modules and the head's learning rate. Nothing for a run from scratch.
+// A network from a model file: its layer lines, each beside the name its module took ("conv1"), which
+// --freeze and explain's messages use.
+void print_described_layers(const train::LoadedModel& loaded) {
+  const std::vector<std::string>& lines = loaded.architecture.layers;
+  if (lines.empty()) return;
+  const auto& children = loaded.model->named_children();
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::string name = children.size() == lines.size() ? children[i].first : std::to_string(i + 1);
+    std::printf("%-15s%-20s%s\n", i == 0 ? "layers" : "", name.c_str(), lines[i].c_str());
+  }
+}
+
 void print_fine_tune(const nlohmann::json& config) {
   const std::string init = config.value("init_checkpoint", std::string());
   if (!init.empty()) {
@@ -115,6 +127,7 @@ void add_info_command(CLI::App& app) {
     std::printf("architecture   %s (%s), input %lldx%lldx%lld\n", loaded.architecture.name.c_str(), size.c_str(),
                 static_cast<long long>(loaded.architecture.in_channels),
                 static_cast<long long>(loaded.architecture.height), static_cast<long long>(loaded.architecture.width));
+    print_described_layers(loaded);
     if (loaded.multi_label()) {
       print_labels(loaded);
     } else {

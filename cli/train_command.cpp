@@ -1,7 +1,7 @@
-// kiln train DATA [options]: trains a model from the zoo on an image folder (or, multi-label, on a labels
-// .csv: data/label_table.hpp) and writes RUNDIR/last.kiln
-// and RUNDIR/metrics.jsonl after every epoch (and RUNDIR/best.kiln when the held-out metric improves);
-// with --folds K, K such runs of a cross-validation in RUNDIR/fold-1 .. fold-K and a summary.
+// kiln train DATA [options]: trains a model from the zoo (or a model file's) on an image folder (or,
+// multi-label, on a labels .csv: data/label_table.hpp) and writes RUNDIR/last.kiln and RUNDIR/metrics.jsonl
+// after every epoch (and RUNDIR/best.kiln when the held-out metric improves); with --folds K, K such runs of
+// a cross-validation in RUNDIR/fold-1 .. fold-K and a summary.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -488,7 +488,11 @@ void add_train_command(CLI::App& app) {
       ->required();
   std::string models;
   for (const std::string& name : models::model_names()) models += (models.empty() ? "" : ", ") + name;
-  command->add_option("--model", config->model, "architecture: " + models)->capture_default_str();
+  command
+      ->add_option("--model", config->model,
+                   "architecture: " + models +
+                       "; or the path of a model file, one layer a line (README: \"Your own network\")")
+      ->capture_default_str();
   command->add_option("--epochs", config->epochs, "epochs to train")->capture_default_str();
   command->add_option("--batch", config->batch_size, "batch size")->check(at_least(1))->capture_default_str();
   command->add_option("--lr", config->learning_rate, "peak learning rate")->capture_default_str();

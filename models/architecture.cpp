@@ -4,6 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "models/model_file.hpp"
 #include "models/zoo.hpp"
 
 namespace kiln::models {
@@ -39,19 +40,28 @@ template <typename T> T required(const nlohmann::json& json, const char* field) 
 }  // namespace
 
 nlohmann::json ArchitectureSpec::to_json() const {
-  return {{"name", name}, {"in_channels", in_channels}, {"height", height}, {"width", width}, {"classes", classes}};
+  nlohmann::json json = {{"name", name},
+                         {"in_channels", in_channels},
+                         {"height", height},
+                         {"width", width},
+                         {"classes", classes}};
+  if (!layers.empty()) json["layers"] = layers;
+  return json;
 }
 
 ArchitectureSpec ArchitectureSpec::from_json(const nlohmann::json& json) {
-  return {required<std::string>(json, "name"), required<std::int64_t>(json, "in_channels"),
-          required<std::int64_t>(json, "height"), required<std::int64_t>(json, "width"),
-          required<std::int64_t>(json, "classes")};
+  ArchitectureSpec spec{required<std::string>(json, "name"), required<std::int64_t>(json, "in_channels"),
+                        required<std::int64_t>(json, "height"), required<std::int64_t>(json, "width"),
+                        required<std::int64_t>(json, "classes")};
+  if (json.contains("layers")) spec.layers = required<std::vector<std::string>>(json, "layers");
+  return spec;
 }
 
 layers::ModulePtr build_model(const ArchitectureSpec& spec, Generator& generator) {
   KILN_CHECK(spec.in_channels >= 1 && spec.height >= 1 && spec.width >= 1 && spec.classes >= 2, "model ", spec.name,
              ": needs at least one input channel, a positive image size and two classes (got ", spec.in_channels,
              "x", spec.height, "x", spec.width, ", ", spec.classes, " classes)");
+  if (!spec.layers.empty()) return build_described_model(spec, generator);
   for (const auto& [name, builder] : builders()) {
     if (name == spec.name) return builder(spec, generator);
   }

@@ -15,6 +15,7 @@
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
 #include "models/architecture.hpp"
+#include "models/model_file.hpp"
 #include "optim/adam.hpp"
 #include "optim/clip.hpp"
 #include "optim/schedule.hpp"
@@ -509,8 +510,9 @@ Run start_fresh(const TrainConfig& config) {
     if (run.preprocessing.height != most_common.height || run.preprocessing.width != most_common.width)
       run.input_size_from = most_common;
     const auto& classes = run.splits.train.classes();
-    run.architecture = {config.model, run.preprocessing.channels, run.preprocessing.height,
-                        run.preprocessing.width, static_cast<std::int64_t>(classes.size())};
+    run.architecture =
+        models::resolve_architecture(config.model, run.preprocessing.channels, run.preprocessing.height,
+                                     run.preprocessing.width, static_cast<std::int64_t>(classes.size()));
     run.model = models::build_model(run.architecture, initialization);
   } else {
     initialize_from_checkpoint(run, initialization);

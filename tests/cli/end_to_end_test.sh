@@ -50,6 +50,13 @@ check "eval serves the average" "$kiln" eval "$work/averaged/last.kiln" "$data" 
 check "info says the weights are averaged" "$kiln" info "$work/averaged/last.kiln"
 grep -q "weights        the moving average (--ema 0.99, 3 updates)" "$work/out" || { echo "FAIL: info names the averaged weights"; cat "$work/out"; failures=$((failures + 1)); }
 check_error "resume with another --ema" "cannot resume .* with --ema 0.9" "$kiln" train "$data" --epochs 2 --out "$work/averaged" --resume --ema 0.9
+check "train a network from a model file" "$kiln" train "$data" --model "$root/examples/models/tiny_vgg.txt" --epochs 1 --max-steps 2 --batch 32 --out "$work/described"
+check "eval rebuilds it from the checkpoint alone" "$kiln" eval "$work/described/last.kiln" "$data" --json
+check "info lists the model file's layers" "$kiln" info "$work/described/last.kiln"
+grep -q "architecture   tiny_vgg" "$work/out" && grep -q "linear2 *linear$" "$work/out" || { echo "FAIL: info lists the layers"; cat "$work/out"; failures=$((failures + 1)); }
+printf 'conv 16 3\nrelu\nlinear\n' >"$work/no-flatten.txt"
+check_error "a model file whose linear gets an image" "model file .*no-flatten.txt, line 3 'linear': takes \\[N, features\\]" "$kiln" train "$data" --model "$work/no-flatten.txt" --epochs 1 --out "$work/bad-model"
+check_error "neither a zoo network nor a model file" "unknown model 'resnet7': neither a network of the zoo" "$kiln" train "$data" --model resnet7 --epochs 1 --out "$work/bad-model"
 check "info shows the input size" "$kiln" info "$work/sized/last.kiln"
 grep -q "input 3x24x20" "$work/out" || { echo "FAIL: --image-size sets the model's input"; cat "$work/out"; failures=$((failures + 1)); }
 check "predict at the checkpoint's input size" "$kiln" predict "$work/sized/last.kiln" "$data/test/cat/0000.jpg" --top 2
