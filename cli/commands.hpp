@@ -15,6 +15,7 @@ void add_pack_command(CLI::App& app);
 void add_data_report_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_summary_command(CLI::App& app);
 
 // `--threads N`: how many threads the compute kernels use (OpenMP), set as soon as the option is parsed,
 // before any kernel runs. 0 (the default) means every core. Data loading has its own `--loader-threads`.

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_eval_command(app);
   kiln::cli::add_predict_command(app);
   kiln::cli::add_info_command(app);
+  kiln::cli::add_summary_command(app);
   kiln::cli::add_data_report_command(app);
   kiln::cli::add_report_command(app);
   kiln::cli::add_explain_command(app);

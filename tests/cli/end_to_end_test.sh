@@ -57,6 +57,13 @@ grep -q "architecture   tiny_vgg" "$work/out" && grep -q "linear2 *linear$" "$wo
 printf 'conv 16 3\nrelu\nlinear\n' >"$work/no-flatten.txt"
 check_error "a model file whose linear gets an image" "model file .*no-flatten.txt, line 3 'linear': takes \\[N, features\\]" "$kiln" train "$data" --model "$work/no-flatten.txt" --epochs 1 --out "$work/bad-model"
 check_error "neither a zoo network nor a model file" "unknown model 'resnet7': neither a network of the zoo" "$kiln" train "$data" --model resnet7 --epochs 1 --out "$work/bad-model"
+check "summary of a zoo network" "$kiln" summary resnet20
+grep -q "^total: 269,722 parameters .* 81.10 MFLOPs an image forward" "$work/out" || { echo "FAIL: summary totals ResNet-20"; cat "$work/out"; failures=$((failures + 1)); }
+check "summary of a model file at another input" "$kiln" summary "$root/examples/models/tiny_vgg.txt" --image-size 64x48 --channels 1 --classes 4 --json
+grep -q '"input":\[1,64,48\]' "$work/out" && grep -q '"classes":4' "$work/out" || { echo "FAIL: summary --json of a model file"; cat "$work/out"; failures=$((failures + 1)); }
+check "summary of a checkpoint" "$kiln" summary "$work/described/last.kiln"
+grep -q "^tiny_vgg, input 3x32x32, 10 classes" "$work/out" || { echo "FAIL: summary of a checkpoint"; cat "$work/out"; failures=$((failures + 1)); }
+check_error "summary of a checkpoint at another size" "is a checkpoint, whose input and classes are its own" "$kiln" summary "$work/described/last.kiln" --image-size 64
 check "info shows the input size" "$kiln" info "$work/sized/last.kiln"
 grep -q "input 3x24x20" "$work/out" || { echo "FAIL: --image-size sets the model's input"; cat "$work/out"; failures=$((failures + 1)); }
 check "predict at the checkpoint's input size" "$kiln" predict "$work/sized/last.kiln" "$data/test/cat/0000.jpg" --top 2
