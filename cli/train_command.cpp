@@ -412,6 +412,7 @@ const std::vector<StoredSetting>& stored_settings() {
       {"--mixup", {"/mixup"}},
       {"--cutmix", {"/cutmix"}},
       {"--ema", {"/ema"}},
+      {"--accumulate", {"/accumulate"}},
       {"--clip-grad-norm", {"/clip_grad_norm"}},
       {"--val-split", {"/val_split"}},
       {"--image-size", {"/image_height", "/image_width"}},
@@ -512,6 +513,13 @@ void add_train_command(CLI::App& app) {
                    "evaluate, keep and serve it instead of the trained weights")
       ->type_name("DECAY")
       ->check(CLI::Range(0.0, 1.0, "in [0, 1)"))
+      ->capture_default_str();
+  command
+      ->add_option("--accumulate", config->accumulate,
+                   "batches per optimizer step: each step follows the mean gradient of N batches (a batch of "
+                   "N x --batch images in N pieces; batch norms see each piece alone)")
+      ->type_name("N")
+      ->check(at_least(1))
       ->capture_default_str();
   command
       ->add_option("--cutmix", config->cutmix,

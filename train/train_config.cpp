@@ -26,6 +26,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"mixup", mixup},
           {"cutmix", cutmix},
           {"ema", ema},
+          {"accumulate", accumulate},
           {"val_split", val_split},
           {"augmentation", augmentation.to_json()},
           {"image_height", image_height},
@@ -76,6 +77,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
     config.mixup = json.value("mixup", 0.0);
     config.cutmix = json.value("cutmix", 0.0);
     config.ema = json.value("ema", 0.0);  // before --ema: no average
+    config.accumulate = json.value("accumulate", std::int64_t{1});  // before --accumulate: a step a batch
     config.val_split = json.at("val_split").get<double>();
     config.augmentation = data::Augmentation::from_json(json.at("augmentation"));
     // Absent from checkpoints written before --image-size: those runs took the most common size, stretched.

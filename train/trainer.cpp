@@ -355,9 +355,16 @@ nlohmann::json fine_tune_plan(const Run& run) {
            config.head_learning_rate ? nlohmann::json(*config.head_learning_rate) : nlohmann::json(nullptr)}};
 }
 
+// Batches a training epoch takes (--max-steps caps them).
 std::int64_t steps_per_epoch(const Run& run) {
   const std::int64_t full = run.train_loader->batches_per_epoch();
   return run.config.max_steps_per_epoch > 0 ? std::min(full, run.config.max_steps_per_epoch) : full;
+}
+
+// Optimizer steps an epoch takes, what the learning-rate schedules count: a step a batch, or with
+// --accumulate N one each N batches and one for the rest.
+std::int64_t optimizer_steps_per_epoch(const Run& run) {
+  return (steps_per_epoch(run) + run.config.accumulate - 1) / run.config.accumulate;
 }
 
 // Freezes the run's --freeze modules and builds its optimizers and schedules (see ParameterGroup).
@@ -369,7 +376,7 @@ void prepare_optimizers(Run& run) {
   freeze_modules(*run.model, config.freeze);
   run.head = head_module_name(*run.model);
   TrainableParameters trainable = trainable_parameters(*run.model, run.head);
-  const std::int64_t steps = steps_per_epoch(run);
+  const std::int64_t steps = optimizer_steps_per_epoch(run);
   const auto add_group = [&](std::string key, const TrainConfig& rates, std::vector<NamedTensor> parameters) {
     if (parameters.empty()) return;
     run.groups.push_back({std::move(key), make_optimizer(rates, std::move(parameters)),
@@ -723,24 +730,66 @@ Tensor step_loss(const Run& run, const Tensor& logits, const std::vector<Tensor>
   return loss_on(inputs[1]) * lambda + loss_on(flip(inputs[1], {0})) * (1.0 - lambda);
 }
 
-// A step's pass, everything of it but the optimizers' update (what train/graphed_step.hpp can capture):
-// forward, the loss, backward, clipping, and (single-label) the batch's correct predictions.
+// The forward half of a batch's pass: the logits (float32 [B, classes]) and the loss.
 //   inputs: images and labels (single-label) or images and targets (multi-label), and with mixup or CutMix
-//           the mixing weight (step_inputs);
-//   returns: the loss, and (single-label) the count of correct predictions (of each image's own label, mixed
-//            or not), a float64 scalar.
-std::vector<Tensor> training_pass(Run& run, const std::vector<Tensor>& inputs) {
+//           the mixing weight (step_inputs).
+struct ForwardPass {
+  Tensor logits, loss;
+};
+ForwardPass forward_pass(Run& run, const std::vector<Tensor>& inputs) {
   const Tensor images = inputs.size() > 2 ? mix_images(inputs[0], inputs[2]) : inputs[0];
-  const Tensor logits = forward_logits(*run.model, images, run.precision);  // float32 [B, classes]
-  const Tensor loss = step_loss(run, logits, inputs);
+  ForwardPass pass{forward_logits(*run.model, images, run.precision), Tensor()};
+  pass.loss = step_loss(run, pass.logits, inputs);
+  return pass;
+}
+
+// What a pass returns: the loss, and (single-label) the count of correct predictions (of each image's own
+// label, mixed or not), a float64 scalar.
+std::vector<Tensor> pass_results(const Run& run, const ForwardPass& pass, const std::vector<Tensor>& inputs) {
+  if (run.multi_label) return {pass.loss};
+  const NoGradGuard no_grad;
+  return {pass.loss, sum(eq(argmax(pass.logits, 1).to(DType::Float64), inputs[1].to(DType::Float64)))};
+}
+
+// A step's pass, everything of it but the optimizers' update (what train/graphed_step.hpp can capture):
+// forward, the loss, backward, clipping, and the results (pass_results).
+std::vector<Tensor> training_pass(Run& run, const std::vector<Tensor>& inputs) {
+  const ForwardPass pass = forward_pass(run, inputs);
   for (ParameterGroup& group : run.groups) group.optimizer->zero_grad();
-  loss.backward();
+  pass.loss.backward();
   if (run.config.clip_grad_norm > 0)
     optim::clip_grad_norm(run.model->parameters(), run.config.clip_grad_norm);
-  if (run.multi_label) return {loss};
-  const NoGradGuard no_grad;
-  const Tensor hits = sum(eq(argmax(logits, 1).to(DType::Float64), inputs[1].to(DType::Float64)));
-  return {loss, hits};
+  return pass_results(run, pass, inputs);
+}
+
+// One batch of a step of --accumulate N batches: its loss's gradient weighted by `share` (its images over
+// the step's N x batch_size), added to what the step's earlier batches left in the gradients.
+std::vector<Tensor> accumulating_pass(Run& run, const std::vector<Tensor>& inputs, double share) {
+  const ForwardPass pass = forward_pass(run, inputs);
+  (pass.loss * share).backward();
+  return pass_results(run, pass, inputs);
+}
+
+// The optimizers' update, and the weights' average following it.
+void apply_step(Run& run) {
+  for (ParameterGroup& group : run.groups) group.optimizer->step();
+  if (run.average) run.average->update(*run.model);
+}
+
+// Ends a step of --accumulate batches that saw `images` images: the gradients are their mean once the step
+// saw fewer than N x batch_size (the epoch's short last step), then clipped and applied.
+void finish_accumulated_step(Run& run, std::int64_t images) {
+  const std::int64_t planned = run.config.accumulate * run.config.batch_size;
+  if (images != planned) {
+    const NoGradGuard no_grad;
+    const double scale = static_cast<double>(planned) / static_cast<double>(images);
+    for (Tensor& parameter : run.model->parameters()) {
+      if (parameter.grad().defined()) parameter.set_grad(parameter.grad() * scale);
+    }
+  }
+  if (run.config.clip_grad_norm > 0)
+    optim::clip_grad_norm(run.model->parameters(), run.config.clip_grad_norm);
+  apply_step(run);
 }
 
 // --profile's window (train/profile_report.hpp): whether it opens at `step` of an epoch of `steps`.
@@ -813,6 +862,12 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, Training
     double learning_rate, images;
   };
   std::optional<Unreported> unreported;
+  // --accumulate N: batch `step` opens optimizer step step / N when step % N == 0, and the step closes after
+  // its N-th batch or the epoch's last. The schedules count optimizer steps, so N batches of B follow a run
+  // of batches of N x B step for step.
+  const std::int64_t accumulate = run.config.accumulate;
+  const std::int64_t optimizer_steps = optimizer_steps_per_epoch(run);
+  std::int64_t step_images = 0;  // images in the open step's batches so far
   const auto report = [&](const Unreported& u) {
     const double loss_value = losses.value(u.loss_ticket);
     if (!std::isfinite(loss_value)) {
@@ -840,18 +895,38 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, Training
       batch = batches.next();
     }
     if (!batch) break;
-    learning_rate = run.groups.front().schedule->learning_rate(epoch * steps + step);
-    for (ParameterGroup& group : run.groups) group.optimizer->set_learning_rate(group.schedule->learning_rate(epoch * steps + step));
+    const bool opens_step = step % accumulate == 0;
+    if (opens_step) {
+      const std::int64_t index = epoch * optimizer_steps + step / accumulate;
+      learning_rate = run.groups.front().schedule->learning_rate(index);
+      for (ParameterGroup& group : run.groups)
+        group.optimizer->set_learning_rate(group.schedule->learning_rate(index));
+    }
 
     const std::vector<Tensor> inputs = step_inputs(run, *batch, epoch, step);
-    // A graph's outputs are overwritten by its next launch: the loss's copy and the count below are queued
-    // before it.
-    const std::vector<Tensor> results =
-        run.graphed_step ? run.graphed_step->run(inputs) : training_pass(run, inputs);
+    const std::int64_t images = batch->images.size(0);
+    std::vector<Tensor> results;
+    if (accumulate == 1) {
+      // A graph's outputs are overwritten by its next launch: the loss's copy and the count below are
+      // queued before it.
+      results = run.graphed_step ? run.graphed_step->run(inputs) : training_pass(run, inputs);
+    } else {
+      if (opens_step) {
+        for (ParameterGroup& group : run.groups) group.optimizer->zero_grad();
+      }
+      const double share =
+          static_cast<double>(images) / static_cast<double>(accumulate * run.config.batch_size);
+      results = accumulating_pass(run, inputs, share);
+      step_images += images;
+    }
     const std::uint64_t loss_ticket = losses.start(results[0]);
     warn_once_if_not_captured(run.graphed_step.get(), "training step", run.train_graph_warned);
-    for (ParameterGroup& group : run.groups) group.optimizer->step();
-    if (run.average) run.average->update(*run.model);
+    if (accumulate == 1) {
+      apply_step(run);
+    } else if ((step + 1) % accumulate == 0 || step + 1 == steps) {
+      finish_accumulated_step(run, step_images);
+      step_images = 0;
+    }
     if (!run.multi_label) {
       const NoGradGuard no_grad;
       correct = correct + results[1];
@@ -869,6 +944,7 @@ EpochSummary train_one_epoch(Run& run, std::int64_t epoch, RunEta& eta, Training
       if (++run.profile.steps == run.config.profile_steps) close_profile_window(run, observer);
     }
   }
+  if (step_images > 0) finish_accumulated_step(run, step_images);  // the loader ran out inside a step
   if (run.profile_session) close_profile_window(run, observer);  // the epoch ended inside the window
   if (unreported) report(*unreported);
   KILN_CHECK(seen > 0, "training: epoch ", epoch + 1, " saw no readable images");
@@ -956,6 +1032,11 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
   BatchMixing{config.mixup, config.cutmix}.validate();
   KILN_CHECK(config.ema >= 0 && config.ema < 1, "train: --ema takes a decay in [0, 1) (0: off), got ",
              config.ema);
+  KILN_CHECK(config.accumulate >= 1, "train: --accumulate takes a count of batches >= 1, got ",
+             config.accumulate);
+  KILN_CHECK(config.accumulate == 1 || !config.cuda_graphs,
+             "train: --cuda-graphs captures a step of one batch; it does not take --accumulate ",
+             config.accumulate);
   KILN_CHECK(config.epochs >= 1, "train: --epochs must be >= 1, got ", config.epochs);
   KILN_CHECK(config.eval_every >= 1, "train: --eval-every must be >= 1, got ", config.eval_every);
   KILN_CHECK(start != RunStart::Resume || config.init_checkpoint.empty(),
@@ -1083,6 +1164,8 @@ void train_at_rates(const TrainConfig& config, std::int64_t steps,
                     const std::function<double(std::int64_t step)>& rate,
                     const std::function<bool(const RateStep&)>& on_step) {
   KILN_CHECK(steps >= 1, "train: the number of steps must be >= 1, got ", steps);
+  KILN_CHECK(config.accumulate == 1, "train: --lr-find takes a step a batch; it does not take --accumulate ",
+             config.accumulate);
   Run run = start_fresh(config);
   layers::Module& model = *run.model;
   std::int64_t step = 0;

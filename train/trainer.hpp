@@ -59,6 +59,10 @@ struct TrainConfig {
   // --ema: the decay of the weights' moving average that the run evaluates and serves
   // (train/weight_average.hpp); 0: off.
   double ema = 0.0;
+  // --accumulate: batches whose gradients make one optimizer step (Darknet's subdivisions, Lightning's
+  // accumulate_grad_batches): each step follows the mean gradient over accumulate x batch_size images, with
+  // batch norms' statistics per batch. 1: a step a batch.
+  std::int64_t accumulate = 1;
   double val_split = 0.0;                       // used when the data has no val/ folder
   data::Augmentation augmentation{.crop_padding = 4, .horizontal_flip = true};
   // The model's input size (--image-size): every image resized to image_height x image_width, or, with both

@@ -64,6 +64,9 @@ grep -q '"input":\[1,64,48\]' "$work/out" && grep -q '"classes":4' "$work/out" |
 check "summary of a checkpoint" "$kiln" summary "$work/described/last.kiln"
 grep -q "^tiny_vgg, input 3x32x32, 10 classes" "$work/out" || { echo "FAIL: summary of a checkpoint"; cat "$work/out"; failures=$((failures + 1)); }
 check_error "summary of a checkpoint at another size" "is a checkpoint, whose input and classes are its own" "$kiln" summary "$work/described/last.kiln" --image-size 64
+check "train with --accumulate" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 4 --batch 16 --accumulate 2 --out "$work/accumulated"
+check_error "resume with another --accumulate" "cannot resume .* with --accumulate 4" "$kiln" train "$data" --epochs 2 --out "$work/accumulated" --resume --accumulate 4
+check_error "--accumulate with CUDA graphs" "captures a step of one batch; it does not take --accumulate 2" "$kiln" train "$data" --model lenet5 --epochs 1 --accumulate 2 --cuda-graphs --out "$work/accumulated-graphs"
 check "info shows the input size" "$kiln" info "$work/sized/last.kiln"
 grep -q "input 3x24x20" "$work/out" || { echo "FAIL: --image-size sets the model's input"; cat "$work/out"; failures=$((failures + 1)); }
 check "predict at the checkpoint's input size" "$kiln" predict "$work/sized/last.kiln" "$data/test/cat/0000.jpg" --top 2

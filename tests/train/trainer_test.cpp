@@ -2,7 +2,7 @@
 // an interrupted run resumed from its checkpoint ends with exactly the weights of an uninterrupted one,
 // `eval` on a folder agrees with `predict` on each of its images, an epoch's train accuracy counts what
 // the model got right, --image-size and --resize become the checkpoint's preprocessing, and --profile
-// reports its window of steps.
+// reports its window of steps, and --accumulate trains as a larger batch would.
 #include "train/trainer.hpp"
 
 #include <doctest/doctest.h>
@@ -169,6 +169,43 @@ TEST_CASE("trainer: --ema evaluates and serves the weights' average, and resumes
   CHECK(report.loss == doctest::Approx(result.history.back().validation->loss).epsilon(1e-4));
   fs::remove_all(straight);
   fs::remove_all(interrupted);
+}
+
+TEST_CASE("trainer: --accumulate 2 of batches of 8 trains as batches of 16, the epoch's short step too") {
+  // LeNet-5 has no batch norm, whose statistics would see each batch of 8 alone: the two runs differ only
+  // by float rounding (a mean of 16 losses against two means of 8, halved). 20 images a epoch: batches of
+  // 8, 8 and 4 against 16 and 4, so each epoch's second step is short (its gradient rescaled to a mean).
+  Silent silent;
+  const fs::path scratch = fresh_run_dir("accumulate");
+  const fs::path data = testing::make_two_class_data(scratch / "data", 10, 3);
+  const auto config_of = [&](const std::string& name, std::int64_t batch, std::int64_t accumulate) {
+    train::TrainConfig config = small_config(scratch / name);
+    config.data = data;
+    config.max_steps_per_epoch = 0;
+    config.batch_size = batch;
+    config.accumulate = accumulate;
+    config.clip_grad_norm = 5.0;  // applied to the accumulated gradient, as to a whole batch's
+    return config;
+  };
+  train::train(config_of("accumulated", 8, 2), train::RunStart::Fresh, silent);
+  train::train(config_of("whole", 16, 1), train::RunStart::Fresh, silent);
+  train::train(config_of("small", 8, 1), train::RunStart::Fresh, silent);
+  const auto accumulated = weights_of(scratch / "accumulated" / "last.kiln");
+  const auto whole = weights_of(scratch / "whole" / "last.kiln");
+  const auto small = weights_of(scratch / "small" / "last.kiln");
+  REQUIRE(accumulated.size() == whole.size());
+  double largest_difference = 0.0, largest_to_small = 0.0;
+  for (std::size_t t = 0; t < whole.size(); ++t) {
+    for (std::size_t i = 0; i < whole[t].size(); ++i) {
+      largest_difference = std::max(largest_difference, std::abs(double(accumulated[t][i]) - whole[t][i]));
+      largest_to_small = std::max(largest_to_small, std::abs(double(small[t][i]) - whole[t][i]));
+    }
+  }
+  CHECK(largest_difference < 1e-5);
+  CHECK(largest_to_small > 1e-3);  // batches of 8 stepping alone train another network
+  const nlohmann::json header = train::load_checkpoint_header(scratch / "accumulated" / "last.kiln");
+  CHECK(header.at("config").at("accumulate") == 2);
+  fs::remove_all(scratch);
 }
 
 TEST_CASE("trainer: a fresh run refuses to overwrite a checkpoint, and resume needs one") {
