@@ -84,6 +84,35 @@ const KindRule& rule_of(const std::string& kind) {
   fail("unknown layer '", kind, "' (known: ", known, ")");
 }
 
+std::int64_t positive_integer(const std::string& token, const char* what) {
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), value);
+  KILN_CHECK(error == std::errc() && end == token.data() + token.size() && value >= 1, what,
+             " must be a whole number >= 1, got '", token, "'");
+  return value;
+}
+
+std::int64_t whole_number(const std::string& token, const char* what) {
+  std::int64_t value = -1;
+  const auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), value);
+  KILN_CHECK(error == std::errc() && end == token.data() + token.size() && value >= 0, what,
+             " must be a whole number >= 0, got '", token, "'");
+  return value;
+}
+
+double real_number(const std::string& token, const char* what) {
+  double value = 0.0;
+  const auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), value);
+  KILN_CHECK(error == std::errc() && end == token.data() + token.size(), what, " must be a number, got '",
+             token, "'");
+  return value;
+}
+
+bool boolean(const std::string& token, const char* what) {
+  KILN_CHECK(token == "true" || token == "false", what, " must be true or false, got '", token, "'");
+  return token == "true";
+}
+
 // One layer line, split: "conv 32 3 stride=2" -> kind conv, arguments {32, 3}, options {stride: 2}.
 struct LayerLine {
   std::string text;
@@ -112,8 +141,9 @@ LayerLine parse_line(const std::string& text) {
       continue;
     }
     const std::string key = token.substr(0, equals), value = token.substr(equals + 1);
-    KILN_CHECK(std::find(rule.options.begin(), rule.options.end(), key) != rule.options.end(), line.kind,
-               " has no option '", key, "' (the form is ", rule.usage, ")");
+    KILN_CHECK(
+        key == "repeat" || std::find(rule.options.begin(), rule.options.end(), key) != rule.options.end(),
+        line.kind, " has no option '", key, "' (the form is ", rule.usage, ", and repeat=N on any line)");
     KILN_CHECK(!value.empty(), "option ", key, " has no value (the form is ", rule.usage, ")");
     KILN_CHECK(line.options.emplace(key, value).second, "option ", key, " is given twice");
   }
@@ -121,36 +151,8 @@ LayerLine parse_line(const std::string& text) {
              line.kind, " takes ", rule.min_arguments == rule.max_arguments ? "" : "up to ",
              rule.max_arguments, " argument", rule.max_arguments == 1 ? "" : "s", ", not ",
              line.arguments.size(), " (the form is ", rule.usage, ")");
+  positive_integer(line.option("repeat", "1"), "repeat");
   return line;
-}
-
-std::int64_t positive_integer(const std::string& token, const char* what) {
-  std::int64_t value = 0;
-  const auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), value);
-  KILN_CHECK(error == std::errc() && end == token.data() + token.size() && value >= 1, what,
-             " must be a whole number >= 1, got '", token, "'");
-  return value;
-}
-
-std::int64_t whole_number(const std::string& token, const char* what) {
-  std::int64_t value = -1;
-  const auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), value);
-  KILN_CHECK(error == std::errc() && end == token.data() + token.size() && value >= 0, what,
-             " must be a whole number >= 0, got '", token, "'");
-  return value;
-}
-
-double real_number(const std::string& token, const char* what) {
-  double value = 0.0;
-  const auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), value);
-  KILN_CHECK(error == std::errc() && end == token.data() + token.size(), what, " must be a number, got '",
-             token, "'");
-  return value;
-}
-
-bool boolean(const std::string& token, const char* what) {
-  KILN_CHECK(token == "true" || token == "false", what, " must be true or false, got '", token, "'");
-  return token == "true";
 }
 
 // "[N, 64, 8, 8]": a shape with the batch left open.
@@ -279,10 +281,13 @@ layers::ModulePtr build_layers(const ArchitectureSpec& spec, Generator& generato
     const std::string& text = spec.layers[index];
     try {
       const LayerLine line = parse_line(text);
-      layers::ModulePtr layer = make_layer(line, x, spec.classes, generator);
-      layer->eval();  // batch norm from its running statistics, no dropout: the dry run draws nothing
-      x = layer->forward(x);
-      net->add(line.kind + std::to_string(++counts[line.kind]), std::move(layer));
+      const std::int64_t repeat = positive_integer(line.option("repeat", "1"), "repeat");
+      for (std::int64_t copy = 0; copy < repeat; ++copy) {
+        layers::ModulePtr layer = make_layer(line, x, spec.classes, generator);
+        layer->eval();  // batch norm from its running statistics, no dropout: the dry run draws nothing
+        x = layer->forward(x);
+        net->add(line.kind + std::to_string(++counts[line.kind]), std::move(layer));
+      }
     } catch (const Error& error) {
       if (line_numbers.empty()) fail(origin, ", layer ", index + 1, " '", text, "': ", error.what());
       fail(origin, ", line ", line_numbers[index], " '", text, "': ", error.what());

@@ -12,10 +12,11 @@
 //   dropout 0.2
 //   linear                  # no width: one output per class
 //
-// A line is a layer's kind, its positional arguments, then key=value options; `#` starts a comment. The
-// input channels of every layer come from the layer before it (a dry run of one zero image through the
-// layers built so far), so a file names only what a layer makes. The network must end in [N, classes]:
-// a `linear` with no width, or a convolution to as many channels as classes and a `global_avg_pool`.
+// A line is a layer's kind, its positional arguments, then key=value options (any line takes repeat=N: N
+// layers alike, one after another, "residual 64 repeat=8"); `#` starts a comment. The input channels of
+// every layer come from the layer before it (a dry run of one zero image through the layers built so far),
+// so a file names only what a layer makes. The network must end in [N, classes]: a `linear` with no width,
+// or a convolution to as many channels as classes and a `global_avg_pool`.
 // model_layer_kinds() lists the kinds with their arguments (the README's "Your own network" too).
 //
 // The checkpoint stores the layer lines (ArchitectureSpec::layers, comments and blank lines dropped), so

@@ -218,6 +218,38 @@ TEST_CASE(
   CHECK(a[0].to_vector<float>() != c[0].to_vector<float>());
 }
 
+TEST_CASE(
+    "model file: repeat=N builds N layers alike; ResNet-20 written out is the zoo's, weight for weight") {
+  const ArchitectureSpec spec =
+      spec_of({"conv 16 3 padding=same bias=false", "batchnorm", "relu", "residual 16 repeat=3",
+               "residual 32 stride=2", "residual 32 repeat=2", "residual 64 stride=2", "residual 64 repeat=2",
+               "global_avg_pool", "linear"},
+              3, 32, 10);
+  const layers::ModulePtr written = build(spec, 5);
+  CHECK(child_names(*written) == std::vector<std::string>{"conv1", "batchnorm1", "relu1", "residual1",
+                                                          "residual2", "residual3", "residual4", "residual5",
+                                                          "residual6", "residual7", "residual8", "residual9",
+                                                          "global_avg_pool1", "linear1"});
+  const layers::ModulePtr zoo = build({"resnet20", 3, 32, 32, 10}, 5);
+  CHECK(written->parameter_count() == zoo->parameter_count());
+  // The same draws in the same order: the same weights, so the same logits.
+  const std::vector<Tensor> a = written->parameters(), b = zoo->parameters();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i].to_vector<float>() == b[i].to_vector<float>());
+  NoGradGuard no_grad;
+  written->eval();
+  zoo->eval();
+  const Tensor images = Tensor::randn({2, 3, 32, 32});
+  CHECK((*written)(images).to_vector<float>() == (*zoo)(images).to_vector<float>());
+
+  CHECK_THROWS_WITH_AS(build(spec_of({"conv 4 3 repeat=0", "flatten", "linear"})),
+                       doctest::Contains("repeat must be a whole number >= 1, got '0'"), Error);
+  const ModelFile file("conv 4 3\nrelu repeat=x\n");
+  CHECK_THROWS_WITH_AS(models::read_model_file(file.path()),
+                       doctest::Contains("line 2 'relu repeat=x': repeat must be a whole number >= 1"),
+                       Error);
+}
+
 TEST_CASE("model file: the bundled examples build and map CIFAR-sized images to the classes") {
   for (const char* name : {"small_residual.txt", "tiny_vgg.txt"}) {
     CAPTURE(name);
