@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -24,12 +25,11 @@ struct KindRule {
   const char* builds;  // one phrase for model_layer_kinds()
 };
 
+// A table: one kind a line (or two).
+// clang-format off
 const std::vector<KindRule>& kind_rules() {
   static const std::vector<KindRule> rules{
-      {"conv",
-       2,
-       2,
-       {"stride", "padding", "dilation", "groups", "bias"},
+      {"conv", 2, 2, {"stride", "padding", "dilation", "groups", "bias"},
        "conv OUT KERNEL [stride=1] [padding=0|same] [dilation=1] [groups=1] [bias=true]",
        "a KERNEL x KERNEL convolution to OUT channels (padding=same: (KERNEL - 1) / 2 * dilation)"},
       {"batchnorm", 0, 0, {}, "batchnorm", "batch normalization of each channel"},
@@ -38,42 +38,23 @@ const std::vector<KindRule>& kind_rules() {
       {"sigmoid", 0, 0, {}, "sigmoid", "1 / (1 + exp(-x))"},
       {"tanh", 0, 0, {}, "tanh", "tanh(x)"},
       {"gelu", 0, 0, {}, "gelu", "x * Phi(x)"},
-      {"maxpool",
-       1,
-       1,
-       {"stride", "padding"},
-       "maxpool KERNEL [stride=KERNEL] [padding=0]",
+      {"maxpool", 1, 1, {"stride", "padding"}, "maxpool KERNEL [stride=KERNEL] [padding=0]",
        "the largest value of each KERNEL x KERNEL window"},
-      {"avgpool",
-       1,
-       1,
-       {"stride", "padding"},
-       "avgpool KERNEL [stride=KERNEL] [padding=0]",
+      {"avgpool", 1, 1, {"stride", "padding"}, "avgpool KERNEL [stride=KERNEL] [padding=0]",
        "the mean of each KERNEL x KERNEL window"},
       {"global_avg_pool", 0, 0, {}, "global_avg_pool", "[N, C, H, W] -> [N, C]: each channel's mean"},
       {"flatten", 0, 0, {}, "flatten", "[N, C, H, W] -> [N, C * H * W]"},
       {"dropout", 1, 1, {}, "dropout P", "zeroes each value with probability P while training"},
-      {"linear",
-       0,
-       1,
-       {"bias"},
-       "linear [OUT=classes] [bias=true]",
+      {"linear", 0, 1, {"bias"}, "linear [OUT=classes] [bias=true]",
        "a fully connected layer to OUT features (no OUT: one per class)"},
-      {"residual",
-       1,
-       1,
-       {"stride", "shortcut"},
-       "residual OUT [stride=1] [shortcut=pad|projection]",
+      {"residual", 1, 1, {"stride", "shortcut"}, "residual OUT [stride=1] [shortcut=pad|projection]",
        "a ResNet basic block: two 3x3 convolutions with batch norms and a shortcut (pad: option A)"},
-      {"separable",
-       1,
-       1,
-       {"stride"},
-       "separable OUT [stride=1]",
+      {"separable", 1, 1, {"stride"}, "separable OUT [stride=1]",
        "a MobileNet block: a 3x3 depthwise and a 1x1 convolution, each with a batch norm and ReLU"},
   };
   return rules;
 }
+// clang-format on
 
 const KindRule& rule_of(const std::string& kind) {
   for (const KindRule& rule : kind_rules()) {
@@ -103,8 +84,8 @@ std::int64_t whole_number(const std::string& token, const char* what) {
 double real_number(const std::string& token, const char* what) {
   double value = 0.0;
   const auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), value);
-  KILN_CHECK(error == std::errc() && end == token.data() + token.size(), what, " must be a number, got '",
-             token, "'");
+  KILN_CHECK(error == std::errc() && end == token.data() + token.size() && std::isfinite(value), what,
+             " must be a finite number, got '", token, "'");
   return value;
 }
 
@@ -112,6 +93,8 @@ bool boolean(const std::string& token, const char* what) {
   KILN_CHECK(token == "true" || token == "false", what, " must be true or false, got '", token, "'");
   return token == "true";
 }
+
+constexpr std::int64_t kMaxRepeat = 1000;  // more layers from one line than any network here wants
 
 // One layer line, split: "conv 32 3 stride=2" -> kind conv, arguments {32, 3}, options {stride: 2}.
 struct LayerLine {
@@ -151,7 +134,8 @@ LayerLine parse_line(const std::string& text) {
              line.kind, " takes ", rule.min_arguments == rule.max_arguments ? "" : "up to ",
              rule.max_arguments, " argument", rule.max_arguments == 1 ? "" : "s", ", not ",
              line.arguments.size(), " (the form is ", rule.usage, ")");
-  positive_integer(line.option("repeat", "1"), "repeat");
+  KILN_CHECK(positive_integer(line.option("repeat", "1"), "repeat") <= kMaxRepeat, "repeat is at most ",
+             kMaxRepeat);
   return line;
 }
 

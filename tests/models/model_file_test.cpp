@@ -242,6 +242,10 @@ TEST_CASE(
   const Tensor images = Tensor::randn({2, 3, 32, 32});
   CHECK((*written)(images).to_vector<float>() == (*zoo)(images).to_vector<float>());
 
+  CHECK_THROWS_WITH_AS(build(spec_of({"conv 4 3 repeat=1001", "flatten", "linear"})),
+                       doctest::Contains("repeat is at most 1000"), Error);
+  CHECK_THROWS_WITH_AS(build(spec_of({"flatten", "leaky_relu nan", "linear"})),
+                       doctest::Contains("SLOPE must be a finite number, got 'nan'"), Error);
   CHECK_THROWS_WITH_AS(build(spec_of({"conv 4 3 repeat=0", "flatten", "linear"})),
                        doctest::Contains("repeat must be a whole number >= 1, got '0'"), Error);
   const ModelFile file("conv 4 3\nrelu repeat=x\n");
