@@ -477,6 +477,9 @@ void place_on_device(Run& run) {
   run.config.loader_threads = resolved_loader_threads(run.config.loader_threads, run.device);
   KILN_CHECK(run.config.loader_threads >= 0, "train: --loader-threads takes auto or a count, not ",
              run.config.loader_threads);
+  KILN_CHECK(run.config.accumulate == 1 || !run.config.cuda_graphs,
+             "train: --cuda-graphs captures a step of one batch; it does not take --accumulate ",
+             run.config.accumulate);
   KILN_CHECK(!run.config.cuda_graphs || run.device.is_cuda(),
              "train: --cuda-graphs needs a CUDA device (--device cuda), not ", run.config.device);
   KILN_CHECK(run.config.profile_steps >= 0, "train: --profile takes a number of steps, not ",
@@ -1034,9 +1037,6 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
              config.ema);
   KILN_CHECK(config.accumulate >= 1, "train: --accumulate takes a count of batches >= 1, got ",
              config.accumulate);
-  KILN_CHECK(config.accumulate == 1 || !config.cuda_graphs,
-             "train: --cuda-graphs captures a step of one batch; it does not take --accumulate ",
-             config.accumulate);
   KILN_CHECK(config.epochs >= 1, "train: --epochs must be >= 1, got ", config.epochs);
   KILN_CHECK(config.eval_every >= 1, "train: --eval-every must be >= 1, got ", config.eval_every);
   KILN_CHECK(start != RunStart::Resume || config.init_checkpoint.empty(),
@@ -1060,6 +1060,7 @@ TrainResult train(const TrainConfig& config, RunStart start, TrainingObserver& o
       {"eval_split", run.eval_split_name},
       {"parameters", run.model->parameter_count()},
       {"steps_per_epoch", steps_per_epoch(run)},
+      {"optimizer_steps_per_epoch", optimizer_steps_per_epoch(run)},
       {"resumed_at_epoch", run.epochs_done},
       {"preprocessing", run.preprocessing.to_json()},
       {"input_size",
