@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "models/model_file.hpp"
 #include "quant/quantized_module.hpp"
 #include "train/early_stopping.hpp"
 #include "train/model_io.hpp"
@@ -42,20 +43,29 @@ void print_guards(const nlohmann::json& header) {
   }
 }
 
-// Fine-tuning: the checkpoint the run started from and its classes, whether the head was replaced, the
-// frozen modules and the head's learning rate. Nothing for a run from scratch.
-// A network from a model file: its layer lines, each beside the name its module took ("conv1"), which
-// --freeze and explain's messages use.
+// A network from a model file: its layer lines, each beside the names its modules took ("conv1", or
+// "residual2 .. residual9" for a repeat=8), which --freeze and explain's messages use.
 void print_described_layers(const train::LoadedModel& loaded) {
   const std::vector<std::string>& lines = loaded.architecture.layers;
   if (lines.empty()) return;
   const auto& children = loaded.model->named_children();
+  std::int64_t built = 0;
+  for (const std::string& line : lines) built += models::layers_of_line(line);
+  const bool named = !loaded.int8() && static_cast<std::int64_t>(children.size()) == built;
+  std::size_t child = 0;
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    const std::string name = children.size() == lines.size() ? children[i].first : std::to_string(i + 1);
-    std::printf("%-15s%-20s%s\n", i == 0 ? "layers" : "", name.c_str(), lines[i].c_str());
+    const auto count = static_cast<std::size_t>(models::layers_of_line(lines[i]));
+    std::string names = std::to_string(i + 1);
+    if (named) {
+      names = children[child].first + (count > 1 ? " .. " + children[child + count - 1].first : "");
+    }
+    child += count;
+    std::printf("%-15s%-28s%s\n", i == 0 ? "layers" : "", names.c_str(), lines[i].c_str());
   }
 }
 
+// Fine-tuning: the checkpoint the run started from and its classes, whether the head was replaced, the
+// frozen modules and the head's learning rate. Nothing for a run from scratch.
 void print_fine_tune(const nlohmann::json& config) {
   const std::string init = config.value("init_checkpoint", std::string());
   if (!init.empty()) {

@@ -320,6 +320,10 @@ layers::ModulePtr build_described_model(const ArchitectureSpec& spec, Generator&
   return build_layers(spec, generator, "model " + spec.name, {});
 }
 
+std::int64_t layers_of_line(const std::string& line) {
+  return positive_integer(parse_line(line).option("repeat", "1"), "repeat");
+}
+
 std::vector<std::string> model_layer_kinds() {
   std::vector<std::string> lines;
   for (const KindRule& rule : kind_rules()) lines.push_back(std::string(rule.usage) + ": " + rule.builds);

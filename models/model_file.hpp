@@ -51,6 +51,9 @@ ArchitectureSpec resolve_architecture(const std::string& model, std::int64_t in_
 //    or global_avg_pool before it)"
 layers::ModulePtr build_described_model(const ArchitectureSpec& spec, Generator& generator);
 
+// How many layers a layer line builds: its repeat=N, else 1.
+std::int64_t layers_of_line(const std::string& line);
+
 // One line per kind: "conv OUT KERNEL [stride=1] [padding=0|same] ..." and what it builds.
 std::vector<std::string> model_layer_kinds();
 

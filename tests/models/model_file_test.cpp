@@ -242,6 +242,8 @@ TEST_CASE(
   const Tensor images = Tensor::randn({2, 3, 32, 32});
   CHECK((*written)(images).to_vector<float>() == (*zoo)(images).to_vector<float>());
 
+  CHECK(models::layers_of_line("residual 16 repeat=3") == 3);
+  CHECK(models::layers_of_line("residual 32 stride=2") == 1);
   CHECK_THROWS_WITH_AS(build(spec_of({"conv 4 3 repeat=1001", "flatten", "linear"})),
                        doctest::Contains("repeat is at most 1000"), Error);
   CHECK_THROWS_WITH_AS(build(spec_of({"flatten", "leaky_relu nan", "linear"})),
