@@ -42,6 +42,8 @@ class GraphBuilder {
       return emit_basic_block(*block, path, input);
     if (const auto* block = dynamic_cast<const layers::DepthwiseSeparable*>(&module))
       return emit_depthwise_separable(*block, path, input);
+    if (const auto* block = dynamic_cast<const layers::InvertedResidual*>(&module))
+      return emit_inverted_residual(*block, path, input);
     if (const auto* pool = dynamic_cast<const layers::MaxPool2d*>(&module))
       return emit_pool("MaxPool", pool->options(), path, input);
     if (const auto* pool = dynamic_cast<const layers::AvgPool2d*>(&module)) {
@@ -62,6 +64,7 @@ class GraphBuilder {
       return node("Flatten", path, {input}, {{"axis", std::int64_t{1}}});
     }
     if (dynamic_cast<const layers::ReLU*>(&module)) return node("Relu", path, {input});
+    if (dynamic_cast<const layers::ReLU6*>(&module)) return emit_relu6(path, input);
     if (const auto* leaky = dynamic_cast<const layers::LeakyReLU*>(&module))
       return node("LeakyRelu", path, {input}, {{"alpha", static_cast<float>(leaky->negative_slope())}});
     if (dynamic_cast<const layers::Sigmoid*>(&module)) return node("Sigmoid", path, {input});
@@ -153,6 +156,11 @@ class GraphBuilder {
     return node("Mul", path, {product, float_scalar("0.5", 0.5f)});
   }
 
+  // ReLU6 as Clip, whose bounds (from opset 11) are inputs rather than attributes.
+  std::string emit_relu6(const std::string& path, const std::string& input) {
+    return node("Clip", path, {input, float_scalar("0", 0.0f), float_scalar("6", 6.0f)});
+  }
+
   std::string emit_basic_block(const layers::BasicBlock& block, const std::string& path,
                                const std::string& input) {
     const auto& conv1 = layers::child_as<layers::Conv2d>(block, "conv1");
@@ -205,6 +213,24 @@ class GraphBuilder {
     value = emit_conv(layers::child_as<layers::Conv2d>(block, "pointwise"), join(path, "pointwise"), value);
     value = emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn2"), join(path, "bn2"), value);
     return node("Relu", path, {value});
+  }
+
+  std::string emit_inverted_residual(const layers::InvertedResidual& block, const std::string& path,
+                                     const std::string& input) {
+    std::string value = input;
+    if (block.expansion() > 1) {
+      value = emit_conv(layers::child_as<layers::Conv2d>(block, "expand"), join(path, "expand"), value);
+      value = emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn0"), join(path, "bn0"), value);
+      value = emit_relu6(join(path, "relu0"), value);
+    }
+    value = emit_conv(layers::child_as<layers::Conv2d>(block, "depthwise"), join(path, "depthwise"), value);
+    value = emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn1"), join(path, "bn1"), value);
+    value = emit_relu6(join(path, "relu1"), value);
+    value = emit_conv(layers::child_as<layers::Conv2d>(block, "project"), join(path, "project"), value);
+    if (!block.residual())
+      return emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn2"), path, value);
+    value = emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn2"), join(path, "bn2"), value);
+    return node("Add", path, {value, input});
   }
 
   Graph& graph_;

@@ -2,6 +2,7 @@
 // differentiable op of the same name in core/ops.hpp.
 //
 //   ReLU       max(x, 0)
+//   ReLU6      min(max(x, 0), 6) (MobileNetV2's, which keeps activations in a range low precision holds)
 //   LeakyReLU  x if x > 0, else negative_slope * x
 //   Sigmoid    1 / (1 + exp(-x))
 //   Tanh       tanh(x)
@@ -18,6 +19,12 @@ class ReLU : public Module {
  public:
   Tensor forward(const Tensor& input) override { return relu(input); }
   std::string describe() const override { return "ReLU()"; }
+};
+
+class ReLU6 : public Module {
+ public:
+  Tensor forward(const Tensor& input) override { return clamp(input, 0.0, 6.0); }
+  std::string describe() const override { return "ReLU6()"; }
 };
 
 class LeakyReLU : public Module {

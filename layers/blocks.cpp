@@ -116,4 +116,44 @@ std::string DepthwiseSeparable::describe() const {
   return out.str();
 }
 
+// ---- InvertedResidual ------------------------------------------------------------------------------------
+
+InvertedResidual::InvertedResidual(std::int64_t in_channels, std::int64_t out_channels, std::int64_t stride,
+                                   std::int64_t expansion, Generator& generator)
+    : in_channels_(in_channels), out_channels_(out_channels), stride_(stride), expansion_(expansion) {
+  KILN_CHECK(in_channels > 0 && out_channels > 0 && stride > 0 && expansion > 0,
+             "InvertedResidual: in_channels ", in_channels, ", out_channels ", out_channels, ", stride ",
+             stride, " and expansion ", expansion, " must be positive");
+  const std::int64_t hidden = in_channels * expansion;
+  if (expansion > 1) {
+    expand_ = register_module("expand", std::make_shared<Conv2d>(in_channels, hidden, 1, generator,
+                                                                 Conv2dLayerOptions{.bias = false}));
+    bn0_ = register_module("bn0", std::make_shared<BatchNorm2d>(hidden));
+  }
+  depthwise_ = register_module(
+      "depthwise", std::make_shared<Conv2d>(
+                       hidden, hidden, 3, generator,
+                       Conv2dLayerOptions{.stride = stride, .padding = 1, .groups = hidden, .bias = false}));
+  bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(hidden));
+  project_ = register_module("project", std::make_shared<Conv2d>(hidden, out_channels, 1, generator,
+                                                                 Conv2dLayerOptions{.bias = false}));
+  bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(out_channels));
+}
+
+// conv_then_batch_norm without its ReLU: at inference each batch norm rides its convolution's stores.
+Tensor InvertedResidual::forward(const Tensor& input) {
+  Tensor hidden = input;
+  if (expand_) hidden = clamp(conv_then_batch_norm(*expand_, *bn0_, hidden, false), 0.0, 6.0);
+  hidden = clamp(conv_then_batch_norm(*depthwise_, *bn1_, hidden, false), 0.0, 6.0);
+  const Tensor output = conv_then_batch_norm(*project_, *bn2_, hidden, false);
+  return residual() ? output + input : output;
+}
+
+std::string InvertedResidual::describe() const {
+  std::ostringstream out;
+  out << "InvertedResidual(" << in_channels_ << ", " << out_channels_ << ", stride=" << stride_
+      << ", expansion=" << expansion_ << ")";
+  return out.str();
+}
+
 }  // namespace kiln::layers

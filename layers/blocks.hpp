@@ -1,4 +1,4 @@
-// The building blocks of residual networks and MobileNets.
+// The building blocks of residual networks and MobileNets (the first and the second).
 //
 // BasicBlock (He et al. 2015, "Deep Residual Learning for Image Recognition", figure 2):
 //
@@ -17,6 +17,15 @@
 //
 //   x [N, in, H, W] ─ depthwise conv 3x3 (groups = in, stride, pad 1) ─ BN ─ ReLU   [N, in, H_out, W_out]
 //                   ─ pointwise conv 1x1 (in -> out) ─ BN ─ ReLU                      [N, out, H_out, W_out]
+//
+// InvertedResidual (Sandler et al. 2018, "MobileNetV2", figure 3 and table 1): the separable block turned
+// around: a 1x1 expands the channels t-fold, the depthwise 3x3 filters in the wide space, and a 1x1 projects
+// to a narrow output with no activation after it (a ReLU there would destroy information in so few
+// channels); the shortcut joins the narrow ends when the shape is kept:
+//
+//   x [N, in, H, W] ─ conv 1x1 (in -> t in) ─ BN ─ ReLU6          [N, t in, H, W]  (left out when t == 1)
+//                   ─ depthwise conv 3x3 (stride, pad 1) ─ BN ─ ReLU6   [N, t in, H_out, W_out]
+//                   ─ conv 1x1 (t in -> out) ─ BN ─(+ x when stride 1 and in == out)   [N, out, H_out, W_out]
 #pragma once
 
 #include <cstdint>
@@ -87,6 +96,30 @@ class DepthwiseSeparable : public Module {
   std::shared_ptr<Conv2d> depthwise_;
   std::shared_ptr<BatchNorm2d> bn1_;
   std::shared_ptr<Conv2d> pointwise_;
+  std::shared_ptr<BatchNorm2d> bn2_;
+};
+
+// Children "expand" and "bn0" (when the expansion is more than 1), "depthwise", "bn1", "project", "bn2".
+// Parameters, h = expansion * in: in * h + 2 h (when expanded) + 9 h + 2 h + h * out + 2 out.
+class InvertedResidual : public Module {
+ public:
+  InvertedResidual(std::int64_t in_channels, std::int64_t out_channels, std::int64_t stride,
+                   std::int64_t expansion, Generator& generator);
+
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override;  // "InvertedResidual(16, 24, stride=2, expansion=6)"
+
+  std::int64_t expansion() const { return expansion_; }
+  // Whether the input is added to the output: stride 1 and as many channels out as in.
+  bool residual() const { return stride_ == 1 && in_channels_ == out_channels_; }
+
+ private:
+  std::int64_t in_channels_, out_channels_, stride_, expansion_;
+  std::shared_ptr<Conv2d> expand_;  // null when expansion == 1
+  std::shared_ptr<BatchNorm2d> bn0_;
+  std::shared_ptr<Conv2d> depthwise_;
+  std::shared_ptr<BatchNorm2d> bn1_;
+  std::shared_ptr<Conv2d> project_;
   std::shared_ptr<BatchNorm2d> bn2_;
 };
 

@@ -1,6 +1,7 @@
 #include "models/model_file.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -34,6 +35,7 @@ const std::vector<KindRule>& kind_rules() {
        "a KERNEL x KERNEL convolution to OUT channels (padding=same: (KERNEL - 1) / 2 * dilation)"},
       {"batchnorm", 0, 0, {}, "batchnorm", "batch normalization of each channel"},
       {"relu", 0, 0, {}, "relu", "max(x, 0)"},
+      {"relu6", 0, 0, {}, "relu6", "min(max(x, 0), 6)"},
       {"leaky_relu", 0, 1, {}, "leaky_relu [SLOPE=0.01]", "x, or SLOPE * x below 0"},
       {"sigmoid", 0, 0, {}, "sigmoid", "1 / (1 + exp(-x))"},
       {"tanh", 0, 0, {}, "tanh", "tanh(x)"},
@@ -51,6 +53,9 @@ const std::vector<KindRule>& kind_rules() {
        "a ResNet basic block: two 3x3 convolutions with batch norms and a shortcut (pad: option A)"},
       {"separable", 1, 1, {"stride"}, "separable OUT [stride=1]",
        "a MobileNet block: a 3x3 depthwise and a 1x1 convolution, each with a batch norm and ReLU"},
+      {"inverted", 1, 1, {"stride", "expand"}, "inverted OUT [stride=1] [expand=6]",
+       "a MobileNetV2 block: 1x1 to expand x the channels, 3x3 depthwise, 1x1 to OUT (ReLU6s, batch norms; "
+       "the input added when stride 1 and OUT = its channels)"},
   };
   return rules;
 }
@@ -160,7 +165,8 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
   const bool spatial = input.dim() == 4;
   const std::string& kind = line.kind;
   if (kind == "conv" || kind == "batchnorm" || kind == "maxpool" || kind == "avgpool" ||
-      kind == "global_avg_pool" || kind == "flatten" || kind == "residual" || kind == "separable") {
+      kind == "global_avg_pool" || kind == "flatten" || kind == "residual" || kind == "separable" ||
+      kind == "inverted") {
     KILN_CHECK(spatial, "takes [N, C, H, W], but its input is ", shape_text(input));
   }
   if (kind == "linear") {
@@ -193,6 +199,7 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
   }
   if (kind == "batchnorm") return std::make_shared<BatchNorm2d>(channels);
   if (kind == "relu") return std::make_shared<ReLU>();
+  if (kind == "relu6") return std::make_shared<ReLU6>();
   if (kind == "leaky_relu") {
     return std::make_shared<LeakyReLU>(line.arguments.empty() ? 0.01
                                                               : real_number(line.arguments[0], "SLOPE"));
@@ -223,6 +230,10 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
                " -> ", out, "); use shortcut=projection");
     return std::make_shared<BasicBlock>(channels, out, stride, generator,
                                         shortcut == "pad" ? Shortcut::PadIdentity : Shortcut::Projection);
+  }
+  if (kind == "inverted") {
+    const std::int64_t expansion = positive_integer(line.option("expand", "6"), "expand");
+    return std::make_shared<InvertedResidual>(channels, out, stride, expansion, generator);
   }
   return std::make_shared<DepthwiseSeparable>(channels, out, stride, generator);  // separable
 }
@@ -270,7 +281,9 @@ layers::ModulePtr build_layers(const ArchitectureSpec& spec, Generator& generato
         layers::ModulePtr layer = make_layer(line, x, spec.classes, generator);
         layer->eval();  // batch norm from its running statistics, no dropout: the dry run draws nothing
         x = layer->forward(x);
-        net->add(line.kind + std::to_string(++counts[line.kind]), std::move(layer));
+        // "conv3", or "relu6_2" where the kind ends in a digit
+        const std::string separator = std::isdigit(static_cast<unsigned char>(line.kind.back())) ? "_" : "";
+        net->add(line.kind + separator + std::to_string(++counts[line.kind]), std::move(layer));
       }
     } catch (const Error& error) {
       if (line_numbers.empty()) fail(origin, ", layer ", index + 1, " '", text, "': ", error.what());

@@ -45,8 +45,9 @@ ArchitectureSpec resolve_architecture(const std::string& model, std::int64_t in_
                                       std::int64_t width, std::int64_t classes);
 
 // Builds spec.layers as a Sequential of top-level layers named by kind and count ("conv1", "batchnorm1",
-// "relu1", "conv2", ...), weights drawn from `generator` in order. Errors name the layer and its place
-// (resolve_architecture has built a file's layers once already, so a file's errors name its lines):
+// "relu1", "conv2", ..., "relu6_1" where the kind ends in a digit), weights drawn from `generator` in order.
+// Errors name the layer and its place (resolve_architecture has built a file's layers once already, so a
+// file's errors name its lines):
 //   "model small, layer 9 'linear 64': takes [N, features], but its input is [N, 64, 8, 8] (put flatten
 //    or global_avg_pool before it)"
 layers::ModulePtr build_described_model(const ArchitectureSpec& spec, Generator& generator);

@@ -102,6 +102,8 @@ def run_node(node, values):
         return (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps) * scale.reshape(shape) + bias.reshape(shape)
     if op == "Relu":
         return np.maximum(inputs[0], 0.0)
+    if op == "Clip":
+        return np.clip(inputs[0], inputs[1], inputs[2])
     if op == "LeakyRelu":
         return np.where(inputs[0] > 0, inputs[0], a.get("alpha", 0.01) * inputs[0])
     if op == "Sigmoid":

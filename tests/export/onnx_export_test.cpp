@@ -195,8 +195,9 @@ train::LoadedModel zoo_model(const std::string& name) {
   return loaded;
 }
 
-// A small net with every layer kind the zoo does not use: conv with bias, stride and dilation, LeakyReLU,
-// AvgPool2d both ways of counting padding, Sigmoid, Tanh, GELU, Dropout, MaxPool2d with padding.
+// A small net with every layer kind the zoo does not use: conv with bias, stride and dilation, ReLU6,
+// LeakyReLU, AvgPool2d both ways of counting padding, Sigmoid, Tanh, GELU, inverted residual blocks (with and
+// without the expansion and the shortcut), Dropout, MaxPool2d with padding.
 train::LoadedModel every_layer_model() {
   using namespace layers;
   Generator generator(3);
@@ -204,6 +205,7 @@ train::LoadedModel every_layer_model() {
   net->add("conv", std::make_shared<Conv2d>(3, 8, 3, generator,
                                             Conv2dLayerOptions{.stride = 2, .padding = 2, .dilation = 2}))
       .add("bn", std::make_shared<BatchNorm2d>(8))
+      .add("relu6", std::make_shared<ReLU6>())
       .add("leaky", std::make_shared<LeakyReLU>(0.1))
       .add("avg_exclude",
            std::make_shared<AvgPool2d>(Pool2dOptions{
@@ -213,11 +215,14 @@ train::LoadedModel every_layer_model() {
            std::make_shared<AvgPool2d>(Pool2dOptions{.kernel = {2, 2}, .stride = {1, 1}, .padding = {1, 1}}))
       .add("tanh", std::make_shared<Tanh>())
       .add("gelu", std::make_shared<GELU>())
+      .add("inverted_plain", std::make_shared<InvertedResidual>(8, 8, 1, 1, generator))
+      .add("inverted_wide", std::make_shared<InvertedResidual>(8, 8, 1, 4, generator))
       .add("dropout", std::make_shared<Dropout>(0.5))
       .add("max",
            std::make_shared<MaxPool2d>(Pool2dOptions{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}))
+      .add("inverted_strided", std::make_shared<InvertedResidual>(8, 6, 2, 2, generator))
       .add("flatten", std::make_shared<Flatten>())
-      .add("fc", std::make_shared<Linear>(8 * 3 * 3, 4, generator));
+      .add("fc", std::make_shared<Linear>(6 * 2 * 2, 4, generator));
   randomize_batch_norms(*net, 5);
   net->eval();
   train::LoadedModel loaded;

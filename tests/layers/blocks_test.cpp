@@ -1,6 +1,6 @@
-// BasicBlock and DepthwiseSeparable: shapes, shortcut kinds and their parameters, hand-counted parameter
-// totals, the pad-identity shortcut's values, the block's forward against the ops it is made of, and
-// gradients reaching every parameter.
+// BasicBlock, DepthwiseSeparable and InvertedResidual: shapes, shortcut kinds and their parameters,
+// hand-counted parameter totals, the pad-identity shortcut's values, the block's forward against the ops it
+// is made of, and gradients reaching every parameter.
 #include "layers/blocks.hpp"
 
 #include <doctest/doctest.h>
@@ -192,6 +192,57 @@ TEST_CASE("layers: DepthwiseSeparable shapes, parameter names and hand-counted p
   CHECK(DepthwiseSeparable(32, 64, 1, generator)(Tensor::zeros({1, 32, 7, 7})).shape() == Shape{1, 64, 7, 7});
   CHECK(block.describe() == "DepthwiseSeparable(8, 16, stride=2)");
   check_gradients_reach_every_parameter(block, x, generator);
+}
+
+TEST_CASE("layers: InvertedResidual shapes, names, hand-counted parameters, and when it adds its input") {
+  Generator generator(8);
+  InvertedResidual widened(8, 12, 2, 6, generator);
+  const Tensor x = Tensor::randn({2, 8, 9, 9}, DType::Float32, &generator);
+  CHECK(widened(x).shape() == Shape{2, 12, 5, 5});
+  CHECK_FALSE(widened.residual());
+  CHECK(names(widened.named_parameters()) ==
+        std::vector<std::string>{"expand.weight", "bn0.weight", "bn0.bias", "depthwise.weight", "bn1.weight",
+                                 "bn1.bias", "project.weight", "bn2.weight", "bn2.bias"});
+  // h = 48: expand 8*48 = 384, bn0 96, depthwise 48*9 = 432, bn1 96, project 48*12 = 576, bn2 24.
+  CHECK(widened.parameter_count() == 384 + 96 + 432 + 96 + 576 + 24);
+  CHECK(widened.describe() == "InvertedResidual(8, 12, stride=2, expansion=6)");
+  check_gradients_reach_every_parameter(widened, x, generator);
+
+  InvertedResidual narrow(8, 8, 1, 1, generator);  // no expansion: the depthwise reads x itself
+  CHECK(narrow.residual());
+  CHECK(names(narrow.named_parameters()).front() == "depthwise.weight");
+  CHECK(narrow.parameter_count() == 72 + 16 + 64 + 16);
+  CHECK(narrow(x).shape() == x.shape());
+  check_gradients_reach_every_parameter(narrow, x, generator);
+  CHECK_THROWS_WITH_AS(InvertedResidual(8, 8, 1, 0, generator),
+                       doctest::Contains("expansion 0 must be positive"), kiln::Error);
+}
+
+TEST_CASE("layers: InvertedResidual forward is bn2(project(relu6(bn1(dw(relu6(bn0(expand x))))))) + x") {
+  Generator generator(9);
+  InvertedResidual block(4, 4, 1, 3, generator);
+  const Tensor x = Tensor::randn({2, 4, 5, 5}, DType::Float32, &generator) * 4.0;  // some values past 6
+  const auto p = by_name(block.named_parameters());
+  const auto expected = [&](const BatchNormOptions& norm) {
+    const auto normalized = [&](const Tensor& t, const std::string& bn, std::int64_t channels) {
+      return batch_norm2d(t, p.at(bn + ".weight"), p.at(bn + ".bias"), Tensor::zeros({channels}),
+                          Tensor::ones({channels}), norm);
+    };
+    Tensor h = clamp(normalized(conv2d(x, p.at("expand.weight"), Tensor(), {}), "bn0", 12), 0.0, 6.0);
+    h = clamp(normalized(conv2d(h, p.at("depthwise.weight"), Tensor(), {.padding = {1, 1}, .groups = 12}),
+                         "bn1", 12),
+              0.0, 6.0);
+    return normalized(conv2d(h, p.at("project.weight"), Tensor(), {}), "bn2", 4) + x;
+  };
+  // Train mode: batch statistics (the running statistics passed above are moved, not read).
+  CHECK(max_abs_difference(block(x), expected({.training = true})) < 1e-5);
+  // Eval mode, on a block whose running statistics are still 0 and 1: each batch norm inside its
+  // convolution's stores.
+  InvertedResidual fresh(4, 4, 1, 3, generator);
+  for (auto& [name, parameter] : fresh.named_parameters()) parameter.copy_(p.at(name));
+  fresh.eval();
+  NoGradGuard no_grad;
+  CHECK(max_abs_difference(fresh(x), expected({.training = false})) < 1e-5);
 }
 
 }  // namespace layers_blocks_test

@@ -164,17 +164,23 @@ TEST_CASE("model file: the conv's options reach the layer, padding=same keeps th
   CHECK(output_shape(*model, spec, 1) == Shape{1, 5});
 }
 
-TEST_CASE("model file: residual and separable blocks, with either shortcut") {
-  const ArchitectureSpec spec = spec_of(
-      {"conv 8 3 padding=same bias=false", "residual 8", "residual 16 stride=2",
-       "residual 12 stride=2 shortcut=projection", "separable 20 stride=2", "global_avg_pool", "linear"},
-      3, 16, 4);
+TEST_CASE("model file: residual, separable and inverted blocks, with either shortcut") {
+  const ArchitectureSpec spec =
+      spec_of({"conv 8 3 padding=same bias=false", "residual 8", "residual 16 stride=2",
+               "residual 12 stride=2 shortcut=projection", "separable 20 stride=2", "inverted 20 expand=4",
+               "inverted 24 stride=2 expand=1", "relu6", "global_avg_pool", "linear"},
+              3, 32, 4);
   layers::ModulePtr model = build(spec);
   CHECK(output_shape(*model, spec) == Shape{2, 4});
   CHECK(dynamic_cast<const layers::BasicBlock*>(model->named_children()[1].second.get()) != nullptr);
   CHECK(dynamic_cast<const layers::DepthwiseSeparable*>(model->named_children()[4].second.get()) != nullptr);
   const auto& projected = dynamic_cast<const layers::BasicBlock&>(*model->named_children()[3].second);
   CHECK(projected.describe().find("projection") != std::string::npos);
+  const auto& inverted = dynamic_cast<const layers::InvertedResidual&>(*model->named_children()[5].second);
+  CHECK(inverted.describe() == "InvertedResidual(20, 20, stride=1, expansion=4)");
+  CHECK(inverted.residual());
+  CHECK(dynamic_cast<const layers::ReLU6*>(model->named_children()[7].second.get()) != nullptr);
+  CHECK(model->named_children()[7].first == "relu6_1");
   CHECK_THROWS_WITH_AS(build(spec_of({"conv 8 3", "residual 4", "global_avg_pool", "linear"})),
                        doctest::Contains("shortcut=pad can only add channels (8 -> 4)"), Error);
 }
@@ -257,7 +263,7 @@ TEST_CASE(
 }
 
 TEST_CASE("model file: the bundled examples build and map CIFAR-sized images to the classes") {
-  for (const char* name : {"small_residual.txt", "tiny_vgg.txt"}) {
+  for (const char* name : {"small_mobilenet_v2.txt", "small_residual.txt", "tiny_vgg.txt"}) {
     CAPTURE(name);
     const ArchitectureSpec spec = models::resolve_architecture((kExamples / name).string(), 3, 32, 32, 10);
     layers::ModulePtr model = build(spec);
@@ -267,7 +273,7 @@ TEST_CASE("model file: the bundled examples build and map CIFAR-sized images to 
 
 TEST_CASE("model file: every kind is listed with its form") {
   const std::vector<std::string> kinds = models::model_layer_kinds();
-  CHECK(kinds.size() == 15);
+  CHECK(kinds.size() == 17);
   CHECK(kinds.front().starts_with("conv OUT KERNEL [stride=1] [padding=0|same]"));
 }
 
