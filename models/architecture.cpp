@@ -15,8 +15,12 @@ using Builder = std::function<layers::ModulePtr(const ArchitectureSpec&, Generat
 const std::vector<std::pair<std::string, Builder>>& builders() {
   static const std::vector<std::pair<std::string, Builder>> table = [] {
     std::vector<std::pair<std::string, Builder>> entries{
-        {"lenet5", build_lenet5},       {"vgg_small", build_vgg},     {"vgg11", build_vgg},
-        {"mobilenet", build_mobilenet}, {"resnet18", build_resnet18},
+        {"lenet5", build_lenet5},
+        {"vgg_small", build_vgg},
+        {"vgg11", build_vgg},
+        {"mobilenet", build_mobilenet},
+        {"mobilenet_v2", build_mobilenet_v2},
+        {"resnet18", build_resnet18},
     };
     for (std::int64_t depth : {20, 32, 44, 56, 110}) {
       entries.emplace_back("resnet" + std::to_string(depth), [depth](const ArchitectureSpec& spec, Generator& g) {

@@ -33,4 +33,10 @@ layers::ModulePtr build_resnet18(const ArchitectureSpec& spec, Generator& genera
 // 1024/2, 1024, global average pooling and a linear classifier.
 layers::ModulePtr build_mobilenet(const ArchitectureSpec& spec, Generator& generator);
 
+// MobileNetV2 (Sandler et al. 2018) for small images: a 3x3 conv to 32 channels, 17 inverted residual
+// blocks (16, 2 x 24, 3 x 32/2, 4 x 64/2, 3 x 96, 3 x 160/2, 320; the stem and the second stage at stride
+// 1 rather than ImageNet's 2, as CIFAR variants do), a 1x1 conv to 1280, ReLU6 throughout, global average
+// pooling, dropout 0.2 and a linear classifier.
+layers::ModulePtr build_mobilenet_v2(const ArchitectureSpec& spec, Generator& generator);
+
 }  // namespace kiln::models

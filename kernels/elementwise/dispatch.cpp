@@ -35,18 +35,26 @@ constexpr std::int64_t kMinRowLength = 16;
 // rounding: rounding that to bfloat16 gives the larger, as correct rounding does. Not so for Mul (exact in
 // float but for products below float's normal range, rounded there on a finer grid than bfloat16's), Div,
 // Sqrt, LeakyRelu's float alpha, or Sigmoid and Tanh's backward, whose float results may round onto a
-// bfloat16 tie the exact result misses, or Clamp, whose double bounds the float kernel rounds to float before
-// comparing: those keep the reference.
+// bfloat16 tie the exact result misses, or Clamp with bounds bfloat16 cannot hold, which the float kernel
+// rounds to float before comparing and returning: those keep the reference. Clamp with bfloat16 bounds
+// (ReLU6's 0 and 6) is exact: a comparison of two bfloat16 values in float is the comparison of the values,
+// the result is x or a bound, and the gradient gy or 0.
+bool bfloat16_bounds(const UnaryParams& params) {
+  const auto exact = [](double bound) { return static_cast<double>(bfloat16(bound)) == bound; };
+  return exact(params.low) && exact(params.high);
+}
 template <typename T>
-bool vectorized_forward(UnaryOp op) {
-  const bool exact = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu;
+bool vectorized_forward(UnaryOp op, const UnaryParams& params) {
+  const bool exact = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu ||
+                     (op == UnaryOp::Clamp && bfloat16_bounds(params));
   if constexpr (std::is_same_v<T, bfloat16>) return exact;
   return std::is_same_v<T, float> &&
          (exact || op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp || op == UnaryOp::Sqrt);
 }
 template <typename T>
-bool vectorized_backward(UnaryOp op) {
-  const bool exact = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu;
+bool vectorized_backward(UnaryOp op, const UnaryParams& params) {
+  const bool exact = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu ||
+                     (op == UnaryOp::Clamp && bfloat16_bounds(params));
   if constexpr (std::is_same_v<T, bfloat16>) return exact;
   return std::is_same_v<T, float> && (exact || op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp ||
                                       op == UnaryOp::Sigmoid || op == UnaryOp::Tanh);
@@ -153,7 +161,7 @@ void unary_forward(Device device, UnaryOp op, const UnaryParams& params, std::in
 #endif
   require_cpu(device, "unary_forward");
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
-    if (vectorized_forward<T>(op)) {
+    if (vectorized_forward<T>(op, params)) {
       switch (cpu_level()) {
         case CpuLevel::Avx512:
           return avx512::unary_forward(op, params, n, x, y);
@@ -177,7 +185,7 @@ void unary_backward(Device device, UnaryOp op, const UnaryParams& params, std::i
 #endif
   require_cpu(device, "unary_backward");
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
-    if (vectorized_backward<T>(op)) {
+    if (vectorized_backward<T>(op, params)) {
       switch (cpu_level()) {
         case CpuLevel::Avx512:
           return avx512::unary_backward(op, params, n, x, y, gy, gx);

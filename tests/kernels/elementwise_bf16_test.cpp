@@ -102,6 +102,42 @@ TEST_CASE("bfloat16 unary forward and backward: the double reference rounded onc
   }
 }
 
+TEST_CASE("bfloat16 clamp: bounds bfloat16 holds (ReLU6's) take the vectorized kernels, bit for bit") {
+  // Exact either way: x or a bound, and gy or 0. Bounds it cannot hold (0.1) keep the reference, whose
+  // double bound the float kernel would round before comparing.
+  testing::DispatchGuard guard;
+  for (const kernels::UnaryParams params :
+       {kernels::UnaryParams{.low = 0.0, .high = 6.0}, kernels::UnaryParams{.low = 0.1, .high = 6.0}}) {
+    const std::int64_t n = 100003;
+    const std::vector<bfloat16> x = bf16_values(n, 3, -8.0f, 8.0f), gy = bf16_values(n, 4);
+    const auto count = static_cast<std::size_t>(n);
+    std::vector<bfloat16> y_reference(count), gx_reference(count);
+    kernels::reference::unary_forward(UnaryOp::Clamp, params, n, x.data(), y_reference.data());
+    kernels::reference::unary_backward(UnaryOp::Clamp, params, n, x.data(), y_reference.data(), gy.data(),
+                                       gx_reference.data());
+    for (const kernels::CpuLevel level : testing::fast_levels()) {
+      INFO(kernels::cpu_level_name(level), ", low ", params.low);
+      kernels::set_cpu_level(level);
+      std::vector<bfloat16> y(count), gx(count);
+      kernels::unary_forward<bfloat16>(kCpu, UnaryOp::Clamp, params, n, x.data(), y.data());
+      kernels::unary_backward<bfloat16>(kCpu, UnaryOp::Clamp, params, n, x.data(), y.data(), gy.data(),
+                                        gx.data());
+      for (std::size_t i = 0; i < count; ++i) {
+        const bool same_y = y[i].bits == y_reference[i].bits ||
+                            (y[i] != y[i] && y_reference[i] != y_reference[i]);  // NaN payloads aside
+        const bool same_gx =
+            gx[i].bits == gx_reference[i].bits || (gx[i] != gx[i] && gx_reference[i] != gx_reference[i]);
+        if (!same_y || !same_gx) {
+          FAIL_CHECK("element ", i, ": x ", static_cast<float>(x[i]), " y ", static_cast<float>(y[i]), " vs ",
+                     static_cast<float>(y_reference[i]), ", gx ", static_cast<float>(gx[i]), " vs ",
+                     static_cast<float>(gx_reference[i]));
+          break;
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("bfloat16 unary: hand-worked values, and in place") {
   // Neg and Sqrt(4) are exact; exp(1) = 2.71828... rounds to 2.71875 (0x402e).
   std::vector<bfloat16> x = {bfloat16(1.0 + 1.0 / 128), bfloat16(4.0), bfloat16(1.0), bfloat16(-0.0)};

@@ -51,6 +51,9 @@ TEST_CASE("zoo: parameter counts match the papers") {
   // ResNet-18 (He et al. 2015, Table 1): 11.7M at 1000 classes, 11,176,512 without the classifier (as
   // torchvision's resnet18), then 512 * 10 + 10.
   CHECK(build("resnet18")->parameter_count() == 11181642);
+  // MobileNetV2 (Sandler et al. 2018, table 3: 3.4M at 1000 classes): 2,223,872 without the classifier (as
+  // torchvision's mobilenet_v2), then 1280 * 10 + 10.
+  CHECK(build("mobilenet_v2")->parameter_count() == 2236682);
 }
 
 TEST_CASE("zoo: resnet18 shrinks a photo 32-fold before its classifier") {
