@@ -248,6 +248,18 @@ TEST_CASE(
   const Tensor images = Tensor::randn({2, 3, 32, 32});
   CHECK((*written)(images).to_vector<float>() == (*zoo)(images).to_vector<float>());
 
+  // ResNet-56, as the README writes it: the zoo's weights too.
+  const layers::ModulePtr written56 =
+      build(spec_of({"conv 16 3 padding=same bias=false", "batchnorm", "relu", "residual 16 repeat=9",
+                     "residual 32 stride=2", "residual 32 repeat=8", "residual 64 stride=2",
+                     "residual 64 repeat=8", "global_avg_pool", "linear"},
+                    3, 32, 10),
+            6);
+  const std::vector<Tensor> c = written56->parameters(),
+                            d = build({"resnet56", 3, 32, 32, 10}, 6)->parameters();
+  REQUIRE(c.size() == d.size());
+  for (std::size_t i = 0; i < c.size(); ++i) CHECK(c[i].to_vector<float>() == d[i].to_vector<float>());
+
   CHECK(models::layers_of_line("residual 16 repeat=3") == 3);
   CHECK(models::layers_of_line("residual 32 stride=2") == 1);
   CHECK_THROWS_WITH_AS(build(spec_of({"conv 4 3 repeat=1001", "flatten", "linear"})),
