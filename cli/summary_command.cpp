@@ -2,6 +2,8 @@
 // image, its parameters and its forward FLOPs, then the totals. MODEL is a checkpoint (its own input and
 // classes), a network of the zoo or a model file (an input of --channels x --image-size, --classes
 // outputs). What one writes a model file against, or sizes a zoo network with for a new input.
+#include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <fstream>
 #include <memory>
