@@ -1,7 +1,9 @@
 #include "quant/inference_program.hpp"
 
 #include <cmath>
+#include <limits>
 #include <memory>
+#include <optional>
 
 #include "core/autograd.hpp"
 #include "core/error.hpp"
@@ -40,6 +42,8 @@ class Lowering {
       return lower_basic_block(*block, path);
     if (const auto* block = dynamic_cast<const layers::DepthwiseSeparable*>(&module))
       return lower_depthwise_separable(*block, path);
+    if (const auto* block = dynamic_cast<const layers::InvertedResidual*>(&module))
+      return lower_inverted_residual(*block, path);
     if (const auto* conv = dynamic_cast<const layers::Conv2d*>(&module))
       return (void)conv_step(*conv, nullptr, false, path);
     if (const auto* linear = dynamic_cast<const layers::Linear*>(&module))
@@ -57,20 +61,32 @@ class Lowering {
       return;
     }
     if (dynamic_cast<const layers::Dropout*>(&module)) return;  // the identity at inference
-    if (dynamic_cast<const layers::ReLU*>(&module)) return fuse_relu(path);
+    if (dynamic_cast<const layers::ReLU*>(&module)) return fuse_relu(path, kNoTop);
+    if (dynamic_cast<const layers::ReLU6*>(&module)) return fuse_relu(path, kRelu6Top);
     fail("quantize: module ", shown(path), " is ", module.describe(),
          ", which int8 inference does not support",
          dynamic_cast<const layers::BatchNorm2d*>(&module) ? " (batch-norm must follow a convolution)" : "");
   }
 
  private:
+  static constexpr double kNoTop = std::numeric_limits<double>::infinity();  // a ReLU: no top
+  static constexpr double kRelu6Top = 6.0;
+
   // The child after `i` as a Layer, or null when it is another module or there is none.
   template <typename Layer>
   static const Layer* next_as(const layers::Sequential& sequence, std::size_t i) {
     return i + 1 < sequence.size() ? dynamic_cast<const Layer*>(sequence[i + 1].get()) : nullptr;
   }
 
-  // Conv2d [+ BatchNorm2d] [+ ReLU] and Linear [+ ReLU] become one step; everything else is lowered alone.
+  // The top of the ReLU or ReLU6 after child `i` (+inf for a ReLU), or nothing when neither follows.
+  static std::optional<double> activation_after(const layers::Sequential& sequence, std::size_t i) {
+    if (next_as<layers::ReLU>(sequence, i)) return kNoTop;
+    if (next_as<layers::ReLU6>(sequence, i)) return kRelu6Top;
+    return std::nullopt;
+  }
+
+  // Conv2d [+ BatchNorm2d] [+ ReLU or ReLU6] and Linear [+ ReLU or ReLU6] become one step; everything else
+  // is lowered alone.
   void lower_sequence(const layers::Sequential& sequence, const std::string& path) {
     for (std::size_t i = 0; i < sequence.size(); ++i) {
       const Module& module = *sequence[i];
@@ -78,13 +94,13 @@ class Lowering {
       if (const auto* conv = dynamic_cast<const layers::Conv2d*>(&module)) {
         const auto* norm = next_as<layers::BatchNorm2d>(sequence, i);
         if (norm) ++i;
-        const bool relu = next_as<layers::ReLU>(sequence, i) != nullptr;
-        if (relu) ++i;
-        conv_step(*conv, norm, relu, module_path);
+        const std::optional<double> top = activation_after(sequence, i);
+        if (top) ++i;
+        conv_step(*conv, norm, top.has_value(), module_path, -1, top.value_or(kNoTop));
       } else if (const auto* linear = dynamic_cast<const layers::Linear*>(&module)) {
-        const bool relu = next_as<layers::ReLU>(sequence, i) != nullptr;
-        if (relu) ++i;
-        linear_step(*linear, relu, module_path);
+        const std::optional<double> top = activation_after(sequence, i);
+        if (top) ++i;
+        linear_step(*linear, top.has_value(), module_path, top.value_or(kNoTop));
       } else {
         lower(module, module_path);
       }
@@ -127,9 +143,27 @@ class Lowering {
               &layers::child_as<layers::BatchNorm2d>(block, "bn2"), true, join(path, "pointwise"));
   }
 
-  // y = conv(x) [BN] [+ residual] [ReLU]: the ReLU comes after the residual sum, as in a residual block.
+  // MobileNetV2's block: the expansion (when there is one) and the depthwise each with their batch norms
+  // and ReLU6s, then the projection with its batch norm, plus the block's input when the shape is kept.
+  void lower_inverted_residual(const layers::InvertedResidual& block, const std::string& path) {
+    const int input = current_;
+    if (block.expansion() > 1) {
+      conv_step(layers::child_as<layers::Conv2d>(block, "expand"),
+                &layers::child_as<layers::BatchNorm2d>(block, "bn0"), true, join(path, "expand"), -1,
+                kRelu6Top);
+    }
+    conv_step(layers::child_as<layers::Conv2d>(block, "depthwise"),
+              &layers::child_as<layers::BatchNorm2d>(block, "bn1"), true, join(path, "depthwise"), -1,
+              kRelu6Top);
+    conv_step(layers::child_as<layers::Conv2d>(block, "project"),
+              &layers::child_as<layers::BatchNorm2d>(block, "bn2"), false, join(path, "project"),
+              block.residual() ? input : -1);
+  }
+
+  // y = conv(x) [BN] [+ residual] [ReLU, topped at relu_upper]: the ReLU comes after the residual sum, as
+  // in a residual block.
   int conv_step(const layers::Conv2d& conv, const layers::BatchNorm2d* norm, bool relu,
-                const std::string& path, int residual = -1) {
+                const std::string& path, int residual = -1, double relu_upper = kNoTop) {
     const ValueShape in = value(current_);
     const auto& options = conv.options();
     KILN_CHECK(in.channels == conv.in_channels(), "quantize: ", shown(path), " expects ", conv.in_channels(),
@@ -144,6 +178,7 @@ class Lowering {
     step.stride = options.stride, step.padding = options.padding, step.dilation = options.dilation;
     step.groups = options.groups;
     step.relu = relu;
+    step.relu_upper = relu_upper;
     step.residual = residual;
     fold(conv.weight(), conv.bias(), norm, conv.out_channels(), step);
     const std::int64_t k = conv.kernel_size();
@@ -161,7 +196,8 @@ class Lowering {
     return emit(std::move(step), out);
   }
 
-  void linear_step(const layers::Linear& linear, bool relu, const std::string& path) {
+  void linear_step(const layers::Linear& linear, bool relu, const std::string& path,
+                   double relu_upper = kNoTop) {
     const ValueShape in = value(current_);
     KILN_CHECK(in.numel() == linear.in_features(), "quantize: ", shown(path), " expects ",
                linear.in_features(), " features, gets ", in.channels, "x", in.height, "x", in.width);
@@ -169,6 +205,7 @@ class Lowering {
     step.kind = StepKind::Linear;
     step.name = path;
     step.relu = relu;
+    step.relu_upper = relu_upper;
     fold(linear.weight(), linear.bias(), nullptr, linear.out_features(), step);
     emit(std::move(step), {linear.out_features(), 1, 1});
   }
@@ -187,15 +224,17 @@ class Lowering {
     emit(std::move(step), out);
   }
 
-  // A ReLU that is not right after a Conv2d or Linear in a Sequential: fused into the step that computed
-  // the current value when that step has none yet.
-  void fuse_relu(const std::string& path) {
+  // A ReLU (top +inf) or ReLU6 (top 6) that is not right after a Conv2d or Linear in a Sequential: fused
+  // into the step that computed the current value when that step has none yet.
+  void fuse_relu(const std::string& path, double top) {
     KILN_CHECK(!program_.steps.empty() && program_.steps.back().output == current_ &&
                    (program_.steps.back().kind == StepKind::Conv ||
                     program_.steps.back().kind == StepKind::Linear) &&
                    !program_.steps.back().relu,
-               "quantize: ReLU ", shown(path), " does not follow a convolution or linear layer");
+               "quantize: ", std::isinf(top) ? "ReLU " : "ReLU6 ", shown(path),
+               " does not follow a convolution or linear layer");
     program_.steps.back().relu = true;
+    program_.steps.back().relu_upper = top;
   }
 
   // weight [out, ...] and bias [out] (or undefined), batch-norm folded in when given.
@@ -318,7 +357,7 @@ Tensor run_float(const InferenceProgram& program, const Tensor& images, const Va
         y = pad_shortcut(x, step, out);
         break;
     }
-    if (step.relu) y = relu(y);
+    if (step.relu) y = std::isinf(step.relu_upper) ? relu(y) : clamp(y, 0.0, step.relu_upper);
     values[static_cast<std::size_t>(step.output)] = y;
     if (observe) observe(step.output, y);
   }

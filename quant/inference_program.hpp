@@ -17,13 +17,15 @@
 // flattened in NCHW order (Flatten is folded into it), so it takes a conv stack's [C, H, W] directly.
 //
 // Supported: Sequential, Conv2d (any stride, padding, dilation; groups 1 or depthwise), BatchNorm2d after a
-// Conv2d, ReLU after a Conv2d or Linear, Linear, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Flatten, Dropout
-// (the identity), BasicBlock with any shortcut, DepthwiseSeparable: every model in the zoo. Anything else
-// is an error naming the module.
+// Conv2d, ReLU or ReLU6 after a Conv2d or Linear (ReLU6: a ReLU with a top, which the int8 steps clamp at
+// too), Linear, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Flatten, Dropout (the identity), BasicBlock with any
+// shortcut, DepthwiseSeparable, InvertedResidual: every model in the zoo. Anything else is an error naming
+// the module.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -51,6 +53,7 @@ struct Step {
   std::vector<float> bias;
   std::int64_t stride = 1, padding = 0, dilation = 1, groups = 1;  // Conv; PadShortcut uses stride
   bool relu = false;                                               // Conv, Linear
+  double relu_upper = std::numeric_limits<double>::infinity();     // the ReLU's top: 6 for a ReLU6
   Pool2dOptions pool;                                              // MaxPool, AvgPool
   std::int64_t channels_before = 0;                                // PadShortcut: zero channels in front
 };

@@ -1,6 +1,7 @@
 #include "quant/quantized_model.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <numeric>
@@ -89,6 +90,7 @@ QuantizedModel QuantizedModel::quantize(const InferenceProgram& program,
     q.input = step.input, q.output = step.output, q.residual = step.residual;
     q.stride = step.stride, q.padding = step.padding, q.dilation = step.dilation, q.groups = step.groups;
     q.relu = step.relu, q.pool = step.pool, q.channels_before = step.channels_before;
+    q.relu_upper = static_cast<float>(step.relu_upper);
     if (has_weights(step.kind)) {
       q.weight_shape = step.weight.shape().dims();
       q.kernel = step.kind == StepKind::Conv ? q.weight_shape[2] : 1;
@@ -188,6 +190,12 @@ Int8Epilogue QuantizedModel::epilogue(const QuantizedStep& step) const {
   const QuantizedValue& out = values_[static_cast<std::size_t>(step.output)];
   Int8Epilogue e = writes_logits(step) ? kernels::int8_bounds_float(step.relu)
                                        : kernels::int8_bounds_u8(out.quantization.zero_point, step.relu);
+  if (step.relu && !std::isinf(step.relu_upper)) {  // a ReLU6: its top, in the output's units
+    e.upper_bound = writes_logits(step)
+                        ? step.relu_upper
+                        : std::min(e.upper_bound, static_cast<float>(out.quantization.zero_point) +
+                                                      step.relu_upper / out.quantization.scale);
+  }
   e.multiplier = step.multiplier.data();
   e.offset = step.offset.data();
   if (step.residual >= 0) e.residual = buffers_[static_cast<std::size_t>(step.residual)].data();
@@ -333,6 +341,8 @@ void QuantizedModel::save(const std::filesystem::path& path, nlohmann::json head
   train::Checkpoint checkpoint;
   for (std::size_t i = 0; i < steps_.size(); ++i) {
     const QuantizedStep& s = steps_[i];
+    const nlohmann::json relu_upper =
+        std::isinf(s.relu_upper) ? nlohmann::json(nullptr) : nlohmann::json(s.relu_upper);
     steps.push_back({{"kind", kind_name(s.kind)},
                      {"name", s.name},
                      {"input", s.input},
@@ -344,6 +354,7 @@ void QuantizedModel::save(const std::filesystem::path& path, nlohmann::json head
                      {"dilation", s.dilation},
                      {"groups", s.groups},
                      {"relu", s.relu},
+                     {"relu_upper", relu_upper},
                      {"pool",
                       {{"kernel", {s.pool.kernel[0], s.pool.kernel[1]}},
                        {"stride", {s.pool.stride[0], s.pool.stride[1]}},
@@ -411,6 +422,8 @@ QuantizedModel QuantizedModel::from_checkpoint(const train::Checkpoint& checkpoi
       step.padding = s.at("padding").get<std::int64_t>(),
       step.dilation = s.at("dilation").get<std::int64_t>();
       step.groups = s.at("groups").get<std::int64_t>(), step.relu = s.at("relu").get<bool>();
+      if (s.contains("relu_upper") && !s.at("relu_upper").is_null())  // absent before ReLU6: a plain ReLU
+        step.relu_upper = s.at("relu_upper").get<float>();
       const auto& pool = s.at("pool");
       step.pool.kernel = {pool.at("kernel").at(0).get<std::int64_t>(),
                           pool.at("kernel").at(1).get<std::int64_t>()};

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json_fwd.hpp>  // declarations only; the full json.hpp costs each includer ~2 s
 #include <string>
 #include <vector>
@@ -55,6 +56,7 @@ struct QuantizedStep {
   int input = 0, output = 0, residual = -1;
   std::int64_t kernel = 1, stride = 1, padding = 0, dilation = 1, groups = 1;
   bool relu = false;
+  float relu_upper = std::numeric_limits<float>::infinity();  // the ReLU's top in real values: 6 for ReLU6
   Pool2dOptions pool;
   std::int64_t channels_before = 0;
   // Conv and Linear, as stored: weights in the float layout, one scale and one bias per output channel.

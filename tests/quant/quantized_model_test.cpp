@@ -84,7 +84,7 @@ quant::QuantizedModel calibrated(const quant::InferenceProgram& program, const T
 }
 
 TEST_CASE("quantize: the lowered program computes every zoo model's logits (batch-norm folded, ReLU fused)") {
-  for (const char* name : {"lenet5", "vgg_small", "resnet20", "mobilenet"}) {
+  for (const char* name : {"lenet5", "vgg_small", "resnet20", "mobilenet", "mobilenet_v2"}) {
     INFO(name);
     layers::ModulePtr model = model_with_statistics(name);
     const quant::InferenceProgram program = quant::lower_for_inference(*model, input_of(name));
@@ -116,7 +116,7 @@ TEST_CASE("quantize: ResNet-20 lowers to 19 convolutions, 2 padded shortcuts, a 
 }
 
 TEST_CASE("quantize: the int8 model follows the float model on every zoo network") {
-  for (const char* name : {"lenet5", "vgg_small", "resnet20", "mobilenet"}) {
+  for (const char* name : {"lenet5", "vgg_small", "resnet20", "mobilenet", "mobilenet_v2"}) {
     INFO(name);
     layers::ModulePtr model = model_with_statistics(name);
     const quant::InferenceProgram program = quant::lower_for_inference(*model, input_of(name));
@@ -125,11 +125,65 @@ TEST_CASE("quantize: the int8 model follows the float model on every zoo network
     NoGradGuard no_grad;
     const Tensor expected = (*model)(x), actual = int8.forward(x);
     // 8 bits carry about 2 significant digits; errors compound over the layers but stay a few percent of
-    // the logits' range on an untrained network, whose activations are as wide as they will ever be.
+    // the logits' range on an untrained network, whose activations are as wide as they will ever be:
+    // 2 to 4% for the first four, 11% for MobileNetV2, 52 convolutions deep, whose linear bottlenecks'
+    // per-tensor ranges suit 8 bits least (per-tensor post-training quantization's known weak spot there).
     const double error = max_abs_difference(actual, expected), range = max_abs(expected);
     INFO("max error ", error, " of logits up to ", range);
-    CHECK(error <= 0.1 * range);
+    CHECK(error <= (std::string(name) == "mobilenet_v2" ? 0.15 : 0.1) * range);
   }
+}
+
+TEST_CASE(
+    "quantize: MobileNetV2 lowers to 52 convolutions, 10 of them adding their block's input, ReLU6s topped") {
+  const std::string name = "mobilenet_v2";
+  layers::ModulePtr model = model_with_statistics(name);
+  const quant::InferenceProgram program = quant::lower_for_inference(*model, input_of(name));
+  int convolutions = 0, with_residual = 0, topped = 0, plain = 0;
+  for (const quant::Step& step : program.steps) {
+    convolutions += step.kind == quant::StepKind::Conv;
+    with_residual += step.residual >= 0;
+    topped += step.relu && step.relu_upper == 6.0;
+    plain += step.relu && std::isinf(step.relu_upper);
+  }
+  // The stem, 16 blocks of three convolutions and one of two, the last 1x1; ReLU6 after all but the 17
+  // projections and the classifier.
+  CHECK(convolutions == 1 + 16 * 3 + 2 + 1);
+  CHECK(with_residual == 10);
+  CHECK(topped == convolutions - 17);
+  CHECK(plain == 0);
+  // The projections add no ReLU: a block's output is the sum, unclamped.
+  for (const quant::Step& step : program.steps) {
+    if (step.name.ends_with(".project")) CHECK_FALSE(step.relu);
+  }
+}
+
+TEST_CASE("quantize: a ReLU6's top survives the int8 model file") {
+  testing::ScratchFolder scratch("kiln-quant-test", "relu6");
+  Generator generator(5);
+  layers::Sequential net;
+  net.add("conv", std::make_shared<layers::Conv2d>(3, 8, 3, generator))
+      .add("top", std::make_shared<layers::ReLU6>())
+      .add("block", std::make_shared<layers::InvertedResidual>(8, 8, 1, 2, generator))
+      .add("pool", std::make_shared<layers::GlobalAvgPool2d>())
+      .add("fc", std::make_shared<layers::Linear>(8, 3, generator));
+  net.eval();
+  const quant::InferenceProgram program = quant::lower_for_inference(net, {3, 8, 8});
+  REQUIRE(program.steps.front().relu);
+  CHECK(program.steps.front().relu_upper == 6.0);  // a lone ReLU6 fused into the conv before it
+  Generator data(6);
+  const Tensor calibration = Tensor::randn({8, 3, 8, 8}, DType::Float32, &data) * 4.0;
+  quant::QuantizedModel int8 = calibrated(program, calibration);
+  const fs::path file = scratch.path() / "relu6.int8.kiln";
+  int8.save(file, {});
+  quant::QuantizedModel loaded = quant::QuantizedModel::load(file);
+  const Tensor x = Tensor::randn({4, 3, 8, 8}, DType::Float32, &data) * 4.0;
+  CHECK(testing::bitwise_equal(loaded.forward(x).to_vector<float>(), int8.forward(x).to_vector<float>()));
+  NoGradGuard no_grad;
+  const Tensor expected = net(x), actual = int8.forward(x);
+  CHECK(max_abs_difference(actual, expected) <= 0.1 * max_abs(expected));
+  const nlohmann::json header = train::load_checkpoint_header(file);
+  CHECK(header.dump().find("\"relu_upper\":6.0") != std::string::npos);
 }
 
 TEST_CASE("quantize: the whole int8 network is bitwise the same with the VNNI kernel and the reference") {
