@@ -100,6 +100,27 @@ std::vector<Layer> zoo_layers() {
     }
     channels = out_channels;
   }
+  // MobileNetV2 (models/mobilenet_v2.cpp): each inverted residual block's expansion 1x1 (when t > 1),
+  // depthwise 3x3 (stride s) and projection 1x1, distinct shapes once.
+  struct Stage {
+    std::int64_t expansion, channels, repeats, stride;
+  };
+  const std::vector<Stage> stages{{1, 16, 1, 1}, {6, 24, 2, 1},  {6, 32, 3, 2}, {6, 64, 4, 2},
+                                  {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
+  channels = 32, size = 32;
+  for (const Stage& stage : stages) {
+    for (std::int64_t i = 0; i < stage.repeats; ++i) {
+      const std::int64_t hidden = channels * stage.expansion, stride = i == 0 ? stage.stride : 1;
+      if (stage.expansion > 1 && seen.insert({channels, hidden, size, 1, 1}).second)
+        layers.push_back({"mobilenet_v2", channels, hidden, size, 1, 1, 1});
+      if (seen.insert({hidden, hidden, size, 3, stride}).second)
+        layers.push_back({"mobilenet_v2", hidden, hidden, size, 3, stride, hidden});
+      size = (size + 2 - 3) / stride + 1;
+      if (seen.insert({hidden, stage.channels, size, 1, 1}).second)
+        layers.push_back({"mobilenet_v2", hidden, stage.channels, size, 1, 1, 1});
+      channels = stage.channels;
+    }
+  }
   return layers;
 }
 

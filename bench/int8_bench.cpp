@@ -163,7 +163,7 @@ void register_all() {
         ->UseRealTime();
     benchmark::RegisterBenchmark((name + "/int8").c_str(), int8_layer, l)->Arg(32)->Arg(128)->UseRealTime();
   }
-  for (const char* model : {"resnet20", "vgg_small", "mobilenet"}) {
+  for (const char* model : {"resnet20", "vgg_small", "mobilenet", "mobilenet_v2"}) {
     for (const bool int8 : {false, true}) {
       benchmark::RegisterBenchmark((std::string("network/") + model + (int8 ? "/int8" : "/float32")).c_str(),
                                    network_inference, std::string(model), int8)

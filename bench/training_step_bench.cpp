@@ -23,7 +23,8 @@ namespace {
 
 using namespace kiln;
 
-const std::vector<std::string> kModels = {"lenet5", "resnet20", "resnet56", "vgg_small", "mobilenet"};
+const std::vector<std::string> kModels = {"lenet5",    "resnet20",  "resnet56",
+                                          "vgg_small", "mobilenet", "mobilenet_v2"};
 
 void training_step(benchmark::State& state, const std::string& name) {
   const std::int64_t batch = state.range(0);
