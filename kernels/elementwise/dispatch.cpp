@@ -43,18 +43,21 @@ bool bfloat16_bounds(const UnaryParams& params) {
   const auto exact = [](double bound) { return static_cast<double>(bfloat16(bound)) == bound; };
   return exact(params.low) && exact(params.high);
 }
+// The unary ops whose float result, forward and backward, is exact on bfloat16 inputs.
+bool exact_on_bfloat16(UnaryOp op, const UnaryParams& params) {
+  return op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu ||
+         (op == UnaryOp::Clamp && bfloat16_bounds(params));
+}
 template <typename T>
 bool vectorized_forward(UnaryOp op, const UnaryParams& params) {
-  const bool exact = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu ||
-                     (op == UnaryOp::Clamp && bfloat16_bounds(params));
+  const bool exact = exact_on_bfloat16(op, params);
   if constexpr (std::is_same_v<T, bfloat16>) return exact;
   return std::is_same_v<T, float> &&
          (exact || op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp || op == UnaryOp::Sqrt);
 }
 template <typename T>
 bool vectorized_backward(UnaryOp op, const UnaryParams& params) {
-  const bool exact = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu ||
-                     (op == UnaryOp::Clamp && bfloat16_bounds(params));
+  const bool exact = exact_on_bfloat16(op, params);
   if constexpr (std::is_same_v<T, bfloat16>) return exact;
   return std::is_same_v<T, float> && (exact || op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp ||
                                       op == UnaryOp::Sigmoid || op == UnaryOp::Tanh);
