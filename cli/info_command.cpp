@@ -1,6 +1,7 @@
 // kiln info CKPT: what a checkpoint holds — architecture, classes, preprocessing, how far it trained.
 #include <cstdio>
 #include <memory>
+#include <numeric>
 
 #include "cli/commands.hpp"
 #include "models/model_file.hpp"
@@ -49,12 +50,14 @@ void print_described_layers(const train::LoadedModel& loaded) {
   const std::vector<std::string>& lines = loaded.architecture.layers;
   if (lines.empty()) return;
   const auto& children = loaded.model->named_children();
-  std::int64_t built = 0;
-  for (const std::string& line : lines) built += models::layers_of_line(line);
-  const bool named = !loaded.int8() && static_cast<std::int64_t>(children.size()) == built;
+  std::vector<std::size_t> counts;  // the modules each line built
+  for (const std::string& line : lines)
+    counts.push_back(static_cast<std::size_t>(models::layers_of_line(line)));
+  const bool named =
+      !loaded.int8() && children.size() == std::accumulate(counts.begin(), counts.end(), std::size_t{0});
   std::size_t child = 0;
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    const auto count = static_cast<std::size_t>(models::layers_of_line(lines[i]));
+    const std::size_t count = counts[i];
     std::string names = std::to_string(i + 1);
     if (named) {
       names = children[child].first + (count > 1 ? " .. " + children[child + count - 1].first : "");

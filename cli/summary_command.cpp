@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -27,13 +26,6 @@ struct SummaryOptions {
   std::optional<std::int64_t> channels, classes;
   bool json = false;
 };
-
-// True when `path` is a file that starts as a kiln checkpoint does.
-bool starts_as_checkpoint(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  char magic[sizeof(train::kCheckpointMagic)] = {};
-  return file.read(magic, sizeof(magic)) && std::equal(magic, magic + sizeof(magic), train::kCheckpointMagic);
-}
 
 // "1.23 M" / "456.8 k" / "12": a count as a reader takes it in.
 std::string readable(double count) {
@@ -89,23 +81,23 @@ void print_table(const std::string& title, const models::ModelSummary& summary) 
 void run_summary(const SummaryOptions& options) {
   layers::ModulePtr model;
   models::ArchitectureSpec architecture;
-  if (starts_as_checkpoint(options.model)) {
+  if (train::starts_as_checkpoint(options.model)) {
     KILN_CHECK(
         !options.image_size && !options.channels && !options.classes, "summary: ", options.model,
         " is a checkpoint, whose input and classes are its own; --image-size, --channels and --classes "
         "are for a network of the zoo or a model file");
     train::LoadedModel loaded = train::load_model(options.model);
     KILN_CHECK(!loaded.int8(), "summary: ", options.model,
-               " is an int8 model (kiln quantize); `kiln info` "
-               "describes it");
+               " is an int8 model (kiln quantize); `kiln info` describes it");
     architecture = loaded.architecture;
     model = loaded.model;
   } else {
     const auto [height, width] = options.image_size.value_or(std::pair<std::int64_t, std::int64_t>{32, 32});
-    architecture = models::resolve_architecture(options.model, options.channels.value_or(3), height, width,
-                                                options.classes.value_or(10));
-    Generator unused(0);
-    model = models::build_model(architecture, unused);
+    Generator unused(0);  // summaries count weights, never read them
+    models::NamedModel named = models::build_named_model(options.model, options.channels.value_or(3), height,
+                                                         width, options.classes.value_or(10), unused);
+    architecture = std::move(named.architecture);
+    model = std::move(named.model);
   }
   const models::ModelSummary summary =
       models::summarize(*model, architecture.in_channels, architecture.height, architecture.width);

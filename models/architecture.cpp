@@ -61,10 +61,14 @@ ArchitectureSpec ArchitectureSpec::from_json(const nlohmann::json& json) {
   return spec;
 }
 
-layers::ModulePtr build_model(const ArchitectureSpec& spec, Generator& generator) {
+void check_model_input(const ArchitectureSpec& spec) {
   KILN_CHECK(spec.in_channels >= 1 && spec.height >= 1 && spec.width >= 1 && spec.classes >= 2, "model ", spec.name,
              ": needs at least one input channel, a positive image size and two classes (got ", spec.in_channels,
              "x", spec.height, "x", spec.width, ", ", spec.classes, " classes)");
+}
+
+layers::ModulePtr build_model(const ArchitectureSpec& spec, Generator& generator) {
+  check_model_input(spec);
   if (!spec.layers.empty()) return build_described_model(spec, generator);
   for (const auto& [name, builder] : builders()) {
     if (name == spec.name) return builder(spec, generator);

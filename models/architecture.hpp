@@ -32,6 +32,10 @@ struct ArchitectureSpec {
   friend bool operator==(const ArchitectureSpec&, const ArchitectureSpec&) = default;
 };
 
+// Throws unless spec's input and classes make a network: an input channel, a positive size, two classes.
+// build_model checks it; so does build_named_model before a model file's layers.
+void check_model_input(const ArchitectureSpec& spec);
+
 // Builds the network (spec.layers' when it has them, else the zoo's of that name) with weights drawn from
 // `generator`. Throws naming the unknown model and listing the known ones, or naming the input size a model
 // cannot take.

@@ -112,6 +112,8 @@ struct LayerLine {
     const auto found = options.find(key);
     return found == options.end() ? fallback : found->second;
   }
+  // The layers the line builds (repeat=N, else 1).
+  std::int64_t repeat() const { return positive_integer(option("repeat", "1"), "repeat"); }
 };
 
 // Splits and checks `text` against its kind's rule; throws without a location (callers add it).
@@ -139,8 +141,7 @@ LayerLine parse_line(const std::string& text) {
              line.kind, " takes ", rule.min_arguments == rule.max_arguments ? "" : "up to ",
              rule.max_arguments, " argument", rule.max_arguments == 1 ? "" : "s", ", not ",
              line.arguments.size(), " (the form is ", rule.usage, ")");
-  KILN_CHECK(positive_integer(line.option("repeat", "1"), "repeat") <= kMaxRepeat, "repeat is at most ",
-             kMaxRepeat);
+  KILN_CHECK(line.repeat() <= kMaxRepeat, "repeat is at most ", kMaxRepeat);
   return line;
 }
 
@@ -276,7 +277,7 @@ layers::ModulePtr build_layers(const ArchitectureSpec& spec, Generator& generato
     const std::string& text = spec.layers[index];
     try {
       const LayerLine line = parse_line(text);
-      const std::int64_t repeat = positive_integer(line.option("repeat", "1"), "repeat");
+      const std::int64_t repeat = line.repeat();
       for (std::int64_t copy = 0; copy < repeat; ++copy) {
         layers::ModulePtr layer = make_layer(line, x, spec.classes, generator);
         layer->eval();  // batch norm from its running statistics, no dropout: the dry run draws nothing
@@ -305,11 +306,14 @@ std::vector<std::string> read_model_file(const std::filesystem::path& path) {
   return layers;
 }
 
-ArchitectureSpec resolve_architecture(const std::string& model, std::int64_t in_channels, std::int64_t height,
-                                      std::int64_t width, std::int64_t classes) {
+NamedModel build_named_model(const std::string& model, std::int64_t in_channels, std::int64_t height,
+                             std::int64_t width, std::int64_t classes, Generator& generator) {
   ArchitectureSpec spec{model, in_channels, height, width, classes};
   const std::vector<std::string> zoo = model_names();
-  if (std::find(zoo.begin(), zoo.end(), model) != zoo.end()) return spec;
+  if (std::find(zoo.begin(), zoo.end(), model) != zoo.end()) {
+    layers::ModulePtr built = build_model(spec, generator);
+    return {std::move(spec), std::move(built)};
+  }
   std::error_code error;
   if (!std::filesystem::is_regular_file(model, error)) {
     std::string known;
@@ -323,19 +327,17 @@ ArchitectureSpec resolve_architecture(const std::string& model, std::int64_t in_
     line_numbers.push_back(number);
     spec.layers.push_back(std::move(text));
   }
-  // Built once here, to report a layer that cannot take its input by its line in the file.
-  Generator unused(0);
-  build_layers(spec, unused, "model file " + model, line_numbers);
-  return spec;
+  // Built here rather than by build_model, so that an error names the file's line.
+  check_model_input(spec);
+  layers::ModulePtr built = build_layers(spec, generator, "model file " + model, line_numbers);
+  return {std::move(spec), std::move(built)};
 }
 
 layers::ModulePtr build_described_model(const ArchitectureSpec& spec, Generator& generator) {
   return build_layers(spec, generator, "model " + spec.name, {});
 }
 
-std::int64_t layers_of_line(const std::string& line) {
-  return positive_integer(parse_line(line).option("repeat", "1"), "repeat");
-}
+std::int64_t layers_of_line(const std::string& line) { return parse_line(line).repeat(); }
 
 std::vector<std::string> model_layer_kinds() {
   std::vector<std::string> lines;

@@ -39,15 +39,19 @@ namespace kiln::models {
 //    [stride=1] [padding=0|same] [dilation=1] [groups=1] [bias=true])"
 std::vector<std::string> read_model_file(const std::filesystem::path& path);
 
-// The architecture `--model` names: a network of the zoo, or else the model file at that path (named by
-// the file's stem, its layers read). Throws naming both when it is neither.
-ArchitectureSpec resolve_architecture(const std::string& model, std::int64_t in_channels, std::int64_t height,
-                                      std::int64_t width, std::int64_t classes);
+// The network `--model` names, built with weights drawn from `generator`: a network of the zoo, or else
+// the model file at that path (named by the file's stem, its layers read; a layer that cannot take its
+// input is named by its line in the file). Throws naming both when it is neither.
+struct NamedModel {
+  ArchitectureSpec architecture;
+  layers::ModulePtr model;
+};
+NamedModel build_named_model(const std::string& model, std::int64_t in_channels, std::int64_t height,
+                             std::int64_t width, std::int64_t classes, Generator& generator);
 
 // Builds spec.layers as a Sequential of top-level layers named by kind and count ("conv1", "batchnorm1",
-// "relu1", "conv2", ..., "relu6_1" where the kind ends in a digit), weights drawn from `generator` in order.
-// Errors name the layer and its place (resolve_architecture has built a file's layers once already, so a
-// file's errors name its lines):
+// "relu1", "conv2", ..., "relu6_1" where the kind ends in a digit), weights drawn from `generator` in order:
+// how build_model rebuilds a checkpoint's network. Errors name the layer and its place in the list:
 //   "model small, layer 9 'linear 64': takes [N, features], but its input is [N, 64, 8, 8] (put flatten
 //    or global_avg_pool before it)"
 layers::ModulePtr build_described_model(const ArchitectureSpec& spec, Generator& generator);

@@ -280,6 +280,12 @@ StoredHeader read_header(FileReader& reader, std::uint64_t file_size, const std:
 
 }  // namespace
 
+bool starts_as_checkpoint(const std::filesystem::path& path) {
+  std::ifstream file(path, std::ios::binary);
+  char magic[sizeof(kCheckpointMagic)] = {};
+  return file.read(magic, sizeof(magic)) && std::equal(std::begin(magic), std::end(magic), kCheckpointMagic);
+}
+
 nlohmann::json load_checkpoint_header(const std::filesystem::path& path) {
   FileReader reader(path);
   nlohmann::json header = read_header(reader, reader.size(), path.string()).json;

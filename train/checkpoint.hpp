@@ -55,6 +55,10 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& checkp
 // each tensor is a fresh dense CPU tensor.
 Checkpoint load_checkpoint(const std::filesystem::path& path);
 
+// Whether `path` is a file that starts with kCheckpointMagic: a kiln checkpoint, or a damaged one (which
+// load_checkpoint then refuses naming the damage), rather than some other file.
+bool starts_as_checkpoint(const std::filesystem::path& path);
+
 // The same header alone, for a caller that wants a run's settings or progress: the preamble and the header
 // are read and checked as load_checkpoint checks them, the tensors neither read nor checked.
 nlohmann::json load_checkpoint_header(const std::filesystem::path& path);

@@ -520,10 +520,11 @@ Run start_fresh(const TrainConfig& config) {
     if (run.preprocessing.height != most_common.height || run.preprocessing.width != most_common.width)
       run.input_size_from = most_common;
     const auto& classes = run.splits.train.classes();
-    run.architecture =
-        models::resolve_architecture(config.model, run.preprocessing.channels, run.preprocessing.height,
-                                     run.preprocessing.width, static_cast<std::int64_t>(classes.size()));
-    run.model = models::build_model(run.architecture, initialization);
+    models::NamedModel named = models::build_named_model(
+        config.model, run.preprocessing.channels, run.preprocessing.height, run.preprocessing.width,
+        static_cast<std::int64_t>(classes.size()), initialization);
+    run.architecture = std::move(named.architecture);
+    run.model = std::move(named.model);
   } else {
     initialize_from_checkpoint(run, initialization);
   }

@@ -53,6 +53,13 @@ layers::ModulePtr build(const ArchitectureSpec& spec, std::uint64_t seed = 1) {
   return models::build_model(spec, generator);
 }
 
+// What --model names, built from seed 1 (build's seed), at a square input of `size`.
+models::NamedModel named(const std::string& model, std::int64_t channels, std::int64_t size,
+                         std::int64_t classes) {
+  Generator generator(1);
+  return models::build_named_model(model, channels, size, size, classes, generator);
+}
+
 Shape output_shape(layers::Module& model, const ArchitectureSpec& spec, std::int64_t batch = 2) {
   NoGradGuard no_grad;
   model.eval();
@@ -110,25 +117,30 @@ TEST_CASE("model file: each syntax error names the file, the line and the form t
 
 TEST_CASE(
     "model file: --model resolves to the zoo, else to a file named by its stem, else fails naming both") {
-  const ArchitectureSpec zoo = models::resolve_architecture("resnet20", 3, 32, 32, 10);
+  const ArchitectureSpec zoo = named("resnet20", 3, 32, 10).architecture;
   CHECK(zoo.name == "resnet20");
   CHECK(zoo.layers.empty());
 
   const ModelFile file("conv 4 3\nflatten\nlinear\n", "small_net.txt");
-  const ArchitectureSpec described = models::resolve_architecture(file.path().string(), 1, 8, 8, 3);
+  const models::NamedModel from_file = named(file.path().string(), 1, 8, 3);
+  const ArchitectureSpec& described = from_file.architecture;
   CHECK(described.name == "small_net");
   CHECK(described.layers == std::vector<std::string>{"conv 4 3", "flatten", "linear"});
   CHECK(described.in_channels == 1);
   CHECK(described.classes == 3);
+  // The network built from the file is the one a checkpoint of it rebuilds from the same seed.
+  const std::vector<Tensor> a = from_file.model->parameters(), b = build(described)->parameters();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i].to_vector<float>() == b[i].to_vector<float>());
 
-  CHECK_THROWS_WITH_AS(models::resolve_architecture("resnet7", 3, 32, 32, 10),
+  CHECK_THROWS_WITH_AS(named("resnet7", 3, 32, 10),
                        doctest::Contains("unknown model 'resnet7': neither a network of the zoo (lenet5,"),
                        Error);
 }
 
 TEST_CASE("model file: a layer that cannot take its input is named by its line in the file") {
   const ModelFile file("# stem\nconv 4 3\n\nrelu\nlinear\n");
-  CHECK_THROWS_WITH_AS(models::resolve_architecture(file.path().string(), 3, 8, 8, 2),
+  CHECK_THROWS_WITH_AS(named(file.path().string(), 3, 8, 2),
                        doctest::Contains("net.txt, line 5 'linear': takes [N, features], but its input is "
                                          "[N, 4, 6, 6] (put flatten or global_avg_pool before it)"),
                        Error);
@@ -277,9 +289,8 @@ TEST_CASE(
 TEST_CASE("model file: the bundled examples build and map CIFAR-sized images to the classes") {
   for (const char* name : {"small_mobilenet_v2.txt", "small_residual.txt", "tiny_vgg.txt"}) {
     CAPTURE(name);
-    const ArchitectureSpec spec = models::resolve_architecture((kExamples / name).string(), 3, 32, 32, 10);
-    layers::ModulePtr model = build(spec);
-    CHECK(output_shape(*model, spec) == Shape{2, 10});
+    const models::NamedModel example = named((kExamples / name).string(), 3, 32, 10);
+    CHECK(output_shape(*example.model, example.architecture) == Shape{2, 10});
   }
 }
 
