@@ -51,7 +51,12 @@ template <typename T>
 void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu, bool channels_last, bool cold) {
   if (!kiln::bench::cpu_has_level(state)) return;
   const auto& s = kiln::bench::shape_argument(state);
-  const BatchNorm2dGeometry g{s[0], s[1], s[2], s[3], fused_relu, channels_last};
+  const BatchNorm2dGeometry g{.batch = s[0],
+                              .channels = s[1],
+                              .height = s[2],
+                              .width = s[3],
+                              .fused_relu = fused_relu,
+                              .channels_last = channels_last};
   const std::int64_t n = g.batch * g.channels * g.height * g.width;
   const auto size = static_cast<std::size_t>(n), channels = static_cast<std::size_t>(g.channels);
   std::mt19937 rng(1);

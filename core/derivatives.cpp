@@ -5,6 +5,7 @@
 // Adding an op means adding one entry here, one kernel call in core/raw/, and one gradcheck line in
 // tests/core/gradcheck_ops_test.cpp.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "core/generator.hpp"
@@ -365,6 +366,8 @@ Tensor conv2d_of_batch_norm_relu(const Tensor& x, const Tensor& gamma, const Ten
                                  const Conv2dOptions& conv_options) {
   KILN_CHECK(options.training,
              "conv2d_of_batch_norm_relu: the fused op is training mode's (batch statistics)");
+  KILN_CHECK(std::isinf(options.relu_upper),
+             "conv2d_of_batch_norm_relu: the ReLU is uncapped (the input normalization has no cap)");
   BatchNormOptions fused = options;
   fused.fused_relu = true;
   if (!raw::conv2d_normalizes_input(x, weight, conv_options))

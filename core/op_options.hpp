@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 
 namespace kiln {
 
@@ -30,6 +31,9 @@ struct BatchNormOptions {
   double eps = 1e-5;
   // relu(batch_norm2d(x)) as one op: the ReLU runs inside batchnorm's passes (kernels/batchnorm).
   bool fused_relu = false;
+  // The fused ReLU's cap, min(relu(...), relu_upper): +inf for none, 6 for ReLU6 (clamp(x, 0, 6)'s value and
+  // gradient). Above zero and exact in the activations' dtype.
+  float relu_upper = std::numeric_limits<float>::infinity();
 };
 
 enum class Reduction { None, Mean, Sum };

@@ -16,14 +16,25 @@ BatchNorm2d::BatchNorm2d(std::int64_t channels, BatchNormLayerOptions options)
   running_var_ = register_buffer("running_var", Tensor::ones({channels}));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& input) { return normalize(input, false); }
+Tensor BatchNorm2d::forward(const Tensor& input) { return forward_then(input, FusedActivation::None); }
 
-Tensor BatchNorm2d::forward_then_relu(const Tensor& input) { return normalize(input, true); }
+Tensor BatchNorm2d::forward_then_relu(const Tensor& input) {
+  return forward_then(input, FusedActivation::Relu);
+}
+
+Tensor BatchNorm2d::forward_then_relu6(const Tensor& input) {
+  return forward_then(input, FusedActivation::Relu6);
+}
+
+Tensor BatchNorm2d::forward_then(const Tensor& input, FusedActivation activation) {
+  check_input(input);
+  return batch_norm2d(input, weight_, bias_, running_mean_, running_var_, kernel_options(activation));
+}
 
 Tensor BatchNorm2d::forward_add_relu(const Tensor& input, const Tensor& residual) {
   check_input(input);
   return batch_norm2d_add_relu(input, residual, weight_, bias_, running_mean_, running_var_,
-                               kernel_options(true));
+                               kernel_options(FusedActivation::Relu));
 }
 
 void BatchNorm2d::check_input(const Tensor& input) const {
@@ -31,16 +42,13 @@ void BatchNorm2d::check_input(const Tensor& input) const {
              " must be [N, ", channels_, ", H, W]");
 }
 
-BatchNormOptions BatchNorm2d::kernel_options(bool fused_relu) const {
-  return {.training = is_training(),
-          .momentum = options_.momentum,
-          .eps = options_.eps,
-          .fused_relu = fused_relu};
-}
-
-Tensor BatchNorm2d::normalize(const Tensor& input, bool fused_relu) {
-  check_input(input);
-  return batch_norm2d(input, weight_, bias_, running_mean_, running_var_, kernel_options(fused_relu));
+BatchNormOptions BatchNorm2d::kernel_options(FusedActivation activation) const {
+  BatchNormOptions options{.training = is_training(),
+                           .momentum = options_.momentum,
+                           .eps = options_.eps,
+                           .fused_relu = activation != FusedActivation::None};
+  if (activation == FusedActivation::Relu6) options.relu_upper = 6.0f;
+  return options;
 }
 
 std::string BatchNorm2d::describe() const {

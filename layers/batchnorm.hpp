@@ -15,6 +15,11 @@
 
 namespace kiln::layers {
 
+// The activation a batch norm's fused op applies to its output, in the same passes over memory
+// (BatchNormOptions::fused_relu and relu_upper): none, ReLU, or ReLU6 (min(max(x, 0), 6), clamp's values
+// and gradients).
+enum class FusedActivation { None, Relu, Relu6 };
+
 struct BatchNormLayerOptions {
   double momentum = 0.1;
   double eps = 1e-5;
@@ -30,6 +35,14 @@ class BatchNorm2d : public Module {
   // relu(forward(input)) as one fused op (BatchNormOptions::fused_relu): what Sequential runs for a
   // BatchNorm2d followed by a ReLU, and what the blocks call for their BN -> ReLU pairs.
   Tensor forward_then_relu(const Tensor& input);
+  // min(relu(forward(input)), 6) as one fused op: Sequential's BatchNorm2d followed by a ReLU6, and
+  // MobileNetV2's blocks' BN -> ReLU6 pairs.
+  Tensor forward_then_relu6(const Tensor& input);
+  // forward_then_relu, forward_then_relu6 or forward, as `activation` says.
+  Tensor forward_then(const Tensor& input, FusedActivation activation);
+  // The options kiln's batch-norm ops take for this layer with `activation` fused: its mode (is_training),
+  // momentum and eps (for the fused convolutions of conv_batch_norm.hpp).
+  BatchNormOptions kernel_options(FusedActivation activation) const;
   // relu(forward(input) + residual) as one op (kiln::batch_norm2d_add_relu): a residual block's tail.
   Tensor forward_add_relu(const Tensor& input, const Tensor& residual);
   std::string describe() const override;         // "BatchNorm2d(16, eps=1e-05, momentum=0.1)"
@@ -43,8 +56,6 @@ class BatchNorm2d : public Module {
 
  private:
   void check_input(const Tensor& input) const;
-  BatchNormOptions kernel_options(bool fused_relu) const;
-  Tensor normalize(const Tensor& input, bool fused_relu);
 
   std::int64_t channels_;
   BatchNormLayerOptions options_;

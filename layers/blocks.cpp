@@ -76,8 +76,8 @@ Tensor BasicBlock::forward(const Tensor& input) {
     const Tensor branch = batch_norm_relu_then_conv(*bn1_, *conv2_, conv1_->forward(input));
     return bn2_->forward_add_relu(branch, identity);
   }
-  const Tensor hidden = conv_then_batch_norm(*conv1_, *bn1_, input, true);
-  return conv_then_batch_norm(*conv2_, *bn2_, hidden, true, identity);
+  const Tensor hidden = conv_then_batch_norm(*conv1_, *bn1_, input, FusedActivation::Relu);
+  return conv_then_batch_norm(*conv2_, *bn2_, hidden, FusedActivation::Relu, identity);
 }
 
 std::string BasicBlock::describe() const {
@@ -106,8 +106,8 @@ DepthwiseSeparable::DepthwiseSeparable(std::int64_t in_channels, std::int64_t ou
 }
 
 Tensor DepthwiseSeparable::forward(const Tensor& input) {
-  const Tensor per_channel = conv_then_batch_norm(*depthwise_, *bn1_, input, true);
-  return conv_then_batch_norm(*pointwise_, *bn2_, per_channel, true);
+  const Tensor per_channel = conv_then_batch_norm(*depthwise_, *bn1_, input, FusedActivation::Relu);
+  return conv_then_batch_norm(*pointwise_, *bn2_, per_channel, FusedActivation::Relu);
 }
 
 std::string DepthwiseSeparable::describe() const {
@@ -140,12 +140,13 @@ InvertedResidual::InvertedResidual(std::int64_t in_channels, std::int64_t out_ch
   bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(out_channels));
 }
 
-// conv_then_batch_norm without its ReLU: at inference each batch norm rides its convolution's stores.
+// Each ReLU6 rides its batch norm's passes (FusedActivation::Relu6), and at inference each batch norm its
+// convolution's stores (conv_batch_norm.hpp).
 Tensor InvertedResidual::forward(const Tensor& input) {
   Tensor hidden = input;
-  if (expand_) hidden = clamp(conv_then_batch_norm(*expand_, *bn0_, hidden, false), 0.0, 6.0);
-  hidden = clamp(conv_then_batch_norm(*depthwise_, *bn1_, hidden, false), 0.0, 6.0);
-  const Tensor output = conv_then_batch_norm(*project_, *bn2_, hidden, false);
+  if (expand_) hidden = conv_then_batch_norm(*expand_, *bn0_, hidden, FusedActivation::Relu6);
+  hidden = conv_then_batch_norm(*depthwise_, *bn1_, hidden, FusedActivation::Relu6);
+  const Tensor output = conv_then_batch_norm(*project_, *bn2_, hidden, FusedActivation::None);
   return residual() ? output + input : output;
 }
 

@@ -1,8 +1,10 @@
 // A convolution and the batch norm after it (then, optionally, a residual's sum and a ReLU), as the blocks
 // and Sequential run them:
 //
-//   conv_then_batch_norm(conv, norm, x, relu)            = norm(conv(x)), relu of that when `relu`
-//   conv_then_batch_norm(conv, norm, x, true, residual)  = relu(norm(conv(x)) + residual)
+//   conv_then_batch_norm(conv, norm, x, after)                  = after(norm(conv(x)))
+//   conv_then_batch_norm(conv, norm, x, after, residual)        = after(norm(conv(x)) + residual)
+//
+// after: FusedActivation::None, Relu or Relu6 (layers/batchnorm.hpp); a residual is added before a ReLU.
 //
 // Inference (norm in eval mode, grad mode off: `kiln eval`, `kiln predict`, the evaluation after each epoch)
 // takes one op, kiln::conv2d_batch_norm_eval, whose normalization rides the convolution's stores where the
@@ -17,7 +19,7 @@
 
 namespace kiln::layers {
 
-Tensor conv_then_batch_norm(Conv2d& conv, BatchNorm2d& norm, const Tensor& input, bool relu,
+Tensor conv_then_batch_norm(Conv2d& conv, BatchNorm2d& norm, const Tensor& input, FusedActivation after,
                             const Tensor& residual = Tensor());
 
 // conv(relu(norm(input))): a batch norm, its ReLU and the convolution that reads them, as a residual block's

@@ -72,6 +72,7 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
                                     const BatchNormOptions& options, const Tensor& residual) {
   kernels::BatchNorm2dGeometry g = batchnorm2d_geometry(x, gamma, beta, running_mean, running_var);
   g.fused_relu = options.fused_relu;
+  g.relu_upper = options.relu_upper;
   g.channels_last = runs_channels_last(x);
   const Tensor input = in_layout(x, g.channels_last);
   Tensor added;  // the residual in x's layout, when there is one
@@ -107,6 +108,7 @@ BatchNormResult batchnorm2d_statistics(const Tensor& x, const Tensor& gamma, con
              "batch_norm2d statistics: float NCHW training on the CPU's fast kernels only, got ",
              x.describe());
   g.fused_relu = options.fused_relu;
+  g.relu_upper = options.relu_upper;
   BatchNormResult result;  // no output: the statistics alone
   forward_train(g, x, contiguous(x), gamma, beta, running_mean, running_var, options, Tensor(), result);
   return result;
@@ -123,7 +125,8 @@ BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Ten
                                     const Tensor& beta, const BatchNormResult& saved,
                                     const Tensor& running_mean, const Tensor& running_var,
                                     const BatchNormOptions& options, bool keep_through_relu) {
-  kernels::BatchNorm2dGeometry g{x.size(0), x.size(1), x.size(2), x.size(3), options.fused_relu};
+  kernels::BatchNorm2dGeometry g{x.size(0), x.size(1),          x.size(2),
+                                 x.size(3), options.fused_relu, options.relu_upper};
   KILN_CHECK(!keep_through_relu || options.fused_relu,
              "batch_norm2d backward: the gradient through the ReLU needs the fused ReLU");
   // Without the output (batchnorm2d_statistics), the CPU's fast float kernels recompute the mask from x.

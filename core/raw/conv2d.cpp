@@ -88,7 +88,8 @@ Tensor conv2d_batchnorm_eval_forward(const Tensor& x, const Tensor& w, const Ten
                                          .running_var = running_var.data<P>(),
                                          .eps = static_cast<P>(norm_options.eps),
                                          .residual = data_or_null<T>(added),
-                                         .relu = norm_options.fused_relu};
+                                         .relu = norm_options.fused_relu,
+                                         .relu_upper = norm_options.relu_upper};
     kernels::conv2d_forward_batchnorm_eval<T>(x.device(), op.g, op.input.data<T>(), op.weight.data<T>(),
                                               data_or_null<T>(op.bias), norm, op.output.data<T>());
   });

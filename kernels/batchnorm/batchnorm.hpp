@@ -28,6 +28,11 @@
 // (at any level: they compute alike), whose y the mask is, bit for bit; after the reference's forward, whose
 // y may differ in the last bit, a value within a rounding of zero may fall on the other side of the mask.
 //
+// Capped (g.relu_upper finite): y = min(relu(batchnorm(x)), relu_upper), ReLU6 at 6 (MobileNetV2's), the
+// elementwise clamp's value, and the backward takes the clamp's rule, gy * (0 < y < relu_upper ? 1 : 0), in
+// the same places: a clamp's own pass each way saved as the ReLU's is. The mask recomputed from x takes the
+// rounding to T into account at the top as at zero (batchnorm_vector_ops.hpp), so it is y's bit for bit.
+//
 // Residual (the forward kernels' last argument, when not null): y = act(batchnorm(x) + residual), act being
 // the fused ReLU or nothing, residual laid out as x. A residual block's tail, the shortcut's sum and the ReLU
 // after it, then rides the normalizing pass: forward, batch norm's two passes (statistics, normalize) replace
@@ -49,6 +54,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "core/bfloat16.hpp"
 #include "core/device.hpp"
@@ -58,6 +64,9 @@ namespace kiln::kernels {
 struct BatchNorm2dGeometry {
   std::int64_t batch = 1, channels = 1, height = 1, width = 1;
   bool fused_relu = false;  // y = relu(batchnorm(x)); the backward then reads y
+  // With fused_relu, the ReLU's cap: y = min(relu(batchnorm(x)), relu_upper). +inf is the plain ReLU, 6
+  // ReLU6.
+  float relu_upper = std::numeric_limits<float>::infinity();
   // x, y, gy, gx stored channels-last, [N, H, W, C] (the CPU and the CUDA kernels).
   bool channels_last = false;
 };

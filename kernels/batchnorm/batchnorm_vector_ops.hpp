@@ -3,10 +3,13 @@
 // activations' storage type T (float, or bfloat16: loaded into float lanes, rounded once when stored).
 #pragma once
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "core/bfloat16.hpp"
+#include "kernels/batchnorm/batchnorm.hpp"
 
 namespace kiln::kernels::vectorized {
 namespace {
@@ -21,19 +24,57 @@ struct PairSums {
   double sum_a = 0, sum_ab = 0;
 };
 
-// gy * (y > 0 ? 1 : 0): relu's rule from its output, multiplied in as the elementwise kernels do, so a zero
-// gradient keeps its sign and an infinite gy times 0 is NaN, exactly as there.
-template <class V>
-typename V::Reg relu_gradient(typename V::Reg gy, typename V::Reg y) {
-  return V::mul(gy, V::select(V::greater(y, V::zero()), V::broadcast(1.0f), V::zero()));
+// ---- the fused ReLU, and its cap ------------------------------------------------------------------------
+// Forward, y = min(upper, max(0, v)) (BatchNorm2dGeometry::fused_relu, relu_upper: +inf for the plain ReLU,
+// 6 for ReLU6). Backward, gy * (0 < y <= highest ? 1 : 0), where `highest` is the largest value whose
+// gradient passes the cap: the largest float that T stores below `upper` (+inf without a cap). y is stored
+// in T, so y <= highest is y < upper, the clamp's rule; and v, the float the forward rounded to y, passes
+// exactly when y does (the recomputed mask below).
+
+// The largest float whose value stored in T (rounded to nearest even) is below upper, for upper > 0 stored
+// exactly in T; +inf for +inf. Positive floats order as their bits, so a search over the bits finds it: from
+// 0 (stored as 0, below) to upper (stored as itself, not below).
+template <class T>
+float highest_stored_below(float upper) {
+  if (std::isinf(upper)) return upper;
+  std::uint32_t below = std::bit_cast<std::uint32_t>(0.0f), not_below = std::bit_cast<std::uint32_t>(upper);
+  while (not_below - below > 1) {
+    const std::uint32_t middle = below + (not_below - below) / 2;
+    const float value = std::bit_cast<float>(middle);
+    (static_cast<float>(static_cast<T>(value)) < upper ? below : not_below) = middle;
+  }
+  return std::bit_cast<float>(below);
 }
 
-// gy at [i, i + lanes), times relu's derivative at y when y is given (the fused backward). T is the
-// activations' storage, float or bfloat16 (the trait widens it into float lanes).
+// The fused ReLU as the forward applies it, from the geometry.
+struct OutputRelu {
+  bool fused = false;
+  float upper = std::numeric_limits<float>::infinity();
+};
+inline OutputRelu output_relu(const BatchNorm2dGeometry& g) { return {g.fused_relu, g.relu_upper}; }
+
+// min(upper, max(0, v)) when fused: max and min return their second operand when either is NaN, so a NaN v
+// passes through, as the elementwise relu and clamp let it. Without a cap, min(+inf, v) is v.
+template <class V>
+typename V::Reg apply_relu(bool fused, typename V::Reg upper, typename V::Reg v) {
+  return fused ? V::min(upper, V::max(V::zero(), v)) : v;
+}
+
+// gy * (0 < y <= highest ? 1 : 0): the rule from the output, multiplied in as the elementwise kernels do, so
+// a zero gradient keeps its sign and an infinite gy times 0 is NaN, exactly as there.
+template <class V>
+typename V::Reg relu_gradient(typename V::Reg gy, typename V::Reg y, typename V::Reg highest) {
+  const auto passes = V::both(V::greater(y, V::zero()), V::less_equal(y, highest));
+  return V::mul(gy, V::select(passes, V::broadcast(1.0f), V::zero()));
+}
+
+// gy at [i, i + lanes), through the rule at y when y is given (the fused backward). T is the activations'
+// storage, float or bfloat16 (the trait widens it into float lanes).
 template <class V, class T>
-typename V::Reg load_gradient(const T* gy, const T* y, std::int64_t i, std::int64_t lanes) {
+typename V::Reg load_gradient(const T* gy, const T* y, std::int64_t i, std::int64_t lanes,
+                              typename V::Reg highest) {
   const typename V::Reg g = V::load_partial(gy + i, lanes);
-  return y ? relu_gradient<V>(g, V::load_partial(y + i, lanes)) : g;
+  return y ? relu_gradient<V>(g, V::load_partial(y + i, lanes), highest) : g;
 }
 
 // ---- the fused ReLU's mask, recomputed from x ------------------------------------------------------------
@@ -42,7 +83,7 @@ typename V::Reg load_gradient(const T* gy, const T* y, std::int64_t i, std::int6
 // the parameters). So the backward can take y > 0 from x, which it reads anyway, instead of reading y: the
 // fused BN -> ReLU backward then makes five passes over memory, not seven (both of its passes read y).
 // Bit for bit y's mask, provided both sides compute v alike; hence the one formula for scale below, and the
-// threshold that accounts for the rounding to T.
+// thresholds that account for the rounding to T (at zero here, at the cap in highest_stored_below).
 
 // The forward's normalizing scale from the saved float invstd: a float product, which the backward
 // repeats exactly.
@@ -56,46 +97,53 @@ inline constexpr float largest_stored_as_zero = 0.0f;
 template <>
 inline constexpr float largest_stored_as_zero<bfloat16> = 0x1p-134f;
 
-// gy * (y > 0 ? 1 : 0), y > 0 recomputed from d = x - mean and the channel's scale and offset (beta); a NaN
-// v fails the comparison, as relu(NaN) = NaN fails y > 0.
+// gy * (0 < y <= highest ? 1 : 0), y's test recomputed from d = x - mean and the channel's scale and offset
+// (beta) as v's; a NaN v fails the comparisons, as relu(NaN) = NaN fails y > 0.
 template <class V, class T>
 typename V::Reg relu_gradient_recomputed(typename V::Reg gy, typename V::Reg d, typename V::Reg scale,
-                                         typename V::Reg offset) {
+                                         typename V::Reg offset, typename V::Reg highest) {
   const typename V::Reg v = V::fmadd(d, scale, offset);
-  return V::mul(
-      gy, V::select(V::greater(v, V::broadcast(largest_stored_as_zero<T>)), V::broadcast(1.0f), V::zero()));
+  const auto passes =
+      V::both(V::greater(v, V::broadcast(largest_stored_as_zero<T>)), V::less_equal(v, highest));
+  return V::mul(gy, V::select(passes, V::broadcast(1.0f), V::zero()));
 }
 // The same on one value, for scalar tails (std::fma rounds once, as the vector fmadd does).
 template <class T>
-float relu_gradient_recomputed(float gy, float d, float scale, float offset) {
-  return gy * (std::fma(d, scale, offset) > largest_stored_as_zero<T> ? 1.0f : 0.0f);
+float relu_gradient_recomputed(float gy, float d, float scale, float offset, float highest) {
+  const float v = std::fma(d, scale, offset);
+  return gy * (v > largest_stored_as_zero<T> && v <= highest ? 1.0f : 0.0f);
 }
 
 // Where the fused backward finds ReLU's mask: `output`, the forward's y (read: after a residual was added
 // in, or in eval mode), or `scale` and `offset`, the per-channel coefficients above (recomputed from x).
-// Neither: no fused ReLU. The walks over rows take per-column coefficients (repeat_per_column).
+// Neither: no fused ReLU. `highest`: the cap's test, highest_stored_below(relu_upper). The walks over rows
+// take per-column coefficients (repeat_per_column).
 template <class T>
 struct ReluMask {
   const T* output = nullptr;
   const float* scale = nullptr;
   const float* offset = nullptr;
+  float highest = std::numeric_limits<float>::infinity();
 
   bool fused() const { return output || scale; }
   bool recomputed() const { return scale != nullptr; }
   // The view from value `first` and channel `c` on: an NCHW plane's (its values, its channel's coefficients).
   ReluMask from(std::int64_t first, std::int64_t c) const {
-    return {output ? output + first : nullptr, scale ? scale + c : nullptr, offset ? offset + c : nullptr};
+    return {output ? output + first : nullptr, scale ? scale + c : nullptr, offset ? offset + c : nullptr,
+            highest};
   }
 };
 
 // gy at [at, at + lanes) through relu's rule when the ReLU is fused, its mask read or recomputed: d is x -
-// mean there, scale and offset the coefficients' registers there (read only when recomputed).
+// mean there, scale and offset the coefficients' registers there (read only when recomputed), highest the
+// mask's broadcast.
 template <class V, class T>
 typename V::Reg load_gradient(const T* gy, const ReluMask<T>& relu, std::int64_t at, std::int64_t lanes,
-                              typename V::Reg d, typename V::Reg scale, typename V::Reg offset) {
+                              typename V::Reg d, typename V::Reg scale, typename V::Reg offset,
+                              typename V::Reg highest) {
   const typename V::Reg g = V::load_partial(gy + at, lanes);
-  if (relu.recomputed()) return relu_gradient_recomputed<V, T>(g, d, scale, offset);
-  return relu.output ? relu_gradient<V>(g, V::load_partial(relu.output + at, lanes)) : g;
+  if (relu.recomputed()) return relu_gradient_recomputed<V, T>(g, d, scale, offset, highest);
+  return relu.output ? relu_gradient<V>(g, V::load_partial(relu.output + at, lanes), highest) : g;
 }
 
 // (x - shift) * scale + offset on float lanes, rounded once (fma): batch norm's normalization, written once
@@ -108,17 +156,19 @@ typename V::Reg normalized(typename V::Reg x, typename V::Reg shift, typename V:
 }
 
 // out = (in - shift) * scale + offset over n contiguous floats: the normalization; plus residual when it is
-// not null (a float sum, then the one rounding). With relu, out = relu of that: max(0, v) lets a NaN v
-// through (max returns its second operand then), as the elementwise relu does. In place (out == in) too: the
-// forward kernels' normalizing pass, and a convolution's outputs at inference (conv2d_normalize_outputs).
+// not null (a float sum, then the one rounding). With the fused relu, out = its value (apply_relu). In place
+// (out == in) too: the forward kernels' normalizing pass, and a convolution's outputs at inference
+// (conv2d_normalize_outputs).
 template <class V, class T>
 void shift_scale_offset(const T* in, std::int64_t n, float shift, float scale, float offset,
-                        const T* residual, bool relu, T* out) {
+                        const T* residual, OutputRelu relu, T* out) {
   using Reg = typename V::Reg;
   const Reg vshift = V::broadcast(shift), vscale = V::broadcast(scale), voffset = V::broadcast(offset);
-  const auto finish = [relu, residual](Reg v, std::int64_t i, std::int64_t lanes) {
+  const Reg upper = V::broadcast(relu.upper);
+  const bool fused = relu.fused;
+  const auto finish = [fused, upper, residual](Reg v, std::int64_t i, std::int64_t lanes) {
     if (residual) v = V::add(v, V::load_partial(residual + i, lanes));
-    return relu ? V::max(V::zero(), v) : v;
+    return apply_relu<V>(fused, upper, v);
   };
   std::int64_t i = 0;
   for (; i + V::width <= n; i += V::width) {

@@ -41,6 +41,7 @@ void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first,
     return std::clamp<std::int64_t>(lanes_in_group - k * V::width, 0, V::width);
   };
   Reg vshift_p[kVectors], vshift_q[kVectors], vscale[kVectors], voffset[kVectors];
+  const Reg vhighest = V::broadcast(relu.highest);
   for (int k = 0; k < kVectors; ++k) {
     vshift_p[k] = shift_p ? V::load_partial(shift_p + c0 + k * V::width, lanes(k)) : V::zero();
     vshift_q[k] = V::load_partial(shift_q + c0 + k * V::width, lanes(k));
@@ -49,7 +50,7 @@ void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first,
   }
   const auto a_of = [&](std::int64_t at, int k, Reg db) {
     if (!relu.fused()) return V::sub(V::load_partial(p + at, lanes(k)), vshift_p[k]);
-    const Reg masked = load_gradient<V>(p, relu, at, lanes(k), db, vscale[k], voffset[k]);
+    const Reg masked = load_gradient<V>(p, relu, at, lanes(k), db, vscale[k], voffset[k], vhighest);
     if (kept_through_relu) V::store_partial(kept_through_relu + at, masked, lanes(k));
     return masked;
   };
@@ -116,6 +117,7 @@ void span_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t c1, std
   alignas(64) float float_a[kSpanChannels], float_ab[kSpanChannels];
   double lane_sums_a[kSpanChannels] = {}, lane_sums_ab[kSpanChannels] = {};
   const std::int64_t span = c1 - c0;
+  const Reg vhighest = V::broadcast(relu.highest);
   const auto per_channel = [](const float* values, std::int64_t c, std::int64_t lanes) {
     return values ? V::load_partial(values + c, lanes) : V::zero();
   };
@@ -137,7 +139,7 @@ void span_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t c1, std
           const Reg db = V::sub(V::load_partial(q + at, lanes), vshift_q);
           Reg da;
           if (relu.fused()) {
-            da = load_gradient<V>(p, relu, at, lanes, db, vscale, voffset);
+            da = load_gradient<V>(p, relu, at, lanes, db, vscale, voffset, vhighest);
             if (kept_through_relu) V::store_partial(kept_through_relu + at, da, lanes);
           } else {
             da = V::sub(V::load_partial(p + at, lanes), vshift_p);
@@ -295,8 +297,7 @@ void for_each_vector(const BatchNorm2dGeometry& g, Pass pass) {
   }
 }
 
-// y = (x - shift_c) * scale_c + offset_c, plus residual when not null, relu of that when `relu` (max(0, v): a
-// NaN passes, as in shift_scale_offset).
+// y = (x - shift_c) * scale_c + offset_c, plus residual when not null, the fused relu of that (apply_relu).
 template <class V, class T>
 struct ShiftScaleOffset {
   using Reg = typename V::Reg;
@@ -304,26 +305,27 @@ struct ShiftScaleOffset {
   const float *shift, *scale, *offset;
   const T* residual;
   bool relu;
+  float relu_upper;
   T* y;
 
   struct Coefficients {
-    Reg shift, scale, offset;
+    Reg shift, scale, offset, relu_upper;
   };
   Coefficients coefficients(std::int64_t c0, std::int64_t lanes) const {
     return {V::load_partial(shift + c0, lanes), V::load_partial(scale + c0, lanes),
-            V::load_partial(offset + c0, lanes)};
+            V::load_partial(offset + c0, lanes), V::broadcast(relu_upper)};
   }
   void apply(std::int64_t at, const Coefficients& k, std::int64_t lanes) const {
     Reg v = normalized<V>(V::load_partial(x + at, lanes), k.shift, k.scale, k.offset);
     if (residual) v = V::add(v, V::load_partial(residual + at, lanes));
-    V::store_partial(y + at, relu ? V::max(V::zero(), v) : v, lanes);
+    V::store_partial(y + at, apply_relu<V>(relu, k.relu_upper, v), lanes);
   }
 };
 
 template <class V, class T>
 void shift_scale_offset(const BatchNorm2dGeometry& g, const T* x, const float* shift, const float* scale,
-                        const float* offset, const T* residual, bool relu, T* y) {
-  for_each_vector<V>(g, ShiftScaleOffset<V, T>{x, shift, scale, offset, residual, relu, y});
+                        const float* offset, const T* residual, OutputRelu relu, T* y) {
+  for_each_vector<V>(g, ShiftScaleOffset<V, T>{x, shift, scale, offset, residual, relu.fused, relu.upper, y});
 }
 
 // gx = a_c * ((gy - centre_c) - slope_c * (x - shift_c)), gy through relu's rule first when the ReLU is
@@ -337,7 +339,7 @@ struct TrainBackwardGx {
   T* gx;
 
   struct Coefficients {
-    Reg shift, centre, minus_slope, scale, relu_scale, relu_offset;
+    Reg shift, centre, minus_slope, scale, relu_scale, relu_offset, relu_highest;
   };
   Coefficients coefficients(std::int64_t c0, std::int64_t lanes) const {
     return {V::load_partial(shift + c0, lanes),
@@ -345,12 +347,13 @@ struct TrainBackwardGx {
             V::neg(V::load_partial(slope + c0, lanes)),
             V::load_partial(scale + c0, lanes),
             relu.recomputed() ? V::load_partial(relu.scale + c0, lanes) : V::zero(),
-            relu.recomputed() ? V::load_partial(relu.offset + c0, lanes) : V::zero()};
+            relu.recomputed() ? V::load_partial(relu.offset + c0, lanes) : V::zero(),
+            V::broadcast(relu.highest)};
   }
   void apply(std::int64_t at, const Coefficients& k, std::int64_t lanes) const {
     const Reg d = V::sub(V::load_partial(x + at, lanes), k.shift);
-    const Reg centred =
-        V::sub(load_gradient<V>(gy, relu, at, lanes, d, k.relu_scale, k.relu_offset), k.centre);
+    const Reg centred = V::sub(
+        load_gradient<V>(gy, relu, at, lanes, d, k.relu_scale, k.relu_offset, k.relu_highest), k.centre);
     V::store_partial(gx + at, V::mul(k.scale, V::fmadd(k.minus_slope, d, centred)), lanes);
   }
 };
@@ -362,29 +365,31 @@ void train_backward_gx(const BatchNorm2dGeometry& g, const T* x, const T* gy, co
   for_each_vector<V>(g, TrainBackwardGx<V, T>{x, gy, relu, shift, centre, slope, scale, gx});
 }
 
-// gx = gy * scale_c, gy through relu's rule first when relu_output is given.
+// gx = gy * scale_c, gy through relu's rule first (0 < y <= relu_highest) when relu_output is given.
 template <class V, class T>
 struct ScaleGradient {
   using Reg = typename V::Reg;
   const T *gy, *relu_output;
+  float relu_highest;
   const float* scale;
   T* gx;
 
   struct Coefficients {
-    Reg scale;
+    Reg scale, relu_highest;
   };
   Coefficients coefficients(std::int64_t c0, std::int64_t lanes) const {
-    return {V::load_partial(scale + c0, lanes)};
+    return {V::load_partial(scale + c0, lanes), V::broadcast(relu_highest)};
   }
   void apply(std::int64_t at, const Coefficients& k, std::int64_t lanes) const {
-    V::store_partial(gx + at, V::mul(load_gradient<V>(gy, relu_output, at, lanes), k.scale), lanes);
+    V::store_partial(gx + at, V::mul(load_gradient<V>(gy, relu_output, at, lanes, k.relu_highest), k.scale),
+                     lanes);
   }
 };
 
 template <class V, class T>
-void scale_gradient(const BatchNorm2dGeometry& g, const T* gy, const T* relu_output, const float* scale,
-                    T* gx) {
-  for_each_vector<V>(g, ScaleGradient<V, T>{gy, relu_output, scale, gx});
+void scale_gradient(const BatchNorm2dGeometry& g, const T* gy, const T* relu_output, float relu_highest,
+                    const float* scale, T* gx) {
+  for_each_vector<V>(g, ScaleGradient<V, T>{gy, relu_output, relu_highest, scale, gx});
 }
 
 }  // namespace

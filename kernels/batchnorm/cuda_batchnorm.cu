@@ -162,9 +162,9 @@ __global__ void forward_partial_sums_kernel(ChannelSlices s, const T* x, double*
 // y = (x - mean) * invstd * gamma + beta in double over this thread's values of (c, slice), plus the
 // residual when there is one, then relu when fused.
 template <typename T>
-__device__ void normalize_slice(const ChannelSlices& s, std::int64_t c, std::int64_t slice, bool fused_relu,
-                                const T* x, const T* residual, double mean, double invstd, double scale,
-                                double bias, T* y) {
+__device__ void normalize_slice(const ChannelSlices& s, std::int64_t c, std::int64_t slice,
+                                FusedRelu fused_relu, const T* x, const T* residual, double mean,
+                                double invstd, double scale, double bias, T* y) {
   for_each_value(s, c, slice, [&](std::int64_t offset) {
     y[offset] = normalized(x, residual, offset, mean, invstd, scale, bias, fused_relu);
   });
@@ -176,7 +176,7 @@ __device__ void normalize_slice(const ChannelSlices& s, std::int64_t c, std::int
 // unbiased variance, when they are given. With no values (m = 0) the statistics are NaN, as in the
 // reference, and there is nothing to normalize.
 template <typename T>
-__global__ void train_normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* residual,
+__global__ void train_normalize_kernel(ChannelSlices s, FusedRelu fused_relu, const T* x, const T* residual,
                                        const opmath_t<T>* gamma, const opmath_t<T>* beta, double eps,
                                        double momentum, const double* partial_d, const double* partial_d2,
                                        opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
@@ -195,7 +195,7 @@ __global__ void train_normalize_kernel(ChannelSlices s, bool fused_relu, const T
 
 // Eval: one block per (channel, slice), normalized with the running statistics.
 template <typename T>
-__global__ void eval_normalize_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* residual,
+__global__ void eval_normalize_kernel(ChannelSlices s, FusedRelu fused_relu, const T* x, const T* residual,
                                       const opmath_t<T>* gamma, const opmath_t<T>* beta,
                                       RunningStatistics<T> statistics, T* y) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
@@ -211,7 +211,7 @@ __global__ void eval_normalize_kernel(ChannelSlices s, bool fused_relu, const T*
 // into partial_gy / partial_gy_xhat [C, slices]. In eval mode (eval_gx given) the same pass also writes
 // gx = gy' * gamma * invstd, which needs no sums.
 template <typename T, class Statistics>
-__global__ void backward_partial_sums_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* gy,
+__global__ void backward_partial_sums_kernel(ChannelSlices s, FusedRelu fused_relu, const T* x, const T* gy,
                                              const T* y, const opmath_t<T>* gamma, Statistics statistics,
                                              double* partial_gy, double* partial_gy_xhat, T* eval_gx,
                                              T* gy_through_relu) {
@@ -241,7 +241,7 @@ __global__ void backward_partial_sums_kernel(ChannelSlices s, bool fused_relu, c
 // gbeta = sum gy' and ggamma = sum gy' * xhat, which the block of slice 0 writes (in opmath_t<T>), then
 // gx = gamma * invstd / m * (m * gy' - gbeta - xhat * ggamma) over the slice, with the sums in double.
 template <typename T>
-__global__ void train_gx_kernel(ChannelSlices s, bool fused_relu, const T* x, const T* gy, const T* y,
+__global__ void train_gx_kernel(ChannelSlices s, FusedRelu fused_relu, const T* x, const T* gy, const T* y,
                                 const opmath_t<T>* gamma, SavedStatistics<T> statistics,
                                 const double* partial_gy, const double* partial_gy_xhat, T* gx,
                                 opmath_t<T>* ggamma, opmath_t<T>* gbeta) {
@@ -283,7 +283,7 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
   launch("batchnorm2d_forward_train (statistics)", forward_partial_sums_kernel<T>,
          grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, x, scratch.partial_a, scratch.partial_b);
   launch("batchnorm2d_forward_train (normalize)", train_normalize_kernel<T>, grid_blocks(s.work_items(), 1),
-         kThreadsPerBlock, s, g.fused_relu, x, residual, gamma, beta, static_cast<double>(eps),
+         kThreadsPerBlock, s, FusedRelu::of(g), x, residual, gamma, beta, static_cast<double>(eps),
          static_cast<double>(momentum), scratch.partial_a, scratch.partial_b, save_mean, save_invstd,
          running_mean, running_var, y);
 }
@@ -298,7 +298,7 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const op
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0 || s.values == 0) return;
   launch("batchnorm2d_forward_eval", eval_normalize_kernel<T>, grid_blocks(s.work_items(), 1),
-         kThreadsPerBlock, s, g.fused_relu, x, residual, gamma, beta,
+         kThreadsPerBlock, s, FusedRelu::of(g), x, residual, gamma, beta,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, y);
 }
 
@@ -316,12 +316,12 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
   const Scratch scratch(s.work_items(), device);
   const SavedStatistics<T> statistics{save_mean, save_invstd};
   launch("batchnorm2d_backward_train (sums)", backward_partial_sums_kernel<T, SavedStatistics<T>>,
-         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma, statistics,
+         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, FusedRelu::of(g), x, gy, y, gamma, statistics,
          scratch.partial_a, scratch.partial_b, static_cast<T*>(nullptr),
          g.fused_relu ? gy_through_relu : nullptr);
   launch("batchnorm2d_backward_train (gx)", train_gx_kernel<T>, grid_blocks(s.work_items(), 1),
-         kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma, statistics, scratch.partial_a, scratch.partial_b,
-         gx, ggamma, gbeta);
+         kThreadsPerBlock, s, FusedRelu::of(g), x, gy, y, gamma, statistics, scratch.partial_a,
+         scratch.partial_b, gx, ggamma, gbeta);
 }
 
 template <typename T>
@@ -337,7 +337,7 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
   if (s.channels <= 0) return;
   const Scratch scratch(s.work_items(), device);
   launch("batchnorm2d_backward_eval (sums and gx)", backward_partial_sums_kernel<T, RunningStatistics<T>>,
-         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma,
+         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, FusedRelu::of(g), x, gy, y, gamma,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, scratch.partial_a,
          scratch.partial_b, gx, g.fused_relu ? gy_through_relu : nullptr);
   launch("batchnorm2d_backward_eval (sums)", finish_gradient_sums_kernel<opmath_t<T>>, channel_blocks(s),

@@ -157,9 +157,9 @@ __global__ void forward_partial_sums_kernel(RowSlices s, const T* x, double* par
 // y = (x - mean) * invstd * gamma + beta over the thread's values, plus the residual when there is one,
 // then relu when fused.
 template <typename T>
-__device__ void normalize_values(const RowSlices& s, const Lane& lane, std::int64_t slice, bool fused_relu,
-                                 const T* x, const T* residual, double mean, double invstd, double scale,
-                                 double bias, T* y) {
+__device__ void normalize_values(const RowSlices& s, const Lane& lane, std::int64_t slice,
+                                 FusedRelu fused_relu, const T* x, const T* residual, double mean,
+                                 double invstd, double scale, double bias, T* y) {
   for_each_row_value(s, lane, slice, [&](std::int64_t offset) {
     y[offset] = normalized(x, residual, offset, mean, invstd, scale, bias, fused_relu);
   });
@@ -168,7 +168,7 @@ __device__ void normalize_values(const RowSlices& s, const Lane& lane, std::int6
 // One block per (group, slice): the channels' statistics from their merged partial sums, as in
 // cuda_batchnorm.cu (the blocks of slice 0 save them and move the running statistics), then normalize.
 template <typename T>
-__global__ void train_normalize_kernel(RowSlices s, bool fused_relu, const T* x, const T* residual,
+__global__ void train_normalize_kernel(RowSlices s, FusedRelu fused_relu, const T* x, const T* residual,
                                        const opmath_t<T>* gamma, const opmath_t<T>* beta, double eps,
                                        double momentum, const double* partial_d, const double* partial_d2,
                                        opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
@@ -189,7 +189,7 @@ __global__ void train_normalize_kernel(RowSlices s, bool fused_relu, const T* x,
 }
 
 template <typename T>
-__global__ void eval_normalize_kernel(RowSlices s, bool fused_relu, const T* x, const T* residual,
+__global__ void eval_normalize_kernel(RowSlices s, FusedRelu fused_relu, const T* x, const T* residual,
                                       const opmath_t<T>* gamma, const opmath_t<T>* beta,
                                       RunningStatistics<T> statistics, T* y) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
@@ -207,7 +207,7 @@ __global__ void eval_normalize_kernel(RowSlices s, bool fused_relu, const T* x, 
 // One block per (group, slice): sum gy' and sum gy' * xhat; in eval mode (eval_gx given) also
 // gx = gy' * gamma * invstd.
 template <typename T, class Statistics>
-__global__ void backward_partial_sums_kernel(RowSlices s, bool fused_relu, const T* x, const T* gy,
+__global__ void backward_partial_sums_kernel(RowSlices s, FusedRelu fused_relu, const T* x, const T* gy,
                                              const T* y, const opmath_t<T>* gamma, Statistics statistics,
                                              double* partial_gy, double* partial_gy_xhat, T* eval_gx,
                                              T* gy_through_relu) {
@@ -235,7 +235,7 @@ __global__ void backward_partial_sums_kernel(RowSlices s, bool fused_relu, const
 // One block per (group, slice): gbeta and ggamma from the merged partial sums (the blocks of slice 0 write
 // them), then gx = gamma * invstd / m * (m * gy' - gbeta - xhat * ggamma).
 template <typename T>
-__global__ void train_gx_kernel(RowSlices s, bool fused_relu, const T* x, const T* gy, const T* y,
+__global__ void train_gx_kernel(RowSlices s, FusedRelu fused_relu, const T* x, const T* gy, const T* y,
                                 const opmath_t<T>* gamma, SavedStatistics<T> statistics,
                                 const double* partial_gy, const double* partial_gy_xhat, T* gx,
                                 opmath_t<T>* ggamma, opmath_t<T>* gbeta) {
@@ -276,7 +276,7 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
   launch("batchnorm2d_forward_train (channels-last statistics)", forward_partial_sums_kernel<T>,
          work_blocks(s), kThreadsPerBlock, s, x, scratch.partial_a, scratch.partial_b);
   launch("batchnorm2d_forward_train (channels-last normalize)", train_normalize_kernel<T>, work_blocks(s),
-         kThreadsPerBlock, s, g.fused_relu, x, residual, gamma, beta, static_cast<double>(eps),
+         kThreadsPerBlock, s, FusedRelu::of(g), x, residual, gamma, beta, static_cast<double>(eps),
          static_cast<double>(momentum), scratch.partial_a, scratch.partial_b, save_mean, save_invstd,
          running_mean, running_var, y);
 }
@@ -288,7 +288,7 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const op
   const RowSlices s = plan_row_slices(g);
   if (s.rows == 0) return;
   launch("batchnorm2d_forward_eval (channels-last)", eval_normalize_kernel<T>, work_blocks(s),
-         kThreadsPerBlock, s, g.fused_relu, x, residual, gamma, beta,
+         kThreadsPerBlock, s, FusedRelu::of(g), x, residual, gamma, beta,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, y);
 }
 
@@ -302,11 +302,11 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
   const SavedStatistics<T> statistics{save_mean, save_invstd};
   launch("batchnorm2d_backward_train (channels-last sums)",
          backward_partial_sums_kernel<T, SavedStatistics<T>>, work_blocks(s), kThreadsPerBlock, s,
-         g.fused_relu, x, gy, y, gamma, statistics, scratch.partial_a, scratch.partial_b,
+         FusedRelu::of(g), x, gy, y, gamma, statistics, scratch.partial_a, scratch.partial_b,
          static_cast<T*>(nullptr), g.fused_relu ? gy_through_relu : nullptr);
   launch("batchnorm2d_backward_train (channels-last gx)", train_gx_kernel<T>, work_blocks(s),
-         kThreadsPerBlock, s, g.fused_relu, x, gy, y, gamma, statistics, scratch.partial_a, scratch.partial_b,
-         gx, ggamma, gbeta);
+         kThreadsPerBlock, s, FusedRelu::of(g), x, gy, y, gamma, statistics, scratch.partial_a,
+         scratch.partial_b, gx, ggamma, gbeta);
 }
 
 template <typename T>
@@ -318,7 +318,7 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
   const Scratch scratch(s.channels * s.slices, device);
   launch("batchnorm2d_backward_eval (channels-last sums and gx)",
          backward_partial_sums_kernel<T, RunningStatistics<T>>, work_blocks(s), kThreadsPerBlock, s,
-         g.fused_relu, x, gy, y, gamma,
+         FusedRelu::of(g), x, gy, y, gamma,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, scratch.partial_a,
          scratch.partial_b, gx, g.fused_relu ? gy_through_relu : nullptr);
   launch("batchnorm2d_backward_eval (channels-last sums)", finish_gradient_sums_kernel<opmath_t<T>>,

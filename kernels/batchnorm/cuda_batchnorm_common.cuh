@@ -45,17 +45,34 @@ struct RunningStatistics {  // eval: invstd = 1 / sqrt(running_var + eps)
   }
 };
 
-// relu as the elementwise reference has it: a NaN passes through.
-template <typename T>
-__device__ T relu(T v) {
-  return v < T(0) ? T(0) : v;
-}
+// The fused ReLU (BatchNorm2dGeometry::fused_relu and relu_upper, its cap: +inf for none, 6 for ReLU6), as
+// the kernels take it, by value.
+struct FusedRelu {
+  bool on;
+  float upper;
+
+  static FusedRelu of(const BatchNorm2dGeometry& g) { return {g.fused_relu, g.relu_upper}; }
+
+  // relu capped at upper as the elementwise reference's relu and clamp have it: a NaN passes through.
+  template <typename T>
+  __device__ T apply(T v) const {
+    if (!on) return v;
+    if (v < T(0)) return T(0);
+    return static_cast<float>(v) > upper ? static_cast<T>(upper) : v;
+  }
+  // Whether y, the output, passes a gradient: relu's rule, y > 0, and the clamp's below a cap (a plain ReLU
+  // passes y = +inf).
+  template <typename T>
+  __device__ bool passes(T y) const {
+    return y > T(0) && (isinf(upper) || static_cast<float>(y) < upper);
+  }
+};
 
 // The gradient batchnorm itself receives at one element: gy, or with the fused ReLU gy * relu'(y), in T
 // as the reference computes it (so 0 * inf is NaN there and here; gy * 1 and gy * 0 are exact in bfloat16).
 template <typename T>
-__device__ T gradient_into_batchnorm(bool fused_relu, const T* gy, const T* y, std::int64_t offset) {
-  return fused_relu ? static_cast<T>(gy[offset] * (y[offset] > T(0) ? T(1) : T(0))) : gy[offset];
+__device__ T gradient_into_batchnorm(FusedRelu relu, const T* gy, const T* y, std::int64_t offset) {
+  return relu.on ? static_cast<T>(gy[offset] * (relu.passes(y[offset]) ? T(1) : T(0))) : gy[offset];
 }
 
 // ---- The formulas, once for both layouts ---------------------------------------------------------------
@@ -95,14 +112,13 @@ __device__ void store_statistics(std::int64_t c, const ChannelMoments& moments, 
 }
 
 // y at element `at`: (x - mean) * invstd * gamma + beta in double, plus residual[at] when there is one,
-// rounded to T once, then relu when fused.
+// rounded to T once, then the fused relu (a no-op when there is none).
 template <typename T>
 __device__ T normalized(const T* x, const T* residual, std::int64_t at, double mean, double invstd,
-                        double scale, double bias, bool fused_relu) {
+                        double scale, double bias, FusedRelu relu) {
   double sum = (static_cast<double>(x[at]) - mean) * invstd * scale + bias;
   if (residual) sum += static_cast<double>(residual[at]);
-  const T value = static_cast<T>(sum);
-  return fused_relu ? relu(value) : value;
+  return relu.apply(static_cast<T>(sum));
 }
 
 // Scratch for the per-slice partial sums, in device memory: partial_a, partial_b [C, slices] (double).

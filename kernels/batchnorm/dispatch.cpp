@@ -3,6 +3,7 @@
 // cpu_level() allows (bfloat16 activations in float lanes, rounded once when stored); double (gradient checks
 // only) and the Reference level run the reference kernels. A CUDA device runs the CUDA kernels
 // (cuda_batchnorm.cu), float, double and bfloat16.
+#include <cmath>
 #include <string>
 #include <type_traits>
 
@@ -15,14 +16,29 @@ namespace kiln::kernels {
 namespace {
 
 // The geometry as the profiler's detail (core/profiler.hpp): "16 channels @32x32 n128", "+ residual" when a
-// residual is added in, "+ relu" when the ReLU after it is fused in.
+// residual is added in, "+ relu" when the ReLU after it is fused in ("+ relu6" with its cap at 6).
 std::string profile_label(const BatchNorm2dGeometry& g, bool residual = false) {
   std::string label = std::to_string(g.channels) + " channels @" + std::to_string(g.height) + "x" +
                       std::to_string(g.width) + " n" + std::to_string(g.batch);
   if (residual) label += " + residual";
-  if (g.fused_relu) label += " + relu";
+  if (g.fused_relu) {
+    if (std::isinf(g.relu_upper))
+      label += " + relu";
+    else
+      label += g.relu_upper == 6.0f ? " + relu6" : " + relu capped at " + std::to_string(g.relu_upper);
+  }
   if (g.channels_last) label += " channels-last";
   return label;
+}
+
+// The fused ReLU's cap must be one T stores exactly, so the clamp and its mask agree on it (the vectorized
+// kernels' mask test, batchnorm_vector_ops.hpp's highest_stored_below, counts on it), and above zero.
+template <typename T>
+void check_relu_upper(const BatchNorm2dGeometry& g, const char* op) {
+  if (std::isinf(g.relu_upper) && g.relu_upper > 0) return;
+  KILN_CHECK(g.relu_upper > 0 && static_cast<float>(static_cast<T>(g.relu_upper)) == g.relu_upper, op,
+             ": the fused ReLU's cap ", g.relu_upper, " must be above zero and exact in ",
+             dtype_name(dtype_of_v<T>));
 }
 
 }  // namespace
@@ -33,6 +49,7 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
                                T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd, const T* residual) {
   profiler::Scope profile("batchnorm2d_forward_train", device, dtype_of_v<T>);
+  check_relu_upper<T>(g, "batchnorm2d_forward_train");
   if (profile.measuring())
     profile.set_detail(profile_label(g, residual != nullptr) + (y ? "" : " statistics"));
   KILN_CHECK(y || (device.is_cpu() && cpu_level() != CpuLevel::Reference && !std::is_same_v<T, double>),
@@ -66,6 +83,7 @@ void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const
                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
                               opmath_t<T> eps, T* y, const T* residual) {
   profiler::Scope profile("batchnorm2d_forward_eval", device, dtype_of_v<T>);
+  check_relu_upper<T>(g, "batchnorm2d_forward_eval");
   if (profile.measuring()) profile.set_detail(profile_label(g, residual != nullptr));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
@@ -93,6 +111,7 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
                                 const opmath_t<T>* save_mean, const opmath_t<T>* save_invstd, T* gx,
                                 opmath_t<T>* ggamma, opmath_t<T>* gbeta, T* gy_through_relu) {
   profiler::Scope profile("batchnorm2d_backward_train", device, dtype_of_v<T>);
+  check_relu_upper<T>(g, "batchnorm2d_backward_train");
   if (profile.measuring()) profile.set_detail(profile_label(g, g.fused_relu && gy_through_relu));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
@@ -123,6 +142,7 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
                                const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
                                opmath_t<T>* gbeta, T* gy_through_relu) {
   profiler::Scope profile("batchnorm2d_backward_eval", device, dtype_of_v<T>);
+  check_relu_upper<T>(g, "batchnorm2d_backward_eval");
   if (profile.measuring()) profile.set_detail(profile_label(g, g.fused_relu && gy_through_relu));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {

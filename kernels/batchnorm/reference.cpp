@@ -54,12 +54,17 @@ double channel_squared_deviations(const BatchNorm2dGeometry& g, const T* values,
   return sum;
 }
 
-// relu as the elementwise reference has it: a NaN passes through.
-template <typename T> T relu(T v) { return v < 0 ? T(0) : v; }
+// relu capped at `upper` (+inf: none), as the elementwise reference's relu and clamp have it: a NaN passes
+// through.
+template <typename T>
+T capped_relu(T v, float upper) {
+  if (v < 0) return T(0);
+  return v > upper ? static_cast<T>(upper) : v;
+}
 
 // y[n, c, :, :] = (x[n, c, :, :] - mean) * invstd * gamma_c + beta_c, the same for train and eval mode;
 // only where mean and invstd come from differs. With a residual, plus residual[n, c, :, :] (in double, before
-// the one rounding); with g.fused_relu, y = relu of that.
+// the one rounding); with g.fused_relu, y = relu of that, capped at g.relu_upper.
 template <typename T>
 void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
                        const opmath_t<T>* beta, std::int64_t c, double mean, double invstd, const T* residual,
@@ -71,22 +76,25 @@ void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const opmath_t<
       double sum = (x[at] - mean) * invstd * gamma[c] + beta[c];
       if (residual) sum += static_cast<double>(residual[at]);
       const T normalized = static_cast<T>(sum);
-      y[at] = g.fused_relu ? relu(normalized) : normalized;
+      y[at] = g.fused_relu ? capped_relu(normalized, g.relu_upper) : normalized;
     }
   }
 }
 
 // The gradient batchnorm itself receives: gy, or with g.fused_relu gy * relu'(y) first, the elementwise
-// reference's relu rule (y > 0 exactly where the normalized value was, as y = relu of it). gy * 1 and
-// gy * 0 are exact in T, bfloat16 included. With the fused ReLU it is also written to kept_through_relu when
-// that is not null (batchnorm.hpp's gy_through_relu).
+// reference's relu rule (y > 0 exactly where the normalized value was, as y = relu of it), and with a cap its
+// clamp's rule (0 < y < relu_upper, likewise). gy * 1 and gy * 0 are exact in T, bfloat16 included. With the
+// fused ReLU it is also written to kept_through_relu when that is not null (batchnorm.hpp's gy_through_relu).
 template <typename T>
 std::vector<T> gradient_into_batchnorm(const BatchNorm2dGeometry& g, const T* gy, const T* y,
                                        T* kept_through_relu) {
   const std::int64_t size = g.batch * g.channels * g.height * g.width;
   std::vector<T> into(gy, gy + size);
   if (g.fused_relu) {
-    for (std::int64_t i = 0; i < size; ++i) into[i] = static_cast<T>(gy[i] * (y[i] > 0 ? T(1) : T(0)));
+    for (std::int64_t i = 0; i < size; ++i) {
+      const bool passes = y[i] > 0 && (std::isinf(g.relu_upper) || y[i] < g.relu_upper);
+      into[i] = static_cast<T>(gy[i] * (passes ? T(1) : T(0)));
+    }
     if (kept_through_relu) std::copy(into.begin(), into.end(), kept_through_relu);
   }
   return into;

@@ -63,20 +63,22 @@ struct PairAccumulator {
   }
 
   // Adds n contiguous values of p and q (n <= kChunk): a = p - shift_p, b = q - shift_q. With a fused ReLU
-  // (relu.fused(); shift_p is then 0, p is gy, q is x and shift_q the mean), a = p * relu'(y), (y > 0 ? 1 :
-  // 0), as the elementwise relu backward makes it (exact in T: p times 1 or 0), stored to kept_through_relu
-  // when that is not null; y > 0 read from relu.output (these n values') or recomputed from b with the
-  // coefficients at relu.scale and relu.offset (this plane's channel's). Either way the same loop adds it, so
-  // the fused backward's sums are the bits of batch norm's plain backward run on relu's backward output.
+  // (relu.fused(); shift_p is then 0, p is gy, q is x and shift_q the mean), a = p * relu'(y), (0 < y <=
+  // relu.highest ? 1 : 0), as the elementwise relu or clamp backward makes it (exact in T: p times 1 or 0),
+  // stored to kept_through_relu when that is not null; y > 0 read from relu.output (these n values') or
+  // recomputed from b with the coefficients at relu.scale and relu.offset (this plane's channel's). Either
+  // way the same loop adds it, so the fused backward's sums are the bits of batch norm's plain backward run
+  // on relu's backward output.
   template <class T>
   void add(const T* p, float shift_p, const T* q, float shift_q, const ReluMask<T>& relu,
            T* kept_through_relu, std::int64_t n) {
     const Reg vshift_p = V::broadcast(shift_p), vshift_q = V::broadcast(shift_q);
     const Reg vscale = relu.recomputed() ? V::broadcast(*relu.scale) : V::zero();
     const Reg voffset = relu.recomputed() ? V::broadcast(*relu.offset) : V::zero();
+    const Reg vhighest = V::broadcast(relu.highest);
     const auto a_at = [&](std::int64_t i, Reg db) {
       if (!relu.fused()) return V::sub(V::load(p + i), vshift_p);
-      const Reg masked = load_gradient<V>(p, relu, i, V::width, db, vscale, voffset);
+      const Reg masked = load_gradient<V>(p, relu, i, V::width, db, vscale, voffset, vhighest);
       if (kept_through_relu) V::store(kept_through_relu + i, masked);
       return masked;
     };
@@ -98,8 +100,9 @@ struct PairAccumulator {
       const float b = q[i] - shift_q;
       float a = p[i] - shift_p;
       if (relu.fused()) {
-        a = relu.recomputed() ? relu_gradient_recomputed<T>(p[i], b, *relu.scale, *relu.offset)
-                              : static_cast<float>(p[i]) * (relu.output[i] > 0 ? 1.0f : 0.0f);
+        const float y = relu.recomputed() ? 0.0f : relu.output[i];
+        a = relu.recomputed() ? relu_gradient_recomputed<T>(p[i], b, *relu.scale, *relu.offset, relu.highest)
+                              : static_cast<float>(p[i]) * (y > 0 && y <= relu.highest ? 1.0f : 0.0f);
         if (kept_through_relu) kept_through_relu[i] = static_cast<T>(a);
       }
       const double da = a, db = b;
@@ -140,6 +143,7 @@ BatchNorm2dGeometry rows_geometry(const BatchNorm2dGeometry& g) {
           .height = 1,
           .width = 1,
           .fused_relu = g.fused_relu,
+          .relu_upper = g.relu_upper,
           .channels_last = true};
 }
 
@@ -203,7 +207,8 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float
     const auto relu_scale = repeat_per_column(g, relu.scale), relu_offset = repeat_per_column(g, relu.offset);
     channels_last::all_channel_pair_sums<V>(
         rows, p, repeat_per_column(g, shift_p).get(), q, repeat_per_column(g, shift_q).get(),
-        ReluMask<T>{relu.output, relu_scale.get(), relu_offset.get()}, kept_through_relu, column_sums.get());
+        ReluMask<T>{relu.output, relu_scale.get(), relu_offset.get(), relu.highest}, kept_through_relu,
+        column_sums.get());
     for (std::int64_t c = 0; c < g.channels; ++c) {
       PairSums sums;
       for (std::int64_t i = c * plane; i < (c + 1) * plane; ++i) {
@@ -246,10 +251,12 @@ void train_backward_gx(const T* x, const T* gy, const ReluMask<T>& relu, std::in
   const Reg minus_k = V::broadcast(-k), va = V::broadcast(a);
   const Reg vscale = relu.recomputed() ? V::broadcast(*relu.scale) : V::zero();
   const Reg voffset = relu.recomputed() ? V::broadcast(*relu.offset) : V::zero();
+  const Reg vhighest = V::broadcast(relu.highest);
   for (std::int64_t i = 0; i < n; i += V::width) {
     const std::int64_t lanes = std::min<std::int64_t>(V::width, n - i);
     const Reg d = V::sub(V::load_partial(x + i, lanes), vmean);
-    const Reg centered_gy = V::sub(load_gradient<V>(gy, relu, i, lanes, d, vscale, voffset), vgy_mean);
+    const Reg centered_gy =
+        V::sub(load_gradient<V>(gy, relu, i, lanes, d, vscale, voffset, vhighest), vgy_mean);
     V::store_partial(gx + i, V::mul(va, V::fmadd(minus_k, d, centered_gy)), lanes);
   }
 }
@@ -333,7 +340,7 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
   const auto normalize_plane = [&](std::int64_t nc) {
     const auto k = static_cast<std::size_t>(nc % g.channels);
     shift_scale_offset<V>(x + nc * plane, plane, normalize.shift[k], normalize.scale[k], beta[k],
-                          residual ? residual + nc * plane : nullptr, g.fused_relu, y + nc * plane);
+                          residual ? residual + nc * plane : nullptr, output_relu(g), y + nc * plane);
   };
 
   // (Without y, the statistics alone: a convolution after this batch norm normalizes its input itself,
@@ -350,13 +357,13 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
   // Pass 2 plane by plane (or row by row) in memory order.
   if (g.channels_last) {
     return channels_last::shift_scale_offset<V>(g, x, normalize.shift.get(), normalize.scale.get(), beta,
-                                                residual, g.fused_relu, y);
+                                                residual, output_relu(g), y);
   }
   if (as_rows<V>(g)) {
-    return channels_last::shift_scale_offset<V>(rows_geometry(g), x,
-                                                repeat_per_column(g, normalize.shift.get()).get(),
-                                                repeat_per_column(g, normalize.scale.get()).get(),
-                                                repeat_per_column(g, beta).get(), residual, g.fused_relu, y);
+    return channels_last::shift_scale_offset<V>(
+        rows_geometry(g), x, repeat_per_column(g, normalize.shift.get()).get(),
+        repeat_per_column(g, normalize.scale.get()).get(), repeat_per_column(g, beta).get(), residual,
+        output_relu(g), y);
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) normalize_plane(nc);
@@ -378,7 +385,7 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
   // forward then added a residual before the ReLU, which x does not give, so both passes' mask is y's.
   T* const kept_through_relu = g.fused_relu ? gy_through_relu : nullptr;
   std::unique_ptr<float[]> relu_scale;
-  ReluMask<T> relu;
+  ReluMask<T> relu{.highest = highest_stored_below<T>(g.relu_upper)};
   if (kept_through_relu) {
     relu.output = y;
   } else if (g.fused_relu) {
@@ -431,12 +438,13 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
   if (as_rows<V>(g)) {
     const auto relu_scale_columns = repeat_per_column(g, pass2_relu.scale);
     const auto relu_offset_columns = repeat_per_column(g, pass2_relu.offset);
-    return channels_last::train_backward_gx<V>(
-        rows_geometry(g), x, pass2_gy,
-        ReluMask<T>{pass2_relu.output, relu_scale_columns.get(), relu_offset_columns.get()},
-        repeat_per_column(g, gradient.shift.get()).get(), repeat_per_column(g, gradient.centre.get()).get(),
-        repeat_per_column(g, gradient.slope.get()).get(), repeat_per_column(g, gradient.scale.get()).get(),
-        gx);
+    return channels_last::train_backward_gx<V>(rows_geometry(g), x, pass2_gy,
+                                               ReluMask<T>{pass2_relu.output, relu_scale_columns.get(),
+                                                           relu_offset_columns.get(), pass2_relu.highest},
+                                               repeat_per_column(g, gradient.shift.get()).get(),
+                                               repeat_per_column(g, gradient.centre.get()).get(),
+                                               repeat_per_column(g, gradient.slope.get()).get(),
+                                               repeat_per_column(g, gradient.scale.get()).get(), gx);
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) gx_of_plane(nc);
@@ -457,17 +465,18 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const fl
       scale[static_cast<std::size_t>(c)] = batchnorm_eval_scale(gamma[c], running_var[c], eps);
     if (g.channels_last)
       return channels_last::shift_scale_offset<V>(g, x, running_mean, scale.get(), beta, residual,
-                                                  g.fused_relu, y);
+                                                  output_relu(g), y);
     return channels_last::shift_scale_offset<V>(rows_geometry(g), x, repeat_per_column(g, running_mean).get(),
                                                 repeat_per_column(g, scale.get()).get(),
-                                                repeat_per_column(g, beta).get(), residual, g.fused_relu, y);
+                                                repeat_per_column(g, beta).get(), residual, output_relu(g),
+                                                y);
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     const std::int64_t c = nc % g.channels;
     shift_scale_offset<V>(x + nc * plane, plane, running_mean[c],
                           batchnorm_eval_scale(gamma[c], running_var[c], eps), beta[c],
-                          residual ? residual + nc * plane : nullptr, g.fused_relu, y + nc * plane);
+                          residual ? residual + nc * plane : nullptr, output_relu(g), y + nc * plane);
   }
 }
 
@@ -481,8 +490,10 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
   // As in the train backward: the sums' pass keeps gy through relu's rule when asked, and gx reads it. The
   // mask is y's (eval mode's backward is rare: fine-tuning with frozen statistics).
   const T* relu_output = g.fused_relu ? y : nullptr;
+  const float highest = highest_stored_below<T>(g.relu_upper);
   T* const kept_through_relu = g.fused_relu ? gy_through_relu : nullptr;
-  all_channel_pair_sums<V>(g, gy, nullptr, x, running_mean, ReluMask<T>{relu_output}, kept_through_relu,
+  all_channel_pair_sums<V>(g, gy, nullptr, x, running_mean,
+                           ReluMask<T>{.output = relu_output, .highest = highest}, kept_through_relu,
                            sums.get());
   if (kept_through_relu) {
     gy = kept_through_relu;
@@ -496,11 +507,12 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
     gbeta[c] = static_cast<float>(sums[k].sum_a);
     scale[k] = static_cast<float>(gamma[c] * invstd);
   }
-  if (g.channels_last) return channels_last::scale_gradient<V>(g, gy, relu_output, scale.get(), gx);
+  if (g.channels_last) return channels_last::scale_gradient<V>(g, gy, relu_output, highest, scale.get(), gx);
   if (as_rows<V>(g)) {
-    return channels_last::scale_gradient<V>(rows_geometry(g), gy, relu_output,
+    return channels_last::scale_gradient<V>(rows_geometry(g), gy, relu_output, highest,
                                             repeat_per_column(g, scale.get()).get(), gx);
   }
+  const typename V::Reg vhighest = V::broadcast(highest);
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     // gx = gy * scale (gy through relu's rule first, when fused)
@@ -509,7 +521,8 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
     for (std::int64_t i = 0; i < plane; i += V::width) {
       const std::int64_t lanes = std::min<std::int64_t>(V::width, plane - i);
       V::store_partial(gx + nc * plane + i,
-                       V::mul(load_gradient<V>(gy + nc * plane, y_plane, i, lanes), channel_scale), lanes);
+                       V::mul(load_gradient<V>(gy + nc * plane, y_plane, i, lanes, vhighest), channel_scale),
+                       lanes);
     }
   }
 }

@@ -52,7 +52,8 @@ void normalize_plane(const OutputNormalization& n, std::int64_t p, std::int64_t 
   const std::int64_t c = p % channels;
   float* run = y + p * plane;
   vectorized::shift_scale_offset<V>(run, plane, n.shift[c], n.scale[c], n.offset[c],
-                                    n.residual ? n.residual + p * plane : nullptr, n.relu, run);
+                                    n.residual ? n.residual + p * plane : nullptr,
+                                    vectorized::OutputRelu{n.relu, n.relu_upper}, run);
 }
 
 template <typename V>

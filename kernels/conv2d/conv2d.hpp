@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 #include "core/bfloat16.hpp"
 #include "core/device.hpp"
@@ -75,7 +76,7 @@ template <typename T>
 void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
 // An eval-mode batch norm on the convolution's output, as batchnorm2d_forward_eval takes it
 // (kernels/batchnorm/batchnorm.hpp): per output channel [C_out] of opmath_t<T>, and the residual, laid out
-// as y (or null), added before the ReLU (when relu).
+// as y (or null), added before the ReLU (when relu; capped at relu_upper, +inf for none, 6 for ReLU6).
 template <typename T>
 struct BatchNormEval {
   const opmath_t<T>* gamma = nullptr;
@@ -85,6 +86,7 @@ struct BatchNormEval {
   opmath_t<T> eps = 0;
   const T* residual = nullptr;
   bool relu = false;
+  float relu_upper = std::numeric_limits<float>::infinity();
 };
 // conv2d_forward, then batchnorm2d_forward_eval on its output: inference's conv -> batch norm (-> sum ->
 // ReLU), the same bits as the two calls. Where the float CPU path runs Winograd over NCHW tensors (ResNet's
@@ -96,15 +98,17 @@ void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const
 
 // What a forward kernel does to its outputs before it is done with them, per output channel c:
 //   y = act(fma(y - shift[c], scale[c], offset[c]) + residual)
-// (act: the ReLU when relu, else nothing; residual laid out as y, or null): an eval-mode batch norm (shift
-// the running mean, scale batchnorm_eval_scale, offset beta) with its fused sum and ReLU, in the vectorized
-// eval kernel's arithmetic (batchnorm_vector_ops.hpp's `normalized`, the same function) and order.
+// (act: the ReLU when relu, capped at relu_upper, else nothing; residual laid out as y, or null): an
+// eval-mode batch norm (shift the running mean, scale batchnorm_eval_scale, offset beta) with its fused sum
+// and ReLU, in the vectorized eval kernel's arithmetic (batchnorm_vector_ops.hpp's `normalized`, the same
+// function) and order. Winograd's output transform takes no cap (the depthwise and pointwise passes do).
 struct OutputNormalization {
   const float* shift = nullptr;
   const float* scale = nullptr;
   const float* offset = nullptr;
   const float* residual = nullptr;
   bool relu = false;
+  float relu_upper = std::numeric_limits<float>::infinity();
 };
 
 // What a pass does to its input x as it copies it in, per input channel c:

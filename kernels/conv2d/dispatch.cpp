@@ -27,6 +27,7 @@
 // or channels-last, at either vector level.
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -726,14 +727,16 @@ void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const
     const Conv2dAlgorithm algorithm =
         fast ? choose_conv2d_algorithm(pass.geometry, Conv2dDirection::Forward, cpu_level())
              : Conv2dAlgorithm::Reference;
-    const bool finishes_outputs =
-        algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4 ||
-        algorithm == Conv2dAlgorithm::Depthwise || algorithm == Conv2dAlgorithm::Pointwise;
+    const bool winograd =
+        algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4;
+    const bool capped = norm.relu && !std::isinf(norm.relu_upper);  // Winograd's epilogue has no cap
+    const bool finishes_outputs = (winograd && !capped) || algorithm == Conv2dAlgorithm::Depthwise ||
+                                  algorithm == Conv2dAlgorithm::Pointwise;
     if (fast && finishes_outputs && !pass.cropped && !pass.geometry.channels_last) {
       profiler::Scope profile("conv2d_forward", device, dtype_of_v<T>);
       if (profile.measuring()) {
         profile.set_detail(profile_label(g) + " + batch norm" + (norm.residual ? " + residual" : "") +
-                           (norm.relu ? " + relu" : ""));
+                           (norm.relu ? (capped ? " + relu6" : " + relu") : ""));
       }
       std::vector<float> scale(static_cast<std::size_t>(g.out_channels));
       for (std::int64_t c = 0; c < g.out_channels; ++c)
@@ -743,7 +746,8 @@ void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const
                                               .scale = scale.data(),
                                               .offset = norm.beta,
                                               .residual = norm.residual,
-                                              .relu = norm.relu};
+                                              .relu = norm.relu,
+                                              .relu_upper = norm.relu_upper};
       const bool avx512 = cpu_level() == CpuLevel::Avx512;
       switch (algorithm) {
         case Conv2dAlgorithm::Depthwise:
@@ -765,6 +769,7 @@ void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const
                                           .height = g.out_height(),
                                           .width = g.out_width(),
                                           .fused_relu = norm.relu,
+                                          .relu_upper = norm.relu_upper,
                                           .channels_last = g.channels_last};
   batchnorm2d_forward_eval(device, norm_geometry, y, norm.gamma, norm.beta, norm.running_mean,
                            norm.running_var, norm.eps, y, norm.residual);

@@ -49,6 +49,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -716,6 +717,8 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
       (!normalization && !input && !accumulate) || (std::is_same_v<A, float> && !g.channels_last),
       "winograd forward: input and output normalization and accumulation take float NCHW activations only");
   KILN_CHECK(!accumulate || !normalization, "winograd forward: an accumulating pass normalizes nothing");
+  KILN_CHECK(!normalization || !normalization->relu || std::isinf(normalization->relu_upper),
+             "winograd forward: the output transform's ReLU takes no cap");
   constexpr std::int64_t kChannels = kVectors * V::width;
   const Tiling<V, T> tiling(g);
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels, m_stride = panels * kChannels;

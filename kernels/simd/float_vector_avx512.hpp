@@ -105,6 +105,7 @@ struct FloatVector512 {
   // Comparisons are ordered and quiet: false when either side is NaN.
   static Mask greater(Reg a, Reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
   static Mask less(Reg a, Reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static Mask less_equal(Reg a, Reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
   static Mask both(Mask a, Mask b) { return static_cast<Mask>(a & b); }
   static Mask either(Mask a, Mask b) { return static_cast<Mask>(a | b); }
   static Mask and_not(Mask a, Mask b) { return static_cast<Mask>(a & ~b); }  // a and not b

@@ -245,6 +245,20 @@ TEST_CASE("gradcheck: batch_norm2d with the ReLU fused, training and eval mode")
       {random_input({2, 3, 2, 2}, 126), random_input({3}, 127), random_input({3}, 128)});
 }
 
+// Capped at 0.5 (ReLU6's rule, with a cap the normalized values reach often): the clamp's gradient.
+TEST_CASE("gradcheck: batch_norm2d with a capped ReLU fused, training and eval mode") {
+  const BatchNormOptions train{.training = true, .fused_relu = true, .relu_upper = 0.5f};
+  check_gradient(
+      [&](const Inputs& in) { return batch_norm2d(in[0], in[1], in[2], Tensor(), Tensor(), train); },
+      {random_input({2, 3, 3, 2}, 131), random_input({3}, 132, 0.5, 1.5), random_input({3}, 133)});
+  const Tensor running_mean = random_input({3}, 134), running_var = random_input({3}, 135, 0.5, 2.0);
+  BatchNormOptions eval = train;
+  eval.training = false;
+  check_gradient(
+      [&](const Inputs& in) { return batch_norm2d(in[0], in[1], in[2], running_mean, running_var, eval); },
+      {random_input({2, 3, 2, 2}, 136), random_input({3}, 137), random_input({3}, 138)});
+}
+
 TEST_CASE("gradcheck: batch_norm2d_add_relu (x, the residual, gamma, beta), training and eval mode") {
   check_gradient(
       [](const Inputs& in) {

@@ -70,7 +70,8 @@ struct Case {
 std::string describe(const Case& c) {
   std::ostringstream out;
   out << "[" << c.g.batch << ", " << c.g.channels << ", " << c.g.height << ", " << c.g.width << "]"
-      << (c.g.fused_relu ? " fused relu" : "") << " offset " << c.offset;
+      << (c.g.fused_relu ? " fused relu" : "")
+      << (c.g.fused_relu && !std::isinf(c.g.relu_upper) ? " capped" : "") << " offset " << c.offset;
   return out.str();
 }
 
@@ -92,12 +93,16 @@ std::vector<Case> plain_cases() {
 }
 
 // Each plain case, then each again with the ReLU fused (about half of y is then clamped to zero, so the
-// backward's mask matters).
+// backward's mask matters), and with it capped at 0.5 (ReLU6's kind of cap, low enough that a good share of
+// y is clamped to it; exact in bfloat16).
 std::vector<Case> all_cases() {
   std::vector<Case> cases = plain_cases();
-  for (Case c : plain_cases()) {
-    c.g.fused_relu = true;
-    cases.push_back(c);
+  for (const float cap : {std::numeric_limits<float>::infinity(), 0.5f}) {
+    for (Case c : plain_cases()) {
+      c.g.fused_relu = true;
+      c.g.relu_upper = cap;
+      cases.push_back(c);
+    }
   }
   return cases;
 }

@@ -52,11 +52,12 @@ std::int64_t numel(const BatchNorm2dGeometry& g) { return g.batch * g.channels *
 std::string describe(const BatchNorm2dGeometry& g) {
   std::ostringstream out;
   out << "[" << g.batch << ", " << g.channels << ", " << g.height << ", " << g.width << "]"
-      << (g.fused_relu ? " fused relu" : "");
+      << (g.fused_relu ? " fused relu" : "") << (g.fused_relu && !std::isinf(g.relu_upper) ? " capped" : "");
   return out.str();
 }
 
-// Odd shapes, each plain and with the ReLU fused.
+// Odd shapes, each plain, with the ReLU fused, and with it capped at 0.5 (exact in bfloat16; a good share
+// of y clamped to it).
 std::vector<BatchNorm2dGeometry> odd_geometries() {
   std::vector<BatchNorm2dGeometry> shapes = {
       {.batch = 1, .channels = 3, .height = 1, .width = 1},    // one value per channel: var 0, gx 0
@@ -69,6 +70,8 @@ std::vector<BatchNorm2dGeometry> odd_geometries() {
   for (std::size_t i = 0, plain = shapes.size(); i < plain; ++i) {
     BatchNorm2dGeometry fused = shapes[i];
     fused.fused_relu = true;
+    shapes.push_back(fused);
+    fused.relu_upper = 0.5f;
     shapes.push_back(fused);
   }
   return shapes;

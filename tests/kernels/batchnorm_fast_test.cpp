@@ -13,6 +13,8 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -70,15 +72,23 @@ std::vector<Case> plain_cases() {
   };
 }
 
+// The fused ReLU's cap in the capped cases: low enough that a good share of y is clamped to it (the values
+// are about N(beta, gamma)), and exact in bfloat16, as a cap must be (ReLU6's 6 is the layers').
+constexpr float kTestCap = 0.5f;
+
 // Each plain case, then each again with the ReLU fused (about half of y is then clamped to zero, so the
-// backward's mask matters); then all of those channels-last, with two more whose rows are wider than the
-// channels-last walk's group of 4 vectors (64 channels on AVX2; 130, with a partial vector, on both), and
-// rows of 2 and 3 whole AVX-512 vectors, whose coefficients the elementwise passes hold in registers.
+// backward's mask matters), and again with the ReLU capped at kTestCap; then all of those channels-last,
+// with two more whose rows are wider than the channels-last walk's group of 4 vectors (64 channels on AVX2;
+// 130, with a partial vector, on both), and rows of 2 and 3 whole AVX-512 vectors, whose coefficients the
+// elementwise passes hold in registers.
 std::vector<Case> odd_cases() {
   std::vector<Case> cases = plain_cases();
-  for (Case c : plain_cases()) {
-    c.g.fused_relu = true;
-    cases.push_back(c);
+  for (const float cap : {std::numeric_limits<float>::infinity(), kTestCap}) {
+    for (Case c : plain_cases()) {
+      c.g.fused_relu = true;
+      c.g.relu_upper = cap;
+      cases.push_back(c);
+    }
   }
   cases.push_back({{.batch = 8, .channels = 64, .height = 8, .width = 8}, 0.0f});
   cases.push_back({{.batch = 2, .channels = 130, .height = 9, .width = 15, .fused_relu = true}, 1.0f});
@@ -94,6 +104,23 @@ std::vector<Case> odd_cases() {
 }
 
 std::int64_t numel(const BatchNorm2dGeometry& g) { return g.batch * g.channels * g.height * g.width; }
+
+// The fused activation, for INFO: "", " fused relu" or " fused relu capped at 0.5".
+std::string relu_label(const BatchNorm2dGeometry& g) {
+  if (!g.fused_relu) return "";
+  if (std::isinf(g.relu_upper)) return " fused relu";
+  return " fused relu capped at " + std::to_string(g.relu_upper);
+}
+
+// The elementwise relu (capped at g.relu_upper) of v when g fuses it: the separate op's value.
+float fused_relu_of(const BatchNorm2dGeometry& g, float v) {
+  if (!g.fused_relu) return v;
+  return v < 0 ? 0.0f : v > g.relu_upper ? g.relu_upper : v;
+}
+// Its rule for the gradient at output y: relu's, and the clamp's below a cap.
+bool passes_gradient(const BatchNorm2dGeometry& g, float y) {
+  return y > 0 && (std::isinf(g.relu_upper) || y < g.relu_upper);
+}
 
 struct TrainOutputs {
   std::vector<float> y, save_mean, save_invstd, running_mean, running_var, gx, ggamma, gbeta;
@@ -197,7 +224,7 @@ TEST_CASE("batchnorm fast: train forward and backward match the reference at eve
     kk::set_cpu_level(level);
     for (const Case& c : odd_cases()) {
       INFO(kk::cpu_level_name(level), " [", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width,
-           "]", c.g.fused_relu ? " fused relu" : "", c.g.channels_last ? " channels-last" : "");
+           "]", relu_label(c.g), c.g.channels_last ? " channels-last" : "");
       kk::set_compute_threads(1);
       const TrainOutputs one = run_train(c, false);
       kk::set_compute_threads(2);
@@ -222,7 +249,7 @@ TEST_CASE("batchnorm fast: eval forward and backward match the reference at ever
     kk::set_cpu_level(level);
     for (const Case& c : odd_cases()) {
       INFO(kk::cpu_level_name(level), " [", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width,
-           "]", c.g.fused_relu ? " fused relu" : "", c.g.channels_last ? " channels-last" : "");
+           "]", relu_label(c.g), c.g.channels_last ? " channels-last" : "");
       kk::set_compute_threads(1);
       const EvalOutputs one = run_eval(c, false);
       kk::set_compute_threads(2);
@@ -285,7 +312,7 @@ TEST_CASE("batchnorm fast: the channel-group walk gives the walk in order's bits
     for (const auto& [c, l2_bytes] : cases) {
       for (const int threads : {1, 2}) {
         INFO(kk::cpu_level_name(level), " [", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width,
-             "]", c.g.fused_relu ? " fused relu" : "", ", ", threads, " threads");
+             "]", relu_label(c.g), ", ", threads, " threads");
         REQUIRE(kk::channel_group(c.g, sizeof(float), 1, l2_bytes, threads) > 0);
         // (The backward's first pass reads gy and x, the ReLU's mask recomputed from x.)
         REQUIRE(kk::channel_group(c.g, sizeof(float), 2, l2_bytes, threads) > 0);
@@ -322,10 +349,11 @@ void at_each_level_and_walk(bool fused_only, std::int64_t grouped_l2_bytes, int 
   std::vector<std::pair<Case, std::int64_t>> cases;  // (case, L2 bytes to plan for; 0: the detected size)
   for (const Case& c : odd_cases())
     if (c.g.fused_relu || !fused_only) cases.push_back({c, 0});
-  for (const bool relu : {false, true}) {
-    if (!relu && fused_only) continue;
+  for (const float cap : {0.0f, std::numeric_limits<float>::infinity(), kTestCap}) {  // 0: no ReLU
+    if (cap == 0 && fused_only) continue;
     BatchNorm2dGeometry grouped = kGroupedGeometry;
-    grouped.fused_relu = relu;
+    grouped.fused_relu = cap != 0;
+    if (grouped.fused_relu) grouped.relu_upper = cap;
     for (const int threads : {1, 2})
       REQUIRE(kk::channel_group(grouped, sizeof(float), first_pass_tensors, grouped_l2_bytes, threads) > 0);
     cases.push_back({{grouped, 3.0f}, grouped_l2_bytes});
@@ -337,8 +365,7 @@ void at_each_level_and_walk(bool fused_only, std::int64_t grouped_l2_bytes, int 
       const L2SizeGuard l2(l2_bytes);
       const auto& g = c.g;
       INFO(kk::cpu_level_name(level), " [", g.batch, ",", g.channels, ",", g.height, ",", g.width, "]",
-           (g.fused_relu ? " fused relu" : ""), (g.channels_last ? " channels-last" : ""),
-           (l2_bytes ? " grouped" : ""));
+           relu_label(g), (g.channels_last ? " channels-last" : ""), (l2_bytes ? " grouped" : ""));
       body(c);
     }
   }
@@ -391,8 +418,7 @@ TEST_CASE("batchnorm fast: a residual added before the ReLU, train and eval, at 
       check_close(one, forward(g, true, residual.data()), kElementwise, "y");
       std::vector<float> separate = forward(plain, false, nullptr);
       for (std::size_t i = 0; i < n; ++i) {
-        const float sum = separate[i] + residual[i];
-        separate[i] = g.fused_relu && sum < 0 ? 0.0f : sum;
+        separate[i] = fused_relu_of(g, separate[i] + residual[i]);
       }
       CHECK(one == separate);
     }
@@ -417,7 +443,8 @@ TEST_CASE("batchnorm fast: the fused backward keeps gy through the ReLU, its gra
     kk::batchnorm2d_forward_train(Device::cpu(), g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr,
                                   nullptr, y.data(), mean.data(), invstd.data());
     std::vector<float> expected_through(n);
-    for (std::size_t i = 0; i < n; ++i) expected_through[i] = gy[i] * (y[i] > 0 ? 1.0f : 0.0f);
+    for (std::size_t i = 0; i < n; ++i)
+      expected_through[i] = gy[i] * (passes_gradient(g, y[i]) ? 1.0f : 0.0f);
     const std::vector<float> running_var = floats_around(g.channels, 25, 2.0f);
     for (const bool training : {true, false}) {
       INFO((training ? "train" : "eval"));
@@ -551,6 +578,104 @@ TEST_CASE_TEMPLATE("batchnorm fast: the recomputed ReLU mask is the stored y's a
   }
 }
 
+TEST_CASE_TEMPLATE("batchnorm fast: highest_stored_below is where rounding to T reaches the cap", T, float,
+                   kiln::bfloat16) {
+  for (const float cap : {6.0f, 0.5f, 5.96875f, 1.0f}) {
+    INFO("cap ", cap);
+    const float highest = kk::vectorized::highest_stored_below<T>(cap);
+    CHECK(highest < cap);
+    const std::uint32_t top = std::bit_cast<std::uint32_t>(cap);
+    int wrong = 0;
+    for (std::uint32_t bits = top - 0x30000u; bits <= top + 0x100u; ++bits) {
+      const float v = std::bit_cast<float>(bits);
+      wrong += (static_cast<float>(T(v)) < cap) != (v <= highest);
+    }
+    CHECK(wrong == 0);
+  }
+  CHECK(std::isinf(kk::vectorized::highest_stored_below<T>(std::numeric_limits<float>::infinity())));
+}
+
+// The vectorized train backward's recomputed mask at the cap's edge (as the test above at zero's): channels
+// of one value each, so that x - mean is 0 and v = beta exactly, with betas on either side of the float
+// highest_stored_below gives, at the cap, around it, and below zero and well inside. The mask read from y
+// (the backward keeping its gradient through the ReLU) and the recomputed one give the same bits, and the
+// kept gradient is the clamp's rule on the stored y, over the plane walk, the rows walk and channels-last.
+TEST_CASE_TEMPLATE("batchnorm fast: the recomputed capped ReLU mask is the stored y's at the edge of the cap",
+                   T, float, kiln::bfloat16) {
+  const float highest = kk::vectorized::highest_stored_below<T>(kTestCap);
+  const std::vector<float> edge_betas = {highest,
+                                         std::nextafter(highest, 1.0f),
+                                         std::nextafter(highest, 0.0f),
+                                         kTestCap,
+                                         std::nextafter(kTestCap, 0.0f),
+                                         std::nextafter(kTestCap, 1.0f),
+                                         2 * kTestCap,
+                                         kTestCap / 2,
+                                         -kTestCap};
+  const auto channels = static_cast<std::int64_t>(edge_betas.size());
+  DispatchGuard guard;
+  for (const CpuLevel level : fast_levels()) {
+    kk::set_cpu_level(level);
+    for (BatchNorm2dGeometry g :
+         {BatchNorm2dGeometry{.batch = 2, .channels = channels, .height = 5, .width = 7},
+          BatchNorm2dGeometry{.batch = 8, .channels = channels, .height = 2, .width = 2},
+          BatchNorm2dGeometry{
+              .batch = 2, .channels = channels, .height = 5, .width = 7, .channels_last = true}}) {
+      g.fused_relu = true;
+      g.relu_upper = kTestCap;
+      INFO(kk::cpu_level_name(level), " [", g.batch, ",", g.channels, ",", g.height, ",", g.width, "]",
+           (g.channels_last ? " channels-last" : ""));
+      const std::int64_t count = numel(g);
+      const auto n = static_cast<std::size_t>(count), per_channel = static_cast<std::size_t>(channels);
+      const std::vector<float> gy_floats = floats_around(count, 41),
+                               gamma = floats_around(channels, 42, 1.0f);
+      std::vector<T> x(n), gy(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t c = g.channels_last
+                                  ? i % per_channel
+                                  : i / static_cast<std::size_t>(g.height * g.width) % per_channel;
+        x[i] = T(0.25f * static_cast<float>(c));  // one value a channel
+        gy[i] = T(gy_floats[i]);
+      }
+      std::vector<float> mean(per_channel), invstd(per_channel);
+      std::vector<T> y(n);
+      kk::batchnorm2d_forward_train(Device::cpu(), g, x.data(), gamma.data(), edge_betas.data(), 1e-5f, 0.1f,
+                                    nullptr, nullptr, y.data(), mean.data(), invstd.data());
+      int below = 0, at_cap = 0;  // the stored y of the edge betas: both sides, or the test tests nothing
+      for (std::size_t i = 0; i < n; ++i) {
+        below += static_cast<float>(y[i]) > 0 && static_cast<float>(y[i]) < kTestCap;
+        at_cap += static_cast<float>(y[i]) == kTestCap;
+      }
+      CHECK(below > 0);
+      CHECK(at_cap > 0);
+      std::vector<T> gx_read(n), gx_recomputed(n), through(n);
+      std::vector<float> ggamma_read(per_channel), gbeta_read(per_channel), ggamma(per_channel),
+          gbeta(per_channel);
+      kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
+                                     edge_betas.data(), mean.data(), invstd.data(), gx_read.data(),
+                                     ggamma_read.data(), gbeta_read.data(), through.data());
+      kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
+                                     edge_betas.data(), mean.data(), invstd.data(), gx_recomputed.data(),
+                                     ggamma.data(), gbeta.data());
+      int wrong_through = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        const float expected =
+            static_cast<float>(gy[i]) * (passes_gradient(g, static_cast<float>(y[i])) ? 1.0f : 0.0f);
+        wrong_through += static_cast<float>(through[i]) != expected;
+      }
+      CHECK(wrong_through == 0);
+      const auto widened = [](const std::vector<T>& v) {
+        std::vector<float> floats(v.size());
+        for (std::size_t i = 0; i < v.size(); ++i) floats[i] = static_cast<float>(v[i]);
+        return floats;
+      };
+      CHECK(widened(gx_recomputed) == widened(gx_read));
+      CHECK(ggamma == ggamma_read);
+      CHECK(gbeta == gbeta_read);
+    }
+  }
+}
+
 // The channels-last reference visits every channel's values in the NCHW reference's order, so it gives
 // the same bits, moved.
 TEST_CASE("batchnorm reference: channels-last gives the NCHW bits, moved") {
@@ -568,8 +693,7 @@ TEST_CASE("batchnorm reference: channels-last gives the NCHW bits, moved") {
                 nchw[static_cast<std::size_t>((n * c.g.channels + ch) * plane + i)];
       return nhwc;
     };
-    INFO("[", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width, "]",
-         c.g.fused_relu ? " fused" : "");
+    INFO("[", c.g.batch, ",", c.g.channels, ",", c.g.height, ",", c.g.width, "]", relu_label(c.g));
     const auto x = floats_around(numel(c.g), 1, c.offset), gy = floats_around(numel(c.g), 2);
     const auto gamma = floats_around(c.g.channels, 3, 1.0f), beta = floats_around(c.g.channels, 4);
     const auto channels = static_cast<std::size_t>(c.g.channels);

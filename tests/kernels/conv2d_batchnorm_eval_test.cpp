@@ -11,6 +11,8 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -46,12 +48,17 @@ using kiln::testing::x_count;
 using kiln::testing::y_count;
 namespace kernels = kiln::kernels;
 
-BatchNorm2dGeometry norm_geometry(const Conv2dGeometry& g, bool relu) {
+constexpr float kNoCap = std::numeric_limits<float>::infinity();
+// The capped ReLU's cap in these tests: low enough that a good share of the outputs reach it.
+constexpr float kCap = 0.5f;
+
+BatchNorm2dGeometry norm_geometry(const Conv2dGeometry& g, bool relu, float cap = kNoCap) {
   return {.batch = g.batch,
           .channels = g.out_channels,
           .height = g.out_height(),
           .width = g.out_width(),
           .fused_relu = relu,
+          .relu_upper = cap,
           .channels_last = g.channels_last};
 }
 
@@ -84,35 +91,41 @@ void winograd_forward(CpuLevel level, WinogradTile tile, const Conv2dGeometry& g
 
 struct Case {
   bool bias, residual, relu;
+  float cap = kNoCap;
 };
 constexpr Case kCases[] = {{false, false, false},
                            {false, false, true},
                            {true, false, true},
                            {false, true, true},
                            {true, true, true}};
+// The same with the ReLU capped (ReLU6's kind), which the depthwise and pointwise passes take.
+constexpr Case kCappedCases[] = {{false, false, true, kCap}, {true, true, true, kCap}};
 
 }  // namespace
 
 namespace {
 
 // For a forward pass forward(x, w, bias, normalization, y) of g that takes an OutputNormalization: in every
-// case (bias, residual, ReLU), the pass with the normalization gives the bits of the plain pass followed by
-// the eval kernel over its output, the two calls inference made before.
+// case (bias, residual, ReLU, and the capped ReLU's when `capped`), the pass with the normalization gives the
+// bits of the plain pass followed by the eval kernel over its output, the two calls inference made before.
 template <class Forward>
-void check_normalizing_forward(const Conv2dGeometry& g, Forward&& forward) {
+void check_normalizing_forward(const Conv2dGeometry& g, bool capped, Forward&& forward) {
   const std::vector<float> x = random_floats(x_count(g), 1), w = random_floats(w_count(g), 2, -0.3f, 0.3f);
   const std::vector<float> bias = random_floats(g.out_channels, 3), residual = random_floats(y_count(g), 4);
   const NormParameters p(g.out_channels, 5);
   const std::vector<float> scale = eval_scales(p);
-  for (const Case& c : kCases) {
+  std::vector<Case> cases(std::begin(kCases), std::end(kCases));
+  if (capped) cases.insert(cases.end(), std::begin(kCappedCases), std::end(kCappedCases));
+  for (const Case& c : cases) {
     CAPTURE(c.bias);
     CAPTURE(c.residual);
     CAPTURE(c.relu);
+    CAPTURE(c.cap);
     const float* b = c.bias ? bias.data() : nullptr;
     const float* r = c.residual ? residual.data() : nullptr;
     std::vector<float> expected(static_cast<std::size_t>(y_count(g)), -7.0f);
     forward(x.data(), w.data(), b, nullptr, expected.data());
-    kernels::batchnorm2d_forward_eval(Device::cpu(), norm_geometry(g, c.relu), expected.data(),
+    kernels::batchnorm2d_forward_eval(Device::cpu(), norm_geometry(g, c.relu, c.cap), expected.data(),
                                       p.gamma.data(), p.beta.data(), p.mean.data(), p.var.data(), kEps,
                                       expected.data(), r);
     std::vector<float> fused(expected.size(), -9.0f);
@@ -120,7 +133,8 @@ void check_normalizing_forward(const Conv2dGeometry& g, Forward&& forward) {
                                             .scale = scale.data(),
                                             .offset = p.beta.data(),
                                             .residual = r,
-                                            .relu = c.relu};
+                                            .relu = c.relu,
+                                            .relu_upper = c.cap};
     forward(x.data(), w.data(), b, &normalization, fused.data());
     CHECK(bitwise_equal(fused, expected));
   }
@@ -142,8 +156,9 @@ TEST_CASE("conv2d + batch norm eval: Winograd's normalizing stores give the eval
         CAPTURE(shape_name(g));
         CAPTURE(static_cast<int>(tile));
         check_normalizing_forward(
-            g, [&](const float* x, const float* w, const float* b, const OutputNormalization* normalization,
-                   float* y) { winograd_forward(level, tile, g, x, w, b, y, normalization); });
+            g, false,
+            [&](const float* x, const float* w, const float* b, const OutputNormalization* normalization,
+                float* y) { winograd_forward(level, tile, g, x, w, b, y, normalization); });
       }
     }
   }
@@ -169,19 +184,22 @@ TEST_CASE(
     for (const Conv2dGeometry& g : depthwise) {
       CAPTURE(kernels::cpu_level_name(level));
       CAPTURE(shape_name(g));
-      check_normalizing_forward(g, [&](const float* x, const float* w, const float* b,
-                                       const OutputNormalization* normalization, float* y) {
-        if (level == CpuLevel::Avx512)
-          return kernels::avx512::depthwise_conv2d_forward(g, x, w, b, y, normalization);
-        kernels::avx2::depthwise_conv2d_forward(g, x, w, b, y, normalization);
-      });
+      check_normalizing_forward(g, true,
+                                [&](const float* x, const float* w, const float* b,
+                                    const OutputNormalization* normalization, float* y) {
+                                  if (level == CpuLevel::Avx512)
+                                    return kernels::avx512::depthwise_conv2d_forward(g, x, w, b, y,
+                                                                                     normalization);
+                                  kernels::avx2::depthwise_conv2d_forward(g, x, w, b, y, normalization);
+                                });
     }
     for (const Conv2dGeometry& g : pointwise) {
       CAPTURE(kernels::cpu_level_name(level));
       CAPTURE(shape_name(g));
       check_normalizing_forward(
-          g, [&](const float* x, const float* w, const float* b, const OutputNormalization* normalization,
-                 float* y) { kernels::pointwise::conv2d_forward(g, x, w, b, y, normalization); });
+          g, true,
+          [&](const float* x, const float* w, const float* b, const OutputNormalization* normalization,
+              float* y) { kernels::pointwise::conv2d_forward(g, x, w, b, y, normalization); });
     }
   }
 }
@@ -191,7 +209,7 @@ namespace {
 // conv2d_forward_batchnorm_eval against conv2d_forward and batchnorm2d_forward_eval into separate buffers, in
 // T, and whether the dispatch ran it as one profiled convolution (the fused stores) rather than the two ops.
 template <typename T>
-bool matches_two_calls(const Conv2dGeometry& g, bool residual, bool relu, bool* fused) {
+bool matches_two_calls(const Conv2dGeometry& g, bool residual, bool relu, bool* fused, float cap = kNoCap) {
   using P = kiln::opmath_t<T>;
   const std::vector<T> x = random_values<T>(x_count(g), 11),
                        w = random_values<T>(w_count(g), 12, -0.3f, 0.3f);
@@ -203,7 +221,7 @@ bool matches_two_calls(const Conv2dGeometry& g, bool residual, bool relu, bool* 
 
   std::vector<T> conv(static_cast<std::size_t>(y_count(g))), expected(conv.size());
   kernels::conv2d_forward<T>(Device::cpu(), g, x.data(), w.data(), bias.data(), conv.data());
-  kernels::batchnorm2d_forward_eval<T>(Device::cpu(), norm_geometry(g, relu), conv.data(), gamma.data(),
+  kernels::batchnorm2d_forward_eval<T>(Device::cpu(), norm_geometry(g, relu, cap), conv.data(), gamma.data(),
                                        beta.data(), mean.data(), var.data(), static_cast<P>(kEps),
                                        expected.data(), r);
 
@@ -214,7 +232,8 @@ bool matches_two_calls(const Conv2dGeometry& g, bool residual, bool relu, bool* 
                               .running_var = var.data(),
                               .eps = static_cast<P>(kEps),
                               .residual = r,
-                              .relu = relu};
+                              .relu = relu,
+                              .relu_upper = cap};
   kiln::profiler::Session session(Device::cpu());
   kernels::conv2d_forward_batchnorm_eval<T>(Device::cpu(), g, x.data(), w.data(), bias.data(), norm,
                                             out.data());
@@ -253,6 +272,9 @@ TEST_CASE(
         CHECK(matches_two_calls<float>(g, residual, true, &fused));
         CHECK(fused == (level != CpuLevel::Reference));
         CHECK(matches_two_calls<float>(g, false, false, &fused));
+        // A capped ReLU (ReLU6's kind): Depthwise and Pointwise cap in their stores, Winograd's cannot.
+        CHECK(matches_two_calls<float>(g, residual, true, &fused, kCap));
+        CHECK(fused == (level != CpuLevel::Reference && shape_name(g) != shape_name(winograd)));
       }
       for (const Conv2dGeometry& g : {channels_last, small}) {
         CAPTURE(shape_name(g));

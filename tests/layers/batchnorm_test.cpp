@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.hpp"
@@ -70,36 +71,48 @@ TEST_CASE("layers: BatchNorm2d rejects bad settings and an input with the wrong 
                        kiln::Error);
 }
 
-// The fused BN -> ReLU (BatchNormOptions::fused_relu) against the two separate ops, in both modes: the
-// same values and the same gradients for the input and both parameters. About half the outputs are
-// clamped, so the ReLU's mask is exercised.
-TEST_CASE("layers: BatchNorm2d::forward_then_relu is relu(forward), values and gradients, train and eval") {
-  for (const bool training : {true, false}) {
-    INFO((training ? "train" : "eval"));
-    BatchNorm2d fused(3), separate(3);
-    if (!training) {
-      fused.eval();
-      separate.eval();
+// The fused BN -> ReLU and BN -> ReLU6 (BatchNormOptions::fused_relu, relu_upper) against batch norm and then
+// the separate op, relu or clamp(0, 6), in both modes: the same values and the same gradients for the input
+// and both parameters. gamma 4 and beta 3 put about a fifth of the outputs above 6 and a fifth below 0, so
+// both ends of the clamp's rule (and the ReLU's mask) are exercised.
+TEST_CASE(
+    "layers: BatchNorm2d::forward_then_relu and _relu6 are relu(forward) and clamp(forward, 0, 6), values "
+    "and "
+    "gradients, train and eval") {
+  for (const FusedActivation activation : {FusedActivation::Relu, FusedActivation::Relu6}) {
+    const bool relu6 = activation == FusedActivation::Relu6;
+    for (const bool training : {true, false}) {
+      INFO((relu6 ? "relu6, " : "relu, "), (training ? "train" : "eval"));
+      BatchNorm2d fused(3), separate(3);
+      for (BatchNorm2d* bn : {&fused, &separate}) {
+        std::fill_n(bn->weight().data<float>(), 3, 4.0f);
+        std::fill_n(bn->bias().data<float>(), 3, 3.0f);
+        if (!training) bn->eval();
+      }
+      const Tensor x_data = Tensor::randn({4, 3, 5, 5});
+      const Tensor weights = Tensor::randn({4, 3, 5, 5});
+      Tensor x_fused = x_data.detach(), x_separate = x_data.detach();
+      x_fused.set_requires_grad();
+      x_separate.set_requires_grad();
+      const Tensor y_fused = relu6 ? fused.forward_then_relu6(x_fused) : fused.forward_then_relu(x_fused);
+      const Tensor normalized = separate.forward(x_separate);
+      const Tensor y_separate = relu6 ? clamp(normalized, 0.0, 6.0) : relu(normalized);
+      CHECK(y_fused.grad_fn()->op == "batch_norm2d_relu");
+      const std::vector<double> y = values(y_fused);
+      CHECK(y == values(y_separate));
+      CHECK(std::count(y.begin(), y.end(), 0.0) > 10);
+      if (relu6) CHECK(std::count(y.begin(), y.end(), 6.0) > 10);
+      sum(y_fused * weights).backward();
+      sum(y_separate * weights).backward();
+      const auto close = [](const Tensor& a, const Tensor& b) {
+        const std::vector<double> va = values(a), vb = values(b);
+        REQUIRE(va.size() == vb.size());
+        for (std::size_t i = 0; i < va.size(); ++i) CHECK(va[i] == doctest::Approx(vb[i]).epsilon(1e-5));
+      };
+      close(x_fused.grad(), x_separate.grad());
+      close(fused.weight().grad(), separate.weight().grad());
+      close(fused.bias().grad(), separate.bias().grad());
     }
-    const Tensor x_data = Tensor::randn({4, 3, 5, 5});
-    const Tensor weights = Tensor::randn({4, 3, 5, 5});
-    Tensor x_fused = x_data.detach(), x_separate = x_data.detach();
-    x_fused.set_requires_grad();
-    x_separate.set_requires_grad();
-    const Tensor y_fused = fused.forward_then_relu(x_fused);
-    const Tensor y_separate = relu(separate.forward(x_separate));
-    CHECK(y_fused.grad_fn()->op == "batch_norm2d_relu");
-    CHECK(values(y_fused) == values(y_separate));
-    sum(y_fused * weights).backward();
-    sum(y_separate * weights).backward();
-    const auto close = [](const Tensor& a, const Tensor& b) {
-      const std::vector<double> va = values(a), vb = values(b);
-      REQUIRE(va.size() == vb.size());
-      for (std::size_t i = 0; i < va.size(); ++i) CHECK(va[i] == doctest::Approx(vb[i]).epsilon(1e-5));
-    };
-    close(x_fused.grad(), x_separate.grad());
-    close(fused.weight().grad(), separate.weight().grad());
-    close(fused.bias().grad(), separate.bias().grad());
   }
 }
 

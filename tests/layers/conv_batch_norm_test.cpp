@@ -63,7 +63,8 @@ bool has_fused_convolution(const profiler::Profile& profile) {
 TEST_CASE("conv_then_batch_norm: inference's fused op gives the layers' own forwards' bits, zoo models") {
   // Batch 8 at 16x16: ResNet-20's and the VGG-style net's first 16- and 32-channel layers are ones the CPU
   // dispatch gives Winograd, which normalizes in its stores; the rest take the two-op path inside the op.
-  for (const std::string name : {"resnet20", "vgg_small", "mobilenet"}) {
+  // MobileNetV2's ReLU6s ride its depthwise and pointwise convolutions' stores, capped there.
+  for (const std::string name : {"resnet20", "vgg_small", "mobilenet", "mobilenet_v2"}) {
     CAPTURE(name);
     Generator generator(7);
     const layers::ModulePtr model = models::build_model({name, 3, 16, 16, 10}, generator);
@@ -94,7 +95,7 @@ TEST_CASE("conv_then_batch_norm: training mode runs the layers' forwards, with b
   const Tensor x = Tensor::randn({2, 4, 5, 5}, DType::Float32, &generator);
   const Tensor residual = Tensor::randn({2, 6, 5, 5}, DType::Float32, &generator);
   const NoGradGuard no_grad;  // even without gradients: training mode's statistics are the batch's
-  const Tensor fused = layers::conv_then_batch_norm(conv, norm, x, true, residual);
+  const Tensor fused = layers::conv_then_batch_norm(conv, norm, x, layers::FusedActivation::Relu, residual);
   layers::BatchNorm2d again(6);
   CHECK(same_bits(fused, again.forward_add_relu(conv.forward(x), residual)));
   CHECK(same_bits(norm.running_mean(), again.running_mean()));

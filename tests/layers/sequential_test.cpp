@@ -3,7 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "core/autograd.hpp"
 #include "core/error.hpp"
@@ -68,6 +70,30 @@ TEST_CASE("layers: Sequential runs a BatchNorm2d followed by a ReLU as one fused
   Sequential bn_alone;
   bn_alone.add("bn", fused_pair[0]);
   CHECK(fused_output.to_vector<float>() == relu(bn_alone(x)).to_vector<float>());
+}
+
+TEST_CASE(
+    "layers: Sequential runs a BatchNorm2d followed by a ReLU6 as one fused op, capped, and conv -> "
+    "batch norm -> ReLU6 as one at inference") {
+  Generator generator(5);
+  Sequential stack;
+  stack.add("conv", std::make_shared<Conv2d>(3, 8, 1, generator))
+      .add("bn", std::make_shared<BatchNorm2d>(8))
+      .add("relu6", std::make_shared<ReLU6>());
+  // gamma 4, beta 3: a fifth of the outputs above 6, a fifth below 0.
+  const auto& bn = static_cast<const BatchNorm2d&>(*stack[1]);
+  std::fill_n(bn.weight().data<float>(), 8, 4.0f);
+  std::fill_n(bn.bias().data<float>(), 8, 3.0f);
+  const Tensor x = Tensor::randn({2, 3, 6, 6}, DType::Float32, &generator);
+  const auto one_by_one = [&] { return clamp(stack[1]->forward(stack[0]->forward(x)), 0.0, 6.0); };
+  const Tensor trained = stack(x);
+  CHECK(trained.grad_fn()->op == "batch_norm2d_relu");
+  const std::vector<float> y = trained.to_vector<float>();
+  CHECK(y == one_by_one().to_vector<float>());
+  CHECK(std::count(y.begin(), y.end(), 6.0f) > 10);
+  stack.eval();
+  const NoGradGuard no_grad;
+  CHECK(stack(x).to_vector<float>() == one_by_one().to_vector<float>());
 }
 
 TEST_CASE(
