@@ -125,8 +125,12 @@ BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Ten
                                     const Tensor& beta, const BatchNormResult& saved,
                                     const Tensor& running_mean, const Tensor& running_var,
                                     const BatchNormOptions& options, bool keep_through_relu) {
-  kernels::BatchNorm2dGeometry g{x.size(0), x.size(1),          x.size(2),
-                                 x.size(3), options.fused_relu, options.relu_upper};
+  kernels::BatchNorm2dGeometry g{.batch = x.size(0),
+                                 .channels = x.size(1),
+                                 .height = x.size(2),
+                                 .width = x.size(3),
+                                 .fused_relu = options.fused_relu,
+                                 .relu_upper = options.relu_upper};
   KILN_CHECK(!keep_through_relu || options.fused_relu,
              "batch_norm2d backward: the gradient through the ReLU needs the fused ReLU");
   // Without the output (batchnorm2d_statistics), the CPU's fast float kernels recompute the mask from x.
