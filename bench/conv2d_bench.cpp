@@ -43,6 +43,7 @@
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/cpu_level.hpp"
 #include "kernels/parallel.hpp"
+#include "models/mobilenet_blocks.hpp"
 
 namespace {
 
@@ -85,12 +86,10 @@ std::vector<Layer> zoo_layers() {
       {"strided", 8, 16, 32, 3, 2, 1},
   };
   // Its 13 depthwise-separable blocks: depthwise 3x3 (stride s) then pointwise 1x1, distinct shapes once.
-  const std::vector<std::pair<std::int64_t, std::int64_t>> blocks{
-      {64, 1},  {128, 2}, {128, 1}, {256, 2}, {256, 1},  {512, 2}, {512, 1},
-      {512, 1}, {512, 1}, {512, 1}, {512, 1}, {1024, 2}, {1024, 1}};
+  // (models/mobilenet_blocks.hpp's tables, after the 32-channel stem at 32x32.)
   std::set<std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>> seen;
-  std::int64_t channels = 32, size = 32;
-  for (const auto& [out_channels, stride] : blocks) {
+  std::int64_t channels = kiln::models::kMobileNetStemChannels, size = 32;
+  for (const auto& [out_channels, stride] : kiln::models::kMobileNetBlocks) {
     if (seen.insert({channels, channels, size, 3, stride}).second) {
       layers.push_back({"mobilenet", channels, channels, size, 3, stride, channels});
     }
@@ -102,13 +101,8 @@ std::vector<Layer> zoo_layers() {
   }
   // MobileNetV2 (models/mobilenet_v2.cpp): each inverted residual block's expansion 1x1 (when t > 1),
   // depthwise 3x3 (stride s) and projection 1x1, distinct shapes once.
-  struct Stage {
-    std::int64_t expansion, channels, repeats, stride;
-  };
-  const std::vector<Stage> stages{{1, 16, 1, 1}, {6, 24, 2, 1},  {6, 32, 3, 2}, {6, 64, 4, 2},
-                                  {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
-  channels = 32, size = 32;
-  for (const Stage& stage : stages) {
+  channels = kiln::models::kMobileNetStemChannels, size = 32;
+  for (const kiln::models::InvertedStage& stage : kiln::models::kMobileNetV2Stages) {
     for (std::int64_t i = 0; i < stage.repeats; ++i) {
       const std::int64_t hidden = channels * stage.expansion, stride = i == 0 ? stage.stride : 1;
       if (stage.expansion > 1 && seen.insert({channels, hidden, size, 1, 1}).second)

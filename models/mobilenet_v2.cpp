@@ -1,28 +1,24 @@
 #include "layers/layers.hpp"
+#include "models/mobilenet_blocks.hpp"
 #include "models/zoo.hpp"
 
 namespace kiln::models {
 
 // input [N, C, H, W] -> conv 3x3 (C -> 32) -> BN -> ReLU6 -> 17 inverted residual blocks (Sandler et al.
-// 2018, table 2: expansion t, channels c, repeats n, first stride s) -> conv 1x1 (320 -> 1280) -> BN -> ReLU6
+// 2018, table 2: kMobileNetV2Stages, mobilenet_blocks.hpp) -> conv 1x1 (320 -> 1280) -> BN -> ReLU6
 //   -> global average pool [N, 1280] -> dropout 0.2 -> linear -> [N, classes]
 // The stem and the second stage keep stride 1 (ImageNet's 2 and 2), as CIFAR variants do: an input of 32
 // reaches the last blocks at 4x4, not 1x1.
 layers::ModulePtr build_mobilenet_v2(const ArchitectureSpec& spec, Generator& generator) {
   using namespace layers;
-  struct Stage {
-    std::int64_t expansion, channels, repeats, stride;
-  };
-  const std::vector<Stage> stages{{1, 16, 1, 1}, {6, 24, 2, 1},  {6, 32, 3, 2}, {6, 64, 4, 2},
-                                  {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
+  std::int64_t channels = kMobileNetStemChannels;
   auto net = std::make_shared<Sequential>();
-  net->add("conv1", std::make_shared<Conv2d>(spec.in_channels, 32, 3, generator,
+  net->add("conv1", std::make_shared<Conv2d>(spec.in_channels, channels, 3, generator,
                                              Conv2dLayerOptions{.padding = 1, .bias = false}))
-      .add("bn1", std::make_shared<BatchNorm2d>(32))
+      .add("bn1", std::make_shared<BatchNorm2d>(channels))
       .add("relu1", std::make_shared<ReLU6>());
   auto blocks = std::make_shared<Sequential>();
-  std::int64_t channels = 32;
-  for (const Stage& stage : stages) {
+  for (const InvertedStage& stage : kMobileNetV2Stages) {
     for (std::int64_t i = 0; i < stage.repeats; ++i) {
       blocks->add(std::make_shared<InvertedResidual>(channels, stage.channels, i == 0 ? stage.stride : 1,
                                                      stage.expansion, generator));

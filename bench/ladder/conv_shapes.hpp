@@ -1,7 +1,7 @@
 // Every convolution of the model zoo's CIFAR networks (3x32x32 input), as conv2d_ladder times them: the
 // layers of each model in network order, then merged into the distinct geometries (ResNet-20 and ResNet-56
-// have the same six; VGG-small's first layer is MobileNet's). Written out from models/*.cpp; if a model
-// there changes, change it here.
+// have the same six; VGG-small's first layer is MobileNet's). Written out from models/*.cpp (MobileNet's
+// blocks read from models/mobilenet_blocks.hpp); if another model there changes, change it here.
 //
 //   resnet20, resnet56  models/resnet.cpp: conv1 3->16; stages of n = (depth - 2) / 6 basic blocks (two 3x3
 //                       convolutions each) at 16, 32, 64 channels, the first of stages 2 and 3 with stride 2;
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kernels/conv2d/conv2d.hpp"
+#include "models/mobilenet_blocks.hpp"
 
 namespace kiln::bench::ladder {
 
@@ -128,12 +129,9 @@ inline std::vector<ConvLayer> model_layers(const std::string& model) {
       channels = entry;
     }
   } else if (model == "mobilenet") {
-    layers.push_back(dense_3x3(3, 32, 1, 32));
-    const std::vector<std::pair<std::int64_t, std::int64_t>> blocks{
-        {64, 1},  {128, 2}, {128, 1}, {256, 2}, {256, 1},  {512, 2}, {512, 1},
-        {512, 1}, {512, 1}, {512, 1}, {512, 1}, {1024, 2}, {1024, 1}};
-    std::int64_t channels = 32, size = 32;
-    for (const auto& [out, stride] : blocks) {
+    std::int64_t channels = kiln::models::kMobileNetStemChannels, size = 32;
+    layers.push_back(dense_3x3(3, channels, 1, size));
+    for (const auto& [out, stride] : kiln::models::kMobileNetBlocks) {
       layers.push_back(depthwise_3x3(channels, stride, size));
       size = (size - 1) / stride + 1;
       layers.push_back(pointwise(channels, out, size));
