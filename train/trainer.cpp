@@ -755,14 +755,19 @@ std::vector<Tensor> pass_results(const Run& run, const ForwardPass& pass, const 
   return {pass.loss, sum(eq(argmax(pass.logits, 1).to(DType::Float64), inputs[1].to(DType::Float64)))};
 }
 
+// --clip-grad-norm, on a step's whole gradient (after its last backward).
+void clip_gradients(Run& run) {
+  if (run.config.clip_grad_norm > 0)
+    optim::clip_grad_norm(run.model->parameters(), run.config.clip_grad_norm);
+}
+
 // A step's pass, everything of it but the optimizers' update (what train/graphed_step.hpp can capture):
 // forward, the loss, backward, clipping, and the results (pass_results).
 std::vector<Tensor> training_pass(Run& run, const std::vector<Tensor>& inputs) {
   const ForwardPass pass = forward_pass(run, inputs);
   for (ParameterGroup& group : run.groups) group.optimizer->zero_grad();
   pass.loss.backward();
-  if (run.config.clip_grad_norm > 0)
-    optim::clip_grad_norm(run.model->parameters(), run.config.clip_grad_norm);
+  clip_gradients(run);
   return pass_results(run, pass, inputs);
 }
 
@@ -791,8 +796,7 @@ void finish_accumulated_step(Run& run, std::int64_t images) {
       if (parameter.grad().defined()) parameter.set_grad(parameter.grad() * scale);
     }
   }
-  if (run.config.clip_grad_norm > 0)
-    optim::clip_grad_norm(run.model->parameters(), run.config.clip_grad_norm);
+  clip_gradients(run);
   apply_step(run);
 }
 
