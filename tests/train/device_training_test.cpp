@@ -158,8 +158,8 @@ double distance(const std::vector<double>& a, const std::vector<double>& b) {
 // One SGD step (forward, cross-entropy, backward, update) of `name` from the same weights and batch, on the
 // GPU and on the CPU twice: at the CPU's fast kernels (float sums) and at its reference kernels (double
 // sums). The losses agree to float32 accuracy. Each parameter's step on the GPU (w_after - w_before, the
-// whole tensor) lies within 2% of the fast CPU's step, widened by twice the distance between the two CPU
-// steps, and by float32 rounding of the weights themselves.
+// whole tensor) lies within 2% of the fast CPU's step, widened by four times the distance between the two
+// CPU steps, and by float32 rounding of the weights themselves.
 //
 // Why a whole tensor and 2%: the devices add in different orders (cuBLAS, block reductions, whichever
 // kernel the convolution tuner chose), and in a ReLU network a change of order moves a step by more than
@@ -169,9 +169,13 @@ double distance(const std::vector<double>& a, const std::vector<double>& b) {
 // batch 8 has 16K values per layer at its 2x2 maps; with the library path serving every GPU convolution,
 // one flip in blocks.10 moved blocks.10.bn1.bias's step and those of every layer before it, by up to 0.45%
 // of a step (blocks.7.bn2.bias), where the two CPU steps agreed to 1e-5 of it and an element-by-element bound
-// failed (measured on the emulator); 2% leaves room for several flips. A wrong index, a missed term or a
-// layout mix-up moves a step by far more; the kernels' own tests hold each of them to its reference
-// elementwise.
+// failed (measured on the emulator); 2% leaves room for several flips. Four times the CPU steps' distance:
+// a gradient that is zero but for rounding is all noise on every device, each with its own order of
+// additions. MobileNetV2's projection batch norms are such: each output reaches the loss only through
+// linear layers and a later batch norm, whose input gradient sums to zero over each channel, so their
+// biases' gradients are zero (steps of 1e-9 on the emulator, the GPU's 2.5 times as far from the fast
+// CPU's as the reference kernels'). A wrong index, a missed term or a layout mix-up moves a step by far
+// more; the kernels' own tests hold each of them to its reference elementwise.
 void check_one_step_agrees(const std::string& name) {
   const TwinModels twins = twin_models(name);
   Generator reference_generator(7);
@@ -191,6 +195,7 @@ void check_one_step_agrees(const std::string& name) {
                                                   : kernels::detected_cpu_level());
     const Device device = model->device();
     optim::Sgd sgd(model->named_parameters(), {.lr = 0.1, .momentum = 0.9, .weight_decay = 5e-4});
+    manual_seed(11);  // a dropout layer (MobileNetV2's) draws the same mask on every run, on either device
     const Tensor loss = cross_entropy((*model)(images.to(device)), labels.to(device));
     losses[run++] = loss.item();
     sgd.zero_grad();
@@ -209,7 +214,7 @@ void check_one_step_agrees(const std::string& name) {
     const std::vector<double> cpu = step(cpu_tensors[i].second), gpu = step(gpu_tensors[i].second),
                               reference = step(reference_tensors[i].second);
     const double cpu_levels_apart = distance(cpu, reference);
-    const double allowed = 2e-2 * norm(cpu) + 2.0 * cpu_levels_apart + 1e-6 * norm(before[i]);
+    const double allowed = 2e-2 * norm(cpu) + 4.0 * cpu_levels_apart + 1e-6 * norm(before[i]);
     const double apart = distance(gpu, cpu);
     std::ostringstream message;
     message << name << " " << cpu_tensors[i].first << ": the GPU's step is " << apart
@@ -231,6 +236,11 @@ TEST_CASE("cuda: one training step of ResNet-20 agrees with the CPU") {
 
 TEST_CASE("cuda: one training step of the MobileNet-style net agrees with the CPU") {
   if (testing::have_gpu()) check_one_step_agrees("mobilenet");
+}
+
+// Inverted residual blocks, and each ReLU6 inside its batch norm (the CUDA kernels' capped ReLU).
+TEST_CASE("cuda: one training step of MobileNetV2 agrees with the CPU") {
+  if (testing::have_gpu()) check_one_step_agrees("mobilenet_v2");
 }
 
 TEST_CASE("cuda: from the third training step on, every device block comes from the allocator's cache") {
