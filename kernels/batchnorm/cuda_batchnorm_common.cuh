@@ -53,18 +53,19 @@ struct FusedRelu {
 
   static FusedRelu of(const BatchNorm2dGeometry& g) { return {g.fused_relu, g.relu_upper}; }
 
-  // relu capped at upper as the elementwise reference's relu and clamp have it: a NaN passes through.
+  // relu capped at upper as the elementwise reference's relu and clamp have it: a NaN passes through. The
+  // comparisons with the cap are in double, which holds every T and the cap exactly.
   template <typename T>
   __device__ T apply(T v) const {
     if (!on) return v;
     if (v < T(0)) return T(0);
-    return static_cast<float>(v) > upper ? static_cast<T>(upper) : v;
+    return static_cast<double>(v) > static_cast<double>(upper) ? static_cast<T>(upper) : v;
   }
   // Whether y, the output, passes a gradient: relu's rule, y > 0, and the clamp's below a cap (a plain ReLU
   // passes y = +inf).
   template <typename T>
   __device__ bool passes(T y) const {
-    return y > T(0) && (isinf(upper) || static_cast<float>(y) < upper);
+    return y > T(0) && (isinf(upper) || static_cast<double>(y) < static_cast<double>(upper));
   }
 };
 
