@@ -1,5 +1,5 @@
-// A convolution and the batch norm after it (then, optionally, a residual's sum and a ReLU), as the blocks
-// and Sequential run them:
+// A convolution and the batch norm after it (then, optionally, a residual's sum and a ReLU, or a ReLU6), as
+// the blocks and Sequential run them:
 //
 //   conv_then_batch_norm(conv, norm, x, after)                  = after(norm(conv(x)))
 //   conv_then_batch_norm(conv, norm, x, after, residual)        = after(norm(conv(x)) + residual)
