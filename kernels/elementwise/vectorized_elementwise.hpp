@@ -14,7 +14,8 @@
 // Tails use the trait's masked loads and stores, so nothing past a buffer's end is touched.
 //
 // Which ops have a fast path is decided in dispatch.cpp; the others (exp, log, gelu, pow, ...) stay on the
-// reference kernel, which computes in double.
+// reference kernel, which computes in double. Sigmoid and Tanh forward run simd/transcendentals.hpp's
+// approximations, within a few ulps of the reference rather than its bits.
 #pragma once
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "kernels/elementwise/elementwise.hpp"
+#include "kernels/simd/transcendentals.hpp"
 #include "kernels/simd/transpose_8x8.hpp"
 
 namespace kiln::kernels::vectorized {
@@ -159,9 +161,10 @@ void binary_rows(const RowPlan& plan, const std::int64_t* sizes, const T* a, con
 
 // ---- unary -------------------------------------------------------------------------------------------
 
-// The ops dispatch.cpp sends here: Neg, Abs, Relu, LeakyRelu, Clamp, Sqrt. Max and min return their second
-// operand when either is NaN, so max(0, x) and min(high, max(low, x)) let a NaN x through, as the reference
-// does; IEEE sqrt is correctly rounded, so Sqrt matches the reference bitwise.
+// The ops dispatch.cpp sends here: Neg, Abs, Relu, LeakyRelu, Clamp, Sqrt, and (float only) Sigmoid and
+// Tanh. Max and min return their second operand when either is NaN, so max(0, x) and min(high, max(low, x))
+// let a NaN x through, as the reference does; IEEE sqrt is correctly rounded, so Sqrt matches the reference
+// bitwise; Sigmoid and Tanh are within a few ulps of it (simd/transcendentals.hpp).
 template <class V, class T>
 void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, T* y) {
   using Reg = typename V::Reg;
@@ -185,6 +188,10 @@ void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const 
     }
     case UnaryOp::Sqrt:
       return map1<V>(n, x, y, [](Reg v) { return V::sqrt(v); });
+    case UnaryOp::Sigmoid:
+      return map1<V>(n, x, y, [](Reg v) { return simd::sigmoid<V>(v); });
+    case UnaryOp::Tanh:
+      return map1<V>(n, x, y, [](Reg v) { return simd::tanh<V>(v); });
     default:
       return;  // not vectorized: dispatch.cpp never sends it here
   }

@@ -105,6 +105,19 @@ struct FloatVector256 {
   static Reg div(Reg a, Reg b) { return _mm256_div_ps(a, b); }
   static Reg fmadd(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg sqrt(Reg a) { return _mm256_sqrt_ps(a); }
+  // To the nearest integer, ties to even.
+  static Reg round(Reg a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // a * 2^n for integral n in [-252, 254] (vector_exp.hpp's scaling), as two multiplications by powers of two
+  // each a normal float (built in the exponent bits), so that overflow gives infinity and underflow goes
+  // through the subnormals as a multiplication does (one of them may round twice there).
+  static Reg times_power_of_two(Reg a, Reg n) {
+    const __m256i whole = _mm256_cvtps_epi32(n);
+    const __m256i half = _mm256_srai_epi32(whole, 1), rest = _mm256_sub_epi32(whole, half);
+    const auto power = [](__m256i e) {
+      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23));
+    };
+    return _mm256_mul_ps(_mm256_mul_ps(a, power(half)), power(rest));
+  }
   static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
   static Reg min(Reg a, Reg b) { return _mm256_min_ps(a, b); }
   static Reg abs(Reg a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }

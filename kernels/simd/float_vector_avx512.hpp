@@ -96,6 +96,11 @@ struct FloatVector512 {
   static Reg div(Reg a, Reg b) { return _mm512_div_ps(a, b); }
   static Reg fmadd(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }  // a * b + c, one rounding
   static Reg sqrt(Reg a) { return _mm512_sqrt_ps(a); }
+  // To the nearest integer, ties to even (the default rounding mode).
+  static Reg round(Reg a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // a * 2^n for integral n (vector_exp.hpp's scaling): overflow to infinity and underflow through the
+  // subnormals as a multiplication would.
+  static Reg times_power_of_two(Reg a, Reg n) { return _mm512_scalef_ps(a, n); }
   // max / min return the SECOND operand when either is NaN (the x86 rule); kernels order operands for it.
   static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
   static Reg min(Reg a, Reg b) { return _mm512_min_ps(a, b); }

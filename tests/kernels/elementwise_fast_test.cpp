@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -62,8 +63,8 @@ void check_close(const std::vector<float>& actual, const std::vector<float>& exp
 TEST_CASE("elementwise fast: unary forward matches the reference at every level") {
   const UnaryParams params{.alpha = 0.1, .low = -0.5, .high = 0.7};
   at_each_fast_level([&] {
-    for (const UnaryOp op :
-         {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Clamp, UnaryOp::Sqrt}) {
+    for (const UnaryOp op : {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Clamp,
+                             UnaryOp::Sqrt, UnaryOp::Sigmoid, UnaryOp::Tanh}) {
       for (const std::int64_t n : kLengths) {
         INFO("op ", static_cast<int>(op), " n ", n);
         const std::vector<float> x = op == UnaryOp::Sqrt ? values(n, 1, 0.0f, 4.0f) : values(n, 1);
@@ -75,6 +76,58 @@ TEST_CASE("elementwise fast: unary forward matches the reference at every level"
                                         }),
                     expected);
       }
+    }
+  });
+}
+
+// How many floats lie between a and b (0: the same value; +0 and -0 are the same): ulps of error.
+std::int64_t ulps_apart(float a, float b) {
+  const auto ordered = [](float v) {
+    const auto bits = static_cast<std::int64_t>(std::bit_cast<std::int32_t>(v));
+    return bits < 0 ? std::int64_t{std::numeric_limits<std::int32_t>::min()} - bits : bits;
+  };
+  return std::abs(ordered(a) - ordered(b));
+}
+
+// The vectorized Sigmoid and Tanh (kernels/simd/transcendentals.hpp) against the reference (double, rounded
+// once), in ulps: over every 1024th float (4 million, all of float's range, subnormals to infinities, both
+// signs), and densely around where the functions change their method or saturate (tanh's switch at 0.625,
+// zero, sigmoid's and exp's overflow near 88.7 and 103). The worst error must stay within 3 ulps, except
+// where the reference's result is a subnormal (below 2^-126: sigmoid of x below -87.3), which these flush to
+// zero; NaN must stay NaN, and infinities give the limits.
+TEST_CASE("elementwise fast: sigmoid and tanh are within 3 ulps of the reference over the floats") {
+  std::vector<float> x;
+  for (std::uint64_t bits = 0; bits < (std::uint64_t{1} << 32); bits += 1024)
+    x.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(bits)));
+  for (const float centre : {0.625f, -0.625f, 0.0f, 88.7f, -88.7f, 87.3f, -87.3f, 103.0f, -103.0f}) {
+    float v = centre;
+    for (int i = 0; i < 20000; ++i) v = std::nextafter(v, -1000.0f);
+    for (int i = 0; i < 40000; ++i, v = std::nextafter(v, 1000.0f)) x.push_back(v);
+  }
+  const auto n = static_cast<std::int64_t>(x.size());
+  at_each_fast_level([&] {
+    for (const UnaryOp op : {UnaryOp::Sigmoid, UnaryOp::Tanh}) {
+      const char* name = op == UnaryOp::Sigmoid ? "sigmoid" : "tanh";
+      INFO(name);
+      std::vector<float> expected(x.size()), actual(x.size());
+      kk::reference::unary_forward(op, {}, n, x.data(), expected.data());
+      kk::unary_forward(Device::cpu(), op, {}, n, x.data(), actual.data());
+      std::int64_t worst = 0, wrong_nan = 0;
+      float worst_at = 0;
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        if (std::isnan(expected[i]) || std::isnan(actual[i])) {
+          wrong_nan += std::isnan(expected[i]) != std::isnan(actual[i]);
+          continue;
+        }
+        if (std::abs(expected[i]) < std::numeric_limits<float>::min() && actual[i] == 0) continue;
+        if (const std::int64_t ulps = ulps_apart(actual[i], expected[i]); ulps > worst) {
+          worst = ulps;
+          worst_at = x[i];
+        }
+      }
+      MESSAGE(name, ": worst ", worst, " ulps, at x = ", worst_at);
+      CHECK(worst <= 3);
+      CHECK(wrong_nan == 0);
     }
   });
 }
