@@ -50,8 +50,9 @@ __device__ double sigmoid(double x) {
   return e / (1.0 + e);
 }
 
-// Phi(x), the standard normal CDF, and phi(x), its density.
-__device__ double normal_cdf(double x) { return 0.5 * (1.0 + erf(x / std::numbers::sqrt2)); }
+// Phi(x), the standard normal CDF, and phi(x), its density; Phi as erfc, as the reference has it (accurate in
+// the negative tail, where 1 + erf cancels).
+__device__ double normal_cdf(double x) { return 0.5 * erfc(-x / std::numbers::sqrt2); }
 __device__ double normal_pdf(double x) { return exp(-0.5 * x * x) / sqrt(2.0 * std::numbers::pi); }
 
 // op(x). The comparisons are written as the reference's std::max / std::min expand, so a NaN x passes

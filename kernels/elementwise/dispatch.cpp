@@ -48,23 +48,24 @@ bool exact_on_bfloat16(UnaryOp op, const UnaryParams& params) {
   return op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu ||
          (op == UnaryOp::Clamp && bfloat16_bounds(params));
 }
-// float also takes Sigmoid and Tanh's forward, within a few ulps of the reference rather than its bits
-// (kernels/simd/transcendentals.hpp): the reference's double exp and tanh made each a pass 15 to 25 times a
-// ReLU's. bfloat16 keeps the reference for them: a float result a few ulps off could round to the other
-// side of a bfloat16 tie.
+// float also takes Sigmoid's and Tanh's forward and GELU both ways, within a few ulps of the reference rather
+// than its bits (kernels/simd/transcendentals.hpp): the reference's double exp, tanh and erfc made each a
+// pass 15 to 30 times a ReLU's. bfloat16 keeps the reference for them: a float result a few ulps off could
+// round to the other side of a bfloat16 tie.
 template <typename T>
 bool vectorized_forward(UnaryOp op, const UnaryParams& params) {
   const bool exact = exact_on_bfloat16(op, params);
   if constexpr (std::is_same_v<T, bfloat16>) return exact;
-  return std::is_same_v<T, float> && (exact || op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp ||
-                                      op == UnaryOp::Sqrt || op == UnaryOp::Sigmoid || op == UnaryOp::Tanh);
+  return std::is_same_v<T, float> &&
+         (exact || op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp || op == UnaryOp::Sqrt ||
+          op == UnaryOp::Sigmoid || op == UnaryOp::Tanh || op == UnaryOp::Gelu);
 }
 template <typename T>
 bool vectorized_backward(UnaryOp op, const UnaryParams& params) {
   const bool exact = exact_on_bfloat16(op, params);
   if constexpr (std::is_same_v<T, bfloat16>) return exact;
   return std::is_same_v<T, float> && (exact || op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp ||
-                                      op == UnaryOp::Sigmoid || op == UnaryOp::Tanh);
+                                      op == UnaryOp::Sigmoid || op == UnaryOp::Tanh || op == UnaryOp::Gelu);
 }
 template <typename T>
 bool vectorized(BinaryOp op) {

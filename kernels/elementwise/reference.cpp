@@ -29,8 +29,10 @@ double sigmoid(double x) {
   return e / (1.0 + e);
 }
 
-// Phi(x), the standard normal CDF, and phi(x), its density.
-double normal_cdf(double x) { return 0.5 * (1.0 + std::erf(x / std::numbers::sqrt2)); }
+// Phi(x), the standard normal CDF, and phi(x), its density. Phi as erfc(-x / sqrt 2) / 2, the same
+// function as (1 + erf(x / sqrt 2)) / 2, but without that form's cancellation below zero, where erf nears
+// -1: it rounded Phi to 0 for x below -8.3 (GELU's -2.3e-16 at -8.375 became -0).
+double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::numbers::sqrt2); }
 double normal_pdf(double x) { return std::exp(-0.5 * x * x) / std::sqrt(2.0 * std::numbers::pi); }
 
 // op(x).

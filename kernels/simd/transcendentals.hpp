@@ -1,11 +1,12 @@
-// exp, sigmoid and tanh on float lanes, written once over a vector trait V (simd::FloatVector512 or
-// FloatVector256): what the vectorized elementwise kernels run for the Sigmoid and Tanh activations, whose
-// reference computes each value in double and rounds once. These are not that: each is within a few float
-// ulps of it (tests/kernels/elementwise_fast_test.cpp measures the worst case over a sweep of every float),
-// in exchange for a loop of fmas where the reference calls the C library's double exp or tanh for each value
-// (a [128, 144, 32, 32] sigmoid 120 ms on two Zen 5 cores, tanh 212 ms, against 8 ms for a ReLU).
+// exp, sigmoid, tanh and GELU on float lanes, written once over a vector trait V (simd::FloatVector512 or
+// FloatVector256): what the vectorized elementwise kernels run for the Sigmoid, Tanh and GELU activations,
+// whose reference computes each value in double and rounds once. These are not that: each is within a few
+// float ulps of it (tests/kernels/elementwise_fast_test.cpp measures the worst case over a sweep of every
+// float), in exchange for a loop of fmas where the reference calls the C library's double exp or tanh for
+// each value (a [128, 144, 32, 32] sigmoid 120 ms on two Zen 5 cores, tanh 212 ms, against 8 ms for a ReLU).
 //
-// NaN passes through every function here, and infinities give their limits.
+// NaN passes through every function here, and infinities give their limits (GELU at -infinity is -infinity
+// times 0, NaN, as in the reference).
 #pragma once
 
 namespace kiln::kernels::simd {
@@ -67,6 +68,91 @@ typename V::Reg tanh(typename V::Reg x) {
   const Reg small = V::mul(x, V::fmadd(u, p, one));  // x (1 + u P(u)): tanh(-0) is -0
   // A NaN x fails the comparison and takes `large`, NaN too.
   return V::select(V::less(magnitude, V::broadcast(0.625f)), small, large);
+}
+
+// ---- GELU: x Phi(x), Phi the standard normal CDF -------------------------------------------------------
+// Phi(x) = (1 + erf(z)) / 2 with z = x / sqrt 2. For |z| < 0.84, erf(z) = z P(z^2), P of degree 6, and
+// 1 + erf(z) >= 0.23 cancels nothing. Beyond, erfc(|z|) = exp(-z^2) Q(t), t = 1 / (1 + |z| / 2), Q of
+// degree 10 (Q(t) is erfc(y) exp(y^2), smooth, about 1 / (y sqrt pi) far out), and Phi(x) = erfc(|z|) / 2
+// below zero, 1 - erfc(|z|) / 2 above: the far negative tail keeps its relative accuracy. P and Q were fitted
+// by least squares weighted for relative error (numpy: erf(z) / z on 20,000 points of [0, 0.84], Q on 40,000
+// of [0.84, 11]), 6e-8 and 1.4e-8 of the functions with the coefficients rounded to float. exp(-z^2) takes
+// z^2 as a float and its rounding error (an fma), exp(-hi) (1 - lo), so that the tail's large z^2 loses
+// nothing. Past |z| = 11 (|x| = 15.6), exp(-z^2) is zero in float: |x| is clamped there, which keeps an
+// infinite x from making that fma NaN.
+// The pieces of Phi(x): where |z| < 0.84 (near_zero), Phi = near_zero_cdf; elsewhere erfc(|z|) / 2 =
+// half_q * gaussian, and Phi that below zero, 1 minus it above. gaussian = exp(-x^2 / 2) serves the density
+// too, phi = gaussian / sqrt(2 pi). Kept apart so that GELU can multiply x into half_q before the gaussian:
+// far below zero Phi itself is subnormal (below 2^-126 past x = -13.1) while x Phi is not yet.
+template <class V>
+struct NormalCdf {
+  typename V::Mask near_zero;
+  typename V::Reg near_zero_cdf, half_q, gaussian;
+
+  typename V::Reg cdf(typename V::Reg x) const {
+    const typename V::Reg half_erfc = V::mul(half_q, gaussian);
+    return V::select(near_zero, near_zero_cdf,
+                     V::select(V::less(x, V::zero()), half_erfc, V::sub(V::broadcast(1.0f), half_erfc)));
+  }
+  typename V::Reg density() const { return V::mul(gaussian, V::broadcast(0.398942280401432678f)); }
+};
+
+template <class V>
+NormalCdf<V> normal_cdf(typename V::Reg x) {
+  using Reg = typename V::Reg;
+  const Reg one = V::broadcast(1.0f), half = V::broadcast(0.5f);
+  const Reg z = V::mul(x, V::broadcast(0.707106781186547524f));
+  const Reg a = V::abs(z);
+  // z^2 = x^2 / 2, from x, not from z: z's rounding (6e-8 of it) would move exp(-z^2) by z^2 times that, 27
+  // ulps at x = -6. x^2 is a float and its rounding error (an fma), halved exactly.
+  const Reg clamped = V::min(V::broadcast(15.6f), V::abs(x));  // a NaN x stays NaN (min's second operand)
+  const Reg x2 = V::mul(clamped, clamped), x2_rest = V::fmadd(clamped, clamped, V::neg(x2));
+  const Reg gaussian =
+      V::mul(exp<V>(V::mul(x2, V::broadcast(-0.5f))), V::fmadd(x2_rest, V::broadcast(-0.5f), one));
+
+  const Reg u = V::mul(z, z);
+  Reg p = V::broadcast(8.995911775855348e-05f);
+  p = V::fmadd(p, u, V::broadcast(-0.0008276025764644146f));
+  p = V::fmadd(p, u, V::broadcast(0.0052116503939032555f));
+  p = V::fmadd(p, u, V::broadcast(-0.026863278821110725f));
+  p = V::fmadd(p, u, V::broadcast(0.11283759027719498f));
+  p = V::fmadd(p, u, V::broadcast(-0.37612637877464294f));
+  p = V::fmadd(p, u, V::broadcast(1.128379225730896f));
+
+  const Reg t = V::div(one, V::fmadd(a, half, one));
+  Reg q = V::broadcast(-0.051436297595500946f);
+  q = V::fmadd(q, t, V::broadcast(0.14539286494255066f));
+  q = V::fmadd(q, t, V::broadcast(-0.06159495562314987f));
+  q = V::fmadd(q, t, V::broadcast(-0.16289132833480835f));
+  q = V::fmadd(q, t, V::broadcast(0.09565293043851852f));
+  q = V::fmadd(q, t, V::broadcast(0.0355062410235405f));
+  q = V::fmadd(q, t, V::broadcast(0.19067533314228058f));
+  q = V::fmadd(q, t, V::broadcast(0.24408982694149017f));
+  q = V::fmadd(q, t, V::broadcast(0.28242266178131104f));
+  q = V::fmadd(q, t, V::broadcast(0.28207242488861084f));
+  q = V::fmadd(q, t, V::broadcast(6.644845029768476e-07f));
+  // A NaN x fails the comparison and takes the tail's pieces, NaN too.
+  return {V::less(a, V::broadcast(0.84f)), V::fmadd(V::mul(z, p), half, half), V::mul(q, half), gaussian};
+}
+
+// GELU's value, x Phi(x), and its derivative, Phi(x) + x phi(x) (which near its zero at x = -0.75 is a
+// difference of near-equal terms: there it is accurate in absolute, not relative, terms, as the
+// reference's double arithmetic rounded to float is not).
+template <class V>
+typename V::Reg gelu(typename V::Reg x) {
+  using Reg = typename V::Reg;
+  const NormalCdf<V> n = normal_cdf<V>(x);
+  // Below zero x erfc(|z|) / 2, x into half_q first; above, x (1 - erfc(|z|) / 2), whose Phi is near 1 (and
+  // +infinity times 1 is +infinity, as in the reference).
+  const Reg below = V::mul(V::mul(x, n.half_q), n.gaussian);
+  const Reg above = V::mul(x, V::sub(V::broadcast(1.0f), V::mul(n.half_q, n.gaussian)));
+  const Reg tail = V::select(V::less(x, V::zero()), below, above);
+  return V::select(n.near_zero, V::mul(x, n.near_zero_cdf), tail);
+}
+template <class V>
+typename V::Reg gelu_derivative(typename V::Reg x) {
+  const NormalCdf<V> n = normal_cdf<V>(x);
+  return V::fmadd(x, n.density(), n.cdf(x));
 }
 
 }  // namespace kiln::kernels::simd
