@@ -4,9 +4,10 @@
 // layouts they cover (every float -> float copy). bfloat16 goes to the same kernels, computing in float
 // lanes, for the ops whose float result rounded once is the reference's (double, rounded once) bfloat16:
 // where the exact result is a bfloat16 value or the float operation is exact (below), and for its dense
-// copies, its NCHW <-> channels-last transposes and its conversions to and from float. Everything else
-// (double, int64, transcendentals, binary ops on transposed or gathered layouts, bfloat16's inexact ops) runs
-// the reference kernels.
+// copies, its NCHW <-> channels-last transposes and its conversions to and from float. float's sigmoid, tanh
+// and GELU take the vectorized approximations (within a few ulps; below). Everything else (double, int64,
+// the other transcendentals, binary ops on transposed or gathered layouts, bfloat16's inexact ops) runs the
+// reference kernels.
 #include <algorithm>
 #include <array>
 #include <optional>
