@@ -4,10 +4,10 @@
 // layouts they cover (every float -> float copy). bfloat16 goes to the same kernels, computing in float
 // lanes, for the ops whose float result rounded once is the reference's (double, rounded once) bfloat16:
 // where the exact result is a bfloat16 value or the float operation is exact (below), and for its dense
-// copies, its NCHW <-> channels-last transposes and its conversions to and from float. float's sigmoid, tanh
-// and GELU take the vectorized approximations (within a few ulps; below). Everything else (double, int64,
-// the other transcendentals, binary ops on transposed or gathered layouts, bfloat16's inexact ops) runs the
-// reference kernels.
+// copies, its NCHW <-> channels-last transposes and its conversions to and from float. Both take the
+// vectorized sigmoid, tanh and GELU (within a few float ulps; one bfloat16 ulp: below). Everything else
+// (double, int64, the other transcendentals, binary ops on transposed or gathered layouts, bfloat16's inexact
+// ops) runs the reference kernels.
 #include <algorithm>
 #include <array>
 #include <optional>
@@ -28,18 +28,18 @@ constexpr std::int64_t kMinRowLength = 16;
 
 // Which ops the vectorized kernels take, on float and on bfloat16 (any other T: none).
 //
-// bfloat16 takes only the ops whose float result, rounded once to bfloat16, is the correctly rounded result
-// the reference gives. Neg, Abs and Relu select or negate a value (exact); their backward multiplies gy by 0,
-// 1 or -1 (exact). A sum or difference of two bfloat16 (8-bit significands, all multiples of 2^-133) is exact
-// in float unless their exponents lie more than 16 apart; then the smaller is under 2^-16 of the larger,
-// which is a bfloat16, so the exact sum lies far inside the larger's rounding interval, and so does its float
-// rounding: rounding that to bfloat16 gives the larger, as correct rounding does. Not so for Mul (exact in
-// float but for products below float's normal range, rounded there on a finer grid than bfloat16's), Div,
-// Sqrt, LeakyRelu's float alpha, or Sigmoid and Tanh's backward, whose float results may round onto a
-// bfloat16 tie the exact result misses, or Clamp with bounds bfloat16 cannot hold, which the float kernel
-// rounds to float before comparing and returning: those keep the reference. Clamp with bfloat16 bounds
-// (ReLU6's 0 and 6) is exact: a comparison of two bfloat16 values in float is the comparison of the values,
-// the result is x or a bound, and the gradient gy or 0.
+// bfloat16 takes the ops whose float result, rounded once to bfloat16, is the correctly rounded result the
+// reference gives, and the transcendental activations (below, one bfloat16 ulp). Neg, Abs and Relu select or
+// negate a value (exact); their backward multiplies gy by 0, 1 or -1 (exact). A sum or difference of two
+// bfloat16 (8-bit significands, all multiples of 2^-133) is exact in float unless their exponents lie more
+// than 16 apart; then the smaller is under 2^-16 of the larger, which is a bfloat16, so the exact sum lies
+// far inside the larger's rounding interval, and so does its float rounding: rounding that to bfloat16 gives
+// the larger, as correct rounding does. Not so for Mul (exact in float but for products below float's normal
+// range, rounded there on a finer grid than bfloat16's), Div, Sqrt, or LeakyRelu's float alpha, whose float
+// results may round onto a bfloat16 tie the exact result misses, or Clamp with bounds bfloat16 cannot hold,
+// which the float kernel rounds to float before comparing and returning: those keep the reference. Clamp with
+// bfloat16 bounds (ReLU6's 0 and 6) is exact: a comparison of two bfloat16 values in float is the comparison
+// of the values, the result is x or a bound, and the gradient gy or 0.
 bool bfloat16_bounds(const UnaryParams& params) {
   const auto exact = [](double bound) { return static_cast<double>(bfloat16(bound)) == bound; };
   return exact(params.low) && exact(params.high);
@@ -49,24 +49,30 @@ bool exact_on_bfloat16(UnaryOp op, const UnaryParams& params) {
   return op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu ||
          (op == UnaryOp::Clamp && bfloat16_bounds(params));
 }
-// float also takes Sigmoid's and Tanh's forward and GELU both ways, within a few ulps of the reference rather
-// than its bits (kernels/simd/transcendentals.hpp): the reference's double exp, tanh and erfc made each a
-// pass 15 to 30 times a ReLU's. bfloat16 keeps the reference for them: a float result a few ulps off could
-// round to the other side of a bfloat16 tie.
+// The transcendental activations, which both types take vectorized though the results are not the
+// reference's bits: the reference's double exp, tanh and erfc made each a pass 15 to 30 times a ReLU's.
+// Sigmoid's and Tanh's forward and GELU's both ways run kernels/simd/transcendentals.hpp's approximations,
+// within a few float ulps of the reference; Sigmoid's and Tanh's backward, y (1 - y) and 1 - y^2 in float,
+// within an ulp or two. On bfloat16 that float result rounds to the reference's bfloat16 but where the exact
+// value lies within those few float ulps of a tie between two bfloat16s, where it may take the neighbour:
+// one bfloat16 ulp off, for about one value in ten thousand (the tests bound it to one ulp).
+bool transcendental(UnaryOp op) {
+  return op == UnaryOp::Sigmoid || op == UnaryOp::Tanh || op == UnaryOp::Gelu;
+}
+
 template <typename T>
 bool vectorized_forward(UnaryOp op, const UnaryParams& params) {
   const bool exact = exact_on_bfloat16(op, params);
-  if constexpr (std::is_same_v<T, bfloat16>) return exact;
-  return std::is_same_v<T, float> &&
-         (exact || op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp || op == UnaryOp::Sqrt ||
-          op == UnaryOp::Sigmoid || op == UnaryOp::Tanh || op == UnaryOp::Gelu);
+  if constexpr (std::is_same_v<T, bfloat16>) return exact || transcendental(op);
+  return std::is_same_v<T, float> && (exact || transcendental(op) || op == UnaryOp::LeakyRelu ||
+                                      op == UnaryOp::Clamp || op == UnaryOp::Sqrt);
 }
 template <typename T>
 bool vectorized_backward(UnaryOp op, const UnaryParams& params) {
   const bool exact = exact_on_bfloat16(op, params);
-  if constexpr (std::is_same_v<T, bfloat16>) return exact;
-  return std::is_same_v<T, float> && (exact || op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp ||
-                                      op == UnaryOp::Sigmoid || op == UnaryOp::Tanh || op == UnaryOp::Gelu);
+  if constexpr (std::is_same_v<T, bfloat16>) return exact || transcendental(op);
+  return std::is_same_v<T, float> &&
+         (exact || transcendental(op) || op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp);
 }
 template <typename T>
 bool vectorized(BinaryOp op) {
