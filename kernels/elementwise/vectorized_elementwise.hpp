@@ -161,10 +161,11 @@ void binary_rows(const RowPlan& plan, const std::int64_t* sizes, const T* a, con
 
 // ---- unary -------------------------------------------------------------------------------------------
 
-// The ops dispatch.cpp sends here: Neg, Abs, Relu, LeakyRelu, Clamp, Sqrt, and (float only) Sigmoid, Tanh
-// and Gelu. Max and min return their second operand when either is NaN, so max(0, x) and min(high, max(low,
-// x)) let a NaN x through, as the reference does; IEEE sqrt is correctly rounded, so Sqrt matches the
-// reference bitwise; Sigmoid, Tanh and Gelu are within a few ulps of it (simd/transcendentals.hpp).
+// The ops dispatch.cpp sends here: Neg, Abs, Relu, LeakyRelu, Clamp, Sqrt, Sigmoid, Tanh and Gelu (on
+// bfloat16 only some: dispatch.cpp). Max and min return their second operand when either is NaN, so max(0, x)
+// and min(high, max(low, x)) let a NaN x through, as the reference does; IEEE sqrt is correctly rounded, so
+// Sqrt matches the reference bitwise; Sigmoid, Tanh and Gelu are within a few ulps of it
+// (simd/transcendentals.hpp).
 template <class V, class T>
 void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, T* y) {
   using Reg = typename V::Reg;

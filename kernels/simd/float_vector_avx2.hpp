@@ -107,8 +107,8 @@ struct FloatVector256 {
   static Reg sqrt(Reg a) { return _mm256_sqrt_ps(a); }
   // To the nearest integer, ties to even.
   static Reg round(Reg a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-  // a * 2^n for integral n in [-252, 254] (vector_exp.hpp's scaling), as two multiplications by powers of two
-  // each a normal float (built in the exponent bits), so that overflow gives infinity and underflow goes
+  // a * 2^n for integral n in [-252, 254] (transcendentals.hpp's exp), as two multiplications by powers of
+  // two each a normal float (built in the exponent bits), so that overflow gives infinity and underflow goes
   // through the subnormals as a multiplication does (one of them may round twice there).
   static Reg times_power_of_two(Reg a, Reg n) {
     const __m256i whole = _mm256_cvtps_epi32(n);

@@ -98,7 +98,7 @@ struct FloatVector512 {
   static Reg sqrt(Reg a) { return _mm512_sqrt_ps(a); }
   // To the nearest integer, ties to even (the default rounding mode).
   static Reg round(Reg a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-  // a * 2^n for integral n (vector_exp.hpp's scaling): overflow to infinity and underflow through the
+  // a * 2^n for integral n (transcendentals.hpp's exp): overflow to infinity and underflow through the
   // subnormals as a multiplication would.
   static Reg times_power_of_two(Reg a, Reg n) { return _mm512_scalef_ps(a, n); }
   // max / min return the SECOND operand when either is NaN (the x86 rule); kernels order operands for it.
