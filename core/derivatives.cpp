@@ -135,6 +135,7 @@ Tensor leaky_relu(const Tensor& x, double negative_slope) {
 Tensor sigmoid(const Tensor& x) { return unary_op("sigmoid", UnaryOp::Sigmoid, {}, x); }
 Tensor tanh(const Tensor& x) { return unary_op("tanh", UnaryOp::Tanh, {}, x); }
 Tensor gelu(const Tensor& x) { return unary_op("gelu", UnaryOp::Gelu, {}, x); }
+Tensor silu(const Tensor& x) { return unary_op("silu", UnaryOp::Silu, {}, x); }
 Tensor clamp(const Tensor& x, double low, double high) {
   KILN_CHECK(low <= high, "clamp: low ", low, " is above high ", high);
   return unary_op("clamp", UnaryOp::Clamp, {.low = low, .high = high}, x);

@@ -37,6 +37,7 @@ Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor gelu(const Tensor& x);
+Tensor silu(const Tensor& x);  // x * sigmoid(x), Swish
 Tensor clamp(const Tensor& x, double low, double high);
 
 // Comparisons: 1 where true, 0 where false, in the operands' dtype; not differentiable.

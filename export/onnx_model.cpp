@@ -70,6 +70,9 @@ class GraphBuilder {
     if (dynamic_cast<const layers::Sigmoid*>(&module)) return node("Sigmoid", path, {input});
     if (dynamic_cast<const layers::Tanh*>(&module)) return node("Tanh", path, {input});
     if (dynamic_cast<const layers::GELU*>(&module)) return emit_gelu(path, input);
+    if (dynamic_cast<const layers::SiLU*>(&module)) {  // x * Sigmoid(x) (opset 17 has no Swish)
+      return node("Mul", path, {input, node("Sigmoid", path + "/sigmoid", {input})});
+    }
     if (dynamic_cast<const layers::Dropout*>(&module)) return input;  // the identity at inference
     fail("onnx export: module '", path.empty() ? "(the model)" : path, "' is ", module.describe(),
          ", which has no ONNX export");

@@ -14,6 +14,7 @@
 //   BatchNorm2d          BatchNormalization with the running statistics (inference form)
 //   ReLU / LeakyReLU / Sigmoid / Tanh    Relu / LeakyRelu / Sigmoid / Tanh
 //   GELU                 x * (1 + Erf(x / sqrt 2)) / 2 (opset 17 has no Gelu)
+//   SiLU                 x * Sigmoid(x)
 //   MaxPool2d, AvgPool2d MaxPool, AveragePool (with ceil_mode, count_include_pad)
 //   GlobalAvgPool2d      GlobalAveragePool [N, C, 1, 1], then Flatten to [N, C]
 //   Flatten              Flatten (axis 1)

@@ -7,6 +7,7 @@
 //   Sigmoid    1 / (1 + exp(-x))
 //   Tanh       tanh(x)
 //   GELU       x * Phi(x), Phi the standard normal CDF (Hendrycks and Gimpel, 2016)
+//   SiLU       x * sigmoid(x) (Swish: Ramachandran et al. 2017; EfficientNet's and YOLOv5's)
 #pragma once
 
 #include <string>
@@ -54,6 +55,12 @@ class GELU : public Module {
  public:
   Tensor forward(const Tensor& input) override { return gelu(input); }
   std::string describe() const override { return "GELU()"; }
+};
+
+class SiLU : public Module {
+ public:
+  Tensor forward(const Tensor& input) override { return silu(input); }
+  std::string describe() const override { return "SiLU()"; }
 };
 
 }  // namespace kiln::layers

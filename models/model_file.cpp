@@ -40,6 +40,7 @@ const std::vector<KindRule>& kind_rules() {
       {"sigmoid", 0, 0, {}, "sigmoid", "1 / (1 + exp(-x))"},
       {"tanh", 0, 0, {}, "tanh", "tanh(x)"},
       {"gelu", 0, 0, {}, "gelu", "x * Phi(x)"},
+      {"silu", 0, 0, {}, "silu", "x * sigmoid(x) (Swish)"},
       {"maxpool", 1, 1, {"stride", "padding"}, "maxpool KERNEL [stride=KERNEL] [padding=0]",
        "the largest value of each KERNEL x KERNEL window"},
       {"avgpool", 1, 1, {"stride", "padding"}, "avgpool KERNEL [stride=KERNEL] [padding=0]",
@@ -208,6 +209,7 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
   if (kind == "sigmoid") return std::make_shared<Sigmoid>();
   if (kind == "tanh") return std::make_shared<Tanh>();
   if (kind == "gelu") return std::make_shared<GELU>();
+  if (kind == "silu") return std::make_shared<SiLU>();
   if (kind == "maxpool") return std::make_shared<MaxPool2d>(pool_options(line));
   if (kind == "avgpool") return std::make_shared<AvgPool2d>(pool_options(line));
   if (kind == "global_avg_pool") return std::make_shared<GlobalAvgPool2d>();

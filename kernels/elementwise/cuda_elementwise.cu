@@ -79,6 +79,8 @@ __device__ double unary_value(UnaryOp op, const UnaryParams& params, double x) {
       return tanh(x);
     case UnaryOp::Gelu:
       return x * normal_cdf(x);
+    case UnaryOp::Silu:
+      return x * sigmoid(x);
     case UnaryOp::Clamp: {
       const double above_low = x < params.low ? params.low : x;  // std::max(x, low)
       return params.high < above_low ? params.high : above_low;  // std::min(above_low, high)
@@ -110,6 +112,10 @@ __device__ double unary_derivative(UnaryOp op, const UnaryParams& params, double
       return 1.0 - product(y, y);
     case UnaryOp::Gelu:
       return normal_cdf(x) + product(x, normal_pdf(x));
+    case UnaryOp::Silu: {
+      const double s = sigmoid(x);
+      return product(s, 1.0 + product(x, 1.0 - s));
+    }
     case UnaryOp::Clamp:
       return params.low < x && x < params.high ? 1.0 : 0.0;
   }

@@ -5,7 +5,7 @@
 // lanes, for the ops whose float result rounded once is the reference's (double, rounded once) bfloat16:
 // where the exact result is a bfloat16 value or the float operation is exact (below), and for its dense
 // copies, its NCHW <-> channels-last transposes and its conversions to and from float. Both take the
-// vectorized sigmoid, tanh and GELU (within a few float ulps; one bfloat16 ulp: below). Everything else
+// vectorized sigmoid, tanh, GELU and SiLU (within a few float ulps; one bfloat16 ulp: below). Everything else
 // (double, int64, the other transcendentals, binary ops on transposed or gathered layouts, bfloat16's inexact
 // ops) runs the reference kernels.
 #include <algorithm>
@@ -51,14 +51,14 @@ bool exact_on_bfloat16(UnaryOp op, const UnaryParams& params) {
 }
 // The transcendental activations, which both types take vectorized though the results are not the
 // reference's bits: the reference's double exp, tanh and erfc made each a pass 15 to 30 times a ReLU's.
-// Sigmoid's and Tanh's forward and GELU's both ways run kernels/simd/transcendentals.hpp's approximations,
-// within a few float ulps of the reference; Sigmoid's and Tanh's backward, y (1 - y) and 1 - y^2 in float,
-// within an ulp or two. On bfloat16 that float result rounds to the reference's bfloat16 but where the exact
-// value lies within those few float ulps of a tie between two bfloat16s, where it may take the neighbour:
-// one bfloat16 ulp off at most. Over every bfloat16 input none does, but for subnormal results
+// Sigmoid's and Tanh's forward and GELU's and SiLU's both ways run kernels/simd/transcendentals.hpp's
+// approximations, within a few float ulps of the reference; Sigmoid's and Tanh's backward, y (1 - y) and 1 -
+// y^2 in float, within an ulp or two. On bfloat16 that float result rounds to the reference's bfloat16 but
+// where the exact value lies within those few float ulps of a tie between two bfloat16s, where it may take
+// the neighbour: one bfloat16 ulp off at most. Over every bfloat16 input none does, but for subnormal results
 // (tests/kernels/elementwise_bf16_test.cpp).
 bool transcendental(UnaryOp op) {
-  return op == UnaryOp::Sigmoid || op == UnaryOp::Tanh || op == UnaryOp::Gelu;
+  return op == UnaryOp::Sigmoid || op == UnaryOp::Tanh || op == UnaryOp::Gelu || op == UnaryOp::Silu;
 }
 
 template <typename T>
@@ -135,6 +135,8 @@ std::string_view profile_label(UnaryOp op) {
       return "tanh";
     case UnaryOp::Gelu:
       return "gelu";
+    case UnaryOp::Silu:
+      return "silu";
     case UnaryOp::Clamp:
       return "clamp";
   }

@@ -32,6 +32,7 @@ enum class UnaryOp {
   Sigmoid,    // 1 / (1 + e^-x)  (computed without overflow for large |x|)
   Tanh,       // tanh x
   Gelu,       // x * Phi(x) = x/2 * (1 + erf(x / sqrt 2))  (the exact form, PyTorch's default)
+  Silu,       // x * sigmoid(x)  (Swish; d/dx = s (1 + x (1 - s)), s = sigmoid(x))
   Clamp,      // min(max(x, low), high)  (d/dx = 1 strictly inside (low, high), else 0)
 };
 

@@ -58,6 +58,8 @@ double unary_value(UnaryOp op, const UnaryParams& params, double x) {
       return std::tanh(x);
     case UnaryOp::Gelu:
       return x * normal_cdf(x);
+    case UnaryOp::Silu:
+      return x * sigmoid(x);
     case UnaryOp::Clamp:
       return std::min(std::max(x, params.low), params.high);
   }
@@ -87,6 +89,10 @@ double unary_derivative(UnaryOp op, const UnaryParams& params, double x, double 
       return 1.0 - y * y;  // tanh' = 1 - tanh^2
     case UnaryOp::Gelu:
       return normal_cdf(x) + x * normal_pdf(x);  // (x Phi(x))' = Phi(x) + x phi(x)
+    case UnaryOp::Silu: {
+      const double s = sigmoid(x);  // (x s)' = s + x s (1 - s)
+      return s * (1.0 + x * (1.0 - s));
+    }
     case UnaryOp::Clamp:
       return params.low < x && x < params.high ? 1.0 : 0.0;
   }

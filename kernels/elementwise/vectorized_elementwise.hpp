@@ -13,8 +13,8 @@
 // thread count. Work is cut into fixed blocks of kBlock elements (or whole rows), threaded only when large.
 // Tails use the trait's masked loads and stores, so nothing past a buffer's end is touched.
 //
-// Which ops have a fast path is decided in dispatch.cpp; the others (exp, log, gelu, pow, ...) stay on the
-// reference kernel, which computes in double. Sigmoid and Tanh forward and GELU both ways run
+// Which ops have a fast path is decided in dispatch.cpp; the others (exp, log, pow, ...) stay on the
+// reference kernel, which computes in double. Sigmoid and Tanh forward and GELU and SiLU both ways run
 // simd/transcendentals.hpp's approximations, within a few ulps of the reference rather than its bits.
 #pragma once
 
@@ -161,10 +161,10 @@ void binary_rows(const RowPlan& plan, const std::int64_t* sizes, const T* a, con
 
 // ---- unary -------------------------------------------------------------------------------------------
 
-// The ops dispatch.cpp sends here: Neg, Abs, Relu, LeakyRelu, Clamp, Sqrt, Sigmoid, Tanh and Gelu (on
+// The ops dispatch.cpp sends here: Neg, Abs, Relu, LeakyRelu, Clamp, Sqrt, Sigmoid, Tanh, Gelu and Silu (on
 // bfloat16 only some: dispatch.cpp). Max and min return their second operand when either is NaN, so max(0, x)
 // and min(high, max(low, x)) let a NaN x through, as the reference does; IEEE sqrt is correctly rounded, so
-// Sqrt matches the reference bitwise; Sigmoid, Tanh and Gelu are within a few ulps of it
+// Sqrt matches the reference bitwise; Sigmoid, Tanh, Gelu and Silu are within a few ulps of it
 // (simd/transcendentals.hpp).
 template <class V, class T>
 void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const T* x, T* y) {
@@ -195,6 +195,8 @@ void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const 
       return map1<V>(n, x, y, [](Reg v) { return simd::tanh<V>(v); });
     case UnaryOp::Gelu:
       return map1<V>(n, x, y, [](Reg v) { return simd::gelu<V>(v); });
+    case UnaryOp::Silu:
+      return map1<V>(n, x, y, [](Reg v) { return simd::silu<V>(v); });
     default:
       return;  // not vectorized: dispatch.cpp never sends it here
   }
@@ -240,6 +242,8 @@ void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const
       return map2<V>(n, y, gy, gx, [one](Reg t, Reg g) { return V::mul(g, V::sub(one, V::mul(t, t))); });
     case UnaryOp::Gelu:
       return map2<V>(n, x, gy, gx, [](Reg v, Reg g) { return V::mul(g, simd::gelu_derivative<V>(v)); });
+    case UnaryOp::Silu:
+      return map2<V>(n, x, gy, gx, [](Reg v, Reg g) { return V::mul(g, simd::silu_derivative<V>(v)); });
     default:
       return;  // not vectorized: dispatch.cpp never sends it here
   }

@@ -83,6 +83,9 @@ TEST_CASE("gradcheck: sigmoid") {
 }
 TEST_CASE("gradcheck: tanh") { check_gradient([](const Inputs& in) { return tanh(in[0]); }, {random_input({9}, 28, -3.0, 3.0)}); }
 TEST_CASE("gradcheck: gelu") { check_gradient([](const Inputs& in) { return gelu(in[0]); }, {random_input({9}, 29, -3.0, 3.0)}); }
+TEST_CASE("gradcheck: silu") {
+  check_gradient([](const Inputs& in) { return silu(in[0]); }, {random_input({9}, 30, -4.0, 4.0)});
+}
 TEST_CASE("gradcheck: clamp") {
   // Bounds +-0.5 with inputs kept away from them: inside passes the gradient, outside blocks it.
   const Tensor x = Tensor::from_vector<double>({-1.2, -0.7, -0.3, -0.05, 0.05, 0.2, 0.4, 0.7, 1.3}, {3, 3});

@@ -76,17 +76,17 @@ std::vector<T> test_values(std::int64_t n, std::uint64_t seed, double low = -4.0
 
 const UnaryOp kUnaryOps[] = {UnaryOp::Neg,  UnaryOp::Exp,  UnaryOp::Log,       UnaryOp::Sqrt,
                              UnaryOp::Abs,  UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Sigmoid,
-                             UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Clamp};
+                             UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu,      UnaryOp::Clamp};
 const BinaryOp kBinaryOps[] = {BinaryOp::Add,     BinaryOp::Sub,     BinaryOp::Mul,     BinaryOp::Div,
                                BinaryOp::Pow,     BinaryOp::Maximum, BinaryOp::Minimum, BinaryOp::Equal,
                                BinaryOp::Greater, BinaryOp::AddRelu};
 
 bool exact_forward(UnaryOp op) {
   return op != UnaryOp::Exp && op != UnaryOp::Log && op != UnaryOp::Sigmoid && op != UnaryOp::Tanh &&
-         op != UnaryOp::Gelu;
+         op != UnaryOp::Gelu && op != UnaryOp::Silu;
 }
 // The backward's derivative is exact where it needs no transcendental (Sigmoid and Tanh read y).
-bool exact_backward(UnaryOp op) { return op != UnaryOp::Exp && op != UnaryOp::Gelu; }
+bool exact_backward(UnaryOp op) { return op != UnaryOp::Exp && op != UnaryOp::Gelu && op != UnaryOp::Silu; }
 
 // Checks actual against expected: exactly, or under the transcendental tolerance.
 template <typename T>

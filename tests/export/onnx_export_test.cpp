@@ -196,8 +196,8 @@ train::LoadedModel zoo_model(const std::string& name) {
 }
 
 // A small net with every layer kind the zoo does not use: conv with bias, stride and dilation, ReLU6,
-// LeakyReLU, AvgPool2d both ways of counting padding, Sigmoid, Tanh, GELU, inverted residual blocks (with and
-// without the expansion and the shortcut), Dropout, MaxPool2d with padding.
+// LeakyReLU, AvgPool2d both ways of counting padding, Sigmoid, Tanh, GELU, SiLU, inverted residual blocks
+// (with and without the expansion and the shortcut), Dropout, MaxPool2d with padding.
 train::LoadedModel every_layer_model() {
   using namespace layers;
   Generator generator(3);
@@ -215,6 +215,7 @@ train::LoadedModel every_layer_model() {
            std::make_shared<AvgPool2d>(Pool2dOptions{.kernel = {2, 2}, .stride = {1, 1}, .padding = {1, 1}}))
       .add("tanh", std::make_shared<Tanh>())
       .add("gelu", std::make_shared<GELU>())
+      .add("silu", std::make_shared<SiLU>())
       .add("inverted_plain", std::make_shared<InvertedResidual>(8, 8, 1, 1, generator))
       .add("inverted_wide", std::make_shared<InvertedResidual>(8, 8, 1, 4, generator))
       .add("dropout", std::make_shared<Dropout>(0.5))

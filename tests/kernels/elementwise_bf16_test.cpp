@@ -61,7 +61,7 @@ std::vector<bfloat16> bf16_values(std::int64_t n, std::uint64_t seed, float low 
 
 const UnaryOp kUnaryOps[] = {UnaryOp::Neg,  UnaryOp::Exp,  UnaryOp::Log,       UnaryOp::Sqrt,
                              UnaryOp::Abs,  UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Sigmoid,
-                             UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Clamp};
+                             UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu,      UnaryOp::Clamp};
 const BinaryOp kBinaryOps[] = {BinaryOp::Add,     BinaryOp::Sub,     BinaryOp::Mul,     BinaryOp::Div,
                                BinaryOp::Pow,     BinaryOp::Maximum, BinaryOp::Minimum, BinaryOp::Equal,
                                BinaryOp::Greater, BinaryOp::AddRelu};
@@ -72,7 +72,7 @@ const BinaryOp kBinaryOps[] = {BinaryOp::Add,     BinaryOp::Sub,     BinaryOp::M
 // float results round to the double reference's bfloat16 but within a few float ulps of a tie, where they
 // may take the neighbour: one bfloat16 step from the double reference, one from the float one.
 bool transcendental(UnaryOp op) {
-  return op == UnaryOp::Sigmoid || op == UnaryOp::Tanh || op == UnaryOp::Gelu;
+  return op == UnaryOp::Sigmoid || op == UnaryOp::Tanh || op == UnaryOp::Gelu || op == UnaryOp::Silu;
 }
 
 void check_against_wider(UnaryOp op, const std::vector<bfloat16>& actual,
@@ -119,17 +119,17 @@ TEST_CASE("bfloat16 unary forward and backward: the double reference rounded onc
   }
 }
 
-// Over every bfloat16 value, at each fast level: the vectorized sigmoid, tanh and GELU within one bfloat16
-// step of the double reference rounded once, and off by that step rarely (a value within a few float ulps
-// of a bfloat16 tie: fewer than one in a thousand here), but where the reference's result is a subnormal,
-// which they may flush to zero (as the float test allows).
+// Over every bfloat16 value, at each fast level: the vectorized sigmoid, tanh, GELU and SiLU within one
+// bfloat16 step of the double reference rounded once, and off by that step rarely (a value within a few float
+// ulps of a bfloat16 tie: fewer than one in a thousand here), but where the reference's result is a
+// subnormal, which they may flush to zero (as the float test allows).
 TEST_CASE("bfloat16 sigmoid, tanh and gelu: within one step of the reference over every bfloat16") {
   std::vector<bfloat16> x;
   for (std::uint32_t bits = 0; bits < 0x10000u; ++bits)
     x.push_back(bfloat16::from_bits(static_cast<std::uint16_t>(bits)));
   const auto n = static_cast<std::int64_t>(x.size());
   testing::at_each_fast_level([&] {
-    for (const UnaryOp op : {UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Gelu}) {
+    for (const UnaryOp op : {UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu}) {
       INFO("op ", static_cast<int>(op));
       std::vector<bfloat16> y(x.size());
       kernels::unary_forward<bfloat16>(kCpu, op, {}, n, x.data(), y.data());

@@ -65,7 +65,7 @@ TEST_CASE("elementwise fast: unary forward matches the reference at every level"
   const UnaryParams params{.alpha = 0.1, .low = -0.5, .high = 0.7};
   at_each_fast_level([&] {
     for (const UnaryOp op : {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Clamp,
-                             UnaryOp::Sqrt, UnaryOp::Sigmoid, UnaryOp::Tanh}) {
+                             UnaryOp::Sqrt, UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu}) {
       for (const std::int64_t n : kLengths) {
         INFO("op ", static_cast<int>(op), " n ", n);
         const std::vector<float> x = op == UnaryOp::Sqrt ? values(n, 1, 0.0f, 4.0f) : values(n, 1);
@@ -90,14 +90,14 @@ std::int64_t ulps_apart(float a, float b) {
   return std::abs(ordered(a) - ordered(b));
 }
 
-// The vectorized Sigmoid, Tanh and GELU (kernels/simd/transcendentals.hpp) against the reference (double,
-// rounded once), in ulps: over every 1024th float (4 million, all of float's range, subnormals to
+// The vectorized Sigmoid, Tanh, GELU and SiLU (kernels/simd/transcendentals.hpp) against the reference
+// (double, rounded once), in ulps: over every 1024th float (4 million, all of float's range, subnormals to
 // infinities, both signs), and densely around where the functions change their method or saturate (tanh's
 // switch at 0.625, GELU's at |x| = 0.84 sqrt 2, zero, exp's overflow near 88.7 and 103, GELU's far tail).
 // The worst error must stay within a bound a little above what each measured (sigmoid and tanh exactly
-// their 2 and 1 ulps; GELU 8, measured 5), except where the reference's result is a subnormal (below
-// 2^-126: sigmoid and GELU far below zero), which these may give with fewer bits, or as zero: there both
-// must be below 2^-126. A NaN from either side must be a NaN from both.
+// their 2 and 1 ulps; GELU 8, measured 5; SiLU 4, measured 3), except where the reference's result is a
+// subnormal (below 2^-126: sigmoid and GELU far below zero), which these may give with fewer bits, or as
+// zero: there both must be below 2^-126. A NaN from either side must be a NaN from both.
 TEST_CASE(
     "elementwise fast: sigmoid, tanh and gelu stay within a few ulps of the reference over the floats") {
   std::vector<float> x;
@@ -113,7 +113,7 @@ TEST_CASE(
   at_each_fast_level([&] {
     for (const auto& [op, name, bound] :
          {std::tuple{UnaryOp::Sigmoid, "sigmoid", 2}, std::tuple{UnaryOp::Tanh, "tanh", 1},
-          std::tuple{UnaryOp::Gelu, "gelu", 8}}) {
+          std::tuple{UnaryOp::Gelu, "gelu", 8}, std::tuple{UnaryOp::Silu, "silu", 4}}) {
       INFO(name);
       std::vector<float> expected(x.size()), actual(x.size());
       kk::reference::unary_forward(op, {}, n, x.data(), expected.data());
@@ -166,7 +166,7 @@ TEST_CASE("elementwise fast: unary backward matches the reference at every level
   const UnaryParams params{.alpha = 0.1, .low = -0.5, .high = 0.7};
   at_each_fast_level([&] {
     for (const UnaryOp op : {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Clamp,
-                             UnaryOp::Sigmoid, UnaryOp::Tanh}) {
+                             UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu}) {
       for (const std::int64_t n : kLengths) {
         INFO("op ", static_cast<int>(op), " n ", n);
         const std::vector<float> x = values(n, 2), gy = values(n, 3, -2.0f, 2.0f, false);

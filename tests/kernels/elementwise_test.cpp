@@ -123,7 +123,7 @@ TEST_CASE_TEMPLATE("unary_forward: Relu, LeakyRelu with alpha and Clamp with bou
   check_close(run_unary_forward<T>(UnaryOp::Clamp, bounds, {-3, -1, 0.5, 2, 5}), {-1, -1, 0.5, 2, 2});
 }
 
-TEST_CASE_TEMPLATE("unary_forward: Sigmoid, Tanh and Gelu on hand-worked values", T, float, double) {
+TEST_CASE_TEMPLATE("unary_forward: Sigmoid, Tanh, Gelu and Silu on hand-worked values", T, float, double) {
   const double ln3 = std::log(3.0), ln2 = std::numbers::ln2;
   // sigmoid(0) = 1/2; sigmoid(ln 3) = 1 / (1 + 1/3) = 3/4; sigmoid(-ln 3) = 1 / (1 + 3) = 1/4.
   check_close(run_unary_forward<T>(UnaryOp::Sigmoid, {}, {0, ln3, -ln3}), {0.5, 0.75, 0.25});
@@ -132,6 +132,8 @@ TEST_CASE_TEMPLATE("unary_forward: Sigmoid, Tanh and Gelu on hand-worked values"
   // gelu(x) = x Phi(x): Phi(1) = 0.8413447460685429, Phi(-1) = 1 - Phi(1), Phi(2) = 0.9772498680518208.
   check_close(run_unary_forward<T>(UnaryOp::Gelu, {}, {0, 1, -1, 2}),
               {0, 0.8413447460685429, -(1 - 0.8413447460685429), 2 * 0.9772498680518208});
+  // silu(x) = x sigmoid(x): ln 3 * 3/4 and -ln 3 * 1/4.
+  check_close(run_unary_forward<T>(UnaryOp::Silu, {}, {0, ln3, -ln3}), {0, ln3 * 0.75, -ln3 * 0.25});
 }
 
 // e^1000 overflows double, so the naive 1 / (1 + e^-x) at x = -1000 would give 1 / inf = 0 by luck but
@@ -183,6 +185,7 @@ TEST_CASE("unary_backward: every op matches finite differences of its forward") 
       {UnaryOp::Sigmoid, {}, anywhere},
       {UnaryOp::Tanh, {}, anywhere},
       {UnaryOp::Gelu, {}, anywhere},
+      {UnaryOp::Silu, {}, anywhere},
       {UnaryOp::Clamp, {.low = -1, .high = 1}, anywhere},  // -1.7 and 1.9 outside, the rest inside
   };
   for (const Case& c : cases) {
@@ -210,7 +213,7 @@ TEST_CASE("unary_backward: kink conventions for Abs, Relu, LeakyRelu and Clamp")
 TEST_CASE("unary_backward: float agrees with double") {
   const std::vector<double> x{-1.7, -0.45, 0.3, 0.8, 1.9};
   const std::vector<double> gy{0.7, -1.3, 0.4, 2.1, -0.6};
-  for (const UnaryOp op : {UnaryOp::Exp, UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Gelu}) {
+  for (const UnaryOp op : {UnaryOp::Exp, UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu}) {
     INFO("op ", static_cast<int>(op));
     const std::vector<float> xf(x.begin(), x.end()), gyf(gy.begin(), gy.end());
     const std::vector<float> yf = run_unary_forward<float>(op, {}, x);

@@ -31,7 +31,7 @@ void check_elementwise(Module& layer, double (*expected)(double)) {
 
 }  // namespace
 
-TEST_CASE("layers: ReLU, LeakyReLU, Sigmoid, Tanh and GELU compute their formulas") {
+TEST_CASE("layers: ReLU, LeakyReLU, Sigmoid, Tanh, GELU and SiLU compute their formulas") {
   ReLU relu_layer;
   check_elementwise(relu_layer, [](double x) { return x > 0 ? x : 0.0; });
   LeakyReLU leaky(0.1);
@@ -44,6 +44,8 @@ TEST_CASE("layers: ReLU, LeakyReLU, Sigmoid, Tanh and GELU compute their formula
   check_elementwise(tanh_layer, [](double x) { return std::tanh(x); });
   GELU gelu_layer;
   check_elementwise(gelu_layer, [](double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); });
+  SiLU silu_layer;
+  check_elementwise(silu_layer, [](double x) { return x / (1.0 + std::exp(-x)); });
 }
 
 TEST_CASE("layers: activation descriptions") {
@@ -53,6 +55,7 @@ TEST_CASE("layers: activation descriptions") {
   CHECK(Sigmoid().describe() == "Sigmoid()");
   CHECK(Tanh().describe() == "Tanh()");
   CHECK(GELU().describe() == "GELU()");
+  CHECK(SiLU().describe() == "SiLU()");
 }
 
 }  // namespace layers_activation_test

@@ -164,7 +164,7 @@ TEST_CASE("model file: layers take their input channels from the layer before; p
 TEST_CASE("model file: the conv's options reach the layer, padding=same keeps the size") {
   const ArchitectureSpec spec =
       spec_of({"conv 6 3 padding=same dilation=2 groups=3", "avgpool 3 stride=1 padding=1", "sigmoid", "gelu",
-               "conv 5 1", "global_avg_pool"},
+               "silu", "conv 5 1", "global_avg_pool"},
               3, 9, 5);
   layers::ModulePtr model = build(spec);
   const auto& conv = dynamic_cast<const layers::Conv2d&>(*model->named_children()[0].second);
@@ -296,7 +296,7 @@ TEST_CASE("model file: the bundled examples build and map CIFAR-sized images to 
 
 TEST_CASE("model file: every kind is listed with its form") {
   const std::vector<std::string> kinds = models::model_layer_kinds();
-  CHECK(kinds.size() == 17);
+  CHECK(kinds.size() == 18);
   CHECK(kinds.front().starts_with("conv OUT KERNEL [stride=1] [padding=0|same]"));
 }
 
