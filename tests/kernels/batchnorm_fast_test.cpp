@@ -487,6 +487,35 @@ TEST_CASE("batchnorm fast: the fused backward keeps gy through the ReLU, its gra
   });
 }
 
+// The vectorized train backward of g twice from the same forward: keeping the gradient through the ReLU
+// (which makes it read y for the mask) and not (which makes it recompute the mask from x): the same gx,
+// ggamma and gbeta, bit for bit. Returns the kept gradient.
+template <typename T>
+std::vector<T> check_recomputed_mask_is_read(const BatchNorm2dGeometry& g, const std::vector<T>& x,
+                                             const std::vector<T>& gy, const std::vector<T>& y,
+                                             const std::vector<float>& gamma, const std::vector<float>& beta,
+                                             const std::vector<float>& mean,
+                                             const std::vector<float>& invstd) {
+  const std::size_t n = x.size(), channels = gamma.size();
+  std::vector<T> gx_read(n), gx_recomputed(n), through(n);
+  std::vector<float> ggamma_read(channels), gbeta_read(channels), ggamma(channels), gbeta(channels);
+  kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(), beta.data(),
+                                 mean.data(), invstd.data(), gx_read.data(), ggamma_read.data(),
+                                 gbeta_read.data(), through.data());
+  kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(), beta.data(),
+                                 mean.data(), invstd.data(), gx_recomputed.data(), ggamma.data(),
+                                 gbeta.data());
+  const auto widened = [](const std::vector<T>& v) {
+    std::vector<float> floats(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) floats[i] = static_cast<float>(v[i]);
+    return floats;
+  };
+  CHECK(widened(gx_recomputed) == widened(gx_read));
+  CHECK(ggamma == ggamma_read);
+  CHECK(gbeta == gbeta_read);
+  return through;
+}
+
 // The recomputed mask's threshold: a float v is stored as a positive T exactly when v > it, checked over
 // every float from 0 to 2^-125 (past the bfloat16 subnormals) and a few larger ones.
 TEST_CASE("batchnorm fast: largest_stored_as_zero is where rounding to T stops giving zero") {
@@ -558,22 +587,7 @@ TEST_CASE_TEMPLATE("batchnorm fast: the recomputed ReLU mask is the stored y's a
       }
       CHECK(tiny_positive > 0);
       CHECK(zero > 0);
-      std::vector<T> gx_read(n), gx_recomputed(n), through(n);
-      std::vector<float> ggamma_read(channels), gbeta_read(channels), ggamma(channels), gbeta(channels);
-      kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
-                                     beta.data(), mean.data(), invstd.data(), gx_read.data(),
-                                     ggamma_read.data(), gbeta_read.data(), through.data());
-      kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
-                                     beta.data(), mean.data(), invstd.data(), gx_recomputed.data(),
-                                     ggamma.data(), gbeta.data());
-      const auto bits = [](const std::vector<T>& v) {
-        std::vector<float> widened(v.size());
-        for (std::size_t i = 0; i < v.size(); ++i) widened[i] = static_cast<float>(v[i]);
-        return widened;
-      };
-      CHECK(bits(gx_recomputed) == bits(gx_read));
-      CHECK(ggamma == ggamma_read);
-      CHECK(gbeta == gbeta_read);
+      check_recomputed_mask_is_read(g, x, gy, y, gamma, beta, mean, invstd);
     }
   }
 }
@@ -648,15 +662,8 @@ TEST_CASE_TEMPLATE("batchnorm fast: the recomputed capped ReLU mask is the store
       }
       CHECK(below > 0);
       CHECK(at_cap > 0);
-      std::vector<T> gx_read(n), gx_recomputed(n), through(n);
-      std::vector<float> ggamma_read(per_channel), gbeta_read(per_channel), ggamma(per_channel),
-          gbeta(per_channel);
-      kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
-                                     edge_betas.data(), mean.data(), invstd.data(), gx_read.data(),
-                                     ggamma_read.data(), gbeta_read.data(), through.data());
-      kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
-                                     edge_betas.data(), mean.data(), invstd.data(), gx_recomputed.data(),
-                                     ggamma.data(), gbeta.data());
+      const std::vector<T> through =
+          check_recomputed_mask_is_read(g, x, gy, y, gamma, edge_betas, mean, invstd);
       int wrong_through = 0;
       for (std::size_t i = 0; i < n; ++i) {
         const float expected =
@@ -664,14 +671,6 @@ TEST_CASE_TEMPLATE("batchnorm fast: the recomputed capped ReLU mask is the store
         wrong_through += static_cast<float>(through[i]) != expected;
       }
       CHECK(wrong_through == 0);
-      const auto widened = [](const std::vector<T>& v) {
-        std::vector<float> floats(v.size());
-        for (std::size_t i = 0; i < v.size(); ++i) floats[i] = static_cast<float>(v[i]);
-        return floats;
-      };
-      CHECK(widened(gx_recomputed) == widened(gx_read));
-      CHECK(ggamma == ggamma_read);
-      CHECK(gbeta == gbeta_read);
     }
   }
 }
