@@ -304,8 +304,7 @@ struct ShiftScaleOffset {
   const T* x;
   const float *shift, *scale, *offset;
   const T* residual;
-  bool relu;
-  float relu_upper;
+  OutputRelu relu;
   T* y;
 
   struct Coefficients {
@@ -313,19 +312,19 @@ struct ShiftScaleOffset {
   };
   Coefficients coefficients(std::int64_t c0, std::int64_t lanes) const {
     return {V::load_partial(shift + c0, lanes), V::load_partial(scale + c0, lanes),
-            V::load_partial(offset + c0, lanes), V::broadcast(relu_upper)};
+            V::load_partial(offset + c0, lanes), V::broadcast(relu.upper)};
   }
   void apply(std::int64_t at, const Coefficients& k, std::int64_t lanes) const {
     Reg v = normalized<V>(V::load_partial(x + at, lanes), k.shift, k.scale, k.offset);
     if (residual) v = V::add(v, V::load_partial(residual + at, lanes));
-    V::store_partial(y + at, apply_relu<V>(relu, k.relu_upper, v), lanes);
+    V::store_partial(y + at, apply_relu<V>(relu.fused, k.relu_upper, v), lanes);
   }
 };
 
 template <class V, class T>
 void shift_scale_offset(const BatchNorm2dGeometry& g, const T* x, const float* shift, const float* scale,
                         const float* offset, const T* residual, OutputRelu relu, T* y) {
-  for_each_vector<V>(g, ShiftScaleOffset<V, T>{x, shift, scale, offset, residual, relu.fused, relu.upper, y});
+  for_each_vector<V>(g, ShiftScaleOffset<V, T>{x, shift, scale, offset, residual, relu, y});
 }
 
 // gx = a_c * ((gy - centre_c) - slope_c * (x - shift_c)), gy through relu's rule first when the ReLU is
