@@ -55,11 +55,17 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 
 #include "core/bfloat16.hpp"
 #include "core/device.hpp"
 
 namespace kiln::kernels {
+
+// The fused ReLU as the profiler's detail names it (core/profiler.hpp): "" without one, " + relu",
+// " + relu6" with its cap at 6, " + relu capped at X" with another (batch norm's and the convolutions'
+// details alike).
+std::string fused_relu_label(bool fused_relu, float relu_upper);
 
 struct BatchNorm2dGeometry {
   std::int64_t batch = 1, channels = 1, height = 1, width = 1;

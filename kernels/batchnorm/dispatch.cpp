@@ -21,12 +21,7 @@ std::string profile_label(const BatchNorm2dGeometry& g, bool residual = false) {
   std::string label = std::to_string(g.channels) + " channels @" + std::to_string(g.height) + "x" +
                       std::to_string(g.width) + " n" + std::to_string(g.batch);
   if (residual) label += " + residual";
-  if (g.fused_relu) {
-    if (std::isinf(g.relu_upper))
-      label += " + relu";
-    else
-      label += g.relu_upper == 6.0f ? " + relu6" : " + relu capped at " + std::to_string(g.relu_upper);
-  }
+  label += fused_relu_label(g.fused_relu, g.relu_upper);
   if (g.channels_last) label += " channels-last";
   return label;
 }
@@ -42,6 +37,12 @@ void check_relu_upper(const BatchNorm2dGeometry& g, const char* op) {
 }
 
 }  // namespace
+
+std::string fused_relu_label(bool fused_relu, float relu_upper) {
+  if (!fused_relu) return "";
+  if (std::isinf(relu_upper)) return " + relu";
+  return relu_upper == 6.0f ? " + relu6" : " + relu capped at " + std::to_string(relu_upper);
+}
 
 template <typename T>
 void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, const T* x,

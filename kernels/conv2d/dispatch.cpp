@@ -736,10 +736,7 @@ void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const
       profiler::Scope profile("conv2d_forward", device, dtype_of_v<T>);
       if (profile.measuring()) {
         profile.set_detail(profile_label(g) + " + batch norm" + (norm.residual ? " + residual" : "") +
-                           (norm.relu ? (!capped                   ? " + relu"
-                                         : norm.relu_upper == 6.0f ? " + relu6"
-                                                                   : " + capped relu")
-                                      : ""));
+                           fused_relu_label(norm.relu, norm.relu_upper));
       }
       std::vector<float> scale(static_cast<std::size_t>(g.out_channels));
       for (std::int64_t c = 0; c < g.out_channels; ++c)
