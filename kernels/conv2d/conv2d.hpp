@@ -101,7 +101,7 @@ void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const
 // (act: the ReLU when relu, capped at relu_upper, else nothing; residual laid out as y, or null): an
 // eval-mode batch norm (shift the running mean, scale batchnorm_eval_scale, offset beta) with its fused sum
 // and ReLU, in the vectorized eval kernel's arithmetic (batchnorm_vector_ops.hpp's `normalized`, the same
-// function) and order. Winograd's output transform takes no cap (the depthwise and pointwise passes do).
+// function) and order.
 struct OutputNormalization {
   const float* shift = nullptr;
   const float* scale = nullptr;

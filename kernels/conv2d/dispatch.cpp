@@ -729,9 +729,8 @@ void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const
              : Conv2dAlgorithm::Reference;
     const bool winograd =
         algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4;
-    const bool capped = norm.relu && !std::isinf(norm.relu_upper);  // Winograd's epilogue has no cap
-    const bool finishes_outputs = (winograd && !capped) || algorithm == Conv2dAlgorithm::Depthwise ||
-                                  algorithm == Conv2dAlgorithm::Pointwise;
+    const bool finishes_outputs =
+        winograd || algorithm == Conv2dAlgorithm::Depthwise || algorithm == Conv2dAlgorithm::Pointwise;
     if (fast && finishes_outputs && !pass.cropped && !pass.geometry.channels_last) {
       profiler::Scope profile("conv2d_forward", device, dtype_of_v<T>);
       if (profile.measuring()) {

@@ -535,21 +535,24 @@ void product_tile(std::int64_t depth, const float* v, std::int64_t v_stride, con
 
 // An output normalization (OutputNormalization, conv2d.hpp) as the output transform applies it: its
 // per-channel coefficients packed as the bias is, one per lane of M's rows (zeros past C_out), and its ReLU
-// when no residual comes between (the residual's sum, then the ReLU, follow the transpose into NCHW:
-// add_residual_runs). Applied to the staged channels-last outputs, a channel vector's coefficients are loaded
-// once for the tile's m x m outputs.
+// (capped, for ReLU6) when no residual comes between (the residual's sum, then the ReLU, follow the transpose
+// into NCHW: add_residual_runs). Applied to the staged channels-last outputs, a channel vector's coefficients
+// are loaded once for the tile's m x m outputs. (In an unnamed namespace as OutputRelu is:
+// batchnorm_vector_ops.hpp.)
+namespace {
 struct StagedAffine {
   const float* shift;
   const float* scale;
   const float* offset;
-  bool relu;
+  vectorized::OutputRelu relu;
 };
+}  // namespace
 
 // staged[r][m * j + col][co] = (A^T M A)[r][col] + bias[co] for the block's valid tiles j < valid, from
 // m[p * m_position + j * m_stride + co]: rows of m_stride floats, output row r starting m * kTiles rows after
 // row r - 1. With `affine`, each of those sums v then becomes batch norm's normalized(v) with channel co's
-// coefficients (batchnorm_vector_ops.hpp), and relu of that with affine->relu: the eval kernel's operations
-// in its order, on the float the plain pass would have stored, so the eval kernel's bits.
+// coefficients (batchnorm_vector_ops.hpp), and affine->relu of that (apply_relu): the eval kernel's
+// operations in its order, on the float the plain pass would have stored, so the eval kernel's bits.
 template <typename V, typename T, int kTiles>
 void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_position, const float* bias,
                        const StagedAffine* affine, std::int64_t valid, float* staged) {
@@ -573,10 +576,11 @@ void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_pos
       const Reg shift = affine ? V::load(affine->shift + lane0) : V::zero();
       const Reg scale = affine ? V::load(affine->scale + lane0) : V::zero();
       const Reg offset = affine ? V::load(affine->offset + lane0) : V::zero();
+      const Reg upper = affine ? V::broadcast(affine->relu.upper) : V::zero();
       const auto finish = [&](Reg sum) {
         if (!affine) return sum;
-        const Reg v = vectorized::normalized<V>(sum, shift, scale, offset);
-        return affine->relu ? V::max(V::zero(), v) : v;
+        return vectorized::apply_relu<V>(affine->relu.fused, upper,
+                                         vectorized::normalized<V>(sum, shift, scale, offset));
       };
 #pragma GCC unroll 4
       for (int r = 0; r < kM; ++r) {  // (A^T M) A, row by row
@@ -590,19 +594,20 @@ void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_pos
   }
 }
 
-// y += residual, then relu of that when `relu`, on `channels` runs of `count` outputs at y + at + c * plane
-// for channel c (the residual's at the same offsets): an output normalization's sum and ReLU, after the
+// y += residual, then `relu` of that (apply_relu), on `channels` runs of `count` outputs at y + at + c *
+// plane for channel c (the residual's at the same offsets): an output normalization's sum and ReLU, after the
 // affine part in transform_outputs, in the eval kernel's order.
 template <typename V>
-void add_residual_runs(const float* residual, bool relu, std::int64_t at, std::int64_t plane,
-                       std::int64_t count, std::int64_t channels, float* y) {
+void add_residual_runs(const float* residual, vectorized::OutputRelu relu, std::int64_t at,
+                       std::int64_t plane, std::int64_t count, std::int64_t channels, float* y) {
+  const typename V::Reg upper = V::broadcast(relu.upper);
   for (std::int64_t c = 0; c < channels; ++c) {
     float* run = y + at + c * plane;
     const float* added = residual + at + c * plane;
     for (std::int64_t i = 0; i < count; i += V::width) {
       const std::int64_t lanes = std::min<std::int64_t>(V::width, count - i);
       const typename V::Reg v = V::add(V::load_partial(run + i, lanes), V::load_partial(added + i, lanes));
-      V::store_partial(run + i, relu ? V::max(V::zero(), v) : v, lanes);
+      V::store_partial(run + i, vectorized::apply_relu<V>(relu.fused, upper, v), lanes);
     }
   }
 }
@@ -614,14 +619,14 @@ void add_residual_runs(const float* residual, bool relu, std::int64_t at, std::i
 // there a channel at a time: where the run spans whole output rows, a channel's m rows are one run of y.
 //
 // With a `residual` (float NCHW only; from the chunk's first image, as y), each channel's run adds it, and
-// takes the ReLU after it when `relu`, right after the transpose wrote the run, while it is in L1.
+// takes `relu` after it, right after the transpose wrote the run, while it is in L1.
 // Accumulating (float NCHW only), the outputs are added to y's values instead of replacing them: transposed
 // into `row_buffer` as bfloat16's are, then each channel's runs added into y (added_run), y's old value the
 // first operand, as an elementwise add of y and the fresh outputs would.
 template <typename V, typename T, int kTiles, typename A>
 void store_outputs(const Pass& g, const Tiling<V, T>& tiling, std::int64_t first, std::int64_t valid,
                    const float* staged, std::int64_t m_stride, A* y, std::int64_t image_stride,
-                   float* row_buffer, const float* residual = nullptr, bool relu = false,
+                   float* row_buffer, const float* residual = nullptr, vectorized::OutputRelu relu = {},
                    bool accumulate = false) {
   // Outputs that go through row_buffer on their way to y: bfloat16 NCHW ones (rounded there), and
   // accumulated ones (added there).
@@ -717,8 +722,6 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
       (!normalization && !input && !accumulate) || (std::is_same_v<A, float> && !g.channels_last),
       "winograd forward: input and output normalization and accumulation take float NCHW activations only");
   KILN_CHECK(!accumulate || !normalization, "winograd forward: an accumulating pass normalizes nothing");
-  KILN_CHECK(!normalization || !normalization->relu || std::isinf(normalization->relu_upper),
-             "winograd forward: the output transform's ReLU takes no cap");
   constexpr std::int64_t kChannels = kVectors * V::width;
   const Tiling<V, T> tiling(g);
   const std::int64_t panels = (g.out_channels + kChannels - 1) / kChannels, m_stride = panels * kChannels;
@@ -737,11 +740,16 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
   // its residual added in NCHW.
   std::optional<PackedCoefficients> packed_output;
   std::optional<StagedAffine> affine;
+  const vectorized::OutputRelu output_relu =
+      normalization ? vectorized::OutputRelu{normalization->relu, normalization->relu_upper}
+                    : vectorized::OutputRelu{};
   if (normalization) {
     const PackedCoefficients& packed = packed_output.emplace(normalization->shift, normalization->scale,
                                                              normalization->offset, g.out_channels, m_stride);
-    affine = StagedAffine{packed.shift(), packed.scale(), packed.offset(),
-                          normalization->relu && !normalization->residual};
+    affine = StagedAffine{packed.shift(),
+                          packed.scale(),
+                          packed.offset(),
+                          {normalization->relu && !normalization->residual, normalization->relu_upper}};
   }
 
   const bool wide = panels * u_panel > kWideUFloats;
@@ -827,8 +835,8 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
                                                 bias ? packed_bias.get() : nullptr,
                                                 affine ? &*affine : nullptr, valid, staged);
                 store_outputs<V, T, kTiles>(g, tiling, first_tile + at, valid, staged, m_stride,
-                                            y + first * out_image, out_image, out_rows, residual,
-                                            normalization && normalization->relu, accumulate);
+                                            y + first * out_image, out_image, out_rows, residual, output_relu,
+                                            accumulate);
               }
             });
       });

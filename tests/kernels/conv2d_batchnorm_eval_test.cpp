@@ -98,7 +98,8 @@ constexpr Case kCases[] = {{false, false, false},
                            {true, false, true},
                            {false, true, true},
                            {true, true, true}};
-// The same with the ReLU capped (ReLU6's kind), which the depthwise and pointwise passes take.
+// The same with the ReLU capped (ReLU6's kind): without a residual the cap rides the affine part's stores,
+// with one it follows the sum.
 constexpr Case kCappedCases[] = {{false, false, true, kCap}, {true, true, true, kCap}};
 
 }  // namespace
@@ -106,16 +107,16 @@ constexpr Case kCappedCases[] = {{false, false, true, kCap}, {true, true, true, 
 namespace {
 
 // For a forward pass forward(x, w, bias, normalization, y) of g that takes an OutputNormalization: in every
-// case (bias, residual, ReLU, and the capped ReLU's when `capped`), the pass with the normalization gives the
-// bits of the plain pass followed by the eval kernel over its output, the two calls inference made before.
+// case (bias, residual, ReLU, capped ReLU), the pass with the normalization gives the bits of the plain pass
+// followed by the eval kernel over its output, the two calls inference made before.
 template <class Forward>
-void check_normalizing_forward(const Conv2dGeometry& g, bool capped, Forward&& forward) {
+void check_normalizing_forward(const Conv2dGeometry& g, Forward&& forward) {
   const std::vector<float> x = random_floats(x_count(g), 1), w = random_floats(w_count(g), 2, -0.3f, 0.3f);
   const std::vector<float> bias = random_floats(g.out_channels, 3), residual = random_floats(y_count(g), 4);
   const NormParameters p(g.out_channels, 5);
   const std::vector<float> scale = eval_scales(p);
   std::vector<Case> cases(std::begin(kCases), std::end(kCases));
-  if (capped) cases.insert(cases.end(), std::begin(kCappedCases), std::end(kCappedCases));
+  cases.insert(cases.end(), std::begin(kCappedCases), std::end(kCappedCases));
   for (const Case& c : cases) {
     CAPTURE(c.bias);
     CAPTURE(c.residual);
@@ -156,9 +157,8 @@ TEST_CASE("conv2d + batch norm eval: Winograd's normalizing stores give the eval
         CAPTURE(shape_name(g));
         CAPTURE(static_cast<int>(tile));
         check_normalizing_forward(
-            g, false,
-            [&](const float* x, const float* w, const float* b, const OutputNormalization* normalization,
-                float* y) { winograd_forward(level, tile, g, x, w, b, y, normalization); });
+            g, [&](const float* x, const float* w, const float* b, const OutputNormalization* normalization,
+                   float* y) { winograd_forward(level, tile, g, x, w, b, y, normalization); });
       }
     }
   }
@@ -184,22 +184,19 @@ TEST_CASE(
     for (const Conv2dGeometry& g : depthwise) {
       CAPTURE(kernels::cpu_level_name(level));
       CAPTURE(shape_name(g));
-      check_normalizing_forward(g, true,
-                                [&](const float* x, const float* w, const float* b,
-                                    const OutputNormalization* normalization, float* y) {
-                                  if (level == CpuLevel::Avx512)
-                                    return kernels::avx512::depthwise_conv2d_forward(g, x, w, b, y,
-                                                                                     normalization);
-                                  kernels::avx2::depthwise_conv2d_forward(g, x, w, b, y, normalization);
-                                });
+      check_normalizing_forward(g, [&](const float* x, const float* w, const float* b,
+                                       const OutputNormalization* normalization, float* y) {
+        if (level == CpuLevel::Avx512)
+          return kernels::avx512::depthwise_conv2d_forward(g, x, w, b, y, normalization);
+        kernels::avx2::depthwise_conv2d_forward(g, x, w, b, y, normalization);
+      });
     }
     for (const Conv2dGeometry& g : pointwise) {
       CAPTURE(kernels::cpu_level_name(level));
       CAPTURE(shape_name(g));
       check_normalizing_forward(
-          g, true,
-          [&](const float* x, const float* w, const float* b, const OutputNormalization* normalization,
-              float* y) { kernels::pointwise::conv2d_forward(g, x, w, b, y, normalization); });
+          g, [&](const float* x, const float* w, const float* b, const OutputNormalization* normalization,
+                 float* y) { kernels::pointwise::conv2d_forward(g, x, w, b, y, normalization); });
     }
   }
 }
@@ -272,9 +269,9 @@ TEST_CASE(
         CHECK(matches_two_calls<float>(g, residual, true, &fused));
         CHECK(fused == (level != CpuLevel::Reference));
         CHECK(matches_two_calls<float>(g, false, false, &fused));
-        // A capped ReLU (ReLU6's kind): Depthwise and Pointwise cap in their stores, Winograd's cannot.
+        // A capped ReLU (ReLU6's kind), capped in the same stores.
         CHECK(matches_two_calls<float>(g, residual, true, &fused, kCap));
-        CHECK(fused == (level != CpuLevel::Reference && shape_name(g) != shape_name(winograd)));
+        CHECK(fused == (level != CpuLevel::Reference));
       }
       for (const Conv2dGeometry& g : {channels_last, small}) {
         CAPTURE(shape_name(g));
