@@ -136,6 +136,8 @@ Tensor sigmoid(const Tensor& x) { return unary_op("sigmoid", UnaryOp::Sigmoid, {
 Tensor tanh(const Tensor& x) { return unary_op("tanh", UnaryOp::Tanh, {}, x); }
 Tensor gelu(const Tensor& x) { return unary_op("gelu", UnaryOp::Gelu, {}, x); }
 Tensor silu(const Tensor& x) { return unary_op("silu", UnaryOp::Silu, {}, x); }
+Tensor hardsigmoid(const Tensor& x) { return unary_op("hardsigmoid", UnaryOp::Hardsigmoid, {}, x); }
+Tensor hardswish(const Tensor& x) { return unary_op("hardswish", UnaryOp::Hardswish, {}, x); }
 Tensor clamp(const Tensor& x, double low, double high) {
   KILN_CHECK(low <= high, "clamp: low ", low, " is above high ", high);
   return unary_op("clamp", UnaryOp::Clamp, {.low = low, .high = high}, x);

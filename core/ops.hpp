@@ -37,7 +37,9 @@ Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor gelu(const Tensor& x);
-Tensor silu(const Tensor& x);  // x * sigmoid(x), Swish
+Tensor silu(const Tensor& x);         // x * sigmoid(x), Swish
+Tensor hardsigmoid(const Tensor& x);  // relu6(x + 3) / 6, MobileNetV3's
+Tensor hardswish(const Tensor& x);    // x * hardsigmoid(x), MobileNetV3's
 Tensor clamp(const Tensor& x, double low, double high);
 
 // Comparisons: 1 where true, 0 where false, in the operands' dtype; not differentiable.

@@ -73,6 +73,9 @@ class GraphBuilder {
     if (dynamic_cast<const layers::SiLU*>(&module)) {  // x * Sigmoid(x) (opset 17 has no Swish)
       return node("Mul", path, {input, node("Sigmoid", path + "/sigmoid", {input})});
     }
+    if (dynamic_cast<const layers::Hardsigmoid*>(&module))  // max(0, min(1, alpha x + beta))
+      return node("HardSigmoid", path, {input}, {{"alpha", 1.0f / 6.0f}, {"beta", 0.5f}});
+    if (dynamic_cast<const layers::Hardswish*>(&module)) return node("HardSwish", path, {input});
     if (dynamic_cast<const layers::Dropout*>(&module)) return input;  // the identity at inference
     fail("onnx export: module '", path.empty() ? "(the model)" : path, "' is ", module.describe(),
          ", which has no ONNX export");

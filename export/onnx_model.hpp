@@ -15,6 +15,8 @@
 //   ReLU / LeakyReLU / Sigmoid / Tanh    Relu / LeakyRelu / Sigmoid / Tanh
 //   GELU                 x * (1 + Erf(x / sqrt 2)) / 2 (opset 17 has no Gelu)
 //   SiLU                 x * Sigmoid(x)
+//   Hardsigmoid          HardSigmoid (alpha 1/6, beta 1/2: ONNX's default alpha is 0.2)
+//   Hardswish            HardSwish
 //   MaxPool2d, AvgPool2d MaxPool, AveragePool (with ceil_mode, count_include_pad)
 //   GlobalAvgPool2d      GlobalAveragePool [N, C, 1, 1], then Flatten to [N, C]
 //   Flatten              Flatten (axis 1)

@@ -8,6 +8,8 @@
 //   Tanh       tanh(x)
 //   GELU       x * Phi(x), Phi the standard normal CDF (Hendrycks and Gimpel, 2016)
 //   SiLU       x * sigmoid(x) (Swish: Ramachandran et al. 2017; EfficientNet's and YOLOv5's)
+//   Hardsigmoid  relu6(x + 3) / 6, a piecewise-linear sigmoid (MobileNetV3's: Howard et al. 2019)
+//   Hardswish    x * relu6(x + 3) / 6, a piecewise-polynomial SiLU (MobileNetV3's)
 #pragma once
 
 #include <string>
@@ -61,6 +63,18 @@ class SiLU : public Module {
  public:
   Tensor forward(const Tensor& input) override { return silu(input); }
   std::string describe() const override { return "SiLU()"; }
+};
+
+class Hardsigmoid : public Module {
+ public:
+  Tensor forward(const Tensor& input) override { return hardsigmoid(input); }
+  std::string describe() const override { return "Hardsigmoid()"; }
+};
+
+class Hardswish : public Module {
+ public:
+  Tensor forward(const Tensor& input) override { return hardswish(input); }
+  std::string describe() const override { return "Hardswish()"; }
 };
 
 }  // namespace kiln::layers

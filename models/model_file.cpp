@@ -41,6 +41,8 @@ const std::vector<KindRule>& kind_rules() {
       {"tanh", 0, 0, {}, "tanh", "tanh(x)"},
       {"gelu", 0, 0, {}, "gelu", "x * Phi(x)"},
       {"silu", 0, 0, {}, "silu", "x * sigmoid(x) (Swish)"},
+      {"hardsigmoid", 0, 0, {}, "hardsigmoid", "relu6(x + 3) / 6"},
+      {"hardswish", 0, 0, {}, "hardswish", "x * relu6(x + 3) / 6"},
       {"maxpool", 1, 1, {"stride", "padding"}, "maxpool KERNEL [stride=KERNEL] [padding=0]",
        "the largest value of each KERNEL x KERNEL window"},
       {"avgpool", 1, 1, {"stride", "padding"}, "avgpool KERNEL [stride=KERNEL] [padding=0]",
@@ -210,6 +212,8 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
   if (kind == "tanh") return std::make_shared<Tanh>();
   if (kind == "gelu") return std::make_shared<GELU>();
   if (kind == "silu") return std::make_shared<SiLU>();
+  if (kind == "hardsigmoid") return std::make_shared<Hardsigmoid>();
+  if (kind == "hardswish") return std::make_shared<Hardswish>();
   if (kind == "maxpool") return std::make_shared<MaxPool2d>(pool_options(line));
   if (kind == "avgpool") return std::make_shared<AvgPool2d>(pool_options(line));
   if (kind == "global_avg_pool") return std::make_shared<GlobalAvgPool2d>();

@@ -55,6 +55,13 @@ __device__ double sigmoid(double x) {
 __device__ double normal_cdf(double x) { return 0.5 * erfc(-x / std::numbers::sqrt2); }
 __device__ double normal_pdf(double x) { return exp(-0.5 * x * x) / sqrt(2.0 * std::numbers::pi); }
 
+// relu6(x + 3) / 6, the comparisons as the reference's std::max and std::min expand (a NaN passes through).
+__device__ double hard_sigmoid(double x) {
+  const double shifted = x + 3.0;
+  const double above_zero = shifted < 0.0 ? 0.0 : shifted;  // std::max(shifted, 0.0)
+  return (6.0 < above_zero ? 6.0 : above_zero) / 6.0;       // std::min(above_zero, 6.0) / 6
+}
+
 // op(x). The comparisons are written as the reference's std::max / std::min expand, so a NaN x passes
 // through Relu and Clamp the same way.
 __device__ double unary_value(UnaryOp op, const UnaryParams& params, double x) {
@@ -81,6 +88,10 @@ __device__ double unary_value(UnaryOp op, const UnaryParams& params, double x) {
       return x * normal_cdf(x);
     case UnaryOp::Silu:
       return x * sigmoid(x);
+    case UnaryOp::Hardsigmoid:
+      return hard_sigmoid(x);
+    case UnaryOp::Hardswish:
+      return product(x, hard_sigmoid(x));
     case UnaryOp::Clamp: {
       const double above_low = x < params.low ? params.low : x;  // std::max(x, low)
       return params.high < above_low ? params.high : above_low;  // std::min(above_low, high)
@@ -116,6 +127,10 @@ __device__ double unary_derivative(UnaryOp op, const UnaryParams& params, double
       const double s = sigmoid(x);
       return product(s, 1.0 + product(x, 1.0 - s));
     }
+    case UnaryOp::Hardsigmoid:
+      return -3.0 < x && x < 3.0 ? 1.0 / 6.0 : 0.0;
+    case UnaryOp::Hardswish:
+      return x <= -3.0 ? 0.0 : x >= 3.0 ? 1.0 : (2.0 * x + 3.0) / 6.0;
     case UnaryOp::Clamp:
       return params.low < x && x < params.high ? 1.0 : 0.0;
   }

@@ -5,7 +5,8 @@
 // lanes, for the ops whose float result rounded once is the reference's (double, rounded once) bfloat16:
 // where the exact result is a bfloat16 value or the float operation is exact (below), and for its dense
 // copies, its NCHW <-> channels-last transposes and its conversions to and from float. Both take the
-// vectorized sigmoid, tanh, GELU and SiLU (within a few float ulps; one bfloat16 ulp: below). Everything else
+// vectorized sigmoid, tanh, GELU, SiLU, hard sigmoid and hard swish (within a few float ulps; one bfloat16
+// ulp: below). Everything else
 // (double, int64, the other transcendentals, binary ops on transposed or gathered layouts, bfloat16's inexact
 // ops) runs the reference kernels.
 #include <algorithm>
@@ -60,20 +61,26 @@ bool exact_on_bfloat16(UnaryOp op, const UnaryParams& params) {
 bool transcendental(UnaryOp op) {
   return op == UnaryOp::Sigmoid || op == UnaryOp::Tanh || op == UnaryOp::Gelu || op == UnaryOp::Silu;
 }
+// MobileNetV3's hard sigmoid and hard swish: a sum, a clamp, a division by 6 (and a product), each rounded to
+// float where the reference rounds once from double, so within two ulps of it (measured over every 1024th
+// float), forward and backward; on bfloat16, as the transcendental activations, one bfloat16 ulp at most,
+// and over every bfloat16 input none is off.
+bool hard_activation(UnaryOp op) { return op == UnaryOp::Hardsigmoid || op == UnaryOp::Hardswish; }
 
 template <typename T>
 bool vectorized_forward(UnaryOp op, const UnaryParams& params) {
   const bool exact = exact_on_bfloat16(op, params);
-  if constexpr (std::is_same_v<T, bfloat16>) return exact || transcendental(op);
-  return std::is_same_v<T, float> && (exact || transcendental(op) || op == UnaryOp::LeakyRelu ||
-                                      op == UnaryOp::Clamp || op == UnaryOp::Sqrt);
+  if constexpr (std::is_same_v<T, bfloat16>) return exact || transcendental(op) || hard_activation(op);
+  return std::is_same_v<T, float> &&
+         (exact || transcendental(op) || hard_activation(op) || op == UnaryOp::LeakyRelu ||
+          op == UnaryOp::Clamp || op == UnaryOp::Sqrt);
 }
 template <typename T>
 bool vectorized_backward(UnaryOp op, const UnaryParams& params) {
   const bool exact = exact_on_bfloat16(op, params);
-  if constexpr (std::is_same_v<T, bfloat16>) return exact || transcendental(op);
-  return std::is_same_v<T, float> &&
-         (exact || transcendental(op) || op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp);
+  if constexpr (std::is_same_v<T, bfloat16>) return exact || transcendental(op) || hard_activation(op);
+  return std::is_same_v<T, float> && (exact || transcendental(op) || hard_activation(op) ||
+                                      op == UnaryOp::LeakyRelu || op == UnaryOp::Clamp);
 }
 template <typename T>
 bool vectorized(BinaryOp op) {
@@ -137,6 +144,10 @@ std::string_view profile_label(UnaryOp op) {
       return "gelu";
     case UnaryOp::Silu:
       return "silu";
+    case UnaryOp::Hardsigmoid:
+      return "hardsigmoid";
+    case UnaryOp::Hardswish:
+      return "hardswish";
     case UnaryOp::Clamp:
       return "clamp";
   }

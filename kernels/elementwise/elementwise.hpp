@@ -22,18 +22,21 @@ namespace kiln::kernels {
 inline constexpr int kMaxRank = 8;
 
 enum class UnaryOp {
-  Neg,        // -x
-  Exp,        // e^x
-  Log,        // ln x
-  Sqrt,       // sqrt x
-  Abs,        // |x|             (d/dx = sign x, 0 at 0)
-  Relu,       // max(x, 0)       (d/dx = 1 for x > 0, else 0)
-  LeakyRelu,  // x > 0 ? x : alpha * x
-  Sigmoid,    // 1 / (1 + e^-x)  (computed without overflow for large |x|)
-  Tanh,       // tanh x
-  Gelu,       // x * Phi(x) = x/2 * (1 + erf(x / sqrt 2))  (the exact form, PyTorch's default)
-  Silu,       // x * sigmoid(x)  (Swish; d/dx = s (1 + x (1 - s)), s = sigmoid(x))
-  Clamp,      // min(max(x, low), high)  (d/dx = 1 strictly inside (low, high), else 0)
+  Neg,          // -x
+  Exp,          // e^x
+  Log,          // ln x
+  Sqrt,         // sqrt x
+  Abs,          // |x|             (d/dx = sign x, 0 at 0)
+  Relu,         // max(x, 0)       (d/dx = 1 for x > 0, else 0)
+  LeakyRelu,    // x > 0 ? x : alpha * x
+  Sigmoid,      // 1 / (1 + e^-x)  (computed without overflow for large |x|)
+  Tanh,         // tanh x
+  Gelu,         // x * Phi(x) = x/2 * (1 + erf(x / sqrt 2))  (the exact form, PyTorch's default)
+  Silu,         // x * sigmoid(x)  (Swish; d/dx = s (1 + x (1 - s)), s = sigmoid(x))
+  Hardsigmoid,  // min(max(x + 3, 0), 6) / 6  (d/dx = 1/6 strictly inside (-3, 3), else 0)
+  Hardswish,    // x * min(max(x + 3, 0), 6) / 6  (d/dx = (2x + 3) / 6 strictly inside (-3, 3), 0 below, 1
+                // above)
+  Clamp,        // min(max(x, low), high)  (d/dx = 1 strictly inside (low, high), else 0)
 };
 
 struct UnaryParams {

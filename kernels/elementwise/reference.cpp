@@ -35,6 +35,9 @@ double sigmoid(double x) {
 double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::numbers::sqrt2); }
 double normal_pdf(double x) { return std::exp(-0.5 * x * x) / std::sqrt(2.0 * std::numbers::pi); }
 
+// MobileNetV3's piecewise-linear sigmoid, relu6(x + 3) / 6 (PyTorch's hardsigmoid), NaN passing through.
+double hard_sigmoid(double x) { return std::min(std::max(x + 3.0, 0.0), 6.0) / 6.0; }
+
 // op(x).
 double unary_value(UnaryOp op, const UnaryParams& params, double x) {
   switch (op) {
@@ -60,6 +63,10 @@ double unary_value(UnaryOp op, const UnaryParams& params, double x) {
       return x * normal_cdf(x);
     case UnaryOp::Silu:
       return x * sigmoid(x);
+    case UnaryOp::Hardsigmoid:
+      return hard_sigmoid(x);
+    case UnaryOp::Hardswish:
+      return x * hard_sigmoid(x);
     case UnaryOp::Clamp:
       return std::min(std::max(x, params.low), params.high);
   }
@@ -93,6 +100,10 @@ double unary_derivative(UnaryOp op, const UnaryParams& params, double x, double 
       const double s = sigmoid(x);  // (x s)' = s + x s (1 - s)
       return s * (1.0 + x * (1.0 - s));
     }
+    case UnaryOp::Hardsigmoid:
+      return -3.0 < x && x < 3.0 ? 1.0 / 6.0 : 0.0;
+    case UnaryOp::Hardswish:  // (x (x + 3) / 6)' inside; 0 and x's 1 outside (PyTorch's, but for the kinks)
+      return x <= -3.0 ? 0.0 : x >= 3.0 ? 1.0 : (2.0 * x + 3.0) / 6.0;
     case UnaryOp::Clamp:
       return params.low < x && x < params.high ? 1.0 : 0.0;
   }

@@ -86,6 +86,13 @@ TEST_CASE("gradcheck: gelu") { check_gradient([](const Inputs& in) { return gelu
 TEST_CASE("gradcheck: silu") {
   check_gradient([](const Inputs& in) { return silu(in[0]); }, {random_input({9}, 30, -4.0, 4.0)});
 }
+// Over [-5, 5]: both flat parts and the ramp between (random points, none within the step of a kink).
+TEST_CASE("gradcheck: hardsigmoid") {
+  check_gradient([](const Inputs& in) { return hardsigmoid(in[0]); }, {random_input({9}, 31, -5.0, 5.0)});
+}
+TEST_CASE("gradcheck: hardswish") {
+  check_gradient([](const Inputs& in) { return hardswish(in[0]); }, {random_input({9}, 32, -5.0, 5.0)});
+}
 TEST_CASE("gradcheck: clamp") {
   // Bounds +-0.5 with inputs kept away from them: inside passes the gradient, outside blocks it.
   const Tensor x = Tensor::from_vector<double>({-1.2, -0.7, -0.3, -0.05, 0.05, 0.2, 0.4, 0.7, 1.3}, {3, 3});

@@ -74,9 +74,10 @@ std::vector<T> test_values(std::int64_t n, std::uint64_t seed, double low = -4.0
   return values;
 }
 
-const UnaryOp kUnaryOps[] = {UnaryOp::Neg,  UnaryOp::Exp,  UnaryOp::Log,       UnaryOp::Sqrt,
-                             UnaryOp::Abs,  UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Sigmoid,
-                             UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu,      UnaryOp::Clamp};
+const UnaryOp kUnaryOps[] = {UnaryOp::Neg,       UnaryOp::Exp,  UnaryOp::Log,       UnaryOp::Sqrt,
+                             UnaryOp::Abs,       UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Sigmoid,
+                             UnaryOp::Tanh,      UnaryOp::Gelu, UnaryOp::Silu,      UnaryOp::Hardsigmoid,
+                             UnaryOp::Hardswish, UnaryOp::Clamp};
 const BinaryOp kBinaryOps[] = {BinaryOp::Add,     BinaryOp::Sub,     BinaryOp::Mul,     BinaryOp::Div,
                                BinaryOp::Pow,     BinaryOp::Maximum, BinaryOp::Minimum, BinaryOp::Equal,
                                BinaryOp::Greater, BinaryOp::AddRelu};

@@ -110,6 +110,10 @@ def run_node(node, values):
         return 1.0 / (1.0 + np.exp(-inputs[0]))
     if op == "Tanh":
         return np.tanh(inputs[0])
+    if op == "HardSigmoid":
+        return np.clip(a.get("alpha", 0.2) * inputs[0] + a.get("beta", 0.5), 0.0, 1.0)
+    if op == "HardSwish":
+        return inputs[0] * np.clip(inputs[0] / 6.0 + 0.5, 0.0, 1.0)
     if op == "Erf":
         return np.vectorize(math.erf)(inputs[0])
     if op in ("Add", "Mul", "Div"):

@@ -196,8 +196,9 @@ train::LoadedModel zoo_model(const std::string& name) {
 }
 
 // A small net with every layer kind the zoo does not use: conv with bias, stride and dilation, ReLU6,
-// LeakyReLU, AvgPool2d both ways of counting padding, Sigmoid, Tanh, GELU, SiLU, inverted residual blocks
-// (with and without the expansion and the shortcut), Dropout, MaxPool2d with padding.
+// LeakyReLU, AvgPool2d both ways of counting padding, Sigmoid, Tanh, GELU, SiLU, Hardsigmoid, Hardswish,
+// inverted residual blocks (with and without the expansion and the shortcut), Dropout, MaxPool2d with
+// padding.
 train::LoadedModel every_layer_model() {
   using namespace layers;
   Generator generator(3);
@@ -216,6 +217,8 @@ train::LoadedModel every_layer_model() {
       .add("tanh", std::make_shared<Tanh>())
       .add("gelu", std::make_shared<GELU>())
       .add("silu", std::make_shared<SiLU>())
+      .add("hardsigmoid", std::make_shared<Hardsigmoid>())
+      .add("hardswish", std::make_shared<Hardswish>())
       .add("inverted_plain", std::make_shared<InvertedResidual>(8, 8, 1, 1, generator))
       .add("inverted_wide", std::make_shared<InvertedResidual>(8, 8, 1, 4, generator))
       .add("dropout", std::make_shared<Dropout>(0.5))

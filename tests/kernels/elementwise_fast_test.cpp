@@ -65,7 +65,8 @@ TEST_CASE("elementwise fast: unary forward matches the reference at every level"
   const UnaryParams params{.alpha = 0.1, .low = -0.5, .high = 0.7};
   at_each_fast_level([&] {
     for (const UnaryOp op : {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Clamp,
-                             UnaryOp::Sqrt, UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu}) {
+                             UnaryOp::Sqrt, UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu,
+                             UnaryOp::Hardsigmoid, UnaryOp::Hardswish}) {
       for (const std::int64_t n : kLengths) {
         INFO("op ", static_cast<int>(op), " n ", n);
         const std::vector<float> x = op == UnaryOp::Sqrt ? values(n, 1, 0.0f, 4.0f) : values(n, 1);
@@ -139,6 +140,53 @@ TEST_CASE(
   });
 }
 
+// The vectorized hard sigmoid and hard swish (vectorized_elementwise.hpp) against the reference, in ulps,
+// both ways: over every 1024th float and densely across their kinks at -3 and 3 and around zero, the gradient
+// with a gy of every magnitude (the same floats, reversed). Each is a few float operations where the
+// reference rounds once from double: hard sigmoid within an ulp of it, its gradient (gy / 6) on it, hard
+// swish within two both ways (as measured). NaNs must match.
+TEST_CASE("elementwise fast: hardsigmoid and hardswish are within two ulps of the reference both ways") {
+  std::vector<float> x;
+  for (std::uint64_t bits = 0; bits < (std::uint64_t{1} << 32); bits += 1024)
+    x.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(bits)));
+  for (const float centre : {-3.0f, 3.0f, 0.0f, -1.5f}) {
+    float v = centre;
+    for (int i = 0; i < 20000; ++i) v = std::nextafter(v, -1000.0f);
+    for (int i = 0; i < 40000; ++i, v = std::nextafter(v, 1000.0f)) x.push_back(v);
+  }
+  const std::vector<float> gy(x.rbegin(), x.rend());
+  const auto n = static_cast<std::int64_t>(x.size());
+  const auto worst_ulps = [&](const std::vector<float>& actual, const std::vector<float>& expected,
+                              const char* what) {
+    std::int64_t worst = 0, wrong_nan = 0;
+    std::size_t worst_at = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      if (std::isnan(expected[i]) || std::isnan(actual[i])) {
+        wrong_nan += std::isnan(expected[i]) != std::isnan(actual[i]);
+        continue;
+      }
+      if (const std::int64_t ulps = ulps_apart(actual[i], expected[i]); ulps > worst)
+        worst = ulps, worst_at = i;
+    }
+    MESSAGE(what, ": worst ", worst, " ulps, at x = ", x[worst_at], ", gy = ", gy[worst_at]);
+    CHECK(wrong_nan == 0);
+    return worst;
+  };
+  at_each_fast_level([&] {
+    for (const auto& [op, name, forward_bound, backward_bound] :
+         {std::tuple{UnaryOp::Hardsigmoid, "hardsigmoid", 1, 0},
+          std::tuple{UnaryOp::Hardswish, "hardswish", 2, 2}}) {
+      std::vector<float> y(x.size()), expected(x.size()), actual(x.size());
+      kk::reference::unary_forward(op, {}, n, x.data(), y.data());
+      kk::unary_forward(Device::cpu(), op, {}, n, x.data(), actual.data());
+      CHECK(worst_ulps(actual, y, name) <= forward_bound);
+      kk::reference::unary_backward(op, {}, n, x.data(), y.data(), gy.data(), expected.data());
+      kk::unary_backward(Device::cpu(), op, {}, n, x.data(), y.data(), gy.data(), actual.data());
+      CHECK(worst_ulps(actual, expected, (std::string(name) + "'s gradient").c_str()) <= backward_bound);
+    }
+  });
+}
+
 // GELU's derivative, Phi(x) + x phi(x), vectorized: near its zero (x = -0.75) a difference of near-equal
 // terms, so held to the reference in absolute terms there (2e-7, a few ulps of the terms) and in relative
 // terms (4e-7) elsewhere, over [-16, 16] densely and the specials.
@@ -165,8 +213,9 @@ TEST_CASE("elementwise fast: gelu's backward is within 2e-7 + 4e-7 relative of t
 TEST_CASE("elementwise fast: unary backward matches the reference at every level") {
   const UnaryParams params{.alpha = 0.1, .low = -0.5, .high = 0.7};
   at_each_fast_level([&] {
-    for (const UnaryOp op : {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Clamp,
-                             UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu}) {
+    for (const UnaryOp op :
+         {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Relu, UnaryOp::LeakyRelu, UnaryOp::Clamp, UnaryOp::Sigmoid,
+          UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu, UnaryOp::Hardsigmoid, UnaryOp::Hardswish}) {
       for (const std::int64_t n : kLengths) {
         INFO("op ", static_cast<int>(op), " n ", n);
         const std::vector<float> x = values(n, 2), gy = values(n, 3, -2.0f, 2.0f, false);

@@ -123,6 +123,14 @@ TEST_CASE_TEMPLATE("unary_forward: Relu, LeakyRelu with alpha and Clamp with bou
   check_close(run_unary_forward<T>(UnaryOp::Clamp, bounds, {-3, -1, 0.5, 2, 5}), {-1, -1, 0.5, 2, 2});
 }
 
+TEST_CASE_TEMPLATE("unary_forward: Hardsigmoid and Hardswish on hand-worked values", T, float, double) {
+  // relu6(x + 3) / 6: 0 up to -3, then a line through 1/2 at 0, 1 from 3 on.
+  const std::vector<double> x{-4, -3, -1.5, 0, 1.5, 3, 5};
+  check_close(run_unary_forward<T>(UnaryOp::Hardsigmoid, {}, x), {0, 0, 0.25, 0.5, 0.75, 1, 1});
+  // x times that: 0 up to -3, x from 3 on; -1.5 / 4 and 1.5 * 3/4 between.
+  check_close(run_unary_forward<T>(UnaryOp::Hardswish, {}, x), {0, 0, -0.375, 0, 1.125, 3, 5});
+}
+
 TEST_CASE_TEMPLATE("unary_forward: Sigmoid, Tanh, Gelu and Silu on hand-worked values", T, float, double) {
   const double ln3 = std::log(3.0), ln2 = std::numbers::ln2;
   // sigmoid(0) = 1/2; sigmoid(ln 3) = 1 / (1 + 1/3) = 3/4; sigmoid(-ln 3) = 1 / (1 + 3) = 1/4.
@@ -163,11 +171,13 @@ TEST_CASE("unary_forward: in place, y aliasing x") {
 
 // ---- unary backward ----------------------------------------------------------------------------------
 
-// Every op at points away from its kinks (0 for Relu, LeakyRelu and Abs; the bounds +-1 for Clamp),
+// Every op at points away from its kinks (0 for Relu, LeakyRelu and Abs; the bounds +-1 for Clamp; -3 and 3
+// for Hardsigmoid and Hardswish),
 // inside Log's and Sqrt's domain, with a gradient gy that is not all ones.
 TEST_CASE("unary_backward: every op matches finite differences of its forward") {
   const std::vector<double> anywhere{-1.7, -0.45, 0.3, 0.8, 1.9};
   const std::vector<double> positive{0.3, 0.8, 1.9, 2.6, 7.5};
+  const std::vector<double> across_three{-4.2, -2.1, 0.3, 2.6, 3.8};  // either side of -3 and 3
   const std::vector<double> gy{0.7, -1.3, 0.4, 2.1, -0.6};
   struct Case {
     UnaryOp op;
@@ -186,6 +196,8 @@ TEST_CASE("unary_backward: every op matches finite differences of its forward") 
       {UnaryOp::Tanh, {}, anywhere},
       {UnaryOp::Gelu, {}, anywhere},
       {UnaryOp::Silu, {}, anywhere},
+      {UnaryOp::Hardsigmoid, {}, across_three},
+      {UnaryOp::Hardswish, {}, across_three},
       {UnaryOp::Clamp, {.low = -1, .high = 1}, anywhere},  // -1.7 and 1.9 outside, the rest inside
   };
   for (const Case& c : cases) {
@@ -199,8 +211,9 @@ TEST_CASE("unary_backward: every op matches finite differences of its forward") 
 }
 
 // The derivative's value at a kink is a convention the finite difference cannot check: Abs' and Relu's
-// is 0 at 0, and Clamp's is 0 on the bounds (1 only strictly inside).
-TEST_CASE("unary_backward: kink conventions for Abs, Relu, LeakyRelu and Clamp") {
+// is 0 at 0, Clamp's is 0 on the bounds (1 only strictly inside), Hardsigmoid's 0 at -3 and 3 (1/6 only
+// strictly between), Hardswish's 0 at -3 and 1 at 3 (the slopes outside).
+TEST_CASE("unary_backward: kink conventions for Abs, Relu, LeakyRelu, Clamp, Hardsigmoid and Hardswish") {
   const std::vector<double> ones{1, 1, 1};
   CHECK(run_unary_backward(UnaryOp::Abs, {}, {-2, 0, 3}, ones) == std::vector<double>{-1, 0, 1});
   CHECK(run_unary_backward(UnaryOp::Relu, {}, {-2, 0, 3}, ones) == std::vector<double>{0, 0, 1});
@@ -208,12 +221,15 @@ TEST_CASE("unary_backward: kink conventions for Abs, Relu, LeakyRelu and Clamp")
         std::vector<double>{0.1, 0.1, 1});
   CHECK(run_unary_backward(UnaryOp::Clamp, {.low = -1, .high = 2}, {-1, 0.5, 2}, ones) ==
         std::vector<double>{0, 1, 0});
+  CHECK(run_unary_backward(UnaryOp::Hardsigmoid, {}, {-3, 0, 3}, ones) == std::vector<double>{0, 1.0 / 6, 0});
+  CHECK(run_unary_backward(UnaryOp::Hardswish, {}, {-3, 0, 3}, ones) == std::vector<double>{0, 0.5, 1});
 }
 
 TEST_CASE("unary_backward: float agrees with double") {
   const std::vector<double> x{-1.7, -0.45, 0.3, 0.8, 1.9};
   const std::vector<double> gy{0.7, -1.3, 0.4, 2.1, -0.6};
-  for (const UnaryOp op : {UnaryOp::Exp, UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu}) {
+  for (const UnaryOp op : {UnaryOp::Exp, UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu,
+                           UnaryOp::Hardsigmoid, UnaryOp::Hardswish}) {
     INFO("op ", static_cast<int>(op));
     const std::vector<float> xf(x.begin(), x.end()), gyf(gy.begin(), gy.end());
     const std::vector<float> yf = run_unary_forward<float>(op, {}, x);

@@ -31,7 +31,8 @@ void check_elementwise(Module& layer, double (*expected)(double)) {
 
 }  // namespace
 
-TEST_CASE("layers: ReLU, LeakyReLU, Sigmoid, Tanh, GELU and SiLU compute their formulas") {
+TEST_CASE(
+    "layers: ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Hardsigmoid and Hardswish compute their formulas") {
   ReLU relu_layer;
   check_elementwise(relu_layer, [](double x) { return x > 0 ? x : 0.0; });
   LeakyReLU leaky(0.1);
@@ -46,6 +47,10 @@ TEST_CASE("layers: ReLU, LeakyReLU, Sigmoid, Tanh, GELU and SiLU compute their f
   check_elementwise(gelu_layer, [](double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); });
   SiLU silu_layer;
   check_elementwise(silu_layer, [](double x) { return x / (1.0 + std::exp(-x)); });
+  Hardsigmoid hardsigmoid_layer;
+  check_elementwise(hardsigmoid_layer, [](double x) { return x <= -3 ? 0.0 : x >= 3 ? 1.0 : x / 6 + 0.5; });
+  Hardswish hardswish_layer;
+  check_elementwise(hardswish_layer, [](double x) { return x <= -3 ? 0.0 : x >= 3 ? x : x * (x + 3) / 6; });
 }
 
 TEST_CASE("layers: activation descriptions") {
@@ -56,6 +61,8 @@ TEST_CASE("layers: activation descriptions") {
   CHECK(Tanh().describe() == "Tanh()");
   CHECK(GELU().describe() == "GELU()");
   CHECK(SiLU().describe() == "SiLU()");
+  CHECK(Hardsigmoid().describe() == "Hardsigmoid()");
+  CHECK(Hardswish().describe() == "Hardswish()");
 }
 
 }  // namespace layers_activation_test

@@ -164,13 +164,15 @@ TEST_CASE("model file: layers take their input channels from the layer before; p
 TEST_CASE("model file: the conv's options reach the layer, padding=same keeps the size") {
   const ArchitectureSpec spec =
       spec_of({"conv 6 3 padding=same dilation=2 groups=3", "avgpool 3 stride=1 padding=1", "sigmoid", "gelu",
-               "silu", "conv 5 1", "global_avg_pool"},
+               "silu", "hardsigmoid", "hardswish", "conv 5 1", "global_avg_pool"},
               3, 9, 5);
   layers::ModulePtr model = build(spec);
   const auto& conv = dynamic_cast<const layers::Conv2d&>(*model->named_children()[0].second);
   CHECK(conv.describe().find("padding=2") != std::string::npos);
   CHECK(conv.describe().find("dilation=2") != std::string::npos);
   CHECK(conv.describe().find("groups=3") != std::string::npos);
+  CHECK(model->named_children()[5].second->describe() == "Hardsigmoid()");
+  CHECK(model->named_children()[6].second->describe() == "Hardswish()");
   // conv 3 -> 6, groups 3: 6 * 1 * 9 + 6 = 60; conv 6 -> 5 1x1: 30 + 5 = 35; the net ends in 5 channels.
   CHECK(model->parameter_count() == 60 + 35);
   CHECK(output_shape(*model, spec, 1) == Shape{1, 5});
@@ -296,7 +298,7 @@ TEST_CASE("model file: the bundled examples build and map CIFAR-sized images to 
 
 TEST_CASE("model file: every kind is listed with its form") {
   const std::vector<std::string> kinds = models::model_layer_kinds();
-  CHECK(kinds.size() == 18);
+  CHECK(kinds.size() == 20);
   CHECK(kinds.front().starts_with("conv OUT KERNEL [stride=1] [padding=0|same]"));
 }
 
