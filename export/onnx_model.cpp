@@ -42,6 +42,8 @@ class GraphBuilder {
       return emit_basic_block(*block, path, input);
     if (const auto* block = dynamic_cast<const layers::DepthwiseSeparable*>(&module))
       return emit_depthwise_separable(*block, path, input);
+    if (const auto* block = dynamic_cast<const layers::SqueezeExcitation*>(&module))
+      return emit_squeeze_excitation(*block, path, input);
     if (const auto* block = dynamic_cast<const layers::InvertedResidual*>(&module))
       return emit_inverted_residual(*block, path, input);
     if (const auto* pool = dynamic_cast<const layers::MaxPool2d*>(&module))
@@ -237,6 +239,19 @@ class GraphBuilder {
       return emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn2"), path, value);
     value = emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn2"), join(path, "bn2"), value);
     return node("Add", path, {value, input});
+  }
+
+  // GlobalAveragePool keeps [N, C, 1, 1], which the 1x1 Convs take and Mul broadcasts over [N, C, H, W].
+  std::string emit_squeeze_excitation(const layers::SqueezeExcitation& block, const std::string& path,
+                                      const std::string& input) {
+    std::string value = node("GlobalAveragePool", join(path, "pool"), {input});
+    value = emit_conv(layers::child_as<layers::Conv2d>(block, "reduce"), join(path, "reduce"), value);
+    value = node("Relu", join(path, "relu"), {value});
+    value = emit_conv(layers::child_as<layers::Conv2d>(block, "expand"), join(path, "expand"), value);
+    value = block.gate() == layers::SqueezeGate::Sigmoid
+                ? node("Sigmoid", join(path, "gate"), {value})
+                : node("HardSigmoid", join(path, "gate"), {value}, {{"alpha", 1.0f / 6.0f}, {"beta", 0.5f}});
+    return node("Mul", path, {input, value});
   }
 
   Graph& graph_;

@@ -27,6 +27,7 @@
 //   PadIdentityShortcut  Slice with steps (every stride-th row and column), then Pad with zero channels
 //   DepthwiseSeparable   Conv (group = channels), BatchNormalization, Relu, Conv 1x1, BatchNormalization,
 //   Relu
+//   SqueezeExcitation    GlobalAveragePool, Conv 1x1, Relu, Conv 1x1, Sigmoid or HardSigmoid, Mul
 //
 // Weights and batch-norm statistics are initializers named as in the checkpoint ("model.conv1.weight");
 // the few constants the graph needs are named after their layer ("model.stage2.0.shortcut.slice_steps").

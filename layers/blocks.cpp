@@ -157,4 +157,36 @@ std::string InvertedResidual::describe() const {
   return out.str();
 }
 
+// ---- SqueezeExcitation -----------------------------------------------------------------------------------
+
+std::string_view squeeze_gate_name(SqueezeGate gate) {
+  return gate == SqueezeGate::Sigmoid ? "sigmoid" : "hardsigmoid";
+}
+
+SqueezeExcitation::SqueezeExcitation(std::int64_t channels, std::int64_t squeeze_channels, SqueezeGate gate,
+                                     Generator& generator)
+    : channels_(channels), squeeze_channels_(squeeze_channels), gate_(gate) {
+  KILN_CHECK(channels > 0 && squeeze_channels > 0, "SqueezeExcitation: channels ", channels,
+             " and squeeze_channels ", squeeze_channels, " must be positive");
+  reduce_ = register_module("reduce", std::make_shared<Conv2d>(channels, squeeze_channels, 1, generator));
+  expand_ = register_module("expand", std::make_shared<Conv2d>(squeeze_channels, channels, 1, generator));
+}
+
+Tensor SqueezeExcitation::forward(const Tensor& input) {
+  KILN_CHECK(input.dim() == 4 && input.size(1) == channels_, describe(), ": input ", input.describe(),
+             " must be [N, ", channels_, ", H, W]");
+  // The means through the pooling kernel ([N, C], either layout), then one pixel an image for the 1x1s.
+  const Tensor means = global_avg_pool2d(input).reshape({input.size(0), channels_, 1, 1});
+  const Tensor logits = (*expand_)(relu((*reduce_)(means)));
+  const Tensor scale = gate_ == SqueezeGate::Sigmoid ? sigmoid(logits) : hardsigmoid(logits);
+  return input * scale;  // [N, C, H, W] * [N, C, 1, 1]
+}
+
+std::string SqueezeExcitation::describe() const {
+  std::ostringstream out;
+  out << "SqueezeExcitation(" << channels_ << ", squeeze=" << squeeze_channels_
+      << ", gate=" << squeeze_gate_name(gate_) << ")";
+  return out.str();
+}
+
 }  // namespace kiln::layers

@@ -1,4 +1,5 @@
-// The building blocks of residual networks and MobileNets (the first and the second).
+// The building blocks of residual networks and MobileNets (the first and the second), and the
+// squeeze-and-excitation block.
 //
 // BasicBlock (He et al. 2015, "Deep Residual Learning for Image Recognition", figure 2):
 //
@@ -26,11 +27,20 @@
 //   x [N, in, H, W] ─ conv 1x1 (in -> t in) ─ BN ─ ReLU6          [N, t in, H, W]  (left out when t == 1)
 //                   ─ depthwise conv 3x3 (stride, pad 1) ─ BN ─ ReLU6   [N, t in, H_out, W_out]
 //                   ─ conv 1x1 (t in -> out) ─ BN ─(+ x when stride 1 and in == out)   [N, out, H_out, W_out]
+//
+// SqueezeExcitation (Hu et al. 2018, "Squeeze-and-Excitation Networks", figure 2; MobileNetV3's with the hard
+// sigmoid, Howard et al. 2019): each channel scaled by a gate in [0, 1] that every channel's mean decides,
+// through a bottleneck of `squeeze` channels (1x1 convolutions with biases, on one pixel an image):
+//
+//   x [N, C, H, W] ─ mean over H, W [N, C, 1, 1] ─ conv 1x1 (C -> squeeze) ─ ReLU
+//                  ─ conv 1x1 (squeeze -> C) ─ gate (sigmoid or hard sigmoid)   s [N, C, 1, 1]
+//   y = x * s      [N, C, H, W]
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "core/generator.hpp"
 #include "layers/batchnorm.hpp"
@@ -121,6 +131,31 @@ class InvertedResidual : public Module {
   std::shared_ptr<BatchNorm2d> bn1_;
   std::shared_ptr<Conv2d> project_;
   std::shared_ptr<BatchNorm2d> bn2_;
+};
+
+// The squeeze-and-excitation block's gate: the sigmoid (Hu et al.) or the hard sigmoid, relu6(x + 3) / 6
+// (MobileNetV3's, no exponential).
+enum class SqueezeGate { Sigmoid, Hardsigmoid };
+std::string_view squeeze_gate_name(SqueezeGate gate);  // "sigmoid", "hardsigmoid"
+
+// Children "reduce" and "expand", 1x1 convolutions with biases. Parameters: 2 C squeeze + squeeze + C.
+class SqueezeExcitation : public Module {
+ public:
+  SqueezeExcitation(std::int64_t channels, std::int64_t squeeze_channels, SqueezeGate gate,
+                    Generator& generator);
+
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override;  // "SqueezeExcitation(64, squeeze=16, gate=hardsigmoid)"
+
+  std::int64_t channels() const { return channels_; }
+  std::int64_t squeeze_channels() const { return squeeze_channels_; }
+  SqueezeGate gate() const { return gate_; }
+
+ private:
+  std::int64_t channels_, squeeze_channels_;
+  SqueezeGate gate_;
+  std::shared_ptr<Conv2d> reduce_;
+  std::shared_ptr<Conv2d> expand_;
 };
 
 }  // namespace kiln::layers

@@ -59,6 +59,9 @@ const std::vector<KindRule>& kind_rules() {
       {"inverted", 1, 1, {"stride", "expand"}, "inverted OUT [stride=1] [expand=6]",
        "a MobileNetV2 block: 1x1 to expand x the channels, 3x3 depthwise, 1x1 to OUT (ReLU6s, batch norms; "
        "the input added when stride 1 and OUT = its channels)"},
+      {"se", 0, 1, {"gate"}, "se [REDUCTION=4] [gate=sigmoid|hardsigmoid]",
+       "squeeze-and-excitation: each channel scaled by a gate from every channel's mean (1x1 convolutions "
+       "C -> C / REDUCTION -> C)"},
   };
   return rules;
 }
@@ -170,7 +173,7 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
   const std::string& kind = line.kind;
   if (kind == "conv" || kind == "batchnorm" || kind == "maxpool" || kind == "avgpool" ||
       kind == "global_avg_pool" || kind == "flatten" || kind == "residual" || kind == "separable" ||
-      kind == "inverted") {
+      kind == "inverted" || kind == "se") {
     KILN_CHECK(spatial, "takes [N, C, H, W], but its input is ", shape_text(input));
   }
   if (kind == "linear") {
@@ -222,6 +225,16 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
     const double p = real_number(line.arguments[0], "P");
     KILN_CHECK(p >= 0.0 && p < 1.0, "P must be in [0, 1), got ", line.arguments[0]);
     return std::make_shared<Dropout>(p);
+  }
+  if (kind == "se") {
+    const std::int64_t reduction =
+        line.arguments.empty() ? 4 : positive_integer(line.arguments[0], "REDUCTION");
+    const std::string gate = line.option("gate", "sigmoid");
+    KILN_CHECK(gate == "sigmoid" || gate == "hardsigmoid", "gate must be sigmoid or hardsigmoid, got '", gate,
+               "'");
+    return std::make_shared<SqueezeExcitation>(
+        channels, std::max<std::int64_t>(1, channels / reduction),
+        gate == "sigmoid" ? SqueezeGate::Sigmoid : SqueezeGate::Hardsigmoid, generator);
   }
   if (kind == "linear") {
     const std::int64_t out = line.arguments.empty() ? classes : positive_integer(line.arguments[0], "OUT");

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/ops.hpp"
+#include "layers/blocks.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/linear.hpp"
 #include "layers/sequential.hpp"
@@ -12,8 +13,15 @@ namespace {
 
 // The forward FLOPs of the convolutions and linear layers in `module` (itself included), for one image
 // whose row output is `output`. Every convolution of a row writes the row's output size: true of single
-// layers and of kiln's blocks, whose strided convolution comes first and whose shortcut matches it.
+// layers and of kiln's blocks, whose strided convolution comes first and whose shortcut matches it, but for
+// the squeeze-and-excitation block's, which run on one pixel.
 std::int64_t row_flops(const layers::Module& module, const Shape& output) {
+  if (const auto* squeeze = dynamic_cast<const layers::SqueezeExcitation*>(&module)) {
+    const Shape pixel{squeeze->channels(), 1, 1};
+    std::int64_t flops = 0;
+    for (const auto& [name, child] : module.named_children()) flops += row_flops(*child, pixel);
+    return flops;
+  }
   std::int64_t flops = 0;
   if (const auto* conv = dynamic_cast<const layers::Conv2d*>(&module)) {
     const std::int64_t taps =

@@ -197,8 +197,8 @@ train::LoadedModel zoo_model(const std::string& name) {
 
 // A small net with every layer kind the zoo does not use: conv with bias, stride and dilation, ReLU6,
 // LeakyReLU, AvgPool2d both ways of counting padding, Sigmoid, Tanh, GELU, SiLU, Hardsigmoid, Hardswish,
-// inverted residual blocks (with and without the expansion and the shortcut), Dropout, MaxPool2d with
-// padding.
+// squeeze-and-excitation blocks (both gates), inverted residual blocks (with and without the expansion and
+// the shortcut), Dropout, MaxPool2d with padding.
 train::LoadedModel every_layer_model() {
   using namespace layers;
   Generator generator(3);
@@ -219,6 +219,8 @@ train::LoadedModel every_layer_model() {
       .add("silu", std::make_shared<SiLU>())
       .add("hardsigmoid", std::make_shared<Hardsigmoid>())
       .add("hardswish", std::make_shared<Hardswish>())
+      .add("se_sigmoid", std::make_shared<SqueezeExcitation>(8, 2, SqueezeGate::Sigmoid, generator))
+      .add("se_hard", std::make_shared<SqueezeExcitation>(8, 3, SqueezeGate::Hardsigmoid, generator))
       .add("inverted_plain", std::make_shared<InvertedResidual>(8, 8, 1, 1, generator))
       .add("inverted_wide", std::make_shared<InvertedResidual>(8, 8, 1, 4, generator))
       .add("dropout", std::make_shared<Dropout>(0.5))

@@ -1,6 +1,6 @@
-// BasicBlock, DepthwiseSeparable and InvertedResidual: shapes, shortcut kinds and their parameters,
-// hand-counted parameter totals, the pad-identity shortcut's values, the block's forward against the ops it
-// is made of, and gradients reaching every parameter.
+// BasicBlock, DepthwiseSeparable, InvertedResidual and SqueezeExcitation: shapes, shortcut kinds and their
+// parameters, hand-counted parameter totals, the pad-identity shortcut's values, the block's forward against
+// the ops it is made of, finite differences of those ops, and gradients reaching every parameter.
 #include "layers/blocks.hpp"
 
 #include <doctest/doctest.h>
@@ -13,6 +13,7 @@
 
 #include "core/error.hpp"
 #include "tests/layers/layer_testing.hpp"
+#include "tests/support/gradcheck.hpp"
 
 namespace layers_blocks_test {
 
@@ -243,6 +244,75 @@ TEST_CASE("layers: InvertedResidual forward is bn2(project(relu6(bn1(dw(relu6(bn
   fresh.eval();
   NoGradGuard no_grad;
   CHECK(max_abs_difference(fresh(x), expected({.training = false})) < 1e-5);
+}
+
+// ---- SqueezeExcitation -----------------------------------------------------------------------------------
+
+namespace {
+
+// The block from the ops: x * gate(conv(relu(conv(mean over H, W of x)))), 1x1 convolutions with biases.
+Tensor squeeze_excitation(const Tensor& x, const Tensor& reduce_weight, const Tensor& reduce_bias,
+                          const Tensor& expand_weight, const Tensor& expand_bias, SqueezeGate gate) {
+  const Tensor means = mean(x, {2, 3}, true);
+  const Tensor logits =
+      conv2d(relu(conv2d(means, reduce_weight, reduce_bias, {})), expand_weight, expand_bias, {});
+  return x * (gate == SqueezeGate::Sigmoid ? sigmoid(logits) : hardsigmoid(logits));
+}
+
+}  // namespace
+
+TEST_CASE("layers: SqueezeExcitation shapes, names, hand-counted parameters and description") {
+  Generator generator(10);
+  SqueezeExcitation block(12, 3, SqueezeGate::Hardsigmoid, generator);
+  CHECK(names(block.named_parameters()) ==
+        std::vector<std::string>{"reduce.weight", "reduce.bias", "expand.weight", "expand.bias"});
+  CHECK(block.parameter_count() == 12 * 3 + 3 + 3 * 12 + 12);
+  CHECK(block.describe() == "SqueezeExcitation(12, squeeze=3, gate=hardsigmoid)");
+  const Tensor x = Tensor::randn({2, 12, 5, 3}, DType::Float32, &generator);
+  CHECK(block(x).shape() == x.shape());
+  CHECK_THROWS_WITH_AS(block(Tensor::randn({2, 8, 5, 3}, DType::Float32, &generator)),
+                       doctest::Contains("must be [N, 12, H, W]"), kiln::Error);
+  CHECK_THROWS_WITH_AS(SqueezeExcitation(12, 0, SqueezeGate::Sigmoid, generator),
+                       doctest::Contains("must be positive"), kiln::Error);
+}
+
+TEST_CASE("layers: SqueezeExcitation is x * gate(expand(relu(reduce(mean x)))), values and input gradient") {
+  Generator generator(11);
+  for (const SqueezeGate gate : {SqueezeGate::Sigmoid, SqueezeGate::Hardsigmoid}) {
+    CAPTURE(squeeze_gate_name(gate));
+    SqueezeExcitation block(6, 2, gate, generator);
+    // Biases away from zero, so the hard sigmoid's gates fall on both its ramp and its flat ends.
+    for (auto& [name, parameter] : block.named_parameters())
+      parameter.copy_(Tensor::randn(parameter.shape(), DType::Float32, &generator) * 2.0);
+    const auto p = by_name(block.named_parameters());
+    Tensor x = Tensor::randn({3, 6, 4, 5}, DType::Float32, &generator);
+    x.set_requires_grad();
+    const Tensor weights = Tensor::randn({3, 6, 4, 5}, DType::Float32, &generator);
+    const Tensor actual = block(x);
+    sum(actual * weights).backward();
+    const Tensor actual_grad = x.grad();
+    x.zero_grad();
+    const Tensor expected = squeeze_excitation(x, p.at("reduce.weight"), p.at("reduce.bias"),
+                                               p.at("expand.weight"), p.at("expand.bias"), gate);
+    sum(expected * weights).backward();
+    CHECK(max_abs_difference(actual, expected) < 1e-6);
+    CHECK(max_abs_difference(actual_grad, x.grad()) < 1e-6);
+    check_gradients_reach_every_parameter(block, x.detach(), generator);
+  }
+}
+
+TEST_CASE("layers: SqueezeExcitation's ops match finite differences, both gates") {
+  using kiln::testing::random_input;
+  for (const SqueezeGate gate : {SqueezeGate::Sigmoid, SqueezeGate::Hardsigmoid}) {
+    CAPTURE(squeeze_gate_name(gate));
+    const auto result = kiln::testing::gradcheck(
+        [gate](const kiln::testing::Inputs& in) {
+          return squeeze_excitation(in[0], in[1], in[2], in[3], in[4], gate);
+        },
+        {random_input({2, 4, 3, 3}, 1, -2.0, 2.0), random_input({2, 4, 1, 1}, 2), random_input({2}, 3),
+         random_input({4, 2, 1, 1}, 4, -2.0, 2.0), random_input({4}, 5, -2.0, 2.0)});
+    CHECK_MESSAGE(result.ok, result.message);
+  }
 }
 
 }  // namespace layers_blocks_test

@@ -199,6 +199,22 @@ TEST_CASE("model file: residual, separable and inverted blocks, with either shor
                        doctest::Contains("shortcut=pad can only add channels (8 -> 4)"), Error);
 }
 
+TEST_CASE("model file: se lines are squeeze-and-excitation blocks of C / REDUCTION channels, either gate") {
+  const ArchitectureSpec spec = spec_of(
+      {"conv 12 3 padding=same", "se", "se 3 gate=hardsigmoid", "se 100", "global_avg_pool", "linear"}, 3, 8,
+      4);
+  layers::ModulePtr model = build(spec);
+  const auto children = model->named_children();
+  CHECK(children[1].second->describe() == "SqueezeExcitation(12, squeeze=3, gate=sigmoid)");
+  CHECK(children[2].second->describe() == "SqueezeExcitation(12, squeeze=4, gate=hardsigmoid)");
+  CHECK(children[3].second->describe() == "SqueezeExcitation(12, squeeze=1, gate=sigmoid)");  // at least 1
+  CHECK(output_shape(*model, spec) == Shape{2, 4});
+  CHECK_THROWS_WITH_AS(build(spec_of({"conv 12 3", "se gate=relu", "global_avg_pool", "linear"})),
+                       doctest::Contains("gate must be sigmoid or hardsigmoid, got 'relu'"), Error);
+  CHECK_THROWS_WITH_AS(build(spec_of({"flatten", "se", "linear"})),
+                       doctest::Contains("'se': takes [N, C, H, W]"), Error);
+}
+
 TEST_CASE("model file: networks that cannot run fail naming the layer, or the end they reach") {
   CHECK_THROWS_WITH_AS(
       build(spec_of({"flatten", "linear", "batchnorm"})),
@@ -289,7 +305,8 @@ TEST_CASE(
 }
 
 TEST_CASE("model file: the bundled examples build and map CIFAR-sized images to the classes") {
-  for (const char* name : {"small_mobilenet_v2.txt", "small_residual.txt", "tiny_vgg.txt"}) {
+  for (const char* name :
+       {"small_mobilenet_v2.txt", "small_residual.txt", "small_se_mobilenet.txt", "tiny_vgg.txt"}) {
     CAPTURE(name);
     const models::NamedModel example = named((kExamples / name).string(), 3, 32, 10);
     CHECK(output_shape(*example.model, example.architecture) == Shape{2, 10});
@@ -298,7 +315,7 @@ TEST_CASE("model file: the bundled examples build and map CIFAR-sized images to 
 
 TEST_CASE("model file: every kind is listed with its form") {
   const std::vector<std::string> kinds = models::model_layer_kinds();
-  CHECK(kinds.size() == 20);
+  CHECK(kinds.size() == 21);
   CHECK(kinds.front().starts_with("conv OUT KERNEL [stride=1] [padding=0|same]"));
 }
 

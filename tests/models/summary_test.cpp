@@ -72,6 +72,16 @@ TEST_CASE("summary: a block is one row, its convolutions counted at its output s
   CHECK(summary.layers[2].flops == 2 * 16 * (16 * 9 + 8 * 16));
 }
 
+TEST_CASE("summary: a squeeze-and-excitation block's 1x1 convolutions count one pixel") {
+  // se 4 on 16 channels at 8x8: reduce 16 -> 4 and expand 4 -> 16 on the channel means, 2 * 64 FLOPs each.
+  const models::ModelSummary summary =
+      summary_of(described({"conv 16 3 padding=same", "se 4", "global_avg_pool", "linear"}, 3, 8, 4));
+  REQUIRE(summary.layers.size() == 4);
+  CHECK(summary.layers[1].output == Shape{16, 8, 8});
+  CHECK(summary.layers[1].parameters == 16 * 4 + 4 + 4 * 16 + 16);
+  CHECK(summary.layers[1].flops == 2 * (16 * 4 + 4 * 16));
+}
+
 TEST_CASE("summary: nested Sequentials give dotted names; the rows' parameters add up to the model's") {
   Generator generator(1);
   layers::ModulePtr model = models::build_model({"vgg_small", 3, 32, 32, 10}, generator);
