@@ -223,17 +223,36 @@ class GraphBuilder {
     return node("Relu", path, {value});
   }
 
+  // The block's activation (layers::BlockActivation) after its expansion and depthwise batch norms.
+  std::string emit_block_activation(layers::BlockActivation activation, const std::string& path,
+                                    const std::string& input) {
+    switch (activation) {
+      case layers::BlockActivation::Relu6:
+        return emit_relu6(path, input);
+      case layers::BlockActivation::Relu:
+        return node("Relu", path, {input});
+      case layers::BlockActivation::Hardswish:
+        break;
+    }
+    return node("HardSwish", path, {input});
+  }
+
   std::string emit_inverted_residual(const layers::InvertedResidual& block, const std::string& path,
                                      const std::string& input) {
+    const layers::BlockActivation activation = block.options().activation;
     std::string value = input;
-    if (block.expansion() > 1) {
+    if (block.expands()) {
       value = emit_conv(layers::child_as<layers::Conv2d>(block, "expand"), join(path, "expand"), value);
       value = emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn0"), join(path, "bn0"), value);
-      value = emit_relu6(join(path, "relu0"), value);
+      value = emit_block_activation(activation, join(path, "relu0"), value);
     }
     value = emit_conv(layers::child_as<layers::Conv2d>(block, "depthwise"), join(path, "depthwise"), value);
     value = emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn1"), join(path, "bn1"), value);
-    value = emit_relu6(join(path, "relu1"), value);
+    value = emit_block_activation(activation, join(path, "relu1"), value);
+    if (block.options().squeeze_channels > 0) {
+      value = emit_squeeze_excitation(layers::child_as<layers::SqueezeExcitation>(block, "squeeze"),
+                                      join(path, "squeeze"), value);
+    }
     value = emit_conv(layers::child_as<layers::Conv2d>(block, "project"), join(path, "project"), value);
     if (!block.residual())
       return emit_batch_norm(layers::child_as<layers::BatchNorm2d>(block, "bn2"), path, value);

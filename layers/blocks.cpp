@@ -118,42 +118,91 @@ std::string DepthwiseSeparable::describe() const {
 
 // ---- InvertedResidual ------------------------------------------------------------------------------------
 
+std::string_view block_activation_name(BlockActivation activation) {
+  switch (activation) {
+    case BlockActivation::Relu6:
+      return "relu6";
+    case BlockActivation::Relu:
+      return "relu";
+    case BlockActivation::Hardswish:
+      return "hardswish";
+  }
+  return "?";
+}
+
 InvertedResidual::InvertedResidual(std::int64_t in_channels, std::int64_t out_channels, std::int64_t stride,
                                    std::int64_t expansion, Generator& generator)
-    : in_channels_(in_channels), out_channels_(out_channels), stride_(stride), expansion_(expansion) {
-  KILN_CHECK(in_channels > 0 && out_channels > 0 && stride > 0 && expansion > 0,
+    : InvertedResidual(in_channels, out_channels, {.stride = stride, .expansion = expansion}, generator) {}
+
+InvertedResidual::InvertedResidual(std::int64_t in_channels, std::int64_t out_channels,
+                                   const InvertedResidualOptions& options, Generator& generator)
+    : in_channels_(in_channels),
+      out_channels_(out_channels),
+      hidden_(options.hidden_channels > 0 ? options.hidden_channels : in_channels * options.expansion),
+      options_(options) {
+  KILN_CHECK(in_channels > 0 && out_channels > 0 && options.stride > 0 && options.expansion > 0 &&
+                 options.hidden_channels >= 0 && options.squeeze_channels >= 0,
              "InvertedResidual: in_channels ", in_channels, ", out_channels ", out_channels, ", stride ",
-             stride, " and expansion ", expansion, " must be positive");
-  const std::int64_t hidden = in_channels * expansion;
-  if (expansion > 1) {
-    expand_ = register_module("expand", std::make_shared<Conv2d>(in_channels, hidden, 1, generator,
+             options.stride, " and expansion ", options.expansion, " must be positive (hidden_channels ",
+             options.hidden_channels, " and squeeze_channels ", options.squeeze_channels, " at least 0)");
+  KILN_CHECK(options.kernel > 0 && options.kernel % 2 == 1, "InvertedResidual: the depthwise kernel ",
+             options.kernel, " must be odd (it is padded by kernel / 2 on each side)");
+  if (expands()) {
+    expand_ = register_module("expand", std::make_shared<Conv2d>(in_channels, hidden_, 1, generator,
                                                                  Conv2dLayerOptions{.bias = false}));
-    bn0_ = register_module("bn0", std::make_shared<BatchNorm2d>(hidden));
+    bn0_ = register_module("bn0", std::make_shared<BatchNorm2d>(hidden_));
   }
   depthwise_ = register_module(
-      "depthwise", std::make_shared<Conv2d>(
-                       hidden, hidden, 3, generator,
-                       Conv2dLayerOptions{.stride = stride, .padding = 1, .groups = hidden, .bias = false}));
-  bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(hidden));
-  project_ = register_module("project", std::make_shared<Conv2d>(hidden, out_channels, 1, generator,
+      "depthwise",
+      std::make_shared<Conv2d>(
+          hidden_, hidden_, options.kernel, generator,
+          Conv2dLayerOptions{
+              .stride = options.stride, .padding = options.kernel / 2, .groups = hidden_, .bias = false}));
+  bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(hidden_));
+  if (options.squeeze_channels > 0) {
+    squeeze_ =
+        register_module("squeeze", std::make_shared<SqueezeExcitation>(hidden_, options.squeeze_channels,
+                                                                       SqueezeGate::Hardsigmoid, generator));
+  }
+  project_ = register_module("project", std::make_shared<Conv2d>(hidden_, out_channels, 1, generator,
                                                                  Conv2dLayerOptions{.bias = false}));
   bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(out_channels));
 }
 
-// Each ReLU6 rides its batch norm's passes (FusedActivation::Relu6), and at inference each batch norm its
-// convolution's stores (conv_batch_norm.hpp).
+// conv -> batch norm -> the block's activation. ReLU6 and ReLU ride their batch norm's passes
+// (FusedActivation), and at inference each batch norm its convolution's stores (conv_batch_norm.hpp); the
+// hard swish follows as an op of its own.
+Tensor InvertedResidual::activated(const Tensor& input, Conv2d& conv, BatchNorm2d& norm) const {
+  switch (options_.activation) {
+    case BlockActivation::Relu6:
+      return conv_then_batch_norm(conv, norm, input, FusedActivation::Relu6);
+    case BlockActivation::Relu:
+      return conv_then_batch_norm(conv, norm, input, FusedActivation::Relu);
+    case BlockActivation::Hardswish:
+      break;
+  }
+  return hardswish(conv_then_batch_norm(conv, norm, input, FusedActivation::None));
+}
+
 Tensor InvertedResidual::forward(const Tensor& input) {
   Tensor hidden = input;
-  if (expand_) hidden = conv_then_batch_norm(*expand_, *bn0_, hidden, FusedActivation::Relu6);
-  hidden = conv_then_batch_norm(*depthwise_, *bn1_, hidden, FusedActivation::Relu6);
+  if (expand_) hidden = activated(hidden, *expand_, *bn0_);
+  hidden = activated(hidden, *depthwise_, *bn1_);
+  if (squeeze_) hidden = (*squeeze_)(hidden);
   const Tensor output = conv_then_batch_norm(*project_, *bn2_, hidden, FusedActivation::None);
   return residual() ? output + input : output;
 }
 
 std::string InvertedResidual::describe() const {
   std::ostringstream out;
-  out << "InvertedResidual(" << in_channels_ << ", " << out_channels_ << ", stride=" << stride_
-      << ", expansion=" << expansion_ << ")";
+  out << "InvertedResidual(" << in_channels_ << ", " << out_channels_ << ", stride=" << options_.stride;
+  const InvertedResidualOptions v2;  // MobileNetV2's block is described as it always was
+  if (options_.hidden_channels == 0) out << ", expansion=" << options_.expansion;
+  if (options_.hidden_channels > 0) out << ", hidden=" << hidden_;
+  if (options_.kernel != v2.kernel) out << ", kernel=" << options_.kernel;
+  if (options_.activation != v2.activation) out << ", " << block_activation_name(options_.activation);
+  if (squeeze_) out << ", squeeze=" << options_.squeeze_channels;
+  out << ")";
   return out.str();
 }
 

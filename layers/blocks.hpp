@@ -28,6 +28,10 @@
 //                   ─ depthwise conv 3x3 (stride, pad 1) ─ BN ─ ReLU6   [N, t in, H_out, W_out]
 //                   ─ conv 1x1 (t in -> out) ─ BN ─(+ x when stride 1 and in == out)   [N, out, H_out, W_out]
 //
+// MobileNetV3 (Howard et al. 2019, "Searching for MobileNetV3", figure 4 and table 2) keeps the block and
+// varies it (InvertedResidualOptions): the hidden width set outright, a 5x5 depthwise in places, ReLU or
+// the hard swish for ReLU6, and a squeeze-and-excitation on the hidden channels after the depthwise.
+//
 // SqueezeExcitation (Hu et al. 2018, "Squeeze-and-Excitation Networks", figure 2; MobileNetV3's with the hard
 // sigmoid, Howard et al. 2019): each channel scaled by a gate in [0, 1] that every channel's mean decides,
 // through a bottleneck of `squeeze` channels (1x1 convolutions with biases, on one pixel an image):
@@ -109,30 +113,6 @@ class DepthwiseSeparable : public Module {
   std::shared_ptr<BatchNorm2d> bn2_;
 };
 
-// Children "expand" and "bn0" (when the expansion is more than 1), "depthwise", "bn1", "project", "bn2".
-// Parameters, h = expansion * in: in * h + 2 h (when expanded) + 9 h + 2 h + h * out + 2 out.
-class InvertedResidual : public Module {
- public:
-  InvertedResidual(std::int64_t in_channels, std::int64_t out_channels, std::int64_t stride,
-                   std::int64_t expansion, Generator& generator);
-
-  Tensor forward(const Tensor& input) override;
-  std::string describe() const override;  // "InvertedResidual(16, 24, stride=2, expansion=6)"
-
-  std::int64_t expansion() const { return expansion_; }
-  // Whether the input is added to the output: stride 1 and as many channels out as in.
-  bool residual() const { return stride_ == 1 && in_channels_ == out_channels_; }
-
- private:
-  std::int64_t in_channels_, out_channels_, stride_, expansion_;
-  std::shared_ptr<Conv2d> expand_;  // null when expansion == 1
-  std::shared_ptr<BatchNorm2d> bn0_;
-  std::shared_ptr<Conv2d> depthwise_;
-  std::shared_ptr<BatchNorm2d> bn1_;
-  std::shared_ptr<Conv2d> project_;
-  std::shared_ptr<BatchNorm2d> bn2_;
-};
-
 // The squeeze-and-excitation block's gate: the sigmoid (Hu et al.) or the hard sigmoid, relu6(x + 3) / 6
 // (MobileNetV3's, no exponential).
 enum class SqueezeGate { Sigmoid, Hardsigmoid };
@@ -156,6 +136,58 @@ class SqueezeExcitation : public Module {
   SqueezeGate gate_;
   std::shared_ptr<Conv2d> reduce_;
   std::shared_ptr<Conv2d> expand_;
+};
+
+// The activation after an inverted residual block's expansion and its depthwise convolution.
+enum class BlockActivation { Relu6, Relu, Hardswish };
+std::string_view block_activation_name(BlockActivation activation);  // "relu6", "relu", "hardswish"
+
+// The defaults are MobileNetV2's block; MobileNetV3's (Howard et al. 2019, table 2) sets the hidden width
+// outright, a 5x5 depthwise kernel in places, the hard swish, and a squeeze-and-excitation after the
+// depthwise convolution.
+struct InvertedResidualOptions {
+  std::int64_t stride = 1;
+  std::int64_t expansion = 6;        // hidden = expansion * in, unless hidden_channels is set
+  std::int64_t hidden_channels = 0;  // > 0: the hidden width itself (MobileNetV3's "exp size")
+  std::int64_t kernel = 3;           // the depthwise convolution's, padded by kernel / 2
+  BlockActivation activation = BlockActivation::Relu6;
+  std::int64_t squeeze_channels = 0;  // > 0: a squeeze-and-excitation (hard-sigmoid gate) on the hidden
+};
+
+// Children "expand" and "bn0" (when the hidden width is not the input's), "depthwise", "bn1", "squeeze"
+// (with squeeze_channels), "project", "bn2". Parameters, h the hidden width, k the kernel: in * h + 2 h
+// (when expanded) + k^2 h + 2 h + the squeeze's + h * out + 2 out.
+class InvertedResidual : public Module {
+ public:
+  InvertedResidual(std::int64_t in_channels, std::int64_t out_channels, std::int64_t stride,
+                   std::int64_t expansion, Generator& generator);
+  InvertedResidual(std::int64_t in_channels, std::int64_t out_channels,
+                   const InvertedResidualOptions& options, Generator& generator);
+
+  Tensor forward(const Tensor& input) override;
+  // "InvertedResidual(16, 24, stride=2, expansion=6)" for MobileNetV2's block; otherwise
+  // "InvertedResidual(16, 24, stride=2, hidden=72, kernel=5, hardswish, squeeze=24)", naming what is set.
+  std::string describe() const override;
+
+  const InvertedResidualOptions& options() const { return options_; }
+  std::int64_t hidden_channels() const { return hidden_; }
+  // Whether a 1x1 convolution widens the input: the hidden width is not the input's.
+  bool expands() const { return hidden_ != in_channels_; }
+  // Whether the input is added to the output: stride 1 and as many channels out as in.
+  bool residual() const { return options_.stride == 1 && in_channels_ == out_channels_; }
+
+ private:
+  Tensor activated(const Tensor& input, Conv2d& conv, BatchNorm2d& norm) const;
+
+  std::int64_t in_channels_, out_channels_, hidden_;
+  InvertedResidualOptions options_;
+  std::shared_ptr<Conv2d> expand_;  // null when the block does not expand
+  std::shared_ptr<BatchNorm2d> bn0_;
+  std::shared_ptr<Conv2d> depthwise_;
+  std::shared_ptr<BatchNorm2d> bn1_;
+  std::shared_ptr<SqueezeExcitation> squeeze_;  // null without squeeze_channels
+  std::shared_ptr<Conv2d> project_;
+  std::shared_ptr<BatchNorm2d> bn2_;
 };
 
 }  // namespace kiln::layers

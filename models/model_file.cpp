@@ -56,9 +56,12 @@ const std::vector<KindRule>& kind_rules() {
        "a ResNet basic block: two 3x3 convolutions with batch norms and a shortcut (pad: option A)"},
       {"separable", 1, 1, {"stride"}, "separable OUT [stride=1]",
        "a MobileNet block: a 3x3 depthwise and a 1x1 convolution, each with a batch norm and ReLU"},
-      {"inverted", 1, 1, {"stride", "expand"}, "inverted OUT [stride=1] [expand=6]",
-       "a MobileNetV2 block: 1x1 to expand x the channels, 3x3 depthwise, 1x1 to OUT (ReLU6s, batch norms; "
-       "the input added when stride 1 and OUT = its channels)"},
+      {"inverted", 1, 1, {"stride", "expand", "hidden", "kernel", "activation", "se"},
+       "inverted OUT [stride=1] [expand=6] [hidden=N] [kernel=3] [activation=relu6|relu|hardswish] [se=0]",
+       "a MobileNetV2 block: 1x1 to expand x the channels (or to hidden), KERNEL x KERNEL depthwise, 1x1 to "
+       "OUT (batch norms, the activation after the first two; se=R: a hard-sigmoid squeeze-and-excitation "
+       "of hidden / R channels after the depthwise, MobileNetV3's; the input added when stride 1 and OUT = "
+       "its channels)"},
       {"se", 0, 1, {"gate"}, "se [REDUCTION=4] [gate=sigmoid|hardsigmoid]",
        "squeeze-and-excitation: each channel scaled by a gate from every channel's mean (1x1 convolutions "
        "C -> C / REDUCTION -> C)"},
@@ -252,8 +255,22 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
                                         shortcut == "pad" ? Shortcut::PadIdentity : Shortcut::Projection);
   }
   if (kind == "inverted") {
-    const std::int64_t expansion = positive_integer(line.option("expand", "6"), "expand");
-    return std::make_shared<InvertedResidual>(channels, out, stride, expansion, generator);
+    InvertedResidualOptions options{.stride = stride,
+                                    .expansion = positive_integer(line.option("expand", "6"), "expand"),
+                                    .hidden_channels = whole_number(line.option("hidden", "0"), "hidden"),
+                                    .kernel = positive_integer(line.option("kernel", "3"), "kernel")};
+    const std::string activation = line.option("activation", "relu6");
+    KILN_CHECK(activation == "relu6" || activation == "relu" || activation == "hardswish",
+               "activation must be relu6, relu or hardswish, got '", activation, "'");
+    options.activation = activation == "relu6"  ? BlockActivation::Relu6
+                         : activation == "relu" ? BlockActivation::Relu
+                                                : BlockActivation::Hardswish;
+    KILN_CHECK(options.kernel % 2 == 1, "kernel must be odd, got ", options.kernel);
+    const std::int64_t hidden =
+        options.hidden_channels > 0 ? options.hidden_channels : channels * options.expansion;
+    if (const std::int64_t reduction = whole_number(line.option("se", "0"), "se"); reduction > 0)
+      options.squeeze_channels = std::max<std::int64_t>(1, hidden / reduction);
+    return std::make_shared<InvertedResidual>(channels, out, options, generator);
   }
   return std::make_shared<DepthwiseSeparable>(channels, out, stride, generator);  // separable
 }

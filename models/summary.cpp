@@ -12,14 +12,21 @@ namespace kiln::models {
 namespace {
 
 // The forward FLOPs of the convolutions and linear layers in `module` (itself included), for one image
-// whose row output is `output`. Every convolution of a row writes the row's output size: true of single
-// layers and of kiln's blocks, whose strided convolution comes first and whose shortcut matches it, but for
-// the squeeze-and-excitation block's, which run on one pixel.
-std::int64_t row_flops(const layers::Module& module, const Shape& output) {
+// whose row takes `input` and gives `output`. Every convolution of a row writes the row's output size: true
+// of single layers and of the residual and separable blocks, whose strided convolution comes first and whose
+// shortcut matches it, but not of the inverted residual block's expansion, which writes the input's size
+// (the depthwise convolution after it strides), nor of the squeeze-and-excitation's, which write one pixel.
+std::int64_t row_flops(const layers::Module& module, const Shape& input, const Shape& output) {
   if (const auto* squeeze = dynamic_cast<const layers::SqueezeExcitation*>(&module)) {
     const Shape pixel{squeeze->channels(), 1, 1};
     std::int64_t flops = 0;
-    for (const auto& [name, child] : module.named_children()) flops += row_flops(*child, pixel);
+    for (const auto& [name, child] : module.named_children()) flops += row_flops(*child, pixel, pixel);
+    return flops;
+  }
+  if (dynamic_cast<const layers::InvertedResidual*>(&module)) {
+    std::int64_t flops = 0;
+    for (const auto& [name, child] : module.named_children())
+      flops += row_flops(*child, input, name == "expand" ? input : output);
     return flops;
   }
   std::int64_t flops = 0;
@@ -31,7 +38,7 @@ std::int64_t row_flops(const layers::Module& module, const Shape& output) {
   } else if (const auto* linear = dynamic_cast<const layers::Linear*>(&module)) {
     flops += 2 * linear->in_features() * linear->out_features();
   }
-  for (const auto& [name, child] : module.named_children()) flops += row_flops(*child, output);
+  for (const auto& [name, child] : module.named_children()) flops += row_flops(*child, input, output);
   return flops;
 }
 
@@ -50,9 +57,10 @@ Tensor summarize_rows(layers::Module& module, const std::string& path, Tensor x,
     }
     return x;
   }
+  const Shape input = image_shape(x);
   x = module.forward(x);
   LayerSummary row{path, module.describe(), image_shape(x), module.parameter_count(), 0};
-  row.flops = row_flops(module, row.output);
+  row.flops = row_flops(module, input, row.output);
   summary.flops += row.flops;
   summary.output_values += row.output.numel();
   summary.layers.push_back(std::move(row));

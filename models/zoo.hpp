@@ -39,4 +39,13 @@ layers::ModulePtr build_mobilenet(const ArchitectureSpec& spec, Generator& gener
 // pooling, dropout 0.2 and a linear classifier.
 layers::ModulePtr build_mobilenet_v2(const ArchitectureSpec& spec, Generator& generator);
 
+// MobileNetV3-Small (Howard et al. 2019, table 2) for small images: a 3x3 conv to 16 channels, 11 inverted
+// residual blocks (kMobileNetV3SmallBlocks: 3x3 and 5x5 depthwise kernels, ReLU then the hard swish, a
+// hard-sigmoid squeeze-and-excitation of a quarter of the hidden width, rounded to a multiple of 8, in eight
+// of them), a 1x1 conv to 576, global average pooling, a linear layer to 1024, hard swish, dropout 0.2 and
+// a linear classifier. The stem and the first block at stride 1 rather than ImageNet's 2, as CIFAR variants
+// do: an input of 32 reaches the last blocks at 4x4. Batch norms at kiln's defaults (the paper's
+// implementation uses eps 0.001 and momentum 0.01).
+layers::ModulePtr build_mobilenet_v3_small(const ArchitectureSpec& spec, Generator& generator);
+
 }  // namespace kiln::models

@@ -144,17 +144,22 @@ class Lowering {
   }
 
   // MobileNetV2's block: the expansion (when there is one) and the depthwise each with their batch norms
-  // and ReLU6s, then the projection with its batch norm, plus the block's input when the shape is kept.
+  // and ReLU6s (or ReLUs), then the projection with its batch norm, plus the block's input when the shape
+  // is kept. MobileNetV3's hard swish and squeeze-and-excitation have no int8 steps.
   void lower_inverted_residual(const layers::InvertedResidual& block, const std::string& path) {
+    const layers::InvertedResidualOptions& options = block.options();
+    KILN_CHECK(options.activation != layers::BlockActivation::Hardswish && options.squeeze_channels == 0,
+               "quantize: module ", shown(path), " is ", block.describe(),
+               "; int8 inference supports inverted residual blocks with ReLU6 or ReLU and no "
+               "squeeze-and-excitation");
+    const double top = options.activation == layers::BlockActivation::Relu6 ? kRelu6Top : kNoTop;
     const int input = current_;
-    if (block.expansion() > 1) {
+    if (block.expands()) {
       conv_step(layers::child_as<layers::Conv2d>(block, "expand"),
-                &layers::child_as<layers::BatchNorm2d>(block, "bn0"), true, join(path, "expand"), -1,
-                kRelu6Top);
+                &layers::child_as<layers::BatchNorm2d>(block, "bn0"), true, join(path, "expand"), -1, top);
     }
     conv_step(layers::child_as<layers::Conv2d>(block, "depthwise"),
-              &layers::child_as<layers::BatchNorm2d>(block, "bn1"), true, join(path, "depthwise"), -1,
-              kRelu6Top);
+              &layers::child_as<layers::BatchNorm2d>(block, "bn1"), true, join(path, "depthwise"), -1, top);
     conv_step(layers::child_as<layers::Conv2d>(block, "project"),
               &layers::child_as<layers::BatchNorm2d>(block, "bn2"), false, join(path, "project"),
               block.residual() ? input : -1);

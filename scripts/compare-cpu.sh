@@ -22,7 +22,7 @@
 # kinds (MobileNet's depthwise and 1x1 layers, LeNet-5's 5x5, ResNet-18's 3x3 planes on 96x96 photos, strided
 # layers of users' own models: a 7x7 stem, 1x1 projections, stride 3, groups, dilation), SGEMM at 1024^3, 2048^3 and two convolution-like shapes, the
 # inference forward pass (eval mode, no gradients, float32) of ResNet-20, the MobileNet-style net, the
-# VGG-style net, ResNet-18 and MobileNetV2 at batch 1 (one image's latency, as `kiln predict` sees it) and at --batch, and a
+# VGG-style net, ResNet-18, MobileNetV2 and MobileNetV3-Small at batch 1 (one image's latency, as `kiln predict` sees it) and at --batch, and a
 # whole training step of each (forward, cross-entropy, backward, SGD momentum 0.9 + weight decay 1e-4). Three
 # programs, run one after the other so they never share the cores: bench/compare/kiln_cpu.cpp (kiln's
 # dispatch functions and model zoo), bench/compare/onednn_cpu.cpp (oneDNN in plain nchw layouts and in its

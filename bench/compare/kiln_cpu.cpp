@@ -134,7 +134,8 @@ constexpr double kTrainingStepBudgetSeconds = 10.0;  // torch_cpu.py uses the sa
 
 // The zoo networks whose whole training step is timed (torch_cpu.py builds the same five), and the ways:
 // fp32, bf16, and bf16 with channels-last activations (where the AMX convolutions run, on CPUs that have it).
-const char* const kTrainingStepModels[] = {"resnet20", "mobilenet", "vgg_small", "resnet18", "mobilenet_v2"};
+const char* const kTrainingStepModels[] = {"resnet20", "mobilenet",    "vgg_small",
+                                           "resnet18", "mobilenet_v2", "mobilenet_v3_small"};
 struct StepPrecision {
   DType activations;
   bool channels_last;

@@ -20,7 +20,7 @@ DIRECTIONS = ["forward", "backward_data", "backward_weight"]
 # with channels-last activations on both sides.
 TRAINING_STEP_MODELS = [
     f"{model}{way}" for way in ("", " bf16", " bf16 channels-last")
-    for model in ("resnet20", "mobilenet", "vgg_small", "resnet18", "mobilenet_v2")
+    for model in ("resnet20", "mobilenet", "vgg_small", "resnet18", "mobilenet_v2", "mobilenet_v3_small")
 ]
 # Column key -> (program, layout) of the row it reads.
 LIBRARIES = {

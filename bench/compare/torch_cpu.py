@@ -35,7 +35,7 @@ GEMM_SHAPES = [
 ]
 # kiln's parameter counts for the two networks, checked so that both sides train the same thing.
 KILN_PARAMETERS = {"resnet20": 269_722, "mobilenet": 3_217_226, "vgg_small": 288_746, "resnet18": 11_181_642,
-                   "mobilenet_v2": 2_236_682}
+                   "mobilenet_v2": 2_236_682, "mobilenet_v3_small": 1_528_106}
 TRAINING_STEP_BUDGET_SECONDS = 10.0  # kiln_cpu.cpp uses the same
 
 
@@ -202,6 +202,67 @@ def mobilenet_v2(in_channels=3, classes=10):
     return nn.Sequential(*layers)
 
 
+# ---- MobileNetV3-Small, built as kiln builds it (models/mobilenet_v3.cpp, layers/blocks.cpp) --------------
+
+
+class SqueezeExcitation(nn.Module):
+    def __init__(self, channels, squeeze):
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, squeeze, 1)
+        self.expand = nn.Conv2d(squeeze, channels, 1)
+
+    def forward(self, x):
+        means = F.adaptive_avg_pool2d(x, 1)
+        return x * F.hardsigmoid(self.expand(F.relu(self.reduce(means))))
+
+
+class InvertedResidualV3(nn.Module):
+    def __init__(self, in_channels, out_channels, kernel, hidden, squeeze, hardswish, stride):
+        super().__init__()
+        activation = nn.Hardswish if hardswish else nn.ReLU
+        layers = []
+        if hidden != in_channels:
+            layers += [nn.Conv2d(in_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), activation()]
+        layers += [nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False),
+                   nn.BatchNorm2d(hidden), activation()]
+        if squeeze:
+            layers.append(SqueezeExcitation(hidden, squeeze))
+        layers += [nn.Conv2d(hidden, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)]
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and in_channels == out_channels
+
+    def forward(self, x):
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+# (kernel, hidden, out, squeeze-and-excitation, hard swish, stride): Howard et al. 2019, table 2, the first
+# block at CIFAR's stride 1 (models/mobilenet_blocks.hpp).
+MOBILENET_V3_SMALL_BLOCKS = [(3, 16, 16, True, False, 1), (3, 72, 24, False, False, 2),
+                             (3, 88, 24, False, False, 1), (5, 96, 40, True, True, 2),
+                             (5, 240, 40, True, True, 1), (5, 240, 40, True, True, 1),
+                             (5, 120, 48, True, True, 1), (5, 144, 48, True, True, 1),
+                             (5, 288, 96, True, True, 2), (5, 576, 96, True, True, 1),
+                             (5, 576, 96, True, True, 1)]
+
+
+def rounded_to_eight(value):
+    rounded = max(8, int(value + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * value else rounded
+
+
+def mobilenet_v3_small(in_channels=3, classes=10):
+    layers = [nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.Hardswish()]
+    channels = 16
+    for kernel, hidden, out, squeeze, hardswish, stride in MOBILENET_V3_SMALL_BLOCKS:
+        layers.append(InvertedResidualV3(channels, out, kernel, hidden,
+                                         rounded_to_eight(hidden / 4) if squeeze else 0, hardswish, stride))
+        channels = out
+    layers += [nn.Conv2d(channels, 576, 1, bias=False), nn.BatchNorm2d(576), nn.Hardswish(),
+               nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(576, 1024), nn.Hardswish(), nn.Dropout(0.2),
+               nn.Linear(1024, classes)]
+    return nn.Sequential(*layers)
+
+
 # ---- the VGG-style net, built as kiln builds it (models/vgg.cpp) ------------------------------------------
 
 VGG_SMALL = [32, 32, "M", 64, 64, "M", 128, 128, "M"]  # "M": a 2x2 max-pool
@@ -349,7 +410,7 @@ def main():
     torch.manual_seed(0)
 
     models = {"resnet20": resnet(20), "mobilenet": mobilenet(), "vgg_small": vgg_small(), "resnet18": resnet18(),
-              "mobilenet_v2": mobilenet_v2()}
+              "mobilenet_v2": mobilenet_v2(), "mobilenet_v3_small": mobilenet_v3_small()}
     for name, model in models.items():
         parameters = sum(p.numel() for p in model.parameters())
         if parameters != KILN_PARAMETERS[name]:

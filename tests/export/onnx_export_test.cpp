@@ -198,7 +198,8 @@ train::LoadedModel zoo_model(const std::string& name) {
 // A small net with every layer kind the zoo does not use: conv with bias, stride and dilation, ReLU6,
 // LeakyReLU, AvgPool2d both ways of counting padding, Sigmoid, Tanh, GELU, SiLU, Hardsigmoid, Hardswish,
 // squeeze-and-excitation blocks (both gates), inverted residual blocks (with and without the expansion and
-// the shortcut), Dropout, MaxPool2d with padding.
+// the shortcut; MobileNetV3's with a 5x5 kernel, the hard swish and a squeeze, and one with ReLUs), Dropout,
+// MaxPool2d with padding.
 train::LoadedModel every_layer_model() {
   using namespace layers;
   Generator generator(3);
@@ -227,6 +228,16 @@ train::LoadedModel every_layer_model() {
       .add("max",
            std::make_shared<MaxPool2d>(Pool2dOptions{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}))
       .add("inverted_strided", std::make_shared<InvertedResidual>(8, 6, 2, 2, generator))
+      .add("inverted_v3", std::make_shared<InvertedResidual>(
+                              6, 6,
+                              InvertedResidualOptions{.hidden_channels = 10,
+                                                      .kernel = 5,
+                                                      .activation = BlockActivation::Hardswish,
+                                                      .squeeze_channels = 4},
+                              generator))
+      .add("inverted_relu",
+           std::make_shared<InvertedResidual>(
+               6, 6, InvertedResidualOptions{.expansion = 2, .activation = BlockActivation::Relu}, generator))
       .add("flatten", std::make_shared<Flatten>())
       .add("fc", std::make_shared<Linear>(6 * 2 * 2, 4, generator));
   randomize_batch_norms(*net, 5);
@@ -463,6 +474,7 @@ TEST_CASE(
     "onnx export: python3-onnx's checker and shape inference pass, and a numpy run matches kiln's logits") {
   check_with_python(zoo_model("lenet5"), cifar_images(), "lenet5");
   check_with_python(zoo_model("resnet20"), cifar_images(), "resnet20");
+  check_with_python(zoo_model("mobilenet_v3_small"), cifar_images(), "mobilenet_v3_small");
   Generator generator(9);
   check_with_python(every_layer_model(), Tensor::randn({2, 3, 10, 10}, DType::Float32, &generator),
                     "every-layer");

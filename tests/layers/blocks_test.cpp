@@ -246,8 +246,6 @@ TEST_CASE("layers: InvertedResidual forward is bn2(project(relu6(bn1(dw(relu6(bn
   CHECK(max_abs_difference(fresh(x), expected({.training = false})) < 1e-5);
 }
 
-// ---- SqueezeExcitation -----------------------------------------------------------------------------------
-
 namespace {
 
 // The block from the ops: x * gate(conv(relu(conv(mean over H, W of x)))), 1x1 convolutions with biases.
@@ -260,6 +258,73 @@ Tensor squeeze_excitation(const Tensor& x, const Tensor& reduce_weight, const Te
 }
 
 }  // namespace
+
+TEST_CASE(
+    "layers: MobileNetV3's InvertedResidual: hidden width, 5x5 kernel, hard swish, squeeze, described") {
+  Generator generator(12);
+  const InvertedResidualOptions options{.stride = 2,
+                                        .hidden_channels = 20,
+                                        .kernel = 5,
+                                        .activation = BlockActivation::Hardswish,
+                                        .squeeze_channels = 8};
+  InvertedResidual block(6, 10, options, generator);
+  const Tensor x = Tensor::randn({2, 6, 9, 9}, DType::Float32, &generator);
+  CHECK(block(x).shape() == Shape{2, 10, 5, 5});  // padded by 2: ceil(9 / 2)
+  CHECK(block.expands());
+  CHECK(names(block.named_parameters()) ==
+        std::vector<std::string>{"expand.weight", "bn0.weight", "bn0.bias", "depthwise.weight", "bn1.weight",
+                                 "bn1.bias", "squeeze.reduce.weight", "squeeze.reduce.bias",
+                                 "squeeze.expand.weight", "squeeze.expand.bias", "project.weight",
+                                 "bn2.weight", "bn2.bias"});
+  // expand 6*20, bn0 40, depthwise 20*25, bn1 40, squeeze 20*8 + 8 + 8*20 + 20, project 20*10, bn2 20.
+  CHECK(block.parameter_count() == 120 + 40 + 500 + 40 + (160 + 8 + 160 + 20) + 200 + 20);
+  CHECK(block.describe() == "InvertedResidual(6, 10, stride=2, hidden=20, kernel=5, hardswish, squeeze=8)");
+  check_gradients_reach_every_parameter(block, x, generator);
+  // A hidden width equal to the input's: no expansion, as expansion 1.
+  InvertedResidual plain(6, 6, {.hidden_channels = 6, .activation = BlockActivation::Relu}, generator);
+  CHECK_FALSE(plain.expands());
+  CHECK(plain.residual());
+  CHECK(plain.describe() == "InvertedResidual(6, 6, stride=1, hidden=6, relu)");
+  CHECK_THROWS_WITH_AS(InvertedResidual(6, 6, {.kernel = 4}, generator), doctest::Contains("must be odd"),
+                       kiln::Error);
+}
+
+TEST_CASE(
+    "layers: MobileNetV3's InvertedResidual is bn2(project(se(act(bn1(dw(act(bn0(expand x)))))))) + x") {
+  Generator generator(13);
+  for (const BlockActivation activation : {BlockActivation::Hardswish, BlockActivation::Relu}) {
+    CAPTURE(block_activation_name(activation));
+    const InvertedResidualOptions options{
+        .hidden_channels = 10, .kernel = 5, .activation = activation, .squeeze_channels = 3};
+    InvertedResidual block(4, 4, options, generator);
+    const Tensor x = Tensor::randn({2, 4, 6, 6}, DType::Float32, &generator) * 4.0;  // past the kinks at +-3
+    const auto p = by_name(block.named_parameters());
+    const auto act = [&](const Tensor& t) {
+      return activation == BlockActivation::Hardswish ? hardswish(t) : relu(t);
+    };
+    const auto expected = [&](const BatchNormOptions& norm) {
+      const auto normalized = [&](const Tensor& t, const std::string& bn, std::int64_t channels) {
+        return batch_norm2d(t, p.at(bn + ".weight"), p.at(bn + ".bias"), Tensor::zeros({channels}),
+                            Tensor::ones({channels}), norm);
+      };
+      Tensor h = act(normalized(conv2d(x, p.at("expand.weight"), Tensor(), {}), "bn0", 10));
+      h = act(normalized(conv2d(h, p.at("depthwise.weight"), Tensor(), {.padding = {2, 2}, .groups = 10}),
+                         "bn1", 10));
+      h = squeeze_excitation(h, p.at("squeeze.reduce.weight"), p.at("squeeze.reduce.bias"),
+                             p.at("squeeze.expand.weight"), p.at("squeeze.expand.bias"),
+                             SqueezeGate::Hardsigmoid);
+      return normalized(conv2d(h, p.at("project.weight"), Tensor(), {}), "bn2", 4) + x;
+    };
+    CHECK(max_abs_difference(block(x), expected({.training = true})) < 1e-5);
+    InvertedResidual fresh(4, 4, options, generator);
+    for (auto& [name, parameter] : fresh.named_parameters()) parameter.copy_(p.at(name));
+    fresh.eval();
+    NoGradGuard no_grad;
+    CHECK(max_abs_difference(fresh(x), expected({.training = false})) < 1e-5);
+  }
+}
+
+// ---- SqueezeExcitation -----------------------------------------------------------------------------------
 
 TEST_CASE("layers: SqueezeExcitation shapes, names, hand-counted parameters and description") {
   Generator generator(10);

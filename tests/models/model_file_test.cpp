@@ -199,6 +199,24 @@ TEST_CASE("model file: residual, separable and inverted blocks, with either shor
                        doctest::Contains("shortcut=pad can only add channels (8 -> 4)"), Error);
 }
 
+TEST_CASE("model file: inverted's MobileNetV3 options: hidden width, kernel, activation, squeeze") {
+  const ArchitectureSpec spec =
+      spec_of({"conv 16 3 padding=same", "inverted 24 stride=2 hidden=72 activation=relu",
+               "inverted 24 hidden=88 kernel=5 activation=hardswish se=4", "global_avg_pool", "linear"},
+              3, 8, 4);
+  layers::ModulePtr model = build(spec);
+  const auto children = model->named_children();
+  CHECK(children[1].second->describe() == "InvertedResidual(16, 24, stride=2, hidden=72, relu)");
+  CHECK(children[2].second->describe() ==
+        "InvertedResidual(24, 24, stride=1, hidden=88, kernel=5, hardswish, squeeze=22)");
+  CHECK(output_shape(*model, spec) == Shape{2, 4});
+  CHECK_THROWS_WITH_AS(
+      build(spec_of({"conv 8 3", "inverted 8 activation=gelu", "global_avg_pool", "linear"})),
+      doctest::Contains("activation must be relu6, relu or hardswish, got 'gelu'"), Error);
+  CHECK_THROWS_WITH_AS(build(spec_of({"conv 8 3", "inverted 8 kernel=4", "global_avg_pool", "linear"})),
+                       doctest::Contains("kernel must be odd, got 4"), Error);
+}
+
 TEST_CASE("model file: se lines are squeeze-and-excitation blocks of C / REDUCTION channels, either gate") {
   const ArchitectureSpec spec = spec_of(
       {"conv 12 3 padding=same", "se", "se 3 gate=hardsigmoid", "se 100", "global_avg_pool", "linear"}, 3, 8,

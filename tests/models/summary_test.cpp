@@ -72,6 +72,16 @@ TEST_CASE("summary: a block is one row, its convolutions counted at its output s
   CHECK(summary.layers[2].flops == 2 * 16 * (16 * 9 + 8 * 16));
 }
 
+TEST_CASE("summary: an inverted residual block's expansion counts its input's size, the rest the output's") {
+  // inverted 8 -> 12, expand 2, stride 2, from 8x8 to 4x4: expand 8 -> 16 at 64 positions, the depthwise
+  // 16 * 9 and the projection 16 -> 12 at 16.
+  const models::ModelSummary summary = summary_of(
+      described({"conv 8 1", "inverted 12 stride=2 expand=2", "global_avg_pool", "linear"}, 3, 8, 4));
+  REQUIRE(summary.layers.size() == 4);
+  CHECK(summary.layers[1].output == Shape{12, 4, 4});
+  CHECK(summary.layers[1].flops == 2 * (64 * 8 * 16 + 16 * (16 * 9 + 16 * 12)));
+}
+
 TEST_CASE("summary: a squeeze-and-excitation block's 1x1 convolutions count one pixel") {
   // se 4 on 16 channels at 8x8: reduce 16 -> 4 and expand 4 -> 16 on the channel means, 2 * 64 FLOPs each.
   const models::ModelSummary summary =

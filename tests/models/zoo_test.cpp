@@ -54,6 +54,10 @@ TEST_CASE("zoo: parameter counts match the papers") {
   // MobileNetV2 (Sandler et al. 2018, table 3: 3.4M at 1000 classes): 2,223,872 without the classifier (as
   // torchvision's mobilenet_v2), then 1280 * 10 + 10.
   CHECK(build("mobilenet_v2")->parameter_count() == 2236682);
+  // MobileNetV3-Small (Howard et al. 2019, table 3: 2.5M at 1000 classes): torchvision 0.14's
+  // mobilenet_v3_small(num_classes=10) counts 1,528,106, block for block the same layers (its strides
+  // differ, not its parameters).
+  CHECK(build("mobilenet_v3_small")->parameter_count() == 1528106);
 }
 
 TEST_CASE("zoo: resnet18 shrinks a photo 32-fold before its classifier") {

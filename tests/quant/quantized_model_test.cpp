@@ -83,6 +83,27 @@ quant::QuantizedModel calibrated(const quant::InferenceProgram& program, const T
   return quant::QuantizedModel::quantize(program, calibrator.ranges());
 }
 
+TEST_CASE("quantize: an inverted residual block with ReLUs and a 5x5 kernel lowers with uncapped ReLUs") {
+  Generator generator(4);
+  layers::Sequential net;
+  net.add("conv", std::make_shared<layers::Conv2d>(3, 8, 3, generator))
+      .add("block", std::make_shared<layers::InvertedResidual>(
+                        8, 8,
+                        layers::InvertedResidualOptions{
+                            .hidden_channels = 20, .kernel = 5, .activation = layers::BlockActivation::Relu},
+                        generator))
+      .add("pool", std::make_shared<layers::GlobalAvgPool2d>())
+      .add("fc", std::make_shared<layers::Linear>(8, 2, generator));
+  net.eval();
+  const quant::InferenceProgram program = quant::lower_for_inference(net, {3, 9, 9});
+  // Inputs large enough that the block's ReLUs pass values above 6, which a ReLU6's top would clip.
+  const Tensor x = Tensor::randn({2, 3, 9, 9}, DType::Float32, &generator) * 8.0;
+  NoGradGuard no_grad;
+  const Tensor expected = net(x);
+  CHECK(max_abs_difference(quant::run_float(program, x), expected) <=
+        1e-4 * std::max(1.0, max_abs(expected)));
+}
+
 TEST_CASE("quantize: the lowered program computes every zoo model's logits (batch-norm folded, ReLU fused)") {
   for (const char* name : {"lenet5", "vgg_small", "resnet20", "mobilenet", "mobilenet_v2"}) {
     INFO(name);
@@ -240,6 +261,20 @@ TEST_CASE("quantize: a module int8 inference does not support is named") {
       .add("fc", std::make_shared<layers::Linear>(8, 2, generator));
   CHECK_THROWS_WITH_AS(quant::lower_for_inference(net, {3, 8, 8}),
                        doctest::Contains("module 'act' is Sigmoid"), Error);
+  // MobileNetV3's blocks: the hard swish and the squeeze-and-excitation have no int8 steps.
+  layers::Sequential v3;
+  v3.add("conv", std::make_shared<layers::Conv2d>(3, 8, 3, generator))
+      .add("block",
+           std::make_shared<layers::InvertedResidual>(
+               8, 8, layers::InvertedResidualOptions{.activation = layers::BlockActivation::Hardswish},
+               generator))
+      .add("pool", std::make_shared<layers::GlobalAvgPool2d>())
+      .add("fc", std::make_shared<layers::Linear>(8, 2, generator));
+  CHECK_THROWS_WITH_AS(quant::lower_for_inference(v3, {3, 8, 8}),
+                       doctest::Contains("module 'block' is InvertedResidual(8, 8, stride=1, expansion=6, "
+                                         "hardswish); int8 inference supports inverted residual blocks with "
+                                         "ReLU6 or ReLU"),
+                       Error);
   layers::Sequential headless;
   headless.add("conv", std::make_shared<layers::Conv2d>(3, 8, 3, generator));
   CHECK_THROWS_WITH_AS(quant::lower_for_inference(headless, {3, 8, 8}),

@@ -243,6 +243,11 @@ TEST_CASE("cuda: one training step of MobileNetV2 agrees with the CPU") {
   if (testing::have_gpu()) check_one_step_agrees("mobilenet_v2");
 }
 
+// 5x5 depthwise kernels, the hard swish and hard sigmoid, squeeze-and-excitation's broadcast product.
+TEST_CASE("cuda: one training step of MobileNetV3-Small agrees with the CPU") {
+  if (testing::have_gpu()) check_one_step_agrees("mobilenet_v3_small");
+}
+
 TEST_CASE("cuda: from the third training step on, every device block comes from the allocator's cache") {
   if (!testing::have_gpu()) return;
   // cudaMalloc and cudaFree synchronize the device: a step that reached either would stall the GPU there.
