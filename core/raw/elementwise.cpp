@@ -55,8 +55,8 @@ void check_same_dtype_and_device(std::string_view op, const Tensor& reference,
 }
 
 // An elementwise op on a channels-last operand keeps that layout (binary ops of one shape when either
-// operand has it), bringing the other operands to it: the kernels then run over the dense storage in memory
-// order, whatever the layout.
+// operand has it, bringing the other to it; and a broadcast into a channels-last operand's shape), so the
+// kernels run over the dense storage in memory order, whatever the layout.
 Tensor unary(kernels::UnaryOp op, const kernels::UnaryParams& params, const Tensor& x) {
   const Tensor input = in_layout(x, stored_channels_last(x));
   Tensor output = empty_like(input);
@@ -93,8 +93,30 @@ Tensor binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b, std::strin
     });
     return output;
   }
-  Tensor output = Tensor::empty(shape, a.dtype(), a.device());
   Strides a_strides = broadcast_strides(a, shape), b_strides = broadcast_strides(b, shape);
+  // A channels-last operand of the output's own shape, the other broadcast to it (a squeeze-and-excitation's
+  // x * s, s [N, C, 1, 1]): the output keeps the layout, and the kernel walks the dimensions in memory order,
+  // N, H, W, C, so that the channels are the dense inner run it vectorizes (in NCHW order it read x a
+  // channel's stride apart, through the reference kernel).
+  const auto channels_last_of_shape = [&](const Tensor& x) {
+    return x.shape() == shape && stored_channels_last(x);
+  };
+  if (shape.rank() == 4 && (channels_last_of_shape(a) || channels_last_of_shape(b))) {
+    Tensor output = empty_channels_last(shape, a.dtype(), a.device());
+    constexpr std::size_t kMemoryOrder[] = {0, 2, 3, 1};  // N, H, W, C
+    std::int64_t sizes[4], a_walk[4], b_walk[4];
+    for (std::size_t i = 0; i < 4; ++i) {
+      sizes[i] = shape.dims()[kMemoryOrder[i]];
+      a_walk[i] = a_strides[kMemoryOrder[i]];
+      b_walk[i] = b_strides[kMemoryOrder[i]];
+    }
+    visit_floating(a.dtype(), name, [&]<typename T>() {
+      kernels::binary_forward<T>(a.device(), op, 4, sizes, a.data<T>(), a_walk, b.data<T>(), b_walk,
+                                 output.data<T>());
+    });
+    return output;
+  }
+  Tensor output = Tensor::empty(shape, a.dtype(), a.device());
   visit_floating(a.dtype(), name, [&]<typename T>() {
     kernels::binary_forward<T>(a.device(), op, shape.rank(), shape.dims().data(), a.data<T>(), a_strides.data(),
                                b.data<T>(), b_strides.data(), output.data<T>());

@@ -35,12 +35,15 @@ constexpr std::int64_t kMinRowLength = 16;
 // bfloat16 (8-bit significands, all multiples of 2^-133) is exact in float unless their exponents lie more
 // than 16 apart; then the smaller is under 2^-16 of the larger, which is a bfloat16, so the exact sum lies
 // far inside the larger's rounding interval, and so does its float rounding: rounding that to bfloat16 gives
-// the larger, as correct rounding does. Not so for Mul (exact in float but for products below float's normal
-// range, rounded there on a finer grid than bfloat16's), Div, Sqrt, or LeakyRelu's float alpha, whose float
-// results may round onto a bfloat16 tie the exact result misses, or Clamp with bounds bfloat16 cannot hold,
-// which the float kernel rounds to float before comparing and returning: those keep the reference. Clamp with
-// bfloat16 bounds (ReLU6's 0 and 6) is exact: a comparison of two bfloat16 values in float is the comparison
-// of the values, the result is x or a bound, and the gradient gy or 0.
+// the larger, as correct rounding does. A product of two bfloat16 has at most 16 significant bits: exact in
+// float down to 2^-134 (float's subnormals reach 2^-149), and one below 2^-134 rounds to zero in bfloat16
+// whichever way it gets there (bfloat16's smallest nonzero value is 2^-133, and float rounding cannot carry
+// the product past the tie at 2^-134, which float holds), so Mul rounds once too. Not so for Div, Sqrt, or
+// LeakyRelu's float alpha, whose float results may round onto a bfloat16 tie the exact result misses, or
+// Clamp with bounds bfloat16 cannot hold, which the float kernel rounds to float before comparing and
+// returning: those keep the reference. Clamp with bfloat16 bounds (ReLU6's 0 and 6) is exact: a comparison of
+// two bfloat16 values in float is the comparison of the values, the result is x or a bound, and the gradient
+// gy or 0.
 bool bfloat16_bounds(const UnaryParams& params) {
   const auto exact = [](double bound) { return static_cast<double>(bfloat16(bound)) == bound; };
   return exact(params.low) && exact(params.high);
@@ -84,9 +87,10 @@ bool vectorized_backward(UnaryOp op, const UnaryParams& params) {
 }
 template <typename T>
 bool vectorized(BinaryOp op) {
-  const bool exact = op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::AddRelu;
+  const bool exact =
+      op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::AddRelu || op == BinaryOp::Mul;
   if constexpr (std::is_same_v<T, bfloat16>) return exact;
-  return std::is_same_v<T, float> && (exact || op == BinaryOp::Mul || op == BinaryOp::Div);
+  return std::is_same_v<T, float> && (exact || op == BinaryOp::Div);
 }
 
 // The longest run of trailing dimensions along which each of two operands is dense or constant (see

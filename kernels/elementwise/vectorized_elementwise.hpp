@@ -292,7 +292,9 @@ void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const
 // ---- binary ------------------------------------------------------------------------------------------
 
 // Add, Sub, Mul, Div: float arithmetic is correctly rounded, so these match the reference (double, rounded
-// once) bitwise; AddRelu too (rounding keeps the sum's sign, so clamping before or after it agrees).
+// once) bitwise; AddRelu too (rounding keeps the sum's sign, so clamping before or after it agrees). On
+// bfloat16 the float result rounds once more, in the store: dispatch.cpp says why that is the reference's
+// rounding for Add, Sub, AddRelu and Mul.
 template <class V, class T>
 void binary_forward(BinaryOp op, const RowPlan& plan, const std::int64_t* sizes, const T* a,
                     const std::int64_t* a_strides, const T* b, const std::int64_t* b_strides, T* out) {

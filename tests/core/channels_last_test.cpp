@@ -69,6 +69,35 @@ TEST_CASE("channels-last: elementwise ops and cat keep the layout, and mixed ope
   CHECK(joined.to_vector<float>() == cat({a, Tensor::zeros({2, 2, 4, 5})}, 1).to_vector<float>());
 }
 
+// x * s with s [N, C, 1, 1] (a squeeze-and-excitation's scaling), and other broadcasts into a channels-last
+// operand's shape: the product is channels-last and equals the NCHW one, float and bfloat16 (the vectorized
+// kernels walk the channels), either operand order, and its gradients are those of the NCHW product.
+TEST_CASE("channels-last: a broadcast into a channels-last operand's shape keeps the layout") {
+  for (const DType dtype : {DType::Float32, DType::BFloat16}) {
+    CAPTURE(dtype_name(dtype));
+    const Tensor x = random_input({2, 24, 3, 5}, 10).to(dtype), s = random_input({2, 24, 1, 1}, 11).to(dtype);
+    const Tensor row = random_input({5}, 12).to(dtype), x_last = x.channels_last();
+    for (const auto& [actual, expected] :
+         {std::pair{x_last * s, x * s}, std::pair{s * x_last, s * x}, std::pair{x_last - row, x - row}}) {
+      CHECK(actual.is_channels_last());
+      CHECK(actual.to_vector<double>() == expected.to_vector<double>());
+    }
+  }
+  Tensor x = random_input({2, 24, 3, 5}, 13).to(DType::Float32).channels_last(),
+         s = random_input({2, 24, 1, 1}, 14).to(DType::Float32);
+  x.set_requires_grad();
+  s.set_requires_grad();
+  const Tensor weights = random_input({2, 24, 3, 5}, 15).to(DType::Float32);
+  sum(x * s * weights).backward();
+  const Tensor x_grad = x.grad(), s_grad = s.grad();
+  Tensor x_nchw = x.contiguous().detach(), s_again = s.detach();
+  x_nchw.set_requires_grad();
+  s_again.set_requires_grad();
+  sum(x_nchw * s_again * weights).backward();
+  CHECK(largest_difference(x_grad, x_nchw.grad()) < 1e-6);
+  CHECK(largest_difference(s_grad, s_again.grad()) < 1e-5);
+}
+
 // raw::add_in_place (the autograd engine's accumulation) into either layout, from a source in either layout
 // or a strided view: the destination keeps its buffer and layout and holds the sum.
 TEST_CASE("channels-last: add_in_place adds into either layout from any source") {

@@ -286,6 +286,40 @@ TEST_CASE("bfloat16 binary: a sum that needs rounding rounds once, to nearest ev
   CHECK(static_cast<float>(out[2]) == 256.0f);  // 257 is a tie between 256 and 258: even mantissa is 256
 }
 
+// Products below float's normal range (2^-126), where the float product lies on float's subnormal grid
+// before the store rounds it to bfloat16 (dispatch.cpp: exact down to 2^-134, zero either way below): every
+// pair of significands, at exponents that put the products across bfloat16's subnormal range and below it,
+// each the reference's bits at every fast level.
+TEST_CASE("bfloat16 binary: a product below float's normal range rounds once, as the reference's") {
+  std::vector<bfloat16> a, b;
+  for (int exponent = -62; exponent >= -72; exponent -= 2) {
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      for (std::uint32_t j = 0; j < 256; j += 3) {
+        const auto value = [](std::uint32_t significand, int power) {
+          return bfloat16(std::ldexp(1.0 + (significand & 127u) / 128.0, power) *
+                          ((significand & 128u) ? -1 : 1));
+        };
+        a.push_back(value(i, exponent));
+        b.push_back(value(j, -70));
+      }
+    }
+  }
+  const std::int64_t n = static_cast<std::int64_t>(a.size()), sizes[] = {n}, strides[] = {1};
+  std::vector<double> expected(a.size());
+  kernels::reference::binary_forward(BinaryOp::Mul, 1, sizes, converted<double>(a).data(), strides,
+                                     converted<double>(b).data(), strides, expected.data());
+  const std::vector<bfloat16> rounded = converted<bfloat16>(expected);
+  std::int64_t subnormal = 0;
+  for (const double value : expected) subnormal += value != 0.0 && std::abs(value) < 0x1p-126;
+  CHECK(subnormal * 2 > n);
+  testing::at_each_fast_level([&] {
+    std::vector<bfloat16> out(a.size());
+    kernels::binary_forward<bfloat16>(kCpu, BinaryOp::Mul, 1, sizes, a.data(), strides, b.data(), strides,
+                                      out.data());
+    CHECK(testing::bfloat16_difference(out, rounded, 0).empty());
+  });
+}
+
 // ---- copies and fill ---------------------------------------------------------------------------------
 
 struct CopyCase {
