@@ -23,8 +23,8 @@ namespace {
 
 using namespace kiln;
 
-const std::vector<std::string> kModels = {"lenet5",    "resnet20",  "resnet56",
-                                          "vgg_small", "mobilenet", "mobilenet_v2"};
+const std::vector<std::string> kModels = {"lenet5",    "resnet20",     "resnet56",          "vgg_small",
+                                          "mobilenet", "mobilenet_v2", "mobilenet_v3_small"};
 
 void training_step(benchmark::State& state, const std::string& name) {
   const std::int64_t batch = state.range(0);
