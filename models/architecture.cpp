@@ -21,6 +21,7 @@ const std::vector<std::pair<std::string, Builder>>& builders() {
         {"mobilenet", build_mobilenet},
         {"mobilenet_v2", build_mobilenet_v2},
         {"mobilenet_v3_small", build_mobilenet_v3_small},
+        {"mobilenet_v3_large", build_mobilenet_v3_large},
         {"resnet18", build_resnet18},
     };
     for (std::int64_t depth : {20, 32, 44, 56, 110}) {

@@ -1,6 +1,6 @@
-// The block tables of the MobileNet-style net, MobileNetV2 and MobileNetV3-Small, written once: their
-// builders (models/mobilenet.cpp, mobilenet_v2.cpp, mobilenet_v3.cpp) and the benchmarks that time their
-// layers' shapes (bench/conv2d_bench.cpp, bench/ladder/conv_shapes.hpp) read them here.
+// The block tables of the MobileNet-style net, MobileNetV2 and MobileNetV3 (small and large), written once:
+// their builders (models/mobilenet.cpp, mobilenet_v2.cpp, mobilenet_v3.cpp) and the benchmarks that time
+// their layers' shapes (bench/conv2d_bench.cpp, bench/ladder/conv_shapes.hpp) read them here.
 #pragma once
 
 #include <cstdint>
@@ -28,15 +28,16 @@ inline constexpr InvertedStage kMobileNetV2Stages[] = {{1, 16, 1, 1}, {6, 24, 2,
                                                        {6, 64, 4, 2}, {6, 96, 3, 1}, {6, 160, 3, 2},
                                                        {6, 320, 1, 1}};
 
-// MobileNetV3-Small (Howard et al. 2019, table 2): each block's depthwise kernel, hidden width ("exp
+// MobileNetV3 (Howard et al. 2019, tables 1 and 2): each block's depthwise kernel, hidden width ("exp
 // size"), output channels, whether it has a squeeze-and-excitation, whether it takes the hard swish (else
-// ReLU), and its stride; the first block at stride 1 rather than ImageNet's 2, as for MobileNetV2.
+// ReLU), and its stride; the first stride-2 block at stride 1 instead, as for MobileNetV2 (with the stem at
+// stride 1 too, a 32x32 input reaches the last blocks at 4x4).
 struct MobileNetV3Block {
   std::int64_t kernel, hidden, channels;
   bool squeeze, hardswish;
   std::int64_t stride;
 };
-inline constexpr std::int64_t kMobileNetV3SmallStemChannels = 16;
+inline constexpr std::int64_t kMobileNetV3StemChannels = 16;  // both sizes
 inline constexpr MobileNetV3Block kMobileNetV3SmallBlocks[] = {
     {3, 16, 16, true, false, 1}, {3, 72, 24, false, false, 2}, {3, 88, 24, false, false, 1},
     {5, 96, 40, true, true, 2},  {5, 240, 40, true, true, 1},  {5, 240, 40, true, true, 1},
@@ -45,5 +46,14 @@ inline constexpr MobileNetV3Block kMobileNetV3SmallBlocks[] = {
 // The 1x1 convolution after the blocks, and the hidden layer of the classifier.
 inline constexpr std::int64_t kMobileNetV3SmallLastChannels = 576;
 inline constexpr std::int64_t kMobileNetV3SmallHeadFeatures = 1024;
+
+inline constexpr MobileNetV3Block kMobileNetV3LargeBlocks[] = {
+    {3, 16, 16, false, false, 1}, {3, 64, 24, false, false, 1}, {3, 72, 24, false, false, 1},
+    {5, 72, 40, true, false, 2},  {5, 120, 40, true, false, 1}, {5, 120, 40, true, false, 1},
+    {3, 240, 80, false, true, 2}, {3, 200, 80, false, true, 1}, {3, 184, 80, false, true, 1},
+    {3, 184, 80, false, true, 1}, {3, 480, 112, true, true, 1}, {3, 672, 112, true, true, 1},
+    {5, 672, 160, true, true, 2}, {5, 960, 160, true, true, 1}, {5, 960, 160, true, true, 1}};
+inline constexpr std::int64_t kMobileNetV3LargeLastChannels = 960;
+inline constexpr std::int64_t kMobileNetV3LargeHeadFeatures = 1280;
 
 }  // namespace kiln::models

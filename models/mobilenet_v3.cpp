@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <cstddef>
+
 #include "layers/layers.hpp"
 #include "models/mobilenet_blocks.hpp"
 #include "models/zoo.hpp"
@@ -12,21 +15,21 @@ std::int64_t rounded_to_eight(double value) {
   return rounded < 0.9 * value ? rounded + 8 : rounded;
 }
 
-}  // namespace
-
-// input [N, C, H, W] -> conv 3x3 (C -> 16) -> BN -> hard swish -> 11 inverted residual blocks
-// (kMobileNetV3SmallBlocks) -> conv 1x1 (96 -> 576) -> BN -> hard swish -> global average pool [N, 576]
-//   -> linear (576 -> 1024) -> hard swish -> dropout 0.2 -> linear -> [N, classes]
-layers::ModulePtr build_mobilenet_v3_small(const ArchitectureSpec& spec, Generator& generator) {
+// input [N, C, H, W] -> conv 3x3 (C -> 16) -> BN -> hard swish -> the inverted residual blocks -> conv 1x1
+// (to `last` channels) -> BN -> hard swish -> global average pool [N, last] -> linear (last -> head) -> hard
+// swish -> dropout 0.2 -> linear -> [N, classes]
+template <std::size_t kBlocks>
+layers::ModulePtr build_mobilenet_v3(const ArchitectureSpec& spec, const MobileNetV3Block (&table)[kBlocks],
+                                     std::int64_t last, std::int64_t head, Generator& generator) {
   using namespace layers;
-  std::int64_t channels = kMobileNetV3SmallStemChannels;
+  std::int64_t channels = kMobileNetV3StemChannels;
   auto net = std::make_shared<Sequential>();
   net->add("conv1", std::make_shared<Conv2d>(spec.in_channels, channels, 3, generator,
                                              Conv2dLayerOptions{.padding = 1, .bias = false}))
       .add("bn1", std::make_shared<BatchNorm2d>(channels))
       .add("hardswish1", std::make_shared<Hardswish>());
   auto blocks = std::make_shared<Sequential>();
-  for (const MobileNetV3Block& block : kMobileNetV3SmallBlocks) {
+  for (const MobileNetV3Block& block : table) {
     const InvertedResidualOptions options{
         .stride = block.stride,
         .hidden_channels = block.hidden,
@@ -36,7 +39,6 @@ layers::ModulePtr build_mobilenet_v3_small(const ArchitectureSpec& spec, Generat
     blocks->add(std::make_shared<InvertedResidual>(channels, block.channels, options, generator));
     channels = block.channels;
   }
-  constexpr std::int64_t last = kMobileNetV3SmallLastChannels, head = kMobileNetV3SmallHeadFeatures;
   net->add("blocks", blocks)
       .add("conv2", std::make_shared<Conv2d>(channels, last, 1, generator, Conv2dLayerOptions{.bias = false}))
       .add("bn2", std::make_shared<BatchNorm2d>(last))
@@ -47,6 +49,18 @@ layers::ModulePtr build_mobilenet_v3_small(const ArchitectureSpec& spec, Generat
       .add("dropout", std::make_shared<Dropout>(0.2))
       .add("fc2", std::make_shared<Linear>(head, spec.classes, generator));
   return net;
+}
+
+}  // namespace
+
+layers::ModulePtr build_mobilenet_v3_small(const ArchitectureSpec& spec, Generator& generator) {
+  return build_mobilenet_v3(spec, kMobileNetV3SmallBlocks, kMobileNetV3SmallLastChannels,
+                            kMobileNetV3SmallHeadFeatures, generator);
+}
+
+layers::ModulePtr build_mobilenet_v3_large(const ArchitectureSpec& spec, Generator& generator) {
+  return build_mobilenet_v3(spec, kMobileNetV3LargeBlocks, kMobileNetV3LargeLastChannels,
+                            kMobileNetV3LargeHeadFeatures, generator);
 }
 
 }  // namespace kiln::models

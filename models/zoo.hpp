@@ -47,5 +47,8 @@ layers::ModulePtr build_mobilenet_v2(const ArchitectureSpec& spec, Generator& ge
 // do: an input of 32 reaches the last blocks at 4x4. Batch norms at kiln's defaults (the paper's
 // implementation uses eps 0.001 and momentum 0.01).
 layers::ModulePtr build_mobilenet_v3_small(const ArchitectureSpec& spec, Generator& generator);
+// MobileNetV3-Large (table 1) alike: 15 blocks (ReLU in the first six, a squeeze-and-excitation in seven), a
+// 1x1 conv to 960 and a classifier through 1280 features; the stem and the second block at stride 1.
+layers::ModulePtr build_mobilenet_v3_large(const ArchitectureSpec& spec, Generator& generator);
 
 }  // namespace kiln::models
