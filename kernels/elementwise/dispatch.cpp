@@ -6,9 +6,8 @@
 // where the exact result is a bfloat16 value or the float operation is exact (below), and for its dense
 // copies, its NCHW <-> channels-last transposes and its conversions to and from float. Both take the
 // vectorized sigmoid, tanh, GELU, SiLU, hard sigmoid and hard swish (within a few float ulps; one bfloat16
-// ulp: below). Everything else
-// (double, int64, the other transcendentals, binary ops on transposed or gathered layouts, bfloat16's inexact
-// ops) runs the reference kernels.
+// ulp: below). Everything else (double, int64, the other transcendentals, binary ops on transposed or
+// gathered layouts, bfloat16's inexact ops) runs the reference kernels.
 #include <algorithm>
 #include <array>
 #include <optional>
