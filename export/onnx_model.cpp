@@ -75,8 +75,7 @@ class GraphBuilder {
     if (dynamic_cast<const layers::SiLU*>(&module)) {  // x * Sigmoid(x) (opset 17 has no Swish)
       return node("Mul", path, {input, node("Sigmoid", path + "/sigmoid", {input})});
     }
-    if (dynamic_cast<const layers::Hardsigmoid*>(&module))  // max(0, min(1, alpha x + beta))
-      return node("HardSigmoid", path, {input}, {{"alpha", 1.0f / 6.0f}, {"beta", 0.5f}});
+    if (dynamic_cast<const layers::Hardsigmoid*>(&module)) return emit_hard_sigmoid(path, input);
     if (dynamic_cast<const layers::Hardswish*>(&module)) return node("HardSwish", path, {input});
     if (dynamic_cast<const layers::Dropout*>(&module)) return input;  // the identity at inference
     fail("onnx export: module '", path.empty() ? "(the model)" : path, "' is ", module.describe(),
@@ -223,6 +222,11 @@ class GraphBuilder {
     return node("Relu", path, {value});
   }
 
+  // relu6(x + 3) / 6 as ONNX's HardSigmoid, max(0, min(1, alpha x + beta)), whose default alpha is 0.2.
+  std::string emit_hard_sigmoid(const std::string& path, const std::string& input) {
+    return node("HardSigmoid", path, {input}, {{"alpha", 1.0f / 6.0f}, {"beta", 0.5f}});
+  }
+
   // The block's activation (layers::BlockActivation) after its expansion and depthwise batch norms.
   std::string emit_block_activation(layers::BlockActivation activation, const std::string& path,
                                     const std::string& input) {
@@ -267,9 +271,8 @@ class GraphBuilder {
     value = emit_conv(layers::child_as<layers::Conv2d>(block, "reduce"), join(path, "reduce"), value);
     value = node("Relu", join(path, "relu"), {value});
     value = emit_conv(layers::child_as<layers::Conv2d>(block, "expand"), join(path, "expand"), value);
-    value = block.gate() == layers::SqueezeGate::Sigmoid
-                ? node("Sigmoid", join(path, "gate"), {value})
-                : node("HardSigmoid", join(path, "gate"), {value}, {{"alpha", 1.0f / 6.0f}, {"beta", 0.5f}});
+    value = block.gate() == layers::SqueezeGate::Sigmoid ? node("Sigmoid", join(path, "gate"), {value})
+                                                         : emit_hard_sigmoid(join(path, "gate"), value);
     return node("Mul", path, {input, value});
   }
 
