@@ -12,6 +12,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <tuple>
 #include <vector>
@@ -91,6 +92,48 @@ std::int64_t ulps_apart(float a, float b) {
   return std::abs(ordered(a) - ordered(b));
 }
 
+// Every 1024th float (4 million: all of float's range, subnormals to infinities, both signs), then 40,000
+// consecutive floats around each centre.
+std::vector<float> float_sweep(std::initializer_list<float> centres) {
+  std::vector<float> x;
+  for (std::uint64_t bits = 0; bits < (std::uint64_t{1} << 32); bits += 1024)
+    x.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(bits)));
+  for (const float centre : centres) {
+    float v = centre;
+    for (int i = 0; i < 20000; ++i) v = std::nextafter(v, -1000.0f);
+    for (int i = 0; i < 40000; ++i, v = std::nextafter(v, 1000.0f)) x.push_back(v);
+  }
+  return x;
+}
+
+// The largest ulps_apart of `actual` from `expected` and its index, over the pairs neither of which is a NaN,
+// and how many pairs have a NaN on one side only. With skip_subnormal_results, a pair whose values are both
+// below float's normal range (2^-126) is not compared.
+struct UlpReport {
+  std::int64_t worst = 0;
+  std::size_t worst_at = 0;
+  std::int64_t wrong_nan = 0;
+};
+UlpReport ulp_report(const std::vector<float>& actual, const std::vector<float>& expected,
+                     bool skip_subnormal_results) {
+  UlpReport report;
+  const float smallest_normal = std::numeric_limits<float>::min();
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    if (std::isnan(expected[i]) || std::isnan(actual[i])) {
+      report.wrong_nan += std::isnan(expected[i]) != std::isnan(actual[i]);
+      continue;
+    }
+    if (skip_subnormal_results && std::abs(expected[i]) < smallest_normal &&
+        std::abs(actual[i]) < smallest_normal)
+      continue;
+    if (const std::int64_t ulps = ulps_apart(actual[i], expected[i]); ulps > report.worst) {
+      report.worst = ulps;
+      report.worst_at = i;
+    }
+  }
+  return report;
+}
+
 // The vectorized Sigmoid, Tanh, GELU and SiLU (kernels/simd/transcendentals.hpp) against the reference
 // (double, rounded once), in ulps: over every 1024th float (4 million, all of float's range, subnormals to
 // infinities, both signs), and densely around where the functions change their method or saturate (tanh's
@@ -101,15 +144,8 @@ std::int64_t ulps_apart(float a, float b) {
 // zero: there both must be below 2^-126. A NaN from either side must be a NaN from both.
 TEST_CASE(
     "elementwise fast: sigmoid, tanh and gelu stay within a few ulps of the reference over the floats") {
-  std::vector<float> x;
-  for (std::uint64_t bits = 0; bits < (std::uint64_t{1} << 32); bits += 1024)
-    x.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(bits)));
-  for (const float centre :
-       {0.625f, -0.625f, 0.0f, 88.7f, -88.7f, 87.3f, -87.3f, 103.0f, -103.0f, 1.18794f, -1.18794f, -13.0f}) {
-    float v = centre;
-    for (int i = 0; i < 20000; ++i) v = std::nextafter(v, -1000.0f);
-    for (int i = 0; i < 40000; ++i, v = std::nextafter(v, 1000.0f)) x.push_back(v);
-  }
+  const std::vector<float> x = float_sweep(
+      {0.625f, -0.625f, 0.0f, 88.7f, -88.7f, 87.3f, -87.3f, 103.0f, -103.0f, 1.18794f, -1.18794f, -13.0f});
   const auto n = static_cast<std::int64_t>(x.size());
   at_each_fast_level([&] {
     for (const auto& [op, name, bound] :
@@ -119,23 +155,10 @@ TEST_CASE(
       std::vector<float> expected(x.size()), actual(x.size());
       kk::reference::unary_forward(op, {}, n, x.data(), expected.data());
       kk::unary_forward(Device::cpu(), op, {}, n, x.data(), actual.data());
-      std::int64_t worst = 0, wrong_nan = 0;
-      float worst_at = 0;
-      for (std::size_t i = 0; i < x.size(); ++i) {
-        if (std::isnan(expected[i]) || std::isnan(actual[i])) {
-          wrong_nan += std::isnan(expected[i]) != std::isnan(actual[i]);
-          continue;
-        }
-        const float smallest_normal = std::numeric_limits<float>::min();
-        if (std::abs(expected[i]) < smallest_normal && std::abs(actual[i]) < smallest_normal) continue;
-        if (const std::int64_t ulps = ulps_apart(actual[i], expected[i]); ulps > worst) {
-          worst = ulps;
-          worst_at = x[i];
-        }
-      }
-      MESSAGE(name, ": worst ", worst, " ulps, at x = ", worst_at);
-      CHECK(worst <= bound);
-      CHECK(wrong_nan == 0);
+      const UlpReport report = ulp_report(actual, expected, true);
+      MESSAGE(name, ": worst ", report.worst, " ulps, at x = ", x[report.worst_at]);
+      CHECK(report.worst <= bound);
+      CHECK(report.wrong_nan == 0);
     }
   });
 }
@@ -146,31 +169,16 @@ TEST_CASE(
 // reference rounds once from double: hard sigmoid within an ulp of it, its gradient (gy / 6) on it, hard
 // swish within two both ways (as measured). NaNs must match.
 TEST_CASE("elementwise fast: hardsigmoid and hardswish are within two ulps of the reference both ways") {
-  std::vector<float> x;
-  for (std::uint64_t bits = 0; bits < (std::uint64_t{1} << 32); bits += 1024)
-    x.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(bits)));
-  for (const float centre : {-3.0f, 3.0f, 0.0f, -1.5f}) {
-    float v = centre;
-    for (int i = 0; i < 20000; ++i) v = std::nextafter(v, -1000.0f);
-    for (int i = 0; i < 40000; ++i, v = std::nextafter(v, 1000.0f)) x.push_back(v);
-  }
+  const std::vector<float> x = float_sweep({-3.0f, 3.0f, 0.0f, -1.5f});
   const std::vector<float> gy(x.rbegin(), x.rend());
   const auto n = static_cast<std::int64_t>(x.size());
   const auto worst_ulps = [&](const std::vector<float>& actual, const std::vector<float>& expected,
                               const char* what) {
-    std::int64_t worst = 0, wrong_nan = 0;
-    std::size_t worst_at = 0;
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      if (std::isnan(expected[i]) || std::isnan(actual[i])) {
-        wrong_nan += std::isnan(expected[i]) != std::isnan(actual[i]);
-        continue;
-      }
-      if (const std::int64_t ulps = ulps_apart(actual[i], expected[i]); ulps > worst)
-        worst = ulps, worst_at = i;
-    }
-    MESSAGE(what, ": worst ", worst, " ulps, at x = ", x[worst_at], ", gy = ", gy[worst_at]);
-    CHECK(wrong_nan == 0);
-    return worst;
+    const UlpReport report = ulp_report(actual, expected, false);
+    MESSAGE(what, ": worst ", report.worst, " ulps, at x = ", x[report.worst_at],
+            ", gy = ", gy[report.worst_at]);
+    CHECK(report.wrong_nan == 0);
+    return report.worst;
   };
   at_each_fast_level([&] {
     for (const auto& [op, name, forward_bound, backward_bound] :
