@@ -265,7 +265,6 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
     options.activation = activation == "relu6"  ? BlockActivation::Relu6
                          : activation == "relu" ? BlockActivation::Relu
                                                 : BlockActivation::Hardswish;
-    KILN_CHECK(options.kernel % 2 == 1, "kernel must be odd, got ", options.kernel);
     const std::int64_t hidden =
         options.hidden_channels > 0 ? options.hidden_channels : channels * options.expansion;
     if (const std::int64_t reduction = whole_number(line.option("se", "0"), "se"); reduction > 0)

@@ -213,8 +213,10 @@ TEST_CASE("model file: inverted's MobileNetV3 options: hidden width, kernel, act
   CHECK_THROWS_WITH_AS(
       build(spec_of({"conv 8 3", "inverted 8 activation=gelu", "global_avg_pool", "linear"})),
       doctest::Contains("activation must be relu6, relu or hardswish, got 'gelu'"), Error);
-  CHECK_THROWS_WITH_AS(build(spec_of({"conv 8 3", "inverted 8 kernel=4", "global_avg_pool", "linear"})),
-                       doctest::Contains("kernel must be odd, got 4"), Error);
+  CHECK_THROWS_WITH_AS(
+      build(spec_of({"conv 8 3", "inverted 8 kernel=4", "global_avg_pool", "linear"})),
+      doctest::Contains("'inverted 8 kernel=4': InvertedResidual: the depthwise kernel 4 must be odd"),
+      Error);
 }
 
 TEST_CASE("model file: se lines are squeeze-and-excitation blocks of C / REDUCTION channels, either gate") {
