@@ -179,8 +179,7 @@ class BufferSets {
 
 // GFLOP/s and % of the FP32 peak, from the direction's FLOP (the top of the file).
 void report_rate(benchmark::State& state, const Conv2dGeometry& g) {
-  const double gflop = 2.0 * static_cast<double>(g.batch * g.out_channels * g.out_height() * g.out_width()) *
-                       static_cast<double>(g.in_channels_per_group() * g.kernel_h * g.kernel_w) * 1e-9;
+  const double gflop = 2.0 * static_cast<double>(g.multiply_adds()) * 1e-9;
   const double peak = kiln::bench::fp32_peak_gflops(kernels::compute_threads());
   state.counters["GFLOP"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["pct_of_peak"] =

@@ -36,6 +36,7 @@ class Recorder {
     std::string op, detail;
     Device device;
     std::optional<DType> dtype;
+    std::int64_t flops = 0;
     double milliseconds = 0.0;                       // CPU calls, when they end
     std::unique_ptr<cuda::StreamInterval> interval;  // CUDA calls, read in finish()
   };
@@ -43,7 +44,7 @@ class Recorder {
   int depth = 0;  // open scopes on the thread, measured or not
 
   std::size_t begin(std::string_view op, Device device, std::optional<DType> dtype) {
-    Call call{std::string(op), {}, device, dtype, 0.0, nullptr};
+    Call call{std::string(op), {}, device, dtype, 0, 0.0, nullptr};
     if (device.is_cuda()) {
       call.interval = take_interval(device.index);
       call.interval->start();
@@ -54,6 +55,7 @@ class Recorder {
   }
 
   void set_detail(std::size_t index, std::string detail) { calls_[index].detail = std::move(detail); }
+  void set_flops(std::size_t index, std::int64_t flops) { calls_[index].flops = flops; }
 
   // Called from a destructor: an error is kept for finish() to throw.
   void end(std::size_t index) noexcept {
@@ -79,9 +81,10 @@ class Recorder {
       const Key key{call.op, call.detail, static_cast<int>(call.device.kind), call.device.index,
                     call.dtype ? static_cast<int>(*call.dtype) : -1};
       OpTime& row = rows[key];
-      if (row.calls == 0) row = {call.op, call.detail, call.device, call.dtype, 0, 0.0};
+      if (row.calls == 0) row = {call.op, call.detail, call.device, call.dtype, 0, 0.0, 0};
       ++row.calls;
       row.milliseconds += milliseconds;
+      row.flops += call.flops;
     }
     std::vector<OpTime> sorted;
     sorted.reserve(rows.size());
@@ -120,6 +123,12 @@ thread_local Recorder* t_recorder = nullptr;  // the calling thread's open Sessi
 double Profile::op_milliseconds() const {
   double total = 0.0;
   for (const OpTime& op : ops) total += op.milliseconds;
+  return total;
+}
+
+std::int64_t Profile::flops() const {
+  std::int64_t total = 0;
+  for (const OpTime& op : ops) total += op.flops;
   return total;
 }
 
@@ -168,6 +177,10 @@ Scope::~Scope() {
 
 void Scope::set_detail(std::string detail) {
   if (measuring_) recorder_->set_detail(record_, std::move(detail));
+}
+
+void Scope::set_flops(std::int64_t flops) {
+  if (measuring_) recorder_->set_flops(record_, flops);
 }
 
 }  // namespace kiln::profiler

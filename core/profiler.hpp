@@ -4,9 +4,12 @@
 // opens a Scope. While a Session is open on the calling thread, each outermost Scope on that thread is
 // timed and added to its row: the op, its device, its element type and, for a few ops, a detail (the
 // convolution's geometry, the elementwise op's name), so that one table says which op of which layer, on
-// which device and in which precision, took the time. Scopes inside another (a dispatch that dispatches
-// again) are part of the outer one's time and are not counted twice. Other threads are not recorded: the
-// data loader's threads and OpenMP's workers run with no Session of their own.
+// which device and in which precision, took the time. The ops whose arithmetic is their cost (convolutions
+// and matrix products) also count their floating-point operations, so that a row says how fast it ran, and
+// so that a dry run of a network (models/summary.hpp) counts its FLOPs from the shapes its ops computed.
+// Scopes inside another (a dispatch that dispatches again) are part of the outer one's time and are not
+// counted twice. Other threads are not recorded: the data loader's threads and OpenMP's workers run with no
+// Session of their own.
 //
 // How a scope is timed depends on where its op runs:
 //   CPU    the wall time of the scope (the kernels are synchronous: they have finished when it closes);
@@ -47,6 +50,10 @@ struct OpTime {
   std::optional<DType> dtype;  // the element type the op computes in; none where it has none
   std::int64_t calls = 0;
   double milliseconds = 0.0;  // summed over the calls
+  // Summed over the calls: 2 a multiply-add of the op's nominal arithmetic (a convolution's direct
+  // products, whichever algorithm ran: Winograd's rate is then comparable with the others', as in cuDNN's
+  // and PyTorch's figures). 0 for the ops that do not count theirs (the memory-bound ones).
+  std::int64_t flops = 0;
 };
 
 struct Profile {
@@ -55,6 +62,8 @@ struct Profile {
   // The time the rows account for; the rest of wall_milliseconds went to what no scope measures (the
   // autograd engine's bookkeeping, Python-free but not free; allocating; waiting for data).
   double op_milliseconds() const;
+  // The rows' floating-point operations (OpTime::flops) together.
+  std::int64_t flops() const;
 };
 
 class Recorder;
@@ -90,6 +99,8 @@ class Scope {
   bool measuring() const { return measuring_; }
   // The row's detail (only while measuring; otherwise ignored).
   void set_detail(std::string detail);
+  // This call's floating-point operations (OpTime::flops; only while measuring).
+  void set_flops(std::int64_t flops);
 
  private:
   Recorder* recorder_ = nullptr;  // the thread's, when it had one at construction

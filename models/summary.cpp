@@ -3,44 +3,11 @@
 #include <nlohmann/json.hpp>
 
 #include "core/ops.hpp"
-#include "layers/blocks.hpp"
-#include "layers/conv2d.hpp"
-#include "layers/linear.hpp"
+#include "core/profiler.hpp"
 #include "layers/sequential.hpp"
 
 namespace kiln::models {
 namespace {
-
-// The forward FLOPs of the convolutions and linear layers in `module` (itself included), for one image
-// whose row takes `input` and gives `output`. Every convolution of a row writes the row's output size: true
-// of single layers and of the residual and separable blocks, whose strided convolution comes first and whose
-// shortcut matches it, but not of the inverted residual block's expansion, which writes the input's size
-// (the depthwise convolution after it strides), nor of the squeeze-and-excitation's, which write one pixel.
-std::int64_t row_flops(const layers::Module& module, const Shape& input, const Shape& output) {
-  if (const auto* squeeze = dynamic_cast<const layers::SqueezeExcitation*>(&module)) {
-    const Shape pixel{squeeze->channels(), 1, 1};
-    std::int64_t flops = 0;
-    for (const auto& [name, child] : module.named_children()) flops += row_flops(*child, pixel, pixel);
-    return flops;
-  }
-  if (dynamic_cast<const layers::InvertedResidual*>(&module)) {
-    std::int64_t flops = 0;
-    for (const auto& [name, child] : module.named_children())
-      flops += row_flops(*child, input, name == "expand" ? input : output);
-    return flops;
-  }
-  std::int64_t flops = 0;
-  if (const auto* conv = dynamic_cast<const layers::Conv2d*>(&module)) {
-    const std::int64_t taps =
-        conv->in_channels() / conv->options().groups * conv->kernel_size() * conv->kernel_size();
-    const std::int64_t positions = output.rank() == 3 ? output[1] * output[2] : 1;
-    flops += 2 * conv->out_channels() * taps * positions;
-  } else if (const auto* linear = dynamic_cast<const layers::Linear*>(&module)) {
-    flops += 2 * linear->in_features() * linear->out_features();
-  }
-  for (const auto& [name, child] : module.named_children()) flops += row_flops(*child, input, output);
-  return flops;
-}
 
 // One image's shape: x's without the batch axis.
 Shape image_shape(const Tensor& x) {
@@ -57,10 +24,12 @@ Tensor summarize_rows(layers::Module& module, const std::string& path, Tensor x,
     }
     return x;
   }
-  const Shape input = image_shape(x);
+  // The row's FLOPs are what its convolutions and matrix products counted as they ran (core/profiler.hpp),
+  // each at the shape it computed: a block's inner layers need no rule of their own here.
+  profiler::Session session(x.device());
   x = module.forward(x);
-  LayerSummary row{path, module.describe(), image_shape(x), module.parameter_count(), 0};
-  row.flops = row_flops(module, input, row.output);
+  const std::int64_t flops = session.finish().flops();
+  LayerSummary row{path, module.describe(), image_shape(x), module.parameter_count(), flops};
   summary.flops += row.flops;
   summary.output_values += row.output.numel();
   summary.layers.push_back(std::move(row));

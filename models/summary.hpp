@@ -5,9 +5,10 @@
 //
 // The rows are the model's modules down through its Sequentials: a block (a residual or separable block)
 // is one row, as are single layers. The shapes come from one zero image run through the rows in turn (eval
-// mode, no gradients). FLOPs count the convolutions' and linear layers' multiply-adds, two each (the
-// convention of the papers: a ResNet-20 is 41 M multiply-adds, 82 MFLOPs); batch norms, activations and
-// pools are left out (a few percent, and memory-bound). A training step costs about three forward passes.
+// mode, no gradients). FLOPs count the multiply-adds of the convolutions and matrix products the rows ran,
+// two each, at the shapes they computed (the profiler counts them: core/profiler.hpp), the convention of
+// the papers: a ResNet-20 is 41 M multiply-adds, 82 MFLOPs. Batch norms, activations and pools are left out
+// (a few percent, and memory-bound). A training step costs about three forward passes.
 #pragma once
 
 #include <cstdint>
@@ -39,7 +40,8 @@ struct ModelSummary {
 };
 
 // Runs one zero image of [channels, height, width] through `model`'s rows and summarizes each; the model's
-// train or eval mode is restored. Throws as the model's own layers do when it cannot take that input.
+// train or eval mode is restored. Throws as the model's own layers do when it cannot take that input. It
+// records with profiler sessions of its own, so not inside one on the same thread.
 ModelSummary summarize(layers::Module& model, std::int64_t channels, std::int64_t height, std::int64_t width);
 
 }  // namespace kiln::models

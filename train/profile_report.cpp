@@ -32,7 +32,8 @@ nlohmann::json ProfileReport::to_json() const {
                    {"device", op.device.str()},
                    {"dtype", dtype_text(op.dtype)},
                    {"calls", op.calls},
-                   {"ms", op.milliseconds}});
+                   {"ms", op.milliseconds},
+                   {"flops", op.flops}});
   }
   return {
       {"epoch", epoch + 1},   {"first_step", first_step + 1},         {"steps", steps},
@@ -49,27 +50,32 @@ std::string ProfileReport::table(std::size_t max_rows) const {
       static_cast<long long>(first_step + 1), static_cast<long long>(first_step + steps),
       static_cast<long long>(epoch + 1), static_cast<long long>(steps), static_cast<long long>(images),
       step_ms, seconds > 0 ? static_cast<double>(images) / seconds : 0.0);
-  text += format("%10s %7s %10s  %-28s %-9s %-7s %s\n", "ms/step", "% step", "calls/step", "op", "dtype",
-                 "device", "detail");
+  text += format("%10s %7s %10s %8s  %-28s %-9s %-7s %s\n", "ms/step", "% step", "calls/step", "GFLOP/s",
+                 "op", "dtype", "device", "detail");
   const auto percent = [&](double milliseconds) {
     return profile.wall_milliseconds > 0 ? 100.0 * milliseconds / profile.wall_milliseconds : 0.0;
   };
   const std::size_t shown = std::min(max_rows, profile.ops.size());
   for (std::size_t i = 0; i < shown; ++i) {
     const profiler::OpTime& op = profile.ops[i];
-    text += format("%10.3f %6.1f%% %10.2f  %-28s %-9s %-7s %s\n", op.milliseconds * per_step,
-                   percent(op.milliseconds), static_cast<double>(op.calls) * per_step, op.op.c_str(),
-                   dtype_text(op.dtype).c_str(), op.device.str().c_str(), op.detail.c_str());
+    // The rate of the ops that count their arithmetic (convolutions, matrix products); blank for the rest.
+    const std::string rate = op.flops > 0 && op.milliseconds > 0
+                                 ? format("%.1f", static_cast<double>(op.flops) / op.milliseconds * 1e-6)
+                                 : std::string();
+    text += format("%10.3f %6.1f%% %10.2f %8s  %-28s %-9s %-7s %s\n", op.milliseconds * per_step,
+                   percent(op.milliseconds), static_cast<double>(op.calls) * per_step, rate.c_str(),
+                   op.op.c_str(), dtype_text(op.dtype).c_str(), op.device.str().c_str(), op.detail.c_str());
   }
   if (shown < profile.ops.size()) {
     double rest = 0.0;
     for (std::size_t i = shown; i < profile.ops.size(); ++i) rest += profile.ops[i].milliseconds;
-    text += format("%10.3f %6.1f%% %10s  (%zu more rows, in %s)\n", rest * per_step, percent(rest), "",
-                   profile.ops.size() - shown, std::string(kProfileFile).c_str());
+    text += format("%10.3f %6.1f%% %10s %8s  (%zu more rows, in %s)\n", rest * per_step, percent(rest), "",
+                   "", profile.ops.size() - shown, std::string(kProfileFile).c_str());
   }
   const double outside = profile.wall_milliseconds - profile.op_milliseconds();
-  text += format("%10.3f %6.1f%% %10s  (in no op: the autograd engine, allocation, the host between ops)\n",
-                 outside * per_step, percent(outside), "");
+  text +=
+      format("%10.3f %6.1f%% %10s %8s  (in no op: the autograd engine, allocation, the host between ops)\n",
+             outside * per_step, percent(outside), "", "");
   // The same time by op alone (every shape, precision and device of it together), the most first.
   std::vector<std::pair<std::string, double>> by_op;
   for (const profiler::OpTime& op : profile.ops) {

@@ -5,9 +5,10 @@
 // run does once: on a GPU, measuring every convolution shape; everywhere, the caching allocator's first
 // blocks), or to the epoch's end if it is shorter. Every op is timed where it runs; a row is one op in one
 // precision on one device with one detail (a convolution's geometry, an elementwise op's name), its time
-// summed over the window and shown per step. What no op accounts for (the autograd engine's bookkeeping,
-// allocating, the host's time between ops; on a GPU, little, since the device's clock is what counts there)
-// is the table's last row.
+// summed over the window and shown per step; for convolutions and matrix products, the rate too (GFLOP/s, of
+// the direct convolution's arithmetic whatever algorithm ran). What no op accounts for (the autograd engine's
+// bookkeeping, allocating, the host's time between ops; on a GPU, little, since the device's clock is what
+// counts there) is the table's last row.
 #pragma once
 
 #include <cstdint>
@@ -31,7 +32,8 @@ struct ProfileReport {
   std::int64_t images = 0;      // trained on in the window
 
   // {"epoch", "first_step", "steps", "images", "wall_ms", "op_ms", "ops": [{"op", "detail", "device",
-  // "dtype", "calls", "ms"}, ...]}: 1-based epoch and step, times summed over the window.
+  // "dtype", "calls", "ms", "flops"}, ...]}: 1-based epoch and step, times and FLOPs summed over the window
+  // (flops 0 for the ops that do not count theirs).
   nlohmann::json to_json() const;
   // The table, the most time first, at most `max_rows` op rows (and a line saying how many more there are),
   // then a line of each op's share of the step, its rows together.

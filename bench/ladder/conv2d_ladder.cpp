@@ -285,10 +285,7 @@ void nhwc_to_nchw(const float* nhwc, const Dims& d, float* nchw) {
           nchw[destination++] = nhwc[static_cast<std::size_t>(((i0 * d.d2 + i2) * d.d3 + i3) * d.d1 + i1)];
 }
 
-double flop(const Conv2dGeometry& g) {
-  return 2.0 * static_cast<double>(g.batch * g.out_channels * g.out_height() * g.out_width()) *
-         static_cast<double>(g.in_channels_per_group() * g.kernel_h * g.kernel_w);
-}
+double flop(const Conv2dGeometry& g) { return 2.0 * static_cast<double>(g.multiply_adds()); }
 
 // ---- options ----------------------------------------------------------------------------------------------
 

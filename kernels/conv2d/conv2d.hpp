@@ -47,6 +47,11 @@ struct Conv2dGeometry {
   }
   constexpr std::int64_t in_channels_per_group() const { return in_channels / groups; }
   constexpr std::int64_t out_channels_per_group() const { return out_channels / groups; }
+  // The direct convolution's multiply-adds, the same in each direction: every output value of every image
+  // takes one from each input channel of its group at each tap (padding's zeros counted, as is usual).
+  constexpr std::int64_t multiply_adds() const {
+    return batch * out_channels * out_height() * out_width() * in_channels_per_group() * kernel_h * kernel_w;
+  }
 
   friend constexpr bool operator==(const Conv2dGeometry&, const Conv2dGeometry&) = default;
 };

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -110,6 +111,14 @@ std::string profile_label(const Conv2dGeometry& g) {
       " @" + std::to_string(g.in_height) + "x" + std::to_string(g.in_width) + " n" + std::to_string(g.batch);
   if (g.channels_last) label += " channels-last";
   return label;
+}
+
+// A convolution's profiler row (core/profiler.hpp): its geometry, with what rides the call (`fused`), as the
+// detail, and its arithmetic, 2 FLOPs a multiply-add of the direct convolution in any direction.
+void describe_convolution(profiler::Scope& profile, const Conv2dGeometry& g, std::string_view fused = "") {
+  if (!profile.measuring()) return;
+  profile.set_detail(profile_label(g).append(fused));
+  profile.set_flops(2 * g.multiply_adds());
 }
 
 // ---- channels-last through an NCHW kernel --------------------------------------------------------------
@@ -701,7 +710,7 @@ TypedScratch<T> cropped_weights(const Conv2dGeometry& g, const CroppedTaps& crop
 template <typename T>
 void conv2d_forward(Device device, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   profiler::Scope profile("conv2d_forward", device, dtype_of_v<T>);
-  if (profile.measuring()) profile.set_detail(profile_label(g));
+  describe_convolution(profile, g);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     return cuda::tuned_conv2d_forward(g, x, w, bias, y);
@@ -733,9 +742,10 @@ void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const
         winograd || algorithm == Conv2dAlgorithm::Depthwise || algorithm == Conv2dAlgorithm::Pointwise;
     if (fast && finishes_outputs && !pass.cropped && !pass.geometry.channels_last) {
       profiler::Scope profile("conv2d_forward", device, dtype_of_v<T>);
-      if (profile.measuring()) {
-        profile.set_detail(profile_label(g) + " + batch norm" + (norm.residual ? " + residual" : "") +
-                           fused_relu_label(norm.relu, norm.relu_upper));
+      if (profile.measuring()) {  // (the suffix is a string built only when someone reads it)
+        describe_convolution(profile, g,
+                             std::string(" + batch norm") + (norm.residual ? " + residual" : "") +
+                                 fused_relu_label(norm.relu, norm.relu_upper));
       }
       std::vector<float> scale(static_cast<std::size_t>(g.out_channels));
       for (std::int64_t c = 0; c < g.out_channels; ++c)
@@ -794,8 +804,7 @@ void conv2d_forward_normalized_input(Device device, const Conv2dGeometry& g, con
   KILN_CHECK(conv2d_normalizes_input(device, g), "conv2d_forward_normalized_input: ", profile_label(g),
              " is not a pass whose copies normalize (conv2d_normalizes_input)");
   profiler::Scope profile("conv2d_forward", device, DType::Float32);
-  if (profile.measuring())
-    profile.set_detail(profile_label(g) + " of batch norm" + (input.relu ? " + relu" : ""));
+  describe_convolution(profile, g, input.relu ? " of batch norm + relu" : " of batch norm");
   const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::Forward);
   if (cpu_level() == CpuLevel::Avx512)
     return avx512::winograd_conv2d_forward(tile, g, x, w, bias, y, nullptr, &input);
@@ -808,8 +817,7 @@ void conv2d_backward_weight_normalized_input(Device device, const Conv2dGeometry
              "conv2d_backward_weight_normalized_input: ", profile_label(g),
              " is not a pass whose copies normalize (conv2d_normalizes_input)");
   profiler::Scope profile("conv2d_backward_weight", device, DType::Float32);
-  if (profile.measuring())
-    profile.set_detail(profile_label(g) + " of batch norm" + (input.relu ? " + relu" : ""));
+  describe_convolution(profile, g, input.relu ? " of batch norm + relu" : " of batch norm");
   const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::BackwardWeight);
   if (cpu_level() == CpuLevel::Avx512)
     return avx512::winograd_conv2d_backward_weight(tile, g, gy, x, gw, &input);
@@ -837,7 +845,7 @@ void conv2d_backward_data_accumulate(Device device, const Conv2dGeometry& g, con
              "conv2d_backward_data_accumulate: ", profile_label(g),
              " is not a pass that adds into its gradient (conv2d_accumulates_input_gradient)");
   profiler::Scope profile("conv2d_backward_data", device, dtype_of_v<T>);
-  if (profile.measuring()) profile.set_detail(profile_label(g) + " into a sum");
+  describe_convolution(profile, g, " into a sum");
   if constexpr (std::is_same_v<T, bfloat16>) {
     amx::conv2d_backward_data_bf16(g, gy, w, gx, true);
   } else if constexpr (std::is_same_v<T, float>) {
@@ -851,7 +859,7 @@ void conv2d_backward_data_accumulate(Device device, const Conv2dGeometry& g, con
 template <typename T>
 void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   profiler::Scope profile("conv2d_backward_data", device, dtype_of_v<T>);
-  if (profile.measuring()) profile.set_detail(profile_label(g));
+  describe_convolution(profile, g);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     return cuda::tuned_conv2d_backward_data(g, gy, w, gx);
@@ -867,7 +875,7 @@ void conv2d_backward_data(Device device, const Conv2dGeometry& g, const T* gy, c
 template <typename T>
 void conv2d_backward_weight(Device device, const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
   profiler::Scope profile("conv2d_backward_weight", device, dtype_of_v<T>);
-  if (profile.measuring()) profile.set_detail(profile_label(g));
+  describe_convolution(profile, g);
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
     return cuda::tuned_conv2d_backward_weight(g, gy, x, gw);

@@ -6,6 +6,7 @@
 // (cuda_gemm.cu).
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include "core/error.hpp"
@@ -44,6 +45,11 @@ template <typename T>
 void gemm(Device device, const GemmGeometry& g, opmath_t<T> alpha, const T* a, const T* b, opmath_t<T> beta,
           T* c) {
   profiler::Scope profile("gemm", device, dtype_of_v<T>);
+  if (profile.measuring()) {  // "64x10x128 nt": M x N x K, and which operands are transposed
+    profile.set_detail(std::to_string(g.m) + "x" + std::to_string(g.n) + "x" + std::to_string(g.k) + " " +
+                       (g.trans_a ? "t" : "n") + (g.trans_b ? "t" : "n"));
+    profile.set_flops(2 * g.m * g.n * g.k);
+  }
   if (g.blocked_columns() || g.blocked_depth()) {
     KILN_CHECK(device.is_cpu(),
                "gemm: images in blocks (GemmGeometry::column_block, depth_block) run on the CPU only");

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/error.hpp"
+#include "core/generator.hpp"
 #include "core/ops.hpp"
 
 namespace core_profiler_test {
@@ -119,6 +120,43 @@ TEST_CASE("profiler: an op's dispatch is a row: its kernel's name, dtype, device
   REQUIRE(add_row != nullptr);
   CHECK(add_row->calls == 1);
   CHECK(z.to_vector<float>() == std::vector<float>{-1.0f, 4.0f, -3.0f, 8.0f});
+}
+
+// The rows of the ops that count their arithmetic: 2 FLOPs a multiply-add, from the shapes they computed.
+TEST_CASE("profiler: convolutions and matrix products count their FLOPs in every direction; others none") {
+  Generator generator(3);
+  // 2 images [6, 9, 7], 4 outputs in 2 groups (3 inputs each), 3x3 taps at stride 2, padding 1, dilation 2:
+  // an output of (9 + 2 - 4 - 1) / 2 + 1 = 4 by (7 + 2 - 4 - 1) / 2 + 1 = 3.
+  Tensor x = Tensor::randn({2, 6, 9, 7}, DType::Float32, &generator);
+  Tensor w = Tensor::randn({4, 3, 3, 3}, DType::Float32, &generator);
+  x.set_requires_grad();
+  w.set_requires_grad();
+  const std::int64_t convolution = 2 * (2 * 4 * 4 * 3) * (3 * 3 * 3);
+  const Tensor a = Tensor::randn({5, 7}, DType::Float32, &generator);
+  const Tensor b = Tensor::randn({7, 3}, DType::Float32, &generator);
+  profiler::Session session(Device::cpu());
+  const Tensor y =
+      conv2d(x, w, Tensor(), {.stride = {2, 2}, .padding = {1, 1}, .dilation = {2, 2}, .groups = 2});
+  sum(relu(y)).backward();
+  const Tensor product = matmul(a, b);
+  const profiler::Profile profile = session.finish();
+  CHECK(y.shape() == Shape{2, 4, 4, 3});
+  std::int64_t counted = 0;
+  for (const profiler::OpTime& row : profile.ops) {
+    INFO(row.op, " ", row.detail);
+    if (row.op == "conv2d_forward" || row.op == "conv2d_backward_data" ||
+        row.op == "conv2d_backward_weight") {
+      CHECK(row.flops == convolution);
+    } else if (row.op == "gemm") {
+      CHECK(row.detail == "5x3x7 nn");
+      CHECK(row.flops == 2 * 5 * 3 * 7);
+    } else {
+      CHECK(row.flops == 0);
+    }
+    counted += row.flops;
+  }
+  CHECK(profile.flops() == counted);
+  CHECK(profile.flops() == 3 * convolution + 2 * 5 * 3 * 7);
 }
 
 }  // namespace core_profiler_test
