@@ -115,10 +115,10 @@ struct TwinModels {
   layers::ModulePtr cpu, gpu;
 };
 
-TwinModels twin_models(const std::string& name) {
+TwinModels twin_models(const std::string& name, std::int64_t image_size = 32) {
   Generator cpu_generator(7), gpu_generator(7);
-  TwinModels twins{models::build_model({name, 3, 32, 32, 10}, cpu_generator),
-                   models::build_model({name, 3, 32, 32, 10}, gpu_generator)};
+  TwinModels twins{models::build_model({name, 3, image_size, image_size, 10}, cpu_generator),
+                   models::build_model({name, 3, image_size, image_size, 10}, gpu_generator)};
   twins.gpu->to(Device::cuda());
   return twins;
 }
@@ -176,16 +176,17 @@ double distance(const std::vector<double>& a, const std::vector<double>& b) {
 // biases' gradients are zero (steps of 1e-9 on the emulator, the GPU's 2.5 times as far from the fast
 // CPU's as the reference kernels'). A wrong index, a missed term or a layout mix-up moves a step by far
 // more; the kernels' own tests hold each of them to its reference elementwise.
-void check_one_step_agrees(const std::string& name) {
-  const TwinModels twins = twin_models(name);
+void check_one_step_agrees(const std::string& name, std::int64_t image_size = 32) {
+  const TwinModels twins = twin_models(name, image_size);
   Generator reference_generator(7);
-  const layers::ModulePtr cpu_reference = models::build_model({name, 3, 32, 32, 10}, reference_generator);
+  const layers::ModulePtr cpu_reference =
+      models::build_model({name, 3, image_size, image_size, 10}, reference_generator);
   std::vector<std::vector<double>> before;
   for (const auto& [parameter_name, parameter] : twins.cpu->named_parameters()) {
     before.push_back(parameter.to_vector<double>());
   }
   Generator data_generator(3);
-  const Tensor images = Tensor::randn({8, 3, 32, 32}, DType::Float32, &data_generator);
+  const Tensor images = Tensor::randn({8, 3, image_size, image_size}, DType::Float32, &data_generator);
   const Tensor labels = Tensor::from_vector<std::int64_t>({0, 1, 2, 3, 4, 5, 6, 9}, {8});
   const testing::DispatchGuard guard;  // restores the CPU level
   double losses[3];
@@ -225,7 +226,8 @@ void check_one_step_agrees(const std::string& name) {
 }
 
 // One case per family: each is a few seconds on a GPU and many more on the emulator, where CTest runs them
-// side by side.
+// side by side. The MobileNets take 16x16 images: a quarter of the arithmetic of 32x32 (on the emulator
+// a minute less each), with every kind of layer still there, and their last maps at 1x1 or 2x2.
 TEST_CASE("cuda: one training step of LeNet-5 agrees with the CPU") {
   if (testing::have_gpu()) check_one_step_agrees("lenet5");
 }
@@ -235,17 +237,17 @@ TEST_CASE("cuda: one training step of ResNet-20 agrees with the CPU") {
 }
 
 TEST_CASE("cuda: one training step of the MobileNet-style net agrees with the CPU") {
-  if (testing::have_gpu()) check_one_step_agrees("mobilenet");
+  if (testing::have_gpu()) check_one_step_agrees("mobilenet", 16);
 }
 
 // Inverted residual blocks, and each ReLU6 inside its batch norm (the CUDA kernels' capped ReLU).
 TEST_CASE("cuda: one training step of MobileNetV2 agrees with the CPU") {
-  if (testing::have_gpu()) check_one_step_agrees("mobilenet_v2");
+  if (testing::have_gpu()) check_one_step_agrees("mobilenet_v2", 16);
 }
 
 // 5x5 depthwise kernels, the hard swish and hard sigmoid, squeeze-and-excitation's broadcast product.
 TEST_CASE("cuda: one training step of MobileNetV3-Small agrees with the CPU") {
-  if (testing::have_gpu()) check_one_step_agrees("mobilenet_v3_small");
+  if (testing::have_gpu()) check_one_step_agrees("mobilenet_v3_small", 16);
 }
 
 TEST_CASE("cuda: from the third training step on, every device block comes from the allocator's cache") {
