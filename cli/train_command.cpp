@@ -424,6 +424,7 @@ const std::vector<StoredSetting>& stored_settings() {
       {"--crop-scale", {"/augmentation/min_crop_scale"}},
       {"--vertical-flip", {"/augmentation/vertical_flip"}},
       {"--rotate90", {"/augmentation/rotate90"}},
+      {"--trivial-augment", {"/augmentation/trivial_augment"}},
       {"--seed", {"/seed"}},
       {"--strict", {"/strict"}},
       {"--max-steps", {"/max_steps_per_epoch"}},
@@ -571,6 +572,11 @@ void add_train_command(CLI::App& app) {
   command
       ->add_option("--rotate90", config->augmentation.rotate90,
                    "random quarter turns (0, 90, 180 or 270 degrees; square inputs only)")
+      ->capture_default_str();
+  command
+      ->add_option("--trivial-augment", config->augmentation.trivial_augment,
+                   "TrivialAugment: one of 14 operations (shear, shift, rotation, colour, contrast, "
+                   "equalize, ...) at a random strength on each training image, nothing to tune")
       ->capture_default_str();
   command->add_option("--seed", config->seed, "seed for initialization, order and augmentation")->capture_default_str();
   command

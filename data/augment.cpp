@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "data/image.hpp"
+#include "data/trivial_augment.hpp"
 
 namespace kiln::data {
 
@@ -31,9 +32,11 @@ enum Draw : std::uint64_t {
   kCropLeftDraw,
   kVerticalFlipDraw,
   kRotationDraw,
+  kTrivialOperationDraw,
+  kTrivialLevelDraw,  // the level and the sign: an index in [0, 2 * kTrivialLevels), negative from the middle
 };
 static_assert(kFirstLaterDraw % 4 == 0, "the first operations' draws fill whole Philox blocks");
-static_assert(kRotationDraw < kAugmentationDraws);
+static_assert(kTrivialLevelDraw < kAugmentationDraws);
 
 // An integer uniform in [0, count), from draw `draw`.
 std::int64_t uniform_index(const kernels::PhiloxState& state, Draw draw, std::int64_t count) {
@@ -98,6 +101,25 @@ void rotate_planes(float* data, std::int64_t channels, std::int64_t size, std::i
   }
 }
 
+// Normalized values [C, plane] -> [0, 1] pixels, and back: the colour operations' units.
+std::vector<float> to_pixels(const float* data, std::int64_t channels, std::int64_t plane,
+                             const Preprocessing& preprocessing) {
+  std::vector<float> pixels(static_cast<std::size_t>(channels * plane));
+  for (std::int64_t i = 0; i < channels * plane; ++i) {
+    const auto c = static_cast<std::size_t>(i / plane);
+    pixels[static_cast<std::size_t>(i)] = data[i] * preprocessing.std[c] + preprocessing.mean[c];
+  }
+  return pixels;
+}
+
+void from_pixels(const std::vector<float>& pixels, std::int64_t channels, std::int64_t plane,
+                 const Preprocessing& preprocessing, float* data) {
+  for (std::int64_t i = 0; i < channels * plane; ++i) {
+    const auto c = static_cast<std::size_t>(i / plane);
+    data[i] = (pixels[static_cast<std::size_t>(i)] - preprocessing.mean[c]) / preprocessing.std[c];
+  }
+}
+
 void check_field_in(const char* name, double value, double low, double high) {
   KILN_CHECK(value >= low && value <= high, "augmentation: '", name, "' must be in [", low, ", ", high,
              "], got ", value);
@@ -107,7 +129,7 @@ void check_field_in(const char* name, double value, double low, double high) {
 
 bool Augmentation::any() const {
   return crop_padding > 0 || horizontal_flip || brightness > 0 || contrast > 0 || saturation > 0 ||
-         cutout > 0 || vertical_flip || rotate90 || resized_crop();
+         cutout > 0 || vertical_flip || rotate90 || resized_crop() || trivial_augment;
 }
 
 void Augmentation::validate() const {
@@ -130,15 +152,16 @@ void Augmentation::validate_for(const Preprocessing& preprocessing) const {
 }
 
 nlohmann::json Augmentation::to_json() const {
-  return {{"crop_padding", crop_padding},    {"horizontal_flip", horizontal_flip},
-          {"brightness", brightness},        {"contrast", contrast},
-          {"saturation", saturation},        {"cutout", cutout},
-          {"vertical_flip", vertical_flip},  {"rotate90", rotate90},
-          {"min_crop_scale", min_crop_scale}};
+  return {{"crop_padding", crop_padding},     {"horizontal_flip", horizontal_flip},
+          {"brightness", brightness},         {"contrast", contrast},
+          {"saturation", saturation},         {"cutout", cutout},
+          {"vertical_flip", vertical_flip},   {"rotate90", rotate90},
+          {"min_crop_scale", min_crop_scale}, {"trivial_augment", trivial_augment}};
 }
 
 std::uint64_t draws_per_sample(const Augmentation& augmentation) {
-  const bool later = augmentation.resized_crop() || augmentation.vertical_flip || augmentation.rotate90;
+  const bool later = augmentation.resized_crop() || augmentation.vertical_flip || augmentation.rotate90 ||
+                     augmentation.trivial_augment;
   return later ? kAugmentationDraws : kFirstLaterDraw;
 }
 
@@ -168,12 +191,14 @@ Augmentation Augmentation::from_json(const nlohmann::json& json) {
       KILN_CHECK(value.is_number_integer(), "augmentation: field '", name, "' must be an integer, got ",
                  value.dump());
       (name == "cutout" ? augmentation.cutout : augmentation.crop_padding) = value.get<std::int64_t>();
-    } else if (name == "horizontal_flip" || name == "vertical_flip" || name == "rotate90") {
+    } else if (name == "horizontal_flip" || name == "vertical_flip" || name == "rotate90" ||
+               name == "trivial_augment") {
       KILN_CHECK(value.is_boolean(), "augmentation: field '", name, "' must be true or false, got ",
                  value.dump());
       bool& on = name == "horizontal_flip" ? augmentation.horizontal_flip
                  : name == "vertical_flip" ? augmentation.vertical_flip
-                                           : augmentation.rotate90;
+                 : name == "rotate90"      ? augmentation.rotate90
+                                           : augmentation.trivial_augment;
       on = value.get<bool>();
     } else if (name == "brightness" || name == "contrast" || name == "saturation" ||
                name == "min_crop_scale") {
@@ -187,7 +212,7 @@ Augmentation Augmentation::from_json(const nlohmann::json& json) {
       fail(
           "augmentation: unknown field '", name,
           "' (known: crop_padding, horizontal_flip, brightness, contrast, saturation, cutout, vertical_flip, "
-          "rotate90, min_crop_scale)");
+          "rotate90, min_crop_scale, trivial_augment)");
     }
   }
   augmentation.validate();
@@ -209,17 +234,9 @@ void augment(Tensor& chw, const Augmentation& augmentation, const Preprocessing&
   float* data = chw.data<float>();
 
   if (augmentation.brightness > 0 || augmentation.contrast > 0 || augmentation.saturation > 0) {
-    // Normalized -> [0, 1] pixels, jitter, and back.
-    std::vector<float> pixels(static_cast<std::size_t>(channels * plane));
-    for (std::int64_t i = 0; i < channels * plane; ++i) {
-      const auto c = static_cast<std::size_t>(i / plane);
-      pixels[static_cast<std::size_t>(i)] = data[i] * preprocessing.std[c] + preprocessing.mean[c];
-    }
+    std::vector<float> pixels = to_pixels(data, channels, plane, preprocessing);
     jitter_colour(pixels, channels, plane, augmentation, state);
-    for (std::int64_t i = 0; i < channels * plane; ++i) {
-      const auto c = static_cast<std::size_t>(i / plane);
-      data[i] = (pixels[static_cast<std::size_t>(i)] - preprocessing.mean[c]) / preprocessing.std[c];
-    }
+    from_pixels(pixels, channels, plane, preprocessing, data);
   }
 
   if (augmentation.crop_padding > 0) {
@@ -258,6 +275,18 @@ void augment(Tensor& chw, const Augmentation& augmentation, const Preprocessing&
   if (augmentation.rotate90) {
     KILN_CHECK(height == width, "augment: 'rotate90' needs a square image, got ", height, "x", width);
     rotate_planes(data, channels, height, uniform_index(state, kRotationDraw, 4));
+  }
+
+  if (augmentation.trivial_augment) {
+    const std::int64_t level_and_sign = uniform_index(state, kTrivialLevelDraw, 2 * kTrivialLevels);
+    const TrivialChoice choice{.operation = static_cast<TrivialOperation>(
+                                   uniform_index(state, kTrivialOperationDraw, kTrivialOperations)),
+                               .level = static_cast<int>(level_and_sign % kTrivialLevels),
+                               .negative = level_and_sign >= kTrivialLevels};
+    // In [0, 1] pixels, where the mean colour is what normalization makes zero.
+    std::vector<float> pixels = to_pixels(data, channels, plane, preprocessing);
+    apply_trivial_augment(pixels, channels, height, width, choice, preprocessing.mean);
+    from_pixels(pixels, channels, plane, preprocessing, data);
   }
 
   if (augmentation.cutout > 0) {

@@ -26,6 +26,9 @@
 //   vertical flip   with probability 1/2 (images with no up and down: micrographs, satellite tiles, scans).
 //   rotation        by 0, 90, 180 or 270 degrees, each with probability 1/4 (square inputs only). With both
 //                   flips, every one of a square's eight symmetries is equally likely.
+//   TrivialAugment  one operation of fourteen at a random strength (data/trivial_augment.hpp), in [0, 1]
+//                   pixel units, bringing in the mean colour where a shear, shift or rotation uncovers
+//                   the image.
 //   cutout          a cutout x cutout square centred on a random pixel is set to zero (the mean colour);
 //                   near a border it is clipped, so less than the full square may be covered.
 //
@@ -34,8 +37,9 @@
 // state made from (seed, epoch, sample index), so a sample's augmentation never depends on which thread
 // made it or when. The first eight draws belong to the operations kiln started with (colour jitter, random
 // crop, horizontal flip, cutout); a run that uses none of the later ones (resized crop, vertical flip,
-// rotation) gives each sample only those (draws_per_sample), so it draws exactly what it did before they
-// were added.
+// rotation, TrivialAugment) gives each sample only those (draws_per_sample), so it draws exactly what it did
+// before they were added. TrivialAugment took the last two of the sixteen draws, unused before it, so
+// runs with the other later operations draw as they did too.
 #pragma once
 
 #include <cstdint>
@@ -56,6 +60,7 @@ struct Augmentation {
   bool vertical_flip = false;
   bool rotate90 = false;     // a random multiple of 90 degrees; square inputs only
   float min_crop_scale = 1;  // the resized crop's smallest area fraction, in (0, 1]; 1 = off
+  bool trivial_augment = false;
 
   // Whether any operation is on.
   bool any() const;

@@ -40,9 +40,10 @@ grep -q "resuming after epoch 1" "$work/out" || { echo "FAIL: resume says where 
 grep -q "on 1 thread$" "$work/out" || { echo "FAIL: --threads 1 sets the kernels' thread count"; failures=$((failures + 1)); }
 [ "$(wc -l <"$run/metrics.jsonl")" -eq 2 ] || { echo "FAIL: metrics.jsonl has two lines"; failures=$((failures + 1)); }
 check "train --image-size --resize crop" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 2 --batch 32 --image-size 24x20 --resize crop --out "$work/sized"
-check "train with a resized crop, vertical flips and quarter turns" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 2 --batch 32 --crop-scale 0.5 --vertical-flip true --rotate90 true --out "$work/dihedral"
+check "train with a resized crop, vertical flips, quarter turns and TrivialAugment" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 2 --batch 32 --crop-scale 0.5 --vertical-flip true --rotate90 true --trivial-augment true --out "$work/dihedral"
 check_error "quarter turns of an input that is not square" "needs a square input; the input is 24x20" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 2 --image-size 24x20 --rotate90 true --out "$work/oblong"
 check_error "resume with another --crop-scale" "cannot resume .* with --crop-scale 0.8" "$kiln" train "$data" --epochs 2 --out "$work/dihedral" --resume --crop-scale 0.8
+check_error "resume without TrivialAugment" "cannot resume .* with --trivial-augment false" "$kiln" train "$data" --epochs 2 --out "$work/dihedral" --resume --trivial-augment false
 check "train with mixup and CutMix" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 2 --batch 32 --mixup 0.2 --cutmix 1 --out "$work/mixed"
 check_error "resume with another --mixup" "cannot resume .* with --mixup 0.4" "$kiln" train "$data" --epochs 2 --out "$work/mixed" --resume --mixup 0.4
 check "train with --ema" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 3 --batch 32 --ema 0.99 --out "$work/averaged" --json
