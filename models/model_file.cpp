@@ -5,10 +5,13 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <sstream>
+#include <string_view>
 #include <system_error>
+#include <utility>
 
 #include "core/error.hpp"
 #include "core/ops.hpp"
@@ -106,6 +109,23 @@ double real_number(const std::string& token, const char* what) {
 bool boolean(const std::string& token, const char* what) {
   KILN_CHECK(token == "true" || token == "false", what, " must be true or false, got '", token, "'");
   return token == "true";
+}
+
+// The value `token` names among `choices`, or an error listing them: "gate must be sigmoid or hardsigmoid,
+// got 'tanh'".
+template <typename Value>
+Value one_of(const std::string& token, const char* what,
+             std::initializer_list<std::pair<std::string_view, Value>> choices) {
+  for (const auto& [name, value] : choices)
+    if (token == name) return value;
+  std::string names;
+  std::size_t index = 0;
+  for (const auto& [name, value] : choices) {
+    if (index > 0) names += index + 1 == choices.size() ? " or " : ", ";
+    names += name;
+    ++index;
+  }
+  fail(what, " must be ", names, ", got '", token, "'");
 }
 
 constexpr std::int64_t kMaxRepeat = 1000;  // more layers from one line than any network here wants
@@ -232,12 +252,11 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
   if (kind == "se") {
     const std::int64_t reduction =
         line.arguments.empty() ? 4 : positive_integer(line.arguments[0], "REDUCTION");
-    const std::string gate = line.option("gate", "sigmoid");
-    KILN_CHECK(gate == "sigmoid" || gate == "hardsigmoid", "gate must be sigmoid or hardsigmoid, got '", gate,
-               "'");
-    return std::make_shared<SqueezeExcitation>(
-        channels, std::max<std::int64_t>(1, channels / reduction),
-        gate == "sigmoid" ? SqueezeGate::Sigmoid : SqueezeGate::Hardsigmoid, generator);
+    const SqueezeGate gate =
+        one_of<SqueezeGate>(line.option("gate", "sigmoid"), "gate",
+                            {{"sigmoid", SqueezeGate::Sigmoid}, {"hardsigmoid", SqueezeGate::Hardsigmoid}});
+    return std::make_shared<SqueezeExcitation>(channels, std::max<std::int64_t>(1, channels / reduction),
+                                               gate, generator);
   }
   if (kind == "linear") {
     const std::int64_t out = line.arguments.empty() ? classes : positive_integer(line.arguments[0], "OUT");
@@ -246,25 +265,22 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
   const std::int64_t out = positive_integer(line.arguments[0], "OUT");
   const std::int64_t stride = positive_integer(line.option("stride", "1"), "stride");
   if (kind == "residual") {
-    const std::string shortcut = line.option("shortcut", "pad");
-    KILN_CHECK(shortcut == "pad" || shortcut == "projection", "shortcut must be pad or projection, got '",
-               shortcut, "'");
-    KILN_CHECK(shortcut == "projection" || out >= channels, "shortcut=pad can only add channels (", channels,
-               " -> ", out, "); use shortcut=projection");
-    return std::make_shared<BasicBlock>(channels, out, stride, generator,
-                                        shortcut == "pad" ? Shortcut::PadIdentity : Shortcut::Projection);
+    const Shortcut shortcut =
+        one_of<Shortcut>(line.option("shortcut", "pad"), "shortcut",
+                         {{"pad", Shortcut::PadIdentity}, {"projection", Shortcut::Projection}});
+    KILN_CHECK(shortcut == Shortcut::Projection || out >= channels, "shortcut=pad can only add channels (",
+               channels, " -> ", out, "); use shortcut=projection");
+    return std::make_shared<BasicBlock>(channels, out, stride, generator, shortcut);
   }
   if (kind == "inverted") {
     InvertedResidualOptions options{.stride = stride,
                                     .expansion = positive_integer(line.option("expand", "6"), "expand"),
                                     .hidden_channels = whole_number(line.option("hidden", "0"), "hidden"),
                                     .kernel = positive_integer(line.option("kernel", "3"), "kernel")};
-    const std::string activation = line.option("activation", "relu6");
-    KILN_CHECK(activation == "relu6" || activation == "relu" || activation == "hardswish",
-               "activation must be relu6, relu or hardswish, got '", activation, "'");
-    options.activation = activation == "relu6"  ? BlockActivation::Relu6
-                         : activation == "relu" ? BlockActivation::Relu
-                                                : BlockActivation::Hardswish;
+    options.activation = one_of<BlockActivation>(line.option("activation", "relu6"), "activation",
+                                                 {{"relu6", BlockActivation::Relu6},
+                                                  {"relu", BlockActivation::Relu},
+                                                  {"hardswish", BlockActivation::Hardswish}});
     const std::int64_t hidden =
         options.hidden_channels > 0 ? options.hidden_channels : channels * options.expansion;
     if (const std::int64_t reduction = whole_number(line.option("se", "0"), "se"); reduction > 0)

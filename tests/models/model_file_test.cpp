@@ -197,6 +197,8 @@ TEST_CASE("model file: residual, separable and inverted blocks, with either shor
   CHECK(model->named_children()[7].first == "relu6_1");
   CHECK_THROWS_WITH_AS(build(spec_of({"conv 8 3", "residual 4", "global_avg_pool", "linear"})),
                        doctest::Contains("shortcut=pad can only add channels (8 -> 4)"), Error);
+  CHECK_THROWS_WITH_AS(build(spec_of({"conv 8 3", "residual 16 shortcut=conv", "global_avg_pool", "linear"})),
+                       doctest::Contains("shortcut must be pad or projection, got 'conv'"), Error);
 }
 
 TEST_CASE("model file: inverted's MobileNetV3 options: hidden width, kernel, activation, squeeze") {
