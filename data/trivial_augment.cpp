@@ -44,8 +44,13 @@ struct Planes {
   }
 };
 
-// Each output pixel (x, y) takes the source pixel under source_of(x + 1/2, y + 1/2), the continuous point
-// its centre maps back to (pixel i covers [i, i + 1)), or `fill` where that lies outside the image.
+// A point in continuous pixel coordinates: pixel (i, j) covers [i, i + 1) x [j, j + 1).
+struct Point {
+  double x, y;
+};
+
+// Each output pixel (x, y) takes the source pixel under source_of(x + 1/2, y + 1/2), the Point its centre
+// maps back to, or `fill` where that lies outside the image.
 template <typename SourceOf>
 void resample_nearest(Planes image, const std::vector<float>& fill, SourceOf source_of) {
   const std::vector<float> source = image.pixels;
@@ -64,10 +69,6 @@ void resample_nearest(Planes image, const std::vector<float>& fill, SourceOf sou
     }
   }
 }
-
-struct Point {
-  double x, y;
-};
 
 void rotate(Planes image, double degrees, const std::vector<float>& fill) {
   // Content turning counterclockwise on the screen (y down) by theta: output point o, taken from the
@@ -100,7 +101,7 @@ void sharpen(Planes image, double factor) {
   for (std::int64_t c = 0; c < image.channels; ++c) {
     for (std::int64_t y = 1; y + 1 < image.height; ++y) {
       for (std::int64_t x = 1; x + 1 < image.width; ++x) {
-        double sum = 4.0 * image.at(c, y, x);
+        double sum = 4.0 * image.at(c, y, x);  // and once more in the 3x3 below: 5 times
         for (std::int64_t dy = -1; dy <= 1; ++dy)
           for (std::int64_t dx = -1; dx <= 1; ++dx) sum += image.at(c, y + dy, x + dx);
         smoothed[static_cast<std::size_t>((c * image.height + y) * image.width + x)] =

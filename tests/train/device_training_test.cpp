@@ -166,16 +166,16 @@ double distance(const std::vector<double>& a, const std::vector<double>& b) {
 // rounding now and then: a pre-activation within rounding of zero takes the other side. Batch norm's bias
 // starts at 0, so that is where x-hat is near 0, and such a flip moves the layer's bias gradient by one
 // element's share while its weight gradient (each element weighed by x-hat) does not move. MobileNet at
-// batch 8 has 16K values per layer at its 2x2 maps; with the library path serving every GPU convolution,
-// one flip in blocks.10 moved blocks.10.bn1.bias's step and those of every layer before it, by up to 0.45%
-// of a step (blocks.7.bn2.bias), where the two CPU steps agreed to 1e-5 of it and an element-by-element bound
-// failed (measured on the emulator); 2% leaves room for several flips. Four times the CPU steps' distance:
-// a gradient that is zero but for rounding is all noise on every device, each with its own order of
-// additions. MobileNetV2's projection batch norms are such: each output reaches the loss only through
-// linear layers and a later batch norm, whose input gradient sums to zero over each channel, so their
-// biases' gradients are zero (steps of 1e-9 on the emulator, the GPU's 2.5 times as far from the fast
-// CPU's as the reference kernels'). A wrong index, a missed term or a layout mix-up moves a step by far
-// more; the kernels' own tests hold each of them to its reference elementwise.
+// batch 8 of 32x32 images has 16K values per layer at its 2x2 maps; with the library path serving every GPU
+// convolution, one flip in blocks.10 moved blocks.10.bn1.bias's step and those of every layer before it, by
+// up to 0.45% of a step (blocks.7.bn2.bias), where the two CPU steps agreed to 1e-5 of it and an
+// element-by-element bound failed (measured on the emulator); 2% leaves room for several flips. Four times
+// the CPU steps' distance: a gradient that is zero but for rounding is all noise on every device, each with
+// its own order of additions. MobileNetV2's projection batch norms are such: each output reaches the loss
+// only through linear layers and a later batch norm, whose input gradient sums to zero over each channel, so
+// their biases' gradients are zero (steps of 1e-9 on the emulator, the GPU's 2.5 times as far from the fast
+// CPU's as the reference kernels'). A wrong index, a missed term or a layout mix-up moves a step by far more;
+// the kernels' own tests hold each of them to its reference elementwise.
 void check_one_step_agrees(const std::string& name, std::int64_t image_size = 32) {
   const TwinModels twins = twin_models(name, image_size);
   Generator reference_generator(7);
