@@ -17,6 +17,7 @@
 #include "cli/json_lines.hpp"
 #include "cli/lr_find.hpp"
 #include "cli/progress_bar.hpp"
+#include "data/augment.hpp"
 #include "data/preprocessing.hpp"
 #include "kernels/conv2d/cuda_tuning.hpp"
 #include "models/architecture.hpp"
@@ -425,6 +426,8 @@ const std::vector<StoredSetting>& stored_settings() {
       {"--vertical-flip", {"/augmentation/vertical_flip"}},
       {"--rotate90", {"/augmentation/rotate90"}},
       {"--trivial-augment", {"/augmentation/trivial_augment"}},
+      {"--rand-augment", {"/augmentation/rand_augment_ops"}},
+      {"--rand-magnitude", {"/augmentation/rand_augment_magnitude"}},
       {"--seed", {"/seed"}},
       {"--strict", {"/strict"}},
       {"--max-steps", {"/max_steps_per_epoch"}},
@@ -577,6 +580,19 @@ void add_train_command(CLI::App& app) {
       ->add_option("--trivial-augment", config->augmentation.trivial_augment,
                    "TrivialAugment: one of 14 operations (shear, shift, rotation, colour, contrast, "
                    "equalize, ...) at a random strength on each training image, nothing to tune")
+      ->capture_default_str();
+  command
+      ->add_option("--rand-augment", config->augmentation.rand_augment_ops,
+                   "RandAugment: N of the same 14 operations in turn on each training image, at the strength "
+                   "--rand-magnitude (torchvision's default N: 2; 0: off)")
+      ->type_name("N")
+      ->check(CLI::Range(std::int64_t{0}, data::kMaxRandAugmentOps))
+      ->capture_default_str();
+  command
+      ->add_option("--rand-magnitude", config->augmentation.rand_augment_magnitude,
+                   "RandAugment's strength, a level of 0 to 30")
+      ->type_name("M")
+      ->check(CLI::Range(0, 30))
       ->capture_default_str();
   command->add_option("--seed", config->seed, "seed for initialization, order and augmentation")->capture_default_str();
   command

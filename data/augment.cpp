@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "data/auto_augment.hpp"
 #include "data/image.hpp"
-#include "data/trivial_augment.hpp"
 
 namespace kiln::data {
 
@@ -33,10 +33,14 @@ enum Draw : std::uint64_t {
   kVerticalFlipDraw,
   kRotationDraw,
   kTrivialOperationDraw,
-  kTrivialLevelDraw,  // the level and the sign: an index in [0, 2 * kTrivialLevels), negative from the middle
+  kTrivialLevelDraw,  // the level and the sign: an index in [0, 2 * kAugmentLevels), negative from the middle
 };
 static_assert(kFirstLaterDraw % 4 == 0, "the first operations' draws fill whole Philox blocks");
 static_assert(kTrivialLevelDraw < kAugmentationDraws);
+
+// RandAugment's operation i: which one, and its sign.
+Draw rand_operation_draw(std::int64_t i) { return static_cast<Draw>(kAugmentationDraws + 2 * i); }
+Draw rand_sign_draw(std::int64_t i) { return static_cast<Draw>(kAugmentationDraws + 2 * i + 1); }
 
 // An integer uniform in [0, count), from draw `draw`.
 std::int64_t uniform_index(const kernels::PhiloxState& state, Draw draw, std::int64_t count) {
@@ -129,7 +133,7 @@ void check_field_in(const char* name, double value, double low, double high) {
 
 bool Augmentation::any() const {
   return crop_padding > 0 || horizontal_flip || brightness > 0 || contrast > 0 || saturation > 0 ||
-         cutout > 0 || vertical_flip || rotate90 || resized_crop() || trivial_augment;
+         cutout > 0 || vertical_flip || rotate90 || resized_crop() || trivial_augment || rand_augment_ops > 0;
 }
 
 void Augmentation::validate() const {
@@ -140,6 +144,12 @@ void Augmentation::validate() const {
   check_field_in("saturation", saturation, 0.0, 1.0);
   KILN_CHECK(min_crop_scale > 0 && min_crop_scale <= 1,
              "augmentation: 'min_crop_scale' must be in (0, 1] (1: no resized crop), got ", min_crop_scale);
+  check_field_in("rand_augment_ops", static_cast<double>(rand_augment_ops), 0, kMaxRandAugmentOps);
+  check_field_in("rand_augment_magnitude", static_cast<double>(rand_augment_magnitude), 0,
+                 kAugmentLevels - 1);
+  KILN_CHECK(!trivial_augment || rand_augment_ops == 0,
+             "augmentation: TrivialAugment and RandAugment are two policies over the same operations; choose "
+             "one (trivial_augment or rand_augment_ops)");
 }
 
 void Augmentation::validate_for(const Preprocessing& preprocessing) const {
@@ -152,16 +162,24 @@ void Augmentation::validate_for(const Preprocessing& preprocessing) const {
 }
 
 nlohmann::json Augmentation::to_json() const {
-  return {{"crop_padding", crop_padding},     {"horizontal_flip", horizontal_flip},
-          {"brightness", brightness},         {"contrast", contrast},
-          {"saturation", saturation},         {"cutout", cutout},
-          {"vertical_flip", vertical_flip},   {"rotate90", rotate90},
-          {"min_crop_scale", min_crop_scale}, {"trivial_augment", trivial_augment}};
+  return {{"crop_padding", crop_padding},
+          {"horizontal_flip", horizontal_flip},
+          {"brightness", brightness},
+          {"contrast", contrast},
+          {"saturation", saturation},
+          {"cutout", cutout},
+          {"vertical_flip", vertical_flip},
+          {"rotate90", rotate90},
+          {"min_crop_scale", min_crop_scale},
+          {"trivial_augment", trivial_augment},
+          {"rand_augment_ops", rand_augment_ops},
+          {"rand_augment_magnitude", rand_augment_magnitude}};
 }
 
 std::uint64_t draws_per_sample(const Augmentation& augmentation) {
   const bool later = augmentation.resized_crop() || augmentation.vertical_flip || augmentation.rotate90 ||
                      augmentation.trivial_augment;
+  if (augmentation.rand_augment_ops > 0) return kRandAugmentDraws;
   return later ? kAugmentationDraws : kFirstLaterDraw;
 }
 
@@ -187,10 +205,15 @@ Augmentation Augmentation::from_json(const nlohmann::json& json) {
   KILN_CHECK(json.is_object(), "augmentation: expected a JSON object, got ", json.type_name());
   Augmentation augmentation;
   for (const auto& [name, value] : json.items()) {
-    if (name == "crop_padding" || name == "cutout") {
+    if (name == "crop_padding" || name == "cutout" || name == "rand_augment_ops" ||
+        name == "rand_augment_magnitude") {
       KILN_CHECK(value.is_number_integer(), "augmentation: field '", name, "' must be an integer, got ",
                  value.dump());
-      (name == "cutout" ? augmentation.cutout : augmentation.crop_padding) = value.get<std::int64_t>();
+      std::int64_t& number = name == "cutout"             ? augmentation.cutout
+                             : name == "crop_padding"     ? augmentation.crop_padding
+                             : name == "rand_augment_ops" ? augmentation.rand_augment_ops
+                                                          : augmentation.rand_augment_magnitude;
+      number = value.get<std::int64_t>();
     } else if (name == "horizontal_flip" || name == "vertical_flip" || name == "rotate90" ||
                name == "trivial_augment") {
       KILN_CHECK(value.is_boolean(), "augmentation: field '", name, "' must be true or false, got ",
@@ -212,7 +235,7 @@ Augmentation Augmentation::from_json(const nlohmann::json& json) {
       fail(
           "augmentation: unknown field '", name,
           "' (known: crop_padding, horizontal_flip, brightness, contrast, saturation, cutout, vertical_flip, "
-          "rotate90, min_crop_scale, trivial_augment)");
+          "rotate90, min_crop_scale, trivial_augment, rand_augment_ops, rand_augment_magnitude)");
     }
   }
   augmentation.validate();
@@ -278,14 +301,27 @@ void augment(Tensor& chw, const Augmentation& augmentation, const Preprocessing&
   }
 
   if (augmentation.trivial_augment) {
-    const std::int64_t level_and_sign = uniform_index(state, kTrivialLevelDraw, 2 * kTrivialLevels);
-    const TrivialChoice choice{.operation = static_cast<TrivialOperation>(
-                                   uniform_index(state, kTrivialOperationDraw, kTrivialOperations)),
-                               .level = static_cast<int>(level_and_sign % kTrivialLevels),
-                               .negative = level_and_sign >= kTrivialLevels};
+    const std::int64_t level_and_sign = uniform_index(state, kTrivialLevelDraw, 2 * kAugmentLevels);
+    const AugmentChoice choice{.operation = static_cast<AugmentOperation>(
+                                   uniform_index(state, kTrivialOperationDraw, kAugmentOperations)),
+                               .level = static_cast<int>(level_and_sign % kAugmentLevels),
+                               .negative = level_and_sign >= kAugmentLevels};
     // In [0, 1] pixels, where the mean colour is what normalization makes zero.
     std::vector<float> pixels = to_pixels(data, channels, plane, preprocessing);
-    apply_trivial_augment(pixels, channels, height, width, choice, preprocessing.mean);
+    apply_augment_operation(pixels, channels, height, width, choice, StrengthTable::Wide, preprocessing.mean);
+    from_pixels(pixels, channels, plane, preprocessing, data);
+  }
+
+  if (augmentation.rand_augment_ops > 0) {
+    std::vector<float> pixels = to_pixels(data, channels, plane, preprocessing);
+    for (std::int64_t i = 0; i < augmentation.rand_augment_ops; ++i) {
+      const AugmentChoice choice{.operation = static_cast<AugmentOperation>(
+                                     uniform_index(state, rand_operation_draw(i), kAugmentOperations)),
+                                 .level = static_cast<int>(augmentation.rand_augment_magnitude),
+                                 .negative = kernels::philox_uniform<float>(state, rand_sign_draw(i)) < 0.5f};
+      apply_augment_operation(pixels, channels, height, width, choice, StrengthTable::Standard,
+                              preprocessing.mean);
+    }
     from_pixels(pixels, channels, plane, preprocessing, data);
   }
 

@@ -26,9 +26,11 @@
 //   vertical flip   with probability 1/2 (images with no up and down: micrographs, satellite tiles, scans).
 //   rotation        by 0, 90, 180 or 270 degrees, each with probability 1/4 (square inputs only). With both
 //                   flips, every one of a square's eight symmetries is equally likely.
-//   TrivialAugment  one operation of fourteen at a random strength (data/trivial_augment.hpp), in [0, 1]
+//   TrivialAugment  one operation of fourteen at a random strength (data/auto_augment.hpp), in [0, 1]
 //                   pixel units, bringing in the mean colour where a shear, shift or rotation uncovers
 //                   the image.
+//   RandAugment     rand_augment_ops operations of the same fourteen in turn, each at the strength
+//                   rand_augment_magnitude (data/auto_augment.hpp), in the same units, with the same fill.
 //   cutout          a cutout x cutout square centred on a random pixel is set to zero (the mean colour);
 //                   near a border it is clipped, so less than the full square may be covered.
 //
@@ -39,7 +41,8 @@
 // crop, horizontal flip, cutout); a run that uses none of the later ones (resized crop, vertical flip,
 // rotation, TrivialAugment) gives each sample only those (draws_per_sample), so it draws exactly what it did
 // before they were added. TrivialAugment took the last two of the sixteen draws, unused before it, so
-// runs with the other later operations draw as they did too.
+// runs with the other later operations draw as they did too; RandAugment's draws come after the sixteen, in
+// two more blocks that only its runs give a sample.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +64,8 @@ struct Augmentation {
   bool rotate90 = false;     // a random multiple of 90 degrees; square inputs only
   float min_crop_scale = 1;  // the resized crop's smallest area fraction, in (0, 1]; 1 = off
   bool trivial_augment = false;
+  std::int64_t rand_augment_ops = 0;  // RandAugment's operations an image, 0 to kMaxRandAugmentOps; 0 = off
+  std::int64_t rand_augment_magnitude = 9;  // their level, 0 to 30 (kAugmentLevels - 1)
 
   // Whether any operation is on.
   bool any() const;
@@ -80,10 +85,14 @@ struct Augmentation {
 };
 
 // Draws the augmentation takes from a sample's Philox state (four Philox blocks): the resized crop's window
-// and augment()'s operations.
+// and augment()'s operations but RandAugment's.
 inline constexpr std::uint64_t kAugmentationDraws = 16;
+// RandAugment's: two an operation (which one, and its sign) after those, in two more blocks.
+inline constexpr std::int64_t kMaxRandAugmentOps = 4;
+inline constexpr std::uint64_t kRandAugmentDraws = kAugmentationDraws + 2 * kMaxRandAugmentOps;
 // The draws a sample's state must hold for `augmentation`: the first eight (two blocks) when none of the
-// operations added after them is on, so that such a run draws as it did before they were; else all.
+// operations added after them is on, so that such a run draws as it did before they were; all sixteen
+// when some are but not RandAugment, so that such a run draws as it did before RandAugment; with it, 24.
 std::uint64_t draws_per_sample(const Augmentation& augmentation);
 
 // The resized crop's window for one sample (see the top of the file): inside `window`, the one the

@@ -44,6 +44,8 @@ check "train with a resized crop, vertical flips, quarter turns and TrivialAugme
 check_error "quarter turns of an input that is not square" "needs a square input; the input is 24x20" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 2 --image-size 24x20 --rotate90 true --out "$work/oblong"
 check_error "resume with another --crop-scale" "cannot resume .* with --crop-scale 0.8" "$kiln" train "$data" --epochs 2 --out "$work/dihedral" --resume --crop-scale 0.8
 check_error "resume without TrivialAugment" "cannot resume .* with --trivial-augment false" "$kiln" train "$data" --epochs 2 --out "$work/dihedral" --resume --trivial-augment false
+check "train with RandAugment" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 2 --batch 32 --rand-augment 2 --rand-magnitude 12 --out "$work/randaugment"
+check_error "both automatic policies" "TrivialAugment and RandAugment .* choose one" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 2 --trivial-augment true --rand-augment 2 --out "$work/both-policies"
 check "train with mixup and CutMix" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 2 --batch 32 --mixup 0.2 --cutmix 1 --out "$work/mixed"
 check_error "resume with another --mixup" "cannot resume .* with --mixup 0.4" "$kiln" train "$data" --epochs 2 --out "$work/mixed" --resume --mixup 0.4
 check "train with --ema" "$kiln" train "$data" --model lenet5 --epochs 1 --max-steps 3 --batch 32 --ema 0.99 --out "$work/averaged" --json

@@ -1,4 +1,4 @@
-#include "data/trivial_augment.hpp"
+#include "data/auto_augment.hpp"
 
 #include <algorithm>
 #include <array>
@@ -11,13 +11,13 @@
 namespace kiln::data {
 namespace {
 
-bool has_direction(TrivialOperation operation) {
+bool has_direction(AugmentOperation operation) {
   switch (operation) {
-    case TrivialOperation::Posterize:
-    case TrivialOperation::Solarize:
-    case TrivialOperation::AutoContrast:
-    case TrivialOperation::Equalize:
-    case TrivialOperation::Identity:
+    case AugmentOperation::Posterize:
+    case AugmentOperation::Solarize:
+    case AugmentOperation::AutoContrast:
+    case AugmentOperation::Equalize:
+    case AugmentOperation::Identity:
       return false;
     default:
       return true;
@@ -157,76 +157,84 @@ void equalize(Planes image) {
 
 }  // namespace
 
-std::string_view trivial_operation_name(TrivialOperation operation) {
-  static constexpr std::array<std::string_view, kTrivialOperations> kNames = {
+std::string_view augment_operation_name(AugmentOperation operation) {
+  static constexpr std::array<std::string_view, kAugmentOperations> kNames = {
       "identity", "shear_x",  "shear_y",   "translate_x", "translate_y", "rotate",       "brightness",
       "color",    "contrast", "sharpness", "posterize",   "solarize",    "autocontrast", "equalize"};
   return kNames[static_cast<std::size_t>(operation)];
 }
 
-double trivial_magnitude(const TrivialChoice& choice) {
-  KILN_CHECK(choice.level >= 0 && choice.level < kTrivialLevels, "trivial augment: level ", choice.level,
-             " outside [0, ", kTrivialLevels, ")");
-  const double m = static_cast<double>(choice.level) / (kTrivialLevels - 1);  // 0 to 1
+double augment_magnitude(const AugmentChoice& choice, StrengthTable table, std::int64_t height,
+                         std::int64_t width) {
+  KILN_CHECK(choice.level >= 0 && choice.level < kAugmentLevels, "automatic augmentation: level ",
+             choice.level, " outside [0, ", kAugmentLevels, ")");
+  const bool wide = table == StrengthTable::Wide;
+  const double m = static_cast<double>(choice.level) / (kAugmentLevels - 1);  // 0 to 1
   double magnitude = 0.0;
   switch (choice.operation) {
-    case TrivialOperation::ShearX:
-    case TrivialOperation::ShearY:
-    case TrivialOperation::Brightness:
-    case TrivialOperation::Color:
-    case TrivialOperation::Contrast:
-    case TrivialOperation::Sharpness:
-      magnitude = 0.99 * m;
+    case AugmentOperation::ShearX:
+    case AugmentOperation::ShearY:
+      magnitude = (wide ? 0.99 : 0.3) * m;
       break;
-    case TrivialOperation::TranslateX:
-    case TrivialOperation::TranslateY:
-      magnitude = 32.0 * m;
+    case AugmentOperation::Brightness:
+    case AugmentOperation::Color:
+    case AugmentOperation::Contrast:
+    case AugmentOperation::Sharpness:
+      magnitude = (wide ? 0.99 : 0.9) * m;
       break;
-    case TrivialOperation::Rotate:
-      magnitude = 135.0 * m;
+    case AugmentOperation::TranslateX:
+    case AugmentOperation::TranslateY: {
+      const auto side =
+          static_cast<double>(choice.operation == AugmentOperation::TranslateX ? width : height);
+      magnitude = (wide ? 32.0 : 150.0 / 331.0 * side) * m;
       break;
-    case TrivialOperation::Posterize:
-      magnitude = 8.0 - std::round(6.0 * m);
+    }
+    case AugmentOperation::Rotate:
+      magnitude = (wide ? 135.0 : 30.0) * m;
       break;
-    case TrivialOperation::Solarize:
+    case AugmentOperation::Posterize:
+      magnitude = 8.0 - std::round((wide ? 6.0 : 4.0) * m);
+      break;
+    case AugmentOperation::Solarize:
       magnitude = 1.0 - m;
       break;
-    case TrivialOperation::Identity:
-    case TrivialOperation::AutoContrast:
-    case TrivialOperation::Equalize:
+    case AugmentOperation::Identity:
+    case AugmentOperation::AutoContrast:
+    case AugmentOperation::Equalize:
       break;
   }
   return choice.negative && has_direction(choice.operation) ? -magnitude : magnitude;
 }
 
-void apply_trivial_augment(std::vector<float>& pixels, std::int64_t channels, std::int64_t height,
-                           std::int64_t width, const TrivialChoice& choice, const std::vector<float>& fill) {
+void apply_augment_operation(std::vector<float>& pixels, std::int64_t channels, std::int64_t height,
+                             std::int64_t width, const AugmentChoice& choice, StrengthTable table,
+                             const std::vector<float>& fill) {
   KILN_CHECK(static_cast<std::int64_t>(pixels.size()) == channels * height * width &&
                  static_cast<std::int64_t>(fill.size()) == channels,
-             "trivial augment: ", pixels.size(), " values and ", fill.size(), " fill values for a ", channels,
-             "x", height, "x", width, " image");
+             "automatic augmentation: ", pixels.size(), " values and ", fill.size(), " fill values for a ",
+             channels, "x", height, "x", width, " image");
   const Planes image{pixels, channels, height, width};
-  const double magnitude = trivial_magnitude(choice);
+  const double magnitude = augment_magnitude(choice, table, height, width);
   switch (choice.operation) {
-    case TrivialOperation::Identity:
+    case AugmentOperation::Identity:
       return;
-    case TrivialOperation::ShearX:
+    case AugmentOperation::ShearX:
       return resample_nearest(image, fill, [&](double x, double y) { return Point{x + magnitude * y, y}; });
-    case TrivialOperation::ShearY:
+    case AugmentOperation::ShearY:
       return resample_nearest(image, fill, [&](double x, double y) { return Point{x, y + magnitude * x}; });
-    case TrivialOperation::TranslateX:
-    case TrivialOperation::TranslateY: {
+    case AugmentOperation::TranslateX:
+    case AugmentOperation::TranslateY: {
       const double shift = std::trunc(magnitude);  // whole pixels; the content moves right (down) by it
-      const bool along_x = choice.operation == TrivialOperation::TranslateX;
+      const bool along_x = choice.operation == AugmentOperation::TranslateX;
       return resample_nearest(image, fill, [&](double x, double y) {
         return along_x ? Point{x - shift, y} : Point{x, y - shift};
       });
     }
-    case TrivialOperation::Rotate:
+    case AugmentOperation::Rotate:
       return rotate(image, magnitude, fill);
-    case TrivialOperation::Brightness:
+    case AugmentOperation::Brightness:
       return blend(image, 1.0 + magnitude, [](std::int64_t, std::int64_t) { return 0.0; });
-    case TrivialOperation::Color: {
+    case AugmentOperation::Color: {
       if (channels != 3) return;  // a grey image has no saturation
       std::vector<double> grey(
           static_cast<std::size_t>(image.plane()));  // before the blend changes a channel
@@ -234,23 +242,23 @@ void apply_trivial_augment(std::vector<float>& pixels, std::int64_t channels, st
       return blend(image, 1.0 + magnitude,
                    [&](std::int64_t, std::int64_t p) { return grey[static_cast<std::size_t>(p)]; });
     }
-    case TrivialOperation::Contrast: {
+    case AugmentOperation::Contrast: {
       double total = 0.0;
       for (std::int64_t p = 0; p < image.plane(); ++p) total += image.luma_at(p);
       const double mean = total / static_cast<double>(image.plane());
       return blend(image, 1.0 + magnitude, [&](std::int64_t, std::int64_t) { return mean; });
     }
-    case TrivialOperation::Sharpness:
+    case AugmentOperation::Sharpness:
       return sharpen(image, 1.0 + magnitude);
-    case TrivialOperation::Posterize:
+    case AugmentOperation::Posterize:
       return posterize(image, static_cast<int>(magnitude));
-    case TrivialOperation::Solarize:
+    case AugmentOperation::Solarize:
       for (float& x : pixels)
         if (x >= magnitude) x = 1.0f - x;
       return;
-    case TrivialOperation::AutoContrast:
+    case AugmentOperation::AutoContrast:
       return autocontrast(image);
-    case TrivialOperation::Equalize:
+    case AugmentOperation::Equalize:
       return equalize(image);
   }
 }
