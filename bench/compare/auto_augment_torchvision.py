@@ -39,7 +39,8 @@ def signed_table(table, height, width):
     shear, factor, rotate = (0.99, 0.99, 135.0) if wide else (0.3, 0.9, 30.0)
     shift_x, shift_y = (32.0, 32.0) if wide else (150.0 / 331.0 * width, 150.0 / 331.0 * height)
     return {"shear_x": np.linspace(0.0, shear, LEVELS), "shear_y": np.linspace(0.0, shear, LEVELS),
-            "translate_x": np.linspace(0.0, shift_x, LEVELS), "translate_y": np.linspace(0.0, shift_y, LEVELS),
+            "translate_x": np.linspace(0.0, shift_x, LEVELS),
+            "translate_y": np.linspace(0.0, shift_y, LEVELS),
             "rotate": np.linspace(0.0, rotate, LEVELS), "brightness": np.linspace(0.0, factor, LEVELS),
             "color": np.linspace(0.0, factor, LEVELS), "contrast": np.linspace(0.0, factor, LEVELS),
             "sharpness": np.linspace(0.0, factor, LEVELS)}
@@ -51,10 +52,12 @@ def torchvision_op(image, table, name, level, negative):
     m = float(signed[name][level]) * (-1.0 if negative else 1.0) if name in signed else 0.0
     nearest = InterpolationMode.NEAREST
     if name == "shear_x":
-        return F.affine(image, angle=0.0, translate=[0, 0], scale=1.0, shear=[math.degrees(math.atan(m)), 0.0],
+        shear = math.degrees(math.atan(m))
+        return F.affine(image, angle=0.0, translate=[0, 0], scale=1.0, shear=[shear, 0.0],
                         interpolation=nearest, fill=None, center=[0, 0])
     if name == "shear_y":
-        return F.affine(image, angle=0.0, translate=[0, 0], scale=1.0, shear=[0.0, math.degrees(math.atan(m))],
+        shear = math.degrees(math.atan(m))
+        return F.affine(image, angle=0.0, translate=[0, 0], scale=1.0, shear=[0.0, shear],
                         interpolation=nearest, fill=None, center=[0, 0])
     if name == "translate_x":
         return F.affine(image, angle=0.0, translate=[int(m), 0], scale=1.0, shear=[0.0, 0.0],
@@ -86,13 +89,15 @@ def torchvision_op(image, table, name, level, negative):
 def kiln_op(program, image, table, operation, level, negative):
     channels, height, width = image.shape
     pixels = (image.astype(np.float32) / 255.0).tobytes()
-    result = subprocess.run([program, table, str(channels), str(height), str(width), str(operation), str(level),
-                             str(int(negative))], input=pixels, capture_output=True, check=True)
+    arguments = [program, table, str(channels), str(height), str(width), str(operation), str(level),
+                 str(int(negative))]
+    result = subprocess.run(arguments, input=pixels, capture_output=True, check=True)
     return np.frombuffer(result.stdout, dtype=np.float32).reshape(image.shape) * 255.0
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--program", default="build/compare_auto_augment")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     options = parser.parse_args()
@@ -100,7 +105,7 @@ def main():
     generator = np.random.default_rng(0)
     # 32 high and 48 wide, so that RandAugment's shifts differ along the two axes.
     image = generator.integers(0, 256, size=(3, 32, 48), dtype=np.uint8)
-    image[:, :4, :] = generator.integers(100, 140, size=(3, 4, 48))  # a band of few levels, for the histograms
+    image[:, :4, :] = generator.integers(100, 140, size=(3, 4, 48))  # few levels, for the histograms
     rows = []
     for table in ("wide", "standard"):
         for operation, name in enumerate(OPERATIONS):
@@ -118,7 +123,8 @@ def main():
     if options.json:
         print(json.dumps({"rows": rows}))
         return 0
-    print(f"{'table':9s} {'operation':13s} {'worst':>7s}  values more than 1 level apart (of {rows[0]['values']})")
+    print(f"{'table':9s} {'operation':13s} {'worst':>7s}  "
+          f"values more than 1 level apart (of {rows[0]['values']})")
     for row in rows:
         print(f"{row['table']:9s} {row['operation']:13s} {row['worst_levels']:7.2f}  "
               f"{row['values_off_by_more_than_one']}")
