@@ -124,6 +124,33 @@ void from_pixels(const std::vector<float>& pixels, std::int64_t channels, std::i
   }
 }
 
+// The automatic policy's operations for one sample, in the order they apply, and its strength table:
+// TrivialAugment's one or RandAugment's rand_augment_ops (validate() lets one policy on at a time); none
+// when neither is on.
+struct PolicyDraws {
+  std::vector<AugmentChoice> choices;
+  StrengthTable table = StrengthTable::Wide;
+};
+
+PolicyDraws policy_draws(const Augmentation& augmentation, const kernels::PhiloxState& state) {
+  PolicyDraws policy;
+  if (augmentation.trivial_augment) {
+    const std::int64_t level_and_sign = uniform_index(state, kTrivialLevelDraw, 2 * kAugmentLevels);
+    policy.choices.push_back({.operation = static_cast<AugmentOperation>(
+                                  uniform_index(state, kTrivialOperationDraw, kAugmentOperations)),
+                              .level = static_cast<int>(level_and_sign % kAugmentLevels),
+                              .negative = level_and_sign >= kAugmentLevels});
+  }
+  if (augmentation.rand_augment_ops > 0) policy.table = StrengthTable::Standard;
+  for (std::int64_t i = 0; i < augmentation.rand_augment_ops; ++i) {
+    policy.choices.push_back({.operation = static_cast<AugmentOperation>(
+                                  uniform_index(state, rand_operation_draw(i), kAugmentOperations)),
+                              .level = static_cast<int>(augmentation.rand_augment_magnitude),
+                              .negative = kernels::philox_uniform<float>(state, rand_sign_draw(i)) < 0.5f});
+  }
+  return policy;
+}
+
 void check_field_in(const char* name, double value, double low, double high) {
   KILN_CHECK(value >= low && value <= high, "augmentation: '", name, "' must be in [", low, ", ", high,
              "], got ", value);
@@ -300,28 +327,11 @@ void augment(Tensor& chw, const Augmentation& augmentation, const Preprocessing&
     rotate_planes(data, channels, height, uniform_index(state, kRotationDraw, 4));
   }
 
-  if (augmentation.trivial_augment) {
-    const std::int64_t level_and_sign = uniform_index(state, kTrivialLevelDraw, 2 * kAugmentLevels);
-    const AugmentChoice choice{.operation = static_cast<AugmentOperation>(
-                                   uniform_index(state, kTrivialOperationDraw, kAugmentOperations)),
-                               .level = static_cast<int>(level_and_sign % kAugmentLevels),
-                               .negative = level_and_sign >= kAugmentLevels};
+  if (const PolicyDraws policy = policy_draws(augmentation, state); !policy.choices.empty()) {
     // In [0, 1] pixels, where the mean colour is what normalization makes zero.
     std::vector<float> pixels = to_pixels(data, channels, plane, preprocessing);
-    apply_augment_operation(pixels, channels, height, width, choice, StrengthTable::Wide, preprocessing.mean);
-    from_pixels(pixels, channels, plane, preprocessing, data);
-  }
-
-  if (augmentation.rand_augment_ops > 0) {
-    std::vector<float> pixels = to_pixels(data, channels, plane, preprocessing);
-    for (std::int64_t i = 0; i < augmentation.rand_augment_ops; ++i) {
-      const AugmentChoice choice{.operation = static_cast<AugmentOperation>(
-                                     uniform_index(state, rand_operation_draw(i), kAugmentOperations)),
-                                 .level = static_cast<int>(augmentation.rand_augment_magnitude),
-                                 .negative = kernels::philox_uniform<float>(state, rand_sign_draw(i)) < 0.5f};
-      apply_augment_operation(pixels, channels, height, width, choice, StrengthTable::Standard,
-                              preprocessing.mean);
-    }
+    for (const AugmentChoice& choice : policy.choices)
+      apply_augment_operation(pixels, channels, height, width, choice, policy.table, preprocessing.mean);
     from_pixels(pixels, channels, plane, preprocessing, data);
   }
 
