@@ -111,21 +111,27 @@ bool boolean(const std::string& token, const char* what) {
   return token == "true";
 }
 
-// The value `token` names among `choices`, or an error listing them: "gate must be sigmoid or hardsigmoid,
-// got 'tanh'".
-template <typename Value>
-Value one_of(const std::string& token, const char* what,
-             std::initializer_list<std::pair<std::string_view, Value>> choices) {
-  for (const auto& [name, value] : choices)
-    if (token == name) return value;
+// The value among `values` whose name, name_of(value), is `token`, or an error listing the names: "gate must
+// be sigmoid or hardsigmoid, got 'tanh'". The layers' own name functions serve where they exist, so that an
+// option is spelled as the layer's describe() spells it.
+template <typename Value, typename NameOf>
+Value one_of(const std::string& token, const char* what, std::initializer_list<Value> values,
+             NameOf name_of) {
+  for (const Value value : values)
+    if (token == name_of(value)) return value;
   std::string names;
   std::size_t index = 0;
-  for (const auto& [name, value] : choices) {
-    if (index > 0) names += index + 1 == choices.size() ? " or " : ", ";
-    names += name;
+  for (const Value value : values) {
+    if (index > 0) names += index + 1 == values.size() ? " or " : ", ";
+    names += name_of(value);
     ++index;
   }
   fail(what, " must be ", names, ", got '", token, "'");
+}
+
+// The model file's names for the residual block's shortcuts (its describe() says "pad-identity").
+std::string_view shortcut_option_name(layers::Shortcut shortcut) {
+  return shortcut == layers::Shortcut::PadIdentity ? "pad" : "projection";
 }
 
 constexpr std::int64_t kMaxRepeat = 1000;  // more layers from one line than any network here wants
@@ -252,9 +258,8 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
   if (kind == "se") {
     const std::int64_t reduction =
         line.arguments.empty() ? 4 : positive_integer(line.arguments[0], "REDUCTION");
-    const SqueezeGate gate =
-        one_of<SqueezeGate>(line.option("gate", "sigmoid"), "gate",
-                            {{"sigmoid", SqueezeGate::Sigmoid}, {"hardsigmoid", SqueezeGate::Hardsigmoid}});
+    const SqueezeGate gate = one_of(line.option("gate", "sigmoid"), "gate",
+                                    {SqueezeGate::Sigmoid, SqueezeGate::Hardsigmoid}, squeeze_gate_name);
     return std::make_shared<SqueezeExcitation>(channels, std::max<std::int64_t>(1, channels / reduction),
                                                gate, generator);
   }
@@ -265,9 +270,8 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
   const std::int64_t out = positive_integer(line.arguments[0], "OUT");
   const std::int64_t stride = positive_integer(line.option("stride", "1"), "stride");
   if (kind == "residual") {
-    const Shortcut shortcut =
-        one_of<Shortcut>(line.option("shortcut", "pad"), "shortcut",
-                         {{"pad", Shortcut::PadIdentity}, {"projection", Shortcut::Projection}});
+    const Shortcut shortcut = one_of(line.option("shortcut", "pad"), "shortcut",
+                                     {Shortcut::PadIdentity, Shortcut::Projection}, shortcut_option_name);
     KILN_CHECK(shortcut == Shortcut::Projection || out >= channels, "shortcut=pad can only add channels (",
                channels, " -> ", out, "); use shortcut=projection");
     return std::make_shared<BasicBlock>(channels, out, stride, generator, shortcut);
@@ -277,10 +281,9 @@ layers::ModulePtr make_layer(const LayerLine& line, const Tensor& input, std::in
                                     .expansion = positive_integer(line.option("expand", "6"), "expand"),
                                     .hidden_channels = whole_number(line.option("hidden", "0"), "hidden"),
                                     .kernel = positive_integer(line.option("kernel", "3"), "kernel")};
-    options.activation = one_of<BlockActivation>(line.option("activation", "relu6"), "activation",
-                                                 {{"relu6", BlockActivation::Relu6},
-                                                  {"relu", BlockActivation::Relu},
-                                                  {"hardswish", BlockActivation::Hardswish}});
+    options.activation = one_of(line.option("activation", "relu6"), "activation",
+                                {BlockActivation::Relu6, BlockActivation::Relu, BlockActivation::Hardswish},
+                                block_activation_name);
     const std::int64_t hidden =
         options.hidden_channels > 0 ? options.hidden_channels : channels * options.expansion;
     if (const std::int64_t reduction = whole_number(line.option("se", "0"), "se"); reduction > 0)
