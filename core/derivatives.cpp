@@ -311,10 +311,13 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, co
   Tensor y = result.output;
   // The rule needs the saved statistics and the parameters, and the output only for a fused ReLU's mask
   // (which the CPU's vectorized kernels recompute from x and beta instead; kept detached, so the tape holds
-  // no cycle through it).
+  // no cycle through it). A fused hard swish's gradient is recomputed from x by every kernel.
   result.output = options.fused_relu ? y.detach() : Tensor();
+  const std::string_view name = options.fused_hardswish ? "batch_norm2d_hardswish"
+                                : options.fused_relu    ? "batch_norm2d_relu"
+                                                        : "batch_norm2d";
   return record(
-      options.fused_relu ? "batch_norm2d_relu" : "batch_norm2d", {x, gamma, beta}, y,
+      name, {x, gamma, beta}, y,
       [x, gamma, beta, saved = std::move(result), running_mean, running_var, options](const Tensor& g) {
         raw::BatchNormGrads grads =
             raw::batchnorm2d_backward(g, x, gamma, beta, saved, running_mean, running_var, options);
@@ -327,6 +330,8 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, co
 Tensor batch_norm2d_add_relu(const Tensor& x, const Tensor& residual, const Tensor& gamma, const Tensor& beta,
                              const Tensor& running_mean, const Tensor& running_var,
                              const BatchNormOptions& options) {
+  KILN_CHECK(!options.fused_hardswish,
+             "batch_norm2d_add_relu: the activation is the ReLU, not the hard swish");
   BatchNormOptions fused = options;
   fused.fused_relu = true;
   raw::BatchNormResult result =
@@ -349,6 +354,8 @@ Tensor conv2d_batch_norm_eval(const Tensor& x, const Tensor& weight, const Tenso
   KILN_CHECK(
       !residual.defined() || options.fused_relu,
       "conv2d_batch_norm_eval: a residual is added before the ReLU, so options.fused_relu must be set");
+  KILN_CHECK(!options.fused_hardswish,
+             "conv2d_batch_norm_eval: the convolution's stores apply a ReLU, not the hard swish");
   if (grad_enabled()) {
     for (const Tensor* t : {&x, &weight, &bias, &gamma, &beta, &residual}) {
       KILN_CHECK(!t->defined() || !t->requires_grad(), "conv2d_batch_norm_eval: ", t->describe(),
@@ -369,7 +376,7 @@ Tensor conv2d_of_batch_norm_relu(const Tensor& x, const Tensor& gamma, const Ten
                                  const Conv2dOptions& conv_options) {
   KILN_CHECK(options.training,
              "conv2d_of_batch_norm_relu: the fused op is training mode's (batch statistics)");
-  KILN_CHECK(std::isinf(options.relu_upper),
+  KILN_CHECK(std::isinf(options.relu_upper) && !options.fused_hardswish,
              "conv2d_of_batch_norm_relu: the ReLU is uncapped (the input normalization has no cap)");
   BatchNormOptions fused = options;
   fused.fused_relu = true;

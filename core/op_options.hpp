@@ -34,6 +34,9 @@ struct BatchNormOptions {
   // The fused ReLU's cap, min(relu(...), relu_upper): +inf for none, 6 for ReLU6 (clamp(x, 0, 6)'s value and
   // gradient). Above zero and exact in the activations' dtype.
   float relu_upper = std::numeric_limits<float>::infinity();
+  // hardswish(batch_norm2d(x)) as one op (MobileNetV3's BN -> hard swish): the hard swish runs inside batch
+  // norm's passes, its gradient recomputed from x. Not with fused_relu, nor a residual.
+  bool fused_hardswish = false;
 };
 
 enum class Reduction { None, Mean, Sum };

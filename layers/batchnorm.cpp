@@ -43,10 +43,12 @@ void BatchNorm2d::check_input(const Tensor& input) const {
 }
 
 BatchNormOptions BatchNorm2d::kernel_options(FusedActivation activation) const {
-  BatchNormOptions options{.training = is_training(),
-                           .momentum = options_.momentum,
-                           .eps = options_.eps,
-                           .fused_relu = activation != FusedActivation::None};
+  BatchNormOptions options{
+      .training = is_training(),
+      .momentum = options_.momentum,
+      .eps = options_.eps,
+      .fused_relu = activation == FusedActivation::Relu || activation == FusedActivation::Relu6,
+      .fused_hardswish = activation == FusedActivation::Hardswish};
   if (activation == FusedActivation::Relu6) options.relu_upper = 6.0f;
   return options;
 }

@@ -16,9 +16,9 @@
 namespace kiln::layers {
 
 // The activation a batch norm's fused op applies to its output, in the same passes over memory
-// (BatchNormOptions::fused_relu and relu_upper): none, ReLU, or ReLU6 (min(max(x, 0), 6), clamp's values
-// and gradients).
-enum class FusedActivation { None, Relu, Relu6 };
+// (BatchNormOptions::fused_relu and relu_upper, fused_hardswish): none, ReLU, ReLU6 (min(max(x, 0), 6),
+// clamp's values and gradients), or the hard swish (x * relu6(x + 3) / 6, MobileNetV3's).
+enum class FusedActivation { None, Relu, Relu6, Hardswish };
 
 struct BatchNormLayerOptions {
   double momentum = 0.1;
@@ -38,7 +38,8 @@ class BatchNorm2d : public Module {
   // min(relu(forward(input)), 6) as one fused op: Sequential's BatchNorm2d followed by a ReLU6, and
   // MobileNetV2's blocks' BN -> ReLU6 pairs.
   Tensor forward_then_relu6(const Tensor& input);
-  // forward_then_relu, forward_then_relu6 or forward, as `activation` says.
+  // The activation after forward(input) as one fused op: forward_then_relu, forward_then_relu6, the hard
+  // swish (Sequential's BatchNorm2d followed by a Hardswish, MobileNetV3's blocks) or forward alone.
   Tensor forward_then(const Tensor& input, FusedActivation activation);
   // The options kiln's batch-norm ops take for this layer with `activation` fused: its mode (is_training),
   // momentum and eps (for the fused convolutions of conv_batch_norm.hpp).

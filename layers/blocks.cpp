@@ -169,19 +169,21 @@ InvertedResidual::InvertedResidual(std::int64_t in_channels, std::int64_t out_ch
   bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(out_channels));
 }
 
-// conv -> batch norm -> the block's activation. ReLU6 and ReLU ride their batch norm's passes
-// (FusedActivation), and at inference each batch norm its convolution's stores (conv_batch_norm.hpp); the
-// hard swish follows as an op of its own.
+// conv -> batch norm -> the block's activation. Each activation rides its batch norm's passes
+// (FusedActivation), and at inference each batch norm its convolution's stores (conv_batch_norm.hpp).
 Tensor InvertedResidual::activated(const Tensor& input, Conv2d& conv, BatchNorm2d& norm) const {
-  switch (options_.activation) {
-    case BlockActivation::Relu6:
-      return conv_then_batch_norm(conv, norm, input, FusedActivation::Relu6);
-    case BlockActivation::Relu:
-      return conv_then_batch_norm(conv, norm, input, FusedActivation::Relu);
-    case BlockActivation::Hardswish:
-      break;
-  }
-  return hardswish(conv_then_batch_norm(conv, norm, input, FusedActivation::None));
+  const auto fused = [](BlockActivation activation) {
+    switch (activation) {
+      case BlockActivation::Relu6:
+        return FusedActivation::Relu6;
+      case BlockActivation::Relu:
+        return FusedActivation::Relu;
+      case BlockActivation::Hardswish:
+        break;
+    }
+    return FusedActivation::Hardswish;
+  };
+  return conv_then_batch_norm(conv, norm, input, fused(options_.activation));
 }
 
 Tensor InvertedResidual::forward(const Tensor& input) {

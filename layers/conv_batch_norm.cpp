@@ -17,6 +17,12 @@ Tensor conv_then_batch_norm(Conv2d& conv, BatchNorm2d& norm, const Tensor& input
   }
   KILN_CHECK(conv.out_channels() == norm.channels(), conv.describe(), " gives ", conv.out_channels(),
              " channels, but ", norm.describe(), " normalizes ", norm.channels());
+  if (after == FusedActivation::Hardswish) {  // the convolutions' stores apply a ReLU at most
+    return hardswish(conv2d_batch_norm_eval(input, as_compute_dtype(conv.weight(), input),
+                                            as_compute_dtype(conv.bias(), input), conv.conv_options(),
+                                            norm.weight(), norm.bias(), norm.running_mean(),
+                                            norm.running_var(), norm.kernel_options(FusedActivation::None)));
+  }
   return conv2d_batch_norm_eval(input, as_compute_dtype(conv.weight(), input),
                                 as_compute_dtype(conv.bias(), input), conv.conv_options(), norm.weight(),
                                 norm.bias(), norm.running_mean(), norm.running_var(),

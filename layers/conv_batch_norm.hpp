@@ -1,14 +1,17 @@
-// A convolution and the batch norm after it (then, optionally, a residual's sum and a ReLU, or a ReLU6), as
+// A convolution and the batch norm after it (then, optionally, a residual's sum and a ReLU, or a ReLU6 or the
+// hard swish), as
 // the blocks and Sequential run them:
 //
 //   conv_then_batch_norm(conv, norm, x, after)                  = after(norm(conv(x)))
 //   conv_then_batch_norm(conv, norm, x, after, residual)        = after(norm(conv(x)) + residual)
 //
-// after: FusedActivation::None, Relu or Relu6 (layers/batchnorm.hpp); a residual is added before a ReLU.
+// after: FusedActivation::None, Relu, Relu6 or Hardswish (layers/batchnorm.hpp); a residual is added before
+// a ReLU.
 //
 // Inference (norm in eval mode, grad mode off: `kiln eval`, `kiln predict`, the evaluation after each epoch)
 // takes one op, kiln::conv2d_batch_norm_eval, whose normalization rides the convolution's stores where the
-// kernels can (the CPU's Winograd layers) instead of a pass of its own over the output. Otherwise the layers'
+// kernels can (the CPU's Winograd layers) instead of a pass of its own over the output; a hard swish then
+// follows as an op of its own (the stores apply a ReLU at most). Otherwise the layers'
 // own forwards: batch statistics in training, and the tape when gradients flow. The values are the same
 // either way, bit for bit.
 #pragma once

@@ -29,14 +29,15 @@ const std::string& Sequential::name(std::size_t index) const {
 // conv_batch_norm.hpp: at inference a Conv2d and the BatchNorm2d after it (and its ReLU or ReLU6) as
 // conv_then_batch_norm, the batch norm in the convolution's stores; in training a BatchNorm2d, its ReLU and
 // the Conv2d after them as batch_norm_relu_then_conv, the batch norm in the next convolution's copies in.
-// Otherwise a BatchNorm2d directly followed by a ReLU or ReLU6 runs as one fused op (forward_then). The same
-// values, in fewer passes over memory. An activation module taken into a fused op is skipped; hooks on it,
-// if kiln ever has them, would not see the fused call.
+// Otherwise a BatchNorm2d directly followed by a ReLU, ReLU6 or Hardswish runs as one fused op
+// (forward_then). The same values, in fewer passes over memory. An activation module taken into a fused op is
+// skipped; hooks on it, if kiln ever has them, would not see the fused call.
 Tensor Sequential::forward(const Tensor& input) {
   // The activation at layer i that a batch norm before it can take in.
   const auto fusable_activation = [this](std::size_t i) {
     if (layer_at<ReLU>(i)) return FusedActivation::Relu;
     if (layer_at<ReLU6>(i)) return FusedActivation::Relu6;
+    if (layer_at<Hardswish>(i)) return FusedActivation::Hardswish;
     return FusedActivation::None;
   };
   Tensor output = input;

@@ -73,6 +73,7 @@ BatchNormResult batchnorm2d_forward(const Tensor& x, const Tensor& gamma, const 
   kernels::BatchNorm2dGeometry g = batchnorm2d_geometry(x, gamma, beta, running_mean, running_var);
   g.fused_relu = options.fused_relu;
   g.relu_upper = options.relu_upper;
+  g.fused_hardswish = options.fused_hardswish;
   g.channels_last = runs_channels_last(x);
   const Tensor input = in_layout(x, g.channels_last);
   Tensor added;  // the residual in x's layout, when there is one
@@ -107,6 +108,8 @@ BatchNormResult batchnorm2d_statistics(const Tensor& x, const Tensor& gamma, con
                  !runs_channels_last(x) && kernels::cpu_level() != kernels::CpuLevel::Reference,
              "batch_norm2d statistics: float NCHW training on the CPU's fast kernels only, got ",
              x.describe());
+  KILN_CHECK(!options.fused_hardswish,
+             "batch_norm2d statistics: a convolution's normalized input takes a ReLU, not the hard swish");
   g.fused_relu = options.fused_relu;
   g.relu_upper = options.relu_upper;
   BatchNormResult result;  // no output: the statistics alone
@@ -130,7 +133,8 @@ BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Ten
                                  .height = x.size(2),
                                  .width = x.size(3),
                                  .fused_relu = options.fused_relu,
-                                 .relu_upper = options.relu_upper};
+                                 .relu_upper = options.relu_upper,
+                                 .fused_hardswish = options.fused_hardswish};
   KILN_CHECK(!keep_through_relu || options.fused_relu,
              "batch_norm2d backward: the gradient through the ReLU needs the fused ReLU");
   // Without the output (batchnorm2d_statistics), the CPU's fast float kernels recompute the mask from x.
@@ -164,8 +168,9 @@ BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Ten
     } else {
       kernels::batchnorm2d_backward_eval<T>(
           x.device(), g, input.data<T>(), grad_output.data<T>(), data_or_null<T>(output), gamma.data<P>(),
-          running_mean.data<P>(), running_var.data<P>(), static_cast<P>(options.eps), grads.x.data<T>(),
-          grads.gamma.data<P>(), grads.beta.data<P>(), data_or_null<T>(grads.through_relu));
+          beta.data<P>(), running_mean.data<P>(), running_var.data<P>(), static_cast<P>(options.eps),
+          grads.x.data<T>(), grads.gamma.data<P>(), grads.beta.data<P>(),
+          data_or_null<T>(grads.through_relu));
     }
   });
   return grads;

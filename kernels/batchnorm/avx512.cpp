@@ -36,9 +36,10 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
 
 template <typename T>
 void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                               const float* gamma, const float* running_mean, const float* running_var,
-                               float eps, T* gx, float* ggamma, float* gbeta, T* gy_through_relu) {
-  vectorized::batchnorm2d_backward_eval<Vector>(g, x, gy, y, gamma, running_mean, running_var, eps, gx,
+                               const float* gamma, const float* beta, const float* running_mean,
+                               const float* running_var, float eps, T* gx, float* ggamma, float* gbeta,
+                               T* gy_through_relu) {
+  vectorized::batchnorm2d_backward_eval<Vector>(g, x, gy, y, gamma, beta, running_mean, running_var, eps, gx,
                                                 ggamma, gbeta, gy_through_relu);
 }
 
@@ -52,8 +53,8 @@ void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T
                                               const float*, const float*, const float*, const float*, T*,    \
                                               float*, float*, T*);                                           \
   template void batchnorm2d_backward_eval<T>(const BatchNorm2dGeometry&, const T*, const T*, const T*,       \
-                                             const float*, const float*, const float*, float, T*, float*,    \
-                                             float*, T*);
+                                             const float*, const float*, const float*, const float*, float,  \
+                                             T*, float*, float*, T*);
 KILN_INSTANTIATE(float)
 KILN_INSTANTIATE(bfloat16)
 #undef KILN_INSTANTIATE

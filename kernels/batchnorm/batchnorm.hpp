@@ -33,6 +33,20 @@
 // the same places: a clamp's own pass each way saved as the ReLU's is. The mask recomputed from x takes the
 // rounding to T into account at the top as at zero (batchnorm_vector_ops.hpp), so it is y's bit for bit.
 //
+// Hard swish (g.fused_hardswish, instead of a ReLU): y = hardswish(batchnorm(x)), where hardswish(v) =
+// v * min(max(v + 3, 0), 6) / 6 (MobileNetV3's; the elementwise op's formula, kernels/elementwise). Its
+// gradient is no function of y (the hard swish dips below zero and comes back), so every backward kernel
+// recomputes the normalized value v from x, which it reads anyway, with the statistics, gamma and beta:
+// gy * hardswish'(v), that is (2v + 3) / 6 strictly inside (-3, 3), 0 at and below -3, 1 at and above 3, is
+// the gradient batch norm receives. The forward then writes y alone, where the separate ops wrote v and y
+// and read v twice more; the backward makes the plain backward's passes, where the hard swish's own read v
+// and gy and wrote its gradient. The reference and CUDA kernels round v to T before the derivative, as the
+// separate ops store it, and give the separate reference ops' values. The vectorized kernels take v as
+// computed: for float the same value, so y is the separate ops' bits and the gradients are theirs within a
+// rounding (GCC fuses the slope's product into gx's subtraction where both sit in registers); for bfloat16
+// the value before its rounding. No residual and no gy_through_relu with it (no network adds a residual
+// before a hard swish).
+//
 // Residual (the forward kernels' last argument, when not null): y = act(batchnorm(x) + residual), act being
 // the fused ReLU or nothing, residual laid out as x. A residual block's tail, the shortcut's sum and the ReLU
 // after it, then rides the normalizing pass: forward, batch norm's two passes (statistics, normalize) replace
@@ -73,6 +87,8 @@ struct BatchNorm2dGeometry {
   // With fused_relu, the ReLU's cap: y = min(relu(batchnorm(x)), relu_upper). +inf is the plain ReLU, 6
   // ReLU6.
   float relu_upper = std::numeric_limits<float>::infinity();
+  // y = hardswish(batchnorm(x)) (see the top of the file); not with fused_relu.
+  bool fused_hardswish = false;
   // x, y, gy, gx stored channels-last, [N, H, W, C] (the CPU and the CUDA kernels).
   bool channels_last = false;
 };
@@ -98,7 +114,9 @@ void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const
 // Train-mode backward, from the statistics saved by the forward, gamma and beta as the forward had them. y
 // (the forward's output) is read only with g.fused_relu and may be null otherwise; so in every backward
 // below. The vectorized kernels recompute the fused ReLU's mask from x instead, where no gradient is kept
-// (so y must be what the forward at this dispatch level stored; see the top of the file).
+// (so y must be what the forward at this dispatch level stored; see the top of the file). beta is read
+// where the fused activation's input is recomputed from x (the hard swish's, everywhere; the ReLU's mask, in
+// the vectorized kernels).
 template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
                                 const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
@@ -107,9 +125,10 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
 // Eval-mode backward, through the running statistics.
 template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
-                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta, T* gy_through_relu = nullptr);
+                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
+                               opmath_t<T> eps, T* gx, opmath_t<T>* ggamma, opmath_t<T>* gbeta,
+                               T* gy_through_relu = nullptr);
 
 namespace reference {
 template <typename T>
@@ -124,14 +143,15 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const op
                               const T* residual = nullptr);
 template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                                const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
-                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta, T* gy_through_relu = nullptr);
+                                const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                const opmath_t<T>* save_mean, const opmath_t<T>* save_invstd, T* gx,
+                                opmath_t<T>* ggamma, opmath_t<T>* gbeta, T* gy_through_relu = nullptr);
 template <typename T>
 void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                               const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
-                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta, T* gy_through_relu = nullptr);
+                               const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
+                               opmath_t<T> eps, T* gx, opmath_t<T>* ggamma, opmath_t<T>* gbeta,
+                               T* gy_through_relu = nullptr);
 }  // namespace reference
 
 // Vectorized kernels (vectorized_batchnorm.hpp), one namespace per instruction set, same contracts:
@@ -154,8 +174,9 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
                                 T* gy_through_relu);
 template <typename T>
 void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                               const float* gamma, const float* running_mean, const float* running_var,
-                               float eps, T* gx, float* ggamma, float* gbeta, T* gy_through_relu);
+                               const float* gamma, const float* beta, const float* running_mean,
+                               const float* running_var, float eps, T* gx, float* ggamma, float* gbeta,
+                               T* gy_through_relu);
 }  // namespace avx512
 namespace avx2 {
 template <typename T>
@@ -174,8 +195,9 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
                                 T* gy_through_relu);
 template <typename T>
 void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                               const float* gamma, const float* running_mean, const float* running_var,
-                               float eps, T* gx, float* ggamma, float* gbeta, T* gy_through_relu);
+                               const float* gamma, const float* beta, const float* running_mean,
+                               const float* running_var, float eps, T* gx, float* ggamma, float* gbeta,
+                               T* gy_through_relu);
 }  // namespace avx2
 
 // CUDA kernels (cuda_batchnorm.cu, and cuda_batchnorm_channels_last.cu for channels-last tensors; built when
@@ -196,14 +218,15 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const op
                               const opmath_t<T>* running_var, opmath_t<T> eps, T* y, const T* residual);
 template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
-                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta, T* gy_through_relu);
+                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                const opmath_t<T>* save_mean, const opmath_t<T>* save_invstd, T* gx,
+                                opmath_t<T>* ggamma, opmath_t<T>* gbeta, T* gy_through_relu);
 template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
-                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta, T* gy_through_relu);
+                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
+                               opmath_t<T> eps, T* gx, opmath_t<T>* ggamma, opmath_t<T>* gbeta,
+                               T* gy_through_relu);
 }  // namespace cuda
 
 }  // namespace kiln::kernels

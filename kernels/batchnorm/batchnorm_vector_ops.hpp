@@ -10,6 +10,7 @@
 
 #include "core/bfloat16.hpp"
 #include "kernels/batchnorm/batchnorm.hpp"
+#include "kernels/simd/hard_activations.hpp"
 
 namespace kiln::kernels::vectorized {
 namespace {
@@ -46,18 +47,31 @@ float highest_stored_below(float upper) {
   return std::bit_cast<float>(below);
 }
 
-// The fused ReLU as the forward applies it, from the geometry.
-struct OutputRelu {
-  bool fused = false;
+// The fused activation as the forward applies it: the ReLU (capped at `upper`), or batch norm's hard swish
+// (BatchNorm2dGeometry::fused_hardswish; a convolution's stores at inference take the ReLU only).
+struct OutputActivation {
+  bool relu = false;
   float upper = std::numeric_limits<float>::infinity();
+  bool hardswish = false;
 };
-inline OutputRelu output_relu(const BatchNorm2dGeometry& g) { return {g.fused_relu, g.relu_upper}; }
+inline OutputActivation output_activation(const BatchNorm2dGeometry& g) {
+  return {g.fused_relu, g.relu_upper, g.fused_hardswish};
+}
 
 // min(upper, max(0, v)) when fused: max and min return their second operand when either is NaN, so a NaN v
 // passes through, as the elementwise relu and clamp let it. Without a cap, min(+inf, v) is v.
 template <class V>
 typename V::Reg apply_relu(bool fused, typename V::Reg upper, typename V::Reg v) {
   return fused ? V::min(upper, V::max(V::zero(), v)) : v;
+}
+
+// The output activation of v: the hard swish (the elementwise kernels' own, simd/hard_activations.hpp, so a
+// float y is their bits on batch norm's output), else the ReLU when fused. `upper`: activation.upper's
+// broadcast, loaded once by the caller.
+template <class V>
+typename V::Reg apply_activation(const OutputActivation& activation, typename V::Reg upper,
+                                 typename V::Reg v) {
+  return activation.hardswish ? simd::hard_swish<V>(v) : apply_relu<V>(activation.relu, upper, v);
 }
 
 // gy * (0 < y <= highest ? 1 : 0): the rule from the output, multiplied in as the elementwise kernels do, so
@@ -114,36 +128,67 @@ float relu_gradient_recomputed(float gy, float d, float scale, float offset, flo
   return gy * (v > largest_stored_as_zero<T> && v <= highest ? 1.0f : 0.0f);
 }
 
-// Where the fused backward finds ReLU's mask: `output`, the forward's y (read: after a residual was added
-// in, or in eval mode), or `scale` and `offset`, the per-channel coefficients above (recomputed from x).
-// Neither: no fused ReLU. `highest`: the cap's test, highest_stored_below(relu_upper). The walks over rows
-// take per-column coefficients (repeat_per_column).
+// ---- the fused hard swish's gradient, from x -------------------------------------------------------------
+// gy * hardswish'(v), v = (x - mean) * scale + offset recomputed as the forward computed it (the same fma on
+// the same floats: for float the value the separate ops' hard swish backward would read; for bfloat16 the
+// value before its rounding to T). The hard swish has no rule from its output: it is not monotonic.
+template <class V>
+typename V::Reg hard_swish_gradient_recomputed(typename V::Reg gy, typename V::Reg d, typename V::Reg scale,
+                                               typename V::Reg offset) {
+  return simd::hard_swish_gradient<V>(V::fmadd(d, scale, offset), gy);
+}
+inline float hard_swish_gradient_recomputed(float gy, float d, float scale, float offset) {
+  return simd::hard_swish_gradient(std::fma(d, scale, offset), gy);
+}
+
+// How the fused backward takes gy through the activation. ReLU's mask comes from `output`, the forward's y
+// (read: after a residual was added in, or in eval mode), or from `scale` and `offset`, the per-channel
+// coefficients above (recomputed from x); `highest`: the cap's test, highest_stored_below(relu_upper). The
+// hard swish (`hardswish`) always recomputes: scale and offset. None of them: no fused activation. The walks
+// over rows take per-column coefficients (repeat_per_column).
 template <class T>
-struct ReluMask {
+struct ActivationRule {
   const T* output = nullptr;
   const float* scale = nullptr;
   const float* offset = nullptr;
   float highest = std::numeric_limits<float>::infinity();
+  bool hardswish = false;
 
   bool fused() const { return output || scale; }
   bool recomputed() const { return scale != nullptr; }
   // The view from value `first` and channel `c` on: an NCHW plane's (its values, its channel's coefficients).
-  ReluMask from(std::int64_t first, std::int64_t c) const {
+  ActivationRule from(std::int64_t first, std::int64_t c) const {
     return {output ? output + first : nullptr, scale ? scale + c : nullptr, offset ? offset + c : nullptr,
-            highest};
+            highest, hardswish};
+  }
+  // The same rule with other coefficients (a walk over rows: each channel's repeated per column).
+  ActivationRule with_coefficients(const float* other_scale, const float* other_offset) const {
+    return {output, other_scale, other_offset, highest, hardswish};
   }
 };
 
-// gy at [at, at + lanes) through relu's rule when the ReLU is fused, its mask read or recomputed: d is x -
-// mean there, scale and offset the coefficients' registers there (read only when recomputed), highest the
-// mask's broadcast.
+// gy at [at, at + lanes) through the fused activation's rule, read or recomputed: d is x - mean there, scale
+// and offset the coefficients' registers there (read only when recomputed), highest the ReLU mask's
+// broadcast.
 template <class V, class T>
-typename V::Reg load_gradient(const T* gy, const ReluMask<T>& relu, std::int64_t at, std::int64_t lanes,
+typename V::Reg load_gradient(const T* gy, const ActivationRule<T>& rule, std::int64_t at, std::int64_t lanes,
                               typename V::Reg d, typename V::Reg scale, typename V::Reg offset,
                               typename V::Reg highest) {
   const typename V::Reg g = V::load_partial(gy + at, lanes);
-  if (relu.recomputed()) return relu_gradient_recomputed<V, T>(g, d, scale, offset, highest);
-  return relu.output ? relu_gradient<V>(g, V::load_partial(relu.output + at, lanes), highest) : g;
+  if (rule.hardswish) return hard_swish_gradient_recomputed<V>(g, d, scale, offset);
+  if (rule.recomputed()) return relu_gradient_recomputed<V, T>(g, d, scale, offset, highest);
+  return rule.output ? relu_gradient<V>(g, V::load_partial(rule.output + at, lanes), highest) : g;
+}
+// The same on one value, for scalar tails: b is x - mean there, `c` the value's index into the coefficients.
+template <class T>
+float load_gradient(const T* gy, const ActivationRule<T>& rule, std::int64_t at, float b, std::int64_t c) {
+  const float g = gy[at];
+  if (rule.hardswish) return hard_swish_gradient_recomputed(g, b, rule.scale[c], rule.offset[c]);
+  if (rule.recomputed())
+    return relu_gradient_recomputed<T>(g, b, rule.scale[c], rule.offset[c], rule.highest);
+  if (!rule.output) return g;
+  const float y = rule.output[at];
+  return g * (y > 0 && y <= rule.highest ? 1.0f : 0.0f);
 }
 
 // (x - shift) * scale + offset on float lanes, rounded once (fma): batch norm's normalization, written once
@@ -156,19 +201,18 @@ typename V::Reg normalized(typename V::Reg x, typename V::Reg shift, typename V:
 }
 
 // out = (in - shift) * scale + offset over n contiguous floats: the normalization; plus residual when it is
-// not null (a float sum, then the one rounding). With the fused relu, out = its value (apply_relu). In place
-// (out == in) too: the forward kernels' normalizing pass, and a convolution's outputs at inference
+// not null (a float sum, then the one rounding). With a fused activation, out = its value (apply_activation).
+// In place (out == in) too: the forward kernels' normalizing pass, and a convolution's outputs at inference
 // (conv2d_normalize_outputs).
 template <class V, class T>
 void shift_scale_offset(const T* in, std::int64_t n, float shift, float scale, float offset,
-                        const T* residual, OutputRelu relu, T* out) {
+                        const T* residual, OutputActivation activation, T* out) {
   using Reg = typename V::Reg;
   const Reg vshift = V::broadcast(shift), vscale = V::broadcast(scale), voffset = V::broadcast(offset);
-  const Reg upper = V::broadcast(relu.upper);
-  const bool fused = relu.fused;
-  const auto finish = [fused, upper, residual](Reg v, std::int64_t i, std::int64_t lanes) {
+  const Reg upper = V::broadcast(activation.upper);
+  const auto finish = [&activation, upper, residual](Reg v, std::int64_t i, std::int64_t lanes) {
     if (residual) v = V::add(v, V::load_partial(residual + i, lanes));
-    return apply_relu<V>(fused, upper, v);
+    return apply_activation<V>(activation, upper, v);
   };
   std::int64_t i = 0;
   for (; i + V::width <= n; i += V::width) {

@@ -28,29 +28,30 @@ inline constexpr std::int64_t kBlockRows = 256;
 inline constexpr std::int64_t kFlushRows = 32;
 inline constexpr int kGroupVectors = 4;
 
-// The pair sums (PairSums: sum a and sum a * b, a = p - shift_p or p * relu'(y), that one stored to
-// kept_through_relu when it is not null, b = q - shift_q) of channels [c0, c0 + kVectors * width) over rows
-// [first, last), added into sums[c - c0]. relu: the mask, read or recomputed (batchnorm_vector_ops.hpp).
+// The pair sums (PairSums: sum a and sum a * b, a = p - shift_p or p through the fused activation's rule,
+// that one stored to kept_through_relu when it is not null, b = q - shift_q) of channels [c0, c0 + kVectors *
+// width) over rows [first, last), added into sums[c - c0]. rule: the activation's, read or recomputed
+// (batchnorm_vector_ops.hpp).
 template <class V, int kVectors, class T>
 void group_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t first, std::int64_t last,
                      const T* p, const float* shift_p, const T* q, const float* shift_q,
-                     const ReluMask<T>& relu, T* kept_through_relu, PairSums* sums) {
+                     const ActivationRule<T>& rule, T* kept_through_relu, PairSums* sums) {
   using Reg = typename V::Reg;
   const std::int64_t lanes_in_group = std::min<std::int64_t>(kVectors * V::width, channels - c0);
   const auto lanes = [&](int k) {
     return std::clamp<std::int64_t>(lanes_in_group - k * V::width, 0, V::width);
   };
   Reg vshift_p[kVectors], vshift_q[kVectors], vscale[kVectors], voffset[kVectors];
-  const Reg vhighest = V::broadcast(relu.highest);
+  const Reg vhighest = V::broadcast(rule.highest);
   for (int k = 0; k < kVectors; ++k) {
     vshift_p[k] = shift_p ? V::load_partial(shift_p + c0 + k * V::width, lanes(k)) : V::zero();
     vshift_q[k] = V::load_partial(shift_q + c0 + k * V::width, lanes(k));
-    vscale[k] = relu.recomputed() ? V::load_partial(relu.scale + c0 + k * V::width, lanes(k)) : V::zero();
-    voffset[k] = relu.recomputed() ? V::load_partial(relu.offset + c0 + k * V::width, lanes(k)) : V::zero();
+    vscale[k] = rule.recomputed() ? V::load_partial(rule.scale + c0 + k * V::width, lanes(k)) : V::zero();
+    voffset[k] = rule.recomputed() ? V::load_partial(rule.offset + c0 + k * V::width, lanes(k)) : V::zero();
   }
   const auto a_of = [&](std::int64_t at, int k, Reg db) {
-    if (!relu.fused()) return V::sub(V::load_partial(p + at, lanes(k)), vshift_p[k]);
-    const Reg masked = load_gradient<V>(p, relu, at, lanes(k), db, vscale[k], voffset[k], vhighest);
+    if (!rule.fused()) return V::sub(V::load_partial(p + at, lanes(k)), vshift_p[k]);
+    const Reg masked = load_gradient<V>(p, rule, at, lanes(k), db, vscale[k], voffset[k], vhighest);
     if (kept_through_relu) V::store_partial(kept_through_relu + at, masked, lanes(k));
     return masked;
   };
@@ -112,12 +113,12 @@ inline constexpr std::int64_t kSpanRows = 4;
 template <class V, class T>
 void span_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t c1, std::int64_t first,
                     std::int64_t last, const T* p, const float* shift_p, const T* q, const float* shift_q,
-                    const ReluMask<T>& relu, T* kept_through_relu, PairSums* sums) {
+                    const ActivationRule<T>& rule, T* kept_through_relu, PairSums* sums) {
   using Reg = typename V::Reg;
   alignas(64) float float_a[kSpanChannels], float_ab[kSpanChannels];
   double lane_sums_a[kSpanChannels] = {}, lane_sums_ab[kSpanChannels] = {};
   const std::int64_t span = c1 - c0;
-  const Reg vhighest = V::broadcast(relu.highest);
+  const Reg vhighest = V::broadcast(rule.highest);
   const auto per_channel = [](const float* values, std::int64_t c, std::int64_t lanes) {
     return values ? V::load_partial(values + c, lanes) : V::zero();
   };
@@ -130,7 +131,7 @@ void span_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t c1, std
       for (std::int64_t c = c0; c < c1; c += V::width) {
         const std::int64_t lanes = std::min<std::int64_t>(V::width, c1 - c);
         const Reg vshift_q = V::load_partial(shift_q + c, lanes), vshift_p = per_channel(shift_p, c, lanes);
-        const Reg vscale = per_channel(relu.scale, c, lanes), voffset = per_channel(relu.offset, c, lanes);
+        const Reg vscale = per_channel(rule.scale, c, lanes), voffset = per_channel(rule.offset, c, lanes);
         float* a_sums = float_a + (c - c0);
         float* ab_sums = float_ab + (c - c0);
         Reg a = V::load_partial(a_sums, lanes), ab = V::load_partial(ab_sums, lanes);
@@ -138,8 +139,8 @@ void span_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t c1, std
           const std::int64_t at = row * channels + c;
           const Reg db = V::sub(V::load_partial(q + at, lanes), vshift_q);
           Reg da;
-          if (relu.fused()) {
-            da = load_gradient<V>(p, relu, at, lanes, db, vscale, voffset, vhighest);
+          if (rule.fused()) {
+            da = load_gradient<V>(p, rule, at, lanes, db, vscale, voffset, vhighest);
             if (kept_through_relu) V::store_partial(kept_through_relu + at, da, lanes);
           } else {
             da = V::sub(V::load_partial(p + at, lanes), vshift_p);
@@ -173,7 +174,7 @@ void span_pair_sums(std::int64_t channels, std::int64_t c0, std::int64_t c1, std
 // channel_sums[c] for every channel, as vectorized_batchnorm.hpp's all_channel_pair_sums.
 template <class V, class T>
 void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float* shift_p, const T* q,
-                           const float* shift_q, const ReluMask<T>& relu, T* kept_through_relu,
+                           const float* shift_q, const ActivationRule<T>& rule, T* kept_through_relu,
                            PairSums* channel_sums) {
   const std::int64_t channels = g.channels, rows = g.batch * g.height * g.width;
   const std::int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
@@ -191,26 +192,26 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float
     const std::int64_t first = block * kBlockRows, last = std::min(rows, first + kBlockRows);
     if (spans) {
       span_pair_sums<V, T>(channels, c0, std::min(channels, c0 + group_channels), first, last, p, shift_p, q,
-                           shift_q, relu, kept_through_relu, sums + c0);
+                           shift_q, rule, kept_through_relu, sums + c0);
       continue;
     }
     const std::int64_t vectors =
         std::min<std::int64_t>(kGroupVectors, (channels - c0 + V::width - 1) / V::width);
     switch (vectors) {
       case 1:
-        group_pair_sums<V, 1, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu, kept_through_relu,
+        group_pair_sums<V, 1, T>(channels, c0, first, last, p, shift_p, q, shift_q, rule, kept_through_relu,
                                  sums + c0);
         break;
       case 2:
-        group_pair_sums<V, 2, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu, kept_through_relu,
+        group_pair_sums<V, 2, T>(channels, c0, first, last, p, shift_p, q, shift_q, rule, kept_through_relu,
                                  sums + c0);
         break;
       case 3:
-        group_pair_sums<V, 3, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu, kept_through_relu,
+        group_pair_sums<V, 3, T>(channels, c0, first, last, p, shift_p, q, shift_q, rule, kept_through_relu,
                                  sums + c0);
         break;
       default:
-        group_pair_sums<V, 4, T>(channels, c0, first, last, p, shift_p, q, shift_q, relu, kept_through_relu,
+        group_pair_sums<V, 4, T>(channels, c0, first, last, p, shift_p, q, shift_q, rule, kept_through_relu,
                                  sums + c0);
     }
   }
@@ -297,71 +298,72 @@ void for_each_vector(const BatchNorm2dGeometry& g, Pass pass) {
   }
 }
 
-// y = (x - shift_c) * scale_c + offset_c, plus residual when not null, the fused relu of that (apply_relu).
+// y = (x - shift_c) * scale_c + offset_c, plus residual when not null, the fused activation of that
+// (apply_activation).
 template <class V, class T>
 struct ShiftScaleOffset {
   using Reg = typename V::Reg;
   const T* x;
   const float *shift, *scale, *offset;
   const T* residual;
-  OutputRelu relu;
+  OutputActivation activation;
   T* y;
 
   struct Coefficients {
-    Reg shift, scale, offset, relu_upper;
+    Reg shift, scale, offset, upper;
   };
   Coefficients coefficients(std::int64_t c0, std::int64_t lanes) const {
     return {V::load_partial(shift + c0, lanes), V::load_partial(scale + c0, lanes),
-            V::load_partial(offset + c0, lanes), V::broadcast(relu.upper)};
+            V::load_partial(offset + c0, lanes), V::broadcast(activation.upper)};
   }
   void apply(std::int64_t at, const Coefficients& k, std::int64_t lanes) const {
     Reg v = normalized<V>(V::load_partial(x + at, lanes), k.shift, k.scale, k.offset);
     if (residual) v = V::add(v, V::load_partial(residual + at, lanes));
-    V::store_partial(y + at, apply_relu<V>(relu.fused, k.relu_upper, v), lanes);
+    V::store_partial(y + at, apply_activation<V>(activation, k.upper, v), lanes);
   }
 };
 
 template <class V, class T>
 void shift_scale_offset(const BatchNorm2dGeometry& g, const T* x, const float* shift, const float* scale,
-                        const float* offset, const T* residual, OutputRelu relu, T* y) {
-  for_each_vector<V>(g, ShiftScaleOffset<V, T>{x, shift, scale, offset, residual, relu, y});
+                        const float* offset, const T* residual, OutputActivation activation, T* y) {
+  for_each_vector<V>(g, ShiftScaleOffset<V, T>{x, shift, scale, offset, residual, activation, y});
 }
 
-// gx = a_c * ((gy - centre_c) - slope_c * (x - shift_c)), gy through relu's rule first when the ReLU is
-// fused (train_backward_gx's formula, per channel vector).
+// gx = a_c * ((gy - centre_c) - slope_c * (x - shift_c)), gy through the fused activation's rule first
+// (train_backward_gx's formula, per channel vector).
 template <class V, class T>
 struct TrainBackwardGx {
   using Reg = typename V::Reg;
   const T *x, *gy;
-  ReluMask<T> relu;
+  ActivationRule<T> rule;
   const float *shift, *centre, *slope, *scale;
   T* gx;
 
   struct Coefficients {
-    Reg shift, centre, minus_slope, scale, relu_scale, relu_offset, relu_highest;
+    Reg shift, centre, minus_slope, scale, rule_scale, rule_offset, relu_highest;
   };
   Coefficients coefficients(std::int64_t c0, std::int64_t lanes) const {
     return {V::load_partial(shift + c0, lanes),
             V::load_partial(centre + c0, lanes),
             V::neg(V::load_partial(slope + c0, lanes)),
             V::load_partial(scale + c0, lanes),
-            relu.recomputed() ? V::load_partial(relu.scale + c0, lanes) : V::zero(),
-            relu.recomputed() ? V::load_partial(relu.offset + c0, lanes) : V::zero(),
-            V::broadcast(relu.highest)};
+            rule.recomputed() ? V::load_partial(rule.scale + c0, lanes) : V::zero(),
+            rule.recomputed() ? V::load_partial(rule.offset + c0, lanes) : V::zero(),
+            V::broadcast(rule.highest)};
   }
   void apply(std::int64_t at, const Coefficients& k, std::int64_t lanes) const {
     const Reg d = V::sub(V::load_partial(x + at, lanes), k.shift);
     const Reg centred = V::sub(
-        load_gradient<V>(gy, relu, at, lanes, d, k.relu_scale, k.relu_offset, k.relu_highest), k.centre);
+        load_gradient<V>(gy, rule, at, lanes, d, k.rule_scale, k.rule_offset, k.relu_highest), k.centre);
     V::store_partial(gx + at, V::mul(k.scale, V::fmadd(k.minus_slope, d, centred)), lanes);
   }
 };
 
 template <class V, class T>
-void train_backward_gx(const BatchNorm2dGeometry& g, const T* x, const T* gy, const ReluMask<T>& relu,
+void train_backward_gx(const BatchNorm2dGeometry& g, const T* x, const T* gy, const ActivationRule<T>& rule,
                        const float* shift, const float* centre, const float* slope, const float* scale,
                        T* gx) {
-  for_each_vector<V>(g, TrainBackwardGx<V, T>{x, gy, relu, shift, centre, slope, scale, gx});
+  for_each_vector<V>(g, TrainBackwardGx<V, T>{x, gy, rule, shift, centre, slope, scale, gx});
 }
 
 // gx = gy * scale_c, gy through relu's rule first (0 < y <= relu_highest) when relu_output is given.

@@ -1,8 +1,8 @@
 // Batch normalization on a CUDA device (batchnorm.hpp), train and eval, forward and backward, with and
-// without the fused ReLU, for NCHW tensors (channels-last ones go to cuda_batchnorm_channels_last.cu): the
-// reference's formulas, with every per-channel sum and every per-element
-// formula in double, as the reference computes them, for every T (bfloat16 included: its values are read
-// exactly as float and each result is rounded to bfloat16 once).
+// without the fused ReLU or hard swish, for NCHW tensors (channels-last ones go to
+// cuda_batchnorm_channels_last.cu): the reference's formulas, with every per-channel sum and every
+// per-element formula in double, as the reference computes them, for every T (bfloat16 included: its values
+// are read exactly as float and each result is rounded to bfloat16 once).
 //
 //   x, y, gy, gx  [N, C, H, W] in T;  gamma, beta, running_*, save_*, ggamma, gbeta  [C] in opmath_t<T>;
 //   m = N*H*W
@@ -34,7 +34,8 @@
 //   forward eval    normalize
 //   backward train  partial sums of gy', gy' * xhat  ->  per-channel sums (ggamma, gbeta) and gx
 //   backward eval   partial sums, and gx in the same pass (it needs no sums)  ->  per-channel sums
-// where gy' = gy, or with the fused ReLU gy * (y > 0 ? 1 : 0), in T, as the reference has it.
+// where gy' = gy, or with the fused ReLU gy * (y > 0 ? 1 : 0), or with the hard swish gy * hardswish'(v), v
+// recomputed from x, in T, as the reference has it.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -160,13 +161,13 @@ __global__ void forward_partial_sums_kernel(ChannelSlices s, const T* x, double*
 }
 
 // y = (x - mean) * invstd * gamma + beta in double over this thread's values of (c, slice), plus the
-// residual when there is one, then relu when fused.
+// residual when there is one, then the fused activation.
 template <typename T>
 __device__ void normalize_slice(const ChannelSlices& s, std::int64_t c, std::int64_t slice,
-                                FusedRelu fused_relu, const T* x, const T* residual, double mean,
+                                FusedActivation activation, const T* x, const T* residual, double mean,
                                 double invstd, double scale, double bias, T* y) {
   for_each_value(s, c, slice, [&](std::int64_t offset) {
-    y[offset] = normalized(x, residual, offset, mean, invstd, scale, bias, fused_relu);
+    y[offset] = normalized(x, residual, offset, mean, invstd, scale, bias, activation);
   });
 }
 
@@ -176,11 +177,12 @@ __device__ void normalize_slice(const ChannelSlices& s, std::int64_t c, std::int
 // unbiased variance, when they are given. With no values (m = 0) the statistics are NaN, as in the
 // reference, and there is nothing to normalize.
 template <typename T>
-__global__ void train_normalize_kernel(ChannelSlices s, FusedRelu fused_relu, const T* x, const T* residual,
-                                       const opmath_t<T>* gamma, const opmath_t<T>* beta, double eps,
-                                       double momentum, const double* partial_d, const double* partial_d2,
-                                       opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
-                                       opmath_t<T>* running_mean, opmath_t<T>* running_var, T* y) {
+__global__ void train_normalize_kernel(ChannelSlices s, FusedActivation activation, const T* x,
+                                       const T* residual, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                       double eps, double momentum, const double* partial_d,
+                                       const double* partial_d2, opmath_t<T>* save_mean,
+                                       opmath_t<T>* save_invstd, opmath_t<T>* running_mean,
+                                       opmath_t<T>* running_var, T* y) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {  // uniform in the block
     const std::int64_t c = work / s.slices, slice = work % s.slices;
     const PairSums totals = channel_totals(s, c, partial_d, partial_d2);
@@ -188,19 +190,19 @@ __global__ void train_normalize_kernel(ChannelSlices s, FusedRelu fused_relu, co
     if (slice == 0 && threadIdx.x == 0) {
       store_statistics<T>(c, moments, s.values, momentum, save_mean, save_invstd, running_mean, running_var);
     }
-    normalize_slice(s, c, slice, fused_relu, x, residual, moments.mean, moments.invstd,
+    normalize_slice(s, c, slice, activation, x, residual, moments.mean, moments.invstd,
                     static_cast<double>(gamma[c]), static_cast<double>(beta[c]), y);
   }
 }
 
 // Eval: one block per (channel, slice), normalized with the running statistics.
 template <typename T>
-__global__ void eval_normalize_kernel(ChannelSlices s, FusedRelu fused_relu, const T* x, const T* residual,
-                                      const opmath_t<T>* gamma, const opmath_t<T>* beta,
+__global__ void eval_normalize_kernel(ChannelSlices s, FusedActivation activation, const T* x,
+                                      const T* residual, const opmath_t<T>* gamma, const opmath_t<T>* beta,
                                       RunningStatistics<T> statistics, T* y) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
     const std::int64_t c = work / s.slices, slice = work % s.slices;
-    normalize_slice(s, c, slice, fused_relu, x, residual, statistics.mean(c), statistics.invstd(c),
+    normalize_slice(s, c, slice, activation, x, residual, statistics.mean(c), statistics.invstd(c),
                     static_cast<double>(gamma[c]), static_cast<double>(beta[c]), y);
   }
 }
@@ -211,17 +213,19 @@ __global__ void eval_normalize_kernel(ChannelSlices s, FusedRelu fused_relu, con
 // into partial_gy / partial_gy_xhat [C, slices]. In eval mode (eval_gx given) the same pass also writes
 // gx = gy' * gamma * invstd, which needs no sums.
 template <typename T, class Statistics>
-__global__ void backward_partial_sums_kernel(ChannelSlices s, FusedRelu fused_relu, const T* x, const T* gy,
-                                             const T* y, const opmath_t<T>* gamma, Statistics statistics,
+__global__ void backward_partial_sums_kernel(ChannelSlices s, FusedActivation activation, const T* x,
+                                             const T* gy, const T* y, const opmath_t<T>* gamma,
+                                             const opmath_t<T>* beta, Statistics statistics,
                                              double* partial_gy, double* partial_gy_xhat, T* eval_gx,
                                              T* gy_through_relu) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
     const std::int64_t c = work / s.slices, slice = work % s.slices;
     const double mean = statistics.mean(c), invstd = statistics.invstd(c);
     const double eval_scale = static_cast<double>(gamma[c]) * invstd;
+    const ChannelAffine channel{mean, invstd, static_cast<double>(gamma[c]), static_cast<double>(beta[c])};
     PairSums sums{};
     for_each_value(s, c, slice, [&](std::int64_t offset) {
-      const T through = gradient_into_batchnorm(fused_relu, gy, y, offset);
+      const T through = gradient_into_batchnorm(activation, gy, y, x, offset, channel);
       if (gy_through_relu) gy_through_relu[offset] = through;
       const double g = static_cast<double>(through);
       const double xhat = (static_cast<double>(x[offset]) - mean) * invstd;
@@ -241,10 +245,11 @@ __global__ void backward_partial_sums_kernel(ChannelSlices s, FusedRelu fused_re
 // gbeta = sum gy' and ggamma = sum gy' * xhat, which the block of slice 0 writes (in opmath_t<T>), then
 // gx = gamma * invstd / m * (m * gy' - gbeta - xhat * ggamma) over the slice, with the sums in double.
 template <typename T>
-__global__ void train_gx_kernel(ChannelSlices s, FusedRelu fused_relu, const T* x, const T* gy, const T* y,
-                                const opmath_t<T>* gamma, SavedStatistics<T> statistics,
-                                const double* partial_gy, const double* partial_gy_xhat, T* gx,
-                                opmath_t<T>* ggamma, opmath_t<T>* gbeta) {
+__global__ void train_gx_kernel(ChannelSlices s, FusedActivation activation, const T* x, const T* gy,
+                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                SavedStatistics<T> statistics, const double* partial_gy,
+                                const double* partial_gy_xhat, T* gx, opmath_t<T>* ggamma,
+                                opmath_t<T>* gbeta) {
   const double m = static_cast<double>(s.values);
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {  // uniform in the block
     const std::int64_t c = work / s.slices, slice = work % s.slices;
@@ -256,8 +261,9 @@ __global__ void train_gx_kernel(ChannelSlices s, FusedRelu fused_relu, const T* 
     }
     const double mean = statistics.mean(c), invstd = statistics.invstd(c);
     const double factor = static_cast<double>(gamma[c]) * invstd / m;
+    const ChannelAffine channel{mean, invstd, static_cast<double>(gamma[c]), static_cast<double>(beta[c])};
     for_each_value(s, c, slice, [&](std::int64_t offset) {
-      const double g = static_cast<double>(gradient_into_batchnorm(fused_relu, gy, y, offset));
+      const double g = static_cast<double>(gradient_into_batchnorm(activation, gy, y, x, offset, channel));
       const double xhat = (static_cast<double>(x[offset]) - mean) * invstd;
       gx[offset] = static_cast<T>(factor * (m * g - gbeta_c - xhat * ggamma_c));
     });
@@ -283,7 +289,7 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
   launch("batchnorm2d_forward_train (statistics)", forward_partial_sums_kernel<T>,
          grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, x, scratch.partial_a, scratch.partial_b);
   launch("batchnorm2d_forward_train (normalize)", train_normalize_kernel<T>, grid_blocks(s.work_items(), 1),
-         kThreadsPerBlock, s, FusedRelu::of(g), x, residual, gamma, beta, static_cast<double>(eps),
+         kThreadsPerBlock, s, FusedActivation::of(g), x, residual, gamma, beta, static_cast<double>(eps),
          static_cast<double>(momentum), scratch.partial_a, scratch.partial_b, save_mean, save_invstd,
          running_mean, running_var, y);
 }
@@ -298,46 +304,47 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const op
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0 || s.values == 0) return;
   launch("batchnorm2d_forward_eval", eval_normalize_kernel<T>, grid_blocks(s.work_items(), 1),
-         kThreadsPerBlock, s, FusedRelu::of(g), x, residual, gamma, beta,
+         kThreadsPerBlock, s, FusedActivation::of(g), x, residual, gamma, beta,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, y);
 }
 
 template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
-                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta, T* gy_through_relu) {
+                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                const opmath_t<T>* save_mean, const opmath_t<T>* save_invstd, T* gx,
+                                opmath_t<T>* ggamma, opmath_t<T>* gbeta, T* gy_through_relu) {
   if (g.channels_last) {
-    return channels_last::batchnorm2d_backward_train(device, g, x, gy, y, gamma, save_mean, save_invstd, gx,
-                                                     ggamma, gbeta, gy_through_relu);
+    return channels_last::batchnorm2d_backward_train(device, g, x, gy, y, gamma, beta, save_mean, save_invstd,
+                                                     gx, ggamma, gbeta, gy_through_relu);
   }
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0) return;
   const Scratch scratch(s.work_items(), device);
   const SavedStatistics<T> statistics{save_mean, save_invstd};
   launch("batchnorm2d_backward_train (sums)", backward_partial_sums_kernel<T, SavedStatistics<T>>,
-         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, FusedRelu::of(g), x, gy, y, gamma, statistics,
-         scratch.partial_a, scratch.partial_b, static_cast<T*>(nullptr),
+         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, FusedActivation::of(g), x, gy, y, gamma, beta,
+         statistics, scratch.partial_a, scratch.partial_b, static_cast<T*>(nullptr),
          g.fused_relu ? gy_through_relu : nullptr);
   launch("batchnorm2d_backward_train (gx)", train_gx_kernel<T>, grid_blocks(s.work_items(), 1),
-         kThreadsPerBlock, s, FusedRelu::of(g), x, gy, y, gamma, statistics, scratch.partial_a,
+         kThreadsPerBlock, s, FusedActivation::of(g), x, gy, y, gamma, beta, statistics, scratch.partial_a,
          scratch.partial_b, gx, ggamma, gbeta);
 }
 
 template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
-                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta, T* gy_through_relu) {
+                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
+                               opmath_t<T> eps, T* gx, opmath_t<T>* ggamma, opmath_t<T>* gbeta,
+                               T* gy_through_relu) {
   if (g.channels_last) {
-    return channels_last::batchnorm2d_backward_eval(device, g, x, gy, y, gamma, running_mean, running_var,
-                                                    eps, gx, ggamma, gbeta, gy_through_relu);
+    return channels_last::batchnorm2d_backward_eval(device, g, x, gy, y, gamma, beta, running_mean,
+                                                    running_var, eps, gx, ggamma, gbeta, gy_through_relu);
   }
   const ChannelSlices s = plan_slices(g);
   if (s.channels <= 0) return;
   const Scratch scratch(s.work_items(), device);
   launch("batchnorm2d_backward_eval (sums and gx)", backward_partial_sums_kernel<T, RunningStatistics<T>>,
-         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, FusedRelu::of(g), x, gy, y, gamma,
+         grid_blocks(s.work_items(), 1), kThreadsPerBlock, s, FusedActivation::of(g), x, gy, y, gamma, beta,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, scratch.partial_a,
          scratch.partial_b, gx, g.fused_relu ? gy_through_relu : nullptr);
   launch("batchnorm2d_backward_eval (sums)", finish_gradient_sums_kernel<opmath_t<T>>, channel_blocks(s),
@@ -352,10 +359,10 @@ template void batchnorm2d_forward_eval<float>(const BatchNorm2dGeometry&, const 
                                               const float*);
 template void batchnorm2d_backward_train<float>(Device, const BatchNorm2dGeometry&, const float*,
                                                 const float*, const float*, const float*, const float*,
-                                                const float*, float*, float*, float*, float*);
+                                                const float*, const float*, float*, float*, float*, float*);
 template void batchnorm2d_backward_eval<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
-                                               const float*, const float*, const float*, const float*, float,
-                                               float*, float*, float*, float*);
+                                               const float*, const float*, const float*, const float*,
+                                               const float*, float, float*, float*, float*, float*);
 
 template void batchnorm2d_forward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                 const double*, const double*, double, double, double*,
@@ -365,10 +372,12 @@ template void batchnorm2d_forward_eval<double>(const BatchNorm2dGeometry&, const
                                                const double*);
 template void batchnorm2d_backward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                  const double*, const double*, const double*, const double*,
-                                                 const double*, double*, double*, double*, double*);
+                                                 const double*, const double*, double*, double*, double*,
+                                                 double*);
 template void batchnorm2d_backward_eval<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                 const double*, const double*, const double*, const double*,
-                                                const double*, double, double*, double*, double*, double*);
+                                                const double*, const double*, double, double*, double*,
+                                                double*, double*);
 
 template void batchnorm2d_forward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                   const float*, const float*, float, float, float*, float*,
@@ -378,11 +387,11 @@ template void batchnorm2d_forward_eval<bfloat16>(const BatchNorm2dGeometry&, con
                                                  const bfloat16*);
 template void batchnorm2d_backward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                    const bfloat16*, const bfloat16*, const float*,
-                                                   const float*, const float*, bfloat16*, float*, float*,
-                                                   bfloat16*);
+                                                   const float*, const float*, const float*, bfloat16*,
+                                                   float*, float*, bfloat16*);
 template void batchnorm2d_backward_eval<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                   const bfloat16*, const bfloat16*, const float*,
-                                                  const float*, const float*, float, bfloat16*, float*,
-                                                  float*, bfloat16*);
+                                                  const float*, const float*, const float*, float, bfloat16*,
+                                                  float*, float*, bfloat16*);
 
 }  // namespace kiln::kernels::cuda

@@ -155,20 +155,20 @@ __global__ void forward_partial_sums_kernel(RowSlices s, const T* x, double* par
 }
 
 // y = (x - mean) * invstd * gamma + beta over the thread's values, plus the residual when there is one,
-// then relu when fused.
+// then the fused activation.
 template <typename T>
 __device__ void normalize_values(const RowSlices& s, const Lane& lane, std::int64_t slice,
-                                 FusedRelu fused_relu, const T* x, const T* residual, double mean,
+                                 FusedActivation activation, const T* x, const T* residual, double mean,
                                  double invstd, double scale, double bias, T* y) {
   for_each_row_value(s, lane, slice, [&](std::int64_t offset) {
-    y[offset] = normalized(x, residual, offset, mean, invstd, scale, bias, fused_relu);
+    y[offset] = normalized(x, residual, offset, mean, invstd, scale, bias, activation);
   });
 }
 
 // One block per (group, slice): the channels' statistics from their merged partial sums, as in
 // cuda_batchnorm.cu (the blocks of slice 0 save them and move the running statistics), then normalize.
 template <typename T>
-__global__ void train_normalize_kernel(RowSlices s, FusedRelu fused_relu, const T* x, const T* residual,
+__global__ void train_normalize_kernel(RowSlices s, FusedActivation activation, const T* x, const T* residual,
                                        const opmath_t<T>* gamma, const opmath_t<T>* beta, double eps,
                                        double momentum, const double* partial_d, const double* partial_d2,
                                        opmath_t<T>* save_mean, opmath_t<T>* save_invstd,
@@ -183,20 +183,20 @@ __global__ void train_normalize_kernel(RowSlices s, FusedRelu fused_relu, const 
     if (slice == 0 && lane.row == 0) {
       store_statistics<T>(c, moments, s.rows, momentum, save_mean, save_invstd, running_mean, running_var);
     }
-    normalize_values(s, lane, slice, fused_relu, x, residual, moments.mean, moments.invstd,
+    normalize_values(s, lane, slice, activation, x, residual, moments.mean, moments.invstd,
                      static_cast<double>(gamma[c]), static_cast<double>(beta[c]), y);
   }
 }
 
 template <typename T>
-__global__ void eval_normalize_kernel(RowSlices s, FusedRelu fused_relu, const T* x, const T* residual,
+__global__ void eval_normalize_kernel(RowSlices s, FusedActivation activation, const T* x, const T* residual,
                                       const opmath_t<T>* gamma, const opmath_t<T>* beta,
                                       RunningStatistics<T> statistics, T* y) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
     const std::int64_t group = work / s.slices, slice = work % s.slices;
     const Lane lane = lane_of(s, group);
     if (lane.c < 0) continue;
-    normalize_values(s, lane, slice, fused_relu, x, residual, statistics.mean(lane.c),
+    normalize_values(s, lane, slice, activation, x, residual, statistics.mean(lane.c),
                      statistics.invstd(lane.c), static_cast<double>(gamma[lane.c]),
                      static_cast<double>(beta[lane.c]), y);
   }
@@ -207,10 +207,10 @@ __global__ void eval_normalize_kernel(RowSlices s, FusedRelu fused_relu, const T
 // One block per (group, slice): sum gy' and sum gy' * xhat; in eval mode (eval_gx given) also
 // gx = gy' * gamma * invstd.
 template <typename T, class Statistics>
-__global__ void backward_partial_sums_kernel(RowSlices s, FusedRelu fused_relu, const T* x, const T* gy,
-                                             const T* y, const opmath_t<T>* gamma, Statistics statistics,
-                                             double* partial_gy, double* partial_gy_xhat, T* eval_gx,
-                                             T* gy_through_relu) {
+__global__ void backward_partial_sums_kernel(RowSlices s, FusedActivation activation, const T* x, const T* gy,
+                                             const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                             Statistics statistics, double* partial_gy,
+                                             double* partial_gy_xhat, T* eval_gx, T* gy_through_relu) {
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {
     const std::int64_t group = work / s.slices, slice = work % s.slices;
     const Lane lane = lane_of(s, group);
@@ -218,8 +218,10 @@ __global__ void backward_partial_sums_kernel(RowSlices s, FusedRelu fused_relu, 
     if (lane.c >= 0) {
       const double mean = statistics.mean(lane.c), invstd = statistics.invstd(lane.c);
       const double eval_scale = static_cast<double>(gamma[lane.c]) * invstd;
+      const ChannelAffine channel{mean, invstd, static_cast<double>(gamma[lane.c]),
+                                  static_cast<double>(beta[lane.c])};
       for_each_row_value(s, lane, slice, [&](std::int64_t offset) {
-        const T through = gradient_into_batchnorm(fused_relu, gy, y, offset);
+        const T through = gradient_into_batchnorm(activation, gy, y, x, offset, channel);
         if (gy_through_relu) gy_through_relu[offset] = through;
         const double g = static_cast<double>(through);
         const double xhat = (static_cast<double>(x[offset]) - mean) * invstd;
@@ -235,10 +237,11 @@ __global__ void backward_partial_sums_kernel(RowSlices s, FusedRelu fused_relu, 
 // One block per (group, slice): gbeta and ggamma from the merged partial sums (the blocks of slice 0 write
 // them), then gx = gamma * invstd / m * (m * gy' - gbeta - xhat * ggamma).
 template <typename T>
-__global__ void train_gx_kernel(RowSlices s, FusedRelu fused_relu, const T* x, const T* gy, const T* y,
-                                const opmath_t<T>* gamma, SavedStatistics<T> statistics,
-                                const double* partial_gy, const double* partial_gy_xhat, T* gx,
-                                opmath_t<T>* ggamma, opmath_t<T>* gbeta) {
+__global__ void train_gx_kernel(RowSlices s, FusedActivation activation, const T* x, const T* gy, const T* y,
+                                const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                SavedStatistics<T> statistics, const double* partial_gy,
+                                const double* partial_gy_xhat, T* gx, opmath_t<T>* ggamma,
+                                opmath_t<T>* gbeta) {
   const double m = static_cast<double>(s.rows);
   for (std::int64_t work = blockIdx.x; work < s.work_items(); work += gridDim.x) {  // uniform in the block
     const std::int64_t group = work / s.slices, slice = work % s.slices;
@@ -252,8 +255,9 @@ __global__ void train_gx_kernel(RowSlices s, FusedRelu fused_relu, const T* x, c
     }
     const double mean = statistics.mean(c), invstd = statistics.invstd(c);
     const double factor = static_cast<double>(gamma[c]) * invstd / m;
+    const ChannelAffine channel{mean, invstd, static_cast<double>(gamma[c]), static_cast<double>(beta[c])};
     for_each_row_value(s, lane, slice, [&](std::int64_t offset) {
-      const double g = static_cast<double>(gradient_into_batchnorm(fused_relu, gy, y, offset));
+      const double g = static_cast<double>(gradient_into_batchnorm(activation, gy, y, x, offset, channel));
       const double xhat = (static_cast<double>(x[offset]) - mean) * invstd;
       gx[offset] = static_cast<T>(factor * (m * g - totals.a - xhat * totals.b));
     });
@@ -276,7 +280,7 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
   launch("batchnorm2d_forward_train (channels-last statistics)", forward_partial_sums_kernel<T>,
          work_blocks(s), kThreadsPerBlock, s, x, scratch.partial_a, scratch.partial_b);
   launch("batchnorm2d_forward_train (channels-last normalize)", train_normalize_kernel<T>, work_blocks(s),
-         kThreadsPerBlock, s, FusedRelu::of(g), x, residual, gamma, beta, static_cast<double>(eps),
+         kThreadsPerBlock, s, FusedActivation::of(g), x, residual, gamma, beta, static_cast<double>(eps),
          static_cast<double>(momentum), scratch.partial_a, scratch.partial_b, save_mean, save_invstd,
          running_mean, running_var, y);
 }
@@ -288,37 +292,38 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const op
   const RowSlices s = plan_row_slices(g);
   if (s.rows == 0) return;
   launch("batchnorm2d_forward_eval (channels-last)", eval_normalize_kernel<T>, work_blocks(s),
-         kThreadsPerBlock, s, FusedRelu::of(g), x, residual, gamma, beta,
+         kThreadsPerBlock, s, FusedActivation::of(g), x, residual, gamma, beta,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, y);
 }
 
 template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
-                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta, T* gy_through_relu) {
+                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                const opmath_t<T>* save_mean, const opmath_t<T>* save_invstd, T* gx,
+                                opmath_t<T>* ggamma, opmath_t<T>* gbeta, T* gy_through_relu) {
   const RowSlices s = plan_row_slices(g);
   const Scratch scratch(s.channels * s.slices, device);
   const SavedStatistics<T> statistics{save_mean, save_invstd};
   launch("batchnorm2d_backward_train (channels-last sums)",
          backward_partial_sums_kernel<T, SavedStatistics<T>>, work_blocks(s), kThreadsPerBlock, s,
-         FusedRelu::of(g), x, gy, y, gamma, statistics, scratch.partial_a, scratch.partial_b,
+         FusedActivation::of(g), x, gy, y, gamma, beta, statistics, scratch.partial_a, scratch.partial_b,
          static_cast<T*>(nullptr), g.fused_relu ? gy_through_relu : nullptr);
   launch("batchnorm2d_backward_train (channels-last gx)", train_gx_kernel<T>, work_blocks(s),
-         kThreadsPerBlock, s, FusedRelu::of(g), x, gy, y, gamma, statistics, scratch.partial_a,
+         kThreadsPerBlock, s, FusedActivation::of(g), x, gy, y, gamma, beta, statistics, scratch.partial_a,
          scratch.partial_b, gx, ggamma, gbeta);
 }
 
 template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
-                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta, T* gy_through_relu) {
+                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
+                               opmath_t<T> eps, T* gx, opmath_t<T>* ggamma, opmath_t<T>* gbeta,
+                               T* gy_through_relu) {
   const RowSlices s = plan_row_slices(g);
   const Scratch scratch(s.channels * s.slices, device);
   launch("batchnorm2d_backward_eval (channels-last sums and gx)",
          backward_partial_sums_kernel<T, RunningStatistics<T>>, work_blocks(s), kThreadsPerBlock, s,
-         FusedRelu::of(g), x, gy, y, gamma,
+         FusedActivation::of(g), x, gy, y, gamma, beta,
          RunningStatistics<T>{running_mean, running_var, static_cast<double>(eps)}, scratch.partial_a,
          scratch.partial_b, gx, g.fused_relu ? gy_through_relu : nullptr);
   launch("batchnorm2d_backward_eval (channels-last sums)", finish_gradient_sums_kernel<opmath_t<T>>,
@@ -333,12 +338,13 @@ void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, cons
   template void batchnorm2d_forward_eval<T>(const BatchNorm2dGeometry&, const T*, const opmath_t<T>*,    \
                                             const opmath_t<T>*, const opmath_t<T>*, const opmath_t<T>*,  \
                                             opmath_t<T>, T*, const T*);                                  \
-  template void batchnorm2d_backward_train<T>(Device, const BatchNorm2dGeometry&, const T*, const T*,    \
-                                              const T*, const opmath_t<T>*, const opmath_t<T>*,          \
-                                              const opmath_t<T>*, T*, opmath_t<T>*, opmath_t<T>*, T*);   \
-  template void batchnorm2d_backward_eval<T>(                                                            \
+  template void batchnorm2d_backward_train<T>(                                                           \
       Device, const BatchNorm2dGeometry&, const T*, const T*, const T*, const opmath_t<T>*,              \
-      const opmath_t<T>*, const opmath_t<T>*, opmath_t<T>, T*, opmath_t<T>*, opmath_t<T>*, T*);
+      const opmath_t<T>*, const opmath_t<T>*, const opmath_t<T>*, T*, opmath_t<T>*, opmath_t<T>*, T*);   \
+  template void batchnorm2d_backward_eval<T>(Device, const BatchNorm2dGeometry&, const T*, const T*,     \
+                                             const T*, const opmath_t<T>*, const opmath_t<T>*,           \
+                                             const opmath_t<T>*, const opmath_t<T>*, opmath_t<T>, T*,    \
+                                             opmath_t<T>*, opmath_t<T>*, T*);
 KILN_CHANNELS_LAST_BATCHNORM(float)
 KILN_CHANNELS_LAST_BATCHNORM(double)
 KILN_CHANNELS_LAST_BATCHNORM(bfloat16)

@@ -45,19 +45,36 @@ struct RunningStatistics {  // eval: invstd = 1 / sqrt(running_var + eps)
   }
 };
 
-// The fused ReLU (BatchNorm2dGeometry::fused_relu and relu_upper, its cap: +inf for none, 6 for ReLU6), as
-// the kernels take it, by value.
-struct FusedRelu {
-  bool on;
+// The hard swish and its derivative in double, as the reference has them (reference.cpp: v * relu6(v + 3) /
+// 6 with std::min and std::max's comparisons, so a NaN passes through; the derivative (2v + 3) / 6 strictly
+// inside (-3, 3), 0 at and below -3, 1 at and above 3).
+__device__ inline double hard_swish(double v) {
+  const double shifted = v + 3.0;
+  const double at_least_zero = shifted < 0.0 ? 0.0 : shifted;
+  return v * ((6.0 < at_least_zero ? 6.0 : at_least_zero) / 6.0);
+}
+__device__ inline double hard_swish_derivative(double v) {
+  return v <= -3.0 ? 0.0 : v >= 3.0 ? 1.0 : (2.0 * v + 3.0) / 6.0;
+}
+
+// The fused activation, as the kernels take it, by value: the ReLU (BatchNorm2dGeometry::fused_relu and
+// relu_upper, its cap: +inf for none, 6 for ReLU6), or the hard swish (fused_hardswish).
+struct FusedActivation {
+  bool relu;
   float upper;
+  bool hardswish;
 
-  static FusedRelu of(const BatchNorm2dGeometry& g) { return {g.fused_relu, g.relu_upper}; }
+  static FusedActivation of(const BatchNorm2dGeometry& g) {
+    return {g.fused_relu, g.relu_upper, g.fused_hardswish};
+  }
 
-  // relu capped at upper as the elementwise reference's relu and clamp have it: a NaN passes through. The
-  // comparisons with the cap are in double, which holds every T and the cap exactly.
+  // On v, batch norm's value rounded to T: relu capped at upper as the elementwise reference's relu and
+  // clamp have it (a NaN passes through; the comparisons with the cap are in double, which holds every T and
+  // the cap exactly), or the hard swish in double, rounded to T once more (the reference's two ops).
   template <typename T>
   __device__ T apply(T v) const {
-    if (!on) return v;
+    if (hardswish) return static_cast<T>(hard_swish(static_cast<double>(v)));
+    if (!relu) return v;
     if (v < T(0)) return T(0);
     return static_cast<double>(v) > static_cast<double>(upper) ? static_cast<T>(upper) : v;
   }
@@ -69,11 +86,25 @@ struct FusedRelu {
   }
 };
 
+// A channel's normalization: (x - mean) * invstd * gamma + beta, each in double.
+struct ChannelAffine {
+  double mean, invstd, gamma, beta;
+};
+
 // The gradient batchnorm itself receives at one element: gy, or with the fused ReLU gy * relu'(y), in T
-// as the reference computes it (so 0 * inf is NaN there and here; gy * 1 and gy * 0 are exact in bfloat16).
+// as the reference computes it (so 0 * inf is NaN there and here; gy * 1 and gy * 0 are exact in bfloat16),
+// or with the hard swish gy * hardswish'(v), v = x normalized by `channel` and rounded to T (the reference's
+// order of operations), the product rounded to T.
 template <typename T>
-__device__ T gradient_into_batchnorm(FusedRelu relu, const T* gy, const T* y, std::int64_t offset) {
-  return relu.on ? static_cast<T>(gy[offset] * (relu.passes(y[offset]) ? T(1) : T(0))) : gy[offset];
+__device__ T gradient_into_batchnorm(FusedActivation activation, const T* gy, const T* y, const T* x,
+                                     std::int64_t offset, const ChannelAffine& channel) {
+  if (activation.hardswish) {
+    const T v = static_cast<T>(
+        (static_cast<double>(x[offset]) - channel.mean) * channel.invstd * channel.gamma + channel.beta);
+    return static_cast<T>(static_cast<double>(gy[offset]) * hard_swish_derivative(static_cast<double>(v)));
+  }
+  return activation.relu ? static_cast<T>(gy[offset] * (activation.passes(y[offset]) ? T(1) : T(0)))
+                         : gy[offset];
 }
 
 // ---- The formulas, once for both layouts ---------------------------------------------------------------
@@ -113,13 +144,13 @@ __device__ void store_statistics(std::int64_t c, const ChannelMoments& moments, 
 }
 
 // y at element `at`: (x - mean) * invstd * gamma + beta in double, plus residual[at] when there is one,
-// rounded to T once, then the fused relu (a no-op when there is none).
+// rounded to T once, then the fused activation (a no-op when there is none).
 template <typename T>
 __device__ T normalized(const T* x, const T* residual, std::int64_t at, double mean, double invstd,
-                        double scale, double bias, FusedRelu relu) {
+                        double scale, double bias, FusedActivation activation) {
   double sum = (static_cast<double>(x[at]) - mean) * invstd * scale + bias;
   if (residual) sum += static_cast<double>(residual[at]);
-  return relu.apply(static_cast<T>(sum));
+  return activation.apply(static_cast<T>(sum));
 }
 
 // Scratch for the per-slice partial sums, in device memory: partial_a, partial_b [C, slices] (double).
@@ -172,12 +203,13 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const op
                               const opmath_t<T>* running_var, opmath_t<T> eps, T* y, const T* residual);
 template <typename T>
 void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
-                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta, T* gy_through_relu);
+                                const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                const opmath_t<T>* save_mean, const opmath_t<T>* save_invstd, T* gx,
+                                opmath_t<T>* ggamma, opmath_t<T>* gbeta, T* gy_through_relu);
 template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
-                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta, T* gy_through_relu);
+                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
+                               opmath_t<T> eps, T* gx, opmath_t<T>* ggamma, opmath_t<T>* gbeta,
+                               T* gy_through_relu);
 }  // namespace kiln::kernels::cuda::channels_last

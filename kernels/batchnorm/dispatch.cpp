@@ -16,20 +16,26 @@ namespace kiln::kernels {
 namespace {
 
 // The geometry as the profiler's detail (core/profiler.hpp): "16 channels @32x32 n128", "+ residual" when a
-// residual is added in, "+ relu" when the ReLU after it is fused in ("+ relu6" with its cap at 6).
+// residual is added in, "+ relu" when the ReLU after it is fused in ("+ relu6" with its cap at 6), "+
+// hardswish" when the hard swish is.
 std::string profile_label(const BatchNorm2dGeometry& g, bool residual = false) {
   std::string label = std::to_string(g.channels) + " channels @" + std::to_string(g.height) + "x" +
                       std::to_string(g.width) + " n" + std::to_string(g.batch);
   if (residual) label += " + residual";
   label += fused_relu_label(g.fused_relu, g.relu_upper);
+  if (g.fused_hardswish) label += " + hardswish";
   if (g.channels_last) label += " channels-last";
   return label;
 }
 
-// The fused ReLU's cap must be one T stores exactly, so the clamp and its mask agree on it (the vectorized
-// kernels' mask test, batchnorm_vector_ops.hpp's highest_stored_below, counts on it), and above zero.
+// The fused activation as every kernel takes it. The ReLU's cap must be one T stores exactly, so the clamp
+// and its mask agree on it (the vectorized kernels' mask test, batchnorm_vector_ops.hpp's
+// highest_stored_below, counts on it), and above zero. The hard swish comes alone: not with the ReLU, and
+// with neither a residual nor a kept gradient (both are the residual block's ReLU's, batchnorm.hpp).
 template <typename T>
-void check_relu_upper(const BatchNorm2dGeometry& g, const char* op) {
+void check_fused_activation(const BatchNorm2dGeometry& g, const char* op, bool residual_or_kept) {
+  KILN_CHECK(!g.fused_hardswish || (!g.fused_relu && !residual_or_kept), op,
+             ": the fused hard swish takes neither a ReLU, a residual nor a kept gradient");
   if (std::isinf(g.relu_upper) && g.relu_upper > 0) return;
   KILN_CHECK(g.relu_upper > 0 && static_cast<float>(static_cast<T>(g.relu_upper)) == g.relu_upper, op,
              ": the fused ReLU's cap ", g.relu_upper, " must be above zero and exact in ",
@@ -50,7 +56,7 @@ void batchnorm2d_forward_train(Device device, const BatchNorm2dGeometry& g, cons
                                opmath_t<T> momentum, opmath_t<T>* running_mean, opmath_t<T>* running_var,
                                T* y, opmath_t<T>* save_mean, opmath_t<T>* save_invstd, const T* residual) {
   profiler::Scope profile("batchnorm2d_forward_train", device, dtype_of_v<T>);
-  check_relu_upper<T>(g, "batchnorm2d_forward_train");
+  check_fused_activation<T>(g, "batchnorm2d_forward_train", residual != nullptr);
   if (profile.measuring())
     profile.set_detail(profile_label(g, residual != nullptr) + (y ? "" : " statistics"));
   KILN_CHECK(y || (device.is_cpu() && cpu_level() != CpuLevel::Reference && !std::is_same_v<T, double>),
@@ -84,7 +90,7 @@ void batchnorm2d_forward_eval(Device device, const BatchNorm2dGeometry& g, const
                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
                               opmath_t<T> eps, T* y, const T* residual) {
   profiler::Scope profile("batchnorm2d_forward_eval", device, dtype_of_v<T>);
-  check_relu_upper<T>(g, "batchnorm2d_forward_eval");
+  check_fused_activation<T>(g, "batchnorm2d_forward_eval", residual != nullptr);
   if (profile.measuring()) profile.set_detail(profile_label(g, residual != nullptr));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
@@ -112,12 +118,12 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
                                 const opmath_t<T>* save_mean, const opmath_t<T>* save_invstd, T* gx,
                                 opmath_t<T>* ggamma, opmath_t<T>* gbeta, T* gy_through_relu) {
   profiler::Scope profile("batchnorm2d_backward_train", device, dtype_of_v<T>);
-  check_relu_upper<T>(g, "batchnorm2d_backward_train");
+  check_fused_activation<T>(g, "batchnorm2d_backward_train", gy_through_relu != nullptr);
   if (profile.measuring()) profile.set_detail(profile_label(g, g.fused_relu && gy_through_relu));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
-    return cuda::batchnorm2d_backward_train(device, g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma,
-                                            gbeta, gy_through_relu);
+    return cuda::batchnorm2d_backward_train(device, g, x, gy, y, gamma, beta, save_mean, save_invstd, gx,
+                                            ggamma, gbeta, gy_through_relu);
   }
 #endif
   require_cpu(device, "batchnorm2d_backward_train");
@@ -133,39 +139,40 @@ void batchnorm2d_backward_train(Device device, const BatchNorm2dGeometry& g, con
         break;
     }
   }
-  reference::batchnorm2d_backward_train(g, x, gy, y, gamma, save_mean, save_invstd, gx, ggamma, gbeta,
+  reference::batchnorm2d_backward_train(g, x, gy, y, gamma, beta, save_mean, save_invstd, gx, ggamma, gbeta,
                                         gy_through_relu);
 }
 
 template <typename T>
 void batchnorm2d_backward_eval(Device device, const BatchNorm2dGeometry& g, const T* x, const T* gy,
-                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
-                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta, T* gy_through_relu) {
+                               const T* y, const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
+                               opmath_t<T> eps, T* gx, opmath_t<T>* ggamma, opmath_t<T>* gbeta,
+                               T* gy_through_relu) {
   profiler::Scope profile("batchnorm2d_backward_eval", device, dtype_of_v<T>);
-  check_relu_upper<T>(g, "batchnorm2d_backward_eval");
+  check_fused_activation<T>(g, "batchnorm2d_backward_eval", gy_through_relu != nullptr);
   if (profile.measuring()) profile.set_detail(profile_label(g, g.fused_relu && gy_through_relu));
 #ifdef KILN_WITH_CUDA
   if (device.is_cuda()) {
-    return cuda::batchnorm2d_backward_eval(device, g, x, gy, y, gamma, running_mean, running_var, eps, gx,
-                                           ggamma, gbeta, gy_through_relu);
+    return cuda::batchnorm2d_backward_eval(device, g, x, gy, y, gamma, beta, running_mean, running_var, eps,
+                                           gx, ggamma, gbeta, gy_through_relu);
   }
 #endif
   require_cpu(device, "batchnorm2d_backward_eval");
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
-        return avx512::batchnorm2d_backward_eval(g, x, gy, y, gamma, running_mean, running_var, eps, gx,
+        return avx512::batchnorm2d_backward_eval(g, x, gy, y, gamma, beta, running_mean, running_var, eps, gx,
                                                  ggamma, gbeta, gy_through_relu);
       case CpuLevel::Avx2:
-        return avx2::batchnorm2d_backward_eval(g, x, gy, y, gamma, running_mean, running_var, eps, gx, ggamma,
-                                               gbeta, gy_through_relu);
+        return avx2::batchnorm2d_backward_eval(g, x, gy, y, gamma, beta, running_mean, running_var, eps, gx,
+                                               ggamma, gbeta, gy_through_relu);
       case CpuLevel::Reference:
         break;
     }
   }
-  reference::batchnorm2d_backward_eval(g, x, gy, y, gamma, running_mean, running_var, eps, gx, ggamma, gbeta,
-                                       gy_through_relu);
+  reference::batchnorm2d_backward_eval(g, x, gy, y, gamma, beta, running_mean, running_var, eps, gx, ggamma,
+                                       gbeta, gy_through_relu);
 }
 
 template void batchnorm2d_forward_train<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
@@ -178,8 +185,8 @@ template void batchnorm2d_backward_train<float>(Device, const BatchNorm2dGeometr
                                                 const float*, const float*, const float*, const float*,
                                                 const float*, const float*, float*, float*, float*, float*);
 template void batchnorm2d_backward_eval<float>(Device, const BatchNorm2dGeometry&, const float*, const float*,
-                                               const float*, const float*, const float*, const float*, float,
-                                               float*, float*, float*, float*);
+                                               const float*, const float*, const float*, const float*,
+                                               const float*, float, float*, float*, float*, float*);
 
 template void batchnorm2d_forward_train<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                 const double*, const double*, double, double, double*,
@@ -193,7 +200,8 @@ template void batchnorm2d_backward_train<double>(Device, const BatchNorm2dGeomet
                                                  double*);
 template void batchnorm2d_backward_eval<double>(Device, const BatchNorm2dGeometry&, const double*,
                                                 const double*, const double*, const double*, const double*,
-                                                const double*, double, double*, double*, double*, double*);
+                                                const double*, const double*, double, double*, double*,
+                                                double*, double*);
 
 template void batchnorm2d_forward_train<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                   const float*, const float*, float, float, float*, float*,
@@ -207,7 +215,7 @@ template void batchnorm2d_backward_train<bfloat16>(Device, const BatchNorm2dGeom
                                                    float*, float*, bfloat16*);
 template void batchnorm2d_backward_eval<bfloat16>(Device, const BatchNorm2dGeometry&, const bfloat16*,
                                                   const bfloat16*, const bfloat16*, const float*,
-                                                  const float*, const float*, float, bfloat16*, float*,
-                                                  float*, bfloat16*);
+                                                  const float*, const float*, const float*, float, bfloat16*,
+                                                  float*, float*, bfloat16*);
 
 }  // namespace kiln::kernels

@@ -62,9 +62,23 @@ T capped_relu(T v, float upper) {
   return v > upper ? static_cast<T>(upper) : v;
 }
 
+// The hard swish and its derivative as the elementwise reference has them
+// (kernels/elementwise/reference.cpp), in double: v * relu6(v + 3) / 6, and (2v + 3) / 6 strictly inside (-3,
+// 3), 0 at and below -3, 1 at and above.
+double hard_swish(double v) { return v * (std::min(std::max(v + 3.0, 0.0), 6.0) / 6.0); }
+double hard_swish_derivative(double v) { return v <= -3.0 ? 0.0 : v >= 3.0 ? 1.0 : (2.0 * v + 3.0) / 6.0; }
+
+// The normalized value at element `at`, (x - mean) * invstd * gamma_c + beta_c in double, rounded to T: what
+// batch norm alone would store.
+template <typename T>
+T normalized_value(const T* x, std::int64_t at, double mean, double invstd, double gamma, double beta) {
+  return static_cast<T>((x[at] - mean) * invstd * gamma + beta);
+}
+
 // y[n, c, :, :] = (x[n, c, :, :] - mean) * invstd * gamma_c + beta_c, the same for train and eval mode;
 // only where mean and invstd come from differs. With a residual, plus residual[n, c, :, :] (in double, before
-// the one rounding); with g.fused_relu, y = relu of that, capped at g.relu_upper.
+// the one rounding); with g.fused_relu, y = relu of that, capped at g.relu_upper; with g.fused_hardswish, the
+// hard swish of the value rounded to T, rounded once more: the separate ops' bits.
 template <typename T>
 void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const opmath_t<T>* gamma,
                        const opmath_t<T>* beta, std::int64_t c, double mean, double invstd, const T* residual,
@@ -76,7 +90,11 @@ void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const opmath_t<
       double sum = (x[at] - mean) * invstd * gamma[c] + beta[c];
       if (residual) sum += static_cast<double>(residual[at]);
       const T normalized = static_cast<T>(sum);
-      y[at] = g.fused_relu ? capped_relu(normalized, g.relu_upper) : normalized;
+      if (g.fused_hardswish) {
+        y[at] = static_cast<T>(hard_swish(static_cast<double>(normalized)));
+      } else {
+        y[at] = g.fused_relu ? capped_relu(normalized, g.relu_upper) : normalized;
+      }
     }
   }
 }
@@ -85,12 +103,28 @@ void normalize_channel(const BatchNorm2dGeometry& g, const T* x, const opmath_t<
 // reference's relu rule (y > 0 exactly where the normalized value was, as y = relu of it), and with a cap its
 // clamp's rule (0 < y < relu_upper, likewise). gy * 1 and gy * 0 are exact in T, bfloat16 included. With the
 // fused ReLU it is also written to kept_through_relu when that is not null (batchnorm.hpp's gy_through_relu).
+// With g.fused_hardswish, gy * hardswish'(v), v the normalized value recomputed from x (channel c's mean[c]
+// and invstd[c], gamma and beta) and rounded to T as the forward rounds it, the product rounded to T: the
+// elementwise reference's backward on batch norm's output. (In train mode the saved statistics are the
+// forward's rounded to opmath_t<T>, so v may be a rounding away from the forward's; in eval mode it is it.)
 template <typename T>
-std::vector<T> gradient_into_batchnorm(const BatchNorm2dGeometry& g, const T* gy, const T* y,
+std::vector<T> gradient_into_batchnorm(const BatchNorm2dGeometry& g, const T* gy, const T* y, const T* x,
+                                       const std::vector<double>& mean, const std::vector<double>& invstd,
+                                       const opmath_t<T>* gamma, const opmath_t<T>* beta,
                                        T* kept_through_relu) {
   const std::int64_t size = g.batch * g.channels * g.height * g.width;
   std::vector<T> into(gy, gy + size);
-  if (g.fused_relu) {
+  if (g.fused_hardswish) {
+    for (std::int64_t c = 0; c < g.channels; ++c) {
+      for (std::int64_t n = 0; n < g.batch; ++n) {
+        for (std::int64_t i = 0; i < g.height * g.width; ++i) {
+          const std::int64_t at = offset(g, n, c, i);
+          const T v = normalized_value(x, at, mean[c], invstd[c], gamma[c], beta[c]);
+          into[at] = static_cast<T>(static_cast<double>(gy[at]) * hard_swish_derivative(v));
+        }
+      }
+    }
+  } else if (g.fused_relu) {
     for (std::int64_t i = 0; i < size; ++i) {
       const bool passes = y[i] > 0 && (std::isinf(g.relu_upper) || y[i] < g.relu_upper);
       into[i] = static_cast<T>(gy[i] * (passes ? T(1) : T(0)));
@@ -164,10 +198,13 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const o
 // The two subtracted terms are the gradient flowing back through the mean and through the variance.
 template <typename T>
 void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                                const opmath_t<T>* gamma, const opmath_t<T>* save_mean,
-                                const opmath_t<T>* save_invstd, T* gx, opmath_t<T>* ggamma,
-                                opmath_t<T>* gbeta, T* gy_through_relu) {
-  const std::vector<T> gradient = gradient_into_batchnorm(g, gy, y, gy_through_relu);
+                                const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                                const opmath_t<T>* save_mean, const opmath_t<T>* save_invstd, T* gx,
+                                opmath_t<T>* ggamma, opmath_t<T>* gbeta, T* gy_through_relu) {
+  const std::vector<double> means(save_mean, save_mean + g.channels),
+      invstds(save_invstd, save_invstd + g.channels);
+  const std::vector<T> gradient =
+      gradient_into_batchnorm(g, gy, y, x, means, invstds, gamma, beta, gy_through_relu);
   gy = gradient.data();
   const std::int64_t plane = g.height * g.width;
   const double m = static_cast<double>(g.batch * plane);  // values per channel
@@ -206,14 +243,19 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const op
 // with xhat = (x - running_mean_c) * invstd_c and invstd_c = 1 / sqrt(running_var_c + eps).
 template <typename T>
 void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                               const opmath_t<T>* gamma, const opmath_t<T>* running_mean,
-                               const opmath_t<T>* running_var, opmath_t<T> eps, T* gx, opmath_t<T>* ggamma,
-                               opmath_t<T>* gbeta, T* gy_through_relu) {
-  const std::vector<T> gradient = gradient_into_batchnorm(g, gy, y, gy_through_relu);
+                               const opmath_t<T>* gamma, const opmath_t<T>* beta,
+                               const opmath_t<T>* running_mean, const opmath_t<T>* running_var,
+                               opmath_t<T> eps, T* gx, opmath_t<T>* ggamma, opmath_t<T>* gbeta,
+                               T* gy_through_relu) {
+  std::vector<double> means(running_mean, running_mean + g.channels), invstds(g.channels);
+  for (std::int64_t c = 0; c < g.channels; ++c)
+    invstds[c] = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
+  const std::vector<T> gradient =
+      gradient_into_batchnorm(g, gy, y, x, means, invstds, gamma, beta, gy_through_relu);
   gy = gradient.data();
   const std::int64_t plane = g.height * g.width;
   for (std::int64_t c = 0; c < g.channels; ++c) {
-    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
+    const double invstd = invstds[c];
     const AffineGradients sums = affine_gradients(g, x, gy, c, running_mean[c], invstd);
     ggamma[c] = static_cast<opmath_t<T>>(sums.ggamma);
     gbeta[c] = static_cast<opmath_t<T>>(sums.gbeta);
@@ -238,10 +280,10 @@ template void batchnorm2d_forward_eval<float>(const BatchNorm2dGeometry&, const 
                                               const float*);
 template void batchnorm2d_backward_train<float>(const BatchNorm2dGeometry&, const float*, const float*,
                                                 const float*, const float*, const float*, const float*,
-                                                float*, float*, float*, float*);
+                                                const float*, float*, float*, float*, float*);
 template void batchnorm2d_backward_eval<float>(const BatchNorm2dGeometry&, const float*, const float*,
-                                               const float*, const float*, const float*, const float*, float,
-                                               float*, float*, float*, float*);
+                                               const float*, const float*, const float*, const float*,
+                                               const float*, float, float*, float*, float*, float*);
 
 template void batchnorm2d_forward_train<double>(const BatchNorm2dGeometry&, const double*, const double*,
                                                 const double*, double, double, double*, double*, double*,
@@ -251,10 +293,10 @@ template void batchnorm2d_forward_eval<double>(const BatchNorm2dGeometry&, const
                                                const double*);
 template void batchnorm2d_backward_train<double>(const BatchNorm2dGeometry&, const double*, const double*,
                                                  const double*, const double*, const double*, const double*,
-                                                 double*, double*, double*, double*);
+                                                 const double*, double*, double*, double*, double*);
 template void batchnorm2d_backward_eval<double>(const BatchNorm2dGeometry&, const double*, const double*,
                                                 const double*, const double*, const double*, const double*,
-                                                double, double*, double*, double*, double*);
+                                                const double*, double, double*, double*, double*, double*);
 
 template void batchnorm2d_forward_train<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*, const float*,
                                                   const float*, float, float, float*, float*, bfloat16*,
@@ -264,11 +306,11 @@ template void batchnorm2d_forward_eval<bfloat16>(const BatchNorm2dGeometry&, con
                                                  const bfloat16*);
 template void batchnorm2d_backward_train<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*,
                                                    const bfloat16*, const bfloat16*, const float*,
-                                                   const float*, const float*, bfloat16*, float*, float*,
-                                                   bfloat16*);
+                                                   const float*, const float*, const float*, bfloat16*,
+                                                   float*, float*, bfloat16*);
 template void batchnorm2d_backward_eval<bfloat16>(const BatchNorm2dGeometry&, const bfloat16*,
                                                   const bfloat16*, const bfloat16*, const float*,
-                                                  const float*, const float*, float, bfloat16*, float*,
-                                                  float*, bfloat16*);
+                                                  const float*, const float*, const float*, float, bfloat16*,
+                                                  float*, float*, bfloat16*);
 
 }  // namespace kiln::kernels::reference

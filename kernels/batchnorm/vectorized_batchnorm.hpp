@@ -31,6 +31,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "kernels/batchnorm/batchnorm.hpp"
 #include "kernels/batchnorm/batchnorm_vector_ops.hpp"
@@ -62,23 +63,24 @@ struct PairAccumulator {
     pending = 0;
   }
 
-  // Adds n contiguous values of p and q (n <= kChunk): a = p - shift_p, b = q - shift_q. With a fused ReLU
-  // (relu.fused(); shift_p is then 0, p is gy, q is x and shift_q the mean), a = p * relu'(y), (0 < y <=
-  // relu.highest ? 1 : 0), as the elementwise relu or clamp backward makes it (exact in T: p times 1 or 0),
-  // stored to kept_through_relu when that is not null; y > 0 read from relu.output (these n values') or
-  // recomputed from b with the coefficients at relu.scale and relu.offset (this plane's channel's). Either
-  // way the same loop adds it, so the fused backward's sums are the bits of batch norm's plain backward run
-  // on relu's backward output.
+  // Adds n contiguous values of p and q (n <= kChunk): a = p - shift_p, b = q - shift_q. With a fused
+  // activation (rule.fused(); shift_p is then 0, p is gy, q is x and shift_q the mean), a = p through its
+  // rule. For a ReLU, p * relu'(y), (0 < y <= rule.highest ? 1 : 0), as the elementwise relu or clamp
+  // backward makes it (exact in T: p times 1 or 0), stored to kept_through_relu when that is not null; y > 0
+  // read from rule.output (these n values') or recomputed from b with the coefficients at rule.scale and
+  // rule.offset (this plane's channel's). For the hard swish, p * hardswish'(v), v recomputed so. Either way
+  // the same loop adds it, so the fused backward's sums are the bits of batch norm's plain backward run on
+  // the activation's backward output (for float; for bfloat16 the separate ops would round it to T first).
   template <class T>
-  void add(const T* p, float shift_p, const T* q, float shift_q, const ReluMask<T>& relu,
+  void add(const T* p, float shift_p, const T* q, float shift_q, const ActivationRule<T>& rule,
            T* kept_through_relu, std::int64_t n) {
     const Reg vshift_p = V::broadcast(shift_p), vshift_q = V::broadcast(shift_q);
-    const Reg vscale = relu.recomputed() ? V::broadcast(*relu.scale) : V::zero();
-    const Reg voffset = relu.recomputed() ? V::broadcast(*relu.offset) : V::zero();
-    const Reg vhighest = V::broadcast(relu.highest);
+    const Reg vscale = rule.recomputed() ? V::broadcast(*rule.scale) : V::zero();
+    const Reg voffset = rule.recomputed() ? V::broadcast(*rule.offset) : V::zero();
+    const Reg vhighest = V::broadcast(rule.highest);
     const auto a_at = [&](std::int64_t i, Reg db) {
-      if (!relu.fused()) return V::sub(V::load(p + i), vshift_p);
-      const Reg masked = load_gradient<V>(p, relu, i, V::width, db, vscale, voffset, vhighest);
+      if (!rule.fused()) return V::sub(V::load(p + i), vshift_p);
+      const Reg masked = load_gradient<V>(p, rule, i, V::width, db, vscale, voffset, vhighest);
       if (kept_through_relu) V::store(kept_through_relu + i, masked);
       return masked;
     };
@@ -99,10 +101,8 @@ struct PairAccumulator {
     for (; i < n; ++i) {  // scalar tail, fewer than width values, straight into double
       const float b = q[i] - shift_q;
       float a = p[i] - shift_p;
-      if (relu.fused()) {
-        const float y = relu.recomputed() ? 0.0f : relu.output[i];
-        a = relu.recomputed() ? relu_gradient_recomputed<T>(p[i], b, *relu.scale, *relu.offset, relu.highest)
-                              : static_cast<float>(p[i]) * (y > 0 && y <= relu.highest ? 1.0f : 0.0f);
+      if (rule.fused()) {
+        a = load_gradient(p, rule, i, b, 0);
         if (kept_through_relu) kept_through_relu[i] = static_cast<T>(a);
       }
       const double da = a, db = b;
@@ -144,6 +144,7 @@ BatchNorm2dGeometry rows_geometry(const BatchNorm2dGeometry& g) {
           .width = 1,
           .fused_relu = g.fused_relu,
           .relu_upper = g.relu_upper,
+          .fused_hardswish = g.fused_hardswish,
           .channels_last = true};
 }
 
@@ -160,13 +161,14 @@ std::unique_ptr<float[]> repeat_per_column(const BatchNorm2dGeometry& g, const f
 // end, so a plane's sums are the same bits whichever walk takes it.
 template <class V, class T>
 PairSums plane_pair_sums(const BatchNorm2dGeometry& g, std::int64_t nc, const T* p, const float* shift_p,
-                         const T* q, const float* shift_q, const ReluMask<T>& relu, T* kept_through_relu) {
+                         const T* q, const float* shift_q, const ActivationRule<T>& rule,
+                         T* kept_through_relu) {
   const std::int64_t plane = g.height * g.width, c = nc % g.channels;
   const float sp = shift_p ? shift_p[c] : 0.0f, sq = shift_q[c];
   PairAccumulator<V> accumulator;
   for (std::int64_t piece = 0; piece < plane; piece += kChunk) {
     const std::int64_t start = nc * plane + piece;
-    accumulator.add(p + start, sp, q + start, sq, relu.from(start, c),
+    accumulator.add(p + start, sp, q + start, sq, rule.from(start, c),
                     kept_through_relu ? kept_through_relu + start : nullptr, std::min(kChunk, plane - piece));
   }
   accumulator.empty_lanes();
@@ -194,21 +196,20 @@ inline PairSums channel_of_plane_sums(const BatchNorm2dGeometry& g, std::int64_t
 // same for any thread count.
 template <class V, class T>
 void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float* shift_p, const T* q,
-                           const float* shift_q, const ReluMask<T>& relu, T* kept_through_relu,
+                           const float* shift_q, const ActivationRule<T>& rule, T* kept_through_relu,
                            PairSums* channel_sums) {
   if (g.channels_last) {
-    return channels_last::all_channel_pair_sums<V>(g, p, shift_p, q, shift_q, relu, kept_through_relu,
+    return channels_last::all_channel_pair_sums<V>(g, p, shift_p, q, shift_q, rule, kept_through_relu,
                                                    channel_sums);
   }
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   if (sums_as_rows<V>(g)) {
     const BatchNorm2dGeometry rows = rows_geometry(g);
     const std::unique_ptr<PairSums[]> column_sums(new PairSums[static_cast<std::size_t>(rows.channels)]);
-    const auto relu_scale = repeat_per_column(g, relu.scale), relu_offset = repeat_per_column(g, relu.offset);
+    const auto rule_scale = repeat_per_column(g, rule.scale), rule_offset = repeat_per_column(g, rule.offset);
     channels_last::all_channel_pair_sums<V>(
         rows, p, repeat_per_column(g, shift_p).get(), q, repeat_per_column(g, shift_q).get(),
-        ReluMask<T>{relu.output, relu_scale.get(), relu_offset.get(), relu.highest}, kept_through_relu,
-        column_sums.get());
+        rule.with_coefficients(rule_scale.get(), rule_offset.get()), kept_through_relu, column_sums.get());
     for (std::int64_t c = 0; c < g.channels; ++c) {
       PairSums sums;
       for (std::int64_t i = c * plane; i < (c + 1) * plane; ++i) {
@@ -223,7 +224,7 @@ void all_channel_pair_sums(const BatchNorm2dGeometry& g, const T* p, const float
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     plane_sums[static_cast<std::size_t>(nc)] =
-        plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, relu, kept_through_relu);
+        plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, rule, kept_through_relu);
   }
   for (std::int64_t c = 0; c < g.channels; ++c)
     channel_sums[c] = channel_of_plane_sums(g, c, plane_sums.get());
@@ -242,21 +243,21 @@ struct ChannelCoefficients {
 // gx = a * ((gy - gy_mean) - k * (x - mean)) over n contiguous floats: the train backward's gx with its
 // per-channel coefficients folded. The differences are taken before scaling by a = gamma * invstd, which
 // is large when the variance is small: scaling first would leave two large terms to cancel in float.
-// relu: the plane's view (ReluMask::from), as in load_gradient.
+// rule: the plane's view (ActivationRule::from), as in load_gradient.
 template <class V, class T>
-void train_backward_gx(const T* x, const T* gy, const ReluMask<T>& relu, std::int64_t n, float mean,
+void train_backward_gx(const T* x, const T* gy, const ActivationRule<T>& rule, std::int64_t n, float mean,
                        float gy_mean, float k, float a, T* gx) {
   using Reg = typename V::Reg;
   const Reg vmean = V::broadcast(mean), vgy_mean = V::broadcast(gy_mean);
   const Reg minus_k = V::broadcast(-k), va = V::broadcast(a);
-  const Reg vscale = relu.recomputed() ? V::broadcast(*relu.scale) : V::zero();
-  const Reg voffset = relu.recomputed() ? V::broadcast(*relu.offset) : V::zero();
-  const Reg vhighest = V::broadcast(relu.highest);
+  const Reg vscale = rule.recomputed() ? V::broadcast(*rule.scale) : V::zero();
+  const Reg voffset = rule.recomputed() ? V::broadcast(*rule.offset) : V::zero();
+  const Reg vhighest = V::broadcast(rule.highest);
   for (std::int64_t i = 0; i < n; i += V::width) {
     const std::int64_t lanes = std::min<std::int64_t>(V::width, n - i);
     const Reg d = V::sub(V::load_partial(x + i, lanes), vmean);
     const Reg centered_gy =
-        V::sub(load_gradient<V>(gy, relu, i, lanes, d, vscale, voffset, vhighest), vgy_mean);
+        V::sub(load_gradient<V>(gy, rule, i, lanes, d, vscale, voffset, vhighest), vgy_mean);
     V::store_partial(gx + i, V::mul(va, V::fmadd(minus_k, d, centered_gy)), lanes);
   }
 }
@@ -279,7 +280,7 @@ std::int64_t channels_per_group(const BatchNorm2dGeometry& g, int tensors_read) 
 // channels (the per-channel coefficients), then second_pass(nc) for each of its planes, in memory order.
 template <class V, class T, class Finish, class SecondPass>
 void grouped_passes(const BatchNorm2dGeometry& g, std::int64_t group, const T* p, const float* shift_p,
-                    const T* q, const float* shift_q, const ReluMask<T>& relu, T* kept_through_relu,
+                    const T* q, const float* shift_q, const ActivationRule<T>& rule, T* kept_through_relu,
                     Finish&& finish, SecondPass&& second_pass) {
   const std::int64_t groups = (g.channels + group - 1) / group;
   const std::unique_ptr<PairSums[]> plane_sums(new PairSums[static_cast<std::size_t>(g.batch * g.channels)]);
@@ -289,7 +290,7 @@ void grouped_passes(const BatchNorm2dGeometry& g, std::int64_t group, const T* p
     for (std::int64_t n = 0; n < g.batch; ++n) {
       for (std::int64_t nc = n * g.channels + c0; nc < n * g.channels + c1; ++nc)
         plane_sums[static_cast<std::size_t>(nc)] =
-            plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, relu, kept_through_relu);
+            plane_pair_sums<V>(g, nc, p, shift_p, q, shift_q, rule, kept_through_relu);
     }
     for (std::int64_t c = c0; c < c1; ++c) finish(c, channel_of_plane_sums(g, c, plane_sums.get()));
     for (std::int64_t n = 0; n < g.batch; ++n) {
@@ -340,30 +341,30 @@ void batchnorm2d_forward_train(const BatchNorm2dGeometry& g, const T* x, const f
   const auto normalize_plane = [&](std::int64_t nc) {
     const auto k = static_cast<std::size_t>(nc % g.channels);
     shift_scale_offset<V>(x + nc * plane, plane, normalize.shift[k], normalize.scale[k], beta[k],
-                          residual ? residual + nc * plane : nullptr, output_relu(g), y + nc * plane);
+                          residual ? residual + nc * plane : nullptr, output_activation(g), y + nc * plane);
   };
 
   // (Without y, the statistics alone: a convolution after this batch norm normalizes its input itself,
   // conv2d_forward_normalized_input. The channel-group walk exists for the second pass.)
   if (const std::int64_t group = y ? channels_per_group<V, T>(g, 1) : 0; group > 0) {
-    return grouped_passes<V>(g, group, x, shifts.get(), x, shifts.get(), ReluMask<T>{},
+    return grouped_passes<V>(g, group, x, shifts.get(), x, shifts.get(), ActivationRule<T>{},
                              static_cast<T*>(nullptr), finish, normalize_plane);
   }
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
-  all_channel_pair_sums<V>(g, x, shifts.get(), x, shifts.get(), ReluMask<T>{}, static_cast<T*>(nullptr),
+  all_channel_pair_sums<V>(g, x, shifts.get(), x, shifts.get(), ActivationRule<T>{}, static_cast<T*>(nullptr),
                            sums.get());
   for (std::int64_t c = 0; c < g.channels; ++c) finish(c, sums[static_cast<std::size_t>(c)]);
   if (!y) return;
   // Pass 2 plane by plane (or row by row) in memory order.
   if (g.channels_last) {
     return channels_last::shift_scale_offset<V>(g, x, normalize.shift.get(), normalize.scale.get(), beta,
-                                                residual, output_relu(g), y);
+                                                residual, output_activation(g), y);
   }
   if (as_rows<V>(g)) {
     return channels_last::shift_scale_offset<V>(
         rows_geometry(g), x, repeat_per_column(g, normalize.shift.get()).get(),
         repeat_per_column(g, normalize.scale.get()).get(), repeat_per_column(g, beta).get(), residual,
-        output_relu(g), y);
+        output_activation(g), y);
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) normalize_plane(nc);
@@ -379,24 +380,24 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
                                 T* gy_through_relu) {
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const double m = static_cast<double>(g.batch * plane);
-  // Pass 1 sums gy and gy * (x - mean) (gy through relu's rule first, when fused, and kept in
+  // Pass 1 sums gy and gy * (x - mean) (gy through the fused activation's rule first, and for a ReLU kept in
   // gy_through_relu when asked). Pass 2 then reads that kept gradient, where it is, instead of gy and y.
-  // The ReLU's mask is recomputed from x (batchnorm_vector_ops.hpp), except where a gradient is kept: the
-  // forward then added a residual before the ReLU, which x does not give, so both passes' mask is y's.
+  // The rule is recomputed from x (batchnorm_vector_ops.hpp), except where a gradient is kept: the forward
+  // then added a residual before the ReLU, which x does not give, so both passes' mask is y's.
   T* const kept_through_relu = g.fused_relu ? gy_through_relu : nullptr;
-  std::unique_ptr<float[]> relu_scale;
-  ReluMask<T> relu{.highest = highest_stored_below<T>(g.relu_upper)};
+  std::unique_ptr<float[]> rule_scale;
+  ActivationRule<T> rule{.highest = highest_stored_below<T>(g.relu_upper), .hardswish = g.fused_hardswish};
   if (kept_through_relu) {
-    relu.output = y;
-  } else if (g.fused_relu) {
-    relu_scale.reset(new float[static_cast<std::size_t>(g.channels)]);
+    rule.output = y;
+  } else if (g.fused_relu || g.fused_hardswish) {
+    rule_scale.reset(new float[static_cast<std::size_t>(g.channels)]);
     for (std::int64_t c = 0; c < g.channels; ++c)
-      relu_scale[static_cast<std::size_t>(c)] = normalizing_scale(save_invstd[c], gamma[c]);
-    relu.scale = relu_scale.get();
-    relu.offset = beta;
+      rule_scale[static_cast<std::size_t>(c)] = normalizing_scale(save_invstd[c], gamma[c]);
+    rule.scale = rule_scale.get();
+    rule.offset = beta;
   }
   const T* pass2_gy = kept_through_relu ? kept_through_relu : gy;
-  const ReluMask<T> pass2_relu = kept_through_relu ? ReluMask<T>{} : relu;
+  const ActivationRule<T> pass2_rule = kept_through_relu ? ActivationRule<T>{} : rule;
   ChannelCoefficients gradient(g.channels);  // gx = a * ((gy - centre) - slope * (x - shift))
   const auto finish = [&](std::int64_t c, const PairSums& sums) {
     const auto k = static_cast<std::size_t>(c);
@@ -414,37 +415,36 @@ void batchnorm2d_backward_train(const BatchNorm2dGeometry& g, const T* x, const 
   const auto gx_of_plane = [&](std::int64_t nc) {
     const std::int64_t c = nc % g.channels;
     const auto k = static_cast<std::size_t>(c);
-    train_backward_gx<V>(x + nc * plane, pass2_gy + nc * plane, pass2_relu.from(nc * plane, c), plane,
+    train_backward_gx<V>(x + nc * plane, pass2_gy + nc * plane, pass2_rule.from(nc * plane, c), plane,
                          gradient.shift[k], gradient.centre[k], gradient.slope[k], gradient.scale[k],
                          gx + nc * plane);
   };
 
   // The first pass touches gy and x, y where the mask is read, and the kept gradient it writes (counted: with
   // it left out, ResNet-20's 16-channel backward overflowed L2 and ran 1.52 ms a call against 1.43).
-  const int first_pass_tensors = 2 + (relu.output ? 1 : 0) + (kept_through_relu ? 1 : 0);
+  const int first_pass_tensors = 2 + (rule.output ? 1 : 0) + (kept_through_relu ? 1 : 0);
   if (const std::int64_t group = channels_per_group<V, T>(g, first_pass_tensors); group > 0) {
-    return grouped_passes<V>(g, group, gy, nullptr, x, save_mean, relu, kept_through_relu, finish,
+    return grouped_passes<V>(g, group, gy, nullptr, x, save_mean, rule, kept_through_relu, finish,
                              gx_of_plane);
   }
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
-  all_channel_pair_sums<V>(g, gy, nullptr, x, save_mean, relu, kept_through_relu, sums.get());
+  all_channel_pair_sums<V>(g, gy, nullptr, x, save_mean, rule, kept_through_relu, sums.get());
   for (std::int64_t c = 0; c < g.channels; ++c) finish(c, sums[static_cast<std::size_t>(c)]);
   // Pass 2 plane by plane (or row by row) in memory order.
   if (g.channels_last) {
-    return channels_last::train_backward_gx<V>(g, x, pass2_gy, pass2_relu, gradient.shift.get(),
+    return channels_last::train_backward_gx<V>(g, x, pass2_gy, pass2_rule, gradient.shift.get(),
                                                gradient.centre.get(), gradient.slope.get(),
                                                gradient.scale.get(), gx);
   }
   if (as_rows<V>(g)) {
-    const auto relu_scale_columns = repeat_per_column(g, pass2_relu.scale);
-    const auto relu_offset_columns = repeat_per_column(g, pass2_relu.offset);
-    return channels_last::train_backward_gx<V>(rows_geometry(g), x, pass2_gy,
-                                               ReluMask<T>{pass2_relu.output, relu_scale_columns.get(),
-                                                           relu_offset_columns.get(), pass2_relu.highest},
-                                               repeat_per_column(g, gradient.shift.get()).get(),
-                                               repeat_per_column(g, gradient.centre.get()).get(),
-                                               repeat_per_column(g, gradient.slope.get()).get(),
-                                               repeat_per_column(g, gradient.scale.get()).get(), gx);
+    const auto rule_scale_columns = repeat_per_column(g, pass2_rule.scale);
+    const auto rule_offset_columns = repeat_per_column(g, pass2_rule.offset);
+    return channels_last::train_backward_gx<V>(
+        rows_geometry(g), x, pass2_gy,
+        pass2_rule.with_coefficients(rule_scale_columns.get(), rule_offset_columns.get()),
+        repeat_per_column(g, gradient.shift.get()).get(), repeat_per_column(g, gradient.centre.get()).get(),
+        repeat_per_column(g, gradient.slope.get()).get(), repeat_per_column(g, gradient.scale.get()).get(),
+        gx);
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) gx_of_plane(nc);
@@ -465,47 +465,81 @@ void batchnorm2d_forward_eval(const BatchNorm2dGeometry& g, const T* x, const fl
       scale[static_cast<std::size_t>(c)] = batchnorm_eval_scale(gamma[c], running_var[c], eps);
     if (g.channels_last)
       return channels_last::shift_scale_offset<V>(g, x, running_mean, scale.get(), beta, residual,
-                                                  output_relu(g), y);
+                                                  output_activation(g), y);
     return channels_last::shift_scale_offset<V>(rows_geometry(g), x, repeat_per_column(g, running_mean).get(),
                                                 repeat_per_column(g, scale.get()).get(),
-                                                repeat_per_column(g, beta).get(), residual, output_relu(g),
-                                                y);
+                                                repeat_per_column(g, beta).get(), residual,
+                                                output_activation(g), y);
   }
 #pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
   for (std::int64_t nc = 0; nc < planes; ++nc) {
     const std::int64_t c = nc % g.channels;
     shift_scale_offset<V>(x + nc * plane, plane, running_mean[c],
                           batchnorm_eval_scale(gamma[c], running_var[c], eps), beta[c],
-                          residual ? residual + nc * plane : nullptr, output_relu(g), y + nc * plane);
+                          residual ? residual + nc * plane : nullptr, output_activation(g), y + nc * plane);
   }
 }
 
 // gx = gy * gamma_c * invstd_c;  ggamma_c = invstd_c * sum gy * (x - running_mean_c);  gbeta_c = sum gy.
 template <class V, class T>
 void batchnorm2d_backward_eval(const BatchNorm2dGeometry& g, const T* x, const T* gy, const T* y,
-                               const float* gamma, const float* running_mean, const float* running_var,
-                               float eps, T* gx, float* ggamma, float* gbeta, T* gy_through_relu) {
+                               const float* gamma, const float* beta, const float* running_mean,
+                               const float* running_var, float eps, T* gx, float* ggamma, float* gbeta,
+                               T* gy_through_relu) {
   const std::int64_t plane = g.height * g.width, planes = g.batch * g.channels;
   const std::unique_ptr<PairSums[]> sums(new PairSums[static_cast<std::size_t>(g.channels)]);
+  const std::unique_ptr<float[]> scale(new float[static_cast<std::size_t>(g.channels)]);
+  for (std::int64_t c = 0; c < g.channels; ++c)
+    scale[static_cast<std::size_t>(c)] = batchnorm_eval_scale(gamma[c], running_var[c], eps);
+  const auto finish_sums = [&] {
+    for (std::int64_t c = 0; c < g.channels; ++c) {
+      const auto k = static_cast<std::size_t>(c);
+      const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
+      ggamma[c] = static_cast<float>(invstd * sums[k].sum_ab);
+      gbeta[c] = static_cast<float>(sums[k].sum_a);
+    }
+  };
+  if (g.fused_hardswish) {
+    // The hard swish's input recomputed from x both passes, as the eval forward normalized it (shift the
+    // running mean, scale batchnorm_eval_scale, offset beta); gx = a * (gy' - 0 - 0 * (x - shift)) is the
+    // train backward's second pass with its centre and slope at zero, a the same scale: gy' * scale.
+    const ActivationRule<T> rule{.scale = scale.get(), .offset = beta, .hardswish = true};
+    all_channel_pair_sums<V>(g, gy, nullptr, x, running_mean, rule, static_cast<T*>(nullptr), sums.get());
+    finish_sums();
+    const std::unique_ptr<float[]> zeros(new float[static_cast<std::size_t>(g.channels)]());
+    if (g.channels_last || as_rows<V>(g)) {
+      // Per-channel coefficients, or, for small NCHW planes walked as rows, each repeated per column.
+      std::vector<std::unique_ptr<float[]>> repeated;
+      const auto per_column = [&](const float* per_channel) -> const float* {
+        if (g.channels_last) return per_channel;
+        return repeated.emplace_back(repeat_per_column(g, per_channel)).get();
+      };
+      const float *column_scale = per_column(scale.get()), *column_zero = per_column(zeros.get());
+      return channels_last::train_backward_gx<V>(g.channels_last ? g : rows_geometry(g), x, gy,
+                                                 rule.with_coefficients(column_scale, per_column(beta)),
+                                                 per_column(running_mean), column_zero, column_zero,
+                                                 column_scale, gx);
+    }
+#pragma omp parallel for schedule(static) if (planes * plane >= kParallelThreshold)
+    for (std::int64_t nc = 0; nc < planes; ++nc) {
+      const std::int64_t c = nc % g.channels;
+      train_backward_gx<V>(x + nc * plane, gy + nc * plane, rule.from(nc * plane, c), plane, running_mean[c],
+                           0.0f, 0.0f, scale[static_cast<std::size_t>(c)], gx + nc * plane);
+    }
+    return;
+  }
   // As in the train backward: the sums' pass keeps gy through relu's rule when asked, and gx reads it. The
   // mask is y's (eval mode's backward is rare: fine-tuning with frozen statistics).
   const T* relu_output = g.fused_relu ? y : nullptr;
   const float highest = highest_stored_below<T>(g.relu_upper);
   T* const kept_through_relu = g.fused_relu ? gy_through_relu : nullptr;
   all_channel_pair_sums<V>(g, gy, nullptr, x, running_mean,
-                           ReluMask<T>{.output = relu_output, .highest = highest}, kept_through_relu,
+                           ActivationRule<T>{.output = relu_output, .highest = highest}, kept_through_relu,
                            sums.get());
+  finish_sums();
   if (kept_through_relu) {
     gy = kept_through_relu;
     relu_output = nullptr;
-  }
-  const std::unique_ptr<float[]> scale(new float[static_cast<std::size_t>(g.channels)]);
-  for (std::int64_t c = 0; c < g.channels; ++c) {
-    const auto k = static_cast<std::size_t>(c);
-    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
-    ggamma[c] = static_cast<float>(invstd * sums[k].sum_ab);
-    gbeta[c] = static_cast<float>(sums[k].sum_a);
-    scale[k] = static_cast<float>(gamma[c] * invstd);
   }
   if (g.channels_last) return channels_last::scale_gradient<V>(g, gy, relu_output, highest, scale.get(), gx);
   if (as_rows<V>(g)) {

@@ -53,7 +53,7 @@ void normalize_plane(const OutputNormalization& n, std::int64_t p, std::int64_t 
   float* run = y + p * plane;
   vectorized::shift_scale_offset<V>(run, plane, n.shift[c], n.scale[c], n.offset[c],
                                     n.residual ? n.residual + p * plane : nullptr,
-                                    vectorized::OutputRelu{n.relu, n.relu_upper}, run);
+                                    vectorized::OutputActivation{n.relu, n.relu_upper}, run);
 }
 
 template <typename V>

@@ -537,14 +537,14 @@ void product_tile(std::int64_t depth, const float* v, std::int64_t v_stride, con
 // per-channel coefficients packed as the bias is, one per lane of M's rows (zeros past C_out), and its ReLU
 // (capped, for ReLU6) when no residual comes between (the residual's sum, then the ReLU, follow the transpose
 // into NCHW: add_residual_runs). Applied to the staged channels-last outputs, a channel vector's coefficients
-// are loaded once for the tile's m x m outputs. (In an unnamed namespace as OutputRelu is:
+// are loaded once for the tile's m x m outputs. (In an unnamed namespace as OutputActivation is:
 // batchnorm_vector_ops.hpp.)
 namespace {
 struct StagedAffine {
   const float* shift;
   const float* scale;
   const float* offset;
-  vectorized::OutputRelu relu;
+  vectorized::OutputActivation relu;
 };
 }  // namespace
 
@@ -579,7 +579,7 @@ void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_pos
       const Reg upper = affine ? V::broadcast(affine->relu.upper) : V::zero();
       const auto finish = [&](Reg sum) {
         if (!affine) return sum;
-        return vectorized::apply_relu<V>(affine->relu.fused, upper,
+        return vectorized::apply_relu<V>(affine->relu.relu, upper,
                                          vectorized::normalized<V>(sum, shift, scale, offset));
       };
 #pragma GCC unroll 4
@@ -598,7 +598,7 @@ void transform_outputs(const float* m, std::int64_t m_stride, std::int64_t m_pos
 // plane for channel c (the residual's at the same offsets): an output normalization's sum and ReLU, after the
 // affine part in transform_outputs, in the eval kernel's order.
 template <typename V>
-void add_residual_runs(const float* residual, vectorized::OutputRelu relu, std::int64_t at,
+void add_residual_runs(const float* residual, vectorized::OutputActivation relu, std::int64_t at,
                        std::int64_t plane, std::int64_t count, std::int64_t channels, float* y) {
   const typename V::Reg upper = V::broadcast(relu.upper);
   for (std::int64_t c = 0; c < channels; ++c) {
@@ -607,7 +607,7 @@ void add_residual_runs(const float* residual, vectorized::OutputRelu relu, std::
     for (std::int64_t i = 0; i < count; i += V::width) {
       const std::int64_t lanes = std::min<std::int64_t>(V::width, count - i);
       const typename V::Reg v = V::add(V::load_partial(run + i, lanes), V::load_partial(added + i, lanes));
-      V::store_partial(run + i, vectorized::apply_relu<V>(relu.fused, upper, v), lanes);
+      V::store_partial(run + i, vectorized::apply_relu<V>(relu.relu, upper, v), lanes);
     }
   }
 }
@@ -626,7 +626,7 @@ void add_residual_runs(const float* residual, vectorized::OutputRelu relu, std::
 template <typename V, typename T, int kTiles, typename A>
 void store_outputs(const Pass& g, const Tiling<V, T>& tiling, std::int64_t first, std::int64_t valid,
                    const float* staged, std::int64_t m_stride, A* y, std::int64_t image_stride,
-                   float* row_buffer, const float* residual = nullptr, vectorized::OutputRelu relu = {},
+                   float* row_buffer, const float* residual = nullptr, vectorized::OutputActivation relu = {},
                    bool accumulate = false) {
   // Outputs that go through row_buffer on their way to y: bfloat16 NCHW ones (rounded there), and
   // accumulated ones (added there).
@@ -740,9 +740,9 @@ void forward(const Pass& g, const A* x, const float* w, const float* bias, A* y,
   // its residual added in NCHW.
   std::optional<PackedCoefficients> packed_output;
   std::optional<StagedAffine> affine;
-  const vectorized::OutputRelu output_relu =
-      normalization ? vectorized::OutputRelu{normalization->relu, normalization->relu_upper}
-                    : vectorized::OutputRelu{};
+  const vectorized::OutputActivation output_relu =
+      normalization ? vectorized::OutputActivation{normalization->relu, normalization->relu_upper}
+                    : vectorized::OutputActivation{};
   if (normalization) {
     const PackedCoefficients& packed = packed_output.emplace(normalization->shift, normalization->scale,
                                                              normalization->offset, g.out_channels, m_stride);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "kernels/elementwise/elementwise.hpp"
+#include "kernels/simd/hard_activations.hpp"
 #include "kernels/simd/transcendentals.hpp"
 #include "kernels/simd/transpose_8x8.hpp"
 
@@ -161,38 +162,6 @@ void binary_rows(const RowPlan& plan, const std::int64_t* sizes, const T* a, con
 
 // ---- unary -------------------------------------------------------------------------------------------
 
-// MobileNetV3's hard activations in float, in the reference's order of operations, each operation rounded
-// to float where the reference rounds once from double: hard_sigmoid(x) = min(max(x + 3, 0), 6) / 6 within
-// an ulp of it (its gradient, gy / 6, on it), hard_swish(x) = x * hard_sigmoid(x) and its gradient within
-// two (tests/kernels/elementwise_fast_test.cpp measures every 1024th float). PyTorch's order for hard swish,
-// x * relu6(x + 3) / 6, would overflow to infinity for x above 2^125, where x * hard_sigmoid(x) is x. Max
-// and min let a NaN through, as in unary_forward below.
-template <class V>
-typename V::Reg hard_sigmoid(typename V::Reg v) {
-  const typename V::Reg three = V::broadcast(3.0f), six = V::broadcast(6.0f);
-  return V::div(V::min(six, V::max(V::zero(), V::add(v, three))), six);
-}
-template <class V>
-typename V::Reg hard_swish(typename V::Reg v) {
-  return V::mul(v, hard_sigmoid<V>(v));
-}
-// gy / 6 strictly inside (-3, 3), else gy * 0 (a signed zero, or NaN for an infinite gy, as the reference's
-// multiplication by 0.0 gives).
-template <class V>
-typename V::Reg hard_sigmoid_gradient(typename V::Reg v, typename V::Reg g) {
-  const typename V::Reg three = V::broadcast(3.0f), six = V::broadcast(6.0f);
-  const auto inside = V::both(V::greater(v, V::neg(three)), V::less(v, three));
-  return V::select(inside, V::div(g, six), V::mul(g, V::zero()));
-}
-// gy * (2x + 3) / 6 strictly inside (-3, 3); gy * 0 at and below -3, gy at and above 3.
-template <class V>
-typename V::Reg hard_swish_gradient(typename V::Reg v, typename V::Reg g) {
-  const typename V::Reg three = V::broadcast(3.0f), six = V::broadcast(6.0f);
-  const typename V::Reg slope = V::div(V::fmadd(V::broadcast(2.0f), v, three), six);
-  const typename V::Reg above = V::select(V::less_equal(three, v), V::broadcast(1.0f), slope);
-  return V::mul(g, V::select(V::less_equal(v, V::neg(three)), V::zero(), above));
-}
-
 // The ops dispatch.cpp sends here: Neg, Abs, Relu, LeakyRelu, Clamp, Sqrt, Sigmoid, Tanh, Gelu, Silu,
 // Hardsigmoid and Hardswish (on bfloat16 only some: dispatch.cpp). Max and min return their second operand
 // when either is NaN, so max(0, x) and min(high, max(low, x)) let a NaN x through, as the reference does;
@@ -230,9 +199,9 @@ void unary_forward(UnaryOp op, const UnaryParams& params, std::int64_t n, const 
     case UnaryOp::Silu:
       return map1<V>(n, x, y, [](Reg v) { return simd::silu<V>(v); });
     case UnaryOp::Hardsigmoid:
-      return map1<V>(n, x, y, [](Reg v) { return hard_sigmoid<V>(v); });
+      return map1<V>(n, x, y, [](Reg v) { return simd::hard_sigmoid<V>(v); });
     case UnaryOp::Hardswish:
-      return map1<V>(n, x, y, [](Reg v) { return hard_swish<V>(v); });
+      return map1<V>(n, x, y, [](Reg v) { return simd::hard_swish<V>(v); });
     default:
       return;  // not vectorized: dispatch.cpp never sends it here
   }
@@ -281,9 +250,9 @@ void unary_backward(UnaryOp op, const UnaryParams& params, std::int64_t n, const
     case UnaryOp::Silu:
       return map2<V>(n, x, gy, gx, [](Reg v, Reg g) { return V::mul(g, simd::silu_derivative<V>(v)); });
     case UnaryOp::Hardsigmoid:
-      return map2<V>(n, x, gy, gx, [](Reg v, Reg g) { return hard_sigmoid_gradient<V>(v, g); });
+      return map2<V>(n, x, gy, gx, [](Reg v, Reg g) { return simd::hard_sigmoid_gradient<V>(v, g); });
     case UnaryOp::Hardswish:
-      return map2<V>(n, x, gy, gx, [](Reg v, Reg g) { return hard_swish_gradient<V>(v, g); });
+      return map2<V>(n, x, gy, gx, [](Reg v, Reg g) { return simd::hard_swish_gradient<V>(v, g); });
     default:
       return;  // not vectorized: dispatch.cpp never sends it here
   }

@@ -269,6 +269,20 @@ TEST_CASE("gradcheck: batch_norm2d with a capped ReLU fused, training and eval m
       {random_input({2, 3, 2, 2}, 136), random_input({3}, 137), random_input({3}, 138)});
 }
 
+// The hard swish fused (gamma 2 to 4: normalized values past both kinks at -3 and 3, and between).
+TEST_CASE("gradcheck: batch_norm2d with the hard swish fused, training and eval mode") {
+  const BatchNormOptions train{.training = true, .fused_hardswish = true};
+  check_gradient(
+      [&](const Inputs& in) { return batch_norm2d(in[0], in[1], in[2], Tensor(), Tensor(), train); },
+      {random_input({2, 3, 3, 2}, 151), random_input({3}, 152, 2.0, 4.0), random_input({3}, 153)});
+  const Tensor running_mean = random_input({3}, 154), running_var = random_input({3}, 155, 0.2, 0.5);
+  BatchNormOptions eval = train;
+  eval.training = false;
+  check_gradient(
+      [&](const Inputs& in) { return batch_norm2d(in[0], in[1], in[2], running_mean, running_var, eval); },
+      {random_input({2, 3, 2, 2}, 156), random_input({3}, 157, 2.0, 4.0), random_input({3}, 158)});
+}
+
 TEST_CASE("gradcheck: batch_norm2d_add_relu (x, the residual, gamma, beta), training and eval mode") {
   check_gradient(
       [](const Inputs& in) {

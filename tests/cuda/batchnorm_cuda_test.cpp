@@ -1,6 +1,7 @@
 // Tests of the CUDA batch-normalization kernels (kernels/batchnorm/cuda_batchnorm.cu), called through the
 // dispatch functions with Device::cuda(), against the reference kernels on the same host data, float,
-// double and bfloat16 (with float per-channel tensors), plain and with the fused ReLU (forward and backward):
+// double and bfloat16 (with float per-channel tensors), plain and with the fused ReLU or hard swish (forward
+// and backward):
 // train mode (y, the saved statistics, the running-statistics update, gx, ggamma, gbeta) and eval mode, over
 // odd shapes (one value per channel [1, 3, 1, 1], batch 1, 1x1 planes, channels 3/17/33, planes that are not
 // multiples of 32, channels of several slices, a channel mean far from zero, [128, 16, 32, 32]); NaN and
@@ -71,7 +72,8 @@ std::string describe(const Case& c) {
   std::ostringstream out;
   out << "[" << c.g.batch << ", " << c.g.channels << ", " << c.g.height << ", " << c.g.width << "]"
       << (c.g.fused_relu ? " fused relu" : "")
-      << (c.g.fused_relu && !std::isinf(c.g.relu_upper) ? " capped" : "") << " offset " << c.offset;
+      << (c.g.fused_relu && !std::isinf(c.g.relu_upper) ? " capped" : "")
+      << (c.g.fused_hardswish ? " fused hardswish" : "") << " offset " << c.offset;
   return out.str();
 }
 
@@ -94,7 +96,8 @@ std::vector<Case> plain_cases() {
 
 // Each plain case, then each again with the ReLU fused (about half of y is then clamped to zero, so the
 // backward's mask matters), and with it capped at 0.5 (ReLU6's kind of cap, low enough that a good share of
-// y is clamped to it; exact in bfloat16).
+// y is clamped to it; exact in bfloat16); then the hard swish fused on the cases up to several slices per
+// channel (its gradient is recomputed from x per element, so the larger shapes' slicing adds nothing).
 std::vector<Case> all_cases() {
   std::vector<Case> cases = plain_cases();
   for (const float cap : {std::numeric_limits<float>::infinity(), 0.5f}) {
@@ -103,6 +106,11 @@ std::vector<Case> all_cases() {
       c.g.relu_upper = cap;
       cases.push_back(c);
     }
+  }
+  for (Case c : plain_cases()) {
+    if (numel(c.g) > 100000) continue;
+    c.g.fused_hardswish = true;
+    cases.push_back(c);
   }
   return cases;
 }
@@ -160,8 +168,9 @@ void check_train(const Case& c, const std::vector<T>& x, std::uint64_t seed) {
                                  running_var.data(), y.data(), save_mean.data(), save_invstd.data());
   std::vector<T> gx(size);
   std::vector<P> ggamma(csize), gbeta(csize);
-  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), y.data(), gamma.data(), save_mean.data(),
-                                  save_invstd.data(), gx.data(), ggamma.data(), gbeta.data());
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), y.data(), gamma.data(), beta.data(),
+                                  save_mean.data(), save_invstd.data(), gx.data(), ggamma.data(),
+                                  gbeta.data());
 
   const Tensor x_gpu = to_gpu(x), gy_gpu = to_gpu(gy), gamma_gpu = to_gpu(gamma), beta_gpu = to_gpu(beta);
   const Tensor running_mean_gpu = to_gpu(std::vector<P>(csize, P(0.5)));
@@ -218,8 +227,9 @@ void check_eval(const Case& c, const std::vector<T>& x, std::uint64_t seed) {
   std::vector<P> ggamma(csize), gbeta(csize);
   ref::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
                                 running_var.data(), eps, y.data());
-  ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), y.data(), gamma.data(), running_mean.data(),
-                                 running_var.data(), eps, gx.data(), ggamma.data(), gbeta.data());
+  ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), y.data(), gamma.data(), beta.data(),
+                                 running_mean.data(), running_var.data(), eps, gx.data(), ggamma.data(),
+                                 gbeta.data());
 
   const Tensor x_gpu = to_gpu(x), gy_gpu = to_gpu(gy), gamma_gpu = to_gpu(gamma), beta_gpu = to_gpu(beta);
   const Tensor running_mean_gpu = to_gpu(running_mean), running_var_gpu = to_gpu(running_var);
@@ -232,10 +242,10 @@ void check_eval(const Case& c, const std::vector<T>& x, std::uint64_t seed) {
   const Tensor reference_y = to_gpu(y);
   const Tensor gx_gpu = empty_gpu<T>(n), ggamma_gpu = empty_gpu<P>(channels),
                gbeta_gpu = empty_gpu<P>(channels);
-  kernels::batchnorm2d_backward_eval(Device::cuda(), g, x_gpu.data<T>(), gy_gpu.data<T>(),
-                                     g.fused_relu ? reference_y.data<T>() : nullptr, gamma_gpu.data<P>(),
-                                     running_mean_gpu.data<P>(), running_var_gpu.data<P>(), eps,
-                                     gx_gpu.data<T>(), ggamma_gpu.data<P>(), gbeta_gpu.data<P>());
+  kernels::batchnorm2d_backward_eval(
+      Device::cuda(), g, x_gpu.data<T>(), gy_gpu.data<T>(), g.fused_relu ? reference_y.data<T>() : nullptr,
+      gamma_gpu.data<P>(), beta_gpu.data<P>(), running_mean_gpu.data<P>(), running_var_gpu.data<P>(), eps,
+      gx_gpu.data<T>(), ggamma_gpu.data<P>(), gbeta_gpu.data<P>());
   check(gx_gpu, gx, "eval gx");
   check(ggamma_gpu, ggamma, "eval ggamma");
   check(gbeta_gpu, gbeta, "eval gbeta");

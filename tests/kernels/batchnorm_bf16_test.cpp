@@ -146,19 +146,19 @@ void check_train(const BatchNorm2dGeometry& g, const Inputs& in) {
 
   auto gx = sized<bfloat16>(n);
   auto ggamma = sized<float>(c), gbeta = sized<float>(c);
-  ref::batchnorm2d_backward_train(g, in.x.data(), in.gy.data(), y.data(), in.gamma.data(), mean.data(),
-                                  invstd.data(), gx.data(), ggamma.data(), gbeta.data());
+  ref::batchnorm2d_backward_train(g, in.x.data(), in.gy.data(), y.data(), in.gamma.data(), in.beta.data(),
+                                  mean.data(), invstd.data(), gx.data(), ggamma.data(), gbeta.data());
   auto gx_double = sized<double>(n);
   auto ggamma_double = sized<double>(c), gbeta_double = sized<double>(c);
-  ref::batchnorm2d_backward_train(g, converted<double>(in.x).data(), converted<double>(in.gy).data(),
-                                  converted<double>(y).data(), converted<double>(in.gamma).data(),
-                                  converted<double>(mean).data(), converted<double>(invstd).data(),
-                                  gx_double.data(), ggamma_double.data(), gbeta_double.data());
+  ref::batchnorm2d_backward_train(
+      g, converted<double>(in.x).data(), converted<double>(in.gy).data(), converted<double>(y).data(),
+      converted<double>(in.gamma).data(), converted<double>(in.beta).data(), converted<double>(mean).data(),
+      converted<double>(invstd).data(), gx_double.data(), ggamma_double.data(), gbeta_double.data());
   auto gx_float = sized<float>(n);
   auto ggamma_float = sized<float>(c), gbeta_float = sized<float>(c);
   ref::batchnorm2d_backward_train(g, converted<float>(in.x).data(), converted<float>(in.gy).data(),
-                                  converted<float>(y).data(), in.gamma.data(), mean.data(), invstd.data(),
-                                  gx_float.data(), ggamma_float.data(), gbeta_float.data());
+                                  converted<float>(y).data(), in.gamma.data(), in.beta.data(), mean.data(),
+                                  invstd.data(), gx_float.data(), ggamma_float.data(), gbeta_float.data());
   check_bfloat16_against_wider(gx, gx_double, gx_float, "gx");
   check_channel(ggamma, ggamma_double, ggamma_float, "ggamma");
   check_channel(gbeta, gbeta_double, gbeta_float, "gbeta");
@@ -180,22 +180,22 @@ void check_eval(const BatchNorm2dGeometry& g, const Inputs& in) {
 
   auto gx = sized<bfloat16>(n);
   auto ggamma = sized<float>(c), gbeta = sized<float>(c);
-  ref::batchnorm2d_backward_eval(g, in.x.data(), in.gy.data(), y.data(), in.gamma.data(),
+  ref::batchnorm2d_backward_eval(g, in.x.data(), in.gy.data(), y.data(), in.gamma.data(), in.beta.data(),
                                  in.running_mean.data(), in.running_var.data(), kEps, gx.data(),
                                  ggamma.data(), gbeta.data());
   auto gx_double = sized<double>(n);
   auto ggamma_double = sized<double>(c), gbeta_double = sized<double>(c);
   ref::batchnorm2d_backward_eval(g, converted<double>(in.x).data(), converted<double>(in.gy).data(),
                                  converted<double>(y).data(), converted<double>(in.gamma).data(),
-                                 converted<double>(in.running_mean).data(),
+                                 converted<double>(in.beta).data(), converted<double>(in.running_mean).data(),
                                  converted<double>(in.running_var).data(), double{kEps}, gx_double.data(),
                                  ggamma_double.data(), gbeta_double.data());
   auto gx_float = sized<float>(n);
   auto ggamma_float = sized<float>(c), gbeta_float = sized<float>(c);
   ref::batchnorm2d_backward_eval(g, converted<float>(in.x).data(), converted<float>(in.gy).data(),
-                                 converted<float>(y).data(), in.gamma.data(), in.running_mean.data(),
-                                 in.running_var.data(), kEps, gx_float.data(), ggamma_float.data(),
-                                 gbeta_float.data());
+                                 converted<float>(y).data(), in.gamma.data(), in.beta.data(),
+                                 in.running_mean.data(), in.running_var.data(), kEps, gx_float.data(),
+                                 ggamma_float.data(), gbeta_float.data());
   check_bfloat16_against_wider(gx, gx_double, gx_float, "eval gx");
   check_channel(ggamma, ggamma_double, ggamma_float, "eval ggamma");
   check_channel(gbeta, gbeta_double, gbeta_float, "eval gbeta");

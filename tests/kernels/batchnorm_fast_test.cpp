@@ -23,6 +23,7 @@
 #include "kernels/batchnorm/batchnorm_vector_ops.hpp"
 #include "kernels/batchnorm/channel_groups.hpp"
 #include "kernels/cpu_level.hpp"
+#include "kernels/elementwise/elementwise.hpp"
 #include "kernels/parallel.hpp"
 #include "tests/support/fast_kernel_testing.hpp"
 #include "tests/support/matches_reference.hpp"
@@ -77,7 +78,9 @@ std::vector<Case> plain_cases() {
 constexpr float kTestCap = 0.5f;
 
 // Each plain case, then each again with the ReLU fused (about half of y is then clamped to zero, so the
-// backward's mask matters), and again with the ReLU capped at kTestCap; then all of those channels-last,
+// backward's mask matters), again with the ReLU capped at kTestCap, and again with the hard swish fused
+// (beta about N(0, 1), gamma about 1: values on both sides of its kink at -3 and its knee at 3 are rare, the
+// three pieces in between common); then all of those channels-last,
 // with two more whose rows are wider than the channels-last walk's group of 4 vectors (64 channels on AVX2;
 // 130, with a partial vector, on both), and rows of 2 and 3 whole AVX-512 vectors, whose coefficients the
 // elementwise passes hold in registers.
@@ -89,6 +92,10 @@ std::vector<Case> odd_cases() {
       c.g.relu_upper = cap;
       cases.push_back(c);
     }
+  }
+  for (Case c : plain_cases()) {
+    c.g.fused_hardswish = true;
+    cases.push_back(c);
   }
   cases.push_back({{.batch = 8, .channels = 64, .height = 8, .width = 8}, 0.0f});
   cases.push_back({{.batch = 2, .channels = 130, .height = 9, .width = 15, .fused_relu = true}, 1.0f});
@@ -105,8 +112,9 @@ std::vector<Case> odd_cases() {
 
 std::int64_t numel(const BatchNorm2dGeometry& g) { return g.batch * g.channels * g.height * g.width; }
 
-// The fused activation, for INFO: "", " fused relu" or " fused relu capped at 0.5".
+// The fused activation, for INFO: "", " fused relu", " fused relu capped at 0.5" or " fused hardswish".
 std::string relu_label(const BatchNorm2dGeometry& g) {
+  if (g.fused_hardswish) return " fused hardswish";
   if (!g.fused_relu) return "";
   if (std::isinf(g.relu_upper)) return " fused relu";
   return " fused relu capped at " + std::to_string(g.relu_upper);
@@ -152,7 +160,7 @@ TrainOutputs run_train(const Case& c, bool use_reference) {
                                    o.ggamma.data(), o.gbeta.data());
     return o;
   }
-  kk::reference::batchnorm2d_backward_train(g, x.data(), gy.data(), o.y.data(), gamma.data(),
+  kk::reference::batchnorm2d_backward_train(g, x.data(), gy.data(), o.y.data(), gamma.data(), beta.data(),
                                             o.save_mean.data(), o.save_invstd.data(), o.gx.data(),
                                             o.ggamma.data(), o.gbeta.data());
   // The forward's outputs, the reference's.
@@ -180,7 +188,7 @@ EvalOutputs run_eval(const Case& c, bool use_reference) {
   if (use_reference) {
     kk::reference::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
                                             running_var.data(), 1e-5f, o.y.data());
-    kk::reference::batchnorm2d_backward_eval(g, x.data(), gy.data(), o.y.data(), gamma.data(),
+    kk::reference::batchnorm2d_backward_eval(g, x.data(), gy.data(), o.y.data(), gamma.data(), beta.data(),
                                              running_mean.data(), running_var.data(), 1e-5f, o.gx.data(),
                                              o.ggamma.data(), o.gbeta.data());
   } else {
@@ -189,7 +197,7 @@ EvalOutputs run_eval(const Case& c, bool use_reference) {
     std::vector<float> y(n);  // the reference's, as in run_train
     kk::reference::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
                                             running_var.data(), 1e-5f, y.data());
-    kk::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(),
+    kk::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), y.data(), gamma.data(), beta.data(),
                                   running_mean.data(), running_var.data(), 1e-5f, o.gx.data(),
                                   o.ggamma.data(), o.gbeta.data());
   }
@@ -306,6 +314,8 @@ TEST_CASE("batchnorm fast: the channel-group walk gives the walk in order's bits
     cases.push_back(
         {{{.batch = 4, .channels = 80, .height = 9, .width = 9, .fused_relu = relu}, 1.0f}, 66 << 10});
   }
+  cases.push_back(
+      {{{.batch = 8, .channels = 29, .height = 16, .width = 16, .fused_hardswish = true}, 2.0f}, 144 << 10});
   DispatchGuard guard;
   for (const CpuLevel level : fast_levels()) {
     kk::set_cpu_level(level);
@@ -339,16 +349,16 @@ TEST_CASE("batchnorm fast: the channel-group walk gives the walk in order's bits
 // The channel-group walk's case of the tests below, [8, 29, 16, 16] (groups of 4 channels, the last of 1).
 constexpr BatchNorm2dGeometry kGroupedGeometry{.batch = 8, .channels = 29, .height = 16, .width = 16};
 
-// Every odd case (those with the ReLU fused only, when fused_only), then kGroupedGeometry planned for
-// grouped_l2_bytes of L2, at each fast level: body(case), the level and the L2 set, an INFO naming them.
-// first_pass_tensors: what the kernel under test reads (and keeps) in its first pass, for the check that
-// the grouped case does take the channel-group walk, on 1 and 2 threads.
+// Every odd case but the hard swish's (those with the ReLU fused only, when fused_only), then
+// kGroupedGeometry planned for grouped_l2_bytes of L2, at each fast level: body(case), the level and the L2
+// set, an INFO naming them. first_pass_tensors: what the kernel under test reads (and keeps) in its first
+// pass, for the check that the grouped case does take the channel-group walk, on 1 and 2 threads.
 template <class Body>
 void at_each_level_and_walk(bool fused_only, std::int64_t grouped_l2_bytes, int first_pass_tensors,
                             Body&& body) {
   std::vector<std::pair<Case, std::int64_t>> cases;  // (case, L2 bytes to plan for; 0: the detected size)
   for (const Case& c : odd_cases())
-    if (c.g.fused_relu || !fused_only) cases.push_back({c, 0});
+    if (!c.g.fused_hardswish && (c.g.fused_relu || !fused_only)) cases.push_back({c, 0});
   for (const float cap : {0.0f, std::numeric_limits<float>::infinity(), kTestCap}) {  // 0: no ReLU
     if (cap == 0 && fused_only) continue;
     BatchNorm2dGeometry grouped = kGroupedGeometry;
@@ -462,8 +472,8 @@ TEST_CASE("batchnorm fast: the fused backward keeps gy through the ReLU, its gra
                                          o.ggamma.data(), o.gbeta.data(), through);
         } else {
           kk::batchnorm2d_backward_eval(Device::cpu(), geometry, x.data(), from.data(), y.data(),
-                                        gamma.data(), mean.data(), running_var.data(), 1e-5f, o.gx.data(),
-                                        o.ggamma.data(), o.gbeta.data(), through);
+                                        gamma.data(), beta.data(), mean.data(), running_var.data(), 1e-5f,
+                                        o.gx.data(), o.ggamma.data(), o.gbeta.data(), through);
         }
         return o;
       };
@@ -675,6 +685,101 @@ TEST_CASE_TEMPLATE("batchnorm fast: the recomputed capped ReLU mask is the store
   }
 }
 
+// The fused hard swish on float against the two ops it replaces, run by the same dispatcher: batch norm
+// alone, then the elementwise hard swish (simd/hard_activations.hpp, the same float operations on the same
+// fma'd value); backward, the hard swish's backward on batch norm's output, then batch norm's plain backward.
+// y is their bits. The gradients are within a rounding: GCC contracts a product and the subtraction after it
+// into one fma wherever it sees both (intrinsics included: its default is -ffp-contract=fast), and the fused
+// backward's slope product meets gx's subtraction in registers where the separate ops stored it between
+// them. Train and eval mode, every plain case's shape in both layouts (NCHW planes, planes walked as rows,
+// channels-last rows held in registers) and the channel-group walk's, at every level.
+TEST_CASE(
+    "batchnorm fast: the fused hard swish gives the separate ops' values, train and eval, every level") {
+  std::vector<std::pair<Case, std::int64_t>> cases;  // (case, L2 bytes to plan for; 0: the detected size)
+  for (Case c : plain_cases()) {
+    for (const bool channels_last : {false, true}) {
+      c.g.channels_last = channels_last;
+      cases.push_back({c, 0});
+    }
+  }
+  cases.push_back({{kGroupedGeometry, 3.0f}, 144 << 10});
+  std::int64_t below = 0, above = 0;  // batch norm's outputs at or past each kink
+  DispatchGuard guard;
+  for (const CpuLevel level : fast_levels()) {
+    kk::set_cpu_level(level);
+    for (const auto& [c, l2_bytes] : cases) {
+      const L2SizeGuard l2(l2_bytes);
+      BatchNorm2dGeometry fused = c.g, plain = c.g;
+      fused.fused_hardswish = true;
+      INFO(kk::cpu_level_name(level), " [", plain.batch, ",", plain.channels, ",", plain.height, ",",
+           plain.width, "]", (plain.channels_last ? " channels-last" : ""), (l2_bytes ? " grouped" : ""));
+      const std::int64_t count = numel(plain);
+      const auto n = static_cast<std::size_t>(count), channels = static_cast<std::size_t>(plain.channels);
+      // beta about N(0, 2) and gamma about 2: every piece of the hard swish, the kinks' outsides included.
+      std::vector<float> x = floats_around(count, 51, c.offset), gy = floats_around(count, 52);
+      std::vector<float> gamma = floats_around(plain.channels, 53, 2.0f),
+                         beta = floats_around(plain.channels, 54);
+      for (float& b : beta) b *= 2.0f;
+      const std::vector<float> running_mean = floats_around(plain.channels, 55, c.offset),
+                               running_var = floats_around(plain.channels, 56, 2.0f);
+      for (const bool training : {true, false}) {
+        INFO((training ? "train" : "eval"));
+        // Batch norm with geometry g: y, then gx, ggamma, gbeta from gradient `from`.
+        struct Run {
+          std::vector<float> y, gx, ggamma, gbeta;
+        };
+        const auto run = [&](const BatchNorm2dGeometry& g, const std::vector<float>& from, Run& r) {
+          std::vector<float> mean(channels), invstd(channels);
+          r.gx.assign(n, 0.0f);
+          r.ggamma.assign(channels, 0.0f);
+          r.gbeta.assign(channels, 0.0f);
+          if (training) {
+            r.y.assign(n, 0.0f);
+            kk::batchnorm2d_forward_train(Device::cpu(), g, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+                                          nullptr, nullptr, r.y.data(), mean.data(), invstd.data());
+            if (from.empty()) return;
+            kk::batchnorm2d_backward_train(Device::cpu(), g, x.data(), from.data(), r.y.data(), gamma.data(),
+                                           beta.data(), mean.data(), invstd.data(), r.gx.data(),
+                                           r.ggamma.data(), r.gbeta.data());
+          } else {
+            r.y.assign(n, 0.0f);
+            kk::batchnorm2d_forward_eval(Device::cpu(), g, x.data(), gamma.data(), beta.data(),
+                                         running_mean.data(), running_var.data(), 1e-5f, r.y.data());
+            if (from.empty()) return;
+            kk::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), from.data(), r.y.data(), gamma.data(),
+                                          beta.data(), running_mean.data(), running_var.data(), 1e-5f,
+                                          r.gx.data(), r.ggamma.data(), r.gbeta.data());
+          }
+        };
+        Run one, two, separate;
+        kk::set_compute_threads(1);
+        run(fused, gy, one);
+        kk::set_compute_threads(2);
+        run(fused, gy, two);
+        CHECK(one.y == two.y);
+        CHECK(one.gx == two.gx);
+        CHECK(one.ggamma == two.ggamma);
+        // The separate ops: batch norm's output v, its hard swish, the hard swish's backward, batch norm's.
+        run(plain, {}, separate);
+        const std::vector<float> v = separate.y;
+        std::vector<float> y(n), through(n);
+        kk::unary_forward(Device::cpu(), kk::UnaryOp::Hardswish, {}, count, v.data(), y.data());
+        kk::unary_backward(Device::cpu(), kk::UnaryOp::Hardswish, {}, count, v.data(), y.data(), gy.data(),
+                           through.data());
+        run(plain, through, separate);
+        CHECK(one.y == y);
+        check_close(one.gx, separate.gx, kElementwise, "gx");
+        check_close(one.ggamma, separate.ggamma, kSums, "ggamma");
+        check_close(one.gbeta, separate.gbeta, kSums, "gbeta");
+        below += std::count_if(v.begin(), v.end(), [](float value) { return value <= -3.0f; });
+        above += std::count_if(v.begin(), v.end(), [](float value) { return value >= 3.0f; });
+      }
+    }
+  }
+  CHECK(below > 0);  // every piece of the hard swish was reached: below -3, the middle, above 3
+  CHECK(above > 0);
+}
+
 // The channels-last reference visits every channel's values in the NCHW reference's order, so it gives
 // the same bits, moved.
 TEST_CASE("batchnorm reference: channels-last gives the NCHW bits, moved") {
@@ -707,8 +812,8 @@ TEST_CASE("batchnorm reference: channels-last gives the NCHW bits, moved") {
                                                o.running_mean.data(), o.running_var.data(), o.y.data(),
                                                o.save_mean.data(), o.save_invstd.data());
       kk::reference::batchnorm2d_backward_train(g, x_in.data(), gy_in.data(), o.y.data(), gamma.data(),
-                                                o.save_mean.data(), o.save_invstd.data(), o.gx.data(),
-                                                o.ggamma.data(), o.gbeta.data());
+                                                beta.data(), o.save_mean.data(), o.save_invstd.data(),
+                                                o.gx.data(), o.ggamma.data(), o.gbeta.data());
       return o;
     };
     const TrainOutputs expected = reference_train(c.g, x, gy);

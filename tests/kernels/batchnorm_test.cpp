@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "kernels/elementwise/elementwise.hpp"
 #include "tests/support/buffer_gradcheck.hpp"
 
 namespace kernels_batchnorm_test {
@@ -161,10 +162,11 @@ TEST_CASE_TEMPLATE("batchnorm2d_backward_train: hand-worked [2,1,1,2]", T, float
   const BatchNorm2dGeometry g{.batch = 2, .channels = 1, .height = 1, .width = 2};
   const auto x = to<T>({0, 4, 4, 8});
   const auto gy = to<T>({1, 0, 0, 0});
-  const std::vector<T> gamma{3}, save_mean{4}, save_invstd{T{1} / T{3}};
+  const std::vector<T> gamma{3}, beta{1}, save_mean{4}, save_invstd{T{1} / T{3}};
   std::vector<T> gx(4), ggamma(1), gbeta(1);
-  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(),
-                                  save_invstd.data(), gx.data(), ggamma.data(), gbeta.data());
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), beta.data(),
+                                  save_mean.data(), save_invstd.data(), gx.data(), ggamma.data(),
+                                  gbeta.data());
   check_values(gx, {11.0 / 36, -0.25, -0.25, 7.0 / 36});
   check_values(ggamma, {-4.0 / 3});
   check_values(gbeta, {1});
@@ -184,8 +186,9 @@ TEST_CASE("batchnorm2d_backward_train: gx is orthogonal to 1 and to xhat in ever
   ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 0.0, 0.1,
                                  static_cast<double*>(nullptr), static_cast<double*>(nullptr), y.data(),
                                  save_mean.data(), save_invstd.data());
-  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(),
-                                  save_invstd.data(), gx.data(), ggamma.data(), gbeta.data());
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), beta.data(),
+                                  save_mean.data(), save_invstd.data(), gx.data(), ggamma.data(),
+                                  gbeta.data());
   for (std::int64_t c = 0; c < g.channels; ++c) {
     double sum_gx = 0, sum_gx_xhat = 0;
     for (std::int64_t n = 0; n < g.batch; ++n) {
@@ -201,39 +204,47 @@ TEST_CASE("batchnorm2d_backward_train: gx is orthogonal to 1 and to xhat in ever
   }
 }
 
+// Plain, and with the hard swish fused (gamma 1.5 to 3: normalized values on all three of its pieces), whose
+// slope the backward recomputes from x.
 TEST_CASE("batchnorm2d_backward_train: matches finite differences for x, gamma and beta over odd shapes") {
-  std::uint64_t seed = 10;
-  for (const BatchNorm2dGeometry& g : odd_geometries()) {
-    INFO("N=", g.batch, " C=", g.channels, " H=", g.height, " W=", g.width);
-    const double eps = 1e-5;
-    std::vector<double> x = random_values(tensor_size(g), seed++, -1.0, 2.0);
-    std::vector<double> gamma = random_values(g.channels, seed++, 0.5, 2.0);
-    std::vector<double> beta = random_values(g.channels, seed++);
-    const std::vector<double> weights = random_values(tensor_size(g), seed++);
-    std::vector<double> y(x.size()), save_mean(gamma.size()), save_invstd(gamma.size());
-    const auto loss = [&] {
-      ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), eps, 0.1,
-                                     static_cast<double*>(nullptr), static_cast<double*>(nullptr), y.data(),
-                                     save_mean.data(), save_invstd.data());
-      return weighted_sum(weights, y);
-    };
+  for (const bool hardswish : {false, true}) {
+    std::uint64_t seed = hardswish ? 90 : 10;
+    for (BatchNorm2dGeometry g : odd_geometries()) {
+      g.fused_hardswish = hardswish;
+      INFO("N=", g.batch, " C=", g.channels, " H=", g.height, " W=", g.width,
+           (hardswish ? " hardswish" : ""));
+      const double eps = 1e-5;
+      std::vector<double> x = random_values(tensor_size(g), seed++, -1.0, 2.0);
+      std::vector<double> gamma =
+          random_values(g.channels, seed++, hardswish ? 1.5 : 0.5, hardswish ? 3.0 : 2.0);
+      std::vector<double> beta =
+          random_values(g.channels, seed++, hardswish ? -2.0 : -1.0, hardswish ? 2.0 : 1.0);
+      const std::vector<double> weights = random_values(tensor_size(g), seed++);
+      std::vector<double> y(x.size()), save_mean(gamma.size()), save_invstd(gamma.size());
+      const auto loss = [&] {
+        ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), eps, 0.1,
+                                       static_cast<double*>(nullptr), static_cast<double*>(nullptr), y.data(),
+                                       save_mean.data(), save_invstd.data());
+        return weighted_sum(weights, y);
+      };
 
-    loss();  // fills save_mean and save_invstd at the unperturbed point
-    std::vector<double> gx(x.size()), ggamma(gamma.size()), gbeta(beta.size());
-    ref::batchnorm2d_backward_train(g, x.data(), weights.data(), no_relu_output(x), gamma.data(),
-                                    save_mean.data(), save_invstd.data(), gx.data(), ggamma.data(),
-                                    gbeta.data());
-    {
-      INFO("gradient of x");
-      check_gradients_match(gx, numeric_gradient(x, loss));
-    }
-    {
-      INFO("gradient of gamma");
-      check_gradients_match(ggamma, numeric_gradient(gamma, loss));
-    }
-    {
-      INFO("gradient of beta");
-      check_gradients_match(gbeta, numeric_gradient(beta, loss));
+      loss();  // fills save_mean and save_invstd at the unperturbed point
+      std::vector<double> gx(x.size()), ggamma(gamma.size()), gbeta(beta.size());
+      ref::batchnorm2d_backward_train(g, x.data(), weights.data(), no_relu_output(x), gamma.data(),
+                                      beta.data(), save_mean.data(), save_invstd.data(), gx.data(),
+                                      ggamma.data(), gbeta.data());
+      {
+        INFO("gradient of x");
+        check_gradients_match(gx, numeric_gradient(x, loss));
+      }
+      {
+        INFO("gradient of gamma");
+        check_gradients_match(ggamma, numeric_gradient(gamma, loss));
+      }
+      {
+        INFO("gradient of beta");
+        check_gradients_match(gbeta, numeric_gradient(beta, loss));
+      }
     }
   }
 }
@@ -265,50 +276,149 @@ TEST_CASE_TEMPLATE("batchnorm2d_backward_eval: hand-worked with given running st
   const auto x = to<T>({0, 4, 1, 7});
   const auto gy = to<T>({1, 2, 3, 5});
   const auto gamma = to<T>({0.5, 2});
-  const std::vector<T> running_mean{2, 4}, running_var{3, 8};
+  const std::vector<T> beta{-1, 3}, running_mean{2, 4}, running_var{3, 8};
   std::vector<T> gx(4), ggamma(2), gbeta(2);
-  ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), running_mean.data(),
-                                 running_var.data(), T{1}, gx.data(), ggamma.data(), gbeta.data());
+  ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), beta.data(),
+                                 running_mean.data(), running_var.data(), T{1}, gx.data(), ggamma.data(),
+                                 gbeta.data());
   check_values(gx, {0.25, 0.5, 2, 10.0 / 3});
   check_values(ggamma, {1, 2});
   check_values(gbeta, {3, 8});
 }
 
+// Plain, and with the hard swish fused (as the train case above; a smaller running variance spreads the
+// normalized values past its kinks).
 TEST_CASE("batchnorm2d_backward_eval: matches finite differences for x, gamma and beta over odd shapes") {
-  std::uint64_t seed = 50;
-  for (const BatchNorm2dGeometry& g : odd_geometries()) {
-    INFO("N=", g.batch, " C=", g.channels, " H=", g.height, " W=", g.width);
-    const double eps = 1e-5;
-    std::vector<double> x = random_values(tensor_size(g), seed++, -1.0, 2.0);
-    std::vector<double> gamma = random_values(g.channels, seed++, 0.5, 2.0);
-    std::vector<double> beta = random_values(g.channels, seed++);
-    const std::vector<double> running_mean = random_values(g.channels, seed++);
-    const std::vector<double> running_var = random_values(g.channels, seed++, 0.2, 3.0);
-    const std::vector<double> weights = random_values(tensor_size(g), seed++);
-    std::vector<double> y(x.size());
-    const auto loss = [&] {
-      ref::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
-                                    running_var.data(), eps, y.data());
-      return weighted_sum(weights, y);
-    };
+  for (const bool hardswish : {false, true}) {
+    std::uint64_t seed = hardswish ? 130 : 50;
+    for (BatchNorm2dGeometry g : odd_geometries()) {
+      g.fused_hardswish = hardswish;
+      INFO("N=", g.batch, " C=", g.channels, " H=", g.height, " W=", g.width,
+           (hardswish ? " hardswish" : ""));
+      const double eps = 1e-5;
+      std::vector<double> x = random_values(tensor_size(g), seed++, -1.0, 2.0);
+      std::vector<double> gamma =
+          random_values(g.channels, seed++, hardswish ? 1.5 : 0.5, hardswish ? 3.0 : 2.0);
+      std::vector<double> beta =
+          random_values(g.channels, seed++, hardswish ? -2.0 : -1.0, hardswish ? 2.0 : 1.0);
+      const std::vector<double> running_mean = random_values(g.channels, seed++);
+      const std::vector<double> running_var = random_values(g.channels, seed++, 0.2, hardswish ? 1.0 : 3.0);
+      const std::vector<double> weights = random_values(tensor_size(g), seed++);
+      std::vector<double> y(x.size());
+      const auto loss = [&] {
+        ref::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                      running_var.data(), eps, y.data());
+        return weighted_sum(weights, y);
+      };
 
-    std::vector<double> gx(x.size()), ggamma(gamma.size()), gbeta(beta.size());
-    ref::batchnorm2d_backward_eval(g, x.data(), weights.data(), no_relu_output(x), gamma.data(),
-                                   running_mean.data(), running_var.data(), eps, gx.data(), ggamma.data(),
-                                   gbeta.data());
-    {
-      INFO("gradient of x");
-      check_gradients_match(gx, numeric_gradient(x, loss));
-    }
-    {
-      INFO("gradient of gamma");
-      check_gradients_match(ggamma, numeric_gradient(gamma, loss));
-    }
-    {
-      INFO("gradient of beta");
-      check_gradients_match(gbeta, numeric_gradient(beta, loss));
+      std::vector<double> gx(x.size()), ggamma(gamma.size()), gbeta(beta.size());
+      ref::batchnorm2d_backward_eval(g, x.data(), weights.data(), no_relu_output(x), gamma.data(),
+                                     beta.data(), running_mean.data(), running_var.data(), eps, gx.data(),
+                                     ggamma.data(), gbeta.data());
+      {
+        INFO("gradient of x");
+        check_gradients_match(gx, numeric_gradient(x, loss));
+      }
+      {
+        INFO("gradient of gamma");
+        check_gradients_match(ggamma, numeric_gradient(gamma, loss));
+      }
+      {
+        INFO("gradient of beta");
+        check_gradients_match(gbeta, numeric_gradient(beta, loss));
+      }
     }
   }
+}
+
+// ---- the fused hard swish --------------------------------------------------------------------------
+
+// The reference's fused hard swish is the elementwise reference's hard swish on batch norm's output, and its
+// backward batch norm's plain backward on that hard swish's backward: bit for bit in double (the saved
+// statistics are the forward's own in double, so the recomputed input is batch norm's output exactly), in
+// train and eval mode, both layouts. gamma about 2 reaches all three pieces of the hard swish.
+TEST_CASE("batchnorm2d reference, fused hard swish: the two separate reference ops' bits, train and eval") {
+  namespace elementwise = kiln::kernels::reference;
+  using kiln::kernels::UnaryOp;
+  std::uint64_t seed = 70;
+  std::int64_t below = 0, above = 0;  // values of batch norm's output at or past each kink
+  for (BatchNorm2dGeometry plain : odd_geometries()) {
+    for (const bool channels_last : {false, true}) {
+      plain.channels_last = channels_last;
+      BatchNorm2dGeometry fused = plain;
+      fused.fused_hardswish = true;
+      INFO("N=", plain.batch, " C=", plain.channels, " H=", plain.height, " W=", plain.width,
+           (channels_last ? " channels-last" : ""));
+      const std::int64_t n = tensor_size(plain);
+      const auto x = random_values(n, seed++, -1.0, 2.0), gy = random_values(n, seed++);
+      const auto gamma = random_values(plain.channels, seed++, 1.5, 3.0);
+      const auto beta = random_values(plain.channels, seed++, -2.0, 2.0);
+      const auto running_mean = random_values(plain.channels, seed++);
+      const auto running_var = random_values(plain.channels, seed++, 0.2, 1.0);
+      for (const bool training : {true, false}) {
+        INFO((training ? "train" : "eval"));
+        const auto channels = static_cast<std::size_t>(plain.channels);
+        std::vector<double> v(x.size()), y(x.size()), mean(channels), invstd(channels);
+        const auto forward = [&](const BatchNorm2dGeometry& g, std::vector<double>& out) {
+          if (training) {
+            ref::batchnorm2d_forward_train(g, x.data(), gamma.data(), beta.data(), 1e-5, 0.1,
+                                           static_cast<double*>(nullptr), static_cast<double*>(nullptr),
+                                           out.data(), mean.data(), invstd.data());
+          } else {
+            ref::batchnorm2d_forward_eval(g, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                          running_var.data(), 1e-5, out.data());
+          }
+        };
+        // gx, ggamma, gbeta of geometry g from gradient `from`.
+        const auto backward = [&](const BatchNorm2dGeometry& g, const std::vector<double>& from) {
+          std::vector<double> gx(x.size()), ggamma(channels), gbeta(channels);
+          if (training) {
+            ref::batchnorm2d_backward_train(g, x.data(), from.data(), no_relu_output(x), gamma.data(),
+                                            beta.data(), mean.data(), invstd.data(), gx.data(), ggamma.data(),
+                                            gbeta.data());
+          } else {
+            ref::batchnorm2d_backward_eval(g, x.data(), from.data(), no_relu_output(x), gamma.data(),
+                                           beta.data(), running_mean.data(), running_var.data(), 1e-5,
+                                           gx.data(), ggamma.data(), gbeta.data());
+          }
+          return std::vector<std::vector<double>>{gx, ggamma, gbeta};
+        };
+        forward(plain, v);
+        std::vector<double> swished(x.size()), through(x.size());
+        elementwise::unary_forward(UnaryOp::Hardswish, {}, n, v.data(), swished.data());
+        elementwise::unary_backward(UnaryOp::Hardswish, {}, n, v.data(), swished.data(), gy.data(),
+                                    through.data());
+        forward(fused, y);
+        CHECK(y == swished);
+        CHECK(backward(fused, gy) == backward(plain, through));
+        below += std::count_if(v.begin(), v.end(), [](double value) { return value <= -3.0; });
+        above += std::count_if(v.begin(), v.end(), [](double value) { return value >= 3.0; });
+      }
+    }
+  }
+  CHECK(below > 0);
+  CHECK(above > 0);
+}
+
+// The fused hard swish comes alone: with a ReLU, a residual or a kept gradient the dispatcher refuses it.
+TEST_CASE("batchnorm dispatch: the fused hard swish refuses a ReLU, a residual and a kept gradient") {
+  BatchNorm2dGeometry g{.batch = 2, .channels = 3, .height = 2, .width = 2, .fused_hardswish = true};
+  const std::vector<float> x(24, 1.0f), gamma(3, 1.0f), beta(3, 0.0f);
+  std::vector<float> y(24), mean(3), invstd(3), gx(24), ggamma(3), gbeta(3), kept(24);
+  const auto forward = [&](const float* residual) {
+    kiln::kernels::batchnorm2d_forward_train(Device::cpu(), g, x.data(), gamma.data(), beta.data(), 1e-5f,
+                                             0.1f, nullptr, nullptr, y.data(), mean.data(), invstd.data(),
+                                             residual);
+  };
+  CHECK_NOTHROW(forward(nullptr));
+  CHECK_THROWS_WITH_AS(forward(x.data()), doctest::Contains("the fused hard swish takes neither"),
+                       kiln::Error);
+  CHECK_THROWS_AS(kiln::kernels::batchnorm2d_backward_train(
+                      Device::cpu(), g, x.data(), x.data(), y.data(), gamma.data(), beta.data(), mean.data(),
+                      invstd.data(), gx.data(), ggamma.data(), gbeta.data(), kept.data()),
+                  kiln::Error);
+  g.fused_relu = true;
+  CHECK_THROWS_AS(forward(nullptr), kiln::Error);
 }
 
 // ---- residual ----------------------------------------------------------------------------------------
@@ -398,8 +508,9 @@ TEST_CASE("batchnorm dispatch: the CPU runs the reference kernels") {
   kiln::kernels::batchnorm2d_backward_train(Device::cpu(), g, x.data(), gy.data(), no_relu_output(x),
                                             gamma.data(), beta.data(), save_mean.data(), save_invstd.data(),
                                             gx.data(), ggamma.data(), gbeta.data());
-  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), save_mean.data(),
-                                  save_invstd.data(), gx_ref.data(), ggamma_ref.data(), gbeta_ref.data());
+  ref::batchnorm2d_backward_train(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), beta.data(),
+                                  save_mean.data(), save_invstd.data(), gx_ref.data(), ggamma_ref.data(),
+                                  gbeta_ref.data());
   CHECK(gx == gx_ref);
   CHECK(ggamma == ggamma_ref);
   CHECK(gbeta == gbeta_ref);
@@ -410,10 +521,11 @@ TEST_CASE("batchnorm dispatch: the CPU runs the reference kernels") {
                                 y_ref.data());
   CHECK(y == y_ref);
   kiln::kernels::batchnorm2d_backward_eval(Device::cpu(), g, x.data(), gy.data(), no_relu_output(x),
-                                           gamma.data(), beta.data(), var.data(), 1e-5, gx.data(),
-                                           ggamma.data(), gbeta.data());
+                                           gamma.data(), beta.data(), beta.data(), var.data(), 1e-5,
+                                           gx.data(), ggamma.data(), gbeta.data());
   ref::batchnorm2d_backward_eval(g, x.data(), gy.data(), no_relu_output(x), gamma.data(), beta.data(),
-                                 var.data(), 1e-5, gx_ref.data(), ggamma_ref.data(), gbeta_ref.data());
+                                 beta.data(), var.data(), 1e-5, gx_ref.data(), ggamma_ref.data(),
+                                 gbeta_ref.data());
   CHECK(gx == gx_ref);
   CHECK(ggamma == ggamma_ref);
   CHECK(gbeta == gbeta_ref);

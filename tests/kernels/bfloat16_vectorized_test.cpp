@@ -128,11 +128,21 @@ TEST_CASE(
       {{.batch = 32, .channels = 257, .height = 2, .width = 2}, 5.0f},                       // planes as rows
       {{.batch = 2, .channels = 130, .height = 9, .width = 15, .fused_relu = true, .channels_last = true},
        1.0f},
+      // The hard swish: a scalar tail, planes as rows, channels-last (no residual with it).
+      {{.batch = 3, .channels = 17, .height = 5, .width = 7, .fused_hardswish = true}, 3.0f},
+      {{.batch = 32, .channels = 257, .height = 2, .width = 2, .fused_hardswish = true}, 5.0f},
+      {{.batch = 2,
+        .channels = 130,
+        .height = 9,
+        .width = 15,
+        .fused_hardswish = true,
+        .channels_last = true},
+       1.0f},
   };
   for (const BatchNormCase& c : cases) {
     const kk::BatchNorm2dGeometry& g = c.g;
     INFO("[", g.batch, ",", g.channels, ",", g.height, ",", g.width, "]", g.fused_relu ? " fused relu" : "",
-         g.channels_last ? " channels-last" : "");
+         g.fused_hardswish ? " fused hardswish" : "", g.channels_last ? " channels-last" : "");
     const std::int64_t n = g.batch * g.channels * g.height * g.width;
     const auto channels = static_cast<std::size_t>(g.channels), count = static_cast<std::size_t>(n);
     const std::vector<float> x = bfloat16_values(n, 1, c.offset), gy = bfloat16_values(n, 2, 0.0f);
@@ -151,7 +161,7 @@ TEST_CASE(
         INFO(threads, " threads, L2 ", l2_bytes == 0 ? "detected" : std::to_string(l2_bytes));
         kk::set_compute_threads(threads);
         const testing::L2SizeGuard l2(l2_bytes);
-        const bool added = run++ % 2 == 1;
+        const bool added = run++ % 2 == 1 && !g.fused_hardswish;
         INFO((added ? "with a residual" : "no residual"));
         const float* r = added ? residual.data() : nullptr;
         const bfloat16* r16 = added ? residual16.data() : nullptr;
@@ -199,9 +209,11 @@ TEST_CASE(
         std::vector<bfloat16> egx16(count);
         std::vector<float> eggamma16(channels), egbeta16(channels);
         kk::batchnorm2d_backward_eval(kCpu, g, x.data(), gy.data(), ey_rounded.data(), gamma.data(),
-                                      rm.data(), rv.data(), 1e-5f, egx.data(), eggamma.data(), egbeta.data());
-        kk::batchnorm2d_backward_eval(kCpu, g, x16.data(), gy16.data(), ey16.data(), gamma.data(), rm.data(),
-                                      rv.data(), 1e-5f, egx16.data(), eggamma16.data(), egbeta16.data());
+                                      beta.data(), rm.data(), rv.data(), 1e-5f, egx.data(), eggamma.data(),
+                                      egbeta.data());
+        kk::batchnorm2d_backward_eval(kCpu, g, x16.data(), gy16.data(), ey16.data(), gamma.data(),
+                                      beta.data(), rm.data(), rv.data(), 1e-5f, egx16.data(),
+                                      eggamma16.data(), egbeta16.data());
         CHECK(bfloat16_difference(egx16, converted<bfloat16>(egx), 0) == "");
         CHECK(eggamma16 == eggamma);
         CHECK(egbeta16 == egbeta);

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/error.hpp"
+#include "core/ops.hpp"
 #include "tests/layers/layer_testing.hpp"
 
 namespace layers_batchnorm_test {
@@ -112,6 +113,47 @@ TEST_CASE(
       close(x_fused.grad(), x_separate.grad());
       close(fused.weight().grad(), separate.weight().grad());
       close(fused.bias().grad(), separate.bias().grad());
+    }
+  }
+}
+
+// The fused hard swish against batch norm and the hard swish op, in either layout: the same values, and the
+// same gradients within a rounding (kernels/batchnorm/batchnorm.hpp). gamma 3 and beta 1 put outputs on all
+// three of its pieces.
+TEST_CASE("layers: BatchNorm2d::forward_then(Hardswish) is hardswish(forward), values and gradients") {
+  for (const bool channels_last : {false, true}) {
+    for (const bool training : {true, false}) {
+      INFO((channels_last ? "channels-last, " : "NCHW, "), (training ? "train" : "eval"));
+      BatchNorm2d fused(3), separate(3);
+      for (BatchNorm2d* bn : {&fused, &separate}) {
+        std::fill_n(bn->weight().data<float>(), 3, 3.0f);
+        std::fill_n(bn->bias().data<float>(), 3, 1.0f);
+        if (!training) bn->eval();
+      }
+      Tensor x_data = Tensor::randn({4, 3, 5, 5});
+      if (channels_last) x_data = x_data.channels_last();
+      const Tensor weights = Tensor::randn({4, 3, 5, 5});
+      Tensor x_fused = x_data.detach(), x_separate = x_data.detach();
+      x_fused.set_requires_grad();
+      x_separate.set_requires_grad();
+      const Tensor y_fused = fused.forward_then(x_fused, FusedActivation::Hardswish);
+      const Tensor normalized = separate.forward(x_separate);
+      const Tensor y_separate = hardswish(normalized);
+      CHECK(y_fused.grad_fn()->op == "batch_norm2d_hardswish");
+      const std::vector<double> v = values(normalized), y = values(y_fused);
+      CHECK(y == values(y_separate));
+      CHECK(std::count_if(v.begin(), v.end(), [](double e) { return e <= -3; }) > 0);
+      CHECK(std::count_if(v.begin(), v.end(), [](double e) { return e >= 3; }) > 0);
+      sum(y_fused * weights).backward();
+      sum(y_separate * weights).backward();
+      const auto match = [](const Tensor& a, const Tensor& b) {
+        const std::vector<double> va = values(a), vb = values(b);
+        REQUIRE(va.size() == vb.size());
+        for (std::size_t i = 0; i < va.size(); ++i) CHECK(va[i] == doctest::Approx(vb[i]).epsilon(1e-5));
+      };
+      match(x_fused.grad(), x_separate.grad());
+      match(fused.weight().grad(), separate.weight().grad());
+      match(fused.bias().grad(), separate.bias().grad());
     }
   }
 }

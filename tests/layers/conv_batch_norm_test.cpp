@@ -63,8 +63,10 @@ bool has_fused_convolution(const profiler::Profile& profile) {
 TEST_CASE("conv_then_batch_norm: inference's fused op gives the layers' own forwards' bits, zoo models") {
   // Batch 8 at 16x16: ResNet-20's and the VGG-style net's first 16- and 32-channel layers are ones the CPU
   // dispatch gives Winograd, which normalizes in its stores; the rest take the two-op path inside the op.
-  // MobileNetV2's ReLU6s ride its depthwise and pointwise convolutions' stores, capped there.
-  for (const std::string name : {"resnet20", "vgg_small", "mobilenet", "mobilenet_v2"}) {
+  // MobileNetV2's ReLU6s ride its depthwise and pointwise convolutions' stores, capped there; MobileNetV3's
+  // hard swishes follow the stores at inference and ride batch norm's pass with gradients.
+  for (const std::string name :
+       {"resnet20", "vgg_small", "mobilenet", "mobilenet_v2", "mobilenet_v3_small"}) {
     CAPTURE(name);
     Generator generator(7);
     const layers::ModulePtr model = models::build_model({name, 3, 16, 16, 10}, generator);
