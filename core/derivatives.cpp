@@ -252,6 +252,17 @@ Tensor subsample_pad_channels(const Tensor& x, std::int64_t stride, std::int64_t
                 });
 }
 
+// The squeeze-and-excitation's gate applied per channel (kernels/channel_scale/channel_scale.hpp): gx and the
+// gates' gradient from one pass over gy and x, the gates' in their own shape.
+Tensor channel_scale(const Tensor& x, const Tensor& scale) {
+  return record(
+      "channel_scale", {x, scale}, raw::channel_scale_forward(x, scale),
+      [x, scale](const Tensor& g, const NeedsGrad& needs) {
+        raw::ChannelScaleGrads grads = raw::channel_scale_backward(g, x, scale);
+        return Grads{needs[0] ? grads.x : Tensor(), needs[1] ? grads.scale.reshape(scale.shape()) : Tensor()};
+      });
+}
+
 // ---- linear algebra --------------------------------------------------------------------------------------
 
 Tensor matmul(const Tensor& a, const Tensor& b) {

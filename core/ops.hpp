@@ -83,6 +83,11 @@ Tensor flip(const Tensor& x, const std::vector<int>& axes);
 // gather where those made five copies and fills forward and seven backward.
 Tensor subsample_pad_channels(const Tensor& x, std::int64_t stride, std::int64_t pad_before,
                               std::int64_t pad_after);
+// x [N, C, H, W] * scale [N, C] (or [N, C, 1, 1]): each image's channel scaled by its own gate, a
+// squeeze-and-excitation block's last step, in x's layout. The values of x * scale.reshape({N, C, 1, 1});
+// its backward is one pass over gy and x (kernels/channel_scale/channel_scale.hpp), where the broadcasting
+// multiply's wrote two tensors and summed one.
+Tensor channel_scale(const Tensor& x, const Tensor& scale);
 
 // ---- linear algebra --------------------------------------------------------------------------------
 // Batched matrix product: [..., M, K] @ [..., K, N] -> [..., M, N] with broadcast batch dims.

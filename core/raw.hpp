@@ -163,6 +163,16 @@ Tensor subsample_pad_channels_backward(const Tensor& gy, const Shape& x_shape, s
 // Whether t is dense in the layout an op runs in: channels-last as `channels_last` says, or contiguous.
 bool dense_in_layout(const Tensor& t, bool channels_last);
 
+// ---- the channel scale (kernels/channel_scale/channel_scale.hpp) ----------------------------------
+// x [N, C, H, W] times scale [N, C] (any shape of N * C values, dense: [N, C, 1, 1] too), per channel, in
+// x's layout (channels-last where x runs so).
+Tensor channel_scale_forward(const Tensor& x, const Tensor& scale);
+struct ChannelScaleGrads {
+  Tensor x;      // gy * scale, in the layout the forward ran in
+  Tensor scale;  // [N, C]: each plane's sum of gy * x
+};
+ChannelScaleGrads channel_scale_backward(const Tensor& gy, const Tensor& x, const Tensor& scale);
+
 // ---- batch normalization -------------------------------------------------------------------------
 struct BatchNormResult {
   Tensor output;       // the backward reads it when options.fused_relu (relu's rule)

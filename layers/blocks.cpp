@@ -230,7 +230,7 @@ Tensor SqueezeExcitation::forward(const Tensor& input) {
   const Tensor means = global_avg_pool2d(input).reshape({input.size(0), channels_, 1, 1});
   const Tensor logits = (*expand_)(relu((*reduce_)(means)));
   const Tensor scale = gate_ == SqueezeGate::Sigmoid ? sigmoid(logits) : hardsigmoid(logits);
-  return input * scale;  // [N, C, H, W] * [N, C, 1, 1]
+  return channel_scale(input, scale);  // [N, C, H, W] * [N, C, 1, 1], in one pass each way
 }
 
 std::string SqueezeExcitation::describe() const {

@@ -326,6 +326,13 @@ TEST_CASE("gradcheck: flip, one axis and several, NCHW and channels-last") {
       {random_input({1, 3, 3, 2}, 166)});
 }
 
+// The gates as [N, C, 1, 1] (the squeeze-and-excitation's) and as [N, C]; batch 1 with 1x1 planes too.
+TEST_CASE("gradcheck: channel_scale, x and the gates, gates [N, C, 1, 1] and [N, C]") {
+  check_gradient([](const Inputs& in) { return channel_scale(in[0], in[1]); },
+                 {random_input({2, 3, 4, 5}, 161), random_input({2, 3, 1, 1}, 162)});
+  check_gradient([](const Inputs& in) { return channel_scale(in[0], in[1]); },
+                 {random_input({1, 5, 1, 1}, 163), random_input({1, 5}, 164)});
+}
 TEST_CASE("gradcheck: subsample_pad_channels, odd sizes, stride 2 and 3, zero channels on either side") {
   check_gradient([](const Inputs& in) { return subsample_pad_channels(in[0], 2, 1, 2); },
                  {random_input({2, 3, 5, 4}, 160)});
