@@ -210,7 +210,7 @@ void shift_scale_offset(const T* in, std::int64_t n, float shift, float scale, f
   using Reg = typename V::Reg;
   const Reg vshift = V::broadcast(shift), vscale = V::broadcast(scale), voffset = V::broadcast(offset);
   const Reg upper = V::broadcast(activation.upper);
-  const auto finish = [&activation, upper, residual](Reg v, std::int64_t i, std::int64_t lanes) {
+  const auto finish = [activation, upper, residual](Reg v, std::int64_t i, std::int64_t lanes) {
     if (residual) v = V::add(v, V::load_partial(residual + i, lanes));
     return apply_activation<V>(activation, upper, v);
   };

@@ -62,9 +62,9 @@ T capped_relu(T v, float upper) {
   return v > upper ? static_cast<T>(upper) : v;
 }
 
-// The hard swish and its derivative as the elementwise reference has them
-// (kernels/elementwise/reference.cpp), in double: v * relu6(v + 3) / 6, and (2v + 3) / 6 strictly inside (-3,
-// 3), 0 at and below -3, 1 at and above.
+// The hard swish and its derivative in double, as the elementwise reference has them
+// (kernels/elementwise/reference.cpp): v * relu6(v + 3) / 6; (2v + 3) / 6 strictly inside (-3, 3), 0 at and
+// below -3, 1 at and above 3.
 double hard_swish(double v) { return v * (std::min(std::max(v + 3.0, 0.0), 6.0) / 6.0); }
 double hard_swish_derivative(double v) { return v <= -3.0 ? 0.0 : v >= 3.0 ? 1.0 : (2.0 * v + 3.0) / 6.0; }
 
