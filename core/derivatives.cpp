@@ -309,11 +309,18 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options) {
                 });
 }
 
+// The backward adds into x's gradient so far where the engine offers it (a squeeze-and-excitation's input,
+// whose channel scale's gradient came first): one pass over it, and no gradient of its own to add.
 Tensor global_avg_pool2d(const Tensor& x) {
-  return record("global_avg_pool2d", {x}, raw::global_avg_pool2d_forward(x),
-                [shape = x.shape(), channels_last = raw::runs_channels_last(x)](const Tensor& g) {
-                  return Grads{raw::global_avg_pool2d_backward(g, shape, channels_last)};
-                });
+  return record(
+      "global_avg_pool2d", {x}, raw::global_avg_pool2d_forward(x),
+      [shape = x.shape(), dtype = x.dtype(), channels_last = raw::runs_channels_last(x)](
+          const Tensor& g, const NeedsGrad& needs) {
+        const Tensor* sum = needs.sum_into(0);
+        const bool adds = sum && sum->dtype() == dtype && sum->device() == g.device() &&
+                          raw::dense_in_layout(*sum, channels_last);
+        return Grads{raw::global_avg_pool2d_backward(g, shape, channels_last, adds ? sum : nullptr)};
+      });
 }
 
 Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,

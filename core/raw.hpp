@@ -147,7 +147,10 @@ Tensor avg_pool2d_forward(const Tensor& x, const Pool2dOptions& options);
 Tensor avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, const Pool2dOptions& options,
                            bool channels_last);
 Tensor global_avg_pool2d_forward(const Tensor& x);  // [N, C, H, W] -> [N, C]
-Tensor global_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, bool channels_last);
+// With `into` (a dense tensor of x's shape, dtype and device in that layout), the gradient is added into it
+// and `into` returned.
+Tensor global_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, bool channels_last,
+                                  const Tensor* into = nullptr);
 
 // ---- the pad-identity shortcut (kernels/shortcut/subsample_pad.hpp) -------------------------------
 // x [N, C, H, W] -> [N, pad_before + C + pad_after, ceil(H / stride), ceil(W / stride)]: every stride-th

@@ -106,12 +106,20 @@ Tensor global_avg_pool2d_forward(const Tensor& x) {
   return output;
 }
 
-Tensor global_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, bool channels_last) {
+Tensor global_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, bool channels_last,
+                                  const Tensor* into) {
   const kernels::GlobalPool2dGeometry g = global_pool2d_geometry(x_shape, channels_last);
   const Tensor grad_output = contiguous(gy);
-  Tensor grad_input = empty_in_layout(x_shape, gy.dtype(), gy.device(), channels_last);
+  if (into) {
+    KILN_CHECK(into->shape() == x_shape && dense_in_layout(*into, channels_last),
+               "global_avg_pool2d backward: ", into->describe(), " is no dense gradient of ", x_shape,
+               " to add into");
+    check_same_dtype_and_device("global_avg_pool2d backward", *into, {&grad_output});
+  }
+  Tensor grad_input = into ? *into : empty_in_layout(x_shape, gy.dtype(), gy.device(), channels_last);
   visit_floating(gy.dtype(), "global_avg_pool2d backward", [&]<typename T>() {
-    kernels::global_avg_pool2d_backward<T>(gy.device(), g, grad_output.data<T>(), grad_input.data<T>());
+    kernels::global_avg_pool2d_backward<T>(gy.device(), g, grad_output.data<T>(), grad_input.data<T>(),
+                                           into != nullptr);
   });
   return grad_input;
 }

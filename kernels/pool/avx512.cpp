@@ -29,8 +29,8 @@ void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y) 
   vectorized::global_avg_pool2d_forward<Vector>(g, x, y);
 }
 template <typename T>
-void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx) {
-  vectorized::global_avg_pool2d_backward<Vector>(g, gy, gx);
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx, bool accumulate) {
+  vectorized::global_avg_pool2d_backward<Vector>(g, gy, gx, accumulate);
 }
 
 #define KILN_INSTANTIATE(T)                                                                       \
@@ -39,7 +39,7 @@ void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* g
   template void avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                       \
   template void avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                      \
   template void global_avg_pool2d_forward<T>(const GlobalPool2dGeometry&, const T*, T*);          \
-  template void global_avg_pool2d_backward<T>(const GlobalPool2dGeometry&, const T*, T*);
+  template void global_avg_pool2d_backward<T>(const GlobalPool2dGeometry&, const T*, T*, bool);
 KILN_INSTANTIATE(float)
 KILN_INSTANTIATE(bfloat16)
 #undef KILN_INSTANTIATE

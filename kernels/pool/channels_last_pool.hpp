@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels/pool/pool.hpp"
 
@@ -173,19 +174,37 @@ void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y) 
   }
 }
 
-// gx[n, p, c] = gy[n, c] / positions, the share rounded exactly as the reference rounds it.
+// gx[n, p, c] = gy[n, c] / positions, the share rounded exactly as the reference rounds it; accumulating,
+// gx[n, p, c] + that share in float lanes, rounded once to T, as the vectorized add adds.
 template <class V, typename T>
-void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx) {
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx, bool accumulate) {
   const std::int64_t channels = g.channels, positions = g.plane_size;
 #pragma omp parallel for schedule(static) if (g.planes() * positions >= kPoolThreshold)
   for (std::int64_t n = 0; n < g.batch; ++n) {
     T* gx_image = gx + n * positions * channels;  // [positions][C]
-    for (std::int64_t c = 0; c < channels; ++c) {
-      gx_image[c] =
-          static_cast<T>(static_cast<double>(gy[n * channels + c]) / static_cast<double>(positions));
+    if (!accumulate) {
+      for (std::int64_t c = 0; c < channels; ++c) {
+        gx_image[c] =
+            static_cast<T>(static_cast<double>(gy[n * channels + c]) / static_cast<double>(positions));
+      }
+      for (std::int64_t p = 1; p < positions; ++p) {
+        std::memcpy(gx_image + p * channels, gx_image, static_cast<std::size_t>(channels) * sizeof(T));
+      }
+      continue;
     }
-    for (std::int64_t p = 1; p < positions; ++p) {
-      std::memcpy(gx_image + p * channels, gx_image, static_cast<std::size_t>(channels) * sizeof(T));
+    std::vector<float> shares(static_cast<std::size_t>(channels));  // T -> float -> T is exact
+    for (std::int64_t c = 0; c < channels; ++c) {
+      shares[static_cast<std::size_t>(c)] = static_cast<float>(
+          static_cast<T>(static_cast<double>(gy[n * channels + c]) / static_cast<double>(positions)));
+    }
+    for (std::int64_t p = 0; p < positions; ++p) {
+      T* row = gx_image + p * channels;
+      for (std::int64_t c0 = 0; c0 < channels; c0 += V::width) {
+        const std::int64_t lanes = std::min<std::int64_t>(V::width, channels - c0);
+        V::store_partial(row + c0,
+                         V::add(V::load_partial(row + c0, lanes), V::load_partial(shares.data() + c0, lanes)),
+                         lanes);
+      }
     }
   }
 }

@@ -258,13 +258,15 @@ __global__ void global_avg_pool2d_forward_channels_last_kernel(Layout layout, st
 // One thread per input element: gx = gy[plane] / plane_size, rounded to T as the reference does.
 template <typename T>
 __global__ void global_avg_pool2d_backward_kernel(Layout layout, std::int64_t planes, std::int64_t plane_size,
-                                                  const T* gy, T* gx) {
+                                                  const T* gy, T* gx, bool accumulate) {
   const std::int64_t total = planes * plane_size;
   const std::int64_t grid_stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += grid_stride) {
     const std::int64_t plane = locate(layout, i, plane_size).plane;
-    gx[i] = static_cast<T>(static_cast<double>(gy[plane]) / static_cast<double>(plane_size));
+    const T share = static_cast<T>(static_cast<double>(gy[plane]) / static_cast<double>(plane_size));
+    // Accumulating, added as the CUDA elementwise add adds: in double, rounded once.
+    gx[i] = accumulate ? static_cast<T>(static_cast<double>(gx[i]) + static_cast<double>(share)) : share;
   }
 }
 
@@ -321,12 +323,12 @@ void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y) 
 }
 
 template <typename T>
-void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx) {
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx, bool accumulate) {
   const std::int64_t inputs = g.planes() * g.plane_size;
   if (inputs <= 0) return;
   launch("global_avg_pool2d_backward", global_avg_pool2d_backward_kernel<T>,
          grid_blocks(inputs, kThreadsPerBlock), kThreadsPerBlock, Layout{g.channels, g.channels_last},
-         g.planes(), g.plane_size, gy, gx);
+         g.planes(), g.plane_size, gy, gx, accumulate);
 }
 
 template void max_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*, std::int32_t*);
@@ -334,14 +336,14 @@ template void max_pool2d_backward<float>(const Pool2dGeometry&, const float*, co
 template void avg_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*);
 template void avg_pool2d_backward<float>(const Pool2dGeometry&, const float*, float*);
 template void global_avg_pool2d_forward<float>(const GlobalPool2dGeometry&, const float*, float*);
-template void global_avg_pool2d_backward<float>(const GlobalPool2dGeometry&, const float*, float*);
+template void global_avg_pool2d_backward<float>(const GlobalPool2dGeometry&, const float*, float*, bool);
 
 template void max_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*, std::int32_t*);
 template void max_pool2d_backward<double>(const Pool2dGeometry&, const double*, const std::int32_t*, double*);
 template void avg_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*);
 template void avg_pool2d_backward<double>(const Pool2dGeometry&, const double*, double*);
 template void global_avg_pool2d_forward<double>(const GlobalPool2dGeometry&, const double*, double*);
-template void global_avg_pool2d_backward<double>(const GlobalPool2dGeometry&, const double*, double*);
+template void global_avg_pool2d_backward<double>(const GlobalPool2dGeometry&, const double*, double*, bool);
 
 template void max_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*, std::int32_t*);
 template void max_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, const std::int32_t*,
@@ -349,6 +351,7 @@ template void max_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat1
 template void avg_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
 template void avg_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
 template void global_avg_pool2d_forward<bfloat16>(const GlobalPool2dGeometry&, const bfloat16*, bfloat16*);
-template void global_avg_pool2d_backward<bfloat16>(const GlobalPool2dGeometry&, const bfloat16*, bfloat16*);
+template void global_avg_pool2d_backward<bfloat16>(const GlobalPool2dGeometry&, const bfloat16*, bfloat16*,
+                                                   bool);
 
 }  // namespace kiln::kernels::cuda

@@ -120,23 +120,25 @@ void global_avg_pool2d_forward(Device device, const GlobalPool2dGeometry& g, con
 }
 
 template <typename T>
-void global_avg_pool2d_backward(Device device, const GlobalPool2dGeometry& g, const T* gy, T* gx) {
+void global_avg_pool2d_backward(Device device, const GlobalPool2dGeometry& g, const T* gy, T* gx,
+                                bool accumulate) {
   profiler::Scope profile("global_avg_pool2d_backward", device, dtype_of_v<T>);
+  if (profile.measuring() && accumulate) profile.set_detail("accumulating");
 #ifdef KILN_WITH_CUDA
-  if (device.is_cuda()) return cuda::global_avg_pool2d_backward(g, gy, gx);
+  if (device.is_cuda()) return cuda::global_avg_pool2d_backward(g, gy, gx, accumulate);
 #endif
   require_cpu(device, "global_avg_pool2d_backward");
   if constexpr (vectorized_type<T>) {
     switch (cpu_level()) {
       case CpuLevel::Avx512:
-        return avx512::global_avg_pool2d_backward(g, gy, gx);
+        return avx512::global_avg_pool2d_backward(g, gy, gx, accumulate);
       case CpuLevel::Avx2:
-        return avx2::global_avg_pool2d_backward(g, gy, gx);
+        return avx2::global_avg_pool2d_backward(g, gy, gx, accumulate);
       case CpuLevel::Reference:
         break;
     }
   }
-  reference::global_avg_pool2d_backward(g, gy, gx);
+  reference::global_avg_pool2d_backward(g, gy, gx, accumulate);
 }
 
 template void max_pool2d_forward<float>(Device, const Pool2dGeometry&, const float*, float*, std::int32_t*);
@@ -145,7 +147,8 @@ template void max_pool2d_backward<float>(Device, const Pool2dGeometry&, const fl
 template void avg_pool2d_forward<float>(Device, const Pool2dGeometry&, const float*, float*);
 template void avg_pool2d_backward<float>(Device, const Pool2dGeometry&, const float*, float*);
 template void global_avg_pool2d_forward<float>(Device, const GlobalPool2dGeometry&, const float*, float*);
-template void global_avg_pool2d_backward<float>(Device, const GlobalPool2dGeometry&, const float*, float*);
+template void global_avg_pool2d_backward<float>(Device, const GlobalPool2dGeometry&, const float*, float*,
+                                                bool);
 
 template void max_pool2d_forward<double>(Device, const Pool2dGeometry&, const double*, double*,
                                          std::int32_t*);
@@ -154,7 +157,8 @@ template void max_pool2d_backward<double>(Device, const Pool2dGeometry&, const d
 template void avg_pool2d_forward<double>(Device, const Pool2dGeometry&, const double*, double*);
 template void avg_pool2d_backward<double>(Device, const Pool2dGeometry&, const double*, double*);
 template void global_avg_pool2d_forward<double>(Device, const GlobalPool2dGeometry&, const double*, double*);
-template void global_avg_pool2d_backward<double>(Device, const GlobalPool2dGeometry&, const double*, double*);
+template void global_avg_pool2d_backward<double>(Device, const GlobalPool2dGeometry&, const double*, double*,
+                                                 bool);
 
 template void max_pool2d_forward<bfloat16>(Device, const Pool2dGeometry&, const bfloat16*, bfloat16*,
                                            std::int32_t*);
@@ -165,6 +169,6 @@ template void avg_pool2d_backward<bfloat16>(Device, const Pool2dGeometry&, const
 template void global_avg_pool2d_forward<bfloat16>(Device, const GlobalPool2dGeometry&, const bfloat16*,
                                                   bfloat16*);
 template void global_avg_pool2d_backward<bfloat16>(Device, const GlobalPool2dGeometry&, const bfloat16*,
-                                                   bfloat16*);
+                                                   bfloat16*, bool);
 
 }  // namespace kiln::kernels

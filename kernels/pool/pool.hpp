@@ -132,8 +132,13 @@ struct GlobalPool2dGeometry {
 
 template <typename T>
 void global_avg_pool2d_forward(Device device, const GlobalPool2dGeometry& g, const T* x, T* y);
+// The backward writes gx, or with `accumulate` adds into it (its sum so far: a squeeze-and-excitation's
+// input, whose other consumer's gradient came first), each element as the elementwise add at the same
+// dispatch level would add the fresh gradient to it: one pass where a fresh gx and the add took two, writing
+// a tensor between.
 template <typename T>
-void global_avg_pool2d_backward(Device device, const GlobalPool2dGeometry& g, const T* gy, T* gx);
+void global_avg_pool2d_backward(Device device, const GlobalPool2dGeometry& g, const T* gy, T* gx,
+                                bool accumulate = false);
 
 namespace reference {
 template <typename T>
@@ -145,7 +150,7 @@ template <typename T> void avg_pool2d_backward(const Pool2dGeometry& g, const T*
 template <typename T>
 void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y);
 template <typename T>
-void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx);
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx, bool accumulate = false);
 }  // namespace reference
 
 // Threaded vectorized kernels (vectorized_pool.hpp, channels_last_pool.hpp, vectorized_avg_pool.hpp), one
@@ -166,7 +171,7 @@ void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx);
 template <typename T>
 void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y);
 template <typename T>
-void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx);
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx, bool accumulate);
 }  // namespace avx512
 namespace avx2 {
 template <typename T>
@@ -180,7 +185,7 @@ void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx);
 template <typename T>
 void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y);
 template <typename T>
-void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx);
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx, bool accumulate);
 }  // namespace avx2
 
 // CUDA kernels (cuda_pool.cu, built when CMake finds a CUDA compiler), float, double and bfloat16, same
@@ -203,7 +208,7 @@ void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx);
 template <typename T>
 void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y);
 template <typename T>
-void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx);
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx, bool accumulate);
 }  // namespace cuda
 
 }  // namespace kiln::kernels

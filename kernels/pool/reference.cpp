@@ -186,13 +186,17 @@ void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y) 
   }
 }
 
-// gy [N, C] -> gx [N, C, H, W]: every element contributed 1 / plane_size of its plane's mean.
+// gy [N, C] -> gx [N, C, H, W]: every element contributed 1 / plane_size of its plane's mean. Accumulating,
+// that share is added to gx's value in double and rounded once, as the elementwise reference adds.
 template <typename T>
-void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx) {
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx, bool accumulate) {
   for (std::int64_t plane = 0; plane < g.planes(); ++plane) {
     const T share = static_cast<T>(static_cast<double>(gy[plane]) / static_cast<double>(g.plane_size));
     const Plane<T> gx_plane = plane_of(gx, g.layout(), plane, g.plane_size);
-    for (std::int64_t i = 0; i < g.plane_size; ++i) gx_plane[i] = share;
+    for (std::int64_t i = 0; i < g.plane_size; ++i) {
+      gx_plane[i] =
+          accumulate ? static_cast<T>(static_cast<double>(gx_plane[i]) + static_cast<double>(share)) : share;
+    }
   }
 }
 
@@ -203,14 +207,14 @@ template void max_pool2d_backward<float>(const Pool2dGeometry&, const float*, co
 template void avg_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*);
 template void avg_pool2d_backward<float>(const Pool2dGeometry&, const float*, float*);
 template void global_avg_pool2d_forward<float>(const GlobalPool2dGeometry&, const float*, float*);
-template void global_avg_pool2d_backward<float>(const GlobalPool2dGeometry&, const float*, float*);
+template void global_avg_pool2d_backward<float>(const GlobalPool2dGeometry&, const float*, float*, bool);
 
 template void max_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*, std::int32_t*);
 template void max_pool2d_backward<double>(const Pool2dGeometry&, const double*, const std::int32_t*, double*);
 template void avg_pool2d_forward<double>(const Pool2dGeometry&, const double*, double*);
 template void avg_pool2d_backward<double>(const Pool2dGeometry&, const double*, double*);
 template void global_avg_pool2d_forward<double>(const GlobalPool2dGeometry&, const double*, double*);
-template void global_avg_pool2d_backward<double>(const GlobalPool2dGeometry&, const double*, double*);
+template void global_avg_pool2d_backward<double>(const GlobalPool2dGeometry&, const double*, double*, bool);
 
 template void max_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*, std::int32_t*);
 template void max_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, const std::int32_t*,
@@ -218,6 +222,7 @@ template void max_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat1
 template void avg_pool2d_forward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
 template void avg_pool2d_backward<bfloat16>(const Pool2dGeometry&, const bfloat16*, bfloat16*);
 template void global_avg_pool2d_forward<bfloat16>(const GlobalPool2dGeometry&, const bfloat16*, bfloat16*);
-template void global_avg_pool2d_backward<bfloat16>(const GlobalPool2dGeometry&, const bfloat16*, bfloat16*);
+template void global_avg_pool2d_backward<bfloat16>(const GlobalPool2dGeometry&, const bfloat16*, bfloat16*,
+                                                   bool);
 
 }  // namespace kiln::kernels::reference

@@ -357,19 +357,21 @@ void global_avg_pool2d_forward(const GlobalPool2dGeometry& g, const T* x, T* y) 
   }
 }
 
-// gx[plane, :] = gy[plane] / plane_size, the share rounded exactly as the reference rounds it.
+// gx[plane, :] = gy[plane] / plane_size, the share rounded exactly as the reference rounds it; accumulating,
+// gx[plane, :] + that share in float lanes, rounded once to T, as the vectorized add adds.
 template <class V, typename T>
-void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx) {
-  if (g.channels_last) return channels_last::global_avg_pool2d_backward<V>(g, gy, gx);
+void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* gx, bool accumulate) {
+  if (g.channels_last) return channels_last::global_avg_pool2d_backward<V>(g, gy, gx, accumulate);
   const std::int64_t planes = g.planes(), plane_size = g.plane_size;
 #pragma omp parallel for schedule(static) if (planes * plane_size >= kPoolThreshold)
   for (std::int64_t plane = 0; plane < planes; ++plane) {
     const T rounded = static_cast<T>(static_cast<double>(gy[plane]) / static_cast<double>(plane_size));
     const auto share = V::broadcast(static_cast<float>(rounded));  // T -> float -> T is exact
     T* out = gx + plane * plane_size;
-    std::int64_t i = 0;
-    for (; i + V::width <= plane_size; i += V::width) V::store(out + i, share);
-    if (i < plane_size) V::store_partial(out + i, share, plane_size - i);
+    for (std::int64_t i = 0; i < plane_size; i += V::width) {
+      const std::int64_t lanes = std::min<std::int64_t>(V::width, plane_size - i);
+      V::store_partial(out + i, accumulate ? V::add(V::load_partial(out + i, lanes), share) : share, lanes);
+    }
   }
 }
 

@@ -220,6 +220,16 @@ void check_global_avg_pool(const GlobalPool2dGeometry& g, std::uint64_t seed) {
   const auto backward =
       matches_reference(to_host<T>(gx_gpu).data(), expected_gx.data(), planes * plane_size, tolerance<T>());
   CHECK_MESSAGE(backward.ok, "backward: ", backward.message);
+
+  // Added into a gradient so far: the reference's accumulating pass (a double sum, rounded once).
+  const std::vector<T> sum_so_far = uniform_values<T>(planes * plane_size, seed + 2);
+  std::vector<T> expected_sum = sum_so_far;
+  ref::global_avg_pool2d_backward(g, gy.data(), expected_sum.data(), true);
+  const Tensor sum_gpu = to_gpu(sum_so_far);
+  kernels::global_avg_pool2d_backward(Device::cuda(), g, gy_gpu.data<T>(), sum_gpu.data<T>(), true);
+  const auto added =
+      matches_reference(to_host<T>(sum_gpu).data(), expected_sum.data(), planes * plane_size, tolerance<T>());
+  CHECK_MESSAGE(added.ok, "backward, accumulating: ", added.message);
 }
 
 }  // namespace

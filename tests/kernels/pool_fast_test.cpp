@@ -313,7 +313,7 @@ TEST_CASE_TEMPLATE("pool fast: global average pooling matches the reference at e
         for (T& v : gy) v = static_cast<T>(uniform(engine));
         std::vector<T> y_ref(gy.size()), gx_ref(x.size());
         kk::reference::global_avg_pool2d_forward(g, x.data(), y_ref.data());
-        kk::reference::global_avg_pool2d_backward(g, gy.data(), gx_ref.data());
+        kk::reference::global_avg_pool2d_backward(g, gy.data(), gx_ref.data(), false);
         std::vector<T> y_one(gy.size()), y_two(gy.size(), static_cast<T>(NAN)), gx_one(x.size()),
             gx_two(x.size(), static_cast<T>(NAN));
         kk::set_compute_threads(1);
@@ -328,6 +328,21 @@ TEST_CASE_TEMPLATE("pool fast: global average pooling matches the reference at e
         CHECK(bitwise_equal(gx_one, gx_ref));
         CHECK(bitwise_equal(y_one, y_two));
         CHECK(bitwise_equal(gx_one, gx_two));
+        // Accumulating into a gradient so far: the bits of the fresh gradient then added, as the vectorized
+        // add adds (float lanes, rounded once), and as the reference add adds (double, rounded once).
+        std::vector<T> sum_so_far(x.size());
+        for (T& v : sum_so_far) v = static_cast<T>(uniform(engine));
+        std::vector<T> added(x.size()), reference_added(x.size());
+        for (std::size_t i = 0; i < x.size(); ++i) {
+          added[i] = static_cast<T>(static_cast<float>(sum_so_far[i]) + static_cast<float>(gx_ref[i]));
+          reference_added[i] =
+              static_cast<T>(static_cast<double>(sum_so_far[i]) + static_cast<double>(gx_ref[i]));
+        }
+        std::vector<T> into = sum_so_far, reference_into = sum_so_far;
+        kk::global_avg_pool2d_backward(Device::cpu(), g, gy.data(), into.data(), true);
+        kk::reference::global_avg_pool2d_backward(g, gy.data(), reference_into.data(), true);
+        CHECK(bitwise_equal(into, added));
+        CHECK(bitwise_equal(reference_into, reference_added));
       }
     }
   });
