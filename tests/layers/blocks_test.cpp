@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "core/error.hpp"
+#include "core/profiler.hpp"
 #include "tests/layers/layer_testing.hpp"
 #include "tests/support/gradcheck.hpp"
 
@@ -363,6 +364,32 @@ TEST_CASE("layers: SqueezeExcitation is x * gate(expand(relu(reduce(mean x)))), 
     CHECK(max_abs_difference(actual, expected) < 1e-6);
     CHECK(max_abs_difference(actual_grad, x.grad()) < 1e-6);
     check_gradients_reach_every_parameter(block, x.detach(), generator);
+  }
+}
+
+// x feeds both the global average pool and the channel scale; the channel scale's gradient comes first, and
+// the pool's backward adds its share into it (NeedsGrad::sum_into) rather than writing one for a separate
+// add: the profile of the backward shows the accumulating pass and no add, in either layout.
+TEST_CASE("layers: SqueezeExcitation's backward adds the pool's gradient into the channel scale's") {
+  Generator generator(12);
+  for (const bool channels_last : {false, true}) {
+    CAPTURE(channels_last);
+    SqueezeExcitation block(8, 2, SqueezeGate::Hardsigmoid, generator);  // fresh: no gradients to add to
+    Tensor x = Tensor::randn({2, 8, 5, 5}, DType::Float32, &generator);
+    if (channels_last) x = x.channels_last();
+    x.set_requires_grad();
+    const Tensor y = block(relu(x));  // an op's output, as in a network (a leaf's gradient sums elsewhere)
+    profiler::Session session(Device::cpu());
+    sum(y).backward();
+    const profiler::Profile profile = session.finish();
+    std::int64_t accumulating = 0, adds = 0;  // calls
+    for (const profiler::OpTime& row : profile.ops) {
+      if (row.op == "global_avg_pool2d_backward" && row.detail == "accumulating") accumulating += row.calls;
+      if (row.op == "binary_forward" && row.detail == "add") adds += row.calls;
+    }
+    CHECK(accumulating == 1);
+    CHECK(adds == 0);
+    CHECK(x.grad().shape() == x.shape());
   }
 }
 
