@@ -71,6 +71,36 @@ std::vector<BatchNorm2dGeometry> odd_geometries() {
   };
 }
 
+// gamma and beta for the finite-difference cases, drawn from seed (advanced past them): with the hard swish
+// fused, gamma 1.5 to 3 and beta -2 to 2, so the normalized values reach all three of its pieces.
+struct AffineParameters {
+  std::vector<double> gamma, beta;
+};
+AffineParameters random_affine(std::int64_t channels, std::uint64_t& seed, bool hardswish) {
+  AffineParameters drawn;
+  drawn.gamma = random_values(channels, seed++, hardswish ? 1.5 : 0.5, hardswish ? 3.0 : 2.0);
+  drawn.beta = random_values(channels, seed++, hardswish ? -2.0 : -1.0, hardswish ? 2.0 : 1.0);
+  return drawn;
+}
+
+// The backward's gradients of x, gamma and beta against central differences of `loss`, which reads them.
+void check_against_finite_differences(const std::vector<double>& gx, const std::vector<double>& ggamma,
+                                      const std::vector<double>& gbeta, std::vector<double>& x,
+                                      AffineParameters& affine, const std::function<double()>& loss) {
+  {
+    INFO("gradient of x");
+    check_gradients_match(gx, numeric_gradient(x, loss));
+  }
+  {
+    INFO("gradient of gamma");
+    check_gradients_match(ggamma, numeric_gradient(affine.gamma, loss));
+  }
+  {
+    INFO("gradient of beta");
+    check_gradients_match(gbeta, numeric_gradient(affine.beta, loss));
+  }
+}
+
 }  // namespace
 
 // ---- train forward -----------------------------------------------------------------------------------
@@ -215,10 +245,9 @@ TEST_CASE("batchnorm2d_backward_train: matches finite differences for x, gamma a
            (hardswish ? " hardswish" : ""));
       const double eps = 1e-5;
       std::vector<double> x = random_values(tensor_size(g), seed++, -1.0, 2.0);
-      std::vector<double> gamma =
-          random_values(g.channels, seed++, hardswish ? 1.5 : 0.5, hardswish ? 3.0 : 2.0);
-      std::vector<double> beta =
-          random_values(g.channels, seed++, hardswish ? -2.0 : -1.0, hardswish ? 2.0 : 1.0);
+      AffineParameters affine = random_affine(g.channels, seed, hardswish);
+      const std::vector<double>& gamma = affine.gamma;  // the loss reads them where the check moves them
+      const std::vector<double>& beta = affine.beta;
       const std::vector<double> weights = random_values(tensor_size(g), seed++);
       std::vector<double> y(x.size()), save_mean(gamma.size()), save_invstd(gamma.size());
       const auto loss = [&] {
@@ -233,18 +262,7 @@ TEST_CASE("batchnorm2d_backward_train: matches finite differences for x, gamma a
       ref::batchnorm2d_backward_train(g, x.data(), weights.data(), no_relu_output(x), gamma.data(),
                                       beta.data(), save_mean.data(), save_invstd.data(), gx.data(),
                                       ggamma.data(), gbeta.data());
-      {
-        INFO("gradient of x");
-        check_gradients_match(gx, numeric_gradient(x, loss));
-      }
-      {
-        INFO("gradient of gamma");
-        check_gradients_match(ggamma, numeric_gradient(gamma, loss));
-      }
-      {
-        INFO("gradient of beta");
-        check_gradients_match(gbeta, numeric_gradient(beta, loss));
-      }
+      check_against_finite_differences(gx, ggamma, gbeta, x, affine, loss);
     }
   }
 }
@@ -297,10 +315,9 @@ TEST_CASE("batchnorm2d_backward_eval: matches finite differences for x, gamma an
            (hardswish ? " hardswish" : ""));
       const double eps = 1e-5;
       std::vector<double> x = random_values(tensor_size(g), seed++, -1.0, 2.0);
-      std::vector<double> gamma =
-          random_values(g.channels, seed++, hardswish ? 1.5 : 0.5, hardswish ? 3.0 : 2.0);
-      std::vector<double> beta =
-          random_values(g.channels, seed++, hardswish ? -2.0 : -1.0, hardswish ? 2.0 : 1.0);
+      AffineParameters affine = random_affine(g.channels, seed, hardswish);
+      const std::vector<double>& gamma = affine.gamma;  // the loss reads them where the check moves them
+      const std::vector<double>& beta = affine.beta;
       const std::vector<double> running_mean = random_values(g.channels, seed++);
       const std::vector<double> running_var = random_values(g.channels, seed++, 0.2, hardswish ? 1.0 : 3.0);
       const std::vector<double> weights = random_values(tensor_size(g), seed++);
@@ -315,18 +332,7 @@ TEST_CASE("batchnorm2d_backward_eval: matches finite differences for x, gamma an
       ref::batchnorm2d_backward_eval(g, x.data(), weights.data(), no_relu_output(x), gamma.data(),
                                      beta.data(), running_mean.data(), running_var.data(), eps, gx.data(),
                                      ggamma.data(), gbeta.data());
-      {
-        INFO("gradient of x");
-        check_gradients_match(gx, numeric_gradient(x, loss));
-      }
-      {
-        INFO("gradient of gamma");
-        check_gradients_match(ggamma, numeric_gradient(gamma, loss));
-      }
-      {
-        INFO("gradient of beta");
-        check_gradients_match(gbeta, numeric_gradient(beta, loss));
-      }
+      check_against_finite_differences(gx, ggamma, gbeta, x, affine, loss);
     }
   }
 }
