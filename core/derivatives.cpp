@@ -343,35 +343,42 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, co
       });
 }
 
-// The backward is batch norm's with the fused ReLU, which keeps gy through ReLU's rule on the way: the
-// residual's gradient (kernels/batchnorm/batchnorm.hpp).
+// With the ReLU the backward is batch norm's with the fused ReLU, which keeps gy through ReLU's rule on the
+// way: the residual's gradient (kernels/batchnorm/batchnorm.hpp). Without it the residual's gradient is the
+// output's, as a sum's is.
+Tensor batch_norm2d_add(const Tensor& x, const Tensor& residual, const Tensor& gamma, const Tensor& beta,
+                        const Tensor& running_mean, const Tensor& running_var,
+                        const BatchNormOptions& options) {
+  KILN_CHECK(!options.fused_hardswish && std::isinf(options.relu_upper),
+             "batch_norm2d_add: the activation after the sum is the ReLU, uncapped, or none");
+  raw::BatchNormResult result =
+      raw::batchnorm2d_forward(x, gamma, beta, running_mean, running_var, options, residual);
+  Tensor y = result.output;
+  const bool relu = options.fused_relu;
+  result.output = relu ? y.detach() : Tensor();  // the ReLU's mask (detached: the tape holds no cycle)
+  return record(
+      relu ? "batch_norm2d_add_relu" : "batch_norm2d_add", {x, residual, gamma, beta}, y,
+      [x, gamma, beta, saved = std::move(result), running_mean, running_var, options, relu](const Tensor& g) {
+        raw::BatchNormGrads grads =
+            raw::batchnorm2d_backward(g, x, gamma, beta, saved, running_mean, running_var, options, relu);
+        return Grads{grads.x, relu ? grads.through_relu : g, grads.gamma, grads.beta};
+      });
+}
+
 Tensor batch_norm2d_add_relu(const Tensor& x, const Tensor& residual, const Tensor& gamma, const Tensor& beta,
                              const Tensor& running_mean, const Tensor& running_var,
                              const BatchNormOptions& options) {
-  KILN_CHECK(!options.fused_hardswish,
-             "batch_norm2d_add_relu: the activation is the ReLU, not the hard swish");
   BatchNormOptions fused = options;
   fused.fused_relu = true;
-  raw::BatchNormResult result =
-      raw::batchnorm2d_forward(x, gamma, beta, running_mean, running_var, fused, residual);
-  Tensor y = result.output;
-  result.output = y.detach();  // the ReLU's mask (detached: the tape holds no cycle through it)
-  return record(
-      "batch_norm2d_add_relu", {x, residual, gamma, beta}, y,
-      [x, gamma, beta, saved = std::move(result), running_mean, running_var, fused](const Tensor& g) {
-        raw::BatchNormGrads grads =
-            raw::batchnorm2d_backward(g, x, gamma, beta, saved, running_mean, running_var, fused, true);
-        return Grads{grads.x, grads.through_relu, grads.gamma, grads.beta};
-      });
+  return batch_norm2d_add(x, residual, gamma, beta, running_mean, running_var, fused);
 }
 
 Tensor conv2d_batch_norm_eval(const Tensor& x, const Tensor& weight, const Tensor& bias,
                               const Conv2dOptions& conv_options, const Tensor& gamma, const Tensor& beta,
                               const Tensor& running_mean, const Tensor& running_var,
                               const BatchNormOptions& options, const Tensor& residual) {
-  KILN_CHECK(
-      !residual.defined() || options.fused_relu,
-      "conv2d_batch_norm_eval: a residual is added before the ReLU, so options.fused_relu must be set");
+  KILN_CHECK(!residual.defined() || std::isinf(options.relu_upper),
+             "conv2d_batch_norm_eval: the ReLU after a residual's sum is uncapped");
   KILN_CHECK(!options.fused_hardswish,
              "conv2d_batch_norm_eval: the convolution's stores apply a ReLU, not the hard swish");
   if (grad_enabled()) {
@@ -386,31 +393,28 @@ Tensor conv2d_batch_norm_eval(const Tensor& x, const Tensor& weight, const Tenso
 }
 
 // Backward: the convolution's backward-data gives the batch norm's output gradient, its weight gradient reads
-// x normalized in its copies again, and the batch norm's backward (its fused ReLU's mask recomputed from x)
-// gives x's, gamma's and beta's; each the bits its own op's rule gives.
-Tensor conv2d_of_batch_norm_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                 const Tensor& running_mean, const Tensor& running_var,
-                                 const BatchNormOptions& options, const Tensor& weight, const Tensor& bias,
-                                 const Conv2dOptions& conv_options) {
-  KILN_CHECK(options.training,
-             "conv2d_of_batch_norm_relu: the fused op is training mode's (batch statistics)");
-  KILN_CHECK(std::isinf(options.relu_upper) && !options.fused_hardswish,
-             "conv2d_of_batch_norm_relu: the ReLU is uncapped (the input normalization has no cap)");
-  BatchNormOptions fused = options;
-  fused.fused_relu = true;
+// x normalized in its copies again, and the batch norm's backward (its fused activation's rule recomputed
+// from x) gives x's, gamma's and beta's; each the bits its own op's rule gives.
+Tensor conv2d_of_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                            const Tensor& running_mean, const Tensor& running_var,
+                            const BatchNormOptions& options, const Tensor& weight, const Tensor& bias,
+                            const Conv2dOptions& conv_options) {
+  KILN_CHECK(options.training, "conv2d_of_batch_norm: the fused op is training mode's (batch statistics)");
   if (!raw::conv2d_normalizes_input(x, weight, conv_options))
-    return conv2d(batch_norm2d(x, gamma, beta, running_mean, running_var, fused), weight, bias, conv_options);
-  raw::BatchNormResult saved = raw::batchnorm2d_statistics(x, gamma, beta, running_mean, running_var, fused);
-  const raw::ChannelNormalization input = raw::batchnorm_channel_normalization(saved, gamma, beta, true);
+    return conv2d(batch_norm2d(x, gamma, beta, running_mean, running_var, options), weight, bias,
+                  conv_options);
+  raw::BatchNormResult saved =
+      raw::batchnorm2d_statistics(x, gamma, beta, running_mean, running_var, options);
+  const raw::ChannelNormalization input = raw::batchnorm_channel_normalization(saved, gamma, beta, options);
   Tensor y = raw::conv2d_forward_normalized_input(x, input, weight, bias, conv_options);
-  return record("conv2d_of_batch_norm_relu", {x, gamma, beta, weight, bias}, y,
-                [x, gamma, beta, saved = std::move(saved), input, running_mean, running_var, fused, weight,
+  return record("conv2d_of_batch_norm", {x, gamma, beta, weight, bias}, y,
+                [x, gamma, beta, saved = std::move(saved), input, running_mean, running_var, options, weight,
                  bias, conv_options](const Tensor& g, const NeedsGrad& needs) {
                   Grads grads(5);
                   if (needs[0] || needs[1] || needs[2]) {
                     const Tensor g_normalized = raw::conv2d_backward_data(g, weight, x.shape(), conv_options);
                     raw::BatchNormGrads norm = raw::batchnorm2d_backward(g_normalized, x, gamma, beta, saved,
-                                                                         running_mean, running_var, fused);
+                                                                         running_mean, running_var, options);
                     grads[0] = needs[0] ? norm.x : Tensor();
                     grads[1] = needs[1] ? norm.gamma : Tensor();
                     grads[2] = needs[2] ? norm.beta : Tensor();

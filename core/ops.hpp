@@ -104,13 +104,19 @@ Tensor global_avg_pool2d(const Tensor& x);  // [N, C, H, W] -> [N, C]
 // (when defined); in eval mode normalizes by the running statistics.
 Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                     const Tensor& running_var, const BatchNormOptions& options = {});
-// relu(batch_norm2d(x) + residual) as one op, residual of x's shape (a residual block's tail: the shortcut's
-// sum and the ReLU ride batch norm's normalizing pass). options.fused_relu is implied.
+// batch_norm2d(x) + residual as one op, then the ReLU when options.fused_relu (uncapped; no hard swish),
+// residual of x's shape: a residual block's tail, whose shortcut's sum (and ReLU) ride batch norm's
+// normalizing pass. MobileNetV2's inverted residual ends without the ReLU: its residual's gradient is the
+// output's own, and the sum's pass over memory is gone both ways.
+Tensor batch_norm2d_add(const Tensor& x, const Tensor& residual, const Tensor& gamma, const Tensor& beta,
+                        const Tensor& running_mean, const Tensor& running_var,
+                        const BatchNormOptions& options = {});
+// relu(batch_norm2d(x) + residual): batch_norm2d_add with options.fused_relu implied (ResNet's blocks).
 Tensor batch_norm2d_add_relu(const Tensor& x, const Tensor& residual, const Tensor& gamma, const Tensor& beta,
                              const Tensor& running_mean, const Tensor& running_var,
                              const BatchNormOptions& options = {});
-// batch_norm2d(conv2d(x, weight, bias)) in eval mode, and with a residual relu(that + residual) (as
-// batch_norm2d_add_relu; options.fused_relu must then be set), in one op: inference's convolution and the
+// batch_norm2d(conv2d(x, weight, bias)) in eval mode, and with a residual that + residual, then the ReLU
+// when options.fused_relu (as batch_norm2d_add), in one op: inference's convolution and the
 // batch norm after it. The same values as the two ops; on the CPU's Winograd layers the normalization rides
 // the convolution's stores instead of a pass of its own over memory. It records no gradient, so no input may
 // require one while grad mode is on (with gradients, use the two ops).
@@ -118,16 +124,16 @@ Tensor conv2d_batch_norm_eval(const Tensor& x, const Tensor& weight, const Tenso
                               const Conv2dOptions& conv_options, const Tensor& gamma, const Tensor& beta,
                               const Tensor& running_mean, const Tensor& running_var,
                               const BatchNormOptions& options, const Tensor& residual = Tensor());
-// conv2d(relu(batch_norm2d(x))) in training mode (options.training; the ReLU implied), one op: where the
-// kernels can (float NCHW on the CPU, both of the convolution's passes Winograd:
-// raw::conv2d_normalizes_input) the batch norm computes its statistics alone and the convolution applies the
-// normalization and the ReLU as it copies x in, forward and for its weight gradient, so that their output
-// never exists in memory; elsewhere the two ops. The same values, gradients and running statistics either
-// way, bit for bit.
-Tensor conv2d_of_batch_norm_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                 const Tensor& running_mean, const Tensor& running_var,
-                                 const BatchNormOptions& options, const Tensor& weight, const Tensor& bias,
-                                 const Conv2dOptions& conv_options);
+// conv2d(act(batch_norm2d(x))) in training mode (options.training), act the activation options fuse (the
+// ReLU, capped or not, the hard swish, or none), one op: where the kernels can (float NCHW on the CPU, both
+// of the convolution's passes Winograd or depthwise: raw::conv2d_normalizes_input) the batch norm computes
+// its statistics alone and the convolution applies the normalization and the activation as it copies x in,
+// forward and for its weight gradient, so that their output never exists in memory; elsewhere the two ops.
+// The same values, gradients and running statistics either way, bit for bit.
+Tensor conv2d_of_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                            const Tensor& running_mean, const Tensor& running_var,
+                            const BatchNormOptions& options, const Tensor& weight, const Tensor& bias,
+                            const Conv2dOptions& conv_options);
 Tensor softmax(const Tensor& x, int axis = -1);
 Tensor log_softmax(const Tensor& x, int axis = -1);
 // logits [N, C], labels int64 [N], class_weight [C] or undefined. PyTorch's semantics, including the

@@ -6,6 +6,7 @@
 // Every error names the op and the shapes involved.
 #pragma once
 
+#include <limits>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -210,15 +211,18 @@ BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Ten
                                     const Tensor& running_mean, const Tensor& running_var,
                                     const BatchNormOptions& options, bool keep_through_relu = false);
 
-// A train-mode batch norm (and ReLU) in front of a convolution, inside it (kernels::InputNormalization): the
-// per-input-channel coefficients, float [C_in], x' = act((x - shift) * scale + offset), as the batch norm's
-// own normalizing pass computes them from its saved statistics, gamma and beta.
+// A train-mode batch norm (and its activation) in front of a convolution, inside it
+// (kernels::InputNormalization): the per-input-channel coefficients, float [C_in], x' = act((x - shift) *
+// scale + offset), as the batch norm's own normalizing pass computes them from its saved statistics, gamma
+// and beta; act the activation `options` fuse (the ReLU, capped at relu_upper, or the hard swish; or none).
 struct ChannelNormalization {
   Tensor shift, scale, offset;
   bool relu = false;
+  float relu_upper = std::numeric_limits<float>::infinity();
+  bool hardswish = false;
 };
 ChannelNormalization batchnorm_channel_normalization(const BatchNormResult& saved, const Tensor& gamma,
-                                                     const Tensor& beta, bool relu);
+                                                     const Tensor& beta, const BatchNormOptions& options);
 // Whether the two calls below run for x and w under options (kernels::conv2d_normalizes_input).
 bool conv2d_normalizes_input(const Tensor& x, const Tensor& w, const Conv2dOptions& options);
 // conv2d_forward and conv2d_backward_weight of the normalized x, which is never made.

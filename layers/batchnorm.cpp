@@ -31,10 +31,16 @@ Tensor BatchNorm2d::forward_then(const Tensor& input, FusedActivation activation
   return batch_norm2d(input, weight_, bias_, running_mean_, running_var_, kernel_options(activation));
 }
 
-Tensor BatchNorm2d::forward_add_relu(const Tensor& input, const Tensor& residual) {
+Tensor BatchNorm2d::forward_add(const Tensor& input, const Tensor& residual, FusedActivation activation) {
+  KILN_CHECK(activation == FusedActivation::None || activation == FusedActivation::Relu, describe(),
+             ": the activation after a residual's sum is the ReLU or none");
   check_input(input);
-  return batch_norm2d_add_relu(input, residual, weight_, bias_, running_mean_, running_var_,
-                               kernel_options(FusedActivation::Relu));
+  return batch_norm2d_add(input, residual, weight_, bias_, running_mean_, running_var_,
+                          kernel_options(activation));
+}
+
+Tensor BatchNorm2d::forward_add_relu(const Tensor& input, const Tensor& residual) {
+  return forward_add(input, residual, FusedActivation::Relu);
 }
 
 void BatchNorm2d::check_input(const Tensor& input) const {

@@ -44,7 +44,10 @@ class BatchNorm2d : public Module {
   // The options kiln's batch-norm ops take for this layer with `activation` fused: its mode (is_training),
   // momentum and eps (for the fused convolutions of conv_batch_norm.hpp).
   BatchNormOptions kernel_options(FusedActivation activation) const;
-  // relu(forward(input) + residual) as one op (kiln::batch_norm2d_add_relu): a residual block's tail.
+  // forward(input) + residual, then `activation` (None or Relu), as one op (kiln::batch_norm2d_add): a
+  // residual block's tail, ResNet's with the ReLU, MobileNetV2's without.
+  Tensor forward_add(const Tensor& input, const Tensor& residual, FusedActivation activation);
+  // relu(forward(input) + residual): forward_add with the ReLU.
   Tensor forward_add_relu(const Tensor& input, const Tensor& residual);
   std::string describe() const override;         // "BatchNorm2d(16, eps=1e-05, momentum=0.1)"
 

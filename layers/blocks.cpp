@@ -73,7 +73,7 @@ BasicBlock::BasicBlock(std::int64_t in_channels, std::int64_t out_channels, std:
 Tensor BasicBlock::forward(const Tensor& input) {
   const Tensor identity = shortcut_ ? shortcut_->forward(input) : input;
   if (bn1_->is_training()) {
-    const Tensor branch = batch_norm_relu_then_conv(*bn1_, *conv2_, conv1_->forward(input));
+    const Tensor branch = batch_norm_then_conv(*bn1_, *conv2_, conv1_->forward(input), FusedActivation::Relu);
     return bn2_->forward_add_relu(branch, identity);
   }
   const Tensor hidden = conv_then_batch_norm(*conv1_, *bn1_, input, FusedActivation::Relu);
@@ -171,28 +171,33 @@ InvertedResidual::InvertedResidual(std::int64_t in_channels, std::int64_t out_ch
 
 // conv -> batch norm -> the block's activation. Each activation rides its batch norm's passes
 // (FusedActivation), and at inference each batch norm its convolution's stores (conv_batch_norm.hpp).
-Tensor InvertedResidual::activated(const Tensor& input, Conv2d& conv, BatchNorm2d& norm) const {
-  const auto fused = [](BlockActivation activation) {
-    switch (activation) {
-      case BlockActivation::Relu6:
-        return FusedActivation::Relu6;
-      case BlockActivation::Relu:
-        return FusedActivation::Relu;
-      case BlockActivation::Hardswish:
-        break;
-    }
-    return FusedActivation::Hardswish;
-  };
-  return conv_then_batch_norm(conv, norm, input, fused(options_.activation));
+FusedActivation InvertedResidual::fused_activation() const {
+  switch (options_.activation) {
+    case BlockActivation::Relu6:
+      return FusedActivation::Relu6;
+    case BlockActivation::Relu:
+      return FusedActivation::Relu;
+    case BlockActivation::Hardswish:
+      break;
+  }
+  return FusedActivation::Hardswish;
 }
 
 Tensor InvertedResidual::forward(const Tensor& input) {
-  Tensor hidden = input;
-  if (expand_) hidden = activated(hidden, *expand_, *bn0_);
-  hidden = activated(hidden, *depthwise_, *bn1_);
+  const FusedActivation activation = fused_activation();
+  Tensor hidden;
+  if (expand_ && bn0_->is_training()) {
+    // The expansion's batch norm and activation ride the depthwise convolution's copies in
+    // (batch_norm_then_conv): the widest tensor of the block is never written normalized.
+    hidden = bn1_->forward_then(batch_norm_then_conv(*bn0_, *depthwise_, expand_->forward(input), activation),
+                                activation);
+  } else {
+    hidden = expand_ ? conv_then_batch_norm(*expand_, *bn0_, input, activation) : input;
+    hidden = conv_then_batch_norm(*depthwise_, *bn1_, hidden, activation);
+  }
   if (squeeze_) hidden = (*squeeze_)(hidden);
-  const Tensor output = conv_then_batch_norm(*project_, *bn2_, hidden, FusedActivation::None);
-  return residual() ? output + input : output;
+  // The shortcut's sum rides the projection's batch norm (batch_norm2d_add).
+  return conv_then_batch_norm(*project_, *bn2_, hidden, FusedActivation::None, residual() ? input : Tensor());
 }
 
 std::string InvertedResidual::describe() const {

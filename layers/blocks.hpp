@@ -177,7 +177,8 @@ class InvertedResidual : public Module {
   bool residual() const { return options_.stride == 1 && in_channels_ == out_channels_; }
 
  private:
-  Tensor activated(const Tensor& input, Conv2d& conv, BatchNorm2d& norm) const;
+  // The block's activation as its batch norms fuse it.
+  FusedActivation fused_activation() const;
 
   std::int64_t in_channels_, out_channels_, hidden_;
   InvertedResidualOptions options_;

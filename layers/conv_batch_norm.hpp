@@ -1,12 +1,11 @@
-// A convolution and the batch norm after it (then, optionally, a residual's sum and a ReLU, or a ReLU6 or the
-// hard swish), as
-// the blocks and Sequential run them:
+// A convolution and the batch norm after it (then, optionally, a residual's sum, and a ReLU, a ReLU6 or the
+// hard swish), as the blocks and Sequential run them:
 //
 //   conv_then_batch_norm(conv, norm, x, after)                  = after(norm(conv(x)))
 //   conv_then_batch_norm(conv, norm, x, after, residual)        = after(norm(conv(x)) + residual)
 //
-// after: FusedActivation::None, Relu, Relu6 or Hardswish (layers/batchnorm.hpp); a residual is added before
-// a ReLU.
+// after: FusedActivation::None, Relu, Relu6 or Hardswish (layers/batchnorm.hpp); with a residual, None (an
+// inverted residual block's tail) or Relu (a ResNet block's).
 //
 // Inference (norm in eval mode, grad mode off: `kiln eval`, `kiln predict`, the evaluation after each epoch)
 // takes one op, kiln::conv2d_batch_norm_eval, whose normalization rides the convolution's stores where the
@@ -25,11 +24,13 @@ namespace kiln::layers {
 Tensor conv_then_batch_norm(Conv2d& conv, BatchNorm2d& norm, const Tensor& input, FusedActivation after,
                             const Tensor& residual = Tensor());
 
-// conv(relu(norm(input))): a batch norm, its ReLU and the convolution that reads them, as a residual block's
-// middle runs them. In training one op, kiln::conv2d_of_batch_norm_relu: where the kernels can, the batch
-// norm computes its statistics alone and the convolution normalizes its input as it copies it in (forward,
-// and again for its weight gradient), so the batch norm's output is never written to memory. Otherwise, and
-// in eval mode, the layers' own forwards. The same values, gradients and running statistics either way.
-Tensor batch_norm_relu_then_conv(BatchNorm2d& norm, Conv2d& conv, const Tensor& input);
+// conv(after(norm(input))): a batch norm, its activation and the convolution that reads them, as a residual
+// block's middle (the ReLU before its second 3x3) and an inverted residual block's expansion (its activation
+// before the depthwise convolution) run them. In training one op, kiln::conv2d_of_batch_norm: where the
+// kernels can, the batch norm computes its statistics alone and the convolution normalizes and activates its
+// input as it copies it in (forward, and again for its weight gradient), so the batch norm's output is never
+// written to memory. Otherwise, and in eval mode, the layers' own forwards. The same values, gradients and
+// running statistics either way.
+Tensor batch_norm_then_conv(BatchNorm2d& norm, Conv2d& conv, const Tensor& input, FusedActivation after);
 
 }  // namespace kiln::layers

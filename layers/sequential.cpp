@@ -27,8 +27,9 @@ const std::string& Sequential::name(std::size_t index) const {
 
 // Runs of conv -> batch norm -> ReLU -> conv, as VGG-style stacks have them, take the fused ops of
 // conv_batch_norm.hpp: at inference a Conv2d and the BatchNorm2d after it (and its ReLU or ReLU6) as
-// conv_then_batch_norm, the batch norm in the convolution's stores; in training a BatchNorm2d, its ReLU and
-// the Conv2d after them as batch_norm_relu_then_conv, the batch norm in the next convolution's copies in.
+// conv_then_batch_norm, the batch norm in the convolution's stores; in training a BatchNorm2d, its
+// activation and the Conv2d after them as batch_norm_then_conv, the batch norm in the next convolution's
+// copies in.
 // Otherwise a BatchNorm2d directly followed by a ReLU, ReLU6 or Hardswish runs as one fused op
 // (forward_then). The same values, in fewer passes over memory. An activation module taken into a fused op is
 // skipped; hooks on it, if kiln ever has them, would not see the fused call.
@@ -52,8 +53,8 @@ Tensor Sequential::forward(const Tensor& input) {
     } else if (const FusedActivation after = fusable_activation(i + 1);
                norm && after != FusedActivation::None) {
       auto* next_conv = layer_at<Conv2d>(i + 2);
-      if (after == FusedActivation::Relu && next_conv && norm->is_training()) {
-        output = batch_norm_relu_then_conv(*norm, *next_conv, output);
+      if (next_conv && norm->is_training()) {
+        output = batch_norm_then_conv(*norm, *next_conv, output, after);
         i += 2;
       } else {
         output = norm->forward_then(output, after);

@@ -108,20 +108,23 @@ BatchNormResult batchnorm2d_statistics(const Tensor& x, const Tensor& gamma, con
                  !runs_channels_last(x) && kernels::cpu_level() != kernels::CpuLevel::Reference,
              "batch_norm2d statistics: float NCHW training on the CPU's fast kernels only, got ",
              x.describe());
-  KILN_CHECK(!options.fused_hardswish,
-             "batch_norm2d statistics: a convolution's normalized input takes a ReLU, not the hard swish");
   g.fused_relu = options.fused_relu;
   g.relu_upper = options.relu_upper;
+  g.fused_hardswish = options.fused_hardswish;
   BatchNormResult result;  // no output: the statistics alone
   forward_train(g, x, contiguous(x), gamma, beta, running_mean, running_var, options, Tensor(), result);
   return result;
 }
 
 ChannelNormalization batchnorm_channel_normalization(const BatchNormResult& saved, const Tensor& gamma,
-                                                     const Tensor& beta, bool relu) {
+                                                     const Tensor& beta, const BatchNormOptions& options) {
   // The normalizing pass's own coefficients: the saved mean, invstd * gamma as one float product, beta.
-  return {saved.save_mean, binary(kernels::BinaryOp::Mul, saved.save_invstd, gamma, "batch_norm2d"),
-          contiguous(beta), relu};
+  return {.shift = saved.save_mean,
+          .scale = binary(kernels::BinaryOp::Mul, saved.save_invstd, gamma, "batch_norm2d"),
+          .offset = contiguous(beta),
+          .relu = options.fused_relu,
+          .relu_upper = options.relu_upper,
+          .hardswish = options.fused_hardswish};
 }
 
 BatchNormGrads batchnorm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma,

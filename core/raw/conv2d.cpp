@@ -112,7 +112,9 @@ kernels::InputNormalization kernel_normalization(const ChannelNormalization& inp
   return {.shift = input.shift.data<float>(),
           .scale = input.scale.data<float>(),
           .offset = input.offset.data<float>(),
-          .relu = input.relu};
+          .relu = input.relu,
+          .relu_upper = input.relu_upper,
+          .hardswish = input.hardswish};
 }
 
 }  // namespace

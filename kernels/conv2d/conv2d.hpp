@@ -118,21 +118,24 @@ struct OutputNormalization {
 
 // What a pass does to its input x as it copies it in, per input channel c:
 //   x' = act(fma(x - shift[c], scale[c], offset[c]))
-// (act: the ReLU when relu): a train-mode batch norm's normalizing pass and the ReLU after it (shift the
-// batch mean, scale invstd * gamma, offset beta: batchnorm_vector_ops.hpp's arithmetic), applied inside the
+// (act: the ReLU when relu, capped at relu_upper; the hard swish when hardswish; else nothing): a train-mode
+// batch norm's normalizing pass and the activation after it (shift the batch mean, scale invstd * gamma,
+// offset beta: batchnorm_vector_ops.hpp's arithmetic; input_normalization.hpp), applied inside the
 // convolution that reads their output, which then never has to exist in memory.
 struct InputNormalization {
   const float* shift = nullptr;
   const float* scale = nullptr;
   const float* offset = nullptr;
   bool relu = false;
+  float relu_upper = std::numeric_limits<float>::infinity();
+  bool hardswish = false;
 };
 
-// A train-mode batch norm (and ReLU) in front of a convolution, inside it: the forward and weight-gradient
-// passes of g over x normalized as InputNormalization says, the bits of the same passes over the normalized
-// tensor. Where conv2d_normalizes_input(device, g): float NCHW on the CPU's fast kernels, where both passes
-// run Winograd (whose copies in take the normalization); the callers materialize the normalized input
-// elsewhere.
+// A train-mode batch norm (and its activation) in front of a convolution, inside it: the forward and
+// weight-gradient passes of g over x normalized as InputNormalization says, the bits of the same passes over
+// the normalized tensor. Where conv2d_normalizes_input(device, g): float NCHW on the CPU's fast kernels,
+// where both passes run Winograd or the depthwise kernels (whose copies in take the normalization); the
+// callers materialize the normalized input elsewhere.
 bool conv2d_normalizes_input(Device device, const Conv2dGeometry& g);
 
 // Backward data added into gx (gx += the input gradient): the gradient of an input another op also read (a
@@ -314,15 +317,18 @@ void direct_channels_conv2d_backward_data(const Conv2dGeometry& g, const float* 
                                           float* gx);
 // `normalization` (NCHW) normalizes each output plane as soon as it is computed, in L1.
 void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                              float* y, const OutputNormalization* normalization = nullptr);
+                              float* y, const OutputNormalization* normalization = nullptr,
+                              const InputNormalization* input = nullptr);
 void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
-void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw,
+                                      const InputNormalization* input = nullptr);
 void depthwise_channels_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w,
-                                       const float* bias, float* y);
+                                       const float* bias, float* y,
+                                       const InputNormalization* input = nullptr);
 void depthwise_channels_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w,
                                              float* gx);
 void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
-                                               float* gw);
+                                               float* gw, const InputNormalization* input = nullptr);
 // bfloat16 channels-last activations, float weights and weight gradient (depthwise_channels_kernel.hpp).
 void depthwise_channels_conv2d_forward(const Conv2dGeometry& g, const bfloat16* x, const float* w,
                                        const float* bias, bfloat16* y);
@@ -361,15 +367,18 @@ void direct_channels_conv2d_backward_data(const Conv2dGeometry& g, const float* 
                                           float* gx);
 // `normalization` (NCHW) normalizes each output plane as soon as it is computed, in L1.
 void depthwise_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                              float* y, const OutputNormalization* normalization = nullptr);
+                              float* y, const OutputNormalization* normalization = nullptr,
+                              const InputNormalization* input = nullptr);
 void depthwise_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w, float* gx);
-void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw);
+void depthwise_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw,
+                                      const InputNormalization* input = nullptr);
 void depthwise_channels_conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w,
-                                       const float* bias, float* y);
+                                       const float* bias, float* y,
+                                       const InputNormalization* input = nullptr);
 void depthwise_channels_conv2d_backward_data(const Conv2dGeometry& g, const float* gy, const float* w,
                                              float* gx);
 void depthwise_channels_conv2d_backward_weight(const Conv2dGeometry& g, const float* gy, const float* x,
-                                               float* gw);
+                                               float* gw, const InputNormalization* input = nullptr);
 // bfloat16 channels-last activations, float weights and weight gradient (depthwise_channels_kernel.hpp).
 void depthwise_channels_conv2d_forward(const Conv2dGeometry& g, const bfloat16* x, const float* w,
                                        const float* bias, bfloat16* y);

@@ -34,6 +34,9 @@
 //                    by image within a fixed chunk of kWeightChunkImages images; the chunks' doubles are
 //                    added in chunk order
 //
+// A train-mode batch norm before the convolution (InputNormalization, conv2d.hpp) runs inside the forward
+// and backward-weight passes: each gathered block of x is normalized in its buffer (normalize_blocks).
+//
 // Threads share the units (image x group of blocks; for the weight gradient, chunk x group). Every output
 // float is computed by one unit in a fixed order, and the weight gradient's chunks are fixed by the batch,
 // so any thread count gives the same bits.
@@ -56,6 +59,7 @@
 #include "kernels/conv2d/batch_chunks.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/depthwise_kernel.hpp"
+#include "kernels/conv2d/input_normalization.hpp"
 #include "kernels/cpu_cache.hpp"
 #include "kernels/simd/transpose_8x8.hpp"
 
@@ -191,6 +195,23 @@ void gather_blocks(const Layout<V>& layout, bool channels_last, const T* tensor,
     }
   } else {
     KILN_CHECK(false, "depthwise_channels: bfloat16 takes channels-last tensors only");
+  }
+}
+
+// An input normalization (InputNormalization, conv2d.hpp: a train-mode batch norm and its activation before
+// the convolution) applied in place to the [h, w] pixels of `count` gathered blocks from `first`, each
+// block's channels in its lanes (conv2d_input::Normalizer); their borders stay zero, as the normalized
+// tensor's padding is.
+template <typename V>
+void normalize_blocks(const Layout<V>& layout, const InputNormalization& input, std::int64_t first,
+                      std::int64_t count, float* buffers, const Border& border, std::int64_t h,
+                      std::int64_t w) {
+  for (std::int64_t i = 0; i < count; ++i) {
+    const auto normalize =
+        conv2d_input::Normalizer<V>::for_channels(input, (first + i) * V::width, layout.lanes(first + i));
+    float* buffer = buffers + i * border.floats;
+    for (std::int64_t r = 0; r < h; ++r)
+      normalize.run(buffer + ((border.top + r) * border.pitch + border.left) * V::width, w * V::width);
   }
 }
 
@@ -495,11 +516,12 @@ BlockGroups block_groups(const Conv2dGeometry& g, const Layout<V>& layout, std::
 // The shape of the forward pass and of backward-data: for every unit (image x group of channel blocks),
 // each block of `in` [in_h, in_w] into its buffer inside `border` (zero: each thread clears its buffers once,
 // and units write only the blocks' places in them), compute(block, buffer, result) into the block's result
-// [out_h * out_w][width], and the results back into `out`.
+// [out_h * out_w][width], and the results back into `out`. With `input`, each gathered block normalized
+// first (normalize_blocks).
 template <typename V, typename T, typename Compute>
 void through_blocks(const Conv2dGeometry& g, const Layout<V>& layout, const T* in, std::int64_t in_h,
                     std::int64_t in_w, const Border& border, std::int64_t out_h, std::int64_t out_w, T* out,
-                    Compute compute) {
+                    Compute compute, const InputNormalization* input = nullptr) {
   const std::int64_t result_floats = out_h * out_w * V::width;
   const BlockGroups groups = block_groups<V, T>(g, layout, g.batch, border.floats + result_floats);
   // Scratch: the group's bordered buffers (first: they are what is zeroed), its results, and a slab for the
@@ -515,6 +537,7 @@ void through_blocks(const Conv2dGeometry& g, const Layout<V>& layout, const T* i
         float* slab = results + groups.size * result_floats;
         gather_blocks(layout, g.channels_last, in, in_h, in_w, image, first, count, bordered, border.floats,
                       border.top, border.left, border.pitch, slab);
+        if (input) normalize_blocks(layout, *input, first, count, bordered, border, in_h, in_w);
         for (std::int64_t i = 0; i < count; ++i)
           compute(first + i, bordered + i * border.floats, results + i * result_floats);
         scatter_blocks(layout, g.channels_last, results, result_floats, out_h, out_w, image, first, count,
@@ -525,20 +548,24 @@ void through_blocks(const Conv2dGeometry& g, const Layout<V>& layout, const T* i
 // The forward pass with the weights already by tap (weights_by_tap, or flipped for backward-data).
 template <typename V, typename T>
 void forward_by_tap(const Conv2dGeometry& g, const T* x, const std::vector<float>& wt, const float* bias,
-                    T* y) {
+                    T* y, const InputNormalization* input = nullptr) {
   const Layout<V> layout(g);
-  through_blocks(g, layout, x, layout.in_h, layout.in_w, layout.input_border(g), layout.out_h, layout.out_w,
-                 y, [&](std::int64_t block, const float* xs, float* ys) {
-                   const auto bias_vector =
-                       bias ? V::load_partial(bias + block * V::width, layout.lanes(block)) : V::zero();
-                   forward_block(g, layout, xs, wt.data() + block * layout.taps * V::width, bias_vector, ys);
-                 });
+  through_blocks(
+      g, layout, x, layout.in_h, layout.in_w, layout.input_border(g), layout.out_h, layout.out_w, y,
+      [&](std::int64_t block, const float* xs, float* ys) {
+        const auto bias_vector =
+            bias ? V::load_partial(bias + block * V::width, layout.lanes(block)) : V::zero();
+        forward_block(g, layout, xs, wt.data() + block * layout.taps * V::width, bias_vector, ys);
+      },
+      input);
 }
 
-// The entry points: activations T (float, or bfloat16 channels-last), weights and bias float.
+// The entry points: activations T (float, or bfloat16 channels-last), weights and bias float; `input`, the
+// input normalization of a batch norm before the convolution (float only).
 template <typename V, typename T>
-void forward(const Conv2dGeometry& g, const T* x, const float* w, const float* bias, T* y) {
-  forward_by_tap<V>(g, x, weights_by_tap(Layout<V>(g), w), bias, y);
+void forward(const Conv2dGeometry& g, const T* x, const float* w, const float* bias, T* y,
+             const InputNormalization* input = nullptr) {
+  forward_by_tap<V>(g, x, weights_by_tap(Layout<V>(g), w), bias, y, input);
 }
 
 template <typename V, typename T>
@@ -565,7 +592,8 @@ void backward_data(const Conv2dGeometry& g, const T* gy, const float* w, T* gx) 
 
 // gw in float, as the weights are kept (the caller rounds it for bfloat16 weights).
 template <typename V, typename T>
-void backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, float* gw) {
+void backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, float* gw,
+                     const InputNormalization* input = nullptr) {
   const Layout<V> layout(g);
   const std::int64_t chunks = (g.batch + kWeightChunkImages - 1) / kWeightChunkImages;
   const std::int64_t block_sums = layout.taps * V::width;
@@ -590,6 +618,7 @@ void backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, float* gw
         for (std::int64_t image = chunk * kWeightChunkImages; image < end; ++image) {
           gather_blocks(layout, g.channels_last, x, layout.in_h, layout.in_w, image, first, count, xs,
                         border.floats, border.top, border.left, border.pitch, slab);
+          if (input) normalize_blocks(layout, *input, first, count, xs, border, layout.in_h, layout.in_w);
           gather_blocks(layout, g.channels_last, gy, layout.out_h, layout.out_w, image, first, count, gys,
                         layout.out_floats(), 0, 0, layout.out_w, nullptr);
           for (std::int64_t i = 0; i < count; ++i) {

@@ -28,6 +28,10 @@
 //   backward-weight  gw[tap] = sum over n, oh, ow of gy[n, oh, ow] * phases_n[tap_offset + ...], with one
 //                    vector accumulator per tap (hence at most 32 taps; algorithm.cpp checks)
 //
+// A train-mode batch norm before the convolution (InputNormalization, conv2d.hpp: an inverted residual
+// block's expansion, normalized and activated) runs inside the forward and backward-weight passes: each
+// plane is normalized in the phase buffer once split (normalize_phases), so its output is never stored.
+//
 // Threads: forward, backward-data and backward-weight over (n, c) planes, backward-weight then adding each
 // channel's plane sums in image order. Every output is computed by one thread in a fixed order: any thread
 // count gives the same bits.
@@ -40,6 +44,7 @@
 #include "kernels/conv2d/bias_kernel.hpp"
 #include "kernels/conv2d/conv2d.hpp"
 #include "kernels/conv2d/direct_strip.hpp"  // copy_floats: rows by vectors
+#include "kernels/conv2d/input_normalization.hpp"
 
 namespace kiln::kernels::depthwise {
 
@@ -148,6 +153,22 @@ void split_into_phases(const Conv2dGeometry& g, const PhaseLayout<V>& layout, co
           to[j] = row[iw];
       }
     }
+  }
+}
+
+// The input positions of a phase-split buffer normalized in place (an input normalization's channel, as
+// conv2d_input::Normalizer applies it), phase by phase and row by row while the plane is in L1; the padding
+// around them stays zero, as the normalized tensor's padding is.
+template <typename V>
+void normalize_phases(const Conv2dGeometry& g, const PhaseLayout<V>& layout,
+                      const conv2d_input::Normalizer<V>& normalize, float* phases) {
+  for (std::int64_t phase = 0; phase < layout.phases; ++phase) {
+    const PhaseColumns columns = phase_columns<V>(g, phase);
+    if (columns.first_input >= g.in_width) continue;
+    const std::int64_t count = (g.in_width - columns.first_input + g.stride_w - 1) / g.stride_w;
+    for (std::int64_t ih = 0; ih < g.in_height; ++ih)
+      normalize.run(phases + (phase * layout.rows + ih + g.pad_h) * layout.phase_width + columns.first_column,
+                    count);
   }
 }
 
@@ -398,10 +419,11 @@ void backward_weight_plane_fixed(const Conv2dGeometry& g, const PhaseLayout<V>& 
 // ---- whole tensors -------------------------------------------------------------------------------------
 
 // With `normalization`, each output plane is normalized as soon as it is computed, in L1 (conv2d.hpp's
-// OutputNormalization, through batch norm's own run: the eval kernel's bits).
+// OutputNormalization, through batch norm's own run: the eval kernel's bits). With `input`, each input plane
+// as soon as it is split (InputNormalization: a train-mode batch norm's bits, never stored).
 template <typename V>
 void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
-             const OutputNormalization* normalization = nullptr) {
+             const OutputNormalization* normalization = nullptr, const InputNormalization* input = nullptr) {
   const PhaseLayout<V> layout(g);
   const std::int64_t planes = g.batch * g.in_channels, plane_in = g.in_height * g.in_width;
   const std::int64_t plane_out = g.out_height() * g.out_width();
@@ -412,6 +434,8 @@ void forward(const Conv2dGeometry& g, const float* x, const float* w, const floa
     for (std::int64_t plane = 0; plane < planes; ++plane) {
       const std::int64_t c = plane % g.in_channels;
       split_into_phases(g, layout, x + plane * plane_in, phases.data());
+      if (input)
+        normalize_phases(g, layout, conv2d_input::Normalizer<V>::for_channel(*input, c), phases.data());
       forward_plane(g, layout, phases.data(), w + c * layout.taps, bias ? bias[c] : 0.0f,
                     y + plane * plane_out);
       if (normalization) conv2d_bias::normalize_plane<V>(*normalization, plane, g.in_channels, plane_out, y);
@@ -547,7 +571,8 @@ void backward_data(const Conv2dGeometry& g, const float* gy, const float* w, flo
 // then adds up in image order: walking a channel's planes image by image jumps C planes ahead each time,
 // which the hardware prefetchers do not follow. The same sums in the same order either way.
 template <typename V>
-void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
+void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, float* gw,
+                     const InputNormalization* input = nullptr) {
   using Vector = typename V::Reg;
   const PhaseLayout<V> layout(g);
   const std::int64_t channels = g.in_channels, plane_in = g.in_height * g.in_width;
@@ -561,6 +586,11 @@ void backward_weight(const Conv2dGeometry& g, const float* gy, const float* x, f
       Vector sums[kMaxTaps];
       for (std::int64_t tap = 0; tap < layout.taps; ++tap) sums[tap] = V::zero();
       split_into_phases(g, layout, x + plane * plane_in, phases.data());
+      if (input) {
+        const conv2d_input::Normalizer<V> normalize =
+            conv2d_input::Normalizer<V>::for_channel(*input, plane % channels);
+        normalize_phases(g, layout, normalize, phases.data());
+      }
       if (layout.taps == 9) {
         backward_weight_plane_fixed<V, 9>(g, layout, gy + plane * plane_out, phases.data(), sums);
       } else {

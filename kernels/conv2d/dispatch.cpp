@@ -784,18 +784,31 @@ void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const
                            norm.running_var, norm.eps, y, norm.residual);
 }
 
-// Winograd's copies in take the input normalization (pad_input); both passes must run it, so that the
-// forward and the weight gradient read the same normalized input. The geometry as given: a pass that would
-// crop its taps or take its one-pixel planes channels-last is not Winograd's.
+// Winograd's copies in take the input normalization (pad_input), and so do the depthwise kernels' (the phase
+// split of depthwise_kernel.hpp, the gathered blocks of depthwise_channels_kernel.hpp); both passes must run
+// it, so that the forward and the weight gradient read the same normalized input. The geometry as given: a
+// pass that would crop its taps or take its one-pixel planes channels-last is neither's.
+namespace {
+
+bool copies_normalize(Conv2dAlgorithm algorithm) {
+  return algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4 ||
+         algorithm == Conv2dAlgorithm::Depthwise || algorithm == Conv2dAlgorithm::DepthwiseChannels;
+}
+
+// " of batch norm", then its activation: " + relu", " + relu6", " + hardswish".
+std::string input_normalization_label(const InputNormalization& input) {
+  return std::string(" of batch norm") +
+         (input.hardswish ? " + hardswish" : fused_relu_label(input.relu, input.relu_upper));
+}
+
+}  // namespace
+
 bool conv2d_normalizes_input(Device device, const Conv2dGeometry& g) {
   if (!device.is_cpu() || !fast_kernels<float>() || g.channels_last) return false;
   const CpuPass pass = cpu_pass<float>(g);
   if (pass.cropped || pass.geometry.channels_last) return false;
-  const auto winograd = [&](Conv2dDirection direction) {
-    const Conv2dAlgorithm algorithm = choose_conv2d_algorithm(g, direction, cpu_level());
-    return algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4;
-  };
-  return winograd(Conv2dDirection::Forward) && winograd(Conv2dDirection::BackwardWeight);
+  return copies_normalize(choose_conv2d_algorithm(g, Conv2dDirection::Forward, cpu_level())) &&
+         copies_normalize(choose_conv2d_algorithm(g, Conv2dDirection::BackwardWeight, cpu_level()));
 }
 
 void conv2d_forward_normalized_input(Device device, const Conv2dGeometry& g, const float* x,
@@ -804,11 +817,22 @@ void conv2d_forward_normalized_input(Device device, const Conv2dGeometry& g, con
   KILN_CHECK(conv2d_normalizes_input(device, g), "conv2d_forward_normalized_input: ", profile_label(g),
              " is not a pass whose copies normalize (conv2d_normalizes_input)");
   profiler::Scope profile("conv2d_forward", device, DType::Float32);
-  describe_convolution(profile, g, input.relu ? " of batch norm + relu" : " of batch norm");
-  const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::Forward);
-  if (cpu_level() == CpuLevel::Avx512)
-    return avx512::winograd_conv2d_forward(tile, g, x, w, bias, y, nullptr, &input);
-  avx2::winograd_conv2d_forward(tile, g, x, w, bias, y, nullptr, &input);
+  if (profile.measuring()) describe_convolution(profile, g, input_normalization_label(input));
+  const Conv2dAlgorithm algorithm = choose_conv2d_algorithm(g, Conv2dDirection::Forward, cpu_level());
+  const bool avx512 = cpu_level() == CpuLevel::Avx512;
+  switch (algorithm) {
+    case Conv2dAlgorithm::Depthwise:
+      if (avx512) return avx512::depthwise_conv2d_forward(g, x, w, bias, y, nullptr, &input);
+      return avx2::depthwise_conv2d_forward(g, x, w, bias, y, nullptr, &input);
+    case Conv2dAlgorithm::DepthwiseChannels:
+      if (avx512) return avx512::depthwise_channels_conv2d_forward(g, x, w, bias, y, &input);
+      return avx2::depthwise_channels_conv2d_forward(g, x, w, bias, y, &input);
+    default: {  // Winograd2x2, Winograd4x4
+      const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::Forward);
+      if (avx512) return avx512::winograd_conv2d_forward(tile, g, x, w, bias, y, nullptr, &input);
+      avx2::winograd_conv2d_forward(tile, g, x, w, bias, y, nullptr, &input);
+    }
+  }
 }
 
 void conv2d_backward_weight_normalized_input(Device device, const Conv2dGeometry& g, const float* gy,
@@ -817,11 +841,22 @@ void conv2d_backward_weight_normalized_input(Device device, const Conv2dGeometry
              "conv2d_backward_weight_normalized_input: ", profile_label(g),
              " is not a pass whose copies normalize (conv2d_normalizes_input)");
   profiler::Scope profile("conv2d_backward_weight", device, DType::Float32);
-  describe_convolution(profile, g, input.relu ? " of batch norm + relu" : " of batch norm");
-  const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::BackwardWeight);
-  if (cpu_level() == CpuLevel::Avx512)
-    return avx512::winograd_conv2d_backward_weight(tile, g, gy, x, gw, &input);
-  avx2::winograd_conv2d_backward_weight(tile, g, gy, x, gw, &input);
+  if (profile.measuring()) describe_convolution(profile, g, input_normalization_label(input));
+  const Conv2dAlgorithm algorithm = choose_conv2d_algorithm(g, Conv2dDirection::BackwardWeight, cpu_level());
+  const bool avx512 = cpu_level() == CpuLevel::Avx512;
+  switch (algorithm) {
+    case Conv2dAlgorithm::Depthwise:
+      if (avx512) return avx512::depthwise_conv2d_backward_weight(g, gy, x, gw, &input);
+      return avx2::depthwise_conv2d_backward_weight(g, gy, x, gw, &input);
+    case Conv2dAlgorithm::DepthwiseChannels:
+      if (avx512) return avx512::depthwise_channels_conv2d_backward_weight(g, gy, x, gw, &input);
+      return avx2::depthwise_channels_conv2d_backward_weight(g, gy, x, gw, &input);
+    default: {  // Winograd2x2, Winograd4x4
+      const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::BackwardWeight);
+      if (avx512) return avx512::winograd_conv2d_backward_weight(tile, g, gy, x, gw, &input);
+      avx2::winograd_conv2d_backward_weight(tile, g, gy, x, gw, &input);
+    }
+  }
 }
 
 template <typename T>

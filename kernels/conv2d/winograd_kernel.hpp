@@ -294,16 +294,19 @@ class PackedCoefficients {
 
 // An input normalization (InputNormalization, conv2d.hpp) as the copies in apply it: its coefficients packed
 // one per channel of xp's pixels (tiling.channels of each; the zeros past C_in keep the padding channels
-// zero: fma(0 - 0, 0, 0) = 0, and its ReLU too), applied to each row's real pixels after the transpose (the
-// zero padding around the image is the normalized tensor's padding, not normalized itself).
+// zero: fma(0 - 0, 0, 0) = 0, and every activation's of 0 too), applied to each row's real pixels after the
+// transpose (the zero padding around the image is the normalized tensor's padding, not normalized itself),
+// with batch norm's activation (conv2d_input::Normalizer's arithmetic, channel by channel in lanes).
 template <typename V>
 class PackedInput {
  public:
   PackedInput(const InputNormalization& input, std::int64_t channels, std::int64_t padded_channels)
-      : coefficients_(input.shift, input.scale, input.offset, channels, padded_channels), relu_(input.relu) {}
+      : coefficients_(input.shift, input.scale, input.offset, channels, padded_channels),
+        activation_{input.relu, input.relu_upper, input.hardswish} {}
   // `pixels` pixels of padded_channels floats each, from `row`, in place.
   void apply(float* row, std::int64_t pixels) const {
     const std::int64_t padded = coefficients_.padded();
+    const typename V::Reg upper = V::broadcast(activation_.upper);
     for (std::int64_t c = 0; c < padded; c += V::width) {
       const typename V::Reg shift = V::load(coefficients_.shift() + c),
                             scale = V::load(coefficients_.scale() + c),
@@ -311,14 +314,14 @@ class PackedInput {
       for (std::int64_t p = 0; p < pixels; ++p) {
         float* at = row + p * padded + c;
         const typename V::Reg v = vectorized::normalized<V>(V::load(at), shift, scale, offset);
-        V::store(at, relu_ ? V::max(V::zero(), v) : v);
+        V::store(at, vectorized::apply_activation<V>(activation_, upper, v));
       }
     }
   }
 
  private:
   PackedCoefficients coefficients_;
-  bool relu_;
+  vectorized::OutputActivation activation_;
 };
 
 // xp for `count` images of x (NCHW, or channels-last with g.channels_last; `image_stride` values apart;

@@ -283,33 +283,55 @@ TEST_CASE("gradcheck: batch_norm2d with the hard swish fused, training and eval 
       {random_input({2, 3, 2, 2}, 156), random_input({3}, 157, 2.0, 4.0), random_input({3}, 158)});
 }
 
-TEST_CASE("gradcheck: batch_norm2d_add_relu (x, the residual, gamma, beta), training and eval mode") {
-  check_gradient(
-      [](const Inputs& in) {
-        return batch_norm2d_add_relu(in[0], in[1], in[2], in[3], Tensor(), Tensor(), {.training = true});
-      },
-      {random_input({2, 3, 3, 2}, 150), random_input({2, 3, 3, 2}, 151), random_input({3}, 152, 0.5, 1.5),
-       random_input({3}, 153)});
-  const Tensor running_mean = random_input({3}, 154), running_var = random_input({3}, 155, 0.5, 2.0);
-  check_gradient(
-      [&](const Inputs& in) {
-        return batch_norm2d_add_relu(in[0], in[1], in[2], in[3], running_mean, running_var,
-                                     {.training = false});
-      },
-      {random_input({2, 3, 2, 2}, 156), random_input({2, 3, 2, 2}, 157), random_input({3}, 158),
-       random_input({3}, 159)});
+// With the ReLU after the sum (a ResNet block's tail) and without it (an inverted residual block's).
+TEST_CASE(
+    "gradcheck: batch_norm2d_add (x, the residual, gamma, beta), with and without the ReLU, both modes") {
+  for (const bool relu : {true, false}) {
+    CAPTURE(relu);
+    check_gradient(
+        [&](const Inputs& in) {
+          return batch_norm2d_add(in[0], in[1], in[2], in[3], Tensor(), Tensor(),
+                                  {.training = true, .fused_relu = relu});
+        },
+        {random_input({2, 3, 3, 2}, 150), random_input({2, 3, 3, 2}, 151), random_input({3}, 152, 0.5, 1.5),
+         random_input({3}, 153)});
+    const Tensor running_mean = random_input({3}, 154), running_var = random_input({3}, 155, 0.5, 2.0);
+    check_gradient(
+        [&](const Inputs& in) {
+          return batch_norm2d_add(in[0], in[1], in[2], in[3], running_mean, running_var,
+                                  {.training = false, .fused_relu = relu});
+        },
+        {random_input({2, 3, 2, 2}, 156), random_input({2, 3, 2, 2}, 157), random_input({3}, 158),
+         random_input({3}, 159)});
+  }
 }
 
-TEST_CASE("gradcheck: conv2d_of_batch_norm_relu (x, gamma, beta, the weight, the bias), training mode") {
+TEST_CASE("gradcheck: conv2d_of_batch_norm (x, gamma, beta, the weight, the bias), each activation") {
   // In float64 the op is the two ops (the fused kernels are float32's), whose gradients it must give; the
-  // fused path is held to those bits in tests/layers/conv_batch_norm_test.cpp.
+  // fused path is held to those bits in tests/layers/conv_batch_norm_test.cpp. A 3x3 convolution after the
+  // ReLU, and depthwise ones after ReLU6 (capped at 0.5, so that values reach it), the hard swish (gamma 2
+  // to 4: values past both kinks) and no activation.
   check_gradient(
       [](const Inputs& in) {
-        return conv2d_of_batch_norm_relu(in[0], in[1], in[2], Tensor(), Tensor(), {.training = true}, in[3],
-                                         in[4], {.padding = {1, 1}});
+        return conv2d_of_batch_norm(in[0], in[1], in[2], Tensor(), Tensor(),
+                                    {.training = true, .fused_relu = true}, in[3], in[4],
+                                    {.padding = {1, 1}});
       },
       {random_input({2, 3, 4, 3}, 170), random_input({3}, 171, 0.5, 1.5), random_input({3}, 172),
        random_input({2, 3, 3, 3}, 173), random_input({2}, 174)});
+  const BatchNormOptions capped{.training = true, .fused_relu = true, .relu_upper = 0.5f};
+  const BatchNormOptions hardswish{.training = true, .fused_hardswish = true};
+  for (const BatchNormOptions& options : {capped, hardswish, BatchNormOptions{.training = true}}) {
+    CAPTURE(options.fused_hardswish);
+    CAPTURE(options.fused_relu);
+    check_gradient(
+        [&](const Inputs& in) {
+          return conv2d_of_batch_norm(in[0], in[1], in[2], Tensor(), Tensor(), options, in[3], in[4],
+                                      {.padding = {1, 1}, .groups = 3});
+        },
+        {random_input({2, 3, 4, 3}, 175), random_input({3}, 176, 2.0, 4.0), random_input({3}, 177),
+         random_input({3, 1, 3, 3}, 178), random_input({3}, 179)});
+  }
 }
 
 TEST_CASE("gradcheck: flip, one axis and several, NCHW and channels-last") {

@@ -388,10 +388,11 @@ TEST_CASE("cuda: the Tensor-level batchnorm2d on CUDA tensors matches the same o
   }
 }
 
-// A residual block's tail as one op, relu(batch_norm2d(x) + residual), on CUDA tensors in either layout (the
-// residual in the other one too), train and eval, forward and every gradient (x, the residual, gamma, beta)
-// through autograd, against the same op on the CPU (AVX kernels: kCpuFloat as above).
-TEST_CASE("cuda: batch_norm2d_add_relu on CUDA tensors matches the CPU, either layout, with its gradients") {
+// A residual block's tail as one op, batch_norm2d(x) + residual with the ReLU after it (ResNet's) and without
+// (MobileNetV2's), on CUDA tensors in either layout (the residual in the other one too), train and eval,
+// forward and every gradient (x, the residual, gamma, beta) through autograd, against the same op on the CPU
+// (AVX kernels: kCpuFloat as above).
+TEST_CASE("cuda: batch_norm2d_add on CUDA tensors matches the CPU, either layout, with its gradients") {
   if (!have_gpu()) return;
   constexpr Tolerance kCpuFloat{1e-4, 1e-4};
   Generator generator(12);
@@ -400,7 +401,7 @@ TEST_CASE("cuda: batch_norm2d_add_relu on CUDA tensors matches the CPU, either l
   const Tensor gy = Tensor::randn({5, 17, 6, 7}, DType::Float32, &generator);
   const Tensor gamma = Tensor::randn({17}, DType::Float32, &generator);
   const Tensor beta = Tensor::randn({17}, DType::Float32, &generator);
-  const auto run = [&](Device device, bool channels_last, bool training) {
+  const auto run = [&](Device device, bool channels_last, bool training, bool relu) {
     const auto leaf = [&](const Tensor& t, bool last) {
       const Tensor moved = t.to(device);
       return (last ? moved.channels_last() : moved).detach().set_requires_grad(true);
@@ -409,8 +410,8 @@ TEST_CASE("cuda: batch_norm2d_add_relu on CUDA tensors matches the CPU, either l
     Tensor gamma_leaf = leaf(gamma, false), beta_leaf = leaf(beta, false);
     const Tensor running_mean = Tensor::full({17}, 0.25).to(device),
                  running_var = Tensor::full({17}, 1.5).to(device);
-    const Tensor y = batch_norm2d_add_relu(x_leaf, residual_leaf, gamma_leaf, beta_leaf, running_mean,
-                                           running_var, {.training = training});
+    const Tensor y = batch_norm2d_add(x_leaf, residual_leaf, gamma_leaf, beta_leaf, running_mean, running_var,
+                                      {.training = training, .fused_relu = relu});
     CHECK(y.is_channels_last() == channels_last);
     sum(y * gy.to(device)).backward();
     return std::vector<Tensor>{
@@ -421,13 +422,16 @@ TEST_CASE("cuda: batch_norm2d_add_relu on CUDA tensors matches the CPU, either l
                          "grad beta", "running_mean", "running_var"};
   for (const bool channels_last : {false, true}) {
     for (const bool training : {true, false}) {
-      INFO((channels_last ? "channels-last" : "nchw"), (training ? ", train" : ", eval"));
-      const std::vector<Tensor> cpu = run(Device::cpu(), channels_last, training);
-      const std::vector<Tensor> gpu = run(Device::cuda(), channels_last, training);
-      for (std::size_t i = 0; i < cpu.size(); ++i) {
-        REQUIRE(gpu[i].device() == Device::cuda());
-        const auto report = matches_reference(gpu[i].to(Device::cpu()), cpu[i], kCpuFloat);
-        CHECK_MESSAGE(report.ok, names[i], ": ", report.message);
+      for (const bool relu : {true, false}) {
+        INFO((channels_last ? "channels-last" : "nchw"), (training ? ", train" : ", eval"),
+             (relu ? ", relu" : ""));
+        const std::vector<Tensor> cpu = run(Device::cpu(), channels_last, training, relu);
+        const std::vector<Tensor> gpu = run(Device::cuda(), channels_last, training, relu);
+        for (std::size_t i = 0; i < cpu.size(); ++i) {
+          REQUIRE(gpu[i].device() == Device::cuda());
+          const auto report = matches_reference(gpu[i].to(Device::cpu()), cpu[i], kCpuFloat);
+          CHECK_MESSAGE(report.ok, names[i], ": ", report.message);
+        }
       }
     }
   }

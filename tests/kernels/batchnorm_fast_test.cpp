@@ -384,7 +384,8 @@ void at_each_level_and_walk(bool fused_only, std::int64_t grouped_l2_bytes, int 
 // A residual added before the ReLU (the forward kernels' last argument), train and eval mode, over every odd
 // case and, with a small L2 to plan for, the channel-group walk's: the reference's values, the same bits on
 // 1 and 2 threads, and in float the bits of the two ops it replaces, batch norm without the ReLU and then
-// relu(y + residual) (the same float sum, rounded once either way).
+// relu(y + residual) (the same float sum, rounded once either way). The cases without a ReLU are an inverted
+// residual block's tail, y + residual.
 TEST_CASE("batchnorm fast: a residual added before the ReLU, train and eval, at every level") {
   at_each_level_and_walk(false, 144 << 10, 1, [](const Case& c) {  // the forward reads x
     const auto& g = c.g;

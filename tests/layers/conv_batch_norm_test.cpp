@@ -1,6 +1,6 @@
 // layers/conv_batch_norm.hpp: at inference a zoo model's convolutions and the batch norms after them run as
-// one op (kiln::conv2d_batch_norm_eval), and in training a batch norm, its ReLU and the convolution after
-// them (kiln::conv2d_of_batch_norm_relu); each must give the bits of the layers' own forwards (and, in
+// one op (kiln::conv2d_batch_norm_eval), and in training a batch norm, its activation and the convolution
+// after them (kiln::conv2d_of_batch_norm); each must give the bits of the layers' own forwards (and, in
 // training, backwards).
 #include <doctest/doctest.h>
 
@@ -110,23 +110,33 @@ struct TrainingResults {
       running_var;
 };
 
-// One training forward and backward of conv(relu(norm(x))) on fresh layers drawn from `seed` (so both calls
-// get the same parameters), fused (batch_norm_relu_then_conv) or as the layers' own forwards.
-TrainingResults train_once(const Shape& x_shape, std::int64_t out_channels, bool fused) {
+// One training forward and backward of conv(after(norm(x))) on fresh layers drawn from one seed (so both
+// calls get the same parameters), fused (batch_norm_then_conv) or as the layers' own forwards. The
+// convolution: `kernel` x `kernel` padded by kernel / 2, at `stride`, to `out_channels`, or depthwise (0).
+struct ConvCase {
+  Shape x_shape;
+  std::int64_t out_channels = 0;  // 0: depthwise
+  std::int64_t kernel = 3, stride = 1;
+};
+
+TrainingResults train_once(const ConvCase& c, layers::FusedActivation after, bool fused) {
   Generator generator(17);
-  const std::int64_t channels = x_shape[1];
+  const std::int64_t channels = c.x_shape[1];
+  const bool depthwise = c.out_channels == 0;
+  const std::int64_t out_channels = depthwise ? channels : c.out_channels;
   layers::BatchNorm2d norm(channels);
-  layers::Conv2d conv(channels, out_channels, 3, generator, {.padding = 1});
+  layers::Conv2d conv(channels, out_channels, c.kernel, generator,
+                      {.stride = c.stride, .padding = c.kernel / 2, .groups = depthwise ? channels : 1});
   randomize_batch_norms(norm, generator);
   {
     const NoGradGuard no_grad;
     Tensor bias = conv.bias();  // a handle on the layer's parameter
     bias.copy_(Tensor::randn({out_channels}, DType::Float32, &generator) * 0.1);
   }
-  Tensor x = Tensor::randn(x_shape, DType::Float32, &generator);
+  Tensor x = Tensor::randn(c.x_shape, DType::Float32, &generator) * 2.0;  // past ReLU6's cap, the kinks
   x.set_requires_grad(true);
   const Tensor y =
-      fused ? layers::batch_norm_relu_then_conv(norm, conv, x) : conv.forward(norm.forward_then_relu(x));
+      fused ? layers::batch_norm_then_conv(norm, conv, x, after) : conv.forward(norm.forward_then(x, after));
   const Tensor weights = Tensor::randn(y.shape(), DType::Float32, &generator);
   sum(y * weights).backward();
   return {y.detach(),           x.grad(),           conv.weight().grad(), conv.bias().grad(),
@@ -136,36 +146,73 @@ TrainingResults train_once(const Shape& x_shape, std::int64_t out_channels, bool
 }  // namespace
 
 TEST_CASE(
-    "batch_norm_relu_then_conv: training's fused op gives the layers' values, gradients and running "
-    "statistics, bit for bit") {
+    "batch_norm_then_conv: training's fused op gives the layers' values, gradients and running statistics, "
+    "bit for bit") {
   // [8, 16, 32, 32] -> 16 and [8, 64, 8, 8] -> 64: both of the convolution's passes Winograd (F(4x4, 3x3),
-  // F(2x2, 3x3)) at the fast levels, so the batch norm's pass runs inside its copies; [2, 5, 9, 11] -> 7 is
-  // the two ops inside the op, as is everything at the Reference level.
+  // F(2x2, 3x3)) at the fast levels, so the batch norm's pass runs inside its copies; MobileNetV2's depthwise
+  // layers (planes forward and channel blocks backward at 32x32, channel blocks both ways at 8x8, stride 2,
+  // a 5x5 kernel), likewise; [2, 5, 9, 11] -> 7 is the two ops inside the op, as is everything at the
+  // Reference level. Each with the ReLU, ReLU6, the hard swish and no activation.
+  const std::vector<ConvCase> cases = {
+      {{8, 16, 32, 32}, 16}, {{8, 64, 8, 8}, 64},        {{2, 5, 9, 11}, 7},        {{4, 24, 32, 32}, 0},
+      {{4, 48, 8, 8}, 0},    {{4, 24, 16, 16}, 0, 3, 2}, {{3, 20, 10, 10}, 0, 5, 1}};
   const kernels::CpuLevel detected = kernels::cpu_level();
   std::vector<kernels::CpuLevel> levels{detected, kernels::CpuLevel::Reference};
+  using layers::FusedActivation;
   for (const kernels::CpuLevel level : levels) {
     kernels::set_cpu_level(level);
-    for (const auto& [x_shape, out_channels] :
-         {std::pair{Shape{8, 16, 32, 32}, 16}, {Shape{8, 64, 8, 8}, 64}, {Shape{2, 5, 9, 11}, 7}}) {
-      CAPTURE(kernels::cpu_level_name(level));
-      CAPTURE(x_shape.str());
-      const TrainingResults fused = train_once(x_shape, out_channels, true);
-      const TrainingResults plain = train_once(x_shape, out_channels, false);
-      CHECK(same_bits(fused.output, plain.output));
-      CHECK(same_bits(fused.input_grad, plain.input_grad));
-      CHECK(same_bits(fused.conv_weight_grad, plain.conv_weight_grad));
-      CHECK(same_bits(fused.conv_bias_grad, plain.conv_bias_grad));
-      CHECK(same_bits(fused.norm_weight_grad, plain.norm_weight_grad));
-      CHECK(same_bits(fused.norm_bias_grad, plain.norm_bias_grad));
-      CHECK(same_bits(fused.running_mean, plain.running_mean));
-      CHECK(same_bits(fused.running_var, plain.running_var));
+    for (const ConvCase& c : cases) {
+      for (const FusedActivation after : {FusedActivation::Relu, FusedActivation::Relu6,
+                                          FusedActivation::Hardswish, FusedActivation::None}) {
+        CAPTURE(kernels::cpu_level_name(level));
+        CAPTURE(c.x_shape.str());
+        CAPTURE(c.out_channels);
+        CAPTURE(static_cast<int>(after));
+        const TrainingResults fused = train_once(c, after, true);
+        const TrainingResults plain = train_once(c, after, false);
+        CHECK(same_bits(fused.output, plain.output));
+        CHECK(same_bits(fused.input_grad, plain.input_grad));
+        CHECK(same_bits(fused.conv_weight_grad, plain.conv_weight_grad));
+        CHECK(same_bits(fused.conv_bias_grad, plain.conv_bias_grad));
+        CHECK(same_bits(fused.norm_weight_grad, plain.norm_weight_grad));
+        CHECK(same_bits(fused.norm_bias_grad, plain.norm_bias_grad));
+        CHECK(same_bits(fused.running_mean, plain.running_mean));
+        CHECK(same_bits(fused.running_var, plain.running_var));
+      }
     }
   }
   kernels::set_cpu_level(detected);
   // And the fused shapes are ones the kernels fuse.
-  const Tensor x = Tensor::zeros({8, 16, 32, 32}), w = Tensor::zeros({16, 16, 3, 3});
-  if (detected != kernels::CpuLevel::Reference)
-    CHECK(raw::conv2d_normalizes_input(x, w, {.padding = {1, 1}}));
+  if (detected != kernels::CpuLevel::Reference) {
+    CHECK(raw::conv2d_normalizes_input(Tensor::zeros({8, 16, 32, 32}), Tensor::zeros({16, 16, 3, 3}),
+                                       {.padding = {1, 1}}));
+    CHECK(raw::conv2d_normalizes_input(Tensor::zeros({4, 24, 32, 32}), Tensor::zeros({24, 1, 3, 3}),
+                                       {.padding = {1, 1}, .groups = 24}));
+  }
+}
+
+// In training, an inverted residual block's expansion batch norm rides its depthwise convolution's copies in:
+// the profile shows the convolution of the batch norm, and no normalizing pass of the expansion's output.
+TEST_CASE("InvertedResidual: in training the expansion's batch norm runs inside the depthwise convolution") {
+  if (kernels::cpu_level() == kernels::CpuLevel::Reference) return;  // (the two ops there)
+  for (const layers::BlockActivation activation :
+       {layers::BlockActivation::Relu6, layers::BlockActivation::Hardswish}) {
+    Generator generator(9);
+    layers::InvertedResidual block(16, 16, {.expansion = 4, .activation = activation}, generator);
+    const Tensor x = Tensor::randn({4, 16, 16, 16}, DType::Float32, &generator);
+    profiler::Session session(Device::cpu());
+    sum((block)(x)).backward();
+    const profiler::Profile profile = session.finish();
+    bool fused_forward = false, fused_weight_gradient = false;
+    for (const profiler::OpTime& row : profile.ops) {
+      const bool of_batch_norm = row.detail.find("64->64 3x3 g64") != std::string::npos &&
+                                 row.detail.find("of batch norm") != std::string::npos;
+      fused_forward = fused_forward || (of_batch_norm && row.op == "conv2d_forward");
+      fused_weight_gradient = fused_weight_gradient || (of_batch_norm && row.op == "conv2d_backward_weight");
+    }
+    CHECK(fused_forward);
+    CHECK(fused_weight_gradient);
+  }
 }
 
 TEST_CASE("conv2d_batch_norm_eval: refuses what it cannot do, by name") {
@@ -184,8 +231,9 @@ TEST_CASE("conv2d_batch_norm_eval: refuses what it cannot do, by name") {
       doctest::Contains("requires grad"), Error);
   const NoGradGuard no_grad;
   CHECK_THROWS_WITH_AS(
-      conv2d_batch_norm_eval(x, w, Tensor(), same, ones, zeros, zeros, ones, {.training = false}, residual),
-      doctest::Contains("fused_relu"), Error);
+      conv2d_batch_norm_eval(x, w, Tensor(), same, ones, zeros, zeros, ones,
+                             {.training = false, .fused_relu = true, .relu_upper = 6.0f}, residual),
+      doctest::Contains("uncapped"), Error);
   CHECK_THROWS_WITH_AS(conv2d_batch_norm_eval(x, w, Tensor(), same, ones, zeros, zeros, ones,
                                               {.training = true, .fused_relu = true}),
                        doctest::Contains("eval mode"), Error);
@@ -195,11 +243,15 @@ TEST_CASE("conv2d_batch_norm_eval: refuses what it cannot do, by name") {
   CHECK_THROWS_WITH_AS(conv2d_batch_norm_eval(x, w, Tensor(), same, ones, zeros, zeros, ones, eval_relu,
                                               Tensor::zeros({1, 3, 2, 2})),
                        doctest::Contains("residual"), Error);
-  // And with none of those, the two ops' values.
-  const Tensor expected =
-      batch_norm2d_add_relu(conv2d(x, w, Tensor(), same), residual, ones, zeros, zeros, ones, eval_relu);
-  CHECK(same_bits(conv2d_batch_norm_eval(x, w, Tensor(), same, ones, zeros, zeros, ones, eval_relu, residual),
-                  expected));
+  // And with none of those, the two ops' values, with the ReLU after the sum and without it.
+  const Tensor conv = conv2d(x, w, Tensor(), same);
+  const Tensor drawn_residual = Tensor::randn({1, 3, 4, 4}, DType::Float32, &generator);
+  for (const bool relu : {true, false}) {
+    const BatchNormOptions eval{.training = false, .fused_relu = relu};
+    CHECK(same_bits(
+        conv2d_batch_norm_eval(x, w, Tensor(), same, ones, zeros, zeros, ones, eval, drawn_residual),
+        batch_norm2d_add(conv, drawn_residual, ones, zeros, zeros, ones, eval)));
+  }
 }
 
 }  // namespace layers_conv_batch_norm_test
