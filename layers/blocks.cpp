@@ -169,8 +169,6 @@ InvertedResidual::InvertedResidual(std::int64_t in_channels, std::int64_t out_ch
   bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(out_channels));
 }
 
-// conv -> batch norm -> the block's activation. Each activation rides its batch norm's passes
-// (FusedActivation), and at inference each batch norm its convolution's stores (conv_batch_norm.hpp).
 FusedActivation InvertedResidual::fused_activation() const {
   switch (options_.activation) {
     case BlockActivation::Relu6:
@@ -183,6 +181,10 @@ FusedActivation InvertedResidual::fused_activation() const {
   return FusedActivation::Hardswish;
 }
 
+// conv -> batch norm -> the block's activation, three times (the last without the activation). Each
+// activation rides its batch norm's passes (FusedActivation); at inference each batch norm rides its
+// convolution's stores, and in training the expansion's rides the depthwise convolution's copies in
+// (conv_batch_norm.hpp).
 Tensor InvertedResidual::forward(const Tensor& input) {
   const FusedActivation activation = fused_activation();
   Tensor hidden;
