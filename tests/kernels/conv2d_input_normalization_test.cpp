@@ -191,12 +191,13 @@ TEST_CASE(
   for (const CpuLevel level : fast_levels()) {
     kernels::set_cpu_level(level);
     for (const Conv2dGeometry& g : shapes) {
-      const std::vector<float> x = random_floats(x_count(g), 31),
+      const std::vector<float> x = random_floats(x_count(g), 31, -4.0f, 4.0f),
                                w = random_floats(w_count(g), 32, -0.3f, 0.3f);
       const std::vector<float> bias = random_floats(g.out_channels, 33), gy = random_floats(y_count(g), 34);
-      // A batch norm's coefficients: shift near the mean, a scale of either sign, an offset.
+      // A batch norm's coefficients: shift near the mean, a scale of either sign, an offset; values reach
+      // past ReLU6's cap and both of the hard swish's kinks.
       const std::vector<float> shift = random_floats(g.in_channels, 35, -0.2f, 0.2f);
-      const std::vector<float> scale = random_floats(g.in_channels, 36, -2.0f, 2.0f);
+      const std::vector<float> scale = random_floats(g.in_channels, 36, -2.5f, 2.5f);
       const std::vector<float> offset = random_floats(g.in_channels, 37, -0.5f, 0.5f);
       for (const auto& [name, input] : activations(shift.data(), scale.data(), offset.data())) {
         const std::vector<float> x_normalized = normalized(g, x, input);
