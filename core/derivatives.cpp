@@ -354,11 +354,12 @@ Tensor batch_norm2d_add(const Tensor& x, const Tensor& residual, const Tensor& g
   raw::BatchNormResult result =
       raw::batchnorm2d_forward(x, gamma, beta, running_mean, running_var, options, residual);
   Tensor y = result.output;
-  const bool relu = options.fused_relu;
-  result.output = relu ? y.detach() : Tensor();  // the ReLU's mask (detached: the tape holds no cycle)
+  // The ReLU's mask (detached: the tape holds no cycle through it).
+  result.output = options.fused_relu ? y.detach() : Tensor();
   return record(
-      relu ? "batch_norm2d_add_relu" : "batch_norm2d_add", {x, residual, gamma, beta}, y,
-      [x, gamma, beta, saved = std::move(result), running_mean, running_var, options, relu](const Tensor& g) {
+      options.fused_relu ? "batch_norm2d_add_relu" : "batch_norm2d_add", {x, residual, gamma, beta}, y,
+      [x, gamma, beta, saved = std::move(result), running_mean, running_var, options](const Tensor& g) {
+        const bool relu = options.fused_relu;  // keeps gy through its rule: the residual's gradient
         raw::BatchNormGrads grads =
             raw::batchnorm2d_backward(g, x, gamma, beta, saved, running_mean, running_var, options, relu);
         return Grads{grads.x, relu ? grads.through_relu : g, grads.gamma, grads.beta};

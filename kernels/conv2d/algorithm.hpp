@@ -68,12 +68,14 @@ bool conv2d_algorithm_takes_channels_last(Conv2dAlgorithm algorithm);
 Conv2dAlgorithm choose_conv2d_algorithm(const Conv2dGeometry& g, Conv2dDirection direction, CpuLevel level);
 
 // Run one algorithm explicitly, float only (dispatch.cpp). Throws a kiln::Error when the algorithm does not
-// support the geometry at the current CPU level.
+// support the geometry at the current CPU level. `input`: x normalized as the passes copy it in
+// (InputNormalization, conv2d.hpp), for the algorithms whose copies do (Winograd, Depthwise,
+// DepthwiseChannels, over NCHW).
 void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* x, const float* w,
-                          const float* bias, float* y);
+                          const float* bias, float* y, const InputNormalization* input = nullptr);
 void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* gy,
                                 const float* w, float* gx);
 void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* gy,
-                                  const float* x, float* gw);
+                                  const float* x, float* gw, const InputNormalization* input = nullptr);
 
 }  // namespace kiln::kernels

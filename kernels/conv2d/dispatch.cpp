@@ -322,9 +322,28 @@ void conv2d_add_bias(const Conv2dGeometry& g, const float* bias, float* y) {
   }
 }
 
+namespace {
+
+// The algorithms whose copies in take an input normalization (InputNormalization): Winograd's (pad_input),
+// Depthwise's phase split, DepthwiseChannels' gathered blocks; over NCHW floats.
+bool copies_normalize(Conv2dAlgorithm algorithm) {
+  return algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4 ||
+         algorithm == Conv2dAlgorithm::Depthwise || algorithm == Conv2dAlgorithm::DepthwiseChannels;
+}
+
+void check_input_normalization(Conv2dAlgorithm algorithm, const Conv2dGeometry& g,
+                               const InputNormalization* input) {
+  KILN_CHECK(!input || (copies_normalize(algorithm) && !g.channels_last),
+             "conv2d: ", conv2d_algorithm_name(algorithm), " on ", profile_label(g),
+             " does not normalize its input as it copies it (conv2d_normalizes_input)");
+}
+
+}  // namespace
+
 void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* x, const float* w,
-                          const float* bias, float* y) {
+                          const float* bias, float* y, const InputNormalization* input) {
   require_support(algorithm, g, Conv2dDirection::Forward);
+  check_input_normalization(algorithm, g, input);
   if (g.channels_last && !conv2d_algorithm_takes_channels_last(algorithm)) {
     const CpuScratch x_nchw = to_nchw(g.batch, g.in_channels, g.in_height, g.in_width, x);
     const CpuScratch y_nchw = cpu_scratch(y_elements(g));
@@ -341,8 +360,8 @@ void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, co
     case Conv2dAlgorithm::Winograd2x2:
     case Conv2dAlgorithm::Winograd4x4:
       if (cpu_level() == CpuLevel::Avx512)
-        return avx512::winograd_conv2d_forward(winograd_tile(algorithm), g, x, w, bias, y);
-      return avx2::winograd_conv2d_forward(winograd_tile(algorithm), g, x, w, bias, y);
+        return avx512::winograd_conv2d_forward(winograd_tile(algorithm), g, x, w, bias, y, nullptr, input);
+      return avx2::winograd_conv2d_forward(winograd_tile(algorithm), g, x, w, bias, y, nullptr, input);
     case Conv2dAlgorithm::Direct:
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_conv2d_forward(g, x, w, bias, y);
       return avx2::direct_conv2d_forward(g, x, w, bias, y);
@@ -350,11 +369,13 @@ void conv2d_forward_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, co
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_channels_conv2d_forward(g, x, w, bias, y);
       return avx2::direct_channels_conv2d_forward(g, x, w, bias, y);
     case Conv2dAlgorithm::Depthwise:
-      if (cpu_level() == CpuLevel::Avx512) return avx512::depthwise_conv2d_forward(g, x, w, bias, y);
-      return avx2::depthwise_conv2d_forward(g, x, w, bias, y);
+      if (cpu_level() == CpuLevel::Avx512)
+        return avx512::depthwise_conv2d_forward(g, x, w, bias, y, nullptr, input);
+      return avx2::depthwise_conv2d_forward(g, x, w, bias, y, nullptr, input);
     case Conv2dAlgorithm::DepthwiseChannels:
-      if (cpu_level() == CpuLevel::Avx512) return avx512::depthwise_channels_conv2d_forward(g, x, w, bias, y);
-      return avx2::depthwise_channels_conv2d_forward(g, x, w, bias, y);
+      if (cpu_level() == CpuLevel::Avx512)
+        return avx512::depthwise_channels_conv2d_forward(g, x, w, bias, y, input);
+      return avx2::depthwise_channels_conv2d_forward(g, x, w, bias, y, input);
     case Conv2dAlgorithm::UnrolledGemm:
       return unrolled_gemm::conv2d_forward(g, x, w, bias, y);
     case Conv2dAlgorithm::TapGemm:
@@ -404,8 +425,9 @@ void conv2d_backward_data_using(Conv2dAlgorithm algorithm, const Conv2dGeometry&
 }
 
 void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometry& g, const float* gy,
-                                  const float* x, float* gw) {
+                                  const float* x, float* gw, const InputNormalization* input) {
   require_support(algorithm, g, Conv2dDirection::BackwardWeight);
+  check_input_normalization(algorithm, g, input);
   if (g.channels_last && !conv2d_algorithm_takes_channels_last(algorithm)) {
     const CpuScratch gy_nchw = to_nchw(g.batch, g.out_channels, g.out_height(), g.out_width(), gy);
     const CpuScratch x_nchw = to_nchw(g.batch, g.in_channels, g.in_height, g.in_width, x);
@@ -419,20 +441,21 @@ void conv2d_backward_weight_using(Conv2dAlgorithm algorithm, const Conv2dGeometr
     case Conv2dAlgorithm::Pointwise:
       return pointwise::conv2d_backward_weight(g, gy, x, gw);
     case Conv2dAlgorithm::Depthwise:
-      if (cpu_level() == CpuLevel::Avx512) return avx512::depthwise_conv2d_backward_weight(g, gy, x, gw);
-      return avx2::depthwise_conv2d_backward_weight(g, gy, x, gw);
+      if (cpu_level() == CpuLevel::Avx512)
+        return avx512::depthwise_conv2d_backward_weight(g, gy, x, gw, input);
+      return avx2::depthwise_conv2d_backward_weight(g, gy, x, gw, input);
     case Conv2dAlgorithm::DepthwiseChannels:
       if (cpu_level() == CpuLevel::Avx512)
-        return avx512::depthwise_channels_conv2d_backward_weight(g, gy, x, gw);
-      return avx2::depthwise_channels_conv2d_backward_weight(g, gy, x, gw);
+        return avx512::depthwise_channels_conv2d_backward_weight(g, gy, x, gw, input);
+      return avx2::depthwise_channels_conv2d_backward_weight(g, gy, x, gw, input);
     case Conv2dAlgorithm::Direct:
       if (cpu_level() == CpuLevel::Avx512) return avx512::direct_conv2d_backward_weight(g, gy, x, gw);
       return avx2::direct_conv2d_backward_weight(g, gy, x, gw);
     case Conv2dAlgorithm::Winograd2x2:
     case Conv2dAlgorithm::Winograd4x4:
       if (cpu_level() == CpuLevel::Avx512)
-        return avx512::winograd_conv2d_backward_weight(winograd_tile(algorithm), g, gy, x, gw);
-      return avx2::winograd_conv2d_backward_weight(winograd_tile(algorithm), g, gy, x, gw);
+        return avx512::winograd_conv2d_backward_weight(winograd_tile(algorithm), g, gy, x, gw, input);
+      return avx2::winograd_conv2d_backward_weight(winograd_tile(algorithm), g, gy, x, gw, input);
     case Conv2dAlgorithm::UnrolledGemm:
       return unrolled_gemm::conv2d_backward_weight(g, gy, x, gw);
     case Conv2dAlgorithm::TapGemm:
@@ -784,16 +807,7 @@ void conv2d_forward_batchnorm_eval(Device device, const Conv2dGeometry& g, const
                            norm.running_var, norm.eps, y, norm.residual);
 }
 
-// Winograd's copies in take the input normalization (pad_input), and so do the depthwise kernels' (the phase
-// split of depthwise_kernel.hpp, the gathered blocks of depthwise_channels_kernel.hpp); both passes must run
-// it, so that the forward and the weight gradient read the same normalized input. The geometry as given: a
-// pass that would crop its taps or take its one-pixel planes channels-last is neither's.
 namespace {
-
-bool copies_normalize(Conv2dAlgorithm algorithm) {
-  return algorithm == Conv2dAlgorithm::Winograd2x2 || algorithm == Conv2dAlgorithm::Winograd4x4 ||
-         algorithm == Conv2dAlgorithm::Depthwise || algorithm == Conv2dAlgorithm::DepthwiseChannels;
-}
 
 // " of batch norm", then its activation: " + relu", " + relu6", " + hardswish".
 std::string input_normalization_label(const InputNormalization& input) {
@@ -803,6 +817,10 @@ std::string input_normalization_label(const InputNormalization& input) {
 
 }  // namespace
 
+// Winograd's copies in take the input normalization (pad_input), and so do the depthwise kernels' (the phase
+// split of depthwise_kernel.hpp, the gathered blocks of depthwise_channels_kernel.hpp: copies_normalize);
+// both passes must run it, so that the forward and the weight gradient read the same normalized input. The
+// geometry as given: a pass that would crop its taps or take its one-pixel planes channels-last is neither's.
 bool conv2d_normalizes_input(Device device, const Conv2dGeometry& g) {
   if (!device.is_cpu() || !fast_kernels<float>() || g.channels_last) return false;
   const CpuPass pass = cpu_pass<float>(g);
@@ -818,21 +836,8 @@ void conv2d_forward_normalized_input(Device device, const Conv2dGeometry& g, con
              " is not a pass whose copies normalize (conv2d_normalizes_input)");
   profiler::Scope profile("conv2d_forward", device, DType::Float32);
   if (profile.measuring()) describe_convolution(profile, g, input_normalization_label(input));
-  const Conv2dAlgorithm algorithm = choose_conv2d_algorithm(g, Conv2dDirection::Forward, cpu_level());
-  const bool avx512 = cpu_level() == CpuLevel::Avx512;
-  switch (algorithm) {
-    case Conv2dAlgorithm::Depthwise:
-      if (avx512) return avx512::depthwise_conv2d_forward(g, x, w, bias, y, nullptr, &input);
-      return avx2::depthwise_conv2d_forward(g, x, w, bias, y, nullptr, &input);
-    case Conv2dAlgorithm::DepthwiseChannels:
-      if (avx512) return avx512::depthwise_channels_conv2d_forward(g, x, w, bias, y, &input);
-      return avx2::depthwise_channels_conv2d_forward(g, x, w, bias, y, &input);
-    default: {  // Winograd2x2, Winograd4x4
-      const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::Forward);
-      if (avx512) return avx512::winograd_conv2d_forward(tile, g, x, w, bias, y, nullptr, &input);
-      avx2::winograd_conv2d_forward(tile, g, x, w, bias, y, nullptr, &input);
-    }
-  }
+  conv2d_forward_using(choose_conv2d_algorithm(g, Conv2dDirection::Forward, cpu_level()), g, x, w, bias, y,
+                       &input);
 }
 
 void conv2d_backward_weight_normalized_input(Device device, const Conv2dGeometry& g, const float* gy,
@@ -842,21 +847,8 @@ void conv2d_backward_weight_normalized_input(Device device, const Conv2dGeometry
              " is not a pass whose copies normalize (conv2d_normalizes_input)");
   profiler::Scope profile("conv2d_backward_weight", device, DType::Float32);
   if (profile.measuring()) describe_convolution(profile, g, input_normalization_label(input));
-  const Conv2dAlgorithm algorithm = choose_conv2d_algorithm(g, Conv2dDirection::BackwardWeight, cpu_level());
-  const bool avx512 = cpu_level() == CpuLevel::Avx512;
-  switch (algorithm) {
-    case Conv2dAlgorithm::Depthwise:
-      if (avx512) return avx512::depthwise_conv2d_backward_weight(g, gy, x, gw, &input);
-      return avx2::depthwise_conv2d_backward_weight(g, gy, x, gw, &input);
-    case Conv2dAlgorithm::DepthwiseChannels:
-      if (avx512) return avx512::depthwise_channels_conv2d_backward_weight(g, gy, x, gw, &input);
-      return avx2::depthwise_channels_conv2d_backward_weight(g, gy, x, gw, &input);
-    default: {  // Winograd2x2, Winograd4x4
-      const WinogradTile tile = chosen_winograd_tile(g, Conv2dDirection::BackwardWeight);
-      if (avx512) return avx512::winograd_conv2d_backward_weight(tile, g, gy, x, gw, &input);
-      avx2::winograd_conv2d_backward_weight(tile, g, gy, x, gw, &input);
-    }
-  }
+  conv2d_backward_weight_using(choose_conv2d_algorithm(g, Conv2dDirection::BackwardWeight, cpu_level()), g,
+                               gy, x, gw, &input);
 }
 
 template <typename T>

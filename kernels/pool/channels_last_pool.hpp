@@ -22,7 +22,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "kernels/pool/pool.hpp"
@@ -181,17 +180,7 @@ void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* g
   const std::int64_t channels = g.channels, positions = g.plane_size;
 #pragma omp parallel for schedule(static) if (g.planes() * positions >= kPoolThreshold)
   for (std::int64_t n = 0; n < g.batch; ++n) {
-    T* gx_image = gx + n * positions * channels;  // [positions][C]
-    if (!accumulate) {
-      for (std::int64_t c = 0; c < channels; ++c) {
-        gx_image[c] =
-            static_cast<T>(static_cast<double>(gy[n * channels + c]) / static_cast<double>(positions));
-      }
-      for (std::int64_t p = 1; p < positions; ++p) {
-        std::memcpy(gx_image + p * channels, gx_image, static_cast<std::size_t>(channels) * sizeof(T));
-      }
-      continue;
-    }
+    T* gx_image = gx + n * positions * channels;                    // [positions][C]
     std::vector<float> shares(static_cast<std::size_t>(channels));  // T -> float -> T is exact
     for (std::int64_t c = 0; c < channels; ++c) {
       shares[static_cast<std::size_t>(c)] = static_cast<float>(
@@ -201,8 +190,8 @@ void global_avg_pool2d_backward(const GlobalPool2dGeometry& g, const T* gy, T* g
       T* row = gx_image + p * channels;
       for (std::int64_t c0 = 0; c0 < channels; c0 += V::width) {
         const std::int64_t lanes = std::min<std::int64_t>(V::width, channels - c0);
-        V::store_partial(row + c0,
-                         V::add(V::load_partial(row + c0, lanes), V::load_partial(shares.data() + c0, lanes)),
+        const auto share = V::load_partial(shares.data() + c0, lanes);
+        V::store_partial(row + c0, accumulate ? V::add(V::load_partial(row + c0, lanes), share) : share,
                          lanes);
       }
     }

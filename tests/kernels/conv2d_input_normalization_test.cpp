@@ -101,6 +101,19 @@ void winograd_weight_gradient(CpuLevel level, WinogradTile tile, const Conv2dGeo
   kernels::avx2::winograd_conv2d_backward_weight(tile, g, gy, x, gw, input);
 }
 
+// Whether `pass(input, normalization, out)` gives the same bits over x normalized beforehand (no
+// normalization) as over x with `input` applied in its copies; each output of `count` floats poisoned first,
+// differently.
+template <typename Pass>
+bool same_bits_normalizing(std::int64_t count, const std::vector<float>& x,
+                           const std::vector<float>& x_normalized, const InputNormalization& input,
+                           Pass pass) {
+  std::vector<float> expected(static_cast<std::size_t>(count), -7.0f), fused(expected.size(), -9.0f);
+  pass(x_normalized.data(), nullptr, expected.data());
+  pass(x.data(), &input, fused.data());
+  return bitwise_equal(fused, expected);
+}
+
 // A depthwise convolution: groups = C_in = C_out.
 Conv2dGeometry depthwise(std::int64_t batch, std::int64_t channels, std::int64_t height, std::int64_t width,
                          std::int64_t kernel, std::int64_t stride, std::int64_t pad,
@@ -166,18 +179,16 @@ TEST_CASE(
           CAPTURE(kernels::conv2d_algorithm_name(algorithm));
           CAPTURE(name);
           REQUIRE(kernels::conv2d_algorithm_supports(algorithm, g, Conv2dDirection::Forward, level));
-          std::vector<float> expected(static_cast<std::size_t>(y_count(g)), -7.0f),
-              fused(expected.size(), -9.0f);
-          depthwise_forward(level, algorithm, g, x_normalized.data(), w.data(), bias.data(), expected.data(),
-                            nullptr);
-          depthwise_forward(level, algorithm, g, x.data(), w.data(), bias.data(), fused.data(), &input);
-          CHECK(bitwise_equal(fused, expected));
-          std::vector<float> expected_gw(static_cast<std::size_t>(w_count(g)), -7.0f),
-              fused_gw(expected_gw.size(), -9.0f);
-          depthwise_weight_gradient(level, algorithm, g, gy.data(), x_normalized.data(), expected_gw.data(),
-                                    nullptr);
-          depthwise_weight_gradient(level, algorithm, g, gy.data(), x.data(), fused_gw.data(), &input);
-          CHECK(bitwise_equal(fused_gw, expected_gw));
+          CHECK(same_bits_normalizing(
+              y_count(g), x, x_normalized, input,
+              [&](const float* in, const InputNormalization* normalization, float* y) {
+                depthwise_forward(level, algorithm, g, in, w.data(), bias.data(), y, normalization);
+              }));
+          CHECK(same_bits_normalizing(
+              w_count(g), x, x_normalized, input,
+              [&](const float* in, const InputNormalization* normalization, float* gw) {
+                depthwise_weight_gradient(level, algorithm, g, gy.data(), in, gw, normalization);
+              }));
         }
       }
     }
@@ -209,20 +220,18 @@ TEST_CASE(
           CAPTURE(static_cast<int>(tile));
           CAPTURE(name);
           if (kernels::conv2d_algorithm_supports(algorithm, g, Conv2dDirection::Forward, level)) {
-            std::vector<float> expected(static_cast<std::size_t>(y_count(g)), -7.0f),
-                fused(expected.size(), -9.0f);
-            winograd_forward(level, tile, g, x_normalized.data(), w.data(), bias.data(), expected.data(),
-                             nullptr);
-            winograd_forward(level, tile, g, x.data(), w.data(), bias.data(), fused.data(), &input);
-            CHECK(bitwise_equal(fused, expected));
+            CHECK(same_bits_normalizing(
+                y_count(g), x, x_normalized, input,
+                [&](const float* in, const InputNormalization* normalization, float* y) {
+                  winograd_forward(level, tile, g, in, w.data(), bias.data(), y, normalization);
+                }));
           }
           if (kernels::conv2d_algorithm_supports(algorithm, g, Conv2dDirection::BackwardWeight, level)) {
-            std::vector<float> expected(static_cast<std::size_t>(w_count(g)), -7.0f),
-                fused(expected.size(), -9.0f);
-            winograd_weight_gradient(level, tile, g, gy.data(), x_normalized.data(), expected.data(),
-                                     nullptr);
-            winograd_weight_gradient(level, tile, g, gy.data(), x.data(), fused.data(), &input);
-            CHECK(bitwise_equal(fused, expected));
+            CHECK(same_bits_normalizing(
+                w_count(g), x, x_normalized, input,
+                [&](const float* in, const InputNormalization* normalization, float* gw) {
+                  winograd_weight_gradient(level, tile, g, gy.data(), in, gw, normalization);
+                }));
           }
         }
       }
@@ -258,6 +267,14 @@ TEST_CASE(
     CHECK_THROWS_WITH_AS(kernels::conv2d_forward_normalized_input(Device::cpu(), small, buffer.data(), input,
                                                                   buffer.data(), nullptr, buffer.data()),
                          doctest::Contains("conv2d_normalizes_input"), kiln::Error);
+    // An algorithm run by name refuses a normalization its copies do not apply.
+    CHECK_THROWS_WITH_AS(kernels::conv2d_forward_using(Conv2dAlgorithm::Im2colGemm, small, buffer.data(),
+                                                       buffer.data(), nullptr, buffer.data(), &input),
+                         doctest::Contains("does not normalize its input"), kiln::Error);
+    CHECK_THROWS_WITH_AS(
+        kernels::conv2d_backward_weight_using(Conv2dAlgorithm::Im2colGemm, small, buffer.data(),
+                                              buffer.data(), buffer.data(), &input),
+        doctest::Contains("does not normalize its input"), kiln::Error);
   }
   kernels::set_cpu_level(CpuLevel::Reference);
   CHECK_FALSE(kernels::conv2d_normalizes_input(Device::cpu(), fused));
