@@ -22,13 +22,8 @@ CpuLevel capped(CpuLevel wanted) {
   return static_cast<int>(wanted) < static_cast<int>(detected) ? wanted : detected;
 }
 
-CpuLevel initial_level() {
-  const char* forced = std::getenv("KILN_CPU_LEVEL");
-  return forced ? capped(parse_level(forced)) : detected_cpu_level();
-}
-
 std::atomic<CpuLevel>& current_level() {
-  static std::atomic<CpuLevel> level{initial_level()};
+  static std::atomic<CpuLevel> level{cpu_level_ceiling()};
   return level;
 }
 
@@ -44,6 +39,14 @@ CpuLevel detected_cpu_level() {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CpuLevel::Avx2;
 #endif
   return CpuLevel::Reference;
+}
+
+CpuLevel cpu_level_ceiling() {
+  static const CpuLevel ceiling = [] {
+    const char* forced = std::getenv("KILN_CPU_LEVEL");
+    return forced ? capped(parse_level(forced)) : detected_cpu_level();
+  }();
+  return ceiling;
 }
 
 CpuLevel cpu_level() { return current_level().load(std::memory_order_relaxed); }

@@ -14,7 +14,8 @@ namespace kiln::kernels {
 enum class CpuLevel { Reference = 0, Avx2 = 1, Avx512 = 2 };
 
 CpuLevel detected_cpu_level();  // what the hardware supports (AVX2 means AVX2+FMA; AVX-512 means F+BW+VL+DQ)
-CpuLevel cpu_level();           // detected, capped by KILN_CPU_LEVEL; read once
+CpuLevel cpu_level_ceiling();   // detected, capped by KILN_CPU_LEVEL (read once): where cpu_level() starts
+CpuLevel cpu_level();           // the level dispatch uses now: the ceiling, unless set_cpu_level moved it
 void set_cpu_level(CpuLevel);   // explicit override (tests, --cpu-level); capped at the detected level
 std::string_view cpu_level_name(CpuLevel);
 

@@ -706,7 +706,8 @@ TEST_CASE(
   cases.push_back({{kGroupedGeometry, 3.0f}, 144 << 10});
   std::int64_t below = 0, above = 0;  // batch norm's outputs at or past each kink
   DispatchGuard guard;
-  for (const CpuLevel level : fast_levels()) {
+  const std::vector<CpuLevel> levels = fast_levels();
+  for (const CpuLevel level : levels) {
     kk::set_cpu_level(level);
     for (const auto& [c, l2_bytes] : cases) {
       const L2SizeGuard l2(l2_bytes);
@@ -777,8 +778,10 @@ TEST_CASE(
       }
     }
   }
-  CHECK(below > 0);  // every piece of the hard swish was reached: below -3, the middle, above 3
-  CHECK(above > 0);
+  if (!levels.empty()) {  // (none under KILN_CPU_LEVEL=reference)
+    CHECK(below > 0);     // every piece of the hard swish was reached: below -3, the middle, above 3
+    CHECK(above > 0);
+  }
 }
 
 // The channels-last reference visits every channel's values in the NCHW reference's order, so it gives
