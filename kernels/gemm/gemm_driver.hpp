@@ -21,6 +21,18 @@
 //
 // Threads: thread_cut.hpp.
 //
+// Where the time goes, against oneDNN's sgemm on two Zen 5 cores (a scratch program timing gemm_blocked and
+// dnnl_sgemm alternately, medians, GFLOP/s): the 8 x 32 micro-kernel alone, its slivers in L1, runs at 218
+// of a core's 228 (96%), as do 6 x 64, 12 x 32, 14 x 32 and 8 x 48, so what the loops around it lose is
+// memory. Squares 1024 and 2048 on one thread: 170-196, oneDNN 183-209. The widest gap is a product of few
+// rows whose B comes from memory, 64 x 8192 x 576 (an im2col of 64 filters): 125-135 on one thread against
+// oneDNN's 175-190, and `perf` puts a third of its time in packing B, each element copied to feed only 64
+// rows. Tried, none kept: packing a panel row by row (B's rows read in order) instead of sliver by sliver,
+// no change; KC 128 to 640, NC 32 to 2048, the micro-kernels above, no change beyond the noise; prefetching
+// the next panel's B lines while this panel's tiles run, with NC 256 so that both panels fit L2 beside the A
+// block, +11% on one thread and +6% on two for that product, within the noise (3%) on the pointwise
+// products MobileNet runs at batch 128, 5% slower on squares; prefetching the next C tile, no change.
+//
 // Included by avx512.cpp and avx2.cpp only; unnamed namespace for the reason given in packing.hpp.
 #pragma once
 
