@@ -233,8 +233,7 @@ TEST_CASE("cuda: bfloat16 binary ops match the reference over broadcast, transpo
 
 TEST_CASE("cuda: binary ops over more elements than one pass of the grid covers") {
   if (!testing::have_gpu()) return;
-  // 65535 blocks of 256 threads cover 16,777,216 elements per grid-stride pass.
-  const std::int64_t rows = 4099, columns = 4099;  // 16,801,801 elements
+  const std::int64_t rows = testing::side_past_one_grid_pass(), columns = rows;  // 4097 x 4097 on a GPU
   for (const BinaryCase& layout : {BinaryCase{"dense", {rows * columns}, {1}, {1}},
                                    BinaryCase{"[R,C] + [C]", {rows, columns}, {columns, 1}, {0, 1}},
                                    BinaryCase{"transposed", {rows, columns}, {columns, 1}, {1, rows}}}) {
@@ -374,8 +373,9 @@ TEST_CASE("cuda: fill writes a bfloat16 everywhere") {
 
 TEST_CASE("cuda: a transposing copy over more elements than one pass of the grid covers") {
   if (!testing::have_gpu()) return;
-  check_copy<float, float>({"transpose of [4099, 4099]", {4099, 4099}, {1, 4099}, {4099, 1}});
-  check_copy<float, double>({"dense", {4099 * 4099}, {1}, {1}});
+  const std::int64_t side = testing::side_past_one_grid_pass();  // 4097 on a GPU
+  check_copy<float, float>({"transpose of a square", {side, side}, {1, side}, {side, 1}});
+  check_copy<float, double>({"dense", {side * side}, {1}, {1}});
 }
 
 // ---- Tensor level ------------------------------------------------------------------------------------

@@ -245,12 +245,13 @@ TEST_CASE("cuda: max_pool2d forward and backward are bitwise the reference's, wi
 
 TEST_CASE("cuda: max_pool2d on a batch large enough for several grid-stride iterations") {
   if (!have_gpu()) return;
-  // 17.3 million inputs: more than the 65535 blocks x 256 threads of one grid pass, so the backward's
-  // threads (one per input) each take two elements.
-  check_max_pool<float>(pool(16, 64, 130, 130, 2, 2, 2, 2, 0, 0), 101);
+  // More inputs than one grid pass covers (17 million on a GPU: 16 x 64 planes of 129 x 129), so some of
+  // the backward's threads (one per input) take a second element.
+  const std::int64_t side = testing::side_past_one_grid_pass(16 * 64);
+  check_max_pool<float>(pool(16, 64, side, side, 2, 2, 2, 2, 0, 0), 101);
   check_max_pool<float>(pool(128, 16, 32, 32, 3, 3, 2, 2, 1, 1), 102);
   check_max_pool<double>(pool(128, 16, 32, 32, 2, 2, 2, 2, 0, 0), 103);
-  check_max_pool<float>(channels_last(pool(16, 64, 130, 130, 2, 2, 2, 2, 0, 0)), 104);
+  check_max_pool<float>(channels_last(pool(16, 64, side, side, 2, 2, 2, 2, 0, 0)), 104);
 }
 
 TEST_CASE("cuda: avg_pool2d forward and backward match the reference, both divisors, ceil mode") {
@@ -260,9 +261,10 @@ TEST_CASE("cuda: avg_pool2d forward and backward match the reference, both divis
     check_avg_pool<float>(g, seed++);
     check_avg_pool<double>(g, seed++);
   }
-  check_avg_pool<float>(pool(16, 64, 130, 130, 3, 3, 2, 2, 1, 1, false, false), seed++);  // grid-stride
+  const std::int64_t side = testing::side_past_one_grid_pass(16 * 64);  // more inputs than one grid pass
+  check_avg_pool<float>(pool(16, 64, side, side, 3, 3, 2, 2, 1, 1, false, false), seed++);
   check_avg_pool<double>(pool(128, 16, 32, 32, 2, 2, 2, 2, 0, 0), seed++);
-  check_avg_pool<float>(channels_last(pool(16, 64, 130, 130, 3, 3, 2, 2, 1, 1, false, false)), seed++);
+  check_avg_pool<float>(channels_last(pool(16, 64, side, side, 3, 3, 2, 2, 1, 1, false, false)), seed++);
 }
 
 // Global average pooling takes a warp per plane: more planes than a grid of kMaxGridBlocks blocks of 8 warps
@@ -371,10 +373,11 @@ TEST_CASE("cuda: bfloat16 max_pool2d and avg_pool2d forward and backward match t
     check_max_pool<bfloat16>(g, seed++);
     check_avg_pool<bfloat16>(g, seed++);
   }
-  // Several grid-stride iterations: 17.3 million inputs, more than one grid pass of the backward.
-  check_max_pool<bfloat16>(pool(16, 64, 130, 130, 2, 2, 2, 2, 0, 0), seed++);
-  check_max_pool<bfloat16>(channels_last(pool(16, 64, 130, 130, 2, 2, 2, 2, 0, 0)), seed++);
-  check_avg_pool<bfloat16>(pool(16, 64, 130, 130, 3, 3, 2, 2, 1, 1, false, false), seed++);
+  // More inputs than one grid pass of the backward covers.
+  const std::int64_t side = testing::side_past_one_grid_pass(16 * 64);
+  check_max_pool<bfloat16>(pool(16, 64, side, side, 2, 2, 2, 2, 0, 0), seed++);
+  check_max_pool<bfloat16>(channels_last(pool(16, 64, side, side, 2, 2, 2, 2, 0, 0)), seed++);
+  check_avg_pool<bfloat16>(pool(16, 64, side, side, 3, 3, 2, 2, 1, 1, false, false), seed++);
 }
 
 TEST_CASE("cuda: bfloat16 global_avg_pool2d forward and backward match the bfloat16 reference") {

@@ -26,8 +26,22 @@
 
 #include "core/cuda_runtime.hpp"
 #include "core/tensor.hpp"
+#include "kernels/cuda_grid.hpp"
 
 namespace kiln::testing {
+
+// The threads one grid-stride pass of a launch covers (kernels/cuda_grid.hpp): 16,776,960 on a GPU, 16,384
+// on the CPU emulator, whose grids are capped low so that its launches go around their loops too.
+inline constexpr std::int64_t kOneGridPass = kernels::cuda::kMaxGridBlocks * kernels::cuda::kThreadsPerBlock;
+
+// The side of `planes` square planes that together hold more elements than one grid pass covers: 2 past
+// the largest side that does not (one plane: 4097 on a GPU, 130 emulated), so that a kernel with a thread
+// per element takes some of them on a second turn of its grid-stride loop.
+constexpr std::int64_t side_past_one_grid_pass(std::int64_t planes = 1) {
+  std::int64_t side = 1;
+  while ((side + 1) * (side + 1) * planes <= kOneGridPass) ++side;
+  return side + 2;
+}
 
 // True when a test may use cuda:0; otherwise reports why the test skips.
 inline bool have_gpu() {
