@@ -22,6 +22,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace backward_data_naive {  // this step's names (its ladder compiles as one unit)
 
 constexpr int kThreads = 256;
 
@@ -88,9 +89,11 @@ __global__ void __launch_bounds__(kThreads)
   gx[e] = sum;
 }
 
+}  // namespace backward_data_naive
 }  // namespace
 
 void launch_01_backward_data_naive(const Conv2dGeometry& g, const float* gy, const float* w, float* gx) {
+  using namespace backward_data_naive;
   require_supported("01_backward_data_naive", g, true, "");
   const Shape shape = int_shape(g);
   const int total = shape.batch * shape.channels * shape.height * shape.width;  // < 2^31, >= 1

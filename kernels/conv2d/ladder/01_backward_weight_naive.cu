@@ -23,6 +23,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace backward_weight_naive {  // this step's names (its ladder compiles as one unit)
 
 constexpr int kThreads = 256;
 
@@ -80,9 +81,11 @@ __global__ void __launch_bounds__(kThreads)
   gw[e] = sum;
 }
 
+}  // namespace backward_weight_naive
 }  // namespace
 
 void launch_01_backward_weight_naive(const Conv2dGeometry& g, const float* gy, const float* x, float* gw) {
+  using namespace backward_weight_naive;
   require_supported("01_backward_weight_naive", g, true, "");
   const Shape shape = int_shape(g);
   const int total = shape.out_channels * shape.channels_per_group * shape.kernel_h * shape.kernel_w;  // >= 1

@@ -19,6 +19,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace forward_naive {  // this step's names (its ladder compiles as one unit)
 
 constexpr int kThreads = 256;
 
@@ -76,9 +77,11 @@ __global__ void __launch_bounds__(kThreads)
   y[e] = sum;
 }
 
+}  // namespace forward_naive
 }  // namespace
 
 void launch_01_forward_naive(const Conv2dGeometry& g, const float* x, const float* w, float* y) {
+  using namespace forward_naive;
   require_supported("01_forward_naive", g, true, "");
   const Shape shape = int_shape(g);
   const int total = shape.batch * shape.out_channels * shape.out_height * shape.out_width;  // < 2^31, >= 1

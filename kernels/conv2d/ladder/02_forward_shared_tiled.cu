@@ -47,6 +47,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace forward_shared_tiled {  // this step's names (its ladder compiles as one unit)
 
 constexpr int kTileP = 8, kTileQ = 8;                // output positions per block: 8 rows x 8 columns
 constexpr int kTileK = 16;                           // output channels per block
@@ -174,9 +175,11 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+}  // namespace forward_shared_tiled
 }  // namespace
 
 void launch_02_forward_shared_tiled(const Conv2dGeometry& g, const float* x, const float* w, float* y) {
+  using namespace forward_shared_tiled;
   const std::int64_t halo_h = halo_extent(kTileP, g.stride_h, g.kernel_h, g.dilation_h);
   const std::int64_t halo_w = halo_extent(kTileQ, g.stride_w, g.kernel_w, g.dilation_w);
   const std::int64_t floats_per_channel = kTileK * g.kernel_h * g.kernel_w + halo_h * halo_w;

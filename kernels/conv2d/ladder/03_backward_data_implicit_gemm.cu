@@ -64,6 +64,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace backward_data_implicit_gemm {  // this step's names (its ladder compiles as one unit)
 
 constexpr int kThreads = 256;
 constexpr int kBK = 8;          // reduction indices per tile
@@ -257,10 +258,12 @@ void launch_tiles(const Shape& shape, const float* gy, const float* w, float* gx
                  dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, shape, gy, w, gx);
 }
 
+}  // namespace backward_data_implicit_gemm
 }  // namespace
 
 void launch_03_backward_data_implicit_gemm(const Conv2dGeometry& g, const float* gy, const float* w,
                                            float* gx) {
+  using namespace backward_data_implicit_gemm;
   require_supported("03_backward_data_implicit_gemm", g, g.groups == 1, "groups 1");
   const Shape shape = int_shape(g);
   if (shape.channels <= 16) {

@@ -72,6 +72,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace backward_weight_implicit_gemm {  // this step's names (its ladder compiles as one unit)
 
 constexpr int kThreads = 256;
 constexpr int kBK = 16;         // reduction positions (n, p, q) per tile
@@ -269,10 +270,12 @@ void launch_tiles(Shape shape, const float* gy, const float* x, float* gw) {
       kMinChunkPositions);
 }
 
+}  // namespace backward_weight_implicit_gemm
 }  // namespace
 
 void launch_03_backward_weight_implicit_gemm(const Conv2dGeometry& g, const float* gy, const float* x,
                                              float* gw) {
+  using namespace backward_weight_implicit_gemm;
   require_supported("03_backward_weight_implicit_gemm", g, g.groups == 1, "groups 1");
   const Shape shape = int_shape(g);
   if (shape.out_channels <= 16) {

@@ -51,6 +51,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace forward_implicit_gemm {  // this step's names (its ladder compiles as one unit)
 
 constexpr int kThreads = 256;
 constexpr int kBK = 8;          // reduction indices per tile
@@ -220,9 +221,11 @@ void launch_tiles(const Shape& shape, const float* x, const float* w, float* y) 
                  dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, shape, x, w, y);
 }
 
+}  // namespace forward_implicit_gemm
 }  // namespace
 
 void launch_03_forward_implicit_gemm(const Conv2dGeometry& g, const float* x, const float* w, float* y) {
+  using namespace forward_implicit_gemm;
   require_supported("03_forward_implicit_gemm", g, g.groups == 1, "groups 1");
   const Shape shape = int_shape(g);
   if (shape.out_channels <= 16) {

@@ -77,6 +77,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace backward_weight_implicit_gemm_tf32 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::cp_async_16;
 using ladder::cp_async_commit;
@@ -332,10 +333,12 @@ void launch_tiles(ConvShape s, const float* gy, const float* x, float* gw) {
               });
 }
 
+}  // namespace backward_weight_implicit_gemm_tf32
 }  // namespace
 
 void launch_04_backward_weight_implicit_gemm_tf32(const Conv2dGeometry& g, const float* gy, const float* x,
                                                   float* gw) {
+  using namespace backward_weight_implicit_gemm_tf32;
   require_supported("04_backward_weight_implicit_gemm_tf32", g,
                     g.groups == 1 && g.in_channels % 4 == 0 && g.out_channels % 4 == 0,
                     "groups 1, C % 4 == 0, K % 4 == 0");

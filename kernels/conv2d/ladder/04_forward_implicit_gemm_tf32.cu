@@ -60,6 +60,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace forward_implicit_gemm_tf32 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::cp_async_16;
 using ladder::cp_async_commit;
@@ -298,9 +299,11 @@ void launch_tiles(const ConvShape& s, const float* x, const float* w, float* y) 
                  dim3(static_cast<unsigned>(tiles_m * tiles_n)), dim3(kThreads), kSharedBytes, s, x, w, y);
 }
 
+}  // namespace forward_implicit_gemm_tf32
 }  // namespace
 
 void launch_04_forward_implicit_gemm_tf32(const Conv2dGeometry& g, const float* x, const float* w, float* y) {
+  using namespace forward_implicit_gemm_tf32;
   require_supported("04_forward_implicit_gemm_tf32", g, g.groups == 1 && g.in_channels % 4 == 0,
                     "groups 1, C % 4 == 0");
   require_16_byte_operands("04_forward_implicit_gemm_tf32", x, w, y);

@@ -68,6 +68,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace backward_data_implicit_gemm_bf16 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::cp_async_16;
 using ladder::cp_async_commit;
@@ -334,10 +335,12 @@ void launch_tiles(const ConvShape& s, const bfloat16* gy, const bfloat16* w, flo
                  dim3(static_cast<unsigned>(tiles_m * tiles_n)), dim3(kThreads), 0, s, gy, w, gx);
 }
 
+}  // namespace backward_data_implicit_gemm_bf16
 }  // namespace
 
 void launch_05_backward_data_implicit_gemm_bf16(const Conv2dGeometry& g, const bfloat16* gy,
                                                 const bfloat16* w, float* gx) {
+  using namespace backward_data_implicit_gemm_bf16;
   require_supported("05_backward_data_implicit_gemm_bf16", g,
                     g.groups == 1 && g.in_channels % 8 == 0 && g.out_channels % 8 == 0,
                     "groups 1, C % 8 == 0, K % 8 == 0");

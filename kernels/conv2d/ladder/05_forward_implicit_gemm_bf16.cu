@@ -60,6 +60,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace forward_implicit_gemm_bf16 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::cp_async_16;
 using ladder::cp_async_commit;
@@ -297,10 +298,12 @@ void launch_tiles(const ConvShape& s, const bfloat16* x, const bfloat16* w, floa
                  dim3(blocks), dim3(kThreads), 0, s, x, w, y);
 }
 
+}  // namespace forward_implicit_gemm_bf16
 }  // namespace
 
 void launch_05_forward_implicit_gemm_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
                                           float* y) {
+  using namespace forward_implicit_gemm_bf16;
   require_supported("05_forward_implicit_gemm_bf16", g, g.groups == 1 && g.in_channels % 8 == 0,
                     "groups 1, C % 8 == 0");
   require_16_byte_operands("05_forward_implicit_gemm_bf16", x, w, y);

@@ -60,6 +60,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace backward_data_stride_phase {  // this step's names (its ladder compiles as one unit)
 
 constexpr int kThreads = 256;
 constexpr int kBK = 8;          // reduction indices per tile
@@ -289,10 +290,12 @@ void launch_tiles(Shape s, const std::vector<AxisPhase>& phases_h, const std::ve
       kMinChunkIndices);
 }
 
+}  // namespace backward_data_stride_phase
 }  // namespace
 
 void launch_06_backward_data_stride_phase(const Conv2dGeometry& g, const float* gy, const float* w,
                                           float* gx) {
+  using namespace backward_data_stride_phase;
   require_supported("06_backward_data_stride_phase", g, g.groups == 1, "groups 1");
   const Shape shape = int_shape(g);
   const std::vector<AxisPhase> phases_h =

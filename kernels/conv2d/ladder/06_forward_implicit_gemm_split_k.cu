@@ -48,6 +48,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace forward_implicit_gemm_split_k {  // this step's names (its ladder compiles as one unit)
 
 constexpr int kThreads = 256;
 constexpr int kBK = 8;                         // reduction indices per tile
@@ -230,10 +231,12 @@ void launch_tiles(Shape shape, const float* x, const float* w, float* y) {
       kMinChunkIndices);
 }
 
+}  // namespace forward_implicit_gemm_split_k
 }  // namespace
 
 void launch_06_forward_implicit_gemm_split_k(const Conv2dGeometry& g, const float* x, const float* w,
                                              float* y) {
+  using namespace forward_implicit_gemm_split_k;
   require_supported("06_forward_implicit_gemm_split_k", g, g.groups == 1, "groups 1");
   const Shape shape = int_shape(g);
   if (shape.out_channels <= 16) {

@@ -45,6 +45,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace backward_data_wgmma_bf16 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::cp_async_16;
 using ladder::cp_async_commit;
@@ -315,10 +316,12 @@ void launch_tiles(const ConvShape& s, const bfloat16* gy, const bfloat16* w, flo
                  s, gy, w, gx);
 }
 
+}  // namespace backward_data_wgmma_bf16
 }  // namespace
 
 void launch_07_backward_data_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* w,
                                         float* gx) {
+  using namespace backward_data_wgmma_bf16;
   require_supported(
       "07_backward_data_wgmma_bf16", g,
       g.groups == 1 && g.in_channels % 8 == 0 && g.out_channels % 8 == 0 && ladder::wgmma_available(),

@@ -53,6 +53,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace forward_wgmma_bf16 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::cp_async_16;
 using ladder::cp_async_commit;
@@ -286,9 +287,11 @@ void launch_tiles(const ConvShape& s, const bfloat16* x, const bfloat16* w, floa
                  dim3(kThreads), dynamic_shared_bytes<BN>(), s, x, w, y);
 }
 
+}  // namespace forward_wgmma_bf16
 }  // namespace
 
 void launch_07_forward_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w, float* y) {
+  using namespace forward_wgmma_bf16;
   require_supported("07_forward_wgmma_bf16", g,
                     g.groups == 1 && g.in_channels % 8 == 0 && ladder::wgmma_available(),
                     "groups 1, C % 8 == 0, an H100 or H200 and a build for sm_90a");

@@ -46,6 +46,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace backward_weight_tma_wgmma_bf16 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::first_swizzle_atom;
 using ladder::kSwizzleAtomBytes;
@@ -248,10 +249,12 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x
               });
 }
 
+}  // namespace backward_weight_tma_wgmma_bf16
 }  // namespace
 
 void launch_08_backward_weight_tma_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* gy, const bfloat16* x,
                                               float* gw) {
+  using namespace backward_weight_tma_wgmma_bf16;
   require_supported(
       "08_backward_weight_tma_wgmma_bf16", g,
       g.groups == 1 && g.in_channels % 8 == 0 && g.out_channels % 8 == 0 && g.stride_h <= 8 &&

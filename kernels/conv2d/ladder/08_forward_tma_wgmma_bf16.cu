@@ -55,6 +55,7 @@
 
 namespace kiln::kernels::conv2d_ladder {
 namespace {
+namespace forward_tma_wgmma_bf16 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::first_swizzle_atom;
 using ladder::k_major_descriptor;
@@ -242,10 +243,12 @@ void launch_tiles(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
                  w_map, t, y);
 }
 
+}  // namespace forward_tma_wgmma_bf16
 }  // namespace
 
 void launch_08_forward_tma_wgmma_bf16(const Conv2dGeometry& g, const bfloat16* x, const bfloat16* w,
                                       float* y) {
+  using namespace forward_tma_wgmma_bf16;
   require_supported("08_forward_tma_wgmma_bf16", g,
                     g.groups == 1 && g.in_channels % 8 == 0 && g.stride_h <= 8 && g.stride_w <= 8 &&
                         ladder::wgmma_available(),

@@ -25,6 +25,7 @@
 
 namespace kiln::kernels::gemm_ladder {
 namespace {
+namespace naive {  // this step's names (its ladder compiles as one unit)
 
 constexpr int kBlockCols = 32;  // threadIdx.x: one warp along a row of C
 constexpr int kBlockRows = 8;   // threadIdx.y
@@ -54,9 +55,11 @@ __global__ void __launch_bounds__(kThreads)
   c[row * n + col] = result;
 }
 
+}  // namespace naive
 }  // namespace
 
 void launch_01_naive(const Problem& problem, const float* a, const float* b, float* c) {
+  using namespace naive;
   require_supported("01_naive", problem, 1);
   // tiles_m * tiles_n <= M * N < 2^31: within gridDim.x's limit of 2^31 - 1.
   const std::int64_t tiles_m = (std::int64_t{problem.m} + kBlockRows - 1) / kBlockRows;

@@ -30,6 +30,7 @@
 
 namespace kiln::kernels::gemm_ladder {
 namespace {
+namespace shared_tiled {  // this step's names (its ladder compiles as one unit)
 
 constexpr int kTile = 32;  // BM = BN = BK = 32, and the block is kTile x kTile threads
 constexpr int kThreads = kTile * kTile;
@@ -70,9 +71,11 @@ __global__ void __launch_bounds__(kThreads)
   c[index] = result;
 }
 
+}  // namespace shared_tiled
 }  // namespace
 
 void launch_02_shared_tiled(const Problem& problem, const float* a, const float* b, float* c) {
+  using namespace shared_tiled;
   require_supported("02_shared_tiled", problem, 1);
   // tiles_m * tiles_n <= M * N < 2^31: within gridDim.x's limit of 2^31 - 1.
   const std::int64_t tiles_m = (std::int64_t{problem.m} + kTile - 1) / kTile;

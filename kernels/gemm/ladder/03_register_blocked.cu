@@ -33,6 +33,7 @@
 
 namespace kiln::kernels::gemm_ladder {
 namespace {
+namespace register_blocked {  // this step's names (its ladder compiles as one unit)
 
 constexpr int kBM = 128, kBN = 128, kBK = 8;         // block tile
 constexpr int kTM = 8, kTN = 8;                      // thread tile
@@ -107,9 +108,11 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+}  // namespace register_blocked
 }  // namespace
 
 void launch_03_register_blocked(const Problem& problem, const float* a, const float* b, float* c) {
+  using namespace register_blocked;
   require_supported("03_register_blocked", problem, 1);
   // tiles_m * tiles_n <= M * N < 2^31: within gridDim.x's limit of 2^31 - 1.
   const std::int64_t tiles_m = (std::int64_t{problem.m} + kBM - 1) / kBM;

@@ -47,6 +47,7 @@
 
 namespace kiln::kernels::gemm_ladder {
 namespace {
+namespace vectorized {  // this step's names (its ladder compiles as one unit)
 
 constexpr int kBM = 128, kBN = 128, kBK = 8;  // block tile
 constexpr int kThreads = 256;
@@ -164,9 +165,11 @@ __global__ void __launch_bounds__(kThreads)
 
 bool starts_on_16_bytes(const void* pointer) { return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0; }
 
+}  // namespace vectorized
 }  // namespace
 
 void launch_04_vectorized(const Problem& problem, const float* a, const float* b, float* c) {
+  using namespace vectorized;
   require_supported("04_vectorized", problem, kVec);
   KILN_CHECK(starts_on_16_bytes(a) && starts_on_16_bytes(b) && starts_on_16_bytes(c),
              "gemm ladder 04_vectorized: A, B and C must start on 16 bytes (float4 loads and stores)");

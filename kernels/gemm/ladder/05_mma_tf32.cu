@@ -64,6 +64,7 @@
 
 namespace kiln::kernels::gemm_ladder {
 namespace {
+namespace mma_tf32 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::cp_async_16;
 using ladder::cp_async_commit;
@@ -197,9 +198,11 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
+}  // namespace mma_tf32
 }  // namespace
 
 void launch_05_mma_tf32(const Problem& problem, const float* a, const float* b, float* c) {
+  using namespace mma_tf32;
   require_supported("05_mma_tf32", problem, 4);
   require_16_byte_operands("05_mma_tf32", a, b, c);
   const std::int64_t tiles_m = (problem.m + kBlockM - 1) / kBlockM,

@@ -66,6 +66,7 @@
 
 namespace kiln::kernels::gemm_ladder {
 namespace {
+namespace mma_bf16 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::cp_async_16;
 using ladder::cp_async_commit;
@@ -216,9 +217,11 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
+}  // namespace mma_bf16
 }  // namespace
 
 void launch_06_mma_bf16(const Problem& problem, const bfloat16* a, const bfloat16* b, float* c) {
+  using namespace mma_bf16;
   require_supported("06_mma_bf16", problem, 8);
   require_16_byte_operands("06_mma_bf16", a, b, c);
   const std::int64_t tiles_m = (problem.m + kBlockM - 1) / kBlockM,

@@ -90,6 +90,7 @@
 
 namespace kiln::kernels::gemm_ladder {
 namespace {
+namespace mma_bf16_swizzled {  // this step's names (its ladder compiles as one unit)
 
 using ladder::cp_async_16;
 using ladder::cp_async_commit;
@@ -250,9 +251,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
+}  // namespace mma_bf16_swizzled
 }  // namespace
 
 void launch_07_mma_bf16_swizzled(const Problem& problem, const bfloat16* a, const bfloat16* b, float* c) {
+  using namespace mma_bf16_swizzled;
   require_supported("07_mma_bf16_swizzled", problem, 8);
   require_16_byte_operands("07_mma_bf16_swizzled", a, b, c);
   const std::int64_t tiles_m = (problem.m + kBlockM - 1) / kBlockM,

@@ -64,6 +64,7 @@
 
 namespace kiln::kernels::gemm_ladder {
 namespace {
+namespace wgmma_bf16 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::cp_async_16;
 using ladder::cp_async_commit;
@@ -178,9 +179,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   store_warpgroup_tile<kWgmmaN>(c, m, n, block_row + 64 * warpgroup, block_col, tid % 128, acc, alpha, beta);
 }
 
+}  // namespace wgmma_bf16
 }  // namespace
 
 void launch_08_wgmma_bf16(const Problem& problem, const bfloat16* a, const bfloat16* b, float* c) {
+  using namespace wgmma_bf16;
   require_supported("08_wgmma_bf16", problem, 8);
   KILN_CHECK(ladder::wgmma_available(),
              "gemm ladder 08_wgmma_bf16: needs an H100 or H200 and a build for sm_90a (wgmma)");

@@ -60,6 +60,7 @@
 
 namespace kiln::kernels::gemm_ladder {
 namespace {
+namespace tma_wgmma_bf16 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::first_swizzle_atom;
 using ladder::k_major_128b_descriptor;
@@ -160,9 +161,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
+}  // namespace tma_wgmma_bf16
 }  // namespace
 
 void launch_09_tma_wgmma_bf16(const Problem& problem, const bfloat16* a, const bfloat16* b, float* c) {
+  using namespace tma_wgmma_bf16;
   require_supported("09_tma_wgmma_bf16", problem, 8);
   KILN_CHECK(ladder::wgmma_available(),
              "gemm ladder 09_tma_wgmma_bf16: needs an H100 or H200 and a build for sm_90a (wgmma, TMA)");

@@ -41,6 +41,7 @@
 
 namespace kiln::kernels::gemm_ladder {
 namespace {
+namespace wgmma_tf32 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::cp_async_16;
 using ladder::cp_async_commit;
@@ -167,9 +168,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   store_warpgroup_tile<kWgmmaN>(c, m, n, block_row + 64 * warpgroup, block_col, tid % 128, acc, alpha, beta);
 }
 
+}  // namespace wgmma_tf32
 }  // namespace
 
 void launch_10_wgmma_tf32(const Problem& problem, const float* a, const float* b, float* c) {
+  using namespace wgmma_tf32;
   require_supported("10_wgmma_tf32", problem, 4);
   KILN_CHECK(ladder::wgmma_available(),
              "gemm ladder 10_wgmma_tf32: needs an H100 or H200 and a build for sm_90a (wgmma)");

@@ -74,6 +74,7 @@
 
 namespace kiln::kernels::gemm_ladder {
 namespace {
+namespace tma_wgmma_tf32 {  // this step's names (its ladder compiles as one unit)
 
 using ladder::first_swizzle_atom;
 using ladder::k_major_128b_descriptor;
@@ -204,9 +205,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
+}  // namespace tma_wgmma_tf32
 }  // namespace
 
 void launch_11_tma_wgmma_tf32(const Problem& problem, const float* a, const float* b, float* c) {
+  using namespace tma_wgmma_tf32;
   require_supported("11_tma_wgmma_tf32", problem, 4);
   KILN_CHECK(ladder::wgmma_available(),
              "gemm ladder 11_tma_wgmma_tf32: needs an H100 or H200 and a build for sm_90a (wgmma, TMA)");
