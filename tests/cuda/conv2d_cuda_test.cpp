@@ -520,8 +520,7 @@ TEST_CASE("cuda: conv2d kernels over more elements than one grid covers match th
   // The kernels launch at most kMaxGridBlocks blocks of kThreadsPerBlock threads (16,776,960 threads on a
   // GPU; emulated, the cap is lower) and loop beyond. Here y, gy, im2col's columns and (depthwise) gx hold
   // 2 * 9 * side^2 elements, a little more than one grid's threads (2 * 9 * 967^2 = 16.8 million on a GPU).
-  const std::int64_t grid_threads = kernels::cuda::kMaxGridBlocks * kernels::cuda::kThreadsPerBlock;
-  const auto side = static_cast<std::int64_t>(std::sqrt(static_cast<double>(grid_threads) / 18.0)) + 2;
+  const std::int64_t side = testing::side_past_one_grid_pass(2 * 9);
   const Conv2dGeometry gemm_path{.batch = 2,
                                  .in_channels = 1,
                                  .in_height = side,

@@ -223,7 +223,7 @@ TEST_CASE("cuda: measuring a shape holds the library path's columns to kMeasurin
 TEST_CASE("cuda: the library policy measures nothing and records nothing") {
   if (!testing::have_gpu()) return;
   cuda::forget_conv_choices();
-  cuda::set_conv_policy(cuda::ConvPolicy::Library);
+  const testing::ConvPolicyGuard library(cuda::ConvPolicy::Library);
   const Conv2dGeometry g = testing::convolution(2, 8, 9, 9, 16, 3, 3, 1, 1);
   const testing::PassSizes sizes = testing::pass_sizes(Pass::Forward, g);
   const std::vector<float> x =
@@ -237,7 +237,6 @@ TEST_CASE("cuda: the library policy measures nothing and records nothing") {
                                    testing::ladder_bound(kernels::ladder::Precision::Fp32, sizes.terms));
   CHECK_MESSAGE(report.ok, report.message);
   CHECK(cuda::conv_choices().empty());
-  cuda::set_conv_policy(cuda::ConvPolicy::Measured);
 }
 
 }  // namespace

@@ -98,8 +98,7 @@ TEST_CASE("cuda: uniform draws equal the CPU's bit for bit, normal draws within 
 
 // More elements than one pass of the grid covers: a thread takes one Philox block of 4 elements, so a pass
 // of kMaxGridBlocks blocks covers 67,107,840 on a GPU (65535 blocks of 256 threads), far fewer emulated.
-constexpr std::int64_t kBeyondOneGridPass =
-    kernels::cuda::kMaxGridBlocks * kernels::cuda::kThreadsPerBlock * 4 + 4 * 1000 + 3;
+constexpr std::int64_t kBeyondOneGridPass = testing::kOneGridPass * 4 + 4 * 1000 + 3;
 
 TEST_CASE("cuda: a uniform draw over more elements than one pass of the grid covers") {
   if (!testing::have_gpu()) return;

@@ -250,8 +250,7 @@ TEST_CASE("cuda: reductions over more rows or columns than one pass of the grid 
   using kernels::cuda::kMaxGridBlocks;
   for (const ReduceGeometry& g :
        {ReduceGeometry{kMaxGridBlocks * kernels::cuda::kWarpsPerBlock + 37, 33, 1},
-        ReduceGeometry{kMaxGridBlocks + 5, 1100, 1},
-        ReduceGeometry{1, 2, kMaxGridBlocks * kernels::cuda::kThreadsPerBlock + 11}}) {
+        ReduceGeometry{kMaxGridBlocks + 5, 1100, 1}, ReduceGeometry{1, 2, testing::kOneGridPass + 11}}) {
     INFO(describe(g));
     const std::int64_t n = g.outer * g.reduced * g.inner;
     check_sum<float>(g, spread_values<float>(n, 6));

@@ -159,8 +159,7 @@ TEST_CASE("cuda: softmax_forward with more rows than one grid covers (grid-strid
   using kernels::cuda::kMaxGridBlocks;
   for (const SoftmaxGeometry& g :
        {SoftmaxGeometry{kMaxGridBlocks * kernels::cuda::kWarpsPerBlock + 37, 3, 1},
-        SoftmaxGeometry{kMaxGridBlocks + 3, 513, 1},
-        SoftmaxGeometry{1, 2, kMaxGridBlocks * kernels::cuda::kThreadsPerBlock + 5}}) {
+        SoftmaxGeometry{kMaxGridBlocks + 3, 513, 1}, SoftmaxGeometry{1, 2, testing::kOneGridPass + 5}}) {
     INFO("geometry ", describe(g));
     const std::int64_t count = g.outer * g.dim * g.inner;
     const std::vector<float> x = testing::random_floats(count, 14, -4.0f, 4.0f);
@@ -355,8 +354,7 @@ TEST_CASE_TEMPLATE("cuda: bce_with_logits forward and backward, with and without
   }
   // More elements than one grid of kMaxGridBlocks blocks of kThreadsPerBlock threads covers: a second
   // grid-stride pass.
-  if constexpr (std::is_same_v<T, float>)
-    check_bce<T>(kernels::cuda::kMaxGridBlocks * kernels::cuda::kThreadsPerBlock + 77, false, 52);
+  if constexpr (std::is_same_v<T, float>) check_bce<T>(testing::kOneGridPass + 77, false, 52);
 }
 
 TEST_CASE("cuda: bce_with_logits on CUDA tensors matches the CPU op (raw::)") {

@@ -21,8 +21,7 @@ namespace {
 using namespace kiln;
 
 // More outputs than one pass of the grid covers (one thread per output).
-constexpr std::int64_t kBeyondOneGridPass =
-    kernels::cuda::kMaxGridBlocks * kernels::cuda::kThreadsPerBlock + 77;
+constexpr std::int64_t kBeyondOneGridPass = testing::kOneGridPass + 77;
 
 template <typename T>
 void check_take(std::int64_t n, std::int64_t size) {

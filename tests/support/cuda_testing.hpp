@@ -26,6 +26,7 @@
 
 #include "core/cuda_runtime.hpp"
 #include "core/tensor.hpp"
+#include "kernels/conv2d/cuda_tuning.hpp"
 #include "kernels/cuda_grid.hpp"
 
 namespace kiln::testing {
@@ -42,6 +43,21 @@ constexpr std::int64_t side_past_one_grid_pass(std::int64_t planes = 1) {
   while ((side + 1) * (side + 1) * planes <= kOneGridPass) ++side;
   return side + 2;
 }
+
+// Sets the CUDA convolutions' policy (kernels/conv2d/cuda_tuning.hpp) while alive, and puts back the one
+// before, even when the test fails.
+class ConvPolicyGuard {
+ public:
+  explicit ConvPolicyGuard(kernels::cuda::ConvPolicy policy) : previous_(kernels::cuda::conv_policy()) {
+    kernels::cuda::set_conv_policy(policy);
+  }
+  ~ConvPolicyGuard() { kernels::cuda::set_conv_policy(previous_); }
+  ConvPolicyGuard(const ConvPolicyGuard&) = delete;
+  ConvPolicyGuard& operator=(const ConvPolicyGuard&) = delete;
+
+ private:
+  kernels::cuda::ConvPolicy previous_;
+};
 
 // True when a test may use cuda:0; otherwise reports why the test skips.
 inline bool have_gpu() {

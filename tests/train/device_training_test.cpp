@@ -156,20 +156,6 @@ double distance(const std::vector<double>& a, const std::vector<double>& b) {
   return std::sqrt(sum);
 }
 
-// Sets the CUDA convolutions' policy (cuda_tuning.hpp) for one test, and puts back the one before.
-class ConvPolicyGuard {
- public:
-  explicit ConvPolicyGuard(kernels::cuda::ConvPolicy policy) : previous_(kernels::cuda::conv_policy()) {
-    kernels::cuda::set_conv_policy(policy);
-  }
-  ~ConvPolicyGuard() { kernels::cuda::set_conv_policy(previous_); }
-  ConvPolicyGuard(const ConvPolicyGuard&) = delete;
-  ConvPolicyGuard& operator=(const ConvPolicyGuard&) = delete;
-
- private:
-  kernels::cuda::ConvPolicy previous_;
-};
-
 // The convolutions' policy for the MobileNets' steps. On a GPU they measure every candidate, as `kiln train
 // --device cuda` does. On the CPU emulator (kiln_emulated_cuda_tests) they take the library path: measuring
 // runs every ladder step on each new shape, half of each MobileNet's test there (in CTest, two cores, s:
@@ -206,7 +192,7 @@ constexpr kernels::cuda::ConvPolicy kMobileNetPolicy = kernels::cuda::ConvPolicy
 // the kernels' own tests hold each of them to its reference elementwise.
 void check_one_step_agrees(const std::string& name, std::int64_t image_size = 32,
                            kernels::cuda::ConvPolicy policy = kernels::cuda::ConvPolicy::Measured) {
-  const ConvPolicyGuard policy_guard(policy);
+  const testing::ConvPolicyGuard policy_guard(policy);
   const TwinModels twins = twin_models(name, image_size);
   Generator reference_generator(7);
   const layers::ModulePtr cpu_reference =
